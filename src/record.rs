@@ -1,0 +1,242 @@
+//! The normalized records capture produces: one [`CallRecord`] per LLM call, one [`TaskRecord`] per task span,
+//! one [`ToolRecord`] per tool-execution span.
+//!
+//! Records are made once, when their span closes, and are read by everything downstream (the read-out, sinks
+//! registered on the builder). Nothing downstream re-reads span fields.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::pricing::{CallCost, Money};
+
+/// Tokens of one call (or a sum of calls), by kind, in tokenmeter's internal form.
+///
+/// The five billed kinds are disjoint: `input` is *uncached* input only (cache reads and writes are not part of
+/// it), and the two cache-write kinds split writes by cache lifetime. `reasoning` is informational: it is a part
+/// of `output`, never added to it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TokenUsage {
+    /// Uncached input tokens.
+    pub input: u64,
+    /// Input tokens read from the prompt cache.
+    pub cache_read: u64,
+    /// Input tokens written to the prompt cache with the 5-minute lifetime.
+    pub cache_write_5m: u64,
+    /// Input tokens written to the prompt cache with the 1-hour lifetime.
+    pub cache_write_1h: u64,
+    /// Output tokens (reasoning included).
+    pub output: u64,
+    /// Reasoning ("thinking") tokens: a part of `output`.
+    pub reasoning: u64,
+}
+
+impl TokenUsage {
+    /// All prompt-side tokens: uncached input, cache reads and cache writes.
+    pub fn prompt_total(&self) -> u64 {
+        self.input
+            .saturating_add(self.cache_read)
+            .saturating_add(self.cache_write())
+    }
+
+    /// Cache writes of both lifetimes.
+    pub fn cache_write(&self) -> u64 {
+        self.cache_write_5m.saturating_add(self.cache_write_1h)
+    }
+
+    /// Every billed token: prompt side plus output (reasoning is inside output, so not added again).
+    pub fn total(&self) -> u64 {
+        self.prompt_total().saturating_add(self.output)
+    }
+
+    /// Adds another usage to this one, saturating at `u64::MAX` per kind.
+    pub fn add(&mut self, other: &TokenUsage) {
+        self.input = self.input.saturating_add(other.input);
+        self.cache_read = self.cache_read.saturating_add(other.cache_read);
+        self.cache_write_5m = self.cache_write_5m.saturating_add(other.cache_write_5m);
+        self.cache_write_1h = self.cache_write_1h.saturating_add(other.cache_write_1h);
+        self.output = self.output.saturating_add(other.output);
+        self.reasoning = self.reasoning.saturating_add(other.reasoning);
+    }
+}
+
+/// How a call, task or tool execution ended.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum Outcome {
+    /// Succeeded (or did not say otherwise).
+    Ok,
+    /// Failed: `error_type` is the span's `error.type`, or `"error"` when only `otel.status_code = "ERROR"` said so.
+    Error {
+        /// The error type as recorded.
+        error_type: Arc<str>,
+    },
+}
+
+impl Outcome {
+    /// True for [`Outcome::Error`].
+    pub fn is_error(&self) -> bool {
+        matches!(self, Outcome::Error { .. })
+    }
+
+    /// `"ok"` or the error type.
+    pub fn label(&self) -> &str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Error { error_type } => error_type,
+        }
+    }
+}
+
+/// The attribution dimensions of a record, each taken from the record's own span or its nearest ancestor that
+/// has it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Dimensions {
+    /// `session.id` or `gen_ai.conversation.id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<Arc<str>>,
+    /// `user.id` or `enduser.id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<Arc<str>>,
+    /// `tenant.id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<Arc<str>>,
+    /// `project`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<Arc<str>>,
+    /// `gen_ai.agent.name` or `agent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<Arc<str>>,
+    /// `operation`: the application's own name for the kind of work (not `gen_ai.operation.name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<Arc<str>>,
+    /// `task`: the nearest enclosing task span's task name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<Arc<str>>,
+    /// User-named extra dimensions (see [`TokenMeterBuilder::with_dimension`](crate::TokenMeterBuilder::with_dimension)),
+    /// as `(name, value)` in the order the builder named them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra: Vec<(Arc<str>, Arc<str>)>,
+}
+
+impl Dimensions {
+    /// The value of a dimension by its name: `session`, `user`, `tenant`, `project`, `agent`, `operation`,
+    /// `task`, or an extra dimension's name.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        match name {
+            "session" => self.session.as_deref(),
+            "user" => self.user.as_deref(),
+            "tenant" => self.tenant.as_deref(),
+            "project" => self.project.as_deref(),
+            "agent" => self.agent.as_deref(),
+            "operation" => self.operation.as_deref(),
+            "task" => self.task.as_deref(),
+            other => self
+                .extra
+                .iter()
+                .find(|(k, _)| &**k == other)
+                .map(|(_, v)| &**v),
+        }
+    }
+}
+
+/// One LLM call, normalized: the one record everything downstream reads.
+///
+/// Never holds prompt or response text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallRecord {
+    /// When the call started (its span was created), UTC.
+    pub timestamp: DateTime<Utc>,
+    /// Wall time from span creation to close (or to the moment the next call on the same span began), in
+    /// microseconds.
+    pub duration_us: u64,
+    /// Time to first token (`gen_ai.response.time_to_first_chunk`), in microseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_to_first_token_us: Option<u64>,
+    /// The model that served the call: `gen_ai.response.model`, else `gen_ai.request.model`, else `model`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<Arc<str>>,
+    /// `gen_ai.provider.name` or `gen_ai.system`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<Arc<str>>,
+    /// `gen_ai.operation.name` (`chat`, `text_completion`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<Arc<str>>,
+    /// `gen_ai.response.id` (or a provider request id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<Arc<str>>,
+    /// `gen_ai.request.stream`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streaming: Option<bool>,
+    /// `service_tier` as recorded (`standard`, `batch`, `priority`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_tier: Option<Arc<str>>,
+    /// `speed` as recorded (`fast` for fast mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed: Option<Arc<str>>,
+    /// Tokens by kind, normalized.
+    pub tokens: TokenUsage,
+    /// False when the call's span closed without any token value (an error response, a dropped stream): the
+    /// call happened, but its usage is unknown.
+    pub metered: bool,
+    /// How the call ended.
+    pub outcome: Outcome,
+    /// Attribution dimensions.
+    pub dimensions: Dimensions,
+    /// The priced cost, or `None` when the model is not in the price book (an *unpriced* call: never $0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<CallCost>,
+}
+
+impl CallRecord {
+    /// True when the call has usage but no price (its model is unknown to the price book).
+    pub fn is_unpriced(&self) -> bool {
+        self.metered && self.cost.is_none()
+    }
+
+    /// The call's cost, zero when unpriced or unmetered.
+    pub fn cost_or_zero(&self) -> Money {
+        self.cost.as_ref().map(|c| c.total).unwrap_or_default()
+    }
+}
+
+/// One task: a span with a `task` field, closed. Sums the calls made under it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    /// When the task span was created, UTC.
+    pub timestamp: DateTime<Utc>,
+    /// Wall time of the task span, in microseconds.
+    pub duration_us: u64,
+    /// The task's name (the `task` field).
+    pub task: Arc<str>,
+    /// Dimensions of the task span (inherited like a call's).
+    pub dimensions: Dimensions,
+    /// Calls made under the task (nearest enclosing task only).
+    pub calls: u64,
+    /// Calls under the task whose model is not priced.
+    pub unpriced_calls: u64,
+    /// Calls under the task that failed.
+    pub failed_calls: u64,
+    /// Tokens of those calls.
+    pub tokens: TokenUsage,
+    /// Cost of the priced calls.
+    pub cost: Money,
+    /// How the task ended: a failed task's tokens are waste.
+    pub outcome: Outcome,
+}
+
+/// One tool execution: a span with `gen_ai.operation.name = "execute_tool"` and `gen_ai.tool.name`, closed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolRecord {
+    /// When the tool span was created, UTC.
+    pub timestamp: DateTime<Utc>,
+    /// Wall time of the tool span, in microseconds.
+    pub duration_us: u64,
+    /// `gen_ai.tool.name`.
+    pub tool: Arc<str>,
+    /// How the execution ended.
+    pub outcome: Outcome,
+    /// Dimensions (session, task, …) of the context the tool ran in.
+    pub dimensions: Dimensions,
+}
