@@ -1,5 +1,70 @@
-//! tokenmeter: live Claude token and cost metering from `tracing` spans.
+//! # tokenmeter
+//!
+//! Live token and cost metering for Claude (and other LLM APIs) from the `tracing` spans your code already
+//! emits.
+//!
+//! ## Concepts
+//!
+//! - **Capture** ([`capture`]): a `tracing_subscriber` layer that recognizes *LLM call spans* by their fields
+//!   (OTel GenAI semconv, Anthropic's raw `usage` names, OpenAI-style names) and turns each into one
+//!   [`CallRecord`] when the span closes. Attribution dimensions (session, user, tenant, project, agent,
+//!   operation, task) are inherited from the nearest ancestor span that has them.
+//! - **Money** ([`pricing`]): a [`PriceBook`] prices each call exactly, in integer pico-USD, with Anthropic's
+//!   cache, batch, long-context and fast-mode rules. Unknown models are *unpriced*, never $0.
+//! - **Read-out**: [`TokenMeter`] is the cheap, clonable handle: totals by model, tools, capture health; and
+//!   [`RecordSink`]s receive every record.
+//!
+//! ## Quickstart
+//!
+//! ```
+//! use tracing_subscriber::prelude::*;
+//!
+//! let meter = tokenmeter::TokenMeter::builder().build();
+//! let subscriber = tracing_subscriber::registry().with(meter.layer());
+//! tracing::subscriber::with_default(subscriber, || {
+//!     let _session = tracing::info_span!("conversation", session.id = "s-1").entered();
+//!     let _call = tracing::info_span!(
+//!         "chat claude-sonnet-4-5",
+//!         gen_ai.provider.name = "anthropic",
+//!         gen_ai.request.model = "claude-sonnet-4-5",
+//!         input_tokens = 20u64,               // Anthropic raw: uncached input
+//!         cache_read_input_tokens = 10_000u64,
+//!         output_tokens = 400u64,
+//!     )
+//!     .entered();
+//! });
+//! let usage = meter.model_usage();
+//! assert_eq!(&*usage[0].model, "claude-sonnet-4-5");
+//! assert_eq!(usage[0].totals.cost.to_string(), "$0.00906");
+//! ```
+//!
+//! ## Cost model
+//!
+//! Spans and events that carry none of the contract's fields are filtered out per callsite by the layer's own
+//! filter, so the layer costs them one per-thread hash lookup. An LLM call costs one boxed span extension,
+//! the record's strings, and one uncontended per-thread-shard lock at close. See the crate README's
+//! "Performance" section for measured figures.
+//!
+//! ## Feature flags
+//!
+//! None yet: capture, pricing and the read-out are always built. (OTLP export, the CLI and the HTTP API will be
+//! behind `otlp`, `cli` and `http`.)
+//!
+//! ## MSRV
+//!
+//! Rust 1.95.
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
+pub mod capture;
+pub mod clock;
+mod meter;
 pub mod pricing;
 pub mod record;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use meter::{
+    CaptureStats, DEFAULT_MAX_DIMENSION_LEN, MAX_EXTRA_DIMENSIONS, ModelUsage, RecordSink, TokenMeter,
+    TokenMeterBuilder, ToolUsage, UsageTotals,
+};
+pub use pricing::{CallCost, Money, PriceBook, PriceBookError};
+pub use record::{CallRecord, Dimensions, Outcome, TaskRecord, TokenUsage, ToolRecord};

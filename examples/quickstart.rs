@@ -1,0 +1,283 @@
+//! The quickstart: a realistic simulated Claude workload through the tokenmeter layer, then the read-out.
+//!
+//! ```text
+//! cargo run --example quickstart
+//! ```
+//!
+//! Nothing leaves the process: the workload is simulated (no API key, no network) and time runs on a manual
+//! clock, so the run takes well under a second and prints the same figures every time.
+
+use chrono::{Duration, TimeZone, Utc};
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{Cell, CellAlignment, Table};
+use tokenmeter::{ManualClock, TokenMeter};
+use tracing::field::Empty;
+use tracing::{info, info_span};
+use tracing_subscriber::prelude::*;
+
+/// A small deterministic generator (SplitMix64) so every run prints the same figures.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo + 1)
+    }
+}
+
+fn main() {
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 2, 8, 0, 0).unwrap());
+    let meter = TokenMeter::builder().with_clock(clock.clone()).build();
+
+    // The three lines an application adds to its subscriber (here beside a quiet fmt layer).
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_filter(tracing_subscriber::filter::LevelFilter::WARN))
+        .with(meter.layer());
+    tracing::subscriber::with_default(subscriber, || simulate(&clock));
+
+    print_report(&meter);
+}
+
+/// A day of traffic: support conversations on Sonnet with prompt caching, code review tasks on Opus with tools,
+/// a triage classifier on Haiku, a streamed answer, a failed call and a model the price book does not know.
+fn simulate(clock: &ManualClock) {
+    let mut rng = Rng(42);
+    let tick = |ms: u64| clock.advance(Duration::milliseconds(ms as i64));
+
+    // 1. Support bot: multi-turn sessions. The system prompt and history are a cached prefix: turn 1 writes the
+    //    cache, later turns read it and write only the newest turn.
+    for s in 0..12 {
+        let user = format!("user-{}", s % 5);
+        let session = info_span!("conversation", session.id = %format!("sess-{s:03}"), user.id = %user,
+            project = "helpdesk", gen_ai.agent.name = "support-bot");
+        let _s = session.enter();
+        let system_prompt = 6_000;
+        let mut history = 0u64;
+        for turn in 0..rng.range(3, 8) {
+            let user_msg = rng.range(80, 600);
+            let output = rng.range(150, 900);
+            let call = info_span!(
+                "chat claude-sonnet-4-5",
+                gen_ai.operation.name = "chat",
+                gen_ai.provider.name = "anthropic",
+                gen_ai.request.model = "claude-sonnet-4-5",
+                gen_ai.response.model = Empty,
+                gen_ai.response.id = Empty,
+                input_tokens = Empty,
+                cache_read_input_tokens = Empty,
+                cache_creation_input_tokens = Empty,
+                output_tokens = Empty,
+                operation = "answer"
+            );
+            tick(rng.range(2_000, 9_000));
+            call.record("gen_ai.response.model", "claude-sonnet-4-5-20250929");
+            call.record("gen_ai.response.id", format!("msg_{s}_{turn}").as_str());
+            if turn == 0 {
+                call.record("cache_creation_input_tokens", system_prompt);
+                call.record("cache_read_input_tokens", 0u64);
+            } else {
+                call.record("cache_read_input_tokens", system_prompt + history);
+                call.record("cache_creation_input_tokens", user_msg);
+            }
+            call.record("input_tokens", user_msg.min(40));
+            call.record("output_tokens", output);
+            drop(call);
+            history += user_msg + output;
+            tick(rng.range(20_000, 120_000));
+        }
+    }
+
+    // 2. Code review: one task per pull request, on Opus, with tool calls between model calls.
+    for pr in 0..6 {
+        let task = info_span!("review", task = "code-review", project = "platform", gen_ai.agent.name = "reviewer",
+            session.id = %format!("pr-{pr}"), error.type = Empty);
+        let _t = task.enter();
+        for step in 0..rng.range(2, 4) {
+            {
+                let _tool = info_span!(
+                    "execute_tool read_diff",
+                    gen_ai.operation.name = "execute_tool",
+                    gen_ai.tool.name = "read_diff"
+                )
+                .entered();
+                tick(rng.range(50, 400));
+            }
+            let call = info_span!(
+                "chat claude-opus-4-6",
+                gen_ai.operation.name = "chat",
+                gen_ai.provider.name = "anthropic",
+                gen_ai.request.model = "claude-opus-4-6",
+                gen_ai.usage.input_tokens = Empty,
+                gen_ai.usage.cache_read.input_tokens = Empty,
+                gen_ai.usage.cache_creation.input_tokens = Empty,
+                gen_ai.usage.output_tokens = Empty,
+                operation = "review"
+            );
+            tick(rng.range(8_000, 30_000));
+            let diff = rng.range(4_000, 30_000);
+            let cached = if step == 0 { 0 } else { 12_000 };
+            call.record("gen_ai.usage.cache_read.input_tokens", cached);
+            call.record("gen_ai.usage.cache_creation.input_tokens", if step == 0 { 12_000u64 } else { 0 });
+            // Semconv input *includes* cache reads and writes.
+            call.record("gen_ai.usage.input_tokens", diff + 12_000);
+            call.record("gen_ai.usage.output_tokens", rng.range(800, 3_000));
+        }
+        if pr == 4 {
+            task.record("error.type", "review_aborted");
+        }
+        tick(rng.range(600_000, 1_800_000));
+    }
+
+    // 3. Triage: a small classifier on every incoming ticket, batched overnight.
+    for i in 0..40 {
+        let _c = info_span!(
+            "chat claude-haiku-4-5",
+            gen_ai.provider.name = "anthropic",
+            gen_ai.request.model = "claude-haiku-4-5",
+            gen_ai.agent.name = "triage",
+            project = "helpdesk",
+            input_tokens = rng.range(300, 1_200),
+            output_tokens = rng.range(5, 40),
+            service_tier = if i % 2 == 0 { "batch" } else { "standard" }
+        )
+        .entered();
+        tick(rng.range(300, 900));
+    }
+
+    // 4. A streamed answer: usage arrives in message_start and message_delta events, cumulative.
+    {
+        let call = info_span!(
+            "chat claude-sonnet-4-5",
+            gen_ai.provider.name = "anthropic",
+            gen_ai.request.model = "claude-sonnet-4-5",
+            gen_ai.request.stream = true,
+            gen_ai.response.time_to_first_chunk = Empty,
+            gen_ai.agent.name = "support-bot",
+            session.id = "sess-stream",
+            input_tokens = Empty,
+            output_tokens = Empty
+        );
+        let _e = call.enter();
+        info!(input_tokens = 2_400u64, output_tokens = 1u64, "message_start");
+        tick(640);
+        call.record("gen_ai.response.time_to_first_chunk", 0.64);
+        for out in [120u64, 380, 655] {
+            tick(900);
+            info!(output_tokens = out, "message_delta");
+        }
+    }
+
+    // 5. A failed call: the API answered 529 overloaded, no usage.
+    {
+        let call = info_span!("chat claude-opus-4-6", gen_ai.provider.name = "anthropic",
+            gen_ai.request.model = "claude-opus-4-6", gen_ai.agent.name = "reviewer",
+            input_tokens = Empty, output_tokens = Empty, error.type = Empty);
+        tick(1_200);
+        call.record("error.type", "overloaded_error");
+    }
+
+    // 6. A model the price book does not know: counted, flagged unpriced, never $0.
+    {
+        let _c = info_span!(
+            "chat",
+            gen_ai.provider.name = "openai",
+            gen_ai.request.model = "gpt-4o",
+            gen_ai.usage.input_tokens = 1_800u64,
+            gen_ai.usage.output_tokens = 240u64,
+            gen_ai.agent.name = "experiment"
+        )
+        .entered();
+        tick(2_000);
+    }
+}
+
+fn print_report(meter: &TokenMeter) {
+    let mut table = Table::new();
+    table.load_style(UTF8_FULL_CONDENSED).set_header(vec![
+        "model",
+        "calls",
+        "input",
+        "cache read",
+        "cache write",
+        "output",
+        "cost",
+        "cache saved",
+        "note",
+    ]);
+    for m in meter.model_usage() {
+        let t = &m.totals;
+        let note = match (m.priced, t.unmetered_calls, t.failed_calls) {
+            (false, _, _) => format!("UNPRICED: {} call(s) not in the price book", t.unpriced_calls),
+            (true, 0, 0) => String::new(),
+            (true, u, f) => format!("{f} failed, {u} without usage"),
+        };
+        table.add_row(vec![
+            Cell::new(&m.model),
+            num(t.calls),
+            num(t.tokens.input),
+            num(t.tokens.cache_read),
+            num(t.tokens.cache_write()),
+            num(t.tokens.output),
+            Cell::new(if m.priced { t.cost.to_string() } else { "n/a".into() }).set_alignment(CellAlignment::Right),
+            Cell::new(t.cache_savings.to_string()).set_alignment(CellAlignment::Right),
+            Cell::new(note),
+        ]);
+    }
+    let total = meter.total_usage();
+    table.add_row(vec![
+        Cell::new("TOTAL"),
+        num(total.calls),
+        num(total.tokens.input),
+        num(total.tokens.cache_read),
+        num(total.tokens.cache_write()),
+        num(total.tokens.output),
+        Cell::new(total.cost.to_string()).set_alignment(CellAlignment::Right),
+        Cell::new(total.cache_savings.to_string()).set_alignment(CellAlignment::Right),
+        Cell::new(format!("{} unpriced", total.unpriced_calls)),
+    ]);
+    println!("tokenmeter quickstart: a simulated day of Claude traffic\n");
+    println!("Cost by model");
+    println!("{table}");
+
+    let mut tools = Table::new();
+    tools.load_style(UTF8_FULL_CONDENSED).set_header(vec!["tool", "invocations", "errors", "total time"]);
+    for t in meter.tool_usage() {
+        tools.add_row(vec![
+            Cell::new(&t.tool),
+            num(t.invocations),
+            num(t.errors),
+            Cell::new(format!("{:.1} s", t.total_duration_us as f64 / 1e6)),
+        ]);
+    }
+    println!("\nTools");
+    println!("{tools}");
+
+    let stats = meter.capture_stats();
+    println!(
+        "\nCapture: {} calls ({} without usage), {} tasks, {} tool executions, {} normalization corrections, {} rejected values",
+        stats.calls,
+        stats.unmetered_calls,
+        stats.tasks,
+        stats.tool_calls,
+        stats.normalization_corrections,
+        stats.rejected_values
+    );
+}
+
+fn num(n: u64) -> Cell {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    Cell::new(out).set_alignment(CellAlignment::Right)
+}

@@ -1,0 +1,278 @@
+//! The capture contract's field names and the per-callsite plan built from them.
+//!
+//! A callsite's fields are classified once, when the callsite is first seen; the hot path then looks a field's
+//! role up by its index in the callsite's field set instead of comparing names.
+
+use std::cell::RefCell;
+
+use parking_lot::RwLock;
+use rustc_hash::FxHashMap as HashMap;
+use tracing_core::callsite::Identifier;
+use tracing_core::{Field, Metadata};
+
+// === field names (DESIGN.md, "Capture contract") ===
+
+/// Semconv input tokens, cache reads and writes *included*.
+pub const SEMCONV_INPUT: &str = "gen_ai.usage.input_tokens";
+/// Semconv output tokens.
+pub const SEMCONV_OUTPUT: &str = "gen_ai.usage.output_tokens";
+/// Semconv cache-read input tokens.
+pub const SEMCONV_CACHE_READ: &str = "gen_ai.usage.cache_read.input_tokens";
+/// Semconv cache-creation input tokens (all lifetimes).
+pub const SEMCONV_CACHE_WRITE: &str = "gen_ai.usage.cache_creation.input_tokens";
+/// Semconv reasoning output tokens.
+pub const SEMCONV_REASONING: &str = "gen_ai.usage.reasoning.output_tokens";
+/// Legacy semconv prompt tokens (inclusive).
+pub const LEGACY_PROMPT: &str = "gen_ai.usage.prompt_tokens";
+/// Legacy semconv completion tokens.
+pub const LEGACY_COMPLETION: &str = "gen_ai.usage.completion_tokens";
+/// OpenAI-style prompt tokens (inclusive).
+pub const OPENAI_PROMPT: &str = "prompt_tokens";
+/// OpenAI-style completion tokens.
+pub const OPENAI_COMPLETION: &str = "completion_tokens";
+/// Anthropic raw input tokens: *uncached* input only.
+pub const ANTHROPIC_INPUT: &str = "input_tokens";
+/// Anthropic raw output tokens.
+pub const ANTHROPIC_OUTPUT: &str = "output_tokens";
+/// Anthropic raw cache-read tokens.
+pub const ANTHROPIC_CACHE_READ: &str = "cache_read_input_tokens";
+/// Anthropic raw cache-creation tokens (all lifetimes).
+pub const ANTHROPIC_CACHE_WRITE: &str = "cache_creation_input_tokens";
+/// Anthropic raw cache-creation tokens with the 5-minute lifetime.
+pub const ANTHROPIC_CACHE_WRITE_5M: &str = "cache_creation.ephemeral_5m_input_tokens";
+/// Anthropic raw cache-creation tokens with the 1-hour lifetime.
+pub const ANTHROPIC_CACHE_WRITE_1H: &str = "cache_creation.ephemeral_1h_input_tokens";
+/// Anthropic-style thinking tokens (a part of output).
+pub const ANTHROPIC_THINKING: &str = "output_tokens_details.thinking_tokens";
+
+/// The model that served the response (preferred for pricing).
+pub const RESPONSE_MODEL: &str = "gen_ai.response.model";
+/// The model requested.
+pub const REQUEST_MODEL: &str = "gen_ai.request.model";
+/// A bare `model` field.
+pub const MODEL: &str = "model";
+/// Semconv provider name.
+pub const PROVIDER_NAME: &str = "gen_ai.provider.name";
+/// Older semconv provider field.
+pub const SYSTEM: &str = "gen_ai.system";
+/// Semconv operation name (`chat`, `execute_tool`, …).
+pub const OPERATION_NAME: &str = "gen_ai.operation.name";
+/// Response id.
+pub const RESPONSE_ID: &str = "gen_ai.response.id";
+/// A provider request id.
+pub const REQUEST_ID: &str = "request_id";
+/// Whether the request streamed.
+pub const REQUEST_STREAM: &str = "gen_ai.request.stream";
+/// Time to first chunk, seconds.
+pub const TIME_TO_FIRST_CHUNK: &str = "gen_ai.response.time_to_first_chunk";
+/// Service tier (`batch` is half price).
+pub const SERVICE_TIER: &str = "service_tier";
+/// Speed (`fast` for fast mode).
+pub const SPEED: &str = "speed";
+/// Error type: its presence makes the outcome an error.
+pub const ERROR_TYPE: &str = "error.type";
+/// OTel status code: `ERROR` makes the outcome an error.
+pub const STATUS_CODE: &str = "otel.status_code";
+/// Semconv tool name (on `execute_tool` spans).
+pub const TOOL_NAME: &str = "gen_ai.tool.name";
+/// The `gen_ai.operation.name` value of a tool-execution span.
+pub const EXECUTE_TOOL: &str = "execute_tool";
+
+/// The kinds of token field, before normalization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TokenField {
+    InclusiveInput,
+    UncachedInput,
+    Output,
+    CacheRead,
+    CacheWrite,
+    CacheWrite5m,
+    CacheWrite1h,
+    Reasoning,
+}
+
+/// The attribution dimensions every meter knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dim {
+    Session = 0,
+    User = 1,
+    Tenant = 2,
+    Project = 3,
+    Agent = 4,
+    Operation = 5,
+    Task = 6,
+}
+
+/// How many built-in dimensions there are.
+pub(crate) const DIM_COUNT: usize = 7;
+
+/// What a field means to capture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    Token(TokenField),
+    ResponseModel,
+    RequestModel,
+    Model,
+    ProviderName,
+    System,
+    OperationName,
+    ResponseId,
+    Stream,
+    TimeToFirstChunk,
+    ServiceTier,
+    Speed,
+    ErrorType,
+    StatusCode,
+    ToolName,
+    Dim(Dim),
+    /// Not part of the contract (may still be a user-named extra dimension).
+    Other,
+}
+
+pub(crate) fn classify(name: &str) -> Role {
+    use TokenField::*;
+    match name {
+        SEMCONV_INPUT | LEGACY_PROMPT | OPENAI_PROMPT => Role::Token(InclusiveInput),
+        ANTHROPIC_INPUT => Role::Token(UncachedInput),
+        SEMCONV_OUTPUT | LEGACY_COMPLETION | OPENAI_COMPLETION | ANTHROPIC_OUTPUT => Role::Token(Output),
+        SEMCONV_CACHE_READ | ANTHROPIC_CACHE_READ => Role::Token(CacheRead),
+        SEMCONV_CACHE_WRITE | ANTHROPIC_CACHE_WRITE => Role::Token(CacheWrite),
+        ANTHROPIC_CACHE_WRITE_5M => Role::Token(CacheWrite5m),
+        ANTHROPIC_CACHE_WRITE_1H => Role::Token(CacheWrite1h),
+        SEMCONV_REASONING | ANTHROPIC_THINKING => Role::Token(Reasoning),
+        RESPONSE_MODEL => Role::ResponseModel,
+        REQUEST_MODEL => Role::RequestModel,
+        MODEL => Role::Model,
+        PROVIDER_NAME => Role::ProviderName,
+        SYSTEM => Role::System,
+        OPERATION_NAME => Role::OperationName,
+        RESPONSE_ID | REQUEST_ID => Role::ResponseId,
+        REQUEST_STREAM => Role::Stream,
+        TIME_TO_FIRST_CHUNK => Role::TimeToFirstChunk,
+        SERVICE_TIER => Role::ServiceTier,
+        SPEED => Role::Speed,
+        ERROR_TYPE => Role::ErrorType,
+        STATUS_CODE => Role::StatusCode,
+        TOOL_NAME => Role::ToolName,
+        "session.id" | "gen_ai.conversation.id" => Role::Dim(Dim::Session),
+        "user.id" | "enduser.id" => Role::Dim(Dim::User),
+        "tenant.id" => Role::Dim(Dim::Tenant),
+        "project" => Role::Dim(Dim::Project),
+        "gen_ai.agent.name" | "agent" => Role::Dim(Dim::Agent),
+        "operation" => Role::Dim(Dim::Operation),
+        "task" => Role::Dim(Dim::Task),
+        _ => Role::Other,
+    }
+}
+
+/// What capture does with one callsite, decided once.
+#[derive(Debug)]
+pub(crate) struct CallsitePlan {
+    /// Role of each field, by `Field::index()`.
+    pub(crate) roles: Box<[Role]>,
+    /// Declares at least one token field: an LLM call span, or a usage event.
+    pub(crate) has_tokens: bool,
+    /// Declares `task`: a task span.
+    pub(crate) has_task: bool,
+    /// Declares `gen_ai.tool.name` and `gen_ai.operation.name`: a tool span when the latter is `execute_tool`.
+    pub(crate) tool_candidate: bool,
+    /// Capture reads this callsite whatever the meter's extra dimensions: a span with tokens, dimensions or a
+    /// tool name, or an event with tokens.
+    pub(crate) wanted: bool,
+    /// A span with fields capture does not know, which a meter's extra dimensions may name.
+    pub(crate) may_carry_extra: bool,
+    /// The response-id fields: a set of values holding one may start a new call on a long-lived span.
+    pub(crate) id_fields: Box<[Field]>,
+}
+
+impl CallsitePlan {
+    fn new(meta: &Metadata<'_>) -> Self {
+        let is_span = meta.is_span();
+        let roles: Box<[Role]> = meta.fields().iter().map(|f| classify(f.name())).collect();
+        let has_tokens = roles.iter().any(|r| matches!(r, Role::Token(_)));
+        let has_dims = roles.iter().any(|r| matches!(r, Role::Dim(_)));
+        let has_task = roles.contains(&Role::Dim(Dim::Task));
+        let tool_candidate = roles.contains(&Role::ToolName) && roles.contains(&Role::OperationName);
+        let wanted = has_tokens || (is_span && (has_dims || tool_candidate));
+        let may_carry_extra = is_span && roles.contains(&Role::Other);
+        let id_fields = meta.fields().iter().filter(|f| classify(f.name()) == Role::ResponseId).collect();
+        CallsitePlan { roles, has_tokens, has_task, tool_candidate, wanted, may_carry_extra, id_fields }
+    }
+
+    /// The role of a field of this callsite.
+    #[inline]
+    pub(crate) fn role(&self, field: &Field) -> Role {
+        self.roles.get(field.index()).copied().unwrap_or(Role::Other)
+    }
+}
+
+// === plan registry ===
+//
+// Plans do not depend on a meter's configuration, so one registry serves every meter. They are leaked: callsites
+// are `'static` and finite, and so are their plans. Lookups go to a per-thread cache first, so the hot path takes
+// no shared lock once a thread has seen a callsite.
+
+static PLANS: RwLock<Option<HashMap<Identifier, &'static CallsitePlan>>> = RwLock::new(None);
+
+thread_local! {
+    static LOCAL_PLANS: RefCell<HashMap<Identifier, &'static CallsitePlan>> = RefCell::new(HashMap::default());
+}
+
+/// The plan of a callsite, computing it on first sight.
+pub(crate) fn plan_for(meta: &Metadata<'_>) -> &'static CallsitePlan {
+    let id = meta.callsite();
+    let cached = LOCAL_PLANS
+        .try_with(|local| local.try_borrow().ok().and_then(|m| m.get(&id).copied()))
+        .ok()
+        .flatten();
+    if let Some(plan) = cached {
+        return plan;
+    }
+    let plan = global_plan(id.clone(), meta);
+    let _ = LOCAL_PLANS.try_with(|local| {
+        if let Ok(mut m) = local.try_borrow_mut() {
+            m.insert(id, plan);
+        }
+    });
+    plan
+}
+
+fn global_plan(id: Identifier, meta: &Metadata<'_>) -> &'static CallsitePlan {
+    if let Some(plan) = PLANS.read().as_ref().and_then(|m| m.get(&id).copied()) {
+        return plan;
+    }
+    let mut guard = PLANS.write();
+    let map = guard.get_or_insert_with(HashMap::default);
+    *map.entry(id).or_insert_with(|| Box::leak(Box::new(CallsitePlan::new(meta))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_contract_name_is_classified() {
+        for name in [
+            SEMCONV_INPUT,
+            SEMCONV_OUTPUT,
+            SEMCONV_CACHE_READ,
+            SEMCONV_CACHE_WRITE,
+            SEMCONV_REASONING,
+            LEGACY_PROMPT,
+            LEGACY_COMPLETION,
+            OPENAI_PROMPT,
+            OPENAI_COMPLETION,
+            ANTHROPIC_INPUT,
+            ANTHROPIC_OUTPUT,
+            ANTHROPIC_CACHE_READ,
+            ANTHROPIC_CACHE_WRITE,
+            ANTHROPIC_CACHE_WRITE_5M,
+            ANTHROPIC_CACHE_WRITE_1H,
+            ANTHROPIC_THINKING,
+        ] {
+            assert!(matches!(classify(name), Role::Token(_)), "{name}");
+        }
+        assert_eq!(classify("message"), Role::Other);
+        assert_eq!(classify("session.id"), Role::Dim(Dim::Session));
+    }
+}

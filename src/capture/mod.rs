@@ -1,0 +1,373 @@
+//! Capture: the `tracing` layer that turns LLM call spans into [`CallRecord`]s.
+//!
+//! # Which spans it reads
+//!
+//! Every callsite is classified once, by its declared field names (the contract is in the crate docs and in
+//! [`fields`]): an *LLM call span* declares a token field; a *context span* declares an attribution dimension
+//! (`session.id`, `user.id`, `project`, `task`, …); a *tool span* declares `gen_ai.tool.name` and
+//! `gen_ai.operation.name`; a *usage event* declares a token field. The layer ignores every other span and
+//! event, and never filters: other layers see exactly what they saw before.
+//!
+//! # Implementation details
+//!
+//! - Non-LLM spans and events: one per-thread hash lookup of the callsite's plan when created, and one span
+//!   lookup at close (to find no state). Enter and exit are not implemented, so they cost nothing.
+//!   (A per-layer `Filter` was tried first: `Filtered` looks the span up on every enter, exit, record and
+//!   close to check its filter bit, which cost more than it saved.)
+//! - Spans it reads: one boxed state in the span's extensions, filled by a visitor that looks each field's role
+//!   up by index in a per-callsite plan (no name comparisons on the hot path; the plan is found through a
+//!   per-thread cache).
+//! - At a call span's close: normalization, one walk up the span tree for dimensions (nearest ancestor wins,
+//!   reading only spans this layer tracks), pricing through a per-thread-shard model cache, totals in that
+//!   shard. No global lock; no I/O; no allocation beyond the record's own strings.
+//! - Nothing here panics on any field value; bad values are counted in [`CaptureStats`](crate::CaptureStats).
+
+pub mod fields;
+mod normalize;
+mod values;
+
+pub use values::{MAX_LABEL_LEN, MAX_TOKENS_PER_FIELD};
+
+use std::sync::Arc;
+
+use chrono::DateTime;
+use tracing_core::span::{Attributes, Id, Record};
+use tracing_core::{Event, Metadata, Subscriber};
+use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
+
+use crate::clock::micros_between;
+use crate::meter::{CallDone, MeterInner};
+use crate::pricing::Money;
+use crate::record::{CallRecord, Dimensions, Outcome, TaskRecord, TokenUsage, ToolRecord};
+
+use fields::{CallsitePlan, DIM_COUNT, EXECUTE_TOOL, plan_for};
+use values::{CallFields, DimValues, FieldVisitor};
+
+/// The capture layer. Build it with [`TokenMeter::layer`](crate::TokenMeter::layer).
+///
+/// It implements [`Layer`] for any subscriber with span lookup (a `Registry` and the layers on it). It never
+/// returns a filtering decision ([`Layer::register_callsite`] and [`Layer::enabled`] keep their defaults of
+/// "always"), so it cannot change what other layers see.
+#[derive(Clone)]
+pub struct TokenMeterLayer {
+    inner: Arc<MeterInner>,
+}
+
+impl std::fmt::Debug for TokenMeterLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenMeterLayer").finish_non_exhaustive()
+    }
+}
+
+/// What capture keeps in a span's extensions.
+struct SpanState {
+    plan: &'static CallsitePlan,
+    /// Unix nanoseconds.
+    start: i64,
+    call: CallFields,
+    dims: DimValues,
+    task: Option<TaskTally>,
+    rejected: u64,
+}
+
+#[derive(Default)]
+struct TaskTally {
+    calls: u64,
+    unpriced_calls: u64,
+    failed_calls: u64,
+    tokens: TokenUsage,
+    cost: Money,
+}
+
+impl TokenMeterLayer {
+    pub(crate) fn new(inner: Arc<MeterInner>) -> Self {
+        TokenMeterLayer { inner }
+    }
+
+    /// Whether this meter reads spans of this callsite: decided from the callsite's cached plan (a per-thread
+    /// hash lookup), plus a name check only when the meter has extra dimensions and the span has fields outside
+    /// the contract.
+    fn wants(&self, meta: &Metadata<'_>, plan: &CallsitePlan) -> bool {
+        plan.wanted
+            || (plan.may_carry_extra
+                && !self.inner.extra_dims.is_empty()
+                && meta.fields().iter().any(|f| self.inner.extra_dims.iter().any(|d| &**d == f.name())))
+    }
+
+    fn visitor<'a>(
+        &'a self,
+        plan: &'static CallsitePlan,
+        call: &'a mut CallFields,
+        dims: &'a mut DimValues,
+    ) -> FieldVisitor<'a> {
+        FieldVisitor::new(plan, &self.inner.extra_dims, self.inner.max_dim_len, call, dims)
+    }
+
+    /// Resolves dimensions: the span's own, then each ancestor's for what is still missing.
+    fn dimensions<S>(&self, own: &DimValues, span: &SpanRef<'_, S>) -> Dimensions
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let mut builtin: [Option<Arc<str>>; DIM_COUNT] = own.builtin.clone();
+        let mut extra: Vec<(u8, Arc<str>)> = own.extra.clone();
+        let extra_count = self.inner.extra_dims.len();
+        let complete = |b: &[Option<Arc<str>>; DIM_COUNT], e: &Vec<(u8, Arc<str>)>| {
+            b.iter().all(Option::is_some) && e.len() == extra_count
+        };
+        if !complete(&builtin, &extra) {
+            for ancestor in span.scope().skip(1) {
+                let ext = ancestor.extensions();
+                let Some(state) = ext.get::<SpanState>() else { continue };
+                for (slot, value) in builtin.iter_mut().zip(state.dims.builtin.iter()) {
+                    if slot.is_none() {
+                        slot.clone_from(value);
+                    }
+                }
+                for (idx, value) in &state.dims.extra {
+                    if !extra.iter().any(|(i, _)| i == idx) {
+                        extra.push((*idx, value.clone()));
+                    }
+                }
+                if complete(&builtin, &extra) {
+                    break;
+                }
+            }
+        }
+        extra.sort_by_key(|(i, _)| *i);
+        let [session, user, tenant, project, agent, operation, task] = builtin;
+        Dimensions {
+            session,
+            user,
+            tenant,
+            project,
+            agent,
+            operation,
+            task,
+            extra: extra
+                .into_iter()
+                .filter_map(|(i, v)| self.inner.extra_dims.get(i as usize).map(|n| (n.clone(), v)))
+                .collect(),
+        }
+    }
+
+    /// Makes the call record for what `fields` holds, and adds it to the nearest enclosing task.
+    fn finish_call<S>(
+        &self,
+        span: &SpanRef<'_, S>,
+        own_dims: &DimValues,
+        fields: &CallFields,
+        start: i64,
+        end: i64,
+        rejected: u64,
+        split: bool,
+        own_task: Option<&mut TaskTally>,
+    ) where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let (tokens, fixes) = normalize::normalize(&fields.tokens);
+        let record = CallRecord {
+            timestamp: DateTime::from_timestamp_nanos(start),
+            duration_us: micros_between(start, end),
+            time_to_first_token_us: fields.ttft_us,
+            model: fields.response_model.clone().or_else(|| fields.request_model.clone()).or_else(|| fields.model.clone()),
+            provider: fields.provider_name.clone().or_else(|| fields.system.clone()),
+            operation: fields.operation_name.clone(),
+            request_id: fields.response_id.clone(),
+            streaming: fields.stream,
+            service_tier: fields.service_tier.clone(),
+            speed: fields.speed.clone(),
+            tokens,
+            metered: fields.tokens.any(),
+            outcome: outcome(fields),
+            dimensions: self.dimensions(own_dims, span),
+            cost: None,
+        };
+        let record = self.inner.finish_call(CallDone {
+            record,
+            corrections: fixes.count(),
+            rejected_values: rejected,
+            split,
+        });
+        let tally = |t: &mut TaskTally| {
+            t.calls += 1;
+            t.unpriced_calls += u64::from(record.is_unpriced());
+            t.failed_calls += u64::from(record.outcome.is_error());
+            t.tokens.add(&record.tokens);
+            t.cost += record.cost_or_zero();
+        };
+        match own_task {
+            Some(t) => tally(t),
+            None => {
+                for ancestor in span.scope().skip(1) {
+                    let mut ext = ancestor.extensions_mut();
+                    if let Some(t) = ext.get_mut::<SpanState>().and_then(|s| s.task.as_mut()) {
+                        tally(t);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies newer call fields to a span's state; when they start a new call on a span that already holds a
+    /// finished one (a different response id), finalizes the earlier call first.
+    fn apply_call_update<S>(&self, span: &SpanRef<'_, S>, update: CallFields, rejected: u64)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let mut earlier: Option<(CallFields, DimValues, i64, u64)> = None;
+        {
+            let mut ext = span.extensions_mut();
+            let Some(state) = ext.get_mut::<SpanState>() else {
+                drop(ext);
+                self.inner.count_rejected(rejected);
+                return;
+            };
+            state.rejected += rejected;
+            let new_id = update.response_id.as_ref();
+            let starts_new_call = state.call.tokens.any()
+                && matches!((new_id, state.call.response_id.as_ref()), (Some(new), Some(old)) if new != old);
+            if starts_new_call {
+                let now = self.inner.clock.unix_nanos();
+                let finished = state.call.clone();
+                earlier = Some((finished, state.dims.clone(), state.start, std::mem::take(&mut state.rejected)));
+                state.call.reset_per_call();
+                state.start = now;
+            }
+            state.call.replace_with(update);
+        }
+        if let Some((fields, dims, start, rejected)) = earlier {
+            let end = self.inner.clock.unix_nanos();
+            self.finish_call(span, &dims, &fields, start, end, rejected, true, None);
+        }
+    }
+}
+
+fn outcome(fields: &CallFields) -> Outcome {
+    match (&fields.error_type, fields.status_error) {
+        (Some(t), _) => Outcome::Error { error_type: t.clone() },
+        (None, Some(true)) => Outcome::Error { error_type: Arc::from("error") },
+        _ => Outcome::Ok,
+    }
+}
+
+impl<S> Layer<S> for TokenMeterLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let plan = plan_for(attrs.metadata());
+        if !self.wants(attrs.metadata(), plan) {
+            return;
+        }
+        let Some(span) = ctx.span(id) else { return };
+        let mut state = SpanState {
+            plan,
+            start: self.inner.clock.unix_nanos(),
+            call: CallFields::default(),
+            dims: DimValues::default(),
+            task: plan.has_task.then(TaskTally::default),
+            rejected: 0,
+        };
+        let mut visitor = self.visitor(plan, &mut state.call, &mut state.dims);
+        attrs.record(&mut visitor);
+        state.rejected = u64::from(visitor.rejected.values);
+        span.extensions_mut().insert(state);
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        {
+            let mut ext = span.extensions_mut();
+            let Some(state) = ext.get_mut::<SpanState>() else { return };
+            let plan = state.plan;
+            // A response id arriving on a span that already holds usage may start a new call (a long-lived span
+            // carrying several calls): that needs the values collected first. Everything else is written
+            // straight into the span's state, later values replacing earlier ones.
+            let may_split = state.call.tokens.any() && plan.id_fields.iter().any(|f| values.contains(f));
+            if !may_split {
+                let SpanState { call, dims, rejected, .. } = state;
+                let mut visitor = self.visitor(plan, call, dims);
+                values.record(&mut visitor);
+                *rejected += u64::from(visitor.rejected.values);
+                return;
+            }
+        }
+        let Some(plan) = span.extensions().get::<SpanState>().map(|s| s.plan) else { return };
+        let (mut update, mut dims) = (CallFields::default(), DimValues::default());
+        let mut visitor = self.visitor(plan, &mut update, &mut dims);
+        values.record(&mut visitor);
+        let rejected = u64::from(visitor.rejected.values);
+        if let Some(state) = span.extensions_mut().get_mut::<SpanState>() {
+            state.dims.replace_with(dims);
+        }
+        self.apply_call_update(&span, update, rejected);
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let plan = plan_for(event.metadata());
+        if !plan.has_tokens {
+            return;
+        }
+        let (mut update, mut dims) = (CallFields::default(), DimValues::default());
+        let mut visitor = self.visitor(plan, &mut update, &mut dims);
+        event.record(&mut visitor);
+        let rejected = u64::from(visitor.rejected.values);
+        // The call this usage belongs to: the nearest enclosing LLM call span.
+        let Some(parent) = ctx.event_span(event) else {
+            self.inner.count_rejected(rejected);
+            return;
+        };
+        for span in parent.scope() {
+            let is_call = span.extensions().get::<SpanState>().is_some_and(|s| s.plan.has_tokens);
+            if is_call {
+                self.apply_call_update(&span, update, rejected);
+                return;
+            }
+        }
+        self.inner.count_rejected(rejected);
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(&id) else { return };
+        let Some(mut state) = span.extensions_mut().remove::<SpanState>() else { return };
+        let end = self.inner.clock.unix_nanos();
+        let plan = state.plan;
+        let is_tool = plan.tool_candidate
+            && state.call.operation_name.as_deref() == Some(EXECUTE_TOOL)
+            && state.call.tool_name.is_some();
+        if plan.has_tokens {
+            let rejected = std::mem::take(&mut state.rejected);
+            self.finish_call(&span, &state.dims, &state.call, state.start, end, rejected, false, state.task.as_mut());
+        } else if is_tool {
+            let record = ToolRecord {
+                timestamp: DateTime::from_timestamp_nanos(state.start),
+                duration_us: micros_between(state.start, end),
+                tool: state.call.tool_name.clone().unwrap_or_else(|| Arc::from("unknown")),
+                outcome: outcome(&state.call),
+                dimensions: self.dimensions(&state.dims, &span),
+            };
+            self.inner.finish_tool(record, std::mem::take(&mut state.rejected));
+        }
+        if let Some(tally) = state.task.take() {
+            let dimensions = self.dimensions(&state.dims, &span);
+            let task = dimensions.task.clone().unwrap_or_else(|| Arc::from("unnamed"));
+            let record = TaskRecord {
+                timestamp: DateTime::from_timestamp_nanos(state.start),
+                duration_us: micros_between(state.start, end),
+                task,
+                dimensions,
+                calls: tally.calls,
+                unpriced_calls: tally.unpriced_calls,
+                failed_calls: tally.failed_calls,
+                tokens: tally.tokens,
+                cost: tally.cost,
+                outcome: outcome(&state.call),
+            };
+            self.inner.finish_task(record, std::mem::take(&mut state.rejected));
+        } else {
+            self.inner.count_rejected(state.rejected);
+        }
+    }
+}

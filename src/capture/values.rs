@@ -1,0 +1,494 @@
+//! Field values as capture keeps them, and the visitor that fills them.
+//!
+//! Bad values (negative, fractional, NaN, infinite, implausibly large, text where a number belongs) are
+//! rejected and counted, never coerced into a wrong figure.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+
+use tracing_core::Field;
+use tracing_core::field::Visit;
+
+use super::fields::{CallsitePlan, DIM_COUNT, Role, TokenField};
+
+/// A token count above this is not a real call's usage: it is rejected (a corrupted or sentinel value such as
+/// `u64::MAX` would otherwise poison every sum after it).
+pub const MAX_TOKENS_PER_FIELD: u64 = 1_000_000_000_000;
+
+/// The longest model / provider / id string kept, in bytes; longer values are cut at a character boundary.
+pub const MAX_LABEL_LEN: usize = 256;
+
+/// Raw token fields as the span gave them, before normalization.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct RawTokens {
+    pub(crate) inclusive_input: Option<u64>,
+    pub(crate) uncached_input: Option<u64>,
+    pub(crate) output: Option<u64>,
+    pub(crate) cache_read: Option<u64>,
+    pub(crate) cache_write: Option<u64>,
+    pub(crate) cache_write_5m: Option<u64>,
+    pub(crate) cache_write_1h: Option<u64>,
+    pub(crate) reasoning: Option<u64>,
+}
+
+impl RawTokens {
+    fn slot(&mut self, kind: TokenField) -> &mut Option<u64> {
+        match kind {
+            TokenField::InclusiveInput => &mut self.inclusive_input,
+            TokenField::UncachedInput => &mut self.uncached_input,
+            TokenField::Output => &mut self.output,
+            TokenField::CacheRead => &mut self.cache_read,
+            TokenField::CacheWrite => &mut self.cache_write,
+            TokenField::CacheWrite5m => &mut self.cache_write_5m,
+            TokenField::CacheWrite1h => &mut self.cache_write_1h,
+            TokenField::Reasoning => &mut self.reasoning,
+        }
+    }
+
+    pub(crate) fn any(&self) -> bool {
+        *self != RawTokens::default()
+    }
+
+    /// Later values replace earlier ones, field by field (streamed usage is cumulative, never summed).
+    pub(crate) fn replace_with(&mut self, newer: &RawTokens) {
+        macro_rules! take {
+            ($($f:ident),*) => { $( if newer.$f.is_some() { self.$f = newer.$f; } )* };
+        }
+        take!(inclusive_input, uncached_input, output, cache_read, cache_write, cache_write_5m, cache_write_1h, reasoning);
+    }
+}
+
+/// Contract fields of a call or tool span (or a usage event), as recorded so far.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CallFields {
+    pub(crate) tokens: RawTokens,
+    pub(crate) response_model: Option<Arc<str>>,
+    pub(crate) request_model: Option<Arc<str>>,
+    pub(crate) model: Option<Arc<str>>,
+    pub(crate) provider_name: Option<Arc<str>>,
+    pub(crate) system: Option<Arc<str>>,
+    pub(crate) operation_name: Option<Arc<str>>,
+    pub(crate) response_id: Option<Arc<str>>,
+    pub(crate) stream: Option<bool>,
+    pub(crate) ttft_us: Option<u64>,
+    pub(crate) service_tier: Option<Arc<str>>,
+    pub(crate) speed: Option<Arc<str>>,
+    pub(crate) error_type: Option<Arc<str>>,
+    /// `Some(true)` when `otel.status_code` said `ERROR`, `Some(false)` for any other status.
+    pub(crate) status_error: Option<bool>,
+    pub(crate) tool_name: Option<Arc<str>>,
+}
+
+impl CallFields {
+    /// Applies newer values over these: each field the newer set holds replaces this one's.
+    pub(crate) fn replace_with(&mut self, newer: CallFields) {
+        self.tokens.replace_with(&newer.tokens);
+        macro_rules! take {
+            ($($f:ident),*) => { $( if newer.$f.is_some() { self.$f = newer.$f; } )* };
+        }
+        take!(
+            response_model,
+            request_model,
+            model,
+            provider_name,
+            system,
+            operation_name,
+            response_id,
+            stream,
+            ttft_us,
+            service_tier,
+            speed,
+            error_type,
+            status_error,
+            tool_name
+        );
+    }
+
+    /// Forgets the fields that belong to one call (usage, id, timing, outcome), keeping the ones that describe
+    /// the span (model, provider, operation), for a span that carries several calls in turn.
+    pub(crate) fn reset_per_call(&mut self) {
+        self.tokens = RawTokens::default();
+        self.response_id = None;
+        self.ttft_us = None;
+        self.error_type = None;
+        self.status_error = None;
+    }
+}
+
+/// Dimension values of one span.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DimValues {
+    pub(crate) builtin: [Option<Arc<str>>; DIM_COUNT],
+    /// Extra dimensions by their index in the meter's list.
+    pub(crate) extra: Vec<(u8, Arc<str>)>,
+}
+
+impl DimValues {
+    pub(crate) fn replace_with(&mut self, newer: DimValues) {
+        for (slot, value) in self.builtin.iter_mut().zip(newer.builtin) {
+            if value.is_some() {
+                *slot = value;
+            }
+        }
+        for (idx, value) in newer.extra {
+            match self.extra.iter_mut().find(|(i, _)| *i == idx) {
+                Some(slot) => slot.1 = value,
+                None => self.extra.push((idx, value)),
+            }
+        }
+    }
+}
+
+/// What a visit rejected.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Rejections {
+    pub(crate) values: u32,
+}
+
+/// Fills [`CallFields`] and [`DimValues`] in place from one set of values, using the callsite's plan.
+pub(crate) struct FieldVisitor<'a> {
+    pub(crate) plan: &'static CallsitePlan,
+    pub(crate) extra_names: &'a [Arc<str>],
+    pub(crate) max_dim_len: usize,
+    pub(crate) call: &'a mut CallFields,
+    pub(crate) dims: &'a mut DimValues,
+    pub(crate) rejected: Rejections,
+}
+
+impl fmt::Debug for FieldVisitor<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FieldVisitor").finish_non_exhaustive()
+    }
+}
+
+/// Cuts a string to at most `max` bytes at a character boundary.
+pub(crate) fn capped(value: &str, max: usize) -> &str {
+    if value.len() <= max {
+        return value;
+    }
+    let mut end = max;
+    while end > 0 && !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    &value[..end]
+}
+
+enum Num {
+    Int(u64),
+    Float(f64),
+    Bad,
+}
+
+impl<'a> FieldVisitor<'a> {
+    pub(crate) fn new(
+        plan: &'static CallsitePlan,
+        extra_names: &'a [Arc<str>],
+        max_dim_len: usize,
+        call: &'a mut CallFields,
+        dims: &'a mut DimValues,
+    ) -> Self {
+        FieldVisitor { plan, extra_names, max_dim_len, call, dims, rejected: Rejections::default() }
+    }
+
+    fn reject(&mut self) {
+        self.rejected.values = self.rejected.values.saturating_add(1);
+    }
+
+    fn number(&mut self, role: Role, value: Num) {
+        match role {
+            Role::Token(kind) => {
+                let tokens = match value {
+                    Num::Int(v) if v <= MAX_TOKENS_PER_FIELD => Some(v),
+                    Num::Float(f) if f.is_finite() && f >= 0.0 && f.fract() == 0.0 && f <= MAX_TOKENS_PER_FIELD as f64 => {
+                        Some(f as u64)
+                    }
+                    _ => None,
+                };
+                match tokens {
+                    Some(v) => *self.call.tokens.slot(kind) = Some(v),
+                    None => self.reject(),
+                }
+            }
+            Role::TimeToFirstChunk => {
+                let secs = match value {
+                    Num::Int(v) => Some(v as f64),
+                    Num::Float(f) => Some(f),
+                    Num::Bad => None,
+                };
+                match secs {
+                    // A day is far beyond any real first token; beyond it the value is garbage.
+                    Some(s) if s.is_finite() && (0.0..=86_400.0).contains(&s) => {
+                        self.call.ttft_us = Some((s * 1_000_000.0).round() as u64)
+                    }
+                    _ => self.reject(),
+                }
+            }
+            Role::Other => {}
+            // Numbers for text fields (ids, dimensions) are kept as their decimal text.
+            role => match value {
+                Num::Int(v) => self.text(role, itoa_buf(v).as_str()),
+                _ => self.reject(),
+            },
+        }
+    }
+
+    fn text(&mut self, role: Role, value: &str) {
+        // Low-cardinality labels (models, providers, operations, tiers, error types) are interned per thread;
+        // ids are not, since each is new.
+        let label = || -> Option<Arc<str>> {
+            let v = capped(value, MAX_LABEL_LEN);
+            if v.is_empty() { None } else { Some(intern(v)) }
+        };
+        match role {
+            Role::Token(_) | Role::TimeToFirstChunk => match value.trim().parse::<u64>() {
+                Ok(v) => self.number(role, Num::Int(v)),
+                Err(_) => match value.trim().parse::<f64>() {
+                    Ok(f) => self.number(role, Num::Float(f)),
+                    Err(_) => self.reject(),
+                },
+            },
+            Role::ResponseModel => self.call.response_model = label(),
+            Role::RequestModel => self.call.request_model = label(),
+            Role::Model => self.call.model = label(),
+            Role::ProviderName => self.call.provider_name = label(),
+            Role::System => self.call.system = label(),
+            Role::OperationName => self.call.operation_name = label(),
+            Role::ResponseId => {
+                let v = capped(value, MAX_LABEL_LEN);
+                self.call.response_id = (!v.is_empty()).then(|| Arc::from(v));
+            }
+            Role::ServiceTier => self.call.service_tier = label(),
+            Role::Speed => self.call.speed = label(),
+            Role::ToolName => self.call.tool_name = label(),
+            Role::ErrorType => {
+                // An empty error type still says "this failed".
+                self.call.error_type = Some(label().unwrap_or_else(|| Arc::from("error")))
+            }
+            Role::StatusCode => self.call.status_error = Some(value.trim().eq_ignore_ascii_case("error")),
+            Role::Stream => match value.trim() {
+                v if v.eq_ignore_ascii_case("true") => self.call.stream = Some(true),
+                v if v.eq_ignore_ascii_case("false") => self.call.stream = Some(false),
+                _ => self.reject(),
+            },
+            Role::Dim(dim) => {
+                let v = capped(value, self.max_dim_len);
+                if !v.is_empty() {
+                    self.dims.builtin[dim as usize] = Some(Arc::from(v));
+                }
+            }
+            Role::Other => {}
+        }
+    }
+
+    fn other_text(&mut self, field: &Field, value: &str) {
+        if self.extra_names.is_empty() {
+            return;
+        }
+        if let Some(idx) = self.extra_names.iter().position(|n| &**n == field.name()) {
+            let v = capped(value, self.max_dim_len);
+            if !v.is_empty() {
+                let idx = idx as u8;
+                match self.dims.extra.iter_mut().find(|(i, _)| *i == idx) {
+                    Some(slot) => slot.1 = Arc::from(v),
+                    None => self.dims.extra.push((idx, Arc::from(v))),
+                }
+            }
+        }
+    }
+}
+
+/// Distinct labels one thread keeps interned; past this the cache starts over (a flood of distinct values costs
+/// allocations, never unbounded memory).
+const MAX_INTERNED_PER_THREAD: usize = 512;
+
+thread_local! {
+    static LABELS: RefCell<FxHashMap<Box<str>, Arc<str>>> = RefCell::new(FxHashMap::default());
+}
+
+/// A shared copy of a low-cardinality label, allocated once per thread.
+fn intern(value: &str) -> Arc<str> {
+    LABELS
+        .try_with(|cell| {
+            let mut map = cell.try_borrow_mut().ok()?;
+            if let Some(v) = map.get(value) {
+                return Some(v.clone());
+            }
+            if map.len() >= MAX_INTERNED_PER_THREAD {
+                map.clear();
+            }
+            let v: Arc<str> = Arc::from(value);
+            map.insert(Box::from(value), v.clone());
+            Some(v)
+        })
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| Arc::from(value))
+}
+
+/// A stack buffer holding an integer's decimal text.
+struct ItoaBuf {
+    buf: [u8; 20],
+    start: usize,
+}
+
+impl ItoaBuf {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[self.start..]).unwrap_or("")
+    }
+}
+
+fn itoa_buf(mut v: u64) -> ItoaBuf {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    ItoaBuf { buf, start: i }
+}
+
+impl Visit for FieldVisitor<'_> {
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        match self.plan.role(field) {
+            Role::Other => self.other_text(field, itoa_buf(value).as_str()),
+            role => self.number(role, Num::Int(value)),
+        }
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        let role = self.plan.role(field);
+        match u64::try_from(value) {
+            Ok(v) => self.record_u64(field, v),
+            Err(_) if role == Role::Other => {
+                let text = value.to_string();
+                self.other_text(field, &text)
+            }
+            Err(_) => self.number(role, Num::Bad),
+        }
+    }
+
+    fn record_u128(&mut self, field: &Field, value: u128) {
+        match u64::try_from(value) {
+            Ok(v) => self.record_u64(field, v),
+            Err(_) => match self.plan.role(field) {
+                Role::Other => {}
+                role => self.number(role, Num::Bad),
+            },
+        }
+    }
+
+    fn record_i128(&mut self, field: &Field, value: i128) {
+        match u64::try_from(value) {
+            Ok(v) => self.record_u64(field, v),
+            Err(_) => match self.plan.role(field) {
+                Role::Other => {}
+                role => self.number(role, Num::Bad),
+            },
+        }
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        match self.plan.role(field) {
+            Role::Other => {}
+            role @ (Role::Token(_) | Role::TimeToFirstChunk) => self.number(role, Num::Float(value)),
+            _ => self.reject(),
+        }
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        match self.plan.role(field) {
+            Role::Other => {}
+            Role::Stream => self.call.stream = Some(value),
+            _ => self.reject(),
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match self.plan.role(field) {
+            Role::Other => self.other_text(field, value),
+            role => self.text(role, value),
+        }
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        match self.plan.role(field) {
+            // The error's type, never its message (which may quote prompt text).
+            Role::ErrorType => self.call.error_type = Some(Arc::from("error")),
+            Role::Other => {}
+            _ => {
+                let _ = value;
+                self.reject()
+            }
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        let role = self.plan.role(field);
+        if role == Role::Other && self.extra_names.is_empty() {
+            return;
+        }
+        if role == Role::Other && !self.extra_names.iter().any(|n| &**n == field.name()) {
+            return;
+        }
+        // `%value` and `?value` arrive here; render once, bounded.
+        let mut text = BoundedString::new(MAX_LABEL_LEN.max(self.max_dim_len) + 4);
+        let _ = fmt::write(&mut text, format_args!("{value:?}"));
+        let s = text.0.trim_matches('"');
+        match role {
+            Role::Other => self.other_text(field, s),
+            role => self.text(role, s),
+        }
+    }
+}
+
+/// A `fmt::Write` that keeps at most `cap` bytes and drops the rest (a 10 KB `Debug` value costs no 10 KB copy).
+struct BoundedString(String, usize);
+
+impl BoundedString {
+    fn new(cap: usize) -> Self {
+        BoundedString(String::new(), cap)
+    }
+}
+
+impl fmt::Write for BoundedString {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let room = self.1.saturating_sub(self.0.len());
+        if room > 0 {
+            self.0.push_str(capped(s, room));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capped_respects_char_boundaries() {
+        assert_eq!(capped("héllo", 2), "h");
+        assert_eq!(capped("abc", 10), "abc");
+        assert_eq!(capped("", 0), "");
+    }
+
+    #[test]
+    fn itoa_renders() {
+        assert_eq!(itoa_buf(0).as_str(), "0");
+        assert_eq!(itoa_buf(u64::MAX).as_str(), "18446744073709551615");
+    }
+
+    #[test]
+    fn later_tokens_replace_earlier() {
+        let mut a = RawTokens { output: Some(5), cache_read: Some(10), ..Default::default() };
+        a.replace_with(&RawTokens { output: Some(50), ..Default::default() });
+        assert_eq!(a.output, Some(50));
+        assert_eq!(a.cache_read, Some(10));
+    }
+}

@@ -1,0 +1,529 @@
+//! [`TokenMeter`]: the cheap, clonable handle; its builder; the first read-out (totals by model).
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
+use rustc_hash::FxHashMap as HashMap;
+use serde::{Deserialize, Serialize};
+
+use crate::capture::TokenMeterLayer;
+use crate::clock::{Clock, SystemClock};
+use crate::pricing::{Money, PriceBook, PriceBookError, PricedModel};
+use crate::record::{CallRecord, TaskRecord, TokenUsage, ToolRecord};
+
+/// The default cap on a dimension value's length, in bytes.
+pub const DEFAULT_MAX_DIMENSION_LEN: usize = 128;
+
+/// The most user-named extra dimensions a meter takes.
+pub const MAX_EXTRA_DIMENSIONS: usize = 16;
+
+/// Receives every record capture makes, on the recording thread, after the meter's own totals are updated.
+///
+/// Implementations must be quick and must not block: they run inside the application's span close. A panic in
+/// a sink is caught and counted ([`CaptureStats::sink_panics`]), never propagated into the application.
+pub trait RecordSink: Send + Sync + 'static {
+    /// A call finished.
+    fn on_call(&self, record: &CallRecord);
+    /// A task span closed.
+    fn on_task(&self, _record: &TaskRecord) {}
+    /// A tool-execution span closed.
+    fn on_tool(&self, _record: &ToolRecord) {}
+}
+
+struct CallbackSink<F>(F);
+
+impl<F: Fn(&CallRecord) + Send + Sync + 'static> RecordSink for CallbackSink<F> {
+    fn on_call(&self, record: &CallRecord) {
+        (self.0)(record)
+    }
+}
+
+/// Usage summed over a set of calls.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageTotals {
+    /// Calls, metered or not.
+    pub calls: u64,
+    /// Calls whose span closed without any token value.
+    pub unmetered_calls: u64,
+    /// Calls that ended in an error.
+    pub failed_calls: u64,
+    /// Metered calls whose model has no price: their tokens are counted, their cost is not (never $0).
+    pub unpriced_calls: u64,
+    /// Tokens by kind.
+    pub tokens: TokenUsage,
+    /// Cost of the priced calls.
+    pub cost: Money,
+    /// What cache reads saved against paying the input rate.
+    pub cache_savings: Money,
+}
+
+impl UsageTotals {
+    pub(crate) fn add_call(&mut self, record: &CallRecord) {
+        self.calls += 1;
+        self.unmetered_calls += u64::from(!record.metered);
+        self.failed_calls += u64::from(record.outcome.is_error());
+        self.unpriced_calls += u64::from(record.is_unpriced());
+        self.tokens.add(&record.tokens);
+        if let Some(cost) = &record.cost {
+            self.cost += cost.total;
+            self.cache_savings += cost.cache_savings;
+        }
+    }
+
+    fn merge(&mut self, other: &UsageTotals) {
+        self.calls += other.calls;
+        self.unmetered_calls += other.unmetered_calls;
+        self.failed_calls += other.failed_calls;
+        self.unpriced_calls += other.unpriced_calls;
+        self.tokens.add(&other.tokens);
+        self.cost += other.cost;
+        self.cache_savings += other.cache_savings;
+    }
+}
+
+/// Totals for one model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelUsage {
+    /// The canonical model id when priced (dated and provider-specific ids merge), else the id as reported,
+    /// else `"unknown"`.
+    pub model: Arc<str>,
+    /// Whether the price book knows this model.
+    pub priced: bool,
+    /// The totals.
+    #[serde(flatten)]
+    pub totals: UsageTotals,
+}
+
+/// Invocations of one tool.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolUsage {
+    /// `gen_ai.tool.name`.
+    pub tool: Arc<str>,
+    /// Executions.
+    pub invocations: u64,
+    /// Executions that ended in an error.
+    pub errors: u64,
+    /// Summed wall time, microseconds.
+    pub total_duration_us: u64,
+}
+
+/// Capture's own health counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaptureStats {
+    /// Call records made.
+    pub calls: u64,
+    /// Of those, calls whose span closed with no token value.
+    pub unmetered_calls: u64,
+    /// Task records made.
+    pub tasks: u64,
+    /// Tool records made.
+    pub tool_calls: u64,
+    /// Calls the normalization rules had to correct (see the capture contract).
+    pub normalization_corrections: u64,
+    /// Field values rejected as impossible (negative, fractional, NaN, infinite, over 10^12 tokens, text where
+    /// a number belongs).
+    pub rejected_values: u64,
+    /// Calls finalized early because a long-lived span started another call under a new response id.
+    pub shared_span_splits: u64,
+    /// Panics caught in record sinks.
+    pub sink_panics: u64,
+}
+
+impl CaptureStats {
+    fn merge(&mut self, o: &CaptureStats) {
+        self.calls += o.calls;
+        self.unmetered_calls += o.unmetered_calls;
+        self.tasks += o.tasks;
+        self.tool_calls += o.tool_calls;
+        self.normalization_corrections += o.normalization_corrections;
+        self.rejected_values += o.rejected_values;
+        self.shared_span_splits += o.shared_span_splits;
+        self.sink_panics += o.sink_panics;
+    }
+}
+
+// === impl TokenMeterBuilder ===
+
+/// Builds a [`TokenMeter`]. Start with [`TokenMeter::builder`].
+#[must_use]
+pub struct TokenMeterBuilder {
+    clock: Arc<dyn Clock>,
+    prices: PriceBook,
+    extra_dims: Vec<Arc<str>>,
+    max_dim_len: usize,
+    sinks: Vec<Arc<dyn RecordSink>>,
+}
+
+impl fmt::Debug for TokenMeterBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenMeterBuilder")
+            .field("clock", &self.clock)
+            .field("extra_dims", &self.extra_dims)
+            .field("max_dim_len", &self.max_dim_len)
+            .field("sinks", &self.sinks.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenMeterBuilder {
+    fn new() -> Self {
+        TokenMeterBuilder {
+            clock: Arc::new(SystemClock),
+            prices: PriceBook::builtin(),
+            extra_dims: Vec::new(),
+            max_dim_len: DEFAULT_MAX_DIMENSION_LEN,
+            sinks: Vec::new(),
+        }
+    }
+
+    /// Uses `clock` for every timestamp and duration (default: [`SystemClock`]).
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Replaces the price book (default: [`PriceBook::builtin`]).
+    pub fn with_price_book(mut self, prices: PriceBook) -> Self {
+        self.prices = prices;
+        self
+    }
+
+    /// Overrides and adds prices from a TOML file (format in [`crate::pricing`]). A bad file is an error that
+    /// names the file, the line and the field.
+    pub fn with_prices_file(mut self, path: impl AsRef<Path>) -> Result<Self, PriceBookError> {
+        self.prices.merge_toml_file(path)?;
+        Ok(self)
+    }
+
+    /// Adds a user-named attribution dimension: a span field of that name is inherited like `session.id`.
+    /// Names beyond [`MAX_EXTRA_DIMENSIONS`], empty names and repeats are ignored.
+    pub fn with_dimension(mut self, name: impl Into<String>) -> Self {
+        let name: String = name.into();
+        if !name.is_empty()
+            && self.extra_dims.len() < MAX_EXTRA_DIMENSIONS
+            && !self.extra_dims.iter().any(|d| **d == *name)
+        {
+            self.extra_dims.push(Arc::from(name));
+        }
+        self
+    }
+
+    /// Caps dimension values at `bytes` (cut at a character boundary; default [`DEFAULT_MAX_DIMENSION_LEN`]).
+    pub fn with_max_dimension_len(mut self, bytes: usize) -> Self {
+        self.max_dim_len = bytes.max(1);
+        self
+    }
+
+    /// Adds a sink that receives every record.
+    pub fn with_sink(mut self, sink: impl RecordSink) -> Self {
+        self.sinks.push(Arc::new(sink));
+        self
+    }
+
+    /// Calls `f` with every call record (a shorthand for a [`RecordSink`] that only wants calls).
+    pub fn on_call(self, f: impl Fn(&CallRecord) + Send + Sync + 'static) -> Self {
+        self.with_sink(CallbackSink(f))
+    }
+
+    /// Builds the meter.
+    pub fn build(self) -> TokenMeter {
+        let shard_count = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(4)
+            .saturating_mul(4)
+            .clamp(4, 64)
+            .next_power_of_two();
+        let shards = (0..shard_count).map(|_| Padded(Mutex::new(Shard::default()))).collect();
+        TokenMeter {
+            inner: Arc::new(MeterInner {
+                clock: self.clock,
+                prices: self.prices,
+                extra_dims: self.extra_dims.into_boxed_slice(),
+                max_dim_len: self.max_dim_len,
+                shards,
+                sinks: self.sinks.into_boxed_slice(),
+            }),
+        }
+    }
+}
+
+// === impl TokenMeter ===
+
+/// The handle to one meter: cheap to clone (an `Arc`), `Send + Sync`.
+///
+/// ```
+/// use tracing_subscriber::prelude::*;
+///
+/// let meter = tokenmeter::TokenMeter::builder().build();
+/// let subscriber = tracing_subscriber::registry().with(meter.layer());
+/// tracing::subscriber::with_default(subscriber, || {
+///     let span = tracing::info_span!(
+///         "chat claude-sonnet-4-5",
+///         gen_ai.request.model = "claude-sonnet-4-5",
+///         gen_ai.usage.input_tokens = 1200,
+///         gen_ai.usage.output_tokens = 300,
+///     );
+///     drop(span);
+/// });
+/// assert_eq!(meter.total_usage().calls, 1);
+/// assert_eq!(meter.total_usage().cost.to_string(), "$0.0081");
+/// ```
+#[derive(Clone)]
+pub struct TokenMeter {
+    pub(crate) inner: Arc<MeterInner>,
+}
+
+impl fmt::Debug for TokenMeter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenMeter").field("stats", &self.capture_stats()).finish_non_exhaustive()
+    }
+}
+
+impl TokenMeter {
+    /// Starts building a meter.
+    pub fn builder() -> TokenMeterBuilder {
+        TokenMeterBuilder::new()
+    }
+
+    /// The `tracing_subscriber` layer that feeds this meter. Add it to a registry beside any other layers, in
+    /// any order; it reads only the spans and events the capture contract names, and never changes what the
+    /// other layers see. Several layers of one meter may be installed (in several subscribers); they feed the
+    /// same totals.
+    pub fn layer(&self) -> TokenMeterLayer {
+        TokenMeterLayer::new(self.inner.clone())
+    }
+
+    /// The current time on the meter's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
+    }
+
+    /// The price book this meter prices with.
+    pub fn price_book(&self) -> &PriceBook {
+        &self.inner.prices
+    }
+
+    /// Totals per model, most expensive first (then by calls).
+    pub fn model_usage(&self) -> Vec<ModelUsage> {
+        let mut merged: HashMap<Arc<str>, ModelUsage> = HashMap::default();
+        for shard in self.inner.shards.iter() {
+            let shard = shard.0.lock();
+            for (key, usage) in &shard.models {
+                merged
+                    .entry(key.clone())
+                    .or_insert_with(|| ModelUsage { model: key.clone(), priced: usage.priced, totals: UsageTotals::default() })
+                    .totals
+                    .merge(&usage.totals);
+            }
+        }
+        let mut out: Vec<ModelUsage> = merged.into_values().collect();
+        out.sort_by(|a, b| {
+            b.totals
+                .cost
+                .cmp(&a.totals.cost)
+                .then(b.totals.calls.cmp(&a.totals.calls))
+                .then(a.model.cmp(&b.model))
+        });
+        out
+    }
+
+    /// Totals over every call.
+    pub fn total_usage(&self) -> UsageTotals {
+        let mut total = UsageTotals::default();
+        for m in self.model_usage() {
+            total.merge(&m.totals);
+        }
+        total
+    }
+
+    /// Invocations per tool, by name.
+    pub fn tool_usage(&self) -> Vec<ToolUsage> {
+        let mut merged: HashMap<Arc<str>, ToolUsage> = HashMap::default();
+        for shard in self.inner.shards.iter() {
+            for (k, t) in &shard.0.lock().tools {
+                let e = merged.entry(k.clone()).or_insert_with(|| ToolUsage { tool: k.clone(), ..Default::default() });
+                e.invocations += t.invocations;
+                e.errors += t.errors;
+                e.total_duration_us = e.total_duration_us.saturating_add(t.total_duration_us);
+            }
+        }
+        let mut out: Vec<ToolUsage> = merged.into_values().collect();
+        out.sort_by(|a, b| a.tool.cmp(&b.tool));
+        out
+    }
+
+    /// Capture's health counters.
+    pub fn capture_stats(&self) -> CaptureStats {
+        let mut stats = CaptureStats::default();
+        for shard in self.inner.shards.iter() {
+            stats.merge(&shard.0.lock().stats);
+        }
+        stats
+    }
+}
+
+// === impl MeterInner ===
+
+#[repr(align(128))]
+pub(crate) struct Padded<T>(T);
+
+#[derive(Default)]
+struct ModelSlot {
+    priced: bool,
+    totals: UsageTotals,
+}
+
+/// What a model id resolved to, cached per shard.
+#[derive(Clone)]
+struct ModelEntry {
+    key: Arc<str>,
+    priced: Option<PricedModel>,
+}
+
+#[derive(Default)]
+struct Shard {
+    resolved: HashMap<Box<str>, ModelEntry>,
+    models: HashMap<Arc<str>, ModelSlot>,
+    tools: HashMap<Arc<str>, ToolUsage>,
+    stats: CaptureStats,
+}
+
+/// Cached model resolutions per shard are bounded: a stream of distinct unknown ids cannot grow memory.
+const MAX_RESOLVED_PER_SHARD: usize = 1024;
+
+/// Distinct model keys kept per shard before further unknown ids share one overflow key.
+const MAX_MODELS_PER_SHARD: usize = 512;
+
+pub(crate) struct MeterInner {
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) prices: PriceBook,
+    pub(crate) extra_dims: Box<[Arc<str>]>,
+    pub(crate) max_dim_len: usize,
+    shards: Box<[Padded<Mutex<Shard>>]>,
+    sinks: Box<[Arc<dyn RecordSink>]>,
+}
+
+impl fmt::Debug for MeterInner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MeterInner").finish_non_exhaustive()
+    }
+}
+
+static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static SHARD_INDEX: usize = NEXT_SHARD.fetch_add(1, Ordering::Relaxed);
+}
+
+/// What capture hands over when a call is finished.
+#[derive(Debug)]
+pub(crate) struct CallDone {
+    pub(crate) record: CallRecord,
+    pub(crate) corrections: u64,
+    pub(crate) rejected_values: u64,
+    pub(crate) split: bool,
+}
+
+impl MeterInner {
+    fn shard(&self) -> &Mutex<Shard> {
+        let idx = SHARD_INDEX.try_with(|i| *i).unwrap_or(0);
+        &self.shards[idx & (self.shards.len() - 1)].0
+    }
+
+    /// Prices a call (filling `record.cost`), adds it to the totals and hands it to the sinks.
+    pub(crate) fn finish_call(&self, mut done: CallDone) -> CallRecord {
+        {
+            let mut shard = self.shard().lock();
+            let shard = &mut *shard;
+            let model = done.record.model.clone();
+            let entry = match model.as_deref() {
+                Some(id) => match shard.resolved.get(id) {
+                    Some(e) => e.clone(),
+                    None => {
+                        let priced = self.prices.resolve(id);
+                        let key: Arc<str> = match &priced {
+                            Some(p) => Arc::from(p.canonical()),
+                            None => model.clone().unwrap_or_else(|| Arc::from("unknown")),
+                        };
+                        let e = ModelEntry { key, priced };
+                        if shard.resolved.len() < MAX_RESOLVED_PER_SHARD {
+                            shard.resolved.insert(Box::from(id), e.clone());
+                        }
+                        e
+                    }
+                },
+                None => ModelEntry { key: Arc::from("unknown"), priced: None },
+            };
+            let rec = &mut done.record;
+            if rec.metered {
+                rec.cost = entry
+                    .priced
+                    .as_ref()
+                    .map(|p| p.cost(&rec.tokens, rec.service_tier.as_deref(), rec.speed.as_deref()));
+            }
+            let key = if shard.models.len() >= MAX_MODELS_PER_SHARD && !shard.models.contains_key(&entry.key) {
+                Arc::from("(other)")
+            } else {
+                entry.key
+            };
+            let slot = shard.models.entry(key).or_default();
+            slot.priced = entry.priced.is_some();
+            slot.totals.add_call(rec);
+            let stats = &mut shard.stats;
+            stats.calls += 1;
+            stats.unmetered_calls += u64::from(!rec.metered);
+            stats.normalization_corrections += done.corrections;
+            stats.rejected_values += done.rejected_values;
+            stats.shared_span_splits += u64::from(done.split);
+        }
+        self.dispatch(|s| s.on_call(&done.record));
+        done.record
+    }
+
+    pub(crate) fn finish_task(&self, record: TaskRecord, rejected_values: u64) {
+        {
+            let mut shard = self.shard().lock();
+            shard.stats.tasks += 1;
+            shard.stats.rejected_values += rejected_values;
+        }
+        self.dispatch(|s| s.on_task(&record));
+    }
+
+    pub(crate) fn finish_tool(&self, record: ToolRecord, rejected_values: u64) {
+        {
+            let mut shard = self.shard().lock();
+            shard.stats.tool_calls += 1;
+            shard.stats.rejected_values += rejected_values;
+            let known = shard.tools.contains_key(&record.tool);
+            let key = if !known && shard.tools.len() >= MAX_MODELS_PER_SHARD {
+                Arc::from("(other)")
+            } else {
+                record.tool.clone()
+            };
+            let t = shard.tools.entry(key.clone()).or_insert_with(|| ToolUsage { tool: key, ..Default::default() });
+            t.invocations += 1;
+            t.errors += u64::from(record.outcome.is_error());
+            t.total_duration_us = t.total_duration_us.saturating_add(record.duration_us);
+        }
+        self.dispatch(|s| s.on_tool(&record));
+    }
+
+    pub(crate) fn count_rejected(&self, n: u64) {
+        if n > 0 {
+            self.shard().lock().stats.rejected_values += n;
+        }
+    }
+
+    fn dispatch(&self, f: impl Fn(&dyn RecordSink)) {
+        for sink in self.sinks.iter() {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&**sink)));
+            if r.is_err() {
+                self.shard().lock().stats.sink_panics += 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! Bad input never panics and is never silently wrong: rejected values are counted, never coerced.
+
+mod common;
+
+use common::Harness;
+use proptest::prelude::*;
+use tracing::field::Empty;
+use tracing::info_span;
+
+#[test]
+fn impossible_numbers_are_rejected_and_counted() {
+    let h = Harness::new();
+    h.run(|| {
+        let span = info_span!(
+            "chat",
+            model = "claude-haiku-4-5",
+            input_tokens = Empty,
+            output_tokens = Empty,
+            cache_read_input_tokens = Empty,
+            cache_creation_input_tokens = Empty,
+            gen_ai.usage.reasoning.output_tokens = Empty,
+            gen_ai.response.time_to_first_chunk = Empty,
+        );
+        span.record("input_tokens", -5i64); // negative
+        span.record("output_tokens", u64::MAX); // absurd
+        span.record("cache_read_input_tokens", f64::NAN);
+        span.record("cache_creation_input_tokens", f64::INFINITY);
+        span.record("gen_ai.usage.reasoning.output_tokens", 2.5f64); // fractional
+        span.record("gen_ai.response.time_to_first_chunk", -1.0f64);
+        span.record("input_tokens", i64::MIN);
+    });
+    let call = h.seen.only_call();
+    assert_eq!(call.tokens, tokenmeter::TokenUsage::default());
+    assert!(!call.metered, "nothing valid was recorded");
+    assert_eq!(call.time_to_first_token_us, None);
+    assert_eq!(h.meter.capture_stats().rejected_values, 7);
+}
+
+#[test]
+fn text_and_bools_where_numbers_belong() {
+    let h = Harness::new();
+    h.run(|| {
+        let span = info_span!(
+            "chat",
+            model = "claude-haiku-4-5",
+            input_tokens = Empty,
+            output_tokens = Empty,
+            cache_read_input_tokens = Empty
+        );
+        span.record("input_tokens", "1200"); // decimal text is a number
+        span.record("output_tokens", "lots"); // not a number
+        span.record("cache_read_input_tokens", true);
+    });
+    let call = h.seen.only_call();
+    assert_eq!((call.tokens.input, call.tokens.output, call.tokens.cache_read), (1_200, 0, 0));
+    assert_eq!(h.meter.capture_stats().rejected_values, 2);
+}
+
+#[test]
+fn zero_is_a_real_value_and_the_same_field_twice_keeps_the_last() {
+    let h = Harness::new();
+    h.run(|| {
+        let span = info_span!("chat", model = "claude-haiku-4-5", output_tokens = 7u64, input_tokens = 0u64);
+        span.record("output_tokens", 0u64);
+    });
+    let call = h.seen.only_call();
+    assert!(call.metered, "zero tokens recorded is still metered");
+    assert_eq!(call.tokens.output, 0);
+    assert_eq!(call.cost.as_ref().map(|c| c.total.picos()), Some(0));
+}
+
+#[test]
+fn no_model_empty_and_huge_strings() {
+    let h = Harness::new();
+    let huge = "x".repeat(10 * 1024);
+    h.run(|| {
+        let _a = info_span!("chat", input_tokens = 10u64).entered();
+        drop(_a);
+        let _b =
+            info_span!("chat", model = "", gen_ai.provider.name = "", input_tokens = 10u64, session.id = "").entered();
+        drop(_b);
+        let _c = info_span!("chat", model = huge.as_str(), gen_ai.response.id = huge.as_str(), input_tokens = 10u64)
+            .entered();
+    });
+    let calls = h.seen.calls();
+    assert_eq!(calls.len(), 3);
+    assert!(calls.iter().all(|c| c.is_unpriced()), "no or unknown model: unpriced, not $0");
+    assert_eq!(calls[1].model, None, "an empty model is no model");
+    assert_eq!(calls[1].dimensions.session, None);
+    assert!(calls[2].model.as_deref().unwrap().len() <= tokenmeter::capture::MAX_LABEL_LEN);
+    assert!(calls[2].request_id.as_deref().unwrap().len() <= tokenmeter::capture::MAX_LABEL_LEN);
+    let models = h.meter.model_usage();
+    assert_eq!(models.iter().map(|m| m.totals.unpriced_calls).sum::<u64>(), 3);
+}
+
+#[test]
+fn a_panicking_sink_does_not_reach_the_application() {
+    let h = Harness::with(|b| b.on_call(|_| panic!("sink bug")));
+    h.run(|| {
+        let _c = info_span!("chat", model = "claude-haiku-4-5", input_tokens = 10u64).entered();
+    });
+    assert_eq!(h.meter.capture_stats().sink_panics, 1);
+    assert_eq!(h.meter.total_usage().calls, 1);
+}
+
+#[derive(Debug, Clone)]
+enum Val {
+    U(u64),
+    I(i64),
+    F(f64),
+    B(bool),
+    S(String),
+}
+
+fn val() -> impl Strategy<Value = Val> {
+    prop_oneof![
+        any::<u64>().prop_map(Val::U),
+        (0u64..5_000_000).prop_map(Val::U),
+        any::<i64>().prop_map(Val::I),
+        any::<f64>().prop_map(Val::F),
+        prop_oneof![Just(f64::NAN), Just(f64::INFINITY), Just(f64::NEG_INFINITY), Just(-0.0)].prop_map(Val::F),
+        any::<bool>().prop_map(Val::B),
+        ".{0,40}".prop_map(Val::S),
+        "[0-9]{1,25}".prop_map(Val::S),
+    ]
+}
+
+const FIELDS: [&str; 12] = [
+    "gen_ai.usage.input_tokens",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+    "cache_creation.ephemeral_1h_input_tokens",
+    "gen_ai.usage.reasoning.output_tokens",
+    "gen_ai.response.time_to_first_chunk",
+    "gen_ai.response.model",
+    "gen_ai.response.id",
+    "service_tier",
+    "error.type",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Random values of random types in every contract field: no panic, one record per span, and every
+    /// recorded token figure is within the plausibility cap.
+    #[test]
+    fn random_field_values_never_panic(values in proptest::collection::vec((0usize..FIELDS.len(), val()), 0..24)) {
+        let h = Harness::new();
+        h.run(|| {
+            let span = info_span!(
+                "chat",
+                gen_ai.usage.input_tokens = Empty,
+                input_tokens = Empty,
+                output_tokens = Empty,
+                cache_read_input_tokens = Empty,
+                cache_creation_input_tokens = Empty,
+                cache_creation.ephemeral_1h_input_tokens = Empty,
+                gen_ai.usage.reasoning.output_tokens = Empty,
+                gen_ai.response.time_to_first_chunk = Empty,
+                gen_ai.response.model = Empty,
+                gen_ai.response.id = Empty,
+                service_tier = Empty,
+                error.type = Empty,
+            );
+            for (i, v) in &values {
+                let f = FIELDS[*i];
+                match v {
+                    Val::U(x) => { span.record(f, *x); }
+                    Val::I(x) => { span.record(f, *x); }
+                    Val::F(x) => { span.record(f, *x); }
+                    Val::B(x) => { span.record(f, *x); }
+                    Val::S(x) => { span.record(f, x.as_str()); }
+                }
+                tracing::info!(parent: &span, output_tokens = 3u64);
+            }
+        });
+        let calls = h.seen.calls();
+        prop_assert!(!calls.is_empty());
+        let cap = tokenmeter::capture::MAX_TOKENS_PER_FIELD;
+        for c in &calls {
+            let t = c.tokens;
+            prop_assert!(t.input <= cap * 4 && t.cache_read <= cap && t.cache_write() <= cap * 3 && t.output <= cap * 2);
+            if let Some(cost) = &c.cost {
+                prop_assert_eq!(cost.total, cost.input + cost.cache_read + cost.cache_write_5m + cost.cache_write_1h + cost.output);
+            }
+        }
+    }
+}

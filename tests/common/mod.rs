@@ -1,0 +1,68 @@
+//! Shared test helpers: a meter on a manual clock that collects every record.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeZone, Utc};
+use parking_lot::Mutex;
+use tokenmeter::{CallRecord, ManualClock, RecordSink, TaskRecord, TokenMeter, TokenMeterBuilder, ToolRecord};
+use tracing_subscriber::prelude::*;
+
+#[derive(Default, Clone)]
+pub struct Collected {
+    pub calls: Arc<Mutex<Vec<CallRecord>>>,
+    pub tasks: Arc<Mutex<Vec<TaskRecord>>>,
+    pub tools: Arc<Mutex<Vec<ToolRecord>>>,
+}
+
+impl RecordSink for Collected {
+    fn on_call(&self, record: &CallRecord) {
+        self.calls.lock().push(record.clone());
+    }
+    fn on_task(&self, record: &TaskRecord) {
+        self.tasks.lock().push(record.clone());
+    }
+    fn on_tool(&self, record: &ToolRecord) {
+        self.tools.lock().push(record.clone());
+    }
+}
+
+impl Collected {
+    pub fn calls(&self) -> Vec<CallRecord> {
+        self.calls.lock().clone()
+    }
+    pub fn only_call(&self) -> CallRecord {
+        let calls = self.calls();
+        assert_eq!(calls.len(), 1, "expected exactly one call, got {calls:#?}");
+        calls.into_iter().next().unwrap()
+    }
+}
+
+pub fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 14, 9, 26, 53).unwrap()
+}
+
+pub struct Harness {
+    pub meter: TokenMeter,
+    pub clock: ManualClock,
+    pub seen: Collected,
+}
+
+impl Harness {
+    pub fn new() -> Self {
+        Self::with(|b| b)
+    }
+
+    pub fn with(configure: impl FnOnce(TokenMeterBuilder) -> TokenMeterBuilder) -> Self {
+        let clock = ManualClock::new(t0());
+        let seen = Collected::default();
+        let meter = configure(TokenMeter::builder().with_clock(clock.clone()).with_sink(seen.clone())).build();
+        Harness { meter, clock, seen }
+    }
+
+    /// Runs `f` with a registry holding only this meter's layer as the default subscriber.
+    pub fn run<R>(&self, f: impl FnOnce() -> R) -> R {
+        let subscriber = tracing_subscriber::registry().with(self.meter.layer());
+        tracing::subscriber::with_default(subscriber, f)
+    }
+}

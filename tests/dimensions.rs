@@ -1,0 +1,92 @@
+//! Attribution dimensions come from the call span or its nearest ancestor that has them.
+
+mod common;
+
+use common::Harness;
+use tracing::field::Empty;
+use tracing::info_span;
+
+#[test]
+fn nearest_ancestor_wins_per_dimension() {
+    let h = Harness::new();
+    h.run(|| {
+        let _tenant = info_span!("request", tenant.id = "acme", user.id = "u-outer", project = "billing").entered();
+        let _session = info_span!("conversation", session.id = "s-42", user.id = "u-inner").entered();
+        let _plain = info_span!("not tracked", http.route = "/chat").entered();
+        let _agent = info_span!("agent", gen_ai.agent.name = "planner", operation = "plan").entered();
+        let _call = info_span!("chat", model = "claude-haiku-4-5", input_tokens = 1u64, project = "override").entered();
+    });
+    let d = h.seen.only_call().dimensions;
+    assert_eq!(d.session.as_deref(), Some("s-42"));
+    assert_eq!(d.user.as_deref(), Some("u-inner"), "nearest ancestor wins");
+    assert_eq!(d.tenant.as_deref(), Some("acme"));
+    assert_eq!(d.project.as_deref(), Some("override"), "the call span's own value wins");
+    assert_eq!(d.agent.as_deref(), Some("planner"));
+    assert_eq!(d.operation.as_deref(), Some("plan"));
+    assert_eq!(d.task, None);
+}
+
+#[test]
+fn alternative_names() {
+    let h = Harness::new();
+    h.run(|| {
+        let _a = info_span!("conv", gen_ai.conversation.id = "c-1", enduser.id = "e-1", agent = "coder").entered();
+        let _call = info_span!("chat", model = "claude-haiku-4-5", input_tokens = 1u64).entered();
+    });
+    let d = h.seen.only_call().dimensions;
+    assert_eq!(
+        (d.session.as_deref(), d.user.as_deref(), d.agent.as_deref()),
+        (Some("c-1"), Some("e-1"), Some("coder"))
+    );
+}
+
+#[test]
+fn dimensions_recorded_later_on_an_ancestor_are_seen_at_close() {
+    let h = Harness::new();
+    h.run(|| {
+        let session = info_span!("conversation", session.id = Empty);
+        let _s = session.enter();
+        let call = info_span!("chat", model = "claude-haiku-4-5", input_tokens = 1u64);
+        session.record("session.id", "late");
+        drop(call);
+    });
+    assert_eq!(h.seen.only_call().dimensions.session.as_deref(), Some("late"));
+}
+
+#[test]
+fn explicit_parent_is_followed() {
+    let h = Harness::new();
+    h.run(|| {
+        let session = info_span!("conversation", session.id = "explicit");
+        let _call = info_span!(parent: &session, "chat", model = "claude-haiku-4-5", input_tokens = 1u64);
+    });
+    assert_eq!(h.seen.only_call().dimensions.session.as_deref(), Some("explicit"));
+}
+
+#[test]
+fn user_named_extra_dimensions() {
+    let h = Harness::with(|b| b.with_dimension("workspace").with_dimension("feature.flag"));
+    h.run(|| {
+        let _w = info_span!("ws", workspace = "w-9").entered();
+        let _f = info_span!("flagged", feature.flag = %"beta", unrelated = 3u64).entered();
+        let _call = info_span!("chat", model = "claude-haiku-4-5", input_tokens = 1u64).entered();
+    });
+    let d = h.seen.only_call().dimensions;
+    assert_eq!(d.get("workspace"), Some("w-9"));
+    assert_eq!(d.get("feature.flag"), Some("beta"));
+    assert_eq!(d.get("unrelated"), None);
+    assert_eq!(d.extra.len(), 2);
+}
+
+#[test]
+fn values_are_length_capped_at_a_char_boundary() {
+    let h = Harness::with(|b| b.with_max_dimension_len(8));
+    let long = "é".repeat(5_000); // 10 KB
+    h.run(|| {
+        let _s = info_span!("conv", session.id = long.as_str()).entered();
+        let _call = info_span!("chat", model = long.as_str(), input_tokens = 1u64).entered();
+    });
+    let call = h.seen.only_call();
+    assert_eq!(call.dimensions.session.as_deref(), Some("éééé"));
+    assert_eq!(call.model.as_deref().map(str::len), Some(tokenmeter::capture::MAX_LABEL_LEN));
+}

@@ -1,0 +1,196 @@
+//! Every token field convention of the capture contract normalizes to the same internal form.
+
+mod common;
+
+use common::Harness;
+use tokenmeter::TokenUsage;
+use tracing::info_span;
+
+#[test]
+fn otel_semconv_fields() {
+    let h = Harness::new();
+    h.run(|| {
+        let _s = info_span!(
+            "chat claude-sonnet-4-5",
+            gen_ai.operation.name = "chat",
+            gen_ai.provider.name = "anthropic",
+            gen_ai.request.model = "claude-sonnet-4-5",
+            gen_ai.response.model = "claude-sonnet-4-5-20250929",
+            gen_ai.response.id = "msg_01",
+            gen_ai.usage.input_tokens = 10_000u64,
+            gen_ai.usage.cache_read.input_tokens = 7_000u64,
+            gen_ai.usage.cache_creation.input_tokens = 2_000u64,
+            gen_ai.usage.output_tokens = 500u64,
+            gen_ai.usage.reasoning.output_tokens = 120u64,
+        );
+    });
+    let call = h.seen.only_call();
+    assert_eq!(
+        call.tokens,
+        TokenUsage {
+            input: 1_000,
+            cache_read: 7_000,
+            cache_write_5m: 2_000,
+            cache_write_1h: 0,
+            output: 500,
+            reasoning: 120
+        }
+    );
+    assert_eq!(call.model.as_deref(), Some("claude-sonnet-4-5-20250929"));
+    assert_eq!(call.provider.as_deref(), Some("anthropic"));
+    assert_eq!(call.operation.as_deref(), Some("chat"));
+    assert_eq!(call.request_id.as_deref(), Some("msg_01"));
+    assert!(call.metered);
+    assert!(call.outcome == tokenmeter::Outcome::Ok);
+    assert_eq!(h.meter.capture_stats().normalization_corrections, 0);
+}
+
+#[test]
+fn anthropic_raw_fields_with_ttl_split() {
+    let h = Harness::new();
+    h.run(|| {
+        let _s = info_span!(
+            "messages",
+            gen_ai.system = "anthropic",
+            model = "claude-opus-4-1",
+            input_tokens = 25u64,
+            cache_read_input_tokens = 40_000u64,
+            cache_creation_input_tokens = 3_000u64,
+            cache_creation.ephemeral_5m_input_tokens = 1_000u64,
+            cache_creation.ephemeral_1h_input_tokens = 2_000u64,
+            output_tokens = 800u64,
+            output_tokens_details.thinking_tokens = 300u64,
+        );
+    });
+    let call = h.seen.only_call();
+    assert_eq!(
+        call.tokens,
+        TokenUsage {
+            input: 25,
+            cache_read: 40_000,
+            cache_write_5m: 1_000,
+            cache_write_1h: 2_000,
+            output: 800,
+            reasoning: 300
+        }
+    );
+    assert_eq!(
+        call.provider.as_deref(),
+        Some("anthropic"),
+        "gen_ai.system is the provider when gen_ai.provider.name is absent"
+    );
+    assert_eq!(call.model.as_deref(), Some("claude-opus-4-1"));
+}
+
+#[test]
+fn anthropic_raw_write_total_without_split_is_5m() {
+    let h = Harness::new();
+    h.run(|| {
+        let _s = info_span!(
+            "messages",
+            model = "claude-haiku-4-5",
+            input_tokens = 5u64,
+            cache_creation_input_tokens = 900u64,
+            output_tokens = 1u64
+        );
+    });
+    let t = h.seen.only_call().tokens;
+    assert_eq!((t.input, t.cache_write_5m, t.cache_write_1h), (5, 900, 0));
+}
+
+#[test]
+fn legacy_semconv_prompt_and_completion() {
+    let h = Harness::new();
+    h.run(|| {
+        let _s = info_span!(
+            "completion",
+            gen_ai.request.model = "claude-3-5-haiku-20241022",
+            gen_ai.usage.prompt_tokens = 1_234u64,
+            gen_ai.usage.completion_tokens = 56u64,
+        );
+    });
+    let t = h.seen.only_call().tokens;
+    assert_eq!((t.input, t.output, t.cache_read), (1_234, 56, 0));
+}
+
+#[test]
+fn openai_style_fields() {
+    let h = Harness::new();
+    h.run(|| {
+        let _s = info_span!(
+            "openai",
+            gen_ai.provider.name = "openai",
+            model = "gpt-4o",
+            prompt_tokens = 300u64,
+            completion_tokens = 70u64
+        );
+    });
+    let call = h.seen.only_call();
+    assert_eq!((call.tokens.input, call.tokens.output), (300, 70));
+    assert!(call.is_unpriced(), "an unknown model is unpriced, never $0: {call:?}");
+    assert_eq!(h.meter.total_usage().unpriced_calls, 1);
+}
+
+#[test]
+fn response_model_is_preferred_over_request_model() {
+    let h = Harness::new();
+    h.run(|| {
+        let _s = info_span!(
+            "chat",
+            gen_ai.request.model = "claude-sonnet-4-5",
+            gen_ai.response.model = "claude-haiku-4-5",
+            model = "something-else",
+            gen_ai.usage.input_tokens = 1u64,
+        );
+    });
+    assert_eq!(h.seen.only_call().model.as_deref(), Some("claude-haiku-4-5"));
+}
+
+#[test]
+fn stream_ttft_tier_and_speed() {
+    let h = Harness::new();
+    h.run(|| {
+        let _s = info_span!(
+            "chat",
+            gen_ai.request.model = "claude-opus-4-6",
+            gen_ai.request.stream = true,
+            gen_ai.response.time_to_first_chunk = 0.4375f64,
+            service_tier = "batch",
+            speed = "fast",
+            input_tokens = 10u64,
+            output_tokens = 10u64,
+        );
+    });
+    let call = h.seen.only_call();
+    assert_eq!(call.streaming, Some(true));
+    assert_eq!(call.time_to_first_token_us, Some(437_500));
+    assert_eq!(call.service_tier.as_deref(), Some("batch"));
+    assert_eq!(call.speed.as_deref(), Some("fast"));
+}
+
+#[test]
+fn outcome_from_error_type_and_status_code() {
+    let h = Harness::new();
+    h.run(|| {
+        let _a = info_span!("chat", model = "claude-haiku-4-5", input_tokens = 1u64, error.type = "overloaded_error");
+        let _b = info_span!("chat", model = "claude-haiku-4-5", input_tokens = 1u64, otel.status_code = "ERROR");
+        let _c = info_span!("chat", model = "claude-haiku-4-5", input_tokens = 1u64, otel.status_code = "OK");
+    });
+    let labels: Vec<String> = h.seen.calls().iter().map(|c| c.outcome.label().to_string()).collect();
+    // Spans close in reverse order of creation here (locals drop last-first).
+    assert_eq!(labels, ["ok", "error", "overloaded_error"]);
+    assert_eq!(h.meter.total_usage().failed_calls, 2);
+}
+
+#[test]
+fn duration_runs_from_creation_to_close() {
+    let h = Harness::new();
+    h.run(|| {
+        let s = info_span!("chat", model = "claude-haiku-4-5", input_tokens = 1u64);
+        h.clock.advance(chrono::Duration::milliseconds(1_250));
+        drop(s);
+    });
+    let call = h.seen.only_call();
+    assert_eq!(call.duration_us, 1_250_000);
+    assert_eq!(call.timestamp, common::t0());
+}

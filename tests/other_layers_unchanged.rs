@@ -1,0 +1,113 @@
+//! Other layers see exactly what they saw without tokenmeter: a `fmt` layer's output is byte-identical.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tokenmeter::TokenMeter;
+use tracing::field::Empty;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::prelude::*;
+
+#[derive(Clone, Default)]
+struct Buf(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Buf {
+    type Writer = Buf;
+    fn make_writer(&'a self) -> Buf {
+        self.clone()
+    }
+}
+
+fn workload() {
+    let _req = tracing::info_span!("http request", http.route = "/chat", tenant.id = "acme").entered();
+    tracing::info!(answer = 42, "plain event");
+    let conv = tracing::info_span!("conversation", session.id = "s1", user.id = Empty);
+    let _c = conv.enter();
+    conv.record("user.id", "u1");
+    let call = tracing::info_span!(
+        "chat claude-sonnet-4-5",
+        gen_ai.request.model = "claude-sonnet-4-5",
+        gen_ai.usage.input_tokens = Empty,
+        gen_ai.usage.output_tokens = Empty,
+    );
+    let _e = call.enter();
+    tracing::info!(output_tokens = 5u64, "usage event");
+    call.record("gen_ai.usage.input_tokens", 1_000u64);
+    call.record("gen_ai.usage.output_tokens", 10u64);
+    tracing::debug!("filtered out by the env filter");
+    let _tool = tracing::info_span!("execute_tool", gen_ai.operation.name = "execute_tool", gen_ai.tool.name = "grep")
+        .entered();
+    tracing::warn!(error.type = "x", "warning inside");
+}
+
+fn fmt_layer<S>(buf: Buf) -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    tracing_subscriber::fmt::layer()
+        .with_writer(buf)
+        .with_ansi(false)
+        .without_time()
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL)
+        .with_thread_ids(false)
+}
+
+fn run_without() -> Vec<u8> {
+    let buf = Buf::default();
+    let sub = tracing_subscriber::registry().with(EnvFilter::new("info")).with(fmt_layer(buf.clone()));
+    tracing::subscriber::with_default(sub, workload);
+    let out = buf.0.lock().clone();
+    out
+}
+
+#[test]
+fn fmt_output_is_byte_identical_with_meter_before_or_after() {
+    let baseline = run_without();
+    assert!(baseline.len() > 200, "the workload produced output");
+    let text = String::from_utf8_lossy(&baseline);
+    assert!(text.contains("usage event") && text.contains("plain event") && !text.contains("filtered out"));
+
+    // Meter layer after fmt.
+    let meter = TokenMeter::builder().build();
+    let buf = Buf::default();
+    let sub =
+        tracing_subscriber::registry().with(EnvFilter::new("info")).with(fmt_layer(buf.clone())).with(meter.layer());
+    tracing::subscriber::with_default(sub, workload);
+    assert_eq!(String::from_utf8_lossy(&buf.0.lock()), text);
+    assert_eq!(meter.total_usage().calls, 1);
+
+    // Meter layer before fmt.
+    let meter = TokenMeter::builder().build();
+    let buf = Buf::default();
+    let sub =
+        tracing_subscriber::registry().with(meter.layer()).with(EnvFilter::new("info")).with(fmt_layer(buf.clone()));
+    tracing::subscriber::with_default(sub, workload);
+    assert_eq!(String::from_utf8_lossy(&buf.0.lock()), text);
+    assert_eq!(meter.total_usage().calls, 1);
+    assert_eq!(meter.total_usage().tokens.input, 1_000);
+    assert_eq!(meter.tool_usage().len(), 1);
+}
+
+#[test]
+fn per_layer_env_filter_on_fmt_does_not_hide_llm_spans_from_the_meter() {
+    let meter = TokenMeter::builder().build();
+    let buf = Buf::default();
+    let sub = tracing_subscriber::registry()
+        .with(fmt_layer(buf.clone()).with_filter(EnvFilter::new("error")))
+        .with(meter.layer());
+    tracing::subscriber::with_default(sub, workload);
+    assert!(buf.0.lock().is_empty(), "fmt saw nothing at error level");
+    assert_eq!(meter.total_usage().calls, 1);
+}

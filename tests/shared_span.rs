@@ -1,0 +1,57 @@
+//! Clients that record every call's usage onto one long-lived span: a new response id finalizes the earlier call.
+
+mod common;
+
+use common::Harness;
+use tracing::field::Empty;
+use tracing::info_span;
+
+#[test]
+fn a_new_response_id_finalizes_the_previous_call() {
+    let h = Harness::new();
+    h.run(|| {
+        let agent = info_span!(
+            "agent loop",
+            session.id = "s1",
+            gen_ai.request.model = "claude-sonnet-4-5",
+            gen_ai.response.id = Empty,
+            input_tokens = Empty,
+            output_tokens = Empty,
+        );
+        agent.record("gen_ai.response.id", "msg_a");
+        agent.record("input_tokens", 100u64);
+        agent.record("output_tokens", 10u64);
+        h.clock.advance(chrono::Duration::seconds(2));
+        // Second call: its id is recorded first, then its usage.
+        agent.record("gen_ai.response.id", "msg_b");
+        agent.record("input_tokens", 200u64);
+        agent.record("output_tokens", 20u64);
+        h.clock.advance(chrono::Duration::seconds(1));
+        // Third call: usage and id in one set of values (an event), tokens before the id.
+        tracing::info!(parent: &agent, input_tokens = 300u64, output_tokens = 30u64, gen_ai.response.id = "msg_c");
+    });
+    let calls = h.seen.calls();
+    assert_eq!(calls.len(), 3, "{calls:#?}");
+    assert_eq!(calls[2].request_id.as_deref(), Some("msg_c"));
+    assert_eq!((calls[2].tokens.input, calls[2].tokens.output), (300, 30));
+    assert_eq!(calls[1].duration_us, 1_000_000);
+    assert_eq!(calls[0].request_id.as_deref(), Some("msg_a"));
+    assert_eq!((calls[0].tokens.input, calls[0].tokens.output), (100, 10));
+    assert_eq!(calls[0].duration_us, 2_000_000);
+    assert_eq!(calls[1].request_id.as_deref(), Some("msg_b"));
+    assert_eq!((calls[1].tokens.input, calls[1].tokens.output), (200, 20));
+    assert!(calls.iter().all(|c| c.dimensions.session.as_deref() == Some("s1")));
+    assert_eq!(h.meter.capture_stats().shared_span_splits, 2);
+}
+
+#[test]
+fn same_response_id_is_the_same_call() {
+    let h = Harness::new();
+    h.run(|| {
+        let span = info_span!("chat", model = "claude-haiku-4-5", gen_ai.response.id = "msg_a", output_tokens = Empty);
+        span.record("output_tokens", 1u64);
+        span.record("gen_ai.response.id", "msg_a");
+        span.record("output_tokens", 9u64);
+    });
+    assert_eq!(h.seen.only_call().tokens.output, 9);
+}

@@ -1,0 +1,78 @@
+//! A span with a `task` field groups the calls under it; its close records one task.
+
+mod common;
+
+use common::Harness;
+use tracing::field::Empty;
+use tracing::info_span;
+
+#[test]
+fn task_sums_its_calls() {
+    let h = Harness::new();
+    h.run(|| {
+        let _session = info_span!("conv", session.id = "s1").entered();
+        {
+            let _task = info_span!("task", task = "summarize", error.type = Empty).entered();
+            for _ in 0..3 {
+                let _c =
+                    info_span!("chat", model = "claude-haiku-4-5", input_tokens = 1_000u64, output_tokens = 100u64)
+                        .entered();
+            }
+        }
+        // A call outside the task is not counted in it.
+        let _c = info_span!("chat", model = "claude-haiku-4-5", input_tokens = 1u64).entered();
+    });
+    let tasks = h.seen.tasks.lock().clone();
+    assert_eq!(tasks.len(), 1);
+    let t = &tasks[0];
+    assert_eq!(&*t.task, "summarize");
+    assert_eq!(t.calls, 3);
+    assert_eq!((t.tokens.input, t.tokens.output), (3_000, 300));
+    // haiku 4.5: $1/M in, $5/M out: 3 × (1000 + 500) µ$ = $0.0045
+    assert_eq!(t.cost.to_string(), "$0.0045");
+    assert!(!t.outcome.is_error());
+    assert_eq!(t.dimensions.session.as_deref(), Some("s1"));
+    for call in h.seen.calls().iter().take(3) {
+        assert_eq!(call.dimensions.task.as_deref(), Some("summarize"));
+    }
+    assert_eq!(h.meter.capture_stats().tasks, 1);
+}
+
+#[test]
+fn failed_task_and_nesting() {
+    let h = Harness::new();
+    h.run(|| {
+        let outer = info_span!("task", task = "outer");
+        let _o = outer.enter();
+        let _c = info_span!("chat", model = "claude-haiku-4-5", input_tokens = 10u64).entered();
+        drop(_c);
+        {
+            let inner = info_span!("task", task = "inner", otel.status_code = Empty);
+            let _i = inner.enter();
+            let _c = info_span!("chat", model = "claude-haiku-4-5", input_tokens = 20u64).entered();
+            drop(_c);
+            inner.record("otel.status_code", "ERROR");
+        }
+    });
+    let tasks = h.seen.tasks.lock().clone();
+    assert_eq!(tasks.len(), 2);
+    let inner = tasks.iter().find(|t| &*t.task == "inner").unwrap();
+    let outer = tasks.iter().find(|t| &*t.task == "outer").unwrap();
+    assert!(inner.outcome.is_error());
+    assert_eq!((inner.calls, inner.tokens.input), (1, 20), "a call counts toward its nearest task only");
+    assert_eq!((outer.calls, outer.tokens.input), (1, 10));
+}
+
+#[test]
+fn task_with_unpriced_and_failed_calls() {
+    let h = Harness::new();
+    h.run(|| {
+        let _t = info_span!("task", task = "mixed").entered();
+        let _a = info_span!("chat", model = "mystery-model", input_tokens = 10u64).entered();
+        drop(_a);
+        let _b =
+            info_span!("chat", model = "claude-haiku-4-5", input_tokens = 10u64, error.type = "rate_limit").entered();
+    });
+    let t = h.seen.tasks.lock()[0].clone();
+    assert_eq!((t.calls, t.unpriced_calls, t.failed_calls), (2, 1, 1));
+}
