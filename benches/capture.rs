@@ -97,7 +97,7 @@ fn median_ns(group: &str, function: &str) -> Option<f64> {
 }
 
 fn print_ratios() {
-    println!("\n{:<16} {:>14} {:>16} {:>9}  {}", "bench", "baseline (ns)", "tokenmeter (ns)", "ratio", "target");
+    println!("\n{:<16} {:>14} {:>16} {:>9}  target", "bench", "baseline (ns)", "tokenmeter (ns)", "ratio");
     for (group, base, with, target) in [
         ("non_llm_span", "fmt", "fmt+tokenmeter", "ratio <= 1.25"),
         ("non_llm_event", "fmt", "fmt+tokenmeter", "ratio <= 1.25"),

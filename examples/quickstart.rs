@@ -224,8 +224,8 @@ fn print_report(meter: &TokenMeter) {
             num(t.tokens.cache_read),
             num(t.tokens.cache_write()),
             num(t.tokens.output),
-            Cell::new(if m.priced { t.cost.to_string() } else { "n/a".into() }).set_alignment(CellAlignment::Right),
-            Cell::new(t.cache_savings.to_string()).set_alignment(CellAlignment::Right),
+            Cell::new(if m.priced { format!("{:.4}", t.cost) } else { "n/a".into() }).set_alignment(CellAlignment::Right),
+            Cell::new(format!("{:.4}", t.cache_savings)).set_alignment(CellAlignment::Right),
             Cell::new(note),
         ]);
     }
@@ -237,8 +237,8 @@ fn print_report(meter: &TokenMeter) {
         num(total.tokens.cache_read),
         num(total.tokens.cache_write()),
         num(total.tokens.output),
-        Cell::new(total.cost.to_string()).set_alignment(CellAlignment::Right),
-        Cell::new(total.cache_savings.to_string()).set_alignment(CellAlignment::Right),
+        Cell::new(format!("{:.4}", total.cost)).set_alignment(CellAlignment::Right),
+        Cell::new(format!("{:.4}", total.cache_savings)).set_alignment(CellAlignment::Right),
         Cell::new(format!("{} unpriced", total.unpriced_calls)),
     ]);
     println!("tokenmeter quickstart: a simulated day of Claude traffic\n");
@@ -274,7 +274,7 @@ fn num(n: u64) -> Cell {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

@@ -47,9 +47,7 @@ impl ManualClock {
     /// Moves the clock forward (or back, for a negative duration).
     pub fn advance(&self, by: Duration) {
         let delta = by.num_nanoseconds().unwrap_or(i64::MAX);
-        let _ = self
-            .nanos
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| Some(n.saturating_add(delta)));
+        let _ = self.nanos.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| Some(n.saturating_add(delta)));
     }
 
     /// Sets the clock to `to`.

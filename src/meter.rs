@@ -315,18 +315,18 @@ impl TokenMeter {
             for (key, usage) in &shard.models {
                 merged
                     .entry(key.clone())
-                    .or_insert_with(|| ModelUsage { model: key.clone(), priced: usage.priced, totals: UsageTotals::default() })
+                    .or_insert_with(|| ModelUsage {
+                        model: key.clone(),
+                        priced: usage.priced,
+                        totals: UsageTotals::default(),
+                    })
                     .totals
                     .merge(&usage.totals);
             }
         }
         let mut out: Vec<ModelUsage> = merged.into_values().collect();
         out.sort_by(|a, b| {
-            b.totals
-                .cost
-                .cmp(&a.totals.cost)
-                .then(b.totals.calls.cmp(&a.totals.calls))
-                .then(a.model.cmp(&b.model))
+            b.totals.cost.cmp(&a.totals.cost).then(b.totals.calls.cmp(&a.totals.calls)).then(a.model.cmp(&b.model))
         });
         out
     }

@@ -35,9 +35,7 @@ pub struct TokenUsage {
 impl TokenUsage {
     /// All prompt-side tokens: uncached input, cache reads and cache writes.
     pub fn prompt_total(&self) -> u64 {
-        self.input
-            .saturating_add(self.cache_read)
-            .saturating_add(self.cache_write())
+        self.input.saturating_add(self.cache_read).saturating_add(self.cache_write())
     }
 
     /// Cache writes of both lifetimes.
@@ -132,11 +130,7 @@ impl Dimensions {
             "agent" => self.agent.as_deref(),
             "operation" => self.operation.as_deref(),
             "task" => self.task.as_deref(),
-            other => self
-                .extra
-                .iter()
-                .find(|(k, _)| &**k == other)
-                .map(|(_, v)| &**v),
+            other => self.extra.iter().find(|(k, _)| &**k == other).map(|(_, v)| &**v),
         }
     }
 }

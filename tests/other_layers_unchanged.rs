@@ -68,8 +68,7 @@ fn run_without() -> Vec<u8> {
     let buf = Buf::default();
     let sub = tracing_subscriber::registry().with(EnvFilter::new("info")).with(fmt_layer(buf.clone()));
     tracing::subscriber::with_default(sub, workload);
-    let out = buf.0.lock().clone();
-    out
+    buf.0.lock().clone()
 }
 
 #[test]

@@ -221,10 +221,7 @@ thread_local! {
 /// The plan of a callsite, computing it on first sight.
 pub(crate) fn plan_for(meta: &Metadata<'_>) -> &'static CallsitePlan {
     let id = meta.callsite();
-    let cached = LOCAL_PLANS
-        .try_with(|local| local.try_borrow().ok().and_then(|m| m.get(&id).copied()))
-        .ok()
-        .flatten();
+    let cached = LOCAL_PLANS.try_with(|local| local.try_borrow().ok().and_then(|m| m.get(&id).copied())).ok().flatten();
     if let Some(plan) = cached {
         return plan;
     }
@@ -243,7 +240,7 @@ fn global_plan(id: Identifier, meta: &Metadata<'_>) -> &'static CallsitePlan {
     }
     let mut guard = PLANS.write();
     let map = guard.get_or_insert_with(HashMap::default);
-    *map.entry(id).or_insert_with(|| Box::leak(Box::new(CallsitePlan::new(meta))))
+    map.entry(id).or_insert_with(|| Box::leak(Box::new(CallsitePlan::new(meta))))
 }
 
 #[cfg(test)]

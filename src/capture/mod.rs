@@ -71,6 +71,18 @@ struct SpanState {
     rejected: u64,
 }
 
+/// A call whose span closed (or was taken over by the next call on a long-lived span).
+struct EndedCall<'a> {
+    fields: &'a CallFields,
+    dims: &'a DimValues,
+    /// Unix nanoseconds.
+    start: i64,
+    /// Unix nanoseconds.
+    end: i64,
+    rejected: u64,
+    split: bool,
+}
+
 #[derive(Default)]
 struct TaskTally {
     calls: u64,
@@ -151,26 +163,23 @@ impl TokenMeterLayer {
         }
     }
 
-    /// Makes the call record for what `fields` holds, and adds it to the nearest enclosing task.
-    fn finish_call<S>(
-        &self,
-        span: &SpanRef<'_, S>,
-        own_dims: &DimValues,
-        fields: &CallFields,
-        start: i64,
-        end: i64,
-        rejected: u64,
-        split: bool,
-        own_task: Option<&mut TaskTally>,
-    ) where
+    /// Makes the call record for what `call.fields` holds, and adds it to the nearest enclosing task (the span's
+    /// own tally when the call span is itself a task).
+    fn finish_call<S>(&self, span: &SpanRef<'_, S>, call: EndedCall<'_>, own_task: Option<&mut TaskTally>)
+    where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
+        let EndedCall { fields, dims: own_dims, start, end, rejected, split } = call;
         let (tokens, fixes) = normalize::normalize(&fields.tokens);
         let record = CallRecord {
             timestamp: DateTime::from_timestamp_nanos(start),
             duration_us: micros_between(start, end),
             time_to_first_token_us: fields.ttft_us,
-            model: fields.response_model.clone().or_else(|| fields.request_model.clone()).or_else(|| fields.model.clone()),
+            model: fields
+                .response_model
+                .clone()
+                .or_else(|| fields.request_model.clone())
+                .or_else(|| fields.model.clone()),
             provider: fields.provider_name.clone().or_else(|| fields.system.clone()),
             operation: fields.operation_name.clone(),
             request_id: fields.response_id.clone(),
@@ -183,12 +192,8 @@ impl TokenMeterLayer {
             dimensions: self.dimensions(own_dims, span),
             cost: None,
         };
-        let record = self.inner.finish_call(CallDone {
-            record,
-            corrections: fixes.count(),
-            rejected_values: rejected,
-            split,
-        });
+        let record =
+            self.inner.finish_call(CallDone { record, corrections: fixes.count(), rejected_values: rejected, split });
         let tally = |t: &mut TaskTally| {
             t.calls += 1;
             t.unpriced_calls += u64::from(record.is_unpriced());
@@ -239,7 +244,7 @@ impl TokenMeterLayer {
         }
         if let Some((fields, dims, start, rejected)) = earlier {
             let end = self.inner.clock.unix_nanos();
-            self.finish_call(span, &dims, &fields, start, end, rejected, true, None);
+            self.finish_call(span, EndedCall { fields: &fields, dims: &dims, start, end, rejected, split: true }, None);
         }
     }
 }
@@ -339,7 +344,9 @@ where
             && state.call.tool_name.is_some();
         if plan.has_tokens {
             let rejected = std::mem::take(&mut state.rejected);
-            self.finish_call(&span, &state.dims, &state.call, state.start, end, rejected, false, state.task.as_mut());
+            let call =
+                EndedCall { fields: &state.call, dims: &state.dims, start: state.start, end, rejected, split: false };
+            self.finish_call(&span, call, state.task.as_mut());
         } else if is_tool {
             let record = ToolRecord {
                 timestamp: DateTime::from_timestamp_nanos(state.start),

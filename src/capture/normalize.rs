@@ -57,10 +57,7 @@ pub(crate) fn normalize(raw: &RawTokens) -> (TokenUsage, Corrections) {
         fixes.reasoning_outside_output = true;
         output = output.saturating_add(reasoning);
     }
-    (
-        TokenUsage { input, cache_read, cache_write_5m: w5, cache_write_1h: w1, output, reasoning },
-        fixes,
-    )
+    (TokenUsage { input, cache_read, cache_write_5m: w5, cache_write_1h: w1, output, reasoning }, fixes)
 }
 
 #[cfg(test)]
@@ -80,7 +77,10 @@ mod tests {
             output: Some(50),
             ..raw()
         });
-        assert_eq!(u, TokenUsage { input: 100, cache_read: 600, cache_write_5m: 300, output: 50, ..Default::default() });
+        assert_eq!(
+            u,
+            TokenUsage { input: 100, cache_read: 600, cache_write_5m: 300, output: 50, ..Default::default() }
+        );
         assert_eq!(fix.count(), 0);
     }
 

@@ -57,7 +57,16 @@ impl RawTokens {
         macro_rules! take {
             ($($f:ident),*) => { $( if newer.$f.is_some() { self.$f = newer.$f; } )* };
         }
-        take!(inclusive_input, uncached_input, output, cache_read, cache_write, cache_write_5m, cache_write_1h, reasoning);
+        take!(
+            inclusive_input,
+            uncached_input,
+            output,
+            cache_read,
+            cache_write,
+            cache_write_5m,
+            cache_write_1h,
+            reasoning
+        );
     }
 }
 
@@ -202,7 +211,9 @@ impl<'a> FieldVisitor<'a> {
             Role::Token(kind) => {
                 let tokens = match value {
                     Num::Int(v) if v <= MAX_TOKENS_PER_FIELD => Some(v),
-                    Num::Float(f) if f.is_finite() && f >= 0.0 && f.fract() == 0.0 && f <= MAX_TOKENS_PER_FIELD as f64 => {
+                    Num::Float(f)
+                        if f.is_finite() && f >= 0.0 && f.fract() == 0.0 && f <= MAX_TOKENS_PER_FIELD as f64 =>
+                    {
                         Some(f as u64)
                     }
                     _ => None,

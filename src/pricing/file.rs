@@ -1,0 +1,379 @@
+//! The TOML price-override file.
+//!
+//! ```toml
+//! [models."claude-sonnet-4-5"]
+//! input = 3.0                 # USD per million tokens; integers and floats both accepted
+//! output = 15.0
+//! cache_write_5m = 3.75       # optional: defaults to 1.25x input
+//! cache_write_1h = 6.0        # optional: defaults to 2x input
+//! cache_read = 0.3            # optional: defaults to 0.1x input
+//! fast_multiplier = 6         # optional: whole number ≥ 1
+//!
+//! [models."claude-sonnet-4-5".long_context]   # optional; same rate keys and defaults
+//! input = 6.0
+//! output = 22.5
+//! ```
+//!
+//! Prices are parsed exactly from their decimal text (never through a float), so they must be whole
+//! micro-USD per million tokens (at most 6 decimals). Every error names the origin, the 1-based line and the
+//! dotted field path.
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use toml::Spanned;
+use toml::de::{DeInteger, DeTable, DeValue};
+
+use super::rates::{default_cache_read, default_cache_write_5m};
+use super::{ModelPrice, PriceBookError, Rates, normalize_model_id};
+
+/// Expected-value wording shared by every rate error.
+const EXPECTED_USD: &str = "expected a non-negative number of USD per million tokens";
+
+/// The five rate keys, in file order of the docs.
+const RATE_KEYS: [&str; 5] = ["input", "output", "cache_write_5m", "cache_write_1h", "cache_read"];
+
+/// Where the text came from, for error messages.
+struct Source<'a> {
+    text: &'a str,
+    origin: &'a str,
+}
+
+impl Source<'_> {
+    fn line(&self, span: &Range<usize>) -> usize {
+        line_col(self.text, span.start).0
+    }
+
+    fn field_error(&self, span: &Range<usize>, field: &str, message: impl Into<String>) -> PriceBookError {
+        PriceBookError::Field {
+            origin: self.origin.to_owned(),
+            line: self.line(span),
+            field: field.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// A short description of a value as written, for "found …".
+    fn describe(&self, value: &Spanned<DeValue<'_>>) -> String {
+        let raw = self.text.get(value.span()).map(str::trim).filter(|s| !s.is_empty() && !s.contains('\n')).map(|s| {
+            if s.chars().count() > 40 { format!("{}…", s.chars().take(40).collect::<String>()) } else { s.to_owned() }
+        });
+        match (value.get_ref(), raw) {
+            (DeValue::Table(_), _) => "a table".to_owned(),
+            (DeValue::Array(_), _) => "an array".to_owned(),
+            (DeValue::String(s), _) => format!("string {s:?}"),
+            (v, Some(raw)) => match v {
+                DeValue::Integer(_) | DeValue::Float(_) => raw,
+                other => format!("{} {raw}", other.type_str()),
+            },
+            (v, None) => v.type_str().to_owned(),
+        }
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text.as_bytes()[..offset.min(text.len())];
+    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+    let line_start = before.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
+    let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+    (line, column)
+}
+
+/// A key as it appears in a dotted path: bare when TOML allows, quoted otherwise.
+fn path_key(key: &str) -> String {
+    if !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        key.to_owned()
+    } else {
+        format!("{key:?}")
+    }
+}
+
+/// A table's entries in source order (the map itself is ordered by key).
+fn entries<'t, 'i>(table: &'t DeTable<'i>) -> Vec<(&'t Spanned<std::borrow::Cow<'i, str>>, &'t Spanned<DeValue<'i>>)> {
+    let mut entries: Vec<_> = table.iter().collect();
+    entries.sort_by_key(|(k, _)| k.span().start);
+    entries
+}
+
+/// Why a number could not be a rate.
+enum NumberError {
+    NotNumber,
+    Negative,
+    NotFinite,
+    TooPrecise,
+    TooLarge,
+}
+
+/// Decimal text (`3`, `0.3`, `-1.5e2`, `inf`) to micro-USD, exactly.
+fn decimal_to_micros(text: &str) -> Result<u64, NumberError> {
+    let (negative, body) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    if body == "inf" || body == "nan" {
+        return Err(NumberError::NotFinite);
+    }
+    let (mantissa, exponent) = match body.find(['e', 'E']) {
+        Some(i) => (&body[..i], &body[i + 1..]),
+        None => (body, ""),
+    };
+    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if int_part.is_empty() || !all_digits(int_part) || !all_digits(frac_part) {
+        return Err(NumberError::NotNumber);
+    }
+    let exponent: i64 = if exponent.is_empty() {
+        0
+    } else {
+        let (neg, digits) = match exponent.as_bytes().first() {
+            Some(b'-') => (true, &exponent[1..]),
+            Some(b'+') => (false, &exponent[1..]),
+            _ => (false, exponent),
+        };
+        if digits.is_empty() || !all_digits(digits) {
+            return Err(NumberError::NotNumber);
+        }
+        // Anything beyond ±10^6 is far outside the representable range either way.
+        let magnitude: i64 = digits.parse().unwrap_or(i64::MAX).min(1_000_000);
+        if neg { -magnitude } else { magnitude }
+    };
+
+    let digits = format!("{int_part}{frac_part}");
+    let digits = digits.trim_start_matches('0');
+    if digits.is_empty() {
+        return Ok(0);
+    }
+    if negative {
+        return Err(NumberError::Negative);
+    }
+    let significant = digits.trim_end_matches('0');
+    let trailing_zeros = (digits.len() - significant.len()) as i64;
+    // value = significant × 10^shift micro-USD
+    let shift = exponent - frac_part.len() as i64 + 6 + trailing_zeros;
+    if shift < 0 {
+        return Err(NumberError::TooPrecise);
+    }
+    if significant.len() as i64 + shift > 20 {
+        return Err(NumberError::TooLarge);
+    }
+    let base: u128 = significant.parse().map_err(|_| NumberError::TooLarge)?;
+    let value = 10u128.checked_pow(shift as u32).and_then(|p| base.checked_mul(p)).ok_or(NumberError::TooLarge)?;
+    u64::try_from(value).map_err(|_| NumberError::TooLarge)
+}
+
+/// A TOML integer as an `i128`.
+fn integer(value: &DeInteger<'_>) -> Option<i128> {
+    i128::from_str_radix(value.as_str(), value.radix()).ok()
+}
+
+/// A rate value in micro-USD per million tokens.
+fn rate_value(src: &Source<'_>, value: &Spanned<DeValue<'_>>, field: &str) -> Result<u64, PriceBookError> {
+    let parsed = match value.get_ref() {
+        DeValue::Integer(i) => match integer(i) {
+            Some(n) if n < 0 => Err(NumberError::Negative),
+            Some(n) => u64::try_from(n).ok().and_then(|n| n.checked_mul(1_000_000)).ok_or(NumberError::TooLarge),
+            None => Err(NumberError::TooLarge),
+        },
+        DeValue::Float(f) => decimal_to_micros(f.as_str()),
+        _ => Err(NumberError::NotNumber),
+    };
+    parsed.map_err(|e| {
+        let found = src.describe(value);
+        let message = match e {
+            NumberError::NotNumber | NumberError::Negative | NumberError::NotFinite => {
+                format!("{EXPECTED_USD}, found {found}")
+            }
+            NumberError::TooPrecise => {
+                format!("{found} is more precise than 0.000001 USD per million tokens")
+            }
+            NumberError::TooLarge => {
+                format!("{found} is too large (at most 18446744073709.551615 USD per million tokens)")
+            }
+        };
+        src.field_error(&value.span(), field, message)
+    })
+}
+
+/// A rates table's rates, `long_context` value and fast multiplier.
+type TableParts<'t, 'i> = (Rates, Option<&'t Spanned<DeValue<'i>>>, Option<u32>);
+
+/// Parses the rate keys of one table (`models.<id>` or `models.<id>.long_context`); `nested` tables allow
+/// only rate keys. Returns the rates, the `long_context` value and the fast multiplier.
+fn rates_table<'t, 'i>(
+    src: &Source<'_>,
+    table: &'t DeTable<'i>,
+    table_span: &Range<usize>,
+    path: &str,
+    nested: bool,
+) -> Result<TableParts<'t, 'i>, PriceBookError> {
+    let mut values: [Option<u64>; 5] = [None; 5];
+    let mut long_context = None;
+    let mut fast_multiplier = None;
+    for (key, value) in entries(table) {
+        let name: &str = key.get_ref();
+        let field = format!("{path}.{}", path_key(name));
+        if let Some(i) = RATE_KEYS.iter().position(|k| *k == name) {
+            values[i] = Some(rate_value(src, value, &field)?);
+        } else if name == "long_context" && !nested {
+            if !matches!(value.get_ref(), DeValue::Table(_)) {
+                return Err(src.field_error(
+                    &value.span(),
+                    &field,
+                    format!("expected a table of long-context rates, found {}", src.describe(value)),
+                ));
+            }
+            long_context = Some(value);
+        } else if name == "fast_multiplier" && !nested {
+            let m = match value.get_ref() {
+                DeValue::Integer(i) => integer(i).and_then(|n| u32::try_from(n).ok()).filter(|n| *n >= 1),
+                _ => None,
+            };
+            let Some(m) = m else {
+                return Err(src.field_error(
+                    &value.span(),
+                    &field,
+                    format!("expected a whole-number multiplier of at least 1 (e.g. 6), found {}", src.describe(value)),
+                ));
+            };
+            fast_multiplier = Some(m);
+        } else {
+            let allowed = if nested {
+                "input, output, cache_write_5m, cache_write_1h, cache_read"
+            } else {
+                "input, output, cache_write_5m, cache_write_1h, cache_read, fast_multiplier, long_context"
+            };
+            return Err(src.field_error(&key.span(), &field, format!("unknown key; expected one of {allowed}")));
+        }
+    }
+    let [input, output, w5, w1, read] = values;
+    let missing: Vec<&str> = [("`input`", input.is_none()), ("`output`", output.is_none())]
+        .into_iter()
+        .filter(|(_, is_missing)| *is_missing)
+        .map(|(key, _)| key)
+        .collect();
+    let (Some(input), Some(output)) = (input, output) else {
+        return Err(src.field_error(
+            table_span,
+            path,
+            format!("missing {} (USD per million tokens)", missing.join(" and ")),
+        ));
+    };
+    let rates = Rates {
+        input,
+        output,
+        cache_write_5m: w5.unwrap_or(default_cache_write_5m(input)),
+        cache_write_1h: w1.unwrap_or(input.saturating_mul(2)),
+        cache_read: read.unwrap_or(default_cache_read(input)),
+    };
+    Ok((rates, long_context, fast_multiplier))
+}
+
+/// Parses a whole price file into `(model id as written, price)` pairs, in file order. Nothing is returned
+/// unless the whole file is valid.
+pub(super) fn parse_price_file(text: &str, origin: &str) -> Result<Vec<(String, ModelPrice)>, PriceBookError> {
+    let src = Source { text, origin };
+    let root = DeTable::parse(text).map_err(|e| {
+        let (line, column) = line_col(text, e.span().map_or(0, |s| s.start));
+        PriceBookError::Syntax { origin: origin.to_owned(), line, column, message: e.message().to_owned() }
+    })?;
+
+    let mut prices = Vec::new();
+    let mut seen: HashMap<String, (String, usize)> = HashMap::new();
+    for (key, value) in entries(root.get_ref()) {
+        let name: &str = key.get_ref();
+        if name != "models" {
+            return Err(src.field_error(
+                &key.span(),
+                &path_key(name),
+                "unknown key; a price file holds only `[models.\"<model id>\"]` tables",
+            ));
+        }
+        let DeValue::Table(models) = value.get_ref() else {
+            return Err(src.field_error(
+                &value.span(),
+                "models",
+                format!("expected a table of models, found {}", src.describe(value)),
+            ));
+        };
+        for (model_key, model_value) in entries(models) {
+            let id: &str = model_key.get_ref();
+            let path = format!("models.{}", path_key(id));
+            let canonical = normalize_model_id(id);
+            if canonical.is_empty() {
+                return Err(src.field_error(&model_key.span(), &path, "empty model id"));
+            }
+            let DeValue::Table(table) = model_value.get_ref() else {
+                return Err(src.field_error(
+                    &model_value.span(),
+                    &path,
+                    format!("expected a table with at least `input` and `output`, found {}", src.describe(model_value)),
+                ));
+            };
+            let line = src.line(&model_value.span());
+            if let Some((other, other_line)) = seen.get(&canonical) {
+                return Err(src.field_error(
+                    &model_value.span(),
+                    &path,
+                    format!("same model as `{other}` on line {other_line} (both are `{canonical}`)"),
+                ));
+            }
+            seen.insert(canonical, (path.clone(), line));
+
+            let (standard, long, fast) = rates_table(&src, table, &model_value.span(), &path, false)?;
+            let mut price = ModelPrice::new(standard);
+            price.fast_multiplier = fast;
+            if let Some(long) = long
+                && let DeValue::Table(long_table) = long.get_ref()
+            {
+                let long_path = format!("{path}.long_context");
+                let (rates, _, _) = rates_table(&src, long_table, &long.span(), &long_path, true)?;
+                price.long_context = Some(rates);
+            }
+            prices.push((id.to_owned(), price));
+        }
+    }
+    Ok(prices)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn micros(text: &str) -> Option<u64> {
+        decimal_to_micros(text).ok()
+    }
+
+    #[test]
+    fn decimals_parse_exactly() {
+        assert_eq!(micros("0.3"), Some(300_000));
+        assert_eq!(micros("3.75"), Some(3_750_000));
+        assert_eq!(micros("0.000001"), Some(1));
+        assert_eq!(micros("22.500000000"), Some(22_500_000));
+        assert_eq!(micros("1.5e1"), Some(15_000_000));
+        assert_eq!(micros("125E-3"), Some(125_000));
+        assert_eq!(micros("+0.01"), Some(10_000));
+        assert_eq!(micros("-0.0"), Some(0));
+        assert_eq!(micros("0e99999999999999999999"), Some(0));
+        assert_eq!(micros("18446744073709.551615"), Some(u64::MAX));
+        assert!(matches!(decimal_to_micros("18446744073709.551616"), Err(NumberError::TooLarge)));
+        assert!(matches!(decimal_to_micros("1e99999999999999999999"), Err(NumberError::TooLarge)));
+        assert!(matches!(decimal_to_micros("0.0000001"), Err(NumberError::TooPrecise)));
+        assert!(matches!(decimal_to_micros("1e-99999999999"), Err(NumberError::TooPrecise)));
+        assert!(matches!(decimal_to_micros("-0.5"), Err(NumberError::Negative)));
+        assert!(matches!(decimal_to_micros("+inf"), Err(NumberError::NotFinite)));
+        assert!(matches!(decimal_to_micros("nan"), Err(NumberError::NotFinite)));
+        assert!(matches!(decimal_to_micros(""), Err(NumberError::NotNumber)));
+        assert!(matches!(decimal_to_micros(".5"), Err(NumberError::NotNumber)));
+    }
+
+    #[test]
+    fn line_and_column() {
+        let text = "a\nbé = 1\n";
+        assert_eq!(line_col(text, 0), (1, 1));
+        assert_eq!(line_col(text, 2), (2, 1));
+        assert_eq!(line_col(text, 5), (2, 3));
+        assert_eq!(line_col(text, 1_000), (3, 1));
+    }
+}

@@ -1,0 +1,261 @@
+//! Prices: what each call cost, exactly.
+//!
+//! # Unit
+//!
+//! Money is an integer number of **pico-USD** (1e-12 USD) in a `u128` ([`Money`]); rates are pico-USD per
+//! token ([`Rates`]), which is the same number as micro-USD per million tokens. Prices are published to at
+//! most 1e-6 USD per million tokens (Haiku 5.5's cache write is $0.125 / Mtok), so every rate is a whole
+//! number of picos per token and `tokens × rate` is exact. A coarser unit would not be: half of $0.125 / Mtok
+//! (a batch 5-minute cache write on Haiku 5.5) is 62.5 nano-USD per token, not a whole number of nano-USD,
+//! but exactly 62,500 pico-USD. `u128` holds `u64::MAX` tokens at any `u64` rate, so nothing overflows;
+//! everything that could (multipliers, sums) saturates. Floats appear only at the edges
+//! ([`Money::as_usd`], [`Rates::from_usd_per_mtok`]).
+//!
+//! # Rules
+//!
+//! [`PricedModel::cost`] prices one call from its [`TokenUsage`], whose five
+//! billed kinds are disjoint (uncached input, cache read, 5-minute cache write, 1-hour cache write, output;
+//! reasoning is part of output and never billed separately). Each kind has its own rate. Then:
+//!
+//! - **Long context**: when `input + cache_write_5m + cache_write_1h + cache_read` is more than
+//!   [`LONG_CONTEXT_THRESHOLD`] (200,000) tokens and the model has long-context rates, *all* of the call's
+//!   tokens, output included, are billed at the long-context rates. Exactly 200,000 is not long context.
+//! - **Fast mode**: `speed = "fast"` multiplies every rate by the model's fast multiplier; on a model without
+//!   one the call is billed at standard rates.
+//! - **Batch**: `service_tier = "batch"` halves every rate.
+//!
+//! The three stack multiplicatively. An unknown model has no price at all ([`PriceBook::resolve`] returns
+//! `None`): its calls are *unpriced*, never $0.
+//!
+//! # Model ids
+//!
+//! Ids are normalized by [`normalize_model_id`] before lookup, so dated ids (`claude-sonnet-4-20250514`),
+//! aliases (`claude-3-5-haiku-latest`, `claude-opus-4-0`), Bedrock ids
+//! (`us.anthropic.claude-sonnet-4-5-20250929-v1:0`) and Vertex ids (`claude-opus-4-1@20250805`) all find the
+//! canonical entry (`claude-sonnet-4`, `claude-3-5-haiku`, `claude-opus-4`, `claude-sonnet-4-5`,
+//! `claude-opus-4-1`). Canonical ids use Anthropic's name order: version after the family from Claude 4 on
+//! (`claude-sonnet-4-5`), before it for Claude 3.x (`claude-3-5-sonnet`).
+//!
+//! # Overrides
+//!
+//! [`PriceBook::builtin`] holds the reference table. Prices can be replaced or added in code
+//! ([`PriceBook::set`], [`PriceBook::with_price`]) or from a TOML file ([`PriceBook::merge_toml_file`]); the
+//! file format is:
+//!
+//! ```toml
+//! [models."claude-sonnet-4-5"]
+//! input = 3.0                 # USD per million tokens; integers and floats both accepted
+//! output = 15.0
+//! cache_write_5m = 3.75       # optional: defaults to 1.25x input
+//! cache_write_1h = 6.0        # optional: defaults to 2x input
+//! cache_read = 0.3            # optional: defaults to 0.1x input
+//! fast_multiplier = 6         # optional: whole number, at least 1
+//!
+//! [models."claude-sonnet-4-5".long_context]   # optional; same rate keys and defaults
+//! input = 6.0
+//! output = 22.5
+//!
+//! [models."my-finetune"]
+//! input = 1
+//! output = 2
+//! ```
+//!
+//! Each model table replaces that model's whole price (a table without `long_context` removes long-context
+//! rates). Defaulted rates round half up to a whole pico-USD per token.
+
+mod file;
+mod money;
+mod normalize;
+mod rates;
+mod table;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use money::Money;
+pub use normalize::normalize_model_id;
+pub use rates::{CallCost, ModelPrice, PricedModel, Rates};
+
+use crate::record::TokenUsage;
+
+/// Prompt size (input + cache writes + cache reads, in tokens) above which a model's long-context rates
+/// apply to the whole call.
+pub const LONG_CONTEXT_THRESHOLD: u64 = 200_000;
+
+/// Prices by canonical model id.
+#[derive(Debug, Clone)]
+pub struct PriceBook {
+    models: BTreeMap<Arc<str>, ModelPrice>,
+}
+
+impl Default for PriceBook {
+    /// The built-in table: [`PriceBook::builtin`].
+    fn default() -> Self {
+        PriceBook::builtin()
+    }
+}
+
+impl PriceBook {
+    /// The built-in price table, USD per million tokens
+    /// (input / output / 5-minute write / 1-hour write / read; long-context rates in brackets):
+    ///
+    /// | Model | Rates |
+    /// |---|---|
+    /// | `claude-3-haiku` | 0.25 / 1.25 / 0.30 / 0.50 / 0.03 |
+    /// | `claude-3-opus`, `claude-opus-4`, `claude-opus-4-1` | 15 / 75 / 18.75 / 30 / 1.50 |
+    /// | `claude-3-5-haiku` | 0.80 / 4 / 1 / 1.60 / 0.08 |
+    /// | `claude-3-5-sonnet`, `claude-3-7-sonnet` | 3 / 15 / 3.75 / 6 / 0.30 |
+    /// | `claude-sonnet-4`, `claude-sonnet-4-5` | 3 / 15 / 3.75 / 6 / 0.30 [6 / 22.50 / 7.50 / 12 / 0.60] |
+    /// | `claude-sonnet-4-6` | 3 / 15 / 3.75 / 6 / 0.30 |
+    /// | `claude-haiku-4-5` | 1 / 5 / 1.25 / 2 / 0.10 |
+    /// | `claude-opus-4-5`, `-4-6`, `-4-7`, `-4-8`, `claude-opus-5` | 5 / 25 / 6.25 / 10 / 0.50 |
+    /// | `claude-sonnet-5` | 2 / 10 / 2.50 / 4 / 0.20 |
+    /// | `claude-opus-5-5` | 4 / 20 / 5 / 8 / 0.20 |
+    /// | `claude-sonnet-5-5` | 2 / 10 / 2.50 / 4 / 0.10 |
+    /// | `claude-haiku-5-5` | 0.10 / 0.50 / 0.125 / 0.20 / 0.01 |
+    ///
+    /// Fast-mode multipliers (`speed = "fast"`), as found on 2026-11-23:
+    ///
+    /// - `claude-opus-4-6`: **6x**. Anthropic's fast-mode page
+    ///   (<https://platform.claude.com/docs/en/build-with-claude/fast-mode>, Opus 4.6 edition): "priced at 6x
+    ///   standard Opus rates across the full context window" ($30 / $150 per Mtok).
+    /// - `claude-opus-4-7`: **6x** ($30 / $150, OpenRouter's `anthropic/claude-opus-4.7-fast` listing). Fast
+    ///   mode on 4.7 was deprecated 2026-06-25 and removed 2026-07-24 (Claude Code fast-mode docs,
+    ///   <https://code.claude.com/docs/en/fast-mode>); kept for calls recorded before then.
+    /// - `claude-opus-4-8`, `claude-opus-5`: **2x** ($10 / $50; OpenRouter and Vercel AI Gateway `-fast`
+    ///   listings, LiteLLM's Opus 5 announcement). Anthropic's current fast-mode page lists Opus 5.5, Opus 5
+    ///   and Opus 4.8 as supported, priced "at a multiplier on standard rates across the full context window";
+    ///   fast mode on 4.8 is deprecated (removal 2026-11-30).
+    /// - `claude-opus-5-5`: **2x** ($8 / $40; LiteLLM's Opus 5.5 announcement, "about 2x the base price").
+    ///
+    /// No other model here has fast mode (Anthropic: "not on Sonnet, Haiku, or other models"; Opus 4.5 and
+    /// older never had it). Fast mode stacks with the cache, batch and long-context modifiers. Fast-mode
+    /// prices are volatile: override them with [`PriceBook::set`] or a price file when they change.
+    pub fn builtin() -> Self {
+        let mut book = PriceBook::empty();
+        for (id, price) in table::builtin_prices() {
+            book.models.insert(Arc::from(id), price);
+        }
+        book
+    }
+
+    /// A book with no prices: every call is unpriced until prices are set.
+    pub fn empty() -> Self {
+        PriceBook { models: BTreeMap::new() }
+    }
+
+    /// Sets (replaces or adds) a model's price. The id is normalized first, so `claude-sonnet-4-5-20250929`
+    /// sets `claude-sonnet-4-5`.
+    pub fn set(&mut self, model: &str, price: ModelPrice) {
+        self.models.insert(Arc::from(normalize_model_id(model)), price);
+    }
+
+    /// [`set`](Self::set), builder style.
+    pub fn with_price(mut self, model: &str, price: ModelPrice) -> Self {
+        self.set(model, price);
+        self
+    }
+
+    /// Merges a TOML price file's text (format in the [module docs](self)) into this book. `origin` names the
+    /// text in error messages (usually its path). The file is applied all or nothing: on error the book is
+    /// unchanged.
+    pub fn merge_toml_str(&mut self, text: &str, origin: &str) -> Result<(), PriceBookError> {
+        for (model, price) in file::parse_price_file(text, origin)? {
+            self.set(&model, price);
+        }
+        Ok(())
+    }
+
+    /// Reads and merges a TOML price file, like [`merge_toml_str`](Self::merge_toml_str) with the path as
+    /// origin.
+    pub fn merge_toml_file(&mut self, path: impl AsRef<Path>) -> Result<(), PriceBookError> {
+        let path = path.as_ref();
+        let text =
+            std::fs::read_to_string(path).map_err(|source| PriceBookError::Io { path: path.to_owned(), source })?;
+        self.merge_toml_str(&text, &path.display().to_string())
+    }
+
+    /// The priced model for an id in any accepted form, or `None` for an unknown model (its calls are
+    /// unpriced).
+    pub fn resolve(&self, model_id: &str) -> Option<PricedModel> {
+        let canonical = normalize_model_id(model_id);
+        self.models.get_key_value(canonical.as_str()).map(|(id, price)| PricedModel::new(Arc::clone(id), price.clone()))
+    }
+
+    /// Prices one call ([`PricedModel::cost`]); `None` when the model is unknown.
+    pub fn price(
+        &self,
+        model_id: &str,
+        tokens: &TokenUsage,
+        service_tier: Option<&str>,
+        speed: Option<&str>,
+    ) -> Option<CallCost> {
+        self.resolve(model_id).map(|model| model.cost(tokens, service_tier, speed))
+    }
+
+    /// Every model and its price, sorted by canonical id.
+    pub fn models(&self) -> impl Iterator<Item = (&str, &ModelPrice)> {
+        self.models.iter().map(|(id, price)| (&**id, price))
+    }
+
+    /// Number of models.
+    pub fn len(&self) -> usize {
+        self.models.len()
+    }
+
+    /// True when the book has no models.
+    pub fn is_empty(&self) -> bool {
+        self.models.is_empty()
+    }
+}
+
+/// Errors loading prices.
+#[derive(Debug, thiserror::Error)]
+pub enum PriceBookError {
+    /// A price file could not be read.
+    #[error("cannot read price file {}: {source}", .path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A price file is not valid TOML.
+    #[error("{origin}:{line}:{column}: {message}")]
+    Syntax {
+        /// The file (or other origin) of the text.
+        origin: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column, in characters.
+        column: usize,
+        /// The parser's message.
+        message: String,
+    },
+    /// A price file is valid TOML but a field is wrong, unknown or missing.
+    #[error("{origin}:{line}: field `{field}`: {message}")]
+    Field {
+        /// The file (or other origin) of the text.
+        origin: String,
+        /// 1-based line of the offending key, value or table.
+        line: usize,
+        /// Dotted path of the field, e.g. `models.claude-sonnet-4-5.output`.
+        field: String,
+        /// What is wrong and what was expected.
+        message: String,
+    },
+    /// A rate given to [`Rates::from_usd_per_mtok`] is not usable.
+    #[error("invalid rate `{field}` = {value} USD per million tokens: {reason}")]
+    InvalidRate {
+        /// Which rate (`input`, `output`, `cache_write_5m`, `cache_write_1h`, `cache_read`).
+        field: String,
+        /// The value given.
+        value: f64,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,237 @@
+//! Model id normalization: every spelling of a Claude model id to one canonical id.
+
+/// Bedrock cross-region inference-profile prefixes stripped before `anthropic.`.
+const REGION_PREFIXES: &[&str] =
+    &["us", "us-gov", "eu", "apac", "global", "jp", "au", "ca", "uk", "in", "sa", "me", "af", "il"];
+
+/// Model families whose version can be written in either order.
+const FAMILIES: &[&str] = &["opus", "sonnet", "haiku"];
+
+/// The canonical form of a model id, as price books key it.
+///
+/// Steps, in order:
+///
+/// 1. trim whitespace, keep only the last `/`-separated segment (`anthropic/claude-…` gateway ids, Vertex
+///    resource names, Bedrock ARNs), ASCII-lowercase;
+/// 2. drop a trailing `[…]` annotation (`claude-opus-4-6[1m]`), a Vertex `@20250514` suffix, and everything
+///    from the first `:` (Bedrock `-v1:0`, `-v1:0:200k`);
+/// 3. drop Bedrock region prefixes (`us.`, `eu.`, `apac.`, `global.`, `jp.`, `au.`, …) and `anthropic.`;
+/// 4. turn a `.` between digits into `-` (`claude-3.5-sonnet`, `claude-opus-4.6`);
+/// 5. repeatedly drop a `-vN` version suffix, `-latest`, and a trailing `-YYYYMMDD` date;
+/// 6. for `claude-<family>-<major>[-<minor>]` and `claude-<major>[-<minor>]-<family>` (family `opus`,
+///    `sonnet` or `haiku`): drop a `-0` minor (`claude-sonnet-4-0` → `claude-sonnet-4`) and write the
+///    version in the name order Anthropic uses for that generation: old order below 4
+///    (`claude-3-5-sonnet`), family first from 4 on (`claude-sonnet-4-5`).
+///
+/// Anything else is returned as cleaned by steps 1–5 (so a custom id like `My-Finetune` becomes
+/// `my-finetune`). Variants with their own prices, such as gateway `…-fast` ids, are deliberately left
+/// alone so they stay unknown rather than being priced at standard rates. Never panics, on any input.
+pub fn normalize_model_id(id: &str) -> String {
+    let mut s = id.trim();
+    if let Some(i) = s.rfind('/') {
+        s = &s[i + 1..];
+    }
+    let mut s = s.to_ascii_lowercase();
+
+    if s.ends_with(']')
+        && let Some(i) = s.rfind('[')
+    {
+        s.truncate(i);
+    }
+    if let Some(i) = s.find('@') {
+        s.truncate(i);
+    }
+    if let Some(i) = s.find(':') {
+        s.truncate(i);
+    }
+
+    let s = strip_bedrock_prefix(&s);
+    let mut s = dots_between_digits(s);
+
+    loop {
+        let before = s.len();
+        strip_version_suffix(&mut s);
+        if s.ends_with("-latest") {
+            s.truncate(s.len() - "-latest".len());
+        }
+        strip_date_suffix(&mut s);
+        if s.len() == before {
+            break;
+        }
+    }
+
+    canonical_order(&s).unwrap_or(s)
+}
+
+/// Strips `<region>.` labels and `anthropic.` from the front.
+fn strip_bedrock_prefix(s: &str) -> &str {
+    let mut rest = s;
+    while let Some((label, tail)) = rest.split_once('.') {
+        if REGION_PREFIXES.contains(&label) {
+            rest = tail;
+        } else {
+            break;
+        }
+    }
+    rest.strip_prefix("anthropic.").unwrap_or(rest)
+}
+
+/// `claude-3.5-sonnet` → `claude-3-5-sonnet`.
+fn dots_between_digits(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    for (i, c) in s.char_indices() {
+        let between_digits = c == '.'
+            && i > 0
+            && bytes.get(i - 1).is_some_and(u8::is_ascii_digit)
+            && bytes.get(i + 1).is_some_and(u8::is_ascii_digit);
+        out.push(if between_digits { '-' } else { c });
+    }
+    out
+}
+
+/// Drops a trailing `-v<digits>` (Bedrock `-v1`, Vertex `-v2`).
+fn strip_version_suffix(s: &mut String) {
+    if let Some(i) = s.rfind("-v") {
+        let digits = &s[i + 2..];
+        if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+            s.truncate(i);
+        }
+    }
+}
+
+/// Drops a trailing `-YYYYMMDD`.
+fn strip_date_suffix(s: &mut String) {
+    let b = s.as_bytes();
+    if b.len() >= 9 && b[b.len() - 9] == b'-' && b[b.len() - 8..].iter().all(u8::is_ascii_digit) {
+        s.truncate(s.len() - 9);
+    }
+}
+
+/// A version number part: one or two ASCII digits.
+fn version_part(s: &str) -> Option<u8> {
+    if (1..=2).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()) { s.parse().ok() } else { None }
+}
+
+/// Rewrites a recognised `claude` family/version id in canonical order; `None` when not recognised.
+fn canonical_order(s: &str) -> Option<String> {
+    let parts: Vec<&str> = s.split('-').collect();
+    if parts.first() != Some(&"claude") {
+        return None;
+    }
+    let is_family = |p: &str| FAMILIES.contains(&p);
+    let (family, major, minor) = match parts[1..] {
+        [f, maj] if is_family(f) => (f, version_part(maj)?, None),
+        [f, maj, min] if is_family(f) => (f, version_part(maj)?, Some(version_part(min)?)),
+        [maj, f] if is_family(f) => (f, version_part(maj)?, None),
+        [maj, min, f] if is_family(f) => (f, version_part(maj)?, Some(version_part(min)?)),
+        _ => return None,
+    };
+    let version = match minor {
+        None | Some(0) => major.to_string(),
+        Some(minor) => format!("{major}-{minor}"),
+    };
+    Some(if major < 4 { format!("claude-{version}-{family}") } else { format!("claude-{family}-{version}") })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn real_id_forms() {
+        let cases = [
+            ("claude-3-7-sonnet-20250219", "claude-3-7-sonnet"),
+            ("claude-3-7-sonnet-latest", "claude-3-7-sonnet"),
+            ("claude-sonnet-4-20250514", "claude-sonnet-4"),
+            ("claude-sonnet-4-0", "claude-sonnet-4"),
+            ("claude-opus-4-0", "claude-opus-4"),
+            ("claude-opus-4-20250514", "claude-opus-4"),
+            ("anthropic.claude-3-5-sonnet-20241022-v2:0", "claude-3-5-sonnet"),
+            ("anthropic.claude-3-5-sonnet-20240620-v1:0", "claude-3-5-sonnet"),
+            ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", "claude-sonnet-4-5"),
+            ("eu.anthropic.claude-3-7-sonnet-20250219-v1:0", "claude-3-7-sonnet"),
+            ("apac.anthropic.claude-sonnet-4-20250514-v1:0", "claude-sonnet-4"),
+            ("global.anthropic.claude-haiku-4-5-20251001-v1:0", "claude-haiku-4-5"),
+            ("jp.anthropic.claude-sonnet-4-5-20250929-v1:0", "claude-sonnet-4-5"),
+            ("au.anthropic.claude-opus-4-6-v1", "claude-opus-4-6"),
+            ("us-gov.anthropic.claude-3-haiku-20240307-v1:0", "claude-3-haiku"),
+            ("anthropic.claude-3-haiku-20240307-v1:0:200k", "claude-3-haiku"),
+            ("claude-opus-4-1@20250805", "claude-opus-4-1"),
+            ("claude-sonnet-4@20250514", "claude-sonnet-4"),
+            ("claude-3-5-sonnet-v2@20241022", "claude-3-5-sonnet"),
+            ("claude-3-5-haiku-latest", "claude-3-5-haiku"),
+            ("claude-3-5-haiku-20241022", "claude-3-5-haiku"),
+            ("claude-3-opus-20240229", "claude-3-opus"),
+            ("claude-haiku-4-5", "claude-haiku-4-5"),
+            ("Claude-Sonnet-4-5", "claude-sonnet-4-5"),
+            ("  claude-sonnet-4-5-20250929  ", "claude-sonnet-4-5"),
+            ("claude-opus-4-6[1m]", "claude-opus-4-6"),
+            ("anthropic/claude-opus-4.6", "claude-opus-4-6"),
+            ("anthropic/claude-3.5-sonnet", "claude-3-5-sonnet"),
+            ("projects/p/locations/global/publishers/anthropic/models/claude-sonnet-4-5@20250929", "claude-sonnet-4-5"),
+            (
+                "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-opus-4-1-20250805-v1:0",
+                "claude-opus-4-1",
+            ),
+            ("claude-opus-5", "claude-opus-5"),
+            ("claude-opus-5-5", "claude-opus-5-5"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(normalize_model_id(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn both_name_orders() {
+        assert_eq!(normalize_model_id("claude-sonnet-3-7"), "claude-3-7-sonnet");
+        assert_eq!(normalize_model_id("claude-4-sonnet"), "claude-sonnet-4");
+        assert_eq!(normalize_model_id("claude-4-5-haiku"), "claude-haiku-4-5");
+        assert_eq!(normalize_model_id("claude-3-0-opus"), "claude-3-opus");
+    }
+
+    #[test]
+    fn other_ids_are_only_cleaned() {
+        assert_eq!(normalize_model_id("gpt-4o"), "gpt-4o");
+        assert_eq!(normalize_model_id("gpt-4o-2024-08-06"), "gpt-4o-2024-08-06");
+        assert_eq!(normalize_model_id("My-Finetune"), "my-finetune");
+        assert_eq!(normalize_model_id("claude-sonnet-9"), "claude-sonnet-9");
+        assert_eq!(normalize_model_id("claude-opus-4-6-fast"), "claude-opus-4-6-fast");
+        assert_eq!(normalize_model_id("claude-2.1"), "claude-2-1");
+        assert_eq!(normalize_model_id(""), "");
+    }
+
+    #[test]
+    fn never_panics() {
+        let long = "é-".repeat(5_000);
+        let _ = normalize_model_id(&long);
+        let long = "claude-".repeat(2_000);
+        let _ = normalize_model_id(&long);
+        for s in [
+            "@",
+            ":",
+            "/",
+            "[",
+            "]",
+            "-v",
+            "-",
+            ".",
+            "é.1",
+            "1.é",
+            "claude-",
+            "claude--",
+            "-20250101",
+            "anthropic.",
+            "us.",
+            "us.us.us.",
+            "🦀@🦀:🦀",
+            "claude-sonnet-4-5-v",
+            "claude-é-sonnet",
+            "\u{0}",
+            "-v1:0",
+            "[1m]",
+        ] {
+            let _ = normalize_model_id(s);
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! Rates, model prices, and the pricing of one call.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::{LONG_CONTEXT_THRESHOLD, Money, PriceBookError};
+use crate::record::TokenUsage;
+
+/// Per-token prices in pico-USD per token, which is the same number as micro-USD per million tokens
+/// ($3 / Mtok is `3_000_000`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rates {
+    /// Uncached input tokens.
+    pub input: u64,
+    /// Output tokens.
+    pub output: u64,
+    /// Cache writes with the 5-minute lifetime.
+    pub cache_write_5m: u64,
+    /// Cache writes with the 1-hour lifetime.
+    pub cache_write_1h: u64,
+    /// Cache reads (hits and refreshes).
+    pub cache_read: u64,
+}
+
+impl Rates {
+    /// Rates from micro-USD per million tokens: input, output, 5-minute write, 1-hour write, read
+    /// (`per_mtok_micros(3_000_000, 15_000_000, 3_750_000, 6_000_000, 300_000)` is Sonnet 4.5).
+    pub const fn per_mtok_micros(
+        input: u64,
+        output: u64,
+        cache_write_5m: u64,
+        cache_write_1h: u64,
+        cache_read: u64,
+    ) -> Rates {
+        Rates { input, output, cache_write_5m, cache_write_1h, cache_read }
+    }
+
+    /// Rates from USD per million tokens: input, output, 5-minute write, 1-hour write, read.
+    ///
+    /// Each value must be finite, non-negative, at most about 1.8e13, and a whole number of micro-USD per
+    /// million tokens (6 decimals), allowing for the float's own representation error (1e-9 of a micro-USD,
+    /// or 4 ulps of the scaled value if larger): `0.3` is accepted, `0.1234567` is rejected with
+    /// [`PriceBookError::InvalidRate`].
+    pub fn from_usd_per_mtok(
+        input: f64,
+        output: f64,
+        cache_write_5m: f64,
+        cache_write_1h: f64,
+        cache_read: f64,
+    ) -> Result<Rates, PriceBookError> {
+        Ok(Rates {
+            input: usd_per_mtok_to_micros("input", input)?,
+            output: usd_per_mtok_to_micros("output", output)?,
+            cache_write_5m: usd_per_mtok_to_micros("cache_write_5m", cache_write_5m)?,
+            cache_write_1h: usd_per_mtok_to_micros("cache_write_1h", cache_write_1h)?,
+            cache_read: usd_per_mtok_to_micros("cache_read", cache_read)?,
+        })
+    }
+
+    /// Rates from input and output alone, with Anthropic's usual cache multipliers: 5-minute write 1.25x
+    /// input, 1-hour write 2x, read 0.1x (each rounded half up to a whole pico-USD per token).
+    pub const fn with_default_cache(input: u64, output: u64) -> Rates {
+        Rates {
+            input,
+            output,
+            cache_write_5m: default_cache_write_5m(input),
+            cache_write_1h: input.saturating_mul(2),
+            cache_read: default_cache_read(input),
+        }
+    }
+}
+
+/// 1.25x, rounded half up.
+pub(super) const fn default_cache_write_5m(input: u64) -> u64 {
+    let x = input as u128 * 5;
+    let q = x / 4 + if x % 4 >= 2 { 1 } else { 0 };
+    if q > u64::MAX as u128 { u64::MAX } else { q as u64 }
+}
+
+/// 0.1x, rounded half up.
+pub(super) const fn default_cache_read(input: u64) -> u64 {
+    input / 10 + if input % 10 >= 5 { 1 } else { 0 }
+}
+
+/// USD per million tokens as a float to micro-USD per million tokens, exactly or not at all.
+fn usd_per_mtok_to_micros(field: &str, value: f64) -> Result<u64, PriceBookError> {
+    let invalid = |reason: &'static str| PriceBookError::InvalidRate { field: field.to_owned(), value, reason };
+    if value.is_nan() {
+        return Err(invalid("not a number"));
+    }
+    if value.is_infinite() {
+        return Err(invalid("infinite"));
+    }
+    if value < 0.0 {
+        return Err(invalid("negative"));
+    }
+    let scaled = value * 1e6;
+    let rounded = scaled.round();
+    let tolerance = 1e-9_f64.max(scaled * 4.0 * f64::EPSILON);
+    if (scaled - rounded).abs() > tolerance {
+        return Err(invalid("more precise than 0.000001 USD per million tokens"));
+    }
+    // 2^64: the first value that does not fit.
+    if rounded >= 18_446_744_073_709_551_616.0 {
+        return Err(invalid("too large"));
+    }
+    Ok(rounded as u64)
+}
+
+/// The price of one model: standard rates, optional long-context rates, optional fast-mode multiplier.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelPrice {
+    /// Rates of ordinary calls.
+    pub standard: Rates,
+    /// Rates of every token of a call whose prompt exceeds [`LONG_CONTEXT_THRESHOLD`] tokens, for models
+    /// that have them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub long_context: Option<Rates>,
+    /// Multiplier on all rates for `speed = "fast"` calls, for models that have fast mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fast_multiplier: Option<u32>,
+}
+
+impl ModelPrice {
+    /// A price with standard rates only.
+    pub fn new(standard: Rates) -> Self {
+        ModelPrice { standard, long_context: None, fast_multiplier: None }
+    }
+
+    /// Adds long-context rates.
+    pub fn with_long_context(mut self, rates: Rates) -> Self {
+        self.long_context = Some(rates);
+        self
+    }
+
+    /// Adds a fast-mode multiplier.
+    pub fn with_fast_multiplier(mut self, multiplier: u32) -> Self {
+        self.fast_multiplier = Some(multiplier);
+        self
+    }
+}
+
+/// A call's priced cost with its per-kind breakdown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallCost {
+    /// The sum of the five kinds.
+    pub total: Money,
+    /// Uncached input.
+    pub input: Money,
+    /// Cache reads.
+    pub cache_read: Money,
+    /// Cache writes, 5-minute lifetime.
+    pub cache_write_5m: Money,
+    /// Cache writes, 1-hour lifetime.
+    pub cache_write_1h: Money,
+    /// Output (reasoning included).
+    pub output: Money,
+    /// What the cache reads saved: cache_read tokens × (input rate − read rate) at the rates this call was
+    /// billed at (0 if read rate >= input rate).
+    pub cache_savings: Money,
+    /// Canonical model id the call was priced as, e.g. `"claude-sonnet-4-5"`.
+    pub priced_as: Arc<str>,
+    /// Billed at long-context rates.
+    pub long_context: bool,
+    /// Billed at batch rates (half price).
+    pub batch: bool,
+    /// Billed at fast-mode rates.
+    pub fast: bool,
+}
+
+/// A model id resolved against a price book: cheap to clone, prices calls without further lookups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PricedModel {
+    canonical: Arc<str>,
+    price: ModelPrice,
+}
+
+impl PricedModel {
+    pub(super) fn new(canonical: Arc<str>, price: ModelPrice) -> Self {
+        PricedModel { canonical, price }
+    }
+
+    /// The canonical model id.
+    pub fn canonical(&self) -> &str {
+        &self.canonical
+    }
+
+    /// The model's price.
+    pub fn price(&self) -> &ModelPrice {
+        &self.price
+    }
+
+    /// Prices one call.
+    ///
+    /// - Long context: when `input + cache_write_5m + cache_write_1h + cache_read` exceeds
+    ///   [`LONG_CONTEXT_THRESHOLD`] and the model has long-context rates, every token of the call, output
+    ///   included, is billed at those rates.
+    /// - Fast: `speed` equal to `"fast"` (ASCII case-insensitive) on a model with a fast multiplier multiplies
+    ///   every rate; on other models the call is billed at standard speed (`fast: false`).
+    /// - Batch: `service_tier` equal to `"batch"` (ASCII case-insensitive) halves every rate.
+    ///
+    /// Per kind, the cost is `tokens × rate × fast multiplier` in exact `u128` pico-USD (saturating), then
+    /// halved for batch. When that halving is not exact (an odd number of picos, possible only with an odd
+    /// rate and multiplier) it rounds half up, i.e. up by half a pico-USD; with the built-in rates, which
+    /// are all even, it is always exact. Cache savings go through the same steps with the rate
+    /// `input − cache_read`.
+    pub fn cost(&self, tokens: &TokenUsage, service_tier: Option<&str>, speed: Option<&str>) -> CallCost {
+        let batch = service_tier.is_some_and(|t| t.trim().eq_ignore_ascii_case("batch"));
+        let fast_multiplier = match (speed, self.price.fast_multiplier) {
+            (Some(s), Some(m)) if s.trim().eq_ignore_ascii_case("fast") => Some(m),
+            _ => None,
+        };
+        let prompt = u128::from(tokens.input)
+            + u128::from(tokens.cache_write_5m)
+            + u128::from(tokens.cache_write_1h)
+            + u128::from(tokens.cache_read);
+        let (rates, long_context) = match self.price.long_context {
+            Some(long) if prompt > u128::from(LONG_CONTEXT_THRESHOLD) => (long, true),
+            _ => (self.price.standard, false),
+        };
+
+        let kind = |count: u64, rate: u64| -> Money {
+            let mut picos = u128::from(count) * u128::from(rate);
+            if let Some(m) = fast_multiplier {
+                picos = picos.saturating_mul(u128::from(m));
+            }
+            if batch {
+                picos = picos / 2 + (picos & 1);
+            }
+            Money::from_picos(picos)
+        };
+
+        let input = kind(tokens.input, rates.input);
+        let cache_read = kind(tokens.cache_read, rates.cache_read);
+        let cache_write_5m = kind(tokens.cache_write_5m, rates.cache_write_5m);
+        let cache_write_1h = kind(tokens.cache_write_1h, rates.cache_write_1h);
+        let output = kind(tokens.output, rates.output);
+        let cache_savings = kind(tokens.cache_read, rates.input.saturating_sub(rates.cache_read));
+        CallCost {
+            total: input + cache_read + cache_write_5m + cache_write_1h + output,
+            input,
+            cache_read,
+            cache_write_5m,
+            cache_write_1h,
+            output,
+            cache_savings,
+            priced_as: Arc::clone(&self.canonical),
+            long_context,
+            batch,
+            fast: fast_multiplier.is_some(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_usd_per_mtok_exact() {
+        assert_eq!(
+            Rates::from_usd_per_mtok(3.0, 15.0, 3.75, 6.0, 0.3).unwrap(),
+            Rates::per_mtok_micros(3_000_000, 15_000_000, 3_750_000, 6_000_000, 300_000)
+        );
+        assert_eq!(
+            Rates::from_usd_per_mtok(0.1, 0.5, 0.125, 0.2, 0.01).unwrap(),
+            Rates::per_mtok_micros(100_000, 500_000, 125_000, 200_000, 10_000)
+        );
+        assert_eq!(
+            Rates::from_usd_per_mtok(0.000001, 123456.789012, 0.0, -0.0, 0.3 + 0.6).unwrap(),
+            Rates::per_mtok_micros(1, 123_456_789_012, 0, 0, 900_000)
+        );
+    }
+
+    #[test]
+    fn from_usd_per_mtok_rejects() {
+        let check = |rates: Result<Rates, PriceBookError>, field: &str, reason: &str| match rates {
+            Err(PriceBookError::InvalidRate { field: f, reason: r, .. }) => {
+                assert_eq!(f, field);
+                assert!(r.contains(reason), "{r}");
+            }
+            other => panic!("expected InvalidRate, got {other:?}"),
+        };
+        check(Rates::from_usd_per_mtok(-1.0, 1.0, 1.0, 1.0, 1.0), "input", "negative");
+        check(Rates::from_usd_per_mtok(1.0, f64::NAN, 1.0, 1.0, 1.0), "output", "not a number");
+        check(Rates::from_usd_per_mtok(1.0, 1.0, f64::INFINITY, 1.0, 1.0), "cache_write_5m", "infinite");
+        check(Rates::from_usd_per_mtok(1.0, 1.0, 1.0, 0.1234567, 1.0), "cache_write_1h", "more precise");
+        check(Rates::from_usd_per_mtok(1.0, 1.0, 1.0, 1.0, 1e14), "cache_read", "too large");
+        let err = Rates::from_usd_per_mtok(1.0, 1.0, 1.0, 1.0, -2.5).unwrap_err();
+        assert_eq!(err.to_string(), "invalid rate `cache_read` = -2.5 USD per million tokens: negative");
+    }
+
+    #[test]
+    fn default_cache_multipliers() {
+        assert_eq!(
+            Rates::with_default_cache(3_000_000, 15_000_000),
+            Rates::per_mtok_micros(3_000_000, 15_000_000, 3_750_000, 6_000_000, 300_000)
+        );
+        // 1.25 × 3 = 3.75 → 4 (half up); 0.1 × 5 = 0.5 → 1; 0.1 × 4 = 0.4 → 0.
+        assert_eq!(default_cache_write_5m(3), 4);
+        assert_eq!(default_cache_write_5m(1), 1);
+        assert_eq!(default_cache_write_5m(u64::MAX), u64::MAX);
+        assert_eq!(default_cache_read(5), 1);
+        assert_eq!(default_cache_read(4), 0);
+        assert_eq!(default_cache_read(u64::MAX), 1_844_674_407_370_955_162);
+    }
+
+    #[test]
+    fn odd_batch_halving_rounds_half_up() {
+        let model = PricedModel::new("odd".into(), ModelPrice::new(Rates::with_default_cache(3, 1)));
+        let tokens = TokenUsage { input: 1, output: 3, ..TokenUsage::default() };
+        let cost = model.cost(&tokens, Some("batch"), None);
+        // 1 × 3 = 3 picos → 1.5 → 2; 3 × 1 = 3 → 2.
+        assert_eq!(cost.input.picos(), 2);
+        assert_eq!(cost.output.picos(), 2);
+        assert_eq!(cost.total.picos(), 4);
+    }
+}

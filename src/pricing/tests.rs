@@ -1,0 +1,476 @@
+//! Hand-computed figures for the price book, and the price-file format.
+
+use super::*;
+
+/// Picos from micro-USD (tokens × USD-per-Mtok sums are in micro-USD).
+const fn micro_usd(n: u128) -> Money {
+    Money::from_picos(n * 1_000_000)
+}
+
+fn usage(input: u64, cache_read: u64, w5: u64, w1: u64, output: u64) -> TokenUsage {
+    TokenUsage { input, cache_read, cache_write_5m: w5, cache_write_1h: w1, output, reasoning: 0 }
+}
+
+/// One call with all five kinds: 1,000 input, 2,000 read, 3,000 5m write, 4,000 1h write, 5,000 output.
+fn mixed() -> TokenUsage {
+    usage(1_000, 2_000, 3_000, 4_000, 5_000)
+}
+
+fn cost(model: &str, tokens: &TokenUsage, tier: Option<&str>, speed: Option<&str>) -> CallCost {
+    PriceBook::builtin().price(model, tokens, tier, speed).unwrap_or_else(|| panic!("{model} should be priced"))
+}
+
+#[test]
+fn every_family_hand_computed() {
+    // Σ tokens × USD/Mtok = micro-USD:
+    let cases: [(&str, u128); 20] = [
+        // 1000×.25 + 2000×.03 + 3000×.30 + 4000×.50 + 5000×1.25 = 250 + 60 + 900 + 2000 + 6250
+        ("claude-3-haiku", 9_460),
+        // 1000×15 + 2000×1.5 + 3000×18.75 + 4000×30 + 5000×75 = 15000 + 3000 + 56250 + 120000 + 375000
+        ("claude-3-opus", 569_250),
+        ("claude-opus-4", 569_250),
+        ("claude-opus-4-1", 569_250),
+        // 1000×.8 + 2000×.08 + 3000×1 + 4000×1.6 + 5000×4 = 800 + 160 + 3000 + 6400 + 20000
+        ("claude-3-5-haiku", 30_360),
+        // 1000×3 + 2000×.3 + 3000×3.75 + 4000×6 + 5000×15 = 3000 + 600 + 11250 + 24000 + 75000
+        ("claude-3-5-sonnet", 113_850),
+        ("claude-3-7-sonnet", 113_850),
+        ("claude-sonnet-4", 113_850),
+        ("claude-sonnet-4-5", 113_850),
+        ("claude-sonnet-4-6", 113_850),
+        // 1000×1 + 2000×.1 + 3000×1.25 + 4000×2 + 5000×5 = 1000 + 200 + 3750 + 8000 + 25000
+        ("claude-haiku-4-5", 37_950),
+        // 1000×5 + 2000×.5 + 3000×6.25 + 4000×10 + 5000×25 = 5000 + 1000 + 18750 + 40000 + 125000
+        ("claude-opus-4-5", 189_750),
+        ("claude-opus-4-6", 189_750),
+        ("claude-opus-4-7", 189_750),
+        ("claude-opus-4-8", 189_750),
+        ("claude-opus-5", 189_750),
+        // 1000×2 + 2000×.2 + 3000×2.5 + 4000×4 + 5000×10 = 2000 + 400 + 7500 + 16000 + 50000
+        ("claude-sonnet-5", 75_900),
+        // 1000×4 + 2000×.2 + 3000×5 + 4000×8 + 5000×20 = 4000 + 400 + 15000 + 32000 + 100000
+        ("claude-opus-5-5", 151_400),
+        // 1000×2 + 2000×.1 + 3000×2.5 + 4000×4 + 5000×10 = 2000 + 200 + 7500 + 16000 + 50000
+        ("claude-sonnet-5-5", 75_700),
+        // 1000×.1 + 2000×.01 + 3000×.125 + 4000×.2 + 5000×.5 = 100 + 20 + 375 + 800 + 2500
+        ("claude-haiku-5-5", 3_795),
+    ];
+    assert_eq!(PriceBook::builtin().len(), cases.len());
+    for (model, micros) in cases {
+        let c = cost(model, &mixed(), None, None);
+        assert_eq!(c.total, micro_usd(micros), "{model}");
+        assert_eq!(c.total, c.input + c.cache_read + c.cache_write_5m + c.cache_write_1h + c.output);
+        assert_eq!(&*c.priced_as, model);
+        assert!(!c.long_context && !c.batch && !c.fast, "{model}");
+    }
+    let book = PriceBook::builtin();
+    let names: Vec<&str> = book.models().map(|(id, _)| id).collect();
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    assert_eq!(names, sorted);
+}
+
+#[test]
+fn breakdown_uses_each_kinds_own_rate() {
+    let c = cost("claude-sonnet-4-5", &mixed(), None, None);
+    assert_eq!(c.input, micro_usd(3_000));
+    assert_eq!(c.cache_read, micro_usd(600));
+    assert_eq!(c.cache_write_5m, micro_usd(11_250));
+    assert_eq!(c.cache_write_1h, micro_usd(24_000));
+    assert_eq!(c.output, micro_usd(75_000));
+    // 2000 × (3 − 0.3)
+    assert_eq!(c.cache_savings, micro_usd(5_400));
+}
+
+#[test]
+fn one_hour_writes() {
+    // Opus 4.1: 10,000 × $30 = $0.30 for 1h writes, 10,000 × $18.75 = $0.1875 for 5m writes.
+    let c = cost("claude-opus-4-1", &usage(0, 0, 0, 10_000, 0), None, None);
+    assert_eq!(c.cache_write_1h, Money::from_picos(300_000_000_000));
+    assert_eq!(c.total.to_string(), "$0.30");
+    let c = cost("claude-opus-4-1", &usage(0, 0, 10_000, 0, 0), None, None);
+    assert_eq!(c.total.to_string(), "$0.1875");
+}
+
+#[test]
+fn reasoning_is_not_billed_separately() {
+    let mut tokens = mixed();
+    tokens.reasoning = 4_000;
+    assert_eq!(cost("claude-sonnet-4-5", &tokens, None, None).total, micro_usd(113_850));
+}
+
+#[test]
+fn batch_halves_everything() {
+    let c = cost("claude-sonnet-4-5", &mixed(), Some("batch"), None);
+    assert!(c.batch);
+    assert_eq!(c.total, Money::from_picos(56_925_000_000));
+    assert_eq!(c.cache_savings, micro_usd(2_700));
+    let c = cost("claude-sonnet-4-5", &mixed(), Some(" BATCH "), None);
+    assert!(c.batch);
+    let c = cost("claude-sonnet-4-5", &mixed(), Some("standard"), None);
+    assert!(!c.batch);
+    // Haiku 5.5: 3795 / 2 = 1897.5 micro-USD, exact in picos (its 5m write is 62,500 picos per token).
+    let c = cost("claude-haiku-5-5", &mixed(), Some("batch"), None);
+    assert_eq!(c.total, Money::from_picos(1_897_500_000));
+    assert_eq!(cost("claude-haiku-5-5", &usage(0, 0, 1, 0, 0), Some("batch"), None).total, Money::from_picos(62_500));
+}
+
+#[test]
+fn fast_mode() {
+    // Opus 4.6 fast: 6 × 189,750.
+    let c = cost("claude-opus-4-6", &mixed(), None, Some("fast"));
+    assert!(c.fast);
+    assert_eq!(c.total, micro_usd(1_138_500));
+    assert_eq!(c.total.to_string(), "$1.1385");
+    // Fast + batch: × 6 / 2.
+    let c = cost("claude-opus-4-6", &mixed(), Some("batch"), Some("FAST"));
+    assert!(c.fast && c.batch);
+    assert_eq!(c.total, micro_usd(569_250));
+    // Opus 4.8, Opus 5, Opus 5.5: 2x.
+    assert_eq!(cost("claude-opus-4-8", &mixed(), None, Some("fast")).total, micro_usd(379_500));
+    assert_eq!(cost("claude-opus-5", &mixed(), None, Some("fast")).total, micro_usd(379_500));
+    assert_eq!(cost("claude-opus-5-5", &mixed(), None, Some("fast")).total, micro_usd(302_800));
+    // No fast mode: standard rates, `fast: false`.
+    for model in ["claude-sonnet-4-5", "claude-opus-4-5", "claude-haiku-4-5"] {
+        let standard = cost(model, &mixed(), None, None);
+        let c = cost(model, &mixed(), None, Some("fast"));
+        assert!(!c.fast, "{model}");
+        assert_eq!(c, standard, "{model}");
+    }
+    // Other speeds are standard.
+    let c = cost("claude-opus-4-6", &mixed(), None, Some("standard"));
+    assert!(!c.fast);
+    assert_eq!(c.total, micro_usd(189_750));
+}
+
+#[test]
+fn long_context_rule() {
+    // 100,000 × 6 + 150,000 × 0.6 + 1,000 × 22.5 = 600,000 + 90,000 + 22,500 micro-USD.
+    let c = cost("claude-sonnet-4-5", &usage(100_000, 150_000, 0, 0, 1_000), None, None);
+    assert!(c.long_context);
+    assert_eq!(c.total, Money::from_picos(712_500_000_000));
+    assert_eq!(c.total.to_string(), "$0.7125");
+    assert_eq!(c.output, micro_usd(22_500));
+    // Savings at the long-context rates: 150,000 × (6 − 0.6).
+    assert_eq!(c.cache_savings, micro_usd(810_000));
+
+    // 300,000 × 6 + 1,000 × 22.5.
+    let c = cost("claude-sonnet-4-5", &usage(300_000, 0, 0, 0, 1_000), None, None);
+    assert!(c.long_context);
+    assert_eq!(c.total.to_string(), "$1.8225");
+
+    // Exactly 200,000 prompt tokens is not long context: 200,000 × 3 + 1,000 × 15.
+    let c = cost("claude-sonnet-4", &usage(200_000, 0, 0, 0, 1_000), None, None);
+    assert!(!c.long_context);
+    assert_eq!(c.total, micro_usd(615_000));
+    // … and one more token of any prompt kind is.
+    for tokens in [
+        usage(200_001, 0, 0, 0, 0),
+        usage(200_000, 1, 0, 0, 0),
+        usage(200_000, 0, 1, 0, 0),
+        usage(200_000, 0, 0, 1, 0),
+        usage(0, 100_000, 50_000, 50_001, 0),
+    ] {
+        assert!(cost("claude-sonnet-4-5", &tokens, None, None).long_context, "{tokens:?}");
+    }
+    // Output does not count towards the threshold.
+    assert!(!cost("claude-sonnet-4-5", &usage(200_000, 0, 0, 0, 100_000), None, None).long_context);
+
+    // Sonnet 4.6 has no long-context rates: 300,000 × 3 + 1,000 × 15.
+    let c = cost("claude-sonnet-4-6", &usage(300_000, 0, 0, 0, 1_000), None, None);
+    assert!(!c.long_context);
+    assert_eq!(c.total, micro_usd(915_000));
+
+    // Long context + batch: half of $1.8225.
+    let c = cost("claude-sonnet-4-5", &usage(300_000, 0, 0, 0, 1_000), Some("batch"), None);
+    assert!(c.long_context && c.batch);
+    assert_eq!(c.total.to_string(), "$0.91125");
+}
+
+#[test]
+fn modifiers_stack() {
+    let sonnet = PriceBook::builtin().resolve("claude-sonnet-4-5").expect("builtin");
+    let price = sonnet.price().clone().with_fast_multiplier(4);
+    let book = PriceBook::empty().with_price("stacked", price);
+    let c = book.price("stacked", &usage(300_000, 0, 0, 0, 1_000), Some("batch"), Some("fast")).expect("priced");
+    assert!(c.long_context && c.batch && c.fast);
+    // 1,822,500 × 4 / 2.
+    assert_eq!(c.total, micro_usd(3_645_000));
+}
+
+#[test]
+fn huge_token_counts_do_not_panic() {
+    let max = usage(u64::MAX, u64::MAX, u64::MAX, u64::MAX, u64::MAX);
+    let book = PriceBook::builtin();
+    for (model, _) in book.models() {
+        for tier in [None, Some("batch")] {
+            for speed in [None, Some("fast")] {
+                let c = book.price(model, &max, tier, speed).expect("priced");
+                assert!(c.total >= c.output);
+            }
+        }
+    }
+    // Exact where it fits: u64::MAX × $75/Mtok.
+    let c = book.price("claude-opus-4-1", &usage(0, 0, 0, 0, u64::MAX), None, None).expect("priced");
+    assert_eq!(c.output.picos(), u128::from(u64::MAX) * 75_000_000);
+    // Saturates where it does not.
+    let rates = Rates::per_mtok_micros(u64::MAX, u64::MAX, u64::MAX, u64::MAX, 0);
+    let book = PriceBook::empty().with_price("x", ModelPrice::new(rates).with_fast_multiplier(u32::MAX));
+    let c = book.price("x", &max, None, Some("fast")).expect("priced");
+    assert_eq!(c.output, Money::from_picos(u128::MAX));
+    assert_eq!(c.total, Money::from_picos(u128::MAX));
+    let c = book.price("x", &max, Some("batch"), Some("fast")).expect("priced");
+    assert_eq!(c.output.picos(), u128::MAX / 2 + 1);
+}
+
+#[test]
+fn resolves_every_id_form() {
+    let book = PriceBook::builtin();
+    let cases = [
+        ("claude-3-7-sonnet-20250219", "claude-3-7-sonnet"),
+        ("claude-sonnet-4-20250514", "claude-sonnet-4"),
+        ("claude-sonnet-4-0", "claude-sonnet-4"),
+        ("claude-opus-4-0", "claude-opus-4"),
+        ("anthropic.claude-3-5-sonnet-20241022-v2:0", "claude-3-5-sonnet"),
+        ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", "claude-sonnet-4-5"),
+        ("eu.anthropic.claude-haiku-4-5-20251001-v1:0", "claude-haiku-4-5"),
+        ("global.anthropic.claude-opus-4-6-v1", "claude-opus-4-6"),
+        ("claude-opus-4-1@20250805", "claude-opus-4-1"),
+        ("claude-3-5-haiku-latest", "claude-3-5-haiku"),
+        ("claude-3-haiku-20240307", "claude-3-haiku"),
+        ("claude-3-opus-latest", "claude-3-opus"),
+        ("CLAUDE-HAIKU-5-5", "claude-haiku-5-5"),
+    ];
+    for (id, canonical) in cases {
+        let model = book.resolve(id).unwrap_or_else(|| panic!("{id} should resolve"));
+        assert_eq!(model.canonical(), canonical, "{id}");
+    }
+}
+
+#[test]
+fn unknown_ids_are_unpriced() {
+    let book = PriceBook::builtin();
+    let long = "x".repeat(10 * 1024);
+    let weird = "é🦀@:/.[".repeat(1_000);
+    for id in [
+        "gpt-4o",
+        "",
+        "   ",
+        long.as_str(),
+        weird.as_str(),
+        "claude-sonnet-9",
+        "claude-2.1",
+        "claude-instant-1",
+        "claude-opus-4-6-fast",
+        "claude",
+    ] {
+        assert!(book.resolve(id).is_none(), "{id:.40}");
+        assert!(book.price(id, &mixed(), None, None).is_none());
+    }
+    assert!(PriceBook::empty().resolve("claude-sonnet-4-5").is_none());
+}
+
+#[test]
+fn set_normalizes_and_replaces() {
+    let mut book = PriceBook::builtin();
+    let rates = Rates::with_default_cache(1_000_000, 2_000_000);
+    book.set("My-Finetune-20250101", ModelPrice::new(rates));
+    book.set("claude-sonnet-4-5-20250929", ModelPrice::new(rates));
+    assert_eq!(book.resolve("my-finetune").expect("set").price().standard, rates);
+    let sonnet = book.resolve("claude-sonnet-4-5").expect("set");
+    assert_eq!(sonnet.price(), &ModelPrice::new(rates));
+    assert_eq!(PriceBook::default().len(), PriceBook::builtin().len());
+}
+
+#[test]
+fn call_cost_serializes() {
+    let c = cost("claude-sonnet-4-5", &mixed(), None, None);
+    let json = serde_json::to_value(&c).expect("serializes");
+    assert_eq!(json["total"], 113_850_000_000u64);
+    assert_eq!(json["priced_as"], "claude-sonnet-4-5");
+    let back: CallCost = serde_json::from_value(json).expect("deserializes");
+    assert_eq!(back, c);
+}
+
+// ---- price files ----
+
+const GOOD: &str = r#"
+# overrides
+[models."claude-sonnet-4-5"]
+input = 4
+output = 20.0
+cache_write_5m = 5.0
+cache_write_1h = 8
+cache_read = 0.4
+fast_multiplier = 3
+
+[models."claude-sonnet-4-5".long_context]
+input = 8.0
+output = 30
+
+[models."My-Finetune"]
+input = 1
+output = 2
+
+[models]
+"inline-model" = { input = 0.000001, output = 1.5e1 }
+"#;
+
+#[test]
+fn good_file_overrides_and_adds() {
+    let mut book = PriceBook::builtin();
+    let before = book.len();
+    book.merge_toml_str(GOOD, "prices.toml").expect("valid file");
+    assert_eq!(book.len(), before + 2);
+
+    let sonnet = book.resolve("us.anthropic.claude-sonnet-4-5-20250929-v1:0").expect("priced");
+    assert_eq!(
+        sonnet.price(),
+        &ModelPrice::new(Rates::per_mtok_micros(4_000_000, 20_000_000, 5_000_000, 8_000_000, 400_000))
+            .with_fast_multiplier(3)
+            .with_long_context(Rates::per_mtok_micros(8_000_000, 30_000_000, 10_000_000, 16_000_000, 800_000))
+    );
+    let finetune = book.resolve("my-finetune").expect("added");
+    assert_eq!(
+        finetune.price(),
+        &ModelPrice::new(Rates::per_mtok_micros(1_000_000, 2_000_000, 1_250_000, 2_000_000, 100_000))
+    );
+    let inline = book.resolve("inline-model").expect("added");
+    assert_eq!(inline.price().standard.input, 1);
+    assert_eq!(inline.price().standard.output, 15_000_000);
+    // Untouched models keep their built-in price.
+    assert_eq!(book.resolve("claude-haiku-4-5"), PriceBook::builtin().resolve("claude-haiku-4-5"));
+
+    // The file works through the path API too.
+    let dir = std::env::temp_dir().join(format!("tokenmeter-pricing-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("prices.toml");
+    std::fs::write(&path, GOOD).expect("write");
+    let mut from_file = PriceBook::empty();
+    from_file.merge_toml_file(&path).expect("valid file");
+    assert_eq!(from_file.len(), 3);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn missing_file_is_an_io_error() {
+    let err = PriceBook::empty().merge_toml_file("/nonexistent/tokenmeter/prices.toml").unwrap_err();
+    assert!(matches!(err, PriceBookError::Io { .. }));
+    assert!(err.to_string().starts_with("cannot read price file /nonexistent/tokenmeter/prices.toml: "), "{err}");
+}
+
+/// Merges `text` into the built-in book, expecting an error; checks the book is unchanged.
+fn bad(text: &str) -> PriceBookError {
+    let mut book = PriceBook::builtin();
+    let err = book.merge_toml_str(text, "prices.toml").unwrap_err();
+    let unchanged: Vec<_> = book.models().map(|(k, v)| (k.to_owned(), v.clone())).collect();
+    let builtin: Vec<_> = PriceBook::builtin().models().map(|(k, v)| (k.to_owned(), v.clone())).collect();
+    assert_eq!(unchanged, builtin, "a failed merge must not change the book");
+    err
+}
+
+#[test]
+fn syntax_error_has_line_and_column() {
+    let err = bad("[models.\"x\"]\ninput = 1\noutput = \n");
+    assert!(matches!(err, PriceBookError::Syntax { line: 3, column: 10, .. }), "{err:?}");
+    assert!(err.to_string().starts_with("prices.toml:3:10: "), "{err}");
+
+    let err = bad("[models.\"x\"]\ninput = 1\ninput = 2\noutput = 3\n");
+    assert!(err.to_string().starts_with("prices.toml:3:1: "), "{err}");
+    assert!(err.to_string().contains("duplicate key"), "{err}");
+
+    let err = bad("[models.x\n");
+    assert!(err.to_string().starts_with("prices.toml:1:"), "{err}");
+}
+
+#[test]
+fn string_where_a_number_belongs() {
+    let text = "\
+[models.\"claude-x\"]
+input = 3.0
+cache_write_5m = 3.75
+cache_write_1h = 6.0
+cache_read = 0.3
+# output follows
+output = \"abc\"
+";
+    let err = bad(text);
+    assert_eq!(
+        err.to_string(),
+        "prices.toml:7: field `models.claude-x.output`: expected a non-negative number of USD per \
+         million tokens, found string \"abc\""
+    );
+    assert!(matches!(err, PriceBookError::Field { line: 7, .. }));
+}
+
+#[test]
+fn negative_price() {
+    let err = bad("[models.a]\ninput = 1\noutput = 2\ncache_read = -0.3\n");
+    assert_eq!(
+        err.to_string(),
+        "prices.toml:4: field `models.a.cache_read`: expected a non-negative number of USD per \
+         million tokens, found -0.3"
+    );
+    let err = bad("[models.a]\ninput = -1\noutput = 2\n");
+    assert!(err.to_string().starts_with("prices.toml:2: field `models.a.input`: "), "{err}");
+}
+
+#[test]
+fn unknown_keys() {
+    let err = bad("[models.a]\ninput = 1\noutput = 2\noutptu = 3\n");
+    let text = err.to_string();
+    assert!(text.starts_with("prices.toml:4: field `models.a.outptu`: unknown key"), "{text}");
+
+    let err =
+        bad("[models.a]\ninput = 1\noutput = 2\n[models.a.long_context]\ninput = 1\noutput = 2\nfast_multiplier = 2\n");
+    assert!(
+        err.to_string().starts_with("prices.toml:7: field `models.a.long_context.fast_multiplier`: unknown key"),
+        "{err}"
+    );
+
+    let err = bad("currency = \"EUR\"\n[models.a]\ninput = 1\noutput = 2\n");
+    assert!(err.to_string().starts_with("prices.toml:1: field `currency`: unknown key"), "{err}");
+}
+
+#[test]
+fn missing_output_names_the_table_line() {
+    let err = bad("\n\n[models.\"claude-x\"]\ninput = 3.0\ncache_read = 0.3\n");
+    assert_eq!(err.to_string(), "prices.toml:3: field `models.claude-x`: missing `output` (USD per million tokens)");
+    let err = bad("[models.a]\ninput = 1\noutput = 2\n\n[models.a.long_context]\ncache_read = 1\n");
+    assert_eq!(
+        err.to_string(),
+        "prices.toml:5: field `models.a.long_context`: missing `input` and `output` (USD per million tokens)"
+    );
+}
+
+#[test]
+fn other_bad_values() {
+    let cases = [
+        ("[models.a]\ninput = 0.0000001\noutput = 2\n", 2, "models.a.input", "more precise than 0.000001"),
+        ("[models.a]\ninput = inf\noutput = 2\n", 2, "models.a.input", "found inf"),
+        ("[models.a]\ninput = nan\noutput = 2\n", 2, "models.a.input", "found nan"),
+        ("[models.a]\ninput = 1e30\noutput = 2\n", 2, "models.a.input", "too large"),
+        ("[models.a]\ninput = 99999999999999\noutput = 2\n", 2, "models.a.input", "too large"),
+        ("[models.a]\ninput = true\noutput = 2\n", 2, "models.a.input", "found boolean true"),
+        ("[models.a]\ninput = [1]\noutput = 2\n", 2, "models.a.input", "found an array"),
+        ("[models.a]\ninput = 1\noutput = 2\nfast_multiplier = 0\n", 4, "models.a.fast_multiplier", "at least 1"),
+        ("[models.a]\ninput = 1\noutput = 2\nfast_multiplier = 2.5\n", 4, "models.a.fast_multiplier", "found 2.5"),
+        ("[models.a]\ninput = 1\noutput = 2\nlong_context = 5\n", 4, "models.a.long_context", "found 5"),
+        ("models = 5\n", 1, "models", "expected a table of models"),
+        ("[models]\na = 5\n", 2, "models.a", "expected a table with at least `input` and `output`"),
+        ("[models.\"\"]\ninput = 1\noutput = 2\n", 1, "models.\"\"", "empty model id"),
+        (
+            "[models.\"claude-sonnet-4-5\"]\ninput = 1\noutput = 2\n[models.\"claude-sonnet-4-5-20250929\"]\ninput = 1\noutput = 2\n",
+            4,
+            "models.claude-sonnet-4-5-20250929",
+            "same model as `models.claude-sonnet-4-5` on line 1",
+        ),
+    ];
+    for (text, line, field, message) in cases {
+        let err = bad(text);
+        let shown = err.to_string();
+        let prefix = format!("prices.toml:{line}: field `{field}`: ");
+        assert!(shown.starts_with(&prefix), "{text:?}: {shown}");
+        assert!(shown.contains(message), "{text:?}: {shown}");
+    }
+}
