@@ -224,7 +224,8 @@ fn print_report(meter: &TokenMeter) {
             num(t.tokens.cache_read),
             num(t.tokens.cache_write()),
             num(t.tokens.output),
-            Cell::new(if m.priced { format!("{:.4}", t.cost) } else { "n/a".into() }).set_alignment(CellAlignment::Right),
+            Cell::new(if m.priced { format!("{:.4}", t.cost) } else { "n/a".into() })
+                .set_alignment(CellAlignment::Right),
             Cell::new(format!("{:.4}", t.cache_savings)).set_alignment(CellAlignment::Right),
             Cell::new(note),
         ]);

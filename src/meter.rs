@@ -312,16 +312,16 @@ impl TokenMeter {
         let mut merged: HashMap<Arc<str>, ModelUsage> = HashMap::default();
         for shard in self.inner.shards.iter() {
             let shard = shard.0.lock();
-            for (key, usage) in &shard.models {
+            for slot in &shard.models {
                 merged
-                    .entry(key.clone())
+                    .entry(slot.key.clone())
                     .or_insert_with(|| ModelUsage {
-                        model: key.clone(),
-                        priced: usage.priced,
+                        model: slot.key.clone(),
+                        priced: slot.priced.is_some(),
                         totals: UsageTotals::default(),
                     })
                     .totals
-                    .merge(&usage.totals);
+                    .merge(&slot.totals);
             }
         }
         let mut out: Vec<ModelUsage> = merged.into_values().collect();
@@ -371,32 +371,66 @@ impl TokenMeter {
 #[repr(align(128))]
 pub(crate) struct Padded<T>(T);
 
-#[derive(Default)]
+/// Totals of one model key in one shard.
 struct ModelSlot {
-    priced: bool,
-    totals: UsageTotals,
-}
-
-/// What a model id resolved to, cached per shard.
-#[derive(Clone)]
-struct ModelEntry {
     key: Arc<str>,
     priced: Option<PricedModel>,
+    totals: UsageTotals,
 }
 
 #[derive(Default)]
 struct Shard {
-    resolved: HashMap<Box<str>, ModelEntry>,
-    models: HashMap<Arc<str>, ModelSlot>,
+    /// Model id as reported -> index into `models`.
+    resolved: HashMap<Box<str>, usize>,
+    models: Vec<ModelSlot>,
     tools: HashMap<Arc<str>, ToolUsage>,
     stats: CaptureStats,
 }
 
-/// Cached model resolutions per shard are bounded: a stream of distinct unknown ids cannot grow memory.
+/// Cached model-id resolutions per shard are bounded: a stream of distinct unknown ids cannot grow memory.
 const MAX_RESOLVED_PER_SHARD: usize = 1024;
 
-/// Distinct model keys kept per shard before further unknown ids share one overflow key.
+/// Distinct model keys (and tool names) kept per shard; further ones share one `(other)` entry.
 const MAX_MODELS_PER_SHARD: usize = 512;
+
+impl Shard {
+    /// The slot a call on `model` adds to: a hash lookup of the id as reported; on first sight, a price-book
+    /// resolution (dated and provider-specific ids of one model share the canonical id's slot).
+    fn model_slot(&mut self, model: Option<&str>, prices: &PriceBook) -> usize {
+        let id = model.unwrap_or("");
+        if let Some(&idx) = self.resolved.get(id) {
+            return idx;
+        }
+        let priced = if id.is_empty() { None } else { prices.resolve(id) };
+        let key: Arc<str> = match (&priced, model) {
+            (Some(p), _) => Arc::from(p.canonical()),
+            (None, Some(m)) if !m.is_empty() => Arc::from(m),
+            _ => Arc::from("unknown"),
+        };
+        let idx = match self.models.iter().position(|m| m.key == key) {
+            Some(idx) => idx,
+            None if self.models.len() < MAX_MODELS_PER_SHARD => {
+                self.models.push(ModelSlot { key, priced, totals: UsageTotals::default() });
+                self.models.len() - 1
+            }
+            None => match self.models.iter().position(|m| &*m.key == "(other)") {
+                Some(idx) => idx,
+                None => {
+                    self.models.push(ModelSlot {
+                        key: Arc::from("(other)"),
+                        priced: None,
+                        totals: UsageTotals::default(),
+                    });
+                    self.models.len() - 1
+                }
+            },
+        };
+        if self.resolved.len() < MAX_RESOLVED_PER_SHARD {
+            self.resolved.insert(Box::from(id), idx);
+        }
+        idx
+    }
+}
 
 pub(crate) struct MeterInner {
     pub(crate) clock: Arc<dyn Clock>,
@@ -439,39 +473,15 @@ impl MeterInner {
         {
             let mut shard = self.shard().lock();
             let shard = &mut *shard;
-            let model = done.record.model.clone();
-            let entry = match model.as_deref() {
-                Some(id) => match shard.resolved.get(id) {
-                    Some(e) => e.clone(),
-                    None => {
-                        let priced = self.prices.resolve(id);
-                        let key: Arc<str> = match &priced {
-                            Some(p) => Arc::from(p.canonical()),
-                            None => model.clone().unwrap_or_else(|| Arc::from("unknown")),
-                        };
-                        let e = ModelEntry { key, priced };
-                        if shard.resolved.len() < MAX_RESOLVED_PER_SHARD {
-                            shard.resolved.insert(Box::from(id), e.clone());
-                        }
-                        e
-                    }
-                },
-                None => ModelEntry { key: Arc::from("unknown"), priced: None },
-            };
+            let idx = shard.model_slot(done.record.model.as_deref(), &self.prices);
+            let slot = &mut shard.models[idx];
             let rec = &mut done.record;
             if rec.metered {
-                rec.cost = entry
+                rec.cost = slot
                     .priced
                     .as_ref()
                     .map(|p| p.cost(&rec.tokens, rec.service_tier.as_deref(), rec.speed.as_deref()));
             }
-            let key = if shard.models.len() >= MAX_MODELS_PER_SHARD && !shard.models.contains_key(&entry.key) {
-                Arc::from("(other)")
-            } else {
-                entry.key
-            };
-            let slot = shard.models.entry(key).or_default();
-            slot.priced = entry.priced.is_some();
             slot.totals.add_call(rec);
             let stats = &mut shard.stats;
             stats.calls += 1;
