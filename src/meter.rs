@@ -453,10 +453,9 @@ thread_local! {
     static SHARD_INDEX: usize = NEXT_SHARD.fetch_add(1, Ordering::Relaxed);
 }
 
-/// What capture hands over when a call is finished.
-#[derive(Debug)]
-pub(crate) struct CallDone {
-    pub(crate) record: CallRecord,
+/// Capture's notes on a finished call, for the health counters.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CaptureNotes {
     pub(crate) corrections: u64,
     pub(crate) rejected_values: u64,
     pub(crate) split: bool,
@@ -468,14 +467,14 @@ impl MeterInner {
         &self.shards[idx & (self.shards.len() - 1)].0
     }
 
-    /// Prices a call (filling `record.cost`), adds it to the totals and hands it to the sinks.
-    pub(crate) fn finish_call(&self, mut done: CallDone) -> CallRecord {
+    /// Prices a call (filling `rec.cost`), adds it to the totals and hands it to the sinks. Takes the record by
+    /// reference: it is a few hundred bytes, built once on the recording thread's stack and never moved.
+    pub(crate) fn finish_call(&self, rec: &mut CallRecord, notes: CaptureNotes) {
         {
             let mut shard = self.shard().lock();
             let shard = &mut *shard;
-            let idx = shard.model_slot(done.record.model.as_deref(), &self.prices);
+            let idx = shard.model_slot(rec.model.as_deref(), &self.prices);
             let slot = &mut shard.models[idx];
-            let rec = &mut done.record;
             if rec.metered {
                 rec.cost = slot
                     .priced
@@ -486,12 +485,11 @@ impl MeterInner {
             let stats = &mut shard.stats;
             stats.calls += 1;
             stats.unmetered_calls += u64::from(!rec.metered);
-            stats.normalization_corrections += done.corrections;
-            stats.rejected_values += done.rejected_values;
-            stats.shared_span_splits += u64::from(done.split);
+            stats.normalization_corrections += notes.corrections;
+            stats.rejected_values += notes.rejected_values;
+            stats.shared_span_splits += u64::from(notes.split);
         }
-        self.dispatch(|s| s.on_call(&done.record));
-        done.record
+        self.dispatch(|s| s.on_call(rec));
     }
 
     pub(crate) fn finish_task(&self, record: TaskRecord, rejected_values: u64) {

@@ -37,7 +37,7 @@ use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use crate::clock::micros_between;
-use crate::meter::{CallDone, MeterInner};
+use crate::meter::{CaptureNotes, MeterInner};
 use crate::pricing::Money;
 use crate::record::{CallRecord, Dimensions, Outcome, TaskRecord, TokenUsage, ToolRecord};
 
@@ -116,10 +116,11 @@ impl TokenMeterLayer {
         FieldVisitor::new(plan, &self.inner.extra_dims, self.inner.max_dim_len, call, dims)
     }
 
-    /// Resolves dimensions: the span's own, then each ancestor's for what is still missing.
-    fn dimensions<S>(&self, own: &DimValues, span: &SpanRef<'_, S>) -> Dimensions
+    /// Resolves dimensions: the span's own, then each ancestor's for what is still missing. Also returns the
+    /// nearest ancestor task span (found in the same walk), which a call adds itself to.
+    fn dimensions<'a, S>(&self, own: &DimValues, span: &SpanRef<'a, S>) -> (Dimensions, Option<SpanRef<'a, S>>)
     where
-        S: Subscriber + for<'a> LookupSpan<'a>,
+        S: Subscriber + for<'l> LookupSpan<'l>,
     {
         let mut builtin: [Option<Arc<str>>; DIM_COUNT] = own.builtin.clone();
         let mut extra: Vec<(u8, Arc<str>)> = own.extra.clone();
@@ -127,10 +128,14 @@ impl TokenMeterLayer {
         let complete = |b: &[Option<Arc<str>>; DIM_COUNT], e: &Vec<(u8, Arc<str>)>| {
             b.iter().all(Option::is_some) && e.len() == extra_count
         };
+        let mut task_span = None;
         if !complete(&builtin, &extra) {
-            for ancestor in span.scope().skip(1) {
+            // `parent()` first: a root span pays one lookup, not a scope iterator.
+            let ancestors = span.parent().into_iter().flat_map(|p| p.scope());
+            for ancestor in ancestors {
                 let ext = ancestor.extensions();
                 let Some(state) = ext.get::<SpanState>() else { continue };
+                let is_task = state.task.is_some();
                 for (slot, value) in builtin.iter_mut().zip(state.dims.builtin.iter()) {
                     if slot.is_none() {
                         slot.clone_from(value);
@@ -141,6 +146,11 @@ impl TokenMeterLayer {
                         extra.push((*idx, value.clone()));
                     }
                 }
+                drop(ext);
+                if is_task && task_span.is_none() {
+                    task_span = Some(ancestor);
+                }
+                // Complete dimensions include `task`, which only a task span (or the call span) provides.
                 if complete(&builtin, &extra) {
                     break;
                 }
@@ -148,7 +158,7 @@ impl TokenMeterLayer {
         }
         extra.sort_by_key(|(i, _)| *i);
         let [session, user, tenant, project, agent, operation, task] = builtin;
-        Dimensions {
+        let dimensions = Dimensions {
             session,
             user,
             tenant,
@@ -160,7 +170,8 @@ impl TokenMeterLayer {
                 .into_iter()
                 .filter_map(|(i, v)| self.inner.extra_dims.get(i as usize).map(|n| (n.clone(), v)))
                 .collect(),
-        }
+        };
+        (dimensions, task_span)
     }
 
     /// Makes the call record for what `call.fields` holds, and adds it to the nearest enclosing task (the span's
@@ -171,7 +182,8 @@ impl TokenMeterLayer {
     {
         let EndedCall { fields, dims: own_dims, start, end, rejected, split } = call;
         let (tokens, fixes) = normalize::normalize(&fields.tokens);
-        let record = CallRecord {
+        let (dimensions, task_span) = self.dimensions(own_dims, span);
+        let mut record = CallRecord {
             timestamp: DateTime::from_timestamp_nanos(start),
             duration_us: micros_between(start, end),
             time_to_first_token_us: fields.ttft_us,
@@ -189,11 +201,11 @@ impl TokenMeterLayer {
             tokens,
             metered: fields.tokens.any(),
             outcome: outcome(fields),
-            dimensions: self.dimensions(own_dims, span),
+            dimensions,
             cost: None,
         };
-        let record =
-            self.inner.finish_call(CallDone { record, corrections: fixes.count(), rejected_values: rejected, split });
+        self.inner
+            .finish_call(&mut record, CaptureNotes { corrections: fixes.count(), rejected_values: rejected, split });
         let tally = |t: &mut TaskTally| {
             t.calls += 1;
             t.unpriced_calls += u64::from(record.is_unpriced());
@@ -201,17 +213,14 @@ impl TokenMeterLayer {
             t.tokens.add(&record.tokens);
             t.cost += record.cost_or_zero();
         };
-        match own_task {
-            Some(t) => tally(t),
-            None => {
-                for ancestor in span.scope().skip(1) {
-                    let mut ext = ancestor.extensions_mut();
-                    if let Some(t) = ext.get_mut::<SpanState>().and_then(|s| s.task.as_mut()) {
-                        tally(t);
-                        break;
-                    }
+        match (own_task, task_span) {
+            (Some(t), _) => tally(t),
+            (None, Some(task_span)) => {
+                if let Some(t) = task_span.extensions_mut().get_mut::<SpanState>().and_then(|s| s.task.as_mut()) {
+                    tally(t);
                 }
             }
+            (None, None) => {}
         }
     }
 
@@ -353,12 +362,12 @@ where
                 duration_us: micros_between(state.start, end),
                 tool: state.call.tool_name.clone().unwrap_or_else(|| Arc::from("unknown")),
                 outcome: outcome(&state.call),
-                dimensions: self.dimensions(&state.dims, &span),
+                dimensions: self.dimensions(&state.dims, &span).0,
             };
             self.inner.finish_tool(record, std::mem::take(&mut state.rejected));
         }
         if let Some(tally) = state.task.take() {
-            let dimensions = self.dimensions(&state.dims, &span);
+            let (dimensions, _) = self.dimensions(&state.dims, &span);
             let task = dimensions.task.clone().unwrap_or_else(|| Arc::from("unnamed"));
             let record = TaskRecord {
                 timestamp: DateTime::from_timestamp_nanos(state.start),

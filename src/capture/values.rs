@@ -315,23 +315,47 @@ impl<'a> FieldVisitor<'a> {
 /// allocations, never unbounded memory).
 const MAX_INTERNED_PER_THREAD: usize = 512;
 
+/// Slots of the per-thread front cache, keyed by the value's address (string literals at a callsite keep theirs).
+const FRONT_SLOTS: usize = 64;
+
+struct Labels {
+    /// Direct-mapped by address; a hit is confirmed by comparing the bytes, so a reused address never returns a
+    /// stale label.
+    front: [Option<(usize, Arc<str>)>; FRONT_SLOTS],
+    by_value: FxHashMap<Box<str>, Arc<str>>,
+}
+
 thread_local! {
-    static LABELS: RefCell<FxHashMap<Box<str>, Arc<str>>> = RefCell::new(FxHashMap::default());
+    static LABELS: RefCell<Labels> = const {
+        RefCell::new(Labels { front: [const { None }; FRONT_SLOTS], by_value: FxHashMap::with_hasher(rustc_hash::FxBuildHasher) })
+    };
 }
 
 /// A shared copy of a low-cardinality label, allocated once per thread.
 fn intern(value: &str) -> Arc<str> {
+    let addr = value.as_ptr() as usize;
+    let slot = (addr >> 3) % FRONT_SLOTS;
     LABELS
         .try_with(|cell| {
-            let mut map = cell.try_borrow_mut().ok()?;
-            if let Some(v) = map.get(value) {
+            let mut labels = cell.try_borrow_mut().ok()?;
+            if let Some((a, v)) = &labels.front[slot]
+                && *a == addr
+                && **v == *value
+            {
                 return Some(v.clone());
             }
-            if map.len() >= MAX_INTERNED_PER_THREAD {
-                map.clear();
-            }
-            let v: Arc<str> = Arc::from(value);
-            map.insert(Box::from(value), v.clone());
+            let v = match labels.by_value.get(value) {
+                Some(v) => v.clone(),
+                None => {
+                    if labels.by_value.len() >= MAX_INTERNED_PER_THREAD {
+                        labels.by_value.clear();
+                    }
+                    let v: Arc<str> = Arc::from(value);
+                    labels.by_value.insert(Box::from(value), v.clone());
+                    v
+                }
+            };
+            labels.front[slot] = Some((addr, v.clone()));
             Some(v)
         })
         .ok()
