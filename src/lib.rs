@@ -57,6 +57,7 @@
 
 pub mod capture;
 pub mod clock;
+pub mod instrument;
 mod meter;
 pub mod pricing;
 pub mod record;

@@ -1,0 +1,352 @@
+//! A minimal Claude Messages API client over blocking `reqwest`, instrumented for tokenmeter.
+//!
+//! Each call opens one [`claude_span`] and records into it what the API answers: the response id and model,
+//! the usage (as a stream's events arrive, when streaming), or the error. The span closes when the call
+//! returns, and the meter's layer turns it into one `CallRecord`. No prompt or response text goes into the
+//! span.
+//!
+//! This file is shared: `examples/claude_http.rs` uses it against the real API, and `tests/instrument_http.rs`
+//! runs it against a local server that answers like the API.
+
+use std::fmt;
+use std::io::{ErrorKind, Read};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokenmeter::instrument::{
+    self, ErrorResponse, INCOMPLETE_STREAM, MessageResponse, SseDecoder, StreamAccumulator, StreamOutcome, Usage,
+};
+
+/// Where requests go unless `ANTHROPIC_BASE_URL` says otherwise.
+pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
+/// The `anthropic-version` header sent with every request.
+pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+/// One Messages API request (the subset this example needs).
+#[derive(Debug, Clone, Serialize)]
+pub struct Request {
+    /// The model to call.
+    pub model: String,
+    /// The most output tokens to generate.
+    pub max_tokens: u32,
+    /// An optional system prompt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
+    /// The conversation so far.
+    pub messages: Vec<Turn>,
+}
+
+/// One turn of a conversation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Turn {
+    /// `user` or `assistant`.
+    pub role: String,
+    /// The turn's text.
+    pub content: String,
+}
+
+impl Request {
+    /// A single user message.
+    pub fn user(model: &str, max_tokens: u32, text: &str) -> Self {
+        Request {
+            model: model.to_owned(),
+            max_tokens,
+            system: None,
+            messages: vec![Turn { role: "user".into(), content: text.to_owned() }],
+        }
+    }
+}
+
+/// What a call returned.
+#[derive(Debug, Clone, Default)]
+pub struct Reply {
+    /// The message id (`msg_…`).
+    pub id: Option<String>,
+    /// The model that answered.
+    pub model: Option<String>,
+    /// The text blocks of the answer, concatenated.
+    pub text: String,
+    /// Why generation stopped.
+    pub stop_reason: Option<String>,
+    /// The usage as the API reported it.
+    pub usage: Usage,
+}
+
+/// Why a call failed. Every failure is also recorded on the call's span as `error.type`.
+#[derive(Debug)]
+pub enum ClientError {
+    /// `ANTHROPIC_API_KEY` is not set.
+    MissingApiKey,
+    /// The request could not be sent or the response not read (`error.type` is `timeout`, `connect_error` or
+    /// `transport_error`).
+    Transport(reqwest::Error),
+    /// The API answered with an error status.
+    Api {
+        /// The HTTP status.
+        status: u16,
+        /// The API's error type (`overloaded_error`, …).
+        error_type: String,
+        /// The API's message.
+        message: Option<String>,
+        /// The API's request id, for support.
+        request_id: Option<String>,
+    },
+    /// A successful status with a body that is not a message (`error.type = "invalid_response"`).
+    InvalidResponse(serde_json::Error),
+    /// A stream that sent an `error` event, or ended before `message_stop` (`stream_incomplete`).
+    Stream {
+        /// The error type recorded.
+        error_type: String,
+        /// The text received before the stream ended.
+        partial_text: String,
+    },
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::MissingApiKey => f.write_str("ANTHROPIC_API_KEY is not set"),
+            ClientError::Transport(e) => write!(f, "transport error: {e}"),
+            ClientError::Api { status, error_type, message, request_id } => {
+                write!(f, "API error {status} {error_type}")?;
+                if let Some(m) = message {
+                    write!(f, ": {m}")?;
+                }
+                if let Some(id) = request_id {
+                    write!(f, " (request id {id})")?;
+                }
+                Ok(())
+            }
+            ClientError::InvalidResponse(e) => write!(f, "the response is not a message: {e}"),
+            ClientError::Stream { error_type, .. } if error_type == INCOMPLETE_STREAM => {
+                f.write_str("the stream ended before message_stop")
+            }
+            ClientError::Stream { error_type, .. } => write!(f, "the stream reported {error_type}"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+impl From<reqwest::Error> for ClientError {
+    fn from(e: reqwest::Error) -> Self {
+        ClientError::Transport(e)
+    }
+}
+
+impl From<serde_json::Error> for ClientError {
+    fn from(e: serde_json::Error) -> Self {
+        ClientError::InvalidResponse(e)
+    }
+}
+
+/// The `error.type` of a transport failure.
+fn transport_error_type(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connect_error"
+    } else {
+        "transport_error"
+    }
+}
+
+/// A Messages API client. Cheap to clone.
+#[derive(Clone)]
+pub struct ClaudeClient {
+    http: reqwest::blocking::Client,
+    messages_url: String,
+    api_key: String,
+}
+
+impl fmt::Debug for ClaudeClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the key.
+        f.debug_struct("ClaudeClient").field("messages_url", &self.messages_url).finish_non_exhaustive()
+    }
+}
+
+impl ClaudeClient {
+    /// A client for `base_url` (`https://api.anthropic.com`, or any server that speaks the Messages API).
+    pub fn new(base_url: &str, api_key: &str) -> Result<Self, ClientError> {
+        let http = reqwest::blocking::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            // Per read: a non-streaming answer arrives only when generation is done.
+            .timeout(Duration::from_secs(600))
+            .build()
+            .map_err(ClientError::Transport)?;
+        Ok(ClaudeClient {
+            http,
+            messages_url: format!("{}/v1/messages", base_url.trim_end_matches('/')),
+            api_key: api_key.to_owned(),
+        })
+    }
+
+    /// A client configured by `ANTHROPIC_API_KEY` (required) and `ANTHROPIC_BASE_URL` (default
+    /// [`DEFAULT_BASE_URL`]).
+    pub fn from_env() -> Result<Self, ClientError> {
+        let key = std::env::var("ANTHROPIC_API_KEY").ok().filter(|k| !k.trim().is_empty());
+        let key = key.ok_or(ClientError::MissingApiKey)?;
+        let base = std::env::var("ANTHROPIC_BASE_URL").ok().filter(|u| !u.trim().is_empty());
+        Self::new(base.as_deref().unwrap_or(DEFAULT_BASE_URL), key.trim())
+    }
+
+    fn send(&self, request: &Request, stream: bool) -> reqwest::Result<reqwest::blocking::Response> {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            #[serde(flatten)]
+            request: &'a Request,
+            stream: bool,
+        }
+        let body = serde_json::to_vec(&Body { request, stream }).unwrap_or_default();
+        self.http
+            .post(&self.messages_url)
+            .header("x-api-key", &self.api_key)
+            .header("anthropic-version", ANTHROPIC_VERSION)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    }
+
+    /// Sends a request and waits for the whole answer.
+    pub fn create_message(&self, request: &Request) -> Result<Reply, ClientError> {
+        let span = instrument::claude_span("chat", &request.model, false);
+        let _entered = span.enter();
+        let fail = |error_type: &str| instrument::record_error(&span, error_type);
+
+        let response = self.send(request, false).inspect_err(|e| fail(transport_error_type(e)))?;
+        let status = response.status().as_u16();
+        let request_id = request_id_of(&response);
+        let body = response.bytes().inspect_err(|e| fail(transport_error_type(e)))?;
+        if !(200..300).contains(&status) {
+            let error = api_error(status, &body, request_id);
+            if let ClientError::Api { error_type, .. } = &error {
+                fail(error_type);
+            }
+            return Err(error);
+        }
+        let meta: MessageResponse = serde_json::from_slice(&body).inspect_err(|_| fail("invalid_response"))?;
+        instrument::record_response(&span, &meta);
+        let content: Content = serde_json::from_slice(&body).unwrap_or_default();
+        Ok(Reply {
+            text: content.text(),
+            id: meta.id,
+            model: meta.model,
+            stop_reason: meta.stop_reason,
+            usage: meta.usage.unwrap_or_default(),
+        })
+    }
+
+    /// Sends a streaming request (`"stream": true`), calling `on_text` with each text delta as it arrives.
+    pub fn stream_message(&self, request: &Request, mut on_text: impl FnMut(&str)) -> Result<Reply, ClientError> {
+        let span = instrument::claude_span("chat", &request.model, true);
+        let _entered = span.enter();
+        // Made before sending, so time to first token includes the round trip.
+        let mut stream = StreamAccumulator::new(&span);
+
+        let mut response = self.send(request, true).inspect_err(|e| stream.fail(transport_error_type(e)))?;
+        let status = response.status().as_u16();
+        if !(200..300).contains(&status) {
+            let request_id = request_id_of(&response);
+            let body = response.bytes().unwrap_or_default();
+            let error = api_error(status, &body, request_id);
+            if let ClientError::Api { error_type, .. } = &error {
+                stream.fail(error_type);
+            }
+            return Err(error);
+        }
+
+        let mut decoder = SseDecoder::new();
+        let mut text = String::new();
+        let mut buf = [0u8; 8 * 1024];
+        loop {
+            let n = match response.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                // The connection dropped: the accumulator reports the stream as incomplete.
+                Err(_) => break,
+            };
+            for event in decoder.push(&buf[..n]) {
+                if event.event == "content_block_delta"
+                    && let Some(delta) = text_delta(&event.data)
+                {
+                    on_text(&delta);
+                    text.push_str(&delta);
+                }
+                stream.observe(&event);
+            }
+        }
+        let summary = stream.finish();
+        match summary.outcome {
+            StreamOutcome::Completed => Ok(Reply {
+                id: summary.response_id,
+                model: summary.model,
+                text,
+                stop_reason: summary.stop_reason,
+                usage: summary.usage,
+            }),
+            StreamOutcome::Error { error_type } => Err(ClientError::Stream { error_type, partial_text: text }),
+            StreamOutcome::Incomplete => {
+                Err(ClientError::Stream { error_type: INCOMPLETE_STREAM.to_owned(), partial_text: text })
+            }
+        }
+    }
+}
+
+fn request_id_of(response: &reqwest::blocking::Response) -> Option<String> {
+    response.headers().get("request-id").and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+/// The error an error status means: the body's error type when it has one, else the documented type for the
+/// status.
+fn api_error(status: u16, body: &[u8], header_request_id: Option<String>) -> ClientError {
+    let parsed: ErrorResponse = serde_json::from_slice(body).unwrap_or_default();
+    let error_type = match parsed.error_type() {
+        Some(t) => t.to_owned(),
+        None => instrument::error_type_for_status(status).into_owned(),
+    };
+    ClientError::Api {
+        status,
+        error_type,
+        message: parsed.error.and_then(|e| e.message),
+        request_id: parsed.request_id.or(header_request_id),
+    }
+}
+
+/// The content of a response, for the caller (never recorded).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Content {
+    content: Vec<Block>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Block {
+    #[serde(rename = "type")]
+    kind: String,
+    text: Option<String>,
+}
+
+impl Content {
+    fn text(self) -> String {
+        self.content.into_iter().filter(|b| b.kind == "text").filter_map(|b| b.text).collect()
+    }
+}
+
+/// The text of a `content_block_delta` event's `text_delta`, if it is one.
+fn text_delta(data: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Event {
+        delta: Delta,
+    }
+    #[derive(Deserialize)]
+    struct Delta {
+        #[serde(rename = "type")]
+        kind: String,
+        text: Option<String>,
+    }
+    let event: Event = serde_json::from_str(data).ok()?;
+    (event.delta.kind == "text_delta").then_some(event.delta.text).flatten()
+}

@@ -1,0 +1,220 @@
+//! A small Server-Sent Events decoder: bytes in, events out.
+//!
+//! It follows the WHATWG event-stream rules that matter for the Messages API: lines end in `\n`, `\r\n` or
+//! `\r` (also when a chunk boundary falls between `\r` and `\n`); `event:` names the event, `data:` lines are
+//! joined with `\n`; a blank line dispatches; lines starting with `:` are comments; one space after the colon
+//! is dropped; a leading byte-order mark is skipped; an event not closed by a blank line when the stream ends is
+//! discarded. Invalid UTF-8 is replaced, never an error.
+//!
+//! Memory is bounded: a line longer than [`MAX_LINE_BYTES`] or an event whose data grows past
+//! [`MAX_EVENT_BYTES`] is dropped and counted, so a misbehaving server cannot grow the buffer without limit.
+
+/// The longest line kept, in bytes; a longer line is dropped (and counted in
+/// [`SseDecoder::dropped`]).
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// The most data one event may carry, in bytes; a larger event is dropped (and counted).
+pub const MAX_EVENT_BYTES: usize = 4 << 20;
+
+/// One decoded event.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SseEvent {
+    /// The event name (`message_start`, `content_block_delta`, …); `"message"` when the stream gave none.
+    pub event: String,
+    /// The event's data lines, joined with `\n`.
+    pub data: String,
+}
+
+/// Turns a byte stream into [`SseEvent`]s, whatever the chunking.
+///
+/// ```
+/// use tokenmeter::instrument::SseDecoder;
+///
+/// let mut decoder = SseDecoder::new();
+/// let mut events = decoder.push(b"event: ping\r\ndata: {\"type\": \"pi");
+/// assert!(events.is_empty());
+/// events = decoder.push(b"ng\"}\r\n\r\n");
+/// assert_eq!(events[0].event, "ping");
+/// assert_eq!(events[0].data, r#"{"type": "ping"}"#);
+/// ```
+#[derive(Debug, Default)]
+pub struct SseDecoder {
+    line: Vec<u8>,
+    /// The current line passed [`MAX_LINE_BYTES`]: drop the rest of it.
+    skipping_line: bool,
+    /// The previous chunk ended in `\r`: a `\n` starting the next one belongs to that line ending.
+    after_cr: bool,
+    /// At least one line has been seen (a BOM is skipped only before the first).
+    started: bool,
+    event: String,
+    data: String,
+    has_data: bool,
+    /// The current event's data passed [`MAX_EVENT_BYTES`]: drop the event.
+    event_too_large: bool,
+    dropped: u64,
+}
+
+impl SseDecoder {
+    /// A decoder at the start of a stream.
+    pub fn new() -> Self {
+        SseDecoder::default()
+    }
+
+    /// Feeds the next chunk of the stream; returns the events it completed, in order.
+    pub fn push(&mut self, chunk: &[u8]) -> Vec<SseEvent> {
+        let mut out = Vec::new();
+        let mut rest = chunk;
+        if self.after_cr && !rest.is_empty() {
+            self.after_cr = false;
+            if rest[0] == b'\n' {
+                rest = &rest[1..];
+            }
+        }
+        while let Some(i) = rest.iter().position(|&b| b == b'\n' || b == b'\r') {
+            self.append(&rest[..i]);
+            let was_cr = rest[i] == b'\r';
+            rest = &rest[i + 1..];
+            if was_cr {
+                match rest.first() {
+                    Some(b'\n') => rest = &rest[1..],
+                    None => self.after_cr = true,
+                    Some(_) => {}
+                }
+            }
+            self.end_line(&mut out);
+        }
+        self.append(rest);
+        out
+    }
+
+    /// Lines and events dropped so far for exceeding [`MAX_LINE_BYTES`] or [`MAX_EVENT_BYTES`].
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    fn append(&mut self, part: &[u8]) {
+        if self.skipping_line || part.is_empty() {
+            return;
+        }
+        if self.line.len() + part.len() > MAX_LINE_BYTES {
+            self.line.clear();
+            self.skipping_line = true;
+            self.dropped += 1;
+            return;
+        }
+        self.line.extend_from_slice(part);
+    }
+
+    fn end_line(&mut self, out: &mut Vec<SseEvent>) {
+        if std::mem::take(&mut self.skipping_line) {
+            self.line.clear();
+            return;
+        }
+        let mut bytes: &[u8] = &self.line;
+        if !self.started {
+            self.started = true;
+            bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes);
+        }
+        if bytes.is_empty() {
+            self.dispatch(out);
+        } else if bytes[0] != b':' {
+            let text = String::from_utf8_lossy(bytes);
+            let (field, value) = match text.split_once(':') {
+                Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
+                None => (&*text, ""),
+            };
+            match field {
+                "event" => {
+                    self.event.clear();
+                    self.event.push_str(value);
+                }
+                "data" if !self.event_too_large => {
+                    if self.data.len() + value.len() + 1 > MAX_EVENT_BYTES {
+                        self.event_too_large = true;
+                        self.data.clear();
+                        self.dropped += 1;
+                    } else {
+                        if self.has_data {
+                            self.data.push('\n');
+                        }
+                        self.data.push_str(value);
+                        self.has_data = true;
+                    }
+                }
+                // `id`, `retry` and unknown fields do not matter here.
+                _ => {}
+            }
+        }
+        self.line.clear();
+    }
+
+    fn dispatch(&mut self, out: &mut Vec<SseEvent>) {
+        let event = std::mem::take(&mut self.event);
+        let data = std::mem::take(&mut self.data);
+        let has_data = std::mem::take(&mut self.has_data);
+        if std::mem::take(&mut self.event_too_large) || !has_data {
+            return;
+        }
+        let event = if event.is_empty() { String::from("message") } else { event };
+        out.push(SseEvent { event, data });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_all(chunks: &[&[u8]]) -> Vec<SseEvent> {
+        let mut d = SseDecoder::new();
+        chunks.iter().flat_map(|c| d.push(c)).collect()
+    }
+
+    fn ev(event: &str, data: &str) -> SseEvent {
+        SseEvent { event: event.into(), data: data.into() }
+    }
+
+    #[test]
+    fn line_endings_and_chunk_boundaries() {
+        let stream = b"event: a\r\ndata: 1\r\n\r\nevent: b\rdata: 2\r\revent: c\ndata: 3\n\n";
+        let whole = decode_all(&[stream]);
+        assert_eq!(whole, vec![ev("a", "1"), ev("b", "2"), ev("c", "3")]);
+        // Every split point, including between \r and \n, gives the same events.
+        for cut in 0..stream.len() {
+            assert_eq!(decode_all(&[&stream[..cut], &stream[cut..]]), whole, "cut at {cut}");
+        }
+        let bytewise: Vec<&[u8]> = stream.chunks(1).collect();
+        assert_eq!(decode_all(&bytewise), whole);
+    }
+
+    #[test]
+    fn multi_line_data_comments_bom_and_defaults() {
+        let events = decode_all(&[b"\xEF\xBB\xBF: keep-alive\ndata: a\ndata:b\nid: 7\nretry: 10\nbogus\n\n"]);
+        assert_eq!(events, vec![ev("message", "a\nb")]);
+    }
+
+    #[test]
+    fn events_without_data_or_blank_line_are_not_dispatched() {
+        assert!(decode_all(&[b"event: ping\n\n"]).is_empty());
+        // A stream cut before the blank line: the partial event is discarded.
+        assert!(decode_all(&[b"event: message_delta\ndata: {\"usage\":{}}"]).is_empty());
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced() {
+        let events = decode_all(&[b"event: x\xFF\ndata: \xC3\x28\n\n"]);
+        assert_eq!(events.len(), 1);
+        assert!(events[0].event.starts_with('x'));
+    }
+
+    #[test]
+    fn oversized_lines_are_dropped_and_counted() {
+        let mut d = SseDecoder::new();
+        let big = vec![b'x'; MAX_LINE_BYTES + 10];
+        assert!(d.push(b"data: ").is_empty());
+        assert!(d.push(&big).is_empty());
+        assert!(d.push(&big).is_empty());
+        let events = d.push(b"\nevent: ok\ndata: 1\n\n");
+        assert_eq!(events, vec![ev("ok", "1")]);
+        assert_eq!(d.dropped(), 1);
+    }
+}

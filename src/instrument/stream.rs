@@ -1,0 +1,537 @@
+//! [`StreamAccumulator`]: reads a Messages API event stream and records its usage into the call span as it
+//! arrives.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use tracing::Span;
+
+use crate::capture::fields::{RESPONSE_ID, RESPONSE_MODEL, TIME_TO_FIRST_CHUNK};
+use crate::clock::Clock;
+
+use super::sse::{SseDecoder, SseEvent};
+use super::usage::{ErrorResponse, MessageResponse, Usage, lenient};
+use super::{INCOMPLETE_STREAM, record_error};
+
+/// How a stream ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamOutcome {
+    /// `message_stop` arrived: the message is whole.
+    Completed,
+    /// The API sent an `error` event (for example `overloaded_error`), or the caller reported one with
+    /// [`StreamAccumulator::fail`].
+    Error {
+        /// The error type, as recorded in `error.type`.
+        error_type: String,
+    },
+    /// The stream ended (or was dropped) before `message_stop`, with no error event: recorded as
+    /// `error.type = "stream_incomplete"` ([`INCOMPLETE_STREAM`]).
+    Incomplete,
+}
+
+/// What a stream said, once it is over. Holds no text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSummary {
+    /// How the stream ended.
+    pub outcome: StreamOutcome,
+    /// The message id from `message_start`.
+    pub response_id: Option<String>,
+    /// The model from `message_start`.
+    pub model: Option<String>,
+    /// The stop reason from the last `message_delta`.
+    pub stop_reason: Option<String>,
+    /// The usage as last reported (cumulative values, later replacing earlier).
+    pub usage: Usage,
+    /// Time from the accumulator's creation to the first `content_block_delta`.
+    pub time_to_first_token: Option<Duration>,
+    /// Events seen.
+    pub events: u64,
+    /// Events whose data was not the JSON their type calls for, and lines or events dropped for size.
+    pub malformed_events: u64,
+}
+
+impl StreamSummary {
+    /// True when the stream reached `message_stop` without an error.
+    pub fn is_complete(&self) -> bool {
+        self.outcome == StreamOutcome::Completed
+    }
+}
+
+/// Where time to first token is measured from.
+#[derive(Debug)]
+enum Stopwatch {
+    Monotonic(Instant),
+    Clock { clock: Arc<dyn Clock>, start_nanos: i64 },
+}
+
+impl Stopwatch {
+    fn elapsed(&self) -> Duration {
+        match self {
+            Stopwatch::Monotonic(start) => start.elapsed(),
+            Stopwatch::Clock { clock, start_nanos } => {
+                let nanos = clock.unix_nanos().saturating_sub(*start_nanos).max(0);
+                Duration::from_nanos(nanos as u64)
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    Open,
+    Completed,
+    Failed(String),
+}
+
+/// Reads a Messages API event stream (`"stream": true`) and records into the call span, as values arrive:
+///
+/// | event | recorded |
+/// |---|---|
+/// | `message_start` | `gen_ai.response.id`, `gen_ai.response.model`, the usage it carries (input, cache reads and writes, output so far, service tier) |
+/// | first `content_block_delta` | `gen_ai.response.time_to_first_chunk` (seconds since the accumulator was made) |
+/// | `message_delta` | the usage it carries: cumulative, so each value *replaces* the earlier one |
+/// | `error` | `error.type` (e.g. `overloaded_error`) and `otel.status_code = "ERROR"` |
+/// | `message_stop` | nothing: marks the stream complete |
+///
+/// When the accumulator is finished ([`finish`](Self::finish)) or dropped before `message_stop` and without an
+/// error, the stream was cut off: it records `error.type = "stream_incomplete"`, so the call is counted as
+/// failed with whatever usage had arrived (or as an unmetered call if none had).
+///
+/// Make it just before sending the request, so time to first token includes the request's round trip. It
+/// never panics on malformed input: bad lines, non-JSON data and `null`s are counted and skipped. It keeps
+/// no prompt or response text.
+///
+/// ```
+/// use tokenmeter::instrument::{StreamAccumulator, claude_span};
+///
+/// let span = claude_span("chat", "claude-haiku-4-5", true);
+/// let mut stream = StreamAccumulator::new(&span);
+/// stream.push_bytes(b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\
+///     \"model\":\"claude-haiku-4-5\",\"usage\":{\"input_tokens\":25,\"output_tokens\":1}}}\n\n");
+/// stream.push_bytes(b"event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":15}}\n\n");
+/// stream.push_bytes(b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
+/// let summary = stream.finish();
+/// assert!(summary.is_complete());
+/// assert_eq!(summary.usage.output_tokens, Some(15));
+/// ```
+#[derive(Debug)]
+pub struct StreamAccumulator {
+    span: Span,
+    stopwatch: Stopwatch,
+    decoder: SseDecoder,
+    state: State,
+    response_id: Option<String>,
+    model: Option<String>,
+    stop_reason: Option<String>,
+    usage: Usage,
+    ttft: Option<Duration>,
+    events: u64,
+    malformed: u64,
+    finished: bool,
+}
+
+/// The parts of stream event payloads read here; everything else (text deltas included) is skipped.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Payload {
+    #[serde(rename = "type", deserialize_with = "lenient")]
+    kind: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    message: Option<MessageResponse>,
+    #[serde(deserialize_with = "lenient")]
+    usage: Option<Usage>,
+    #[serde(deserialize_with = "lenient")]
+    delta: Option<MessageDelta>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct MessageDelta {
+    #[serde(deserialize_with = "lenient")]
+    stop_reason: Option<String>,
+}
+
+impl StreamAccumulator {
+    /// An accumulator recording into `span`, measuring time to first token from now on a monotonic clock.
+    pub fn new(span: &Span) -> Self {
+        Self::with_stopwatch(span, Stopwatch::Monotonic(Instant::now()))
+    }
+
+    /// An accumulator measuring time to first token on `clock` (a [`ManualClock`](crate::ManualClock) in
+    /// tests), from its current time.
+    pub fn with_clock(span: &Span, clock: impl Clock) -> Self {
+        let clock: Arc<dyn Clock> = Arc::new(clock);
+        let start_nanos = clock.unix_nanos();
+        Self::with_stopwatch(span, Stopwatch::Clock { clock, start_nanos })
+    }
+
+    fn with_stopwatch(span: &Span, stopwatch: Stopwatch) -> Self {
+        StreamAccumulator {
+            span: span.clone(),
+            stopwatch,
+            decoder: SseDecoder::new(),
+            state: State::Open,
+            response_id: None,
+            model: None,
+            stop_reason: None,
+            usage: Usage::default(),
+            ttft: None,
+            events: 0,
+            malformed: 0,
+            finished: false,
+        }
+    }
+
+    /// Feeds raw bytes of the response body, in chunks of any size. For callers that also need the events
+    /// (to show the text), decode with an [`SseDecoder`] and pass each event to [`observe`](Self::observe)
+    /// instead.
+    pub fn push_bytes(&mut self, chunk: &[u8]) {
+        for event in self.decoder.push(chunk) {
+            self.observe(&event);
+        }
+    }
+
+    /// Reads one decoded event.
+    pub fn observe(&mut self, event: &SseEvent) {
+        self.events += 1;
+        // The SSE event name says what the event is; the data's `type` is read only when the name is missing,
+        // so text deltas are never parsed.
+        let named = !event.event.is_empty() && event.event != "message";
+        let wants_payload = !named || matches!(&*event.event, "message_start" | "message_delta");
+        let mut payload = None;
+        if wants_payload {
+            match serde_json::from_str::<Payload>(&event.data) {
+                Ok(p) => payload = Some(p),
+                Err(_) => {
+                    self.malformed += 1;
+                    return;
+                }
+            }
+        }
+        let data_kind = payload.as_mut().and_then(|p| p.kind.take());
+        let kind = match (named, data_kind.as_deref()) {
+            (true, _) => &*event.event,
+            (false, Some(kind)) => kind,
+            (false, None) => {
+                self.malformed += 1;
+                return;
+            }
+        };
+        match kind {
+            "message_start" => {
+                let Some(message) = payload.and_then(|p| p.message) else { return };
+                // The id goes in before any usage: capture reads a new id on a span that already holds usage as
+                // the start of another call.
+                if let Some(id) = message.id.filter(|s| !s.is_empty()) {
+                    self.span.record(RESPONSE_ID, id.as_str());
+                    self.response_id = Some(id);
+                }
+                if let Some(model) = message.model.filter(|s| !s.is_empty()) {
+                    self.span.record(RESPONSE_MODEL, model.as_str());
+                    self.model = Some(model);
+                }
+                if let Some(usage) = message.usage {
+                    self.apply_usage(&usage);
+                }
+            }
+            "message_delta" => {
+                let Some(p) = payload else { return };
+                if let Some(reason) = p.delta.and_then(|d| d.stop_reason) {
+                    self.stop_reason = Some(reason);
+                }
+                if let Some(usage) = p.usage {
+                    self.apply_usage(&usage);
+                }
+            }
+            "content_block_delta" if self.ttft.is_none() => {
+                let ttft = self.stopwatch.elapsed();
+                self.span.record(TIME_TO_FIRST_CHUNK, ttft.as_secs_f64());
+                self.ttft = Some(ttft);
+            }
+            "error" => {
+                // An error event fails the call even when its body is unreadable.
+                let error_type = match serde_json::from_str::<ErrorResponse>(&event.data) {
+                    Ok(body) => body.error_type().unwrap_or("error").to_owned(),
+                    Err(_) => {
+                        self.malformed += 1;
+                        String::from("error")
+                    }
+                };
+                self.fail(&error_type);
+            }
+            "message_stop" if self.state == State::Open => self.state = State::Completed,
+            // ping, content_block_start / _stop, later deltas, and event types added later.
+            _ => {}
+        }
+    }
+
+    fn apply_usage(&mut self, usage: &Usage) {
+        usage.record_into(&self.span);
+        self.usage.update(usage);
+    }
+
+    /// Records that the call failed (a transport error, a status the caller treats as failure): `error.type`
+    /// and `otel.status_code = "ERROR"`. The first failure wins: later ones, and the "stream_incomplete" of
+    /// [`finish`](Self::finish), do not replace it. After `message_stop` the call is complete and this does
+    /// nothing.
+    pub fn fail(&mut self, error_type: &str) {
+        if self.state != State::Open {
+            return;
+        }
+        let error_type = if error_type.is_empty() { "error" } else { error_type };
+        record_error(&self.span, error_type);
+        self.state = State::Failed(error_type.to_owned());
+    }
+
+    /// True once `message_stop` has arrived without an error.
+    pub fn is_complete(&self) -> bool {
+        self.state == State::Completed
+    }
+
+    /// The usage as last reported.
+    pub fn usage(&self) -> &Usage {
+        &self.usage
+    }
+
+    /// Time to first token, once the first `content_block_delta` has arrived.
+    pub fn time_to_first_token(&self) -> Option<Duration> {
+        self.ttft
+    }
+
+    /// Ends the stream: records `error.type = "stream_incomplete"` if it never completed or failed, and returns
+    /// what it said. Dropping the accumulator does the same, without the summary.
+    pub fn finish(mut self) -> StreamSummary {
+        self.conclude();
+        StreamSummary {
+            outcome: match &self.state {
+                State::Completed => StreamOutcome::Completed,
+                State::Failed(t) if t == INCOMPLETE_STREAM => StreamOutcome::Incomplete,
+                State::Failed(t) => StreamOutcome::Error { error_type: t.clone() },
+                State::Open => StreamOutcome::Incomplete,
+            },
+            response_id: self.response_id.take(),
+            model: self.model.take(),
+            stop_reason: self.stop_reason.take(),
+            usage: std::mem::take(&mut self.usage),
+            time_to_first_token: self.ttft,
+            events: self.events,
+            malformed_events: self.malformed + self.decoder.dropped(),
+        }
+    }
+
+    fn conclude(&mut self) {
+        if std::mem::replace(&mut self.finished, true) {
+            return;
+        }
+        if self.state == State::Open {
+            self.fail(INCOMPLETE_STREAM);
+        }
+    }
+}
+
+impl Drop for StreamAccumulator {
+    fn drop(&mut self) {
+        self.conclude();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::instrument::claude_span;
+    use crate::{CallRecord, ManualClock, TokenMeter};
+    use chrono::{Duration as ChronoDuration, TimeZone, Utc};
+    use parking_lot::Mutex;
+    use tracing_subscriber::prelude::*;
+
+    const START: &str = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_01\",\
+        \"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude-sonnet-4-5-20250929\",\
+        \"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":472,\"cache_read_input_tokens\":\
+        1000,\"output_tokens\":1,\"service_tier\":\"standard\"}}}\n\n";
+    const BLOCK_START: &str = "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\
+        \"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n";
+    const PING: &str = "event: ping\ndata: {\"type\": \"ping\"}\n\n";
+    const DELTA_TEXT: &str = "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\
+        \"delta\":{\"type\":\"text_delta\",\"text\":\"Hello\"}}\n\n";
+    const MESSAGE_DELTA: &str = "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":\
+        {\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":15}}\n\n";
+    const STOP: &str = "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+
+    /// Runs `f` under a meter with a manual clock; returns the one call it recorded.
+    fn one_call(f: impl FnOnce(&ManualClock)) -> CallRecord {
+        let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap());
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let sink = calls.clone();
+        let meter =
+            TokenMeter::builder().with_clock(clock.clone()).on_call(move |c| sink.lock().push(c.clone())).build();
+        let subscriber = tracing_subscriber::registry().with(meter.layer());
+        tracing::subscriber::with_default(subscriber, || f(&clock));
+        let mut calls = calls.lock();
+        assert_eq!(calls.len(), 1, "{calls:#?}");
+        calls.pop().unwrap()
+    }
+
+    #[test]
+    fn full_stream_records_cumulative_usage_and_ttft() {
+        let mut summary = None;
+        let call = one_call(|clock| {
+            let span = claude_span("chat", "claude-sonnet-4-5", true);
+            let mut acc = StreamAccumulator::with_clock(&span, clock.clone());
+            acc.push_bytes(START.as_bytes());
+            acc.push_bytes(BLOCK_START.as_bytes());
+            acc.push_bytes(PING.as_bytes());
+            clock.advance(ChronoDuration::milliseconds(350));
+            acc.push_bytes(DELTA_TEXT.as_bytes());
+            clock.advance(ChronoDuration::milliseconds(900));
+            acc.push_bytes(DELTA_TEXT.as_bytes());
+            acc.push_bytes(MESSAGE_DELTA.replace("15", "120").as_bytes());
+            acc.push_bytes(MESSAGE_DELTA.replace("15", "480").as_bytes());
+            acc.push_bytes(STOP.as_bytes());
+            summary = Some(acc.finish());
+        });
+        let summary = summary.unwrap();
+        assert!(summary.is_complete());
+        assert_eq!(summary.time_to_first_token, Some(Duration::from_millis(350)));
+        assert_eq!(summary.stop_reason.as_deref(), Some("end_turn"));
+        assert_eq!(summary.usage.output_tokens, Some(480));
+        assert_eq!(summary.malformed_events, 0);
+        assert_eq!(summary.events, 8);
+
+        assert_eq!(call.time_to_first_token_us, Some(350_000));
+        assert_eq!((call.tokens.input, call.tokens.cache_read, call.tokens.output), (472, 1000, 480));
+        assert_eq!(call.request_id.as_deref(), Some("msg_01"));
+        assert_eq!(call.model.as_deref(), Some("claude-sonnet-4-5-20250929"));
+        assert_eq!(call.streaming, Some(true));
+        assert_eq!(call.service_tier.as_deref(), Some("standard"));
+        assert!(!call.outcome.is_error());
+        assert!(call.metered);
+    }
+
+    #[test]
+    fn later_usage_replaces_earlier_even_when_smaller() {
+        let call = one_call(|_| {
+            let span = claude_span("chat", "claude-sonnet-4-5", true);
+            let mut acc = StreamAccumulator::new(&span);
+            acc.push_bytes(START.as_bytes());
+            acc.push_bytes(MESSAGE_DELTA.replace("15", "40").as_bytes());
+            // A later event correcting input (as newer API versions send in message_delta) replaces it too.
+            acc.push_bytes(
+                b"event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"input_tokens\":470,\"output_tokens\":41}}\n\n",
+            );
+            acc.push_bytes(STOP.as_bytes());
+        });
+        assert_eq!((call.tokens.input, call.tokens.output), (470, 41));
+        assert!(!call.outcome.is_error());
+    }
+
+    #[test]
+    fn cut_off_stream_is_a_failed_call_with_the_usage_so_far() {
+        let mut summary = None;
+        let call = one_call(|_| {
+            let span = claude_span("chat", "claude-sonnet-4-5", true);
+            let mut acc = StreamAccumulator::new(&span);
+            acc.push_bytes(START.as_bytes());
+            acc.push_bytes(DELTA_TEXT.as_bytes());
+            // The connection drops in the middle of the next event.
+            acc.push_bytes(&MESSAGE_DELTA.as_bytes()[..40]);
+            summary = Some(acc.finish());
+        });
+        let summary = summary.unwrap();
+        assert_eq!(summary.outcome, StreamOutcome::Incomplete);
+        assert!(summary.time_to_first_token.is_some());
+        assert_eq!(summary.usage.output_tokens, Some(1));
+        assert_eq!(call.outcome.label(), INCOMPLETE_STREAM);
+        assert!(call.metered);
+        assert_eq!((call.tokens.input, call.tokens.output), (472, 1));
+    }
+
+    #[test]
+    fn dropping_an_unfinished_accumulator_marks_the_call_incomplete() {
+        let call = one_call(|_| {
+            let span = claude_span("chat", "claude-sonnet-4-5", true);
+            let acc = StreamAccumulator::new(&span);
+            drop(acc);
+        });
+        assert_eq!(call.outcome.label(), INCOMPLETE_STREAM);
+        assert!(!call.metered);
+        assert_eq!(call.time_to_first_token_us, None);
+    }
+
+    #[test]
+    fn error_event_sets_the_outcome_and_is_not_overridden() {
+        let mut summary = None;
+        let call = one_call(|_| {
+            let span = claude_span("chat", "claude-sonnet-4-5", true);
+            let mut acc = StreamAccumulator::new(&span);
+            acc.push_bytes(START.as_bytes());
+            acc.push_bytes(
+                b"event: error\ndata: {\"type\": \"error\", \"error\": {\"type\": \"overloaded_error\", \"message\": \"Overloaded\"}}\n\n",
+            );
+            summary = Some(acc.finish());
+        });
+        assert_eq!(summary.unwrap().outcome, StreamOutcome::Error { error_type: "overloaded_error".into() });
+        assert_eq!(call.outcome.label(), "overloaded_error");
+        assert!(call.metered);
+    }
+
+    #[test]
+    fn malformed_input_is_counted_and_skipped() {
+        let mut summary = None;
+        let call = one_call(|_| {
+            let span = claude_span("chat", "claude-sonnet-4-5", true);
+            let mut acc = StreamAccumulator::new(&span);
+            for junk in [
+                "event: message_start\ndata: not json\n\n",
+                "event: message_start\ndata: {\"type\":\"message_start\",\"message\":null}\n\n",
+                "event: message_delta\ndata: {\"usage\": null}\n\n",
+                "event: message_delta\ndata: {\"usage\": {\"output_tokens\": -3, \"input_tokens\": \"x\"}}\n\n",
+                "data: [1, 2]\n\n",
+                "data:\n\n",
+                "event: error\ndata: <html>502</html>\n\n",
+                ":comment only\n\n",
+                "\u{0}\u{1}garbage\r\n\r\n",
+            ] {
+                acc.push_bytes(junk.as_bytes());
+            }
+            acc.push_bytes(START.as_bytes());
+            // Unnamed events are recognized by their data's type.
+            acc.push_bytes(b"data: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":9}}\n\n");
+            acc.push_bytes(b"data: {\"type\":\"message_stop\"}\n\n");
+            summary = Some(acc.finish());
+        });
+        let summary = summary.unwrap();
+        // The `error` event with HTML data still failed the call, with a generic type.
+        assert_eq!(summary.outcome, StreamOutcome::Error { error_type: "error".into() });
+        assert_eq!(summary.malformed_events, 4);
+        assert_eq!(call.outcome.label(), "error");
+        assert_eq!((call.tokens.input, call.tokens.output), (472, 9));
+    }
+
+    #[test]
+    fn a_failure_after_message_stop_does_not_undo_the_completed_call() {
+        let call = one_call(|_| {
+            let span = claude_span("chat", "claude-sonnet-4-5", true);
+            let mut acc = StreamAccumulator::new(&span);
+            acc.push_bytes(START.as_bytes());
+            acc.push_bytes(MESSAGE_DELTA.as_bytes());
+            acc.push_bytes(STOP.as_bytes());
+            acc.fail("transport_error");
+            assert!(acc.is_complete());
+        });
+        assert!(!call.outcome.is_error());
+        assert_eq!(call.tokens.output, 15);
+    }
+
+    #[test]
+    fn fail_before_any_event_wins_over_incomplete() {
+        let call = one_call(|_| {
+            let span = claude_span("chat", "claude-sonnet-4-5", true);
+            let mut acc = StreamAccumulator::new(&span);
+            acc.fail("rate_limit_error");
+            acc.fail("later_error");
+        });
+        assert_eq!(call.outcome.label(), "rate_limit_error");
+        assert!(!call.metered);
+    }
+}
