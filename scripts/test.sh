@@ -34,6 +34,9 @@ step "examples"
 cargo run --quiet --example quickstart >/tmp/tokenmeter-quickstart.out
 grep -q "TOTAL" /tmp/tokenmeter-quickstart.out
 echo "quickstart ok ($(wc -l </tmp/tokenmeter-quickstart.out) lines)"
+# Without ANTHROPIC_API_KEY the HTTP example explains what to set and exits 0 (its client code is exercised
+# against a local server by tests/instrument_http.rs).
+env -u ANTHROPIC_API_KEY cargo run --quiet --example claude_http >/dev/null
 
 step "benches compile"
 cargo bench --no-run --quiet
