@@ -55,14 +55,30 @@
 //! Rust 1.95.
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
+pub mod analysis;
+pub mod budget;
 pub mod capture;
 pub mod clock;
+pub mod export;
 pub mod instrument;
+pub mod journal;
+pub mod ledger;
 mod meter;
 pub mod pricing;
 pub mod record;
+pub mod transcripts;
 
+pub use analysis::{Band, EfficiencyReport, UsageSummary};
+pub use budget::{
+    Budget, BudgetAction, BudgetAlert, BudgetError, BudgetExceeded, BudgetLimit, BudgetPeriod, BudgetScope,
+    BudgetState, RequestScope,
+};
 pub use clock::{Clock, ManualClock, SystemClock};
+#[cfg(feature = "otlp")]
+pub use export::otlp::{ExportStatus, MetricAttributes, OtlpConfig, OtlpError};
+pub use journal::{FsyncPolicy, JournalConfig, JournalError, JournalStats};
+pub use ledger::{Dimension, GroupBy, Ledger, LedgerConfig, Query, QueryError, Window};
+pub use meter::BuildError;
 pub use meter::{
     CaptureStats, DEFAULT_MAX_DIMENSION_LEN, MAX_EXTRA_DIMENSIONS, ModelUsage, RecordSink, TokenMeter,
     TokenMeterBuilder, ToolUsage, UsageTotals,

@@ -32,6 +32,9 @@ pub trait RecordSink: Send + Sync + 'static {
     fn on_task(&self, _record: &TaskRecord) {}
     /// A tool-execution span closed.
     fn on_tool(&self, _record: &ToolRecord) {}
+    /// A call replayed from the journal when the meter was built (see [`crate::journal`]); not called for
+    /// live calls. Sinks that keep history (windows, reports) rebuild it here.
+    fn on_replayed_call(&self, _record: &CallRecord) {}
 }
 
 struct CallbackSink<F>(F);
@@ -156,6 +159,13 @@ pub struct TokenMeterBuilder {
     extra_dims: Vec<Arc<str>>,
     max_dim_len: usize,
     sinks: Vec<Arc<dyn RecordSink>>,
+    pub(crate) budget_setup: crate::budget::BudgetSetup,
+    pub(crate) journal_config: Option<crate::journal::JournalConfig>,
+    pub(crate) ledger_config: crate::ledger::LedgerConfig,
+    #[cfg(feature = "otlp")]
+    pub(crate) otlp: Option<crate::export::otlp::OtlpSetup>,
+    #[cfg(feature = "otlp")]
+    pub(crate) metric_attributes: crate::export::otlp::MetricAttributes,
 }
 
 impl fmt::Debug for TokenMeterBuilder {
@@ -177,6 +187,13 @@ impl TokenMeterBuilder {
             extra_dims: Vec::new(),
             max_dim_len: DEFAULT_MAX_DIMENSION_LEN,
             sinks: Vec::new(),
+            budget_setup: crate::budget::BudgetSetup::default(),
+            journal_config: None,
+            ledger_config: crate::ledger::LedgerConfig::default(),
+            #[cfg(feature = "otlp")]
+            otlp: None,
+            #[cfg(feature = "otlp")]
+            metric_attributes: crate::export::otlp::MetricAttributes::default(),
         }
     }
 
@@ -229,8 +246,31 @@ impl TokenMeterBuilder {
         self.with_sink(CallbackSink(f))
     }
 
-    /// Builds the meter.
-    pub fn build(self) -> TokenMeter {
+    /// Builds the meter. With a journal ([`with_journal`](Self::with_journal)) it is replayed first; if the
+    /// journal directory is unusable, the error is logged (target `tokenmeter::journal`) and the meter runs
+    /// without a journal: use [`try_build`](Self::try_build) to get the error instead.
+    pub fn build(mut self) -> TokenMeter {
+        let journal = self.journal_config.take();
+        let meter = self.assemble();
+        if let Some(config) = journal
+            && let Err(e) = crate::journal::attach(&meter, config)
+        {
+            tracing::error!(target: "tokenmeter::journal", error = %e, "journal disabled");
+        }
+        meter
+    }
+
+    /// Builds the meter, replaying the journal first; fails when the journal directory is unusable.
+    pub fn try_build(mut self) -> Result<TokenMeter, BuildError> {
+        let journal = self.journal_config.take();
+        let meter = self.assemble();
+        if let Some(config) = journal {
+            crate::journal::attach(&meter, config)?;
+        }
+        Ok(meter)
+    }
+
+    fn assemble(mut self) -> TokenMeter {
         let shard_count = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(4)
@@ -238,7 +278,9 @@ impl TokenMeterBuilder {
             .clamp(4, 64)
             .next_power_of_two();
         let shards = (0..shard_count).map(|_| Padded(Mutex::new(Shard::default()))).collect();
-        TokenMeter {
+        let ledger = crate::ledger::Ledger::new(self.ledger_config, self.clock.clone(), self.prices.clone());
+        self.sinks.insert(0, Arc::new(ledger.clone()));
+        let meter = TokenMeter {
             inner: Arc::new(MeterInner {
                 clock: self.clock,
                 prices: self.prices,
@@ -246,9 +288,25 @@ impl TokenMeterBuilder {
                 max_dim_len: self.max_dim_len,
                 shards,
                 sinks: self.sinks.into_boxed_slice(),
+                budgets: self.budget_setup.into_tracker(),
+                journal: std::sync::OnceLock::new(),
+                ledger,
+                #[cfg(feature = "otlp")]
+                otlp: crate::export::otlp::build_exporter(self.otlp, self.metric_attributes),
             }),
-        }
+        };
+        #[cfg(feature = "otlp")]
+        crate::export::otlp::attach_exporter(&meter.inner);
+        meter
     }
+}
+
+/// Errors building a meter ([`TokenMeterBuilder::try_build`]).
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The journal could not be opened or replayed.
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
 }
 
 // === impl TokenMeter ===
@@ -439,6 +497,11 @@ pub(crate) struct MeterInner {
     pub(crate) max_dim_len: usize,
     shards: Box<[Padded<Mutex<Shard>>]>,
     sinks: Box<[Arc<dyn RecordSink>]>,
+    pub(crate) budgets: crate::budget::BudgetTracker,
+    pub(crate) journal: std::sync::OnceLock<crate::journal::JournalWriter>,
+    pub(crate) ledger: crate::ledger::Ledger,
+    #[cfg(feature = "otlp")]
+    pub(crate) otlp: Option<crate::export::otlp::OtlpMetrics>,
 }
 
 impl fmt::Debug for MeterInner {
@@ -470,6 +533,7 @@ impl MeterInner {
     /// Prices a call (filling `rec.cost`), adds it to the totals and hands it to the sinks. Takes the record by
     /// reference: it is a few hundred bytes, built once on the recording thread's stack and never moved.
     pub(crate) fn finish_call(&self, rec: &mut CallRecord, notes: CaptureNotes) {
+        let mut model_key: Option<Arc<str>> = None;
         {
             let mut shard = self.shard().lock();
             let shard = &mut *shard;
@@ -482,6 +546,9 @@ impl MeterInner {
                     .map(|p| p.cost(&rec.tokens, rec.service_tier.as_deref(), rec.speed.as_deref()));
             }
             slot.totals.add_call(rec);
+            if !self.budgets.is_empty() {
+                model_key = Some(slot.key.clone());
+            }
             let stats = &mut shard.stats;
             stats.calls += 1;
             stats.unmetered_calls += u64::from(!rec.metered);
@@ -489,7 +556,33 @@ impl MeterInner {
             stats.rejected_values += notes.rejected_values;
             stats.shared_span_splits += u64::from(notes.split);
         }
+        if let Some(key) = &model_key {
+            self.budgets.on_call(rec, key);
+        }
+        #[cfg(feature = "otlp")]
+        if let Some(otlp) = &self.otlp {
+            otlp.record_call(rec, &self.prices);
+        }
+        if let Some(journal) = self.journal.get() {
+            journal.append(rec);
+        }
         self.dispatch(|s| s.on_call(rec));
+    }
+
+    /// Adds a call replayed from the journal back into the model totals and the budgets (no capture stats, no
+    /// alerts, not journaled again) and hands it to the sinks' `on_replayed_call`. The hook where anything
+    /// else that keeps history (the ledger) joins replay.
+    pub(crate) fn replay_call(&self, rec: &CallRecord) {
+        let model_key = {
+            let mut shard = self.shard().lock();
+            let shard = &mut *shard;
+            let idx = shard.model_slot(rec.model.as_deref(), &self.prices);
+            let slot = &mut shard.models[idx];
+            slot.totals.add_call(rec);
+            slot.key.clone()
+        };
+        self.budgets.replay_call(rec, &model_key);
+        self.dispatch(|s| s.on_replayed_call(rec));
     }
 
     pub(crate) fn finish_task(&self, record: TaskRecord, rejected_values: u64) {
@@ -497,6 +590,10 @@ impl MeterInner {
             let mut shard = self.shard().lock();
             shard.stats.tasks += 1;
             shard.stats.rejected_values += rejected_values;
+        }
+        #[cfg(feature = "otlp")]
+        if let Some(otlp) = &self.otlp {
+            otlp.record_task(&record);
         }
         self.dispatch(|s| s.on_task(&record));
     }
@@ -516,6 +613,10 @@ impl MeterInner {
             t.invocations += 1;
             t.errors += u64::from(record.outcome.is_error());
             t.total_duration_us = t.total_duration_us.saturating_add(record.duration_us);
+        }
+        #[cfg(feature = "otlp")]
+        if let Some(otlp) = &self.otlp {
+            otlp.record_tool(&record);
         }
         self.dispatch(|s| s.on_tool(&record));
     }

@@ -1,0 +1,201 @@
+//! Report generation over a month of traffic: 1M recorded calls over 30 days, 100k sessions.
+//!
+//! Rows (criterion medians; the table at the end is what README "Performance" quotes):
+//! - `summary_30d/scan_records`: the baseline, a straight fold over the 1M `CallRecord`s in memory computing
+//!   what the summary's headline needs (totals by kind, cost, by model, a daily series): what a report would
+//!   cost without a ledger, if the records were even kept.
+//! - `summary_30d/ledger`: `Ledger::usage_summary(Window::Last30Days)` from the ledger's aggregates. Target:
+//!   <= 50 ms.
+//! - `efficiency_30d/ledger`, `cache_30d/ledger`, `anomalies_30d/ledger`, `forecast/ledger`: the other
+//!   reports on the same ledger, for reference.
+//! - `ingest/ledger_call`: one `Ledger::ingest_call` (the recording-thread cost), measured over the whole
+//!   feed.
+//!
+//! Run: `cargo bench --bench reports`.
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use criterion::Criterion;
+use tokenmeter::ledger::{Dimension, Ledger, LedgerConfig, Window};
+use tokenmeter::{CallRecord, Dimensions, ManualClock, Money, Outcome, PriceBook, TokenUsage};
+
+const CALLS: u64 = 1_000_000;
+
+fn end() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 31, 18, 0, 0).unwrap()
+}
+
+/// The first instant of the 30-day window ending at `end()`: local (UTC) midnight 29 days before its day.
+fn start() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 2, 0, 0, 0).unwrap()
+}
+
+/// The month of records: 3 models, 10 agents, 20 operations, 50 projects, 5,000 users, 100k sessions of 10
+/// turns with prompt caching, 1% failures.
+fn records(book: &PriceBook) -> Vec<CallRecord> {
+    let start = start();
+    let step_us = (end() - start).num_microseconds().unwrap_or(1) / CALLS as i64;
+    let s = |v: String| -> Arc<str> { Arc::from(v) };
+    let sessions: Vec<Arc<str>> = (0..100_000).map(|i| s(format!("session-{i:06}"))).collect();
+    let users: Vec<Arc<str>> = (0..5_000).map(|i| s(format!("user-{i}"))).collect();
+    let agents: Vec<Arc<str>> = (0..10).map(|i| s(format!("agent-{i}"))).collect();
+    let ops: Vec<Arc<str>> = (0..20).map(|i| s(format!("op-{i}"))).collect();
+    let projects: Vec<Arc<str>> = (0..50).map(|i| s(format!("project-{i}"))).collect();
+    let models: Vec<Arc<str>> =
+        ["claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-5"].into_iter().map(Arc::from).collect();
+    let provider: Arc<str> = Arc::from("anthropic");
+    (0..CALLS)
+        .map(|i| {
+            let turn = i % 10;
+            let tokens = TokenUsage {
+                input: 200 + turn * 50,
+                cache_read: if turn > 0 { 2_000 + turn * 300 } else { 0 },
+                cache_write_5m: 300,
+                output: 300 + (i % 7) * 40,
+                ..TokenUsage::default()
+            };
+            let model = models[(i % 3) as usize].clone();
+            let cost = book.price(&model, &tokens, None, None);
+            CallRecord {
+                timestamp: start + Duration::microseconds(i as i64 * step_us),
+                duration_us: 800_000 + (i % 13) * 100_000,
+                time_to_first_token_us: Some(300_000 + (i % 5) * 50_000),
+                model: Some(model),
+                provider: Some(provider.clone()),
+                operation: None,
+                request_id: None,
+                streaming: Some(true),
+                service_tier: None,
+                speed: None,
+                tokens,
+                metered: true,
+                outcome: if i % 100 == 0 {
+                    Outcome::Error { error_type: Arc::from("overloaded_error") }
+                } else {
+                    Outcome::Ok
+                },
+                dimensions: Dimensions {
+                    session: Some(sessions[(i / 10) as usize].clone()),
+                    user: Some(users[(i / 10 % 5_000) as usize].clone()),
+                    project: Some(projects[(i / 10 % 50) as usize].clone()),
+                    agent: Some(agents[(i % 10) as usize].clone()),
+                    operation: Some(ops[(i % 20) as usize].clone()),
+                    ..Dimensions::default()
+                },
+                cost,
+            }
+        })
+        .collect()
+}
+
+/// The baseline: one pass over the records for the summary's headline figures.
+fn scan(records: &[CallRecord], from: DateTime<Utc>) -> (u64, Money, TokenUsage, usize, usize) {
+    let mut calls = 0;
+    let mut cost = Money::ZERO;
+    let mut tokens = TokenUsage::default();
+    let mut by_model: HashMap<&str, (u64, Money)> = HashMap::new();
+    let mut by_day: HashMap<i64, Money> = HashMap::new();
+    for r in records.iter().filter(|r| r.timestamp >= from) {
+        calls += 1;
+        let c = r.cost_or_zero();
+        cost += c;
+        tokens.add(&r.tokens);
+        let e = by_model.entry(r.model.as_deref().unwrap_or("unknown")).or_default();
+        e.0 += 1;
+        e.1 += c;
+        *by_day.entry(r.timestamp.timestamp().div_euclid(86_400)).or_default() += c;
+    }
+    (calls, cost, tokens, by_model.len(), by_day.len())
+}
+
+/// Reads criterion's median for `group/function` from this run's output.
+fn median_ns(group: &str, function: &str) -> Option<f64> {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| "target".into());
+    let path = target.join("criterion").join(group).join(function).join("new/estimates.json");
+    let text = std::fs::read_to_string(path).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["median"]["point_estimate"].as_f64()
+}
+
+fn main() {
+    let mut c = Criterion::default().sample_size(10).configure_from_args();
+    let book = PriceBook::builtin();
+    let records = records(&book);
+
+    let clock = ManualClock::new(records[0].timestamp);
+    let ledger = Ledger::new(LedgerConfig::default(), Arc::new(clock.clone()), book);
+    let started = Instant::now();
+    for r in &records {
+        clock.set(r.timestamp);
+        ledger.ingest_call(r);
+    }
+    let ingest_ns = started.elapsed().as_nanos() as f64 / CALLS as f64;
+    clock.set(end());
+    let summary = ledger.usage_summary(Window::Last30Days).expect("summary");
+    assert_eq!(summary.calls, CALLS, "the window holds every call");
+
+    let from = start();
+    let mut g = c.benchmark_group("summary_30d");
+    g.bench_function("scan_records", |b| b.iter(|| black_box(scan(&records, from))));
+    g.bench_function("ledger", |b| b.iter(|| black_box(ledger.usage_summary(Window::Last30Days))));
+    g.finish();
+    for (group, f) in [
+        (
+            "efficiency_30d",
+            &(|l: &Ledger| drop(black_box(l.efficiency_report(Window::Last30Days, Dimension::Agent))))
+                as &dyn Fn(&Ledger),
+        ),
+        ("cache_30d", &|l: &Ledger| drop(black_box(l.cache_report(Window::Last30Days)))),
+        ("anomalies_30d", &|l: &Ledger| drop(black_box(l.anomalies(Window::Last30Days)))),
+        ("forecast", &|l: &Ledger| drop(black_box(l.forecast(30, Some(1_000.0))))),
+    ] {
+        let mut g = c.benchmark_group(group);
+        g.bench_function("ledger", |b| b.iter(|| f(&ledger)));
+        g.finish();
+    }
+
+    // The recording-thread cost in steady state: calls of 100 sessions within one minute.
+    let hot_clock = ManualClock::new(end());
+    let hot = Ledger::new(LedgerConfig::default(), Arc::new(hot_clock), PriceBook::builtin());
+    let mut feed: Vec<CallRecord> = records[..1_000].to_vec();
+    for r in &mut feed {
+        r.timestamp = end();
+    }
+    let mut i = 0;
+    let mut g = c.benchmark_group("ingest");
+    g.sample_size(50);
+    g.bench_function("ledger_call", |b| {
+        b.iter(|| {
+            hot.ingest_call(&feed[i % feed.len()]);
+            i += 1;
+        })
+    });
+    g.finish();
+
+    let stats = ledger.stats();
+    println!(
+        "\nledger after {CALLS} calls: {} entries (limit {}), buckets {:?}",
+        stats.series.total, stats.series_limit, stats.buckets
+    );
+    println!("ingest: {ingest_ns:.0} ns per call over the whole feed (23 calls a minute: per-minute costs dominate)");
+    if let Some(n) = median_ns("ingest", "ledger_call") {
+        println!("ingest: {n:.0} ns per call in steady state (ingest/ledger_call)");
+    }
+    println!("\n{:<16} {:>16} {:>14} {:>9}  target", "bench", "baseline (ms)", "ledger (ms)", "ratio");
+    match (median_ns("summary_30d", "scan_records"), median_ns("summary_30d", "ledger")) {
+        (Some(b), Some(w)) => {
+            println!("{:<16} {:>16.2} {:>14.2} {:>9.3}  ledger <= 50 ms", "summary_30d", b / 1e6, w / 1e6, w / b)
+        }
+        _ => println!("summary_30d      (no figures: run without --test)"),
+    }
+    for group in ["efficiency_30d", "cache_30d", "anomalies_30d", "forecast"] {
+        if let Some(w) = median_ns(group, "ledger") {
+            println!("{group:<16} {:>16} {:>14.2} {:>9}", "-", w / 1e6, "-");
+        }
+    }
+}

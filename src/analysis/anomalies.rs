@@ -1,0 +1,305 @@
+//! Days and hours far above their trailing average, named by the dimension value that spiked.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use rustc_hash::FxHashMap as HashMap;
+use serde::{Deserialize, Serialize};
+
+use crate::ledger::calendar::{self, Grain};
+use crate::ledger::{
+    AnomalyRule, Core, Dimension, HOURLY_TOTALS_SPAN, Ledger, QueryError, Store, Tier, Window, WindowBounds,
+};
+
+/// Most anomalies reported (the latest first).
+pub const MAX_ANOMALIES: usize = 200;
+
+/// Day or hour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Granularity {
+    /// A local day against the average of the trailing days.
+    Day,
+    /// A local hour against the same hour of the trailing days.
+    Hour,
+}
+
+/// What exceeded its baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnomalyMetric {
+    /// Billed tokens.
+    Tokens,
+    /// Cost (USD).
+    Cost,
+    /// Calls.
+    Calls,
+}
+
+impl AnomalyMetric {
+    fn of(self, c: &Core) -> f64 {
+        match self {
+            AnomalyMetric::Tokens => c.tokens.total() as f64,
+            AnomalyMetric::Cost => c.cost.as_usd(),
+            AnomalyMetric::Calls => c.calls as f64,
+        }
+    }
+
+    fn factor(self, rule: &AnomalyRule) -> f64 {
+        match self {
+            AnomalyMetric::Tokens => rule.token_factor,
+            AnomalyMetric::Cost => rule.cost_factor,
+            AnomalyMetric::Calls => rule.call_factor,
+        }
+    }
+}
+
+/// The dimension value that grew the most against its own baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Spike {
+    /// The dimension.
+    pub dimension: Dimension,
+    /// Its value.
+    pub value: String,
+    /// The value's metric in the anomalous period.
+    pub observed: f64,
+    /// Its average per period over the trailing days.
+    pub baseline: f64,
+}
+
+/// One anomalous day or hour.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Anomaly {
+    /// Day or hour.
+    pub granularity: Granularity,
+    /// Start of the period.
+    pub start: DateTime<Utc>,
+    /// End of the period.
+    pub end: DateTime<Utc>,
+    /// What exceeded its baseline.
+    pub metric: AnomalyMetric,
+    /// The metric in the period.
+    pub value: f64,
+    /// The trailing average (days with data history only).
+    pub baseline: f64,
+    /// `value / baseline`.
+    pub ratio: f64,
+    /// The factor it had to exceed.
+    pub threshold: f64,
+    /// The dimension value that spiked, when the ledger still holds the period's breakdown.
+    pub spiked_by: Option<Spike>,
+}
+
+/// The anomalies of a window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnomalyReport {
+    /// The window.
+    pub window: WindowBounds,
+    /// The rule applied.
+    pub rule: AnomalyRule,
+    /// Anomalies, latest first, at most [`MAX_ANOMALIES`].
+    pub anomalies: Vec<Anomaly>,
+}
+
+const METRICS: [AnomalyMetric; 3] = [AnomalyMetric::Tokens, AnomalyMetric::Cost, AnomalyMetric::Calls];
+
+/// Sums per (dimension, value), and the total, over buckets starting in `[from, to)` no coarser than
+/// `coarsest`.
+type ByValue = (HashMap<(Dimension, String), Core>, Core);
+
+fn by_value(store: &Store, from: i64, to: i64, coarsest: Tier) -> Option<ByValue> {
+    let mut out: HashMap<(Dimension, String), Core> = HashMap::default();
+    let mut total = Core::default();
+    let mut any = false;
+    for b in store.buckets(from, to).filter(|b| b.tier <= coarsest) {
+        any = true;
+        total.add(&b.totals.core);
+        for s in b.series.values() {
+            for d in Dimension::ALL.into_iter().filter(|d| d.is_compound()) {
+                out.entry((d, d.label(d.of_key(&s.key)))).or_default().add(&s.agg.core);
+            }
+        }
+        for (k, a) in &b.sessions {
+            out.entry((Dimension::Session, k.to_string())).or_default().add(&a.core);
+        }
+        for (k, a) in &b.users {
+            out.entry((Dimension::User, k.to_string())).or_default().add(&a.core);
+        }
+    }
+    any.then_some((out, total))
+}
+
+/// Which dimension names a spike when two values explain it equally (a new agent's calls are also a new
+/// operation's and a new project's): the one people act on first.
+fn priority(d: Dimension) -> u8 {
+    match d {
+        Dimension::Agent => 0,
+        Dimension::Project => 1,
+        Dimension::Operation => 2,
+        Dimension::Model => 3,
+        Dimension::Task => 4,
+        Dimension::Tenant => 5,
+        Dimension::User => 6,
+        Dimension::Session => 7,
+        Dimension::Provider => 8,
+        Dimension::Tool => 9,
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Period {
+    granularity: Granularity,
+    start: i64,
+    end: i64,
+    /// Trailing range for the breakdown baseline, and how many periods it spans.
+    base_from: i64,
+    base_periods: f64,
+}
+
+fn spike(store: &Store, p: &Period, metric: AnomalyMetric) -> Option<Spike> {
+    let coarsest = match p.granularity {
+        Granularity::Day => Tier::Day,
+        Granularity::Hour => Tier::Hour,
+    };
+    let (now, now_total) = by_value(store, p.start, p.end, coarsest)?;
+    let (before, before_total) = by_value(store, p.base_from, p.start, Tier::Day).unwrap_or_default();
+    let periods = p.base_periods.max(1.0);
+    // The period's overall growth: a value that only kept its usual share (the one provider, the main model)
+    // did not spike; the value whose metric exceeds its usual share of the period the most did.
+    let growth = {
+        let base = metric.of(&before_total) / periods;
+        if base > 0.0 { metric.of(&now_total) / base } else { f64::INFINITY }
+    };
+    now.into_iter()
+        .map(|(k, c)| {
+            let observed = metric.of(&c);
+            let baseline = before.get(&k).map_or(0.0, |b| metric.of(b) / periods);
+            let expected = if baseline > 0.0 && growth.is_finite() { baseline * growth } else { 0.0 };
+            (k, observed, baseline, observed - expected)
+        })
+        .filter(|(_, o, b, excess)| o > b && *excess > 0.0)
+        .max_by(|a, b| {
+            let tol = 1e-9 * a.3.abs().max(b.3.abs());
+            let by_excess = if (a.3 - b.3).abs() > tol { a.3.total_cmp(&b.3) } else { std::cmp::Ordering::Equal };
+            by_excess.then(priority(b.0.0).cmp(&priority(a.0.0))).then(b.0.1.cmp(&a.0.1))
+        })
+        .map(|((dimension, value), observed, baseline, _)| Spike { dimension, value, observed, baseline })
+}
+
+impl Ledger {
+    /// Days and hours of `window` whose tokens or cost exceed, or whose calls exceed, the configured factor
+    /// times their trailing average ([`AnomalyRule`]; days against the trailing days, hours against the same
+    /// hour of the trailing days). Only days since the ledger's first record count toward a baseline. Hours
+    /// are checked within the 35 days of hourly totals.
+    pub fn anomalies(&self, window: Window) -> Result<AnomalyReport, QueryError> {
+        let rule = self.inner.config.anomaly;
+        for (name, f) in
+            [("token_factor", rule.token_factor), ("cost_factor", rule.cost_factor), ("call_factor", rule.call_factor)]
+        {
+            if !f.is_finite() || f <= 0.0 {
+                return Err(QueryError::InvalidArgument { name, reason: format!("{f} must be a positive number") });
+            }
+        }
+        let n = i64::from(rule.trailing_days.clamp(1, 365));
+        self.read(|store, now| {
+            let tz = store.tz;
+            let (from, to) = window.bounds(store, now)?;
+            let Some(first) = store.first_ts else {
+                return Ok(AnomalyReport { window: WindowBounds::of(from, to), rule, anomalies: Vec::new() });
+            };
+            let first_day = calendar::day_start(tz, first);
+            let first_hour = calendar::hour_start(tz, first);
+            let mut found: Vec<(Period, AnomalyMetric, f64, f64, f64)> = Vec::new();
+            let check = |p: Period, value: &Core, base: &Core, count: i64, found: &mut Vec<_>| {
+                for m in METRICS {
+                    let baseline = m.of(base) / count as f64;
+                    let v = m.of(value);
+                    let f = m.factor(&rule);
+                    if baseline > 0.0 && v > f * baseline {
+                        found.push((p, m, v, baseline, f));
+                    }
+                }
+            };
+            // Days.
+            let days: BTreeMap<i64, Core> = store.daily.iter().map(|(k, a)| (*k, a.core)).collect();
+            for (&d, value) in days.range(from..to.max(from)) {
+                let date = calendar::local(tz, d).date();
+                let mut base = Core::default();
+                let mut count = 0;
+                let mut base_from = d;
+                for k in 1..=n {
+                    let dk = calendar::start_of_date(tz, calendar::add_days(date, -k));
+                    if dk < first_day {
+                        break;
+                    }
+                    count += 1;
+                    base_from = dk;
+                    if let Some(c) = days.get(&dk) {
+                        base.add(c);
+                    }
+                }
+                if count > 0 {
+                    let end = calendar::grain_end(tz, Grain::Day, d);
+                    let p =
+                        Period { granularity: Granularity::Day, start: d, end, base_from, base_periods: count as f64 };
+                    check(p, value, &base, count, &mut found);
+                }
+            }
+            // Hours, against the same hour of the trailing days.
+            for (&h, a) in store.hourly.range(from..to.max(from)) {
+                let mut base = Core::default();
+                let mut count = 0;
+                let mut base_from = h;
+                for k in 1..=n {
+                    let hk = h - k * 86_400;
+                    if hk < first_hour || hk < now - HOURLY_TOTALS_SPAN {
+                        break;
+                    }
+                    count += 1;
+                    base_from = hk;
+                    if let Some(c) = store.hourly.get(&hk) {
+                        base.add(&c.core);
+                    }
+                }
+                if count > 0 {
+                    let p = Period {
+                        granularity: Granularity::Hour,
+                        start: h,
+                        end: h + 3_600,
+                        base_from,
+                        base_periods: ((h - base_from) / 3_600) as f64,
+                    };
+                    check(p, &a.core, &base, count, &mut found);
+                }
+            }
+            found.sort_by(|a, b| {
+                b.0.start.cmp(&a.0.start).then(a.0.granularity.cmp_key().cmp(&b.0.granularity.cmp_key()))
+            });
+            found.truncate(MAX_ANOMALIES);
+            let anomalies = found
+                .into_iter()
+                .map(|(p, metric, value, baseline, threshold)| Anomaly {
+                    granularity: p.granularity,
+                    start: calendar::utc(p.start),
+                    end: calendar::utc(p.end),
+                    metric,
+                    value,
+                    baseline,
+                    ratio: value / baseline,
+                    threshold,
+                    spiked_by: spike(store, &p, metric),
+                })
+                .collect();
+            Ok(AnomalyReport { window: WindowBounds::of(from, to), rule, anomalies })
+        })
+    }
+}
+
+impl Granularity {
+    fn cmp_key(self) -> u8 {
+        match self {
+            Granularity::Day => 0,
+            Granularity::Hour => 1,
+        }
+    }
+}

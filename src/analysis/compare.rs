@@ -1,0 +1,157 @@
+//! Comparisons: a period against the previous one, one dimension value against another.
+
+use serde::{Deserialize, Serialize};
+
+use super::efficiency::EfficiencyScores;
+use super::{pct_change, per};
+use crate::ledger::{Agg, Dimension, Filter, Ledger, QueryError, Selection, Window, WindowBounds};
+
+/// What is compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ComparisonKind {
+    /// The window (`b`) against the window of the same length before it (`a`).
+    Periods,
+    /// One dimension value (`a`) against another (`b`) over the same window.
+    Values,
+}
+
+/// One side of a comparison.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComparisonSide {
+    /// `previous` / `current`, or the dimension value.
+    pub label: String,
+    /// The side's window.
+    pub window: WindowBounds,
+    /// Calls.
+    pub calls: u64,
+    /// Tasks.
+    pub tasks: u64,
+    /// Billed tokens.
+    pub tokens: u64,
+    /// USD.
+    pub cost_usd: f64,
+    /// USD per task; `null` without tasks.
+    pub cost_per_task_usd: Option<f64>,
+    /// Tokens per task; `null` without tasks.
+    pub tokens_per_task: Option<f64>,
+    /// USD per call; `null` without calls.
+    pub cost_per_call_usd: Option<f64>,
+    /// Cache reads over prompt tokens, 0-1.
+    pub cache_hit_rate: f64,
+    /// The efficiency score, 0-100.
+    pub efficiency_score: f64,
+}
+
+/// `b` relative to `a`, in percent (`null` where `a` is zero).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComparisonDeltas {
+    /// Calls.
+    pub calls_pct: Option<f64>,
+    /// Tokens.
+    pub tokens_pct: Option<f64>,
+    /// Cost.
+    pub cost_pct: Option<f64>,
+    /// Cost per task.
+    pub cost_per_task_pct: Option<f64>,
+    /// Tokens per task.
+    pub tokens_per_task_pct: Option<f64>,
+    /// Cache hit rate (relative change of the rate).
+    pub cache_hit_rate_pct: Option<f64>,
+    /// Cache hit rate, difference in percentage points.
+    pub cache_hit_rate_points: f64,
+    /// Efficiency score, difference in points.
+    pub efficiency_score_points: f64,
+}
+
+/// A comparison.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// What is compared.
+    pub kind: ComparisonKind,
+    /// For [`ComparisonKind::Values`], the dimension.
+    pub dimension: Option<Dimension>,
+    /// The baseline.
+    pub a: ComparisonSide,
+    /// The side compared with it.
+    pub b: ComparisonSide,
+    /// `b` against `a`.
+    pub deltas: ComparisonDeltas,
+}
+
+fn side(label: String, from: i64, to: i64, a: &Agg) -> ComparisonSide {
+    let c = &a.core;
+    ComparisonSide {
+        label,
+        window: WindowBounds::of(from, to),
+        calls: c.calls,
+        tasks: c.tasks,
+        tokens: c.tokens.total(),
+        cost_usd: c.cost.as_usd(),
+        cost_per_task_usd: per(c.task_cost.as_usd(), c.tasks as f64),
+        tokens_per_task: per(c.task_tokens as f64, c.tasks as f64),
+        cost_per_call_usd: per(c.cost.as_usd(), c.calls as f64),
+        cache_hit_rate: per(c.tokens.cache_read as f64, c.tokens.prompt_total() as f64).unwrap_or(0.0),
+        efficiency_score: EfficiencyScores::of(a).overall,
+    }
+}
+
+fn opt_pct(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    pct_change(a?, b?)
+}
+
+fn compare(kind: ComparisonKind, dimension: Option<Dimension>, a: ComparisonSide, b: ComparisonSide) -> Comparison {
+    let deltas = ComparisonDeltas {
+        calls_pct: pct_change(a.calls as f64, b.calls as f64),
+        tokens_pct: pct_change(a.tokens as f64, b.tokens as f64),
+        cost_pct: pct_change(a.cost_usd, b.cost_usd),
+        cost_per_task_pct: opt_pct(a.cost_per_task_usd, b.cost_per_task_usd),
+        tokens_per_task_pct: opt_pct(a.tokens_per_task, b.tokens_per_task),
+        cache_hit_rate_pct: pct_change(a.cache_hit_rate, b.cache_hit_rate),
+        cache_hit_rate_points: (b.cache_hit_rate - a.cache_hit_rate) * 100.0,
+        efficiency_score_points: b.efficiency_score - a.efficiency_score,
+    };
+    Comparison { kind, dimension, a, b, deltas }
+}
+
+impl Ledger {
+    /// `window` (side `b`, `current`) against the window of the same length just before it (side `a`,
+    /// `previous`).
+    pub fn compare_periods(&self, window: Window) -> Result<Comparison, QueryError> {
+        self.read(|store, now| {
+            let (from, to) = window.bounds(store, now)?;
+            let (pf, pt) = Window::previous_bounds(from, to);
+            let cur = Selection::All.total(store, from, to);
+            let prev = Selection::All.total(store, pf, pt);
+            Ok(compare(
+                ComparisonKind::Periods,
+                None,
+                side("previous".into(), pf, pt, &prev),
+                side("current".into(), from, to, &cur),
+            ))
+        })
+    }
+
+    /// `dimension = a` against `dimension = b` over `window` (e.g. agent `a` against agent `b`).
+    pub fn compare_values(
+        &self,
+        window: Window,
+        dimension: Dimension,
+        a: &str,
+        b: &str,
+    ) -> Result<Comparison, QueryError> {
+        let sel_a = Selection::from_filters(&[Filter::new(dimension, a)])?;
+        let sel_b = Selection::from_filters(&[Filter::new(dimension, b)])?;
+        self.read(|store, now| {
+            let (from, to) = window.bounds(store, now)?;
+            let ta = sel_a.total(store, from, to);
+            let tb = sel_b.total(store, from, to);
+            Ok(compare(
+                ComparisonKind::Values,
+                Some(dimension),
+                side(a.to_owned(), from, to, &ta),
+                side(b.to_owned(), from, to, &tb),
+            ))
+        })
+    }
+}

@@ -1,0 +1,259 @@
+//! Spend forecast: a linear trend over the recent days with a prediction band.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ledger::calendar::{self, Grain};
+use crate::ledger::{Ledger, QueryError};
+
+/// Full local days of history the trend is fitted on (fewer when the ledger is younger).
+pub const FORECAST_HISTORY_DAYS: i64 = 28;
+/// Most days a forecast looks ahead.
+pub const MAX_FORECAST_DAYS: u32 = 366;
+/// The band is a 90% prediction interval (z = 1.645).
+const Z_90: f64 = 1.645;
+
+/// Direction of the trend: its change over a week against the daily average (10% either way is flat).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trend {
+    /// Growing by more than 10% of the daily average per week.
+    Rising,
+    /// Shrinking by more than 10% of the daily average per week.
+    Falling,
+    /// Neither.
+    Flat,
+}
+
+/// One forecast day.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForecastDay {
+    /// The local date.
+    pub date: NaiveDate,
+    /// Its start.
+    pub start: DateTime<Utc>,
+    /// Expected spend, USD.
+    pub cost_usd: f64,
+    /// Lower end of the 90% band, USD (never below 0).
+    pub lower_usd: f64,
+    /// Upper end of the 90% band, USD.
+    pub upper_usd: f64,
+    /// Expected tokens.
+    pub tokens: u64,
+}
+
+/// When a monthly limit would be reached.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LimitForecast {
+    /// The limit for the current local month, USD.
+    pub limit_usd: f64,
+    /// Spent this month so far, USD.
+    pub spent_usd: f64,
+    /// True when the limit is already reached.
+    pub reached: bool,
+    /// The local date the limit is (or was) reached at the forecast rate; `null` when not within the month.
+    pub reached_on: Option<NaiveDate>,
+    /// Days from today to `reached_on` (0 when reached today or before).
+    pub days_until: Option<i64>,
+}
+
+/// The spend forecast.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Forecast {
+    /// When it was made.
+    pub generated_at: DateTime<Utc>,
+    /// The time zone of the days.
+    pub time_zone: String,
+    /// Full days of history the trend was fitted on.
+    pub history_days: u32,
+    /// The trend's direction.
+    pub trend: Trend,
+    /// The trend's slope, USD per day per day.
+    pub slope_usd_per_day: f64,
+    /// Average daily spend over the history, USD.
+    pub daily_average_usd: f64,
+    /// The next days, tomorrow first.
+    pub days: Vec<ForecastDay>,
+    /// Spent this local month so far, USD.
+    pub month_to_date_usd: f64,
+    /// This month's spend so far plus the forecast for the rest of it, USD.
+    pub projected_month_total_usd: f64,
+    /// The limit asked about, if any.
+    pub limit: Option<LimitForecast>,
+}
+
+/// A least-squares line through `(i, ys[i])` with its prediction interval.
+struct Fit {
+    a: f64,
+    b: f64,
+    sigma: f64,
+    n: f64,
+    xbar: f64,
+    sxx: f64,
+    mean: f64,
+}
+
+impl Fit {
+    fn new(ys: &[f64]) -> Fit {
+        let n = ys.len() as f64;
+        if ys.is_empty() {
+            return Fit { a: 0.0, b: 0.0, sigma: 0.0, n: 0.0, xbar: 0.0, sxx: 0.0, mean: 0.0 };
+        }
+        let mean = ys.iter().sum::<f64>() / n;
+        let xbar = (n - 1.0) / 2.0;
+        let sxx: f64 = (0..ys.len()).map(|i| (i as f64 - xbar).powi(2)).sum();
+        let sxy: f64 = ys.iter().enumerate().map(|(i, y)| (i as f64 - xbar) * (y - mean)).sum();
+        let b = if sxx > 0.0 { sxy / sxx } else { 0.0 };
+        let a = mean - b * xbar;
+        // With under 3 points the residual error is undefined: use half the mean as the spread.
+        let sigma = if ys.len() >= 3 {
+            let sse: f64 = ys.iter().enumerate().map(|(i, y)| (y - (a + b * i as f64)).powi(2)).sum();
+            (sse / (n - 2.0)).sqrt()
+        } else {
+            mean * 0.5
+        };
+        Fit { a, b, sigma, n, xbar, sxx, mean }
+    }
+
+    fn at(&self, x: f64) -> f64 {
+        (self.a + self.b * x).max(0.0)
+    }
+
+    fn band(&self, x: f64) -> f64 {
+        if self.n == 0.0 {
+            return 0.0;
+        }
+        let lever = if self.sxx > 0.0 { (x - self.xbar).powi(2) / self.sxx } else { 0.0 };
+        Z_90 * self.sigma * (1.0 + 1.0 / self.n + lever).sqrt()
+    }
+}
+
+impl Ledger {
+    /// Forecasts the next `days` days of spend from a linear trend over the last 28 full local days (fewer
+    /// when the ledger is younger), with a 90% band, this month's projected total, and, given a monthly
+    /// `limit_usd`, the day this month's spend would reach it.
+    pub fn forecast(&self, days: u32, limit_usd: Option<f64>) -> Result<Forecast, QueryError> {
+        if days == 0 || days > MAX_FORECAST_DAYS {
+            return Err(QueryError::InvalidArgument {
+                name: "days",
+                reason: format!("{days} is out of range: forecast 1 to {MAX_FORECAST_DAYS} days"),
+            });
+        }
+        if let Some(l) = limit_usd
+            && !(l.is_finite() && l >= 0.0)
+        {
+            return Err(QueryError::InvalidArgument {
+                name: "limit_usd",
+                reason: format!("{l} must be a non-negative number"),
+            });
+        }
+        self.read(|store, now| {
+            let tz = store.tz;
+            let today_date = calendar::local(tz, now).date();
+            let today = calendar::start_of_date(tz, today_date);
+            let first_day = store.first_ts.map(|f| calendar::day_start(tz, f));
+            let day_of = |k: i64| calendar::start_of_date(tz, calendar::add_days(today_date, k));
+            let daily = |d: i64| store.daily.get(&d).map(|a| a.core).unwrap_or_default();
+            // History: full days before today, from the first day with data.
+            let mut hist_cost = Vec::new();
+            let mut hist_tokens = Vec::new();
+            for k in (1..=FORECAST_HISTORY_DAYS).rev() {
+                let d = day_of(-k);
+                if first_day.is_some_and(|f| d >= f) {
+                    let c = daily(d);
+                    hist_cost.push(c.cost.as_usd());
+                    hist_tokens.push(c.tokens.total() as f64);
+                }
+            }
+            let cost_fit = Fit::new(&hist_cost);
+            let token_fit = Fit::new(&hist_tokens);
+            let n = hist_cost.len() as f64;
+            // History is x = 0..n-1, so today is x = n and day k ahead is n + k.
+            let forecast_days: Vec<ForecastDay> = (1..=i64::from(days))
+                .map(|k| {
+                    let x = n + k as f64;
+                    let cost = cost_fit.at(x);
+                    let band = cost_fit.band(x);
+                    let date = calendar::add_days(today_date, k);
+                    ForecastDay {
+                        date,
+                        start: calendar::utc(day_of(k)),
+                        cost_usd: cost,
+                        lower_usd: (cost - band).max(0.0),
+                        upper_usd: cost + band,
+                        tokens: token_fit.at(x).round() as u64,
+                    }
+                })
+                .collect();
+
+            let month_start = calendar::month_start(tz, now);
+            let month_end = calendar::grain_end(tz, Grain::Month, month_start);
+            let month_days: Vec<(i64, f64)> =
+                store.daily.range(month_start..month_end).map(|(k, a)| (*k, a.core.cost.as_usd())).collect();
+            let spent: f64 = month_days.iter().map(|(_, c)| c).sum();
+            let today_actual = daily(today).cost.as_usd();
+            let today_pred = cost_fit.at(n);
+            let today_rest = (today_pred - today_actual).max(0.0);
+            // Remaining full days of the month after today.
+            let mut rest: Vec<(NaiveDate, f64)> = Vec::new();
+            let mut k = 1;
+            while day_of(k) < month_end && k <= 31 {
+                rest.push((calendar::add_days(today_date, k), cost_fit.at(n + k as f64)));
+                k += 1;
+            }
+            let projected = spent + today_rest + rest.iter().map(|(_, c)| c).sum::<f64>();
+
+            let limit = limit_usd.map(|limit| {
+                let mut cumulative = 0.0;
+                let mut reached_on = None;
+                for (d, c) in &month_days {
+                    cumulative += c;
+                    if cumulative >= limit && reached_on.is_none() {
+                        reached_on = Some(calendar::local(tz, *d).date());
+                    }
+                }
+                let reached = reached_on.is_some();
+                if !reached {
+                    cumulative = spent + today_rest;
+                    if cumulative >= limit {
+                        reached_on = Some(today_date);
+                    } else {
+                        for (d, c) in &rest {
+                            cumulative += c;
+                            if cumulative >= limit {
+                                reached_on = Some(*d);
+                                break;
+                            }
+                        }
+                    }
+                }
+                LimitForecast {
+                    limit_usd: limit,
+                    spent_usd: spent,
+                    reached,
+                    reached_on,
+                    days_until: reached_on.map(|d| (d - today_date).num_days().max(0)),
+                }
+            });
+            let trend = if cost_fit.mean <= 0.0 || (cost_fit.b * 7.0).abs() < 0.1 * cost_fit.mean {
+                Trend::Flat
+            } else if cost_fit.b > 0.0 {
+                Trend::Rising
+            } else {
+                Trend::Falling
+            };
+            Ok(Forecast {
+                generated_at: calendar::utc(now),
+                time_zone: tz.name().to_owned(),
+                history_days: hist_cost.len() as u32,
+                trend,
+                slope_usd_per_day: cost_fit.b,
+                daily_average_usd: cost_fit.mean,
+                days: forecast_days,
+                month_to_date_usd: spent,
+                projected_month_total_usd: projected,
+                limit,
+            })
+        })
+    }
+}

@@ -1,0 +1,88 @@
+//! Reports computed at query time from the [`ledger`](crate::ledger)'s sums: typed structs that serialize
+//! to snake_case JSON, the same ones the HTTP API, the CLI and the quickstart print.
+//!
+//! | report | method | answers |
+//! |---|---|---|
+//! | [`UsageSummary`] | [`Ledger::usage_summary`] | calls, tokens by kind, cost, averages, by model and provider, a time series, unpriced calls, distributions, monthly run-rate |
+//! | [`EfficiencyReport`] | [`Ledger::efficiency_report`] | the efficiency score, per-group scores, priced suggestions |
+//! | [`CacheReport`] | [`Ledger::cache_report`] | cache hits, misses, hit rate, tokens and dollars saved, writes never read |
+//! | [`BreakdownTree`] | [`Ledger::breakdown_tree`] | agent > operation, project > session, … with shares |
+//! | [`TimeOfDayReport`] | [`Ledger::time_of_day`] | tokens by local hour of day, peak and low hours |
+//! | [`AnomalyReport`] | [`Ledger::anomalies`] | days and hours far above their trailing average, and what spiked |
+//! | [`Forecast`] | [`Ledger::forecast`] | the next days' spend with a band, the month's total, when a limit is reached |
+//! | [`Comparison`] | [`Ledger::compare_periods`], [`Ledger::compare_values`] | a period against the previous one, or one value against another |
+//!
+//! Money stays exact ([`Money`](crate::Money), pico-USD) until a report field ending in `_usd` turns it
+//! into a float.
+//!
+//! # The efficiency score
+//!
+//! A number from 0 to 100, the weighted sum of four components, each from 0 to 1 and each moving the right
+//! way (more cache reuse, less waste, right-sized models score higher):
+//!
+//! | component | weight | value |
+//! |---|---|---|
+//! | `cache_reuse` | 40 | context reuse rate: of the prompt tokens that repeated the previous turn of the same session (a cacheable prefix, within 5 minutes), the share read from the cache; 1 when nothing was reusable |
+//! | `waste` | 25 | 1 − the share of spend burnt on failures: the larger of the cost of failed calls and of failed tasks |
+//! | `right_sizing` | 20 | 1 − the share of spend on small calls (prompt ≤ 2,000, output ≤ 500 tokens) sent to a premium model (input ≥ $4 / Mtok) |
+//! | `cache_write_use` | 15 | 1 − the share of cache-written tokens never read before they expired; 1 when nothing was written |
+//!
+//! `overall = 40 × cache_reuse + 25 × waste + 20 × right_sizing + 15 × cache_write_use`, rounded to one
+//! decimal. Bands: **green** at 80 and above, **amber** from 50 to 79.9, **red** below 50 ([`Band`]).
+//!
+//! The report also gives, unweighted: `cache_hit_rate` (cache reads over all prompt tokens),
+//! `input_output_ratio` (prompt tokens per output token) and `tokens_per_task`.
+//!
+//! # Suggestions
+//!
+//! Each is priced per call at ingest from the price book, summed exactly, and reported with the dollars it
+//! would have saved over the window and an impact level by its share of the window's spend (**high** at
+//! 10% or more, **medium** from 2%, **low** below):
+//!
+//! - `prompt_caching`: calls in a session whose prompt repeated the previous turn's prompt (within 5 minutes,
+//!   at least 1,024 tokens) without reading it from the cache. Saving: those tokens at the input rate minus
+//!   the cache-read rate, less the 5-minute write premium for writing the growing prefix once.
+//! - `model_right_sizing`: small calls on a premium model, priced again on the right-size target
+//!   (`claude-haiku-4-5` by default) at the same service tier.
+//! - `batch_api`: calls marked non-interactive (the `operation` is `batch`, `background`, `offline`, `eval`,
+//!   … or an `interactive` dimension is `false`) billed at standard rates; batch halves every rate.
+//! - `unread_cache_writes`: cache writes in a session that expired without a later call of the session
+//!   reading the cache; saving: the write premium over the input rate.
+//! - `long_context_threshold`: calls billed at long-context rates whose prompt is at most 20,000 tokens over
+//!   the 200,000 line; saving: the same tokens at standard rates.
+//! - `failed_calls`: the cost of calls that ended in an error (retries pay again).
+
+mod anomalies;
+mod cache;
+mod compare;
+mod efficiency;
+mod forecast;
+mod handle;
+mod summary;
+mod time_of_day;
+mod tree;
+
+pub use anomalies::{Anomaly, AnomalyMetric, AnomalyReport, Granularity, MAX_ANOMALIES, Spike};
+pub use cache::{CacheMetrics, CachePoint, CacheReport, UnreadCacheWrites};
+pub use compare::{Comparison, ComparisonDeltas, ComparisonKind, ComparisonSide};
+pub use efficiency::{
+    Band, EfficiencyBreakdown, EfficiencyReport, EfficiencyScores, Impact, MAX_BREAKDOWN_ROWS, ScoreComponent,
+    Suggestion, SuggestionType,
+};
+pub use forecast::{FORECAST_HISTORY_DAYS, Forecast, ForecastDay, LimitForecast, MAX_FORECAST_DAYS, Trend};
+pub use summary::{Averages, Distributions, Percentiles, SeriesPoint, Share, TimeSeries, UnpricedUsage, UsageSummary};
+pub use time_of_day::{HourOfDay, TimeOfDayReport};
+pub use tree::{BreakdownTree, TreeNode};
+
+#[cfg(doc)]
+use crate::ledger::Ledger;
+
+/// A relative change in percent, `None` when the base is zero.
+pub(crate) fn pct_change(base: f64, new: f64) -> Option<f64> {
+    (base != 0.0 && base.is_finite() && new.is_finite()).then(|| (new - base) / base * 100.0)
+}
+
+/// `a / b`, `None` when `b` is zero.
+pub(crate) fn per(a: f64, b: f64) -> Option<f64> {
+    (b > 0.0).then(|| a / b)
+}

@@ -1,0 +1,272 @@
+//! The usage summary.
+
+use chrono::{DateTime, Utc};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use super::per;
+use crate::ledger::calendar::{self, Grain};
+use crate::ledger::{
+    Dimension, Histograms, Ledger, QueryError, Selection, TimeGrain, TokenFigures, Window, WindowBounds, ratio,
+    sort_rows,
+};
+use crate::pricing::Money;
+
+/// Averages per call and per task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Averages {
+    /// Billed tokens per metered call.
+    pub tokens_per_call: Option<f64>,
+    /// Prompt tokens (uncached input, cache reads and writes) per metered call.
+    pub input_tokens_per_call: Option<f64>,
+    /// Output tokens per metered call.
+    pub output_tokens_per_call: Option<f64>,
+    /// USD per priced call.
+    pub cost_per_call_usd: Option<f64>,
+    /// Wall time per call, milliseconds.
+    pub duration_ms_per_call: Option<f64>,
+    /// Tokens per task.
+    pub tokens_per_task: Option<f64>,
+    /// USD per task.
+    pub cost_per_task_usd: Option<f64>,
+}
+
+/// One value's share of the window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Share {
+    /// The model or provider.
+    pub name: String,
+    /// Calls.
+    pub calls: u64,
+    /// Metered calls without a price.
+    pub unpriced_calls: u64,
+    /// Billed tokens.
+    pub tokens: u64,
+    /// USD.
+    pub cost_usd: f64,
+    /// Share of the window's cost, 0-1.
+    pub cost_share: f64,
+    /// Share of the window's tokens, 0-1.
+    pub token_share: f64,
+}
+
+/// One point of a time series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeriesPoint {
+    /// Start of the grain.
+    pub timestamp: DateTime<Utc>,
+    /// Calls.
+    pub calls: u64,
+    /// Billed tokens.
+    pub tokens: u64,
+    /// USD.
+    pub cost_usd: f64,
+}
+
+/// A time series over the window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimeSeries {
+    /// `hour` for windows up to 48 hours, else `day`.
+    pub grain: TimeGrain,
+    /// Points, oldest first, empty grains included.
+    pub points: Vec<SeriesPoint>,
+}
+
+/// Calls the price book could not price.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnpricedUsage {
+    /// Metered calls without a price (their cost is not in `cost_usd`: never $0).
+    pub calls: u64,
+    /// Their tokens.
+    pub tokens: u64,
+    /// Their models.
+    pub models: Vec<String>,
+}
+
+/// Percentiles of one distribution (2 significant digits).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    /// Samples.
+    pub count: u64,
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 95th percentile.
+    pub p95: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// Largest sample (clamped at the recording limit).
+    pub max: u64,
+    /// Mean.
+    pub mean: f64,
+}
+
+impl Percentiles {
+    fn of(h: &Histogram<u64>) -> Option<Self> {
+        (!h.is_empty()).then(|| Percentiles {
+            count: h.len(),
+            p50: h.value_at_quantile(0.50),
+            p90: h.value_at_quantile(0.90),
+            p95: h.value_at_quantile(0.95),
+            p99: h.value_at_quantile(0.99),
+            max: h.max(),
+            mean: h.mean(),
+        })
+    }
+}
+
+/// Per-call distributions over the window (all calls; `null` where there were no samples).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Distributions {
+    /// Prompt tokens (uncached input, cache reads and writes) per metered call.
+    pub input_tokens: Option<Percentiles>,
+    /// Output tokens per metered call.
+    pub output_tokens: Option<Percentiles>,
+    /// Call duration, milliseconds.
+    pub duration_ms: Option<Percentiles>,
+    /// Time to first token, milliseconds.
+    pub time_to_first_token_ms: Option<Percentiles>,
+    /// Output tokens per second of generation (after the first token when known).
+    pub output_tokens_per_second: Option<Percentiles>,
+}
+
+impl Distributions {
+    pub(crate) fn of(h: &Histograms) -> Self {
+        Distributions {
+            input_tokens: Percentiles::of(&h.input_tokens),
+            output_tokens: Percentiles::of(&h.output_tokens),
+            duration_ms: Percentiles::of(&h.duration_ms),
+            time_to_first_token_ms: Percentiles::of(&h.ttft_ms),
+            output_tokens_per_second: Percentiles::of(&h.output_tps),
+        }
+    }
+}
+
+/// The usage summary of a window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageSummary {
+    /// The window.
+    pub window: WindowBounds,
+    /// The time zone of days and hours.
+    pub time_zone: String,
+    /// Start of the period (the window's start).
+    pub period_start: DateTime<Utc>,
+    /// End of the period (the window's end).
+    pub period_end: DateTime<Utc>,
+    /// Length of the period in days.
+    pub days: f64,
+    /// Calls.
+    pub calls: u64,
+    /// Calls with usage.
+    pub metered_calls: u64,
+    /// Calls whose span closed without usage.
+    pub unmetered_calls: u64,
+    /// Calls that ended in an error.
+    pub failed_calls: u64,
+    /// Tasks.
+    pub tasks: u64,
+    /// Tokens by kind.
+    pub tokens: TokenFigures,
+    /// USD of the priced calls.
+    pub cost_usd: f64,
+    /// The same, exact, in pico-USD.
+    pub cost_picos: Money,
+    /// What cache reads saved against the input rate, USD.
+    pub cache_savings_usd: f64,
+    /// Averages.
+    pub averages: Averages,
+    /// Per model, most expensive first.
+    pub by_model: Vec<Share>,
+    /// Per provider, most expensive first.
+    pub by_provider: Vec<Share>,
+    /// Calls, tokens and cost over time.
+    pub time_series: TimeSeries,
+    /// Calls that could not be priced.
+    pub unpriced: UnpricedUsage,
+    /// The window's daily spend rate times the days of the current month, USD.
+    pub monthly_projection_usd: f64,
+    /// Per-call distributions.
+    pub distributions: Option<Distributions>,
+}
+
+impl Ledger {
+    /// The usage summary over `window`.
+    pub fn usage_summary(&self, window: Window) -> Result<UsageSummary, QueryError> {
+        self.read(|store, now| {
+            let tz = store.tz;
+            let (from, to) = window.bounds(store, now)?;
+            let total = Selection::All.total(store, from, to);
+            let c = &total.core;
+            let shares = |dim: Dimension| -> Result<Vec<Share>, QueryError> {
+                let mut rows = Selection::All.grouped(store, from, to, dim)?;
+                sort_rows(&mut rows);
+                Ok(rows
+                    .into_iter()
+                    .map(|(name, a)| Share {
+                        name,
+                        calls: a.core.calls,
+                        unpriced_calls: a.core.unpriced_calls,
+                        tokens: a.core.tokens.total(),
+                        cost_usd: a.core.cost.as_usd(),
+                        cost_share: ratio(a.core.cost.picos() as f64, c.cost.picos() as f64),
+                        token_share: ratio(a.core.tokens.total() as f64, c.tokens.total() as f64),
+                    })
+                    .collect())
+            };
+            let by_model = shares(Dimension::Model)?;
+            let by_provider = shares(Dimension::Provider)?;
+            let grain = if to - from <= 48 * 3_600 { TimeGrain::Hour } else { TimeGrain::Day };
+            let points = Selection::All
+                .series(store, now, from, to, grain)?
+                .into_iter()
+                .map(|(t, a)| SeriesPoint {
+                    timestamp: calendar::utc(t),
+                    calls: a.core.calls,
+                    tokens: a.core.tokens.total(),
+                    cost_usd: a.core.cost.as_usd(),
+                })
+                .collect();
+            let metered = c.metered_calls() as f64;
+            let priced = (c.metered_calls() - c.unpriced_calls.min(c.metered_calls())) as f64;
+            let days = (to - from) as f64 / 86_400.0;
+            let month_start = calendar::month_start(tz, now);
+            let month_days = (calendar::grain_end(tz, Grain::Month, month_start) - month_start) as f64 / 86_400.0;
+            Ok(UsageSummary {
+                window: WindowBounds::of(from, to),
+                time_zone: tz.name().to_owned(),
+                period_start: calendar::utc(from),
+                period_end: calendar::utc(to),
+                days,
+                calls: c.calls,
+                metered_calls: c.metered_calls(),
+                unmetered_calls: c.unmetered_calls,
+                failed_calls: c.failed_calls,
+                tasks: c.tasks,
+                tokens: TokenFigures::from(&c.tokens),
+                cost_usd: c.cost.as_usd(),
+                cost_picos: c.cost,
+                cache_savings_usd: c.cache_savings.as_usd(),
+                averages: Averages {
+                    tokens_per_call: per(c.tokens.total() as f64, metered),
+                    input_tokens_per_call: per(c.tokens.prompt_total() as f64, metered),
+                    output_tokens_per_call: per(c.tokens.output as f64, metered),
+                    cost_per_call_usd: per(c.cost.as_usd(), priced),
+                    duration_ms_per_call: per(c.duration_us as f64 / 1_000.0, c.calls as f64),
+                    tokens_per_task: per(c.task_tokens as f64, c.tasks as f64),
+                    cost_per_task_usd: per(c.task_cost.as_usd(), c.tasks as f64),
+                },
+                unpriced: UnpricedUsage {
+                    calls: c.unpriced_calls,
+                    tokens: c.unpriced_tokens,
+                    models: by_model.iter().filter(|s| s.unpriced_calls > 0).map(|s| s.name.clone()).collect(),
+                },
+                by_model,
+                by_provider,
+                time_series: TimeSeries { grain, points },
+                monthly_projection_usd: per(c.cost.as_usd(), days).unwrap_or(0.0) * month_days,
+                distributions: crate::ledger::histograms(store, from, to).as_ref().map(Distributions::of),
+            })
+        })
+    }
+}

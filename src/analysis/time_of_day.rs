@@ -1,0 +1,81 @@
+//! Usage by local hour of day.
+
+use serde::{Deserialize, Serialize};
+
+use super::per;
+use crate::ledger::calendar;
+use crate::ledger::{Core, HOURLY_TOTALS_SPAN, Ledger, QueryError, Window, WindowBounds, ratio};
+
+/// One hour of the day, summed over the days of the window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HourOfDay {
+    /// Local hour, 0-23.
+    pub hour: u32,
+    /// Calls.
+    pub calls: u64,
+    /// Billed tokens.
+    pub tokens: u64,
+    /// USD.
+    pub cost_usd: f64,
+    /// Share of the window's tokens, 0-1.
+    pub share: f64,
+    /// Tasks that started in this hour.
+    pub tasks: u64,
+    /// Tokens per task of those tasks; `null` without tasks.
+    pub avg_tokens_per_task: Option<f64>,
+}
+
+/// When in the day tokens are spent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimeOfDayReport {
+    /// The window (its start is no earlier than 35 days back: hourly totals are kept that long).
+    pub window: WindowBounds,
+    /// The time zone of the hours.
+    pub time_zone: String,
+    /// 24 rows, hour 0 first.
+    pub hours: Vec<HourOfDay>,
+    /// The hour with the most tokens (`null` without data).
+    pub peak_hour: Option<u32>,
+    /// The hour with the fewest tokens (`null` without data).
+    pub low_hour: Option<u32>,
+}
+
+impl Ledger {
+    /// Tokens, cost and tasks by local hour of day over `window` (at most the last 35 days).
+    pub fn time_of_day(&self, window: Window) -> Result<TimeOfDayReport, QueryError> {
+        self.read(|store, now| {
+            let tz = store.tz;
+            let (from, to) = window.bounds(store, now)?;
+            let from = from.max(calendar::hour_start(tz, now - HOURLY_TOTALS_SPAN));
+            let mut hours = [Core::default(); 24];
+            for (t, a) in store.hourly.range(from..to.max(from)) {
+                hours[calendar::hour_of_day(tz, *t) as usize].add(&a.core);
+            }
+            let total: u64 = hours.iter().map(|c| c.tokens.total()).sum();
+            let rows: Vec<HourOfDay> = hours
+                .iter()
+                .enumerate()
+                .map(|(h, c)| HourOfDay {
+                    hour: h as u32,
+                    calls: c.calls,
+                    tokens: c.tokens.total(),
+                    cost_usd: c.cost.as_usd(),
+                    share: ratio(c.tokens.total() as f64, total as f64),
+                    tasks: c.tasks,
+                    avg_tokens_per_task: per(c.task_tokens as f64, c.tasks as f64),
+                })
+                .collect();
+            let has_data = rows.iter().any(|r| r.calls > 0 || r.tasks > 0);
+            // Ties go to the earliest hour.
+            let peak = rows.iter().rev().max_by_key(|r| r.tokens).map(|r| r.hour);
+            let low = rows.iter().min_by_key(|r| r.tokens).map(|r| r.hour);
+            Ok(TimeOfDayReport {
+                window: WindowBounds::of(from, to),
+                time_zone: tz.name().to_owned(),
+                hours: rows,
+                peak_hour: peak.filter(|_| has_data),
+                low_hour: low.filter(|_| has_data),
+            })
+        })
+    }
+}

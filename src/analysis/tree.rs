@@ -1,0 +1,145 @@
+//! Two-level breakdown trees (agent > operation, project > session, …).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ledger::{Agg, Core, Dimension, Ledger, QueryError, Selection, Window, WindowBounds, ratio};
+
+/// One node of a breakdown tree.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TreeNode {
+    /// The dimension value.
+    pub name: String,
+    /// Calls.
+    pub calls: u64,
+    /// Tasks.
+    pub tasks: u64,
+    /// Billed tokens.
+    pub tokens: u64,
+    /// USD.
+    pub cost_usd: f64,
+    /// Share of the whole window's cost, 0-1.
+    pub cost_share: f64,
+    /// Share of the whole window's tokens, 0-1.
+    pub token_share: f64,
+    /// Share of the parent's cost, 0-1 (1 for top-level nodes).
+    pub share_of_parent: f64,
+    /// Child nodes, most expensive first (empty for leaves).
+    pub children: Vec<TreeNode>,
+}
+
+/// A two-level breakdown of the window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BreakdownTree {
+    /// The window.
+    pub window: WindowBounds,
+    /// The top level's dimension.
+    pub parent: Dimension,
+    /// The second level's dimension.
+    pub child: Dimension,
+    /// Calls in the window.
+    pub calls: u64,
+    /// Tokens in the window.
+    pub tokens: u64,
+    /// USD in the window.
+    pub cost_usd: f64,
+    /// Top-level nodes, most expensive first.
+    pub nodes: Vec<TreeNode>,
+}
+
+fn node(name: String, c: &Core, total: &Core, parent_cost: f64, children: Vec<TreeNode>) -> TreeNode {
+    TreeNode {
+        name,
+        calls: c.calls,
+        tasks: c.tasks,
+        tokens: c.tokens.total(),
+        cost_usd: c.cost.as_usd(),
+        cost_share: ratio(c.cost.picos() as f64, total.cost.picos() as f64),
+        token_share: ratio(c.tokens.total() as f64, total.tokens.total() as f64),
+        share_of_parent: if parent_cost > 0.0 { c.cost.picos() as f64 / parent_cost } else { 1.0 },
+        children,
+    }
+}
+
+fn order(a: &TreeNode, b: &TreeNode) -> std::cmp::Ordering {
+    b.cost_usd.total_cmp(&a.cost_usd).then(b.calls.cmp(&a.calls)).then(a.name.cmp(&b.name))
+}
+
+impl Ledger {
+    /// A `parent > child` breakdown over `window`: any two of model, provider, project, agent, operation,
+    /// task and tenant, or project > session.
+    pub fn breakdown_tree(
+        &self,
+        window: Window,
+        parent: Dimension,
+        child: Dimension,
+    ) -> Result<BreakdownTree, QueryError> {
+        let pair_ok = parent != child
+            && ((parent.is_compound() && child.is_compound())
+                || (parent, child) == (Dimension::Project, Dimension::Session));
+        if !pair_ok {
+            return Err(QueryError::Unsupported(format!(
+                "a {parent} > {child} tree: use two different dimensions among model, provider, project, agent, \
+                 operation, task and tenant, or project > session"
+            )));
+        }
+        self.read(|store, now| {
+            let (from, to) = window.bounds(store, now)?;
+            let total = Selection::All.total(store, from, to);
+            let mut groups: BTreeMap<String, BTreeMap<String, Agg>> = BTreeMap::new();
+            for b in store.buckets(from, to) {
+                if child == Dimension::Session {
+                    for e in b.project_sessions.values() {
+                        groups
+                            .entry(parent.label(e.project.as_deref()))
+                            .or_default()
+                            .entry(e.session.to_string())
+                            .or_default()
+                            .merge(&e.agg);
+                    }
+                } else {
+                    for s in b.series.values() {
+                        groups
+                            .entry(parent.label(parent.of_key(&s.key)))
+                            .or_default()
+                            .entry(child.label(child.of_key(&s.key)))
+                            .or_default()
+                            .merge(&s.agg);
+                    }
+                }
+            }
+            let tc = &total.core;
+            let mut nodes: Vec<TreeNode> = groups
+                .into_iter()
+                .filter_map(|(name, kids)| {
+                    let mut sum = Agg::default();
+                    for a in kids.values() {
+                        sum.merge(a);
+                    }
+                    if sum.core.calls == 0 && sum.core.tasks == 0 {
+                        return None;
+                    }
+                    let pc = sum.core.cost.picos() as f64;
+                    let mut children: Vec<TreeNode> = kids
+                        .into_iter()
+                        .filter(|(_, a)| a.core.calls > 0 || a.core.tasks > 0)
+                        .map(|(k, a)| node(k, &a.core, tc, pc, Vec::new()))
+                        .collect();
+                    children.sort_by(order);
+                    Some(node(name, &sum.core, tc, 0.0, children))
+                })
+                .collect();
+            nodes.sort_by(order);
+            Ok(BreakdownTree {
+                window: WindowBounds::of(from, to),
+                parent,
+                child,
+                calls: tc.calls,
+                tokens: tc.tokens.total(),
+                cost_usd: tc.cost.as_usd(),
+                nodes,
+            })
+        })
+    }
+}

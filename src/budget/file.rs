@@ -1,0 +1,398 @@
+//! The TOML budget file (format in the [module docs](super)).
+
+use std::borrow::Cow;
+use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
+
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use super::{Budget, BudgetAction, BudgetError, BudgetLimit, BudgetPeriod, BudgetScope, MAX_THRESHOLDS, Tz};
+use crate::pricing::Money;
+
+/// Keys a budget table may hold.
+const BUDGET_KEYS: &str = "limit_usd, limit_tokens, period, time_zone, scope, thresholds, action";
+
+/// Reads budgets from a TOML file; errors name the file, the line and the field.
+pub fn load_budgets_file(path: impl AsRef<Path>) -> Result<Vec<Budget>, BudgetError> {
+    let path = path.as_ref();
+    let text = std::fs::read_to_string(path).map_err(|source| BudgetError::Io { path: path.to_owned(), source })?;
+    parse_budgets_toml(&text, &path.display().to_string())
+}
+
+/// Parses budgets from TOML text (format in the [module docs](super)); `origin` names the text in errors
+/// (usually its path). Budgets come back in file order; nothing is returned unless the whole text is valid.
+///
+/// ```
+/// let budgets = tokenmeter::budget::parse_budgets_toml(
+///     r#"
+///     [budgets.daily-tokens]
+///     limit_tokens = 2_000_000
+///     period = "day"
+///     scope = { user = "alice" }
+///     "#,
+///     "budgets.toml",
+/// )
+/// .unwrap();
+/// assert_eq!(budgets[0].name(), "daily-tokens");
+///
+/// let err = tokenmeter::budget::parse_budgets_toml("[budgets.x]\nlimit_usd = 5\nperiod = \"fortnight\"\n", "budgets.toml")
+///     .unwrap_err();
+/// assert!(err.to_string().starts_with("budgets.toml:3: field `budgets.x.period`"));
+/// ```
+pub fn parse_budgets_toml(text: &str, origin: &str) -> Result<Vec<Budget>, BudgetError> {
+    let src = Source { text, origin };
+    let root = DeTable::parse(text).map_err(|e| {
+        let (line, column) = line_col(text, e.span().map_or(0, |s| s.start));
+        BudgetError::Syntax { origin: origin.to_owned(), line, column, message: e.message().trim().to_owned() }
+    })?;
+    let mut budgets = Vec::new();
+    for (key, value) in entries(root.get_ref()) {
+        let name: &str = key.get_ref();
+        if name != "budgets" {
+            return Err(src.error(
+                &key.span(),
+                &path_key(name),
+                "unknown key; a budget file holds only `[budgets.<name>]` tables",
+            ));
+        }
+        let DeValue::Table(table) = value.get_ref() else {
+            return Err(src.error(
+                &value.span(),
+                "budgets",
+                format!("expected a table of budgets, found {}", src.describe(value)),
+            ));
+        };
+        for (name_key, body) in entries(table) {
+            let name: &str = name_key.get_ref();
+            let path = format!("budgets.{}", path_key(name));
+            if name.is_empty() {
+                return Err(src.error(&name_key.span(), &path, "empty budget name"));
+            }
+            let DeValue::Table(fields) = body.get_ref() else {
+                return Err(src.error(
+                    &body.span(),
+                    &path,
+                    format!(
+                        "expected a table with at least `limit_usd` or `limit_tokens`, found {}",
+                        src.describe(body)
+                    ),
+                ));
+            };
+            budgets.push(budget(&src, name, fields, &body.span(), &path)?);
+        }
+    }
+    Ok(budgets)
+}
+
+/// One `[budgets.<name>]` table.
+fn budget(
+    src: &Source<'_>,
+    name: &str,
+    table: &DeTable<'_>,
+    span: &Range<usize>,
+    path: &str,
+) -> Result<Budget, BudgetError> {
+    let mut limit: Option<(BudgetLimit, &str)> = None;
+    let mut period = BudgetPeriod::Month;
+    let mut time_zone = Tz::UTC;
+    let mut scope = BudgetScope::Everything;
+    let mut thresholds: Option<Vec<u32>> = None;
+    let mut action = BudgetAction::Warn;
+    for (key, value) in entries(table) {
+        let k: &str = key.get_ref();
+        let field = format!("{path}.{}", path_key(k));
+        match k {
+            "limit_usd" | "limit_tokens" => {
+                if let Some((_, other)) = limit {
+                    return Err(src.error(
+                        &key.span(),
+                        &field,
+                        format!("a budget has one limit, and `{other}` is already set; keep one of the two"),
+                    ));
+                }
+                let parsed = if k == "limit_usd" {
+                    BudgetLimit::Usd(usd(src, value, &field)?)
+                } else {
+                    BudgetLimit::Tokens(whole_number(src, value, &field, "a whole number of tokens")?)
+                };
+                limit = Some((parsed, if k == "limit_usd" { "limit_usd" } else { "limit_tokens" }));
+            }
+            "period" => period = parse_period(src, value, &field)?,
+            "time_zone" => {
+                let text = string(src, value, &field, "an IANA time zone name such as \"Europe/Berlin\"")?;
+                time_zone = text.parse().map_err(|_| {
+                    src.error(
+                        &value.span(),
+                        &field,
+                        format!(
+                            "unknown time zone {text:?}; expected an IANA name such as \"America/New_York\" or \"UTC\""
+                        ),
+                    )
+                })?;
+            }
+            "scope" => scope = parse_scope(src, value, &field)?,
+            "thresholds" => thresholds = Some(parse_thresholds(src, value, &field)?),
+            "action" => {
+                action = match string(src, value, &field, "\"warn\" or \"block\"")? {
+                    "warn" => BudgetAction::Warn,
+                    "block" => BudgetAction::Block,
+                    other => {
+                        return Err(src.error(
+                            &value.span(),
+                            &field,
+                            format!("expected \"warn\" or \"block\", found {other:?}"),
+                        ));
+                    }
+                }
+            }
+            _ => return Err(src.error(&key.span(), &field, format!("unknown key; expected one of {BUDGET_KEYS}"))),
+        }
+    }
+    let Some((limit, _)) = limit else {
+        return Err(src.error(
+            span,
+            path,
+            "missing `limit_usd` (USD per period) or `limit_tokens` (tokens per period)",
+        ));
+    };
+    let mut budget =
+        Budget::new(name, limit).with_period(period).with_time_zone(time_zone).with_scope(scope).with_action(action);
+    if let Some(t) = thresholds {
+        budget = budget.with_thresholds(t);
+    }
+    Ok(budget)
+}
+
+fn parse_period(src: &Source<'_>, value: &Spanned<DeValue<'_>>, field: &str) -> Result<BudgetPeriod, BudgetError> {
+    const EXPECTED: &str = "\"day\", \"week\", \"month\" or \"rolling <duration>\" (e.g. \"rolling 24h\")";
+    let text = string(src, value, field, EXPECTED)?;
+    let period = match text.trim() {
+        "day" => Some(BudgetPeriod::Day),
+        "week" => Some(BudgetPeriod::Week),
+        "month" => Some(BudgetPeriod::Month),
+        other => other.strip_prefix("rolling").and_then(|d| parse_duration(d.trim())).map(BudgetPeriod::Rolling),
+    };
+    period.ok_or_else(|| src.error(&value.span(), field, format!("expected {EXPECTED}, found {text:?}")))
+}
+
+/// `24h`, `7d`, `1h30m`, `90s`, `2w`: at least one second.
+fn parse_duration(text: &str) -> Option<Duration> {
+    let mut total: u64 = 0;
+    let mut digits = String::new();
+    let mut any = false;
+    for c in text.chars().filter(|c| !c.is_whitespace()) {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3_600,
+            'd' => 86_400,
+            'w' => 604_800,
+            _ => return None,
+        };
+        let n: u64 = digits.parse().ok()?;
+        total = total.checked_add(n.checked_mul(unit)?)?;
+        digits.clear();
+        any = true;
+    }
+    (any && digits.is_empty() && total > 0).then(|| Duration::from_secs(total))
+}
+
+fn parse_scope(src: &Source<'_>, value: &Spanned<DeValue<'_>>, field: &str) -> Result<BudgetScope, BudgetError> {
+    const EXPECTED: &str = "\"everything\" or a table with one dimension, e.g. { tenant = \"acme\" } (user, tenant, project, agent, model, …)";
+    match value.get_ref() {
+        DeValue::String(s) if s.as_ref() == "everything" => Ok(BudgetScope::Everything),
+        DeValue::Table(t) => {
+            let mut entries = entries(t);
+            if entries.len() != 1 {
+                return Err(src.error(
+                    &value.span(),
+                    field,
+                    format!("expected exactly one dimension in the scope table, found {}", entries.len()),
+                ));
+            }
+            let (key, v) = entries.remove(0);
+            let name: &str = key.get_ref();
+            let inner = format!("{field}.{}", path_key(name));
+            let text = string(src, v, &inner, "a string value")?;
+            if name.is_empty() || text.is_empty() {
+                return Err(src.error(&key.span(), &inner, "the dimension name and its value must not be empty"));
+            }
+            Ok(BudgetScope::dimension(name, text))
+        }
+        _ => Err(src.error(&value.span(), field, format!("expected {EXPECTED}, found {}", src.describe(value)))),
+    }
+}
+
+fn parse_thresholds(src: &Source<'_>, value: &Spanned<DeValue<'_>>, field: &str) -> Result<Vec<u32>, BudgetError> {
+    let DeValue::Array(items) = value.get_ref() else {
+        return Err(src.error(
+            &value.span(),
+            field,
+            format!("expected an array of percentages such as [50, 90, 100], found {}", src.describe(value)),
+        ));
+    };
+    if items.len() > MAX_THRESHOLDS {
+        return Err(src.error(&value.span(), field, format!("at most {MAX_THRESHOLDS} thresholds")));
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let n = whole_number(src, item, &format!("{field}[{i}]"), "a whole percentage from 1 to 10000")?;
+            u32::try_from(n).ok().filter(|p| (1..=10_000).contains(p)).ok_or_else(|| {
+                src.error(
+                    &item.span(),
+                    &format!("{field}[{i}]"),
+                    format!("expected a whole percentage from 1 to 10000, found {n}"),
+                )
+            })
+        })
+        .collect()
+}
+
+/// A USD amount, exactly from its decimal text: a whole number of micro-USD at most.
+fn usd(src: &Source<'_>, value: &Spanned<DeValue<'_>>, field: &str) -> Result<Money, BudgetError> {
+    const EXPECTED: &str = "a non-negative number of US dollars with at most 6 decimals (e.g. 250 or 99.95)";
+    let text = match value.get_ref() {
+        DeValue::Integer(i) if i.radix() == 10 => i.as_str(),
+        DeValue::Float(f) => f.as_str(),
+        _ => {
+            return Err(src.error(&value.span(), field, format!("expected {EXPECTED}, found {}", src.describe(value))));
+        }
+    };
+    decimal_micros(text)
+        .map(|micros| Money::from_picos(u128::from(micros) * 1_000_000))
+        .ok_or_else(|| src.error(&value.span(), field, format!("expected {EXPECTED}, found {}", src.describe(value))))
+}
+
+/// Plain decimal text (`250`, `99.95`, `1_000.5`) as micro-units; `None` when negative, exponent form, too
+/// precise or too large.
+fn decimal_micros(text: &str) -> Option<u64> {
+    let text: String = text.chars().filter(|c| *c != '_').collect();
+    let text = text.strip_prefix('+').unwrap_or(&text);
+    let (int, frac) = text.split_once('.').unwrap_or((text, ""));
+    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let frac = frac.trim_end_matches('0');
+    if frac.len() > 6 {
+        return None;
+    }
+    let whole: u64 = int.parse().ok()?;
+    let frac_micros: u64 = if frac.is_empty() { 0 } else { format!("{frac:0<6}").parse().ok()? };
+    whole.checked_mul(1_000_000)?.checked_add(frac_micros)
+}
+
+fn whole_number(
+    src: &Source<'_>,
+    value: &Spanned<DeValue<'_>>,
+    field: &str,
+    expected: &str,
+) -> Result<u64, BudgetError> {
+    let n = match value.get_ref() {
+        DeValue::Integer(i) => i128::from_str_radix(&i.as_str().replace('_', ""), i.radix()).ok(),
+        _ => None,
+    };
+    n.and_then(|n| u64::try_from(n).ok())
+        .ok_or_else(|| src.error(&value.span(), field, format!("expected {expected}, found {}", src.describe(value))))
+}
+
+fn string<'v>(
+    src: &Source<'_>,
+    value: &'v Spanned<DeValue<'_>>,
+    field: &str,
+    expected: &str,
+) -> Result<&'v str, BudgetError> {
+    match value.get_ref() {
+        DeValue::String(s) => Ok(s.as_ref()),
+        _ => Err(src.error(&value.span(), field, format!("expected {expected}, found {}", src.describe(value)))),
+    }
+}
+
+/// Where the text came from, for error messages.
+struct Source<'a> {
+    text: &'a str,
+    origin: &'a str,
+}
+
+impl Source<'_> {
+    fn error(&self, span: &Range<usize>, field: &str, message: impl Into<String>) -> BudgetError {
+        BudgetError::Field {
+            origin: self.origin.to_owned(),
+            line: line_col(self.text, span.start).0,
+            field: field.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// A short description of a value as written, for "found …".
+    fn describe(&self, value: &Spanned<DeValue<'_>>) -> String {
+        match value.get_ref() {
+            DeValue::Table(_) => "a table".to_owned(),
+            DeValue::Array(_) => "an array".to_owned(),
+            DeValue::String(s) => format!("string {s:?}"),
+            other => match self.text.get(value.span()).map(str::trim).filter(|s| !s.is_empty() && !s.contains('\n')) {
+                Some(raw) if raw.chars().count() <= 40 => format!("{} {raw}", other.type_str()),
+                _ => other.type_str().to_owned(),
+            },
+        }
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text.as_bytes()[..offset.min(text.len())];
+    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+    let line_start = before.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
+    let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+    (line, column)
+}
+
+/// A key as it appears in a dotted path: bare when TOML allows, quoted otherwise.
+fn path_key(key: &str) -> String {
+    if !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        key.to_owned()
+    } else {
+        format!("{key:?}")
+    }
+}
+
+/// A table's entries in source order.
+fn entries<'t, 'i>(table: &'t DeTable<'i>) -> Vec<(&'t Spanned<Cow<'i, str>>, &'t Spanned<DeValue<'i>>)> {
+    let mut entries: Vec<_> = table.iter().collect();
+    entries.sort_by_key(|(k, _)| k.span().start);
+    entries
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("24h"), Some(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5_400)));
+        assert_eq!(parse_duration("2w"), Some(Duration::from_secs(1_209_600)));
+        assert_eq!(parse_duration("0s"), None);
+        assert_eq!(parse_duration("12"), None);
+        assert_eq!(parse_duration("3y"), None);
+        assert_eq!(parse_duration(""), None);
+    }
+
+    #[test]
+    fn dollars_exactly() {
+        assert_eq!(decimal_micros("99.95"), Some(99_950_000));
+        assert_eq!(decimal_micros("1_000"), Some(1_000_000_000));
+        assert_eq!(decimal_micros("0.000001"), Some(1));
+        assert_eq!(decimal_micros("0.0000001"), None);
+        assert_eq!(decimal_micros("-1"), None);
+        assert_eq!(decimal_micros("1e3"), None);
+        assert_eq!(decimal_micros("inf"), None);
+    }
+}

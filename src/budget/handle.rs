@@ -1,0 +1,88 @@
+//! Budget methods on the builder and the handle.
+
+use std::future::Future;
+use std::path::Path;
+
+use super::alert::BudgetAlert;
+use super::period::to_nanos;
+use super::{AlertStats, Budget, BudgetError, BudgetExceeded, BudgetState, RequestScope, load_budgets_file};
+use crate::meter::{TokenMeter, TokenMeterBuilder};
+
+// === impl TokenMeterBuilder ===
+
+impl TokenMeterBuilder {
+    /// Adds a budget (replacing an earlier one of the same name). See [`crate::budget`].
+    pub fn with_budget(mut self, budget: Budget) -> Self {
+        self.budget_setup.add(budget);
+        self
+    }
+
+    /// Adds the budgets of a TOML file (format in [`crate::budget`]). A bad file is an error that names the
+    /// file, the line and the field.
+    pub fn with_budgets_file(mut self, path: impl AsRef<Path>) -> Result<Self, BudgetError> {
+        for budget in load_budgets_file(path)? {
+            self.budget_setup.add(budget);
+        }
+        Ok(self)
+    }
+
+    /// Calls `f` with every budget alert, on the thread that recorded the call that caused it (so `f` must be
+    /// quick; a panic in it is caught and counted in [`AlertStats::callback_panics`]).
+    pub fn with_budget_alert_callback(mut self, f: impl Fn(&BudgetAlert) + Send + Sync + 'static) -> Self {
+        self.budget_setup.callbacks.push(Box::new(f));
+        self
+    }
+
+    /// POSTs every budget alert to a webhook, from a delivery thread (see [`WebhookConfig`](super::WebhookConfig)).
+    #[cfg(feature = "webhook")]
+    pub fn with_webhook(mut self, webhook: super::WebhookConfig) -> Self {
+        self.budget_setup.webhook = Some(webhook);
+        self
+    }
+}
+
+// === impl TokenMeter ===
+
+impl TokenMeter {
+    /// Every budget's state now, in the order the budgets were added.
+    pub fn budget_status(&self) -> Vec<BudgetState> {
+        self.inner.budgets.status(to_nanos(self.inner.clock.now()))
+    }
+
+    /// Checks a request about to be made against the `Block` budgets that cover its scope: an error names
+    /// the first exhausted one (its spend, limit and reset time). `Warn` budgets never refuse.
+    ///
+    /// ```
+    /// use tokenmeter::budget::{Budget, BudgetAction, BudgetLimit, RequestScope};
+    ///
+    /// let meter = tokenmeter::TokenMeter::builder()
+    ///     .with_budget(Budget::new("freeze", BudgetLimit::tokens(0)).with_action(BudgetAction::Block))
+    ///     .build();
+    /// let err = meter.check_budget(&RequestScope::new()).unwrap_err();
+    /// assert_eq!(err.budget(), "freeze");
+    /// ```
+    pub fn check_budget(&self, scope: &RequestScope) -> Result<(), BudgetExceeded> {
+        self.inner.budgets.check(scope, to_nanos(self.inner.clock.now()))
+    }
+
+    /// Runs `call` only if [`check_budget`](Self::check_budget) allows a request of `scope`; otherwise
+    /// returns its error without polling `call`. Works with any async runtime.
+    ///
+    /// ```
+    /// # async fn example(meter: tokenmeter::TokenMeter) -> Result<(), Box<dyn std::error::Error>> {
+    /// use tokenmeter::budget::RequestScope;
+    ///
+    /// let scope = RequestScope::new().with_tenant("acme").with_model("claude-sonnet-4-5");
+    /// let answer = meter.guard(&scope, async { "call the API here" }).await?;
+    /// # let _ = answer; Ok(()) }
+    /// ```
+    pub async fn guard<F: Future>(&self, scope: &RequestScope, call: F) -> Result<F::Output, BudgetExceeded> {
+        self.check_budget(scope)?;
+        Ok(call.await)
+    }
+
+    /// Alert counters: alerts fired, callback panics, webhook delivery.
+    pub fn alert_stats(&self) -> AlertStats {
+        self.inner.budgets.alerts.stats()
+    }
+}

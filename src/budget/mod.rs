@@ -1,0 +1,765 @@
+//! Budgets: spend limits per period, threshold alerts, and enforcement before a request.
+//!
+//! # Concepts
+//!
+//! A [`Budget`] has a name, a [scope](BudgetScope) (everything, or one dimension = value: user, tenant,
+//! project, agent, model, or any other dimension), a [limit](BudgetLimit) in USD or in tokens, a
+//! [period](BudgetPeriod) (calendar day, week or month in a configurable time zone, or a rolling duration),
+//! alert thresholds in percent of the limit (default 50, 75, 90, 100) and an [action](BudgetAction): `Warn`
+//! only alerts, `Block` also makes [`TokenMeter::check_budget`](crate::TokenMeter::check_budget) refuse
+//! requests once the limit is reached.
+//!
+//! ```
+//! use tokenmeter::budget::{Budget, BudgetAction, BudgetLimit, BudgetPeriod, BudgetScope, RequestScope};
+//!
+//! let meter = tokenmeter::TokenMeter::builder()
+//!     .with_budget(
+//!         Budget::new("acme-monthly", BudgetLimit::usd(500.0).unwrap())
+//!             .with_scope(BudgetScope::tenant("acme"))
+//!             .with_period(BudgetPeriod::Month)
+//!             .with_time_zone("America/New_York".parse().unwrap())
+//!             .with_action(BudgetAction::Block),
+//!     )
+//!     .with_budget_alert_callback(|alert| eprintln!("{alert}"))
+//!     .build();
+//!
+//! // Before a request: refuse it when a block budget of its scope is exhausted.
+//! meter.check_budget(&RequestScope::new().with_tenant("acme")).expect("within budget");
+//! for state in meter.budget_status() {
+//!     println!("{}: {} of {} ({:.0}%)", state.budget, state.spent, state.limit, state.utilization * 100.0);
+//! }
+//! ```
+//!
+//! # What counts
+//!
+//! Every call record whose dimensions match a budget's scope adds its priced cost (USD budgets) or its billed
+//! tokens ([`TokenUsage::total`](crate::TokenUsage::total), token budgets) at the moment the call ended (its
+//! timestamp plus its duration). Unpriced calls (unknown model) add nothing to a USD budget and are counted in
+//! [`BudgetState::unpriced_calls`] instead. A model scope matches the canonical model id, so dated and
+//! provider-specific ids of one model share its budget.
+//!
+//! # Periods
+//!
+//! Calendar periods start at local midnight in the budget's time zone (weeks on Monday, months on the 1st),
+//! so a New York monthly budget rolls over at 05:00 UTC (04:00 in summer). When a zone skips midnight, the
+//! period starts at the first local time that exists. A rolling budget counts the spend of the last
+//! `duration`, in 60 buckets of `duration / 60`.
+//!
+//! # Alerts
+//!
+//! Each threshold fires once per period per budget, when spend first reaches it (several at once when one
+//! call crosses several). On a rolling budget a threshold re-arms when spend falls back below it. A calendar
+//! budget also fires one *projected overrun* alert per period when the spend rate so far (measured over at
+//! least 1% of the period) projects past the limit before the period ends. Alerts go, in order, to a
+//! `tracing` event with target `tokenmeter::budget` (WARN, ERROR at 100% and above), to callbacks
+//! ([`TokenMeterBuilder::with_budget_alert_callback`](crate::TokenMeterBuilder::with_budget_alert_callback),
+//! run on the recording thread), and to the webhook when the `webhook` feature is on (off the recording
+//! thread). When the meter replays its journal at start, thresholds crossed before the restart are marked
+//! crossed again without firing a second time.
+//!
+//! # Enforcement
+//!
+//! Capture never blocks or refuses anything. The application asks before a request:
+//! [`TokenMeter::check_budget`](crate::TokenMeter::check_budget) with the request's [`RequestScope`], or wraps
+//! the call in [`TokenMeter::guard`](crate::TokenMeter::guard). Both refuse only for `Block` budgets whose
+//! scope the request matches and whose spend has reached the limit; the error names the budget, spend, limit
+//! and reset time.
+//!
+//! # Cost model
+//!
+//! Each budget keeps its period's account behind its own small lock. A call costs one scope comparison per
+//! budget, and for each matching budget one uncontended lock, an integer add and one compare per threshold
+//! (a rolling budget also sums its 60 buckets). Alert delivery happens after the lock is released, and only
+//! when a threshold is crossed.
+//!
+//! # File format
+//!
+//! [`TokenMeterBuilder::with_budgets_file`](crate::TokenMeterBuilder::with_budgets_file) reads budgets from
+//! TOML (see [`parse_budgets_toml`]):
+//!
+//! ```toml
+//! [budgets.org-monthly]
+//! limit_usd = 500            # or limit_tokens = 20_000_000
+//! period = "month"           # "day", "week", "month", or "rolling 24h" (s, m, h, d, w units)
+//! time_zone = "America/New_York"   # IANA name; default "UTC"
+//! scope = "everything"       # default; or a table with one key: { tenant = "acme" }, { model = "claude-opus-4-5" }
+//! thresholds = [50, 75, 90, 100]   # percent; default as shown
+//! action = "block"           # or "warn" (default)
+//! ```
+//!
+//! Every error names the file, the 1-based line and the dotted field path.
+
+mod alert;
+mod file;
+mod handle;
+mod period;
+mod tracker;
+#[cfg(feature = "webhook")]
+mod webhook;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize, Serializer};
+
+pub use alert::{AlertKind, AlertStats, BudgetAlert, WebhookStats};
+pub use chrono_tz::Tz;
+pub use file::{load_budgets_file, parse_budgets_toml};
+#[cfg(feature = "webhook")]
+pub use webhook::WebhookConfig;
+
+pub(crate) use tracker::{BudgetSetup, BudgetTracker};
+
+use crate::pricing::{Money, normalize_model_id};
+use crate::record::Dimensions;
+
+/// The thresholds a budget alerts at unless told otherwise, in percent of its limit.
+pub const DEFAULT_THRESHOLDS: [u32; 4] = [50, 75, 90, 100];
+
+/// The most thresholds one budget keeps.
+pub const MAX_THRESHOLDS: usize = 64;
+
+/// Pico-USD in one micro-USD.
+const PICOS_PER_MICRO: u128 = 1_000_000;
+
+// === impl BudgetLimit ===
+
+/// How much a budget allows per period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetLimit {
+    /// Priced cost, exactly.
+    Usd(Money),
+    /// Billed tokens ([`TokenUsage::total`](crate::TokenUsage::total): uncached input, cache reads and writes,
+    /// output).
+    Tokens(u64),
+}
+
+impl BudgetLimit {
+    /// A limit in US dollars, rounded to a whole micro-USD. Errors for a negative, NaN or infinite amount.
+    pub fn usd(dollars: f64) -> Result<Self, BudgetError> {
+        let reason = if dollars.is_nan() || dollars.is_infinite() {
+            Some("it is not a finite number")
+        } else if dollars < 0.0 {
+            Some("it is negative")
+        } else if dollars > 1e12 {
+            Some("it is more than 1e12 USD")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            return Err(BudgetError::InvalidLimit { value: dollars, reason });
+        }
+        let micros = (dollars * 1e6).round() as u128;
+        Ok(BudgetLimit::Usd(Money::from_picos(micros * PICOS_PER_MICRO)))
+    }
+
+    /// A limit in billed tokens.
+    pub fn tokens(tokens: u64) -> Self {
+        BudgetLimit::Tokens(tokens)
+    }
+
+    /// What the limit is counted in.
+    pub fn unit(&self) -> BudgetUnit {
+        match self {
+            BudgetLimit::Usd(_) => BudgetUnit::Usd,
+            BudgetLimit::Tokens(_) => BudgetUnit::Tokens,
+        }
+    }
+
+    /// The limit as an amount.
+    pub fn amount(&self) -> BudgetAmount {
+        match *self {
+            BudgetLimit::Usd(m) => BudgetAmount::Usd(m),
+            BudgetLimit::Tokens(t) => BudgetAmount::Tokens(t),
+        }
+    }
+
+    /// The limit in its accounting unit: pico-USD or tokens.
+    fn units(&self) -> u128 {
+        match *self {
+            BudgetLimit::Usd(m) => m.picos(),
+            BudgetLimit::Tokens(t) => u128::from(t),
+        }
+    }
+}
+
+impl fmt::Display for BudgetLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.amount().fmt(f)
+    }
+}
+
+/// What a budget counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetUnit {
+    /// US dollars (exact pico-USD inside).
+    Usd,
+    /// Billed tokens.
+    Tokens,
+}
+
+impl BudgetUnit {
+    /// `"usd"` or `"tokens"`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            BudgetUnit::Usd => "usd",
+            BudgetUnit::Tokens => "tokens",
+        }
+    }
+}
+
+/// An amount of spend in a budget's unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetAmount {
+    /// US dollars; serializes as an integer number of pico-USD, like [`Money`].
+    Usd(Money),
+    /// Tokens.
+    Tokens(u64),
+}
+
+impl BudgetAmount {
+    /// The amount as a float: US dollars or tokens (for display and export edges only).
+    pub fn as_f64(&self) -> f64 {
+        match *self {
+            BudgetAmount::Usd(m) => m.as_usd(),
+            BudgetAmount::Tokens(t) => t as f64,
+        }
+    }
+
+    /// What the amount is counted in.
+    pub fn unit(&self) -> BudgetUnit {
+        match self {
+            BudgetAmount::Usd(_) => BudgetUnit::Usd,
+            BudgetAmount::Tokens(_) => BudgetUnit::Tokens,
+        }
+    }
+
+    /// An amount of accounting units (pico-USD or tokens), saturating.
+    pub(crate) fn from_units(unit: BudgetUnit, units: u128) -> Self {
+        match unit {
+            BudgetUnit::Usd => BudgetAmount::Usd(Money::from_picos(units)),
+            BudgetUnit::Tokens => BudgetAmount::Tokens(u64::try_from(units).unwrap_or(u64::MAX)),
+        }
+    }
+}
+
+impl fmt::Display for BudgetAmount {
+    /// `$12.50` or `1200 tokens`; a precision applies to dollars.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BudgetAmount::Usd(m) => fmt::Display::fmt(m, f),
+            BudgetAmount::Tokens(t) => write!(f, "{t} tokens"),
+        }
+    }
+}
+
+// === impl BudgetScope ===
+
+/// Which calls a budget counts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub enum BudgetScope {
+    /// Every call.
+    #[default]
+    Everything,
+    /// Calls whose dimension `name` (as in [`Dimensions::get`]: `user`, `tenant`, `project`, `agent`,
+    /// `session`, `operation`, `task`, or a user-named dimension) equals `value`.
+    Dimension {
+        /// The dimension's name.
+        name: Arc<str>,
+        /// The value it must have.
+        value: Arc<str>,
+    },
+    /// Calls on one model, by canonical id (see [`normalize_model_id`]).
+    Model(Arc<str>),
+}
+
+impl BudgetScope {
+    /// Every call.
+    pub fn everything() -> Self {
+        BudgetScope::Everything
+    }
+
+    /// Calls of one user (`user.id` / `enduser.id`).
+    pub fn user(value: impl Into<Arc<str>>) -> Self {
+        Self::dimension("user", value)
+    }
+
+    /// Calls of one tenant (`tenant.id`).
+    pub fn tenant(value: impl Into<Arc<str>>) -> Self {
+        Self::dimension("tenant", value)
+    }
+
+    /// Calls of one project (`project`).
+    pub fn project(value: impl Into<Arc<str>>) -> Self {
+        Self::dimension("project", value)
+    }
+
+    /// Calls of one agent (`gen_ai.agent.name` / `agent`).
+    pub fn agent(value: impl Into<Arc<str>>) -> Self {
+        Self::dimension("agent", value)
+    }
+
+    /// Calls whose dimension `name` equals `value`.
+    pub fn dimension(name: impl Into<Arc<str>>, value: impl Into<Arc<str>>) -> Self {
+        let name: Arc<str> = name.into();
+        if &*name == "model" {
+            let value: Arc<str> = value.into();
+            return Self::model(&value);
+        }
+        BudgetScope::Dimension { name, value: value.into() }
+    }
+
+    /// Calls on one model; the id is normalized, so `claude-sonnet-4-5-20250929` means `claude-sonnet-4-5`.
+    pub fn model(id: &str) -> Self {
+        BudgetScope::Model(Arc::from(normalize_model_id(id)))
+    }
+
+    /// Whether a request of this scope falls under the budget. A request that does not name the budget's
+    /// dimension (or model) does not.
+    fn covers(&self, request: &RequestScope) -> bool {
+        match self {
+            BudgetScope::Everything => true,
+            BudgetScope::Dimension { name, value } => request.get(name) == Some(&**value),
+            BudgetScope::Model(model) => request.model.as_deref() == Some(&**model),
+        }
+    }
+}
+
+impl fmt::Display for BudgetScope {
+    /// `everything`, `tenant=acme`, `model=claude-sonnet-4-5`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BudgetScope::Everything => f.write_str("everything"),
+            BudgetScope::Dimension { name, value } => write!(f, "{name}={value}"),
+            BudgetScope::Model(m) => write!(f, "model={m}"),
+        }
+    }
+}
+
+impl Serialize for BudgetScope {
+    /// As its display form (`tenant=acme`).
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+// === impl BudgetPeriod ===
+
+/// How long a budget's limit lasts before it starts over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum BudgetPeriod {
+    /// A calendar day, from local midnight.
+    Day,
+    /// A calendar week, from Monday's local midnight.
+    Week,
+    /// A calendar month, from local midnight on the 1st.
+    #[default]
+    Month,
+    /// The last `duration`, sliding (at least one second; 60 buckets of `duration / 60`).
+    Rolling(Duration),
+}
+
+impl BudgetPeriod {
+    /// True for [`BudgetPeriod::Rolling`].
+    pub fn is_rolling(&self) -> bool {
+        matches!(self, BudgetPeriod::Rolling(_))
+    }
+}
+
+impl fmt::Display for BudgetPeriod {
+    /// `day`, `week`, `month`, `rolling 1d2h` (the file syntax).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BudgetPeriod::Day => f.write_str("day"),
+            BudgetPeriod::Week => f.write_str("week"),
+            BudgetPeriod::Month => f.write_str("month"),
+            BudgetPeriod::Rolling(d) => {
+                f.write_str("rolling ")?;
+                let mut secs = d.as_secs();
+                if secs == 0 {
+                    return f.write_str("0s");
+                }
+                for (unit, size) in [("w", 604_800), ("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
+                    if secs >= size {
+                        write!(f, "{}{unit}", secs / size)?;
+                        secs %= size;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Serialize for BudgetPeriod {
+    /// As its display form (`month`, `rolling 24h`).
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// What a budget does once its limit is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetAction {
+    /// Alert only.
+    #[default]
+    Warn,
+    /// Alert, and make [`TokenMeter::check_budget`](crate::TokenMeter::check_budget) refuse requests in scope.
+    Block,
+}
+
+// === impl Budget ===
+
+/// One budget's configuration. Build it with [`Budget::new`] and the `with_*` methods; add it with
+/// [`TokenMeterBuilder::with_budget`](crate::TokenMeterBuilder::with_budget).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Budget {
+    name: Arc<str>,
+    limit: BudgetLimit,
+    scope: BudgetScope,
+    period: BudgetPeriod,
+    time_zone: Tz,
+    thresholds: Vec<u32>,
+    action: BudgetAction,
+}
+
+impl Budget {
+    /// A budget over everything, per calendar month in UTC, alerting at [`DEFAULT_THRESHOLDS`], warn only.
+    pub fn new(name: impl Into<Arc<str>>, limit: BudgetLimit) -> Self {
+        Budget {
+            name: name.into(),
+            limit,
+            scope: BudgetScope::Everything,
+            period: BudgetPeriod::Month,
+            time_zone: Tz::UTC,
+            thresholds: DEFAULT_THRESHOLDS.to_vec(),
+            action: BudgetAction::Warn,
+        }
+    }
+
+    /// Counts only calls in `scope`.
+    pub fn with_scope(mut self, scope: BudgetScope) -> Self {
+        self.scope = scope;
+        self
+    }
+
+    /// Sets the period; a rolling duration under one second is taken as one second.
+    pub fn with_period(mut self, period: BudgetPeriod) -> Self {
+        self.period = match period {
+            BudgetPeriod::Rolling(d) => BudgetPeriod::Rolling(d.max(Duration::from_secs(1))),
+            other => other,
+        };
+        self
+    }
+
+    /// Sets the time zone calendar periods follow (default UTC). Parse one from its IANA name:
+    /// `"Europe/Berlin".parse::<Tz>()`.
+    pub fn with_time_zone(mut self, time_zone: Tz) -> Self {
+        self.time_zone = time_zone;
+        self
+    }
+
+    /// Sets the alert thresholds, in percent of the limit (above 100 allowed). Zeros and repeats are dropped,
+    /// the rest sorted, and at most [`MAX_THRESHOLDS`] kept; none means no threshold alerts.
+    pub fn with_thresholds(mut self, percents: impl IntoIterator<Item = u32>) -> Self {
+        let mut t: Vec<u32> = percents.into_iter().filter(|p| *p > 0).collect();
+        t.sort_unstable();
+        t.dedup();
+        t.truncate(MAX_THRESHOLDS);
+        self.thresholds = t;
+        self
+    }
+
+    /// Sets what happens at the limit (default [`BudgetAction::Warn`]).
+    pub fn with_action(mut self, action: BudgetAction) -> Self {
+        self.action = action;
+        self
+    }
+
+    /// The budget's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The limit per period.
+    pub fn limit(&self) -> BudgetLimit {
+        self.limit
+    }
+
+    /// Which calls count.
+    pub fn scope(&self) -> &BudgetScope {
+        &self.scope
+    }
+
+    /// The period.
+    pub fn period(&self) -> BudgetPeriod {
+        self.period
+    }
+
+    /// The time zone of calendar periods.
+    pub fn time_zone(&self) -> Tz {
+        self.time_zone
+    }
+
+    /// Alert thresholds, in percent, ascending.
+    pub fn thresholds(&self) -> &[u32] {
+        &self.thresholds
+    }
+
+    /// What happens at the limit.
+    pub fn action(&self) -> BudgetAction {
+        self.action
+    }
+}
+
+// === impl RequestScope ===
+
+/// The dimensions of a request about to be made, for [`TokenMeter::check_budget`](crate::TokenMeter::check_budget).
+///
+/// A budget applies to the request when its scope is everything, or names a dimension (or model) that the
+/// request carries with the same value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestScope {
+    dims: Vec<(Arc<str>, Arc<str>)>,
+    model: Option<String>,
+}
+
+impl RequestScope {
+    /// A request with no dimensions: only budgets over everything apply.
+    pub fn new() -> Self {
+        RequestScope::default()
+    }
+
+    /// The dimensions of a record (or of the span context a request will run in).
+    pub fn from_dimensions(dims: &Dimensions) -> Self {
+        let mut scope = RequestScope::new();
+        for name in ["session", "user", "tenant", "project", "agent", "operation", "task"] {
+            if let Some(v) = dims.get(name) {
+                scope = scope.with_dimension(name, v);
+            }
+        }
+        for (k, v) in &dims.extra {
+            scope = scope.with_dimension(k.clone(), v.clone());
+        }
+        scope
+    }
+
+    /// Sets the user.
+    pub fn with_user(self, value: impl Into<Arc<str>>) -> Self {
+        self.with_dimension("user", value)
+    }
+
+    /// Sets the tenant.
+    pub fn with_tenant(self, value: impl Into<Arc<str>>) -> Self {
+        self.with_dimension("tenant", value)
+    }
+
+    /// Sets the project.
+    pub fn with_project(self, value: impl Into<Arc<str>>) -> Self {
+        self.with_dimension("project", value)
+    }
+
+    /// Sets the agent.
+    pub fn with_agent(self, value: impl Into<Arc<str>>) -> Self {
+        self.with_dimension("agent", value)
+    }
+
+    /// Sets the model the request will use (any accepted id form).
+    pub fn with_model(mut self, id: &str) -> Self {
+        self.model = Some(normalize_model_id(id));
+        self
+    }
+
+    /// Sets any dimension by name (`model` sets the model).
+    pub fn with_dimension(mut self, name: impl Into<Arc<str>>, value: impl Into<Arc<str>>) -> Self {
+        let name: Arc<str> = name.into();
+        let value: Arc<str> = value.into();
+        if &*name == "model" {
+            return self.with_model(&value);
+        }
+        match self.dims.iter_mut().find(|(k, _)| *k == name) {
+            Some(slot) => slot.1 = value,
+            None => self.dims.push((name, value)),
+        }
+        self
+    }
+
+    /// A dimension's value.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        if name == "model" {
+            return self.model.as_deref();
+        }
+        self.dims.iter().find(|(k, _)| &**k == name).map(|(_, v)| &**v)
+    }
+}
+
+// === impl BudgetState ===
+
+/// One budget's state in its current period: what [`TokenMeter::budget_status`](crate::TokenMeter::budget_status)
+/// returns.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BudgetState {
+    /// The budget's name.
+    pub budget: Arc<str>,
+    /// Which calls count.
+    pub scope: BudgetScope,
+    /// The period.
+    pub period: BudgetPeriod,
+    /// Warn or block.
+    pub action: BudgetAction,
+    /// When the current period started (a rolling budget: the start of its window).
+    pub period_start: DateTime<Utc>,
+    /// When the period ends and spend starts over (a rolling budget: when the oldest spend in the window
+    /// leaves it).
+    pub resets_at: DateTime<Utc>,
+    /// Spent in the current period.
+    pub spent: BudgetAmount,
+    /// The limit.
+    pub limit: BudgetAmount,
+    /// Limit minus spent, zero when over.
+    pub remaining: BudgetAmount,
+    /// Spent / limit (1.0 = the whole limit; above 1.0 when over; 1.0 for a zero limit).
+    pub utilization: f64,
+    /// Projected spend at the period's end at the rate so far; `None` until at least 1% of the period has
+    /// passed. For a rolling budget, the current window's spend (the rate it holds).
+    pub projected: Option<BudgetAmount>,
+    /// Time until the limit is reached at the current rate: zero when it already is; `None` when the rate
+    /// is unknown or does not reach the limit before the period resets.
+    #[serde(serialize_with = "serialize_opt_secs")]
+    pub time_to_limit: Option<Duration>,
+    /// True once spend has reached the limit.
+    pub over_budget: bool,
+    /// Thresholds (percent) already crossed this period.
+    pub thresholds_crossed: Vec<u32>,
+    /// Calls counted this period.
+    pub calls: u64,
+    /// Calls in scope this period with no price (a USD budget cannot count them).
+    pub unpriced_calls: u64,
+}
+
+fn serialize_opt_secs<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_some(&d.as_secs_f64()),
+        None => s.serialize_none(),
+    }
+}
+
+// === errors ===
+
+/// A request refused because a `Block` budget in its scope is exhausted.
+///
+/// Its message names the budget, its scope and period, the spend, the limit and when the budget resets:
+/// ``budget `acme-monthly` (tenant=acme, month) is exhausted: spent $10.20 of $10.00; it resets at
+/// 2026-04-01T04:00:00Z``.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error(
+    "budget `{}` ({}, {}) is exhausted: spent {} of {}; it resets at {}",
+    .0.budget, .0.scope, .0.period, .0.spent, .0.limit,
+    .0.resets_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+)]
+pub struct BudgetExceeded(Box<Exceeded>);
+
+#[derive(Debug, Clone, PartialEq)]
+struct Exceeded {
+    budget: Arc<str>,
+    scope: BudgetScope,
+    period: BudgetPeriod,
+    spent: BudgetAmount,
+    limit: BudgetAmount,
+    resets_at: DateTime<Utc>,
+}
+
+impl BudgetExceeded {
+    pub(crate) fn new(
+        budget: Arc<str>,
+        scope: BudgetScope,
+        period: BudgetPeriod,
+        spent: BudgetAmount,
+        limit: BudgetAmount,
+        resets_at: DateTime<Utc>,
+    ) -> Self {
+        BudgetExceeded(Box::new(Exceeded { budget, scope, period, spent, limit, resets_at }))
+    }
+
+    /// The exhausted budget's name.
+    pub fn budget(&self) -> &str {
+        &self.0.budget
+    }
+
+    /// Its scope.
+    pub fn scope(&self) -> &BudgetScope {
+        &self.0.scope
+    }
+
+    /// Its period.
+    pub fn period(&self) -> BudgetPeriod {
+        self.0.period
+    }
+
+    /// Spent in the current period.
+    pub fn spent(&self) -> BudgetAmount {
+        self.0.spent
+    }
+
+    /// The limit.
+    pub fn limit(&self) -> BudgetAmount {
+        self.0.limit
+    }
+
+    /// When spend starts over.
+    pub fn resets_at(&self) -> DateTime<Utc> {
+        self.0.resets_at
+    }
+}
+
+/// Errors configuring budgets.
+#[derive(Debug, thiserror::Error)]
+pub enum BudgetError {
+    /// A budget file could not be read.
+    #[error("cannot read budget file {}: {source}", .path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A budget file is not valid TOML.
+    #[error("{origin}:{line}:{column}: {message}")]
+    Syntax {
+        /// The file (or other origin) of the text.
+        origin: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column, in characters.
+        column: usize,
+        /// The parser's message.
+        message: String,
+    },
+    /// A budget file is valid TOML but a field is wrong, unknown or missing.
+    #[error("{origin}:{line}: field `{field}`: {message}")]
+    Field {
+        /// The file (or other origin) of the text.
+        origin: String,
+        /// 1-based line of the offending key, value or table.
+        line: usize,
+        /// Dotted path of the field, e.g. `budgets.org-monthly.period`.
+        field: String,
+        /// What is wrong and what was expected.
+        message: String,
+    },
+    /// A limit given to [`BudgetLimit::usd`] is not usable.
+    #[error("invalid budget limit {value} USD: {reason}; give a finite, non-negative number of dollars")]
+    InvalidLimit {
+        /// The value given.
+        value: f64,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+}

@@ -1,0 +1,194 @@
+//! Period arithmetic: calendar periods in a time zone, and the buckets of a rolling window.
+
+use chrono::{DateTime, Datelike, Days, LocalResult, Months, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
+
+use super::BudgetPeriod;
+
+/// Buckets in a rolling window.
+pub(super) const ROLLING_BUCKETS: usize = 60;
+
+/// Nanoseconds since the Unix epoch to a UTC time.
+pub(super) fn to_utc(nanos: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_nanos(nanos)
+}
+
+/// A UTC time to nanoseconds since the Unix epoch (saturating outside ±292 years).
+pub(super) fn to_nanos(t: DateTime<Utc>) -> i64 {
+    t.timestamp_nanos_opt().unwrap_or(if t.timestamp() < 0 { i64::MIN } else { i64::MAX })
+}
+
+/// The calendar period (`Day`, `Week` or `Month`) holding `at`, as `[start, end)` in Unix nanoseconds.
+pub(super) fn calendar_bounds(period: BudgetPeriod, tz: Tz, at: i64) -> (i64, i64) {
+    let local = to_utc(at).with_timezone(&tz).date_naive();
+    let (start, end) = match period {
+        BudgetPeriod::Day => (Some(local), local.checked_add_days(Days::new(1))),
+        BudgetPeriod::Week => {
+            let start = local.checked_sub_days(Days::new(u64::from(local.weekday().num_days_from_monday())));
+            (start, start.and_then(|s| s.checked_add_days(Days::new(7))))
+        }
+        BudgetPeriod::Month | BudgetPeriod::Rolling(_) => {
+            let start = local.with_day(1);
+            (start, start.and_then(|s| s.checked_add_months(Months::new(1))))
+        }
+    };
+    match (start, end) {
+        (Some(s), Some(e)) => (local_midnight(tz, s), local_midnight(tz, e)),
+        // Only at the ends of chrono's calendar (year ±262,000): one period for everything out there.
+        _ => (i64::MIN, i64::MAX),
+    }
+}
+
+/// The instant a local date starts in `tz`: local midnight, the earlier one when the clock is turned back
+/// over midnight, or the first existing local time when midnight is skipped.
+fn local_midnight(tz: Tz, date: NaiveDate) -> i64 {
+    let Some(midnight) = date.and_hms_opt(0, 0, 0) else { return i64::MIN };
+    // Transitions move clocks by at most a few hours; try each quarter hour after midnight.
+    for quarter in 0..=16 {
+        let local = midnight + chrono::Duration::minutes(15 * quarter);
+        match tz.from_local_datetime(&local) {
+            LocalResult::Single(t) => return to_nanos(t.with_timezone(&Utc)),
+            LocalResult::Ambiguous(earlier, _) => return to_nanos(earlier.with_timezone(&Utc)),
+            LocalResult::None => continue,
+        }
+    }
+    to_nanos(Utc.from_utc_datetime(&midnight))
+}
+
+/// The spend of a rolling window, in time buckets.
+#[derive(Debug, Clone)]
+pub(super) struct RollingBuckets {
+    /// Bucket width, nanoseconds.
+    width: i64,
+    /// Bucket index (time / width) each slot holds.
+    index: [i64; ROLLING_BUCKETS],
+    units: [u128; ROLLING_BUCKETS],
+    calls: [u64; ROLLING_BUCKETS],
+    unpriced: [u64; ROLLING_BUCKETS],
+}
+
+/// What a rolling window holds at one instant.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct WindowSum {
+    pub(super) units: u128,
+    pub(super) calls: u64,
+    pub(super) unpriced: u64,
+    /// Index of the oldest bucket in the window that holds anything.
+    pub(super) oldest: Option<i64>,
+}
+
+impl RollingBuckets {
+    pub(super) fn new(duration: std::time::Duration) -> Self {
+        let nanos = i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX);
+        let width = (nanos / ROLLING_BUCKETS as i64).max(1) + i64::from(nanos % ROLLING_BUCKETS as i64 != 0);
+        RollingBuckets {
+            width,
+            index: [i64::MIN; ROLLING_BUCKETS],
+            units: [0; ROLLING_BUCKETS],
+            calls: [0; ROLLING_BUCKETS],
+            unpriced: [0; ROLLING_BUCKETS],
+        }
+    }
+
+    fn slot(&self, bucket: i64) -> usize {
+        bucket.rem_euclid(ROLLING_BUCKETS as i64) as usize
+    }
+
+    /// Adds spend at `at`. Returns false (adding nothing) when `at` is already outside any window the
+    /// buckets can hold.
+    pub(super) fn add(&mut self, at: i64, units: u128, unpriced: bool) -> bool {
+        let bucket = at.div_euclid(self.width);
+        let slot = self.slot(bucket);
+        if self.index[slot] > bucket {
+            return false;
+        }
+        if self.index[slot] != bucket {
+            self.index[slot] = bucket;
+            self.units[slot] = 0;
+            self.calls[slot] = 0;
+            self.unpriced[slot] = 0;
+        }
+        self.units[slot] = self.units[slot].saturating_add(units);
+        self.calls[slot] += 1;
+        self.unpriced[slot] += u64::from(unpriced);
+        true
+    }
+
+    /// The window ending at `at`: the bucket holding `at` and the 59 before it.
+    pub(super) fn sum(&self, at: i64) -> WindowSum {
+        let current = at.div_euclid(self.width);
+        let first = current - (ROLLING_BUCKETS as i64 - 1);
+        let mut sum = WindowSum::default();
+        for slot in 0..ROLLING_BUCKETS {
+            let b = self.index[slot];
+            if b >= first && b <= current && (self.units[slot] > 0 || self.calls[slot] > 0) {
+                sum.units = sum.units.saturating_add(self.units[slot]);
+                sum.calls += self.calls[slot];
+                sum.unpriced += self.unpriced[slot];
+                if self.units[slot] > 0 {
+                    sum.oldest = Some(sum.oldest.map_or(b, |o: i64| o.min(b)));
+                }
+            }
+        }
+        sum
+    }
+
+    /// Start of the window ending at `at`.
+    pub(super) fn window_start(&self, at: i64) -> i64 {
+        (at.div_euclid(self.width) - (ROLLING_BUCKETS as i64 - 1)).saturating_mul(self.width)
+    }
+
+    /// When the spend in bucket `oldest` leaves the window (or, with nothing spent, the next bucket boundary).
+    pub(super) fn resets_at(&self, at: i64, oldest: Option<i64>) -> i64 {
+        match oldest {
+            Some(b) => (b + ROLLING_BUCKETS as i64).saturating_mul(self.width),
+            None => (at.div_euclid(self.width) + 1).saturating_mul(self.width),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(s: &str) -> i64 {
+        to_nanos(DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc))
+    }
+
+    #[test]
+    fn month_in_new_york() {
+        let tz: Tz = "America/New_York".parse().unwrap();
+        let (s, e) = calendar_bounds(BudgetPeriod::Month, tz, utc("2026-04-01T03:59:59Z"));
+        assert_eq!((s, e), (utc("2026-03-01T05:00:00Z"), utc("2026-04-01T04:00:00Z")));
+        let (s, _) = calendar_bounds(BudgetPeriod::Month, tz, utc("2026-04-01T04:00:00Z"));
+        assert_eq!(s, utc("2026-04-01T04:00:00Z"));
+    }
+
+    #[test]
+    fn week_starts_monday() {
+        // 2026-03-14 is a Saturday.
+        let (s, e) = calendar_bounds(BudgetPeriod::Week, Tz::UTC, utc("2026-03-14T12:00:00Z"));
+        assert_eq!((s, e), (utc("2026-03-09T00:00:00Z"), utc("2026-03-16T00:00:00Z")));
+    }
+
+    #[test]
+    fn skipped_midnight_starts_at_first_local_time() {
+        // Chile (America/Santiago) moved clocks from 00:00 to 01:00 on 2024-09-08.
+        let tz: Tz = "America/Santiago".parse().unwrap();
+        let (s, _) = calendar_bounds(BudgetPeriod::Day, tz, utc("2024-09-08T12:00:00Z"));
+        assert_eq!(s, utc("2024-09-08T04:00:00Z"));
+    }
+
+    #[test]
+    fn rolling_window_forgets_old_buckets() {
+        let mut b = RollingBuckets::new(std::time::Duration::from_secs(60));
+        assert!(b.add(0, 5, false));
+        assert!(b.add(30_000_000_000, 7, false));
+        assert_eq!(b.sum(59_000_000_000).units, 12);
+        assert_eq!(b.sum(60_000_000_000).units, 7);
+        assert!(b.add(60_000_000_000, 1, false));
+        assert!(!b.add(0, 1, false), "bucket 0's slot now holds bucket 60: a call that old is out of any window");
+        assert_eq!(b.sum(60_000_000_000).units, 8);
+        assert_eq!(b.sum(200_000_000_000).units, 0);
+    }
+}

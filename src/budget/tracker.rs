@@ -1,0 +1,414 @@
+//! The meter's budget state: one account per budget, fed by every finished call.
+
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use smallvec::SmallVec;
+
+use super::alert::{AlertCallback, AlertKind, AlertRouter, BudgetAlert};
+use super::period::{RollingBuckets, calendar_bounds, to_utc};
+use super::{
+    Budget, BudgetAction, BudgetAmount, BudgetExceeded, BudgetPeriod, BudgetScope, BudgetState, BudgetUnit,
+    RequestScope,
+};
+use crate::pricing::normalize_model_id;
+use crate::record::CallRecord;
+
+/// What the builder collects for budgets.
+#[derive(Default)]
+pub(crate) struct BudgetSetup {
+    pub(super) budgets: Vec<Budget>,
+    pub(super) callbacks: Vec<AlertCallback>,
+    #[cfg(feature = "webhook")]
+    pub(super) webhook: Option<super::WebhookConfig>,
+}
+
+impl std::fmt::Debug for BudgetSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BudgetSetup")
+            .field("budgets", &self.budgets)
+            .field("callbacks", &self.callbacks.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl BudgetSetup {
+    /// Adds a budget, replacing an earlier one of the same name.
+    pub(super) fn add(&mut self, budget: Budget) {
+        match self.budgets.iter_mut().find(|b| b.name == budget.name) {
+            Some(slot) => *slot = budget,
+            None => self.budgets.push(budget),
+        }
+    }
+
+    /// The runtime state; starts the webhook thread when one is configured.
+    pub(crate) fn into_tracker(self) -> BudgetTracker {
+        #[cfg(feature = "webhook")]
+        let webhook = self.webhook.map(super::webhook::WebhookQueue::start);
+        BudgetTracker {
+            slots: self.budgets.into_iter().map(BudgetSlot::new).collect(),
+            alerts: AlertRouter::new(
+                self.callbacks.into_boxed_slice(),
+                #[cfg(feature = "webhook")]
+                webhook,
+            ),
+        }
+    }
+}
+
+/// Every budget's account, and where alerts go.
+#[derive(Debug)]
+pub(crate) struct BudgetTracker {
+    slots: Box<[BudgetSlot]>,
+    pub(super) alerts: AlertRouter,
+}
+
+#[derive(Debug)]
+struct BudgetSlot {
+    budget: Budget,
+    unit: BudgetUnit,
+    /// The limit in accounting units (pico-USD or tokens).
+    limit: u128,
+    /// Each threshold in accounting units, ascending like `budget.thresholds`.
+    threshold_units: Box<[u128]>,
+    account: Mutex<Account>,
+}
+
+/// One budget's current period.
+#[derive(Debug)]
+struct Account {
+    /// `[start, end)` of the current calendar period in Unix nanoseconds; `None` before the first call.
+    period: Option<(i64, i64)>,
+    spent: u128,
+    calls: u64,
+    unpriced: u64,
+    /// Bit `i` set: threshold `i` fired this period.
+    crossed: u64,
+    projected_alerted: bool,
+    rolling: Option<Box<RollingBuckets>>,
+}
+
+/// A point-in-time view of an account, taken under its lock.
+#[derive(Debug, Clone, Copy)]
+struct Snapshot {
+    at: i64,
+    start: i64,
+    resets_at: i64,
+    spent: u128,
+    calls: u64,
+    unpriced: u64,
+    crossed: u64,
+    projected: Option<u128>,
+    time_to_limit: Option<u128>,
+}
+
+/// An alert decided under an account's lock, delivered after it.
+struct Pending {
+    slot: usize,
+    kind: AlertKind,
+    snapshot: Snapshot,
+}
+
+/// Projections need this share of a calendar period to have passed (1/100).
+const MIN_ELAPSED_DIVISOR: i64 = 100;
+
+impl BudgetSlot {
+    fn new(budget: Budget) -> Self {
+        let limit = budget.limit.units();
+        let threshold_units = budget.thresholds.iter().map(|p| percent_of(limit, *p)).collect();
+        let rolling = match budget.period {
+            BudgetPeriod::Rolling(d) => Some(Box::new(RollingBuckets::new(d))),
+            _ => None,
+        };
+        BudgetSlot {
+            unit: budget.limit.unit(),
+            limit,
+            threshold_units,
+            account: Mutex::new(Account {
+                period: None,
+                spent: 0,
+                calls: 0,
+                unpriced: 0,
+                crossed: 0,
+                projected_alerted: false,
+                rolling,
+            }),
+            budget,
+        }
+    }
+
+    /// Whether a finished call falls under this budget.
+    fn matches(&self, record: &CallRecord, model_key: &str) -> bool {
+        match &self.budget.scope {
+            BudgetScope::Everything => true,
+            BudgetScope::Dimension { name, value } => record.dimensions.get(name) == Some(&**value),
+            // A priced call's key is its canonical id already; an unpriced one's is the id as reported.
+            BudgetScope::Model(model) => {
+                &**model == model_key
+                    || (record.cost.is_none() && record.metered && normalize_model_id(model_key) == **model)
+            }
+        }
+    }
+
+    /// What a call adds to this budget, in accounting units.
+    fn units_of(&self, record: &CallRecord) -> u128 {
+        match self.unit {
+            BudgetUnit::Usd => record.cost_or_zero().picos(),
+            BudgetUnit::Tokens => u128::from(record.tokens.total()),
+        }
+    }
+
+    fn amount(&self, units: u128) -> BudgetAmount {
+        BudgetAmount::from_units(self.unit, units)
+    }
+
+    /// Brings the account's period up to `at` (a new period resets it). Returns false when `at` lies before
+    /// the current period: such a call belongs to a period already over.
+    fn roll(&self, acct: &mut Account, at: i64) -> bool {
+        if acct.rolling.is_some() {
+            return true;
+        }
+        match acct.period {
+            Some((start, _)) if at < start => false,
+            Some((_, end)) if at < end => true,
+            _ => {
+                acct.period = Some(calendar_bounds(self.budget.period, self.budget.time_zone, at));
+                acct.spent = 0;
+                acct.calls = 0;
+                acct.unpriced = 0;
+                acct.crossed = 0;
+                acct.projected_alerted = false;
+                true
+            }
+        }
+    }
+
+    /// The account as seen at `at` (already rolled).
+    fn snapshot(&self, acct: &Account, at: i64) -> Snapshot {
+        if let Some(buckets) = &acct.rolling {
+            let sum = buckets.sum(at);
+            let time_to_limit = (sum.units >= self.limit).then_some(0);
+            return Snapshot {
+                at,
+                start: buckets.window_start(at),
+                resets_at: buckets.resets_at(at, sum.oldest),
+                spent: sum.units,
+                calls: sum.calls,
+                unpriced: sum.unpriced,
+                crossed: acct.crossed,
+                projected: Some(sum.units),
+                time_to_limit,
+            };
+        }
+        let (start, end) =
+            acct.period.unwrap_or_else(|| calendar_bounds(self.budget.period, self.budget.time_zone, at));
+        let spent = if acct.period.is_some() { acct.spent } else { 0 };
+        let elapsed = at.saturating_sub(start).max(0);
+        let length = end.saturating_sub(start).max(1);
+        let rate_known = elapsed > 0 && elapsed >= length / MIN_ELAPSED_DIVISOR;
+        let projected = if spent == 0 {
+            Some(0)
+        } else if rate_known {
+            Some(spent.saturating_mul(length as u128) / elapsed as u128)
+        } else {
+            None
+        };
+        let time_to_limit = if spent >= self.limit {
+            Some(0)
+        } else if rate_known && spent > 0 {
+            let nanos = (self.limit - spent).saturating_mul(elapsed as u128) / spent;
+            (nanos < end.saturating_sub(at).max(0) as u128).then_some(nanos)
+        } else {
+            None
+        };
+        Snapshot {
+            at,
+            start,
+            resets_at: end,
+            spent,
+            calls: if acct.period.is_some() { acct.calls } else { 0 },
+            unpriced: if acct.period.is_some() { acct.unpriced } else { 0 },
+            crossed: if acct.period.is_some() { acct.crossed } else { 0 },
+            projected,
+            time_to_limit,
+        }
+    }
+
+    /// Reads the account at `at`, rolling it forward first.
+    fn read(&self, at: i64) -> Snapshot {
+        let mut acct = self.account.lock();
+        if acct.period.is_some_and(|(_, end)| at >= end) {
+            self.roll(&mut acct, at);
+        }
+        self.rearm(&mut acct, at);
+        self.snapshot(&acct, at)
+    }
+
+    /// On a rolling budget, re-arms the thresholds that spend at `at` has fallen back below.
+    fn rearm(&self, acct: &mut Account, at: i64) {
+        let Some(buckets) = &acct.rolling else { return };
+        let spent = buckets.sum(at).units;
+        for (k, threshold) in self.threshold_units.iter().enumerate() {
+            if spent < *threshold {
+                acct.crossed &= !(1u64 << k);
+            }
+        }
+    }
+
+    fn state(&self, snap: Snapshot) -> BudgetState {
+        let thresholds_crossed = self
+            .budget
+            .thresholds
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| snap.crossed & (1 << i) != 0)
+            .map(|(_, p)| *p)
+            .collect();
+        BudgetState {
+            budget: self.budget.name.clone(),
+            scope: self.budget.scope.clone(),
+            period: self.budget.period,
+            action: self.budget.action,
+            period_start: to_utc(snap.start),
+            resets_at: to_utc(snap.resets_at),
+            spent: self.amount(snap.spent),
+            limit: self.amount(self.limit),
+            remaining: self.amount(self.limit.saturating_sub(snap.spent)),
+            utilization: utilization(snap.spent, self.limit),
+            projected: snap.projected.map(|p| self.amount(p)),
+            time_to_limit: snap.time_to_limit.map(|n| Duration::from_nanos(u64::try_from(n).unwrap_or(u64::MAX))),
+            over_budget: snap.spent >= self.limit,
+            thresholds_crossed,
+            calls: snap.calls,
+            unpriced_calls: snap.unpriced,
+        }
+    }
+
+    fn alert(&self, kind: AlertKind, snap: Snapshot) -> BudgetAlert {
+        BudgetAlert {
+            kind,
+            budget: self.budget.name.clone(),
+            scope: self.budget.scope.clone(),
+            period: self.budget.period,
+            action: self.budget.action,
+            spent: self.amount(snap.spent),
+            limit: self.amount(self.limit),
+            utilization: utilization(snap.spent, self.limit),
+            projected: snap.projected.map(|p| self.amount(p)),
+            period_start: to_utc(snap.start),
+            resets_at: to_utc(snap.resets_at),
+            at: to_utc(snap.at),
+        }
+    }
+}
+
+/// `percent`% of `limit`, rounded up: a threshold is reached only when spend is at least that share.
+fn percent_of(limit: u128, percent: u32) -> u128 {
+    limit.saturating_mul(u128::from(percent)).div_ceil(100)
+}
+
+fn utilization(spent: u128, limit: u128) -> f64 {
+    if limit == 0 {
+        return 1.0;
+    }
+    spent as f64 / limit as f64
+}
+
+/// The instant a call counts at: when it ended.
+fn ended_at(record: &CallRecord) -> i64 {
+    let start = record.timestamp.timestamp_nanos_opt().unwrap_or(0);
+    start.saturating_add(i64::try_from(record.duration_us).unwrap_or(i64::MAX / 1_000).saturating_mul(1_000))
+}
+
+impl BudgetTracker {
+    /// True when no budget is configured.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Accounts a finished call and delivers any alerts it causes. `model_key` is the meter's key for the
+    /// call's model (the canonical id when priced).
+    pub(crate) fn on_call(&self, record: &CallRecord, model_key: &str) {
+        self.account(record, model_key, true);
+    }
+
+    /// Accounts a call replayed from the journal: thresholds it crosses are marked, never fired again.
+    pub(crate) fn replay_call(&self, record: &CallRecord, model_key: &str) {
+        self.account(record, model_key, false);
+    }
+
+    fn account(&self, record: &CallRecord, model_key: &str, live: bool) {
+        if self.slots.is_empty() {
+            return;
+        }
+        let at = ended_at(record);
+        let mut pending: SmallVec<[Pending; 2]> = SmallVec::new();
+        for (i, slot) in self.slots.iter().enumerate() {
+            if !slot.matches(record, model_key) {
+                continue;
+            }
+            let units = slot.units_of(record);
+            let unpriced = slot.unit == BudgetUnit::Usd && record.is_unpriced();
+            let mut acct = slot.account.lock();
+            if !slot.roll(&mut acct, at) {
+                continue;
+            }
+            let acct = &mut *acct;
+            slot.rearm(acct, at);
+            if let Some(buckets) = acct.rolling.as_mut() {
+                if !buckets.add(at, units, unpriced) {
+                    continue;
+                }
+            } else {
+                acct.spent = acct.spent.saturating_add(units);
+                acct.calls += 1;
+                acct.unpriced += u64::from(unpriced);
+            }
+            let snap = slot.snapshot(acct, at);
+            for (k, threshold) in slot.threshold_units.iter().enumerate() {
+                let bit = 1u64 << k;
+                if snap.spent >= *threshold && acct.crossed & bit == 0 {
+                    acct.crossed |= bit;
+                    let percent = slot.budget.thresholds[k];
+                    pending.push(Pending { slot: i, kind: AlertKind::ThresholdCrossed { percent }, snapshot: snap });
+                }
+            }
+            let overrun = snap.projected.is_some_and(|p| p > slot.limit) && snap.spent < slot.limit;
+            if acct.rolling.is_none() && overrun && !acct.projected_alerted {
+                acct.projected_alerted = true;
+                pending.push(Pending { slot: i, kind: AlertKind::ProjectedOverrun, snapshot: snap });
+            }
+        }
+        if live {
+            for p in pending {
+                self.alerts.deliver(self.slots[p.slot].alert(p.kind, p.snapshot));
+            }
+        }
+    }
+
+    /// Every budget's state at `now` (Unix nanoseconds), in configuration order.
+    pub(crate) fn status(&self, now: i64) -> Vec<BudgetState> {
+        self.slots.iter().map(|s| s.state(s.read(now))).collect()
+    }
+
+    /// The first exhausted `Block` budget covering `request`, as an error.
+    pub(crate) fn check(&self, request: &RequestScope, now: i64) -> Result<(), BudgetExceeded> {
+        for slot in self.slots.iter() {
+            if slot.budget.action != BudgetAction::Block || !slot.budget.scope.covers(request) {
+                continue;
+            }
+            let snap = slot.read(now);
+            if snap.spent >= slot.limit {
+                return Err(BudgetExceeded::new(
+                    slot.budget.name.clone(),
+                    slot.budget.scope.clone(),
+                    slot.budget.period,
+                    slot.amount(snap.spent),
+                    slot.amount(slot.limit),
+                    to_utc(snap.resets_at),
+                ));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,99 @@
+//! OTLP methods on the builder and the handle.
+
+use std::sync::Arc;
+
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+
+use super::{ExportStatus, MetricAttributes, OtlpConfig, OtlpError, OtlpMetrics, OtlpSetup, Pipeline};
+use crate::meter::{MeterInner, TokenMeter, TokenMeterBuilder};
+
+// === impl TokenMeterBuilder ===
+
+impl TokenMeterBuilder {
+    /// Exports metrics over OTLP through a pipeline tokenmeter owns (see [`crate::export::otlp`]). The
+    /// configuration is resolved against the `OTEL_*` environment and checked now, and the export threads
+    /// start now; an error says which setting is wrong. Replaces an earlier `with_otlp` or
+    /// [`with_meter_provider`](Self::with_meter_provider).
+    pub fn with_otlp(self, config: OtlpConfig) -> Result<Self, OtlpError> {
+        let setup = OtlpSetup::owned(&config)?;
+        Ok(self.with_setup(setup))
+    }
+
+    /// [`with_otlp`](Self::with_otlp) with [`OtlpConfig::new`] when the environment asks for export
+    /// ([`OtlpConfig::from_env`]: `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` set,
+    /// `OTEL_SDK_DISABLED` not `true`); otherwise the builder unchanged.
+    pub fn with_otlp_from_env(self) -> Result<Self, OtlpError> {
+        match OtlpConfig::from_env() {
+            Some(config) => self.with_otlp(config),
+            None => Ok(self),
+        }
+    }
+
+    /// Records tokenmeter's metrics through the application's own `SdkMeterProvider` (its readers, exporters,
+    /// temporality and resource) instead of a pipeline of tokenmeter's. [`TokenMeter::shutdown`] then only
+    /// flushes it: shutting it down stays with the application. Use a provider from the same
+    /// `opentelemetry_sdk` version ([`crate::export::otlp::opentelemetry_sdk`]), and one meter per provider.
+    pub fn with_meter_provider(self, provider: SdkMeterProvider) -> Self {
+        self.with_setup(OtlpSetup::new(Pipeline::Provided(provider)))
+    }
+
+    fn with_setup(mut self, setup: OtlpSetup) -> Self {
+        let alerts = Arc::clone(setup.alerts());
+        self.otlp = Some(setup);
+        self.with_budget_alert_callback(move |alert| alerts.note(alert))
+    }
+
+    /// Which dimensions exported metrics carry, and the caps on series and value length (default:
+    /// [`MetricAttributes::new`]).
+    pub fn with_metric_attributes(mut self, attributes: MetricAttributes) -> Self {
+        self.metric_attributes = attributes;
+        self
+    }
+}
+
+/// Turns the builder's OTLP setup into the meter's exporter state (called while assembling the meter).
+pub(crate) fn build_exporter(setup: Option<OtlpSetup>, attributes: MetricAttributes) -> Option<OtlpMetrics> {
+    setup.map(|setup| OtlpMetrics::new(setup, attributes))
+}
+
+/// Lets the exporter's collection-time callbacks read the assembled meter.
+pub(crate) fn attach_exporter(inner: &Arc<MeterInner>) {
+    if let Some(otlp) = &inner.otlp {
+        otlp.attach(Arc::downgrade(inner));
+    }
+}
+
+// === impl TokenMeter ===
+
+impl TokenMeter {
+    /// How OTLP export is going (where to, how many exports failed, what the last one carried); `None` when the
+    /// meter does not export.
+    ///
+    /// ```
+    /// let meter = tokenmeter::TokenMeter::builder().build();
+    /// assert!(meter.export_status().is_none());
+    /// ```
+    pub fn export_status(&self) -> Option<ExportStatus> {
+        self.inner.otlp.as_ref().map(OtlpMetrics::status)
+    }
+
+    /// Collects and exports metrics now, waiting for the export (at most the export timeout). Returns at once
+    /// without OTLP export. Blocks the calling thread: call it from tests, at checkpoints or before exit, never
+    /// from a record sink.
+    pub fn flush_metrics(&self) -> Result<(), OtlpError> {
+        match &self.inner.otlp {
+            Some(otlp) => otlp.flush(),
+            None => Ok(()),
+        }
+    }
+
+    /// Exports what is left and stops tokenmeter's export pipeline (a handed-over provider is only flushed).
+    /// Call it once before the process exits; recording afterwards is harmless but no longer exported. Without
+    /// OTLP export it does nothing.
+    pub fn shutdown(&self) -> Result<(), OtlpError> {
+        match &self.inner.otlp {
+            Some(otlp) => otlp.shutdown(),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! The export pipeline tokenmeter owns when built with [`with_otlp`](crate::TokenMeterBuilder::with_otlp): an
+//! `SdkMeterProvider` with a periodic reader (its own thread) and an OTLP exporter whose network I/O runs on a
+//! one-worker tokio runtime that tokenmeter owns. The application needs no runtime of its own, and no
+//! recording thread ever waits on the network.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use opentelemetry::KeyValue;
+use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
+use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+use parking_lot::Mutex;
+
+use super::config::{Compression, OtlpSettings, Protocol, Temporality};
+use super::{ExportStatus, OtlpError};
+
+/// A tokio runtime with one worker thread, shut down without blocking when dropped (it may be dropped inside
+/// the application's own async context, where a blocking shutdown would panic).
+pub(crate) struct ExportRuntime(Option<tokio::runtime::Runtime>);
+
+impl ExportRuntime {
+    fn new() -> Result<Self, OtlpError> {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .max_blocking_threads(1)
+            .thread_name("tokenmeter-otlp-io")
+            .enable_all()
+            .build()
+            .map(|rt| ExportRuntime(Some(rt)))
+            .map_err(OtlpError::Runtime)
+    }
+
+    fn handle(&self) -> Option<&tokio::runtime::Handle> {
+        self.0.as_ref().map(|rt| rt.handle())
+    }
+}
+
+impl Drop for ExportRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Export outcomes, shared between the exporter (on the reader thread) and the meter's read-out.
+#[derive(Default)]
+pub(crate) struct ExportCounters {
+    pub(crate) exports: AtomicU64,
+    pub(crate) failures: AtomicU64,
+    last: Mutex<LastExport>,
+}
+
+#[derive(Default)]
+struct LastExport {
+    at: Option<SystemTime>,
+    metrics: usize,
+    data_points: usize,
+    error: Option<String>,
+    last_success: Option<SystemTime>,
+}
+
+impl ExportCounters {
+    fn note(&self, metrics: usize, data_points: usize, result: &OTelSdkResult) {
+        let now = SystemTime::now();
+        let mut last = self.last.lock();
+        last.at = Some(now);
+        last.metrics = metrics;
+        last.data_points = data_points;
+        match result {
+            Ok(()) => {
+                self.exports.fetch_add(1, Ordering::Relaxed);
+                last.error = None;
+                last.last_success = Some(now);
+            }
+            Err(e) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                last.error = Some(e.to_string());
+            }
+        }
+    }
+
+    pub(crate) fn status(&self, settings: Option<&OtlpSettings>) -> ExportStatus {
+        let last = self.last.lock();
+        ExportStatus {
+            target: settings.map(|s| s.to_string()),
+            exports: self.exports.load(Ordering::Relaxed),
+            failures: self.failures.load(Ordering::Relaxed),
+            last_export_at: last.at,
+            last_success_at: last.last_success,
+            last_metrics: last.metrics,
+            last_data_points: last.data_points,
+            last_error: last.error.clone(),
+        }
+    }
+}
+
+/// The OTLP exporter, run on the export runtime and counted.
+struct CountingExporter {
+    inner: opentelemetry_otlp::MetricExporter,
+    runtime: Arc<ExportRuntime>,
+    counters: Arc<ExportCounters>,
+    temporality: opentelemetry_sdk::metrics::Temporality,
+}
+
+impl fmt::Debug for CountingExporter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CountingExporter").finish_non_exhaustive()
+    }
+}
+
+fn count(metrics: &ResourceMetrics) -> (usize, usize) {
+    let mut n = 0;
+    let mut points = 0;
+    for scope in metrics.scope_metrics() {
+        for metric in scope.metrics() {
+            n += 1;
+            points += match metric.data() {
+                AggregatedMetrics::F64(d) => data_points(d),
+                AggregatedMetrics::U64(d) => data_points(d),
+                AggregatedMetrics::I64(d) => data_points(d),
+            };
+        }
+    }
+    (n, points)
+}
+
+fn data_points<T>(d: &MetricData<T>) -> usize {
+    match d {
+        MetricData::Gauge(g) => g.data_points().count(),
+        MetricData::Sum(s) => s.data_points().count(),
+        MetricData::Histogram(h) => h.data_points().count(),
+        MetricData::ExponentialHistogram(h) => h.data_points().count(),
+    }
+}
+
+impl PushMetricExporter for CountingExporter {
+    async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
+        let (n, points) = count(metrics);
+        // The reader thread polls this future with a plain executor; the transport needs a tokio reactor, so the
+        // request runs on the export runtime while this (dedicated) thread waits for it.
+        let result = match self.runtime.handle() {
+            Some(handle) => handle.block_on(self.inner.export(metrics)),
+            None => Err(opentelemetry_sdk::error::OTelSdkError::AlreadyShutdown),
+        };
+        self.counters.note(n, points, &result);
+        result
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn temporality(&self) -> opentelemetry_sdk::metrics::Temporality {
+        self.temporality
+    }
+}
+
+/// What [`build`] made: the provider plus what the meter keeps to report on it.
+pub(crate) struct OwnedPipeline {
+    pub(crate) provider: SdkMeterProvider,
+    pub(crate) settings: OtlpSettings,
+    pub(crate) counters: Arc<ExportCounters>,
+    /// Kept so the runtime lives as long as the meter (the exporter holds it too).
+    _runtime: Arc<ExportRuntime>,
+}
+
+/// Builds the provider, reader, exporter and runtime for `settings`.
+pub(crate) fn build(settings: OtlpSettings) -> Result<OwnedPipeline, OtlpError> {
+    let runtime = Arc::new(ExportRuntime::new()?);
+    let temporality = match settings.temporality {
+        Temporality::Cumulative => opentelemetry_sdk::metrics::Temporality::Cumulative,
+        Temporality::Delta => opentelemetry_sdk::metrics::Temporality::Delta,
+    };
+    let compression = match settings.compression {
+        Compression::None => None,
+        Compression::Gzip => Some(opentelemetry_otlp::Compression::Gzip),
+    };
+    let exporter = {
+        // tonic spawns its connection task at build time and needs the runtime's context for it.
+        let _enter = runtime.handle().map(|h| h.enter());
+        let built = match settings.protocol {
+            Protocol::Grpc => {
+                let mut headers = http::HeaderMap::new();
+                for (k, v) in &settings.headers {
+                    let bad = |reason: String| OtlpError::InvalidHeader { name: k.clone(), reason };
+                    let name = http::HeaderName::from_bytes(k.to_ascii_lowercase().as_bytes())
+                        .map_err(|e| bad(e.to_string()))?;
+                    let value = http::HeaderValue::from_str(v).map_err(|e| bad(e.to_string()))?;
+                    headers.insert(name, value);
+                }
+                let metadata = opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(headers);
+                let mut b = opentelemetry_otlp::MetricExporter::builder()
+                    .with_tonic()
+                    .with_endpoint(settings.endpoint.clone())
+                    .with_timeout(settings.timeout)
+                    .with_temporality(temporality)
+                    .with_metadata(metadata);
+                if let Some(c) = compression {
+                    b = b.with_compression(c);
+                }
+                b.build()
+            }
+            Protocol::HttpProtobuf => {
+                let headers: HashMap<String, String> = settings.headers.iter().cloned().collect();
+                let mut b = opentelemetry_otlp::MetricExporter::builder()
+                    .with_http()
+                    .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                    .with_endpoint(settings.endpoint.clone())
+                    .with_timeout(settings.timeout)
+                    .with_temporality(temporality)
+                    .with_headers(headers);
+                if let Some(c) = compression {
+                    b = b.with_compression(c);
+                }
+                b.build()
+            }
+        };
+        built.map_err(|e| OtlpError::Exporter(e.to_string()))?
+    };
+    let counters = Arc::new(ExportCounters::default());
+    let exporter = CountingExporter {
+        inner: exporter,
+        runtime: Arc::clone(&runtime),
+        counters: Arc::clone(&counters),
+        temporality,
+    };
+    let reader = PeriodicReader::builder(exporter).with_interval(settings.interval).build();
+    let mut resource = Resource::builder_empty()
+        .with_detector(Box::new(opentelemetry_sdk::resource::TelemetryResourceDetector))
+        .with_service_name(settings.service_name.clone());
+    for (k, v) in &settings.resource {
+        resource = resource.with_attribute(KeyValue::new(k.clone(), v.clone()));
+    }
+    let provider = SdkMeterProvider::builder().with_reader(reader).with_resource(resource.build()).build();
+    Ok(OwnedPipeline { provider, settings, counters, _runtime: runtime })
+}

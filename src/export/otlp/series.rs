@@ -1,0 +1,298 @@
+//! Attribute sets ("series") of the exported metrics: interning with a cap and an overflow series, and totals
+//! kept per thread shard.
+//!
+//! A record's *raw key* is the handful of strings its attributes are made from (model id as reported, provider,
+//! …). Each thread shard caches raw key → series, so the common case is one uncontended lock, one hash of a few
+//! short strings and one probe. On a miss the shared registry turns the raw key into the exported attribute set
+//! (canonical model id, values length-capped) and finds or creates its series; distinct raw keys that export
+//! the same attributes share a series, so an observable instrument never reports one attribute set twice.
+//! Totals live in the shard, indexed by series id, and are merged only at collection time, on the SDK's
+//! export thread.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use hashbrown::HashTable;
+use opentelemetry::KeyValue;
+use parking_lot::Mutex;
+use rustc_hash::FxHasher;
+
+/// Strings in a raw key: four for a call's own attributes plus up to
+/// [`MAX_METRIC_DIMENSIONS`](super::attributes::MAX_METRIC_DIMENSIONS) dimensions.
+pub(crate) const KEY_SLOTS: usize = 12;
+
+/// The strings a series' attributes are made from, borrowed from a record.
+pub(crate) type RawKey<'a> = [Option<&'a str>; KEY_SLOTS];
+
+/// Raw-key entries one shard caches beyond the series cap; past that, lookups go to the registry (slower, but
+/// memory stays bounded whatever the input).
+const CACHE_SLACK: usize = 256;
+
+/// One exported attribute set and the SDK handles bound to it.
+pub(crate) struct Series<H> {
+    pub(crate) id: usize,
+    pub(crate) attributes: Box<[KeyValue]>,
+    pub(crate) handles: H,
+}
+
+/// Totals of one series in one shard.
+pub(crate) trait Totals: Default + Clone + Send + 'static {
+    fn merge(&mut self, other: &Self);
+}
+
+struct CacheEntry<H> {
+    hash: u64,
+    key: [Option<Arc<str>>; KEY_SLOTS],
+    series: Arc<Series<H>>,
+}
+
+impl<H> CacheEntry<H> {
+    fn matches(&self, raw: &RawKey<'_>) -> bool {
+        self.key.iter().zip(raw.iter()).all(|(a, b)| a.as_deref() == *b)
+    }
+}
+
+struct Shard<H, T> {
+    cache: HashTable<CacheEntry<H>>,
+    totals: Vec<T>,
+}
+
+struct Registry<H> {
+    /// Series id, by the hash of its attributes.
+    by_attributes: HashTable<usize>,
+    series: Vec<Arc<Series<H>>>,
+    overflow: Option<Arc<Series<H>>>,
+}
+
+#[repr(align(128))]
+struct CachePadded<T>(T);
+
+type ShardSlot<H, T> = CachePadded<Mutex<Shard<H, T>>>;
+
+/// Every series with its totals.
+pub(crate) type Snapshot<H, T> = Vec<(Arc<Series<H>>, T)>;
+
+/// The series of one family of metrics (calls, tasks or tools) and their totals.
+pub(crate) struct SeriesTable<H, T> {
+    registry: Mutex<Registry<H>>,
+    shards: Box<[ShardSlot<H, T>]>,
+    cap: usize,
+}
+
+static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static SHARD_INDEX: usize = NEXT_SHARD.fetch_add(1, Ordering::Relaxed);
+}
+
+fn hash_raw(raw: &RawKey<'_>) -> u64 {
+    let mut h = FxHasher::default();
+    for slot in raw {
+        match slot {
+            None => h.write_u8(0),
+            Some(s) => {
+                h.write_u8(1);
+                h.write(s.as_bytes());
+                h.write_u8(0xff);
+            }
+        }
+    }
+    h.finish()
+}
+
+fn with_totals<H, T: Totals, R>(totals: &mut Vec<T>, series: &Series<H>, f: impl FnOnce(&Series<H>, &mut T) -> R) -> R {
+    if totals.len() <= series.id {
+        totals.resize(series.id + 1, T::default());
+    }
+    match totals.get_mut(series.id) {
+        Some(t) => f(series, t),
+        None => f(series, &mut T::default()),
+    }
+}
+
+fn hash_attributes(attributes: &[KeyValue]) -> u64 {
+    let mut h = FxHasher::default();
+    attributes.hash(&mut h);
+    h.finish()
+}
+
+impl<H: Send + Sync + 'static, T: Totals> SeriesTable<H, T> {
+    /// A table keeping at most `cap` series (plus the overflow series), sharded `shards` ways (a power of two).
+    pub(crate) fn new(cap: usize, shards: usize) -> Self {
+        let shards = shards.max(1).next_power_of_two();
+        SeriesTable {
+            registry: Mutex::new(Registry { by_attributes: HashTable::new(), series: Vec::new(), overflow: None }),
+            shards: (0..shards)
+                .map(|_| CachePadded(Mutex::new(Shard { cache: HashTable::new(), totals: Vec::new() })))
+                .collect(),
+            cap: cap.max(1),
+        }
+    }
+
+    fn shard(&self) -> &Mutex<Shard<H, T>> {
+        let idx = SHARD_INDEX.try_with(|i| *i).unwrap_or(0);
+        &self.shards[idx & (self.shards.len() - 1)].0
+    }
+
+    /// Finds (or makes) the series of `raw` and runs `f` on it and this thread's totals for it, under this
+    /// thread's shard lock. `attributes` turns a raw key into the exported attribute set and `handles` binds the
+    /// SDK handles of a new series; both run only the first time a shard sees a raw key.
+    pub(crate) fn record<R>(
+        &self,
+        raw: &RawKey<'_>,
+        attributes: impl FnOnce(&RawKey<'_>) -> Vec<KeyValue>,
+        handles: impl FnOnce() -> H,
+        f: impl FnOnce(&Series<H>, &mut T) -> R,
+    ) -> R {
+        let hash = hash_raw(raw);
+        let mut guard = self.shard().lock();
+        let Shard { cache, totals } = &mut *guard;
+        // Hit: no reference count touched (the series' `Arc` is shared between shards, and bumping it would
+        // bounce its cache line between cores).
+        if let Some(entry) = cache.find(hash, |e| e.hash == hash && e.matches(raw)) {
+            return with_totals(totals, &entry.series, f);
+        }
+        let series = self.resolve(attributes(raw), handles);
+        if cache.len() < self.cap + CACHE_SLACK {
+            let key = raw.map(|s| s.map(Arc::<str>::from));
+            cache.insert_unique(hash, CacheEntry { hash, key, series: Arc::clone(&series) }, |e| e.hash);
+        }
+        with_totals(totals, &series, f)
+    }
+
+    /// The series exporting `attributes`, made if new; the overflow series once the cap is reached.
+    fn resolve(&self, attributes: Vec<KeyValue>, handles: impl FnOnce() -> H) -> Arc<Series<H>> {
+        let hash = hash_attributes(&attributes);
+        let mut reg = self.registry.lock();
+        let reg = &mut *reg;
+        let series = &reg.series;
+        if let Some(&id) =
+            reg.by_attributes.find(hash, |&id| series.get(id).is_some_and(|s| *s.attributes == *attributes))
+            && let Some(s) = reg.series.get(id)
+        {
+            return Arc::clone(s);
+        }
+        if reg.series.len() < self.cap {
+            let id = reg.series.len();
+            let s = Arc::new(Series { id, attributes: attributes.into_boxed_slice(), handles: handles() });
+            reg.series.push(Arc::clone(&s));
+            let series = &reg.series;
+            reg.by_attributes.insert_unique(hash, id, |&id| {
+                series.get(id).map(|s| hash_attributes(&s.attributes)).unwrap_or_default()
+            });
+            return s;
+        }
+        let cap = self.cap;
+        Arc::clone(reg.overflow.get_or_insert_with(|| {
+            Arc::new(Series {
+                id: cap,
+                attributes: Box::new([KeyValue::new("otel.metric.overflow", true)]),
+                handles: handles(),
+            })
+        }))
+    }
+
+    /// Every series with its totals summed over the shards. Runs at collection time, off the recording threads.
+    pub(crate) fn snapshot(&self) -> Snapshot<H, T> {
+        let (mut out, overflow): (Snapshot<H, T>, Option<Arc<Series<H>>>) = {
+            let reg = self.registry.lock();
+            (reg.series.iter().map(|s| (Arc::clone(s), T::default())).collect(), reg.overflow.clone())
+        };
+        let mut overflow_totals = T::default();
+        for shard in self.shards.iter() {
+            let shard = shard.0.lock();
+            for (id, totals) in shard.totals.iter().enumerate() {
+                if let Some((_, acc)) = out.get_mut(id) {
+                    acc.merge(totals);
+                } else if id == self.cap {
+                    overflow_totals.merge(totals);
+                }
+            }
+        }
+        if let Some(o) = overflow {
+            out.push((o, overflow_totals));
+        }
+        out
+    }
+
+    /// Series made so far (the overflow series not counted).
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.registry.lock().series.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default, Clone)]
+    struct Count(u64);
+
+    impl Totals for Count {
+        fn merge(&mut self, other: &Self) {
+            self.0 += other.0;
+        }
+    }
+
+    fn key(a: &str) -> RawKey<'_> {
+        let mut k: RawKey<'_> = [None; KEY_SLOTS];
+        k[0] = Some(a);
+        k
+    }
+
+    fn attrs(raw: &RawKey<'_>) -> Vec<KeyValue> {
+        // Exported value: lower-cased, so raw keys "A" and "a" share one series.
+        vec![KeyValue::new("k", raw[0].unwrap_or("").to_ascii_lowercase())]
+    }
+
+    #[test]
+    fn series_are_interned_capped_and_merged() {
+        let table: SeriesTable<(), Count> = SeriesTable::new(3, 4);
+        for name in ["a", "A", "b", "c", "d", "e", "a"] {
+            table.record(&key(name), attrs, || (), |_, t| t.0 += 1);
+        }
+        assert_eq!(table.len(), 3, "a/A share a series; d and e overflow");
+        let snap = table.snapshot();
+        let got: Vec<(String, u64)> = snap.iter().map(|(s, t)| (format!("{}", s.attributes[0].value), t.0)).collect();
+        assert_eq!(
+            got,
+            vec![("a".into(), 3), ("b".into(), 1), ("c".into(), 1), ("true".into(), 2)],
+            "overflow carries otel.metric.overflow=true and the sum of what did not fit"
+        );
+    }
+
+    #[test]
+    fn shards_merge_across_threads() {
+        let table = Arc::new(SeriesTable::<(), Count>::new(10, 8));
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                let table = Arc::clone(&table);
+                s.spawn(move || {
+                    for _ in 0..1000 {
+                        table.record(&key("m"), attrs, || (), |_, t| t.0 += 1);
+                    }
+                });
+            }
+        });
+        let snap = table.snapshot();
+        assert_eq!(snap.len(), 1);
+        assert_eq!(snap[0].1.0, 4000);
+    }
+
+    #[test]
+    fn memory_is_bounded_under_a_flood_of_keys() {
+        let table: SeriesTable<(), Count> = SeriesTable::new(5, 1);
+        for i in 0..10_000 {
+            let name = format!("k{i}");
+            table.record(&key(&name), attrs, || (), |_, t| t.0 += 1);
+        }
+        let shard = table.shards[0].0.lock();
+        assert!(shard.cache.len() <= 5 + CACHE_SLACK);
+        assert!(shard.totals.len() <= 6);
+        drop(shard);
+        let total: u64 = table.snapshot().iter().map(|(_, t)| t.0).sum();
+        assert_eq!(total, 10_000);
+    }
+}

@@ -1,0 +1,98 @@
+//! Journal files: one per UTC day, named `tokenmeter-YYYY-MM-DD.jsonl`; listing and retention.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+const PREFIX: &str = "tokenmeter-";
+const SUFFIX: &str = ".jsonl";
+
+/// The file a record of UTC day `day` goes to.
+pub(super) fn path_for(dir: &Path, day: NaiveDate) -> PathBuf {
+    dir.join(format!("{PREFIX}{}{SUFFIX}", day.format("%Y-%m-%d")))
+}
+
+/// The UTC day a journal file holds, from its name; `None` for any other file.
+fn day_of(name: &str) -> Option<NaiveDate> {
+    let date = name.strip_prefix(PREFIX)?.strip_suffix(SUFFIX)?;
+    NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()
+}
+
+/// One journal file.
+#[derive(Debug, Clone)]
+pub(super) struct DayFile {
+    pub(super) day: NaiveDate,
+    pub(super) path: PathBuf,
+    pub(super) len: u64,
+}
+
+/// The journal files in `dir`, oldest first. Other files are left alone.
+pub(super) fn list(dir: &Path) -> std::io::Result<Vec<DayFile>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let Some(day) = entry.file_name().to_str().and_then(day_of) else { continue };
+        let Ok(meta) = entry.metadata() else { continue };
+        if meta.is_file() {
+            files.push(DayFile { day, path: entry.path(), len: meta.len() });
+        }
+    }
+    files.sort_by_key(|f| f.day);
+    Ok(files)
+}
+
+/// Deletes journal files past the age or size limits, as of `now`; returns how many it deleted.
+///
+/// A file goes when its whole day is older than `max_age`, and, oldest first, while all files together are
+/// larger than `max_total_bytes`. Today's and yesterday's files are never deleted (other processes may still
+/// be appending to them, and calls that started before midnight land in yesterday's).
+pub(super) fn enforce_retention(
+    dir: &Path,
+    now: DateTime<Utc>,
+    max_age: Option<Duration>,
+    max_total_bytes: Option<u64>,
+) -> std::io::Result<u64> {
+    let files = list(dir)?;
+    let today = now.date_naive();
+    let protected = |f: &DayFile| today.signed_duration_since(f.day).num_days() <= 1;
+    let mut removed = 0;
+    let mut kept = Vec::with_capacity(files.len());
+    for f in files {
+        let day_end = f.day.succ_opt().and_then(|d| d.and_hms_opt(0, 0, 0)).map(|d| d.and_utc());
+        let too_old = match (max_age, day_end) {
+            (Some(age), Some(end)) => chrono::Duration::from_std(age).is_ok_and(|age| end + age <= now),
+            _ => false,
+        };
+        if too_old && !protected(&f) && remove(&f.path) {
+            removed += 1;
+        } else {
+            kept.push(f);
+        }
+    }
+    if let Some(max) = max_total_bytes {
+        let mut total: u64 = kept.iter().map(|f| f.len).sum();
+        for f in &kept {
+            if total <= max || protected(f) {
+                break;
+            }
+            if remove(&f.path) {
+                total -= f.len;
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
+}
+
+fn remove(path: &Path) -> bool {
+    match std::fs::remove_file(path) {
+        Ok(()) => true,
+        // Another process sharing the directory got there first.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => {
+            tracing::warn!(target: "tokenmeter::journal", path = %path.display(), error = %e, "cannot delete an expired journal file");
+            false
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! The journal: a durable, append-only JSON Lines log of every call record, and its replay at start.
+//!
+//! # Format
+//!
+//! A directory of files, one per UTC day of the records' timestamps, named `tokenmeter-YYYY-MM-DD.jsonl`.
+//! Each line is one call:
+//!
+//! ```json
+//! {"v":1,"call":{"timestamp":"2026-03-14T09:26:53Z","duration_us":1200000,"model":"claude-sonnet-4-5",…}}
+//! ```
+//!
+//! `v` is the schema version ([`SCHEMA_VERSION`]) and `call` a [`CallRecord`] as serde writes it: tokens,
+//! cost, model, dimensions, timing and outcome, never prompt or response text. Lines of a newer version are
+//! skipped (and reported) by older readers.
+//!
+//! # Writing
+//!
+//! The recording thread only puts a copy of the record on a bounded queue ([`JournalConfig::with_queue_capacity`]);
+//! a record that finds the queue full is dropped and counted ([`JournalStats::dropped`]), so a slow disk never
+//! slows the application. A writer thread appends records in batches, each batch one `write` of whole lines to
+//! a file opened with `O_APPEND`, under an exclusive advisory lock (`flock`), so several processes can share a
+//! directory without interleaving lines. If a process died mid-line, the next writer ends that torn line first.
+//!
+//! The [`FsyncPolicy`] says when data reaches the disk: every second by default, after every batch with
+//! [`FsyncPolicy::EveryRecord`] (a record counts in [`JournalStats::synced`] only once it is on disk), or
+//! only on [`TokenMeter::flush`]. Call `flush` before the process exits: a meter installed in a global
+//! subscriber is never dropped, and records still queued would be lost.
+//!
+//! # Retention
+//!
+//! At start and every hour the writer deletes files whose whole day is older than
+//! [`JournalConfig::with_max_age`] (90 days by default), then the oldest files while the directory holds more
+//! than [`JournalConfig::with_max_total_bytes`] (no limit by default). Today's and yesterday's files are kept.
+//!
+//! # Replay
+//!
+//! [`TokenMeterBuilder::build`](crate::TokenMeterBuilder::build) replays every journal file before it returns:
+//! each record goes back into the meter's model totals, into the budgets (their current periods and crossed
+//! thresholds come back; alerts do not fire again) and to [`RecordSink::on_replayed_call`](crate::RecordSink::on_replayed_call).
+//! A line that cannot be read (a torn last line after a crash, a corrupt line, a newer schema) is skipped and
+//! reported in [`JournalStats::replay`] and as a WARN event with target `tokenmeter::journal`; it is never
+//! fatal. With several processes on one directory, each replays what all of them wrote.
+//!
+//! ```
+//! use tokenmeter::journal::{FsyncPolicy, JournalConfig};
+//!
+//! # let dir = std::env::temp_dir().join(format!("tokenmeter-doc-{}", std::process::id()));
+//! let meter = tokenmeter::TokenMeter::builder()
+//!     .with_journal(JournalConfig::new(&dir).with_fsync(FsyncPolicy::EveryRecord))
+//!     .try_build()?;
+//! // ... record calls ...
+//! meter.flush()?;
+//! println!("{:?}", meter.journal_stats());
+//! # std::fs::remove_dir_all(&dir).ok();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod files;
+mod replay;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub(crate) use writer::JournalWriter;
+
+use crate::meter::{TokenMeter, TokenMeterBuilder};
+#[cfg(doc)]
+use crate::record::CallRecord;
+
+/// The journal line format's version.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// When journal writes are forced to disk (`fsync`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FsyncPolicy {
+    /// After every batch of records: a record is acknowledged ([`JournalStats::synced`]) only once it is on
+    /// disk. Costs one `fsync` per batch on the writer thread.
+    EveryRecord,
+    /// At most this long after a write (the default: one second).
+    Interval(Duration),
+    /// Only on [`TokenMeter::flush`] and when the meter is dropped; otherwise when the OS decides.
+    Never,
+}
+
+impl Default for FsyncPolicy {
+    fn default() -> Self {
+        FsyncPolicy::Interval(Duration::from_secs(1))
+    }
+}
+
+/// Where and how the journal is kept. Add it with [`TokenMeterBuilder::with_journal`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalConfig {
+    dir: PathBuf,
+    fsync: FsyncPolicy,
+    max_age: Option<Duration>,
+    max_total_bytes: Option<u64>,
+    queue_capacity: usize,
+    replay: bool,
+}
+
+impl JournalConfig {
+    /// The default queue capacity, in records.
+    pub const DEFAULT_QUEUE_CAPACITY: usize = 4096;
+
+    /// A journal in `dir` (created if missing): fsync every second, files kept 90 days, no size limit, a
+    /// queue of [`DEFAULT_QUEUE_CAPACITY`](Self::DEFAULT_QUEUE_CAPACITY) records, replayed at start.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        JournalConfig {
+            dir: dir.into(),
+            fsync: FsyncPolicy::default(),
+            max_age: Some(Duration::from_secs(90 * 86_400)),
+            max_total_bytes: None,
+            queue_capacity: Self::DEFAULT_QUEUE_CAPACITY,
+            replay: true,
+        }
+    }
+
+    /// Sets when writes are forced to disk.
+    pub fn with_fsync(mut self, policy: FsyncPolicy) -> Self {
+        self.fsync = policy;
+        self
+    }
+
+    /// Deletes files whose whole day is older than this (`None`: keep forever). Keep it longer than the
+    /// longest budget period, or restarts forget spend.
+    pub fn with_max_age(mut self, max_age: Option<Duration>) -> Self {
+        self.max_age = max_age;
+        self
+    }
+
+    /// Deletes the oldest files while the journal is larger than this (`None`: no limit).
+    pub fn with_max_total_bytes(mut self, bytes: Option<u64>) -> Self {
+        self.max_total_bytes = bytes;
+        self
+    }
+
+    /// Sets how many records may wait for the writer (at least 1); more are dropped and counted.
+    pub fn with_queue_capacity(mut self, records: usize) -> Self {
+        self.queue_capacity = records.max(1);
+        self
+    }
+
+    /// Whether the meter replays the journal when built (default true).
+    pub fn with_replay(mut self, replay: bool) -> Self {
+        self.replay = replay;
+        self
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// Why a journal line was not replayed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "reason")]
+pub enum SkipReason {
+    /// The file's last line is incomplete: the writing process died mid-write.
+    TornTail,
+    /// The line is not a journal record (a torn line that later writes were appended after, or damage).
+    Corrupt {
+        /// What the parser said.
+        message: String,
+    },
+    /// The line was written by a newer tokenmeter.
+    UnsupportedVersion {
+        /// Its schema version.
+        version: u32,
+    },
+    /// The file could not be read.
+    Unreadable {
+        /// The I/O error.
+        message: String,
+    },
+}
+
+/// One line replay skipped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedLine {
+    /// The file.
+    pub path: PathBuf,
+    /// 1-based line number (0 for a whole unreadable file).
+    pub line: u64,
+    /// Why.
+    pub reason: SkipReason,
+}
+
+/// What replay found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplayReport {
+    /// Journal files read.
+    pub files: u64,
+    /// Records replayed.
+    pub records: u64,
+    /// Lines skipped.
+    pub skipped_lines: u64,
+    /// The first [`MAX_REPORTED_SKIPS`](ReplayReport::MAX_REPORTED_SKIPS) skipped lines, in file order.
+    pub skipped: Vec<SkippedLine>,
+}
+
+impl ReplayReport {
+    /// The most skipped lines listed individually.
+    pub const MAX_REPORTED_SKIPS: usize = 100;
+}
+
+/// The journal's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalStats {
+    /// Records queued for writing.
+    pub enqueued: u64,
+    /// Records dropped because the queue was full (or the writer had stopped).
+    pub dropped: u64,
+    /// Records written (handed to the OS).
+    pub written: u64,
+    /// Records known to be on disk (after an `fsync`). With [`FsyncPolicy::EveryRecord`], the records the
+    /// journal has acknowledged.
+    pub synced: u64,
+    /// Failed writes or syncs.
+    pub write_errors: u64,
+    /// Records lost to failed writes.
+    pub failed_records: u64,
+    /// Files deleted by retention.
+    pub files_removed: u64,
+    /// The last write error, if any.
+    pub last_error: Option<String>,
+    /// What replay found at start.
+    pub replay: ReplayReport,
+}
+
+/// Errors opening or flushing the journal.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// The journal directory cannot be created, read or written.
+    #[error("cannot use journal directory {}: {source} (check that it exists or can be created, and is writable)", .path.display())]
+    Io {
+        /// The directory or file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The writer thread could not be started.
+    #[error("cannot start the journal writer thread: {0}")]
+    Spawn(std::io::Error),
+    /// A write or sync failed since the last flush (the records are counted in
+    /// [`JournalStats::failed_records`]).
+    #[error("journal write failed: {0} (see JournalStats::failed_records)")]
+    Write(String),
+    /// The writer thread is gone; records are being dropped.
+    #[error("the journal writer thread has stopped; records are not being written")]
+    Stopped,
+}
+
+// === impl TokenMeterBuilder ===
+
+impl TokenMeterBuilder {
+    /// Journals every call record to a directory and replays it when the meter is built (see
+    /// [`crate::journal`]). Use [`try_build`](TokenMeterBuilder::try_build) to get an error when the directory
+    /// is unusable; [`build`](TokenMeterBuilder::build) then logs the error and builds a meter without a journal.
+    pub fn with_journal(mut self, config: JournalConfig) -> Self {
+        self.journal_config = Some(config);
+        self
+    }
+}
+
+// === impl TokenMeter ===
+
+impl TokenMeter {
+    /// The journal's counters, or `None` without a journal.
+    pub fn journal_stats(&self) -> Option<JournalStats> {
+        self.inner.journal.get().map(JournalWriter::stats)
+    }
+
+    /// Waits until every record recorded before this call is written and synced to disk, whatever the
+    /// [`FsyncPolicy`]. Returns at once without a journal. Blocks the calling thread (never call it from
+    /// a record sink or alert callback).
+    pub fn flush(&self) -> Result<(), JournalError> {
+        match self.inner.journal.get() {
+            Some(writer) => writer.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Opens the journal for a just-built meter: applies retention, replays the files into the meter, then starts
+/// the writer.
+pub(crate) fn attach(meter: &TokenMeter, config: JournalConfig) -> Result<(), JournalError> {
+    let dir = config.dir.clone();
+    let io = |source| JournalError::Io { path: dir.clone(), source };
+    std::fs::create_dir_all(&dir).map_err(io)?;
+    // Surfaces a read-only or foreign directory now rather than on the first write.
+    let probe = dir.join(format!(".tokenmeter-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(io)?;
+    let _ = std::fs::remove_file(&probe);
+
+    let now = meter.inner.clock.now();
+    let files_removed = files::enforce_retention(&dir, now, config.max_age, config.max_total_bytes).map_err(io)?;
+    let report = if config.replay {
+        replay::replay(&dir, |record| meter.inner.replay_call(&record)).map_err(io)?
+    } else {
+        ReplayReport::default()
+    };
+    if report.skipped_lines > 0 {
+        let first = report.skipped.first();
+        tracing::warn!(
+            target: "tokenmeter::journal",
+            dir = %dir.display(),
+            skipped_lines = report.skipped_lines,
+            first_path = first.map(|s| s.path.display().to_string()),
+            first_line = first.map(|s| s.line),
+            first_reason = first.map(|s| format!("{:?}", s.reason)),
+            "journal replay skipped unreadable lines"
+        );
+    }
+    let writer = JournalWriter::start(config, meter.inner.clock.clone(), report, files_removed)?;
+    // `attach` runs once, inside `build`; a second writer would only be dropped.
+    let _ = meter.inner.journal.set(writer);
+    Ok(())
+}

@@ -1,0 +1,103 @@
+//! Reading the journal back.
+
+use std::fs::{File, TryLockError};
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use super::files;
+use super::{ReplayReport, SCHEMA_VERSION, SkipReason, SkippedLine};
+use crate::record::CallRecord;
+
+/// How long replay waits for a writer's lock on a file.
+const LOCK_PATIENCE: Duration = Duration::from_secs(2);
+const LOCK_RETRY: Duration = Duration::from_millis(5);
+
+#[derive(Deserialize)]
+struct Line {
+    v: u32,
+    #[serde(default)]
+    call: Option<CallRecord>,
+}
+
+#[derive(Deserialize)]
+struct VersionOnly {
+    v: u32,
+}
+
+/// Reads every journal file in `dir`, oldest first, handing each record to `each`. Only listing the
+/// directory can fail; unreadable files and lines are skipped and reported.
+pub(super) fn replay(dir: &Path, mut each: impl FnMut(CallRecord)) -> std::io::Result<ReplayReport> {
+    let mut report = ReplayReport::default();
+    for file in files::list(dir)? {
+        report.files += 1;
+        if let Err(e) = replay_file(&file.path, &mut report, &mut each) {
+            skip(&mut report, &file.path, 0, SkipReason::Unreadable { message: e.to_string() });
+        }
+    }
+    Ok(report)
+}
+
+fn skip(report: &mut ReplayReport, path: &Path, line: u64, reason: SkipReason) {
+    report.skipped_lines += 1;
+    if report.skipped.len() < ReplayReport::MAX_REPORTED_SKIPS {
+        report.skipped.push(SkippedLine { path: path.to_owned(), line, reason });
+    }
+}
+
+fn replay_file(path: &Path, report: &mut ReplayReport, each: &mut impl FnMut(CallRecord)) -> std::io::Result<()> {
+    let file = File::open(path)?;
+    // Writers hold the exclusive lock for a whole batch, so the length seen under the shared lock ends at a
+    // batch boundary: a line still being written by a live process is not mistaken for a torn one. A lock
+    // held far longer than a batch takes (a stalled process) is not waited for.
+    let deadline = Instant::now() + LOCK_PATIENCE;
+    let len = loop {
+        match file.try_lock_shared() {
+            Ok(()) => {
+                let len = file.metadata()?.len();
+                let _ = file.unlock();
+                break len;
+            }
+            Err(TryLockError::WouldBlock) if Instant::now() < deadline => std::thread::sleep(LOCK_RETRY),
+            Err(_) => break file.metadata()?.len(),
+        }
+    };
+    let mut reader = BufReader::with_capacity(1 << 16, file.take(len));
+    let mut buf = Vec::with_capacity(1024);
+    let mut line_no = 0u64;
+    loop {
+        buf.clear();
+        if reader.read_until(b'\n', &mut buf)? == 0 {
+            break;
+        }
+        line_no += 1;
+        let complete = buf.last() == Some(&b'\n');
+        let text = buf.strip_suffix(b"\n").unwrap_or(&buf);
+        if text.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice::<Line>(text) {
+            Ok(Line { v, .. }) if v > SCHEMA_VERSION => {
+                skip(report, path, line_no, SkipReason::UnsupportedVersion { version: v });
+            }
+            Ok(Line { call: Some(record), .. }) => {
+                report.records += 1;
+                each(record);
+            }
+            Ok(Line { call: None, .. }) => {
+                skip(report, path, line_no, SkipReason::Corrupt { message: "no `call` in the line".into() });
+            }
+            Err(e) => {
+                let reason = match serde_json::from_slice::<VersionOnly>(text) {
+                    Ok(VersionOnly { v }) if v > SCHEMA_VERSION => SkipReason::UnsupportedVersion { version: v },
+                    _ if !complete => SkipReason::TornTail,
+                    _ => SkipReason::Corrupt { message: e.to_string() },
+                };
+                skip(report, path, line_no, reason);
+            }
+        }
+    }
+    Ok(())
+}

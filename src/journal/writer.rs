@@ -1,0 +1,381 @@
+//! The journal's writer thread and the recording side of its queue.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use parking_lot::Mutex;
+use serde::Serialize;
+
+use super::{FsyncPolicy, JournalConfig, JournalError, JournalStats, ReplayReport, SCHEMA_VERSION, files};
+use crate::clock::Clock;
+use crate::record::CallRecord;
+
+/// Records taken off the queue per batch at most.
+const MAX_BATCH: usize = 1024;
+/// Files kept open at once (today's and yesterday's, usually).
+const MAX_OPEN_FILES: usize = 2;
+/// How often retention runs.
+const RETENTION_EVERY: Duration = Duration::from_secs(3_600);
+
+// Boxing the record would cost an allocation per call on the recording thread; flushes are rare.
+#[allow(clippy::large_enum_variant)]
+enum Command {
+    Call(CallRecord),
+    Flush(SyncSender<Result<(), String>>),
+}
+
+#[derive(Serialize)]
+struct LineOut<'a> {
+    v: u32,
+    call: &'a CallRecord,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    enqueued: AtomicU64,
+    dropped: AtomicU64,
+    written: AtomicU64,
+    synced: AtomicU64,
+    write_errors: AtomicU64,
+    failed_records: AtomicU64,
+    files_removed: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+/// The meter's end of the journal.
+pub(crate) struct JournalWriter {
+    tx: Option<SyncSender<Command>>,
+    thread: Option<JoinHandle<()>>,
+    counters: Arc<Counters>,
+    replay: ReplayReport,
+}
+
+impl std::fmt::Debug for JournalWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JournalWriter").field("stats", &self.stats()).finish_non_exhaustive()
+    }
+}
+
+impl JournalWriter {
+    pub(super) fn start(
+        config: JournalConfig,
+        clock: Arc<dyn Clock>,
+        replay: ReplayReport,
+        files_removed: u64,
+    ) -> Result<Self, JournalError> {
+        let (tx, rx) = sync_channel(config.queue_capacity);
+        let counters = Arc::new(Counters::default());
+        counters.files_removed.store(files_removed, Ordering::Relaxed);
+        let mut thread = WriterThread {
+            dir: config.dir.clone(),
+            config,
+            clock,
+            counters: counters.clone(),
+            open: Vec::new(),
+            batch: Vec::new(),
+            waiters: Vec::new(),
+            unsynced: 0,
+            dirty: false,
+            batch_error: None,
+            last_sync: Instant::now(),
+            last_retention: Instant::now(),
+        };
+        let handle = std::thread::Builder::new()
+            .name("tokenmeter-journal".into())
+            .spawn(move || thread.run(rx))
+            .map_err(JournalError::Spawn)?;
+        Ok(JournalWriter { tx: Some(tx), thread: Some(handle), counters, replay })
+    }
+
+    /// Queues a copy of `record`; never blocks. A full queue drops it (counted).
+    pub(crate) fn append(&self, record: &CallRecord) {
+        let Some(tx) = &self.tx else { return };
+        match tx.try_send(Command::Call(record.clone())) {
+            Ok(()) => self.counters.enqueued.fetch_add(1, Ordering::Relaxed),
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed)
+            }
+        };
+    }
+
+    pub(super) fn flush(&self) -> Result<(), JournalError> {
+        let tx = self.tx.as_ref().ok_or(JournalError::Stopped)?;
+        let (reply_tx, reply_rx) = sync_channel(1);
+        tx.send(Command::Flush(reply_tx)).map_err(|_| JournalError::Stopped)?;
+        match reply_rx.recv() {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(JournalError::Write(message)),
+            Err(_) => Err(JournalError::Stopped),
+        }
+    }
+
+    pub(super) fn stats(&self) -> JournalStats {
+        let c = &self.counters;
+        JournalStats {
+            enqueued: c.enqueued.load(Ordering::Relaxed),
+            dropped: c.dropped.load(Ordering::Relaxed),
+            written: c.written.load(Ordering::Relaxed),
+            synced: c.synced.load(Ordering::Relaxed),
+            write_errors: c.write_errors.load(Ordering::Relaxed),
+            failed_records: c.failed_records.load(Ordering::Relaxed),
+            files_removed: c.files_removed.load(Ordering::Relaxed),
+            last_error: c.last_error.lock().clone(),
+            replay: self.replay.clone(),
+        }
+    }
+}
+
+impl Drop for JournalWriter {
+    /// Closes the queue and waits for the writer to write and sync what it holds.
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(handle) = self.thread.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Lines of one UTC day waiting to be written.
+struct DayBatch {
+    day: NaiveDate,
+    bytes: Vec<u8>,
+    records: u64,
+}
+
+struct WriterThread {
+    dir: PathBuf,
+    config: JournalConfig,
+    clock: Arc<dyn Clock>,
+    counters: Arc<Counters>,
+    open: Vec<(NaiveDate, File)>,
+    batch: Vec<DayBatch>,
+    waiters: Vec<SyncSender<Result<(), String>>>,
+    /// Records written since the last sync.
+    unsynced: u64,
+    dirty: bool,
+    /// The first error of the current batch, for flush waiters.
+    batch_error: Option<String>,
+    last_sync: Instant,
+    last_retention: Instant,
+}
+
+impl WriterThread {
+    fn run(&mut self, rx: Receiver<Command>) {
+        loop {
+            match rx.recv_timeout(self.next_wakeup()) {
+                Ok(command) => {
+                    self.take(command);
+                    let mut taken = 1;
+                    while taken < MAX_BATCH {
+                        match rx.try_recv() {
+                            Ok(command) => self.take(command),
+                            Err(_) => break,
+                        }
+                        taken += 1;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            self.write_batch();
+            self.after_batch();
+        }
+        self.write_batch();
+        self.sync_all();
+    }
+
+    fn next_wakeup(&self) -> Duration {
+        let retention = RETENTION_EVERY.saturating_sub(self.last_retention.elapsed());
+        match self.config.fsync {
+            FsyncPolicy::Interval(every) if self.dirty => every.saturating_sub(self.last_sync.elapsed()).min(retention),
+            _ => retention,
+        }
+    }
+
+    fn take(&mut self, command: Command) {
+        match command {
+            Command::Call(record) => {
+                let day = record.timestamp.date_naive();
+                let idx = match self.batch.iter().position(|b| b.day == day) {
+                    Some(i) => i,
+                    None => {
+                        self.batch.push(DayBatch { day, bytes: Vec::with_capacity(4096), records: 0 });
+                        self.batch.len() - 1
+                    }
+                };
+                let batch = &mut self.batch[idx];
+                let start = batch.bytes.len();
+                match serde_json::to_writer(&mut batch.bytes, &LineOut { v: SCHEMA_VERSION, call: &record }) {
+                    Ok(()) => {
+                        batch.bytes.push(b'\n');
+                        batch.records += 1;
+                    }
+                    Err(e) => {
+                        batch.bytes.truncate(start);
+                        self.fail(1, format!("cannot serialize a call record: {e}"));
+                    }
+                }
+            }
+            Command::Flush(reply) => self.waiters.push(reply),
+        }
+    }
+
+    /// Writes the pending lines, one locked append per day file.
+    fn write_batch(&mut self) {
+        for batch in std::mem::take(&mut self.batch) {
+            if batch.records == 0 {
+                continue;
+            }
+            let path = files::path_for(&self.dir, batch.day);
+            let result = self.file(batch.day, &path).and_then(|file| append_locked(file, &batch.bytes));
+            match result {
+                Ok(()) => {
+                    self.counters.written.fetch_add(batch.records, Ordering::Relaxed);
+                    self.unsynced += batch.records;
+                    self.dirty = true;
+                }
+                Err(e) => {
+                    // Reopen next time: the file may have been deleted or the handle broken.
+                    self.open.retain(|(d, _)| *d != batch.day);
+                    self.fail(batch.records, format!("cannot append to {}: {e}", path.display()));
+                }
+            }
+        }
+    }
+
+    /// Syncs per policy, answers flush waiters, runs retention when due.
+    fn after_batch(&mut self) {
+        let sync_due = match self.config.fsync {
+            FsyncPolicy::EveryRecord => true,
+            FsyncPolicy::Interval(every) => self.last_sync.elapsed() >= every,
+            FsyncPolicy::Never => false,
+        };
+        if !self.waiters.is_empty() || (self.dirty && sync_due) {
+            self.sync_all();
+        }
+        let outcome = match self.batch_error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        };
+        for waiter in self.waiters.drain(..) {
+            let _ = waiter.send(outcome.clone());
+        }
+        if self.last_retention.elapsed() >= RETENTION_EVERY {
+            self.last_retention = Instant::now();
+            match files::enforce_retention(
+                &self.dir,
+                self.clock.now(),
+                self.config.max_age,
+                self.config.max_total_bytes,
+            ) {
+                Ok(n) => {
+                    self.counters.files_removed.fetch_add(n, Ordering::Relaxed);
+                    // Deleted files may still be open here.
+                    self.open.retain(|(_, f)| f.metadata().is_ok_and(|m| m.nlink_or_one() > 0));
+                }
+                Err(e) => {
+                    tracing::warn!(target: "tokenmeter::journal", error = %e, "journal retention failed");
+                }
+            }
+        }
+    }
+
+    fn sync_all(&mut self) {
+        self.last_sync = Instant::now();
+        if !self.dirty {
+            return;
+        }
+        let mut failed = None;
+        for (_, file) in &self.open {
+            if let Err(e) = file.sync_data() {
+                failed = Some(e);
+            }
+        }
+        match failed {
+            None => {
+                self.counters.synced.fetch_add(self.unsynced, Ordering::Relaxed);
+            }
+            Some(e) => {
+                // The data may or may not be on disk; it is not acknowledged.
+                self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+                self.note_error(format!("cannot sync the journal: {e}"));
+            }
+        }
+        self.unsynced = 0;
+        self.dirty = false;
+    }
+
+    fn file(&mut self, day: NaiveDate, path: &Path) -> std::io::Result<&File> {
+        if let Some(i) = self.open.iter().position(|(d, _)| *d == day) {
+            return Ok(&self.open[i].1);
+        }
+        let file = OpenOptions::new().read(true).append(true).create(true).open(path)?;
+        if self.open.len() >= MAX_OPEN_FILES {
+            // Records of an older day are rare (calls that started before midnight): close the oldest.
+            if let Some(oldest) = self.open.iter().enumerate().min_by_key(|(_, (d, _))| *d).map(|(i, _)| i) {
+                // Anything written to it is synced before it is closed.
+                let (_, f) = self.open.remove(oldest);
+                let _ = f.sync_data();
+            }
+        }
+        self.open.push((day, file));
+        Ok(&self.open[self.open.len() - 1].1)
+    }
+
+    fn fail(&mut self, records: u64, message: String) {
+        self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+        self.counters.failed_records.fetch_add(records, Ordering::Relaxed);
+        self.note_error(message);
+    }
+
+    fn note_error(&mut self, message: String) {
+        let first = self.counters.last_error.lock().replace(message.clone()).is_none();
+        if first || self.batch_error.is_none() {
+            tracing::warn!(target: "tokenmeter::journal", error = %message, "journal write failed");
+        }
+        self.batch_error.get_or_insert(message);
+    }
+}
+
+/// Appends whole lines under an exclusive advisory lock, ending a torn line a dead writer left first.
+fn append_locked(file: &File, bytes: &[u8]) -> std::io::Result<()> {
+    file.lock()?;
+    let result = (|| {
+        let len = file.metadata()?.len();
+        if len > 0 {
+            let mut last = [0u8; 1];
+            let mut reader = file;
+            reader.seek(SeekFrom::Start(len - 1))?;
+            reader.read_exact(&mut last)?;
+            if last[0] != b'\n' {
+                (&*file).write_all(b"\n")?;
+            }
+        }
+        (&*file).write_all(bytes)
+    })();
+    let _ = file.unlock();
+    result
+}
+
+/// Link count where the platform has one.
+trait LinkCount {
+    fn nlink_or_one(&self) -> u64;
+}
+
+impl LinkCount for std::fs::Metadata {
+    #[cfg(unix)]
+    fn nlink_or_one(&self) -> u64 {
+        std::os::unix::fs::MetadataExt::nlink(self)
+    }
+    #[cfg(not(unix))]
+    fn nlink_or_one(&self) -> u64 {
+        1
+    }
+}

@@ -1,0 +1,327 @@
+//! The aggregates a bucket keeps per series: sums only, so merging is addition and reports are computed at
+//! query time.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use hdrhistogram::Histogram;
+use rustc_hash::FxHasher;
+
+use crate::pricing::Money;
+use crate::record::TokenUsage;
+
+/// The key standing for every value past a cardinality cap.
+pub(crate) const OTHER: &str = "(other)";
+
+/// Plain sums over calls and tasks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Core {
+    pub(crate) calls: u64,
+    pub(crate) unmetered_calls: u64,
+    pub(crate) failed_calls: u64,
+    pub(crate) unpriced_calls: u64,
+    /// Tokens of the unpriced calls.
+    pub(crate) unpriced_tokens: u64,
+    /// Metered calls that read from the prompt cache.
+    pub(crate) cache_hit_calls: u64,
+    pub(crate) tokens: TokenUsage,
+    pub(crate) cost: Money,
+    pub(crate) cache_savings: Money,
+    /// Cost of calls that ended in an error.
+    pub(crate) failed_cost: Money,
+    /// Tokens of calls that ended in an error.
+    pub(crate) failed_tokens: u64,
+    pub(crate) duration_us: u64,
+    pub(crate) tasks: u64,
+    pub(crate) failed_tasks: u64,
+    pub(crate) task_tokens: u64,
+    pub(crate) task_cost: Money,
+    pub(crate) failed_task_cost: Money,
+    /// Prompt tokens that repeated the previous turn of the same session (a cacheable prefix).
+    pub(crate) reusable_tokens: u64,
+    /// Of those, tokens served from the cache.
+    pub(crate) reused_tokens: u64,
+}
+
+impl Core {
+    pub(crate) fn add(&mut self, o: &Core) {
+        self.calls += o.calls;
+        self.unmetered_calls += o.unmetered_calls;
+        self.failed_calls += o.failed_calls;
+        self.unpriced_calls += o.unpriced_calls;
+        self.unpriced_tokens = self.unpriced_tokens.saturating_add(o.unpriced_tokens);
+        self.cache_hit_calls += o.cache_hit_calls;
+        self.tokens.add(&o.tokens);
+        self.cost += o.cost;
+        self.cache_savings += o.cache_savings;
+        self.failed_cost += o.failed_cost;
+        self.failed_tokens = self.failed_tokens.saturating_add(o.failed_tokens);
+        self.duration_us = self.duration_us.saturating_add(o.duration_us);
+        self.tasks += o.tasks;
+        self.failed_tasks += o.failed_tasks;
+        self.task_tokens = self.task_tokens.saturating_add(o.task_tokens);
+        self.task_cost += o.task_cost;
+        self.failed_task_cost += o.failed_task_cost;
+        self.reusable_tokens = self.reusable_tokens.saturating_add(o.reusable_tokens);
+        self.reused_tokens = self.reused_tokens.saturating_add(o.reused_tokens);
+    }
+
+    /// Metered calls.
+    pub(crate) fn metered_calls(&self) -> u64 {
+        self.calls - self.unmetered_calls.min(self.calls)
+    }
+}
+
+/// What calls could have cost done differently: each pair is (what was paid, what the alternative would have
+/// cost), priced per call at ingest from the price book.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Opportunities {
+    /// Calls whose cacheable prefix was sent uncached (at least the minimum cacheable size).
+    pub(crate) cache_calls: u64,
+    pub(crate) cache_missed_tokens: u64,
+    /// What reading the missed prefix from the cache would have saved.
+    pub(crate) cache_gain: Money,
+    /// What writing that prefix to the cache would have added.
+    pub(crate) cache_write_premium: Money,
+    /// Small calls on a premium model.
+    pub(crate) small_premium_calls: u64,
+    pub(crate) small_premium_tokens: u64,
+    pub(crate) small_premium_cost: Money,
+    pub(crate) small_premium_at_target: Money,
+    /// Non-interactive calls at standard (non-batch) rates.
+    pub(crate) batch_calls: u64,
+    pub(crate) batch_tokens: u64,
+    pub(crate) batch_cost: Money,
+    pub(crate) batch_at_batch: Money,
+    /// Calls billed at long-context rates with a prompt just over the line.
+    pub(crate) long_ctx_calls: u64,
+    pub(crate) long_ctx_tokens: u64,
+    pub(crate) long_ctx_cost: Money,
+    pub(crate) long_ctx_at_standard: Money,
+    /// Cache writes that expired unread.
+    pub(crate) unread_writes: u64,
+    pub(crate) unread_write_tokens: u64,
+    /// The write premium paid for them (write rate minus input rate).
+    pub(crate) unread_write_premium: Money,
+}
+
+impl Opportunities {
+    pub(crate) fn add(&mut self, o: &Opportunities) {
+        self.cache_calls += o.cache_calls;
+        self.cache_missed_tokens = self.cache_missed_tokens.saturating_add(o.cache_missed_tokens);
+        self.cache_gain += o.cache_gain;
+        self.cache_write_premium += o.cache_write_premium;
+        self.small_premium_calls += o.small_premium_calls;
+        self.small_premium_tokens = self.small_premium_tokens.saturating_add(o.small_premium_tokens);
+        self.small_premium_cost += o.small_premium_cost;
+        self.small_premium_at_target += o.small_premium_at_target;
+        self.batch_calls += o.batch_calls;
+        self.batch_tokens = self.batch_tokens.saturating_add(o.batch_tokens);
+        self.batch_cost += o.batch_cost;
+        self.batch_at_batch += o.batch_at_batch;
+        self.long_ctx_calls += o.long_ctx_calls;
+        self.long_ctx_tokens = self.long_ctx_tokens.saturating_add(o.long_ctx_tokens);
+        self.long_ctx_cost += o.long_ctx_cost;
+        self.long_ctx_at_standard += o.long_ctx_at_standard;
+        self.unread_writes += o.unread_writes;
+        self.unread_write_tokens = self.unread_write_tokens.saturating_add(o.unread_write_tokens);
+        self.unread_write_premium += o.unread_write_premium;
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        *self == Opportunities::default()
+    }
+}
+
+/// The sums of one series in one bucket. Opportunities are boxed and allocated only when a call had one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Agg {
+    pub(crate) core: Core,
+    pub(crate) opp: Option<Box<Opportunities>>,
+}
+
+impl Agg {
+    pub(crate) fn add(&mut self, core: &Core, opp: Option<&Opportunities>) {
+        self.core.add(core);
+        if let Some(o) = opp {
+            self.opp.get_or_insert_with(Default::default).add(o);
+        }
+    }
+
+    pub(crate) fn merge(&mut self, other: &Agg) {
+        self.add(&other.core, other.opp.as_deref());
+    }
+
+    /// The opportunities, zero when none were recorded.
+    pub(crate) fn opportunities(&self) -> Opportunities {
+        self.opp.as_deref().copied().unwrap_or_default()
+    }
+}
+
+/// Tool executions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ToolAgg {
+    pub(crate) invocations: u64,
+    pub(crate) errors: u64,
+    pub(crate) duration_us: u64,
+}
+
+impl ToolAgg {
+    pub(crate) fn add(&mut self, o: &ToolAgg) {
+        self.invocations += o.invocations;
+        self.errors += o.errors;
+        self.duration_us = self.duration_us.saturating_add(o.duration_us);
+    }
+}
+
+/// The low-cardinality dimensions that together key a compound series, so any combination of them can be
+/// filtered and grouped exactly.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub(crate) struct SeriesKey {
+    pub(crate) model: Option<Arc<str>>,
+    pub(crate) provider: Option<Arc<str>>,
+    pub(crate) project: Option<Arc<str>>,
+    pub(crate) agent: Option<Arc<str>>,
+    pub(crate) operation: Option<Arc<str>>,
+    pub(crate) task: Option<Arc<str>>,
+    pub(crate) tenant: Option<Arc<str>>,
+}
+
+/// Borrowed form of a [`SeriesKey`], for lookups that must not clone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct SeriesRef<'a> {
+    pub(crate) model: Option<&'a str>,
+    pub(crate) provider: Option<&'a str>,
+    pub(crate) project: Option<&'a str>,
+    pub(crate) agent: Option<&'a str>,
+    pub(crate) operation: Option<&'a str>,
+    pub(crate) task: Option<&'a str>,
+    pub(crate) tenant: Option<&'a str>,
+}
+
+fn hash_opt(h: &mut FxHasher, v: Option<&str>) {
+    match v {
+        None => h.write_u8(0),
+        Some(s) => {
+            h.write_u8(1);
+            s.hash(h);
+        }
+    }
+}
+
+impl<'a> SeriesRef<'a> {
+    pub(crate) fn hash64(&self) -> u64 {
+        let mut h = FxHasher::default();
+        for v in self.fields() {
+            hash_opt(&mut h, v);
+        }
+        h.finish()
+    }
+
+    fn fields(&self) -> [Option<&str>; 7] {
+        [self.model, self.provider, self.project, self.agent, self.operation, self.task, self.tenant]
+    }
+
+    /// The key past the cap: model and provider kept (so per-model figures stay exact), the rest folded.
+    pub(crate) fn partial_overflow(self) -> SeriesRef<'a> {
+        SeriesRef {
+            model: self.model,
+            provider: self.provider,
+            project: Some(OTHER),
+            agent: Some(OTHER),
+            operation: Some(OTHER),
+            task: Some(OTHER),
+            tenant: Some(OTHER),
+        }
+    }
+}
+
+impl SeriesKey {
+    pub(crate) fn as_ref(&self) -> SeriesRef<'_> {
+        SeriesRef {
+            model: self.model.as_deref(),
+            provider: self.provider.as_deref(),
+            project: self.project.as_deref(),
+            agent: self.agent.as_deref(),
+            operation: self.operation.as_deref(),
+            task: self.task.as_deref(),
+            tenant: self.tenant.as_deref(),
+        }
+    }
+}
+
+/// Hash of a (project, session) pair.
+pub(crate) fn pair_hash(project: Option<&str>, session: &str) -> u64 {
+    let mut h = FxHasher::default();
+    hash_opt(&mut h, project);
+    session.hash(&mut h);
+    h.finish()
+}
+
+/// Clamp for recorded token counts (10 million).
+pub(crate) const MAX_TOKENS_RECORDED: u64 = 10_000_000;
+/// Clamp for recorded durations in milliseconds (about 2.8 hours).
+pub(crate) const MAX_MILLIS_RECORDED: u64 = 10_000_000;
+/// Clamp for recorded output tokens per second.
+pub(crate) const MAX_TPS_RECORDED: u64 = 1_000_000;
+
+/// Distributions per bucket: 2 significant digits (1% value resolution), auto-resizing up to the clamps
+/// above, so one histogram stays under about 18 KiB.
+#[derive(Debug, Clone)]
+pub(crate) struct Histograms {
+    pub(crate) input_tokens: Histogram<u64>,
+    pub(crate) output_tokens: Histogram<u64>,
+    pub(crate) duration_ms: Histogram<u64>,
+    pub(crate) ttft_ms: Histogram<u64>,
+    pub(crate) output_tps: Histogram<u64>,
+}
+
+impl Histograms {
+    /// Empty histograms (`None` only if hdrhistogram rejected its own valid configuration).
+    pub(crate) fn new() -> Option<Self> {
+        Some(Histograms {
+            input_tokens: Histogram::new(2).ok()?,
+            output_tokens: Histogram::new(2).ok()?,
+            duration_ms: Histogram::new(2).ok()?,
+            ttft_ms: Histogram::new(2).ok()?,
+            output_tps: Histogram::new(2).ok()?,
+        })
+    }
+
+    pub(crate) fn merge(&mut self, o: &Histograms) {
+        let _ = self.input_tokens.add(&o.input_tokens);
+        let _ = self.output_tokens.add(&o.output_tokens);
+        let _ = self.duration_ms.add(&o.duration_ms);
+        let _ = self.ttft_ms.add(&o.ttft_ms);
+        let _ = self.output_tps.add(&o.output_tps);
+    }
+}
+
+/// One call's sample for the distributions.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Sample {
+    /// Prompt tokens (uncached input, cache reads and writes), when metered.
+    pub(crate) input_tokens: Option<u64>,
+    pub(crate) output_tokens: Option<u64>,
+    pub(crate) duration_ms: u64,
+    pub(crate) ttft_ms: Option<u64>,
+    pub(crate) output_tps: Option<u64>,
+}
+
+impl Histograms {
+    pub(crate) fn record(&mut self, s: &Sample) {
+        if let Some(v) = s.input_tokens {
+            let _ = self.input_tokens.record(v.min(MAX_TOKENS_RECORDED));
+        }
+        if let Some(v) = s.output_tokens {
+            let _ = self.output_tokens.record(v.min(MAX_TOKENS_RECORDED));
+        }
+        let _ = self.duration_ms.record(s.duration_ms.min(MAX_MILLIS_RECORDED));
+        if let Some(v) = s.ttft_ms {
+            let _ = self.ttft_ms.record(v.min(MAX_MILLIS_RECORDED));
+        }
+        if let Some(v) = s.output_tps {
+            let _ = self.output_tps.record(v.min(MAX_TPS_RECORDED));
+        }
+    }
+}

@@ -1,0 +1,450 @@
+//! One time bucket: totals, compound series, the high-cardinality maps, tools and distributions, each map
+//! with a cardinality cap and an overflow entry.
+
+use std::sync::{Arc, LazyLock};
+
+use rustc_hash::FxHashMap as HashMap;
+
+use super::agg::{Agg, Core, Histograms, OTHER, Opportunities, Sample, SeriesKey, SeriesRef, ToolAgg, pair_hash};
+
+/// Storage tiers, finest first. A bucket's tier sets its width and its caps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Tier {
+    Minute,
+    Hour,
+    Day,
+    Month,
+    Archive,
+}
+
+/// Cardinality caps of one bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Caps {
+    pub(crate) series: usize,
+    pub(crate) sessions: usize,
+    pub(crate) users: usize,
+    pub(crate) project_sessions: usize,
+    pub(crate) tools: usize,
+}
+
+impl Caps {
+    /// Most entries a bucket with these caps can hold, overflow entries included.
+    pub(crate) fn max_entries(&self) -> usize {
+        self.series
+            + OVERFLOW_RESERVE
+            + 1
+            + self.sessions
+            + 1
+            + self.users
+            + 1
+            + self.project_sessions
+            + OVERFLOW_RESERVE
+            + 1
+            + self.tools
+            + 1
+    }
+}
+
+impl Tier {
+    /// The caps of a bucket of this tier (documented in the module docs).
+    pub(crate) const fn caps(self) -> Caps {
+        match self {
+            Tier::Minute => Caps { series: 128, sessions: 128, users: 128, project_sessions: 128, tools: 64 },
+            Tier::Hour => Caps { series: 256, sessions: 256, users: 256, project_sessions: 256, tools: 128 },
+            Tier::Day => Caps { series: 512, sessions: 512, users: 512, project_sessions: 512, tools: 128 },
+            Tier::Month | Tier::Archive => {
+                Caps { series: 1024, sessions: 1024, users: 1024, project_sessions: 1024, tools: 256 }
+            }
+        }
+    }
+}
+
+/// Slots past the series (and project>session) cap kept for the per-model (per-project) overflow keys.
+pub(crate) const OVERFLOW_RESERVE: usize = 64;
+
+static OTHER_ARC: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from(OTHER));
+
+pub(crate) fn other() -> Arc<str> {
+    OTHER_ARC.clone()
+}
+
+/// The dimension values of one record, borrowed from it.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Keys<'a> {
+    pub(crate) model: Option<&'a Arc<str>>,
+    pub(crate) provider: Option<&'a Arc<str>>,
+    pub(crate) project: Option<&'a Arc<str>>,
+    pub(crate) agent: Option<&'a Arc<str>>,
+    pub(crate) operation: Option<&'a Arc<str>>,
+    pub(crate) task: Option<&'a Arc<str>>,
+    pub(crate) tenant: Option<&'a Arc<str>>,
+    pub(crate) session: Option<&'a Arc<str>>,
+    pub(crate) user: Option<&'a Arc<str>>,
+}
+
+impl<'a> Keys<'a> {
+    pub(crate) fn series(&self) -> SeriesRef<'a> {
+        SeriesRef {
+            model: self.model.map(|s| &**s),
+            provider: self.provider.map(|s| &**s),
+            project: self.project.map(|s| &**s),
+            agent: self.agent.map(|s| &**s),
+            operation: self.operation.map(|s| &**s),
+            task: self.task.map(|s| &**s),
+            tenant: self.tenant.map(|s| &**s),
+        }
+    }
+
+    fn series_key(&self) -> SeriesKey {
+        SeriesKey {
+            model: self.model.cloned(),
+            provider: self.provider.cloned(),
+            project: self.project.cloned(),
+            agent: self.agent.cloned(),
+            operation: self.operation.cloned(),
+            task: self.task.cloned(),
+            tenant: self.tenant.cloned(),
+        }
+    }
+}
+
+fn partial_key(model: Option<Arc<str>>, provider: Option<Arc<str>>) -> SeriesKey {
+    SeriesKey {
+        model,
+        provider,
+        project: Some(other()),
+        agent: Some(other()),
+        operation: Some(other()),
+        task: Some(other()),
+        tenant: Some(other()),
+    }
+}
+
+fn full_overflow_key() -> SeriesKey {
+    partial_key(Some(other()), Some(other()))
+}
+
+/// A compound series: its key and sums.
+#[derive(Debug, Clone)]
+pub(crate) struct Series {
+    pub(crate) key: SeriesKey,
+    pub(crate) agg: Agg,
+}
+
+/// A (project, session) pair and its sums.
+#[derive(Debug, Clone)]
+pub(crate) struct PairEntry {
+    pub(crate) project: Option<Arc<str>>,
+    pub(crate) session: Arc<str>,
+    pub(crate) agg: Agg,
+}
+
+/// One time bucket.
+#[derive(Debug, Clone)]
+pub(crate) struct Bucket {
+    /// Start, Unix seconds.
+    pub(crate) start: i64,
+    pub(crate) tier: Tier,
+    pub(crate) totals: Agg,
+    pub(crate) series: HashMap<u64, Series>,
+    pub(crate) sessions: HashMap<Arc<str>, Agg>,
+    pub(crate) users: HashMap<Arc<str>, Agg>,
+    pub(crate) project_sessions: HashMap<u64, PairEntry>,
+    pub(crate) tools: HashMap<Arc<str>, ToolAgg>,
+    pub(crate) hist: Option<Box<Histograms>>,
+    /// Additions routed to an overflow entry because a cap was reached.
+    pub(crate) overflowed: u64,
+}
+
+/// Entry counts of a bucket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Entries {
+    pub(crate) series: usize,
+    pub(crate) sessions: usize,
+    pub(crate) users: usize,
+    pub(crate) project_sessions: usize,
+    pub(crate) tools: usize,
+}
+
+impl Entries {
+    pub(crate) fn add(&mut self, o: &Entries) {
+        self.series += o.series;
+        self.sessions += o.sessions;
+        self.users += o.users;
+        self.project_sessions += o.project_sessions;
+        self.tools += o.tools;
+    }
+
+    pub(crate) fn total(&self) -> usize {
+        self.series + self.sessions + self.users + self.project_sessions + self.tools
+    }
+}
+
+fn add_keyed(
+    map: &mut HashMap<Arc<str>, Agg>,
+    key: &Arc<str>,
+    core: &Core,
+    opp: Option<&Opportunities>,
+    cap: usize,
+) -> bool {
+    if let Some(a) = map.get_mut(&**key) {
+        a.add(core, opp);
+        return false;
+    }
+    if map.len() < cap {
+        map.entry(key.clone()).or_default().add(core, opp);
+        return false;
+    }
+    map.entry(other()).or_default().add(core, opp);
+    true
+}
+
+impl Bucket {
+    pub(crate) fn new(start: i64, tier: Tier) -> Self {
+        Bucket {
+            start,
+            tier,
+            totals: Agg::default(),
+            series: HashMap::default(),
+            sessions: HashMap::default(),
+            users: HashMap::default(),
+            project_sessions: HashMap::default(),
+            tools: HashMap::default(),
+            hist: None,
+            overflowed: 0,
+        }
+    }
+
+    /// Adds one record's sums under its keys.
+    pub(crate) fn add(&mut self, keys: &Keys<'_>, core: &Core, opp: Option<&Opportunities>) {
+        let caps = self.tier.caps();
+        self.totals.add(core, opp);
+        let overflow = self.add_series(
+            keys.series(),
+            &|| keys.series_key(),
+            &|| partial_key(keys.model.cloned(), keys.provider.cloned()),
+            core,
+            opp,
+            caps,
+        );
+        self.overflowed += u64::from(overflow);
+        if let Some(session) = keys.session {
+            let o = add_keyed(&mut self.sessions, session, core, opp, caps.sessions);
+            self.overflowed += u64::from(o);
+            let o = self.add_pair(keys.project, session, core, opp, caps);
+            self.overflowed += u64::from(o);
+        }
+        if let Some(user) = keys.user {
+            let o = add_keyed(&mut self.users, user, core, opp, caps.users);
+            self.overflowed += u64::from(o);
+        }
+    }
+
+    /// Adds a call's distribution sample.
+    pub(crate) fn record_sample(&mut self, sample: &Sample) {
+        if self.hist.is_none() {
+            self.hist = Histograms::new().map(Box::new);
+        }
+        if let Some(h) = self.hist.as_deref_mut() {
+            h.record(sample);
+        }
+    }
+
+    /// Adds one tool execution.
+    pub(crate) fn add_tool(&mut self, tool: &Arc<str>, t: &ToolAgg) {
+        let cap = self.tier.caps().tools;
+        if let Some(a) = self.tools.get_mut(&**tool) {
+            a.add(t);
+        } else if self.tools.len() < cap {
+            self.tools.insert(tool.clone(), *t);
+        } else {
+            self.overflowed += 1;
+            self.tools.entry(other()).or_default().add(t);
+        }
+    }
+
+    fn add_series(
+        &mut self,
+        r: SeriesRef<'_>,
+        own: &dyn Fn() -> SeriesKey,
+        partial: &dyn Fn() -> SeriesKey,
+        core: &Core,
+        opp: Option<&Opportunities>,
+        caps: Caps,
+    ) -> bool {
+        let h = r.hash64();
+        let len = self.series.len();
+        match self.series.get_mut(&h) {
+            Some(s) if s.key.as_ref() == r => {
+                s.agg.add(core, opp);
+                return false;
+            }
+            Some(_) => {} // a 64-bit hash collision: the newcomer overflows
+            None if len < caps.series => {
+                let mut agg = Agg::default();
+                agg.add(core, opp);
+                self.series.insert(h, Series { key: own(), agg });
+                return false;
+            }
+            None => {}
+        }
+        let p = r.partial_overflow();
+        let hp = p.hash64();
+        let len = self.series.len();
+        match self.series.get_mut(&hp) {
+            Some(s) if s.key.as_ref() == p => {
+                s.agg.add(core, opp);
+                return true;
+            }
+            Some(_) => {}
+            None if len < caps.series + OVERFLOW_RESERVE => {
+                let mut agg = Agg::default();
+                agg.add(core, opp);
+                self.series.insert(hp, Series { key: partial(), agg });
+                return true;
+            }
+            None => {}
+        }
+        let full = full_overflow_key();
+        let hf = full.as_ref().hash64();
+        self.series.entry(hf).or_insert_with(|| Series { key: full, agg: Agg::default() }).agg.add(core, opp);
+        true
+    }
+
+    fn add_pair(
+        &mut self,
+        project: Option<&Arc<str>>,
+        session: &Arc<str>,
+        core: &Core,
+        opp: Option<&Opportunities>,
+        caps: Caps,
+    ) -> bool {
+        let h = pair_hash(project.map(|p| &**p), session);
+        let len = self.project_sessions.len();
+        match self.project_sessions.get_mut(&h) {
+            Some(e) if e.project.as_deref() == project.map(|p| &**p) && *e.session == **session => {
+                e.agg.add(core, opp);
+                return false;
+            }
+            Some(_) => {}
+            None if len < caps.project_sessions => {
+                let mut agg = Agg::default();
+                agg.add(core, opp);
+                self.project_sessions.insert(h, PairEntry { project: project.cloned(), session: session.clone(), agg });
+                return false;
+            }
+            None => {}
+        }
+        let hp = pair_hash(project.map(|p| &**p), OTHER);
+        let len = self.project_sessions.len();
+        match self.project_sessions.get_mut(&hp) {
+            Some(e) if e.project.as_deref() == project.map(|p| &**p) && &*e.session == OTHER => {
+                e.agg.add(core, opp);
+                return true;
+            }
+            Some(_) => {}
+            None if len < caps.project_sessions + OVERFLOW_RESERVE => {
+                let mut agg = Agg::default();
+                agg.add(core, opp);
+                self.project_sessions.insert(hp, PairEntry { project: project.cloned(), session: other(), agg });
+                return true;
+            }
+            None => {}
+        }
+        let hf = pair_hash(Some(OTHER), OTHER);
+        self.project_sessions
+            .entry(hf)
+            .or_insert_with(|| PairEntry { project: Some(other()), session: other(), agg: Agg::default() })
+            .agg
+            .add(core, opp);
+        true
+    }
+
+    /// Merges `other` (finer or of the same width) into this bucket, under this bucket's caps.
+    pub(crate) fn absorb(&mut self, other: Bucket) {
+        let caps = self.tier.caps();
+        self.totals.merge(&other.totals);
+        let mut overflowed = other.overflowed;
+        for (_, s) in other.series {
+            let key = &s.key;
+            let o = self.add_series(
+                key.as_ref(),
+                &|| key.clone(),
+                &|| partial_key(key.model.clone(), key.provider.clone()),
+                &s.agg.core,
+                s.agg.opp.as_deref(),
+                caps,
+            );
+            overflowed += u64::from(o);
+        }
+        for (k, a) in other.sessions {
+            overflowed += u64::from(add_keyed(&mut self.sessions, &k, &a.core, a.opp.as_deref(), caps.sessions));
+        }
+        for (k, a) in other.users {
+            overflowed += u64::from(add_keyed(&mut self.users, &k, &a.core, a.opp.as_deref(), caps.users));
+        }
+        for (_, e) in other.project_sessions {
+            let o = self.add_pair(e.project.as_ref(), &e.session, &e.agg.core, e.agg.opp.as_deref(), caps);
+            overflowed += u64::from(o);
+        }
+        for (k, t) in other.tools {
+            self.add_tool(&k, &t);
+        }
+        if let Some(h) = other.hist {
+            match self.hist.as_deref_mut() {
+                Some(mine) => mine.merge(&h),
+                None => self.hist = Some(h),
+            }
+        }
+        self.overflowed += overflowed;
+    }
+
+    pub(crate) fn entries(&self) -> Entries {
+        Entries {
+            series: self.series.len(),
+            sessions: self.sessions.len(),
+            users: self.users.len(),
+            project_sessions: self.project_sessions.len(),
+            tools: self.tools.len(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn core(calls: u64) -> Core {
+        Core { calls, ..Core::default() }
+    }
+
+    #[test]
+    fn series_cap_overflows_keeping_model() {
+        let mut b = Bucket::new(0, Tier::Minute);
+        let model: Arc<str> = Arc::from("m");
+        let names: Vec<Arc<str>> = (0..200).map(|i| Arc::from(format!("agent-{i}"))).collect();
+        for n in &names {
+            b.add(&Keys { model: Some(&model), agent: Some(n), ..Keys::default() }, &core(1), None);
+        }
+        assert_eq!(b.totals.core.calls, 200);
+        assert_eq!(b.series.len(), 129);
+        let sum: u64 =
+            b.series.values().filter(|s| s.key.model.as_deref() == Some("m")).map(|s| s.agg.core.calls).sum();
+        assert_eq!(sum, 200, "per-model totals stay exact past the cap");
+        assert_eq!(b.overflowed, 72);
+    }
+
+    #[test]
+    fn session_cap_has_one_overflow_entry() {
+        let mut b = Bucket::new(0, Tier::Minute);
+        let names: Vec<Arc<str>> = (0..300).map(|i| Arc::from(format!("s-{i}"))).collect();
+        for n in &names {
+            b.add(&Keys { session: Some(n), ..Keys::default() }, &core(1), None);
+        }
+        assert_eq!(b.sessions.len(), 129);
+        assert_eq!(b.sessions[OTHER].core.calls, 172);
+        let mut coarse = Bucket::new(0, Tier::Hour);
+        coarse.absorb(b);
+        assert_eq!(coarse.sessions.values().map(|a| a.core.calls).sum::<u64>(), 300);
+    }
+}

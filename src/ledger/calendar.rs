@@ -1,0 +1,164 @@
+//! Calendar arithmetic in the ledger's time zone, on Unix seconds.
+//!
+//! Buckets are aligned to the configured zone's local hours, days, ISO weeks (Monday first) and months, so a
+//! "day" is a local day (23 or 25 hours across a DST change) and grouping by day is exact.
+
+use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, Offset, TimeZone, Timelike, Utc};
+use chrono_tz::Tz;
+
+/// A grain of calendar time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Grain {
+    Hour,
+    Day,
+    Week,
+    Month,
+}
+
+/// The UTC instant of `ts` (Unix seconds), clamped into chrono's range.
+pub(crate) fn utc(ts: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(ts, 0).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// The zone's offset from UTC at `ts`, in seconds.
+pub(crate) fn offset_secs(tz: Tz, ts: i64) -> i64 {
+    i64::from(tz.offset_from_utc_datetime(&utc(ts).naive_utc()).fix().local_minus_utc())
+}
+
+/// The local wall-clock time at `ts`.
+pub(crate) fn local(tz: Tz, ts: i64) -> NaiveDateTime {
+    utc(ts).with_timezone(&tz).naive_local()
+}
+
+/// `date` moved by `days` (saturating at chrono's date range).
+pub(crate) fn add_days(date: NaiveDate, days: i64) -> NaiveDate {
+    date.checked_add_signed(Duration::days(days)).unwrap_or(if days < 0 { NaiveDate::MIN } else { NaiveDate::MAX })
+}
+
+/// The first instant of local date `date` (midnight, or the first valid time after a midnight DST gap).
+pub(crate) fn start_of_date(tz: Tz, date: NaiveDate) -> i64 {
+    let midnight = date.and_time(chrono::NaiveTime::MIN);
+    for step in 0..=16 {
+        let Some(candidate) = midnight.checked_add_signed(Duration::minutes(15 * step)) else { break };
+        match tz.from_local_datetime(&candidate) {
+            LocalResult::Single(t) => return t.timestamp(),
+            LocalResult::Ambiguous(a, _) => return a.timestamp(),
+            LocalResult::None => continue,
+        }
+    }
+    // No zone has a gap of four hours; fall back to the UTC reading of local midnight.
+    midnight.and_utc().timestamp()
+}
+
+/// The start of the local hour containing `ts`.
+pub(crate) fn hour_start(tz: Tz, ts: i64) -> i64 {
+    ts - (ts + offset_secs(tz, ts)).rem_euclid(3600)
+}
+
+/// The start of the local day containing `ts`.
+pub(crate) fn day_start(tz: Tz, ts: i64) -> i64 {
+    start_of_date(tz, local(tz, ts).date())
+}
+
+/// The start of the local ISO week (Monday) containing `ts`.
+pub(crate) fn week_start(tz: Tz, ts: i64) -> i64 {
+    let date = local(tz, ts).date();
+    let monday = add_days(date, -i64::from(date.weekday().num_days_from_monday()));
+    start_of_date(tz, monday)
+}
+
+/// The start of the local month containing `ts`.
+pub(crate) fn month_start(tz: Tz, ts: i64) -> i64 {
+    let date = local(tz, ts).date();
+    start_of_date(tz, date.with_day(1).unwrap_or(date))
+}
+
+/// The start of the grain containing `ts`.
+pub(crate) fn grain_start(tz: Tz, grain: Grain, ts: i64) -> i64 {
+    match grain {
+        Grain::Hour => hour_start(tz, ts),
+        Grain::Day => day_start(tz, ts),
+        Grain::Week => week_start(tz, ts),
+        Grain::Month => month_start(tz, ts),
+    }
+}
+
+/// The start of the grain after the one starting at `start`.
+pub(crate) fn grain_end(tz: Tz, grain: Grain, start: i64) -> i64 {
+    match grain {
+        // A local hour is 3600 s except across a DST change, where the next local hour start is still one
+        // hour of real time later for whole-hour shifts.
+        Grain::Hour => hour_start(tz, start + 3600),
+        Grain::Day => {
+            let date = local(tz, start).date();
+            start_of_date(tz, date.succ_opt().unwrap_or(date))
+        }
+        Grain::Week => {
+            let date = local(tz, start).date();
+            start_of_date(tz, add_days(date, 7))
+        }
+        Grain::Month => {
+            let date = local(tz, start).date();
+            let next = if date.month() == 12 {
+                NaiveDate::from_ymd_opt(date.year() + 1, 1, 1)
+            } else {
+                NaiveDate::from_ymd_opt(date.year(), date.month() + 1, 1)
+            };
+            start_of_date(tz, next.unwrap_or(date))
+        }
+    }
+}
+
+/// The local hour of day (0-23) at `ts`.
+pub(crate) fn hour_of_day(tz: Tz, ts: i64) -> u32 {
+    local(tz, ts).hour()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> i64 {
+        Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap().timestamp()
+    }
+
+    #[test]
+    fn utc_grains() {
+        let tz = Tz::UTC;
+        let t = ts(2026, 3, 14, 9, 26);
+        assert_eq!(hour_start(tz, t), ts(2026, 3, 14, 9, 0));
+        assert_eq!(day_start(tz, t), ts(2026, 3, 14, 0, 0));
+        assert_eq!(week_start(tz, t), ts(2026, 3, 9, 0, 0)); // Monday
+        assert_eq!(month_start(tz, t), ts(2026, 3, 1, 0, 0));
+        assert_eq!(grain_end(tz, Grain::Month, ts(2026, 12, 1, 0, 0)), ts(2027, 1, 1, 0, 0));
+    }
+
+    #[test]
+    fn new_york_days_and_dst() {
+        let tz: Tz = chrono_tz::America::New_York;
+        // 2026-03-08 is the spring-forward day: 23 hours long.
+        let d = day_start(tz, ts(2026, 3, 8, 12, 0));
+        assert_eq!(d, ts(2026, 3, 8, 5, 0));
+        assert_eq!(grain_end(tz, Grain::Day, d), ts(2026, 3, 9, 4, 0));
+        // 03:30 UTC on the 9th is still the 8th in New York.
+        assert_eq!(day_start(tz, ts(2026, 3, 9, 3, 30)), d);
+        assert_eq!(hour_of_day(tz, ts(2026, 3, 9, 3, 30)), 23);
+    }
+
+    #[test]
+    fn half_hour_zone_hours() {
+        let tz: Tz = chrono_tz::Asia::Kolkata;
+        assert_eq!(hour_start(tz, ts(2026, 1, 1, 10, 45)), ts(2026, 1, 1, 10, 30));
+        assert_eq!(hour_start(tz, ts(2026, 1, 1, 10, 15)), ts(2026, 1, 1, 9, 30));
+        assert_eq!(day_start(tz, ts(2026, 1, 1, 20, 0)), ts(2026, 1, 1, 18, 30));
+    }
+
+    #[test]
+    fn midnight_gap_zone() {
+        // Santiago springs forward at local midnight: the day starts at 01:00.
+        let tz: Tz = chrono_tz::America::Santiago;
+        let date = NaiveDate::from_ymd_opt(2026, 9, 6).unwrap();
+        let start = start_of_date(tz, date);
+        assert_eq!(local(tz, start).hour(), 1);
+    }
+}

@@ -1,0 +1,845 @@
+//! The ledger: rolling, bounded aggregates of every call, task and tool execution, from which the
+//! [`analysis`](crate::analysis) reports are computed at query time.
+//!
+//! A [`TokenMeter`](crate::TokenMeter) feeds its own ledger ([`TokenMeter::ledger`](crate::TokenMeter::ledger));
+//! a ledger can also be built on its own ([`Ledger::new`]) and fed records read back from disk
+//! ([`Ledger::ingest_call`], [`Ledger::ingest_task`], [`Ledger::ingest_tool`]).
+//!
+//! # What is kept
+//!
+//! Sums only (calls, tokens by kind, exact [`Money`] in pico-USD, failures, tasks, and the
+//! "what it would have cost otherwise" figures the suggestions need, priced per call from the
+//! [`PriceBook`] at ingest), in time buckets that coarsen with age:
+//!
+//! | tier | bucket | holds data aged |
+//! |---|---|---|
+//! | minute | 1 minute | under 2 hours |
+//! | hour | 1 local hour | 2 hours to 48 hours |
+//! | day | 1 local day | 48 hours to 35 days |
+//! | month | 1 local month | 35 days to 400 days |
+//! | archive | one bucket | older |
+//!
+//! Every bucket keeps: totals; *compound series* keyed by the low-cardinality dimensions together (model,
+//! provider, project, agent, operation, task, tenant), so any combination of them can be filtered and
+//! grouped exactly; one map per high-cardinality dimension (session, user) and one for (project, session)
+//! pairs; tool executions; and hdrhistogram distributions (prompt and output tokens per call, duration, time
+//! to first token, output tokens per second; 2 significant digits). Beside the buckets, totals-only series by
+//! local hour (kept 35 days) and local day (kept 10 years) answer time-of-day patterns, hourly anomalies and
+//! long daily series.
+//!
+//! Local hours, days, weeks (Monday first) and months are in the configured time zone
+//! ([`LedgerConfig::with_time_zone`], default UTC).
+//!
+//! # Caps
+//!
+//! Each map of each bucket has a cardinality cap; past it, values share one overflow entry keyed `(other)`,
+//! so totals stay exact while the breakdown loses detail. Compound series past their cap first fold into a
+//! per-model overflow series (model and provider kept, the rest `(other)`, 64 such slots), so per-model
+//! figures stay exact; then into one all-`(other)` series. Pairs fold per project likewise.
+//!
+//! | tier | compound series | sessions | users | project > session | tools |
+//! |---|---|---|---|---|---|
+//! | minute | 128 | 128 | 128 | 128 | 64 |
+//! | hour | 256 | 256 | 256 | 256 | 128 |
+//! | day | 512 | 512 | 512 | 512 | 128 |
+//! | month, archive | 1,024 | 1,024 | 1,024 | 1,024 | 256 |
+//!
+//! With at most 122 minute, 50 hour, 37 day, 16 month buckets and one archive, the ledger holds at most
+//! [`LedgerStats::series_limit`] entries (about 300,000: some 70 MB in the worst case, a few MB typically)
+//! whatever the number of calls. Session history for the caching analyses is capped at
+//! [`LedgerConfig::with_max_tracked_sessions`] sessions (default 65,536); sessions idle for 2 hours are
+//! dropped.
+//!
+//! # Windows and edges
+//!
+//! A bucket belongs to a window when its start lies in the window, so a window's edges resolve to the bucket
+//! width at that age: a minute within 2 hours, a local hour within 48 hours, a local day within 35 days, a
+//! month beyond. The rolling windows are aligned so that they are exact: `1h` is the current minute and the
+//! 59 before it, `6h` and `24h` the current local hour and the 5 or 23 before it, `7d` and `30d` today and
+//! the 6 or 29 local days before it.
+//!
+//! # Implementation details
+//!
+//! Ingest runs on the recording thread, inside span close. It takes one lock of a per-thread shard (no other
+//! thread takes it except a query, for the moment it takes the shard's finished minutes), and, for calls in a
+//! session, one lock of one of 64 session stripes. A shard holds only its recent minute buckets; when a call
+//! starts a new minute, the shard hands its finished minutes to the aged store with `try_lock` (never
+//! waiting; if a query holds the store, they wait in the shard, and past 8 minutes the oldest two are
+//! merged). Queries lock the store, take every shard's minutes, age the buckets, and compute from the sums.
+//! Ingest never panics on any record and allocates only on a new series entry, a cache write in a session,
+//! or the first distribution sample of a minute.
+
+mod agg;
+mod bucket;
+pub(crate) mod calendar;
+mod query;
+mod session;
+mod store;
+
+pub use query::{
+    Dimension, Filter, GroupBy, GroupRow, Query, QueryError, QueryResult, TimeGrain, Window, WindowBounds,
+};
+
+pub use query::TokenFigures;
+
+pub(crate) use agg::{Agg, Core, Histograms, Opportunities};
+pub(crate) use bucket::{Bucket, Tier};
+pub(crate) use query::{Selection, histograms, ratio, sort_rows};
+pub(crate) use store::{HOURLY_TOTALS_SPAN, Store};
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use chrono::Duration;
+use chrono_tz::Tz;
+use parking_lot::Mutex;
+use rustc_hash::FxHashMap as HashMap;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Clock;
+use crate::meter::RecordSink;
+use crate::pricing::{CallCost, Money, PriceBook, PricedModel, Rates};
+use crate::record::{CallRecord, TaskRecord, TokenUsage, ToolRecord};
+
+use agg::{Sample, ToolAgg};
+use bucket::Keys;
+use session::{Sessions, WriterInfo};
+
+/// Buckets a shard keeps before merging its oldest two (only while a query holds the store).
+const MAX_PENDING: usize = 8;
+/// Model resolutions cached per shard.
+const MAX_MODELS_PER_SHARD: usize = 1024;
+
+#[repr(align(128))]
+#[derive(Debug)]
+pub(crate) struct Padded<T>(pub(crate) T);
+
+// === impl LedgerConfig ===
+
+/// The ledger's settings. Start from [`LedgerConfig::default`] and change what you need with the `with_*`
+/// methods.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct LedgerConfig {
+    pub(crate) time_zone: Tz,
+    pub(crate) max_tracked_sessions: usize,
+    pub(crate) cache_reuse_window_secs: i64,
+    pub(crate) min_cacheable_tokens: u64,
+    pub(crate) right_size_target: String,
+    pub(crate) premium_min_input_rate: u64,
+    pub(crate) small_call_max_prompt: u64,
+    pub(crate) small_call_max_output: u64,
+    pub(crate) non_interactive_operations: Vec<String>,
+    pub(crate) long_context_margin: u64,
+    pub(crate) anomaly: AnomalyRule,
+}
+
+/// When a day or hour is an anomaly: its tokens or cost exceed `token_factor` / `cost_factor` times, or its
+/// calls `call_factor` times, the average of the trailing `trailing_days` days.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AnomalyRule {
+    /// Default 2.
+    pub token_factor: f64,
+    /// Default 2.
+    pub cost_factor: f64,
+    /// Default 3.
+    pub call_factor: f64,
+    /// Default 7.
+    pub trailing_days: u32,
+}
+
+impl Default for AnomalyRule {
+    fn default() -> Self {
+        AnomalyRule { token_factor: 2.0, cost_factor: 2.0, call_factor: 3.0, trailing_days: 7 }
+    }
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        LedgerConfig {
+            time_zone: Tz::UTC,
+            max_tracked_sessions: 65_536,
+            cache_reuse_window_secs: 300,
+            min_cacheable_tokens: 1_024,
+            right_size_target: "claude-haiku-4-5".to_owned(),
+            premium_min_input_rate: 4_000_000,
+            small_call_max_prompt: 2_000,
+            small_call_max_output: 500,
+            non_interactive_operations: ["batch", "background", "offline", "eval", "evaluation", "backfill", "nightly"]
+                .map(str::to_owned)
+                .to_vec(),
+            long_context_margin: 20_000,
+            anomaly: AnomalyRule::default(),
+        }
+    }
+}
+
+impl LedgerConfig {
+    /// The zone of local hours, days, weeks and months (default UTC).
+    pub fn with_time_zone(mut self, tz: Tz) -> Self {
+        self.time_zone = tz;
+        self
+    }
+
+    /// The zone in use.
+    pub fn time_zone(&self) -> Tz {
+        self.time_zone
+    }
+
+    /// Most sessions whose history is kept for the caching analyses (default 65,536).
+    pub fn with_max_tracked_sessions(mut self, n: usize) -> Self {
+        self.max_tracked_sessions = n.max(64);
+        self
+    }
+
+    /// How close a call must follow the previous call of its session for the previous prompt to count as a
+    /// cacheable prefix (default 5 minutes, the default cache lifetime).
+    pub fn with_cache_reuse_window(mut self, window: Duration) -> Self {
+        self.cache_reuse_window_secs = window.num_seconds().max(1);
+        self
+    }
+
+    /// The smallest prefix worth caching (default 1,024 tokens, Anthropic's minimum cacheable prompt).
+    pub fn with_min_cacheable_tokens(mut self, tokens: u64) -> Self {
+        self.min_cacheable_tokens = tokens.max(1);
+        self
+    }
+
+    /// The model that small calls on premium models are priced against (default `claude-haiku-4-5`).
+    pub fn with_right_size_target(mut self, model: impl Into<String>) -> Self {
+        self.right_size_target = model.into();
+        self
+    }
+
+    /// Models whose standard input rate is at least this many USD per million tokens are premium (default 4,
+    /// which takes in every Opus and no Sonnet or Haiku).
+    pub fn with_premium_min_input_usd_per_mtok(mut self, usd: f64) -> Self {
+        if usd.is_finite() && usd >= 0.0 {
+            self.premium_min_input_rate = (usd * 1e6).round() as u64;
+        }
+        self
+    }
+
+    /// A call is small when its prompt is at most `prompt` tokens and its output at most `output` (default
+    /// 2,000 and 500).
+    pub fn with_small_call_limits(mut self, prompt: u64, output: u64) -> Self {
+        self.small_call_max_prompt = prompt;
+        self.small_call_max_output = output;
+        self
+    }
+
+    /// Values of the `operation` dimension that mark a call non-interactive, compared ASCII
+    /// case-insensitively (default `batch`, `background`, `offline`, `eval`, `evaluation`, `backfill`,
+    /// `nightly`). A call is also non-interactive when an extra dimension named `interactive` is `false`,
+    /// `no` or `0`.
+    pub fn with_non_interactive_operations(mut self, ops: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.non_interactive_operations = ops.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// How far over the 200,000-token long-context line a prompt may be to count as "just over" (default
+    /// 20,000 tokens).
+    pub fn with_long_context_margin(mut self, tokens: u64) -> Self {
+        self.long_context_margin = tokens;
+        self
+    }
+
+    /// The anomaly rule.
+    pub fn with_anomaly_rule(mut self, rule: AnomalyRule) -> Self {
+        self.anomaly = rule;
+        self
+    }
+}
+
+// === impl Ledger ===
+
+/// The ledger handle: cheap to clone (an `Arc`), `Send + Sync`. See the [module docs](self).
+///
+/// ```
+/// use std::sync::Arc;
+/// use tokenmeter::ledger::{Ledger, LedgerConfig, Window};
+/// use tokenmeter::{ManualClock, PriceBook};
+///
+/// let clock = ManualClock::new(chrono::Utc::now());
+/// let ledger = Ledger::new(LedgerConfig::default(), Arc::new(clock), PriceBook::builtin());
+/// // ledger.ingest_call(&record) for each record read back from a journal…
+/// let summary = ledger.usage_summary(Window::Last24Hours).unwrap();
+/// assert_eq!(summary.calls, 0);
+/// ```
+#[derive(Clone)]
+pub struct Ledger {
+    pub(crate) inner: Arc<LedgerInner>,
+}
+
+impl fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ledger").field("time_zone", &self.inner.config.time_zone).finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct LedgerInner {
+    pub(crate) config: LedgerConfig,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) prices: PriceBook,
+    pub(crate) target: Option<PricedModel>,
+    shards: Box<[Padded<Mutex<Shard>>]>,
+    pub(crate) store: Mutex<Store>,
+    sessions: Sessions,
+    forced_merges: AtomicU64,
+}
+
+#[derive(Debug)]
+struct PendingBucket {
+    bucket: Bucket,
+    first_ts: i64,
+    last_ts: i64,
+}
+
+#[derive(Debug, Default)]
+struct Shard {
+    pending: Vec<PendingBucket>,
+    models: HashMap<Box<str>, Option<PricedModel>>,
+}
+
+static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static SHARD_INDEX: usize = NEXT_SHARD.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Ledger size and health figures.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerStats {
+    /// Buckets per tier.
+    pub buckets: TierCounts,
+    /// Entries per map kind, over every bucket.
+    pub series: SeriesCounts,
+    /// The most entries the ledger can hold (from the caps and bucket counts in the module docs).
+    pub series_limit: usize,
+    /// Points of the totals-only hourly and daily series.
+    pub hourly_points: usize,
+    /// Points of the totals-only daily series.
+    pub daily_points: usize,
+    /// Additions that went to an overflow entry because a cap was reached.
+    pub overflowed: u64,
+    /// Sessions whose history is tracked now.
+    pub tracked_sessions: usize,
+    /// The most sessions tracked at once.
+    pub max_tracked_sessions: usize,
+    /// Calls of sessions not tracked because the session table was full.
+    pub untracked_session_calls: u64,
+    /// Times a shard merged two minutes because the store was busy.
+    pub forced_merges: u64,
+}
+
+/// Buckets per tier.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TierCounts {
+    /// Minute buckets.
+    pub minute: usize,
+    /// Hour buckets.
+    pub hour: usize,
+    /// Day buckets.
+    pub day: usize,
+    /// Month buckets.
+    pub month: usize,
+    /// The archive bucket (0 or 1).
+    pub archive: usize,
+}
+
+/// Entries per map kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeriesCounts {
+    /// Compound series.
+    pub compound: usize,
+    /// Session entries.
+    pub sessions: usize,
+    /// User entries.
+    pub users: usize,
+    /// (Project, session) entries.
+    pub project_sessions: usize,
+    /// Tool entries.
+    pub tools: usize,
+    /// All of them.
+    pub total: usize,
+}
+
+/// What the call cost under the rates it was billed at.
+struct Billing<'a> {
+    priced: &'a PricedModel,
+    rates: Rates,
+    fast: Option<u32>,
+    batch: bool,
+}
+
+/// Prices `tokens` at `rates` exactly as [`PricedModel::cost`] does per kind: times the fast multiplier,
+/// halved (rounding half up) for batch.
+pub(crate) fn cost_at(tokens: &TokenUsage, rates: &Rates, fast: Option<u32>, batch: bool) -> Money {
+    let kind = |count: u64, rate: u64| -> Money {
+        let mut picos = u128::from(count) * u128::from(rate);
+        if let Some(m) = fast {
+            picos = picos.saturating_mul(u128::from(m));
+        }
+        if batch {
+            picos = picos / 2 + (picos & 1);
+        }
+        Money::from_picos(picos)
+    };
+    kind(tokens.input, rates.input)
+        + kind(tokens.cache_read, rates.cache_read)
+        + kind(tokens.cache_write_5m, rates.cache_write_5m)
+        + kind(tokens.cache_write_1h, rates.cache_write_1h)
+        + kind(tokens.output, rates.output)
+}
+
+fn is_batch(tier: Option<&str>) -> bool {
+    tier.is_some_and(|t| t.trim().eq_ignore_ascii_case("batch"))
+}
+
+fn is_fast(speed: Option<&str>) -> bool {
+    speed.is_some_and(|s| s.trim().eq_ignore_ascii_case("fast"))
+}
+
+impl<'a> Billing<'a> {
+    fn of(priced: &'a PricedModel, tokens: &TokenUsage, tier: Option<&str>, speed: Option<&str>) -> Self {
+        let price = priced.price();
+        let long = tokens.prompt_total() > crate::pricing::LONG_CONTEXT_THRESHOLD;
+        let rates = match price.long_context {
+            Some(l) if long => l,
+            _ => price.standard,
+        };
+        let fast = if is_fast(speed) { price.fast_multiplier } else { None };
+        Billing { priced, rates, fast, batch: is_batch(tier) }
+    }
+
+    fn cost(&self, tokens: &TokenUsage) -> Money {
+        cost_at(tokens, &self.rates, self.fast, self.batch)
+    }
+
+    /// What `tokens` input tokens would cost as uncached input minus as `other` kind.
+    fn kind_delta(&self, tokens: u64, other: fn(u64) -> TokenUsage) -> (Money, Money) {
+        (self.cost(&TokenUsage { input: tokens, ..TokenUsage::default() }), self.cost(&other(tokens)))
+    }
+}
+
+impl LedgerInner {
+    fn shard(&self) -> &Mutex<Shard> {
+        let idx = SHARD_INDEX.try_with(|i| *i).unwrap_or(0);
+        &self.shards[idx & (self.shards.len() - 1)].0
+    }
+
+    pub(crate) fn now_secs(&self) -> i64 {
+        self.clock.unix_nanos().div_euclid(1_000_000_000)
+    }
+
+    fn non_interactive(&self, rec: &CallRecord) -> bool {
+        let ops = &self.config.non_interactive_operations;
+        if let Some(op) = rec.dimensions.operation.as_deref()
+            && ops.iter().any(|o| o.eq_ignore_ascii_case(op.trim()))
+        {
+            return true;
+        }
+        rec.dimensions
+            .get("interactive")
+            .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "false" | "no" | "0"))
+    }
+
+    /// The opportunities of one metered, priced call.
+    fn opportunities(
+        &self,
+        rec: &CallRecord,
+        cost: &CallCost,
+        billing: &Billing<'_>,
+        facts: &session::SessionFacts,
+    ) -> Opportunities {
+        let t = &rec.tokens;
+        let mut o = Opportunities::default();
+        let total = cost.total;
+        let price = billing.priced.price();
+        // Small calls on a premium model, against the right-size target at the same tier.
+        if let Some(target) = &self.target
+            && price.standard.input >= self.config.premium_min_input_rate
+            && target.canonical() != billing.priced.canonical()
+            && t.prompt_total() <= self.config.small_call_max_prompt
+            && t.output <= self.config.small_call_max_output
+        {
+            let alt = target.cost(t, rec.service_tier.as_deref(), None).total;
+            if alt < total {
+                o.small_premium_calls = 1;
+                o.small_premium_tokens = t.total();
+                o.small_premium_cost = total;
+                o.small_premium_at_target = alt;
+            }
+        }
+        // Non-interactive calls at standard rates.
+        if !billing.batch && self.non_interactive(rec) {
+            o.batch_calls = 1;
+            o.batch_tokens = t.total();
+            o.batch_cost = total;
+            o.batch_at_batch = cost_at(t, &billing.rates, billing.fast, true);
+        }
+        // Just over the long-context line.
+        let line = crate::pricing::LONG_CONTEXT_THRESHOLD;
+        if cost.long_context && t.prompt_total() <= line.saturating_add(self.config.long_context_margin) {
+            o.long_ctx_calls = 1;
+            o.long_ctx_tokens = t.total();
+            o.long_ctx_cost = total;
+            o.long_ctx_at_standard = cost_at(t, &price.standard, billing.fast, billing.batch);
+        }
+        // A cacheable prefix sent uncached.
+        if facts.missed > 0 {
+            let (as_input, as_read) =
+                billing.kind_delta(facts.missed, |n| TokenUsage { cache_read: n, ..TokenUsage::default() });
+            let (w_input, w_write) =
+                billing.kind_delta(facts.write_delta, |n| TokenUsage { cache_write_5m: n, ..TokenUsage::default() });
+            o.cache_calls = 1;
+            o.cache_missed_tokens = facts.missed;
+            o.cache_gain = as_input.saturating_sub(as_read);
+            o.cache_write_premium = w_write.saturating_sub(w_input);
+        }
+        o
+    }
+
+    /// The sums of a cache write found never read.
+    fn unread_write(&self, w: &WriterInfo, resolve: &mut dyn FnMut(&str) -> Option<PricedModel>) -> Opportunities {
+        let tokens = TokenUsage {
+            cache_write_5m: w.write_5m,
+            cache_write_1h: w.write_1h,
+            // Only the prompt size matters for the long-context decision.
+            input: w.prompt_total.saturating_sub(w.write_5m + w.write_1h),
+            ..TokenUsage::default()
+        };
+        let mut o = Opportunities {
+            unread_writes: 1,
+            unread_write_tokens: w.write_5m.saturating_add(w.write_1h),
+            ..Default::default()
+        };
+        if let Some(priced) = w.model.as_deref().and_then(resolve) {
+            let b = Billing::of(&priced, &tokens, w.service_tier.as_deref(), w.speed.as_deref());
+            let written = TokenUsage { cache_write_5m: w.write_5m, cache_write_1h: w.write_1h, ..Default::default() };
+            let as_input = TokenUsage { input: o.unread_write_tokens, ..Default::default() };
+            o.unread_write_premium = b.cost(&written).saturating_sub(b.cost(&as_input));
+        }
+        o
+    }
+}
+
+fn writer_keys(w: &WriterInfo) -> Keys<'_> {
+    Keys {
+        model: w.model.as_ref(),
+        provider: w.provider.as_ref(),
+        project: w.dims.project.as_ref(),
+        agent: w.dims.agent.as_ref(),
+        operation: w.dims.operation.as_ref(),
+        task: w.dims.task.as_ref(),
+        tenant: w.dims.tenant.as_ref(),
+        session: w.dims.session.as_ref(),
+        user: w.dims.user.as_ref(),
+    }
+}
+
+impl Shard {
+    fn resolve(&mut self, id: &str, prices: &PriceBook) -> Option<PricedModel> {
+        if let Some(p) = self.models.get(id) {
+            return p.clone();
+        }
+        let p = prices.resolve(id);
+        if self.models.len() < MAX_MODELS_PER_SHARD {
+            self.models.insert(Box::from(id), p.clone());
+        }
+        p
+    }
+
+    /// The pending bucket of `minute`, handing finished minutes to the store when one starts.
+    fn bucket(&mut self, ts: i64, inner: &LedgerInner) -> &mut Bucket {
+        let minute = ts.div_euclid(60) * 60;
+        if let Some(i) = self.pending.iter().position(|p| p.bucket.start == minute) {
+            let p = &mut self.pending[i];
+            p.first_ts = p.first_ts.min(ts);
+            p.last_ts = p.last_ts.max(ts);
+            return &mut self.pending[i].bucket;
+        }
+        if !self.pending.is_empty()
+            && let Some(mut store) = inner.store.try_lock()
+        {
+            let now = inner.now_secs();
+            for p in self.pending.drain(..) {
+                store.absorb(p.bucket, now, p.first_ts, p.last_ts);
+            }
+            store.compact(now);
+        }
+        if self.pending.len() >= MAX_PENDING {
+            self.pending.sort_by_key(|p| p.bucket.start);
+            let oldest = self.pending.remove(0);
+            let next = &mut self.pending[0];
+            next.first_ts = next.first_ts.min(oldest.first_ts);
+            next.bucket.absorb(oldest.bucket);
+            inner.forced_merges.fetch_add(1, Ordering::Relaxed);
+        }
+        self.pending.push(PendingBucket { bucket: Bucket::new(minute, Tier::Minute), first_ts: ts, last_ts: ts });
+        let last = self.pending.len() - 1;
+        &mut self.pending[last].bucket
+    }
+}
+
+impl Ledger {
+    /// A ledger on its own: `clock` decides what "now" is for rolling windows and aging, `prices` prices
+    /// records that arrive without a cost and every suggestion.
+    pub fn new(config: LedgerConfig, clock: Arc<dyn Clock>, prices: PriceBook) -> Ledger {
+        let shard_count = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(4)
+            .saturating_mul(4)
+            .clamp(4, 64)
+            .next_power_of_two();
+        let target = prices.resolve(&config.right_size_target);
+        Ledger {
+            inner: Arc::new(LedgerInner {
+                store: Mutex::new(Store::new(config.time_zone)),
+                sessions: Sessions::new(config.max_tracked_sessions),
+                config,
+                clock,
+                prices,
+                target,
+                shards: (0..shard_count).map(|_| Padded(Mutex::new(Shard::default()))).collect(),
+                forced_merges: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &LedgerConfig {
+        &self.inner.config
+    }
+
+    /// The time zone of local hours, days, weeks and months.
+    pub fn time_zone(&self) -> Tz {
+        self.inner.config.time_zone
+    }
+
+    /// The price book suggestions are priced with.
+    pub fn price_book(&self) -> &PriceBook {
+        &self.inner.prices
+    }
+
+    /// Adds one call. A metered call without a cost is priced with the ledger's price book (records read
+    /// back from disk); a call whose model the book does not know stays unpriced.
+    pub fn ingest_call(&self, rec: &CallRecord) {
+        let inner = &*self.inner;
+        let ts = rec.timestamp.timestamp();
+        let ts_ns = rec.timestamp.timestamp_nanos_opt().unwrap_or_else(|| ts.saturating_mul(1_000_000_000));
+        let facts = match rec.dimensions.session.as_deref() {
+            Some(s) if rec.metered => inner.sessions.observe(
+                s,
+                rec,
+                ts_ns,
+                inner.config.cache_reuse_window_secs.saturating_mul(1_000_000_000),
+                inner.config.min_cacheable_tokens,
+            ),
+            _ => session::SessionFacts::default(),
+        };
+
+        let mut guard = inner.shard().lock();
+        let shard = &mut *guard;
+        let model_id = rec.cost.as_ref().map(|c| &*c.priced_as).or(rec.model.as_deref());
+        let priced = model_id.and_then(|id| shard.resolve(id, &inner.prices));
+        let computed;
+        let cost = match (&rec.cost, &priced) {
+            (Some(c), _) => Some(c),
+            (None, Some(p)) if rec.metered => {
+                computed = p.cost(&rec.tokens, rec.service_tier.as_deref(), rec.speed.as_deref());
+                Some(&computed)
+            }
+            _ => None,
+        };
+        let failed = rec.outcome.is_error();
+        let total = cost.map(|c| c.total).unwrap_or_default();
+        let core = Core {
+            calls: 1,
+            unmetered_calls: u64::from(!rec.metered),
+            failed_calls: u64::from(failed),
+            unpriced_calls: u64::from(rec.metered && cost.is_none()),
+            unpriced_tokens: if rec.metered && cost.is_none() { rec.tokens.total() } else { 0 },
+            cache_hit_calls: u64::from(rec.metered && rec.tokens.cache_read > 0),
+            tokens: rec.tokens,
+            cost: total,
+            cache_savings: cost.map(|c| c.cache_savings).unwrap_or_default(),
+            failed_cost: if failed { total } else { Money::ZERO },
+            failed_tokens: if failed { rec.tokens.total() } else { 0 },
+            duration_us: rec.duration_us,
+            reusable_tokens: facts.reusable,
+            reused_tokens: facts.reused,
+            ..Core::default()
+        };
+        let opp = match (cost, &priced) {
+            (Some(c), Some(p)) if rec.metered => {
+                let billing = Billing::of(p, &rec.tokens, rec.service_tier.as_deref(), rec.speed.as_deref());
+                inner.opportunities(rec, c, &billing, &facts)
+            }
+            _ => Opportunities::default(),
+        };
+        let model_key = cost.map(|c| &c.priced_as).or(rec.model.as_ref());
+        let d = &rec.dimensions;
+        let keys = Keys {
+            model: model_key,
+            provider: rec.provider.as_ref(),
+            project: d.project.as_ref(),
+            agent: d.agent.as_ref(),
+            operation: d.operation.as_ref(),
+            task: d.task.as_ref(),
+            tenant: d.tenant.as_ref(),
+            session: d.session.as_ref(),
+            user: d.user.as_ref(),
+        };
+        let sample = sample_of(rec);
+        let bucket = shard.bucket(ts, inner);
+        bucket.add(&keys, &core, (!opp.is_empty()).then_some(&opp));
+        bucket.record_sample(&sample);
+
+        for w in &facts.unread {
+            let o = inner.unread_write(w, &mut |id| shard.resolve(id, &inner.prices));
+            shard.bucket(w.ts, inner).add(&writer_keys(w), &Core::default(), Some(&o));
+        }
+    }
+
+    /// Adds one task.
+    pub fn ingest_task(&self, rec: &TaskRecord) {
+        let inner = &*self.inner;
+        let failed = rec.outcome.is_error();
+        let core = Core {
+            tasks: 1,
+            failed_tasks: u64::from(failed),
+            task_tokens: rec.tokens.total(),
+            task_cost: rec.cost,
+            failed_task_cost: if failed { rec.cost } else { Money::ZERO },
+            ..Core::default()
+        };
+        let d = &rec.dimensions;
+        let keys = Keys {
+            project: d.project.as_ref(),
+            agent: d.agent.as_ref(),
+            operation: d.operation.as_ref(),
+            task: Some(&rec.task),
+            tenant: d.tenant.as_ref(),
+            session: d.session.as_ref(),
+            user: d.user.as_ref(),
+            ..Keys::default()
+        };
+        let mut shard = inner.shard().lock();
+        shard.bucket(rec.timestamp.timestamp(), inner).add(&keys, &core, None);
+    }
+
+    /// Adds one tool execution.
+    pub fn ingest_tool(&self, rec: &ToolRecord) {
+        let inner = &*self.inner;
+        let t = ToolAgg { invocations: 1, errors: u64::from(rec.outcome.is_error()), duration_us: rec.duration_us };
+        let mut shard = inner.shard().lock();
+        shard.bucket(rec.timestamp.timestamp(), inner).add_tool(&rec.tool, &t);
+    }
+
+    /// Runs `f` on the store after taking every shard's minutes, resolving expired cache writes and aging
+    /// the buckets.
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&Store, i64) -> R) -> R {
+        let inner = &*self.inner;
+        let now_ns = inner.clock.unix_nanos();
+        let now = now_ns.div_euclid(1_000_000_000);
+        let mut store = inner.store.lock();
+        for shard in inner.shards.iter() {
+            let pending = std::mem::take(&mut shard.0.lock().pending);
+            for p in pending {
+                store.absorb(p.bucket, now, p.first_ts, p.last_ts);
+            }
+        }
+        let unread = inner.sessions.take_expired(now_ns);
+        for w in &unread {
+            let o = inner.unread_write(w, &mut |id| inner.prices.resolve(id));
+            let mut b = Bucket::new(w.ts.div_euclid(60) * 60, Tier::Minute);
+            b.add(&writer_keys(w), &Core::default(), Some(&o));
+            store.absorb(b, now, w.ts, w.ts);
+        }
+        store.compact(now);
+        f(&store, now)
+    }
+
+    /// Size and health figures.
+    pub fn stats(&self) -> LedgerStats {
+        let shards = self.inner.shards.len();
+        let (buckets, entries, overflowed, hourly, daily) = self.read(|store, _| {
+            let mut overflowed = 0;
+            for b in store.buckets(i64::MIN, i64::MAX) {
+                overflowed += b.overflowed;
+            }
+            (store.bucket_counts(), store.entries(), overflowed, store.hourly.len(), store.daily.len())
+        });
+        let limit: usize = [Tier::Minute, Tier::Hour, Tier::Day, Tier::Month, Tier::Archive]
+            .iter()
+            .map(|t| store::max_buckets(*t) * t.caps().max_entries())
+            .sum::<usize>()
+            + shards * MAX_PENDING * Tier::Minute.caps().max_entries();
+        LedgerStats {
+            buckets: TierCounts {
+                minute: buckets[0],
+                hour: buckets[1],
+                day: buckets[2],
+                month: buckets[3],
+                archive: buckets[4],
+            },
+            series: SeriesCounts {
+                compound: entries.series,
+                sessions: entries.sessions,
+                users: entries.users,
+                project_sessions: entries.project_sessions,
+                tools: entries.tools,
+                total: entries.total(),
+            },
+            series_limit: limit,
+            hourly_points: hourly,
+            daily_points: daily,
+            overflowed,
+            tracked_sessions: self.inner.sessions.tracked(),
+            max_tracked_sessions: self.inner.sessions.capacity(),
+            untracked_session_calls: self.inner.sessions.untracked(),
+            forced_merges: self.inner.forced_merges.load(Ordering::Relaxed),
+        }
+    }
+}
+
+fn sample_of(rec: &CallRecord) -> Sample {
+    let t = &rec.tokens;
+    let ttft = rec.time_to_first_token_us;
+    let output_tps = if rec.metered && t.output > 0 {
+        let gen_us = match ttft {
+            Some(f) if f < rec.duration_us => rec.duration_us - f,
+            _ => rec.duration_us,
+        };
+        (gen_us > 0).then(|| u64::try_from(u128::from(t.output) * 1_000_000 / u128::from(gen_us)).unwrap_or(u64::MAX))
+    } else {
+        None
+    };
+    Sample {
+        input_tokens: rec.metered.then(|| t.prompt_total()),
+        output_tokens: rec.metered.then_some(t.output),
+        duration_ms: rec.duration_us / 1_000,
+        ttft_ms: ttft.map(|us| us / 1_000),
+        output_tps,
+    }
+}
+
+impl RecordSink for Ledger {
+    fn on_call(&self, record: &CallRecord) {
+        self.ingest_call(record);
+    }
+
+    fn on_task(&self, record: &TaskRecord) {
+        self.ingest_task(record);
+    }
+
+    fn on_tool(&self, record: &ToolRecord) {
+        self.ingest_tool(record);
+    }
+
+    fn on_replayed_call(&self, record: &CallRecord) {
+        self.ingest_call(record);
+    }
+}

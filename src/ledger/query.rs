@@ -1,0 +1,858 @@
+//! The query API: windows, filters, group-by; and the selection machinery the reports share.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+use super::Ledger;
+use super::agg::{Agg, Core, Histograms, SeriesKey};
+use super::bucket::{Bucket, Tier};
+use super::calendar::{self, Grain};
+use super::store::{HOURLY_TOTALS_SPAN, Store};
+use crate::record::TokenUsage;
+
+// === Window ===
+
+/// A time window of a query or report.
+///
+/// The rolling windows end with the current minute and are aligned so their edges fall on bucket edges (see
+/// the [module docs](crate::ledger#windows-and-edges)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Window {
+    /// The current minute and the 59 before it.
+    LastHour,
+    /// The current local hour and the 5 before it.
+    Last6Hours,
+    /// The current local hour and the 23 before it.
+    Last24Hours,
+    /// Today (local) and the 6 days before it.
+    Last7Days,
+    /// Today (local) and the 29 days before it.
+    Last30Days,
+    /// Everything the ledger holds.
+    All,
+    /// `[from, to)`.
+    Range {
+        /// Inclusive start.
+        from: DateTime<Utc>,
+        /// Exclusive end.
+        to: DateTime<Utc>,
+    },
+}
+
+impl Window {
+    /// `[from, to)`; checked when the window is used ([`QueryError::InvalidWindow`] if `from >= to`).
+    pub fn range(from: DateTime<Utc>, to: DateTime<Utc>) -> Window {
+        Window::Range { from, to }
+    }
+
+    /// The window's `[from, to)` in Unix seconds at `now`.
+    pub(crate) fn bounds(&self, store: &Store, now: i64) -> Result<(i64, i64), QueryError> {
+        let tz = store.tz;
+        let end = now.div_euclid(60) * 60 + 60;
+        let days_back = |n: i64| {
+            let today = calendar::local(tz, now).date();
+            calendar::start_of_date(tz, calendar::add_days(today, -n))
+        };
+        Ok(match *self {
+            Window::LastHour => (end - 3_600, end),
+            Window::Last6Hours => (calendar::hour_start(tz, now) - 5 * 3_600, end),
+            Window::Last24Hours => (calendar::hour_start(tz, now) - 23 * 3_600, end),
+            Window::Last7Days => (days_back(6), end),
+            Window::Last30Days => (days_back(29), end),
+            Window::All => {
+                let mut from = store.first_ts.map_or(end - 60, |f| f.div_euclid(60) * 60);
+                if let Some(b) = store.buckets(i64::MIN, i64::MAX).next() {
+                    from = from.min(b.start);
+                }
+                (from, end.max(store.last_ts.map_or(end, |l| l.div_euclid(60) * 60 + 60)))
+            }
+            Window::Range { from, to } => {
+                if from >= to {
+                    return Err(QueryError::InvalidWindow { from, to });
+                }
+                (from.timestamp(), to.timestamp())
+            }
+        })
+    }
+
+    /// The window of the same length just before this one (for period comparisons).
+    pub(crate) fn previous_bounds(from: i64, to: i64) -> (i64, i64) {
+        (from - (to - from), from)
+    }
+}
+
+impl fmt::Display for Window {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Window::LastHour => f.write_str("1h"),
+            Window::Last6Hours => f.write_str("6h"),
+            Window::Last24Hours => f.write_str("24h"),
+            Window::Last7Days => f.write_str("7d"),
+            Window::Last30Days => f.write_str("30d"),
+            Window::All => f.write_str("all"),
+            Window::Range { from, to } => write!(f, "{}..{}", from.to_rfc3339(), to.to_rfc3339()),
+        }
+    }
+}
+
+impl FromStr for Window {
+    type Err = QueryError;
+
+    /// `1h`, `6h`, `24h`, `7d`, `30d`, `all`, or `FROM..TO` with RFC 3339 times.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "1h" => Window::LastHour,
+            "6h" => Window::Last6Hours,
+            "24h" | "1d" => Window::Last24Hours,
+            "7d" => Window::Last7Days,
+            "30d" => Window::Last30Days,
+            "all" => Window::All,
+            _ => {
+                let (a, b) = s.split_once("..").ok_or_else(|| QueryError::UnknownWindow(s.to_owned()))?;
+                let parse = |t: &str| {
+                    DateTime::parse_from_rfc3339(t.trim())
+                        .map(|d| d.with_timezone(&Utc))
+                        .map_err(|_| QueryError::UnknownWindow(s.to_owned()))
+                };
+                let (from, to) = (parse(a)?, parse(b)?);
+                if from >= to {
+                    return Err(QueryError::InvalidWindow { from, to });
+                }
+                Window::Range { from, to }
+            }
+        })
+    }
+}
+
+/// A resolved window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowBounds {
+    /// Inclusive start.
+    pub from: DateTime<Utc>,
+    /// Exclusive end.
+    pub to: DateTime<Utc>,
+}
+
+impl WindowBounds {
+    pub(crate) fn of(from: i64, to: i64) -> Self {
+        WindowBounds { from: calendar::utc(from), to: calendar::utc(to) }
+    }
+}
+
+// === Dimension, TimeGrain, GroupBy, Filter ===
+
+/// An attribution dimension of the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dimension {
+    /// The model (canonical id when priced).
+    Model,
+    /// The provider (`gen_ai.provider.name`).
+    Provider,
+    /// `session.id`.
+    Session,
+    /// `project`.
+    Project,
+    /// `gen_ai.agent.name` / `agent`.
+    Agent,
+    /// The application's `operation`.
+    Operation,
+    /// The enclosing task's name.
+    Task,
+    /// Tool executions (`gen_ai.tool.name`).
+    Tool,
+    /// `user.id`.
+    User,
+    /// `tenant.id`.
+    Tenant,
+}
+
+impl Dimension {
+    /// Every dimension.
+    pub const ALL: [Dimension; 10] = [
+        Dimension::Model,
+        Dimension::Provider,
+        Dimension::Session,
+        Dimension::Project,
+        Dimension::Agent,
+        Dimension::Operation,
+        Dimension::Task,
+        Dimension::Tool,
+        Dimension::User,
+        Dimension::Tenant,
+    ];
+
+    /// The snake_case name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Dimension::Model => "model",
+            Dimension::Provider => "provider",
+            Dimension::Session => "session",
+            Dimension::Project => "project",
+            Dimension::Agent => "agent",
+            Dimension::Operation => "operation",
+            Dimension::Task => "task",
+            Dimension::Tool => "tool",
+            Dimension::User => "user",
+            Dimension::Tenant => "tenant",
+        }
+    }
+
+    /// True for the dimensions of the compound series (any combination can be filtered and grouped).
+    pub(crate) const fn is_compound(self) -> bool {
+        matches!(
+            self,
+            Dimension::Model
+                | Dimension::Provider
+                | Dimension::Project
+                | Dimension::Agent
+                | Dimension::Operation
+                | Dimension::Task
+                | Dimension::Tenant
+        )
+    }
+
+    /// The label of a missing value.
+    pub(crate) const fn none_label(self) -> &'static str {
+        match self {
+            Dimension::Model | Dimension::Provider => "unknown",
+            _ => "(none)",
+        }
+    }
+
+    pub(crate) fn label(self, v: Option<&str>) -> String {
+        v.unwrap_or(self.none_label()).to_owned()
+    }
+
+    pub(crate) fn of_key(self, k: &SeriesKey) -> Option<&str> {
+        match self {
+            Dimension::Model => k.model.as_deref(),
+            Dimension::Provider => k.provider.as_deref(),
+            Dimension::Project => k.project.as_deref(),
+            Dimension::Agent => k.agent.as_deref(),
+            Dimension::Operation => k.operation.as_deref(),
+            Dimension::Task => k.task.as_deref(),
+            Dimension::Tenant => k.tenant.as_deref(),
+            Dimension::Session | Dimension::Tool | Dimension::User => None,
+        }
+    }
+}
+
+impl fmt::Display for Dimension {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Dimension {
+    type Err = QueryError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim().to_ascii_lowercase();
+        Dimension::ALL.into_iter().find(|d| d.name() == t).ok_or_else(|| QueryError::UnknownDimension(s.to_owned()))
+    }
+}
+
+/// A calendar grain for time grouping, in the ledger's time zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeGrain {
+    /// Local hours.
+    Hour,
+    /// Local days.
+    Day,
+    /// ISO weeks, Monday first.
+    Week,
+    /// Calendar months.
+    Month,
+}
+
+impl TimeGrain {
+    /// The snake_case name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            TimeGrain::Hour => "hour",
+            TimeGrain::Day => "day",
+            TimeGrain::Week => "week",
+            TimeGrain::Month => "month",
+        }
+    }
+
+    pub(crate) const fn grain(self) -> Grain {
+        match self {
+            TimeGrain::Hour => Grain::Hour,
+            TimeGrain::Day => Grain::Day,
+            TimeGrain::Week => Grain::Week,
+            TimeGrain::Month => Grain::Month,
+        }
+    }
+}
+
+impl fmt::Display for TimeGrain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What a query groups by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupBy {
+    /// One row per value of a dimension.
+    Dimension(Dimension),
+    /// One row per local hour, day, week or month.
+    Time(TimeGrain),
+}
+
+impl fmt::Display for GroupBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GroupBy::Dimension(d) => d.fmt(f),
+            GroupBy::Time(g) => g.fmt(f),
+        }
+    }
+}
+
+impl FromStr for GroupBy {
+    type Err = QueryError;
+
+    /// A dimension name, or `hour`, `day`, `week`, `month`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s.trim().to_ascii_lowercase().as_str() {
+            "hour" => GroupBy::Time(TimeGrain::Hour),
+            "day" => GroupBy::Time(TimeGrain::Day),
+            "week" => GroupBy::Time(TimeGrain::Week),
+            "month" => GroupBy::Time(TimeGrain::Month),
+            _ => GroupBy::Dimension(s.parse().map_err(|_| QueryError::UnknownGroupBy(s.to_owned()))?),
+        })
+    }
+}
+
+/// Keeps only records whose `dimension` equals `value` (`unknown` for a missing model or provider,
+/// `(none)` for other missing values, `(other)` for the overflow entry).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Filter {
+    /// The dimension.
+    pub dimension: Dimension,
+    /// The value.
+    pub value: String,
+}
+
+impl Filter {
+    /// `dimension == value`.
+    pub fn new(dimension: Dimension, value: impl Into<String>) -> Self {
+        Filter { dimension, value: value.into() }
+    }
+
+    fn matches(&self, v: Option<&str>) -> bool {
+        match v {
+            Some(v) => v == self.value,
+            None => self.value == self.dimension.none_label(),
+        }
+    }
+}
+
+impl FromStr for Filter {
+    type Err = QueryError;
+
+    /// `dimension=value`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (d, v) = s.split_once('=').ok_or_else(|| QueryError::InvalidArgument {
+            name: "filter",
+            reason: format!("`{s}` is not of the form dimension=value"),
+        })?;
+        Ok(Filter::new(d.parse()?, v.trim()))
+    }
+}
+
+// === Query ===
+
+/// A query: a window, equality filters, and an optional group-by.
+///
+/// Supported shapes: any filters on model, provider, project, agent, operation, task and tenant, grouped by
+/// any of those or by time; a filter on session, user or tool alone (or project with session), grouped by
+/// time or not at all; grouped by session (optionally filtered by project), by user, or by tool, without
+/// other filters; grouped by project filtered by session. Others are [`QueryError::Unsupported`].
+///
+/// ```
+/// use tokenmeter::ledger::{Dimension, GroupBy, Query, Window};
+///
+/// let q = Query::new(Window::Last7Days)
+///     .filter(Dimension::Agent, "support-bot")
+///     .group_by(GroupBy::Dimension(Dimension::Model));
+/// # let _ = q;
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Query {
+    /// The window.
+    pub window: Window,
+    /// Equality filters, all of which must hold.
+    #[serde(default)]
+    pub filters: Vec<Filter>,
+    /// Grouping.
+    #[serde(default)]
+    pub group_by: Option<GroupBy>,
+}
+
+impl Query {
+    /// A query over `window`, unfiltered, ungrouped.
+    pub fn new(window: Window) -> Self {
+        Query { window, filters: Vec::new(), group_by: None }
+    }
+
+    /// Adds a filter.
+    pub fn filter(mut self, dimension: Dimension, value: impl Into<String>) -> Self {
+        self.filters.push(Filter::new(dimension, value));
+        self
+    }
+
+    /// Sets the grouping.
+    pub fn group_by(mut self, group_by: GroupBy) -> Self {
+        self.group_by = Some(group_by);
+        self
+    }
+}
+
+/// Token counts by kind, for reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenFigures {
+    /// Uncached input.
+    pub input: u64,
+    /// Output (reasoning included).
+    pub output: u64,
+    /// Read from the cache.
+    pub cache_read: u64,
+    /// Written to the cache, 5-minute lifetime.
+    pub cache_write_5m: u64,
+    /// Written to the cache, 1-hour lifetime.
+    pub cache_write_1h: u64,
+    /// Written to the cache, both lifetimes.
+    pub cache_creation: u64,
+    /// Reasoning (part of output).
+    pub reasoning: u64,
+    /// Every billed token.
+    pub total: u64,
+}
+
+impl From<&TokenUsage> for TokenFigures {
+    fn from(t: &TokenUsage) -> Self {
+        TokenFigures {
+            input: t.input,
+            output: t.output,
+            cache_read: t.cache_read,
+            cache_write_5m: t.cache_write_5m,
+            cache_write_1h: t.cache_write_1h,
+            cache_creation: t.cache_write(),
+            reasoning: t.reasoning,
+            total: t.total(),
+        }
+    }
+}
+
+/// One row of a query result (or the totals).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupRow {
+    /// The group's value (a dimension value, or the RFC 3339 start of a time grain).
+    pub key: String,
+    /// Calls.
+    pub calls: u64,
+    /// Calls that ended in an error.
+    pub failed_calls: u64,
+    /// Calls without usage.
+    pub unmetered_calls: u64,
+    /// Metered calls on models the price book does not know.
+    pub unpriced_calls: u64,
+    /// Tasks.
+    pub tasks: u64,
+    /// Tokens by kind.
+    pub tokens: TokenFigures,
+    /// Cost in USD.
+    pub cost_usd: f64,
+    /// Share of the selection's cost (0-1).
+    pub cost_share: f64,
+    /// Share of the selection's tokens (0-1).
+    pub token_share: f64,
+}
+
+pub(crate) fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 { a / b } else { 0.0 }
+}
+
+impl GroupRow {
+    pub(crate) fn of(key: String, c: &Core, total: &Core) -> Self {
+        GroupRow {
+            key,
+            calls: c.calls,
+            failed_calls: c.failed_calls,
+            unmetered_calls: c.unmetered_calls,
+            unpriced_calls: c.unpriced_calls,
+            tasks: c.tasks,
+            tokens: TokenFigures::from(&c.tokens),
+            cost_usd: c.cost.as_usd(),
+            cost_share: ratio(c.cost.picos() as f64, total.cost.picos() as f64),
+            token_share: ratio(c.tokens.total() as f64, total.tokens.total() as f64),
+        }
+    }
+}
+
+/// The answer to a [`Query`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueryResult {
+    /// The resolved window.
+    pub window: WindowBounds,
+    /// The filters applied.
+    pub filters: Vec<Filter>,
+    /// The grouping, if any.
+    pub group_by: Option<GroupBy>,
+    /// The whole selection.
+    pub totals: GroupRow,
+    /// One row per group: by cost (then calls) for dimensions, by time for time grains.
+    pub groups: Vec<GroupRow>,
+}
+
+/// An invalid query or report request.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum QueryError {
+    /// The window's start is not before its end.
+    #[error("window start {from} is not before its end {to}: give a `from` earlier than `to`")]
+    InvalidWindow {
+        /// Start.
+        from: DateTime<Utc>,
+        /// End.
+        to: DateTime<Utc>,
+    },
+    /// A window string that is not one of the known forms.
+    #[error("unknown window `{0}`: expected 1h, 6h, 24h, 7d, 30d, all, or FROM..TO with RFC 3339 times")]
+    UnknownWindow(String),
+    /// A dimension name that is not known.
+    #[error(
+        "unknown dimension `{0}`: expected model, provider, session, project, agent, operation, task, tool, user or tenant"
+    )]
+    UnknownDimension(String),
+    /// A group-by that is neither a dimension nor a time grain.
+    #[error("unknown group-by `{0}`: expected a dimension name (model, agent, …) or hour, day, week, month")]
+    UnknownGroupBy(String),
+    /// The same dimension filtered twice.
+    #[error("dimension `{0}` is filtered twice: give each dimension at most one value")]
+    DuplicateFilter(Dimension),
+    /// A combination of filters and grouping the ledger's series cannot answer exactly.
+    #[error("unsupported query: {0}")]
+    Unsupported(String),
+    /// The ledger no longer keeps data at the asked resolution for the window.
+    #[error("{grain} resolution is not available for this window: {detail}")]
+    ResolutionUnavailable {
+        /// The asked grain.
+        grain: TimeGrain,
+        /// What is kept.
+        detail: String,
+    },
+    /// A report argument out of range.
+    #[error("invalid argument `{name}`: {reason}")]
+    InvalidArgument {
+        /// The argument.
+        name: &'static str,
+        /// What is wrong and what is expected.
+        reason: String,
+    },
+}
+
+// === Selection ===
+
+/// Which records a query keeps, in terms of the series that can answer it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Selection {
+    All,
+    Compound(Vec<Filter>),
+    Session(String),
+    User(String),
+    ProjectSession(Filter, String),
+    Tool(String),
+}
+
+fn matches_key(filters: &[Filter], k: &SeriesKey) -> bool {
+    filters.iter().all(|f| f.matches(f.dimension.of_key(k)))
+}
+
+impl Selection {
+    pub(crate) fn from_filters(filters: &[Filter]) -> Result<Self, QueryError> {
+        for (i, f) in filters.iter().enumerate() {
+            if filters[..i].iter().any(|g| g.dimension == f.dimension) {
+                return Err(QueryError::DuplicateFilter(f.dimension));
+            }
+        }
+        if filters.is_empty() {
+            return Ok(Selection::All);
+        }
+        if filters.iter().all(|f| f.dimension.is_compound()) {
+            return Ok(Selection::Compound(filters.to_vec()));
+        }
+        let find = |d: Dimension| filters.iter().find(|f| f.dimension == d);
+        match (filters.len(), find(Dimension::Session), find(Dimension::User), find(Dimension::Tool)) {
+            (1, Some(s), _, _) => Ok(Selection::Session(s.value.clone())),
+            (1, _, Some(u), _) => Ok(Selection::User(u.value.clone())),
+            (1, _, _, Some(t)) => Ok(Selection::Tool(t.value.clone())),
+            (2, Some(s), None, None) => match find(Dimension::Project) {
+                Some(p) => Ok(Selection::ProjectSession(p.clone(), s.value.clone())),
+                None => Err(unsupported_filters()),
+            },
+            _ => Err(unsupported_filters()),
+        }
+    }
+
+    /// The selection's sums in one bucket.
+    pub(crate) fn agg(&self, b: &Bucket) -> Agg {
+        match self {
+            Selection::All => b.totals.clone(),
+            Selection::Compound(f) => {
+                let mut a = Agg::default();
+                for s in b.series.values().filter(|s| matches_key(f, &s.key)) {
+                    a.merge(&s.agg);
+                }
+                a
+            }
+            Selection::Session(s) => b.sessions.get(s.as_str()).cloned().unwrap_or_default(),
+            Selection::User(u) => b.users.get(u.as_str()).cloned().unwrap_or_default(),
+            Selection::ProjectSession(p, s) => {
+                let mut a = Agg::default();
+                for e in b.project_sessions.values().filter(|e| *e.session == **s && p.matches(e.project.as_deref())) {
+                    a.merge(&e.agg);
+                }
+                a
+            }
+            Selection::Tool(t) => {
+                let mut a = Agg::default();
+                if let Some(x) = b.tools.get(t.as_str()) {
+                    a.core.calls = x.invocations;
+                    a.core.failed_calls = x.errors;
+                    a.core.duration_us = x.duration_us;
+                }
+                a
+            }
+        }
+    }
+
+    /// The selection's sums over `[from, to)`.
+    pub(crate) fn total(&self, store: &Store, from: i64, to: i64) -> Agg {
+        let mut a = Agg::default();
+        for b in store.buckets(from, to) {
+            a.merge(&self.agg(b));
+        }
+        a
+    }
+
+    /// Rows per value of `dim` over `[from, to)`, unsorted.
+    pub(crate) fn grouped(
+        &self,
+        store: &Store,
+        from: i64,
+        to: i64,
+        dim: Dimension,
+    ) -> Result<Vec<(String, Agg)>, QueryError> {
+        let mut rows: rustc_hash::FxHashMap<String, Agg> = Default::default();
+        let buckets = store.buckets(from, to);
+        match (dim, self) {
+            (d, Selection::All | Selection::Compound(_)) if d.is_compound() => {
+                let filters: &[Filter] = match self {
+                    Selection::Compound(f) => f,
+                    _ => &[],
+                };
+                for b in buckets {
+                    for s in b.series.values().filter(|s| matches_key(filters, &s.key)) {
+                        rows.entry(d.label(d.of_key(&s.key))).or_default().merge(&s.agg);
+                    }
+                }
+            }
+            (Dimension::Session, Selection::All) => {
+                for b in buckets {
+                    for (k, a) in &b.sessions {
+                        rows.entry(k.to_string()).or_default().merge(a);
+                    }
+                }
+            }
+            (Dimension::Session, Selection::Compound(f)) if f.len() == 1 && f[0].dimension == Dimension::Project => {
+                for b in buckets {
+                    for e in b.project_sessions.values().filter(|e| f[0].matches(e.project.as_deref())) {
+                        rows.entry(e.session.to_string()).or_default().merge(&e.agg);
+                    }
+                }
+            }
+            (Dimension::Project, Selection::Session(s)) => {
+                for b in buckets {
+                    for e in b.project_sessions.values().filter(|e| *e.session == **s) {
+                        rows.entry(Dimension::Project.label(e.project.as_deref())).or_default().merge(&e.agg);
+                    }
+                }
+            }
+            (Dimension::User, Selection::All) => {
+                for b in buckets {
+                    for (k, a) in &b.users {
+                        rows.entry(k.to_string()).or_default().merge(a);
+                    }
+                }
+            }
+            (Dimension::Tool, Selection::All) => {
+                for b in buckets {
+                    for k in b.tools.keys() {
+                        rows.entry(k.to_string()).or_default().merge(&Selection::Tool(k.to_string()).agg(b));
+                    }
+                }
+            }
+            (d, _) => {
+                return Err(QueryError::Unsupported(format!(
+                    "grouping by {d} with these filters; group by {d} alone, or filter only on model, provider, \
+                     project, agent, operation, task and tenant and group by one of those"
+                )));
+            }
+        }
+        let drop_taskless = matches!(dim, Dimension::Model | Dimension::Provider);
+        Ok(rows
+            .into_iter()
+            .filter(|(_, a)| a.core.calls > 0 || (!drop_taskless && a.core.tasks > 0) || a.opp.is_some())
+            .collect())
+    }
+
+    /// Rows per `grain` over `[from, to)`, oldest first, gaps filled with zeros.
+    pub(crate) fn series(
+        &self,
+        store: &Store,
+        now: i64,
+        from: i64,
+        to: i64,
+        grain: TimeGrain,
+    ) -> Result<Vec<(i64, Agg)>, QueryError> {
+        let tz = store.tz;
+        let g = grain.grain();
+        let mut points: std::collections::BTreeMap<i64, Agg> = Default::default();
+        let fits = |t: Tier| match t {
+            Tier::Minute => true,
+            Tier::Hour => g >= Grain::Hour,
+            Tier::Day => g >= Grain::Day,
+            Tier::Month => g == Grain::Month,
+            Tier::Archive => false,
+        };
+        if store.buckets(from, to).all(|b| fits(b.tier)) {
+            for b in store.buckets(from, to) {
+                let a = self.agg(b);
+                if a.core != Core::default() || a.opp.is_some() {
+                    points.entry(calendar::grain_start(tz, g, b.start)).or_default().merge(&a);
+                }
+            }
+        } else if *self == Selection::All {
+            let source = if grain == TimeGrain::Hour {
+                if from < now - HOURLY_TOTALS_SPAN {
+                    return Err(QueryError::ResolutionUnavailable {
+                        grain,
+                        detail: "hourly totals are kept for 35 days; use a shorter window or a coarser grain".into(),
+                    });
+                }
+                &store.hourly
+            } else {
+                &store.daily
+            };
+            for (k, a) in source.range(from..to.max(from)) {
+                points.entry(calendar::grain_start(tz, g, *k)).or_default().merge(a);
+            }
+        } else {
+            return Err(QueryError::ResolutionUnavailable {
+                grain,
+                detail: "filtered series keep minutes for 2 hours, hours for 48 hours, days for 35 days and \
+                         months for 400 days; use a shorter window or a coarser grain"
+                    .into(),
+            });
+        }
+        Ok(fill(tz, g, from, to, points))
+    }
+}
+
+fn unsupported_filters() -> QueryError {
+    QueryError::Unsupported(
+        "filters on session, user or tool cannot be combined with other filters (except project with session)".into(),
+    )
+}
+
+/// Every grain start in `[from, to)` with its point or zero.
+pub(crate) fn fill(
+    tz: Tz,
+    g: Grain,
+    from: i64,
+    to: i64,
+    points: std::collections::BTreeMap<i64, Agg>,
+) -> Vec<(i64, Agg)> {
+    let mut out = Vec::new();
+    let mut points = points.into_iter().peekable();
+    let mut t = calendar::grain_start(tz, g, from);
+    // A window of 10 years of days is 3,660 points; anything longer is a bug guard, not a real window.
+    while t < to && out.len() < 100_000 {
+        let next = calendar::grain_end(tz, g, t).max(t + 60);
+        let mut a = Agg::default();
+        while let Some((k, _)) = points.peek() {
+            if *k < next {
+                if let Some((_, p)) = points.next() {
+                    a.merge(&p);
+                }
+            } else {
+                break;
+            }
+        }
+        out.push((t, a));
+        t = next;
+    }
+    out
+}
+
+/// Merged distributions of every bucket in `[from, to)`.
+pub(crate) fn histograms(store: &Store, from: i64, to: i64) -> Option<Histograms> {
+    let mut out: Option<Histograms> = None;
+    for b in store.buckets(from, to) {
+        if let Some(h) = b.hist.as_deref() {
+            match &mut out {
+                Some(o) => o.merge(h),
+                None => out = Some(h.clone()),
+            }
+        }
+    }
+    out
+}
+
+pub(crate) fn sort_rows(rows: &mut [(String, Agg)]) {
+    rows.sort_by(|a, b| {
+        b.1.core.cost.cmp(&a.1.core.cost).then(b.1.core.calls.cmp(&a.1.core.calls)).then(a.0.cmp(&b.0))
+    });
+}
+
+impl Ledger {
+    /// Answers a query: totals of the selection, and rows per group.
+    pub fn query(&self, q: &Query) -> Result<QueryResult, QueryError> {
+        let sel = Selection::from_filters(&q.filters)?;
+        self.read(|store, now| {
+            let (from, to) = q.window.bounds(store, now)?;
+            let total = sel.total(store, from, to);
+            let groups = match q.group_by {
+                None => Vec::new(),
+                Some(GroupBy::Dimension(d)) => {
+                    let mut rows = sel.grouped(store, from, to, d)?;
+                    sort_rows(&mut rows);
+                    rows.into_iter().map(|(k, a)| GroupRow::of(k, &a.core, &total.core)).collect()
+                }
+                Some(GroupBy::Time(g)) => sel
+                    .series(store, now, from, to, g)?
+                    .into_iter()
+                    .map(|(t, a)| GroupRow::of(calendar::utc(t).to_rfc3339(), &a.core, &total.core))
+                    .collect(),
+            };
+            Ok(QueryResult {
+                window: WindowBounds::of(from, to),
+                filters: q.filters.clone(),
+                group_by: q.group_by,
+                totals: GroupRow::of("total".into(), &total.core, &total.core),
+                groups,
+            })
+        })
+    }
+}

@@ -1,0 +1,230 @@
+//! Per-session state for the analyses that need a call's predecessor: the cacheable prefix the previous turn
+//! left, and cache writes waiting to be read.
+//!
+//! Sessions are kept in stripes chosen by the session id's hash, each behind its own lock, so two recording
+//! threads contend only when they record calls of sessions in the same stripe at the same moment (held for a
+//! few dozen nanoseconds). The number of tracked sessions is capped; idle sessions are swept.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+use rustc_hash::{FxHashMap as HashMap, FxHasher};
+use smallvec::SmallVec;
+
+use crate::record::{CallRecord, Dimensions};
+
+/// Number of lock stripes.
+const STRIPES: usize = 64;
+/// Pending cache writes kept per session; past this the oldest counts as never read.
+const MAX_PENDING_WRITES: usize = 4;
+/// A session idle this long is dropped from tracking (its pending writes have all expired by then).
+const IDLE_NS: i64 = 2 * 3_600 * 1_000_000_000;
+/// A full stripe is swept at most this often (record time).
+const SWEEP_EVERY_NS: i64 = 60 * 1_000_000_000;
+/// The 5-minute cache lifetime.
+const TTL_5M_NS: i64 = 5 * 60 * 1_000_000_000;
+/// The 1-hour cache lifetime.
+const TTL_1H_NS: i64 = 3_600 * 1_000_000_000;
+
+/// The call that wrote to the cache, kept until the write is read or expires.
+#[derive(Debug, Clone)]
+pub(crate) struct WriterInfo {
+    pub(crate) ts: i64,
+    pub(crate) model: Option<Arc<str>>,
+    pub(crate) provider: Option<Arc<str>>,
+    pub(crate) dims: Dimensions,
+    pub(crate) service_tier: Option<Arc<str>>,
+    pub(crate) speed: Option<Arc<str>>,
+    pub(crate) prompt_total: u64,
+    pub(crate) write_5m: u64,
+    pub(crate) write_1h: u64,
+}
+
+#[derive(Debug)]
+struct Pending {
+    expires_ns: i64,
+    written_ns: i64,
+    writer: Box<WriterInfo>,
+}
+
+#[derive(Debug, Default)]
+struct SessionState {
+    last_ns: i64,
+    last_prompt: u64,
+    written_upto: u64,
+    pending: SmallVec<[Pending; 1]>,
+}
+
+#[derive(Debug, Default)]
+struct Stripe {
+    map: HashMap<u64, SessionState>,
+    last_sweep_ns: i64,
+}
+
+/// What a call's session history says about it.
+#[derive(Debug, Default)]
+pub(crate) struct SessionFacts {
+    /// Prompt tokens repeating the previous turn's prompt.
+    pub(crate) reusable: u64,
+    /// Of those, read from the cache.
+    pub(crate) reused: u64,
+    /// Reusable tokens sent as uncached input, when at least the minimum cacheable size (else 0).
+    pub(crate) missed: u64,
+    /// Prompt tokens that caching the session would have written for this call.
+    pub(crate) write_delta: u64,
+    /// Earlier cache writes of the session now known never to have been read.
+    pub(crate) unread: Vec<WriterInfo>,
+}
+
+/// The session table.
+#[derive(Debug)]
+pub(crate) struct Sessions {
+    stripes: Box<[crate::ledger::Padded<Mutex<Stripe>>]>,
+    per_stripe: usize,
+    untracked: AtomicU64,
+}
+
+pub(crate) fn session_hash(session: &str) -> u64 {
+    let mut h = FxHasher::default();
+    session.hash(&mut h);
+    h.finish()
+}
+
+impl Sessions {
+    pub(crate) fn new(max_sessions: usize) -> Self {
+        Sessions {
+            stripes: (0..STRIPES).map(|_| crate::ledger::Padded(Mutex::new(Stripe::default()))).collect(),
+            per_stripe: max_sessions.div_ceil(STRIPES).max(1),
+            untracked: AtomicU64::new(0),
+        }
+    }
+
+    /// Most sessions tracked at once.
+    pub(crate) fn capacity(&self) -> usize {
+        self.per_stripe * STRIPES
+    }
+
+    /// Records `rec` (metered, in `session`) and returns its facts.
+    pub(crate) fn observe(
+        &self,
+        session: &str,
+        rec: &CallRecord,
+        ts_ns: i64,
+        reuse_window_ns: i64,
+        min_cacheable: u64,
+    ) -> SessionFacts {
+        let h = session_hash(session);
+        let mut facts = SessionFacts::default();
+        let stripe = &self.stripes[(h as usize) & (STRIPES - 1)].0;
+        let mut stripe = stripe.lock();
+        let stripe = &mut *stripe;
+        if !stripe.map.contains_key(&h) && stripe.map.len() >= self.per_stripe {
+            if ts_ns.saturating_sub(stripe.last_sweep_ns) >= SWEEP_EVERY_NS {
+                stripe.last_sweep_ns = ts_ns;
+                let cutoff = ts_ns.saturating_sub(IDLE_NS);
+                stripe.map.retain(|_, st| {
+                    if st.last_ns >= cutoff {
+                        return true;
+                    }
+                    facts.unread.extend(st.pending.drain(..).map(|p| *p.writer));
+                    false
+                });
+            }
+            if stripe.map.len() >= self.per_stripe {
+                self.untracked.fetch_add(1, Ordering::Relaxed);
+                return facts;
+            }
+        }
+        let st = stripe.map.entry(h).or_insert_with(|| SessionState { last_ns: i64::MIN, ..Default::default() });
+        let tokens = &rec.tokens;
+        let prompt = tokens.prompt_total();
+
+        // Writes past their lifetime were never read; a read within the lifetime reads all pending writes.
+        let mut i = 0;
+        while i < st.pending.len() {
+            if st.pending[i].expires_ns < ts_ns {
+                facts.unread.push(*st.pending.remove(i).writer);
+            } else {
+                i += 1;
+            }
+        }
+        if tokens.cache_read > 0 {
+            st.pending.retain(|p| p.written_ns > ts_ns);
+        }
+
+        let follows = st.last_ns != i64::MIN && ts_ns >= st.last_ns && ts_ns - st.last_ns <= reuse_window_ns;
+        if follows {
+            facts.reusable = st.last_prompt.min(prompt);
+            facts.reused = tokens.cache_read.min(facts.reusable);
+            let missed = (facts.reusable - facts.reused).min(tokens.input);
+            if missed >= min_cacheable.max(1) {
+                facts.missed = missed;
+                facts.write_delta = prompt.saturating_sub(st.written_upto);
+                st.written_upto = prompt;
+            }
+        } else if ts_ns >= st.last_ns {
+            st.written_upto = 0;
+        }
+        if ts_ns >= st.last_ns {
+            st.last_ns = ts_ns;
+            st.last_prompt = prompt;
+        }
+
+        if tokens.cache_write() > 0 {
+            let ttl = if tokens.cache_write_1h > 0 { TTL_1H_NS } else { TTL_5M_NS };
+            if st.pending.len() >= MAX_PENDING_WRITES {
+                facts.unread.push(*st.pending.remove(0).writer);
+            }
+            st.pending.push(Pending {
+                expires_ns: ts_ns.saturating_add(ttl),
+                written_ns: ts_ns,
+                writer: Box::new(WriterInfo {
+                    ts: ts_ns.div_euclid(1_000_000_000),
+                    model: rec.cost.as_ref().map(|c| c.priced_as.clone()).or_else(|| rec.model.clone()),
+                    provider: rec.provider.clone(),
+                    dims: rec.dimensions.clone(),
+                    service_tier: rec.service_tier.clone(),
+                    speed: rec.speed.clone(),
+                    prompt_total: prompt,
+                    write_5m: tokens.cache_write_5m,
+                    write_1h: tokens.cache_write_1h,
+                }),
+            });
+        }
+        facts
+    }
+
+    /// Takes every pending write whose lifetime ended before `now_ns` (never read), and drops sessions idle
+    /// for two hours.
+    pub(crate) fn take_expired(&self, now_ns: i64) -> Vec<WriterInfo> {
+        let mut out = Vec::new();
+        let cutoff = now_ns.saturating_sub(IDLE_NS);
+        for stripe in self.stripes.iter() {
+            let mut stripe = stripe.0.lock();
+            stripe.map.retain(|_, st| {
+                let mut i = 0;
+                while i < st.pending.len() {
+                    if st.pending[i].expires_ns < now_ns {
+                        out.push(*st.pending.remove(i).writer);
+                    } else {
+                        i += 1;
+                    }
+                }
+                st.last_ns >= cutoff || !st.pending.is_empty()
+            });
+        }
+        out
+    }
+
+    /// Sessions tracked now.
+    pub(crate) fn tracked(&self) -> usize {
+        self.stripes.iter().map(|s| s.0.lock().map.len()).sum()
+    }
+
+    /// Sessions not tracked because the table was full.
+    pub(crate) fn untracked(&self) -> u64 {
+        self.untracked.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,186 @@
+//! The aged store: buckets by tier, and the totals-only hourly and daily series.
+
+use std::collections::BTreeMap;
+
+use chrono_tz::Tz;
+
+use super::agg::Agg;
+use super::bucket::{Bucket, Entries, Tier};
+use super::calendar;
+
+/// Minute buckets cover the last 2 hours.
+pub(crate) const MINUTE_SPAN: i64 = 2 * 3_600;
+/// Hour buckets cover up to 48 hours back.
+pub(crate) const HOUR_SPAN: i64 = 48 * 3_600;
+/// Day buckets cover up to 35 days back.
+pub(crate) const DAY_SPAN: i64 = 35 * 86_400;
+/// Month buckets cover up to 400 days back; older data is in the archive bucket.
+pub(crate) const MONTH_SPAN: i64 = 400 * 86_400;
+/// The totals-only hourly series is kept 35 days.
+pub(crate) const HOURLY_TOTALS_SPAN: i64 = 35 * 86_400;
+/// The totals-only daily series is kept about 10 years.
+pub(crate) const DAILY_TOTALS_SPAN: i64 = 3_660 * 86_400;
+
+/// Most buckets each tier can hold.
+pub(crate) const fn max_buckets(tier: Tier) -> usize {
+    match tier {
+        Tier::Minute => (MINUTE_SPAN / 60) as usize + 2,
+        Tier::Hour => (HOUR_SPAN / 3_600) as usize + 2,
+        Tier::Day => (DAY_SPAN / 86_400) as usize + 2,
+        Tier::Month => (MONTH_SPAN / (28 * 86_400)) as usize + 2,
+        Tier::Archive => 1,
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Store {
+    pub(crate) tz: Tz,
+    pub(crate) minutes: BTreeMap<i64, Bucket>,
+    pub(crate) hours: BTreeMap<i64, Bucket>,
+    pub(crate) days: BTreeMap<i64, Bucket>,
+    pub(crate) months: BTreeMap<i64, Bucket>,
+    pub(crate) archive: Option<Bucket>,
+    /// Totals by local hour start.
+    pub(crate) hourly: BTreeMap<i64, Agg>,
+    /// Totals by local day start.
+    pub(crate) daily: BTreeMap<i64, Agg>,
+    /// Earliest and latest record timestamps seen (Unix seconds).
+    pub(crate) first_ts: Option<i64>,
+    pub(crate) last_ts: Option<i64>,
+    /// The `now` of the last compaction.
+    pub(crate) last_compaction: i64,
+}
+
+impl Store {
+    pub(crate) fn new(tz: Tz) -> Self {
+        Store {
+            tz,
+            minutes: BTreeMap::new(),
+            hours: BTreeMap::new(),
+            days: BTreeMap::new(),
+            months: BTreeMap::new(),
+            archive: None,
+            hourly: BTreeMap::new(),
+            daily: BTreeMap::new(),
+            first_ts: None,
+            last_ts: None,
+            last_compaction: i64::MIN,
+        }
+    }
+
+    /// The tier and bucket start for data starting at `start`, given its age at `now`.
+    fn slot(&self, start: i64, now: i64) -> (Tier, i64) {
+        let tz = self.tz;
+        if start >= now - MINUTE_SPAN {
+            return (Tier::Minute, start.div_euclid(60) * 60);
+        }
+        let h = calendar::hour_start(tz, start);
+        if h >= now - HOUR_SPAN {
+            return (Tier::Hour, h);
+        }
+        let d = calendar::day_start(tz, start);
+        if d >= now - DAY_SPAN {
+            return (Tier::Day, d);
+        }
+        let m = calendar::month_start(tz, start);
+        if m >= now - MONTH_SPAN {
+            return (Tier::Month, m);
+        }
+        (Tier::Archive, start)
+    }
+
+    /// Puts a bucket into the tier its age at `now` calls for, merging with what is there.
+    fn place(&mut self, bucket: Bucket, now: i64) {
+        let (tier, start) = self.slot(bucket.start, now);
+        let map = match tier {
+            Tier::Minute => &mut self.minutes,
+            Tier::Hour => &mut self.hours,
+            Tier::Day => &mut self.days,
+            Tier::Month => &mut self.months,
+            Tier::Archive => {
+                match &mut self.archive {
+                    Some(a) => {
+                        a.start = a.start.min(bucket.start);
+                        a.absorb(bucket);
+                    }
+                    None => {
+                        let mut a = Bucket::new(bucket.start, Tier::Archive);
+                        a.absorb(bucket);
+                        self.archive = Some(a);
+                    }
+                }
+                return;
+            }
+        };
+        if bucket.tier == tier && bucket.start == start && !map.contains_key(&start) {
+            map.insert(start, bucket);
+            return;
+        }
+        map.entry(start).or_insert_with(|| Bucket::new(start, tier)).absorb(bucket);
+    }
+
+    /// Takes a fresh minute bucket (from a recording shard): feeds the totals series, then places it.
+    pub(crate) fn absorb(&mut self, bucket: Bucket, now: i64, first_ts: i64, last_ts: i64) {
+        let tz = self.tz;
+        self.first_ts = Some(self.first_ts.map_or(first_ts, |f| f.min(first_ts)));
+        self.last_ts = Some(self.last_ts.map_or(last_ts, |l| l.max(last_ts)));
+        let h = calendar::hour_start(tz, bucket.start);
+        if h >= now - HOURLY_TOTALS_SPAN {
+            self.hourly.entry(h).or_default().merge(&bucket.totals);
+        }
+        let d = calendar::day_start(tz, bucket.start);
+        if d >= now - DAILY_TOTALS_SPAN {
+            self.daily.entry(d).or_default().merge(&bucket.totals);
+        }
+        self.place(bucket, now);
+    }
+
+    /// Moves buckets that have aged out of their tier into the next, and drops totals past retention.
+    pub(crate) fn compact(&mut self, now: i64) {
+        if now == self.last_compaction {
+            return;
+        }
+        self.last_compaction = now;
+        for tier in [Tier::Minute, Tier::Hour, Tier::Day, Tier::Month] {
+            let (span, map) = match tier {
+                Tier::Minute => (MINUTE_SPAN, &mut self.minutes),
+                Tier::Hour => (HOUR_SPAN, &mut self.hours),
+                Tier::Day => (DAY_SPAN, &mut self.days),
+                _ => (MONTH_SPAN, &mut self.months),
+            };
+            let keep = map.split_off(&(now - span));
+            let aged = std::mem::replace(map, keep);
+            for (_, b) in aged {
+                self.place(b, now);
+            }
+        }
+        self.hourly = self.hourly.split_off(&(now - HOURLY_TOTALS_SPAN));
+        self.daily = self.daily.split_off(&(now - DAILY_TOTALS_SPAN));
+    }
+
+    /// Every bucket whose start lies in `[from, to)`, coarsest tier first.
+    pub(crate) fn buckets(&self, from: i64, to: i64) -> impl Iterator<Item = &Bucket> {
+        let range = from..to.max(from);
+        self.archive
+            .iter()
+            .filter(move |a| a.start >= from && a.start < to)
+            .chain(self.months.range(range.clone()).map(|(_, b)| b))
+            .chain(self.days.range(range.clone()).map(|(_, b)| b))
+            .chain(self.hours.range(range.clone()).map(|(_, b)| b))
+            .chain(self.minutes.range(range).map(|(_, b)| b))
+    }
+
+    /// Bucket counts by tier.
+    pub(crate) fn bucket_counts(&self) -> [usize; 5] {
+        [self.minutes.len(), self.hours.len(), self.days.len(), self.months.len(), usize::from(self.archive.is_some())]
+    }
+
+    /// Entry counts over every bucket.
+    pub(crate) fn entries(&self) -> Entries {
+        let mut e = Entries::default();
+        for b in self.buckets(i64::MIN, i64::MAX) {
+            e.add(&b.entries());
+        }
+        e
+    }
+}

@@ -1,0 +1,146 @@
+//! Finding Claude Code transcripts on disk.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+use super::{TranscriptError, TranscriptFile};
+
+/// Folders deeper than this under `projects/` are not searched (a guard against symlink loops).
+const MAX_DEPTH: usize = 16;
+
+/// The Claude Code config dirs to read by default.
+///
+/// When `CLAUDE_CONFIG_DIR` is set and not empty: every path it lists (separated by commas, `~/` expanded),
+/// whether it exists or not, so that a caller can report a wrong one. Otherwise whichever of
+/// `$XDG_CONFIG_HOME/claude` (default `~/.config/claude`) and `~/.claude` exist, in that order.
+pub fn default_claude_code_dirs() -> Vec<PathBuf> {
+    let home = std::env::home_dir();
+    if let Some(raw) = std::env::var_os("CLAUDE_CONFIG_DIR").filter(|v| !v.is_empty()) {
+        let raw = raw.to_string_lossy().into_owned();
+        return raw
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| match (p.strip_prefix("~/"), &home) {
+                (Some(rest), Some(home)) => home.join(rest),
+                _ => PathBuf::from(p),
+            })
+            .collect();
+    }
+    let Some(home) = home else { return Vec::new() };
+    let xdg = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home.join(".config"));
+    [xdg.join("claude"), home.join(".claude")].into_iter().filter(|p| p.is_dir()).collect()
+}
+
+/// Lists the transcripts under `path`, sorted by path.
+///
+/// `path` may be a Claude Code config dir (it has a `projects/` folder), a `projects/` folder, one project's
+/// folder (it holds `.jsonl` files), or a single `.jsonl` file. Every `.jsonl` file below is found, nested
+/// folders and `subagents/` included.
+pub fn discover(path: &Path) -> Result<Vec<TranscriptFile>, TranscriptError> {
+    let meta = std::fs::metadata(path).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => TranscriptError::NotFound(path.to_owned()),
+        _ => TranscriptError::Io { path: path.to_owned(), source },
+    })?;
+    if meta.is_file() {
+        let project = path.parent().and_then(Path::file_name).map_or("unknown".into(), lossy);
+        let session = path.file_stem().map_or("unknown".into(), lossy);
+        return Ok(vec![TranscriptFile {
+            path: path.to_owned(),
+            project: project.into(),
+            session: session.into(),
+            subagent: false,
+            len: meta.len(),
+        }]);
+    }
+
+    let projects = path.join("projects");
+    let (root, prefix) = if projects.is_dir() {
+        (projects, Vec::new())
+    } else if path.file_name() == Some(OsStr::new("projects")) || !has_jsonl_file(path)? {
+        (path.to_owned(), Vec::new())
+    } else {
+        // One project's folder: the project is its own name.
+        let name = path.file_name().map_or_else(|| lossy(path.as_os_str()), lossy);
+        (path.to_owned(), vec![name])
+    };
+
+    let mut files = Vec::new();
+    walk(&root, &mut prefix.clone(), &mut files, 0)?;
+    // By the path as a string (as ccusage does): which copy of a repeated response is kept depends on it.
+    files.sort_by(|a, b| a.path.as_os_str().cmp(b.path.as_os_str()));
+    Ok(files)
+}
+
+fn has_jsonl_file(dir: &Path) -> Result<bool, TranscriptError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| TranscriptError::Io { path: dir.to_owned(), source })?;
+    Ok(entries.flatten().any(|e| is_jsonl(&e.path()) && e.path().is_file()))
+}
+
+fn is_jsonl(path: &Path) -> bool {
+    path.extension() == Some(OsStr::new("jsonl"))
+}
+
+fn lossy(s: &OsStr) -> String {
+    s.to_string_lossy().into_owned()
+}
+
+/// Collects the `.jsonl` files under `dir`; `parts` are the folder names from the projects root down to it.
+fn walk(dir: &Path, parts: &mut Vec<String>, out: &mut Vec<TranscriptFile>, depth: usize) -> Result<(), TranscriptError> {
+    if depth > MAX_DEPTH {
+        return Ok(());
+    }
+    let entries = std::fs::read_dir(dir).map_err(|source| TranscriptError::Io { path: dir.to_owned(), source })?;
+    for entry in entries {
+        let entry = entry.map_err(|source| TranscriptError::Io { path: dir.to_owned(), source })?;
+        let path = entry.path();
+        // Follows symlinks; an entry that vanished or cannot be stat'ed is skipped.
+        let Ok(meta) = std::fs::metadata(&path) else { continue };
+        let name = lossy(&entry.file_name());
+        if meta.is_dir() {
+            parts.push(name);
+            walk(&path, parts, out, depth + 1)?;
+            parts.pop();
+        } else if meta.is_file() && is_jsonl(&path) {
+            let stem = path.file_stem().map_or_else(String::new, lossy);
+            let (project, session, subagent) = place(parts, stem);
+            out.push(TranscriptFile { path, project: project.into(), session: session.into(), subagent, len: meta.len() });
+        }
+    }
+    Ok(())
+}
+
+/// Project, session and sub-agent flag of a file from the folders above it (`parts`, from the projects root)
+/// and its stem.
+fn place(parts: &[String], stem: String) -> (String, String, bool) {
+    let subagent = parts.iter().any(|p| p == "subagents");
+    let Some(project) = parts.first() else { return ("unknown".to_owned(), stem, subagent) };
+    let session = match parts.len() {
+        1 => stem,
+        n if parts[n - 1] == "subagents" && n >= 3 => parts[n - 2].clone(),
+        n => parts[n - 1].clone(),
+    };
+    (project.clone(), session, subagent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(parts: &[&str], stem: &str) -> (String, String, bool) {
+        let parts: Vec<String> = parts.iter().map(|s| s.to_string()).collect();
+        place(&parts, stem.to_owned())
+    }
+
+    #[test]
+    fn project_and_session_from_the_path() {
+        assert_eq!(p(&["proj"], "s1"), ("proj".into(), "s1".into(), false));
+        assert_eq!(p(&["proj", "s1"], "chat"), ("proj".into(), "s1".into(), false));
+        assert_eq!(p(&["proj", "s1", "subagents"], "agent-a"), ("proj".into(), "s1".into(), true));
+        assert_eq!(p(&[], "loose"), ("unknown".into(), "loose".into(), false));
+        assert_eq!(p(&["proj", "subagents"], "agent-a"), ("proj".into(), "subagents".into(), true));
+    }
+}

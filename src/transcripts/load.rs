@@ -1,0 +1,302 @@
+//! Reading many transcripts in parallel, resolving duplicates and replays, pricing the calls.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rustc_hash::FxHashMap as HashMap;
+
+use super::parse::{FileCalls, RawCall, SYNTHETIC_MODEL, read_file};
+use super::{BadLine, LoadStats, TranscriptFile, TranscriptLoad, UnreadableFile};
+use crate::pricing::{CallCost, Money, PriceBook, PricedModel};
+use crate::record::{CallRecord, Dimensions, Outcome};
+
+/// Bad-line places kept by default.
+const DEFAULT_MAX_BAD_PLACES: usize = 5;
+
+/// Reads Claude Code transcripts into priced [`CallRecord`]s (rules in the [module docs](super)).
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct TranscriptLoader {
+    prices: PriceBook,
+    threads: usize,
+    max_bad_places: usize,
+}
+
+/// A kept call: which file, which line of that file's calls.
+#[derive(Debug, Clone, Copy)]
+struct Pick {
+    file: u32,
+    call: u32,
+}
+
+impl TranscriptLoader {
+    /// A loader pricing calls with `prices`, on as many threads as the machine has cores (at most 8).
+    pub fn new(prices: PriceBook) -> Self {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+        TranscriptLoader { prices, threads, max_bad_places: DEFAULT_MAX_BAD_PLACES }
+    }
+
+    /// Reads on `threads` threads (at least 1).
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = threads.max(1);
+        self
+    }
+
+    /// Keeps the places of the first `n` bad lines (default 5).
+    pub fn with_max_bad_places(mut self, n: usize) -> Self {
+        self.max_bad_places = n;
+        self
+    }
+
+    /// Reads `files`.
+    pub fn load(&self, files: &[TranscriptFile]) -> TranscriptLoad {
+        self.load_with_progress(files, &|_| {})
+    }
+
+    /// Reads `files`, calling `progress` with each file's size in bytes once it is read (from any of the
+    /// reading threads).
+    pub fn load_with_progress(&self, files: &[TranscriptFile], progress: &(dyn Fn(u64) + Sync)) -> TranscriptLoad {
+        let parsed = self.read_all(files, progress);
+        resolve(files, &parsed, &self.prices, self.max_bad_places)
+    }
+
+    /// Parses every file, largest first, on the loader's threads; the result is in `files` order.
+    fn read_all(&self, files: &[TranscriptFile], progress: &(dyn Fn(u64) + Sync)) -> Vec<FileCalls> {
+        let mut order: Vec<usize> = (0..files.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(files[i].len));
+        let next = AtomicUsize::new(0);
+        let max_places = self.max_bad_places;
+        let work = || {
+            let mut done = Vec::new();
+            while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+                let calls = read_file(&files[i].path, max_places);
+                progress(files[i].len.max(calls.bytes));
+                done.push((i, calls));
+            }
+            done
+        };
+        let threads = self.threads.min(files.len()).max(1);
+        let mut results: Vec<Option<FileCalls>> = (0..files.len()).map(|_| None).collect();
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+            let mut all = work();
+            for h in handles {
+                // A reading thread cannot panic short of a bug; its files then count as unreadable.
+                all.extend(h.join().unwrap_or_default());
+            }
+            for (i, calls) in all {
+                results[i] = Some(calls);
+            }
+        });
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| FileCalls { error: Some("not read".to_owned()), ..FileCalls::default() }))
+            .collect()
+    }
+}
+
+/// True when `a` is the copy of a response to keep over `b`: a main-conversation copy over a sidechain one,
+/// then the larger token total; on a tie the one already kept (`b`) stays.
+fn better(a: &RawCall, b: &RawCall) -> bool {
+    if a.sidechain != b.sidechain {
+        return !a.sidechain;
+    }
+    a.tokens.total() > b.tokens.total()
+}
+
+/// Merges the files' calls into records.
+fn resolve(files: &[TranscriptFile], parsed: &[FileCalls], prices: &PriceBook, max_places: usize) -> TranscriptLoad {
+    let mut stats = LoadStats::default();
+    for (file, f) in files.iter().zip(parsed) {
+        match &f.error {
+            Some(error) => stats.unreadable_files.push(UnreadableFile { path: file.path.clone(), error: error.clone() }),
+            None => stats.files += 1,
+        }
+        stats.bytes += f.bytes;
+        stats.lines += f.lines;
+        stats.usage_lines += f.usage_lines;
+        stats.bad_lines += f.bad_lines;
+        for (line, reason) in &f.bad_places {
+            if stats.bad_line_places.len() < max_places {
+                stats.bad_line_places.push(BadLine { path: file.path.clone(), line: *line, reason: reason.clone() });
+            }
+        }
+    }
+
+    let raw = |p: Pick| &parsed[p.file as usize].calls[p.call as usize];
+    let scope_of = |p: Pick| {
+        let f = &parsed[p.file as usize];
+        match &raw(p).line_session {
+            Some(r) => f.str(r),
+            None => &files[p.file as usize].session,
+        }
+    };
+
+    // Pass 1: one call per (message id, request id); without a request id, per message id in its session.
+    let mut kept: Vec<Option<Pick>> = Vec::new();
+    let mut by_key: HashMap<(&str, &str, &str), usize> = HashMap::default();
+    for (fi, f) in parsed.iter().enumerate() {
+        for ci in 0..f.calls.len() {
+            let pick = Pick { file: fi as u32, call: ci as u32 };
+            let call = &f.calls[ci];
+            let Some(msg) = &call.message_id else {
+                kept.push(Some(pick));
+                continue;
+            };
+            let key = match &call.request_id {
+                Some(req) => (f.str(msg), f.str(req), ""),
+                None => (f.str(msg), "", scope_of(pick)),
+            };
+            match by_key.get(&key) {
+                Some(&k) => {
+                    stats.duplicate_lines += 1;
+                    if let Some(old) = kept[k]
+                        && better(call, raw(old))
+                    {
+                        kept[k] = Some(pick);
+                    }
+                }
+                None => {
+                    by_key.insert(key, kept.len());
+                    kept.push(Some(pick));
+                }
+            }
+        }
+    }
+
+    // Pass 2: a sidechain call repeating a main-conversation message of its session is a replay.
+    let mut main_messages: HashMap<(&str, &str), ()> = HashMap::default();
+    for p in kept.iter().flatten() {
+        let call = raw(*p);
+        if !call.sidechain
+            && let Some(msg) = &call.message_id
+        {
+            main_messages.insert((parsed[p.file as usize].str(msg), scope_of(*p)), ());
+        }
+    }
+    for slot in &mut kept {
+        if let Some(p) = *slot {
+            let call = raw(p);
+            if call.sidechain
+                && let Some(msg) = &call.message_id
+                && main_messages.contains_key(&(parsed[p.file as usize].str(msg), scope_of(p)))
+            {
+                stats.sidechain_replays += 1;
+                *slot = None;
+            }
+        }
+    }
+
+    let mut picks: Vec<Pick> = kept.into_iter().flatten().collect();
+    picks.sort_by(|&a, &b| (raw(a).timestamp, a.file, a.call).cmp(&(raw(b).timestamp, b.file, b.call)));
+
+    let mut records = RecordMaker::new(prices);
+    let calls: Vec<CallRecord> = picks.iter().map(|&p| records.make(&files[p.file as usize], &parsed[p.file as usize], raw(p))).collect();
+    stats.calls = calls.len() as u64;
+    stats.synthetic_calls = records.synthetic;
+    stats.unpriced_calls = records.unpriced;
+    TranscriptLoad { calls, stats }
+}
+
+/// Builds records, sharing one `Arc` per distinct string and one price lookup per model.
+struct RecordMaker<'p> {
+    prices: &'p PriceBook,
+    strings: HashMap<Arc<str>, ()>,
+    models: HashMap<Arc<str>, Option<PricedModel>>,
+    provider: Arc<str>,
+    operation: Arc<str>,
+    main: Arc<str>,
+    subagent: Arc<str>,
+    api_error: Arc<str>,
+    synthetic_id: Arc<str>,
+    synthetic: u64,
+    unpriced: u64,
+}
+
+impl<'p> RecordMaker<'p> {
+    fn new(prices: &'p PriceBook) -> Self {
+        RecordMaker {
+            prices,
+            strings: HashMap::default(),
+            models: HashMap::default(),
+            provider: Arc::from("anthropic"),
+            operation: Arc::from("chat"),
+            main: Arc::from("main"),
+            subagent: Arc::from("subagent"),
+            api_error: Arc::from("api_error"),
+            synthetic_id: Arc::from(SYNTHETIC_MODEL),
+            synthetic: 0,
+            unpriced: 0,
+        }
+    }
+
+    fn shared(&mut self, s: &Arc<str>) -> Arc<str> {
+        if let Some((k, _)) = self.strings.get_key_value(s) {
+            return Arc::clone(k);
+        }
+        self.strings.insert(Arc::clone(s), ());
+        Arc::clone(s)
+    }
+
+    fn make(&mut self, file: &TranscriptFile, f: &FileCalls, call: &RawCall) -> CallRecord {
+        let entry = |i: Option<u16>| i.and_then(|i| f.table.get(i as usize));
+        let model = entry(call.model).map(|m| self.shared(m));
+        let service_tier = entry(call.service_tier).map(|s| self.shared(s));
+        let speed = entry(call.speed).map(|s| self.shared(s));
+        let cost = if call.synthetic {
+            self.synthetic += 1;
+            Some(CallCost {
+                total: Money::ZERO,
+                input: Money::ZERO,
+                cache_read: Money::ZERO,
+                cache_write_5m: Money::ZERO,
+                cache_write_1h: Money::ZERO,
+                output: Money::ZERO,
+                cache_savings: Money::ZERO,
+                priced_as: Arc::clone(&self.synthetic_id),
+                long_context: false,
+                batch: false,
+                fast: false,
+            })
+        } else {
+            let priced = match &model {
+                Some(m) => match self.models.get(m) {
+                    Some(p) => p.clone(),
+                    None => {
+                        let p = self.prices.resolve(m);
+                        self.models.insert(Arc::clone(m), p.clone());
+                        p
+                    }
+                },
+                None => None,
+            };
+            let cost = priced.map(|p| p.cost(&call.tokens, service_tier.as_deref(), speed.as_deref()));
+            self.unpriced += u64::from(cost.is_none());
+            cost
+        };
+        let id = call.message_id.as_ref().or(call.request_id.as_ref()).map(|r| Arc::from(f.str(r)));
+        let agent = if call.sidechain || file.subagent { &self.subagent } else { &self.main };
+        CallRecord {
+            timestamp: call.timestamp,
+            duration_us: 0,
+            time_to_first_token_us: None,
+            model,
+            provider: Some(Arc::clone(&self.provider)),
+            operation: Some(Arc::clone(&self.operation)),
+            request_id: id,
+            streaming: None,
+            service_tier,
+            speed,
+            tokens: call.tokens,
+            metered: true,
+            outcome: if call.api_error { Outcome::Error { error_type: Arc::clone(&self.api_error) } } else { Outcome::Ok },
+            dimensions: Dimensions {
+                session: Some(Arc::clone(&file.session)),
+                project: Some(Arc::clone(&file.project)),
+                agent: Some(Arc::clone(agent)),
+                ..Dimensions::default()
+            },
+            cost,
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! Reading one transcript file into raw calls: the only part that touches every byte, so the one made fast.
+
+use std::borrow::Cow;
+use std::ops::Range;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use memchr::memmem;
+use serde::Deserialize;
+
+use crate::record::TokenUsage;
+
+/// The model Claude Code gives the messages it makes itself.
+pub(super) const SYNTHETIC_MODEL: &str = "<synthetic>";
+
+/// Longest reason kept for a bad line.
+const MAX_REASON_LEN: usize = 160;
+
+/// One usage line of a file, before duplicates are resolved. Strings live in the file's arena or table.
+#[derive(Debug, Clone)]
+pub(super) struct RawCall {
+    pub(super) timestamp: DateTime<Utc>,
+    pub(super) tokens: TokenUsage,
+    pub(super) message_id: Option<Range<u32>>,
+    pub(super) request_id: Option<Range<u32>>,
+    pub(super) line_session: Option<Range<u32>>,
+    pub(super) model: Option<u16>,
+    pub(super) service_tier: Option<u16>,
+    pub(super) speed: Option<u16>,
+    pub(super) sidechain: bool,
+    pub(super) synthetic: bool,
+    pub(super) api_error: bool,
+}
+
+/// Everything read from one file.
+#[derive(Debug, Default)]
+pub(super) struct FileCalls {
+    pub(super) calls: Vec<RawCall>,
+    /// Message, request and session ids, back to back.
+    pub(super) arena: String,
+    /// Models, service tiers and speeds (few distinct values), interned.
+    pub(super) table: Vec<Arc<str>>,
+    pub(super) bytes: u64,
+    pub(super) lines: u64,
+    pub(super) usage_lines: u64,
+    pub(super) bad_lines: u64,
+    /// The first few bad lines: 1-based line number and reason.
+    pub(super) bad_places: Vec<(u64, String)>,
+    /// Why the file could not be read.
+    pub(super) error: Option<String>,
+}
+
+impl FileCalls {
+    pub(super) fn str(&self, range: &Range<u32>) -> &str {
+        self.arena.get(range.start as usize..range.end as usize).unwrap_or("")
+    }
+
+    fn push_str(&mut self, s: &str) -> Option<Range<u32>> {
+        let start = u32::try_from(self.arena.len()).ok()?;
+        let end = u32::try_from(self.arena.len() + s.len()).ok()?;
+        self.arena.push_str(s);
+        Some(start..end)
+    }
+
+    fn intern(&mut self, s: &str) -> Option<u16> {
+        if let Some(i) = self.table.iter().position(|t| &**t == s) {
+            return u16::try_from(i).ok();
+        }
+        let i = u16::try_from(self.table.len()).ok()?;
+        self.table.push(Arc::from(s));
+        Some(i)
+    }
+
+    fn bad(&mut self, line: u64, reason: impl FnOnce() -> String, max_places: usize) {
+        self.bad_lines += 1;
+        if self.bad_places.len() < max_places {
+            let mut reason = reason();
+            if reason.len() > MAX_REASON_LEN {
+                let mut cut = MAX_REASON_LEN;
+                while !reason.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                reason.truncate(cut);
+                reason.push('…');
+            }
+            self.bad_places.push((line, reason));
+        }
+    }
+}
+
+// === line schema ===
+//
+// Borrowed: ids and timestamps are slices of the file's bytes (`Cow` only for the rare escaped string), and
+// every field not named here (prompt and response text above all) is skipped without being stored.
+
+#[derive(Deserialize)]
+struct Line<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    timestamp: Option<Cow<'a, str>>,
+    #[serde(rename = "sessionId", borrow)]
+    session_id: Option<Cow<'a, str>>,
+    #[serde(rename = "requestId", borrow)]
+    request_id: Option<Cow<'a, str>>,
+    #[serde(rename = "isSidechain")]
+    is_sidechain: Option<bool>,
+    #[serde(rename = "isApiErrorMessage")]
+    is_api_error: Option<bool>,
+    #[serde(borrow)]
+    message: Option<Message<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Message<'a> {
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    model: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    usage: Option<Usage<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Usage<'a> {
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+    cache_creation_input_tokens: Option<u64>,
+    cache_read_input_tokens: Option<u64>,
+    cache_creation: Option<CacheCreation>,
+    #[serde(borrow)]
+    service_tier: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    speed: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct CacheCreation {
+    ephemeral_5m_input_tokens: Option<u64>,
+    ephemeral_1h_input_tokens: Option<u64>,
+}
+
+/// Reads one file. Never fails: an unreadable file is reported in [`FileCalls::error`].
+pub(super) fn read_file(path: &std::path::Path, max_places: usize) -> FileCalls {
+    match std::fs::read(path) {
+        Ok(bytes) => parse_bytes(&bytes, max_places),
+        Err(e) => FileCalls { error: Some(e.to_string()), ..FileCalls::default() },
+    }
+}
+
+/// Parses a whole file's bytes.
+pub(super) fn parse_bytes(bytes: &[u8], max_places: usize) -> FileCalls {
+    let mut out = FileCalls { bytes: bytes.len() as u64, ..FileCalls::default() };
+    let usage_key = memmem::Finder::new(b"\"usage\"");
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let mut start = 0;
+    let mut line_no: u64 = 0;
+    while start < bytes.len() {
+        let end = memchr::memchr(b'\n', &bytes[start..]).map_or(bytes.len(), |i| start + i);
+        let line = trim(&bytes[start..end]);
+        start = end + 1;
+        line_no += 1;
+        if line.is_empty() {
+            continue;
+        }
+        out.lines += 1;
+        if usage_key.find(line).is_none() {
+            // Not parsed (nothing to count in it), only checked to be one whole object: a line cut short or
+            // garbage still shows up as bad.
+            if line[0] != b'{' || line[line.len() - 1] != b'}' {
+                out.bad(line_no, || "not a JSON object".to_owned(), max_places);
+            }
+            continue;
+        }
+        parse_line(line, line_no, &mut out, max_places);
+    }
+    out
+}
+
+fn trim(mut line: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = line
+        && first.is_ascii_whitespace()
+    {
+        line = rest;
+    }
+    while let [rest @ .., last] = line
+        && last.is_ascii_whitespace()
+    {
+        line = rest;
+    }
+    line
+}
+
+fn parse_line(line: &[u8], line_no: u64, out: &mut FileCalls, max_places: usize) {
+    let parsed: Line<'_> = match serde_json::from_slice(line) {
+        Ok(l) => l,
+        Err(e) => {
+            out.bad(line_no, || format!("invalid JSON: {e}"), max_places);
+            return;
+        }
+    };
+    let Some(message) = parsed.message else { return };
+    let Some(usage) = message.usage else { return };
+    if parsed.kind.as_deref().is_some_and(|k| k != "assistant") {
+        return;
+    }
+    out.usage_lines += 1;
+    let (Some(input), Some(output)) = (usage.input_tokens, usage.output_tokens) else {
+        out.bad(line_no, || "usage without input_tokens and output_tokens".to_owned(), max_places);
+        return;
+    };
+    let Some(raw_ts) = parsed.timestamp else {
+        out.bad(line_no, || "usage line without a timestamp".to_owned(), max_places);
+        return;
+    };
+    let Ok(timestamp) = DateTime::parse_from_rfc3339(&raw_ts) else {
+        out.bad(line_no, || format!("invalid timestamp {raw_ts:?}"), max_places);
+        return;
+    };
+
+    let flat_write = usage.cache_creation_input_tokens.unwrap_or(0);
+    let (mut write_5m, write_1h) = match &usage.cache_creation {
+        Some(split) => (split.ephemeral_5m_input_tokens.unwrap_or(0), split.ephemeral_1h_input_tokens.unwrap_or(0)),
+        None => (flat_write, 0),
+    };
+    // A split that falls short of the total leaves the rest unaccounted for: count it at the 5-minute rate.
+    write_5m = write_5m.saturating_add(flat_write.saturating_sub(write_5m.saturating_add(write_1h)));
+    let tokens = TokenUsage {
+        input,
+        cache_read: usage.cache_read_input_tokens.unwrap_or(0),
+        cache_write_5m: write_5m,
+        cache_write_1h: write_1h,
+        output,
+        reasoning: 0,
+    };
+
+    let synthetic = message.model.as_deref() == Some(SYNTHETIC_MODEL);
+    let model = match message.model.as_deref() {
+        Some(m) if !synthetic && !m.is_empty() => out.intern(m),
+        _ => None,
+    };
+    let call = RawCall {
+        timestamp: timestamp.with_timezone(&Utc),
+        tokens,
+        message_id: message.id.as_deref().filter(|s| !s.is_empty()).and_then(|s| out.push_str(s)),
+        request_id: parsed.request_id.as_deref().filter(|s| !s.is_empty()).and_then(|s| out.push_str(s)),
+        line_session: parsed.session_id.as_deref().filter(|s| !s.is_empty()).and_then(|s| out.push_str(s)),
+        model,
+        service_tier: usage.service_tier.as_deref().and_then(|s| out.intern(s)),
+        speed: usage.speed.as_deref().and_then(|s| out.intern(s)),
+        sidechain: parsed.is_sidechain == Some(true),
+        synthetic,
+        api_error: parsed.is_api_error == Some(true),
+    };
+    out.calls.push(call);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_usage_and_skips_the_rest() {
+        let text = concat!(
+            r#"{"type":"user","message":{"role":"user","content":"hi"},"timestamp":"2025-01-01T00:00:00Z"}"#,
+            "\n\n",
+            r#"{"type":"assistant","timestamp":"2025-01-01T00:00:01.500Z","sessionId":"s","requestId":"r1","message":{"id":"m1","model":"claude-sonnet-4-5","content":[{"type":"text","text":"a \"usage\": {}"}],"usage":{"input_tokens":3,"output_tokens":5,"cache_read_input_tokens":7,"cache_creation_input_tokens":11,"cache_creation":{"ephemeral_5m_input_tokens":4,"ephemeral_1h_input_tokens":6},"service_tier":"standard"}}}"#,
+            "\r\n",
+            r#"{"type":"assistant","timestamp":"#,
+            "\n",
+        );
+        let f = parse_bytes(text.as_bytes(), 5);
+        assert_eq!(f.lines, 3);
+        assert_eq!(f.usage_lines, 1);
+        assert_eq!(f.bad_lines, 1);
+        assert_eq!(f.bad_places, vec![(4, "not a JSON object".to_owned())]);
+        let c = &f.calls[0];
+        assert_eq!(
+            c.tokens,
+            TokenUsage { input: 3, output: 5, cache_read: 7, cache_write_5m: 5, cache_write_1h: 6, reasoning: 0 }
+        );
+        assert_eq!(f.str(c.message_id.as_ref().unwrap()), "m1");
+        assert_eq!(f.str(c.request_id.as_ref().unwrap()), "r1");
+        assert_eq!(&*f.table[c.model.unwrap() as usize], "claude-sonnet-4-5");
+        assert_eq!(&*f.table[c.service_tier.unwrap() as usize], "standard");
+        assert_eq!(c.timestamp.to_rfc3339(), "2025-01-01T00:00:01.500+00:00");
+    }
+
+    #[test]
+    fn bad_usage_lines_are_counted_with_reasons() {
+        let text = concat!(
+            r#"{"type":"assistant","message":{"usage":{"input_tokens":1,"output_tokens":1}}}"#,
+            "\n",
+            r#"{"type":"assistant","timestamp":"yesterday","message":{"usage":{"input_tokens":1,"output_tokens":1}}}"#,
+            "\n",
+            r#"{"type":"assistant","timestamp":"2025-01-01T00:00:00Z","message":{"usage":{"input_tokens":-1}}}"#,
+            "\n",
+            r#"{"type":"assistant","timestamp":"2025-01-01T00:00:00Z","message":{"usage":{"output_tokens":1}}}"#,
+            "\n",
+            "\u{feff}",
+        );
+        let f = parse_bytes(text.as_bytes(), 2);
+        assert_eq!(f.bad_lines, 5);
+        assert_eq!(f.bad_places.len(), 2);
+        assert_eq!(f.bad_places[0], (1, "usage line without a timestamp".to_owned()));
+        assert_eq!(f.bad_places[1], (2, "invalid timestamp \"yesterday\"".to_owned()));
+        assert!(f.calls.is_empty());
+    }
+
+    #[test]
+    fn never_panics_on_junk() {
+        for junk in [&b"\"usage\""[..], b"{\"usage\"", b"\xff\xfe\"usage\"}", b"}", b"{", b"\n\n\r\n", b"{\"message\":{\"usage\":null}}"] {
+            let _ = parse_bytes(junk, 5);
+        }
+    }
+}

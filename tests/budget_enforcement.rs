@@ -1,0 +1,152 @@
+//! Enforcement: block budgets refuse requests in their scope once exhausted; warn budgets never refuse; capture
+//! itself never refuses anything.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use chrono::{TimeZone, Utc};
+use common::Harness;
+use tokenmeter::Money;
+use tokenmeter::budget::{Budget, BudgetAction, BudgetAmount, BudgetLimit, BudgetPeriod, BudgetScope, RequestScope};
+use tracing::info_span;
+
+fn spend(h: &Harness, tenant: &str, model: &str, micros: u64) {
+    h.run(|| {
+        let _tenant = info_span!("request", tenant.id = tenant).entered();
+        let _call = info_span!("chat", gen_ai.request.model = model, input_tokens = micros).entered();
+    });
+}
+
+const HAIKU: &str = "claude-haiku-4-5";
+
+fn acme() -> RequestScope {
+    RequestScope::new().with_tenant("acme").with_model(HAIKU)
+}
+
+#[test]
+fn block_budgets_refuse_and_warn_budgets_do_not() {
+    let h = Harness::with(|b| {
+        b.with_budget(
+            Budget::new("acme-hard", BudgetLimit::usd(1.0).unwrap())
+                .with_scope(BudgetScope::tenant("acme"))
+                .with_action(BudgetAction::Block),
+        )
+        .with_budget(Budget::new("everyone-soft", BudgetLimit::usd(0.5).unwrap()).with_action(BudgetAction::Warn))
+    });
+    assert_eq!(h.meter.check_budget(&acme()), Ok(()));
+
+    spend(&h, "acme", HAIKU, 900_000);
+    assert_eq!(h.meter.check_budget(&acme()), Ok(()), "90% of a block budget still allows requests");
+    assert!(h.meter.budget_status()[1].over_budget, "the warn budget is over its limit");
+    assert_eq!(h.meter.check_budget(&RequestScope::new()), Ok(()), "a warn budget never refuses");
+
+    spend(&h, "acme", HAIKU, 300_000);
+    let err = h.meter.check_budget(&acme()).unwrap_err();
+    assert_eq!(err.budget(), "acme-hard");
+    assert_eq!(err.spent(), BudgetAmount::Usd(Money::from_picos(1_200_000_000_000)));
+    assert_eq!(err.limit(), BudgetAmount::Usd(Money::from_picos(1_000_000_000_000)));
+    assert_eq!(err.resets_at(), Utc.with_ymd_and_hms(2026, 4, 1, 0, 0, 0).unwrap());
+    assert_eq!(
+        err.to_string(),
+        "budget `acme-hard` (tenant=acme, month) is exhausted: spent $1.20 of $1.00; it resets at 2026-04-01T00:00:00Z"
+    );
+
+    // A request made in the same span context as a recorded call carries its dimensions.
+    let context = RequestScope::from_dimensions(&h.seen.calls()[0].dimensions);
+    assert_eq!(context.get("tenant"), Some("acme"));
+    assert_eq!(h.meter.check_budget(&context).unwrap_err().budget(), "acme-hard");
+
+    // Other tenants, and requests that do not name a tenant, are not in the budget's scope.
+    assert_eq!(h.meter.check_budget(&RequestScope::new().with_tenant("globex")), Ok(()));
+    assert_eq!(h.meter.check_budget(&RequestScope::new().with_user("alice")), Ok(()));
+
+    // Capture never refuses: calls over the limit are still recorded.
+    spend(&h, "acme", HAIKU, 300_000);
+    assert_eq!(h.meter.total_usage().calls, 3);
+    assert_eq!(h.meter.budget_status()[0].calls, 3);
+}
+
+#[test]
+fn an_exhausted_block_budget_allows_requests_again_after_its_reset() {
+    let h = Harness::with(|b| {
+        b.with_budget(
+            Budget::new("daily", BudgetLimit::usd(1.0).unwrap())
+                .with_period(BudgetPeriod::Day)
+                .with_action(BudgetAction::Block),
+        )
+    });
+    spend(&h, "acme", HAIKU, 1_000_000);
+    let err = h.meter.check_budget(&acme()).unwrap_err();
+    h.clock.set(err.resets_at());
+    assert_eq!(h.meter.check_budget(&acme()), Ok(()));
+}
+
+#[test]
+fn model_budgets_match_any_form_of_the_model_id() {
+    let h = Harness::with(|b| {
+        b.with_budget(
+            Budget::new("opus", BudgetLimit::tokens(1_000))
+                .with_scope(BudgetScope::model("claude-opus-4-5-20251101"))
+                .with_action(BudgetAction::Block),
+        )
+    });
+    spend(&h, "acme", "us.anthropic.claude-opus-4-5-20251101-v1:0", 600);
+    spend(&h, "acme", HAIKU, 5_000);
+    spend(&h, "acme", "claude-opus-4-5", 600);
+    assert_eq!(h.meter.budget_status()[0].spent, BudgetAmount::Tokens(1_200));
+    let opus = RequestScope::new().with_model("claude-opus-4-5@20251101");
+    assert_eq!(h.meter.check_budget(&opus).unwrap_err().budget(), "opus");
+    assert_eq!(h.meter.check_budget(&RequestScope::new().with_model(HAIKU)), Ok(()));
+}
+
+#[test]
+fn unpriced_calls_are_counted_apart_in_usd_budgets() {
+    let h = Harness::with(|b| b.with_budget(Budget::new("usd", BudgetLimit::usd(1.0).unwrap())));
+    spend(&h, "acme", "my-finetune", 1_000_000);
+    let s = &h.meter.budget_status()[0];
+    assert_eq!((s.calls, s.unpriced_calls), (1, 1));
+    assert_eq!(s.spent, BudgetAmount::Usd(Money::ZERO), "an unknown price is not $0 spent, it is not counted");
+}
+
+#[test]
+fn a_zero_limit_block_budget_freezes_its_scope() {
+    let h = Harness::with(|b| {
+        b.with_budget(
+            Budget::new("frozen", BudgetLimit::tokens(0))
+                .with_scope(BudgetScope::project("legacy"))
+                .with_action(BudgetAction::Block),
+        )
+    });
+    assert!(h.meter.check_budget(&RequestScope::new().with_project("legacy")).is_err());
+    assert_eq!(h.meter.check_budget(&RequestScope::new().with_project("new")), Ok(()));
+}
+
+#[test]
+fn guard_runs_the_call_only_within_budget() {
+    let h = Harness::with(|b| {
+        b.with_budget(
+            Budget::new("acme-hard", BudgetLimit::usd(1.0).unwrap())
+                .with_scope(BudgetScope::tenant("acme"))
+                .with_action(BudgetAction::Block),
+        )
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+
+    let answer = runtime.block_on(h.meter.guard(&acme(), async { 42 }));
+    assert_eq!(answer, Ok(42));
+
+    spend(&h, "acme", HAIKU, 1_500_000);
+    let polled = Arc::new(AtomicBool::new(false));
+    let flag = polled.clone();
+    let refused = runtime.block_on(h.meter.guard(&acme(), async move {
+        flag.store(true, Ordering::SeqCst);
+        42
+    }));
+    assert_eq!(refused.unwrap_err().budget(), "acme-hard");
+    assert!(!polled.load(Ordering::SeqCst), "a refused call is never started");
+
+    let other = RequestScope::new().with_tenant("globex");
+    assert_eq!(runtime.block_on(h.meter.guard(&other, async { "ok" })), Ok("ok"));
+}

@@ -1,0 +1,165 @@
+//! Budget periods: calendar periods roll over at local midnight in the budget's zone; rolling windows slide.
+
+mod common;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use common::Harness;
+use parking_lot::Mutex;
+use tokenmeter::Money;
+use tokenmeter::budget::{AlertKind, Budget, BudgetAlert, BudgetAmount, BudgetLimit, BudgetPeriod, BudgetState, Tz};
+use tracing::info_span;
+
+fn spend(h: &Harness, micros: u64) {
+    h.run(|| {
+        let _call = info_span!("chat", gen_ai.request.model = "claude-haiku-4-5", input_tokens = micros).entered();
+    });
+}
+
+fn usd(micros: u128) -> BudgetAmount {
+    BudgetAmount::Usd(Money::from_picos(micros * 1_000_000))
+}
+
+fn utc(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn state<'a>(states: &'a [BudgetState], name: &str) -> &'a BudgetState {
+    states.iter().find(|s| &*s.budget == name).unwrap()
+}
+
+type Alerts = Arc<Mutex<Vec<BudgetAlert>>>;
+
+fn harness(budgets: Vec<Budget>) -> (Harness, Alerts) {
+    let alerts: Alerts = Arc::default();
+    let sink = alerts.clone();
+    let h = Harness::with(move |mut b| {
+        for budget in budgets {
+            b = b.with_budget(budget);
+        }
+        b.with_budget_alert_callback(move |a| sink.lock().push(a.clone()))
+    });
+    (h, alerts)
+}
+
+fn fired_for(alerts: &Alerts, budget: &str) -> Vec<u32> {
+    alerts
+        .lock()
+        .iter()
+        .filter(|a| &*a.budget == budget)
+        .filter_map(|a| match a.kind {
+            AlertKind::ThresholdCrossed { percent } => Some(percent),
+            AlertKind::ProjectedOverrun => None,
+        })
+        .collect()
+}
+
+#[test]
+fn month_rolls_over_at_local_midnight_in_new_york() {
+    let ny: Tz = "America/New_York".parse().unwrap();
+    let limit = BudgetLimit::usd(1.0).unwrap();
+    let (h, alerts) = harness(vec![
+        Budget::new("ny", limit).with_time_zone(ny).with_thresholds([50]),
+        Budget::new("utc", limit).with_thresholds([50]),
+    ]);
+
+    // 23:30 on March 31 in New York is already 03:30 on April 1 in UTC.
+    h.clock.set(utc("2026-04-01T03:30:00Z"));
+    spend(&h, 600_000);
+    let states = h.meter.budget_status();
+    let ny_state = state(&states, "ny");
+    // March 1 is still standard time (UTC-5); April 1 is daylight time (UTC-4).
+    assert_eq!(ny_state.period_start, utc("2026-03-01T05:00:00Z"));
+    assert_eq!(ny_state.resets_at, utc("2026-04-01T04:00:00Z"));
+    assert_eq!(ny_state.spent, usd(600_000));
+    assert_eq!(state(&states, "utc").period_start, utc("2026-04-01T00:00:00Z"));
+    assert_eq!(fired_for(&alerts, "ny"), [50]);
+    assert_eq!(fired_for(&alerts, "utc"), [50]);
+
+    // 00:30 on April 1 in New York: a new month there, the same month in UTC.
+    h.clock.set(utc("2026-04-01T04:30:00Z"));
+    let states = h.meter.budget_status();
+    let ny_state = state(&states, "ny");
+    assert_eq!(ny_state.spent, usd(0));
+    assert_eq!(ny_state.period_start, utc("2026-04-01T04:00:00Z"));
+    assert_eq!(ny_state.resets_at, utc("2026-05-01T04:00:00Z"));
+    assert!(ny_state.thresholds_crossed.is_empty());
+    assert_eq!(state(&states, "utc").spent, usd(600_000), "UTC's April began four hours earlier");
+
+    spend(&h, 600_000);
+    assert_eq!(fired_for(&alerts, "ny"), [50, 50], "the new period fires its threshold again");
+    assert_eq!(fired_for(&alerts, "utc"), [50], "still the same UTC month");
+    assert_eq!(state(&h.meter.budget_status(), "utc").spent, usd(1_200_000));
+}
+
+#[test]
+fn month_rolls_over_in_a_zone_ahead_of_utc() {
+    let tokyo: Tz = "Asia/Tokyo".parse().unwrap();
+    let (h, _) = harness(vec![Budget::new("jp", BudgetLimit::usd(5.0).unwrap()).with_time_zone(tokyo)]);
+    h.clock.set(utc("2026-04-30T14:59:00Z")); // 23:59 on April 30 in Tokyo
+    spend(&h, 1_000_000);
+    assert_eq!(h.meter.budget_status()[0].resets_at, utc("2026-04-30T15:00:00Z"));
+    h.clock.set(utc("2026-04-30T15:00:00Z")); // midnight, May 1, in Tokyo; still April in UTC
+    let s = &h.meter.budget_status()[0];
+    assert_eq!((s.spent, s.period_start), (usd(0), utc("2026-04-30T15:00:00Z")));
+    assert_eq!(s.resets_at, utc("2026-05-31T15:00:00Z"));
+}
+
+#[test]
+fn a_call_counts_when_it_ends() {
+    let (h, _) = harness(vec![Budget::new("d", BudgetLimit::usd(5.0).unwrap()).with_period(BudgetPeriod::Day)]);
+    h.clock.set(utc("2026-03-14T23:59:30Z"));
+    h.run(|| {
+        let call = info_span!("chat", gen_ai.request.model = "claude-haiku-4-5", input_tokens = 1_000_000u64);
+        h.clock.advance(Duration::minutes(1));
+        drop(call);
+    });
+    let s = &h.meter.budget_status()[0];
+    assert_eq!(s.period_start, utc("2026-03-15T00:00:00Z"));
+    assert_eq!(s.spent, usd(1_000_000), "a call that ends after midnight counts in the new day");
+}
+
+#[test]
+fn weeks_start_on_monday_in_the_budget_zone() {
+    let berlin: Tz = "Europe/Berlin".parse().unwrap();
+    let (h, _) = harness(vec![
+        Budget::new("w", BudgetLimit::usd(5.0).unwrap()).with_period(BudgetPeriod::Week).with_time_zone(berlin),
+    ]);
+    // Saturday 2026-03-14.
+    let s = &h.meter.budget_status()[0];
+    assert_eq!(s.period_start, utc("2026-03-08T23:00:00Z"), "Monday 00:00 CET");
+    assert_eq!(s.resets_at, utc("2026-03-15T23:00:00Z"));
+    // Berlin moves to summer time on 2026-03-29: the week after starts at 22:00 UTC.
+    h.clock.set(utc("2026-03-31T12:00:00Z"));
+    assert_eq!(h.meter.budget_status()[0].period_start, utc("2026-03-29T22:00:00Z"));
+}
+
+#[test]
+fn rolling_window_forgets_old_spend_and_rearms_thresholds() {
+    let (h, alerts) = harness(vec![
+        Budget::new("hourly", BudgetLimit::usd(1.0).unwrap())
+            .with_period(BudgetPeriod::Rolling(std::time::Duration::from_secs(3_600)))
+            .with_thresholds([50]),
+    ]);
+    let start = Utc.with_ymd_and_hms(2026, 3, 14, 10, 0, 0).unwrap();
+    h.clock.set(start);
+    spend(&h, 400_000);
+    h.clock.set(start + Duration::minutes(30));
+    spend(&h, 200_000);
+    assert_eq!(fired_for(&alerts, "hourly"), [50]);
+    let s = &h.meter.budget_status()[0];
+    assert_eq!(s.spent, usd(600_000));
+    assert_eq!(s.resets_at, start + Duration::hours(1), "when the oldest spend leaves the window");
+
+    h.clock.set(start + Duration::minutes(61));
+    let s = &h.meter.budget_status()[0];
+    assert_eq!(s.spent, usd(200_000), "the first call left the window");
+    assert_eq!(s.period_start, start + Duration::minutes(2));
+
+    // Below 50% now: the threshold re-arms and fires again when crossed.
+    spend(&h, 400_000);
+    assert_eq!(fired_for(&alerts, "hourly"), [50, 50]);
+    h.clock.set(start + Duration::hours(3));
+    assert_eq!(h.meter.budget_status()[0].spent, usd(0));
+}

@@ -1,0 +1,209 @@
+//! Budget alerts: each threshold fires exactly once per period, a projected overrun fires once, and alerts
+//! reach callbacks and `tracing`.
+
+mod common;
+
+use std::sync::Arc;
+
+use chrono::{Duration, TimeZone, Utc};
+use common::Harness;
+use parking_lot::Mutex;
+use tokenmeter::budget::{AlertKind, Budget, BudgetAlert, BudgetAmount, BudgetLimit, BudgetPeriod, BudgetScope};
+use tokenmeter::{Money, TokenMeterBuilder};
+use tracing::info_span;
+
+/// One call on claude-haiku-4-5 ($1 per million input tokens): `micros` input tokens cost `micros` micro-USD.
+fn spend(h: &Harness, user: &str, micros: u64) {
+    h.run(|| {
+        let _user = info_span!("request", user.id = user).entered();
+        let _call =
+            info_span!("chat", gen_ai.request.model = "claude-haiku-4-5", input_tokens = micros, output_tokens = 0u64)
+                .entered();
+    });
+}
+
+fn usd(micros: u128) -> BudgetAmount {
+    BudgetAmount::Usd(Money::from_picos(micros * 1_000_000))
+}
+
+type Alerts = Arc<Mutex<Vec<BudgetAlert>>>;
+
+fn with_alerts(budget: Budget) -> (Harness, Alerts) {
+    let alerts: Alerts = Arc::default();
+    let sink = alerts.clone();
+    let h = Harness::with(|b: TokenMeterBuilder| {
+        b.with_budget(budget).with_budget_alert_callback(move |a| sink.lock().push(a.clone()))
+    });
+    (h, alerts)
+}
+
+fn thresholds_fired(alerts: &Alerts) -> Vec<u32> {
+    alerts
+        .lock()
+        .iter()
+        .filter_map(|a| match a.kind {
+            AlertKind::ThresholdCrossed { percent } => Some(percent),
+            AlertKind::ProjectedOverrun => None,
+        })
+        .collect()
+}
+
+#[test]
+fn each_threshold_fires_exactly_once() {
+    let budget = Budget::new("alice-monthly", BudgetLimit::usd(1.0).unwrap()).with_scope(BudgetScope::user("alice"));
+    let (h, alerts) = with_alerts(budget);
+
+    spend(&h, "alice", 300_000); // $0.30: 30%
+    assert_eq!(thresholds_fired(&alerts), Vec::<u32>::new());
+    spend(&h, "alice", 300_000); // $0.60
+    assert_eq!(thresholds_fired(&alerts), [50]);
+    spend(&h, "bob", 5_000_000); // out of scope
+    assert_eq!(thresholds_fired(&alerts), [50]);
+    spend(&h, "alice", 300_000); // $0.90: one call crosses two thresholds
+    assert_eq!(thresholds_fired(&alerts), [50, 75, 90]);
+    spend(&h, "alice", 100_000); // $1.00 exactly: 100% reached
+    assert_eq!(thresholds_fired(&alerts), [50, 75, 90, 100]);
+    for _ in 0..5 {
+        spend(&h, "alice", 300_000);
+    }
+    assert_eq!(thresholds_fired(&alerts), [50, 75, 90, 100], "no threshold fires twice in a period");
+    assert_eq!(h.meter.alert_stats().fired, alerts.lock().len() as u64);
+
+    let fifty = alerts.lock()[0].clone();
+    assert_eq!(&*fifty.budget, "alice-monthly");
+    assert_eq!(fifty.scope, BudgetScope::user("alice"));
+    assert_eq!(fifty.spent, usd(600_000));
+    assert_eq!(fifty.limit, usd(1_000_000));
+    assert!((fifty.utilization - 0.6).abs() < 1e-12);
+    assert_eq!(fifty.resets_at, Utc.with_ymd_and_hms(2026, 4, 1, 0, 0, 0).unwrap());
+    assert!(fifty.to_string().contains("50% threshold crossed: spent $0.60 of $1.00 (60%)"), "{fifty}");
+
+    let state = &h.meter.budget_status()[0];
+    assert_eq!(state.thresholds_crossed, [50, 75, 90, 100]);
+    assert!(state.over_budget);
+    assert_eq!(state.spent, usd(2_500_000));
+    assert_eq!(state.remaining, usd(0));
+    assert_eq!(state.calls, 9);
+}
+
+#[test]
+fn thresholds_fire_again_in_the_next_period() {
+    let budget = Budget::new("daily", BudgetLimit::usd(1.0).unwrap()).with_period(BudgetPeriod::Day);
+    let (h, alerts) = with_alerts(budget);
+    spend(&h, "alice", 800_000);
+    assert_eq!(thresholds_fired(&alerts), [50, 75]);
+    spend(&h, "alice", 100_000);
+    assert_eq!(thresholds_fired(&alerts), [50, 75, 90]);
+
+    h.clock.advance(Duration::days(1));
+    assert_eq!(h.meter.budget_status()[0].spent, usd(0), "a new day starts from zero");
+    assert!(h.meter.budget_status()[0].thresholds_crossed.is_empty());
+    spend(&h, "alice", 500_000);
+    assert_eq!(thresholds_fired(&alerts), [50, 75, 90, 50]);
+}
+
+#[test]
+fn token_budgets_count_billed_tokens() {
+    let budget = Budget::new("tokens", BudgetLimit::tokens(1_000)).with_thresholds([10, 100]);
+    let (h, alerts) = with_alerts(budget);
+    h.run(|| {
+        let _call = info_span!(
+            "chat",
+            gen_ai.request.model = "some-unpriced-model",
+            input_tokens = 50u64,
+            cache_read_input_tokens = 40u64,
+            output_tokens = 20u64,
+        )
+        .entered();
+    });
+    assert_eq!(thresholds_fired(&alerts), [10]);
+    assert_eq!(h.meter.budget_status()[0].spent, BudgetAmount::Tokens(110));
+}
+
+#[test]
+fn projected_overrun_fires_once_per_period() {
+    let budget = Budget::new("team", BudgetLimit::usd(10.0).unwrap()).with_thresholds([90]);
+    let (h, alerts) = with_alerts(budget);
+    // Three days into a 31-day March.
+    h.clock.set(Utc.with_ymd_and_hms(2026, 3, 4, 0, 0, 0).unwrap());
+    spend(&h, "alice", 2_000_000);
+    let fired: Vec<AlertKind> = alerts.lock().iter().map(|a| a.kind).collect();
+    assert_eq!(fired, [AlertKind::ProjectedOverrun]);
+    let projected = alerts.lock()[0].projected;
+    // $2 in 3 days of 31: $20.666666666666 (rounded down to a whole pico).
+    assert_eq!(projected, Some(BudgetAmount::Usd(Money::from_picos(20_666_666_666_666))));
+
+    let state = &h.meter.budget_status()[0];
+    assert_eq!(state.time_to_limit, Some(std::time::Duration::from_secs(12 * 86_400)), "$8 more at $2 per 3 days");
+    spend(&h, "alice", 1_000_000);
+    assert_eq!(alerts.lock().len(), 1, "the projected overrun alert fires once per period");
+}
+
+#[test]
+fn no_projection_before_one_percent_of_the_period() {
+    let budget = Budget::new("team", BudgetLimit::usd(10.0).unwrap()).with_thresholds([]);
+    let (h, alerts) = with_alerts(budget);
+    h.clock.set(Utc.with_ymd_and_hms(2026, 3, 1, 0, 10, 0).unwrap());
+    spend(&h, "alice", 1_000_000);
+    assert!(alerts.lock().is_empty());
+    let state = &h.meter.budget_status()[0];
+    assert_eq!(state.projected, None);
+    assert_eq!(state.time_to_limit, None);
+}
+
+#[test]
+fn a_panicking_callback_is_counted_and_contained() {
+    let h = Harness::with(|b| {
+        b.with_budget(Budget::new("b", BudgetLimit::usd(1.0).unwrap()))
+            .with_budget_alert_callback(|_| panic!("user callback bug"))
+    });
+    spend(&h, "alice", 600_000); // 50%, and a projected overrun
+    assert_eq!(h.meter.alert_stats().callback_panics, 2);
+    assert_eq!(h.meter.total_usage().calls, 1);
+}
+
+/// Collects events with target `tokenmeter::budget`.
+#[derive(Clone, Default)]
+struct BudgetEvents(Arc<Mutex<Vec<(tracing::Level, String)>>>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for BudgetEvents {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if event.metadata().target() != "tokenmeter::budget" {
+            return;
+        }
+        struct Fields(String);
+        impl tracing::field::Visit for Fields {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                self.0.push_str(&format!("{}={:?} ", field.name(), value));
+            }
+        }
+        let mut fields = Fields(String::new());
+        event.record(&mut fields);
+        self.0.lock().push((*event.metadata().level(), fields.0));
+    }
+}
+
+#[test]
+fn alerts_are_tracing_events() {
+    use tracing_subscriber::prelude::*;
+
+    let h =
+        Harness::with(|b| b.with_budget(Budget::new("org", BudgetLimit::usd(1.0).unwrap()).with_thresholds([50, 100])));
+    // Late in the month, so that $0.60 does not also project an overrun.
+    h.clock.set(Utc.with_ymd_and_hms(2026, 3, 31, 12, 0, 0).unwrap());
+    let events = BudgetEvents::default();
+    let subscriber = tracing_subscriber::registry().with(h.meter.layer()).with(events.clone());
+    tracing::subscriber::with_default(subscriber, || {
+        for _ in 0..2 {
+            let _call =
+                info_span!("chat", gen_ai.request.model = "claude-haiku-4-5", input_tokens = 600_000u64).entered();
+        }
+    });
+    let events = events.0.lock().clone();
+    assert_eq!(events.len(), 2, "{events:#?}");
+    assert_eq!(events[0].0, tracing::Level::WARN);
+    assert_eq!(events[1].0, tracing::Level::ERROR, "reaching the limit is an error");
+    for needle in ["budget=org", "event=\"threshold_crossed\"", "spent=$0.60", "limit=$1.00", "scope=everything"] {
+        assert!(events[0].1.contains(needle), "{needle} missing from {}", events[0].1);
+    }
+}

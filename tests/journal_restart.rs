@@ -1,0 +1,310 @@
+//! The journal: one JSONL file per UTC day with a schema version, replayed on start so that a restarted meter
+//! reports what the one before it did; torn and foreign lines are skipped and reported; retention; drops.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeZone, Utc};
+use parking_lot::Mutex;
+use tokenmeter::budget::{AlertKind, Budget, BudgetAlert, BudgetLimit};
+use tokenmeter::journal::{FsyncPolicy, JournalConfig, JournalError, SkipReason};
+use tokenmeter::{BuildError, CallRecord, ManualClock, RecordSink, TokenMeter, TokenMeterBuilder};
+use tracing::info_span;
+use tracing_subscriber::prelude::*;
+
+fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()
+}
+
+fn journal(dir: &Path) -> JournalConfig {
+    JournalConfig::new(dir).with_fsync(FsyncPolicy::EveryRecord)
+}
+
+fn meter(
+    dir: &Path,
+    clock: &ManualClock,
+    configure: impl FnOnce(TokenMeterBuilder) -> TokenMeterBuilder,
+) -> TokenMeter {
+    configure(TokenMeter::builder().with_clock(clock.clone()).with_journal(journal(dir))).try_build().unwrap()
+}
+
+/// One claude-haiku-4-5 call costing `micros` micro-USD, by user alice.
+fn spend(meter: &TokenMeter, micros: u64) {
+    let subscriber = tracing_subscriber::registry().with(meter.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        let _user = info_span!("request", user.id = "alice").entered();
+        let _call = info_span!("chat", gen_ai.request.model = "claude-haiku-4-5", input_tokens = micros).entered();
+    });
+}
+
+fn journal_file(dir: &Path, day: &str) -> PathBuf {
+    dir.join(format!("tokenmeter-{day}.jsonl"))
+}
+
+type Alerts = Arc<Mutex<Vec<BudgetAlert>>>;
+
+fn budget_with_alerts(alerts: &Alerts) -> impl FnOnce(TokenMeterBuilder) -> TokenMeterBuilder {
+    let sink = alerts.clone();
+    move |b| {
+        b.with_budget(Budget::new("monthly", BudgetLimit::usd(10.0).unwrap()))
+            .with_budget_alert_callback(move |a| sink.lock().push(a.clone()))
+    }
+}
+
+fn thresholds(alerts: &Alerts) -> Vec<u32> {
+    alerts
+        .lock()
+        .iter()
+        .filter_map(|a| match a.kind {
+            AlertKind::ThresholdCrossed { percent } => Some(percent),
+            AlertKind::ProjectedOverrun => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_restarted_meter_reports_the_same_month_to_date_spend() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(utc(2026, 2, 27, 12, 0));
+    let alerts: Alerts = Arc::default();
+    let before = meter(dir.path(), &clock, budget_with_alerts(&alerts));
+    spend(&before, 3_000_000); // February: not in March's spend
+    clock.set(utc(2026, 3, 2, 9, 0));
+    spend(&before, 2_000_000);
+    clock.set(utc(2026, 3, 10, 18, 30));
+    spend(&before, 2_500_000);
+    clock.set(utc(2026, 3, 14, 9, 0));
+    spend(&before, 1_000_000); // $5.50 this month: 50% crossed
+    assert_eq!(thresholds(&alerts), [50]);
+    before.flush().unwrap();
+    let stats = before.journal_stats().unwrap();
+    assert_eq!((stats.enqueued, stats.written, stats.synced, stats.dropped), (4, 4, 4, 0));
+    let status = before.budget_status();
+    let totals = before.total_usage();
+    let models = before.model_usage();
+    drop(before);
+
+    let alerts_after: Alerts = Arc::default();
+    let after = meter(dir.path(), &clock, budget_with_alerts(&alerts_after));
+    assert_eq!(after.budget_status(), status, "the same month-to-date spend, calls and crossed thresholds");
+    assert_eq!(after.budget_status()[0].spent.to_string(), "$5.50");
+    assert_eq!(after.total_usage(), totals);
+    assert_eq!(after.model_usage(), models);
+    assert!(alerts_after.lock().is_empty(), "replay never fires alerts again");
+    let replay = after.journal_stats().unwrap().replay;
+    assert_eq!((replay.files, replay.records, replay.skipped_lines), (4, 4, 0));
+
+    spend(&after, 2_000_000); // $7.50: only 75% is new
+    assert_eq!(thresholds(&alerts_after), [75]);
+}
+
+#[test]
+fn one_file_per_utc_day_each_line_versioned() {
+    #[derive(Clone, Default)]
+    struct Seen(Arc<Mutex<Vec<CallRecord>>>);
+    impl RecordSink for Seen {
+        fn on_call(&self, record: &CallRecord) {
+            self.0.lock().push(record.clone());
+        }
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(utc(2026, 3, 14, 23, 59));
+    let seen = Seen::default();
+    let m = meter(dir.path(), &clock, |b| b.with_sink(seen.clone()));
+    spend(&m, 10);
+    clock.set(utc(2026, 3, 15, 0, 1));
+    spend(&m, 20);
+    m.flush().unwrap();
+
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["tokenmeter-2026-03-14.jsonl", "tokenmeter-2026-03-15.jsonl"]);
+
+    let seen = seen.0.lock().clone();
+    for (day, record) in ["2026-03-14", "2026-03-15"].iter().zip(&seen) {
+        let text = std::fs::read_to_string(journal_file(dir.path(), day)).unwrap();
+        assert!(text.starts_with("{\"v\":1,\"call\":{"), "{text}");
+        assert_eq!(text.lines().count(), 1);
+        let line: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
+        assert_eq!(line["v"], 1);
+        let decoded: CallRecord = serde_json::from_value(line["call"].clone()).unwrap();
+        assert_eq!(&decoded, record, "the journal holds the record exactly as sinks saw it");
+    }
+}
+
+#[test]
+fn a_torn_last_line_is_skipped_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(utc(2026, 3, 14, 9, 0));
+    let first = meter(dir.path(), &clock, |b| b);
+    for _ in 0..3 {
+        spend(&first, 1_000);
+    }
+    first.flush().unwrap();
+    drop(first);
+
+    // What a process killed in the middle of a write leaves behind.
+    let path = journal_file(dir.path(), "2026-03-14");
+    OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap()
+        .write_all(b"{\"v\":1,\"call\":{\"timestamp\":\"2026-03-")
+        .unwrap();
+
+    let second = meter(dir.path(), &clock, |b| b);
+    let replay = second.journal_stats().unwrap().replay;
+    assert_eq!((replay.records, replay.skipped_lines), (3, 1));
+    assert_eq!(replay.skipped[0].path, path);
+    assert_eq!(replay.skipped[0].line, 4);
+    assert_eq!(replay.skipped[0].reason, SkipReason::TornTail);
+    assert_eq!(second.total_usage().calls, 3);
+
+    // The next writer ends the torn line before appending, so later records stay readable.
+    spend(&second, 1_000);
+    second.flush().unwrap();
+    drop(second);
+    let third = meter(dir.path(), &clock, |b| b);
+    let replay = third.journal_stats().unwrap().replay;
+    assert_eq!((replay.records, replay.skipped_lines), (4, 1));
+    assert_eq!(replay.skipped[0].line, 4);
+    assert!(matches!(replay.skipped[0].reason, SkipReason::Corrupt { .. }), "{:?}", replay.skipped[0]);
+    assert_eq!(third.total_usage().calls, 4);
+}
+
+#[test]
+fn lines_of_a_newer_schema_are_skipped_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(utc(2026, 3, 14, 9, 0));
+    let first = meter(dir.path(), &clock, |b| b);
+    spend(&first, 1_000);
+    first.flush().unwrap();
+    drop(first);
+    let path = journal_file(dir.path(), "2026-03-14");
+    OpenOptions::new().append(true).open(&path).unwrap().write_all(b"{\"v\":2,\"call2\":{\"new\":true}}\n").unwrap();
+
+    let second = meter(dir.path(), &clock, |b| b);
+    let replay = second.journal_stats().unwrap().replay;
+    assert_eq!((replay.records, replay.skipped_lines), (1, 1));
+    assert_eq!(replay.skipped[0].reason, SkipReason::UnsupportedVersion { version: 2 });
+}
+
+#[test]
+fn retention_deletes_by_age_then_by_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let blank = vec![b'\n'; 1_000];
+    for day in ["2025-01-01", "2026-02-01", "2026-03-01", "2026-03-13", "2026-03-14"] {
+        std::fs::write(journal_file(dir.path(), day), &blank).unwrap();
+    }
+    std::fs::write(dir.path().join("notes.txt"), b"not ours").unwrap();
+
+    let clock = ManualClock::new(utc(2026, 3, 14, 9, 0));
+    let m = TokenMeter::builder()
+        .with_clock(clock)
+        .with_journal(
+            journal(dir.path()).with_max_age(Some(Duration::from_secs(90 * 86_400))).with_max_total_bytes(Some(2_500)),
+        )
+        .try_build()
+        .unwrap();
+    assert_eq!(m.journal_stats().unwrap().files_removed, 3);
+    let mut left: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    left.sort();
+    // 2025-01-01 is past 90 days; then the oldest go until 2,500 bytes remain; yesterday and today always stay.
+    assert_eq!(left, ["notes.txt", "tokenmeter-2026-03-13.jsonl", "tokenmeter-2026-03-14.jsonl"]);
+}
+
+#[test]
+fn a_full_queue_drops_and_counts_without_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(utc(2026, 3, 14, 9, 0));
+    let m = TokenMeter::builder()
+        .with_clock(clock.clone())
+        .with_journal(journal(dir.path()).with_queue_capacity(4))
+        .try_build()
+        .unwrap();
+    // Another process holding the file's lock stalls the writer (as a slow disk would).
+    let path = journal_file(dir.path(), "2026-03-14");
+    let holder = OpenOptions::new().create(true).append(true).open(&path).unwrap();
+    holder.lock().unwrap();
+    spend(&m, 1);
+    // Let the writer take that first record and block on the lock.
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    for _ in 0..99 {
+        spend(&m, 1);
+    }
+    assert!(started.elapsed() < Duration::from_secs(2), "recording never waits for the journal");
+    let stats = m.journal_stats().unwrap();
+    assert_eq!((stats.enqueued, stats.dropped, stats.written), (5, 95, 0));
+    assert_eq!(m.total_usage().calls, 100, "the meter itself counts every call");
+
+    holder.unlock().unwrap();
+    m.flush().unwrap();
+    let stats = m.journal_stats().unwrap();
+    assert_eq!((stats.written, stats.synced), (5, 5));
+    drop(m);
+    let again = meter(dir.path(), &clock, |b| b);
+    assert_eq!(again.journal_stats().unwrap().replay.records, 5);
+}
+
+#[test]
+fn the_interval_policy_syncs_without_a_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(utc(2026, 3, 14, 9, 0));
+    let m = TokenMeter::builder()
+        .with_clock(clock)
+        .with_journal(JournalConfig::new(dir.path()).with_fsync(FsyncPolicy::Interval(Duration::from_millis(50))))
+        .try_build()
+        .unwrap();
+    spend(&m, 1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while m.journal_stats().unwrap().synced < 1 {
+        assert!(Instant::now() < deadline, "not synced: {:?}", m.journal_stats());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn replayed_calls_reach_sinks_through_their_replay_hook() {
+    #[derive(Clone, Default)]
+    struct Counts(Arc<Mutex<(u64, u64)>>);
+    impl RecordSink for Counts {
+        fn on_call(&self, _: &CallRecord) {
+            self.0.lock().0 += 1;
+        }
+        fn on_replayed_call(&self, _: &CallRecord) {
+            self.0.lock().1 += 1;
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(utc(2026, 3, 14, 9, 0));
+    let first = meter(dir.path(), &clock, |b| b);
+    spend(&first, 1);
+    spend(&first, 1);
+    first.flush().unwrap();
+    drop(first);
+    let counts = Counts::default();
+    let _second = meter(dir.path(), &clock, |b| b.with_sink(counts.clone()));
+    assert_eq!(*counts.0.lock(), (0, 2));
+}
+
+#[test]
+fn an_unusable_directory_is_a_build_error() {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let dir = file.path().join("journal");
+    let err = TokenMeter::builder().with_journal(JournalConfig::new(&dir)).try_build().unwrap_err();
+    let BuildError::Journal(JournalError::Io { path, .. }) = &err else { panic!("unexpected {err:?}") };
+    assert_eq!(path, &dir);
+    assert!(err.to_string().contains(&dir.display().to_string()), "{err}");
+
+    // `build` keeps going without a journal.
+    let m = TokenMeter::builder().with_journal(JournalConfig::new(&dir)).build();
+    assert!(m.journal_stats().is_none());
+    assert_eq!(m.flush().ok(), Some(()));
+}

@@ -1,0 +1,242 @@
+//! The budget-alert webhook against a local HTTP server: the payload, retries with backoff, and an unreachable
+//! server costing the application nothing but counted failures.
+#![cfg(feature = "webhook")]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::Harness;
+use parking_lot::Mutex;
+use tokenmeter::budget::{Budget, BudgetAction, BudgetLimit, BudgetScope, WebhookConfig};
+use tracing::info_span;
+
+/// A request the server saw.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A server on 127.0.0.1 that answers the n-th request (0-based) with `status(n)`, for at most `requests`
+/// requests or 30 seconds.
+struct Server {
+    url: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    fn start(requests: usize, delay: Duration, status: impl Fn(usize) -> u16 + Send + 'static) -> Self {
+        let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+        let port = server.server_addr().to_ip().unwrap().port();
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let log = seen.clone();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let mut n = 0;
+            while n < requests && Instant::now() < deadline && !stopped.load(Ordering::SeqCst) {
+                let Ok(Some(mut request)) = server.recv_timeout(Duration::from_millis(100)) else { continue };
+                let mut body = String::new();
+                request.as_reader().read_to_string(&mut body).unwrap();
+                log.lock().push(Seen {
+                    method: request.method().to_string(),
+                    path: request.url().to_owned(),
+                    headers: request
+                        .headers()
+                        .iter()
+                        .map(|h| (h.field.as_str().to_string(), h.value.as_str().to_owned()))
+                        .collect(),
+                    body,
+                });
+                std::thread::sleep(delay);
+                let _ = request.respond(tiny_http::Response::empty(status(n)));
+                n += 1;
+            }
+        });
+        Server { url: format!("http://127.0.0.1:{port}/hooks/budget"), seen, stop, thread: Some(thread) }
+    }
+
+    fn requests(&self) -> Vec<Seen> {
+        self.seen.lock().clone()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Late on March 31, so that no spend below the limit projects past it: these tests count threshold alerts.
+fn harness(configure: impl FnOnce(tokenmeter::TokenMeterBuilder) -> tokenmeter::TokenMeterBuilder) -> Harness {
+    let h = Harness::with(configure);
+    h.clock.set(chrono::DateTime::parse_from_rfc3339("2026-03-31T12:00:00Z").unwrap().into());
+    h
+}
+
+fn spend(h: &Harness, micros: u64) {
+    h.run(|| {
+        let _user = info_span!("request", user.id = "alice").entered();
+        let _call = info_span!("chat", gen_ai.request.model = "claude-haiku-4-5", input_tokens = micros).entered();
+    });
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn budget() -> Budget {
+    Budget::new("alice-monthly", BudgetLimit::usd(1.0).unwrap())
+        .with_scope(BudgetScope::user("alice"))
+        .with_action(BudgetAction::Block)
+}
+
+fn fast(url: &str) -> WebhookConfig {
+    WebhookConfig::new(url)
+        .with_timeout(Duration::from_secs(2))
+        .with_max_retries(2)
+        .with_backoff(Duration::from_millis(20), Duration::from_millis(50))
+}
+
+#[test]
+fn the_payload_describes_the_alert() {
+    let server = Server::start(1, Duration::ZERO, |_| 204);
+    let hook = fast(&server.url).with_header("Authorization", "Bearer s3cret");
+    let h = harness(|b| b.with_budget(budget().with_thresholds([50])).with_webhook(hook));
+    spend(&h, 600_000);
+    wait_until("delivery", || h.meter.alert_stats().webhook.delivered == 1);
+
+    let seen = server.requests();
+    assert_eq!(seen.len(), 1);
+    let request = &seen[0];
+    assert_eq!((request.method.as_str(), request.path.as_str()), ("POST", "/hooks/budget"));
+    assert_eq!(request.header("Content-Type"), Some("application/json"));
+    assert_eq!(request.header("Authorization"), Some("Bearer s3cret"));
+    let body: serde_json::Value = serde_json::from_str(&request.body).unwrap();
+    let expected = serde_json::json!({
+        "event": "threshold_crossed",
+        "threshold_percent": 50,
+        "budget": "alice-monthly",
+        "scope": "user=alice",
+        "period": "month",
+        "action": "block",
+        "unit": "usd",
+        "spent": 0.6,
+        "limit": 1.0,
+        "remaining": 0.4,
+        "utilization": 0.6,
+        "projected_spend": 0.6 * 31.0 / 30.5,
+        "period_start": "2026-03-01T00:00:00Z",
+        "resets_at": "2026-04-01T00:00:00Z",
+        "at": "2026-03-31T12:00:00Z",
+        "text": body["text"],
+    });
+    for (key, want) in expected.as_object().unwrap() {
+        let got = &body[key];
+        match (got.as_f64(), want.as_f64()) {
+            (Some(g), Some(w)) => assert!((g - w).abs() < 1e-6, "{key}: {g} != {w}"),
+            _ => assert_eq!(got, want, "{key}"),
+        }
+    }
+    assert_eq!(body.as_object().unwrap().len(), expected.as_object().unwrap().len(), "{body:#}");
+    assert!(body["text"].as_str().unwrap().starts_with("budget `alice-monthly` (user=alice, month): 50% threshold"));
+    let stats = h.meter.alert_stats().webhook;
+    assert_eq!((stats.delivered, stats.retries, stats.failed, stats.dropped), (1, 0, 0, 0));
+}
+
+#[test]
+fn server_errors_are_retried_with_backoff() {
+    let server = Server::start(3, Duration::ZERO, |n| if n < 2 { 503 } else { 200 });
+    let h = harness(|b| b.with_budget(budget().with_thresholds([50])).with_webhook(fast(&server.url)));
+    spend(&h, 600_000);
+    wait_until("delivery after retries", || h.meter.alert_stats().webhook.delivered == 1);
+    let stats = h.meter.alert_stats().webhook;
+    assert_eq!((stats.retries, stats.failed), (2, 0));
+    let seen = server.requests();
+    assert_eq!(seen.len(), 3);
+    assert!(seen.iter().all(|r| r.body == seen[0].body), "every attempt sends the same alert");
+}
+
+#[test]
+fn client_errors_are_not_retried() {
+    let server = Server::start(1, Duration::ZERO, |_| 404);
+    let h = harness(|b| b.with_budget(budget().with_thresholds([50])).with_webhook(fast(&server.url)));
+    spend(&h, 600_000);
+    wait_until("the failure", || h.meter.alert_stats().webhook.failed == 1);
+    assert_eq!(h.meter.alert_stats().webhook.retries, 0);
+}
+
+#[test]
+fn a_down_server_costs_retries_then_counted_failures_and_never_slows_the_application() {
+    // A port nothing listens on: connections are refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}/hooks/budget");
+    let h = harness(|b| b.with_budget(budget()).with_webhook(fast(&url)));
+
+    let started = Instant::now();
+    for _ in 0..4 {
+        spend(&h, 300_000); // crosses 50, 75 + 90, 100: four alerts
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "recording waited for the webhook: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(h.meter.alert_stats().fired, 4);
+
+    wait_until("every alert to fail", || h.meter.alert_stats().webhook.failed == 4);
+    let stats = h.meter.alert_stats().webhook;
+    assert_eq!((stats.delivered, stats.retries, stats.dropped), (0, 8, 0), "two retries per alert");
+    // The application is unaffected: calls counted, budgets enforced.
+    assert_eq!(h.meter.total_usage().calls, 4);
+    assert!(h.meter.check_budget(&tokenmeter::RequestScope::new().with_user("alice")).is_err());
+}
+
+#[test]
+fn a_full_queue_drops_and_counts() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let server = Server::start(2, Duration::from_millis(500), move |_| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        200
+    });
+    let hook = fast(&server.url).with_queue_capacity(1);
+    let h = harness(|b| b.with_budget(budget().with_thresholds([10, 20, 30, 40, 50])).with_webhook(hook));
+    let started = Instant::now();
+    for _ in 0..5 {
+        spend(&h, 100_000);
+    }
+    assert!(started.elapsed() < Duration::from_millis(400), "recording waited for the webhook");
+    wait_until("the queue to drain", || {
+        let s = h.meter.alert_stats().webhook;
+        s.delivered + s.dropped + s.failed == 5
+    });
+    let stats = h.meter.alert_stats().webhook;
+    // One in flight and one queued at most: the rest were dropped.
+    assert!(stats.dropped >= 3, "{stats:?}");
+    assert_eq!(stats.delivered, 5 - stats.dropped);
+    drop(server);
+    assert_eq!(calls.load(Ordering::SeqCst) as u64, stats.delivered);
+}
