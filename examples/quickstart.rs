@@ -10,7 +10,9 @@
 use chrono::{Duration, TimeZone, Utc};
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, CellAlignment, Table};
-use tokenmeter::{ManualClock, TokenMeter};
+use parking_lot::Mutex;
+use tokenmeter::budget::{Budget, BudgetAction, BudgetLimit, BudgetPeriod, BudgetScope};
+use tokenmeter::{ManualClock, RequestScope, TokenMeter};
 use tracing::field::Empty;
 use tracing::{info, info_span};
 use tracing_subscriber::prelude::*;
@@ -33,7 +35,24 @@ impl Rng {
 
 fn main() {
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 2, 8, 0, 0).unwrap());
-    let meter = TokenMeter::builder().with_clock(clock.clone()).build();
+    // Two budgets: a monthly spend warning over everything, and a daily hard stop for the code-review agent.
+    let alerts = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let seen = alerts.clone();
+    let meter = TokenMeter::builder()
+        .with_clock(clock.clone())
+        .with_budget(
+            Budget::new("all-monthly", BudgetLimit::usd(8.0).expect("a valid limit"))
+                .with_scope(BudgetScope::everything())
+                .with_period(BudgetPeriod::Month),
+        )
+        .with_budget(
+            Budget::new("reviewer-daily", BudgetLimit::usd(3.0).expect("a valid limit"))
+                .with_scope(BudgetScope::agent("reviewer"))
+                .with_period(BudgetPeriod::Day)
+                .with_action(BudgetAction::Block),
+        )
+        .with_budget_alert_callback(move |alert| seen.lock().push(alert.to_string()))
+        .build();
 
     // The three lines an application adds to its subscriber (here beside a quiet fmt layer).
     let subscriber = tracing_subscriber::registry()
@@ -42,6 +61,47 @@ fn main() {
     tracing::subscriber::with_default(subscriber, || simulate(&clock));
 
     print_report(&meter);
+    print_budgets(&meter, &alerts.lock());
+}
+
+fn print_budgets(meter: &TokenMeter, alerts: &[String]) {
+    let mut table = Table::new();
+    table.load_style(UTF8_FULL_CONDENSED).set_header(vec![
+        "budget",
+        "scope",
+        "action",
+        "spent",
+        "limit",
+        "used",
+        "projected",
+        "resets",
+        "over",
+    ]);
+    for s in meter.budget_status() {
+        table.add_row(vec![
+            Cell::new(&s.budget),
+            Cell::new(s.scope.to_string()),
+            Cell::new(format!("{:?}", s.action).to_lowercase()),
+            Cell::new(format!("{:.2}", s.spent)).set_alignment(CellAlignment::Right),
+            Cell::new(format!("{:.2}", s.limit)).set_alignment(CellAlignment::Right),
+            Cell::new(format!("{:.0}%", s.utilization * 100.0)).set_alignment(CellAlignment::Right),
+            Cell::new(s.projected.map(|p| format!("{p:.2}")).unwrap_or_else(|| "-".into()))
+                .set_alignment(CellAlignment::Right),
+            Cell::new(s.resets_at.format("%Y-%m-%d %H:%M UTC")),
+            Cell::new(if s.over_budget { "OVER" } else { "" }),
+        ]);
+    }
+    println!("\nBudgets");
+    println!("{table}");
+    println!("Alerts fired ({}):", alerts.len());
+    for a in alerts {
+        println!("  {a}");
+    }
+    let review = RequestScope::new().with_agent("reviewer");
+    match meter.check_budget(&review) {
+        Ok(()) => println!("Next code-review request: allowed"),
+        Err(refused) => println!("Next code-review request: refused: {refused}"),
+    }
 }
 
 /// A day of traffic: support conversations on Sonnet with prompt caching, code review tasks on Opus with tools,
