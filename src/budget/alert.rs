@@ -113,7 +113,7 @@ impl fmt::Display for BudgetAlert {
             AlertKind::ThresholdCrossed { percent } => write!(f, "{percent}% threshold crossed")?,
             AlertKind::ProjectedOverrun => f.write_str("projected to overrun")?,
         }
-        write!(f, ": spent {:.4} of {:.2} ({:.0}%)", self.spent, self.limit, self.utilization * 100.0)?;
+        write!(f, ": spent {:.2} of {:.2} ({:.0}%)", self.spent, self.limit, self.utilization * 100.0)?;
         if let Some(p) = self.projected {
             write!(f, ", projected {p:.2}")?;
         }
