@@ -37,7 +37,13 @@ impl TokenMeterBuilder {
         self.with_setup(OtlpSetup::new(Pipeline::Provided(provider)))
     }
 
-    fn with_setup(mut self, setup: OtlpSetup) -> Self {
+    fn with_setup(mut self, mut setup: OtlpSetup) -> Self {
+        // One alert callback per builder: a replaced setup hands its counts on.
+        if let Some(previous) = self.otlp.take() {
+            setup.alerts = previous.alerts;
+            self.otlp = Some(setup);
+            return self;
+        }
         let alerts = Arc::clone(setup.alerts());
         self.otlp = Some(setup);
         self.with_budget_alert_callback(move |alert| alerts.note(alert))

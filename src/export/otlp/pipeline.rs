@@ -167,6 +167,31 @@ impl PushMetricExporter for CountingExporter {
     }
 }
 
+const SERVICE_INSTANCE_ID: &str = "service.instance.id";
+
+/// A random UUID (version 4 layout) from the standard library's per-process random hash keys.
+fn random_instance_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let word = |salt: u64| {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(salt);
+        h.write_u32(std::process::id());
+        h.write_u128(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+        h.finish()
+    };
+    let (a, b) = (word(1), word(2));
+    let b = (b & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000; // RFC 4122 variant
+    let a = (a & 0xffff_ffff_ffff_0fff) | 0x0000_0000_0000_4000; // version 4
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xffff,
+        b >> 48,
+        b & 0xffff_ffff_ffff
+    )
+}
+
 /// What [`build`] made: the provider plus what the meter keeps to report on it.
 pub(crate) struct OwnedPipeline {
     pub(crate) provider: SdkMeterProvider,
@@ -242,6 +267,11 @@ pub(crate) fn build(settings: OtlpSettings) -> Result<OwnedPipeline, OtlpError> 
         .with_service_name(settings.service_name.clone());
     for (k, v) in &settings.resource {
         resource = resource.with_attribute(KeyValue::new(k.clone(), v.clone()));
+    }
+    // Replicas of one service must not write the same series: each process is its own instance unless told
+    // otherwise (Prometheus pipelines turn this into the `instance` label).
+    if !settings.resource.iter().any(|(k, _)| k == SERVICE_INSTANCE_ID) {
+        resource = resource.with_attribute(KeyValue::new(SERVICE_INSTANCE_ID, random_instance_id()));
     }
     let provider = SdkMeterProvider::builder().with_reader(reader).with_resource(resource.build()).build();
     Ok(OwnedPipeline { provider, settings, counters, _runtime: runtime })

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# End-to-end suites: starts the real OTLP pipeline (scripts/otlp-stack.sh: rotel -> vmagent -> Prometheus on
+# 127.0.0.1), runs every tests/e2e_*.rs binary's ignored tests against it, and stops the stack whatever
+# happens (set TOKENMETER_E2E_KEEP_STACK=1 to leave it running for a look at Prometheus on :9090).
+#
+# Usage: scripts/e2e.sh [extra cargo test args, e.g. a test name filter]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+stop_stack() {
+    local rc=$?
+    if [ "${TOKENMETER_E2E_KEEP_STACK:-0}" = 1 ]; then
+        echo "[e2e] leaving the stack running (scripts/otlp-stack.sh stop to stop it)" >&2
+    else
+        ./scripts/otlp-stack.sh stop || true
+    fi
+    if [ "$rc" -ne 0 ]; then
+        echo "[e2e] failed (exit $rc); stack logs are in .tools/logs/" >&2
+    fi
+    exit "$rc"
+}
+trap stop_stack EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+./scripts/otlp-stack.sh start
+
+suites=()
+for f in tests/e2e_*.rs; do
+    [ -e "$f" ] || continue
+    suites+=(--test "$(basename "$f" .rs)")
+done
+if [ "${#suites[@]}" -eq 0 ]; then
+    echo "[e2e] no tests/e2e_*.rs suites" >&2
+    exit 1
+fi
+
+# Test binaries run one after another (a suite that restarts the collector never overlaps another suite);
+# tests inside one binary run in parallel and keep apart by their own Prometheus `job`.
+TOKENMETER_E2E=1 cargo test --all-features "${suites[@]}" -- --ignored "$@"

@@ -1,0 +1,87 @@
+//! tokenmeter's own pipeline pointed at a collector that is not there: recording stays fast and never fails,
+//! flushing reports the outage with an actionable error, the failures are counted, and nothing panics, also when
+//! built, used and dropped inside an application's tokio runtime. Bad configuration is refused up front.
+#![cfg(feature = "otlp")]
+
+mod otlp_workload;
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use tokenmeter::TokenMeter;
+use tokenmeter::export::otlp::{OtlpConfig, OtlpError, Protocol};
+
+/// A local port nothing listens on.
+fn closed_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+fn unreachable(protocol: Protocol) -> OtlpConfig {
+    OtlpConfig::new()
+        .with_endpoint(format!("http://127.0.0.1:{}", closed_port()))
+        .with_protocol(protocol)
+        .with_interval(Duration::from_millis(100))
+        .with_timeout(Duration::from_millis(500))
+        .with_service_name("tokenmeter-test")
+        .ignore_env()
+}
+
+#[test]
+fn recording_is_unaffected_when_the_collector_is_unreachable() {
+    for protocol in [Protocol::Grpc, Protocol::HttpProtobuf] {
+        let meter = TokenMeter::builder().with_otlp(unreachable(protocol)).expect("config").build();
+        let start = Instant::now();
+        for _ in 0..50 {
+            otlp_workload::run(&meter);
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{protocol}: recording waited on export");
+        assert_eq!(meter.total_usage().calls, 50 * otlp_workload::CALLS_PER_ROUND);
+        let err = meter.flush_metrics().expect_err("nothing listens");
+        assert!(matches!(err, OtlpError::Flush(_)), "{err:?}");
+        assert!(err.to_string().contains("check that the collector is running"), "{err}");
+        let status = meter.export_status().expect("exporting");
+        assert!(status.failures >= 1, "{status}");
+        assert!(status.last_error.is_some(), "{status}");
+        assert!(status.to_string().contains("last export failed"), "{status}");
+        // The final export fails too; shutting down says so and can be repeated.
+        let _ = meter.shutdown();
+        let _ = meter.shutdown();
+        otlp_workload::run(&meter);
+    }
+}
+
+#[test]
+fn works_inside_and_outside_an_application_runtime() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let meter = rt.block_on(async {
+        let meter = TokenMeter::builder().with_otlp(unreachable(Protocol::Grpc)).expect("config").build();
+        otlp_workload::run(&meter);
+        meter
+    });
+    otlp_workload::run(&meter);
+    assert_eq!(meter.total_usage().calls, 2 * otlp_workload::CALLS_PER_ROUND);
+    // Dropped inside the application's async context: no blocking runtime shutdown, no panic.
+    rt.block_on(async move {
+        drop(meter);
+    });
+}
+
+#[test]
+fn bad_configuration_is_refused_with_what_to_fix() {
+    let err =
+        TokenMeter::builder().with_otlp(OtlpConfig::new().with_endpoint("localhost:4317").ignore_env()).unwrap_err();
+    assert!(matches!(err, OtlpError::InvalidEndpoint { .. }), "{err:?}");
+    assert!(err.to_string().contains("http://"), "{err}");
+    let err = TokenMeter::builder().with_otlp(OtlpConfig::new().with_header("x bad", "1").ignore_env()).unwrap_err();
+    assert!(matches!(err, OtlpError::InvalidHeader { .. }), "{err:?}");
+    let err =
+        TokenMeter::builder().with_otlp(OtlpConfig::new().with_interval(Duration::ZERO).ignore_env()).unwrap_err();
+    assert!(err.to_string().contains("interval"), "{err}");
+    if !cfg!(feature = "otlp-tls") {
+        let err = TokenMeter::builder()
+            .with_otlp(OtlpConfig::new().with_endpoint("https://otlp.example.com").ignore_env())
+            .unwrap_err();
+        assert!(err.to_string().contains("otlp-tls"), "{err}");
+    }
+}

@@ -1,0 +1,40 @@
+//! The standard `OTEL_*` variables configure export, and `with_otlp_from_env` exports only when an endpoint is
+//! set. One test per binary: it sets process environment variables.
+#![cfg(feature = "otlp")]
+
+use std::time::Duration;
+
+use tokenmeter::TokenMeter;
+use tokenmeter::export::otlp::OtlpConfig;
+
+#[test]
+fn standard_variables_configure_export() {
+    let meter = TokenMeter::builder().with_otlp_from_env().expect("nothing set: no export").build();
+    assert!(meter.export_status().is_none(), "no endpoint in the environment: no export");
+
+    // SAFETY: the only test in this binary, and nothing else here reads the environment concurrently.
+    unsafe {
+        std::env::set_var("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9/");
+        std::env::set_var("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc");
+        std::env::set_var("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=s3cr%3Dt");
+        std::env::set_var("OTEL_METRIC_EXPORT_INTERVAL", "250");
+        std::env::set_var("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "delta");
+        std::env::set_var("OTEL_SERVICE_NAME", "env-service");
+    }
+    let settings = OtlpConfig::from_env().expect("endpoint set").resolve().expect("valid");
+    assert_eq!(settings.endpoint, "http://127.0.0.1:9/");
+    assert_eq!(settings.interval, Duration::from_millis(250));
+    assert_eq!(settings.headers, vec![("x-api-key".to_owned(), "s3cr=t".to_owned())]);
+    assert_eq!(settings.service_name, "env-service");
+
+    let meter = TokenMeter::builder().with_otlp_from_env().expect("valid").build();
+    let status = meter.export_status().expect("exporting");
+    let target = status.target.clone().unwrap_or_default();
+    assert_eq!(target, "grpc to http://127.0.0.1:9/ every 250ms (delta, timeout 10s, headers x-api-key)");
+    assert!(!status.to_string().contains("s3cr"), "header values never shown: {status}");
+
+    unsafe {
+        std::env::set_var("OTEL_SDK_DISABLED", "true");
+    }
+    assert!(OtlpConfig::from_env().is_none(), "OTEL_SDK_DISABLED wins");
+}

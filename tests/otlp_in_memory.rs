@@ -1,0 +1,300 @@
+//! What tokenmeter exports, read back through the OpenTelemetry SDK's in-memory exporter: every figure equals the
+//! in-process read-out, attributes follow the builder, series are capped, histograms use semconv buckets.
+#![cfg(feature = "otlp")]
+
+mod otlp_workload;
+
+use std::collections::BTreeMap;
+
+use opentelemetry_sdk::metrics::data::{AggregatedMetrics, Metric, MetricData, ResourceMetrics};
+use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider, Temporality};
+use tokenmeter::TokenMeter;
+use tokenmeter::export::otlp::MetricAttributes;
+use tokenmeter::export::otlp::names::*;
+use tracing::info_span;
+use tracing_subscriber::prelude::*;
+
+type Attrs = BTreeMap<String, String>;
+
+fn pipeline(temporality: Temporality) -> (SdkMeterProvider, InMemoryMetricExporter) {
+    let exporter =
+        opentelemetry_sdk::metrics::InMemoryMetricExporterBuilder::new().with_temporality(temporality).build();
+    let reader = PeriodicReader::builder(exporter.clone()).build();
+    (SdkMeterProvider::builder().with_reader(reader).build(), exporter)
+}
+
+fn meter(provider: &SdkMeterProvider, attributes: MetricAttributes) -> TokenMeter {
+    TokenMeter::builder().with_meter_provider(provider.clone()).with_metric_attributes(attributes).build()
+}
+
+/// Flushes and returns the latest export.
+fn collect(meter: &TokenMeter, exporter: &InMemoryMetricExporter) -> ResourceMetrics {
+    exporter.reset();
+    meter.flush_metrics().expect("flush");
+    exporter.get_finished_metrics().expect("metrics").pop().expect("one export")
+}
+
+fn find<'a>(rm: &'a ResourceMetrics, name: &str) -> Option<&'a Metric> {
+    rm.scope_metrics().flat_map(|s| s.metrics()).find(|m| m.name() == name)
+}
+
+fn attrs<'a>(kvs: impl Iterator<Item = &'a opentelemetry::KeyValue>) -> Attrs {
+    kvs.map(|kv| (kv.key.to_string(), kv.value.to_string())).collect()
+}
+
+/// Sum data points as (attributes, value), for counters of either number type.
+fn sums(rm: &ResourceMetrics, name: &str) -> Vec<(Attrs, f64)> {
+    let m = find(rm, name).unwrap_or_else(|| panic!("{name} not exported"));
+    match m.data() {
+        AggregatedMetrics::U64(MetricData::Sum(s)) => {
+            assert!(s.is_monotonic(), "{name} is a counter");
+            s.data_points().map(|p| (attrs(p.attributes()), p.value() as f64)).collect()
+        }
+        AggregatedMetrics::F64(MetricData::Sum(s)) => {
+            assert!(s.is_monotonic(), "{name} is a counter");
+            s.data_points().map(|p| (attrs(p.attributes()), p.value())).collect()
+        }
+        other => panic!("{name}: not a sum: {other:?}"),
+    }
+}
+
+fn total_where(points: &[(Attrs, f64)], key: &str, value: &str) -> f64 {
+    points.iter().filter(|(a, _)| a.get(key).map(String::as_str) == Some(value)).map(|(_, v)| v).sum()
+}
+
+fn total(points: &[(Attrs, f64)]) -> f64 {
+    points.iter().map(|(_, v)| v).sum()
+}
+
+struct Hist {
+    attrs: Attrs,
+    count: u64,
+    sum: f64,
+    bounds: Vec<f64>,
+}
+
+fn histograms(rm: &ResourceMetrics, name: &str) -> Vec<Hist> {
+    let m = find(rm, name).unwrap_or_else(|| panic!("{name} not exported"));
+    match m.data() {
+        AggregatedMetrics::U64(MetricData::Histogram(h)) => h
+            .data_points()
+            .map(|p| Hist {
+                attrs: attrs(p.attributes()),
+                count: p.count(),
+                sum: p.sum() as f64,
+                bounds: p.bounds().collect(),
+            })
+            .collect(),
+        AggregatedMetrics::F64(MetricData::Histogram(h)) => h
+            .data_points()
+            .map(|p| Hist {
+                attrs: attrs(p.attributes()),
+                count: p.count(),
+                sum: p.sum(),
+                bounds: p.bounds().collect(),
+            })
+            .collect(),
+        other => panic!("{name}: not a histogram: {other:?}"),
+    }
+}
+
+#[test]
+fn exported_figures_equal_the_in_process_read_out() {
+    let (provider, exporter) = pipeline(Temporality::Cumulative);
+    let meter = meter(&provider, MetricAttributes::new().with_agent());
+    otlp_workload::run(&meter);
+    let rm = collect(&meter, &exporter);
+    let want = meter.total_usage();
+    assert_eq!(want.calls, otlp_workload::CALLS_PER_ROUND);
+
+    let tokens = sums(&rm, TOKENS);
+    for (kind, n) in [
+        ("input", want.tokens.input),
+        ("output", want.tokens.output),
+        ("cache_read", want.tokens.cache_read),
+        ("cache_write_5m", want.tokens.cache_write_5m),
+        ("cache_write_1h", want.tokens.cache_write_1h),
+        ("reasoning", want.tokens.reasoning),
+    ] {
+        assert_eq!(total_where(&tokens, ATTR_TOKEN_TYPE, kind), n as f64, "tokens of type {kind}");
+    }
+    assert!((total(&sums(&rm, COST)) - want.cost.as_usd()).abs() < 1e-9, "cost");
+    assert!((total(&sums(&rm, CACHE_SAVINGS)) - want.cache_savings.as_usd()).abs() < 1e-9, "cache savings");
+    let calls = sums(&rm, CALLS);
+    assert_eq!(total_where(&calls, ATTR_OUTCOME, "ok"), (want.calls - want.failed_calls) as f64);
+    assert_eq!(total_where(&calls, ATTR_OUTCOME, "error"), want.failed_calls as f64);
+    assert_eq!(total_where(&calls, ATTR_ERROR_TYPE, "overloaded_error"), 1.0);
+    assert_eq!(total(&sums(&rm, CALLS_UNMETERED)), want.unmetered_calls as f64);
+    assert_eq!(total(&sums(&rm, CALLS_UNPRICED)), want.unpriced_calls as f64);
+
+    // Per model, as `model_usage` keys them: the dated id merged into the canonical one.
+    for m in meter.model_usage() {
+        assert_eq!(total_where(&calls, ATTR_MODEL, &m.model), m.totals.calls as f64, "calls of {}", m.model);
+        let cost = total_where(&sums(&rm, COST), ATTR_MODEL, &m.model);
+        assert!((cost - m.totals.cost.as_usd()).abs() < 1e-9, "cost of {}", m.model);
+    }
+    let models: std::collections::BTreeSet<&str> =
+        calls.iter().filter_map(|(a, _)| a.get(ATTR_MODEL).map(String::as_str)).collect();
+    assert_eq!(
+        models.into_iter().collect::<Vec<_>>(),
+        ["claude-haiku-4-5", "claude-opus-4-5", "claude-sonnet-4-5", "mystery-model-1"]
+    );
+
+    // Attributes: the defaults plus the agent asked for; never the session, user or project unless asked.
+    let sonnet =
+        calls.iter().find(|(a, _)| a.get(ATTR_MODEL).map(String::as_str) == Some("claude-sonnet-4-5")).unwrap();
+    let keys: Vec<&str> = sonnet.0.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "gen_ai.agent.name",
+            "gen_ai.operation.name",
+            "gen_ai.provider.name",
+            "gen_ai.request.model",
+            "tokenmeter.outcome"
+        ]
+    );
+    assert_eq!(sonnet.0["gen_ai.agent.name"], "triage");
+    assert_eq!(sonnet.1, 4.0, "three calls and the dated one");
+
+    // Semconv histograms.
+    let usage = histograms(&rm, TOKEN_USAGE);
+    assert!(usage.iter().all(|h| h.bounds == TOKEN_USAGE_BUCKETS));
+    let metered = want.calls - want.unmetered_calls;
+    let count = |t: &str| usage.iter().filter(|h| h.attrs[ATTR_TOKEN_TYPE] == t).map(|h| h.count).sum::<u64>();
+    let sum = |t: &str| usage.iter().filter(|h| h.attrs[ATTR_TOKEN_TYPE] == t).map(|h| h.sum).sum::<f64>();
+    assert_eq!((count("input"), count("output")), (metered, metered));
+    assert_eq!(sum("input"), want.tokens.prompt_total() as f64, "semconv input includes cache reads and writes");
+    assert_eq!(sum("output"), want.tokens.output as f64);
+    assert_eq!(find(&rm, TOKEN_USAGE).unwrap().unit(), "{token}");
+    let duration = histograms(&rm, OPERATION_DURATION);
+    assert!(duration.iter().all(|h| h.bounds == DURATION_BUCKETS));
+    assert_eq!(duration.iter().map(|h| h.count).sum::<u64>(), want.calls);
+    assert!(duration.iter().any(|h| h.attrs.get(ATTR_ERROR_TYPE).map(String::as_str) == Some("timeout")));
+    assert_eq!(find(&rm, OPERATION_DURATION).unwrap().unit(), "s");
+    let first = histograms(&rm, TIME_TO_FIRST_CHUNK);
+    assert_eq!(first.iter().map(|h| h.count).sum::<u64>(), 2, "only the two streams");
+    assert!((first.iter().map(|h| h.sum).sum::<f64>() - 0.7).abs() < 1e-9);
+
+    // Tasks and tools.
+    let tasks = sums(&rm, TASKS);
+    assert_eq!(total_where(&tasks, ATTR_TASK, "summarize"), 1.0);
+    let draft = tasks.iter().find(|(a, _)| a[ATTR_TASK] == "draft").unwrap();
+    assert_eq!((draft.0[ATTR_OUTCOME].as_str(), draft.0[ATTR_ERROR_TYPE].as_str()), ("error", "gave_up"));
+    let tools = sums(&rm, TOOL_INVOCATIONS);
+    assert_eq!(total_where(&tools, ATTR_TOOL, "web_search"), 2.0);
+    assert_eq!(total_where(&tools, ATTR_OUTCOME, "error"), 1.0);
+    assert_eq!(total(&tools), otlp_workload::TOOLS_PER_ROUND as f64);
+    assert_eq!(sums(&rm, CAPTURE_CORRECTIONS).len(), 3);
+
+    // Cumulative: a second round doubles every counter.
+    otlp_workload::run(&meter);
+    let rm = collect(&meter, &exporter);
+    assert_eq!(total(&sums(&rm, CALLS)), 2.0 * otlp_workload::CALLS_PER_ROUND as f64);
+    assert!((total(&sums(&rm, COST)) - meter.total_usage().cost.as_usd()).abs() < 1e-9);
+}
+
+#[test]
+fn delta_temporality_exports_what_changed() {
+    let (provider, exporter) = pipeline(Temporality::Delta);
+    let meter = meter(&provider, MetricAttributes::new());
+    otlp_workload::run(&meter);
+    let first = collect(&meter, &exporter);
+    assert_eq!(total(&sums(&first, CALLS)), otlp_workload::CALLS_PER_ROUND as f64);
+    otlp_workload::run(&meter);
+    otlp_workload::run(&meter);
+    let third = collect(&meter, &exporter);
+    assert_eq!(total(&sums(&third, CALLS)), 2.0 * otlp_workload::CALLS_PER_ROUND as f64);
+    let usage = histograms(&third, TOKEN_USAGE);
+    let metered = otlp_workload::CALLS_PER_ROUND - 1;
+    assert_eq!(usage.iter().map(|h| h.count).sum::<u64>(), 2 * 2 * metered);
+}
+
+#[test]
+fn series_are_capped_with_an_exact_overflow_series_and_values_are_cut() {
+    let (provider, exporter) = pipeline(Temporality::Cumulative);
+    let meter = meter(&provider, MetricAttributes::new().with_max_series(3).with_max_value_len(16));
+    let subscriber = tracing_subscriber::registry().with(meter.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        let long = format!("a-model-id-longer-than-sixteen-bytes-{}", "x".repeat(300));
+        let _c = info_span!("chat", gen_ai.request.model = long.as_str(), input_tokens = 1u64).entered();
+        drop(_c);
+        for i in 0..9u64 {
+            let model = format!("m{i}");
+            let _c = info_span!("chat", gen_ai.request.model = model.as_str(), input_tokens = 100 + i).entered();
+        }
+    });
+    let rm = collect(&meter, &exporter);
+    let calls = sums(&rm, CALLS);
+    assert_eq!(calls.len(), 4, "three series and the overflow series: {calls:?}");
+    assert_eq!(total(&calls), 10.0, "nothing is lost");
+    assert_eq!(total_where(&calls, "otel.metric.overflow", "true"), 7.0);
+    assert_eq!(total_where(&calls, ATTR_MODEL, "a-model-id-longe"), 1.0, "values are cut at 16 bytes");
+    let tokens = sums(&rm, TOKENS);
+    assert_eq!(total_where(&tokens, ATTR_TOKEN_TYPE, "input"), 1.0 + (100..109).sum::<u64>() as f64);
+    let histos = histograms(&rm, TOKEN_USAGE);
+    assert_eq!(histos.len(), 2 * 4, "histograms share the capped series");
+}
+
+fn gauges(rm: &ResourceMetrics, name: &str) -> Vec<(Attrs, f64)> {
+    let m = find(rm, name).unwrap_or_else(|| panic!("{name} not exported"));
+    match m.data() {
+        AggregatedMetrics::F64(MetricData::Gauge(g)) => {
+            g.data_points().map(|p| (attrs(p.attributes()), p.value())).collect()
+        }
+        other => panic!("{name}: not an f64 gauge: {other:?}"),
+    }
+}
+
+#[test]
+fn gauges_and_self_observability_follow_budgets_ledger_and_journal() {
+    use tokenmeter::budget::{Budget, BudgetLimit, BudgetPeriod};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (provider, exporter) = pipeline(Temporality::Cumulative);
+    let meter = TokenMeter::builder()
+        .with_meter_provider(provider.clone())
+        .with_budget(Budget::new("usd", BudgetLimit::usd(2.0).expect("usd")))
+        .with_budget(
+            Budget::new("tokens", BudgetLimit::tokens(50_000)).with_period(BudgetPeriod::Day).with_thresholds([50]),
+        )
+        .with_journal(tokenmeter::JournalConfig::new(dir.path()))
+        .try_build()
+        .expect("meter");
+    otlp_workload::run(&meter);
+    let rm = collect(&meter, &exporter);
+
+    for b in meter.budget_status() {
+        let spent_name = if &*b.budget == "usd" { BUDGET_SPENT } else { BUDGET_TOKENS_SPENT };
+        let spent = gauges(&rm, spent_name);
+        let got = spent.iter().find(|(a, _)| a[ATTR_BUDGET] == *b.budget).map(|(_, v)| *v);
+        assert_eq!(got, Some(b.spent.as_f64()), "{spent_name} of {}", b.budget);
+        let util = gauges(&rm, BUDGET_UTILIZATION);
+        let got = util.iter().find(|(a, _)| a[ATTR_BUDGET] == *b.budget).map(|(_, v)| *v);
+        assert_eq!(got, Some(b.utilization), "utilization of {}", b.budget);
+    }
+    let alerts = sums(&rm, BUDGET_ALERTS);
+    assert_eq!(total(&alerts), meter.alert_stats().fired as f64);
+    assert!(
+        alerts
+            .iter()
+            .any(|(a, _)| a[ATTR_BUDGET] == "tokens" && a.get(ATTR_ALERT_THRESHOLD).map(String::as_str) == Some("50"))
+    );
+
+    let report = meter.efficiency_report(tokenmeter::Window::LastHour, tokenmeter::Dimension::Model).expect("report");
+    let score = gauges(&rm, EFFICIENCY_SCORE);
+    assert_eq!(
+        score.iter().find(|(a, _)| a[ATTR_WINDOW] == "1h").map(|(_, v)| *v),
+        Some(report.efficiency_scores.overall)
+    );
+    let hit = gauges(&rm, CACHE_HIT_RATE);
+    assert_eq!(
+        hit.iter().find(|(a, _)| a[ATTR_WINDOW] == "1h").map(|(_, v)| *v),
+        Some(report.efficiency_scores.cache_hit_rate)
+    );
+
+    let dropped = sums(&rm, JOURNAL_DROPPED);
+    assert_eq!(dropped.len(), 2, "queue_full and write_failed");
+    assert_eq!(total(&dropped), 0.0);
+    assert!(find(&rm, EXPORT_FAILURES).is_none(), "only tokenmeter's own pipeline counts export failures");
+}
