@@ -52,6 +52,9 @@ fn main() {
                 .with_action(BudgetAction::Block),
         )
         .with_budget_alert_callback(move |alert| seen.lock().push(alert.to_string()))
+        // Exports over OTLP only when OTEL_EXPORTER_OTLP_ENDPOINT (or ..._METRICS_ENDPOINT) is set.
+        .with_otlp_from_env()
+        .unwrap_or_else(|e| panic!("OTLP export is misconfigured: {e}"))
         .build();
 
     // The three lines an application adds to its subscriber (here beside a quiet fmt layer).
@@ -62,6 +65,17 @@ fn main() {
 
     print_report(&meter);
     print_budgets(&meter, &alerts.lock());
+
+    if meter.export_status().is_some() {
+        if let Err(e) = meter.shutdown() {
+            eprintln!("final OTLP export failed: {e}");
+        }
+        if let Some(status) = meter.export_status() {
+            println!("\n{status}");
+        }
+    } else {
+        println!("\n(Set OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 to also export these figures over OTLP.)");
+    }
 }
 
 fn print_budgets(meter: &TokenMeter, alerts: &[String]) {

@@ -47,8 +47,12 @@
 //!
 //! ## Feature flags
 //!
-//! None yet: capture, pricing and the read-out are always built. (OTLP export, the CLI and the HTTP API will be
-//! behind `otlp`, `cli` and `http`.)
+//! - `otlp` (default): OTLP metrics export ([`export::otlp`]) through the OpenTelemetry SDK.
+//! - `otlp-tls`: `https://` collector endpoints (rustls).
+//! - `webhook`: budget alerts by webhook (JSON POST off the recording thread).
+//! - `cli`: the `tokenmeter` command-line tool.
+//!
+//! Capture, pricing, the ledger, budgets and the journal are always built.
 //!
 //! ## MSRV
 //!
