@@ -53,6 +53,7 @@
 //! - `cli`: the `tokenmeter` command-line tool.
 //!
 //! Capture, pricing, the ledger, budgets and the journal are always built.
+//! So is [`transcripts`], the Claude Code transcript reader the CLI uses (it needs no extra dependency).
 //!
 //! ## MSRV
 //!

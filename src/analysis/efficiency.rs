@@ -293,7 +293,7 @@ pub(crate) fn suggestions(total: &Agg, by_model: &[(String, Agg)], target: &str)
         format!(
             "{} in multi-turn sessions re-sent {} tokens of the previous turn's prompt uncached. Mark the \
              stable prefix (system prompt, history) with cache_control so later turns read it at the cache-read \
-             rate: saves {} after {} of cache-write premium.",
+             rate: saves {:.4} after {:.4} of cache-write premium.",
             count(o.cache_calls, "call", "calls"),
             fmt_tokens(o.cache_missed_tokens),
             caching,
@@ -307,8 +307,8 @@ pub(crate) fn suggestions(total: &Agg, by_model: &[(String, Agg)], target: &str)
         o.small_premium_calls,
         o.small_premium_tokens,
         format!(
-            "{} (short prompt and output) went to a premium model ({}) and cost {}; on {target} they \
-             would have cost {}.",
+            "{} (short prompt and output) went to a premium model ({}) and cost {:.4}; on {target} they \
+             would have cost {:.4}.",
             count(o.small_premium_calls, "small call", "small calls"),
             names(by_model, |a| a.opportunities().small_premium_calls > 0),
             o.small_premium_cost,
@@ -322,8 +322,8 @@ pub(crate) fn suggestions(total: &Agg, by_model: &[(String, Agg)], target: &str)
         o.batch_calls,
         o.batch_tokens,
         format!(
-            "{} were billed at standard rates ({}); the Message Batches API bills them at \
-             half price ({}).",
+            "{} were billed at standard rates ({:.4}); the Message Batches API bills them at \
+             half price ({:.4}).",
             count(o.batch_calls, "non-interactive call", "non-interactive calls"),
             o.batch_cost,
             o.batch_at_batch
@@ -335,7 +335,7 @@ pub(crate) fn suggestions(total: &Agg, by_model: &[(String, Agg)], target: &str)
         o.unread_writes,
         o.unread_write_tokens,
         format!(
-            "{} ({} tokens) expired without being read: their write premium of {} bought nothing. \
+            "{} ({} tokens) expired without being read: their write premium of {:.4} bought nothing. \
              Drop cache_control from prompts that are not reused, or use the 5-minute lifetime.",
             count(o.unread_writes, "cache write", "cache writes"),
             fmt_tokens(o.unread_write_tokens),
@@ -350,7 +350,7 @@ pub(crate) fn suggestions(total: &Agg, by_model: &[(String, Agg)], target: &str)
         o.long_ctx_tokens,
         format!(
             "{} had prompts just over the 200,000-token long-context line, so every token was billed at \
-             long-context rates ({}); trimmed under the line they would have cost {}.",
+             long-context rates ({:.4}); trimmed under the line they would have cost {:.4}.",
             count(o.long_ctx_calls, "call", "calls"),
             o.long_ctx_cost,
             o.long_ctx_at_standard
@@ -362,7 +362,7 @@ pub(crate) fn suggestions(total: &Agg, by_model: &[(String, Agg)], target: &str)
         c.failed_calls,
         c.failed_tokens,
         format!(
-            "{} ended in an error after burning {} tokens ({}); retries pay again. Check timeouts, \
+            "{} ended in an error after burning {} tokens ({:.4}); retries pay again. Check timeouts, \
              max_tokens and validation before the call.",
             count(c.failed_calls, "call", "calls"),
             fmt_tokens(c.failed_tokens),

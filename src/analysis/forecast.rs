@@ -115,6 +115,12 @@ impl Fit {
         Fit { a, b, sigma, n, xbar, sxx, mean }
     }
 
+    /// A flat line at `rate` with half of it as the spread (the band is then ±0.82 × rate).
+    fn flat(rate: f64) -> Fit {
+        // A huge n drops the 1/n term: the spread is a stated guess, not an estimate from samples.
+        Fit { a: rate, b: 0.0, sigma: rate * 0.5, n: 1e12, xbar: 0.0, sxx: 0.0, mean: rate }
+    }
+
     fn at(&self, x: f64) -> f64 {
         (self.a + self.b * x).max(0.0)
     }
@@ -130,7 +136,8 @@ impl Fit {
 
 impl Ledger {
     /// Forecasts the next `days` days of spend from a linear trend over the last 28 full local days (fewer
-    /// when the ledger is younger), with a 90% band, this month's projected total, and, given a monthly
+    /// when the ledger is younger; with no full day yet, today's run rate once an hour of it has passed, with
+    /// half of it as the spread), with a 90% band, this month's projected total, and, given a monthly
     /// `limit_usd`, the day this month's spend would reach it.
     pub fn forecast(&self, days: u32, limit_usd: Option<f64>) -> Result<Forecast, QueryError> {
         if days == 0 || days > MAX_FORECAST_DAYS {
@@ -165,8 +172,14 @@ impl Ledger {
                     hist_tokens.push(c.tokens.total() as f64);
                 }
             }
-            let cost_fit = Fit::new(&hist_cost);
-            let token_fit = Fit::new(&hist_tokens);
+            let elapsed = (now - today) as f64 / 86_400.0;
+            let (cost_fit, token_fit) = if hist_cost.is_empty() && elapsed >= 1.0 / 24.0 {
+                // No full day yet: today's run rate, once it has an hour behind it.
+                let t = daily(today);
+                (Fit::flat(t.cost.as_usd() / elapsed), Fit::flat(t.tokens.total() as f64 / elapsed))
+            } else {
+                (Fit::new(&hist_cost), Fit::new(&hist_tokens))
+            };
             let n = hist_cost.len() as f64;
             // History is x = 0..n-1, so today is x = n and day k ahead is n + k.
             let forecast_days: Vec<ForecastDay> = (1..=i64::from(days))

@@ -49,11 +49,10 @@ impl Tier {
     /// The caps of a bucket of this tier (documented in the module docs).
     pub(crate) const fn caps(self) -> Caps {
         match self {
-            Tier::Minute => Caps { series: 128, sessions: 128, users: 128, project_sessions: 128, tools: 64 },
+            Tier::Minute => Caps { series: 64, sessions: 64, users: 64, project_sessions: 64, tools: 32 },
             Tier::Hour => Caps { series: 256, sessions: 256, users: 256, project_sessions: 256, tools: 128 },
-            Tier::Day => Caps { series: 512, sessions: 512, users: 512, project_sessions: 512, tools: 128 },
-            Tier::Month | Tier::Archive => {
-                Caps { series: 1024, sessions: 1024, users: 1024, project_sessions: 1024, tools: 256 }
+            Tier::Day | Tier::Month | Tier::Archive => {
+                Caps { series: 512, sessions: 512, users: 512, project_sessions: 512, tools: 128 }
             }
         }
     }
@@ -197,6 +196,12 @@ fn add_keyed(
     }
     map.entry(other()).or_default().add(core, opp);
     true
+}
+
+fn by_cost(map: HashMap<Arc<str>, Agg>) -> Vec<(Arc<str>, Agg)> {
+    let mut v: Vec<(Arc<str>, Agg)> = map.into_iter().collect();
+    v.sort_by_key(|e| std::cmp::Reverse(e.1.core.cost));
+    v
 }
 
 impl Bucket {
@@ -360,12 +365,15 @@ impl Bucket {
         true
     }
 
-    /// Merges `other` (finer or of the same width) into this bucket, under this bucket's caps.
+    /// Merges `other` (finer or of the same width) into this bucket, under this bucket's caps. Its entries
+    /// come in most expensive first, so when the caps bind, the costliest values keep their own entries.
     pub(crate) fn absorb(&mut self, other: Bucket) {
         let caps = self.tier.caps();
         self.totals.merge(&other.totals);
         let mut overflowed = other.overflowed;
-        for (_, s) in other.series {
+        let mut series: Vec<Series> = other.series.into_values().collect();
+        series.sort_by_key(|s| std::cmp::Reverse(s.agg.core.cost));
+        for s in series {
             let key = &s.key;
             let o = self.add_series(
                 key.as_ref(),
@@ -377,13 +385,15 @@ impl Bucket {
             );
             overflowed += u64::from(o);
         }
-        for (k, a) in other.sessions {
+        for (k, a) in by_cost(other.sessions) {
             overflowed += u64::from(add_keyed(&mut self.sessions, &k, &a.core, a.opp.as_deref(), caps.sessions));
         }
-        for (k, a) in other.users {
+        for (k, a) in by_cost(other.users) {
             overflowed += u64::from(add_keyed(&mut self.users, &k, &a.core, a.opp.as_deref(), caps.users));
         }
-        for (_, e) in other.project_sessions {
+        let mut pairs: Vec<PairEntry> = other.project_sessions.into_values().collect();
+        pairs.sort_by_key(|e| std::cmp::Reverse(e.agg.core.cost));
+        for e in pairs {
             let o = self.add_pair(e.project.as_ref(), &e.session, &e.agg.core, e.agg.opp.as_deref(), caps);
             overflowed += u64::from(o);
         }
@@ -427,11 +437,11 @@ mod tests {
             b.add(&Keys { model: Some(&model), agent: Some(n), ..Keys::default() }, &core(1), None);
         }
         assert_eq!(b.totals.core.calls, 200);
-        assert_eq!(b.series.len(), 129);
+        assert_eq!(b.series.len(), 65);
         let sum: u64 =
             b.series.values().filter(|s| s.key.model.as_deref() == Some("m")).map(|s| s.agg.core.calls).sum();
         assert_eq!(sum, 200, "per-model totals stay exact past the cap");
-        assert_eq!(b.overflowed, 72);
+        assert_eq!(b.overflowed, 136);
     }
 
     #[test]
@@ -441,10 +451,31 @@ mod tests {
         for n in &names {
             b.add(&Keys { session: Some(n), ..Keys::default() }, &core(1), None);
         }
-        assert_eq!(b.sessions.len(), 129);
-        assert_eq!(b.sessions[OTHER].core.calls, 172);
+        assert_eq!(b.sessions.len(), 65);
+        assert_eq!(b.sessions[OTHER].core.calls, 236);
         let mut coarse = Bucket::new(0, Tier::Hour);
         coarse.absorb(b);
         assert_eq!(coarse.sessions.values().map(|a| a.core.calls).sum::<u64>(), 300);
+    }
+
+    #[test]
+    fn merges_keep_the_costliest_entries() {
+        let names: Vec<Arc<str>> = (0..80).map(|i| Arc::from(format!("s-{i:02}"))).collect();
+        let mut target = Bucket::new(0, Tier::Minute);
+        for n in &names[..40] {
+            target.add(&Keys { session: Some(n), ..Keys::default() }, &core(1), None);
+        }
+        let mut incoming = Bucket::new(0, Tier::Minute);
+        for (i, n) in names[40..].iter().enumerate() {
+            let c = Core { calls: 1, cost: crate::pricing::Money::from_picos(i as u128), ..Core::default() };
+            incoming.add(&Keys { session: Some(n), ..Keys::default() }, &c, None);
+        }
+        target.absorb(incoming);
+        // 24 slots were left: the 24 most expensive newcomers (s-56 .. s-79) took them.
+        let kept: Vec<&str> =
+            names[40..].iter().filter(|n| target.sessions.contains_key(&***n)).map(|n| &**n).collect();
+        assert_eq!(kept.len(), 24);
+        assert_eq!(kept.first().copied(), Some("s-56"));
+        assert_eq!(target.sessions[OTHER].core.calls, 16);
     }
 }

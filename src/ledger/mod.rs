@@ -39,16 +39,21 @@
 //!
 //! | tier | compound series | sessions | users | project > session | tools |
 //! |---|---|---|---|---|---|
-//! | minute | 128 | 128 | 128 | 128 | 64 |
+//! | minute | 64 | 64 | 64 | 64 | 32 |
 //! | hour | 256 | 256 | 256 | 256 | 128 |
-//! | day | 512 | 512 | 512 | 512 | 128 |
-//! | month, archive | 1,024 | 1,024 | 1,024 | 1,024 | 256 |
+//! | day, month, archive | 512 | 512 | 512 | 512 | 128 |
 //!
-//! With at most 122 minute, 50 hour, 37 day, 16 month buckets and one archive, the ledger holds at most
-//! [`LedgerStats::series_limit`] entries (about 300,000: some 70 MB in the worst case, a few MB typically)
-//! whatever the number of calls. Session history for the caching analyses is capped at
-//! [`LedgerConfig::with_max_tracked_sessions`] sessions (default 65,536); sessions idle for 2 hours are
-//! dropped.
+//! With at most 122 minute, 50 hour, 37 day, 16 month buckets and one archive (plus up to 8 pending minutes
+//! per recording shard), the ledger holds at most [`LedgerStats::series_limit`] entries whatever the number
+//! of calls: about 267,000 with 8 shards, some 90 MB if every map of every bucket were full (an entry is
+//! 300-450 bytes). A month of 1M calls over 100k sessions holds about 96,000. Merging into a coarser bucket
+//! brings entries in most expensive first, so where the caps bind, the costliest values keep their own rows.
+//! Session history for the caching analyses is capped at [`LedgerConfig::with_max_tracked_sessions`]
+//! sessions (default 65,536); sessions idle for 2 hours are dropped.
+//!
+//! Records stamped more than 5 minutes ahead of the clock are counted in the current minute; records older
+//! than a tier's span go straight to the tier their age calls for (a journal replay fills the ledger as if it
+//! had been running).
 //!
 //! # Windows and edges
 //!
@@ -122,6 +127,7 @@ pub(crate) struct Padded<T>(pub(crate) T);
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct LedgerConfig {
+    pub(crate) enabled: bool,
     pub(crate) time_zone: Tz,
     pub(crate) max_tracked_sessions: usize,
     pub(crate) cache_reuse_window_secs: i64,
@@ -158,6 +164,7 @@ impl Default for AnomalyRule {
 impl Default for LedgerConfig {
     fn default() -> Self {
         LedgerConfig {
+            enabled: true,
             time_zone: Tz::UTC,
             max_tracked_sessions: 65_536,
             cache_reuse_window_secs: 300,
@@ -176,6 +183,17 @@ impl Default for LedgerConfig {
 }
 
 impl LedgerConfig {
+    /// A ledger that records nothing (every report is empty), for meters that want only the capture totals
+    /// and budgets and not the ledger's ingest cost on the recording thread.
+    pub fn disabled() -> Self {
+        LedgerConfig { enabled: false, ..LedgerConfig::default() }
+    }
+
+    /// False for [`LedgerConfig::disabled`].
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+
     /// The zone of local hours, days, weeks and months (default UTC).
     pub fn with_time_zone(mut self, tz: Tz) -> Self {
         self.time_zone = tz;
@@ -627,6 +645,9 @@ impl Ledger {
     /// back from disk); a call whose model the book does not know stays unpriced.
     pub fn ingest_call(&self, rec: &CallRecord) {
         let inner = &*self.inner;
+        if !inner.config.enabled {
+            return;
+        }
         let ts = rec.timestamp.timestamp();
         let ts_ns = rec.timestamp.timestamp_nanos_opt().unwrap_or_else(|| ts.saturating_mul(1_000_000_000));
         let facts = match rec.dimensions.session.as_deref() {
@@ -706,6 +727,9 @@ impl Ledger {
     /// Adds one task.
     pub fn ingest_task(&self, rec: &TaskRecord) {
         let inner = &*self.inner;
+        if !inner.config.enabled {
+            return;
+        }
         let failed = rec.outcome.is_error();
         let core = Core {
             tasks: 1,
@@ -733,6 +757,9 @@ impl Ledger {
     /// Adds one tool execution.
     pub fn ingest_tool(&self, rec: &ToolRecord) {
         let inner = &*self.inner;
+        if !inner.config.enabled {
+            return;
+        }
         let t = ToolAgg { invocations: 1, errors: u64::from(rec.outcome.is_error()), duration_us: rec.duration_us };
         let mut shard = inner.shard().lock();
         shard.bucket(rec.timestamp.timestamp(), inner).add_tool(&rec.tool, &t);

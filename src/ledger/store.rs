@@ -21,6 +21,9 @@ pub(crate) const HOURLY_TOTALS_SPAN: i64 = 35 * 86_400;
 /// The totals-only daily series is kept about 10 years.
 pub(crate) const DAILY_TOTALS_SPAN: i64 = 3_660 * 86_400;
 
+/// How far ahead of the clock a record may be stamped before it is counted in the current minute.
+pub(crate) const FUTURE_TOLERANCE: i64 = 300;
+
 /// Most buckets each tier can hold.
 pub(crate) const fn max_buckets(tier: Tier) -> usize {
     match tier {
@@ -119,9 +122,17 @@ impl Store {
         map.entry(start).or_insert_with(|| Bucket::new(start, tier)).absorb(bucket);
     }
 
-    /// Takes a fresh minute bucket (from a recording shard): feeds the totals series, then places it.
-    pub(crate) fn absorb(&mut self, bucket: Bucket, now: i64, first_ts: i64, last_ts: i64) {
+    /// Takes a fresh minute bucket (from a recording shard): feeds the totals series, then places it. Data
+    /// stamped more than [`FUTURE_TOLERANCE`] seconds ahead of `now` (a skewed clock) is counted in the current
+    /// minute, so no stream of timestamps can grow the store.
+    pub(crate) fn absorb(&mut self, mut bucket: Bucket, now: i64, first_ts: i64, last_ts: i64) {
         let tz = self.tz;
+        let (first_ts, last_ts) = if bucket.start > now + FUTURE_TOLERANCE {
+            bucket.start = now.div_euclid(60) * 60;
+            (first_ts.min(now), now)
+        } else {
+            (first_ts, last_ts)
+        };
         self.first_ts = Some(self.first_ts.map_or(first_ts, |f| f.min(first_ts)));
         self.last_ts = Some(self.last_ts.map_or(last_ts, |l| l.max(last_ts)));
         let h = calendar::hour_start(tz, bucket.start);

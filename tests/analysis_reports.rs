@@ -1,0 +1,365 @@
+//! Every report's numbers against hand-computed values on one constructed workload.
+//!
+//! Rates (pico-USD per token, from the built-in price book): claude-sonnet-4-5 input 3,000,000, output
+//! 15,000,000, 5-minute write 3,750,000, read 300,000, long-context input 6,000,000 and output 22,500,000;
+//! claude-opus-4-5 input 5,000,000, output 25,000,000; claude-haiku-4-5 input 1,000,000, output 5,000,000.
+
+mod ledger_common;
+
+use ledger_common::*;
+use tokenmeter::analysis::{Band, Impact, SuggestionType, Trend};
+use tokenmeter::ledger::{Dimension, GroupBy, Query, Window};
+use tokenmeter::{Money, PriceBook};
+
+const SONNET: &str = "claude-sonnet-4-5";
+const OPUS: &str = "claude-opus-4-5";
+const G: u128 = 1_000_000_000; // picos in a milli-cent… 1e9 picos = $0.001
+
+fn picos(m: f64) -> u128 {
+    (m * 1e12).round() as u128
+}
+
+/// The workload, all on 2026-03-14 between 12:00 and 12:10 UTC; the clock reads 12:30.
+fn workload() -> Rig {
+    let rig = Rig::new(t0() + mins(30));
+    let t = |m: i64| t0() + mins(m);
+    // Session A: a growing prompt sent uncached (call 2 repeats call 1's 10,000-token prompt).
+    rig.add(Call::new(t(0), SONNET).io(10_000, 500).session("A").project("p1").agent("a1").op("chat").user("u1"));
+    rig.add(Call::new(t(1), SONNET).io(12_000, 500).session("A").project("p1").agent("a1").op("chat").user("u1"));
+    // Session B: cached properly; call 4 reads call 3's write, and its own 200-token write is never read.
+    rig.add(
+        Call::new(t(2), SONNET)
+            .io(100, 200)
+            .cache(0, 8_000)
+            .session("B")
+            .project("p1")
+            .agent("a2")
+            .op("chat")
+            .user("u2"),
+    );
+    rig.add(
+        Call::new(t(3), SONNET)
+            .io(100, 200)
+            .cache(8_000, 200)
+            .session("B")
+            .project("p1")
+            .agent("a2")
+            .op("chat")
+            .user("u2"),
+    );
+    // A small call on a premium model.
+    rig.add(Call::new(t(4), OPUS).io(1_000, 100).agent("a1").op("classify").project("p2"));
+    // A non-interactive call at standard rates.
+    rig.add(Call::new(t(5), SONNET).io(20_000, 1_000).agent("a2").op("background").project("p2"));
+    // A failed call.
+    rig.add(Call::new(t(6), SONNET).io(5_000, 0).agent("a1").op("chat").project("p1").failed());
+    // A prompt just over the 200k line.
+    rig.add(Call::new(t(7), SONNET).io(205_000, 1_000).agent("a3").project("p2"));
+    // An unknown model, and a call without usage.
+    rig.add(Call::new(t(8), "mystery-model").io(100, 10).agent("a3"));
+    rig.add(Call::new(t(9), SONNET).unmetered().failed().agent("a1").op("chat"));
+    // Two tasks: one ok, one failed.
+    rig.ledger.ingest_task(&task(t(4), "triage", 1_100, Money::from_picos(75 * G / 10), false));
+    rig.ledger.ingest_task(&task(t(6), "fix", 5_000, Money::from_picos(15 * G), true));
+    rig.ledger.ingest_tool(&tool(t(5), "grep", false));
+    rig.ledger.ingest_tool(&tool(t(5), "grep", true));
+    rig
+}
+
+// Per-call costs in picos.
+const C1: u128 = 10_000 * 3_000_000 + 500 * 15_000_000; // 37.5e9
+const C2: u128 = 12_000 * 3_000_000 + 500 * 15_000_000; // 43.5e9
+const C3: u128 = 100 * 3_000_000 + 8_000 * 3_750_000 + 200 * 15_000_000; // 33.3e9
+const C4: u128 = 100 * 3_000_000 + 8_000 * 300_000 + 200 * 3_750_000 + 200 * 15_000_000; // 6.45e9
+const C5: u128 = 1_000 * 5_000_000 + 100 * 25_000_000; // 7.5e9
+const C6: u128 = 20_000 * 3_000_000 + 1_000 * 15_000_000; // 75e9
+const C7: u128 = 5_000 * 3_000_000; // 15e9
+const C8: u128 = 205_000 * 6_000_000 + 1_000 * 22_500_000; // 1252.5e9
+const TOTAL: u128 = C1 + C2 + C3 + C4 + C5 + C6 + C7 + C8;
+
+#[test]
+fn usage_summary_numbers() {
+    let rig = workload();
+    let s = rig.ledger.usage_summary(Window::Last24Hours).unwrap();
+    assert_eq!(TOTAL, 1_470_750_000_000);
+    assert_eq!(s.cost_picos, Money::from_picos(TOTAL));
+    close(s.cost_usd, 1.47075);
+    assert_eq!(s.calls, 10);
+    assert_eq!(s.metered_calls, 9);
+    assert_eq!(s.unmetered_calls, 1);
+    assert_eq!(s.failed_calls, 2);
+    assert_eq!(s.tasks, 2);
+    assert_eq!(s.unpriced.calls, 1);
+    assert_eq!(s.unpriced.tokens, 110);
+    assert_eq!(s.unpriced.models, vec!["mystery-model".to_owned()]);
+    let input = 10_000 + 12_000 + 100 + 100 + 1_000 + 20_000 + 5_000 + 205_000 + 100;
+    let output = 500 + 500 + 200 + 200 + 100 + 1_000 + 1_000 + 10;
+    assert_eq!(s.tokens.input, input);
+    assert_eq!(s.tokens.output, output);
+    assert_eq!(s.tokens.cache_read, 8_000);
+    assert_eq!(s.tokens.cache_creation, 8_200);
+    assert_eq!(s.tokens.total, input + output + 8_000 + 8_200);
+    close(s.cache_savings_usd, 8_000.0 * 2_700_000.0 / 1e12);
+    close(s.averages.tokens_per_call.unwrap(), s.tokens.total as f64 / 9.0);
+    close(s.averages.cost_per_call_usd.unwrap(), 1.47075 / 8.0);
+    close(s.averages.tokens_per_task.unwrap(), 6_100.0 / 2.0);
+    close(s.averages.cost_per_task_usd.unwrap(), 0.0225 / 2.0);
+    // By model: sonnet first, opus, then the unpriced model at $0.
+    let names: Vec<&str> = s.by_model.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, [SONNET, OPUS, "mystery-model"]);
+    assert_eq!(s.by_model[0].calls, 8);
+    close(s.by_model[1].cost_share, C5 as f64 / TOTAL as f64);
+    assert_eq!(s.by_provider.len(), 1);
+    close(s.by_provider[0].cost_share, 1.0);
+    // 24 hourly points, all the spend in the 12:00 hour.
+    assert_eq!(s.time_series.points.len(), 24);
+    let last = s.time_series.points.last().unwrap();
+    assert_eq!(last.timestamp, t0());
+    assert_eq!(last.calls, 10);
+    close(s.time_series.points.iter().map(|p| p.cost_usd).sum(), 1.47075);
+    // Monthly run-rate: the window's daily rate (its length is 24 hours plus the current minute's tail)
+    // times March's 31 days.
+    close(s.monthly_projection_usd, 1.47075 / s.days * 31.0);
+    let d = s.distributions.unwrap();
+    assert_eq!(d.input_tokens.as_ref().unwrap().count, 9);
+    assert_eq!(d.duration_ms.as_ref().unwrap().count, 10);
+    // Two significant digits: the largest output (1,000) reads back within 1%.
+    assert!((1_000..=1_010).contains(&d.output_tokens.as_ref().unwrap().max));
+}
+
+#[test]
+fn efficiency_scores_and_suggestions() {
+    let rig = workload();
+    let r = rig.ledger.efficiency_report(Window::Last24Hours, Dimension::Agent).unwrap();
+    let e = &r.efficiency_scores;
+    // Context reuse: call 2 could reuse 10,000 (read 0), call 4 could reuse 8,100 (read 8,000).
+    close(e.context_reuse_rate, 8_000.0 / 18_100.0);
+    close(e.cache_hit_rate, 8_000.0 / 269_500.0);
+    close(e.input_output_ratio.unwrap(), 269_500.0 / 3_510.0);
+    close(e.tokens_per_task.unwrap(), 3_050.0);
+    let reuse = 8_000.0 / 18_100.0;
+    let waste = 1.0 - C7 as f64 / TOTAL as f64; // failed calls 15e9 = failed task 15e9
+    let right = 1.0 - C5 as f64 / TOTAL as f64;
+    let write_use = 1.0 - 200.0 / 8_200.0;
+    let overall = 40.0 * reuse + 25.0 * waste + 20.0 * right + 15.0 * write_use;
+    close(e.overall, (overall * 10.0).round() / 10.0);
+    assert_eq!(e.overall, 77.0);
+    assert_eq!(e.band, Band::Amber);
+
+    let s: Vec<(SuggestionType, u128, Impact)> =
+        r.optimization_suggestions.iter().map(|s| (s.kind, s.potential_savings_picos.picos(), s.impact)).collect();
+    assert_eq!(
+        s,
+        vec![
+            // All of the long-context call's tokens at standard rates: 615e9 + 15e9.
+            (SuggestionType::LongContextThreshold, C8 - 630 * G, Impact::High),
+            // Batch halves: 75e9 / 2.
+            (SuggestionType::BatchApi, C6 / 2, Impact::Medium),
+            // 10,000 tokens read instead of input (2.7e6 each) less writing the 12,000-token prefix (0.75e6).
+            (SuggestionType::PromptCaching, 10_000 * 2_700_000 - 12_000 * 750_000, Impact::Low),
+            (SuggestionType::FailedCalls, C7, Impact::Low),
+            // On claude-haiku-4-5: 1,000 × 1e6 + 100 × 5e6.
+            (SuggestionType::ModelRightSizing, C5 - 1_500_000_000, Impact::Low),
+            // Call 4's 200-token write, at the write premium of 0.75e6 each.
+            (SuggestionType::UnreadCacheWrites, 200 * 750_000, Impact::Low),
+        ]
+    );
+    let first = &r.optimization_suggestions[0];
+    close(first.potential_savings, 0.6225);
+    assert!(first.description.contains("long-context"), "{}", first.description);
+
+    // Per-agent breakdowns: a3 (the long-context call) first.
+    let cats: Vec<&str> = r.breakdowns.iter().map(|b| b.category.as_str()).collect();
+    assert_eq!(cats, ["a3", "a2", "a1"]);
+    let a2 = &r.breakdowns[1];
+    assert_eq!(a2.input_tokens, 20_200);
+    assert_eq!(a2.cache_creation_tokens, 8_200);
+    assert_eq!(a2.cache_read_tokens, 8_000);
+    assert_eq!(a2.output_tokens, 1_400);
+    assert_eq!(a2.total_tokens, 20_200 + 8_200 + 8_000 + 1_400);
+    // a2: reuse 8,000/8,100; no failures; no premium calls; 200 of 8,200 written never read.
+    let a2_score: f64 = 40.0 * (8_000.0 / 8_100.0) + 25.0 + 20.0 + 15.0 * (1.0 - 200.0 / 8_200.0);
+    close(a2.efficiency_score, (a2_score * 10.0).round() / 10.0);
+    assert_eq!(a2.band, Band::Green);
+}
+
+#[test]
+fn cache_report_numbers() {
+    let rig = workload();
+    let r = rig.ledger.cache_report(Window::Last24Hours).unwrap();
+    let m = &r.cache_metrics;
+    assert_eq!(m.total_cache_hits, 1);
+    assert_eq!(m.total_cache_misses, 8);
+    close(m.hit_rate, 8_000.0 / 269_500.0);
+    close(m.call_hit_rate, 1.0 / 9.0);
+    assert_eq!(m.tokens_saved, 8_000);
+    close(m.cost_saved, picos_to_usd(8_000 * 2_700_000));
+    assert_eq!(r.unread_cache_writes.writes, 1);
+    assert_eq!(r.unread_cache_writes.tokens, 200);
+    close(r.unread_cache_writes.wasted_usd, picos_to_usd(200 * 750_000));
+    let noon = r.time_series.iter().find(|p| p.timestamp == t0()).unwrap();
+    assert_eq!(noon.tokens_saved, 8_000);
+    close(noon.hit_rate, m.hit_rate);
+}
+
+fn picos_to_usd(p: u128) -> f64 {
+    Money::from_picos(p).as_usd()
+}
+
+#[test]
+fn breakdown_trees() {
+    let rig = workload();
+    let tree = rig.ledger.breakdown_tree(Window::Last24Hours, Dimension::Agent, Dimension::Operation).unwrap();
+    let a1 = tree.nodes.iter().find(|n| n.name == "a1").unwrap();
+    let kids: Vec<(&str, u64)> = a1.children.iter().map(|c| (c.name.as_str(), c.calls)).collect();
+    assert_eq!(kids, [("chat", 4), ("classify", 1)]);
+    close(a1.cost_share, (C1 + C2 + C7 + C5) as f64 / TOTAL as f64);
+    close(a1.children[0].share_of_parent, (C1 + C2 + C7) as f64 / (C1 + C2 + C7 + C5) as f64);
+    assert_eq!(tree.nodes[0].name, "a3");
+
+    let tree = rig.ledger.breakdown_tree(Window::Last24Hours, Dimension::Project, Dimension::Session).unwrap();
+    let p1 = tree.nodes.iter().find(|n| n.name == "p1").unwrap();
+    let kids: Vec<&str> = p1.children.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(kids, ["A", "B"]);
+    close(p1.children[0].cost_usd, picos_to_usd(C1 + C2));
+
+    let err = rig.ledger.breakdown_tree(Window::Last24Hours, Dimension::User, Dimension::Session).unwrap_err();
+    assert!(err.to_string().contains("project > session"), "{err}");
+}
+
+#[test]
+fn time_of_day_in_zone() {
+    let rig =
+        Rig::with(t0() + mins(30), tokenmeter::LedgerConfig::default().with_time_zone(chrono_tz::America::New_York));
+    // 12:00 UTC is 08:00 in New York (EDT since March 8); 23:30 UTC the day before is 19:30.
+    rig.add(Call::new(t0(), SONNET).io(1_000, 0));
+    rig.add(Call::new(t0() - mins(750), SONNET).io(3_000, 0));
+    rig.ledger.ingest_task(&task(t0(), "t", 500, Money::ZERO, false));
+    let r = rig.ledger.time_of_day(Window::Last7Days).unwrap();
+    assert_eq!(r.time_zone, "America/New_York");
+    assert_eq!(r.hours[8].tokens, 1_000);
+    assert_eq!(r.hours[19].tokens, 3_000);
+    close(r.hours[19].share, 0.75);
+    assert_eq!(r.hours[8].avg_tokens_per_task, Some(500.0));
+    assert_eq!(r.peak_hour, Some(19));
+    assert_eq!(r.low_hour, Some(0));
+}
+
+#[test]
+fn anomalies_name_the_spike() {
+    // Seven quiet days of 10 calls, then a day with 40 calls, 30 of them from agent "spiky".
+    let start = at(2026, 3, 1, 10, 0, 0);
+    let rig = Rig::new(at(2026, 3, 8, 23, 0, 0));
+    for day in 0..7 {
+        for i in 0..10 {
+            rig.add(Call::new(start + chrono::Duration::days(day) + mins(i), SONNET).io(1_000, 100).agent("steady"));
+        }
+    }
+    let spike_day = start + chrono::Duration::days(7);
+    for i in 0..10 {
+        rig.add(Call::new(spike_day + mins(i), SONNET).io(1_000, 100).agent("steady"));
+    }
+    for i in 0..30 {
+        rig.add(Call::new(spike_day + mins(30 + i), SONNET).io(1_000, 100).agent("spiky"));
+    }
+    let r = rig.ledger.anomalies(Window::Last7Days).unwrap();
+    let day: Vec<_> = r.anomalies.iter().filter(|a| a.granularity == tokenmeter::analysis::Granularity::Day).collect();
+    let metrics: Vec<_> = day.iter().map(|a| a.metric).collect();
+    use tokenmeter::analysis::AnomalyMetric::*;
+    assert_eq!(metrics, [Tokens, Cost, Calls]);
+    let calls = day[2];
+    assert_eq!(calls.value, 40.0);
+    assert_eq!(calls.baseline, 10.0);
+    assert_eq!(calls.ratio, 4.0);
+    assert_eq!(calls.start, at(2026, 3, 8, 0, 0, 0));
+    let spike = calls.spiked_by.as_ref().unwrap();
+    assert_eq!((spike.dimension, spike.value.as_str()), (Dimension::Agent, "spiky"));
+    assert_eq!((spike.observed, spike.baseline), (30.0, 0.0));
+    // The hour of the spike is 4x its hour on the previous days too (10:00), and 10:30 had nothing before.
+    assert!(r.anomalies.iter().any(|a| a.granularity == tokenmeter::analysis::Granularity::Hour));
+}
+
+#[test]
+fn forecast_trend_month_and_limit() {
+    // March 1..10: $1, $2, … $10 a day (haiku-4-5 output at $5 / Mtok: 200,000 tokens = $1). Today is March 11.
+    let rig = Rig::new(at(2026, 3, 11, 9, 0, 0));
+    for d in 1..=10u32 {
+        rig.add(Call::new(at(2026, 3, d, 12, 0, 0), "claude-haiku-4-5").io(0, 200_000 * u64::from(d)));
+    }
+    let f = rig.ledger.forecast(3, Some(100.0)).unwrap();
+    assert_eq!(f.history_days, 10);
+    assert_eq!(f.trend, Trend::Rising);
+    close(f.slope_usd_per_day, 1.0);
+    close(f.daily_average_usd, 5.5);
+    let days: Vec<f64> = f.days.iter().map(|d| d.cost_usd).collect();
+    for (got, want) in days.iter().zip([12.0, 13.0, 14.0]) {
+        close(*got, want);
+    }
+    // A perfect line has no residual: the band is the point.
+    close(f.days[0].upper_usd, 12.0);
+    assert_eq!(f.days[0].date, chrono::NaiveDate::from_ymd_opt(2026, 3, 12).unwrap());
+    close(f.month_to_date_usd, 55.0);
+    // 55 spent + 11 expected today + 12 + 13 + … + 31 for March 12..31.
+    close(f.projected_month_total_usd, 55.0 + 11.0 + (12..=31).sum::<u32>() as f64);
+    let l = f.limit.unwrap();
+    assert!(!l.reached);
+    // 55 + 11 = 66, + 12 = 78, + 13 = 91, + 14 = 105 on March 14.
+    assert_eq!(l.reached_on, chrono::NaiveDate::from_ymd_opt(2026, 3, 14));
+    assert_eq!(l.days_until, Some(3));
+}
+
+#[test]
+fn compare_periods_and_values() {
+    let rig = workload();
+    // The window before the last 24 hours: one call of a1 at $0.0375 on 2026-03-13 06:00.
+    rig.add(Call::new(t0() - chrono::Duration::hours(30), SONNET).io(10_000, 500).agent("a1"));
+    let c = rig.ledger.compare_periods(Window::Last24Hours).unwrap();
+    assert_eq!(c.a.calls, 1);
+    assert_eq!(c.b.calls, 10);
+    close(c.deltas.calls_pct.unwrap(), 900.0);
+    close(c.deltas.cost_pct.unwrap(), (TOTAL as f64 - C1 as f64) / C1 as f64 * 100.0);
+    assert_eq!(c.deltas.cost_per_task_pct, None);
+
+    let c = rig.ledger.compare_values(Window::Last24Hours, Dimension::Agent, "a1", "a2").unwrap();
+    assert_eq!(c.a.calls, 5);
+    assert_eq!(c.b.calls, 3);
+    close(c.a.cost_usd, picos_to_usd(C1 + C2 + C5 + C7));
+    close(c.b.cost_usd, picos_to_usd(C3 + C4 + C6));
+    close(c.deltas.cost_pct.unwrap(), ((C3 + C4 + C6) as f64 / (C1 + C2 + C5 + C7) as f64 - 1.0) * 100.0);
+    close(c.b.cache_hit_rate, 8_000.0 / (20_200.0 + 16_200.0));
+}
+
+#[test]
+fn query_filters_and_groups() {
+    let rig = workload();
+    let q =
+        Query::new(Window::Last24Hours).filter(Dimension::Project, "p1").group_by(GroupBy::Dimension(Dimension::Agent));
+    let r = rig.ledger.query(&q).unwrap();
+    assert_eq!(r.totals.calls, 5);
+    let rows: Vec<(&str, u64)> = r.groups.iter().map(|g| (g.key.as_str(), g.calls)).collect();
+    assert_eq!(rows, [("a1", 3), ("a2", 2)]);
+    close(r.groups.iter().map(|g| g.cost_share).sum(), 1.0);
+
+    let r = rig.ledger.query(&Query::new(Window::Last24Hours).group_by(GroupBy::Dimension(Dimension::Tool))).unwrap();
+    assert_eq!((r.groups[0].key.as_str(), r.groups[0].calls, r.groups[0].failed_calls), ("grep", 2, 1));
+
+    let r = rig.ledger.query(&Query::new(Window::Last24Hours).filter(Dimension::Session, "B")).unwrap();
+    assert_eq!(r.totals.calls, 2);
+    assert_eq!(r.totals.cost_usd, picos_to_usd(C3 + C4));
+
+    let r = rig
+        .ledger
+        .query(
+            &Query::new(Window::Last24Hours)
+                .filter(Dimension::Project, "p1")
+                .group_by(GroupBy::Dimension(Dimension::Session)),
+        )
+        .unwrap();
+    let rows: Vec<&str> = r.groups.iter().map(|g| g.key.as_str()).collect();
+    assert_eq!(rows, ["A", "B"]);
+
+    let by_user = rig.ledger.query(&Query::new(Window::Last24Hours).group_by("user".parse().unwrap())).unwrap();
+    assert_eq!(by_user.groups.len(), 2);
+    let _ = PriceBook::builtin();
+    let _ = picos(0.0);
+}

@@ -1,0 +1,126 @@
+//! Cardinality caps with overflow entries, and memory that stays bounded whatever the number of calls.
+
+mod ledger_common;
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use ledger_common::*;
+use tokenmeter::ledger::{Dimension, GroupBy, Query, Window};
+
+const SONNET: &str = "claude-sonnet-4-5";
+
+#[test]
+fn sessions_past_the_cap_share_one_overflow_entry() {
+    let rig = Rig::new(t0() + mins(1));
+    for i in 0..300 {
+        rig.add(Call::new(t0(), SONNET).io(100, 10).session(&format!("s-{i:03}")));
+    }
+    let r = rig.ledger.query(&Query::new(Window::LastHour).group_by(GroupBy::Dimension(Dimension::Session))).unwrap();
+    // A minute bucket keeps 64 sessions; the other 236 share "(other)".
+    assert_eq!(r.groups.len(), 65);
+    let other = r.groups.iter().find(|g| g.key == "(other)").unwrap();
+    assert_eq!(other.calls, 236);
+    assert_eq!(r.groups.iter().map(|g| g.calls).sum::<u64>(), 300);
+    assert_eq!(r.totals.calls, 300);
+    assert!(rig.ledger.stats().overflowed >= 236);
+}
+
+#[test]
+fn compound_overflow_keeps_per_model_figures_exact() {
+    let rig = Rig::new(t0() + mins(1));
+    for i in 0..400 {
+        let model = if i % 4 == 0 { "claude-opus-4-5" } else { SONNET };
+        rig.add(Call::new(t0(), model).io(100, 10).agent(&format!("agent-{i:03}")));
+    }
+    let by_agent =
+        rig.ledger.query(&Query::new(Window::LastHour).group_by(GroupBy::Dimension(Dimension::Agent))).unwrap();
+    // 64 agents keep their series; past the cap, one overflow series per model.
+    assert_eq!(by_agent.groups.len(), 65);
+    assert_eq!(by_agent.groups.iter().find(|g| g.key == "(other)").unwrap().calls, 336);
+    let by_model =
+        rig.ledger.query(&Query::new(Window::LastHour).group_by(GroupBy::Dimension(Dimension::Model))).unwrap();
+    let rows: Vec<(&str, u64)> = by_model.groups.iter().map(|g| (g.key.as_str(), g.calls)).collect();
+    assert_eq!(rows, [(SONNET, 300), ("claude-opus-4-5", 100)]);
+    // Filtering on a model past the cap is exact too.
+    let opus = rig.ledger.query(&Query::new(Window::LastHour).filter(Dimension::Model, "claude-opus-4-5")).unwrap();
+    assert_eq!(opus.totals.calls, 100);
+}
+
+#[test]
+fn tools_past_the_cap_overflow() {
+    let rig = Rig::new(t0() + mins(1));
+    for i in 0..100 {
+        rig.ledger.ingest_tool(&tool(t0(), &format!("tool-{i}"), false));
+    }
+    let r = rig.ledger.query(&Query::new(Window::LastHour).group_by(GroupBy::Dimension(Dimension::Tool))).unwrap();
+    assert_eq!(r.groups.len(), 33);
+    assert_eq!(r.groups.iter().map(|g| g.calls).sum::<u64>(), 100);
+}
+
+/// 1M calls over 100k sessions (10 turns each, with cache writes), 5,000 users, 30 days, fed in time order
+/// with the clock following.
+fn million_calls(rig: &Rig) {
+    let start = t0() - Duration::days(30);
+    let sessions: Vec<Arc<str>> = (0..100_000).map(|i| Arc::from(format!("session-{i:06}"))).collect();
+    let users: Vec<Arc<str>> = (0..5_000).map(|i| Arc::from(format!("user-{i}"))).collect();
+    let agents: Vec<Arc<str>> = (0..10).map(|i| Arc::from(format!("agent-{i}"))).collect();
+    let projects: Vec<Arc<str>> = (0..50).map(|i| Arc::from(format!("project-{i}"))).collect();
+    let models = ["claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-5"];
+    let base = Call::new(start, SONNET).0;
+    for i in 0..1_000_000u64 {
+        let ts = start + Duration::milliseconds((i * 2_592) as i64);
+        let mut c = base.clone();
+        c.timestamp = ts;
+        c.model = Some(Arc::from(models[(i % 3) as usize]));
+        let turn = i % 10;
+        c.tokens.input = 200 + turn * 50;
+        c.tokens.cache_read = if turn > 0 { 2_000 + turn * 300 } else { 0 };
+        c.tokens.cache_write_5m = 300;
+        c.tokens.output = 300;
+        let d = &mut c.dimensions;
+        d.session = Some(sessions[(i / 10) as usize].clone());
+        d.user = Some(users[(i / 10 % 5_000) as usize].clone());
+        d.agent = Some(agents[(i % 10) as usize].clone());
+        d.project = Some(projects[(i / 10 % 50) as usize].clone());
+        rig.clock.set(ts);
+        rig.ledger.ingest_call(&c);
+    }
+}
+
+#[test]
+fn memory_stays_bounded_after_a_million_calls() {
+    let rig = Rig::new(t0() - Duration::days(30));
+    million_calls(&rig);
+    let stats = rig.ledger.stats();
+    println!("{stats:#?}");
+    assert!(stats.series.total <= stats.series_limit, "{} > {}", stats.series.total, stats.series_limit);
+    // Far below the worst case in practice: the caps bind per bucket.
+    assert!(stats.series.sessions <= 122 * 65 + 50 * 257 + 37 * 513 + 17 * 513);
+    assert!(stats.buckets.minute <= 122 && stats.buckets.hour <= 50 && stats.buckets.day <= 37);
+    assert!(stats.tracked_sessions <= stats.max_tracked_sessions);
+    assert!(stats.hourly_points <= 35 * 24 + 2);
+    assert!(stats.overflowed > 0, "100k sessions must overflow the session caps");
+    let all = rig.ledger.usage_summary(Window::All).unwrap();
+    assert_eq!(all.calls, 1_000_000);
+    let by_session =
+        rig.ledger.query(&Query::new(Window::All).group_by(GroupBy::Dimension(Dimension::Session))).unwrap();
+    assert_eq!(by_session.groups.iter().map(|g| g.calls).sum::<u64>(), 1_000_000);
+    // Ten more days of nothing: aged buckets are merged, nothing grows.
+    rig.clock.advance(Duration::days(10));
+    let later = rig.ledger.stats();
+    assert!(later.series.total <= stats.series.total);
+    assert_eq!(rig.ledger.usage_summary(Window::All).unwrap().calls, 1_000_000);
+}
+
+#[test]
+fn future_timestamps_cannot_grow_the_store() {
+    let rig = Rig::new(t0());
+    for i in 0..5_000 {
+        rig.add(Call::new(t0() + Duration::minutes(10 + i * 97), SONNET).io(10, 1));
+    }
+    let stats = rig.ledger.stats();
+    assert!(stats.buckets.minute <= 2, "{stats:?}");
+    assert!(stats.hourly_points <= 1 && stats.daily_points <= 1, "{stats:?}");
+    assert_eq!(rig.ledger.usage_summary(Window::LastHour).unwrap().calls, 5_000);
+}

@@ -1,0 +1,176 @@
+//! Window edges, aging across tiers, time-zone day boundaries, and invalid queries as error values.
+
+mod ledger_common;
+
+use chrono::Duration;
+use ledger_common::*;
+use tokenmeter::LedgerConfig;
+use tokenmeter::ledger::{Dimension, Filter, GroupBy, Query, QueryError, TimeGrain, Window};
+
+const SONNET: &str = "claude-sonnet-4-5";
+
+fn calls(rig: &Rig, w: Window) -> u64 {
+    rig.ledger.query(&Query::new(w)).unwrap().totals.calls
+}
+
+#[test]
+fn last_hour_is_the_current_minute_and_the_59_before() {
+    let now = at(2026, 3, 14, 10, 30, 30);
+    let rig = Rig::new(now);
+    rig.add(Call::new(at(2026, 3, 14, 9, 30, 59), SONNET).io(1, 1)); // 9:30 minute: out
+    rig.add(Call::new(at(2026, 3, 14, 9, 31, 0), SONNET).io(1, 1)); // 9:31 minute: in
+    rig.add(Call::new(at(2026, 3, 14, 10, 30, 29), SONNET).io(1, 1)); // current minute: in
+    assert_eq!(calls(&rig, Window::LastHour), 2);
+    let w = rig.ledger.query(&Query::new(Window::LastHour)).unwrap().window;
+    assert_eq!((w.from, w.to), (at(2026, 3, 14, 9, 31, 0), at(2026, 3, 14, 10, 31, 0)));
+}
+
+#[test]
+fn rolling_windows_align_to_hours_and_days() {
+    let now = at(2026, 3, 14, 10, 30, 0);
+    let rig = Rig::new(now);
+    // 24h: the current hour and the 23 before it, from 2026-03-13 11:00.
+    rig.add(Call::new(at(2026, 3, 13, 10, 59, 59), SONNET).io(1, 1));
+    rig.add(Call::new(at(2026, 3, 13, 11, 0, 0), SONNET).io(1, 1));
+    // 6h: from 05:00.
+    rig.add(Call::new(at(2026, 3, 14, 4, 59, 0), SONNET).io(1, 1));
+    rig.add(Call::new(at(2026, 3, 14, 5, 0, 0), SONNET).io(1, 1));
+    // 7d: today and the 6 days before, from 2026-03-08 00:00.
+    rig.add(Call::new(at(2026, 3, 7, 23, 59, 0), SONNET).io(1, 1));
+    rig.add(Call::new(at(2026, 3, 8, 0, 0, 0), SONNET).io(1, 1));
+    // 30d: from 2026-02-13 00:00.
+    rig.add(Call::new(at(2026, 2, 12, 23, 0, 0), SONNET).io(1, 1));
+    rig.add(Call::new(at(2026, 2, 13, 0, 0, 0), SONNET).io(1, 1));
+    assert_eq!(calls(&rig, Window::Last6Hours), 1);
+    assert_eq!(calls(&rig, Window::Last24Hours), 3);
+    assert_eq!(calls(&rig, Window::Last7Days), 5);
+    assert_eq!(calls(&rig, Window::Last30Days), 7);
+    assert_eq!(calls(&rig, Window::All), 8);
+}
+
+#[test]
+fn range_is_half_open() {
+    let rig = Rig::new(at(2026, 3, 14, 12, 0, 0));
+    let from = at(2026, 3, 14, 11, 0, 0);
+    let to = at(2026, 3, 14, 11, 10, 0);
+    rig.add(Call::new(from, SONNET).io(1, 1));
+    rig.add(Call::new(to - Duration::seconds(1), SONNET).io(1, 1));
+    rig.add(Call::new(to, SONNET).io(1, 1));
+    assert_eq!(calls(&rig, Window::range(from, to)), 2);
+    let parsed: Window = format!("{}..{}", from.to_rfc3339(), to.to_rfc3339()).parse().unwrap();
+    assert_eq!(parsed, Window::range(from, to));
+}
+
+#[test]
+fn aging_keeps_totals_and_coarsens_buckets() {
+    let start = at(2026, 1, 1, 0, 0, 0);
+    let rig = Rig::new(start);
+    for i in 0..600 {
+        rig.add(Call::new(start + mins(i), SONNET).io(100, 10).session(&format!("s{}", i % 7)).agent("a"));
+    }
+    let before = rig.ledger.usage_summary(Window::All).unwrap();
+    assert_eq!(before.calls, 600);
+    // Step through every tier: minutes age into hours after 2h, days after 48h, months after 35 days, the
+    // archive after 400 days.
+    for step in [Duration::hours(3), Duration::hours(50), Duration::days(40), Duration::days(420)] {
+        rig.clock.advance(step);
+        let s = rig.ledger.usage_summary(Window::All).unwrap();
+        assert_eq!((s.calls, s.cost_picos, s.tokens), (600, before.cost_picos, before.tokens), "after {step}");
+        let by_session =
+            rig.ledger.query(&Query::new(Window::All).group_by(GroupBy::Dimension(Dimension::Session))).unwrap();
+        assert_eq!(by_session.groups.len(), 7);
+        assert_eq!(by_session.groups.iter().map(|g| g.calls).sum::<u64>(), 600);
+    }
+    let stats = rig.ledger.stats();
+    assert_eq!(
+        (stats.buckets.minute, stats.buckets.hour, stats.buckets.day, stats.buckets.month, stats.buckets.archive),
+        (0, 0, 0, 0, 1)
+    );
+}
+
+#[test]
+fn days_follow_the_configured_zone() {
+    let tz = chrono_tz::America::New_York;
+    let rig = Rig::with(at(2026, 3, 20, 12, 0, 0), LedgerConfig::default().with_time_zone(tz));
+    // 03:30 UTC on the 14th is 23:30 on the 13th in New York; 04:30 UTC is 00:30 on the 14th.
+    rig.add(Call::new(at(2026, 3, 14, 3, 30, 0), SONNET).io(100, 0));
+    rig.add(Call::new(at(2026, 3, 14, 4, 30, 0), SONNET).io(200, 0));
+    rig.add(Call::new(at(2026, 3, 14, 5, 30, 0), SONNET).io(400, 0));
+    let q = Query::new(Window::Last7Days).group_by(GroupBy::Time(TimeGrain::Day));
+    let r = rig.ledger.query(&q).unwrap();
+    // The window starts at local midnight of March 14 (04:00 UTC): the 23:30 call is out.
+    assert_eq!(r.window.from, at(2026, 3, 14, 4, 0, 0));
+    assert_eq!(r.groups[0].key, at(2026, 3, 14, 4, 0, 0).to_rfc3339());
+    assert_eq!(r.groups[0].tokens.input, 600);
+    assert_eq!(r.groups.len(), 7);
+    let q = Query::new(Window::Last30Days).filter(Dimension::Model, SONNET).group_by(GroupBy::Time(TimeGrain::Day));
+    let r = rig.ledger.query(&q).unwrap();
+    let mar13 = r.groups.iter().find(|g| g.key == at(2026, 3, 13, 4, 0, 0).to_rfc3339()).unwrap();
+    assert_eq!(mar13.tokens.input, 100);
+
+    // The same calls in UTC all fall on March 14.
+    let utc = Rig::new(at(2026, 3, 20, 12, 0, 0));
+    utc.add(Call::new(at(2026, 3, 14, 3, 30, 0), SONNET).io(100, 0));
+    utc.add(Call::new(at(2026, 3, 14, 4, 30, 0), SONNET).io(200, 0));
+    let r = utc.ledger.query(&Query::new(Window::Last7Days).group_by(GroupBy::Time(TimeGrain::Day))).unwrap();
+    assert_eq!(r.groups[0].key, at(2026, 3, 14, 0, 0, 0).to_rfc3339());
+    assert_eq!(r.groups[0].tokens.input, 300);
+}
+
+#[test]
+fn weeks_start_on_monday_and_months_on_the_first() {
+    let rig = Rig::new(at(2026, 3, 20, 12, 0, 0));
+    rig.add(Call::new(at(2026, 3, 15, 12, 0, 0), SONNET).io(1, 0)); // Sunday
+    rig.add(Call::new(at(2026, 3, 16, 12, 0, 0), SONNET).io(2, 0)); // Monday
+    rig.add(Call::new(at(2026, 2, 28, 12, 0, 0), SONNET).io(4, 0));
+    let r = rig.ledger.query(&Query::new(Window::Last30Days).group_by(GroupBy::Time(TimeGrain::Week))).unwrap();
+    let week = |d: u32| r.groups.iter().find(|g| g.key == at(2026, 3, d, 0, 0, 0).to_rfc3339()).unwrap().tokens.input;
+    assert_eq!((week(9), week(16)), (1, 2));
+    let r = rig.ledger.query(&Query::new(Window::Last30Days).group_by(GroupBy::Time(TimeGrain::Month))).unwrap();
+    let inputs: Vec<u64> = r.groups.iter().map(|g| g.tokens.input).collect();
+    assert_eq!(inputs, [4, 3]);
+}
+
+#[test]
+fn invalid_queries_are_errors() {
+    let rig = Rig::new(t0());
+    let from = t0();
+    let err = rig.ledger.query(&Query::new(Window::range(from, from - Duration::hours(1)))).unwrap_err();
+    assert!(matches!(err, QueryError::InvalidWindow { .. }), "{err}");
+    assert!(err.to_string().contains("earlier"), "{err}");
+    assert!(matches!(rig.ledger.query(&Query::new(Window::range(from, from))), Err(QueryError::InvalidWindow { .. })));
+    assert!(matches!("2d".parse::<Window>(), Err(QueryError::UnknownWindow(_))));
+    assert!(matches!("colour".parse::<GroupBy>(), Err(QueryError::UnknownGroupBy(_))));
+    assert!(matches!("colour".parse::<Dimension>(), Err(QueryError::UnknownDimension(_))));
+    assert!(matches!("model".parse::<Filter>(), Err(QueryError::InvalidArgument { .. })));
+    let q = Query::new(Window::All).filter(Dimension::Agent, "a").filter(Dimension::Agent, "b");
+    assert_eq!(rig.ledger.query(&q).unwrap_err(), QueryError::DuplicateFilter(Dimension::Agent));
+    let q = Query::new(Window::All).filter(Dimension::Session, "s").filter(Dimension::Agent, "a");
+    assert!(matches!(rig.ledger.query(&q), Err(QueryError::Unsupported(_))));
+    let q = Query::new(Window::All).filter(Dimension::Agent, "a").group_by(GroupBy::Dimension(Dimension::User));
+    assert!(matches!(rig.ledger.query(&q), Err(QueryError::Unsupported(_))));
+    assert!(matches!(rig.ledger.forecast(0, None), Err(QueryError::InvalidArgument { name: "days", .. })));
+    assert!(matches!(rig.ledger.forecast(7, Some(f64::NAN)), Err(QueryError::InvalidArgument { .. })));
+    assert!(rig.ledger.efficiency_report(Window::All, Dimension::Tool).is_err());
+    // Filtered series keep hours for 48 hours: ten days ago is a day bucket. Unfiltered hourly totals are kept
+    // 35 days: a 60-day hourly series cannot be answered either way.
+    let long = Window::range(t0() - Duration::days(60), t0());
+    let q = Query::new(long).filter(Dimension::Agent, "a").group_by(GroupBy::Time(TimeGrain::Hour));
+    rig.add(Call::new(t0() - Duration::days(10), SONNET).io(1, 1).agent("a"));
+    assert!(matches!(rig.ledger.query(&q), Err(QueryError::ResolutionUnavailable { .. })));
+    let q = Query::new(long).group_by(GroupBy::Time(TimeGrain::Hour));
+    assert!(matches!(rig.ledger.query(&q), Err(QueryError::ResolutionUnavailable { .. })));
+}
+
+#[test]
+fn records_arriving_late_land_in_the_right_tier() {
+    let rig = Rig::new(at(2026, 3, 14, 12, 0, 0));
+    // Replayed from disk: one call five days ago and one a year ago.
+    rig.add(Call::new(at(2026, 3, 9, 9, 0, 0), SONNET).io(10, 0));
+    rig.add(Call::new(at(2025, 1, 7, 9, 0, 0), SONNET).io(20, 0));
+    rig.add(Call::new(at(2026, 3, 14, 11, 59, 0), SONNET).io(40, 0));
+    let s = rig.ledger.stats();
+    assert_eq!((s.buckets.minute, s.buckets.day, s.buckets.archive), (1, 1, 1));
+    assert_eq!(rig.ledger.usage_summary(Window::Last7Days).unwrap().tokens.input, 50);
+    assert_eq!(rig.ledger.usage_summary(Window::All).unwrap().tokens.input, 70);
+}
