@@ -64,6 +64,7 @@ fn main() {
     tracing::subscriber::with_default(subscriber, || simulate(&clock));
 
     print_report(&meter);
+    print_analytics(&meter);
     print_budgets(&meter, &alerts.lock());
 
     if meter.export_status().is_some() {
@@ -75,6 +76,84 @@ fn main() {
         }
     } else {
         println!("\n(Set OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 to also export these figures over OTLP.)");
+    }
+}
+
+/// The ledger's reports over the simulated day: efficiency with its traffic-light band, the token breakdown per
+/// agent, cache performance, the top suggestions priced from the price book, and the forecast.
+fn print_analytics(meter: &TokenMeter) {
+    use tokenmeter::ledger::{Dimension, Window};
+    let window = Window::Last24Hours;
+    let (eff, cache, forecast) = match (
+        meter.efficiency_report(window, Dimension::Agent),
+        meter.cache_report(window),
+        meter.forecast(7, Some(50.0)),
+    ) {
+        (Ok(e), Ok(c), Ok(f)) => (e, c, f),
+        (e, c, f) => {
+            eprintln!("reports unavailable: {:?} {:?} {:?}", e.err(), c.err(), f.err());
+            return;
+        }
+    };
+    let color = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let paint = |band: tokenmeter::Band, text: String| {
+        if color { format!("\x1b[{}m{text}\x1b[0m", band.ansi_code()) } else { text }
+    };
+    let s = &eff.efficiency_scores;
+    println!(
+        "\nEfficiency score {} (cache reuse {:.0}%, cache hit rate {:.0}%, {} tokens per task)",
+        paint(s.band, format!("{:.1} {}", s.overall, s.band.name().to_uppercase())),
+        s.context_reuse_rate * 100.0,
+        s.cache_hit_rate * 100.0,
+        s.tokens_per_task.map(|t| format!("{t:.0}")).unwrap_or_else(|| "n/a".into())
+    );
+    let mut t = Table::new();
+    t.load_style(UTF8_FULL_CONDENSED).set_header(vec![
+        "agent",
+        "calls",
+        "input",
+        "cache write",
+        "cache read",
+        "output",
+        "cost",
+        "score",
+    ]);
+    for b in &eff.breakdowns {
+        t.add_row(vec![
+            Cell::new(&b.category),
+            num(b.calls),
+            num(b.input_tokens),
+            num(b.cache_creation_tokens),
+            num(b.cache_read_tokens),
+            num(b.output_tokens),
+            Cell::new(format!("${:.4}", b.cost_usd)).set_alignment(CellAlignment::Right),
+            Cell::new(paint(b.band, format!("{:.0}", b.efficiency_score))).set_alignment(CellAlignment::Right),
+        ]);
+    }
+    println!("\nToken breakdown by agent\n{t}");
+    let m = &cache.cache_metrics;
+    println!(
+        "\nCache: {} hits, {} misses, hit rate {:.1}%, {} tokens served from cache, ${:.4} saved; {} cache writes never read",
+        m.total_cache_hits,
+        m.total_cache_misses,
+        m.hit_rate * 100.0,
+        m.tokens_saved,
+        m.cost_saved,
+        cache.unread_cache_writes.writes
+    );
+    println!("\nTop suggestions");
+    for (i, x) in eff.optimization_suggestions.iter().take(3).enumerate() {
+        println!("  {}. save ${:.4} [{:?}] {}", i + 1, x.potential_savings, x.impact, x.description);
+    }
+    println!(
+        "\nForecast ({:?}): ${:.2}/day; this month ${:.2} so far, ${:.2} projected",
+        forecast.trend, forecast.daily_average_usd, forecast.month_to_date_usd, forecast.projected_month_total_usd
+    );
+    for d in &forecast.days {
+        println!("  {}  ${:.2}  (${:.2} to ${:.2})", d.date, d.cost_usd, d.lower_usd, d.upper_usd);
+    }
+    if let Some(day) = forecast.limit.as_ref().and_then(|l| l.reached_on) {
+        println!("  a $50 monthly limit would be reached on {day}");
     }
 }
 
