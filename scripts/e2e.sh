@@ -38,3 +38,7 @@ fi
 # Test binaries run one after another (a suite that restarts the collector never overlaps another suite);
 # tests inside one binary run in parallel and keep apart by their own Prometheus `job`.
 TOKENMETER_E2E=1 cargo test --all-features "${suites[@]}" -- --ignored "$@"
+
+# Dashboards and alert rules (issue 7): schema, units, promtool, and every dashboard query non-empty against
+# the Prometheus the suites above exported into (tests/e2e_dashboards.rs also checks figures exactly).
+./scripts/check-dashboards.sh

@@ -1,0 +1,263 @@
+#!/usr/bin/env python3
+"""Checks the Grafana dashboards, the alert rules and the compose file.
+
+  scripts/check-dashboards.py [--prometheus URL] [--promtool PATH] [--set var=value ...] [--time T]
+
+Offline (always):
+  - every dashboards/*.json validates against ../shared/grafana-schema/dashboard.jsonschema.json
+    (Draft7Validator, zero errors);
+  - every panel has a title, a description and a unit listed in units.jsonschema.json;
+  - every PromQL query (panel targets and label_values() variables), with Grafana variables substituted,
+    parses (`promtool promql format --experimental`);
+  - deploy/docker-compose.yml parses and every path it mounts exists; the provisioning files parse.
+With --prometheus URL:
+  - every query returns status success and non-empty data from that Prometheus (run it after a workload was
+    exported).
+Variables default to: $__range=1h, $__rate_interval=1m, $__interval=1m, $job/$model/$provider/$agent/$project=.*;
+override with --set job=my-service, --set __range=5m, etc. --print-query DASHBOARD_UID:PANEL_TITLE prints the
+substituted queries of one panel (one per line) and exits.
+"""
+import argparse
+import glob
+import json
+import os
+import re
+import subprocess
+import sys
+import urllib.parse
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCHEMA_DIR = os.environ.get("TOKENMETER_GRAFANA_SCHEMA", os.path.join(ROOT, "..", "shared", "grafana-schema"))
+VENV = os.path.join(ROOT, ".tools", "venv")
+
+
+def ensure_deps():
+    try:
+        import jsonschema  # noqa: F401
+        import yaml  # noqa: F401
+        return
+    except ImportError:
+        pass
+    py = os.path.join(VENV, "bin", "python")
+    if os.environ.get("TOKENMETER_CHECK_IN_VENV") != "1":
+        if not os.path.exists(py):
+            subprocess.check_call([sys.executable, "-m", "venv", VENV])
+        subprocess.check_call([py, "-m", "pip", "install", "-q", "jsonschema", "pyyaml"])
+        env = dict(os.environ, TOKENMETER_CHECK_IN_VENV="1")
+        env.pop("PYTHONPATH", None)
+        os.execve(py, [py] + sys.argv, env)
+    sys.exit("jsonschema / pyyaml missing even in .tools/venv")
+
+
+ensure_deps()
+import jsonschema  # noqa: E402
+import yaml  # noqa: E402
+
+DEFAULT_VARS = {
+    "__range": "1h",
+    "__rate_interval": "1m",
+    "__interval": "1m",
+    "job": ".*",
+    "model": ".*",
+    "provider": ".*",
+    "agent": ".*",
+    "project": ".*",
+}
+
+
+def substitute(expr, variables):
+    def repl(m):
+        name = m.group(1) or m.group(2)
+        if name not in variables:
+            raise KeyError(f"unknown Grafana variable ${name} in {expr}")
+        return variables[name]
+
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", repl, expr)
+
+
+def dashboards():
+    for path in sorted(glob.glob(os.path.join(ROOT, "dashboards", "*.json"))):
+        with open(path) as f:
+            yield path, json.load(f)
+
+
+def panels(dash):
+    for p in dash.get("panels", []):
+        if p.get("type") == "row":
+            yield from p.get("panels", [])
+        else:
+            yield p
+
+
+def queries(dash):
+    """(where, expr) for every PromQL query of a dashboard."""
+    for p in panels(dash):
+        for t in p.get("targets", []):
+            yield f"{dash['uid']}:{p['title']}:{t.get('refId')}", t["expr"]
+    for v in dash["templating"]["list"]:
+        if v["type"] == "query":
+            q = v["query"]["query"] if isinstance(v["query"], dict) else v["query"]
+            m = re.fullmatch(r"label_values\((.*),\s*(\w+)\)", q)
+            if not m:
+                raise ValueError(f"{dash['uid']}: variable {v['name']}: unexpected query {q}")
+            # The series query Grafana sends for label_values(selector, label).
+            yield f"{dash['uid']}:variable {v['name']}", f"count by ({m.group(2)}) ({m.group(1)})"
+
+
+def unit_list():
+    with open(os.path.join(SCHEMA_DIR, "units.jsonschema.json")) as f:
+        units = json.load(f)
+    found = set()
+
+    def walk(x):
+        if isinstance(x, dict):
+            if "const" in x and isinstance(x["const"], str):
+                found.add(x["const"])
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+
+    walk(units)
+    return found
+
+
+def check_schema(errors):
+    with open(os.path.join(SCHEMA_DIR, "dashboard.jsonschema.json")) as f:
+        schema = json.load(f)
+    validator = jsonschema.Draft7Validator(schema)
+    units = unit_list()
+    n_panels = 0
+    for path, dash in dashboards():
+        name = os.path.relpath(path, ROOT)
+        errs = list(validator.iter_errors(dash))
+        for e in errs:
+            errors.append(f"{name}: schema: {'/'.join(map(str, e.absolute_path))}: {e.message[:300]}")
+        for p in panels(dash):
+            n_panels += 1
+            where = f"{name}: panel {p.get('title')!r}"
+            if not p.get("title"):
+                errors.append(f"{where}: no title")
+            if len(p.get("description", "")) < 20:
+                errors.append(f"{where}: no description")
+            unit = p.get("fieldConfig", {}).get("defaults", {}).get("unit")
+            if unit not in units:
+                errors.append(f"{where}: unit {unit!r} is not in units.jsonschema.json")
+            if not p.get("targets"):
+                errors.append(f"{where}: no query")
+        print(f"[check-dashboards] {name}: {len(errs)} schema errors")
+    return n_panels
+
+
+def check_syntax(promtool, items, errors):
+    for where, expr in items:
+        r = subprocess.run([promtool, "promql", "format", "--experimental", expr], capture_output=True, text=True)
+        if r.returncode != 0:
+            errors.append(f"{where}: promtool: {r.stderr.strip() or r.stdout.strip()}\n    {expr}")
+
+
+def prom_query(base, expr, time=None):
+    params = {"query": expr}
+    if time:
+        params["time"] = time
+    url = f"{base}/api/v1/query?{urllib.parse.urlencode(params)}"
+    try:
+        with urllib.request.urlopen(url, timeout=20) as r:
+            return json.load(r)
+    except urllib.error.HTTPError as e:
+        return json.load(e)
+
+
+def check_prometheus(base, items, time, errors):
+    empty = 0
+    for where, expr in items:
+        body = prom_query(base, expr, time)
+        if body.get("status") != "success":
+            errors.append(f"{where}: Prometheus: {body.get('errorType')}: {body.get('error')}\n    {expr}")
+            continue
+        result = body["data"]["result"]
+        if not result:
+            empty += 1
+            errors.append(f"{where}: no data from Prometheus\n    {expr}")
+    return empty
+
+
+def check_compose(errors):
+    compose_path = os.path.join(ROOT, "deploy", "docker-compose.yml")
+    with open(compose_path) as f:
+        compose = yaml.safe_load(f)
+    n = 0
+    for sname, svc in compose.get("services", {}).items():
+        for vol in svc.get("volumes", []):
+            src = vol.split(":")[0] if isinstance(vol, str) else vol.get("source")
+            if src.startswith(".") or src.startswith("/"):
+                n += 1
+                p = os.path.normpath(os.path.join(os.path.dirname(compose_path), src))
+                if not os.path.exists(p):
+                    errors.append(f"deploy/docker-compose.yml: service {sname}: {src} does not exist ({p})")
+        for cfg in svc.get("configs", []) or []:
+            pass
+    for path in glob.glob(os.path.join(ROOT, "dashboards", "provisioning", "**", "*.yml"), recursive=True) + glob.glob(
+        os.path.join(ROOT, "deploy", "*.yml")
+    ):
+        with open(path) as f:
+            yaml.safe_load(f)
+    print(f"[check-dashboards] deploy/docker-compose.yml: parses, {n} mounted paths checked")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--prometheus")
+    ap.add_argument("--promtool", default=os.path.join(ROOT, ".tools/otlp-stack/root/usr/bin/promtool"))
+    ap.add_argument("--set", action="append", default=[], metavar="VAR=VALUE")
+    ap.add_argument("--time", help="evaluation time for Prometheus queries (unix seconds)")
+    ap.add_argument("--print-query", metavar="UID:TITLE")
+    args = ap.parse_args()
+    variables = dict(DEFAULT_VARS)
+    for s in args.set:
+        k, _, v = s.partition("=")
+        variables[k] = v
+
+    if args.print_query:
+        uid, _, title = args.print_query.partition(":")
+        for _, dash in dashboards():
+            if dash["uid"] != uid:
+                continue
+            for p in panels(dash):
+                if p["title"] == title:
+                    for t in p["targets"]:
+                        print(substitute(t["expr"], variables))
+                    return 0
+        sys.exit(f"no panel {title!r} in {uid}")
+
+    errors = []
+    n_panels = check_schema(errors)
+    items = []
+    for _, dash in dashboards():
+        for where, expr in queries(dash):
+            try:
+                items.append((where, substitute(expr, variables)))
+            except KeyError as e:
+                errors.append(f"{where}: {e}")
+    if not os.access(args.promtool, os.X_OK):
+        errors.append(f"promtool not found at {args.promtool} (scripts/otlp-stack.sh install)")
+    else:
+        check_syntax(args.promtool, items, errors)
+    print(f"[check-dashboards] {n_panels} panels, {len(items)} queries checked with promtool")
+    if args.prometheus:
+        empty = check_prometheus(args.prometheus.rstrip("/"), items, args.time, errors)
+        print(f"[check-dashboards] {len(items)} queries run against {args.prometheus}: {len(items) - empty} non-empty")
+    check_compose(errors)
+    for e in errors:
+        print(f"[check-dashboards] FAIL {e}", file=sys.stderr)
+    if errors:
+        print(f"[check-dashboards] {len(errors)} problems", file=sys.stderr)
+        return 1
+    print("[check-dashboards] ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

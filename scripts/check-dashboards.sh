@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Checks the dashboards, the compose file and the alert rules. With the OTLP stack up (scripts/e2e.sh calls this
+# after the e2e suites exported their workloads), every dashboard query must also return data from Prometheus.
+#
+# Usage: scripts/check-dashboards.sh [extra scripts/check-dashboards.py args, e.g. --set job=my-service]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PROM_URL="http://127.0.0.1:${TOKENMETER_PROMETHEUS_PORT:-9090}"
+./scripts/check-alerts.sh
+args=()
+if curl -fsS "$PROM_URL/-/ready" >/dev/null 2>&1; then
+    # The e2e suites' meters have shut down by now: a 5m rate window still holds two of their samples.
+    args+=(--prometheus "$PROM_URL" --set __rate_interval=5m)
+else
+    echo "[check-dashboards] Prometheus is not up at $PROM_URL: offline checks only" >&2
+fi
+python3 scripts/check-dashboards.py "${args[@]}" "$@"
