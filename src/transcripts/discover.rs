@@ -89,7 +89,12 @@ fn lossy(s: &OsStr) -> String {
 }
 
 /// Collects the `.jsonl` files under `dir`; `parts` are the folder names from the projects root down to it.
-fn walk(dir: &Path, parts: &mut Vec<String>, out: &mut Vec<TranscriptFile>, depth: usize) -> Result<(), TranscriptError> {
+fn walk(
+    dir: &Path,
+    parts: &mut Vec<String>,
+    out: &mut Vec<TranscriptFile>,
+    depth: usize,
+) -> Result<(), TranscriptError> {
     if depth > MAX_DEPTH {
         return Ok(());
     }
@@ -107,7 +112,13 @@ fn walk(dir: &Path, parts: &mut Vec<String>, out: &mut Vec<TranscriptFile>, dept
         } else if meta.is_file() && is_jsonl(&path) {
             let stem = path.file_stem().map_or_else(String::new, lossy);
             let (project, session, subagent) = place(parts, stem);
-            out.push(TranscriptFile { path, project: project.into(), session: session.into(), subagent, len: meta.len() });
+            out.push(TranscriptFile {
+                path,
+                project: project.into(),
+                session: session.into(),
+                subagent,
+                len: meta.len(),
+            });
         }
     }
     Ok(())

@@ -109,7 +109,9 @@ fn resolve(files: &[TranscriptFile], parsed: &[FileCalls], prices: &PriceBook, m
     let mut stats = LoadStats::default();
     for (file, f) in files.iter().zip(parsed) {
         match &f.error {
-            Some(error) => stats.unreadable_files.push(UnreadableFile { path: file.path.clone(), error: error.clone() }),
+            Some(error) => {
+                stats.unreadable_files.push(UnreadableFile { path: file.path.clone(), error: error.clone() })
+            }
             None => stats.files += 1,
         }
         stats.bytes += f.bytes;
@@ -188,10 +190,11 @@ fn resolve(files: &[TranscriptFile], parsed: &[FileCalls], prices: &PriceBook, m
     }
 
     let mut picks: Vec<Pick> = kept.into_iter().flatten().collect();
-    picks.sort_by(|&a, &b| (raw(a).timestamp, a.file, a.call).cmp(&(raw(b).timestamp, b.file, b.call)));
+    picks.sort_by_key(|&a| (raw(a).timestamp, a.file, a.call));
 
     let mut records = RecordMaker::new(prices);
-    let calls: Vec<CallRecord> = picks.iter().map(|&p| records.make(&files[p.file as usize], &parsed[p.file as usize], raw(p))).collect();
+    let calls: Vec<CallRecord> =
+        picks.iter().map(|&p| records.make(&files[p.file as usize], &parsed[p.file as usize], raw(p))).collect();
     stats.calls = calls.len() as u64;
     stats.synthetic_calls = records.synthetic;
     stats.unpriced_calls = records.unpriced;
@@ -289,7 +292,11 @@ impl<'p> RecordMaker<'p> {
             speed,
             tokens: call.tokens,
             metered: true,
-            outcome: if call.api_error { Outcome::Error { error_type: Arc::clone(&self.api_error) } } else { Outcome::Ok },
+            outcome: if call.api_error {
+                Outcome::Error { error_type: Arc::clone(&self.api_error) }
+            } else {
+                Outcome::Ok
+            },
             dimensions: Dimensions {
                 session: Some(Arc::clone(&file.session)),
                 project: Some(Arc::clone(&file.project)),

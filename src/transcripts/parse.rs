@@ -309,7 +309,15 @@ mod tests {
 
     #[test]
     fn never_panics_on_junk() {
-        for junk in [&b"\"usage\""[..], b"{\"usage\"", b"\xff\xfe\"usage\"}", b"}", b"{", b"\n\n\r\n", b"{\"message\":{\"usage\":null}}"] {
+        for junk in [
+            &b"\"usage\""[..],
+            b"{\"usage\"",
+            b"\xff\xfe\"usage\"}",
+            b"}",
+            b"{",
+            b"\n\n\r\n",
+            b"{\"message\":{\"usage\":null}}",
+        ] {
             let _ = parse_bytes(junk, 5);
         }
     }

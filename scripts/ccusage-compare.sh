@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# Agreement and speed against ccusage, the tool Claude Code users already run.
+#
+#   scripts/ccusage-compare.sh [--lines N] [--runs N] [--data DIR]
+#
+# 1. Installs ccusage 20.0.24 from npm into .tools/ccusage (project-local) and builds tokenmeter (release,
+#    feature `cli`).
+# 2. Runs `ccusage claude daily|session --json --offline --mode calculate -z UTC` and tokenmeter's
+#    `summary --group-by day|session --format json` over the fixture transcripts (tests/fixtures/claude_code)
+#    and over generated transcripts (scripts/gen-transcripts.py, ~100,000 lines, ~170 MB), and compares:
+#    the same tokens of every kind for every day and session; for days and sessions without a call over
+#    200k prompt tokens, the same cost to 1e-9 relative. Days and sessions with such a call differ by
+#    design (tokenmeter bills the whole call at the long-context rates, as Anthropic does; ccusage prices
+#    each token type against the threshold on its own): both figures are printed.
+# 3. Times both on the generated data (best of --runs, warm cache) and prints the times and the ratio.
+#
+# Exits 1 if any figure disagrees outside the documented differences. Needs node/npm, python3 and cargo.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+LINES=100000
+RUNS=3
+DATA=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --lines) LINES="$2"; shift 2 ;;
+        --runs) RUNS="$2"; shift 2 ;;
+        --data) DATA="$2"; shift 2 ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+        *) echo "unknown argument: $1" >&2; exit 2 ;;
+    esac
+done
+
+CCUSAGE_VERSION=20.0.24
+TOOLS=.tools/ccusage
+TARGET="${CARGO_TARGET_DIR:-target}"
+DATA="${DATA:-.tools/transcripts-${LINES}}"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "ccusage $CCUSAGE_VERSION (npm, project-local in $TOOLS)"
+if [ "$(node -p "try{require('./$TOOLS/node_modules/ccusage/package.json').version}catch(e){''}" 2>/dev/null)" != "$CCUSAGE_VERSION" ]; then
+    mkdir -p "$TOOLS"
+    [ -f "$TOOLS/package.json" ] || echo '{"name":"ccusage-compare","private":true}' >"$TOOLS/package.json"
+    npm install --prefix "$TOOLS" --no-audit --no-fund --loglevel=error "ccusage@$CCUSAGE_VERSION"
+fi
+# ccusage 20 is a native binary behind a node launcher; time the binary itself (the launcher only adds
+# node's start-up), falling back to the launcher where the platform package is missing.
+CCUSAGE=""
+for p in "$TOOLS"/node_modules/@ccusage/ccusage-*/bin/ccusage; do
+    [ -f "$p" ] && chmod +x "$p" && CCUSAGE="$p"
+done
+[ -n "$CCUSAGE" ] || CCUSAGE="$TOOLS/node_modules/.bin/ccusage"
+"$CCUSAGE" --version
+
+step "tokenmeter (cargo build --release --features cli)"
+cargo build --quiet --release --no-default-features --features cli --bin tokenmeter
+TOKENMETER="$TARGET/release/tokenmeter"
+"$TOKENMETER" --version
+
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+
+# run_both NAME DIR NOW: JSON of both tools' daily and session reports over DIR.
+run_both() {
+    local name="$1" dir="$2" now="$3"
+    CLAUDE_CONFIG_DIR="$dir" "$CCUSAGE" claude daily --json --offline --mode calculate -z UTC >"$WORK/$name.cc-daily.json"
+    CLAUDE_CONFIG_DIR="$dir" "$CCUSAGE" claude session --json --offline --mode calculate -z UTC >"$WORK/$name.cc-session.json"
+    "$TOKENMETER" --quiet --claude-code "$dir" --now "$now" summary --group-by day --format json >"$WORK/$name.tm-daily.json"
+    "$TOKENMETER" --quiet --claude-code "$dir" --now "$now" summary --group-by session --format json >"$WORK/$name.tm-session.json"
+}
+
+# compare NAME DIR: checks agreement, prints a table; exit status 1 on disagreement.
+compare() {
+    python3 - "$WORK" "$1" "$2" <<'PY'
+import glob, json, os, sys
+
+work, name, root = sys.argv[1], sys.argv[2], sys.argv[3]
+load = lambda s: json.load(open(os.path.join(work, f"{name}.{s}.json")))
+cc_daily, cc_session = load("cc-daily"), load("cc-session")
+tm_daily, tm_session = load("tm-daily"), load("tm-session")
+
+# Days and sessions holding a call over 200k prompt tokens on a model with long-context rates (Sonnet 4 and
+# 4.5): found independently of both tools, by reading the usage lines.
+LONG = ("claude-sonnet-4-2", "claude-sonnet-4-5")
+long_days, long_sessions = set(), set()
+for path in glob.glob(os.path.join(root, "projects", "**", "*.jsonl"), recursive=True):
+    rel = os.path.relpath(path, os.path.join(root, "projects")).split(os.sep)
+    session = rel[-1][:-6] if len(rel) == 2 else (rel[-3] if rel[-2] == "subagents" and len(rel) >= 4 else rel[-2])
+    for line in open(path, encoding="utf-8", errors="replace"):
+        if '"usage"' not in line:
+            continue
+        try:
+            d = json.loads(line)
+            u, m = d["message"]["usage"], d["message"].get("model") or ""
+            prompt = u["input_tokens"] + u.get("cache_read_input_tokens", 0) + u.get("cache_creation_input_tokens", 0)
+        except Exception:
+            continue
+        if prompt > 200_000 and m.startswith(LONG):
+            long_days.add(d["timestamp"][:10])
+            long_sessions.add(session)
+
+def cc_tokens(r):
+    return (r["inputTokens"], r["outputTokens"], r["cacheCreationTokens"], r["cacheReadTokens"])
+
+def tm_tokens(g):
+    t = g["tokens"]
+    return (t["input"], t["output"], t["cache_write_5m"] + t["cache_write_1h"], t["cache_read"])
+
+def check(kind, cc_rows, tm_rows, long_keys):
+    bad = 0
+    keys = sorted(set(cc_rows) | set(tm_rows))
+    agree_tokens = agree_cost = by_design = 0
+    for k in keys:
+        c, t = cc_rows.get(k), tm_rows.get(k)
+        if c is None or t is None:
+            print(f"  {kind} {k}: only in {'tokenmeter' if c is None else 'ccusage'}")
+            bad += 1
+            continue
+        if cc_tokens(c) != tm_tokens(t):
+            print(f"  {kind} {k}: tokens differ: ccusage {cc_tokens(c)} tokenmeter {tm_tokens(t)}")
+            bad += 1
+        else:
+            agree_tokens += 1
+        cc_cost, tm_cost = c["totalCost"], t["cost_usd"]
+        rel = abs(cc_cost - tm_cost) / max(abs(tm_cost), 1e-300) if (cc_cost or tm_cost) else 0.0
+        if k in long_keys:
+            by_design += 1
+            print(f"  {kind} {k}: long-context call(s): tokenmeter ${tm_cost:.6f} (whole call at long-context rates), "
+                  f"ccusage ${cc_cost:.6f} (per token type)")
+        elif rel > 1e-9:
+            print(f"  {kind} {k}: cost differs: ccusage {cc_cost!r} tokenmeter {tm_cost!r} (relative {rel:.2e})")
+            bad += 1
+        else:
+            agree_cost += 1
+    print(f"  {kind}s: {len(keys)}; same tokens: {agree_tokens}; same cost (<= 1e-9 relative): {agree_cost}; "
+          f"long-context by design: {by_design}")
+    return bad
+
+cc_days = {r["date"]: r for r in cc_daily["daily"]}
+tm_days = {g["key"][:10]: g for g in tm_daily["groups"]["groups"] if g["calls"] > 0}
+cc_sess = {r["sessionId"]: r for r in cc_session["sessions"]}
+tm_sess = {g["key"]: g for g in tm_session["groups"]["groups"] if g["calls"] > 0}
+bad = check("day", cc_days, tm_days, long_days) + check("session", cc_sess, tm_sess, long_sessions)
+
+ct, ts = cc_daily["totals"], tm_daily["summary"]
+tt = ts["tokens"]
+print(f"  totals: ccusage {cc_tokens(ct)} ${ct['totalCost']:.6f}; "
+      f"tokenmeter {(tt['input'], tt['output'], tt['cache_creation'], tt['cache_read'])} ${ts['cost_usd']:.6f}")
+if (tt["input"], tt["output"], tt["cache_creation"], tt["cache_read"]) != cc_tokens(ct):
+    print("  totals: tokens differ")
+    bad += 1
+print(f"  {name}: {'AGREE' if bad == 0 else f'{bad} DISAGREEMENT(S)'}")
+sys.exit(1 if bad else 0)
+PY
+}
+
+status=0
+
+step "fixtures: tests/fixtures/claude_code"
+run_both fixtures tests/fixtures/claude_code 2025-10-04T00:00:00Z
+compare fixtures tests/fixtures/claude_code || status=1
+
+step "generated transcripts: $DATA ($LINES lines)"
+if [ ! -d "$DATA/projects" ]; then
+    python3 scripts/gen-transcripts.py "$DATA" --lines "$LINES" --long-context 5
+fi
+du -sh "$DATA" | cut -f1 | sed 's/^/  size: /'
+run_both generated "$DATA" 2025-10-31T00:00:00Z
+compare generated "$DATA" || status=1
+
+step "speed: best of $RUNS runs each, warm cache, $(nproc) cores"
+best() { sort -n | head -1; }
+time_cmd() {
+    local t0 t1
+    t0=$(date +%s.%N)
+    "$@" >/dev/null
+    t1=$(date +%s.%N)
+    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }'
+}
+find "$DATA" -name '*.jsonl' -exec cat {} + >/dev/null  # warm the page cache
+cc_times=(); tm_times=()
+for _ in $(seq "$RUNS"); do
+    cc_times+=("$(time_cmd env CLAUDE_CONFIG_DIR="$DATA" "$CCUSAGE" claude daily --json --offline --mode calculate -z UTC)")
+    tm_times+=("$(time_cmd "$TOKENMETER" --quiet --claude-code "$DATA" --now 2025-10-31T00:00:00Z summary --group-by day --format json)")
+done
+cc_best=$(printf '%s\n' "${cc_times[@]}" | best)
+tm_best=$(printf '%s\n' "${tm_times[@]}" | best)
+printf '  ccusage %s claude daily:          %s s  (runs: %s)\n' "$CCUSAGE_VERSION" "$cc_best" "${cc_times[*]}"
+printf '  tokenmeter summary --group-by day: %s s  (runs: %s)\n' "$tm_best" "${tm_times[*]}"
+awk -v c="$cc_best" -v t="$tm_best" 'BEGIN { printf "  ratio (ccusage / tokenmeter):       %.2fx\n", c / t }'
+
+exit $status

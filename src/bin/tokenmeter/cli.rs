@@ -1,0 +1,394 @@
+//! The command line: arguments, parsed by `clap`.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+use clap::builder::TypedValueParser as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tokenmeter::ledger::{Dimension, Filter, GroupBy, Window};
+
+/// Token and cost reports over the tokenmeter journal, Claude Code transcripts or a file of call records.
+///
+/// Every command prints the same typed reports the tokenmeter library makes, as a table (coloured when the
+/// output is a terminal) or as JSON. Exit status: 0 on success, 1 for a missing path or unreadable data,
+/// 2 for bad arguments.
+#[derive(Debug, Parser)]
+#[command(name = "tokenmeter", version, max_term_width = 110)]
+pub(crate) struct Cli {
+    #[command(flatten, next_help_heading = "Source (one of)")]
+    pub(crate) source: SourceArgs,
+    #[command(flatten, next_help_heading = "Global options")]
+    pub(crate) common: CommonArgs,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Where the call records come from (one of these; the journal by default).
+#[derive(Debug, Args)]
+pub(crate) struct SourceArgs {
+    /// Read the tokenmeter journal in DIR [default: $TOKENMETER_JOURNAL, else
+    /// $XDG_DATA_HOME/tokenmeter/journal, else ~/.local/share/tokenmeter/journal]
+    #[arg(long, global = true, value_name = "DIR", conflicts_with_all = ["claude_code", "records"])]
+    pub(crate) journal: Option<PathBuf>,
+    /// Read Claude Code transcripts: a config dir, its projects/ folder, a project folder or one .jsonl file
+    /// [default: $CLAUDE_CONFIG_DIR, else ~/.config/claude and ~/.claude]. Give DIR as --claude-code=DIR
+    /// or after the command's own arguments.
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        num_args = 0..=1,
+        default_missing_value = "",
+        value_parser = clap::builder::OsStringValueParser::new().map(PathBuf::from),
+        conflicts_with = "records"
+    )]
+    pub(crate) claude_code: Option<PathBuf>,
+    /// Read call records from FILE: JSON Lines of records (journal lines or bare records) or a JSON array
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) records: Option<PathBuf>,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub(crate) struct CommonArgs {
+    /// Merge prices from a TOML price file over the built-in price book (see tokenmeter::pricing)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) prices: Option<PathBuf>,
+    /// Time zone of days, weeks and months (IANA name)
+    #[arg(long = "tz", global = true, value_name = "ZONE", default_value = "UTC", value_parser = parse_tz)]
+    pub(crate) time_zone: Tz,
+    /// The time reports treat as now, RFC 3339 or YYYY-MM-DD [default: the current time]
+    #[arg(long, global = true, value_name = "TIME", value_parser = parse_time)]
+    pub(crate) now: Option<DateTime<Utc>>,
+    /// When to colour tables
+    #[arg(long, global = true, value_name = "WHEN", default_value = "auto")]
+    pub(crate) color: ColorChoice,
+    /// No progress bar and no notes on stderr (errors are still printed)
+    #[arg(short, long, global = true)]
+    pub(crate) quiet: bool,
+}
+
+/// When to colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ColorChoice {
+    /// When stdout is a terminal and NO_COLOR is not set.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Calls, tokens by kind, cost, averages, shares by model and provider, over time
+    Summary(SummaryArgs),
+    /// One session: its totals and every call
+    Show(ShowArgs),
+    /// A report file: markdown, csv, json, xlsx or html (with charts)
+    Report(ReportArgs),
+    /// Prompt-cache performance: hits, misses, hit rate, tokens and dollars saved, writes never read
+    CacheReport(CacheReportArgs),
+    /// The efficiency score and suggestions with the dollars they would save
+    Optimize(OptimizeArgs),
+    /// The next days' spend with an uncertainty band, the month's total, when a budget runs out
+    Forecast(ForecastArgs),
+    /// Budgets from a TOML file against the recorded spend
+    Budget(BudgetArgs),
+    /// A period against the previous one, or one dimension value against another
+    Compare(CompareArgs),
+    /// Follow the journal live: refresh a summary, alert past a spend threshold
+    Watch(WatchArgs),
+}
+
+/// Output format of the terminal commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub(crate) enum Format {
+    /// Tables for people.
+    #[default]
+    Table,
+    /// JSON (stable: the library's report types, snake_case).
+    Json,
+}
+
+/// The window of a report.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct WindowArgs {
+    /// Rolling window ending now: 1h, 6h, 24h, 7d, 30d or all
+    #[arg(long, value_name = "PERIOD", value_parser = parse_period, conflicts_with_all = ["since", "until"])]
+    pub(crate) period: Option<Window>,
+    /// First day included (YYYY-MM-DD, in --tz) or an RFC 3339 time
+    #[arg(long, value_name = "DATE", value_parser = parse_bound)]
+    pub(crate) since: Option<Bound>,
+    /// Last day included (YYYY-MM-DD, in --tz) or an RFC 3339 time (excluded)
+    #[arg(long, value_name = "DATE", value_parser = parse_bound)]
+    pub(crate) until: Option<Bound>,
+}
+
+/// A `--since` / `--until` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Bound {
+    /// A local date.
+    Date(NaiveDate),
+    /// An instant.
+    Time(DateTime<Utc>),
+}
+
+/// `summary`.
+#[derive(Debug, Args)]
+pub(crate) struct SummaryArgs {
+    #[command(flatten)]
+    pub(crate) window: WindowArgs,
+    /// Rows per day, week or month (or per model, project, session, agent, …)
+    #[arg(long, value_name = "GROUP", value_parser = parse_group_by)]
+    pub(crate) group_by: Option<GroupBy>,
+    /// Output format
+    #[arg(long, default_value = "table")]
+    pub(crate) format: Format,
+}
+
+/// `show`.
+#[derive(Debug, Args)]
+pub(crate) struct ShowArgs {
+    /// The session id (a unique prefix is enough)
+    pub(crate) session: String,
+    /// Output format
+    #[arg(long, default_value = "table")]
+    pub(crate) format: Format,
+    /// List the tools the session used (Claude Code transcripts: from its tool_use blocks)
+    #[arg(long)]
+    pub(crate) include_tools: bool,
+    /// Add cache columns: reads, 5m and 1h writes, hit rate per call
+    #[arg(long)]
+    pub(crate) include_cache: bool,
+}
+
+/// Format of `report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ReportFormat {
+    /// Markdown.
+    Markdown,
+    /// CSV: the report's main table.
+    Csv,
+    /// JSON.
+    Json,
+    /// An Excel workbook, one sheet per table (needs --output).
+    Xlsx,
+    /// One self-contained HTML page with SVG charts.
+    Html,
+}
+
+/// Depth of `report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub(crate) enum ReportType {
+    /// Headline figures, the score, the top suggestions and the forecast.
+    Executive,
+    /// Usage, models, days, efficiency and cache.
+    #[default]
+    Summary,
+    /// Everything: plus projects and sessions, agents, time of day, anomalies, all suggestions.
+    Detailed,
+}
+
+/// `report`.
+#[derive(Debug, Args)]
+pub(crate) struct ReportArgs {
+    #[command(flatten)]
+    pub(crate) window: WindowArgs,
+    /// Write to FILE instead of stdout (its extension picks the format when --format is not given)
+    #[arg(long, short, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+    /// Output format [default: from --output's extension, else markdown]
+    #[arg(long)]
+    pub(crate) format: Option<ReportFormat>,
+    /// How much the report says
+    #[arg(long = "type", default_value = "summary")]
+    pub(crate) kind: ReportType,
+}
+
+/// `cache-report`.
+#[derive(Debug, Args)]
+pub(crate) struct CacheReportArgs {
+    #[command(flatten)]
+    pub(crate) window: WindowArgs,
+    /// Output format
+    #[arg(long, default_value = "table")]
+    pub(crate) format: Format,
+}
+
+/// `optimize`.
+#[derive(Debug, Args)]
+pub(crate) struct OptimizeArgs {
+    #[command(flatten)]
+    pub(crate) window: WindowArgs,
+    /// Score breakdown per session, project, model, agent or operation
+    #[arg(long, value_name = "DIMENSION", default_value = "project", value_parser = parse_dimension)]
+    pub(crate) group_by: Dimension,
+    /// Output format
+    #[arg(long, default_value = "table")]
+    pub(crate) format: Format,
+}
+
+/// `forecast`.
+#[derive(Debug, Args)]
+pub(crate) struct ForecastArgs {
+    /// Days to forecast (1-366)
+    #[arg(long, default_value_t = 14, value_parser = clap::value_parser!(u32).range(1..=366))]
+    pub(crate) days: u32,
+    /// A monthly budget in USD: when it would be reached
+    #[arg(long, value_name = "USD", value_parser = parse_usd)]
+    pub(crate) budget: Option<f64>,
+    /// Output format
+    #[arg(long, default_value = "table")]
+    pub(crate) format: Format,
+}
+
+/// `budget`.
+#[derive(Debug, Args)]
+pub(crate) struct BudgetArgs {
+    /// The budgets file (TOML, see tokenmeter::budget)
+    #[arg(long, value_name = "FILE", default_value = "budgets.toml")]
+    pub(crate) file: PathBuf,
+    /// Output format
+    #[arg(long, default_value = "table")]
+    pub(crate) format: Format,
+}
+
+/// `compare`.
+#[derive(Debug, Args)]
+pub(crate) struct CompareArgs {
+    /// The window: with --a/--b, both sides' window; alone, compared with the window of the same length just
+    /// before it [default: 30d]
+    #[arg(long, value_name = "PERIOD", value_parser = parse_period)]
+    pub(crate) period: Option<Window>,
+    /// One side: dimension=value (e.g. agent=main)
+    #[arg(long, value_name = "DIM=VALUE", value_parser = parse_filter, requires = "b")]
+    pub(crate) a: Option<Filter>,
+    /// The other side: the same dimension, another value
+    #[arg(long, value_name = "DIM=VALUE", value_parser = parse_filter, requires = "a")]
+    pub(crate) b: Option<Filter>,
+    /// Output format
+    #[arg(long, default_value = "table")]
+    pub(crate) format: Format,
+}
+
+/// `watch`.
+#[derive(Debug, Args)]
+pub(crate) struct WatchArgs {
+    /// Alert when the spend over --period passes this many USD
+    #[arg(long, value_name = "USD", value_parser = parse_usd)]
+    pub(crate) threshold: Option<f64>,
+    /// The window watched
+    #[arg(long, value_name = "PERIOD", default_value = "24h", value_parser = parse_period)]
+    pub(crate) period: Window,
+    /// Seconds between refreshes
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0, value_parser = parse_interval)]
+    pub(crate) interval: f64,
+    /// Stop after N refreshes (for scripts and tests) [default: run until interrupted]
+    #[arg(long, value_name = "N")]
+    pub(crate) iterations: Option<u64>,
+    /// Output format of each refresh (json: one object per line)
+    #[arg(long, default_value = "table")]
+    pub(crate) format: Format,
+}
+
+// === value parsers ===
+
+fn parse_tz(s: &str) -> Result<Tz, String> {
+    s.parse::<Tz>().map_err(|_| format!("unknown time zone `{s}`: give an IANA name such as UTC or Europe/Paris"))
+}
+
+fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    match parse_bound(s)? {
+        Bound::Time(t) => Ok(t),
+        Bound::Date(d) => Ok(d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).unwrap_or_default()),
+    }
+}
+
+fn parse_bound(s: &str) -> Result<Bound, String> {
+    let s = s.trim();
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(Bound::Date(d));
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y%m%d") {
+        return Ok(Bound::Date(d));
+    }
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| Bound::Time(t.with_timezone(&Utc)))
+        .map_err(|_| format!("`{s}` is not a date (YYYY-MM-DD) or an RFC 3339 time (2025-10-01T12:00:00Z)"))
+}
+
+fn parse_period(s: &str) -> Result<Window, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "1h" | "6h" | "24h" | "7d" | "30d" | "all" => {
+            s.parse().map_err(|e: tokenmeter::ledger::QueryError| e.to_string())
+        }
+        _ => Err(format!("`{s}` is not a period: give 1h, 6h, 24h, 7d, 30d or all")),
+    }
+}
+
+fn parse_group_by(s: &str) -> Result<GroupBy, String> {
+    let g: GroupBy = s.parse().map_err(|e: tokenmeter::ledger::QueryError| e.to_string())?;
+    if g == GroupBy::Dimension(Dimension::Tool) {
+        return Err("grouping by tool is not supported here: call records carry no tool executions".into());
+    }
+    Ok(g)
+}
+
+fn parse_dimension(s: &str) -> Result<Dimension, String> {
+    s.parse().map_err(|e: tokenmeter::ledger::QueryError| e.to_string())
+}
+
+fn parse_filter(s: &str) -> Result<Filter, String> {
+    s.parse().map_err(|e: tokenmeter::ledger::QueryError| e.to_string())
+}
+
+fn parse_usd(s: &str) -> Result<f64, String> {
+    let v: f64 = s.trim().trim_start_matches('$').parse().map_err(|_| format!("`{s}` is not an amount in USD"))?;
+    if !v.is_finite() || v <= 0.0 {
+        return Err(format!("`{s}`: give a positive amount in USD"));
+    }
+    Ok(v)
+}
+
+fn parse_interval(s: &str) -> Result<f64, String> {
+    let v: f64 = s.trim().parse().map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if !v.is_finite() || !(0.05..=86_400.0).contains(&v) {
+        return Err(format!("`{s}`: give between 0.05 and 86400 seconds"));
+    }
+    Ok(v)
+}
+
+/// Rewrites a bare `--claude-code` followed by a command name to `--claude-code=` so that the command name is
+/// not taken for the directory (`tokenmeter --claude-code summary`).
+pub(crate) fn preprocess(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    const COMMANDS: &[&str] =
+        &["summary", "show", "report", "cache-report", "optimize", "forecast", "budget", "compare", "watch", "help"];
+    let mut out = Vec::with_capacity(args.len());
+    let mut it = args.into_iter().peekable();
+    while let Some(a) = it.next() {
+        if a == "--claude-code"
+            && let Some(next) = it.peek()
+            && let Some(next) = next.to_str()
+            && COMMANDS.contains(&next)
+        {
+            out.push("--claude-code=".into());
+            continue;
+        }
+        out.push(a);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,287 @@
+//! `cache-report`, `optimize`, `forecast`, `compare`: one library report each.
+
+use serde::Serialize;
+use tokenmeter::analysis::{CacheReport, Comparison, EfficiencyReport, Forecast, Trend};
+use tokenmeter::ledger::Window;
+
+use super::{heading, window};
+use crate::cli::{CacheReportArgs, CompareArgs, ForecastArgs, Format, OptimizeArgs};
+use crate::render::{Style, band_cell, delta_pct, impact_cell, int, num, opt_f1, opt_usd, pct, push_table, usd};
+use crate::source::{Context, Source, SourceInfo};
+use crate::{CliError, CliResult, print_out};
+
+/// A report with the source it was made from: the JSON of every command below.
+#[derive(Debug, Serialize)]
+struct Output<'a, R: Serialize> {
+    source: &'a SourceInfo,
+    #[serde(flatten)]
+    report: R,
+}
+
+#[derive(Debug, Serialize)]
+struct CacheOut {
+    cache: CacheReport,
+}
+
+#[derive(Debug, Serialize)]
+struct OptimizeOut {
+    efficiency: EfficiencyReport,
+}
+
+#[derive(Debug, Serialize)]
+struct ForecastOut {
+    forecast: Forecast,
+}
+
+#[derive(Debug, Serialize)]
+struct CompareOut {
+    comparison: Comparison,
+}
+
+fn emit<R: Serialize>(source: &Source, format: Format, report: R, table: impl FnOnce(&R) -> String) -> CliResult {
+    match format {
+        Format::Json => print_out(&crate::render::json(&Output { source: &source.info, report })?),
+        Format::Table => print_out(&table(&report)),
+    }
+}
+
+// === cache-report ===
+
+pub(super) fn cache_report(source: &Source, ctx: &Context, style: &Style, args: &CacheReportArgs) -> CliResult {
+    let w = window(&args.window, ctx, &source.records, Window::All)?;
+    let cache = ctx.ledger(&source.records).cache_report(w)?;
+    emit(source, args.format, CacheOut { cache }, |r| cache_table(source, ctx, style, &r.cache))
+}
+
+pub(crate) fn cache_table(source: &Source, ctx: &Context, style: &Style, r: &CacheReport) -> String {
+    let mut out = heading(source, "Prompt cache", r.window.from, r.window.to, ctx.time_zone);
+    out.push('\n');
+    let m = &r.cache_metrics;
+    let mut t = style.table(["figure", "value"]);
+    let rows: [(&str, String); 10] = [
+        ("token hit rate (cache reads / prompt tokens)", pct(m.hit_rate)),
+        (
+            "calls reading the cache",
+            format!("{} of {}", int(m.total_cache_hits), int(m.total_cache_hits + m.total_cache_misses)),
+        ),
+        ("call hit rate", pct(m.call_hit_rate)),
+        ("tokens read from the cache", int(m.tokens_saved)),
+        ("saved against the input rate", usd(m.cost_saved)),
+        ("tokens written to the cache", int(m.cache_creation_tokens)),
+        ("reusable prompt tokens (repeating the previous turn)", int(m.reusable_tokens)),
+        ("of which read from the cache", int(m.reused_tokens)),
+        ("context reuse rate", pct(m.context_reuse_rate)),
+        (
+            "cache writes never read",
+            format!(
+                "{} writes, {} tokens, {} wasted",
+                int(r.unread_cache_writes.writes),
+                int(r.unread_cache_writes.tokens),
+                usd(r.unread_cache_writes.wasted_usd)
+            ),
+        ),
+    ];
+    for (k, v) in rows {
+        t.add_row(vec![k.into(), num(v)]);
+    }
+    push_table(&mut out, "", &t, style);
+    let points: Vec<_> = r.time_series.iter().filter(|p| p.tokens_saved > 0 || p.hit_rate > 0.0).collect();
+    if !points.is_empty() {
+        let mut t = style.table([r.grain.name(), "hit rate", "tokens read", "saved"]);
+        let grain = tokenmeter::ledger::GroupBy::Time(r.grain);
+        for p in points {
+            t.add_row(vec![
+                super::summary::row_label(&p.timestamp.to_rfc3339(), Some(grain), ctx.time_zone).into(),
+                num(pct(p.hit_rate)),
+                num(int(p.tokens_saved)),
+                num(usd(p.cost_saved)),
+            ]);
+        }
+        push_table(&mut out, &format!("By {}", r.grain.name()), &t, style);
+    }
+    out
+}
+
+// === optimize ===
+
+pub(super) fn optimize(source: &Source, ctx: &Context, style: &Style, args: &OptimizeArgs) -> CliResult {
+    let w = window(&args.window, ctx, &source.records, Window::All)?;
+    let efficiency = ctx.ledger(&source.records).efficiency_report(w, args.group_by)?;
+    emit(source, args.format, OptimizeOut { efficiency }, |r| optimize_table(source, ctx, style, &r.efficiency))
+}
+
+pub(crate) fn optimize_table(source: &Source, ctx: &Context, style: &Style, r: &EfficiencyReport) -> String {
+    let mut out = heading(source, "Token efficiency", r.window.from, r.window.to, ctx.time_zone);
+    let s = &r.efficiency_scores;
+    out.push_str(&format!(
+        "\nEfficiency score: {} ({})   cache hit rate {}   context reuse {}   {} calls, {}\n\n",
+        style.band(&format!("{:.1}", s.overall), s.band),
+        style.band(s.band.name(), s.band),
+        pct(s.cache_hit_rate),
+        pct(s.context_reuse_rate),
+        int(r.calls),
+        usd(r.cost_usd),
+    ));
+    let mut t = style.table(["component", "value", "weight", "points"]);
+    for c in &s.components {
+        t.add_row(vec![
+            c.name.clone().into(),
+            num(format!("{:.2}", c.value)),
+            num(format!("{:.0}", c.weight)),
+            num(format!("{:.1}", c.points)),
+        ]);
+    }
+    push_table(&mut out, "Score", &t, style);
+
+    if !r.optimization_suggestions.is_empty() {
+        let mut t = style.table(["suggestion", "impact", "saves", "calls", "what to do"]);
+        for sug in &r.optimization_suggestions {
+            let kind =
+                serde_json::to_value(sug.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+            t.add_row(vec![
+                kind.into(),
+                impact_cell(sug.impact),
+                num(usd(sug.potential_savings)),
+                num(int(sug.calls)),
+                sug.description.clone().into(),
+            ]);
+        }
+        push_table(&mut out, "Suggestions (savings over the window)", &t, style);
+    } else {
+        out.push_str("No suggestions: nothing to save in this window.\n\n");
+    }
+
+    if !r.breakdowns.is_empty() {
+        let mut t =
+            style.table([r.group_by.name(), "calls", "input", "output", "cache write", "cache read", "cost", "score"]);
+        for b in &r.breakdowns {
+            t.add_row(vec![
+                b.category.clone().into(),
+                num(int(b.calls)),
+                num(int(b.input_tokens)),
+                num(int(b.output_tokens)),
+                num(int(b.cache_creation_tokens)),
+                num(int(b.cache_read_tokens)),
+                num(usd(b.cost_usd)),
+                band_cell(format!("{:.1}", b.efficiency_score), b.band),
+            ]);
+        }
+        let more = if r.breakdowns_omitted > 0 {
+            format!(" ({} more not shown)", r.breakdowns_omitted)
+        } else {
+            String::new()
+        };
+        push_table(&mut out, &format!("By {}{more}", r.group_by.name()), &t, style);
+    }
+    out
+}
+
+// === forecast ===
+
+pub(super) fn forecast(source: &Source, ctx: &Context, style: &Style, args: &ForecastArgs) -> CliResult {
+    let forecast = ctx.ledger(&source.records).forecast(args.days, args.budget)?;
+    emit(source, args.format, ForecastOut { forecast }, |r| forecast_table(ctx, style, &r.forecast))
+}
+
+pub(crate) fn forecast_table(ctx: &Context, style: &Style, f: &Forecast) -> String {
+    let trend = match f.trend {
+        Trend::Rising => "rising",
+        Trend::Falling => "falling",
+        Trend::Flat => "flat",
+    };
+    let mut out = format!(
+        "Forecast from {} ({}), trend {trend} ({}/day per day) over {} days of history\n\n",
+        f.generated_at.with_timezone(&ctx.time_zone).format("%Y-%m-%d %H:%M"),
+        f.time_zone,
+        usd(f.slope_usd_per_day),
+        f.history_days
+    );
+    let mut t = style.table(["figure", "value"]);
+    t.add_row(vec!["daily average".into(), num(usd(f.daily_average_usd))]);
+    t.add_row(vec!["month to date".into(), num(usd(f.month_to_date_usd))]);
+    t.add_row(vec!["projected month total".into(), num(usd(f.projected_month_total_usd))]);
+    if let Some(l) = &f.limit {
+        t.add_row(vec!["monthly budget".into(), num(usd(l.limit_usd))]);
+        let when = match (l.reached, l.reached_on, l.days_until) {
+            (true, _, _) => style.alert("already reached"),
+            (false, Some(d), Some(n)) => format!("on {d} (in {n} days)"),
+            _ => "not this month".to_owned(),
+        };
+        t.add_row(vec!["budget reached".into(), num(when)]);
+    }
+    push_table(&mut out, "", &t, style);
+    let mut t = style.table(["day", "cost", "90% band", "tokens"]);
+    for d in &f.days {
+        t.add_row(vec![
+            d.date.to_string().into(),
+            num(usd(d.cost_usd)),
+            num(format!("{} – {}", usd(d.lower_usd), usd(d.upper_usd))),
+            num(int(d.tokens)),
+        ]);
+    }
+    push_table(&mut out, "Next days", &t, style);
+    out
+}
+
+// === compare ===
+
+pub(super) fn compare(source: &Source, ctx: &Context, style: &Style, args: &CompareArgs) -> CliResult {
+    let ledger = ctx.ledger(&source.records);
+    let w = args.period.unwrap_or(Window::Last30Days);
+    let comparison = match (&args.a, &args.b) {
+        (Some(a), Some(b)) => {
+            if a.dimension != b.dimension {
+                return Err(CliError::usage(format!(
+                    "--a and --b must name the same dimension (got {} and {})",
+                    a.dimension, b.dimension
+                )));
+            }
+            ledger.compare_values(w, a.dimension, &a.value, &b.value)?
+        }
+        _ => ledger.compare_periods(w)?,
+    };
+    emit(source, args.format, CompareOut { comparison }, |r| compare_table(ctx, style, &r.comparison))
+}
+
+pub(crate) fn compare_table(ctx: &Context, style: &Style, c: &Comparison) -> String {
+    let tz = ctx.time_zone;
+    let span = |w: &tokenmeter::ledger::WindowBounds| {
+        format!(
+            "{} to {}",
+            w.from.with_timezone(&tz).format("%Y-%m-%d %H:%M"),
+            w.to.with_timezone(&tz).format("%Y-%m-%d %H:%M")
+        )
+    };
+    let title = match c.dimension {
+        Some(d) => format!("{d} {} against {d} {}, {} ({tz})", c.a.label, c.b.label, span(&c.a.window)),
+        None => format!("{} ({}) against {} ({}) ({tz})", c.b.label, span(&c.b.window), c.a.label, span(&c.a.window)),
+    };
+    let mut out = format!("Comparison: {title}\n\n");
+    let (a, b, d) = (&c.a, &c.b, &c.deltas);
+    let mut t = style.table(["", a.label.as_str(), b.label.as_str(), "change"]);
+    let rows: [(&str, String, String, String); 8] = [
+        ("calls", int(a.calls), int(b.calls), delta_pct(d.calls_pct)),
+        ("tokens", int(a.tokens), int(b.tokens), delta_pct(d.tokens_pct)),
+        ("cost", usd(a.cost_usd), usd(b.cost_usd), delta_pct(d.cost_pct)),
+        ("cost per call", opt_usd(a.cost_per_call_usd), opt_usd(b.cost_per_call_usd), "".to_owned()),
+        ("cost per task", opt_usd(a.cost_per_task_usd), opt_usd(b.cost_per_task_usd), delta_pct(d.cost_per_task_pct)),
+        ("tokens per task", opt_f1(a.tokens_per_task), opt_f1(b.tokens_per_task), delta_pct(d.tokens_per_task_pct)),
+        (
+            "cache hit rate",
+            pct(a.cache_hit_rate),
+            pct(b.cache_hit_rate),
+            format!("{:+.1} points", d.cache_hit_rate_points),
+        ),
+        (
+            "efficiency score",
+            format!("{:.1}", a.efficiency_score),
+            format!("{:.1}", b.efficiency_score),
+            format!("{:+.1} points", d.efficiency_score_points),
+        ),
+    ];
+    for (k, x, y, z) in rows {
+        t.add_row(vec![k.into(), num(x), num(y), num(z)]);
+    }
+    push_table(&mut out, "", &t, style);
+    out
+}

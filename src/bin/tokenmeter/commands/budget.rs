@@ -1,0 +1,132 @@
+//! `budget`: budgets from a TOML file, evaluated against the source's records.
+//!
+//! The budget state comes from the library's own budget accounting: a [`TokenMeter`] built with the budgets
+//! and a journal holding the records, which it replays at build exactly as a restarted application would
+//! (periods, spend and crossed thresholds come back; no alert fires). The journal is a private temporary
+//! copy, so the source itself is never written to.
+
+use std::io::Write;
+
+use serde::Serialize;
+use tokenmeter::budget::{BudgetAmount, BudgetState, load_budgets_file};
+use tokenmeter::journal::{JournalConfig, SCHEMA_VERSION};
+use tokenmeter::{CallRecord, ManualClock, TokenMeter};
+
+use crate::cli::{BudgetArgs, Format};
+use crate::render::{Style, num, pct, push_table};
+use crate::source::{Context, Source, SourceInfo};
+use crate::{CliError, CliResult, print_out};
+
+#[derive(Debug, Serialize)]
+struct BudgetOutput<'a> {
+    source: &'a SourceInfo,
+    budgets: Vec<BudgetState>,
+}
+
+pub(super) fn run(source_args: &crate::cli::SourceArgs, ctx: &Context, style: &Style, args: &BudgetArgs) -> CliResult {
+    if !args.file.exists() {
+        return Err(CliError::data(format!(
+            "budgets file {} does not exist (pass --file FILE; format in the tokenmeter::budget docs)",
+            args.file.display()
+        )));
+    }
+    let budgets = load_budgets_file(&args.file).map_err(|e| CliError::data(e.to_string()))?;
+    let source = Source::load(source_args, ctx)?;
+    let states = evaluate(budgets, &source.records, ctx)?;
+    match args.format {
+        Format::Json => print_out(&crate::render::json(&BudgetOutput { source: &source.info, budgets: states })?),
+        Format::Table => print_out(&table(&states, ctx, style)),
+    }
+}
+
+fn evaluate(budgets: Vec<tokenmeter::Budget>, records: &[CallRecord], ctx: &Context) -> CliResult<Vec<BudgetState>> {
+    let dir = private_dir()?;
+    let result = (|| {
+        write_journal(&dir, records)?;
+        let mut builder = TokenMeter::builder()
+            .with_clock(ManualClock::new(ctx.now))
+            .with_price_book(ctx.prices.clone())
+            .with_journal(JournalConfig::new(&dir).with_max_age(None));
+        for b in budgets {
+            builder = builder.with_budget(b);
+        }
+        let meter = builder.try_build().map_err(|e| CliError::data(e.to_string()))?;
+        Ok(meter.budget_status())
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+/// A new directory of this process's own under the temporary directory (never one that already exists).
+fn private_dir() -> CliResult<std::path::PathBuf> {
+    let base = std::env::temp_dir();
+    let mut last = None;
+    for n in 0..100 {
+        let dir = base.join(format!("tokenmeter-budget-{}-{n}", std::process::id()));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(CliError::data(format!("cannot create {}: {e}", dir.display()))),
+        }
+    }
+    Err(CliError::data(format!(
+        "cannot create a temporary directory in {}: {}",
+        base.display(),
+        last.map_or_else(String::new, |e| e.to_string())
+    )))
+}
+
+/// Writes `records` as one journal file in `dir`.
+fn write_journal(dir: &std::path::Path, records: &[CallRecord]) -> CliResult {
+    #[derive(Serialize)]
+    struct Line<'a> {
+        v: u32,
+        call: &'a CallRecord,
+    }
+    let path = dir.join("tokenmeter-2000-01-01.jsonl");
+    let io = |e: std::io::Error| CliError::data(format!("cannot write {}: {e}", path.display()));
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&path).map_err(io)?);
+    for call in records {
+        serde_json::to_writer(&mut f, &Line { v: SCHEMA_VERSION, call }).map_err(|e| CliError::data(e.to_string()))?;
+        f.write_all(b"\n").map_err(io)?;
+    }
+    f.flush().map_err(io)
+}
+
+fn amount(a: &BudgetAmount) -> String {
+    match a {
+        BudgetAmount::Usd(m) => crate::render::usd(m.as_usd()),
+        BudgetAmount::Tokens(t) => format!("{} tokens", crate::render::int(*t)),
+    }
+}
+
+fn table(states: &[BudgetState], ctx: &Context, style: &Style) -> String {
+    let tz = ctx.time_zone;
+    let mut out = format!("Budgets at {} ({tz})\n\n", ctx.now.with_timezone(&tz).format("%Y-%m-%d %H:%M"));
+    let mut t = style.table(["budget", "scope", "period", "spent", "limit", "used", "projected", "resets", "action"]);
+    for s in states {
+        let band = match s.utilization {
+            u if u >= 1.0 => tokenmeter::Band::Red,
+            u if u >= 0.75 => tokenmeter::Band::Amber,
+            _ => tokenmeter::Band::Green,
+        };
+        t.add_row(vec![
+            comfy_table::Cell::new(&*s.budget),
+            comfy_table::Cell::new(s.scope.to_string()),
+            comfy_table::Cell::new(s.period.to_string()),
+            num(amount(&s.spent)),
+            num(amount(&s.limit)),
+            crate::render::band_cell(pct(s.utilization), band),
+            num(s.projected.as_ref().map_or_else(|| "-".to_owned(), amount)),
+            comfy_table::Cell::new(s.resets_at.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string()),
+            comfy_table::Cell::new(format!("{:?}", s.action).to_lowercase()),
+        ]);
+    }
+    push_table(&mut out, "", &t, style);
+    let over: Vec<&str> = states.iter().filter(|s| s.over_budget).map(|s| &*s.budget).collect();
+    if !over.is_empty() {
+        out.push_str(&style.alert(&format!("Over budget: {}", over.join(", "))));
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,158 @@
+//! `show <session>`: one session's totals (from the ledger) and its calls.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+use tokenmeter::CallRecord;
+use tokenmeter::ledger::{Dimension, GroupRow, Query, Window};
+use tokenmeter::transcripts::{ToolUses, tool_uses};
+
+use crate::cli::{Format, ShowArgs};
+use crate::render::{Style, int, num, pct, push_table, usd};
+use crate::source::{Context, Source, SourceInfo, SourceKind};
+use crate::{CliError, CliResult, print_out};
+
+/// `show --format json`.
+#[derive(Debug, Serialize)]
+struct ShowOutput<'a> {
+    source: &'a SourceInfo,
+    session: &'a str,
+    projects: Vec<&'a str>,
+    first_call: Option<chrono::DateTime<chrono::Utc>>,
+    last_call: Option<chrono::DateTime<chrono::Utc>>,
+    /// The ledger's totals for the session.
+    totals: GroupRow,
+    /// Every call, oldest first.
+    calls: Vec<&'a CallRecord>,
+    /// With `--include-tools`: tool calls by tool (Claude Code transcripts only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tools: Option<Vec<ToolUses>>,
+}
+
+/// The session `wanted` names: itself, or the one session it is a unique prefix of.
+fn resolve<'a>(sessions: &BTreeSet<&'a str>, wanted: &str) -> CliResult<&'a str> {
+    if let Some(s) = sessions.get(wanted) {
+        return Ok(s);
+    }
+    let matches: Vec<&str> = sessions.iter().copied().filter(|s| s.starts_with(wanted)).collect();
+    match matches.as_slice() {
+        [one] => Ok(one),
+        [] => Err(CliError::data(format!(
+            "no calls for session `{wanted}` ({} sessions in the source{})",
+            sessions.len(),
+            match sessions.iter().take(3).copied().collect::<Vec<_>>() {
+                v if v.is_empty() => String::new(),
+                v => format!(", e.g. {}", v.join(", ")),
+            }
+        ))),
+        many => Err(CliError::usage(format!(
+            "`{wanted}` matches {} sessions ({}{}): give more of the id",
+            many.len(),
+            many.iter().take(5).copied().collect::<Vec<_>>().join(", "),
+            if many.len() > 5 { ", …" } else { "" }
+        ))),
+    }
+}
+
+pub(super) fn run(source: &Source, ctx: &Context, style: &Style, args: &ShowArgs) -> CliResult {
+    let sessions: BTreeSet<&str> = source.records.iter().filter_map(|r| r.dimensions.session.as_deref()).collect();
+    let session = resolve(&sessions, args.session.trim())?;
+    let calls: Vec<&CallRecord> =
+        source.records.iter().filter(|r| r.dimensions.session.as_deref() == Some(session)).collect();
+    let ledger = ctx.ledger(&source.records);
+    let totals = ledger.query(&Query::new(Window::All).filter(Dimension::Session, session))?.totals;
+    let projects: Vec<&str> =
+        calls.iter().filter_map(|r| r.dimensions.project.as_deref()).collect::<BTreeSet<_>>().into_iter().collect();
+    let tools = if !args.include_tools {
+        None
+    } else if source.info.kind == SourceKind::ClaudeCode {
+        let files: Vec<_> = source.transcript_files.iter().filter(|f| &*f.session == session).cloned().collect();
+        Some(tool_uses(&files))
+    } else {
+        ctx.note("tokenmeter: note: --include-tools: this source records calls, not tool executions");
+        None
+    };
+    let out = ShowOutput {
+        source: &source.info,
+        session,
+        projects,
+        first_call: calls.first().map(|c| c.timestamp),
+        last_call: calls.last().map(|c| c.timestamp),
+        totals,
+        calls,
+        tools,
+    };
+    match args.format {
+        Format::Json => print_out(&crate::render::json(&out)?),
+        Format::Table => print_out(&table(&out, ctx, style, args.include_cache)),
+    }
+}
+
+fn table(o: &ShowOutput<'_>, ctx: &Context, style: &Style, include_cache: bool) -> String {
+    let tz = ctx.time_zone;
+    let fmt = |t: Option<chrono::DateTime<chrono::Utc>>| {
+        t.map_or_else(|| "-".to_owned(), |t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string())
+    };
+    let mut out = format!(
+        "Session {} (project {}), {} to {} ({tz})\n\n",
+        style.bold(o.session),
+        if o.projects.is_empty() { "-".to_owned() } else { o.projects.join(", ") },
+        fmt(o.first_call),
+        fmt(o.last_call),
+    );
+    let t = &o.totals;
+    let mut tt = style.table(["calls", "input", "output", "cache read", "cache write", "total tokens", "cost"]);
+    tt.add_row(vec![
+        num(int(t.calls)),
+        num(int(t.tokens.input)),
+        num(int(t.tokens.output)),
+        num(int(t.tokens.cache_read)),
+        num(int(t.tokens.cache_creation)),
+        num(int(t.tokens.total)),
+        num(usd(t.cost_usd)),
+    ]);
+    push_table(&mut out, "", &tt, style);
+
+    let mut header = vec!["time", "model", "agent", "input", "output"];
+    if include_cache {
+        header.extend(["cache read", "write 5m", "write 1h", "hit rate"]);
+    } else {
+        header.extend(["cache read", "cache write"]);
+    }
+    header.push("cost");
+    let mut ct = style.table(header);
+    for c in &o.calls {
+        let tk = &c.tokens;
+        let mut row = vec![
+            comfy_table::Cell::new(c.timestamp.with_timezone(&tz).format("%m-%d %H:%M:%S").to_string()),
+            comfy_table::Cell::new(c.model.as_deref().unwrap_or("-")),
+            comfy_table::Cell::new(c.dimensions.agent.as_deref().unwrap_or("-")),
+            num(int(tk.input)),
+            num(int(tk.output)),
+            num(int(tk.cache_read)),
+        ];
+        if include_cache {
+            let prompt = tk.prompt_total();
+            row.push(num(int(tk.cache_write_5m)));
+            row.push(num(int(tk.cache_write_1h)));
+            row.push(num(if prompt > 0 { pct(tk.cache_read as f64 / prompt as f64) } else { "-".to_owned() }));
+        } else {
+            row.push(num(int(tk.cache_write())));
+        }
+        row.push(num(match &c.cost {
+            Some(cost) => usd(cost.total.as_usd()),
+            None => "unpriced".to_owned(),
+        }));
+        ct.add_row(row);
+    }
+    push_table(&mut out, "Calls", &ct, style);
+
+    if let Some(tools) = &o.tools {
+        let mut tt = style.table(["tool", "uses", "errors"]);
+        for t in tools {
+            tt.add_row(vec![comfy_table::Cell::new(&t.tool), num(int(t.uses)), num(int(t.errors))]);
+        }
+        push_table(&mut out, "Tools", &tt, style);
+    }
+    out
+}

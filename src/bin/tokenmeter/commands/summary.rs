@@ -1,0 +1,157 @@
+//! `summary`: the usage summary, optionally with rows per time grain or per dimension value.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+use tokenmeter::UsageSummary;
+use tokenmeter::ledger::{GroupBy, GroupRow, Query, QueryResult, TimeGrain, Window};
+
+use super::{heading, window};
+use crate::cli::{Format, SummaryArgs};
+use crate::render::{Style, count, int, num, pct, push_table, share_cost, usd};
+use crate::source::{Context, Source, SourceInfo};
+use crate::{CliResult, print_out};
+
+/// `summary --format json`.
+#[derive(Debug, Serialize)]
+struct SummaryOutput<'a> {
+    source: &'a SourceInfo,
+    summary: UsageSummary,
+    /// Rows per `--group-by` value (absent without `--group-by`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    groups: Option<QueryResult>,
+}
+
+pub(super) fn run(source: &Source, ctx: &Context, style: &Style, args: &SummaryArgs) -> CliResult {
+    let ledger = ctx.ledger(&source.records);
+    let window = window(&args.window, ctx, &source.records, Window::All)?;
+    let summary = ledger.usage_summary(window)?;
+    let groups = args.group_by.map(|g| ledger.query(&Query::new(window).group_by(g))).transpose()?;
+    match args.format {
+        Format::Json => print_out(&crate::render::json(&SummaryOutput { source: &source.info, summary, groups })?),
+        Format::Table => {
+            // Without --group-by, rows per a grain that suits the window's length.
+            let rows = match groups {
+                Some(g) => g,
+                None => ledger.query(&Query::new(window).group_by(GroupBy::Time(default_grain(&summary))))?,
+            };
+            print_out(&table(source, ctx, style, &summary, &rows))
+        }
+    }
+}
+
+/// Hours up to 2 days, days up to 45, weeks up to 200, months beyond.
+fn default_grain(s: &UsageSummary) -> TimeGrain {
+    match s.days {
+        d if d <= 2.0 => TimeGrain::Hour,
+        d if d <= 45.0 => TimeGrain::Day,
+        d if d <= 200.0 => TimeGrain::Week,
+        _ => TimeGrain::Month,
+    }
+}
+
+/// A group row's key for people: a local date or hour for time grains, the value itself otherwise.
+pub(crate) fn row_label(key: &str, group: Option<GroupBy>, tz: Tz) -> String {
+    let Some(GroupBy::Time(grain)) = group else { return key.to_owned() };
+    let Ok(t) = DateTime::parse_from_rfc3339(key) else { return key.to_owned() };
+    let local = t.with_timezone(&Utc).with_timezone(&tz);
+    match grain {
+        TimeGrain::Hour => local.format("%Y-%m-%d %H:00").to_string(),
+        TimeGrain::Day => local.format("%Y-%m-%d").to_string(),
+        TimeGrain::Week => local.format("week of %Y-%m-%d").to_string(),
+        TimeGrain::Month => local.format("%Y-%m").to_string(),
+    }
+}
+
+fn table(source: &Source, ctx: &Context, style: &Style, s: &UsageSummary, rows: &QueryResult) -> String {
+    let mut out = heading(source, "Usage summary", s.period_start, s.period_end, ctx.time_zone);
+    out.push('\n');
+
+    let mut t = style.table([
+        "",
+        "calls",
+        "input",
+        "output",
+        "cache read",
+        "cache write 5m",
+        "cache write 1h",
+        "total tokens",
+        "cost",
+    ]);
+    let tk = &s.tokens;
+    t.add_row(vec![
+        comfy_table::Cell::new("total"),
+        num(int(s.calls)),
+        num(int(tk.input)),
+        num(int(tk.output)),
+        num(int(tk.cache_read)),
+        num(int(tk.cache_write_5m)),
+        num(int(tk.cache_write_1h)),
+        num(int(tk.total)),
+        num(usd(s.cost_usd)),
+    ]);
+    push_table(&mut out, "", &t, style);
+
+    let a = &s.averages;
+    let mut t = style.table(["figure", "value"]);
+    let opt = |v: Option<f64>, f: fn(f64) -> String| v.map_or_else(|| "-".to_owned(), f);
+    t.add_row(vec!["cache savings (reads vs. input rate)".into(), num(usd(s.cache_savings_usd))]);
+    t.add_row(vec!["cost per call".into(), num(opt(a.cost_per_call_usd, usd))]);
+    t.add_row(vec!["tokens per call".into(), num(opt(a.tokens_per_call, |v| int(v.round() as u64)))]);
+    t.add_row(vec!["output tokens per call".into(), num(opt(a.output_tokens_per_call, |v| int(v.round() as u64)))]);
+    t.add_row(vec!["failed calls".into(), num(int(s.failed_calls))]);
+    t.add_row(vec!["unpriced calls".into(), num(int(s.unpriced.calls))]);
+    t.add_row(vec!["monthly projection".into(), num(usd(s.monthly_projection_usd))]);
+    push_table(&mut out, "", &t, style);
+
+    if !s.by_model.is_empty() {
+        let mut t = style.table(["model", "calls", "tokens", "cost", "share of cost"]);
+        for m in &s.by_model {
+            t.add_row(vec![
+                m.name.clone().into(),
+                num(int(m.calls)),
+                num(int(m.tokens)),
+                num(share_cost(m.cost_usd, m.calls, m.unpriced_calls)),
+                num(pct(m.cost_share)),
+            ]);
+        }
+        push_table(&mut out, "By model", &t, style);
+    }
+
+    if !rows.groups.is_empty() {
+        let title = match rows.group_by {
+            Some(GroupBy::Time(g)) => format!("By {g}"),
+            Some(GroupBy::Dimension(d)) => format!("By {d}"),
+            None => String::new(),
+        };
+        let mut t = style.table(["", "calls", "input", "output", "cache read", "cache write", "total tokens", "cost"]);
+        // Empty grains are in the JSON; a table shows the rows with calls.
+        for r in rows.groups.iter().filter(|r| r.calls > 0) {
+            t.add_row(group_row(r, rows.group_by, ctx.time_zone));
+        }
+        push_table(&mut out, &title, &t, style);
+    }
+
+    if s.unpriced.calls > 0 {
+        out.push_str(&format!(
+            "Not in the cost: {} ({} tokens) on models without a price: {}\n",
+            count(s.unpriced.calls, "call"),
+            int(s.unpriced.tokens),
+            s.unpriced.models.join(", ")
+        ));
+    }
+    out
+}
+
+fn group_row(r: &GroupRow, g: Option<GroupBy>, tz: Tz) -> Vec<comfy_table::Cell> {
+    vec![
+        comfy_table::Cell::new(row_label(&r.key, g, tz)),
+        num(int(r.calls)),
+        num(int(r.tokens.input)),
+        num(int(r.tokens.output)),
+        num(int(r.tokens.cache_read)),
+        num(int(r.tokens.cache_creation)),
+        num(int(r.tokens.total)),
+        num(share_cost(r.cost_usd, r.calls, r.unpriced_calls)),
+    ]
+}

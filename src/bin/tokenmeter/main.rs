@@ -1,0 +1,86 @@
+//! `tokenmeter`: token and cost reports in a terminal, a file or a cron job.
+//!
+//! Reads call records from the tokenmeter journal, from Claude Code transcripts or from a file of records,
+//! feeds them to a [`tokenmeter::ledger::Ledger`] and prints the library's own reports. See `docs/cli.md`.
+
+mod cli;
+mod commands;
+mod render;
+mod report;
+mod source;
+
+use std::fmt;
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::Cli;
+
+/// An error that ends the program, with its exit status.
+#[derive(Debug)]
+pub(crate) enum CliError {
+    /// A bad argument or combination of arguments: exit 2.
+    Usage(String),
+    /// A missing path, unreadable data, a failed write: exit 1.
+    Data(String),
+}
+
+impl CliError {
+    pub(crate) fn usage(msg: impl Into<String>) -> Self {
+        CliError::Usage(msg.into())
+    }
+
+    pub(crate) fn data(msg: impl Into<String>) -> Self {
+        CliError::Data(msg.into())
+    }
+
+    fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Usage(_) => 2,
+            CliError::Data(_) => 1,
+        }
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CliError::Usage(m) | CliError::Data(m) => f.write_str(m),
+        }
+    }
+}
+
+impl From<tokenmeter::ledger::QueryError> for CliError {
+    fn from(e: tokenmeter::ledger::QueryError) -> Self {
+        use tokenmeter::ledger::QueryError as Q;
+        match e {
+            Q::ResolutionUnavailable { .. } => CliError::Data(e.to_string()),
+            _ => CliError::Usage(e.to_string()),
+        }
+    }
+}
+
+/// Result of a command.
+pub(crate) type CliResult<T = ()> = Result<T, CliError>;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse_from(cli::preprocess(std::env::args_os().collect()));
+    match commands::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "tokenmeter: error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Writes the whole of `text` to stdout. A closed pipe (`tokenmeter summary | head`) is not an error.
+pub(crate) fn print_out(text: &str) -> CliResult {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(CliError::data(format!("cannot write to stdout: {e}"))),
+    }
+}

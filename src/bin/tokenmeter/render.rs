@@ -1,0 +1,203 @@
+//! Tables and numbers for people: comfy-table, traffic-light colours when stdout is a terminal.
+
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{Attribute, Cell, CellAlignment, Color, ContentArrangement, Table};
+use serde::Serialize;
+use tokenmeter::analysis::{Band, Impact};
+
+use crate::cli::ColorChoice;
+use crate::{CliError, CliResult};
+
+/// Table width when stdout is not a terminal.
+const PLAIN_WIDTH: u16 = 150;
+
+/// How to draw.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Style {
+    /// Colours and bold (a terminal, or `--color always`).
+    pub(crate) color: bool,
+    /// Fit tables to the terminal's width.
+    pub(crate) terminal: bool,
+}
+
+impl Style {
+    pub(crate) fn new(choice: ColorChoice) -> Self {
+        let terminal = std::io::stdout().is_terminal();
+        let color = match choice {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                terminal
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    && std::env::var("TERM").map_or(true, |t| t != "dumb")
+            }
+        };
+        Style { color, terminal }
+    }
+
+    /// A table with a header row.
+    pub(crate) fn table<I, S>(&self, header: I) -> Table
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut t = Table::new();
+        t.load_style(UTF8_FULL_CONDENSED.with_rounded_corners());
+        t.set_content_arrangement(ContentArrangement::Dynamic);
+        if !self.terminal {
+            // Not a terminal: no width to discover, so wrap long text at a width that reads well in a file.
+            t.force_no_tty().set_width(PLAIN_WIDTH);
+        }
+        if self.color {
+            t.enforce_styling();
+        }
+        t.set_header(header.into_iter().map(|h| Cell::new(h.into()).add_attribute(Attribute::Bold)));
+        t
+    }
+
+    /// `text` in the band's colour.
+    pub(crate) fn band(&self, text: &str, band: Band) -> String {
+        if self.color { format!("\x1b[{}m{text}\x1b[0m", band.ansi_code()) } else { text.to_owned() }
+    }
+
+    /// `text` in bold.
+    pub(crate) fn bold(&self, text: &str) -> String {
+        if self.color { format!("\x1b[1m{text}\x1b[0m") } else { text.to_owned() }
+    }
+
+    /// `text` in red (alerts).
+    pub(crate) fn alert(&self, text: &str) -> String {
+        if self.color { format!("\x1b[1;31m{text}\x1b[0m") } else { text.to_owned() }
+    }
+}
+
+/// A right-aligned cell.
+pub(crate) fn num(text: impl Into<String>) -> Cell {
+    Cell::new(text.into()).set_alignment(CellAlignment::Right)
+}
+
+/// A cell in a band's colour.
+pub(crate) fn band_cell(text: impl Into<String>, band: Band) -> Cell {
+    let color = match band {
+        Band::Green => Color::Green,
+        Band::Amber => Color::Yellow,
+        Band::Red => Color::Red,
+    };
+    Cell::new(text.into()).fg(color).set_alignment(CellAlignment::Right)
+}
+
+/// A cell coloured by impact.
+pub(crate) fn impact_cell(impact: Impact) -> Cell {
+    let (text, color) = match impact {
+        Impact::High => ("high", Color::Red),
+        Impact::Medium => ("medium", Color::Yellow),
+        Impact::Low => ("low", Color::Green),
+    };
+    Cell::new(text).fg(color)
+}
+
+/// `1234567` as `1,234,567`.
+pub(crate) fn int(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// USD: `$1,234.57`, or 4 decimals under a dollar (`$0.0123`).
+pub(crate) fn usd(v: f64) -> String {
+    if !v.is_finite() {
+        return "-".to_owned();
+    }
+    let sign = if v < 0.0 { "-" } else { "" };
+    let a = v.abs();
+    if a >= 1.0 || a == 0.0 {
+        let cents = (a * 100.0).round() as u64;
+        format!("{sign}${}.{:02}", int(cents / 100), cents % 100)
+    } else {
+        format!("{sign}${a:.4}")
+    }
+}
+
+/// The cost of a model's (or other group's) calls: `unpriced` when none of them had a price, the priced
+/// part and a mark when some did not: never a silent $0.
+pub(crate) fn share_cost(cost_usd: f64, calls: u64, unpriced_calls: u64) -> String {
+    match unpriced_calls {
+        0 => usd(cost_usd),
+        n if n >= calls => "unpriced".to_owned(),
+        _ => format!("{} + unpriced", usd(cost_usd)),
+    }
+}
+
+/// `n thing` or `n things`.
+pub(crate) fn count(n: u64, thing: &str) -> String {
+    format!("{} {thing}{}", int(n), if n == 1 { "" } else { "s" })
+}
+
+/// An optional USD amount.
+pub(crate) fn opt_usd(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_owned(), usd)
+}
+
+/// A ratio as a percentage: `0.1234` as `12.3%`.
+pub(crate) fn pct(ratio: f64) -> String {
+    if ratio.is_finite() { format!("{:.1}%", ratio * 100.0) } else { "-".to_owned() }
+}
+
+/// A signed percentage change: `+12.3%`, or `-` when unknown.
+pub(crate) fn delta_pct(p: Option<f64>) -> String {
+    match p {
+        Some(p) if p.is_finite() => format!("{p:+.1}%"),
+        _ => "-".to_owned(),
+    }
+}
+
+/// A number with one decimal, or `-`.
+pub(crate) fn opt_f1(v: Option<f64>) -> String {
+    match v {
+        Some(v) if v.is_finite() => format!("{v:.1}"),
+        _ => "-".to_owned(),
+    }
+}
+
+/// Pretty JSON with a trailing newline.
+pub(crate) fn json<T: Serialize>(value: &T) -> CliResult<String> {
+    let mut s = serde_json::to_string_pretty(value).map_err(|e| CliError::data(format!("cannot write JSON: {e}")))?;
+    s.push('\n');
+    Ok(s)
+}
+
+/// Appends a table, then a blank line.
+pub(crate) fn push_table(out: &mut String, title: &str, table: &Table, style: &Style) {
+    if !title.is_empty() {
+        let _ = writeln!(out, "{}", style.bold(title));
+    }
+    let _ = writeln!(out, "{table}\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(int(0), "0");
+        assert_eq!(int(1_234), "1,234");
+        assert_eq!(int(1_234_567), "1,234,567");
+        assert_eq!(usd(1234.567), "$1,234.57");
+        assert_eq!(usd(0.01234), "$0.0123");
+        assert_eq!(usd(0.0), "$0.00");
+        assert_eq!(usd(-2.5), "-$2.50");
+        assert_eq!(pct(0.1234), "12.3%");
+        assert_eq!(delta_pct(Some(-3.26)), "-3.3%");
+        assert_eq!(delta_pct(None), "-");
+    }
+}

@@ -1,0 +1,282 @@
+//! The report as Markdown.
+
+use std::fmt::Write as _;
+
+use super::{Report, snake};
+use crate::render::{int, pct, usd};
+
+/// A Markdown table; `right` marks right-aligned columns.
+fn table(out: &mut String, header: &[&str], right: &[bool], rows: &[Vec<String>]) {
+    let cell = |s: &str| s.replace('|', "\\|").replace('\n', " ");
+    let _ = writeln!(out, "| {} |", header.iter().map(|h| cell(h)).collect::<Vec<_>>().join(" | "));
+    let _ = writeln!(
+        out,
+        "|{}|",
+        header
+            .iter()
+            .enumerate()
+            .map(|(i, _)| if right.get(i).copied().unwrap_or(false) { "---:" } else { "---" })
+            .collect::<Vec<_>>()
+            .join("|")
+    );
+    for r in rows {
+        let _ = writeln!(out, "| {} |", r.iter().map(|c| cell(c)).collect::<Vec<_>>().join(" | "));
+    }
+    out.push('\n');
+}
+
+pub(super) fn render(r: &Report<'_>) -> String {
+    let s = &r.summary;
+    let e = &r.efficiency.efficiency_scores;
+    let mut out = String::new();
+    let _ = writeln!(out, "# {}\n", r.title());
+    let _ = writeln!(
+        out,
+        "{} to {} ({}), {} calls read from {} file(s). Generated {}.\n",
+        r.datetime(s.period_start),
+        r.datetime(s.period_end),
+        r.time_zone,
+        int(r.source.calls),
+        int(r.source.files),
+        r.datetime(r.generated_at)
+    );
+
+    let mut head = vec![
+        vec!["Cost".to_owned(), usd(s.cost_usd)],
+        vec!["Calls".to_owned(), int(s.calls)],
+        vec!["Tokens".to_owned(), int(s.tokens.total)],
+        vec!["Efficiency score".to_owned(), format!("{:.1} ({})", e.overall, e.band)],
+        vec!["Cache hit rate".to_owned(), pct(e.cache_hit_rate)],
+        vec!["Cache savings".to_owned(), usd(s.cache_savings_usd)],
+    ];
+    if let Some(f) = &r.forecast {
+        head.push(vec!["Projected month total".to_owned(), usd(f.projected_month_total_usd)]);
+    }
+    if s.unpriced.calls > 0 {
+        head.push(vec![
+            "Unpriced calls".to_owned(),
+            format!("{} ({})", int(s.unpriced.calls), s.unpriced.models.join(", ")),
+        ]);
+    }
+    table(&mut out, &["Figure", "Value"], &[false, true], &head);
+
+    let sugs = &r.efficiency.optimization_suggestions;
+    if !sugs.is_empty() {
+        let _ = writeln!(out, "## Suggestions\n");
+        let n = if r.executive() { 3 } else { sugs.len() };
+        let rows: Vec<Vec<String>> = sugs
+            .iter()
+            .take(n)
+            .map(|g| vec![snake(&g.kind), snake(&g.impact), usd(g.potential_savings), g.description.clone()])
+            .collect();
+        table(&mut out, &["Suggestion", "Impact", "Saves", "What to do"], &[false, false, true, false], &rows);
+    }
+
+    let _ = writeln!(out, "## By model\n");
+    let rows: Vec<Vec<String>> = s
+        .by_model
+        .iter()
+        .take(if r.executive() { 5 } else { usize::MAX })
+        .map(|m| {
+            vec![
+                m.name.clone(),
+                int(m.calls),
+                int(m.tokens),
+                crate::render::share_cost(m.cost_usd, m.calls, m.unpriced_calls),
+                pct(m.cost_share),
+            ]
+        })
+        .collect();
+    table(&mut out, &["Model", "Calls", "Tokens", "Cost", "Share"], &[false, true, true, true, true], &rows);
+
+    if let Some(f) = &r.forecast {
+        let _ = writeln!(out, "## Forecast\n");
+        let _ = writeln!(
+            out,
+            "Month to date {}, projected month total {}, daily average {}.\n",
+            usd(f.month_to_date_usd),
+            usd(f.projected_month_total_usd),
+            usd(f.daily_average_usd)
+        );
+        if !r.executive() {
+            let rows: Vec<Vec<String>> = f
+                .days
+                .iter()
+                .map(|d| {
+                    vec![d.date.to_string(), usd(d.cost_usd), format!("{} – {}", usd(d.lower_usd), usd(d.upper_usd))]
+                })
+                .collect();
+            table(&mut out, &["Day", "Cost", "90% band"], &[false, true, true], &rows);
+        }
+    }
+    if r.executive() {
+        return out;
+    }
+
+    let _ = writeln!(out, "## By {}\n", r.period_grain());
+    let rows: Vec<Vec<String>> = r
+        .periods
+        .groups
+        .iter()
+        .map(|g| {
+            vec![
+                r.period_label(&g.key),
+                int(g.calls),
+                int(g.tokens.input),
+                int(g.tokens.output),
+                int(g.tokens.cache_read),
+                int(g.tokens.cache_creation),
+                usd(g.cost_usd),
+            ]
+        })
+        .collect();
+    table(
+        &mut out,
+        &["Period", "Calls", "Input", "Output", "Cache read", "Cache write", "Cost"],
+        &[false, true, true, true, true, true, true],
+        &rows,
+    );
+
+    let _ = writeln!(out, "## Efficiency\n");
+    let rows: Vec<Vec<String>> = e
+        .components
+        .iter()
+        .map(|c| {
+            vec![c.name.clone(), format!("{:.2}", c.value), format!("{:.0}", c.weight), format!("{:.1}", c.points)]
+        })
+        .collect();
+    table(&mut out, &["Component", "Value", "Weight", "Points"], &[false, true, true, true], &rows);
+    let rows: Vec<Vec<String>> = r
+        .efficiency
+        .breakdowns
+        .iter()
+        .map(|b| {
+            vec![
+                b.category.clone(),
+                int(b.calls),
+                int(b.total_tokens),
+                usd(b.cost_usd),
+                format!("{:.1} ({})", b.efficiency_score, b.band),
+            ]
+        })
+        .collect();
+    table(&mut out, &["Project", "Calls", "Tokens", "Cost", "Score"], &[false, true, true, true, true], &rows);
+
+    {
+        let c = &r.cache;
+        let m = &c.cache_metrics;
+        let _ = writeln!(out, "## Prompt cache\n");
+        let rows = vec![
+            vec!["Token hit rate".to_owned(), pct(m.hit_rate)],
+            vec![
+                "Calls reading the cache".to_owned(),
+                format!("{} of {}", int(m.total_cache_hits), int(m.total_cache_hits + m.total_cache_misses)),
+            ],
+            vec!["Tokens read from the cache".to_owned(), int(m.tokens_saved)],
+            vec!["Saved against the input rate".to_owned(), usd(m.cost_saved)],
+            vec!["Tokens written to the cache".to_owned(), int(m.cache_creation_tokens)],
+            vec!["Context reuse rate".to_owned(), pct(m.context_reuse_rate)],
+            vec![
+                "Cache writes never read".to_owned(),
+                format!(
+                    "{} tokens, {} wasted",
+                    int(c.unread_cache_writes.tokens),
+                    usd(c.unread_cache_writes.wasted_usd)
+                ),
+            ],
+        ];
+        table(&mut out, &["Figure", "Value"], &[false, true], &rows);
+    }
+
+    if let Some(t) = &r.projects {
+        let _ = writeln!(out, "## Projects and sessions\n");
+        let mut rows = Vec::new();
+        for p in &t.nodes {
+            rows.push(vec![
+                p.name.clone(),
+                String::new(),
+                int(p.calls),
+                int(p.tokens),
+                usd(p.cost_usd),
+                pct(p.cost_share),
+            ]);
+            for c in &p.children {
+                rows.push(vec![
+                    String::new(),
+                    c.name.clone(),
+                    int(c.calls),
+                    int(c.tokens),
+                    usd(c.cost_usd),
+                    pct(c.cost_share),
+                ]);
+            }
+        }
+        table(
+            &mut out,
+            &["Project", "Session", "Calls", "Tokens", "Cost", "Share"],
+            &[false, false, true, true, true, true],
+            &rows,
+        );
+    }
+    if let Some(t) = &r.agents {
+        let _ = writeln!(out, "## Agents and models\n");
+        let mut rows = Vec::new();
+        for p in &t.nodes {
+            for c in &p.children {
+                rows.push(vec![
+                    p.name.clone(),
+                    c.name.clone(),
+                    int(c.calls),
+                    int(c.tokens),
+                    usd(c.cost_usd),
+                    pct(c.cost_share),
+                ]);
+            }
+        }
+        table(
+            &mut out,
+            &["Agent", "Model", "Calls", "Tokens", "Cost", "Share"],
+            &[false, false, true, true, true, true],
+            &rows,
+        );
+    }
+    if let Some(t) = &r.time_of_day {
+        let _ = writeln!(out, "## Time of day ({})\n", t.time_zone);
+        let rows: Vec<Vec<String>> = t
+            .hours
+            .iter()
+            .filter(|h| h.calls > 0)
+            .map(|h| vec![format!("{:02}:00", h.hour), int(h.calls), int(h.tokens), usd(h.cost_usd), pct(h.share)])
+            .collect();
+        table(&mut out, &["Hour", "Calls", "Tokens", "Cost", "Share"], &[false, true, true, true, true], &rows);
+    }
+    if let Some(a) = &r.anomalies {
+        let _ = writeln!(out, "## Anomalies\n");
+        if a.anomalies.is_empty() {
+            let _ = writeln!(out, "None: no day or hour exceeded its trailing average by the rule's factors.\n");
+        } else {
+            let rows: Vec<Vec<String>> = a
+                .anomalies
+                .iter()
+                .map(|x| {
+                    vec![
+                        r.datetime(x.start),
+                        snake(&x.granularity),
+                        snake(&x.metric),
+                        format!("{:.2}", x.value),
+                        format!("{:.2}", x.baseline),
+                        format!("{:.1}x", x.ratio),
+                        x.spiked_by.as_ref().map_or_else(String::new, |s| format!("{} {}", s.dimension, s.value)),
+                    ]
+                })
+                .collect();
+            table(
+                &mut out,
+                &["Start", "Grain", "Metric", "Value", "Baseline", "Ratio", "Spiked by"],
+                &[false, false, false, true, true, true, false],
+                &rows,
+            );
+        }
+    }
+    out
+}

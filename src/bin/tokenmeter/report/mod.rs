@@ -1,0 +1,186 @@
+//! `report`: the library's reports gathered into one document, written as markdown, csv, json, xlsx or html.
+
+mod csv;
+mod html;
+mod markdown;
+mod xlsx;
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokenmeter::UsageSummary;
+use tokenmeter::analysis::{AnomalyReport, BreakdownTree, CacheReport, EfficiencyReport, Forecast, TimeOfDayReport};
+use tokenmeter::ledger::{Dimension, GroupBy, Query, QueryResult, TimeGrain, Window};
+
+use crate::cli::{ReportArgs, ReportFormat, ReportType};
+use crate::commands::window;
+use crate::source::{Context, Source, SourceInfo};
+use crate::{CliError, CliResult, print_out};
+
+/// Forecast length in reports, days.
+const FORECAST_DAYS: u32 = 14;
+
+/// Everything a report holds: the library's own report types, by section. Sections a report type leaves out
+/// are absent from the JSON.
+#[derive(Debug, Serialize)]
+pub(crate) struct Report<'a> {
+    /// `executive`, `summary` or `detailed`.
+    #[serde(rename = "type")]
+    pub(crate) kind: &'static str,
+    /// The time the report treats as now.
+    pub(crate) generated_at: DateTime<Utc>,
+    /// The time zone of days and hours.
+    pub(crate) time_zone: String,
+    /// What was read.
+    pub(crate) source: &'a SourceInfo,
+    /// Usage summary.
+    pub(crate) summary: UsageSummary,
+    /// Rows per day (week or month for long windows).
+    pub(crate) periods: QueryResult,
+    /// Efficiency score, per-project breakdown, suggestions.
+    pub(crate) efficiency: EfficiencyReport,
+    /// Prompt cache.
+    pub(crate) cache: CacheReport,
+    /// Forecast of the next days.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) forecast: Option<Forecast>,
+    /// Project > session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) projects: Option<BreakdownTree>,
+    /// Agent > model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) agents: Option<BreakdownTree>,
+    /// Tokens by hour of day.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) time_of_day: Option<TimeOfDayReport>,
+    /// Days and hours far above their trailing average.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) anomalies: Option<AnomalyReport>,
+}
+
+impl Report<'_> {
+    pub(crate) fn title(&self) -> &'static str {
+        match self.kind {
+            "executive" => "Token spend: executive summary",
+            "detailed" => "Token spend: detailed report",
+            _ => "Token spend report",
+        }
+    }
+
+    pub(crate) fn detailed(&self) -> bool {
+        self.kind == "detailed"
+    }
+
+    pub(crate) fn executive(&self) -> bool {
+        self.kind == "executive"
+    }
+
+    /// A date and time in the report's time zone.
+    pub(crate) fn datetime(&self, t: DateTime<Utc>) -> String {
+        t.with_timezone(&self.tz()).format("%Y-%m-%d %H:%M").to_string()
+    }
+
+    pub(crate) fn tz(&self) -> chrono_tz::Tz {
+        self.time_zone.parse().unwrap_or(chrono_tz::UTC)
+    }
+
+    /// A period row's label.
+    pub(crate) fn period_label(&self, key: &str) -> String {
+        crate::commands::row_label(key, self.periods.group_by, self.tz())
+    }
+
+    /// "by day" / "by week" / "by month".
+    pub(crate) fn period_grain(&self) -> &'static str {
+        match self.periods.group_by {
+            Some(GroupBy::Time(g)) => g.name(),
+            _ => "period",
+        }
+    }
+}
+
+/// Builds the report of `kind` over `window`.
+pub(crate) fn build<'a>(source: &'a Source, ctx: &Context, window: Window, kind: ReportType) -> CliResult<Report<'a>> {
+    let ledger = ctx.ledger(&source.records);
+    let summary = ledger.usage_summary(window)?;
+    let grain = match summary.days {
+        d if d <= 2.0 => TimeGrain::Hour,
+        d if d <= 62.0 => TimeGrain::Day,
+        d if d <= 200.0 => TimeGrain::Week,
+        _ => TimeGrain::Month,
+    };
+    let periods = ledger.query(&Query::new(window).group_by(GroupBy::Time(grain)))?;
+    let efficiency = ledger.efficiency_report(window, Dimension::Project)?;
+    let detailed = kind == ReportType::Detailed;
+    Ok(Report {
+        kind: match kind {
+            ReportType::Executive => "executive",
+            ReportType::Summary => "summary",
+            ReportType::Detailed => "detailed",
+        },
+        generated_at: ctx.now,
+        time_zone: ctx.time_zone.name().to_owned(),
+        source: &source.info,
+        summary,
+        periods,
+        efficiency,
+        cache: ledger.cache_report(window)?,
+        forecast: (kind != ReportType::Summary).then(|| ledger.forecast(FORECAST_DAYS, None)).transpose()?,
+        projects: detailed
+            .then(|| ledger.breakdown_tree(window, Dimension::Project, Dimension::Session))
+            .transpose()?,
+        agents: detailed.then(|| ledger.breakdown_tree(window, Dimension::Agent, Dimension::Model)).transpose()?,
+        time_of_day: detailed.then(|| ledger.time_of_day(window)).transpose()?,
+        anomalies: detailed.then(|| ledger.anomalies(window)).transpose()?,
+    })
+}
+
+/// The format `--format` names, else the one `--output`'s extension suggests, else markdown.
+fn format_of(args: &ReportArgs) -> ReportFormat {
+    if let Some(f) = args.format {
+        return f;
+    }
+    let ext = args.output.as_deref().and_then(Path::extension).and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    match ext.as_deref() {
+        Some("csv") => ReportFormat::Csv,
+        Some("json") => ReportFormat::Json,
+        Some("xlsx") => ReportFormat::Xlsx,
+        Some("html" | "htm") => ReportFormat::Html,
+        _ => ReportFormat::Markdown,
+    }
+}
+
+pub(crate) fn run(source: &Source, ctx: &Context, args: &ReportArgs) -> CliResult {
+    let format = format_of(args);
+    if format == ReportFormat::Xlsx && args.output.is_none() {
+        return Err(CliError::usage("--format xlsx writes a binary file: give --output FILE.xlsx"));
+    }
+    let w = window(&args.window, ctx, &source.records, Window::All)?;
+    let report = build(source, ctx, w, args.kind)?;
+    if format == ReportFormat::Xlsx {
+        let path = args.output.as_deref().unwrap_or(Path::new("report.xlsx"));
+        xlsx::write(&report, path)?;
+        ctx.note(&format!("wrote {}", path.display()));
+        return Ok(());
+    }
+    let text = match format {
+        ReportFormat::Markdown => markdown::render(&report),
+        ReportFormat::Csv => csv::render(&report),
+        ReportFormat::Json => crate::render::json(&report)?,
+        ReportFormat::Html => html::render(&report),
+        ReportFormat::Xlsx => String::new(),
+    };
+    match &args.output {
+        Some(path) => {
+            std::fs::write(path, text).map_err(|e| CliError::data(format!("cannot write {}: {e}", path.display())))?;
+            ctx.note(&format!("wrote {}", path.display()));
+            Ok(())
+        }
+        None => print_out(&text),
+    }
+}
+
+/// The name of a suggestion type, as the JSON spells it.
+pub(crate) fn snake<T: Serialize>(v: &T) -> String {
+    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}

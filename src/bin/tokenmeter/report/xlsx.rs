@@ -1,0 +1,209 @@
+//! The report as an Excel workbook: one sheet per table, numbers as numbers (dollars, percentages formatted).
+
+use std::path::Path;
+
+use rust_xlsxwriter::{Format, Workbook, XlsxError};
+
+use super::{Report, snake};
+use crate::{CliError, CliResult};
+
+/// A cell value.
+enum X {
+    Text(String),
+    Int(u64),
+    Usd(f64),
+    Pct(f64),
+    Num(f64),
+}
+
+struct Formats {
+    header: Format,
+    usd: Format,
+    pct: Format,
+    int: Format,
+}
+
+fn sheet(wb: &mut Workbook, f: &Formats, name: &str, header: &[&str], rows: &[Vec<X>]) -> Result<(), XlsxError> {
+    let ws = wb.add_worksheet();
+    ws.set_name(name)?;
+    for (c, h) in header.iter().enumerate() {
+        ws.write_string_with_format(0, c as u16, *h, &f.header)?;
+    }
+    for (r, row) in rows.iter().enumerate() {
+        let r = r as u32 + 1;
+        for (c, v) in row.iter().enumerate() {
+            let c = c as u16;
+            match v {
+                X::Text(s) => ws.write_string(r, c, s.as_str())?,
+                X::Int(n) => ws.write_number_with_format(r, c, *n as f64, &f.int)?,
+                X::Usd(x) => ws.write_number_with_format(r, c, *x, &f.usd)?,
+                X::Pct(x) => ws.write_number_with_format(r, c, *x, &f.pct)?,
+                X::Num(x) => ws.write_number(r, c, *x)?,
+            };
+        }
+    }
+    ws.set_freeze_panes(1, 0)?;
+    ws.autofit();
+    Ok(())
+}
+
+fn build(r: &Report<'_>, path: &Path) -> Result<(), XlsxError> {
+    let f = Formats {
+        header: Format::new().set_bold(),
+        usd: Format::new().set_num_format("$#,##0.00##"),
+        pct: Format::new().set_num_format("0.0%"),
+        int: Format::new().set_num_format("#,##0"),
+    };
+    let mut wb = Workbook::new();
+    let s = &r.summary;
+    let e = &r.efficiency.efficiency_scores;
+    let t = |s: &str| X::Text(s.to_owned());
+    let mut head = vec![
+        vec![t("period start"), X::Text(r.datetime(s.period_start))],
+        vec![t("period end"), X::Text(r.datetime(s.period_end))],
+        vec![t("time zone"), X::Text(r.time_zone.clone())],
+        vec![t("calls"), X::Int(s.calls)],
+        vec![t("input tokens (uncached)"), X::Int(s.tokens.input)],
+        vec![t("output tokens"), X::Int(s.tokens.output)],
+        vec![t("cache read tokens"), X::Int(s.tokens.cache_read)],
+        vec![t("cache write tokens, 5m"), X::Int(s.tokens.cache_write_5m)],
+        vec![t("cache write tokens, 1h"), X::Int(s.tokens.cache_write_1h)],
+        vec![t("total tokens"), X::Int(s.tokens.total)],
+        vec![t("cost"), X::Usd(s.cost_usd)],
+        vec![t("cache savings"), X::Usd(s.cache_savings_usd)],
+        vec![t("efficiency score"), X::Num(e.overall)],
+        vec![t("efficiency band"), X::Text(e.band.to_string())],
+        vec![t("cache hit rate"), X::Pct(r.cache.cache_metrics.hit_rate)],
+        vec![t("unpriced calls"), X::Int(s.unpriced.calls)],
+    ];
+    if let Some(fc) = &r.forecast {
+        head.push(vec![t("projected month total"), X::Usd(fc.projected_month_total_usd)]);
+    }
+    sheet(&mut wb, &f, "Summary", &["figure", "value"], &head)?;
+
+    let rows: Vec<Vec<X>> = r
+        .periods
+        .groups
+        .iter()
+        .map(|g| {
+            vec![
+                X::Text(r.period_label(&g.key)),
+                X::Int(g.calls),
+                X::Int(g.tokens.input),
+                X::Int(g.tokens.output),
+                X::Int(g.tokens.cache_read),
+                X::Int(g.tokens.cache_write_5m),
+                X::Int(g.tokens.cache_write_1h),
+                X::Int(g.tokens.total),
+                X::Usd(g.cost_usd),
+            ]
+        })
+        .collect();
+    sheet(
+        &mut wb,
+        &f,
+        "By period",
+        &[
+            r.period_grain(),
+            "calls",
+            "input",
+            "output",
+            "cache read",
+            "cache write 5m",
+            "cache write 1h",
+            "total tokens",
+            "cost",
+        ],
+        &rows,
+    )?;
+
+    let rows: Vec<Vec<X>> = s
+        .by_model
+        .iter()
+        .map(|m| {
+            vec![X::Text(m.name.clone()), X::Int(m.calls), X::Int(m.tokens), X::Usd(m.cost_usd), X::Pct(m.cost_share)]
+        })
+        .collect();
+    sheet(&mut wb, &f, "By model", &["model", "calls", "tokens", "cost", "share of cost"], &rows)?;
+
+    let rows: Vec<Vec<X>> = r
+        .efficiency
+        .optimization_suggestions
+        .iter()
+        .map(|g| {
+            vec![
+                X::Text(snake(&g.kind)),
+                X::Text(snake(&g.impact)),
+                X::Usd(g.potential_savings),
+                X::Int(g.calls),
+                X::Text(g.description.clone()),
+            ]
+        })
+        .collect();
+    sheet(&mut wb, &f, "Suggestions", &["suggestion", "impact", "saves", "calls", "what to do"], &rows)?;
+
+    let rows: Vec<Vec<X>> = r
+        .cache
+        .time_series
+        .iter()
+        .map(|p| {
+            vec![X::Text(r.datetime(p.timestamp)), X::Pct(p.hit_rate), X::Int(p.tokens_saved), X::Usd(p.cost_saved)]
+        })
+        .collect();
+    sheet(&mut wb, &f, "Cache", &["start", "hit rate", "tokens read", "saved"], &rows)?;
+
+    let rows: Vec<Vec<X>> = r
+        .efficiency
+        .breakdowns
+        .iter()
+        .map(|b| {
+            vec![
+                X::Text(b.category.clone()),
+                X::Int(b.calls),
+                X::Int(b.total_tokens),
+                X::Usd(b.cost_usd),
+                X::Num(b.efficiency_score),
+                X::Text(b.band.to_string()),
+            ]
+        })
+        .collect();
+    sheet(&mut wb, &f, "Efficiency", &["project", "calls", "tokens", "cost", "score", "band"], &rows)?;
+
+    if let Some(tree) = &r.projects {
+        let mut rows = Vec::new();
+        for p in &tree.nodes {
+            for c in &p.children {
+                rows.push(vec![
+                    X::Text(p.name.clone()),
+                    X::Text(c.name.clone()),
+                    X::Int(c.calls),
+                    X::Int(c.tokens),
+                    X::Usd(c.cost_usd),
+                    X::Pct(c.cost_share),
+                ]);
+            }
+        }
+        sheet(&mut wb, &f, "Sessions", &["project", "session", "calls", "tokens", "cost", "share of cost"], &rows)?;
+    }
+    if let Some(fc) = &r.forecast {
+        let rows: Vec<Vec<X>> = fc
+            .days
+            .iter()
+            .map(|d| {
+                vec![
+                    X::Text(d.date.to_string()),
+                    X::Usd(d.cost_usd),
+                    X::Usd(d.lower_usd),
+                    X::Usd(d.upper_usd),
+                    X::Int(d.tokens),
+                ]
+            })
+            .collect();
+        sheet(&mut wb, &f, "Forecast", &["day", "cost", "low (90%)", "high (90%)", "tokens"], &rows)?;
+    }
+    wb.save(path)
+}
+
+pub(super) fn write(r: &Report<'_>, path: &Path) -> CliResult {
+    build(r, path).map_err(|e| CliError::data(format!("cannot write {}: {e}", path.display())))
+}

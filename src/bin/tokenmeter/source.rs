@@ -1,0 +1,400 @@
+//! Where records come from: the journal, Claude Code transcripts, or a file of records; and the ledger they
+//! are fed to.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use tokenmeter::ledger::{Ledger, LedgerConfig};
+use tokenmeter::transcripts::{self, LoadStats, TranscriptFile, TranscriptLoader};
+use tokenmeter::{CallRecord, ManualClock, PriceBook};
+
+use crate::cli::{CommonArgs, SourceArgs};
+use crate::{CliError, CliResult};
+
+/// Bad-line places reported.
+const MAX_PLACES: usize = 5;
+
+/// What every command works from: settings and the records.
+#[derive(Debug)]
+pub(crate) struct Context {
+    pub(crate) time_zone: Tz,
+    pub(crate) now: DateTime<Utc>,
+    /// True when `--now` fixed the time.
+    pub(crate) pinned_now: bool,
+    pub(crate) prices: PriceBook,
+    pub(crate) quiet: bool,
+}
+
+impl Context {
+    pub(crate) fn new(common: &CommonArgs) -> CliResult<Self> {
+        let mut prices = PriceBook::builtin();
+        if let Some(path) = &common.prices {
+            prices.merge_toml_file(path).map_err(|e| CliError::data(e.to_string()))?;
+        }
+        Ok(Context {
+            time_zone: common.time_zone,
+            now: common.now.unwrap_or_else(Utc::now),
+            pinned_now: common.now.is_some(),
+            prices,
+            quiet: common.quiet,
+        })
+    }
+
+    /// A ledger holding `records`, with "now" at [`Context::now`].
+    pub(crate) fn ledger(&self, records: &[CallRecord]) -> Ledger {
+        let ledger = Ledger::new(
+            LedgerConfig::default().with_time_zone(self.time_zone),
+            Arc::new(ManualClock::new(self.now)),
+            self.prices.clone(),
+        );
+        for r in records {
+            ledger.ingest_call(r);
+        }
+        ledger
+    }
+
+    /// The same settings at another time, or quieter.
+    pub(crate) fn with(&self, now: DateTime<Utc>, quiet: bool) -> Context {
+        Context { now, quiet, prices: self.prices.clone(), ..*self }
+    }
+
+    /// Prints a note on stderr unless `--quiet`.
+    pub(crate) fn note(&self, msg: &str) {
+        if !self.quiet {
+            eprintln!("{msg}");
+        }
+    }
+}
+
+/// The kind of source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum SourceKind {
+    /// The tokenmeter journal.
+    Journal,
+    /// Claude Code transcripts.
+    ClaudeCode,
+    /// A file of call records.
+    Records,
+}
+
+/// A line skipped while reading.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SkippedLine {
+    pub(crate) path: PathBuf,
+    pub(crate) line: u64,
+    pub(crate) reason: String,
+}
+
+/// What was read, for the reports' `source` field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SourceInfo {
+    pub(crate) kind: SourceKind,
+    /// The directories or file read.
+    pub(crate) paths: Vec<PathBuf>,
+    /// Files read.
+    pub(crate) files: u64,
+    /// Call records obtained.
+    pub(crate) calls: u64,
+    /// Lines skipped as unreadable.
+    pub(crate) skipped_lines: u64,
+    /// The first few of them.
+    pub(crate) skipped: Vec<SkippedLine>,
+    /// For Claude Code transcripts: what reading them met.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) transcripts: Option<LoadStats>,
+}
+
+/// The records of a source.
+#[derive(Debug)]
+pub(crate) struct Source {
+    pub(crate) records: Vec<CallRecord>,
+    pub(crate) info: SourceInfo,
+    /// The transcript files, for a Claude Code source.
+    pub(crate) transcript_files: Vec<TranscriptFile>,
+}
+
+impl Source {
+    /// Reads the source the arguments name.
+    pub(crate) fn load(args: &SourceArgs, ctx: &Context) -> CliResult<Source> {
+        let source = if let Some(file) = &args.records {
+            load_records_file(file, ctx)?
+        } else if let Some(dir) = &args.claude_code {
+            load_claude_code(dir, ctx)?
+        } else {
+            let dir = match &args.journal {
+                Some(d) => d.clone(),
+                None => default_journal_dir().ok_or_else(|| {
+                    CliError::data("no journal directory: set TOKENMETER_JOURNAL or HOME, or pass --journal DIR")
+                })?,
+            };
+            load_journal(&dir, ctx)?
+        };
+        source.report_skips(ctx);
+        Ok(source)
+    }
+
+    fn report_skips(&self, ctx: &Context) {
+        let info = &self.info;
+        if let Some(t) = &info.transcripts {
+            for u in &t.unreadable_files {
+                ctx.note(&format!("tokenmeter: warning: cannot read {}: {}", u.path.display(), u.error));
+            }
+        }
+        if info.skipped_lines > 0 {
+            let places: Vec<String> =
+                info.skipped.iter().map(|s| format!("{}:{}: {}", s.path.display(), s.line, s.reason)).collect();
+            ctx.note(&format!(
+                "tokenmeter: warning: skipped {} unreadable line{}{}",
+                info.skipped_lines,
+                if info.skipped_lines == 1 { "" } else { "s" },
+                if places.is_empty() { String::new() } else { format!(", first at:\n  {}", places.join("\n  ")) }
+            ));
+        }
+    }
+}
+
+/// `$TOKENMETER_JOURNAL`, else `$XDG_DATA_HOME/tokenmeter/journal`, else `~/.local/share/tokenmeter/journal`.
+pub(crate) fn default_journal_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("TOKENMETER_JOURNAL").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(d));
+    }
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(d).join("tokenmeter").join("journal"));
+    }
+    std::env::home_dir().map(|h| h.join(".local").join("share").join("tokenmeter").join("journal"))
+}
+
+fn progress_bar(ctx: &Context, total: u64, what: &str) -> Option<ProgressBar> {
+    if ctx.quiet || !std::io::stderr().is_terminal() || total < 8 << 20 {
+        return None;
+    }
+    let pb = ProgressBar::new(total);
+    let style = ProgressStyle::with_template("{msg} {wide_bar} {bytes}/{total_bytes} {eta}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    pb.set_style(style);
+    pb.set_message(what.to_owned());
+    Some(pb)
+}
+
+// === Claude Code ===
+
+fn load_claude_code(dir: &Path, ctx: &Context) -> CliResult<Source> {
+    let dirs = if dir.as_os_str().is_empty() {
+        let dirs = transcripts::default_claude_code_dirs();
+        if dirs.is_empty() {
+            return Err(CliError::data(
+                "no Claude Code data found: neither ~/.config/claude nor ~/.claude exists; set CLAUDE_CONFIG_DIR \
+                 or pass --claude-code DIR",
+            ));
+        }
+        dirs
+    } else {
+        vec![dir.to_owned()]
+    };
+    let mut files = Vec::new();
+    for d in &dirs {
+        files.extend(transcripts::discover(d).map_err(|e| CliError::data(e.to_string()))?);
+    }
+    if files.is_empty() {
+        let list: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        return Err(CliError::data(format!("no Claude Code transcripts (.jsonl files) under {}", list.join(", "))));
+    }
+    let total: u64 = files.iter().map(|f| f.len).sum();
+    let pb = progress_bar(ctx, total, "reading transcripts");
+    let loader = TranscriptLoader::new(ctx.prices.clone()).with_max_bad_places(MAX_PLACES);
+    let load = loader.load_with_progress(&files, &|n| {
+        if let Some(pb) = &pb {
+            pb.inc(n);
+        }
+    });
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    let stats = load.stats;
+    let info = SourceInfo {
+        kind: SourceKind::ClaudeCode,
+        paths: dirs,
+        files: stats.files,
+        calls: stats.calls,
+        skipped_lines: stats.bad_lines,
+        skipped: stats
+            .bad_line_places
+            .iter()
+            .map(|b| SkippedLine { path: b.path.clone(), line: b.line, reason: b.reason.clone() })
+            .collect(),
+        transcripts: Some(stats),
+    };
+    Ok(Source { records: load.calls, info, transcript_files: files })
+}
+
+// === records files and the journal ===
+
+/// A journal line: `{"v":1,"call":{…}}`.
+#[derive(Deserialize)]
+struct JournalLine {
+    v: u32,
+    call: CallRecord,
+}
+
+/// Just a journal line's version.
+#[derive(Deserialize)]
+struct VersionOnly {
+    v: u32,
+}
+
+fn newer(v: u32) -> String {
+    format!("written by a newer tokenmeter (schema version {v})")
+}
+
+/// The journal's own line format version this build reads.
+const JOURNAL_SCHEMA: u32 = tokenmeter::journal::SCHEMA_VERSION;
+
+/// Reads records from one file's bytes: a JSON array, or JSON Lines of journal lines or bare records.
+fn parse_records(path: &Path, bytes: &[u8], out: &mut Vec<CallRecord>, info: &mut SourceInfo) -> CliResult {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first == Some(&b'[') {
+        let records: Vec<CallRecord> = serde_json::from_slice(bytes)
+            .map_err(|e| CliError::data(format!("{}: not a JSON array of call records: {e}", path.display())))?;
+        out.extend(records);
+        return Ok(());
+    }
+    let skip = |line: u64, reason: String, info: &mut SourceInfo| {
+        info.skipped_lines += 1;
+        if info.skipped.len() < MAX_PLACES {
+            info.skipped.push(SkippedLine { path: path.to_owned(), line, reason });
+        }
+    };
+    for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+        let line_no = i as u64 + 1;
+        let line = line.trim_ascii();
+        if line.is_empty() {
+            continue;
+        }
+        // A journal line wraps the record in `call` (and a record has no such field); a bare record is tried
+        // when a line with the text `"call"` is not a journal line after all.
+        let bare = || serde_json::from_slice::<CallRecord>(line).map(|c| (JOURNAL_SCHEMA, c));
+        let parsed = if memchr::memmem::find(line, b"\"call\"").is_some() {
+            serde_json::from_slice::<JournalLine>(line).map(|l| (l.v, l.call)).or_else(|e| bare().map_err(|_| e))
+        } else {
+            bare()
+        };
+        // A newer schema may change the record itself: its version alone says why the line is skipped.
+        let version = || serde_json::from_slice::<VersionOnly>(line).ok().map(|v| v.v).filter(|v| *v > JOURNAL_SCHEMA);
+        match parsed {
+            Ok((v, _)) if v > JOURNAL_SCHEMA => skip(line_no, newer(v), info),
+            Ok((_, call)) => out.push(call),
+            Err(e) => match version() {
+                Some(v) => skip(line_no, newer(v), info),
+                None => skip(line_no, format!("not a call record: {e}"), info),
+            },
+        }
+    }
+    Ok(())
+}
+
+fn read_file(path: &Path) -> CliResult<Vec<u8>> {
+    std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => CliError::data(format!("{}: no such file", path.display())),
+        _ => CliError::data(format!("cannot read {}: {e}", path.display())),
+    })
+}
+
+fn load_records_file(path: &Path, _ctx: &Context) -> CliResult<Source> {
+    if path.is_dir() {
+        return Err(CliError::data(format!(
+            "{} is a directory: --records takes a file (use --journal DIR for a journal)",
+            path.display()
+        )));
+    }
+    let bytes = read_file(path)?;
+    let mut info = empty_info(SourceKind::Records, vec![path.to_owned()]);
+    let mut records = Vec::new();
+    parse_records(path, &bytes, &mut records, &mut info)?;
+    info.files = 1;
+    Ok(finish(records, info))
+}
+
+fn load_journal(dir: &Path, ctx: &Context) -> CliResult<Source> {
+    let meta = std::fs::metadata(dir).map_err(|_| {
+        CliError::data(format!(
+            "journal directory {} does not exist (pass --journal DIR, --claude-code [DIR] or --records FILE)",
+            dir.display()
+        ))
+    })?;
+    if !meta.is_dir() {
+        return Err(CliError::data(format!(
+            "{} is not a directory (--journal takes the journal's directory)",
+            dir.display()
+        )));
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| CliError::data(format!("cannot read {}: {e}", dir.display())))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("tokenmeter-") && n.ends_with(".jsonl"))
+        })
+        .collect();
+    files.sort();
+    let total: u64 = files.iter().filter_map(|f| f.metadata().ok()).map(|m| m.len()).sum();
+    let pb = progress_bar(ctx, total, "reading journal");
+    let mut info = empty_info(SourceKind::Journal, vec![dir.to_owned()]);
+    let mut records = Vec::new();
+    for f in &files {
+        let bytes = read_file(f)?;
+        parse_records(f, &bytes, &mut records, &mut info)?;
+        info.files += 1;
+        if let Some(pb) = &pb {
+            pb.inc(bytes.len() as u64);
+        }
+    }
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    if files.is_empty() {
+        ctx.note(&format!("tokenmeter: note: the journal {} holds no records yet", dir.display()));
+    }
+    Ok(finish(records, info))
+}
+
+fn empty_info(kind: SourceKind, paths: Vec<PathBuf>) -> SourceInfo {
+    SourceInfo { kind, paths, files: 0, calls: 0, skipped_lines: 0, skipped: Vec::new(), transcripts: None }
+}
+
+fn finish(mut records: Vec<CallRecord>, mut info: SourceInfo) -> Source {
+    records.sort_by_key(|r| r.timestamp);
+    info.calls = records.len() as u64;
+    Source { records, info, transcript_files: Vec::new() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_journal_lines_bare_records_and_skips_the_rest() {
+        let rec = r#"{"timestamp":"2025-10-01T10:00:00Z","duration_us":5,"tokens":{"input":1,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":2,"reasoning":0},"metered":true,"outcome":{"status":"ok"},"dimensions":{}}"#;
+        let text = format!("{{\"v\":1,\"call\":{rec}}}\n{rec}\n\n{{\"v\":9,\"call\":{rec}}}\nnot json\n");
+        let mut info = empty_info(SourceKind::Records, vec![]);
+        let mut out = Vec::new();
+        parse_records(Path::new("r.jsonl"), text.as_bytes(), &mut out, &mut info).unwrap();
+        assert_eq!(out.len(), 2);
+        assert_eq!(info.skipped_lines, 2);
+        assert_eq!(info.skipped[0].line, 4);
+        assert!(info.skipped[0].reason.contains("newer"));
+        assert_eq!(info.skipped[1].line, 5);
+
+        let mut out = Vec::new();
+        parse_records(Path::new("r.json"), format!(" [{rec},{rec}]").as_bytes(), &mut out, &mut info).unwrap();
+        assert_eq!(out.len(), 2);
+        assert!(parse_records(Path::new("r.json"), b"[{]", &mut out, &mut info).is_err());
+    }
+}

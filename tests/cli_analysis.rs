@@ -1,0 +1,89 @@
+//! `cache-report`, `optimize`, `forecast`, `compare` over the fixture: the library's reports, as tables and
+//! as JSON.
+#![cfg(feature = "cli")]
+
+mod cli_support;
+
+use cli_support::{cc, close};
+
+#[test]
+fn cache_report() {
+    let v = cc(&["cache-report", "--format", "json"]).json();
+    let m = &v["cache"]["cache_metrics"];
+    assert_eq!(m["tokens_saved"], 205_100);
+    assert_eq!(m["cache_creation_tokens"], 20_500);
+    // Calls reading the cache: A1, A2, S2, B1, B2, G2.
+    assert_eq!(m["total_cache_hits"], 6);
+    assert_eq!(m["total_cache_misses"], 7);
+    // 205,100 of 6,298 + 205,100 + 20,500 prompt tokens.
+    close(m["hit_rate"].as_f64().unwrap(), 205_100.0 / 231_898.0);
+    let text = cc(&["cache-report"]).ok().to_owned();
+    assert!(text.starts_with("Prompt cache,"), "{text}");
+    assert!(text.contains("205,100") && text.contains("cache writes never read"), "{text}");
+}
+
+#[test]
+fn optimize() {
+    let v = cc(&["optimize", "--format", "json"]).json();
+    let e = &v["efficiency"];
+    assert_eq!(e["group_by"], "project");
+    let score = e["efficiency_scores"]["overall"].as_f64().unwrap();
+    assert!((0.0..=100.0).contains(&score));
+    let band = e["efficiency_scores"]["band"].as_str().unwrap();
+    assert!(["green", "amber", "red"].contains(&band));
+    assert_eq!(e["breakdowns"].as_array().unwrap().len(), 3);
+    for s in e["optimization_suggestions"].as_array().unwrap() {
+        assert!(s["potential_savings"].as_f64().unwrap() > 0.0);
+    }
+    let by_session = cc(&["optimize", "--group-by", "session", "--format", "json"]).json();
+    assert_eq!(by_session["efficiency"]["breakdowns"].as_array().unwrap().len(), 4);
+    let text = cc(&["optimize"]).ok().to_owned();
+    assert!(text.contains("Efficiency score:") && text.contains("component"), "{text}");
+    let coloured = cc(&["--color", "always", "optimize"]).ok().to_owned();
+    let code = match band {
+        "green" => "\x1b[32m",
+        "amber" => "\x1b[33m",
+        _ => "\x1b[31m",
+    };
+    assert!(coloured.contains(code), "traffic-light colour {code:?} missing:\n{coloured}");
+    cc(&["optimize", "--group-by", "colour"]).fails(2, "unknown dimension");
+}
+
+#[test]
+fn forecast() {
+    let v = cc(&["forecast", "--days", "5", "--budget", "1", "--format", "json"]).json();
+    let f = &v["forecast"];
+    assert_eq!(f["days"].as_array().unwrap().len(), 5);
+    assert_eq!(f["days"][0]["date"], "2025-10-05");
+    close(f["month_to_date_usd"].as_f64().unwrap(), 0.37153);
+    assert_eq!(f["limit"]["limit_usd"], 1.0);
+    let text = cc(&["forecast"]).ok().to_owned();
+    assert!(text.contains("Next days") && text.contains("projected month total"), "{text}");
+    cc(&["forecast", "--days", "0"]).fails(2, "0");
+    cc(&["forecast", "--budget=-5"]).fails(2, "positive");
+    cc(&["forecast", "--budget", "lots"]).fails(2, "not an amount");
+}
+
+#[test]
+fn compare() {
+    // Period against the previous one: the last 7 days hold everything, the 7 before nothing.
+    let v = cc(&["compare", "--period", "7d", "--format", "json"]).json();
+    let c = &v["comparison"];
+    assert_eq!(c["kind"], "periods");
+    assert_eq!(c["b"]["label"], "current");
+    assert_eq!(c["b"]["calls"], 13);
+    assert_eq!(c["a"]["calls"], 0);
+    // Main conversation against sub-agents.
+    let v =
+        cc(&["compare", "--a", "agent=main", "--b", "agent=subagent", "--period", "all", "--format", "json"]).json();
+    let c = &v["comparison"];
+    assert_eq!(c["kind"], "values");
+    assert_eq!(c["dimension"], "agent");
+    assert_eq!((&c["a"]["calls"], &c["b"]["calls"]), (&11.into(), &2.into()));
+    close(c["b"]["cost_usd"].as_f64().unwrap(), 0.001812);
+    let text = cc(&["compare", "--a", "agent=main", "--b", "agent=subagent", "--period", "all"]).ok().to_owned();
+    assert!(text.starts_with("Comparison: agent main against agent subagent"), "{text}");
+    cc(&["compare", "--a", "agent=main"]).fails(2, "--b");
+    cc(&["compare", "--a", "agent=main", "--b", "model=x"]).fails(2, "same dimension");
+    cc(&["compare", "--a", "main", "--b", "x"]).fails(2, "dimension=value");
+}

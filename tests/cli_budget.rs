@@ -1,0 +1,55 @@
+//! `tokenmeter budget`: budgets from TOML against the fixture's spend, through the library's budget accounting.
+#![cfg(feature = "cli")]
+
+mod cli_support;
+
+use cli_support::{cc, close};
+
+const BUDGETS: &str = r#"
+[budgets.monthly]
+limit_usd = 0.5
+period = "month"
+
+[budgets.beta]
+limit_usd = 0.25
+period = "month"
+scope = { project = "-home-dev-beta" }
+action = "block"
+
+[budgets.tokens-daily]
+limit_tokens = 10000
+period = "day"
+"#;
+
+#[test]
+fn budget_states() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("budgets.toml");
+    std::fs::write(&file, BUDGETS).unwrap();
+    let v = cc(&["budget", "--file", file.to_str().unwrap(), "--format", "json"]).json();
+    let b = v["budgets"].as_array().unwrap();
+    assert_eq!(b.len(), 3);
+    let get = |name: &str| b.iter().find(|x| x["budget"] == name).unwrap();
+    let monthly = get("monthly");
+    assert_eq!(monthly["spent"]["usd"], 371_530_000_000u64);
+    close(monthly["utilization"].as_f64().unwrap(), 0.37153 / 0.5);
+    assert_eq!(monthly["over_budget"], false);
+    assert_eq!(monthly["thresholds_crossed"], serde_json::json!([50]));
+    let beta = get("beta");
+    assert_eq!(beta["spent"]["usd"], 329_409_000_000u64);
+    assert_eq!(beta["over_budget"], true);
+    // Today (2025-10-04) has no calls yet.
+    assert_eq!(get("tokens-daily")["spent"]["tokens"], 0);
+
+    let text = cc(&["budget", "--file", file.to_str().unwrap()]).ok().to_owned();
+    assert!(text.contains("monthly") && text.contains("74.3%") && text.contains("Over budget: beta"), "{text}");
+}
+
+#[test]
+fn bad_budget_files() {
+    cc(&["budget", "--file", "/nonexistent/budgets.toml"]).fails(1, "does not exist");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("budgets.toml");
+    std::fs::write(&file, "[budgets.x]\nlimit_usd = \"lots\"\n").unwrap();
+    cc(&["budget", "--file", file.to_str().unwrap()]).fails(1, "budgets.toml");
+}

@@ -1,0 +1,98 @@
+//! `tokenmeter report`: every format and type over the fixture.
+#![cfg(feature = "cli")]
+
+mod cli_support;
+
+use cli_support::{cc, close};
+
+#[test]
+fn json_report_types() {
+    let s = cc(&["report", "--format", "json"]).json();
+    assert_eq!(s["type"], "summary");
+    assert_eq!(s["summary"]["calls"], 13);
+    assert_eq!(s["generated_at"], "2025-10-04T00:00:00Z");
+    assert!(s.get("cache").is_some() && s.get("forecast").is_none() && s.get("projects").is_none());
+    assert_eq!(s["periods"]["group_by"], serde_json::json!({"time": "day"}));
+    let e = cc(&["report", "--format", "json", "--type", "executive"]).json();
+    assert!(e.get("forecast").is_some() && e.get("anomalies").is_none());
+    let d = cc(&["report", "--format", "json", "--type", "detailed"]).json();
+    for k in ["projects", "agents", "time_of_day", "anomalies", "forecast", "cache", "efficiency"] {
+        assert!(d.get(k).is_some(), "detailed lacks {k}");
+    }
+    assert_eq!(d["projects"]["nodes"][0]["name"], "-home-dev-beta");
+    close(d["projects"]["nodes"][0]["cost_usd"].as_f64().unwrap(), 0.329409);
+}
+
+#[test]
+fn markdown() {
+    let md = cc(&["report"]).ok().to_owned();
+    assert!(md.starts_with("# Token spend report\n"), "{md}");
+    for needle in
+        ["| Cost | $0.3715 |", "## By model", "## By day", "| 2025-10-02 |", "## Prompt cache", "## Efficiency"]
+    {
+        assert!(md.contains(needle), "missing {needle}:\n{md}");
+    }
+    let exec = cc(&["report", "--type", "executive"]).ok().to_owned();
+    assert!(
+        exec.starts_with("# Token spend: executive summary")
+            && exec.contains("## Forecast")
+            && !exec.contains("## By day")
+    );
+    let detailed = cc(&["report", "--type", "detailed", "--format", "markdown"]).ok().to_owned();
+    for needle in ["## Projects and sessions", "sess-beta-1", "## Agents and models", "## Time of day", "## Anomalies"]
+    {
+        assert!(detailed.contains(needle), "missing {needle}");
+    }
+}
+
+#[test]
+fn csv() {
+    let csv = cc(&["report", "--format", "csv"]).ok().to_owned();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "period_start,calls,input,output,cache_read,cache_write_5m,cache_write_1h,total_tokens,cost_usd"
+    );
+    assert!(lines[1].starts_with("2025-10-01T00:00:00+00:00,5,42,510,5000,3000,4000,"), "{}", lines[1]);
+    let detailed = cc(&["report", "--format", "csv", "--type", "detailed"]).ok().to_owned();
+    assert!(
+        detailed.starts_with("project,session,calls,tokens,cost_usd,cost_share\n-home-dev-beta,sess-beta-1,3,"),
+        "{detailed}"
+    );
+    let exec = cc(&["report", "--format", "csv", "--type", "executive"]).ok().to_owned();
+    assert!(exec.starts_with("metric,value\n") && exec.contains("\ncalls,13\n"), "{exec}");
+}
+
+#[test]
+fn html_has_three_charts_and_no_external_resources() {
+    let html = cc(&["report", "--format", "html", "--type", "detailed"]).ok().to_owned();
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert_eq!(html.matches("<svg").count(), 3, "cost over time, cost by model, cache hit rate");
+    for needle in ["Cost by day", "Cost by model", "Cache hit rate", "<polyline", "claude-sonnet-4-5", "sess-beta-1"] {
+        assert!(html.contains(needle), "missing {needle}");
+    }
+    assert!(
+        !html.contains("<script") && !html.contains("http://") && !html.contains("https://") && !html.contains("src=")
+    );
+}
+
+#[test]
+fn output_files_and_xlsx() {
+    let dir = tempfile::tempdir().unwrap();
+    let xlsx = dir.path().join("r.xlsx");
+    let out = cc(&["report", "--output", xlsx.to_str().unwrap(), "--type", "detailed"]);
+    out.ok();
+    let bytes = std::fs::read(&xlsx).unwrap();
+    assert_eq!(&bytes[..2], b"PK", "an xlsx is a zip");
+    assert!(out.stderr.contains("wrote"));
+    // The extension picks the format; --format overrides it.
+    let html = dir.path().join("r.html");
+    cc(&["report", "-o", html.to_str().unwrap()]).ok();
+    assert!(std::fs::read_to_string(&html).unwrap().starts_with("<!DOCTYPE html>"));
+    let md = dir.path().join("r.txt");
+    cc(&["report", "-o", md.to_str().unwrap(), "--format", "json"]).ok();
+    assert!(std::fs::read_to_string(&md).unwrap().starts_with('{'));
+    cc(&["report", "--format", "xlsx"]).fails(2, "--output");
+    cc(&["report", "--format", "pdf"]).fails(2, "pdf");
+    cc(&["report", "-o", "/nonexistent-dir/r.md"]).fails(1, "cannot write");
+}

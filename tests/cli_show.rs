@@ -1,0 +1,68 @@
+//! `tokenmeter show <session>`: totals from the ledger, every call, tools and cache columns, exit codes.
+#![cfg(feature = "cli")]
+
+mod cli_support;
+
+use cli_support::{cc, close, run, write_journal};
+
+#[test]
+fn show_json() {
+    let v = cc(&["show", "sess-alpha-1", "--format", "json"]).json();
+    assert_eq!(v["session"], "sess-alpha-1");
+    assert_eq!(v["projects"], serde_json::json!(["-home-dev-alpha"]));
+    // A1, A2, the <synthetic> line, A3 and the sub-agent's S1, S2.
+    assert_eq!(v["totals"]["calls"], 6);
+    close(v["totals"]["cost_usd"].as_f64().unwrap(), 0.041977);
+    let t = &v["totals"]["tokens"];
+    assert_eq!(
+        (&t["input"], &t["output"], &t["cache_read"], &t["cache_creation"]),
+        (&92.into(), &590.into(), &5000.into(), &7500.into())
+    );
+    let calls = v["calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 6);
+    assert_eq!(calls[0]["request_id"], "msg_A1");
+    assert_eq!(calls[0]["tokens"]["output"], 120);
+    assert_eq!(calls[0]["cost"]["total"], 9_630_000_000u64);
+    let agents: Vec<&str> = calls.iter().map(|c| c["dimensions"]["agent"].as_str().unwrap()).collect();
+    assert_eq!(agents, ["main", "main", "main", "subagent", "subagent", "main"]);
+    assert_eq!(v["first_call"], "2025-10-01T09:00:01Z");
+    assert_eq!(v["last_call"], "2025-10-02T14:00:00Z");
+    assert!(v.get("tools").is_none());
+}
+
+#[test]
+fn show_table_with_cache_columns_and_a_prefix() {
+    let out = cc(&["show", "sess-gam", "--include-cache"]);
+    let text = out.ok();
+    assert!(text.starts_with("Session sess-gamma-1 (project -home-dev-gamma)"), "{text}");
+    for needle in ["write 5m", "write 1h", "hit rate", "unpriced", "claude-fable-9", "99.0%"] {
+        assert!(text.contains(needle), "missing {needle}:\n{text}");
+    }
+}
+
+#[test]
+fn show_tools() {
+    let v = cc(&["show", "sess-alpha-1", "--include-tools", "--format", "json"]).json();
+    assert_eq!(
+        v["tools"],
+        serde_json::json!([
+            {"tool": "Bash", "uses": 1, "errors": 1},
+            {"tool": "Grep", "uses": 1, "errors": 0},
+            {"tool": "Read", "uses": 1, "errors": 0},
+        ])
+    );
+    let text = cc(&["show", "sess-alpha-1", "--include-tools"]).ok().to_owned();
+    assert!(text.contains("Tools") && text.contains("Bash"), "{text}");
+    let dir = tempfile::tempdir().unwrap();
+    write_journal(dir.path());
+    let j = run(&["--journal", dir.path().to_str().unwrap(), "show", "sess-alpha-1", "--include-tools"]);
+    assert!(j.stderr.contains("not tool executions"), "{}", j.stderr);
+    assert!(j.ok().contains("Session sess-alpha-1"));
+}
+
+#[test]
+fn unknown_and_ambiguous_sessions() {
+    cc(&["show", "nope"]).fails(1, "no calls for session `nope`");
+    cc(&["show", "sess-beta"]).fails(2, "matches 2 sessions");
+    cc(&["show"]).fails(2, "<SESSION>");
+}

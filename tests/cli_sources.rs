@@ -1,0 +1,141 @@
+//! Where records come from: the journal (default or --journal), Claude Code transcripts (--claude-code [DIR],
+//! CLAUDE_CONFIG_DIR, ~/.config/claude, ~/.claude), a file of records; and the errors for bad paths.
+#![cfg(feature = "cli")]
+
+mod cli_support;
+
+use cli_support::{NOW, fixture, run, run_env, write_journal};
+
+fn calls(out: &cli_support::Run) -> u64 {
+    out.json()["summary"]["calls"].as_u64().unwrap()
+}
+
+#[test]
+fn journal_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(write_journal(dir.path()), 13);
+    let j = dir.path().to_str().unwrap();
+    let out = run(&["--journal", j, "--now", NOW, "summary", "--format", "json"]);
+    assert_eq!(calls(&out), 13);
+    assert_eq!(out.json()["source"]["kind"], "journal");
+    assert_eq!(out.json()["source"]["files"], 3);
+    // The same through TOKENMETER_JOURNAL, and through XDG_DATA_HOME/tokenmeter/journal.
+    assert_eq!(calls(&run_env(&["--now", NOW, "summary", "--format", "json"], &[("TOKENMETER_JOURNAL", j)])), 13);
+    let data = tempfile::tempdir().unwrap();
+    let jdir = data.path().join("tokenmeter/journal");
+    std::fs::create_dir_all(&jdir).unwrap();
+    write_journal(&jdir);
+    let xdg =
+        run_env(&["--now", NOW, "summary", "--format", "json"], &[("XDG_DATA_HOME", data.path().to_str().unwrap())]);
+    assert_eq!(calls(&xdg), 13);
+    // A torn last line and a line from a newer schema are skipped and reported, not fatal.
+    let f = dir.path().join("tokenmeter-2025-10-03.jsonl");
+    let mut text = std::fs::read_to_string(&f).unwrap();
+    text.push_str("{\"v\":7,\"call\":{}}\n{\"v\":1,\"call\":{\"timest");
+    std::fs::write(&f, text).unwrap();
+    let out = run(&["--journal", j, "--now", NOW, "summary", "--format", "json"]);
+    assert_eq!(calls(&out), 13);
+    assert_eq!(out.json()["source"]["skipped_lines"], 2);
+    assert!(out.stderr.contains("newer tokenmeter"), "{}", out.stderr);
+    // An empty journal is not an error.
+    let empty = tempfile::tempdir().unwrap();
+    let out = run(&["--journal", empty.path().to_str().unwrap(), "summary", "--format", "json"]);
+    assert_eq!(calls(&out), 0);
+    assert!(out.stderr.contains("holds no records yet"));
+}
+
+#[test]
+fn records_file() {
+    let dir = tempfile::tempdir().unwrap();
+    write_journal(dir.path());
+    // JSON Lines of bare records, and a JSON array.
+    let mut records = Vec::new();
+    for e in std::fs::read_dir(dir.path()).unwrap() {
+        for line in std::fs::read_to_string(e.unwrap().path()).unwrap().lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            records.push(v["call"].clone());
+        }
+    }
+    let jsonl = dir.path().join("records.jsonl");
+    std::fs::write(&jsonl, records.iter().map(|r| format!("{r}\n")).collect::<String>()).unwrap();
+    let out = run(&["--records", jsonl.to_str().unwrap(), "--now", NOW, "summary", "--format", "json"]);
+    assert_eq!(calls(&out), 13);
+    assert_eq!(out.json()["source"]["kind"], "records");
+    assert_eq!(out.json()["summary"]["cost_picos"], 371_530_000_000u64);
+    let array = dir.path().join("records.json");
+    std::fs::write(&array, serde_json::to_string(&records).unwrap()).unwrap();
+    assert_eq!(calls(&run(&["--records", array.to_str().unwrap(), "summary", "--format", "json"])), 13);
+    std::fs::write(&array, "[{\"nope\":1}]").unwrap();
+    run(&["--records", array.to_str().unwrap(), "summary"]).fails(1, "not a JSON array of call records");
+}
+
+#[test]
+fn claude_code_defaults() {
+    let fx = fixture("claude_code");
+    // --claude-code without a value reads CLAUDE_CONFIG_DIR (several, comma-separated: a call in both counts once).
+    let env = format!("{fx},{fx}");
+    let out = run_env(&["--claude-code", "--now", NOW, "summary", "--format", "json"], &[("CLAUDE_CONFIG_DIR", &env)]);
+    assert_eq!(calls(&out), 13);
+    // Given before the command, a bare --claude-code does not swallow the command's name.
+    let out = run_env(&["--now", NOW, "--claude-code", "summary", "--format", "json"], &[("CLAUDE_CONFIG_DIR", &fx)]);
+    assert_eq!(calls(&out), 13);
+    // Else ~/.config/claude and ~/.claude.
+    let home = tempfile::tempdir().unwrap();
+    let dot = home.path().join(".claude");
+    std::fs::create_dir_all(&dot).unwrap();
+    copy_dir(&std::path::Path::new(&fx).join("projects"), &dot.join("projects"));
+    let out = run_env(&["summary", "--claude-code", "--format", "json"], &[("HOME", home.path().to_str().unwrap())]);
+    assert_eq!(calls(&out), 13);
+    let empty = tempfile::tempdir().unwrap();
+    run_env(&["summary", "--claude-code"], &[("HOME", empty.path().to_str().unwrap())])
+        .fails(1, "no Claude Code data found");
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn bad_paths_exit_1_bad_combinations_exit_2() {
+    run(&["--claude-code", "/nonexistent/claude", "summary"]).fails(1, "no such file or directory");
+    let empty = tempfile::tempdir().unwrap();
+    run(&["--claude-code", empty.path().to_str().unwrap(), "summary"]).fails(1, "no Claude Code transcripts");
+    run(&["--journal", "/nonexistent/journal", "summary"]).fails(1, "does not exist");
+    run(&["--records", "/nonexistent/records.jsonl", "summary"]).fails(1, "no such file");
+    run(&["--records", empty.path().to_str().unwrap(), "summary"]).fails(1, "is a directory");
+    // The default journal (under the empty HOME) does not exist.
+    run(&["summary"]).fails(1, "does not exist");
+    run(&["--journal", "/tmp", "--records", "/tmp/x", "summary"]).fails(2, "cannot be used with");
+    run(&["--prices", "/nonexistent/prices.toml", "--claude-code", &fixture("claude_code"), "summary"])
+        .fails(1, "price file");
+}
+
+#[test]
+fn price_overrides() {
+    let dir = tempfile::tempdir().unwrap();
+    let prices = dir.path().join("prices.toml");
+    std::fs::write(&prices, "[models.\"claude-fable-9\"]\ninput = 1\noutput = 2\n").unwrap();
+    let out = run(&[
+        "--prices",
+        prices.to_str().unwrap(),
+        "--claude-code",
+        &fixture("claude_code"),
+        "--now",
+        NOW,
+        "summary",
+        "--format",
+        "json",
+    ]);
+    let v = out.json();
+    assert_eq!(v["summary"]["unpriced"]["calls"], 0);
+    // G1: 100 input × $1 + 100 output × $2 per Mtok = 300 µUSD.
+    assert_eq!(v["summary"]["cost_picos"], 371_830_000_000u64);
+}

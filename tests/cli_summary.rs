@@ -1,0 +1,143 @@
+//! `tokenmeter summary` over the Claude Code fixture: every figure, windows, groupings, stable JSON, exit
+//! codes.
+#![cfg(feature = "cli")]
+
+mod cli_support;
+
+use cli_support::{cc, close};
+
+#[test]
+fn summary_json_has_every_figure() {
+    let v = cc(&["summary", "--group-by", "day", "--format", "json"]).json();
+    let s = &v["summary"];
+    assert_eq!(s["calls"], 13);
+    assert_eq!(s["metered_calls"], 13);
+    assert_eq!(s["failed_calls"], 1, "the <synthetic> API error");
+    let t = &s["tokens"];
+    assert_eq!(
+        (&t["input"], &t["output"], &t["cache_read"], &t["cache_write_5m"], &t["cache_write_1h"], &t["total"]),
+        (&6298.into(), &2407.into(), &205_100.into(), &14_500.into(), &6000.into(), &234_305.into())
+    );
+    assert_eq!(s["cost_picos"], 371_530_000_000u64);
+    close(s["cost_usd"].as_f64().unwrap(), 0.37153);
+    assert_eq!(s["unpriced"]["calls"], 1);
+    assert_eq!(s["unpriced"]["models"][0], "claude-fable-9");
+    assert_eq!(s["time_zone"], "UTC");
+
+    let days: Vec<(String, u64, f64)> = v["groups"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["calls"].as_u64().unwrap() > 0)
+        .map(|g| {
+            (g["key"].as_str().unwrap()[..10].to_owned(), g["calls"].as_u64().unwrap(), g["cost_usd"].as_f64().unwrap())
+        })
+        .collect();
+    assert_eq!(days.len(), 3);
+    assert_eq!((days[0].0.as_str(), days[0].1), ("2025-10-01", 5));
+    close(days[0].2, 0.040902);
+    assert_eq!((days[1].0.as_str(), days[1].1), ("2025-10-02", 3));
+    close(days[1].2, 0.292825);
+    assert_eq!((days[2].0.as_str(), days[2].1), ("2025-10-03", 5));
+    close(days[2].2, 0.037803);
+    let d2 = &v["groups"]["groups"][1]["tokens"];
+    assert_eq!(
+        (&d2["input"], &d2["output"], &d2["cache_read"], &d2["cache_creation"]),
+        (&5150.into(), &1280.into(), &200_000.into(), &11_500.into())
+    );
+
+    let src = &v["source"];
+    assert_eq!(src["kind"], "claude_code");
+    assert_eq!(src["files"], 5);
+    assert_eq!(src["calls"], 13);
+    assert_eq!(src["skipped_lines"], 4);
+    assert_eq!(src["transcripts"]["duplicate_lines"], 5);
+    assert_eq!(src["transcripts"]["sidechain_replays"], 2);
+}
+
+#[test]
+fn group_by_dimensions() {
+    let rows = |by: &str| -> Vec<(String, f64)> {
+        cc(&["summary", "--group-by", by, "--format", "json"]).json()["groups"]["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| (g["key"].as_str().unwrap().to_owned(), g["cost_usd"].as_f64().unwrap()))
+            .collect()
+    };
+    let sessions = rows("session");
+    let names: Vec<&str> = sessions.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(names, ["sess-beta-1", "sess-alpha-1", "sess-beta-2", "sess-gamma-1"]);
+    close(sessions[0].1, 0.291909);
+    close(sessions[1].1, 0.041977);
+    close(sessions[2].1, 0.0375);
+    close(sessions[3].1, 0.000144);
+    let projects = rows("project");
+    assert_eq!(projects[0].0, "-home-dev-beta");
+    close(projects[0].1, 0.329409);
+    let agents = rows("agent");
+    assert_eq!(agents.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["main", "subagent"]);
+    close(agents[1].1, 0.001812);
+    let models = rows("model");
+    assert_eq!(models[0].0, "claude-sonnet-4-5");
+    close(models[0].1, 0.009630 + 0.029460 + 0.241500 + 0.000093 + 0.000051);
+    let weeks = rows("week");
+    assert_eq!(weeks[0].0, "2025-09-29T00:00:00+00:00");
+    close(weeks[0].1, 0.37153);
+    assert_eq!(rows("month")[0].0, "2025-10-01T00:00:00+00:00");
+}
+
+#[test]
+fn windows() {
+    let one_day = cc(&["summary", "--since", "2025-10-02", "--until", "2025-10-02", "--format", "json"]).json();
+    assert_eq!(one_day["summary"]["calls"], 3);
+    close(one_day["summary"]["cost_usd"].as_f64().unwrap(), 0.292825);
+    let since = cc(&["summary", "--since", "20251003", "--format", "json"]).json();
+    assert_eq!(since["summary"]["calls"], 5);
+    // The last 24 local hours before 2025-10-04T00:00Z: the 2025-10-03 calls.
+    let day = cc(&["summary", "--period", "24h", "--format", "json"]).json();
+    assert_eq!(day["summary"]["calls"], 5);
+    close(day["summary"]["cost_usd"].as_f64().unwrap(), 0.037803);
+    // Days in another time zone: 2025-10-01T09:00Z is still 2025-10-01 in Tokyo (18:00), and the
+    // 2025-10-02 calls at 10:00 and 11:00 UTC too, but 14:00 UTC is 23:00: day boundaries move.
+    let tokyo = cc(&["--tz", "Asia/Tokyo", "summary", "--group-by", "day", "--format", "json"]).json();
+    assert_eq!(tokyo["summary"]["time_zone"], "Asia/Tokyo");
+    let first = &tokyo["groups"]["groups"][0];
+    assert_eq!(first["key"], "2025-09-30T15:00:00+00:00");
+}
+
+#[test]
+fn table_is_plain_unless_asked() {
+    let out = cc(&["summary"]);
+    let text = out.ok();
+    assert!(text.starts_with("Usage summary, 2025-10-01 00:00 to 2025-10-04 00:01 (UTC)"), "{text}");
+    for needle in ["$0.3715", "6,298", "205,100", "claude-sonnet-4-5", "By day", "2025-10-02", "claude-fable-9"] {
+        assert!(text.contains(needle), "missing {needle}:\n{text}");
+    }
+    assert!(!text.contains('\x1b'), "no colour when not a terminal");
+    assert!(out.stderr.contains("skipped 4 unreadable lines"), "{}", out.stderr);
+    assert!(out.stderr.contains("sess-alpha-1.jsonl:10: not a JSON object"), "{}", out.stderr);
+    let coloured = cc(&["--color", "always", "summary"]);
+    assert!(coloured.ok().contains("\x1b["));
+    let quiet = cc(&["--quiet", "summary"]);
+    assert!(quiet.stderr.is_empty(), "{}", quiet.stderr);
+}
+
+#[test]
+fn json_is_stable() {
+    let a = cc(&["summary", "--group-by", "session", "--format", "json"]);
+    let b = cc(&["summary", "--group-by", "session", "--format", "json"]);
+    assert_eq!(a.ok(), b.ok());
+}
+
+#[test]
+fn bad_arguments_exit_2() {
+    cc(&["summary", "--group-by", "fortnight"]).fails(2, "fortnight");
+    cc(&["summary", "--since", "yesterday"]).fails(2, "not a date");
+    cc(&["summary", "--since", "2025-10-03", "--until", "2025-10-01"]).fails(2, "must be before");
+    cc(&["summary", "--period", "2d"]).fails(2, "not a period");
+    cc(&["summary", "--period", "7d", "--since", "2025-10-01"]).fails(2, "cannot be used with");
+    cc(&["summary", "--format", "yaml"]).fails(2, "yaml");
+    cc(&["--tz", "Mars/Olympus", "summary"]).fails(2, "unknown time zone");
+    cc(&["frobnicate"]).fails(2, "frobnicate");
+}

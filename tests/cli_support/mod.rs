@@ -1,0 +1,99 @@
+//! Running the built `tokenmeter` binary in the CLI tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The time the fixture reports treat as now: the day after the fixture's last call.
+pub const NOW: &str = "2025-10-04T00:00:00Z";
+
+/// A finished run.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Asserts success and returns stdout.
+    #[track_caller]
+    pub fn ok(&self) -> &str {
+        assert_eq!(self.code, 0, "exit {}\nstdout:\n{}\nstderr:\n{}", self.code, self.stdout, self.stderr);
+        &self.stdout
+    }
+
+    /// Asserts success and parses stdout as JSON.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.ok()).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+
+    /// Asserts the exit status and that stderr mentions `needle`.
+    #[track_caller]
+    pub fn fails(&self, code: i32, needle: &str) {
+        assert_eq!(self.code, code, "stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert!(self.stderr.contains(needle), "stderr lacks {needle:?}:\n{}", self.stderr);
+    }
+}
+
+pub fn fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name).to_string_lossy().into_owned()
+}
+
+/// Runs `tokenmeter args…` with a clean environment (no colour, no Claude or journal variables, HOME in an
+/// empty temporary directory unless `env` sets it).
+pub fn run_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokenmeter"));
+    cmd.args(args)
+        .env_remove("CLAUDE_CONFIG_DIR")
+        .env_remove("TOKENMETER_JOURNAL")
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("XDG_DATA_HOME")
+        .env("HOME", home.path())
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run tokenmeter");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+pub fn run(args: &[&str]) -> Run {
+    run_env(args, &[])
+}
+
+/// `tokenmeter --claude-code <fixture> --now NOW args…`.
+pub fn cc(args: &[&str]) -> Run {
+    let dir = fixture("claude_code");
+    let mut all = vec!["--claude-code", dir.as_str(), "--now", NOW];
+    all.extend_from_slice(args);
+    run(&all)
+}
+
+/// Writes the fixture's calls (read with the library) as a tokenmeter journal in `dir`: one file per UTC day,
+/// `{"v":1,"call":{…}}` lines. Returns the number of records.
+pub fn write_journal(dir: &Path) -> usize {
+    use std::io::Write;
+    let files = tokenmeter::transcripts::discover(Path::new(&fixture("claude_code"))).unwrap();
+    let load = tokenmeter::transcripts::TranscriptLoader::new(tokenmeter::PriceBook::builtin()).load(&files);
+    for call in &load.calls {
+        let path: PathBuf = dir.join(format!("tokenmeter-{}.jsonl", call.timestamp.format("%Y-%m-%d")));
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+        let line = serde_json::json!({"v": 1, "call": call});
+        writeln!(f, "{line}").unwrap();
+    }
+    load.calls.len()
+}
+
+/// Float equality to 1e-9 relative.
+#[track_caller]
+pub fn close(a: f64, b: f64) {
+    assert!((a - b).abs() <= 1e-9 * b.abs().max(1e-12), "{a} != {b}");
+}

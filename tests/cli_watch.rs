@@ -1,0 +1,61 @@
+//! `tokenmeter watch`: refreshes over a journal that grows, alerts past the threshold.
+#![cfg(feature = "cli")]
+
+mod cli_support;
+
+use cli_support::{run, write_journal};
+
+#[test]
+fn watch_refreshes_and_alerts() {
+    let dir = tempfile::tempdir().unwrap();
+    write_journal(dir.path());
+    let j = dir.path().to_str().unwrap();
+    let out = run(&[
+        "--journal",
+        j,
+        "--now",
+        "2025-10-04T00:00:00Z",
+        "watch",
+        "--period",
+        "7d",
+        "--threshold",
+        "0.25",
+        "--interval",
+        "0.05",
+        "--iterations",
+        "2",
+        "--format",
+        "json",
+    ]);
+    let lines: Vec<serde_json::Value> = out.ok().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["over_threshold"], true);
+    assert_eq!(lines[0]["threshold_usd"], 0.25);
+    assert_eq!(lines[0]["summary"]["calls"], 13);
+    // The alert fires once, when spend first passes the threshold.
+    assert_eq!(out.stderr.matches("ALERT").count(), 1, "{}", out.stderr);
+
+    let table = run(&[
+        "--journal",
+        j,
+        "--now",
+        "2025-10-04T00:00:00Z",
+        "watch",
+        "--period",
+        "24h",
+        "--threshold",
+        "1",
+        "--iterations",
+        "1",
+    ]);
+    let text = table.ok();
+    assert!(text.starts_with("tokenmeter watch: last 24h at 2025-10-04 00:00:00 (UTC)"), "{text}");
+    assert!(text.contains("$1.00 ($0.9622 left)"), "{text}");
+    assert!(!table.stderr.contains("ALERT"));
+}
+
+#[test]
+fn watch_fails_fast_on_a_missing_journal() {
+    run(&["--journal", "/nonexistent/journal", "watch", "--iterations", "1"]).fails(1, "does not exist");
+    run(&["--journal", "/tmp", "watch", "--interval", "0"]).fails(2, "seconds");
+}

@@ -1,0 +1,251 @@
+//! Claude Code transcripts → call records, over the fixtures in `tests/fixtures/claude_code/` (written in
+//! Claude Code's on-disk format): every figure checked against hand-computed values.
+//!
+//! The fixture holds, on purpose: streamed copies of one response with growing output (kept once, the
+//! largest); the same response copied into a second session file (kept once, in the first file); a sub-agent
+//! file under `<session>/subagents/` replaying a main-conversation message under a new request id (dropped)
+//! and making calls of its own; an in-file sidechain replay (dropped); a `<synthetic>` API-error line (tokens,
+//! no model, $0); 5-minute and 1-hour cache writes, with and without the `cache_creation` split; a call over
+//! 200k prompt tokens on a model with long-context rates; a model the price book does not know; a user line
+//! whose tool result carries a `usage` object (not a call); and four bad lines (torn, garbage, bad timestamp,
+//! usage without output tokens).
+
+use std::path::{Path, PathBuf};
+
+use tokenmeter::transcripts::{TranscriptLoader, discover, tool_uses};
+use tokenmeter::{CallRecord, Outcome, PriceBook, TokenUsage};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+fn load(name: &str) -> tokenmeter::transcripts::TranscriptLoad {
+    let files = discover(&fixture(name)).expect("fixture exists");
+    TranscriptLoader::new(PriceBook::builtin()).with_threads(2).load(&files)
+}
+
+fn by_id<'a>(calls: &'a [CallRecord], id: &str) -> &'a CallRecord {
+    calls.iter().find(|c| c.request_id.as_deref() == Some(id)).unwrap_or_else(|| panic!("no call {id}"))
+}
+
+fn tokens(input: u64, output: u64, cache_read: u64, w5: u64, w1: u64) -> TokenUsage {
+    TokenUsage { input, output, cache_read, cache_write_5m: w5, cache_write_1h: w1, reasoning: 0 }
+}
+
+/// A priced call's cost in pico-USD (a price of $X per million tokens is X µUSD per token: 9,630 µUSD is
+/// 9,630,000,000 pico-USD).
+fn picos(c: &CallRecord) -> u128 {
+    c.cost.as_ref().expect("priced").total.picos()
+}
+
+#[test]
+fn discovery_finds_nested_and_subagent_files() {
+    let files = discover(&fixture("claude_code")).unwrap();
+    let seen: Vec<(String, String, bool)> =
+        files.iter().map(|f| (f.project.to_string(), f.session.to_string(), f.subagent)).collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("-home-dev-alpha".into(), "sess-alpha-1".into(), false),
+            ("-home-dev-alpha".into(), "sess-alpha-1".into(), true),
+            ("-home-dev-beta".into(), "sess-beta-1".into(), false),
+            ("-home-dev-beta".into(), "sess-beta-2".into(), false),
+            ("-home-dev-gamma".into(), "sess-gamma-1".into(), false),
+        ]
+    );
+    // The same files from the projects/ folder, and one project's folder on its own.
+    assert_eq!(discover(&fixture("claude_code/projects")).unwrap(), files);
+    let alpha = discover(&fixture("claude_code/projects/-home-dev-alpha")).unwrap();
+    assert_eq!(alpha, files[..2].to_vec());
+    // A single file.
+    let one = discover(&fixture("claude_code/projects/-home-dev-beta/sess-beta-1.jsonl")).unwrap();
+    assert_eq!((&*one[0].project, &*one[0].session), ("-home-dev-beta", "sess-beta-1"));
+    assert!(matches!(discover(&fixture("no-such-dir")), Err(tokenmeter::transcripts::TranscriptError::NotFound(_))));
+}
+
+#[test]
+fn every_call_and_figure() {
+    let load = load("claude_code");
+    let s = &load.stats;
+    assert_eq!(s.files, 5);
+    assert_eq!(s.lines, 32);
+    // Assistant usage lines: alpha 6 + bad-timestamp 1, sub-agent 4, beta 3, chat 2, gamma 6 (incl. the one
+    // without output tokens).
+    assert_eq!(s.usage_lines, 7 + 4 + 3 + 2 + 6);
+    assert_eq!(s.calls, 13);
+    assert_eq!(s.duplicate_lines, 5, "A1, A2, S1 copies, B3 in a second file, G2 copy");
+    assert_eq!(s.sidechain_replays, 2, "A2 in the sub-agent file, G3 in-file");
+    assert_eq!(s.synthetic_calls, 1);
+    assert_eq!(s.unpriced_calls, 1);
+    assert_eq!(s.bad_lines, 4);
+    let places: Vec<(String, u64, &str)> = s
+        .bad_line_places
+        .iter()
+        .map(|b| (b.path.file_name().unwrap().to_string_lossy().into_owned(), b.line, b.reason.as_str()))
+        .collect();
+    assert_eq!(
+        places,
+        vec![
+            ("sess-alpha-1.jsonl".into(), 10, "not a JSON object"),
+            ("sess-alpha-1.jsonl".into(), 11, "not a JSON object"),
+            ("sess-alpha-1.jsonl".into(), 13, "invalid timestamp \"soon\""),
+            ("sess-gamma-1.jsonl".into(), 7, "usage without input_tokens and output_tokens"),
+        ]
+    );
+    assert!(s.unreadable_files.is_empty());
+
+    let c = &load.calls;
+    // Sorted by time.
+    assert!(c.windows(2).all(|w| w[0].timestamp <= w[1].timestamp));
+
+    // A1: the streamed copy with the larger output is kept. Sonnet 4.5: 10×3 + 120×15 + 1000×0.3 + 2000×3.75.
+    let a1 = by_id(c, "msg_A1");
+    assert_eq!(a1.tokens, tokens(10, 120, 1000, 2000, 0));
+    assert_eq!(picos(a1), 9_630_000_000);
+    assert_eq!(a1.model.as_deref(), Some("claude-sonnet-4-5-20250929"));
+    assert_eq!(a1.timestamp.to_rfc3339(), "2025-10-01T09:00:01+00:00");
+    assert_eq!(a1.dimensions.session.as_deref(), Some("sess-alpha-1"));
+    assert_eq!(a1.dimensions.project.as_deref(), Some("-home-dev-alpha"));
+    assert_eq!(a1.dimensions.agent.as_deref(), Some("main"));
+    assert_eq!(a1.service_tier.as_deref(), Some("standard"));
+    assert_eq!(a1.provider.as_deref(), Some("anthropic"));
+    assert!(a1.metered && a1.outcome == Outcome::Ok);
+    // A2: a 1-hour write, 20×3 + 300×15 + 3000×0.3 + 4000×6; its sub-agent replay is dropped.
+    let a2 = by_id(c, "msg_A2");
+    assert_eq!(a2.tokens, tokens(20, 300, 3000, 0, 4000));
+    assert_eq!(picos(a2), 29_460_000_000);
+    assert_eq!(a2.dimensions.agent.as_deref(), Some("main"));
+    assert_eq!(c.iter().filter(|x| x.request_id.as_deref() == Some("msg_A2")).count(), 1);
+    // The <synthetic> API error: no model, zero tokens, $0, a failed call.
+    let syn = c
+        .iter()
+        .find(|x| x.model.is_none() && x.cost.as_ref().is_some_and(|k| &*k.priced_as == "<synthetic>"))
+        .unwrap();
+    assert_eq!(syn.tokens, TokenUsage::default());
+    assert_eq!(picos(syn), 0);
+    assert!(syn.outcome.is_error());
+    // A3: Haiku 4.5, 50×1 + 80×5 + 500×1.25.
+    let a3 = by_id(c, "msg_A3");
+    assert_eq!(a3.tokens, tokens(50, 80, 0, 500, 0));
+    assert_eq!(picos(a3), 1_075_000_000);
+    // Sub-agent calls: S1 keeps its larger copy; both are `subagent`, in the parent's session.
+    let s1 = by_id(c, "msg_S1");
+    assert_eq!(s1.tokens, tokens(5, 60, 0, 1000, 0));
+    assert_eq!(picos(s1), 1_555_000_000);
+    assert_eq!(s1.dimensions.agent.as_deref(), Some("subagent"));
+    assert_eq!(s1.dimensions.session.as_deref(), Some("sess-alpha-1"));
+    let s2 = by_id(c, "msg_S2");
+    assert_eq!(s2.tokens, tokens(7, 30, 1000, 0, 0));
+    assert_eq!(picos(s2), 257_000_000);
+    // B1: no split, all writes are 5-minute. Opus 4.1: 100×15 + 200×75 + 10000×1.5 + 1000×18.75.
+    let b1 = by_id(c, "msg_B1");
+    assert_eq!(b1.tokens, tokens(100, 200, 10_000, 1000, 0));
+    assert_eq!(picos(b1), 50_250_000_000);
+    assert_eq!(b1.service_tier, None);
+    // B2: 205,000 prompt tokens on Sonnet 4.5: the whole call at long-context rates.
+    let b2 = by_id(c, "msg_B2");
+    assert_eq!(b2.tokens, tokens(5000, 1000, 190_000, 10_000, 0));
+    assert!(b2.cost.as_ref().unwrap().long_context);
+    assert_eq!(picos(b2), 241_500_000_000);
+    // B3: copied into sess-beta-2's file too; counted once, in the first file (sess-beta-1).
+    let b3 = by_id(c, "msg_B3");
+    assert_eq!(b3.tokens, tokens(3, 10, 0, 0, 0));
+    assert_eq!(picos(b3), 159_000_000);
+    assert_eq!(b3.dimensions.session.as_deref(), Some("sess-beta-1"));
+    // C1 in a nested folder: session from the folder.
+    let c1 = by_id(c, "msg_C1");
+    assert_eq!(c1.tokens, tokens(1000, 500, 0, 0, 2000));
+    assert_eq!(picos(c1), 37_500_000_000);
+    assert_eq!(c1.dimensions.session.as_deref(), Some("sess-beta-2"));
+    // G1: unknown model: tokens counted, unpriced (never $0).
+    let g1 = by_id(c, "msg_G1");
+    assert_eq!(g1.tokens, tokens(100, 100, 0, 0, 0));
+    assert!(g1.is_unpriced());
+    // G2: no requestId; two copies at the same time: one call, the larger.
+    let g2 = by_id(c, "msg_G2");
+    assert_eq!(g2.tokens, tokens(1, 4, 100, 0, 0));
+    assert_eq!(picos(g2), 93_000_000);
+    // G3: its in-file sidechain replay is dropped.
+    let g3 = by_id(c, "msg_G3");
+    assert_eq!(picos(g3), 51_000_000);
+    assert_eq!(g3.dimensions.agent.as_deref(), Some("main"));
+
+    // Totals.
+    let mut total = TokenUsage::default();
+    let mut cost = 0u128;
+    for x in c {
+        total.add(&x.tokens);
+        cost += x.cost_or_zero().picos();
+    }
+    assert_eq!(total, tokens(6298, 2407, 205_100, 14_500, 6000));
+    assert_eq!(cost, 371_530_000_000);
+}
+
+#[test]
+fn edge_cases_that_ccusage_counts_differently() {
+    // Documented differences (docs/cli.md): a response without requestId written twice at different times is
+    // one call; a sidechain replay is dropped whatever its timestamp.
+    let load = load("claude_code_edge");
+    assert_eq!(load.stats.calls, 2);
+    assert_eq!(load.stats.duplicate_lines, 1);
+    assert_eq!(load.stats.sidechain_replays, 1);
+    let mut total = TokenUsage::default();
+    for x in &load.calls {
+        total.add(&x.tokens);
+    }
+    assert_eq!(total, tokens(11, 24, 1100, 0, 0));
+}
+
+#[test]
+fn threads_do_not_change_the_result() {
+    let files = discover(&fixture("claude_code")).unwrap();
+    let one = TranscriptLoader::new(PriceBook::builtin()).with_threads(1).load(&files);
+    let four = TranscriptLoader::new(PriceBook::builtin()).with_threads(4).load(&files);
+    assert_eq!(one.calls, four.calls);
+    assert_eq!(one.stats, four.stats);
+}
+
+#[test]
+fn unreadable_files_are_reported_not_fatal() {
+    let mut files = discover(&fixture("claude_code")).unwrap();
+    let mut gone = files[0].clone();
+    gone.path = fixture("claude_code/projects/-home-dev-alpha/vanished.jsonl");
+    files.push(gone);
+    let load = TranscriptLoader::new(PriceBook::builtin()).load(&files);
+    assert_eq!(load.stats.files, 5);
+    assert_eq!(load.stats.unreadable_files.len(), 1);
+    assert_eq!(load.stats.calls, 13);
+}
+
+#[test]
+fn tools_of_the_fixture_session() {
+    let files: Vec<_> =
+        discover(&fixture("claude_code")).unwrap().into_iter().filter(|f| &*f.session == "sess-alpha-1").collect();
+    let got: Vec<(String, u64, u64)> = tool_uses(&files).into_iter().map(|t| (t.tool, t.uses, t.errors)).collect();
+    assert_eq!(got, vec![("Bash".into(), 1, 1), ("Grep".into(), 1, 0), ("Read".into(), 1, 0)]);
+}
+
+#[test]
+fn tools_of_a_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.jsonl");
+    std::fs::write(
+        &path,
+        concat!(
+            r#"{"type":"assistant","message":{"content":[{"type":"tool_use","id":"t1","name":"Read","input":{}}]}}"#,
+            "\n",
+            r#"{"type":"assistant","message":{"content":[{"type":"tool_use","id":"t1","name":"Read","input":{}}]}}"#,
+            "\n",
+            r#"{"type":"assistant","message":{"content":[{"type":"tool_use","id":"t2","name":"Bash","input":{}},{"type":"tool_use","id":"t3","name":"Read","input":{}}]}}"#,
+            "\n",
+            r#"{"type":"user","message":{"content":[{"type":"tool_result","tool_use_id":"t2","is_error":true,"content":"boom"}]}}"#,
+            "\n",
+            "garbage \"tool_\n",
+        ),
+    )
+    .unwrap();
+    let files = discover(&path).unwrap();
+    let tools = tool_uses(&files);
+    let got: Vec<(&str, u64, u64)> = tools.iter().map(|t| (t.tool.as_str(), t.uses, t.errors)).collect();
+    assert_eq!(got, vec![("Read", 2, 0), ("Bash", 1, 1)]);
+}
