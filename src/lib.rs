@@ -71,6 +71,7 @@ pub mod ledger;
 mod meter;
 pub mod pricing;
 pub mod record;
+mod toml_spans;
 pub mod transcripts;
 
 pub use analysis::{Band, EfficiencyReport, UsageSummary};

@@ -1,6 +1,5 @@
 //! The TOML budget file (format in the [module docs](super)).
 
-use std::borrow::Cow;
 use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
@@ -10,6 +9,7 @@ use toml::de::{DeTable, DeValue};
 
 use super::{Budget, BudgetAction, BudgetError, BudgetLimit, BudgetPeriod, BudgetScope, MAX_THRESHOLDS, Tz};
 use crate::pricing::Money;
+use crate::toml_spans::{entries, line_col, path_key};
 
 /// Keys a budget table may hold.
 const BUDGET_KEYS: &str = "limit_usd, limit_tokens, period, time_zone, scope, thresholds, action";
@@ -343,31 +343,6 @@ impl Source<'_> {
             },
         }
     }
-}
-
-/// 1-based line and column (in characters) of a byte offset.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text.as_bytes()[..offset.min(text.len())];
-    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
-    let line_start = before.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
-    let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
-    (line, column)
-}
-
-/// A key as it appears in a dotted path: bare when TOML allows, quoted otherwise.
-fn path_key(key: &str) -> String {
-    if !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-        key.to_owned()
-    } else {
-        format!("{key:?}")
-    }
-}
-
-/// A table's entries in source order.
-fn entries<'t, 'i>(table: &'t DeTable<'i>) -> Vec<(&'t Spanned<Cow<'i, str>>, &'t Spanned<DeValue<'i>>)> {
-    let mut entries: Vec<_> = table.iter().collect();
-    entries.sort_by_key(|(k, _)| k.span().start);
-    entries
 }
 
 #[cfg(test)]

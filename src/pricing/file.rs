@@ -26,6 +26,7 @@ use toml::de::{DeInteger, DeTable, DeValue};
 
 use super::rates::{default_cache_read, default_cache_write_5m};
 use super::{ModelPrice, PriceBookError, Rates, normalize_model_id};
+use crate::toml_spans::{entries, line_col, path_key};
 
 /// Expected-value wording shared by every rate error.
 const EXPECTED_USD: &str = "expected a non-negative number of USD per million tokens";
@@ -69,31 +70,6 @@ impl Source<'_> {
             (v, None) => v.type_str().to_owned(),
         }
     }
-}
-
-/// 1-based line and column (in characters) of a byte offset.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text.as_bytes()[..offset.min(text.len())];
-    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
-    let line_start = before.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
-    let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
-    (line, column)
-}
-
-/// A key as it appears in a dotted path: bare when TOML allows, quoted otherwise.
-fn path_key(key: &str) -> String {
-    if !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-        key.to_owned()
-    } else {
-        format!("{key:?}")
-    }
-}
-
-/// A table's entries in source order (the map itself is ordered by key).
-fn entries<'t, 'i>(table: &'t DeTable<'i>) -> Vec<(&'t Spanned<std::borrow::Cow<'i, str>>, &'t Spanned<DeValue<'i>>)> {
-    let mut entries: Vec<_> = table.iter().collect();
-    entries.sort_by_key(|(k, _)| k.span().start);
-    entries
 }
 
 /// Why a number could not be a rate.
