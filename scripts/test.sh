@@ -46,4 +46,7 @@ if [ -x scripts/e2e.sh ]; then
     ./scripts/e2e.sh
 fi
 
+step "HTTP API fuzzing (schemathesis)"
+./scripts/schemathesis.sh
+
 step "all checks passed"

@@ -51,6 +51,7 @@
 //! - `otlp-tls`: `https://` collector endpoints (rustls).
 //! - `webhook`: budget alerts by webhook (JSON POST off the recording thread).
 //! - `cli`: the `tokenmeter` command-line tool.
+//! - `http`: the HTTP JSON API ([`http`]): an axum router and a one-call server.
 //!
 //! Capture, pricing, the ledger, budgets and the journal are always built.
 //! So is [`transcripts`], the Claude Code transcript reader the CLI uses (it needs no extra dependency).
@@ -65,6 +66,8 @@ pub mod budget;
 pub mod capture;
 pub mod clock;
 pub mod export;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod instrument;
 pub mod journal;
 pub mod ledger;

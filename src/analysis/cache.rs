@@ -33,7 +33,7 @@ pub struct CacheMetrics {
 }
 
 impl CacheMetrics {
-    fn of(a: &Agg) -> Self {
+    pub(crate) fn of(a: &Agg) -> Self {
         let c = &a.core;
         let metered = c.metered_calls();
         CacheMetrics {

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Fuzzes the HTTP API (feature `http`) with schemathesis against its own OpenAPI document: starts
+# examples/http_server.rs (a simulated workload, an API key), runs schemathesis, fails on any 5xx or any
+# response that does not match the document.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=.tools/venv
+if [ ! -x "$VENV/bin/schemathesis" ]; then
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --upgrade pip
+    "$VENV/bin/pip" install --quiet "schemathesis>=4,<5"
+fi
+
+KEY=schemathesis-key
+cargo build --quiet --features http --example http_server
+TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+OUT=$(mktemp)
+"$TARGET_DIR/debug/examples/http_server" 0 "$KEY" >"$OUT" 2>&1 &
+PID=$!
+trap 'kill "$PID" 2>/dev/null || true; rm -f "$OUT"' EXIT
+for _ in $(seq 1 100); do
+    [ -s "$OUT" ] && break
+    sleep 0.1
+done
+BASE=$(head -n1 "$OUT")
+echo "server at $BASE"
+
+"$VENV/bin/schemathesis" run "$BASE/api/v1/openapi.json" \
+    --url "$BASE" \
+    --header "x-api-key: $KEY" \
+    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
+    --max-examples "${SCHEMATHESIS_EXAMPLES:-200}" \
+    --phases examples,coverage,fuzzing \
+    --mode all \
+    --seed 1 \
+    --no-color
+echo "schemathesis: no 5xx, no schema violations"

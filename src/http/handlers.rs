@@ -1,0 +1,431 @@
+//! The endpoint handlers.
+// The error responses are built on cold paths and returned once per request: their size does not matter.
+#![allow(clippy::result_large_err)]
+
+use std::collections::HashMap;
+
+use axum::Extension;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query as QueryParams, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{AppState, Caller, error, json_response};
+use crate::analysis::CacheMetrics;
+use crate::budget::{BudgetScope, BudgetState};
+use crate::ledger::{Dimension, GroupBy, GroupRow, Query, QueryError, Selection, TimeGrain, Window, WindowBounds};
+
+type Raw = Result<QueryParams<Vec<(String, String)>>, QueryRejection>;
+
+/// The query string, with snake_case and camelCase names.
+struct Params(HashMap<String, String>);
+
+impl Params {
+    fn of(raw: Raw) -> Result<Self, Response> {
+        match raw {
+            Ok(QueryParams(pairs)) => Ok(Params(pairs.into_iter().collect())),
+            Err(e) => Err(error(StatusCode::BAD_REQUEST, "invalid_query", e.body_text(), None)),
+        }
+    }
+
+    /// The value of `snake` (or its camelCase spelling), empty strings read as absent.
+    fn get(&self, snake: &'static str) -> Option<&str> {
+        let camel = camel(snake);
+        self.0.get(snake).or_else(|| self.0.get(&camel)).map(|s| s.trim()).filter(|s| !s.is_empty())
+    }
+}
+
+fn camel(snake: &str) -> String {
+    let mut out = String::with_capacity(snake.len());
+    let mut up = false;
+    for c in snake.chars() {
+        if c == '_' {
+            up = true;
+        } else if up {
+            out.push(c.to_ascii_uppercase());
+            up = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn bad(param: &'static str, detail: impl Into<String>) -> Response {
+    error(StatusCode::BAD_REQUEST, "invalid_parameter", detail, Some(param))
+}
+
+fn query_error(e: QueryError, param: Option<&'static str>) -> Response {
+    let param = match &e {
+        QueryError::InvalidArgument { name, .. } => Some(*name),
+        _ => param,
+    };
+    error(StatusCode::BAD_REQUEST, "invalid_parameter", e.to_string(), param)
+}
+
+fn forbidden_for_tenant() -> Response {
+    error(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        "this report covers every tenant and cannot be narrowed to one exactly: use a key that is not bound to a tenant",
+        None,
+    )
+}
+
+fn one_of<T: Copy>(param: &'static str, value: &str, options: &[(&str, T)]) -> Result<T, Response> {
+    let v = value.to_ascii_lowercase();
+    options.iter().find(|(n, _)| *n == v).map(|(_, t)| *t).ok_or_else(|| {
+        let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+        bad(param, format!("unknown value `{value}`: expected one of {}", names.join(", ")))
+    })
+}
+
+/// The most time points one response may hold.
+const MAX_POINTS: i64 = 10_000;
+
+fn seconds(grain: TimeGrain) -> i64 {
+    match grain {
+        TimeGrain::Hour => 3_600,
+        TimeGrain::Day => 86_400,
+        TimeGrain::Week => 7 * 86_400,
+        TimeGrain::Month => 28 * 86_400,
+    }
+}
+
+/// Refuses a range that would make more than [`MAX_POINTS`] points of `grain`.
+fn check_points(window: &Window, grain: TimeGrain, param: &'static str) -> Result<(), Response> {
+    if let Window::Range { from, to } = window {
+        let points = (to.timestamp() - from.timestamp()) / seconds(grain);
+        if points > MAX_POINTS {
+            return Err(bad(
+                param,
+                format!(
+                    "the window holds {points} {grain}s; at most {MAX_POINTS} per request: narrow it or use a coarser grain"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn window_param(p: &Params, param: &'static str, default: Window) -> Result<Window, Response> {
+    let w = match p.get(param) {
+        None => default,
+        Some(s) => s.parse::<Window>().map_err(|e| query_error(e, Some(param)))?,
+    };
+    check_points(&w, TimeGrain::Day, param)?;
+    Ok(w)
+}
+
+/// An RFC 3339 time or a `YYYY-MM-DD` date (UTC midnight; with `end`, the midnight after it).
+fn time_param(p: &Params, param: &'static str, end: bool) -> Result<Option<DateTime<Utc>>, Response> {
+    let Some(s) = p.get(param) else { return Ok(None) };
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(Some(t.with_timezone(&Utc)));
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        let d = if end { d.succ_opt() } else { Some(d) };
+        if let Some(t) = d.and_then(|d| d.and_hms_opt(0, 0, 0)) {
+            return Ok(Some(t.and_utc()));
+        }
+    }
+    Err(bad(param, format!("invalid time `{s}`: expected YYYY-MM-DD or an RFC 3339 time")))
+}
+
+fn bool_param(p: &Params, param: &'static str) -> Result<bool, Response> {
+    match p.get(param).map(str::to_ascii_lowercase).as_deref() {
+        None | Some("false" | "0" | "no") => Ok(false),
+        Some("true" | "1" | "yes") => Ok(true),
+        Some(v) => Err(bad(param, format!("invalid boolean `{v}`: expected true or false"))),
+    }
+}
+
+fn now(state: &AppState) -> DateTime<Utc> {
+    state.meter.inner.clock.now()
+}
+
+/// The end of the current minute (the rolling windows' end).
+fn minute_end(now: DateTime<Utc>) -> DateTime<Utc> {
+    let s = now.timestamp().div_euclid(60) * 60 + 60;
+    DateTime::from_timestamp(s, 0).unwrap_or(now)
+}
+
+fn range(
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    default_from: DateTime<Utc>,
+    default_to: DateTime<Utc>,
+    from_param: &'static str,
+) -> Result<Window, Response> {
+    let (from, to) = (from.unwrap_or(default_from), to.unwrap_or(default_to));
+    if from >= to {
+        return Err(bad(
+            from_param,
+            format!("the start {} is not before the end {}", from.to_rfc3339(), to.to_rfc3339()),
+        ));
+    }
+    Ok(Window::range(from, to))
+}
+
+fn with_tenant(q: Query, caller: &Caller) -> Query {
+    match caller {
+        Caller::All => q,
+        Caller::Tenant(t) => q.filter(Dimension::Tenant, t.clone()),
+    }
+}
+
+// === handlers ===
+
+pub(super) async fn healthz() -> Response {
+    json_response(StatusCode::OK, &serde_json::json!({ "status": "ok" }))
+}
+
+pub(super) async fn openapi() -> Response {
+    json_response(StatusCode::OK, &super::openapi_document())
+}
+
+pub(super) async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "not_found", "no such endpoint: see /api/v1/openapi.json", None)
+}
+
+pub(super) async fn method_not_allowed() -> Response {
+    error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "only GET is supported", None)
+}
+
+/// `GET /api/v1/analytics/token-efficiency`.
+pub(super) async fn token_efficiency(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    raw: Raw,
+) -> Response {
+    let run = || -> Result<Response, Response> {
+        let p = Params::of(raw)?;
+        let window = window_param(&p, "time_range", Window::Last7Days)?;
+        let group_by = match p.get("group_by") {
+            None => Dimension::Session,
+            Some(v) => one_of(
+                "group_by",
+                v,
+                &[
+                    ("session", Dimension::Session),
+                    ("project", Dimension::Project),
+                    ("model", Dimension::Model),
+                    ("agent", Dimension::Agent),
+                    ("operation", Dimension::Operation),
+                ],
+            )?,
+        };
+        if let Some(m) = p.get("efficiency_metric") {
+            one_of("efficiency_metric", m, &[("tokens_per_task", ()), ("cache_hit_rate", ()), ("reuse_rate", ())])?;
+        }
+        if let Caller::Tenant(_) = caller {
+            return Err(forbidden_for_tenant());
+        }
+        let report = state.meter.efficiency_report(window, group_by).map_err(|e| query_error(e, Some("time_range")))?;
+        Ok(json_response(StatusCode::OK, &report))
+    };
+    run().unwrap_or_else(|r| r)
+}
+
+/// `GET /api/v1/analytics/cache-performance`.
+pub(super) async fn cache_performance(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    raw: Raw,
+) -> Response {
+    let run = || -> Result<Response, Response> {
+        let p = Params::of(raw)?;
+        let window = window_param(&p, "time_range", Window::Last7Days)?;
+        if let Caller::Tenant(_) = caller {
+            return Err(forbidden_for_tenant());
+        }
+        let report = state.meter.cache_report(window).map_err(|e| query_error(e, Some("time_range")))?;
+        Ok(json_response(StatusCode::OK, &report))
+    };
+    run().unwrap_or_else(|r| r)
+}
+
+/// `GET /api/v1/analytics/tokens`.
+pub(super) async fn tokens(State(state): State<AppState>, Extension(caller): Extension<Caller>, raw: Raw) -> Response {
+    let run = || -> Result<Response, Response> {
+        let p = Params::of(raw)?;
+        let (days, default_grain) = match p.get("range") {
+            None => (7, TimeGrain::Day),
+            Some(v) => one_of(
+                "range",
+                v,
+                &[
+                    ("day", (1, TimeGrain::Hour)),
+                    ("week", (7, TimeGrain::Day)),
+                    ("month", (30, TimeGrain::Day)),
+                    ("year", (365, TimeGrain::Month)),
+                ],
+            )?,
+        };
+        let grain = match p.get("aggregation") {
+            None => default_grain,
+            Some(v) => one_of(
+                "aggregation",
+                v,
+                &[
+                    ("hourly", TimeGrain::Hour),
+                    ("daily", TimeGrain::Day),
+                    ("weekly", TimeGrain::Week),
+                    ("monthly", TimeGrain::Month),
+                ],
+            )?,
+        };
+        let from = time_param(&p, "from", false)?;
+        let to = time_param(&p, "to", true)?;
+        let end = minute_end(now(&state));
+        let window = range(from, to, end - Duration::days(days), end, "from")?;
+        check_points(&window, grain, if p.get("aggregation").is_some() { "aggregation" } else { "from" })?;
+        let mut q = Query::new(window).group_by(GroupBy::Time(grain));
+        if let Some(m) = p.get("model") {
+            q = q.filter(Dimension::Model, m);
+        }
+        let q = with_tenant(q, &caller);
+        let result = state.meter.query(&q).map_err(|e| query_error(e, Some("aggregation")))?;
+        Ok(json_response(StatusCode::OK, &result))
+    };
+    run().unwrap_or_else(|r| r)
+}
+
+/// `GET /api/v1/token-usage/summary`.
+pub(super) async fn usage_summary(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    raw: Raw,
+) -> Response {
+    let run = || -> Result<Response, Response> {
+        let p = Params::of(raw)?;
+        let grain = match p.get("group_by") {
+            None => TimeGrain::Day,
+            Some(v) => one_of(
+                "group_by",
+                v,
+                &[("day", TimeGrain::Day), ("week", TimeGrain::Week), ("month", TimeGrain::Month)],
+            )?,
+        };
+        let from = time_param(&p, "start_date", false)?;
+        let to = time_param(&p, "end_date", true)?;
+        let window = if from.is_none() && to.is_none() {
+            Window::Last30Days
+        } else {
+            let end = minute_end(now(&state));
+            range(from, to, end - Duration::days(30), end, "start_date")?
+        };
+        check_points(&window, grain, "start_date")?;
+        let q = with_tenant(Query::new(window).group_by(GroupBy::Time(grain)), &caller);
+        let result = state.meter.query(&q).map_err(|e| query_error(e, Some("group_by")))?;
+        Ok(json_response(StatusCode::OK, &result))
+    };
+    run().unwrap_or_else(|r| r)
+}
+
+fn session_visible(state: &AppState, caller: &Caller, session: &str) -> bool {
+    match caller {
+        Caller::All => true,
+        Caller::Tenant(t) => {
+            state.config.session_tenants.as_ref().and_then(|s| s.tenant_of(session)).is_some_and(|s| &s == t)
+        }
+    }
+}
+
+fn no_session(session: &str) -> Response {
+    error(StatusCode::NOT_FOUND, "not_found", format!("no session `{session}` in the ledger"), Some("session_id"))
+}
+
+fn session_query(state: &AppState, session: &str) -> Result<crate::ledger::QueryResult, Response> {
+    let q = Query::new(Window::All).filter(Dimension::Session, session);
+    let r = state.meter.query(&q).map_err(|e| query_error(e, Some("session_id")))?;
+    if r.totals.calls == 0 && r.totals.tasks == 0 {
+        return Err(no_session(session));
+    }
+    Ok(r)
+}
+
+/// `GET /api/v1/token-usage/{session_id}`.
+pub(super) async fn session_usage(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(session): Path<String>,
+) -> Response {
+    if !session_visible(&state, &caller, &session) {
+        return no_session(&session);
+    }
+    match session_query(&state, &session) {
+        Ok(r) => json_response(StatusCode::OK, &r),
+        Err(r) => r,
+    }
+}
+
+/// The metrics of one session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionMetrics {
+    /// The session id.
+    pub session_id: String,
+    /// The window the ledger holds.
+    pub window: WindowBounds,
+    /// The session's totals.
+    pub totals: GroupRow,
+    /// Cache metrics (with `include_cache=true`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheMetrics>,
+    /// The usage added in each hour (or day, where hours are no longer kept) with activity
+    /// (with `include_differential=true`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub differential: Option<Vec<GroupRow>>,
+}
+
+/// `GET /api/v1/token-usage/{session_id}/metrics`.
+pub(super) async fn session_metrics(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(session): Path<String>,
+    raw: Raw,
+) -> Response {
+    let run = || -> Result<Response, Response> {
+        let p = Params::of(raw)?;
+        // Accepted for compatibility: the ledger does not attribute tool executions to sessions.
+        let _include_tools = bool_param(&p, "include_tools")?;
+        let include_cache = bool_param(&p, "include_cache")?;
+        let include_differential = bool_param(&p, "include_differential")?;
+        if !session_visible(&state, &caller, &session) {
+            return Err(no_session(&session));
+        }
+        let r = session_query(&state, &session)?;
+        let (from, to) = (r.window.from.timestamp(), r.window.to.timestamp());
+        let sel = Selection::Session(session.clone());
+        let agg = state.meter.ledger().read(|store, _| sel.total(store, from, to));
+        let cache = include_cache.then(|| CacheMetrics::of(&agg));
+        let differential = if include_differential {
+            let mut rows = None;
+            for grain in [TimeGrain::Hour, TimeGrain::Day] {
+                let q =
+                    Query::new(Window::All).filter(Dimension::Session, session.clone()).group_by(GroupBy::Time(grain));
+                if let Ok(res) = state.meter.query(&q) {
+                    rows = Some(res.groups.into_iter().filter(|g| g.calls > 0 || g.tasks > 0).collect());
+                    break;
+                }
+            }
+            Some(rows.unwrap_or_default())
+        } else {
+            None
+        };
+        let m = SessionMetrics { session_id: session.clone(), window: r.window, totals: r.totals, cache, differential };
+        Ok(json_response(StatusCode::OK, &m))
+    };
+    run().unwrap_or_else(|r| r)
+}
+
+/// `GET /api/v1/budgets`.
+pub(super) async fn budgets(State(state): State<AppState>, Extension(caller): Extension<Caller>) -> Response {
+    let mut states: Vec<BudgetState> = state.meter.budget_status();
+    if let Caller::Tenant(t) = &caller {
+        states.retain(|s| matches!(&s.scope, BudgetScope::Dimension { name, value } if &**name == "tenant" && &**value == t.as_str()));
+    }
+    json_response(StatusCode::OK, &states)
+}

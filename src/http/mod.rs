@@ -1,0 +1,435 @@
+//! The HTTP JSON API (feature `http`): an axum [`Router`] the application mounts ([`router`]), and a one-call
+//! server for applications without one ([`serve`]).
+//!
+//! Responses are the library's own report structs as snake_case JSON. Query parameters also accept the
+//! camelCase spellings older clients use (`startDate`, `groupBy`, `includeTools`, …). A bad parameter gets
+//! `400 {"error", "detail", "param"}`, an unknown session `404`.
+//!
+//! Security: [`serve`] binds `127.0.0.1` unless told otherwise; API keys ([`HttpConfig::with_api_key`]) are
+//! read from `x-api-key` or `Authorization: Bearer` and compared in constant time; a key bound to a tenant
+//! ([`HttpConfig::with_tenant_key`]) sees that tenant's data only; requests have a size and a time limit;
+//! CORS headers are sent only for configured origins.
+//!
+//! ```no_run
+//! let meter = tokenmeter::TokenMeter::builder().build();
+//! let config = tokenmeter::http::HttpConfig::new().with_api_key("s3cret");
+//! let server = tokenmeter::http::serve(meter, config).unwrap();
+//! println!("listening on http://{}", server.local_addr());
+//! server.shutdown();
+//! ```
+
+mod handlers;
+mod openapi;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use parking_lot::RwLock;
+
+use crate::meter::{RecordSink, TokenMeter};
+use crate::record::CallRecord;
+
+pub use handlers::SessionMetrics;
+pub use openapi::openapi_document;
+
+/// One API key and, optionally, the tenant it is bound to.
+#[derive(Clone)]
+struct ApiKey {
+    key: Vec<u8>,
+    tenant: Option<String>,
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKey").field("key", &"<redacted>").field("tenant", &self.tenant).finish()
+    }
+}
+
+/// Settings of the HTTP API.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    addr: SocketAddr,
+    keys: Vec<ApiKey>,
+    max_request_bytes: usize,
+    timeout: Duration,
+    cors_origins: Vec<String>,
+    session_tenants: Option<SessionTenants>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8787),
+            keys: Vec::new(),
+            max_request_bytes: 16 * 1024,
+            timeout: Duration::from_secs(10),
+            cors_origins: Vec::new(),
+            session_tenants: None,
+        }
+    }
+}
+
+impl HttpConfig {
+    /// Defaults: `127.0.0.1:8787`, no API keys (every request is allowed), 16 KiB request limit, 10 s time
+    /// limit, no CORS.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The address [`serve`] binds (port 0 picks a free port; see [`ServerHandle::local_addr`]).
+    pub fn with_addr(mut self, addr: SocketAddr) -> Self {
+        self.addr = addr;
+        self
+    }
+
+    /// The port [`serve`] binds on `127.0.0.1`.
+    pub fn with_port(mut self, port: u16) -> Self {
+        self.addr.set_port(port);
+        self
+    }
+
+    /// Adds an API key that sees every tenant's data. Once any key is added, every `/api/v1` request
+    /// except the OpenAPI document needs one.
+    pub fn with_api_key(mut self, key: impl Into<String>) -> Self {
+        self.keys.push(ApiKey { key: key.into().into_bytes(), tenant: None });
+        self
+    }
+
+    /// Adds an API key that sees the data of `tenant` (`tenant.id`) only. Reports that cannot be narrowed
+    /// to one tenant exactly (the efficiency and cache reports) answer such keys with 403.
+    pub fn with_tenant_key(mut self, key: impl Into<String>, tenant: impl Into<String>) -> Self {
+        self.keys.push(ApiKey { key: key.into().into_bytes(), tenant: Some(tenant.into()) });
+        self
+    }
+
+    /// The largest request (headers plus body) accepted, in bytes (default 16 KiB); larger ones get 413.
+    pub fn with_max_request_bytes(mut self, bytes: usize) -> Self {
+        self.max_request_bytes = bytes;
+        self
+    }
+
+    /// The time limit of one request (default 10 s); slower ones get 503.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Allows cross-origin reads from `origin` (for example `https://admin.example.com`; `*` for any).
+    pub fn with_cors_origin(mut self, origin: impl Into<String>) -> Self {
+        self.cors_origins.push(origin.into());
+        self
+    }
+
+    /// Which tenant each session belongs to, for tenant-bound keys on the session endpoints. Without it a
+    /// tenant-bound key gets 404 for every session (the ledger does not keep sessions' tenants).
+    pub fn with_session_tenants(mut self, tenants: SessionTenants) -> Self {
+        self.session_tenants = Some(tenants);
+        self
+    }
+}
+
+/// A [`RecordSink`] that remembers each session's tenant (up to a bound), so tenant-bound API keys can read
+/// their own sessions. Add it to the meter with `with_sink` and to the config with
+/// [`HttpConfig::with_session_tenants`].
+#[derive(Debug, Clone)]
+pub struct SessionTenants {
+    inner: Arc<RwLock<HashMap<String, String>>>,
+    max: usize,
+}
+
+impl Default for SessionTenants {
+    fn default() -> Self {
+        Self::new(100_000)
+    }
+}
+
+impl SessionTenants {
+    /// Remembers at most `max_sessions` sessions (later ones are not tracked and read as 404 by
+    /// tenant-bound keys).
+    pub fn new(max_sessions: usize) -> Self {
+        SessionTenants { inner: Arc::default(), max: max_sessions }
+    }
+
+    /// The tenant of `session`, if known.
+    pub fn tenant_of(&self, session: &str) -> Option<String> {
+        self.inner.read().get(session).cloned()
+    }
+}
+
+impl RecordSink for SessionTenants {
+    fn on_call(&self, record: &CallRecord) {
+        let (Some(s), Some(t)) = (record.dimensions.session.as_deref(), record.dimensions.tenant.as_deref()) else {
+            return;
+        };
+        if self.inner.read().get(s).is_some_and(|v| v == t) {
+            return;
+        }
+        let mut map = self.inner.write();
+        if map.len() < self.max || map.contains_key(s) {
+            map.insert(s.to_owned(), t.to_owned());
+        }
+    }
+}
+
+/// An error starting the server.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// The address could not be bound.
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The server's runtime or thread could not be started.
+    #[error("cannot start the server: {0}")]
+    Start(std::io::Error),
+}
+
+/// Shared state of the handlers.
+#[derive(Debug, Clone)]
+pub(crate) struct AppState {
+    pub(crate) meter: TokenMeter,
+    pub(crate) config: Arc<HttpConfig>,
+}
+
+/// Who is asking: every tenant, or one.
+#[derive(Debug, Clone)]
+pub(crate) enum Caller {
+    All,
+    Tenant(String),
+}
+
+/// The router of the API: mount it in your axum application (it carries its own state).
+pub fn router(meter: TokenMeter, config: HttpConfig) -> Router {
+    let state = AppState { meter, config: Arc::new(config) };
+    let api = Router::new()
+        .route("/api/v1/analytics/token-efficiency", get(handlers::token_efficiency))
+        .route("/api/v1/analytics/cache-performance", get(handlers::cache_performance))
+        .route("/api/v1/analytics/tokens", get(handlers::tokens))
+        .route("/api/v1/token-usage/summary", get(handlers::usage_summary))
+        .route("/api/v1/token-usage/{session_id}", get(handlers::session_usage))
+        .route("/api/v1/token-usage/{session_id}/metrics", get(handlers::session_metrics))
+        .route("/api/v1/budgets", get(handlers::budgets))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth));
+    Router::new()
+        .route("/healthz", get(handlers::healthz))
+        .route("/api/v1/openapi.json", get(handlers::openapi))
+        .merge(api)
+        .fallback(handlers::not_found)
+        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), limits))
+        .with_state(state)
+}
+
+/// The error body: `{error, detail, param}`.
+pub(crate) fn error(status: StatusCode, error: &str, detail: impl Into<String>, param: Option<&str>) -> Response {
+    let body = serde_json::json!({ "error": error, "detail": detail.into(), "param": param });
+    json_response(status, &body)
+}
+
+pub(crate) fn json_response(status: StatusCode, value: &impl serde::Serialize) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => {
+            let mut r = (status, Body::from(bytes)).into_response();
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r
+        }
+        Err(e) => {
+            let mut r = (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("{{\"error\":\"internal\",\"detail\":{:?},\"param\":null}}", e.to_string()),
+            )
+                .into_response();
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r
+        }
+    }
+}
+
+fn presented_key(headers: &HeaderMap) -> Option<&[u8]> {
+    if let Some(v) = headers.get("x-api-key") {
+        return Some(v.as_bytes());
+    }
+    let auth = headers.get(header::AUTHORIZATION)?.as_bytes();
+    let (scheme, rest) = auth.split_at_checked(7)?;
+    scheme.eq_ignore_ascii_case(b"bearer ").then_some(rest)
+}
+
+/// Finds the key in constant time over every configured key (no early exit).
+fn authenticate(config: &HttpConfig, presented: &[u8]) -> Option<Caller> {
+    use subtle::ConstantTimeEq;
+    let mut found: Option<Caller> = None;
+    for k in &config.keys {
+        let eq: bool = k.key.ct_eq(presented).into();
+        if eq && found.is_none() {
+            found = Some(k.tenant.clone().map_or(Caller::All, Caller::Tenant));
+        }
+    }
+    found
+}
+
+async fn auth(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let caller = if state.config.keys.is_empty() {
+        Caller::All
+    } else {
+        let Some(presented) = presented_key(req.headers()) else {
+            let mut r = error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "an API key is required: send `x-api-key` or `Authorization: Bearer`",
+                None,
+            );
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return r;
+        };
+        match authenticate(&state.config, presented) {
+            Some(c) => c,
+            None => {
+                let mut r = error(StatusCode::UNAUTHORIZED, "unauthorized", "the API key is not valid", None);
+                r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                return r;
+            }
+        }
+    };
+    req.extensions_mut().insert(caller);
+    next.run(req).await
+}
+
+fn cors_origin(config: &HttpConfig, headers: &HeaderMap) -> Option<HeaderValue> {
+    if config.cors_origins.is_empty() {
+        return None;
+    }
+    let origin = headers.get(header::ORIGIN)?;
+    if config.cors_origins.iter().any(|o| o == "*") {
+        return Some(HeaderValue::from_static("*"));
+    }
+    config.cors_origins.iter().any(|o| o.as_bytes() == origin.as_bytes()).then(|| origin.clone())
+}
+
+/// Size and time limits, CORS.
+async fn limits(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let config = &state.config;
+    let header_bytes: usize =
+        req.uri().to_string().len() + req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum::<usize>();
+    let body_bytes = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    if header_bytes.saturating_add(body_bytes) > config.max_request_bytes {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request_too_large",
+            format!("requests are limited to {} bytes", config.max_request_bytes),
+            None,
+        );
+    }
+    let allow = cors_origin(config, req.headers());
+    if req.method() == Method::OPTIONS && allow.is_some() {
+        let mut r = StatusCode::NO_CONTENT.into_response();
+        add_cors(r.headers_mut(), allow);
+        return r;
+    }
+    let mut r = match tokio::time::timeout(config.timeout, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "timeout", "the request took too long", None),
+    };
+    add_cors(r.headers_mut(), allow);
+    r
+}
+
+fn add_cors(h: &mut HeaderMap, allow: Option<HeaderValue>) {
+    if let Some(o) = allow {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
+        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, OPTIONS"));
+        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("authorization, x-api-key"));
+        h.insert(header::VARY, HeaderValue::from_static("origin"));
+    }
+}
+
+/// A running server ([`serve`]); dropping it shuts the server down too.
+#[derive(Debug)]
+pub struct ServerHandle {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ServerHandle {
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish and joins the server thread.
+    pub fn shutdown(mut self) {
+        self.stop_now();
+    }
+
+    fn stop_now(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.stop_now();
+    }
+}
+
+/// Serves [`router`] on `config`'s address (default `127.0.0.1:8787`) from its own thread and runtime, so
+/// synchronous applications can use it.
+pub fn serve(meter: TokenMeter, config: HttpConfig) -> Result<ServerHandle, HttpError> {
+    let addr = config.addr;
+    let std_listener = std::net::TcpListener::bind(addr).map_err(|source| HttpError::Bind { addr, source })?;
+    std_listener.set_nonblocking(true).map_err(HttpError::Start)?;
+    let local = std_listener.local_addr().map_err(HttpError::Start)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(HttpError::Start)?;
+    let app = router(meter, config);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<std::io::Result<()>>();
+    let thread = std::thread::Builder::new()
+        .name("tokenmeter-http".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(std_listener) {
+                    Ok(l) => {
+                        let _ = ready_tx.send(Ok(()));
+                        l
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = rx.await;
+                    })
+                    .await;
+            });
+        })
+        .map_err(HttpError::Start)?;
+    match ready_rx.recv() {
+        Ok(Ok(())) => Ok(ServerHandle { addr: local, stop: Some(tx), thread: Some(thread) }),
+        Ok(Err(e)) => Err(HttpError::Start(e)),
+        Err(_) => Err(HttpError::Start(std::io::Error::other("the server thread ended early"))),
+    }
+}

@@ -1,0 +1,293 @@
+//! The HTTP JSON API against a real server on 127.0.0.1: each endpoint's figures equal the library's reports,
+//! API-key refusals, tenant isolation and bad parameters.
+#![cfg(feature = "http")]
+
+use chrono::{Duration, TimeZone, Utc};
+use reqwest::StatusCode;
+use reqwest::blocking::Client;
+use serde_json::Value;
+use tokenmeter::budget::{Budget, BudgetLimit, BudgetScope};
+use tokenmeter::http::{HttpConfig, ServerHandle, SessionTenants, serve};
+use tokenmeter::ledger::{Dimension, GroupBy, Query, TimeGrain, Window};
+use tokenmeter::{ManualClock, TokenMeter};
+use tracing_subscriber::prelude::*;
+
+const ADMIN: &str = "admin-key-0123456789";
+const ACME: &str = "acme-key-0123456789";
+
+struct Fixture {
+    meter: TokenMeter,
+    server: ServerHandle,
+    client: Client,
+}
+
+impl Fixture {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.server.local_addr(), path)
+    }
+
+    fn get_as(&self, key: Option<&str>, path: &str) -> (StatusCode, Value) {
+        let mut req = self.client.get(self.url(path));
+        if let Some(k) = key {
+            req = req.header("x-api-key", k);
+        }
+        let resp = req.send().expect("request");
+        let status = resp.status();
+        let text = resp.text().expect("a body");
+        let body: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {text}"));
+        (status, body)
+    }
+
+    #[track_caller]
+    fn ok(&self, path: &str) -> Value {
+        let (s, v) = self.get_as(Some(ADMIN), path);
+        assert_eq!(s, StatusCode::OK, "{path}: {v}");
+        v
+    }
+
+    #[track_caller]
+    fn bad(&self, path: &str, param: &str) {
+        let (s, v) = self.get_as(Some(ADMIN), path);
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{path}: {v}");
+        assert_eq!(v["param"], param, "{path}: {v}");
+        assert!(v["error"].is_string() && v["detail"].is_string(), "{v}");
+    }
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap()
+}
+
+/// Three sessions on a manual clock: two of tenant acme, one of globex.
+fn fixture() -> Fixture {
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 14, 9, 0, 0).unwrap());
+    let tenants = SessionTenants::default();
+    let meter = TokenMeter::builder()
+        .with_clock(clock.clone())
+        .with_sink(tenants.clone())
+        .with_budget(Budget::new("all", BudgetLimit::usd(10.0).unwrap()))
+        .with_budget(Budget::new("acme", BudgetLimit::tokens(1_000_000)).with_scope(BudgetScope::tenant("acme")))
+        .with_budget(Budget::new("globex", BudgetLimit::tokens(1_000_000)).with_scope(BudgetScope::tenant("globex")))
+        .build();
+    let subscriber = tracing_subscriber::registry().with(meter.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        for (session, tenant, model) in [
+            ("s-1", "acme", "claude-sonnet-4-5"),
+            ("s-2", "acme", "claude-haiku-4-5"),
+            ("s-3", "globex", "claude-opus-4-5"),
+        ] {
+            let _s =
+                tracing::info_span!("conversation", session.id = session, tenant.id = tenant, project = "helpdesk")
+                    .entered();
+            for turn in 0..3u64 {
+                let _c = tracing::info_span!(
+                    "chat",
+                    gen_ai.provider.name = "anthropic",
+                    gen_ai.request.model = model,
+                    input_tokens = 200 + 100 * turn,
+                    cache_read_input_tokens = 4_000 * turn,
+                    cache_creation_input_tokens = if turn == 0 { 4_000u64 } else { 0 },
+                    output_tokens = 300u64,
+                )
+                .entered();
+                clock.advance(Duration::minutes(7));
+            }
+        }
+    });
+    let config =
+        HttpConfig::new().with_port(0).with_api_key(ADMIN).with_tenant_key(ACME, "acme").with_session_tenants(tenants);
+    let server = serve(meter.clone(), config).expect("server");
+    assert!(server.local_addr().ip().is_loopback());
+    Fixture { meter, server, client: Client::new() }
+}
+
+#[test]
+fn endpoints_equal_the_library_reports() {
+    let f = fixture();
+    let m = &f.meter;
+
+    let v = f.ok("/api/v1/analytics/token-efficiency?time_range=24h&group_by=model&efficiency_metric=cache_hit_rate");
+    assert_eq!(v, json(&m.efficiency_report(Window::Last24Hours, Dimension::Model).unwrap()));
+    let v = f.ok("/api/v1/analytics/token-efficiency?timeRange=all&groupBy=session&efficiencyMetric=reuse_rate");
+    assert_eq!(v, json(&m.efficiency_report(Window::All, Dimension::Session).unwrap()));
+    assert_eq!(v["calls"], 9);
+
+    let v = f.ok("/api/v1/analytics/cache-performance?time_range=6h");
+    assert_eq!(v, json(&m.cache_report(Window::Last6Hours).unwrap()));
+    let v = f.ok("/api/v1/analytics/cache-performance?timeRange=2026-03-14T00:00:00Z..2026-03-15T00:00:00Z");
+    let day = Window::range(
+        Utc.with_ymd_and_hms(2026, 3, 14, 0, 0, 0).unwrap(),
+        Utc.with_ymd_and_hms(2026, 3, 15, 0, 0, 0).unwrap(),
+    );
+    assert_eq!(v, json(&m.cache_report(day).unwrap()));
+
+    let v = f.ok("/api/v1/analytics/tokens?from=2026-03-14&to=2026-03-14&model=claude-opus-4-5&aggregation=hourly");
+    let q = Query::new(day).filter(Dimension::Model, "claude-opus-4-5").group_by(GroupBy::Time(TimeGrain::Hour));
+    assert_eq!(v, json(&m.query(&q).unwrap()));
+    assert_eq!(v["totals"]["calls"], 3);
+    let v = f.ok("/api/v1/analytics/tokens?range=day");
+    assert_eq!(v["totals"]["calls"], 9);
+    assert_eq!(v["group_by"], serde_json::json!({ "time": "hour" }));
+
+    let v = f.ok("/api/v1/token-usage/summary?startDate=2026-03-01&endDate=2026-03-31&groupBy=week");
+    let march = Window::range(
+        Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap(),
+        Utc.with_ymd_and_hms(2026, 4, 1, 0, 0, 0).unwrap(),
+    );
+    assert_eq!(v, json(&m.query(&Query::new(march).group_by(GroupBy::Time(TimeGrain::Week))).unwrap()));
+    let v = f.ok("/api/v1/token-usage/summary");
+    assert_eq!(v, json(&m.query(&Query::new(Window::Last30Days).group_by(GroupBy::Time(TimeGrain::Day))).unwrap()));
+
+    let v = f.ok("/api/v1/token-usage/s-2");
+    assert_eq!(v, json(&m.query(&Query::new(Window::All).filter(Dimension::Session, "s-2")).unwrap()));
+    assert_eq!(v["totals"]["calls"], 3);
+
+    let v = f.ok("/api/v1/token-usage/s-1/metrics?include_cache=true&include_differential=true&include_tools=false");
+    let s1 = m.query(&Query::new(Window::All).filter(Dimension::Session, "s-1")).unwrap();
+    assert_eq!(v["totals"], json(&s1.totals));
+    assert_eq!(v["cache"]["tokens_saved"], 12_000);
+    assert_eq!(v["cache"]["total_cache_hits"], 2);
+    let diff = v["differential"].as_array().unwrap();
+    assert_eq!(diff.iter().map(|r| r["calls"].as_u64().unwrap()).sum::<u64>(), 3);
+    let v = f.ok("/api/v1/token-usage/s-1/metrics");
+    assert!(v.get("cache").is_none() && v.get("differential").is_none(), "{v}");
+
+    let v = f.ok("/api/v1/budgets");
+    assert_eq!(v, json(&m.budget_status()));
+    assert_eq!(v.as_array().unwrap().len(), 3);
+
+    assert_eq!(f.ok("/healthz"), serde_json::json!({ "status": "ok" }));
+}
+
+#[test]
+fn openapi_document_lists_every_route() {
+    let f = fixture();
+    let (s, doc) = f.get_as(None, "/api/v1/openapi.json");
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(doc["openapi"], "3.0.3");
+    let paths: Vec<&str> = doc["paths"].as_object().unwrap().keys().map(String::as_str).collect();
+    for p in [
+        "/healthz",
+        "/api/v1/openapi.json",
+        "/api/v1/analytics/token-efficiency",
+        "/api/v1/analytics/cache-performance",
+        "/api/v1/analytics/tokens",
+        "/api/v1/token-usage/summary",
+        "/api/v1/token-usage/{session_id}",
+        "/api/v1/token-usage/{session_id}/metrics",
+        "/api/v1/budgets",
+    ] {
+        assert!(paths.contains(&p), "{p} missing from {paths:?}");
+    }
+    assert_eq!(paths.len(), 9);
+    // Every $ref resolves.
+    let text = doc.to_string();
+    for r in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+        let name = &r[..r.find('"').unwrap()];
+        assert!(doc["components"]["schemas"].get(name).is_some(), "dangling $ref {name}");
+    }
+}
+
+#[test]
+fn api_keys_are_required_and_checked() {
+    let f = fixture();
+    let path = "/api/v1/budgets";
+    let (s, v) = f.get_as(None, path);
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+    assert_eq!(v["error"], "unauthorized");
+    let (s, _) = f.get_as(Some("wrong-key"), path);
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _) = f.get_as(Some(&ADMIN[..ADMIN.len() - 1]), path);
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // Bearer works too.
+    let resp = f.client.get(f.url(path)).bearer_auth(ADMIN).send().unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let resp = f.client.get(f.url(path)).header("authorization", "Basic abc").send().unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    // Health and the document need no key.
+    assert_eq!(f.get_as(None, "/healthz").0, StatusCode::OK);
+}
+
+#[test]
+fn a_tenant_key_sees_its_tenant_only() {
+    let f = fixture();
+    let m = &f.meter;
+    let (s, v) = f.get_as(Some(ACME), "/api/v1/token-usage/s-1");
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["totals"]["calls"], 3);
+    let (s, v) = f.get_as(Some(ACME), "/api/v1/token-usage/s-3");
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    let (s, _) = f.get_as(Some(ACME), "/api/v1/token-usage/s-3/metrics?include_cache=true");
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // The admin sees s-3.
+    assert_eq!(f.get_as(Some(ADMIN), "/api/v1/token-usage/s-3").0, StatusCode::OK);
+
+    let (s, v) = f.get_as(Some(ACME), "/api/v1/analytics/tokens?range=day");
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["totals"]["calls"], 6);
+    let day = Window::range(
+        Utc.with_ymd_and_hms(2026, 3, 14, 0, 0, 0).unwrap(),
+        Utc.with_ymd_and_hms(2026, 3, 15, 0, 0, 0).unwrap(),
+    );
+    let (_, v) = f.get_as(Some(ACME), "/api/v1/token-usage/summary?start_date=2026-03-14&end_date=2026-03-14");
+    let q = Query::new(day).filter(Dimension::Tenant, "acme").group_by(GroupBy::Time(TimeGrain::Day));
+    assert_eq!(v, json(&m.query(&q).unwrap()));
+
+    let (s, v) = f.get_as(Some(ACME), "/api/v1/budgets");
+    assert_eq!(s, StatusCode::OK);
+    let names: Vec<&str> = v.as_array().unwrap().iter().map(|b| b["budget"].as_str().unwrap()).collect();
+    assert_eq!(names, ["acme"]);
+
+    for p in ["/api/v1/analytics/token-efficiency", "/api/v1/analytics/cache-performance"] {
+        let (s, v) = f.get_as(Some(ACME), p);
+        assert_eq!(s, StatusCode::FORBIDDEN, "{p}: {v}");
+    }
+}
+
+#[test]
+fn bad_parameters_get_400_and_unknown_sessions_404() {
+    let f = fixture();
+    f.bad("/api/v1/analytics/token-efficiency?time_range=fortnight", "time_range");
+    f.bad("/api/v1/analytics/token-efficiency?timeRange=2026-03-15T00:00:00Z..2026-03-14T00:00:00Z", "time_range");
+    f.bad("/api/v1/analytics/token-efficiency?group_by=planet", "group_by");
+    f.bad("/api/v1/analytics/token-efficiency?efficiency_metric=vibes", "efficiency_metric");
+    f.bad("/api/v1/analytics/cache-performance?time_range=0001-01-01T00:00:00Z..9999-01-01T00:00:00Z", "time_range");
+    f.bad("/api/v1/analytics/tokens?range=decade", "range");
+    f.bad("/api/v1/analytics/tokens?aggregation=secondly", "aggregation");
+    f.bad("/api/v1/analytics/tokens?from=yesterday", "from");
+    f.bad("/api/v1/analytics/tokens?from=2026-03-14&to=2026-03-01", "from");
+    f.bad("/api/v1/analytics/tokens?from=1970-01-01&aggregation=hourly", "aggregation");
+    f.bad("/api/v1/token-usage/summary?group_by=fortnight", "group_by");
+    f.bad("/api/v1/token-usage/summary?startDate=2026-13-01", "start_date");
+    f.bad("/api/v1/token-usage/s-1/metrics?includeCache=maybe", "include_cache");
+
+    let (s, v) = f.get_as(Some(ADMIN), "/api/v1/token-usage/no-such-session");
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    assert_eq!(v["param"], "session_id");
+    let (s, _) = f.get_as(Some(ADMIN), "/api/v1/token-usage/no-such-session/metrics");
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = f.get_as(Some(ADMIN), "/api/v1/nothing-here");
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // Oversized requests are refused.
+    let resp = f.client.get(f.url("/healthz")).header("x-padding", "a".repeat(20_000)).send().unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[test]
+fn cors_is_off_unless_configured() {
+    let f = fixture();
+    let resp = f.client.get(f.url("/healthz")).header("origin", "https://evil.example").send().unwrap();
+    assert!(resp.headers().get("access-control-allow-origin").is_none());
+
+    let meter = TokenMeter::builder().build();
+    let server =
+        serve(meter, HttpConfig::new().with_port(0).with_cors_origin("https://admin.example")).expect("server");
+    let url = format!("http://{}/api/v1/budgets", server.local_addr());
+    let resp = Client::new().get(&url).header("origin", "https://admin.example").send().unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["access-control-allow-origin"], "https://admin.example");
+    let resp = Client::new().get(&url).header("origin", "https://evil.example").send().unwrap();
+    assert!(resp.headers().get("access-control-allow-origin").is_none());
+    server.shutdown();
+}
