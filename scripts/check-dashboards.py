@@ -28,7 +28,13 @@ import urllib.parse
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCHEMA_DIR = os.environ.get("TOKENMETER_GRAFANA_SCHEMA", os.path.join(ROOT, "..", "shared", "grafana-schema"))
+_SHARED_SCHEMA = os.path.join(ROOT, "..", "shared", "grafana-schema")
+# The shared design folder when it is there (a development checkout), else the vendored copy
+# under tests/fixtures/grafana-schema (a clean clone in CI).
+SCHEMA_DIR = os.environ.get(
+    "TOKENMETER_GRAFANA_SCHEMA",
+    _SHARED_SCHEMA if os.path.isdir(_SHARED_SCHEMA) else os.path.join(ROOT, "tests", "fixtures", "grafana-schema"),
+)
 VENV = os.path.join(ROOT, ".tools", "venv")
 
 
