@@ -101,6 +101,8 @@ pub(crate) enum Command {
     Compare(CompareArgs),
     /// Follow the journal live: refresh a summary, alert past a spend threshold
     Watch(WatchArgs),
+    /// Serve the token_usage tool to AI agents: a Model Context Protocol server over stdio
+    Mcp(McpArgs),
 }
 
 /// Output format of the terminal commands.
@@ -294,6 +296,15 @@ pub(crate) struct WatchArgs {
     pub(crate) format: Format,
 }
 
+/// `mcp`.
+#[derive(Debug, Args)]
+pub(crate) struct McpArgs {
+    /// Budgets (TOML, see tokenmeter::budget) for the track operation; its monthly USD budget over
+    /// everything is the limit forecast projects against. Read once, at start
+    #[arg(long, value_name = "FILE")]
+    pub(crate) budgets: Option<PathBuf>,
+}
+
 // === value parsers ===
 
 fn parse_tz(s: &str) -> Result<Tz, String> {
@@ -364,8 +375,19 @@ fn parse_interval(s: &str) -> Result<f64, String> {
 /// Rewrites a bare `--claude-code` followed by a command name to `--claude-code=` so that the command name is
 /// not taken for the directory (`tokenmeter --claude-code summary`).
 pub(crate) fn preprocess(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
-    const COMMANDS: &[&str] =
-        &["summary", "show", "report", "cache-report", "optimize", "forecast", "budget", "compare", "watch", "help"];
+    const COMMANDS: &[&str] = &[
+        "summary",
+        "show",
+        "report",
+        "cache-report",
+        "optimize",
+        "forecast",
+        "budget",
+        "compare",
+        "watch",
+        "mcp",
+        "help",
+    ];
     let mut out = Vec::with_capacity(args.len());
     let mut it = args.into_iter().peekable();
     while let Some(a) = it.next() {

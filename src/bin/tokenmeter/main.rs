@@ -5,6 +5,7 @@
 
 mod cli;
 mod commands;
+mod mcp;
 mod render;
 mod report;
 mod source;

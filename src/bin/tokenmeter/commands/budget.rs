@@ -39,7 +39,11 @@ pub(super) fn run(source_args: &crate::cli::SourceArgs, ctx: &Context, style: &S
     }
 }
 
-fn evaluate(budgets: Vec<tokenmeter::Budget>, records: &[CallRecord], ctx: &Context) -> CliResult<Vec<BudgetState>> {
+pub(crate) fn evaluate(
+    budgets: Vec<tokenmeter::Budget>,
+    records: &[CallRecord],
+    ctx: &Context,
+) -> CliResult<Vec<BudgetState>> {
     let dir = private_dir()?;
     let result = (|| {
         write_journal(&dir, records)?;

@@ -1,7 +1,7 @@
 //! One function per command: read the source, ask the ledger for the library's reports, print them.
 
 mod analysis;
-mod budget;
+pub(crate) mod budget;
 mod show;
 mod summary;
 mod watch;
@@ -25,6 +25,7 @@ pub(crate) fn run(cli: Cli) -> CliResult {
     match &cli.command {
         Command::Watch(args) => watch::run(&cli.source, &ctx, &style, args),
         Command::Budget(args) => budget::run(&cli.source, &ctx, &style, args),
+        Command::Mcp(args) => crate::mcp::run(&cli.source, &ctx, args),
         command => {
             let source = Source::load(&cli.source, &ctx)?;
             match command {
@@ -35,7 +36,7 @@ pub(crate) fn run(cli: Cli) -> CliResult {
                 Command::Optimize(args) => analysis::optimize(&source, &ctx, &style, args),
                 Command::Forecast(args) => analysis::forecast(&source, &ctx, &style, args),
                 Command::Compare(args) => analysis::compare(&source, &ctx, &style, args),
-                Command::Watch(_) | Command::Budget(_) => Ok(()),
+                Command::Watch(_) | Command::Budget(_) | Command::Mcp(_) => Ok(()),
             }
         }
     }

@@ -1,0 +1,716 @@
+//! `tokenmeter mcp`: the built binary spoken to as an MCP client would, in raw JSON-RPC lines over its stdin
+//! and stdout: the handshake, the tool's schemas, every operation's figures against the library's own
+//! reports over the same records, bad arguments as tool errors, and a journal that grows between calls.
+#![cfg(feature = "cli")]
+
+mod cli_support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use tokenmeter::ledger::{Dimension, GroupBy, Ledger, LedgerConfig, Query, TimeGrain, Window};
+use tokenmeter::{CallRecord, ManualClock, PriceBook};
+
+use cli_support::close;
+
+/// The time the server and the library treat as now.
+const NOW: &str = "2025-10-15T12:00:00Z";
+
+/// How long any one answer may take.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+// === fixture ===
+
+/// Calls spread so that every timeframe holds a different set: the last hour, 6 hours, 24 hours, 7 days (and
+/// the 7 days before, for compare), 30 days, and older. A premium model on a small call (right-sizing), a
+/// batch operation at standard rates (batch API), a failed call, an unpriced model.
+fn records() -> Vec<CallRecord> {
+    #[allow(clippy::too_many_arguments)]
+    fn call(
+        ts: &str,
+        model: &str,
+        agent: &str,
+        operation: &str,
+        input: u64,
+        output: u64,
+        cache_read: u64,
+        cache_write_5m: u64,
+        failed: bool,
+    ) -> Value {
+        json!({
+            "timestamp": ts,
+            "duration_us": 1_500_000,
+            "model": model,
+            "provider": "anthropic",
+            "tokens": {"input": input, "cache_read": cache_read, "cache_write_5m": cache_write_5m,
+                       "cache_write_1h": 0, "output": output, "reasoning": 0},
+            "metered": true,
+            "outcome": if failed { json!({"status": "error", "error_type": "overloaded_error"}) }
+                       else { json!({"status": "ok"}) },
+            "dimensions": {"agent": agent, "operation": operation, "project": "helpdesk"}
+        })
+    }
+    let values = [
+        call("2025-10-15T11:40:00Z", "claude-sonnet-4-5", "support-bot", "chat", 3_000, 800, 20_000, 0, false),
+        call("2025-10-15T09:10:00Z", "claude-opus-4-1", "support-bot", "classify", 300, 50, 0, 0, false),
+        call("2025-10-15T01:00:00Z", "claude-sonnet-4-5", "reporter", "batch", 50_000, 4_000, 0, 0, false),
+        call("2025-10-14T20:00:00Z", "claude-haiku-4-5", "reporter", "chat", 2_000, 300, 0, 0, true),
+        call("2025-10-14T18:30:00Z", "claude-fable-9", "reporter", "chat", 500, 100, 0, 0, false),
+        call("2025-10-12T10:00:00Z", "claude-sonnet-4-5", "support-bot", "chat", 10_000, 2_000, 0, 5_000, false),
+        call("2025-10-08T12:00:00Z", "claude-sonnet-4-5", "support-bot", "chat", 8_000, 1_000, 0, 0, false),
+        call("2025-09-20T10:00:00Z", "claude-opus-4-1", "reporter", "batch", 20_000, 3_000, 0, 0, false),
+        call("2025-08-01T10:00:00Z", "claude-sonnet-4-5", "support-bot", "chat", 1_000, 100, 0, 0, false),
+    ];
+    let prices = PriceBook::builtin();
+    let mut recs: Vec<CallRecord> =
+        values.into_iter().map(|v| serde_json::from_value(v).expect("a call record")).collect();
+    // Priced as the meter prices them when it records, but for the 2025-10-12 call: a record without a cost
+    // is priced when read.
+    for r in recs.iter_mut().filter(|r| r.timestamp.format("%m-%d").to_string() != "10-12") {
+        r.cost = r.model.as_deref().and_then(|m| prices.resolve(m)).map(|p| p.cost(&r.tokens, None, None));
+    }
+    recs
+}
+
+fn now() -> DateTime<Utc> {
+    NOW.parse().unwrap()
+}
+
+/// The library's ledger over the same records, at the same time, with the same prices.
+fn ledger() -> Ledger {
+    let mut recs = records();
+    recs.sort_by_key(|r| r.timestamp);
+    let ledger = Ledger::new(LedgerConfig::default(), Arc::new(ManualClock::new(now())), PriceBook::builtin());
+    for r in &recs {
+        ledger.ingest_call(r);
+    }
+    ledger
+}
+
+/// `x` as the server's JSON text carries it: serialized, then parsed as the answers are (serde_json's float
+/// parsing is not always the exact inverse of its printing, so both sides take the same path).
+fn v<T: serde::Serialize>(x: T) -> Value {
+    serde_json::from_str(&serde_json::to_string(&x).unwrap()).unwrap()
+}
+
+/// Writes the records as JSON Lines in `dir`; returns the file's path.
+fn write_records(dir: &Path) -> String {
+    let path = dir.join("records.jsonl");
+    let mut text = String::new();
+    for r in records() {
+        text.push_str(&serde_json::to_string(&r).unwrap());
+        text.push('\n');
+    }
+    std::fs::write(&path, text).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+const BUDGETS: &str = r#"
+[budgets.monthly]
+limit_usd = 5.0
+period = "month"
+
+[budgets.reporter]
+limit_usd = 0.05
+period = "month"
+scope = { agent = "reporter" }
+"#;
+
+// === the client ===
+
+/// A running `tokenmeter … mcp` and the lines it wrote to stdout.
+struct Client {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    next_id: u64,
+    _home: tempfile::TempDir,
+}
+
+impl Client {
+    /// Starts `tokenmeter <args…>` (which include `mcp`) with a clean environment.
+    fn start(args: &[&str]) -> Client {
+        let home = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tokenmeter"))
+            .args(args)
+            .env_remove("CLAUDE_CONFIG_DIR")
+            .env_remove("TOKENMETER_JOURNAL")
+            .env_remove("XDG_DATA_HOME")
+            .env("HOME", home.path())
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tokenmeter mcp");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        Client { child, stdin, lines, next_id: 1, _home: home }
+    }
+
+    /// Starts the server over the fixture records at `now` (`after`: the arguments after `mcp`) and
+    /// initializes.
+    fn over_records(dir: &Path, now: &str, after: &[&str]) -> Client {
+        let file = write_records(dir);
+        let mut args = vec!["--records", file.as_str(), "--now", now, "mcp"];
+        args.extend_from_slice(after);
+        let mut c = Client::start(&args);
+        c.initialize("2025-06-18");
+        c
+    }
+
+    fn send(&mut self, msg: &Value) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{msg}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// The next line from stdout: every one must be a JSON-RPC 2.0 message.
+    fn receive(&mut self) -> Value {
+        let line = match self.lines.recv_timeout(TIMEOUT) {
+            Ok(l) => l,
+            Err(RecvTimeoutError::Timeout) => panic!("no answer from the server within {TIMEOUT:?}"),
+            Err(RecvTimeoutError::Disconnected) => panic!("the server closed stdout"),
+        };
+        let msg: Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line:?}"));
+        assert_eq!(msg["jsonrpc"], "2.0", "not a JSON-RPC 2.0 message: {line}");
+        msg
+    }
+
+    /// Sends a request and returns its response (the whole message), skipping notifications.
+    fn request(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        loop {
+            let msg = self.receive();
+            if msg.get("id") == Some(&json!(id)) {
+                return msg;
+            }
+            assert!(msg.get("method").is_some(), "a response to no request of ours: {msg}");
+        }
+    }
+
+    fn initialize(&mut self, version: &str) -> Value {
+        let r = self.request(
+            "initialize",
+            json!({"protocolVersion": version, "capabilities": {},
+                   "clientInfo": {"name": "cli_mcp", "version": "1.0"}}),
+        );
+        self.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        r
+    }
+
+    /// Calls `token_usage`; returns the call's result.
+    fn call(&mut self, arguments: Value) -> Value {
+        let r = self.request("tools/call", json!({"name": "token_usage", "arguments": arguments}));
+        assert!(r.get("error").is_none(), "protocol error: {r}");
+        r["result"].clone()
+    }
+
+    /// Calls `token_usage` and expects success; returns the structured content, after checking it against
+    /// the output schema and that the text summary comes first.
+    fn ok(&mut self, arguments: Value) -> (Value, String) {
+        let result = self.call(arguments.clone());
+        assert_eq!(result["isError"], false, "{arguments} failed: {result}");
+        let structured = result["structuredContent"].clone();
+        assert!(structured.is_object(), "no structured content: {result}");
+        let content = result["content"].as_array().expect("content");
+        assert_eq!(content.len(), 2, "{result}");
+        assert_eq!(content[0]["type"], "text");
+        let summary = content[0]["text"].as_str().unwrap().to_owned();
+        // The second block is the same JSON, for clients that ignore structured content.
+        let echoed: Value = serde_json::from_str(content[1]["text"].as_str().unwrap()).unwrap();
+        assert_eq!(echoed, structured);
+        (structured, summary)
+    }
+
+    /// Calls `token_usage` and expects a tool error; returns its message.
+    fn fails(&mut self, arguments: Value) -> String {
+        let result = self.call(arguments.clone());
+        assert_eq!(result["isError"], true, "{arguments} should fail: {result}");
+        assert!(result.get("structuredContent").is_none(), "{result}");
+        result["content"][0]["text"].as_str().expect("an error text").to_owned()
+    }
+
+    /// Closes stdin and waits for the server to exit; returns its status code.
+    fn finish(mut self) -> i32 {
+        drop(self.stdin.take());
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(start.elapsed() < TIMEOUT, "the server did not exit after stdin closed");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Checks a structured result against the tool's output schema: required keys, and the JSON type of every
+/// top-level property.
+fn conforms(schema: &Value, value: &Value) {
+    for key in schema["required"].as_array().unwrap() {
+        assert!(value.get(key.as_str().unwrap()).is_some(), "required `{key}` missing: {value}");
+    }
+    let props = schema["properties"].as_object().unwrap();
+    for (k, x) in value.as_object().unwrap() {
+        let p = props.get(k).unwrap_or_else(|| panic!("`{k}` is not in the output schema"));
+        let types: Vec<&str> = match &p["type"] {
+            Value::String(t) => vec![t.as_str()],
+            Value::Array(ts) => ts.iter().map(|t| t.as_str().unwrap()).collect(),
+            _ => continue,
+        };
+        let actual = match x {
+            Value::Null => "null",
+            Value::Bool(_) => "boolean",
+            Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+            Value::Number(_) => "number",
+            Value::String(_) => "string",
+            Value::Array(_) => "array",
+            Value::Object(_) => "object",
+        };
+        let ok = types.contains(&actual) || (actual == "integer" && types.contains(&"number"));
+        assert!(ok, "`{k}` is {actual}, the schema says {types:?}");
+    }
+}
+
+fn output_schema(c: &mut Client) -> Value {
+    c.request("tools/list", json!({}))["result"]["tools"][0]["outputSchema"].clone()
+}
+
+// === tests ===
+
+#[test]
+fn handshake_lists_one_tool_with_its_schemas() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_records(dir.path());
+    let mut c = Client::start(&["--records", &file, "--now", NOW, "mcp"]);
+    let init = c.initialize("2025-06-18");
+    let r = &init["result"];
+    assert_eq!(r["protocolVersion"], "2025-06-18", "{init}");
+    assert_eq!(r["serverInfo"]["name"], "tokenmeter");
+    assert!(r["capabilities"]["tools"].is_object(), "{init}");
+    assert!(r["instructions"].as_str().unwrap().contains("token_usage"));
+
+    let list = c.request("tools/list", json!({}));
+    let tools = list["result"]["tools"].as_array().expect("tools");
+    assert_eq!(tools.len(), 1, "{list}");
+    let t = &tools[0];
+    assert_eq!(t["name"], "token_usage");
+    assert_eq!(t["annotations"]["readOnlyHint"], true);
+    let input = &t["inputSchema"];
+    assert_eq!(input["type"], "object");
+    assert_eq!(input["required"], json!(["operation"]));
+    assert_eq!(input["additionalProperties"], false);
+    let p = &input["properties"];
+    assert_eq!(p["operation"]["enum"], json!(["analyze", "optimize", "track", "forecast", "compare"]));
+    assert_eq!(p["timeframe"]["enum"], json!(["1h", "6h", "24h", "7d", "30d", "all"]));
+    assert_eq!(p["timeframe"]["default"], "24h");
+    assert_eq!(p["breakdown_type"]["type"], "string");
+    for kind in ["agent", "operation", "model", "cost", "time"] {
+        assert!(p["breakdown_type"]["description"].as_str().unwrap().contains(kind));
+    }
+    assert_eq!(p["optimization_target"]["type"], "number");
+    assert_eq!(p["optimization_target"]["exclusiveMinimum"], 0);
+    assert_eq!(p["optimization_target"]["maximum"], 100);
+    let output = &t["outputSchema"];
+    assert_eq!(output["type"], "object");
+    for key in ["operation", "timeframe", "now", "time_zone", "source"] {
+        assert!(output["required"].as_array().unwrap().contains(&json!(key)), "{key}");
+    }
+    for key in ["summary", "efficiency", "target", "spend", "rate", "budgets", "forecast", "comparison", "breakdowns"] {
+        assert!(output["properties"].get(key).is_some(), "{key} not in the output schema");
+    }
+
+    // The newest protocol version with an initialize handshake is accepted too.
+    let mut c2 = Client::start(&["--records", &file, "--now", NOW, "mcp"]);
+    assert_eq!(c2.initialize("2025-11-25")["result"]["protocolVersion"], "2025-11-25");
+
+    assert_eq!(c.finish(), 0, "the server should exit cleanly when the client closes stdin");
+}
+
+#[test]
+fn analyze_is_the_usage_summary_efficiency_and_breakdowns() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Client::over_records(dir.path(), NOW, &[]);
+    let schema = output_schema(&mut c);
+    let l = ledger();
+
+    for (tf, window) in [
+        ("1h", Window::LastHour),
+        ("6h", Window::Last6Hours),
+        ("24h", Window::Last24Hours),
+        ("7d", Window::Last7Days),
+        ("30d", Window::Last30Days),
+        ("all", Window::All),
+    ] {
+        let (s, text) = c.ok(json!({"operation": "analyze", "timeframe": tf}));
+        conforms(&schema, &s);
+        assert_eq!(s["operation"], "analyze");
+        assert_eq!(s["timeframe"], tf);
+        assert_eq!(s["now"], NOW);
+        assert_eq!(s["time_zone"], "UTC");
+        assert_eq!(s["source"]["kind"], "records");
+        assert_eq!(s["source"]["calls"], 9);
+        let summary = l.usage_summary(window).unwrap();
+        assert_eq!(s["summary"], v(&summary), "{tf}");
+        assert_eq!(s["window"], v(summary.window));
+        assert_eq!(s["efficiency_scores"], v(l.efficiency_report(window, Dimension::Model).unwrap().efficiency_scores));
+        assert_eq!(s["cache"], v(l.cache_report(window).unwrap().cache_metrics));
+        assert_eq!(s["breakdowns"], json!({}));
+        assert!(text.contains(&format!("{} call", summary.calls)), "{tf}: {text}");
+    }
+    // Every timeframe holds a different number of calls.
+    let calls: Vec<u64> = ["1h", "6h", "24h", "7d", "30d", "all"]
+        .iter()
+        .map(|tf| c.ok(json!({"operation": "analyze", "timeframe": tf})).0["summary"]["calls"].as_u64().unwrap())
+        .collect();
+    assert_eq!(calls, vec![1, 2, 5, 6, 8, 9]);
+
+    // The default timeframe is 24h.
+    let (s, text) = c.ok(json!({"operation": "analyze"}));
+    assert_eq!(s["timeframe"], "24h");
+    assert_eq!(s["summary"], v(l.usage_summary(Window::Last24Hours).unwrap()));
+    assert!(text.starts_with("Over the last 24 hours (2025-10-14 13:00 to 2025-10-15 12:01 UTC): 5 calls"), "{text}");
+    assert!(text.contains("Not in the cost: 1 call on models without a price (claude-fable-9)"), "{text}");
+
+    // Breakdowns: the ledger's own query results, each once.
+    let (s, text) = c.ok(
+        json!({"operation": "analyze", "timeframe": "7d", "breakdown_type": "agent, time,operation,model,cost,agent"}),
+    );
+    let b = s["breakdowns"].as_object().unwrap();
+    let mut keys: Vec<&str> = b.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, vec!["agent", "cost", "model", "operation", "time"]);
+    let w = Window::Last7Days;
+    for (name, d) in [("agent", Dimension::Agent), ("operation", Dimension::Operation), ("model", Dimension::Model)] {
+        let expected = l.query(&Query::new(w).group_by(GroupBy::Dimension(d))).unwrap();
+        assert_eq!(b[name], v(&expected), "{name}");
+    }
+    let by_day = l.query(&Query::new(w).group_by(GroupBy::Time(TimeGrain::Day))).unwrap();
+    assert_eq!(b["time"], v(&by_day));
+    assert!(text.contains("Top agent: reporter"), "{text}");
+    assert!(text.contains("Costliest day: 2025-10-15,"), "{text}");
+
+    // Cost: by token kind from each call's priced cost, summing to the summary's cost; by model as the
+    // summary has it.
+    let summary = l.usage_summary(w).unwrap();
+    let cost = &b["cost"];
+    assert_eq!(cost["by_model"], v(&summary.by_model));
+    assert_eq!(cost["total_usd"], json!(summary.cost_usd));
+    assert_eq!(cost["unpriced_calls"], 1);
+    let kinds: Vec<&str> = cost["by_kind"].as_array().unwrap().iter().map(|k| k["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, vec!["input", "cache_read", "cache_write_5m", "cache_write_1h", "output"]);
+    let sum: f64 = cost["by_kind"].as_array().unwrap().iter().map(|k| k["cost_usd"].as_f64().unwrap()).sum();
+    close(sum, summary.cost_usd);
+    let shares: f64 = cost["by_kind"].as_array().unwrap().iter().map(|k| k["share"].as_f64().unwrap()).sum();
+    close(shares, 1.0);
+    // Output of the 7d calls, by hand: sonnet 4-5 at $15/Mtok (800 + 4,000 + 2,000), opus 4.1 at $75/Mtok
+    // (50), haiku 4.5 at $5/Mtok (300).
+    let output = cost["by_kind"][4]["cost_usd"].as_f64().unwrap();
+    close(output, 6_800.0 * 15e-6 + 50.0 * 75e-6 + 300.0 * 5e-6);
+    assert!(text.contains("Largest cost by token kind: input"), "{text}");
+}
+
+#[test]
+fn optimize_measures_suggestions_against_the_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Client::over_records(dir.path(), NOW, &[]);
+    let schema = output_schema(&mut c);
+    let report = ledger().efficiency_report(Window::Last30Days, Dimension::Model).unwrap();
+    let spend = report.cost_usd;
+    let sugg = &report.optimization_suggestions;
+    assert!(sugg.len() >= 3, "the fixture should give several suggestions: {sugg:?}");
+    let total: f64 = sugg.iter().map(|s| s.potential_savings).sum();
+    let first_pct = sugg[0].potential_savings / spend * 100.0;
+
+    // Without a target: the report, and the total.
+    let (s, _) = c.ok(json!({"operation": "optimize", "timeframe": "30d"}));
+    conforms(&schema, &s);
+    assert_eq!(s["efficiency"], v(&report));
+    assert_eq!(s["target"], Value::Null);
+    close(s["total_savings_usd"].as_f64().unwrap(), total);
+    close(s["total_savings_percent"].as_f64().unwrap(), total / spend * 100.0);
+
+    // A target the largest suggestion reaches alone.
+    let (s, text) = c.ok(json!({"operation": "optimize", "timeframe": "30d", "optimization_target": first_pct / 2.0}));
+    let t = &s["target"];
+    assert_eq!(t["reachable"], true, "{t}");
+    assert_eq!(t["suggestions"].as_array().unwrap().len(), 1);
+    assert_eq!(t["suggestions"][0]["type"], v(sugg[0].kind));
+    close(t["usd"].as_f64().unwrap(), spend * first_pct / 200.0);
+    close(t["savings_usd"].as_f64().unwrap(), sugg[0].potential_savings);
+    assert_eq!(t["shortfall_usd"], 0.0);
+    assert!(text.contains("reachable with"), "{text}");
+
+    // A target that needs the two largest.
+    let two = (sugg[0].potential_savings + sugg[1].potential_savings) / spend * 100.0;
+    let (s, _) =
+        c.ok(json!({"operation": "optimize", "timeframe": "30d", "optimization_target": (first_pct + two) / 2.0}));
+    let t = &s["target"];
+    assert_eq!(t["reachable"], true, "{t}");
+    let kinds: Vec<Value> = t["suggestions"].as_array().unwrap().iter().map(|x| x["type"].clone()).collect();
+    assert_eq!(kinds, vec![v(sugg[0].kind), v(sugg[1].kind)]);
+    close(
+        t["suggestions"][1]["cumulative_savings_usd"].as_f64().unwrap(),
+        sugg[0].potential_savings + sugg[1].potential_savings,
+    );
+    assert!(s["notes"][0].as_str().unwrap().contains("overstates"), "{s}");
+
+    // A target beyond every suggestion together.
+    let (s, text) = c.ok(json!({"operation": "optimize", "timeframe": "30d", "optimization_target": 100}));
+    let t = &s["target"];
+    assert_eq!(t["reachable"], false, "{t}");
+    assert_eq!(t["suggestions"].as_array().unwrap().len(), sugg.len());
+    close(t["savings_usd"].as_f64().unwrap(), total);
+    close(t["shortfall_usd"].as_f64().unwrap(), spend - total);
+    assert!(text.contains("not reachable"), "{text}");
+
+    // The per-group scores follow the first per-value breakdown asked for; the breakdowns come along.
+    let (s, _) = c.ok(json!({"operation": "optimize", "timeframe": "30d", "breakdown_type": "cost,agent"}));
+    assert_eq!(s["efficiency"], v(ledger().efficiency_report(Window::Last30Days, Dimension::Agent).unwrap()));
+    assert!(s["breakdowns"]["cost"].is_object() && s["breakdowns"]["agent"].is_object());
+
+    // An hour without calls has nothing to save: the target is not reachable.
+    let mut empty = Client::over_records(dir.path(), "2026-06-01T00:00:00Z", &[]);
+    let (s, text) = empty.ok(json!({"operation": "optimize", "timeframe": "1h", "optimization_target": 10}));
+    assert_eq!(s["target"]["reachable"], false);
+    assert!(text.contains("nothing was spent"), "{text}");
+}
+
+#[test]
+fn track_reports_spend_rate_and_budgets() {
+    let dir = tempfile::tempdir().unwrap();
+    let budgets = dir.path().join("budgets.toml");
+    std::fs::write(&budgets, BUDGETS).unwrap();
+    let budgets = budgets.to_string_lossy().into_owned();
+    let mut c = Client::over_records(dir.path(), NOW, &["--budgets", &budgets]);
+    let schema = output_schema(&mut c);
+    let summary = ledger().usage_summary(Window::Last24Hours).unwrap();
+
+    let (s, text) = c.ok(json!({"operation": "track"}));
+    conforms(&schema, &s);
+    assert_eq!(s["timeframe"], "24h");
+    let spend = &s["spend"];
+    assert_eq!(spend["calls"], summary.calls);
+    assert_eq!(spend["failed_calls"], 1);
+    assert_eq!(spend["unpriced_calls"], 1);
+    assert_eq!(spend["tokens"], v(summary.tokens));
+    assert_eq!(spend["cost_usd"], json!(summary.cost_usd));
+    let hours = (summary.period_end - summary.period_start).num_seconds() as f64 / 3_600.0;
+    close(s["rate"]["window_hours"].as_f64().unwrap(), hours);
+    close(s["rate"]["usd_per_hour"].as_f64().unwrap(), summary.cost_usd / hours);
+    close(s["rate"]["calls_per_hour"].as_f64().unwrap(), summary.calls as f64 / hours);
+    assert_eq!(s["monthly_projection_usd"], json!(summary.monthly_projection_usd));
+    assert_eq!(s["by_model"], v(&summary.by_model));
+
+    // The budgets: the library's budget accounting, as `tokenmeter budget` prints it.
+    let file = write_records(dir.path());
+    let expected =
+        cli_support::run(&["--records", &file, "--now", NOW, "budget", "--file", &budgets, "--format", "json"]).json();
+    assert_eq!(s["budgets"], expected["budgets"]);
+    assert_eq!(s["budgets"].as_array().unwrap().len(), 2);
+    assert_eq!(s["over_budget"], json!(["reporter"]), "{}", s["budgets"]);
+    assert!(text.contains("Budgets: monthly") && text.contains("OVER"), "{text}");
+
+    // Without --budgets: null, and the text says how to add them.
+    let mut plain = Client::over_records(dir.path(), NOW, &[]);
+    let (s, text) = plain.ok(json!({"operation": "track", "timeframe": "7d", "breakdown_type": "model"}));
+    assert_eq!(s["budgets"], Value::Null);
+    assert!(text.contains("--budgets"), "{text}");
+    let by_model =
+        ledger().query(&Query::new(Window::Last7Days).group_by(GroupBy::Dimension(Dimension::Model))).unwrap();
+    assert_eq!(s["breakdowns"]["model"], v(&by_model));
+}
+
+#[test]
+fn forecast_is_the_library_forecast() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = ledger();
+    let mut c = Client::over_records(dir.path(), NOW, &[]);
+    let schema = output_schema(&mut c);
+    let (s, text) = c.ok(json!({"operation": "forecast"}));
+    conforms(&schema, &s);
+    assert_eq!(s["timeframe"], "7d");
+    assert_eq!(s["horizon_days"], 7);
+    assert_eq!(s["monthly_limit_usd"], Value::Null);
+    assert_eq!(s["forecast"], v(l.forecast(7, None).unwrap()));
+    assert!(s.get("window").is_none());
+    assert!(text.contains("projected month total"), "{text}");
+
+    for (tf, days) in [("1h", 1), ("24h", 1), ("30d", 30), ("all", 30)] {
+        let (s, _) = c.ok(json!({"operation": "forecast", "timeframe": tf}));
+        assert_eq!(s["forecast"], v(l.forecast(days, None).unwrap()), "{tf}");
+    }
+
+    // With budgets, the monthly budget over everything is the limit.
+    let budgets = dir.path().join("budgets.toml");
+    std::fs::write(&budgets, BUDGETS).unwrap();
+    let mut c = Client::over_records(dir.path(), NOW, &["--budgets", budgets.to_str().unwrap()]);
+    let (s, text) = c.ok(json!({"operation": "forecast", "timeframe": "30d", "breakdown_type": "agent"}));
+    assert_eq!(s["monthly_limit_usd"], 5.0);
+    assert_eq!(s["forecast"], v(l.forecast(30, Some(5.0)).unwrap()));
+    assert!(text.contains("Monthly budget $5.00"), "{text}");
+    assert!(s["notes"][0].as_str().unwrap().contains("breakdown_type"), "{s}");
+}
+
+#[test]
+fn compare_is_the_library_period_comparison() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = ledger();
+    let mut c = Client::over_records(dir.path(), NOW, &[]);
+    let schema = output_schema(&mut c);
+    for (tf, w) in [("24h", Window::Last24Hours), ("7d", Window::Last7Days), ("30d", Window::Last30Days)] {
+        let (s, text) = c.ok(json!({"operation": "compare", "timeframe": tf}));
+        conforms(&schema, &s);
+        let expected = l.compare_periods(w).unwrap();
+        assert_eq!(s["comparison"], v(&expected), "{tf}");
+        assert_eq!(s["window"], v(expected.b.window));
+        assert!(text.contains("against the period of the same length before"), "{text}");
+    }
+    // 7d: the week holds 6 calls, the week before one (2025-10-08).
+    let (s, _) = c.ok(json!({"operation": "compare", "timeframe": "7d", "optimization_target": 5}));
+    assert_eq!(s["comparison"]["b"]["calls"], 6);
+    assert_eq!(s["comparison"]["a"]["calls"], 1);
+    assert!(s["notes"][0].as_str().unwrap().contains("optimization_target"), "{s}");
+}
+
+#[test]
+fn bad_arguments_are_tool_errors_that_say_what_is_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Client::over_records(dir.path(), NOW, &[]);
+    let ops = "analyze, optimize, track, forecast, compare";
+    let cases: Vec<(Value, String)> = vec![
+        (json!({}), format!("missing argument `operation`: give one of {ops}")),
+        (json!({"operation": null}), format!("missing argument `operation`: give one of {ops}")),
+        (json!({"operation": "summarize"}), format!("unknown operation \"summarize\": expected one of {ops}")),
+        (json!({"operation": 7}), format!("`operation` must be a string, one of {ops}; got a number (7)")),
+        (
+            json!({"operation": "track", "timeframe": "2w"}),
+            "unknown timeframe \"2w\": expected one of 1h, 6h, 24h, 7d, 30d, all".into(),
+        ),
+        (
+            json!({"operation": "track", "timeframe": 24}),
+            "`timeframe` must be a string, one of 1h, 6h, 24h, 7d, 30d, all; got a number (24)".into(),
+        ),
+        (
+            json!({"operation": "analyze", "breakdown_type": "agent,region"}),
+            "unknown breakdown type \"region\" in `breakdown_type`: expected a comma-separated list of agent, \
+             operation, model, cost, time"
+                .into(),
+        ),
+        (
+            json!({"operation": "analyze", "breakdown_type": ["agent", "model"]}),
+            "`breakdown_type` must be a string of comma-separated names from agent, operation, model, cost, time \
+             (e.g. \"agent,cost\"); got an array"
+                .into(),
+        ),
+        (
+            json!({"operation": "optimize", "optimization_target": 0}),
+            "`optimization_target` 0 is out of range: give a percentage of the timeframe's spend, greater than 0 \
+             and at most 100"
+                .into(),
+        ),
+        (
+            json!({"operation": "optimize", "optimization_target": 150}),
+            "`optimization_target` 150 is out of range: give a percentage of the timeframe's spend, greater than \
+             0 and at most 100"
+                .into(),
+        ),
+        (
+            json!({"operation": "optimize", "optimization_target": -5.5}),
+            "`optimization_target` -5.5 is out of range: give a percentage of the timeframe's spend, greater than \
+             0 and at most 100"
+                .into(),
+        ),
+        (
+            json!({"operation": "optimize", "optimization_target": "20%"}),
+            "`optimization_target` must be a number, a percentage greater than 0 and at most 100 (e.g. 20); got a \
+             string (\"20%\")"
+                .into(),
+        ),
+        (
+            json!({"operation": "track", "window": "7d"}),
+            "unknown argument `window`: the arguments are operation, timeframe, breakdown_type, optimization_target"
+                .into(),
+        ),
+    ];
+    for (args, message) in cases {
+        assert_eq!(c.fails(args.clone()), message, "{args}");
+    }
+    // No arguments at all.
+    let r = c.request("tools/call", json!({"name": "token_usage"}));
+    assert_eq!(r["result"]["isError"], true, "{r}");
+    assert!(r["result"]["content"][0]["text"].as_str().unwrap().contains("missing argument `operation`"));
+
+    // An unknown tool is a protocol error (invalid params), and the server goes on.
+    let r = c.request("tools/call", json!({"name": "token_spend", "arguments": {"operation": "track"}}));
+    assert_eq!(r["error"]["code"], -32602, "{r}");
+    assert!(r["error"]["message"].as_str().unwrap().contains("token_usage"), "{r}");
+    let (s, _) = c.ok(json!({"operation": "track"}));
+    assert_eq!(s["operation"], "track");
+}
+
+#[test]
+fn a_source_that_cannot_be_read_is_a_tool_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-journal");
+    let mut c = Client::start(&["--journal", missing.to_str().unwrap(), "--now", NOW, "mcp"]);
+    c.initialize("2025-06-18");
+    let msg = c.fails(json!({"operation": "track"}));
+    assert!(msg.starts_with("cannot read the source: journal directory") && msg.contains("does not exist"), "{msg}");
+    // Once the journal exists, the same server answers.
+    std::fs::create_dir(&missing).unwrap();
+    let (s, _) = c.ok(json!({"operation": "track"}));
+    assert_eq!(s["spend"]["calls"], 0);
+    assert_eq!(c.finish(), 0);
+}
+
+#[test]
+fn every_call_reads_the_journal_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal");
+    std::fs::create_dir(&journal).unwrap();
+    let file = journal.join("tokenmeter-2025-10-15.jsonl");
+    let line = |r: &CallRecord| format!("{}\n", json!({"v": 1, "call": r}));
+    let recs = records();
+    std::fs::write(&file, line(&recs[0])).unwrap();
+    let mut c = Client::start(&["--journal", journal.to_str().unwrap(), "--now", NOW, "mcp"]);
+    c.initialize("2025-06-18");
+    let (s, _) = c.ok(json!({"operation": "track", "timeframe": "24h"}));
+    assert_eq!(s["spend"]["calls"], 1);
+    assert_eq!(s["source"]["kind"], "journal");
+
+    // The application appends two calls while the server runs.
+    let mut f = std::fs::OpenOptions::new().append(true).open(&file).unwrap();
+    f.write_all(line(&recs[1]).as_bytes()).unwrap();
+    f.write_all(line(&recs[2]).as_bytes()).unwrap();
+    drop(f);
+    let (s, _) = c.ok(json!({"operation": "track", "timeframe": "24h"}));
+    assert_eq!(s["spend"]["calls"], 3);
+    assert_eq!(s["source"]["calls"], 3);
+}
