@@ -1,7 +1,13 @@
 //! A tiny HTTP API server over a simulated workload (feature `http`): prints its address, serves until
-//! killed. `cargo run --example http_server --features http -- [PORT] [API_KEY]`.
+//! killed. `cargo run --example http_server --features http -- [PORT] [API_KEY] [ACME_KEY]`: `API_KEY` sees
+//! every tenant, `ACME_KEY` (optional) only tenant `acme`.
+//!
+//! The workload, on a manual clock starting 2026-03-14 09:00 UTC: three sessions (`s-1` and `s-2` of tenant
+//! `acme`, `s-3` of `globex`), three calls each, 7 minutes apart, each call followed by a 2-second
+//! `search_docs` tool execution (the last one of `s-3` fails); two budgets.
 
 use chrono::{Duration, TimeZone, Utc};
+use tokenmeter::budget::{Budget, BudgetLimit, BudgetScope};
 use tokenmeter::http::{HttpConfig, SessionTenants, serve};
 use tokenmeter::{ManualClock, TokenMeter};
 use tracing_subscriber::prelude::*;
@@ -10,10 +16,16 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let port: u16 = args.next().and_then(|p| p.parse().ok()).unwrap_or(0);
     let key = args.next();
+    let acme_key = args.next();
 
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 14, 9, 0, 0).unwrap());
     let tenants = SessionTenants::default();
-    let meter = TokenMeter::builder().with_clock(clock.clone()).with_sink(tenants.clone()).build();
+    let meter = TokenMeter::builder()
+        .with_clock(clock.clone())
+        .with_sink(tenants.clone())
+        .with_budget(Budget::new("monthly", BudgetLimit::usd(50.0).expect("a valid limit")))
+        .with_budget(Budget::new("acme-tokens", BudgetLimit::tokens(100_000)).with_scope(BudgetScope::tenant("acme")))
+        .build();
     let subscriber = tracing_subscriber::registry().with(meter.layer());
     tracing::subscriber::with_default(subscriber, || {
         for (i, (tenant, model)) in
@@ -30,17 +42,30 @@ fn main() {
             )
             .entered();
             for turn in 0..3u64 {
-                let _c = tracing::info_span!(
-                    "chat",
-                    gen_ai.provider.name = "anthropic",
-                    gen_ai.request.model = *model,
-                    input_tokens = 200 + 100 * turn,
-                    cache_read_input_tokens = 4_000 * turn,
-                    cache_creation_input_tokens = if turn == 0 { 4_000u64 } else { 0 },
-                    output_tokens = 300u64,
-                )
-                .entered();
-                clock.advance(Duration::minutes(7));
+                {
+                    let _c = tracing::info_span!(
+                        "chat",
+                        gen_ai.provider.name = "anthropic",
+                        gen_ai.request.model = *model,
+                        input_tokens = 200 + 100 * turn,
+                        cache_read_input_tokens = 4_000 * turn,
+                        cache_creation_input_tokens = if turn == 0 { 4_000u64 } else { 0 },
+                        output_tokens = 300u64,
+                    )
+                    .entered();
+                }
+                {
+                    let failed = *tenant == "globex" && turn == 2;
+                    let _t = tracing::info_span!(
+                        "execute_tool search_docs",
+                        gen_ai.operation.name = "execute_tool",
+                        gen_ai.tool.name = "search_docs",
+                        error.type = if failed { Some("timeout") } else { None },
+                    )
+                    .entered();
+                    clock.advance(Duration::seconds(2));
+                }
+                clock.advance(Duration::minutes(7) - Duration::seconds(2));
             }
         }
     });
@@ -48,6 +73,9 @@ fn main() {
     let mut config = HttpConfig::new().with_port(port).with_session_tenants(tenants);
     if let Some(k) = key {
         config = config.with_api_key(k);
+    }
+    if let Some(k) = acme_key {
+        config = config.with_tenant_key(k, "acme");
     }
     let server = serve(meter, config).expect("start the server");
     println!("http://{}", server.local_addr());

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes the HTTP API (feature `http`) with schemathesis against its own OpenAPI document: starts
-# examples/http_server.rs (a simulated workload, an API key), runs schemathesis, fails on any 5xx or any
-# response that does not match the document.
+# examples/http_server.rs (a simulated workload, an API key for every tenant and one bound to tenant acme),
+# runs schemathesis once with each key, fails on any 5xx or any response that does not match the document.
+# Builds into $CARGO_TARGET_DIR when set (cargo's default target directory otherwise).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,10 +14,11 @@ if [ ! -x "$VENV/bin/schemathesis" ]; then
 fi
 
 KEY=schemathesis-key
+TENANT_KEY=schemathesis-acme-key
 cargo build --quiet --features http --example http_server
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 OUT=$(mktemp)
-"$TARGET_DIR/debug/examples/http_server" 0 "$KEY" >"$OUT" 2>&1 &
+"$TARGET_DIR/debug/examples/http_server" 0 "$KEY" "$TENANT_KEY" >"$OUT" 2>&1 &
 PID=$!
 trap 'kill "$PID" 2>/dev/null || true; rm -f "$OUT"' EXIT
 for _ in $(seq 1 100); do
@@ -26,13 +28,16 @@ done
 BASE=$(head -n1 "$OUT")
 echo "server at $BASE"
 
-"$VENV/bin/schemathesis" run "$BASE/api/v1/openapi.json" \
-    --url "$BASE" \
-    --header "x-api-key: $KEY" \
-    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
-    --max-examples "${SCHEMATHESIS_EXAMPLES:-200}" \
-    --phases examples,coverage,fuzzing \
-    --mode all \
-    --seed 1 \
-    --no-color
-echo "schemathesis: no 5xx, no schema violations"
+for key in "$KEY" "$TENANT_KEY"; do
+    echo "== with API key $key"
+    "$VENV/bin/schemathesis" run "$BASE/api/v1/openapi.json" \
+        --url "$BASE" \
+        --header "x-api-key: $key" \
+        --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
+        --max-examples "${SCHEMATHESIS_EXAMPLES:-200}" \
+        --phases examples,coverage,fuzzing \
+        --mode all \
+        --seed 1 \
+        --no-color
+done
+echo "schemathesis: no 5xx, no schema violations (every tenant's key and a tenant-bound key)"

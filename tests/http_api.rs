@@ -1,11 +1,12 @@
 //! The HTTP JSON API against a real server on 127.0.0.1: each endpoint's figures equal the library's reports,
-//! API-key refusals, tenant isolation and bad parameters.
+//! API-key refusals, tenant isolation, bad parameters, and every response matches the OpenAPI document.
 #![cfg(feature = "http")]
 
 use chrono::{Duration, TimeZone, Utc};
 use reqwest::StatusCode;
 use reqwest::blocking::Client;
 use serde_json::Value;
+use tokenmeter::analysis::ReportFilter;
 use tokenmeter::budget::{Budget, BudgetLimit, BudgetScope};
 use tokenmeter::http::{HttpConfig, ServerHandle, SessionTenants, serve};
 use tokenmeter::ledger::{Dimension, GroupBy, Query, TimeGrain, Window};
@@ -80,17 +81,33 @@ fn fixture() -> Fixture {
                 tracing::info_span!("conversation", session.id = session, tenant.id = tenant, project = "helpdesk")
                     .entered();
             for turn in 0..3u64 {
-                let _c = tracing::info_span!(
-                    "chat",
-                    gen_ai.provider.name = "anthropic",
-                    gen_ai.request.model = model,
-                    input_tokens = 200 + 100 * turn,
-                    cache_read_input_tokens = 4_000 * turn,
-                    cache_creation_input_tokens = if turn == 0 { 4_000u64 } else { 0 },
-                    output_tokens = 300u64,
-                )
-                .entered();
-                clock.advance(Duration::minutes(7));
+                {
+                    let _c = tracing::info_span!(
+                        "chat",
+                        gen_ai.provider.name = "anthropic",
+                        gen_ai.request.model = model,
+                        input_tokens = 200 + 100 * turn,
+                        cache_read_input_tokens = 4_000 * turn,
+                        cache_creation_input_tokens = if turn == 0 { 4_000u64 } else { 0 },
+                        output_tokens = 300u64,
+                    )
+                    .entered();
+                }
+                // Each turn runs `search_docs` for 2 s; s-1 also runs `read_file` once, which fails.
+                let tools: &[&str] =
+                    if session == "s-1" && turn == 1 { &["search_docs", "read_file"] } else { &["search_docs"] };
+                for tool in tools {
+                    let failed = *tool == "read_file";
+                    let _t = tracing::info_span!(
+                        "execute_tool",
+                        gen_ai.operation.name = "execute_tool",
+                        gen_ai.tool.name = *tool,
+                        error.type = if failed { Some("timeout") } else { None },
+                    )
+                    .entered();
+                    clock.advance(Duration::seconds(2));
+                }
+                clock.advance(Duration::minutes(7) - Duration::seconds(2 * tools.len() as i64));
             }
         }
     });
@@ -150,7 +167,24 @@ fn endpoints_equal_the_library_reports() {
     let diff = v["differential"].as_array().unwrap();
     assert_eq!(diff.iter().map(|r| r["calls"].as_u64().unwrap()).sum::<u64>(), 3);
     let v = f.ok("/api/v1/token-usage/s-1/metrics");
-    assert!(v.get("cache").is_none() && v.get("differential").is_none(), "{v}");
+    assert!(v.get("cache").is_none() && v.get("differential").is_none() && v.get("tools").is_none(), "{v}");
+
+    // Tools of the session: 3 `search_docs` and 1 failed `read_file`, 2 s each.
+    let v = f.ok("/api/v1/token-usage/s-1/metrics?includeTools=true");
+    assert_eq!(
+        v["tools"],
+        serde_json::json!([
+            { "tool": "search_docs", "invocations": 3, "errors": 0, "total_duration_us": 6_000_000 },
+            { "tool": "read_file", "invocations": 1, "errors": 1, "total_duration_us": 2_000_000 },
+        ])
+    );
+    let q = Query::new(Window::All).filter(Dimension::Session, "s-1").group_by(GroupBy::Dimension(Dimension::Tool));
+    let lib: Vec<(String, u64, u64)> =
+        m.query(&q).unwrap().groups.into_iter().map(|g| (g.key, g.calls, g.failed_calls)).collect();
+    assert_eq!(lib, [("search_docs".to_owned(), 3, 0), ("read_file".to_owned(), 1, 1)]);
+    let v = f.ok("/api/v1/token-usage/s-3/metrics?include_tools=true");
+    assert_eq!(v["tools"][0]["invocations"], 3);
+    assert_eq!(v["tools"].as_array().unwrap().len(), 1);
 
     let v = f.ok("/api/v1/budgets");
     assert_eq!(v, json(&m.budget_status()));
@@ -237,11 +271,80 @@ fn a_tenant_key_sees_its_tenant_only() {
     assert_eq!(s, StatusCode::OK);
     let names: Vec<&str> = v.as_array().unwrap().iter().map(|b| b["budget"].as_str().unwrap()).collect();
     assert_eq!(names, ["acme"]);
+}
 
-    for p in ["/api/v1/analytics/token-efficiency", "/api/v1/analytics/cache-performance"] {
-        let (s, v) = f.get_as(Some(ACME), p);
-        assert_eq!(s, StatusCode::FORBIDDEN, "{p}: {v}");
+#[test]
+fn a_tenant_key_gets_the_efficiency_and_cache_reports_of_its_tenant() {
+    let f = fixture();
+    let m = &f.meter;
+    let acme = || ReportFilter::tenant("acme").with_sessions(|s| s == "s-1" || s == "s-2");
+
+    // Equal to the library's tenant-filtered reports, for every grouping.
+    for (group, dim) in [
+        ("model", Dimension::Model),
+        ("session", Dimension::Session),
+        ("project", Dimension::Project),
+        ("agent", Dimension::Agent),
+        ("operation", Dimension::Operation),
+    ] {
+        let path = format!("/api/v1/analytics/token-efficiency?time_range=all&group_by={group}");
+        let (s, v) = f.get_as(Some(ACME), &path);
+        assert_eq!(s, StatusCode::OK, "{path}: {v}");
+        assert_eq!(v, json(&m.efficiency_report_for(Window::All, dim, &acme()).unwrap()), "{path}");
     }
+    let (_, v) = f.get_as(Some(ACME), "/api/v1/analytics/cache-performance?time_range=24h");
+    assert_eq!(v, json(&m.cache_report_for(Window::Last24Hours, &acme()).unwrap()));
+
+    // The figures are acme's: s-1 (sonnet) and s-2 (haiku), 3 calls each; none of globex's s-3 (opus).
+    let (_, v) = f.get_as(Some(ACME), "/api/v1/analytics/token-efficiency?time_range=all&group_by=session");
+    assert_eq!(v["calls"], 6);
+    let sessions: Vec<&str> =
+        v["breakdowns"].as_array().unwrap().iter().map(|b| b["category"].as_str().unwrap()).collect();
+    assert_eq!(sessions, ["s-1", "s-2"]);
+    let s12 = m.query(&Query::new(Window::All).filter(Dimension::Tenant, "acme")).unwrap();
+    assert!((v["cost_usd"].as_f64().unwrap() - s12.totals.cost_usd).abs() < 1e-12);
+    assert_eq!(v["scope"]["filters"], serde_json::json!([{ "dimension": "tenant", "value": "acme" }]));
+    assert_eq!(v["scope"]["unattributed_calls"], 0);
+    let (_, v) = f.get_as(Some(ACME), "/api/v1/analytics/token-efficiency?time_range=all&group_by=model");
+    let models: Vec<&str> =
+        v["breakdowns"].as_array().unwrap().iter().map(|b| b["category"].as_str().unwrap()).collect();
+    assert_eq!(models, ["claude-sonnet-4-5", "claude-haiku-4-5"]);
+    assert!(!v.to_string().contains("opus"), "{v}");
+    let (_, v) = f.get_as(Some(ACME), "/api/v1/analytics/cache-performance?time_range=all");
+    assert_eq!(v["cache_metrics"]["total_cache_hits"], 4);
+    assert_eq!(v["cache_metrics"]["tokens_saved"], 24_000);
+    assert_eq!(v["unread_cache_writes"]["writes"], 2);
+
+    // The admin's reports are the unfiltered ones, without `scope`.
+    let v = f.ok("/api/v1/analytics/token-efficiency?time_range=all");
+    assert_eq!(v["calls"], 9);
+    assert!(v.get("scope").is_none());
+}
+
+#[test]
+fn a_session_seen_under_two_tenants_belongs_to_neither() {
+    let tenants = SessionTenants::default();
+    let meter = TokenMeter::builder().with_sink(tenants.clone()).build();
+    let subscriber = tracing_subscriber::registry().with(meter.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        for tenant in ["acme", "globex"] {
+            let _s = tracing::info_span!("conversation", session.id = "shared", tenant.id = tenant).entered();
+            let _c = tracing::info_span!(
+                "chat",
+                gen_ai.request.model = "claude-haiku-4-5",
+                input_tokens = 10u64,
+                output_tokens = 1u64
+            )
+            .entered();
+        }
+    });
+    assert_eq!(tenants.tenant_of("shared"), None);
+    let config = HttpConfig::new().with_port(0).with_tenant_key(ACME, "acme").with_session_tenants(tenants);
+    let server = serve(meter, config).expect("server");
+    let url = format!("http://{}/api/v1/token-usage/shared", server.local_addr());
+    let resp = Client::new().get(&url).header("x-api-key", ACME).send().unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    server.shutdown();
 }
 
 #[test]
@@ -290,4 +393,136 @@ fn cors_is_off_unless_configured() {
     let resp = Client::new().get(&url).header("origin", "https://evil.example").send().unwrap();
     assert!(resp.headers().get("access-control-allow-origin").is_none());
     server.shutdown();
+}
+
+// === responses against the OpenAPI document ===
+
+/// Checks `value` against an OpenAPI 3.0 schema (the subset the document uses: `$ref`, `type`, `nullable`,
+/// `enum`, `minimum`, `required`, `properties`, `additionalProperties: false`, `items`, `oneOf`, `allOf`).
+fn violations(doc: &Value, schema: &Value, value: &Value, at: &str, out: &mut Vec<String>) {
+    if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+        let name = r.trim_start_matches("#/components/schemas/");
+        return violations(doc, &doc["components"]["schemas"][name], value, at, out);
+    }
+    if value.is_null() && schema.get("nullable") == Some(&Value::Bool(true)) {
+        return;
+    }
+    if let Some(all) = schema.get("allOf").and_then(Value::as_array) {
+        for s in all {
+            violations(doc, s, value, at, out);
+        }
+    }
+    if let Some(one) = schema.get("oneOf").and_then(Value::as_array) {
+        let matching = one
+            .iter()
+            .filter(|s| {
+                let mut v = Vec::new();
+                violations(doc, s, value, at, &mut v);
+                v.is_empty()
+            })
+            .count();
+        if matching != 1 {
+            out.push(format!("{at}: matches {matching} of oneOf: {value}"));
+        }
+    }
+    if let Some(t) = schema.get("type").and_then(Value::as_str) {
+        let ok = match t {
+            "object" => value.is_object(),
+            "array" => value.is_array(),
+            "string" => value.is_string(),
+            "integer" => value.is_u64() || value.is_i64(),
+            "number" => value.is_number(),
+            "boolean" => value.is_boolean(),
+            _ => false,
+        };
+        if !ok {
+            out.push(format!("{at}: not of type {t}: {value}"));
+            return;
+        }
+    }
+    if let Some(e) = schema.get("enum").and_then(Value::as_array)
+        && !e.contains(value)
+    {
+        out.push(format!("{at}: {value} not in {e:?}"));
+    }
+    if let (Some(min), Some(v)) = (schema.get("minimum").and_then(Value::as_f64), value.as_f64())
+        && v < min
+    {
+        out.push(format!("{at}: {v} below {min}"));
+    }
+    if let Some(obj) = value.as_object() {
+        for r in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
+            if !obj.contains_key(r.as_str().unwrap()) {
+                out.push(format!("{at}: missing {r}"));
+            }
+        }
+        let props = schema.get("properties").and_then(Value::as_object);
+        for (k, v) in obj {
+            match props.and_then(|p| p.get(k)) {
+                Some(s) => violations(doc, s, v, &format!("{at}.{k}"), out),
+                None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
+                    out.push(format!("{at}: unexpected property {k}"));
+                }
+                None => {}
+            }
+        }
+    }
+    if let (Some(items), Some(arr)) = (schema.get("items"), value.as_array()) {
+        for (i, v) in arr.iter().enumerate() {
+            violations(doc, items, v, &format!("{at}[{i}]"), out);
+        }
+    }
+}
+
+#[test]
+fn every_response_matches_the_openapi_document() {
+    let f = fixture();
+    let (_, doc) = f.get_as(None, "/api/v1/openapi.json");
+    let cases: &[(Option<&str>, &str, &str, u16)] = &[
+        (None, "/healthz", "/healthz", 200),
+        (Some(ADMIN), "/api/v1/analytics/token-efficiency?time_range=all", "/api/v1/analytics/token-efficiency", 200),
+        (Some(ACME), "/api/v1/analytics/token-efficiency?time_range=all", "/api/v1/analytics/token-efficiency", 200),
+        (Some(ACME), "/api/v1/analytics/token-efficiency?group_by=model", "/api/v1/analytics/token-efficiency", 200),
+        (Some(ADMIN), "/api/v1/analytics/cache-performance?time_range=6h", "/api/v1/analytics/cache-performance", 200),
+        (Some(ACME), "/api/v1/analytics/cache-performance?time_range=all", "/api/v1/analytics/cache-performance", 200),
+        (Some(ADMIN), "/api/v1/analytics/tokens?range=day&model=claude-opus-4-5", "/api/v1/analytics/tokens", 200),
+        (Some(ACME), "/api/v1/analytics/tokens?range=year", "/api/v1/analytics/tokens", 200),
+        (Some(ADMIN), "/api/v1/token-usage/summary?group_by=week", "/api/v1/token-usage/summary", 200),
+        (Some(ADMIN), "/api/v1/token-usage/s-3", "/api/v1/token-usage/{session_id}", 200),
+        (
+            Some(ACME),
+            "/api/v1/token-usage/s-1/metrics?include_cache=1&include_differential=1&include_tools=1",
+            "/api/v1/token-usage/{session_id}/metrics",
+            200,
+        ),
+        (Some(ADMIN), "/api/v1/budgets", "/api/v1/budgets", 200),
+        (Some(ACME), "/api/v1/budgets", "/api/v1/budgets", 200),
+        (Some(ADMIN), "/api/v1/analytics/tokens?range=decade", "/api/v1/analytics/tokens", 400),
+        (Some(ACME), "/api/v1/token-usage/s-3", "/api/v1/token-usage/{session_id}", 404),
+        (Some("wrong"), "/api/v1/budgets", "/api/v1/budgets", 401),
+    ];
+    for (key, url, route, status) in cases {
+        let (s, v) = f.get_as(*key, url);
+        assert_eq!(s.as_u16(), *status, "{url}: {v}");
+        let schema =
+            &doc["paths"][*route]["get"]["responses"][status.to_string()]["content"]["application/json"]["schema"];
+        assert!(schema.is_object(), "{route} documents no {status}");
+        let mut out = Vec::new();
+        violations(&doc, schema, &v, "$", &mut out);
+        assert!(out.is_empty(), "{url}:\n{}", out.join("\n"));
+    }
+    // The budget states exercise every part of their schema: a USD and a token budget.
+    let (_, v) = f.get_as(Some(ADMIN), "/api/v1/budgets");
+    let units: Vec<&str> =
+        v.as_array().unwrap().iter().map(|b| b["limit"].as_object().unwrap().keys().next().unwrap().as_str()).collect();
+    assert!(units.contains(&"usd") && units.contains(&"tokens"), "{units:?}");
+
+    // The checker itself catches drift.
+    let mut out = Vec::new();
+    let mut tampered = f.ok("/api/v1/budgets");
+    tampered[0]["surprise"] = Value::from(1);
+    tampered[1]["calls"] = Value::from(-1);
+    let schema = &doc["paths"]["/api/v1/budgets"]["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+    violations(&doc, schema, &tampered, "$", &mut out);
+    assert_eq!(out.len(), 2, "{out:?}");
 }

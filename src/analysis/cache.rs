@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::per;
+use super::scope::{ReportFilter, ReportScope};
 use crate::ledger::calendar;
 use crate::ledger::{Agg, Ledger, QueryError, Selection, TimeGrain, Window, WindowBounds};
 
@@ -82,24 +83,73 @@ pub struct CacheReport {
     pub window: WindowBounds,
     /// The figures.
     pub cache_metrics: CacheMetrics,
-    /// `hour` for windows up to 48 hours, else `day`.
+    /// `hour` for windows up to 48 hours, else `day`; in a filtered report whose window reaches back past
+    /// what the ledger keeps at that grain for filtered figures, the finest grain it keeps (`day` or
+    /// `month`, said in [`ReportScope::notes`]).
     pub grain: TimeGrain,
     /// Hit rate and savings over time, oldest first.
     pub time_series: Vec<CachePoint>,
     /// Cache writes never read (only writes in a session are tracked; writes still within their lifetime
     /// are not counted yet).
     pub unread_cache_writes: UnreadCacheWrites,
+    /// How the report was narrowed: present only in a filtered report ([`Ledger::cache_report_for`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<ReportScope>,
 }
 
 impl Ledger {
     /// The cache-performance report over `window`.
     pub fn cache_report(&self, window: Window) -> Result<CacheReport, QueryError> {
+        self.cache_report_for(window, &ReportFilter::new())
+    }
+
+    /// The cache-performance report over `window` of the records `filter` keeps (for example one
+    /// tenant's). Without filters it is [`Ledger::cache_report`]. Every figure, the time series and the
+    /// unread cache writes come from the filtered records' own sums.
+    pub fn cache_report_for(&self, window: Window, filter: &ReportFilter) -> Result<CacheReport, QueryError> {
+        let sel = filter.selection()?;
         self.read(|store, now| {
             let (from, to) = window.bounds(store, now)?;
-            let total = Selection::All.total(store, from, to);
-            let grain = if to - from <= 48 * 3_600 { TimeGrain::Hour } else { TimeGrain::Day };
-            let time_series = Selection::All
-                .series(store, now, from, to, grain)?
+            let total = sel.total(store, from, to);
+            let wanted = if to - from <= 48 * 3_600 { TimeGrain::Hour } else { TimeGrain::Day };
+            let mut notes = Vec::new();
+            let (grain, points) = if sel == Selection::All {
+                (wanted, sel.series(store, now, from, to, wanted)?)
+            } else {
+                // Filtered figures live in the buckets only (no totals-only series): take the finest grain
+                // the window's buckets allow.
+                let mut found = None;
+                for g in [TimeGrain::Hour, TimeGrain::Day, TimeGrain::Month].into_iter().filter(|g| *g >= wanted) {
+                    match sel.series(store, now, from, to, g) {
+                        Ok(p) => {
+                            found = Some((g, p));
+                            break;
+                        }
+                        Err(QueryError::ResolutionUnavailable { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                match found {
+                    Some((g, p)) => {
+                        if g != wanted {
+                            notes.push(format!(
+                                "time_series is by {g}, not {wanted}: filtered figures are kept by hour for 48 \
+                                 hours and by day for 35 days, and this window reaches further back"
+                            ));
+                        }
+                        (g, p)
+                    }
+                    None => {
+                        notes.push(
+                            "time_series is empty: part of the window is older than 400 days, where the ledger \
+                             keeps filtered figures as one archive bucket (they are in cache_metrics)"
+                                .to_owned(),
+                        );
+                        (wanted, Vec::new())
+                    }
+                }
+            };
+            let time_series = points
                 .into_iter()
                 .map(|(t, a)| CachePoint {
                     timestamp: calendar::utc(t),
@@ -109,6 +159,11 @@ impl Ledger {
                 })
                 .collect();
             let o = total.opportunities();
+            let scope = (!filter.is_empty()).then(|| ReportScope {
+                filters: filter.filters().to_vec(),
+                unattributed_calls: sel.unattributed(store, from, to),
+                notes,
+            });
             Ok(CacheReport {
                 window: WindowBounds::of(from, to),
                 cache_metrics: CacheMetrics::of(&total),
@@ -119,6 +174,7 @@ impl Ledger {
                     tokens: o.unread_write_tokens,
                     wasted_usd: o.unread_write_premium.as_usd(),
                 },
+                scope,
             })
         })
     }

@@ -5,7 +5,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::per;
-use crate::ledger::{Agg, Dimension, Ledger, QueryError, Selection, Window, WindowBounds};
+use super::scope::{ReportFilter, ReportScope};
+use crate::ledger::{Agg, Dimension, Ledger, OTHER, QueryError, Selection, Window, WindowBounds};
 use crate::pricing::Money;
 
 /// Most rows in [`EfficiencyReport::breakdowns`] (the most expensive first).
@@ -244,6 +245,10 @@ pub struct EfficiencyReport {
     pub breakdowns_omitted: usize,
     /// Suggestions with a saving, largest first.
     pub optimization_suggestions: Vec<Suggestion>,
+    /// How the report was narrowed: present only in a filtered report
+    /// ([`Ledger::efficiency_report_for`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<ReportScope>,
 }
 
 fn fmt_tokens(n: u64) -> String {
@@ -377,23 +382,76 @@ impl Ledger {
     /// The efficiency report over `window`, with per-group scores by `group_by` (session, project, model,
     /// agent, operation, or any other dimension but tool).
     pub fn efficiency_report(&self, window: Window, group_by: Dimension) -> Result<EfficiencyReport, QueryError> {
+        self.efficiency_report_for(window, group_by, &ReportFilter::new())
+    }
+
+    /// The efficiency report over `window` of the records `filter` keeps (for example one tenant's), with
+    /// per-group scores by `group_by`. Without filters it is [`Ledger::efficiency_report`].
+    ///
+    /// Every figure (calls, cost, scores, suggestions, unread cache writes) is computed from the filtered
+    /// records' own sums. Breakdowns the ledger's series cannot narrow to the filters (by session under a
+    /// tenant filter, for example) use [`ReportFilter::with_sessions`] when given, else are left empty;
+    /// either way [`ReportScope::notes`] says so. An invalid filter is an error, as in
+    /// [`Ledger::query`].
+    pub fn efficiency_report_for(
+        &self,
+        window: Window,
+        group_by: Dimension,
+        filter: &ReportFilter,
+    ) -> Result<EfficiencyReport, QueryError> {
         if group_by == Dimension::Tool {
             return Err(QueryError::Unsupported(
                 "tools have no tokens: group the efficiency report by another dimension".into(),
             ));
         }
+        let sel = filter.selection()?;
         let target = self.inner.config.right_size_target.clone();
         self.read(|store, now| {
             let (from, to) = window.bounds(store, now)?;
-            let total = Selection::All.total(store, from, to);
-            let mut rows = Selection::All.grouped(store, from, to, group_by)?;
+            let total = sel.total(store, from, to);
+            let mut notes = Vec::new();
+            let mut rows = match sel.grouped(store, from, to, group_by) {
+                Ok(rows) => rows,
+                Err(QueryError::Unsupported(_)) if group_by == Dimension::Session && filter.knows_sessions() => {
+                    let all = Selection::All.grouped(store, from, to, Dimension::Session)?;
+                    let past_cap: u64 = all.iter().filter(|(k, _)| k == OTHER).map(|(_, a)| a.core.calls).sum();
+                    notes.push(
+                        "breakdowns by session: the ledger keeps sessions apart from the filtered dimensions, so the \
+                         rows are the sessions the caller attributes to the filters, with all of each session's \
+                         calls in the window"
+                            .to_owned(),
+                    );
+                    if past_cap > 0 {
+                        notes.push(format!(
+                            "breakdowns by session: {past_cap} calls of sessions past the ledger's session cap \
+                             (`(other)`) are not listed"
+                        ));
+                    }
+                    all.into_iter().filter(|(k, _)| k != OTHER && filter.session_belongs(k)).collect()
+                }
+                Err(QueryError::Unsupported(why)) => {
+                    notes.push(format!(
+                        "breakdowns by {group_by} cannot be narrowed to these filters, so they are left empty \
+                         ({why}); group by a dimension the filters can narrow{}",
+                        if group_by == Dimension::Session {
+                            ", or say which sessions belong to the filters (ReportFilter::with_sessions)"
+                        } else {
+                            ""
+                        }
+                    ));
+                    Vec::new()
+                }
+                Err(e) => return Err(e),
+            };
             // Rows of tasks only (no calls) have no tokens to score.
             rows.retain(|(_, a)| a.core.calls > 0);
             crate::ledger::sort_rows(&mut rows);
             let by_model = if group_by == Dimension::Model {
                 rows.clone()
             } else {
-                let mut m = Selection::All.grouped(store, from, to, Dimension::Model)?;
+                // Only used to name models in a suggestion: a selection that cannot be grouped by model
+                // (a session filter) names none.
+                let mut m = sel.grouped(store, from, to, Dimension::Model).unwrap_or_default();
                 crate::ledger::sort_rows(&mut m);
                 m
             };
@@ -418,6 +476,11 @@ impl Ledger {
                     }
                 })
                 .collect();
+            let scope = (!filter.is_empty()).then(|| ReportScope {
+                filters: filter.filters().to_vec(),
+                unattributed_calls: sel.unattributed(store, from, to),
+                notes,
+            });
             Ok(EfficiencyReport {
                 window: WindowBounds::of(from, to),
                 group_by,
@@ -427,6 +490,7 @@ impl Ledger {
                 breakdowns,
                 breakdowns_omitted: omitted,
                 optimization_suggestions: suggestions(&total, &by_model, &target),
+                scope,
             })
         })
     }

@@ -3,7 +3,8 @@
 use chrono_tz::Tz;
 
 use super::{
-    AnomalyReport, BreakdownTree, CacheReport, Comparison, EfficiencyReport, Forecast, TimeOfDayReport, UsageSummary,
+    AnomalyReport, BreakdownTree, CacheReport, Comparison, EfficiencyReport, Forecast, ReportFilter, TimeOfDayReport,
+    UsageSummary,
 };
 use crate::ledger::{Dimension, Ledger, LedgerConfig, LedgerStats, Query, QueryError, QueryResult, Window};
 use crate::meter::{TokenMeter, TokenMeterBuilder};
@@ -44,9 +45,24 @@ impl TokenMeter {
         self.ledger().efficiency_report(window, group_by)
     }
 
+    /// [`Ledger::efficiency_report_for`]: the efficiency report of the records `filter` keeps.
+    pub fn efficiency_report_for(
+        &self,
+        window: Window,
+        group_by: Dimension,
+        filter: &ReportFilter,
+    ) -> Result<EfficiencyReport, QueryError> {
+        self.ledger().efficiency_report_for(window, group_by, filter)
+    }
+
     /// [`Ledger::cache_report`].
     pub fn cache_report(&self, window: Window) -> Result<CacheReport, QueryError> {
         self.ledger().cache_report(window)
+    }
+
+    /// [`Ledger::cache_report_for`]: the cache report of the records `filter` keeps.
+    pub fn cache_report_for(&self, window: Window, filter: &ReportFilter) -> Result<CacheReport, QueryError> {
+        self.ledger().cache_report_for(window, filter)
     }
 
     /// [`Ledger::breakdown_tree`].

@@ -4,13 +4,17 @@
 //! | report | method | answers |
 //! |---|---|---|
 //! | [`UsageSummary`] | [`Ledger::usage_summary`] | calls, tokens by kind, cost, averages, by model and provider, a time series, unpriced calls, distributions, monthly run-rate |
-//! | [`EfficiencyReport`] | [`Ledger::efficiency_report`] | the efficiency score, per-group scores, priced suggestions |
-//! | [`CacheReport`] | [`Ledger::cache_report`] | cache hits, misses, hit rate, tokens and dollars saved, writes never read |
+//! | [`EfficiencyReport`] | [`Ledger::efficiency_report`], [`Ledger::efficiency_report_for`] | the efficiency score, per-group scores, priced suggestions |
+//! | [`CacheReport`] | [`Ledger::cache_report`], [`Ledger::cache_report_for`] | cache hits, misses, hit rate, tokens and dollars saved, writes never read |
 //! | [`BreakdownTree`] | [`Ledger::breakdown_tree`] | agent > operation, project > session, … with shares |
 //! | [`TimeOfDayReport`] | [`Ledger::time_of_day`] | tokens by local hour of day, peak and low hours |
 //! | [`AnomalyReport`] | [`Ledger::anomalies`] | days and hours far above their trailing average, and what spiked |
 //! | [`Forecast`] | [`Ledger::forecast`] | the next days' spend with a band, the month's total, when a limit is reached |
 //! | [`Comparison`] | [`Ledger::compare_periods`], [`Ledger::compare_values`] | a period against the previous one, or one value against another |
+//!
+//! The efficiency and cache reports can be narrowed to some records ([`ReportFilter`], for example one
+//! tenant's): every figure is then computed from those records' own sums, and the report carries a
+//! [`ReportScope`] saying what it was narrowed to and what could not be narrowed exactly.
 //!
 //! Money stays exact ([`Money`](crate::Money), pico-USD) until a report field ending in `_usd` turns it
 //! into a float.
@@ -58,6 +62,7 @@ mod compare;
 mod efficiency;
 mod forecast;
 mod handle;
+mod scope;
 mod summary;
 mod time_of_day;
 mod tree;
@@ -70,6 +75,7 @@ pub use efficiency::{
     Suggestion, SuggestionType,
 };
 pub use forecast::{FORECAST_HISTORY_DAYS, Forecast, ForecastDay, LimitForecast, MAX_FORECAST_DAYS, Trend};
+pub use scope::{ReportFilter, ReportScope};
 pub use summary::{Averages, Distributions, Percentiles, SeriesPoint, Share, TimeSeries, UnpricedUsage, UsageSummary};
 pub use time_of_day::{HourOfDay, TimeOfDayReport};
 pub use tree::{BreakdownTree, TreeNode};

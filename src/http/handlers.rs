@@ -13,9 +13,10 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{AppState, Caller, error, json_response};
-use crate::analysis::CacheMetrics;
+use crate::analysis::{CacheMetrics, ReportFilter};
 use crate::budget::{BudgetScope, BudgetState};
 use crate::ledger::{Dimension, GroupBy, GroupRow, Query, QueryError, Selection, TimeGrain, Window, WindowBounds};
+use crate::meter::ToolUsage;
 
 type Raw = Result<QueryParams<Vec<(String, String)>>, QueryRejection>;
 
@@ -63,15 +64,6 @@ fn query_error(e: QueryError, param: Option<&'static str>) -> Response {
         _ => param,
     };
     error(StatusCode::BAD_REQUEST, "invalid_parameter", e.to_string(), param)
-}
-
-fn forbidden_for_tenant() -> Response {
-    error(
-        StatusCode::FORBIDDEN,
-        "forbidden",
-        "this report covers every tenant and cannot be narrowed to one exactly: use a key that is not bound to a tenant",
-        None,
-    )
 }
 
 fn one_of<T: Copy>(param: &'static str, value: &str, options: &[(&str, T)]) -> Result<T, Response> {
@@ -169,6 +161,25 @@ fn range(
     Ok(Window::range(from, to))
 }
 
+/// The efficiency and cache reports' filter for `caller`: a tenant's own records, and (for the breakdown by
+/// session, which the ledger cannot narrow to a tenant) the sessions [`SessionTenants`](super::SessionTenants)
+/// attributes to that tenant.
+fn report_filter(state: &AppState, caller: &Caller) -> ReportFilter {
+    match caller {
+        Caller::All => ReportFilter::new(),
+        Caller::Tenant(t) => {
+            let filter = ReportFilter::tenant(t.clone());
+            match &state.config.session_tenants {
+                Some(tenants) => {
+                    let (tenants, t) = (tenants.clone(), t.clone());
+                    filter.with_sessions(move |s| tenants.tenant_of(s).is_some_and(|owner| owner == t))
+                }
+                None => filter,
+            }
+        }
+    }
+}
+
 fn with_tenant(q: Query, caller: &Caller) -> Query {
     match caller {
         Caller::All => q,
@@ -220,10 +231,11 @@ pub(super) async fn token_efficiency(
         if let Some(m) = p.get("efficiency_metric") {
             one_of("efficiency_metric", m, &[("tokens_per_task", ()), ("cache_hit_rate", ()), ("reuse_rate", ())])?;
         }
-        if let Caller::Tenant(_) = caller {
-            return Err(forbidden_for_tenant());
-        }
-        let report = state.meter.efficiency_report(window, group_by).map_err(|e| query_error(e, Some("time_range")))?;
+        let filter = report_filter(&state, &caller);
+        let report = state
+            .meter
+            .efficiency_report_for(window, group_by, &filter)
+            .map_err(|e| query_error(e, Some("time_range")))?;
         Ok(json_response(StatusCode::OK, &report))
     };
     run().unwrap_or_else(|r| r)
@@ -238,10 +250,8 @@ pub(super) async fn cache_performance(
     let run = || -> Result<Response, Response> {
         let p = Params::of(raw)?;
         let window = window_param(&p, "time_range", Window::Last7Days)?;
-        if let Caller::Tenant(_) = caller {
-            return Err(forbidden_for_tenant());
-        }
-        let report = state.meter.cache_report(window).map_err(|e| query_error(e, Some("time_range")))?;
+        let filter = report_filter(&state, &caller);
+        let report = state.meter.cache_report_for(window, &filter).map_err(|e| query_error(e, Some("time_range")))?;
         Ok(json_response(StatusCode::OK, &report))
     };
     run().unwrap_or_else(|r| r)
@@ -378,6 +388,11 @@ pub struct SessionMetrics {
     /// (with `include_differential=true`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub differential: Option<Vec<GroupRow>>,
+    /// The tool executions that ran inside the session, by tool, most used first (with
+    /// `include_tools=true`). Past the ledger's cap of tools per session and bucket, the rest are counted
+    /// under the tool `(other)`, so the session's totals stay exact.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Vec<ToolUsage>>,
 }
 
 /// `GET /api/v1/token-usage/{session_id}/metrics`.
@@ -389,8 +404,7 @@ pub(super) async fn session_metrics(
 ) -> Response {
     let run = || -> Result<Response, Response> {
         let p = Params::of(raw)?;
-        // Accepted for compatibility: the ledger does not attribute tool executions to sessions.
-        let _include_tools = bool_param(&p, "include_tools")?;
+        let include_tools = bool_param(&p, "include_tools")?;
         let include_cache = bool_param(&p, "include_cache")?;
         let include_differential = bool_param(&p, "include_differential")?;
         if !session_visible(&state, &caller, &session) {
@@ -399,8 +413,25 @@ pub(super) async fn session_metrics(
         let r = session_query(&state, &session)?;
         let (from, to) = (r.window.from.timestamp(), r.window.to.timestamp());
         let sel = Selection::Session(session.clone());
-        let agg = state.meter.ledger().read(|store, _| sel.total(store, from, to));
+        let (agg, tool_rows) = state.meter.ledger().read(|store, _| {
+            let tools = if include_tools { sel.grouped(store, from, to, Dimension::Tool).ok() } else { None };
+            (sel.total(store, from, to), tools)
+        });
         let cache = include_cache.then(|| CacheMetrics::of(&agg));
+        let tools = include_tools.then(|| {
+            let mut tools: Vec<ToolUsage> = tool_rows
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(tool, a)| ToolUsage {
+                    tool: tool.into(),
+                    invocations: a.core.calls,
+                    errors: a.core.failed_calls,
+                    total_duration_us: a.core.duration_us,
+                })
+                .collect();
+            tools.sort_by(|a, b| b.invocations.cmp(&a.invocations).then_with(|| a.tool.cmp(&b.tool)));
+            tools
+        });
         let differential = if include_differential {
             let mut rows = None;
             for grain in [TimeGrain::Hour, TimeGrain::Day] {
@@ -415,7 +446,14 @@ pub(super) async fn session_metrics(
         } else {
             None
         };
-        let m = SessionMetrics { session_id: session.clone(), window: r.window, totals: r.totals, cache, differential };
+        let m = SessionMetrics {
+            session_id: session.clone(),
+            window: r.window,
+            totals: r.totals,
+            cache,
+            differential,
+            tools,
+        };
         Ok(json_response(StatusCode::OK, &m))
     };
     run().unwrap_or_else(|r| r)

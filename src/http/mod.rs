@@ -7,7 +7,7 @@
 //!
 //! Security: [`serve`] binds `127.0.0.1` unless told otherwise; API keys ([`HttpConfig::with_api_key`]) are
 //! read from `x-api-key` or `Authorization: Bearer` and compared in constant time; a key bound to a tenant
-//! ([`HttpConfig::with_tenant_key`]) sees that tenant's data only; requests have a size and a time limit;
+//! ([`HttpConfig::with_tenant_key`]) sees that tenant's data only (every report is narrowed to it); requests have a size and a time limit;
 //! CORS headers are sent only for configured origins.
 //!
 //! ```no_run
@@ -104,8 +104,12 @@ impl HttpConfig {
         self
     }
 
-    /// Adds an API key that sees the data of `tenant` (`tenant.id`) only. Reports that cannot be narrowed
-    /// to one tenant exactly (the efficiency and cache reports) answer such keys with 403.
+    /// Adds an API key that sees the data of `tenant` (`tenant.id`) only: every report it reads is narrowed
+    /// to that tenant's records (the efficiency and cache reports with [`ReportFilter::tenant`]). Bind keys
+    /// to real tenant ids: `(none)` and `(other)` are the ledger's labels for calls without a tenant and for
+    /// its overflow entries.
+    ///
+    /// [`ReportFilter::tenant`]: crate::analysis::ReportFilter::tenant
     pub fn with_tenant_key(mut self, key: impl Into<String>, tenant: impl Into<String>) -> Self {
         self.keys.push(ApiKey { key: key.into().into_bytes(), tenant: Some(tenant.into()) });
         self
@@ -129,8 +133,9 @@ impl HttpConfig {
         self
     }
 
-    /// Which tenant each session belongs to, for tenant-bound keys on the session endpoints. Without it a
-    /// tenant-bound key gets 404 for every session (the ledger does not keep sessions' tenants).
+    /// Which tenant each session belongs to, for tenant-bound keys on the session endpoints and the
+    /// efficiency report's breakdown by session (the ledger does not keep sessions' tenants). Without it a
+    /// tenant-bound key gets 404 for every session, and an empty breakdown by session.
     pub fn with_session_tenants(mut self, tenants: SessionTenants) -> Self {
         self.session_tenants = Some(tenants);
         self
@@ -140,9 +145,13 @@ impl HttpConfig {
 /// A [`RecordSink`] that remembers each session's tenant (up to a bound), so tenant-bound API keys can read
 /// their own sessions. Add it to the meter with `with_sink` and to the config with
 /// [`HttpConfig::with_session_tenants`].
+///
+/// A session whose calls carry two different tenants belongs to neither from then on (no tenant-bound key
+/// sees it), so a session id shared by two tenants never shows one tenant the other's calls.
 #[derive(Debug, Clone)]
 pub struct SessionTenants {
-    inner: Arc<RwLock<HashMap<String, String>>>,
+    /// Session to tenant; `None` once the session was seen under two tenants.
+    inner: Arc<RwLock<HashMap<String, Option<String>>>>,
     max: usize,
 }
 
@@ -159,9 +168,9 @@ impl SessionTenants {
         SessionTenants { inner: Arc::default(), max: max_sessions }
     }
 
-    /// The tenant of `session`, if known.
+    /// The tenant of `session`, if known and unique.
     pub fn tenant_of(&self, session: &str) -> Option<String> {
-        self.inner.read().get(session).cloned()
+        self.inner.read().get(session).cloned().flatten()
     }
 }
 
@@ -170,12 +179,20 @@ impl RecordSink for SessionTenants {
         let (Some(s), Some(t)) = (record.dimensions.session.as_deref(), record.dimensions.tenant.as_deref()) else {
             return;
         };
-        if self.inner.read().get(s).is_some_and(|v| v == t) {
-            return;
+        match self.inner.read().get(s) {
+            Some(Some(known)) if known == t => return,
+            Some(None) => return,
+            _ => {}
         }
         let mut map = self.inner.write();
-        if map.len() < self.max || map.contains_key(s) {
-            map.insert(s.to_owned(), t.to_owned());
+        let room = map.len() < self.max;
+        match map.get_mut(s) {
+            Some(owner) if owner.as_deref() != Some(t) => *owner = None,
+            Some(_) => {}
+            None if room => {
+                map.insert(s.to_owned(), Some(t.to_owned()));
+            }
+            None => {}
         }
     }
 }

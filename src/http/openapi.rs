@@ -64,17 +64,212 @@ fn time() -> Value {
     json!({ "type": "string", "format": "date-time" })
 }
 
+fn string() -> Value {
+    json!({ "type": "string" })
+}
+
+fn strings(values: &[&str]) -> Value {
+    json!({ "type": "string", "enum": values })
+}
+
+fn array(items: Value) -> Value {
+    json!({ "type": "array", "items": items })
+}
+
+fn nullable(schema: Value) -> Value {
+    match schema {
+        Value::Object(mut m) if !m.contains_key("$ref") => {
+            m.insert("nullable".into(), Value::Bool(true));
+            Value::Object(m)
+        }
+        other => json!({ "allOf": [other], "nullable": true }),
+    }
+}
+
+/// An object with exactly these properties: every one required except `optional`, no others allowed (so
+/// schemathesis' response conformance check catches any drift between the structs and this document).
+fn object(props: &[(&str, Value)], optional: &[&str]) -> Value {
+    let required: Vec<&str> = props.iter().map(|(n, _)| *n).filter(|n| !optional.contains(n)).collect();
+    let properties: serde_json::Map<String, Value> = props.iter().map(|(n, v)| ((*n).to_owned(), v.clone())).collect();
+    json!({ "type": "object", "required": required, "properties": properties, "additionalProperties": false })
+}
+
+const DIMENSIONS: [&str; 10] =
+    ["model", "provider", "session", "project", "agent", "operation", "task", "tool", "user", "tenant"];
+const GRAINS: [&str; 4] = ["hour", "day", "week", "month"];
+const EFFICIENCY_GROUPS: [&str; 5] = ["session", "project", "model", "agent", "operation"];
+
+/// The component schemas: one per report struct, matching its serde output.
+fn schemas() -> Value {
+    let band = strings(&["green", "amber", "red"]);
+    json!({
+        "Error": object(&[("error", string()), ("detail", string()), ("param", nullable(string()))], &[]),
+        "Health": object(&[("status", strings(&["ok"]))], &[]),
+        "WindowBounds": object(&[("from", time()), ("to", time())], &[]),
+        "Filter": object(&[("dimension", strings(&DIMENSIONS)), ("value", string())], &[]),
+        "GroupBy": {
+            "oneOf": [
+                object(&[("time", strings(&GRAINS))], &[]),
+                object(&[("dimension", strings(&DIMENSIONS))], &[]),
+            ]
+        },
+        "TokenFigures": object(
+            &[
+                ("input", int()), ("output", int()), ("cache_read", int()), ("cache_write_5m", int()),
+                ("cache_write_1h", int()), ("cache_creation", int()), ("reasoning", int()), ("total", int()),
+            ],
+            &[],
+        ),
+        "GroupRow": object(
+            &[
+                ("key", string()), ("calls", int()), ("failed_calls", int()), ("unmetered_calls", int()),
+                ("unpriced_calls", int()), ("tasks", int()), ("tokens", reference("TokenFigures")),
+                ("cost_usd", num()), ("cost_share", num()), ("token_share", num()),
+            ],
+            &[],
+        ),
+        "QueryResult": object(
+            &[
+                ("window", reference("WindowBounds")),
+                ("filters", array(reference("Filter"))),
+                ("group_by", nullable(reference("GroupBy"))),
+                ("totals", reference("GroupRow")),
+                ("groups", array(reference("GroupRow"))),
+            ],
+            &[],
+        ),
+        "ReportScope": object(
+            &[("filters", array(reference("Filter"))), ("unattributed_calls", int()), ("notes", array(string()))],
+            &[],
+        ),
+        "CacheMetrics": object(
+            &[
+                ("total_cache_hits", int()), ("total_cache_misses", int()), ("hit_rate", num()),
+                ("call_hit_rate", num()), ("tokens_saved", int()), ("cost_saved", num()),
+                ("cache_creation_tokens", int()), ("reusable_tokens", int()), ("reused_tokens", int()),
+                ("context_reuse_rate", num()),
+            ],
+            &[],
+        ),
+        "CachePoint": object(
+            &[("timestamp", time()), ("hit_rate", num()), ("tokens_saved", int()), ("cost_saved", num())],
+            &[],
+        ),
+        "UnreadCacheWrites": object(&[("writes", int()), ("tokens", int()), ("wasted_usd", num())], &[]),
+        "CacheReport": object(
+            &[
+                ("window", reference("WindowBounds")),
+                ("cache_metrics", reference("CacheMetrics")),
+                ("grain", strings(&GRAINS)),
+                ("time_series", array(reference("CachePoint"))),
+                ("unread_cache_writes", reference("UnreadCacheWrites")),
+                ("scope", reference("ReportScope")),
+            ],
+            &["scope"],
+        ),
+        "ScoreComponent": object(
+            &[
+                ("name", strings(&["cache_reuse", "waste", "right_sizing", "cache_write_use"])),
+                ("value", num()), ("weight", num()), ("points", num()),
+            ],
+            &[],
+        ),
+        "EfficiencyScores": object(
+            &[
+                ("overall", num()), ("band", band.clone()), ("tokens_per_task", nullable(num())),
+                ("cache_hit_rate", num()), ("input_output_ratio", nullable(num())), ("context_reuse_rate", num()),
+                ("components", array(reference("ScoreComponent"))),
+            ],
+            &[],
+        ),
+        "EfficiencyBreakdown": object(
+            &[
+                ("category", string()), ("calls", int()), ("input_tokens", int()), ("output_tokens", int()),
+                ("cache_creation_tokens", int()), ("cache_read_tokens", int()), ("total_tokens", int()),
+                ("cost_usd", num()), ("efficiency_score", num()), ("band", band),
+            ],
+            &[],
+        ),
+        "Suggestion": object(
+            &[
+                ("type", strings(&[
+                    "prompt_caching", "model_right_sizing", "batch_api", "unread_cache_writes",
+                    "long_context_threshold", "failed_calls",
+                ])),
+                ("potential_savings", num()), ("potential_savings_picos", int()), ("description", string()),
+                ("impact", strings(&["low", "medium", "high"])), ("share_of_spend", num()), ("calls", int()),
+                ("tokens", int()),
+            ],
+            &[],
+        ),
+        "EfficiencyReport": object(
+            &[
+                ("window", reference("WindowBounds")),
+                ("group_by", strings(&EFFICIENCY_GROUPS)),
+                ("calls", int()),
+                ("cost_usd", num()),
+                ("efficiency_scores", reference("EfficiencyScores")),
+                ("breakdowns", array(reference("EfficiencyBreakdown"))),
+                ("breakdowns_omitted", int()),
+                ("optimization_suggestions", array(reference("Suggestion"))),
+                ("scope", reference("ReportScope")),
+            ],
+            &["scope"],
+        ),
+        "ToolUsage": object(
+            &[("tool", string()), ("invocations", int()), ("errors", int()), ("total_duration_us", int())],
+            &[],
+        ),
+        "SessionMetrics": object(
+            &[
+                ("session_id", string()),
+                ("window", reference("WindowBounds")),
+                ("totals", reference("GroupRow")),
+                ("cache", reference("CacheMetrics")),
+                ("differential", array(reference("GroupRow"))),
+                ("tools", array(reference("ToolUsage"))),
+            ],
+            &["cache", "differential", "tools"],
+        ),
+        "BudgetAmount": {
+            "description": "US dollars as an integer number of pico-USD (`usd`), or tokens (`tokens`).",
+            "oneOf": [object(&[("usd", int())], &[]), object(&[("tokens", int())], &[])]
+        },
+        "BudgetState": object(
+            &[
+                ("budget", string()),
+                ("scope", json!({ "type": "string", "description": "`everything`, `DIMENSION=VALUE` or `model=ID`" })),
+                ("period", json!({ "type": "string", "description": "`day`, `week`, `month` or `rolling 1d2h`" })),
+                ("action", strings(&["warn", "block"])),
+                ("period_start", time()),
+                ("resets_at", time()),
+                ("spent", reference("BudgetAmount")),
+                ("limit", reference("BudgetAmount")),
+                ("remaining", reference("BudgetAmount")),
+                ("utilization", num()),
+                ("projected", nullable(reference("BudgetAmount"))),
+                ("time_to_limit", nullable(json!({ "type": "number", "minimum": 0, "description": "seconds" }))),
+                ("over_budget", json!({ "type": "boolean" })),
+                ("thresholds_crossed", array(int())),
+                ("calls", int()),
+                ("unpriced_calls", int()),
+            ],
+            &[],
+        ),
+    })
+}
+
 /// The OpenAPI 3.0.3 document of every route of [`router`](super::router), as served at
 /// `GET /api/v1/openapi.json`.
 pub fn openapi_document() -> Value {
-    let tenant403 = ("403", "The API key is bound to a tenant and this report covers every tenant.");
+    let not_found = ("404", "No such session (or, for a tenant-bound key, one of another tenant).");
     let session_path = json!({ "name": "session_id", "in": "path", "required": true, "schema": { "type": "string" }, "example": "s-1" });
     json!({
         "openapi": "3.0.3",
         "info": {
             "title": "tokenmeter HTTP API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Token usage, cost, cache and efficiency reports of a tokenmeter ledger. Query parameters also accept their camelCase spellings."
+            "description": "Token usage, cost, cache and efficiency reports of a tokenmeter ledger. Query parameters also accept their camelCase spellings. A key bound to a tenant sees that tenant's data only: every report is narrowed to its records (the efficiency and cache reports then carry `scope`)."
         },
         "security": [ { "apiKey": [] }, { "bearer": [] } ],
         "paths": {
@@ -82,7 +277,7 @@ pub fn openapi_document() -> Value {
                 "get": {
                     "summary": "Liveness", "operationId": "healthz", "security": [],
                     "responses": {
-                        "200": ok("Up.", json!({ "type": "object", "required": ["status"], "properties": { "status": { "type": "string", "enum": ["ok"] } } })),
+                        "200": ok("Up.", reference("Health")),
                         "413": err("The request is larger than the configured limit."),
                     }
                 }
@@ -91,36 +286,36 @@ pub fn openapi_document() -> Value {
                 "get": {
                     "summary": "This document", "operationId": "openapi", "security": [],
                     "responses": {
-                        "200": ok("The OpenAPI document.", json!({ "type": "object" })),
+                        "200": ok("The OpenAPI document.", json!({ "type": "object", "required": ["openapi", "info", "paths", "components"] })),
                         "413": err("The request is larger than the configured limit."),
                     }
                 }
             },
             "/api/v1/analytics/token-efficiency": get(
-                "The efficiency report (`TokenMeter::efficiency_report`)",
+                "The efficiency report (`TokenMeter::efficiency_report`; for a tenant-bound key `efficiency_report_for` that tenant)",
                 "tokenEfficiency",
                 vec![
                     window_param("time_range"),
-                    param("group_by", "Grouping of the per-group scores (default session).", json!({ "type": "string", "enum": ["session", "project", "model", "agent", "operation"] })),
-                    param("efficiency_metric", "Accepted for compatibility; the report carries every metric.", json!({ "type": "string", "enum": ["tokens_per_task", "cache_hit_rate", "reuse_rate"] })),
+                    param("group_by", "Grouping of the per-group scores (default session).", strings(&EFFICIENCY_GROUPS)),
+                    param("efficiency_metric", "Validated; the report carries every metric.", strings(&["tokens_per_task", "cache_hit_rate", "reuse_rate"])),
                 ],
-                responses(ok("The efficiency report.", reference("EfficiencyReport")), &[tenant403]),
+                responses(ok("The efficiency report.", reference("EfficiencyReport")), &[]),
             ),
             "/api/v1/analytics/cache-performance": get(
-                "The cache report (`TokenMeter::cache_report`)",
+                "The cache report (`TokenMeter::cache_report`; for a tenant-bound key `cache_report_for` that tenant)",
                 "cachePerformance",
                 vec![window_param("time_range")],
-                responses(ok("The cache report.", reference("CacheReport")), &[tenant403]),
+                responses(ok("The cache report.", reference("CacheReport")), &[]),
             ),
             "/api/v1/analytics/tokens": get(
                 "Token usage over time (`TokenMeter::query` grouped by a time grain)",
                 "tokens",
                 vec![
-                    param("range", "The window ending now when `from`/`to` are not given (default week).", json!({ "type": "string", "enum": ["day", "week", "month", "year"] })),
+                    param("range", "The window ending now when `from`/`to` are not given (default week).", strings(&["day", "week", "month", "year"])),
                     time_param("from", "Start (inclusive)."),
                     time_param("to", "End (exclusive; a date means the end of that day)."),
-                    param("model", "Only this model.", json!({ "type": "string" })),
-                    param("aggregation", "The time grain (default: hourly for a day, monthly for a year, daily otherwise).", json!({ "type": "string", "enum": ["hourly", "daily", "weekly", "monthly"] })),
+                    param("model", "Only this model.", string()),
+                    param("aggregation", "The time grain (default: hourly for a day, monthly for a year, daily otherwise).", strings(&["hourly", "daily", "weekly", "monthly"])),
                 ],
                 responses(ok("A query result grouped by time.", reference("QueryResult")), &[]),
             ),
@@ -130,7 +325,7 @@ pub fn openapi_document() -> Value {
                 vec![
                     time_param("start_date", "Start (inclusive); default 30 days back."),
                     time_param("end_date", "End (a date includes that day); default now."),
-                    param("group_by", "The time grain (default day).", json!({ "type": "string", "enum": ["day", "week", "month"] })),
+                    param("group_by", "The time grain (default day).", strings(&["day", "week", "month"])),
                 ],
                 responses(ok("A query result grouped by time.", reference("QueryResult")), &[]),
             ),
@@ -139,7 +334,7 @@ pub fn openapi_document() -> Value {
                     "summary": "One session's usage (`TokenMeter::query` filtered by session)",
                     "operationId": "sessionUsage",
                     "parameters": [session_path.clone()],
-                    "responses": responses(ok("A query result for the session.", reference("QueryResult")), &[("404", "No such session (or one of another tenant).")]),
+                    "responses": responses(ok("A query result for the session.", reference("QueryResult")), &[not_found]),
                 }
             },
             "/api/v1/token-usage/{session_id}/metrics": {
@@ -148,18 +343,18 @@ pub fn openapi_document() -> Value {
                     "operationId": "sessionMetrics",
                     "parameters": [
                         session_path,
-                        bool_param("include_tools", "Accepted for compatibility: the ledger does not attribute tool executions to sessions."),
+                        bool_param("include_tools", "Adds `tools`: the tool executions that ran inside the session, by tool."),
                         bool_param("include_cache", "Adds `cache`."),
                         bool_param("include_differential", "Adds `differential`: the usage added in each hour with activity."),
                     ],
-                    "responses": responses(ok("The session's metrics.", reference("SessionMetrics")), &[("404", "No such session (or one of another tenant).")]),
+                    "responses": responses(ok("The session's metrics.", reference("SessionMetrics")), &[not_found]),
                 }
             },
             "/api/v1/budgets": get(
                 "Every budget's state (`TokenMeter::budget_status`); a tenant key sees its tenant's budgets",
                 "budgets",
                 vec![],
-                responses(ok("Budget states.", json!({ "type": "array", "items": reference("BudgetState") })), &[]),
+                responses(ok("Budget states.", array(reference("BudgetState"))), &[]),
             ),
         },
         "components": {
@@ -167,94 +362,7 @@ pub fn openapi_document() -> Value {
                 "apiKey": { "type": "apiKey", "in": "header", "name": "x-api-key" },
                 "bearer": { "type": "http", "scheme": "bearer" }
             },
-            "schemas": {
-                "Error": {
-                    "type": "object", "required": ["error", "detail", "param"],
-                    "properties": { "error": { "type": "string" }, "detail": { "type": "string" }, "param": { "type": "string", "nullable": true } }
-                },
-                "WindowBounds": { "type": "object", "required": ["from", "to"], "properties": { "from": time(), "to": time() } },
-                "TokenFigures": {
-                    "type": "object",
-                    "required": ["input", "output", "cache_read", "cache_write_5m", "cache_write_1h", "cache_creation", "reasoning", "total"],
-                    "properties": {
-                        "input": int(), "output": int(), "cache_read": int(), "cache_write_5m": int(), "cache_write_1h": int(),
-                        "cache_creation": int(), "reasoning": int(), "total": int()
-                    }
-                },
-                "GroupRow": {
-                    "type": "object",
-                    "required": ["key", "calls", "failed_calls", "unmetered_calls", "unpriced_calls", "tasks", "tokens", "cost_usd", "cost_share", "token_share"],
-                    "properties": {
-                        "key": { "type": "string" }, "calls": int(), "failed_calls": int(), "unmetered_calls": int(), "unpriced_calls": int(),
-                        "tasks": int(), "tokens": reference("TokenFigures"), "cost_usd": num(), "cost_share": num(), "token_share": num()
-                    }
-                },
-                "QueryResult": {
-                    "type": "object", "required": ["window", "filters", "totals", "groups"],
-                    "properties": {
-                        "window": reference("WindowBounds"),
-                        "filters": { "type": "array", "items": { "type": "object", "required": ["dimension", "value"], "properties": { "dimension": { "type": "string" }, "value": { "type": "string" } } } },
-                        "group_by": { "type": "object", "nullable": true },
-                        "totals": reference("GroupRow"),
-                        "groups": { "type": "array", "items": reference("GroupRow") }
-                    }
-                },
-                "CacheMetrics": {
-                    "type": "object",
-                    "required": ["total_cache_hits", "total_cache_misses", "hit_rate", "call_hit_rate", "tokens_saved", "cost_saved", "cache_creation_tokens", "reusable_tokens", "reused_tokens", "context_reuse_rate"],
-                    "properties": {
-                        "total_cache_hits": int(), "total_cache_misses": int(), "hit_rate": num(), "call_hit_rate": num(), "tokens_saved": int(),
-                        "cost_saved": num(), "cache_creation_tokens": int(), "reusable_tokens": int(), "reused_tokens": int(), "context_reuse_rate": num()
-                    }
-                },
-                "CacheReport": {
-                    "type": "object", "required": ["window", "cache_metrics", "grain", "time_series", "unread_cache_writes"],
-                    "properties": {
-                        "window": reference("WindowBounds"),
-                        "cache_metrics": reference("CacheMetrics"),
-                        "grain": { "type": "string", "enum": ["hour", "day", "week", "month"] },
-                        "time_series": { "type": "array", "items": {
-                            "type": "object", "required": ["timestamp", "hit_rate", "tokens_saved", "cost_saved"],
-                            "properties": { "timestamp": time(), "hit_rate": num(), "tokens_saved": int(), "cost_saved": num() }
-                        } },
-                        "unread_cache_writes": {
-                            "type": "object", "required": ["writes", "tokens", "wasted_usd"],
-                            "properties": { "writes": int(), "tokens": int(), "wasted_usd": num() }
-                        }
-                    }
-                },
-                "EfficiencyReport": {
-                    "type": "object", "required": ["window", "breakdowns"],
-                    "properties": {
-                        "window": reference("WindowBounds"),
-                        "breakdowns": { "type": "array", "items": {
-                            "type": "object",
-                            "required": ["category", "calls", "input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens", "total_tokens", "cost_usd", "efficiency_score", "band"],
-                            "properties": {
-                                "category": { "type": "string" }, "calls": int(), "input_tokens": int(), "output_tokens": int(),
-                                "cache_creation_tokens": int(), "cache_read_tokens": int(), "total_tokens": int(), "cost_usd": num(),
-                                "efficiency_score": num(), "band": { "type": "string" }
-                            }
-                        } }
-                    }
-                },
-                "SessionMetrics": {
-                    "type": "object", "required": ["session_id", "window", "totals"],
-                    "properties": {
-                        "session_id": { "type": "string" },
-                        "window": reference("WindowBounds"),
-                        "totals": reference("GroupRow"),
-                        "cache": reference("CacheMetrics"),
-                        "differential": { "type": "array", "items": reference("GroupRow") }
-                    }
-                },
-                "BudgetState": {
-                    "type": "object", "required": ["budget", "scope", "period", "action", "period_start", "resets_at", "spent", "limit", "remaining"],
-                    "properties": {
-                        "budget": { "type": "string" }, "period_start": time(), "resets_at": time()
-                    }
-                }
-            }
+            "schemas": schemas()
         }
     })
 }

@@ -25,6 +25,7 @@ pub(crate) struct Caps {
     pub(crate) users: usize,
     pub(crate) project_sessions: usize,
     pub(crate) tools: usize,
+    pub(crate) session_tools: usize,
 }
 
 impl Caps {
@@ -42,6 +43,9 @@ impl Caps {
             + 1
             + self.tools
             + 1
+            + self.session_tools
+            + OVERFLOW_RESERVE
+            + 1
     }
 }
 
@@ -49,16 +53,21 @@ impl Tier {
     /// The caps of a bucket of this tier (documented in the module docs).
     pub(crate) const fn caps(self) -> Caps {
         match self {
-            Tier::Minute => Caps { series: 64, sessions: 64, users: 64, project_sessions: 64, tools: 32 },
-            Tier::Hour => Caps { series: 256, sessions: 256, users: 256, project_sessions: 256, tools: 128 },
+            Tier::Minute => {
+                Caps { series: 64, sessions: 64, users: 64, project_sessions: 64, tools: 32, session_tools: 64 }
+            }
+            Tier::Hour => {
+                Caps { series: 256, sessions: 256, users: 256, project_sessions: 256, tools: 128, session_tools: 256 }
+            }
             Tier::Day | Tier::Month | Tier::Archive => {
-                Caps { series: 512, sessions: 512, users: 512, project_sessions: 512, tools: 128 }
+                Caps { series: 512, sessions: 512, users: 512, project_sessions: 512, tools: 128, session_tools: 512 }
             }
         }
     }
 }
 
-/// Slots past the series (and project>session) cap kept for the per-model (per-project) overflow keys.
+/// Slots past the series (project>session, session>tool) cap kept for the per-model (per-project,
+/// per-session) overflow keys.
 pub(crate) const OVERFLOW_RESERVE: usize = 64;
 
 static OTHER_ARC: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from(OTHER));
@@ -138,6 +147,14 @@ pub(crate) struct PairEntry {
     pub(crate) agg: Agg,
 }
 
+/// A (session, tool) pair and its executions.
+#[derive(Debug, Clone)]
+pub(crate) struct SessionToolEntry {
+    pub(crate) session: Arc<str>,
+    pub(crate) tool: Arc<str>,
+    pub(crate) agg: ToolAgg,
+}
+
 /// One time bucket.
 #[derive(Debug, Clone)]
 pub(crate) struct Bucket {
@@ -150,6 +167,8 @@ pub(crate) struct Bucket {
     pub(crate) users: HashMap<Arc<str>, Agg>,
     pub(crate) project_sessions: HashMap<u64, PairEntry>,
     pub(crate) tools: HashMap<Arc<str>, ToolAgg>,
+    /// Tool executions by (session, tool): only those that ran inside a session.
+    pub(crate) session_tools: HashMap<u64, SessionToolEntry>,
     pub(crate) hist: Option<Box<Histograms>>,
     /// Additions routed to an overflow entry because a cap was reached.
     pub(crate) overflowed: u64,
@@ -163,6 +182,7 @@ pub(crate) struct Entries {
     pub(crate) users: usize,
     pub(crate) project_sessions: usize,
     pub(crate) tools: usize,
+    pub(crate) session_tools: usize,
 }
 
 impl Entries {
@@ -172,10 +192,11 @@ impl Entries {
         self.users += o.users;
         self.project_sessions += o.project_sessions;
         self.tools += o.tools;
+        self.session_tools += o.session_tools;
     }
 
     pub(crate) fn total(&self) -> usize {
-        self.series + self.sessions + self.users + self.project_sessions + self.tools
+        self.series + self.sessions + self.users + self.project_sessions + self.tools + self.session_tools
     }
 }
 
@@ -215,6 +236,7 @@ impl Bucket {
             users: HashMap::default(),
             project_sessions: HashMap::default(),
             tools: HashMap::default(),
+            session_tools: HashMap::default(),
             hist: None,
             overflowed: 0,
         }
@@ -266,6 +288,54 @@ impl Bucket {
             self.overflowed += 1;
             self.tools.entry(other()).or_default().add(t);
         }
+    }
+
+    /// Adds one tool execution that ran inside `session`.
+    pub(crate) fn add_session_tool(&mut self, session: &Arc<str>, tool: &Arc<str>, t: &ToolAgg) {
+        let cap = self.tier.caps().session_tools;
+        let o = self.add_session_tool_capped(session, tool, t, cap);
+        self.overflowed += u64::from(o);
+    }
+
+    /// Past the cap, a pair folds into its session's `(other)` tool (so per-session counts stay exact),
+    /// then into `((other), (other))`. True when it overflowed.
+    fn add_session_tool_capped(&mut self, session: &Arc<str>, tool: &Arc<str>, t: &ToolAgg, cap: usize) -> bool {
+        let h = pair_hash(Some(&**session), tool);
+        let len = self.session_tools.len();
+        match self.session_tools.get_mut(&h) {
+            Some(e) if *e.session == **session && *e.tool == **tool => {
+                e.agg.add(t);
+                return false;
+            }
+            Some(_) => {}
+            None if len < cap => {
+                let entry = SessionToolEntry { session: session.clone(), tool: tool.clone(), agg: *t };
+                self.session_tools.insert(h, entry);
+                return false;
+            }
+            None => {}
+        }
+        let hp = pair_hash(Some(&**session), OTHER);
+        let len = self.session_tools.len();
+        match self.session_tools.get_mut(&hp) {
+            Some(e) if *e.session == **session && &*e.tool == OTHER => {
+                e.agg.add(t);
+                return true;
+            }
+            Some(_) => {}
+            None if len < cap + OVERFLOW_RESERVE => {
+                self.session_tools.insert(hp, SessionToolEntry { session: session.clone(), tool: other(), agg: *t });
+                return true;
+            }
+            None => {}
+        }
+        let hf = pair_hash(Some(OTHER), OTHER);
+        self.session_tools
+            .entry(hf)
+            .or_insert_with(|| SessionToolEntry { session: other(), tool: other(), agg: ToolAgg::default() })
+            .agg
+            .add(t);
+        true
     }
 
     fn add_series(
@@ -400,6 +470,11 @@ impl Bucket {
         for (k, t) in other.tools {
             self.add_tool(&k, &t);
         }
+        let mut pairs: Vec<SessionToolEntry> = other.session_tools.into_values().collect();
+        pairs.sort_by_key(|e| std::cmp::Reverse(e.agg.invocations));
+        for e in pairs {
+            overflowed += u64::from(self.add_session_tool_capped(&e.session, &e.tool, &e.agg, caps.session_tools));
+        }
         if let Some(h) = other.hist {
             match self.hist.as_deref_mut() {
                 Some(mine) => mine.merge(&h),
@@ -416,6 +491,7 @@ impl Bucket {
             users: self.users.len(),
             project_sessions: self.project_sessions.len(),
             tools: self.tools.len(),
+            session_tools: self.session_tools.len(),
         }
     }
 }

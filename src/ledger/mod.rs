@@ -22,7 +22,7 @@
 //! Every bucket keeps: totals; *compound series* keyed by the low-cardinality dimensions together (model,
 //! provider, project, agent, operation, task, tenant), so any combination of them can be filtered and
 //! grouped exactly; one map per high-cardinality dimension (session, user) and one for (project, session)
-//! pairs; tool executions; and hdrhistogram distributions (prompt and output tokens per call, duration, time
+//! pairs; tool executions, by tool and by (session, tool) pair; and hdrhistogram distributions (prompt and output tokens per call, duration, time
 //! to first token, output tokens per second; 2 significant digits). Beside the buckets, totals-only series by
 //! local hour (kept 35 days) and local day (kept 10 years) answer time-of-day patterns, hourly anomalies and
 //! long daily series.
@@ -35,18 +35,19 @@
 //! Each map of each bucket has a cardinality cap; past it, values share one overflow entry keyed `(other)`,
 //! so totals stay exact while the breakdown loses detail. Compound series past their cap first fold into a
 //! per-model overflow series (model and provider kept, the rest `(other)`, 64 such slots), so per-model
-//! figures stay exact; then into one all-`(other)` series. Pairs fold per project likewise.
+//! figures stay exact; then into one all-`(other)` series. (Project, session) pairs fold per project likewise,
+//! and (session, tool) pairs per session (so each session's tool counts stay exact).
 //!
-//! | tier | compound series | sessions | users | project > session | tools |
-//! |---|---|---|---|---|---|
-//! | minute | 64 | 64 | 64 | 64 | 32 |
-//! | hour | 256 | 256 | 256 | 256 | 128 |
-//! | day, month, archive | 512 | 512 | 512 | 512 | 128 |
+//! | tier | compound series | sessions | users | project > session | tools | session > tool |
+//! |---|---|---|---|---|---|---|
+//! | minute | 64 | 64 | 64 | 64 | 32 | 64 |
+//! | hour | 256 | 256 | 256 | 256 | 128 | 256 |
+//! | day, month, archive | 512 | 512 | 512 | 512 | 128 | 512 |
 //!
 //! With at most 122 minute, 50 hour, 37 day, 16 month buckets and one archive (plus up to 8 pending minutes
 //! per recording shard), the ledger holds at most [`LedgerStats::series_limit`] entries whatever the number
-//! of calls: about 267,000 with 8 shards, some 90 MB if every map of every bucket were full (an entry is
-//! 300-450 bytes). A month of 1M calls over 100k sessions holds about 96,000. Merging into a coarser bucket
+//! of calls: about 338,000 with 8 shards, some 96 MB if every map of every bucket were full (an entry is
+//! 300-450 bytes; a (session, tool) entry about 80). A month of 1M calls over 100k sessions holds about 96,000. Merging into a coarser bucket
 //! brings entries in most expensive first, so where the caps bind, the costliest values keep their own rows.
 //! Session history for the caching analyses is capped at [`LedgerConfig::with_max_tracked_sessions`]
 //! sessions (default 65,536); sessions idle for 2 hours are dropped.
@@ -87,7 +88,7 @@ pub use query::{
 
 pub use query::TokenFigures;
 
-pub(crate) use agg::{Agg, Core, Histograms, Opportunities};
+pub(crate) use agg::{Agg, Core, Histograms, OTHER, Opportunities};
 pub(crate) use bucket::{Bucket, Tier};
 pub(crate) use query::{Selection, histograms, ratio, sort_rows};
 pub(crate) use store::{HOURLY_TOTALS_SPAN, Store};
@@ -379,6 +380,9 @@ pub struct SeriesCounts {
     pub project_sessions: usize,
     /// Tool entries.
     pub tools: usize,
+    /// (Session, tool) entries.
+    #[serde(default)]
+    pub session_tools: usize,
     /// All of them.
     pub total: usize,
 }
@@ -754,7 +758,7 @@ impl Ledger {
         shard.bucket(rec.timestamp.timestamp(), inner).add(&keys, &core, None);
     }
 
-    /// Adds one tool execution.
+    /// Adds one tool execution (by tool, and by (session, tool) when it ran inside a session).
     pub fn ingest_tool(&self, rec: &ToolRecord) {
         let inner = &*self.inner;
         if !inner.config.enabled {
@@ -762,7 +766,11 @@ impl Ledger {
         }
         let t = ToolAgg { invocations: 1, errors: u64::from(rec.outcome.is_error()), duration_us: rec.duration_us };
         let mut shard = inner.shard().lock();
-        shard.bucket(rec.timestamp.timestamp(), inner).add_tool(&rec.tool, &t);
+        let bucket = shard.bucket(rec.timestamp.timestamp(), inner);
+        bucket.add_tool(&rec.tool, &t);
+        if let Some(session) = &rec.dimensions.session {
+            bucket.add_session_tool(session, &rec.tool, &t);
+        }
     }
 
     /// Runs `f` on the store after taking every shard's minutes, resolving expired cache writes and aging
@@ -818,6 +826,7 @@ impl Ledger {
                 users: entries.users,
                 project_sessions: entries.project_sessions,
                 tools: entries.tools,
+                session_tools: entries.session_tools,
                 total: entries.total(),
             },
             series_limit: limit,

@@ -8,7 +8,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use super::Ledger;
-use super::agg::{Agg, Core, Histograms, SeriesKey};
+use super::agg::{Agg, Core, Histograms, OTHER, SeriesKey, ToolAgg};
 use super::bucket::{Bucket, Tier};
 use super::calendar::{self, Grain};
 use super::store::{HOURLY_TOTALS_SPAN, Store};
@@ -378,7 +378,9 @@ impl FromStr for Filter {
 /// Supported shapes: any filters on model, provider, project, agent, operation, task and tenant, grouped by
 /// any of those or by time; a filter on session, user or tool alone (or project with session), grouped by
 /// time or not at all; grouped by session (optionally filtered by project), by user, or by tool, without
-/// other filters; grouped by project filtered by session. Others are [`QueryError::Unsupported`].
+/// other filters; grouped by project filtered by session; grouped by tool filtered by session, or by session
+/// filtered by tool (tool rows count executions in `calls`, errors in `failed_calls`). Others are
+/// [`QueryError::Unsupported`].
 ///
 /// ```
 /// use tokenmeter::ledger::{Dimension, GroupBy, Query, Window};
@@ -579,6 +581,21 @@ fn matches_key(filters: &[Filter], k: &SeriesKey) -> bool {
     filters.iter().all(|f| f.matches(f.dimension.of_key(k)))
 }
 
+/// Tool executions as an [`Agg`]: executions in `calls`, errors in `failed_calls`.
+fn tool_agg(t: &ToolAgg) -> Agg {
+    let mut a = Agg::default();
+    a.core.calls = t.invocations;
+    a.core.failed_calls = t.errors;
+    a.core.duration_us = t.duration_us;
+    a
+}
+
+/// True when `f`'s dimension was folded to `(other)` in a series past the cap, so whether the series
+/// matches `f` is no longer known.
+fn folded(f: &Filter, k: &SeriesKey) -> bool {
+    f.value != OTHER && f.dimension.of_key(k) == Some(OTHER)
+}
+
 impl Selection {
     pub(crate) fn from_filters(filters: &[Filter]) -> Result<Self, QueryError> {
         for (i, f) in filters.iter().enumerate() {
@@ -625,16 +642,35 @@ impl Selection {
                 }
                 a
             }
-            Selection::Tool(t) => {
-                let mut a = Agg::default();
-                if let Some(x) = b.tools.get(t.as_str()) {
-                    a.core.calls = x.invocations;
-                    a.core.failed_calls = x.errors;
-                    a.core.duration_us = x.duration_us;
-                }
-                a
-            }
+            Selection::Tool(t) => b.tools.get(t.as_str()).map(tool_agg).unwrap_or_default(),
         }
+    }
+
+    /// Calls over `[from, to)` held in overflow entries (past a cardinality cap) where the selection's value
+    /// was folded to `(other)`: they may belong to the selection but are not counted in it.
+    pub(crate) fn unattributed(&self, store: &Store, from: i64, to: i64) -> u64 {
+        let mut n = 0;
+        for b in store.buckets(from, to) {
+            n += match self {
+                Selection::All => 0,
+                Selection::Compound(f) => {
+                    b.series.values().filter(|s| f.iter().any(|f| folded(f, &s.key))).map(|s| s.agg.core.calls).sum()
+                }
+                Selection::Session(s) if s != OTHER => b.sessions.get(OTHER).map_or(0, |a| a.core.calls),
+                Selection::User(u) if u != OTHER => b.users.get(OTHER).map_or(0, |a| a.core.calls),
+                Selection::Tool(t) if t != OTHER => b.tools.get(OTHER).map_or(0, |a| a.invocations),
+                Selection::ProjectSession(p, s) if s != OTHER => b
+                    .project_sessions
+                    .values()
+                    .filter(|e| {
+                        &*e.session == OTHER && (p.matches(e.project.as_deref()) || e.project.as_deref() == Some(OTHER))
+                    })
+                    .map(|e| e.agg.core.calls)
+                    .sum(),
+                _ => 0,
+            };
+        }
+        n
     }
 
     /// The selection's sums over `[from, to)`.
@@ -698,8 +734,22 @@ impl Selection {
             }
             (Dimension::Tool, Selection::All) => {
                 for b in buckets {
-                    for k in b.tools.keys() {
-                        rows.entry(k.to_string()).or_default().merge(&Selection::Tool(k.to_string()).agg(b));
+                    for (k, t) in &b.tools {
+                        rows.entry(k.to_string()).or_default().merge(&tool_agg(t));
+                    }
+                }
+            }
+            (Dimension::Tool, Selection::Session(s)) => {
+                for b in buckets {
+                    for e in b.session_tools.values().filter(|e| *e.session == **s) {
+                        rows.entry(e.tool.to_string()).or_default().merge(&tool_agg(&e.agg));
+                    }
+                }
+            }
+            (Dimension::Session, Selection::Tool(t)) => {
+                for b in buckets {
+                    for e in b.session_tools.values().filter(|e| *e.tool == **t) {
+                        rows.entry(e.session.to_string()).or_default().merge(&tool_agg(&e.agg));
                     }
                 }
             }

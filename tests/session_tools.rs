@@ -1,0 +1,75 @@
+//! Tool executions attributed to sessions: the ledger's (session, tool) pairs, queried as tool rows of a
+//! session and session rows of a tool, bounded with a per-session overflow entry.
+
+mod ledger_common;
+
+use ledger_common::*;
+use tokenmeter::ledger::{Dimension, GroupBy, Query, QueryError, Window};
+use tokenmeter::record::ToolRecord;
+
+fn in_session(mut r: ToolRecord, session: &str) -> ToolRecord {
+    r.dimensions.session = Some(session.into());
+    r
+}
+
+fn rows(rig: &Rig, filter: (Dimension, &str), by: Dimension) -> Vec<(String, u64, u64)> {
+    let q = Query::new(Window::All).filter(filter.0, filter.1).group_by(GroupBy::Dimension(by));
+    let r = rig.ledger.query(&q).unwrap();
+    let mut rows: Vec<(String, u64, u64)> = r.groups.into_iter().map(|g| (g.key, g.calls, g.failed_calls)).collect();
+    rows.sort();
+    rows
+}
+
+#[test]
+fn tools_are_counted_per_session() {
+    let rig = Rig::new(t0() + mins(30));
+    let l = &rig.ledger;
+    l.ingest_tool(&in_session(tool(t0(), "grep", false), "A"));
+    l.ingest_tool(&in_session(tool(t0() + mins(1), "grep", true), "A"));
+    l.ingest_tool(&in_session(tool(t0() + mins(2), "read_file", false), "A"));
+    l.ingest_tool(&in_session(tool(t0() + mins(3), "grep", false), "B"));
+    // Outside any session: counted by tool, not by session.
+    l.ingest_tool(&tool(t0() + mins(4), "grep", false));
+
+    assert_eq!(
+        rows(&rig, (Dimension::Session, "A"), Dimension::Tool),
+        [("grep".to_owned(), 2, 1), ("read_file".to_owned(), 1, 0)]
+    );
+    assert_eq!(rows(&rig, (Dimension::Session, "B"), Dimension::Tool), [("grep".to_owned(), 1, 0)]);
+    assert_eq!(
+        rows(&rig, (Dimension::Tool, "grep"), Dimension::Session),
+        [("A".to_owned(), 2, 1), ("B".to_owned(), 1, 0)]
+    );
+    assert!(rows(&rig, (Dimension::Session, "nobody"), Dimension::Tool).is_empty());
+    // By tool alone, every execution.
+    assert_eq!(
+        rows(&rig, (Dimension::Tool, "grep"), Dimension::Session).iter().map(|r| r.1).sum::<u64>() + 1,
+        l.query(&Query::new(Window::All).filter(Dimension::Tool, "grep")).unwrap().totals.calls
+    );
+    assert_eq!(l.stats().series.session_tools, 4);
+
+    // Other shapes stay unsupported.
+    let q = Query::new(Window::All).filter(Dimension::Tenant, "acme").group_by(GroupBy::Dimension(Dimension::Tool));
+    assert!(matches!(l.query(&q), Err(QueryError::Unsupported(_))));
+}
+
+#[test]
+fn session_tools_past_the_cap_fold_per_session() {
+    let rig = Rig::new(t0() + mins(30));
+    // A minute bucket keeps 64 (session, tool) pairs; 70 tools of session A in one minute.
+    for i in 0..70 {
+        rig.ledger.ingest_tool(&in_session(tool(t0(), &format!("tool-{i:02}"), false), "A"));
+    }
+    let r = rows(&rig, (Dimension::Session, "A"), Dimension::Tool);
+    assert_eq!(r.len(), 65, "64 own rows and the session's (other)");
+    assert_eq!(r.iter().map(|r| r.1).sum::<u64>(), 70, "the session's count stays exact");
+    assert_eq!(r.iter().find(|r| r.0 == "(other)").map(|r| r.1), Some(6));
+    let stats = rig.ledger.stats();
+    assert!(stats.series.total <= stats.series_limit);
+    assert!(stats.overflowed >= 6);
+
+    // Aged into an hour bucket, the pairs are merged under the hour's larger cap, and still add up.
+    rig.clock.advance(chrono::Duration::hours(3));
+    let r = rows(&rig, (Dimension::Session, "A"), Dimension::Tool);
+    assert_eq!(r.iter().map(|r| r.1).sum::<u64>(), 70);
+}
