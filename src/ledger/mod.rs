@@ -562,7 +562,7 @@ impl Shard {
         if let Some(p) = self.models.get(id) {
             return p.clone();
         }
-        let p = prices.resolve(id);
+        let p = prices.resolve(id).map(|p| p.detached());
         if self.models.len() < MAX_MODELS_PER_SHARD {
             self.models.insert(Box::from(id), p.clone());
         }
