@@ -459,7 +459,7 @@ impl Shard {
         if let Some(&idx) = self.resolved.get(id) {
             return idx;
         }
-        let priced = if id.is_empty() { None } else { prices.resolve(id) };
+        let priced = if id.is_empty() { None } else { prices.resolve(id).map(|p| p.detached()) };
         let key: Arc<str> = match (&priced, model) {
             (Some(p), _) => Arc::from(p.canonical()),
             (None, Some(m)) if !m.is_empty() => Arc::from(m),

@@ -141,6 +141,7 @@ impl Dimensions {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallRecord {
     /// When the call started (its span was created), UTC.
+    #[serde(serialize_with = "serialize_timestamp")]
     pub timestamp: DateTime<Utc>,
     /// Wall time from span creation to close (or to the moment the next call on the same span began), in
     /// microseconds.
@@ -199,6 +200,7 @@ impl CallRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskRecord {
     /// When the task span was created, UTC.
+    #[serde(serialize_with = "serialize_timestamp")]
     pub timestamp: DateTime<Utc>,
     /// Wall time of the task span, in microseconds.
     pub duration_us: u64,
@@ -224,6 +226,7 @@ pub struct TaskRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolRecord {
     /// When the tool span was created, UTC.
+    #[serde(serialize_with = "serialize_timestamp")]
     pub timestamp: DateTime<Utc>,
     /// Wall time of the tool span, in microseconds.
     pub duration_us: u64,
@@ -233,4 +236,89 @@ pub struct ToolRecord {
     pub outcome: Outcome,
     /// Dimensions (session, task, …) of the context the tool ran in.
     pub dimensions: Dimensions,
+}
+
+/// Serializes a timestamp exactly as chrono's `Serialize` does (RFC 3339, `Z`, the sub-second digits in groups
+/// of 3/6/9 as needed), but as one string written from a stack buffer: chrono's own impl goes through
+/// `collect_str`, which escapes the text piece by piece and was ~40% of the journal writer's time per record.
+fn serialize_timestamp<S: serde::Serializer>(ts: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+    use chrono::{Datelike, Timelike};
+    let (year, nanos) = (ts.year(), ts.nanosecond());
+    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+        // Years chrono writes with a sign or more digits, and leap seconds: chrono's own text.
+        return serde::Serialize::serialize(ts, serializer);
+    }
+    let mut buf = [0u8; 30];
+    let mut put = |at: usize, value: u32, digits: usize| {
+        let mut v = value;
+        for i in (0..digits).rev() {
+            buf[at + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, year as u32, 4);
+    put(5, ts.month(), 2);
+    put(8, ts.day(), 2);
+    put(11, ts.hour(), 2);
+    put(14, ts.minute(), 2);
+    put(17, ts.second(), 2);
+    let mut len = 19;
+    let frac = if nanos == 0 {
+        None
+    } else if nanos % 1_000_000 == 0 {
+        Some((nanos / 1_000_000, 3))
+    } else if nanos % 1_000 == 0 {
+        Some((nanos / 1_000, 6))
+    } else {
+        Some((nanos, 9))
+    };
+    if let Some((value, digits)) = frac {
+        put(20, value, digits);
+        buf[19] = b'.';
+        len = 20 + digits;
+    }
+    for (at, sep) in [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')] {
+        buf[at] = sep;
+    }
+    buf[len] = b'Z';
+    // Only ASCII digits and separators were written.
+    serializer.serialize_str(std::str::from_utf8(&buf[..=len]).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod timestamp_tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[derive(Serialize)]
+    struct Fast(#[serde(serialize_with = "serialize_timestamp")] DateTime<Utc>);
+
+    #[test]
+    fn timestamps_serialize_exactly_as_chrono_does() {
+        let base = Utc.with_ymd_and_hms(2026, 11, 23, 9, 5, 7).unwrap();
+        let mut cases = vec![
+            base,
+            Utc.with_ymd_and_hms(1970, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap(),
+            Utc.with_ymd_and_hms(12, 2, 29, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(-44, 3, 15, 12, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(10_000, 1, 1, 0, 0, 0).unwrap(),
+        ];
+        for nanos in [1, 10, 999, 1_000, 120_000, 999_999, 1_000_000, 5_000_000, 123_456_789, 999_999_999, 500] {
+            cases.push(base + chrono::Duration::nanoseconds(nanos));
+        }
+        // A leap second (nanosecond field past 1e9).
+        cases.push(
+            chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
+                .and_then(|d| d.and_hms_nano_opt(23, 59, 59, 1_500_000_000))
+                .unwrap()
+                .and_utc(),
+        );
+        for ts in cases {
+            let ours = serde_json::to_string(&Fast(ts)).unwrap();
+            let chrono = serde_json::to_string(&ts).unwrap();
+            assert_eq!(ours, chrono, "{ts:?}");
+        }
+    }
 }

@@ -234,6 +234,21 @@ impl BudgetSlot {
         }
     }
 
+    /// Whether a calendar account's end-of-period projection exceeds the limit: `snapshot`'s `projected > limit`
+    /// without its division (`spent * length / elapsed > limit` ⇔ `spent * length > limit * elapsed`, exact in
+    /// integers up to rounding the quotient down, which the `>=` below accounts for).
+    fn projects_over(&self, acct: &Account, at: i64) -> bool {
+        let Some((start, end)) = acct.period else { return false };
+        let (spent, elapsed, length) = (acct.spent, at.saturating_sub(start).max(0), end.saturating_sub(start).max(1));
+        if spent == 0 || elapsed == 0 || elapsed < length / MIN_ELAPSED_DIVISOR {
+            return false;
+        }
+        // floor(spent * length / elapsed) > limit  <=>  spent * length >= (limit + 1) * elapsed
+        let lhs = spent.saturating_mul(length as u128);
+        let rhs = self.limit.saturating_add(1).saturating_mul(elapsed as u128);
+        lhs >= rhs
+    }
+
     /// Reads the account at `at`, rolling it forward first.
     fn read(&self, at: i64) -> Snapshot {
         let mut acct = self.account.lock();
@@ -363,6 +378,21 @@ impl BudgetTracker {
                 acct.spent = acct.spent.saturating_add(units);
                 acct.calls += 1;
                 acct.unpriced += u64::from(unpriced);
+            }
+            // The common case (no threshold newly crossed, no new projected overrun) decides from the spend
+            // alone; the full snapshot (projection, time to limit: u128 divisions) is built only for an alert.
+            let spent = match &acct.rolling {
+                Some(buckets) => buckets.sum(at).units,
+                None => acct.spent,
+            };
+            let newly_crossed = slot
+                .threshold_units
+                .iter()
+                .enumerate()
+                .any(|(k, threshold)| spent >= *threshold && acct.crossed & (1u64 << k) == 0);
+            let may_overrun = acct.rolling.is_none() && !acct.projected_alerted && spent < slot.limit;
+            if !newly_crossed && !(may_overrun && slot.projects_over(acct, at)) {
+                continue;
             }
             let snap = slot.snapshot(acct, at);
             for (k, threshold) in slot.threshold_units.iter().enumerate() {

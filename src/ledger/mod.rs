@@ -566,7 +566,7 @@ impl Shard {
         if let Some(p) = self.models.get(id) {
             return p.clone();
         }
-        let p = prices.resolve(id);
+        let p = prices.resolve(id).map(|p| p.detached());
         if self.models.len() < MAX_MODELS_PER_SHARD {
             self.models.insert(Box::from(id), p.clone());
         }
@@ -786,13 +786,12 @@ impl Ledger {
                 store.absorb(p.bucket, now, p.first_ts, p.last_ts);
             }
         }
-        let unread = inner.sessions.take_expired(now_ns);
-        for w in &unread {
-            let o = inner.unread_write(w, &mut |id| inner.prices.resolve(id));
+        inner.sessions.take_expired(now_ns, |w| {
+            let o = inner.unread_write(&w, &mut |id| inner.prices.resolve(id));
             let mut b = Bucket::new(w.ts.div_euclid(60) * 60, Tier::Minute);
-            b.add(&writer_keys(w), &Core::default(), Some(&o));
+            b.add(&writer_keys(&w), &Core::default(), Some(&o));
             store.absorb(b, now, w.ts, w.ts);
-        }
+        });
         store.compact(now);
         f(&store, now)
     }

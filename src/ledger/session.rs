@@ -120,22 +120,27 @@ impl Sessions {
         let stripe = &self.stripes[(h as usize) & (STRIPES - 1)].0;
         let mut stripe = stripe.lock();
         let stripe = &mut *stripe;
-        if !stripe.map.contains_key(&h) && stripe.map.len() >= self.per_stripe {
-            if ts_ns.saturating_sub(stripe.last_sweep_ns) >= SWEEP_EVERY_NS {
-                stripe.last_sweep_ns = ts_ns;
-                let cutoff = ts_ns.saturating_sub(IDLE_NS);
-                stripe.map.retain(|_, st| {
-                    if st.last_ns >= cutoff {
-                        return true;
-                    }
-                    facts.unread.extend(st.pending.drain(..).map(|p| *p.writer));
-                    false
-                });
+        // Idle sessions are swept once a minute (record time), full or not, so the table holds the sessions
+        // of the last two hours rather than growing to its cap; a full stripe that swept recently refuses new
+        // sessions instead.
+        if ts_ns.saturating_sub(stripe.last_sweep_ns) >= SWEEP_EVERY_NS {
+            stripe.last_sweep_ns = ts_ns;
+            let cutoff = ts_ns.saturating_sub(IDLE_NS);
+            stripe.map.retain(|_, st| {
+                if st.last_ns >= cutoff {
+                    return true;
+                }
+                facts.unread.extend(st.pending.drain(..).map(|p| *p.writer));
+                false
+            });
+            // Give back what a burst of sessions grew the table to.
+            if stripe.map.capacity() > 4 * stripe.map.len() + 64 {
+                stripe.map.shrink_to_fit();
             }
-            if stripe.map.len() >= self.per_stripe {
-                self.untracked.fetch_add(1, Ordering::Relaxed);
-                return facts;
-            }
+        }
+        if stripe.map.len() >= self.per_stripe && !stripe.map.contains_key(&h) {
+            self.untracked.fetch_add(1, Ordering::Relaxed);
+            return facts;
         }
         let st = stripe.map.entry(h).or_insert_with(|| SessionState { last_ns: i64::MIN, ..Default::default() });
         let tokens = &rec.tokens;
@@ -196,10 +201,9 @@ impl Sessions {
         facts
     }
 
-    /// Takes every pending write whose lifetime ended before `now_ns` (never read), and drops sessions idle
-    /// for two hours.
-    pub(crate) fn take_expired(&self, now_ns: i64) -> Vec<WriterInfo> {
-        let mut out = Vec::new();
+    /// Hands `f` every pending write whose lifetime ended before `now_ns` (never read), one at a time (a
+    /// month of sessions can hold a hundred thousand), and drops sessions idle for two hours.
+    pub(crate) fn take_expired(&self, now_ns: i64, mut f: impl FnMut(WriterInfo)) {
         let cutoff = now_ns.saturating_sub(IDLE_NS);
         for stripe in self.stripes.iter() {
             let mut stripe = stripe.0.lock();
@@ -207,7 +211,7 @@ impl Sessions {
                 let mut i = 0;
                 while i < st.pending.len() {
                     if st.pending[i].expires_ns < now_ns {
-                        out.push(*st.pending.remove(i).writer);
+                        f(*st.pending.remove(i).writer);
                     } else {
                         i += 1;
                     }
@@ -215,7 +219,6 @@ impl Sessions {
                 st.last_ns >= cutoff || !st.pending.is_empty()
             });
         }
-        out
     }
 
     /// Sessions tracked now.

@@ -181,6 +181,13 @@ impl PricedModel {
         PricedModel { canonical, price }
     }
 
+    /// A copy with its own allocation of the canonical id. Per-thread caches keep these, so that the
+    /// reference count every priced call's [`CallCost::priced_as`] bumps is not one cache line shared by all
+    /// recording threads.
+    pub(crate) fn detached(&self) -> Self {
+        PricedModel { canonical: Arc::from(&*self.canonical), price: self.price.clone() }
+    }
+
     /// The canonical model id.
     pub fn canonical(&self) -> &str {
         &self.canonical

@@ -1,0 +1,127 @@
+//! Peak memory of a month of traffic: 1M LLM calls over 100k sessions, through the layer.
+//!
+//! `scripts/bench.sh` runs this binary under `/usr/bin/time -v` twice, as `bare` (the same spans in a bare
+//! registry: the baseline) and as `tokenmeter` (the meter with pricing, the ledger, two budgets and the OTLP
+//! instruments on a meter provider that does not export), and reports both peaks ("Maximum resident set size")
+//! and the difference. Target (issue 8, 5): the `tokenmeter` run peaks at <= 64 MB.
+//!
+//! The journal is off here: it writes to disk, and in memory it is a bounded queue (`with_queue_capacity`,
+//! 8,192 records by default) in front of a writer thread.
+//!
+//! The calls are spread over 30 days by a `ManualClock` (2.6 s apart), so the ledger ages its buckets through
+//! every tier as a month-long process would; 100k sessions of 10 turns, 5,000 users, 50 projects, 10 agents,
+//! 3 models, prompt caching.
+//!
+//! Usage: `cargo run --release --example memory -- [bare|tokenmeter] [CALLS] [SESSIONS]`
+
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
+use tokenmeter::budget::{Budget, BudgetLimit, BudgetPeriod, BudgetScope};
+use tokenmeter::{ManualClock, TokenMeter};
+use tracing::field::Empty;
+use tracing_subscriber::prelude::*;
+
+const MODELS: [&str; 3] = ["claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-1"];
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let mode = args.next().unwrap_or_else(|| "tokenmeter".into());
+    let calls: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let sessions: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(100_000).max(1);
+    if mode != "bare" && mode != "tokenmeter" {
+        eprintln!("usage: memory [bare|tokenmeter] [CALLS] [SESSIONS]");
+        std::process::exit(2);
+    }
+
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 10, 1, 0, 0, 0).single().expect("date"));
+    let step = chrono::Duration::nanoseconds((30 * 86_400 * 1_000_000_000 / calls.max(1)) as i64);
+    let meter = (mode == "tokenmeter").then(|| {
+        let reader =
+            PeriodicReader::builder(InMemoryMetricExporter::default()).with_interval(Duration::from_secs(3600)).build();
+        TokenMeter::builder()
+            .with_clock(clock.clone())
+            .with_meter_provider(SdkMeterProvider::builder().with_reader(reader).build())
+            .with_budget(Budget::new("monthly", BudgetLimit::usd(1e9).expect("limit")).with_period(BudgetPeriod::Month))
+            .with_budget(
+                Budget::new("project-7", BudgetLimit::tokens(u64::MAX / 4))
+                    .with_scope(BudgetScope::project("project-7"))
+                    .with_period(BudgetPeriod::Day),
+            )
+            .build()
+    });
+    let subscriber = tracing_subscriber::registry().with(meter.as_ref().map(|m| m.layer()));
+
+    tracing::subscriber::with_default(subscriber, || {
+        let turns = calls.div_ceil(sessions).max(1);
+        let mut done = 0u64;
+        // Sessions run one after another, ten turns each, the way a month of agent traffic arrives.
+        'outer: for s in 0..sessions {
+            let session_id = format!("session-{s:06}");
+            let user = format!("user-{}", s % 5_000);
+            let project = format!("project-{}", s % 50);
+            let agent = format!("agent-{}", s % 10);
+            let session = tracing::info_span!(
+                "agent_session",
+                session.id = session_id.as_str(),
+                user.id = user.as_str(),
+                project = project.as_str(),
+                gen_ai.agent.name = agent.as_str(),
+            );
+            let _s = session.enter();
+            for t in 0..turns {
+                if done == calls {
+                    break 'outer;
+                }
+                let model = MODELS[(s % 3) as usize];
+                let span = tracing::info_span!(
+                    "chat",
+                    gen_ai.operation.name = "chat",
+                    gen_ai.provider.name = "anthropic",
+                    gen_ai.request.model = model,
+                    gen_ai.response.id = Empty,
+                    gen_ai.usage.input_tokens = Empty,
+                    gen_ai.usage.cache_read.input_tokens = Empty,
+                    gen_ai.usage.cache_creation.input_tokens = Empty,
+                    gen_ai.usage.output_tokens = Empty,
+                );
+                let _e = span.enter();
+                let id = format!("msg_{done:012}");
+                span.record("gen_ai.response.id", id.as_str());
+                let prompt = 2_000 + 1_500 * t;
+                let cached = if t == 0 { 0 } else { 2_000 + 1_500 * (t - 1) };
+                span.record("gen_ai.usage.input_tokens", prompt);
+                span.record("gen_ai.usage.cache_read.input_tokens", cached);
+                span.record("gen_ai.usage.cache_creation.input_tokens", prompt - cached - 200);
+                span.record("gen_ai.usage.output_tokens", 300 + (done % 700));
+                drop(_e);
+                drop(span);
+                clock.advance(step);
+                done += 1;
+            }
+        }
+        println!("{mode}: {done} calls over {sessions} sessions");
+    });
+
+    if let Some(meter) = &meter {
+        let totals = meter.total_usage();
+        let stats = meter.ledger_stats();
+        println!(
+            "recorded {} calls, ${:.2}; ledger: {} series (limit {}), {} sessions tracked",
+            totals.calls,
+            totals.cost.as_usd(),
+            stats.series.total,
+            stats.series_limit,
+            stats.tracked_sessions
+        );
+        let summary = meter.usage_summary(tokenmeter::ledger::Window::Last30Days).expect("30-day summary");
+        println!("30-day summary: {} calls; ledger entries: {:?}", summary.calls, stats.series);
+    }
+    // The kernel's own high-water mark, as a cross-check of /usr/bin/time's figure.
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status")
+        && let Some(line) = status.lines().find(|l| l.starts_with("VmHWM"))
+    {
+        println!("{}", line.split_whitespace().collect::<Vec<_>>().join(" "));
+    }
+}

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Every performance figure of issue 8 in one table: runs the criterion benches (benches/capture.rs,
+# benches/reports.rs), then the memory example under /usr/bin/time -v, and prints one markdown table with the
+# machine it ran on. Ratios are always against a baseline run in the same process (or, for memory, the same
+# binary in its baseline mode), so a noisy machine moves both sides.
+#
+# Usage: ./scripts/bench.sh            (about 4 minutes on 2 cores)
+#        QUICK=1 ./scripts/bench.sh    (shorter criterion runs; rougher figures)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+out="$(mktemp -d)"
+trap 'rm -rf "$out"' EXIT
+crit_args=()
+if [ "${QUICK:-}" = 1 ]; then
+    crit_args=(--warm-up-time 1 --measurement-time 1)
+fi
+
+if [ ! -x /usr/bin/time ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "==> installing GNU time (apt)" >&2
+        apt-get update -qq >/dev/null && apt-get install -y -qq time >/dev/null
+    else
+        echo "scripts/bench.sh needs GNU time at /usr/bin/time (Debian/Ubuntu: apt-get install time)" >&2
+        exit 1
+    fi
+fi
+
+echo "==> cargo bench --bench capture" >&2
+cargo bench --quiet --bench capture -- "${crit_args[@]}" >"$out/capture.txt" 2>"$out/capture.err" || {
+    cat "$out/capture.err" >&2
+    exit 1
+}
+echo "==> cargo bench --bench reports" >&2
+cargo bench --quiet --bench reports -- "${crit_args[@]}" >"$out/reports.txt" 2>"$out/reports.err" || {
+    cat "$out/reports.err" >&2
+    exit 1
+}
+
+echo "==> peak memory: 1M calls over 100k sessions (examples/memory.rs)" >&2
+cargo build --quiet --release --example memory
+target_dir="${CARGO_TARGET_DIR:-target}"
+peak_kib() {
+    /usr/bin/time -v "$target_dir/release/examples/memory" "$1" >"$out/memory-$1.txt" 2>"$out/memory-$1.time"
+    awk -F': ' '/Maximum resident set size/ { print $2 }' "$out/memory-$1.time"
+}
+bare_kib="$(peak_kib bare)"
+tm_kib="$(peak_kib tokenmeter)"
+
+cpu="$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || echo unknown)"
+echo
+echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores ($cpu), $(free -g 2>/dev/null | awk '/Mem:/ { print $2 " GiB" }'), $(rustc --version | cut -d' ' -f1-2), release profile."
+echo
+echo "| bench | baseline | figure | ratio | target |"
+echo "|---|---|---|---|---|"
+grep -h '^| ' "$out/capture.txt" "$out/reports.txt" | grep -v '^| bench |' || true
+awk -v b="$bare_kib" -v t="$tm_kib" 'BEGIN {
+    verdict = (t / 1024 <= 64) ? "met" : "MISSED";
+    printf "| peak RSS, 1M calls over 100k sessions | %.1f MB (bare registry) | %.1f MB | +%.1f MB | <= 64 MB: %s |\n",
+        b / 1024, t / 1024, (t - b) / 1024, verdict
+}'
+grep -h '^journal during' "$out/capture.err" | sed 's/^/note: /' || true
