@@ -158,6 +158,8 @@ impl Parts {
     const CAPTURE: Parts = Parts { ledger: false, budgets: false, otlp: false, journal: false };
     const OTLP_ONLY: Parts = Parts { otlp: true, ..Parts::CAPTURE };
     const LEDGER: Parts = Parts { ledger: true, ..Parts::CAPTURE };
+    const BUDGETS: Parts = Parts { budgets: true, ..Parts::CAPTURE };
+    const JOURNAL: Parts = Parts { journal: true, ..Parts::CAPTURE };
     const FULL: Parts = Parts { ledger: true, budgets: true, otlp: true, journal: true };
 }
 
@@ -206,6 +208,8 @@ fn bench_llm(c: &mut Criterion, journal_dir: &Path) {
         ("registry+tokenmeter_capture", Parts::CAPTURE),
         ("registry+tokenmeter_capture_otlp", Parts::OTLP_ONLY),
         ("registry+tokenmeter_capture_ledger", Parts::LEDGER),
+        ("registry+tokenmeter_capture_budgets", Parts::BUDGETS),
+        ("registry+tokenmeter_capture_journal", Parts::JOURNAL),
         ("registry+tokenmeter", Parts::FULL),
     ] {
         let meter = meter_with(parts, journal_dir);
@@ -215,7 +219,7 @@ fn bench_llm(c: &mut Criterion, journal_dir: &Path) {
             let _s = session.enter();
             g.bench_function(name, |b| b.iter(llm_call));
         });
-        if parts.journal {
+        if name == "registry+tokenmeter" {
             full = Some(meter);
         } else {
             let _ = meter.shutdown();
@@ -323,6 +327,8 @@ fn print_ratios() {
         ("  of which capture + pricing + totals", "registry+tokenmeter_capture"),
         ("  capture + OTLP instruments only", "registry+tokenmeter_capture_otlp"),
         ("  capture + ledger only", "registry+tokenmeter_capture_ledger"),
+        ("  capture + two budgets only", "registry+tokenmeter_capture_budgets"),
+        ("  capture + journal queue only", "registry+tokenmeter_capture_journal"),
     ] {
         row(name, bare, median_ns("llm_call", f), &|b, w| (format!("+{:.0} ns", w - b), "(breakdown)".into()));
     }

@@ -38,7 +38,7 @@ fn main() {
     // Two budgets: a monthly spend warning over everything, and a daily hard stop for the code-review agent.
     let alerts = std::sync::Arc::new(Mutex::new(Vec::new()));
     let seen = alerts.clone();
-    let meter = TokenMeter::builder()
+    let builder = TokenMeter::builder()
         .with_clock(clock.clone())
         .with_budget(
             Budget::new("all-monthly", BudgetLimit::usd(8.0).expect("a valid limit"))
@@ -51,11 +51,12 @@ fn main() {
                 .with_period(BudgetPeriod::Day)
                 .with_action(BudgetAction::Block),
         )
-        .with_budget_alert_callback(move |alert| seen.lock().push(alert.to_string()))
-        // Exports over OTLP only when OTEL_EXPORTER_OTLP_ENDPOINT (or ..._METRICS_ENDPOINT) is set.
-        .with_otlp_from_env()
-        .unwrap_or_else(|e| panic!("OTLP export is misconfigured: {e}"))
-        .build();
+        .with_budget_alert_callback(move |alert| seen.lock().push(alert.to_string()));
+    // Exports over OTLP only when OTEL_EXPORTER_OTLP_ENDPOINT (or ..._METRICS_ENDPOINT) is set (feature `otlp`,
+    // on by default).
+    #[cfg(feature = "otlp")]
+    let builder = builder.with_otlp_from_env().unwrap_or_else(|e| panic!("OTLP export is misconfigured: {e}"));
+    let meter = builder.build();
 
     // The three lines an application adds to its subscriber (here beside a quiet fmt layer).
     let subscriber = tracing_subscriber::registry()
@@ -67,6 +68,7 @@ fn main() {
     print_analytics(&meter);
     print_budgets(&meter, &alerts.lock());
 
+    #[cfg(feature = "otlp")]
     if meter.export_status().is_some() {
         if let Err(e) = meter.shutdown() {
             eprintln!("final OTLP export failed: {e}");
@@ -74,9 +76,9 @@ fn main() {
         if let Some(status) = meter.export_status() {
             println!("\n{status}");
         }
-    } else {
-        println!("\n(Set OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 to also export these figures over OTLP.)");
+        return;
     }
+    println!("\n(Set OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 to also export these figures over OTLP.)");
 }
 
 /// The ledger's reports over the simulated day: efficiency with its traffic-light band, the token breakdown per

@@ -20,6 +20,7 @@ RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
 
 step "feature combinations build"
 cargo check --no-default-features --lib
+cargo check --no-default-features --features cli --all-targets
 cargo check --all-features --lib
 
 step "tests (unit, integration, doc)"

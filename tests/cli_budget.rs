@@ -53,3 +53,45 @@ fn bad_budget_files() {
     std::fs::write(&file, "[budgets.x]\nlimit_usd = \"lots\"\n").unwrap();
     cc(&["budget", "--file", file.to_str().unwrap()]).fails(1, "budgets.toml");
 }
+
+/// Records without a `cost` (hand-made files, other tools' exports) are priced from the price book, as the
+/// ledger behind every other command prices them: the budget's spend equals the summary's cost.
+#[test]
+fn budget_prices_records_without_cost() {
+    let dir = tempfile::tempdir().unwrap();
+    cli_support::write_journal(dir.path());
+    let (mut records, mut stripped) = (Vec::new(), 0);
+    for e in std::fs::read_dir(dir.path()).unwrap() {
+        for line in std::fs::read_to_string(e.unwrap().path()).unwrap().lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let mut call = v["call"].clone();
+            stripped += usize::from(call.as_object_mut().unwrap().remove("cost").is_some_and(|c| !c.is_null()));
+            records.push(call);
+        }
+    }
+    assert!(stripped >= 10, "the fixture's priced records lost their cost ({stripped})");
+    let file = dir.path().join("costless.jsonl");
+    std::fs::write(&file, records.iter().map(|r| format!("{r}\n")).collect::<String>()).unwrap();
+    let budgets = dir.path().join("budgets.toml");
+    std::fs::write(&budgets, "[budgets.all]\nlimit_usd = 100\nperiod = \"month\"\n").unwrap();
+    let now = cli_support::NOW;
+    let summary = cli_support::run(&["--records", file.to_str().unwrap(), "--now", now, "summary", "--format", "json"]);
+    let cost = summary.json()["summary"]["cost_picos"].as_u64().unwrap();
+    assert!(cost > 0);
+    let v = cli_support::run(&[
+        "--records",
+        file.to_str().unwrap(),
+        "--now",
+        now,
+        "budget",
+        "--file",
+        budgets.to_str().unwrap(),
+        "--format",
+        "json",
+    ])
+    .json();
+    let all = &v["budgets"][0];
+    assert_eq!(all["spent"]["usd"].as_u64().unwrap(), cost, "{all}");
+    // The fixture's calls on a model the price book does not know stay unpriced in both.
+    assert_eq!(all["unpriced_calls"], summary.json()["summary"]["unpriced"]["calls"], "{all}");
+}

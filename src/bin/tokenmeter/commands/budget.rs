@@ -44,9 +44,25 @@ pub(crate) fn evaluate(
     records: &[CallRecord],
     ctx: &Context,
 ) -> CliResult<Vec<BudgetState>> {
+    // Records without a cost (Claude Code transcripts, hand-made files) are priced from the price book first,
+    // as the ledger behind every other command prices them, so that budgets agree with the reports.
+    let priced: Vec<CallRecord> = records
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            if r.cost.is_none() && r.metered {
+                r.cost = r
+                    .model
+                    .as_deref()
+                    .and_then(|m| ctx.prices.resolve(m))
+                    .map(|p| p.cost(&r.tokens, r.service_tier.as_deref(), r.speed.as_deref()));
+            }
+            r
+        })
+        .collect();
     let dir = private_dir()?;
     let result = (|| {
-        write_journal(&dir, records)?;
+        write_journal(&dir, &priced)?;
         let mut builder = TokenMeter::builder()
             .with_clock(ManualClock::new(ctx.now))
             .with_price_book(ctx.prices.clone())
