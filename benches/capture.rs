@@ -17,17 +17,28 @@
 //! - `two_threads`: the same full-pipeline LLM call, per call, with one thread and with two threads recording
 //!   at once (wall time / calls). Target (3): scaling = one / two >= 1.6 (the ideal on two cores is 2.0).
 //!
-//! What profiling taught (callgrind, `perf record -e cpu-clock`; kept here so the next person starts from it):
+//! What profiling taught (callgrind instruction counts per call; `perf record -e cpu-clock` works here, hardware
+//! counters do not; kept here so the next person starts from it):
 //! - Non-LLM spans: the layer looks up a per-thread cache of callsite plans on `on_new_span`; an unplanned
-//!   callsite returns before touching the span. `on_close` of a non-LLM span must not take the span's
-//!   extensions lock (it costs ~40 ns): the layer checks the callsite first.
-//! - An LLM call, before optimisation, was ~5,500 instructions over the bare span: a third visiting and
-//!   interning field values, a sixth looking the span up again on every `record`, the rest building the
-//!   `CallRecord` and its strings at close; then pricing (a per-shard cache hit), the ledger (~376 ns: minute
-//!   buckets, 11 dimension maps, three hdrhistograms), the OTLP SDK (~150 ns: a per-series lock per
-//!   instrument), the budgets and the journal's record clone + channel send.
-//! - Two threads: every `Arc` clone of a shared interned label (model, provider, project) is a contended
-//!   atomic; shared counters must live in per-thread shards.
+//!   callsite returns before touching the span, and `on_close` finds no state. That is the whole cost.
+//! - An LLM call through capture alone is ~5,000 instructions over the bare span (~1,500), with no hotspot:
+//!   each of the five `record`s looks the span up in the registry and takes its extensions lock (~110) and
+//!   visits one value (~140), plus ~160 of its own; creation interns the labels and boxes the span's state
+//!   (~1,400); close walks the ancestors for dimensions (~780), builds the record (~1,300), prices it and adds
+//!   the per-model totals (~600). Tuning any one piece saves a few percent; 400 ns needs a different design.
+//! - The ledger was ~3,100 instructions per call: 11 dimension maps keyed by strings, three hdrhistograms,
+//!   the session's cache-reuse state (its per-call allocation is the pending cache write).
+//! - OTLP ~1,000: three SDK histogram records behind a per-series lock, the series lookup (hash of the
+//!   attribute values), exact counters in per-thread shards.
+//! - Budgets were ~980 for two budgets, most of it the alert snapshot's u128 divisions on every call; deciding
+//!   from the spend alone and building the snapshot only for an alert brought it to ~680.
+//! - The journal: ~630 on the recording thread (a record clone, a channel send), and 11,800 on its writer
+//!   thread, 40% of it chrono's `collect_str` timestamp path through serde_json's escaper; a stack-buffer
+//!   timestamp brought the writer to ~7,100 (the rest is serde_json escaping ~40 keys). On two vCPUs the
+//!   writer at full speed competes with the recording thread, which is why the full row varies most.
+//! - Two threads: shared `Arc` reference counts are contended cache lines; the price book's canonical ids
+//!   were bumped by every priced call until the per-thread shards got their own copies. Budgets still take
+//!   one short lock per budget per call.
 //!
 //! Run: `cargo bench --bench capture` (or `./scripts/bench.sh` for every bench and one table).
 

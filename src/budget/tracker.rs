@@ -391,7 +391,8 @@ impl BudgetTracker {
                 .enumerate()
                 .any(|(k, threshold)| spent >= *threshold && acct.crossed & (1u64 << k) == 0);
             let may_overrun = acct.rolling.is_none() && !acct.projected_alerted && spent < slot.limit;
-            if !newly_crossed && !(may_overrun && slot.projects_over(acct, at)) {
+            let alert_due = newly_crossed || (may_overrun && slot.projects_over(acct, at));
+            if !alert_due {
                 continue;
             }
             let snap = slot.snapshot(acct, at);
