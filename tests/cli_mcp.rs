@@ -406,6 +406,7 @@ fn analyze_is_the_usage_summary_efficiency_and_breakdowns() {
     let mut keys: Vec<&str> = b.keys().map(String::as_str).collect();
     keys.sort_unstable();
     assert_eq!(keys, vec!["agent", "cost", "model", "operation", "time"]);
+    assert_eq!(text.matches("Top model:").count(), 1, "{text}");
     let w = Window::Last7Days;
     for (name, d) in [("agent", Dimension::Agent), ("operation", Dimension::Operation), ("model", Dimension::Model)] {
         let expected = l.query(&Query::new(w).group_by(GroupBy::Dimension(d))).unwrap();

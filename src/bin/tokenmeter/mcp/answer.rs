@@ -180,7 +180,8 @@ impl Call<'_> {
                 s.unpriced.models.join(", ")
             ));
         }
-        if let Some(m) = s.by_model.first() {
+        // The model breakdown, when asked for, says the same sentence.
+        if let Some(m) = s.by_model.first().filter(|_| breakdowns.model.is_none()) {
             text.push_str(&format!(" Top model: {} {} ({}).", m.name, usd(m.cost_usd), pct(m.cost_share)));
         }
         text.push_str(&breakdowns.text(self.ctx));
