@@ -60,7 +60,7 @@ impl Tier {
                 Caps { series: 256, sessions: 256, users: 256, project_sessions: 256, tools: 128, session_tools: 256 }
             }
             Tier::Day | Tier::Month | Tier::Archive => {
-                Caps { series: 512, sessions: 512, users: 512, project_sessions: 512, tools: 128, session_tools: 512 }
+                Caps { series: 383, sessions: 447, users: 447, project_sessions: 383, tools: 128, session_tools: 383 }
             }
         }
     }

@@ -42,15 +42,22 @@
 //! |---|---|---|---|---|---|---|
 //! | minute | 64 | 64 | 64 | 64 | 32 | 64 |
 //! | hour | 256 | 256 | 256 | 256 | 128 | 256 |
-//! | day, month, archive | 512 | 512 | 512 | 512 | 128 | 512 |
+//! | day, month, archive | 383 | 447 | 447 | 383 | 128 | 383 |
+//!
+//! The day-tier caps sit just under a hash table's power-of-two capacity: 447 entries plus the overflow
+//! entry fill a 512-slot table to its 7/8 load limit, where 512 would double it to 1,024 slots (for the
+//! series, 383 plus the 64 reserved overflow slots plus one). Day buckets hold most of a month's entries,
+//! and this halves their tables for 12.5% fewer rows.
 //!
 //! With at most 122 minute, 50 hour, 37 day, 16 month buckets and one archive (plus up to 8 pending minutes
 //! per recording shard), the ledger holds at most [`LedgerStats::series_limit`] entries whatever the number
-//! of calls: about 338,000 with 8 shards, some 96 MB if every map of every bucket were full (an entry is
-//! 300-450 bytes; a (session, tool) entry about 80). A month of 1M calls over 100k sessions holds about 96,000. Merging into a coarser bucket
-//! brings entries in most expensive first, so where the caps bind, the costliest values keep their own rows.
-//! Session history for the caching analyses is capped at [`LedgerConfig::with_max_tracked_sessions`]
-//! sessions (default 65,536); sessions idle for 2 hours are dropped.
+//! of calls: about 293,000 with 8 shards. An entry costs ~750 bytes measured (a 256-byte aggregate in its
+//! table slot, a 232-byte block of optimization figures when it has any, the key, table slack), so a ledger
+//! with every map full would hold ~220 MB; a month of 1M calls over 100k sessions holds about 69,000 entries
+//! (~51 MB; `examples/memory.rs`). Merging into a coarser bucket brings entries in most expensive first, so
+//! where the caps bind, the costliest values keep their own rows. Session history for the caching analyses
+//! is capped at [`LedgerConfig::with_max_tracked_sessions`] sessions (default 65,536); sessions idle for 2
+//! hours are swept (each stripe once a minute).
 //!
 //! Records stamped more than 5 minutes ahead of the clock are counted in the current minute; records older
 //! than a tier's span go straight to the tier their age calls for (a journal replay fills the ledger as if it
