@@ -11,16 +11,11 @@
 //! - `ingest/ledger_call`: one `Ledger::ingest_call` (the recording-thread cost), measured over the whole
 //!   feed.
 //!
-//! Results (2-core shared dev machine, rustc 1.95, release; criterion medians):
-//!
-//! | bench | baseline (ms) | ledger (ms) | ratio |
-//! |---|---|---|---|
-//! | summary_30d | 51.71 (scan_records) | 9.24 | 0.179 (target: ledger <= 50 ms) |
-//! | efficiency_30d | | 4.42 | |
-//! | cache_30d / anomalies_30d / forecast | | 0.05 / 0.13 / 0.01 | |
-//! | ingest/ledger_call | | 376 ns per call | |
-//!
-//! The ledger after the feed: 94,062 entries (limit 267,242); the whole feed ingests at 1.8 µs per call.
+//! Results (2-core shared dev machine, rustc 1.95, release; criterion medians; 2026-11-23, via
+//! `scripts/bench.sh`): summary_30d 8.76 ms against 68.68 ms for scan_records (ratio 0.128; target <= 50 ms),
+//! efficiency_30d 7.83 ms, cache_30d / anomalies_30d / forecast 0.05 / 0.14 / 0.01 ms. An earlier run measured
+//! ingest/ledger_call at 376 ns per call in steady state and 1.8 µs per call over the whole feed (23 calls a
+//! minute: per-minute bucket hand-offs dominate); this bench prints both lines on every run.
 //!
 //! Run: `cargo bench --bench reports`.
 
