@@ -60,3 +60,4 @@ awk -v b="$bare_kib" -v t="$tm_kib" 'BEGIN {
         b / 1024, t / 1024, (t - b) / 1024, verdict
 }'
 grep -h '^journal during' "$out/capture.err" | sed 's/^/note: /' || true
+grep -h '^ingest:' "$out/reports.txt" | sed 's/^/note: ledger /' || true
