@@ -36,6 +36,11 @@ impl Params {
         let camel = camel(snake);
         self.0.get(snake).or_else(|| self.0.get(&camel)).map(|s| s.trim()).filter(|s| !s.is_empty())
     }
+
+    /// The option named by `snake` (see [`one_of`]), or `default` when the parameter is absent.
+    fn choice<T: Copy>(&self, snake: &'static str, default: T, options: &[(&str, T)]) -> Result<T, Response> {
+        self.get(snake).map_or(Ok(default), |v| one_of(snake, v, options))
+    }
 }
 
 fn camel(snake: &str) -> String {
@@ -214,20 +219,17 @@ pub(super) async fn token_efficiency(
     let run = || -> Result<Response, Response> {
         let p = Params::of(raw)?;
         let window = window_param(&p, "time_range", Window::Last7Days)?;
-        let group_by = match p.get("group_by") {
-            None => Dimension::Session,
-            Some(v) => one_of(
-                "group_by",
-                v,
-                &[
-                    ("session", Dimension::Session),
-                    ("project", Dimension::Project),
-                    ("model", Dimension::Model),
-                    ("agent", Dimension::Agent),
-                    ("operation", Dimension::Operation),
-                ],
-            )?,
-        };
+        let group_by = p.choice(
+            "group_by",
+            Dimension::Session,
+            &[
+                ("session", Dimension::Session),
+                ("project", Dimension::Project),
+                ("model", Dimension::Model),
+                ("agent", Dimension::Agent),
+                ("operation", Dimension::Operation),
+            ],
+        )?;
         if let Some(m) = p.get("efficiency_metric") {
             one_of("efficiency_metric", m, &[("tokens_per_task", ()), ("cache_hit_rate", ()), ("reuse_rate", ())])?;
         }
@@ -261,32 +263,26 @@ pub(super) async fn cache_performance(
 pub(super) async fn tokens(State(state): State<AppState>, Extension(caller): Extension<Caller>, raw: Raw) -> Response {
     let run = || -> Result<Response, Response> {
         let p = Params::of(raw)?;
-        let (days, default_grain) = match p.get("range") {
-            None => (7, TimeGrain::Day),
-            Some(v) => one_of(
-                "range",
-                v,
-                &[
-                    ("day", (1, TimeGrain::Hour)),
-                    ("week", (7, TimeGrain::Day)),
-                    ("month", (30, TimeGrain::Day)),
-                    ("year", (365, TimeGrain::Month)),
-                ],
-            )?,
-        };
-        let grain = match p.get("aggregation") {
-            None => default_grain,
-            Some(v) => one_of(
-                "aggregation",
-                v,
-                &[
-                    ("hourly", TimeGrain::Hour),
-                    ("daily", TimeGrain::Day),
-                    ("weekly", TimeGrain::Week),
-                    ("monthly", TimeGrain::Month),
-                ],
-            )?,
-        };
+        let (days, default_grain) = p.choice(
+            "range",
+            (7, TimeGrain::Day),
+            &[
+                ("day", (1, TimeGrain::Hour)),
+                ("week", (7, TimeGrain::Day)),
+                ("month", (30, TimeGrain::Day)),
+                ("year", (365, TimeGrain::Month)),
+            ],
+        )?;
+        let grain = p.choice(
+            "aggregation",
+            default_grain,
+            &[
+                ("hourly", TimeGrain::Hour),
+                ("daily", TimeGrain::Day),
+                ("weekly", TimeGrain::Week),
+                ("monthly", TimeGrain::Month),
+            ],
+        )?;
         let from = time_param(&p, "from", false)?;
         let to = time_param(&p, "to", true)?;
         let end = minute_end(now(&state));
@@ -311,14 +307,11 @@ pub(super) async fn usage_summary(
 ) -> Response {
     let run = || -> Result<Response, Response> {
         let p = Params::of(raw)?;
-        let grain = match p.get("group_by") {
-            None => TimeGrain::Day,
-            Some(v) => one_of(
-                "group_by",
-                v,
-                &[("day", TimeGrain::Day), ("week", TimeGrain::Week), ("month", TimeGrain::Month)],
-            )?,
-        };
+        let grain = p.choice(
+            "group_by",
+            TimeGrain::Day,
+            &[("day", TimeGrain::Day), ("week", TimeGrain::Week), ("month", TimeGrain::Month)],
+        )?;
         let from = time_param(&p, "start_date", false)?;
         let to = time_param(&p, "end_date", true)?;
         let window = if from.is_none() && to.is_none() {
