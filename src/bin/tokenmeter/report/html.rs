@@ -293,58 +293,19 @@ pub(super) fn render(r: &Report<'_>) -> String {
     let _ = write!(b, "<h2>Cache hit rate by {}</h2>", r.cache.grain.name());
     b.push_str(&rate_chart("Cache hit rate", &cache_labels, &rates));
 
-    let sugs = &r.efficiency.optimization_suggestions;
-    if !sugs.is_empty() {
+    if let Some(t) = r.suggestions_table() {
         b.push_str("<h2>Suggestions</h2>");
-        let n = if r.executive() { 3 } else { sugs.len() };
-        let rows: Vec<Vec<String>> = sugs
-            .iter()
-            .take(n)
-            .map(|g| vec![snake(&g.kind), snake(&g.impact), usd(g.potential_savings), g.description.clone()])
-            .collect();
-        table(&mut b, &["Suggestion", "Impact", "Saves", "What to do"], &[false, false, true, false], &rows);
+        table(&mut b, t.headers, t.right, &t.rows);
     }
 
     b.push_str("<h2>By model</h2>");
-    let rows: Vec<Vec<String>> = s
-        .by_model
-        .iter()
-        .map(|m| {
-            vec![
-                m.name.clone(),
-                int(m.calls),
-                int(m.tokens),
-                crate::render::share_cost(m.cost_usd, m.calls, m.unpriced_calls),
-                pct(m.cost_share),
-            ]
-        })
-        .collect();
-    table(&mut b, &["Model", "Calls", "Tokens", "Cost", "Share"], &[false, true, true, true, true], &rows);
+    let t = r.models_table(usize::MAX);
+    table(&mut b, t.headers, t.right, &t.rows);
 
     if !r.executive() {
         let _ = write!(b, "<h2>By {}</h2>", r.period_grain());
-        let rows: Vec<Vec<String>> = r
-            .periods
-            .groups
-            .iter()
-            .map(|g| {
-                vec![
-                    r.period_label(&g.key),
-                    int(g.calls),
-                    int(g.tokens.input),
-                    int(g.tokens.output),
-                    int(g.tokens.cache_read),
-                    int(g.tokens.cache_creation),
-                    usd(g.cost_usd),
-                ]
-            })
-            .collect();
-        table(
-            &mut b,
-            &["Period", "Calls", "Input", "Output", "Cache read", "Cache write", "Cost"],
-            &[false, true, true, true, true, true, true],
-            &rows,
-        );
+        let t = r.periods_table();
+        table(&mut b, t.headers, t.right, &t.rows);
 
         b.push_str("<h2>Efficiency by project</h2>");
         let rows: Vec<Vec<String>> = r

@@ -60,34 +60,14 @@ pub(super) fn render(r: &Report<'_>) -> String {
     }
     table(&mut out, &["Figure", "Value"], &[false, true], &head);
 
-    let sugs = &r.efficiency.optimization_suggestions;
-    if !sugs.is_empty() {
+    if let Some(t) = r.suggestions_table() {
         let _ = writeln!(out, "## Suggestions\n");
-        let n = if r.executive() { 3 } else { sugs.len() };
-        let rows: Vec<Vec<String>> = sugs
-            .iter()
-            .take(n)
-            .map(|g| vec![snake(&g.kind), snake(&g.impact), usd(g.potential_savings), g.description.clone()])
-            .collect();
-        table(&mut out, &["Suggestion", "Impact", "Saves", "What to do"], &[false, false, true, false], &rows);
+        table(&mut out, t.headers, t.right, &t.rows);
     }
 
     let _ = writeln!(out, "## By model\n");
-    let rows: Vec<Vec<String>> = s
-        .by_model
-        .iter()
-        .take(if r.executive() { 5 } else { usize::MAX })
-        .map(|m| {
-            vec![
-                m.name.clone(),
-                int(m.calls),
-                int(m.tokens),
-                crate::render::share_cost(m.cost_usd, m.calls, m.unpriced_calls),
-                pct(m.cost_share),
-            ]
-        })
-        .collect();
-    table(&mut out, &["Model", "Calls", "Tokens", "Cost", "Share"], &[false, true, true, true, true], &rows);
+    let t = r.models_table(if r.executive() { 5 } else { usize::MAX });
+    table(&mut out, t.headers, t.right, &t.rows);
 
     if let Some(f) = &r.forecast {
         let _ = writeln!(out, "## Forecast\n");
@@ -114,28 +94,8 @@ pub(super) fn render(r: &Report<'_>) -> String {
     }
 
     let _ = writeln!(out, "## By {}\n", r.period_grain());
-    let rows: Vec<Vec<String>> = r
-        .periods
-        .groups
-        .iter()
-        .map(|g| {
-            vec![
-                r.period_label(&g.key),
-                int(g.calls),
-                int(g.tokens.input),
-                int(g.tokens.output),
-                int(g.tokens.cache_read),
-                int(g.tokens.cache_creation),
-                usd(g.cost_usd),
-            ]
-        })
-        .collect();
-    table(
-        &mut out,
-        &["Period", "Calls", "Input", "Output", "Cache read", "Cache write", "Cost"],
-        &[false, true, true, true, true, true, true],
-        &rows,
-    );
+    let t = r.periods_table();
+    table(&mut out, t.headers, t.right, &t.rows);
 
     let _ = writeln!(out, "## Efficiency\n");
     let rows: Vec<Vec<String>> = e

@@ -15,6 +15,7 @@ use tokenmeter::ledger::{Dimension, GroupBy, Query, QueryResult, TimeGrain, Wind
 
 use crate::cli::{ReportArgs, ReportFormat, ReportType};
 use crate::commands::window;
+use crate::render::{int, pct, usd};
 use crate::source::{Context, Source, SourceInfo};
 use crate::{CliError, CliResult, print_out};
 
@@ -183,4 +184,77 @@ pub(crate) fn run(source: &Source, ctx: &Context, args: &ReportArgs) -> CliResul
 /// The name of a suggestion type, as the JSON spells it.
 pub(crate) fn snake<T: Serialize>(v: &T) -> String {
     serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+/// A table the markdown and html writers both print: header, right-aligned columns, rows of display text.
+pub(crate) struct Table {
+    pub(crate) headers: &'static [&'static str],
+    pub(crate) right: &'static [bool],
+    pub(crate) rows: Vec<Vec<String>>,
+}
+
+impl Report<'_> {
+    /// The optimization suggestions (the top three in an executive report); `None` when there are none.
+    pub(crate) fn suggestions_table(&self) -> Option<Table> {
+        let sugs = &self.efficiency.optimization_suggestions;
+        if sugs.is_empty() {
+            return None;
+        }
+        let n = if self.executive() { 3 } else { sugs.len() };
+        let rows = sugs
+            .iter()
+            .take(n)
+            .map(|g| vec![snake(&g.kind), snake(&g.impact), usd(g.potential_savings), g.description.clone()])
+            .collect();
+        Some(Table {
+            headers: &["Suggestion", "Impact", "Saves", "What to do"],
+            right: &[false, false, true, false],
+            rows,
+        })
+    }
+
+    /// Spend by model, at most `limit` rows.
+    pub(crate) fn models_table(&self, limit: usize) -> Table {
+        let rows = self
+            .summary
+            .by_model
+            .iter()
+            .take(limit)
+            .map(|m| {
+                vec![
+                    m.name.clone(),
+                    int(m.calls),
+                    int(m.tokens),
+                    crate::render::share_cost(m.cost_usd, m.calls, m.unpriced_calls),
+                    pct(m.cost_share),
+                ]
+            })
+            .collect();
+        Table { headers: &["Model", "Calls", "Tokens", "Cost", "Share"], right: &[false, true, true, true, true], rows }
+    }
+
+    /// Tokens and cost per period (day, week or month).
+    pub(crate) fn periods_table(&self) -> Table {
+        let rows = self
+            .periods
+            .groups
+            .iter()
+            .map(|g| {
+                vec![
+                    self.period_label(&g.key),
+                    int(g.calls),
+                    int(g.tokens.input),
+                    int(g.tokens.output),
+                    int(g.tokens.cache_read),
+                    int(g.tokens.cache_creation),
+                    usd(g.cost_usd),
+                ]
+            })
+            .collect();
+        Table {
+            headers: &["Period", "Calls", "Input", "Output", "Cache read", "Cache write", "Cost"],
+            right: &[false, true, true, true, true, true, true],
+            rows,
+        }
+    }
 }
