@@ -326,25 +326,8 @@ pub(super) fn render(r: &Report<'_>) -> String {
     }
     if let Some(t) = &r.projects {
         b.push_str("<h2>Projects and sessions</h2>");
-        let mut rows = Vec::new();
-        for p in &t.nodes {
-            for c in &p.children {
-                rows.push(vec![
-                    p.name.clone(),
-                    c.name.clone(),
-                    int(c.calls),
-                    int(c.tokens),
-                    usd(c.cost_usd),
-                    pct(c.cost_share),
-                ]);
-            }
-        }
-        table(
-            &mut b,
-            &["Project", "Session", "Calls", "Tokens", "Cost", "Share"],
-            &[false, false, true, true, true, true],
-            &rows,
-        );
+        let t = super::tree_table(t, &["Project", "Session", "Calls", "Tokens", "Cost", "Share"]);
+        table(&mut b, t.headers, t.right, &t.rows);
     }
     if let Some(a) = &r.anomalies
         && !a.anomalies.is_empty()

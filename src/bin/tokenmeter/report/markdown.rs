@@ -180,25 +180,8 @@ pub(super) fn render(r: &Report<'_>) -> String {
     }
     if let Some(t) = &r.agents {
         let _ = writeln!(out, "## Agents and models\n");
-        let mut rows = Vec::new();
-        for p in &t.nodes {
-            for c in &p.children {
-                rows.push(vec![
-                    p.name.clone(),
-                    c.name.clone(),
-                    int(c.calls),
-                    int(c.tokens),
-                    usd(c.cost_usd),
-                    pct(c.cost_share),
-                ]);
-            }
-        }
-        table(
-            &mut out,
-            &["Agent", "Model", "Calls", "Tokens", "Cost", "Share"],
-            &[false, false, true, true, true, true],
-            &rows,
-        );
+        let t = super::tree_table(t, &["Agent", "Model", "Calls", "Tokens", "Cost", "Share"]);
+        table(&mut out, t.headers, t.right, &t.rows);
     }
     if let Some(t) = &r.time_of_day {
         let _ = writeln!(out, "## Time of day ({})\n", t.time_zone);

@@ -258,3 +258,17 @@ impl Report<'_> {
         }
     }
 }
+
+/// A two-level breakdown as one row per child, its parent's name repeated in the first column.
+pub(crate) fn tree_table(tree: &BreakdownTree, headers: &'static [&'static str]) -> Table {
+    let rows = tree
+        .nodes
+        .iter()
+        .flat_map(|p| {
+            p.children.iter().map(move |c| {
+                vec![p.name.clone(), c.name.clone(), int(c.calls), int(c.tokens), usd(c.cost_usd), pct(c.cost_share)]
+            })
+        })
+        .collect();
+    Table { headers, right: &[false, false, true, true, true, true], rows }
+}
