@@ -242,13 +242,22 @@ pub struct ToolRecord {
 /// of 3/6/9 as needed), but as one string written from a stack buffer: chrono's own impl goes through
 /// `collect_str`, which escapes the text piece by piece and was ~40% of the journal writer's time per record.
 fn serialize_timestamp<S: serde::Serializer>(ts: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+    let mut buf = [0u8; 30];
+    match timestamp_text(ts, &mut buf) {
+        Some(text) => serializer.serialize_str(text),
+        // Years chrono writes with a sign or more digits, and leap seconds: chrono's own text.
+        None => serde::Serialize::serialize(ts, serializer),
+    }
+}
+
+/// The text chrono's `Serialize` writes for `ts`, written into `buf`; `None` for the cases left to chrono (years
+/// outside 0..=9999, leap seconds).
+pub(crate) fn timestamp_text<'b>(ts: &DateTime<Utc>, buf: &'b mut [u8; 30]) -> Option<&'b str> {
     use chrono::{Datelike, Timelike};
     let (year, nanos) = (ts.year(), ts.nanosecond());
     if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
-        // Years chrono writes with a sign or more digits, and leap seconds: chrono's own text.
-        return serde::Serialize::serialize(ts, serializer);
+        return None;
     }
-    let mut buf = [0u8; 30];
     let mut put = |at: usize, value: u32, digits: usize| {
         let mut v = value;
         for i in (0..digits).rev() {
@@ -282,7 +291,7 @@ fn serialize_timestamp<S: serde::Serializer>(ts: &DateTime<Utc>, serializer: S) 
     }
     buf[len] = b'Z';
     // Only ASCII digits and separators were written.
-    serializer.serialize_str(std::str::from_utf8(&buf[..=len]).unwrap_or_default())
+    std::str::from_utf8(&buf[..=len]).ok()
 }
 
 #[cfg(test)]

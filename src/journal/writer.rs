@@ -5,14 +5,14 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use parking_lot::Mutex;
-use serde::Serialize;
 
+use super::line::QueuedCall;
 use super::{FsyncPolicy, JournalConfig, JournalError, JournalStats, ReplayReport, SCHEMA_VERSION, files};
 use crate::clock::Clock;
 use crate::record::CallRecord;
@@ -21,25 +21,26 @@ use crate::record::CallRecord;
 const MAX_BATCH: usize = 1024;
 /// Files kept open at once (today's and yesterday's, usually).
 const MAX_OPEN_FILES: usize = 2;
+/// The writer's sleep after a round that found records (so the next round finds a batch), and the longest
+/// sleep when idle (the sleep doubles from the shortest while the queue stays empty). A record waits at most
+/// this long before it is written; a queue half full wakes the writer at once.
+const IDLE_MIN: Duration = Duration::from_millis(2);
+const IDLE_MAX: Duration = Duration::from_millis(100);
 /// How often retention runs.
 const RETENTION_EVERY: Duration = Duration::from_secs(3_600);
 
 // Boxing the record would cost an allocation per call on the recording thread; flushes are rare.
 #[allow(clippy::large_enum_variant)]
 enum Command {
-    Call(CallRecord),
+    Call(QueuedCall),
     Flush(SyncSender<Result<(), String>>),
-}
-
-#[derive(Serialize)]
-struct LineOut<'a> {
-    v: u32,
-    call: &'a CallRecord,
 }
 
 #[derive(Debug, Default)]
 struct Counters {
     enqueued: AtomicU64,
+    /// Records the writer has taken off the queue.
+    taken: AtomicU64,
     dropped: AtomicU64,
     written: AtomicU64,
     synced: AtomicU64,
@@ -53,6 +54,8 @@ struct Counters {
 pub(crate) struct JournalWriter {
     tx: Option<SyncSender<Command>>,
     thread: Option<JoinHandle<()>>,
+    /// Queued records past which a send unparks the writer (half the queue).
+    wake_at: u64,
     counters: Arc<Counters>,
     replay: ReplayReport,
 }
@@ -70,7 +73,8 @@ impl JournalWriter {
         replay: ReplayReport,
         files_removed: u64,
     ) -> Result<Self, JournalError> {
-        let (tx, rx) = sync_channel(config.queue_capacity);
+        let config_capacity = config.queue_capacity;
+        let (tx, rx) = sync_channel(config_capacity);
         let counters = Arc::new(Counters::default());
         counters.files_removed.store(files_removed, Ordering::Relaxed);
         let mut thread = WriterThread {
@@ -91,28 +95,42 @@ impl JournalWriter {
             .name("tokenmeter-journal".into())
             .spawn(move || thread.run(rx))
             .map_err(JournalError::Spawn)?;
-        Ok(JournalWriter { tx: Some(tx), thread: Some(handle), counters, replay })
+        let wake_at = (config_capacity / 2).max(1) as u64;
+        Ok(JournalWriter { tx: Some(tx), thread: Some(handle), wake_at, counters, replay })
     }
 
-    /// Queues a copy of `record`; never blocks. A full queue drops it (counted).
+    /// Queues a copy of `record` (see [`QueuedCall`]); never blocks. A full queue drops it (counted).
     pub(crate) fn append(&self, record: &CallRecord) {
         let Some(tx) = &self.tx else { return };
-        match tx.try_send(Command::Call(record.clone())) {
-            Ok(()) => self.counters.enqueued.fetch_add(1, Ordering::Relaxed),
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.counters.dropped.fetch_add(1, Ordering::Relaxed)
+        match tx.try_send(Command::Call(QueuedCall::new(record))) {
+            Ok(()) => {
+                let queued = self.counters.enqueued.fetch_add(1, Ordering::Relaxed) + 1;
+                if queued.saturating_sub(self.counters.taken.load(Ordering::Relaxed)) > self.wake_at {
+                    self.wake();
+                }
             }
-        };
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                self.wake();
+            }
+        }
     }
 
     pub(super) fn flush(&self) -> Result<(), JournalError> {
         let tx = self.tx.as_ref().ok_or(JournalError::Stopped)?;
         let (reply_tx, reply_rx) = sync_channel(1);
         tx.send(Command::Flush(reply_tx)).map_err(|_| JournalError::Stopped)?;
+        self.wake();
         match reply_rx.recv() {
             Ok(Ok(())) => Ok(()),
             Ok(Err(message)) => Err(JournalError::Write(message)),
             Err(_) => Err(JournalError::Stopped),
+        }
+    }
+
+    fn wake(&self) {
+        if let Some(handle) = &self.thread {
+            handle.thread().unpark();
         }
     }
 
@@ -136,6 +154,7 @@ impl Drop for JournalWriter {
     /// Closes the queue and waits for the writer to write and sync what it holds.
     fn drop(&mut self) {
         drop(self.tx.take());
+        self.wake();
         if let Some(handle) = self.thread.take() {
             let _ = handle.join();
         }
@@ -167,25 +186,46 @@ struct WriterThread {
 }
 
 impl WriterThread {
+    /// Drains the queue in rounds. Between rounds the writer sleeps (parked) instead of blocking on the queue:
+    /// a receiver blocked on a channel makes every send a futex wake-up on the recording thread, and a writer
+    /// woken per record writes per record (six system calls each). Sleeping lets records gather into batches;
+    /// the recording side unparks the writer only when the queue is half full, and `flush` and drop unpark it
+    /// at once.
     fn run(&mut self, rx: Receiver<Command>) {
+        let mut idle = IDLE_MIN;
         loop {
-            match rx.recv_timeout(self.next_wakeup()) {
-                Ok(command) => {
-                    self.take(command);
-                    let mut taken = 1;
-                    while taken < MAX_BATCH {
-                        match rx.try_recv() {
-                            Ok(command) => self.take(command),
-                            Err(_) => break,
-                        }
+            let mut taken = 0;
+            let mut disconnected = false;
+            while taken < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(command) => {
+                        self.take(command);
                         taken += 1;
                     }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        disconnected = true;
+                        break;
+                    }
                 }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
             }
+            self.counters.taken.fetch_add(taken as u64, Ordering::Relaxed);
             self.write_batch();
             self.after_batch();
+            if disconnected {
+                break;
+            }
+            match taken {
+                0 => {
+                    std::thread::park_timeout(idle.min(self.next_wakeup()));
+                    idle = (idle * 2).min(IDLE_MAX);
+                }
+                MAX_BATCH => {}
+                _ => {
+                    idle = IDLE_MIN;
+                    std::thread::park_timeout(IDLE_MIN.min(self.next_wakeup()));
+                }
+            }
         }
         self.write_batch();
         self.sync_all();
@@ -202,7 +242,7 @@ impl WriterThread {
     fn take(&mut self, command: Command) {
         match command {
             Command::Call(record) => {
-                let day = record.timestamp.date_naive();
+                let day = record.day();
                 let idx = match self.batch.iter().position(|b| b.day == day) {
                     Some(i) => i,
                     None => {
@@ -211,17 +251,9 @@ impl WriterThread {
                     }
                 };
                 let batch = &mut self.batch[idx];
-                let start = batch.bytes.len();
-                match serde_json::to_writer(&mut batch.bytes, &LineOut { v: SCHEMA_VERSION, call: &record }) {
-                    Ok(()) => {
-                        batch.bytes.push(b'\n');
-                        batch.records += 1;
-                    }
-                    Err(e) => {
-                        batch.bytes.truncate(start);
-                        self.fail(1, format!("cannot serialize a call record: {e}"));
-                    }
-                }
+                record.write_json(SCHEMA_VERSION, &mut batch.bytes);
+                batch.bytes.push(b'\n');
+                batch.records += 1;
             }
             Command::Flush(reply) => self.waiters.push(reply),
         }
