@@ -130,11 +130,15 @@ impl TokenMeterLayer {
         };
         let mut task_span = None;
         if !complete(&builtin, &extra) {
-            // `parent()` first: a root span pays one lookup, not a scope iterator.
-            let ancestors = span.parent().into_iter().flat_map(|p| p.scope());
-            for ancestor in ancestors {
+            // One registry lookup per ancestor (`parent().scope()` would look the parent up twice).
+            let mut next = span.parent();
+            while let Some(ancestor) = next {
                 let ext = ancestor.extensions();
-                let Some(state) = ext.get::<SpanState>() else { continue };
+                let Some(state) = ext.get::<SpanState>() else {
+                    drop(ext);
+                    next = ancestor.parent();
+                    continue;
+                };
                 let is_task = state.task.is_some();
                 for (slot, value) in builtin.iter_mut().zip(state.dims.builtin.iter()) {
                     if slot.is_none() {
@@ -147,12 +151,11 @@ impl TokenMeterLayer {
                     }
                 }
                 drop(ext);
+                // Complete dimensions include `task`, which only a task span (or the call span) provides.
+                let done = complete(&builtin, &extra);
+                next = if done { None } else { ancestor.parent() };
                 if is_task && task_span.is_none() {
                     task_span = Some(ancestor);
-                }
-                // Complete dimensions include `task`, which only a task span (or the call span) provides.
-                if complete(&builtin, &extra) {
-                    break;
                 }
             }
         }
