@@ -1,6 +1,7 @@
 //! What the layer costs the application, against baselines in the same run.
 //!
-//! Rows (criterion medians; the table printed at the end is what README "Performance" quotes):
+//! Rows (criterion groups; the table printed at the end, which README "Performance" quotes, comes from paired
+//! rounds instead: see "paired rounds" below; `TOKENMETER_BENCH_PAIRED_ONLY=1` skips the criterion groups):
 //! - `non_llm_span`: a plain span's whole life (new, enter, exit, close) with a `fmt` layer writing to a sink,
 //!   without and with tokenmeter beside it. Target (issue 8, 1): ratio <= 1.25.
 //! - `non_llm_event`: a plain event, same two stacks. Target (1): ratio <= 1.25.
@@ -16,6 +17,14 @@
 //!   `registry`) — stricter than comparing totals.
 //! - `two_threads`: the same full-pipeline LLM call, per call, with one thread and with two threads recording
 //!   at once (wall time / calls). Target (3): scaling = one / two >= 1.6 (the ideal on two cores is 2.0).
+//!   The table adds the same comparison for each part of the pipeline alone, and for the bare registry.
+//!
+//! Paired rounds: each comparison's configurations (e.g. bare registry, full pipeline, each partial pipeline,
+//! `MetricsLayer`) run one batch each per round (20,000 calls; 100,000 for non-LLM rows), in an order rotated
+//! every round, 25 rounds; a figure is the median over rounds of the per-round difference or ratio, with its
+//! quartiles in brackets. On this shared 2-vCPU machine criterion's row-after-row medians moved ratios by
+//! 30-50% between runs (a slow spell during one row and not its baseline); pairing cancels that drift, and
+//! the quartiles show what is left.
 //!
 //! What profiling taught (callgrind instruction counts per call; `perf record -e cpu-clock` works here, hardware
 //! counters do not; kept here so the next person starts from it):
@@ -34,8 +43,17 @@
 //!   from the spend alone and building the snapshot only for an alert brought it to ~680.
 //! - The journal: ~630 on the recording thread (a record clone, a channel send), and 11,800 on its writer
 //!   thread, 40% of it chrono's `collect_str` timestamp path through serde_json's escaper; a stack-buffer
-//!   timestamp brought the writer to ~7,100 (the rest is serde_json escaping ~40 keys). On two vCPUs the
-//!   writer at full speed competes with the recording thread, which is why the full row varies most.
+//!   timestamp brought the writer to ~7,100 (the rest is serde_json escaping ~40 keys). Then the queue got a
+//!   flat copy of the record instead of a clone (~980 instructions, more than the clone, but the clone's
+//!   seven `Arc` counts were dropped by the writer on the other core, and those cache lines bounced: A/B
+//!   medians of the recording thread with the journal on went 1,841 → 1,530 ns), and the writer encodes
+//!   lines by hand (~510 instructions a record). What is left on the writer is the kernel: `perf` puts more
+//!   of its time in `write` (copying ~590-byte lines into the page cache) than in userland. On two vCPUs that
+//!   writer is a third busy thread, so two recording threads with the journal on cannot scale to 1.6x here.
+//! - Two threads, part by part (paired rounds): even the bare registry scales only ~1.2x on this machine
+//!   (every span clones and drops the `Dispatch`, one shared `Arc` count); capture, ledger and OTLP each
+//!   scale ~1.5-1.65x; budgets ~1.4x (one lock per budget per call: a budget's spend is one number);
+//!   the journal ~1.2x (the writer thread needs a core).
 //! - Two threads: shared `Arc` reference counts are contended cache lines; the price book's canonical ids
 //!   were bumped by every priced call until the per-thread shards got their own copies. Budgets still take
 //!   one short lock per budget per call.
@@ -43,7 +61,7 @@
 //! Run: `cargo bench --bench capture` (or `./scripts/bench.sh` for every bench and one table).
 
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
@@ -163,15 +181,18 @@ struct Parts {
     budgets: bool,
     otlp: bool,
     journal: bool,
+    layer: bool,
 }
 
 impl Parts {
-    const CAPTURE: Parts = Parts { ledger: false, budgets: false, otlp: false, journal: false };
+    const CAPTURE: Parts = Parts { ledger: false, budgets: false, otlp: false, journal: false, layer: true };
+    /// No tokenmeter layer at all: the bare registry.
+    const NONE: Parts = Parts { layer: false, ..Parts::CAPTURE };
     const OTLP_ONLY: Parts = Parts { otlp: true, ..Parts::CAPTURE };
     const LEDGER: Parts = Parts { ledger: true, ..Parts::CAPTURE };
     const BUDGETS: Parts = Parts { budgets: true, ..Parts::CAPTURE };
     const JOURNAL: Parts = Parts { journal: true, ..Parts::CAPTURE };
-    const FULL: Parts = Parts { ledger: true, budgets: true, otlp: true, journal: true };
+    const FULL: Parts = Parts { ledger: true, budgets: true, otlp: true, journal: true, layer: true };
 }
 
 /// A meter with the given parts on (capture, pricing and the per-model totals are always on).
@@ -302,72 +323,222 @@ fn bench_threads(c: &mut Criterion, journal_dir: &Path) {
     g.finish();
 }
 
-/// Reads criterion's median for `group/function` from this run's output.
-fn median_ns(group: &str, function: &str) -> Option<f64> {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| "target".into());
-    let path = target.join("criterion").join(group).join(function).join("new/estimates.json");
-    let text = std::fs::read_to_string(path).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    v["median"]["point_estimate"].as_f64()
+// === paired rounds: the table's figures ===
+//
+// Criterion measures each row for seconds, one row after another; on a shared machine a slow spell during one
+// row and not its baseline moves a ratio by tens of percent. The table therefore comes from paired rounds:
+// every configuration of a comparison runs one batch per round, in an order rotated each round, and each
+// figure is the median over rounds of the per-round difference or ratio, so a slow spell hits both sides.
+
+/// Rounds per comparison.
+const ROUNDS: usize = 25;
+
+/// One side of a comparison: a dispatch, the meter behind it (flushed after each batch, outside the timing,
+/// so a journal writer still draining does not slow the next batch), and what one iteration does.
+struct Side {
+    dispatch: Dispatch,
+    meter: Option<TokenMeter>,
+    run: fn(&Dispatch, u64) -> Duration,
 }
 
-fn print_ratios() {
-    // Rows of the one table `scripts/bench.sh` prints (markdown).
+impl Side {
+    fn new(dispatch: Dispatch, meter: Option<TokenMeter>, run: fn(&Dispatch, u64) -> Duration) -> Self {
+        Side { dispatch, meter, run }
+    }
+
+    /// Nanoseconds per iteration over a batch of `n`.
+    fn batch(&self, n: u64) -> f64 {
+        let elapsed = (self.run)(&self.dispatch, n);
+        if let Some(m) = &self.meter {
+            let _ = m.flush();
+        }
+        elapsed.as_nanos() as f64 / n as f64
+    }
+}
+
+fn in_session(dispatch: &Dispatch, n: u64, call: fn()) -> Duration {
+    tracing::dispatcher::with_default(dispatch, || {
+        let session = session_span();
+        let _s = session.enter();
+        let t = Instant::now();
+        for _ in 0..n {
+            call();
+        }
+        t.elapsed()
+    })
+}
+
+fn plain(dispatch: &Dispatch, n: u64, call: fn()) -> Duration {
+    tracing::dispatcher::with_default(dispatch, || {
+        let t = Instant::now();
+        for _ in 0..n {
+            call();
+        }
+        t.elapsed()
+    })
+}
+
+/// Runs `ROUNDS` rounds over `sides` (batches of `n`); returns each side's per-round figures.
+fn rounds(sides: &[Side], n: u64) -> Vec<Vec<f64>> {
+    for side in sides {
+        side.batch(n / 4); // warm-up: callsites registered, caches and maps filled
+    }
+    let mut out = vec![Vec::with_capacity(ROUNDS); sides.len()];
+    for r in 0..ROUNDS {
+        for k in 0..sides.len() {
+            let i = (k + r) % sides.len();
+            out[i].push(sides[i].batch(n));
+        }
+    }
+    out
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// The quartiles of a per-round figure, for the spread column.
+fn quartiles(mut v: Vec<f64>) -> (f64, f64) {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    (v[v.len() / 4], v[(3 * v.len()) / 4])
+}
+
+fn per_round(a: &[f64], b: &[f64], f: impl Fn(f64, f64) -> f64) -> Vec<f64> {
+    a.iter().zip(b).map(|(x, y)| f(*x, *y)).collect()
+}
+
+fn paired_table(journal_dir: &Path) {
     println!("\n| bench | baseline | figure | ratio | target |\n|---|---|---|---|---|");
-    let row =
-        |name: &str, base: Option<f64>, with: Option<f64>, f: &dyn Fn(f64, f64) -> (String, String)| match (base, with)
-        {
-            (Some(b), Some(w)) => {
-                let (ratio, verdict) = f(b, w);
-                println!("| {name} | {b:.1} ns | {w:.1} ns | {ratio} | {verdict} |");
-            }
-            _ => println!("| {name} | (no figures: run without --test) | | | |"),
-        };
     let ok = |pass: bool| if pass { "met" } else { "MISSED" };
-    for group in ["non_llm_span", "non_llm_event"] {
-        row(group, median_ns(group, "fmt"), median_ns(group, "fmt+tokenmeter"), &|b, w| {
-            (format!("{:.3}x", w / b), format!("<= 1.25x: {}", ok(w / b <= 1.25)))
-        });
-    }
-    let bare = median_ns("llm_call", "registry");
-    let tm = median_ns("llm_call", "registry+tokenmeter");
-    row("llm_call (full pipeline)", bare, tm, &|b, w| {
-        (format!("+{:.0} ns", w - b), format!("adds <= 400 ns: {}", ok(w - b <= 400.0)))
-    });
-    for (name, f) in [
-        ("  of which capture + pricing + totals", "registry+tokenmeter_capture"),
-        ("  capture + OTLP instruments only", "registry+tokenmeter_capture_otlp"),
-        ("  capture + ledger only", "registry+tokenmeter_capture_ledger"),
-        ("  capture + two budgets only", "registry+tokenmeter_capture_budgets"),
-        ("  capture + journal queue only", "registry+tokenmeter_capture_journal"),
+    let row = |name: &str, base: f64, fig: f64, ratio: String, verdict: String| {
+        println!("| {name} | {base:.1} ns | {fig:.1} ns | {ratio} | {verdict} |");
+    };
+
+    // Target 1: non-LLM span and event beside fmt.
+    let meter = full_meter(&journal_dir.join("p1"));
+    let fmt_only = || Dispatch::new(tracing_subscriber::registry().with(fmt_layer()));
+    let fmt_tm = || Dispatch::new(tracing_subscriber::registry().with(fmt_layer()).with(meter.layer()));
+    for (name, run) in [
+        ("non_llm_span", (|d: &Dispatch, n| plain(d, n, plain_span)) as fn(&Dispatch, u64) -> Duration),
+        ("non_llm_event", |d: &Dispatch, n| plain(d, n, plain_event)),
     ] {
-        row(name, bare, median_ns("llm_call", f), &|b, w| (format!("+{:.0} ns", w - b), "(breakdown)".into()));
-    }
-    let otel = median_ns("llm_call", "registry+otel_metrics_layer");
-    if let (Some(bare), Some(tm)) = (bare, tm) {
-        row("llm_call vs MetricsLayer (added cost)", otel.map(|o| o - bare), Some(tm - bare), &|o, t| {
-            (format!("{:.2}x faster", o / t), format!(">= 2x faster: {}", ok(o / t >= 2.0)))
-        });
-        let otlp_only = median_ns("llm_call", "registry+tokenmeter_capture_otlp");
+        let r = rounds(&[Side::new(fmt_only(), None, run), Side::new(fmt_tm(), None, run)], 100_000);
+        let ratios = per_round(&r[0], &r[1], |b, w| w / b);
+        let (lo, hi) = quartiles(ratios.clone());
+        let ratio = median(ratios);
         row(
-            "  like for like: capture + OTLP only vs MetricsLayer",
-            otel.map(|o| o - bare),
-            otlp_only.map(|t| t - bare),
-            &|o, t| (format!("{:.2}x faster", o / t), "(reference)".into()),
+            name,
+            median(r[0].clone()),
+            median(r[1].clone()),
+            format!("{ratio:.3}x ({lo:.3}–{hi:.3})"),
+            format!("<= 1.25x: {}", ok(ratio <= 1.25)),
         );
     }
-    row(
-        "two_threads (ns per call)",
-        median_ns("two_threads", "1_thread"),
-        median_ns("two_threads", "2_threads"),
-        &|o, t| (format!("{:.2}x throughput", o / t), format!(">= 1.6x: {}", ok(o / t >= 1.6))),
-    );
-    row(
-        "  two_threads, journal off (ns per call)",
-        median_ns("two_threads", "1_thread_no_journal"),
-        median_ns("two_threads", "2_threads_no_journal"),
-        &|o, t| (format!("{:.2}x throughput", o / t), "(reference)".into()),
-    );
+    let _ = meter.shutdown();
+
+    // Target 2: the LLM call, the ladder of partial pipelines, and MetricsLayer.
+    let call = (|d: &Dispatch, n| in_session(d, n, llm_call)) as fn(&Dispatch, u64) -> Duration;
+    let mut sides = vec![Side::new(Dispatch::new(tracing_subscriber::registry()), None, call)];
+    let ladder = [
+        ("llm_call (full pipeline)", Parts::FULL),
+        ("  of which capture + pricing + totals", Parts::CAPTURE),
+        ("  capture + OTLP instruments only", Parts::OTLP_ONLY),
+        ("  capture + ledger only", Parts::LEDGER),
+        ("  capture + two budgets only", Parts::BUDGETS),
+        ("  capture + journal queue only", Parts::JOURNAL),
+    ];
+    for (i, (_, parts)) in ladder.iter().enumerate() {
+        let meter = meter_with(*parts, &journal_dir.join(format!("p2-{i}")));
+        let dispatch = Dispatch::new(tracing_subscriber::registry().with(meter.layer()));
+        sides.push(Side::new(dispatch, Some(meter), call));
+    }
+    let provider = quiet_provider();
+    let otel =
+        Dispatch::new(tracing_subscriber::registry().with(tracing_opentelemetry::MetricsLayer::new(provider.clone())));
+    sides.push(Side::new(otel, None, |d, n| in_session(d, n, llm_call_with_metrics_event)));
+    let r = rounds(&sides, 20_000);
+    let bare = &r[0];
+    let added = |i: usize| per_round(bare, &r[i], |b, w| w - b);
+    for (i, (name, _)) in ladder.iter().enumerate() {
+        let a = added(i + 1);
+        let (lo, hi) = quartiles(a.clone());
+        let m = median(a);
+        let verdict = if i == 0 { format!("adds <= 400 ns: {}", ok(m <= 400.0)) } else { "(breakdown)".to_string() };
+        row(name, median(bare.clone()), median(r[i + 1].clone()), format!("+{m:.0} ns (+{lo:.0} – +{hi:.0})"), verdict);
+    }
+    let otel_added = added(ladder.len() + 1);
+    for (name, i, verdict) in [
+        ("llm_call vs MetricsLayer (added cost)", 1, true),
+        ("  like for like: capture + OTLP only vs MetricsLayer", 3, false),
+    ] {
+        let ratios = per_round(&otel_added, &added(i), |o, t| o / t);
+        let (lo, hi) = quartiles(ratios.clone());
+        let m = median(ratios);
+        row(
+            name,
+            median(otel_added.clone()),
+            median(added(i)),
+            format!("{m:.2}x faster ({lo:.2}–{hi:.2})"),
+            if verdict { format!(">= 2x faster: {}", ok(m >= 2.0)) } else { "(reference)".into() },
+        );
+    }
+    for side in sides {
+        if let Some(m) = side.meter {
+            if let Some(j) = m.journal_stats()
+                && j.dropped > 0
+            {
+                eprintln!(
+                    "journal during the paired rounds: {} queued, {} dropped (at a million calls a second the \
+                     writer falls behind; the recording thread never waits)",
+                    j.enqueued, j.dropped
+                );
+            }
+            let _ = m.shutdown();
+        }
+    }
+    let _ = provider.shutdown();
+
+    // Target 3: one thread against two, with and without the journal.
+    for (name, parts, target) in [
+        ("two_threads (ns per call)", Parts::FULL, true),
+        ("  two_threads, journal off (ns per call)", Parts { journal: false, ..Parts::FULL }, false),
+        ("  two_threads, capture + pricing + totals", Parts::CAPTURE, false),
+        ("  two_threads, bare registry (tracing itself)", Parts::NONE, false),
+        ("  two_threads, capture + OTLP only", Parts::OTLP_ONLY, false),
+        ("  two_threads, capture + ledger only", Parts::LEDGER, false),
+        ("  two_threads, capture + budgets only", Parts::BUDGETS, false),
+        ("  two_threads, capture + journal only", Parts::JOURNAL, false),
+    ] {
+        let meter = meter_with(parts, &journal_dir.join("p3"));
+        let dispatch = match parts.layer {
+            true => Dispatch::new(tracing_subscriber::registry().with(meter.layer())),
+            false => Dispatch::new(tracing_subscriber::registry()),
+        };
+        let one = Side::new(dispatch.clone(), Some(meter.clone()), |d, n| run_threads(d, 1, n));
+        let two = Side::new(dispatch, Some(meter), |d, n| run_threads(d, 2, n));
+        let r = rounds(&[one, two], 20_000);
+        let scaling = per_round(&r[0], &r[1], |one, two| one / two);
+        let (lo, hi) = quartiles(scaling.clone());
+        let m = median(scaling);
+        row(
+            name,
+            median(r[0].clone()),
+            median(r[1].clone()),
+            format!("{m:.2}x throughput ({lo:.2}–{hi:.2})"),
+            if target { format!(">= 1.6x: {}", ok(m >= 1.6)) } else { "(reference)".into() },
+        );
+    }
 }
 
 fn main() {
@@ -376,12 +547,14 @@ fn main() {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
         .configure_from_args();
-    bench_non_llm(&mut c, &journal.join("a"));
-    bench_llm(&mut c, &journal.join("b"));
-    bench_threads(&mut c, &journal.join("c"));
-    c.final_summary();
-    let _ = std::fs::remove_dir_all(&journal);
-    if !std::env::args().any(|a| a == "--test" || a == "--list") {
-        print_ratios();
+    if std::env::var_os("TOKENMETER_BENCH_PAIRED_ONLY").is_none() {
+        bench_non_llm(&mut c, &journal.join("a"));
+        bench_llm(&mut c, &journal.join("b"));
+        bench_threads(&mut c, &journal.join("c"));
+        c.final_summary();
     }
+    if !std::env::args().any(|a| a == "--test" || a == "--list") {
+        paired_table(&journal.join("d"));
+    }
+    let _ = std::fs::remove_dir_all(&journal);
 }

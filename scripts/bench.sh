@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Every performance figure of issue 8 in one table: runs the criterion benches (benches/capture.rs,
-# benches/reports.rs), then the memory example under /usr/bin/time -v, and prints one markdown table with the
-# machine it ran on. Ratios are always against a baseline run in the same process (or, for memory, the same
-# binary in its baseline mode), so a noisy machine moves both sides.
+# Every performance figure of issue 8 in one table: runs the benches (benches/capture.rs: paired rounds of each
+# configuration against its baseline; benches/reports.rs: criterion), then the memory example under
+# /usr/bin/time -v, and prints one markdown table with the machine it ran on. Ratios are always against a
+# baseline run in the same process (or, for memory, the same binary in its baseline mode), so a noisy machine
+# moves both sides.
 #
-# Usage: ./scripts/bench.sh            (about 4 minutes on 2 cores)
-#        QUICK=1 ./scripts/bench.sh    (shorter criterion runs; rougher figures)
+# Usage: ./scripts/bench.sh            (about 3 minutes on 2 cores, after the release build)
+#        QUICK=1 ./scripts/bench.sh    (shorter criterion runs of the reports bench; rougher figures)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,8 +27,10 @@ if [ ! -x /usr/bin/time ]; then
     fi
 fi
 
-echo "==> cargo bench --bench capture" >&2
-cargo bench --quiet --bench capture -- "${crit_args[@]}" >"$out/capture.txt" 2>"$out/capture.err" || {
+echo "==> cargo bench --bench capture (paired rounds)" >&2
+# The table's capture rows come from the bench's paired rounds; its criterion groups are skipped here (run
+# `cargo bench --bench capture` for them).
+TOKENMETER_BENCH_PAIRED_ONLY=1 cargo bench --quiet --bench capture >"$out/capture.txt" 2>"$out/capture.err" || {
     cat "$out/capture.err" >&2
     exit 1
 }
