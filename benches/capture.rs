@@ -50,6 +50,12 @@
 //!   lines by hand (~510 instructions a record). What is left on the writer is the kernel: `perf` puts more
 //!   of its time in `write` (copying ~590-byte lines into the page cache) than in userland. On two vCPUs that
 //!   writer is a third busy thread, so two recording threads with the journal on cannot scale to 1.6x here.
+//! - Tried and not kept: a per-thread cache of recently created spans' state (`Arc<Mutex<_>>` in the
+//!   extensions, a thread-local slot array keyed by layer and span id) so `record` skips the registry lookup:
+//!   `record` went from ~440 to ~300 instructions, but creation and close paid a second allocation and locks,
+//!   net -340 of ~14,000 per call (2.4%); not worth the extra state machine.
+//! - The ancestor walk for dimensions used `parent().scope()`, which looks the parent up twice; walking with
+//!   `parent()` alone saved ~180 instructions per call.
 //! - Two threads, part by part (paired rounds): even the bare registry scales only ~1.2x on this machine
 //!   (every span clones and drops the `Dispatch`, one shared `Arc` count); capture, ledger and OTLP each
 //!   scale ~1.5-1.65x; budgets ~1.4x (one lock per budget per call: a budget's spend is one number);
@@ -493,14 +499,15 @@ fn paired_table(journal_dir: &Path) {
             if verdict { format!(">= 2x faster: {}", ok(m >= 2.0)) } else { "(reference)".into() },
         );
     }
-    for side in sides {
+    for (i, side) in sides.into_iter().enumerate() {
         if let Some(m) = side.meter {
             if let Some(j) = m.journal_stats()
                 && j.dropped > 0
             {
+                let row = ladder.get(i.wrapping_sub(1)).map_or("?", |(name, _)| name.trim());
                 eprintln!(
-                    "journal during the paired rounds: {} queued, {} dropped (at a million calls a second the \
-                     writer falls behind; the recording thread never waits)",
+                    "journal during the paired rounds ({row}): {} queued, {} dropped (at a million calls a second \
+                     the writer falls behind; the recording thread never waits)",
                     j.enqueued, j.dropped
                 );
             }
