@@ -26,6 +26,8 @@ const MAX_OPEN_FILES: usize = 2;
 /// this long before it is written; a queue half full wakes the writer at once.
 const IDLE_MIN: Duration = Duration::from_millis(2);
 const IDLE_MAX: Duration = Duration::from_millis(100);
+/// Past half full, the queue wakes the writer once every this many sends (and drops).
+const WAKE_EVERY: u64 = 256;
 /// How often retention runs.
 const RETENTION_EVERY: Duration = Duration::from_secs(3_600);
 
@@ -39,7 +41,7 @@ enum Command {
 #[derive(Debug, Default)]
 struct Counters {
     enqueued: AtomicU64,
-    /// Records the writer has taken off the queue.
+    /// Records the writer has taken off the queue (updated every 64 records and at the end of a round).
     taken: AtomicU64,
     dropped: AtomicU64,
     written: AtomicU64,
@@ -54,6 +56,8 @@ struct Counters {
 pub(crate) struct JournalWriter {
     tx: Option<SyncSender<Command>>,
     thread: Option<JoinHandle<()>>,
+    /// Records the queue holds.
+    capacity: u64,
     /// Queued records past which a send unparks the writer (half the queue).
     wake_at: u64,
     counters: Arc<Counters>,
@@ -96,22 +100,42 @@ impl JournalWriter {
             .spawn(move || thread.run(rx))
             .map_err(JournalError::Spawn)?;
         let wake_at = (config_capacity / 2).max(1) as u64;
-        Ok(JournalWriter { tx: Some(tx), thread: Some(handle), wake_at, counters, replay })
+        Ok(JournalWriter {
+            tx: Some(tx),
+            thread: Some(handle),
+            capacity: config_capacity as u64,
+            wake_at,
+            counters,
+            replay,
+        })
     }
 
     /// Queues a copy of `record` (see [`QueuedCall`]); never blocks. A full queue drops it (counted).
     pub(crate) fn append(&self, record: &CallRecord) {
         let Some(tx) = &self.tx else { return };
+        let c = &self.counters;
+        // Records queued and not yet taken (an upper bound: the writer counts what it took once per round).
+        let taken = c.taken.load(Ordering::Relaxed);
+        let queued = c.enqueued.load(Ordering::Relaxed).saturating_sub(taken);
+        if queued >= self.capacity {
+            // Full: drop without building the copy (under overload, dropping is what the recording thread does
+            // most, so it must be cheap).
+            if c.dropped.fetch_add(1, Ordering::Relaxed).is_multiple_of(WAKE_EVERY) {
+                self.wake();
+            }
+            return;
+        }
         match tx.try_send(Command::Call(QueuedCall::new(record))) {
             Ok(()) => {
-                let queued = self.counters.enqueued.fetch_add(1, Ordering::Relaxed) + 1;
-                if queued.saturating_sub(self.counters.taken.load(Ordering::Relaxed)) > self.wake_at {
+                let queued = (c.enqueued.fetch_add(1, Ordering::Relaxed) + 1).saturating_sub(taken);
+                // Wake the writer as the queue passes half full, then every `WAKE_EVERY` records while it stays
+                // above (not on every send: the writer's parker is a cache line every recording thread writes).
+                if queued > self.wake_at && (queued - self.wake_at) % WAKE_EVERY == 1 {
                     self.wake();
                 }
             }
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-                self.wake();
+                c.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -194,13 +218,18 @@ impl WriterThread {
     fn run(&mut self, rx: Receiver<Command>) {
         let mut idle = IDLE_MIN;
         loop {
-            let mut taken = 0;
+            let (mut taken, mut records, mut counted) = (0, 0, 0);
             let mut disconnected = false;
             while taken < MAX_BATCH {
                 match rx.try_recv() {
                     Ok(command) => {
-                        self.take(command);
+                        records += u64::from(self.take(command));
                         taken += 1;
+                        // The recording side sees the queue's fill from this count: keep it close.
+                        if records - counted >= 64 {
+                            self.counters.taken.fetch_add(records - counted, Ordering::Relaxed);
+                            counted = records;
+                        }
                     }
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Disconnected) => {
@@ -209,7 +238,7 @@ impl WriterThread {
                     }
                 }
             }
-            self.counters.taken.fetch_add(taken as u64, Ordering::Relaxed);
+            self.counters.taken.fetch_add(records - counted, Ordering::Relaxed);
             self.write_batch();
             self.after_batch();
             if disconnected {
@@ -239,7 +268,8 @@ impl WriterThread {
         }
     }
 
-    fn take(&mut self, command: Command) {
+    /// Takes one command; true for a record.
+    fn take(&mut self, command: Command) -> bool {
         match command {
             Command::Call(record) => {
                 let day = record.day();
@@ -254,8 +284,12 @@ impl WriterThread {
                 record.write_json(SCHEMA_VERSION, &mut batch.bytes);
                 batch.bytes.push(b'\n');
                 batch.records += 1;
+                true
             }
-            Command::Flush(reply) => self.waiters.push(reply),
+            Command::Flush(reply) => {
+                self.waiters.push(reply);
+                false
+            }
         }
     }
 
