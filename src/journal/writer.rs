@@ -21,10 +21,10 @@ use crate::record::CallRecord;
 const MAX_BATCH: usize = 1024;
 /// Files kept open at once (today's and yesterday's, usually).
 const MAX_OPEN_FILES: usize = 2;
-/// The writer's sleep after a round that found records (so the next round finds a batch), and the longest
-/// sleep when idle (the sleep doubles from the shortest while the queue stays empty). A record waits at most
-/// this long before it is written; a queue half full wakes the writer at once.
+/// The writer's sleep after a round that found records, so that the next round finds a batch.
 const IDLE_MIN: Duration = Duration::from_millis(2);
+/// The writer's longest sleep: while the queue stays empty the sleep doubles from `IDLE_MIN` up to this, so a
+/// record waits at most this long before it is written (a queue half full wakes the writer at once).
 const IDLE_MAX: Duration = Duration::from_millis(100);
 /// Past half full, the queue wakes the writer once every this many sends (and drops).
 const WAKE_EVERY: u64 = 256;
@@ -114,7 +114,8 @@ impl JournalWriter {
     pub(crate) fn append(&self, record: &CallRecord) {
         let Some(tx) = &self.tx else { return };
         let c = &self.counters;
-        // Records queued and not yet taken (an upper bound: the writer counts what it took once per round).
+        // Records queued and not yet taken: an upper bound, since the writer publishes what it took every 64
+        // records and at the end of each round.
         let taken = c.taken.load(Ordering::Relaxed);
         let queued = c.enqueued.load(Ordering::Relaxed).saturating_sub(taken);
         if queued >= self.capacity {
