@@ -411,13 +411,14 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-/// The quartiles of a per-round figure, for the spread column.
-fn quartiles(mut v: Vec<f64>) -> (f64, f64) {
+/// A per-round figure's median and quartiles (the spread shown in brackets).
+fn spread(mut v: Vec<f64>) -> (f64, f64, f64) {
     v.sort_by(f64::total_cmp);
     if v.is_empty() {
-        return (f64::NAN, f64::NAN);
+        return (f64::NAN, f64::NAN, f64::NAN);
     }
-    (v[v.len() / 4], v[(3 * v.len()) / 4])
+    let (lo, hi) = (v[v.len() / 4], v[(3 * v.len()) / 4]);
+    (median(v), lo, hi)
 }
 
 fn per_round(a: &[f64], b: &[f64], f: impl Fn(f64, f64) -> f64) -> Vec<f64> {
@@ -440,9 +441,7 @@ fn paired_table(journal_dir: &Path) {
         ("non_llm_event", |d: &Dispatch, n| plain(d, n, plain_event)),
     ] {
         let r = rounds(&[Side::new(fmt_only(), None, run), Side::new(fmt_tm(), None, run)], 100_000);
-        let ratios = per_round(&r[0], &r[1], |b, w| w / b);
-        let (lo, hi) = quartiles(ratios.clone());
-        let ratio = median(ratios);
+        let (ratio, lo, hi) = spread(per_round(&r[0], &r[1], |b, w| w / b));
         row(
             name,
             median(r[0].clone()),
@@ -477,9 +476,7 @@ fn paired_table(journal_dir: &Path) {
     let bare = &r[0];
     let added = |i: usize| per_round(bare, &r[i], |b, w| w - b);
     for (i, (name, _)) in ladder.iter().enumerate() {
-        let a = added(i + 1);
-        let (lo, hi) = quartiles(a.clone());
-        let m = median(a);
+        let (m, lo, hi) = spread(added(i + 1));
         let verdict = if i == 0 { format!("adds <= 400 ns: {}", ok(m <= 400.0)) } else { "(breakdown)".to_string() };
         row(name, median(bare.clone()), median(r[i + 1].clone()), format!("+{m:.0} ns (+{lo:.0} – +{hi:.0})"), verdict);
     }
@@ -488,9 +485,7 @@ fn paired_table(journal_dir: &Path) {
         ("llm_call vs MetricsLayer (added cost)", 1, true),
         ("  like for like: capture + OTLP only vs MetricsLayer", 3, false),
     ] {
-        let ratios = per_round(&otel_added, &added(i), |o, t| o / t);
-        let (lo, hi) = quartiles(ratios.clone());
-        let m = median(ratios);
+        let (m, lo, hi) = spread(per_round(&otel_added, &added(i), |o, t| o / t));
         row(
             name,
             median(otel_added.clone()),
@@ -535,9 +530,7 @@ fn paired_table(journal_dir: &Path) {
         let one = Side::new(dispatch.clone(), Some(meter.clone()), |d, n| run_threads(d, 1, n));
         let two = Side::new(dispatch, Some(meter), |d, n| run_threads(d, 2, n));
         let r = rounds(&[one, two], 20_000);
-        let scaling = per_round(&r[0], &r[1], |one, two| one / two);
-        let (lo, hi) = quartiles(scaling.clone());
-        let m = median(scaling);
+        let (m, lo, hi) = spread(per_round(&r[0], &r[1], |one, two| one / two));
         row(
             name,
             median(r[0].clone()),

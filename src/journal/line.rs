@@ -236,18 +236,17 @@ impl QueuedCall {
             }
         }
         let t = &self.tokens;
-        w.raw(",\"tokens\":{\"input\":");
-        w.uint(u128::from(t.input));
-        w.raw(",\"cache_read\":");
-        w.uint(u128::from(t.cache_read));
-        w.raw(",\"cache_write_5m\":");
-        w.uint(u128::from(t.cache_write_5m));
-        w.raw(",\"cache_write_1h\":");
-        w.uint(u128::from(t.cache_write_1h));
-        w.raw(",\"output\":");
-        w.uint(u128::from(t.output));
-        w.raw(",\"reasoning\":");
-        w.uint(u128::from(t.reasoning));
+        for (key, count) in [
+            (",\"tokens\":{\"input\":", t.input),
+            (",\"cache_read\":", t.cache_read),
+            (",\"cache_write_5m\":", t.cache_write_5m),
+            (",\"cache_write_1h\":", t.cache_write_1h),
+            (",\"output\":", t.output),
+            (",\"reasoning\":", t.reasoning),
+        ] {
+            w.raw(key);
+            w.uint(u128::from(count));
+        }
         w.raw("},\"metered\":");
         w.boolean(self.metered);
         match (self.error, self.get(Slot::ErrorType)) {
