@@ -528,8 +528,20 @@ fn paired_table(journal_dir: &Path) {
             false => Dispatch::new(tracing_subscriber::registry()),
         };
         let one = Side::new(dispatch.clone(), Some(meter.clone()), |d, n| run_threads(d, 1, n));
-        let two = Side::new(dispatch, Some(meter), |d, n| run_threads(d, 2, n));
+        let two = Side::new(dispatch, Some(meter.clone()), |d, n| run_threads(d, 2, n));
         let r = rounds(&[one, two], 20_000);
+        if let Some(j) = meter.journal_stats()
+            && j.dropped > 0
+        {
+            let offered = j.enqueued + j.dropped;
+            eprintln!(
+                "journal during the paired rounds ({}): {} of {offered} records dropped ({:.0}%), one- and \
+                 two-thread batches together (the writer thread cannot keep up; the recording threads never wait)",
+                name.trim(),
+                j.dropped,
+                100.0 * j.dropped as f64 / offered as f64
+            );
+        }
         let (m, lo, hi) = spread(per_round(&r[0], &r[1], |one, two| one / two));
         row(
             name,
