@@ -58,8 +58,6 @@ pub(crate) struct JournalWriter {
     thread: Option<JoinHandle<()>>,
     /// Records the queue holds.
     capacity: u64,
-    /// Queued records past which a send unparks the writer (half the queue).
-    wake_at: u64,
     counters: Arc<Counters>,
     replay: ReplayReport,
 }
@@ -99,15 +97,7 @@ impl JournalWriter {
             .name("tokenmeter-journal".into())
             .spawn(move || thread.run(rx))
             .map_err(JournalError::Spawn)?;
-        let wake_at = (config_capacity / 2).max(1) as u64;
-        Ok(JournalWriter {
-            tx: Some(tx),
-            thread: Some(handle),
-            capacity: config_capacity as u64,
-            wake_at,
-            counters,
-            replay,
-        })
+        Ok(JournalWriter { tx: Some(tx), thread: Some(handle), capacity: config_capacity as u64, counters, replay })
     }
 
     /// Queues a copy of `record` (see [`QueuedCall`]); never blocks. A full queue drops it (counted).
@@ -131,7 +121,8 @@ impl JournalWriter {
                 let queued = (c.enqueued.fetch_add(1, Ordering::Relaxed) + 1).saturating_sub(taken);
                 // Wake the writer as the queue passes half full, then every `WAKE_EVERY` records while it stays
                 // above (not on every send: the writer's parker is a cache line every recording thread writes).
-                if queued > self.wake_at && (queued - self.wake_at) % WAKE_EVERY == 1 {
+                let half = (self.capacity / 2).max(1);
+                if queued > half && (queued - half) % WAKE_EVERY == 1 {
                     self.wake();
                 }
             }
