@@ -205,6 +205,16 @@ impl Parts {
     const FULL: Parts = Parts { ledger: true, budgets: true, otlp: true, journal: true, layer: true };
 }
 
+/// The `llm_call` ladder: criterion id, table row, parts on. The full pipeline first.
+const LADDER: [(&str, &str, Parts); 6] = [
+    ("registry+tokenmeter", "llm_call (full pipeline)", Parts::FULL),
+    ("registry+tokenmeter_capture", "  of which capture + pricing + totals", Parts::CAPTURE),
+    ("registry+tokenmeter_capture_otlp", "  capture + OTLP instruments only", Parts::OTLP_ONLY),
+    ("registry+tokenmeter_capture_ledger", "  capture + ledger only", Parts::LEDGER),
+    ("registry+tokenmeter_capture_budgets", "  capture + two budgets only", Parts::BUDGETS),
+    ("registry+tokenmeter_capture_journal", "  capture + journal queue only", Parts::JOURNAL),
+];
+
 /// A meter with the given parts on (capture, pricing and the per-model totals are always on).
 fn meter_with(parts: Parts, journal_dir: &Path) -> TokenMeter {
     let mut b = TokenMeter::builder();
@@ -246,14 +256,7 @@ fn bench_llm(c: &mut Criterion, journal_dir: &Path) {
     });
 
     let mut full = None;
-    for (name, parts) in [
-        ("registry+tokenmeter_capture", Parts::CAPTURE),
-        ("registry+tokenmeter_capture_otlp", Parts::OTLP_ONLY),
-        ("registry+tokenmeter_capture_ledger", Parts::LEDGER),
-        ("registry+tokenmeter_capture_budgets", Parts::BUDGETS),
-        ("registry+tokenmeter_capture_journal", Parts::JOURNAL),
-        ("registry+tokenmeter", Parts::FULL),
-    ] {
+    for (name, _, parts) in LADDER {
         let meter = meter_with(parts, journal_dir);
         let with = tracing_subscriber::registry().with(meter.layer());
         tracing::subscriber::with_default(with, || {
@@ -459,15 +462,7 @@ fn paired_table(journal_dir: &Path) {
     // Target 2: the LLM call, the ladder of partial pipelines, and MetricsLayer.
     let call = (|d: &Dispatch, n| in_session(d, n, llm_call)) as fn(&Dispatch, u64) -> Duration;
     let mut sides = vec![Side::new(Dispatch::new(tracing_subscriber::registry()), None, call)];
-    let ladder = [
-        ("llm_call (full pipeline)", Parts::FULL),
-        ("  of which capture + pricing + totals", Parts::CAPTURE),
-        ("  capture + OTLP instruments only", Parts::OTLP_ONLY),
-        ("  capture + ledger only", Parts::LEDGER),
-        ("  capture + two budgets only", Parts::BUDGETS),
-        ("  capture + journal queue only", Parts::JOURNAL),
-    ];
-    for (i, (_, parts)) in ladder.iter().enumerate() {
+    for (i, (_, _, parts)) in LADDER.iter().enumerate() {
         let meter = meter_with(*parts, &journal_dir.join(format!("p2-{i}")));
         let dispatch = Dispatch::new(tracing_subscriber::registry().with(meter.layer()));
         sides.push(Side::new(dispatch, Some(meter), call));
@@ -479,12 +474,12 @@ fn paired_table(journal_dir: &Path) {
     let r = rounds(&sides, 20_000);
     let bare = &r[0];
     let added = |i: usize| per_round(bare, &r[i], |b, w| w - b);
-    for (i, (name, _)) in ladder.iter().enumerate() {
+    for (i, (_, name, _)) in LADDER.iter().enumerate() {
         let (m, lo, hi) = spread(added(i + 1));
         let verdict = if i == 0 { format!("adds <= 400 ns: {}", ok(m <= 400.0)) } else { "(breakdown)".to_string() };
         row(name, median(bare.clone()), median(r[i + 1].clone()), format!("+{m:.0} ns (+{lo:.0} – +{hi:.0})"), verdict);
     }
-    let otel_added = added(ladder.len() + 1);
+    let otel_added = added(LADDER.len() + 1);
     for (name, i, verdict) in [
         ("llm_call vs MetricsLayer (added cost)", 1, true),
         ("  like for like: capture + OTLP only vs MetricsLayer", 3, false),
@@ -503,7 +498,7 @@ fn paired_table(journal_dir: &Path) {
             if let Some(j) = m.journal_stats()
                 && j.dropped > 0
             {
-                let row = ladder.get(i.wrapping_sub(1)).map_or("?", |(name, _)| name.trim());
+                let row = LADDER.get(i.wrapping_sub(1)).map_or("?", |(_, name, _)| name.trim());
                 eprintln!(
                     "journal during the paired rounds ({row}): {} queued, {} dropped (at a million calls a second \
                      the writer falls behind; the recording thread never waits)",
