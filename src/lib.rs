@@ -74,6 +74,7 @@ pub mod ledger;
 mod meter;
 pub mod pricing;
 pub mod record;
+mod shards;
 mod toml_spans;
 pub mod transcripts;
 

@@ -3,7 +3,6 @@
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
@@ -14,6 +13,7 @@ use crate::capture::TokenMeterLayer;
 use crate::clock::{Clock, SystemClock};
 use crate::pricing::{Money, PriceBook, PriceBookError, PricedModel};
 use crate::record::{CallRecord, TaskRecord, TokenUsage, ToolRecord};
+use crate::shards::Shards;
 
 /// The default cap on a dimension value's length, in bytes.
 pub const DEFAULT_MAX_DIMENSION_LEN: usize = 128;
@@ -271,13 +271,7 @@ impl TokenMeterBuilder {
     }
 
     fn assemble(mut self) -> TokenMeter {
-        let shard_count = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(4)
-            .saturating_mul(4)
-            .clamp(4, 64)
-            .next_power_of_two();
-        let shards = (0..shard_count).map(|_| Padded(Mutex::new(Shard::default()))).collect();
+        let shards = Shards::new(crate::shards::per_core_count(), Shard::default);
         let ledger = crate::ledger::Ledger::new(self.ledger_config, self.clock.clone(), self.prices.clone());
         self.sinks.insert(0, Arc::new(ledger.clone()));
         let meter = TokenMeter {
@@ -369,7 +363,7 @@ impl TokenMeter {
     pub fn model_usage(&self) -> Vec<ModelUsage> {
         let mut merged: HashMap<Arc<str>, ModelUsage> = HashMap::default();
         for shard in self.inner.shards.iter() {
-            let shard = shard.0.lock();
+            let shard = shard.lock();
             for slot in &shard.models {
                 merged
                     .entry(slot.key.clone())
@@ -402,7 +396,7 @@ impl TokenMeter {
     pub fn tool_usage(&self) -> Vec<ToolUsage> {
         let mut merged: HashMap<Arc<str>, ToolUsage> = HashMap::default();
         for shard in self.inner.shards.iter() {
-            for (k, t) in &shard.0.lock().tools {
+            for (k, t) in &shard.lock().tools {
                 let e = merged.entry(k.clone()).or_insert_with(|| ToolUsage { tool: k.clone(), ..Default::default() });
                 e.invocations += t.invocations;
                 e.errors += t.errors;
@@ -418,16 +412,13 @@ impl TokenMeter {
     pub fn capture_stats(&self) -> CaptureStats {
         let mut stats = CaptureStats::default();
         for shard in self.inner.shards.iter() {
-            stats.merge(&shard.0.lock().stats);
+            stats.merge(&shard.lock().stats);
         }
         stats
     }
 }
 
 // === impl MeterInner ===
-
-#[repr(align(128))]
-pub(crate) struct Padded<T>(T);
 
 /// Totals of one model key in one shard.
 struct ModelSlot {
@@ -495,7 +486,7 @@ pub(crate) struct MeterInner {
     pub(crate) prices: PriceBook,
     pub(crate) extra_dims: Box<[Arc<str>]>,
     pub(crate) max_dim_len: usize,
-    shards: Box<[Padded<Mutex<Shard>>]>,
+    shards: Shards<Shard>,
     sinks: Box<[Arc<dyn RecordSink>]>,
     pub(crate) budgets: crate::budget::BudgetTracker,
     pub(crate) journal: std::sync::OnceLock<crate::journal::JournalWriter>,
@@ -510,12 +501,6 @@ impl fmt::Debug for MeterInner {
     }
 }
 
-static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    static SHARD_INDEX: usize = NEXT_SHARD.fetch_add(1, Ordering::Relaxed);
-}
-
 /// Capture's notes on a finished call, for the health counters.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CaptureNotes {
@@ -526,8 +511,7 @@ pub(crate) struct CaptureNotes {
 
 impl MeterInner {
     fn shard(&self) -> &Mutex<Shard> {
-        let idx = SHARD_INDEX.try_with(|i| *i).unwrap_or(0);
-        &self.shards[idx & (self.shards.len() - 1)].0
+        self.shards.mine()
     }
 
     /// Prices a call (filling `rec.cost`), adds it to the totals and hands it to the sinks. Takes the record by

@@ -102,7 +102,7 @@ pub(crate) use store::{HOURLY_TOTALS_SPAN, Store};
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::Duration;
 use chrono_tz::Tz;
@@ -114,6 +114,7 @@ use crate::clock::Clock;
 use crate::meter::RecordSink;
 use crate::pricing::{CallCost, Money, PriceBook, PricedModel, Rates};
 use crate::record::{CallRecord, TaskRecord, TokenUsage, ToolRecord};
+use crate::shards::Shards;
 
 use agg::{Sample, ToolAgg};
 use bucket::Keys;
@@ -123,10 +124,6 @@ use session::{Sessions, WriterInfo};
 const MAX_PENDING: usize = 8;
 /// Model resolutions cached per shard.
 const MAX_MODELS_PER_SHARD: usize = 1024;
-
-#[repr(align(128))]
-#[derive(Debug)]
-pub(crate) struct Padded<T>(pub(crate) T);
 
 // === impl LedgerConfig ===
 
@@ -309,7 +306,7 @@ pub(crate) struct LedgerInner {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) prices: PriceBook,
     pub(crate) target: Option<PricedModel>,
-    shards: Box<[Padded<Mutex<Shard>>]>,
+    shards: Shards<Shard>,
     pub(crate) store: Mutex<Store>,
     sessions: Sessions,
     forced_merges: AtomicU64,
@@ -326,12 +323,6 @@ struct PendingBucket {
 struct Shard {
     pending: Vec<PendingBucket>,
     models: HashMap<Box<str>, Option<PricedModel>>,
-}
-
-static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    static SHARD_INDEX: usize = NEXT_SHARD.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Ledger size and health figures.
@@ -454,8 +445,7 @@ impl<'a> Billing<'a> {
 
 impl LedgerInner {
     fn shard(&self) -> &Mutex<Shard> {
-        let idx = SHARD_INDEX.try_with(|i| *i).unwrap_or(0);
-        &self.shards[idx & (self.shards.len() - 1)].0
+        self.shards.mine()
     }
 
     pub(crate) fn now_secs(&self) -> i64 {
@@ -616,12 +606,6 @@ impl Ledger {
     /// A ledger on its own: `clock` decides what "now" is for rolling windows and aging, `prices` prices
     /// records that arrive without a cost and every suggestion.
     pub fn new(config: LedgerConfig, clock: Arc<dyn Clock>, prices: PriceBook) -> Ledger {
-        let shard_count = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(4)
-            .saturating_mul(4)
-            .clamp(4, 64)
-            .next_power_of_two();
         let target = prices.resolve(&config.right_size_target);
         Ledger {
             inner: Arc::new(LedgerInner {
@@ -631,7 +615,7 @@ impl Ledger {
                 clock,
                 prices,
                 target,
-                shards: (0..shard_count).map(|_| Padded(Mutex::new(Shard::default()))).collect(),
+                shards: Shards::new(crate::shards::per_core_count(), Shard::default),
                 forced_merges: AtomicU64::new(0),
             }),
         }
@@ -788,7 +772,7 @@ impl Ledger {
         let now = now_ns.div_euclid(1_000_000_000);
         let mut store = inner.store.lock();
         for shard in inner.shards.iter() {
-            let pending = std::mem::take(&mut shard.0.lock().pending);
+            let pending = std::mem::take(&mut shard.lock().pending);
             for p in pending {
                 store.absorb(p.bucket, now, p.first_ts, p.last_ts);
             }

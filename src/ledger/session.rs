@@ -81,7 +81,7 @@ pub(crate) struct SessionFacts {
 /// The session table.
 #[derive(Debug)]
 pub(crate) struct Sessions {
-    stripes: Box<[crate::ledger::Padded<Mutex<Stripe>>]>,
+    stripes: Box<[crate::shards::Padded<Mutex<Stripe>>]>,
     per_stripe: usize,
     untracked: AtomicU64,
 }
@@ -95,7 +95,7 @@ pub(crate) fn session_hash(session: &str) -> u64 {
 impl Sessions {
     pub(crate) fn new(max_sessions: usize) -> Self {
         Sessions {
-            stripes: (0..STRIPES).map(|_| crate::ledger::Padded(Mutex::new(Stripe::default()))).collect(),
+            stripes: (0..STRIPES).map(|_| crate::shards::Padded(Mutex::new(Stripe::default()))).collect(),
             per_stripe: max_sessions.div_ceil(STRIPES).max(1),
             untracked: AtomicU64::new(0),
         }

@@ -349,10 +349,6 @@ impl fmt::Debug for OtlpMetrics {
     }
 }
 
-fn shard_count() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(4).saturating_mul(4).clamp(4, 64)
-}
-
 /// `attributes` plus one more, sorted by key (the SDK finds sorted sets on its first probe).
 fn with_attribute(attributes: &[KeyValue], extra: KeyValue) -> Vec<KeyValue> {
     let mut v = Vec::with_capacity(attributes.len() + 1);
@@ -377,7 +373,7 @@ fn outcome_parts(outcome: &Outcome) -> Option<&str> {
 impl OtlpMetrics {
     pub(crate) fn new(setup: OtlpSetup, attributes: MetricAttributes) -> Self {
         let cap = attributes.max_series();
-        let shards = shard_count();
+        let shards = crate::shards::per_core_count();
         let counters = match &setup.pipeline {
             Pipeline::Owned(p) => Some(Arc::clone(&p.counters)),
             Pipeline::Provided(_) => None,

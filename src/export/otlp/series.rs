@@ -11,12 +11,13 @@
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hashbrown::HashTable;
 use opentelemetry::KeyValue;
 use parking_lot::Mutex;
 use rustc_hash::FxHasher;
+
+use crate::shards::Shards;
 
 /// Strings in a raw key: four for a call's own attributes plus up to
 /// [`MAX_METRIC_DIMENSIONS`](super::attributes::MAX_METRIC_DIMENSIONS) dimensions.
@@ -65,25 +66,14 @@ struct Registry<H> {
     overflow: Option<Arc<Series<H>>>,
 }
 
-#[repr(align(128))]
-struct CachePadded<T>(T);
-
-type ShardSlot<H, T> = CachePadded<Mutex<Shard<H, T>>>;
-
 /// Every series with its totals.
 pub(crate) type Snapshot<H, T> = Vec<(Arc<Series<H>>, T)>;
 
 /// The series of one family of metrics (calls, tasks or tools) and their totals.
 pub(crate) struct SeriesTable<H, T> {
     registry: Mutex<Registry<H>>,
-    shards: Box<[ShardSlot<H, T>]>,
+    shards: Shards<Shard<H, T>>,
     cap: usize,
-}
-
-static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    static SHARD_INDEX: usize = NEXT_SHARD.fetch_add(1, Ordering::Relaxed);
 }
 
 fn hash_raw(raw: &RawKey<'_>) -> u64 {
@@ -120,19 +110,15 @@ fn hash_attributes(attributes: &[KeyValue]) -> u64 {
 impl<H: Send + Sync + 'static, T: Totals> SeriesTable<H, T> {
     /// A table keeping at most `cap` series (plus the overflow series), sharded `shards` ways (a power of two).
     pub(crate) fn new(cap: usize, shards: usize) -> Self {
-        let shards = shards.max(1).next_power_of_two();
         SeriesTable {
             registry: Mutex::new(Registry { by_attributes: HashTable::new(), series: Vec::new(), overflow: None }),
-            shards: (0..shards)
-                .map(|_| CachePadded(Mutex::new(Shard { cache: HashTable::new(), totals: Vec::new() })))
-                .collect(),
+            shards: Shards::new(shards, || Shard { cache: HashTable::new(), totals: Vec::new() }),
             cap: cap.max(1),
         }
     }
 
     fn shard(&self) -> &Mutex<Shard<H, T>> {
-        let idx = SHARD_INDEX.try_with(|i| *i).unwrap_or(0);
-        &self.shards[idx & (self.shards.len() - 1)].0
+        self.shards.mine()
     }
 
     /// Finds (or makes) the series of `raw` and runs `f` on it and this thread's totals for it, under this
@@ -201,7 +187,7 @@ impl<H: Send + Sync + 'static, T: Totals> SeriesTable<H, T> {
         };
         let mut overflow_totals = T::default();
         for shard in self.shards.iter() {
-            let shard = shard.0.lock();
+            let shard = shard.lock();
             for (id, totals) in shard.totals.iter().enumerate() {
                 if let Some((_, acc)) = out.get_mut(id) {
                     acc.merge(totals);
@@ -288,7 +274,7 @@ mod tests {
             let name = format!("k{i}");
             table.record(&key(&name), attrs, || (), |_, t| t.0 += 1);
         }
-        let shard = table.shards[0].0.lock();
+        let shard = table.shards.iter().next().unwrap().lock();
         assert!(shard.cache.len() <= 5 + CACHE_SLACK);
         assert!(shard.totals.len() <= 6);
         drop(shard);
