@@ -177,20 +177,20 @@ impl QueuedCall {
         }
     }
 
-    /// The text between two end offsets.
-    fn text_between(&self, start: u32, end: u32) -> &str {
-        // Built from whole `&str`s, so every range is valid UTF-8; `unwrap_or_default` is never taken.
-        std::str::from_utf8(&self.text.bytes()[start as usize..end as usize]).unwrap_or_default()
+    /// The text between two end offsets: the bytes of one whole `&str` (so valid UTF-8, and not checked again:
+    /// the encoder escapes bytes).
+    fn text_between(&self, start: u32, end: u32) -> &[u8] {
+        &self.text.bytes()[start as usize..end as usize]
     }
 
-    fn get(&self, slot: Slot) -> Option<&str> {
+    fn get(&self, slot: Slot) -> Option<&[u8]> {
         let i = slot as usize;
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
         (self.present & (1 << i) != 0).then(|| self.text_between(start, self.ends[i]))
     }
 
     /// The `n`th string after the slots (extra dimensions: name, value, name, value, …).
-    fn extra(&self, n: usize) -> &str {
+    fn extra(&self, n: usize) -> &[u8] {
         let start = if n == 0 { self.ends[SLOTS - 1] } else { self.extra_ends[n - 1] };
         self.text_between(start, self.extra_ends[n])
     }
@@ -205,14 +205,14 @@ impl QueuedCall {
     pub(crate) fn write_json(&self, version: u32, out: &mut Vec<u8>) {
         let mut w = Json { out };
         w.raw("{\"v\":");
-        w.uint(u128::from(version));
+        w.uint(u64::from(version));
         w.raw(",\"call\":{\"timestamp\":");
         w.timestamp(&self.timestamp);
         w.raw(",\"duration_us\":");
-        w.uint(u128::from(self.duration_us));
+        w.uint(self.duration_us);
         if let Some(t) = self.ttft_us {
             w.raw(",\"time_to_first_token_us\":");
-            w.uint(u128::from(t));
+            w.uint(t);
         }
         for (slot, key) in [
             (Slot::Model, ",\"model\":"),
@@ -245,7 +245,7 @@ impl QueuedCall {
             (",\"reasoning\":", t.reasoning),
         ] {
             w.raw(key);
-            w.uint(u128::from(count));
+            w.uint(count);
         }
         w.raw("},\"metered\":");
         w.boolean(self.metered);
@@ -293,7 +293,7 @@ impl QueuedCall {
             ];
             for (key, amount) in KEYS.into_iter().zip(c.amounts) {
                 w.raw(key);
-                w.uint(amount.picos());
+                w.uint_wide(amount.picos());
             }
             w.raw(",\"priced_as\":");
             w.string(self.get(Slot::PricedAs).unwrap_or_default());
@@ -322,13 +322,25 @@ impl Json<'_> {
         if !std::mem::take(first) {
             self.raw(",");
         }
-        self.string(key);
+        self.string(key.as_bytes());
         self.raw(":");
     }
 
-    fn uint(&mut self, v: u128) {
+    fn uint(&mut self, v: u64) {
         let mut buf = itoa::Buffer::new();
         self.raw(buf.format(v));
+    }
+
+    /// Amounts are `u128` picodollars, nearly always within `u64` (18 million dollars), whose formatting
+    /// avoids 128-bit divisions.
+    fn uint_wide(&mut self, v: u128) {
+        match u64::try_from(v) {
+            Ok(small) => self.uint(small),
+            Err(_) => {
+                let mut buf = itoa::Buffer::new();
+                self.raw(buf.format(v));
+            }
+        }
     }
 
     fn boolean(&mut self, v: bool) {
@@ -353,10 +365,15 @@ impl Json<'_> {
 
     /// A JSON string, escaped as `serde_json` escapes it: `"` and `\`, control characters as `\b \t \n \f \r`
     /// or `\u00XX` (lowercase hex); everything else, non-ASCII included, as is.
-    fn string(&mut self, s: &str) {
+    fn string(&mut self, bytes: &[u8]) {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         self.out.push(b'"');
-        let bytes = s.as_bytes();
+        // Most values need no escape: one pass that the compiler vectorizes, then one copy.
+        if !bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\') {
+            self.out.extend_from_slice(bytes);
+            self.out.push(b'"');
+            return;
+        }
         let mut start = 0;
         for (i, &b) in bytes.iter().enumerate() {
             let escape: &[u8] = match b {
