@@ -348,7 +348,11 @@ where
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
-        let Some(mut state) = span.extensions_mut().remove::<SpanState>() else { return };
+        // The state is read in place (the registry drops it with the span): taking it out would copy its ~600
+        // bytes twice. Holding this span's extensions while the record is made is safe: a closing span is
+        // entered nowhere, and what runs meanwhile only reads its ancestors (and writes a task ancestor's tally).
+        let mut ext = span.extensions_mut();
+        let Some(state) = ext.get_mut::<SpanState>() else { return };
         let end = self.inner.clock.unix_nanos();
         let plan = state.plan;
         let is_tool = plan.tool_candidate
