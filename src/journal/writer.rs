@@ -49,6 +49,8 @@ struct Counters {
     write_errors: AtomicU64,
     failed_records: AtomicU64,
     files_removed: AtomicU64,
+    /// Times the recording side (or a flush, or drop) unparked the writer.
+    wakes: AtomicU64,
     last_error: Mutex<Option<String>>,
 }
 
@@ -145,6 +147,7 @@ impl JournalWriter {
     }
 
     fn wake(&self) {
+        self.counters.wakes.fetch_add(1, Ordering::Relaxed);
         if let Some(handle) = &self.thread {
             handle.thread().unpark();
         }
@@ -435,5 +438,74 @@ impl LinkCount for std::fs::Metadata {
     #[cfg(not(unix))]
     fn nlink_or_one(&self) -> u64 {
         1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::record::{Dimensions, Outcome, TokenUsage};
+
+    fn record(at: chrono::DateTime<Utc>) -> CallRecord {
+        CallRecord {
+            timestamp: at,
+            duration_us: 1_000,
+            time_to_first_token_us: None,
+            model: Some(Arc::from("claude-sonnet-4-5")),
+            provider: None,
+            operation: None,
+            request_id: None,
+            streaming: None,
+            service_tier: None,
+            speed: None,
+            tokens: TokenUsage { input: 10, output: 5, ..TokenUsage::default() },
+            metered: true,
+            outcome: Outcome::Ok,
+            dimensions: Dimensions::default(),
+            cost: None,
+        }
+    }
+
+    /// With the writer stalled on the day file's lock (held here, as another process would), the queue's fill
+    /// is exact, so the wake-ups the recording side sends can be counted: one as the queue passes half full,
+    /// one at the first drop, none for the records in between.
+    #[test]
+    fn the_recording_side_wakes_the_writer_past_half_full_and_at_the_first_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = Utc.with_ymd_and_hms(2026, 3, 14, 9, 0, 0).unwrap();
+        let config = JournalConfig::new(dir.path()).with_queue_capacity(8);
+        let writer = JournalWriter::start(config, Arc::new(ManualClock::new(at)), ReplayReport::default(), 0).unwrap();
+        let holder =
+            OpenOptions::new().create(true).append(true).open(files::path_for(dir.path(), at.date_naive())).unwrap();
+        holder.lock().unwrap();
+
+        writer.append(&record(at));
+        writer.wake();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while writer.counters.taken.load(Ordering::Relaxed) < 1 {
+            assert!(Instant::now() < deadline, "the writer never took the first record");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Taken and stalled on the lock: from here on, queued = records appended since.
+        let wakes = || writer.counters.wakes.load(Ordering::Relaxed);
+        let before = wakes();
+        let mut seen = Vec::new();
+        for _ in 0..10 {
+            writer.append(&record(at));
+            seen.push(wakes() - before);
+        }
+        // Queued 1..=8 (half is 4: the 5th wakes), then two drops (the first wakes).
+        assert_eq!(seen, [0, 0, 0, 0, 1, 1, 1, 1, 2, 2]);
+        let stats = writer.stats();
+        assert_eq!((stats.enqueued, stats.dropped), (9, 2));
+
+        holder.unlock().unwrap();
+        writer.flush().unwrap();
+        assert_eq!(writer.stats().written, 9);
     }
 }
