@@ -181,6 +181,11 @@ fn efficiency_scores_and_suggestions() {
     let a2_score: f64 = 40.0 * (8_000.0 / 8_100.0) + 25.0 + 20.0 + 15.0 * (1.0 - 200.0 / 8_200.0);
     close(a2.efficiency_score, (a2_score * 10.0).round() / 10.0);
     assert_eq!(a2.band, Band::Green);
+    // The mystery-model call is a3's: its cost is not in a3's cost_usd, and both the row and the report say so.
+    assert_eq!(r.unpriced_calls, 1);
+    let unpriced: Vec<(&str, u64)> = r.breakdowns.iter().map(|b| (b.category.as_str(), b.unpriced_calls)).collect();
+    assert_eq!(unpriced, [("a3", 1), ("a2", 0), ("a1", 0)]);
+    close(r.breakdowns[0].cost_usd, C8 as f64 / 1e12);
 }
 
 #[test]

@@ -154,8 +154,11 @@ pub struct EfficiencyBreakdown {
     pub cache_read_tokens: u64,
     /// Every billed token.
     pub total_tokens: u64,
-    /// Cost in USD.
+    /// Cost in USD, of the priced calls.
     pub cost_usd: f64,
+    /// Metered calls of a model the price book does not know: their tokens count above, their cost is not in
+    /// `cost_usd` (never guessed).
+    pub unpriced_calls: u64,
     /// The group's overall score, 0-100.
     pub efficiency_score: f64,
     /// Its band.
@@ -235,8 +238,10 @@ pub struct EfficiencyReport {
     pub group_by: Dimension,
     /// Calls in the window.
     pub calls: u64,
-    /// Spend in the window, USD.
+    /// Spend in the window, USD, of the priced calls.
     pub cost_usd: f64,
+    /// Metered calls in the window with no price: not in `cost_usd`.
+    pub unpriced_calls: u64,
     /// The scores of the whole window.
     pub efficiency_scores: EfficiencyScores,
     /// Per group, most expensive first, at most [`MAX_BREAKDOWN_ROWS`].
@@ -471,6 +476,7 @@ impl Ledger {
                         cache_read_tokens: t.cache_read,
                         total_tokens: t.total(),
                         cost_usd: a.core.cost.as_usd(),
+                        unpriced_calls: a.core.unpriced_calls,
                         efficiency_score: s.overall,
                         band: s.band,
                     }
@@ -486,6 +492,7 @@ impl Ledger {
                 group_by,
                 calls: total.core.calls,
                 cost_usd: total.core.cost.as_usd(),
+                unpriced_calls: total.core.unpriced_calls,
                 efficiency_scores: EfficiencyScores::of(&total),
                 breakdowns,
                 breakdowns_omitted: omitted,

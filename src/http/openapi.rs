@@ -186,7 +186,7 @@ fn schemas() -> Value {
             &[
                 ("category", string()), ("calls", int()), ("input_tokens", int()), ("output_tokens", int()),
                 ("cache_creation_tokens", int()), ("cache_read_tokens", int()), ("total_tokens", int()),
-                ("cost_usd", num()), ("efficiency_score", num()), ("band", band),
+                ("cost_usd", num()), ("unpriced_calls", int()), ("efficiency_score", num()), ("band", band),
             ],
             &[],
         ),
@@ -208,6 +208,7 @@ fn schemas() -> Value {
                 ("group_by", strings(&EFFICIENCY_GROUPS)),
                 ("calls", int()),
                 ("cost_usd", num()),
+                ("unpriced_calls", int()),
                 ("efficiency_scores", reference("EfficiencyScores")),
                 ("breakdowns", array(reference("EfficiencyBreakdown"))),
                 ("breakdowns_omitted", int()),

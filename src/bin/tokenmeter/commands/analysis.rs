@@ -6,7 +6,9 @@ use tokenmeter::ledger::Window;
 
 use super::{heading, window};
 use crate::cli::{CacheReportArgs, CompareArgs, ForecastArgs, Format, OptimizeArgs};
-use crate::render::{Style, band_cell, delta_pct, impact_cell, int, num, opt_f1, opt_usd, pct, push_table, usd};
+use crate::render::{
+    Style, band_cell, delta_pct, impact_cell, int, num, opt_f1, opt_usd, pct, push_table, share_cost, usd,
+};
 use crate::source::{Context, Source, SourceInfo};
 use crate::{CliError, CliResult, print_out};
 
@@ -120,7 +122,7 @@ pub(crate) fn optimize_table(source: &Source, ctx: &Context, style: &Style, r: &
         pct(s.cache_hit_rate),
         pct(s.context_reuse_rate),
         int(r.calls),
-        usd(r.cost_usd),
+        share_cost(r.cost_usd, r.calls, r.unpriced_calls),
     ));
     let mut t = style.table(["component", "value", "weight", "points"]);
     for c in &s.components {
@@ -162,7 +164,7 @@ pub(crate) fn optimize_table(source: &Source, ctx: &Context, style: &Style, r: &
                 num(int(b.output_tokens)),
                 num(int(b.cache_creation_tokens)),
                 num(int(b.cache_read_tokens)),
-                num(usd(b.cost_usd)),
+                num(share_cost(b.cost_usd, b.calls, b.unpriced_calls)),
                 band_cell(format!("{:.1}", b.efficiency_score), b.band),
             ]);
         }

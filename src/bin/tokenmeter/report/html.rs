@@ -317,7 +317,7 @@ pub(super) fn render(r: &Report<'_>) -> String {
                     x.category.clone(),
                     int(x.calls),
                     int(x.total_tokens),
-                    usd(x.cost_usd),
+                    crate::render::share_cost(x.cost_usd, x.calls, x.unpriced_calls),
                     format!("\u{1}<span class=\"{}\">{:.1}</span>", x.band.name(), x.efficiency_score),
                 ]
             })
