@@ -138,6 +138,35 @@ fn one_file_per_utc_day_each_line_versioned() {
 }
 
 #[test]
+fn a_journal_reads_back_without_a_meter() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(utc(2026, 3, 14, 23, 59));
+    let m = meter(dir.path(), &clock, |b| b);
+    spend(&m, 1_000);
+    clock.advance(chrono::Duration::minutes(2));
+    spend(&m, 2_000);
+    spend(&m, 3_000);
+    m.flush().unwrap();
+    let totals = m.total_usage();
+    drop(m);
+    // A damaged line in the middle of a file.
+    OpenOptions::new().append(true).open(journal_file(dir.path(), "2026-03-15")).unwrap().write_all(b"oops\n").unwrap();
+
+    let mut calls = Vec::new();
+    let report = tokenmeter::journal::read(dir.path(), |c| calls.push(c)).unwrap();
+    assert_eq!((report.files, report.records, report.skipped_lines), (2, 3, 1));
+    assert!(matches!(report.skipped[0].reason, SkipReason::Corrupt { .. }), "{:?}", report.skipped[0]);
+    // Oldest file first; the records are the meter's, to the picodollar.
+    let inputs: Vec<u64> = calls.iter().map(|c| c.tokens.input).collect();
+    assert_eq!(inputs, [1_000, 2_000, 3_000]);
+    let cost = calls.iter().fold(tokenmeter::Money::ZERO, |sum, c| sum + c.cost_or_zero());
+    assert_eq!((calls.len() as u64, cost), (totals.calls, totals.cost));
+    assert!(calls.iter().all(|c| c.dimensions.user.as_deref() == Some("alice")));
+
+    assert!(tokenmeter::journal::read(dir.path().join("missing"), |_| {}).is_err());
+}
+
+#[test]
 fn a_torn_last_line_is_skipped_and_reported() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(utc(2026, 3, 14, 9, 0));

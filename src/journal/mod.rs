@@ -43,7 +43,8 @@
 //! thresholds come back; alerts do not fire again) and to [`RecordSink::on_replayed_call`](crate::RecordSink::on_replayed_call).
 //! A line that cannot be read (a torn last line after a crash, a corrupt line, a newer schema) is skipped and
 //! reported in [`JournalStats::replay`] and as a WARN event with target `tokenmeter::journal`; it is never
-//! fatal. With several processes on one directory, each replays what all of them wrote.
+//! fatal. With several processes on one directory, each replays what all of them wrote. [`read`] reads a
+//! directory the same way without a meter.
 //!
 //! ```
 //! use tokenmeter::journal::{FsyncPolicy, JournalConfig};
@@ -72,7 +73,6 @@ use serde::{Deserialize, Serialize};
 pub(crate) use writer::JournalWriter;
 
 use crate::meter::{TokenMeter, TokenMeterBuilder};
-#[cfg(doc)]
 use crate::record::CallRecord;
 
 /// The journal line format's version.
@@ -289,6 +289,23 @@ impl TokenMeter {
             None => Ok(()),
         }
     }
+}
+
+/// Reads a journal directory without a meter, as replay does at start: files oldest first, each record to
+/// `each`; a line being written by a live process is waited for briefly (its writer's lock), and a torn,
+/// corrupt or newer-schema line is skipped and reported, never fatal. Only listing the directory can fail.
+///
+/// ```
+/// # let dir = std::env::temp_dir().join(format!("tokenmeter-read-doc-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// let mut cost = tokenmeter::Money::ZERO;
+/// let report = tokenmeter::journal::read(&dir, |call| cost += call.cost_or_zero())?;
+/// println!("{} records in {} files, {} lines skipped: {cost}", report.records, report.files, report.skipped_lines);
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn read(dir: impl AsRef<Path>, each: impl FnMut(CallRecord)) -> std::io::Result<ReplayReport> {
+    replay::replay(dir.as_ref(), each)
 }
 
 /// Opens the journal for a just-built meter: applies retention, replays the files into the meter, then starts
