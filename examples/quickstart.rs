@@ -128,7 +128,12 @@ fn print_analytics(meter: &TokenMeter) {
             num(b.cache_creation_tokens),
             num(b.cache_read_tokens),
             num(b.output_tokens),
-            Cell::new(format!("${:.4}", b.cost_usd)).set_alignment(CellAlignment::Right),
+            Cell::new(match b.unpriced_calls {
+                0 => format!("${:.4}", b.cost_usd),
+                n if n >= b.calls => "n/a".into(),
+                _ => format!("${:.4} + n/a", b.cost_usd),
+            })
+            .set_alignment(CellAlignment::Right),
             Cell::new(paint(b.band, format!("{:.0}", b.efficiency_score))).set_alignment(CellAlignment::Right),
         ]);
     }
