@@ -397,7 +397,7 @@ impl Json<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::sync::Arc;
 
     use chrono::TimeZone;
@@ -423,7 +423,8 @@ mod tests {
         String::from_utf8(out).unwrap()
     }
 
-    fn bare() -> CallRecord {
+    /// A record with every optional field absent (also the writer tests' record).
+    pub(in crate::journal) fn bare() -> CallRecord {
         CallRecord {
             timestamp: Utc.with_ymd_and_hms(2026, 11, 23, 9, 5, 7).unwrap(),
             duration_us: 0,

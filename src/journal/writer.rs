@@ -449,26 +449,9 @@ mod tests {
 
     use super::*;
     use crate::clock::ManualClock;
-    use crate::record::{Dimensions, Outcome, TokenUsage};
 
     fn record(at: chrono::DateTime<Utc>) -> CallRecord {
-        CallRecord {
-            timestamp: at,
-            duration_us: 1_000,
-            time_to_first_token_us: None,
-            model: Some(Arc::from("claude-sonnet-4-5")),
-            provider: None,
-            operation: None,
-            request_id: None,
-            streaming: None,
-            service_tier: None,
-            speed: None,
-            tokens: TokenUsage { input: 10, output: 5, ..TokenUsage::default() },
-            metered: true,
-            outcome: Outcome::Ok,
-            dimensions: Dimensions::default(),
-            cost: None,
-        }
+        CallRecord { timestamp: at, metered: true, ..super::super::line::tests::bare() }
     }
 
     /// With the writer stalled on the day file's lock (held here, as another process would), the queue's fill
