@@ -110,3 +110,33 @@ fn per_layer_env_filter_on_fmt_does_not_hide_llm_spans_from_the_meter() {
     assert!(buf.0.lock().is_empty(), "fmt saw nothing at error level");
     assert_eq!(meter.total_usage().calls, 1);
 }
+
+#[test]
+fn two_meters_on_one_registry_each_see_every_call() {
+    // One meter per tenant or per purpose: both layers read the same spans (whose extensions hold one value per
+    // type), and neither may panic, lose a call or take the other's.
+    let text = String::from_utf8_lossy(&run_without()).into_owned();
+    let (a, b) = (TokenMeter::builder().build(), TokenMeter::builder().build());
+    let buf = Buf::default();
+    let sub = tracing_subscriber::registry()
+        .with(a.layer())
+        .with(EnvFilter::new("info"))
+        .with(fmt_layer(buf.clone()))
+        .with(b.layer());
+    tracing::subscriber::with_default(sub, workload);
+    assert_eq!(String::from_utf8_lossy(&buf.0.lock()), text);
+    for meter in [&a, &b] {
+        let total = meter.total_usage();
+        assert_eq!((total.calls, total.tokens.input, total.tokens.output), (1, 1_000, 10));
+        assert_eq!(meter.tool_usage().len(), 1);
+        let summary = meter.usage_summary(tokenmeter::Window::All).unwrap();
+        assert_eq!(summary.calls, 1);
+    }
+    // Dimensions came from each meter's own view of the ancestors (recorded later on one, inherited by the call).
+    for meter in [&a, &b] {
+        for (dimension, value) in [(tokenmeter::Dimension::User, "u1"), (tokenmeter::Dimension::Session, "s1")] {
+            let q = tokenmeter::Query::new(tokenmeter::Window::All).filter(dimension, value);
+            assert_eq!(meter.ledger().query(&q).unwrap().totals.calls, 1, "{dimension:?}");
+        }
+    }
+}

@@ -14,7 +14,8 @@
 //!   lookup at close (to find no state). Enter and exit are not implemented, so they cost nothing.
 //!   (A per-layer `Filter` was tried first: `Filtered` looks the span up on every enter, exit, record and
 //!   close to check its filter bit, which cost more than it saved.)
-//! - Spans it reads: one boxed state in the span's extensions, filled by a visitor that looks each field's role
+//! - Spans it reads: one boxed state in the span's extensions (per meter: several meters' layers may share a
+//!   registry, and each finds its own state by key), filled by a visitor that looks each field's role
 //!   up by index in a per-callsite plan (no name comparisons on the hot path; the plan is found through a
 //!   per-thread cache).
 //! - At a call span's close: normalization, one walk up the span tree for dimensions (nearest ancestor wins,
@@ -34,7 +35,7 @@ use chrono::DateTime;
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::{Event, Metadata, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
-use tracing_subscriber::registry::{LookupSpan, SpanRef};
+use tracing_subscriber::registry::{Extensions, ExtensionsMut, LookupSpan, SpanRef};
 
 use crate::clock::micros_between;
 use crate::meter::{CaptureNotes, MeterInner};
@@ -71,6 +72,30 @@ struct SpanState {
     rejected: u64,
 }
 
+/// Every meter's state for one span. A span's extensions hold one value per type, and two meters' layers on
+/// one registry (one per tenant, say) both read the same span: each keeps its own state, found by its key. The
+/// first meter's is inline, so the usual single meter pays one comparison.
+struct SpanStates {
+    first: (usize, SpanState),
+    more: Vec<(usize, SpanState)>,
+}
+
+impl SpanStates {
+    fn get(&self, key: usize) -> Option<&SpanState> {
+        if self.first.0 == key {
+            return Some(&self.first.1);
+        }
+        self.more.iter().find(|(k, _)| *k == key).map(|(_, s)| s)
+    }
+
+    fn get_mut(&mut self, key: usize) -> Option<&mut SpanState> {
+        if self.first.0 == key {
+            return Some(&mut self.first.1);
+        }
+        self.more.iter_mut().find(|(k, _)| *k == key).map(|(_, s)| s)
+    }
+}
+
 /// A call whose span closed (or was taken over by the next call on a long-lived span).
 struct EndedCall<'a> {
     fields: &'a CallFields,
@@ -95,6 +120,19 @@ struct TaskTally {
 impl TokenMeterLayer {
     pub(crate) fn new(inner: Arc<MeterInner>) -> Self {
         TokenMeterLayer { inner }
+    }
+
+    /// This meter's key in [`SpanStates`]: its shared state's address, stable while any of its layers lives.
+    fn key(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
+    }
+
+    fn state<'e>(&self, ext: &'e Extensions<'_>) -> Option<&'e SpanState> {
+        ext.get::<SpanStates>()?.get(self.key())
+    }
+
+    fn state_mut<'e>(&self, ext: &'e mut ExtensionsMut<'_>) -> Option<&'e mut SpanState> {
+        ext.get_mut::<SpanStates>()?.get_mut(self.key())
     }
 
     /// Whether this meter reads spans of this callsite: decided from the callsite's cached plan (a per-thread
@@ -134,7 +172,7 @@ impl TokenMeterLayer {
             let mut next = span.parent();
             while let Some(ancestor) = next {
                 let ext = ancestor.extensions();
-                let Some(state) = ext.get::<SpanState>() else {
+                let Some(state) = self.state(&ext) else {
                     drop(ext);
                     next = ancestor.parent();
                     continue;
@@ -219,7 +257,7 @@ impl TokenMeterLayer {
         match (own_task, task_span) {
             (Some(t), _) => tally(t),
             (None, Some(task_span)) => {
-                if let Some(t) = task_span.extensions_mut().get_mut::<SpanState>().and_then(|s| s.task.as_mut()) {
+                if let Some(t) = self.state_mut(&mut task_span.extensions_mut()).and_then(|s| s.task.as_mut()) {
                     tally(t);
                 }
             }
@@ -236,7 +274,7 @@ impl TokenMeterLayer {
         let mut earlier: Option<(CallFields, DimValues, i64, u64)> = None;
         {
             let mut ext = span.extensions_mut();
-            let Some(state) = ext.get_mut::<SpanState>() else {
+            let Some(state) = self.state_mut(&mut ext) else {
                 drop(ext);
                 self.inner.count_rejected(rejected);
                 return;
@@ -279,17 +317,30 @@ where
             return;
         }
         let Some(span) = ctx.span(id) else { return };
-        // Filled in place once inserted: building it first and moving it in would copy its ~600 bytes twice.
         let mut ext = span.extensions_mut();
-        ext.insert(SpanState {
+        let new_state = || SpanState {
             plan,
             start: self.inner.clock.unix_nanos(),
             call: CallFields::default(),
             dims: DimValues::default(),
             task: plan.has_task.then(TaskTally::default),
             rejected: 0,
-        });
-        let Some(state) = ext.get_mut::<SpanState>() else { return };
+        };
+        // Built where it lives, then filled in place: moving a built state in would copy its ~600 bytes twice.
+        let state = if ext.get_mut::<SpanStates>().is_none() {
+            ext.insert(SpanStates { first: (self.key(), new_state()), more: Vec::new() });
+            match ext.get_mut::<SpanStates>() {
+                Some(states) => &mut states.first.1,
+                None => return,
+            }
+        } else {
+            let Some(states) = ext.get_mut::<SpanStates>() else { return };
+            states.more.push((self.key(), new_state()));
+            match states.more.last_mut() {
+                Some((_, state)) => state,
+                None => return,
+            }
+        };
         let mut visitor = self.visitor(plan, &mut state.call, &mut state.dims);
         attrs.record(&mut visitor);
         state.rejected = u64::from(visitor.rejected.values);
@@ -299,7 +350,7 @@ where
         let Some(span) = ctx.span(id) else { return };
         {
             let mut ext = span.extensions_mut();
-            let Some(state) = ext.get_mut::<SpanState>() else { return };
+            let Some(state) = self.state_mut(&mut ext) else { return };
             let plan = state.plan;
             // A response id arriving on a span that already holds usage may start a new call (a long-lived span
             // carrying several calls): that needs the values collected first. Everything else is written
@@ -313,12 +364,12 @@ where
                 return;
             }
         }
-        let Some(plan) = span.extensions().get::<SpanState>().map(|s| s.plan) else { return };
+        let Some(plan) = self.state(&span.extensions()).map(|s| s.plan) else { return };
         let (mut update, mut dims) = (CallFields::default(), DimValues::default());
         let mut visitor = self.visitor(plan, &mut update, &mut dims);
         values.record(&mut visitor);
         let rejected = u64::from(visitor.rejected.values);
-        if let Some(state) = span.extensions_mut().get_mut::<SpanState>() {
+        if let Some(state) = self.state_mut(&mut span.extensions_mut()) {
             state.dims.replace_with(dims);
         }
         self.apply_call_update(&span, update, rejected);
@@ -339,7 +390,7 @@ where
             return;
         };
         for span in parent.scope() {
-            let is_call = span.extensions().get::<SpanState>().is_some_and(|s| s.plan.has_tokens);
+            let is_call = self.state(&span.extensions()).is_some_and(|s| s.plan.has_tokens);
             if is_call {
                 self.apply_call_update(&span, update, rejected);
                 return;
@@ -354,7 +405,7 @@ where
         // bytes twice. Holding this span's extensions while the record is made is safe: a closing span is
         // entered nowhere, and what runs meanwhile only reads its ancestors (and writes a task ancestor's tally).
         let mut ext = span.extensions_mut();
-        let Some(state) = ext.get_mut::<SpanState>() else { return };
+        let Some(state) = self.state_mut(&mut ext) else { return };
         let end = self.inner.clock.unix_nanos();
         let plan = state.plan;
         let is_tool = plan.tool_candidate
