@@ -140,3 +140,14 @@ fn two_meters_on_one_registry_each_see_every_call() {
         }
     }
 }
+
+#[test]
+fn a_meter_layered_twice_records_each_call_once() {
+    let meter = TokenMeter::builder().build();
+    let sub = tracing_subscriber::registry().with(meter.layer()).with(EnvFilter::new("info")).with(meter.layer());
+    tracing::subscriber::with_default(sub, workload);
+    let total = meter.total_usage();
+    assert_eq!((total.calls, total.tokens.input, total.tokens.output), (1, 1_000, 10));
+    assert_eq!(meter.tool_usage().iter().map(|t| t.invocations).sum::<u64>(), 1);
+    assert_eq!(meter.usage_summary(tokenmeter::Window::All).unwrap().calls, 1);
+}

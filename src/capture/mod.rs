@@ -70,6 +70,9 @@ struct SpanState {
     dims: DimValues,
     task: Option<TaskTally>,
     rejected: u64,
+    /// Closed: set by the first of this meter's layers to see the close (a meter layered twice by mistake
+    /// still records each call once).
+    closed: bool,
 }
 
 /// Every meter's state for one span. A span's extensions hold one value per type, and two meters' layers on
@@ -325,19 +328,23 @@ where
             dims: DimValues::default(),
             task: plan.has_task.then(TaskTally::default),
             rejected: 0,
+            closed: false,
         };
         // Built where it lives, then filled in place: moving a built state in would copy its ~600 bytes twice.
-        let state = if ext.get_mut::<SpanStates>().is_none() {
-            ext.insert(SpanStates { first: (self.key(), new_state()), more: Vec::new() });
-            match ext.get_mut::<SpanStates>() {
-                Some(states) => &mut states.first.1,
-                None => return,
+        let state = if let Some(states) = ext.get_mut::<SpanStates>() {
+            if states.get(self.key()).is_some() {
+                // This meter's other layer (a meter added twice) already tracks the span.
+                return;
             }
-        } else {
-            let Some(states) = ext.get_mut::<SpanStates>() else { return };
             states.more.push((self.key(), new_state()));
             match states.more.last_mut() {
                 Some((_, state)) => state,
+                None => return,
+            }
+        } else {
+            ext.insert(SpanStates { first: (self.key(), new_state()), more: Vec::new() });
+            match ext.get_mut::<SpanStates>() {
+                Some(states) => &mut states.first.1,
                 None => return,
             }
         };
@@ -406,6 +413,9 @@ where
         // entered nowhere, and what runs meanwhile only reads its ancestors (and writes a task ancestor's tally).
         let mut ext = span.extensions_mut();
         let Some(state) = self.state_mut(&mut ext) else { return };
+        if std::mem::replace(&mut state.closed, true) {
+            return;
+        }
         let end = self.inner.clock.unix_nanos();
         let plan = state.plan;
         let is_tool = plan.tool_candidate
