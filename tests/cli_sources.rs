@@ -37,6 +37,14 @@ fn journal_directory() {
     assert_eq!(calls(&out), 13);
     assert_eq!(out.json()["source"]["skipped_lines"], 2);
     assert!(out.stderr.contains("newer tokenmeter"), "{}", out.stderr);
+    let reasons: Vec<String> = out.json()["source"]["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["reason"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(reasons[0].contains("schema version 7") && reasons[1].starts_with("torn last line"), "{reasons:?}");
     // An empty journal is not an error.
     let empty = tempfile::tempdir().unwrap();
     let out = run(&["--journal", empty.path().to_str().unwrap(), "summary", "--format", "json"]);

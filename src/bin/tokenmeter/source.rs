@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
+use tokenmeter::journal::SkipReason;
 use tokenmeter::ledger::{Ledger, LedgerConfig};
 use tokenmeter::transcripts::{self, LoadStats, TranscriptFile, TranscriptLoader};
 use tokenmeter::{CallRecord, ManualClock, PriceBook};
@@ -333,36 +334,55 @@ fn load_journal(dir: &Path, ctx: &Context) -> CliResult<Source> {
             dir.display()
         )));
     }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+    let total: u64 = std::fs::read_dir(dir)
         .map_err(|e| CliError::data(format!("cannot read {}: {e}", dir.display())))?
         .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("tokenmeter-") && n.ends_with(".jsonl"))
-        })
-        .collect();
-    files.sort();
-    let total: u64 = files.iter().filter_map(|f| f.metadata().ok()).map(|m| m.len()).sum();
+        .filter(|e| e.file_name().to_str().is_some_and(|n| n.starts_with("tokenmeter-") && n.ends_with(".jsonl")))
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    // Read the way a meter replays it: a batch a live writer is appending is waited for (its lock), not
+    // mistaken for a torn line.
     let pb = progress_bar(ctx, total, "reading journal");
-    let mut info = empty_info(SourceKind::Journal, vec![dir.to_owned()]);
-    let mut records = Vec::new();
-    for f in &files {
-        let bytes = read_file(f)?;
-        parse_records(f, &bytes, &mut records, &mut info)?;
-        info.files += 1;
-        if let Some(pb) = &pb {
-            pb.inc(bytes.len() as u64);
-        }
+    if let Some(pb) = &pb {
+        pb.set_style(
+            ProgressStyle::with_template("{msg} {pos} records").unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
     }
+    let mut records = Vec::new();
+    let report = tokenmeter::journal::read(dir, |call| {
+        records.push(call);
+        if let Some(pb) = &pb {
+            pb.inc(1);
+        }
+    })
+    .map_err(|e| CliError::data(format!("cannot read {}: {e}", dir.display())))?;
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
-    if files.is_empty() {
+    let mut info = empty_info(SourceKind::Journal, vec![dir.to_owned()]);
+    info.files = report.files;
+    info.skipped_lines = report.skipped_lines;
+    info.skipped = report
+        .skipped
+        .into_iter()
+        .take(MAX_PLACES)
+        .map(|s| SkippedLine { reason: skip_reason(&s.reason), path: s.path, line: s.line })
+        .collect();
+    if report.files == 0 {
         ctx.note(&format!("tokenmeter: note: the journal {} holds no records yet", dir.display()));
     }
     Ok(finish(records, info))
+}
+
+/// A journal line's skip reason, worded as the other sources word theirs.
+fn skip_reason(reason: &SkipReason) -> String {
+    match reason {
+        SkipReason::TornTail => "torn last line (its writer stopped mid-line)".to_owned(),
+        SkipReason::Corrupt { message } => format!("not a call record: {message}"),
+        SkipReason::UnsupportedVersion { version } => newer(*version),
+        SkipReason::Unreadable { message } => format!("cannot read the file: {message}"),
+    }
 }
 
 fn empty_info(kind: SourceKind, paths: Vec<PathBuf>) -> SourceInfo {
