@@ -331,23 +331,14 @@ where
             closed: false,
         };
         // Built where it lives, then filled in place: moving a built state in would copy its ~600 bytes twice.
-        let state = if let Some(states) = ext.get_mut::<SpanStates>() {
-            if states.get(self.key()).is_some() {
-                // This meter's other layer (a meter added twice) already tracks the span.
-                return;
-            }
-            states.more.push((self.key(), new_state()));
-            match states.more.last_mut() {
-                Some((_, state)) => state,
-                None => return,
-            }
-        } else {
-            ext.insert(SpanStates { first: (self.key(), new_state()), more: Vec::new() });
-            match ext.get_mut::<SpanStates>() {
-                Some(states) => &mut states.first.1,
-                None => return,
-            }
-        };
+        let key = self.key();
+        match ext.get_mut::<SpanStates>() {
+            // This meter's other layer (a meter added twice) already tracks the span.
+            Some(states) if states.get(key).is_some() => return,
+            Some(states) => states.more.push((key, new_state())),
+            None => ext.insert(SpanStates { first: (key, new_state()), more: Vec::new() }),
+        }
+        let Some(state) = self.state_mut(&mut ext) else { return };
         let mut visitor = self.visitor(plan, &mut state.call, &mut state.dims);
         attrs.record(&mut visitor);
         state.rejected = u64::from(visitor.rejected.values);
