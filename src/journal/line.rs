@@ -59,9 +59,8 @@ pub(crate) struct QueuedCall {
     streaming: Option<bool>,
     tokens: TokenUsage,
     metered: bool,
-    error: bool,
     cost: Option<QueuedCost>,
-    /// Bit `slot` set: that string is present.
+    /// Bit `slot` set: that string is present (an error outcome is a present `ErrorType`, even when empty).
     present: u32,
     /// End offset in the text of each slot (absent ones are empty).
     ends: [u32; SLOTS],
@@ -155,7 +154,6 @@ impl QueuedCall {
             streaming: record.streaming,
             tokens: record.tokens,
             metered: record.metered,
-            error: record.outcome.is_error(),
             cost: record.cost.as_ref().map(|c| QueuedCost {
                 amounts: [
                     c.total,
@@ -249,13 +247,13 @@ impl QueuedCall {
         }
         w.raw("},\"metered\":");
         w.boolean(self.metered);
-        match (self.error, self.get(Slot::ErrorType)) {
-            (true, Some(error_type)) => {
+        match self.get(Slot::ErrorType) {
+            Some(error_type) => {
                 w.raw(",\"outcome\":{\"status\":\"error\",\"error_type\":");
                 w.string(error_type);
                 w.raw("}");
             }
-            _ => w.raw(",\"outcome\":{\"status\":\"ok\"}"),
+            None => w.raw(",\"outcome\":{\"status\":\"ok\"}"),
         }
         w.raw(",\"dimensions\":{");
         let mut first = true;
