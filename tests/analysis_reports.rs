@@ -324,6 +324,11 @@ fn compare_periods_and_values() {
     close(c.deltas.calls_pct.unwrap(), 900.0);
     close(c.deltas.cost_pct.unwrap(), (TOTAL as f64 - C1 as f64) / C1 as f64 * 100.0);
     assert_eq!(c.deltas.cost_per_task_pct, None);
+    // The mystery model's call has no price: counted as a call, not in the cost, not in the cost per call
+    // (which divides by the 8 priced calls: 10 less it and the call without usage).
+    assert_eq!((c.a.unpriced_calls, c.b.unpriced_calls), (0, 1));
+    close(c.b.cost_per_call_usd.unwrap(), picos_to_usd(TOTAL) / 8.0);
+    close(c.a.cost_per_call_usd.unwrap(), picos_to_usd(C1));
 
     let c = rig.ledger.compare_values(Window::Last24Hours, Dimension::Agent, "a1", "a2").unwrap();
     assert_eq!(c.a.calls, 5);

@@ -81,8 +81,11 @@ fn compare() {
     assert_eq!(c["dimension"], "agent");
     assert_eq!((&c["a"]["calls"], &c["b"]["calls"]), (&11.into(), &2.into()));
     close(c["b"]["cost_usd"].as_f64().unwrap(), 0.001812);
+    // The fixture's one call of an unknown model ran in the main conversation: its cost is marked, not $0.
+    assert_eq!((&c["a"]["unpriced_calls"], &c["b"]["unpriced_calls"]), (&1.into(), &0.into()));
     let text = cc(&["compare", "--a", "agent=main", "--b", "agent=subagent", "--period", "all"]).ok().to_owned();
     assert!(text.starts_with("Comparison: agent main against agent subagent"), "{text}");
+    assert!(text.contains("+ unpriced") && text.contains("1 call of main has no price"), "{text}");
     cc(&["compare", "--a", "agent=main"]).fails(2, "--b");
     cc(&["compare", "--a", "agent=main", "--b", "model=x"]).fails(2, "same dimension");
     cc(&["compare", "--a", "main", "--b", "x"]).fails(2, "dimension=value");

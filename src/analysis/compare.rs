@@ -29,13 +29,16 @@ pub struct ComparisonSide {
     pub tasks: u64,
     /// Billed tokens.
     pub tokens: u64,
-    /// USD.
+    /// USD, of the priced calls.
     pub cost_usd: f64,
+    /// Metered calls of a model the price book does not know: their tokens count above, their cost is not in
+    /// `cost_usd` (never guessed), so where either side has some, the cost change compares priced calls only.
+    pub unpriced_calls: u64,
     /// USD per task; `null` without tasks.
     pub cost_per_task_usd: Option<f64>,
     /// Tokens per task; `null` without tasks.
     pub tokens_per_task: Option<f64>,
-    /// USD per call; `null` without calls.
+    /// USD per priced call; `null` without priced calls.
     pub cost_per_call_usd: Option<f64>,
     /// Cache reads over prompt tokens, 0-1.
     pub cache_hit_rate: f64,
@@ -81,6 +84,7 @@ pub struct Comparison {
 
 fn side(label: String, from: i64, to: i64, a: &Agg) -> ComparisonSide {
     let c = &a.core;
+    let priced = c.metered_calls() - c.unpriced_calls.min(c.metered_calls());
     ComparisonSide {
         label,
         window: WindowBounds::of(from, to),
@@ -88,9 +92,10 @@ fn side(label: String, from: i64, to: i64, a: &Agg) -> ComparisonSide {
         tasks: c.tasks,
         tokens: c.tokens.total(),
         cost_usd: c.cost.as_usd(),
+        unpriced_calls: c.unpriced_calls,
         cost_per_task_usd: per(c.task_cost.as_usd(), c.tasks as f64),
         tokens_per_task: per(c.task_tokens as f64, c.tasks as f64),
-        cost_per_call_usd: per(c.cost.as_usd(), c.calls as f64),
+        cost_per_call_usd: per(c.cost.as_usd(), priced as f64),
         cache_hit_rate: per(c.tokens.cache_read as f64, c.tokens.prompt_total() as f64).unwrap_or(0.0),
         efficiency_score: EfficiencyScores::of(a).overall,
     }

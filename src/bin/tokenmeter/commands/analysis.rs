@@ -7,7 +7,7 @@ use tokenmeter::ledger::Window;
 use super::{heading, window};
 use crate::cli::{CacheReportArgs, CompareArgs, ForecastArgs, Format, OptimizeArgs};
 use crate::render::{
-    Style, band_cell, delta_pct, impact_cell, int, num, opt_f1, opt_usd, pct, push_table, share_cost, usd,
+    Style, band_cell, count, delta_pct, impact_cell, int, num, opt_f1, opt_usd, pct, push_table, share_cost, usd,
 };
 use crate::source::{Context, Source, SourceInfo};
 use crate::{CliError, CliResult, print_out};
@@ -264,7 +264,12 @@ pub(crate) fn compare_table(ctx: &Context, style: &Style, c: &Comparison) -> Str
     let rows: [(&str, String, String, String); 8] = [
         ("calls", int(a.calls), int(b.calls), delta_pct(d.calls_pct)),
         ("tokens", int(a.tokens), int(b.tokens), delta_pct(d.tokens_pct)),
-        ("cost", usd(a.cost_usd), usd(b.cost_usd), delta_pct(d.cost_pct)),
+        (
+            "cost",
+            share_cost(a.cost_usd, a.calls, a.unpriced_calls),
+            share_cost(b.cost_usd, b.calls, b.unpriced_calls),
+            delta_pct(d.cost_pct),
+        ),
         ("cost per call", opt_usd(a.cost_per_call_usd), opt_usd(b.cost_per_call_usd), "".to_owned()),
         ("cost per task", opt_usd(a.cost_per_task_usd), opt_usd(b.cost_per_task_usd), delta_pct(d.cost_per_task_pct)),
         ("tokens per task", opt_f1(a.tokens_per_task), opt_f1(b.tokens_per_task), delta_pct(d.tokens_per_task_pct)),
@@ -285,5 +290,14 @@ pub(crate) fn compare_table(ctx: &Context, style: &Style, c: &Comparison) -> Str
         t.add_row(vec![k.into(), num(x), num(y), num(z)]);
     }
     push_table(&mut out, "", &t, style);
+    let unpriced: Vec<String> = [a, b]
+        .iter()
+        .filter(|s| s.unpriced_calls > 0)
+        .map(|s| format!("{} of {}", count(s.unpriced_calls, "call"), s.label))
+        .collect();
+    if !unpriced.is_empty() {
+        let had = if unpriced.len() == 1 && a.unpriced_calls.max(b.unpriced_calls) == 1 { "has" } else { "have" };
+        out.push_str(&format!("Costs count priced calls only: {} {had} no price.\n", unpriced.join(" and ")));
+    }
     out
 }

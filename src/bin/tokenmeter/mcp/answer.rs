@@ -466,6 +466,14 @@ impl Call<'_> {
             a.efficiency_score,
             d.efficiency_score_points
         );
+        let text = match a.unpriced_calls + b.unpriced_calls {
+            0 => text,
+            _ => format!(
+                "{text} Costs count priced calls only: {} of the earlier period and {} of this one had no price.",
+                crate::render::count(a.unpriced_calls, "call"),
+                crate::render::count(b.unpriced_calls, "call")
+            ),
+        };
         let window = Some(b.window);
         self.finish(tf.name(), window, Body { comparison: c }, text)
     }
