@@ -42,6 +42,48 @@ pub(crate) struct WriterInfo {
     pub(crate) write_1h: u64,
 }
 
+impl WriterInfo {
+    /// Overwrites a box with `rec`'s writer facts. A session's calls mostly share their labels (one
+    /// interned `Arc` per value), so labels are replaced only when they differ: no reference counting, and no
+    /// allocation, on the usual path where each call reads the previous one's write and writes its own.
+    fn refill(&mut self, ts_ns: i64, model: Option<&Arc<str>>, rec: &CallRecord, prompt: u64) {
+        self.ts = ts_ns.div_euclid(1_000_000_000);
+        set_label(&mut self.model, model);
+        set_label(&mut self.provider, rec.provider.as_ref());
+        set_label(&mut self.service_tier, rec.service_tier.as_ref());
+        set_label(&mut self.speed, rec.speed.as_ref());
+        let (d, n) = (&mut self.dims, &rec.dimensions);
+        for (old, new) in [
+            (&mut d.session, &n.session),
+            (&mut d.user, &n.user),
+            (&mut d.tenant, &n.tenant),
+            (&mut d.project, &n.project),
+            (&mut d.agent, &n.agent),
+            (&mut d.operation, &n.operation),
+            (&mut d.task, &n.task),
+        ] {
+            set_label(old, new.as_ref());
+        }
+        if d.extra != n.extra {
+            d.extra.clone_from(&n.extra);
+        }
+        self.prompt_total = prompt;
+        self.write_5m = rec.tokens.cache_write_5m;
+        self.write_1h = rec.tokens.cache_write_1h;
+    }
+}
+
+fn set_label(slot: &mut Option<Arc<str>>, value: Option<&Arc<str>>) {
+    let same = match (slot.as_ref(), value) {
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        (None, None) => true,
+        _ => false,
+    };
+    if !same {
+        *slot = value.cloned();
+    }
+}
+
 #[derive(Debug)]
 struct Pending {
     expires_ns: i64,
@@ -155,8 +197,17 @@ impl Sessions {
                 i += 1;
             }
         }
+        // A read reads every write made before it. One of their boxes is kept for this call's own write.
+        let mut spare = None;
         if tokens.cache_read > 0 {
-            st.pending.retain(|p| p.written_ns > ts_ns);
+            let mut i = 0;
+            while i < st.pending.len() {
+                if st.pending[i].written_ns > ts_ns {
+                    i += 1;
+                } else {
+                    spare = Some(st.pending.remove(i).writer);
+                }
+            }
         }
 
         let follows = st.last_ns != i64::MIN && ts_ns >= st.last_ns && ts_ns - st.last_ns <= reuse_window_ns;
@@ -182,12 +233,15 @@ impl Sessions {
             if st.pending.len() >= MAX_PENDING_WRITES {
                 facts.unread.push(*st.pending.remove(0).writer);
             }
-            st.pending.push(Pending {
-                expires_ns: ts_ns.saturating_add(ttl),
-                written_ns: ts_ns,
-                writer: Box::new(WriterInfo {
+            let model = rec.cost.as_ref().map(|c| &c.priced_as).or(rec.model.as_ref());
+            let writer = match spare {
+                Some(mut w) => {
+                    w.refill(ts_ns, model, rec, prompt);
+                    w
+                }
+                None => Box::new(WriterInfo {
                     ts: ts_ns.div_euclid(1_000_000_000),
-                    model: rec.cost.as_ref().map(|c| c.priced_as.clone()).or_else(|| rec.model.clone()),
+                    model: model.cloned(),
                     provider: rec.provider.clone(),
                     dims: rec.dimensions.clone(),
                     service_tier: rec.service_tier.clone(),
@@ -196,7 +250,8 @@ impl Sessions {
                     write_5m: tokens.cache_write_5m,
                     write_1h: tokens.cache_write_1h,
                 }),
-            });
+            };
+            st.pending.push(Pending { expires_ns: ts_ns.saturating_add(ttl), written_ns: ts_ns, writer });
         }
         facts
     }
@@ -229,5 +284,54 @@ impl Sessions {
     /// Sessions not tracked because the table was full.
     pub(crate) fn untracked(&self) -> u64 {
         self.untracked.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+    use crate::record::{Outcome, TokenUsage};
+
+    fn call(model: &str, agent: &str, cache_read: u64, write_5m: u64) -> CallRecord {
+        CallRecord {
+            timestamp: Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0).unwrap(),
+            duration_us: 0,
+            time_to_first_token_us: None,
+            model: Some(model.into()),
+            provider: Some("anthropic".into()),
+            operation: None,
+            request_id: None,
+            streaming: None,
+            service_tier: None,
+            speed: None,
+            tokens: TokenUsage { input: 10, cache_read, cache_write_5m: write_5m, ..TokenUsage::default() },
+            metered: true,
+            outcome: Outcome::Ok,
+            dimensions: Dimensions { session: Some("s".into()), agent: Some(agent.into()), ..Dimensions::default() },
+            cost: None,
+        }
+    }
+
+    #[test]
+    fn a_reused_writer_box_carries_the_new_writes_facts() {
+        let sessions = Sessions::new(16);
+        let s = 1_000_000_000;
+        // Call 1 writes; call 2 reads it (its box is reused) and writes its own, with other labels.
+        let f = sessions.observe("s", &call("claude-a", "first", 0, 1_000), s, 60 * s, 1024);
+        assert!(f.unread.is_empty());
+        let mut second = call("claude-b", "second", 1_000, 300);
+        second.dimensions.extra = vec![("team".into(), "blue".into())];
+        let f = sessions.observe("s", &second, 2 * s, 60 * s, 1024);
+        assert!(f.unread.is_empty(), "a read write is not unread: {:?}", f.unread);
+        let mut unread = Vec::new();
+        sessions.take_expired(2 * s + TTL_5M_NS + 1, |w| unread.push(w));
+        assert_eq!(unread.len(), 1);
+        let w = &unread[0];
+        assert_eq!((w.ts, w.prompt_total, w.write_5m, w.write_1h), (2, 1_310, 300, 0));
+        assert_eq!(w.model.as_deref(), Some("claude-b"));
+        assert_eq!(w.dims.agent.as_deref(), Some("second"));
+        assert_eq!(w.dims.extra, second.dimensions.extra);
     }
 }
