@@ -119,6 +119,10 @@ fn bad_paths_exit_1_bad_combinations_exit_2() {
     run(&["--journal", "/nonexistent/journal", "summary"]).fails(1, "does not exist");
     run(&["--records", "/nonexistent/records.jsonl", "summary"]).fails(1, "no such file");
     run(&["--records", empty.path().to_str().unwrap(), "summary"]).fails(1, "is a directory");
+    // Nothing readable is an error, not a $0 report a cron job would pass on.
+    let garbage = empty.path().join("garbage.jsonl");
+    std::fs::write(&garbage, "not json\n{\"neither\": 1}\n").unwrap();
+    run(&["--records", garbage.to_str().unwrap(), "summary"]).fails(1, "all 2 lines read were unreadable");
     // The default journal (under the empty HOME) does not exist.
     run(&["summary"]).fails(1, "does not exist");
     run(&["--journal", "/tmp", "--records", "/tmp/x", "summary"]).fails(2, "cannot be used with");

@@ -4,7 +4,7 @@
 
 mod cli_support;
 
-use cli_support::{cc, close};
+use cli_support::{cc, close, fixture, run};
 
 #[test]
 fn summary_json_has_every_figure() {
@@ -94,6 +94,29 @@ fn windows() {
     close(one_day["summary"]["cost_usd"].as_f64().unwrap(), 0.292825);
     let since = cc(&["summary", "--since", "20251003", "--format", "json"]).json();
     assert_eq!(since["summary"]["calls"], 5);
+    // Bounds inside the ledger's day buckets (the fixture is days old at --now): the calls are cut exactly,
+    // not by bucket. Open start: the first two days' 8 calls, as with the start given.
+    let until = cc(&["summary", "--until", "2025-10-02", "--format", "json"]).json();
+    assert_eq!(until["summary"]["calls"], 8);
+    close(until["summary"]["cost_usd"].as_f64().unwrap(), 0.040902 + 0.292825);
+    assert_eq!(cc(&["summary", "--until", "2025-10-01", "--format", "json"]).json()["summary"]["calls"], 5);
+    // One of 2025-10-01's five calls (09:00-09:10) is before 09:05.
+    let mid = cc(&["summary", "--since", "2025-10-01T09:05:00Z", "--format", "json"]).json();
+    assert_eq!(mid["summary"]["calls"], 12);
+    assert_eq!(mid["summary"]["window"]["from"], "2025-10-01T09:05:00Z");
+    let points = mid["summary"]["time_series"]["points"].as_array().unwrap();
+    assert_eq!(points[0]["timestamp"], "2025-10-01T00:00:00Z", "the series starts at the day holding --since");
+    // --now earlier than some calls: those have not happened yet, and are named.
+    let at = |now: &str, args: &[&str]| {
+        let dir = fixture("claude_code");
+        let mut all = vec!["--claude-code", dir.as_str(), "--now", now];
+        all.extend_from_slice(args);
+        run(&all)
+    };
+    let early = at("2025-10-02T00:00:00Z", &["summary", "--format", "json"]);
+    assert!(early.stderr.contains("left out 8 calls stamped after --now"), "{}", early.stderr);
+    let early = early.json();
+    assert_eq!((&early["summary"]["calls"], &early["source"]["after_now"]), (&5.into(), &8.into()));
     // The last 24 local hours before 2025-10-04T00:00Z: the 2025-10-03 calls.
     let day = cc(&["summary", "--period", "24h", "--format", "json"]).json();
     assert_eq!(day["summary"]["calls"], 5);
@@ -135,6 +158,12 @@ fn bad_arguments_exit_2() {
     cc(&["summary", "--group-by", "fortnight"]).fails(2, "fortnight");
     cc(&["summary", "--since", "yesterday"]).fails(2, "not a date");
     cc(&["summary", "--since", "2025-10-03", "--until", "2025-10-01"]).fails(2, "must be before");
+    cc(&["summary", "--since", "2030-01-01"]).fails(2, "--since (2030-01-01T00:00:00+00:00) is after the last record");
+    cc(&["summary", "--until", "1900-01-01"]).fails(2, "out of range");
+    cc(&["summary", "--until", "2020-01-01"]).fails(2, "is before the first record");
+    for now in ["0001-01-01", "9999-12-31", "2262-04-12", "1969-12-31T23:00:00Z"] {
+        run(&["--claude-code", &fixture("claude_code"), "--now", now, "summary"]).fails(2, "out of range");
+    }
     cc(&["summary", "--period", "2d"]).fails(2, "not a period");
     cc(&["summary", "--period", "7d", "--since", "2025-10-01"]).fails(2, "cannot be used with");
     cc(&["summary", "--format", "yaml"]).fails(2, "yaml");

@@ -174,3 +174,22 @@ fn records_arriving_late_land_in_the_right_tier() {
     assert_eq!(rig.ledger.usage_summary(Window::Last7Days).unwrap().tokens.input, 50);
     assert_eq!(rig.ledger.usage_summary(Window::All).unwrap().tokens.input, 70);
 }
+
+#[test]
+fn covering_widens_a_range_to_the_bucket_its_start_falls_in() {
+    let now = at(2026, 3, 14, 12, 0, 0);
+    let rig = Rig::new(now);
+    // Five days old: a day bucket (00:00 UTC). A range from 09:05 that day takes no bucket that starts in it
+    // before the next day; `covering` says which span a report sees whole.
+    rig.add(Call::new(at(2026, 3, 9, 9, 0, 0), SONNET).io(1, 1));
+    rig.add(Call::new(at(2026, 3, 9, 10, 0, 0), SONNET).io(1, 1));
+    let (from, to) = (at(2026, 3, 9, 9, 5, 0), at(2026, 3, 10, 0, 0, 0));
+    assert_eq!(calls(&rig, Window::range(from, to)), 0, "the day bucket starts before the range");
+    let wide = rig.ledger.covering(Window::range(from, to)).unwrap();
+    assert_eq!((wide.from, wide.to), (at(2026, 3, 9, 0, 0, 0), to));
+    assert_eq!(calls(&rig, Window::range(wide.from, wide.to)), 2);
+    // Within two hours: minute buckets, so only the seconds go.
+    let recent = Window::range(at(2026, 3, 14, 11, 30, 20), now);
+    assert_eq!(rig.ledger.covering(recent).unwrap().from, at(2026, 3, 14, 11, 30, 0));
+    assert!(rig.ledger.covering(Window::range(to, from)).is_err());
+}

@@ -877,6 +877,18 @@ pub(crate) fn sort_rows(rows: &mut [(String, Agg)]) {
 }
 
 impl Ledger {
+    /// `window`'s bounds with the start moved back to the start of the bucket it falls in: the span a report
+    /// over that wider window sees whole. A `FROM..TO` window takes the buckets that start in it, so older
+    /// than two hours its start falls inside an hour, day or month bucket that it leaves out; a caller that
+    /// holds the records (the CLI) cuts them to `FROM..TO` itself and asks for this wider window, so that the
+    /// figures are the asked window's exactly.
+    pub fn covering(&self, window: Window) -> Result<WindowBounds, QueryError> {
+        self.read(|store, now| {
+            let (from, to) = window.bounds(store, now)?;
+            Ok(WindowBounds::of(store.bucket_start(from, now).min(from), to))
+        })
+    }
+
     /// Answers a query: totals of the selection, and rows per group.
     pub fn query(&self, q: &Query) -> Result<QueryResult, QueryError> {
         let sel = Selection::from_filters(&q.filters)?;

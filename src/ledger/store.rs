@@ -71,6 +71,14 @@ impl Store {
         }
     }
 
+    /// The start of the bucket that holds data stamped `ts` at `now` (the archive's start for the archive).
+    pub(crate) fn bucket_start(&self, ts: i64, now: i64) -> i64 {
+        match self.slot(ts, now) {
+            (Tier::Archive, _) => self.archive.as_ref().map_or(ts, |a| a.start.min(ts)),
+            (_, start) => start,
+        }
+    }
+
     /// The tier and bucket start for data starting at `start`, given its age at `now`.
     fn slot(&self, start: i64, now: i64) -> (Tier, i64) {
         let tz = self.tz;

@@ -58,9 +58,10 @@ pub(crate) struct CommonArgs {
     /// Time zone of days, weeks and months (IANA name)
     #[arg(long = "tz", global = true, value_name = "ZONE", default_value = "UTC", value_parser = parse_tz)]
     pub(crate) time_zone: Tz,
-    /// The time reports treat as now, RFC 3339 or YYYY-MM-DD [default: the current time]
-    #[arg(long, global = true, value_name = "TIME", value_parser = parse_time)]
-    pub(crate) now: Option<DateTime<Utc>>,
+    /// The time reports treat as now, RFC 3339 or YYYY-MM-DD (local midnight in --tz) [default: the current
+    /// time]; calls stamped after it are left out
+    #[arg(long, global = true, value_name = "TIME", value_parser = parse_bound)]
+    pub(crate) now: Option<Bound>,
     /// When to colour tables
     #[arg(long, global = true, value_name = "WHEN", default_value = "auto")]
     pub(crate) color: ColorChoice,
@@ -311,24 +312,26 @@ fn parse_tz(s: &str) -> Result<Tz, String> {
     s.parse::<Tz>().map_err(|_| format!("unknown time zone `{s}`: give an IANA name such as UTC or Europe/Paris"))
 }
 
-fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
-    match parse_bound(s)? {
-        Bound::Time(t) => Ok(t),
-        Bound::Date(d) => Ok(d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).unwrap_or_default()),
-    }
+/// The instants the ledger can hold: Unix nanoseconds in an `i64`, from 1970 on.
+fn representable(t: DateTime<Utc>) -> bool {
+    t.timestamp() >= 0 && t.timestamp_nanos_opt().is_some()
 }
 
 fn parse_bound(s: &str) -> Result<Bound, String> {
     let s = s.trim();
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return Ok(Bound::Date(d));
+    let out_of_range = || format!("`{s}` is out of range: give a time from 1970-01-01 to 2262-04-10");
+    let date = NaiveDate::parse_from_str(s, "%Y-%m-%d").or_else(|_| NaiveDate::parse_from_str(s, "%Y%m%d"));
+    if let Ok(d) = date {
+        // A day later still representable, for `--until DATE` (the day's end) in any time zone.
+        let ok = [d, d + chrono::Days::new(2)]
+            .iter()
+            .all(|d| d.and_hms_opt(0, 0, 0).is_some_and(|t| representable(t.and_utc())));
+        return if ok { Ok(Bound::Date(d)) } else { Err(out_of_range()) };
     }
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y%m%d") {
-        return Ok(Bound::Date(d));
-    }
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| Bound::Time(t.with_timezone(&Utc)))
-        .map_err(|_| format!("`{s}` is not a date (YYYY-MM-DD) or an RFC 3339 time (2025-10-01T12:00:00Z)"))
+    let t = DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| format!("`{s}` is not a date (YYYY-MM-DD) or an RFC 3339 time (2025-10-01T12:00:00Z)"))?;
+    if representable(t) { Ok(Bound::Time(t)) } else { Err(out_of_range()) }
 }
 
 fn parse_period(s: &str) -> Result<Window, String> {

@@ -14,7 +14,7 @@ use tokenmeter::ledger::{Ledger, LedgerConfig};
 use tokenmeter::transcripts::{self, LoadStats, TranscriptFile, TranscriptLoader};
 use tokenmeter::{CallRecord, ManualClock, PriceBook};
 
-use crate::cli::{CommonArgs, SourceArgs};
+use crate::cli::{Bound, CommonArgs, SourceArgs};
 use crate::{CliError, CliResult};
 
 /// Bad-line places reported.
@@ -39,7 +39,11 @@ impl Context {
         }
         Ok(Context {
             time_zone: common.time_zone,
-            now: common.now.unwrap_or_else(Utc::now),
+            now: match common.now {
+                Some(Bound::Date(d)) => crate::commands::local_midnight(common.time_zone, d),
+                Some(Bound::Time(t)) => t,
+                None => Utc::now(),
+            },
             pinned_now: common.now.is_some(),
             prices,
             quiet: common.quiet,
@@ -104,11 +108,18 @@ pub(crate) struct SourceInfo {
     pub(crate) calls: u64,
     /// Lines skipped as unreadable.
     pub(crate) skipped_lines: u64,
+    /// Calls left out because they are stamped after `--now`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub(crate) after_now: u64,
     /// The first few of them.
     pub(crate) skipped: Vec<SkippedLine>,
     /// For Claude Code transcripts: what reading them met.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) transcripts: Option<LoadStats>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The records of a source.
@@ -123,7 +134,7 @@ pub(crate) struct Source {
 impl Source {
     /// Reads the source the arguments name.
     pub(crate) fn load(args: &SourceArgs, ctx: &Context) -> CliResult<Source> {
-        let source = if let Some(file) = &args.records {
+        let mut source = if let Some(file) = &args.records {
             load_records_file(file, ctx)?
         } else if let Some(dir) = &args.claude_code {
             load_claude_code(dir, ctx)?
@@ -137,6 +148,27 @@ impl Source {
             load_journal(&dir, ctx)?
         };
         source.report_skips(ctx);
+        if source.records.is_empty() && source.info.skipped_lines > 0 {
+            let paths: Vec<String> = source.info.paths.iter().map(|p| p.display().to_string()).collect();
+            return Err(CliError::data(format!(
+                "no readable records in {}: all {} lines read were unreadable",
+                paths.join(", "),
+                source.info.skipped_lines
+            )));
+        }
+        if ctx.pinned_now {
+            // `--now` is the time the reports are made at: calls after it have not happened yet.
+            let read = source.records.len();
+            source.records.retain(|r| r.timestamp <= ctx.now);
+            source.info.after_now = (read - source.records.len()) as u64;
+            if source.info.after_now > 0 {
+                ctx.note(&format!(
+                    "tokenmeter: note: left out {} stamped after --now ({})",
+                    crate::render::count(source.info.after_now, "call"),
+                    ctx.now.to_rfc3339()
+                ));
+            }
+        }
         Ok(source)
     }
 
@@ -224,6 +256,7 @@ fn load_claude_code(dir: &Path, ctx: &Context) -> CliResult<Source> {
         files: stats.files,
         calls: stats.calls,
         skipped_lines: stats.bad_lines,
+        after_now: 0,
         skipped: stats
             .bad_line_places
             .iter()
@@ -386,7 +419,16 @@ fn skip_reason(reason: &SkipReason) -> String {
 }
 
 fn empty_info(kind: SourceKind, paths: Vec<PathBuf>) -> SourceInfo {
-    SourceInfo { kind, paths, files: 0, calls: 0, skipped_lines: 0, skipped: Vec::new(), transcripts: None }
+    SourceInfo {
+        kind,
+        paths,
+        files: 0,
+        calls: 0,
+        skipped_lines: 0,
+        after_now: 0,
+        skipped: Vec::new(),
+        transcripts: None,
+    }
 }
 
 fn finish(mut records: Vec<CallRecord>, mut info: SourceInfo) -> Source {

@@ -50,8 +50,10 @@ fn emit<R: Serialize>(source: &Source, format: Format, report: R, table: impl Fn
 // === cache-report ===
 
 pub(super) fn cache_report(source: &Source, ctx: &Context, style: &Style, args: &CacheReportArgs) -> CliResult {
-    let w = window(&args.window, ctx, &source.records, Window::All)?;
-    let cache = ctx.ledger(&source.records).cache_report(w)?;
+    let scope = window(&args.window, ctx, &source.records, Window::All)?;
+    let ledger = ctx.ledger(&scope.records);
+    let mut cache = ledger.cache_report(scope.window(&ledger)?)?;
+    scope.restore_cache(&mut cache);
     emit(source, args.format, CacheOut { cache }, |r| cache_table(source, ctx, style, &r.cache))
 }
 
@@ -107,8 +109,10 @@ pub(crate) fn cache_table(source: &Source, ctx: &Context, style: &Style, r: &Cac
 // === optimize ===
 
 pub(super) fn optimize(source: &Source, ctx: &Context, style: &Style, args: &OptimizeArgs) -> CliResult {
-    let w = window(&args.window, ctx, &source.records, Window::All)?;
-    let efficiency = ctx.ledger(&source.records).efficiency_report(w, args.group_by)?;
+    let scope = window(&args.window, ctx, &source.records, Window::All)?;
+    let ledger = ctx.ledger(&scope.records);
+    let mut efficiency = ledger.efficiency_report(scope.window(&ledger)?, args.group_by)?;
+    scope.restore(&mut efficiency.window);
     emit(source, args.format, OptimizeOut { efficiency }, |r| optimize_table(source, ctx, style, &r.efficiency))
 }
 

@@ -11,7 +11,9 @@ pub(crate) use summary::row_label;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use tokenmeter::CallRecord;
-use tokenmeter::ledger::Window;
+use tokenmeter::UsageSummary;
+use tokenmeter::analysis::CacheReport;
+use tokenmeter::ledger::{GroupBy, Ledger, QueryResult, Window, WindowBounds};
 
 use crate::cli::{Bound, Cli, Command, WindowArgs};
 use crate::render::Style;
@@ -42,18 +44,92 @@ pub(crate) fn run(cli: Cli) -> CliResult {
     }
 }
 
+/// What a windowed command reports on: the ledger's window, the records it may hold, and the window the user
+/// asked for.
+pub(crate) struct Scope<'a> {
+    /// The records in the asked window (all of them without `--since`/`--until`).
+    pub(crate) records: std::borrow::Cow<'a, [CallRecord]>,
+    window: Window,
+    asked: Option<(DateTime<Utc>, DateTime<Utc>)>,
+}
+
+impl Scope<'_> {
+    /// The window to ask `ledger` (built from [`Scope::records`]) for.
+    ///
+    /// The ledger keeps older calls in hour, day and month buckets, and a `FROM..TO` window takes the buckets
+    /// that start in it: `--since 09:05` would leave out the whole day bucket that starts at 00:00. So the
+    /// records are cut to the asked window here, exactly, and the ledger is asked for the window widened to
+    /// the bucket its start falls in ([`Ledger::covering`]); [`Scope::restore`] puts the asked bounds back.
+    pub(crate) fn window(&self, ledger: &Ledger) -> CliResult<Window> {
+        if self.asked.is_none() {
+            return Ok(self.window);
+        }
+        let wide = ledger.covering(self.window)?;
+        Ok(Window::range(wide.from, wide.to))
+    }
+
+    /// Puts the asked bounds on a report's window (its figures are the asked window's already).
+    pub(crate) fn restore(&self, bounds: &mut WindowBounds) {
+        if let Some((from, to)) = self.asked {
+            *bounds = WindowBounds { from, to };
+        }
+    }
+
+    /// [`Scope::restore`] for a usage summary: its span, its days and the run-rate over them, and its time
+    /// series without the empty points before the asked start.
+    pub(crate) fn restore_summary(&self, s: &mut UsageSummary) {
+        let Some((from, _)) = self.asked else { return };
+        let wide_days = s.days;
+        self.restore(&mut s.window);
+        (s.period_start, s.period_end) = (s.window.from, s.window.to);
+        s.days = (s.window.to - s.window.from).num_seconds() as f64 / 86_400.0;
+        if s.days > 0.0 {
+            s.monthly_projection_usd *= wide_days / s.days;
+        }
+        drop_before(&mut s.time_series.points, from, |p| Some(p.timestamp));
+    }
+
+    /// [`Scope::restore`] for query rows: per time grain, without the empty rows before the asked start.
+    pub(crate) fn restore_rows(&self, q: &mut QueryResult) {
+        let Some((from, _)) = self.asked else { return };
+        self.restore(&mut q.window);
+        if matches!(q.group_by, Some(GroupBy::Time(_))) {
+            drop_before(&mut q.groups, from, |r| DateTime::parse_from_rfc3339(&r.key).ok().map(|t| t.to_utc()));
+        }
+    }
+
+    /// [`Scope::restore`] for a cache report and its time series.
+    pub(crate) fn restore_cache(&self, c: &mut CacheReport) {
+        let Some((from, _)) = self.asked else { return };
+        self.restore(&mut c.window);
+        drop_before(&mut c.time_series, from, |p| Some(p.timestamp));
+    }
+}
+
+/// Drops the points of a series (oldest first) that start before the one holding `from`.
+fn drop_before<T>(points: &mut Vec<T>, from: DateTime<Utc>, start: impl Fn(&T) -> Option<DateTime<Utc>>) {
+    let n = points.iter().take_while(|p| start(p).is_some_and(|t| t <= from)).count();
+    points.drain(..n.saturating_sub(1));
+}
+
 /// The window the arguments ask for (`default` when none). `--since`/`--until` dates are whole local days
 /// in the context's time zone; an open end reaches the first or last record (or now).
-pub(crate) fn window(args: &WindowArgs, ctx: &Context, records: &[CallRecord], default: Window) -> CliResult<Window> {
+pub(crate) fn window<'a>(
+    args: &WindowArgs,
+    ctx: &Context,
+    records: &'a [CallRecord],
+    default: Window,
+) -> CliResult<Scope<'a>> {
+    let all = |window| Ok(Scope { records: std::borrow::Cow::Borrowed(records), window, asked: None });
     if let Some(p) = args.period {
-        return Ok(p);
+        return all(p);
     }
     if args.since.is_none() && args.until.is_none() {
-        return Ok(default);
+        return all(default);
     }
     let tz = ctx.time_zone;
-    let first = records.first().map(|r| r.timestamp);
-    let last = records.last().map(|r| r.timestamp);
+    let first = records.iter().map(|r| r.timestamp).min();
+    let last = records.iter().map(|r| r.timestamp).max();
     let from = match args.since {
         Some(Bound::Date(d)) => local_midnight(tz, d),
         Some(Bound::Time(t)) => t,
@@ -65,17 +141,27 @@ pub(crate) fn window(args: &WindowArgs, ctx: &Context, records: &[CallRecord], d
         None => last.unwrap_or(ctx.now).max(ctx.now) + Duration::minutes(1),
     };
     if from >= to {
-        return Err(CliError::usage(format!(
-            "--since ({}) must be before --until ({})",
-            from.to_rfc3339(),
-            to.to_rfc3339()
-        )));
+        let msg = match (args.since.is_some(), args.until.is_some()) {
+            (true, true) => format!("--since ({}) must be before --until ({})", from.to_rfc3339(), to.to_rfc3339()),
+            (true, false) => format!(
+                "--since ({}) is after the last record and now ({}): nothing to report",
+                from.to_rfc3339(),
+                to.to_rfc3339()
+            ),
+            _ => format!(
+                "--until ({}) is before the first record ({}): nothing to report",
+                to.to_rfc3339(),
+                from.to_rfc3339()
+            ),
+        };
+        return Err(CliError::usage(msg));
     }
-    Ok(Window::range(from, to))
+    let kept: Vec<CallRecord> = records.iter().filter(|r| r.timestamp >= from && r.timestamp < to).cloned().collect();
+    Ok(Scope { records: std::borrow::Cow::Owned(kept), window: Window::range(from, to), asked: Some((from, to)) })
 }
 
 /// Local midnight of `date` in `tz` (the first instant of that day when midnight does not exist).
-fn local_midnight(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
+pub(crate) fn local_midnight(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
     let naive = date.and_hms_opt(0, 0, 0).unwrap_or_default();
     match tz.from_local_datetime(&naive) {
         chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => t.with_timezone(&Utc),
@@ -94,5 +180,10 @@ pub(crate) fn heading(source: &Source, what: &str, from: DateTime<Utc>, to: Date
         crate::source::SourceKind::Records => "records file",
     };
     let fmt = |t: DateTime<Utc>| t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string();
-    format!("{what}, {} to {} ({tz}), from the {kind} ({} calls read)\n", fmt(from), fmt(to), source.info.calls)
+    let read = crate::render::count(source.info.calls, "call");
+    let left_out = match source.info.after_now {
+        0 => String::new(),
+        n => format!(", {n} after --now left out"),
+    };
+    format!("{what}, {} to {} ({tz}), from the {kind} ({read} read{left_out})\n", fmt(from), fmt(to))
 }

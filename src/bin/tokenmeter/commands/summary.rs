@@ -23,10 +23,15 @@ struct SummaryOutput<'a> {
 }
 
 pub(super) fn run(source: &Source, ctx: &Context, style: &Style, args: &SummaryArgs) -> CliResult {
-    let ledger = ctx.ledger(&source.records);
-    let window = window(&args.window, ctx, &source.records, Window::All)?;
-    let summary = ledger.usage_summary(window)?;
-    let groups = args.group_by.map(|g| ledger.query(&Query::new(window).group_by(g))).transpose()?;
+    let scope = window(&args.window, ctx, &source.records, Window::All)?;
+    let ledger = ctx.ledger(&scope.records);
+    let window = scope.window(&ledger)?;
+    let mut summary = ledger.usage_summary(window)?;
+    let mut groups = args.group_by.map(|g| ledger.query(&Query::new(window).group_by(g))).transpose()?;
+    scope.restore_summary(&mut summary);
+    if let Some(g) = groups.as_mut() {
+        scope.restore_rows(g);
+    }
     match args.format {
         Format::Json => print_out(&crate::render::json(&SummaryOutput { source: &source.info, summary, groups })?),
         Format::Table => {

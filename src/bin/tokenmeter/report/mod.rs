@@ -14,7 +14,7 @@ use tokenmeter::analysis::{AnomalyReport, BreakdownTree, CacheReport, Efficiency
 use tokenmeter::ledger::{Dimension, GroupBy, Query, QueryResult, TimeGrain, Window};
 
 use crate::cli::{ReportArgs, ReportFormat, ReportType};
-use crate::commands::window;
+use crate::commands::{Scope, window};
 use crate::render::{int, pct, usd};
 use crate::source::{Context, Source, SourceInfo};
 use crate::{CliError, CliResult, print_out};
@@ -100,19 +100,35 @@ impl Report<'_> {
     }
 }
 
-/// Builds the report of `kind` over `window`.
-pub(crate) fn build<'a>(source: &'a Source, ctx: &Context, window: Window, kind: ReportType) -> CliResult<Report<'a>> {
-    let ledger = ctx.ledger(&source.records);
-    let summary = ledger.usage_summary(window)?;
+/// Builds the report of `kind` over the scope's window.
+pub(crate) fn build<'a>(
+    source: &'a Source,
+    ctx: &Context,
+    scope: &Scope<'_>,
+    kind: ReportType,
+) -> CliResult<Report<'a>> {
+    let ledger = ctx.ledger(&scope.records);
+    let window = scope.window(&ledger)?;
+    let mut summary = ledger.usage_summary(window)?;
+    scope.restore_summary(&mut summary);
     let grain = match summary.days {
         d if d <= 2.0 => TimeGrain::Hour,
         d if d <= 62.0 => TimeGrain::Day,
         d if d <= 200.0 => TimeGrain::Week,
         _ => TimeGrain::Month,
     };
-    let periods = ledger.query(&Query::new(window).group_by(GroupBy::Time(grain)))?;
-    let efficiency = ledger.efficiency_report(window, Dimension::Project)?;
+    let mut periods = ledger.query(&Query::new(window).group_by(GroupBy::Time(grain)))?;
+    scope.restore_rows(&mut periods);
+    let mut efficiency = ledger.efficiency_report(window, Dimension::Project)?;
+    scope.restore(&mut efficiency.window);
+    let mut cache = ledger.cache_report(window)?;
+    scope.restore_cache(&mut cache);
     let detailed = kind == ReportType::Detailed;
+    let tree = |parent, child| -> CliResult<_> {
+        let mut t = ledger.breakdown_tree(window, parent, child)?;
+        scope.restore(&mut t.window);
+        Ok(t)
+    };
     Ok(Report {
         kind: match kind {
             ReportType::Executive => "executive",
@@ -125,14 +141,26 @@ pub(crate) fn build<'a>(source: &'a Source, ctx: &Context, window: Window, kind:
         summary,
         periods,
         efficiency,
-        cache: ledger.cache_report(window)?,
+        cache,
         forecast: (kind != ReportType::Summary).then(|| ledger.forecast(FORECAST_DAYS, None)).transpose()?,
-        projects: detailed
-            .then(|| ledger.breakdown_tree(window, Dimension::Project, Dimension::Session))
+        projects: detailed.then(|| tree(Dimension::Project, Dimension::Session)).transpose()?,
+        agents: detailed.then(|| tree(Dimension::Agent, Dimension::Model)).transpose()?,
+        time_of_day: detailed
+            .then(|| {
+                ledger.time_of_day(window).map(|mut t| {
+                    scope.restore(&mut t.window);
+                    t
+                })
+            })
             .transpose()?,
-        agents: detailed.then(|| ledger.breakdown_tree(window, Dimension::Agent, Dimension::Model)).transpose()?,
-        time_of_day: detailed.then(|| ledger.time_of_day(window)).transpose()?,
-        anomalies: detailed.then(|| ledger.anomalies(window)).transpose()?,
+        anomalies: detailed
+            .then(|| {
+                ledger.anomalies(window).map(|mut a| {
+                    scope.restore(&mut a.window);
+                    a
+                })
+            })
+            .transpose()?,
     })
 }
 
@@ -156,8 +184,8 @@ pub(crate) fn run(source: &Source, ctx: &Context, args: &ReportArgs) -> CliResul
     if format == ReportFormat::Xlsx && args.output.is_none() {
         return Err(CliError::usage("--format xlsx writes a binary file: give --output FILE.xlsx"));
     }
-    let w = window(&args.window, ctx, &source.records, Window::All)?;
-    let report = build(source, ctx, w, args.kind)?;
+    let scope = window(&args.window, ctx, &source.records, Window::All)?;
+    let report = build(source, ctx, &scope, args.kind)?;
     if format == ReportFormat::Xlsx {
         let path = args.output.as_deref().unwrap_or(Path::new("report.xlsx"));
         xlsx::write(&report, path)?;
