@@ -150,4 +150,34 @@ fn price_overrides() {
     assert_eq!(v["summary"]["unpriced"]["calls"], 0);
     // G1: 100 input × $1 + 100 output × $2 per Mtok = 300 µUSD.
     assert_eq!(v["summary"]["cost_picos"], 371_830_000_000u64);
+
+    // A journal carries the cost its application priced each call at; --prices prices them again, the
+    // same as the transcripts they came from (the fixture's journal was priced with the built-in book).
+    let journal = tempfile::tempdir().unwrap();
+    write_journal(journal.path());
+    let j = journal.path().to_str().unwrap();
+    let summary = |extra: &[&str]| {
+        let mut args = extra.to_vec();
+        args.extend(["--journal", j, "--now", NOW, "summary", "--format", "json"]);
+        run(&args).json()
+    };
+    assert_eq!(summary(&[])["summary"]["cost_picos"], 371_530_000_000u64, "recorded costs without --prices");
+    std::fs::write(&prices, "[models.\"claude-sonnet-4-5\"]\ninput = 100\noutput = 100\n").unwrap();
+    let via_transcripts = run(&[
+        "--prices",
+        prices.to_str().unwrap(),
+        "--claude-code",
+        &fixture("claude_code"),
+        "--now",
+        NOW,
+        "summary",
+        "--format",
+        "json",
+    ])
+    .json();
+    let via_journal = summary(&["--prices", prices.to_str().unwrap()]);
+    assert_ne!(via_journal["summary"]["cost_picos"], 371_530_000_000u64);
+    assert_eq!(via_journal["summary"]["cost_picos"], via_transcripts["summary"]["cost_picos"]);
+    // 13 calls less the unknown model's and the API error's (`<synthetic>`, no price either).
+    assert_eq!(via_journal["source"]["repriced"], 11);
 }

@@ -28,6 +28,8 @@ pub(crate) struct Context {
     /// True when `--now` fixed the time.
     pub(crate) pinned_now: bool,
     pub(crate) prices: PriceBook,
+    /// True when `--prices` merged a price file over the built-in book.
+    pub(crate) custom_prices: bool,
     pub(crate) quiet: bool,
 }
 
@@ -46,6 +48,7 @@ impl Context {
             },
             pinned_now: common.now.is_some(),
             prices,
+            custom_prices: common.prices.is_some(),
             quiet: common.quiet,
         })
     }
@@ -108,6 +111,9 @@ pub(crate) struct SourceInfo {
     pub(crate) calls: u64,
     /// Lines skipped as unreadable.
     pub(crate) skipped_lines: u64,
+    /// Calls priced again with `--prices` (journal and records files carry their own cost).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub(crate) repriced: u64,
     /// Calls left out because they are stamped after `--now`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub(crate) after_now: u64,
@@ -116,6 +122,22 @@ pub(crate) struct SourceInfo {
     /// For Claude Code transcripts: what reading them met.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) transcripts: Option<LoadStats>,
+}
+
+/// Prices a metered call with `prices` when they know its model; true when they did. A model they do not
+/// know keeps the cost it was recorded with (its application may have had its own price for it).
+fn reprice(r: &mut CallRecord, prices: &PriceBook) -> bool {
+    if !r.metered {
+        return false;
+    }
+    let Some(model) = r.model.as_deref().or(r.cost.as_ref().map(|c| &*c.priced_as)) else { return false };
+    match prices.price(model, &r.tokens, r.service_tier.as_deref(), r.speed.as_deref()) {
+        Some(cost) => {
+            r.cost = Some(cost);
+            true
+        }
+        None => false,
+    }
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -155,6 +177,11 @@ impl Source {
                 paths.join(", "),
                 source.info.skipped_lines
             )));
+        }
+        if ctx.custom_prices && source.info.kind != SourceKind::ClaudeCode {
+            // Journal and records carry the cost their application priced them at; `--prices` asks for these
+            // prices instead (transcripts are priced with them as they are read).
+            source.info.repriced = source.records.iter_mut().map(|r| u64::from(reprice(r, &ctx.prices))).sum();
         }
         if ctx.pinned_now {
             // `--now` is the time the reports are made at: calls after it have not happened yet.
@@ -257,6 +284,7 @@ fn load_claude_code(dir: &Path, ctx: &Context) -> CliResult<Source> {
         calls: stats.calls,
         skipped_lines: stats.bad_lines,
         after_now: 0,
+        repriced: 0,
         skipped: stats
             .bad_line_places
             .iter()
@@ -426,6 +454,7 @@ fn empty_info(kind: SourceKind, paths: Vec<PathBuf>) -> SourceInfo {
         calls: 0,
         skipped_lines: 0,
         after_now: 0,
+        repriced: 0,
         skipped: Vec::new(),
         transcripts: None,
     }
