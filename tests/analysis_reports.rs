@@ -336,7 +336,7 @@ fn compare_periods_and_values() {
     close(c.a.cost_usd, picos_to_usd(C1 + C2 + C5 + C7));
     close(c.b.cost_usd, picos_to_usd(C3 + C4 + C6));
     close(c.deltas.cost_pct.unwrap(), ((C3 + C4 + C6) as f64 / (C1 + C2 + C5 + C7) as f64 - 1.0) * 100.0);
-    close(c.b.cache_hit_rate, 8_000.0 / (20_200.0 + 16_200.0));
+    close(c.b.cache_hit_rate.unwrap(), 8_000.0 / (20_200.0 + 16_200.0));
 }
 
 #[test]

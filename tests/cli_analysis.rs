@@ -4,6 +4,8 @@
 
 mod cli_support;
 
+use serde_json::json;
+
 use cli_support::{cc, close};
 
 #[test]
@@ -86,6 +88,19 @@ fn compare() {
     let text = cc(&["compare", "--a", "agent=main", "--b", "agent=subagent", "--period", "all"]).ok().to_owned();
     assert!(text.starts_with("Comparison: agent main against agent subagent"), "{text}");
     assert!(text.contains("+ unpriced") && text.contains("1 call of main has no price"), "{text}");
+    // A side without calls has no score and no hit rate (not a perfect 100 and 0%), so no change in points.
+    let v = cc(&["compare", "--a", "agent=main", "--b", "agent=nobody", "--format", "json"]).json();
+    let c = &v["comparison"];
+    assert_eq!((&c["b"]["efficiency_score"], &c["b"]["cache_hit_rate"]), (&json!(null), &json!(null)));
+    assert_eq!(
+        (&c["deltas"]["efficiency_score_points"], &c["deltas"]["cost_per_call_pct"]),
+        (&json!(null), &json!(null))
+    );
+    close(c["a"]["efficiency_score"].as_f64().unwrap(), 89.5);
+    let v = cc(&["compare", "--period", "7d", "--format", "json"]).json();
+    assert_eq!(v["comparison"]["a"]["efficiency_score"], json!(null), "the week before holds no calls");
+    let text = cc(&["optimize", "--period", "1h"]).ok().to_owned();
+    assert!(text.contains("No calls in this window") && !text.contains("100.0"), "{text}");
     cc(&["compare", "--a", "agent=main"]).fails(2, "--b");
     cc(&["compare", "--a", "agent=main", "--b", "model=x"]).fails(2, "same dimension");
     cc(&["compare", "--a", "main", "--b", "x"]).fails(2, "dimension=value");

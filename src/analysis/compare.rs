@@ -40,10 +40,10 @@ pub struct ComparisonSide {
     pub tokens_per_task: Option<f64>,
     /// USD per priced call; `null` without priced calls.
     pub cost_per_call_usd: Option<f64>,
-    /// Cache reads over prompt tokens, 0-1.
-    pub cache_hit_rate: f64,
-    /// The efficiency score, 0-100.
-    pub efficiency_score: f64,
+    /// Cache reads over prompt tokens, 0-1; `null` without prompt tokens.
+    pub cache_hit_rate: Option<f64>,
+    /// The efficiency score, 0-100; `null` without metered calls (nothing to score).
+    pub efficiency_score: Option<f64>,
 }
 
 /// `b` relative to `a`, in percent (`null` where `a` is zero).
@@ -55,16 +55,18 @@ pub struct ComparisonDeltas {
     pub tokens_pct: Option<f64>,
     /// Cost.
     pub cost_pct: Option<f64>,
+    /// Cost per priced call.
+    pub cost_per_call_pct: Option<f64>,
     /// Cost per task.
     pub cost_per_task_pct: Option<f64>,
     /// Tokens per task.
     pub tokens_per_task_pct: Option<f64>,
     /// Cache hit rate (relative change of the rate).
     pub cache_hit_rate_pct: Option<f64>,
-    /// Cache hit rate, difference in percentage points.
-    pub cache_hit_rate_points: f64,
-    /// Efficiency score, difference in points.
-    pub efficiency_score_points: f64,
+    /// Cache hit rate, difference in percentage points; `null` where a side has no rate.
+    pub cache_hit_rate_points: Option<f64>,
+    /// Efficiency score, difference in points; `null` where a side has no score.
+    pub efficiency_score_points: Option<f64>,
 }
 
 /// A comparison.
@@ -96,8 +98,8 @@ fn side(label: String, from: i64, to: i64, a: &Agg) -> ComparisonSide {
         cost_per_task_usd: per(c.task_cost.as_usd(), c.tasks as f64),
         tokens_per_task: per(c.task_tokens as f64, c.tasks as f64),
         cost_per_call_usd: per(c.cost.as_usd(), priced as f64),
-        cache_hit_rate: per(c.tokens.cache_read as f64, c.tokens.prompt_total() as f64).unwrap_or(0.0),
-        efficiency_score: EfficiencyScores::of(a).overall,
+        cache_hit_rate: per(c.tokens.cache_read as f64, c.tokens.prompt_total() as f64),
+        efficiency_score: (c.metered_calls() > 0).then(|| EfficiencyScores::of(a).overall),
     }
 }
 
@@ -110,11 +112,12 @@ fn compare(kind: ComparisonKind, dimension: Option<Dimension>, a: ComparisonSide
         calls_pct: pct_change(a.calls as f64, b.calls as f64),
         tokens_pct: pct_change(a.tokens as f64, b.tokens as f64),
         cost_pct: pct_change(a.cost_usd, b.cost_usd),
+        cost_per_call_pct: opt_pct(a.cost_per_call_usd, b.cost_per_call_usd),
         cost_per_task_pct: opt_pct(a.cost_per_task_usd, b.cost_per_task_usd),
         tokens_per_task_pct: opt_pct(a.tokens_per_task, b.tokens_per_task),
-        cache_hit_rate_pct: pct_change(a.cache_hit_rate, b.cache_hit_rate),
-        cache_hit_rate_points: (b.cache_hit_rate - a.cache_hit_rate) * 100.0,
-        efficiency_score_points: b.efficiency_score - a.efficiency_score,
+        cache_hit_rate_pct: opt_pct(a.cache_hit_rate, b.cache_hit_rate),
+        cache_hit_rate_points: a.cache_hit_rate.zip(b.cache_hit_rate).map(|(x, y)| (y - x) * 100.0),
+        efficiency_score_points: a.efficiency_score.zip(b.efficiency_score).map(|(x, y)| y - x),
     };
     Comparison { kind, dimension, a, b, deltas }
 }

@@ -118,6 +118,10 @@ pub(super) fn optimize(source: &Source, ctx: &Context, style: &Style, args: &Opt
 
 pub(crate) fn optimize_table(source: &Source, ctx: &Context, style: &Style, r: &EfficiencyReport) -> String {
     let mut out = heading(source, "Token efficiency", r.window.from, r.window.to, ctx.time_zone);
+    if r.calls == 0 {
+        out.push_str("\nNo calls in this window: nothing to score.\n");
+        return out;
+    }
     let s = &r.efficiency_scores;
     out.push_str(&format!(
         "\nEfficiency score: {} ({})   cache hit rate {}   context reuse {}   {} calls, {}\n\n",
@@ -249,6 +253,16 @@ pub(super) fn compare(source: &Source, ctx: &Context, style: &Style, args: &Comp
     emit(source, args.format, CompareOut { comparison }, |r| compare_table(ctx, style, &r.comparison))
 }
 
+/// A difference in points, or `-`.
+fn points(p: Option<f64>) -> String {
+    p.map_or_else(|| "-".to_owned(), |p| format!("{p:+.1} points"))
+}
+
+/// An optional ratio as a percentage, or `-`.
+fn opt_pct(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_owned(), pct)
+}
+
 pub(crate) fn compare_table(ctx: &Context, style: &Style, c: &Comparison) -> String {
     let tz = ctx.time_zone;
     let span = |w: &tokenmeter::ledger::WindowBounds| {
@@ -274,21 +288,11 @@ pub(crate) fn compare_table(ctx: &Context, style: &Style, c: &Comparison) -> Str
             share_cost(b.cost_usd, b.calls, b.unpriced_calls),
             delta_pct(d.cost_pct),
         ),
-        ("cost per call", opt_usd(a.cost_per_call_usd), opt_usd(b.cost_per_call_usd), "".to_owned()),
+        ("cost per call", opt_usd(a.cost_per_call_usd), opt_usd(b.cost_per_call_usd), delta_pct(d.cost_per_call_pct)),
         ("cost per task", opt_usd(a.cost_per_task_usd), opt_usd(b.cost_per_task_usd), delta_pct(d.cost_per_task_pct)),
         ("tokens per task", opt_f1(a.tokens_per_task), opt_f1(b.tokens_per_task), delta_pct(d.tokens_per_task_pct)),
-        (
-            "cache hit rate",
-            pct(a.cache_hit_rate),
-            pct(b.cache_hit_rate),
-            format!("{:+.1} points", d.cache_hit_rate_points),
-        ),
-        (
-            "efficiency score",
-            format!("{:.1}", a.efficiency_score),
-            format!("{:.1}", b.efficiency_score),
-            format!("{:+.1} points", d.efficiency_score_points),
-        ),
+        ("cache hit rate", opt_pct(a.cache_hit_rate), opt_pct(b.cache_hit_rate), points(d.cache_hit_rate_points)),
+        ("efficiency score", opt_f1(a.efficiency_score), opt_f1(b.efficiency_score), points(d.efficiency_score_points)),
     ];
     for (k, x, y, z) in rows {
         t.add_row(vec![k.into(), num(x), num(y), num(z)]);

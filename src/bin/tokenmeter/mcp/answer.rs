@@ -164,12 +164,16 @@ impl Call<'_> {
         if s.cache_savings_usd > 0.0 {
             text.push_str(&format!(" (the cache saved {})", usd(s.cache_savings_usd)));
         }
-        text.push_str(&format!(
-            ". Efficiency score {:.1}/100 ({}), cache hit rate {}.",
-            efficiency_scores.overall,
-            efficiency_scores.band,
-            pct(efficiency_scores.cache_hit_rate)
-        ));
+        if s.metered_calls > 0 {
+            text.push_str(&format!(
+                ". Efficiency score {:.1}/100 ({}), cache hit rate {}.",
+                efficiency_scores.overall,
+                efficiency_scores.band,
+                pct(efficiency_scores.cache_hit_rate)
+            ));
+        } else {
+            text.push_str(". No metered calls: nothing to score.");
+        }
         if s.failed_calls > 0 {
             text.push_str(&format!(" {} failed.", crate::render::count(s.failed_calls, "call")));
         }
@@ -225,14 +229,12 @@ impl Call<'_> {
         }
 
         let s = &efficiency.efficiency_scores;
-        let mut text = format!(
-            "Over {} ({}): efficiency score {:.1}/100 ({}), spend {}.",
-            tf.phrase(),
-            self.span(&efficiency.window),
-            s.overall,
-            s.band,
-            usd(spend)
-        );
+        let score = match efficiency.calls {
+            0 => "no calls to score".to_owned(),
+            _ => format!("efficiency score {:.1}/100 ({})", s.overall, s.band),
+        };
+        let mut text =
+            format!("Over {} ({}): {score}, spend {}.", tf.phrase(), self.span(&efficiency.window), usd(spend));
         if suggestions.is_empty() {
             text.push_str(" No suggestions: nothing to save in this timeframe.");
         } else {
@@ -444,10 +446,11 @@ impl Call<'_> {
         let c = self.ledger.compare_periods(tf.window())?;
         let (a, b, d) = (&c.a, &c.b, &c.deltas);
         let change = |p: Option<f64>| p.map_or_else(|| "n/a".to_owned(), |p| crate::render::delta_pct(Some(p)));
+        let points = |p: Option<f64>| p.map_or_else(|| "n/a".to_owned(), |p| format!("{p:+.1} points"));
+        let score = |v: Option<f64>| v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.1}"));
         let text = format!(
             "{} ({}) against the period of the same length before: cost {} vs {} ({}), calls {} vs {} ({}), \
-             tokens {} vs {} ({}), cache hit rate {} vs {} ({:+.1} points), efficiency score {:.1} vs {:.1} ({:+.1} \
-             points).",
+             tokens {} vs {} ({}), cache hit rate {} vs {} ({}), efficiency score {} vs {} ({}).",
             capitalize(tf.phrase()),
             self.span(&b.window),
             usd(b.cost_usd),
@@ -459,20 +462,21 @@ impl Call<'_> {
             int(b.tokens),
             int(a.tokens),
             change(d.tokens_pct),
-            pct(b.cache_hit_rate),
-            pct(a.cache_hit_rate),
-            d.cache_hit_rate_points,
-            b.efficiency_score,
-            a.efficiency_score,
-            d.efficiency_score_points
+            b.cache_hit_rate.map_or_else(|| "n/a".to_owned(), pct),
+            a.cache_hit_rate.map_or_else(|| "n/a".to_owned(), pct),
+            points(d.cache_hit_rate_points),
+            score(b.efficiency_score),
+            score(a.efficiency_score),
+            points(d.efficiency_score_points)
         );
-        let text = match a.unpriced_calls + b.unpriced_calls {
+        let unpriced: Vec<String> = [(b.unpriced_calls, "this period"), (a.unpriced_calls, "the one before")]
+            .iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, side)| format!("{} of {side}", crate::render::count(*n, "call")))
+            .collect();
+        let text = match unpriced.len() {
             0 => text,
-            _ => format!(
-                "{text} Costs count priced calls only: {} of the earlier period and {} of this one had no price.",
-                crate::render::count(a.unpriced_calls, "call"),
-                crate::render::count(b.unpriced_calls, "call")
-            ),
+            _ => format!("{text} Costs count priced calls only: {} had no price.", unpriced.join(" and ")),
         };
         let window = Some(b.window);
         self.finish(tf.name(), window, Body { comparison: c }, text)
