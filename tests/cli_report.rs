@@ -11,7 +11,8 @@ fn json_report_types() {
     assert_eq!(s["type"], "summary");
     assert_eq!(s["summary"]["calls"], 13);
     assert_eq!(s["generated_at"], "2025-10-04T00:00:00Z");
-    assert!(s.get("cache").is_some() && s.get("forecast").is_none() && s.get("projects").is_none());
+    // A summary report is the executive one and more: the forecast is in it too.
+    assert!(s.get("cache").is_some() && s.get("forecast").is_some() && s.get("projects").is_none());
     assert_eq!(s["periods"]["group_by"], serde_json::json!({"time": "day"}));
     let e = cc(&["report", "--format", "json", "--type", "executive"]).json();
     assert!(e.get("forecast").is_some() && e.get("anomalies").is_none());
@@ -27,9 +28,16 @@ fn json_report_types() {
 fn markdown() {
     let md = cc(&["report"]).ok().to_owned();
     assert!(md.starts_with("# Token spend report\n"), "{md}");
-    for needle in
-        ["| Cost | $0.3715 |", "## By model", "## By day", "| 2025-10-02 |", "## Prompt cache", "## Efficiency"]
-    {
+    for needle in [
+        "| Cost | $0.3715 |",
+        "## By model",
+        "## By day",
+        "| 2025-10-02 |",
+        "## Prompt cache",
+        "## Efficiency",
+        "## Forecast",
+        "90% band",
+    ] {
         assert!(md.contains(needle), "missing {needle}:\n{md}");
     }
     let exec = cc(&["report", "--type", "executive"]).ok().to_owned();
@@ -71,6 +79,14 @@ fn html_has_three_charts_and_no_external_resources() {
     for needle in ["Cost by day", "Cost by model", "Cache hit rate", "<polyline", "claude-sonnet-4-5", "sess-beta-1"] {
         assert!(html.contains(needle), "missing {needle}");
     }
+    // The same sections as the markdown of the same type.
+    let md = cc(&["report", "--type", "detailed"]).ok().to_owned();
+    for line in md.lines().filter_map(|l| l.strip_prefix("## ")) {
+        let heading = if line == "Efficiency" { "Efficiency by project" } else { line };
+        assert!(html.contains(&format!("<h2>{heading}</h2>")), "the html lacks {heading}");
+    }
+    let exec = cc(&["report", "--format", "html", "--type", "executive"]).ok().to_owned();
+    assert!(exec.contains("<h2>Forecast</h2>") && exec.contains("projected month total"), "{exec}");
     assert!(
         !html.contains("<script") && !html.contains("http://") && !html.contains("https://") && !html.contains("src=")
     );

@@ -299,8 +299,15 @@ pub(super) fn render(r: &Report<'_>) -> String {
     }
 
     b.push_str("<h2>By model</h2>");
-    let t = r.models_table(usize::MAX);
+    let t = r.models_table(if r.executive() { 5 } else { usize::MAX });
     table(&mut b, t.headers, t.right, &t.rows);
+
+    if let Some((line, t)) = r.forecast_table() {
+        let _ = write!(b, "<h2>Forecast</h2><p>{}</p>", esc(&line));
+        if !r.executive() {
+            table(&mut b, t.headers, t.right, &t.rows);
+        }
+    }
 
     if !r.executive() {
         let _ = write!(b, "<h2>By {}</h2>", r.period_grain());
@@ -323,15 +330,30 @@ pub(super) fn render(r: &Report<'_>) -> String {
             })
             .collect();
         table(&mut b, &["Project", "Calls", "Tokens", "Cost", "Score"], &[false, true, true, true, true], &rows);
+
+        b.push_str("<h2>Prompt cache</h2>");
+        let t = r.cache_table();
+        table(&mut b, t.headers, t.right, &t.rows);
     }
     if let Some(t) = &r.projects {
         b.push_str("<h2>Projects and sessions</h2>");
         let t = super::tree_table(t, &["Project", "Session", "Calls", "Tokens", "Cost", "Share"]);
         table(&mut b, t.headers, t.right, &t.rows);
     }
+    if let Some(t) = &r.agents {
+        b.push_str("<h2>Agents and models</h2>");
+        let t = super::tree_table(t, &["Agent", "Model", "Calls", "Tokens", "Cost", "Share"]);
+        table(&mut b, t.headers, t.right, &t.rows);
+    }
+    if let Some((zone, t)) = r.time_of_day_table() {
+        let _ = write!(b, "<h2>Time of day ({})</h2>", esc(&zone));
+        table(&mut b, t.headers, t.right, &t.rows);
+    }
     if let Some(a) = &r.anomalies
-        && !a.anomalies.is_empty()
+        && a.anomalies.is_empty()
     {
+        b.push_str("<h2>Anomalies</h2><p>None: no day or hour exceeded its trailing average by the rule's factors.</p>");
+    } else if let Some(a) = &r.anomalies {
         b.push_str("<h2>Anomalies</h2>");
         let rows: Vec<Vec<String>> = a
             .anomalies

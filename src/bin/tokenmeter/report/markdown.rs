@@ -69,24 +69,10 @@ pub(super) fn render(r: &Report<'_>) -> String {
     let t = r.models_table(if r.executive() { 5 } else { usize::MAX });
     table(&mut out, t.headers, t.right, &t.rows);
 
-    if let Some(f) = &r.forecast {
-        let _ = writeln!(out, "## Forecast\n");
-        let _ = writeln!(
-            out,
-            "Month to date {}, projected month total {}, daily average {}.\n",
-            usd(f.month_to_date_usd),
-            usd(f.projected_month_total_usd),
-            usd(f.daily_average_usd)
-        );
+    if let Some((line, t)) = r.forecast_table() {
+        let _ = writeln!(out, "## Forecast\n\n{line}\n");
         if !r.executive() {
-            let rows: Vec<Vec<String>> = f
-                .days
-                .iter()
-                .map(|d| {
-                    vec![d.date.to_string(), usd(d.cost_usd), format!("{} – {}", usd(d.lower_usd), usd(d.upper_usd))]
-                })
-                .collect();
-            table(&mut out, &["Day", "Cost", "90% band"], &[false, true, true], &rows);
+            table(&mut out, t.headers, t.right, &t.rows);
         }
     }
     if r.executive() {
@@ -122,31 +108,9 @@ pub(super) fn render(r: &Report<'_>) -> String {
         .collect();
     table(&mut out, &["Project", "Calls", "Tokens", "Cost", "Score"], &[false, true, true, true, true], &rows);
 
-    {
-        let c = &r.cache;
-        let m = &c.cache_metrics;
-        let _ = writeln!(out, "## Prompt cache\n");
-        let rows = vec![
-            vec!["Token hit rate".to_owned(), pct(m.hit_rate)],
-            vec![
-                "Calls reading the cache".to_owned(),
-                format!("{} of {}", int(m.total_cache_hits), int(m.total_cache_hits + m.total_cache_misses)),
-            ],
-            vec!["Tokens read from the cache".to_owned(), int(m.tokens_saved)],
-            vec!["Saved against the input rate".to_owned(), usd(m.cost_saved)],
-            vec!["Tokens written to the cache".to_owned(), int(m.cache_creation_tokens)],
-            vec!["Context reuse rate".to_owned(), pct(m.context_reuse_rate)],
-            vec![
-                "Cache writes never read".to_owned(),
-                format!(
-                    "{} tokens, {} wasted",
-                    int(c.unread_cache_writes.tokens),
-                    usd(c.unread_cache_writes.wasted_usd)
-                ),
-            ],
-        ];
-        table(&mut out, &["Figure", "Value"], &[false, true], &rows);
-    }
+    let _ = writeln!(out, "## Prompt cache\n");
+    let t = r.cache_table();
+    table(&mut out, t.headers, t.right, &t.rows);
 
     if let Some(t) = &r.projects {
         let _ = writeln!(out, "## Projects and sessions\n");
@@ -183,15 +147,9 @@ pub(super) fn render(r: &Report<'_>) -> String {
         let t = super::tree_table(t, &["Agent", "Model", "Calls", "Tokens", "Cost", "Share"]);
         table(&mut out, t.headers, t.right, &t.rows);
     }
-    if let Some(t) = &r.time_of_day {
-        let _ = writeln!(out, "## Time of day ({})\n", t.time_zone);
-        let rows: Vec<Vec<String>> = t
-            .hours
-            .iter()
-            .filter(|h| h.calls > 0)
-            .map(|h| vec![format!("{:02}:00", h.hour), int(h.calls), int(h.tokens), usd(h.cost_usd), pct(h.share)])
-            .collect();
-        table(&mut out, &["Hour", "Calls", "Tokens", "Cost", "Share"], &[false, true, true, true, true], &rows);
+    if let Some((zone, t)) = r.time_of_day_table() {
+        let _ = writeln!(out, "## Time of day ({zone})\n");
+        table(&mut out, t.headers, t.right, &t.rows);
     }
     if let Some(a) = &r.anomalies {
         let _ = writeln!(out, "## Anomalies\n");

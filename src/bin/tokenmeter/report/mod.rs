@@ -142,7 +142,7 @@ pub(crate) fn build<'a>(
         periods,
         efficiency,
         cache,
-        forecast: (kind != ReportType::Summary).then(|| ledger.forecast(FORECAST_DAYS, None)).transpose()?,
+        forecast: Some(ledger.forecast(FORECAST_DAYS, None)?),
         projects: detailed.then(|| tree(Dimension::Project, Dimension::Session)).transpose()?,
         agents: detailed.then(|| tree(Dimension::Agent, Dimension::Model)).transpose()?,
         time_of_day: detailed
@@ -284,6 +284,68 @@ impl Report<'_> {
             right: &[false, true, true, true, true, true, true],
             rows,
         }
+    }
+}
+
+impl Report<'_> {
+    /// The forecast's line (month to date, projected total, daily average) and its days with the 90% band.
+    pub(crate) fn forecast_table(&self) -> Option<(String, Table)> {
+        let f = self.forecast.as_ref()?;
+        let line = format!(
+            "Month to date {}, projected month total {}, daily average {}.",
+            usd(f.month_to_date_usd),
+            usd(f.projected_month_total_usd),
+            usd(f.daily_average_usd)
+        );
+        let rows = f
+            .days
+            .iter()
+            .map(|d| vec![d.date.to_string(), usd(d.cost_usd), format!("{} – {}", usd(d.lower_usd), usd(d.upper_usd))])
+            .collect();
+        Some((line, Table { headers: &["Day", "Cost", "90% band"], right: &[false, true, true], rows }))
+    }
+
+    /// The prompt cache's figures.
+    pub(crate) fn cache_table(&self) -> Table {
+        let c = &self.cache;
+        let m = &c.cache_metrics;
+        let rows = vec![
+            vec!["Token hit rate".to_owned(), pct(m.hit_rate)],
+            vec![
+                "Calls reading the cache".to_owned(),
+                format!("{} of {}", int(m.total_cache_hits), int(m.total_cache_hits + m.total_cache_misses)),
+            ],
+            vec!["Tokens read from the cache".to_owned(), int(m.tokens_saved)],
+            vec!["Saved against the input rate".to_owned(), usd(m.cost_saved)],
+            vec!["Tokens written to the cache".to_owned(), int(m.cache_creation_tokens)],
+            vec!["Context reuse rate".to_owned(), pct(m.context_reuse_rate)],
+            vec![
+                "Cache writes never read".to_owned(),
+                format!(
+                    "{} tokens, {} wasted",
+                    int(c.unread_cache_writes.tokens),
+                    usd(c.unread_cache_writes.wasted_usd)
+                ),
+            ],
+        ];
+        Table { headers: &["Figure", "Value"], right: &[false, true], rows }
+    }
+
+    /// Calls per local hour (hours with calls), with the zone for the heading.
+    pub(crate) fn time_of_day_table(&self) -> Option<(String, Table)> {
+        let t = self.time_of_day.as_ref()?;
+        let rows = t
+            .hours
+            .iter()
+            .filter(|h| h.calls > 0)
+            .map(|h| vec![format!("{:02}:00", h.hour), int(h.calls), int(h.tokens), usd(h.cost_usd), pct(h.share)])
+            .collect();
+        let table = Table {
+            headers: &["Hour", "Calls", "Tokens", "Cost", "Share"],
+            right: &[false, true, true, true, true],
+            rows,
+        };
+        Some((t.time_zone.clone(), table))
     }
 }
 
