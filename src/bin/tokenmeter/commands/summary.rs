@@ -106,7 +106,7 @@ fn table(source: &Source, ctx: &Context, style: &Style, s: &UsageSummary, rows: 
     t.add_row(vec!["output tokens per call".into(), num(opt(a.output_tokens_per_call, |v| int(v.round() as u64)))]);
     t.add_row(vec!["failed calls".into(), num(int(s.failed_calls))]);
     t.add_row(vec!["unpriced calls".into(), num(int(s.unpriced.calls))]);
-    t.add_row(vec!["monthly projection".into(), num(usd(s.monthly_projection_usd))]);
+    t.add_row(vec!["monthly run-rate".into(), num(usd(s.monthly_projection_usd))]);
     push_table(&mut out, "", &t, style);
 
     if !s.by_model.is_empty() {
