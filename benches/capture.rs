@@ -36,7 +36,9 @@
 //!   (~1,400); close walks the ancestors for dimensions (~780), builds the record (~1,300), prices it and adds
 //!   the per-model totals (~600). Tuning any one piece saves a few percent; 400 ns needs a different design.
 //! - The ledger was ~3,100 instructions per call: 11 dimension maps keyed by strings, three hdrhistograms,
-//!   the session's cache-reuse state (its per-call allocation is the pending cache write).
+//!   the session's cache-reuse state (its per-call allocation is the pending cache write). Reusing the box
+//!   of the write a call reads for the write it makes, its labels replaced only when they differ (pointer
+//!   comparison of the interned `Arc`s): -274 (callgrind, no journal: 13,002 -> 12,729).
 //! - OTLP ~1,000: three SDK histogram records behind a per-series lock, the series lookup (hash of the
 //!   attribute values), exact counters in per-thread shards.
 //! - Budgets were ~980 for two budgets, most of it the alert snapshot's u128 divisions on every call; deciding
