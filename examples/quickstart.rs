@@ -58,10 +58,13 @@ fn main() {
     let builder = builder.with_otlp_from_env().unwrap_or_else(|e| panic!("OTLP export is misconfigured: {e}"));
     let meter = builder.build();
 
-    // The three lines an application adds to its subscriber (here beside a quiet fmt layer).
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_filter(tracing_subscriber::filter::LevelFilter::WARN))
-        .with(meter.layer());
+    // The three lines an application adds to its subscriber (here beside a quiet fmt layer, logging the budget
+    // alerts to stderr, coloured only on a terminal, so the report on stdout stays clean when piped).
+    let log = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_filter(tracing_subscriber::filter::LevelFilter::WARN);
+    let subscriber = tracing_subscriber::registry().with(log).with(meter.layer());
     tracing::subscriber::with_default(subscriber, || simulate(&clock));
 
     print_report(&meter);
