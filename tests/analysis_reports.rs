@@ -353,6 +353,16 @@ fn query_filters_and_groups() {
     let r = rig.ledger.query(&Query::new(Window::Last24Hours).group_by(GroupBy::Dimension(Dimension::Tool))).unwrap();
     assert_eq!((r.groups[0].key.as_str(), r.groups[0].calls, r.groups[0].failed_calls), ("grep", 2, 1));
 
+    // Calls without a session are a `(none)` row: the rows add up to the total.
+    let r =
+        rig.ledger.query(&Query::new(Window::Last24Hours).group_by(GroupBy::Dimension(Dimension::Session))).unwrap();
+    let none = r.groups.iter().find(|g| g.key == "(none)").expect("a (none) row");
+    assert_eq!(r.groups.iter().map(|g| g.calls).sum::<u64>(), r.totals.calls);
+    assert_eq!(
+        none.calls,
+        r.totals.calls - r.groups.iter().filter(|g| g.key != "(none)").map(|g| g.calls).sum::<u64>()
+    );
+    close(r.groups.iter().map(|g| g.cost_usd).sum(), r.totals.cost_usd);
     let r = rig.ledger.query(&Query::new(Window::Last24Hours).filter(Dimension::Session, "B")).unwrap();
     assert_eq!(r.totals.calls, 2);
     assert_eq!(r.totals.cost_usd, picos_to_usd(C3 + C4));
@@ -366,10 +376,12 @@ fn query_filters_and_groups() {
         )
         .unwrap();
     let rows: Vec<&str> = r.groups.iter().map(|g| g.key.as_str()).collect();
-    assert_eq!(rows, ["A", "B"]);
+    assert_eq!(rows, ["A", "B", "(none)"], "p1's failed call has no session");
 
     let by_user = rig.ledger.query(&Query::new(Window::Last24Hours).group_by("user".parse().unwrap())).unwrap();
-    assert_eq!(by_user.groups.len(), 2);
+    let users: Vec<(&str, u64)> = by_user.groups.iter().map(|g| (g.key.as_str(), g.calls)).collect();
+    assert_eq!(users.len(), 3, "{users:?}");
+    assert_eq!(users.iter().map(|u| u.1).sum::<u64>(), by_user.totals.calls);
     let _ = PriceBook::builtin();
     let _ = picos(0.0);
 }

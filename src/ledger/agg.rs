@@ -66,6 +66,40 @@ impl Core {
         self.reused_tokens = self.reused_tokens.saturating_add(o.reused_tokens);
     }
 
+    /// What `self` holds beyond `part` (a sum of some of its calls): field by field, never below zero.
+    pub(crate) fn less(&self, part: &Core) -> Core {
+        let t = &self.tokens;
+        let p = &part.tokens;
+        Core {
+            calls: self.calls.saturating_sub(part.calls),
+            unmetered_calls: self.unmetered_calls.saturating_sub(part.unmetered_calls),
+            failed_calls: self.failed_calls.saturating_sub(part.failed_calls),
+            unpriced_calls: self.unpriced_calls.saturating_sub(part.unpriced_calls),
+            unpriced_tokens: self.unpriced_tokens.saturating_sub(part.unpriced_tokens),
+            cache_hit_calls: self.cache_hit_calls.saturating_sub(part.cache_hit_calls),
+            tokens: TokenUsage {
+                input: t.input.saturating_sub(p.input),
+                cache_read: t.cache_read.saturating_sub(p.cache_read),
+                cache_write_5m: t.cache_write_5m.saturating_sub(p.cache_write_5m),
+                cache_write_1h: t.cache_write_1h.saturating_sub(p.cache_write_1h),
+                output: t.output.saturating_sub(p.output),
+                reasoning: t.reasoning.saturating_sub(p.reasoning),
+            },
+            cost: self.cost.saturating_sub(part.cost),
+            cache_savings: self.cache_savings.saturating_sub(part.cache_savings),
+            failed_cost: self.failed_cost.saturating_sub(part.failed_cost),
+            failed_tokens: self.failed_tokens.saturating_sub(part.failed_tokens),
+            duration_us: self.duration_us.saturating_sub(part.duration_us),
+            tasks: self.tasks.saturating_sub(part.tasks),
+            failed_tasks: self.failed_tasks.saturating_sub(part.failed_tasks),
+            task_tokens: self.task_tokens.saturating_sub(part.task_tokens),
+            task_cost: self.task_cost.saturating_sub(part.task_cost),
+            failed_task_cost: self.failed_task_cost.saturating_sub(part.failed_task_cost),
+            reusable_tokens: self.reusable_tokens.saturating_sub(part.reusable_tokens),
+            reused_tokens: self.reused_tokens.saturating_sub(part.reused_tokens),
+        }
+    }
+
     /// Metered calls.
     pub(crate) fn metered_calls(&self) -> u64 {
         self.calls - self.unmetered_calls.min(self.calls)

@@ -900,7 +900,19 @@ impl Ledger {
                 Some(GroupBy::Dimension(d)) => {
                     let mut rows = sel.grouped(store, from, to, d)?;
                     sort_rows(&mut rows);
-                    rows.into_iter().map(|(k, a)| GroupRow::of(k, &a.core, &total.core)).collect()
+                    let mut out: Vec<GroupRow> =
+                        rows.iter().map(|(k, a)| GroupRow::of(k.clone(), &a.core, &total.core)).collect();
+                    // Sessions and users are kept in their own maps, which hold only the calls that have one:
+                    // the rest is a `(none)` row, so that the rows add up to the total.
+                    if matches!(d, Dimension::Session | Dimension::User) {
+                        let mut part = Core::default();
+                        rows.iter().for_each(|(_, a)| part.add(&a.core));
+                        let rest = total.core.less(&part);
+                        if rest.calls > 0 {
+                            out.push(GroupRow::of(d.none_label().to_owned(), &rest, &total.core));
+                        }
+                    }
+                    out
                 }
                 Some(GroupBy::Time(g)) => sel
                     .series(store, now, from, to, g)?

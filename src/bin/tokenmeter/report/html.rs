@@ -352,7 +352,9 @@ pub(super) fn render(r: &Report<'_>) -> String {
     if let Some(a) = &r.anomalies
         && a.anomalies.is_empty()
     {
-        b.push_str("<h2>Anomalies</h2><p>None: no day or hour exceeded its trailing average by the rule's factors.</p>");
+        b.push_str(
+            "<h2>Anomalies</h2><p>None: no day or hour exceeded its trailing average by the rule's factors.</p>",
+        );
     } else if let Some(a) = &r.anomalies {
         b.push_str("<h2>Anomalies</h2>");
         let rows: Vec<Vec<String>> = a
