@@ -363,6 +363,9 @@ fn bad_parameters_get_400_and_unknown_sessions_404() {
     f.bad("/api/v1/token-usage/summary?group_by=fortnight", "group_by");
     f.bad("/api/v1/token-usage/summary?startDate=2026-13-01", "start_date");
     f.bad("/api/v1/token-usage/s-1/metrics?includeCache=maybe", "include_cache");
+    // One parameter twice, under either spelling: refused, not one silently picked.
+    f.bad("/api/v1/analytics/token-efficiency?time_range=1h&timeRange=7d", "time_range");
+    f.bad("/api/v1/analytics/token-efficiency?time_range=1h&time_range=7d", "time_range");
 
     let (s, v) = f.get_as(Some(ADMIN), "/api/v1/token-usage/no-such-session");
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");

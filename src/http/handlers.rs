@@ -20,21 +20,31 @@ use crate::meter::ToolUsage;
 
 type Raw = Result<QueryParams<Vec<(String, String)>>, QueryRejection>;
 
-/// The query string, with snake_case and camelCase names.
+/// The query string, by snake_case name (a camelCase name is read as its snake_case spelling).
 struct Params(HashMap<String, String>);
 
 impl Params {
+    /// Refuses a parameter given twice, under either spelling: which one would win is not for us to guess.
     fn of(raw: Raw) -> Result<Self, Response> {
-        match raw {
-            Ok(QueryParams(pairs)) => Ok(Params(pairs.into_iter().collect())),
-            Err(e) => Err(error(StatusCode::BAD_REQUEST, "invalid_query", e.body_text(), None)),
+        let pairs = match raw {
+            Ok(QueryParams(pairs)) => pairs,
+            Err(e) => return Err(error(StatusCode::BAD_REQUEST, "invalid_query", e.body_text(), None)),
+        };
+        let mut map = HashMap::with_capacity(pairs.len());
+        for (name, value) in pairs {
+            let key = snake(&name);
+            if map.contains_key(&key) {
+                let detail = format!("`{key}` is given more than once (snake_case and camelCase name the same one)");
+                return Err(error(StatusCode::BAD_REQUEST, "invalid_parameter", detail, Some(&key)));
+            }
+            map.insert(key, value);
         }
+        Ok(Params(map))
     }
 
-    /// The value of `snake` (or its camelCase spelling), empty strings read as absent.
+    /// The value of `snake`, empty strings read as absent.
     fn get(&self, snake: &'static str) -> Option<&str> {
-        let camel = camel(snake);
-        self.0.get(snake).or_else(|| self.0.get(&camel)).map(|s| s.trim()).filter(|s| !s.is_empty())
+        self.0.get(snake).map(|s| s.trim()).filter(|s| !s.is_empty())
     }
 
     /// The option named by `snake` (see [`one_of`]), or `default` when the parameter is absent.
@@ -43,15 +53,13 @@ impl Params {
     }
 }
 
-fn camel(snake: &str) -> String {
-    let mut out = String::with_capacity(snake.len());
-    let mut up = false;
-    for c in snake.chars() {
-        if c == '_' {
-            up = true;
-        } else if up {
-            out.push(c.to_ascii_uppercase());
-            up = false;
+/// `timeRange` as `time_range`; a snake_case name as it is.
+fn snake(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for c in name.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+            out.push(c.to_ascii_lowercase());
         } else {
             out.push(c);
         }
