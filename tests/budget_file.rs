@@ -81,6 +81,8 @@ fn malformed_files_name_file_line_and_field() {
         "budgets.a.period",
         "\"rolling <duration>\"",
     );
+    // A rolling window past a year is a typo (calendar periods are for long spans), not a window to 2262.
+    field_error("[budgets.a]\nlimit_usd = 5\nperiod = \"rolling 99999w\"\n", 3, "budgets.a.period", "from 1s to 366d");
     field_error("[budgets.a]\nlimit_usd = -5\n", 2, "budgets.a.limit_usd", "non-negative number of US dollars");
     field_error("[budgets.a]\nlimit_usd = 0.0000001\n", 2, "budgets.a.limit_usd", "at most 6 decimals");
     field_error("[budgets.a]\nlimit_usd = \"5\"\n", 2, "budgets.a.limit_usd", "found string \"5\"");

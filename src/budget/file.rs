@@ -166,7 +166,8 @@ fn budget(
 }
 
 fn parse_period(src: &Source<'_>, value: &Spanned<DeValue<'_>>, field: &str) -> Result<BudgetPeriod, BudgetError> {
-    const EXPECTED: &str = "\"day\", \"week\", \"month\" or \"rolling <duration>\" (e.g. \"rolling 24h\")";
+    const EXPECTED: &str =
+        "\"day\", \"week\", \"month\" or \"rolling <duration>\" from 1s to 366d (e.g. \"rolling 24h\")";
     let text = string(src, value, field, EXPECTED)?;
     let period = match text.trim() {
         "day" => Some(BudgetPeriod::Day),
@@ -177,7 +178,7 @@ fn parse_period(src: &Source<'_>, value: &Spanned<DeValue<'_>>, field: &str) -> 
     period.ok_or_else(|| src.error(&value.span(), field, format!("expected {EXPECTED}, found {text:?}")))
 }
 
-/// `24h`, `7d`, `1h30m`, `90s`, `2w`: at least one second.
+/// `24h`, `7d`, `1h30m`, `90s`, `2w`: at least one second, at most [`MAX_ROLLING`](crate::budget::MAX_ROLLING).
 fn parse_duration(text: &str) -> Option<Duration> {
     let mut total: u64 = 0;
     let mut digits = String::new();
@@ -200,7 +201,8 @@ fn parse_duration(text: &str) -> Option<Duration> {
         digits.clear();
         any = true;
     }
-    (any && digits.is_empty() && total > 0).then(|| Duration::from_secs(total))
+    (any && digits.is_empty() && total > 0 && total <= crate::budget::MAX_ROLLING.as_secs())
+        .then(|| Duration::from_secs(total))
 }
 
 fn parse_scope(src: &Source<'_>, value: &Spanned<DeValue<'_>>, field: &str) -> Result<BudgetScope, BudgetError> {

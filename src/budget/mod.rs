@@ -351,6 +351,9 @@ impl Serialize for BudgetScope {
 
 // === impl BudgetPeriod ===
 
+/// The longest rolling period, 366 days (longer spans are what the calendar periods are for).
+pub const MAX_ROLLING: Duration = Duration::from_secs(366 * 86_400);
+
 /// How long a budget's limit lasts before it starts over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum BudgetPeriod {
@@ -450,10 +453,10 @@ impl Budget {
         self
     }
 
-    /// Sets the period; a rolling duration under one second is taken as one second.
+    /// Sets the period; a rolling duration is taken between one second and [`MAX_ROLLING`].
     pub fn with_period(mut self, period: BudgetPeriod) -> Self {
         self.period = match period {
-            BudgetPeriod::Rolling(d) => BudgetPeriod::Rolling(d.max(Duration::from_secs(1))),
+            BudgetPeriod::Rolling(d) => BudgetPeriod::Rolling(d.clamp(Duration::from_secs(1), MAX_ROLLING)),
             other => other,
         };
         self
