@@ -46,11 +46,14 @@ impl Style {
     {
         let mut t = Table::new();
         t.load_style(UTF8_FULL_CONDENSED.with_rounded_corners());
-        t.set_content_arrangement(ContentArrangement::Dynamic);
         if !self.terminal {
             // Not a terminal: no width to discover, so wrap long text at a width that reads well in a file.
-            t.force_no_tty().set_width(PLAIN_WIDTH);
+            t.force_no_tty().set_width(PLAIN_WIDTH).set_content_arrangement(ContentArrangement::Dynamic);
+        } else if t.width().is_some_and(|w| w > 0) {
+            t.set_content_arrangement(ContentArrangement::Dynamic);
         }
+        // Else a terminal of unknown or zero width (a pty nobody sized, as in CI and containers): fitting the
+        // table to 0 columns would print one character per column, so it is not wrapped at all.
         if self.color {
             t.enforce_styling();
         }
