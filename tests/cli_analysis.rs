@@ -64,6 +64,9 @@ fn forecast() {
     cc(&["forecast", "--days", "0"]).fails(2, "0");
     cc(&["forecast", "--budget=-5"]).fails(2, "positive");
     cc(&["forecast", "--budget", "lots"]).fails(2, "not an amount");
+    // A negative number is a value to check, not an unknown flag.
+    cc(&["forecast", "--days", "-1"]).fails(2, "not in 1..=366");
+    cc(&["forecast", "--budget", "-5"]).fails(2, "give a positive amount");
 }
 
 #[test]

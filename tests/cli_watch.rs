@@ -58,4 +58,7 @@ fn watch_refreshes_and_alerts() {
 fn watch_fails_fast_on_a_missing_journal() {
     run(&["--journal", "/nonexistent/journal", "watch", "--iterations", "1"]).fails(1, "does not exist");
     run(&["--journal", "/tmp", "watch", "--interval", "0"]).fails(2, "seconds");
+    // A negative number is a value to check, not an unknown flag.
+    run(&["--journal", "/tmp", "watch", "--threshold", "-1"]).fails(2, "give a positive amount");
+    run(&["--journal", "/tmp", "watch", "--interval", "-1"]).fails(2, "between 0.05 and 86400 seconds");
 }

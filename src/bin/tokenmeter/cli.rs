@@ -238,10 +238,10 @@ pub(crate) struct OptimizeArgs {
 #[derive(Debug, Args)]
 pub(crate) struct ForecastArgs {
     /// Days to forecast (1-366)
-    #[arg(long, default_value_t = 14, value_parser = clap::value_parser!(u32).range(1..=366))]
+    #[arg(long, default_value_t = 14, value_parser = clap::value_parser!(u32).range(1..=366), allow_negative_numbers = true)]
     pub(crate) days: u32,
     /// A monthly budget in USD: when it would be reached
-    #[arg(long, value_name = "USD", value_parser = parse_usd)]
+    #[arg(long, value_name = "USD", value_parser = parse_usd, allow_negative_numbers = true)]
     pub(crate) budget: Option<f64>,
     /// Output format
     #[arg(long, default_value = "table")]
@@ -281,16 +281,16 @@ pub(crate) struct CompareArgs {
 #[derive(Debug, Args)]
 pub(crate) struct WatchArgs {
     /// Alert when the spend over --period passes this many USD
-    #[arg(long, value_name = "USD", value_parser = parse_usd)]
+    #[arg(long, value_name = "USD", value_parser = parse_usd, allow_negative_numbers = true)]
     pub(crate) threshold: Option<f64>,
     /// The window watched
     #[arg(long, value_name = "PERIOD", default_value = "24h", value_parser = parse_period)]
     pub(crate) period: Window,
     /// Seconds between refreshes
-    #[arg(long, value_name = "SECONDS", default_value_t = 5.0, value_parser = parse_interval)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0, value_parser = parse_interval, allow_negative_numbers = true)]
     pub(crate) interval: f64,
     /// Stop after N refreshes (for scripts and tests) [default: run until interrupted]
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub(crate) iterations: Option<u64>,
     /// Output format of each refresh (json: one object per line)
     #[arg(long, default_value = "table")]
