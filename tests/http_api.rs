@@ -366,6 +366,9 @@ fn bad_parameters_get_400_and_unknown_sessions_404() {
     // One parameter twice, under either spelling: refused, not one silently picked.
     f.bad("/api/v1/analytics/token-efficiency?time_range=1h&timeRange=7d", "time_range");
     f.bad("/api/v1/analytics/token-efficiency?time_range=1h&time_range=7d", "time_range");
+    // A session id that is not UTF-8 once percent-decoded: the JSON error body, not axum's text/plain.
+    f.bad("/api/v1/token-usage/%ff%fe", "session_id");
+    f.bad("/api/v1/token-usage/%ff%fe/metrics", "session_id");
 
     let (s, v) = f.get_as(Some(ADMIN), "/api/v1/token-usage/no-such-session");
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use axum::Extension;
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query as QueryParams, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -19,6 +19,15 @@ use crate::ledger::{Dimension, GroupBy, GroupRow, Query, QueryError, Selection, 
 use crate::meter::ToolUsage;
 
 type Raw = Result<QueryParams<Vec<(String, String)>>, QueryRejection>;
+/// The `{session_id}` path segment, or why axum could not decode it (not UTF-8 once percent-decoded).
+type SessionPath = Result<Path<String>, PathRejection>;
+
+/// The session id of the path, or the documented `400 {error, detail, param}` (axum's own rejection is
+/// `text/plain`).
+fn session_id(path: SessionPath) -> Result<String, Response> {
+    path.map(|Path(session)| session)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, "invalid_parameter", e.body_text(), Some("session_id")))
+}
 
 /// The query string, by snake_case name (a camelCase name is read as its snake_case spelling).
 struct Params(HashMap<String, String>);
@@ -362,8 +371,12 @@ fn session_query(state: &AppState, session: &str) -> Result<crate::ledger::Query
 pub(super) async fn session_usage(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(session): Path<String>,
+    path: SessionPath,
 ) -> Response {
+    let session = match session_id(path) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
     if !session_visible(&state, &caller, &session) {
         return no_session(&session);
     }
@@ -400,10 +413,11 @@ pub struct SessionMetrics {
 pub(super) async fn session_metrics(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(session): Path<String>,
+    path: SessionPath,
     raw: Raw,
 ) -> Response {
     let run = || -> Result<Response, Response> {
+        let session = session_id(path)?;
         let p = Params::of(raw)?;
         let include_tools = bool_param(&p, "include_tools")?;
         let include_cache = bool_param(&p, "include_cache")?;

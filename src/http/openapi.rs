@@ -33,7 +33,7 @@ fn ok(description: &str, schema: Value) -> Value {
 fn responses(success: Value, extra: &[(&str, &str)]) -> Value {
     let mut r = json!({
         "200": success,
-        "400": err("A bad query parameter: `param` names it."),
+        "400": err("A bad query or path parameter: `param` names it."),
         "401": err("No API key, or a wrong one."),
         "413": err("The request is larger than the configured limit."),
         "503": err("The request took longer than the configured limit."),
