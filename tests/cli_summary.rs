@@ -4,7 +4,7 @@
 
 mod cli_support;
 
-use cli_support::{cc, close, fixture, run};
+use cli_support::{NOW, cc, close, fixture, run};
 
 #[test]
 fn summary_json_has_every_figure() {
@@ -169,4 +169,22 @@ fn bad_arguments_exit_2() {
     cc(&["summary", "--format", "yaml"]).fails(2, "yaml");
     cc(&["--tz", "Mars/Olympus", "summary"]).fails(2, "unknown time zone");
     cc(&["frobnicate"]).fails(2, "frobnicate");
+}
+
+#[test]
+fn one_call_reads_in_the_singular() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal");
+    std::fs::create_dir(&journal).unwrap();
+    cli_support::write_journal(&journal);
+    let mut days: Vec<_> = std::fs::read_dir(&journal).unwrap().map(|e| e.unwrap().path()).collect();
+    days.sort();
+    let first = std::fs::read_to_string(&days[0]).unwrap().lines().next().unwrap().to_owned();
+    let one = dir.path().join("one.jsonl");
+    std::fs::write(&one, format!("{first}\n")).unwrap();
+    let one = one.to_str().unwrap();
+    let text = run(&["--records", one, "--now", NOW, "summary"]).ok().to_owned();
+    assert!(text.lines().next().unwrap().ends_with("(1 call read)"), "{text}");
+    let md = run(&["--records", one, "--now", NOW, "report", "--type", "executive"]).ok().to_owned();
+    assert!(md.contains(", 1 call read from 1 file. Generated"), "{md}");
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use tokenmeter::UsageSummary;
 
 use crate::cli::{Format, SourceArgs, WatchArgs};
-use crate::render::{Style, int, num, pct, push_table, usd};
+use crate::render::{Style, count, int, num, pct, push_table, usd};
 use crate::source::{Context, Source};
 use crate::{CliResult, print_out};
 
@@ -102,11 +102,11 @@ fn screen(
 ) -> String {
     let tz = ctx.time_zone;
     let mut out = format!(
-        "tokenmeter watch: last {} at {} ({tz}), refreshing every {}s, {} calls read\n\n",
+        "tokenmeter watch: last {} at {} ({tz}), refreshing every {}s, {} read\n\n",
         args.period,
         ctx.now.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S"),
         args.interval,
-        int(source.info.calls)
+        count(source.info.calls, "call")
     );
     let mut t = style.table(["calls", "tokens", "cache hit rate", "cost", "per hour", "threshold"]);
     let hours = (s.period_end - s.period_start).num_seconds() as f64 / 3600.0;

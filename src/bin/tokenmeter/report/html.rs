@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::{Report, snake};
-use crate::render::{int, pct, usd};
+use crate::render::{count, int, pct, usd};
 
 const CSS: &str = "body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1000px;\
 color:#1d2430;padding:0 1rem}h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.15rem;margin-top:2rem;\
@@ -234,13 +234,13 @@ pub(super) fn render(r: &Report<'_>) -> String {
     );
     let _ = write!(
         b,
-        "<h1>{}</h1><p class=\"muted\">{} to {} ({}) · {} calls from {} file(s) · generated {}</p>",
+        "<h1>{}</h1><p class=\"muted\">{} to {} ({}) · {} from {} · generated {}</p>",
         esc(r.title()),
         esc(&r.datetime(s.period_start)),
         esc(&r.datetime(s.period_end)),
         esc(&r.time_zone),
-        int(r.source.calls),
-        int(r.source.files),
+        count(r.source.calls, "call"),
+        count(r.source.files, "file"),
         esc(&r.datetime(r.generated_at))
     );
     b.push_str("<div class=\"cards\">");

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::{Report, snake};
-use crate::render::{int, pct, usd};
+use crate::render::{count, int, pct, usd};
 
 /// A Markdown table; `right` marks right-aligned columns.
 fn table(out: &mut String, header: &[&str], right: &[bool], rows: &[Vec<String>]) {
@@ -32,12 +32,12 @@ pub(super) fn render(r: &Report<'_>) -> String {
     let _ = writeln!(out, "# {}\n", r.title());
     let _ = writeln!(
         out,
-        "{} to {} ({}), {} calls read from {} file(s). Generated {}.\n",
+        "{} to {} ({}), {} read from {}. Generated {}.\n",
         r.datetime(s.period_start),
         r.datetime(s.period_end),
         r.time_zone,
-        int(r.source.calls),
-        int(r.source.files),
+        count(r.source.calls, "call"),
+        count(r.source.files, "file"),
         r.datetime(r.generated_at)
     );
 
