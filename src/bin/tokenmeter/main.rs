@@ -1,7 +1,8 @@
 //! `tokenmeter`: token and cost reports in a terminal, a file or a cron job.
 //!
 //! Reads call records from the tokenmeter journal, from Claude Code transcripts or from a file of records,
-//! feeds them to a [`tokenmeter::ledger::Ledger`] and prints the library's own reports. See `docs/cli.md`.
+//! feeds them to a [`tokenmeter::ledger::Ledger`] and prints the library's own reports. Documented in
+//! README.md, section "The `tokenmeter` command line".
 
 mod cli;
 mod commands;
