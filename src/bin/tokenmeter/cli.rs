@@ -100,7 +100,7 @@ pub(crate) enum Command {
     Budget(BudgetArgs),
     /// A period against the previous one, or one dimension value against another
     Compare(CompareArgs),
-    /// Follow the journal live: refresh a summary, alert past a spend threshold
+    /// Follow the source live: refresh a summary, alert past a spend threshold
     Watch(WatchArgs),
     /// Serve the token_usage tool to AI agents: a Model Context Protocol server over stdio
     Mcp(McpArgs),
