@@ -61,4 +61,7 @@ fn watch_fails_fast_on_a_missing_journal() {
     // A negative number is a value to check, not an unknown flag.
     run(&["--journal", "/tmp", "watch", "--threshold", "-1"]).fails(2, "give a positive amount");
     run(&["--journal", "/tmp", "watch", "--interval", "-1"]).fails(2, "between 0.05 and 86400 seconds");
+    // No refresh at all is not a way to watch: 0 is refused rather than taken as 1.
+    run(&["--journal", "/tmp", "watch", "--iterations", "0"]).fails(2, "give 1 or more refreshes");
+    run(&["--journal", "/tmp", "watch", "--iterations", "-1"]).fails(2, "give 1 or more refreshes");
 }

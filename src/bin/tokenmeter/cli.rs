@@ -289,8 +289,8 @@ pub(crate) struct WatchArgs {
     /// Seconds between refreshes
     #[arg(long, value_name = "SECONDS", default_value_t = 5.0, value_parser = parse_interval, allow_negative_numbers = true)]
     pub(crate) interval: f64,
-    /// Stop after N refreshes (for scripts and tests) [default: run until interrupted]
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    /// Stop after N refreshes, 1 or more (for scripts and tests) [default: run until interrupted]
+    #[arg(long, value_name = "N", value_parser = parse_iterations, allow_negative_numbers = true)]
     pub(crate) iterations: Option<u64>,
     /// Output format of each refresh (json: one object per line)
     #[arg(long, default_value = "table")]
@@ -373,6 +373,13 @@ fn parse_interval(s: &str) -> Result<f64, String> {
         return Err(format!("`{s}`: give between 0.05 and 86400 seconds"));
     }
     Ok(v)
+}
+
+fn parse_iterations(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("`{s}`: give 1 or more refreshes, or leave --iterations out to run until interrupted")),
+    }
 }
 
 /// Rewrites a bare `--claude-code` followed by a command name to `--claude-code=` so that the command name is
