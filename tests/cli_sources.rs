@@ -116,6 +116,9 @@ fn bad_paths_exit_1_bad_combinations_exit_2() {
     run(&["--claude-code", "/nonexistent/claude", "summary"]).fails(1, "no such file or directory");
     let empty = tempfile::tempdir().unwrap();
     run(&["--claude-code", empty.path().to_str().unwrap(), "summary"]).fails(1, "no Claude Code transcripts");
+    // A single file that is not a transcript is a mistake to name, not a transcript of unreadable lines.
+    let toml = fixture("claude_code/budgets.toml");
+    run(&[&format!("--claude-code={toml}"), "summary"]).fails(2, &format!("--claude-code {toml}: not a Claude Code"));
     run(&["--journal", "/nonexistent/journal", "summary"]).fails(1, "does not exist");
     run(&["--records", "/nonexistent/records.jsonl", "summary"]).fails(1, "no such file");
     run(&["--records", empty.path().to_str().unwrap(), "summary"]).fails(1, "is a directory");

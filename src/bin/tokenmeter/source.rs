@@ -255,6 +255,14 @@ fn load_claude_code(dir: &Path, ctx: &Context) -> CliResult<Source> {
         }
         dirs
     } else {
+        // A single file is read as one transcript only when it is one: anything else would be read line by
+        // line and every line skipped, with exit status 0.
+        if dir.is_file() && dir.extension().is_none_or(|e| e != "jsonl") {
+            return Err(CliError::usage(format!(
+                "--claude-code {}: not a Claude Code transcript; give a .jsonl file or a directory",
+                dir.display()
+            )));
+        }
         vec![dir.to_owned()]
     };
     let mut files = Vec::new();
