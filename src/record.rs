@@ -170,7 +170,9 @@ pub struct CallRecord {
     /// `speed` as recorded (`fast` for fast mode).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub speed: Option<Arc<str>>,
-    /// Tokens by kind, normalized.
+    /// Tokens by kind, normalized. Read back (from the journal or a records file), a count above
+    /// [`MAX_TOKENS_PER_FIELD`](crate::capture::MAX_TOKENS_PER_FIELD) is an error, as capture rejects it.
+    #[serde(deserialize_with = "deserialize_call_tokens")]
     pub tokens: TokenUsage,
     /// False when the call's span closed without any token value (an error response, a dropped stream): the
     /// call happened, but its usage is unknown.
@@ -236,6 +238,27 @@ pub struct ToolRecord {
     pub outcome: Outcome,
     /// Dimensions (session, task, …) of the context the tool ran in.
     pub dimensions: Dimensions,
+}
+
+/// Reads a call's tokens, refusing a count capture would have rejected: one corrupted or hand-made line with
+/// `u64::MAX` would otherwise poison every sum the ledger makes from it.
+fn deserialize_call_tokens<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<TokenUsage, D::Error> {
+    use crate::capture::MAX_TOKENS_PER_FIELD;
+    let t = TokenUsage::deserialize(deserializer)?;
+    let kinds = [
+        ("input", t.input),
+        ("cache_read", t.cache_read),
+        ("cache_write_5m", t.cache_write_5m),
+        ("cache_write_1h", t.cache_write_1h),
+        ("output", t.output),
+        ("reasoning", t.reasoning),
+    ];
+    match kinds.into_iter().find(|&(_, n)| n > MAX_TOKENS_PER_FIELD) {
+        Some((kind, n)) => Err(serde::de::Error::custom(format_args!(
+            "tokens.{kind} = {n} is over the {MAX_TOKENS_PER_FIELD} tokens a call can have (capture rejects it too)"
+        ))),
+        None => Ok(t),
+    }
 }
 
 /// Serializes a timestamp exactly as chrono's `Serialize` does (RFC 3339, `Z`, the sub-second digits in groups

@@ -75,6 +75,23 @@ fn records_file() {
     assert_eq!(calls(&run(&["--records", array.to_str().unwrap(), "summary", "--format", "json"])), 13);
     std::fs::write(&array, "[{\"nope\":1}]").unwrap();
     run(&["--records", array.to_str().unwrap(), "summary"]).fails(1, "not a JSON array of call records");
+
+    // A token count capture would reject (over 10^12 of a kind) is a skipped line with its reason, not a sum.
+    let mut huge = records[0].clone();
+    huge["tokens"]["cache_read"] = serde_json::json!(1_000_000_000_001u64);
+    std::fs::write(&jsonl, format!("{huge}\n{}\n", records[1])).unwrap();
+    let out = run(&["--records", jsonl.to_str().unwrap(), "summary", "--format", "json"]);
+    assert_eq!(calls(&out), 1);
+    assert_eq!(out.json()["source"]["skipped_lines"], 1);
+    assert!(out.stderr.contains(":1: not a call record: tokens.cache_read = 1000000000001 is over"), "{}", out.stderr);
+    // The journal reader applies the same cap.
+    let journal = dir.path().join("journal");
+    std::fs::create_dir(&journal).unwrap();
+    let lines = [serde_json::json!({"v": 1, "call": huge}), serde_json::json!({"v": 1, "call": records[1]})];
+    std::fs::write(journal.join("tokenmeter-2025-10-01.jsonl"), format!("{}\n{}\n", lines[0], lines[1])).unwrap();
+    let out = run(&["--journal", journal.to_str().unwrap(), "summary", "--format", "json"]);
+    assert_eq!(calls(&out), 1);
+    assert!(out.stderr.contains("is over the 1000000000000 tokens"), "{}", out.stderr);
 }
 
 #[test]
