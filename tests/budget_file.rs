@@ -85,6 +85,15 @@ fn malformed_files_name_file_line_and_field() {
     field_error("[budgets.a]\nlimit_usd = 5\nperiod = \"rolling 99999w\"\n", 3, "budgets.a.period", "from 1s to 366d");
     field_error("[budgets.a]\nlimit_usd = -5\n", 2, "budgets.a.limit_usd", "non-negative number of US dollars");
     field_error("[budgets.a]\nlimit_usd = 0.0000001\n", 2, "budgets.a.limit_usd", "at most 6 decimals");
+    // Too large is said as such, with the maximum (it was "non-negative … at most 6 decimals").
+    field_error(
+        "[budgets.a]\nlimit_usd = 1e300\n",
+        2,
+        "budgets.a.limit_usd",
+        "at most 18446744073709.551615 US dollars",
+    );
+    field_error("[budgets.a]\nlimit_usd = 20_000_000_000_000\n", 2, "budgets.a.limit_usd", "too large");
+    field_error("[budgets.a]\nlimit_usd = 1e3\n", 2, "budgets.a.limit_usd", "without an exponent");
     field_error("[budgets.a]\nlimit_usd = \"5\"\n", 2, "budgets.a.limit_usd", "found string \"5\"");
     field_error("[budgets.a]\nlimit_usd = 5\nlimit_tokens = 9\n", 3, "budgets.a.limit_tokens", "one limit");
     field_error("\n\n[budgets.a]\nperiod = \"day\"\n", 3, "budgets.a", "missing `limit_usd`");

@@ -268,10 +268,28 @@ fn usd(src: &Source<'_>, value: &Spanned<DeValue<'_>>, field: &str) -> Result<Mo
             return Err(src.error(&value.span(), field, format!("expected {EXPECTED}, found {}", src.describe(value))));
         }
     };
-    decimal_micros(text)
-        .map(|micros| Money::from_picos(u128::from(micros) * 1_000_000))
-        .ok_or_else(|| src.error(&value.span(), field, format!("expected {EXPECTED}, found {}", src.describe(value))))
+    if let Some(micros) = decimal_micros(text) {
+        return Ok(Money::from_picos(u128::from(micros) * 1_000_000));
+    }
+    // Say why the number was refused: "non-negative, at most 6 decimals" is no help for 1e300 or 1e3.
+    let found = src.describe(value);
+    let amount = text.replace('_', "").parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0);
+    let message = match amount {
+        Some(v) if v > MAX_USD_MICROS as f64 / 1e6 => format!(
+            "too large: a budget holds at most {}.{:06} US dollars, found {found}",
+            MAX_USD_MICROS / 1_000_000,
+            MAX_USD_MICROS % 1_000_000
+        ),
+        Some(_) if text.contains(['e', 'E']) => {
+            format!("expected {EXPECTED}, written without an exponent (1000, not 1e3), found {found}")
+        }
+        _ => format!("expected {EXPECTED}, found {found}"),
+    };
+    Err(src.error(&value.span(), field, message))
 }
+
+/// The largest USD amount [`decimal_micros`] reads, in micro-USD.
+const MAX_USD_MICROS: u64 = u64::MAX;
 
 /// Plain decimal text (`250`, `99.95`, `1_000.5`) as micro-units; `None` when negative, exponent form, too
 /// precise or too large.
@@ -371,5 +389,7 @@ mod tests {
         assert_eq!(decimal_micros("-1"), None);
         assert_eq!(decimal_micros("1e3"), None);
         assert_eq!(decimal_micros("inf"), None);
+        assert_eq!(decimal_micros("18446744073709.551615"), Some(MAX_USD_MICROS));
+        assert_eq!(decimal_micros("18446744073709.551616"), None);
     }
 }
