@@ -601,6 +601,23 @@ fn compare_is_the_library_period_comparison() {
 }
 
 #[test]
+fn a_line_that_is_not_json_gets_no_reply_and_the_server_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Client::over_records(dir.path(), NOW, &[]);
+    let stdin = c.stdin.as_mut().unwrap();
+    // rmcp ignores unparsable lines on purpose (no -32700 reply: two peers could bounce parse errors forever),
+    // and answers well-formed JSON that is not a message with -32600. The first reply is that one.
+    writeln!(stdin, "this is not json").unwrap();
+    writeln!(stdin, "{{\"foo\":1}}").unwrap();
+    stdin.flush().unwrap();
+    let reply = c.receive();
+    assert_eq!(reply["error"]["code"], -32600, "{reply}");
+    let tools = c.request("tools/list", json!({}));
+    assert_eq!(tools["result"]["tools"][0]["name"], "token_usage", "{tools}");
+    assert_eq!(c.finish(), 0);
+}
+
+#[test]
 fn bad_arguments_are_tool_errors_that_say_what_is_allowed() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = Client::over_records(dir.path(), NOW, &[]);
