@@ -46,16 +46,18 @@ impl Style {
     {
         let mut t = Table::new();
         t.load_style(UTF8_FULL_CONDENSED.with_rounded_corners());
-        if !self.terminal {
-            // Not a terminal: no width to discover, so wrap long text at a width that reads well in a file.
-            t.force_no_tty().set_width(PLAIN_WIDTH).set_content_arrangement(ContentArrangement::Dynamic);
-        } else if t.width().is_some_and(|w| w > 0) {
-            t.set_content_arrangement(ContentArrangement::Dynamic);
+        // Not a terminal: no width to discover, so wrap long text at a width that reads well in a file. A
+        // terminal of unknown or zero width (a pty nobody sized, as in CI and containers): fitting the table to
+        // 0 columns would print one character per column, so it is not wrapped at all.
+        let width = if self.terminal { t.width().filter(|&w| w > 0) } else { Some(PLAIN_WIDTH) };
+        if let Some(w) = width {
+            t.set_width(w).set_content_arrangement(ContentArrangement::Dynamic);
         }
-        // Else a terminal of unknown or zero width (a pty nobody sized, as in CI and containers): fitting the
-        // table to 0 columns would print one character per column, so it is not wrapped at all.
+        // comfy-table styles cells whenever stdout is a terminal; `--color never` and NO_COLOR say otherwise.
         if self.color {
             t.enforce_styling();
+        } else {
+            t.force_no_tty();
         }
         t.set_header(header.into_iter().map(|h| Cell::new(h.into()).add_attribute(Attribute::Bold)));
         t
