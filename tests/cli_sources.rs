@@ -154,48 +154,30 @@ fn bad_paths_exit_1_bad_combinations_exit_2() {
 fn price_overrides() {
     let dir = tempfile::tempdir().unwrap();
     let prices = dir.path().join("prices.toml");
+    let p = prices.to_str().unwrap();
+    let journal = tempfile::tempdir().unwrap();
+    write_journal(journal.path());
+    let (cc, j) = (fixture("claude_code"), journal.path().to_str().unwrap().to_owned());
+    // `summary --format json` over a source, with the price file or without.
+    let summary = |source: &[&str], with_prices: bool| {
+        let mut args: Vec<&str> = if with_prices { vec!["--prices", p] } else { Vec::new() };
+        args.extend_from_slice(source);
+        args.extend(["--now", NOW, "summary", "--format", "json"]);
+        run(&args).json()
+    };
+    let (transcripts, journal) = (["--claude-code", cc.as_str()], ["--journal", j.as_str()]);
+
     std::fs::write(&prices, "[models.\"claude-fable-9\"]\ninput = 1\noutput = 2\n").unwrap();
-    let out = run(&[
-        "--prices",
-        prices.to_str().unwrap(),
-        "--claude-code",
-        &fixture("claude_code"),
-        "--now",
-        NOW,
-        "summary",
-        "--format",
-        "json",
-    ]);
-    let v = out.json();
+    let v = summary(&transcripts, true);
     assert_eq!(v["summary"]["unpriced"]["calls"], 0);
     // G1: 100 input × $1 + 100 output × $2 per Mtok = 300 µUSD.
     assert_eq!(v["summary"]["cost_picos"], 371_830_000_000u64);
 
     // A journal carries the cost its application priced each call at; --prices prices them again, the
     // same as the transcripts they came from (the fixture's journal was priced with the built-in book).
-    let journal = tempfile::tempdir().unwrap();
-    write_journal(journal.path());
-    let j = journal.path().to_str().unwrap();
-    let summary = |extra: &[&str]| {
-        let mut args = extra.to_vec();
-        args.extend(["--journal", j, "--now", NOW, "summary", "--format", "json"]);
-        run(&args).json()
-    };
-    assert_eq!(summary(&[])["summary"]["cost_picos"], 371_530_000_000u64, "recorded costs without --prices");
+    assert_eq!(summary(&journal, false)["summary"]["cost_picos"], 371_530_000_000u64, "recorded costs");
     std::fs::write(&prices, "[models.\"claude-sonnet-4-5\"]\ninput = 100\noutput = 100\n").unwrap();
-    let via_transcripts = run(&[
-        "--prices",
-        prices.to_str().unwrap(),
-        "--claude-code",
-        &fixture("claude_code"),
-        "--now",
-        NOW,
-        "summary",
-        "--format",
-        "json",
-    ])
-    .json();
-    let via_journal = summary(&["--prices", prices.to_str().unwrap()]);
+    let (via_transcripts, via_journal) = (summary(&transcripts, true), summary(&journal, true));
     assert_ne!(via_journal["summary"]["cost_picos"], 371_530_000_000u64);
     assert_eq!(via_journal["summary"]["cost_picos"], via_transcripts["summary"]["cost_picos"]);
     // 13 calls less the unknown model's and the API error's (`<synthetic>`, no price either).
