@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use memchr::memmem;
 use serde::Deserialize;
 
+use crate::capture::MAX_TOKENS_PER_FIELD;
 use crate::record::TokenUsage;
 
 /// The model Claude Code gives the messages it makes itself.
@@ -218,6 +219,26 @@ fn parse_line(line: &[u8], line_no: u64, out: &mut FileCalls, max_places: usize)
         return;
     };
 
+    // A count capture would reject (a corrupted line) would otherwise poison every sum made from it, as a
+    // journal or records line with such a count would (those are refused when read back too).
+    let split = usage.cache_creation.as_ref();
+    let counts = [
+        ("input_tokens", Some(input)),
+        ("output_tokens", Some(output)),
+        ("cache_read_input_tokens", usage.cache_read_input_tokens),
+        ("cache_creation_input_tokens", usage.cache_creation_input_tokens),
+        ("cache_creation.ephemeral_5m_input_tokens", split.and_then(|c| c.ephemeral_5m_input_tokens)),
+        ("cache_creation.ephemeral_1h_input_tokens", split.and_then(|c| c.ephemeral_1h_input_tokens)),
+    ];
+    if let Some((field, Some(n))) = counts.into_iter().find(|(_, n)| n.is_some_and(|n| n > MAX_TOKENS_PER_FIELD)) {
+        out.bad(
+            line_no,
+            || format!("usage.{field} = {n} is over the {MAX_TOKENS_PER_FIELD} tokens a call can have (capture rejects it too)"),
+            max_places,
+        );
+        return;
+    }
+
     let flat_write = usage.cache_creation_input_tokens.unwrap_or(0);
     let (mut write_5m, write_1h) = match &usage.cache_creation {
         Some(split) => (split.ephemeral_5m_input_tokens.unwrap_or(0), split.ephemeral_1h_input_tokens.unwrap_or(0)),
@@ -305,6 +326,41 @@ mod tests {
         assert_eq!(f.bad_places[0], (1, "usage line without a timestamp".to_owned()));
         assert_eq!(f.bad_places[1], (2, "invalid timestamp \"yesterday\"".to_owned()));
         assert!(f.calls.is_empty());
+    }
+
+    #[test]
+    fn token_counts_over_the_capture_cap_are_bad_lines() {
+        let line = |usage: &str| {
+            format!(r#"{{"type":"assistant","timestamp":"2025-01-01T00:00:00Z","message":{{"usage":{{{usage}}}}}}}"#)
+        };
+        let text = [
+            line(r#""input_tokens":18446744073709551615,"output_tokens":1"#),
+            line(r#""input_tokens":1,"output_tokens":1,"cache_creation":{"ephemeral_1h_input_tokens":1000000000001}"#),
+            line(r#""input_tokens":1000000000000,"output_tokens":1,"cache_read_input_tokens":1000000000000"#),
+        ]
+        .join("\n");
+        let f = parse_bytes(text.as_bytes(), 5);
+        assert_eq!(f.bad_lines, 2);
+        assert_eq!(
+            f.bad_places,
+            vec![
+                (
+                    1,
+                    "usage.input_tokens = 18446744073709551615 is over the 1000000000000 tokens a call can have \
+                     (capture rejects it too)"
+                        .to_owned()
+                ),
+                (
+                    2,
+                    "usage.cache_creation.ephemeral_1h_input_tokens = 1000000000001 is over the 1000000000000 \
+                     tokens a call can have (capture rejects it too)"
+                        .to_owned()
+                ),
+            ]
+        );
+        // At the cap is allowed.
+        assert_eq!(f.calls.len(), 1);
+        assert_eq!(f.calls[0].tokens.cache_read, 1_000_000_000_000);
     }
 
     #[test]
