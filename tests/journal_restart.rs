@@ -332,6 +332,12 @@ fn an_unusable_directory_is_a_build_error() {
     assert_eq!(path, &dir);
     assert!(err.to_string().contains(&dir.display().to_string()), "{err}");
 
+    // A file where the directory should be is named as such, not as "File exists".
+    let err = TokenMeter::builder().with_journal(JournalConfig::new(file.path())).try_build().unwrap_err();
+    let BuildError::Journal(JournalError::Io { source, .. }) = &err else { panic!("unexpected {err:?}") };
+    assert_eq!(source.kind(), std::io::ErrorKind::NotADirectory);
+    assert!(err.to_string().contains(": a file is there, not a directory"), "{err}");
+
     // `build` keeps going without a journal.
     let m = TokenMeter::builder().with_journal(JournalConfig::new(&dir)).build();
     assert!(m.journal_stats().is_none());

@@ -313,6 +313,10 @@ pub fn read(dir: impl AsRef<Path>, each: impl FnMut(CallRecord)) -> std::io::Res
 pub(crate) fn attach(meter: &TokenMeter, config: JournalConfig) -> Result<(), JournalError> {
     let dir = config.dir.clone();
     let io = |source| JournalError::Io { path: dir.clone(), source };
+    if dir.is_file() {
+        // `create_dir_all` would say "File exists".
+        return Err(io(std::io::Error::new(std::io::ErrorKind::NotADirectory, "a file is there, not a directory")));
+    }
     std::fs::create_dir_all(&dir).map_err(io)?;
     // Surfaces a read-only or foreign directory now rather than on the first write.
     let probe = dir.join(format!(".tokenmeter-probe-{}", std::process::id()));
