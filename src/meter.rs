@@ -565,7 +565,7 @@ impl MeterInner {
             slot.totals.add_call(rec);
             slot.key.clone()
         };
-        self.budgets.replay_call(rec, &model_key);
+        self.budgets.replay_call(rec, &model_key, self.clock.now());
         self.dispatch(|s| s.on_replayed_call(rec));
     }
 

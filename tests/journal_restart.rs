@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
 use parking_lot::Mutex;
-use tokenmeter::budget::{AlertKind, Budget, BudgetAlert, BudgetLimit};
+use tokenmeter::budget::{AlertKind, Budget, BudgetAction, BudgetAlert, BudgetLimit, BudgetPeriod, RequestScope};
 use tokenmeter::journal::{FsyncPolicy, JournalConfig, JournalError, SkipReason};
 use tokenmeter::{BuildError, CallRecord, ManualClock, RecordSink, TokenMeter, TokenMeterBuilder};
 use tracing::info_span;
@@ -99,6 +99,34 @@ fn a_restarted_meter_reports_the_same_month_to_date_spend() {
 
     spend(&after, 2_000_000); // $7.50: only 75% is new
     assert_eq!(thresholds(&alerts_after), [75]);
+}
+
+#[test]
+fn a_replayed_call_stamped_after_the_clock_counts_now_not_in_a_later_period() {
+    let daily = |b: TokenMeterBuilder| {
+        b.with_budget(
+            Budget::new("daily", BudgetLimit::usd(10.0).unwrap())
+                .with_period(BudgetPeriod::Day)
+                .with_action(BudgetAction::Block),
+        )
+    };
+    // A process on a host whose clock runs a day fast shares the journal.
+    let dir = tempfile::tempdir().unwrap();
+    let fast = ManualClock::new(utc(2026, 3, 15, 10, 0));
+    let other = meter(dir.path(), &fast, daily);
+    spend(&other, 1_000_000);
+    other.flush().unwrap();
+    drop(other);
+
+    // Its call counts today, as the ledger counts it; it no longer moves the budget into tomorrow, where
+    // today's calls were not counted at all and the block budget never refused.
+    let clock = ManualClock::new(utc(2026, 3, 14, 10, 0));
+    let m = meter(dir.path(), &clock, daily);
+    spend(&m, 9_000_000);
+    let status = &m.budget_status()[0];
+    assert_eq!((status.period_start, status.resets_at), (utc(2026, 3, 14, 0, 0), utc(2026, 3, 15, 0, 0)));
+    assert_eq!((status.spent.to_string(), status.calls), ("$10.00".to_owned(), 2));
+    assert!(m.check_budget(&RequestScope::new()).is_err());
 }
 
 #[test]

@@ -2,11 +2,12 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use smallvec::SmallVec;
 
 use super::alert::{AlertCallback, AlertKind, AlertRouter, BudgetAlert};
-use super::period::{RollingBuckets, calendar_bounds, to_utc};
+use super::period::{RollingBuckets, calendar_bounds, to_nanos, to_utc};
 use super::{
     Budget, BudgetAction, BudgetAmount, BudgetExceeded, BudgetPeriod, BudgetScope, BudgetState, BudgetUnit,
     RequestScope,
@@ -344,19 +345,21 @@ impl BudgetTracker {
     /// Accounts a finished call and delivers any alerts it causes. `model_key` is the meter's key for the
     /// call's model (the canonical id when priced).
     pub(crate) fn on_call(&self, record: &CallRecord, model_key: &str) {
-        self.account(record, model_key, true);
+        self.account(record, model_key, ended_at(record), true);
     }
 
-    /// Accounts a call replayed from the journal: thresholds it crosses are marked, never fired again.
-    pub(crate) fn replay_call(&self, record: &CallRecord, model_key: &str) {
-        self.account(record, model_key, false);
+    /// Accounts a call replayed from the journal: thresholds it crosses are marked, never fired again. A call
+    /// that ended after `now` (written by a process whose clock runs ahead) counts at `now`, as the ledger
+    /// counts it: in its own, later period it would move the budget past the clock, and the calls made until
+    /// the clock got there would not count.
+    pub(crate) fn replay_call(&self, record: &CallRecord, model_key: &str, now: DateTime<Utc>) {
+        self.account(record, model_key, ended_at(record).min(to_nanos(now)), false);
     }
 
-    fn account(&self, record: &CallRecord, model_key: &str, live: bool) {
+    fn account(&self, record: &CallRecord, model_key: &str, at: i64, live: bool) {
         if self.slots.is_empty() {
             return;
         }
-        let at = ended_at(record);
         let mut pending: SmallVec<[Pending; 2]> = SmallVec::new();
         for (i, slot) in self.slots.iter().enumerate() {
             if !slot.matches(record, model_key) {

@@ -41,6 +41,7 @@
 //! [`TokenMeterBuilder::build`](crate::TokenMeterBuilder::build) replays every journal file before it returns:
 //! each record goes back into the meter's model totals, into the budgets (their current periods and crossed
 //! thresholds come back; alerts do not fire again) and to [`RecordSink::on_replayed_call`](crate::RecordSink::on_replayed_call).
+//! A record that ended after the meter's clock counts in the budgets' current period.
 //! A line that cannot be read (a torn last line after a crash, a corrupt line, a newer schema) is skipped and
 //! reported in [`JournalStats::replay`] and as a WARN event with target `tokenmeter::journal`; it is never
 //! fatal. With several processes on one directory, each replays what all of them wrote. [`read`] reads a
