@@ -274,6 +274,15 @@ fn retention_deletes_by_age_then_by_size() {
     left.sort();
     // 2025-01-01 is past 90 days; then the oldest go until 2,500 bytes remain; yesterday and today always stay.
     assert_eq!(left, ["notes.txt", "tokenmeter-2026-03-13.jsonl", "tokenmeter-2026-03-14.jsonl"]);
+
+    // An age past the end of the calendar (a million years, for "keep everything") keeps everything.
+    let million_years = Duration::from_secs(1_000_000 * 366 * 86_400);
+    let m = TokenMeter::builder()
+        .with_clock(ManualClock::new(utc(2026, 3, 14, 9, 0)))
+        .with_journal(journal(dir.path()).with_max_age(Some(million_years)))
+        .try_build()
+        .unwrap();
+    assert_eq!(m.journal_stats().unwrap().files_removed, 0);
 }
 
 #[test]

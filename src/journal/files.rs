@@ -61,7 +61,9 @@ pub(super) fn enforce_retention(
     for f in files {
         let day_end = f.day.succ_opt().and_then(|d| d.and_hms_opt(0, 0, 0)).map(|d| d.and_utc());
         let too_old = match (max_age, day_end) {
-            (Some(age), Some(end)) => chrono::Duration::from_std(age).is_ok_and(|age| end + age <= now),
+            // An age past the end of the calendar keeps every file (`+` would panic).
+            (Some(age), Some(end)) => chrono::Duration::from_std(age)
+                .is_ok_and(|age| end.checked_add_signed(age).is_some_and(|expiry| expiry <= now)),
             _ => false,
         };
         if too_old && !protected(&f) && remove(&f.path) {
