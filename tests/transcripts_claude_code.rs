@@ -60,6 +60,10 @@ fn discovery_finds_nested_and_subagent_files() {
     // A single file.
     let one = discover(&fixture("claude_code/projects/-home-dev-beta/sess-beta-1.jsonl")).unwrap();
     assert_eq!((&*one[0].project, &*one[0].session), ("-home-dev-beta", "sess-beta-1"));
+    // A nested file on its own belongs where the walk puts it (not to a project named after its folder).
+    for i in [1, 3] {
+        assert_eq!(discover(&files[i].path).unwrap(), [files[i].clone()]);
+    }
     assert!(matches!(discover(&fixture("no-such-dir")), Err(tokenmeter::transcripts::TranscriptError::NotFound(_))));
 }
 

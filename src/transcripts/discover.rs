@@ -46,13 +46,19 @@ pub fn discover(path: &Path) -> Result<Vec<TranscriptFile>, TranscriptError> {
         _ => TranscriptError::Io { path: path.to_owned(), source },
     })?;
     if meta.is_file() {
-        let project = path.parent().and_then(Path::file_name).map_or("unknown".into(), lossy);
-        let session = path.file_stem().map_or("unknown".into(), lossy);
+        let stem = path.file_stem().map_or("unknown".into(), lossy);
+        // Under a `projects/` folder, placed as the walk from there places it (a nested file belongs to its
+        // session); otherwise the folder holding it is the project.
+        let folders: Vec<String> = path.parent().map_or_else(Vec::new, |p| p.iter().map(lossy).collect());
+        let (project, session, subagent) = match folders.iter().rposition(|f| f == "projects") {
+            Some(i) if i + 1 < folders.len() => place(&folders[i + 1..], stem),
+            _ => (path.parent().and_then(Path::file_name).map_or("unknown".into(), lossy), stem, false),
+        };
         return Ok(vec![TranscriptFile {
             path: path.to_owned(),
             project: project.into(),
             session: session.into(),
-            subagent: false,
+            subagent,
             len: meta.len(),
         }]);
     }
