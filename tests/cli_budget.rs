@@ -52,6 +52,10 @@ fn bad_budget_files() {
     let file = dir.path().join("budgets.toml");
     std::fs::write(&file, "[budgets.x]\nlimit_usd = \"lots\"\n").unwrap();
     cc(&["budget", "--file", file.to_str().unwrap()]).fails(1, "budgets.toml");
+    // A file without budgets says so instead of printing an empty table.
+    std::fs::write(&file, "# budgets to come\n").unwrap();
+    let text = cc(&["budget", "--file", file.to_str().unwrap()]).ok().to_owned();
+    assert!(text.contains("The budgets file holds no budgets") && !text.contains('│'), "{text}");
 }
 
 /// Records without a `cost` (hand-made files, other tools' exports) are priced from the price book, as the

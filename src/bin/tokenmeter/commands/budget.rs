@@ -123,6 +123,13 @@ fn amount(a: &BudgetAmount) -> String {
 fn table(states: &[BudgetState], ctx: &Context, style: &Style) -> String {
     let tz = ctx.time_zone;
     let mut out = format!("Budgets at {} ({tz})\n\n", ctx.now.with_timezone(&tz).format("%Y-%m-%d %H:%M"));
+    if states.is_empty() {
+        // An empty table would read as "nothing over budget".
+        out.push_str(
+            "The budgets file holds no budgets: add a `[budgets.<name>]` table (format in tokenmeter::budget).\n",
+        );
+        return out;
+    }
     let mut t = style.table(["budget", "scope", "period", "spent", "limit", "used", "projected", "resets", "action"]);
     for s in states {
         let band = match s.utilization {
