@@ -286,6 +286,22 @@ fn retention_deletes_by_age_then_by_size() {
 }
 
 #[test]
+fn a_day_file_deleted_while_open_is_created_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(utc(2026, 3, 14, 9, 0));
+    let m = meter(dir.path(), &clock, |b| b);
+    spend(&m, 10);
+    m.flush().unwrap();
+    // Someone clears the journal while the application runs.
+    std::fs::remove_file(journal_file(dir.path(), "2026-03-14")).unwrap();
+    spend(&m, 20);
+    m.flush().unwrap();
+    let mut seen = Vec::new();
+    tokenmeter::journal::read(dir.path(), |call| seen.push(call.tokens.input)).unwrap();
+    assert_eq!(seen, [20], "written to a new file, not to the deleted one");
+}
+
+#[test]
 fn a_full_queue_drops_and_counts_without_blocking() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(utc(2026, 3, 14, 9, 0));

@@ -375,7 +375,12 @@ impl WriterThread {
 
     fn file(&mut self, day: NaiveDate, path: &Path) -> std::io::Result<&File> {
         if let Some(i) = self.open.iter().position(|(d, _)| *d == day) {
-            return Ok(&self.open[i].1);
+            // A file deleted behind the writer's back (the journal cleared by hand, another process's
+            // retention) would take every later record with it: create it again instead.
+            if self.open[i].1.metadata().is_ok_and(|m| m.nlink_or_one() > 0) {
+                return Ok(&self.open[i].1);
+            }
+            self.open.remove(i);
         }
         let file = OpenOptions::new().read(true).append(true).create(true).open(path)?;
         if self.open.len() >= MAX_OPEN_FILES {
