@@ -286,7 +286,7 @@ fn retention_deletes_by_age_then_by_size() {
 }
 
 #[test]
-fn a_day_file_deleted_while_open_is_created_again() {
+fn a_day_file_or_directory_deleted_while_open_is_created_again() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(utc(2026, 3, 14, 9, 0));
     let m = meter(dir.path(), &clock, |b| b);
@@ -299,6 +299,14 @@ fn a_day_file_deleted_while_open_is_created_again() {
     let mut seen = Vec::new();
     tokenmeter::journal::read(dir.path(), |call| seen.push(call.tokens.input)).unwrap();
     assert_eq!(seen, [20], "written to a new file, not to the deleted one");
+    // And the whole directory.
+    std::fs::remove_dir_all(dir.path()).unwrap();
+    spend(&m, 30);
+    m.flush().unwrap();
+    seen.clear();
+    tokenmeter::journal::read(dir.path(), |call| seen.push(call.tokens.input)).unwrap();
+    assert_eq!(seen, [30]);
+    assert_eq!(m.journal_stats().unwrap().failed_records, 0);
 }
 
 #[test]

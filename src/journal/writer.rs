@@ -382,7 +382,15 @@ impl WriterThread {
             }
             self.open.remove(i);
         }
-        let file = OpenOptions::new().read(true).append(true).create(true).open(path)?;
+        let open = || OpenOptions::new().read(true).append(true).create(true).open(path);
+        let file = match open() {
+            // The directory itself was deleted (cleared by hand): make it again, as the meter did at start.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(&self.dir)?;
+                open()?
+            }
+            other => other?,
+        };
         if self.open.len() >= MAX_OPEN_FILES {
             // Records of an older day are rare (calls that started before midnight): close the oldest.
             if let Some(oldest) = self.open.iter().enumerate().min_by_key(|(_, (d, _))| *d).map(|(i, _)| i) {
