@@ -55,3 +55,53 @@ fn same_response_id_is_the_same_call() {
     });
     assert_eq!(h.seen.only_call().tokens.output, 9);
 }
+
+#[test]
+fn a_response_id_and_a_request_id_of_one_call_are_one_call() {
+    let h = Harness::new();
+    h.run(|| {
+        let span = info_span!(
+            "chat",
+            model = "claude-haiku-4-5",
+            gen_ai.response.id = Empty,
+            request_id = Empty,
+            input_tokens = Empty,
+            output_tokens = Empty,
+        );
+        span.record("gen_ai.response.id", "msg_a");
+        span.record("input_tokens", 100u64);
+        span.record("output_tokens", 10u64);
+        // The provider's request id of the same call, recorded after its usage.
+        span.record("request_id", "req_a");
+    });
+    let call = h.seen.only_call();
+    assert_eq!(call.request_id.as_deref(), Some("msg_a"));
+    assert_eq!((call.tokens.input, call.tokens.output), (100, 10));
+    assert_eq!(h.meter.capture_stats().shared_span_splits, 0);
+}
+
+#[test]
+fn a_long_lived_span_with_both_ids_splits_once_per_call() {
+    let h = Harness::new();
+    h.run(|| {
+        let agent = info_span!(
+            "agent loop",
+            model = "claude-haiku-4-5",
+            gen_ai.response.id = Empty,
+            request_id = Empty,
+            input_tokens = Empty,
+            output_tokens = Empty,
+        );
+        for (msg, req, input) in [("msg_a", "req_a", 100u64), ("msg_b", "req_b", 200)] {
+            agent.record("request_id", req);
+            agent.record("input_tokens", input);
+            agent.record("output_tokens", 10u64);
+            agent.record("gen_ai.response.id", msg);
+        }
+    });
+    let calls = h.seen.calls();
+    assert_eq!(calls.len(), 2, "{calls:#?}");
+    assert_eq!((calls[0].request_id.as_deref(), calls[0].tokens.input), (Some("msg_a"), 100));
+    assert_eq!((calls[1].request_id.as_deref(), calls[1].tokens.input), (Some("msg_b"), 200));
+    assert_eq!(h.meter.capture_stats().shared_span_splits, 1);
+}

@@ -117,6 +117,8 @@ pub(crate) enum Role {
     System,
     OperationName,
     ResponseId,
+    /// A provider request id: a second identity of the call, beside the response id.
+    RequestId,
     Stream,
     TimeToFirstChunk,
     ServiceTier,
@@ -146,7 +148,8 @@ pub(crate) fn classify(name: &str) -> Role {
         PROVIDER_NAME => Role::ProviderName,
         SYSTEM => Role::System,
         OPERATION_NAME => Role::OperationName,
-        RESPONSE_ID | REQUEST_ID => Role::ResponseId,
+        RESPONSE_ID => Role::ResponseId,
+        REQUEST_ID => Role::RequestId,
         REQUEST_STREAM => Role::Stream,
         TIME_TO_FIRST_CHUNK => Role::TimeToFirstChunk,
         SERVICE_TIER => Role::ServiceTier,
@@ -181,7 +184,8 @@ pub(crate) struct CallsitePlan {
     pub(crate) wanted: bool,
     /// A span with fields capture does not know, which a meter's extra dimensions may name.
     pub(crate) may_carry_extra: bool,
-    /// The response-id fields: a set of values holding one may start a new call on a long-lived span.
+    /// The response-id and request-id fields: a set of values holding one may start a new call on a
+    /// long-lived span.
     pub(crate) id_fields: Box<[Field]>,
 }
 
@@ -195,7 +199,8 @@ impl CallsitePlan {
         let tool_candidate = roles.contains(&Role::ToolName) && roles.contains(&Role::OperationName);
         let wanted = has_tokens || (is_span && (has_dims || tool_candidate));
         let may_carry_extra = is_span && roles.contains(&Role::Other);
-        let id_fields = meta.fields().iter().filter(|f| classify(f.name()) == Role::ResponseId).collect();
+        let id_fields =
+            meta.fields().iter().filter(|f| matches!(classify(f.name()), Role::ResponseId | Role::RequestId)).collect();
         CallsitePlan { roles, has_tokens, has_task, tool_candidate, wanted, may_carry_extra, id_fields }
     }
 

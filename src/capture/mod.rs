@@ -238,7 +238,7 @@ impl TokenMeterLayer {
                 .or_else(|| fields.model.clone()),
             provider: fields.provider_name.clone().or_else(|| fields.system.clone()),
             operation: fields.operation_name.clone(),
-            request_id: fields.response_id.clone(),
+            request_id: fields.response_id.clone().or_else(|| fields.request_id.clone()),
             streaming: fields.stream,
             service_tier: fields.service_tier.clone(),
             speed: fields.speed.clone(),
@@ -283,9 +283,13 @@ impl TokenMeterLayer {
                 return;
             };
             state.rejected += rejected;
-            let new_id = update.response_id.as_ref();
+            // Each kind of id is compared with its own earlier value: a call may carry both a response id and a
+            // request id, and the second arriving is not a new call.
+            let changed =
+                |new: &Option<Arc<str>>, old: &Option<Arc<str>>| matches!((new, old), (Some(n), Some(o)) if n != o);
             let starts_new_call = state.call.tokens.any()
-                && matches!((new_id, state.call.response_id.as_ref()), (Some(new), Some(old)) if new != old);
+                && (changed(&update.response_id, &state.call.response_id)
+                    || changed(&update.request_id, &state.call.request_id));
             if starts_new_call {
                 let now = self.inner.clock.unix_nanos();
                 let finished = state.call.clone();

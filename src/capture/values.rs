@@ -81,6 +81,8 @@ pub(crate) struct CallFields {
     pub(crate) system: Option<Arc<str>>,
     pub(crate) operation_name: Option<Arc<str>>,
     pub(crate) response_id: Option<Arc<str>>,
+    /// `request_id`, kept apart from `gen_ai.response.id`: a span may carry both for one call.
+    pub(crate) request_id: Option<Arc<str>>,
     pub(crate) stream: Option<bool>,
     pub(crate) ttft_us: Option<u64>,
     pub(crate) service_tier: Option<Arc<str>>,
@@ -106,6 +108,7 @@ impl CallFields {
             system,
             operation_name,
             response_id,
+            request_id,
             stream,
             ttft_us,
             service_tier,
@@ -121,6 +124,7 @@ impl CallFields {
     pub(crate) fn reset_per_call(&mut self) {
         self.tokens = RawTokens::default();
         self.response_id = None;
+        self.request_id = None;
         self.ttft_us = None;
         self.error_type = None;
         self.status_error = None;
@@ -267,9 +271,13 @@ impl<'a> FieldVisitor<'a> {
             Role::ProviderName => self.call.provider_name = label(),
             Role::System => self.call.system = label(),
             Role::OperationName => self.call.operation_name = label(),
-            Role::ResponseId => {
+            Role::ResponseId | Role::RequestId => {
                 let v = capped(value, MAX_LABEL_LEN);
-                self.call.response_id = (!v.is_empty()).then(|| Arc::from(v));
+                let id = (!v.is_empty()).then(|| Arc::from(v));
+                match role {
+                    Role::ResponseId => self.call.response_id = id,
+                    _ => self.call.request_id = id,
+                }
             }
             Role::ServiceTier => self.call.service_tier = label(),
             Role::Speed => self.call.speed = label(),
