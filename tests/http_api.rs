@@ -383,6 +383,47 @@ fn bad_parameters_get_400_and_unknown_sessions_404() {
     assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
 
+/// A meter in New York with one call late on 2026-03-11 local time (02:00 UTC on the 12th) and one on the 12th.
+fn new_york_fixture() -> Fixture {
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 12, 2, 0, 0).unwrap());
+    let meter = TokenMeter::builder().with_clock(clock.clone()).with_time_zone(chrono_tz::America::New_York).build();
+    let subscriber = tracing_subscriber::registry().with(meter.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        for _ in 0..2 {
+            let _c = tracing::info_span!(
+                "chat",
+                gen_ai.request.model = "claude-haiku-4-5",
+                input_tokens = 1_000u64,
+                output_tokens = 100u64,
+            )
+            .entered();
+            drop(_c);
+            clock.advance(Duration::hours(12));
+        }
+    });
+    let server = serve(meter.clone(), HttpConfig::new().with_port(0).with_api_key(ADMIN)).expect("server");
+    Fixture { meter, server, client: Client::new() }
+}
+
+#[test]
+fn dates_are_local_days_of_the_meters_time_zone() {
+    let f = new_york_fixture();
+    // 2026-03-12 in New York (EDT, UTC-4): 04:00 UTC on the 12th to 04:00 UTC on the 13th, one call.
+    let (from, to) =
+        (Utc.with_ymd_and_hms(2026, 3, 12, 4, 0, 0).unwrap(), Utc.with_ymd_and_hms(2026, 3, 13, 4, 0, 0).unwrap());
+    let lib = f.meter.query(&Query::new(Window::range(from, to)).group_by(GroupBy::Time(TimeGrain::Day))).unwrap();
+    assert_eq!(lib.totals.calls, 1);
+    for path in [
+        "/api/v1/token-usage/summary?start_date=2026-03-12&end_date=2026-03-12",
+        "/api/v1/analytics/tokens?from=2026-03-12&to=2026-03-12&aggregation=daily",
+    ] {
+        let v = f.ok(path);
+        assert_eq!(v, json(&lib), "{path}");
+        assert_eq!(v["groups"].as_array().map(Vec::len), Some(1), "{path}: {v}");
+        assert_eq!(v["groups"][0]["key"], "2026-03-12T04:00:00+00:00", "{path}: {v}");
+    }
+}
+
 #[test]
 fn cors_is_off_unless_configured() {
     let f = fixture();

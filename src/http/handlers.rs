@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::{AppState, Caller, error, json_response};
 use crate::analysis::{CacheMetrics, ReportFilter};
 use crate::budget::{BudgetScope, BudgetState};
+use crate::ledger::calendar;
 use crate::ledger::{Dimension, GroupBy, GroupRow, Query, QueryError, Selection, TimeGrain, Window, WindowBounds};
 use crate::meter::ToolUsage;
 
@@ -133,16 +134,18 @@ fn window_param(p: &Params, param: &'static str, default: Window) -> Result<Wind
     Ok(w)
 }
 
-/// An RFC 3339 time or a `YYYY-MM-DD` date (UTC midnight; with `end`, the midnight after it).
-fn time_param(p: &Params, param: &'static str, end: bool) -> Result<Option<DateTime<Utc>>, Response> {
+/// An RFC 3339 time or a `YYYY-MM-DD` date: local midnight in the meter's time zone, the zone of the ledger's
+/// days (with `end`, the midnight after it).
+fn time_param(state: &AppState, p: &Params, param: &'static str, end: bool) -> Result<Option<DateTime<Utc>>, Response> {
     let Some(s) = p.get(param) else { return Ok(None) };
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(Some(t.with_timezone(&Utc)));
     }
     if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         let d = if end { d.succ_opt() } else { Some(d) };
-        if let Some(t) = d.and_then(|d| d.and_hms_opt(0, 0, 0)) {
-            return Ok(Some(t.and_utc()));
+        let tz = state.meter.ledger().time_zone();
+        if let Some(t) = d.and_then(|d| DateTime::from_timestamp(calendar::start_of_date(tz, d), 0)) {
+            return Ok(Some(t));
         }
     }
     Err(bad(param, format!("invalid time `{s}`: expected YYYY-MM-DD or an RFC 3339 time")))
@@ -300,8 +303,8 @@ pub(super) async fn tokens(State(state): State<AppState>, Extension(caller): Ext
                 ("monthly", TimeGrain::Month),
             ],
         )?;
-        let from = time_param(&p, "from", false)?;
-        let to = time_param(&p, "to", true)?;
+        let from = time_param(&state, &p, "from", false)?;
+        let to = time_param(&state, &p, "to", true)?;
         let end = minute_end(now(&state));
         let window = range(from, to, end - Duration::days(days), end, "from")?;
         check_points(&window, grain, if p.get("aggregation").is_some() { "aggregation" } else { "from" })?;
@@ -329,8 +332,8 @@ pub(super) async fn usage_summary(
             TimeGrain::Day,
             &[("day", TimeGrain::Day), ("week", TimeGrain::Week), ("month", TimeGrain::Month)],
         )?;
-        let from = time_param(&p, "start_date", false)?;
-        let to = time_param(&p, "end_date", true)?;
+        let from = time_param(&state, &p, "start_date", false)?;
+        let to = time_param(&state, &p, "end_date", true)?;
         let window = if from.is_none() && to.is_none() {
             Window::Last30Days
         } else {

@@ -15,7 +15,7 @@ fn window_param(name: &str) -> Value {
 }
 
 fn time_param(name: &str, description: &str) -> Value {
-    param(name, description, json!({ "type": "string", "description": "YYYY-MM-DD or an RFC 3339 time" }))
+    param(name, description, json!({ "type": "string", "description": "YYYY-MM-DD (a local day of the meter's time zone) or an RFC 3339 time" }))
 }
 
 fn bool_param(name: &str, description: &str) -> Value {
