@@ -425,6 +425,22 @@ fn dates_are_local_days_of_the_meters_time_zone() {
 }
 
 #[test]
+fn a_model_filter_takes_any_id_of_the_model() {
+    let f = fixture();
+    let canonical = f.ok("/api/v1/analytics/tokens?from=2026-03-14&model=claude-sonnet-4-5");
+    assert_eq!(canonical["totals"]["calls"], 3, "{canonical}");
+    for id in
+        ["claude-sonnet-4-5-20250929", "us.anthropic.claude-sonnet-4-5-20250929-v1:0", "anthropic/claude-sonnet-4-5"]
+    {
+        let v = f.ok(&format!("/api/v1/analytics/tokens?from=2026-03-14&model={id}"));
+        assert_eq!(v, canonical, "{id}");
+    }
+    // A model the price book does not know is matched as given: none here.
+    let v = f.ok("/api/v1/analytics/tokens?from=2026-03-14&model=gpt-4o");
+    assert_eq!(v["totals"]["calls"], 0, "{v}");
+}
+
+#[test]
 fn cors_is_off_unless_configured() {
     let f = fixture();
     let resp = f.client.get(f.url("/healthz")).header("origin", "https://evil.example").send().unwrap();

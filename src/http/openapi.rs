@@ -15,7 +15,11 @@ fn window_param(name: &str) -> Value {
 }
 
 fn time_param(name: &str, description: &str) -> Value {
-    param(name, description, json!({ "type": "string", "description": "YYYY-MM-DD (a local day of the meter's time zone) or an RFC 3339 time" }))
+    param(
+        name,
+        description,
+        json!({ "type": "string", "description": "YYYY-MM-DD (a local day of the meter's time zone) or an RFC 3339 time" }),
+    )
 }
 
 fn bool_param(name: &str, description: &str) -> Value {
@@ -315,7 +319,7 @@ pub fn openapi_document() -> Value {
                     param("range", "The window ending now when `from`/`to` are not given (default week).", strings(&["day", "week", "month", "year"])),
                     time_param("from", "Start (inclusive)."),
                     time_param("to", "End (exclusive; a date means the end of that day)."),
-                    param("model", "Only this model.", string()),
+                    param("model", "Only this model (any id of it the price book knows; `filters` shows the canonical id).", string()),
                     param("aggregation", "The time grain (default: hourly for a day, monthly for a year, daily otherwise).", strings(&["hourly", "daily", "weekly", "monthly"])),
                 ],
                 responses(ok("A query result grouped by time.", reference("QueryResult")), &[]),
