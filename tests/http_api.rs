@@ -359,6 +359,9 @@ fn bad_parameters_get_400_and_unknown_sessions_404() {
     f.bad("/api/v1/analytics/tokens?aggregation=secondly", "aggregation");
     f.bad("/api/v1/analytics/tokens?from=yesterday", "from");
     f.bad("/api/v1/analytics/tokens?from=2026-03-14&to=2026-03-01", "from");
+    // A `to` alone before the default start (a week back): the `to` is at fault, not the `from` nobody gave.
+    f.bad("/api/v1/analytics/tokens?to=2020-01-01", "to");
+    f.bad("/api/v1/token-usage/summary?endDate=2020-01-01", "end_date");
     f.bad("/api/v1/analytics/tokens?from=1970-01-01&aggregation=hourly", "aggregation");
     f.bad("/api/v1/token-usage/summary?group_by=fortnight", "group_by");
     f.bad("/api/v1/token-usage/summary?startDate=2026-13-01", "start_date");

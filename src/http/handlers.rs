@@ -169,19 +169,24 @@ fn minute_end(now: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp(s, 0).unwrap_or(now)
 }
 
+/// The window of the two bounds (`params` names them), each defaulting when absent. An empty window blames the
+/// bound the caller gave: a `to` alone before the default start is the `to`'s fault.
 fn range(
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
     default_from: DateTime<Utc>,
     default_to: DateTime<Utc>,
-    from_param: &'static str,
+    params: (&'static str, &'static str),
 ) -> Result<Window, Response> {
+    let given_from = from.is_some();
     let (from, to) = (from.unwrap_or(default_from), to.unwrap_or(default_to));
     if from >= to {
-        return Err(bad(
-            from_param,
-            format!("the start {} is not before the end {}", from.to_rfc3339(), to.to_rfc3339()),
-        ));
+        let (param, start) = if given_from {
+            (params.0, "the start".to_owned())
+        } else {
+            (params.1, format!("the default start (`{}` not given)", params.0))
+        };
+        return Err(bad(param, format!("{start} {} is not before the end {}", from.to_rfc3339(), to.to_rfc3339())));
     }
     Ok(Window::range(from, to))
 }
@@ -306,7 +311,7 @@ pub(super) async fn tokens(State(state): State<AppState>, Extension(caller): Ext
         let from = time_param(&state, &p, "from", false)?;
         let to = time_param(&state, &p, "to", true)?;
         let end = minute_end(now(&state));
-        let window = range(from, to, end - Duration::days(days), end, "from")?;
+        let window = range(from, to, end - Duration::days(days), end, ("from", "to"))?;
         check_points(&window, grain, if p.get("aggregation").is_some() { "aggregation" } else { "from" })?;
         let mut q = Query::new(window).group_by(GroupBy::Time(grain));
         if let Some(m) = p.get("model") {
@@ -341,7 +346,7 @@ pub(super) async fn usage_summary(
             Window::Last30Days
         } else {
             let end = minute_end(now(&state));
-            range(from, to, end - Duration::days(30), end, "start_date")?
+            range(from, to, end - Duration::days(30), end, ("start_date", "end_date"))?
         };
         check_points(&window, grain, "start_date")?;
         let q = with_tenant(Query::new(window).group_by(GroupBy::Time(grain)), &caller);
