@@ -167,6 +167,14 @@ fn efficiency_scores_and_suggestions() {
     let first = &r.optimization_suggestions[0];
     close(first.potential_savings, 0.6225);
     assert!(first.description.contains("long-context"), "{}", first.description);
+    // One call: "was … bills it", not "were … bills them".
+    let batch = &r.optimization_suggestions[1];
+    assert!(
+        batch.description.starts_with("1 non-interactive call was billed at standard rates ($0.0750)")
+            && batch.description.contains("bills it at half price ($0.0375)"),
+        "{}",
+        batch.description
+    );
 
     // Per-agent breakdowns: a3 (the long-context call) first.
     let cats: Vec<&str> = r.breakdowns.iter().map(|b| b.category.as_str()).collect();
