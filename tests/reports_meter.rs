@@ -88,6 +88,39 @@ fn captured_calls_reach_the_reports() {
 }
 
 #[test]
+fn efficiency_rows_by_session_or_user_include_the_calls_without_one() {
+    let (meter, clock) = meter();
+    let subscriber = tracing_subscriber::registry().with(meter.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        {
+            let _s = tracing::info_span!("conversation", session.id = "s-1", user.id = "u-1").entered();
+            let _c = tracing::info_span!(
+                "chat",
+                model = "claude-haiku-4-5",
+                input_tokens = 1_000u64,
+                output_tokens = 100u64
+            )
+            .entered();
+        }
+        // A background call in no session: a small call on Opus ($0.005 + $0.0025).
+        let _c =
+            tracing::info_span!("chat", model = "claude-opus-4-5", input_tokens = 1_000u64, output_tokens = 100u64)
+                .entered();
+    });
+    clock.advance(Duration::minutes(1));
+    for dim in [Dimension::Session, Dimension::User] {
+        let eff = meter.efficiency_report(Window::LastHour, dim).unwrap();
+        assert_eq!(eff.calls, 2);
+        let rows: Vec<(&str, u64, f64)> =
+            eff.breakdowns.iter().map(|b| (b.category.as_str(), b.calls, b.efficiency_score)).collect();
+        let named = if dim == Dimension::Session { "s-1" } else { "u-1" };
+        // The (none) row is all small premium spend: right_sizing 0, so 100 - 20.
+        assert_eq!(rows, [("(none)", 1, 80.0), (named, 1, 100.0)], "{dim}");
+        assert_eq!(eff.breakdowns[0].cost_usd, 0.0075);
+    }
+}
+
+#[test]
 fn reports_serialize_with_the_issue_field_names() {
     let (meter, clock) = meter();
     let subscriber = tracing_subscriber::registry().with(meter.layer());

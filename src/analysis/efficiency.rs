@@ -416,6 +416,17 @@ impl Ledger {
             let total = sel.total(store, from, to);
             let mut notes = Vec::new();
             let mut rows = match sel.grouped(store, from, to, group_by) {
+                // Sessions and users are kept in their own maps, which hold only the calls that have one: the
+                // rest is a `(none)` row, so that the rows add up to the report's calls (as in `Ledger::query`).
+                Ok(mut rows) if matches!(group_by, Dimension::Session | Dimension::User) => {
+                    let mut part = Agg::default();
+                    rows.iter().for_each(|(_, a)| part.merge(a));
+                    let rest = total.less(&part);
+                    if rest.core.calls > 0 {
+                        rows.push((group_by.none_label().to_owned(), rest));
+                    }
+                    rows
+                }
                 Ok(rows) => rows,
                 Err(QueryError::Unsupported(_)) if group_by == Dimension::Session && filter.knows_sessions() => {
                     let all = Selection::All.grouped(store, from, to, Dimension::Session)?;

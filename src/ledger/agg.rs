@@ -165,6 +165,31 @@ impl Opportunities {
     pub(crate) fn is_empty(&self) -> bool {
         *self == Opportunities::default()
     }
+
+    /// What `self` holds beyond `part` (a sum of some of its calls): field by field, never below zero.
+    pub(crate) fn less(&self, part: &Opportunities) -> Opportunities {
+        Opportunities {
+            cache_calls: self.cache_calls.saturating_sub(part.cache_calls),
+            cache_missed_tokens: self.cache_missed_tokens.saturating_sub(part.cache_missed_tokens),
+            cache_gain: self.cache_gain.saturating_sub(part.cache_gain),
+            cache_write_premium: self.cache_write_premium.saturating_sub(part.cache_write_premium),
+            small_premium_calls: self.small_premium_calls.saturating_sub(part.small_premium_calls),
+            small_premium_tokens: self.small_premium_tokens.saturating_sub(part.small_premium_tokens),
+            small_premium_cost: self.small_premium_cost.saturating_sub(part.small_premium_cost),
+            small_premium_at_target: self.small_premium_at_target.saturating_sub(part.small_premium_at_target),
+            batch_calls: self.batch_calls.saturating_sub(part.batch_calls),
+            batch_tokens: self.batch_tokens.saturating_sub(part.batch_tokens),
+            batch_cost: self.batch_cost.saturating_sub(part.batch_cost),
+            batch_at_batch: self.batch_at_batch.saturating_sub(part.batch_at_batch),
+            long_ctx_calls: self.long_ctx_calls.saturating_sub(part.long_ctx_calls),
+            long_ctx_tokens: self.long_ctx_tokens.saturating_sub(part.long_ctx_tokens),
+            long_ctx_cost: self.long_ctx_cost.saturating_sub(part.long_ctx_cost),
+            long_ctx_at_standard: self.long_ctx_at_standard.saturating_sub(part.long_ctx_at_standard),
+            unread_writes: self.unread_writes.saturating_sub(part.unread_writes),
+            unread_write_tokens: self.unread_write_tokens.saturating_sub(part.unread_write_tokens),
+            unread_write_premium: self.unread_write_premium.saturating_sub(part.unread_write_premium),
+        }
+    }
 }
 
 /// The sums of one series in one bucket. Opportunities are boxed and allocated only when a call had one.
@@ -189,6 +214,12 @@ impl Agg {
     /// The opportunities, zero when none were recorded.
     pub(crate) fn opportunities(&self) -> Opportunities {
         self.opp.as_deref().copied().unwrap_or_default()
+    }
+
+    /// What `self` holds beyond `part` (a sum of some of its calls), never below zero.
+    pub(crate) fn less(&self, part: &Agg) -> Agg {
+        let opp = self.opportunities().less(&part.opportunities());
+        Agg { core: self.core.less(&part.core), opp: (!opp.is_empty()).then(|| Box::new(opp)) }
     }
 }
 
