@@ -233,8 +233,16 @@ fn breakdown_trees() {
     let tree = rig.ledger.breakdown_tree(Window::Last24Hours, Dimension::Project, Dimension::Session).unwrap();
     let p1 = tree.nodes.iter().find(|n| n.name == "p1").unwrap();
     let kids: Vec<&str> = p1.children.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(kids, ["A", "B"]);
+    assert_eq!(kids, ["A", "B", "(none)"]);
     close(p1.children[0].cost_usd, picos_to_usd(C1 + C2));
+    // Calls without a session count in their project, as a `(none)` session: p1's failed call 7, p2's calls
+    // 5, 6 and 8, and the two calls with neither under project `(none)`. The nodes add up to the window.
+    assert_eq!(p1.calls, 5);
+    assert_eq!((p1.children[2].calls, p1.children[2].cost_usd), (1, picos_to_usd(C7)));
+    let p2 = tree.nodes.iter().find(|n| n.name == "p2").expect("p2, whose calls have no session");
+    let kids: Vec<(&str, u64)> = p2.children.iter().map(|c| (c.name.as_str(), c.calls)).collect();
+    assert_eq!(kids, [("(none)", 3)]);
+    assert_eq!(tree.nodes.iter().map(|n| n.calls).sum::<u64>(), tree.calls);
 
     let err = rig.ledger.breakdown_tree(Window::Last24Hours, Dimension::User, Dimension::Session).unwrap_err();
     assert!(err.to_string().contains("project > session"), "{err}");

@@ -88,6 +88,9 @@ impl Ledger {
             let (from, to) = window.bounds(store, now)?;
             let total = Selection::All.total(store, from, to);
             let mut groups: BTreeMap<String, BTreeMap<String, Agg>> = BTreeMap::new();
+            // Project > session: the (project, session) pairs hold only the calls that have a session; each
+            // project's whole sums (from the series) give the rest, a `(none)` session.
+            let mut projects: BTreeMap<String, Agg> = BTreeMap::new();
             for b in store.buckets(from, to) {
                 if child == Dimension::Session {
                     for e in b.project_sessions.values() {
@@ -98,6 +101,9 @@ impl Ledger {
                             .or_default()
                             .merge(&e.agg);
                     }
+                    for s in b.series.values() {
+                        projects.entry(parent.label(parent.of_key(&s.key))).or_default().merge(&s.agg);
+                    }
                 } else {
                     for s in b.series.values() {
                         groups
@@ -107,6 +113,15 @@ impl Ledger {
                             .or_default()
                             .merge(&s.agg);
                     }
+                }
+            }
+            for (project, whole) in projects {
+                let kids = groups.entry(project).or_default();
+                let mut with_session = Agg::default();
+                kids.values().for_each(|a| with_session.merge(a));
+                let rest = whole.less(&with_session);
+                if rest.core.calls > 0 || rest.core.tasks > 0 {
+                    kids.insert(child.none_label().to_owned(), rest);
                 }
             }
             let tc = &total.core;
