@@ -41,9 +41,9 @@
 //! ## Cost model
 //!
 //! Spans and events that carry none of the contract's fields are recognized per callsite and ignored (the layer
-//! never filters: other layers see them as before), so the layer costs them one per-thread hash lookup. An LLM call costs one boxed span extension,
-//! the record's strings, and one uncontended per-thread-shard lock at close. See the crate README's
-//! "Performance" section for measured figures.
+//! never filters: other layers see them as before), so the layer costs them one per-thread hash lookup. An LLM
+//! call costs one boxed span extension, the record's strings, and one uncontended per-thread-shard lock at
+//! close. See the crate README's "Performance" section for measured figures.
 //!
 //! ## Feature flags
 //!

@@ -134,6 +134,13 @@ pub struct CaptureStats {
     pub shared_span_splits: u64,
     /// Panics caught in record sinks.
     pub sink_panics: u64,
+    /// Call spans not counted because their usage rolls up call spans inside them (an `invoke_agent` span
+    /// carrying its agent's totals): the calls inside are counted instead.
+    #[serde(default)]
+    pub rollup_spans: u64,
+    /// Events with token fields outside any call span: no call to apply them to, so they are not counted.
+    #[serde(default)]
+    pub orphan_usage_events: u64,
 }
 
 impl CaptureStats {
@@ -146,6 +153,8 @@ impl CaptureStats {
         self.rejected_values += o.rejected_values;
         self.shared_span_splits += o.shared_span_splits;
         self.sink_panics += o.sink_panics;
+        self.rollup_spans += o.rollup_spans;
+        self.orphan_usage_events += o.orphan_usage_events;
     }
 }
 
@@ -603,6 +612,20 @@ impl MeterInner {
             otlp.record_tool(&record);
         }
         self.dispatch(|s| s.on_tool(&record));
+    }
+
+    /// Counts a call span skipped as a roll-up of the calls inside it, with its rejected values.
+    pub(crate) fn count_rollup(&self, rejected: u64) {
+        let mut shard = self.shard().lock();
+        shard.stats.rollup_spans += 1;
+        shard.stats.rejected_values += rejected;
+    }
+
+    /// Counts a usage event that had no call span to update, with its rejected values.
+    pub(crate) fn count_orphan_usage(&self, rejected: u64) {
+        let mut shard = self.shard().lock();
+        shard.stats.orphan_usage_events += 1;
+        shard.stats.rejected_values += rejected;
     }
 
     pub(crate) fn count_rejected(&self, n: u64) {

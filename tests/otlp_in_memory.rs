@@ -185,7 +185,18 @@ fn exported_figures_equal_the_in_process_read_out() {
     assert_eq!(total_where(&tools, ATTR_TOOL, "web_search"), 2.0);
     assert_eq!(total_where(&tools, ATTR_OUTCOME, "error"), 1.0);
     assert_eq!(total(&tools), otlp_workload::TOOLS_PER_ROUND as f64);
-    assert_eq!(sums(&rm, CAPTURE_CORRECTIONS).len(), 3);
+    let mut corrections: Vec<_> =
+        sums(&rm, CAPTURE_CORRECTIONS).into_iter().map(|(a, n)| (a[ATTR_CORRECTION].clone(), n)).collect();
+    corrections.sort_by(|a, b| a.0.cmp(&b.0));
+    let stats = meter.capture_stats();
+    let expected = [
+        ("normalization", stats.normalization_corrections),
+        ("orphan_usage_event", stats.orphan_usage_events),
+        ("rejected_value", stats.rejected_values),
+        ("rollup_span", stats.rollup_spans),
+        ("shared_span_split", stats.shared_span_splits),
+    ];
+    assert_eq!(corrections, expected.map(|(k, n)| (k.to_owned(), n as f64)));
 
     // Cumulative: a second round doubles every counter.
     otlp_workload::run(&meter);

@@ -77,6 +77,10 @@ pub const STATUS_CODE: &str = "otel.status_code";
 pub const TOOL_NAME: &str = "gen_ai.tool.name";
 /// The `gen_ai.operation.name` value of a tool-execution span.
 pub const EXECUTE_TOOL: &str = "execute_tool";
+/// The `gen_ai.operation.name` values of a single model request (semconv inference spans): a call span with one
+/// of these is always a call, even when other call spans run inside it. Any other call span with call spans
+/// inside it (`invoke_agent`, a workflow, a span without an operation) is a roll-up of them and not counted again.
+pub const INFERENCE_OPERATIONS: [&str; 3] = ["chat", "text_completion", "generate_content"];
 
 /// The kinds of token field, before normalization.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

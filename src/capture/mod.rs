@@ -8,6 +8,11 @@
 //! `gen_ai.operation.name`; a *usage event* declares a token field. The layer ignores every other span and
 //! event, and never filters: other layers see exactly what they saw before.
 //!
+//! A call span with call spans inside it is a *roll-up* (an `invoke_agent` span carrying its agent's totals) and
+//! is not counted, unless its `gen_ai.operation.name` is a single model request
+//! ([`INFERENCE_OPERATIONS`](fields::INFERENCE_OPERATIONS)): the calls inside are. Usage events outside any call
+//! span update nothing; both are counted in [`CaptureStats`](crate::CaptureStats).
+//!
 //! # Implementation details
 //!
 //! - Non-LLM spans and events: one per-thread hash lookup of the callsite's plan when created, and one span
@@ -70,6 +75,9 @@ struct SpanState {
     dims: DimValues,
     task: Option<TaskTally>,
     rejected: u64,
+    /// A call span this meter finalized (or skipped as a roll-up) ran inside this one: if this is a call span
+    /// too, and not a single model request, its usage is the roll-up of those calls (see [`rollup`]).
+    encloses_calls: bool,
     /// Closed: set by the first of this meter's layers to see the close (a meter layered twice by mistake
     /// still records each call once).
     closed: bool,
@@ -109,6 +117,15 @@ struct EndedCall<'a> {
     end: i64,
     rejected: u64,
     split: bool,
+    /// The span's usage rolls up calls already counted: skip it (see [`rollup`]).
+    rollup: bool,
+}
+
+/// Whether a call span's usage is a roll-up of the calls inside it (an `invoke_agent` span carrying its
+/// agent's totals, as the GenAI agent-span conventions allow): it encloses call spans and its operation is not a
+/// single model request ([`fields::INFERENCE_OPERATIONS`]). Counting it would count those calls twice.
+fn rollup(encloses_calls: bool, fields: &CallFields) -> bool {
+    encloses_calls && !fields.operation_name.as_deref().is_some_and(|op| fields::INFERENCE_OPERATIONS.contains(&op))
 }
 
 #[derive(Default)]
@@ -158,8 +175,14 @@ impl TokenMeterLayer {
     }
 
     /// Resolves dimensions: the span's own, then each ancestor's for what is still missing. Also returns the
-    /// nearest ancestor task span (found in the same walk), which a call adds itself to.
-    fn dimensions<'a, S>(&self, own: &DimValues, span: &SpanRef<'a, S>) -> (Dimensions, Option<SpanRef<'a, S>>)
+    /// nearest ancestor task span (found in the same walk), which a call adds itself to. With `mark_call`, the
+    /// nearest ancestor call span is marked as enclosing a call (the same walk, continued until it is found).
+    fn dimensions<'a, S>(
+        &self,
+        own: &DimValues,
+        span: &SpanRef<'a, S>,
+        mark_call: bool,
+    ) -> (Dimensions, Option<SpanRef<'a, S>>)
     where
         S: Subscriber + for<'l> LookupSpan<'l>,
     {
@@ -170,7 +193,9 @@ impl TokenMeterLayer {
             b.iter().all(Option::is_some) && e.len() == extra_count
         };
         let mut task_span = None;
-        if !complete(&builtin, &extra) {
+        let mut done = complete(&builtin, &extra);
+        let mut to_mark = mark_call;
+        if !done || to_mark {
             // One registry lookup per ancestor (`parent().scope()` would look the parent up twice).
             let mut next = span.parent();
             while let Some(ancestor) = next {
@@ -181,20 +206,29 @@ impl TokenMeterLayer {
                     continue;
                 };
                 let is_task = state.task.is_some();
-                for (slot, value) in builtin.iter_mut().zip(state.dims.builtin.iter()) {
-                    if slot.is_none() {
-                        slot.clone_from(value);
+                let mark = to_mark && state.plan.has_tokens;
+                if !done {
+                    for (slot, value) in builtin.iter_mut().zip(state.dims.builtin.iter()) {
+                        if slot.is_none() {
+                            slot.clone_from(value);
+                        }
                     }
-                }
-                for (idx, value) in &state.dims.extra {
-                    if !extra.iter().any(|(i, _)| i == idx) {
-                        extra.push((*idx, value.clone()));
+                    for (idx, value) in &state.dims.extra {
+                        if !extra.iter().any(|(i, _)| i == idx) {
+                            extra.push((*idx, value.clone()));
+                        }
                     }
                 }
                 drop(ext);
+                if mark {
+                    if let Some(state) = self.state_mut(&mut ancestor.extensions_mut()) {
+                        state.encloses_calls = true;
+                    }
+                    to_mark = false;
+                }
                 // Complete dimensions include `task`, which only a task span (or the call span) provides.
-                let done = complete(&builtin, &extra);
-                next = if done { None } else { ancestor.parent() };
+                done = done || complete(&builtin, &extra);
+                next = if done && !to_mark { None } else { ancestor.parent() };
                 if is_task && task_span.is_none() {
                     task_span = Some(ancestor);
                 }
@@ -224,9 +258,15 @@ impl TokenMeterLayer {
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let EndedCall { fields, dims: own_dims, start, end, rejected, split } = call;
+        let EndedCall { fields, dims: own_dims, start, end, rejected, split, rollup } = call;
+        if rollup {
+            // Its calls are counted; it still encloses them, for a roll-up further out.
+            self.mark_enclosing_call(span);
+            self.inner.count_rollup(rejected);
+            return;
+        }
         let (tokens, fixes) = normalize::normalize(&fields.tokens);
-        let (dimensions, task_span) = self.dimensions(own_dims, span);
+        let (dimensions, task_span) = self.dimensions(own_dims, span, true);
         let mut record = CallRecord {
             timestamp: DateTime::from_timestamp_nanos(start),
             duration_us: micros_between(start, end),
@@ -268,13 +308,30 @@ impl TokenMeterLayer {
         }
     }
 
+    /// Marks the nearest ancestor call span as enclosing a call.
+    fn mark_enclosing_call<S>(&self, span: &SpanRef<'_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let mut next = span.parent();
+        while let Some(ancestor) = next {
+            if let Some(state) = self.state_mut(&mut ancestor.extensions_mut())
+                && state.plan.has_tokens
+            {
+                state.encloses_calls = true;
+                return;
+            }
+            next = ancestor.parent();
+        }
+    }
+
     /// Applies newer call fields to a span's state; when they start a new call on a span that already holds a
     /// finished one (a different response id), finalizes the earlier call first.
     fn apply_call_update<S>(&self, span: &SpanRef<'_, S>, update: CallFields, rejected: u64)
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let mut earlier: Option<(CallFields, DimValues, i64, u64)> = None;
+        let mut earlier: Option<(CallFields, DimValues, i64, u64, bool)> = None;
         {
             let mut ext = span.extensions_mut();
             let Some(state) = self.state_mut(&mut ext) else {
@@ -293,15 +350,18 @@ impl TokenMeterLayer {
             if starts_new_call {
                 let now = self.inner.clock.unix_nanos();
                 let finished = state.call.clone();
-                earlier = Some((finished, state.dims.clone(), state.start, std::mem::take(&mut state.rejected)));
+                let rollup = rollup(state.encloses_calls, &finished);
+                earlier =
+                    Some((finished, state.dims.clone(), state.start, std::mem::take(&mut state.rejected), rollup));
                 state.call.reset_per_call();
                 state.start = now;
             }
             state.call.replace_with(update);
         }
-        if let Some((fields, dims, start, rejected)) = earlier {
+        if let Some((fields, dims, start, rejected, rollup)) = earlier {
             let end = self.inner.clock.unix_nanos();
-            self.finish_call(span, EndedCall { fields: &fields, dims: &dims, start, end, rejected, split: true }, None);
+            let call = EndedCall { fields: &fields, dims: &dims, start, end, rejected, split: true, rollup };
+            self.finish_call(span, call, None);
         }
     }
 }
@@ -332,6 +392,7 @@ where
             dims: DimValues::default(),
             task: plan.has_task.then(TaskTally::default),
             rejected: 0,
+            encloses_calls: false,
             closed: false,
         };
         // Built where it lives, then filled in place: moving a built state in would copy its ~600 bytes twice.
@@ -388,7 +449,7 @@ where
         let rejected = u64::from(visitor.rejected.values);
         // The call this usage belongs to: the nearest enclosing LLM call span.
         let Some(parent) = ctx.event_span(event) else {
-            self.inner.count_rejected(rejected);
+            self.inner.count_orphan_usage(rejected);
             return;
         };
         for span in parent.scope() {
@@ -398,7 +459,7 @@ where
                 return;
             }
         }
-        self.inner.count_rejected(rejected);
+        self.inner.count_orphan_usage(rejected);
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
@@ -418,8 +479,16 @@ where
             && state.call.tool_name.is_some();
         if plan.has_tokens {
             let rejected = std::mem::take(&mut state.rejected);
-            let call =
-                EndedCall { fields: &state.call, dims: &state.dims, start: state.start, end, rejected, split: false };
+            let rollup = rollup(state.encloses_calls, &state.call);
+            let call = EndedCall {
+                fields: &state.call,
+                dims: &state.dims,
+                start: state.start,
+                end,
+                rejected,
+                split: false,
+                rollup,
+            };
             self.finish_call(&span, call, state.task.as_mut());
         } else if is_tool {
             let record = ToolRecord {
@@ -427,12 +496,12 @@ where
                 duration_us: micros_between(state.start, end),
                 tool: state.call.tool_name.clone().unwrap_or_else(|| Arc::from("unknown")),
                 outcome: outcome(&state.call),
-                dimensions: self.dimensions(&state.dims, &span).0,
+                dimensions: self.dimensions(&state.dims, &span, false).0,
             };
             self.inner.finish_tool(record, std::mem::take(&mut state.rejected));
         }
         if let Some(tally) = state.task.take() {
-            let (dimensions, _) = self.dimensions(&state.dims, &span);
+            let (dimensions, _) = self.dimensions(&state.dims, &span, false);
             let task = dimensions.task.clone().unwrap_or_else(|| Arc::from("unnamed"));
             let record = TaskRecord {
                 timestamp: DateTime::from_timestamp_nanos(state.start),

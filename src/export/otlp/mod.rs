@@ -687,13 +687,18 @@ fn register_observables(meter: &Meter, shared: &Arc<Shared>) {
     meter
         .u64_observable_counter(CAPTURE_CORRECTIONS)
         .with_unit("{correction}")
-        .with_description("Capture corrections: normalized token fields, rejected values, shared-span splits.")
+        .with_description(
+            "Capture corrections: normalized token fields, rejected values, shared-span splits, roll-up spans not \
+             counted again, usage events outside any call span.",
+        )
         .with_callback(move |o| {
             if let Some(m) = s.meter() {
                 let stats = m.capture_stats();
                 o.observe(stats.normalization_corrections, &[KeyValue::new(ATTR_CORRECTION, "normalization")]);
                 o.observe(stats.rejected_values, &[KeyValue::new(ATTR_CORRECTION, "rejected_value")]);
                 o.observe(stats.shared_span_splits, &[KeyValue::new(ATTR_CORRECTION, "shared_span_split")]);
+                o.observe(stats.rollup_spans, &[KeyValue::new(ATTR_CORRECTION, "rollup_span")]);
+                o.observe(stats.orphan_usage_events, &[KeyValue::new(ATTR_CORRECTION, "orphan_usage_event")]);
             }
         })
         .build();

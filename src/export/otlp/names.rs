@@ -33,7 +33,7 @@ pub const TOOL_INVOCATIONS: &str = "tokenmeter.tool.invocations";
 /// `tokenmeter.alert.threshold`.
 pub const BUDGET_ALERTS: &str = "tokenmeter.budget.alerts";
 /// Counter of capture corrections, `{correction}`, by `tokenmeter.correction` = `normalization` |
-/// `rejected_value` | `shared_span_split`.
+/// `rejected_value` | `shared_span_split` | `rollup_span` | `orphan_usage_event`.
 pub const CAPTURE_CORRECTIONS: &str = "tokenmeter.capture.corrections";
 /// Counter of journal records lost, `{record}`, by `tokenmeter.reason` = `queue_full` | `write_failed` (only with
 /// a journal).
