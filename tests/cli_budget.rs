@@ -31,12 +31,13 @@ fn budget_states() {
     assert_eq!(b.len(), 3);
     let get = |name: &str| b.iter().find(|x| x["budget"] == name).unwrap();
     let monthly = get("monthly");
-    assert_eq!(monthly["spent"]["usd"], 371_530_000_000u64);
+    assert_eq!(monthly["spent"]["picos"], 371_530_000_000u64);
+    assert_eq!(monthly["spent"]["usd"], 0.37153);
     close(monthly["utilization"].as_f64().unwrap(), 0.37153 / 0.5);
     assert_eq!(monthly["over_budget"], false);
     assert_eq!(monthly["thresholds_crossed"], serde_json::json!([50]));
     let beta = get("beta");
-    assert_eq!(beta["spent"]["usd"], 329_409_000_000u64);
+    assert_eq!(beta["spent"]["picos"], 329_409_000_000u64);
     assert_eq!(beta["over_budget"], true);
     // Today (2025-10-04) has no calls yet.
     assert_eq!(get("tokens-daily")["spent"]["tokens"], 0);
@@ -95,7 +96,7 @@ fn budget_prices_records_without_cost() {
     ])
     .json();
     let all = &v["budgets"][0];
-    assert_eq!(all["spent"]["usd"].as_u64().unwrap(), cost, "{all}");
+    assert_eq!(all["spent"]["picos"].as_u64().unwrap(), cost, "{all}");
     // The fixture's calls on a model the price book does not know stay unpriced in both.
     assert_eq!(all["unpriced_calls"], summary.json()["summary"]["unpriced"]["calls"], "{all}");
 }

@@ -214,10 +214,13 @@ impl BudgetUnit {
 }
 
 /// An amount of spend in a budget's unit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+///
+/// Serialized as `{"usd": 0.1044, "picos": 104400000000}` (dollars to read, and the exact amount in pico-USD,
+/// as reports give `cost_usd` and `cost_picos`) or `{"tokens": 35600}`. Deserializing takes `picos` when
+/// present, else `usd` (rounded to a micro-USD, as [`BudgetLimit::usd`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BudgetAmount {
-    /// US dollars; serializes as an integer number of pico-USD, like [`Money`].
+    /// US dollars.
     Usd(Money),
     /// Tokens.
     Tokens(u64),
@@ -245,6 +248,46 @@ impl BudgetAmount {
         match unit {
             BudgetUnit::Usd => BudgetAmount::Usd(Money::from_picos(units)),
             BudgetUnit::Tokens => BudgetAmount::Tokens(u64::try_from(units).unwrap_or(u64::MAX)),
+        }
+    }
+}
+
+impl Serialize for BudgetAmount {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match *self {
+            BudgetAmount::Usd(m) => {
+                let mut map = serializer.serialize_map(Some(2))?;
+                map.serialize_entry("usd", &m.as_usd())?;
+                map.serialize_entry("picos", &m)?;
+                map.end()
+            }
+            BudgetAmount::Tokens(t) => {
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry("tokens", &t)?;
+                map.end()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for BudgetAmount {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Repr {
+            usd: Option<f64>,
+            picos: Option<Money>,
+            tokens: Option<u64>,
+        }
+        match Repr::deserialize(deserializer)? {
+            Repr { tokens: Some(t), usd: None, picos: None } => Ok(BudgetAmount::Tokens(t)),
+            Repr { tokens: None, picos: Some(m), .. } => Ok(BudgetAmount::Usd(m)),
+            Repr { tokens: None, usd: Some(usd), picos: None } => {
+                BudgetLimit::usd(usd).map(|l| l.amount()).map_err(D::Error::custom)
+            }
+            _ => Err(D::Error::custom(r#"a budget amount is {"usd": …, "picos": …} or {"tokens": …}"#)),
         }
     }
 }
@@ -765,4 +808,28 @@ pub enum BudgetError {
         /// Why it was rejected.
         reason: &'static str,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_serialize_dollars_beside_exact_picos_and_read_back() {
+        let usd = BudgetAmount::Usd(Money::from_picos(104_400_000_000));
+        let json = serde_json::to_string(&usd).unwrap();
+        assert_eq!(json, r#"{"usd":0.1044,"picos":104400000000}"#);
+        assert_eq!(serde_json::from_str::<BudgetAmount>(&json).unwrap(), usd);
+        // Picos win over a rounded dollar figure; dollars alone are read to the micro-USD.
+        let exact: BudgetAmount = serde_json::from_str(r#"{"usd":0.1,"picos":104400000001}"#).unwrap();
+        assert_eq!(exact, BudgetAmount::Usd(Money::from_picos(104_400_000_001)));
+        let dollars: BudgetAmount = serde_json::from_str(r#"{"usd":12.5}"#).unwrap();
+        assert_eq!(dollars, BudgetAmount::Usd(Money::from_picos(12_500_000_000_000)));
+        let tokens = BudgetAmount::Tokens(35_600);
+        assert_eq!(serde_json::to_string(&tokens).unwrap(), r#"{"tokens":35600}"#);
+        assert_eq!(serde_json::from_str::<BudgetAmount>(r#"{"tokens":35600}"#).unwrap(), tokens);
+        for bad in [r#"{}"#, r#"{"usd":1,"tokens":2}"#, r#"{"usd":-1}"#, r#"{"dollars":1}"#] {
+            assert!(serde_json::from_str::<BudgetAmount>(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -237,8 +237,8 @@ fn schemas() -> Value {
             &["cache", "differential", "tools"],
         ),
         "BudgetAmount": {
-            "description": "US dollars as an integer number of pico-USD (`usd`), or tokens (`tokens`).",
-            "oneOf": [object(&[("usd", int())], &[]), object(&[("tokens", int())], &[])]
+            "description": "US dollars (`usd`, with the exact amount in pico-USD in `picos`), or tokens (`tokens`).",
+            "oneOf": [object(&[("usd", num()), ("picos", int())], &[]), object(&[("tokens", int())], &[])]
         },
         "BudgetState": object(
             &[
