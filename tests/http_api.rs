@@ -372,6 +372,17 @@ fn bad_parameters_get_400_and_unknown_sessions_404() {
     // A session id that is not UTF-8 once percent-decoded: the JSON error body, not axum's text/plain.
     f.bad("/api/v1/token-usage/%ff%fe", "session_id");
     f.bad("/api/v1/token-usage/%ff%fe/metrics", "session_id");
+    // An offset's `+` sent unescaped arrives as a space: the message says so.
+    for (path, param) in [
+        ("/api/v1/analytics/tokens?from=2026-03-14T00:00:00+01:00", "from"),
+        ("/api/v1/analytics/token-efficiency?time_range=2026-03-14T00:00:00+01:00..2026-03-15T00:00:00Z", "time_range"),
+    ] {
+        f.bad(path, param);
+        let detail = f.get_as(Some(ADMIN), path).1["detail"].as_str().unwrap().to_owned();
+        assert!(detail.contains("%2B01:00"), "{path}: {detail}");
+    }
+    let detail = f.get_as(Some(ADMIN), "/api/v1/analytics/tokens?from=yesterday").1["detail"].clone();
+    assert!(!detail.as_str().unwrap().contains("%2B"), "no hint without a space: {detail}");
 
     let (s, v) = f.get_as(Some(ADMIN), "/api/v1/token-usage/no-such-session");
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
@@ -579,9 +590,13 @@ fn every_response_matches_the_openapi_document() {
     }
     // The budget states exercise every part of their schema: a USD and a token budget.
     let (_, v) = f.get_as(Some(ADMIN), "/api/v1/budgets");
-    let units: Vec<&str> =
-        v.as_array().unwrap().iter().map(|b| b["limit"].as_object().unwrap().keys().next().unwrap().as_str()).collect();
-    assert!(units.contains(&"usd") && units.contains(&"tokens"), "{units:?}");
+    let units: Vec<Vec<&str>> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["limit"].as_object().unwrap().keys().map(String::as_str).collect())
+        .collect();
+    assert!(units.contains(&vec!["picos", "usd"]) && units.contains(&vec!["tokens"]), "{units:?}");
 
     // The checker itself catches drift.
     let mut out = Vec::new();

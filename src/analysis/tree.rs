@@ -80,7 +80,7 @@ impl Ledger {
                 || (parent, child) == (Dimension::Project, Dimension::Session));
         if !pair_ok {
             return Err(QueryError::Unsupported(format!(
-                "a {parent} > {child} tree: use two different dimensions among model, provider, project, agent, \
+                "no {parent} > {child} tree: use two different dimensions among model, provider, project, agent, \
                  operation, task and tenant, or project > session"
             )));
         }

@@ -125,10 +125,20 @@ fn check_points(window: &Window, grain: TimeGrain, param: &'static str) -> Resul
     Ok(())
 }
 
+/// What to add to a bad time's message when it holds a space: most likely a `+` offset sent unescaped, which a
+/// query string reads as a space.
+fn plus_hint(value: &str) -> &'static str {
+    if value.contains(' ') {
+        " (a `+` in a query string is read as a space: send an offset like +01:00 as %2B01:00)"
+    } else {
+        ""
+    }
+}
+
 fn window_param(p: &Params, param: &'static str, default: Window) -> Result<Window, Response> {
     let w = match p.get(param) {
         None => default,
-        Some(s) => s.parse::<Window>().map_err(|e| query_error(e, Some(param)))?,
+        Some(s) => s.parse::<Window>().map_err(|e| bad(param, format!("{e}{}", plus_hint(s))))?,
     };
     check_points(&w, TimeGrain::Day, param)?;
     Ok(w)
@@ -148,7 +158,7 @@ fn time_param(state: &AppState, p: &Params, param: &'static str, end: bool) -> R
             return Ok(Some(t));
         }
     }
-    Err(bad(param, format!("invalid time `{s}`: expected YYYY-MM-DD or an RFC 3339 time")))
+    Err(bad(param, format!("invalid time `{s}`: expected YYYY-MM-DD or an RFC 3339 time{}", plus_hint(s))))
 }
 
 fn bool_param(p: &Params, param: &'static str) -> Result<bool, Response> {

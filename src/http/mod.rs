@@ -121,7 +121,8 @@ impl HttpConfig {
         self
     }
 
-    /// The time limit of one request (default 10 s); slower ones get 503.
+    /// The time limit of one request (default 10 s); slower ones get 503. It bounds waiting: the handlers compute
+    /// reports synchronously (milliseconds), and one already computing runs to its end.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
