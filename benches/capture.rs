@@ -60,6 +60,9 @@
 //!   two vCPUs (the writer's CPU and the cross-core transfer of ~550-byte queued records are the limit, not the
 //!   queue's indices); moving the span state's label `Arc`s into the record instead of cloning them, same
 //!   instruction count and no wall-clock difference within this machine's noise.
+//! - Roll-up spans (a call span with call spans inside is not counted again) need the nearest ancestor call
+//!   span: found in the same ancestor walk as the dimensions, a flag test per ancestor; with request ids kept
+//!   apart from response ids, full pipeline without the journal 12,720 -> 12,693 instructions a call.
 //! - The ancestor walk for dimensions used `parent().scope()`, which looks the parent up twice; walking with
 //!   `parent()` alone saved ~180 instructions per call.
 //! - The span state (~600 bytes) was built on the stack and moved into the extensions at creation, and taken
