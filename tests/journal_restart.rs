@@ -399,6 +399,12 @@ fn an_unusable_directory_is_a_build_error() {
     assert_eq!(source.kind(), std::io::ErrorKind::NotADirectory);
     assert!(err.to_string().contains(": a file is there, not a directory"), "{err}");
 
+    // An empty path (an unset setting) is refused, not read as the working directory.
+    let err = TokenMeter::builder().with_journal(JournalConfig::new("")).try_build().unwrap_err();
+    let BuildError::Journal(JournalError::Io { source, .. }) = &err else { panic!("unexpected {err:?}") };
+    assert_eq!(source.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("the path is empty"), "{err}");
+
     // `build` keeps going without a journal.
     let m = TokenMeter::builder().with_journal(JournalConfig::new(&dir)).build();
     assert!(m.journal_stats().is_none());

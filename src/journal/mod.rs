@@ -113,7 +113,8 @@ impl JournalConfig {
     pub const DEFAULT_QUEUE_CAPACITY: usize = 4096;
 
     /// A journal in `dir` (created if missing): fsync every second, files kept 90 days, no size limit, a
-    /// queue of [`DEFAULT_QUEUE_CAPACITY`](Self::DEFAULT_QUEUE_CAPACITY) records, replayed at start.
+    /// queue of [`DEFAULT_QUEUE_CAPACITY`](Self::DEFAULT_QUEUE_CAPACITY) records, replayed at start. An empty
+    /// path is an error when the meter is built (`"."` is the working directory).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         JournalConfig {
             dir: dir.into(),
@@ -314,6 +315,13 @@ pub fn read(dir: impl AsRef<Path>, each: impl FnMut(CallRecord)) -> std::io::Res
 pub(crate) fn attach(meter: &TokenMeter, config: JournalConfig) -> Result<(), JournalError> {
     let dir = config.dir.clone();
     let io = |source| JournalError::Io { path: dir.clone(), source };
+    if dir.as_os_str().is_empty() {
+        // Most likely an unset setting; it would journal into the working directory.
+        return Err(io(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the path is empty (an unset setting?); give \".\" for the working directory",
+        )));
+    }
     if dir.is_file() {
         // `create_dir_all` would say "File exists".
         return Err(io(std::io::Error::new(std::io::ErrorKind::NotADirectory, "a file is there, not a directory")));
