@@ -177,3 +177,47 @@ fn usage_events_outside_any_call_span_are_counted() {
     let stats = h.meter.capture_stats();
     assert_eq!((stats.orphan_usage_events, stats.rejected_values, stats.calls), (2, 1, 0));
 }
+
+#[test]
+fn a_span_with_the_only_usage_of_unmetered_calls_inside_is_counted() {
+    // The application records the usage on its own span; the client's span inside declares usage fields it
+    // never records (as some do for streams). Skipping the outer span as a roll-up lost the call's tokens and
+    // cost: one unmetered call, $0.
+    let h = Harness::new();
+    h.run(|| {
+        let outer = info_span!("llm", model = "claude-sonnet-4-5", input_tokens = Empty, output_tokens = Empty);
+        outer.in_scope(|| {
+            let client = info_span!(
+                "chat",
+                gen_ai.operation.name = "chat",
+                gen_ai.request.model = "claude-sonnet-4-5",
+                gen_ai.usage.input_tokens = Empty,
+                gen_ai.usage.output_tokens = Empty,
+            );
+            drop(client);
+        });
+        outer.record("input_tokens", 1_000u64);
+        outer.record("output_tokens", 100u64);
+    });
+    let total = h.meter.total_usage();
+    assert_eq!((total.tokens.input, total.tokens.output), (1_000, 100));
+    // Sonnet 4.5: 1,000 x $3 + 100 x $15 per million.
+    assert_eq!(total.cost.to_string(), "$0.0045");
+    let stats = h.meter.capture_stats();
+    assert_eq!((stats.calls, stats.unmetered_calls, stats.rollup_spans), (2, 1, 0));
+}
+
+#[test]
+fn an_agent_span_around_an_agent_with_metered_calls_is_a_rollup() {
+    // The inner agent span never got usage (skipped), but the call inside it did: the outer totals are theirs.
+    let h = Harness::new();
+    h.run(|| {
+        let outer = agent_span("lead");
+        outer.in_scope(|| agent_span("worker").in_scope(|| chat("claude-sonnet-4-5", 700, 70)));
+        outer.record("gen_ai.usage.input_tokens", 700u64);
+        outer.record("gen_ai.usage.output_tokens", 70u64);
+    });
+    assert_eq!(h.seen.only_call().tokens.input, 700);
+    assert_eq!(h.meter.total_usage().tokens.input, 700);
+    assert_eq!(h.meter.capture_stats().rollup_spans, 2);
+}

@@ -10,7 +10,8 @@
 //!
 //! A call span with call spans inside it is a *roll-up* (an `invoke_agent` span carrying its agent's totals) and
 //! is not counted, unless its `gen_ai.operation.name` is a single model request
-//! ([`INFERENCE_OPERATIONS`](fields::INFERENCE_OPERATIONS)): the calls inside are. Usage events outside any call
+//! ([`INFERENCE_OPERATIONS`](fields::INFERENCE_OPERATIONS)), or it has usage and none of the calls inside had
+//! any: the calls inside are. Usage events outside any call
 //! span update nothing; both are counted in [`CaptureStats`](crate::CaptureStats).
 //!
 //! # Implementation details
@@ -78,6 +79,9 @@ struct SpanState {
     /// A call span this meter finalized (or skipped as a roll-up) ran inside this one: if this is a call span
     /// too, and not a single model request, its usage is the roll-up of those calls (see [`rollup`]).
     encloses_calls: bool,
+    /// One of those calls (or a roll-up of calls further in) carried usage. A span whose enclosed calls all
+    /// closed without usage carries the only usage there is, and is counted (see [`rollup`]).
+    encloses_usage: bool,
     /// Closed: set by the first of this meter's layers to see the close (a meter layered twice by mistake
     /// still records each call once).
     closed: bool,
@@ -119,13 +123,20 @@ struct EndedCall<'a> {
     split: bool,
     /// The span's usage rolls up calls already counted: skip it (see [`rollup`]).
     rollup: bool,
+    /// A call inside the span carried usage: what a skipped roll-up passes on to the call span around it.
+    encloses_usage: bool,
 }
 
 /// Whether a call span's usage is a roll-up of the calls inside it (an `invoke_agent` span carrying its
 /// agent's totals, as the GenAI agent-span conventions allow): it encloses call spans and its operation is not a
 /// single model request ([`fields::INFERENCE_OPERATIONS`]). Counting it would count those calls twice.
-fn rollup(encloses_calls: bool, fields: &CallFields) -> bool {
-    encloses_calls && !fields.operation_name.as_deref().is_some_and(|op| fields::INFERENCE_OPERATIONS.contains(&op))
+///
+/// Unless none of those calls carried usage while this span did (a span recording the usage of a client whose
+/// own span declares usage it never records): then its usage is counted nowhere else, and it is a call.
+fn rollup(encloses_calls: bool, encloses_usage: bool, fields: &CallFields) -> bool {
+    encloses_calls
+        && (encloses_usage || !fields.tokens.any())
+        && !fields.operation_name.as_deref().is_some_and(|op| fields::INFERENCE_OPERATIONS.contains(&op))
 }
 
 #[derive(Default)]
@@ -176,12 +187,13 @@ impl TokenMeterLayer {
 
     /// Resolves dimensions: the span's own, then each ancestor's for what is still missing. Also returns the
     /// nearest ancestor task span (found in the same walk), which a call adds itself to. With `mark_call`, the
-    /// nearest ancestor call span is marked as enclosing a call (the same walk, continued until it is found).
+    /// nearest ancestor call span is marked as enclosing a call, and as enclosing usage when `mark_call` is
+    /// `Some(true)` (the same walk, continued until it is found).
     fn dimensions<'a, S>(
         &self,
         own: &DimValues,
         span: &SpanRef<'a, S>,
-        mark_call: bool,
+        mark_call: Option<bool>,
     ) -> (Dimensions, Option<SpanRef<'a, S>>)
     where
         S: Subscriber + for<'l> LookupSpan<'l>,
@@ -194,7 +206,7 @@ impl TokenMeterLayer {
         };
         let mut task_span = None;
         let mut done = complete(&builtin, &extra);
-        let mut to_mark = mark_call;
+        let mut to_mark = mark_call.is_some();
         if !done || to_mark {
             // One registry lookup per ancestor (`parent().scope()` would look the parent up twice).
             let mut next = span.parent();
@@ -223,6 +235,7 @@ impl TokenMeterLayer {
                 if mark {
                     if let Some(state) = self.state_mut(&mut ancestor.extensions_mut()) {
                         state.encloses_calls = true;
+                        state.encloses_usage |= mark_call == Some(true);
                     }
                     to_mark = false;
                 }
@@ -258,15 +271,15 @@ impl TokenMeterLayer {
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let EndedCall { fields, dims: own_dims, start, end, rejected, split, rollup } = call;
+        let EndedCall { fields, dims: own_dims, start, end, rejected, split, rollup, encloses_usage } = call;
         if rollup {
             // Its calls are counted; it still encloses them, for a roll-up further out.
-            self.mark_enclosing_call(span);
+            self.mark_enclosing_call(span, encloses_usage);
             self.inner.count_rollup(rejected);
             return;
         }
         let (tokens, fixes) = normalize::normalize(&fields.tokens);
-        let (dimensions, task_span) = self.dimensions(own_dims, span, true);
+        let (dimensions, task_span) = self.dimensions(own_dims, span, Some(fields.tokens.any()));
         let mut record = CallRecord {
             timestamp: DateTime::from_timestamp_nanos(start),
             duration_us: micros_between(start, end),
@@ -308,8 +321,8 @@ impl TokenMeterLayer {
         }
     }
 
-    /// Marks the nearest ancestor call span as enclosing a call.
-    fn mark_enclosing_call<S>(&self, span: &SpanRef<'_, S>)
+    /// Marks the nearest ancestor call span as enclosing a call (and usage, with `usage`).
+    fn mark_enclosing_call<S>(&self, span: &SpanRef<'_, S>, usage: bool)
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
@@ -319,6 +332,7 @@ impl TokenMeterLayer {
                 && state.plan.has_tokens
             {
                 state.encloses_calls = true;
+                state.encloses_usage |= usage;
                 return;
             }
             next = ancestor.parent();
@@ -331,7 +345,7 @@ impl TokenMeterLayer {
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let mut earlier: Option<(CallFields, DimValues, i64, u64, bool)> = None;
+        let mut earlier: Option<(CallFields, DimValues, i64, u64, bool, bool)> = None;
         {
             let mut ext = span.extensions_mut();
             let Some(state) = self.state_mut(&mut ext) else {
@@ -350,17 +364,18 @@ impl TokenMeterLayer {
             if starts_new_call {
                 let now = self.inner.clock.unix_nanos();
                 let finished = state.call.clone();
-                let rollup = rollup(state.encloses_calls, &finished);
-                earlier =
-                    Some((finished, state.dims.clone(), state.start, std::mem::take(&mut state.rejected), rollup));
+                let rollup = rollup(state.encloses_calls, state.encloses_usage, &finished);
+                let rejected = std::mem::take(&mut state.rejected);
+                earlier = Some((finished, state.dims.clone(), state.start, rejected, rollup, state.encloses_usage));
                 state.call.reset_per_call();
                 state.start = now;
             }
             state.call.replace_with(update);
         }
-        if let Some((fields, dims, start, rejected, rollup)) = earlier {
+        if let Some((fields, dims, start, rejected, rollup, encloses_usage)) = earlier {
             let end = self.inner.clock.unix_nanos();
-            let call = EndedCall { fields: &fields, dims: &dims, start, end, rejected, split: true, rollup };
+            let call =
+                EndedCall { fields: &fields, dims: &dims, start, end, rejected, split: true, rollup, encloses_usage };
             self.finish_call(span, call, None);
         }
     }
@@ -393,6 +408,7 @@ where
             task: plan.has_task.then(TaskTally::default),
             rejected: 0,
             encloses_calls: false,
+            encloses_usage: false,
             closed: false,
         };
         // Built where it lives, then filled in place: moving a built state in would copy its ~600 bytes twice.
@@ -479,7 +495,7 @@ where
             && state.call.tool_name.is_some();
         if plan.has_tokens {
             let rejected = std::mem::take(&mut state.rejected);
-            let rollup = rollup(state.encloses_calls, &state.call);
+            let rollup = rollup(state.encloses_calls, state.encloses_usage, &state.call);
             let call = EndedCall {
                 fields: &state.call,
                 dims: &state.dims,
@@ -488,6 +504,7 @@ where
                 rejected,
                 split: false,
                 rollup,
+                encloses_usage: state.encloses_usage,
             };
             self.finish_call(&span, call, state.task.as_mut());
         } else if is_tool {
@@ -496,12 +513,12 @@ where
                 duration_us: micros_between(state.start, end),
                 tool: state.call.tool_name.clone().unwrap_or_else(|| Arc::from("unknown")),
                 outcome: outcome(&state.call),
-                dimensions: self.dimensions(&state.dims, &span, false).0,
+                dimensions: self.dimensions(&state.dims, &span, None).0,
             };
             self.inner.finish_tool(record, std::mem::take(&mut state.rejected));
         }
         if let Some(tally) = state.task.take() {
-            let (dimensions, _) = self.dimensions(&state.dims, &span, false);
+            let (dimensions, _) = self.dimensions(&state.dims, &span, None);
             let task = dimensions.task.clone().unwrap_or_else(|| Arc::from("unnamed"));
             let record = TaskRecord {
                 timestamp: DateTime::from_timestamp_nanos(state.start),
