@@ -76,3 +76,31 @@ fn task_with_unpriced_and_failed_calls() {
     let t = h.seen.tasks.lock()[0].clone();
     assert_eq!((t.calls, t.unpriced_calls, t.failed_calls), (2, 1, 1));
 }
+
+#[test]
+fn a_task_span_carrying_several_calls_counts_each() {
+    // A long-lived span that is a task and receives each call's usage in turn (a new response id starts the
+    // next call): the calls split off before its close counted nowhere, so the task said 1 call of 3.
+    let h = Harness::new();
+    h.run(|| {
+        let conversation = info_span!(
+            "conversation",
+            task = "chat",
+            model = "claude-haiku-4-5",
+            gen_ai.response.id = Empty,
+            input_tokens = Empty,
+            output_tokens = Empty,
+        );
+        for (id, input) in [("msg_a", 100u64), ("msg_b", 200), ("msg_c", 300)] {
+            conversation.record("gen_ai.response.id", id);
+            conversation.record("input_tokens", input);
+            conversation.record("output_tokens", 10u64);
+        }
+    });
+    assert_eq!(h.seen.calls().len(), 3);
+    let tasks = h.seen.tasks.lock().clone();
+    let [task] = &tasks[..] else { panic!("{tasks:#?}") };
+    assert_eq!((task.calls, task.tokens.input, task.tokens.output), (3, 600, 30));
+    // Haiku 4.5: 600 x $1 + 30 x $5 per million.
+    assert_eq!(task.cost.to_string(), "$0.00075");
+}

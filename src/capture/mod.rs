@@ -376,7 +376,16 @@ impl TokenMeterLayer {
             let end = self.inner.clock.unix_nanos();
             let call =
                 EndedCall { fields: &fields, dims: &dims, start, end, rejected, split: true, rollup, encloses_usage };
-            self.finish_call(span, call, None);
+            // A span that is a task too counts the earlier call in its own tally, as it will the last one. The
+            // tally is taken out rather than borrowed: the span may be entered here, and the sinks that run in
+            // `finish_call` may log inside it (another layer reading its extensions).
+            let mut own_task = self.state_mut(&mut span.extensions_mut()).and_then(|s| s.task.take());
+            self.finish_call(span, call, own_task.as_mut());
+            if let Some(tally) = own_task
+                && let Some(state) = self.state_mut(&mut span.extensions_mut())
+            {
+                state.task = Some(tally);
+            }
         }
     }
 }
