@@ -90,3 +90,20 @@ fn values_are_length_capped_at_a_char_boundary() {
     assert_eq!(call.dimensions.session.as_deref(), Some("éééé"));
     assert_eq!(call.model.as_deref().map(str::len), Some(tokenmeter::capture::MAX_LABEL_LEN));
 }
+
+#[test]
+fn negative_integer_ids_are_ids() {
+    // Telegram group chats have negative ids; used as the session, they were rejected as impossible numbers
+    // and the calls lost their session.
+    let h = Harness::new();
+    h.run(|| {
+        let _chat = info_span!("chat", gen_ai.conversation.id = -1_001_234_567_890i64, user.id = -7i64).entered();
+        let _call = info_span!("claude", model = "claude-haiku-4-5", input_tokens = 1u64, tenant.id = -1i64).entered();
+    });
+    let d = h.seen.only_call().dimensions;
+    assert_eq!(
+        (d.session.as_deref(), d.user.as_deref(), d.tenant.as_deref()),
+        (Some("-1001234567890"), Some("-7"), Some("-1"))
+    );
+    assert_eq!(h.meter.capture_stats().rejected_values, 0);
+}

@@ -413,7 +413,10 @@ impl Visit for FieldVisitor<'_> {
                 let text = value.to_string();
                 self.other_text(field, &text)
             }
-            Err(_) => self.number(role, Num::Bad),
+            Err(_) if matches!(role, Role::Token(_) | Role::TimeToFirstChunk) => self.number(role, Num::Bad),
+            // A negative count or time is impossible, but a negative id is an id (a Telegram group chat as the
+            // session): text fields keep it as its decimal text, as they keep positive numbers.
+            Err(_) => self.text(role, itoa::Buffer::new().format(value)),
         }
     }
 
