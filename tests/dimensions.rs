@@ -107,3 +107,20 @@ fn negative_integer_ids_are_ids() {
     );
     assert_eq!(h.meter.capture_stats().rejected_values, 0);
 }
+
+#[test]
+fn integer_ids_beyond_u64_are_ids() {
+    // A UUID recorded as its u128 was rejected as an impossible number (an extra dimension's was dropped).
+    let h = Harness::with(|b| b.with_dimension("workspace"));
+    let uuid: u128 = 0x6f2c_4a1e_9b7d_4c3a_8e5f_1a2b_3c4d_5e6f;
+    h.run(|| {
+        let _s = info_span!("conversation", session.id = uuid, workspace = -(1i128 << 70)).entered();
+        let _call =
+            info_span!("claude", model = "claude-haiku-4-5", input_tokens = 1u64, request_id = u128::MAX).entered();
+    });
+    let call = h.seen.only_call();
+    assert_eq!(call.dimensions.session.as_deref(), Some(uuid.to_string().as_str()));
+    assert_eq!(call.dimensions.get("workspace"), Some("-1180591620717411303424"));
+    assert_eq!(call.request_id.as_deref(), Some("340282366920938463463374607431768211455"));
+    assert_eq!(h.meter.capture_stats().rejected_values, 0);
+}

@@ -302,6 +302,16 @@ impl<'a> FieldVisitor<'a> {
         }
     }
 
+    /// An integer outside `u64` (a `u128` id such as a UUID's, a negative `i128`): no count or time, but a text
+    /// field's value like any other number.
+    fn wide_integer(&mut self, field: &Field, decimal: &str) {
+        match self.plan.role(field) {
+            Role::Other => self.other_text(field, decimal),
+            role @ (Role::Token(_) | Role::TimeToFirstChunk) => self.number(role, Num::Bad),
+            role => self.text(role, decimal),
+        }
+    }
+
     fn other_text(&mut self, field: &Field, value: &str) {
         if self.extra_names.is_empty() {
             return;
@@ -423,20 +433,14 @@ impl Visit for FieldVisitor<'_> {
     fn record_u128(&mut self, field: &Field, value: u128) {
         match u64::try_from(value) {
             Ok(v) => self.record_u64(field, v),
-            Err(_) => match self.plan.role(field) {
-                Role::Other => {}
-                role => self.number(role, Num::Bad),
-            },
+            Err(_) => self.wide_integer(field, itoa::Buffer::new().format(value)),
         }
     }
 
     fn record_i128(&mut self, field: &Field, value: i128) {
         match u64::try_from(value) {
             Ok(v) => self.record_u64(field, v),
-            Err(_) => match self.plan.role(field) {
-                Role::Other => {}
-                role => self.number(role, Num::Bad),
-            },
+            Err(_) => self.wide_integer(field, itoa::Buffer::new().format(value)),
         }
     }
 
