@@ -194,3 +194,74 @@ fn duration_runs_from_creation_to_close() {
     assert_eq!(call.duration_us, 1_250_000);
     assert_eq!(call.timestamp, common::t0());
 }
+
+#[derive(Debug)]
+struct ApiError(&'static str);
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// A client function the usual way: `#[instrument(err)]`, usage declared and recorded when there is some.
+#[tracing::instrument(
+    err,
+    skip_all,
+    fields(gen_ai.request.model = "claude-sonnet-4-5", gen_ai.usage.input_tokens = tracing::field::Empty)
+)]
+fn send(fail: Option<&'static str>) -> Result<(), ApiError> {
+    match fail {
+        Some(message) => Err(ApiError(message)),
+        None => {
+            tracing::Span::current().record("gen_ai.usage.input_tokens", 1_000u64);
+            Ok(())
+        }
+    }
+}
+
+#[test]
+fn instrument_err_marks_the_call_failed() {
+    let h = Harness::new();
+    h.run(|| {
+        send(None).unwrap();
+        send(Some("overloaded: the prompt was 'secret text'")).unwrap_err();
+    });
+    let calls = h.seen.calls();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0].outcome, tokenmeter::Outcome::Ok);
+    assert!(calls[0].metered);
+    assert_eq!(calls[1].outcome.label(), "error");
+    assert!(!calls[1].metered, "the failed call is counted, unmetered");
+    assert_eq!(h.meter.total_usage().failed_calls, 1);
+    // The error's text is never read.
+    let json = serde_json::to_string(&calls).unwrap();
+    assert!(!json.contains("secret") && !json.contains("overloaded"), "{json}");
+}
+
+#[test]
+fn only_the_instrument_err_event_in_the_call_span_itself_fails_it() {
+    let h = Harness::new();
+    h.run(|| {
+        // An explicit error type wins over the event's plain "error".
+        let a = info_span!("chat", model = "claude-haiku-4-5", input_tokens = 1u64, error.type = "overloaded_error");
+        a.in_scope(|| tracing::error!(error = %ApiError("x")));
+        drop(a);
+        // A helper inside the call that failed (and was retried): not the call's failure.
+        let b = info_span!("chat", model = "claude-haiku-4-5", input_tokens = 2u64);
+        b.in_scope(|| info_span!("read_file").in_scope(|| tracing::error!(error = %ApiError("x"))));
+        drop(b);
+        // Not the shape `#[instrument(err)]` emits: a logged error with a message, or at another level.
+        let c = info_span!("chat", model = "claude-haiku-4-5", input_tokens = 3u64);
+        c.in_scope(|| {
+            tracing::error!(error = %ApiError("x"), "retrying");
+            tracing::warn!(error = %ApiError("x"));
+        });
+        drop(c);
+        // Outside any call span: nothing to fail.
+        tracing::error!(error = %ApiError("x"));
+    });
+    let outcomes: Vec<(u64, String)> =
+        h.seen.calls().iter().map(|c| (c.tokens.input, c.outcome.label().to_string())).collect();
+    assert_eq!(outcomes, [(1, "overloaded_error".into()), (2, "ok".into()), (3, "ok".into())]);
+}

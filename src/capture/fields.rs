@@ -73,6 +73,9 @@ pub const SPEED: &str = "speed";
 pub const ERROR_TYPE: &str = "error.type";
 /// OTel status code: `ERROR` makes the outcome an error.
 pub const STATUS_CODE: &str = "otel.status_code";
+/// The one field of the event `#[tracing::instrument(err)]` emits when the function returns `Err` (an `ERROR`
+/// event with no message): inside a call span, it marks the call failed (its text is never read).
+pub const INSTRUMENT_ERR_FIELD: &str = "error";
 /// Semconv tool name (on `execute_tool` spans).
 pub const TOOL_NAME: &str = "gen_ai.tool.name";
 /// The `gen_ai.operation.name` value of a tool-execution span.
@@ -191,6 +194,9 @@ pub(crate) struct CallsitePlan {
     /// The response-id and request-id fields: a set of values holding one may start a new call on a
     /// long-lived span.
     pub(crate) id_fields: Box<[Field]>,
+    /// An `ERROR` event whose only field is `error`: what `#[tracing::instrument(err)]` emits inside its span
+    /// when the function returns `Err`. Inside a call span it marks the call failed.
+    pub(crate) instrument_err: bool,
 }
 
 impl CallsitePlan {
@@ -205,7 +211,11 @@ impl CallsitePlan {
         let may_carry_extra = is_span && roles.contains(&Role::Other);
         let id_fields =
             meta.fields().iter().filter(|f| matches!(classify(f.name()), Role::ResponseId | Role::RequestId)).collect();
-        CallsitePlan { roles, has_tokens, has_task, tool_candidate, wanted, may_carry_extra, id_fields }
+        let instrument_err = meta.is_event()
+            && *meta.level() == tracing_core::Level::ERROR
+            && meta.fields().len() == 1
+            && meta.fields().field(INSTRUMENT_ERR_FIELD).is_some();
+        CallsitePlan { roles, has_tokens, has_task, tool_candidate, wanted, may_carry_extra, id_fields, instrument_err }
     }
 
     /// The role of a field of this callsite.

@@ -5,8 +5,9 @@
 //! Every callsite is classified once, by its declared field names (the contract is in the crate docs and in
 //! [`fields`]): an *LLM call span* declares a token field; a *context span* declares an attribution dimension
 //! (`session.id`, `user.id`, `project`, `task`, …); a *tool span* declares `gen_ai.tool.name` and
-//! `gen_ai.operation.name`; a *usage event* declares a token field. The layer ignores every other span and
-//! event, and never filters: other layers see exactly what they saw before.
+//! `gen_ai.operation.name`; a *usage event* declares a token field; an *error event* is the `ERROR` event with
+//! the one field `error` that `#[tracing::instrument(err)]` emits, which fails the call span it is in. The layer
+//! ignores every other span and event, and never filters: other layers see exactly what they saw before.
 //!
 //! A call span with call spans inside it is a *roll-up* (an `invoke_agent` span carrying its agent's totals) and
 //! is not counted, unless its `gen_ai.operation.name` is a single model request
@@ -321,6 +322,23 @@ impl TokenMeterLayer {
         }
     }
 
+    /// The event `#[tracing::instrument(err)]` emits when its function returns `Err`: when its span is a call
+    /// span, that call failed (as `otel.status_code = "ERROR"` would; `tracing-opentelemetry` likewise fails its
+    /// span on `ERROR` events).
+    /// Only the event's own span: an error inside a child span (a helper that failed and was retried) is not
+    /// the call's. Its text is never read.
+    fn mark_failed<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let Some(span) = ctx.event_span(event) else { return };
+        if let Some(state) = self.state_mut(&mut span.extensions_mut())
+            && state.plan.has_tokens
+        {
+            state.call.status_error = Some(true);
+        }
+    }
+
     /// Marks the nearest ancestor call span as enclosing a call (and usage, with `usage`).
     fn mark_enclosing_call<S>(&self, span: &SpanRef<'_, S>, usage: bool)
     where
@@ -465,6 +483,10 @@ where
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let plan = plan_for(event.metadata());
+        if plan.instrument_err {
+            self.mark_failed(event, &ctx);
+            return;
+        }
         if !plan.has_tokens {
             return;
         }
