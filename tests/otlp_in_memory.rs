@@ -222,6 +222,23 @@ fn delta_temporality_exports_what_changed() {
 }
 
 #[test]
+fn low_memory_temporality_keeps_exact_counters_cumulative_and_histograms_delta() {
+    // `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=lowmemory`: the specification keeps asynchronous
+    // counters cumulative, and tokenmeter's exact counters are asynchronous.
+    let (provider, exporter) = pipeline(Temporality::LowMemory);
+    let meter = meter(&provider, MetricAttributes::new());
+    otlp_workload::run(&meter);
+    collect(&meter, &exporter);
+    otlp_workload::run(&meter);
+    let second = collect(&meter, &exporter);
+    assert_eq!(total(&sums(&second, CALLS)), 2.0 * otlp_workload::CALLS_PER_ROUND as f64);
+    assert!((total(&sums(&second, COST)) - meter.total_usage().cost.as_usd()).abs() < 1e-9);
+    let usage = histograms(&second, TOKEN_USAGE);
+    let metered = otlp_workload::CALLS_PER_ROUND - 1;
+    assert_eq!(usage.iter().map(|h| h.count).sum::<u64>(), 2 * metered, "the second round only");
+}
+
+#[test]
 fn series_are_capped_with_an_exact_overflow_series_and_values_are_cut() {
     let (provider, exporter) = pipeline(Temporality::Cumulative);
     let meter = meter(&provider, MetricAttributes::new().with_max_series(3).with_max_value_len(16));

@@ -48,14 +48,20 @@ pub enum Temporality {
     Cumulative,
     /// Every export carries only what changed since the previous export.
     Delta,
+    /// The OTLP exporter's `lowmemory` preference: histograms (`gen_ai.client.token.usage`,
+    /// `gen_ai.client.operation.duration`, `gen_ai.client.operation.time_to_first_chunk`) are delta, so the SDK can forget
+    /// their series after each export; tokenmeter's exact counters (observable counters) and gauges stay
+    /// cumulative, as the specification gives for asynchronous instruments.
+    LowMemory,
 }
 
 impl Temporality {
-    /// `cumulative` or `delta`.
+    /// `cumulative`, `delta` or `lowmemory` (the values of `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`).
     pub fn as_str(self) -> &'static str {
         match self {
             Temporality::Cumulative => "cumulative",
             Temporality::Delta => "delta",
+            Temporality::LowMemory => "lowmemory",
         }
     }
 }
@@ -85,7 +91,7 @@ pub enum Compression {
 /// | timeout | [`with_timeout`](Self::with_timeout) | `OTEL_EXPORTER_OTLP_[METRICS_]TIMEOUT` (ms) | 10 s |
 /// | compression | [`with_compression`](Self::with_compression) | `OTEL_EXPORTER_OTLP_[METRICS_]COMPRESSION` = `gzip` \| `none` | none |
 /// | interval | [`with_interval`](Self::with_interval) | `OTEL_METRIC_EXPORT_INTERVAL` (ms) | 60 s |
-/// | temporality | [`with_temporality`](Self::with_temporality) | `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` = `cumulative` \| `delta` | cumulative |
+/// | temporality | [`with_temporality`](Self::with_temporality) | `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` = `cumulative` \| `delta` \| `lowmemory` | cumulative |
 /// | service name | [`with_service_name`](Self::with_service_name) | `OTEL_SERVICE_NAME`, else `service.name` in `OTEL_RESOURCE_ATTRIBUTES` | `unknown_service` |
 /// | resource | [`with_resource_attribute`](Self::with_resource_attribute) | `OTEL_RESOURCE_ATTRIBUTES` = `k1=v1,k2=v2` | none |
 ///
@@ -163,7 +169,7 @@ pub mod env {
     pub const OTEL_EXPORTER_OTLP_COMPRESSION: &str = "OTEL_EXPORTER_OTLP_COMPRESSION";
     /// `gzip` or `none`, metrics only.
     pub const OTEL_EXPORTER_OTLP_METRICS_COMPRESSION: &str = "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION";
-    /// `cumulative` or `delta` (`lowmemory` is taken as `delta`).
+    /// `cumulative`, `delta` or `lowmemory` (see [`Temporality`](super::Temporality)).
     pub const OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: &str =
         "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE";
     /// Export interval, milliseconds.
@@ -343,13 +349,13 @@ impl OtlpConfig {
             None => match get(env::OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE) {
                 Some(v) => match v.to_ascii_lowercase().as_str() {
                     "cumulative" => Temporality::Cumulative,
-                    // Low-memory is delta for every instrument tokenmeter uses.
-                    "delta" | "lowmemory" => Temporality::Delta,
+                    "delta" => Temporality::Delta,
+                    "lowmemory" => Temporality::LowMemory,
                     _ => {
                         return Err(invalid_env(
                             env::OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE,
                             &v,
-                            "expected `cumulative` or `delta`",
+                            "expected `cumulative`, `delta` or `lowmemory`",
                         ));
                     }
                 },
@@ -622,6 +628,11 @@ mod tests {
         assert_eq!(s.interval, Duration::from_secs(5));
         assert_eq!(s.temporality, Temporality::Delta);
         assert_eq!(s.compression, Compression::Gzip);
+        for (v, t) in [("lowmemory", Temporality::LowMemory), ("LowMemory", Temporality::LowMemory)] {
+            let s = resolve(&OtlpConfig::new(), &[("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", v)]).unwrap();
+            assert_eq!(s.temporality, t, "{v}");
+            assert_eq!(t.as_str(), "lowmemory");
+        }
         assert_eq!(s.service_name, "from-attrs");
         assert_eq!(s.resource, vec![("deployment.environment.name".into(), "prod".into())]);
 
