@@ -635,11 +635,13 @@ impl MeterInner {
     }
 
     fn dispatch(&self, f: impl Fn(&dyn RecordSink)) {
-        for sink in self.sinks.iter() {
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&**sink)));
-            if r.is_err() {
-                self.shard().lock().stats.sink_panics += 1;
+        crate::capture::while_in_sinks(|| {
+            for sink in self.sinks.iter() {
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&**sink)));
+                if r.is_err() {
+                    self.shard().lock().stats.sink_panics += 1;
+                }
             }
-        }
+        })
     }
 }

@@ -105,3 +105,56 @@ fn a_long_lived_span_with_both_ids_splits_once_per_call() {
     assert_eq!((calls[1].request_id.as_deref(), calls[1].tokens.input), (Some("msg_b"), 200));
     assert_eq!(h.meter.capture_stats().shared_span_splits, 1);
 }
+
+/// A callback that logs each call's usage with the contract's field names (a natural thing to write) must not
+/// feed that usage back into capture: not into the next call of a long-lived span, nor as stray usage events.
+#[test]
+fn usage_logged_by_a_callback_is_not_read_back() {
+    let h = Harness::with(|b| {
+        b.on_call(|r| tracing::info!(input_tokens = r.tokens.input, output_tokens = r.tokens.output, "llm call"))
+    });
+    h.run(|| {
+        let agent = info_span!(
+            "agent loop",
+            gen_ai.request.model = "claude-sonnet-4-5",
+            gen_ai.response.id = Empty,
+            input_tokens = Empty,
+            output_tokens = Empty,
+        );
+        let _e = agent.enter();
+        agent.record("gen_ai.response.id", "msg_a");
+        agent.record("input_tokens", 100u64);
+        agent.record("output_tokens", 10u64);
+        // The second call records no output (cut off): the first call's 10 must not turn up in it.
+        agent.record("gen_ai.response.id", "msg_b");
+        agent.record("input_tokens", 200u64);
+        drop(_e);
+        // A span per call, closed outside any other call span.
+        let _one = info_span!("chat", gen_ai.request.model = "claude-haiku-4-5", input_tokens = 5u64);
+    });
+    let calls = h.seen.calls();
+    let tokens: Vec<(u64, u64)> = calls.iter().map(|c| (c.tokens.input, c.tokens.output)).collect();
+    assert_eq!(tokens, [(100, 10), (5, 0), (200, 0)], "{calls:#?}");
+    assert_eq!(h.meter.capture_stats().orphan_usage_events, 0);
+}
+
+/// A callback that makes a call of its own (an LLM judge, say) is still metered: its span was opened inside the
+/// callback.
+#[test]
+fn a_call_made_inside_a_callback_is_metered() {
+    let h = Harness::with(|b| {
+        b.on_call(|r| {
+            if r.model.as_deref() == Some("claude-sonnet-4-5") {
+                let judge = info_span!("judge", gen_ai.request.model = "claude-haiku-4-5", input_tokens = Empty);
+                let _e = judge.enter();
+                tracing::info!(input_tokens = 7u64);
+            }
+        })
+    });
+    h.run(|| {
+        let _s = info_span!("chat", gen_ai.request.model = "claude-sonnet-4-5", input_tokens = 1u64);
+    });
+    let tokens: Vec<(Option<String>, u64)> =
+        h.seen.calls().iter().map(|c| (c.model.as_deref().map(str::to_owned), c.tokens.input)).collect();
+    assert_eq!(tokens, [(Some("claude-sonnet-4-5".into()), 1), (Some("claude-haiku-4-5".into()), 7)]);
+}

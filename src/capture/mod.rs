@@ -36,6 +36,7 @@ mod values;
 
 pub use values::{MAX_LABEL_LEN, MAX_TOKENS_PER_FIELD};
 
+use std::cell::Cell;
 use std::sync::Arc;
 
 use chrono::DateTime;
@@ -68,6 +69,26 @@ impl std::fmt::Debug for TokenMeterLayer {
     }
 }
 
+thread_local! {
+    /// Set while this thread runs a meter's sinks (see [`while_in_sinks`]).
+    static IN_SINKS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs a meter's sinks. A sink that logs a call's usage with the contract's field names (`info!(input_tokens =
+/// r.tokens.input, ..)` in an `on_call` callback) must not feed it back into capture: usage events and error
+/// events raised meanwhile are ignored, unless the call span they belong to was opened by the sink itself (a
+/// sink making calls of its own is still metered).
+pub(crate) fn while_in_sinks<R>(f: impl FnOnce() -> R) -> R {
+    let was = IN_SINKS.try_with(|c| c.replace(true)).unwrap_or(false);
+    let r = f();
+    let _ = IN_SINKS.try_with(|c| c.set(was));
+    r
+}
+
+fn in_sinks() -> bool {
+    IN_SINKS.try_with(Cell::get).unwrap_or(false)
+}
+
 /// What capture keeps in a span's extensions.
 struct SpanState {
     plan: &'static CallsitePlan,
@@ -86,6 +107,8 @@ struct SpanState {
     /// Closed: set by the first of this meter's layers to see the close (a meter layered twice by mistake
     /// still records each call once).
     closed: bool,
+    /// Opened while this thread ran a meter's sinks: events inside it are read (see [`while_in_sinks`]).
+    opened_in_sinks: bool,
 }
 
 /// Every meter's state for one span. A span's extensions hold one value per type, and two meters' layers on
@@ -334,6 +357,7 @@ impl TokenMeterLayer {
         let Some(span) = ctx.event_span(event) else { return };
         if let Some(state) = self.state_mut(&mut span.extensions_mut())
             && state.plan.has_tokens
+            && (state.opened_in_sinks || !in_sinks())
         {
             state.call.status_error = Some(true);
         }
@@ -437,6 +461,7 @@ where
             encloses_calls: false,
             encloses_usage: false,
             closed: false,
+            opened_in_sinks: in_sinks(),
         };
         // Built where it lives, then filled in place: moving a built state in would copy its ~600 bytes twice.
         let key = self.key();
@@ -494,19 +519,29 @@ where
         let mut visitor = self.visitor(plan, &mut update, &mut dims);
         event.record(&mut visitor);
         let rejected = u64::from(visitor.rejected.values);
+        // Raised by a sink (logging the usage it was handed): only a call the sink opened itself is updated.
+        let from_sink = in_sinks();
         // The call this usage belongs to: the nearest enclosing LLM call span.
         let Some(parent) = ctx.event_span(event) else {
-            self.inner.count_orphan_usage(rejected);
+            if !from_sink {
+                self.inner.count_orphan_usage(rejected);
+            }
             return;
         };
         for span in parent.scope() {
-            let is_call = self.state(&span.extensions()).is_some_and(|s| s.plan.has_tokens);
-            if is_call {
-                self.apply_call_update(&span, update, rejected);
-                return;
+            let call = self.state(&span.extensions()).filter(|s| s.plan.has_tokens).map(|s| s.opened_in_sinks);
+            match call {
+                Some(opened_in_sinks) if from_sink && !opened_in_sinks => return,
+                Some(_) => {
+                    self.apply_call_update(&span, update, rejected);
+                    return;
+                }
+                None => {}
             }
         }
-        self.inner.count_orphan_usage(rejected);
+        if !from_sink {
+            self.inner.count_orphan_usage(rejected);
+        }
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
