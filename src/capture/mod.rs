@@ -450,6 +450,7 @@ where
             return;
         }
         let Some(span) = ctx.span(id) else { return };
+        let opened_in_sinks = in_sinks();
         let mut ext = span.extensions_mut();
         let new_state = || SpanState {
             plan,
@@ -461,7 +462,7 @@ where
             encloses_calls: false,
             encloses_usage: false,
             closed: false,
-            opened_in_sinks: in_sinks(),
+            opened_in_sinks,
         };
         // Built where it lives, then filled in place: moving a built state in would copy its ~600 bytes twice.
         let key = self.key();
