@@ -66,3 +66,20 @@ fn unknown_and_ambiguous_sessions() {
     cc(&["show", "sess-beta"]).fails(2, "matches 2 sessions");
     cc(&["show"]).fails(2, "<SESSION>");
 }
+
+#[test]
+fn calls_of_a_records_file_without_a_cost_are_priced_as_the_totals() {
+    // Bare records carry no cost; the ledger prices them, and each call must read the same price.
+    let rec = r#"{"timestamp":"2025-10-03T12:00:00Z","duration_us":5,"model":"claude-sonnet-4-5","tokens":{"input":1000,"cache_read":2000,"cache_write_5m":100,"cache_write_1h":0,"output":500,"reasoning":0},"metered":true,"outcome":{"status":"ok"},"dimensions":{"session":"s1"}}"#;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.jsonl");
+    std::fs::write(&file, format!("{rec}\n")).unwrap();
+    let args = ["--records", file.to_str().unwrap(), "--now", cli_support::NOW, "show", "s1"];
+    let v = run(&[&args[..], &["--format", "json"]].concat()).json();
+    // 1,000 × $3 + 2,000 × $0.30 + 100 × $3.75 + 500 × $15 per million.
+    close(v["totals"]["cost_usd"].as_f64().unwrap(), 0.011475);
+    assert_eq!(v["calls"][0]["cost"]["total"], 11_475_000_000u64);
+    let text = run(&args).ok().to_owned();
+    assert!(!text.contains("unpriced"), "{text}");
+    assert_eq!(text.matches("$0.0115").count(), 2, "{text}");
+}

@@ -182,6 +182,12 @@ impl Source {
             // Journal and records carry the cost their application priced them at; `--prices` asks for these
             // prices instead (transcripts are priced with them as they are read).
             source.info.repriced = source.records.iter_mut().map(|r| u64::from(reprice(r, &ctx.prices))).sum();
+        } else {
+            // A record without a cost is priced here as the ledger prices it when it ingests it, so that the
+            // record's own cost (`show`'s calls) agrees with the totals.
+            for r in source.records.iter_mut().filter(|r| r.cost.is_none()) {
+                reprice(r, &ctx.prices);
+            }
         }
         if ctx.pinned_now {
             // `--now` is the time the reports are made at: calls after it have not happened yet.
