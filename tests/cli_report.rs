@@ -112,3 +112,25 @@ fn output_files_and_xlsx() {
     cc(&["report", "--format", "pdf"]).fails(2, "pdf");
     cc(&["report", "-o", "/nonexistent-dir/r.md"]).fails(1, "cannot write");
 }
+
+#[test]
+fn unpriced_calls_are_marked_in_every_cost_column() {
+    // claude-fable-9 has no price: a row holding its call never reads as a plain dollar amount.
+    let md = cc(&["report", "--type", "detailed"]).ok().to_owned();
+    for needle in [
+        "| 2025-10-03 | 5 | 1,106 | 617 | 100 | 2,000 | $0.0378 + unpriced |",
+        "| -home-dev-gamma | 3 | 310 | $0.0001 + unpriced | 99.2 (green) |",
+        "| -home-dev-gamma |  | 3 | 310 | $0.0001 + unpriced |",
+        "|  | sess-gamma-1 | 3 | 310 | $0.0001 + unpriced |",
+        "| main | claude-fable-9 | 1 | 200 | unpriced |",
+    ] {
+        assert!(md.contains(needle), "missing {needle}:\n{md}");
+    }
+    let html = cc(&["report", "--type", "detailed", "--format", "html"]).ok().to_owned();
+    let agent_row =
+        r#"<td>main</td><td>claude-fable-9</td><td class="n">1</td><td class="n">200</td><td class="n">unpriced</td>"#;
+    assert!(html.contains("$0.0378 + unpriced") && html.contains(agent_row), "{html}");
+    let v = cc(&["report", "--type", "detailed", "--format", "json"]).json();
+    let main = v["agents"]["nodes"].as_array().unwrap().iter().find(|n| n["name"] == "main").unwrap();
+    assert_eq!(main["unpriced_calls"], 1);
+}

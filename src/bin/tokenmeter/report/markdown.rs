@@ -101,7 +101,7 @@ pub(super) fn render(r: &Report<'_>) -> String {
                 b.category.clone(),
                 int(b.calls),
                 int(b.total_tokens),
-                usd(b.cost_usd),
+                crate::render::share_cost(b.cost_usd, b.calls, b.unpriced_calls),
                 format!("{:.1} ({})", b.efficiency_score, b.band),
             ]
         })
@@ -121,7 +121,7 @@ pub(super) fn render(r: &Report<'_>) -> String {
                 String::new(),
                 int(p.calls),
                 int(p.tokens),
-                usd(p.cost_usd),
+                crate::render::share_cost(p.cost_usd, p.calls, p.unpriced_calls),
                 pct(p.cost_share),
             ]);
             for c in &p.children {
@@ -130,7 +130,7 @@ pub(super) fn render(r: &Report<'_>) -> String {
                     c.name.clone(),
                     int(c.calls),
                     int(c.tokens),
-                    usd(c.cost_usd),
+                    crate::render::share_cost(c.cost_usd, c.calls, c.unpriced_calls),
                     pct(c.cost_share),
                 ]);
             }

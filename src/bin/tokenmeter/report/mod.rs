@@ -275,7 +275,7 @@ impl Report<'_> {
                     int(g.tokens.output),
                     int(g.tokens.cache_read),
                     int(g.tokens.cache_creation),
-                    usd(g.cost_usd),
+                    crate::render::share_cost(g.cost_usd, g.calls, g.unpriced_calls),
                 ]
             })
             .collect();
@@ -356,7 +356,14 @@ pub(crate) fn tree_table(tree: &BreakdownTree, headers: &'static [&'static str])
         .iter()
         .flat_map(|p| {
             p.children.iter().map(move |c| {
-                vec![p.name.clone(), c.name.clone(), int(c.calls), int(c.tokens), usd(c.cost_usd), pct(c.cost_share)]
+                vec![
+                    p.name.clone(),
+                    c.name.clone(),
+                    int(c.calls),
+                    int(c.tokens),
+                    crate::render::share_cost(c.cost_usd, c.calls, c.unpriced_calls),
+                    pct(c.cost_share),
+                ]
             })
         })
         .collect();
