@@ -108,3 +108,15 @@ fn compare() {
     cc(&["compare", "--a", "agent=main", "--b", "model=x"]).fails(2, "same dimension");
     cc(&["compare", "--a", "main", "--b", "x"]).fails(2, "dimension=value");
 }
+
+#[test]
+fn cache_report_counts_one_unread_write_in_the_singular() {
+    let rec = r#"{"timestamp":"2025-10-03T12:00:00Z","duration_us":5,"model":"claude-sonnet-4-5","tokens":{"input":1000,"cache_read":0,"cache_write_5m":100,"cache_write_1h":0,"output":500,"reasoning":0},"metered":true,"outcome":{"status":"ok"},"dimensions":{"session":"s1"}}"#;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.jsonl");
+    std::fs::write(&file, format!("{rec}\n")).unwrap();
+    let text = cli_support::run(&["--records", file.to_str().unwrap(), "--now", cli_support::NOW, "cache-report"])
+        .ok()
+        .to_owned();
+    assert!(text.contains("1 write, 100 tokens,"), "{text}");
+}

@@ -78,8 +78,8 @@ pub(crate) fn cache_table(source: &Source, ctx: &Context, style: &Style, r: &Cac
         (
             "cache writes never read",
             format!(
-                "{} writes, {} tokens, {} wasted",
-                int(r.unread_cache_writes.writes),
+                "{}, {} tokens, {} wasted",
+                count(r.unread_cache_writes.writes, "write"),
                 int(r.unread_cache_writes.tokens),
                 usd(r.unread_cache_writes.wasted_usd)
             ),
