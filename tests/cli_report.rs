@@ -134,3 +134,12 @@ fn unpriced_calls_are_marked_in_every_cost_column() {
     let main = v["agents"]["nodes"].as_array().unwrap().iter().find(|n| n["name"] == "main").unwrap();
     assert_eq!(main["unpriced_calls"], 1);
 }
+
+#[test]
+fn time_of_day_share_is_named_for_what_it_shares() {
+    // The hour's share is of the window's tokens (HourOfDay::share), not of its cost like every other
+    // `Share` column: 11:00 holds 206,000 of 234,305 tokens (87.9%) but $0.2415 of $0.3715 (65.0%).
+    let md = cc(&["report", "--type", "detailed"]).ok().to_owned();
+    assert!(md.contains("| Hour | Calls | Tokens | Cost | Share of tokens |"), "{md}");
+    assert!(md.contains("| 11:00 | 1 | 206,000 | $0.2415 | 87.9% |"), "{md}");
+}

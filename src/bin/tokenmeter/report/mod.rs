@@ -341,7 +341,7 @@ impl Report<'_> {
             .map(|h| vec![format!("{:02}:00", h.hour), int(h.calls), int(h.tokens), usd(h.cost_usd), pct(h.share)])
             .collect();
         let table = Table {
-            headers: &["Hour", "Calls", "Tokens", "Cost", "Share"],
+            headers: &["Hour", "Calls", "Tokens", "Cost", "Share of tokens"],
             right: &[false, true, true, true, true],
             rows,
         };
