@@ -120,3 +120,26 @@ fn cache_report_counts_one_unread_write_in_the_singular() {
         .to_owned();
     assert!(text.contains("1 write, 100 tokens,"), "{text}");
 }
+
+#[test]
+fn compare_models_by_the_ids_show_prints() {
+    // `show` prints the transcripts' dated ids; the ledger keys priced calls by the canonical id.
+    let v = cc(&[
+        "compare",
+        "--a",
+        "model=claude-sonnet-4-5-20250929",
+        "--b",
+        "model=anthropic.claude-haiku-4-5-20251001-v1:0",
+        "--period",
+        "all",
+        "--format",
+        "json",
+    ])
+    .json();
+    let c = &v["comparison"];
+    assert_eq!((&c["a"]["calls"], &c["b"]["calls"]), (&5.into(), &3.into()));
+    assert_eq!((&c["a"]["label"], &c["b"]["label"]), (&"claude-sonnet-4-5".into(), &"claude-haiku-4-5".into()));
+    // A model the price book does not know is compared under the id given.
+    let v = cc(&["compare", "--a", "model=claude-fable-9", "--b", "model=gpt-x", "--format", "json"]).json();
+    assert_eq!(v["comparison"]["a"]["calls"], 1);
+}

@@ -246,7 +246,13 @@ pub(super) fn compare(source: &Source, ctx: &Context, style: &Style, args: &Comp
                     a.dimension, b.dimension
                 )));
             }
-            ledger.compare_values(w, a.dimension, &a.value, &b.value)?
+            // The ledger keeps priced calls under the model's canonical id: a dated, Bedrock or Vertex id (as
+            // `show` prints them) names the same model. An id the price book does not know is kept as given.
+            let value = |f: &tokenmeter::ledger::Filter| match ctx.prices.resolve(&f.value) {
+                Some(p) if f.dimension == tokenmeter::ledger::Dimension::Model => p.canonical().to_owned(),
+                _ => f.value.clone(),
+            };
+            ledger.compare_values(w, a.dimension, &value(a), &value(b))?
         }
         _ => ledger.compare_periods(w)?,
     };
