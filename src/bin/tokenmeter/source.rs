@@ -333,6 +333,8 @@ const JOURNAL_SCHEMA: u32 = tokenmeter::journal::SCHEMA_VERSION;
 
 /// Reads records from one file's bytes: a JSON array, or JSON Lines of journal lines or bare records.
 fn parse_records(path: &Path, bytes: &[u8], out: &mut Vec<CallRecord>, info: &mut SourceInfo) -> CliResult {
+    // A UTF-8 byte order mark (Windows editors and PowerShell write one) is not part of the JSON.
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     if first == Some(&b'[') {
         let records: Vec<CallRecord> = serde_json::from_slice(bytes)
@@ -501,5 +503,12 @@ mod tests {
         parse_records(Path::new("r.json"), format!(" [{rec},{rec}]").as_bytes(), &mut out, &mut info).unwrap();
         assert_eq!(out.len(), 2);
         assert!(parse_records(Path::new("r.json"), b"[{]", &mut out, &mut info).is_err());
+
+        // A byte order mark before a JSON array or the first JSON line.
+        let mut info = empty_info(SourceKind::Records, vec![]);
+        let mut out = Vec::new();
+        parse_records(Path::new("r.json"), format!("\u{feff}[{rec}]").as_bytes(), &mut out, &mut info).unwrap();
+        parse_records(Path::new("r.jsonl"), format!("\u{feff}{rec}\n{rec}\n").as_bytes(), &mut out, &mut info).unwrap();
+        assert_eq!((out.len(), info.skipped_lines), (3, 0));
     }
 }
