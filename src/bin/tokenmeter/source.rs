@@ -172,11 +172,11 @@ impl Source {
         source.report_skips(ctx);
         if source.records.is_empty() && source.info.skipped_lines > 0 {
             let paths: Vec<String> = source.info.paths.iter().map(|p| p.display().to_string()).collect();
-            return Err(CliError::data(format!(
-                "no readable records in {}: all {} lines read were unreadable",
-                paths.join(", "),
-                source.info.skipped_lines
-            )));
+            let lines = match source.info.skipped_lines {
+                1 => "the 1 line read was unreadable".to_owned(),
+                n => format!("all {n} lines read were unreadable"),
+            };
+            return Err(CliError::data(format!("no readable records in {}: {lines}", paths.join(", "))));
         }
         if ctx.custom_prices && source.info.kind != SourceKind::ClaudeCode {
             // Journal and records carry the cost their application priced them at; `--prices` asks for these
