@@ -188,3 +188,14 @@ fn one_call_reads_in_the_singular() {
     let md = run(&["--records", one, "--now", NOW, "report", "--type", "executive"]).ok().to_owned();
     assert!(md.contains(", 1 call read from 1 file. Generated"), "{md}");
 }
+
+#[test]
+fn a_window_without_calls_has_no_empty_table_of_rows() {
+    // The last hour before --now holds no call: the rows table (all of its grains empty) is left out, not
+    // drawn with a header and no rows.
+    let text = cc(&["summary", "--period", "1h"]).ok().to_owned();
+    assert!(text.contains("│ total ┆     0 ┆"), "{text}");
+    assert!(!text.contains("By minute") && !text.contains("By hour") && !text.contains("╞═══╪"), "{text}");
+    let text = cc(&["summary", "--period", "1h", "--group-by", "day"]).ok().to_owned();
+    assert!(!text.contains("By day"), "{text}");
+}
