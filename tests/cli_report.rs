@@ -143,3 +143,12 @@ fn time_of_day_share_is_named_for_what_it_shares() {
     assert!(md.contains("| Hour | Calls | Tokens | Cost | Share of tokens |"), "{md}");
     assert!(md.contains("| 11:00 | 1 | 206,000 | $0.2415 | 87.9% |"), "{md}");
 }
+
+#[test]
+fn anomalies_read_in_their_metric_units() {
+    // 2025-10-02 against 2025-10-01: tokens 217,930 against 12,552, cost $0.2928 against $0.0409 (not
+    // "0.29" against "0.04", which would round a cent-sized spike to 0.00).
+    let md = cc(&["report", "--type", "detailed"]).ok().to_owned();
+    assert!(md.contains("| 2025-10-02 00:00 | day | tokens | 217,930 | 12,552 | 17.4x |"), "{md}");
+    assert!(md.contains("| 2025-10-02 00:00 | day | cost | $0.2928 | $0.0409 | 7.2x |"), "{md}");
+}

@@ -25,6 +25,18 @@ fn table(out: &mut String, header: &[&str], right: &[bool], rows: &[Vec<String>]
     out.push('\n');
 }
 
+/// An anomaly's value or baseline in its metric's unit: dollars, or tokens and calls (a baseline is an
+/// average, so calls keep a decimal).
+fn amount(metric: tokenmeter::analysis::AnomalyMetric, v: f64) -> String {
+    use tokenmeter::analysis::AnomalyMetric as M;
+    match metric {
+        M::Cost => usd(v),
+        M::Tokens => int(v.round() as u64),
+        M::Calls if v.fract() == 0.0 => int(v as u64),
+        M::Calls => format!("{v:.1}"),
+    }
+}
+
 pub(super) fn render(r: &Report<'_>) -> String {
     let s = &r.summary;
     let e = &r.efficiency.efficiency_scores;
@@ -164,8 +176,8 @@ pub(super) fn render(r: &Report<'_>) -> String {
                         r.datetime(x.start),
                         snake(&x.granularity),
                         snake(&x.metric),
-                        format!("{:.2}", x.value),
-                        format!("{:.2}", x.baseline),
+                        amount(x.metric, x.value),
+                        amount(x.metric, x.baseline),
                         format!("{:.1}x", x.ratio),
                         x.spiked_by.as_ref().map_or_else(String::new, |s| format!("{} {}", s.dimension, s.value)),
                     ]
