@@ -141,6 +141,8 @@ fn table(o: &ShowOutput<'_>, ctx: &Context, style: &Style, include_cache: bool) 
         }
         row.push(num(match &c.cost {
             Some(cost) => usd(cost.total.as_usd()),
+            // A call that closed without usage (an error, a dropped stream) has nothing to price.
+            None if !c.metered => "unmetered".to_owned(),
             None => "unpriced".to_owned(),
         }));
         ct.add_row(row);
