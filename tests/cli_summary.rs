@@ -160,7 +160,14 @@ fn bad_arguments_exit_2() {
     cc(&["summary", "--since", "2025-10-03", "--until", "2025-10-01"]).fails(2, "must be before");
     cc(&["summary", "--since", "2030-01-01"]).fails(2, "--since (2030-01-01T00:00:00+00:00) is after the last record");
     cc(&["summary", "--until", "1900-01-01"]).fails(2, "out of range");
-    cc(&["summary", "--until", "2020-01-01"]).fails(2, "is before the first record");
+    // The bounds named are the first and last records (and now), not a minute around them.
+    cc(&["summary", "--until", "2020-01-01"]).fails(2, "is before the first record (2025-10-01T09:00:01+00:00)");
+    cc(&["summary", "--since", "2030-01-01"]).fails(2, "the last record and now (2025-10-04T00:00:00+00:00)");
+    let empty = tempfile::tempdir().unwrap();
+    let file = empty.path().join("none.jsonl");
+    std::fs::write(&file, "").unwrap();
+    run(&["--records", file.to_str().unwrap(), "--now", NOW, "summary", "--until", "2020-01-01"])
+        .fails(2, "is before now (2025-10-04T00:00:00+00:00)");
     for now in ["0001-01-01", "9999-12-31", "2262-04-12", "1969-12-31T23:00:00Z"] {
         run(&["--claude-code", &fixture("claude_code"), "--now", now, "summary"]).fails(2, "out of range");
     }

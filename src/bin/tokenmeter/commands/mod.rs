@@ -143,16 +143,23 @@ pub(crate) fn window<'a>(
     if from >= to {
         let msg = match (args.since.is_some(), args.until.is_some()) {
             (true, true) => format!("--since ({}) must be before --until ({})", from.to_rfc3339(), to.to_rfc3339()),
+            // The open end reaches a minute past the last record or now (before the first record or now):
+            // the message names the record or now itself.
             (true, false) => format!(
                 "--since ({}) is after the last record and now ({}): nothing to report",
                 from.to_rfc3339(),
-                to.to_rfc3339()
+                last.unwrap_or(ctx.now).max(ctx.now).to_rfc3339()
             ),
-            _ => format!(
-                "--until ({}) is before the first record ({}): nothing to report",
-                to.to_rfc3339(),
-                from.to_rfc3339()
-            ),
+            _ => match first.filter(|f| *f <= ctx.now) {
+                Some(f) => format!(
+                    "--until ({}) is before the first record ({}): nothing to report",
+                    to.to_rfc3339(),
+                    f.to_rfc3339()
+                ),
+                None => {
+                    format!("--until ({}) is before now ({}): nothing to report", to.to_rfc3339(), ctx.now.to_rfc3339())
+                }
+            },
         };
         return Err(CliError::usage(msg));
     }
