@@ -152,3 +152,29 @@ fn anomalies_read_in_their_metric_units() {
     assert!(md.contains("| 2025-10-02 00:00 | day | tokens | 217,930 | 12,552 | 17.4x |"), "{md}");
     assert!(md.contains("| 2025-10-02 00:00 | day | cost | $0.2928 | $0.0409 | 7.2x |"), "{md}");
 }
+
+#[test]
+fn time_of_day_says_when_it_covers_less_than_the_report() {
+    // Hourly totals are kept 35 days: over a window reaching further back, the time of day covers only the
+    // later calls, and says from when (the JSON keeps that start, also under --since).
+    let rec = |ts: &str| {
+        format!(
+            r#"{{"timestamp":"{ts}","duration_us":5,"model":"claude-haiku-4-5","tokens":{{"input":1000,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":100,"reasoning":0}},"metered":true,"outcome":{{"status":"ok"}},"dimensions":{{}}}}"#
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.jsonl");
+    std::fs::write(&file, format!("{}\n{}\n", rec("2025-08-01T10:00:00Z"), rec("2025-10-03T10:00:00Z"))).unwrap();
+    let args = ["--records", file.to_str().unwrap(), "--now", cli_support::NOW, "report", "--type", "detailed"];
+    let md = cli_support::run(&args).ok().to_owned();
+    let heading = md.lines().find(|l| l.starts_with("## Time of day")).unwrap();
+    assert!(heading.starts_with("## Time of day (UTC, from 2025-08-"), "{heading}");
+    assert!(heading.ends_with(": hourly totals are kept 35 days)"), "{heading}");
+    assert!(md.contains("| 10:00 | 1 | 1,100 |"), "{md}");
+    let v = cli_support::run(&[&args[..], &["--since", "2025-08-01", "--format", "json"]].concat()).json();
+    let from = v["time_of_day"]["window"]["from"].as_str().unwrap().to_owned();
+    assert!(from.starts_with("2025-08-2") || from.starts_with("2025-08-3"), "{from}");
+    // Within 35 days, the heading is the zone alone.
+    let md = cc(&["report", "--type", "detailed"]).ok().to_owned();
+    assert!(md.contains("## Time of day (UTC)\n"), "{md}");
+}

@@ -75,6 +75,14 @@ impl Scope<'_> {
         }
     }
 
+    /// [`Scope::restore`] for a report that may start later than the window (time of day: hourly totals are
+    /// kept 35 days): a later start is kept.
+    pub(crate) fn restore_within(&self, bounds: &mut WindowBounds) {
+        if let Some((from, to)) = self.asked {
+            *bounds = WindowBounds { from: from.max(bounds.from), to };
+        }
+    }
+
     /// [`Scope::restore`] for a usage summary: its span, its days and the run-rate over them, and its time
     /// series without the empty points before the asked start.
     pub(crate) fn restore_summary(&self, s: &mut UsageSummary) {

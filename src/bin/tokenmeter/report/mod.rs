@@ -148,7 +148,7 @@ pub(crate) fn build<'a>(
         time_of_day: detailed
             .then(|| {
                 ledger.time_of_day(window).map(|mut t| {
-                    scope.restore(&mut t.window);
+                    scope.restore_within(&mut t.window);
                     t
                 })
             })
@@ -331,9 +331,14 @@ impl Report<'_> {
         Table { headers: &["Figure", "Value"], right: &[false, true], rows }
     }
 
-    /// Calls per local hour (hours with calls), with the zone for the heading.
+    /// Calls per local hour (hours with calls), with the zone for the heading, and the start when the hours
+    /// (kept for the last 35 days only) cover less than the report's window.
     pub(crate) fn time_of_day_table(&self) -> Option<(String, Table)> {
         let t = self.time_of_day.as_ref()?;
+        let mut label = t.time_zone.clone();
+        if t.window.from > self.summary.window.from {
+            label = format!("{label}, from {}: hourly totals are kept 35 days", self.datetime(t.window.from));
+        }
         let rows = t
             .hours
             .iter()
@@ -345,7 +350,7 @@ impl Report<'_> {
             right: &[false, true, true, true, true],
             rows,
         };
-        Some((t.time_zone.clone(), table))
+        Some((label, table))
     }
 }
 
