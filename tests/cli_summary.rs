@@ -206,3 +206,13 @@ fn a_window_without_calls_has_no_empty_table_of_rows() {
     let text = cc(&["summary", "--period", "1h", "--group-by", "day"]).ok().to_owned();
     assert!(!text.contains("By day"), "{text}");
 }
+
+#[test]
+fn calls_left_out_after_now_are_counted_with_separators() {
+    let rec = r#"{"timestamp":"2025-10-05T10:00:00Z","duration_us":5,"tokens":{"input":1,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":1,"reasoning":0},"metered":true,"outcome":{"status":"ok"},"dimensions":{}}"#;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.jsonl");
+    std::fs::write(&file, format!("{rec}\n").repeat(1_200)).unwrap();
+    let text = run(&["--records", file.to_str().unwrap(), "--now", NOW, "summary"]).ok().to_owned();
+    assert!(text.contains("(1,200 calls read, 1,200 after --now left out)"), "{text}");
+}

@@ -198,7 +198,7 @@ pub(crate) fn heading(source: &Source, what: &str, from: DateTime<Utc>, to: Date
     let read = crate::render::count(source.info.calls, "call");
     let left_out = match source.info.after_now {
         0 => String::new(),
-        n => format!(", {n} after --now left out"),
+        n => format!(", {} after --now left out", crate::render::int(n)),
     };
     format!("{what}, {} to {} ({tz}), from the {kind} ({read} read{left_out})\n", fmt(from), fmt(to))
 }
