@@ -216,3 +216,19 @@ fn calls_left_out_after_now_are_counted_with_separators() {
     let text = run(&["--records", file.to_str().unwrap(), "--now", NOW, "summary"]).ok().to_owned();
     assert!(text.contains("(1,200 calls read, 1,200 after --now left out)"), "{text}");
 }
+
+#[test]
+fn run_rate_of_a_window_reaching_past_now_counts_its_elapsed_part() {
+    // On 2025-10-04 the month's window holds 3 days of spend, not 31: its run-rate is the one of those days.
+    let all = cc(&["summary", "--format", "json"]).json();
+    let month = cc(&["summary", "--since", "2025-10-01", "--until", "2025-10-31", "--format", "json"]).json();
+    assert_eq!(month["summary"]["days"], 31.0);
+    close(month["summary"]["monthly_projection_usd"].as_f64().unwrap(), 0.37153 / (3.0 + 1.0 / 1440.0) * 31.0);
+    close(
+        month["summary"]["monthly_projection_usd"].as_f64().unwrap(),
+        all["summary"]["monthly_projection_usd"].as_f64().unwrap(),
+    );
+    // A past window keeps its whole length.
+    let day = cc(&["summary", "--since", "2025-10-02", "--until", "2025-10-02", "--format", "json"]).json();
+    close(day["summary"]["monthly_projection_usd"].as_f64().unwrap(), 0.292825 * 31.0);
+}
