@@ -194,6 +194,11 @@ fn one_call_reads_in_the_singular() {
     assert!(text.lines().next().unwrap().ends_with("(1 call read)"), "{text}");
     let md = run(&["--records", one, "--now", NOW, "report", "--type", "executive"]).ok().to_owned();
     assert!(md.contains(", 1 call read from 1 file. Generated"), "{md}");
+    let text = run(&["--records", one, "--now", NOW, "optimize"]).ok().to_owned();
+    assert!(text.contains("   1 call, $"), "{text}");
+    let text = run(&["--records", one, "--now", "2025-10-02T12:00:00Z", "forecast"]).ok().to_owned();
+    assert!(text.lines().next().unwrap().ends_with(" over 1 day of history"), "{text}");
+    run(&["--records", one, "--now", NOW, "show", "nope"]).fails(1, "(1 session in the source, e.g. sess-alpha-1)");
 }
 
 #[test]

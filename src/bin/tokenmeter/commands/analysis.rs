@@ -124,12 +124,12 @@ pub(crate) fn optimize_table(source: &Source, ctx: &Context, style: &Style, r: &
     }
     let s = &r.efficiency_scores;
     out.push_str(&format!(
-        "\nEfficiency score: {} ({})   cache hit rate {}   context reuse {}   {} calls, {}\n\n",
+        "\nEfficiency score: {} ({})   cache hit rate {}   context reuse {}   {}, {}\n\n",
         style.band(&format!("{:.1}", s.overall), s.band),
         style.band(s.band.name(), s.band),
         pct(s.cache_hit_rate),
         pct(s.context_reuse_rate),
-        int(r.calls),
+        count(r.calls, "call"),
         share_cost(r.cost_usd, r.calls, r.unpriced_calls),
     ));
     let mut t = style.table(["component", "value", "weight", "points"]);
@@ -200,11 +200,11 @@ pub(crate) fn forecast_table(ctx: &Context, style: &Style, f: &Forecast) -> Stri
         Trend::Flat => "flat",
     };
     let mut out = format!(
-        "Forecast from {} ({}), trend {trend} ({}/day per day) over {} days of history\n\n",
+        "Forecast from {} ({}), trend {trend} ({}/day per day) over {} of history\n\n",
         f.generated_at.with_timezone(&ctx.time_zone).format("%Y-%m-%d %H:%M"),
         f.time_zone,
         usd(f.slope_usd_per_day),
-        f.history_days
+        count(u64::from(f.history_days), "day")
     );
     let mut t = style.table(["figure", "value"]);
     t.add_row(vec!["daily average".into(), num(usd(f.daily_average_usd))]);

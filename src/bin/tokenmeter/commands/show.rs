@@ -38,8 +38,8 @@ fn resolve<'a>(sessions: &BTreeSet<&'a str>, wanted: &str) -> CliResult<&'a str>
     match matches.as_slice() {
         [one] => Ok(one),
         [] => Err(CliError::data(format!(
-            "no calls for session `{wanted}` ({} sessions in the source{})",
-            sessions.len(),
+            "no calls for session `{wanted}` ({} in the source{})",
+            crate::render::count(sessions.len() as u64, "session"),
             match sessions.iter().take(3).copied().collect::<Vec<_>>() {
                 v if v.is_empty() => String::new(),
                 v => format!(", e.g. {}", v.join(", ")),
