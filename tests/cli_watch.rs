@@ -65,3 +65,15 @@ fn watch_fails_fast_on_a_missing_journal() {
     run(&["--journal", "/tmp", "watch", "--iterations", "0"]).fails(2, "give 1 or more refreshes");
     run(&["--journal", "/tmp", "watch", "--iterations", "-1"]).fails(2, "give 1 or more refreshes");
 }
+
+#[test]
+fn watching_everything_recorded_says_so() {
+    let out = cli_support::cc(&["watch", "--period", "all", "--threshold", "0.1", "--iterations", "1"]);
+    let text = out.ok();
+    assert!(text.starts_with("tokenmeter watch: everything recorded at 2025-10-04 00:00:00 (UTC)"), "{text}");
+    assert!(
+        out.stderr.contains("ALERT: $0.3715 spent over everything recorded passes the threshold"),
+        "{}",
+        out.stderr
+    );
+}

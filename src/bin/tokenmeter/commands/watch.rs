@@ -52,9 +52,9 @@ pub(super) fn run(source_args: &SourceArgs, ctx: &Context, style: &Style, args: 
             eprintln!(
                 "{}",
                 style.alert(&format!(
-                    "tokenmeter: ALERT: {} spent over the last {} passes the threshold of {}\x07",
+                    "tokenmeter: ALERT: {} spent over {} passes the threshold of {}\x07",
                     usd(summary.cost_usd),
-                    args.period,
+                    span(args.period, true),
                     usd(t)
                 ))
             );
@@ -91,6 +91,15 @@ pub(super) fn run(source_args: &SourceArgs, ctx: &Context, style: &Style, args: 
     }
 }
 
+/// The watched window in words: "(the) last 24h", or "everything recorded" for `all`.
+fn span(period: tokenmeter::ledger::Window, article: bool) -> String {
+    match period {
+        tokenmeter::ledger::Window::All => "everything recorded".to_owned(),
+        p if article => format!("the last {p}"),
+        p => format!("last {p}"),
+    }
+}
+
 fn screen(
     ctx: &Context,
     style: &Style,
@@ -102,8 +111,8 @@ fn screen(
 ) -> String {
     let tz = ctx.time_zone;
     let mut out = format!(
-        "tokenmeter watch: last {} at {} ({tz}), refreshing every {}s, {} read\n\n",
-        args.period,
+        "tokenmeter watch: {} at {} ({tz}), refreshing every {}s, {} read\n\n",
+        span(args.period, false),
         ctx.now.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S"),
         args.interval,
         count(source.info.calls, "call")
