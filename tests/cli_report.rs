@@ -178,3 +178,15 @@ fn time_of_day_says_when_it_covers_less_than_the_report() {
     let md = cc(&["report", "--type", "detailed"]).ok().to_owned();
     assert!(md.contains("## Time of day (UTC)\n"), "{md}");
 }
+
+#[test]
+fn the_forecast_of_a_report_over_part_of_the_records_reads_them_all() {
+    // The forecast is of the days after now and of this month: a window (--since/--until) narrows the rest of
+    // the report, not what the month has cost so far.
+    let whole = cc(&["report", "--format", "json"]).json();
+    for window in [&["--until", "2025-10-01"][..], &["--since", "2025-10-03"][..]] {
+        let part = cc(&[&["report", "--format", "json"][..], window].concat()).json();
+        assert_eq!(part["forecast"], whole["forecast"], "{window:?}");
+        close(part["forecast"]["month_to_date_usd"].as_f64().unwrap(), 0.37153);
+    }
+}

@@ -142,7 +142,12 @@ pub(crate) fn build<'a>(
         periods,
         efficiency,
         cache,
-        forecast: Some(ledger.forecast(FORECAST_DAYS, None)?),
+        // The forecast looks ahead from now over the month: it reads every record, not only the window's.
+        forecast: Some(if scope.records.len() == source.records.len() {
+            ledger.forecast(FORECAST_DAYS, None)?
+        } else {
+            ctx.ledger(&source.records).forecast(FORECAST_DAYS, None)?
+        }),
         projects: detailed.then(|| tree(Dimension::Project, Dimension::Session)).transpose()?,
         agents: detailed.then(|| tree(Dimension::Agent, Dimension::Model)).transpose()?,
         time_of_day: detailed
