@@ -59,14 +59,20 @@ fn csv() {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(
         lines[0],
-        "period_start,calls,input,output,cache_read,cache_write_5m,cache_write_1h,total_tokens,cost_usd"
+        "period_start,calls,input,output,cache_read,cache_write_5m,cache_write_1h,total_tokens,cost_usd,unpriced_calls"
     );
+    // 2025-10-03 holds the unpriced call: its cost is the priced calls', and the row says one is left out.
+    assert!(lines[3].starts_with("2025-10-03T00:00:00+00:00,5,") && lines[3].ends_with(",0.037803,1"), "{}", lines[3]);
     assert!(lines[1].starts_with("2025-10-01T00:00:00+00:00,5,42,510,5000,3000,4000,"), "{}", lines[1]);
     let detailed = cc(&["report", "--format", "csv", "--type", "detailed"]).ok().to_owned();
     assert!(
-        detailed.starts_with("project,session,calls,tokens,cost_usd,cost_share\n-home-dev-beta,sess-beta-1,3,"),
+        detailed.starts_with(
+            "project,session,calls,tokens,cost_usd,cost_share,unpriced_calls\n-home-dev-beta,sess-beta-1,3,"
+        ),
         "{detailed}"
     );
+    assert!(detailed.contains("\n-home-dev-gamma,sess-gamma-1,3,310,0.000144,"), "{detailed}");
+    assert!(detailed.trim_end().ends_with(",1"), "{detailed}");
     let exec = cc(&["report", "--format", "csv", "--type", "executive"]).ok().to_owned();
     assert!(exec.starts_with("metric,value\n") && exec.contains("\ncalls,13\n"), "{exec}");
 }

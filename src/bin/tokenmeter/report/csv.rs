@@ -37,7 +37,10 @@ pub(super) fn render(r: &Report<'_>) -> String {
             line(&mut out, &[k.into(), v]);
         }
     } else if let Some(tree) = r.projects.as_ref().filter(|_| r.detailed()) {
-        line(&mut out, &["project", "session", "calls", "tokens", "cost_usd", "cost_share"].map(String::from));
+        line(
+            &mut out,
+            &["project", "session", "calls", "tokens", "cost_usd", "cost_share", "unpriced_calls"].map(String::from),
+        );
         for p in &tree.nodes {
             for c in &p.children {
                 line(
@@ -49,6 +52,7 @@ pub(super) fn render(r: &Report<'_>) -> String {
                         c.tokens.to_string(),
                         c.cost_usd.to_string(),
                         c.cost_share.to_string(),
+                        c.unpriced_calls.to_string(),
                     ],
                 );
             }
@@ -66,6 +70,7 @@ pub(super) fn render(r: &Report<'_>) -> String {
                 "cache_write_1h",
                 "total_tokens",
                 "cost_usd",
+                "unpriced_calls",
             ]
             .map(String::from),
         );
@@ -83,6 +88,7 @@ pub(super) fn render(r: &Report<'_>) -> String {
                     t.cache_write_1h.to_string(),
                     t.total.to_string(),
                     g.cost_usd.to_string(),
+                    g.unpriced_calls.to_string(),
                 ],
             );
         }

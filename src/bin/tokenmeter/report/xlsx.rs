@@ -96,6 +96,7 @@ fn build(r: &Report<'_>, path: &Path) -> Result<(), XlsxError> {
                 X::Int(g.tokens.cache_write_1h),
                 X::Int(g.tokens.total),
                 X::Usd(g.cost_usd),
+                X::Int(g.unpriced_calls),
             ]
         })
         .collect();
@@ -113,6 +114,7 @@ fn build(r: &Report<'_>, path: &Path) -> Result<(), XlsxError> {
             "cache write 1h",
             "total tokens",
             "cost",
+            "unpriced calls",
         ],
         &rows,
     )?;
@@ -121,10 +123,17 @@ fn build(r: &Report<'_>, path: &Path) -> Result<(), XlsxError> {
         .by_model
         .iter()
         .map(|m| {
-            vec![X::Text(m.name.clone()), X::Int(m.calls), X::Int(m.tokens), X::Usd(m.cost_usd), X::Pct(m.cost_share)]
+            vec![
+                X::Text(m.name.clone()),
+                X::Int(m.calls),
+                X::Int(m.tokens),
+                X::Usd(m.cost_usd),
+                X::Pct(m.cost_share),
+                X::Int(m.unpriced_calls),
+            ]
         })
         .collect();
-    sheet(&mut wb, &f, "By model", &["model", "calls", "tokens", "cost", "share of cost"], &rows)?;
+    sheet(&mut wb, &f, "By model", &["model", "calls", "tokens", "cost", "share of cost", "unpriced calls"], &rows)?;
 
     let rows: Vec<Vec<X>> = r
         .efficiency
@@ -164,10 +173,17 @@ fn build(r: &Report<'_>, path: &Path) -> Result<(), XlsxError> {
                 X::Usd(b.cost_usd),
                 X::Num(b.efficiency_score),
                 X::Text(b.band.to_string()),
+                X::Int(b.unpriced_calls),
             ]
         })
         .collect();
-    sheet(&mut wb, &f, "Efficiency", &["project", "calls", "tokens", "cost", "score", "band"], &rows)?;
+    sheet(
+        &mut wb,
+        &f,
+        "Efficiency",
+        &["project", "calls", "tokens", "cost", "score", "band", "unpriced calls"],
+        &rows,
+    )?;
 
     if let Some(tree) = &r.projects {
         let mut rows = Vec::new();
@@ -180,10 +196,12 @@ fn build(r: &Report<'_>, path: &Path) -> Result<(), XlsxError> {
                     X::Int(c.tokens),
                     X::Usd(c.cost_usd),
                     X::Pct(c.cost_share),
+                    X::Int(c.unpriced_calls),
                 ]);
             }
         }
-        sheet(&mut wb, &f, "Sessions", &["project", "session", "calls", "tokens", "cost", "share of cost"], &rows)?;
+        let header = ["project", "session", "calls", "tokens", "cost", "share of cost", "unpriced calls"];
+        sheet(&mut wb, &f, "Sessions", &header, &rows)?;
     }
     if let Some(fc) = &r.forecast {
         let rows: Vec<Vec<X>> = fc
