@@ -10,7 +10,7 @@ use tokenmeter::UsageSummary;
 use crate::cli::{Format, SourceArgs, WatchArgs};
 use crate::render::{Style, count, int, num, pct, push_table, usd};
 use crate::source::{Context, Source};
-use crate::{CliResult, print_out};
+use crate::{CliResult, print_out_open};
 
 /// One refresh, as a JSON line.
 #[derive(Debug, Serialize)]
@@ -60,7 +60,7 @@ pub(super) fn run(source_args: &SourceArgs, ctx: &Context, style: &Style, args: 
             );
         }
         was_over = over;
-        match args.format {
+        let open = match args.format {
             Format::Json => {
                 let line = serde_json::to_string(&Refresh {
                     time: now,
@@ -69,7 +69,7 @@ pub(super) fn run(source_args: &SourceArgs, ctx: &Context, style: &Style, args: 
                     summary: &summary,
                 })
                 .map_err(|e| crate::CliError::data(e.to_string()))?;
-                print_out(&format!("{line}\n"))?;
+                print_out_open(&format!("{line}\n"))?
             }
             Format::Table => {
                 let mut out = String::new();
@@ -77,10 +77,14 @@ pub(super) fn run(source_args: &SourceArgs, ctx: &Context, style: &Style, args: 
                     out.push_str("\x1b[2J\x1b[H");
                 }
                 out.push_str(&screen(&run_ctx, style, &summary, hit_rate, args, over, &source));
-                print_out(&out)?;
+                print_out_open(&out)?
             }
-        }
+        };
         n += 1;
+        // Nobody reads any more (`watch | head`): stop, as a pipeline expects.
+        if !open {
+            return Ok(());
+        }
         if args.iterations.is_some_and(|max| n >= max) {
             return Ok(());
         }
