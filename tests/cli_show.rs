@@ -96,3 +96,27 @@ fn a_call_without_usage_reads_unmetered_not_unpriced() {
     let text = run(&args).ok().to_owned();
     assert!(text.contains("unmetered") && !text.contains("unpriced"), "{text}");
 }
+
+#[test]
+fn totals_of_a_session_among_more_than_a_bucket_holds() {
+    // 1,200 sessions in five days of August, two months before --now: month buckets keep 447 sessions each
+    // and fold the rest into `(other)`, so the session's totals must not come from a ledger of every record.
+    let rec = |i: usize| {
+        format!(
+            r#"{{"timestamp":"2025-08-0{}T12:{:02}:{:02}Z","duration_us":5,"model":"claude-sonnet-4-5","tokens":{{"input":1000,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":100,"reasoning":0}},"metered":true,"outcome":{{"status":"ok"}},"dimensions":{{"session":"sess{i:04}"}}}}"#,
+            1 + i % 5,
+            i % 60,
+            i % 59
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.jsonl");
+    std::fs::write(&file, (0..1_200).map(|i| rec(i) + "\n").collect::<String>()).unwrap();
+    for session in ["sess0000", "sess1199"] {
+        let v =
+            run(&["--records", file.to_str().unwrap(), "--now", cli_support::NOW, "show", session, "--format", "json"])
+                .json();
+        assert_eq!(v["totals"]["calls"], 1, "{session}");
+        close(v["totals"]["cost_usd"].as_f64().unwrap(), 0.0045);
+    }
+}

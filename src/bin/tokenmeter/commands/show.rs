@@ -59,7 +59,9 @@ pub(super) fn run(source: &Source, ctx: &Context, style: &Style, args: &ShowArgs
     let session = resolve(&sessions, args.session.trim())?;
     let calls: Vec<&CallRecord> =
         source.records.iter().filter(|r| r.dimensions.session.as_deref() == Some(session)).collect();
-    let ledger = ctx.ledger(&source.records);
+    // A ledger of the session's calls alone: in one of all the records, a session past a bucket's cap of
+    // sessions is folded into `(other)` and would read 0 calls.
+    let ledger = ctx.ledger(&calls.iter().map(|c| (*c).clone()).collect::<Vec<_>>());
     let totals = ledger.query(&Query::new(Window::All).filter(Dimension::Session, session))?.totals;
     let projects: Vec<&str> =
         calls.iter().filter_map(|r| r.dimensions.project.as_deref()).collect::<BTreeSet<_>>().into_iter().collect();
