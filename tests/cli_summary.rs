@@ -158,6 +158,8 @@ fn bad_arguments_exit_2() {
     cc(&["summary", "--group-by", "fortnight"]).fails(2, "fortnight");
     cc(&["summary", "--since", "yesterday"]).fails(2, "not a date");
     cc(&["summary", "--since", "2025-10-03", "--until", "2025-10-01"]).fails(2, "must be before");
+    cc(&["summary", "--since", "2025-10-03", "--until", "2025-10-02"])
+        .fails(2, "must be before --until (2025-10-02, which ends at 2025-10-03T00:00:00+00:00)");
     cc(&["summary", "--since", "2030-01-01"]).fails(2, "--since (2030-01-01T00:00:00+00:00) is after the last record");
     cc(&["summary", "--until", "1900-01-01"]).fails(2, "out of range");
     // The bounds named are the first and last records (and now), not a minute around them.

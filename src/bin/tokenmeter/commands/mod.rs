@@ -152,7 +152,15 @@ pub(crate) fn window<'a>(
     };
     if from >= to {
         let msg = match (args.since.is_some(), args.until.is_some()) {
-            (true, true) => format!("--since ({}) must be before --until ({})", from.to_rfc3339(), to.to_rfc3339()),
+            // A date --until ends with its day: say so, or `--until 2025-10-02` reads as 2025-10-03.
+            (true, true) => format!(
+                "--since ({}) must be before --until ({})",
+                from.to_rfc3339(),
+                match args.until {
+                    Some(Bound::Date(d)) => format!("{d}, which ends at {}", to.to_rfc3339()),
+                    _ => to.to_rfc3339(),
+                }
+            ),
             // The open end reaches a minute past the last record or now (before the first record or now):
             // the message names the record or now itself.
             (true, false) => format!(
