@@ -121,3 +121,43 @@ fn watch_stops_when_its_reader_goes() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn a_bounded_watch_ends_even_when_its_source_goes() {
+    // The journal is removed after the first refresh: the refreshes that cannot read count toward
+    // --iterations, and the last one's error is the exit status (it waited forever).
+    use std::io::BufRead;
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal");
+    std::fs::create_dir(&journal).unwrap();
+    write_journal(&journal);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tokenmeter"))
+        .args(["--journal", journal.to_str().unwrap(), "--now", cli_support::NOW, "watch", "--format", "json"])
+        .args(["--interval", "0.2", "--iterations", "3"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    std::fs::remove_dir_all(&journal).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert_eq!(status.code(), Some(1));
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("watch --iterations 3 kept running after its journal went");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.contains("warning:") && err.contains("error:") && err.contains("does not exist"), "{err}");
+}

@@ -37,6 +37,11 @@ pub(super) fn run(source_args: &SourceArgs, ctx: &Context, style: &Style, args: 
             Ok(s) => s,
             Err(e) if n == 0 => return Err(e),
             Err(e) => {
+                // A refresh that could not read counts toward --iterations, so that a bounded watch ends.
+                n += 1;
+                if args.iterations.is_some_and(|max| n >= max) {
+                    return Err(e);
+                }
                 ctx.note(&format!("tokenmeter: warning: {e}"));
                 std::thread::sleep(Duration::from_secs_f64(args.interval));
                 continue;
