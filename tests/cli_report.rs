@@ -196,3 +196,19 @@ fn the_forecast_of_a_report_over_part_of_the_records_reads_them_all() {
         close(part["forecast"]["month_to_date_usd"].as_f64().unwrap(), 0.37153);
     }
 }
+
+#[test]
+fn a_window_without_calls_has_no_score() {
+    // The last hour before --now holds no call: no efficiency score (not a perfect 100) and no hit rate, as
+    // `optimize` and `compare` say.
+    let md = cc(&["report", "--period", "1h"]).ok().to_owned();
+    assert!(md.contains("| Efficiency score | - |") && md.contains("| Cache hit rate | - |"), "{md}");
+    assert!(md.contains("No calls in this window: nothing to score.") && !md.contains("| cache_reuse |"), "{md}");
+    let html = cc(&["report", "--period", "1h", "--format", "html"]).ok().to_owned();
+    assert!(html.contains(r#"Efficiency score</span><b class="">-</b>"#) && !html.contains("100.0 green"), "{html}");
+    let csv = cc(&["report", "--period", "1h", "--type", "executive", "--format", "csv"]).ok().to_owned();
+    assert!(csv.contains("\nefficiency_score,\n") && csv.contains("\ncache_hit_rate,\n"), "{csv}");
+    // With calls, the figures are there.
+    let md = cc(&["report"]).ok().to_owned();
+    assert!(md.contains("| Efficiency score | 90.0 (green) |") && md.contains("| Cache hit rate | 88.4% |"), "{md}");
+}

@@ -18,6 +18,7 @@ pub(super) fn render(r: &Report<'_>) -> String {
     if r.executive() {
         line(&mut out, &["metric".into(), "value".into()]);
         let e = &r.efficiency.efficiency_scores;
+        let scored = |v: String| if s.metered_calls > 0 { v } else { String::new() };
         let mut rows: Vec<(&str, String)> = vec![
             ("period_start", s.period_start.to_rfc3339()),
             ("period_end", s.period_end.to_rfc3339()),
@@ -25,9 +26,10 @@ pub(super) fn render(r: &Report<'_>) -> String {
             ("tokens", s.tokens.total.to_string()),
             ("cost_usd", s.cost_usd.to_string()),
             ("cache_savings_usd", s.cache_savings_usd.to_string()),
-            ("efficiency_score", e.overall.to_string()),
-            ("efficiency_band", e.band.to_string()),
-            ("cache_hit_rate", e.cache_hit_rate.to_string()),
+            // Empty in a window without metered calls: nothing to score.
+            ("efficiency_score", scored(e.overall.to_string())),
+            ("efficiency_band", scored(e.band.to_string())),
+            ("cache_hit_rate", scored(e.cache_hit_rate.to_string())),
             ("unpriced_calls", s.unpriced.calls.to_string()),
         ];
         if let Some(f) = &r.forecast {

@@ -255,8 +255,9 @@ pub(super) fn render(r: &Report<'_>) -> String {
     card("Cost", usd(s.cost_usd), "");
     card("Calls", int(s.calls), "");
     card("Tokens", int(s.tokens.total), "");
-    card("Efficiency score", format!("{:.1} {}", e.overall, e.band), e.band.name());
-    card("Cache hit rate", pct(r.cache.cache_metrics.hit_rate), "");
+    let (score, hit_rate) = r.score_and_hit_rate();
+    card("Efficiency score", score, if s.metered_calls > 0 { e.band.name() } else { "" });
+    card("Cache hit rate", hit_rate, "");
     card("Cache savings", usd(s.cache_savings_usd), "");
     if let Some(f) = &r.forecast {
         card("Projected month", usd(f.projected_month_total_usd), "");

@@ -53,12 +53,13 @@ pub(super) fn render(r: &Report<'_>) -> String {
         r.datetime(r.generated_at)
     );
 
+    let (score, hit_rate) = r.score_and_hit_rate();
     let mut head = vec![
         vec!["Cost".to_owned(), usd(s.cost_usd)],
         vec!["Calls".to_owned(), int(s.calls)],
         vec!["Tokens".to_owned(), int(s.tokens.total)],
-        vec!["Efficiency score".to_owned(), format!("{:.1} ({})", e.overall, e.band)],
-        vec!["Cache hit rate".to_owned(), pct(e.cache_hit_rate)],
+        vec!["Efficiency score".to_owned(), score],
+        vec!["Cache hit rate".to_owned(), hit_rate],
         vec!["Cache savings".to_owned(), usd(s.cache_savings_usd)],
     ];
     if let Some(f) = &r.forecast {
@@ -96,6 +97,9 @@ pub(super) fn render(r: &Report<'_>) -> String {
     table(&mut out, t.headers, t.right, &t.rows);
 
     let _ = writeln!(out, "## Efficiency\n");
+    if s.metered_calls == 0 {
+        let _ = writeln!(out, "No calls in this window: nothing to score.\n");
+    }
     let rows: Vec<Vec<String>> = e
         .components
         .iter()
@@ -103,7 +107,9 @@ pub(super) fn render(r: &Report<'_>) -> String {
             vec![c.name.clone(), format!("{:.2}", c.value), format!("{:.0}", c.weight), format!("{:.1}", c.points)]
         })
         .collect();
-    table(&mut out, &["Component", "Value", "Weight", "Points"], &[false, true, true, true], &rows);
+    if s.metered_calls > 0 {
+        table(&mut out, &["Component", "Value", "Weight", "Points"], &[false, true, true, true], &rows);
+    }
     let rows: Vec<Vec<String>> = r
         .efficiency
         .breakdowns

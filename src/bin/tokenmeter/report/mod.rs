@@ -77,6 +77,16 @@ impl Report<'_> {
         self.kind == "executive"
     }
 
+    /// The efficiency score and cache hit rate for the headline: `-` for both in a window without metered
+    /// calls (nothing to score, not a perfect 100), as `optimize` and `compare` say.
+    pub(crate) fn score_and_hit_rate(&self) -> (String, String) {
+        let e = &self.efficiency.efficiency_scores;
+        if self.summary.metered_calls == 0 {
+            return ("-".to_owned(), "-".to_owned());
+        }
+        (format!("{:.1} ({})", e.overall, e.band), pct(self.cache.cache_metrics.hit_rate))
+    }
+
     /// A date and time in the report's time zone.
     pub(crate) fn datetime(&self, t: DateTime<Utc>) -> String {
         t.with_timezone(&self.tz()).format("%Y-%m-%d %H:%M").to_string()

@@ -71,9 +71,10 @@ fn build(r: &Report<'_>, path: &Path) -> Result<(), XlsxError> {
         vec![t("total tokens"), X::Int(s.tokens.total)],
         vec![t("cost"), X::Usd(s.cost_usd)],
         vec![t("cache savings"), X::Usd(s.cache_savings_usd)],
-        vec![t("efficiency score"), X::Num(e.overall)],
-        vec![t("efficiency band"), X::Text(e.band.to_string())],
-        vec![t("cache hit rate"), X::Pct(r.cache.cache_metrics.hit_rate)],
+        // "-" in a window without metered calls: nothing to score.
+        vec![t("efficiency score"), if s.metered_calls > 0 { X::Num(e.overall) } else { t("-") }],
+        vec![t("efficiency band"), if s.metered_calls > 0 { X::Text(e.band.to_string()) } else { t("-") }],
+        vec![t("cache hit rate"), if s.metered_calls > 0 { X::Pct(r.cache.cache_metrics.hit_rate) } else { t("-") }],
         vec![t("unpriced calls"), X::Int(s.unpriced.calls)],
     ];
     if let Some(fc) = &r.forecast {
