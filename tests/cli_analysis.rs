@@ -143,3 +143,15 @@ fn compare_models_by_the_ids_show_prints() {
     let v = cc(&["compare", "--a", "model=claude-fable-9", "--b", "model=gpt-x", "--format", "json"]).json();
     assert_eq!(v["comparison"]["a"]["calls"], 1);
 }
+
+#[test]
+fn cache_report_of_a_window_without_calls_says_so() {
+    // The last hour before --now holds no call: no rates (a 0% hit rate beside a 100% reuse rate).
+    let text = cc(&["cache-report", "--period", "1h"]).ok().to_owned();
+    assert!(text.contains("No calls in this window: no cache to measure.") && !text.contains("100.0%"), "{text}");
+    let md = cc(&["report", "--period", "1h"]).ok().to_owned();
+    assert!(md.contains("| Token hit rate | - |") && md.contains("| Context reuse rate | - |"), "{md}");
+    // The JSON keeps the library's report.
+    let v = cc(&["cache-report", "--period", "1h", "--format", "json"]).json();
+    assert_eq!(v["cache"]["cache_metrics"]["total_cache_misses"], 0);
+}

@@ -61,6 +61,11 @@ pub(crate) fn cache_table(source: &Source, ctx: &Context, style: &Style, r: &Cac
     let mut out = heading(source, "Prompt cache", r.window.from, r.window.to, ctx.time_zone);
     out.push('\n');
     let m = &r.cache_metrics;
+    if m.total_cache_hits + m.total_cache_misses == 0 {
+        // Rates of nothing (a 0% hit rate beside a 100% reuse rate) would be read as measured.
+        out.push_str("No calls in this window: no cache to measure.\n");
+        return out;
+    }
     let mut t = style.table(["figure", "value"]);
     let rows: [(&str, String); 10] = [
         ("token hit rate (cache reads / prompt tokens)", pct(m.hit_rate)),

@@ -324,8 +324,10 @@ impl Report<'_> {
     pub(crate) fn cache_table(&self) -> Table {
         let c = &self.cache;
         let m = &c.cache_metrics;
+        // Rates of a window without calls are `-`, not a 0% hit rate beside a 100% reuse rate.
+        let rate = |v: f64| if m.total_cache_hits + m.total_cache_misses > 0 { pct(v) } else { "-".to_owned() };
         let rows = vec![
-            vec!["Token hit rate".to_owned(), pct(m.hit_rate)],
+            vec!["Token hit rate".to_owned(), rate(m.hit_rate)],
             vec![
                 "Calls reading the cache".to_owned(),
                 format!("{} of {}", int(m.total_cache_hits), int(m.total_cache_hits + m.total_cache_misses)),
@@ -333,7 +335,7 @@ impl Report<'_> {
             vec!["Tokens read from the cache".to_owned(), int(m.tokens_saved)],
             vec!["Saved against the input rate".to_owned(), usd(m.cost_saved)],
             vec!["Tokens written to the cache".to_owned(), int(m.cache_creation_tokens)],
-            vec!["Context reuse rate".to_owned(), pct(m.context_reuse_rate)],
+            vec!["Context reuse rate".to_owned(), rate(m.context_reuse_rate)],
             vec![
                 "Cache writes never read".to_owned(),
                 format!(
