@@ -212,3 +212,33 @@ fn a_window_without_calls_has_no_score() {
     let md = cc(&["report"]).ok().to_owned();
     assert!(md.contains("| Efficiency score | 90.0 (green) |") && md.contains("| Cache hit rate | 88.4% |"), "{md}");
 }
+
+#[test]
+fn html_escapes_every_value_from_the_records() {
+    // A value starting with U+0001 (the marker the page used for its own pre-built cells) was written raw:
+    // a session id or project name could put a script into the page.
+    let rec = r#"{"timestamp":"2025-10-03T12:00:00Z","duration_us":5,"model":"claude-sonnet-4-5","tokens":{"input":1000,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":100,"reasoning":0},"metered":true,"outcome":{"status":"ok"},"dimensions":{"session":"\u0001<script>alert(1)</script>","project":"\u0001<img src=x onerror=alert(2)>","agent":"\u0001<b>a</b>"}}"#;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.jsonl");
+    std::fs::write(&file, format!("{rec}\n")).unwrap();
+    let html = cli_support::run(&[
+        "--records",
+        file.to_str().unwrap(),
+        "--now",
+        cli_support::NOW,
+        "report",
+        "--type",
+        "detailed",
+        "--format",
+        "html",
+    ])
+    .ok()
+    .to_owned();
+    for raw in ["<script", "<img", "<b>a</b>"] {
+        assert!(!html.contains(raw), "{raw} written raw:\n{html}");
+    }
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{html}");
+    // The page's own score cells are still coloured spans.
+    let html = cc(&["report", "--format", "html"]).ok().to_owned();
+    assert!(html.contains(r#"<td class="n"><span class="green">85.0</span></td>"#), "{html}");
+}
