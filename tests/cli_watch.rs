@@ -161,3 +161,10 @@ fn a_bounded_watch_ends_even_when_its_source_goes() {
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
     assert!(err.contains("warning:") && err.contains("error:") && err.contains("does not exist"), "{err}");
 }
+
+#[test]
+fn a_window_without_calls_has_no_hit_rate() {
+    let out = cli_support::cc(&["watch", "--period", "1h", "--iterations", "1"]);
+    let row = out.ok().lines().find(|l| l.starts_with("│     0 ┆")).unwrap_or_default().to_owned();
+    assert!(row.contains("┆              - ┆"), "{}", out.stdout);
+}

@@ -131,7 +131,8 @@ fn screen(
     t.add_row(vec![
         num(int(s.calls)),
         num(int(s.tokens.total)),
-        num(pct(hit_rate)),
+        // No metered call, no rate (not a measured 0%).
+        num(if s.metered_calls > 0 { pct(hit_rate) } else { "-".to_owned() }),
         num(usd(s.cost_usd)),
         num(if hours > 0.0 { usd(s.cost_usd / hours) } else { "-".to_owned() }),
         num(match args.threshold {
