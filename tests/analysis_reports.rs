@@ -6,6 +6,7 @@
 
 mod ledger_common;
 
+use chrono::Duration;
 use ledger_common::*;
 use tokenmeter::analysis::{Band, Impact, SuggestionType, Trend};
 use tokenmeter::ledger::{Dimension, GroupBy, Query, Window};
@@ -120,6 +121,12 @@ fn usage_summary_numbers() {
     // Monthly run-rate: the window's daily rate (its length is 24 hours plus the current minute's tail)
     // times March's 31 days.
     close(s.monthly_projection_usd, 1.47075 / s.days * 31.0);
+    // A window reaching past now (the rest of the day) is a rate over its elapsed part, up to the end of the
+    // current minute: 12:00 to 12:31, not diluted by the 11.5 hours to come.
+    let ahead = Window::range(t0(), t0() + Duration::hours(12));
+    let s = rig.ledger.usage_summary(ahead).unwrap();
+    assert_eq!(s.days, 0.5);
+    close(s.monthly_projection_usd, 1.47075 / (31.0 / 1440.0) * 31.0);
     let d = s.distributions.unwrap();
     assert_eq!(d.input_tokens.as_ref().unwrap().count, 9);
     assert_eq!(d.duration_ms.as_ref().unwrap().count, 10);

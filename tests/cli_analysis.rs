@@ -108,3 +108,50 @@ fn compare() {
     cc(&["compare", "--a", "agent=main", "--b", "model=x"]).fails(2, "same dimension");
     cc(&["compare", "--a", "main", "--b", "x"]).fails(2, "dimension=value");
 }
+
+#[test]
+fn cache_report_counts_one_unread_write_in_the_singular() {
+    let rec = r#"{"timestamp":"2025-10-03T12:00:00Z","duration_us":5,"model":"claude-sonnet-4-5","tokens":{"input":1000,"cache_read":0,"cache_write_5m":100,"cache_write_1h":0,"output":500,"reasoning":0},"metered":true,"outcome":{"status":"ok"},"dimensions":{"session":"s1"}}"#;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.jsonl");
+    std::fs::write(&file, format!("{rec}\n")).unwrap();
+    let text = cli_support::run(&["--records", file.to_str().unwrap(), "--now", cli_support::NOW, "cache-report"])
+        .ok()
+        .to_owned();
+    assert!(text.contains("1 write, 100 tokens,"), "{text}");
+}
+
+#[test]
+fn compare_models_by_the_ids_show_prints() {
+    // `show` prints the transcripts' dated ids; the ledger keys priced calls by the canonical id.
+    let v = cc(&[
+        "compare",
+        "--a",
+        "model=claude-sonnet-4-5-20250929",
+        "--b",
+        "model=anthropic.claude-haiku-4-5-20251001-v1:0",
+        "--period",
+        "all",
+        "--format",
+        "json",
+    ])
+    .json();
+    let c = &v["comparison"];
+    assert_eq!((&c["a"]["calls"], &c["b"]["calls"]), (&5.into(), &3.into()));
+    assert_eq!((&c["a"]["label"], &c["b"]["label"]), (&"claude-sonnet-4-5".into(), &"claude-haiku-4-5".into()));
+    // A model the price book does not know is compared under the id given.
+    let v = cc(&["compare", "--a", "model=claude-fable-9", "--b", "model=gpt-x", "--format", "json"]).json();
+    assert_eq!(v["comparison"]["a"]["calls"], 1);
+}
+
+#[test]
+fn cache_report_of_a_window_without_calls_says_so() {
+    // The last hour before --now holds no call: no rates (a 0% hit rate beside a 100% reuse rate).
+    let text = cc(&["cache-report", "--period", "1h"]).ok().to_owned();
+    assert!(text.contains("No calls in this window: no cache to measure.") && !text.contains("100.0%"), "{text}");
+    let md = cc(&["report", "--period", "1h"]).ok().to_owned();
+    assert!(md.contains("| Token hit rate | - |") && md.contains("| Context reuse rate | - |"), "{md}");
+    // The JSON keeps the library's report.
+    let v = cc(&["cache-report", "--period", "1h", "--format", "json"]).json();
+    assert_eq!(v["cache"]["cache_metrics"]["total_cache_misses"], 0);
+}

@@ -59,14 +59,20 @@ fn csv() {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(
         lines[0],
-        "period_start,calls,input,output,cache_read,cache_write_5m,cache_write_1h,total_tokens,cost_usd"
+        "period_start,calls,input,output,cache_read,cache_write_5m,cache_write_1h,total_tokens,cost_usd,unpriced_calls"
     );
+    // 2025-10-03 holds the unpriced call: its cost is the priced calls', and the row says one is left out.
+    assert!(lines[3].starts_with("2025-10-03T00:00:00+00:00,5,") && lines[3].ends_with(",0.037803,1"), "{}", lines[3]);
     assert!(lines[1].starts_with("2025-10-01T00:00:00+00:00,5,42,510,5000,3000,4000,"), "{}", lines[1]);
     let detailed = cc(&["report", "--format", "csv", "--type", "detailed"]).ok().to_owned();
     assert!(
-        detailed.starts_with("project,session,calls,tokens,cost_usd,cost_share\n-home-dev-beta,sess-beta-1,3,"),
+        detailed.starts_with(
+            "project,session,calls,tokens,cost_usd,cost_share,unpriced_calls\n-home-dev-beta,sess-beta-1,3,"
+        ),
         "{detailed}"
     );
+    assert!(detailed.contains("\n-home-dev-gamma,sess-gamma-1,3,310,0.000144,"), "{detailed}");
+    assert!(detailed.trim_end().ends_with(",1"), "{detailed}");
     let exec = cc(&["report", "--format", "csv", "--type", "executive"]).ok().to_owned();
     assert!(exec.starts_with("metric,value\n") && exec.contains("\ncalls,13\n"), "{exec}");
 }
@@ -111,4 +117,128 @@ fn output_files_and_xlsx() {
     cc(&["report", "--format", "xlsx"]).fails(2, "--output");
     cc(&["report", "--format", "pdf"]).fails(2, "pdf");
     cc(&["report", "-o", "/nonexistent-dir/r.md"]).fails(1, "cannot write");
+}
+
+#[test]
+fn unpriced_calls_are_marked_in_every_cost_column() {
+    // claude-fable-9 has no price: a row holding its call never reads as a plain dollar amount.
+    let md = cc(&["report", "--type", "detailed"]).ok().to_owned();
+    for needle in [
+        "| 2025-10-03 | 5 | 1,106 | 617 | 100 | 2,000 | $0.0378 + unpriced |",
+        "| -home-dev-gamma | 3 | 310 | $0.0001 + unpriced | 99.2 (green) |",
+        "| -home-dev-gamma |  | 3 | 310 | $0.0001 + unpriced |",
+        "|  | sess-gamma-1 | 3 | 310 | $0.0001 + unpriced |",
+        "| main | claude-fable-9 | 1 | 200 | unpriced |",
+    ] {
+        assert!(md.contains(needle), "missing {needle}:\n{md}");
+    }
+    let html = cc(&["report", "--type", "detailed", "--format", "html"]).ok().to_owned();
+    let agent_row =
+        r#"<td>main</td><td>claude-fable-9</td><td class="n">1</td><td class="n">200</td><td class="n">unpriced</td>"#;
+    assert!(html.contains("$0.0378 + unpriced") && html.contains(agent_row), "{html}");
+    let v = cc(&["report", "--type", "detailed", "--format", "json"]).json();
+    let main = v["agents"]["nodes"].as_array().unwrap().iter().find(|n| n["name"] == "main").unwrap();
+    assert_eq!(main["unpriced_calls"], 1);
+}
+
+#[test]
+fn time_of_day_share_is_named_for_what_it_shares() {
+    // The hour's share is of the window's tokens (HourOfDay::share), not of its cost like every other
+    // `Share` column: 11:00 holds 206,000 of 234,305 tokens (87.9%) but $0.2415 of $0.3715 (65.0%).
+    let md = cc(&["report", "--type", "detailed"]).ok().to_owned();
+    assert!(md.contains("| Hour | Calls | Tokens | Cost | Share of tokens |"), "{md}");
+    assert!(md.contains("| 11:00 | 1 | 206,000 | $0.2415 | 87.9% |"), "{md}");
+}
+
+#[test]
+fn anomalies_read_in_their_metric_units() {
+    // 2025-10-02 against 2025-10-01: tokens 217,930 against 12,552, cost $0.2928 against $0.0409 (not
+    // "0.29" against "0.04", which would round a cent-sized spike to 0.00).
+    let md = cc(&["report", "--type", "detailed"]).ok().to_owned();
+    assert!(md.contains("| 2025-10-02 00:00 | day | tokens | 217,930 | 12,552 | 17.4x |"), "{md}");
+    assert!(md.contains("| 2025-10-02 00:00 | day | cost | $0.2928 | $0.0409 | 7.2x |"), "{md}");
+}
+
+#[test]
+fn time_of_day_says_when_it_covers_less_than_the_report() {
+    // Hourly totals are kept 35 days: over a window reaching further back, the time of day covers only the
+    // later calls, and says from when (the JSON keeps that start, also under --since).
+    let rec = |ts: &str| {
+        format!(
+            r#"{{"timestamp":"{ts}","duration_us":5,"model":"claude-haiku-4-5","tokens":{{"input":1000,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":100,"reasoning":0}},"metered":true,"outcome":{{"status":"ok"}},"dimensions":{{}}}}"#
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.jsonl");
+    std::fs::write(&file, format!("{}\n{}\n", rec("2025-08-01T10:00:00Z"), rec("2025-10-03T10:00:00Z"))).unwrap();
+    let args = ["--records", file.to_str().unwrap(), "--now", cli_support::NOW, "report", "--type", "detailed"];
+    let md = cli_support::run(&args).ok().to_owned();
+    let heading = md.lines().find(|l| l.starts_with("## Time of day")).unwrap();
+    assert!(heading.starts_with("## Time of day (UTC, from 2025-08-"), "{heading}");
+    assert!(heading.ends_with(": hourly totals are kept 35 days)"), "{heading}");
+    assert!(md.contains("| 10:00 | 1 | 1,100 |"), "{md}");
+    let v = cli_support::run(&[&args[..], &["--since", "2025-08-01", "--format", "json"]].concat()).json();
+    let from = v["time_of_day"]["window"]["from"].as_str().unwrap().to_owned();
+    assert!(from.starts_with("2025-08-2") || from.starts_with("2025-08-3"), "{from}");
+    // Within 35 days, the heading is the zone alone.
+    let md = cc(&["report", "--type", "detailed"]).ok().to_owned();
+    assert!(md.contains("## Time of day (UTC)\n"), "{md}");
+}
+
+#[test]
+fn the_forecast_of_a_report_over_part_of_the_records_reads_them_all() {
+    // The forecast is of the days after now and of this month: a window (--since/--until) narrows the rest of
+    // the report, not what the month has cost so far.
+    let whole = cc(&["report", "--format", "json"]).json();
+    for window in [&["--until", "2025-10-01"][..], &["--since", "2025-10-03"][..]] {
+        let part = cc(&[&["report", "--format", "json"][..], window].concat()).json();
+        assert_eq!(part["forecast"], whole["forecast"], "{window:?}");
+        close(part["forecast"]["month_to_date_usd"].as_f64().unwrap(), 0.37153);
+    }
+}
+
+#[test]
+fn a_window_without_calls_has_no_score() {
+    // The last hour before --now holds no call: no efficiency score (not a perfect 100) and no hit rate, as
+    // `optimize` and `compare` say.
+    let md = cc(&["report", "--period", "1h"]).ok().to_owned();
+    assert!(md.contains("| Efficiency score | - |") && md.contains("| Cache hit rate | - |"), "{md}");
+    assert!(md.contains("No calls in this window: nothing to score.") && !md.contains("| cache_reuse |"), "{md}");
+    let html = cc(&["report", "--period", "1h", "--format", "html"]).ok().to_owned();
+    assert!(html.contains(r#"Efficiency score</span><b class="">-</b>"#) && !html.contains("100.0 green"), "{html}");
+    let csv = cc(&["report", "--period", "1h", "--type", "executive", "--format", "csv"]).ok().to_owned();
+    assert!(csv.contains("\nefficiency_score,\n") && csv.contains("\ncache_hit_rate,\n"), "{csv}");
+    // With calls, the figures are there.
+    let md = cc(&["report"]).ok().to_owned();
+    assert!(md.contains("| Efficiency score | 90.0 (green) |") && md.contains("| Cache hit rate | 88.4% |"), "{md}");
+}
+
+#[test]
+fn html_escapes_every_value_from_the_records() {
+    // A value starting with U+0001 (the marker the page used for its own pre-built cells) was written raw:
+    // a session id or project name could put a script into the page.
+    let rec = r#"{"timestamp":"2025-10-03T12:00:00Z","duration_us":5,"model":"claude-sonnet-4-5","tokens":{"input":1000,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":100,"reasoning":0},"metered":true,"outcome":{"status":"ok"},"dimensions":{"session":"\u0001<script>alert(1)</script>","project":"\u0001<img src=x onerror=alert(2)>","agent":"\u0001<b>a</b>"}}"#;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.jsonl");
+    std::fs::write(&file, format!("{rec}\n")).unwrap();
+    let html = cli_support::run(&[
+        "--records",
+        file.to_str().unwrap(),
+        "--now",
+        cli_support::NOW,
+        "report",
+        "--type",
+        "detailed",
+        "--format",
+        "html",
+    ])
+    .ok()
+    .to_owned();
+    for raw in ["<script", "<img", "<b>a</b>"] {
+        assert!(!html.contains(raw), "{raw} written raw:\n{html}");
+    }
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{html}");
+    // The page's own score cells are still coloured spans.
+    let html = cc(&["report", "--format", "html"]).ok().to_owned();
+    assert!(html.contains(r#"<td class="n"><span class="green">85.0</span></td>"#), "{html}");
 }

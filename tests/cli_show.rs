@@ -66,3 +66,57 @@ fn unknown_and_ambiguous_sessions() {
     cc(&["show", "sess-beta"]).fails(2, "matches 2 sessions");
     cc(&["show"]).fails(2, "<SESSION>");
 }
+
+#[test]
+fn calls_of_a_records_file_without_a_cost_are_priced_as_the_totals() {
+    // Bare records carry no cost; the ledger prices them, and each call must read the same price.
+    let rec = r#"{"timestamp":"2025-10-03T12:00:00Z","duration_us":5,"model":"claude-sonnet-4-5","tokens":{"input":1000,"cache_read":2000,"cache_write_5m":100,"cache_write_1h":0,"output":500,"reasoning":0},"metered":true,"outcome":{"status":"ok"},"dimensions":{"session":"s1"}}"#;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.jsonl");
+    std::fs::write(&file, format!("{rec}\n")).unwrap();
+    let args = ["--records", file.to_str().unwrap(), "--now", cli_support::NOW, "show", "s1"];
+    let v = run(&[&args[..], &["--format", "json"]].concat()).json();
+    // 1,000 × $3 + 2,000 × $0.30 + 100 × $3.75 + 500 × $15 per million.
+    close(v["totals"]["cost_usd"].as_f64().unwrap(), 0.011475);
+    assert_eq!(v["calls"][0]["cost"]["total"], 11_475_000_000u64);
+    let text = run(&args).ok().to_owned();
+    assert!(!text.contains("unpriced"), "{text}");
+    assert_eq!(text.matches("$0.0115").count(), 2, "{text}");
+}
+
+#[test]
+fn a_call_without_usage_reads_unmetered_not_unpriced() {
+    // The ledger counts an unmetered call (closed without usage) as no unpriced call; its row says so.
+    let unmetered = r#"{"timestamp":"2025-10-03T12:00:00Z","duration_us":5,"model":"claude-sonnet-4-5","tokens":{"input":0,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":0,"reasoning":0},"metered":false,"outcome":{"status":"error","error_type":"overloaded_error"},"dimensions":{"session":"s1"}}"#;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.jsonl");
+    std::fs::write(&file, format!("{unmetered}\n")).unwrap();
+    let args = ["--records", file.to_str().unwrap(), "--now", cli_support::NOW, "show", "s1"];
+    assert_eq!(run(&[&args[..], &["--format", "json"]].concat()).json()["totals"]["unpriced_calls"], 0);
+    let text = run(&args).ok().to_owned();
+    assert!(text.contains("unmetered") && !text.contains("unpriced"), "{text}");
+}
+
+#[test]
+fn totals_of_a_session_among_more_than_a_bucket_holds() {
+    // 1,200 sessions in five days of August, two months before --now: month buckets keep 447 sessions each
+    // and fold the rest into `(other)`, so the session's totals must not come from a ledger of every record.
+    let rec = |i: usize| {
+        format!(
+            r#"{{"timestamp":"2025-08-0{}T12:{:02}:{:02}Z","duration_us":5,"model":"claude-sonnet-4-5","tokens":{{"input":1000,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":100,"reasoning":0}},"metered":true,"outcome":{{"status":"ok"}},"dimensions":{{"session":"sess{i:04}"}}}}"#,
+            1 + i % 5,
+            i % 60,
+            i % 59
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.jsonl");
+    std::fs::write(&file, (0..1_200).map(|i| rec(i) + "\n").collect::<String>()).unwrap();
+    for session in ["sess0000", "sess1199"] {
+        let v =
+            run(&["--records", file.to_str().unwrap(), "--now", cli_support::NOW, "show", session, "--format", "json"])
+                .json();
+        assert_eq!(v["totals"]["calls"], 1, "{session}");
+        close(v["totals"]["cost_usd"].as_f64().unwrap(), 0.0045);
+    }
+}

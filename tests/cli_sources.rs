@@ -143,6 +143,8 @@ fn bad_paths_exit_1_bad_combinations_exit_2() {
     let garbage = empty.path().join("garbage.jsonl");
     std::fs::write(&garbage, "not json\n{\"neither\": 1}\n").unwrap();
     run(&["--records", garbage.to_str().unwrap(), "summary"]).fails(1, "all 2 lines read were unreadable");
+    std::fs::write(&garbage, "not json\n").unwrap();
+    run(&["--records", garbage.to_str().unwrap(), "summary"]).fails(1, "the 1 line read was unreadable");
     // The default journal (under the empty HOME) does not exist.
     run(&["summary"]).fails(1, "does not exist");
     run(&["--journal", "/tmp", "--records", "/tmp/x", "summary"]).fails(2, "cannot be used with");

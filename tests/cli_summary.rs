@@ -158,9 +158,18 @@ fn bad_arguments_exit_2() {
     cc(&["summary", "--group-by", "fortnight"]).fails(2, "fortnight");
     cc(&["summary", "--since", "yesterday"]).fails(2, "not a date");
     cc(&["summary", "--since", "2025-10-03", "--until", "2025-10-01"]).fails(2, "must be before");
+    cc(&["summary", "--since", "2025-10-03", "--until", "2025-10-02"])
+        .fails(2, "must be before --until (2025-10-02, which ends at 2025-10-03T00:00:00+00:00)");
     cc(&["summary", "--since", "2030-01-01"]).fails(2, "--since (2030-01-01T00:00:00+00:00) is after the last record");
     cc(&["summary", "--until", "1900-01-01"]).fails(2, "out of range");
-    cc(&["summary", "--until", "2020-01-01"]).fails(2, "is before the first record");
+    // The bounds named are the first and last records (and now), not a minute around them.
+    cc(&["summary", "--until", "2020-01-01"]).fails(2, "is before the first record (2025-10-01T09:00:01+00:00)");
+    cc(&["summary", "--since", "2030-01-01"]).fails(2, "the last record and now (2025-10-04T00:00:00+00:00)");
+    let empty = tempfile::tempdir().unwrap();
+    let file = empty.path().join("none.jsonl");
+    std::fs::write(&file, "").unwrap();
+    run(&["--records", file.to_str().unwrap(), "--now", NOW, "summary", "--until", "2020-01-01"])
+        .fails(2, "is before now (2025-10-04T00:00:00+00:00)");
     for now in ["0001-01-01", "9999-12-31", "2262-04-12", "1969-12-31T23:00:00Z"] {
         run(&["--claude-code", &fixture("claude_code"), "--now", now, "summary"]).fails(2, "out of range");
     }
@@ -187,4 +196,46 @@ fn one_call_reads_in_the_singular() {
     assert!(text.lines().next().unwrap().ends_with("(1 call read)"), "{text}");
     let md = run(&["--records", one, "--now", NOW, "report", "--type", "executive"]).ok().to_owned();
     assert!(md.contains(", 1 call read from 1 file. Generated"), "{md}");
+    let text = run(&["--records", one, "--now", NOW, "optimize"]).ok().to_owned();
+    assert!(text.contains("   1 call, $"), "{text}");
+    let text = run(&["--records", one, "--now", "2025-10-02T12:00:00Z", "forecast"]).ok().to_owned();
+    assert!(text.lines().next().unwrap().ends_with(" over 1 day of history"), "{text}");
+    run(&["--records", one, "--now", NOW, "show", "nope"]).fails(1, "(1 session in the source, e.g. sess-alpha-1)");
+}
+
+#[test]
+fn a_window_without_calls_has_no_empty_table_of_rows() {
+    // The last hour before --now holds no call: the rows table (all of its grains empty) is left out, not
+    // drawn with a header and no rows.
+    let text = cc(&["summary", "--period", "1h"]).ok().to_owned();
+    assert!(text.contains("│ total ┆     0 ┆"), "{text}");
+    assert!(!text.contains("By minute") && !text.contains("By hour") && !text.contains("╞═══╪"), "{text}");
+    let text = cc(&["summary", "--period", "1h", "--group-by", "day"]).ok().to_owned();
+    assert!(!text.contains("By day"), "{text}");
+}
+
+#[test]
+fn calls_left_out_after_now_are_counted_with_separators() {
+    let rec = r#"{"timestamp":"2025-10-05T10:00:00Z","duration_us":5,"tokens":{"input":1,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":1,"reasoning":0},"metered":true,"outcome":{"status":"ok"},"dimensions":{}}"#;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.jsonl");
+    std::fs::write(&file, format!("{rec}\n").repeat(1_200)).unwrap();
+    let text = run(&["--records", file.to_str().unwrap(), "--now", NOW, "summary"]).ok().to_owned();
+    assert!(text.contains("(1,200 calls read, 1,200 after --now left out)"), "{text}");
+}
+
+#[test]
+fn run_rate_of_a_window_reaching_past_now_counts_its_elapsed_part() {
+    // On 2025-10-04 the month's window holds 3 days of spend, not 31: its run-rate is the one of those days.
+    let all = cc(&["summary", "--format", "json"]).json();
+    let month = cc(&["summary", "--since", "2025-10-01", "--until", "2025-10-31", "--format", "json"]).json();
+    assert_eq!(month["summary"]["days"], 31.0);
+    close(month["summary"]["monthly_projection_usd"].as_f64().unwrap(), 0.37153 / (3.0 + 1.0 / 1440.0) * 31.0);
+    close(
+        month["summary"]["monthly_projection_usd"].as_f64().unwrap(),
+        all["summary"]["monthly_projection_usd"].as_f64().unwrap(),
+    );
+    // A past window keeps its whole length.
+    let day = cc(&["summary", "--since", "2025-10-02", "--until", "2025-10-02", "--format", "json"]).json();
+    close(day["summary"]["monthly_projection_usd"].as_f64().unwrap(), 0.292825 * 31.0);
 }

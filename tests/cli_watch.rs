@@ -65,3 +65,106 @@ fn watch_fails_fast_on_a_missing_journal() {
     run(&["--journal", "/tmp", "watch", "--iterations", "0"]).fails(2, "give 1 or more refreshes");
     run(&["--journal", "/tmp", "watch", "--iterations", "-1"]).fails(2, "give 1 or more refreshes");
 }
+
+#[test]
+fn watching_everything_recorded_says_so() {
+    let out = cli_support::cc(&["watch", "--period", "all", "--threshold", "0.1", "--iterations", "1"]);
+    let text = out.ok();
+    assert!(text.starts_with("tokenmeter watch: everything recorded at 2025-10-04 00:00:00 (UTC)"), "{text}");
+    assert!(
+        out.stderr.contains("ALERT: $0.3715 spent over everything recorded passes the threshold"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn watch_stops_when_its_reader_goes() {
+    // `tokenmeter watch | head -1`: once the pipe's reader has gone, watch ends (it ran on forever).
+    use std::io::BufRead;
+    use std::time::{Duration, Instant};
+    let dir = cli_support::fixture("claude_code");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tokenmeter"))
+        .args([
+            "-q",
+            "--claude-code",
+            &dir,
+            "--now",
+            cli_support::NOW,
+            "watch",
+            "--interval",
+            "0.05",
+            "--format",
+            "json",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert!(line.starts_with("{\"time\":"), "{line}");
+    drop(out);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("watch kept running after its reader went");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_bounded_watch_ends_even_when_its_source_goes() {
+    // The journal is removed after the first refresh: the refreshes that cannot read count toward
+    // --iterations, and the last one's error is the exit status (it waited forever).
+    use std::io::BufRead;
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal");
+    std::fs::create_dir(&journal).unwrap();
+    write_journal(&journal);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tokenmeter"))
+        .args(["--journal", journal.to_str().unwrap(), "--now", cli_support::NOW, "watch", "--format", "json"])
+        .args(["--interval", "0.2", "--iterations", "3"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    std::fs::remove_dir_all(&journal).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert_eq!(status.code(), Some(1));
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("watch --iterations 3 kept running after its journal went");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.contains("warning:") && err.contains("error:") && err.contains("does not exist"), "{err}");
+}
+
+#[test]
+fn a_window_without_calls_has_no_hit_rate() {
+    let out = cli_support::cc(&["watch", "--period", "1h", "--iterations", "1"]);
+    let row = out.ok().lines().find(|l| l.starts_with("│     0 ┆")).unwrap_or_default().to_owned();
+    assert!(row.contains("┆              - ┆"), "{}", out.stdout);
+}

@@ -173,6 +173,14 @@ fn records_arriving_late_land_in_the_right_tier() {
     assert_eq!((s.buckets.minute, s.buckets.day, s.buckets.archive), (1, 1, 1));
     assert_eq!(rig.ledger.usage_summary(Window::Last7Days).unwrap().tokens.input, 50);
     assert_eq!(rig.ledger.usage_summary(Window::All).unwrap().tokens.input, 70);
+    // Over everything, the daily rows (from the daily totals, as the archive fits no grain) hold the
+    // archived call's day too: the window starts at that day's start, not at the call's minute.
+    let all = rig.ledger.query(&Query::new(Window::All).group_by(GroupBy::Time(TimeGrain::Day))).unwrap();
+    assert_eq!(all.window.from, at(2025, 1, 7, 0, 0, 0));
+    assert_eq!(all.groups.iter().map(|g| g.tokens.input).sum::<u64>(), 70);
+    assert_eq!(all.groups[0].tokens.input, 20);
+    let s = rig.ledger.usage_summary(Window::All).unwrap();
+    assert_eq!(s.time_series.points.iter().map(|p| p.calls).sum::<u64>(), 3);
 }
 
 #[test]

@@ -184,7 +184,7 @@ pub struct UsageSummary {
     pub time_series: TimeSeries,
     /// Calls that could not be priced.
     pub unpriced: UnpricedUsage,
-    /// The window's daily spend rate times the days of the current month, USD.
+    /// The window's daily spend rate (over its part up to now) times the days of the current month, USD.
     pub monthly_projection_usd: f64,
     /// Per-call distributions.
     pub distributions: Option<Distributions>,
@@ -230,6 +230,10 @@ impl Ledger {
             let metered = c.metered_calls() as f64;
             let priced = (c.metered_calls() - c.unpriced_calls.min(c.metered_calls())) as f64;
             let days = (to - from) as f64 / 86_400.0;
+            // The run-rate is the cost per day of the part of the window that has passed (up to the end of the
+            // current minute, where a rolling window ends): the rest of a window reaching past now holds no
+            // spend yet, and would dilute the rate.
+            let elapsed_days = (to.min(now.div_euclid(60) * 60 + 60) - from).max(0) as f64 / 86_400.0;
             let month_start = calendar::month_start(tz, now);
             let month_days = (calendar::grain_end(tz, Grain::Month, month_start) - month_start) as f64 / 86_400.0;
             Ok(UsageSummary {
@@ -264,7 +268,7 @@ impl Ledger {
                 by_model,
                 by_provider,
                 time_series: TimeSeries { grain, points },
-                monthly_projection_usd: per(c.cost.as_usd(), days).unwrap_or(0.0) * month_days,
+                monthly_projection_usd: per(c.cost.as_usd(), elapsed_days).unwrap_or(0.0) * month_days,
                 distributions: crate::ledger::histograms(store, from, to).as_ref().map(Distributions::of),
             })
         })

@@ -17,8 +17,11 @@ pub struct TreeNode {
     pub tasks: u64,
     /// Billed tokens.
     pub tokens: u64,
-    /// USD.
+    /// USD, of the priced calls.
     pub cost_usd: f64,
+    /// Metered calls with no price: not in `cost_usd`.
+    #[serde(default)]
+    pub unpriced_calls: u64,
     /// Share of the whole window's cost, 0-1.
     pub cost_share: f64,
     /// Share of the whole window's tokens, 0-1.
@@ -55,6 +58,7 @@ fn node(name: String, c: &Core, total: &Core, parent_cost: f64, children: Vec<Tr
         tasks: c.tasks,
         tokens: c.tokens.total(),
         cost_usd: c.cost.as_usd(),
+        unpriced_calls: c.unpriced_calls,
         cost_share: ratio(c.cost.picos() as f64, total.cost.picos() as f64),
         token_share: ratio(c.tokens.total() as f64, total.tokens.total() as f64),
         share_of_parent: if parent_cost > 0.0 { c.cost.picos() as f64 / parent_cost } else { 1.0 },

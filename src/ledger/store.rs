@@ -74,7 +74,7 @@ impl Store {
     /// The start of the bucket that holds data stamped `ts` at `now` (the archive's start for the archive).
     pub(crate) fn bucket_start(&self, ts: i64, now: i64) -> i64 {
         match self.slot(ts, now) {
-            (Tier::Archive, _) => self.archive.as_ref().map_or(ts, |a| a.start.min(ts)),
+            (Tier::Archive, start) => self.archive.as_ref().map_or(start, |a| a.start.min(start)),
             (_, start) => start,
         }
     }
@@ -97,7 +97,9 @@ impl Store {
         if m >= now - MONTH_SPAN {
             return (Tier::Month, m);
         }
-        (Tier::Archive, start)
+        // The archive starts at a local day's start, as every other tier's buckets start at their grain's:
+        // the daily totals (keyed by day) of its first day lie in a window that starts with it.
+        (Tier::Archive, calendar::day_start(tz, start))
     }
 
     /// Puts a bucket into the tier its age at `now` calls for, merging with what is there.
@@ -111,11 +113,11 @@ impl Store {
             Tier::Archive => {
                 match &mut self.archive {
                     Some(a) => {
-                        a.start = a.start.min(bucket.start);
+                        a.start = a.start.min(start);
                         a.absorb(bucket);
                     }
                     None => {
-                        let mut a = Bucket::new(bucket.start, Tier::Archive);
+                        let mut a = Bucket::new(start, Tier::Archive);
                         a.absorb(bucket);
                         self.archive = Some(a);
                     }

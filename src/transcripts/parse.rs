@@ -207,7 +207,13 @@ fn parse_line(line: &[u8], line_no: u64, out: &mut FileCalls, max_places: usize)
     }
     out.usage_lines += 1;
     let (Some(input), Some(output)) = (usage.input_tokens, usage.output_tokens) else {
-        out.bad(line_no, || "usage without input_tokens and output_tokens".to_owned(), max_places);
+        // Name what is missing: a line with input_tokens alone lacks output_tokens, not both.
+        let missing = match (usage.input_tokens, usage.output_tokens) {
+            (None, None) => "input_tokens and output_tokens",
+            (None, Some(_)) => "input_tokens",
+            (Some(_), _) => "output_tokens",
+        };
+        out.bad(line_no, || format!("usage without {missing}"), max_places);
         return;
     };
     let Some(raw_ts) = parsed.timestamp else {
@@ -361,6 +367,24 @@ mod tests {
         // At the cap is allowed.
         assert_eq!(f.calls.len(), 1);
         assert_eq!(f.calls[0].tokens.cache_read, 1_000_000_000_000);
+    }
+
+    #[test]
+    fn a_usage_line_without_token_counts_names_the_missing_ones() {
+        let line = |usage: &str| {
+            format!(r#"{{"type":"assistant","timestamp":"2025-01-01T00:00:00Z","message":{{"usage":{{{usage}}}}}}}"#)
+        };
+        let text = [line(r#""input_tokens":1"#), line(r#""output_tokens":1"#), line(r#""cache_read_input_tokens":1"#)];
+        let f = parse_bytes(text.join("\n").as_bytes(), 5);
+        let reasons: Vec<&str> = f.bad_places.iter().map(|(_, r)| r.as_str()).collect();
+        assert_eq!(
+            reasons,
+            [
+                "usage without output_tokens",
+                "usage without input_tokens",
+                "usage without input_tokens and output_tokens"
+            ]
+        );
     }
 
     #[test]

@@ -79,10 +79,16 @@ fn main() -> ExitCode {
 
 /// Writes the whole of `text` to stdout. A closed pipe (`tokenmeter summary | head`) is not an error.
 pub(crate) fn print_out(text: &str) -> CliResult {
+    print_out_open(text).map(|_| ())
+}
+
+/// [`print_out`], saying whether stdout is still open: false once its reader has gone (a closed pipe), so
+/// that a command that keeps writing (`watch | head`) can stop.
+pub(crate) fn print_out_open(text: &str) -> CliResult<bool> {
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
         Err(e) => Err(CliError::data(format!("cannot write to stdout: {e}"))),
     }
 }

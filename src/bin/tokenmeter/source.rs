@@ -172,16 +172,22 @@ impl Source {
         source.report_skips(ctx);
         if source.records.is_empty() && source.info.skipped_lines > 0 {
             let paths: Vec<String> = source.info.paths.iter().map(|p| p.display().to_string()).collect();
-            return Err(CliError::data(format!(
-                "no readable records in {}: all {} lines read were unreadable",
-                paths.join(", "),
-                source.info.skipped_lines
-            )));
+            let lines = match source.info.skipped_lines {
+                1 => "the 1 line read was unreadable".to_owned(),
+                n => format!("all {n} lines read were unreadable"),
+            };
+            return Err(CliError::data(format!("no readable records in {}: {lines}", paths.join(", "))));
         }
         if ctx.custom_prices && source.info.kind != SourceKind::ClaudeCode {
             // Journal and records carry the cost their application priced them at; `--prices` asks for these
             // prices instead (transcripts are priced with them as they are read).
             source.info.repriced = source.records.iter_mut().map(|r| u64::from(reprice(r, &ctx.prices))).sum();
+        } else {
+            // A record without a cost is priced here as the ledger prices it when it ingests it, so that the
+            // record's own cost (`show`'s calls) agrees with the totals.
+            for r in source.records.iter_mut().filter(|r| r.cost.is_none()) {
+                reprice(r, &ctx.prices);
+            }
         }
         if ctx.pinned_now {
             // `--now` is the time the reports are made at: calls after it have not happened yet.
@@ -327,6 +333,8 @@ const JOURNAL_SCHEMA: u32 = tokenmeter::journal::SCHEMA_VERSION;
 
 /// Reads records from one file's bytes: a JSON array, or JSON Lines of journal lines or bare records.
 fn parse_records(path: &Path, bytes: &[u8], out: &mut Vec<CallRecord>, info: &mut SourceInfo) -> CliResult {
+    // A UTF-8 byte order mark (Windows editors and PowerShell write one) is not part of the JSON.
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     if first == Some(&b'[') {
         let records: Vec<CallRecord> = serde_json::from_slice(bytes)
@@ -495,5 +503,12 @@ mod tests {
         parse_records(Path::new("r.json"), format!(" [{rec},{rec}]").as_bytes(), &mut out, &mut info).unwrap();
         assert_eq!(out.len(), 2);
         assert!(parse_records(Path::new("r.json"), b"[{]", &mut out, &mut info).is_err());
+
+        // A byte order mark before a JSON array or the first JSON line.
+        let mut info = empty_info(SourceKind::Records, vec![]);
+        let mut out = Vec::new();
+        parse_records(Path::new("r.json"), format!("\u{feff}[{rec}]").as_bytes(), &mut out, &mut info).unwrap();
+        parse_records(Path::new("r.jsonl"), format!("\u{feff}{rec}\n{rec}\n").as_bytes(), &mut out, &mut info).unwrap();
+        assert_eq!((out.len(), info.skipped_lines), (3, 0));
     }
 }

@@ -61,6 +61,11 @@ pub(crate) fn cache_table(source: &Source, ctx: &Context, style: &Style, r: &Cac
     let mut out = heading(source, "Prompt cache", r.window.from, r.window.to, ctx.time_zone);
     out.push('\n');
     let m = &r.cache_metrics;
+    if m.total_cache_hits + m.total_cache_misses == 0 {
+        // Rates of nothing (a 0% hit rate beside a 100% reuse rate) would be read as measured.
+        out.push_str("No calls in this window: no cache to measure.\n");
+        return out;
+    }
     let mut t = style.table(["figure", "value"]);
     let rows: [(&str, String); 10] = [
         ("token hit rate (cache reads / prompt tokens)", pct(m.hit_rate)),
@@ -78,8 +83,8 @@ pub(crate) fn cache_table(source: &Source, ctx: &Context, style: &Style, r: &Cac
         (
             "cache writes never read",
             format!(
-                "{} writes, {} tokens, {} wasted",
-                int(r.unread_cache_writes.writes),
+                "{}, {} tokens, {} wasted",
+                count(r.unread_cache_writes.writes, "write"),
                 int(r.unread_cache_writes.tokens),
                 usd(r.unread_cache_writes.wasted_usd)
             ),
@@ -124,12 +129,12 @@ pub(crate) fn optimize_table(source: &Source, ctx: &Context, style: &Style, r: &
     }
     let s = &r.efficiency_scores;
     out.push_str(&format!(
-        "\nEfficiency score: {} ({})   cache hit rate {}   context reuse {}   {} calls, {}\n\n",
+        "\nEfficiency score: {} ({})   cache hit rate {}   context reuse {}   {}, {}\n\n",
         style.band(&format!("{:.1}", s.overall), s.band),
         style.band(s.band.name(), s.band),
         pct(s.cache_hit_rate),
         pct(s.context_reuse_rate),
-        int(r.calls),
+        count(r.calls, "call"),
         share_cost(r.cost_usd, r.calls, r.unpriced_calls),
     ));
     let mut t = style.table(["component", "value", "weight", "points"]);
@@ -200,11 +205,11 @@ pub(crate) fn forecast_table(ctx: &Context, style: &Style, f: &Forecast) -> Stri
         Trend::Flat => "flat",
     };
     let mut out = format!(
-        "Forecast from {} ({}), trend {trend} ({}/day per day) over {} days of history\n\n",
+        "Forecast from {} ({}), trend {trend} ({}/day per day) over {} of history\n\n",
         f.generated_at.with_timezone(&ctx.time_zone).format("%Y-%m-%d %H:%M"),
         f.time_zone,
         usd(f.slope_usd_per_day),
-        f.history_days
+        count(u64::from(f.history_days), "day")
     );
     let mut t = style.table(["figure", "value"]);
     t.add_row(vec!["daily average".into(), num(usd(f.daily_average_usd))]);
@@ -246,7 +251,13 @@ pub(super) fn compare(source: &Source, ctx: &Context, style: &Style, args: &Comp
                     a.dimension, b.dimension
                 )));
             }
-            ledger.compare_values(w, a.dimension, &a.value, &b.value)?
+            // The ledger keeps priced calls under the model's canonical id: a dated, Bedrock or Vertex id (as
+            // `show` prints them) names the same model. An id the price book does not know is kept as given.
+            let value = |f: &tokenmeter::ledger::Filter| match ctx.prices.resolve(&f.value) {
+                Some(p) if f.dimension == tokenmeter::ledger::Dimension::Model => p.canonical().to_owned(),
+                _ => f.value.clone(),
+            };
+            ledger.compare_values(w, a.dimension, &value(a), &value(b))?
         }
         _ => ledger.compare_periods(w)?,
     };

@@ -8,7 +8,7 @@ mod watch;
 
 pub(crate) use summary::row_label;
 
-use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Duration, DurationRound, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use tokenmeter::CallRecord;
 use tokenmeter::UsageSummary;
@@ -51,6 +51,8 @@ pub(crate) struct Scope<'a> {
     pub(crate) records: std::borrow::Cow<'a, [CallRecord]>,
     window: Window,
     asked: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    /// The end of now's minute: a run-rate counts the window up to there.
+    now_end: DateTime<Utc>,
 }
 
 impl Scope<'_> {
@@ -75,17 +77,24 @@ impl Scope<'_> {
         }
     }
 
-    /// [`Scope::restore`] for a usage summary: its span, its days and the run-rate over them, and its time
-    /// series without the empty points before the asked start.
+    /// [`Scope::restore`] for a report that may start later than the window (time of day: hourly totals are
+    /// kept 35 days): a later start is kept.
+    pub(crate) fn restore_within(&self, bounds: &mut WindowBounds) {
+        if let Some((from, to)) = self.asked {
+            *bounds = WindowBounds { from: from.max(bounds.from), to };
+        }
+    }
+
+    /// [`Scope::restore`] for a usage summary: its span, its days and the run-rate over their elapsed part
+    /// (as the ledger counts it), and its time series without the empty points before the asked start.
     pub(crate) fn restore_summary(&self, s: &mut UsageSummary) {
-        let Some((from, _)) = self.asked else { return };
-        let wide_days = s.days;
+        let Some((from, to)) = self.asked else { return };
+        let end = to.min(self.now_end);
+        let (wide, asked) = ((end - s.window.from).num_seconds(), (end - from).num_seconds());
         self.restore(&mut s.window);
         (s.period_start, s.period_end) = (s.window.from, s.window.to);
         s.days = (s.window.to - s.window.from).num_seconds() as f64 / 86_400.0;
-        if s.days > 0.0 {
-            s.monthly_projection_usd *= wide_days / s.days;
-        }
+        s.monthly_projection_usd = if asked > 0 { s.monthly_projection_usd * wide as f64 / asked as f64 } else { 0.0 };
         drop_before(&mut s.time_series.points, from, |p| Some(p.timestamp));
     }
 
@@ -120,7 +129,8 @@ pub(crate) fn window<'a>(
     records: &'a [CallRecord],
     default: Window,
 ) -> CliResult<Scope<'a>> {
-    let all = |window| Ok(Scope { records: std::borrow::Cow::Borrowed(records), window, asked: None });
+    let now_end = ctx.now.duration_trunc(Duration::minutes(1)).unwrap_or(ctx.now) + Duration::minutes(1);
+    let all = |window| Ok(Scope { records: std::borrow::Cow::Borrowed(records), window, asked: None, now_end });
     if let Some(p) = args.period {
         return all(p);
     }
@@ -142,22 +152,42 @@ pub(crate) fn window<'a>(
     };
     if from >= to {
         let msg = match (args.since.is_some(), args.until.is_some()) {
-            (true, true) => format!("--since ({}) must be before --until ({})", from.to_rfc3339(), to.to_rfc3339()),
+            // A date --until ends with its day: say so, or `--until 2025-10-02` reads as 2025-10-03.
+            (true, true) => format!(
+                "--since ({}) must be before --until ({})",
+                from.to_rfc3339(),
+                match args.until {
+                    Some(Bound::Date(d)) => format!("{d}, which ends at {}", to.to_rfc3339()),
+                    _ => to.to_rfc3339(),
+                }
+            ),
+            // The open end reaches a minute past the last record or now (before the first record or now):
+            // the message names the record or now itself.
             (true, false) => format!(
                 "--since ({}) is after the last record and now ({}): nothing to report",
                 from.to_rfc3339(),
-                to.to_rfc3339()
+                last.unwrap_or(ctx.now).max(ctx.now).to_rfc3339()
             ),
-            _ => format!(
-                "--until ({}) is before the first record ({}): nothing to report",
-                to.to_rfc3339(),
-                from.to_rfc3339()
-            ),
+            _ => match first.filter(|f| *f <= ctx.now) {
+                Some(f) => format!(
+                    "--until ({}) is before the first record ({}): nothing to report",
+                    to.to_rfc3339(),
+                    f.to_rfc3339()
+                ),
+                None => {
+                    format!("--until ({}) is before now ({}): nothing to report", to.to_rfc3339(), ctx.now.to_rfc3339())
+                }
+            },
         };
         return Err(CliError::usage(msg));
     }
     let kept: Vec<CallRecord> = records.iter().filter(|r| r.timestamp >= from && r.timestamp < to).cloned().collect();
-    Ok(Scope { records: std::borrow::Cow::Owned(kept), window: Window::range(from, to), asked: Some((from, to)) })
+    Ok(Scope {
+        records: std::borrow::Cow::Owned(kept),
+        window: Window::range(from, to),
+        asked: Some((from, to)),
+        now_end,
+    })
 }
 
 /// Local midnight of `date` in `tz` (the first instant of that day when midnight does not exist).
@@ -183,7 +213,7 @@ pub(crate) fn heading(source: &Source, what: &str, from: DateTime<Utc>, to: Date
     let read = crate::render::count(source.info.calls, "call");
     let left_out = match source.info.after_now {
         0 => String::new(),
-        n => format!(", {n} after --now left out"),
+        n => format!(", {} after --now left out", crate::render::int(n)),
     };
     format!("{what}, {} to {} ({tz}), from the {kind} ({read} read{left_out})\n", fmt(from), fmt(to))
 }

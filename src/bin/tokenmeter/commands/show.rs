@@ -38,8 +38,8 @@ fn resolve<'a>(sessions: &BTreeSet<&'a str>, wanted: &str) -> CliResult<&'a str>
     match matches.as_slice() {
         [one] => Ok(one),
         [] => Err(CliError::data(format!(
-            "no calls for session `{wanted}` ({} sessions in the source{})",
-            sessions.len(),
+            "no calls for session `{wanted}` ({} in the source{})",
+            crate::render::count(sessions.len() as u64, "session"),
             match sessions.iter().take(3).copied().collect::<Vec<_>>() {
                 v if v.is_empty() => String::new(),
                 v => format!(", e.g. {}", v.join(", ")),
@@ -59,7 +59,9 @@ pub(super) fn run(source: &Source, ctx: &Context, style: &Style, args: &ShowArgs
     let session = resolve(&sessions, args.session.trim())?;
     let calls: Vec<&CallRecord> =
         source.records.iter().filter(|r| r.dimensions.session.as_deref() == Some(session)).collect();
-    let ledger = ctx.ledger(&source.records);
+    // A ledger of the session's calls alone: in one of all the records, a session past a bucket's cap of
+    // sessions is folded into `(other)` and would read 0 calls.
+    let ledger = ctx.ledger(&calls.iter().map(|c| (*c).clone()).collect::<Vec<_>>());
     let totals = ledger.query(&Query::new(Window::All).filter(Dimension::Session, session))?.totals;
     let projects: Vec<&str> =
         calls.iter().filter_map(|r| r.dimensions.project.as_deref()).collect::<BTreeSet<_>>().into_iter().collect();
@@ -141,6 +143,8 @@ fn table(o: &ShowOutput<'_>, ctx: &Context, style: &Style, include_cache: bool) 
         }
         row.push(num(match &c.cost {
             Some(cost) => usd(cost.total.as_usd()),
+            // A call that closed without usage (an error, a dropped stream) has nothing to price.
+            None if !c.metered => "unmetered".to_owned(),
             None => "unpriced".to_owned(),
         }));
         ct.add_row(row);

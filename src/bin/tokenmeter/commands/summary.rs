@@ -123,14 +123,14 @@ fn table(source: &Source, ctx: &Context, style: &Style, s: &UsageSummary, rows: 
         push_table(&mut out, "By model", &t, style);
     }
 
-    if !rows.groups.is_empty() {
+    // Empty grains are in the JSON; a table shows the rows with calls, and no table without any.
+    if rows.groups.iter().any(|r| r.calls > 0) {
         let title = match rows.group_by {
             Some(GroupBy::Time(g)) => format!("By {g}"),
             Some(GroupBy::Dimension(d)) => format!("By {d}"),
             None => String::new(),
         };
         let mut t = style.table(["", "calls", "input", "output", "cache read", "cache write", "total tokens", "cost"]);
-        // Empty grains are in the JSON; a table shows the rows with calls.
         for r in rows.groups.iter().filter(|r| r.calls > 0) {
             t.add_row(group_row(r, rows.group_by, ctx.time_zone));
         }

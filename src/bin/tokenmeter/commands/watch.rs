@@ -10,7 +10,7 @@ use tokenmeter::UsageSummary;
 use crate::cli::{Format, SourceArgs, WatchArgs};
 use crate::render::{Style, count, int, num, pct, push_table, usd};
 use crate::source::{Context, Source};
-use crate::{CliResult, print_out};
+use crate::{CliResult, print_out_open};
 
 /// One refresh, as a JSON line.
 #[derive(Debug, Serialize)]
@@ -37,6 +37,11 @@ pub(super) fn run(source_args: &SourceArgs, ctx: &Context, style: &Style, args: 
             Ok(s) => s,
             Err(e) if n == 0 => return Err(e),
             Err(e) => {
+                // A refresh that could not read counts toward --iterations, so that a bounded watch ends.
+                n += 1;
+                if args.iterations.is_some_and(|max| n >= max) {
+                    return Err(e);
+                }
                 ctx.note(&format!("tokenmeter: warning: {e}"));
                 std::thread::sleep(Duration::from_secs_f64(args.interval));
                 continue;
@@ -52,15 +57,15 @@ pub(super) fn run(source_args: &SourceArgs, ctx: &Context, style: &Style, args: 
             eprintln!(
                 "{}",
                 style.alert(&format!(
-                    "tokenmeter: ALERT: {} spent over the last {} passes the threshold of {}\x07",
+                    "tokenmeter: ALERT: {} spent over {} passes the threshold of {}\x07",
                     usd(summary.cost_usd),
-                    args.period,
+                    span(args.period, true),
                     usd(t)
                 ))
             );
         }
         was_over = over;
-        match args.format {
+        let open = match args.format {
             Format::Json => {
                 let line = serde_json::to_string(&Refresh {
                     time: now,
@@ -69,7 +74,7 @@ pub(super) fn run(source_args: &SourceArgs, ctx: &Context, style: &Style, args: 
                     summary: &summary,
                 })
                 .map_err(|e| crate::CliError::data(e.to_string()))?;
-                print_out(&format!("{line}\n"))?;
+                print_out_open(&format!("{line}\n"))?
             }
             Format::Table => {
                 let mut out = String::new();
@@ -77,10 +82,14 @@ pub(super) fn run(source_args: &SourceArgs, ctx: &Context, style: &Style, args: 
                     out.push_str("\x1b[2J\x1b[H");
                 }
                 out.push_str(&screen(&run_ctx, style, &summary, hit_rate, args, over, &source));
-                print_out(&out)?;
+                print_out_open(&out)?
             }
-        }
+        };
         n += 1;
+        // Nobody reads any more (`watch | head`): stop, as a pipeline expects.
+        if !open {
+            return Ok(());
+        }
         if args.iterations.is_some_and(|max| n >= max) {
             return Ok(());
         }
@@ -88,6 +97,15 @@ pub(super) fn run(source_args: &SourceArgs, ctx: &Context, style: &Style, args: 
             quiet_ctx = Some(ctx.with(ctx.now, true));
         }
         std::thread::sleep(Duration::from_secs_f64(args.interval));
+    }
+}
+
+/// The watched window in words: "(the) last 24h", or "everything recorded" for `all`.
+fn span(period: tokenmeter::ledger::Window, article: bool) -> String {
+    match period {
+        tokenmeter::ledger::Window::All => "everything recorded".to_owned(),
+        p if article => format!("the last {p}"),
+        p => format!("last {p}"),
     }
 }
 
@@ -102,8 +120,8 @@ fn screen(
 ) -> String {
     let tz = ctx.time_zone;
     let mut out = format!(
-        "tokenmeter watch: last {} at {} ({tz}), refreshing every {}s, {} read\n\n",
-        args.period,
+        "tokenmeter watch: {} at {} ({tz}), refreshing every {}s, {} read\n\n",
+        span(args.period, false),
         ctx.now.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S"),
         args.interval,
         count(source.info.calls, "call")
@@ -113,7 +131,8 @@ fn screen(
     t.add_row(vec![
         num(int(s.calls)),
         num(int(s.tokens.total)),
-        num(pct(hit_rate)),
+        // No metered call, no rate (not a measured 0%).
+        num(if s.metered_calls > 0 { pct(hit_rate) } else { "-".to_owned() }),
         num(usd(s.cost_usd)),
         num(if hours > 0.0 { usd(s.cost_usd / hours) } else { "-".to_owned() }),
         num(match args.threshold {

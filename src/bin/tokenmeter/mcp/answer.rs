@@ -413,11 +413,11 @@ impl Call<'_> {
         };
         let next: f64 = f.days.iter().map(|d| d.cost_usd).sum();
         let mut text = format!(
-            "Forecast from {} ({}), trend {trend} over {} days of history: about {} over the next {}; month to date \
+            "Forecast from {} ({}), trend {trend} over {} of history: about {} over the next {}; month to date \
              {}, projected month total {}.",
             f.generated_at.with_timezone(&self.ctx.time_zone).format("%Y-%m-%d %H:%M"),
             f.time_zone,
-            f.history_days,
+            crate::render::count(u64::from(f.history_days), "day"),
             usd(next),
             crate::render::count(u64::from(horizon_days), "day"),
             usd(f.month_to_date_usd),

@@ -18,6 +18,7 @@ pub(super) fn render(r: &Report<'_>) -> String {
     if r.executive() {
         line(&mut out, &["metric".into(), "value".into()]);
         let e = &r.efficiency.efficiency_scores;
+        let scored = |v: String| if s.metered_calls > 0 { v } else { String::new() };
         let mut rows: Vec<(&str, String)> = vec![
             ("period_start", s.period_start.to_rfc3339()),
             ("period_end", s.period_end.to_rfc3339()),
@@ -25,9 +26,10 @@ pub(super) fn render(r: &Report<'_>) -> String {
             ("tokens", s.tokens.total.to_string()),
             ("cost_usd", s.cost_usd.to_string()),
             ("cache_savings_usd", s.cache_savings_usd.to_string()),
-            ("efficiency_score", e.overall.to_string()),
-            ("efficiency_band", e.band.to_string()),
-            ("cache_hit_rate", e.cache_hit_rate.to_string()),
+            // Empty in a window without metered calls: nothing to score.
+            ("efficiency_score", scored(e.overall.to_string())),
+            ("efficiency_band", scored(e.band.to_string())),
+            ("cache_hit_rate", scored(e.cache_hit_rate.to_string())),
             ("unpriced_calls", s.unpriced.calls.to_string()),
         ];
         if let Some(f) = &r.forecast {
@@ -37,7 +39,10 @@ pub(super) fn render(r: &Report<'_>) -> String {
             line(&mut out, &[k.into(), v]);
         }
     } else if let Some(tree) = r.projects.as_ref().filter(|_| r.detailed()) {
-        line(&mut out, &["project", "session", "calls", "tokens", "cost_usd", "cost_share"].map(String::from));
+        line(
+            &mut out,
+            &["project", "session", "calls", "tokens", "cost_usd", "cost_share", "unpriced_calls"].map(String::from),
+        );
         for p in &tree.nodes {
             for c in &p.children {
                 line(
@@ -49,6 +54,7 @@ pub(super) fn render(r: &Report<'_>) -> String {
                         c.tokens.to_string(),
                         c.cost_usd.to_string(),
                         c.cost_share.to_string(),
+                        c.unpriced_calls.to_string(),
                     ],
                 );
             }
@@ -66,6 +72,7 @@ pub(super) fn render(r: &Report<'_>) -> String {
                 "cache_write_1h",
                 "total_tokens",
                 "cost_usd",
+                "unpriced_calls",
             ]
             .map(String::from),
         );
@@ -83,6 +90,7 @@ pub(super) fn render(r: &Report<'_>) -> String {
                     t.cache_write_1h.to_string(),
                     t.total.to_string(),
                     g.cost_usd.to_string(),
+                    g.unpriced_calls.to_string(),
                 ],
             );
         }

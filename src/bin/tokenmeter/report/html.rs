@@ -183,6 +183,12 @@ fn rate_chart(title: &str, labels: &[String], rates: &[f64]) -> String {
 
 /// An HTML table; `right` marks numeric columns.
 fn table(out: &mut String, header: &[&str], right: &[bool], rows: &[Vec<String>]) {
+    table_with(out, header, right, rows, None);
+}
+
+/// [`table`] whose column `raw` holds pre-built HTML (band-coloured spans); every other cell is escaped. The
+/// column is the caller's to say: no marker inside a cell, which a dimension value could forge.
+fn table_with(out: &mut String, header: &[&str], right: &[bool], rows: &[Vec<String>], raw: Option<usize>) {
     let class = |i: usize| if right.get(i).copied().unwrap_or(false) { " class=\"n\"" } else { "" };
     out.push_str("<table><thead><tr>");
     for (i, h) in header.iter().enumerate() {
@@ -192,14 +198,10 @@ fn table(out: &mut String, header: &[&str], right: &[bool], rows: &[Vec<String>]
     for r in rows {
         out.push_str("<tr>");
         for (i, c) in r.iter().enumerate() {
-            // Cells are escaped here, except pre-built spans (band colours) marked by a leading '\u{1}'.
-            match c.strip_prefix('\u{1}') {
-                Some(html) => {
-                    let _ = write!(out, "<td{}>{html}</td>", class(i));
-                }
-                None => {
-                    let _ = write!(out, "<td{}>{}</td>", class(i), esc(c));
-                }
+            if raw == Some(i) {
+                let _ = write!(out, "<td{}>{c}</td>", class(i));
+            } else {
+                let _ = write!(out, "<td{}>{}</td>", class(i), esc(c));
             }
         }
         out.push_str("</tr>");
@@ -255,8 +257,9 @@ pub(super) fn render(r: &Report<'_>) -> String {
     card("Cost", usd(s.cost_usd), "");
     card("Calls", int(s.calls), "");
     card("Tokens", int(s.tokens.total), "");
-    card("Efficiency score", format!("{:.1} {}", e.overall, e.band), e.band.name());
-    card("Cache hit rate", pct(r.cache.cache_metrics.hit_rate), "");
+    let (score, hit_rate) = r.score_and_hit_rate();
+    card("Efficiency score", score, if s.metered_calls > 0 { e.band.name() } else { "" });
+    card("Cache hit rate", hit_rate, "");
     card("Cache savings", usd(s.cache_savings_usd), "");
     if let Some(f) = &r.forecast {
         card("Projected month", usd(f.projected_month_total_usd), "");
@@ -325,11 +328,12 @@ pub(super) fn render(r: &Report<'_>) -> String {
                     int(x.calls),
                     int(x.total_tokens),
                     crate::render::share_cost(x.cost_usd, x.calls, x.unpriced_calls),
-                    format!("\u{1}<span class=\"{}\">{:.1}</span>", x.band.name(), x.efficiency_score),
+                    format!("<span class=\"{}\">{:.1}</span>", x.band.name(), x.efficiency_score),
                 ]
             })
             .collect();
-        table(&mut b, &["Project", "Calls", "Tokens", "Cost", "Score"], &[false, true, true, true, true], &rows);
+        let (headers, right) = (["Project", "Calls", "Tokens", "Cost", "Score"], [false, true, true, true, true]);
+        table_with(&mut b, &headers, &right, &rows, Some(4));
 
         b.push_str("<h2>Prompt cache</h2>");
         let t = r.cache_table();

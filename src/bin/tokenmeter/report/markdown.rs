@@ -25,6 +25,18 @@ fn table(out: &mut String, header: &[&str], right: &[bool], rows: &[Vec<String>]
     out.push('\n');
 }
 
+/// An anomaly's value or baseline in its metric's unit: dollars, or tokens and calls (a baseline is an
+/// average, so calls keep a decimal).
+fn amount(metric: tokenmeter::analysis::AnomalyMetric, v: f64) -> String {
+    use tokenmeter::analysis::AnomalyMetric as M;
+    match metric {
+        M::Cost => usd(v),
+        M::Tokens => int(v.round() as u64),
+        M::Calls if v.fract() == 0.0 => int(v as u64),
+        M::Calls => format!("{v:.1}"),
+    }
+}
+
 pub(super) fn render(r: &Report<'_>) -> String {
     let s = &r.summary;
     let e = &r.efficiency.efficiency_scores;
@@ -41,12 +53,13 @@ pub(super) fn render(r: &Report<'_>) -> String {
         r.datetime(r.generated_at)
     );
 
+    let (score, hit_rate) = r.score_and_hit_rate();
     let mut head = vec![
         vec!["Cost".to_owned(), usd(s.cost_usd)],
         vec!["Calls".to_owned(), int(s.calls)],
         vec!["Tokens".to_owned(), int(s.tokens.total)],
-        vec!["Efficiency score".to_owned(), format!("{:.1} ({})", e.overall, e.band)],
-        vec!["Cache hit rate".to_owned(), pct(e.cache_hit_rate)],
+        vec!["Efficiency score".to_owned(), score],
+        vec!["Cache hit rate".to_owned(), hit_rate],
         vec!["Cache savings".to_owned(), usd(s.cache_savings_usd)],
     ];
     if let Some(f) = &r.forecast {
@@ -84,6 +97,9 @@ pub(super) fn render(r: &Report<'_>) -> String {
     table(&mut out, t.headers, t.right, &t.rows);
 
     let _ = writeln!(out, "## Efficiency\n");
+    if s.metered_calls == 0 {
+        let _ = writeln!(out, "No calls in this window: nothing to score.\n");
+    }
     let rows: Vec<Vec<String>> = e
         .components
         .iter()
@@ -91,7 +107,9 @@ pub(super) fn render(r: &Report<'_>) -> String {
             vec![c.name.clone(), format!("{:.2}", c.value), format!("{:.0}", c.weight), format!("{:.1}", c.points)]
         })
         .collect();
-    table(&mut out, &["Component", "Value", "Weight", "Points"], &[false, true, true, true], &rows);
+    if s.metered_calls > 0 {
+        table(&mut out, &["Component", "Value", "Weight", "Points"], &[false, true, true, true], &rows);
+    }
     let rows: Vec<Vec<String>> = r
         .efficiency
         .breakdowns
@@ -101,7 +119,7 @@ pub(super) fn render(r: &Report<'_>) -> String {
                 b.category.clone(),
                 int(b.calls),
                 int(b.total_tokens),
-                usd(b.cost_usd),
+                crate::render::share_cost(b.cost_usd, b.calls, b.unpriced_calls),
                 format!("{:.1} ({})", b.efficiency_score, b.band),
             ]
         })
@@ -121,7 +139,7 @@ pub(super) fn render(r: &Report<'_>) -> String {
                 String::new(),
                 int(p.calls),
                 int(p.tokens),
-                usd(p.cost_usd),
+                crate::render::share_cost(p.cost_usd, p.calls, p.unpriced_calls),
                 pct(p.cost_share),
             ]);
             for c in &p.children {
@@ -130,7 +148,7 @@ pub(super) fn render(r: &Report<'_>) -> String {
                     c.name.clone(),
                     int(c.calls),
                     int(c.tokens),
-                    usd(c.cost_usd),
+                    crate::render::share_cost(c.cost_usd, c.calls, c.unpriced_calls),
                     pct(c.cost_share),
                 ]);
             }
@@ -164,8 +182,8 @@ pub(super) fn render(r: &Report<'_>) -> String {
                         r.datetime(x.start),
                         snake(&x.granularity),
                         snake(&x.metric),
-                        format!("{:.2}", x.value),
-                        format!("{:.2}", x.baseline),
+                        amount(x.metric, x.value),
+                        amount(x.metric, x.baseline),
                         format!("{:.1}x", x.ratio),
                         x.spiked_by.as_ref().map_or_else(String::new, |s| format!("{} {}", s.dimension, s.value)),
                     ]

@@ -77,6 +77,16 @@ impl Report<'_> {
         self.kind == "executive"
     }
 
+    /// The efficiency score and cache hit rate for the headline: `-` for both in a window without metered
+    /// calls (nothing to score, not a perfect 100), as `optimize` and `compare` say.
+    pub(crate) fn score_and_hit_rate(&self) -> (String, String) {
+        let e = &self.efficiency.efficiency_scores;
+        if self.summary.metered_calls == 0 {
+            return ("-".to_owned(), "-".to_owned());
+        }
+        (format!("{:.1} ({})", e.overall, e.band), pct(self.cache.cache_metrics.hit_rate))
+    }
+
     /// A date and time in the report's time zone.
     pub(crate) fn datetime(&self, t: DateTime<Utc>) -> String {
         t.with_timezone(&self.tz()).format("%Y-%m-%d %H:%M").to_string()
@@ -142,13 +152,18 @@ pub(crate) fn build<'a>(
         periods,
         efficiency,
         cache,
-        forecast: Some(ledger.forecast(FORECAST_DAYS, None)?),
+        // The forecast looks ahead from now over the month: it reads every record, not only the window's.
+        forecast: Some(if scope.records.len() == source.records.len() {
+            ledger.forecast(FORECAST_DAYS, None)?
+        } else {
+            ctx.ledger(&source.records).forecast(FORECAST_DAYS, None)?
+        }),
         projects: detailed.then(|| tree(Dimension::Project, Dimension::Session)).transpose()?,
         agents: detailed.then(|| tree(Dimension::Agent, Dimension::Model)).transpose()?,
         time_of_day: detailed
             .then(|| {
                 ledger.time_of_day(window).map(|mut t| {
-                    scope.restore(&mut t.window);
+                    scope.restore_within(&mut t.window);
                     t
                 })
             })
@@ -275,7 +290,7 @@ impl Report<'_> {
                     int(g.tokens.output),
                     int(g.tokens.cache_read),
                     int(g.tokens.cache_creation),
-                    usd(g.cost_usd),
+                    crate::render::share_cost(g.cost_usd, g.calls, g.unpriced_calls),
                 ]
             })
             .collect();
@@ -309,8 +324,10 @@ impl Report<'_> {
     pub(crate) fn cache_table(&self) -> Table {
         let c = &self.cache;
         let m = &c.cache_metrics;
+        // Rates of a window without calls are `-`, not a 0% hit rate beside a 100% reuse rate.
+        let rate = |v: f64| if m.total_cache_hits + m.total_cache_misses > 0 { pct(v) } else { "-".to_owned() };
         let rows = vec![
-            vec!["Token hit rate".to_owned(), pct(m.hit_rate)],
+            vec!["Token hit rate".to_owned(), rate(m.hit_rate)],
             vec![
                 "Calls reading the cache".to_owned(),
                 format!("{} of {}", int(m.total_cache_hits), int(m.total_cache_hits + m.total_cache_misses)),
@@ -318,7 +335,7 @@ impl Report<'_> {
             vec!["Tokens read from the cache".to_owned(), int(m.tokens_saved)],
             vec!["Saved against the input rate".to_owned(), usd(m.cost_saved)],
             vec!["Tokens written to the cache".to_owned(), int(m.cache_creation_tokens)],
-            vec!["Context reuse rate".to_owned(), pct(m.context_reuse_rate)],
+            vec!["Context reuse rate".to_owned(), rate(m.context_reuse_rate)],
             vec![
                 "Cache writes never read".to_owned(),
                 format!(
@@ -331,9 +348,14 @@ impl Report<'_> {
         Table { headers: &["Figure", "Value"], right: &[false, true], rows }
     }
 
-    /// Calls per local hour (hours with calls), with the zone for the heading.
+    /// Calls per local hour (hours with calls), with the zone for the heading, and the start when the hours
+    /// (kept for the last 35 days only) cover less than the report's window.
     pub(crate) fn time_of_day_table(&self) -> Option<(String, Table)> {
         let t = self.time_of_day.as_ref()?;
+        let mut label = t.time_zone.clone();
+        if t.window.from > self.summary.window.from {
+            label = format!("{label}, from {}: hourly totals are kept 35 days", self.datetime(t.window.from));
+        }
         let rows = t
             .hours
             .iter()
@@ -341,11 +363,11 @@ impl Report<'_> {
             .map(|h| vec![format!("{:02}:00", h.hour), int(h.calls), int(h.tokens), usd(h.cost_usd), pct(h.share)])
             .collect();
         let table = Table {
-            headers: &["Hour", "Calls", "Tokens", "Cost", "Share"],
+            headers: &["Hour", "Calls", "Tokens", "Cost", "Share of tokens"],
             right: &[false, true, true, true, true],
             rows,
         };
-        Some((t.time_zone.clone(), table))
+        Some((label, table))
     }
 }
 
@@ -356,7 +378,14 @@ pub(crate) fn tree_table(tree: &BreakdownTree, headers: &'static [&'static str])
         .iter()
         .flat_map(|p| {
             p.children.iter().map(move |c| {
-                vec![p.name.clone(), c.name.clone(), int(c.calls), int(c.tokens), usd(c.cost_usd), pct(c.cost_share)]
+                vec![
+                    p.name.clone(),
+                    c.name.clone(),
+                    int(c.calls),
+                    int(c.tokens),
+                    crate::render::share_cost(c.cost_usd, c.calls, c.unpriced_calls),
+                    pct(c.cost_share),
+                ]
             })
         })
         .collect();

@@ -71,9 +71,10 @@ fn build(r: &Report<'_>, path: &Path) -> Result<(), XlsxError> {
         vec![t("total tokens"), X::Int(s.tokens.total)],
         vec![t("cost"), X::Usd(s.cost_usd)],
         vec![t("cache savings"), X::Usd(s.cache_savings_usd)],
-        vec![t("efficiency score"), X::Num(e.overall)],
-        vec![t("efficiency band"), X::Text(e.band.to_string())],
-        vec![t("cache hit rate"), X::Pct(r.cache.cache_metrics.hit_rate)],
+        // "-" in a window without metered calls: nothing to score.
+        vec![t("efficiency score"), if s.metered_calls > 0 { X::Num(e.overall) } else { t("-") }],
+        vec![t("efficiency band"), if s.metered_calls > 0 { X::Text(e.band.to_string()) } else { t("-") }],
+        vec![t("cache hit rate"), if s.metered_calls > 0 { X::Pct(r.cache.cache_metrics.hit_rate) } else { t("-") }],
         vec![t("unpriced calls"), X::Int(s.unpriced.calls)],
     ];
     if let Some(fc) = &r.forecast {
@@ -96,6 +97,7 @@ fn build(r: &Report<'_>, path: &Path) -> Result<(), XlsxError> {
                 X::Int(g.tokens.cache_write_1h),
                 X::Int(g.tokens.total),
                 X::Usd(g.cost_usd),
+                X::Int(g.unpriced_calls),
             ]
         })
         .collect();
@@ -113,6 +115,7 @@ fn build(r: &Report<'_>, path: &Path) -> Result<(), XlsxError> {
             "cache write 1h",
             "total tokens",
             "cost",
+            "unpriced calls",
         ],
         &rows,
     )?;
@@ -121,10 +124,17 @@ fn build(r: &Report<'_>, path: &Path) -> Result<(), XlsxError> {
         .by_model
         .iter()
         .map(|m| {
-            vec![X::Text(m.name.clone()), X::Int(m.calls), X::Int(m.tokens), X::Usd(m.cost_usd), X::Pct(m.cost_share)]
+            vec![
+                X::Text(m.name.clone()),
+                X::Int(m.calls),
+                X::Int(m.tokens),
+                X::Usd(m.cost_usd),
+                X::Pct(m.cost_share),
+                X::Int(m.unpriced_calls),
+            ]
         })
         .collect();
-    sheet(&mut wb, &f, "By model", &["model", "calls", "tokens", "cost", "share of cost"], &rows)?;
+    sheet(&mut wb, &f, "By model", &["model", "calls", "tokens", "cost", "share of cost", "unpriced calls"], &rows)?;
 
     let rows: Vec<Vec<X>> = r
         .efficiency
@@ -164,10 +174,17 @@ fn build(r: &Report<'_>, path: &Path) -> Result<(), XlsxError> {
                 X::Usd(b.cost_usd),
                 X::Num(b.efficiency_score),
                 X::Text(b.band.to_string()),
+                X::Int(b.unpriced_calls),
             ]
         })
         .collect();
-    sheet(&mut wb, &f, "Efficiency", &["project", "calls", "tokens", "cost", "score", "band"], &rows)?;
+    sheet(
+        &mut wb,
+        &f,
+        "Efficiency",
+        &["project", "calls", "tokens", "cost", "score", "band", "unpriced calls"],
+        &rows,
+    )?;
 
     if let Some(tree) = &r.projects {
         let mut rows = Vec::new();
@@ -180,10 +197,12 @@ fn build(r: &Report<'_>, path: &Path) -> Result<(), XlsxError> {
                     X::Int(c.tokens),
                     X::Usd(c.cost_usd),
                     X::Pct(c.cost_share),
+                    X::Int(c.unpriced_calls),
                 ]);
             }
         }
-        sheet(&mut wb, &f, "Sessions", &["project", "session", "calls", "tokens", "cost", "share of cost"], &rows)?;
+        let header = ["project", "session", "calls", "tokens", "cost", "share of cost", "unpriced calls"];
+        sheet(&mut wb, &f, "Sessions", &header, &rows)?;
     }
     if let Some(fc) = &r.forecast {
         let rows: Vec<Vec<X>> = fc
