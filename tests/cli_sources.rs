@@ -185,3 +185,32 @@ fn price_overrides() {
     // 13 calls less the unknown model's and the API error's (`<synthetic>`, no price either).
     assert_eq!(via_journal["source"]["repriced"], 11);
 }
+
+#[test]
+fn control_characters_in_names_never_reach_the_output() {
+    // A session id taken from a request header can carry an escape sequence (here one that retitles the terminal
+    // and one that clears it): it must not reach the terminal through a table, nor a file through CSV.
+    let rec = r#"{"timestamp":"2025-10-03T12:00:00Z","duration_us":5,"model":"claude-sonnet-4-5","tokens":{"input":1000,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":500,"reasoning":0},"metered":true,"outcome":{"status":"ok"},"dimensions":{"session":"s\u001b]0;pwned\u0007-1","project":"p\u001b[2J\r\n"}}"#;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.jsonl");
+    std::fs::write(&file, format!("{rec}\n")).unwrap();
+    let base = ["--records", file.to_str().unwrap(), "--now", NOW];
+    for args in [
+        &["show", "s"][..],
+        &["summary", "--group-by", "session"],
+        &["summary", "--group-by", "project"],
+        &["report", "--type", "detailed"],
+        &["report", "--type", "detailed", "--format", "csv"],
+        &["report", "--type", "detailed", "--format", "html"],
+    ] {
+        let out = run(&[&base[..], args].concat());
+        let text = out.ok();
+        assert!(!text.contains(['\u{1b}', '\u{7}', '\r']), "{args:?}: {text:?}");
+        let shown = ["s\u{FFFD}]0;pwned\u{FFFD}-1", "p\u{FFFD}[2J\u{FFFD}\u{FFFD}"];
+        assert!(shown.iter().any(|v| text.contains(v)), "{args:?}: {text}");
+        assert!(out.stderr.contains("1 call carried control characters"), "{}", out.stderr);
+    }
+    // JSON keeps the scrubbed value too (it escaped control characters already).
+    let v = run(&[&base[..], &["show", "s", "--format", "json"]].concat()).json();
+    assert_eq!(v["calls"][0]["dimensions"]["project"], "p\u{FFFD}[2J\u{FFFD}\u{FFFD}");
+}

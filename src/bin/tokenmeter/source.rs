@@ -124,6 +124,51 @@ pub(crate) struct SourceInfo {
     pub(crate) transcripts: Option<LoadStats>,
 }
 
+/// Replaces control characters in every name and id a record carries with U+FFFD; true when there were any.
+/// Session ids and the like may come from outside the application (a request header): an escape sequence in one
+/// would otherwise reach the terminal through a table (or a page through the HTML and markdown reports).
+fn scrub(r: &mut CallRecord) -> bool {
+    fn clean(v: &mut Arc<str>) -> bool {
+        if !v.chars().any(char::is_control) {
+            return false;
+        }
+        *v = v.chars().map(|c| if c.is_control() { '\u{FFFD}' } else { c }).collect::<String>().into();
+        true
+    }
+    let mut any = false;
+    let d = &mut r.dimensions;
+    for v in [
+        &mut r.model,
+        &mut r.provider,
+        &mut r.operation,
+        &mut r.request_id,
+        &mut r.service_tier,
+        &mut r.speed,
+        &mut d.session,
+        &mut d.user,
+        &mut d.tenant,
+        &mut d.project,
+        &mut d.agent,
+        &mut d.operation,
+        &mut d.task,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        any |= clean(v);
+    }
+    for (name, value) in &mut d.extra {
+        any |= clean(name) | clean(value);
+    }
+    if let tokenmeter::Outcome::Error { error_type } = &mut r.outcome {
+        any |= clean(error_type);
+    }
+    if let Some(cost) = &mut r.cost {
+        any |= clean(&mut cost.priced_as);
+    }
+    any
+}
+
 /// Prices a metered call with `prices` when they know its model; true when they did. A model they do not
 /// know keeps the cost it was recorded with (its application may have had its own price for it).
 fn reprice(r: &mut CallRecord, prices: &PriceBook) -> bool {
@@ -177,6 +222,13 @@ impl Source {
                 n => format!("all {n} lines read were unreadable"),
             };
             return Err(CliError::data(format!("no readable records in {}: {lines}", paths.join(", "))));
+        }
+        let scrubbed = source.records.iter_mut().map(|r| u64::from(scrub(r))).sum::<u64>();
+        if scrubbed > 0 {
+            ctx.note(&format!(
+                "tokenmeter: note: {} carried control characters in a name or id (shown as \u{FFFD})",
+                crate::render::count(scrubbed, "call")
+            ));
         }
         if ctx.custom_prices && source.info.kind != SourceKind::ClaudeCode {
             // Journal and records carry the cost their application priced them at; `--prices` asks for these
