@@ -348,6 +348,58 @@ fn a_session_seen_under_two_tenants_belongs_to_neither() {
 }
 
 #[test]
+fn a_tenant_key_still_sees_its_sessions_after_a_restart() {
+    use tokenmeter::journal::JournalConfig;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 14, 9, 0, 0).unwrap());
+    let build = |tenants: &SessionTenants| {
+        TokenMeter::builder()
+            .with_clock(clock.clone())
+            .with_sink(tenants.clone())
+            .with_journal(JournalConfig::new(dir.path()))
+            .try_build()
+            .expect("a meter with a journal")
+    };
+    let before = build(&SessionTenants::default());
+    let subscriber = tracing_subscriber::registry().with(before.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        for (session, tenant) in [("s-1", "acme"), ("s-3", "globex")] {
+            let _s = tracing::info_span!("conversation", session.id = session, tenant.id = tenant).entered();
+            let _c = tracing::info_span!(
+                "chat",
+                gen_ai.request.model = "claude-haiku-4-5",
+                input_tokens = 10u64,
+                output_tokens = 1u64
+            )
+            .entered();
+        }
+    });
+    before.flush().unwrap();
+    drop(before);
+
+    // The restarted process: the ledger has both sessions back from the journal, and so must their tenants.
+    let tenants = SessionTenants::default();
+    let after = build(&tenants);
+    assert_eq!(tenants.tenant_of("s-1").as_deref(), Some("acme"));
+    let config = HttpConfig::new().with_port(0).with_tenant_key(ACME, "acme").with_session_tenants(tenants);
+    let server = serve(after, config).expect("server");
+    let get = |path: &str| {
+        let url = format!("http://{}{path}", server.local_addr());
+        Client::new().get(&url).header("x-api-key", ACME).send().unwrap()
+    };
+    let resp = get("/api/v1/token-usage/s-1");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body: Value = serde_json::from_str(&resp.text().unwrap()).unwrap();
+    assert_eq!(body["totals"]["calls"], 1, "{body}");
+    assert_eq!(get("/api/v1/token-usage/s-3").status(), StatusCode::NOT_FOUND);
+    let report: Value =
+        serde_json::from_str(&get("/api/v1/analytics/token-efficiency?group_by=session").text().unwrap()).unwrap();
+    let sessions: Vec<&Value> = report["breakdowns"].as_array().unwrap().iter().map(|b| &b["category"]).collect();
+    assert_eq!(sessions, ["s-1"], "{report}");
+    server.shutdown();
+}
+
+#[test]
 fn bad_parameters_get_400_and_unknown_sessions_404() {
     let f = fixture();
     f.bad("/api/v1/analytics/token-efficiency?time_range=fortnight", "time_range");

@@ -148,7 +148,8 @@ impl HttpConfig {
 /// [`HttpConfig::with_session_tenants`].
 ///
 /// A session whose calls carry two different tenants belongs to neither from then on (no tenant-bound key
-/// sees it), so a session id shared by two tenants never shows one tenant the other's calls.
+/// sees it), so a session id shared by two tenants never shows one tenant the other's calls. Calls replayed
+/// from the journal when the meter is built count as live ones do, so a restart keeps each tenant's sessions.
 #[derive(Debug, Clone)]
 pub struct SessionTenants {
     /// Session to tenant; `None` once the session was seen under two tenants.
@@ -164,7 +165,8 @@ impl Default for SessionTenants {
 
 impl SessionTenants {
     /// Remembers at most `max_sessions` sessions (later ones are not tracked and read as 404 by
-    /// tenant-bound keys).
+    /// tenant-bound keys). The sessions of calls replayed from the journal count too: size it for the sessions
+    /// the journal holds plus those to come.
     pub fn new(max_sessions: usize) -> Self {
         SessionTenants { inner: Arc::default(), max: max_sessions }
     }
@@ -173,10 +175,9 @@ impl SessionTenants {
     pub fn tenant_of(&self, session: &str) -> Option<String> {
         self.inner.read().get(session).cloned().flatten()
     }
-}
 
-impl RecordSink for SessionTenants {
-    fn on_call(&self, record: &CallRecord) {
+    /// Remembers the tenant of `record`'s session (see the type's docs for a session under two tenants).
+    fn learn(&self, record: &CallRecord) {
         let (Some(s), Some(t)) = (record.dimensions.session.as_deref(), record.dimensions.tenant.as_deref()) else {
             return;
         };
@@ -195,6 +196,17 @@ impl RecordSink for SessionTenants {
             }
             None => {}
         }
+    }
+}
+
+impl RecordSink for SessionTenants {
+    fn on_call(&self, record: &CallRecord) {
+        self.learn(record);
+    }
+
+    /// The ledger rebuilds its sessions from the journal at start; their tenants must come back with them.
+    fn on_replayed_call(&self, record: &CallRecord) {
+        self.learn(record);
     }
 }
 
