@@ -259,6 +259,9 @@ impl TokenMeterBuilder {
     /// journal directory is unusable, the error is logged (target `tokenmeter::journal`) and the meter runs
     /// without a journal: use [`try_build`](Self::try_build) to get the error instead.
     pub fn build(mut self) -> TokenMeter {
+        if let Err(e) = self.check_budget_scopes() {
+            tracing::error!(target: "tokenmeter::budget", error = %e, "budget matches no call");
+        }
         let journal = self.journal_config.take();
         let meter = self.assemble();
         if let Some(config) = journal
@@ -271,12 +274,37 @@ impl TokenMeterBuilder {
 
     /// Builds the meter, replaying the journal first; fails when the journal directory is unusable.
     pub fn try_build(mut self) -> Result<TokenMeter, BuildError> {
+        self.check_budget_scopes()?;
         let journal = self.journal_config.take();
         let meter = self.assemble();
         if let Some(config) = journal {
             crate::journal::attach(&meter, config)?;
         }
         Ok(meter)
+    }
+
+    /// A budget scoped to a dimension this meter does not capture would match no call (and a blocking one would
+    /// never block): a misspelt name, or an extra dimension not added with
+    /// [`with_dimension`](Self::with_dimension).
+    fn check_budget_scopes(&self) -> Result<(), BuildError> {
+        const BUILTIN: [&str; 7] = ["session", "user", "tenant", "project", "agent", "operation", "task"];
+        for budget in &self.budget_setup.budgets {
+            if let crate::budget::BudgetScope::Dimension { name, .. } = budget.scope()
+                && !BUILTIN.contains(&name.as_ref())
+                && !self.extra_dims.iter().any(|d| **d == **name)
+            {
+                let extra = match self.extra_dims.is_empty() {
+                    true => "none".to_owned(),
+                    false => self.extra_dims.iter().map(|d| format!("`{d}`")).collect::<Vec<_>>().join(", "),
+                };
+                return Err(BuildError::BudgetDimension {
+                    budget: budget.name().to_owned(),
+                    dimension: name.to_string(),
+                    extra,
+                });
+            }
+        }
+        Ok(())
     }
 
     fn assemble(mut self) -> TokenMeter {
@@ -310,6 +338,19 @@ pub enum BuildError {
     /// The journal could not be opened or replayed.
     #[error(transparent)]
     Journal(#[from] crate::journal::JournalError),
+    /// A budget is scoped to a dimension this meter does not capture, so it would match no call.
+    #[error(
+        "budget `{budget}` is scoped to the dimension `{dimension}`, which this meter does not capture (dimensions: \
+         session, user, tenant, project, agent, operation, task; extra dimensions: {extra})"
+    )]
+    BudgetDimension {
+        /// The budget's name.
+        budget: String,
+        /// The dimension its scope names.
+        dimension: String,
+        /// The meter's extra dimensions, listed for the message.
+        extra: String,
+    },
 }
 
 // === impl TokenMeter ===

@@ -150,3 +150,37 @@ fn guard_runs_the_call_only_within_budget() {
     let other = RequestScope::new().with_tenant("globex");
     assert_eq!(runtime.block_on(h.meter.guard(&other, async { "ok" })), Ok("ok"));
 }
+
+#[test]
+fn a_scope_naming_the_span_field_means_its_dimension() {
+    // `tenant.id` is the field that fills `tenant`: a budget written with it blocks like one written with `tenant`.
+    assert_eq!(BudgetScope::dimension("tenant.id", "acme"), BudgetScope::tenant("acme"));
+    assert_eq!(BudgetScope::dimension("gen_ai.conversation.id", "s1"), BudgetScope::dimension("session", "s1"));
+    assert_eq!(BudgetScope::dimension("gen_ai.request.model", "claude-haiku-4-5-20251001"), BudgetScope::model(HAIKU));
+    let budgets = tokenmeter::budget::parse_budgets_toml(
+        "[budgets.acme]\nlimit_usd = 1\naction = \"block\"\nscope = { \"tenant.id\" = \"acme\" }\n",
+        "budgets.toml",
+    )
+    .unwrap();
+    let h = Harness::with(|b| budgets.into_iter().fold(b, |b, budget| b.with_budget(budget)));
+    spend(&h, "acme", HAIKU, 1_200_000);
+    assert_eq!(h.meter.check_budget(&acme()).unwrap_err().budget(), "acme");
+}
+
+#[test]
+fn a_budget_on_a_dimension_the_meter_does_not_capture_is_refused() {
+    let misspelt =
+        || Budget::new("typo", BudgetLimit::usd(1.0).unwrap()).with_scope(BudgetScope::dimension("tennant", "acme"));
+    let err = tokenmeter::TokenMeter::builder().with_budget(misspelt()).try_build().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "budget `typo` is scoped to the dimension `tennant`, which this meter does not capture (dimensions: \
+         session, user, tenant, project, agent, operation, task; extra dimensions: none)"
+    );
+    // An extra dimension the meter captures is fine.
+    let team = Budget::new("team", BudgetLimit::usd(1.0).unwrap()).with_scope(BudgetScope::dimension("team", "a"));
+    assert!(tokenmeter::TokenMeter::builder().with_dimension("team").with_budget(team).try_build().is_ok());
+    // `build` logs the error and keeps going (as with an unusable journal).
+    let meter = tokenmeter::TokenMeter::builder().with_budget(misspelt()).build();
+    assert_eq!(meter.budget_status().len(), 1);
+}

@@ -100,3 +100,27 @@ fn budget_prices_records_without_cost() {
     // The fixture's calls on a model the price book does not know stay unpriced in both.
     assert_eq!(all["unpriced_calls"], summary.json()["summary"]["unpriced"]["calls"], "{all}");
 }
+
+#[test]
+fn budget_scopes_by_field_name_or_own_dimension() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("budgets.toml");
+    // `agent` written as the span field that fills it, and a dimension no call carries (a typo).
+    std::fs::write(
+        &file,
+        "[budgets.sub]\nlimit_usd = 1\nscope = { \"gen_ai.agent.name\" = \"subagent\" }\n\n\
+         [budgets.typo]\nlimit_usd = 1\nscope = { tennant = \"acme\" }\n",
+    )
+    .unwrap();
+    let run = cc(&["budget", "--file", file.to_str().unwrap(), "--format", "json"]);
+    let v = run.json();
+    let b = v["budgets"].as_array().unwrap();
+    assert_eq!(b[0]["scope"], "agent=subagent");
+    assert!(b[0]["spent"]["picos"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(b[1]["spent"]["picos"], 0);
+    assert!(
+        run.stderr.contains("budget `typo`: no call in the source has the dimension `tennant`"),
+        "{}",
+        run.stderr
+    );
+}

@@ -348,14 +348,31 @@ impl BudgetScope {
         Self::dimension("agent", value)
     }
 
-    /// Calls whose dimension `name` equals `value`.
+    /// Calls whose dimension `name` equals `value`. `name` is a dimension (`user`, `tenant`, `project`, `agent`,
+    /// `session`, `operation`, `task`, or one of the meter's extra dimensions); a span field that fills one names
+    /// it (`tenant.id` is `tenant`, `gen_ai.conversation.id` is `session`), and `model` (or a model field) is
+    /// [`model`](Self::model). A meter refuses a budget on a dimension it does not capture
+    /// ([`TokenMeterBuilder::try_build`](crate::TokenMeterBuilder::try_build)).
     pub fn dimension(name: impl Into<Arc<str>>, value: impl Into<Arc<str>>) -> Self {
+        use crate::capture::fields::{Dim, Role, classify};
         let name: Arc<str> = name.into();
-        if &*name == "model" {
-            let value: Arc<str> = value.into();
-            return Self::model(&value);
-        }
-        BudgetScope::Dimension { name, value: value.into() }
+        // A span field that fills a dimension names that dimension (`tenant.id` is `tenant`): it would otherwise
+        // match no call, and a blocking budget would never block.
+        let builtin = match classify(&name) {
+            Role::Model | Role::RequestModel | Role::ResponseModel => {
+                let value: Arc<str> = value.into();
+                return Self::model(&value);
+            }
+            Role::Dim(Dim::Session) => "session",
+            Role::Dim(Dim::User) => "user",
+            Role::Dim(Dim::Tenant) => "tenant",
+            Role::Dim(Dim::Project) => "project",
+            Role::Dim(Dim::Agent) => "agent",
+            Role::Dim(Dim::Operation) => "operation",
+            Role::Dim(Dim::Task) => "task",
+            _ => return BudgetScope::Dimension { name, value: value.into() },
+        };
+        BudgetScope::Dimension { name: Arc::from(builtin), value: value.into() }
     }
 
     /// Calls on one model; the id is normalized, so `claude-sonnet-4-5-20250929` means `claude-sonnet-4-5`.

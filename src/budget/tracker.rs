@@ -18,7 +18,7 @@ use crate::record::CallRecord;
 /// What the builder collects for budgets.
 #[derive(Default)]
 pub(crate) struct BudgetSetup {
-    pub(super) budgets: Vec<Budget>,
+    pub(crate) budgets: Vec<Budget>,
     pub(super) callbacks: Vec<AlertCallback>,
     #[cfg(feature = "webhook")]
     pub(super) webhook: Option<super::WebhookConfig>,

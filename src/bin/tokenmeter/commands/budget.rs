@@ -39,6 +39,9 @@ pub(super) fn run(source_args: &crate::cli::SourceArgs, ctx: &Context, style: &S
     }
 }
 
+/// The dimensions every record has (the others are the application's own).
+const BUILTIN_DIMENSIONS: [&str; 7] = ["session", "user", "tenant", "project", "agent", "operation", "task"];
+
 pub(crate) fn evaluate(
     budgets: Vec<tokenmeter::Budget>,
     records: &[CallRecord],
@@ -68,6 +71,21 @@ pub(crate) fn evaluate(
             .with_price_book(ctx.prices.clone())
             .with_journal(JournalConfig::new(&dir).with_max_age(None));
         for b in budgets {
+            // A budget on a dimension of the application's own (`with_dimension` there) reads it from the
+            // records; one that no record carries is most likely misspelt.
+            if let tokenmeter::budget::BudgetScope::Dimension { name, .. } = b.scope()
+                && !BUILTIN_DIMENSIONS.contains(&name.as_ref())
+            {
+                if !records.iter().any(|r| r.dimensions.extra.iter().any(|(k, _)| k == name)) {
+                    ctx.note(&format!(
+                        "tokenmeter: warning: budget `{}`: no call in the source has the dimension `{name}` \
+                         (dimensions: {})",
+                        b.name(),
+                        BUILTIN_DIMENSIONS.join(", ")
+                    ));
+                }
+                builder = builder.with_dimension(name.to_string());
+            }
             builder = builder.with_budget(b);
         }
         let meter = builder.try_build().map_err(|e| CliError::data(e.to_string()))?;
