@@ -90,7 +90,7 @@ enum State {
 /// |---|---|
 /// | `message_start` | `gen_ai.response.id`, `gen_ai.response.model`, the usage it carries (input, cache reads and writes, output so far, service tier) |
 /// | first `content_block_delta` | `gen_ai.response.time_to_first_chunk` (seconds since the accumulator was made) |
-/// | `message_delta` | the usage it carries: cumulative, so each value *replaces* the earlier one |
+/// | `message_delta` | the usage it carries: cumulative, so each value *replaces* the earlier one (except a `0` for an input or cache count already reported as more, which some Anthropic-compatible gateways send: it is ignored) |
 /// | `error` | `error.type` (e.g. `overloaded_error`) and `otel.status_code = "ERROR"` |
 /// | `message_stop` | nothing: marks the stream complete |
 ///
@@ -267,8 +267,10 @@ impl StreamAccumulator {
     }
 
     fn apply_usage(&mut self, usage: &Usage) {
+        let mut usage = usage.clone();
+        ignore_zero_restatements(&mut usage, &self.usage);
         usage.record_into(&self.span);
-        self.usage.update(usage);
+        self.usage.update(&usage);
     }
 
     /// Records that the call failed (a transport error, a status the caller treats as failure): `error.type`
@@ -333,6 +335,25 @@ impl StreamAccumulator {
 impl Drop for StreamAccumulator {
     fn drop(&mut self) {
         self.conclude();
+    }
+}
+
+/// Input and cache counts are fixed when the request starts: a later `0` for one already reported as more is
+/// not a correction but a gateway leaving it out (some Anthropic-compatible gateways send `input_tokens: 0` in
+/// `message_delta`), and would zero the call's input cost. Such zeros are dropped; any other later value still
+/// replaces the earlier one.
+fn ignore_zero_restatements(newer: &mut Usage, known: &Usage) {
+    fn keep(slot: &mut Option<u64>, known: Option<u64>) {
+        if *slot == Some(0) && known.is_some_and(|k| k > 0) {
+            *slot = None;
+        }
+    }
+    keep(&mut newer.input_tokens, known.input_tokens);
+    keep(&mut newer.cache_creation_input_tokens, known.cache_creation_input_tokens);
+    keep(&mut newer.cache_read_input_tokens, known.cache_read_input_tokens);
+    if let (Some(n), Some(k)) = (&mut newer.cache_creation, &known.cache_creation) {
+        keep(&mut n.ephemeral_5m_input_tokens, k.ephemeral_5m_input_tokens);
+        keep(&mut n.ephemeral_1h_input_tokens, k.ephemeral_1h_input_tokens);
     }
 }
 
@@ -423,6 +444,23 @@ mod tests {
         });
         assert_eq!((call.tokens.input, call.tokens.output), (470, 41));
         assert!(!call.outcome.is_error());
+    }
+
+    #[test]
+    fn a_gateways_zero_input_in_message_delta_keeps_the_input_of_message_start() {
+        let call = one_call(|_| {
+            let span = claude_span("chat", "claude-sonnet-4-5", true);
+            let mut acc = StreamAccumulator::new(&span);
+            acc.push_bytes(START.as_bytes());
+            acc.push_bytes(
+                b"event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"input_tokens\":0,\
+                  \"cache_read_input_tokens\":0,\"cache_creation_input_tokens\":0,\"output_tokens\":41}}\n\n",
+            );
+            acc.push_bytes(STOP.as_bytes());
+            let usage = acc.usage();
+            assert_eq!((usage.input_tokens, usage.cache_read_input_tokens), (Some(472), Some(1000)));
+        });
+        assert_eq!((call.tokens.input, call.tokens.cache_read, call.tokens.output), (472, 1000, 41));
     }
 
     #[test]
