@@ -118,9 +118,5 @@ fn budget_scopes_by_field_name_or_own_dimension() {
     assert_eq!(b[0]["scope"], "agent=subagent");
     assert!(b[0]["spent"]["picos"].as_u64().unwrap() > 0, "{v}");
     assert_eq!(b[1]["spent"]["picos"], 0);
-    assert!(
-        run.stderr.contains("budget `typo`: no call in the source has the dimension `tennant`"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("budget `typo`: no call in the source has the dimension `tennant`"), "{}", run.stderr);
 }
