@@ -9,7 +9,7 @@ mod ledger_common;
 use chrono::Duration;
 use ledger_common::*;
 use tokenmeter::analysis::{Band, Impact, SuggestionType, Trend};
-use tokenmeter::ledger::{Dimension, GroupBy, Query, Window};
+use tokenmeter::ledger::{Dimension, GroupBy, Query, TimeGrain, Window};
 use tokenmeter::{Money, PriceBook};
 
 const SONNET: &str = "claude-sonnet-4-5";
@@ -407,4 +407,26 @@ fn query_filters_and_groups() {
     assert_eq!(users.iter().map(|u| u.1).sum::<u64>(), by_user.totals.calls);
     let _ = PriceBook::builtin();
     let _ = picos(0.0);
+}
+
+#[test]
+fn a_short_window_older_than_the_hourly_totals_is_summarized_by_day() {
+    // One call on 2028-03-01, read two months later: the window is one day long, but hourly totals are kept
+    // 35 days, so its series is by day (it used to fail with ResolutionUnavailable).
+    let rig = Rig::new(at(2028, 3, 1, 10, 0, 0));
+    rig.add(Call::new(at(2028, 3, 1, 10, 0, 0), "claude-sonnet-4-5").io(1_000, 100));
+    rig.clock.set(at(2028, 5, 1, 0, 0, 0));
+    let day = Window::range(at(2028, 3, 1, 0, 0, 0), at(2028, 3, 2, 0, 0, 0));
+    let s = rig.ledger.usage_summary(day).unwrap();
+    assert_eq!(s.calls, 1);
+    assert_eq!(s.time_series.grain, TimeGrain::Day);
+    assert_eq!(s.time_series.points.iter().map(|p| p.calls).collect::<Vec<_>>(), [1]);
+    let c = rig.ledger.cache_report(day).unwrap();
+    assert_eq!(c.grain, TimeGrain::Day);
+    assert_eq!(c.time_series.len(), 1);
+    // Within the 35 days the same window is still by hour.
+    let rig2 = Rig::new(at(2028, 3, 1, 10, 0, 0));
+    rig2.add(Call::new(at(2028, 3, 1, 10, 0, 0), "claude-sonnet-4-5").io(1_000, 100));
+    rig2.clock.set(at(2028, 3, 20, 0, 0, 0));
+    assert_eq!(rig2.ledger.usage_summary(day).unwrap().time_series.grain, TimeGrain::Hour);
 }

@@ -820,6 +820,26 @@ impl Selection {
     }
 }
 
+impl Selection {
+    /// The series of a report over `[from, to)`: by hour for windows up to 48 hours, else by day; by day too
+    /// when the hours a short window needs are no longer kept (older than the hourly totals' 35 days).
+    pub(crate) fn report_series(
+        &self,
+        store: &Store,
+        now: i64,
+        from: i64,
+        to: i64,
+    ) -> Result<(TimeGrain, Vec<(i64, Agg)>), QueryError> {
+        if to - from <= 48 * 3_600 {
+            match self.series(store, now, from, to, TimeGrain::Hour) {
+                Err(QueryError::ResolutionUnavailable { .. }) => {}
+                r => return r.map(|p| (TimeGrain::Hour, p)),
+            }
+        }
+        self.series(store, now, from, to, TimeGrain::Day).map(|p| (TimeGrain::Day, p))
+    }
+}
+
 fn unsupported_filters() -> QueryError {
     QueryError::Unsupported(
         "filters on session, user or tool cannot be combined with other filters (except project with session)".into(),
