@@ -6,7 +6,7 @@
 
 mod ledger_common;
 
-use chrono::Duration;
+use chrono::{Duration, TimeZone};
 use ledger_common::*;
 use tokenmeter::analysis::{Band, Impact, SuggestionType, Trend};
 use tokenmeter::ledger::{Dimension, GroupBy, Query, TimeGrain, Window};
@@ -429,4 +429,25 @@ fn a_short_window_older_than_the_hourly_totals_is_summarized_by_day() {
     rig2.add(Call::new(at(2028, 3, 1, 10, 0, 0), "claude-sonnet-4-5").io(1_000, 100));
     rig2.clock.set(at(2028, 3, 20, 0, 0, 0));
     assert_eq!(rig2.ledger.usage_summary(day).unwrap().time_series.grain, TimeGrain::Hour);
+}
+
+#[test]
+fn hourly_anomalies_compare_the_same_local_hour_across_a_dst_change() {
+    // Ten calls in each hour from 09:00 to 17:00 New York time, every day; clocks spring forward on
+    // 2028-03-12. No hour stands out, but the baseline of 09:00 EDT used to be taken 24 hours back, which
+    // before the change is 08:00 EST, a quiet hour: a week of false anomalies after each DST change.
+    let tz = chrono_tz::America::New_York;
+    let rig = Rig::with(at(2028, 3, 1, 0, 0, 0), tokenmeter::LedgerConfig::default().with_time_zone(tz));
+    for day in 1..=14 {
+        for hour in 9..17 {
+            let start = tz.with_ymd_and_hms(2028, 3, day, hour, 10, 0).unwrap().with_timezone(&chrono::Utc);
+            for i in 0..10 {
+                rig.clock.set(start + mins(i));
+                rig.add(Call::new(start + mins(i), "claude-sonnet-4-5").io(1_000, 100));
+            }
+        }
+    }
+    rig.clock.set(at(2028, 3, 14, 23, 0, 0));
+    let r = rig.ledger.anomalies(Window::Last7Days).unwrap();
+    assert!(r.anomalies.is_empty(), "{:#?}", r.anomalies);
 }

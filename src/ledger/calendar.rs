@@ -109,6 +109,16 @@ pub(crate) fn grain_end(tz: Tz, grain: Grain, start: i64) -> i64 {
     }
 }
 
+/// The instant `days` days from `ts` at the same local wall-clock time (across a DST change that is not
+/// `days` × 24 hours away); the earlier one when that time occurs twice, `None` when it does not occur.
+pub(crate) fn same_local_time(tz: Tz, ts: i64, days: i64) -> Option<i64> {
+    let l = local(tz, ts);
+    match tz.from_local_datetime(&add_days(l.date(), days).and_time(l.time())) {
+        LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => Some(t.timestamp()),
+        LocalResult::None => None,
+    }
+}
+
 /// The local hour of day (0-23) at `ts`.
 pub(crate) fn hour_of_day(tz: Tz, ts: i64) -> u32 {
     local(tz, ts).hour()
