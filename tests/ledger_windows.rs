@@ -201,3 +201,37 @@ fn covering_widens_a_range_to_the_bucket_its_start_falls_in() {
     assert_eq!(rig.ledger.covering(recent).unwrap().from, at(2026, 3, 14, 11, 30, 0));
     assert!(rig.ledger.covering(Window::range(to, from)).is_err());
 }
+
+#[test]
+fn rolling_hour_windows_align_across_a_half_hour_dst_change() {
+    // Lord Howe turns its clocks back 30 minutes at 15:00 UTC on 2027-04-03 (02:00 +11 -> 01:30 +10:30). A
+    // call every 10 minutes for two days, read at 01:10 UTC on the 4th: the 24h window is the current local
+    // hour and the 23 before it (the 30-minute hour at the change counts as one), starting on an hour the
+    // ledger keeps, so it holds exactly the calls stamped in it. It used to start at 01:30 UTC, inside the
+    // 01:00 hour bucket, which it left out.
+    let tz = chrono_tz::Australia::Lord_Howe;
+    let now = at(2027, 4, 4, 1, 10, 0);
+    let rig = Rig::with(at(2027, 4, 2, 0, 0, 0), LedgerConfig::default().with_time_zone(tz));
+    let mut stamps = Vec::new();
+    let mut t = at(2027, 4, 2, 0, 5, 0);
+    while t <= now {
+        rig.clock.set(t);
+        rig.add(Call::new(t, SONNET).io(10, 1));
+        stamps.push(t);
+        t += Duration::minutes(10);
+    }
+    for (w, from, hours) in
+        [(Window::Last24Hours, at(2027, 4, 3, 2, 0, 0), 24), (Window::Last6Hours, at(2027, 4, 3, 19, 30, 0), 6)]
+    {
+        let q = rig.ledger.query(&Query::new(w).group_by(GroupBy::Time(TimeGrain::Hour))).unwrap();
+        assert_eq!(q.window.from, from, "{w}");
+        let expected = stamps.iter().filter(|s| **s >= q.window.from && **s < q.window.to).count() as u64;
+        assert_eq!(q.totals.calls, expected, "{w}");
+        assert_eq!(q.groups.len(), hours, "{w}");
+        assert_eq!(q.groups.iter().map(|g| g.calls).sum::<u64>(), expected, "{w}");
+    }
+    // The 30-minute hour at the change is its own row, keyed by its start.
+    let q = rig.ledger.query(&Query::new(Window::Last24Hours).group_by(GroupBy::Time(TimeGrain::Hour))).unwrap();
+    let change = q.groups.iter().find(|g| g.key == "2027-04-03T15:00:00+00:00").unwrap();
+    assert_eq!(change.calls, 3);
+}

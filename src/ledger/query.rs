@@ -60,8 +60,8 @@ impl Window {
         };
         Ok(match *self {
             Window::LastHour => (end - 3_600, end),
-            Window::Last6Hours => (calendar::hour_start(tz, now) - 5 * 3_600, end),
-            Window::Last24Hours => (calendar::hour_start(tz, now) - 23 * 3_600, end),
+            Window::Last6Hours => (calendar::hours_back(tz, now, 5), end),
+            Window::Last24Hours => (calendar::hours_back(tz, now, 23), end),
             Window::Last7Days => (days_back(6), end),
             Window::Last30Days => (days_back(29), end),
             Window::All => {
