@@ -451,3 +451,30 @@ fn hourly_anomalies_compare_the_same_local_hour_across_a_dst_change() {
     let r = rig.ledger.anomalies(Window::Last7Days).unwrap();
     assert!(r.anomalies.is_empty(), "{:#?}", r.anomalies);
 }
+
+#[test]
+fn project_session_tree_adds_up_past_the_series_cap() {
+    // 70 agents of one project in one minute: past the minute's 64 compound series, 6 calls fold into the
+    // per-model series whose project is `(other)`, while their (project, session) pairs keep them under `p`.
+    // Those calls used to be counted twice: under `p`'s sessions and as the `(other)` project's `(none)`.
+    let now = at(2026, 3, 14, 12, 0, 0);
+    let rig = Rig::new(now);
+    for i in 0..70 {
+        let call = Call::new(now, "claude-sonnet-4-5").io(100, 10).project("p").agent(&format!("agent-{i}"));
+        rig.add(call.session(&format!("s{}", i % 5)));
+    }
+    for i in 0..3 {
+        rig.add(Call::new(now, "claude-sonnet-4-5").io(100, 10).project("p").agent(&format!("agent-{i}")));
+    }
+    let t = rig.ledger.breakdown_tree(Window::LastHour, Dimension::Project, Dimension::Session).unwrap();
+    assert_eq!(t.calls, 73);
+    assert_eq!(t.nodes.iter().map(|n| n.calls).sum::<u64>(), 73, "{:#?}", t.nodes);
+    assert_eq!(t.nodes.iter().map(|n| n.tokens).sum::<u64>(), t.tokens);
+    let p = t.nodes.iter().find(|n| n.name == "p").unwrap();
+    assert_eq!(p.children.iter().filter(|c| c.name.starts_with('s')).map(|c| c.calls).sum::<u64>(), 70);
+    // The calls without a session are all under a `(none)` session; where the cap hid their project, under
+    // the `(other)` project's.
+    let sessionless: u64 =
+        t.nodes.iter().flat_map(|n| &n.children).filter(|c| c.name == "(none)").map(|c| c.calls).sum();
+    assert_eq!(sessionless, 3);
+}
