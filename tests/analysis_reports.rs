@@ -478,3 +478,15 @@ fn project_session_tree_adds_up_past_the_series_cap() {
         t.nodes.iter().flat_map(|n| &n.children).filter(|c| c.name == "(none)").map(|c| c.calls).sum();
     assert_eq!(sessionless, 3);
 }
+
+#[test]
+fn forecast_of_a_month_without_spend_reads_zero_not_minus_zero() {
+    // On the first of the month before any call (or on an empty ledger), month to date is 0, and its JSON
+    // reads 0.0: summing no days gave -0.0.
+    let rig = Rig::new(at(2026, 4, 1, 9, 0, 0));
+    let f = rig.ledger.forecast(3, Some(10.0)).unwrap();
+    assert!(f.month_to_date_usd.is_sign_positive() && f.month_to_date_usd == 0.0);
+    let json = serde_json::to_value(&f).unwrap();
+    assert_eq!(json["month_to_date_usd"].to_string(), "0.0");
+    assert_eq!(json["limit"]["spent_usd"].to_string(), "0.0");
+}
