@@ -235,3 +235,30 @@ fn rolling_hour_windows_align_across_a_half_hour_dst_change() {
     let change = q.groups.iter().find(|g| g.key == "2027-04-03T15:00:00+00:00").unwrap();
     assert_eq!(change.calls, 3);
 }
+
+#[test]
+fn a_none_session_or_user_filter_keeps_the_calls_without_one() {
+    // Grouped by session, the calls without a session are a `(none)` row; filtering on that row's key used
+    // to find nothing (the session map holds only calls that have a session). It keeps those calls, as a
+    // `(none)` filter does for every other dimension.
+    let now = at(2026, 3, 14, 10, 30, 0);
+    let rig = Rig::new(now);
+    rig.add(Call::new(now - mins(5), SONNET).io(100, 10).session("s1").user("u1"));
+    rig.add(Call::new(now - mins(4), SONNET).io(200, 20));
+    rig.add(Call::new(at(2026, 3, 12, 9, 0, 0), SONNET).io(300, 30).session("s2"));
+    rig.add(Call::new(at(2026, 3, 12, 9, 5, 0), SONNET).io(400, 40).user("u2"));
+    for (d, calls, tokens) in [(Dimension::Session, 2, 660), (Dimension::User, 2, 550)] {
+        let grouped = rig.ledger.query(&Query::new(Window::Last7Days).group_by(GroupBy::Dimension(d))).unwrap();
+        let none = grouped.groups.iter().find(|g| g.key == "(none)").unwrap();
+        assert_eq!((none.calls, none.tokens.total), (calls, tokens), "{d}");
+        let q = rig.ledger.query(&Query::new(Window::Last7Days).filter(d, "(none)")).unwrap();
+        assert_eq!((q.totals.calls, q.totals.tokens.total), (calls, tokens), "{d}");
+        let by_day = rig
+            .ledger
+            .query(&Query::new(Window::Last7Days).filter(d, "(none)").group_by(GroupBy::Time(TimeGrain::Day)))
+            .unwrap();
+        assert_eq!(by_day.groups.iter().map(|g| g.calls).sum::<u64>(), calls, "{d}");
+    }
+    let c = rig.ledger.compare_values(Window::Last7Days, Dimension::Session, "(none)", "s1").unwrap();
+    assert_eq!((c.a.calls, c.b.calls), (2, 1));
+}

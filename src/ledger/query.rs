@@ -590,6 +590,13 @@ fn tool_agg(t: &ToolAgg) -> Agg {
     a
 }
 
+/// A bucket's sums less those of every entry of `map` (the session or user map): the calls without one.
+fn without(b: &Bucket, map: &rustc_hash::FxHashMap<std::sync::Arc<str>, Agg>) -> Agg {
+    let mut part = Agg::default();
+    map.values().for_each(|a| part.merge(a));
+    b.totals.less(&part)
+}
+
 /// True when `f`'s dimension was folded to `(other)` in a series past the cap, so whether the series
 /// matches `f` is no longer known.
 fn folded(f: &Filter, k: &SeriesKey) -> bool {
@@ -633,6 +640,9 @@ impl Selection {
                 }
                 a
             }
+            // The session and user maps hold only the calls that have one: `(none)` is the rest of the bucket.
+            Selection::Session(s) if s == Dimension::Session.none_label() => without(b, &b.sessions),
+            Selection::User(u) if u == Dimension::User.none_label() => without(b, &b.users),
             Selection::Session(s) => b.sessions.get(s.as_str()).cloned().unwrap_or_default(),
             Selection::User(u) => b.users.get(u.as_str()).cloned().unwrap_or_default(),
             Selection::ProjectSession(p, s) => {
@@ -656,8 +666,13 @@ impl Selection {
                 Selection::Compound(f) => {
                     b.series.values().filter(|s| f.iter().any(|f| folded(f, &s.key))).map(|s| s.agg.core.calls).sum()
                 }
-                Selection::Session(s) if s != OTHER => b.sessions.get(OTHER).map_or(0, |a| a.core.calls),
-                Selection::User(u) if u != OTHER => b.users.get(OTHER).map_or(0, |a| a.core.calls),
+                // Calls folded into `(other)` have a session (a user): they are never `(none)`'s.
+                Selection::Session(s) if s != OTHER && s != Dimension::Session.none_label() => {
+                    b.sessions.get(OTHER).map_or(0, |a| a.core.calls)
+                }
+                Selection::User(u) if u != OTHER && u != Dimension::User.none_label() => {
+                    b.users.get(OTHER).map_or(0, |a| a.core.calls)
+                }
                 Selection::Tool(t) if t != OTHER => b.tools.get(OTHER).map_or(0, |a| a.invocations),
                 Selection::ProjectSession(p, s) if s != OTHER => b
                     .project_sessions
