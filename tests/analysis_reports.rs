@@ -490,3 +490,30 @@ fn forecast_of_a_month_without_spend_reads_zero_not_minus_zero() {
     assert_eq!(json["month_to_date_usd"].to_string(), "0.0");
     assert_eq!(json["limit"]["spent_usd"].to_string(), "0.0");
 }
+
+#[test]
+fn an_hourly_anomaly_ends_with_its_local_hour() {
+    // Lord Howe turns its clocks back 30 minutes at 15:00 UTC on 2027-04-03: the local hour that starts then
+    // (01:30 to 02:00, standard time) lasts 30 minutes. A spike in it is reported as ending at 15:30 UTC (it
+    // read 16:00, an hour after its start, and the spike's breakdown took in the next hour's calls).
+    let tz = chrono_tz::Australia::Lord_Howe;
+    let rig = Rig::with(at(2027, 3, 26, 0, 0, 0), tokenmeter::LedgerConfig::default().with_time_zone(tz));
+    let mut t = at(2027, 3, 26, 0, 5, 0);
+    while t < at(2027, 4, 3, 17, 0, 0) {
+        rig.clock.set(t);
+        rig.add(Call::new(t, "claude-sonnet-4-5").io(1_000, 100).agent("steady"));
+        if t >= at(2027, 4, 3, 15, 0, 0) && t < at(2027, 4, 3, 15, 30, 0) {
+            for _ in 0..10 {
+                rig.add(Call::new(t, "claude-sonnet-4-5").io(1_000, 100).agent("burst"));
+            }
+        }
+        t += mins(10);
+    }
+    let r = rig.ledger.anomalies(Window::Last24Hours).unwrap();
+    let hour = r
+        .anomalies
+        .iter()
+        .find(|a| a.granularity == tokenmeter::analysis::Granularity::Hour && a.start == at(2027, 4, 3, 15, 0, 0))
+        .unwrap_or_else(|| panic!("{:#?}", r.anomalies));
+    assert_eq!(hour.end, at(2027, 4, 3, 15, 30, 0));
+}

@@ -268,7 +268,7 @@ impl Ledger {
                     let p = Period {
                         granularity: Granularity::Hour,
                         start: h,
-                        end: h + 3_600,
+                        end: calendar::grain_end(tz, Grain::Hour, h),
                         base_from,
                         base_periods: ((h - base_from) / 3_600) as f64,
                     };
