@@ -262,3 +262,20 @@ fn a_none_session_or_user_filter_keeps_the_calls_without_one() {
     let c = rig.ledger.compare_values(Window::Last7Days, Dimension::Session, "(none)", "s1").unwrap();
     assert_eq!((c.a.calls, c.b.calls), (2, 1));
 }
+
+#[test]
+fn a_project_and_none_session_filter_keeps_the_projects_calls_without_a_session() {
+    // The project > session tree lists a project's calls without a session as its `(none)` session; the
+    // filter project=P, session=(none) found none of them.
+    let now = at(2026, 3, 14, 10, 30, 0);
+    let rig = Rig::new(now);
+    rig.add(Call::new(now - mins(5), SONNET).io(100, 10).project("p").session("s1"));
+    rig.add(Call::new(now - mins(4), SONNET).io(200, 20).project("p"));
+    rig.add(Call::new(now - mins(3), SONNET).io(300, 30).project("q"));
+    let q = Query::new(Window::Last24Hours).filter(Dimension::Project, "p").filter(Dimension::Session, "(none)");
+    let r = rig.ledger.query(&q).unwrap();
+    assert_eq!((r.totals.calls, r.totals.tokens.total), (1, 220));
+    let tree = rig.ledger.breakdown_tree(Window::Last24Hours, Dimension::Project, Dimension::Session).unwrap();
+    let p = tree.nodes.iter().find(|n| n.name == "p").unwrap();
+    assert_eq!(p.children.iter().find(|c| c.name == "(none)").map(|c| c.calls), Some(r.totals.calls));
+}

@@ -645,6 +645,15 @@ impl Selection {
             Selection::User(u) if u == Dimension::User.none_label() => without(b, &b.users),
             Selection::Session(s) => b.sessions.get(s.as_str()).cloned().unwrap_or_default(),
             Selection::User(u) => b.users.get(u.as_str()).cloned().unwrap_or_default(),
+            // A project's calls without a session: its series less its (project, session) pairs.
+            Selection::ProjectSession(p, s) if s == Dimension::Session.none_label() => {
+                let whole = Selection::Compound(vec![p.clone()]).agg(b);
+                let mut pairs = Agg::default();
+                for e in b.project_sessions.values().filter(|e| p.matches(e.project.as_deref())) {
+                    pairs.merge(&e.agg);
+                }
+                whole.less(&pairs)
+            }
             Selection::ProjectSession(p, s) => {
                 let mut a = Agg::default();
                 for e in b.project_sessions.values().filter(|e| *e.session == **s && p.matches(e.project.as_deref())) {
@@ -674,6 +683,10 @@ impl Selection {
                     b.users.get(OTHER).map_or(0, |a| a.core.calls)
                 }
                 Selection::Tool(t) if t != OTHER => b.tools.get(OTHER).map_or(0, |a| a.invocations),
+                // Calls without a session are in the series only: those whose project was folded.
+                Selection::ProjectSession(p, s) if s == Dimension::Session.none_label() => {
+                    b.series.values().filter(|x| folded(p, &x.key)).map(|x| x.agg.core.calls).sum()
+                }
                 Selection::ProjectSession(p, s) if s != OTHER => b
                     .project_sessions
                     .values()
