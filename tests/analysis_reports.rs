@@ -6,10 +6,10 @@
 
 mod ledger_common;
 
-use chrono::Duration;
+use chrono::{Duration, TimeZone};
 use ledger_common::*;
 use tokenmeter::analysis::{Band, Impact, SuggestionType, Trend};
-use tokenmeter::ledger::{Dimension, GroupBy, Query, Window};
+use tokenmeter::ledger::{Dimension, GroupBy, Query, TimeGrain, Window};
 use tokenmeter::{Money, PriceBook};
 
 const SONNET: &str = "claude-sonnet-4-5";
@@ -407,4 +407,113 @@ fn query_filters_and_groups() {
     assert_eq!(users.iter().map(|u| u.1).sum::<u64>(), by_user.totals.calls);
     let _ = PriceBook::builtin();
     let _ = picos(0.0);
+}
+
+#[test]
+fn a_short_window_older_than_the_hourly_totals_is_summarized_by_day() {
+    // One call on 2028-03-01, read two months later: the window is one day long, but hourly totals are kept
+    // 35 days, so its series is by day (it used to fail with ResolutionUnavailable).
+    let rig = Rig::new(at(2028, 3, 1, 10, 0, 0));
+    rig.add(Call::new(at(2028, 3, 1, 10, 0, 0), "claude-sonnet-4-5").io(1_000, 100));
+    rig.clock.set(at(2028, 5, 1, 0, 0, 0));
+    let day = Window::range(at(2028, 3, 1, 0, 0, 0), at(2028, 3, 2, 0, 0, 0));
+    let s = rig.ledger.usage_summary(day).unwrap();
+    assert_eq!(s.calls, 1);
+    assert_eq!(s.time_series.grain, TimeGrain::Day);
+    assert_eq!(s.time_series.points.iter().map(|p| p.calls).collect::<Vec<_>>(), [1]);
+    let c = rig.ledger.cache_report(day).unwrap();
+    assert_eq!(c.grain, TimeGrain::Day);
+    assert_eq!(c.time_series.len(), 1);
+    // Within the 35 days the same window is still by hour.
+    let rig2 = Rig::new(at(2028, 3, 1, 10, 0, 0));
+    rig2.add(Call::new(at(2028, 3, 1, 10, 0, 0), "claude-sonnet-4-5").io(1_000, 100));
+    rig2.clock.set(at(2028, 3, 20, 0, 0, 0));
+    assert_eq!(rig2.ledger.usage_summary(day).unwrap().time_series.grain, TimeGrain::Hour);
+}
+
+#[test]
+fn hourly_anomalies_compare_the_same_local_hour_across_a_dst_change() {
+    // Ten calls in each hour from 09:00 to 17:00 New York time, every day; clocks spring forward on
+    // 2028-03-12. No hour stands out, but the baseline of 09:00 EDT used to be taken 24 hours back, which
+    // before the change is 08:00 EST, a quiet hour: a week of false anomalies after each DST change.
+    let tz = chrono_tz::America::New_York;
+    let rig = Rig::with(at(2028, 3, 1, 0, 0, 0), tokenmeter::LedgerConfig::default().with_time_zone(tz));
+    for day in 1..=14 {
+        for hour in 9..17 {
+            let start = tz.with_ymd_and_hms(2028, 3, day, hour, 10, 0).unwrap().with_timezone(&chrono::Utc);
+            for i in 0..10 {
+                rig.clock.set(start + mins(i));
+                rig.add(Call::new(start + mins(i), "claude-sonnet-4-5").io(1_000, 100));
+            }
+        }
+    }
+    rig.clock.set(at(2028, 3, 14, 23, 0, 0));
+    let r = rig.ledger.anomalies(Window::Last7Days).unwrap();
+    assert!(r.anomalies.is_empty(), "{:#?}", r.anomalies);
+}
+
+#[test]
+fn project_session_tree_adds_up_past_the_series_cap() {
+    // 70 agents of one project in one minute: past the minute's 64 compound series, 6 calls fold into the
+    // per-model series whose project is `(other)`, while their (project, session) pairs keep them under `p`.
+    // Those calls used to be counted twice: under `p`'s sessions and as the `(other)` project's `(none)`.
+    let now = at(2026, 3, 14, 12, 0, 0);
+    let rig = Rig::new(now);
+    for i in 0..70 {
+        let call = Call::new(now, "claude-sonnet-4-5").io(100, 10).project("p").agent(&format!("agent-{i}"));
+        rig.add(call.session(&format!("s{}", i % 5)));
+    }
+    for i in 0..3 {
+        rig.add(Call::new(now, "claude-sonnet-4-5").io(100, 10).project("p").agent(&format!("agent-{i}")));
+    }
+    let t = rig.ledger.breakdown_tree(Window::LastHour, Dimension::Project, Dimension::Session).unwrap();
+    assert_eq!(t.calls, 73);
+    assert_eq!(t.nodes.iter().map(|n| n.calls).sum::<u64>(), 73, "{:#?}", t.nodes);
+    assert_eq!(t.nodes.iter().map(|n| n.tokens).sum::<u64>(), t.tokens);
+    let p = t.nodes.iter().find(|n| n.name == "p").unwrap();
+    assert_eq!(p.children.iter().filter(|c| c.name.starts_with('s')).map(|c| c.calls).sum::<u64>(), 70);
+    // The calls without a session are all under a `(none)` session; where the cap hid their project, under
+    // the `(other)` project's.
+    let sessionless: u64 =
+        t.nodes.iter().flat_map(|n| &n.children).filter(|c| c.name == "(none)").map(|c| c.calls).sum();
+    assert_eq!(sessionless, 3);
+}
+
+#[test]
+fn forecast_of_a_month_without_spend_reads_zero_not_minus_zero() {
+    // On the first of the month before any call (or on an empty ledger), month to date is 0, and its JSON
+    // reads 0.0: summing no days gave -0.0.
+    let rig = Rig::new(at(2026, 4, 1, 9, 0, 0));
+    let f = rig.ledger.forecast(3, Some(10.0)).unwrap();
+    assert!(f.month_to_date_usd.is_sign_positive() && f.month_to_date_usd == 0.0);
+    let json = serde_json::to_value(&f).unwrap();
+    assert_eq!(json["month_to_date_usd"].to_string(), "0.0");
+    assert_eq!(json["limit"]["spent_usd"].to_string(), "0.0");
+}
+
+#[test]
+fn an_hourly_anomaly_ends_with_its_local_hour() {
+    // Lord Howe turns its clocks back 30 minutes at 15:00 UTC on 2027-04-03: the local hour that starts then
+    // (01:30 to 02:00, standard time) lasts 30 minutes. A spike in it is reported as ending at 15:30 UTC (it
+    // read 16:00, an hour after its start, and the spike's breakdown took in the next hour's calls).
+    let tz = chrono_tz::Australia::Lord_Howe;
+    let rig = Rig::with(at(2027, 3, 26, 0, 0, 0), tokenmeter::LedgerConfig::default().with_time_zone(tz));
+    let mut t = at(2027, 3, 26, 0, 5, 0);
+    while t < at(2027, 4, 3, 17, 0, 0) {
+        rig.clock.set(t);
+        rig.add(Call::new(t, "claude-sonnet-4-5").io(1_000, 100).agent("steady"));
+        if t >= at(2027, 4, 3, 15, 0, 0) && t < at(2027, 4, 3, 15, 30, 0) {
+            for _ in 0..10 {
+                rig.add(Call::new(t, "claude-sonnet-4-5").io(1_000, 100).agent("burst"));
+            }
+        }
+        t += mins(10);
+    }
+    let r = rig.ledger.anomalies(Window::Last24Hours).unwrap();
+    let hour = r
+        .anomalies
+        .iter()
+        .find(|a| a.granularity == tokenmeter::analysis::Granularity::Hour && a.start == at(2027, 4, 3, 15, 0, 0))
+        .unwrap_or_else(|| panic!("{:#?}", r.anomalies));
+    assert_eq!(hour.end, at(2027, 4, 3, 15, 30, 0));
 }

@@ -201,3 +201,81 @@ fn covering_widens_a_range_to_the_bucket_its_start_falls_in() {
     assert_eq!(rig.ledger.covering(recent).unwrap().from, at(2026, 3, 14, 11, 30, 0));
     assert!(rig.ledger.covering(Window::range(to, from)).is_err());
 }
+
+#[test]
+fn rolling_hour_windows_align_across_a_half_hour_dst_change() {
+    // Lord Howe turns its clocks back 30 minutes at 15:00 UTC on 2027-04-03 (02:00 +11 -> 01:30 +10:30). A
+    // call every 10 minutes for two days, read at 01:10 UTC on the 4th: the 24h window is the current local
+    // hour and the 23 before it (the 30-minute hour at the change counts as one), starting on an hour the
+    // ledger keeps, so it holds exactly the calls stamped in it. It used to start at 01:30 UTC, inside the
+    // 01:00 hour bucket, which it left out.
+    let tz = chrono_tz::Australia::Lord_Howe;
+    let now = at(2027, 4, 4, 1, 10, 0);
+    let rig = Rig::with(at(2027, 4, 2, 0, 0, 0), LedgerConfig::default().with_time_zone(tz));
+    let mut stamps = Vec::new();
+    let mut t = at(2027, 4, 2, 0, 5, 0);
+    while t <= now {
+        rig.clock.set(t);
+        rig.add(Call::new(t, SONNET).io(10, 1));
+        stamps.push(t);
+        t += Duration::minutes(10);
+    }
+    for (w, from, hours) in
+        [(Window::Last24Hours, at(2027, 4, 3, 2, 0, 0), 24), (Window::Last6Hours, at(2027, 4, 3, 19, 30, 0), 6)]
+    {
+        let q = rig.ledger.query(&Query::new(w).group_by(GroupBy::Time(TimeGrain::Hour))).unwrap();
+        assert_eq!(q.window.from, from, "{w}");
+        let expected = stamps.iter().filter(|s| **s >= q.window.from && **s < q.window.to).count() as u64;
+        assert_eq!(q.totals.calls, expected, "{w}");
+        assert_eq!(q.groups.len(), hours, "{w}");
+        assert_eq!(q.groups.iter().map(|g| g.calls).sum::<u64>(), expected, "{w}");
+    }
+    // The 30-minute hour at the change is its own row, keyed by its start.
+    let q = rig.ledger.query(&Query::new(Window::Last24Hours).group_by(GroupBy::Time(TimeGrain::Hour))).unwrap();
+    let change = q.groups.iter().find(|g| g.key == "2027-04-03T15:00:00+00:00").unwrap();
+    assert_eq!(change.calls, 3);
+}
+
+#[test]
+fn a_none_session_or_user_filter_keeps_the_calls_without_one() {
+    // Grouped by session, the calls without a session are a `(none)` row; filtering on that row's key used
+    // to find nothing (the session map holds only calls that have a session). It keeps those calls, as a
+    // `(none)` filter does for every other dimension.
+    let now = at(2026, 3, 14, 10, 30, 0);
+    let rig = Rig::new(now);
+    rig.add(Call::new(now - mins(5), SONNET).io(100, 10).session("s1").user("u1"));
+    rig.add(Call::new(now - mins(4), SONNET).io(200, 20));
+    rig.add(Call::new(at(2026, 3, 12, 9, 0, 0), SONNET).io(300, 30).session("s2"));
+    rig.add(Call::new(at(2026, 3, 12, 9, 5, 0), SONNET).io(400, 40).user("u2"));
+    for (d, calls, tokens) in [(Dimension::Session, 2, 660), (Dimension::User, 2, 550)] {
+        let grouped = rig.ledger.query(&Query::new(Window::Last7Days).group_by(GroupBy::Dimension(d))).unwrap();
+        let none = grouped.groups.iter().find(|g| g.key == "(none)").unwrap();
+        assert_eq!((none.calls, none.tokens.total), (calls, tokens), "{d}");
+        let q = rig.ledger.query(&Query::new(Window::Last7Days).filter(d, "(none)")).unwrap();
+        assert_eq!((q.totals.calls, q.totals.tokens.total), (calls, tokens), "{d}");
+        let by_day = rig
+            .ledger
+            .query(&Query::new(Window::Last7Days).filter(d, "(none)").group_by(GroupBy::Time(TimeGrain::Day)))
+            .unwrap();
+        assert_eq!(by_day.groups.iter().map(|g| g.calls).sum::<u64>(), calls, "{d}");
+    }
+    let c = rig.ledger.compare_values(Window::Last7Days, Dimension::Session, "(none)", "s1").unwrap();
+    assert_eq!((c.a.calls, c.b.calls), (2, 1));
+}
+
+#[test]
+fn a_project_and_none_session_filter_keeps_the_projects_calls_without_a_session() {
+    // The project > session tree lists a project's calls without a session as its `(none)` session; the
+    // filter project=P, session=(none) found none of them.
+    let now = at(2026, 3, 14, 10, 30, 0);
+    let rig = Rig::new(now);
+    rig.add(Call::new(now - mins(5), SONNET).io(100, 10).project("p").session("s1"));
+    rig.add(Call::new(now - mins(4), SONNET).io(200, 20).project("p"));
+    rig.add(Call::new(now - mins(3), SONNET).io(300, 30).project("q"));
+    let q = Query::new(Window::Last24Hours).filter(Dimension::Project, "p").filter(Dimension::Session, "(none)");
+    let r = rig.ledger.query(&q).unwrap();
+    assert_eq!((r.totals.calls, r.totals.tokens.total), (1, 220));
+    let tree = rig.ledger.breakdown_tree(Window::Last24Hours, Dimension::Project, Dimension::Session).unwrap();
+    let p = tree.nodes.iter().find(|n| n.name == "p").unwrap();
+    assert_eq!(p.children.iter().find(|c| c.name == "(none)").map(|c| c.calls), Some(r.totals.calls));
+}

@@ -189,8 +189,8 @@ fn spike(store: &Store, p: &Period, metric: AnomalyMetric) -> Option<Spike> {
 impl Ledger {
     /// Days and hours of `window` whose tokens or cost exceed, or whose calls exceed, the configured factor
     /// times their trailing average ([`AnomalyRule`]; days against the trailing days, hours against the same
-    /// hour of the trailing days). Only days since the ledger's first record count toward a baseline. Hours
-    /// are checked within the 35 days of hourly totals.
+    /// local hour of the trailing days). Only days since the ledger's first record count toward a baseline.
+    /// Hours are checked within the 35 days of hourly totals.
     pub fn anomalies(&self, window: Window) -> Result<AnomalyReport, QueryError> {
         let rule = self.inner.config.anomaly;
         for (name, f) in
@@ -251,7 +251,10 @@ impl Ledger {
                 let mut count = 0;
                 let mut base_from = h;
                 for k in 1..=n {
-                    let hk = h - k * 86_400;
+                    // The same local hour k days before: across a DST change it is not k × 24 hours back.
+                    let Some(hk) = calendar::same_local_time(tz, h, -k).map(|t| calendar::hour_start(tz, t)) else {
+                        continue;
+                    };
                     if hk < first_hour || hk < now - HOURLY_TOTALS_SPAN {
                         break;
                     }
@@ -265,7 +268,7 @@ impl Ledger {
                     let p = Period {
                         granularity: Granularity::Hour,
                         start: h,
-                        end: h + 3_600,
+                        end: calendar::grain_end(tz, Grain::Hour, h),
                         base_from,
                         base_periods: ((h - base_from) / 3_600) as f64,
                     };

@@ -83,7 +83,8 @@ pub struct CacheReport {
     pub window: WindowBounds,
     /// The figures.
     pub cache_metrics: CacheMetrics,
-    /// `hour` for windows up to 48 hours, else `day`; in a filtered report whose window reaches back past
+    /// `hour` for windows up to 48 hours (`day` when such a window reaches back past the 35 days hourly
+    /// totals are kept), else `day`; in a filtered report whose window reaches back past
     /// what the ledger keeps at that grain for filtered figures, the finest grain it keeps (`day` or
     /// `month`, said in [`ReportScope::notes`]).
     pub grain: TimeGrain,
@@ -114,7 +115,7 @@ impl Ledger {
             let wanted = if to - from <= 48 * 3_600 { TimeGrain::Hour } else { TimeGrain::Day };
             let mut notes = Vec::new();
             let (grain, points) = if sel == Selection::All {
-                (wanted, sel.series(store, now, from, to, wanted)?)
+                sel.report_series(store, now, from, to)?
             } else {
                 // Filtered figures live in the buckets only (no totals-only series): take the finest grain
                 // the window's buckets allow.

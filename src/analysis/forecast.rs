@@ -203,7 +203,8 @@ impl Ledger {
             let month_end = calendar::grain_end(tz, Grain::Month, month_start);
             let month_days: Vec<(i64, f64)> =
                 store.daily.range(month_start..month_end).map(|(k, a)| (*k, a.core.cost.as_usd())).collect();
-            let spent: f64 = month_days.iter().map(|(_, c)| c).sum();
+            // Folded from +0.0: `f64`'s `sum` of no days is -0.0, which JSON shows as `-0.0`.
+            let spent = month_days.iter().fold(0.0, |a, (_, c)| a + c);
             let today_actual = daily(today).cost.as_usd();
             let today_pred = cost_fit.at(n);
             let today_rest = (today_pred - today_actual).max(0.0);

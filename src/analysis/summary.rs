@@ -66,7 +66,8 @@ pub struct SeriesPoint {
 /// A time series over the window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimeSeries {
-    /// `hour` for windows up to 48 hours, else `day`.
+    /// `hour` for windows up to 48 hours (unless they reach back past the 35 days hourly totals are kept),
+    /// else `day`.
     pub grain: TimeGrain,
     /// Points, oldest first, empty grains included.
     pub points: Vec<SeriesPoint>,
@@ -216,9 +217,8 @@ impl Ledger {
             };
             let by_model = shares(Dimension::Model)?;
             let by_provider = shares(Dimension::Provider)?;
-            let grain = if to - from <= 48 * 3_600 { TimeGrain::Hour } else { TimeGrain::Day };
-            let points = Selection::All
-                .series(store, now, from, to, grain)?
+            let (grain, points) = Selection::All.report_series(store, now, from, to)?;
+            let points = points
                 .into_iter()
                 .map(|(t, a)| SeriesPoint {
                     timestamp: calendar::utc(t),

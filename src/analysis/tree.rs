@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ledger::{Agg, Core, Dimension, Ledger, QueryError, Selection, Window, WindowBounds, ratio};
+use crate::ledger::{Agg, Core, Dimension, Ledger, OTHER, QueryError, Selection, Window, WindowBounds, ratio};
 
 /// One node of a breakdown tree.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -119,13 +119,27 @@ impl Ledger {
                     }
                 }
             }
-            for (project, whole) in projects {
-                let kids = groups.entry(project).or_default();
+            if child == Dimension::Session {
+                // Past the series cap a project's calls fold into the `(other)` project of the series while
+                // its (project, session) pairs keep them: a project's `(none)` session is at most what its
+                // series hold beyond its pairs, and the `(other)` project's is what is left of the calls
+                // without a session, so that the tree adds up to the total.
                 let mut with_session = Agg::default();
-                kids.values().for_each(|a| with_session.merge(a));
-                let rest = whole.less(&with_session);
-                if rest.core.calls > 0 || rest.core.tasks > 0 {
-                    kids.insert(child.none_label().to_owned(), rest);
+                groups.values().flat_map(|kids| kids.values()).for_each(|a| with_session.merge(a));
+                let mut sessionless = total.less(&with_session);
+                projects.remove(OTHER);
+                for (project, whole) in projects {
+                    let kids = groups.entry(project).or_default();
+                    let mut with_session = Agg::default();
+                    kids.values().for_each(|a| with_session.merge(a));
+                    let rest = whole.less(&with_session);
+                    sessionless = sessionless.less(&rest);
+                    if rest.core.calls > 0 || rest.core.tasks > 0 {
+                        kids.insert(child.none_label().to_owned(), rest);
+                    }
+                }
+                if sessionless.core.calls > 0 || sessionless.core.tasks > 0 {
+                    groups.entry(OTHER.to_owned()).or_default().insert(child.none_label().to_owned(), sessionless);
                 }
             }
             let tc = &total.core;

@@ -52,7 +52,34 @@ pub(crate) fn start_of_date(tz: Tz, date: NaiveDate) -> i64 {
 
 /// The start of the local hour containing `ts`.
 pub(crate) fn hour_start(tz: Tz, ts: i64) -> i64 {
-    ts - (ts + offset_secs(tz, ts)).rem_euclid(3600)
+    let offset = offset_secs(tz, ts);
+    let start = ts - (ts + offset).rem_euclid(3600);
+    if offset_secs(tz, start) == offset {
+        return start;
+    }
+    // The offset changed by a fraction of an hour within this local hour (Lord Howe's 30 minutes): the hour
+    // began at the change, the first instant of `(start, ts]` with `ts`'s offset. Whole-hour changes fall on
+    // an hour's start and never get here.
+    let (mut before, mut after) = (start, ts);
+    while after - before > 1 {
+        let mid = before + (after - before) / 2;
+        if offset_secs(tz, mid) == offset {
+            after = mid;
+        } else {
+            before = mid;
+        }
+    }
+    after
+}
+
+/// The start of the local hour `n` hours before the one containing `ts` (hours of 30 minutes at a
+/// half-hour DST change count as one).
+pub(crate) fn hours_back(tz: Tz, ts: i64, n: u32) -> i64 {
+    let mut t = hour_start(tz, ts);
+    for _ in 0..n {
+        t = hour_start(tz, t - 1);
+    }
+    t
 }
 
 /// The start of the local day containing `ts`.
@@ -109,6 +136,16 @@ pub(crate) fn grain_end(tz: Tz, grain: Grain, start: i64) -> i64 {
     }
 }
 
+/// The instant `days` days from `ts` at the same local wall-clock time (across a DST change that is not
+/// `days` × 24 hours away); the earlier one when that time occurs twice, `None` when it does not occur.
+pub(crate) fn same_local_time(tz: Tz, ts: i64, days: i64) -> Option<i64> {
+    let l = local(tz, ts);
+    match tz.from_local_datetime(&add_days(l.date(), days).and_time(l.time())) {
+        LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => Some(t.timestamp()),
+        LocalResult::None => None,
+    }
+}
+
 /// The local hour of day (0-23) at `ts`.
 pub(crate) fn hour_of_day(tz: Tz, ts: i64) -> u32 {
     local(tz, ts).hour()
@@ -151,6 +188,28 @@ mod tests {
         assert_eq!(hour_start(tz, ts(2026, 1, 1, 10, 45)), ts(2026, 1, 1, 10, 30));
         assert_eq!(hour_start(tz, ts(2026, 1, 1, 10, 15)), ts(2026, 1, 1, 9, 30));
         assert_eq!(day_start(tz, ts(2026, 1, 1, 20, 0)), ts(2026, 1, 1, 18, 30));
+    }
+
+    #[test]
+    fn half_hour_dst_change_hours() {
+        // Lord Howe: 02:00 (+11) goes back to 01:30 (+10:30) at 15:00 UTC on 2027-04-03, and 02:00 (+10:30)
+        // goes forward to 02:30 (+11) at 15:30 UTC on 2027-10-02. The 30-minute hour at each change starts at
+        // the change, and every hour start is its own hour's start.
+        let tz: Tz = chrono_tz::Australia::Lord_Howe;
+        assert_eq!(hour_start(tz, ts(2027, 4, 3, 14, 59)), ts(2027, 4, 3, 14, 0));
+        assert_eq!(hour_start(tz, ts(2027, 4, 3, 15, 0)), ts(2027, 4, 3, 15, 0));
+        assert_eq!(hour_start(tz, ts(2027, 4, 3, 15, 20)), ts(2027, 4, 3, 15, 0));
+        assert_eq!(hour_start(tz, ts(2027, 4, 3, 15, 40)), ts(2027, 4, 3, 15, 30));
+        assert_eq!(grain_end(tz, Grain::Hour, ts(2027, 4, 3, 15, 0)), ts(2027, 4, 3, 15, 30));
+        assert_eq!(hour_start(tz, ts(2027, 10, 2, 15, 10)), ts(2027, 10, 2, 14, 30));
+        assert_eq!(hour_start(tz, ts(2027, 10, 2, 15, 40)), ts(2027, 10, 2, 15, 30));
+        assert_eq!(hour_of_day(tz, hour_start(tz, ts(2027, 10, 2, 15, 40))), 2);
+        for t in (ts(2027, 4, 3, 10, 0)..ts(2027, 4, 3, 20, 0)).step_by(600) {
+            assert_eq!(hour_start(tz, hour_start(tz, t)), hour_start(tz, t));
+        }
+        assert_eq!(hours_back(tz, ts(2027, 4, 4, 1, 10), 23), ts(2027, 4, 3, 2, 0));
+        let ny: Tz = chrono_tz::America::New_York;
+        assert_eq!(hours_back(ny, ts(2026, 3, 9, 12, 10), 23), ts(2026, 3, 8, 13, 0));
     }
 
     #[test]

@@ -60,8 +60,8 @@ impl Window {
         };
         Ok(match *self {
             Window::LastHour => (end - 3_600, end),
-            Window::Last6Hours => (calendar::hour_start(tz, now) - 5 * 3_600, end),
-            Window::Last24Hours => (calendar::hour_start(tz, now) - 23 * 3_600, end),
+            Window::Last6Hours => (calendar::hours_back(tz, now, 5), end),
+            Window::Last24Hours => (calendar::hours_back(tz, now, 23), end),
             Window::Last7Days => (days_back(6), end),
             Window::Last30Days => (days_back(29), end),
             Window::All => {
@@ -590,6 +590,13 @@ fn tool_agg(t: &ToolAgg) -> Agg {
     a
 }
 
+/// A bucket's sums less those of every entry of `map` (the session or user map): the calls without one.
+fn without(b: &Bucket, map: &rustc_hash::FxHashMap<std::sync::Arc<str>, Agg>) -> Agg {
+    let mut part = Agg::default();
+    map.values().for_each(|a| part.merge(a));
+    b.totals.less(&part)
+}
+
 /// True when `f`'s dimension was folded to `(other)` in a series past the cap, so whether the series
 /// matches `f` is no longer known.
 fn folded(f: &Filter, k: &SeriesKey) -> bool {
@@ -633,8 +640,20 @@ impl Selection {
                 }
                 a
             }
+            // The session and user maps hold only the calls that have one: `(none)` is the rest of the bucket.
+            Selection::Session(s) if s == Dimension::Session.none_label() => without(b, &b.sessions),
+            Selection::User(u) if u == Dimension::User.none_label() => without(b, &b.users),
             Selection::Session(s) => b.sessions.get(s.as_str()).cloned().unwrap_or_default(),
             Selection::User(u) => b.users.get(u.as_str()).cloned().unwrap_or_default(),
+            // A project's calls without a session: its series less its (project, session) pairs.
+            Selection::ProjectSession(p, s) if s == Dimension::Session.none_label() => {
+                let whole = Selection::Compound(vec![p.clone()]).agg(b);
+                let mut pairs = Agg::default();
+                for e in b.project_sessions.values().filter(|e| p.matches(e.project.as_deref())) {
+                    pairs.merge(&e.agg);
+                }
+                whole.less(&pairs)
+            }
             Selection::ProjectSession(p, s) => {
                 let mut a = Agg::default();
                 for e in b.project_sessions.values().filter(|e| *e.session == **s && p.matches(e.project.as_deref())) {
@@ -656,9 +675,18 @@ impl Selection {
                 Selection::Compound(f) => {
                     b.series.values().filter(|s| f.iter().any(|f| folded(f, &s.key))).map(|s| s.agg.core.calls).sum()
                 }
-                Selection::Session(s) if s != OTHER => b.sessions.get(OTHER).map_or(0, |a| a.core.calls),
-                Selection::User(u) if u != OTHER => b.users.get(OTHER).map_or(0, |a| a.core.calls),
+                // Calls folded into `(other)` have a session (a user): they are never `(none)`'s.
+                Selection::Session(s) if s != OTHER && s != Dimension::Session.none_label() => {
+                    b.sessions.get(OTHER).map_or(0, |a| a.core.calls)
+                }
+                Selection::User(u) if u != OTHER && u != Dimension::User.none_label() => {
+                    b.users.get(OTHER).map_or(0, |a| a.core.calls)
+                }
                 Selection::Tool(t) if t != OTHER => b.tools.get(OTHER).map_or(0, |a| a.invocations),
+                // Calls without a session are in the series only: those whose project was folded.
+                Selection::ProjectSession(p, s) if s == Dimension::Session.none_label() => {
+                    b.series.values().filter(|x| folded(p, &x.key)).map(|x| x.agg.core.calls).sum()
+                }
                 Selection::ProjectSession(p, s) if s != OTHER => b
                     .project_sessions
                     .values()
@@ -817,6 +845,26 @@ impl Selection {
             });
         }
         Ok(fill(tz, g, from, to, points))
+    }
+}
+
+impl Selection {
+    /// The series of a report over `[from, to)`: by hour for windows up to 48 hours, else by day; by day too
+    /// when the hours a short window needs are no longer kept (older than the hourly totals' 35 days).
+    pub(crate) fn report_series(
+        &self,
+        store: &Store,
+        now: i64,
+        from: i64,
+        to: i64,
+    ) -> Result<(TimeGrain, Vec<(i64, Agg)>), QueryError> {
+        if to - from <= 48 * 3_600 {
+            match self.series(store, now, from, to, TimeGrain::Hour) {
+                Err(QueryError::ResolutionUnavailable { .. }) => {}
+                r => return r.map(|p| (TimeGrain::Hour, p)),
+            }
+        }
+        self.series(store, now, from, to, TimeGrain::Day).map(|p| (TimeGrain::Day, p))
     }
 }
 
