@@ -97,7 +97,8 @@ pub struct Percentiles {
     pub p95: u64,
     /// 99th percentile.
     pub p99: u64,
-    /// Largest sample (clamped at the recording limit).
+    /// Largest sample, to the same 2 significant digits as the percentiles: the top of its histogram bucket, up
+    /// to 1% above the true value (clamped at the recording limit).
     pub max: u64,
     /// Mean.
     pub mean: f64,
