@@ -22,6 +22,10 @@ pub(crate) fn utc(ts: i64) -> DateTime<Utc> {
 
 /// The zone's offset from UTC at `ts`, in seconds.
 pub(crate) fn offset_secs(tz: Tz, ts: i64) -> i64 {
+    // UTC, the default zone, needs no lookup (chrono-tz searches the zone's transitions).
+    if tz == Tz::UTC {
+        return 0;
+    }
     i64::from(tz.offset_from_utc_datetime(&utc(ts).naive_utc()).fix().local_minus_utc())
 }
 
@@ -139,6 +143,9 @@ pub(crate) fn grain_end(tz: Tz, grain: Grain, start: i64) -> i64 {
 /// The instant `days` days from `ts` at the same local wall-clock time (across a DST change that is not
 /// `days` × 24 hours away); the earlier one when that time occurs twice, `None` when it does not occur.
 pub(crate) fn same_local_time(tz: Tz, ts: i64, days: i64) -> Option<i64> {
+    if tz == Tz::UTC {
+        return Some(ts.saturating_add(days.saturating_mul(86_400)));
+    }
     let l = local(tz, ts);
     match tz.from_local_datetime(&add_days(l.date(), days).and_time(l.time())) {
         LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => Some(t.timestamp()),
@@ -157,6 +164,21 @@ mod tests {
 
     fn ts(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> i64 {
         Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap().timestamp()
+    }
+
+    #[test]
+    fn utc_shortcuts_agree_with_the_zone_lookup() {
+        // `Etc/UTC` is the same zone without the shortcut.
+        let etc: Tz = "Etc/UTC".parse().unwrap();
+        let start = ts(2027, 12, 31, 22, 7);
+        for i in 0..500 {
+            let t = start + i * 7_919;
+            assert_eq!(offset_secs(Tz::UTC, t), offset_secs(etc, t));
+            assert_eq!(hour_start(Tz::UTC, t), hour_start(etc, t));
+            for days in [-30, -1, 1, 29] {
+                assert_eq!(same_local_time(Tz::UTC, t, days), same_local_time(etc, t, days), "{t} {days}");
+            }
+        }
     }
 
     #[test]
