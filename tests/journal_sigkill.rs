@@ -163,3 +163,66 @@ fn processes_sharing_a_directory_do_not_corrupt_it() {
         assert_eq!(mine, expected.iter().collect::<Vec<_>>(), "each process's records, complete and in order");
     }
 }
+
+const CHILD_FULL: &str = "JOURNAL_CHILD_FULL_DIR";
+
+/// The writer process of the full-disk test, started under a file size limit: records calls until the journal
+/// reports failed records, then prints `written <written> failed <failed>`. Does nothing unless started by it.
+#[test]
+fn journal_child_full_disk() {
+    let Ok(dir) = std::env::var(CHILD_FULL) else { return };
+    let meter = TokenMeter::builder()
+        .with_clock(ManualClock::new(start()))
+        .with_journal(JournalConfig::new(&dir).with_fsync(FsyncPolicy::Never).with_replay(false))
+        .try_build()
+        .unwrap();
+    let subscriber = tracing_subscriber::registry().with(meter.layer());
+    let _guard = tracing::subscriber::set_default(subscriber);
+    for round in 0..50u64 {
+        for n in 0..20u64 {
+            let id = format!("full-{round}-{n}-{}", "x".repeat(200));
+            drop(info_span!(
+                "chat",
+                gen_ai.request.model = "claude-sonnet-4-5",
+                gen_ai.response.id = id.as_str(),
+                input_tokens = 1_000u64,
+                output_tokens = 100u64,
+            ));
+        }
+        let _ = meter.flush();
+        if meter.journal_stats().unwrap().failed_records > 0 {
+            break;
+        }
+    }
+    let stats = meter.journal_stats().unwrap();
+    println!("written {} failed {}", stats.written, stats.failed_records);
+}
+
+/// A batch that fills the disk part way (here a file size limit: `ulimit -f`, with SIGXFSZ ignored so that the
+/// write fails with EFBIG) leaves none of its lines in the file: what replays is exactly what was written.
+#[cfg(unix)]
+#[test]
+fn a_batch_that_fills_the_disk_leaves_none_of_its_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    // 64 blocks of 512 bytes: a few batches of 20 lines of ~600 bytes fit, then one is cut mid-line.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 64 && exec \"$0\" journal_child_full_disk --exact --nocapture --test-threads=1")
+        .arg(&exe)
+        .env(CHILD_FULL, dir.path())
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    // The harness prints `test journal_child_full_disk ... ` on the same line.
+    let line = stdout.lines().find_map(|l| l.split_once("written ").map(|(_, rest)| rest)).expect("the child's stats");
+    let (written, failed) = line.split_once(" failed ").unwrap();
+    let (written, failed): (u64, u64) = (written.parse().unwrap(), failed.parse().unwrap());
+    assert!(failed > 0, "the limit was never reached: {line}");
+
+    let (ids, report) = replay(dir.path());
+    assert_eq!(report.skipped_lines, 0, "{report:?}");
+    assert_eq!(ids.len() as u64, written, "replayed records are the written ones, not part of a failed batch");
+}

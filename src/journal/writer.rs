@@ -418,11 +418,15 @@ impl WriterThread {
     }
 }
 
-/// Appends whole lines under an exclusive advisory lock, ending a torn line a dead writer left first.
+/// Appends whole lines under an exclusive advisory lock, ending a torn line a dead writer left first. A write
+/// that fails part way (a full disk, a file size limit) is cut off again, so that a failed batch leaves none of
+/// its lines behind: not a torn line, nor records counted as failed that a replay would bring back.
 fn append_locked(file: &File, bytes: &[u8]) -> std::io::Result<()> {
     file.lock()?;
+    let mut before = None;
     let result = (|| {
         let len = file.metadata()?.len();
+        before = Some(len);
         if len > 0 {
             let mut last = [0u8; 1];
             let mut reader = file;
@@ -434,6 +438,11 @@ fn append_locked(file: &File, bytes: &[u8]) -> std::io::Result<()> {
         }
         (&*file).write_all(bytes)
     })();
+    if result.is_err()
+        && let Some(len) = before
+    {
+        let _ = file.set_len(len);
+    }
     let _ = file.unlock();
     result
 }
