@@ -691,6 +691,18 @@ fn bad_arguments_are_tool_errors_that_say_what_is_allowed() {
     assert!(r["error"]["message"].as_str().unwrap().contains("token_usage"), "{r}");
     let (s, _) = c.ok(json!({"operation": "track"}));
     assert_eq!(s["operation"], "track");
+
+    // Params that are not a tools/call at all are invalid params too (the SDK took them for an unknown
+    // method, -32601); a method nobody knows stays -32601.
+    for params in [json!({}), json!({"name": "token_usage", "arguments": [1]}), json!(null)] {
+        let r = c.request("tools/call", params.clone());
+        assert_eq!(r["error"]["code"], -32602, "{params}: {r}");
+        assert!(r["error"]["message"].as_str().unwrap().starts_with("invalid params for tools/call: "), "{r}");
+    }
+    let r = c.request("tools/frobnicate", json!({}));
+    assert_eq!(r["error"]["code"], -32601, "{r}");
+    let (s, _) = c.ok(json!({"operation": "track"}));
+    assert_eq!(s["operation"], "track");
 }
 
 #[test]

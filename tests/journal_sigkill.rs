@@ -163,3 +163,104 @@ fn processes_sharing_a_directory_do_not_corrupt_it() {
         assert_eq!(mine, expected.iter().collect::<Vec<_>>(), "each process's records, complete and in order");
     }
 }
+
+const CHILD_FULL: &str = "JOURNAL_CHILD_FULL_DIR";
+const CHILD_NO_FLUSH: &str = "JOURNAL_CHILD_NO_FLUSH";
+
+/// The writer process of the full-disk test, started under a file size limit: records calls until the journal
+/// reports failed records (flushing after each round of calls, or with `JOURNAL_CHILD_NO_FLUSH` set only waiting
+/// for the writer to take them), flushes, and prints `written <written> failed <failed> flush <ok|error>`. Does
+/// nothing unless started by the tests below.
+#[test]
+fn journal_child_full_disk() {
+    let Ok(dir) = std::env::var(CHILD_FULL) else { return };
+    let meter = TokenMeter::builder()
+        .with_clock(ManualClock::new(start()))
+        .with_journal(JournalConfig::new(&dir).with_fsync(FsyncPolicy::Never).with_replay(false))
+        .try_build()
+        .unwrap();
+    let subscriber = tracing_subscriber::registry().with(meter.layer());
+    let _guard = tracing::subscriber::set_default(subscriber);
+    for round in 0..50u64 {
+        for n in 0..20u64 {
+            let id = format!("full-{round}-{n}-{}", "x".repeat(200));
+            drop(info_span!(
+                "chat",
+                gen_ai.request.model = "claude-sonnet-4-5",
+                gen_ai.response.id = id.as_str(),
+                input_tokens = 1_000u64,
+                output_tokens = 100u64,
+            ));
+        }
+        if std::env::var_os(CHILD_NO_FLUSH).is_some() {
+            // Let the writer take this round's records without a flush waiting for them.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while {
+                let stats = meter.journal_stats().unwrap();
+                stats.written + stats.failed_records < stats.enqueued
+            } {
+                assert!(Instant::now() < deadline, "the writer did not take the records");
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        } else {
+            let _ = meter.flush();
+        }
+        if meter.journal_stats().unwrap().failed_records > 0 {
+            break;
+        }
+    }
+    let flushed = if meter.flush().is_ok() { "ok" } else { "error" };
+    let stats = meter.journal_stats().unwrap();
+    println!("written {} failed {} flush {flushed}", stats.written, stats.failed_records);
+}
+
+/// A batch that fills the disk part way (here a file size limit: `ulimit -f`, with SIGXFSZ ignored so that the
+/// write fails with EFBIG) leaves none of its lines in the file: what replays is exactly what was written.
+#[cfg(unix)]
+#[test]
+fn a_batch_that_fills_the_disk_leaves_none_of_its_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let (written, failed, flushed) = run_full_disk_child(dir.path(), false);
+    assert!(failed > 0, "the limit was never reached");
+    assert!(flushed, "nothing failed after the last flush");
+
+    let (ids, report) = replay(dir.path());
+    assert_eq!(report.skipped_lines, 0, "{report:?}");
+    assert_eq!(ids.len() as u64, written, "replayed records are the written ones, not part of a failed batch");
+}
+
+/// A write that fails in a round no flush waits for (the application flushes only at shutdown) still fails the
+/// next flush: the records it lost were recorded before that flush.
+#[cfg(unix)]
+#[test]
+fn a_flush_after_a_failed_write_reports_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, failed, flushed) = run_full_disk_child(dir.path(), true);
+    assert!(failed > 0, "the limit was never reached");
+    assert!(!flushed, "flush() returned Ok after {failed} records were lost");
+}
+
+/// Runs `journal_child_full_disk` under a file size limit; returns its written and failed counts, and whether
+/// its last flush succeeded.
+#[cfg(unix)]
+fn run_full_disk_child(dir: &Path, no_flush: bool) -> (u64, u64, bool) {
+    let exe = std::env::current_exe().unwrap();
+    // 64 blocks of 512 bytes: a few batches of 20 lines of ~600 bytes fit, then one is cut mid-line.
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 64 && exec \"$0\" journal_child_full_disk --exact --nocapture --test-threads=1")
+        .arg(&exe)
+        .env(CHILD_FULL, dir)
+        .stderr(Stdio::null());
+    if no_flush {
+        cmd.env(CHILD_NO_FLUSH, "1");
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    // The harness prints `test journal_child_full_disk ... ` on the same line.
+    let line = stdout.lines().find_map(|l| l.split_once("written ").map(|(_, rest)| rest)).expect("the child's stats");
+    let (written, rest) = line.split_once(" failed ").unwrap();
+    let (failed, flush) = rest.split_once(" flush ").unwrap();
+    (written.parse().unwrap(), failed.parse().unwrap(), flush == "ok")
+}

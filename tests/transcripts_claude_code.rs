@@ -253,3 +253,32 @@ fn tools_of_a_session() {
     let got: Vec<(&str, u64, u64)> = tools.iter().map(|t| (t.tool.as_str(), t.uses, t.errors)).collect();
     assert_eq!(got, vec![("Read", 2, 0), ("Bash", 1, 1)]);
 }
+
+/// A resumed session copies the conversation into a new file under its own session id (same message and
+/// request ids: one call). A sidechain of the original session that replays one of those messages is a replay
+/// whichever copy is kept, the original's or the resumed session's.
+#[test]
+fn a_sidechain_replay_is_dropped_when_the_resumed_copy_of_its_message_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("projects").join("-home-dev-resumed");
+    std::fs::create_dir_all(&project).unwrap();
+    let line = |session: &str, request: &str, sidechain: bool| {
+        format!(
+            r#"{{"type":"assistant","timestamp":"2025-10-01T10:00:00Z","sessionId":"{session}","requestId":"{request}","isSidechain":{sidechain},"message":{{"id":"msg_M","model":"claude-sonnet-4-5","usage":{{"input_tokens":100,"output_tokens":10}}}}}}"#
+        ) + "\n"
+    };
+    std::fs::write(project.join("orig.jsonl"), line("orig", "req_1", false) + &line("orig", "req_2", true)).unwrap();
+    std::fs::write(project.join("resumed.jsonl"), line("resumed", "req_1", false)).unwrap();
+    let files = discover(dir.path()).unwrap();
+    assert_eq!(files.len(), 2);
+    for files in [files.clone(), files.into_iter().rev().collect()] {
+        let first = files[0].session.clone();
+        let load = TranscriptLoader::new(PriceBook::builtin()).load(&files);
+        assert_eq!(
+            (load.stats.calls, load.stats.duplicate_lines, load.stats.sidechain_replays),
+            (1, 1, 1),
+            "kept the copy of {first}: {:?}",
+            load.stats
+        );
+    }
+}

@@ -229,7 +229,8 @@ pub struct JournalStats {
     pub synced: u64,
     /// Failed writes or syncs.
     pub write_errors: u64,
-    /// Records lost to failed writes.
+    /// Records lost to failed writes. A batch whose write fails part way (a full disk) is cut off again, so
+    /// none of these records is in the journal, and none comes back on replay.
     pub failed_records: u64,
     /// Files deleted by retention.
     pub files_removed: u64,

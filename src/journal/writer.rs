@@ -92,6 +92,7 @@ impl JournalWriter {
             unsynced: 0,
             dirty: false,
             batch_error: None,
+            unflushed_error: None,
             last_sync: Instant::now(),
             last_retention: Instant::now(),
         };
@@ -198,8 +199,11 @@ struct WriterThread {
     /// Records written since the last sync.
     unsynced: u64,
     dirty: bool,
-    /// The first error of the current batch, for flush waiters.
+    /// The first error of the current round (one warning each round that fails).
     batch_error: Option<String>,
+    /// The first error since the last flush was answered, for the next flush's waiters: a round that fails
+    /// without a flush waiting must still fail the next flush, whose records it lost.
+    unflushed_error: Option<String>,
     last_sync: Instant,
     last_retention: Instant,
 }
@@ -321,12 +325,15 @@ impl WriterThread {
         if !self.waiters.is_empty() || (self.dirty && sync_due) {
             self.sync_all();
         }
-        let outcome = match self.batch_error.take() {
-            Some(e) => Err(e),
-            None => Ok(()),
-        };
-        for waiter in self.waiters.drain(..) {
-            let _ = waiter.send(outcome.clone());
+        self.batch_error = None;
+        if !self.waiters.is_empty() {
+            let outcome = match self.unflushed_error.take() {
+                Some(e) => Err(e),
+                None => Ok(()),
+            };
+            for waiter in self.waiters.drain(..) {
+                let _ = waiter.send(outcome.clone());
+            }
         }
         if self.last_retention.elapsed() >= RETENTION_EVERY {
             self.last_retention = Instant::now();
@@ -414,15 +421,20 @@ impl WriterThread {
         if first || self.batch_error.is_none() {
             tracing::warn!(target: "tokenmeter::journal", error = %message, "journal write failed");
         }
+        self.unflushed_error.get_or_insert_with(|| message.clone());
         self.batch_error.get_or_insert(message);
     }
 }
 
-/// Appends whole lines under an exclusive advisory lock, ending a torn line a dead writer left first.
+/// Appends whole lines under an exclusive advisory lock, ending a torn line a dead writer left first. A write
+/// that fails part way (a full disk, a file size limit) is cut off again, so that a failed batch leaves none of
+/// its lines behind: not a torn line, nor records counted as failed that a replay would bring back.
 fn append_locked(file: &File, bytes: &[u8]) -> std::io::Result<()> {
     file.lock()?;
+    let mut before = None;
     let result = (|| {
         let len = file.metadata()?.len();
+        before = Some(len);
         if len > 0 {
             let mut last = [0u8; 1];
             let mut reader = file;
@@ -434,6 +446,11 @@ fn append_locked(file: &File, bytes: &[u8]) -> std::io::Result<()> {
         }
         (&*file).write_all(bytes)
     })();
+    if result.is_err()
+        && let Some(len) = before
+    {
+        let _ = file.set_len(len);
+    }
     let _ = file.unlock();
     result
 }

@@ -166,14 +166,17 @@ fn resolve(files: &[TranscriptFile], parsed: &[FileCalls], prices: &PriceBook, m
         }
     }
 
-    // Pass 2: a sidechain call repeating a main-conversation message of its session is a replay.
+    // Pass 2: a sidechain call repeating a main-conversation message of its session is a replay. Every main
+    // line counts, not only the copies kept: a resumed session copies the conversation under its own session
+    // id, and when that copy is the one kept the original session still has the message its sidechains replay.
     let mut main_messages: HashMap<(&str, &str), ()> = HashMap::default();
-    for p in kept.iter().flatten() {
-        let call = raw(*p);
-        if !call.sidechain
-            && let Some(msg) = &call.message_id
-        {
-            main_messages.insert((parsed[p.file as usize].str(msg), scope_of(*p)), ());
+    for (fi, f) in parsed.iter().enumerate() {
+        for (ci, call) in f.calls.iter().enumerate() {
+            if !call.sidechain
+                && let Some(msg) = &call.message_id
+            {
+                main_messages.insert((f.str(msg), scope_of(Pick { file: fi as u32, call: ci as u32 })), ());
+            }
         }
     }
     for slot in &mut kept {

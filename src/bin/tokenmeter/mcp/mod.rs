@@ -21,7 +21,8 @@
 //!
 //! A bad argument, or a source that cannot be read, is a tool error result (`isError: true`) whose text says
 //! what is wrong and what is allowed: the agent sees it and can correct its call. Only a call to an unknown
-//! tool is a JSON-RPC error.
+//! tool, or a `tools/call` whose params are not a call (no `name`, `arguments` not an object), is a JSON-RPC
+//! error (-32602).
 
 mod answer;
 mod tool;
@@ -32,8 +33,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListToolsResult,
-    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomRequest, CustomResult, Implementation,
+    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
@@ -164,6 +165,26 @@ impl ServerHandler for TokenUsageServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         Ok(ListToolsResult::with_all_items(vec![self.tool.clone()]))
+    }
+
+    /// The SDK hands over as "custom" every request it cannot read as one it knows: a method it does not know
+    /// (-32601, as the SDK answers), but also a `tools/call` whose params do not fit (no `name`, `arguments`
+    /// that are not an object, no params). That is -32602 Invalid params (JSON-RPC 2.0, and MCP for
+    /// `tools/call`), not "method not found".
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, ErrorData> {
+        if request.method == "tools/call" {
+            let reason = match request.params_as::<CallToolRequestParams>() {
+                Err(e) => e.to_string(),
+                Ok(None) => "missing params".to_owned(),
+                Ok(Some(_)) => "unreadable params".to_owned(),
+            };
+            return Err(ErrorData::invalid_params(format!("invalid params for tools/call: {reason}"), None));
+        }
+        Err(ErrorData::new(rmcp::model::ErrorCode::METHOD_NOT_FOUND, request.method, None))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
