@@ -302,7 +302,7 @@ impl<'a> FieldVisitor<'a> {
         }
     }
 
-    /// An integer outside `u64` (a `u128` id such as a UUID's, a negative `i128`): no count or time, but a text
+    /// An integer outside `u64` (a negative one, a `u128` id such as a UUID's): no count or time, but a text
     /// field's value like any other number.
     fn wide_integer(&mut self, field: &Field, decimal: &str) {
         match self.plan.role(field) {
@@ -416,17 +416,11 @@ impl Visit for FieldVisitor<'_> {
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        let role = self.plan.role(field);
         match u64::try_from(value) {
             Ok(v) => self.record_u64(field, v),
-            Err(_) if role == Role::Other => {
-                let text = value.to_string();
-                self.other_text(field, &text)
-            }
-            Err(_) if matches!(role, Role::Token(_) | Role::TimeToFirstChunk) => self.number(role, Num::Bad),
             // A negative count or time is impossible, but a negative id is an id (a Telegram group chat as the
             // session): text fields keep it as its decimal text, as they keep positive numbers.
-            Err(_) => self.text(role, itoa::Buffer::new().format(value)),
+            Err(_) => self.wide_integer(field, itoa::Buffer::new().format(value)),
         }
     }
 
