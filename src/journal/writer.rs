@@ -91,7 +91,7 @@ impl JournalWriter {
             waiters: Vec::new(),
             unsynced: 0,
             dirty: false,
-            batch_error: None,
+            warned_this_round: false,
             unflushed_error: None,
             last_sync: Instant::now(),
             last_retention: Instant::now(),
@@ -199,8 +199,8 @@ struct WriterThread {
     /// Records written since the last sync.
     unsynced: u64,
     dirty: bool,
-    /// The first error of the current round (one warning each round that fails).
-    batch_error: Option<String>,
+    /// The current round has warned of an error (one warning each round that fails).
+    warned_this_round: bool,
     /// The first error since the last flush was answered, for the next flush's waiters: a round that fails
     /// without a flush waiting must still fail the next flush, whose records it lost.
     unflushed_error: Option<String>,
@@ -325,7 +325,7 @@ impl WriterThread {
         if !self.waiters.is_empty() || (self.dirty && sync_due) {
             self.sync_all();
         }
-        self.batch_error = None;
+        self.warned_this_round = false;
         if !self.waiters.is_empty() {
             let outcome = match self.unflushed_error.take() {
                 Some(e) => Err(e),
@@ -418,11 +418,11 @@ impl WriterThread {
 
     fn note_error(&mut self, message: String) {
         let first = self.counters.last_error.lock().replace(message.clone()).is_none();
-        if first || self.batch_error.is_none() {
+        let warned = std::mem::replace(&mut self.warned_this_round, true);
+        if first || !warned {
             tracing::warn!(target: "tokenmeter::journal", error = %message, "journal write failed");
         }
-        self.unflushed_error.get_or_insert_with(|| message.clone());
-        self.batch_error.get_or_insert(message);
+        self.unflushed_error.get_or_insert(message);
     }
 }
 
