@@ -106,6 +106,65 @@ fn a_long_lived_span_with_both_ids_splits_once_per_call() {
     assert_eq!(h.meter.capture_stats().shared_span_splits, 1);
 }
 
+#[test]
+fn a_later_call_does_not_inherit_the_earlier_calls_tier_speed_or_response_model() {
+    let h = Harness::new();
+    h.run(|| {
+        let agent = info_span!(
+            "agent loop",
+            gen_ai.request.model = "claude-sonnet-4-5",
+            gen_ai.response.model = Empty,
+            gen_ai.response.id = Empty,
+            service_tier = Empty,
+            speed = Empty,
+            input_tokens = Empty,
+            output_tokens = Empty,
+        );
+        // The first call went through the batch API and names its dated model.
+        agent.record("gen_ai.response.id", "msg_a");
+        agent.record("gen_ai.response.model", "claude-sonnet-4-5-20250929");
+        agent.record("service_tier", "batch");
+        agent.record("input_tokens", 100_000u64);
+        agent.record("output_tokens", 0u64);
+        // The second is a plain call that restates none of them.
+        agent.record("gen_ai.response.id", "msg_b");
+        agent.record("input_tokens", 100_000u64);
+        agent.record("output_tokens", 0u64);
+    });
+    let calls = h.seen.calls();
+    assert_eq!(calls.len(), 2, "{calls:#?}");
+    assert_eq!(calls[0].service_tier.as_deref(), Some("batch"));
+    assert_eq!(calls[0].model.as_deref(), Some("claude-sonnet-4-5-20250929"));
+    assert_eq!(calls[1].service_tier, None);
+    assert_eq!(calls[1].model.as_deref(), Some("claude-sonnet-4-5"));
+    // Sonnet 4.5 input: $3 per million tokens (under 200k a request), half of it in batch.
+    let usd = |i: usize| calls[i].cost.as_ref().map(|c| c.total.as_usd());
+    assert_eq!((usd(0), usd(1)), (Some(0.15), Some(0.3)));
+}
+
+#[test]
+fn what_a_long_lived_span_declares_at_creation_holds_for_each_of_its_calls() {
+    let h = Harness::new();
+    h.run(|| {
+        let agent = info_span!(
+            "agent loop",
+            gen_ai.request.model = "claude-sonnet-4-5",
+            service_tier = "batch",
+            gen_ai.request.stream = true,
+            gen_ai.response.id = Empty,
+            input_tokens = Empty,
+        );
+        for msg in ["msg_a", "msg_b", "msg_c"] {
+            agent.record("gen_ai.response.id", msg);
+            agent.record("input_tokens", 100_000u64);
+        }
+    });
+    let calls = h.seen.calls();
+    assert_eq!(calls.len(), 3, "{calls:#?}");
+    assert!(calls.iter().all(|c| c.service_tier.as_deref() == Some("batch") && c.streaming == Some(true)));
+    assert!(calls.iter().all(|c| c.cost.as_ref().map(|c| c.total.as_usd()) == Some(0.15)));
+}
+
 /// A callback that logs each call's usage with the contract's field names (a natural thing to write) must not
 /// feed that usage back into capture: not into the next call of a long-lived span, nor as stray usage events.
 #[test]

@@ -51,7 +51,7 @@ use crate::pricing::Money;
 use crate::record::{CallRecord, Dimensions, Outcome, TaskRecord, TokenUsage, ToolRecord};
 
 use fields::{CallsitePlan, DIM_COUNT, EXECUTE_TOOL, plan_for};
-use values::{CallFields, DimValues, FieldVisitor};
+use values::{CallFields, DeclaredPerCall, DimValues, FieldVisitor};
 
 /// The capture layer. Build it with [`TokenMeter::layer`](crate::TokenMeter::layer).
 ///
@@ -109,6 +109,9 @@ struct SpanState {
     closed: bool,
     /// Opened while this thread ran a meter's sinks: events inside it are read (see [`while_in_sinks`]).
     opened_in_sinks: bool,
+    /// What the span declared at creation of the fields each call may restate: where the next call on a
+    /// long-lived span starts from.
+    declared: DeclaredPerCall,
 }
 
 /// Every meter's state for one span. A span's extensions hold one value per type, and two meters' layers on
@@ -409,7 +412,7 @@ impl TokenMeterLayer {
                 let rollup = rollup(state.encloses_calls, state.encloses_usage, &finished);
                 let rejected = std::mem::take(&mut state.rejected);
                 earlier = Some((finished, state.dims.clone(), state.start, rejected, rollup, state.encloses_usage));
-                state.call.reset_per_call();
+                state.call.reset_per_call(&state.declared);
                 state.start = now;
             }
             state.call.replace_with(update);
@@ -463,6 +466,7 @@ where
             encloses_usage: false,
             closed: false,
             opened_in_sinks,
+            declared: DeclaredPerCall::default(),
         };
         // Built where it lives, then filled in place: moving a built state in would copy its ~600 bytes twice.
         let key = self.key();
@@ -476,6 +480,7 @@ where
         let mut visitor = self.visitor(plan, &mut state.call, &mut state.dims);
         attrs.record(&mut visitor);
         state.rejected = u64::from(visitor.rejected.values);
+        state.declared = DeclaredPerCall::of(&state.call);
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {

@@ -120,14 +120,42 @@ impl CallFields {
     }
 
     /// Forgets the fields that belong to one call (usage, id, timing, outcome), keeping the ones that describe
-    /// the span (model, provider, operation), for a span that carries several calls in turn.
-    pub(crate) fn reset_per_call(&mut self) {
+    /// the span (request model, provider, operation), for a span that carries several calls in turn. The
+    /// response model, service tier, speed and stream flag go back to what the span declared when it was
+    /// created: recorded later, they described the call they were recorded for (a batch call's `service_tier`
+    /// would otherwise price the next call at half price).
+    pub(crate) fn reset_per_call(&mut self, declared: &DeclaredPerCall) {
         self.tokens = RawTokens::default();
         self.response_id = None;
         self.request_id = None;
         self.ttft_us = None;
         self.error_type = None;
         self.status_error = None;
+        self.response_model.clone_from(&declared.response_model);
+        self.service_tier.clone_from(&declared.service_tier);
+        self.speed.clone_from(&declared.speed);
+        self.stream = declared.stream;
+    }
+}
+
+/// The fields a call span declares when it is created that a later call may restate for itself: each call of a
+/// long-lived span starts from these (see [`CallFields::reset_per_call`]).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DeclaredPerCall {
+    response_model: Option<Arc<str>>,
+    service_tier: Option<Arc<str>>,
+    speed: Option<Arc<str>>,
+    stream: Option<bool>,
+}
+
+impl DeclaredPerCall {
+    pub(crate) fn of(fields: &CallFields) -> Self {
+        DeclaredPerCall {
+            response_model: fields.response_model.clone(),
+            service_tier: fields.service_tier.clone(),
+            speed: fields.speed.clone(),
+            stream: fields.stream,
+        }
     }
 }
 
