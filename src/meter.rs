@@ -590,15 +590,20 @@ impl MeterInner {
             stats.rejected_values += notes.rejected_values;
             stats.shared_span_splits += u64::from(notes.split);
         }
-        if let Some(key) = &model_key {
-            self.budgets.on_call(rec, key);
-        }
+        let alerts = match &model_key {
+            Some(key) => self.budgets.on_call(rec, key),
+            None => Vec::new(),
+        };
         #[cfg(feature = "otlp")]
         if let Some(otlp) = &self.otlp {
             otlp.record_call(rec, &self.prices);
         }
         if let Some(journal) = self.journal.get() {
             journal.append(rec);
+            // After the call that caused them: a restarted meter knows these alerts were delivered.
+            for mark in alerts {
+                journal.append_alert(mark);
+            }
         }
         self.dispatch(|s| s.on_call(rec));
     }

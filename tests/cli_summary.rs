@@ -225,6 +225,19 @@ fn calls_left_out_after_now_are_counted_with_separators() {
 }
 
 #[test]
+fn a_journal_day_file_read_as_records_skips_its_budget_alert_lines_quietly() {
+    let rec = r#"{"timestamp":"2025-10-03T10:00:00Z","duration_us":5,"tokens":{"input":1,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":1,"reasoning":0},"metered":true,"outcome":{"status":"ok"},"dimensions":{}}"#;
+    let alert = r#"{"v":1,"budget_alert":{"budget":"monthly","alert":{"event":"threshold_crossed","percent":50},"unit":"usd","limit_units":10,"period_start":"2025-10-01T00:00:00Z","at":"2025-10-03T10:00:00Z"}}"#;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tokenmeter-2025-10-03.jsonl");
+    std::fs::write(&file, format!("{{\"v\":1,\"call\":{rec}}}\n{alert}\n")).unwrap();
+    let out = run(&["--records", file.to_str().unwrap(), "--now", NOW, "summary", "--format", "json"]);
+    let json = out.json();
+    assert_eq!(json["source"]["calls"], 1, "{json}");
+    assert_eq!(json["source"]["skipped_lines"], 0, "{json}");
+}
+
+#[test]
 fn run_rate_of_a_window_reaching_past_now_counts_its_elapsed_part() {
     // On 2025-10-04 the month's window holds 3 days of spend, not 31: its run-rate is the one of those days.
     let all = cc(&["summary", "--format", "json"]).json();

@@ -101,6 +101,123 @@ fn a_restarted_meter_reports_the_same_month_to_date_spend() {
     assert_eq!(thresholds(&alerts_after), [75]);
 }
 
+fn budget_of(limit_usd: f64, alerts: &Alerts) -> impl FnOnce(TokenMeterBuilder) -> TokenMeterBuilder {
+    let sink = alerts.clone();
+    move |b| {
+        b.with_budget(Budget::new("monthly", BudgetLimit::usd(limit_usd).unwrap()))
+            .with_budget_alert_callback(move |a| sink.lock().push(a.clone()))
+    }
+}
+
+#[test]
+fn the_journal_keeps_which_alerts_were_delivered_and_reading_it_back_skips_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(utc(2026, 3, 14, 9, 0));
+    let alerts: Alerts = Arc::default();
+    let before = meter(dir.path(), &clock, budget_of(10.0, &alerts));
+    spend(&before, 5_500_000);
+    assert_eq!(thresholds(&alerts), [50]);
+    before.flush().unwrap();
+    drop(before);
+    let text = std::fs::read_to_string(journal_file(dir.path(), "2026-03-14")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    // The call, its 50% alert and the projection's (at this rate, $12 by the end of March).
+    assert_eq!(lines.len(), 3, "{text}");
+    let alert: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
+    assert_eq!(alert["v"], 1);
+    assert_eq!(alert["budget_alert"]["budget"], "monthly");
+    assert_eq!(alert["budget_alert"]["alert"], serde_json::json!({"event": "threshold_crossed", "percent": 50}));
+    assert_eq!(alert["budget_alert"]["period_start"], "2026-03-01T00:00:00Z");
+    // Reading the journal without a meter sees the call only.
+    let mut calls = 0;
+    let report = tokenmeter::journal::read(dir.path(), |_| calls += 1).unwrap();
+    assert_eq!((calls, report.records, report.budget_alerts, report.skipped_lines), (1, 1, 2, 0));
+}
+
+#[test]
+fn a_limit_lowered_across_a_restart_alerts_at_its_new_thresholds() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(utc(2026, 3, 14, 9, 0));
+    let alerts: Alerts = Arc::default();
+    let before = meter(dir.path(), &clock, budget_of(10.0, &alerts));
+    spend(&before, 5_500_000); // 55% of $10
+    assert_eq!(thresholds(&alerts), [50]);
+    before.flush().unwrap();
+    drop(before);
+
+    // Restarted with $6: the same $5.50 is 92% of it. Those thresholds were never alerted.
+    let after_alerts: Alerts = Arc::default();
+    let after = meter(dir.path(), &clock, budget_of(6.0, &after_alerts));
+    assert!(after_alerts.lock().is_empty(), "nothing fires while replaying");
+    assert_eq!(after.budget_status()[0].thresholds_crossed, [50, 75, 90]);
+    spend(&after, 100_000); // $5.60
+    assert_eq!(thresholds(&after_alerts), [50, 75, 90]);
+    spend(&after, 500_000); // $6.10
+    assert_eq!(thresholds(&after_alerts), [50, 75, 90, 100]);
+}
+
+#[test]
+fn a_budget_added_at_a_restart_alerts_at_the_thresholds_spend_already_passed() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(utc(2026, 3, 14, 9, 0));
+    let before = meter(dir.path(), &clock, |b| b);
+    spend(&before, 8_000_000);
+    before.flush().unwrap();
+    drop(before);
+
+    let alerts: Alerts = Arc::default();
+    let after = meter(dir.path(), &clock, budget_of(10.0, &alerts));
+    spend(&after, 100_000); // $8.10 of $10
+    assert_eq!(thresholds(&alerts), [50, 75]);
+    after.flush().unwrap();
+    drop(after);
+
+    // Delivered once: the next restart remembers both.
+    let again: Alerts = Arc::default();
+    let third = meter(dir.path(), &clock, budget_of(10.0, &again));
+    spend(&third, 100_000);
+    assert!(again.lock().is_empty(), "{:?}", again.lock());
+    // 50%, 75% and the projected overrun.
+    assert_eq!(third.journal_stats().unwrap().replay.budget_alerts, 3);
+}
+
+#[test]
+fn a_rolling_budget_remembers_its_alerts_inside_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(utc(2026, 3, 14, 9, 0));
+    let rolling = |alerts: &Alerts| {
+        let sink = alerts.clone();
+        move |b: TokenMeterBuilder| {
+            b.with_budget(
+                Budget::new("hourly", BudgetLimit::usd(10.0).unwrap())
+                    .with_period(BudgetPeriod::Rolling(Duration::from_secs(3_600))),
+            )
+            .with_budget_alert_callback(move |a| sink.lock().push(a.clone()))
+        }
+    };
+    let alerts: Alerts = Arc::default();
+    let before = meter(dir.path(), &clock, rolling(&alerts));
+    spend(&before, 6_000_000);
+    assert_eq!(thresholds(&alerts), [50]);
+    before.flush().unwrap();
+    drop(before);
+
+    // Half an hour later the call is still in the window: its alert is not delivered again.
+    clock.set(utc(2026, 3, 14, 9, 30));
+    let again: Alerts = Arc::default();
+    let after = meter(dir.path(), &clock, rolling(&again));
+    spend(&after, 100_000);
+    assert!(again.lock().is_empty(), "{:?}", again.lock());
+    drop(after);
+
+    // Past the window the spend is gone, and so is the alert: reaching 50% again alerts again.
+    clock.set(utc(2026, 3, 14, 11, 0));
+    let later: Alerts = Arc::default();
+    let third = meter(dir.path(), &clock, rolling(&later));
+    spend(&third, 6_000_000);
+    assert_eq!(thresholds(&later), [50]);
+}
+
 #[test]
 fn a_replayed_call_stamped_after_the_clock_counts_now_not_in_a_later_period() {
     let daily = |b: TokenMeterBuilder| {

@@ -54,8 +54,10 @@
 //! `tracing` event with target `tokenmeter::budget` (WARN, ERROR at 100% and above), to callbacks
 //! ([`TokenMeterBuilder::with_budget_alert_callback`](crate::TokenMeterBuilder::with_budget_alert_callback),
 //! run on the recording thread), and to the webhook when the `webhook` feature is on (off the recording
-//! thread). When the meter replays its journal at start, thresholds crossed before the restart are marked
-//! crossed again without firing a second time.
+//! thread). With a journal, each alert delivered is journaled too: when the meter replays its journal at
+//! start, spend comes back, nothing fires, and the alerts the journal holds for the current period are not
+//! delivered again. A threshold spend reached before the restart that was never alerted (the limit was
+//! lowered, the budget is new) fires with the next call under the budget.
 //!
 //! # Enforcement
 //!
@@ -111,7 +113,7 @@ pub use file::{load_budgets_file, parse_budgets_toml};
 #[cfg(feature = "webhook")]
 pub use webhook::WebhookConfig;
 
-pub(crate) use tracker::{BudgetSetup, BudgetTracker};
+pub(crate) use tracker::{AlertMark, BudgetSetup, BudgetTracker};
 
 use crate::pricing::{Money, normalize_model_id};
 use crate::record::Dimensions;

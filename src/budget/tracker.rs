@@ -1,9 +1,11 @@
 //! The meter's budget state: one account per budget, fed by every finished call.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
 use super::alert::{AlertCallback, AlertKind, AlertRouter, BudgetAlert};
@@ -83,8 +85,12 @@ struct Account {
     spent: u128,
     calls: u64,
     unpriced: u64,
-    /// Bit `i` set: threshold `i` fired this period.
+    /// Bit `i` set: spend reached threshold `i` this period.
     crossed: u64,
+    /// Bit `i` set: threshold `i`'s alert fired this period (here, or before a restart, as the journal says).
+    /// Replayed spend sets `crossed` only: a threshold reached but never alerted (the limit was lowered, the
+    /// budget is new) fires with the next call.
+    alerted: u64,
     projected_alerted: bool,
     rolling: Option<Box<RollingBuckets>>,
 }
@@ -131,6 +137,7 @@ impl BudgetSlot {
                 calls: 0,
                 unpriced: 0,
                 crossed: 0,
+                alerted: 0,
                 projected_alerted: false,
                 rolling,
             }),
@@ -178,6 +185,7 @@ impl BudgetSlot {
                 acct.calls = 0;
                 acct.unpriced = 0;
                 acct.crossed = 0;
+                acct.alerted = 0;
                 acct.projected_alerted = false;
                 true
             }
@@ -267,6 +275,7 @@ impl BudgetSlot {
         for (k, threshold) in self.threshold_units.iter().enumerate() {
             if spent < *threshold {
                 acct.crossed &= !(1u64 << k);
+                acct.alerted &= !(1u64 << k);
             }
         }
     }
@@ -318,6 +327,33 @@ impl BudgetSlot {
     }
 }
 
+/// What the journal keeps of a delivered alert: enough to know, after a restart, that it need not fire again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct AlertMark {
+    pub(crate) budget: Arc<str>,
+    pub(crate) alert: AlertKind,
+    pub(crate) unit: BudgetUnit,
+    /// The limit in accounting units (pico-USD or tokens) when it fired.
+    pub(crate) limit_units: u128,
+    /// Start of the period it fired in (a rolling budget's window start).
+    pub(crate) period_start: DateTime<Utc>,
+    /// When the call that caused it ended.
+    pub(crate) at: DateTime<Utc>,
+}
+
+impl AlertMark {
+    fn of(alert: &BudgetAlert, slot: &BudgetSlot) -> Self {
+        AlertMark {
+            budget: alert.budget.clone(),
+            alert: alert.kind,
+            unit: slot.unit,
+            limit_units: slot.limit,
+            period_start: alert.period_start,
+            at: alert.at,
+        }
+    }
+}
+
 /// `percent`% of `limit`, rounded up: a threshold is reached only when spend is at least that share.
 fn percent_of(limit: u128, percent: u32) -> u128 {
     limit.saturating_mul(u128::from(percent)).div_ceil(100)
@@ -344,21 +380,57 @@ impl BudgetTracker {
 
     /// Accounts a finished call and delivers any alerts it causes. `model_key` is the meter's key for the
     /// call's model (the canonical id when priced).
-    pub(crate) fn on_call(&self, record: &CallRecord, model_key: &str) {
-        self.account(record, model_key, ended_at(record), true);
+    ///
+    /// Returns what the journal keeps of each alert delivered (empty, without allocating, when none was), so
+    /// that a restarted meter does not deliver it again.
+    pub(crate) fn on_call(&self, record: &CallRecord, model_key: &str) -> Vec<AlertMark> {
+        self.account(record, model_key, ended_at(record), true)
     }
 
-    /// Accounts a call replayed from the journal: thresholds it crosses are marked, never fired again. A call
-    /// that ended after `now` (written by a process whose clock runs ahead) counts at `now`, as the ledger
-    /// counts it: in its own, later period it would move the budget past the clock, and the calls made until
-    /// the clock got there would not count.
+    /// Accounts a call replayed from the journal: the thresholds it reaches are marked reached, and nothing
+    /// fires. Whether their alerts fired before the restart is the journal's alert lines' to say
+    /// ([`replay_alerts`](Self::replay_alerts)); one that did not fires with the next call. A call that ended
+    /// after `now` (written by a process whose clock runs ahead) counts at `now`, as the ledger counts it: in
+    /// its own, later period it would move the budget past the clock, and the calls made until the clock got
+    /// there would not count.
     pub(crate) fn replay_call(&self, record: &CallRecord, model_key: &str, now: DateTime<Utc>) {
         self.account(record, model_key, ended_at(record).min(to_nanos(now)), false);
     }
 
-    fn account(&self, record: &CallRecord, model_key: &str, at: i64, live: bool) {
+    /// Marks the alerts the journal says were delivered before a restart, after its calls were replayed: each
+    /// applies to a budget of the same name, unit and limit, in the same period (for a rolling budget, an alert
+    /// inside the window whose threshold spend still reaches). Others are ignored: a budget whose limit changed
+    /// alerts again at its new thresholds.
+    pub(crate) fn replay_alerts(&self, marks: &[AlertMark], now: DateTime<Utc>) {
+        let now = to_nanos(now);
+        for mark in marks {
+            let Some(slot) = self.slots.iter().find(|s| s.budget.name == mark.budget) else { continue };
+            if slot.unit != mark.unit || slot.limit != mark.limit_units {
+                continue;
+            }
+            let mut acct = slot.account.lock();
+            let current = match &acct.rolling {
+                Some(buckets) => to_nanos(mark.at) >= buckets.window_start(now),
+                None => acct.period.is_some_and(|(start, _)| start == to_nanos(mark.period_start)),
+            };
+            if !current {
+                continue;
+            }
+            match mark.alert {
+                AlertKind::ThresholdCrossed { percent } => {
+                    if let Some(k) = slot.budget.thresholds.iter().position(|p| *p == percent) {
+                        acct.alerted |= 1u64 << k;
+                    }
+                }
+                AlertKind::ProjectedOverrun => acct.projected_alerted = true,
+            }
+            slot.rearm(&mut acct, now);
+        }
+    }
+
+    fn account(&self, record: &CallRecord, model_key: &str, at: i64, live: bool) -> Vec<AlertMark> {
         if self.slots.is_empty() {
-            return;
+            return Vec::new();
         }
         let mut pending: SmallVec<[Pending; 2]> = SmallVec::new();
         for (i, slot) in self.slots.iter().enumerate() {
@@ -388,11 +460,19 @@ impl BudgetTracker {
                 Some(buckets) => buckets.sum(at).units,
                 None => acct.spent,
             };
+            if !live {
+                for (k, threshold) in slot.threshold_units.iter().enumerate() {
+                    if spent >= *threshold {
+                        acct.crossed |= 1u64 << k;
+                    }
+                }
+                continue;
+            }
             let newly_crossed = slot
                 .threshold_units
                 .iter()
                 .enumerate()
-                .any(|(k, threshold)| spent >= *threshold && acct.crossed & (1u64 << k) == 0);
+                .any(|(k, threshold)| spent >= *threshold && acct.alerted & (1u64 << k) == 0);
             let may_overrun = acct.rolling.is_none() && !acct.projected_alerted && spent < slot.limit;
             let alert_due = newly_crossed || (may_overrun && slot.projects_over(acct, at));
             if !alert_due {
@@ -401,8 +481,9 @@ impl BudgetTracker {
             let snap = slot.snapshot(acct, at);
             for (k, threshold) in slot.threshold_units.iter().enumerate() {
                 let bit = 1u64 << k;
-                if snap.spent >= *threshold && acct.crossed & bit == 0 {
+                if snap.spent >= *threshold && acct.alerted & bit == 0 {
                     acct.crossed |= bit;
+                    acct.alerted |= bit;
                     let percent = slot.budget.thresholds[k];
                     pending.push(Pending { slot: i, kind: AlertKind::ThresholdCrossed { percent }, snapshot: snap });
                 }
@@ -413,11 +494,13 @@ impl BudgetTracker {
                 pending.push(Pending { slot: i, kind: AlertKind::ProjectedOverrun, snapshot: snap });
             }
         }
-        if live {
-            for p in pending {
-                self.alerts.deliver(self.slots[p.slot].alert(p.kind, p.snapshot));
-            }
+        let mut marks = Vec::new();
+        for p in pending {
+            let alert = self.slots[p.slot].alert(p.kind, p.snapshot);
+            marks.push(AlertMark::of(&alert, &self.slots[p.slot]));
+            self.alerts.deliver(alert);
         }
+        marks
     }
 
     /// Every budget's state at `now` (Unix nanoseconds), in configuration order.

@@ -10,8 +10,10 @@
 //! ```
 //!
 //! `v` is the schema version ([`SCHEMA_VERSION`]) and `call` a [`CallRecord`] as serde writes it: tokens,
-//! cost, model, dimensions, timing and outcome, never prompt or response text. Lines of a newer version are
-//! skipped (and reported) by older readers.
+//! cost, model, dimensions, timing and outcome, never prompt or response text. A line
+//! `{"v":1,"budget_alert":{…}}` after a call says a budget alert was delivered for it (budget name, kind,
+//! unit, limit, period start, time), so that a restarted meter does not deliver it again. Lines of a newer
+//! version are skipped (and reported) by older readers.
 //!
 //! # Writing
 //!
@@ -40,7 +42,8 @@
 //!
 //! [`TokenMeterBuilder::build`](crate::TokenMeterBuilder::build) replays every journal file before it returns:
 //! each record goes back into the meter's model totals, into the budgets (their current periods and crossed
-//! thresholds come back; alerts do not fire again) and to [`RecordSink::on_replayed_call`](crate::RecordSink::on_replayed_call).
+//! thresholds come back; nothing fires, and the alerts the journal's `budget_alert` lines say were delivered
+//! are not delivered again: see README "The journal") and to [`RecordSink::on_replayed_call`](crate::RecordSink::on_replayed_call).
 //! A record that ended after the meter's clock counts in the budgets' current period.
 //! A line that cannot be read (a torn last line after a crash, a corrupt line, a newer schema) is skipped and
 //! reported in [`JournalStats::replay`] and as a WARN event with target `tokenmeter::journal`; it is never
@@ -72,6 +75,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub(crate) use writer::JournalWriter;
+
+use replay::Replayed;
 
 use crate::meter::{TokenMeter, TokenMeterBuilder};
 use crate::record::CallRecord;
@@ -204,6 +209,9 @@ pub struct ReplayReport {
     pub files: u64,
     /// Records replayed.
     pub records: u64,
+    /// Budget alert lines read: alerts delivered before the restart, not delivered again.
+    #[serde(default)]
+    pub budget_alerts: u64,
     /// Lines skipped.
     pub skipped_lines: u64,
     /// The first [`MAX_REPORTED_SKIPS`](ReplayReport::MAX_REPORTED_SKIPS) skipped lines, in file order.
@@ -234,6 +242,10 @@ pub struct JournalStats {
     pub failed_records: u64,
     /// Files deleted by retention.
     pub files_removed: u64,
+    /// Budget alert lines dropped because the queue was full: after a restart, those alerts are delivered
+    /// again.
+    #[serde(default)]
+    pub alerts_dropped: u64,
     /// The last write error, if any.
     pub last_error: Option<String>,
     /// What replay found at start.
@@ -307,8 +319,12 @@ impl TokenMeter {
 /// # std::fs::remove_dir_all(&dir).ok();
 /// # Ok::<(), std::io::Error>(())
 /// ```
-pub fn read(dir: impl AsRef<Path>, each: impl FnMut(CallRecord)) -> std::io::Result<ReplayReport> {
-    replay::replay(dir.as_ref(), each)
+pub fn read(dir: impl AsRef<Path>, mut each: impl FnMut(CallRecord)) -> std::io::Result<ReplayReport> {
+    replay::replay(dir.as_ref(), |line| {
+        if let Replayed::Call(record) = line {
+            each(record);
+        }
+    })
 }
 
 /// Opens the journal for a just-built meter: applies retention, replays the files into the meter, then starts
@@ -336,7 +352,15 @@ pub(crate) fn attach(meter: &TokenMeter, config: JournalConfig) -> Result<(), Jo
     let now = meter.inner.clock.now();
     let files_removed = files::enforce_retention(&dir, now, config.max_age, config.max_total_bytes).map_err(io)?;
     let report = if config.replay {
-        replay::replay(&dir, |record| meter.inner.replay_call(&record)).map_err(io)?
+        // Alerts are marked once every call is back: a budget's period is the one its last call put it in.
+        let mut alerts = Vec::new();
+        let report = replay::replay(&dir, |line| match line {
+            Replayed::Call(record) => meter.inner.replay_call(&record),
+            Replayed::Alert(mark) => alerts.push(mark),
+        })
+        .map_err(io)?;
+        meter.inner.budgets.replay_alerts(&alerts, now);
+        report
     } else {
         ReplayReport::default()
     };

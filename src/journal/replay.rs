@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::files;
 use super::{ReplayReport, SCHEMA_VERSION, SkipReason, SkippedLine};
+use crate::budget::AlertMark;
 use crate::record::CallRecord;
 
 /// How long replay waits for a writer's lock on a file.
@@ -20,6 +21,17 @@ struct Line {
     v: u32,
     #[serde(default)]
     call: Option<CallRecord>,
+    #[serde(default)]
+    budget_alert: Option<AlertMark>,
+}
+
+/// One journal line read back.
+// Each is built once and moved into the caller's closure: boxing the record would add an allocation per line.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Replayed {
+    Call(CallRecord),
+    /// A budget alert delivered by the process that wrote the journal.
+    Alert(AlertMark),
 }
 
 #[derive(Deserialize)]
@@ -29,7 +41,7 @@ struct VersionOnly {
 
 /// Reads every journal file in `dir`, oldest first, handing each record to `each`. Only listing the
 /// directory can fail; unreadable files and lines are skipped and reported.
-pub(super) fn replay(dir: &Path, mut each: impl FnMut(CallRecord)) -> std::io::Result<ReplayReport> {
+pub(super) fn replay(dir: &Path, mut each: impl FnMut(Replayed)) -> std::io::Result<ReplayReport> {
     let mut report = ReplayReport::default();
     for file in files::list(dir)? {
         report.files += 1;
@@ -47,7 +59,7 @@ fn skip(report: &mut ReplayReport, path: &Path, line: u64, reason: SkipReason) {
     }
 }
 
-fn replay_file(path: &Path, report: &mut ReplayReport, each: &mut impl FnMut(CallRecord)) -> std::io::Result<()> {
+fn replay_file(path: &Path, report: &mut ReplayReport, each: &mut impl FnMut(Replayed)) -> std::io::Result<()> {
     let file = File::open(path)?;
     // Writers hold the exclusive lock for a whole batch, so the length seen under the shared lock ends at a
     // batch boundary: a line still being written by a live process is not mistaken for a torn one. A lock
@@ -84,10 +96,19 @@ fn replay_file(path: &Path, report: &mut ReplayReport, each: &mut impl FnMut(Cal
             }
             Ok(Line { call: Some(record), .. }) => {
                 report.records += 1;
-                each(record);
+                each(Replayed::Call(record));
             }
-            Ok(Line { call: None, .. }) => {
-                skip(report, path, line_no, SkipReason::Corrupt { message: "no `call` in the line".into() });
+            Ok(Line { call: None, budget_alert: Some(mark), .. }) => {
+                report.budget_alerts += 1;
+                each(Replayed::Alert(mark));
+            }
+            Ok(Line { call: None, budget_alert: None, .. }) => {
+                skip(
+                    report,
+                    path,
+                    line_no,
+                    SkipReason::Corrupt { message: "neither `call` nor `budget_alert` in the line".into() },
+                );
             }
             Err(e) => {
                 let reason = match serde_json::from_slice::<VersionOnly>(text) {

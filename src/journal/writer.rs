@@ -14,6 +14,7 @@ use parking_lot::Mutex;
 
 use super::line::QueuedCall;
 use super::{FsyncPolicy, JournalConfig, JournalError, JournalStats, ReplayReport, SCHEMA_VERSION, files};
+use crate::budget::AlertMark;
 use crate::clock::Clock;
 use crate::record::CallRecord;
 
@@ -35,6 +36,7 @@ const RETENTION_EVERY: Duration = Duration::from_secs(3_600);
 #[allow(clippy::large_enum_variant)]
 enum Command {
     Call(QueuedCall),
+    Alert(AlertMark),
     Flush(SyncSender<Result<(), String>>),
 }
 
@@ -49,6 +51,8 @@ struct Counters {
     write_errors: AtomicU64,
     failed_records: AtomicU64,
     files_removed: AtomicU64,
+    /// Alert lines dropped because the queue was full.
+    alerts_dropped: AtomicU64,
     /// Times the recording side (or a flush, or drop) unparked the writer.
     wakes: AtomicU64,
     last_error: Mutex<Option<String>>,
@@ -135,6 +139,16 @@ impl JournalWriter {
         }
     }
 
+    /// Queues a line saying a budget alert was delivered; never blocks. A full queue drops it, and a restarted
+    /// meter delivers that alert again (at least once, never lost).
+    pub(crate) fn append_alert(&self, mark: AlertMark) {
+        if let Some(tx) = &self.tx
+            && tx.try_send(Command::Alert(mark)).is_err()
+        {
+            self.counters.alerts_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     pub(super) fn flush(&self) -> Result<(), JournalError> {
         let tx = self.tx.as_ref().ok_or(JournalError::Stopped)?;
         let (reply_tx, reply_rx) = sync_channel(1);
@@ -164,6 +178,7 @@ impl JournalWriter {
             write_errors: c.write_errors.load(Ordering::Relaxed),
             failed_records: c.failed_records.load(Ordering::Relaxed),
             files_removed: c.files_removed.load(Ordering::Relaxed),
+            alerts_dropped: c.alerts_dropped.load(Ordering::Relaxed),
             last_error: c.last_error.lock().clone(),
             replay: self.replay.clone(),
         }
@@ -186,6 +201,8 @@ struct DayBatch {
     day: NaiveDate,
     bytes: Vec<u8>,
     records: u64,
+    /// Budget alert lines (not records).
+    alerts: u64,
 }
 
 struct WriterThread {
@@ -271,19 +288,25 @@ impl WriterThread {
     fn take(&mut self, command: Command) -> bool {
         match command {
             Command::Call(record) => {
-                let day = record.day();
-                let idx = match self.batch.iter().position(|b| b.day == day) {
-                    Some(i) => i,
-                    None => {
-                        self.batch.push(DayBatch { day, bytes: Vec::with_capacity(4096), records: 0 });
-                        self.batch.len() - 1
-                    }
-                };
-                let batch = &mut self.batch[idx];
+                let batch = self.day_batch(record.day());
                 record.write_json(SCHEMA_VERSION, &mut batch.bytes);
                 batch.bytes.push(b'\n');
                 batch.records += 1;
                 true
+            }
+            Command::Alert(mark) => {
+                let batch = self.day_batch(mark.at.date_naive());
+                #[derive(serde::Serialize)]
+                struct Line<'a> {
+                    v: u32,
+                    budget_alert: &'a AlertMark,
+                }
+                // Serializing these plain values cannot fail; a failure would only lose this line.
+                if serde_json::to_writer(&mut batch.bytes, &Line { v: SCHEMA_VERSION, budget_alert: &mark }).is_ok() {
+                    batch.bytes.push(b'\n');
+                    batch.alerts += 1;
+                }
+                false
             }
             Command::Flush(reply) => {
                 self.waiters.push(reply);
@@ -292,10 +315,22 @@ impl WriterThread {
         }
     }
 
+    /// The batch of lines for day file `day`.
+    fn day_batch(&mut self, day: NaiveDate) -> &mut DayBatch {
+        let idx = match self.batch.iter().position(|b| b.day == day) {
+            Some(i) => i,
+            None => {
+                self.batch.push(DayBatch { day, bytes: Vec::with_capacity(4096), records: 0, alerts: 0 });
+                self.batch.len() - 1
+            }
+        };
+        &mut self.batch[idx]
+    }
+
     /// Writes the pending lines, one locked append per day file.
     fn write_batch(&mut self) {
         for batch in std::mem::take(&mut self.batch) {
-            if batch.records == 0 {
+            if batch.records == 0 && batch.alerts == 0 {
                 continue;
             }
             let path = files::path_for(&self.dir, batch.day);

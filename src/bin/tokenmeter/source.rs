@@ -370,6 +370,14 @@ struct JournalLine {
     call: CallRecord,
 }
 
+/// A journal line recording a delivered budget alert: `{"v":1,"budget_alert":{…}}`.
+#[derive(Deserialize)]
+struct JournalAlertLine {
+    v: u32,
+    #[serde(rename = "budget_alert")]
+    _budget_alert: serde::de::IgnoredAny,
+}
+
 /// Just a journal line's version.
 #[derive(Deserialize)]
 struct VersionOnly {
@@ -404,6 +412,12 @@ fn parse_records(path: &Path, bytes: &[u8], out: &mut Vec<CallRecord>, info: &mu
         let line_no = i as u64 + 1;
         let line = line.trim_ascii();
         if line.is_empty() {
+            continue;
+        }
+        // A journal's budget alert line (an alert the application delivered) holds no call.
+        if memchr::memmem::find(line, b"\"budget_alert\"").is_some()
+            && serde_json::from_slice::<JournalAlertLine>(line).is_ok_and(|l| l.v <= JOURNAL_SCHEMA)
+        {
             continue;
         }
         // A journal line wraps the record in `call` (and a record has no such field); a bare record is tried
