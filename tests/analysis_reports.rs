@@ -274,6 +274,17 @@ fn time_of_day_in_zone() {
 }
 
 #[test]
+fn time_of_day_of_a_window_older_than_the_hourly_totals_is_empty_at_its_end() {
+    let rig = Rig::new(t0());
+    rig.add(Call::new(t0() - chrono::Duration::days(55), SONNET).io(1_000, 0));
+    let (from, to) = (t0() - chrono::Duration::days(60), t0() - chrono::Duration::days(50));
+    let r = rig.ledger.time_of_day(Window::range(from, to)).unwrap();
+    assert_eq!((r.window.from, r.window.to), (to, to));
+    assert!(r.hours.iter().all(|h| h.calls == 0 && h.tokens == 0));
+    assert_eq!((r.peak_hour, r.low_hour), (None, None));
+}
+
+#[test]
 fn anomalies_name_the_spike() {
     // Seven quiet days of 10 calls, then a day with 40 calls, 30 of them from agent "spiky".
     let start = at(2026, 3, 1, 10, 0, 0);

@@ -180,6 +180,10 @@ fn time_of_day_says_when_it_covers_less_than_the_report() {
     let v = cli_support::run(&[&args[..], &["--since", "2025-08-01", "--format", "json"]].concat()).json();
     let from = v["time_of_day"]["window"]["from"].as_str().unwrap().to_owned();
     assert!(from.starts_with("2025-08-2") || from.starts_with("2025-08-3"), "{from}");
+    // A window that ended before them has no hours at all.
+    let old = [&args[..], &["--since", "2025-08-01", "--until", "2025-08-05"]].concat();
+    let md = cli_support::run(&old).ok().to_owned();
+    assert!(md.contains("## Time of day (UTC: hourly totals are kept 35 days, none for this window)\n"), "{md}");
     // Within 35 days, the heading is the zone alone.
     let md = cc(&["report", "--type", "detailed"]).ok().to_owned();
     assert!(md.contains("## Time of day (UTC)\n"), "{md}");

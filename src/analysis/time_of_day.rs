@@ -28,7 +28,8 @@ pub struct HourOfDay {
 /// When in the day tokens are spent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimeOfDayReport {
-    /// The window (its start is no earlier than 35 days back: hourly totals are kept that long).
+    /// The window (its start is no earlier than 35 days back: hourly totals are kept that long; a window that
+    /// ended before that is empty, `from` = `to`).
     pub window: WindowBounds,
     /// The time zone of the hours.
     pub time_zone: String,
@@ -46,9 +47,10 @@ impl Ledger {
         self.read(|store, now| {
             let tz = store.tz;
             let (from, to) = window.bounds(store, now)?;
-            let from = from.max(calendar::hour_start(tz, now - HOURLY_TOTALS_SPAN));
+            // A window that ended before the hourly totals begin covers nothing: it is empty at its end.
+            let from = from.max(calendar::hour_start(tz, now - HOURLY_TOTALS_SPAN)).min(to);
             let mut hours = [Core::default(); 24];
-            for (t, a) in store.hourly.range(from..to.max(from)) {
+            for (t, a) in store.hourly.range(from..to) {
                 hours[calendar::hour_of_day(tz, *t) as usize].add(&a.core);
             }
             let total: u64 = hours.iter().map(|c| c.tokens.total()).sum();

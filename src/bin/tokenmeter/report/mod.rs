@@ -353,7 +353,9 @@ impl Report<'_> {
     pub(crate) fn time_of_day_table(&self) -> Option<(String, Table)> {
         let t = self.time_of_day.as_ref()?;
         let mut label = t.time_zone.clone();
-        if t.window.from > self.summary.window.from {
+        if t.window.from >= t.window.to {
+            label = format!("{label}: hourly totals are kept 35 days, none for this window");
+        } else if t.window.from > self.summary.window.from {
             label = format!("{label}, from {}: hourly totals are kept 35 days", self.datetime(t.window.from));
         }
         let rows = t
