@@ -35,6 +35,10 @@ pub trait RecordSink: Send + Sync + 'static {
     /// A call replayed from the journal when the meter was built (see [`crate::journal`]); not called for
     /// live calls. Sinks that keep history (windows, reports) rebuild it here.
     fn on_replayed_call(&self, _record: &CallRecord) {}
+    /// A task replayed from the journal when the meter was built; not called for live tasks.
+    fn on_replayed_task(&self, _record: &TaskRecord) {}
+    /// A tool execution replayed from the journal when the meter was built; not called for live ones.
+    fn on_replayed_tool(&self, _record: &ToolRecord) {}
 }
 
 struct CallbackSink<F>(F);
@@ -493,6 +497,17 @@ const MAX_RESOLVED_PER_SHARD: usize = 1024;
 const MAX_MODELS_PER_SHARD: usize = 512;
 
 impl Shard {
+    /// Adds one tool execution to the per-tool totals (past the cap, to `(other)`).
+    fn add_tool(&mut self, record: &ToolRecord) {
+        let known = self.tools.contains_key(&record.tool);
+        let key =
+            if !known && self.tools.len() >= MAX_MODELS_PER_SHARD { Arc::from("(other)") } else { record.tool.clone() };
+        let t = self.tools.entry(key.clone()).or_insert_with(|| ToolUsage { tool: key, ..Default::default() });
+        t.invocations += 1;
+        t.errors += u64::from(record.outcome.is_error());
+        t.total_duration_us = t.total_duration_us.saturating_add(record.duration_us);
+    }
+
     /// The slot a call on `model` adds to: a hash lookup of the id as reported; on first sight, a price-book
     /// resolution (dated and provider-specific ids of one model share the canonical id's slot).
     fn model_slot(&mut self, model: Option<&str>, prices: &PriceBook) -> usize {
@@ -634,7 +649,16 @@ impl MeterInner {
         if let Some(otlp) = &self.otlp {
             otlp.record_task(&record);
         }
+        if let Some(journal) = self.journal.get() {
+            journal.append_task(&record);
+        }
         self.dispatch(|s| s.on_task(&record));
+    }
+
+    /// Hands a task replayed from the journal to the sinks' `on_replayed_task` (no capture stats, not exported
+    /// or journaled again).
+    pub(crate) fn replay_task(&self, record: &TaskRecord) {
+        self.dispatch(|s| s.on_replayed_task(record));
     }
 
     pub(crate) fn finish_tool(&self, record: ToolRecord, rejected_values: u64) {
@@ -642,22 +666,23 @@ impl MeterInner {
             let mut shard = self.shard().lock();
             shard.stats.tool_calls += 1;
             shard.stats.rejected_values += rejected_values;
-            let known = shard.tools.contains_key(&record.tool);
-            let key = if !known && shard.tools.len() >= MAX_MODELS_PER_SHARD {
-                Arc::from("(other)")
-            } else {
-                record.tool.clone()
-            };
-            let t = shard.tools.entry(key.clone()).or_insert_with(|| ToolUsage { tool: key, ..Default::default() });
-            t.invocations += 1;
-            t.errors += u64::from(record.outcome.is_error());
-            t.total_duration_us = t.total_duration_us.saturating_add(record.duration_us);
+            shard.add_tool(&record);
         }
         #[cfg(feature = "otlp")]
         if let Some(otlp) = &self.otlp {
             otlp.record_tool(&record);
         }
+        if let Some(journal) = self.journal.get() {
+            journal.append_tool(&record);
+        }
         self.dispatch(|s| s.on_tool(&record));
+    }
+
+    /// Adds a tool execution replayed from the journal back into the per-tool totals (no capture stats, not
+    /// exported or journaled again) and hands it to the sinks' `on_replayed_tool`.
+    pub(crate) fn replay_tool(&self, record: &ToolRecord) {
+        self.shard().lock().add_tool(record);
+        self.dispatch(|s| s.on_replayed_tool(record));
     }
 
     /// Counts a call span skipped as a roll-up of the calls inside it, with its rejected values.

@@ -225,12 +225,14 @@ fn calls_left_out_after_now_are_counted_with_separators() {
 }
 
 #[test]
-fn a_journal_day_file_read_as_records_skips_its_budget_alert_lines_quietly() {
+fn a_journal_day_file_read_as_records_skips_its_task_tool_and_alert_lines_quietly() {
     let rec = r#"{"timestamp":"2025-10-03T10:00:00Z","duration_us":5,"tokens":{"input":1,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":1,"reasoning":0},"metered":true,"outcome":{"status":"ok"},"dimensions":{}}"#;
     let alert = r#"{"v":1,"budget_alert":{"budget":"monthly","alert":{"event":"threshold_crossed","percent":50},"unit":"usd","limit_units":10,"period_start":"2025-10-01T00:00:00Z","at":"2025-10-03T10:00:00Z"}}"#;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("tokenmeter-2025-10-03.jsonl");
-    std::fs::write(&file, format!("{{\"v\":1,\"call\":{rec}}}\n{alert}\n")).unwrap();
+    let task = r#"{"v":1,"task":{"timestamp":"2025-10-03T10:00:00Z","duration_us":9,"task":"triage","dimensions":{},"calls":1,"unpriced_calls":0,"failed_calls":0,"tokens":{"input":1,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":1,"reasoning":0},"cost":0,"outcome":{"status":"ok"}}}"#;
+    let tool = r#"{"v":1,"tool":{"timestamp":"2025-10-03T10:00:00Z","duration_us":9,"tool":"search","outcome":{"status":"ok"},"dimensions":{"task":"triage"}}}"#;
+    std::fs::write(&file, format!("{{\"v\":1,\"call\":{rec}}}\n{alert}\n{tool}\n{task}\n")).unwrap();
     let out = run(&["--records", file.to_str().unwrap(), "--now", NOW, "summary", "--format", "json"]);
     let json = out.json();
     assert_eq!(json["source"]["calls"], 1, "{json}");

@@ -219,6 +219,50 @@ fn a_rolling_budget_remembers_its_alerts_inside_the_window() {
 }
 
 #[test]
+fn tasks_and_tool_executions_come_back_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(utc(2026, 3, 14, 9, 0));
+    let before = meter(dir.path(), &clock, |b| b);
+    let subscriber = tracing_subscriber::registry().with(before.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        let _task = info_span!("triage", task = "triage", session.id = "s1").entered();
+        for _ in 0..2 {
+            let _call =
+                info_span!("chat", gen_ai.request.model = "claude-haiku-4-5", input_tokens = 1_000u64).entered();
+        }
+        let _tool = info_span!("tool", gen_ai.operation.name = "execute_tool", gen_ai.tool.name = "search").entered();
+    });
+    let (tools, summary) = (before.tool_usage(), before.usage_summary(tokenmeter::Window::Last24Hours).unwrap());
+    assert_eq!((summary.tasks, summary.calls, tools.len()), (1, 2, 1));
+    before.flush().unwrap();
+    assert_eq!(before.journal_stats().unwrap().written, 4, "two calls, a tool execution and a task");
+    drop(before);
+
+    let mut kinds = Vec::new();
+    let report = tokenmeter::journal::read_entries(dir.path(), |e| {
+        kinds.push(match e {
+            tokenmeter::journal::JournalEntry::Call(_) => "call",
+            tokenmeter::journal::JournalEntry::Task(t) => {
+                assert_eq!((&*t.task, t.calls), ("triage", 2));
+                "task"
+            }
+            tokenmeter::journal::JournalEntry::Tool(_) => "tool",
+        })
+    })
+    .unwrap();
+    assert_eq!(kinds, ["call", "call", "tool", "task"]);
+    assert_eq!((report.records, report.tasks, report.tools, report.skipped_lines), (2, 1, 1, 0));
+
+    let after = meter(dir.path(), &clock, |b| b);
+    assert_eq!(after.tool_usage(), tools);
+    assert_eq!(after.usage_summary(tokenmeter::Window::Last24Hours).unwrap(), summary);
+    let replay = after.journal_stats().unwrap().replay;
+    assert_eq!((replay.records, replay.tasks, replay.tools), (2, 1, 1));
+    // Capture statistics stay this process's own.
+    assert_eq!(after.capture_stats().tasks, 0);
+}
+
+#[test]
 fn a_replayed_call_stamped_after_the_clock_counts_now_not_in_a_later_period() {
     let daily = |b: TokenMeterBuilder| {
         b.with_budget(

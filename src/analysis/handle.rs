@@ -25,7 +25,7 @@ impl TokenMeterBuilder {
 
 impl TokenMeter {
     /// The meter's ledger: rolling aggregates of every call, task and tool execution it records (and every
-    /// call the journal replays), and the reports on them.
+    /// record the journal replays), and the reports on them.
     pub fn ledger(&self) -> &Ledger {
         &self.inner.ledger
     }

@@ -1,16 +1,20 @@
-//! The journal: a durable, append-only JSON Lines log of every call record, and its replay at start.
+//! The journal: a durable, append-only JSON Lines log of every call, task and tool record, and its replay at
+//! start.
 //!
 //! # Format
 //!
 //! A directory of files, one per UTC day of the records' timestamps, named `tokenmeter-YYYY-MM-DD.jsonl`.
-//! Each line is one call:
+//! Each line is one record:
 //!
 //! ```json
 //! {"v":1,"call":{"timestamp":"2026-03-14T09:26:53Z","duration_us":1200000,"model":"claude-sonnet-4-5",…}}
+//! {"v":1,"tool":{"timestamp":"2026-03-14T09:26:55Z","duration_us":40000,"tool":"search",…}}
+//! {"v":1,"task":{"timestamp":"2026-03-14T09:26:50Z","duration_us":9000000,"task":"triage","calls":2,…}}
 //! ```
 //!
 //! `v` is the schema version ([`SCHEMA_VERSION`]) and `call` a [`CallRecord`] as serde writes it: tokens,
-//! cost, model, dimensions, timing and outcome, never prompt or response text. A line
+//! cost, model, dimensions, timing and outcome, never prompt or response text; `task` a [`TaskRecord`],
+//! `tool` a [`ToolRecord`]. A line
 //! `{"v":1,"budget_alert":{…}}` after a call says a budget alert was delivered for it (budget name, kind,
 //! unit, limit, period start, time), so that a restarted meter does not deliver it again. Lines of a newer
 //! version are skipped (and reported) by older readers.
@@ -41,9 +45,13 @@
 //! # Replay
 //!
 //! [`TokenMeterBuilder::build`](crate::TokenMeterBuilder::build) replays every journal file before it returns:
-//! each record goes back into the meter's model totals, into the budgets (their current periods and crossed
+//! each call goes back into the meter's model totals, into the budgets (their current periods and crossed
 //! thresholds come back; nothing fires, and the alerts the journal's `budget_alert` lines say were delivered
-//! are not delivered again: see README "The journal") and to [`RecordSink::on_replayed_call`](crate::RecordSink::on_replayed_call).
+//! are not delivered again: see README "The journal") and to
+//! [`RecordSink::on_replayed_call`](crate::RecordSink::on_replayed_call). Each tool execution goes back into
+//! the per-tool totals and to [`RecordSink::on_replayed_tool`](crate::RecordSink::on_replayed_tool), each
+//! task to [`RecordSink::on_replayed_task`](crate::RecordSink::on_replayed_task) (the ledger's task figures
+//! and cost per task come back). Capture statistics count this process's own records only.
 //! A record that ended after the meter's clock counts in the budgets' current period.
 //! A line that cannot be read (a torn last line after a crash, a corrupt line, a newer schema) is skipped and
 //! reported in [`JournalStats::replay`] and as a WARN event with target `tokenmeter::journal`; it is never
@@ -79,7 +87,7 @@ pub(crate) use writer::JournalWriter;
 use replay::Replayed;
 
 use crate::meter::{TokenMeter, TokenMeterBuilder};
-use crate::record::CallRecord;
+use crate::record::{CallRecord, TaskRecord, ToolRecord};
 
 /// The journal line format's version.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -207,8 +215,14 @@ pub struct SkippedLine {
 pub struct ReplayReport {
     /// Journal files read.
     pub files: u64,
-    /// Records replayed.
+    /// Call records replayed.
     pub records: u64,
+    /// Task records replayed.
+    #[serde(default)]
+    pub tasks: u64,
+    /// Tool records replayed.
+    #[serde(default)]
+    pub tools: u64,
     /// Budget alert lines read: alerts delivered before the restart, not delivered again.
     #[serde(default)]
     pub budget_alerts: u64,
@@ -306,8 +320,8 @@ impl TokenMeter {
     }
 }
 
-/// Reads a journal directory without a meter, as replay does at start: files oldest first, each record to
-/// `each`; a line being written by a live process is waited for briefly (its writer's lock), and a torn,
+/// Reads a journal directory without a meter, as replay does at start: files oldest first, each call record
+/// to `each` (tasks and tool executions: [`read_entries`]); a line being written by a live process is waited for briefly (its writer's lock), and a torn,
 /// corrupt or newer-schema line is skipped and reported, never fatal. Only listing the directory can fail.
 ///
 /// ```
@@ -324,6 +338,29 @@ pub fn read(dir: impl AsRef<Path>, mut each: impl FnMut(CallRecord)) -> std::io:
         if let Replayed::Call(record) = line {
             each(record);
         }
+    })
+}
+
+/// One record read back from the journal by [`read_entries`].
+#[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)]
+pub enum JournalEntry {
+    /// A call.
+    Call(CallRecord),
+    /// A task span that closed.
+    Task(TaskRecord),
+    /// A tool execution.
+    Tool(ToolRecord),
+}
+
+/// Reads every record in `dir` like [`read`], tasks and tool executions included, in file order (a task's
+/// line follows its calls'). Budget alert lines are counted in the report, not handed over.
+pub fn read_entries(dir: impl AsRef<Path>, mut each: impl FnMut(JournalEntry)) -> std::io::Result<ReplayReport> {
+    replay::replay(dir.as_ref(), |line| match line {
+        Replayed::Call(r) => each(JournalEntry::Call(r)),
+        Replayed::Task(r) => each(JournalEntry::Task(r)),
+        Replayed::Tool(r) => each(JournalEntry::Tool(r)),
+        Replayed::Alert(_) => {}
     })
 }
 
@@ -356,6 +393,8 @@ pub(crate) fn attach(meter: &TokenMeter, config: JournalConfig) -> Result<(), Jo
         let mut alerts = Vec::new();
         let report = replay::replay(&dir, |line| match line {
             Replayed::Call(record) => meter.inner.replay_call(&record),
+            Replayed::Task(record) => meter.inner.replay_task(&record),
+            Replayed::Tool(record) => meter.inner.replay_tool(&record),
             Replayed::Alert(mark) => alerts.push(mark),
         })
         .map_err(io)?;

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::files;
 use super::{ReplayReport, SCHEMA_VERSION, SkipReason, SkippedLine};
 use crate::budget::AlertMark;
-use crate::record::CallRecord;
+use crate::record::{CallRecord, TaskRecord, ToolRecord};
 
 /// How long replay waits for a writer's lock on a file.
 const LOCK_PATIENCE: Duration = Duration::from_secs(2);
@@ -22,6 +22,10 @@ struct Line {
     #[serde(default)]
     call: Option<CallRecord>,
     #[serde(default)]
+    task: Option<TaskRecord>,
+    #[serde(default)]
+    tool: Option<ToolRecord>,
+    #[serde(default)]
     budget_alert: Option<AlertMark>,
 }
 
@@ -30,6 +34,8 @@ struct Line {
 #[allow(clippy::large_enum_variant)]
 pub(super) enum Replayed {
     Call(CallRecord),
+    Task(TaskRecord),
+    Tool(ToolRecord),
     /// A budget alert delivered by the process that wrote the journal.
     Alert(AlertMark),
 }
@@ -98,17 +104,21 @@ fn replay_file(path: &Path, report: &mut ReplayReport, each: &mut impl FnMut(Rep
                 report.records += 1;
                 each(Replayed::Call(record));
             }
-            Ok(Line { call: None, budget_alert: Some(mark), .. }) => {
+            Ok(Line { task: Some(record), .. }) => {
+                report.tasks += 1;
+                each(Replayed::Task(record));
+            }
+            Ok(Line { tool: Some(record), .. }) => {
+                report.tools += 1;
+                each(Replayed::Tool(record));
+            }
+            Ok(Line { budget_alert: Some(mark), .. }) => {
                 report.budget_alerts += 1;
                 each(Replayed::Alert(mark));
             }
-            Ok(Line { call: None, budget_alert: None, .. }) => {
-                skip(
-                    report,
-                    path,
-                    line_no,
-                    SkipReason::Corrupt { message: "neither `call` nor `budget_alert` in the line".into() },
-                );
+            Ok(Line { .. }) => {
+                let message = "none of `call`, `task`, `tool`, `budget_alert` in the line".into();
+                skip(report, path, line_no, SkipReason::Corrupt { message });
             }
             Err(e) => {
                 let reason = match serde_json::from_slice::<VersionOnly>(text) {

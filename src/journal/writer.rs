@@ -16,7 +16,7 @@ use super::line::QueuedCall;
 use super::{FsyncPolicy, JournalConfig, JournalError, JournalStats, ReplayReport, SCHEMA_VERSION, files};
 use crate::budget::AlertMark;
 use crate::clock::Clock;
-use crate::record::CallRecord;
+use crate::record::{CallRecord, TaskRecord, ToolRecord};
 
 /// Records taken off the queue per batch at most.
 const MAX_BATCH: usize = 1024;
@@ -36,6 +36,8 @@ const RETENTION_EVERY: Duration = Duration::from_secs(3_600);
 #[allow(clippy::large_enum_variant)]
 enum Command {
     Call(QueuedCall),
+    Task(TaskRecord),
+    Tool(ToolRecord),
     Alert(AlertMark),
     Flush(SyncSender<Result<(), String>>),
 }
@@ -109,6 +111,12 @@ impl JournalWriter {
 
     /// Queues a copy of `record` (see [`QueuedCall`]); never blocks. A full queue drops it (counted).
     pub(crate) fn append(&self, record: &CallRecord) {
+        self.send_record(|| Command::Call(QueuedCall::new(record)));
+    }
+
+    /// Sends the command `make` builds for one record, unless the queue is full (then drops it, counted).
+    #[inline(always)]
+    fn send_record(&self, make: impl FnOnce() -> Command) {
         let Some(tx) = &self.tx else { return };
         let c = &self.counters;
         // Records queued and not yet taken: an upper bound, since the writer publishes what it took every 64
@@ -123,7 +131,7 @@ impl JournalWriter {
             }
             return;
         }
-        match tx.try_send(Command::Call(QueuedCall::new(record))) {
+        match tx.try_send(make()) {
             Ok(()) => {
                 let queued = (c.enqueued.fetch_add(1, Ordering::Relaxed) + 1).saturating_sub(taken);
                 // Wake the writer as the queue passes half full, then every `WAKE_EVERY` records while it stays
@@ -137,6 +145,17 @@ impl JournalWriter {
                 c.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+
+    /// Queues a task record (a clone: tasks close far less often than calls); never blocks. A full queue drops
+    /// it (counted with the calls).
+    pub(crate) fn append_task(&self, record: &TaskRecord) {
+        self.send_record(|| Command::Task(record.clone()));
+    }
+
+    /// Queues a tool record, as [`append_task`](Self::append_task).
+    pub(crate) fn append_tool(&self, record: &ToolRecord) {
+        self.send_record(|| Command::Tool(record.clone()));
     }
 
     /// Queues a line saying a budget alert was delivered; never blocks. A full queue drops it, and a restarted
@@ -294,6 +313,14 @@ impl WriterThread {
                 batch.records += 1;
                 true
             }
+            Command::Task(record) => {
+                self.serde_line(record.timestamp.date_naive(), "task", &record);
+                true
+            }
+            Command::Tool(record) => {
+                self.serde_line(record.timestamp.date_naive(), "tool", &record);
+                true
+            }
             Command::Alert(mark) => {
                 let batch = self.day_batch(mark.at.date_naive());
                 #[derive(serde::Serialize)]
@@ -312,6 +339,20 @@ impl WriterThread {
                 self.waiters.push(reply);
                 false
             }
+        }
+    }
+
+    /// Adds the line `{"v":…,"<key>":record}` to day `day`'s batch, as one record.
+    fn serde_line<T: serde::Serialize>(&mut self, day: NaiveDate, key: &str, record: &T) {
+        let batch = self.day_batch(day);
+        let start = batch.bytes.len();
+        batch.bytes.extend_from_slice(format!("{{\"v\":{SCHEMA_VERSION},\"{key}\":").as_bytes());
+        if serde_json::to_writer(&mut batch.bytes, record).is_ok() {
+            batch.bytes.extend_from_slice(b"}\n");
+            batch.records += 1;
+        } else {
+            // Serializing these plain values cannot fail; were it to, the line is left out whole.
+            batch.bytes.truncate(start);
         }
     }
 

@@ -868,4 +868,12 @@ impl RecordSink for Ledger {
     fn on_replayed_call(&self, record: &CallRecord) {
         self.ingest_call(record);
     }
+
+    fn on_replayed_task(&self, record: &TaskRecord) {
+        self.ingest_task(record);
+    }
+
+    fn on_replayed_tool(&self, record: &ToolRecord) {
+        self.ingest_tool(record);
+    }
 }

@@ -370,12 +370,17 @@ struct JournalLine {
     call: CallRecord,
 }
 
-/// A journal line recording a delivered budget alert: `{"v":1,"budget_alert":{…}}`.
+/// A journal line that is not a call: `{"v":1,"task":{…}}`, `"tool"`, or `"budget_alert"` (an alert the
+/// application delivered).
 #[derive(Deserialize)]
-struct JournalAlertLine {
+struct JournalOtherLine {
     v: u32,
-    #[serde(rename = "budget_alert")]
-    _budget_alert: serde::de::IgnoredAny,
+    #[serde(default)]
+    task: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    tool: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    budget_alert: Option<serde::de::IgnoredAny>,
 }
 
 /// Just a journal line's version.
@@ -414,9 +419,13 @@ fn parse_records(path: &Path, bytes: &[u8], out: &mut Vec<CallRecord>, info: &mu
         if line.is_empty() {
             continue;
         }
-        // A journal's budget alert line (an alert the application delivered) holds no call.
-        if memchr::memmem::find(line, b"\"budget_alert\"").is_some()
-            && serde_json::from_slice::<JournalAlertLine>(line).is_ok_and(|l| l.v <= JOURNAL_SCHEMA)
+        // A journal's task, tool and budget alert lines hold no call (this tool reads calls only).
+        if [&b"\"task\":{"[..], b"\"tool\":{", b"\"budget_alert\":{"]
+            .iter()
+            .any(|key| memchr::memmem::find(line, key).is_some())
+            && serde_json::from_slice::<JournalOtherLine>(line).is_ok_and(|l| {
+                l.v <= JOURNAL_SCHEMA && (l.task.is_some() || l.tool.is_some() || l.budget_alert.is_some())
+            })
         {
             continue;
         }
