@@ -285,6 +285,31 @@ fn time_of_day_of_a_window_older_than_the_hourly_totals_is_empty_at_its_end() {
 }
 
 #[test]
+fn an_unbounded_ledger_keeps_every_session_a_bounded_one_folds_past_its_cap() {
+    use tokenmeter::ledger::LedgerConfig;
+    for (config, rows, other) in
+        [(LedgerConfig::default(), 448, Some(553)), (LedgerConfig::default().with_unbounded_breakdowns(), 1_000, None)]
+    {
+        let unbounded = other.is_none();
+        let rig = Rig::with(t0(), config);
+        // Ten days back: every call lands in one day bucket.
+        for i in 0..1_000 {
+            rig.add(
+                Call::new(t0() - chrono::Duration::days(10) + mins(i % 600), SONNET)
+                    .io(100, 10)
+                    .session(&format!("s{i}")),
+            );
+        }
+        let q = Query::new(Window::Last30Days).group_by(GroupBy::Dimension(Dimension::Session));
+        let r = rig.ledger.query(&q).unwrap();
+        assert_eq!(r.groups.len(), rows, "unbounded: {unbounded}");
+        assert_eq!(r.groups.iter().find(|g| g.key == "(other)").map(|g| g.calls), other);
+        assert_eq!(r.groups.iter().map(|g| g.calls).sum::<u64>(), 1_000);
+        assert_eq!(rig.ledger.stats().series_limit == usize::MAX, unbounded);
+    }
+}
+
+#[test]
 fn anomalies_name_the_spike() {
     // Seven quiet days of 10 calls, then a day with 40 calls, 30 of them from agent "spiky".
     let start = at(2026, 3, 1, 10, 0, 0);

@@ -120,3 +120,25 @@ fn totals_of_a_session_among_more_than_a_bucket_holds() {
         close(v["totals"]["cost_usd"].as_f64().unwrap(), 0.0045);
     }
 }
+
+#[test]
+fn a_breakdown_by_session_keeps_every_session_past_the_ledgers_caps() {
+    // The same 1,200 sessions: a meter's ledger keeps 447 a bucket and folds the rest into `(other)`; the CLI's
+    // ledgers hold records already in memory and keep every session.
+    let rec = |i: usize| {
+        format!(
+            r#"{{"timestamp":"2025-08-0{}T12:{:02}:{:02}Z","duration_us":5,"model":"claude-sonnet-4-5","tokens":{{"input":1000,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":100,"reasoning":0}},"metered":true,"outcome":{{"status":"ok"}},"dimensions":{{"session":"sess{i:04}"}}}}"#,
+            1 + i % 5,
+            i % 60,
+            i % 59
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.jsonl");
+    std::fs::write(&file, (0..1_200).map(|i| rec(i) + "\n").collect::<String>()).unwrap();
+    let args = ["--records", file.to_str().unwrap(), "--now", cli_support::NOW, "summary", "--group-by", "session"];
+    let v = run(&[&args[..], &["--format", "json"]].concat()).json();
+    let groups = v["groups"]["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 1_200);
+    assert!(groups.iter().all(|g| g["key"] != "(other)" && g["calls"] == 1));
+}

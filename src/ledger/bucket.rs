@@ -29,23 +29,34 @@ pub(crate) struct Caps {
 }
 
 impl Caps {
-    /// Most entries a bucket with these caps can hold, overflow entries included.
+    /// No cap: a ledger built with [`LedgerConfig::with_unbounded_breakdowns`](super::LedgerConfig::with_unbounded_breakdowns).
+    pub(crate) const UNBOUNDED: Caps = Caps {
+        series: usize::MAX,
+        sessions: usize::MAX,
+        users: usize::MAX,
+        project_sessions: usize::MAX,
+        tools: usize::MAX,
+        session_tools: usize::MAX,
+    };
+
+    /// Most entries a bucket with these caps can hold, overflow entries included (`usize::MAX` unbounded).
     pub(crate) fn max_entries(&self) -> usize {
-        self.series
-            + OVERFLOW_RESERVE
-            + 1
-            + self.sessions
-            + 1
-            + self.users
-            + 1
-            + self.project_sessions
-            + OVERFLOW_RESERVE
-            + 1
-            + self.tools
-            + 1
-            + self.session_tools
-            + OVERFLOW_RESERVE
-            + 1
+        [
+            self.series,
+            OVERFLOW_RESERVE + 1,
+            self.sessions,
+            1,
+            self.users,
+            1,
+            self.project_sessions,
+            OVERFLOW_RESERVE + 1,
+            self.tools,
+            1,
+            self.session_tools,
+            OVERFLOW_RESERVE + 1,
+        ]
+        .into_iter()
+        .fold(0usize, usize::saturating_add)
     }
 }
 
@@ -161,6 +172,8 @@ pub(crate) struct Bucket {
     /// Start, Unix seconds.
     pub(crate) start: i64,
     pub(crate) tier: Tier,
+    /// The tier's caps apply (false: none, for an offline ledger that must keep every value).
+    pub(crate) bounded: bool,
     pub(crate) totals: Agg,
     pub(crate) series: HashMap<u64, Series>,
     pub(crate) sessions: HashMap<Arc<str>, Agg>,
@@ -226,10 +239,12 @@ fn by_cost(map: HashMap<Arc<str>, Agg>) -> Vec<(Arc<str>, Agg)> {
 }
 
 impl Bucket {
-    pub(crate) fn new(start: i64, tier: Tier) -> Self {
+    /// An empty bucket; `bounded` false lifts its caps (see [`Caps::UNBOUNDED`]).
+    pub(crate) fn new(start: i64, tier: Tier, bounded: bool) -> Self {
         Bucket {
             start,
             tier,
+            bounded,
             totals: Agg::default(),
             series: HashMap::default(),
             sessions: HashMap::default(),
@@ -242,9 +257,13 @@ impl Bucket {
         }
     }
 
+    fn caps(&self) -> Caps {
+        if self.bounded { self.tier.caps() } else { Caps::UNBOUNDED }
+    }
+
     /// Adds one record's sums under its keys.
     pub(crate) fn add(&mut self, keys: &Keys<'_>, core: &Core, opp: Option<&Opportunities>) {
-        let caps = self.tier.caps();
+        let caps = self.caps();
         self.totals.add(core, opp);
         let overflow = self.add_series(
             keys.series(),
@@ -279,7 +298,7 @@ impl Bucket {
 
     /// Adds one tool execution.
     pub(crate) fn add_tool(&mut self, tool: &Arc<str>, t: &ToolAgg) {
-        let cap = self.tier.caps().tools;
+        let cap = self.caps().tools;
         if let Some(a) = self.tools.get_mut(&**tool) {
             a.add(t);
         } else if self.tools.len() < cap {
@@ -292,7 +311,7 @@ impl Bucket {
 
     /// Adds one tool execution that ran inside `session`.
     pub(crate) fn add_session_tool(&mut self, session: &Arc<str>, tool: &Arc<str>, t: &ToolAgg) {
-        let cap = self.tier.caps().session_tools;
+        let cap = self.caps().session_tools;
         let o = self.add_session_tool_capped(session, tool, t, cap);
         self.overflowed += u64::from(o);
     }
@@ -438,7 +457,7 @@ impl Bucket {
     /// Merges `other` (finer or of the same width) into this bucket, under this bucket's caps. Its entries
     /// come in most expensive first, so when the caps bind, the costliest values keep their own entries.
     pub(crate) fn absorb(&mut self, other: Bucket) {
-        let caps = self.tier.caps();
+        let caps = self.caps();
         self.totals.merge(&other.totals);
         let mut overflowed = other.overflowed;
         let mut series: Vec<Series> = other.series.into_values().collect();
@@ -506,7 +525,7 @@ mod tests {
 
     #[test]
     fn series_cap_overflows_keeping_model() {
-        let mut b = Bucket::new(0, Tier::Minute);
+        let mut b = Bucket::new(0, Tier::Minute, true);
         let model: Arc<str> = Arc::from("m");
         let names: Vec<Arc<str>> = (0..200).map(|i| Arc::from(format!("agent-{i}"))).collect();
         for n in &names {
@@ -522,14 +541,14 @@ mod tests {
 
     #[test]
     fn session_cap_has_one_overflow_entry() {
-        let mut b = Bucket::new(0, Tier::Minute);
+        let mut b = Bucket::new(0, Tier::Minute, true);
         let names: Vec<Arc<str>> = (0..300).map(|i| Arc::from(format!("s-{i}"))).collect();
         for n in &names {
             b.add(&Keys { session: Some(n), ..Keys::default() }, &core(1), None);
         }
         assert_eq!(b.sessions.len(), 65);
         assert_eq!(b.sessions[OTHER].core.calls, 236);
-        let mut coarse = Bucket::new(0, Tier::Hour);
+        let mut coarse = Bucket::new(0, Tier::Hour, true);
         coarse.absorb(b);
         assert_eq!(coarse.sessions.values().map(|a| a.core.calls).sum::<u64>(), 300);
     }
@@ -537,11 +556,11 @@ mod tests {
     #[test]
     fn merges_keep_the_costliest_entries() {
         let names: Vec<Arc<str>> = (0..80).map(|i| Arc::from(format!("s-{i:02}"))).collect();
-        let mut target = Bucket::new(0, Tier::Minute);
+        let mut target = Bucket::new(0, Tier::Minute, true);
         for n in &names[..40] {
             target.add(&Keys { session: Some(n), ..Keys::default() }, &core(1), None);
         }
-        let mut incoming = Bucket::new(0, Tier::Minute);
+        let mut incoming = Bucket::new(0, Tier::Minute, true);
         for (i, n) in names[40..].iter().enumerate() {
             let c = Core { calls: 1, cost: crate::pricing::Money::from_picos(i as u128), ..Core::default() };
             incoming.add(&Keys { session: Some(n), ..Keys::default() }, &c, None);

@@ -144,6 +144,7 @@ pub struct LedgerConfig {
     pub(crate) non_interactive_operations: Vec<String>,
     pub(crate) long_context_margin: u64,
     pub(crate) anomaly: AnomalyRule,
+    pub(crate) bounded: bool,
 }
 
 /// When a day or hour is an anomaly: its tokens or cost exceed `token_factor` / `cost_factor` times, or its
@@ -183,6 +184,7 @@ impl Default for LedgerConfig {
                 .to_vec(),
             long_context_margin: 20_000,
             anomaly: AnomalyRule::default(),
+            bounded: true,
         }
     }
 }
@@ -208,6 +210,14 @@ impl LedgerConfig {
     /// The zone in use.
     pub fn time_zone(&self) -> Tz {
         self.time_zone
+    }
+
+    /// Lifts the per-bucket caps (module docs, "Caps"): every session, user, tool and series keeps its own row,
+    /// and memory grows with the data. For offline reports over records already in memory (the CLI builds its
+    /// ledgers this way); a long-running meter keeps the caps.
+    pub fn with_unbounded_breakdowns(mut self) -> Self {
+        self.bounded = false;
+        self
     }
 
     /// Most sessions whose history is kept for the caching analyses (default 65,536).
@@ -332,7 +342,8 @@ pub struct LedgerStats {
     pub buckets: TierCounts,
     /// Entries per map kind, over every bucket.
     pub series: SeriesCounts,
-    /// The most entries the ledger can hold (from the caps and bucket counts in the module docs).
+    /// The most entries the ledger can hold (from the caps and bucket counts in the module docs; `usize::MAX`
+    /// with [`LedgerConfig::with_unbounded_breakdowns`]).
     pub series_limit: usize,
     /// Points of the totals-only hourly and daily series.
     pub hourly_points: usize,
@@ -596,7 +607,11 @@ impl Shard {
             next.bucket.absorb(oldest.bucket);
             inner.forced_merges.fetch_add(1, Ordering::Relaxed);
         }
-        self.pending.push(PendingBucket { bucket: Bucket::new(minute, Tier::Minute), first_ts: ts, last_ts: ts });
+        self.pending.push(PendingBucket {
+            bucket: Bucket::new(minute, Tier::Minute, inner.config.bounded),
+            first_ts: ts,
+            last_ts: ts,
+        });
         let last = self.pending.len() - 1;
         &mut self.pending[last].bucket
     }
@@ -609,7 +624,7 @@ impl Ledger {
         let target = prices.resolve(&config.right_size_target);
         Ledger {
             inner: Arc::new(LedgerInner {
-                store: Mutex::new(Store::new(config.time_zone)),
+                store: Mutex::new(Store::new(config.time_zone, config.bounded)),
                 sessions: Sessions::new(config.max_tracked_sessions),
                 config,
                 clock,
@@ -779,12 +794,17 @@ impl Ledger {
         }
         inner.sessions.take_expired(now_ns, |w| {
             let o = inner.unread_write(&w, &mut |id| inner.prices.resolve(id));
-            let mut b = Bucket::new(w.ts.div_euclid(60) * 60, Tier::Minute);
+            let mut b = Bucket::new(w.ts.div_euclid(60) * 60, Tier::Minute, inner.config.bounded);
             b.add(&writer_keys(&w), &Core::default(), Some(&o));
             store.absorb(b, now, w.ts, w.ts);
         });
         store.compact(now);
         f(&store, now)
+    }
+
+    /// The caps of a bucket of `tier` in this ledger.
+    fn caps(&self, tier: Tier) -> bucket::Caps {
+        if self.inner.config.bounded { tier.caps() } else { bucket::Caps::UNBOUNDED }
     }
 
     /// Size and health figures.
@@ -799,9 +819,9 @@ impl Ledger {
         });
         let limit: usize = [Tier::Minute, Tier::Hour, Tier::Day, Tier::Month, Tier::Archive]
             .iter()
-            .map(|t| store::max_buckets(*t) * t.caps().max_entries())
-            .sum::<usize>()
-            + shards * MAX_PENDING * Tier::Minute.caps().max_entries();
+            .map(|t| store::max_buckets(*t).saturating_mul(self.caps(*t).max_entries()))
+            .fold(0usize, usize::saturating_add)
+            .saturating_add((shards * MAX_PENDING).saturating_mul(self.caps(Tier::Minute).max_entries()));
         LedgerStats {
             buckets: TierCounts {
                 minute: buckets[0],

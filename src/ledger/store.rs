@@ -38,6 +38,8 @@ pub(crate) const fn max_buckets(tier: Tier) -> usize {
 #[derive(Debug)]
 pub(crate) struct Store {
     pub(crate) tz: Tz,
+    /// Buckets keep their tier's caps (see [`LedgerConfig::with_unbounded_breakdowns`](super::LedgerConfig::with_unbounded_breakdowns)).
+    pub(crate) bounded: bool,
     pub(crate) minutes: BTreeMap<i64, Bucket>,
     pub(crate) hours: BTreeMap<i64, Bucket>,
     pub(crate) days: BTreeMap<i64, Bucket>,
@@ -55,9 +57,10 @@ pub(crate) struct Store {
 }
 
 impl Store {
-    pub(crate) fn new(tz: Tz) -> Self {
+    pub(crate) fn new(tz: Tz, bounded: bool) -> Self {
         Store {
             tz,
+            bounded,
             minutes: BTreeMap::new(),
             hours: BTreeMap::new(),
             days: BTreeMap::new(),
@@ -117,7 +120,7 @@ impl Store {
                         a.absorb(bucket);
                     }
                     None => {
-                        let mut a = Bucket::new(start, Tier::Archive);
+                        let mut a = Bucket::new(start, Tier::Archive, self.bounded);
                         a.absorb(bucket);
                         self.archive = Some(a);
                     }
@@ -129,7 +132,8 @@ impl Store {
             map.insert(start, bucket);
             return;
         }
-        map.entry(start).or_insert_with(|| Bucket::new(start, tier)).absorb(bucket);
+        let bounded = self.bounded;
+        map.entry(start).or_insert_with(|| Bucket::new(start, tier, bounded)).absorb(bucket);
     }
 
     /// Takes a fresh minute bucket (from a recording shard): feeds the totals series, then places it. Data

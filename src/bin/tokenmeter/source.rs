@@ -56,7 +56,7 @@ impl Context {
     /// A ledger holding `records`, with "now" at [`Context::now`].
     pub(crate) fn ledger(&self, records: &[CallRecord]) -> Ledger {
         let ledger = Ledger::new(
-            LedgerConfig::default().with_time_zone(self.time_zone),
+            LedgerConfig::default().with_time_zone(self.time_zone).with_unbounded_breakdowns(),
             Arc::new(ManualClock::new(self.now)),
             self.prices.clone(),
         );
