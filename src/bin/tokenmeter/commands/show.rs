@@ -59,8 +59,8 @@ pub(super) fn run(source: &Source, ctx: &Context, style: &Style, args: &ShowArgs
     let session = resolve(&sessions, args.session.trim())?;
     let calls: Vec<&CallRecord> =
         source.records.iter().filter(|r| r.dimensions.session.as_deref() == Some(session)).collect();
-    // A ledger of the session's calls alone: in one of all the records, a session past a bucket's cap of
-    // sessions is folded into `(other)` and would read 0 calls.
+    // A ledger of the session's calls alone: smaller than one of all the records, and exact whatever its
+    // caps (the CLI's ledgers have none; a capped one folds sessions past a bucket's cap into `(other)`).
     let ledger = ctx.ledger(&calls.iter().map(|c| (*c).clone()).collect::<Vec<_>>());
     let totals = ledger.query(&Query::new(Window::All).filter(Dimension::Session, session))?.totals;
     let projects: Vec<&str> =
