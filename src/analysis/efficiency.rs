@@ -83,7 +83,9 @@ pub struct ScoreComponent {
 /// The efficiency scores of a set of calls.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EfficiencyScores {
-    /// 0-100, one decimal.
+    /// 0-100, one decimal. A window without metered calls has nothing to score and reads 100 (every
+    /// component perfect): check [`EfficiencyReport::calls`] before showing it (the CLI shows `-`, the OTLP
+    /// gauges leave such windows out).
     pub overall: f64,
     /// The overall score's band.
     pub band: Band,
