@@ -78,6 +78,24 @@ fn csv() {
 }
 
 #[test]
+fn csv_names_a_spreadsheet_would_run_as_formulas_are_text() {
+    let rec = |session: &str| {
+        format!(
+            r#"{{"timestamp":"2025-10-03T10:00:00Z","duration_us":5,"model":"claude-haiku-4-5","tokens":{{"input":1000,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":100,"reasoning":0}},"metered":true,"outcome":{{"status":"ok"}},"dimensions":{{"project":"-home-dev-app","session":{}}}}}"#,
+            serde_json::to_string(session).unwrap()
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.jsonl");
+    std::fs::write(&file, format!("{}\n{}\n", rec("=HYPERLINK(\"http://x\",\"y\")"), rec("sess-1"))).unwrap();
+    let args = ["--records", file.to_str().unwrap(), "--now", cli_support::NOW];
+    let csv =
+        cli_support::run(&[&args[..], &["report", "--format", "csv", "--type", "detailed"]].concat()).ok().to_owned();
+    assert!(csv.contains("\n-home-dev-app,\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",1,"), "{csv}");
+    assert!(csv.contains("\n-home-dev-app,sess-1,1,"), "{csv}");
+}
+
+#[test]
 fn html_has_three_charts_and_no_external_resources() {
     let html = cc(&["report", "--format", "html", "--type", "detailed"]).ok().to_owned();
     assert!(html.starts_with("<!DOCTYPE html>"));

@@ -1,19 +1,27 @@
 //! The report's main table as CSV: headline figures (executive), rows per period (summary), or rows per
-//! project and session (detailed).
+//! project and session (detailed). Written with the `csv` crate (RFC 4180 quoting); names, which may come
+//! from outside the application, are guarded against spreadsheet formulas (see [`text`]).
 
 use super::Report;
 
-fn field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_owned() }
+/// A name as a CSV cell: one starting with `=`, `+`, `@`, a tab or a carriage return would be run as a
+/// formula by spreadsheet programs (a session id `=HYPERLINK(…)` from a request header, say), so it gets a
+/// leading `'`, which they show as text (OWASP's advice for CSV injection). So does one starting with `-`,
+/// unless it is path-like (letters, digits, `-`, `_`, `.`, `/` only): Claude Code names every project that
+/// way (`-home-dev-app`), and such a name cannot call anything.
+fn text(name: &str) -> String {
+    let path_like = || name.chars().all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
+    let formula = name.starts_with(['=', '+', '@', '\t', '\r']) || (name.starts_with('-') && !path_like());
+    if formula { format!("'{name}") } else { name.to_owned() }
 }
 
-fn line(out: &mut String, fields: &[String]) {
-    out.push_str(&fields.iter().map(|f| field(f)).collect::<Vec<_>>().join(","));
-    out.push('\n');
+fn line(out: &mut csv::Writer<Vec<u8>>, fields: &[String]) {
+    // Writing to memory fails only on an I/O error, which a `Vec` never has.
+    let _ = out.write_record(fields);
 }
 
 pub(super) fn render(r: &Report<'_>) -> String {
-    let mut out = String::new();
+    let mut out = csv::WriterBuilder::new().from_writer(Vec::new());
     let s = &r.summary;
     if r.executive() {
         line(&mut out, &["metric".into(), "value".into()]);
@@ -48,8 +56,8 @@ pub(super) fn render(r: &Report<'_>) -> String {
                 line(
                     &mut out,
                     &[
-                        p.name.clone(),
-                        c.name.clone(),
+                        text(&p.name),
+                        text(&c.name),
                         c.calls.to_string(),
                         c.tokens.to_string(),
                         c.cost_usd.to_string(),
@@ -95,17 +103,33 @@ pub(super) fn render(r: &Report<'_>) -> String {
             );
         }
     }
-    out
+    let bytes = out.into_inner().unwrap_or_default();
+    // Every field is a `String`: the bytes are UTF-8.
+    String::from_utf8(bytes).unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::field;
+    use super::{line, text};
+
+    fn csv(fields: &[&str]) -> String {
+        let mut out = csv::Writer::from_writer(Vec::new());
+        line(&mut out, &fields.iter().map(|f| f.to_string()).collect::<Vec<_>>());
+        String::from_utf8(out.into_inner().unwrap()).unwrap()
+    }
 
     #[test]
     fn quotes_when_needed() {
-        assert_eq!(field("a"), "a");
-        assert_eq!(field("a,b"), "\"a,b\"");
-        assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv(&["a", "a,b", "say \"hi\"", "two\nlines"]), "a,\"a,b\",\"say \"\"hi\"\"\",\"two\nlines\"\n");
+    }
+
+    #[test]
+    fn names_that_spreadsheets_would_run_are_text() {
+        for name in ["=HYPERLINK(\"http://x\")", "+1", "-2+3", "-cmd|' /C calc'!A0", "@SUM(A1)", "\tx", "\rx"] {
+            assert_eq!(text(name), format!("'{name}"));
+        }
+        for name in ["sess-1", "proj=a", "a+b", "(none)", "-home-dev-app", "-Users-me-my_app.v2"] {
+            assert_eq!(text(name), name);
+        }
     }
 }
