@@ -390,7 +390,7 @@ impl TokenMeterLayer {
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let mut earlier: Option<(CallFields, DimValues, i64, u64, bool, bool)> = None;
+        let mut earlier: Option<EarlierCall> = None;
         {
             let mut ext = span.extensions_mut();
             let Some(state) = self.state_mut(&mut ext) else {
@@ -411,16 +411,31 @@ impl TokenMeterLayer {
                 let finished = state.call.clone();
                 let rollup = rollup(state.encloses_calls, state.encloses_usage, &finished);
                 let rejected = std::mem::take(&mut state.rejected);
-                earlier = Some((finished, state.dims.clone(), state.start, rejected, rollup, state.encloses_usage));
+                earlier = Some(EarlierCall {
+                    fields: finished,
+                    dims: state.dims.clone(),
+                    start: state.start,
+                    rejected,
+                    rollup,
+                    encloses_usage: state.encloses_usage,
+                });
                 state.call.reset_per_call(&state.declared);
                 state.start = now;
             }
             state.call.replace_with(update);
         }
-        if let Some((fields, dims, start, rejected, rollup, encloses_usage)) = earlier {
+        if let Some(e) = earlier {
             let end = self.inner.clock.unix_nanos();
-            let call =
-                EndedCall { fields: &fields, dims: &dims, start, end, rejected, split: true, rollup, encloses_usage };
+            let call = EndedCall {
+                fields: &e.fields,
+                dims: &e.dims,
+                start: e.start,
+                end,
+                rejected: e.rejected,
+                split: true,
+                rollup: e.rollup,
+                encloses_usage: e.encloses_usage,
+            };
             // A span that is a task too counts the earlier call in its own tally, as it will the last one. The
             // tally is taken out rather than borrowed: the span may be entered here, and the sinks that run in
             // `finish_call` may log inside it (another layer reading its extensions).
@@ -433,6 +448,16 @@ impl TokenMeterLayer {
             }
         }
     }
+}
+
+/// The call a long-lived span finished when the next one began, taken out of its state to be finalized.
+struct EarlierCall {
+    fields: CallFields,
+    dims: DimValues,
+    start: i64,
+    rejected: u64,
+    rollup: bool,
+    encloses_usage: bool,
 }
 
 fn outcome(fields: &CallFields) -> Outcome {
