@@ -213,14 +213,14 @@ impl TokenMeterLayer {
     }
 
     /// Resolves dimensions: the span's own, then each ancestor's for what is still missing. Also returns the
-    /// nearest ancestor task span (found in the same walk), which a call adds itself to. With `mark_call`, the
-    /// nearest ancestor call span is marked as enclosing a call, and as enclosing usage when `mark_call` is
-    /// `Some(true)` (the same walk, continued until it is found).
+    /// nearest ancestor task span (found in the same walk), which a call adds itself to. For a call, the
+    /// nearest ancestor call span is marked as enclosing it (see [`Enclosing`]; the same walk, continued until
+    /// it is found).
     fn dimensions<'a, S>(
         &self,
         own: &DimValues,
         span: &SpanRef<'a, S>,
-        mark_call: Option<bool>,
+        enclosing: Enclosing,
     ) -> (Dimensions, Option<SpanRef<'a, S>>)
     where
         S: Subscriber + for<'l> LookupSpan<'l>,
@@ -233,7 +233,7 @@ impl TokenMeterLayer {
         };
         let mut task_span = None;
         let mut done = complete(&builtin, &extra);
-        let mut to_mark = mark_call.is_some();
+        let mut to_mark = enclosing != Enclosing::Leave;
         if !done || to_mark {
             // One registry lookup per ancestor (`parent().scope()` would look the parent up twice).
             let mut next = span.parent();
@@ -262,7 +262,7 @@ impl TokenMeterLayer {
                 if mark {
                     if let Some(state) = self.state_mut(&mut ancestor.extensions_mut()) {
                         state.encloses_calls = true;
-                        state.encloses_usage |= mark_call == Some(true);
+                        state.encloses_usage |= enclosing == Enclosing::MarkWithUsage;
                     }
                     to_mark = false;
                 }
@@ -306,7 +306,7 @@ impl TokenMeterLayer {
             return;
         }
         let (tokens, fixes) = normalize::normalize(&fields.tokens);
-        let (dimensions, task_span) = self.dimensions(own_dims, span, Some(fields.tokens.any()));
+        let (dimensions, task_span) = self.dimensions(own_dims, span, Enclosing::of_call(fields.tokens.any()));
         let mut record = CallRecord {
             timestamp: DateTime::from_timestamp_nanos(start),
             duration_us: micros_between(start, end),
@@ -447,6 +447,23 @@ impl TokenMeterLayer {
                 state.task = Some(tally);
             }
         }
+    }
+}
+
+/// What resolving a span's dimensions does to the nearest enclosing call span (for the roll-up rule).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Enclosing {
+    /// Nothing: the span is a task or a tool, not a call.
+    Leave,
+    /// Marks it as enclosing a call.
+    Mark,
+    /// Marks it as enclosing a call that carried usage.
+    MarkWithUsage,
+}
+
+impl Enclosing {
+    fn of_call(carried_usage: bool) -> Self {
+        if carried_usage { Enclosing::MarkWithUsage } else { Enclosing::Mark }
     }
 }
 
@@ -610,12 +627,12 @@ where
                 duration_us: micros_between(state.start, end),
                 tool: state.call.tool_name.clone().unwrap_or_else(|| Arc::from("unknown")),
                 outcome: outcome(&state.call),
-                dimensions: self.dimensions(&state.dims, &span, None).0,
+                dimensions: self.dimensions(&state.dims, &span, Enclosing::Leave).0,
             };
             self.inner.finish_tool(record, std::mem::take(&mut state.rejected));
         }
         if let Some(tally) = state.task.take() {
-            let (dimensions, _) = self.dimensions(&state.dims, &span, None);
+            let (dimensions, _) = self.dimensions(&state.dims, &span, Enclosing::Leave);
             let task = dimensions.task.clone().unwrap_or_else(|| Arc::from("unnamed"));
             let record = TaskRecord {
                 timestamp: DateTime::from_timestamp_nanos(state.start),
