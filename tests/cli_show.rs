@@ -97,10 +97,8 @@ fn a_call_without_usage_reads_unmetered_not_unpriced() {
     assert!(text.contains("unmetered") && !text.contains("unpriced"), "{text}");
 }
 
-#[test]
-fn totals_of_a_session_among_more_than_a_bucket_holds() {
-    // 1,200 sessions in five days of August, two months before --now: month buckets keep 447 sessions each
-    // and fold the rest into `(other)`, so the session's totals must not come from a ledger of every record.
+/// A records file of `n` sessions of one call each, in five days of August 2025 (two months before --now).
+fn sessions_in_august(n: usize) -> (tempfile::TempDir, std::path::PathBuf) {
     let rec = |i: usize| {
         format!(
             r#"{{"timestamp":"2025-08-0{}T12:{:02}:{:02}Z","duration_us":5,"model":"claude-sonnet-4-5","tokens":{{"input":1000,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":100,"reasoning":0}},"metered":true,"outcome":{{"status":"ok"}},"dimensions":{{"session":"sess{i:04}"}}}}"#,
@@ -111,7 +109,15 @@ fn totals_of_a_session_among_more_than_a_bucket_holds() {
     };
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("records.jsonl");
-    std::fs::write(&file, (0..1_200).map(|i| rec(i) + "\n").collect::<String>()).unwrap();
+    std::fs::write(&file, (0..n).map(|i| rec(i) + "\n").collect::<String>()).unwrap();
+    (dir, file)
+}
+
+#[test]
+fn totals_of_a_session_among_more_than_a_bucket_holds() {
+    // Month buckets of a capped ledger keep 447 sessions each and fold the rest into `(other)`, so the
+    // session's totals must not come from such a ledger of every record.
+    let (_dir, file) = sessions_in_august(1_200);
     for session in ["sess0000", "sess1199"] {
         let v =
             run(&["--records", file.to_str().unwrap(), "--now", cli_support::NOW, "show", session, "--format", "json"])
@@ -123,19 +129,9 @@ fn totals_of_a_session_among_more_than_a_bucket_holds() {
 
 #[test]
 fn a_breakdown_by_session_keeps_every_session_past_the_ledgers_caps() {
-    // The same 1,200 sessions: a meter's ledger keeps 447 a bucket and folds the rest into `(other)`; the CLI's
-    // ledgers hold records already in memory and keep every session.
-    let rec = |i: usize| {
-        format!(
-            r#"{{"timestamp":"2025-08-0{}T12:{:02}:{:02}Z","duration_us":5,"model":"claude-sonnet-4-5","tokens":{{"input":1000,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":100,"reasoning":0}},"metered":true,"outcome":{{"status":"ok"}},"dimensions":{{"session":"sess{i:04}"}}}}"#,
-            1 + i % 5,
-            i % 60,
-            i % 59
-        )
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("records.jsonl");
-    std::fs::write(&file, (0..1_200).map(|i| rec(i) + "\n").collect::<String>()).unwrap();
+    // A meter's ledger keeps 447 sessions a bucket and folds the rest into `(other)`; the CLI's ledgers hold
+    // records already in memory and keep every session.
+    let (_dir, file) = sessions_in_august(1_200);
     let args = ["--records", file.to_str().unwrap(), "--now", cli_support::NOW, "summary", "--group-by", "session"];
     let v = run(&[&args[..], &["--format", "json"]].concat()).json();
     let groups = v["groups"]["groups"].as_array().unwrap();
