@@ -680,6 +680,13 @@ fn bad_arguments_are_tool_errors_that_say_what_is_allowed() {
     for (args, message) in cases {
         assert_eq!(c.fails(args.clone()), message, "{args}");
     }
+    // A huge bad value is quoted in part, with its length, not echoed whole.
+    let huge = "x".repeat(1 << 20);
+    let message = c.fails(json!({"operation": huge}));
+    assert!(message.starts_with(&format!("unknown operation \"{}\"… (1048576 bytes): ", "x".repeat(64))), "{message}");
+    assert!(message.len() < 300, "{} bytes", message.len());
+    let message = c.fails(json!({"operation": "track", huge.clone(): 1}));
+    assert!(message.starts_with(&format!("unknown argument \"{}\"… (1048576 bytes): ", "x".repeat(64))), "{message}");
     // No arguments at all.
     let r = c.request("tools/call", json!({"name": "token_usage"}));
     assert_eq!(r["result"]["isError"], true, "{r}");

@@ -174,13 +174,25 @@ fn names<T: Copy>(all: &[T], name: fn(T) -> &'static str) -> String {
     v.join(", ")
 }
 
+/// The most characters of a caller's value a message repeats.
+const SHOWN_CHARS: usize = 64;
+
+/// A caller's string as a message quotes it: Rust-escaped, and cut after [`SHOWN_CHARS`] characters with its
+/// length (an agent that sends a megabyte by mistake does not get it back in every error).
+fn shown(s: &str) -> String {
+    match s.char_indices().nth(SHOWN_CHARS) {
+        None => format!("{s:?}"),
+        Some((end, _)) => format!("{:?}… ({} bytes)", &s[..end], s.len()),
+    }
+}
+
 /// What a JSON value is, for messages: `a number (5)`, `an array`, ….
 fn describe(v: &Value) -> String {
     match v {
         Value::Null => "null".to_owned(),
         Value::Bool(b) => format!("a boolean ({b})"),
         Value::Number(n) => format!("a number ({n})"),
-        Value::String(s) => format!("a string ({s:?})"),
+        Value::String(s) => format!("a string ({})", shown(s)),
         Value::Array(_) => "an array".to_owned(),
         Value::Object(_) => "an object".to_owned(),
     }
@@ -194,7 +206,11 @@ impl TokenUsageRequest {
         let err = |msg: String| Err(ArgumentError(msg));
         for key in args.keys() {
             if !ARGUMENTS.contains(&key.as_str()) {
-                return err(format!("unknown argument `{key}`: the arguments are {}", ARGUMENTS.join(", ")));
+                let key = match key.chars().any(char::is_control) || key.chars().nth(SHOWN_CHARS).is_some() {
+                    true => shown(key),
+                    false => format!("`{key}`"),
+                };
+                return err(format!("unknown argument {key}: the arguments are {}", ARGUMENTS.join(", ")));
             }
         }
         let operations = names(&Operation::ALL, Operation::name);
@@ -206,7 +222,7 @@ impl TokenUsageRequest {
                 let t = s.trim().to_ascii_lowercase();
                 match Operation::ALL.into_iter().find(|o| o.name() == t) {
                     Some(o) => o,
-                    None => return err(format!("unknown operation {s:?}: expected one of {operations}")),
+                    None => return err(format!("unknown operation {}: expected one of {operations}", shown(s))),
                 }
             }
             Some(v) => return err(format!("`operation` must be a string, one of {operations}; got {}", describe(v))),
@@ -219,7 +235,7 @@ impl TokenUsageRequest {
                 let t = s.trim().to_ascii_lowercase();
                 match Timeframe::ALL.into_iter().find(|x| x.name() == t) {
                     Some(x) => Some(x),
-                    None => return err(format!("unknown timeframe {s:?}: expected one of {timeframes}")),
+                    None => return err(format!("unknown timeframe {}: expected one of {timeframes}", shown(s))),
                 }
             }
             Some(v) => return err(format!("`timeframe` must be a string, one of {timeframes}; got {}", describe(v))),
@@ -237,8 +253,9 @@ impl TokenUsageRequest {
                         Some(_) => {}
                         None => {
                             return err(format!(
-                                "unknown breakdown type {part:?} in `breakdown_type`: expected a comma-separated list \
-                                 of {kinds}"
+                                "unknown breakdown type {} in `breakdown_type`: expected a comma-separated list \
+                                 of {kinds}",
+                                shown(part)
                             ));
                         }
                     }
