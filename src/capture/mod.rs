@@ -522,7 +522,10 @@ where
         let mut visitor = self.visitor(plan, &mut state.call, &mut state.dims);
         attrs.record(&mut visitor);
         state.rejected = u64::from(visitor.rejected.values);
-        state.declared = DeclaredPerCall::of(&state.call);
+        // Most spans declare none of them: the default already says so, and the copy is skipped.
+        if DeclaredPerCall::any_in(&state.call) {
+            state.declared = DeclaredPerCall::of(&state.call);
+        }
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {

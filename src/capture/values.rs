@@ -149,6 +149,14 @@ pub(crate) struct DeclaredPerCall {
 }
 
 impl DeclaredPerCall {
+    /// Whether `fields` hold any of these.
+    pub(crate) fn any_in(fields: &CallFields) -> bool {
+        fields.response_model.is_some()
+            || fields.service_tier.is_some()
+            || fields.speed.is_some()
+            || fields.stream.is_some()
+    }
+
     pub(crate) fn of(fields: &CallFields) -> Self {
         DeclaredPerCall {
             response_model: fields.response_model.clone(),
