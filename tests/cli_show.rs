@@ -56,7 +56,7 @@ fn show_tools() {
     let dir = tempfile::tempdir().unwrap();
     write_journal(dir.path());
     let j = run(&["--journal", dir.path().to_str().unwrap(), "show", "sess-alpha-1", "--include-tools"]);
-    assert!(j.stderr.contains("not tool executions"), "{}", j.stderr);
+    assert!(j.stderr.contains("the journal holds no tool executions of this session"), "{}", j.stderr);
     assert!(j.ok().contains("Session sess-alpha-1"));
 }
 

@@ -214,3 +214,44 @@ fn control_characters_in_names_never_reach_the_output() {
     let v = run(&[&base[..], &["show", "s", "--format", "json"]].concat()).json();
     assert_eq!(v["calls"][0]["dimensions"]["project"], "p\u{FFFD}[2J\u{FFFD}\u{FFFD}");
 }
+
+#[test]
+fn a_journal_brings_its_tasks_and_tool_executions() {
+    use tracing::info_span;
+    use tracing_subscriber::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = tokenmeter::ManualClock::new("2025-10-03T10:00:00Z".parse().unwrap());
+    let meter = tokenmeter::TokenMeter::builder()
+        .with_clock(clock)
+        .with_journal(tokenmeter::journal::JournalConfig::new(dir.path()))
+        .try_build()
+        .unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(meter.layer()), || {
+        let _task = info_span!("triage", task = "triage", session.id = "s1").entered();
+        for _ in 0..2 {
+            let _call =
+                info_span!("chat", gen_ai.request.model = "claude-haiku-4-5", input_tokens = 1_000u64).entered();
+        }
+        for error in [None, Some("timeout")] {
+            let tool = info_span!("tool", gen_ai.operation.name = "execute_tool", gen_ai.tool.name = "search", error.type = tracing::field::Empty);
+            if let Some(e) = error {
+                tool.record("error.type", e);
+            }
+        }
+    });
+    meter.flush().unwrap();
+    drop(meter);
+    let j = dir.path().to_str().unwrap();
+    let v = run(&["--journal", j, "--now", NOW, "summary", "--format", "json"]).json();
+    assert_eq!(
+        (&v["source"]["calls"], &v["source"]["tasks"], &v["source"]["tools"]),
+        (&2.into(), &1.into(), &2.into())
+    );
+    assert_eq!(v["summary"]["tasks"], 1, "{v}");
+    assert!(v["summary"]["averages"]["cost_per_task_usd"].as_f64().unwrap() > 0.0, "{v}");
+    let v = run(&["--journal", j, "--now", NOW, "show", "s1", "--include-tools", "--format", "json"]).json();
+    assert_eq!(v["tools"], serde_json::json!([{"tool": "search", "uses": 2, "errors": 1}]), "{v}");
+    // Before --now, the task has not happened yet.
+    let v = run(&["--journal", j, "--now", "2025-10-03T09:00:00Z", "summary", "--format", "json"]).json();
+    assert_eq!((v["summary"]["tasks"].as_u64(), v["source"]["tasks"].as_u64()), (Some(0), None), "{v}");
+}

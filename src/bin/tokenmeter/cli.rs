@@ -160,7 +160,8 @@ pub(crate) struct ShowArgs {
     /// Output format
     #[arg(long, default_value = "table")]
     pub(crate) format: Format,
-    /// List the tools the session used (Claude Code transcripts: from its tool_use blocks)
+    /// List the tools the session used (Claude Code transcripts: from its tool_use blocks; a journal: its tool
+    /// execution records)
     #[arg(long)]
     pub(crate) include_tools: bool,
     /// Add cache columns: reads, 5m and 1h writes, hit rate per call

@@ -9,10 +9,10 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
-use tokenmeter::journal::SkipReason;
+use tokenmeter::journal::{JournalEntry, SkipReason};
 use tokenmeter::ledger::{Ledger, LedgerConfig};
 use tokenmeter::transcripts::{self, LoadStats, TranscriptFile, TranscriptLoader};
-use tokenmeter::{CallRecord, ManualClock, PriceBook};
+use tokenmeter::{CallRecord, ManualClock, PriceBook, TaskRecord, ToolRecord};
 
 use crate::cli::{Bound, CommonArgs, SourceArgs};
 use crate::{CliError, CliResult};
@@ -53,8 +53,8 @@ impl Context {
         })
     }
 
-    /// A ledger holding `records`, with "now" at [`Context::now`].
-    pub(crate) fn ledger(&self, records: &[CallRecord]) -> Ledger {
+    /// A ledger holding `records`, `tasks` and `tools` (a journal's), with "now" at [`Context::now`].
+    pub(crate) fn ledger_with(&self, records: &[CallRecord], tasks: &[TaskRecord], tools: &[ToolRecord]) -> Ledger {
         let ledger = Ledger::new(
             LedgerConfig::default().with_time_zone(self.time_zone).with_unbounded_breakdowns(),
             Arc::new(ManualClock::new(self.now)),
@@ -62,6 +62,12 @@ impl Context {
         );
         for r in records {
             ledger.ingest_call(r);
+        }
+        for t in tasks {
+            ledger.ingest_task(t);
+        }
+        for t in tools {
+            ledger.ingest_tool(t);
         }
         ledger
     }
@@ -109,6 +115,12 @@ pub(crate) struct SourceInfo {
     pub(crate) files: u64,
     /// Call records obtained.
     pub(crate) calls: u64,
+    /// Task records obtained (a journal's).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub(crate) tasks: u64,
+    /// Tool execution records obtained (a journal's).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub(crate) tools: u64,
     /// Lines skipped as unreadable.
     pub(crate) skipped_lines: u64,
     /// Calls priced again with `--prices` (journal and records files carry their own cost).
@@ -128,45 +140,57 @@ pub(crate) struct SourceInfo {
 /// Session ids and the like may come from outside the application (a request header): an escape sequence in one
 /// would otherwise reach the terminal through a table (or a page through the HTML and markdown reports).
 fn scrub(r: &mut CallRecord) -> bool {
-    fn clean(v: &mut Arc<str>) -> bool {
-        if !v.chars().any(char::is_control) {
-            return false;
-        }
-        *v = v.chars().map(|c| if c.is_control() { '\u{FFFD}' } else { c }).collect::<String>().into();
-        true
-    }
     let mut any = false;
-    let d = &mut r.dimensions;
-    for v in [
-        &mut r.model,
-        &mut r.provider,
-        &mut r.operation,
-        &mut r.request_id,
-        &mut r.service_tier,
-        &mut r.speed,
-        &mut d.session,
-        &mut d.user,
-        &mut d.tenant,
-        &mut d.project,
-        &mut d.agent,
-        &mut d.operation,
-        &mut d.task,
-    ]
-    .into_iter()
-    .flatten()
+    for v in [&mut r.model, &mut r.provider, &mut r.operation, &mut r.request_id, &mut r.service_tier, &mut r.speed]
+        .into_iter()
+        .flatten()
+    {
+        any |= clean(v);
+    }
+    any |= scrub_dimensions(&mut r.dimensions) | scrub_outcome(&mut r.outcome);
+    if let Some(cost) = &mut r.cost {
+        any |= clean(&mut cost.priced_as);
+    }
+    any
+}
+
+/// [`scrub`] for a task record.
+fn scrub_task(t: &mut TaskRecord) -> bool {
+    clean(&mut t.task) | scrub_dimensions(&mut t.dimensions) | scrub_outcome(&mut t.outcome)
+}
+
+/// [`scrub`] for a tool record.
+fn scrub_tool(t: &mut ToolRecord) -> bool {
+    clean(&mut t.tool) | scrub_dimensions(&mut t.dimensions) | scrub_outcome(&mut t.outcome)
+}
+
+fn clean(v: &mut Arc<str>) -> bool {
+    if !v.chars().any(char::is_control) {
+        return false;
+    }
+    *v = v.chars().map(|c| if c.is_control() { '\u{FFFD}' } else { c }).collect::<String>().into();
+    true
+}
+
+fn scrub_dimensions(d: &mut tokenmeter::Dimensions) -> bool {
+    let mut any = false;
+    for v in [&mut d.session, &mut d.user, &mut d.tenant, &mut d.project, &mut d.agent, &mut d.operation, &mut d.task]
+        .into_iter()
+        .flatten()
     {
         any |= clean(v);
     }
     for (name, value) in &mut d.extra {
         any |= clean(name) | clean(value);
     }
-    if let tokenmeter::Outcome::Error { error_type } = &mut r.outcome {
-        any |= clean(error_type);
-    }
-    if let Some(cost) = &mut r.cost {
-        any |= clean(&mut cost.priced_as);
-    }
     any
+}
+
+fn scrub_outcome(o: &mut tokenmeter::Outcome) -> bool {
+    match o {
+        tokenmeter::Outcome::Error { error_type } => clean(error_type),
+        _ => false,
+    }
 }
 
 /// Prices a metered call with `prices` when they know its model; true when they did. A model they do not
@@ -193,12 +217,21 @@ fn is_zero(n: &u64) -> bool {
 #[derive(Debug)]
 pub(crate) struct Source {
     pub(crate) records: Vec<CallRecord>,
+    /// A journal's task records (other sources have none).
+    pub(crate) tasks: Vec<TaskRecord>,
+    /// A journal's tool execution records (other sources have none; transcripts' tool uses are read apart).
+    pub(crate) tools: Vec<ToolRecord>,
     pub(crate) info: SourceInfo,
     /// The transcript files, for a Claude Code source.
     pub(crate) transcript_files: Vec<TranscriptFile>,
 }
 
 impl Source {
+    /// A ledger of every record of the source (calls, and a journal's tasks and tool executions).
+    pub(crate) fn ledger(&self, ctx: &Context) -> Ledger {
+        ctx.ledger_with(&self.records, &self.tasks, &self.tools)
+    }
+
     /// Reads the source the arguments name.
     pub(crate) fn load(args: &SourceArgs, ctx: &Context) -> CliResult<Source> {
         let mut source = if let Some(file) = &args.records {
@@ -230,6 +263,14 @@ impl Source {
                 crate::render::count(scrubbed, "call")
             ));
         }
+        let scrubbed = source.tasks.iter_mut().map(|t| u64::from(scrub_task(t))).sum::<u64>()
+            + source.tools.iter_mut().map(|t| u64::from(scrub_tool(t))).sum::<u64>();
+        if scrubbed > 0 {
+            ctx.note(&format!(
+                "tokenmeter: note: {} carried control characters in a name or id (shown as \u{FFFD})",
+                crate::render::count(scrubbed, "task or tool record")
+            ));
+        }
         if ctx.custom_prices && source.info.kind != SourceKind::ClaudeCode {
             // Journal and records carry the cost their application priced them at; `--prices` asks for these
             // prices instead (transcripts are priced with them as they are read).
@@ -246,6 +287,9 @@ impl Source {
             let read = source.records.len();
             source.records.retain(|r| r.timestamp <= ctx.now);
             source.info.after_now = (read - source.records.len()) as u64;
+            source.tasks.retain(|t| t.timestamp <= ctx.now);
+            source.tools.retain(|t| t.timestamp <= ctx.now);
+            (source.info.tasks, source.info.tools) = (source.tasks.len() as u64, source.tools.len() as u64);
             if source.info.after_now > 0 {
                 ctx.note(&format!(
                     "tokenmeter: note: left out {} stamped after --now ({})",
@@ -348,6 +392,8 @@ fn load_claude_code(dir: &Path, ctx: &Context) -> CliResult<Source> {
         paths: dirs,
         files: stats.files,
         calls: stats.calls,
+        tasks: 0,
+        tools: 0,
         skipped_lines: stats.bad_lines,
         after_now: 0,
         repriced: 0,
@@ -358,7 +404,7 @@ fn load_claude_code(dir: &Path, ctx: &Context) -> CliResult<Source> {
             .collect(),
         transcripts: Some(stats),
     };
-    Ok(Source { records: load.calls, info, transcript_files: files })
+    Ok(Source { records: load.calls, tasks: Vec::new(), tools: Vec::new(), info, transcript_files: files })
 }
 
 // === records files and the journal ===
@@ -501,9 +547,13 @@ fn load_journal(dir: &Path, ctx: &Context) -> CliResult<Source> {
             ProgressStyle::with_template("{msg} {pos} records").unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
     }
-    let mut records = Vec::new();
-    let report = tokenmeter::journal::read(dir, |call| {
-        records.push(call);
+    let (mut records, mut tasks, mut tools) = (Vec::new(), Vec::new(), Vec::new());
+    let report = tokenmeter::journal::read_entries(dir, |entry| {
+        match entry {
+            JournalEntry::Call(r) => records.push(r),
+            JournalEntry::Task(t) => tasks.push(t),
+            JournalEntry::Tool(t) => tools.push(t),
+        }
         if let Some(pb) = &pb {
             pb.inc(1);
         }
@@ -524,7 +574,12 @@ fn load_journal(dir: &Path, ctx: &Context) -> CliResult<Source> {
     if report.files == 0 {
         ctx.note(&format!("tokenmeter: note: the journal {} holds no records yet", dir.display()));
     }
-    Ok(finish(records, info))
+    let mut source = finish(records, info);
+    tasks.sort_by_key(|t: &TaskRecord| t.timestamp);
+    tools.sort_by_key(|t: &ToolRecord| t.timestamp);
+    (source.info.tasks, source.info.tools) = (tasks.len() as u64, tools.len() as u64);
+    (source.tasks, source.tools) = (tasks, tools);
+    Ok(source)
 }
 
 /// A journal line's skip reason, worded as the other sources word theirs.
@@ -543,6 +598,8 @@ fn empty_info(kind: SourceKind, paths: Vec<PathBuf>) -> SourceInfo {
         paths,
         files: 0,
         calls: 0,
+        tasks: 0,
+        tools: 0,
         skipped_lines: 0,
         after_now: 0,
         repriced: 0,
@@ -554,7 +611,7 @@ fn empty_info(kind: SourceKind, paths: Vec<PathBuf>) -> SourceInfo {
 fn finish(mut records: Vec<CallRecord>, mut info: SourceInfo) -> Source {
     records.sort_by_key(|r| r.timestamp);
     info.calls = records.len() as u64;
-    Source { records, info, transcript_files: Vec::new() }
+    Source { records, tasks: Vec::new(), tools: Vec::new(), info, transcript_files: Vec::new() }
 }
 
 #[cfg(test)]

@@ -50,8 +50,8 @@ fn emit<R: Serialize>(source: &Source, format: Format, report: R, table: impl Fn
 // === cache-report ===
 
 pub(super) fn cache_report(source: &Source, ctx: &Context, style: &Style, args: &CacheReportArgs) -> CliResult {
-    let scope = window(&args.window, ctx, &source.records, Window::All)?;
-    let ledger = ctx.ledger(&scope.records);
+    let scope = window(&args.window, ctx, source, Window::All)?;
+    let ledger = scope.ledger(ctx);
     let mut cache = ledger.cache_report(scope.window(&ledger)?)?;
     scope.restore_cache(&mut cache);
     emit(source, args.format, CacheOut { cache }, |r| cache_table(source, ctx, style, &r.cache))
@@ -114,8 +114,8 @@ pub(crate) fn cache_table(source: &Source, ctx: &Context, style: &Style, r: &Cac
 // === optimize ===
 
 pub(super) fn optimize(source: &Source, ctx: &Context, style: &Style, args: &OptimizeArgs) -> CliResult {
-    let scope = window(&args.window, ctx, &source.records, Window::All)?;
-    let ledger = ctx.ledger(&scope.records);
+    let scope = window(&args.window, ctx, source, Window::All)?;
+    let ledger = scope.ledger(ctx);
     let mut efficiency = ledger.efficiency_report(scope.window(&ledger)?, args.group_by)?;
     scope.restore(&mut efficiency.window);
     emit(source, args.format, OptimizeOut { efficiency }, |r| optimize_table(source, ctx, style, &r.efficiency))
@@ -194,7 +194,7 @@ pub(crate) fn optimize_table(source: &Source, ctx: &Context, style: &Style, r: &
 // === forecast ===
 
 pub(super) fn forecast(source: &Source, ctx: &Context, style: &Style, args: &ForecastArgs) -> CliResult {
-    let forecast = ctx.ledger(&source.records).forecast(args.days, args.budget)?;
+    let forecast = source.ledger(ctx).forecast(args.days, args.budget)?;
     emit(source, args.format, ForecastOut { forecast }, |r| forecast_table(ctx, style, &r.forecast))
 }
 
@@ -241,7 +241,7 @@ pub(crate) fn forecast_table(ctx: &Context, style: &Style, f: &Forecast) -> Stri
 // === compare ===
 
 pub(super) fn compare(source: &Source, ctx: &Context, style: &Style, args: &CompareArgs) -> CliResult {
-    let ledger = ctx.ledger(&source.records);
+    let ledger = source.ledger(ctx);
     let w = args.period.unwrap_or(Window::Last30Days);
     let comparison = match (&args.a, &args.b) {
         (Some(a), Some(b)) => {

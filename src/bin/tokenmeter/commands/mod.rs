@@ -10,10 +10,10 @@ pub(crate) use summary::row_label;
 
 use chrono::{DateTime, Duration, DurationRound, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
-use tokenmeter::CallRecord;
 use tokenmeter::UsageSummary;
 use tokenmeter::analysis::CacheReport;
 use tokenmeter::ledger::{GroupBy, Ledger, QueryResult, Window, WindowBounds};
+use tokenmeter::{CallRecord, TaskRecord, ToolRecord};
 
 use crate::cli::{Bound, Cli, Command, WindowArgs};
 use crate::render::Style;
@@ -49,6 +49,9 @@ pub(crate) fn run(cli: Cli) -> CliResult {
 pub(crate) struct Scope<'a> {
     /// The records in the asked window (all of them without `--since`/`--until`).
     pub(crate) records: std::borrow::Cow<'a, [CallRecord]>,
+    /// A journal's tasks and tool executions in the asked window.
+    tasks: std::borrow::Cow<'a, [TaskRecord]>,
+    tools: std::borrow::Cow<'a, [ToolRecord]>,
     window: Window,
     asked: Option<(DateTime<Utc>, DateTime<Utc>)>,
     /// The end of now's minute: a run-rate counts the window up to there.
@@ -56,6 +59,11 @@ pub(crate) struct Scope<'a> {
 }
 
 impl Scope<'_> {
+    /// A ledger of the scope's records (calls, and a journal's tasks and tool executions).
+    pub(crate) fn ledger(&self, ctx: &Context) -> Ledger {
+        ctx.ledger_with(&self.records, &self.tasks, &self.tools)
+    }
+
     /// The window to ask `ledger` (built from [`Scope::records`]) for.
     ///
     /// The ledger keeps older calls in hour, day and month buckets, and a `FROM..TO` window takes the buckets
@@ -126,11 +134,22 @@ fn drop_before<T>(points: &mut Vec<T>, from: DateTime<Utc>, start: impl Fn(&T) -
 pub(crate) fn window<'a>(
     args: &WindowArgs,
     ctx: &Context,
-    records: &'a [CallRecord],
+    source: &'a Source,
     default: Window,
 ) -> CliResult<Scope<'a>> {
+    use std::borrow::Cow;
+    let records = &source.records[..];
     let now_end = ctx.now.duration_trunc(Duration::minutes(1)).unwrap_or(ctx.now) + Duration::minutes(1);
-    let all = |window| Ok(Scope { records: std::borrow::Cow::Borrowed(records), window, asked: None, now_end });
+    let all = |window| {
+        Ok(Scope {
+            records: Cow::Borrowed(records),
+            tasks: Cow::Borrowed(&source.tasks[..]),
+            tools: Cow::Borrowed(&source.tools[..]),
+            window,
+            asked: None,
+            now_end,
+        })
+    };
     if let Some(p) = args.period {
         return all(p);
     }
@@ -181,9 +200,12 @@ pub(crate) fn window<'a>(
         };
         return Err(CliError::usage(msg));
     }
-    let kept: Vec<CallRecord> = records.iter().filter(|r| r.timestamp >= from && r.timestamp < to).cloned().collect();
+    let within = |t: DateTime<Utc>| t >= from && t < to;
+    let kept: Vec<CallRecord> = records.iter().filter(|r| within(r.timestamp)).cloned().collect();
     Ok(Scope {
-        records: std::borrow::Cow::Owned(kept),
+        records: Cow::Owned(kept),
+        tasks: Cow::Owned(source.tasks.iter().filter(|t| within(t.timestamp)).cloned().collect()),
+        tools: Cow::Owned(source.tools.iter().filter(|t| within(t.timestamp)).cloned().collect()),
         window: Window::range(from, to),
         asked: Some((from, to)),
         now_end,

@@ -24,7 +24,7 @@ struct ShowOutput<'a> {
     totals: GroupRow,
     /// Every call, oldest first.
     calls: Vec<&'a CallRecord>,
-    /// With `--include-tools`: tool calls by tool (Claude Code transcripts only).
+    /// With `--include-tools`: tool calls by tool (Claude Code transcripts and journals).
     #[serde(skip_serializing_if = "Option::is_none")]
     tools: Option<Vec<ToolUses>>,
 }
@@ -61,7 +61,10 @@ pub(super) fn run(source: &Source, ctx: &Context, style: &Style, args: &ShowArgs
         source.records.iter().filter(|r| r.dimensions.session.as_deref() == Some(session)).collect();
     // A ledger of the session's calls alone: smaller than one of all the records, and exact whatever its
     // caps (the CLI's ledgers have none; a capped one folds sessions past a bucket's cap into `(other)`).
-    let ledger = ctx.ledger(&calls.iter().map(|c| (*c).clone()).collect::<Vec<_>>());
+    let of_session = |d: &tokenmeter::Dimensions| d.session.as_deref() == Some(session);
+    let tasks: Vec<_> = source.tasks.iter().filter(|t| of_session(&t.dimensions)).cloned().collect();
+    let tool_runs: Vec<_> = source.tools.iter().filter(|t| of_session(&t.dimensions)).cloned().collect();
+    let ledger = ctx.ledger_with(&calls.iter().map(|c| (*c).clone()).collect::<Vec<_>>(), &tasks, &tool_runs);
     let totals = ledger.query(&Query::new(Window::All).filter(Dimension::Session, session))?.totals;
     let projects: Vec<&str> =
         calls.iter().filter_map(|r| r.dimensions.project.as_deref()).collect::<BTreeSet<_>>().into_iter().collect();
@@ -70,6 +73,11 @@ pub(super) fn run(source: &Source, ctx: &Context, style: &Style, args: &ShowArgs
     } else if source.info.kind == SourceKind::ClaudeCode {
         let files: Vec<_> = source.transcript_files.iter().filter(|f| &*f.session == session).cloned().collect();
         Some(tool_uses(&files))
+    } else if source.info.kind == SourceKind::Journal {
+        if tool_runs.is_empty() {
+            ctx.note("tokenmeter: note: --include-tools: the journal holds no tool executions of this session");
+        }
+        Some(journal_tool_uses(&tool_runs))
     } else {
         ctx.note("tokenmeter: note: --include-tools: this source records calls, not tool executions");
         None
@@ -158,5 +166,19 @@ fn table(o: &ShowOutput<'_>, ctx: &Context, style: &Style, include_cache: bool) 
         }
         push_table(&mut out, "Tools", &tt, style);
     }
+    out
+}
+
+/// A journal's tool executions of one session by tool: most used first, then by name.
+fn journal_tool_uses(runs: &[tokenmeter::ToolRecord]) -> Vec<ToolUses> {
+    let mut by_tool: std::collections::BTreeMap<&str, (u64, u64)> = std::collections::BTreeMap::new();
+    for r in runs {
+        let e = by_tool.entry(&r.tool).or_default();
+        e.0 += 1;
+        e.1 += u64::from(r.outcome.is_error());
+    }
+    let mut out: Vec<ToolUses> =
+        by_tool.into_iter().map(|(tool, (uses, errors))| ToolUses { tool: tool.to_owned(), uses, errors }).collect();
+    out.sort_by(|a, b| b.uses.cmp(&a.uses).then_with(|| a.tool.cmp(&b.tool)));
     out
 }

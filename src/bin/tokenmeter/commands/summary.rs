@@ -23,8 +23,8 @@ struct SummaryOutput<'a> {
 }
 
 pub(super) fn run(source: &Source, ctx: &Context, style: &Style, args: &SummaryArgs) -> CliResult {
-    let scope = window(&args.window, ctx, &source.records, Window::All)?;
-    let ledger = ctx.ledger(&scope.records);
+    let scope = window(&args.window, ctx, source, Window::All)?;
+    let ledger = scope.ledger(ctx);
     let window = scope.window(&ledger)?;
     let mut summary = ledger.usage_summary(window)?;
     let mut groups = args.group_by.map(|g| ledger.query(&Query::new(window).group_by(g))).transpose()?;

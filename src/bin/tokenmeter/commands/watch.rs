@@ -48,7 +48,7 @@ pub(super) fn run(source_args: &SourceArgs, ctx: &Context, style: &Style, args: 
             }
         };
         let run_ctx = ctx.with(now, ctx.quiet);
-        let ledger = run_ctx.ledger(&source.records);
+        let ledger = source.ledger(&run_ctx);
         let summary = ledger.usage_summary(args.period)?;
         let hit_rate = ledger.cache_report(args.period)?.cache_metrics.hit_rate;
         let over = args.threshold.is_some_and(|t| summary.cost_usd > t);

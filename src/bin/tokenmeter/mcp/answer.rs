@@ -74,7 +74,7 @@ pub(super) fn answer(state: &ServerState, req: &TokenUsageRequest) -> Result<Ans
     let quiet = state.ctx.quiet || state.noted.swap(true, std::sync::atomic::Ordering::Relaxed);
     let ctx = state.ctx.with(now, quiet);
     let source = Source::load(&state.source, &ctx).map_err(|e| format!("cannot read the source: {e}"))?;
-    let ledger = ctx.ledger(&source.records);
+    let ledger = source.ledger(&ctx);
     let call = Call { state, req, ctx: &ctx, source: &source, ledger: &ledger, notes: Vec::new() };
     call.run().map_err(|e| e.to_string())
 }

@@ -117,7 +117,7 @@ pub(crate) fn build<'a>(
     scope: &Scope<'_>,
     kind: ReportType,
 ) -> CliResult<Report<'a>> {
-    let ledger = ctx.ledger(&scope.records);
+    let ledger = scope.ledger(ctx);
     let window = scope.window(&ledger)?;
     let mut summary = ledger.usage_summary(window)?;
     scope.restore_summary(&mut summary);
@@ -156,7 +156,7 @@ pub(crate) fn build<'a>(
         forecast: Some(if scope.records.len() == source.records.len() {
             ledger.forecast(FORECAST_DAYS, None)?
         } else {
-            ctx.ledger(&source.records).forecast(FORECAST_DAYS, None)?
+            source.ledger(ctx).forecast(FORECAST_DAYS, None)?
         }),
         projects: detailed.then(|| tree(Dimension::Project, Dimension::Session)).transpose()?,
         agents: detailed.then(|| tree(Dimension::Agent, Dimension::Model)).transpose()?,
@@ -199,7 +199,7 @@ pub(crate) fn run(source: &Source, ctx: &Context, args: &ReportArgs) -> CliResul
     if format == ReportFormat::Xlsx && args.output.is_none() {
         return Err(CliError::usage("--format xlsx writes a binary file: give --output FILE.xlsx"));
     }
-    let scope = window(&args.window, ctx, &source.records, Window::All)?;
+    let scope = window(&args.window, ctx, source, Window::All)?;
     let report = build(source, ctx, &scope, args.kind)?;
     if format == ReportFormat::Xlsx {
         let path = args.output.as_deref().unwrap_or(Path::new("report.xlsx"));
