@@ -157,6 +157,28 @@ fn a_limit_lowered_across_a_restart_alerts_at_its_new_thresholds() {
 }
 
 #[test]
+fn an_alert_of_a_budget_whose_period_changed_does_not_count_for_the_new_one() {
+    // June 2026 starts on a Monday: the month and the week begin at the same instant.
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(utc(2026, 6, 1, 9, 0));
+    let alerts: Alerts = Arc::default();
+    let before = meter(dir.path(), &clock, budget_of(10.0, &alerts));
+    spend(&before, 5_500_000);
+    assert_eq!(thresholds(&alerts), [50]);
+    before.flush().unwrap();
+    drop(before);
+
+    let weekly: Alerts = Arc::default();
+    let sink = weekly.clone();
+    let after = meter(dir.path(), &clock, move |b| {
+        b.with_budget(Budget::new("monthly", BudgetLimit::usd(10.0).unwrap()).with_period(BudgetPeriod::Week))
+            .with_budget_alert_callback(move |a| sink.lock().push(a.clone()))
+    });
+    spend(&after, 100_000);
+    assert_eq!(thresholds(&weekly), [50]);
+}
+
+#[test]
 fn a_budget_added_at_a_restart_alerts_at_the_thresholds_spend_already_passed() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(utc(2026, 3, 14, 9, 0));

@@ -333,6 +333,8 @@ pub(crate) struct AlertMark {
     pub(crate) budget: Arc<str>,
     pub(crate) alert: AlertKind,
     pub(crate) unit: BudgetUnit,
+    /// The budget's period as written (`month`, `rolling 1h`) when it fired.
+    pub(crate) period: String,
     /// The limit in accounting units (pico-USD or tokens) when it fired.
     pub(crate) limit_units: u128,
     /// Start of the period it fired in (a rolling budget's window start).
@@ -347,6 +349,7 @@ impl AlertMark {
             budget: alert.budget.clone(),
             alert: alert.kind,
             unit: slot.unit,
+            period: slot.budget.period.to_string(),
             limit_units: slot.limit,
             period_start: alert.period_start,
             at: alert.at,
@@ -398,14 +401,15 @@ impl BudgetTracker {
     }
 
     /// Marks the alerts the journal says were delivered before a restart, after its calls were replayed: each
-    /// applies to a budget of the same name, unit and limit, in the same period (for a rolling budget, an alert
-    /// inside the window whose threshold spend still reaches). Others are ignored: a budget whose limit changed
-    /// alerts again at its new thresholds.
+    /// applies to a budget of the same name, unit, period kind and limit, in the same period (for a rolling
+    /// budget, an alert inside the window whose threshold spend still reaches). Others are ignored: a budget
+    /// whose limit or period changed alerts again at its new thresholds.
     pub(crate) fn replay_alerts(&self, marks: &[AlertMark], now: DateTime<Utc>) {
         let now = to_nanos(now);
         for mark in marks {
             let Some(slot) = self.slots.iter().find(|s| s.budget.name == mark.budget) else { continue };
-            if slot.unit != mark.unit || slot.limit != mark.limit_units {
+            if slot.unit != mark.unit || slot.limit != mark.limit_units || slot.budget.period.to_string() != mark.period
+            {
                 continue;
             }
             let mut acct = slot.account.lock();
