@@ -240,7 +240,7 @@ impl ReplayReport {
 /// The journal's counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JournalStats {
-    /// Records queued for writing.
+    /// Records queued for writing (calls, tasks and tool executions).
     pub enqueued: u64,
     /// Records dropped because the queue was full (or the writer had stopped).
     pub dropped: u64,

@@ -314,23 +314,19 @@ impl WriterThread {
                 true
             }
             Command::Task(record) => {
-                self.serde_line(record.timestamp.date_naive(), "task", &record);
+                if let Some(batch) = self.serde_line(record.timestamp.date_naive(), "task", &record) {
+                    batch.records += 1;
+                }
                 true
             }
             Command::Tool(record) => {
-                self.serde_line(record.timestamp.date_naive(), "tool", &record);
+                if let Some(batch) = self.serde_line(record.timestamp.date_naive(), "tool", &record) {
+                    batch.records += 1;
+                }
                 true
             }
             Command::Alert(mark) => {
-                let batch = self.day_batch(mark.at.date_naive());
-                #[derive(serde::Serialize)]
-                struct Line<'a> {
-                    v: u32,
-                    budget_alert: &'a AlertMark,
-                }
-                // Serializing these plain values cannot fail; a failure would only lose this line.
-                if serde_json::to_writer(&mut batch.bytes, &Line { v: SCHEMA_VERSION, budget_alert: &mark }).is_ok() {
-                    batch.bytes.push(b'\n');
+                if let Some(batch) = self.serde_line(mark.at.date_naive(), "budget_alert", &mark) {
                     batch.alerts += 1;
                 }
                 false
@@ -342,17 +338,19 @@ impl WriterThread {
         }
     }
 
-    /// Adds the line `{"v":…,"<key>":record}` to day `day`'s batch, as one record.
-    fn serde_line<T: serde::Serialize>(&mut self, day: NaiveDate, key: &str, record: &T) {
+    /// Adds the line `{"v":…,"<key>":value}` to day `day`'s batch (serde's JSON of `value`), and returns the
+    /// batch for the caller to count the line in.
+    fn serde_line<T: serde::Serialize>(&mut self, day: NaiveDate, key: &str, value: &T) -> Option<&mut DayBatch> {
         let batch = self.day_batch(day);
         let start = batch.bytes.len();
         batch.bytes.extend_from_slice(format!("{{\"v\":{SCHEMA_VERSION},\"{key}\":").as_bytes());
-        if serde_json::to_writer(&mut batch.bytes, record).is_ok() {
+        if serde_json::to_writer(&mut batch.bytes, value).is_ok() {
             batch.bytes.extend_from_slice(b"}\n");
-            batch.records += 1;
+            Some(batch)
         } else {
             // Serializing these plain values cannot fail; were it to, the line is left out whole.
             batch.bytes.truncate(start);
+            None
         }
     }
 
