@@ -47,11 +47,7 @@ fn journal_file(dir: &Path, day: &str) -> PathBuf {
 type Alerts = Arc<Mutex<Vec<BudgetAlert>>>;
 
 fn budget_with_alerts(alerts: &Alerts) -> impl FnOnce(TokenMeterBuilder) -> TokenMeterBuilder {
-    let sink = alerts.clone();
-    move |b| {
-        b.with_budget(Budget::new("monthly", BudgetLimit::usd(10.0).unwrap()))
-            .with_budget_alert_callback(move |a| sink.lock().push(a.clone()))
-    }
+    budget_of(10.0, alerts)
 }
 
 fn thresholds(alerts: &Alerts) -> Vec<u32> {
@@ -101,6 +97,15 @@ fn a_restarted_meter_reports_the_same_month_to_date_spend() {
     assert_eq!(thresholds(&alerts_after), [75]);
 }
 
+/// A meter with a $10 monthly budget spends $5.50 (its 50% alert fires) and stops, its journal flushed.
+fn spend_past_half_of_ten_dollars(dir: &Path, clock: &ManualClock) {
+    let alerts: Alerts = Arc::default();
+    let before = meter(dir, clock, budget_of(10.0, &alerts));
+    spend(&before, 5_500_000);
+    assert_eq!(thresholds(&alerts), [50]);
+    before.flush().unwrap();
+}
+
 fn budget_of(limit_usd: f64, alerts: &Alerts) -> impl FnOnce(TokenMeterBuilder) -> TokenMeterBuilder {
     let sink = alerts.clone();
     move |b| {
@@ -113,12 +118,7 @@ fn budget_of(limit_usd: f64, alerts: &Alerts) -> impl FnOnce(TokenMeterBuilder) 
 fn the_journal_keeps_which_alerts_were_delivered_and_reading_it_back_skips_them() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(utc(2026, 3, 14, 9, 0));
-    let alerts: Alerts = Arc::default();
-    let before = meter(dir.path(), &clock, budget_of(10.0, &alerts));
-    spend(&before, 5_500_000);
-    assert_eq!(thresholds(&alerts), [50]);
-    before.flush().unwrap();
-    drop(before);
+    spend_past_half_of_ten_dollars(dir.path(), &clock);
     let text = std::fs::read_to_string(journal_file(dir.path(), "2026-03-14")).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     // The call, its 50% alert and the projection's (at this rate, $12 by the end of March).
@@ -138,12 +138,7 @@ fn the_journal_keeps_which_alerts_were_delivered_and_reading_it_back_skips_them(
 fn a_limit_lowered_across_a_restart_alerts_at_its_new_thresholds() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(utc(2026, 3, 14, 9, 0));
-    let alerts: Alerts = Arc::default();
-    let before = meter(dir.path(), &clock, budget_of(10.0, &alerts));
-    spend(&before, 5_500_000); // 55% of $10
-    assert_eq!(thresholds(&alerts), [50]);
-    before.flush().unwrap();
-    drop(before);
+    spend_past_half_of_ten_dollars(dir.path(), &clock); // 55% of $10
 
     // Restarted with $6: the same $5.50 is 92% of it. Those thresholds were never alerted.
     let after_alerts: Alerts = Arc::default();
@@ -161,12 +156,7 @@ fn an_alert_of_a_budget_whose_period_changed_does_not_count_for_the_new_one() {
     // June 2026 starts on a Monday: the month and the week begin at the same instant.
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(utc(2026, 6, 1, 9, 0));
-    let alerts: Alerts = Arc::default();
-    let before = meter(dir.path(), &clock, budget_of(10.0, &alerts));
-    spend(&before, 5_500_000);
-    assert_eq!(thresholds(&alerts), [50]);
-    before.flush().unwrap();
-    drop(before);
+    spend_past_half_of_ten_dollars(dir.path(), &clock);
 
     let weekly: Alerts = Arc::default();
     let sink = weekly.clone();
