@@ -342,7 +342,7 @@ impl Bucket {
                 return true;
             }
             Some(_) => {}
-            None if len < cap + OVERFLOW_RESERVE => {
+            None if len < cap.saturating_add(OVERFLOW_RESERVE) => {
                 self.session_tools.insert(hp, SessionToolEntry { session: session.clone(), tool: other(), agg: *t });
                 return true;
             }
@@ -391,7 +391,7 @@ impl Bucket {
                 return true;
             }
             Some(_) => {}
-            None if len < caps.series + OVERFLOW_RESERVE => {
+            None if len < caps.series.saturating_add(OVERFLOW_RESERVE) => {
                 let mut agg = Agg::default();
                 agg.add(core, opp);
                 self.series.insert(hp, Series { key: partial(), agg });
@@ -437,7 +437,7 @@ impl Bucket {
                 return true;
             }
             Some(_) => {}
-            None if len < caps.project_sessions + OVERFLOW_RESERVE => {
+            None if len < caps.project_sessions.saturating_add(OVERFLOW_RESERVE) => {
                 let mut agg = Agg::default();
                 agg.add(core, opp);
                 self.project_sessions.insert(hp, PairEntry { project: project.cloned(), session: other(), agg });
