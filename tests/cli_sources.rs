@@ -251,6 +251,11 @@ fn a_journal_brings_its_tasks_and_tool_executions() {
     assert!(v["summary"]["averages"]["cost_per_task_usd"].as_f64().unwrap() > 0.0, "{v}");
     let v = run(&["--journal", j, "--now", NOW, "show", "s1", "--include-tools", "--format", "json"]).json();
     assert_eq!(v["tools"], serde_json::json!([{"tool": "search", "uses": 2, "errors": 1}]), "{v}");
+    // Prices of one's own reprice the calls, not the tasks' recorded sums: a note says so.
+    let prices = dir.path().join("prices.toml");
+    std::fs::write(&prices, "[models.\"claude-haiku-4-5\"]\ninput = 2\noutput = 10\n").unwrap();
+    let out = run(&["--prices", prices.to_str().unwrap(), "--journal", j, "--now", NOW, "summary"]);
+    assert!(out.stderr.contains("task costs (cost per task) stay as the application recorded them"), "{}", out.stderr);
     // Before --now, the task has not happened yet.
     let v = run(&["--journal", j, "--now", "2025-10-03T09:00:00Z", "summary", "--format", "json"]).json();
     assert_eq!((v["summary"]["tasks"].as_u64(), v["source"]["tasks"].as_u64()), (Some(0), None), "{v}");

@@ -275,6 +275,13 @@ impl Source {
             // Journal and records carry the cost their application priced them at; `--prices` asks for these
             // prices instead (transcripts are priced with them as they are read).
             source.info.repriced = source.records.iter_mut().map(|r| u64::from(reprice(r, &ctx.prices))).sum();
+            if source.info.repriced > 0 && !source.tasks.is_empty() {
+                // A task record carries the sum of its calls' costs, not the calls themselves.
+                ctx.note(
+                    "tokenmeter: note: --prices reprices calls; task costs (cost per task) stay as the \
+                     application recorded them",
+                );
+            }
         } else {
             // A record without a cost is priced here as the ledger prices it when it ingests it, so that the
             // record's own cost (`show`'s calls) agrees with the totals.
