@@ -14,10 +14,9 @@
 //!
 //! `v` is the schema version ([`SCHEMA_VERSION`]) and `call` a [`CallRecord`] as serde writes it: tokens,
 //! cost, model, dimensions, timing and outcome, never prompt or response text; `task` a [`TaskRecord`],
-//! `tool` a [`ToolRecord`]. A line
-//! `{"v":1,"budget_alert":{…}}` after a call says a budget alert was delivered for it (budget name, kind,
-//! unit, limit, period start, time), so that a restarted meter does not deliver it again. Lines of a newer
-//! version are skipped (and reported) by older readers.
+//! `tool` a [`ToolRecord`]. A line `{"v":1,"budget_alert":{…}}` after a call says a budget alert was
+//! delivered for it (budget name, kind, unit, period kind, limit, period start, time), so that a restarted
+//! meter does not deliver it again. Lines of a newer version are skipped (and reported) by older readers.
 //!
 //! # Writing
 //!
@@ -321,8 +320,9 @@ impl TokenMeter {
 }
 
 /// Reads a journal directory without a meter, as replay does at start: files oldest first, each call record
-/// to `each` (tasks and tool executions: [`read_entries`]); a line being written by a live process is waited for briefly (its writer's lock), and a torn,
-/// corrupt or newer-schema line is skipped and reported, never fatal. Only listing the directory can fail.
+/// to `each` (tasks and tool executions too: [`read_entries`]); a line being written by a live process is
+/// waited for briefly (its writer's lock), and a torn, corrupt or newer-schema line is skipped and reported,
+/// never fatal. Only listing the directory can fail.
 ///
 /// ```
 /// # let dir = std::env::temp_dir().join(format!("tokenmeter-read-doc-{}", std::process::id()));
