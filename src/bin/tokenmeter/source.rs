@@ -54,7 +54,7 @@ impl Context {
     }
 
     /// A ledger holding `records`, `tasks` and `tools` (a journal's), with "now" at [`Context::now`].
-    pub(crate) fn ledger_with(&self, records: &[CallRecord], tasks: &[TaskRecord], tools: &[ToolRecord]) -> Ledger {
+    pub(crate) fn ledger(&self, records: &[CallRecord], tasks: &[TaskRecord], tools: &[ToolRecord]) -> Ledger {
         let ledger = Ledger::new(
             LedgerConfig::default().with_time_zone(self.time_zone).with_unbounded_breakdowns(),
             Arc::new(ManualClock::new(self.now)),
@@ -229,7 +229,7 @@ pub(crate) struct Source {
 impl Source {
     /// A ledger of every record of the source (calls, and a journal's tasks and tool executions).
     pub(crate) fn ledger(&self, ctx: &Context) -> Ledger {
-        ctx.ledger_with(&self.records, &self.tasks, &self.tools)
+        ctx.ledger(&self.records, &self.tasks, &self.tools)
     }
 
     /// Reads the source the arguments name.

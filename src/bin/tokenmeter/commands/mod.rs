@@ -61,7 +61,7 @@ pub(crate) struct Scope<'a> {
 impl Scope<'_> {
     /// A ledger of the scope's records (calls, and a journal's tasks and tool executions).
     pub(crate) fn ledger(&self, ctx: &Context) -> Ledger {
-        ctx.ledger_with(&self.records, &self.tasks, &self.tools)
+        ctx.ledger(&self.records, &self.tasks, &self.tools)
     }
 
     /// The window to ask `ledger` (built from [`Scope::records`]) for.

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 use tokenmeter::CallRecord;
-use tokenmeter::ledger::{Dimension, GroupRow, Query, Window};
+use tokenmeter::ledger::{Dimension, GroupBy, GroupRow, Query, Window};
 use tokenmeter::transcripts::{ToolUses, tool_uses};
 
 use crate::cli::{Format, ShowArgs};
@@ -64,7 +64,7 @@ pub(super) fn run(source: &Source, ctx: &Context, style: &Style, args: &ShowArgs
     let of_session = |d: &tokenmeter::Dimensions| d.session.as_deref() == Some(session);
     let tasks: Vec<_> = source.tasks.iter().filter(|t| of_session(&t.dimensions)).cloned().collect();
     let tool_runs: Vec<_> = source.tools.iter().filter(|t| of_session(&t.dimensions)).cloned().collect();
-    let ledger = ctx.ledger_with(&calls.iter().map(|c| (*c).clone()).collect::<Vec<_>>(), &tasks, &tool_runs);
+    let ledger = ctx.ledger(&calls.iter().map(|c| (*c).clone()).collect::<Vec<_>>(), &tasks, &tool_runs);
     let totals = ledger.query(&Query::new(Window::All).filter(Dimension::Session, session))?.totals;
     let projects: Vec<&str> =
         calls.iter().filter_map(|r| r.dimensions.project.as_deref()).collect::<BTreeSet<_>>().into_iter().collect();
@@ -77,7 +77,17 @@ pub(super) fn run(source: &Source, ctx: &Context, style: &Style, args: &ShowArgs
         if tool_runs.is_empty() {
             ctx.note("tokenmeter: note: --include-tools: the journal holds no tool executions of this session");
         }
-        Some(journal_tool_uses(&tool_runs))
+        // The session's ledger holds its tool executions: one row per tool.
+        let q =
+            Query::new(Window::All).filter(Dimension::Session, session).group_by(GroupBy::Dimension(Dimension::Tool));
+        let mut uses: Vec<ToolUses> = ledger
+            .query(&q)?
+            .groups
+            .into_iter()
+            .map(|g| ToolUses { tool: g.key, uses: g.calls, errors: g.failed_calls })
+            .collect();
+        uses.sort_by(|a, b| b.uses.cmp(&a.uses).then_with(|| a.tool.cmp(&b.tool)));
+        Some(uses)
     } else {
         ctx.note("tokenmeter: note: --include-tools: this source records calls, not tool executions");
         None
@@ -166,19 +176,5 @@ fn table(o: &ShowOutput<'_>, ctx: &Context, style: &Style, include_cache: bool) 
         }
         push_table(&mut out, "Tools", &tt, style);
     }
-    out
-}
-
-/// A journal's tool executions of one session by tool: most used first, then by name.
-fn journal_tool_uses(runs: &[tokenmeter::ToolRecord]) -> Vec<ToolUses> {
-    let mut by_tool: std::collections::BTreeMap<&str, (u64, u64)> = std::collections::BTreeMap::new();
-    for r in runs {
-        let e = by_tool.entry(&r.tool).or_default();
-        e.0 += 1;
-        e.1 += u64::from(r.outcome.is_error());
-    }
-    let mut out: Vec<ToolUses> =
-        by_tool.into_iter().map(|(tool, (uses, errors))| ToolUses { tool: tool.to_owned(), uses, errors }).collect();
-    out.sort_by(|a, b| b.uses.cmp(&a.uses).then_with(|| a.tool.cmp(&b.tool)));
     out
 }
