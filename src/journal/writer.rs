@@ -343,7 +343,8 @@ impl WriterThread {
     fn serde_line<T: serde::Serialize>(&mut self, day: NaiveDate, key: &str, value: &T) -> Option<&mut DayBatch> {
         let batch = self.day_batch(day);
         let start = batch.bytes.len();
-        batch.bytes.extend_from_slice(format!("{{\"v\":{SCHEMA_VERSION},\"{key}\":").as_bytes());
+        // Writing into a `Vec` cannot fail; only serializing could.
+        let _ = write!(batch.bytes, "{{\"v\":{SCHEMA_VERSION},\"{key}\":");
         if serde_json::to_writer(&mut batch.bytes, value).is_ok() {
             batch.bytes.extend_from_slice(b"}\n");
             Some(batch)
