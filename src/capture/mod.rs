@@ -522,9 +522,8 @@ where
         let mut visitor = self.visitor(plan, &mut state.call, &mut state.dims);
         attrs.record(&mut visitor);
         state.rejected = u64::from(visitor.rejected.values);
-        // Most spans declare none of them: the default already says so, and the copy is skipped.
-        if DeclaredPerCall::any_in(&state.call) {
-            state.declared = DeclaredPerCall::of(&state.call);
+        if let Some(declared) = DeclaredPerCall::of(&state.call) {
+            state.declared = declared;
         }
     }
 

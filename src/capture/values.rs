@@ -149,21 +149,18 @@ pub(crate) struct DeclaredPerCall {
 }
 
 impl DeclaredPerCall {
-    /// Whether `fields` hold any of these.
-    pub(crate) fn any_in(fields: &CallFields) -> bool {
-        fields.response_model.is_some()
+    /// What `fields` declare of these; `None` when none (most spans: the default already says so).
+    pub(crate) fn of(fields: &CallFields) -> Option<Self> {
+        let any = fields.response_model.is_some()
             || fields.service_tier.is_some()
             || fields.speed.is_some()
-            || fields.stream.is_some()
-    }
-
-    pub(crate) fn of(fields: &CallFields) -> Self {
-        DeclaredPerCall {
+            || fields.stream.is_some();
+        any.then(|| DeclaredPerCall {
             response_model: fields.response_model.clone(),
             service_tier: fields.service_tier.clone(),
             speed: fields.speed.clone(),
             stream: fields.stream,
-        }
+        })
     }
 }
 
