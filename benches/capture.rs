@@ -27,7 +27,9 @@
 //! the quartiles show what is left.
 //!
 //! What profiling taught (callgrind instruction counts per call; `perf record -e cpu-clock` works here, hardware
-//! counters do not; kept here so the next person starts from it):
+//! counters do not; kept here so the next person starts from it). `scripts/callgrind.sh` counts instructions
+//! per call part by part with `examples/profile.rs` (this bench's call in a loop); `examples/profile.rs N
+//! journal` under `perf record -g` shows the journal writer's thread (`--comm tokenmeter-jour`):
 //! - Non-LLM spans: the layer looks up a per-thread cache of callsite plans on `on_new_span`; an unplanned
 //!   callsite returns before touching the span, and `on_close` finds no state. That is the whole cost.
 //! - An LLM call through capture alone is ~5,000 instructions over the bare span (~1,500), with no hotspot:
@@ -83,6 +85,12 @@
 //!   (medians ~1.5-1.6 us a call both ways); only the ratio looked better, because one thread got slower.
 //!   It did end the two-thread rows' journal drops (each thread pays for its own lines). Target (2) measures
 //!   the application thread, so the writer keeps the encoding.
+//! - 2026-12-03, `perf` over 1M calls with the journal on, one recording thread: the writer thread had 27% of
+//!   the samples to the recording thread's 73%; about 40% of the writer's are encoding (`write_json`, string
+//!   escaping, `itoa`, the timestamp), the rest the kernel's `write` (copying into the page cache, ext4's
+//!   delayed allocation) and the once-a-second `fsync`'s writeback. For two threads to reach 1.6x on two
+//!   cores the writer would need at most a quarter of a recording thread's CPU per call; halving the
+//!   encoding would not get there.
 //! - Two threads, part by part (paired rounds): even the bare registry scales only ~1.2x on this machine
 //!   (every span clones and drops the `Dispatch`, one shared `Arc` count); capture, ledger and OTLP each
 //!   scale ~1.5-1.65x; budgets ~1.4x (one lock per budget per call: a budget's spend is one number);

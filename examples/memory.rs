@@ -6,7 +6,7 @@
 //! and the difference. Target (issue 8, 5): the `tokenmeter` run peaks at <= 64 MB.
 //!
 //! The journal is off here: it writes to disk, and in memory it is a bounded queue (`with_queue_capacity`,
-//! 8,192 records by default) in front of a writer thread.
+//! 4,096 records by default) in front of a writer thread.
 //!
 //! The calls are spread over 30 days by a `ManualClock` (2.6 s apart), so the ledger ages its buckets through
 //! every tier as a month-long process would; 100k sessions of 10 turns, 5,000 users, 50 projects, 10 agents,
