@@ -155,8 +155,14 @@ fn print_analytics(meter: &TokenMeter) {
     for (i, x) in eff.optimization_suggestions.iter().take(3).enumerate() {
         println!("  {}. save ${:.4} [{:?}] {}", i + 1, x.potential_savings, x.impact, x.description);
     }
+    // Two month-end figures appear below: this one (the forecast's rate) and each budget's `projected` (its
+    // spend so far at its pace since the period began). They differ when the traffic did not run all period.
+    let basis = match forecast.history_days {
+        0 => "today's run rate: no full day of history yet".to_string(),
+        n => format!("trend over the last {n} full days"),
+    };
     println!(
-        "\nForecast ({:?}): ${:.2}/day; this month ${:.2} so far, ${:.2} projected",
+        "\nForecast ({:?}, {basis}): ${:.2}/day; this month ${:.2} so far, ${:.2} projected",
         forecast.trend, forecast.daily_average_usd, forecast.month_to_date_usd, forecast.projected_month_total_usd
     );
     for d in &forecast.days {
@@ -194,7 +200,7 @@ fn print_budgets(meter: &TokenMeter, alerts: &[String]) {
             Cell::new(if s.over_budget { "OVER" } else { "" }),
         ]);
     }
-    println!("\nBudgets");
+    println!("\nBudgets (projected: the spend so far at its pace since the period began)");
     println!("{table}");
     println!("Alerts fired ({}):", alerts.len());
     for a in alerts {
