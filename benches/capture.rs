@@ -106,14 +106,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
 use tokenmeter::TokenMeter;
-use tokenmeter::budget::{Budget, BudgetLimit, BudgetPeriod, BudgetScope};
-use tokenmeter::journal::JournalConfig;
-use tokenmeter::ledger::LedgerConfig;
 use tracing::Dispatch;
-use tracing::field::Empty;
 use tracing_subscriber::prelude::*;
+
+#[path = "support/pipeline.rs"]
+mod pipeline;
+use pipeline::{Parts, llm_call, llm_call_span, meter_with, quiet_provider, record_usage, session_span_of};
 
 fn fmt_layer<S>() -> impl tracing_subscriber::Layer<S>
 where
@@ -137,38 +136,6 @@ fn session_span() -> tracing::Span {
     session_span_of("sess-7f3a9c")
 }
 
-fn session_span_of(session: &str) -> tracing::Span {
-    tracing::info_span!("session", gen_ai.conversation.id = session, project = "bench")
-}
-
-fn llm_call_span() -> tracing::Span {
-    tracing::info_span!(
-        "chat claude-sonnet-4-5",
-        gen_ai.operation.name = "chat",
-        gen_ai.provider.name = "anthropic",
-        gen_ai.request.model = "claude-sonnet-4-5",
-        gen_ai.response.id = Empty,
-        gen_ai.usage.input_tokens = Empty,
-        gen_ai.usage.cache_read.input_tokens = Empty,
-        gen_ai.usage.cache_creation.input_tokens = Empty,
-        gen_ai.usage.output_tokens = Empty,
-    )
-}
-
-fn record_usage(span: &tracing::Span) {
-    span.record("gen_ai.response.id", "msg_01XFDUDYJgAACzvnptvVoYEL");
-    span.record("gen_ai.usage.input_tokens", 12_000u64);
-    span.record("gen_ai.usage.cache_read.input_tokens", 10_000u64);
-    span.record("gen_ai.usage.cache_creation.input_tokens", 1_000u64);
-    span.record("gen_ai.usage.output_tokens", 500u64);
-}
-
-fn llm_call() {
-    let span = llm_call_span();
-    let _e = span.enter();
-    record_usage(&span);
-}
-
 /// The same call, plus the event `tracing-opentelemetry`'s `MetricsLayer` turns into OTel metrics: five token
 /// counters, cost, a duration histogram, three attributes (model, provider, operation).
 fn llm_call_with_metrics_event() {
@@ -189,14 +156,6 @@ fn llm_call_with_metrics_event() {
     );
 }
 
-/// An SDK meter provider that collects but does not export while the bench runs (the reader's interval is an
-/// hour), so both OTel paths pay recording only.
-fn quiet_provider() -> SdkMeterProvider {
-    let reader =
-        PeriodicReader::builder(InMemoryMetricExporter::default()).with_interval(Duration::from_secs(3600)).build();
-    SdkMeterProvider::builder().with_reader(reader).build()
-}
-
 fn bench_non_llm(c: &mut Criterion, journal_dir: &Path) {
     let mut g = c.benchmark_group("non_llm_span");
     let base = tracing_subscriber::registry().with(fmt_layer());
@@ -215,27 +174,6 @@ fn bench_non_llm(c: &mut Criterion, journal_dir: &Path) {
     let _ = meter.shutdown();
 }
 
-/// Parts of the pipeline, for the ladder of `llm_call` rows.
-#[derive(Clone, Copy)]
-struct Parts {
-    ledger: bool,
-    budgets: bool,
-    otlp: bool,
-    journal: bool,
-    layer: bool,
-}
-
-impl Parts {
-    const CAPTURE: Parts = Parts { ledger: false, budgets: false, otlp: false, journal: false, layer: true };
-    /// No tokenmeter layer at all: the bare registry.
-    const NONE: Parts = Parts { layer: false, ..Parts::CAPTURE };
-    const OTLP_ONLY: Parts = Parts { otlp: true, ..Parts::CAPTURE };
-    const LEDGER: Parts = Parts { ledger: true, ..Parts::CAPTURE };
-    const BUDGETS: Parts = Parts { budgets: true, ..Parts::CAPTURE };
-    const JOURNAL: Parts = Parts { journal: true, ..Parts::CAPTURE };
-    const FULL: Parts = Parts { ledger: true, budgets: true, otlp: true, journal: true, layer: true };
-}
-
 /// The `llm_call` ladder: criterion id, table row, parts on. The full pipeline first.
 const LADDER: [(&str, &str, Parts); 6] = [
     ("registry+tokenmeter", "llm_call (full pipeline)", Parts::FULL),
@@ -245,32 +183,6 @@ const LADDER: [(&str, &str, Parts); 6] = [
     ("registry+tokenmeter_capture_budgets", "  capture + two budgets only", Parts::BUDGETS),
     ("registry+tokenmeter_capture_journal", "  capture + journal queue only", Parts::JOURNAL),
 ];
-
-/// A meter with the given parts on (capture, pricing and the per-model totals are always on).
-fn meter_with(parts: Parts, journal_dir: &Path) -> TokenMeter {
-    let mut b = TokenMeter::builder();
-    if !parts.ledger {
-        b = b.with_ledger_config(LedgerConfig::disabled());
-    }
-    if parts.otlp {
-        b = b.with_meter_provider(quiet_provider());
-    }
-    if parts.budgets {
-        b = b
-            .with_budget(
-                Budget::new("monthly", BudgetLimit::usd(1e12).expect("limit")).with_period(BudgetPeriod::Month),
-            )
-            .with_budget(
-                Budget::new("bench-project", BudgetLimit::tokens(u64::MAX / 4))
-                    .with_scope(BudgetScope::project("bench"))
-                    .with_period(BudgetPeriod::Day),
-            );
-    }
-    if parts.journal {
-        b = b.with_journal(JournalConfig::new(journal_dir));
-    }
-    b.build()
-}
 
 /// A meter with everything on.
 fn full_meter(journal_dir: &Path) -> TokenMeter {

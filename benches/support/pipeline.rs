@@ -1,0 +1,107 @@
+//! The LLM call the capture bench measures, and the pipelines it measures it through: shared by
+//! `benches/capture.rs` and `examples/profile.rs` (`scripts/callgrind.sh`), so that instruction counts and
+//! bench timings are of the same call through the same meter.
+//!
+//! Each includes this file with `#[path]`; neither uses every item.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
+use tokenmeter::TokenMeter;
+use tokenmeter::budget::{Budget, BudgetLimit, BudgetPeriod, BudgetScope};
+use tokenmeter::journal::JournalConfig;
+use tokenmeter::ledger::LedgerConfig;
+use tracing::field::Empty;
+
+/// The long-lived span the calls run in: what an agent session looks like.
+pub fn session_span_of(session: &str) -> tracing::Span {
+    tracing::info_span!("session", gen_ai.conversation.id = session, project = "bench")
+}
+
+/// An LLM call span: eight fields declared, five of them (the response id, four token counts) recorded later.
+pub fn llm_call_span() -> tracing::Span {
+    tracing::info_span!(
+        "chat claude-sonnet-4-5",
+        gen_ai.operation.name = "chat",
+        gen_ai.provider.name = "anthropic",
+        gen_ai.request.model = "claude-sonnet-4-5",
+        gen_ai.response.id = Empty,
+        gen_ai.usage.input_tokens = Empty,
+        gen_ai.usage.cache_read.input_tokens = Empty,
+        gen_ai.usage.cache_creation.input_tokens = Empty,
+        gen_ai.usage.output_tokens = Empty,
+    )
+}
+
+/// Records the response id and the usage, as a client does once the response is in.
+pub fn record_usage(span: &tracing::Span) {
+    span.record("gen_ai.response.id", "msg_01XFDUDYJgAACzvnptvVoYEL");
+    span.record("gen_ai.usage.input_tokens", 12_000u64);
+    span.record("gen_ai.usage.cache_read.input_tokens", 10_000u64);
+    span.record("gen_ai.usage.cache_creation.input_tokens", 1_000u64);
+    span.record("gen_ai.usage.output_tokens", 500u64);
+}
+
+/// One whole call: the span made, entered, its usage recorded, closed.
+pub fn llm_call() {
+    let span = llm_call_span();
+    let _e = span.enter();
+    record_usage(&span);
+}
+
+/// An SDK meter provider that collects but does not export while the bench runs (the reader's interval is an
+/// hour), so both OTel paths pay recording only.
+pub fn quiet_provider() -> SdkMeterProvider {
+    let reader =
+        PeriodicReader::builder(InMemoryMetricExporter::default()).with_interval(Duration::from_secs(3600)).build();
+    SdkMeterProvider::builder().with_reader(reader).build()
+}
+
+/// Parts of the pipeline, for the ladder of `llm_call` rows.
+#[derive(Clone, Copy)]
+pub struct Parts {
+    pub ledger: bool,
+    pub budgets: bool,
+    pub otlp: bool,
+    pub journal: bool,
+    pub layer: bool,
+}
+
+impl Parts {
+    pub const CAPTURE: Parts = Parts { ledger: false, budgets: false, otlp: false, journal: false, layer: true };
+    /// No tokenmeter layer at all: the bare registry.
+    pub const NONE: Parts = Parts { layer: false, ..Parts::CAPTURE };
+    pub const OTLP_ONLY: Parts = Parts { otlp: true, ..Parts::CAPTURE };
+    pub const LEDGER: Parts = Parts { ledger: true, ..Parts::CAPTURE };
+    pub const BUDGETS: Parts = Parts { budgets: true, ..Parts::CAPTURE };
+    pub const JOURNAL: Parts = Parts { journal: true, ..Parts::CAPTURE };
+    pub const FULL: Parts = Parts { ledger: true, budgets: true, otlp: true, journal: true, layer: true };
+}
+
+/// A meter with the given parts on (capture, pricing and the per-model totals are always on).
+pub fn meter_with(parts: Parts, journal_dir: &Path) -> TokenMeter {
+    let mut b = TokenMeter::builder();
+    if !parts.ledger {
+        b = b.with_ledger_config(LedgerConfig::disabled());
+    }
+    if parts.otlp {
+        b = b.with_meter_provider(quiet_provider());
+    }
+    if parts.budgets {
+        b = b
+            .with_budget(
+                Budget::new("monthly", BudgetLimit::usd(1e12).expect("limit")).with_period(BudgetPeriod::Month),
+            )
+            .with_budget(
+                Budget::new("bench-project", BudgetLimit::tokens(u64::MAX / 4))
+                    .with_scope(BudgetScope::project("bench"))
+                    .with_period(BudgetPeriod::Day),
+            );
+    }
+    if parts.journal {
+        b = b.with_journal(JournalConfig::new(journal_dir));
+    }
+    b.build()
+}
