@@ -24,6 +24,17 @@ cargo check --no-default-features --features cli --all-targets
 cargo check --all-features --lib
 
 step "tests (unit, integration, doc)"
+# tests/readme_samples.rs runs README's CLI samples, one of which pipes into jq (Debian ships it; installed
+# when missing).
+if ! command -v jq >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "installing jq (apt)"
+        apt-get update -qq >/dev/null && apt-get install -y -qq jq >/dev/null
+    else
+        echo "tests/readme_samples.rs needs jq (Debian/Ubuntu: apt-get install jq)" >&2
+        exit 1
+    fi
+fi
 if command -v cargo-nextest >/dev/null 2>&1; then
     cargo nextest run --all-features --no-fail-fast
     cargo test --doc --all-features
@@ -38,6 +49,11 @@ echo "quickstart ok ($(wc -l </tmp/tokenmeter-quickstart.out) lines)"
 # Without ANTHROPIC_API_KEY the HTTP example explains what to set and exits 0 (its client code is exercised
 # against a local server by tests/instrument_http.rs).
 env -u ANTHROPIC_API_KEY cargo run --quiet --example claude_http >/dev/null
+
+step "documentation samples (HTTP)"
+# README.md's and docs/http.md's curl samples against the example server they were captured from. (The CLI
+# samples are checked by tests/readme_samples.rs.)
+./scripts/check-http-samples.py
 
 step "benches compile"
 cargo bench --no-run --quiet
