@@ -32,7 +32,8 @@
 //! journal` under `perf record -g` shows the journal writer's thread (`--comm tokenmeter-jour`):
 //! - Non-LLM spans: the layer looks up a per-thread cache of callsite plans on `on_new_span`; an unplanned
 //!   callsite returns before touching the span, and `on_close` finds no state. That is the whole cost.
-//! - An LLM call through capture alone is ~5,000 instructions over the bare span (~1,500), with no hotspot:
+//! - An LLM call through capture alone was ~5,000 instructions over the bare span (~1,500) when first
+//!   profiled (~6,700 over ~1,550 on 2026-12-03, `scripts/callgrind.sh`), with no hotspot:
 //!   each of the five `record`s looks the span up in the registry and takes its extensions lock (~110) and
 //!   visits one value (~140), plus ~160 of its own; creation interns the labels and boxes the span's state
 //!   (~1,400); close walks the ancestors for dimensions (~780), builds the record (~1,300), prices it and adds
