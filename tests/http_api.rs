@@ -659,3 +659,64 @@ fn every_response_matches_the_openapi_document() {
     violations(&doc, schema, &tampered, "$", &mut out);
     assert_eq!(out.len(), 2, "{out:?}");
 }
+
+/// One call of `session` under `tenant`.
+fn call_in(session: &str, tenant: &str) {
+    let _s = tracing::info_span!("conversation", session.id = session, tenant.id = tenant).entered();
+    let _c = tracing::info_span!(
+        "chat",
+        gen_ai.request.model = "claude-haiku-4-5",
+        input_tokens = 10u64,
+        output_tokens = 1u64
+    )
+    .entered();
+}
+
+#[test]
+fn near_its_bound_session_tenants_forgets_only_sessions_the_ledger_no_longer_holds() {
+    const GLOBEX: &str = "globex-key-0123456789";
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 14, 9, 0, 0).unwrap());
+    let tenants = SessionTenants::new(70);
+    let meter = TokenMeter::builder().with_clock(clock.clone()).with_sink(tenants.clone()).build();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(meter.layer()));
+    tracing::dispatcher::with_default(&dispatch, || {
+        // 64 sessions fill the minute's session entries (its cap); `x` comes after them, so the ledger folds it
+        // into `(other)`: no per-session query can show its call any more.
+        for i in 0..64 {
+            call_in(&format!("f-{i}"), "globex");
+        }
+        call_in("x", "acme");
+    });
+    assert_eq!(tenants.len(), 65, "nine tenths of 70 reached");
+    assert_eq!(tenants.tenant_of("x").as_deref(), Some("acme"));
+    let held = meter.query(&Query::new(Window::All).group_by(GroupBy::Dimension(Dimension::Session))).unwrap();
+    assert!(held.groups.iter().all(|g| g.key != "x"), "the ledger folded x into (other)");
+
+    let config = HttpConfig::new()
+        .with_port(0)
+        .with_tenant_key(ACME, "acme")
+        .with_tenant_key(GLOBEX, "globex")
+        .with_session_tenants(tenants.clone());
+    let server = serve(meter.clone(), config).expect("server");
+    let get = |key: &str, path: &str| {
+        let url = format!("http://{}{path}", server.local_addr());
+        let resp = Client::new().get(&url).header("x-api-key", key).send().unwrap();
+        let status = resp.status();
+        (status, serde_json::from_str::<Value>(&resp.text().unwrap()).unwrap())
+    };
+    // A tenant-bound request sweeps: `x` is forgotten, the sessions the ledger holds are kept.
+    assert_eq!(get(GLOBEX, "/api/v1/token-usage/f-3").0, StatusCode::OK);
+    assert_eq!(tenants.tenant_of("x"), None);
+    assert_eq!(tenants.len(), 64);
+    assert_eq!(tenants.tenant_of("f-63").as_deref(), Some("globex"));
+
+    // `x` comes back under globex in the next minute: globex sees it, with its own call only; acme does not.
+    clock.advance(Duration::minutes(1));
+    tracing::dispatcher::with_default(&dispatch, || call_in("x", "globex"));
+    assert_eq!(tenants.tenant_of("x").as_deref(), Some("globex"));
+    let (status, body) = get(GLOBEX, "/api/v1/token-usage/x");
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["totals"]["calls"], 1, "only globex's call: acme's is in (other), {body}");
+    assert_eq!(get(ACME, "/api/v1/token-usage/x").0, StatusCode::NOT_FOUND);
+    server.shutdown();
+}

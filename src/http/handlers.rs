@@ -211,6 +211,7 @@ fn report_filter(state: &AppState, caller: &Caller) -> ReportFilter {
             let filter = ReportFilter::tenant(t.clone());
             match &state.config.session_tenants {
                 Some(tenants) => {
+                    tenants.sweep_if_due(&state.meter);
                     let (tenants, t) = (tenants.clone(), t.clone());
                     filter.with_sessions(move |s| tenants.tenant_of(s).is_some_and(|owner| owner == t))
                 }
@@ -369,9 +370,10 @@ pub(super) async fn usage_summary(
 fn session_visible(state: &AppState, caller: &Caller, session: &str) -> bool {
     match caller {
         Caller::All => true,
-        Caller::Tenant(t) => {
-            state.config.session_tenants.as_ref().and_then(|s| s.tenant_of(session)).is_some_and(|s| &s == t)
-        }
+        Caller::Tenant(t) => state.config.session_tenants.as_ref().is_some_and(|tenants| {
+            tenants.sweep_if_due(&state.meter);
+            tenants.tenant_of(session).is_some_and(|owner| &owner == t)
+        }),
     }
 }
 

@@ -21,7 +21,7 @@
 mod handlers;
 mod openapi;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +35,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use parking_lot::RwLock;
 
+use crate::ledger::{Dimension, GroupBy, Query, Window};
 use crate::meter::{RecordSink, TokenMeter};
 use crate::record::CallRecord;
 
@@ -150,11 +151,53 @@ impl HttpConfig {
 /// A session whose calls carry two different tenants belongs to neither from then on (no tenant-bound key
 /// sees it), so a session id shared by two tenants never shows one tenant the other's calls. Calls replayed
 /// from the journal when the meter is built count as live ones do, so a restart keeps each tenant's sessions.
+///
+/// Near its bound (nine tenths full) it forgets the sessions the ledger no longer holds (their calls aged out
+/// or were folded into `(other)`): the HTTP API checks on a tenant-bound request, at most once a minute. A
+/// session the ledger still holds is never forgotten, so a forgotten one that comes back under another tenant
+/// shows that tenant only calls it made itself. Sessions that arrive while it is full are queued (up to 10,000)
+/// and learned at the next check; past that queue, every session the ledger holds that it does not know is
+/// denied to tenant-bound keys rather than guessed.
 #[derive(Debug, Clone)]
 pub struct SessionTenants {
-    /// Session to tenant; `None` once the session was seen under two tenants.
-    inner: Arc<RwLock<HashMap<String, Option<String>>>>,
+    inner: Arc<RwLock<TenantMap>>,
     max: usize,
+}
+
+/// The sessions' tenants and what the next sweep needs.
+#[derive(Debug, Default)]
+struct TenantMap {
+    /// Session to (tenant, `None` once seen under two; the generation that last changed it).
+    sessions: HashMap<String, (Option<String>, u64)>,
+    /// Bumped by every change, so that a sweep keeps what changed while it read the ledger.
+    generation: u64,
+    /// Sessions and tenants that arrived while full, in order; `None` once more than [`MAX_QUEUED`] did.
+    queued: Option<Vec<(String, String)>>,
+    /// When the last sweep ran.
+    swept: Option<std::time::Instant>,
+}
+
+/// Sessions queued while the map is full, at most.
+const MAX_QUEUED: usize = 10_000;
+/// Sweeps run at most this often.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+impl TenantMap {
+    /// Applies one call's (session, tenant); false when there is no room for a new session.
+    fn learn(&mut self, session: &str, tenant: &str, max: usize) -> bool {
+        let (generation, len) = (self.generation + 1, self.sessions.len());
+        match self.sessions.get_mut(session) {
+            Some((Some(known), _)) if known == tenant => {}
+            Some((None, _)) => {}
+            Some((owner, changed)) => (*owner, *changed, self.generation) = (None, generation, generation),
+            None if len < max => {
+                self.sessions.insert(session.to_owned(), (Some(tenant.to_owned()), generation));
+                self.generation = generation;
+            }
+            None => return false,
+        }
+        true
+    }
 }
 
 impl Default for SessionTenants {
@@ -164,37 +207,95 @@ impl Default for SessionTenants {
 }
 
 impl SessionTenants {
-    /// Remembers at most `max_sessions` sessions (later ones are not tracked and read as 404 by
-    /// tenant-bound keys). The sessions of calls replayed from the journal count too: size it for the sessions
-    /// the journal holds plus those to come.
+    /// Remembers at most `max_sessions` sessions (see the type's docs for what happens near the bound). The
+    /// sessions of calls replayed from the journal count too: size it for the sessions the ledger holds plus
+    /// those to come.
     pub fn new(max_sessions: usize) -> Self {
-        SessionTenants { inner: Arc::default(), max: max_sessions }
+        SessionTenants {
+            inner: Arc::new(RwLock::new(TenantMap { queued: Some(Vec::new()), ..Default::default() })),
+            max: max_sessions,
+        }
     }
 
     /// The tenant of `session`, if known and unique.
     pub fn tenant_of(&self, session: &str) -> Option<String> {
-        self.inner.read().get(session).cloned().flatten()
+        self.inner.read().sessions.get(session).and_then(|(owner, _)| owner.clone())
+    }
+
+    /// How many sessions it remembers.
+    pub fn len(&self) -> usize {
+        self.inner.read().sessions.len()
+    }
+
+    /// Whether it remembers no session.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Remembers the tenant of `record`'s session (see the type's docs for a session under two tenants).
     fn learn(&self, record: &CallRecord) {
-        let (Some(s), Some(t)) = (record.dimensions.session.as_deref(), record.dimensions.tenant.as_deref()) else {
-            return;
-        };
-        match self.inner.read().get(s) {
-            Some(Some(known)) if known == t => return,
-            Some(None) => return,
+        if let (Some(s), Some(t)) = (record.dimensions.session.as_deref(), record.dimensions.tenant.as_deref()) {
+            self.learn_pair(s, t);
+        }
+    }
+
+    /// Remembers that `s` ran under tenant `t`, or queues it while full.
+    fn learn_pair(&self, s: &str, t: &str) {
+        match self.inner.read().sessions.get(s) {
+            Some((Some(known), _)) if known == t => return,
+            Some((None, _)) => return,
             _ => {}
         }
         let mut map = self.inner.write();
-        let room = map.len() < self.max;
-        match map.get_mut(s) {
-            Some(owner) if owner.as_deref() != Some(t) => *owner = None,
-            Some(_) => {}
-            None if room => {
-                map.insert(s.to_owned(), Some(t.to_owned()));
+        if !map.learn(s, t, self.max) {
+            let overflow = map.queued.as_ref().is_some_and(|q| q.len() >= MAX_QUEUED);
+            if overflow {
+                map.queued = None;
+            } else if let Some(q) = map.queued.as_mut() {
+                q.push((s.to_owned(), t.to_owned()));
             }
-            None => {}
+        }
+    }
+
+    /// Forgets the sessions `meter`'s ledger no longer holds, when nine tenths full and a minute after the
+    /// last sweep; then learns the queued sessions. Run by the HTTP API before it looks a tenant up.
+    pub(crate) fn sweep_if_due(&self, meter: &TokenMeter) {
+        {
+            let map = self.inner.read();
+            let queued = !matches!(map.queued.as_deref(), Some([]));
+            let near_full = map.sessions.len() >= self.max - self.max / 10;
+            if !(near_full || queued) || map.swept.is_some_and(|t| t.elapsed() < SWEEP_EVERY) {
+                return;
+            }
+        }
+        let q = Query::new(Window::All).group_by(GroupBy::Dimension(Dimension::Session));
+        let before = self.inner.read().generation;
+        // Read without holding the lock: recording threads learn meanwhile.
+        let Ok(held) = meter.query(&q) else { return };
+        let held: HashSet<&str> = held.groups.iter().map(|g| g.key.as_str()).collect();
+        self.sweep(&held, before);
+    }
+
+    /// Keeps the sessions in `held` (the ledger's) and those changed after generation `before`, then learns
+    /// the queued ones; if the queue overflowed, denies every held session it does not know.
+    fn sweep(&self, held: &HashSet<&str>, before: u64) {
+        let mut map = self.inner.write();
+        map.swept = Some(std::time::Instant::now());
+        map.sessions.retain(|s, (_, changed)| *changed > before || held.contains(s.as_str()));
+        // `None`: more sessions arrived while full than the queue kept.
+        let queued = map.queued.replace(Vec::new());
+        let mut lost = queued.is_none();
+        for (s, t) in queued.into_iter().flatten() {
+            // Full again: this session's calls may be in the ledger, so it must not be learned later from a
+            // later call alone.
+            lost |= !map.learn(&s, &t, self.max);
+        }
+        if lost {
+            let generation = map.generation + 1;
+            for s in held {
+                map.sessions.entry((*s).to_owned()).or_insert((None, generation));
+            }
+            map.generation = generation;
         }
     }
 }
@@ -461,5 +562,84 @@ pub fn serve(meter: TokenMeter, config: HttpConfig) -> Result<ServerHandle, Http
         Ok(Ok(())) => Ok(ServerHandle { addr: local, stop: Some(tx), thread: Some(thread) }),
         Ok(Err(e)) => Err(HttpError::Start(e)),
         Err(_) => Err(HttpError::Start(std::io::Error::other("the server thread ended early"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held<'a>(sessions: &[&'a str]) -> HashSet<&'a str> {
+        sessions.iter().copied().collect()
+    }
+
+    #[test]
+    fn a_sweep_keeps_held_sessions_and_learns_the_queued_ones() {
+        let tenants = SessionTenants::new(2);
+        tenants.learn_pair("s-1", "acme");
+        tenants.learn_pair("s-2", "globex");
+        tenants.learn_pair("s-3", "acme"); // full: queued
+        assert_eq!(tenants.tenant_of("s-3"), None);
+        let before = tenants.inner.read().generation;
+        tenants.sweep(&held(&["s-2", "s-3"]), before);
+        assert_eq!(tenants.tenant_of("s-1"), None, "no longer in the ledger: forgotten");
+        assert_eq!(tenants.tenant_of("s-2").as_deref(), Some("globex"));
+        assert_eq!(tenants.tenant_of("s-3").as_deref(), Some("acme"), "learned from the queue");
+        assert_eq!(tenants.len(), 2);
+    }
+
+    #[test]
+    fn a_session_learned_while_the_ledger_was_read_is_kept() {
+        let tenants = SessionTenants::new(10);
+        tenants.learn_pair("old", "acme");
+        let before = tenants.inner.read().generation;
+        tenants.learn_pair("new", "acme"); // after the ledger was read: not in `held`
+        tenants.sweep(&held(&[]), before);
+        assert_eq!(tenants.tenant_of("old"), None);
+        assert_eq!(tenants.tenant_of("new").as_deref(), Some("acme"));
+    }
+
+    #[test]
+    fn a_conflict_during_the_read_is_kept_as_a_conflict() {
+        let tenants = SessionTenants::new(10);
+        tenants.learn_pair("s", "acme");
+        let before = tenants.inner.read().generation;
+        tenants.learn_pair("s", "globex");
+        tenants.sweep(&held(&[]), before);
+        assert_eq!(tenants.len(), 1, "changed after the read: kept");
+        tenants.learn_pair("s", "acme");
+        assert_eq!(tenants.tenant_of("s"), None, "still belongs to neither");
+    }
+
+    #[test]
+    fn when_the_queue_overflows_every_unknown_held_session_is_denied() {
+        let tenants = SessionTenants::new(1);
+        tenants.learn_pair("s-1", "acme");
+        for i in 0..=MAX_QUEUED {
+            tenants.learn_pair(&format!("q-{i}"), "globex");
+        }
+        assert!(tenants.inner.read().queued.is_none(), "overflowed");
+        let before = tenants.inner.read().generation;
+        tenants.sweep(&held(&["s-1", "q-5", "q-9000"]), before);
+        assert_eq!(tenants.tenant_of("s-1").as_deref(), Some("acme"));
+        assert_eq!(tenants.len(), 3, "s-1 and two denied entries");
+        // A denied session is not learned from a later call: some of its calls may be another tenant's.
+        tenants.learn_pair("q-5", "globex");
+        assert_eq!(tenants.tenant_of("q-5"), None);
+        assert_eq!(tenants.inner.read().queued.as_deref(), Some(&[][..]), "the queue starts again");
+    }
+
+    #[test]
+    fn a_queued_session_with_no_room_at_the_sweep_is_denied() {
+        let tenants = SessionTenants::new(1);
+        tenants.learn_pair("s-1", "acme");
+        tenants.learn_pair("s-2", "globex"); // queued
+        let before = tenants.inner.read().generation;
+        tenants.sweep(&held(&["s-1", "s-2"]), before); // both still held: no room for s-2
+        assert_eq!(tenants.tenant_of("s-1").as_deref(), Some("acme"));
+        assert_eq!(tenants.tenant_of("s-2"), None);
+        assert!(tenants.inner.read().sessions.contains_key("s-2"), "denied, not unknown");
+        tenants.learn_pair("s-2", "globex");
+        assert_eq!(tenants.tenant_of("s-2"), None);
     }
 }
