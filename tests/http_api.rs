@@ -59,6 +59,18 @@ fn json<T: serde::Serialize>(v: &T) -> Value {
     serde_json::to_value(v).unwrap()
 }
 
+/// One call of `session` under `tenant`.
+fn call_in(session: &str, tenant: &str) {
+    let _s = tracing::info_span!("conversation", session.id = session, tenant.id = tenant).entered();
+    let _c = tracing::info_span!(
+        "chat",
+        gen_ai.request.model = "claude-haiku-4-5",
+        input_tokens = 10u64,
+        output_tokens = 1u64
+    )
+    .entered();
+}
+
 /// Three sessions on a manual clock: two of tenant acme, one of globex.
 fn fixture() -> Fixture {
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 14, 9, 0, 0).unwrap());
@@ -328,14 +340,7 @@ fn a_session_seen_under_two_tenants_belongs_to_neither() {
     let subscriber = tracing_subscriber::registry().with(meter.layer());
     tracing::subscriber::with_default(subscriber, || {
         for tenant in ["acme", "globex"] {
-            let _s = tracing::info_span!("conversation", session.id = "shared", tenant.id = tenant).entered();
-            let _c = tracing::info_span!(
-                "chat",
-                gen_ai.request.model = "claude-haiku-4-5",
-                input_tokens = 10u64,
-                output_tokens = 1u64
-            )
-            .entered();
+            call_in("shared", tenant);
         }
     });
     assert_eq!(tenants.tenant_of("shared"), None);
@@ -364,14 +369,7 @@ fn a_tenant_key_still_sees_its_sessions_after_a_restart() {
     let subscriber = tracing_subscriber::registry().with(before.layer());
     tracing::subscriber::with_default(subscriber, || {
         for (session, tenant) in [("s-1", "acme"), ("s-3", "globex")] {
-            let _s = tracing::info_span!("conversation", session.id = session, tenant.id = tenant).entered();
-            let _c = tracing::info_span!(
-                "chat",
-                gen_ai.request.model = "claude-haiku-4-5",
-                input_tokens = 10u64,
-                output_tokens = 1u64
-            )
-            .entered();
+            call_in(session, tenant);
         }
     });
     before.flush().unwrap();
@@ -658,18 +656,6 @@ fn every_response_matches_the_openapi_document() {
     let schema = &doc["paths"]["/api/v1/budgets"]["get"]["responses"]["200"]["content"]["application/json"]["schema"];
     violations(&doc, schema, &tampered, "$", &mut out);
     assert_eq!(out.len(), 2, "{out:?}");
-}
-
-/// One call of `session` under `tenant`.
-fn call_in(session: &str, tenant: &str) {
-    let _s = tracing::info_span!("conversation", session.id = session, tenant.id = tenant).entered();
-    let _c = tracing::info_span!(
-        "chat",
-        gen_ai.request.model = "claude-haiku-4-5",
-        input_tokens = 10u64,
-        output_tokens = 1u64
-    )
-    .entered();
 }
 
 #[test]

@@ -6,8 +6,12 @@
 //! CLI sample and is left to the tests of what it shows.
 #![cfg(feature = "cli")]
 
+mod cli_support;
+
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
+
+use cli_support::clean_env;
 
 /// One `$ tokenmeter …` command of a block, what it printed, and the exit status the block shows for it.
 #[derive(Debug)]
@@ -88,19 +92,9 @@ fn every_cli_sample_in_the_readme_is_what_the_binary_prints() {
             panic!("README.md:{}: the sample pipes into jq, which is not installed (apt-get install jq)", s.line);
         }
         // One stream, as a terminal shows it: standard error and output in the order they were written.
-        let out = Command::new("sh")
-            .arg("-c")
-            .arg(format!("{{ {command}\n}} 2>&1"))
-            .current_dir(root)
-            .env_remove("CLAUDE_CONFIG_DIR")
-            .env_remove("TOKENMETER_JOURNAL")
-            .env_remove("XDG_CONFIG_HOME")
-            .env_remove("XDG_DATA_HOME")
-            .env("HOME", home.path())
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run sh");
+        let mut sh = Command::new("sh");
+        sh.arg("-c").arg(format!("{{ {command}\n}} 2>&1")).current_dir(root);
+        let out = clean_env(&mut sh, home.path()).output().expect("run sh");
         let printed = String::from_utf8_lossy(&out.stdout).replace(&files_dir, "/tmp/");
         let expected = s.output.trim_end_matches('\n');
         if printed.trim_end_matches('\n') != expected {

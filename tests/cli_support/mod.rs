@@ -46,14 +46,7 @@ pub fn fixture(name: &str) -> String {
 pub fn run_env(args: &[&str], env: &[(&str, &str)]) -> Run {
     let home = tempfile::tempdir().expect("tempdir");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokenmeter"));
-    cmd.args(args)
-        .env_remove("CLAUDE_CONFIG_DIR")
-        .env_remove("TOKENMETER_JOURNAL")
-        .env_remove("XDG_CONFIG_HOME")
-        .env_remove("XDG_DATA_HOME")
-        .env("HOME", home.path())
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null());
+    clean_env(cmd.args(args), home.path());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -63,6 +56,17 @@ pub fn run_env(args: &[&str], env: &[(&str, &str)]) -> Run {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+/// No colour, no Claude or journal variables, `HOME` at `home`, no standard input: what every CLI test runs in.
+pub fn clean_env<'c>(cmd: &'c mut Command, home: &Path) -> &'c mut Command {
+    cmd.env_remove("CLAUDE_CONFIG_DIR")
+        .env_remove("TOKENMETER_JOURNAL")
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("XDG_DATA_HOME")
+        .env("HOME", home)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
 }
 
 pub fn run(args: &[&str]) -> Run {
