@@ -24,6 +24,7 @@ mod openapi;
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -167,14 +168,23 @@ pub struct SessionTenants {
 /// The sessions' tenants and what the next sweep needs.
 #[derive(Debug, Default)]
 struct TenantMap {
-    /// Session to (tenant, `None` once seen under two; the generation that last changed it).
-    sessions: HashMap<String, (Option<String>, u64)>,
-    /// Bumped by every change, so that a sweep keeps what changed while it read the ledger.
-    generation: u64,
+    sessions: HashMap<String, Tenant>,
+    /// Bumped when a sweep starts; every call stamps its session with it, so that the sweep keeps the sessions
+    /// seen while it read the ledger.
+    generation: AtomicU64,
     /// Sessions and tenants that arrived while full, in order; `None` once more than [`MAX_QUEUED`] did.
     queued: Option<Vec<(String, String)>>,
     /// When the last sweep ran.
     swept: Option<std::time::Instant>,
+}
+
+/// One session's tenant.
+#[derive(Debug)]
+struct Tenant {
+    /// `None` once the session was seen under two tenants.
+    owner: Option<String>,
+    /// The generation of its last call.
+    seen: AtomicU64,
 }
 
 /// Sessions queued while the map is full, at most.
@@ -185,14 +195,17 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 impl TenantMap {
     /// Applies one call's (session, tenant); false when there is no room for a new session.
     fn learn(&mut self, session: &str, tenant: &str, max: usize) -> bool {
-        let (generation, len) = (self.generation + 1, self.sessions.len());
+        let (generation, len) = (*self.generation.get_mut(), self.sessions.len());
         match self.sessions.get_mut(session) {
-            Some((Some(known), _)) if known == tenant => {}
-            Some((None, _)) => {}
-            Some((owner, changed)) => (*owner, *changed, self.generation) = (None, generation, generation),
+            Some(known) => {
+                if known.owner.as_deref().is_some_and(|owner| owner != tenant) {
+                    known.owner = None;
+                }
+                *known.seen.get_mut() = generation;
+            }
             None if len < max => {
-                self.sessions.insert(session.to_owned(), (Some(tenant.to_owned()), generation));
-                self.generation = generation;
+                let seen = AtomicU64::new(generation);
+                self.sessions.insert(session.to_owned(), Tenant { owner: Some(tenant.to_owned()), seen });
             }
             None => return false,
         }
@@ -219,7 +232,7 @@ impl SessionTenants {
 
     /// The tenant of `session`, if known and unique.
     pub fn tenant_of(&self, session: &str) -> Option<String> {
-        self.inner.read().sessions.get(session).and_then(|(owner, _)| owner.clone())
+        self.inner.read().sessions.get(session).and_then(|t| t.owner.clone())
     }
 
     /// How many sessions it remembers.
@@ -241,10 +254,15 @@ impl SessionTenants {
 
     /// Remembers that `s` ran under tenant `t`, or queues it while full.
     fn learn_pair(&self, s: &str, t: &str) {
-        match self.inner.read().sessions.get(s) {
-            Some((Some(known), _)) if known == t => return,
-            Some((None, _)) => return,
-            _ => {}
+        {
+            // Nothing to change: only the stamp, under the shared lock.
+            let map = self.inner.read();
+            if let Some(known) = map.sessions.get(s)
+                && known.owner.as_deref().is_none_or(|owner| owner == t)
+            {
+                known.seen.store(map.generation.load(Ordering::Relaxed), Ordering::Relaxed);
+                return;
+            }
         }
         let mut map = self.inner.write();
         if !map.learn(s, t, self.max) {
@@ -269,19 +287,25 @@ impl SessionTenants {
             }
         }
         let q = Query::new(Window::All).group_by(GroupBy::Dimension(Dimension::Session));
-        let before = self.inner.read().generation;
+        let before = self.begin_sweep();
         // Read without holding the lock: recording threads learn meanwhile.
         let Ok(held) = meter.query(&q) else { return };
         let held: HashSet<&str> = held.groups.iter().map(|g| g.key.as_str()).collect();
         self.sweep(&held, before);
     }
 
-    /// Keeps the sessions in `held` (the ledger's) and those changed after generation `before`, then learns
-    /// the queued ones; if the queue overflowed, denies every held session it does not know.
-    fn sweep(&self, held: &HashSet<&str>, before: u64) {
+    /// Starts a sweep: the generation the calls from now on stamp their sessions with.
+    fn begin_sweep(&self) -> u64 {
+        self.inner.read().generation.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Keeps the sessions in `held` (the ledger's) and those seen since [`begin_sweep`](Self::begin_sweep)
+    /// returned `since`, then learns the queued ones; if the queue overflowed, denies every held session it
+    /// does not know.
+    fn sweep(&self, held: &HashSet<&str>, since: u64) {
         let mut map = self.inner.write();
         map.swept = Some(std::time::Instant::now());
-        map.sessions.retain(|s, (_, changed)| *changed > before || held.contains(s.as_str()));
+        map.sessions.retain(|s, t| *t.seen.get_mut() >= since || held.contains(s.as_str()));
         // `None`: more sessions arrived while full than the queue kept.
         let queued = map.queued.replace(Vec::new());
         let mut lost = queued.is_none();
@@ -291,11 +315,11 @@ impl SessionTenants {
             lost |= !map.learn(&s, &t, self.max);
         }
         if lost {
-            let generation = map.generation + 1;
+            let generation = *map.generation.get_mut();
             for s in held {
-                map.sessions.entry((*s).to_owned()).or_insert((None, generation));
+                let denied = || Tenant { owner: None, seen: AtomicU64::new(generation) };
+                map.sessions.entry((*s).to_owned()).or_insert_with(denied);
             }
-            map.generation = generation;
         }
     }
 }
@@ -580,7 +604,7 @@ mod tests {
         tenants.learn_pair("s-2", "globex");
         tenants.learn_pair("s-3", "acme"); // full: queued
         assert_eq!(tenants.tenant_of("s-3"), None);
-        let before = tenants.inner.read().generation;
+        let before = tenants.begin_sweep();
         tenants.sweep(&held(&["s-2", "s-3"]), before);
         assert_eq!(tenants.tenant_of("s-1"), None, "no longer in the ledger: forgotten");
         assert_eq!(tenants.tenant_of("s-2").as_deref(), Some("globex"));
@@ -592,7 +616,7 @@ mod tests {
     fn a_session_learned_while_the_ledger_was_read_is_kept() {
         let tenants = SessionTenants::new(10);
         tenants.learn_pair("old", "acme");
-        let before = tenants.inner.read().generation;
+        let before = tenants.begin_sweep();
         tenants.learn_pair("new", "acme"); // after the ledger was read: not in `held`
         tenants.sweep(&held(&[]), before);
         assert_eq!(tenants.tenant_of("old"), None);
@@ -600,10 +624,24 @@ mod tests {
     }
 
     #[test]
+    fn a_known_session_called_again_while_the_ledger_was_read_is_kept() {
+        // Its new call may be in the ledger after the read, under its own id: forgetting the session would let
+        // another tenant's later call on the same id claim it.
+        let tenants = SessionTenants::new(10);
+        tenants.learn_pair("s", "acme");
+        let before = tenants.begin_sweep();
+        tenants.learn_pair("s", "acme");
+        tenants.sweep(&held(&[]), before);
+        assert_eq!(tenants.tenant_of("s").as_deref(), Some("acme"));
+        tenants.learn_pair("s", "globex");
+        assert_eq!(tenants.tenant_of("s"), None);
+    }
+
+    #[test]
     fn a_conflict_during_the_read_is_kept_as_a_conflict() {
         let tenants = SessionTenants::new(10);
         tenants.learn_pair("s", "acme");
-        let before = tenants.inner.read().generation;
+        let before = tenants.begin_sweep();
         tenants.learn_pair("s", "globex");
         tenants.sweep(&held(&[]), before);
         assert_eq!(tenants.len(), 1, "changed after the read: kept");
@@ -619,7 +657,7 @@ mod tests {
             tenants.learn_pair(&format!("q-{i}"), "globex");
         }
         assert!(tenants.inner.read().queued.is_none(), "overflowed");
-        let before = tenants.inner.read().generation;
+        let before = tenants.begin_sweep();
         tenants.sweep(&held(&["s-1", "q-5", "q-9000"]), before);
         assert_eq!(tenants.tenant_of("s-1").as_deref(), Some("acme"));
         assert_eq!(tenants.len(), 3, "s-1 and two denied entries");
@@ -634,7 +672,7 @@ mod tests {
         let tenants = SessionTenants::new(1);
         tenants.learn_pair("s-1", "acme");
         tenants.learn_pair("s-2", "globex"); // queued
-        let before = tenants.inner.read().generation;
+        let before = tenants.begin_sweep();
         tenants.sweep(&held(&["s-1", "s-2"]), before); // both still held: no room for s-2
         assert_eq!(tenants.tenant_of("s-1").as_deref(), Some("acme"));
         assert_eq!(tenants.tenant_of("s-2"), None);
