@@ -98,7 +98,9 @@ pub struct ModelUsage {
     /// The canonical model id when priced (dated and provider-specific ids merge), else the id as reported,
     /// else `"unknown"`.
     pub model: Arc<str>,
-    /// Whether the price book knows this model.
+    /// Whether the price book knows this model. For `(other)` (a recording thread's models past the first
+    /// 512, grouped for display; each call is still priced as its own model): whether none of its calls was
+    /// unpriced.
     pub priced: bool,
     /// The totals.
     #[serde(flatten)]
@@ -431,6 +433,9 @@ impl TokenMeter {
             }
         }
         let mut out: Vec<ModelUsage> = merged.into_values().collect();
+        for m in out.iter_mut().filter(|m| &*m.model == "(other)") {
+            m.priced = m.totals.unpriced_calls == 0;
+        }
         out.sort_by(|a, b| {
             b.totals.cost.cmp(&a.totals.cost).then(b.totals.calls.cmp(&a.totals.calls)).then(a.model.cmp(&b.model))
         });
@@ -483,11 +488,26 @@ struct ModelSlot {
 
 #[derive(Default)]
 struct Shard {
-    /// Model id as reported -> index into `models`.
-    resolved: HashMap<Box<str>, usize>,
+    /// Model id as reported -> its slot in `models` (and, past the cap, its own price and key).
+    resolved: HashMap<Box<str>, Resolved>,
     models: Vec<ModelSlot>,
     tools: HashMap<Arc<str>, ToolUsage>,
     stats: CaptureStats,
+}
+
+/// Where a model id's calls go, as cached per shard.
+#[derive(Clone)]
+struct Resolved {
+    slot: usize,
+    /// Set when the slot is the shared `(other)` one: the cap only groups totals for display, so the call
+    /// is still priced, and matched to model budgets, as its own model.
+    overflow: Option<Arc<Overflowed>>,
+}
+
+/// A model id whose totals went to `(other)`: its own price (none when unknown) and budget key.
+struct Overflowed {
+    priced: Option<PricedModel>,
+    key: Arc<str>,
 }
 
 /// Cached model-id resolutions per shard are bounded: a stream of distinct unknown ids cannot grow memory.
@@ -508,12 +528,12 @@ impl Shard {
         t.total_duration_us = t.total_duration_us.saturating_add(record.duration_us);
     }
 
-    /// The slot a call on `model` adds to: a hash lookup of the id as reported; on first sight, a price-book
+    /// Where a call on `model` goes: a hash lookup of the id as reported; on first sight, a price-book
     /// resolution (dated and provider-specific ids of one model share the canonical id's slot).
-    fn model_slot(&mut self, model: Option<&str>, prices: &PriceBook) -> usize {
+    fn model_slot(&mut self, model: Option<&str>, prices: &PriceBook) -> Resolved {
         let id = model.unwrap_or("");
-        if let Some(&idx) = self.resolved.get(id) {
-            return idx;
+        if let Some(r) = self.resolved.get(id) {
+            return r.clone();
         }
         let priced = if id.is_empty() { None } else { prices.resolve(id).map(|p| p.detached()) };
         let key: Arc<str> = match (&priced, model) {
@@ -521,28 +541,31 @@ impl Shard {
             (None, Some(m)) if !m.is_empty() => Arc::from(m),
             _ => Arc::from("unknown"),
         };
-        let idx = match self.models.iter().position(|m| m.key == key) {
-            Some(idx) => idx,
+        let resolved = match self.models.iter().position(|m| m.key == key) {
+            Some(slot) => Resolved { slot, overflow: None },
             None if self.models.len() < MAX_MODELS_PER_SHARD => {
                 self.models.push(ModelSlot { key, priced, totals: UsageTotals::default() });
-                self.models.len() - 1
+                Resolved { slot: self.models.len() - 1, overflow: None }
             }
-            None => match self.models.iter().position(|m| &*m.key == "(other)") {
-                Some(idx) => idx,
-                None => {
-                    self.models.push(ModelSlot {
-                        key: Arc::from("(other)"),
-                        priced: None,
-                        totals: UsageTotals::default(),
-                    });
-                    self.models.len() - 1
-                }
-            },
+            None => {
+                let slot = match self.models.iter().position(|m| &*m.key == "(other)") {
+                    Some(idx) => idx,
+                    None => {
+                        self.models.push(ModelSlot {
+                            key: Arc::from("(other)"),
+                            priced: None,
+                            totals: UsageTotals::default(),
+                        });
+                        self.models.len() - 1
+                    }
+                };
+                Resolved { slot, overflow: Some(Arc::new(Overflowed { priced, key })) }
+            }
         };
         if self.resolved.len() < MAX_RESOLVED_PER_SHARD {
-            self.resolved.insert(Box::from(id), idx);
+            self.resolved.insert(Box::from(id), resolved.clone());
         }
-        idx
+        resolved
     }
 }
 
@@ -586,18 +609,19 @@ impl MeterInner {
         {
             let mut shard = self.shard().lock();
             let shard = &mut *shard;
-            let idx = shard.model_slot(rec.model.as_deref(), &self.prices);
-            let slot = &mut shard.models[idx];
+            let resolved = shard.model_slot(rec.model.as_deref(), &self.prices);
+            let slot = &mut shard.models[resolved.slot];
+            let (priced, key) = match &resolved.overflow {
+                Some(own) => (own.priced.as_ref(), &own.key),
+                None => (slot.priced.as_ref(), &slot.key),
+            };
             if rec.metered {
-                rec.cost = slot
-                    .priced
-                    .as_ref()
-                    .map(|p| p.cost(&rec.tokens, rec.service_tier.as_deref(), rec.speed.as_deref()));
+                rec.cost = priced.map(|p| p.cost(&rec.tokens, rec.service_tier.as_deref(), rec.speed.as_deref()));
+            }
+            if !self.budgets.is_empty() {
+                model_key = Some(key.clone());
             }
             slot.totals.add_call(rec);
-            if !self.budgets.is_empty() {
-                model_key = Some(slot.key.clone());
-            }
             let stats = &mut shard.stats;
             stats.calls += 1;
             stats.unmetered_calls += u64::from(!rec.metered);
@@ -630,10 +654,13 @@ impl MeterInner {
         let model_key = {
             let mut shard = self.shard().lock();
             let shard = &mut *shard;
-            let idx = shard.model_slot(rec.model.as_deref(), &self.prices);
-            let slot = &mut shard.models[idx];
+            let resolved = shard.model_slot(rec.model.as_deref(), &self.prices);
+            let slot = &mut shard.models[resolved.slot];
             slot.totals.add_call(rec);
-            slot.key.clone()
+            match resolved.overflow {
+                Some(own) => own.key.clone(),
+                None => slot.key.clone(),
+            }
         };
         self.budgets.replay_call(rec, &model_key, self.clock.now());
         self.dispatch(|s| s.on_replayed_call(rec));

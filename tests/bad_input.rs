@@ -94,6 +94,40 @@ fn no_model_empty_and_huge_strings() {
 }
 
 #[test]
+fn past_the_model_cap_a_known_model_is_still_priced_and_budgeted_as_itself() {
+    use tokenmeter::{Budget, BudgetLimit, BudgetScope};
+    let h = Harness::with(|b| {
+        b.with_budget(
+            Budget::new("sonnet", BudgetLimit::usd(100.0).unwrap()).with_scope(BudgetScope::model("claude-sonnet-4-5")),
+        )
+    });
+    h.run(|| {
+        // 600 distinct unknown ids (fine-tunes, other providers): a recording thread keeps 512 model keys.
+        for i in 0..600 {
+            let id = format!("ft-model-{i}");
+            let _s = info_span!("chat", model = id.as_str(), input_tokens = 1u64).entered();
+        }
+        let _s = info_span!("chat", model = "claude-sonnet-4-5-20250929", input_tokens = 100_000u64).entered();
+        drop(_s);
+        let _s = info_span!("chat", model = "claude-sonnet-4-5-20250929", output_tokens = 100_000u64).entered();
+    });
+    let calls = h.seen.calls();
+    let sonnet: Vec<_> = calls.iter().filter(|c| c.model.as_deref() == Some("claude-sonnet-4-5-20250929")).collect();
+    assert_eq!(sonnet.len(), 2);
+    let cost = |c: &tokenmeter::CallRecord| c.cost.as_ref().map(|c| c.total.to_string());
+    assert_eq!(cost(sonnet[0]).as_deref(), Some("$0.30"), "100k input tokens at $3 a million");
+    assert_eq!(cost(sonnet[1]).as_deref(), Some("$1.50"));
+    let other = h.meter.model_usage().into_iter().find(|m| &*m.model == "(other)").expect("an (other) row");
+    assert_eq!(other.totals.calls, 90, "88 unknown ids and both sonnet calls past the cap");
+    assert_eq!(other.totals.unpriced_calls, 88);
+    assert_eq!(other.totals.cost.to_string(), "$1.80");
+    assert!(!other.priced, "some of its calls are unpriced");
+    assert_eq!(h.meter.total_usage().unpriced_calls, 600);
+    let status = h.meter.budget_status();
+    assert_eq!(status[0].spent.to_string(), "$1.80", "the model budget saw both calls");
+}
+
+#[test]
 fn a_panicking_sink_does_not_reach_the_application() {
     let h = Harness::with(|b| b.on_call(|_| panic!("sink bug")));
     h.run(|| {

@@ -31,7 +31,8 @@
 //!
 //! Ids are normalized by [`normalize_model_id`] before lookup, so dated ids (`claude-sonnet-4-20250514`),
 //! aliases (`claude-3-5-haiku-latest`, `claude-opus-4-0`), Bedrock ids
-//! (`us.anthropic.claude-sonnet-4-5-20250929-v1:0`) and Vertex ids (`claude-opus-4-1@20250805`) all find the
+//! (`us.anthropic.claude-sonnet-4-5-20250929-v1:0`), Vertex ids (`claude-opus-4-1@20250805`) and
+//! `provider:model` ids (`anthropic:claude-sonnet-4-5`) all find the
 //! canonical entry (`claude-sonnet-4`, `claude-3-5-haiku`, `claude-opus-4`, `claude-sonnet-4-5`,
 //! `claude-opus-4-1`). Canonical ids use Anthropic's name order: version after the family from Claude 4 on
 //! (`claude-sonnet-4-5`), before it for Claude 3.x (`claude-3-5-sonnet`).

@@ -12,7 +12,8 @@ const FAMILIES: &[&str] = &["opus", "sonnet", "haiku"];
 /// Steps, in order:
 ///
 /// 1. trim whitespace, keep only the last `/`-separated segment (`anthropic/claude-…` gateway ids, Vertex
-///    resource names, Bedrock ARNs), ASCII-lowercase;
+///    resource names, Bedrock ARNs), ASCII-lowercase, drop `<provider>:` before a Claude id
+///    (`anthropic:claude-sonnet-4-5`);
 /// 2. drop a trailing `[…]` annotation (`claude-opus-4-6[1m]`), a Vertex `@20250514` suffix, and everything
 ///    from the first `:` (Bedrock `-v1:0`, `-v1:0:200k`);
 /// 3. drop Bedrock region prefixes (`us.`, `eu.`, `apac.`, `global.`, `jp.`, `au.`, …) and `anthropic.`;
@@ -32,6 +33,7 @@ pub fn normalize_model_id(id: &str) -> String {
         s = &s[i + 1..];
     }
     let mut s = s.to_ascii_lowercase();
+    strip_provider_prefix(&mut s);
 
     if s.ends_with(']')
         && let Some(i) = s.rfind('[')
@@ -61,6 +63,24 @@ pub fn normalize_model_id(id: &str) -> String {
     }
 
     canonical_order(&s).unwrap_or(s)
+}
+
+/// Drops `<provider>:` prefixes (`anthropic:claude-sonnet-4-5`, `bedrock:us.anthropic.claude-…`: the
+/// `provider:model` spelling of pydantic-ai and LangChain) when a Claude id follows, so the `:` cut after it
+/// does not leave the provider's name. Anything else keeps its `:` (Bedrock `-v1:0`, fine-tune ids), so a
+/// fine-tune is never priced as its base model.
+fn strip_provider_prefix(s: &mut String) {
+    while let Some((head, tail)) = s.split_once(':') {
+        // `ft:` marks a fine-tune (OpenAI's spelling), whose price is not its base model's.
+        let provider = !head.is_empty()
+            && head != "ft"
+            && head.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !(provider && strip_bedrock_prefix(tail).starts_with("claude")) {
+            return;
+        }
+        let cut = head.len() + 1;
+        s.drain(..cut);
+    }
 }
 
 /// Strips `<region>.` labels and `anthropic.` from the front.

@@ -240,6 +240,9 @@ fn resolves_every_id_form() {
         ("claude-3-haiku-20240307", "claude-3-haiku"),
         ("claude-3-opus-latest", "claude-3-opus"),
         ("CLAUDE-HAIKU-5-5", "claude-haiku-5-5"),
+        ("anthropic:claude-sonnet-4-5", "claude-sonnet-4-5"),
+        ("bedrock:us.anthropic.claude-sonnet-4-5-20250929-v1:0", "claude-sonnet-4-5"),
+        ("google-vertex:claude-opus-4-1@20250805", "claude-opus-4-1"),
     ];
     for (id, canonical) in cases {
         let model = book.resolve(id).unwrap_or_else(|| panic!("{id} should resolve"));
@@ -263,6 +266,9 @@ fn unknown_ids_are_unpriced() {
         "claude-instant-1",
         "claude-opus-4-6-fast",
         "claude",
+        "anthropic:",
+        "anthropic:gpt-4o",
+        "ft:claude-haiku-4-5:acme::abc123",
     ] {
         assert!(book.resolve(id).is_none(), "{id:.40}");
         assert!(book.price(id, &mixed(), None, None).is_none());
