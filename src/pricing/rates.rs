@@ -117,7 +117,8 @@ pub struct ModelPrice {
     /// that have them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub long_context: Option<Rates>,
-    /// Multiplier on all rates for `speed = "fast"` calls, for models that have fast mode.
+    /// Multiplier on all rates for `speed = "fast"` calls, for models that have fast mode. Fast mode never
+    /// costs less than standard: 0 is read as 1 (price files refuse it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fast_multiplier: Option<u32>,
 }
@@ -134,7 +135,7 @@ impl ModelPrice {
         self
     }
 
-    /// Adds a fast-mode multiplier.
+    /// Adds a fast-mode multiplier (0 is read as 1: a fast call is never priced at $0).
     pub fn with_fast_multiplier(mut self, multiplier: u32) -> Self {
         self.fast_multiplier = Some(multiplier);
         self
@@ -215,7 +216,7 @@ impl PricedModel {
     pub fn cost(&self, tokens: &TokenUsage, service_tier: Option<&str>, speed: Option<&str>) -> CallCost {
         let batch = service_tier.is_some_and(|t| t.trim().eq_ignore_ascii_case("batch"));
         let fast_multiplier = match (speed, self.price.fast_multiplier) {
-            (Some(s), Some(m)) if s.trim().eq_ignore_ascii_case("fast") => Some(m),
+            (Some(s), Some(m)) if s.trim().eq_ignore_ascii_case("fast") => Some(m.max(1)),
             _ => None,
         };
         let prompt = u128::from(tokens.input)

@@ -199,6 +199,16 @@ fn modifiers_stack() {
 }
 
 #[test]
+fn a_zero_fast_multiplier_is_read_as_one_never_as_free() {
+    let sonnet = PriceBook::builtin().resolve("claude-sonnet-4-5").expect("builtin");
+    let book = PriceBook::empty().with_price("zero", sonnet.price().clone().with_fast_multiplier(0));
+    let standard = book.price("zero", &usage(1_000, 0, 0, 0, 1_000), None, None).expect("priced");
+    let fast = book.price("zero", &usage(1_000, 0, 0, 0, 1_000), None, Some("fast")).expect("priced");
+    assert_eq!(standard.total, micro_usd(18_000));
+    assert_eq!(fast.total, standard.total);
+}
+
+#[test]
 fn huge_token_counts_do_not_panic() {
     let max = usage(u64::MAX, u64::MAX, u64::MAX, u64::MAX, u64::MAX);
     let book = PriceBook::builtin();
