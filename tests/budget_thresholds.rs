@@ -207,3 +207,37 @@ fn alerts_are_tracing_events() {
         assert!(events[0].1.contains(needle), "{needle} missing from {}", events[0].1);
     }
 }
+
+#[test]
+fn what_a_callback_logs_is_not_read_back_as_the_next_calls_failure_or_usage() {
+    // A long-lived span carrying two calls: the first crosses the budget, and its alert fires while the span
+    // (now holding the second call) is entered. The callback logs the alert the way `#[instrument(err)]` logs
+    // errors, and logs usage fields too.
+    let h = Harness::with(|b| {
+        b.with_budget(Budget::new("b", BudgetLimit::tokens(1_000)).with_thresholds([100])).with_budget_alert_callback(
+            |a| {
+                tracing::error!(error = %a);
+                tracing::info!(input_tokens = 999_999u64, "alert");
+            },
+        )
+    });
+    h.run(|| {
+        let span = info_span!(
+            "agent",
+            gen_ai.request.model = "claude-haiku-4-5",
+            gen_ai.response.id = tracing::field::Empty,
+            input_tokens = tracing::field::Empty,
+        );
+        let _in = span.enter();
+        span.record("gen_ai.response.id", "msg_a");
+        span.record("input_tokens", 5_000u64);
+        span.record("gen_ai.response.id", "msg_b");
+        span.record("input_tokens", 10u64);
+    });
+    assert_eq!(h.meter.alert_stats().fired, 1, "the first call crossed the budget");
+    let calls = h.seen.calls();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[1].request_id.as_deref(), Some("msg_b"));
+    assert!(!calls[1].outcome.is_error(), "the second call succeeded: {:?}", calls[1].outcome);
+    assert_eq!(calls[1].tokens.input, 10);
+}

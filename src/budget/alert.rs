@@ -197,8 +197,15 @@ impl AlertRouter {
         }
     }
 
-    /// Sends one alert everywhere it goes. Never blocks on the network and never panics.
+    /// Sends one alert everywhere it goes. Never blocks on the network and never panics. Runs as the meter's
+    /// sinks do (on the recording thread, often inside the application's own call span): what the callbacks
+    /// log (`error!(error = %alert)` is what `#[instrument(err)]` emits) is not read back as a failed call
+    /// or as usage.
     pub(super) fn deliver(&self, alert: BudgetAlert) {
+        crate::capture::while_in_sinks(|| self.deliver_now(alert));
+    }
+
+    fn deliver_now(&self, alert: BudgetAlert) {
         self.fired.fetch_add(1, Ordering::Relaxed);
         let resets_at = alert.resets_at.to_rfc3339_opts(SecondsFormat::Secs, true);
         let projected = alert.projected.map(|p| p.to_string());
