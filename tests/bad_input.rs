@@ -128,6 +128,38 @@ fn past_the_model_cap_a_known_model_is_still_priced_and_budgeted_as_itself() {
 }
 
 #[test]
+fn an_error_message_in_error_type_is_cut_to_its_type() {
+    #[derive(Debug)]
+    struct ApiError(&'static str);
+    impl std::fmt::Display for ApiError {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+    let h = Harness::new();
+    let err = ApiError("overloaded_error: the prompt was 'SECRET PROMPT TEXT'");
+    h.run(|| {
+        let _a = info_span!("chat", model = "claude-haiku-4-5", input_tokens = 1u64, error.type = %err).entered();
+        drop(_a);
+        let _b = info_span!("chat", model = "claude-haiku-4-5", input_tokens = 1u64, error.type = ?err).entered();
+        drop(_b);
+        let text = err.to_string();
+        let _c =
+            info_span!("chat", model = "claude-haiku-4-5", input_tokens = 1u64, error.type = text.as_str()).entered();
+    });
+    let types: Vec<String> = h
+        .seen
+        .calls()
+        .iter()
+        .map(|c| match &c.outcome {
+            tokenmeter::Outcome::Error { error_type } => error_type.to_string(),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(types, ["overloaded_error", "ApiError", "overloaded_error"]);
+}
+
+#[test]
 fn a_panicking_sink_does_not_reach_the_application() {
     let h = Harness::with(|b| b.on_call(|_| panic!("sink bug")));
     h.run(|| {

@@ -316,8 +316,10 @@ impl<'a> FieldVisitor<'a> {
             Role::Speed => self.call.speed = label(),
             Role::ToolName => self.call.tool_name = label(),
             Role::ErrorType => {
-                // An empty error type still says "this failed".
-                self.call.error_type = Some(label().unwrap_or_else(|| Arc::from("error")))
+                // A type, never a message: `error.type = %err` hands over the error's whole text, which may
+                // quote the prompt. An empty one still says "this failed".
+                let kind = error_type_label(value);
+                self.call.error_type = Some(if kind.is_empty() { Arc::from("error") } else { intern(kind) })
             }
             Role::StatusCode => self.call.status_error = Some(value.trim().eq_ignore_ascii_case("error")),
             Role::Stream => match value.trim() {
@@ -525,6 +527,26 @@ impl Visit for FieldVisitor<'_> {
     }
 }
 
+/// Longest `error.type` kept.
+const MAX_ERROR_TYPE_LEN: usize = 64;
+
+/// The type label at the front of an `error.type` value: its leading run of ASCII letters, digits and
+/// `_ . : - /` (`overloaded_error`, `429`, `std::io::Error`, `Error` of `Error { .. }`), cut before a `": "`
+/// and without trailing punctuation, at most 64 bytes; empty when the value starts otherwise. What follows (an
+/// error message, which may quote prompt text) is never kept.
+pub(crate) fn error_type_label(value: &str) -> &str {
+    let v = value.trim_start();
+    let mut end = 0;
+    for (i, b) in v.bytes().enumerate() {
+        let label_byte = b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-' | b'/');
+        if !label_byte || i == MAX_ERROR_TYPE_LEN {
+            break;
+        }
+        end = i + 1;
+    }
+    v[..end].trim_end_matches(['.', ':', '-', '/'])
+}
+
 /// A `fmt::Write` that keeps at most `cap` bytes and drops the rest (a 10 KB `Debug` value costs no 10 KB copy).
 struct BoundedString(String, usize);
 
@@ -553,6 +575,24 @@ mod tests {
         assert_eq!(capped("héllo", 2), "h");
         assert_eq!(capped("abc", 10), "abc");
         assert_eq!(capped("", 0), "");
+    }
+
+    #[test]
+    fn error_types_keep_the_label_never_the_message() {
+        for (value, label) in [
+            ("overloaded_error", "overloaded_error"),
+            ("  429 Too Many Requests", "429"),
+            ("std::io::Error", "std::io::Error"),
+            ("overloaded: the prompt was 'SECRET'", "overloaded"),
+            ("Error { kind: Timeout, message: \"SECRET\" }", "Error"),
+            ("rate_limit_error.", "rate_limit_error"),
+            ("'SECRET' was refused", ""),
+            ("", ""),
+            ("é", ""),
+        ] {
+            assert_eq!(error_type_label(value), label, "{value}");
+        }
+        assert_eq!(error_type_label(&"a".repeat(100)).len(), MAX_ERROR_TYPE_LEN);
     }
 
     #[test]
