@@ -279,3 +279,13 @@ fn a_project_and_none_session_filter_keeps_the_projects_calls_without_a_session(
     let p = tree.nodes.iter().find(|n| n.name == "p").unwrap();
     assert_eq!(p.children.iter().find(|c| c.name == "(none)").map(|c| c.calls), Some(r.totals.calls));
 }
+
+#[test]
+fn an_unread_cache_write_of_absurd_size_does_not_overflow() {
+    // Capture caps each count at 1e12; a record handed to the ledger directly is not capped.
+    let rig = Rig::new(t0());
+    rig.add(Call::new(t0(), "claude-sonnet-4-5").io(10, 10).cache(0, u64::MAX - 5).write_1h(10).session("s"));
+    rig.clock.set(t0() + Duration::hours(2));
+    let r = rig.ledger.query(&Query::new(Window::All)).unwrap();
+    assert_eq!(r.totals.calls, 1);
+}

@@ -537,7 +537,7 @@ impl LedgerInner {
             cache_write_5m: w.write_5m,
             cache_write_1h: w.write_1h,
             // Only the prompt size matters for the long-context decision.
-            input: w.prompt_total.saturating_sub(w.write_5m + w.write_1h),
+            input: w.prompt_total.saturating_sub(w.write_5m.saturating_add(w.write_1h)),
             ..TokenUsage::default()
         };
         let mut o = Opportunities {
