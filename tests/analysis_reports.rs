@@ -370,6 +370,27 @@ fn forecast_trend_month_and_limit() {
     // 55 + 11 = 66, + 12 = 78, + 13 = 91, + 14 = 105 on March 14.
     assert_eq!(l.reached_on, chrono::NaiveDate::from_ymd_opt(2026, 3, 14));
     assert_eq!(l.days_until, Some(3));
+    // Tokens follow the spend: 200,000 a dollar.
+    let tokens: Vec<u64> = f.days.iter().map(|d| d.tokens).collect();
+    assert_eq!(tokens, [2_400_000, 2_600_000, 2_800_000]);
+}
+
+#[test]
+fn forecast_tokens_move_with_the_spend() {
+    // $2 a day, flat: a cheap model's token-heavy share falling while an expensive model's rises. Fitted apart,
+    // the tokens fell to 0 within days while the spend stayed at $2.
+    let rig = Rig::new(at(2026, 3, 11, 9, 0, 0));
+    for d in 1..=10u64 {
+        rig.add(Call::new(at(2026, 3, d as u32, 12, 0, 0), "claude-haiku-4-5").io(0, 400_000 - 36_000 * d));
+        rig.add(Call::new(at(2026, 3, d as u32, 13, 0, 0), "claude-opus-4-1").io(0, 2_400 * d));
+    }
+    let f = rig.ledger.forecast(30, None).unwrap();
+    assert_eq!(f.trend, Trend::Flat);
+    // History: 2,152,000 tokens for $20, 107,600 a dollar.
+    for d in &f.days {
+        close(d.cost_usd, 2.0);
+        assert_eq!(d.tokens, 215_200, "{d:?}");
+    }
 }
 
 #[test]

@@ -38,7 +38,8 @@ pub struct ForecastDay {
     pub lower_usd: f64,
     /// Upper end of the 90% band, USD.
     pub upper_usd: f64,
-    /// Expected tokens.
+    /// Expected tokens: the expected spend at the history's tokens per dollar, so the two move together (the
+    /// tokens' own trend when nothing in the history was priced).
     pub tokens: u64,
 }
 
@@ -180,6 +181,15 @@ impl Ledger {
             } else {
                 (Fit::new(&hist_cost), Fit::new(&hist_tokens))
             };
+            // Tokens follow the spend at the history's tokens per dollar: two separate fits on a few days
+            // drifted apart (spend flat while tokens fell to 0).
+            let (spent_hist, tokens_hist) = if hist_cost.is_empty() {
+                let t = daily(today);
+                (t.cost.as_usd(), t.tokens.total() as f64)
+            } else {
+                (hist_cost.iter().sum::<f64>(), hist_tokens.iter().sum::<f64>())
+            };
+            let tokens_per_usd = (spent_hist > 0.0).then(|| tokens_hist / spent_hist);
             let n = hist_cost.len() as f64;
             // History is x = 0..n-1, so today is x = n and day k ahead is n + k.
             let forecast_days: Vec<ForecastDay> = (1..=i64::from(days))
@@ -194,7 +204,10 @@ impl Ledger {
                         cost_usd: cost,
                         lower_usd: (cost - band).max(0.0),
                         upper_usd: cost + band,
-                        tokens: token_fit.at(x).round() as u64,
+                        tokens: match tokens_per_usd {
+                            Some(per_usd) => (cost * per_usd).round() as u64,
+                            None => token_fit.at(x).round() as u64,
+                        },
                     }
                 })
                 .collect();
