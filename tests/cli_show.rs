@@ -97,6 +97,25 @@ fn a_call_without_usage_reads_unmetered_not_unpriced() {
     assert!(text.contains("unmetered") && !text.contains("unpriced"), "{text}");
 }
 
+#[test]
+fn the_total_says_unpriced_and_failed_calls_are_named() {
+    // sess-gamma-1 has a call on a model the price book does not know: its total is not the whole cost.
+    let text = cc(&["show", "sess-gamma-1"]).ok().to_owned();
+    let totals = text.lines().nth(5).unwrap_or_default();
+    assert!(totals.contains("$0.0001 + unpriced"), "{text}");
+    assert!(!text.contains("failed"), "no failed call, no note: {text}");
+
+    let ok = r#"{"timestamp":"2025-10-03T12:00:00Z","duration_us":5,"model":"claude-sonnet-4-5","tokens":{"input":1000,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":100,"reasoning":0},"metered":true,"outcome":{"status":"ok"},"dimensions":{"session":"s1"}}"#;
+    let failed = ok
+        .replace("12:00:00", "12:00:05")
+        .replace(r#"{"status":"ok"}"#, r#"{"status":"error","error_type":"overloaded_error"}"#);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.jsonl");
+    std::fs::write(&file, format!("{ok}\n{failed}\n")).unwrap();
+    let text = run(&["--records", file.to_str().unwrap(), "--now", cli_support::NOW, "show", "s1"]).ok().to_owned();
+    assert!(text.contains("\n1 call failed: 10-03 12:00:05 overloaded_error\n"), "{text}");
+}
+
 /// A records file of `n` sessions of one call each, in five days of August 2025 (two months before --now).
 fn sessions_in_august(n: usize) -> (tempfile::TempDir, std::path::PathBuf) {
     let rec = |i: usize| {

@@ -1,6 +1,7 @@
 //! `show <session>`: one session's totals (from the ledger) and its calls.
 
 use std::collections::BTreeSet;
+use std::fmt::Write as _;
 
 use serde::Serialize;
 use tokenmeter::CallRecord;
@@ -8,7 +9,7 @@ use tokenmeter::ledger::{Dimension, GroupBy, GroupRow, Query, Window};
 use tokenmeter::transcripts::{ToolUses, tool_uses};
 
 use crate::cli::{Format, ShowArgs};
-use crate::render::{Style, int, num, pct, push_table, usd};
+use crate::render::{Style, count, int, num, pct, push_table, share_cost, usd};
 use crate::source::{Context, Source, SourceInfo, SourceKind};
 use crate::{CliError, CliResult, print_out};
 
@@ -129,7 +130,7 @@ fn table(o: &ShowOutput<'_>, ctx: &Context, style: &Style, include_cache: bool) 
         num(int(t.tokens.cache_read)),
         num(int(t.tokens.cache_creation)),
         num(int(t.tokens.total)),
-        num(usd(t.cost_usd)),
+        num(share_cost(t.cost_usd, t.calls, t.unpriced_calls)),
     ]);
     push_table(&mut out, "", &tt, style);
 
@@ -168,6 +169,31 @@ fn table(o: &ShowOutput<'_>, ctx: &Context, style: &Style, include_cache: bool) 
         ct.add_row(row);
     }
     push_table(&mut out, "Calls", &ct, style);
+    // Failed calls are named under the table (a column would widen every row for what most sessions lack).
+    let failed: Vec<String> = o
+        .calls
+        .iter()
+        .filter_map(|c| match &c.outcome {
+            tokenmeter::Outcome::Error { error_type } => {
+                Some(format!("{} {error_type}", c.timestamp.with_timezone(&tz).format("%m-%d %H:%M:%S")))
+            }
+            _ => None,
+        })
+        .collect();
+    if !failed.is_empty() {
+        const LISTED: usize = 10;
+        let more = failed.len().saturating_sub(LISTED);
+        let _ = write!(
+            out,
+            "{} failed: {}",
+            count(failed.len() as u64, "call"),
+            failed[..failed.len().min(LISTED)].join(", ")
+        );
+        if more > 0 {
+            let _ = write!(out, ", and {more} more");
+        }
+        out.push_str("\n\n");
+    }
 
     if let Some(tools) = &o.tools {
         let mut tt = style.table(["tool", "uses", "errors"]);
