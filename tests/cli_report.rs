@@ -3,7 +3,7 @@
 
 mod cli_support;
 
-use cli_support::{cc, close};
+use cli_support::{cc, close, run};
 
 #[test]
 fn json_report_types() {
@@ -51,6 +51,43 @@ fn markdown() {
     {
         assert!(detailed.contains(needle), "missing {needle}");
     }
+}
+
+#[test]
+fn markdown_shows_names_from_the_data_literally() {
+    // A model named `<synthetic>` (Claude Code's own) would be dropped as an unknown HTML tag.
+    let detailed = cc(&["report", "--type", "detailed"]).ok().to_owned();
+    assert!(detailed.contains("\n| \\<synthetic\\> | 1 | 0 | $0.00 | 0.0% |\n"), "{detailed}");
+    assert!(detailed.contains("long_context_threshold"), "an underscore inside a word stays as written");
+    let rec = |agent: &str, project: &str| {
+        format!(
+            r#"{{"timestamp":"2025-10-03T12:00:00Z","duration_us":5,"model":"claude-sonnet-4-5","tokens":{{"input":1000,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":100,"reasoning":0}},"metered":true,"outcome":{{"status":"ok"}},"dimensions":{{"session":"s1","agent":"{agent}","project":"{project}"}}}}"#
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.jsonl");
+    std::fs::write(&file, format!("{}\n", rec("<b>x</b>", "p*1*_a_"))).unwrap();
+    let md = run(&["--records", file.to_str().unwrap(), "--now", cli_support::NOW, "report", "--type", "detailed"])
+        .ok()
+        .to_owned();
+    assert!(md.contains("| \\<b\\>x\\</b\\> |"), "{md}");
+    assert!(md.contains("| p\\*1\\*\\_a\\_ |"), "{md}");
+    assert!(!md.contains("<b>") && !md.contains("p*1*"), "{md}");
+}
+
+#[test]
+fn the_executive_model_table_adds_up_to_the_headline() {
+    // Five models shown, the other two in one row: the calls column sums to the 13 calls of the headline.
+    let exec = cc(&["report", "--type", "executive"]).ok().to_owned();
+    assert!(exec.contains("| Calls | 13 |"), "{exec}");
+    assert!(exec.contains("\n| (2 other models) | 2 | 200 | $0.00 + unpriced | 0.0% |\n"), "{exec}");
+    let section = exec.split("## By model").nth(1).unwrap().split("##").next().unwrap();
+    let calls: u64 = section
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| Model"))
+        .map(|l| l.split('|').nth(2).unwrap().trim().replace(',', "").parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(calls, 13);
 }
 
 #[test]

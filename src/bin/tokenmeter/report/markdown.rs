@@ -5,9 +5,31 @@ use std::fmt::Write as _;
 use super::{Report, snake};
 use crate::render::{count, int, pct, usd};
 
+/// A table cell's text as Markdown shows it literally: names come from the data (a model `<synthetic>`, an agent
+/// `<b>x</b>`, a project `p*1*`), so the punctuation Markdown reads (and `|`, which ends a cell) is escaped
+/// with a backslash, and a line break becomes a space. An underscore inside a word is left alone: it is
+/// never emphasis.
+fn cell(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let chars: Vec<char> = s.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        let word = |j: Option<usize>| j.and_then(|j| chars.get(j)).is_some_and(|c| c.is_alphanumeric());
+        match c {
+            // Inside a word (`cache_control`) an underscore is never emphasis: left as written.
+            '_' if word(i.checked_sub(1)) && word(Some(i + 1)) => out.push(c),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '~' | '&' | '#' | '!' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' | '\r' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// A Markdown table; `right` marks right-aligned columns.
 fn table(out: &mut String, header: &[&str], right: &[bool], rows: &[Vec<String>]) {
-    let cell = |s: &str| s.replace('|', "\\|").replace('\n', " ");
     let _ = writeln!(out, "| {} |", header.iter().map(|h| cell(h)).collect::<Vec<_>>().join(" | "));
     let _ = writeln!(
         out,

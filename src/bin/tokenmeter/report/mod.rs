@@ -258,9 +258,8 @@ impl Report<'_> {
 
     /// Spend by model, at most `limit` rows.
     pub(crate) fn models_table(&self, limit: usize) -> Table {
-        let rows = self
-            .summary
-            .by_model
+        let models = &self.summary.by_model;
+        let mut rows: Vec<Vec<String>> = models
             .iter()
             .take(limit)
             .map(|m| {
@@ -273,6 +272,19 @@ impl Report<'_> {
                 ]
             })
             .collect();
+        // The rest in one row, so the column still adds up to the headline.
+        let rest = models.get(limit..).unwrap_or_default();
+        if !rest.is_empty() {
+            let sum = |f: fn(&tokenmeter::analysis::Share) -> u64| rest.iter().map(f).sum::<u64>();
+            let calls = sum(|m| m.calls);
+            rows.push(vec![
+                format!("({} other model{})", rest.len(), if rest.len() == 1 { "" } else { "s" }),
+                int(calls),
+                int(sum(|m| m.tokens)),
+                crate::render::share_cost(rest.iter().map(|m| m.cost_usd).sum(), calls, sum(|m| m.unpriced_calls)),
+                pct(rest.iter().map(|m| m.cost_share).sum()),
+            ]);
+        }
         Table { headers: &["Model", "Calls", "Tokens", "Cost", "Share"], right: &[false, true, true, true, true], rows }
     }
 
