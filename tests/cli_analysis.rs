@@ -49,6 +49,8 @@ fn optimize() {
     };
     assert!(coloured.contains(code), "traffic-light colour {code:?} missing:\n{coloured}");
     cc(&["optimize", "--group-by", "colour"]).fails(2, "unknown dimension");
+    // Accepted by the dimension parser, refused by the report: refused up front, as a usage error.
+    cc(&["optimize", "--group-by", "tool"]).fails(2, "tool executions carry no tokens to score");
 }
 
 #[test]
@@ -67,6 +69,8 @@ fn forecast() {
     // A negative number is a value to check, not an unknown flag.
     cc(&["forecast", "--days", "-1"]).fails(2, "not in 1..=366");
     cc(&["forecast", "--budget", "-5"]).fails(2, "give a positive amount");
+    // Past 1e12 the amount printed would be rounded off (1e18 showed as $184,467,440,737,095,516.15).
+    cc(&["forecast", "--budget", "1e18"]).fails(2, "give at most 1e12 USD");
 }
 
 #[test]
@@ -107,6 +111,9 @@ fn compare() {
     cc(&["compare", "--a", "agent=main"]).fails(2, "--b");
     cc(&["compare", "--a", "agent=main", "--b", "model=x"]).fails(2, "same dimension");
     cc(&["compare", "--a", "main", "--b", "x"]).fails(2, "dimension=value");
+    let bare = cli_support::run(&["--claude-code", &cli_support::fixture("claude_code"), "compare", "--a", "agent"]);
+    bare.fails(2, "`agent` is not of the form dimension=value");
+    assert!(!bare.stderr.contains("`filter`"), "the library's argument name leaked: {}", bare.stderr);
 }
 
 #[test]

@@ -227,8 +227,8 @@ pub(crate) struct CacheReportArgs {
 pub(crate) struct OptimizeArgs {
     #[command(flatten)]
     pub(crate) window: WindowArgs,
-    /// Score breakdown per session, project, model, agent or operation
-    #[arg(long, value_name = "DIMENSION", default_value = "project", value_parser = parse_dimension)]
+    /// Score breakdown per session, project, model, agent or operation (or provider, task, user, tenant)
+    #[arg(long, value_name = "DIMENSION", default_value = "project", value_parser = parse_score_dimension)]
     pub(crate) group_by: Dimension,
     /// Output format
     #[arg(long, default_value = "table")]
@@ -320,7 +320,7 @@ fn representable(t: DateTime<Utc>) -> bool {
 
 fn parse_bound(s: &str) -> Result<Bound, String> {
     let s = s.trim();
-    let out_of_range = || format!("`{s}` is out of range: give a time from 1970-01-01 to 2262-04-10");
+    let out_of_range = || format!("`{s}` is out of range: give a time from 1970-01-01 to 2262-04-09");
     let date = NaiveDate::parse_from_str(s, "%Y-%m-%d").or_else(|_| NaiveDate::parse_from_str(s, "%Y%m%d"));
     if let Ok(d) = date {
         // A day later still representable, for `--until DATE` (the day's end) in any time zone.
@@ -357,13 +357,34 @@ fn parse_dimension(s: &str) -> Result<Dimension, String> {
 }
 
 fn parse_filter(s: &str) -> Result<Filter, String> {
-    s.parse().map_err(|e: tokenmeter::ledger::QueryError| e.to_string())
+    s.parse().map_err(|e: tokenmeter::ledger::QueryError| match e {
+        // The library names the argument (`filter`); here the flag does.
+        tokenmeter::ledger::QueryError::InvalidArgument { reason, .. } => reason,
+        e => e.to_string(),
+    })
 }
+
+/// `optimize --group-by`: what the efficiency breakdown can group by (tools carry no tokens).
+fn parse_score_dimension(s: &str) -> Result<Dimension, String> {
+    match parse_dimension(s)? {
+        Dimension::Tool => Err(format!(
+            "`{s}`: tool executions carry no tokens to score: give session, project, model, agent, operation, \
+             provider, task, user or tenant"
+        )),
+        d => Ok(d),
+    }
+}
+
+/// The largest amount taken (as budgets take it): past it, the amounts printed would be rounded off.
+const MAX_USD: f64 = 1e12;
 
 fn parse_usd(s: &str) -> Result<f64, String> {
     let v: f64 = s.trim().trim_start_matches('$').parse().map_err(|_| format!("`{s}` is not an amount in USD"))?;
     if !v.is_finite() || v <= 0.0 {
         return Err(format!("`{s}`: give a positive amount in USD"));
+    }
+    if v > MAX_USD {
+        return Err(format!("`{s}`: give at most 1e12 USD"));
     }
     Ok(v)
 }
