@@ -301,3 +301,26 @@ fn html_escapes_every_value_from_the_records() {
     let html = cc(&["report", "--format", "html"]).ok().to_owned();
     assert!(html.contains(r#"<td class="n"><span class="green">85.0</span></td>"#), "{html}");
 }
+
+#[test]
+fn output_dash_is_standard_output_and_a_mismatched_extension_is_noted() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = cli_support::fixture("claude_code");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tokenmeter"))
+        .args(["-q", "--claude-code", &fixture, "--now", cli_support::NOW, "report", "-o", "-"])
+        .current_dir(dir.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("# Token spend report\n"));
+    assert!(!dir.path().join("-").exists(), "a file named `-` was written");
+    cc(&["report", "--format", "xlsx", "-o", "-"]).fails(2, "give --output FILE.xlsx");
+
+    let file = dir.path().join("out.xlsx");
+    let r = cc(&["report", "--format", "csv", "-o", file.to_str().unwrap()]);
+    r.ok();
+    assert!(r.stderr.contains("writing csv to") && r.stderr.contains("whose extension says xlsx"), "{}", r.stderr);
+    let r = cc(&["report", "--format", "csv", "-o", dir.path().join("out.csv").to_str().unwrap()]);
+    assert!(!r.stderr.contains("extension"), "{}", r.stderr);
+}

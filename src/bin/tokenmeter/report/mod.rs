@@ -181,23 +181,51 @@ pub(crate) fn build<'a>(
 
 /// The format `--format` names, else the one `--output`'s extension suggests, else markdown.
 fn format_of(args: &ReportArgs) -> ReportFormat {
-    if let Some(f) = args.format {
-        return f;
+    args.format.or_else(|| format_of_path(args.output.as_deref()?)).unwrap_or(ReportFormat::Markdown)
+}
+
+/// The format a file's extension names, if any.
+fn format_of_path(path: &Path) -> Option<ReportFormat> {
+    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    match ext.as_deref()? {
+        "md" | "markdown" => Some(ReportFormat::Markdown),
+        "csv" => Some(ReportFormat::Csv),
+        "json" => Some(ReportFormat::Json),
+        "xlsx" => Some(ReportFormat::Xlsx),
+        "html" | "htm" => Some(ReportFormat::Html),
+        _ => None,
     }
-    let ext = args.output.as_deref().and_then(Path::extension).and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
-    match ext.as_deref() {
-        Some("csv") => ReportFormat::Csv,
-        Some("json") => ReportFormat::Json,
-        Some("xlsx") => ReportFormat::Xlsx,
-        Some("html" | "htm") => ReportFormat::Html,
-        _ => ReportFormat::Markdown,
+}
+
+/// The name of a format as `--format` spells it.
+fn format_name(f: ReportFormat) -> &'static str {
+    match f {
+        ReportFormat::Markdown => "markdown",
+        ReportFormat::Csv => "csv",
+        ReportFormat::Json => "json",
+        ReportFormat::Xlsx => "xlsx",
+        ReportFormat::Html => "html",
     }
 }
 
 pub(crate) fn run(source: &Source, ctx: &Context, args: &ReportArgs) -> CliResult {
     let format = format_of(args);
-    if format == ReportFormat::Xlsx && args.output.is_none() {
+    // `-o -` is standard output, as for most tools.
+    let to_stdout = args.output.as_deref().is_none_or(|p| p == Path::new("-"));
+    if format == ReportFormat::Xlsx && to_stdout {
         return Err(CliError::usage("--format xlsx writes a binary file: give --output FILE.xlsx"));
+    }
+    // A file whose extension names another format than the one written is most likely a slip.
+    if let Some(path) = args.output.as_deref().filter(|_| !to_stdout)
+        && let Some(implied) = format_of_path(path)
+        && implied != format
+    {
+        ctx.note(&format!(
+            "tokenmeter: note: writing {} to {}, whose extension says {}",
+            format_name(format),
+            path.display(),
+            format_name(implied)
+        ));
     }
     let scope = window(&args.window, ctx, source, Window::All)?;
     let report = build(source, ctx, &scope, args.kind)?;
@@ -214,7 +242,7 @@ pub(crate) fn run(source: &Source, ctx: &Context, args: &ReportArgs) -> CliResul
         ReportFormat::Html => html::render(&report),
         ReportFormat::Xlsx => String::new(),
     };
-    match &args.output {
+    match args.output.as_ref().filter(|_| !to_stdout) {
         Some(path) => {
             std::fs::write(path, text).map_err(|e| CliError::data(format!("cannot write {}: {e}", path.display())))?;
             ctx.note(&format!("wrote {}", path.display()));
