@@ -111,6 +111,14 @@ fn compare() {
     cc(&["compare", "--a", "agent=main"]).fails(2, "--b");
     cc(&["compare", "--a", "agent=main", "--b", "model=x"]).fails(2, "same dimension");
     cc(&["compare", "--a", "main", "--b", "x"]).fails(2, "dimension=value");
+    // A value no call has is most often a typo: a note says so (the table alone read as a -100% change).
+    let r = cc(&["compare", "--a", "model=claude-fable-9", "--b", "model=nonexistent", "--period", "all"]);
+    r.ok();
+    assert!(r.stderr.contains("note: no call in the source has model=nonexistent"), "{}", r.stderr);
+    assert!(!r.stderr.contains("model=claude-fable-9"), "{}", r.stderr);
+    let r = cc(&["compare", "--a", "agent=main", "--b", "agent=subagent", "--period", "1h"]);
+    assert!(r.stderr.contains("note: no call of agent=main in this window"), "{}", r.stderr);
+    cc(&["compare", "--a", "tool=Bash", "--b", "tool=Read"]).fails(2, "tool executions carry no tokens");
     let bare = cli_support::run(&["--claude-code", &cli_support::fixture("claude_code"), "compare", "--a", "agent"]);
     bare.fails(2, "`agent` is not of the form dimension=value");
     assert!(!bare.stderr.contains("`filter`"), "the library's argument name leaked: {}", bare.stderr);

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 use tokenmeter::analysis::{CacheReport, Comparison, EfficiencyReport, Forecast, Trend};
-use tokenmeter::ledger::Window;
+use tokenmeter::ledger::{Query, Window};
 
 use super::{heading, window};
 use crate::cli::{CacheReportArgs, CompareArgs, ForecastArgs, Format, OptimizeArgs};
@@ -251,13 +251,34 @@ pub(super) fn compare(source: &Source, ctx: &Context, style: &Style, args: &Comp
                     a.dimension, b.dimension
                 )));
             }
+            if a.dimension == tokenmeter::ledger::Dimension::Tool {
+                return Err(CliError::usage(
+                    "tool executions carry no tokens or cost to compare: give model, provider, session, project, \
+                     agent, operation, task, user or tenant",
+                ));
+            }
             // The ledger keeps priced calls under the model's canonical id: a dated, Bedrock or Vertex id (as
             // `show` prints them) names the same model. An id the price book does not know is kept as given.
             let value = |f: &tokenmeter::ledger::Filter| match ctx.prices.resolve(&f.value) {
                 Some(p) if f.dimension == tokenmeter::ledger::Dimension::Model => p.canonical().to_owned(),
                 _ => f.value.clone(),
             };
-            ledger.compare_values(w, a.dimension, &value(a), &value(b))?
+            let (va, vb) = (value(a), value(b));
+            let c = ledger.compare_values(w, a.dimension, &va, &vb)?;
+            // A side with no calls is most often a misspelt value: say whether the source has it at all.
+            for (side, v) in [(&c.a, &va), (&c.b, &vb)] {
+                if side.calls > 0 {
+                    continue;
+                }
+                let anywhere = Query::new(Window::All).filter(a.dimension, v.as_str());
+                let note = if ledger.query(&anywhere)?.totals.calls == 0 {
+                    format!("tokenmeter: note: no call in the source has {}={v}", a.dimension)
+                } else {
+                    format!("tokenmeter: note: no call of {}={v} in this window", a.dimension)
+                };
+                ctx.note(&note);
+            }
+            c
         }
         _ => ledger.compare_periods(w)?,
     };
