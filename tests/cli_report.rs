@@ -91,6 +91,18 @@ fn the_executive_model_table_adds_up_to_the_headline() {
 }
 
 #[test]
+fn csv_periods_start_in_the_reports_time_zone() {
+    let csv = cc(&["--tz", "Europe/Paris", "report", "--format", "csv"]).ok().to_owned();
+    let keys: Vec<&str> = csv.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+    assert_eq!(keys[0], "2025-10-01T00:00:00+02:00", "{csv}");
+    // Costs are plain decimals, to the pico-dollar at most.
+    for l in csv.lines().skip(1) {
+        let cost = l.split(',').nth(8).unwrap();
+        assert!(cost.split('.').nth(1).is_none_or(|d| d.len() <= 12), "{cost}");
+    }
+}
+
+#[test]
 fn csv() {
     let csv = cc(&["report", "--format", "csv"]).ok().to_owned();
     let lines: Vec<&str> = csv.lines().collect();

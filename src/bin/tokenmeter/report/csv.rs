@@ -15,6 +15,24 @@ fn text(name: &str) -> String {
     if formula { format!("'{name}") } else { name.to_owned() }
 }
 
+/// Dollars as a plain decimal, to the pico-dollar the ledger counts in and no further (`1.1986194`, where
+/// `f64`'s own rendering gives `1.1986194000000001`).
+fn usd(v: f64) -> String {
+    let s = format!("{v:.12}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" { "0".to_owned() } else { s.to_owned() }
+}
+
+/// An instant in the report's time zone (`2025-09-30T00:00:00+02:00` for a Paris day), as the rows are cut.
+fn local(t: chrono::DateTime<chrono::Utc>, tz: chrono_tz::Tz) -> String {
+    t.with_timezone(&tz).to_rfc3339()
+}
+
+/// A row key that is an RFC 3339 instant, in the report's time zone; any other key as it is.
+fn local_key(key: &str, tz: chrono_tz::Tz) -> String {
+    chrono::DateTime::parse_from_rfc3339(key).map_or_else(|_| key.to_owned(), |t| local(t.to_utc(), tz))
+}
+
 fn line(out: &mut csv::Writer<Vec<u8>>, fields: &[String]) {
     // Writing to memory fails only on an I/O error, which a `Vec` never has.
     let _ = out.write_record(fields);
@@ -23,17 +41,18 @@ fn line(out: &mut csv::Writer<Vec<u8>>, fields: &[String]) {
 pub(super) fn render(r: &Report<'_>) -> String {
     let mut out = csv::WriterBuilder::new().from_writer(Vec::new());
     let s = &r.summary;
+    let tz = r.tz();
     if r.executive() {
         line(&mut out, &["metric".into(), "value".into()]);
         let e = &r.efficiency.efficiency_scores;
         let scored = |v: String| if s.metered_calls > 0 { v } else { String::new() };
         let mut rows: Vec<(&str, String)> = vec![
-            ("period_start", s.period_start.to_rfc3339()),
-            ("period_end", s.period_end.to_rfc3339()),
+            ("period_start", local(s.period_start, tz)),
+            ("period_end", local(s.period_end, tz)),
             ("calls", s.calls.to_string()),
             ("tokens", s.tokens.total.to_string()),
-            ("cost_usd", s.cost_usd.to_string()),
-            ("cache_savings_usd", s.cache_savings_usd.to_string()),
+            ("cost_usd", usd(s.cost_usd)),
+            ("cache_savings_usd", usd(s.cache_savings_usd)),
             // Empty in a window without metered calls: nothing to score.
             ("efficiency_score", scored(e.overall.to_string())),
             ("efficiency_band", scored(e.band.to_string())),
@@ -41,7 +60,7 @@ pub(super) fn render(r: &Report<'_>) -> String {
             ("unpriced_calls", s.unpriced.calls.to_string()),
         ];
         if let Some(f) = &r.forecast {
-            rows.push(("projected_month_total_usd", f.projected_month_total_usd.to_string()));
+            rows.push(("projected_month_total_usd", usd(f.projected_month_total_usd)));
         }
         for (k, v) in rows {
             line(&mut out, &[k.into(), v]);
@@ -60,7 +79,7 @@ pub(super) fn render(r: &Report<'_>) -> String {
                         text(&c.name),
                         c.calls.to_string(),
                         c.tokens.to_string(),
-                        c.cost_usd.to_string(),
+                        usd(c.cost_usd),
                         c.cost_share.to_string(),
                         c.unpriced_calls.to_string(),
                     ],
@@ -89,7 +108,7 @@ pub(super) fn render(r: &Report<'_>) -> String {
             line(
                 &mut out,
                 &[
-                    g.key.clone(),
+                    local_key(&g.key, tz),
                     g.calls.to_string(),
                     t.input.to_string(),
                     t.output.to_string(),
@@ -97,7 +116,7 @@ pub(super) fn render(r: &Report<'_>) -> String {
                     t.cache_write_5m.to_string(),
                     t.cache_write_1h.to_string(),
                     t.total.to_string(),
-                    g.cost_usd.to_string(),
+                    usd(g.cost_usd),
                     g.unpriced_calls.to_string(),
                 ],
             );
@@ -110,7 +129,16 @@ pub(super) fn render(r: &Report<'_>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{line, text};
+    use super::{line, text, usd};
+
+    #[test]
+    fn dollars_without_float_noise() {
+        assert_eq!(usd(1.1986194000000001), "1.1986194");
+        assert_eq!(usd(0.037803), "0.037803");
+        assert_eq!(usd(0.0), "0");
+        assert_eq!(usd(12.0), "12");
+        assert_eq!(usd(0.000000000001), "0.000000000001");
+    }
 
     fn csv(fields: &[&str]) -> String {
         let mut out = csv::Writer::from_writer(Vec::new());
