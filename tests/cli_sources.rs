@@ -206,7 +206,13 @@ fn control_characters_in_names_never_reach_the_output() {
         let out = run(&[&base[..], args].concat());
         let text = out.ok();
         assert!(!text.contains(['\u{1b}', '\u{7}', '\r']), "{args:?}: {text:?}");
-        let shown = ["s\u{FFFD}]0;pwned\u{FFFD}-1", "p\u{FFFD}[2J\u{FFFD}\u{FFFD}"];
+        // Markdown escapes the brackets as well.
+        let shown = [
+            "s\u{FFFD}]0;pwned\u{FFFD}-1",
+            "p\u{FFFD}[2J\u{FFFD}\u{FFFD}",
+            "s\u{FFFD}\\]0;pwned\u{FFFD}-1",
+            "p\u{FFFD}\\[2J\u{FFFD}\u{FFFD}",
+        ];
         assert!(shown.iter().any(|v| text.contains(v)), "{args:?}: {text}");
         assert!(out.stderr.contains("1 call carried control characters"), "{}", out.stderr);
     }

@@ -254,3 +254,26 @@ fn run_rate_of_a_window_reaching_past_now_counts_its_elapsed_part() {
     let day = cc(&["summary", "--since", "2025-10-02", "--until", "2025-10-02", "--format", "json"]).json();
     close(day["summary"]["monthly_projection_usd"].as_f64().unwrap(), 0.292825 * 31.0);
 }
+
+#[test]
+fn the_whole_window_starts_on_the_first_records_day_however_old() {
+    // The ledger keeps records older than 35 days in month buckets; the window used to start at the month's
+    // start then (2025-08-01), moving the days and the run-rate as the records aged.
+    let rec = r#"{"timestamp":"2025-08-15T10:00:00Z","duration_us":5,"model":"claude-haiku-4-5","tokens":{"input":1000000,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":0,"reasoning":0},"metered":true,"outcome":{"status":"ok"},"dimensions":{}}"#;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.jsonl");
+    std::fs::write(&file, format!("{rec}\n")).unwrap();
+    for now in ["2025-08-20T00:00:00Z", NOW] {
+        let v = run(&["--records", file.to_str().unwrap(), "--now", now, "summary", "--format", "json"]).json();
+        let s = &v["summary"];
+        assert_eq!(s["window"]["from"], "2025-08-15T00:00:00Z", "--now {now}");
+        assert_eq!(s["calls"], 1);
+        // $1 over the days from 2025-08-15 to now (and the minute now is in).
+        let days = s["days"].as_f64().unwrap();
+        let expected = (chrono::DateTime::parse_from_rfc3339(now).unwrap().timestamp() + 60
+            - chrono::DateTime::parse_from_rfc3339("2025-08-15T00:00:00Z").unwrap().timestamp())
+            as f64
+            / 86_400.0;
+        close(days, expected);
+    }
+}

@@ -7,9 +7,7 @@ use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::ledger::calendar::{self, Grain};
-use crate::ledger::{
-    AnomalyRule, Core, Dimension, HOURLY_TOTALS_SPAN, Ledger, QueryError, Store, Tier, Window, WindowBounds,
-};
+use crate::ledger::{AnomalyRule, Core, Dimension, Ledger, QueryError, Store, Tier, Window, WindowBounds};
 
 /// Most anomalies reported (the latest first).
 pub const MAX_ANOMALIES: usize = 200;
@@ -255,7 +253,7 @@ impl Ledger {
                     let Some(hk) = calendar::same_local_time(tz, h, -k).map(|t| calendar::hour_start(tz, t)) else {
                         continue;
                     };
-                    if hk < first_hour || hk < now - HOURLY_TOTALS_SPAN {
+                    if hk < first_hour || hk < store.hourly_from(now) {
                         break;
                     }
                     count += 1;

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::per;
 use crate::ledger::calendar;
-use crate::ledger::{Core, HOURLY_TOTALS_SPAN, Ledger, QueryError, Window, WindowBounds, ratio};
+use crate::ledger::{Core, Ledger, QueryError, Window, WindowBounds, ratio};
 
 /// One hour of the day, summed over the days of the window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,7 +48,8 @@ impl Ledger {
             let tz = store.tz;
             let (from, to) = window.bounds(store, now)?;
             // A window that ended before the hourly totals begin covers nothing: it is empty at its end.
-            let from = from.max(calendar::hour_start(tz, now - HOURLY_TOTALS_SPAN)).min(to);
+            let kept = store.hourly_from(now);
+            let from = if kept == i64::MIN { from } else { from.max(calendar::hour_start(tz, kept)) }.min(to);
             let mut hours = [Core::default(); 24];
             for (t, a) in store.hourly.range(from..to) {
                 hours[calendar::hour_of_day(tz, *t) as usize].add(&a.core);

@@ -98,7 +98,7 @@ pub use query::TokenFigures;
 pub(crate) use agg::{Agg, Core, Histograms, OTHER, Opportunities};
 pub(crate) use bucket::{Bucket, Tier};
 pub(crate) use query::{Selection, histograms, ratio, sort_rows};
-pub(crate) use store::{HOURLY_TOTALS_SPAN, Store};
+pub(crate) use store::Store;
 
 use std::fmt;
 use std::sync::Arc;
@@ -213,8 +213,9 @@ impl LedgerConfig {
     }
 
     /// Lifts the per-bucket caps (module docs, "Caps"): every session, user, tool and series keeps its own row,
-    /// and memory grows with the data. For offline reports over records already in memory (the CLI builds its
-    /// ledgers this way); a long-running meter keeps the caps.
+    /// the unfiltered hourly totals are kept for all time (not 35 days), and memory grows with the data. For
+    /// offline reports over records already in memory (the CLI builds its ledgers this way); a long-running
+    /// meter keeps the caps.
     pub fn with_unbounded_breakdowns(mut self) -> Self {
         self.bounded = false;
         self

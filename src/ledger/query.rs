@@ -11,7 +11,7 @@ use super::Ledger;
 use super::agg::{Agg, Core, Histograms, OTHER, SeriesKey, ToolAgg};
 use super::bucket::{Bucket, Tier};
 use super::calendar::{self, Grain};
-use super::store::{HOURLY_TOTALS_SPAN, Store};
+use super::store::Store;
 use crate::record::TokenUsage;
 
 // === Window ===
@@ -823,7 +823,7 @@ impl Selection {
             }
         } else if *self == Selection::All {
             let source = if grain == TimeGrain::Hour {
-                if from < now - HOURLY_TOTALS_SPAN {
+                if from < store.hourly_from(now) {
                     return Err(QueryError::ResolutionUnavailable {
                         grain,
                         detail: "hourly totals are kept for 35 days; use a shorter window or a coarser grain".into(),

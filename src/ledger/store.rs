@@ -150,7 +150,7 @@ impl Store {
         self.first_ts = Some(self.first_ts.map_or(first_ts, |f| f.min(first_ts)));
         self.last_ts = Some(self.last_ts.map_or(last_ts, |l| l.max(last_ts)));
         let h = calendar::hour_start(tz, bucket.start);
-        if h >= now - HOURLY_TOTALS_SPAN {
+        if h >= self.hourly_from(now) {
             self.hourly.entry(h).or_default().merge(&bucket.totals);
         }
         let d = calendar::day_start(tz, bucket.start);
@@ -158,6 +158,12 @@ impl Store {
             self.daily.entry(d).or_default().merge(&bucket.totals);
         }
         self.place(bucket, now);
+    }
+
+    /// The first hour the totals-only hourly series keeps at `now`: 35 days back, or all time in an unbounded
+    /// ledger (the CLI's, over records already in memory: a year of hours is ~8,800 entries).
+    pub(crate) fn hourly_from(&self, now: i64) -> i64 {
+        if self.bounded { now - HOURLY_TOTALS_SPAN } else { i64::MIN }
     }
 
     /// Moves buckets that have aged out of their tier into the next, and drops totals past retention.
@@ -179,7 +185,7 @@ impl Store {
                 self.place(b, now);
             }
         }
-        self.hourly = self.hourly.split_off(&(now - HOURLY_TOTALS_SPAN));
+        self.hourly = self.hourly.split_off(&self.hourly_from(now));
         self.daily = self.daily.split_off(&(now - DAILY_TOTALS_SPAN));
     }
 

@@ -119,7 +119,8 @@ pub(crate) enum Format {
 /// The window of a report.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct WindowArgs {
-    /// Rolling window ending now: 1h, 6h, 24h, 7d, 30d or all
+    /// Window ending now, in whole units: 1h (minutes), 6h or 24h (local hours, the current one included), 7d or
+    /// 30d (local days, today included), or all
     #[arg(long, value_name = "PERIOD", value_parser = parse_period, conflicts_with_all = ["since", "until"])]
     pub(crate) period: Option<Window>,
     /// First day included (YYYY-MM-DD, in --tz) or an RFC 3339 time

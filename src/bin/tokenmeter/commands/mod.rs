@@ -85,14 +85,6 @@ impl Scope<'_> {
         }
     }
 
-    /// [`Scope::restore`] for a report that may start later than the window (time of day: hourly totals are
-    /// kept 35 days): a later start is kept.
-    pub(crate) fn restore_within(&self, bounds: &mut WindowBounds) {
-        if let Some((from, to)) = self.asked {
-            *bounds = WindowBounds { from: from.max(bounds.from), to };
-        }
-    }
-
     /// [`Scope::restore`] for a usage summary: its span, its days and the run-rate over their elapsed part
     /// (as the ledger counts it), and its time series without the empty points before the asked start.
     pub(crate) fn restore_summary(&self, s: &mut UsageSummary) {
@@ -150,15 +142,34 @@ pub(crate) fn window<'a>(
             now_end,
         })
     };
+    let first = records.iter().map(|r| r.timestamp).min();
+    let last = records.iter().map(|r| r.timestamp).max();
+    let unbounded = args.since.is_none() && args.until.is_none();
+    if args.period.unwrap_or(default) == Window::All && unbounded {
+        // Everything: from the local midnight of the first record's day, as the ledger's day buckets start,
+        // but not from a month bucket's start once the records are 35 days old: the window, its days and the
+        // run-rate over them do not change as the records age. (A whole first day keeps the run-rate of a
+        // source whose first call was minutes ago from extrapolating those minutes.)
+        let first_day = first.unwrap_or(ctx.now).min(ctx.now).with_timezone(&ctx.time_zone).date_naive();
+        let from = local_midnight(ctx.time_zone, first_day);
+        let to = now_end
+            .max(last.map_or(now_end, |l| l.duration_trunc(Duration::minutes(1)).unwrap_or(l) + Duration::minutes(1)));
+        return Ok(Scope {
+            records: Cow::Borrowed(records),
+            tasks: Cow::Borrowed(&source.tasks[..]),
+            tools: Cow::Borrowed(&source.tools[..]),
+            window: Window::range(from, to),
+            asked: Some((from, to)),
+            now_end,
+        });
+    }
     if let Some(p) = args.period {
         return all(p);
     }
-    if args.since.is_none() && args.until.is_none() {
+    if unbounded {
         return all(default);
     }
     let tz = ctx.time_zone;
-    let first = records.iter().map(|r| r.timestamp).min();
-    let last = records.iter().map(|r| r.timestamp).max();
     let from = match args.since {
         Some(Bound::Date(d)) => local_midnight(tz, d),
         Some(Bound::Time(t)) => t,

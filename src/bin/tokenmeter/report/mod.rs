@@ -163,7 +163,7 @@ pub(crate) fn build<'a>(
         time_of_day: detailed
             .then(|| {
                 ledger.time_of_day(window).map(|mut t| {
-                    scope.restore_within(&mut t.window);
+                    scope.restore(&mut t.window);
                     t
                 })
             })
@@ -388,16 +388,11 @@ impl Report<'_> {
         Table { headers: &["Figure", "Value"], right: &[false, true], rows }
     }
 
-    /// Calls per local hour (hours with calls), with the zone for the heading, and the start when the hours
-    /// (kept for the last 35 days only) cover less than the report's window.
+    /// Calls per local hour (hours with calls), with the zone for the heading. The CLI's ledgers keep hourly
+    /// totals for all time, so the hours cover the report's whole window.
     pub(crate) fn time_of_day_table(&self) -> Option<(String, Table)> {
         let t = self.time_of_day.as_ref()?;
-        let mut label = t.time_zone.clone();
-        if t.window.from >= t.window.to {
-            label = format!("{label}: hourly totals are kept 35 days, none for this window");
-        } else if t.window.from > self.summary.window.from {
-            label = format!("{label}, from {}: hourly totals are kept 35 days", self.datetime(t.window.from));
-        }
+        let label = t.time_zone.clone();
         let rows = t
             .hours
             .iter()
