@@ -104,6 +104,10 @@ fn the_total_says_unpriced_and_failed_calls_are_named() {
     let totals = text.lines().nth(5).unwrap_or_default();
     assert!(totals.contains("$0.0001 + unpriced"), "{text}");
     assert!(!text.contains("failed"), "no failed call, no note: {text}");
+    // Claude Code's own API error notice has no model: it is named as `summary` names it.
+    let text = cc(&["show", "sess-alpha-1"]).ok().to_owned();
+    assert!(text.contains("│ 10-01 09:06:00 ┆ <synthetic> "), "{text}");
+    assert!(text.contains("\n1 call failed: 10-01 09:06:00 api_error\n"), "{text}");
 
     let ok = r#"{"timestamp":"2025-10-03T12:00:00Z","duration_us":5,"model":"claude-sonnet-4-5","tokens":{"input":1000,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":100,"reasoning":0},"metered":true,"outcome":{"status":"ok"},"dimensions":{"session":"s1"}}"#;
     let failed = ok

@@ -146,7 +146,9 @@ fn table(o: &ShowOutput<'_>, ctx: &Context, style: &Style, include_cache: bool) 
         let tk = &c.tokens;
         let mut row = vec![
             comfy_table::Cell::new(c.timestamp.with_timezone(&tz).format("%m-%d %H:%M:%S").to_string()),
-            comfy_table::Cell::new(c.model.as_deref().unwrap_or("-")),
+            // Without a model, the name it was priced as (Claude Code's own `<synthetic>` notices), as `summary`
+            // names it.
+            comfy_table::Cell::new(c.model.as_deref().or(c.cost.as_ref().map(|k| &*k.priced_as)).unwrap_or("-")),
             comfy_table::Cell::new(c.dimensions.agent.as_deref().unwrap_or("-")),
             num(int(tk.input)),
             num(int(tk.output)),
