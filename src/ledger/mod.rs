@@ -356,7 +356,8 @@ pub struct LedgerStats {
     pub tracked_sessions: usize,
     /// The most sessions tracked at once.
     pub max_tracked_sessions: usize,
-    /// Calls of sessions not tracked because the session table was full.
+    /// Calls of sessions not tracked because the session table was full (or, rarely, because another
+    /// session's id has the same 64-bit hash and holds its slot).
     pub untracked_session_calls: u64,
     /// Times a shard merged two minutes because the store was busy.
     pub forced_merges: u64,

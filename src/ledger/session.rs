@@ -93,6 +93,9 @@ struct Pending {
 
 #[derive(Debug, Default)]
 struct SessionState {
+    /// The session id: the table is keyed by its 64-bit hash, and ids that collide (FxHash is not built to
+    /// resist chosen ones: ids may come from request headers) must not share a history.
+    id: Box<str>,
     last_ns: i64,
     last_prompt: u64,
     written_upto: u64,
@@ -157,7 +160,19 @@ impl Sessions {
         reuse_window_ns: i64,
         min_cacheable: u64,
     ) -> SessionFacts {
-        let h = session_hash(session);
+        self.observe_hashed(session_hash(session), session, rec, ts_ns, reuse_window_ns, min_cacheable)
+    }
+
+    /// [`Sessions::observe`] with the session's hash given (tests give two ids one hash).
+    fn observe_hashed(
+        &self,
+        h: u64,
+        session: &str,
+        rec: &CallRecord,
+        ts_ns: i64,
+        reuse_window_ns: i64,
+        min_cacheable: u64,
+    ) -> SessionFacts {
         let mut facts = SessionFacts::default();
         let stripe = &self.stripes[(h as usize) & (STRIPES - 1)].0;
         let mut stripe = stripe.lock();
@@ -184,7 +199,17 @@ impl Sessions {
             self.untracked.fetch_add(1, Ordering::Relaxed);
             return facts;
         }
-        let st = stripe.map.entry(h).or_insert_with(|| SessionState { last_ns: i64::MIN, ..Default::default() });
+        let st = match stripe.map.entry(h) {
+            std::collections::hash_map::Entry::Occupied(o) if *o.get().id != *session => {
+                // Another session with the same hash holds the slot: this call is not tracked.
+                self.untracked.fetch_add(1, Ordering::Relaxed);
+                return facts;
+            }
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(SessionState { id: Box::from(session), last_ns: i64::MIN, ..Default::default() })
+            }
+        };
         let tokens = &rec.tokens;
         let prompt = tokens.prompt_total();
 
@@ -312,6 +337,24 @@ mod tests {
             dimensions: Dimensions { session: Some("s".into()), agent: Some(agent.into()), ..Dimensions::default() },
             cost: None,
         }
+    }
+
+    #[test]
+    fn ids_whose_hashes_collide_do_not_share_a_history() {
+        let sessions = Sessions::new(16);
+        let s = 1_000_000_000;
+        // "a" writes 1,000 tokens; "b", with the same hash, reads 1,000 a second later: had it shared a's
+        // history, a's write would count as read and b's prompt as reusable.
+        sessions.observe_hashed(7, "a", &call("claude-a", "x", 0, 1_000), s, 60 * s, 1);
+        let f = sessions.observe_hashed(7, "b", &call("claude-a", "x", 1_000, 0), 2 * s, 60 * s, 1);
+        assert_eq!((f.reusable, f.reused), (0, 0));
+        assert_eq!(sessions.untracked.load(Ordering::Relaxed), 1, "b's call is counted as untracked");
+        let mut unread = Vec::new();
+        sessions.take_expired(2 * s + TTL_5M_NS + 1, |w| unread.push(w));
+        assert_eq!(unread.len(), 1, "a's write was never read");
+        // "a" itself still follows its own history.
+        let f = sessions.observe_hashed(7, "a", &call("claude-a", "x", 0, 0), 3 * s, 60 * s, 1);
+        assert_eq!(f.reusable, 10);
     }
 
     #[test]
