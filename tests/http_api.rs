@@ -519,7 +519,29 @@ fn cors_is_off_unless_configured() {
     assert_eq!(resp.headers()["access-control-allow-origin"], "https://admin.example");
     let resp = Client::new().get(&url).header("origin", "https://evil.example").send().unwrap();
     assert!(resp.headers().get("access-control-allow-origin").is_none());
+    // Every response varies by origin once CORS is on (a cache keyed without it would serve this copy, without
+    // the allow header, to the admin origin); none does while it is off.
+    assert_eq!(resp.headers()["vary"], "origin");
+    assert_eq!(Client::new().get(&url).send().unwrap().headers()["vary"], "origin");
+    assert!(f.client.get(f.url("/healthz")).send().unwrap().headers().get("vary").is_none());
     server.shutdown();
+}
+
+#[test]
+fn an_empty_api_key_is_refused_and_never_matches() {
+    // An empty key, as an unset variable read with `unwrap_or_default` gives, authenticated an empty header as
+    // admin.
+    let err = serve(TokenMeter::builder().build(), HttpConfig::new().with_port(0).with_api_key(ADMIN).with_api_key(""))
+        .expect_err("an empty key");
+    assert!(err.to_string().contains("an API key is empty"), "{err}");
+    let err = serve(TokenMeter::builder().build(), HttpConfig::new().with_port(0).with_tenant_key("", "acme"))
+        .expect_err("an empty key");
+    assert!(err.to_string().contains("the key of tenant `acme` is empty"), "{err}");
+    let f = fixture();
+    for (name, value) in [("x-api-key", ""), ("authorization", "Bearer "), ("authorization", "bearer")] {
+        let resp = f.client.get(f.url("/api/v1/budgets")).header(name, value).send().unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{name}: {value:?}");
+    }
 }
 
 // === responses against the OpenAPI document ===
@@ -704,5 +726,34 @@ fn near_its_bound_session_tenants_forgets_only_sessions_the_ledger_no_longer_hol
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["totals"]["calls"], 1, "only globex's call: acme's is in (other), {body}");
     assert_eq!(get(ACME, "/api/v1/token-usage/x").0, StatusCode::NOT_FOUND);
+    server.shutdown();
+}
+
+#[test]
+fn a_session_named_like_a_ledger_row_belongs_to_no_tenant() {
+    // `(none)` and `(other)` are the ledger's own rows: every tenant's calls without a session, and sessions
+    // past a bucket's cap. A tenant that names its session so must not read them through a session query.
+    let tenants = SessionTenants::default();
+    let meter = TokenMeter::builder().with_sink(tenants.clone()).build();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(meter.layer()));
+    tracing::dispatcher::with_default(&dispatch, || {
+        call_in("(none)", "acme");
+        call_in("(other)", "acme");
+        // globex's calls without a session.
+        let _t = tracing::info_span!("request", tenant.id = "globex").entered();
+        for _ in 0..3 {
+            let _c = tracing::info_span!("chat", gen_ai.request.model = "claude-opus-4-5", input_tokens = 5_000u64)
+                .entered();
+        }
+    });
+    assert_eq!(tenants.tenant_of("(none)"), None);
+    assert_eq!(tenants.tenant_of("(other)"), None);
+    let config = HttpConfig::new().with_port(0).with_tenant_key(ACME, "acme").with_session_tenants(tenants);
+    let server = serve(meter, config).expect("server");
+    for path in ["/api/v1/token-usage/(none)", "/api/v1/token-usage/(other)", "/api/v1/token-usage/%28none%29"] {
+        let url = format!("http://{}{path}", server.local_addr());
+        let resp = Client::new().get(&url).header("x-api-key", ACME).send().unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{path}: {}", resp.text().unwrap());
+    }
     server.shutdown();
 }

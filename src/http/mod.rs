@@ -61,6 +61,9 @@ impl std::fmt::Debug for ApiKey {
 pub struct HttpConfig {
     addr: SocketAddr,
     keys: Vec<ApiKey>,
+    /// A per-process random SipHash key: presented and configured keys are compared as digests of it, so the
+    /// comparison's time says nothing of a key's length.
+    key_digest: std::hash::RandomState,
     max_request_bytes: usize,
     timeout: Duration,
     cors_origins: Vec<String>,
@@ -72,6 +75,7 @@ impl Default for HttpConfig {
         HttpConfig {
             addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8787),
             keys: Vec::new(),
+            key_digest: std::hash::RandomState::new(),
             max_request_bytes: 16 * 1024,
             timeout: Duration::from_secs(10),
             cors_origins: Vec::new(),
@@ -100,7 +104,8 @@ impl HttpConfig {
     }
 
     /// Adds an API key that sees every tenant's data. Once any key is added, every `/api/v1` request
-    /// except the OpenAPI document needs one.
+    /// except the OpenAPI document needs one. An empty key (an unset environment variable read with
+    /// `unwrap_or_default`, say) matches no request, and [`serve`] refuses it.
     pub fn with_api_key(mut self, key: impl Into<String>) -> Self {
         self.keys.push(ApiKey { key: key.into().into_bytes(), tenant: None });
         self
@@ -219,6 +224,12 @@ impl Default for SessionTenants {
     }
 }
 
+/// The ledger's own row labels, which a session id may spell too: calls without a session, and sessions
+/// folded past a bucket's cap.
+fn is_ledger_label(session: &str) -> bool {
+    session == crate::ledger::Dimension::Session.none_label() || session == "(other)"
+}
+
 impl SessionTenants {
     /// Remembers at most `max_sessions` sessions (see the type's docs for what happens near the bound). The
     /// sessions of calls replayed from the journal count too: size it for the sessions the ledger holds plus
@@ -230,8 +241,13 @@ impl SessionTenants {
         }
     }
 
-    /// The tenant of `session`, if known and unique.
+    /// The tenant of `session`, if known and unique. Never for `(none)` or `(other)`: a ledger query for a session
+    /// of that name reads the ledger's own rows (calls without a session, sessions past a bucket's cap) of
+    /// every tenant, so a session whose id is one of those labels belongs to no tenant.
     pub fn tenant_of(&self, session: &str) -> Option<String> {
+        if is_ledger_label(session) {
+            return None;
+        }
         self.inner.read().sessions.get(session).and_then(|t| t.owner.clone())
     }
 
@@ -247,7 +263,9 @@ impl SessionTenants {
 
     /// Remembers the tenant of `record`'s session (see the type's docs for a session under two tenants).
     fn learn(&self, record: &CallRecord) {
-        if let (Some(s), Some(t)) = (record.dimensions.session.as_deref(), record.dimensions.tenant.as_deref()) {
+        if let (Some(s), Some(t)) = (record.dimensions.session.as_deref(), record.dimensions.tenant.as_deref())
+            && !is_ledger_label(s)
+        {
             self.learn_pair(s, t);
         }
     }
@@ -349,6 +367,9 @@ pub enum HttpError {
     /// The server's runtime or thread could not be started.
     #[error("cannot start the server: {0}")]
     Start(std::io::Error),
+    /// The settings are unusable (an empty API key).
+    #[error("invalid HTTP API settings: {0}")]
+    Config(String),
 }
 
 /// Shared state of the handlers.
@@ -421,12 +442,22 @@ fn presented_key(headers: &HeaderMap) -> Option<&[u8]> {
     scheme.eq_ignore_ascii_case(b"bearer ").then_some(rest)
 }
 
-/// Finds the key in constant time over every configured key (no early exit).
+/// Finds the key in constant time over every configured key (no early exit). Keys are compared as keyed
+/// digests first (a slice comparison returns early on a length difference, which would time a key's length),
+/// then as bytes. An empty key never matches, presented or configured.
 fn authenticate(config: &HttpConfig, presented: &[u8]) -> Option<Caller> {
+    use std::hash::BuildHasher;
     use subtle::ConstantTimeEq;
+    if presented.is_empty() {
+        return None;
+    }
+    let digest = |k: &[u8]| config.key_digest.hash_one(k).to_le_bytes();
+    let theirs = digest(presented);
     let mut found: Option<Caller> = None;
     for k in &config.keys {
-        let eq: bool = k.key.ct_eq(presented).into();
+        let same_digest: bool = digest(&k.key).ct_eq(&theirs).into();
+        // Equal digests mean equal lengths but for a 2^-64 chance: the byte comparison then leaks nothing.
+        let eq = same_digest && !k.key.is_empty() && bool::from(k.key.ct_eq(presented));
         if eq && found.is_none() {
             found = Some(k.tenant.clone().map_or(Caller::All, Caller::Tenant));
         }
@@ -494,23 +525,27 @@ async fn limits(State(state): State<AppState>, req: Request, next: Next) -> Resp
     let allow = cors_origin(config, req.headers());
     if req.method() == Method::OPTIONS && allow.is_some() {
         let mut r = StatusCode::NO_CONTENT.into_response();
-        add_cors(r.headers_mut(), allow);
+        add_cors(r.headers_mut(), allow, true);
         return r;
     }
     let mut r = match tokio::time::timeout(config.timeout, next.run(req)).await {
         Ok(r) => r,
         Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "timeout", "the request took too long", None),
     };
-    add_cors(r.headers_mut(), allow);
+    add_cors(r.headers_mut(), allow, !config.cors_origins.is_empty());
     r
 }
 
-fn add_cors(h: &mut HeaderMap, allow: Option<HeaderValue>) {
+/// CORS headers for an allowed origin. With CORS configured, every response varies by `Origin` (allowed or
+/// not): a shared cache must not hand the copy made for one origin, without the allow header, to another.
+fn add_cors(h: &mut HeaderMap, allow: Option<HeaderValue>, configured: bool) {
+    if configured {
+        h.insert(header::VARY, HeaderValue::from_static("origin"));
+    }
     if let Some(o) = allow {
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
         h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, OPTIONS"));
         h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("authorization, x-api-key"));
-        h.insert(header::VARY, HeaderValue::from_static("origin"));
     }
 }
 
@@ -552,6 +587,10 @@ impl Drop for ServerHandle {
 /// Serves [`router`] on `config`'s address (default `127.0.0.1:8787`) from its own thread and runtime, so
 /// synchronous applications can use it.
 pub fn serve(meter: TokenMeter, config: HttpConfig) -> Result<ServerHandle, HttpError> {
+    if let Some(k) = config.keys.iter().find(|k| k.key.is_empty()) {
+        let which = k.tenant.as_ref().map_or_else(|| "an API key".to_owned(), |t| format!("the key of tenant `{t}`"));
+        return Err(HttpError::Config(format!("{which} is empty (an unset environment variable?)")));
+    }
     let addr = config.addr;
     let std_listener = std::net::TcpListener::bind(addr).map_err(|source| HttpError::Bind { addr, source })?;
     std_listener.set_nonblocking(true).map_err(HttpError::Start)?;
@@ -595,6 +634,18 @@ mod tests {
 
     fn held<'a>(sessions: &[&'a str]) -> HashSet<&'a str> {
         sessions.iter().copied().collect()
+    }
+
+    #[test]
+    fn keys_match_whole_never_empty() {
+        // The router (mountable without `serve`'s check) with an empty key configured beside a real one.
+        let config = HttpConfig::new().with_api_key("").with_api_key("admin-key").with_tenant_key("acme-key", "acme");
+        assert!(authenticate(&config, b"").is_none());
+        assert!(matches!(authenticate(&config, b"admin-key"), Some(Caller::All)));
+        assert!(matches!(authenticate(&config, b"acme-key"), Some(Caller::Tenant(t)) if t == "acme"));
+        for wrong in [&b"admin-ke"[..], b"admin-key ", b"acme-key-", b"x"] {
+            assert!(authenticate(&config, wrong).is_none(), "{wrong:?}");
+        }
     }
 
     #[test]
