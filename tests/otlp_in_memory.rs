@@ -264,6 +264,39 @@ fn series_are_capped_with_an_exact_overflow_series_and_values_are_cut() {
     assert_eq!(histos.len(), 2 * 4, "histograms share the capped series");
 }
 
+#[test]
+fn token_counters_stay_exact_past_the_sdks_series_limit() {
+    // Six points a series: 400 series would make 2,400 attribute sets, past the SDK's 2,000 an instrument,
+    // whose overflow keeps only the last value written (the input total read 334 of 400).
+    let (provider, exporter) = pipeline(Temporality::Cumulative);
+    let meter = meter(&provider, MetricAttributes::new());
+    let subscriber = tracing_subscriber::registry().with(meter.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        for i in 0..400u64 {
+            let model = format!("m{i}");
+            let _c =
+                info_span!("chat", gen_ai.request.model = model.as_str(), input_tokens = 1u64, output_tokens = 2u64)
+                    .entered();
+        }
+    });
+    let rm = collect(&meter, &exporter);
+    let tokens = sums(&rm, TOKENS);
+    assert!(tokens.len() <= 2_000, "{} attribute sets", tokens.len());
+    assert_eq!(total_where(&tokens, ATTR_TOKEN_TYPE, "input"), 400.0);
+    assert_eq!(total_where(&tokens, ATTR_TOKEN_TYPE, "output"), 800.0);
+    let folded: Vec<_> = tokens.iter().filter(|(a, _)| a.contains_key("otel.metric.overflow")).collect();
+    assert_eq!(folded.len(), 6, "one overflow set per token type: {folded:?}");
+    assert_eq!(total_where(&tokens, ATTR_MODEL, "m0"), 3.0, "the first series keep their own sets");
+    // Collected again, each series stays on its side (cumulative counters must not move between sets).
+    let sorted = |mut v: Vec<(Attrs, f64)>| {
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    let again = sorted(sums(&collect(&meter, &exporter), TOKENS));
+    assert!(again == sorted(tokens), "the second collection differs from the first");
+    assert_eq!(total(&sums(&rm, CALLS)), 400.0);
+}
+
 fn gauges(rm: &ResourceMetrics, name: &str) -> Vec<(Attrs, f64)> {
     let m = find(rm, name).unwrap_or_else(|| panic!("{name} not exported"));
     match m.data() {

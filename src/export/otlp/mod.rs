@@ -579,6 +579,17 @@ impl OtlpMetrics {
     }
 }
 
+/// Series of `tokenmeter.tokens` kept apart (six points each, plus six for the overflow series: 1,998 attribute
+/// sets, under the SDK's default limit of 2,000 an instrument); the rest are summed into the overflow series.
+const TOKEN_SERIES: usize = 332;
+
+/// The attribute of the overflow series (the SDK's own name for its overflow set).
+const OVERFLOW_ATTRIBUTE: &str = "otel.metric.overflow";
+
+fn is_overflow(attributes: &[KeyValue]) -> bool {
+    attributes.iter().any(|kv| kv.key.as_str() == OVERFLOW_ATTRIBUTE)
+}
+
 fn usd(m: Money) -> f64 {
     m.as_usd()
 }
@@ -591,18 +602,31 @@ fn register_observables(meter: &Meter, shared: &Arc<Shared>) {
         .with_unit("{token}")
         .with_description("Tokens by type: input (uncached), output, cache_read, cache_write_5m, cache_write_1h, reasoning (part of output).")
         .with_callback(move |o| {
-            for (series, t) in s.calls.snapshot() {
-                let a = &series.attributes;
+            let observe = |a: &[KeyValue], t: &TokenUsage| {
                 for (kind, n) in [
-                    ("input", t.tokens.input),
-                    ("output", t.tokens.output),
-                    ("cache_read", t.tokens.cache_read),
-                    ("cache_write_5m", t.tokens.cache_write_5m),
-                    ("cache_write_1h", t.tokens.cache_write_1h),
-                    ("reasoning", t.tokens.reasoning),
+                    ("input", t.input),
+                    ("output", t.output),
+                    ("cache_read", t.cache_read),
+                    ("cache_write_5m", t.cache_write_5m),
+                    ("cache_write_1h", t.cache_write_1h),
+                    ("reasoning", t.reasoning),
                 ] {
                     o.observe(n, &with_attribute(a, KeyValue::new(ATTR_TOKEN_TYPE, kind)));
                 }
+            };
+            // Six points a series: past TOKEN_SERIES series, the SDK's own limit (2000 attribute sets an
+            // instrument) would keep only the last value of what it folds. The series past it (in the order
+            // they were first seen, so each stays on its side) are summed into the overflow series here.
+            let mut folded: Option<TokenUsage> = None;
+            for (i, (series, t)) in s.calls.snapshot().into_iter().enumerate() {
+                if i < TOKEN_SERIES && !is_overflow(&series.attributes) {
+                    observe(&series.attributes, &t.tokens);
+                } else {
+                    folded.get_or_insert_with(TokenUsage::default).add(&t.tokens);
+                }
+            }
+            if let Some(t) = folded {
+                observe(&[KeyValue::new(OVERFLOW_ATTRIBUTE, true)], &t);
             }
         })
         .build();

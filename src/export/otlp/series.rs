@@ -173,7 +173,7 @@ impl<H: Send + Sync + 'static, T: Totals> SeriesTable<H, T> {
         Arc::clone(reg.overflow.get_or_insert_with(|| {
             Arc::new(Series {
                 id: cap,
-                attributes: Box::new([KeyValue::new("otel.metric.overflow", true)]),
+                attributes: Box::new([KeyValue::new(super::OVERFLOW_ATTRIBUTE, true)]),
                 handles: handles(),
             })
         }))
