@@ -583,3 +583,68 @@ fn an_unusable_directory_is_a_build_error() {
     assert!(m.journal_stats().is_none());
     assert_eq!(m.flush().ok(), Some(()));
 }
+
+/// One claude-haiku-4-5 call costing `micros` micro-USD, by `user`.
+fn spend_as(meter: &TokenMeter, user: &str, micros: u64) {
+    let subscriber = tracing_subscriber::registry().with(meter.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        let _user = info_span!("request", user.id = user).entered();
+        let _call = info_span!("chat", gen_ai.request.model = "claude-haiku-4-5", input_tokens = micros).entered();
+    });
+}
+
+fn team_budget(user: &'static str, alerts: &Alerts) -> impl FnOnce(TokenMeterBuilder) -> TokenMeterBuilder {
+    let sink = alerts.clone();
+    move |b| {
+        b.with_budget(
+            Budget::new("team", BudgetLimit::usd(10.0).unwrap())
+                .with_scope(tokenmeter::budget::BudgetScope::user(user))
+                .with_thresholds([50]),
+        )
+        .with_budget_alert_callback(move |a| sink.lock().push(a.clone()))
+    }
+}
+
+#[test]
+fn an_alert_delivered_under_another_scope_does_not_silence_the_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(utc(2026, 3, 28, 9, 0));
+    let alerts: Alerts = Arc::default();
+    let before = meter(dir.path(), &clock, team_budget("alice", &alerts));
+    spend_as(&before, "alice", 6_000_000);
+    assert_eq!(thresholds(&alerts), [50]);
+    before.flush().unwrap();
+    drop(before);
+    let line = std::fs::read_to_string(journal_file(dir.path(), "2026-03-28")).unwrap();
+    assert!(line.contains(r#""scope":"user=alice""#), "{line}");
+
+    // The same budget name, now over bob's spend: alice's alert is not bob's.
+    let after_alerts: Alerts = Arc::default();
+    let after = meter(dir.path(), &clock, team_budget("bob", &after_alerts));
+    spend_as(&after, "bob", 6_000_000);
+    assert_eq!(thresholds(&after_alerts), [50]);
+    assert_eq!(after.budget_status()[0].thresholds_crossed, [50]);
+}
+
+#[test]
+fn a_threshold_alerted_before_a_restart_shows_as_crossed_when_spend_reaches_it() {
+    // The alert's line survived, its call's did not (a full queue dropped it): the spend comes back lower.
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(utc(2026, 3, 28, 9, 0));
+    let alerts: Alerts = Arc::default();
+    let before = meter(dir.path(), &clock, team_budget("alice", &alerts));
+    spend_as(&before, "alice", 6_000_000);
+    before.flush().unwrap();
+    drop(before);
+    let file = journal_file(dir.path(), "2026-03-28");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let kept: Vec<&str> = text.lines().filter(|l| !l.contains(r#""call""#)).collect();
+    std::fs::write(&file, kept.join("\n") + "\n").unwrap();
+
+    let after_alerts: Alerts = Arc::default();
+    let after = meter(dir.path(), &clock, team_budget("alice", &after_alerts));
+    assert_eq!(after.budget_status()[0].thresholds_crossed, Vec::<u32>::new());
+    spend_as(&after, "alice", 6_000_000);
+    assert!(after_alerts.lock().is_empty(), "delivered once this period already: {:?}", after_alerts.lock());
+    assert_eq!(after.budget_status()[0].thresholds_crossed, [50], "but crossed");
+}

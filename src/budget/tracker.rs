@@ -341,6 +341,10 @@ pub(crate) struct AlertMark {
     pub(crate) period_start: DateTime<Utc>,
     /// When the call that caused it ended.
     pub(crate) at: DateTime<Utc>,
+    /// The budget's scope as written (`tenant=acme`) when it fired; absent in lines written before it was
+    /// kept, which match any scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) scope: Option<String>,
 }
 
 impl AlertMark {
@@ -353,6 +357,7 @@ impl AlertMark {
             limit_units: slot.limit,
             period_start: alert.period_start,
             at: alert.at,
+            scope: Some(slot.budget.scope.to_string()),
         }
     }
 }
@@ -408,11 +413,19 @@ impl BudgetTracker {
         let now = to_nanos(now);
         for mark in marks {
             let Some(slot) = self.slots.iter().find(|s| s.budget.name == mark.budget) else { continue };
-            if slot.unit != mark.unit || slot.limit != mark.limit_units || slot.budget.period.to_string() != mark.period
+            if slot.unit != mark.unit
+                || slot.limit != mark.limit_units
+                || slot.budget.period.to_string() != mark.period
+                || mark.scope.as_ref().is_some_and(|scope| *scope != slot.budget.scope.to_string())
             {
                 continue;
             }
             let mut acct = slot.account.lock();
+            // No replayed call may have opened the current period (the call's line was lost, the alert's
+            // was not): open it at `now`, so the mark is compared with the period it belongs to.
+            if acct.rolling.is_none() && acct.period.is_none_or(|(_, end)| now >= end) {
+                slot.roll(&mut acct, now);
+            }
             let current = match &acct.rolling {
                 Some(buckets) => to_nanos(mark.at) >= buckets.window_start(now),
                 None => acct.period.is_some_and(|(start, _)| start == to_nanos(mark.period_start)),
@@ -472,11 +485,16 @@ impl BudgetTracker {
                 }
                 continue;
             }
-            let newly_crossed = slot
-                .threshold_units
-                .iter()
-                .enumerate()
-                .any(|(k, threshold)| spent >= *threshold && acct.alerted & (1u64 << k) == 0);
+            // Every threshold the spend reaches is crossed, alerted or not: one whose alert was delivered before
+            // a restart is crossed again when the spend gets there again.
+            let mut reached = 0u64;
+            for (k, threshold) in slot.threshold_units.iter().enumerate() {
+                if spent >= *threshold {
+                    reached |= 1u64 << k;
+                }
+            }
+            acct.crossed |= reached;
+            let newly_crossed = reached & !acct.alerted != 0;
             let may_overrun = acct.rolling.is_none() && !acct.projected_alerted && spent < slot.limit;
             let alert_due = newly_crossed || (may_overrun && slot.projects_over(acct, at));
             if !alert_due {
