@@ -184,3 +184,45 @@ fn a_budget_on_a_dimension_the_meter_does_not_capture_is_refused() {
     let meter = tokenmeter::TokenMeter::builder().with_budget(misspelt()).build();
     assert_eq!(meter.budget_status().len(), 1);
 }
+
+#[test]
+fn a_clock_that_ran_ahead_and_stepped_back_does_not_blind_the_budget() {
+    let h = Harness::with(|b| {
+        b.with_budget(
+            Budget::new("daily", BudgetLimit::usd(10.0).unwrap())
+                .with_period(BudgetPeriod::Day)
+                .with_action(BudgetAction::Block),
+        )
+    });
+    h.clock.set(Utc.with_ymd_and_hms(2026, 3, 14, 10, 0, 0).unwrap());
+    // A day ahead for one call, then back: the budget's period had moved to the 15th, and the calls of the
+    // 14th ended before it began. They were skipped, so $15 against a $10 block budget was allowed.
+    h.clock.set(Utc.with_ymd_and_hms(2026, 3, 15, 10, 0, 0).unwrap());
+    spend(&h, "acme", HAIKU, 1_000_000);
+    h.clock.set(Utc.with_ymd_and_hms(2026, 3, 14, 10, 1, 0).unwrap());
+    spend(&h, "acme", HAIKU, 9_000_000);
+    spend(&h, "acme", HAIKU, 5_000_000);
+    let state = &h.meter.budget_status()[0];
+    assert_eq!(state.spent, BudgetAmount::Usd(Money::from_picos(15_000_000_000_000)));
+    assert_eq!(state.period_start, Utc.with_ymd_and_hms(2026, 3, 14, 0, 0, 0).unwrap());
+    assert!(h.meter.check_budget(&acme()).is_err(), "$15 of $10: refused");
+    // The next day starts afresh.
+    h.clock.set(Utc.with_ymd_and_hms(2026, 3, 15, 0, 0, 1).unwrap());
+    assert_eq!(h.meter.check_budget(&acme()), Ok(()));
+}
+
+#[test]
+fn a_call_ending_just_before_the_period_counts_in_it() {
+    // Two threads finish calls on either side of midnight, the later one accounted first: the earlier one is
+    // not lost.
+    let h = Harness::with(|b| {
+        b.with_budget(Budget::new("daily", BudgetLimit::usd(10.0).unwrap()).with_period(BudgetPeriod::Day))
+    });
+    h.clock.set(Utc.with_ymd_and_hms(2026, 3, 15, 0, 0, 1).unwrap());
+    spend(&h, "acme", HAIKU, 1_000_000);
+    h.clock.set(Utc.with_ymd_and_hms(2026, 3, 14, 23, 59, 59).unwrap());
+    spend(&h, "acme", HAIKU, 2_000_000);
+    let state = &h.meter.budget_status()[0];
+    assert_eq!(state.spent, BudgetAmount::Usd(Money::from_picos(3_000_000_000_000)));
+    assert_eq!(state.period_start, Utc.with_ymd_and_hms(2026, 3, 15, 0, 0, 0).unwrap());
+}

@@ -170,6 +170,26 @@ impl BudgetSlot {
         BudgetAmount::from_units(self.unit, units)
     }
 
+    /// A live call that ended before the account's period began: the clock stepped back (it ran ahead when an
+    /// earlier call opened that period), or, within a few minutes, two threads finished calls on either side
+    /// of the period's start. The first re-opens the period holding `at`, keeping what the account counted
+    /// (that spend happened now, under a wrong stamp); the second counts in the current period. Either way the
+    /// call counts: skipped, a clock that ran ahead for a minute would leave the budget blind (and a hard
+    /// stop open) until the clock caught up.
+    fn step_back(&self, acct: &mut Account, at: i64) -> i64 {
+        match acct.period {
+            Some((start, _)) if acct.rolling.is_none() && at < start => {
+                if start - at > STEP_BACK_NS {
+                    acct.period = Some(calendar_bounds(self.budget.period, self.budget.time_zone, at));
+                    at
+                } else {
+                    start
+                }
+            }
+            _ => at,
+        }
+    }
+
     /// Brings the account's period up to `at` (a new period resets it). Returns false when `at` lies before
     /// the current period: such a call belongs to a period already over.
     fn roll(&self, acct: &mut Account, at: i64) -> bool {
@@ -327,6 +347,10 @@ impl BudgetSlot {
     }
 }
 
+/// How far before its period's start a live call may end and still be read as a race between threads rather
+/// than a clock that stepped back (see `BudgetSlot::step_back`).
+const STEP_BACK_NS: i64 = 300 * 1_000_000_000;
+
 /// What the journal keeps of a delivered alert: enough to know, after a restart, that it need not fire again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct AlertMark {
@@ -457,6 +481,7 @@ impl BudgetTracker {
             let units = slot.units_of(record);
             let unpriced = slot.unit == BudgetUnit::Usd && record.is_unpriced();
             let mut acct = slot.account.lock();
+            let at = if live { slot.step_back(&mut acct, at) } else { at };
             if !slot.roll(&mut acct, at) {
                 continue;
             }
