@@ -648,3 +648,19 @@ fn a_threshold_alerted_before_a_restart_shows_as_crossed_when_spend_reaches_it()
     assert!(after_alerts.lock().is_empty(), "delivered once this period already: {:?}", after_alerts.lock());
     assert_eq!(after.budget_status()[0].thresholds_crossed, [50], "but crossed");
 }
+
+#[test]
+fn alert_lines_lost_to_a_failed_write_are_counted() {
+    // The day's file cannot be opened (a directory is in its place): the call and its alert lines are lost, and
+    // `alerts_dropped` says the alert will be delivered again after a restart.
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(utc(2026, 3, 28, 9, 0));
+    std::fs::create_dir(journal_file(dir.path(), "2026-03-28")).unwrap();
+    let alerts: Alerts = Arc::default();
+    let m = meter(dir.path(), &clock, team_budget("alice", &alerts));
+    spend_as(&m, "alice", 6_000_000);
+    assert_eq!(thresholds(&alerts), [50]);
+    assert!(m.flush().is_err());
+    let stats = m.journal_stats().unwrap();
+    assert_eq!((stats.failed_records, stats.alerts_dropped), (1, 1), "{stats:?}");
+}

@@ -255,8 +255,8 @@ pub struct JournalStats {
     pub failed_records: u64,
     /// Files deleted by retention.
     pub files_removed: u64,
-    /// Budget alert lines dropped because the queue was full: after a restart, those alerts are delivered
-    /// again.
+    /// Budget alert lines lost: dropped because the queue was full, or in a batch whose write failed. After a
+    /// restart, those alerts are delivered again.
     #[serde(default)]
     pub alerts_dropped: u64,
     /// The last write error, if any.

@@ -384,6 +384,7 @@ impl WriterThread {
                 Err(e) => {
                     // Reopen next time: the file may have been deleted or the handle broken.
                     self.open.retain(|(d, _)| *d != batch.day);
+                    self.counters.alerts_dropped.fetch_add(batch.alerts, Ordering::Relaxed);
                     self.fail(batch.records, format!("cannot append to {}: {e}", path.display()));
                 }
             }
