@@ -96,6 +96,7 @@ impl JournalWriter {
             batch: Vec::new(),
             waiters: Vec::new(),
             unsynced: 0,
+            closed_sync_error: None,
             dirty: false,
             warned_this_round: false,
             unflushed_error: None,
@@ -234,6 +235,9 @@ struct WriterThread {
     waiters: Vec<SyncSender<Result<(), String>>>,
     /// Records written since the last sync.
     unsynced: u64,
+    /// A sync that failed when a file was closed to make room: the next sync reports it, so the records
+    /// written since the last one are not counted as synced.
+    closed_sync_error: Option<std::io::Error>,
     dirty: bool,
     /// The current round has warned of an error (one warning each round that fails).
     warned_this_round: bool,
@@ -436,7 +440,7 @@ impl WriterThread {
         if !self.dirty {
             return;
         }
-        let mut failed = None;
+        let mut failed = self.closed_sync_error.take();
         for (_, file) in &self.open {
             if let Err(e) = file.sync_data() {
                 failed = Some(e);
@@ -479,7 +483,9 @@ impl WriterThread {
             if let Some(oldest) = self.open.iter().enumerate().min_by_key(|(_, (d, _))| *d).map(|(i, _)| i) {
                 // Anything written to it is synced before it is closed.
                 let (_, f) = self.open.remove(oldest);
-                let _ = f.sync_data();
+                if let Err(e) = f.sync_data() {
+                    self.closed_sync_error = Some(e);
+                }
             }
         }
         self.open.push((day, file));
