@@ -33,11 +33,7 @@ fn meter(
 
 /// One claude-haiku-4-5 call costing `micros` micro-USD, by user alice.
 fn spend(meter: &TokenMeter, micros: u64) {
-    let subscriber = tracing_subscriber::registry().with(meter.layer());
-    tracing::subscriber::with_default(subscriber, || {
-        let _user = info_span!("request", user.id = "alice").entered();
-        let _call = info_span!("chat", gen_ai.request.model = "claude-haiku-4-5", input_tokens = micros).entered();
-    });
+    spend_as(meter, "alice", micros);
 }
 
 fn journal_file(dir: &Path, day: &str) -> PathBuf {
@@ -605,16 +601,20 @@ fn team_budget(user: &'static str, alerts: &Alerts) -> impl FnOnce(TokenMeterBui
     }
 }
 
+/// Alice spends $6 of the $10 `team` budget on 2026-03-28 (its 50% alert fires); the journal is flushed.
+fn alice_spends_six_of_ten(dir: &Path, clock: &ManualClock) {
+    let alerts: Alerts = Arc::default();
+    let before = meter(dir, clock, team_budget("alice", &alerts));
+    spend_as(&before, "alice", 6_000_000);
+    assert_eq!(thresholds(&alerts), [50]);
+    before.flush().unwrap();
+}
+
 #[test]
 fn an_alert_delivered_under_another_scope_does_not_silence_the_new_one() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(utc(2026, 3, 28, 9, 0));
-    let alerts: Alerts = Arc::default();
-    let before = meter(dir.path(), &clock, team_budget("alice", &alerts));
-    spend_as(&before, "alice", 6_000_000);
-    assert_eq!(thresholds(&alerts), [50]);
-    before.flush().unwrap();
-    drop(before);
+    alice_spends_six_of_ten(dir.path(), &clock);
     let line = std::fs::read_to_string(journal_file(dir.path(), "2026-03-28")).unwrap();
     assert!(line.contains(r#""scope":"user=alice""#), "{line}");
 
@@ -631,11 +631,7 @@ fn a_threshold_alerted_before_a_restart_shows_as_crossed_when_spend_reaches_it()
     // The alert's line survived, its call's did not (a full queue dropped it): the spend comes back lower.
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(utc(2026, 3, 28, 9, 0));
-    let alerts: Alerts = Arc::default();
-    let before = meter(dir.path(), &clock, team_budget("alice", &alerts));
-    spend_as(&before, "alice", 6_000_000);
-    before.flush().unwrap();
-    drop(before);
+    alice_spends_six_of_ten(dir.path(), &clock);
     let file = journal_file(dir.path(), "2026-03-28");
     let text = std::fs::read_to_string(&file).unwrap();
     let kept: Vec<&str> = text.lines().filter(|l| !l.contains(r#""call""#)).collect();
