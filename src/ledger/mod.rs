@@ -664,7 +664,7 @@ impl Ledger {
         let ts_ns = rec.timestamp.timestamp_nanos_opt().unwrap_or_else(|| ts.saturating_mul(1_000_000_000));
         let facts = match rec.dimensions.session.as_deref() {
             Some(s) if rec.metered => inner.sessions.observe(
-                s,
+                session::SessionKey::of(s),
                 rec,
                 ts_ns,
                 inner.config.cache_reuse_window_secs.saturating_mul(1_000_000_000),

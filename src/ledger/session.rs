@@ -131,10 +131,19 @@ pub(crate) struct Sessions {
     untracked: AtomicU64,
 }
 
-pub(crate) fn session_hash(session: &str) -> u64 {
-    let mut h = FxHasher::default();
-    session.hash(&mut h);
-    h.finish()
+/// A session id and its hash, which keys the session table.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SessionKey<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) hash: u64,
+}
+
+impl<'a> SessionKey<'a> {
+    pub(crate) fn of(id: &'a str) -> Self {
+        let mut h = FxHasher::default();
+        id.hash(&mut h);
+        SessionKey { id, hash: h.finish() }
+    }
 }
 
 impl Sessions {
@@ -154,25 +163,13 @@ impl Sessions {
     /// Records `rec` (metered, in `session`) and returns its facts.
     pub(crate) fn observe(
         &self,
-        session: &str,
+        session: SessionKey<'_>,
         rec: &CallRecord,
         ts_ns: i64,
         reuse_window_ns: i64,
         min_cacheable: u64,
     ) -> SessionFacts {
-        self.observe_hashed(session_hash(session), session, rec, ts_ns, reuse_window_ns, min_cacheable)
-    }
-
-    /// [`Sessions::observe`] with the session's hash given (tests give two ids one hash).
-    fn observe_hashed(
-        &self,
-        h: u64,
-        session: &str,
-        rec: &CallRecord,
-        ts_ns: i64,
-        reuse_window_ns: i64,
-        min_cacheable: u64,
-    ) -> SessionFacts {
+        let SessionKey { id: session, hash: h } = session;
         let mut facts = SessionFacts::default();
         let stripe = &self.stripes[(h as usize) & (STRIPES - 1)].0;
         let mut stripe = stripe.lock();
@@ -345,15 +342,15 @@ mod tests {
         let s = 1_000_000_000;
         // "a" writes 1,000 tokens; "b", with the same hash, reads 1,000 a second later: had it shared a's
         // history, a's write would count as read and b's prompt as reusable.
-        sessions.observe_hashed(7, "a", &call("claude-a", "x", 0, 1_000), s, 60 * s, 1);
-        let f = sessions.observe_hashed(7, "b", &call("claude-a", "x", 1_000, 0), 2 * s, 60 * s, 1);
+        sessions.observe(SessionKey { id: "a", hash: 7 }, &call("claude-a", "x", 0, 1_000), s, 60 * s, 1);
+        let f = sessions.observe(SessionKey { id: "b", hash: 7 }, &call("claude-a", "x", 1_000, 0), 2 * s, 60 * s, 1);
         assert_eq!((f.reusable, f.reused), (0, 0));
         assert_eq!(sessions.untracked.load(Ordering::Relaxed), 1, "b's call is counted as untracked");
         let mut unread = Vec::new();
         sessions.take_expired(2 * s + TTL_5M_NS + 1, |w| unread.push(w));
         assert_eq!(unread.len(), 1, "a's write was never read");
         // "a" itself still follows its own history.
-        let f = sessions.observe_hashed(7, "a", &call("claude-a", "x", 0, 0), 3 * s, 60 * s, 1);
+        let f = sessions.observe(SessionKey { id: "a", hash: 7 }, &call("claude-a", "x", 0, 0), 3 * s, 60 * s, 1);
         assert_eq!(f.reusable, 10);
     }
 
@@ -362,11 +359,11 @@ mod tests {
         let sessions = Sessions::new(16);
         let s = 1_000_000_000;
         // Call 1 writes; call 2 reads it (its box is reused) and writes its own, with other labels.
-        let f = sessions.observe("s", &call("claude-a", "first", 0, 1_000), s, 60 * s, 1024);
+        let f = sessions.observe(SessionKey::of("s"), &call("claude-a", "first", 0, 1_000), s, 60 * s, 1024);
         assert!(f.unread.is_empty());
         let mut second = call("claude-b", "second", 1_000, 300);
         second.dimensions.extra = vec![("team".into(), "blue".into())];
-        let f = sessions.observe("s", &second, 2 * s, 60 * s, 1024);
+        let f = sessions.observe(SessionKey::of("s"), &second, 2 * s, 60 * s, 1024);
         assert!(f.unread.is_empty(), "a read write is not unread: {:?}", f.unread);
         let mut unread = Vec::new();
         sessions.take_expired(2 * s + TTL_5M_NS + 1, |w| unread.push(w));
