@@ -420,6 +420,34 @@ fn compare_periods_and_values() {
 }
 
 #[test]
+fn a_steady_workload_compares_flat_with_the_period_before() {
+    // One identical call an hour since January 1st; now is March 20th, 23:30. The previous window used to be
+    // `from - (to - from)`: starting mid-day (or mid-hour) inside a bucket, whose calls it left out, and for
+    // `30d` inside January's month bucket (17 days lost): +16.7%, +4.3% and +66.7% for no change at all.
+    let now = at(2026, 3, 20, 23, 30, 0);
+    let start = at(2026, 1, 1, 0, 0, 0);
+    let rig = Rig::new(start);
+    let mut t = start;
+    while t <= now {
+        rig.clock.set(t);
+        rig.add(Call::new(t, SONNET).io(1_000, 100));
+        t += chrono::Duration::hours(1);
+    }
+    rig.clock.set(now);
+    for (window, calls, prev_from) in [
+        (Window::Last24Hours, 24, at(2026, 3, 19, 0, 0, 0)),
+        (Window::Last7Days, 168, at(2026, 3, 7, 0, 0, 0)),
+        (Window::Last30Days, 720, at(2026, 1, 20, 0, 0, 0)),
+    ] {
+        let c = rig.ledger.compare_periods(window).unwrap();
+        assert_eq!((c.a.calls, c.b.calls), (calls, calls), "{window}");
+        assert_eq!(c.deltas.calls_pct, Some(0.0), "{window}");
+        assert_eq!(c.deltas.cost_pct, Some(0.0), "{window}");
+        assert_eq!((c.a.window.from, c.a.window.to), (prev_from, c.b.window.from), "{window}");
+    }
+}
+
+#[test]
 fn query_filters_and_groups() {
     let rig = workload();
     let q =

@@ -123,14 +123,16 @@ fn compare(kind: ComparisonKind, dimension: Option<Dimension>, a: ComparisonSide
 }
 
 impl Ledger {
-    /// `window` (side `b`, `current`) against the window of the same length just before it (side `a`,
-    /// `previous`).
+    /// `window` (side `b`, `current`) against the window before it (side `a`, `previous`): for the rolling
+    /// windows, the same whole units just before its first (`7d`: the 7 local days before; the current one
+    /// includes today so far), counted exactly even where they are kept in coarser buckets; for a range, the
+    /// same length just before it.
     pub fn compare_periods(&self, window: Window) -> Result<Comparison, QueryError> {
         self.read(|store, now| {
             let (from, to) = window.bounds(store, now)?;
-            let (pf, pt) = Window::previous_bounds(from, to);
+            let (pf, pt) = window.previous_bounds(store.tz, from, to);
             let cur = Selection::All.total(store, from, to);
-            let prev = Selection::All.total(store, pf, pt);
+            let prev = Selection::total_all_exact(store, now, pf, pt);
             Ok(compare(
                 ComparisonKind::Periods,
                 None,

@@ -80,9 +80,21 @@ impl Window {
         })
     }
 
-    /// The window of the same length just before this one (for period comparisons).
-    pub(crate) fn previous_bounds(from: i64, to: i64) -> (i64, i64) {
-        (from - (to - from), from)
+    /// The window before this one, for period comparisons: the rolling windows' same whole units just before
+    /// `from` (`7d`: the 7 local days before the current window's first day; `24h`: the 24 local hours before
+    /// its first hour), so both start on a bucket's edge; a range (or `All`) the same length just before it.
+    pub(crate) fn previous_bounds(&self, tz: chrono_tz::Tz, from: i64, to: i64) -> (i64, i64) {
+        let days_before =
+            |n: i64| calendar::start_of_date(tz, calendar::add_days(calendar::local(tz, from).date(), -n));
+        let hours_before = |n: u32| calendar::hours_back(tz, from, n);
+        match self {
+            Window::LastHour => (from - 3_600, from),
+            Window::Last6Hours => (hours_before(6), from),
+            Window::Last24Hours => (hours_before(24), from),
+            Window::Last7Days => (days_before(7), from),
+            Window::Last30Days => (days_before(30), from),
+            Window::All | Window::Range { .. } => (from - (to - from), from),
+        }
     }
 }
 
@@ -708,6 +720,37 @@ impl Selection {
             a.merge(&self.agg(b));
         }
         a
+    }
+
+    /// [`Selection::total`] of everything over `[from, to)` where `from` may fall inside an older, coarser
+    /// bucket (a previous period 59 days back starts inside a month bucket, which `total` would leave out):
+    /// from the totals-only daily or hourly series when the window is made of whole local days or hours they
+    /// still keep, else from the buckets.
+    pub(crate) fn total_all_exact(store: &Store, now: i64, from: i64, to: i64) -> Agg {
+        let tz = store.tz;
+        if store.bucket_start(from, now) == from {
+            return Selection::All.total(store, from, to);
+        }
+        let series = if calendar::day_start(tz, from) == from && calendar::day_start(tz, to) == to {
+            Some(&store.daily)
+        } else if calendar::hour_start(tz, from) == from
+            && calendar::hour_start(tz, to) == to
+            && from >= store.hourly_from(now)
+        {
+            Some(&store.hourly)
+        } else {
+            None
+        };
+        match series {
+            Some(series) => {
+                let mut a = Agg::default();
+                for (_, day) in series.range(from..to.max(from)) {
+                    a.merge(day);
+                }
+                a
+            }
+            None => Selection::All.total(store, from, to),
+        }
     }
 
     /// Rows per value of `dim` over `[from, to)`, unsorted.

@@ -449,10 +449,11 @@ impl Call<'_> {
         let points = |p: Option<f64>| p.map_or_else(|| "n/a".to_owned(), |p| format!("{p:+.1} points"));
         let score = |v: Option<f64>| v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.1}"));
         let text = format!(
-            "{} ({}) against the period of the same length before: cost {} vs {} ({}), calls {} vs {} ({}), \
+            "{} ({}) against the period before ({}): cost {} vs {} ({}), calls {} vs {} ({}), \
              tokens {} vs {} ({}), cache hit rate {} vs {} ({}), efficiency score {} vs {} ({}).",
             capitalize(tf.phrase()),
             self.span(&b.window),
+            self.span(&a.window),
             usd(b.cost_usd),
             usd(a.cost_usd),
             change(d.cost_pct),
