@@ -282,3 +282,86 @@ fn a_sidechain_replay_is_dropped_when_the_resumed_copy_of_its_message_is_kept() 
         );
     }
 }
+
+/// An assistant line of `session` with message `msg` and request `req`.
+fn line_of(session: &str, msg: &str, req: &str, input: u64) -> String {
+    format!(
+        r#"{{"type":"assistant","timestamp":"2025-10-01T10:00:00Z","sessionId":"{session}","requestId":"{req}","message":{{"id":"{msg}","model":"claude-sonnet-4-5","usage":{{"input_tokens":{input},"output_tokens":10}}}}}}"#
+    ) + "\n"
+}
+
+fn sessions_of(load: &tokenmeter::transcripts::TranscriptLoad) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = load
+        .calls
+        .iter()
+        .map(|c| {
+            (
+                c.dimensions.session.as_deref().unwrap_or("-").to_owned(),
+                c.request_id.as_deref().unwrap_or("-").to_owned(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_copy_of_an_earlier_sessions_line_stays_with_that_session() {
+    // A resumed session's file holds a copy of the original's line under its original id: whichever file sorts
+    // first, the call is the original session's.
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("projects").join("p");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(project.join("ffff-orig.jsonl"), line_of("ffff-orig", "msg_1", "req_1", 1_000)).unwrap();
+    let resumed = line_of("ffff-orig", "msg_1", "req_1", 1_000) + &line_of("1111-resumed", "msg_2", "req_2", 10);
+    std::fs::write(project.join("1111-resumed.jsonl"), resumed).unwrap();
+    let load = TranscriptLoader::new(PriceBook::builtin()).load(&discover(dir.path()).unwrap());
+    assert_eq!(
+        sessions_of(&load),
+        [("1111-resumed".to_owned(), "msg_2".to_owned()), ("ffff-orig".to_owned(), "msg_1".to_owned())]
+    );
+}
+
+#[test]
+fn an_agent_file_beside_the_sessions_belongs_to_the_session_its_lines_name() {
+    // Claude Code before 2.1.2 wrote sub-agent transcripts as `agent-<id>.jsonl` next to the session files.
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("projects").join("-home-u-proj");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(project.join("aaaa-sess.jsonl"), line_of("aaaa-sess", "msg_1", "req_1", 100)).unwrap();
+    std::fs::write(project.join("agent-a2271d1.jsonl"), line_of("aaaa-sess", "msg_S", "req_S", 50)).unwrap();
+    let files = discover(dir.path()).unwrap();
+    let agent_file = files.iter().find(|f| f.path.ends_with("agent-a2271d1.jsonl")).unwrap();
+    assert!(agent_file.subagent);
+    let load = TranscriptLoader::new(PriceBook::builtin()).load(&files);
+    assert_eq!(
+        sessions_of(&load),
+        [("aaaa-sess".to_owned(), "msg_1".to_owned()), ("aaaa-sess".to_owned(), "msg_S".to_owned())]
+    );
+    let sub = by_id(&load.calls, "msg_S");
+    assert_eq!(sub.dimensions.agent.as_deref(), Some("subagent"));
+}
+
+#[cfg(unix)]
+#[test]
+fn symlinked_folders_are_read_once() {
+    // Three links back up used to make 3^16 folder listings (a hang); one made every file count 16 times.
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("projects").join("p");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(project.join("s.jsonl"), line_of("s", "msg_1", "req_1", 100)).unwrap();
+    // A line without ids is never deduplicated: read twice, it would count twice.
+    std::fs::write(project.join("noid.jsonl"), r#"{"type":"assistant","timestamp":"2025-10-01T10:00:00Z","message":{"model":"claude-sonnet-4-5","usage":{"input_tokens":1,"output_tokens":1}}}"#.to_owned() + "\n").unwrap();
+    for name in ["a", "b", "c"] {
+        std::os::unix::fs::symlink(".", project.join(name)).unwrap();
+    }
+    let files = discover(dir.path()).unwrap();
+    assert_eq!(files.len(), 2, "{files:?}");
+    // A second folder linked to the first (`~/.config/claude` -> `~/.claude`): each file once.
+    let other = tempfile::tempdir().unwrap();
+    let link = other.path().join("claude");
+    std::os::unix::fs::symlink(dir.path(), &link).unwrap();
+    let both = tokenmeter::transcripts::discover_all(&[link, dir.path().to_owned()]).unwrap();
+    assert_eq!(both.len(), 2);
+    assert_eq!(TranscriptLoader::new(PriceBook::builtin()).load(&both).calls.len(), 2);
+}

@@ -1,5 +1,6 @@
 //! Finding Claude Code transcripts on disk.
 
+use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
@@ -75,10 +76,29 @@ pub fn discover(path: &Path) -> Result<Vec<TranscriptFile>, TranscriptError> {
     };
 
     let mut files = Vec::new();
-    walk(&root, &mut prefix.clone(), &mut files, 0)?;
+    let mut seen = HashSet::new();
+    walk(&root, &mut prefix.clone(), &mut files, &mut seen, 0)?;
     // By the path as a string (as ccusage does): which copy of a repeated response is kept depends on it.
     files.sort_by(|a, b| a.path.as_os_str().cmp(b.path.as_os_str()));
-    Ok(files)
+    Ok(unique(files))
+}
+
+/// [`discover`] over several folders (the default ones, say): a file reached from two of them (one folder
+/// linked to the other) is listed once.
+pub fn discover_all(paths: &[PathBuf]) -> Result<Vec<TranscriptFile>, TranscriptError> {
+    let mut files = Vec::new();
+    for p in paths {
+        files.extend(discover(p)?);
+    }
+    Ok(unique(files))
+}
+
+/// The files without second names for one file (a symlinked transcript, or one folder reached two ways: the
+/// same file is read once), in their order.
+fn unique(mut files: Vec<TranscriptFile>) -> Vec<TranscriptFile> {
+    let mut seen = HashSet::new();
+    files.retain(|f| seen.insert(std::fs::canonicalize(&f.path).unwrap_or_else(|_| f.path.clone())));
+    files
 }
 
 fn has_jsonl_file(dir: &Path) -> Result<bool, TranscriptError> {
@@ -99,9 +119,18 @@ fn walk(
     dir: &Path,
     parts: &mut Vec<String>,
     out: &mut Vec<TranscriptFile>,
+    seen: &mut HashSet<PathBuf>,
     depth: usize,
 ) -> Result<(), TranscriptError> {
     if depth > MAX_DEPTH {
+        return Ok(());
+    }
+    // Symlinks are followed, so each folder is read once: a link back up (`loop -> .`) or a second name for a
+    // folder (`~/.config/claude` linked to `~/.claude`) would read its files again, and a few such links
+    // multiply the walk past any patience.
+    if let Ok(real) = std::fs::canonicalize(dir)
+        && !seen.insert(real)
+    {
         return Ok(());
     }
     let entries = std::fs::read_dir(dir).map_err(|source| TranscriptError::Io { path: dir.to_owned(), source })?;
@@ -113,7 +142,7 @@ fn walk(
         let name = lossy(&entry.file_name());
         if meta.is_dir() {
             parts.push(name);
-            walk(&path, parts, out, depth + 1)?;
+            walk(&path, parts, out, seen, depth + 1)?;
             parts.pop();
         } else if meta.is_file() && is_jsonl(&path) {
             let stem = path.file_stem().map_or_else(String::new, lossy);
@@ -131,9 +160,11 @@ fn walk(
 }
 
 /// Project, session and sub-agent flag of a file from the folders above it (`parts`, from the projects root)
-/// and its stem.
+/// and its stem. Sub-agents are the files under a `subagents/` folder, and the `agent-<id>.jsonl` files beside
+/// the sessions (Claude Code before 2.1.2 wrote them there); their calls belong to the session their lines
+/// name (see the loader).
 fn place(parts: &[String], stem: String) -> (String, String, bool) {
-    let subagent = parts.iter().any(|p| p == "subagents");
+    let subagent = parts.iter().any(|p| p == "subagents") || (parts.len() == 1 && stem.starts_with("agent-"));
     let Some(project) = parts.first() else { return ("unknown".to_owned(), stem, subagent) };
     let session = match parts.len() {
         1 => stem,

@@ -96,12 +96,15 @@ impl TranscriptLoader {
 }
 
 /// True when `a` is the copy of a response to keep over `b`: a main-conversation copy over a sidechain one,
-/// then the larger token total; on a tie the one already kept (`b`) stays.
-fn better(a: &RawCall, b: &RawCall) -> bool {
+/// then the larger token total; on a tie, the copy its own session wrote (its line's `sessionId` is its file's:
+/// a resumed session's file may carry copies of the earlier session's lines under their old id), then the one
+/// already kept (`b`).
+fn better(a: &RawCall, a_own: bool, b: &RawCall, b_own: bool) -> bool {
     if a.sidechain != b.sidechain {
         return !a.sidechain;
     }
-    a.tokens.total() > b.tokens.total()
+    let (ta, tb) = (a.tokens.total(), b.tokens.total());
+    ta > tb || (ta == tb && a_own && !b_own)
 }
 
 /// Merges the files' calls into records.
@@ -134,6 +137,9 @@ fn resolve(files: &[TranscriptFile], parsed: &[FileCalls], prices: &PriceBook, m
         }
     };
 
+    // Whether a call's line names its own file's session (or none).
+    let own = |p: Pick| scope_of(p) == &*files[p.file as usize].session;
+
     // Pass 1: one call per (message id, request id); without a request id, per message id in its session.
     let mut kept: Vec<Option<Pick>> = Vec::new();
     let mut by_key: HashMap<(&str, &str, &str), usize> = HashMap::default();
@@ -153,7 +159,7 @@ fn resolve(files: &[TranscriptFile], parsed: &[FileCalls], prices: &PriceBook, m
                 Some(&k) => {
                     stats.duplicate_lines += 1;
                     if let Some(old) = kept[k]
-                        && better(call, raw(old))
+                        && better(call, own(pick), raw(old), own(old))
                     {
                         kept[k] = Some(pick);
                     }
@@ -236,6 +242,15 @@ impl<'p> RecordMaker<'p> {
         }
     }
 
+    fn shared_str(&mut self, s: &str) -> Arc<str> {
+        if let Some((k, _)) = self.strings.get_key_value(s) {
+            return Arc::clone(k);
+        }
+        let s: Arc<str> = Arc::from(s);
+        self.strings.insert(Arc::clone(&s), ());
+        s
+    }
+
     fn shared(&mut self, s: &Arc<str>) -> Arc<str> {
         if let Some((k, _)) = self.strings.get_key_value(s) {
             return Arc::clone(k);
@@ -281,6 +296,15 @@ impl<'p> RecordMaker<'p> {
             cost
         };
         let id = call.message_id.as_ref().or(call.request_id.as_ref()).map(|r| Arc::from(f.str(r)));
+        // A sub-agent's file belongs to the session its lines name (the parent's): under `subagents/` that is
+        // the folder's session anyway; an `agent-<id>.jsonl` beside the sessions has no other way to tell.
+        let session = match (&call.line_session, file.subagent) {
+            (Some(r), true) => {
+                let s = f.str(r);
+                if s == &*file.session { Arc::clone(&file.session) } else { self.shared_str(s) }
+            }
+            _ => Arc::clone(&file.session),
+        };
         let agent = if call.sidechain || file.subagent { &self.subagent } else { &self.main };
         CallRecord {
             timestamp: call.timestamp,
@@ -301,7 +325,7 @@ impl<'p> RecordMaker<'p> {
                 Outcome::Ok
             },
             dimensions: Dimensions {
-                session: Some(Arc::clone(&file.session)),
+                session: Some(session),
                 project: Some(Arc::clone(&file.project)),
                 agent: Some(Arc::clone(agent)),
                 ..Dimensions::default()

@@ -51,12 +51,10 @@
 //!
 //! ```no_run
 //! use tokenmeter::PriceBook;
-//! use tokenmeter::transcripts::{TranscriptLoader, default_claude_code_dirs, discover};
+//! use tokenmeter::transcripts::{TranscriptLoader, default_claude_code_dirs, discover_all};
 //!
-//! let mut files = Vec::new();
-//! for dir in default_claude_code_dirs() {
-//!     files.extend(discover(&dir)?);
-//! }
+//! // Every default folder; a file reached from two of them (one linked to the other) is listed once.
+//! let files = discover_all(&default_claude_code_dirs())?;
 //! let load = TranscriptLoader::new(PriceBook::builtin()).load(&files);
 //! println!("{} calls, {} bad lines", load.calls.len(), load.stats.bad_lines);
 //! # Ok::<(), tokenmeter::transcripts::TranscriptError>(())
@@ -72,7 +70,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-pub use discover::{default_claude_code_dirs, discover};
+pub use discover::{default_claude_code_dirs, discover, discover_all};
 pub use load::TranscriptLoader;
 pub use tools::{ToolUses, tool_uses};
 

@@ -374,10 +374,7 @@ fn load_claude_code(dir: &Path, ctx: &Context) -> CliResult<Source> {
         }
         vec![dir.to_owned()]
     };
-    let mut files = Vec::new();
-    for d in &dirs {
-        files.extend(transcripts::discover(d).map_err(|e| CliError::data(e.to_string()))?);
-    }
+    let files = transcripts::discover_all(&dirs).map_err(|e| CliError::data(e.to_string()))?;
     if files.is_empty() {
         let list: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
         return Err(CliError::data(format!("no Claude Code transcripts (.jsonl files) under {}", list.join(", "))));
