@@ -708,6 +708,10 @@ fn bad_arguments_are_tool_errors_that_say_what_is_allowed() {
     }
     let r = c.request("tools/frobnicate", json!({}));
     assert_eq!(r["error"]["code"], -32601, "{r}");
+    // So are the params of any other method MCP defines that do not fit it.
+    let r = c.request("initialize", json!({"protocolVersion": 5}));
+    assert_eq!(r["error"]["code"], -32602, "{r}");
+    assert_eq!(r["error"]["message"], "invalid params for initialize", "{r}");
     let (s, _) = c.ok(json!({"operation": "track"}));
     assert_eq!(s["operation"], "track");
 }

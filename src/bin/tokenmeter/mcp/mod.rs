@@ -137,6 +137,22 @@ fn describe_source(s: &SourceArgs) -> String {
     }
 }
 
+/// The client-to-server requests MCP defines (the SDK reads each into its own type when its params fit).
+const KNOWN_METHODS: &[&str] = &[
+    "initialize",
+    "ping",
+    "tools/list",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "prompts/list",
+    "prompts/get",
+    "completion/complete",
+    "logging/setLevel",
+];
+
 fn tool_error(message: String) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(message)])
 }
@@ -183,6 +199,10 @@ impl ServerHandler for TokenUsageServer {
                 Ok(Some(_)) => "unreadable params".to_owned(),
             };
             return Err(ErrorData::invalid_params(format!("invalid params for tools/call: {reason}"), None));
+        }
+        // Any other method MCP defines reaches here only when its params did not fit: invalid params too.
+        if KNOWN_METHODS.contains(&request.method.as_str()) {
+            return Err(ErrorData::invalid_params(format!("invalid params for {}", request.method), None));
         }
         Err(ErrorData::new(rmcp::model::ErrorCode::METHOD_NOT_FOUND, request.method, None))
     }
