@@ -420,6 +420,67 @@ fn compare_periods_and_values() {
 }
 
 #[test]
+fn a_ledger_started_mid_day_does_not_read_its_first_day_as_a_drop() {
+    // A meter started at 18:00, then one identical call an hour. Its first day holds 6 calls: as history it made
+    // the next days a rising trend ($20.09 projected for the month instead of ~$3.35) and flagged the first
+    // full day as a 4x anomaly.
+    let start = at(2026, 3, 1, 18, 0, 0);
+    let now = at(2026, 3, 4, 12, 0, 0);
+    let rig = Rig::new(start);
+    let mut t = start;
+    while t < now {
+        rig.clock.set(t);
+        rig.add(Call::new(t, SONNET).io(1_000, 100));
+        t += chrono::Duration::hours(1);
+    }
+    rig.clock.set(now);
+    let f = rig.ledger.forecast(3, None).unwrap();
+    assert_eq!(f.history_days, 2, "March 2 and 3: the 1st was seen from 18:00 only");
+    assert_eq!(f.trend, Trend::Flat);
+    close(f.slope_usd_per_day, 0.0);
+    let per_day = 24.0 * (1_000.0 * 3.0 + 100.0 * 15.0) / 1e6;
+    for d in &f.days {
+        close(d.cost_usd, per_day);
+    }
+    let r = rig.ledger.anomalies(Window::Last7Days).unwrap();
+    assert!(r.anomalies.is_empty(), "{:#?}", r.anomalies);
+
+    // Records from before the ledger was made (a journal replayed, the CLI's records) count their first day
+    // whole: the ledger cannot tell when that history began.
+    let rig = Rig::new(now);
+    let mut t = start;
+    while t < now {
+        rig.add(Call::new(t, SONNET).io(1_000, 100));
+        t += chrono::Duration::hours(1);
+    }
+    assert_eq!(rig.ledger.forecast(3, None).unwrap().history_days, 3);
+}
+
+#[test]
+fn the_forecast_band_widens_with_fewer_days_of_history() {
+    // Spend alternating $1 and $3 a day: the same spread each time, so the band's multiplier is what changes:
+    // Student's t for n - 2 degrees of freedom (2.353 for 5 days, 1.708 for 27), not z (1.645) for both.
+    let band = |days: u32| {
+        let now = at(2026, 3, 1, 0, 0, 0) + chrono::Duration::days(i64::from(days));
+        let rig = Rig::new(now);
+        for d in 0..days {
+            let day = at(2026, 3, 1, 0, 0, 0) + chrono::Duration::days(i64::from(d));
+            // haiku-4-5 output: $5 a million tokens.
+            let out = if d % 2 == 0 { 200_000 } else { 600_000 };
+            rig.add(Call::new(day, "claude-haiku-4-5").io(0, out));
+        }
+        let f = rig.ledger.forecast(1, None).unwrap();
+        assert_eq!(f.history_days, days);
+        f.days[0].upper_usd - f.days[0].cost_usd
+    };
+    // History $1, $3, $1, $3, $1: the line 1.8 + 0 x, s = 1.2649 (3 degrees of freedom), tomorrow at x = 6;
+    // t(0.95, 3) = 2.353 makes the half-band 2.353 × s × √(1 + 1/5 + 16/10) = 4.9804 (z would give 3.4818).
+    close(band(5), 4.980_362_267_947_986);
+    // With 27 days t is 1.708, near z.
+    assert!(band(27) < band(5));
+}
+
+#[test]
 fn a_steady_workload_compares_flat_with_the_period_before() {
     // One identical call an hour since January 1st; now is March 20th, 23:30. The previous window used to be
     // `from - (to - from)`: starting mid-day (or mid-hour) inside a bucket, whose calls it left out, and for

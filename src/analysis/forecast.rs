@@ -10,8 +10,25 @@ use crate::ledger::{Ledger, QueryError};
 pub const FORECAST_HISTORY_DAYS: i64 = 28;
 /// Most days a forecast looks ahead.
 pub const MAX_FORECAST_DAYS: u32 = 366;
-/// The band is a 90% prediction interval (z = 1.645).
+/// The two-sided 90% quantile of the normal distribution: the band's multiplier when its spread is a stated
+/// guess rather than an estimate (under 3 days of history, or today's run rate).
 const Z_90: f64 = 1.645;
+
+/// Student's t quantile for a two-sided 90% prediction interval, by degrees of freedom (1 to 30): with the
+/// spread estimated from n points (n − 2 degrees of freedom), z alone would make a "90%" band of 3 days
+/// cover about 65%.
+const T_90: [f64; 30] = [
+    6.314, 2.920, 2.353, 2.132, 2.015, 1.943, 1.895, 1.860, 1.833, 1.812, 1.796, 1.782, 1.771, 1.761, 1.753, 1.746,
+    1.740, 1.734, 1.729, 1.725, 1.721, 1.717, 1.714, 1.711, 1.708, 1.706, 1.703, 1.701, 1.699, 1.697,
+];
+
+/// The band's multiplier for a spread estimated with `df` degrees of freedom (0: a stated guess).
+fn t_90(df: usize) -> f64 {
+    match df {
+        0 => Z_90,
+        d => T_90.get(d - 1).copied().unwrap_or(Z_90),
+    }
+}
 
 /// Direction of the trend: its change over a week against the daily average (10% either way is flat).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -88,6 +105,8 @@ struct Fit {
     a: f64,
     b: f64,
     sigma: f64,
+    /// The band's multiplier: t for the residual's degrees of freedom, z for a guessed spread.
+    quantile: f64,
     n: f64,
     xbar: f64,
     sxx: f64,
@@ -98,7 +117,7 @@ impl Fit {
     fn new(ys: &[f64]) -> Fit {
         let n = ys.len() as f64;
         if ys.is_empty() {
-            return Fit { a: 0.0, b: 0.0, sigma: 0.0, n: 0.0, xbar: 0.0, sxx: 0.0, mean: 0.0 };
+            return Fit { a: 0.0, b: 0.0, sigma: 0.0, quantile: Z_90, n: 0.0, xbar: 0.0, sxx: 0.0, mean: 0.0 };
         }
         let mean = ys.iter().sum::<f64>() / n;
         let xbar = (n - 1.0) / 2.0;
@@ -107,19 +126,19 @@ impl Fit {
         let b = if sxx > 0.0 { sxy / sxx } else { 0.0 };
         let a = mean - b * xbar;
         // With under 3 points the residual error is undefined: use half the mean as the spread.
-        let sigma = if ys.len() >= 3 {
+        let (sigma, quantile) = if ys.len() >= 3 {
             let sse: f64 = ys.iter().enumerate().map(|(i, y)| (y - (a + b * i as f64)).powi(2)).sum();
-            (sse / (n - 2.0)).sqrt()
+            ((sse / (n - 2.0)).sqrt(), t_90(ys.len() - 2))
         } else {
-            mean * 0.5
+            (mean * 0.5, Z_90)
         };
-        Fit { a, b, sigma, n, xbar, sxx, mean }
+        Fit { a, b, sigma, quantile, n, xbar, sxx, mean }
     }
 
     /// A flat line at `rate` with half of it as the spread (the band is then ±0.82 × rate).
     fn flat(rate: f64) -> Fit {
         // A huge n drops the 1/n term: the spread is a stated guess, not an estimate from samples.
-        Fit { a: rate, b: 0.0, sigma: rate * 0.5, n: 1e12, xbar: 0.0, sxx: 0.0, mean: rate }
+        Fit { a: rate, b: 0.0, sigma: rate * 0.5, quantile: Z_90, n: 1e12, xbar: 0.0, sxx: 0.0, mean: rate }
     }
 
     fn at(&self, x: f64) -> f64 {
@@ -131,7 +150,7 @@ impl Fit {
             return 0.0;
         }
         let lever = if self.sxx > 0.0 { (x - self.xbar).powi(2) / self.sxx } else { 0.0 };
-        Z_90 * self.sigma * (1.0 + 1.0 / self.n + lever).sqrt()
+        self.quantile * self.sigma * (1.0 + 1.0 / self.n + lever).sqrt()
     }
 }
 
@@ -159,10 +178,11 @@ impl Ledger {
             let tz = store.tz;
             let today_date = calendar::local(tz, now).date();
             let today = calendar::start_of_date(tz, today_date);
-            let first_day = store.first_ts.map(|f| calendar::day_start(tz, f));
+            // The first day only when it was seen whole (a meter started at 18:00 saw a quarter of it).
+            let first_day = store.first_full_day();
             let day_of = |k: i64| calendar::start_of_date(tz, calendar::add_days(today_date, k));
             let daily = |d: i64| store.daily.get(&d).map(|a| a.core).unwrap_or_default();
-            // History: full days before today, from the first day with data.
+            // History: full days before today, from the first day seen whole.
             let mut hist_cost = Vec::new();
             let mut hist_tokens = Vec::new();
             for k in (1..=FORECAST_HISTORY_DAYS).rev() {

@@ -626,7 +626,11 @@ impl Ledger {
         let target = prices.resolve(&config.right_size_target);
         Ledger {
             inner: Arc::new(LedgerInner {
-                store: Mutex::new(Store::new(config.time_zone, config.bounded)),
+                store: Mutex::new(Store::new(
+                    config.time_zone,
+                    config.bounded,
+                    clock.unix_nanos().div_euclid(1_000_000_000),
+                )),
                 sessions: Sessions::new(config.max_tracked_sessions),
                 config,
                 clock,

@@ -54,13 +54,17 @@ pub(crate) struct Store {
     pub(crate) last_ts: Option<i64>,
     /// The `now` of the last compaction.
     pub(crate) last_compaction: i64,
+    /// When the ledger was made (Unix seconds): records stamped from then on were seen as they came, so a
+    /// first record after it on a day that began before it means that day was seen in part only.
+    pub(crate) created: i64,
 }
 
 impl Store {
-    pub(crate) fn new(tz: Tz, bounded: bool) -> Self {
+    pub(crate) fn new(tz: Tz, bounded: bool, created: i64) -> Self {
         Store {
             tz,
             bounded,
+            created,
             minutes: BTreeMap::new(),
             hours: BTreeMap::new(),
             days: BTreeMap::new(),
@@ -72,6 +76,31 @@ impl Store {
             last_ts: None,
             last_compaction: i64::MIN,
         }
+    }
+
+    /// The first local day the ledger saw whole: the first record's, unless the ledger was made during that day
+    /// and saw no record from before (a meter started at 18:00 saw a quarter of its first day: as history, a
+    /// forecast's trend or an anomaly's baseline, it would read as a drop). Records replayed or ingested from
+    /// before the ledger was made count their first day whole.
+    pub(crate) fn first_full_day(&self) -> Option<i64> {
+        let first = self.first_ts?;
+        let d = calendar::day_start(self.tz, first);
+        Some(if self.created > d && first >= self.created {
+            calendar::grain_end(self.tz, calendar::Grain::Day, d)
+        } else {
+            d
+        })
+    }
+
+    /// [`Store::first_full_day`] for local hours.
+    pub(crate) fn first_full_hour(&self) -> Option<i64> {
+        let first = self.first_ts?;
+        let h = calendar::hour_start(self.tz, first);
+        Some(if self.created > h && first >= self.created {
+            calendar::grain_end(self.tz, calendar::Grain::Hour, h)
+        } else {
+            h
+        })
     }
 
     /// The start of the bucket that holds data stamped `ts` at `now` (the archive's start for the archive).
