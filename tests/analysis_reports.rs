@@ -177,7 +177,7 @@ fn efficiency_scores_and_suggestions() {
     // One call: "was … bills it", not "were … bills them".
     let batch = &r.optimization_suggestions[1];
     assert!(
-        batch.description.starts_with("1 non-interactive call was billed at standard rates ($0.0750)")
+        batch.description.starts_with("1 non-interactive call was billed at standard rates ($0.0750, after")
             && batch.description.contains("bills it at half price ($0.0375)"),
         "{}",
         batch.description
@@ -224,6 +224,19 @@ fn cache_report_numbers() {
 
 fn picos_to_usd(p: u128) -> f64 {
     Money::from_picos(p).as_usd()
+}
+
+#[test]
+fn children_of_a_parent_without_cost_share_its_calls() {
+    // A parent without a priced cost (an unknown model): its children's shares are of its calls, adding up to
+    // 1 (each read 1.0 before).
+    let rig = Rig::new(t0());
+    for op in ["a", "b", "b", "c"] {
+        rig.add(Call::new(t0(), "mystery-model").io(10, 1).op(op));
+    }
+    let tree = rig.ledger.breakdown_tree(Window::Last24Hours, Dimension::Model, Dimension::Operation).unwrap();
+    let shares: Vec<f64> = tree.nodes[0].children.iter().map(|c| c.share_of_parent).collect();
+    assert_eq!(shares, [0.5, 0.25, 0.25]);
 }
 
 #[test]
@@ -478,6 +491,26 @@ fn the_forecast_band_widens_with_fewer_days_of_history() {
     close(band(5), 4.980_362_267_947_986);
     // With 27 days t is 1.708, near z.
     assert!(band(27) < band(5));
+}
+
+#[test]
+fn one_calls_savings_never_add_up_to_more_than_it_cost() {
+    // A failed, small, non-interactive call on a premium model: its failure, right-sizing and batching each
+    // counted its whole cost (2.3x the spend, summed).
+    let rig = Rig::new(t0());
+    rig.add(Call::new(t0(), "claude-opus-4-5").io(1_000, 100).op("batch").failed());
+    // The same, succeeding: right-sized to haiku-4-5 ($0.0015), then batched (half of that).
+    rig.add(Call::new(t0(), "claude-opus-4-5").io(1_000, 100).op("batch"));
+    let r = rig.ledger.efficiency_report(Window::Last24Hours, Dimension::Agent).unwrap();
+    let picos = |kind: SuggestionType| {
+        r.optimization_suggestions.iter().find(|s| s.kind == kind).map_or(0, |s| s.potential_savings_picos.picos())
+    };
+    let cost = 7_500_000_000u128; // 1,000 × $5 + 100 × $25 per million
+    assert_eq!(picos(SuggestionType::FailedCalls), cost);
+    assert_eq!(picos(SuggestionType::ModelRightSizing), cost - 1_500_000_000);
+    assert_eq!(picos(SuggestionType::BatchApi), 750_000_000);
+    let total: u128 = r.optimization_suggestions.iter().map(|s| s.potential_savings_picos.picos()).sum();
+    assert!(total <= 2 * cost, "{total} of {}", 2 * cost);
 }
 
 #[test]

@@ -334,7 +334,8 @@ pub(crate) fn suggestions(total: &Agg, by_model: &[(String, Agg)], target: &str)
         o.batch_calls,
         o.batch_tokens,
         format!(
-            "{} billed at standard rates ({:.4}); the Message Batches API bills {} at half price ({:.4}).",
+            "{} billed at standard rates ({:.4}, after the right-sizing and trimming suggested here); the Message \
+             Batches API bills {} at half price ({:.4}).",
             count(o.batch_calls, "non-interactive call was", "non-interactive calls were"),
             o.batch_cost,
             if o.batch_calls == 1 { "it" } else { "them" },

@@ -26,7 +26,8 @@ pub struct TreeNode {
     pub cost_share: f64,
     /// Share of the whole window's tokens, 0-1.
     pub token_share: f64,
-    /// Share of the parent's cost, 0-1 (1 for top-level nodes).
+    /// Share of the parent's cost, 0-1 (1 for top-level nodes; of the parent's calls when the parent has no
+    /// priced cost, so that children still add up to 1).
     pub share_of_parent: f64,
     /// Child nodes, most expensive first (empty for leaves).
     pub children: Vec<TreeNode>,
@@ -51,7 +52,12 @@ pub struct BreakdownTree {
     pub nodes: Vec<TreeNode>,
 }
 
-fn node(name: String, c: &Core, total: &Core, parent_cost: f64, children: Vec<TreeNode>) -> TreeNode {
+fn node(name: String, c: &Core, total: &Core, parent: Option<&Core>, children: Vec<TreeNode>) -> TreeNode {
+    let share_of_parent = match parent {
+        None => 1.0,
+        Some(p) if p.cost.picos() > 0 => c.cost.picos() as f64 / p.cost.picos() as f64,
+        Some(p) => ratio(c.calls as f64, p.calls as f64),
+    };
     TreeNode {
         name,
         calls: c.calls,
@@ -61,7 +67,7 @@ fn node(name: String, c: &Core, total: &Core, parent_cost: f64, children: Vec<Tr
         unpriced_calls: c.unpriced_calls,
         cost_share: ratio(c.cost.picos() as f64, total.cost.picos() as f64),
         token_share: ratio(c.tokens.total() as f64, total.tokens.total() as f64),
-        share_of_parent: if parent_cost > 0.0 { c.cost.picos() as f64 / parent_cost } else { 1.0 },
+        share_of_parent,
         children,
     }
 }
@@ -153,14 +159,13 @@ impl Ledger {
                     if sum.core.calls == 0 && sum.core.tasks == 0 {
                         return None;
                     }
-                    let pc = sum.core.cost.picos() as f64;
                     let mut children: Vec<TreeNode> = kids
                         .into_iter()
                         .filter(|(_, a)| a.core.calls > 0 || a.core.tasks > 0)
-                        .map(|(k, a)| node(k, &a.core, tc, pc, Vec::new()))
+                        .map(|(k, a)| node(k, &a.core, tc, Some(&sum.core), Vec::new()))
                         .collect();
                     children.sort_by(order);
-                    Some(node(name, &sum.core, tc, 0.0, children))
+                    Some(node(name, &sum.core, tc, None, children))
                 })
                 .collect();
             nodes.sort_by(order);

@@ -504,13 +504,6 @@ impl LedgerInner {
                 o.small_premium_at_target = alt;
             }
         }
-        // Non-interactive calls at standard rates.
-        if !billing.batch && self.non_interactive(rec) {
-            o.batch_calls = 1;
-            o.batch_tokens = t.total();
-            o.batch_cost = total;
-            o.batch_at_batch = cost_at(t, &billing.rates, billing.fast, true);
-        }
         // Just over the long-context line.
         let line = crate::pricing::LONG_CONTEXT_THRESHOLD;
         if cost.long_context && t.prompt_total() <= line.saturating_add(self.config.long_context_margin) {
@@ -518,6 +511,22 @@ impl LedgerInner {
             o.long_ctx_tokens = t.total();
             o.long_ctx_cost = total;
             o.long_ctx_at_standard = cost_at(t, &price.standard, billing.fast, billing.batch);
+        }
+        // Non-interactive calls at standard rates: the batch saving is measured after the right-sizing or the
+        // trimming above (half of what the call would cost then), so the savings of one call never add up to
+        // more than it cost.
+        if !billing.batch && self.non_interactive(rec) {
+            o.batch_calls = 1;
+            o.batch_tokens = t.total();
+            (o.batch_cost, o.batch_at_batch) = if o.small_premium_calls > 0
+                && let Some(target) = &self.target
+            {
+                (o.small_premium_at_target, target.cost(t, Some("batch"), None).total)
+            } else if o.long_ctx_calls > 0 {
+                (o.long_ctx_at_standard, cost_at(t, &price.standard, billing.fast, true))
+            } else {
+                (total, cost_at(t, &billing.rates, billing.fast, true))
+            };
         }
         // A cacheable prefix sent uncached.
         if facts.missed > 0 {
@@ -709,8 +718,9 @@ impl Ledger {
             reused_tokens: facts.reused,
             ..Core::default()
         };
+        // A failed call's whole cost is the failed-calls saving: no other suggestion counts it again.
         let opp = match (cost, &priced) {
-            (Some(c), Some(p)) if rec.metered => {
+            (Some(c), Some(p)) if rec.metered && !failed => {
                 let billing = Billing::of(p, &rec.tokens, rec.service_tier.as_deref(), rec.speed.as_deref());
                 inner.opportunities(rec, c, &billing, &facts)
             }
