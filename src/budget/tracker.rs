@@ -512,11 +512,13 @@ impl BudgetTracker {
             }
             // Every threshold the spend reaches is crossed, alerted or not: one whose alert was delivered before
             // a restart is crossed again when the spend gets there again.
+            // Thresholds are ascending: most calls stop at the first.
             let mut reached = 0u64;
             for (k, threshold) in slot.threshold_units.iter().enumerate() {
-                if spent >= *threshold {
-                    reached |= 1u64 << k;
+                if spent < *threshold {
+                    break;
                 }
+                reached |= 1u64 << k;
             }
             acct.crossed |= reached;
             let newly_crossed = reached & !acct.alerted != 0;
