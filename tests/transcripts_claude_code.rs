@@ -365,3 +365,37 @@ fn symlinked_folders_are_read_once() {
     assert_eq!(both.len(), 2);
     assert_eq!(TranscriptLoader::new(PriceBook::builtin()).load(&both).calls.len(), 2);
 }
+
+#[test]
+fn tool_counts_survive_a_cut_emoji_in_a_tools_input_or_output() {
+    // Claude Code can cut an emoji in half when it truncates output: a lone surrogate escape, or raw bytes that
+    // are not UTF-8. Those lines' tool blocks used to be dropped (the whole line was read into a JSON value).
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("projects").join("p");
+    std::fs::create_dir_all(&project).unwrap();
+    let tool_use = |id: &str, input: &str| {
+        format!(
+            r#"{{"type":"assistant","sessionId":"s4","message":{{"content":[{{"type":"tool_use","id":"{id}","name":"Bash","input":{{"command":"{input}"}}}}]}}}}"#
+        )
+        .into_bytes()
+    };
+    let mut bytes = Vec::new();
+    for (id, input) in [("t1", "ls"), ("t2", "echo \\ud83d"), ("t3", "cat")] {
+        bytes.extend(tool_use(id, input));
+        bytes.push(b'\n');
+    }
+    let mut raw = tool_use("t4", "echo XX");
+    let at = raw.windows(2).position(|w| w == b"XX").unwrap();
+    raw[at] = 0xff;
+    raw[at + 1] = 0xfe;
+    bytes.extend(raw);
+    bytes.push(b'\n');
+    bytes.extend(
+        br#"{"type":"user","sessionId":"s4","message":{"content":[{"type":"tool_result","tool_use_id":"t2","is_error":true,"content":"bad \ud83d"}]}}"#,
+    );
+    bytes.extend(b"\n{\"type\":\"user\",\"message\":{\"content\":\"plain text, no blocks: tool_\"}}\n");
+    std::fs::write(project.join("s4.jsonl"), bytes).unwrap();
+    let uses = tool_uses(&discover(dir.path()).unwrap());
+    assert_eq!(uses.len(), 1, "{uses:?}");
+    assert_eq!((uses[0].tool.as_str(), uses[0].uses, uses[0].errors), ("Bash", 4, 1));
+}

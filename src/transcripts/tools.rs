@@ -1,5 +1,6 @@
 //! Tool use in transcripts: which tools a session called, from its `tool_use` and `tool_result` blocks.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use memchr::memmem;
@@ -18,14 +19,64 @@ pub struct ToolUses {
     pub errors: u64,
 }
 
+// Typed and borrowed: only the blocks' type, ids, name and error flag are read; everything else (the tool's
+// input, its output, message text) is skipped unread, so a lone surrogate escape or a stray invalid byte in it
+// (Claude Code can cut an emoji in half when it truncates output) does not lose the line.
 #[derive(Deserialize)]
-struct Line {
-    message: Option<Message>,
+struct Line<'a> {
+    #[serde(borrow)]
+    message: Option<Message<'a>>,
 }
 
 #[derive(Deserialize)]
-struct Message {
-    content: Option<serde_json::Value>,
+struct Message<'a> {
+    #[serde(borrow)]
+    content: Option<Blocks<'a>>,
+}
+
+/// A message's content blocks; a content that is not an array (a plain string) has none.
+struct Blocks<'a>(Vec<Block<'a>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Blocks<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = Blocks<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("content blocks")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(b) = seq.next_element::<Block<'a>>()? {
+                    out.push(b);
+                }
+                Ok(Blocks(out))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(Blocks(Vec::new()))
+            }
+            fn visit_borrowed_str<E>(self, _: &'de str) -> Result<Self::Value, E> {
+                Ok(Blocks(Vec::new()))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Blocks(Vec::new()))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+#[derive(Deserialize)]
+struct Block<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    tool_use_id: Option<Cow<'a, str>>,
+    is_error: Option<bool>,
 }
 
 /// Counts the tool calls in `files`, most used first (then by name). Unlike call loading, this reads the
@@ -42,22 +93,21 @@ pub fn tool_uses(files: &[TranscriptFile]) -> Vec<ToolUses> {
             if marker.find(line).is_none() {
                 continue;
             }
-            let Ok(Line { message: Some(Message { content: Some(serde_json::Value::Array(blocks)) }) }) =
+            let Ok(Line { message: Some(Message { content: Some(Blocks(blocks)) }) }) =
                 serde_json::from_slice::<Line>(line)
             else {
                 continue;
             };
             for block in &blocks {
-                let field = |k: &str| block.get(k).and_then(serde_json::Value::as_str);
-                match field("type") {
+                match block.kind.as_deref() {
                     Some("tool_use") => {
-                        if let (Some(id), Some(name)) = (field("id"), field("name")) {
-                            calls.entry(id.to_owned()).or_insert_with(|| name.to_owned());
+                        if let (Some(id), Some(name)) = (&block.id, &block.name) {
+                            calls.entry(id.to_string()).or_insert_with(|| name.to_string());
                         }
                     }
-                    Some("tool_result") if block.get("is_error").and_then(serde_json::Value::as_bool) == Some(true) => {
-                        if let Some(id) = field("tool_use_id") {
-                            failed.push(id.to_owned());
+                    Some("tool_result") if block.is_error == Some(true) => {
+                        if let Some(id) = &block.tool_use_id {
+                            failed.push(id.to_string());
                         }
                     }
                     _ => {}
