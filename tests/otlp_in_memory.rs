@@ -359,3 +359,20 @@ fn gauges_and_self_observability_follow_budgets_ledger_and_journal() {
     assert_eq!(total(&dropped), 0.0);
     assert!(find(&rm, EXPORT_FAILURES).is_none(), "only tokenmeter's own pipeline counts export failures");
 }
+
+#[test]
+fn a_window_of_calls_without_usage_has_no_efficiency_gauge() {
+    // One call that timed out before any usage: nothing to score. Its report reads 100 and 0% as
+    // placeholders; the gauges used to publish those.
+    let (provider, exporter) = pipeline(Temporality::Cumulative);
+    let meter = meter(&provider, MetricAttributes::new());
+    let subscriber = tracing_subscriber::registry().with(meter.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        let _c = info_span!("chat", gen_ai.request.model = "claude-haiku-4-5", input_tokens = tracing::field::Empty)
+            .entered();
+    });
+    assert_eq!(meter.total_usage().unmetered_calls, 1);
+    let rm = collect(&meter, &exporter);
+    assert!(find(&rm, EFFICIENCY_SCORE).is_none_or(|_| gauges(&rm, EFFICIENCY_SCORE).is_empty()));
+    assert!(find(&rm, CACHE_HIT_RATE).is_none_or(|_| gauges(&rm, CACHE_HIT_RATE).is_empty()));
+}

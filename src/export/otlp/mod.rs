@@ -316,8 +316,14 @@ impl Shared {
             GAUGE_WINDOWS
                 .iter()
                 .filter_map(|&(window, w)| {
+                    // As the reports score: a window whose calls all closed without usage has nothing to score
+                    // (its report's 100 and 0% are placeholders).
+                    let totals = meter.query(&crate::ledger::Query::new(w)).ok()?.totals;
+                    if totals.calls <= totals.unmetered_calls {
+                        return None;
+                    }
                     let r = meter.efficiency_report(w, Dimension::Model).ok()?;
-                    (r.calls > 0).then_some(WindowScores {
+                    Some(WindowScores {
                         window,
                         score: r.efficiency_scores.overall,
                         cache_hit_rate: r.efficiency_scores.cache_hit_rate,
