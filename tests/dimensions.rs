@@ -79,6 +79,18 @@ fn user_named_extra_dimensions() {
 }
 
 #[test]
+fn extra_dimensions_given_as_booleans_or_floats_are_kept_as_text() {
+    // They were dropped without a trace (integers and strings were kept).
+    let h = Harness::with(|b| b.with_dimension("beta").with_dimension("score"));
+    h.run(|| {
+        let _f = info_span!("flags", beta = true, score = 0.5f64).entered();
+        let _call = info_span!("chat", model = "claude-haiku-4-5", input_tokens = 1u64).entered();
+    });
+    let d = h.seen.only_call().dimensions;
+    assert_eq!((d.get("beta"), d.get("score")), (Some("true"), Some("0.5")));
+}
+
+#[test]
 fn values_are_length_capped_at_a_char_boundary() {
     let h = Harness::with(|b| b.with_max_dimension_len(8));
     let long = "é".repeat(5_000); // 10 KB

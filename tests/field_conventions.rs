@@ -132,6 +132,25 @@ fn openai_style_fields() {
 }
 
 #[test]
+fn openai_style_cached_and_reasoning_details() {
+    // Claude behind an OpenAI-compatible gateway: the cached part of `prompt_tokens` is a cache read (priced at
+    // a tenth of input), and reasoning is a part of the completion. They used to be ignored: 10,000 input.
+    let h = Harness::new();
+    h.run(|| {
+        let _s = info_span!(
+            "gateway",
+            model = "claude-sonnet-4-5",
+            prompt_tokens = 10_000u64,
+            prompt_tokens_details.cached_tokens = 8_000u64,
+            completion_tokens = 100u64,
+            completion_tokens_details.reasoning_tokens = 40u64,
+        );
+    });
+    let t = h.seen.only_call().tokens;
+    assert_eq!((t.input, t.cache_read, t.output, t.reasoning), (2_000, 8_000, 100, 40));
+}
+
+#[test]
 fn response_model_is_preferred_over_request_model() {
     let h = Harness::new();
     h.run(|| {

@@ -217,3 +217,65 @@ fn a_call_made_inside_a_callback_is_metered() {
         h.seen.calls().iter().map(|c| (c.model.as_deref().map(str::to_owned), c.tokens.input)).collect();
     assert_eq!(tokens, [(Some("claude-sonnet-4-5".into()), 1), (Some("claude-haiku-4-5".into()), 7)]);
 }
+
+#[test]
+fn a_call_span_made_inside_one_of_its_calls_does_not_make_the_rest_roll_ups() {
+    // During msg_b a helper makes a call through its own span. The shared span's later calls were skipped as
+    // "roll-ups" of the calls inside it (msg_b, msg_c, msg_d: 9,000 input tokens lost).
+    let h = Harness::new();
+    h.run(|| {
+        let agent = info_span!(
+            "agent loop",
+            gen_ai.request.model = "claude-sonnet-4-5",
+            gen_ai.response.id = Empty,
+            input_tokens = Empty,
+            output_tokens = Empty,
+        );
+        let _in = agent.enter();
+        for (i, id) in ["msg_a", "msg_b", "msg_c", "msg_d"].iter().enumerate() {
+            agent.record("gen_ai.response.id", *id);
+            if *id == "msg_b" {
+                let _c = tokenmeter::instrument::claude_span("chat", "claude-haiku-4-5", false);
+                _c.record("input_tokens", 50u64);
+                _c.record("output_tokens", 5u64);
+            }
+            agent.record("input_tokens", 1_000 * (i as u64 + 1));
+            agent.record("output_tokens", 10u64);
+        }
+    });
+    let calls = h.seen.calls();
+    let mut ids: Vec<&str> = calls.iter().filter_map(|c| c.request_id.as_deref()).collect();
+    ids.sort();
+    assert_eq!(ids, ["msg_a", "msg_b", "msg_c", "msg_d"], "{calls:#?}");
+    assert_eq!(calls.len(), 5, "the helper's call too");
+    assert_eq!(calls.iter().map(|c| c.tokens.input).sum::<u64>(), 10_050);
+    assert_eq!(h.meter.capture_stats().rollup_spans, 0);
+}
+
+#[test]
+fn a_failed_call_without_usage_on_a_shared_span_is_its_own_call() {
+    // req_2 was a 529 with no usage: it was never counted, and its error was pinned on req_3.
+    let h = Harness::new();
+    h.run(|| {
+        let span = info_span!(
+            "client",
+            gen_ai.request.model = "claude-sonnet-4-5",
+            request_id = Empty,
+            error.type = Empty,
+            input_tokens = Empty,
+            output_tokens = Empty,
+        );
+        span.record("request_id", "req_1");
+        span.record("input_tokens", 100u64);
+        span.record("output_tokens", 10u64);
+        span.record("request_id", "req_2");
+        span.record("error.type", "overloaded_error");
+        span.record("request_id", "req_3");
+        span.record("input_tokens", 300u64);
+        span.record("output_tokens", 30u64);
+    });
+    let calls = h.seen.calls();
+    let view: Vec<(&str, bool, bool)> =
+        calls.iter().map(|c| (c.request_id.as_deref().unwrap_or("-"), c.metered, c.outcome.is_error())).collect();
+    assert_eq!(view, [("req_1", true, false), ("req_2", false, true), ("req_3", true, false)]);
+}

@@ -30,6 +30,10 @@ pub const LEGACY_COMPLETION: &str = "gen_ai.usage.completion_tokens";
 pub const OPENAI_PROMPT: &str = "prompt_tokens";
 /// OpenAI-style completion tokens.
 pub const OPENAI_COMPLETION: &str = "completion_tokens";
+/// OpenAI-style cached prompt tokens (a part of `prompt_tokens`): cache reads.
+pub const OPENAI_CACHED: &str = "prompt_tokens_details.cached_tokens";
+/// OpenAI-style reasoning tokens (a part of `completion_tokens`).
+pub const OPENAI_REASONING: &str = "completion_tokens_details.reasoning_tokens";
 /// Anthropic raw input tokens: *uncached* input only.
 pub const ANTHROPIC_INPUT: &str = "input_tokens";
 /// Anthropic raw output tokens.
@@ -144,11 +148,11 @@ pub(crate) fn classify(name: &str) -> Role {
         SEMCONV_INPUT | LEGACY_PROMPT | OPENAI_PROMPT => Role::Token(InclusiveInput),
         ANTHROPIC_INPUT => Role::Token(UncachedInput),
         SEMCONV_OUTPUT | LEGACY_COMPLETION | OPENAI_COMPLETION | ANTHROPIC_OUTPUT => Role::Token(Output),
-        SEMCONV_CACHE_READ | ANTHROPIC_CACHE_READ => Role::Token(CacheRead),
+        SEMCONV_CACHE_READ | ANTHROPIC_CACHE_READ | OPENAI_CACHED => Role::Token(CacheRead),
         SEMCONV_CACHE_WRITE | ANTHROPIC_CACHE_WRITE => Role::Token(CacheWrite),
         ANTHROPIC_CACHE_WRITE_5M => Role::Token(CacheWrite5m),
         ANTHROPIC_CACHE_WRITE_1H => Role::Token(CacheWrite1h),
-        SEMCONV_REASONING | ANTHROPIC_THINKING => Role::Token(Reasoning),
+        SEMCONV_REASONING | ANTHROPIC_THINKING | OPENAI_REASONING => Role::Token(Reasoning),
         RESPONSE_MODEL => Role::ResponseModel,
         REQUEST_MODEL => Role::RequestModel,
         MODEL => Role::Model,

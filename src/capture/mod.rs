@@ -104,6 +104,9 @@ struct SpanState {
     /// One of those calls (or a roll-up of calls further in) carried usage. A span whose enclosed calls all
     /// closed without usage carries the only usage there is, and is counted (see [`rollup`]).
     encloses_usage: bool,
+    /// The span has carried more than one call (a new response or request id split it): each of its calls
+    /// carries its own usage, so none is a roll-up of the calls inside it.
+    carries_calls: bool,
     /// Closed: set by the first of this meter's layers to see the close (a meter layered twice by mistake
     /// still records each call once).
     closed: bool,
@@ -403,13 +406,17 @@ impl TokenMeterLayer {
             // request id, and the second arriving is not a new call.
             let changed =
                 |new: &Option<Arc<str>>, old: &Option<Arc<str>>| matches!((new, old), (Some(n), Some(o)) if n != o);
-            let starts_new_call = state.call.tokens.any()
-                && (changed(&update.response_id, &state.call.response_id)
-                    || changed(&update.request_id, &state.call.request_id));
+            // A held call is finished by the next id even without usage (an error response, a dropped
+            // stream): it is a call of its own, and its error must not pass to the next one.
+            let starts_new_call = changed(&update.response_id, &state.call.response_id)
+                || changed(&update.request_id, &state.call.request_id);
             if starts_new_call {
                 let now = self.inner.clock.unix_nanos();
                 let finished = state.call.clone();
-                let rollup = rollup(state.encloses_calls, state.encloses_usage, &finished);
+                // A span carrying several calls is not a roll-up: a call made inside it during one of them
+                // (a helper's own call span) is another call, not a part of this one.
+                let rollup = false;
+                state.carries_calls = true;
                 let rejected = std::mem::take(&mut state.rejected);
                 earlier = Some(EarlierCall {
                     fields: finished,
@@ -421,6 +428,8 @@ impl TokenMeterLayer {
                 });
                 state.call.reset_per_call(&state.declared);
                 state.start = now;
+                state.encloses_calls = false;
+                state.encloses_usage = false;
             }
             state.call.replace_with(update);
         }
@@ -506,6 +515,7 @@ where
             rejected: 0,
             encloses_calls: false,
             encloses_usage: false,
+            carries_calls: false,
             closed: false,
             opened_in_sinks,
             declared: DeclaredPerCall::default(),
@@ -536,7 +546,8 @@ where
             // A response id arriving on a span that already holds usage may start a new call (a long-lived span
             // carrying several calls): that needs the values collected first. Everything else is written
             // straight into the span's state, later values replacing earlier ones.
-            let may_split = state.call.tokens.any() && plan.id_fields.iter().any(|f| values.contains(f));
+            let may_split = (state.call.response_id.is_some() || state.call.request_id.is_some())
+                && plan.id_fields.iter().any(|f| values.contains(f));
             if !may_split {
                 let SpanState { call, dims, rejected, .. } = state;
                 let mut visitor = self.visitor(plan, call, dims);
@@ -611,7 +622,7 @@ where
             && state.call.tool_name.is_some();
         if plan.has_tokens {
             let rejected = std::mem::take(&mut state.rejected);
-            let rollup = rollup(state.encloses_calls, state.encloses_usage, &state.call);
+            let rollup = !state.carries_calls && rollup(state.encloses_calls, state.encloses_usage, &state.call);
             let call = EndedCall {
                 fields: &state.call,
                 dims: &state.dims,

@@ -475,6 +475,8 @@ impl Visit for FieldVisitor<'_> {
 
     fn record_f64(&mut self, field: &Field, value: f64) {
         match self.plan.role(field) {
+            // An extra dimension given as a number (`score = 0.5`): its text, as integers and strings are kept.
+            Role::Other if !self.extra_names.is_empty() => self.other_text(field, &value.to_string()),
             Role::Other => {}
             role @ (Role::Token(_) | Role::TimeToFirstChunk) => self.number(role, Num::Float(value)),
             _ => self.reject(),
@@ -483,7 +485,7 @@ impl Visit for FieldVisitor<'_> {
 
     fn record_bool(&mut self, field: &Field, value: bool) {
         match self.plan.role(field) {
-            Role::Other => {}
+            Role::Other => self.other_text(field, if value { "true" } else { "false" }),
             Role::Stream => self.call.stream = Some(value),
             _ => self.reject(),
         }
