@@ -246,8 +246,8 @@ def cost_board():
     b.stat("Projected month", "Spend over 30 days at the average rate of the selected range. Compare with your monthly "
            "budget; widen the range for a steadier projection.",
            "currencyUSD", [(f"sum(rate({COST}[$__range])) * {MONTH_S}", "USD / 30 days")], decimals=2)
-    b.stat("Cost per call", "Average USD per priced call over the range. Rising means longer prompts or pricier models: "
-           "look at the token breakdown and the cache hit rate.",
+    b.stat("Cost per call", "Average USD per call over the range (every call counts, failed and unpriced ones "
+           "included). Rising means longer prompts or pricier models: look at the token breakdown and the cache hit rate.",
            "currencyUSD", [(f"sum(increase({COST}[$__range])) / sum(increase({CALLS}[$__range]))", "USD/call")], decimals=5)
     b.row("Breakdown")
     b.ts("Cost rate by model", "USD per hour by model (canonical price-book id). Move high-volume, low-difficulty traffic "
@@ -324,8 +324,9 @@ def cache_board():
          [(f"sum by (gen_ai_token_type) (increase({tokens('cache_read|cache_write_5m|cache_write_1h')}[$__rate_interval]))",
            "{{gen_ai_token_type}}")], bars=True)
     b.ts("In-process cache hit rate (1h / 24h windows)", "The hit rate tokenmeter computes in process over its own last "
-         "hour and day (gauge tokenmeter.cache.hit_rate), per service.", "percentunit",
-         [(f"tokenmeter_cache_hit_rate_ratio{{{JOB}}}", "{{job}} {{tokenmeter_window}}")], w=24, minmax=(0, 1))
+         "hour and day (gauge tokenmeter.cache.hit_rate), per service (the lowest of its instances).", "percentunit",
+         [(f"min by (job, tokenmeter_window) (tokenmeter_cache_hit_rate_ratio{{{JOB}}})", "{{job}} {{tokenmeter_window}}")],
+         w=24, minmax=(0, 1))
     return b
 
 
@@ -343,7 +344,7 @@ def efficiency_board():
             [(f'min(tokenmeter_cache_hit_rate_ratio{{{JOB}, tokenmeter_window="1h"}})', "1h")], TRAFFIC_RATIO, (0, 1))
     b.stat("Error rate", "Failed calls over all calls in the range. Above a few percent: look at errors by type below "
            "(rate limits, overload, timeouts) and add retries with backoff or a fallback model.", "percentunit",
-           [(f'sum(increase(tokenmeter_calls_total{{{CALL}, tokenmeter_outcome="error"}}[$__range])) / '
+           [(f'(sum(increase(tokenmeter_calls_total{{{CALL}, tokenmeter_outcome="error"}}[$__range])) or vector(0)) / '
              f"sum(increase({CALLS}[$__range]))", "error rate")], thresholds=BAD_HIGH, decimals=3)
     b.row("Latency")
     b.ts("Call duration p50 / p95", "Client-side call duration percentiles from gen_ai.client.operation.duration. p95 far "
@@ -384,8 +385,10 @@ def budget_board():
     b.gauge("Highest utilization", "The most used budget of the selected services. Over 90%: act before the limit stops "
             "or alerts.", "percentunit", [(f"max(tokenmeter_budget_utilization_ratio{{{JOB}}})", "max")], BUDGET, (0, 1),
             w=6)
-    b.stat("Budgets over 90%", "How many budgets are at 90% of their limit or more.", "short",
-           [(f"count(tokenmeter_budget_utilization_ratio{{{JOB}}} >= 0.9) or vector(0)", "over 90%")],
+    b.stat("Budgets over 90%", "How many budgets are at 90% of their limit or more (each budget of each service once, "
+           "however many replicas report it).", "short",
+           [(f"count(max by (job, tokenmeter_budget) (tokenmeter_budget_utilization_ratio{{{JOB}}}) >= 0.9) or vector(0)",
+             "over 90%")],
            thresholds={"mode": "absolute", "steps": [{"value": None, "color": "green"}, {"value": 1, "color": "red"}]},
            decimals=0)
     b.row("USD budgets")
@@ -436,7 +439,7 @@ def overview_board():
            [(f"sum(increase(tokenmeter_calls_unpriced_total{{{CALL}}}[$__range]))", "unpriced")], w=12, decimals=0,
            thresholds={"mode": "absolute", "steps": [{"value": None, "color": "green"}, {"value": 1, "color": "red"}]})
     b.stat("Error rate", "Failed calls over all calls in the range.", "percentunit",
-           [(f'sum(increase(tokenmeter_calls_total{{{CALL}, tokenmeter_outcome="error"}}[$__range])) / '
+           [(f'(sum(increase(tokenmeter_calls_total{{{CALL}, tokenmeter_outcome="error"}}[$__range])) or vector(0)) / '
              f"sum(increase({CALLS}[$__range]))", "error rate")], w=12, thresholds=BAD_HIGH, decimals=3)
     return b
 

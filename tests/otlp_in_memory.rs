@@ -376,3 +376,39 @@ fn a_window_of_calls_without_usage_has_no_efficiency_gauge() {
     assert!(find(&rm, EFFICIENCY_SCORE).is_none_or(|_| gauges(&rm, EFFICIENCY_SCORE).is_empty()));
     assert!(find(&rm, CACHE_HIT_RATE).is_none_or(|_| gauges(&rm, CACHE_HIT_RATE).is_empty()));
 }
+
+#[test]
+fn every_budget_alert_series_is_exported_at_zero_before_it_fires() {
+    // A counter series that first appears at 1 shows no `increase`: the first alert of each budget, kind and
+    // threshold went uncounted on the dashboards.
+    use tokenmeter::budget::{Budget, BudgetLimit, BudgetPeriod};
+    let (provider, exporter) = pipeline(Temporality::Cumulative);
+    let meter = TokenMeter::builder()
+        .with_meter_provider(provider.clone())
+        .with_budget(Budget::new("monthly", BudgetLimit::usd(10.0).unwrap()).with_thresholds([50, 100]))
+        .with_budget(
+            Budget::new("hourly", BudgetLimit::tokens(1_000))
+                .with_period(BudgetPeriod::Rolling(std::time::Duration::from_secs(3_600)))
+                .with_thresholds([90]),
+        )
+        .build();
+    let rm = collect(&meter, &exporter);
+    let mut alerts: Vec<(String, String, String, f64)> = sums(&rm, BUDGET_ALERTS)
+        .into_iter()
+        .map(|(a, v)| {
+            let get = |k: &str| a.get(k).cloned().unwrap_or_default();
+            (get(ATTR_BUDGET), get(ATTR_ALERT), get(ATTR_ALERT_THRESHOLD), v)
+        })
+        .collect();
+    alerts.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let row = |b: &str, k: &str, t: &str| (b.to_owned(), k.to_owned(), t.to_owned(), 0.0);
+    assert_eq!(
+        alerts,
+        [
+            row("hourly", "threshold_crossed", "90"),
+            row("monthly", "projected_overrun", ""),
+            row("monthly", "threshold_crossed", "100"),
+            row("monthly", "threshold_crossed", "50"),
+        ]
+    );
+}

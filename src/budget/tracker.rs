@@ -415,6 +415,22 @@ impl BudgetTracker {
     ///
     /// Returns what the journal keeps of each alert delivered (empty, without allocating, when none was), so
     /// that a restarted meter does not deliver it again.
+    /// Every alert the budgets can raise: budget, kind (`threshold_crossed`, `projected_overrun`) and threshold
+    /// percent. The alert counter is exported at 0 for each from the start, so a query's `increase` counts the
+    /// first alert too (a series that first appears at 1 shows no increase).
+    pub(crate) fn alert_kinds(&self) -> Vec<(Arc<str>, &'static str, Option<u32>)> {
+        let mut out = Vec::new();
+        for slot in self.slots.iter() {
+            for p in &slot.budget.thresholds {
+                out.push((Arc::clone(&slot.budget.name), "threshold_crossed", Some(*p)));
+            }
+            if !slot.budget.period.is_rolling() {
+                out.push((Arc::clone(&slot.budget.name), "projected_overrun", None));
+            }
+        }
+        out
+    }
+
     pub(crate) fn on_call(&self, record: &CallRecord, model_key: &str) -> Vec<AlertMark> {
         self.account(record, model_key, ended_at(record), true)
     }

@@ -211,6 +211,19 @@ impl AlertCounts {
         }
     }
 
+    /// Series at 0 for alerts not fired yet (see `BudgetTracker::alert_kinds`).
+    pub(crate) fn preregister(&self, keys: Vec<AlertKey>) {
+        let mut v = self.0.lock();
+        for key in keys {
+            if v.len() >= MAX_ALERT_SERIES {
+                break;
+            }
+            if !v.iter().any(|(k, _)| *k == key) {
+                v.push((key, 0));
+            }
+        }
+    }
+
     fn snapshot(&self) -> Vec<(AlertKey, u64)> {
         self.0.lock().clone()
     }
@@ -428,6 +441,9 @@ impl OtlpMetrics {
 
     /// Lets the collection-time callbacks read the meter (capture stats, ledger, budgets, journal).
     pub(crate) fn attach(&self, meter: Weak<MeterInner>) {
+        if let Some(inner) = meter.upgrade() {
+            self.shared.alerts.preregister(inner.budgets.alert_kinds());
+        }
         let _ = self.shared.meter.set(meter);
     }
 
