@@ -24,6 +24,17 @@ cargo check --no-default-features --features cli --all-targets
 cargo check --all-features --lib
 
 step "tests (unit, integration, doc)"
+# The Python checks (dashboards, HTTP samples, schemathesis) make virtual environments: Debian's python3 needs
+# python3-venv for that (a pyenv or distribution python with ensurepip has it).
+if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing python3-venv and python3-pip (apt)"
+        apt-get update -qq >/dev/null && apt-get install -y -qq python3-venv python3-pip >/dev/null
+    else
+        echo "the Python checks need python3 with venv and ensurepip (Debian/Ubuntu: apt-get install python3-venv)" >&2
+        exit 1
+    fi
+fi
 # tests/readme_samples.rs runs README's CLI samples, one of which pipes into jq (Debian ships it; installed
 # when missing).
 if ! command -v jq >/dev/null 2>&1; then
@@ -43,9 +54,11 @@ else
 fi
 
 step "examples"
-cargo run --quiet --example quickstart >/tmp/tokenmeter-quickstart.out
-grep -q "TOTAL" /tmp/tokenmeter-quickstart.out
-echo "quickstart ok ($(wc -l </tmp/tokenmeter-quickstart.out) lines)"
+quickstart_out="$(mktemp -t tokenmeter-quickstart.XXXXXX)"
+cargo run --quiet --example quickstart >"$quickstart_out"
+grep -q "TOTAL" "$quickstart_out"
+echo "quickstart ok ($(wc -l <"$quickstart_out") lines)"
+rm -f "$quickstart_out"
 # Without ANTHROPIC_API_KEY the HTTP example explains what to set and exits 0 (its client code is exercised
 # against a local server by tests/instrument_http.rs).
 env -u ANTHROPIC_API_KEY cargo run --quiet --example claude_http >/dev/null
