@@ -6,6 +6,17 @@ use common::Harness;
 use tracing::field::Empty;
 use tracing::info_span;
 
+/// A long-lived span on which each call records its response id and usage.
+fn agent_loop() -> tracing::Span {
+    info_span!(
+        "agent loop",
+        gen_ai.request.model = "claude-sonnet-4-5",
+        gen_ai.response.id = Empty,
+        input_tokens = Empty,
+        output_tokens = Empty,
+    )
+}
+
 #[test]
 fn a_new_response_id_finalizes_the_previous_call() {
     let h = Harness::new();
@@ -173,13 +184,7 @@ fn usage_logged_by_a_callback_is_not_read_back() {
         b.on_call(|r| tracing::info!(input_tokens = r.tokens.input, output_tokens = r.tokens.output, "llm call"))
     });
     h.run(|| {
-        let agent = info_span!(
-            "agent loop",
-            gen_ai.request.model = "claude-sonnet-4-5",
-            gen_ai.response.id = Empty,
-            input_tokens = Empty,
-            output_tokens = Empty,
-        );
+        let agent = agent_loop();
         let _e = agent.enter();
         agent.record("gen_ai.response.id", "msg_a");
         agent.record("input_tokens", 100u64);
@@ -224,13 +229,7 @@ fn a_call_span_made_inside_one_of_its_calls_does_not_make_the_rest_roll_ups() {
     // "roll-ups" of the calls inside it (msg_b, msg_c, msg_d: 9,000 input tokens lost).
     let h = Harness::new();
     h.run(|| {
-        let agent = info_span!(
-            "agent loop",
-            gen_ai.request.model = "claude-sonnet-4-5",
-            gen_ai.response.id = Empty,
-            input_tokens = Empty,
-            output_tokens = Empty,
-        );
+        let agent = agent_loop();
         let _in = agent.enter();
         for (i, id) in ["msg_a", "msg_b", "msg_c", "msg_d"].iter().enumerate() {
             agent.record("gen_ai.response.id", *id);

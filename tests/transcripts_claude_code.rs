@@ -259,9 +259,7 @@ fn tools_of_a_session() {
 /// whichever copy is kept, the original's or the resumed session's.
 #[test]
 fn a_sidechain_replay_is_dropped_when_the_resumed_copy_of_its_message_is_kept() {
-    let dir = tempfile::tempdir().unwrap();
-    let project = dir.path().join("projects").join("-home-dev-resumed");
-    std::fs::create_dir_all(&project).unwrap();
+    let (dir, project) = project_dir("-home-dev-resumed");
     let line = |session: &str, request: &str, sidechain: bool| {
         format!(
             r#"{{"type":"assistant","timestamp":"2025-10-01T10:00:00Z","sessionId":"{session}","requestId":"{request}","isSidechain":{sidechain},"message":{{"id":"msg_M","model":"claude-sonnet-4-5","usage":{{"input_tokens":100,"output_tokens":10}}}}}}"#
@@ -281,6 +279,14 @@ fn a_sidechain_replay_is_dropped_when_the_resumed_copy_of_its_message_is_kept() 
             load.stats
         );
     }
+}
+
+/// A temporary Claude Code config dir with one project folder: (the dir, the project's folder).
+fn project_dir(project: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("projects").join(project);
+    std::fs::create_dir_all(&folder).unwrap();
+    (dir, folder)
 }
 
 /// An assistant line of `session` with message `msg` and request `req`.
@@ -309,9 +315,7 @@ fn sessions_of(load: &tokenmeter::transcripts::TranscriptLoad) -> Vec<(String, S
 fn a_copy_of_an_earlier_sessions_line_stays_with_that_session() {
     // A resumed session's file holds a copy of the original's line under its original id: whichever file sorts
     // first, the call is the original session's.
-    let dir = tempfile::tempdir().unwrap();
-    let project = dir.path().join("projects").join("p");
-    std::fs::create_dir_all(&project).unwrap();
+    let (dir, project) = project_dir("p");
     std::fs::write(project.join("ffff-orig.jsonl"), line_of("ffff-orig", "msg_1", "req_1", 1_000)).unwrap();
     let resumed = line_of("ffff-orig", "msg_1", "req_1", 1_000) + &line_of("1111-resumed", "msg_2", "req_2", 10);
     std::fs::write(project.join("1111-resumed.jsonl"), resumed).unwrap();
@@ -325,9 +329,7 @@ fn a_copy_of_an_earlier_sessions_line_stays_with_that_session() {
 #[test]
 fn an_agent_file_beside_the_sessions_belongs_to_the_session_its_lines_name() {
     // Claude Code before 2.1.2 wrote sub-agent transcripts as `agent-<id>.jsonl` next to the session files.
-    let dir = tempfile::tempdir().unwrap();
-    let project = dir.path().join("projects").join("-home-u-proj");
-    std::fs::create_dir_all(&project).unwrap();
+    let (dir, project) = project_dir("-home-u-proj");
     std::fs::write(project.join("aaaa-sess.jsonl"), line_of("aaaa-sess", "msg_1", "req_1", 100)).unwrap();
     std::fs::write(project.join("agent-a2271d1.jsonl"), line_of("aaaa-sess", "msg_S", "req_S", 50)).unwrap();
     let files = discover(dir.path()).unwrap();
@@ -346,9 +348,7 @@ fn an_agent_file_beside_the_sessions_belongs_to_the_session_its_lines_name() {
 #[test]
 fn symlinked_folders_are_read_once() {
     // Three links back up used to make 3^16 folder listings (a hang); one made every file count 16 times.
-    let dir = tempfile::tempdir().unwrap();
-    let project = dir.path().join("projects").join("p");
-    std::fs::create_dir_all(&project).unwrap();
+    let (dir, project) = project_dir("p");
     std::fs::write(project.join("s.jsonl"), line_of("s", "msg_1", "req_1", 100)).unwrap();
     // A line without ids is never deduplicated: read twice, it would count twice.
     std::fs::write(project.join("noid.jsonl"), r#"{"type":"assistant","timestamp":"2025-10-01T10:00:00Z","message":{"model":"claude-sonnet-4-5","usage":{"input_tokens":1,"output_tokens":1}}}"#.to_owned() + "\n").unwrap();
@@ -370,9 +370,7 @@ fn symlinked_folders_are_read_once() {
 fn tool_counts_survive_a_cut_emoji_in_a_tools_input_or_output() {
     // Claude Code can cut an emoji in half when it truncates output: a lone surrogate escape, or raw bytes that
     // are not UTF-8. Those lines' tool blocks used to be dropped (the whole line was read into a JSON value).
-    let dir = tempfile::tempdir().unwrap();
-    let project = dir.path().join("projects").join("p");
-    std::fs::create_dir_all(&project).unwrap();
+    let (dir, project) = project_dir("p");
     let tool_use = |id: &str, input: &str| {
         format!(
             r#"{{"type":"assistant","sessionId":"s4","message":{{"content":[{{"type":"tool_use","id":"{id}","name":"Bash","input":{{"command":"{input}"}}}}]}}}}"#
