@@ -265,6 +265,9 @@ impl TokenMeterBuilder {
     /// journal directory is unusable, the error is logged (target `tokenmeter::journal`) and the meter runs
     /// without a journal: use [`try_build`](Self::try_build) to get the error instead.
     pub fn build(mut self) -> TokenMeter {
+        if let Err(e) = self.check_extra_dimensions() {
+            tracing::error!(target: "tokenmeter::capture", error = %e, "dimension never filled");
+        }
         if let Err(e) = self.check_budget_scopes() {
             tracing::error!(target: "tokenmeter::budget", error = %e, "budget matches no call");
         }
@@ -280,6 +283,7 @@ impl TokenMeterBuilder {
 
     /// Builds the meter, replaying the journal first; fails when the journal directory is unusable.
     pub fn try_build(mut self) -> Result<TokenMeter, BuildError> {
+        self.check_extra_dimensions()?;
         self.check_budget_scopes()?;
         let journal = self.journal_config.take();
         let meter = self.assemble();
@@ -287,6 +291,19 @@ impl TokenMeterBuilder {
             crate::journal::attach(&meter, config)?;
         }
         Ok(meter)
+    }
+
+    /// An extra dimension named like a field of the capture contract (`model`, `session.id`, `input_tokens`) is
+    /// never filled: capture reads that field as what the contract says it is.
+    fn check_extra_dimensions(&self) -> Result<(), BuildError> {
+        match self
+            .extra_dims
+            .iter()
+            .find(|d| crate::capture::fields::classify(d) != crate::capture::fields::Role::Other)
+        {
+            Some(d) => Err(BuildError::ContractDimension { name: d.to_string() }),
+            None => Ok(()),
+        }
     }
 
     /// A budget scoped to a dimension this meter does not capture would match no call (and a blocking one would
@@ -356,6 +373,16 @@ pub enum BuildError {
         dimension: String,
         /// The meter's extra dimensions, listed for the message.
         extra: String,
+    },
+    /// An extra dimension is named like a field of the capture contract, which capture reads as that field:
+    /// the dimension would never be filled.
+    #[error(
+        "the extra dimension `{name}` is a field of the capture contract (read as what the contract says it is, \
+         never as a dimension): name your own span field otherwise, or use the built-in dimension"
+    )]
+    ContractDimension {
+        /// The dimension's name.
+        name: String,
     },
 }
 

@@ -136,3 +136,14 @@ fn integer_ids_beyond_u64_are_ids() {
     assert_eq!(call.request_id.as_deref(), Some("340282366920938463463374607431768211455"));
     assert_eq!(h.meter.capture_stats().rejected_values, 0);
 }
+
+#[test]
+fn an_extra_dimension_named_like_a_contract_field_is_refused() {
+    // `model` is read as the call's model, `session.id` as the session: as extra dimensions they were never
+    // filled, silently.
+    for name in ["model", "session.id", "input_tokens", "gen_ai.request.model"] {
+        let err = tokenmeter::TokenMeter::builder().with_dimension(name).try_build().expect_err(name);
+        assert!(err.to_string().contains(&format!("`{name}` is a field of the capture contract")), "{err}");
+    }
+    assert!(tokenmeter::TokenMeter::builder().with_dimension("workspace").try_build().is_ok());
+}
