@@ -61,7 +61,9 @@ pub struct Spike {
     pub value: String,
     /// The value's metric in the anomalous period.
     pub observed: f64,
-    /// Its average per period over the trailing days.
+    /// Its average per period over the trailing days: for an hour, per hour of those days, every hour (the
+    /// anomaly's own `baseline` is the same hour of each day, which the ledger's per-dimension data cannot
+    /// give past 48 hours), so it reads low against a busy hour of the day.
     pub baseline: f64,
 }
 
