@@ -22,6 +22,8 @@ use crate::record::{CallRecord, TaskRecord, ToolRecord};
 const MAX_BATCH: usize = 1024;
 /// Files kept open at once (today's and yesterday's, usually).
 const MAX_OPEN_FILES: usize = 2;
+/// At most one warning of failing writes a minute after the first (the counters keep every failure).
+const WARN_EVERY: Duration = Duration::from_secs(60);
 /// The writer's sleep after a round that found records, so that the next round finds a batch.
 const IDLE_MIN: Duration = Duration::from_millis(2);
 /// The writer's longest sleep: while the queue stays empty the sleep doubles from `IDLE_MIN` up to this, so a
@@ -99,6 +101,7 @@ impl JournalWriter {
             closed_sync_error: None,
             dirty: false,
             warned_this_round: false,
+            last_warning: None,
             unflushed_error: None,
             last_sync: Instant::now(),
             last_retention: Instant::now(),
@@ -241,6 +244,9 @@ struct WriterThread {
     dirty: bool,
     /// The current round has warned of an error (one warning each round that fails).
     warned_this_round: bool,
+    /// When the last warning was logged: on a disk that stays full, rounds fail hundreds of times a second,
+    /// and a warning each would flood the log (often on that same disk); one a minute says it goes on.
+    last_warning: Option<Instant>,
     /// The first error since the last flush was answered, for the next flush's waiters: a round that fails
     /// without a flush waiting must still fail the next flush, whose records it lost.
     unflushed_error: Option<String>,
@@ -501,7 +507,9 @@ impl WriterThread {
     fn note_error(&mut self, message: String) {
         let first = self.counters.last_error.lock().replace(message.clone()).is_none();
         let warned = std::mem::replace(&mut self.warned_this_round, true);
-        if first || !warned {
+        let quiet = self.last_warning.is_some_and(|t| t.elapsed() < WARN_EVERY);
+        if first || (!warned && !quiet) {
+            self.last_warning = Some(Instant::now());
             tracing::warn!(target: "tokenmeter::journal", error = %message, "journal write failed");
         }
         self.unflushed_error.get_or_insert(message);
