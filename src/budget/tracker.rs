@@ -418,6 +418,7 @@ impl BudgetTracker {
     /// Every alert the budgets can raise: budget, kind (`threshold_crossed`, `projected_overrun`) and threshold
     /// percent. The alert counter is exported at 0 for each from the start, so a query's `increase` counts the
     /// first alert too (a series that first appears at 1 shows no increase).
+    #[cfg(feature = "otlp")]
     pub(crate) fn alert_kinds(&self) -> Vec<(Arc<str>, &'static str, Option<u32>)> {
         let mut out = Vec::new();
         for slot in self.slots.iter() {
