@@ -410,11 +410,6 @@ impl BudgetTracker {
         self.slots.is_empty()
     }
 
-    /// Accounts a finished call and delivers any alerts it causes. `model_key` is the meter's key for the
-    /// call's model (the canonical id when priced).
-    ///
-    /// Returns what the journal keeps of each alert delivered (empty, without allocating, when none was), so
-    /// that a restarted meter does not deliver it again.
     /// Every alert the budgets can raise: budget, kind (`threshold_crossed`, `projected_overrun`) and threshold
     /// percent. The alert counter is exported at 0 for each from the start, so a query's `increase` counts the
     /// first alert too (a series that first appears at 1 shows no increase).
@@ -432,6 +427,11 @@ impl BudgetTracker {
         out
     }
 
+    /// Accounts a finished call and delivers any alerts it causes. `model_key` is the meter's key for the
+    /// call's model (the canonical id when priced).
+    ///
+    /// Returns what the journal keeps of each alert delivered (empty, without allocating, when none was), so
+    /// that a restarted meter does not deliver it again.
     pub(crate) fn on_call(&self, record: &CallRecord, model_key: &str) -> Vec<AlertMark> {
         self.account(record, model_key, ended_at(record), true)
     }
