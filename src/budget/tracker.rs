@@ -417,11 +417,12 @@ impl BudgetTracker {
     pub(crate) fn alert_kinds(&self) -> Vec<(Arc<str>, &'static str, Option<u32>)> {
         let mut out = Vec::new();
         for slot in self.slots.iter() {
-            for p in &slot.budget.thresholds {
-                out.push((Arc::clone(&slot.budget.name), "threshold_crossed", Some(*p)));
+            for &percent in &slot.budget.thresholds {
+                let kind = AlertKind::ThresholdCrossed { percent }.event_name();
+                out.push((Arc::clone(&slot.budget.name), kind, Some(percent)));
             }
             if !slot.budget.period.is_rolling() {
-                out.push((Arc::clone(&slot.budget.name), "projected_overrun", None));
+                out.push((Arc::clone(&slot.budget.name), AlertKind::ProjectedOverrun.event_name(), None));
             }
         }
         out

@@ -131,14 +131,16 @@ pub(crate) fn window<'a>(
 ) -> CliResult<Scope<'a>> {
     use std::borrow::Cow;
     let records = &source.records[..];
-    let now_end = ctx.now.duration_trunc(Duration::minutes(1)).unwrap_or(ctx.now) + Duration::minutes(1);
-    let all = |window| {
+    let minute_end = |t: DateTime<Utc>| t.duration_trunc(Duration::minutes(1)).unwrap_or(t) + Duration::minutes(1);
+    let now_end = minute_end(ctx.now);
+    // Every record: the ledger's window, and the bounds to report when asked for.
+    let all = |window, asked| {
         Ok(Scope {
             records: Cow::Borrowed(records),
             tasks: Cow::Borrowed(&source.tasks[..]),
             tools: Cow::Borrowed(&source.tools[..]),
             window,
-            asked: None,
+            asked,
             now_end,
         })
     };
@@ -152,22 +154,14 @@ pub(crate) fn window<'a>(
         // source whose first call was minutes ago from extrapolating those minutes.)
         let first_day = first.unwrap_or(ctx.now).min(ctx.now).with_timezone(&ctx.time_zone).date_naive();
         let from = local_midnight(ctx.time_zone, first_day);
-        let to = now_end
-            .max(last.map_or(now_end, |l| l.duration_trunc(Duration::minutes(1)).unwrap_or(l) + Duration::minutes(1)));
-        return Ok(Scope {
-            records: Cow::Borrowed(records),
-            tasks: Cow::Borrowed(&source.tasks[..]),
-            tools: Cow::Borrowed(&source.tools[..]),
-            window: Window::range(from, to),
-            asked: Some((from, to)),
-            now_end,
-        });
+        let to = now_end.max(last.map_or(now_end, minute_end));
+        return all(Window::range(from, to), Some((from, to)));
     }
     if let Some(p) = args.period {
-        return all(p);
+        return all(p, None);
     }
     if unbounded {
-        return all(default);
+        return all(default, None);
     }
     let tz = ctx.time_zone;
     let from = match args.since {

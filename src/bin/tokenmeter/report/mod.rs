@@ -198,14 +198,9 @@ fn format_of_path(path: &Path) -> Option<ReportFormat> {
 }
 
 /// The name of a format as `--format` spells it.
-fn format_name(f: ReportFormat) -> &'static str {
-    match f {
-        ReportFormat::Markdown => "markdown",
-        ReportFormat::Csv => "csv",
-        ReportFormat::Json => "json",
-        ReportFormat::Xlsx => "xlsx",
-        ReportFormat::Html => "html",
-    }
+fn format_name(f: ReportFormat) -> String {
+    use clap::ValueEnum;
+    f.to_possible_value().map_or_else(String::new, |v| v.get_name().to_owned())
 }
 
 pub(crate) fn run(source: &Source, ctx: &Context, args: &ReportArgs) -> CliResult {
