@@ -100,7 +100,6 @@ impl JournalWriter {
             unsynced: 0,
             closed_sync_error: None,
             dirty: false,
-            warned_this_round: false,
             last_warning: None,
             unflushed_error: None,
             last_sync: Instant::now(),
@@ -242,8 +241,6 @@ struct WriterThread {
     /// written since the last one are not counted as synced.
     closed_sync_error: Option<std::io::Error>,
     dirty: bool,
-    /// The current round has warned of an error (one warning each round that fails).
-    warned_this_round: bool,
     /// When the last warning was logged: on a disk that stays full, rounds fail hundreds of times a second,
     /// and a warning each would flood the log (often on that same disk); one a minute says it goes on.
     last_warning: Option<Instant>,
@@ -411,7 +408,6 @@ impl WriterThread {
         if !self.waiters.is_empty() || (self.dirty && sync_due) {
             self.sync_all();
         }
-        self.warned_this_round = false;
         if !self.waiters.is_empty() {
             let outcome = match self.unflushed_error.take() {
                 Some(e) => Err(e),
@@ -505,10 +501,9 @@ impl WriterThread {
     }
 
     fn note_error(&mut self, message: String) {
-        let first = self.counters.last_error.lock().replace(message.clone()).is_none();
-        let warned = std::mem::replace(&mut self.warned_this_round, true);
-        let quiet = self.last_warning.is_some_and(|t| t.elapsed() < WARN_EVERY);
-        if first || (!warned && !quiet) {
+        *self.counters.last_error.lock() = Some(message.clone());
+        // The first failure, then at most one a minute.
+        if self.last_warning.is_none_or(|t| t.elapsed() >= WARN_EVERY) {
             self.last_warning = Some(Instant::now());
             tracing::warn!(target: "tokenmeter::journal", error = %message, "journal write failed");
         }
