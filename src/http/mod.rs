@@ -47,6 +47,8 @@ pub use openapi::openapi_document;
 #[derive(Clone)]
 struct ApiKey {
     key: Vec<u8>,
+    /// The key's digest under the config's `key_digest` (see [`authenticate`]).
+    digest: [u8; 8],
     tenant: Option<String>,
 }
 
@@ -107,7 +109,7 @@ impl HttpConfig {
     /// except the OpenAPI document needs one. An empty key (an unset environment variable read with
     /// `unwrap_or_default`, say) matches no request, and [`serve`] refuses it.
     pub fn with_api_key(mut self, key: impl Into<String>) -> Self {
-        self.keys.push(ApiKey { key: key.into().into_bytes(), tenant: None });
+        self.push_key(key.into(), None);
         self
     }
 
@@ -118,8 +120,14 @@ impl HttpConfig {
     ///
     /// [`ReportFilter::tenant`]: crate::analysis::ReportFilter::tenant
     pub fn with_tenant_key(mut self, key: impl Into<String>, tenant: impl Into<String>) -> Self {
-        self.keys.push(ApiKey { key: key.into().into_bytes(), tenant: Some(tenant.into()) });
+        self.push_key(key.into(), Some(tenant.into()));
         self
+    }
+
+    fn push_key(&mut self, key: String, tenant: Option<String>) {
+        let key = key.into_bytes();
+        let digest = key_digest(&self.key_digest, &key);
+        self.keys.push(ApiKey { key, digest, tenant });
     }
 
     /// The largest request (headers plus body) accepted, in bytes (default 16 KiB); larger ones get 413.
@@ -442,20 +450,23 @@ fn presented_key(headers: &HeaderMap) -> Option<&[u8]> {
     scheme.eq_ignore_ascii_case(b"bearer ").then_some(rest)
 }
 
+fn key_digest(state: &std::hash::RandomState, key: &[u8]) -> [u8; 8] {
+    use std::hash::BuildHasher;
+    state.hash_one(key).to_le_bytes()
+}
+
 /// Finds the key in constant time over every configured key (no early exit). Keys are compared as keyed
 /// digests first (a slice comparison returns early on a length difference, which would time a key's length),
 /// then as bytes. An empty key never matches, presented or configured.
 fn authenticate(config: &HttpConfig, presented: &[u8]) -> Option<Caller> {
-    use std::hash::BuildHasher;
     use subtle::ConstantTimeEq;
     if presented.is_empty() {
         return None;
     }
-    let digest = |k: &[u8]| config.key_digest.hash_one(k).to_le_bytes();
-    let theirs = digest(presented);
+    let theirs = key_digest(&config.key_digest, presented);
     let mut found: Option<Caller> = None;
     for k in &config.keys {
-        let same_digest: bool = digest(&k.key).ct_eq(&theirs).into();
+        let same_digest: bool = k.digest.ct_eq(&theirs).into();
         // Equal digests mean equal lengths but for a 2^-64 chance: the byte comparison then leaks nothing.
         let eq = same_digest && !k.key.is_empty() && bool::from(k.key.ct_eq(presented));
         if eq && found.is_none() {
