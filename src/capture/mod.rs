@@ -413,19 +413,13 @@ impl TokenMeterLayer {
             if starts_new_call {
                 let now = self.inner.clock.unix_nanos();
                 let finished = state.call.clone();
-                // A span carrying several calls is not a roll-up: a call made inside it during one of them
-                // (a helper's own call span) is another call, not a part of this one.
-                let rollup = false;
+                // A span carrying several calls is not a roll-up (its calls, this one included, are finished as
+                // calls): a call made inside it during one of them (a helper's own call span) is another call,
+                // not a part of this one.
                 state.carries_calls = true;
                 let rejected = std::mem::take(&mut state.rejected);
-                earlier = Some(EarlierCall {
-                    fields: finished,
-                    dims: state.dims.clone(),
-                    start: state.start,
-                    rejected,
-                    rollup,
-                    encloses_usage: state.encloses_usage,
-                });
+                earlier =
+                    Some(EarlierCall { fields: finished, dims: state.dims.clone(), start: state.start, rejected });
                 state.call.reset_per_call(&state.declared);
                 state.start = now;
                 state.encloses_calls = false;
@@ -442,8 +436,8 @@ impl TokenMeterLayer {
                 end,
                 rejected: e.rejected,
                 split: true,
-                rollup: e.rollup,
-                encloses_usage: e.encloses_usage,
+                rollup: false,
+                encloses_usage: false,
             };
             // A span that is a task too counts the earlier call in its own tally, as it will the last one. The
             // tally is taken out rather than borrowed: the span may be entered here, and the sinks that run in
@@ -482,8 +476,6 @@ struct EarlierCall {
     dims: DimValues,
     start: i64,
     rejected: u64,
-    rollup: bool,
-    encloses_usage: bool,
 }
 
 fn outcome(fields: &CallFields) -> Outcome {
