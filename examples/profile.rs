@@ -7,18 +7,19 @@
 //! Parts: `full` (ledger, OTLP instruments on an SDK meter provider that does not export during the run, two
 //! budgets: the bench's full pipeline without the journal, whose writer thread callgrind would run on the same
 //! core), `capture` (nothing else), `ledger`, `otlp`, `budgets` (that part alone), `bare` (no tokenmeter: the
-//! registry alone), and `journal` (the full pipeline plus the journal, into `$TMPDIR`; for `perf`, not
+//! registry alone), `floor` (no tokenmeter: the least a layer can do to capture the call, `FloorLayer`), and
+//! `journal` (the full pipeline plus the journal, into `$TMPDIR`; for `perf`, not
 //! callgrind: the writer thread's work is counted there only when it gets scheduled).
 //!
 //! A count per call is the difference of two runs' totals divided by the difference of their calls, so that
 //! start-up and shutdown cancel out: `(Ir(40,000) - Ir(20,000)) / 20,000`.
 //!
-//! Usage: `cargo run --release --example profile -- CALLS [full|capture|ledger|otlp|budgets|bare|journal]`
+//! Usage: `cargo run --release --example profile -- CALLS [full|capture|ledger|otlp|budgets|bare|floor|journal]`
 
 #[path = "../benches/support/pipeline.rs"]
 mod pipeline;
 
-use pipeline::{Parts, llm_call, meter_with, session_span_of};
+use pipeline::{FloorLayer, Parts, llm_call, meter_with, session_span_of};
 use tracing_subscriber::prelude::*;
 
 fn calls(n: u64) {
@@ -34,11 +35,19 @@ fn main() {
     let n: u64 = match args.next().map(|s| s.parse()) {
         Some(Ok(n)) => n,
         _ => {
-            eprintln!("usage: profile CALLS [full|capture|ledger|otlp|budgets|bare|journal]");
+            eprintln!("usage: profile CALLS [full|capture|ledger|otlp|budgets|bare|floor|journal]");
             std::process::exit(2);
         }
     };
-    let parts = match args.next().as_deref().unwrap_or("full") {
+    let which = args.next().unwrap_or_else(|| "full".into());
+    if which == "floor" {
+        let tokens = std::sync::Arc::default();
+        let registry = tracing_subscriber::registry().with(FloorLayer { tokens: std::sync::Arc::clone(&tokens) });
+        tracing::subscriber::with_default(registry, || calls(n));
+        eprintln!("{} tokens seen", tokens.load(std::sync::atomic::Ordering::Relaxed));
+        return;
+    }
+    let parts = match which.as_str() {
         "full" => Parts { journal: false, ..Parts::FULL },
         "capture" => Parts::CAPTURE,
         "ledger" => Parts::LEDGER,
@@ -47,7 +56,7 @@ fn main() {
         "bare" => Parts::NONE,
         "journal" => Parts::FULL,
         other => {
-            eprintln!("unknown parts {other:?}: full, capture, ledger, otlp, budgets, bare or journal");
+            eprintln!("unknown parts {other:?}: full, capture, ledger, otlp, budgets, bare, floor or journal");
             std::process::exit(2);
         }
     };
@@ -58,6 +67,20 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("tokenmeter-profile-{}", std::process::id()));
     let meter = meter_with(parts, &dir);
     tracing::subscriber::with_default(tracing_subscriber::registry().with(meter.layer()), || calls(n));
+    if parts.journal {
+        // Everything queued written, then the writer thread's CPU time so far (Linux: /proc).
+        let _ = meter.flush();
+        if let (Some(cpu), Some(j)) = (writer_cpu_secs(), meter.journal_stats()) {
+            let per = |s: f64| s * 1e9 / j.written.max(1) as f64;
+            eprintln!(
+                "journal writer: {:.0} ns user + {:.0} ns system a record written ({:.2} s + {:.2} s)",
+                per(cpu.0),
+                per(cpu.1),
+                cpu.0,
+                cpu.1
+            );
+        }
+    }
     let _ = meter.shutdown();
     let totals = meter.total_usage();
     eprintln!("{} calls recorded, {} priced", totals.calls, totals.calls - totals.unpriced_calls);
@@ -65,4 +88,23 @@ fn main() {
         eprintln!("journal: {} written, {} dropped", j.written, j.dropped);
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+/// The journal writer thread's user and system CPU seconds, from `/proc/self/task/*/stat` (Linux only).
+fn writer_cpu_secs() -> Option<(f64, f64)> {
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if !comm.starts_with("tokenmeter-jour") {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+        // After the command's closing parenthesis come fields 3 (state) onwards: utime is field 14, stime 15.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = 100.0; // USER_HZ on Linux
+        let utime: f64 = fields.get(11)?.parse().ok()?;
+        let stime: f64 = fields.get(12)?.parse().ok()?;
+        return Some((utime / ticks, stime / ticks));
+    }
+    None
 }

@@ -6,7 +6,7 @@
 # and prints (Ir(40,000) - Ir(20,000)) / 20,000, so that start-up and shutdown cancel out. The journal is left
 # out: callgrind runs one thread at a time, so its writer's work would be counted by chance.
 #
-# Usage: ./scripts/callgrind.sh [PARTS...]   (default: bare capture ledger otlp budgets full; ~2 minutes)
+# Usage: ./scripts/callgrind.sh [PARTS...]   (default: bare floor capture ledger otlp budgets full; ~2 minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,7 +22,7 @@ fi
 
 parts=("$@")
 if [ ${#parts[@]} -eq 0 ]; then
-    parts=(bare capture ledger otlp budgets full)
+    parts=(bare floor capture ledger otlp budgets full)
 fi
 
 echo "==> cargo build --release --example profile" >&2

@@ -105,3 +105,83 @@ pub fn meter_with(parts: Parts, journal_dir: &Path) -> TokenMeter {
     }
     b.build()
 }
+
+/// The floor of any capture: a layer that does the least a `tracing` layer can do to capture this call (keep
+/// the response id's length and the four token counts in the span's extensions as they are recorded, and
+/// read them when the span closes). No pricing, no dimensions, no aggregation. What it adds over the bare
+/// registry is what the layer machinery itself costs per call: span lookups, the extensions' lock and map,
+/// value visits.
+pub struct FloorLayer {
+    /// Tokens seen at close, summed (so the work cannot be optimized away).
+    pub tokens: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+#[derive(Default)]
+struct FloorUsage {
+    id_len: u64,
+    tokens: [u64; 4],
+}
+
+struct FloorVisitor<'a>(&'a mut FloorUsage);
+
+impl tracing::field::Visit for FloorVisitor<'_> {
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        let slot = match field.name() {
+            "gen_ai.usage.input_tokens" => 0,
+            "gen_ai.usage.cache_read.input_tokens" => 1,
+            "gen_ai.usage.cache_creation.input_tokens" => 2,
+            "gen_ai.usage.output_tokens" => 3,
+            _ => return,
+        };
+        self.0.tokens[slot] = value;
+    }
+
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "gen_ai.response.id" {
+            self.0.id_len = value.len() as u64;
+        }
+    }
+
+    fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
+}
+
+impl<S> tracing_subscriber::Layer<S> for FloorLayer
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if attrs.metadata().fields().field("gen_ai.usage.input_tokens").is_none() {
+            return;
+        }
+        if let Some(span) = ctx.span(id) {
+            span.extensions_mut().insert(FloorUsage::default());
+        }
+    }
+
+    fn on_record(
+        &self,
+        id: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if let Some(span) = ctx.span(id)
+            && let Some(usage) = span.extensions_mut().get_mut::<FloorUsage>()
+        {
+            values.record(&mut FloorVisitor(usage));
+        }
+    }
+
+    fn on_close(&self, id: tracing::span::Id, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        if let Some(span) = ctx.span(&id)
+            && let Some(usage) = span.extensions().get::<FloorUsage>()
+        {
+            let sum = usage.tokens.iter().sum::<u64>() + usage.id_len;
+            self.tokens.fetch_add(sum, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
