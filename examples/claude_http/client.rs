@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokenmeter::instrument::{
-    self, ErrorResponse, INCOMPLETE_STREAM, MessageResponse, SseDecoder, StreamAccumulator, StreamOutcome, Usage,
+    self, ErrorResponse, INCOMPLETE_STREAM, MessageResponse, StreamAccumulator, StreamOutcome, Usage,
 };
 
 /// Where requests go unless `ANTHROPIC_BASE_URL` says otherwise.
@@ -256,7 +256,6 @@ impl ClaudeClient {
             return Err(error);
         }
 
-        let mut decoder = SseDecoder::new();
         let mut text = String::new();
         let mut buf = [0u8; 8 * 1024];
         loop {
@@ -267,14 +266,14 @@ impl ClaudeClient {
                 // The connection dropped: the accumulator reports the stream as incomplete.
                 Err(_) => break,
             };
-            for event in decoder.push(&buf[..n]) {
+            // The accumulator reads the usage; the events come back for the text.
+            for event in stream.push_events(&buf[..n]) {
                 if event.event == "content_block_delta"
                     && let Some(delta) = text_delta(&event.data)
                 {
                     on_text(&delta);
                     text.push_str(&delta);
                 }
-                stream.observe(&event);
             }
         }
         let summary = stream.finish();

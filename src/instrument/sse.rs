@@ -6,12 +6,14 @@
 //! is dropped; a leading byte-order mark is skipped; an event not closed by a blank line when the stream ends is
 //! discarded. Invalid UTF-8 is replaced, never an error.
 //!
-//! Memory is bounded: a line longer than [`MAX_LINE_BYTES`] or an event whose data grows past
-//! [`MAX_EVENT_BYTES`] is dropped and counted, so a misbehaving server cannot grow the buffer without limit.
+//! Memory is bounded: an event with a line longer than [`MAX_LINE_BYTES`], or whose data grows past
+//! [`MAX_EVENT_BYTES`], is dropped whole and counted (never delivered cut short), so a misbehaving server cannot
+//! grow the buffer without limit.
 
-/// The longest line kept, in bytes; a longer line is dropped (and counted in
-/// [`SseDecoder::dropped`]).
-pub const MAX_LINE_BYTES: usize = 1 << 20;
+/// The longest line kept, in bytes; the event with a longer line is dropped (and counted in
+/// [`SseDecoder::dropped`]). The Messages API puts each event's data on one line, so this is
+/// [`MAX_EVENT_BYTES`] plus room for the `data: ` before it.
+pub const MAX_LINE_BYTES: usize = MAX_EVENT_BYTES + 16;
 
 /// The most data one event may carry, in bytes; a larger event is dropped (and counted).
 pub const MAX_EVENT_BYTES: usize = 4 << 20;
@@ -37,10 +39,12 @@ pub struct SseEvent {
 /// assert_eq!(events[0].event, "ping");
 /// assert_eq!(events[0].data, r#"{"type": "ping"}"#);
 /// ```
-#[derive(Debug, Default)]
+///
+/// Its `Debug` shows sizes and counts, never the buffered bytes (which hold response text between chunks).
+#[derive(Default)]
 pub struct SseDecoder {
     line: Vec<u8>,
-    /// The current line passed [`MAX_LINE_BYTES`]: drop the rest of it.
+    /// The current line passed [`MAX_LINE_BYTES`]: drop the rest of it (and its event).
     skipping_line: bool,
     /// The previous chunk ended in `\r`: a `\n` starting the next one belongs to that line ending.
     after_cr: bool,
@@ -52,6 +56,16 @@ pub struct SseDecoder {
     /// The current event's data passed [`MAX_EVENT_BYTES`]: drop the event.
     event_too_large: bool,
     dropped: u64,
+}
+
+impl std::fmt::Debug for SseDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SseDecoder")
+            .field("buffered_line_bytes", &self.line.len())
+            .field("buffered_data_bytes", &self.data.len())
+            .field("dropped", &self.dropped)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SseDecoder {
@@ -99,7 +113,13 @@ impl SseDecoder {
         if self.line.len() + part.len() > MAX_LINE_BYTES {
             self.line.clear();
             self.skipping_line = true;
-            self.dropped += 1;
+            // The event loses a line: it is dropped whole at its blank line (counted once, here), not
+            // delivered without it.
+            if !self.event_too_large {
+                self.event_too_large = true;
+                self.data.clear();
+                self.dropped += 1;
+            }
             return;
         }
         self.line.extend_from_slice(part);
@@ -213,8 +233,42 @@ mod tests {
         assert!(d.push(b"data: ").is_empty());
         assert!(d.push(&big).is_empty());
         assert!(d.push(&big).is_empty());
-        let events = d.push(b"\nevent: ok\ndata: 1\n\n");
+        let events = d.push(b"\n\nevent: ok\ndata: 1\n\n");
         assert_eq!(events, vec![ev("ok", "1")]);
         assert_eq!(d.dropped(), 1);
+    }
+
+    #[test]
+    fn an_event_with_an_oversized_line_is_dropped_whole_not_cut_short() {
+        let mut d = SseDecoder::new();
+        let mut big = b"data: ".to_vec();
+        big.resize(MAX_LINE_BYTES + 10, b'x');
+        assert!(d.push(b"event: content_block_start\ndata: {\"a\":\n").is_empty());
+        assert!(d.push(&big).is_empty());
+        // The event's first data line alone is not delivered as if it were the event.
+        assert_eq!(d.push(b"\n\n"), vec![]);
+        assert_eq!(d.dropped(), 1);
+        assert_eq!(d.push(b"event: ok\ndata: 1\n\n"), vec![ev("ok", "1")]);
+    }
+
+    #[test]
+    fn a_single_line_event_up_to_the_event_limit_is_kept() {
+        // The Messages API writes each event's data on one line: a large one (a server tool's result) must
+        // not fall to a line limit below the event limit.
+        let mut d = SseDecoder::new();
+        let value = "y".repeat(MAX_EVENT_BYTES - 1);
+        let events = d.push(format!("event: content_block_start\ndata: {value}\n\n").as_bytes());
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].data.len(), MAX_EVENT_BYTES - 1);
+        assert_eq!(d.dropped(), 0);
+    }
+
+    #[test]
+    fn debug_shows_no_buffered_text() {
+        let mut d = SseDecoder::new();
+        assert!(d.push(b"event: content_block_delta\ndata: {\"delta\":{\"text\":\"secret\"}}\n").is_empty());
+        let shown = format!("{d:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("buffered_data_bytes"), "{shown}");
     }
 }

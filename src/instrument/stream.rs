@@ -100,7 +100,7 @@ enum State {
 ///
 /// Make it just before sending the request, so time to first token includes the request's round trip. It
 /// never panics on malformed input: bad lines, non-JSON data and `null`s are counted and skipped. It keeps
-/// no prompt or response text.
+/// no prompt or response text (its `Debug` shows counts and state, never the bytes its decoder holds).
 ///
 /// ```
 /// use tokenmeter::instrument::{StreamAccumulator, claude_span};
@@ -115,7 +115,6 @@ enum State {
 /// assert!(summary.is_complete());
 /// assert_eq!(summary.usage.output_tokens, Some(15));
 /// ```
-#[derive(Debug)]
 pub struct StreamAccumulator {
     span: Span,
     stopwatch: Stopwatch,
@@ -184,15 +183,27 @@ impl StreamAccumulator {
     }
 
     /// Feeds raw bytes of the response body, in chunks of any size. For callers that also need the events
-    /// (to show the text), decode with an [`SseDecoder`] and pass each event to [`observe`](Self::observe)
-    /// instead.
+    /// (to show the text), [`push_events`](Self::push_events).
     pub fn push_bytes(&mut self, chunk: &[u8]) {
         for event in self.decoder.push(chunk) {
             self.observe(&event);
         }
     }
 
-    /// Reads one decoded event.
+    /// As [`push_bytes`](Self::push_bytes), and returns the events the chunk completed, in order, for the
+    /// caller to read (the text of `content_block_delta` events, to show the user). Events dropped for size
+    /// count in [`StreamSummary::malformed_events`].
+    pub fn push_events(&mut self, chunk: &[u8]) -> Vec<SseEvent> {
+        let events = self.decoder.push(chunk);
+        for event in &events {
+            self.observe(event);
+        }
+        events
+    }
+
+    /// Reads one event decoded elsewhere (by the caller's own [`SseDecoder`]). What that decoder dropped for
+    /// size is not seen here, so not counted in [`StreamSummary::malformed_events`]; [`push_events`](Self::push_events)
+    /// decodes and counts both.
     pub fn observe(&mut self, event: &SseEvent) {
         self.events += 1;
         // The SSE event name says what the event is; the data's `type` is read only when the name is missing,
@@ -329,6 +340,22 @@ impl StreamAccumulator {
         if self.state == State::Open {
             self.fail(INCOMPLETE_STREAM);
         }
+    }
+}
+
+impl std::fmt::Debug for StreamAccumulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamAccumulator")
+            .field("span", &self.span)
+            .field("state", &self.state)
+            .field("response_id", &self.response_id)
+            .field("model", &self.model)
+            .field("usage", &self.usage)
+            .field("time_to_first_token", &self.ttft)
+            .field("events", &self.events)
+            .field("malformed", &self.malformed)
+            .field("decoder", &self.decoder)
+            .finish_non_exhaustive()
     }
 }
 
@@ -511,6 +538,48 @@ mod tests {
         assert_eq!(summary.unwrap().outcome, StreamOutcome::Error { error_type: "overloaded_error".into() });
         assert_eq!(call.outcome.label(), "overloaded_error");
         assert!(call.metered);
+    }
+
+    #[test]
+    fn push_events_returns_the_events_and_counts_what_the_decoder_dropped() {
+        let mut summary = None;
+        let mut texts = Vec::new();
+        let call = one_call(|_| {
+            let span = claude_span("chat", "claude-sonnet-4-5", true);
+            let mut acc = StreamAccumulator::new(&span);
+            let name = b"event: content_block_start\n";
+            let mut oversized = [&name[..], b"data: "].concat();
+            oversized.resize(name.len() + crate::instrument::MAX_LINE_BYTES + 1, b'x');
+            oversized.extend_from_slice(b"\n\n");
+            for chunk in
+                [START.as_bytes(), &oversized, DELTA_TEXT.as_bytes(), MESSAGE_DELTA.as_bytes(), STOP.as_bytes()]
+            {
+                for event in acc.push_events(chunk) {
+                    if event.event == "content_block_delta" {
+                        texts.push(event.data);
+                    }
+                }
+            }
+            summary = Some(acc.finish());
+        });
+        let summary = summary.unwrap();
+        assert!(summary.is_complete());
+        assert_eq!(texts.len(), 1);
+        assert!(texts[0].contains("Hello"));
+        // The oversized event never reached the caller, and the summary says so.
+        assert_eq!(summary.malformed_events, 1);
+        assert_eq!(summary.events, 4);
+        assert_eq!((call.tokens.input, call.tokens.output), (472, 15));
+    }
+
+    #[test]
+    fn debug_shows_no_response_text_held_between_chunks() {
+        let span = claude_span("chat", "claude-sonnet-4-5", true);
+        let mut acc = StreamAccumulator::new(&span);
+        acc.push_bytes(b"event: content_block_delta\ndata: {\"delta\":{\"text\":\"a secret answer\"}}\n");
+        let shown = format!("{acc:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("buffered_data_bytes"), "{shown}");
     }
 
     #[test]
