@@ -49,15 +49,15 @@
 //! series, 383 plus the 64 reserved overflow slots plus one). Day buckets hold most of a month's entries,
 //! and this halves their tables for 12.5% fewer rows.
 //!
-//! With at most 122 minute, 50 hour, 37 day, 16 month buckets and one archive (plus up to 8 pending minutes
-//! per recording shard), the ledger holds at most [`LedgerStats::series_limit`] entries whatever the number
-//! of calls: about 310,500 with 8 shards (four per core). An entry costs ~750 bytes measured (a 256-byte
-//! aggregate in its table slot, a 232-byte block of optimization figures when it has any, the key, table
-//! slack), so a ledger with every map full would hold ~233 MB; a month of 1M calls over 100k sessions holds
-//! about 69,000 entries (~51 MB; `examples/memory.rs`). Merging into a coarser bucket brings entries in most
-//! expensive first, so where the caps bind, the costliest values keep their own rows. Session history for the caching analyses
-//! is capped at [`LedgerConfig::with_max_tracked_sessions`] sessions (default 65,536); sessions idle for 2
-//! hours are swept (each stripe once a minute).
+//! With at most 122 minute, 50 hour, 37 day, 16 month buckets and one archive (plus up to 8 pending minutes per
+//! recording shard), the ledger holds at most [`LedgerStats::series_limit`] entries whatever the number of calls: about
+//! 310,500 with 8 shards (four per core). An entry costs ~750 bytes measured (a 256-byte aggregate in its table slot, a
+//! 232-byte block of optimization figures when it has any, the key, table slack), so a ledger with every map full would
+//! hold ~233 MB; a month of 1M calls over 100k sessions holds about 69,000 entries (~51 MB; `examples/memory.rs`).
+//! Merging into a coarser bucket brings entries in most expensive first, so where the caps bind, the costliest values
+//! keep their own rows. Session history for the caching analyses is capped at
+//! [`LedgerConfig::with_max_tracked_sessions`] sessions (default 65,536); sessions idle for 2 hours are swept (each
+//! stripe once a minute).
 //!
 //! Records stamped more than 5 minutes ahead of the clock are counted in the current minute; records older
 //! than a tier's span go straight to the tier their age calls for (a journal replay fills the ledger as if it
