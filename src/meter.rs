@@ -271,6 +271,9 @@ impl TokenMeterBuilder {
         if let Err(e) = self.check_budget_scopes() {
             tracing::error!(target: "tokenmeter::budget", error = %e, "budget matches no call");
         }
+        if let Err(e) = self.check_webhook() {
+            tracing::error!(target: "tokenmeter::budget", error = %e, "budget alerts will not be posted");
+        }
         let journal = self.journal_config.take();
         let meter = self.assemble();
         if let Some(config) = journal
@@ -285,6 +288,7 @@ impl TokenMeterBuilder {
     pub fn try_build(mut self) -> Result<TokenMeter, BuildError> {
         self.check_extra_dimensions()?;
         self.check_budget_scopes()?;
+        self.check_webhook()?;
         let journal = self.journal_config.take();
         let meter = self.assemble();
         if let Some(config) = journal {
@@ -304,6 +308,15 @@ impl TokenMeterBuilder {
             Some(d) => Err(BuildError::ContractDimension { name: d.to_string() }),
             None => Ok(()),
         }
+    }
+
+    /// A webhook whose URL or headers cannot make a request would fail every alert, after its retries.
+    fn check_webhook(&self) -> Result<(), BuildError> {
+        #[cfg(feature = "webhook")]
+        if let Some(reason) = self.budget_setup.webhook.as_ref().and_then(|w| w.problem()) {
+            return Err(BuildError::Webhook { reason });
+        }
+        Ok(())
     }
 
     /// A budget scoped to a dimension this meter does not capture would match no call (and a blocking one would
@@ -383,6 +396,12 @@ pub enum BuildError {
     ContractDimension {
         /// The dimension's name.
         name: String,
+    },
+    /// The budget-alert webhook's URL or a header cannot make a request.
+    #[error("the budget-alert webhook cannot post: {reason}")]
+    Webhook {
+        /// What is wrong (the URL shown without its path, which may hold a token).
+        reason: String,
     },
 }
 

@@ -17,6 +17,7 @@ use tracing::info_span;
 /// A request the server saw.
 #[derive(Debug, Clone)]
 struct Seen {
+    at: Instant,
     method: String,
     path: String,
     headers: Vec<(String, String)>,
@@ -40,6 +41,15 @@ struct Server {
 
 impl Server {
     fn start(requests: usize, delay: Duration, status: impl Fn(usize) -> u16 + Send + 'static) -> Self {
+        Self::start_with(requests, delay, move |n| (status(n), Vec::new()))
+    }
+
+    /// As `start`, answering the n-th request with a status and headers.
+    fn start_with(
+        requests: usize,
+        delay: Duration,
+        answer: impl Fn(usize) -> (u16, Vec<(&'static str, String)>) + Send + 'static,
+    ) -> Self {
         let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
         let port = server.server_addr().to_ip().unwrap().port();
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
@@ -54,6 +64,7 @@ impl Server {
                 let mut body = String::new();
                 request.as_reader().read_to_string(&mut body).unwrap();
                 log.lock().push(Seen {
+                    at: Instant::now(),
                     method: request.method().to_string(),
                     path: request.url().to_owned(),
                     headers: request
@@ -64,7 +75,12 @@ impl Server {
                     body,
                 });
                 std::thread::sleep(delay);
-                let _ = request.respond(tiny_http::Response::empty(status(n)));
+                let (status, headers) = answer(n);
+                let mut response = tiny_http::Response::empty(status);
+                for (name, value) in headers {
+                    response.add_header(tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()).unwrap());
+                }
+                let _ = request.respond(response);
                 n += 1;
             }
         });
@@ -239,4 +255,65 @@ fn a_full_queue_drops_and_counts() {
     assert_eq!(stats.delivered, 5 - stats.dropped);
     drop(server);
     assert_eq!(calls.load(Ordering::SeqCst) as u64, stats.delivered);
+}
+
+#[test]
+fn redirects_are_not_followed_and_count_as_failed() {
+    // A 302 followed by a client would arrive as a GET without the body, and its 2xx would count as delivered.
+    let server = Server::start_with(2, Duration::ZERO, |n| match n {
+        0 => (302, vec![("Location", "/elsewhere".to_owned())]),
+        _ => (200, Vec::new()),
+    });
+    let h = harness(|b| b.with_budget(budget().with_thresholds([50])).with_webhook(fast(&server.url)));
+    spend(&h, 600_000);
+    wait_until("the failure", || h.meter.alert_stats().webhook.failed == 1);
+    let stats = h.meter.alert_stats().webhook;
+    assert_eq!((stats.delivered, stats.retries), (0, 0), "{stats:?}");
+    std::thread::sleep(Duration::from_millis(200));
+    let seen = server.requests();
+    assert_eq!(seen.len(), 1, "the redirect was not followed: {seen:?}");
+    assert_eq!(seen[0].method, "POST");
+}
+
+#[test]
+fn retry_after_is_waited_for() {
+    // Backoff alone would retry after 20 ms; the server asks for a second.
+    let server = Server::start_with(2, Duration::ZERO, |n| match n {
+        0 => (429, vec![("Retry-After", "1".to_owned())]),
+        _ => (200, Vec::new()),
+    });
+    let hook = fast(&server.url).with_backoff(Duration::from_millis(20), Duration::from_secs(5));
+    let h = harness(|b| b.with_budget(budget().with_thresholds([50])).with_webhook(hook));
+    spend(&h, 600_000);
+    wait_until("delivery after the asked wait", || h.meter.alert_stats().webhook.delivered == 1);
+    let seen = server.requests();
+    assert_eq!(seen.len(), 2);
+    let waited = seen[1].at - seen[0].at;
+    assert!(waited >= Duration::from_millis(950), "retried after {waited:?}");
+}
+
+#[test]
+fn flush_webhook_waits_for_queued_alerts() {
+    let server = Server::start(4, Duration::from_millis(300), |_| 200);
+    let h = harness(|b| b.with_budget(budget().with_thresholds([20, 40, 60])).with_webhook(fast(&server.url)));
+    spend(&h, 700_000); // three thresholds crossed at once: three alerts, each answered after 300 ms
+    assert!(!h.meter.flush_webhook(Duration::from_millis(50)), "the alerts cannot be delivered in 50 ms");
+    assert!(h.meter.flush_webhook(Duration::from_secs(10)));
+    assert_eq!(h.meter.alert_stats().webhook.delivered, 3);
+    assert_eq!(server.requests().len(), 3);
+}
+
+#[test]
+fn a_webhook_that_cannot_post_is_a_build_error() {
+    for (url, header, want) in [
+        ("hooks.example.com/budget", ("X-Key", "v"), "start with http:// or https://"),
+        ("https://hooks.example.com/budget", ("Authorization", "Bearer a\nb"), "header `Authorization`"),
+    ] {
+        let hook = WebhookConfig::new(url).with_header(header.0, header.1);
+        let err = tokenmeter::TokenMeter::builder().with_webhook(hook).try_build().unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, tokenmeter::BuildError::Webhook { .. }), "{err:?}");
+        assert!(text.contains(want), "{text}");
+        assert!(!text.contains("/budget"), "the URL's path is not shown: {text}");
+    }
 }

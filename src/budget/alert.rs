@@ -128,7 +128,8 @@ pub struct WebhookStats {
     pub delivered: u64,
     /// Attempts repeated after a failure.
     pub retries: u64,
-    /// Alerts given up on after the last retry (or refused with a 4xx other than 408 and 429).
+    /// Alerts given up on after the last retry, or at once when retrying cannot help (a 4xx other than 408 and
+    /// 429, a redirect, a TLS certificate refused).
     pub failed: u64,
     /// Alerts dropped because the webhook queue was full.
     pub dropped: u64,
@@ -148,6 +149,9 @@ pub struct AlertStats {
 /// Atomic webhook counters shared with the delivery thread.
 #[derive(Debug, Default)]
 pub(super) struct WebhookCounters {
+    /// Alerts put on the queue (each ends delivered or failed).
+    #[cfg_attr(not(feature = "webhook"), allow(dead_code))]
+    pub(super) queued: AtomicU64,
     pub(super) delivered: AtomicU64,
     pub(super) retries: AtomicU64,
     pub(super) failed: AtomicU64,
@@ -240,6 +244,12 @@ impl AlertRouter {
         if let Some(webhook) = &self.webhook {
             webhook.enqueue(alert);
         }
+    }
+
+    /// Waits for the webhook's queue (see [`TokenMeter::flush_webhook`](crate::TokenMeter::flush_webhook)).
+    #[cfg(feature = "webhook")]
+    pub(super) fn flush_webhook(&self, timeout: std::time::Duration) -> bool {
+        self.webhook.as_ref().is_none_or(|w| w.flush(timeout))
     }
 
     pub(super) fn stats(&self) -> AlertStats {

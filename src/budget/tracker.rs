@@ -23,7 +23,7 @@ pub(crate) struct BudgetSetup {
     pub(crate) budgets: Vec<Budget>,
     pub(super) callbacks: Vec<AlertCallback>,
     #[cfg(feature = "webhook")]
-    pub(super) webhook: Option<super::WebhookConfig>,
+    pub(crate) webhook: Option<super::WebhookConfig>,
 }
 
 impl std::fmt::Debug for BudgetSetup {

@@ -13,8 +13,17 @@ use super::alert::{BudgetAlert, WebhookCounters};
 /// Each alert is one POST of [`BudgetAlert::to_json`] with `Content-Type: application/json`, sent from a
 /// delivery thread: the recording thread only puts the alert on a bounded queue, and an alert that finds the
 /// queue full is dropped and counted ([`WebhookStats::dropped`](super::WebhookStats::dropped)). A transport
-/// error, a timeout, a 5xx, a 408 or a 429 is retried with exponential backoff; after the last retry the alert
-/// is counted as failed. Other 4xx answers are not retried.
+/// error, a timeout, a 5xx, a 408 or a 429 is retried with exponential backoff (waiting at least what a
+/// `Retry-After` header asks, up to the backoff cap); after the last retry the alert is counted as failed. Other
+/// 4xx answers, redirects (never followed: a redirected POST would arrive as a GET without its body) and
+/// refused TLS certificates are not retried. The URL and headers are checked when the meter is built
+/// ([`BuildError::Webhook`](crate::BuildError::Webhook)).
+///
+/// The URL often is a secret (chat webhooks carry their token in the path): `Debug` and the failure warning
+/// show only its scheme, host and port, and `Debug` shows header names only.
+///
+/// Alerts still queued when the process exits are not posted; call
+/// [`TokenMeter::flush_webhook`](crate::TokenMeter::flush_webhook) before exiting.
 ///
 /// ```
 /// use std::time::Duration;
@@ -41,7 +50,7 @@ impl std::fmt::Debug for WebhookConfig {
     /// Header values are not shown: they often hold credentials.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebhookConfig")
-            .field("url", &self.url)
+            .field("url", &redacted(&self.url))
             .field("headers", &self.headers.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>())
             .field("timeout", &self.timeout)
             .field("max_retries", &self.max_retries)
@@ -102,6 +111,45 @@ impl WebhookConfig {
     pub fn url(&self) -> &str {
         &self.url
     }
+
+    /// Why this configuration cannot work: a URL that is not `http://` or `https://` with a host, or a header
+    /// name or value HTTP does not allow.
+    pub(crate) fn problem(&self) -> Option<String> {
+        let scheme = self.url.split_once("://").map(|(scheme, _)| scheme.to_ascii_lowercase());
+        if !matches!(scheme.as_deref(), Some("http" | "https")) {
+            return Some("the URL does not start with http:// or https://".to_owned());
+        }
+        let shown = redacted(&self.url);
+        match self.url.parse::<ureq::http::Uri>() {
+            Err(_) => return Some(format!("the URL `{shown}` does not parse")),
+            Ok(uri) if uri.host().is_none_or(str::is_empty) => {
+                return Some(format!("the URL `{shown}` has no host"));
+            }
+            Ok(_) => {}
+        }
+        for (name, value) in &self.headers {
+            if ureq::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Some(format!("the header name `{}` is not valid HTTP", name.escape_debug()));
+            }
+            if ureq::http::HeaderValue::from_str(value).is_err() {
+                return Some(format!("the value of header `{name}` is not valid HTTP (a line break?)"));
+            }
+        }
+        None
+    }
+}
+
+/// A URL as it may be shown: scheme, host and port only (chat webhooks carry a token in the path, and
+/// `user:password@` is a credential).
+pub(crate) fn redacted(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (scheme, rest),
+        None => return "<not a URL>".to_owned(),
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let hidden = rest.len() > authority.len() || authority.len() > host.len();
+    format!("{scheme}://{host}{}", if hidden { "/…" } else { "" })
 }
 
 /// The recording side of the webhook: a bounded queue to the delivery thread.
@@ -127,8 +175,28 @@ impl WebhookQueue {
 
     /// Queues an alert; never blocks.
     pub(super) fn enqueue(&self, alert: BudgetAlert) {
+        // Counted before the send, so that a flush never sees an alert delivered before it was queued.
+        self.counters.queued.fetch_add(1, Ordering::Relaxed);
         if self.tx.try_send(alert).is_err() {
+            self.counters.queued.fetch_sub(1, Ordering::Relaxed);
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Waits until every queued alert is delivered or given up, at most `timeout`; true when none is left.
+    pub(super) fn flush(&self, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        let c = &self.counters;
+        loop {
+            let done = c.delivered.load(Ordering::Relaxed) + c.failed.load(Ordering::Relaxed);
+            if done >= c.queued.load(Ordering::Relaxed) {
+                return true;
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            std::thread::sleep((deadline - now).min(Duration::from_millis(5)));
         }
     }
 
@@ -140,7 +208,8 @@ impl WebhookQueue {
 /// How one attempt went.
 enum Attempt {
     Delivered,
-    Retry(String),
+    /// Worth another attempt, after at least the wait the server asked for (`Retry-After`).
+    Retry(String, Option<Duration>),
     GiveUp(String),
 }
 
@@ -148,6 +217,9 @@ fn run(config: WebhookConfig, rx: Receiver<BudgetAlert>, counters: &WebhookCount
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(config.timeout))
         .http_status_as_error(false)
+        // A 301/302/303 would turn the POST into a GET without its body (and a 2xx to that GET would count as
+        // delivered); a redirect is reported instead.
+        .max_redirects(0)
         .user_agent(concat!("tokenmeter/", env!("CARGO_PKG_VERSION")))
         .build()
         .into();
@@ -161,10 +233,11 @@ fn deliver(agent: &ureq::Agent, config: &WebhookConfig, counters: &WebhookCounte
     let body = alert.to_json().to_string();
     let mut backoff = config.initial_backoff;
     let mut last_error = String::new();
+    let mut asked = None;
     for attempt in 0..=config.max_retries {
         if attempt > 0 {
             counters.retries.fetch_add(1, Ordering::Relaxed);
-            std::thread::sleep(backoff);
+            std::thread::sleep(backoff.max(asked.unwrap_or_default()).min(config.max_backoff));
             backoff = backoff.saturating_mul(2).min(config.max_backoff);
         }
         match post(agent, config, &body) {
@@ -172,7 +245,10 @@ fn deliver(agent: &ureq::Agent, config: &WebhookConfig, counters: &WebhookCounte
                 counters.delivered.fetch_add(1, Ordering::Relaxed);
                 return;
             }
-            Attempt::Retry(e) => last_error = e,
+            Attempt::Retry(e, retry_after) => {
+                last_error = e;
+                asked = retry_after;
+            }
             Attempt::GiveUp(e) => {
                 last_error = e;
                 break;
@@ -182,7 +258,7 @@ fn deliver(agent: &ureq::Agent, config: &WebhookConfig, counters: &WebhookCounte
     counters.failed.fetch_add(1, Ordering::Relaxed);
     tracing::warn!(
         target: "tokenmeter::budget",
-        url = %config.url,
+        url = %redacted(&config.url),
         budget = %alert.budget,
         error = %last_error,
         "budget alert webhook failed; alert not delivered"
@@ -199,10 +275,78 @@ fn post(agent: &ureq::Agent, config: &WebhookConfig, body: &str) -> Attempt {
             let status = response.status().as_u16();
             match status {
                 200..=299 => Attempt::Delivered,
-                408 | 429 | 500..=599 => Attempt::Retry(format!("HTTP {status}")),
+                408 | 429 | 500..=599 => {
+                    let asked = response.headers().get("retry-after").and_then(|v| v.to_str().ok());
+                    Attempt::Retry(format!("HTTP {status}"), asked.and_then(retry_after))
+                }
+                300..=399 => Attempt::GiveUp(format!("HTTP {status}: redirected (configure the URL it redirects to)")),
                 _ => Attempt::GiveUp(format!("HTTP {status}")),
             }
         }
-        Err(e) => Attempt::Retry(e.to_string()),
+        Err(e) => {
+            // The error's text may quote the URL: only its shown form goes into the warning.
+            let text = e.to_string().replace(&config.url, &redacted(&config.url));
+            match e {
+                // Retrying cannot help: the request cannot be made, or the server's certificate is refused.
+                ureq::Error::BadUri(_)
+                | ureq::Error::Http(_)
+                | ureq::Error::RequireHttpsOnly(_)
+                | ureq::Error::TlsRequired
+                | ureq::Error::Tls(_)
+                | ureq::Error::Rustls(_) => Attempt::GiveUp(text),
+                _ => Attempt::Retry(text, None),
+            }
+        }
+    }
+}
+
+/// A `Retry-After` value: delay seconds, or an HTTP date (its distance from now).
+fn retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_shown_without_path_query_or_credentials() {
+        assert_eq!(redacted("https://hooks.slack.com/services/T000/B000/XXXX"), "https://hooks.slack.com/…");
+        assert_eq!(redacted("https://user:pa55@example.com:8443/x?token=1"), "https://example.com:8443/…");
+        assert_eq!(redacted("http://127.0.0.1:9000"), "http://127.0.0.1:9000");
+        assert_eq!(redacted("https://a.example?key=1"), "https://a.example/…");
+        assert_eq!(redacted("hooks.example.com/x"), "<not a URL>");
+        let debug = format!("{:?}", WebhookConfig::new("https://discord.com/api/webhooks/1/s3cret"));
+        assert!(!debug.contains("s3cret"), "{debug}");
+    }
+
+    #[test]
+    fn bad_urls_and_headers_are_named() {
+        let problem = |c: WebhookConfig| c.problem().unwrap_or_default();
+        assert!(problem(WebhookConfig::new("hooks.example.com/x")).contains("start with http:// or https://"));
+        assert!(problem(WebhookConfig::new("ftp://example.com/x")).contains("start with http:// or https://"));
+        assert!(problem(WebhookConfig::new("https:///x")).contains("does not parse"));
+        assert!(problem(WebhookConfig::new("https://exa mple.com/x")).contains("does not parse"));
+        let header = WebhookConfig::new("https://example.com/x").with_header("Authorization", "Bearer a\nb");
+        assert!(problem(header).contains("header `Authorization`"));
+        let name = WebhookConfig::new("https://example.com/x").with_header("Bad Name", "v");
+        assert!(problem(name).contains("header name"));
+        assert_eq!(WebhookConfig::new("http://127.0.0.1:9/h").with_header("X-Key", "v").problem(), None);
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        assert_eq!(retry_after("7"), Some(Duration::from_secs(7)));
+        assert_eq!(retry_after(" 0 "), Some(Duration::ZERO));
+        let soon = (chrono::Utc::now() + chrono::Duration::seconds(90)).to_rfc2822();
+        let wait = retry_after(&soon).unwrap();
+        assert!(wait > Duration::from_secs(80) && wait <= Duration::from_secs(90), "{wait:?}");
+        assert_eq!(retry_after("Sun, 06 Nov 1994 08:49:37 GMT"), None, "a date passed");
+        assert_eq!(retry_after("soon"), None);
     }
 }
