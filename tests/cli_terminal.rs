@@ -53,3 +53,48 @@ fn colour_off_means_no_styling_on_a_terminal_either() {
         assert!(!text.contains('\x1b'), "{colour:?}: escape sequences with colour off:\n{text:?}");
     }
 }
+
+/// `text` without ANSI escape sequences (`ESC [ … letter`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[test]
+fn watch_on_a_terminal_keeps_the_alert_on_screen_and_its_table_aligned() {
+    let dir = fixture("claude_code");
+    let args = ["--claude-code", &dir, "--now", NOW, "--color", "always", "watch", "--period", "7d"];
+    let mut args = args.to_vec();
+    args.extend_from_slice(&["--threshold", "0.25", "--iterations", "1"]);
+    let Some((code, text)) = on_pty(120, &args) else {
+        eprintln!("skipped: util-linux `script` is not installed");
+        return;
+    };
+    assert_eq!(code, 0, "{text}");
+    // What stays on screen is what follows the last clear: the alert must be there, not before it.
+    let screen = text.rsplit("\x1b[2J\x1b[H").next().unwrap_or_default();
+    assert!(strip_ansi(screen).contains("ALERT: $0.3715 spent over the last 7d"), "{text:?}");
+    // The coloured OVER cell is styled by the table, so every line of the first table is equally wide.
+    let plain = strip_ansi(screen);
+    let table: Vec<&str> = plain
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .skip_while(|l| !l.starts_with('╭'))
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert!(table.iter().any(|l| l.contains("OVER $0.2500")), "{plain}");
+    let widths: Vec<usize> = table.iter().map(|l| l.chars().count()).collect();
+    assert!(widths.windows(2).all(|w| w[0] == w[1]), "ragged table {widths:?}:\n{}", table.join("\n"));
+}

@@ -1,7 +1,9 @@
-//! `tokenmeter watch`: refreshes over a journal that grows, alerts past the threshold.
+//! `tokenmeter watch`: refreshes (re-reading a journal that grows between them), alerts past the threshold.
 #![cfg(feature = "cli")]
 
 mod cli_support;
+
+use std::io::{BufRead, Write};
 
 use cli_support::{run, write_journal};
 
@@ -49,7 +51,7 @@ fn watch_refreshes_and_alerts() {
         "1",
     ]);
     let text = table.ok();
-    assert!(text.starts_with("tokenmeter watch: last 24h at 2025-10-04 00:00:00 (UTC)"), "{text}");
+    assert!(text.starts_with("tokenmeter watch: last 24h at 2025-10-04 00:00:00 +00:00 (UTC)"), "{text}");
     assert!(text.contains("$1.00 ($0.9622 left)"), "{text}");
     assert!(!table.stderr.contains("ALERT"));
 }
@@ -70,7 +72,7 @@ fn watch_fails_fast_on_a_missing_journal() {
 fn watching_everything_recorded_says_so() {
     let out = cli_support::cc(&["watch", "--period", "all", "--threshold", "0.1", "--iterations", "1"]);
     let text = out.ok();
-    assert!(text.starts_with("tokenmeter watch: everything recorded at 2025-10-04 00:00:00 (UTC)"), "{text}");
+    assert!(text.starts_with("tokenmeter watch: everything recorded at 2025-10-04 00:00:00 +00:00 (UTC)"), "{text}");
     assert!(
         out.stderr.contains("ALERT: $0.3715 spent over everything recorded passes the threshold"),
         "{}",
@@ -167,4 +169,43 @@ fn a_window_without_calls_has_no_hit_rate() {
     let out = cli_support::cc(&["watch", "--period", "1h", "--iterations", "1"]);
     let row = out.ok().lines().find(|l| l.starts_with("│     0 ┆")).unwrap_or_default().to_owned();
     assert!(row.contains("┆              - ┆"), "{}", out.stdout);
+}
+
+#[test]
+fn a_refresh_reads_what_was_appended_since_the_last() {
+    let dir = tempfile::tempdir().unwrap();
+    write_journal(dir.path());
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tokenmeter"));
+    cli_support::clean_env(&mut cmd, home.path());
+    let mut child = cmd
+        .args(["--journal", dir.path().to_str().unwrap(), "--now", "2025-10-04T00:00:00Z", "watch"])
+        .args(["--period", "7d", "--threshold", "0.5", "--interval", "0.3", "--iterations", "2", "--format", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!((first["summary"]["calls"].as_u64(), first["over_threshold"].as_bool()), (Some(13), Some(false)));
+
+    // After the first refresh: one more call, of $1, on the last fixture day's file.
+    let day = dir.path().join("tokenmeter-2025-10-03.jsonl");
+    let template = std::fs::read_to_string(&day).unwrap();
+    let mut call: serde_json::Value = serde_json::from_str(template.lines().next().unwrap()).unwrap();
+    call["call"]["cost"]["total"] = serde_json::json!(1_000_000_000_000u64);
+    let mut f = std::fs::OpenOptions::new().append(true).open(&day).unwrap();
+    writeln!(f, "{call}").unwrap();
+    drop(f);
+
+    let second: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(second["summary"]["calls"].as_u64(), Some(14), "{second:#}");
+    let added = second["summary"]["cost_usd"].as_f64().unwrap() - first["summary"]["cost_usd"].as_f64().unwrap();
+    assert!((added - 1.0).abs() < 1e-9, "{added}");
+    // The spend passed the threshold with that call: the alert comes with the second refresh.
+    assert_eq!(second["over_threshold"].as_bool(), Some(true));
+    assert_eq!(stderr.matches("ALERT").count(), 1, "{stderr}");
 }

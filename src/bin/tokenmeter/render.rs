@@ -106,6 +106,11 @@ pub(crate) fn impact_cell(impact: Impact) -> Cell {
 
 /// `1234567` as `1,234,567`.
 pub(crate) fn int(n: u64) -> String {
+    int_wide(u128::from(n))
+}
+
+/// [`int`] for `u128`.
+fn int_wide(n: u128) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
@@ -122,14 +127,18 @@ pub(crate) fn usd(v: f64) -> String {
     if !v.is_finite() {
         return "-".to_owned();
     }
-    let sign = if v < 0.0 { "-" } else { "" };
     let a = v.abs();
-    if a >= 1.0 || a == 0.0 {
-        let cents = (a * 100.0).round() as u64;
-        format!("{sign}${}.{:02}", int(cents / 100), cents % 100)
+    // The sign of what is shown: a value that rounds to zero is no negative amount (`$0.0000`, not `-$0.0000`).
+    let (text, zero) = if a >= 1.0 || a == 0.0 {
+        // u128 cents: exact to $3.4e36, far past any spend (u64 would saturate at $1.8e17 and print a wrong sum).
+        let cents = (a * 100.0).round() as u128;
+        (format!("${}.{:02}", int_wide(cents / 100), cents % 100), cents == 0)
     } else {
-        format!("{sign}${a:.4}")
-    }
+        let text = format!("${a:.4}");
+        let zero = text == "$0.0000";
+        (text, zero)
+    };
+    if v < 0.0 && !zero { format!("-{text}") } else { text }
 }
 
 /// The cost of a model's (or other group's) calls: `unpriced` when none of them had a price, the priced
@@ -201,6 +210,11 @@ mod tests {
         assert_eq!(usd(0.01234), "$0.0123");
         assert_eq!(usd(0.0), "$0.00");
         assert_eq!(usd(-2.5), "-$2.50");
+        // What rounds to zero has no sign; very large sums are exact, not saturated.
+        assert_eq!(usd(-1e-7), "$0.0000");
+        assert_eq!(usd(-0.00004), "$0.0000");
+        assert_eq!(usd(-0.0001), "-$0.0001");
+        assert_eq!(usd(2e17), "$200,000,000,000,000,000.00");
         assert_eq!(pct(0.1234), "12.3%");
         assert_eq!(delta_pct(Some(-3.26)), "-3.3%");
         assert_eq!(delta_pct(None), "-");

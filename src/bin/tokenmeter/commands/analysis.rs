@@ -217,12 +217,16 @@ pub(crate) fn forecast_table(ctx: &Context, style: &Style, f: &Forecast) -> Stri
     t.add_row(vec!["projected month total".into(), num(usd(f.projected_month_total_usd))]);
     if let Some(l) = &f.limit {
         t.add_row(vec!["monthly budget".into(), num(usd(l.limit_usd))]);
+        // Coloured through the table (escape codes in the text would count as columns).
         let when = match (l.reached, l.reached_on, l.days_until) {
-            (true, _, _) => style.alert("already reached"),
-            (false, Some(d), Some(n)) => format!("on {d} (in {n} days)"),
-            _ => "not this month".to_owned(),
+            (true, _, _) if style.color => {
+                num("already reached").fg(comfy_table::Color::Red).add_attribute(comfy_table::Attribute::Bold)
+            }
+            (true, _, _) => num("already reached"),
+            (false, Some(d), Some(n)) => num(format!("on {d} (in {n} days)")),
+            _ => num("not this month"),
         };
-        t.add_row(vec!["budget reached".into(), num(when)]);
+        t.add_row(vec!["budget reached".into(), when]);
     }
     push_table(&mut out, "", &t, style);
     let mut t = style.table(["day", "cost", "90% band", "tokens"]);

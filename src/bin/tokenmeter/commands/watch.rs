@@ -1,13 +1,16 @@
 //! `watch`: re-reads the source every interval, prints the window's usage summary, alerts past a threshold.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokenmeter::UsageSummary;
 
-use crate::cli::{Format, SourceArgs, WatchArgs};
+use comfy_table::{Attribute, Color};
+
+use super::window;
+use crate::cli::{Format, SourceArgs, WatchArgs, WindowArgs};
 use crate::render::{Style, count, int, num, pct, push_table, usd};
 use crate::source::{Context, Source};
 use crate::{CliResult, print_out_open};
@@ -22,7 +25,15 @@ struct Refresh<'a> {
 }
 
 pub(super) fn run(source_args: &SourceArgs, ctx: &Context, style: &Style, args: &WatchArgs) -> CliResult {
-    let clear = args.format == Format::Table && std::io::stdout().is_terminal();
+    let dumb = std::env::var("TERM").is_ok_and(|t| t == "dumb");
+    let clear = args.format == Format::Table && std::io::stdout().is_terminal() && !dumb;
+    // The alert's line goes to standard error, coloured only when that is a terminal too; while the screen is
+    // redrawn on the same terminal, it is written into the screen instead (a line on standard error would be
+    // cleared with the next redraw, at once), and stays there while the spend stays over.
+    let err_terminal = std::io::stderr().is_terminal();
+    let err_style = Style { color: style.color && err_terminal, terminal: err_terminal };
+    let alert_in_screen = clear && err_terminal;
+    let mut alert_line: Option<String> = None;
     let mut was_over = false;
     let mut n: u64 = 0;
     let mut quiet_ctx: Option<Context> = None;
@@ -48,21 +59,33 @@ pub(super) fn run(source_args: &SourceArgs, ctx: &Context, style: &Style, args: 
             }
         };
         let run_ctx = ctx.with(now, ctx.quiet);
-        let ledger = source.ledger(&run_ctx);
-        let summary = ledger.usage_summary(args.period)?;
-        let hit_rate = ledger.cache_report(args.period)?.cache_metrics.hit_rate;
+        // The window as `summary` takes it (for `all`: from the first record's local midnight, not from a
+        // month bucket's start once records are 35 days old, which would understate the per-hour rate).
+        let window_args = WindowArgs { period: Some(args.period), since: None, until: None };
+        let scope = window(&window_args, &run_ctx, &source, args.period)?;
+        let ledger = scope.ledger(&run_ctx);
+        let period = scope.window(&ledger)?;
+        let mut summary = ledger.usage_summary(period)?;
+        scope.restore_summary(&mut summary);
+        let hit_rate = ledger.cache_report(period)?.cache_metrics.hit_rate;
         let over = args.threshold.is_some_and(|t| summary.cost_usd > t);
         if over && !was_over {
-            let t = args.threshold.unwrap_or_default();
-            eprintln!(
-                "{}",
-                style.alert(&format!(
-                    "tokenmeter: ALERT: {} spent over {} passes the threshold of {}\x07",
-                    usd(summary.cost_usd),
-                    span(args.period, true),
-                    usd(t)
-                ))
+            let text = format!(
+                "tokenmeter: ALERT: {} spent over {} passes the threshold of {}",
+                usd(summary.cost_usd),
+                span(args.period, true),
+                usd(args.threshold.unwrap_or_default())
             );
+            if alert_in_screen {
+                alert_line = Some(text);
+                out_bell();
+            } else {
+                // A closed standard error (`2>&-`, a reader gone) must not end the watch.
+                let _ = writeln!(std::io::stderr(), "{}", err_style.alert(&format!("{text}\x07")));
+            }
+        }
+        if !over {
+            alert_line = None;
         }
         was_over = over;
         let open = match args.format {
@@ -81,6 +104,10 @@ pub(super) fn run(source_args: &SourceArgs, ctx: &Context, style: &Style, args: 
                 if clear {
                     out.push_str("\x1b[2J\x1b[H");
                 }
+                if let Some(line) = &alert_line {
+                    out.push_str(&style.alert(line));
+                    out.push_str("\n\n");
+                }
                 out.push_str(&screen(&run_ctx, style, &summary, hit_rate, args, over, &source));
                 print_out_open(&out)?
             }
@@ -98,6 +125,12 @@ pub(super) fn run(source_args: &SourceArgs, ctx: &Context, style: &Style, args: 
         }
         std::thread::sleep(Duration::from_secs_f64(args.interval));
     }
+}
+
+/// The terminal's bell, on standard output (the screen's terminal), with the alert written into the screen.
+fn out_bell() {
+    let mut out = std::io::stdout();
+    let _ = out.write_all(b"\x07").and_then(|()| out.flush());
 }
 
 /// The watched window in words: "(the) last 24h", or "everything recorded" for `all`.
@@ -122,7 +155,8 @@ fn screen(
     let mut out = format!(
         "tokenmeter watch: {} at {} ({tz}), refreshing every {}s, {} read\n\n",
         span(args.period, false),
-        ctx.now.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S"),
+        // With its offset: in the hour a clock is set back, the same local time comes twice.
+        ctx.now.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S %:z"),
         args.interval,
         count(source.info.calls, "call")
     );
@@ -135,11 +169,16 @@ fn screen(
         num(if s.metered_calls > 0 { pct(hit_rate) } else { "-".to_owned() }),
         num(usd(s.cost_usd)),
         num(if hours > 0.0 { usd(s.cost_usd / hours) } else { "-".to_owned() }),
-        num(match args.threshold {
-            Some(th) if over => style.alert(&format!("OVER {}", usd(th))),
-            Some(th) => format!("{} ({} left)", usd(th), usd(th - s.cost_usd)),
-            None => "-".to_owned(),
-        }),
+        // Coloured through the table, not with escape codes in the text: the table measures a cell's text, and
+        // would count the codes as columns.
+        match args.threshold {
+            Some(th) if over => {
+                let cell = num(format!("OVER {}", usd(th)));
+                if style.color { cell.fg(Color::Red).add_attribute(Attribute::Bold) } else { cell }
+            }
+            Some(th) => num(format!("{} ({} left)", usd(th), usd(th - s.cost_usd))),
+            None => num("-".to_owned()),
+        },
     ]);
     push_table(&mut out, "", &t, style);
     if !s.by_model.is_empty() {
