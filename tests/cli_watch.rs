@@ -209,3 +209,27 @@ fn a_refresh_reads_what_was_appended_since_the_last() {
     assert_eq!(second["over_threshold"].as_bool(), Some(true));
     assert_eq!(stderr.matches("ALERT").count(), 1, "{stderr}");
 }
+
+#[test]
+fn a_recent_window_reads_only_the_journal_days_it_can_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let total = write_journal(dir.path());
+    // An old day file, unreadable: a watch of the last 24h never opens it, so never warns about it.
+    std::fs::write(dir.path().join("tokenmeter-2025-06-01.jsonl"), "not json\n").unwrap();
+    let recent: usize = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_str().is_some_and(|n| n.as_bytes() >= b"tokenmeter-2025-10-02.jsonl".as_slice()))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap().lines().count())
+        .sum();
+    assert!(recent < total, "the fixture spans more than the window: {recent} of {total}");
+    let j = dir.path().to_str().unwrap();
+    let out = run(&["--journal", j, "--now", "2025-10-04T00:00:00Z", "watch", "--period", "24h", "--iterations", "1"]);
+    let text = out.ok();
+    assert!(text.contains(&format!(", {recent} calls read")), "{text}");
+    assert!(!out.stderr.contains("unreadable"), "{}", out.stderr);
+    // `all` reads every file, the old one included.
+    let all = run(&["--journal", j, "--now", "2025-10-04T00:00:00Z", "watch", "--period", "all", "--iterations", "1"]);
+    assert!(all.ok().contains(&format!(", {total} calls read")), "{}", all.stdout);
+    assert!(all.stderr.contains("skipped 1 unreadable line"), "{}", all.stderr);
+}

@@ -364,6 +364,22 @@ pub fn read_entries(dir: impl AsRef<Path>, mut each: impl FnMut(JournalEntry)) -
     })
 }
 
+/// Reads like [`read_entries`], but only the files of UTC day `since` and later (each record is filed under the
+/// UTC day of its timestamp, so the records of earlier days are all in files left unread). For readers that
+/// want a recent window of a long journal: a live view re-reading it, say.
+pub fn read_entries_since(
+    dir: impl AsRef<Path>,
+    since: chrono::NaiveDate,
+    mut each: impl FnMut(JournalEntry),
+) -> std::io::Result<ReplayReport> {
+    replay::replay_since(dir.as_ref(), Some(since), |line| match line {
+        Replayed::Call(r) => each(JournalEntry::Call(r)),
+        Replayed::Task(r) => each(JournalEntry::Task(r)),
+        Replayed::Tool(r) => each(JournalEntry::Tool(r)),
+        Replayed::Alert(_) => {}
+    })
+}
+
 /// Opens the journal for a just-built meter: applies retention, replays the files into the meter, then starts
 /// the writer.
 pub(crate) fn attach(meter: &TokenMeter, config: JournalConfig) -> Result<(), JournalError> {

@@ -47,9 +47,18 @@ struct VersionOnly {
 
 /// Reads every journal file in `dir`, oldest first, handing each record to `each`. Only listing the
 /// directory can fail; unreadable files and lines are skipped and reported.
-pub(super) fn replay(dir: &Path, mut each: impl FnMut(Replayed)) -> std::io::Result<ReplayReport> {
+pub(super) fn replay(dir: &Path, each: impl FnMut(Replayed)) -> std::io::Result<ReplayReport> {
+    replay_since(dir, None, each)
+}
+
+/// [`replay`], leaving out the files of UTC days before `since`.
+pub(super) fn replay_since(
+    dir: &Path,
+    since: Option<chrono::NaiveDate>,
+    mut each: impl FnMut(Replayed),
+) -> std::io::Result<ReplayReport> {
     let mut report = ReplayReport::default();
-    for file in files::list(dir)? {
+    for file in files::list(dir)?.into_iter().filter(|f| since.is_none_or(|d| f.day >= d)) {
         report.files += 1;
         if let Err(e) = replay_file(&file.path, &mut report, &mut each) {
             skip(&mut report, &file.path, 0, SkipReason::Unreadable { message: e.to_string() });

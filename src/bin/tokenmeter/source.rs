@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -234,6 +234,12 @@ impl Source {
 
     /// Reads the source the arguments name.
     pub(crate) fn load(args: &SourceArgs, ctx: &Context) -> CliResult<Source> {
+        Self::load_since(args, ctx, None)
+    }
+
+    /// [`Source::load`], reading a journal's day files from UTC day `since` on only (when given): what a
+    /// report of a recent window needs from a long journal. Other sources are read whole.
+    pub(crate) fn load_since(args: &SourceArgs, ctx: &Context, since: Option<NaiveDate>) -> CliResult<Source> {
         let mut source = if let Some(file) = &args.records {
             load_records_file(file, ctx)?
         } else if let Some(dir) = &args.claude_code {
@@ -245,7 +251,7 @@ impl Source {
                     CliError::data("no journal directory: set TOKENMETER_JOURNAL or HOME, or pass --journal DIR")
                 })?,
             };
-            load_journal(&dir, ctx)?
+            load_journal(&dir, ctx, since)?
         };
         source.report_skips(ctx);
         if source.records.is_empty() && source.info.skipped_lines > 0 {
@@ -523,7 +529,7 @@ fn load_records_file(path: &Path, _ctx: &Context) -> CliResult<Source> {
     Ok(finish(records, info))
 }
 
-fn load_journal(dir: &Path, ctx: &Context) -> CliResult<Source> {
+fn load_journal(dir: &Path, ctx: &Context, since: Option<NaiveDate>) -> CliResult<Source> {
     let meta = std::fs::metadata(dir).map_err(|_| {
         CliError::data(format!(
             "journal directory {} does not exist (pass --journal DIR, --claude-code [DIR] or --records FILE)",
@@ -539,7 +545,12 @@ fn load_journal(dir: &Path, ctx: &Context) -> CliResult<Source> {
     let total: u64 = std::fs::read_dir(dir)
         .map_err(|e| CliError::data(format!("cannot read {}: {e}", dir.display())))?
         .flatten()
-        .filter(|e| e.file_name().to_str().is_some_and(|n| n.starts_with("tokenmeter-") && n.ends_with(".jsonl")))
+        .filter(|e| {
+            e.file_name().to_str().is_some_and(|n| {
+                let day = n.strip_prefix("tokenmeter-").and_then(|n| n.strip_suffix(".jsonl"));
+                day.is_some_and(|d| since.is_none_or(|since| d >= since.format("%Y-%m-%d").to_string().as_str()))
+            })
+        })
         .filter_map(|e| e.metadata().ok())
         .map(|m| m.len())
         .sum();
@@ -552,7 +563,7 @@ fn load_journal(dir: &Path, ctx: &Context) -> CliResult<Source> {
         );
     }
     let (mut records, mut tasks, mut tools) = (Vec::new(), Vec::new(), Vec::new());
-    let report = tokenmeter::journal::read_entries(dir, |entry| {
+    let each = |entry| {
         match entry {
             JournalEntry::Call(r) => records.push(r),
             JournalEntry::Task(t) => tasks.push(t),
@@ -561,7 +572,11 @@ fn load_journal(dir: &Path, ctx: &Context) -> CliResult<Source> {
         if let Some(pb) = &pb {
             pb.inc(1);
         }
-    })
+    };
+    let report = match since {
+        Some(day) => tokenmeter::journal::read_entries_since(dir, day, each),
+        None => tokenmeter::journal::read_entries(dir, each),
+    }
     .map_err(|e| CliError::data(format!("cannot read {}: {e}", dir.display())))?;
     if let Some(pb) = pb {
         pb.finish_and_clear();
@@ -576,7 +591,12 @@ fn load_journal(dir: &Path, ctx: &Context) -> CliResult<Source> {
         .map(|s| SkippedLine { reason: skip_reason(&s.reason), path: s.path, line: s.line })
         .collect();
     if report.files == 0 {
-        ctx.note(&format!("tokenmeter: note: the journal {} holds no records yet", dir.display()));
+        match since {
+            Some(day) => {
+                ctx.note(&format!("tokenmeter: note: the journal {} holds no records since {day}", dir.display()))
+            }
+            None => ctx.note(&format!("tokenmeter: note: the journal {} holds no records yet", dir.display())),
+        }
     }
     let mut source = finish(records, info);
     tasks.sort_by_key(|t: &TaskRecord| t.timestamp);

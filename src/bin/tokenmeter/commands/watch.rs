@@ -44,7 +44,9 @@ pub(super) fn run(source_args: &SourceArgs, ctx: &Context, style: &Style, args: 
             Some(q) => q,
             None => ctx,
         };
-        let source = match Source::load(source_args, this_ctx) {
+        // A journal is read from the window's first day on (its older day files cannot hold the window's calls),
+        // so that a refresh costs the window, not the whole history.
+        let source = match Source::load_since(source_args, this_ctx, first_day(args.period, now)) {
             Ok(s) => s,
             Err(e) if n == 0 => return Err(e),
             Err(e) => {
@@ -125,6 +127,20 @@ pub(super) fn run(source_args: &SourceArgs, ctx: &Context, style: &Style, args: 
         }
         std::thread::sleep(Duration::from_secs_f64(args.interval));
     }
+}
+
+/// The earliest UTC day a call in `period` at `now` can have (a day early: the window's days are local), or
+/// `None` for everything.
+fn first_day(period: tokenmeter::ledger::Window, now: DateTime<Utc>) -> Option<chrono::NaiveDate> {
+    use tokenmeter::ledger::Window;
+    let back = match period {
+        Window::LastHour | Window::Last6Hours | Window::Last24Hours => chrono::Duration::days(1),
+        Window::Last7Days => chrono::Duration::days(7),
+        Window::Last30Days => chrono::Duration::days(30),
+        Window::Range { from, .. } => now.signed_duration_since(from).max(chrono::Duration::zero()),
+        Window::All => return None,
+    };
+    (now - back).date_naive().pred_opt()
 }
 
 /// The terminal's bell, on standard output (the screen's terminal), with the alert written into the screen.
