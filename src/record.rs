@@ -16,7 +16,9 @@ use crate::pricing::{CallCost, Money};
 /// The five billed kinds are disjoint: `input` is *uncached* input only (cache reads and writes are not part of
 /// it), and the two cache-write kinds split writes by cache lifetime. `reasoning` is informational: it is a part
 /// of `output`, never added to it.
+// A kind missing from a record (written before the kind existed, or by another tool) reads as 0.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TokenUsage {
     /// Uncached input tokens.
     pub input: u64,
@@ -180,6 +182,7 @@ pub struct CallRecord {
     /// How the call ended.
     pub outcome: Outcome,
     /// Attribution dimensions.
+    #[serde(default)]
     pub dimensions: Dimensions,
     /// The priced cost, or `None` when the model is not in the price book (an *unpriced* call: never $0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -209,6 +212,7 @@ pub struct TaskRecord {
     /// The task's name (the `task` field).
     pub task: Arc<str>,
     /// Dimensions of the task span (inherited like a call's).
+    #[serde(default)]
     pub dimensions: Dimensions,
     /// Calls made under the task (nearest enclosing task only).
     pub calls: u64,
@@ -237,6 +241,7 @@ pub struct ToolRecord {
     /// How the execution ended.
     pub outcome: Outcome,
     /// Dimensions (session, task, …) of the context the tool ran in.
+    #[serde(default)]
     pub dimensions: Dimensions,
 }
 

@@ -421,6 +421,33 @@ fn lines_of_a_newer_schema_are_skipped_and_reported() {
 }
 
 #[test]
+fn lines_from_other_versions_of_the_same_schema_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines = [
+        // The fewest fields a call line needs: no dimensions, token kinds left out (0), no cost.
+        r#"{"v":1,"call":{"timestamp":"2026-03-14T08:00:00Z","duration_us":1,"tokens":{"input":5,"output":2},"metered":true,"outcome":{"status":"ok"}}}"#,
+        // A field a newer version added, and a cost without the flags and savings (false and 0).
+        r#"{"v":1,"call":{"timestamp":"2026-03-14T08:01:00Z","duration_us":1,"model":"claude-haiku-4-5","tokens":{"input":10},"metered":true,"outcome":{"status":"ok"},"dimensions":{"project":"p"},"future":{"x":1},"cost":{"total":10000000,"input":10000000,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":0,"priced_as":"claude-haiku-4-5"}}}"#,
+        // A line kind a newer version added at this schema version: left out quietly.
+        r#"{"v":1,"usage_limit":{"window":"5h"}}"#,
+        // Not versions any tokenmeter writes.
+        r#"{"v":0,"call":{}}"#,
+        r#"{"v":4294967296,"call":{}}"#,
+    ];
+    std::fs::write(journal_file(dir.path(), "2026-03-14"), lines.join("\n") + "\n").unwrap();
+    let mut calls = Vec::new();
+    let report = tokenmeter::journal::read(dir.path(), |c| calls.push(c)).unwrap();
+    assert_eq!((report.records, report.other_lines, report.skipped_lines), (2, 1, 2), "{report:#?}");
+    assert!(matches!(&report.skipped[0].reason, SkipReason::Corrupt { message } if message.contains("version 0")));
+    assert_eq!(report.skipped[1].reason, SkipReason::UnsupportedVersion { version: u32::MAX });
+    assert_eq!((calls[0].tokens.input, calls[0].tokens.output, calls[0].tokens.reasoning), (5, 2, 0));
+    assert_eq!(calls[0].dimensions, tokenmeter::Dimensions::default());
+    let cost = calls[1].cost.as_ref().unwrap();
+    assert_eq!((cost.total.picos(), cost.batch, cost.fast, cost.cache_savings.picos()), (10_000_000, false, false, 0));
+    assert_eq!(calls[1].dimensions.project.as_deref(), Some("p"));
+}
+
+#[test]
 fn retention_deletes_by_age_then_by_size() {
     let dir = tempfile::tempdir().unwrap();
     let blank = vec![b'\n'; 1_000];

@@ -9,14 +9,16 @@
 //! ```json
 //! {"v":1,"call":{"timestamp":"2026-03-14T09:26:53Z","duration_us":1200000,"model":"claude-sonnet-4-5",…}}
 //! {"v":1,"tool":{"timestamp":"2026-03-14T09:26:55Z","duration_us":40000,"tool":"search",…}}
-//! {"v":1,"task":{"timestamp":"2026-03-14T09:26:50Z","duration_us":9000000,"task":"triage","calls":2,…}}
+//! {"v":1,"task":{"timestamp":"2026-03-14T09:26:50Z","duration_us":9000000,"task":"triage","dimensions":{…},…}}
 //! ```
 //!
 //! `v` is the schema version ([`SCHEMA_VERSION`]) and `call` a [`CallRecord`] as serde writes it: tokens,
 //! cost, model, dimensions, timing and outcome, never prompt or response text; `task` a [`TaskRecord`],
 //! `tool` a [`ToolRecord`]. A line `{"v":1,"budget_alert":{…}}` after a call says a budget alert was
 //! delivered for it (budget name, kind, unit, period kind, limit, period start, time), so that a restarted
-//! meter does not deliver it again. Lines of a newer version are skipped (and reported) by older readers.
+//! meter does not deliver it again. Lines of a newer version are skipped (and reported) by older readers;
+//! unknown fields are ignored, and lines of an unknown kind at this version are counted
+//! ([`ReplayReport::other_lines`]) and left out. Amounts are integers of picodollars (see [`Money`](crate::Money)).
 //!
 //! # Writing
 //!
@@ -225,6 +227,11 @@ pub struct ReplayReport {
     /// Budget alert lines read: alerts delivered before the restart, not delivered again.
     #[serde(default)]
     pub budget_alerts: u64,
+    /// Lines of this schema version holding none of the kinds this version reads (`call`, `task`, `tool`,
+    /// `budget_alert`): a kind a newer tokenmeter added. Left out quietly, as unknown fields are; not skipped
+    /// lines.
+    #[serde(default)]
+    pub other_lines: u64,
     /// Lines skipped.
     pub skipped_lines: u64,
     /// The first [`MAX_REPORTED_SKIPS`](ReplayReport::MAX_REPORTED_SKIPS) skipped lines, in file order.

@@ -18,7 +18,8 @@ const LOCK_RETRY: Duration = Duration::from_millis(5);
 
 #[derive(Deserialize)]
 struct Line {
-    v: u32,
+    // Wider than any version written, so that any integer is read as a version (not as damage).
+    v: u64,
     #[serde(default)]
     call: Option<CallRecord>,
     #[serde(default)]
@@ -42,7 +43,14 @@ pub(super) enum Replayed {
 
 #[derive(Deserialize)]
 struct VersionOnly {
-    v: u32,
+    v: u64,
+}
+
+const VERSION_ZERO: &str = "schema version 0 (versions start at 1)";
+
+/// A version number as [`SkipReason::UnsupportedVersion`] holds it.
+fn version(v: u64) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
 }
 
 /// Reads every journal file in `dir`, oldest first, handing each record to `each`. Only listing the
@@ -106,8 +114,12 @@ fn replay_file(path: &Path, report: &mut ReplayReport, each: &mut impl FnMut(Rep
             continue;
         }
         match serde_json::from_slice::<Line>(text) {
-            Ok(Line { v, .. }) if v > SCHEMA_VERSION => {
-                skip(report, path, line_no, SkipReason::UnsupportedVersion { version: v });
+            Ok(Line { v, .. }) if v > u64::from(SCHEMA_VERSION) => {
+                skip(report, path, line_no, SkipReason::UnsupportedVersion { version: version(v) });
+            }
+            Ok(Line { v: 0, .. }) => {
+                // Versions start at 1: a 0 is no line this or any tokenmeter wrote.
+                skip(report, path, line_no, SkipReason::Corrupt { message: VERSION_ZERO.into() });
             }
             Ok(Line { call: Some(record), .. }) => {
                 report.records += 1;
@@ -125,13 +137,14 @@ fn replay_file(path: &Path, report: &mut ReplayReport, each: &mut impl FnMut(Rep
                 report.budget_alerts += 1;
                 each(Replayed::Alert(mark));
             }
-            Ok(Line { .. }) => {
-                let message = "none of `call`, `task`, `tool`, `budget_alert` in the line".into();
-                skip(report, path, line_no, SkipReason::Corrupt { message });
-            }
+            // A kind a newer tokenmeter added at this version: left out, as unknown fields are.
+            Ok(Line { .. }) => report.other_lines += 1,
             Err(e) => {
                 let reason = match serde_json::from_slice::<VersionOnly>(text) {
-                    Ok(VersionOnly { v }) if v > SCHEMA_VERSION => SkipReason::UnsupportedVersion { version: v },
+                    Ok(VersionOnly { v }) if v > u64::from(SCHEMA_VERSION) => {
+                        SkipReason::UnsupportedVersion { version: version(v) }
+                    }
+                    Ok(VersionOnly { v: 0 }) => SkipReason::Corrupt { message: VERSION_ZERO.into() },
                     _ if !complete => SkipReason::TornTail,
                     _ => SkipReason::Corrupt { message: e.to_string() },
                 };

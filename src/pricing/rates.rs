@@ -159,14 +159,18 @@ pub struct CallCost {
     pub output: Money,
     /// What the cache reads saved: cache_read tokens × (input rate − read rate) at the rates this call was
     /// billed at (0 if read rate >= input rate).
+    #[serde(default)]
     pub cache_savings: Money,
     /// Canonical model id the call was priced as, e.g. `"claude-sonnet-4-5"`.
     pub priced_as: Arc<str>,
     /// Billed at long-context rates.
+    #[serde(default)]
     pub long_context: bool,
     /// Billed at batch rates (half price).
+    #[serde(default)]
     pub batch: bool,
     /// Billed at fast-mode rates.
+    #[serde(default)]
     pub fast: bool,
 }
 
