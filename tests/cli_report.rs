@@ -116,11 +116,11 @@ fn csv() {
     let detailed = cc(&["report", "--format", "csv", "--type", "detailed"]).ok().to_owned();
     assert!(
         detailed.starts_with(
-            "project,session,calls,tokens,cost_usd,cost_share,unpriced_calls\n-home-dev-beta,sess-beta-1,3,"
+            "project,session,calls,tokens,cost_usd,cost_share,unpriced_calls\n'-home-dev-beta,sess-beta-1,3,"
         ),
         "{detailed}"
     );
-    assert!(detailed.contains("\n-home-dev-gamma,sess-gamma-1,3,310,0.000144,"), "{detailed}");
+    assert!(detailed.contains("\n'-home-dev-gamma,sess-gamma-1,3,310,0.000144,"), "{detailed}");
     assert!(detailed.trim_end().ends_with(",1"), "{detailed}");
     let exec = cc(&["report", "--format", "csv", "--type", "executive"]).ok().to_owned();
     assert!(exec.starts_with("metric,value\n") && exec.contains("\ncalls,13\n"), "{exec}");
@@ -140,8 +140,8 @@ fn csv_names_a_spreadsheet_would_run_as_formulas_are_text() {
     let args = ["--records", file.to_str().unwrap(), "--now", cli_support::NOW];
     let csv =
         cli_support::run(&[&args[..], &["report", "--format", "csv", "--type", "detailed"]].concat()).ok().to_owned();
-    assert!(csv.contains("\n-home-dev-app,\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",1,"), "{csv}");
-    assert!(csv.contains("\n-home-dev-app,sess-1,1,"), "{csv}");
+    assert!(csv.contains("\n'-home-dev-app,\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",1,"), "{csv}");
+    assert!(csv.contains("\n'-home-dev-app,sess-1,1,"), "{csv}");
 }
 
 #[test]
@@ -294,7 +294,9 @@ fn html_escapes_every_value_from_the_records() {
     let rec = r#"{"timestamp":"2025-10-03T12:00:00Z","duration_us":5,"model":"claude-sonnet-4-5","tokens":{"input":1000,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":100,"reasoning":0},"metered":true,"outcome":{"status":"ok"},"dimensions":{"session":"\u0001<script>alert(1)</script>","project":"\u0001<img src=x onerror=alert(2)>","agent":"\u0001<b>a</b>"}}"#;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("records.jsonl");
-    std::fs::write(&file, format!("{rec}\n")).unwrap();
+    // A model name goes into the model tables, the chart's labels and their tooltips.
+    let model = rec.replace(r#""model":"claude-sonnet-4-5""#, r#""model":"<i>m'\"&</i>""#);
+    std::fs::write(&file, format!("{rec}\n{model}\n")).unwrap();
     let html = cli_support::run(&[
         "--records",
         file.to_str().unwrap(),
@@ -308,7 +310,8 @@ fn html_escapes_every_value_from_the_records() {
     ])
     .ok()
     .to_owned();
-    for raw in ["<script", "<img", "<b>a</b>"] {
+    assert!(html.contains("&lt;i&gt;m&#39;&quot;&amp;&lt;/i&gt;"), "the model, escaped:\n{html}");
+    for raw in ["<script", "<img", "<b>a</b>", "<i>"] {
         assert!(!html.contains(raw), "{raw} written raw:\n{html}");
     }
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{html}");
@@ -338,4 +341,21 @@ fn output_dash_is_standard_output_and_a_mismatched_extension_is_noted() {
     assert!(r.stderr.contains("writing csv to") && r.stderr.contains("whose extension says xlsx"), "{}", r.stderr);
     let r = cc(&["report", "--format", "csv", "-o", dir.path().join("out.csv").to_str().unwrap()]);
     assert!(!r.stderr.contains("extension"), "{}", r.stderr);
+}
+
+#[test]
+fn an_xlsx_report_survives_a_name_longer_than_a_cell() {
+    // Excel's cells hold 32,767 UTF-16 units; the writer refuses more, which lost the whole workbook.
+    let session = "s".repeat(40_000);
+    let line = format!(
+        r#"{{"timestamp":"2025-10-03T10:00:00Z","duration_us":5,"model":"claude-haiku-4-5","tokens":{{"input":1000,"output":100}},"metered":true,"outcome":{{"status":"ok"}},"dimensions":{{"project":"p","session":"{session}"}}}}"#
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let records = dir.path().join("records.jsonl");
+    std::fs::write(&records, format!("{line}\n")).unwrap();
+    let xlsx = dir.path().join("r.xlsx");
+    let args = ["--records", records.to_str().unwrap(), "--now", cli_support::NOW, "report", "--type", "detailed"];
+    cli_support::run(&[&args[..], &["-o", xlsx.to_str().unwrap()]].concat()).ok();
+    let bytes = std::fs::read(&xlsx).unwrap();
+    assert_eq!(&bytes[..2], b"PK", "an xlsx is a zip");
 }

@@ -4,21 +4,29 @@
 
 use super::Report;
 
-/// A name as a CSV cell: one starting with `=`, `+`, `@`, a tab or a carriage return would be run as a
-/// formula by spreadsheet programs (a session id `=HYPERLINK(…)` from a request header, say), so it gets a
-/// leading `'`, which they show as text (OWASP's advice for CSV injection). So does one starting with `-`,
-/// unless it is path-like (letters, digits, `-`, `_`, `.`, `/` only): Claude Code names every project that
-/// way (`-home-dev-app`), and such a name cannot call anything.
+/// A name as a CSV cell: one starting with `=`, `+`, `-`, `@`, a tab or a carriage return would be read as a
+/// formula by spreadsheet programs (a session id `=HYPERLINK(…)` from a request header, say; and Claude Code's
+/// project names, `-home-dev-app`, which Excel shows as `#NAME?`), so it gets a leading `'` (OWASP's advice for
+/// CSV injection). So does one that starts with `'` itself, so that a reader can always strip one.
 fn text(name: &str) -> String {
-    let path_like = || name.chars().all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
-    let formula = name.starts_with(['=', '+', '@', '\t', '\r']) || (name.starts_with('-') && !path_like());
-    if formula { format!("'{name}") } else { name.to_owned() }
+    if name.starts_with(['=', '+', '-', '@', '\t', '\r', '\'']) { format!("'{name}") } else { name.to_owned() }
 }
 
 /// Dollars as a plain decimal, to the pico-dollar the ledger counts in and no further (`1.1986194`, where
 /// `f64`'s own rendering gives `1.1986194000000001`).
 fn usd(v: f64) -> String {
     let s = format!("{v:.12}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" { "0".to_owned() } else { s.to_owned() }
+}
+
+/// A ratio or score as a plain decimal to 6 places, trailing zeros dropped (`0.3`, where `f64`'s own rendering
+/// of a computed value can give `0.30000000000000004`).
+fn ratio(v: f64) -> String {
+    if !v.is_finite() {
+        return String::new();
+    }
+    let s = format!("{v:.6}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
     if s == "-0" { "0".to_owned() } else { s.to_owned() }
 }
@@ -54,9 +62,9 @@ pub(super) fn render(r: &Report<'_>) -> String {
             ("cost_usd", usd(s.cost_usd)),
             ("cache_savings_usd", usd(s.cache_savings_usd)),
             // Empty in a window without metered calls: nothing to score.
-            ("efficiency_score", scored(e.overall.to_string())),
+            ("efficiency_score", scored(ratio(e.overall))),
             ("efficiency_band", scored(e.band.to_string())),
-            ("cache_hit_rate", scored(e.cache_hit_rate.to_string())),
+            ("cache_hit_rate", scored(ratio(e.cache_hit_rate))),
             ("unpriced_calls", s.unpriced.calls.to_string()),
         ];
         if let Some(f) = &r.forecast {
@@ -80,7 +88,7 @@ pub(super) fn render(r: &Report<'_>) -> String {
                         c.calls.to_string(),
                         c.tokens.to_string(),
                         usd(c.cost_usd),
-                        c.cost_share.to_string(),
+                        ratio(c.cost_share),
                         c.unpriced_calls.to_string(),
                     ],
                 );
@@ -152,11 +160,31 @@ mod tests {
     }
 
     #[test]
+    fn ratios_have_no_float_noise() {
+        assert_eq!(ratio(0.1 + 0.2), "0.3");
+        assert_eq!(ratio(1.0), "1");
+        assert_eq!(ratio(0.0), "0");
+        assert_eq!(ratio(-1e-9), "0");
+        assert_eq!(ratio(85.04999999), "85.05");
+        assert_eq!(ratio(f64::NAN), "");
+    }
+
+    #[test]
     fn names_that_spreadsheets_would_run_are_text() {
-        for name in ["=HYPERLINK(\"http://x\")", "+1", "-2+3", "-cmd|' /C calc'!A0", "@SUM(A1)", "\tx", "\rx"] {
+        for name in [
+            "=HYPERLINK(\"http://x\")",
+            "+1",
+            "-2+3",
+            "-cmd|' /C calc'!A0",
+            "@SUM(A1)",
+            "\tx",
+            "\rx",
+            "-home-dev-app",
+            "'quoted",
+        ] {
             assert_eq!(text(name), format!("'{name}"));
         }
-        for name in ["sess-1", "proj=a", "a+b", "(none)", "-home-dev-app", "-Users-me-my_app.v2"] {
+        for name in ["sess-1", "proj=a", "a+b", "(none)", "home-dev-app"] {
             assert_eq!(text(name), name);
         }
     }

@@ -23,6 +23,27 @@ struct Formats {
     int: Format,
 }
 
+/// The most UTF-16 units a cell's text may have (Excel's limit; the writer refuses longer strings, which would
+/// lose the whole workbook to one long name).
+const MAX_CELL_UNITS: usize = 32_767;
+
+/// `s`, cut to fit a cell (ending in `…`) when longer.
+fn fit_cell(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.len() <= MAX_CELL_UNITS || s.encode_utf16().count() <= MAX_CELL_UNITS {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let (mut units, mut end) = (0, 0);
+    for (i, c) in s.char_indices() {
+        // Room for the `…` (one unit).
+        if units + c.len_utf16() > MAX_CELL_UNITS - 1 {
+            break;
+        }
+        units += c.len_utf16();
+        end = i + c.len_utf8();
+    }
+    std::borrow::Cow::Owned(format!("{}…", &s[..end]))
+}
+
 fn sheet(wb: &mut Workbook, f: &Formats, name: &str, header: &[&str], rows: &[Vec<X>]) -> Result<(), XlsxError> {
     let ws = wb.add_worksheet();
     ws.set_name(name)?;
@@ -34,7 +55,7 @@ fn sheet(wb: &mut Workbook, f: &Formats, name: &str, header: &[&str], rows: &[Ve
         for (c, v) in row.iter().enumerate() {
             let c = c as u16;
             match v {
-                X::Text(s) => ws.write_string(r, c, s.as_str())?,
+                X::Text(s) => ws.write_string(r, c, fit_cell(s))?,
                 X::Int(n) => ws.write_number_with_format(r, c, *n as f64, &f.int)?,
                 X::Usd(x) => ws.write_number_with_format(r, c, *x, &f.usd)?,
                 X::Pct(x) => ws.write_number_with_format(r, c, *x, &f.pct)?,
@@ -225,4 +246,22 @@ fn build(r: &Report<'_>, path: &Path) -> Result<(), XlsxError> {
 
 pub(super) fn write(r: &Report<'_>, path: &Path) -> CliResult {
     build(r, path).map_err(|e| CliError::data(format!("cannot write {}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_text_is_cut_to_a_cell() {
+        assert_eq!(fit_cell("short"), "short");
+        let exact = "a".repeat(MAX_CELL_UNITS);
+        assert_eq!(fit_cell(&exact), exact.as_str());
+        let cut = fit_cell(&"a".repeat(MAX_CELL_UNITS + 1)).into_owned();
+        assert_eq!(cut.encode_utf16().count(), MAX_CELL_UNITS);
+        assert!(cut.ends_with('…'));
+        // Characters outside the BMP take two units each and are never split.
+        let wide = fit_cell(&"😀".repeat(MAX_CELL_UNITS)).into_owned();
+        assert!(wide.encode_utf16().count() <= MAX_CELL_UNITS && wide.ends_with('…'));
+    }
 }
