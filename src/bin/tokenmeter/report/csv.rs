@@ -137,7 +137,7 @@ pub(super) fn render(r: &Report<'_>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{line, text, usd};
+    use super::{line, ratio, text, usd};
 
     #[test]
     fn dollars_without_float_noise() {
