@@ -359,3 +359,26 @@ fn an_xlsx_report_survives_a_name_longer_than_a_cell() {
     let bytes = std::fs::read(&xlsx).unwrap();
     assert_eq!(&bytes[..2], b"PK", "an xlsx is a zip");
 }
+
+#[test]
+fn the_output_never_replaces_the_source_and_is_written_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = dir.path().join("calls.jsonl");
+    let line = r#"{"timestamp":"2025-10-03T10:00:00Z","duration_us":5,"model":"claude-haiku-4-5","tokens":{"input":1000,"output":100},"metered":true,"outcome":{"status":"ok"}}"#;
+    std::fs::write(&records, format!("{line}\n")).unwrap();
+    let r = records.to_str().unwrap();
+    // `-o` naming the records being read (no known extension: markdown) would have written over them.
+    cli_support::run(&["--records", r, "--now", cli_support::NOW, "report", "-o", r])
+        .fails(2, "is the source being read");
+    assert_eq!(std::fs::read_to_string(&records).unwrap(), format!("{line}\n"));
+    // A report is written beside its path and renamed over it: no temporary file is left.
+    let out = dir.path().join("r.md");
+    cli_support::run(&["--records", r, "--now", cli_support::NOW, "report", "-o", out.to_str().unwrap()]).ok();
+    assert!(std::fs::read_to_string(&out).unwrap().starts_with('#'));
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+}

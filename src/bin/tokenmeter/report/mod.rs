@@ -5,7 +5,7 @@ mod html;
 mod markdown;
 mod xlsx;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -222,11 +222,20 @@ pub(crate) fn run(source: &Source, ctx: &Context, args: &ReportArgs) -> CliResul
             format_name(implied)
         ));
     }
+    if let Some(path) = args.output.as_deref().filter(|_| !to_stdout)
+        && let Some(input) = reads_from(source, path)
+    {
+        return Err(CliError::usage(format!(
+            "--output {} is the source being read ({})",
+            path.display(),
+            input.display()
+        )));
+    }
     let scope = window(&args.window, ctx, source, Window::All)?;
     let report = build(source, ctx, &scope, args.kind)?;
     if format == ReportFormat::Xlsx {
         let path = args.output.as_deref().unwrap_or(Path::new("report.xlsx"));
-        xlsx::write(&report, path)?;
+        replace_file(path, |tmp| xlsx::write(&report, tmp, path))?;
         ctx.note(&format!("wrote {}", path.display()));
         return Ok(());
     }
@@ -239,12 +248,36 @@ pub(crate) fn run(source: &Source, ctx: &Context, args: &ReportArgs) -> CliResul
     };
     match args.output.as_ref().filter(|_| !to_stdout) {
         Some(path) => {
-            std::fs::write(path, text).map_err(|e| CliError::data(format!("cannot write {}: {e}", path.display())))?;
+            replace_file(path, |tmp| {
+                std::fs::write(tmp, &text).map_err(|e| CliError::data(format!("cannot write {}: {e}", path.display())))
+            })?;
             ctx.note(&format!("wrote {}", path.display()));
             Ok(())
         }
         None => print_out(&text),
     }
+}
+
+/// The source file `path` names, if it is one being read (`--records FILE -o FILE` would replace the records
+/// with the report).
+fn reads_from<'s>(source: &'s Source, path: &Path) -> Option<&'s Path> {
+    let out = std::fs::canonicalize(path).ok()?;
+    source.info.paths.iter().map(PathBuf::as_path).find(|p| std::fs::canonicalize(p).is_ok_and(|p| p == out))
+}
+
+/// Writes `path` through `write` into a temporary file beside it, then renames it over `path`: a write that
+/// fails part way leaves the earlier file (or none), never a truncated one.
+fn replace_file(path: &Path, write: impl FnOnce(&Path) -> CliResult) -> CliResult {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    if let Err(e) = write(&tmp) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        CliError::data(format!("cannot write {}: {e}", path.display()))
+    })
 }
 
 /// The name of a suggestion type, as the JSON spells it.

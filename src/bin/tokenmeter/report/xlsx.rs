@@ -244,8 +244,10 @@ fn build(r: &Report<'_>, path: &Path) -> Result<(), XlsxError> {
     wb.save(path)
 }
 
-pub(super) fn write(r: &Report<'_>, path: &Path) -> CliResult {
-    build(r, path).map_err(|e| CliError::data(format!("cannot write {}: {e}", path.display())))
+/// Writes the workbook to `path`; errors name `shown` (the file the user asked for, when `path` is a temporary
+/// file beside it).
+pub(super) fn write(r: &Report<'_>, path: &Path, shown: &Path) -> CliResult {
+    build(r, path).map_err(|e| CliError::data(format!("cannot write {}: {e}", shown.display())))
 }
 
 #[cfg(test)]
