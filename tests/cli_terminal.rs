@@ -98,3 +98,24 @@ fn watch_on_a_terminal_keeps_the_alert_on_screen_and_its_table_aligned() {
     let widths: Vec<usize> = table.iter().map(|l| l.chars().count()).collect();
     assert!(widths.windows(2).all(|w| w[0] == w[1]), "ragged table {widths:?}:\n{}", table.join("\n"));
 }
+
+#[test]
+fn watch_on_a_terminal_keeps_the_first_reads_notes_on_screen() {
+    let dir = tempfile::tempdir().unwrap();
+    cli_support::write_journal(dir.path());
+    let day = dir.path().join("tokenmeter-2025-10-03.jsonl");
+    let mut text = std::fs::read_to_string(&day).unwrap();
+    text.push_str("not a record\n");
+    std::fs::write(&day, text).unwrap();
+    let j = dir.path().to_str().unwrap();
+    let Some((code, out)) =
+        on_pty(120, &["--journal", j, "--now", NOW, "watch", "--period", "7d", "--iterations", "1"])
+    else {
+        eprintln!("skipped: util-linux `script` is not installed");
+        return;
+    };
+    assert_eq!(code, 0, "{out}");
+    // Printed before the screen, the note would be cleared with it; it is part of the screen instead.
+    let screen = out.rsplit("\x1b[2J\x1b[H").next().unwrap_or_default();
+    assert!(screen.contains("skipped 1 unreadable line"), "{out:?}");
+}

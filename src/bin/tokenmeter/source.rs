@@ -31,6 +31,9 @@ pub(crate) struct Context {
     /// True when `--prices` merged a price file over the built-in book.
     pub(crate) custom_prices: bool,
     pub(crate) quiet: bool,
+    /// Notes are kept here instead of printed (a screen that is redrawn shows them; printed, it would clear
+    /// them with its first redraw).
+    pub(crate) kept_notes: Option<Arc<parking_lot::Mutex<Vec<String>>>>,
 }
 
 impl Context {
@@ -50,6 +53,7 @@ impl Context {
             prices,
             custom_prices: common.prices.is_some(),
             quiet: common.quiet,
+            kept_notes: None,
         })
     }
 
@@ -74,13 +78,29 @@ impl Context {
 
     /// The same settings at another time, or quieter.
     pub(crate) fn with(&self, now: DateTime<Utc>, quiet: bool) -> Context {
-        Context { now, quiet, prices: self.prices.clone(), ..*self }
+        Context { now, quiet, prices: self.prices.clone(), kept_notes: self.kept_notes.clone(), ..*self }
     }
 
-    /// Prints a note on stderr unless `--quiet`.
+    /// The same settings, keeping its notes (unless `--quiet`) in the returned list instead of printing them.
+    pub(crate) fn keeping_notes(&self) -> (Context, Arc<parking_lot::Mutex<Vec<String>>>) {
+        let notes: Arc<parking_lot::Mutex<Vec<String>>> = Arc::default();
+        let mut ctx = self.with(self.now, self.quiet);
+        ctx.kept_notes = Some(Arc::clone(&notes));
+        (ctx, notes)
+    }
+
+    /// Prints a note on stderr unless `--quiet` (or keeps it, see [`Context::keeping_notes`]). A closed
+    /// standard error is no reason to fail.
     pub(crate) fn note(&self, msg: &str) {
-        if !self.quiet {
-            eprintln!("{msg}");
+        if self.quiet {
+            return;
+        }
+        match &self.kept_notes {
+            Some(kept) => kept.lock().push(msg.to_owned()),
+            None => {
+                use std::io::Write;
+                let _ = writeln!(std::io::stderr(), "{msg}");
+            }
         }
     }
 }

@@ -34,6 +34,10 @@ pub(super) fn run(source_args: &SourceArgs, ctx: &Context, style: &Style, args: 
     let err_style = Style { color: style.color && err_terminal, terminal: err_terminal };
     let alert_in_screen = clear && err_terminal;
     let mut alert_line: Option<String> = None;
+    // On a redrawn screen, the first read's notes (skipped lines, say) are shown on every screen; printed on
+    // stderr, the first redraw would clear them at once.
+    let (noting_ctx, first_notes) = ctx.keeping_notes();
+    let first_ctx = if clear { &noting_ctx } else { ctx };
     let mut was_over = false;
     let mut n: u64 = 0;
     let mut quiet_ctx: Option<Context> = None;
@@ -42,13 +46,19 @@ pub(super) fn run(source_args: &SourceArgs, ctx: &Context, style: &Style, args: 
         // Notes about skipped lines are printed on the first read only.
         let this_ctx = match &quiet_ctx {
             Some(q) => q,
-            None => ctx,
+            None => first_ctx,
         };
         // A journal is read from the window's first day on (its older day files cannot hold the window's calls),
         // so that a refresh costs the window, not the whole history.
         let source = match Source::load_since(source_args, this_ctx, first_day(args.period, now)) {
             Ok(s) => s,
-            Err(e) if n == 0 => return Err(e),
+            Err(e) if n == 0 => {
+                // Nothing will be drawn: the notes kept for the screen go out before the error.
+                for note in first_notes.lock().drain(..) {
+                    let _ = writeln!(std::io::stderr(), "{note}");
+                }
+                return Err(e);
+            }
             Err(e) => {
                 // A refresh that could not read counts toward --iterations, so that a bounded watch ends.
                 n += 1;
@@ -108,6 +118,11 @@ pub(super) fn run(source_args: &SourceArgs, ctx: &Context, style: &Style, args: 
                 }
                 if let Some(line) = &alert_line {
                     out.push_str(&style.alert(line));
+                    out.push_str("\n\n");
+                }
+                let notes = first_notes.lock();
+                if !notes.is_empty() {
+                    out.push_str(&notes.join("\n"));
                     out.push_str("\n\n");
                 }
                 out.push_str(&screen(&run_ctx, style, &summary, hit_rate, args, over, &source));
