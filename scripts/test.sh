@@ -45,6 +45,16 @@ if ! command -v jq >/dev/null 2>&1; then
         exit 1
     fi
 fi
+# tests/cli_terminal.rs runs the CLI on a pseudo-terminal through util-linux `script` (bsdutils on Debian).
+if ! command -v script >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "installing script (apt: bsdutils)"
+        apt-get update -qq >/dev/null && apt-get install -y -qq bsdutils >/dev/null
+    else
+        echo "tests/cli_terminal.rs needs util-linux script (Debian/Ubuntu: apt-get install bsdutils)" >&2
+        exit 1
+    fi
+fi
 if command -v cargo-nextest >/dev/null 2>&1; then
     cargo nextest run --all-features --no-fail-fast
     cargo test --doc --all-features

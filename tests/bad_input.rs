@@ -209,8 +209,9 @@ const FIELDS: [&str; 12] = [
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
-    /// Random values of random types in every contract field: no panic, one record per span, and every
-    /// recorded token figure is within the plausibility cap.
+    /// Random values of random types in every contract field: no panic, the span recorded (as one call, or
+    /// several when random response ids start new ones), every recorded token figure within the plausibility
+    /// cap and every cost the sum of its parts.
     #[test]
     fn random_field_values_never_panic(values in proptest::collection::vec((0usize..FIELDS.len(), val()), 0..24)) {
         let h = Harness::new();

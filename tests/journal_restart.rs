@@ -519,7 +519,8 @@ fn a_full_queue_drops_and_counts_without_blocking() {
     let holder = OpenOptions::new().create(true).append(true).open(&path).unwrap();
     holder.lock().unwrap();
     spend(&m, 1);
-    // Let the writer take that first record and block on the lock.
+    // Let the writer take that first record and block on the lock (it wakes within 100 ms; on a loaded machine
+    // it may not have yet, and then the queue holds that record too: one fewer queued below).
     std::thread::sleep(Duration::from_millis(300));
     let started = Instant::now();
     for _ in 0..99 {
@@ -527,16 +528,19 @@ fn a_full_queue_drops_and_counts_without_blocking() {
     }
     assert!(started.elapsed() < Duration::from_secs(2), "recording never waits for the journal");
     let stats = m.journal_stats().unwrap();
-    assert_eq!((stats.enqueued, stats.dropped, stats.written), (5, 95, 0));
+    // The queue's 4, plus the one the writer holds when it took it; the rest dropped, nothing written.
+    assert!(matches!(stats.enqueued, 4 | 5), "{stats:?}");
+    assert_eq!((stats.enqueued + stats.dropped, stats.written), (100, 0), "{stats:?}");
     assert_eq!(m.total_usage().calls, 100, "the meter itself counts every call");
 
     holder.unlock().unwrap();
     m.flush().unwrap();
+    let queued = stats.enqueued;
     let stats = m.journal_stats().unwrap();
-    assert_eq!((stats.written, stats.synced), (5, 5));
+    assert_eq!((stats.written, stats.synced), (queued, queued));
     drop(m);
     let again = meter(dir.path(), &clock, |b| b);
-    assert_eq!(again.journal_stats().unwrap().replay.records, 5);
+    assert_eq!(again.journal_stats().unwrap().replay.records, queued);
 }
 
 #[test]

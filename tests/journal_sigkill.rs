@@ -1,8 +1,8 @@
 //! Crash safety: a process killed with SIGKILL while journaling loses nothing its fsync policy acknowledged and
 //! leaves a journal that replays; several processes appending to one directory do not corrupt it.
 //!
-//! The writer processes are this test binary run again with `JOURNAL_CHILD_DIR` set: only then does
-//! `journal_child_writer` do anything.
+//! The writer processes are this test binary run again with `JOURNAL_CHILD_DIR` set, running the ignored
+//! `journal_child_writer` (ignored: not a test of its own, so it is never counted as one that passed).
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
@@ -31,6 +31,7 @@ fn start() -> chrono::DateTime<Utc> {
 /// `acked <synced> dropped <dropped>` each time the journal acknowledges more records. Does nothing unless
 /// started by the tests below.
 #[test]
+#[ignore = "a child process of the tests below, not a test"]
 fn journal_child_writer() {
     let Ok(dir) = std::env::var(CHILD_DIR) else { return };
     let prefix = std::env::var(CHILD_PREFIX).unwrap();
@@ -74,7 +75,7 @@ fn journal_child_writer() {
 
 fn spawn_writer(dir: &Path, prefix: &str, count: Option<u64>) -> Child {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["journal_child_writer", "--exact", "--nocapture", "--test-threads=1"])
+    cmd.args(["journal_child_writer", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
         .env(CHILD_DIR, dir)
         .env(CHILD_PREFIX, prefix)
         .stdout(Stdio::piped())
@@ -172,6 +173,7 @@ const CHILD_NO_FLUSH: &str = "JOURNAL_CHILD_NO_FLUSH";
 /// for the writer to take them), flushes, and prints `written <written> failed <failed> flush <ok|error>`. Does
 /// nothing unless started by the tests below.
 #[test]
+#[ignore = "a child process of the tests below, not a test"]
 fn journal_child_full_disk() {
     let Ok(dir) = std::env::var(CHILD_FULL) else { return };
     let meter = TokenMeter::builder()
@@ -248,7 +250,7 @@ fn run_full_disk_child(dir: &Path, no_flush: bool) -> (u64, u64, bool) {
     // 64 blocks of 512 bytes: a few batches of 20 lines of ~600 bytes fit, then one is cut mid-line.
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
-        .arg("trap '' XFSZ; ulimit -f 64 && exec \"$0\" journal_child_full_disk --exact --nocapture --test-threads=1")
+        .arg("trap '' XFSZ; ulimit -f 64 && exec \"$0\" journal_child_full_disk --exact --ignored --nocapture --test-threads=1")
         .arg(&exe)
         .env(CHILD_FULL, dir)
         .stderr(Stdio::null());

@@ -44,10 +44,13 @@ fn recording_is_unaffected_when_the_collector_is_unreachable() {
         assert!(status.failures >= 1, "{status}");
         assert!(status.last_error.is_some(), "{status}");
         assert!(status.to_string().contains("last export failed"), "{status}");
-        // The final export fails too; shutting down says so and can be repeated.
-        let _ = meter.shutdown();
-        let _ = meter.shutdown();
+        // The final export fails too; shutting down says so and can be repeated (then harmless).
+        let first = meter.shutdown().expect_err("the final export has nowhere to go");
+        assert!(matches!(first, OtlpError::Shutdown(_)), "{protocol}: {first:?}");
+        meter.shutdown().expect("a second shutdown is harmless");
+        // Recording goes on after shutdown (no longer exported).
         otlp_workload::run(&meter);
+        assert_eq!(meter.total_usage().calls, 51 * otlp_workload::CALLS_PER_ROUND);
     }
 }
 

@@ -33,6 +33,18 @@ fn standard_variables_configure_export() {
     assert_eq!(target, "grpc to http://127.0.0.1:9/ every 250ms (delta, timeout 10s, headers x-api-key)");
     assert!(!status.to_string().contains("s3cr"), "header values never shown: {status}");
 
+    // `ignore_env` reads none of it: not the endpoint, nor a bad value that would fail `resolve`.
+    let builder = OtlpConfig::new().with_endpoint("http://127.0.0.1:4318").ignore_env();
+    let own = builder.resolve().expect("the environment is not read");
+    // The environment says grpc and `env-service`: the defaults (http/protobuf, its metrics path) show it unread.
+    let endpoint = "http://127.0.0.1:4318/v1/metrics";
+    assert_eq!((own.endpoint.as_str(), own.service_name.as_str()), (endpoint, "unknown_service"));
+    unsafe {
+        std::env::set_var("OTEL_METRIC_EXPORT_INTERVAL", "soon");
+    }
+    assert!(OtlpConfig::new().with_endpoint("http://127.0.0.1:4318").resolve().is_err(), "read without ignore_env");
+    assert_eq!(builder.resolve().expect("still not read").interval, Duration::from_secs(60));
+
     unsafe {
         std::env::set_var("OTEL_SDK_DISABLED", "true");
     }

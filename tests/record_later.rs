@@ -28,7 +28,8 @@ fn values_recorded_after_creation() {
     let call = h.seen.only_call();
     assert_eq!((call.tokens.input, call.tokens.cache_read, call.tokens.output), (1_000, 4_000, 250));
     assert_eq!(call.model.as_deref(), Some("claude-sonnet-4-5-20250929"));
-    assert!(call.cost.is_some());
+    // 1,000 x $3 + 4,000 x $0.30 + 250 x $15, per million: $0.00795.
+    assert_eq!(call.cost.as_ref().map(|c| c.total.picos()), Some(7_950_000_000));
 }
 
 #[test]
