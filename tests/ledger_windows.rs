@@ -289,3 +289,53 @@ fn an_unread_cache_write_of_absurd_size_does_not_overflow() {
     let r = rig.ledger.query(&Query::new(Window::All)).unwrap();
     assert_eq!(r.totals.calls, 1);
 }
+
+#[test]
+fn rows_by_time_add_up_to_the_total_where_the_buckets_are_coarser_than_the_grain() {
+    // Days back, the calls sit in day buckets, and an hourly breakdown reads the hourly totals. The window
+    // starts inside 03-11's day bucket: the total used to take whole buckets starting in the window (03-12's,
+    // with a call after the window's end) while the rows had the hours of both days: 2 against 3.
+    let rig = Rig::new(at(2026, 3, 14, 12, 0, 0));
+    for t in [
+        at(2026, 3, 11, 8, 0, 0), // before the window
+        at(2026, 3, 11, 12, 0, 0),
+        at(2026, 3, 11, 15, 30, 0),
+        at(2026, 3, 12, 9, 0, 0),
+        at(2026, 3, 12, 23, 0, 0), // after it
+    ] {
+        rig.add(Call::new(t, SONNET).io(1, 1));
+    }
+    let w = Window::range(at(2026, 3, 11, 10, 0, 0), at(2026, 3, 12, 22, 0, 0));
+    let r = rig.ledger.query(&Query::new(w).group_by(GroupBy::Time(TimeGrain::Hour))).unwrap();
+    assert_eq!(r.groups.len(), 36);
+    assert_eq!(r.groups.iter().map(|g| g.calls).sum::<u64>(), 3);
+    assert_eq!(r.totals.calls, 3, "{:?}", r.totals);
+    let shares: f64 = r.groups.iter().map(|g| g.cost_share).sum();
+    assert!((shares - 1.0).abs() < 1e-9, "{shares}");
+
+    // A window inside one day bucket: its rows come from the hourly totals too (they were all empty).
+    let w = Window::range(at(2026, 3, 11, 10, 0, 0), at(2026, 3, 11, 22, 0, 0));
+    let r = rig.ledger.query(&Query::new(w).group_by(GroupBy::Time(TimeGrain::Hour))).unwrap();
+    assert_eq!((r.groups.len(), r.totals.calls), (12, 2), "{:?}", r.totals);
+    let noon = r.groups.iter().find(|g| g.key.starts_with("2026-03-11T12:00")).unwrap();
+    assert_eq!(noon.calls, 1);
+}
+
+#[test]
+fn windows_at_the_edges_of_time_answer_without_panicking() {
+    // At chrono's first instant a zone west of UTC has no local time: making one panicked.
+    let tz = chrono_tz::America::New_York;
+    let rig = Rig::with(at(2026, 3, 20, 12, 0, 0), LedgerConfig::default().with_time_zone(tz));
+    rig.add(Call::new(at(2026, 3, 20, 11, 0, 0), SONNET).io(1, 1));
+    let all_time = Window::range(chrono::DateTime::<chrono::Utc>::MIN_UTC, at(2026, 3, 21, 0, 0, 0));
+    assert_eq!(rig.ledger.query(&Query::new(all_time)).unwrap().totals.calls, 1);
+    assert!(rig.ledger.covering(all_time).is_ok());
+    // Rows by day from the year -262143: more than a series holds, refused (the rows kept used to be the
+    // oldest 100,000, all empty, without the call).
+    let by_day = rig.ledger.query(&Query::new(all_time).group_by(GroupBy::Time(TimeGrain::Day)));
+    assert!(matches!(by_day, Err(QueryError::Unsupported(ref m)) if m.contains("more than 100000")), "{by_day:?}");
+    // Ten years of days is fine, and holds the call.
+    let ten_years = Window::range(at(2016, 3, 21, 0, 0, 0), at(2026, 3, 21, 0, 0, 0));
+    let r = rig.ledger.query(&Query::new(ten_years).group_by(GroupBy::Time(TimeGrain::Month))).unwrap();
+    assert_eq!(r.groups.iter().map(|g| g.calls).sum::<u64>(), 1);
+}

@@ -15,9 +15,13 @@ pub(crate) enum Grain {
     Month,
 }
 
-/// The UTC instant of `ts` (Unix seconds), clamped into chrono's range.
+/// The UTC instant of `ts` (Unix seconds), clamped into chrono's range less a day at each end, so that any
+/// zone's local time of it exists too (at chrono's very first instant, a zone west of UTC has no local time,
+/// and chrono panics making one).
 pub(crate) fn utc(ts: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp(ts, 0).unwrap_or(DateTime::<Utc>::MIN_UTC)
+    const DAY: i64 = 86_400;
+    let (lo, hi) = (DateTime::<Utc>::MIN_UTC.timestamp() + DAY, DateTime::<Utc>::MAX_UTC.timestamp() - DAY);
+    DateTime::from_timestamp(ts.clamp(lo, hi), 0).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 /// The zone's offset from UTC at `ts`, in seconds.

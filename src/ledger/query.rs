@@ -857,7 +857,10 @@ impl Selection {
             Tier::Month => g == Grain::Month,
             Tier::Archive => false,
         };
-        if store.buckets(from, to).all(|b| fits(b.tier)) {
+        // A window starting inside an older, coarser bucket leaves that bucket out of `buckets(from, to)`: its
+        // calls after `from` are read from the totals-only series instead (everything, unfiltered, has them).
+        let cut_first = store.bucket_start(from, now) < from && *self == Selection::All;
+        if store.buckets(from, to).all(|b| fits(b.tier)) && !cut_first {
             for b in store.buckets(from, to) {
                 let a = self.agg(b);
                 if a.core != Core::default() || a.opp.is_some() {
@@ -886,6 +889,20 @@ impl Selection {
                          months for 400 days; use a shorter window or a coarser grain"
                     .into(),
             });
+        }
+        // One row per grain: a window that would make more than `fill` makes is refused, not cut short (which
+        // kept its oldest, most likely empty, rows and dropped the data).
+        let grain_secs = match g {
+            Grain::Hour => 3_600,
+            Grain::Day => 86_400,
+            Grain::Week => 7 * 86_400,
+            Grain::Month => 28 * 86_400,
+        };
+        if to.saturating_sub(from) / grain_secs >= MAX_SERIES_ROWS as i64 {
+            return Err(QueryError::Unsupported(format!(
+                "{grain} rows over this window would be more than {MAX_SERIES_ROWS}: use a shorter window or a \
+                 coarser grain"
+            )));
         }
         Ok(fill(tz, g, from, to, points))
     }
@@ -917,6 +934,9 @@ fn unsupported_filters() -> QueryError {
     )
 }
 
+/// The most rows a time series has (a window of 10 years of days is 3,660).
+const MAX_SERIES_ROWS: usize = 100_000;
+
 /// Every grain start in `[from, to)` with its point or zero.
 pub(crate) fn fill(
     tz: Tz,
@@ -928,8 +948,8 @@ pub(crate) fn fill(
     let mut out = Vec::new();
     let mut points = points.into_iter().peekable();
     let mut t = calendar::grain_start(tz, g, from);
-    // A window of 10 years of days is 3,660 points; anything longer is a bug guard, not a real window.
-    while t < to && out.len() < 100_000 {
+    // A window of 10 years of days is 3,660 points; `series` refuses windows of more rows than this.
+    while t < to && out.len() < MAX_SERIES_ROWS {
         let next = calendar::grain_end(tz, g, t).max(t + 60);
         let mut a = Agg::default();
         while let Some((k, _)) = points.peek() {
@@ -985,7 +1005,7 @@ impl Ledger {
         let sel = Selection::from_filters(&q.filters)?;
         self.read(|store, now| {
             let (from, to) = q.window.bounds(store, now)?;
-            let total = sel.total(store, from, to);
+            let mut total = sel.total(store, from, to);
             let groups = match q.group_by {
                 None => Vec::new(),
                 Some(GroupBy::Dimension(d)) => {
@@ -1005,11 +1025,18 @@ impl Ledger {
                     }
                     out
                 }
-                Some(GroupBy::Time(g)) => sel
-                    .series(store, now, from, to, g)?
-                    .into_iter()
-                    .map(|(t, a)| GroupRow::of(calendar::utc(t).to_rfc3339(), &a.core, &total.core))
-                    .collect(),
+                Some(GroupBy::Time(g)) => {
+                    let points = sel.series(store, now, from, to, g)?;
+                    // The rows' own sum is the total: where the buckets are coarser than the grain, the series
+                    // reads the hourly or daily totals, whose points cover exactly `[from, to)`, while `total`
+                    // takes whole buckets that start in it (leaving out the one `from` falls inside).
+                    total = Agg::default();
+                    points.iter().for_each(|(_, a)| total.merge(a));
+                    points
+                        .into_iter()
+                        .map(|(t, a)| GroupRow::of(calendar::utc(t).to_rfc3339(), &a.core, &total.core))
+                        .collect()
+                }
             };
             Ok(QueryResult {
                 window: WindowBounds::of(from, to),
