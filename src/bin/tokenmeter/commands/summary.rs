@@ -1,6 +1,6 @@
 //! `summary`: the usage summary, optionally with rows per time grain or per dimension value.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 use tokenmeter::UsageSummary;
@@ -61,7 +61,11 @@ pub(crate) fn row_label(key: &str, group: Option<GroupBy>, tz: Tz) -> String {
     let Ok(t) = DateTime::parse_from_rfc3339(key) else { return key.to_owned() };
     let local = t.with_timezone(&Utc).with_timezone(&tz);
     match grain {
-        TimeGrain::Hour => local.format("%Y-%m-%d %H:00").to_string(),
+        // The hour a clock is set back comes twice: each with its UTC offset, so the two rows read apart.
+        TimeGrain::Hour => match tz.from_local_datetime(&local.naive_local()) {
+            chrono::LocalResult::Ambiguous(..) => local.format("%Y-%m-%d %H:00 (%:z)").to_string(),
+            _ => local.format("%Y-%m-%d %H:00").to_string(),
+        },
         TimeGrain::Day => local.format("%Y-%m-%d").to_string(),
         TimeGrain::Week => local.format("week of %Y-%m-%d").to_string(),
         TimeGrain::Month => local.format("%Y-%m").to_string(),
@@ -159,4 +163,20 @@ fn group_row(r: &GroupRow, g: Option<GroupBy>, tz: Tz) -> Vec<comfy_table::Cell>
         num(int(r.tokens.total)),
         num(share_cost(r.cost_usd, r.calls, r.unpriced_calls)),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hour_a_clock_is_set_back_reads_twice_with_its_offset() {
+        let tz: Tz = "America/New_York".parse().unwrap();
+        let hour = Some(GroupBy::Time(TimeGrain::Hour));
+        // 2025-11-02: 01:00-02:00 local comes first at -04:00 (05:00Z), then at -05:00 (06:00Z).
+        assert_eq!(row_label("2025-11-02T05:00:00+00:00", hour, tz), "2025-11-02 01:00 (-04:00)");
+        assert_eq!(row_label("2025-11-02T06:00:00+00:00", hour, tz), "2025-11-02 01:00 (-05:00)");
+        assert_eq!(row_label("2025-11-02T07:00:00+00:00", hour, tz), "2025-11-02 02:00");
+        assert_eq!(row_label("2025-11-02T05:00:00+00:00", Some(GroupBy::Time(TimeGrain::Day)), tz), "2025-11-02");
+    }
 }
