@@ -152,6 +152,7 @@ fn the_payload_describes_the_alert() {
     assert_eq!(request.header("Authorization"), Some("Bearer s3cret"));
     let body: serde_json::Value = serde_json::from_str(&request.body).unwrap();
     let expected = serde_json::json!({
+        "id": "alice-monthly|user=alice|2026-03-01T00:00:00Z|threshold_crossed|50",
         "event": "threshold_crossed",
         "threshold_percent": 50,
         "budget": "alice-monthly",

@@ -66,7 +66,8 @@ impl BudgetAlert {
     /// The webhook's JSON body:
     ///
     /// ```json
-    /// {"event": "threshold_crossed", "threshold_percent": 75, "budget": "acme-monthly", "scope": "tenant=acme",
+    /// {"id": "acme-monthly|tenant=acme|2026-03-01T05:00:00Z|threshold_crossed|75",
+    ///  "event": "threshold_crossed", "threshold_percent": 75, "budget": "acme-monthly", "scope": "tenant=acme",
     ///  "period": "month", "action": "block", "unit": "usd", "spent": 7.5, "limit": 10.0, "remaining": 2.5,
     ///  "utilization": 0.75, "projected_spend": 11.2, "period_start": "2026-03-01T05:00:00Z",
     ///  "resets_at": "2026-04-01T04:00:00Z", "at": "2026-03-14T09:26:53Z", "text": "budget `acme-monthly` …"}
@@ -74,7 +75,8 @@ impl BudgetAlert {
     ///
     /// Amounts are US dollars (or tokens, by `unit`) as numbers; `threshold_percent` is present only for
     /// threshold alerts and `projected_spend` is `null` when unknown. `text` is the alert's display form, so
-    /// chat webhooks that show `text` need no template.
+    /// chat webhooks that show `text` need no template. `id` is the same for every delivery of one alert (a
+    /// retry after a timeout may deliver it twice): budget, scope, period start, event and threshold.
     pub fn to_json(&self) -> serde_json::Value {
         let ts = |t: &DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
         let remaining = match (self.limit, self.spent) {
@@ -82,7 +84,12 @@ impl BudgetAlert {
             (BudgetAmount::Tokens(l), BudgetAmount::Tokens(s)) => BudgetAmount::Tokens(l.saturating_sub(s)),
             (l, _) => l,
         };
+        let mut id = format!("{}|{}|{}|{}", self.budget, self.scope, ts(&self.period_start), self.kind.event_name());
+        if let AlertKind::ThresholdCrossed { percent } = self.kind {
+            id.push_str(&format!("|{percent}"));
+        }
         let mut body = serde_json::json!({
+            "id": id,
             "event": self.kind.event_name(),
             "budget": &*self.budget,
             "scope": self.scope.to_string(),
