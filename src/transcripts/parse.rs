@@ -389,16 +389,20 @@ mod tests {
 
     #[test]
     fn never_panics_on_junk() {
-        for junk in [
-            &b"\"usage\""[..],
-            b"{\"usage\"",
-            b"\xff\xfe\"usage\"}",
-            b"}",
-            b"{",
-            b"\n\n\r\n",
-            b"{\"message\":{\"usage\":null}}",
+        // Each is one bad line, or none (blank lines; a message whose usage is null has no call to count):
+        // counted, never a call.
+        for (junk, bad) in [
+            (&b"\"usage\""[..], 1),
+            (b"{\"usage\"", 1),
+            (b"\xff\xfe\"usage\"}", 1),
+            (b"}", 1),
+            (b"{", 1),
+            (b"\n\n\r\n", 0),
+            (b"{\"message\":{\"usage\":null}}", 0),
         ] {
-            let _ = parse_bytes(junk, 5);
+            let calls = parse_bytes(junk, 5);
+            assert!(calls.calls.is_empty(), "{junk:?}");
+            assert_eq!(calls.bad_lines, bad, "{junk:?}: {:?}", calls.bad_places);
         }
     }
 }
