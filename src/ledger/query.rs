@@ -857,10 +857,7 @@ impl Selection {
             Tier::Month => g == Grain::Month,
             Tier::Archive => false,
         };
-        // A window starting inside an older, coarser bucket leaves that bucket out of `buckets(from, to)`: its
-        // calls after `from` are read from the totals-only series instead (everything, unfiltered, has them).
-        let cut_first = store.bucket_start(from, now) < from && *self == Selection::All;
-        if store.buckets(from, to).all(|b| fits(b.tier)) && !cut_first {
+        if store.buckets(from, to).all(|b| fits(b.tier)) {
             for b in store.buckets(from, to) {
                 let a = self.agg(b);
                 if a.core != Core::default() || a.opp.is_some() {
@@ -898,7 +895,9 @@ impl Selection {
             Grain::Week => 7 * 86_400,
             Grain::Month => 28 * 86_400,
         };
-        if to.saturating_sub(from) / grain_secs >= MAX_SERIES_ROWS as i64 {
+        // Rows start at the grain start `from` falls in; a month is 28 days at least, so this never undercounts.
+        let rows = to.saturating_sub(calendar::grain_start(tz, g, from)).saturating_sub(1) / grain_secs + 1;
+        if rows > MAX_SERIES_ROWS as i64 {
             return Err(QueryError::Unsupported(format!(
                 "{grain} rows over this window would be more than {MAX_SERIES_ROWS}: use a shorter window or a \
                  coarser grain"
@@ -1028,8 +1027,9 @@ impl Ledger {
                 Some(GroupBy::Time(g)) => {
                     let points = sel.series(store, now, from, to, g)?;
                     // The rows' own sum is the total: where the buckets are coarser than the grain, the series
-                    // reads the hourly or daily totals, whose points cover exactly `[from, to)`, while `total`
-                    // takes whole buckets that start in it (leaving out the one `from` falls inside).
+                    // reads the hourly or daily totals from the first hour or day starting at or after `from`,
+                    // while `total` takes the whole buckets starting in the window, which leaves out the part of
+                    // the coarser bucket `from` falls inside that those hours or days hold.
                     total = Agg::default();
                     points.iter().for_each(|(_, a)| total.merge(a));
                     points
