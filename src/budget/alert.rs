@@ -66,8 +66,7 @@ impl BudgetAlert {
     /// The webhook's JSON body:
     ///
     /// ```json
-    /// {"id": "acme-monthly|tenant=acme|2026-03-01T05:00:00Z|threshold_crossed|75",
-    ///  "event": "threshold_crossed", "threshold_percent": 75, "budget": "acme-monthly", "scope": "tenant=acme",
+    /// {"id": "9b1c0e4f27d3a8a5", "event": "threshold_crossed", "threshold_percent": 75, "budget": "acme-monthly", "scope": "tenant=acme",
     ///  "period": "month", "action": "block", "unit": "usd", "spent": 7.5, "limit": 10.0, "remaining": 2.5,
     ///  "utilization": 0.75, "projected_spend": 11.2, "period_start": "2026-03-01T05:00:00Z",
     ///  "resets_at": "2026-04-01T04:00:00Z", "at": "2026-03-14T09:26:53Z", "text": "budget `acme-monthly` …"}
@@ -76,7 +75,9 @@ impl BudgetAlert {
     /// Amounts are US dollars (or tokens, by `unit`) as numbers; `threshold_percent` is present only for
     /// threshold alerts and `projected_spend` is `null` when unknown. `text` is the alert's display form, so
     /// chat webhooks that show `text` need no template. `id` is the same for every delivery of one alert (a
-    /// retry after a timeout may deliver it twice): budget, scope, period start, event and threshold.
+    /// retry after a timeout may deliver it twice) and differs between alerts: a hash of the budget, its scope,
+    /// the period start, the event, the threshold and the limit (an alert fired again after the limit changed
+    /// is another alert).
     pub fn to_json(&self) -> serde_json::Value {
         let ts = |t: &DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
         let remaining = match (self.limit, self.spent) {
@@ -84,10 +85,17 @@ impl BudgetAlert {
             (BudgetAmount::Tokens(l), BudgetAmount::Tokens(s)) => BudgetAmount::Tokens(l.saturating_sub(s)),
             (l, _) => l,
         };
-        let mut id = format!("{}|{}|{}|{}", self.budget, self.scope, ts(&self.period_start), self.kind.event_name());
-        if let AlertKind::ThresholdCrossed { percent } = self.kind {
-            id.push_str(&format!("|{percent}"));
-        }
+        let percent = match self.kind {
+            AlertKind::ThresholdCrossed { percent } => percent.to_string(),
+            AlertKind::ProjectedOverrun => String::new(),
+        };
+        let limit = match self.limit {
+            BudgetAmount::Usd(m) => format!("usd:{}", m.picos()),
+            BudgetAmount::Tokens(t) => format!("tokens:{t}"),
+        };
+        let scope = self.scope.to_string();
+        let start = ts(&self.period_start);
+        let id = stable_id(&[&self.budget, &scope, &start, self.kind.event_name(), &percent, &limit]);
         let mut body = serde_json::json!({
             "id": id,
             "event": self.kind.event_name(),
@@ -111,6 +119,23 @@ impl BudgetAlert {
         }
         body
     }
+}
+
+/// 64-bit FNV-1a over the parts, each preceded by its length (so that no two lists of parts collide by their
+/// joints), as 16 hex digits: stable across versions and platforms, unlike the standard library's hasher.
+fn stable_id(parts: &[&str]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for part in parts {
+        eat(&(part.len() as u64).to_le_bytes());
+        eat(part.as_bytes());
+    }
+    format!("{h:016x}")
 }
 
 impl fmt::Display for BudgetAlert {
@@ -268,6 +293,57 @@ impl AlertRouter {
             fired: self.fired.load(Ordering::Relaxed),
             callback_panics: self.callback_panics.load(Ordering::Relaxed),
             webhook,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::Money;
+
+    fn alert(budget: &str, scope: BudgetScope, limit_usd: u128, percent: u32) -> BudgetAlert {
+        let t = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap();
+        BudgetAlert {
+            kind: AlertKind::ThresholdCrossed { percent },
+            budget: Arc::from(budget),
+            scope,
+            period: BudgetPeriod::Month,
+            action: BudgetAction::Warn,
+            spent: BudgetAmount::Usd(Money::from_picos(limit_usd * 1_000_000_000_000 / 2)),
+            limit: BudgetAmount::Usd(Money::from_picos(limit_usd * 1_000_000_000_000)),
+            utilization: 0.5,
+            projected: None,
+            period_start: t,
+            resets_at: t,
+            at: t,
+        }
+    }
+
+    fn id(a: &BudgetAlert) -> String {
+        a.to_json()["id"].as_str().unwrap_or_default().to_owned()
+    }
+
+    #[test]
+    fn the_id_is_one_per_alert() {
+        let a = alert("acme", BudgetScope::user("a|b"), 10, 50);
+        assert_eq!(id(&a).len(), 16);
+        assert!(id(&a).bytes().all(|b| b.is_ascii_hexdigit()));
+        // The same alert (a retry, or the same figures later) has the same id.
+        let mut later = a.clone();
+        later.spent = BudgetAmount::Usd(Money::from_picos(7_000_000_000_000));
+        later.at += chrono::Duration::hours(1);
+        assert_eq!(id(&later), id(&a));
+        // Another threshold, another limit (fired again after the limit changed), another budget: other ids,
+        // also where the parts' joints would line up (`acme` + `a|b` against `acme|a` + `b`).
+        for other in [
+            alert("acme", BudgetScope::user("a|b"), 10, 75),
+            alert("acme", BudgetScope::user("a|b"), 20, 50),
+            alert("acme|a", BudgetScope::user("b"), 10, 50),
+        ] {
+            assert_ne!(id(&other), id(&a));
         }
     }
 }

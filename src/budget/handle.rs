@@ -88,8 +88,8 @@ impl TokenMeter {
 
     /// Waits until every alert queued for the webhook is delivered or given up (retries included), at most
     /// `timeout`; true when none is left (at once without a webhook). Call it before the process exits: the
-    /// delivery thread does not hold the process open, and the journal marks an alert as delivered once it is
-    /// queued, so an alert lost at exit is not sent again after a restart. Blocks the calling thread (never
+    /// delivery thread does not hold the process open, and the journal marks an alert as delivered when it
+    /// fires, so an alert lost at exit is not sent again after a restart. Blocks the calling thread (never
     /// call it from a record sink or alert callback).
     #[cfg(feature = "webhook")]
     pub fn flush_webhook(&self, timeout: std::time::Duration) -> bool {

@@ -54,7 +54,7 @@
 //! `tracing` event with target `tokenmeter::budget` (WARN, ERROR at 100% and above), to callbacks
 //! ([`TokenMeterBuilder::with_budget_alert_callback`](crate::TokenMeterBuilder::with_budget_alert_callback),
 //! run on the recording thread), and to the webhook when the `webhook` feature is on (off the recording
-//! thread). With a journal, each alert delivered is journaled too (for the webhook: once queued, so call
+//! thread). With a journal, each alert delivered is journaled too (for the webhook: when it fires, so call
 //! [`TokenMeter::flush_webhook`](crate::TokenMeter::flush_webhook) before exiting): when the meter replays its
 //! journal at start, spend comes back, nothing fires, and the alerts the journal holds for the current period
 //! are not delivered again. A threshold spend reached before the restart that was never alerted (the limit was

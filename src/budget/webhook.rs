@@ -175,10 +175,11 @@ impl WebhookQueue {
 
     /// Queues an alert; never blocks.
     pub(super) fn enqueue(&self, alert: BudgetAlert) {
-        // Counted before the send, so that a flush never sees an alert delivered before it was queued.
-        self.counters.queued.fetch_add(1, Ordering::Relaxed);
+        // Counted before the send, so that a flush never sees an alert delivered before it was queued (SeqCst
+        // here and where the delivery thread counts the outcome: a flush on another thread reads them in order).
+        self.counters.queued.fetch_add(1, Ordering::SeqCst);
         if self.tx.try_send(alert).is_err() {
-            self.counters.queued.fetch_sub(1, Ordering::Relaxed);
+            self.counters.queued.fetch_sub(1, Ordering::SeqCst);
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -188,8 +189,9 @@ impl WebhookQueue {
         let deadline = std::time::Instant::now() + timeout;
         let c = &self.counters;
         loop {
-            let done = c.delivered.load(Ordering::Relaxed) + c.failed.load(Ordering::Relaxed);
-            if done >= c.queued.load(Ordering::Relaxed) {
+            let queued = c.queued.load(Ordering::SeqCst);
+            let done = c.delivered.load(Ordering::SeqCst) + c.failed.load(Ordering::SeqCst);
+            if done >= queued {
                 return true;
             }
             let now = std::time::Instant::now();
@@ -242,7 +244,7 @@ fn deliver(agent: &ureq::Agent, config: &WebhookConfig, counters: &WebhookCounte
         }
         match post(agent, config, &body) {
             Attempt::Delivered => {
-                counters.delivered.fetch_add(1, Ordering::Relaxed);
+                counters.delivered.fetch_add(1, Ordering::SeqCst);
                 return;
             }
             Attempt::Retry(e, retry_after) => {
@@ -255,7 +257,7 @@ fn deliver(agent: &ureq::Agent, config: &WebhookConfig, counters: &WebhookCounte
             }
         }
     }
-    counters.failed.fetch_add(1, Ordering::Relaxed);
+    counters.failed.fetch_add(1, Ordering::SeqCst);
     tracing::warn!(
         target: "tokenmeter::budget",
         url = %redacted(&config.url),
