@@ -266,3 +266,31 @@ fn a_journal_brings_its_tasks_and_tool_executions() {
     let v = run(&["--journal", j, "--now", "2025-10-03T09:00:00Z", "summary", "--format", "json"]).json();
     assert_eq!((v["summary"]["tasks"].as_u64(), v["source"]["tasks"].as_u64()), (Some(0), None), "{v}");
 }
+
+#[test]
+fn a_records_file_follows_the_journals_compatibility_rule() {
+    let call = r#"{"timestamp":"2025-10-03T10:00:00Z","duration_us":5,"model":"claude-haiku-4-5","tokens":{"input":1000,"output":100},"metered":true,"outcome":{"status":"ok"}}"#;
+    let lines = [
+        format!(r#"{{"v":1,"call":{call}}}"#),
+        call.to_owned(),
+        // A kind a newer tokenmeter added at this version: left out quietly, as the journal's replay does.
+        r#"{"v":1,"usage_limit":{"window":"5h"}}"#.to_owned(),
+        // Version 0 is no version; one past u32 is a newer one, not damage.
+        format!(r#"{{"v":0,"call":{call}}}"#),
+        format!(r#"{{"v":4294967296,"call":{call}}}"#),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.jsonl");
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let out = run(&["--records", file.to_str().unwrap(), "--now", NOW, "summary", "--format", "json"]);
+    assert_eq!(calls(&out), 2);
+    let reasons: Vec<String> = out.json()["source"]["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["reason"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(reasons[0].contains("version 0"), "{reasons:?}");
+    assert!(reasons[1].contains("newer tokenmeter (schema version 4294967296)"), "{reasons:?}");
+}

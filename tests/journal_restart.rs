@@ -433,11 +433,15 @@ fn lines_from_other_versions_of_the_same_schema_are_read() {
         // Not versions any tokenmeter writes.
         r#"{"v":0,"call":{}}"#,
         r#"{"v":4294967296,"call":{}}"#,
+        // Damage, not a new kind: nothing besides the known keys.
+        r#"{"v":1}"#,
+        r#"{"v":1,"call":null}"#,
     ];
     std::fs::write(journal_file(dir.path(), "2026-03-14"), lines.join("\n") + "\n").unwrap();
     let mut calls = Vec::new();
     let report = tokenmeter::journal::read(dir.path(), |c| calls.push(c)).unwrap();
-    assert_eq!((report.records, report.other_lines, report.skipped_lines), (2, 1, 2), "{report:#?}");
+    assert_eq!((report.records, report.other_lines, report.skipped_lines), (2, 1, 4), "{report:#?}");
+    assert!(report.skipped[2..].iter().all(|s| matches!(s.reason, SkipReason::Corrupt { .. })), "{report:#?}");
     assert!(matches!(&report.skipped[0].reason, SkipReason::Corrupt { message } if message.contains("version 0")));
     assert_eq!(report.skipped[1].reason, SkipReason::UnsupportedVersion { version: u32::MAX });
     assert_eq!((calls[0].tokens.input, calls[0].tokens.output, calls[0].tokens.reasoning), (5, 2, 0));

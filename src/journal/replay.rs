@@ -46,6 +46,13 @@ struct VersionOnly {
     v: u64,
 }
 
+/// A line with a key none of the kinds this version reads uses (nor `v`).
+fn other_kind(text: &[u8]) -> bool {
+    const KNOWN: [&str; 5] = ["v", "call", "task", "tool", "budget_alert"];
+    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(text)
+        .is_ok_and(|m| m.keys().any(|k| !KNOWN.contains(&k.as_str())))
+}
+
 const VERSION_ZERO: &str = "schema version 0 (versions start at 1)";
 
 /// A version number as [`SkipReason::UnsupportedVersion`] holds it.
@@ -137,8 +144,13 @@ fn replay_file(path: &Path, report: &mut ReplayReport, each: &mut impl FnMut(Rep
                 report.budget_alerts += 1;
                 each(Replayed::Alert(mark));
             }
-            // A kind a newer tokenmeter added at this version: left out, as unknown fields are.
-            Ok(Line { .. }) => report.other_lines += 1,
+            // A kind a newer tokenmeter added at this version: left out, as unknown fields are. A line with
+            // nothing besides the known keys (`{"v":1}`, `{"v":1,"call":null}`) is damage, not a new kind.
+            Ok(Line { .. }) if other_kind(text) => report.other_lines += 1,
+            Ok(Line { .. }) => {
+                let message = "none of `call`, `task`, `tool`, `budget_alert` in the line".into();
+                skip(report, path, line_no, SkipReason::Corrupt { message });
+            }
             Err(e) => {
                 let reason = match serde_json::from_slice::<VersionOnly>(text) {
                     Ok(VersionOnly { v }) if v > u64::from(SCHEMA_VERSION) => {

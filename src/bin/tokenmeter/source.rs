@@ -442,7 +442,8 @@ fn load_claude_code(dir: &Path, ctx: &Context) -> CliResult<Source> {
 /// A journal line: `{"v":1,"call":{…}}`.
 #[derive(Deserialize)]
 struct JournalLine {
-    v: u32,
+    // Wider than any version written, so that any integer reads as a version (as the library reads them).
+    v: u64,
     call: CallRecord,
 }
 
@@ -450,7 +451,7 @@ struct JournalLine {
 /// application delivered).
 #[derive(Deserialize)]
 struct JournalOtherLine {
-    v: u32,
+    v: u64,
     #[serde(default)]
     task: Option<serde::de::IgnoredAny>,
     #[serde(default)]
@@ -462,10 +463,19 @@ struct JournalOtherLine {
 /// Just a journal line's version.
 #[derive(Deserialize)]
 struct VersionOnly {
-    v: u32,
+    v: u64,
 }
 
-fn newer(v: u32) -> String {
+/// A journal line holding none of the kinds this version reads, and something else besides `v`.
+fn other_kind(line: &[u8]) -> bool {
+    const KNOWN: [&str; 5] = ["v", "call", "task", "tool", "budget_alert"];
+    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(line).is_ok_and(|m| {
+        !m.keys().any(|k| KNOWN[1..].contains(&k.as_str()) || k == "timestamp")
+            && m.keys().any(|k| !KNOWN.contains(&k.as_str()))
+    })
+}
+
+fn newer(v: u64) -> String {
     format!("written by a newer tokenmeter (schema version {v})")
 }
 
@@ -500,27 +510,32 @@ fn parse_records(path: &Path, bytes: &[u8], out: &mut Vec<CallRecord>, info: &mu
             .iter()
             .any(|key| memchr::memmem::find(line, key).is_some())
             && serde_json::from_slice::<JournalOtherLine>(line).is_ok_and(|l| {
-                l.v <= JOURNAL_SCHEMA && (l.task.is_some() || l.tool.is_some() || l.budget_alert.is_some())
+                (1..=u64::from(JOURNAL_SCHEMA)).contains(&l.v)
+                    && (l.task.is_some() || l.tool.is_some() || l.budget_alert.is_some())
             })
         {
             continue;
         }
         // A journal line wraps the record in `call` (and a record has no such field); a bare record is tried
         // when a line with the text `"call"` is not a journal line after all.
-        let bare = || serde_json::from_slice::<CallRecord>(line).map(|c| (JOURNAL_SCHEMA, c));
+        let bare = || serde_json::from_slice::<CallRecord>(line).map(|c| (u64::from(JOURNAL_SCHEMA), c));
         let parsed = if memchr::memmem::find(line, b"\"call\"").is_some() {
             serde_json::from_slice::<JournalLine>(line).map(|l| (l.v, l.call)).or_else(|e| bare().map_err(|_| e))
         } else {
             bare()
         };
         // A newer schema may change the record itself: its version alone says why the line is skipped.
-        let version = || serde_json::from_slice::<VersionOnly>(line).ok().map(|v| v.v).filter(|v| *v > JOURNAL_SCHEMA);
+        let version = || serde_json::from_slice::<VersionOnly>(line).ok().map(|v| v.v);
         match parsed {
-            Ok((v, _)) if v > JOURNAL_SCHEMA => skip(line_no, newer(v), info),
+            Ok((v, _)) if v > u64::from(JOURNAL_SCHEMA) => skip(line_no, newer(v), info),
+            Ok((0, _)) => skip(line_no, "schema version 0 (versions start at 1)".to_owned(), info),
             Ok((_, call)) => out.push(call),
             Err(e) => match version() {
-                Some(v) => skip(line_no, newer(v), info),
-                None => skip(line_no, format!("not a call record: {e}"), info),
+                Some(v) if v > u64::from(JOURNAL_SCHEMA) => skip(line_no, newer(v), info),
+                // A journal line of a kind this version does not know (`{"v":1,"usage_limit":…}`, from a newer
+                // tokenmeter): left out quietly, as the library's replay leaves it out.
+                Some(v) if v >= 1 && other_kind(line) => {}
+                _ => skip(line_no, format!("not a call record: {e}"), info),
             },
         }
     }
@@ -631,7 +646,7 @@ fn skip_reason(reason: &SkipReason) -> String {
     match reason {
         SkipReason::TornTail => "torn last line (its writer stopped mid-line)".to_owned(),
         SkipReason::Corrupt { message } => format!("not a call record: {message}"),
-        SkipReason::UnsupportedVersion { version } => newer(*version),
+        SkipReason::UnsupportedVersion { version } => newer(u64::from(*version)),
         SkipReason::Unreadable { message } => format!("cannot read the file: {message}"),
     }
 }
