@@ -373,8 +373,20 @@ fn the_output_never_replaces_the_source_and_is_written_whole() {
     let r = records.to_str().unwrap();
     // `-o` naming the records being read (no known extension: markdown) would have written over them.
     cli_support::run(&["--records", r, "--now", cli_support::NOW, "report", "-o", r])
-        .fails(2, "is the source being read");
+        .fails(2, "would write over the source being read");
     assert_eq!(std::fs::read_to_string(&records).unwrap(), format!("{line}\n"));
+    // Nor a journal's day file (a live application appends to it), new or not.
+    let journal = tempfile::tempdir().unwrap();
+    cli_support::write_journal(journal.path());
+    let jd = journal.path().to_str().unwrap();
+    for day in ["tokenmeter-2025-10-03.jsonl", "tokenmeter-2099-01-01.jsonl"] {
+        let target = journal.path().join(day);
+        let before = std::fs::read(&target).ok();
+        let args = ["--journal", jd, "--now", cli_support::NOW, "report", "--format", "json"];
+        cli_support::run(&[&args[..], &["-o", target.to_str().unwrap()]].concat())
+            .fails(2, "would write over the source being read");
+        assert_eq!(std::fs::read(&target).ok(), before);
+    }
     // A report is written beside its path and renamed over it: no temporary file is left.
     let out = dir.path().join("r.md");
     cli_support::run(&["--records", r, "--now", cli_support::NOW, "report", "-o", out.to_str().unwrap()]).ok();
@@ -385,4 +397,18 @@ fn the_output_never_replaces_the_source_and_is_written_whole() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(names.len(), 2, "{names:?}");
+    // Through a symbolic link, to the file it names, which keeps its permissions.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let real = dir.path().join("real.md");
+        std::fs::write(&real, "old").unwrap();
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let link = dir.path().join("link.md");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        cli_support::run(&["--records", r, "--now", cli_support::NOW, "report", "-o", link.to_str().unwrap()]).ok();
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link is still a link");
+        assert!(std::fs::read_to_string(&real).unwrap().starts_with('#'));
+        assert_eq!(std::fs::metadata(&real).unwrap().permissions().mode() & 0o777, 0o640);
+    }
 }

@@ -32,6 +32,9 @@ fn standard_variables_configure_export() {
     let target = status.target.clone().unwrap_or_default();
     assert_eq!(target, "grpc to http://127.0.0.1:9/ every 250ms (delta, timeout 10s, headers x-api-key)");
     assert!(!status.to_string().contains("s3cr"), "header values never shown: {status}");
+    // Its exporter thread reads the environment no more once it is shut down (before more is set below).
+    let _ = meter.shutdown();
+    drop(meter);
 
     // `ignore_env` reads none of it: not the endpoint, nor a bad value that would fail `resolve`.
     let builder = OtlpConfig::new().with_endpoint("http://127.0.0.1:4318").ignore_env();

@@ -226,7 +226,7 @@ pub(crate) fn run(source: &Source, ctx: &Context, args: &ReportArgs) -> CliResul
         && let Some(input) = reads_from(source, path)
     {
         return Err(CliError::usage(format!(
-            "--output {} is the source being read ({})",
+            "--output {} would write over the source being read ({})",
             path.display(),
             input.display()
         )));
@@ -258,21 +258,43 @@ pub(crate) fn run(source: &Source, ctx: &Context, args: &ReportArgs) -> CliResul
     }
 }
 
-/// The source file `path` names, if it is one being read (`--records FILE -o FILE` would replace the records
-/// with the report).
+/// The source `path` would write over, if any: the records file being read (`--records FILE -o FILE`), or a
+/// `.jsonl` file inside a journal or transcript directory being read (a journal day file a live application
+/// appends to would be replaced, and its later records lost).
 fn reads_from<'s>(source: &'s Source, path: &Path) -> Option<&'s Path> {
-    let out = std::fs::canonicalize(path).ok()?;
-    source.info.paths.iter().map(PathBuf::as_path).find(|p| std::fs::canonicalize(p).is_ok_and(|p| p == out))
+    let out = match std::fs::canonicalize(path) {
+        Ok(p) => p,
+        // A new file: where it would go.
+        Err(_) => {
+            let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            std::fs::canonicalize(dir).ok()?.join(path.file_name()?)
+        }
+    };
+    let jsonl = out.extension().is_some_and(|e| e.eq_ignore_ascii_case("jsonl"));
+    source
+        .info
+        .paths
+        .iter()
+        .map(PathBuf::as_path)
+        .find(|p| std::fs::canonicalize(p).is_ok_and(|p| p == out || (jsonl && p.is_dir() && out.starts_with(&p))))
 }
 
 /// Writes `path` through `write` into a temporary file beside it, then renames it over `path`: a write that
 /// fails part way leaves the earlier file (or none), never a truncated one.
 fn replace_file(path: &Path, write: impl FnOnce(&Path) -> CliResult) -> CliResult {
+    // Through a symbolic link to the file it names (a rename would replace the link itself), keeping that
+    // file's permissions.
+    let resolved = std::fs::canonicalize(path).ok();
+    let path = resolved.as_deref().unwrap_or(path);
+    let keep = std::fs::metadata(path).ok().map(|m| m.permissions());
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
     if let Err(e) = write(&tmp) {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
+    }
+    if let Some(permissions) = keep {
+        let _ = std::fs::set_permissions(&tmp, permissions);
     }
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
