@@ -122,6 +122,8 @@ pub(super) fn run(source_args: &SourceArgs, ctx: &Context, style: &Style, args: 
                 }
                 let notes = first_notes.lock();
                 if !notes.is_empty() {
+                    // Said of the first read (a journal that held no records then may hold some now).
+                    out.push_str("notes from the first read:\n");
                     out.push_str(&notes.join("\n"));
                     out.push_str("\n\n");
                 }
