@@ -23,38 +23,28 @@ cargo clippy --quiet --no-default-features --lib -- -D warnings
 cargo clippy --quiet --no-default-features --features cli --all-targets -- -D warnings
 
 step "tests (unit, integration, doc)"
+# What the tests run besides cargo, installed with apt when missing (as root on Debian/Ubuntu), else named.
+# apt_install CHECK PACKAGES WHO: installs PACKAGES unless the command CHECK succeeds; WHO needs them.
+apt_install() {
+    if sh -c "$1" >/dev/null 2>&1; then
+        return
+    fi
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing $2 (apt)"
+        # shellcheck disable=SC2086 # a list of packages
+        apt-get update -qq >/dev/null && apt-get install -y -qq $2 >/dev/null
+    else
+        echo "$3 needs $2 (Debian/Ubuntu: apt-get install $2)" >&2
+        exit 1
+    fi
+}
 # The Python checks (dashboards, HTTP samples, schemathesis) make virtual environments: Debian's python3 needs
 # python3-venv for that (a pyenv or distribution python with ensurepip has it).
-if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "installing python3-venv and python3-pip (apt)"
-        apt-get update -qq >/dev/null && apt-get install -y -qq python3-venv python3-pip >/dev/null
-    else
-        echo "the Python checks need python3 with venv and ensurepip (Debian/Ubuntu: apt-get install python3-venv)" >&2
-        exit 1
-    fi
-fi
-# tests/readme_samples.rs runs README's CLI samples, one of which pipes into jq (Debian ships it; installed
-# when missing).
-if ! command -v jq >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        echo "installing jq (apt)"
-        apt-get update -qq >/dev/null && apt-get install -y -qq jq >/dev/null
-    else
-        echo "tests/readme_samples.rs needs jq (Debian/Ubuntu: apt-get install jq)" >&2
-        exit 1
-    fi
-fi
+apt_install "python3 -c 'import ensurepip, venv'" "python3-venv python3-pip" "the Python checks"
+# tests/readme_samples.rs runs README's CLI samples, one of which pipes into jq.
+apt_install "command -v jq" jq tests/readme_samples.rs
 # tests/cli_terminal.rs runs the CLI on a pseudo-terminal through util-linux `script` (bsdutils on Debian).
-if ! command -v script >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        echo "installing script (apt: bsdutils)"
-        apt-get update -qq >/dev/null && apt-get install -y -qq bsdutils >/dev/null
-    else
-        echo "tests/cli_terminal.rs needs util-linux script (Debian/Ubuntu: apt-get install bsdutils)" >&2
-        exit 1
-    fi
-fi
+apt_install "command -v script" bsdutils tests/cli_terminal.rs
 if command -v cargo-nextest >/dev/null 2>&1; then
     cargo nextest run --all-features --no-fail-fast
     cargo test --doc --all-features

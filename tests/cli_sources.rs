@@ -6,6 +6,16 @@ mod cli_support;
 
 use cli_support::{NOW, fixture, run, run_env, write_journal};
 
+/// The reasons of the skipped lines the JSON output lists.
+fn skipped_reasons(out: &cli_support::Run) -> Vec<String> {
+    out.json()["source"]["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["reason"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 fn calls(out: &cli_support::Run) -> u64 {
     out.json()["summary"]["calls"].as_u64().unwrap()
 }
@@ -37,12 +47,7 @@ fn journal_directory() {
     assert_eq!(calls(&out), 13);
     assert_eq!(out.json()["source"]["skipped_lines"], 2);
     assert!(out.stderr.contains("newer tokenmeter"), "{}", out.stderr);
-    let reasons: Vec<String> = out.json()["source"]["skipped"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["reason"].as_str().unwrap().to_owned())
-        .collect();
+    let reasons = skipped_reasons(&out);
     assert_eq!(reasons.len(), 2, "{reasons:?}");
     assert!(reasons[0].contains("schema version 7") && reasons[1].starts_with("torn last line"), "{reasons:?}");
     // An empty journal is not an error.
@@ -284,12 +289,7 @@ fn a_records_file_follows_the_journals_compatibility_rule() {
     std::fs::write(&file, lines.join("\n") + "\n").unwrap();
     let out = run(&["--records", file.to_str().unwrap(), "--now", NOW, "summary", "--format", "json"]);
     assert_eq!(calls(&out), 2);
-    let reasons: Vec<String> = out.json()["source"]["skipped"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["reason"].as_str().unwrap().to_owned())
-        .collect();
+    let reasons = skipped_reasons(&out);
     assert_eq!(reasons.len(), 2, "{reasons:?}");
     assert!(reasons[0].contains("version 0"), "{reasons:?}");
     assert!(reasons[1].contains("newer tokenmeter (schema version 4294967296)"), "{reasons:?}");
