@@ -577,14 +577,15 @@ fn load_journal(dir: &Path, ctx: &Context, since: Option<NaiveDate>) -> CliResul
             dir.display()
         )));
     }
+    // Day files sort by name as by day: those of `since` and later are the names from its file's on.
+    let first = since.map_or_else(String::new, |d| format!("tokenmeter-{}.jsonl", d.format("%Y-%m-%d")));
     let total: u64 = std::fs::read_dir(dir)
         .map_err(|e| CliError::data(format!("cannot read {}: {e}", dir.display())))?
         .flatten()
         .filter(|e| {
-            e.file_name().to_str().is_some_and(|n| {
-                let day = n.strip_prefix("tokenmeter-").and_then(|n| n.strip_suffix(".jsonl"));
-                day.is_some_and(|d| since.is_none_or(|since| d >= since.format("%Y-%m-%d").to_string().as_str()))
-            })
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with("tokenmeter-") && n.ends_with(".jsonl") && n >= first.as_str())
         })
         .filter_map(|e| e.metadata().ok())
         .map(|m| m.len())
