@@ -514,6 +514,71 @@ fn one_calls_savings_never_add_up_to_more_than_it_cost() {
 }
 
 #[test]
+fn the_caching_saving_is_measured_after_right_sizing_and_batching() {
+    // A loop of small calls on a premium model repeating a 2,000-token prompt uncached, in one session, as a
+    // nightly job: right-sizing, batching and caching each apply. Caching was measured at opus-4-5's own rates,
+    // so the three added up to 141% of what the calls cost.
+    let rig = Rig::new(t0());
+    let n = 10u128;
+    for i in 0..n as i64 {
+        let t = t0() + chrono::Duration::seconds(30 * i);
+        rig.clock.set(t);
+        rig.add(Call::new(t, "claude-opus-4-5").io(2_000, 300).session("loop").op("nightly"));
+    }
+    let r = rig.ledger.efficiency_report(Window::Last24Hours, Dimension::Agent).unwrap();
+    let picos = |kind: SuggestionType| {
+        r.optimization_suggestions.iter().find(|s| s.kind == kind).map_or(0, |s| s.potential_savings_picos.picos())
+    };
+    // Each call: 2,000 × $5 + 300 × $25 per million = $0.0175; on haiku-4-5 2,000 × $1 + 300 × $5 = $0.0035;
+    // batched, half that.
+    let cost = 17_500_000_000u128;
+    assert_eq!(picos(SuggestionType::ModelRightSizing), n * (cost - 3_500_000_000));
+    assert_eq!(picos(SuggestionType::BatchApi), n * 1_750_000_000);
+    // The 9 later calls each sent the 2,000 tokens again: at haiku-4-5's batch rates ($0.50 input, $0.05 cache
+    // read per million) that is 2,000 × $0.45 per million = $0.0009 a call, less writing the prefix once at the
+    // 5-minute premium (2,000 × $0.125 per million = $0.00025).
+    assert_eq!(picos(SuggestionType::PromptCaching), 9 * 900_000_000 - 250_000_000);
+    let total: u128 = r.optimization_suggestions.iter().map(|s| s.potential_savings_picos.picos()).sum();
+    assert!(total <= n * cost, "{total} of {}", n * cost);
+}
+
+#[test]
+fn a_fast_multiplier_of_zero_is_one_in_the_suggestions_too() {
+    // `ModelPrice` reads a fast multiplier of 0 as 1, and the call is billed so; the ledger's figures used it
+    // as 0, so batching a fast, non-interactive call claimed its whole cost as the saving.
+    let rates = tokenmeter::pricing::Rates::per_mtok_micros(5_000_000, 25_000_000, 6_250_000, 10_000_000, 500_000);
+    let price = tokenmeter::pricing::ModelPrice::new(rates).with_fast_multiplier(0);
+    let book = PriceBook::builtin().with_price("turbo-model", price);
+    let clock = tokenmeter::ManualClock::new(t0());
+    let ledger = tokenmeter::ledger::Ledger::new(
+        tokenmeter::ledger::LedgerConfig::default(),
+        std::sync::Arc::new(clock),
+        book.clone(),
+    );
+    let call = Call::new(t0(), "turbo-model").io(1_000, 1_000).speed("fast").op("nightly").priced(&book);
+    let cost = call.0.cost.as_ref().expect("priced").total.picos();
+    assert_eq!(cost, 30_000_000_000, "1,000 × $5 + 1,000 × $25 per million, times 1");
+    ledger.ingest_call(&call.0);
+    let r = ledger.efficiency_report(Window::Last24Hours, Dimension::Agent).unwrap();
+    let batch = r.optimization_suggestions.iter().find(|s| s.kind == SuggestionType::BatchApi).expect("batch");
+    assert_eq!(batch.potential_savings_picos.picos(), cost / 2);
+}
+
+#[test]
+fn a_failed_calls_cache_write_is_not_also_an_unread_write() {
+    // A call that wrote 50,000 tokens to the cache and then failed: its cost is in `failed_calls`; ten minutes
+    // later its write also counted as never read ($0.0375 more at sonnet-4-5's 5-minute premium).
+    let rig = Rig::new(t0());
+    rig.add(Call::new(t0(), SONNET).io(10, 100).cache(0, 50_000).session("s").failed());
+    rig.clock.set(t0() + chrono::Duration::minutes(10));
+    rig.add(Call::new(t0() + chrono::Duration::minutes(10), SONNET).io(1_000, 100).session("s"));
+    let r = rig.ledger.efficiency_report(Window::Last24Hours, Dimension::Agent).unwrap();
+    let kinds: Vec<SuggestionType> = r.optimization_suggestions.iter().map(|s| s.kind).collect();
+    assert!(kinds.contains(&SuggestionType::FailedCalls), "{kinds:?}");
+    assert!(!kinds.contains(&SuggestionType::UnreadCacheWrites), "{kinds:?}");
+}
+
+#[test]
 fn a_steady_workload_compares_flat_with_the_period_before() {
     // One identical call an hour since January 1st; now is March 20th, 23:30. The previous window used to be
     // `from - (to - from)`: starting mid-day (or mid-hour) inside a bucket, whose calls it left out, and for

@@ -442,7 +442,8 @@ impl<'a> Billing<'a> {
             Some(l) if long => l,
             _ => price.standard,
         };
-        let fast = if is_fast(speed) { price.fast_multiplier } else { None };
+        // As `PricedModel::cost` reads it: a multiplier of 0 is 1 (fast mode never costs less than standard).
+        let fast = if is_fast(speed) { price.fast_multiplier.map(|m| m.max(1)) } else { None };
         Billing { priced, rates, fast, batch: is_batch(tier) }
     }
 
@@ -528,12 +529,24 @@ impl LedgerInner {
                 (total, cost_at(t, &billing.rates, billing.fast, true))
             };
         }
-        // A cacheable prefix sent uncached.
+        // A cacheable prefix sent uncached: measured, like the batch saving, at the rates the call would have
+        // after the suggestions above (the right-size target's, standard rather than long-context, batch), so
+        // that it is part of what the call would still cost then and the savings add up to at most its cost.
         if facts.missed > 0 {
+            let batch = billing.batch || o.batch_calls > 0;
+            let target_billing;
+            let after = match &self.target {
+                Some(target) if o.small_premium_calls > 0 => {
+                    target_billing = Billing { priced: target, rates: target.price().standard, fast: None, batch };
+                    &target_billing
+                }
+                _ if o.long_ctx_calls > 0 => &Billing { rates: price.standard, batch, ..*billing },
+                _ => &Billing { batch, ..*billing },
+            };
             let (as_input, as_read) =
-                billing.kind_delta(facts.missed, |n| TokenUsage { cache_read: n, ..TokenUsage::default() });
+                after.kind_delta(facts.missed, |n| TokenUsage { cache_read: n, ..TokenUsage::default() });
             let (w_input, w_write) =
-                billing.kind_delta(facts.write_delta, |n| TokenUsage { cache_write_5m: n, ..TokenUsage::default() });
+                after.kind_delta(facts.write_delta, |n| TokenUsage { cache_write_5m: n, ..TokenUsage::default() });
             o.cache_calls = 1;
             o.cache_missed_tokens = facts.missed;
             o.cache_gain = as_input.saturating_sub(as_read);

@@ -250,7 +250,9 @@ impl Sessions {
             st.last_prompt = prompt;
         }
 
-        if tokens.cache_write() > 0 {
+        // A failed call's whole cost is in `failed_calls` (in no other suggestion): its cache write is not
+        // waited on to be read either.
+        if tokens.cache_write() > 0 && !rec.outcome.is_error() {
             let ttl = if tokens.cache_write_1h > 0 { TTL_1H_NS } else { TTL_5M_NS };
             if st.pending.len() >= MAX_PENDING_WRITES {
                 facts.unread.push(*st.pending.remove(0).writer);

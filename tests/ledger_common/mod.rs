@@ -142,6 +142,11 @@ impl Call {
         self
     }
 
+    pub fn speed(mut self, v: &str) -> Self {
+        self.0.speed = s(v);
+        self
+    }
+
     pub fn timing(mut self, duration_ms: u64, ttft_ms: Option<u64>) -> Self {
         self.0.duration_us = duration_ms * 1_000;
         self.0.time_to_first_token_us = ttft_ms.map(|t| t * 1_000);
