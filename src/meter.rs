@@ -696,12 +696,19 @@ impl MeterInner {
     /// Adds a call replayed from the journal back into the model totals and the budgets (no capture stats, no
     /// alerts, not journaled again) and hands it to the sinks' `on_replayed_call`. The hook where anything
     /// else that keeps history (the ledger) joins replay.
-    pub(crate) fn replay_call(&self, rec: &CallRecord) {
+    ///
+    /// A metered call journaled without a cost (its model was unknown then) is priced with today's book, as
+    /// the ledger prices it: the totals, the budgets and the reports agree on one figure.
+    pub(crate) fn replay_call(&self, rec: &mut CallRecord) {
         let model_key = {
             let mut shard = self.shard().lock();
             let shard = &mut *shard;
             let resolved = shard.model_slot(rec.model.as_deref(), &self.prices);
             let slot = &mut shard.models[resolved.slot];
+            if rec.metered && rec.cost.is_none() {
+                let priced = resolved.overflow.as_ref().map_or(slot.priced.as_ref(), |own| own.priced.as_ref());
+                rec.cost = priced.map(|p| p.cost(&rec.tokens, rec.service_tier.as_deref(), rec.speed.as_deref()));
+            }
             slot.totals.add_call(rec);
             match resolved.overflow {
                 Some(own) => own.key.clone(),

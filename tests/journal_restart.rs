@@ -695,3 +695,37 @@ fn alert_lines_lost_to_a_failed_write_are_counted() {
     let stats = m.journal_stats().unwrap();
     assert_eq!((stats.failed_records, stats.alerts_dropped), (1, 1), "{stats:?}");
 }
+
+#[test]
+fn a_call_journaled_unpriced_is_priced_at_replay_where_the_book_now_knows_its_model() {
+    // A call on a model the book did not know is journaled without a cost. Restarted with a price for it, the
+    // ledger priced it ($2.80) while the totals and a $1 budget kept $0 (never alerting, never stopping).
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(utc(2026, 3, 2, 9, 0));
+    let before = meter(dir.path(), &clock, |b| b);
+    let subscriber = tracing_subscriber::registry().with(before.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        let _call = info_span!(
+            "chat",
+            gen_ai.request.model = "my-finetune",
+            input_tokens = 1_000_000u64,
+            output_tokens = 100_000u64
+        )
+        .entered();
+    });
+    before.flush().unwrap();
+    assert_eq!(before.total_usage().unpriced_calls, 1);
+    drop(before);
+
+    let rates = tokenmeter::pricing::Rates::with_default_cache(2_000_000, 8_000_000);
+    let book = tokenmeter::PriceBook::builtin().with_price("my-finetune", tokenmeter::pricing::ModelPrice::new(rates));
+    let after = meter(dir.path(), &clock, |b| {
+        b.with_price_book(book).with_budget(Budget::new("monthly", BudgetLimit::usd(1.0).unwrap()))
+    });
+    let totals = after.total_usage();
+    assert_eq!((totals.calls, totals.unpriced_calls), (1, 0));
+    assert_eq!(totals.cost.to_string(), "$2.80");
+    assert_eq!(after.budget_status()[0].spent.to_string(), "$2.80");
+    let summary = after.ledger().usage_summary(tokenmeter::ledger::Window::Last24Hours).unwrap();
+    assert_eq!(summary.cost_usd, 2.8);
+}

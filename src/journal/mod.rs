@@ -415,7 +415,7 @@ pub(crate) fn attach(meter: &TokenMeter, config: JournalConfig) -> Result<(), Jo
         // Alerts are marked once every call is back: a budget's period is the one its last call put it in.
         let mut alerts = Vec::new();
         let report = replay::replay(&dir, |line| match line {
-            Replayed::Call(record) => meter.inner.replay_call(&record),
+            Replayed::Call(mut record) => meter.inner.replay_call(&mut record),
             Replayed::Task(record) => meter.inner.replay_task(&record),
             Replayed::Tool(record) => meter.inner.replay_tool(&record),
             Replayed::Alert(mark) => alerts.push(mark),

@@ -14,8 +14,8 @@ const FAMILIES: &[&str] = &["opus", "sonnet", "haiku"];
 /// 1. trim whitespace, keep only the last `/`-separated segment (`anthropic/claude-…` gateway ids, Vertex
 ///    resource names, Bedrock ARNs), ASCII-lowercase, drop `<provider>:` before a Claude id
 ///    (`anthropic:claude-sonnet-4-5`);
-/// 2. drop a trailing `[…]` annotation (`claude-opus-4-6[1m]`), a Vertex `@20250514` suffix, and everything
-///    from the first `:` (Bedrock `-v1:0`, `-v1:0:200k`);
+/// 2. drop a trailing `[…]` annotation (`claude-opus-4-6[1m]`), a Vertex `@20250514` suffix, and, after a
+///    Claude id, everything from the first `:` (Bedrock `-v1:0`, `-v1:0:200k`; any other id keeps its `:`);
 /// 3. drop Bedrock region prefixes (`us.`, `eu.`, `apac.`, `global.`, `jp.`, `au.`, …) and `anthropic.`;
 /// 4. turn a `.` between digits into `-` (`claude-3.5-sonnet`, `claude-opus-4.6`);
 /// 5. repeatedly drop a `-vN` version suffix, `-latest`, and a trailing `-YYYYMMDD` date;
@@ -43,7 +43,11 @@ pub fn normalize_model_id(id: &str) -> String {
     if let Some(i) = s.find('@') {
         s.truncate(i);
     }
-    if let Some(i) = s.find(':') {
+    // Bedrock's `-v1:0` and `:200k` suffixes, on a Claude id only: elsewhere the `:` is part of the id
+    // (`ft:gpt-4o-mini-…:acme::A1`, `llama3:8b`), and cutting there would give two models one price.
+    if let Some(i) = s.find(':')
+        && strip_bedrock_prefix(&s[..i]).starts_with("claude")
+    {
         s.truncate(i);
     }
 

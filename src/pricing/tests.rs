@@ -287,6 +287,24 @@ fn unknown_ids_are_unpriced() {
 }
 
 #[test]
+fn ids_that_differ_after_a_colon_are_different_models() {
+    // Everything from the first `:` was dropped from every id: two OpenAI fine-tunes (or `llama3:8b` and
+    // `llama3:70b`) were one model `ft`, priced alike, and a Claude fine-tune got their price.
+    let mut book = PriceBook::builtin();
+    let mini = Rates::with_default_cache(300_000, 1_200_000);
+    book.set("ft:gpt-4o-mini-2024-07-18:acme::A1", ModelPrice::new(mini));
+    assert_eq!(book.resolve("ft:gpt-4o-mini-2024-07-18:acme::A1").expect("set").price().standard, mini);
+    assert!(book.resolve("ft:gpt-4o-2024-08-06:acme::B2").is_none());
+    assert!(book.resolve("ft:claude-3-haiku:acme::C3").is_none());
+    book.set("llama3:8b", ModelPrice::new(mini));
+    assert!(book.resolve("llama3:70b").is_none());
+    assert_eq!(normalize_model_id("llama3:8b"), "llama3:8b");
+    // Bedrock's suffixes still go.
+    assert_eq!(normalize_model_id("us.anthropic.claude-sonnet-4-5-20250929-v1:0"), "claude-sonnet-4-5");
+    assert_eq!(normalize_model_id("anthropic.claude-3-5-sonnet-20240620-v1:0:200k"), "claude-3-5-sonnet");
+}
+
+#[test]
 fn set_normalizes_and_replaces() {
     let mut book = PriceBook::builtin();
     let rates = Rates::with_default_cache(1_000_000, 2_000_000);
