@@ -14,6 +14,7 @@ DS = {"type": "prometheus", "uid": "${datasource}"}
 # Selectors. Call metrics carry model/provider/agent/project; an absent label matches `.*`.
 CALL = 'job=~"$job", gen_ai_request_model=~"$model", gen_ai_provider_name=~"$provider", gen_ai_agent_name=~"$agent", project=~"$project"'
 JOB = 'job=~"$job"'
+MIN_STEP = "1m"  # the default export interval: see Board.add
 
 UIDS = {
     "overview": "tokenmeter-overview",
@@ -104,7 +105,7 @@ class Board:
             self.row_h = 0
 
     def add(self, ptype, title, description, unit, targets, w=8, h=8, options=None, custom=None, thresholds=None,
-            minmax=None, decimals=None):
+            minmax=None, decimals=None, interval=MIN_STEP):
         if self.x + w > 24:
             self.newline()
         defaults = {"unit": unit, "color": {"mode": "thresholds" if thresholds else "palette-classic"}}
@@ -128,6 +129,9 @@ class Board:
                     "datasource": DS,
                     "expr": expr,
                     "legendFormat": legend,
+                    # Min step: Grafana then takes $__rate_interval as at least 4 x this, whatever scrape interval
+                    # the datasource states (15 s by default: one 60 s export per 1 m window, often none).
+                    "interval": interval,
                     "range": ptype in ("timeseries", "barchart"),
                     "instant": ptype not in ("timeseries", "barchart"),
                     **({"format": "table"} if ptype in ("table", "bargauge") and False else {}),
@@ -248,7 +252,7 @@ def cost_board():
            "currencyUSD", [(f"sum(rate({COST}[$__range])) * {MONTH_S}", "USD / 30 days")], decimals=2)
     b.stat("Cost per call", "Average USD per call over the range (every call counts, failed and unpriced ones "
            "included). Rising means longer prompts or pricier models: look at the token breakdown and the cache hit rate.",
-           "currencyUSD", [(f"sum(increase({COST}[$__range])) / sum(increase({CALLS}[$__range]))", "USD/call")], decimals=5)
+           "currencyUSD", [(f"sum(increase({COST}[$__range])) / (sum(increase({CALLS}[$__range])) > 0)", "USD/call")], decimals=5)
     b.row("Breakdown")
     b.ts("Cost rate by model", "USD per hour by model (canonical price-book id). Move high-volume, low-difficulty traffic "
          "to a cheaper model when one dominates.", "currencyUSD",
@@ -267,11 +271,11 @@ def cost_board():
             [(f"topk(10, sum by (job, gen_ai_agent_name, project, gen_ai_request_model) (increase({COST}[$__range])))", "")],
             w=24)
     b.row("Calls")
-    b.ts("Token breakdown by type", "Tokens per interval by type, stacked: uncached input, output, cache reads, cache writes "
+    b.ts("Token breakdown by type", "Tokens per minute by type, stacked: uncached input, output, cache reads, cache writes "
          "(5 min and 1 h). Reasoning is a part of output and is left out so the stack adds up. A tall input band with a "
          "thin cache_read band means prompts are not being cached.", "short",
-         [(f"sum by (gen_ai_token_type) (increase({tokens('input|output|cache_read|cache_write_5m|cache_write_1h')}[$__rate_interval]))",
-           "{{gen_ai_token_type}}")], stacked=True, bars=True, w=24)
+         [(f"sum by (gen_ai_token_type) (rate({tokens('input|output|cache_read|cache_write_5m|cache_write_1h')}[$__rate_interval])) * 60",
+           "{{gen_ai_token_type}}")], stacked=True, w=24)
     b.bargauge("Tokens by type", "Total tokens per type over the range: input (uncached), output, cache_read, "
                "cache_write_5m, cache_write_1h and reasoning (a part of output, never add it to output).", "short",
                [(f"sum by (gen_ai_token_type) (increase({tokens('.*')}[$__range]))", "{{gen_ai_token_type}}")], w=12)
@@ -293,7 +297,7 @@ def cache_board():
     b.row("Hit rate")
     b.stat("Cache hit rate", "Cache-read tokens over all prompt tokens (uncached input + cache reads + cache writes) over "
            "the range, from the token counters. Low: put the stable part of the prompt first and mark it cacheable.",
-           "percentunit", [(f"sum(increase({tokens('cache_read')}[$__range])) / sum(increase({tokens(PROMPT_TYPES)}[$__range]))",
+           "percentunit", [(f"sum(increase({tokens('cache_read')}[$__range])) / (sum(increase({tokens(PROMPT_TYPES)}[$__range])) > 0)",
                             "hit rate")], thresholds=TRAFFIC_RATIO, minmax=(0, 1), decimals=3)
     b.ts("Cache hit rate over time", "The same ratio per interval, by model. A sudden drop means the cached prefix changed "
          "(a new system prompt or tool list, a timestamp in the prefix) or the cache expired between calls.",
@@ -319,10 +323,10 @@ def cache_board():
            thresholds={"mode": "absolute", "steps": [{"value": None, "color": "green"}, {"value": 1, "color": "#EAB839"}]})
     b.ts("Dollars saved per hour", "Cache savings rate by model, USD per hour.", "currencyUSD",
          [(f"sum by (gen_ai_request_model) (rate({SAVINGS}[$__rate_interval])) * 3600", "{{gen_ai_request_model}}")])
-    b.ts("Cache reads vs writes", "Cache-read and cache-write tokens per interval. Writes without matching reads are cache "
+    b.ts("Cache reads vs writes", "Cache-read and cache-write tokens per minute. Writes without matching reads are cache "
          "entries that expired unread.", "short",
-         [(f"sum by (gen_ai_token_type) (increase({tokens('cache_read|cache_write_5m|cache_write_1h')}[$__rate_interval]))",
-           "{{gen_ai_token_type}}")], bars=True)
+         [(f"sum by (gen_ai_token_type) (rate({tokens('cache_read|cache_write_5m|cache_write_1h')}[$__rate_interval])) * 60",
+           "{{gen_ai_token_type}}")])
     b.ts("In-process cache hit rate (1h / 24h windows)", "The hit rate tokenmeter computes in process over its own last "
          "hour and day (gauge tokenmeter.cache.hit_rate), per service (the lowest of its instances).", "percentunit",
          [(f"min by (job, tokenmeter_window) (tokenmeter_cache_hit_rate_ratio{{{JOB}}})", "{{job}} {{tokenmeter_window}}")],
@@ -345,7 +349,7 @@ def efficiency_board():
     b.stat("Error rate", "Failed calls over all calls in the range. Above a few percent: look at errors by type below "
            "(rate limits, overload, timeouts) and add retries with backoff or a fallback model.", "percentunit",
            [(f'(sum(increase(tokenmeter_calls_total{{{CALL}, tokenmeter_outcome="error"}}[$__range])) or vector(0)) / '
-             f"sum(increase({CALLS}[$__range]))", "error rate")], thresholds=BAD_HIGH, decimals=3)
+             f"(sum(increase({CALLS}[$__range])) > 0)", "error rate")], thresholds=BAD_HIGH, decimals=3)
     b.row("Latency")
     b.ts("Call duration p50 / p95", "Client-side call duration percentiles from gen_ai.client.operation.duration. p95 far "
          "above p50: long outputs or provider slowdowns; consider streaming or a smaller max_tokens.", "s",
@@ -363,11 +367,11 @@ def efficiency_board():
     b.stat("Waste rate", "Share of spend on calls that failed (their tokens were billed but the result was not used), "
            "over the range. Above zero: check the errors; retries of large prompts multiply it.", "percentunit",
            [(f'(sum(increase(tokenmeter_cost_USD_total{{{CALL}, tokenmeter_outcome="error"}}[$__range])) or vector(0)) / '
-             f"sum(increase({COST}[$__range]))", "waste")], thresholds=BAD_HIGH, decimals=3)
+             f"(sum(increase({COST}[$__range])) > 0)", "waste")], thresholds=BAD_HIGH, decimals=3)
     b.stat("Failed tasks", "Share of tasks (tokenmeter.tasks) that ended in error over the range: every call in them is "
            "likely waste.", "percentunit",
            [(f'(sum(increase(tokenmeter_tasks_total{{{JOB}, tokenmeter_outcome="error"}}[$__range])) or vector(0)) / '
-             f"sum(increase(tokenmeter_tasks_total{{{JOB}}}[$__range]))", "failed tasks")], thresholds=BAD_HIGH, decimals=3)
+             f"(sum(increase(tokenmeter_tasks_total{{{JOB}}}[$__range])) > 0)", "failed tasks")], thresholds=BAD_HIGH, decimals=3)
     b.stat("Export failures", "OTLP exports that failed (counted in process, they arrive with the next good export). Above "
            "zero: the collector was unreachable for a while; check its health.", "short",
            [(f"sum(increase(tokenmeter_export_failures_total{{{JOB}}}[$__range]))", "failures")],
@@ -405,10 +409,10 @@ def budget_board():
     b.table("Time to limit", "At the current rate, time until each budget reaches its limit; listed only for budgets that "
             "will reach it before the period resets. Short: act now.", "s",
             [(f"min by (job, tokenmeter_budget) (tokenmeter_budget_time_to_limit_seconds{{{JOB}}})", "")])
-    b.ts("Budget alerts fired", "In-process budget alerts per interval by budget and kind (threshold_crossed, "
-         "projected_overrun).", "short",
-         [(f"sum by (tokenmeter_budget, tokenmeter_alert) (increase(tokenmeter_budget_alerts_total{{{JOB}}}[$__rate_interval]))",
-           "{{tokenmeter_budget}} {{tokenmeter_alert}}")], w=24, bars=True)
+    b.ts("Budget alerts fired", "In-process budget alerts by budget and kind (threshold_crossed, projected_overrun), one "
+         "bar per interval of at least an hour (each bar counts its own interval only).", "short",
+         [(f"sum by (tokenmeter_budget, tokenmeter_alert) (increase(tokenmeter_budget_alerts_total{{{JOB}}}[$__interval]))",
+           "{{tokenmeter_budget}} {{tokenmeter_alert}}")], w=24, bars=True, interval="1h")
     return b
 
 
@@ -421,7 +425,7 @@ def overview_board():
     b.stat("Cost rate", "USD per hour now. Details: Cost dashboard.", "currencyUSD",
            [(f"sum(rate({COST}[$__rate_interval])) * 3600", "USD/h")], w=4, decimals=4)
     b.stat("Cache hit rate", "Cache reads over all prompt tokens over the range. Details: Cache dashboard.", "percentunit",
-           [(f"sum(increase({tokens('cache_read')}[$__range])) / sum(increase({tokens(PROMPT_TYPES)}[$__range]))", "hit rate")],
+           [(f"sum(increase({tokens('cache_read')}[$__range])) / (sum(increase({tokens(PROMPT_TYPES)}[$__range])) > 0)", "hit rate")],
            w=4, thresholds=TRAFFIC_RATIO, decimals=3)
     b.gauge("Efficiency score (1h)", "Lowest in-process efficiency score over the last hour: green >= 80, amber 50-79, "
             "red < 50. Details: Efficiency dashboard.", "none",
@@ -432,15 +436,15 @@ def overview_board():
     b.ts("Cost rate by model", "USD per hour by model.", "currencyUSD",
          [(f"sum by (gen_ai_request_model) (rate({COST}[$__rate_interval])) * 3600", "{{gen_ai_request_model}}")],
          stacked=True)
-    b.ts("Tokens by type", "Tokens per interval by type (reasoning left out, it is a part of output).", "short",
-         [(f"sum by (gen_ai_token_type) (increase({tokens('input|output|cache_read|cache_write_5m|cache_write_1h')}[$__rate_interval]))",
-           "{{gen_ai_token_type}}")], stacked=True, bars=True)
+    b.ts("Tokens by type", "Tokens per minute by type (reasoning left out, it is a part of output).", "short",
+         [(f"sum by (gen_ai_token_type) (rate({tokens('input|output|cache_read|cache_write_5m|cache_write_1h')}[$__rate_interval])) * 60",
+           "{{gen_ai_token_type}}")], stacked=True)
     b.stat("Unpriced calls", "Calls not in the cost because their model has no price. Above zero: add a price.", "short",
            [(f"sum(increase(tokenmeter_calls_unpriced_total{{{CALL}}}[$__range]))", "unpriced")], w=12, decimals=0,
            thresholds={"mode": "absolute", "steps": [{"value": None, "color": "green"}, {"value": 1, "color": "red"}]})
     b.stat("Error rate", "Failed calls over all calls in the range.", "percentunit",
            [(f'(sum(increase(tokenmeter_calls_total{{{CALL}, tokenmeter_outcome="error"}}[$__range])) or vector(0)) / '
-             f"sum(increase({CALLS}[$__range]))", "error rate")], w=12, thresholds=BAD_HIGH, decimals=3)
+             f"(sum(increase({CALLS}[$__range])) > 0)", "error rate")], w=12, thresholds=BAD_HIGH, decimals=3)
     return b
 
 

@@ -96,11 +96,26 @@ def panels(dash):
             yield p
 
 
+SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def seconds(duration):
+    return int(duration[:-1]) * SECONDS[duration[-1]]
+
+
+def with_min_step(variables, target):
+    """The variables Grafana sends for a target: its min step ("interval") raises $__interval to it."""
+    step = target.get("interval")
+    if not step or seconds(step) <= seconds(variables["__interval"]):
+        return variables
+    return {**variables, "__interval": step}
+
+
 def queries(dash):
-    """(where, expr) for every PromQL query of a dashboard."""
+    """(where, expr, target) for every PromQL query of a dashboard."""
     for p in panels(dash):
         for t in p.get("targets", []):
-            yield f"{dash['uid']}:{p['title']}:{t.get('refId')}", t["expr"]
+            yield f"{dash['uid']}:{p['title']}:{t.get('refId')}", t["expr"], t
     for v in dash["templating"]["list"]:
         if v["type"] == "query":
             q = v["query"]["query"] if isinstance(v["query"], dict) else v["query"]
@@ -108,7 +123,7 @@ def queries(dash):
             if not m:
                 raise ValueError(f"{dash['uid']}: variable {v['name']}: unexpected query {q}")
             # The series query Grafana sends for label_values(selector, label).
-            yield f"{dash['uid']}:variable {v['name']}", f"count by ({m.group(2)}) ({m.group(1)})"
+            yield f"{dash['uid']}:variable {v['name']}", f"count by ({m.group(2)}) ({m.group(1)})", {}
 
 
 def unit_list():
@@ -234,7 +249,7 @@ def main():
             for p in panels(dash):
                 if p["title"] == title:
                     for t in p["targets"]:
-                        print(substitute(t["expr"], variables))
+                        print(substitute(t["expr"], with_min_step(variables, t)))
                     return 0
         sys.exit(f"no panel {title!r} in {uid}")
 
@@ -242,9 +257,9 @@ def main():
     n_panels = check_schema(errors)
     items = []
     for _, dash in dashboards():
-        for where, expr in queries(dash):
+        for where, expr, target in queries(dash):
             try:
-                items.append((where, substitute(expr, variables)))
+                items.append((where, substitute(expr, with_min_step(variables, target))))
             except KeyError as e:
                 errors.append(f"{where}: {e}")
     if not os.access(args.promtool, os.X_OK):

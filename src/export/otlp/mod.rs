@@ -28,7 +28,7 @@
 //! # What is exported
 //!
 //! The metric names, units, attributes and Prometheus names are in [`names`] and in the crate's
-//! `docs/otlp.md`. In short: the GenAI semconv histograms (`gen_ai.client.token.usage`,
+//! README ("Metrics"). In short: the GenAI semconv histograms (`gen_ai.client.token.usage`,
 //! `gen_ai.client.operation.duration`, `gen_ai.client.operation.time_to_first_chunk`) with semconv bucket
 //! boundaries; exact counters (`tokenmeter.tokens` by token type, `tokenmeter.cost` and
 //! `tokenmeter.cache.savings` in USD, `tokenmeter.calls` by outcome, unmetered and unpriced calls, tasks, tool
