@@ -578,6 +578,79 @@ fn a_failed_calls_cache_write_is_not_also_an_unread_write() {
     assert!(!kinds.contains(&SuggestionType::UnreadCacheWrites), "{kinds:?}");
 }
 
+/// A ledger made at `start` with one claude-haiku-4-5 call costing `usd` (output at $5 a million) at each of
+/// `spend`'s times, the clock following them.
+fn haiku_spend(start: chrono::DateTime<chrono::Utc>, spend: &[(chrono::DateTime<chrono::Utc>, f64)]) -> Rig {
+    let rig = Rig::new(start);
+    for &(t, usd) in spend {
+        rig.clock.set(t);
+        rig.add(Call::new(t, "claude-haiku-4-5").io(0, (usd * 200_000.0).round() as u64));
+    }
+    rig
+}
+
+#[test]
+fn under_three_days_of_history_the_forecast_is_their_mean() {
+    // $1 then $10: the line through both projected $19 today, $28 tomorrow and thousands for the month.
+    let rig =
+        haiku_spend(at(2026, 3, 1, 0, 0, 0), &[(at(2026, 3, 1, 12, 0, 0), 1.0), (at(2026, 3, 2, 12, 0, 0), 10.0)]);
+    rig.clock.set(at(2026, 3, 3, 0, 30, 0));
+    let f = rig.ledger.forecast(2, None).unwrap();
+    assert_eq!(f.history_days, 2);
+    close(f.slope_usd_per_day, 0.0);
+    for d in &f.days {
+        close(d.cost_usd, 5.5);
+        // The stated spread: half the rate, z for 90%.
+        close(d.upper_usd - d.cost_usd, 1.645 * 2.75);
+    }
+}
+
+#[test]
+fn a_meter_started_this_afternoon_runs_at_the_rate_since_it_started() {
+    // Started at 17:00, $1 an hour: at 19:00 the run rate divided $2 by the 19 hours since midnight ($2.53 a
+    // day, not $24).
+    let rig =
+        haiku_spend(at(2026, 3, 10, 17, 0, 0), &[(at(2026, 3, 10, 17, 0, 0), 1.0), (at(2026, 3, 10, 18, 0, 0), 1.0)]);
+    rig.clock.set(at(2026, 3, 10, 19, 0, 0));
+    let f = rig.ledger.forecast(1, None).unwrap();
+    assert_eq!(f.history_days, 0);
+    close(f.days[0].cost_usd, 24.0);
+}
+
+#[test]
+fn a_monthly_limit_of_zero_is_reached_by_the_first_spend() {
+    // Nothing spent: it read as not reached, yet reached today. Spent only on the 5th: reached on the 1st.
+    let rig = haiku_spend(at(2026, 3, 1, 0, 0, 0), &[]);
+    rig.clock.set(at(2026, 3, 8, 12, 0, 0));
+    let limit = rig.ledger.forecast(1, Some(0.0)).unwrap().limit.expect("a limit");
+    assert_eq!((limit.reached, limit.reached_on, limit.days_until), (false, None, None));
+    let rig = haiku_spend(at(2026, 3, 1, 0, 0, 0), &[(at(2026, 3, 5, 12, 0, 0), 1.0)]);
+    rig.clock.set(at(2026, 3, 8, 12, 0, 0));
+    let limit = rig.ledger.forecast(1, Some(0.0)).unwrap().limit.expect("a limit");
+    assert!(limit.reached);
+    assert_eq!(limit.reached_on, chrono::NaiveDate::from_ymd_opt(2026, 3, 5));
+}
+
+#[test]
+fn anomalies_wait_for_three_periods_of_baseline() {
+    // One call at 03:00 on the first day, four on the second: "4x the trailing average" of one day.
+    let day = |d: u32| at(2026, 3, d, 3, 0, 0);
+    let mut spend: Vec<_> = vec![(day(1), 0.01)];
+    spend.extend([(day(2), 0.01); 4]);
+    let rig = haiku_spend(at(2026, 3, 1, 0, 0, 0), &spend);
+    rig.clock.set(at(2026, 3, 2, 23, 0, 0));
+    let r = rig.ledger.anomalies(Window::Last7Days).unwrap();
+    assert!(r.anomalies.is_empty(), "{:#?}", r.anomalies);
+    // With three days of one call each, the fourth day's four calls stand out.
+    let mut spend: Vec<_> = (1..=3).map(|d| (day(d), 0.01)).collect();
+    spend.extend([(day(4), 0.01); 4]);
+    let rig = haiku_spend(at(2026, 3, 1, 0, 0, 0), &spend);
+    rig.clock.set(at(2026, 3, 4, 23, 0, 0));
+    let r = rig.ledger.anomalies(Window::Last7Days).unwrap();
+    assert!(!r.anomalies.is_empty());
+    assert!(r.anomalies.iter().all(|a| a.start.date_naive() == day(4).date_naive()), "{:#?}", r.anomalies);
+}
+
 #[test]
 fn a_steady_workload_compares_flat_with_the_period_before() {
     // One identical call an hour since January 1st; now is March 20th, 23:30. The previous window used to be

@@ -219,11 +219,30 @@ fn time_of_day_share_is_named_for_what_it_shares() {
 
 #[test]
 fn anomalies_read_in_their_metric_units() {
-    // 2025-10-02 against 2025-10-01: tokens 217,930 against 12,552, cost $0.2928 against $0.0409 (not
-    // "0.29" against "0.04", which would round a cent-sized spike to 0.00).
-    let md = cc(&["report", "--type", "detailed"]).ok().to_owned();
-    assert!(md.contains("| 2025-10-02 00:00 | day | tokens | 217,930 | 12,552 | 17.4x |"), "{md}");
-    assert!(md.contains("| 2025-10-02 00:00 | day | cost | $0.2928 | $0.0409 | 7.2x |"), "{md}");
+    // Three days of one claude-haiku-4-5 call (1,000 input, 100 output: $0.0015), then a day of 20 of them:
+    // tokens 22,000 against 1,100, cost $0.0300 against $0.0015 (not "0.03" against "0.00", which would round
+    // a cent-sized spike away).
+    let line = |ts: &str| {
+        format!(
+            r#"{{"timestamp":"{ts}","duration_us":5,"model":"claude-haiku-4-5","tokens":{{"input":1000,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":100,"reasoning":0}},"metered":true,"outcome":{{"status":"ok"}},"dimensions":{{}}}}"#
+        )
+    };
+    let mut text = String::new();
+    for day in ["2025-09-30", "2025-10-01", "2025-10-02"] {
+        text += &line(&format!("{day}T10:00:00Z"));
+        text.push('\n');
+    }
+    for _ in 0..20 {
+        text += &line("2025-10-03T10:00:00Z");
+        text.push('\n');
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.jsonl");
+    std::fs::write(&file, text).unwrap();
+    let args = ["--records", file.to_str().unwrap(), "--now", cli_support::NOW, "report", "--type", "detailed"];
+    let md = cli_support::run(&args).ok().to_owned();
+    assert!(md.contains("| 2025-10-03 00:00 | day | tokens | 22,000 | 1,100 | 20.0x |"), "{md}");
+    assert!(md.contains("| 2025-10-03 00:00 | day | cost | $0.0300 | $0.0015 | 20.0x |"), "{md}");
 }
 
 #[test]

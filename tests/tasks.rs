@@ -104,3 +104,33 @@ fn a_task_span_carrying_several_calls_counts_each() {
     // Haiku 4.5: 600 x $1 + 30 x $5 per million.
     assert_eq!(task.cost.to_string(), "$0.00075");
 }
+
+#[tracing::instrument(err, fields(task = "triage"))]
+fn triage(fail: bool) -> Result<(), String> {
+    let _c = info_span!("chat", model = "claude-haiku-4-5", input_tokens = 10u64).entered();
+    if fail { Err("no answer".to_owned()) } else { Ok(()) }
+}
+
+#[tracing::instrument(err, fields(gen_ai.operation.name = "execute_tool", gen_ai.tool.name = "grep"))]
+fn grep_tool(fail: bool) -> Result<(), String> {
+    if fail { Err("no match".to_owned()) } else { Ok(()) }
+}
+
+#[test]
+fn instrument_err_fails_a_task_or_tool_span_too() {
+    // `#[instrument(err)]` failed only call spans: a task or tool that returned `Err` was recorded `Ok`, and its
+    // tokens never counted as waste.
+    let h = Harness::new();
+    h.run(|| {
+        let _ = triage(true);
+        let _ = triage(false);
+        let _ = grep_tool(true);
+        let _ = grep_tool(false);
+    });
+    let outcomes: Vec<bool> = h.seen.tasks.lock().iter().map(|t| t.outcome.is_error()).collect();
+    assert_eq!(outcomes, [true, false]);
+    let outcomes: Vec<bool> = h.seen.tools.lock().iter().map(|t| t.outcome.is_error()).collect();
+    assert_eq!(outcomes, [true, false]);
+    // The calls inside the failed task did not fail: the error is the task's.
+    assert!(h.seen.calls().iter().all(|c| !c.outcome.is_error()));
+}

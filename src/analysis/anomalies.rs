@@ -186,10 +186,14 @@ fn spike(store: &Store, p: &Period, metric: AnomalyMetric) -> Option<Spike> {
         .map(|((dimension, value), observed, baseline, _)| Spike { dimension, value, observed, baseline })
 }
 
+/// The fewest trailing periods (days, or the same hour of trailing days) a baseline is made of.
+const MIN_BASELINE_PERIODS: i64 = 3;
+
 impl Ledger {
     /// Days and hours of `window` whose tokens or cost exceed, or whose calls exceed, the configured factor
     /// times their trailing average ([`AnomalyRule`]; days against the trailing days, hours against the same
-    /// local hour of the trailing days). Only days since the ledger's first record count toward a baseline.
+    /// local hour of the trailing days). Only days since the ledger's first record count toward a baseline,
+    /// and a period is checked once its baseline has 3 of them (or all `trailing_days`, when fewer).
     /// Hours are checked within the 35 days of hourly totals.
     pub fn anomalies(&self, window: Window) -> Result<AnomalyReport, QueryError> {
         let rule = self.inner.config.anomaly;
@@ -201,6 +205,9 @@ impl Ledger {
             }
         }
         let n = i64::from(rule.trailing_days.clamp(1, 365));
+        // A baseline of one or two periods is not a pattern: a quiet hour going from 1 call to 4 on the second
+        // day is not an anomaly. Checked once three are there (all of them when the rule trails fewer).
+        let min_count = n.min(MIN_BASELINE_PERIODS);
         self.read(|store, now| {
             let tz = store.tz;
             let (from, to) = window.bounds(store, now)?;
@@ -240,7 +247,7 @@ impl Ledger {
                         base.add(c);
                     }
                 }
-                if count > 0 {
+                if count >= min_count {
                     let end = calendar::grain_end(tz, Grain::Day, d);
                     let p =
                         Period { granularity: Granularity::Day, start: d, end, base_from, base_periods: count as f64 };
@@ -266,7 +273,7 @@ impl Ledger {
                         base.add(&c.core);
                     }
                 }
-                if count > 0 {
+                if count >= min_count {
                     let p = Period {
                         granularity: Granularity::Hour,
                         start: h,

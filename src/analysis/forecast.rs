@@ -120,18 +120,18 @@ impl Fit {
             return Fit { a: 0.0, b: 0.0, sigma: 0.0, quantile: Z_90, n: 0.0, xbar: 0.0, sxx: 0.0, mean: 0.0 };
         }
         let mean = ys.iter().sum::<f64>() / n;
+        // Two points make a line through both: $1 then $10 projected $28 tomorrow and $4,000 for the month. Under
+        // 3 days the history's mean, with the stated spread.
+        if ys.len() < 3 {
+            return Fit::flat(mean);
+        }
         let xbar = (n - 1.0) / 2.0;
         let sxx: f64 = (0..ys.len()).map(|i| (i as f64 - xbar).powi(2)).sum();
         let sxy: f64 = ys.iter().enumerate().map(|(i, y)| (i as f64 - xbar) * (y - mean)).sum();
         let b = if sxx > 0.0 { sxy / sxx } else { 0.0 };
         let a = mean - b * xbar;
-        // With under 3 points the residual error is undefined: use half the mean as the spread.
-        let (sigma, quantile) = if ys.len() >= 3 {
-            let sse: f64 = ys.iter().enumerate().map(|(i, y)| (y - (a + b * i as f64)).powi(2)).sum();
-            ((sse / (n - 2.0)).sqrt(), t_90(ys.len() - 2))
-        } else {
-            (mean * 0.5, Z_90)
-        };
+        let sse: f64 = ys.iter().enumerate().map(|(i, y)| (y - (a + b * i as f64)).powi(2)).sum();
+        let (sigma, quantile) = ((sse / (n - 2.0)).sqrt(), t_90(ys.len() - 2));
         Fit { a, b, sigma, quantile, n, xbar, sxx, mean }
     }
 
@@ -193,7 +193,13 @@ impl Ledger {
                     hist_tokens.push(c.tokens.total() as f64);
                 }
             }
-            let elapsed = (now - today) as f64 / 86_400.0;
+            // Today's part the ledger saw: from the meter's start when it started today and saw nothing before
+            // (spend since 17:00 over the hours since midnight read as a seventh of the rate).
+            let seen_from = match store.first_ts {
+                Some(first) if store.created > today && first >= store.created => store.created.min(now),
+                _ => today,
+            };
+            let elapsed = (now - seen_from) as f64 / 86_400.0;
             let (cost_fit, token_fit) = if hist_cost.is_empty() && elapsed >= 1.0 / 24.0 {
                 // No full day yet: today's run rate, once it has an hour behind it.
                 let t = daily(today);
@@ -251,23 +257,25 @@ impl Ledger {
             let projected = spent + today_rest + rest.iter().map(|(_, c)| c).sum::<f64>();
 
             let limit = limit_usd.map(|limit| {
+                // A limit of $0 is reached by the first spend, not by none (it read as reached on the 1st).
+                let hits = |c: f64| c >= limit && c > 0.0;
                 let mut cumulative = 0.0;
                 let mut reached_on = None;
                 for (d, c) in &month_days {
                     cumulative += c;
-                    if cumulative >= limit && reached_on.is_none() {
+                    if hits(cumulative) && reached_on.is_none() {
                         reached_on = Some(calendar::local(tz, *d).date());
                     }
                 }
                 let reached = reached_on.is_some();
                 if !reached {
                     cumulative = spent + today_rest;
-                    if cumulative >= limit {
+                    if hits(cumulative) {
                         reached_on = Some(today_date);
                     } else {
                         for (d, c) in &rest {
                             cumulative += c;
-                            if cumulative >= limit {
+                            if hits(cumulative) {
                                 reached_on = Some(*d);
                                 break;
                             }

@@ -351,9 +351,9 @@ impl TokenMeterLayer {
         }
     }
 
-    /// The event `#[tracing::instrument(err)]` emits when its function returns `Err`: when its span is a call
-    /// span, that call failed (as `otel.status_code = "ERROR"` would; `tracing-opentelemetry` likewise fails its
-    /// span on `ERROR` events).
+    /// The event `#[tracing::instrument(err)]` emits when its function returns `Err`: when its span is a call,
+    /// task or tool span, that call, task or tool execution failed (as `otel.status_code = "ERROR"` would;
+    /// `tracing-opentelemetry` likewise fails its span on `ERROR` events).
     /// Only the event's own span: an error inside a child span (a helper that failed and was retried) is not
     /// the call's. Its text is never read.
     fn mark_failed<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>)
@@ -362,7 +362,7 @@ impl TokenMeterLayer {
     {
         let Some(span) = ctx.event_span(event) else { return };
         if let Some(state) = self.state_mut(&mut span.extensions_mut())
-            && state.plan.has_tokens
+            && (state.plan.has_tokens || state.task.is_some() || state.plan.tool_candidate)
             && (state.opened_in_sinks || !in_sinks())
         {
             state.call.status_error = Some(true);
