@@ -114,6 +114,25 @@ fn legacy_semconv_prompt_and_completion() {
 }
 
 #[test]
+fn openllmetry_cache_fields() {
+    // OpenLLMetry's spelling of the cache counts, beside an inclusive input: ignored, all 10,000 tokens were
+    // priced as uncached input.
+    let h = Harness::new();
+    h.run(|| {
+        let _s = info_span!(
+            "anthropic.chat",
+            gen_ai.request.model = "claude-sonnet-4-5",
+            gen_ai.usage.input_tokens = 10_000u64,
+            gen_ai.usage.cache_read_input_tokens = 8_000u64,
+            gen_ai.usage.cache_creation_input_tokens = 1_500u64,
+            gen_ai.usage.output_tokens = 100u64,
+        );
+    });
+    let t = h.seen.only_call().tokens;
+    assert_eq!((t.input, t.cache_read, t.cache_write_5m, t.output), (500, 8_000, 1_500, 100));
+}
+
+#[test]
 fn openai_style_fields() {
     let h = Harness::new();
     h.run(|| {

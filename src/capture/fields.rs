@@ -26,6 +26,11 @@ pub const SEMCONV_REASONING: &str = "gen_ai.usage.reasoning.output_tokens";
 pub const LEGACY_PROMPT: &str = "gen_ai.usage.prompt_tokens";
 /// Legacy semconv completion tokens.
 pub const LEGACY_COMPLETION: &str = "gen_ai.usage.completion_tokens";
+/// Cache-read input tokens as OpenLLMetry spells them (beside an inclusive `gen_ai.usage.input_tokens` or
+/// `gen_ai.usage.prompt_tokens`).
+pub const LEGACY_CACHE_READ: &str = "gen_ai.usage.cache_read_input_tokens";
+/// Cache-creation input tokens as OpenLLMetry spells them.
+pub const LEGACY_CACHE_WRITE: &str = "gen_ai.usage.cache_creation_input_tokens";
 /// OpenAI-style prompt tokens (inclusive).
 pub const OPENAI_PROMPT: &str = "prompt_tokens";
 /// OpenAI-style completion tokens.
@@ -148,8 +153,8 @@ pub(crate) fn classify(name: &str) -> Role {
         SEMCONV_INPUT | LEGACY_PROMPT | OPENAI_PROMPT => Role::Token(InclusiveInput),
         ANTHROPIC_INPUT => Role::Token(UncachedInput),
         SEMCONV_OUTPUT | LEGACY_COMPLETION | OPENAI_COMPLETION | ANTHROPIC_OUTPUT => Role::Token(Output),
-        SEMCONV_CACHE_READ | ANTHROPIC_CACHE_READ | OPENAI_CACHED => Role::Token(CacheRead),
-        SEMCONV_CACHE_WRITE | ANTHROPIC_CACHE_WRITE => Role::Token(CacheWrite),
+        SEMCONV_CACHE_READ | LEGACY_CACHE_READ | ANTHROPIC_CACHE_READ | OPENAI_CACHED => Role::Token(CacheRead),
+        SEMCONV_CACHE_WRITE | LEGACY_CACHE_WRITE | ANTHROPIC_CACHE_WRITE => Role::Token(CacheWrite),
         ANTHROPIC_CACHE_WRITE_5M => Role::Token(CacheWrite5m),
         ANTHROPIC_CACHE_WRITE_1H => Role::Token(CacheWrite1h),
         SEMCONV_REASONING | ANTHROPIC_THINKING | OPENAI_REASONING => Role::Token(Reasoning),

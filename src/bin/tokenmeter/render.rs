@@ -142,11 +142,12 @@ pub(crate) fn usd(v: f64) -> String {
 }
 
 /// The cost of a model's (or other group's) calls: `unpriced` when none of them had a price, the priced
-/// part and a mark when some did not: never a silent $0.
+/// part and a mark when some did not: never a silent $0. `calls` counts unmetered calls too (a failed call
+/// without usage has no price to miss), so unpriced calls and nothing priced above $0 is `unpriced` as well.
 pub(crate) fn share_cost(cost_usd: f64, calls: u64, unpriced_calls: u64) -> String {
     match unpriced_calls {
         0 => usd(cost_usd),
-        n if n >= calls => "unpriced".to_owned(),
+        n if n >= calls || cost_usd == 0.0 => "unpriced".to_owned(),
         _ => format!("{} + unpriced", usd(cost_usd)),
     }
 }
@@ -218,5 +219,14 @@ mod tests {
         assert_eq!(pct(0.1234), "12.3%");
         assert_eq!(delta_pct(Some(-3.26)), "-3.3%");
         assert_eq!(delta_pct(None), "-");
+    }
+
+    #[test]
+    fn a_group_with_nothing_priced_reads_unpriced() {
+        assert_eq!(share_cost(1.5, 3, 0), "$1.50");
+        assert_eq!(share_cost(1.5, 3, 1), "$1.50 + unpriced");
+        assert_eq!(share_cost(0.0, 1, 1), "unpriced");
+        // One unpriced call and one failed call without usage (unmetered): "$0.00 + unpriced" before.
+        assert_eq!(share_cost(0.0, 2, 1), "unpriced");
     }
 }
