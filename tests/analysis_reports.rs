@@ -414,8 +414,12 @@ fn compare_periods_and_values() {
     let c = rig.ledger.compare_periods(Window::Last24Hours).unwrap();
     assert_eq!(c.a.calls, 1);
     assert_eq!(c.b.calls, 10);
-    close(c.deltas.calls_pct.unwrap(), 900.0);
-    close(c.deltas.cost_pct.unwrap(), (TOTAL as f64 - C1 as f64) / C1 as f64 * 100.0);
+    // At 12:30 the current window is 13:00 to 12:31 (1,411 minutes), the previous 13:00 to 12:00 the day
+    // before (1,380): the rates compare.
+    assert_eq!((c.a.window.from, c.a.window.to), (at(2026, 3, 12, 13, 0, 0), at(2026, 3, 13, 12, 0, 0)));
+    assert_eq!((c.b.window.from, c.b.window.to), (at(2026, 3, 13, 13, 0, 0), at(2026, 3, 14, 12, 31, 0)));
+    close(c.deltas.calls_pct.unwrap(), (10.0 / 1_411.0) / (1.0 / 1_380.0) * 100.0 - 100.0);
+    close(c.deltas.cost_pct.unwrap(), (TOTAL as f64 / 1_411.0) / (C1 as f64 / 1_380.0) * 100.0 - 100.0);
     assert_eq!(c.deltas.cost_per_task_pct, None);
     // The mystery model's call has no price: counted as a call, not in the cost, not in the cost per call
     // (which divides by the 8 priced calls: 10 less it and the call without usage).
@@ -653,30 +657,39 @@ fn anomalies_wait_for_three_periods_of_baseline() {
 
 #[test]
 fn a_steady_workload_compares_flat_with_the_period_before() {
-    // One identical call an hour since January 1st; now is March 20th, 23:30. The previous window used to be
-    // `from - (to - from)`: starting mid-day (or mid-hour) inside a bucket, whose calls it left out, and for
-    // `30d` inside January's month bucket (17 days lost): +16.7%, +4.3% and +66.7% for no change at all.
-    let now = at(2026, 3, 20, 23, 30, 0);
+    // One identical call every 10 minutes since January 1st; now is March 20th, 09:29:30. The previous window
+    // used to be `from - (to - from)`, starting inside a bucket whose calls it left out (+16.7%, +4.3%, +66.7%
+    // for no change at all); then the whole units before the current window's first: 7 whole days against 6
+    // and today's 9 and a half hours (-8.6%). It is the same stretch one period earlier, to the hour, and the
+    // rates compare.
+    let now = at(2026, 3, 20, 9, 29, 30);
     let start = at(2026, 1, 1, 0, 0, 0);
     let rig = Rig::new(start);
     let mut t = start;
     while t <= now {
         rig.clock.set(t);
         rig.add(Call::new(t, SONNET).io(1_000, 100));
-        t += chrono::Duration::hours(1);
+        t += chrono::Duration::minutes(10);
     }
     rig.clock.set(now);
-    for (window, calls, prev_from) in [
-        (Window::Last24Hours, 24, at(2026, 3, 19, 0, 0, 0)),
-        (Window::Last7Days, 168, at(2026, 3, 7, 0, 0, 0)),
-        (Window::Last30Days, 720, at(2026, 1, 20, 0, 0, 0)),
+    for (window, calls, prev_calls, prev) in [
+        // 23 whole hours and 09:00-09:30 (3 calls), against the 23 hours from 10:00 two days ago.
+        (Window::Last24Hours, 141, 138, (at(2026, 3, 18, 10, 0, 0), at(2026, 3, 19, 9, 0, 0))),
+        (Window::Last7Days, 6 * 144 + 57, 6 * 144 + 54, (at(2026, 3, 7, 0, 0, 0), at(2026, 3, 13, 9, 0, 0))),
+        // From January 20th (inside January's month bucket) to February 18th, 09:00 (inside a day bucket).
+        (Window::Last30Days, 29 * 144 + 57, 29 * 144 + 54, (at(2026, 1, 20, 0, 0, 0), at(2026, 2, 18, 9, 0, 0))),
     ] {
         let c = rig.ledger.compare_periods(window).unwrap();
-        assert_eq!((c.a.calls, c.b.calls), (calls, calls), "{window}");
-        assert_eq!(c.deltas.calls_pct, Some(0.0), "{window}");
-        assert_eq!(c.deltas.cost_pct, Some(0.0), "{window}");
-        assert_eq!((c.a.window.from, c.a.window.to), (prev_from, c.b.window.from), "{window}");
+        assert_eq!((c.a.calls, c.b.calls), (prev_calls, calls), "{window}");
+        assert_eq!((c.a.window.from, c.a.window.to), prev, "{window}");
+        close(c.deltas.calls_pct.expect("calls"), 0.0);
+        close(c.deltas.cost_pct.expect("cost"), 0.0);
+        close(c.deltas.tokens_pct.expect("tokens"), 0.0);
     }
+    // `1h`: the 60 minutes before, as long as the current hour.
+    let c = rig.ledger.compare_periods(Window::LastHour).unwrap();
+    assert_eq!((c.a.calls, c.b.calls), (6, 6));
+    assert_eq!(c.deltas.calls_pct, Some(0.0));
 }
 
 #[test]

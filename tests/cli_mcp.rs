@@ -593,10 +593,12 @@ fn compare_is_the_library_period_comparison() {
         assert_eq!(s["window"], v(expected.b.window));
         assert!(text.contains(") against the period before ("), "{text}");
     }
-    // 7d: the week holds 6 calls, the week before one (2025-10-08).
+    // 7d: the week holds 6 calls; the same stretch a week before, 2025-10-02 to 2025-10-08 12:00, none (its one
+    // call came at 12:00, the hour the current window has only begun).
     let (s, _) = c.ok(json!({"operation": "compare", "timeframe": "7d", "optimization_target": 5}));
     assert_eq!(s["comparison"]["b"]["calls"], 6);
-    assert_eq!(s["comparison"]["a"]["calls"], 1);
+    assert_eq!(s["comparison"]["a"]["calls"], 0);
+    assert_eq!(s["comparison"]["a"]["window"]["to"], "2025-10-08T12:00:00Z");
     assert!(s["notes"][0].as_str().unwrap().contains("optimization_target"), "{s}");
 }
 

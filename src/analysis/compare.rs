@@ -10,7 +10,8 @@ use crate::ledger::{Agg, Dimension, Filter, Ledger, QueryError, Selection, Windo
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ComparisonKind {
-    /// The window (`b`) against the window of the same length before it (`a`).
+    /// The window (`b`) against the same stretch one period before it (`a`; see
+    /// [`Ledger::compare_periods`]).
     Periods,
     /// One dimension value (`a`) against another (`b`) over the same window.
     Values,
@@ -49,11 +50,12 @@ pub struct ComparisonSide {
 /// `b` relative to `a`, in percent (`null` where `a` is zero).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ComparisonDeltas {
-    /// Calls.
+    /// Calls, as a rate over the part of each side's window that has passed (the totals' change where the two
+    /// are equally long).
     pub calls_pct: Option<f64>,
-    /// Tokens.
+    /// Tokens, as a rate like `calls_pct`.
     pub tokens_pct: Option<f64>,
-    /// Cost.
+    /// Cost, as a rate like `calls_pct`.
     pub cost_pct: Option<f64>,
     /// Cost per priced call.
     pub cost_per_call_pct: Option<f64>,
@@ -107,11 +109,21 @@ fn opt_pct(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     pct_change(a?, b?)
 }
 
-fn compare(kind: ComparisonKind, dimension: Option<Dimension>, a: ComparisonSide, b: ComparisonSide) -> Comparison {
+/// `a` against `b`; `lengths` are the seconds of each side's window that have passed, over which calls, tokens
+/// and cost are compared as rates (equal lengths compare their totals).
+fn compare(
+    kind: ComparisonKind,
+    dimension: Option<Dimension>,
+    a: ComparisonSide,
+    b: ComparisonSide,
+    lengths: (i64, i64),
+) -> Comparison {
+    let (la, lb) = (lengths.0.max(1) as f64, lengths.1.max(1) as f64);
+    let rates = |x: f64, y: f64| if lengths.0 == lengths.1 { pct_change(x, y) } else { pct_change(x / la, y / lb) };
     let deltas = ComparisonDeltas {
-        calls_pct: pct_change(a.calls as f64, b.calls as f64),
-        tokens_pct: pct_change(a.tokens as f64, b.tokens as f64),
-        cost_pct: pct_change(a.cost_usd, b.cost_usd),
+        calls_pct: rates(a.calls as f64, b.calls as f64),
+        tokens_pct: rates(a.tokens as f64, b.tokens as f64),
+        cost_pct: rates(a.cost_usd, b.cost_usd),
         cost_per_call_pct: opt_pct(a.cost_per_call_usd, b.cost_per_call_usd),
         cost_per_task_pct: opt_pct(a.cost_per_task_usd, b.cost_per_task_usd),
         tokens_per_task_pct: opt_pct(a.tokens_per_task, b.tokens_per_task),
@@ -123,21 +135,26 @@ fn compare(kind: ComparisonKind, dimension: Option<Dimension>, a: ComparisonSide
 }
 
 impl Ledger {
-    /// `window` (side `b`, `current`) against the window before it (side `a`, `previous`): for the rolling
-    /// windows, the same whole units just before its first (`7d`: the 7 local days before; the current one
-    /// includes today so far), counted exactly even where they are kept in coarser buckets; for a range, the
-    /// same length just before it.
+    /// `window` (side `b`, `current`) against the same stretch one period earlier (side `a`, `previous`): for
+    /// the rolling windows, from the same whole units before its first (`7d`: 7 local days before) to the
+    /// same local hour one period before now (`7d` at 09:20: 7 days ago at 09:00; older data is kept by the
+    /// hour at best), counted exactly even where it is kept in coarser buckets; for `1h`, a range or `All`,
+    /// the same length just before it. Calls, tokens and cost are compared as rates over the part of each
+    /// window that has passed, so today's first hours are not a drop against a whole day.
     pub fn compare_periods(&self, window: Window) -> Result<Comparison, QueryError> {
         self.read(|store, now| {
             let (from, to) = window.bounds(store, now)?;
-            let (pf, pt) = window.previous_bounds(store.tz, from, to);
+            let (pf, pt) = window.previous_bounds(store.tz, now, from, to);
             let cur = Selection::All.total(store, from, to);
             let prev = Selection::total_all_exact(store, now, pf, pt);
+            // A window reaching past now has passed up to the end of the current minute.
+            let passed = to.min(now.div_euclid(60) * 60 + 60).max(from) - from;
             Ok(compare(
                 ComparisonKind::Periods,
                 None,
                 side("previous".into(), pf, pt, &prev),
                 side("current".into(), from, to, &cur),
+                (pt - pf, passed),
             ))
         })
     }
@@ -161,6 +178,7 @@ impl Ledger {
                 Some(dimension),
                 side(a.to_owned(), from, to, &ta),
                 side(b.to_owned(), from, to, &tb),
+                (to - from, to - from),
             ))
         })
     }

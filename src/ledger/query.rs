@@ -80,19 +80,26 @@ impl Window {
         })
     }
 
-    /// The window before this one, for period comparisons: the rolling windows' same whole units just before
-    /// `from` (`7d`: the 7 local days before the current window's first day; `24h`: the 24 local hours before
-    /// its first hour), so both start on a bucket's edge; a range (or `All`) the same length just before it.
-    pub(crate) fn previous_bounds(&self, tz: chrono_tz::Tz, from: i64, to: i64) -> (i64, i64) {
+    /// The window before this one, for period comparisons: the same stretch one period earlier. For the
+    /// rolling windows it starts the same whole units before `from` (`7d`: 7 local days before the current
+    /// window's first day; `24h`: 24 local hours before its first hour) and ends where the current window's
+    /// whole hours end, one period earlier (`7d` at 09:20: 7 days ago at 09:00); the older data is kept by the
+    /// hour at best, so the current partial hour has no exact counterpart, and the comparison's rates cover
+    /// the difference. `1h`, a range and `All`: the same length just before it.
+    pub(crate) fn previous_bounds(&self, tz: chrono_tz::Tz, now: i64, from: i64, to: i64) -> (i64, i64) {
         let days_before =
             |n: i64| calendar::start_of_date(tz, calendar::add_days(calendar::local(tz, from).date(), -n));
-        let hours_before = |n: u32| calendar::hours_back(tz, from, n);
+        let hours_back = |t: i64, n: u32| calendar::hours_back(tz, t, n);
+        let days_back_now = |n: i64| {
+            let t = calendar::same_local_time(tz, now, -n).unwrap_or(now - n * 86_400);
+            calendar::hour_start(tz, t)
+        };
         match self {
             Window::LastHour => (from - 3_600, from),
-            Window::Last6Hours => (hours_before(6), from),
-            Window::Last24Hours => (hours_before(24), from),
-            Window::Last7Days => (days_before(7), from),
-            Window::Last30Days => (days_before(30), from),
+            Window::Last6Hours => (hours_back(from, 6), hours_back(now, 6)),
+            Window::Last24Hours => (hours_back(from, 24), hours_back(now, 24)),
+            Window::Last7Days => (days_before(7), days_back_now(7)),
+            Window::Last30Days => (days_before(30), days_back_now(30)),
             Window::All | Window::Range { .. } => (from - (to - from), from),
         }
     }
@@ -722,35 +729,48 @@ impl Selection {
         a
     }
 
-    /// [`Selection::total`] of everything over `[from, to)` where `from` may fall inside an older, coarser
-    /// bucket (a previous period 59 days back starts inside a month bucket, which `total` would leave out):
-    /// from the totals-only daily or hourly series when the window is made of whole local days or hours they
-    /// still keep, else from the buckets.
+    /// [`Selection::total`] of everything over `[from, to)` where either edge may fall inside an older,
+    /// coarser bucket (a previous period 59 days back starts inside a month bucket, which `total` would leave
+    /// out; a `7d` comparison's previous period ends at 09:00 inside a day bucket, which `total` would take
+    /// whole): whole local days from the totals-only daily series and the hours around them from the hourly
+    /// series while it keeps them, when both edges are on local hours; else from the buckets.
     pub(crate) fn total_all_exact(store: &Store, now: i64, from: i64, to: i64) -> Agg {
         let tz = store.tz;
-        if store.bucket_start(from, now) == from {
-            return Selection::All.total(store, from, to);
+        let buckets = || Selection::All.total(store, from, to);
+        if store.bucket_start(from, now) == from && store.bucket_start(to, now) == to {
+            return buckets();
         }
-        let series = if calendar::day_start(tz, from) == from && calendar::day_start(tz, to) == to {
-            Some(&store.daily)
-        } else if calendar::hour_start(tz, from) == from
-            && calendar::hour_start(tz, to) == to
-            && from >= store.hourly_from(now)
-        {
-            Some(&store.hourly)
-        } else {
-            None
+        if calendar::hour_start(tz, from) != from || calendar::hour_start(tz, to) != to || from >= to {
+            return buckets();
+        }
+        // Whole days [d0, d1), hours before and after.
+        let d0 = match calendar::day_start(tz, from) {
+            d if d == from => from,
+            d => calendar::grain_end(tz, calendar::Grain::Day, d),
         };
-        match series {
-            Some(series) => {
-                let mut a = Agg::default();
-                for (_, day) in series.range(from..to.max(from)) {
-                    a.merge(day);
-                }
-                a
+        let d1 = calendar::day_start(tz, to).max(d0);
+        let hourly_from = store.hourly_from(now);
+        let sum = |series: &std::collections::BTreeMap<i64, Agg>, a: &mut Agg, lo: i64, hi: i64| {
+            for (_, v) in series.range(lo..hi.max(lo)) {
+                a.merge(v);
             }
-            None => Selection::All.total(store, from, to),
+        };
+        let mut a = Agg::default();
+        if d0 >= to {
+            // Inside one day: hours only.
+            if from < hourly_from {
+                return buckets();
+            }
+            sum(&store.hourly, &mut a, from, to);
+            return a;
         }
+        if (from < d0 && from < hourly_from) || (d1 < to && d1 < hourly_from) {
+            return buckets();
+        }
+        sum(&store.hourly, &mut a, from, d0);
+        sum(&store.daily, &mut a, d0, d1);
+        sum(&store.hourly, &mut a, d1, to);
+        a
     }
 
     /// Rows per value of `dim` over `[from, to)`, unsorted.

@@ -264,8 +264,8 @@ pub(crate) struct BudgetArgs {
 /// `compare`.
 #[derive(Debug, Args)]
 pub(crate) struct CompareArgs {
-    /// The window: with --a/--b, both sides' window; alone, compared with the window of the same length just
-    /// before it [default: 30d]
+    /// The window: with --a/--b, both sides' window; alone, compared with the same stretch one period before
+    /// it (to the hour) [default: 30d]
     #[arg(long, value_name = "PERIOD", value_parser = parse_period)]
     pub(crate) period: Option<Window>,
     /// One side: dimension=value (e.g. agent=main)

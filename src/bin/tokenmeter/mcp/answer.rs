@@ -479,6 +479,10 @@ impl Call<'_> {
             0 => text,
             _ => format!("{text} Costs count priced calls only: {} had no price.", unpriced.join(" and ")),
         };
+        let text = match crate::render::length_note(&c) {
+            Some(note) => format!("{text} {note}"),
+            None => text,
+        };
         let window = Some(b.window);
         self.finish(tf.name(), window, Body { comparison: c }, text)
     }
