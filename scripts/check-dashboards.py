@@ -96,19 +96,30 @@ def panels(dash):
             yield p
 
 
-SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def seconds(duration):
-    return int(duration[:-1]) * SECONDS[duration[-1]]
+    """A Prometheus duration (`1m30s`, `500ms`, `1h`) in seconds."""
+    parts = re.findall(r"(\d+)(ms|s|m|h|d|w)", duration)
+    if not parts or "".join(n + u for n, u in parts) != duration:
+        raise ValueError(f"not a duration: {duration!r}")
+    return sum(int(n) * SECONDS[u] for n, u in parts)
+
+
+def duration(secs):
+    return f"{int(secs * 1000)}ms" if secs != int(secs) else f"{int(secs)}s"
 
 
 def with_min_step(variables, target):
-    """The variables Grafana sends for a target: its min step ("interval") raises $__interval to it."""
+    """The variables Grafana sends for a target with a min step ("interval"): $__interval at least the step, and
+    $__rate_interval = max($__interval + step, 4 x step), the step standing for the scrape interval."""
     step = target.get("interval")
-    if not step or seconds(step) <= seconds(variables["__interval"]):
+    if not step:
         return variables
-    return {**variables, "__interval": step}
+    step_s = seconds(step)
+    interval = max(seconds(variables["__interval"]), step_s)
+    return {**variables, "__interval": duration(interval), "__rate_interval": duration(max(interval + step_s, 4 * step_s))}
 
 
 def queries(dash):

@@ -616,9 +616,14 @@ fn a_meter_started_this_afternoon_runs_at_the_rate_since_it_started() {
     let rig =
         haiku_spend(at(2026, 3, 10, 17, 0, 0), &[(at(2026, 3, 10, 17, 0, 0), 1.0), (at(2026, 3, 10, 18, 0, 0), 1.0)]);
     rig.clock.set(at(2026, 3, 10, 19, 0, 0));
-    let f = rig.ledger.forecast(1, None).unwrap();
+    let f = rig.ledger.forecast(1, Some(8.0)).unwrap();
     assert_eq!(f.history_days, 0);
     close(f.days[0].cost_usd, 24.0);
+    // The rest of today is that rate over its 5 hours left ($5, not $24 less the $2 spent): $2 + $5 + 21 days
+    // at $24, and an $8 limit is reached tomorrow, not today.
+    close(f.projected_month_total_usd, 2.0 + 5.0 + 21.0 * 24.0);
+    let limit = f.limit.expect("a limit");
+    assert_eq!(limit.reached_on, chrono::NaiveDate::from_ymd_opt(2026, 3, 11));
 }
 
 #[test]
@@ -628,7 +633,8 @@ fn a_monthly_limit_of_zero_is_reached_by_the_first_spend() {
     rig.clock.set(at(2026, 3, 8, 12, 0, 0));
     let limit = rig.ledger.forecast(1, Some(0.0)).unwrap().limit.expect("a limit");
     assert_eq!((limit.reached, limit.reached_on, limit.days_until), (false, None, None));
-    let rig = haiku_spend(at(2026, 3, 1, 0, 0, 0), &[(at(2026, 3, 5, 12, 0, 0), 1.0)]);
+    // A call costing nothing on the 1st (its day has an entry at $0), the first spend on the 5th.
+    let rig = haiku_spend(at(2026, 3, 1, 0, 0, 0), &[(at(2026, 3, 1, 12, 0, 0), 0.0), (at(2026, 3, 5, 12, 0, 0), 1.0)]);
     rig.clock.set(at(2026, 3, 8, 12, 0, 0));
     let limit = rig.ledger.forecast(1, Some(0.0)).unwrap().limit.expect("a limit");
     assert!(limit.reached);
@@ -690,6 +696,31 @@ fn a_steady_workload_compares_flat_with_the_period_before() {
     let c = rig.ledger.compare_periods(Window::LastHour).unwrap();
     assert_eq!((c.a.calls, c.b.calls), (6, 6));
     assert_eq!(c.deltas.calls_pct, Some(0.0));
+}
+
+#[test]
+fn a_range_of_hours_days_back_compares_exactly() {
+    // A range from 10:00 to 16:00 the next day, twelve days back, lies inside day buckets: its total took the
+    // whole day bucket starting in it (24 hours, not 30). In New York the range across the DST change is 29.
+    for tz in [chrono_tz::UTC, chrono_tz::America::New_York] {
+        let start = at(2026, 3, 1, 0, 0, 0);
+        let rig = Rig::with(start, tokenmeter::LedgerConfig::default().with_time_zone(tz));
+        let now = at(2026, 3, 20, 12, 0, 0);
+        let mut t = start;
+        while t <= now {
+            rig.clock.set(t);
+            rig.add(Call::new(t, SONNET).io(1_000, 100));
+            t += chrono::Duration::minutes(10);
+        }
+        let local = |d: u32, h: u32| tz.with_ymd_and_hms(2026, 3, d, h, 0, 0).unwrap().with_timezone(&chrono::Utc);
+        let (from, to) = (local(7, 10), local(8, 16));
+        let hours = (to - from).num_hours();
+        assert_eq!(hours, if tz == chrono_tz::UTC { 30 } else { 29 });
+        let c = rig.ledger.compare_periods(Window::range(from, to)).unwrap();
+        assert_eq!((c.a.window.from, c.a.window.to), (from - (to - from), from), "{tz}");
+        assert_eq!((c.a.calls, c.b.calls), (hours as u64 * 6, hours as u64 * 6), "{tz}");
+        assert_eq!(c.deltas.calls_pct, Some(0.0), "{tz}");
+    }
 }
 
 #[test]

@@ -118,8 +118,13 @@ fn compare(
     b: ComparisonSide,
     lengths: (i64, i64),
 ) -> Comparison {
-    let (la, lb) = (lengths.0.max(1) as f64, lengths.1.max(1) as f64);
-    let rates = |x: f64, y: f64| if lengths.0 == lengths.1 { pct_change(x, y) } else { pct_change(x / la, y / lb) };
+    let (la, lb) = (lengths.0 as f64, lengths.1 as f64);
+    // A side none of which has passed (a range in the future) has no rate.
+    let rates = |x: f64, y: f64| match lengths {
+        (a, b) if a == b => pct_change(x, y),
+        (a, b) if a <= 0 || b <= 0 => None,
+        _ => pct_change(x / la, y / lb),
+    };
     let deltas = ComparisonDeltas {
         calls_pct: rates(a.calls as f64, b.calls as f64),
         tokens_pct: rates(a.tokens as f64, b.tokens as f64),
@@ -145,7 +150,8 @@ impl Ledger {
         self.read(|store, now| {
             let (from, to) = window.bounds(store, now)?;
             let (pf, pt) = window.previous_bounds(store.tz, now, from, to);
-            let cur = Selection::All.total(store, from, to);
+            // Exact where an edge falls inside a coarser bucket (a range of hours days back).
+            let cur = Selection::total_all_exact(store, now, from, to);
             let prev = Selection::total_all_exact(store, now, pf, pt);
             // A window reaching past now has passed up to the end of the current minute.
             let passed = to.min(now.div_euclid(60) * 60 + 60).max(from) - from;

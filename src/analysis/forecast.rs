@@ -156,9 +156,10 @@ impl Fit {
 
 impl Ledger {
     /// Forecasts the next `days` days of spend from a linear trend over the last 28 full local days (fewer
-    /// when the ledger is younger; with no full day yet, today's run rate once an hour of it has passed, with
-    /// half of it as the spread), with a 90% band, this month's projected total, and, given a monthly
-    /// `limit_usd`, the day this month's spend would reach it.
+    /// when the ledger is younger; under 3 days their mean, with half of it as the spread; with no full day
+    /// yet, today's run rate since midnight or since the meter started today, once an hour of it has passed,
+    /// with the same spread), with a 90% band, this month's projected total, and, given a monthly `limit_usd`,
+    /// the day this month's spend would reach it (a limit of 0 by the first spend).
     pub fn forecast(&self, days: u32, limit_usd: Option<f64>) -> Result<Forecast, QueryError> {
         if days == 0 || days > MAX_FORECAST_DAYS {
             return Err(QueryError::InvalidArgument {
@@ -194,13 +195,14 @@ impl Ledger {
                 }
             }
             // Today's part the ledger saw: from the meter's start when it started today and saw nothing before
-            // (spend since 17:00 over the hours since midnight read as a seventh of the rate).
+            // (spend since 17:00 over the hours since midnight read as a tenth of the rate at 19:00).
             let seen_from = match store.first_ts {
                 Some(first) if store.created > today && first >= store.created => store.created.min(now),
                 _ => today,
             };
             let elapsed = (now - seen_from) as f64 / 86_400.0;
-            let (cost_fit, token_fit) = if hist_cost.is_empty() && elapsed >= 1.0 / 24.0 {
+            let run_rate = hist_cost.is_empty() && elapsed >= 1.0 / 24.0;
+            let (cost_fit, token_fit) = if run_rate {
                 // No full day yet: today's run rate, once it has an hour behind it.
                 let t = daily(today);
                 (Fit::flat(t.cost.as_usd() / elapsed), Fit::flat(t.tokens.total() as f64 / elapsed))
@@ -245,8 +247,13 @@ impl Ledger {
             // Folded from +0.0: `f64`'s `sum` of no days is -0.0, which JSON shows as `-0.0`.
             let spent = month_days.iter().fold(0.0, |a, (_, c)| a + c);
             let today_actual = daily(today).cost.as_usd();
-            let today_pred = cost_fit.at(n);
-            let today_rest = (today_pred - today_actual).max(0.0);
+            let today_rest = if run_rate {
+                // The rate over what is left of today (today's spend so far covers only the part since the
+                // meter started, not the day since midnight).
+                cost_fit.at(n) * (day_of(1) - now).max(0) as f64 / 86_400.0
+            } else {
+                (cost_fit.at(n) - today_actual).max(0.0)
+            };
             // Remaining full days of the month after today.
             let mut rest: Vec<(NaiveDate, f64)> = Vec::new();
             let mut k = 1;

@@ -534,14 +534,13 @@ impl LedgerInner {
         // that it is part of what the call would still cost then and the savings add up to at most its cost.
         if facts.missed > 0 {
             let batch = billing.batch || o.batch_calls > 0;
-            let target_billing;
             let after = match &self.target {
+                // As `small_premium_at_target` prices it: the target's rates at the call's tier, not fast.
                 Some(target) if o.small_premium_calls > 0 => {
-                    target_billing = Billing { priced: target, rates: target.price().standard, fast: None, batch };
-                    &target_billing
+                    Billing { batch, ..Billing::of(target, t, rec.service_tier.as_deref(), None) }
                 }
-                _ if o.long_ctx_calls > 0 => &Billing { rates: price.standard, batch, ..*billing },
-                _ => &Billing { batch, ..*billing },
+                _ if o.long_ctx_calls > 0 => Billing { rates: price.standard, batch, ..*billing },
+                _ => Billing { batch, ..*billing },
             };
             let (as_input, as_read) =
                 after.kind_delta(facts.missed, |n| TokenUsage { cache_read: n, ..TokenUsage::default() });

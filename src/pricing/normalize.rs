@@ -15,7 +15,8 @@ const FAMILIES: &[&str] = &["opus", "sonnet", "haiku"];
 ///    resource names, Bedrock ARNs), ASCII-lowercase, drop `<provider>:` before a Claude id
 ///    (`anthropic:claude-sonnet-4-5`);
 /// 2. drop a trailing `[…]` annotation (`claude-opus-4-6[1m]`), a Vertex `@20250514` suffix, and, after a
-///    Claude id, everything from the first `:` (Bedrock `-v1:0`, `-v1:0:200k`; any other id keeps its `:`);
+///    Claude id or one ending in a Bedrock `-vN`, everything from the first `:` (Bedrock `-v1:0`,
+///    `-v1:0:200k`; any other id keeps its `:`);
 /// 3. drop Bedrock region prefixes (`us.`, `eu.`, `apac.`, `global.`, `jp.`, `au.`, …) and `anthropic.`;
 /// 4. turn a `.` between digits into `-` (`claude-3.5-sonnet`, `claude-opus-4.6`);
 /// 5. repeatedly drop a `-vN` version suffix, `-latest`, and a trailing `-YYYYMMDD` date;
@@ -43,10 +44,11 @@ pub fn normalize_model_id(id: &str) -> String {
     if let Some(i) = s.find('@') {
         s.truncate(i);
     }
-    // Bedrock's `-v1:0` and `:200k` suffixes, on a Claude id only: elsewhere the `:` is part of the id
-    // (`ft:gpt-4o-mini-…:acme::A1`, `llama3:8b`), and cutting there would give two models one price.
+    // Bedrock's `-v1:0` and `:200k` suffixes, after a Claude id or a Bedrock-versioned one
+    // (`meta.llama3-1-70b-instruct-v1:0`): elsewhere the `:` is part of the id (`ft:gpt-4o-mini-…:acme::A1`,
+    // `llama3:8b`), and cutting there would give two models one price.
     if let Some(i) = s.find(':')
-        && strip_bedrock_prefix(&s[..i]).starts_with("claude")
+        && (strip_bedrock_prefix(&s[..i]).starts_with("claude") || has_version_suffix(&s[..i]))
     {
         s.truncate(i);
     }
@@ -116,12 +118,17 @@ fn dots_between_digits(s: &str) -> String {
 
 /// Drops a trailing `-v<digits>` (Bedrock `-v1`, Vertex `-v2`).
 fn strip_version_suffix(s: &mut String) {
-    if let Some(i) = s.rfind("-v") {
-        let digits = &s[i + 2..];
-        if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-            s.truncate(i);
-        }
+    if has_version_suffix(s) {
+        s.truncate(s.rfind("-v").unwrap_or(s.len()));
     }
+}
+
+/// Ends in `-vN` (Bedrock's model version).
+fn has_version_suffix(s: &str) -> bool {
+    s.rfind("-v").is_some_and(|i| {
+        let digits = &s[i + 2..];
+        !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+    })
 }
 
 /// Drops a trailing `-YYYYMMDD`.

@@ -299,7 +299,9 @@ fn ids_that_differ_after_a_colon_are_different_models() {
     book.set("llama3:8b", ModelPrice::new(mini));
     assert!(book.resolve("llama3:70b").is_none());
     assert_eq!(normalize_model_id("llama3:8b"), "llama3:8b");
-    // Bedrock's suffixes still go.
+    // Bedrock's suffixes still go, Claude or not.
+    assert_eq!(normalize_model_id("meta.llama3-1-70b-instruct-v1:0"), "meta.llama3-1-70b-instruct");
+    assert_eq!(normalize_model_id("amazon.nova-pro-v1:0"), "amazon.nova-pro");
     assert_eq!(normalize_model_id("us.anthropic.claude-sonnet-4-5-20250929-v1:0"), "claude-sonnet-4-5");
     assert_eq!(normalize_model_id("anthropic.claude-3-5-sonnet-20240620-v1:0:200k"), "claude-3-5-sonnet");
 }

@@ -29,7 +29,7 @@ pub(super) enum Operation {
     Track,
     /// The library's forecast.
     Forecast,
-    /// The timeframe against the one of the same length just before it.
+    /// The timeframe against the same stretch one period before it (to the hour).
     Compare,
 }
 
@@ -318,8 +318,8 @@ pub(super) fn input_schema() -> Arc<JsonObject> {
                     optimize: suggestions with the dollars each would have saved; with optimization_target, which of \
                     them reach that saving and whether it is reachable. track: spend so far in the timeframe, its \
                     rate, and budgets when the server has any. forecast: the next days' spend with a 90% band and \
-                    the month's projected total. compare: the timeframe against the one of the same length just \
-                    before it."
+                    the month's projected total. compare: the timeframe against the same stretch one period before it \
+                    (to the hour); calls, tokens and cost change as rates when the two differ in length."
             },
             "timeframe": {
                 "type": "string",
