@@ -699,6 +699,32 @@ fn a_steady_workload_compares_flat_with_the_period_before() {
 }
 
 #[test]
+fn a_week_across_a_clock_change_compares_flat() {
+    // New York moved its clocks on 2026-03-08: the current week holds a 23-hour day. Local days and hours on
+    // both sides: 152.5 hours against 153, the same rate.
+    let tz = chrono_tz::America::New_York;
+    let start = at(2026, 2, 1, 0, 0, 0);
+    let rig = Rig::with(start, tokenmeter::LedgerConfig::default().with_time_zone(tz));
+    let now = tz.with_ymd_and_hms(2026, 3, 10, 9, 29, 30).unwrap().with_timezone(&chrono::Utc);
+    let mut t = start;
+    while t <= now {
+        rig.clock.set(t);
+        rig.add(Call::new(t, SONNET).io(1_000, 100));
+        t += chrono::Duration::minutes(10);
+    }
+    rig.clock.set(now);
+    let local = |d: u32, h: u32| tz.with_ymd_and_hms(2026, 3, d, h, 0, 0).unwrap().with_timezone(&chrono::Utc);
+    let c = rig.ledger.compare_periods(Window::Last7Days).unwrap();
+    assert_eq!(c.b.window.from, local(4, 0));
+    assert_eq!(
+        (c.a.window.from, c.a.window.to),
+        (tz.with_ymd_and_hms(2026, 2, 25, 0, 0, 0).unwrap().with_timezone(&chrono::Utc), local(3, 9))
+    );
+    assert_eq!((c.a.calls, c.b.calls), (153 * 6, 152 * 6 + 3));
+    close(c.deltas.calls_pct.expect("calls"), 0.0);
+}
+
+#[test]
 fn a_range_of_hours_days_back_compares_exactly() {
     // A range from 10:00 to 16:00 the next day, twelve days back, lies inside day buckets: its total took the
     // whole day bucket starting in it (24 hours, not 30). In New York the range across the DST change is 29.
