@@ -59,6 +59,8 @@ struct Counters {
     alerts_dropped: AtomicU64,
     /// Times the recording side (or a flush, or drop) unparked the writer.
     wakes: AtomicU64,
+    /// Times the journal directory was synced (once after each day file created).
+    dir_syncs: AtomicU64,
     last_error: Mutex<Option<String>>,
 }
 
@@ -99,6 +101,7 @@ impl JournalWriter {
             waiters: Vec::new(),
             unsynced: 0,
             closed_sync_error: None,
+            dir_unsynced: false,
             dirty: false,
             last_warning: None,
             unflushed_error: None,
@@ -240,6 +243,9 @@ struct WriterThread {
     /// A sync that failed when a file was closed to make room: the next sync reports it, so the records
     /// written since the last one are not counted as synced.
     closed_sync_error: Option<std::io::Error>,
+    /// A day file was created since the last sync: its directory entry is synced with the next sync (syncing
+    /// the file does not make the entry durable, so a crash could lose the whole file).
+    dir_unsynced: bool,
     dirty: bool,
     /// When the last warning was logged: on a disk that stays full, rounds fail hundreds of times a second,
     /// and a warning each would flood the log (often on that same disk); one a minute says it goes on.
@@ -448,6 +454,15 @@ impl WriterThread {
                 failed = Some(e);
             }
         }
+        if self.dir_unsynced {
+            match sync_dir(&self.dir) {
+                Ok(()) => {
+                    self.dir_unsynced = false;
+                    self.counters.dir_syncs.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => failed = Some(e),
+            }
+        }
         match failed {
             None => {
                 self.counters.synced.fetch_add(self.unsynced, Ordering::Relaxed);
@@ -472,6 +487,7 @@ impl WriterThread {
             self.open.remove(i);
         }
         let open = || OpenOptions::new().read(true).append(true).create(true).open(path);
+        let existed = path.try_exists().unwrap_or(false);
         let file = match open() {
             // The directory itself was deleted (cleared by hand): make it again, as the meter did at start.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -490,6 +506,7 @@ impl WriterThread {
                 }
             }
         }
+        self.dir_unsynced |= !existed;
         self.open.push((day, file));
         Ok(&self.open[self.open.len() - 1].1)
     }
@@ -538,6 +555,18 @@ fn append_locked(file: &File, bytes: &[u8]) -> std::io::Result<()> {
     }
     let _ = file.unlock();
     result
+}
+
+/// Makes the directory's entries (a day file just created) durable.
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Directories cannot be opened as files here; their entries are the file system's to keep.
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> std::io::Result<()> {
+    Ok(())
 }
 
 /// Link count where the platform has one.
@@ -605,5 +634,26 @@ mod tests {
         holder.unlock().unwrap();
         writer.flush().unwrap();
         assert_eq!(writer.stats().written, 9);
+    }
+
+    /// A day file created is made durable with its directory entry, once: syncing a new file does not keep
+    /// its name in the directory through a crash.
+    #[test]
+    fn the_directory_is_synced_once_after_each_day_file_is_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = Utc.with_ymd_and_hms(2026, 3, 14, 9, 0, 0).unwrap();
+        let config = JournalConfig::new(dir.path()).with_fsync(crate::journal::FsyncPolicy::EveryRecord);
+        let writer = JournalWriter::start(config, Arc::new(ManualClock::new(at)), ReplayReport::default(), 0).unwrap();
+        let dir_syncs = || writer.counters.dir_syncs.load(Ordering::Relaxed);
+        writer.append(&record(at));
+        writer.flush().unwrap();
+        assert_eq!(dir_syncs(), 1, "the first day file");
+        writer.append(&record(at));
+        writer.flush().unwrap();
+        assert_eq!(dir_syncs(), 1, "the same file again");
+        writer.append(&record(at + chrono::Duration::days(1)));
+        writer.flush().unwrap();
+        assert_eq!(dir_syncs(), 2, "the next day's file");
+        assert_eq!(writer.stats().synced, 3);
     }
 }
