@@ -120,6 +120,7 @@ pub struct JournalConfig {
     max_total_bytes: Option<u64>,
     queue_capacity: usize,
     replay: bool,
+    lock_timeout: Duration,
 }
 
 impl JournalConfig {
@@ -137,6 +138,7 @@ impl JournalConfig {
             max_total_bytes: None,
             queue_capacity: Self::DEFAULT_QUEUE_CAPACITY,
             replay: true,
+            lock_timeout: Duration::from_secs(5),
         }
     }
 
@@ -162,6 +164,15 @@ impl JournalConfig {
     /// Sets how many records may wait for the writer (at least 1); more are dropped and counted.
     pub fn with_queue_capacity(mut self, records: usize) -> Self {
         self.queue_capacity = records.max(1);
+        self
+    }
+
+    /// How long the writer waits for a day file's lock, which another process appending to the same journal
+    /// holds for the moment of its write (default 5 s). A batch still locked out after it fails, counted in
+    /// [`JournalStats::failed_records`], rather than stall the writer (and the meter's drop, which waits for
+    /// it) behind a process that holds the lock and stopped.
+    pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
         self
     }
 

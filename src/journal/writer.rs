@@ -387,7 +387,8 @@ impl WriterThread {
                 continue;
             }
             let path = files::path_for(&self.dir, batch.day);
-            let result = self.file(batch.day, &path).and_then(|file| append_locked(file, &batch.bytes));
+            let timeout = self.config.lock_timeout;
+            let result = self.file(batch.day, &path).and_then(|file| append_locked(file, &batch.bytes, timeout));
             match result {
                 Ok(()) => {
                     self.counters.written.fetch_add(batch.records, Ordering::Relaxed);
@@ -531,8 +532,8 @@ impl WriterThread {
 /// Appends whole lines under an exclusive advisory lock, ending a torn line a dead writer left first. A write
 /// that fails part way (a full disk, a file size limit) is cut off again, so that a failed batch leaves none of
 /// its lines behind: not a torn line, nor records counted as failed that a replay would bring back.
-fn append_locked(file: &File, bytes: &[u8]) -> std::io::Result<()> {
-    file.lock()?;
+fn append_locked(file: &File, bytes: &[u8], timeout: Duration) -> std::io::Result<()> {
+    lock_within(file, timeout)?;
     let mut before = None;
     let result = (|| {
         let len = file.metadata()?.len();
@@ -555,6 +556,29 @@ fn append_locked(file: &File, bytes: &[u8]) -> std::io::Result<()> {
     }
     let _ = file.unlock();
     result
+}
+
+/// Takes `file`'s exclusive lock, waiting at most `timeout` (another process appending holds it for the moment
+/// of its write; one that stopped holding it must not stall this writer for good).
+fn lock_within(file: &File, timeout: Duration) -> std::io::Result<()> {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() >= deadline => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("the file stayed locked by another process for {timeout:?}"),
+                ));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+        }
+    }
 }
 
 /// Makes the directory's entries (a day file just created) durable.
@@ -634,6 +658,31 @@ mod tests {
         holder.unlock().unwrap();
         writer.flush().unwrap();
         assert_eq!(writer.stats().written, 9);
+    }
+
+    /// A day file locked by another process that never lets go (stopped mid-append): the batch fails after the
+    /// lock timeout, counted, and the writer (and the meter's drop) goes on.
+    #[test]
+    fn a_lock_held_for_good_fails_the_batch_after_the_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = Utc.with_ymd_and_hms(2026, 3, 14, 9, 0, 0).unwrap();
+        let config = JournalConfig::new(dir.path()).with_lock_timeout(Duration::from_millis(200));
+        let writer = JournalWriter::start(config, Arc::new(ManualClock::new(at)), ReplayReport::default(), 0).unwrap();
+        let holder =
+            OpenOptions::new().create(true).append(true).open(files::path_for(dir.path(), at.date_naive())).unwrap();
+        holder.lock().unwrap();
+        writer.append(&record(at));
+        let started = Instant::now();
+        let err = writer.flush().expect_err("the batch could not be written");
+        assert!(err.to_string().contains("locked by another process"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        let stats = writer.stats();
+        assert_eq!((stats.written, stats.failed_records), (0, 1));
+        // Once the lock is free, records are written again.
+        holder.unlock().unwrap();
+        writer.append(&record(at));
+        writer.flush().unwrap();
+        assert_eq!(writer.stats().written, 1);
     }
 
     /// A day file created is made durable with its directory entry, once: syncing a new file does not keep
