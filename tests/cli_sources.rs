@@ -119,6 +119,13 @@ fn claude_code_defaults() {
     let empty = tempfile::tempdir().unwrap();
     run_env(&["summary", "--claude-code"], &[("HOME", empty.path().to_str().unwrap())])
         .fails(1, "no Claude Code data found");
+    // A config dir without projects/ holds no transcripts: its history.jsonl was read as a project, and the
+    // rest of it (plugins, caches) walked.
+    let bare = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(bare.path().join(".claude")).unwrap();
+    std::fs::write(bare.path().join(".claude/history.jsonl"), "{\"display\":\"hello\"}\n").unwrap();
+    run_env(&["summary", "--claude-code"], &[("HOME", bare.path().to_str().unwrap())])
+        .fails(1, "neither ~/.config/claude nor ~/.claude has a projects/ folder");
 }
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
-use super::{TranscriptError, TranscriptFile};
+use super::{TranscriptError, TranscriptFile, UnreadableFile};
 
 /// Folders deeper than this under `projects/` are not searched (a guard against symlink loops).
 const MAX_DEPTH: usize = 16;
@@ -13,7 +13,9 @@ const MAX_DEPTH: usize = 16;
 ///
 /// When `CLAUDE_CONFIG_DIR` is set and not empty: every path it lists (separated by commas, `~/` expanded),
 /// whether it exists or not, so that a caller can report a wrong one. Otherwise whichever of
-/// `$XDG_CONFIG_HOME/claude` (default `~/.config/claude`) and `~/.claude` exist, in that order.
+/// `$XDG_CONFIG_HOME/claude` (default `~/.config/claude`) and `~/.claude` have a `projects/` folder, in that
+/// order (a config dir without one holds no transcripts, and walking the rest of it, plugins and caches, is
+/// slow).
 pub fn default_claude_code_dirs() -> Vec<PathBuf> {
     let home = std::env::home_dir();
     if let Some(raw) = std::env::var_os("CLAUDE_CONFIG_DIR").filter(|v| !v.is_empty()) {
@@ -33,7 +35,7 @@ pub fn default_claude_code_dirs() -> Vec<PathBuf> {
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| home.join(".config"));
-    [xdg.join("claude"), home.join(".claude")].into_iter().filter(|p| p.is_dir()).collect()
+    [xdg.join("claude"), home.join(".claude")].into_iter().filter(|p| p.join("projects").is_dir()).collect()
 }
 
 /// Lists the transcripts under `path`, sorted by path.
@@ -42,6 +44,17 @@ pub fn default_claude_code_dirs() -> Vec<PathBuf> {
 /// folder (it holds `.jsonl` files), or a single `.jsonl` file. Every `.jsonl` file below is found, nested
 /// folders and `subagents/` included.
 pub fn discover(path: &Path) -> Result<Vec<TranscriptFile>, TranscriptError> {
+    let (files, skipped) = discover_reporting(path)?;
+    match skipped.into_iter().next() {
+        Some(u) => Err(TranscriptError::Io { path: u.path, source: std::io::Error::other(u.error) }),
+        None => Ok(files),
+    }
+}
+
+/// [`discover`], going on past a folder below `path` that cannot be read (one root-owned project folder, a
+/// folder deleted while it is walked): the files found, and the folders left out with the reason. Only `path`
+/// itself not being readable is an error.
+pub fn discover_reporting(path: &Path) -> Result<(Vec<TranscriptFile>, Vec<UnreadableFile>), TranscriptError> {
     let meta = std::fs::metadata(path).map_err(|source| match source.kind() {
         std::io::ErrorKind::NotFound => TranscriptError::NotFound(path.to_owned()),
         _ => TranscriptError::Io { path: path.to_owned(), source },
@@ -55,13 +68,14 @@ pub fn discover(path: &Path) -> Result<Vec<TranscriptFile>, TranscriptError> {
             Some(i) if i + 1 < folders.len() => place(&folders[i + 1..], stem),
             _ => (path.parent().and_then(Path::file_name).map_or("unknown".into(), lossy), stem, false),
         };
-        return Ok(vec![TranscriptFile {
+        let file = TranscriptFile {
             path: path.to_owned(),
             project: project.into(),
             session: session.into(),
             subagent,
             len: meta.len(),
-        }]);
+        };
+        return Ok((vec![file], Vec::new()));
     }
 
     let projects = path.join("projects");
@@ -76,11 +90,12 @@ pub fn discover(path: &Path) -> Result<Vec<TranscriptFile>, TranscriptError> {
     };
 
     let mut files = Vec::new();
+    let mut skipped = Vec::new();
     let mut seen = HashSet::new();
-    walk(&root, &mut prefix.clone(), &mut files, &mut seen, 0)?;
+    walk(&root, &mut prefix.clone(), &mut files, &mut skipped, &mut seen, 0)?;
     // By the path as a string (as ccusage does): which copy of a repeated response is kept depends on it.
     files.sort_by(|a, b| a.path.as_os_str().cmp(b.path.as_os_str()));
-    Ok(unique(files))
+    Ok((unique(files), skipped))
 }
 
 /// [`discover`] over several folders (the default ones, say): a file reached from two of them (one folder
@@ -91,6 +106,20 @@ pub fn discover_all(paths: &[PathBuf]) -> Result<Vec<TranscriptFile>, Transcript
         files.extend(discover(p)?);
     }
     Ok(unique(files))
+}
+
+/// [`discover_all`] with [`discover_reporting`]'s leniency: folders below the given ones that cannot be read
+/// are left out and returned with the reason.
+pub fn discover_all_reporting(
+    paths: &[PathBuf],
+) -> Result<(Vec<TranscriptFile>, Vec<UnreadableFile>), TranscriptError> {
+    let (mut files, mut skipped) = (Vec::new(), Vec::new());
+    for p in paths {
+        let (f, s) = discover_reporting(p)?;
+        files.extend(f);
+        skipped.extend(s);
+    }
+    Ok((unique(files), skipped))
 }
 
 /// The files without second names for one file (a symlinked transcript, or one folder reached two ways: the
@@ -114,11 +143,13 @@ fn lossy(s: &OsStr) -> String {
     s.to_string_lossy().into_owned()
 }
 
-/// Collects the `.jsonl` files under `dir`; `parts` are the folder names from the projects root down to it.
+/// Collects the `.jsonl` files under `dir`; `parts` are the folder names from the projects root down to it. A
+/// folder below the root that cannot be read goes to `skipped`; only the root itself is an error.
 fn walk(
     dir: &Path,
     parts: &mut Vec<String>,
     out: &mut Vec<TranscriptFile>,
+    skipped: &mut Vec<UnreadableFile>,
     seen: &mut HashSet<PathBuf>,
     depth: usize,
 ) -> Result<(), TranscriptError> {
@@ -133,16 +164,26 @@ fn walk(
     {
         return Ok(());
     }
-    let entries = std::fs::read_dir(dir).map_err(|source| TranscriptError::Io { path: dir.to_owned(), source })?;
+    let listed = std::fs::read_dir(dir).and_then(|entries| entries.collect::<std::io::Result<Vec<_>>>());
+    let mut entries = match listed {
+        Ok(entries) => entries,
+        Err(source) if depth == 0 => return Err(TranscriptError::Io { path: dir.to_owned(), source }),
+        Err(e) => {
+            skipped.push(UnreadableFile { path: dir.to_owned(), error: e.to_string() });
+            return Ok(());
+        }
+    };
+    // In name order: of two names for one folder (a symlink beside its target), which one names the project
+    // must not depend on the order the directory lists them in.
+    entries.sort_by_key(std::fs::DirEntry::file_name);
     for entry in entries {
-        let entry = entry.map_err(|source| TranscriptError::Io { path: dir.to_owned(), source })?;
         let path = entry.path();
         // Follows symlinks; an entry that vanished or cannot be stat'ed is skipped.
         let Ok(meta) = std::fs::metadata(&path) else { continue };
         let name = lossy(&entry.file_name());
         if meta.is_dir() {
             parts.push(name);
-            walk(&path, parts, out, seen, depth + 1)?;
+            walk(&path, parts, out, skipped, seen, depth + 1)?;
             parts.pop();
         } else if meta.is_file() && is_jsonl(&path) {
             let stem = path.file_stem().map_or_else(String::new, lossy);
@@ -190,5 +231,20 @@ mod tests {
         assert_eq!(p(&["proj", "s1", "subagents"], "agent-a"), ("proj".into(), "s1".into(), true));
         assert_eq!(p(&[], "loose"), ("unknown".into(), "loose".into(), false));
         assert_eq!(p(&["proj", "subagents"], "agent-a"), ("proj".into(), "subagents".into(), true));
+    }
+
+    #[test]
+    fn a_folder_below_the_root_that_cannot_be_read_is_left_out_and_reported() {
+        // A folder that vanished mid-walk (or cannot be listed): one such folder aborted the whole run.
+        let dir = tempfile::tempdir().unwrap();
+        let gone = dir.path().join("projects").join("-root-private");
+        let (mut out, mut skipped, mut seen) = (Vec::new(), Vec::new(), HashSet::new());
+        walk(&gone, &mut vec!["-root-private".into()], &mut out, &mut skipped, &mut seen, 1).unwrap();
+        assert!(out.is_empty());
+        assert_eq!(skipped.len(), 1);
+        assert_eq!(skipped[0].path, gone);
+        // The root itself is still an error.
+        let mut seen = HashSet::new();
+        assert!(walk(&gone, &mut Vec::new(), &mut out, &mut skipped, &mut seen, 0).is_err());
     }
 }

@@ -70,7 +70,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-pub use discover::{default_claude_code_dirs, discover, discover_all};
+pub use discover::{default_claude_code_dirs, discover, discover_all, discover_all_reporting, discover_reporting};
 pub use load::TranscriptLoader;
 pub use tools::{ToolUses, tool_uses};
 

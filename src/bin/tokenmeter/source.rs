@@ -384,8 +384,8 @@ fn load_claude_code(dir: &Path, ctx: &Context) -> CliResult<Source> {
         let dirs = transcripts::default_claude_code_dirs();
         if dirs.is_empty() {
             return Err(CliError::data(
-                "no Claude Code data found: neither ~/.config/claude nor ~/.claude exists; set CLAUDE_CONFIG_DIR \
-                 or pass --claude-code DIR",
+                "no Claude Code data found: neither ~/.config/claude nor ~/.claude has a projects/ folder; set \
+                 CLAUDE_CONFIG_DIR or pass --claude-code DIR",
             ));
         }
         dirs
@@ -400,7 +400,9 @@ fn load_claude_code(dir: &Path, ctx: &Context) -> CliResult<Source> {
         }
         vec![dir.to_owned()]
     };
-    let files = transcripts::discover_all(&dirs).map_err(|e| CliError::data(e.to_string()))?;
+    // A folder that cannot be read (one root-owned project) is reported with the unreadable files, not fatal.
+    let (files, unreadable_dirs) =
+        transcripts::discover_all_reporting(&dirs).map_err(|e| CliError::data(e.to_string()))?;
     if files.is_empty() {
         let list: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
         return Err(CliError::data(format!("no Claude Code transcripts (.jsonl files) under {}", list.join(", "))));
@@ -416,7 +418,8 @@ fn load_claude_code(dir: &Path, ctx: &Context) -> CliResult<Source> {
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
-    let stats = load.stats;
+    let mut stats = load.stats;
+    stats.unreadable_files.splice(0..0, unreadable_dirs);
     let info = SourceInfo {
         kind: SourceKind::ClaudeCode,
         paths: dirs,
