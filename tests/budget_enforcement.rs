@@ -165,6 +165,13 @@ fn a_scope_naming_the_span_field_means_its_dimension() {
     let h = Harness::with(|b| budgets.into_iter().fold(b, |b, budget| b.with_budget(budget)));
     spend(&h, "acme", HAIKU, 1_200_000);
     assert_eq!(h.meter.check_budget(&acme()).unwrap_err().budget(), "acme");
+    // A request scope naming the span field too: it asked for `tenant` and found nothing, so the block budget
+    // let it through.
+    let by_field = RequestScope::new().with_dimension("tenant.id", "acme");
+    assert_eq!(by_field.get("tenant"), Some("acme"));
+    assert_eq!(h.meter.check_budget(&by_field).unwrap_err().budget(), "acme");
+    let by_model_field = RequestScope::new().with_dimension("gen_ai.request.model", "claude-haiku-4-5-20251001");
+    assert_eq!(by_model_field.get("model"), Some(HAIKU));
 }
 
 #[test]

@@ -757,3 +757,23 @@ fn a_session_named_like_a_ledger_row_belongs_to_no_tenant() {
     }
     server.shutdown();
 }
+
+#[test]
+fn shutdown_does_not_wait_for_a_client_that_went_quiet_mid_request() {
+    // Half a request line, then nothing: graceful shutdown waited for that connection for good, and with it
+    // `shutdown()` (or the handle's drop) in the application.
+    use std::io::Write;
+    let meter = TokenMeter::builder().build();
+    let server = serve(meter, HttpConfig::new().with_port(0)).expect("server");
+    let mut quiet = std::net::TcpStream::connect(server.local_addr()).unwrap();
+    quiet.write_all(b"GET /api/v1/token-usage/summary HTTP/1.1\r\n").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        server.shutdown();
+        let _ = done_tx.send(());
+    });
+    let limit = tokenmeter::http::SHUTDOWN_GRACE + std::time::Duration::from_secs(20);
+    assert!(done_rx.recv_timeout(limit).is_ok(), "shutdown still waiting after {limit:?}");
+    drop(quiet);
+}

@@ -357,25 +357,17 @@ impl BudgetScope {
     /// [`model`](Self::model). A meter refuses a budget on a dimension it does not capture
     /// ([`TokenMeterBuilder::try_build`](crate::TokenMeterBuilder::try_build)).
     pub fn dimension(name: impl Into<Arc<str>>, value: impl Into<Arc<str>>) -> Self {
-        use crate::capture::fields::{Dim, Role, classify};
         let name: Arc<str> = name.into();
         // A span field that fills a dimension names that dimension (`tenant.id` is `tenant`): it would otherwise
         // match no call, and a blocking budget would never block.
-        let builtin = match classify(&name) {
-            Role::Model | Role::RequestModel | Role::ResponseModel => {
+        match dimension_name(&name) {
+            DimensionName::Model => {
                 let value: Arc<str> = value.into();
-                return Self::model(&value);
+                Self::model(&value)
             }
-            Role::Dim(Dim::Session) => "session",
-            Role::Dim(Dim::User) => "user",
-            Role::Dim(Dim::Tenant) => "tenant",
-            Role::Dim(Dim::Project) => "project",
-            Role::Dim(Dim::Agent) => "agent",
-            Role::Dim(Dim::Operation) => "operation",
-            Role::Dim(Dim::Task) => "task",
-            _ => return BudgetScope::Dimension { name, value: value.into() },
-        };
-        BudgetScope::Dimension { name: Arc::from(builtin), value: value.into() }
+            DimensionName::Builtin(builtin) => BudgetScope::Dimension { name: Arc::from(builtin), value: value.into() },
+            DimensionName::Other => BudgetScope::Dimension { name, value: value.into() },
+        }
     }
 
     /// Calls on one model; the id is normalized, so `claude-sonnet-4-5-20250929` means `claude-sonnet-4-5`.
@@ -643,12 +635,15 @@ impl RequestScope {
         self
     }
 
-    /// Sets any dimension by name (`model` sets the model).
+    /// Sets any dimension by name (`model`, or a model field, sets the model); a span field that fills a
+    /// dimension names it, as in [`BudgetScope::dimension`] (`tenant.id` is `tenant`).
     pub fn with_dimension(mut self, name: impl Into<Arc<str>>, value: impl Into<Arc<str>>) -> Self {
-        let name: Arc<str> = name.into();
+        let mut name: Arc<str> = name.into();
         let value: Arc<str> = value.into();
-        if &*name == "model" {
-            return self.with_model(&value);
+        match dimension_name(&name) {
+            DimensionName::Model => return self.with_model(&value),
+            DimensionName::Builtin(builtin) => name = Arc::from(builtin),
+            DimensionName::Other => {}
         }
         match self.dims.iter_mut().find(|(k, _)| *k == name) {
             Some(slot) => slot.1 = value,
@@ -663,6 +658,30 @@ impl RequestScope {
             return self.model.as_deref();
         }
         self.dims.iter().find(|(k, _)| &**k == name).map(|(_, v)| &**v)
+    }
+}
+
+/// What a dimension name given to a budget scope or a request scope means.
+enum DimensionName {
+    Model,
+    Builtin(&'static str),
+    Other,
+}
+
+/// `tenant.id` is `tenant`, `gen_ai.request.model` the model: the span fields that fill a dimension name it
+/// (a scope naming the field would otherwise match nothing, and a blocking budget would never block).
+fn dimension_name(name: &str) -> DimensionName {
+    use crate::capture::fields::{Dim, Role, classify};
+    match classify(name) {
+        Role::Model | Role::RequestModel | Role::ResponseModel => DimensionName::Model,
+        Role::Dim(Dim::Session) => DimensionName::Builtin("session"),
+        Role::Dim(Dim::User) => DimensionName::Builtin("user"),
+        Role::Dim(Dim::Tenant) => DimensionName::Builtin("tenant"),
+        Role::Dim(Dim::Project) => DimensionName::Builtin("project"),
+        Role::Dim(Dim::Agent) => DimensionName::Builtin("agent"),
+        Role::Dim(Dim::Operation) => DimensionName::Builtin("operation"),
+        Role::Dim(Dim::Task) => DimensionName::Builtin("task"),
+        _ => DimensionName::Other,
     }
 }
 

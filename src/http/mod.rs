@@ -560,6 +560,9 @@ fn add_cors(h: &mut HeaderMap, allow: Option<HeaderValue>, configured: bool) {
     }
 }
 
+/// How long [`ServerHandle::shutdown`] lets in-flight requests finish before it drops their connections.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A running server ([`serve`]); dropping it shuts the server down too.
 #[derive(Debug)]
 pub struct ServerHandle {
@@ -574,7 +577,8 @@ impl ServerHandle {
         self.addr
     }
 
-    /// Stops accepting connections, lets in-flight requests finish and joins the server thread.
+    /// Stops accepting connections, lets in-flight requests finish (at most [`SHUTDOWN_GRACE`]; connections
+    /// still open then are dropped) and joins the server thread.
     pub fn shutdown(mut self) {
         self.stop_now();
     }
@@ -624,11 +628,21 @@ pub fn serve(meter: TokenMeter, config: HttpConfig) -> Result<ServerHandle, Http
                         return;
                     }
                 };
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = rx.await;
-                    })
-                    .await;
+                // In-flight requests get `SHUTDOWN_GRACE` to finish; then the connections are dropped. A client
+                // that sent half a request and went quiet (axum sets no header-read timeout) would otherwise hold
+                // graceful shutdown, and the application's `shutdown()` or drop joining this thread, for good.
+                let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+                let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                    let _ = stopping_tx.send(());
+                });
+                tokio::select! {
+                    _ = serve => {}
+                    _ = async move {
+                        let _ = stopping_rx.await;
+                        tokio::time::sleep(SHUTDOWN_GRACE).await;
+                    } => {}
+                }
             });
         })
         .map_err(HttpError::Start)?;
