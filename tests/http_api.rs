@@ -777,3 +777,30 @@ fn shutdown_does_not_wait_for_a_client_that_went_quiet_mid_request() {
     assert!(done_rx.recv_timeout(limit).is_ok(), "shutdown still waiting after {limit:?}");
     drop(quiet);
 }
+
+#[test]
+fn without_keys_only_requests_to_localhost_are_answered() {
+    // DNS rebinding: a page whose name now points at 127.0.0.1 reads the API through the browser, which sends
+    // the page's name as `Host`; without keys every request was admin.
+    let meter = TokenMeter::builder().build();
+    let server = serve(meter.clone(), HttpConfig::new().with_port(0)).expect("server");
+    let url = format!("http://{}/api/v1/token-usage/summary", server.local_addr());
+    let local = Client::new().get(&url).send().unwrap();
+    assert_eq!(local.status(), StatusCode::OK);
+    let rebound = Client::new().get(&url).header("host", "evil.example:8787").send().unwrap();
+    assert_eq!(rebound.status(), StatusCode::FORBIDDEN);
+    assert!(rebound.text().unwrap().contains("localhost only"));
+    let named = Client::new().get(&url).header("host", "localhost:8787").send().unwrap();
+    assert_eq!(named.status(), StatusCode::OK);
+    server.shutdown();
+    // With a key, any name is fine.
+    let server = serve(meter.clone(), HttpConfig::new().with_port(0).with_api_key("k")).expect("server");
+    let url = format!("http://{}/api/v1/token-usage/summary", server.local_addr());
+    let keyed = Client::new().get(&url).header("host", "usage.internal").header("x-api-key", "k").send().unwrap();
+    assert_eq!(keyed.status(), StatusCode::OK);
+    server.shutdown();
+    // And a non-loopback address without a key is refused outright.
+    let open = HttpConfig::new().with_addr("0.0.0.0:0".parse().unwrap());
+    let err = serve(meter, open).expect_err("no key, every interface");
+    assert!(err.to_string().contains("without an API key"), "{err}");
+}

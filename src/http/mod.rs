@@ -476,8 +476,37 @@ fn authenticate(config: &HttpConfig, presented: &[u8]) -> Option<Caller> {
     found
 }
 
+/// Whether a `Host` header names this machine (`localhost`, `127.0.0.1`, `[::1]`, with or without a port).
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host,
+        },
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 async fn auth(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let caller = if state.config.keys.is_empty() {
+        // Without keys the API is for this machine only. A web page can point its own name at 127.0.0.1 (DNS
+        // rebinding) and have the browser read every tenant's usage; its requests carry its name as `Host`.
+        let host = req.headers().get(header::HOST).map(|h| h.to_str().unwrap_or("?"));
+        if let Some(host) = host.filter(|h| !is_loopback_host(h)) {
+            return error(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "without an API key configured this API answers requests to localhost only (Host: {host}); \
+                     configure a key to serve other names"
+                ),
+                None,
+            );
+        }
         Caller::All
     } else {
         let Some(presented) = presented_key(req.headers()) else {
@@ -607,6 +636,12 @@ pub fn serve(meter: TokenMeter, config: HttpConfig) -> Result<ServerHandle, Http
         return Err(HttpError::Config(format!("{which} is empty (an unset environment variable?)")));
     }
     let addr = config.addr;
+    if config.keys.is_empty() && !addr.ip().is_loopback() {
+        return Err(HttpError::Config(format!(
+            "serving {addr} without an API key would let anyone who can reach it read every tenant's usage: add \
+             `with_api_key`, or bind a loopback address"
+        )));
+    }
     let std_listener = std::net::TcpListener::bind(addr).map_err(|source| HttpError::Bind { addr, source })?;
     std_listener.set_nonblocking(true).map_err(HttpError::Start)?;
     let local = std_listener.local_addr().map_err(HttpError::Start)?;
@@ -659,6 +694,35 @@ mod tests {
 
     fn held<'a>(sessions: &[&'a str]) -> HashSet<&'a str> {
         sessions.iter().copied().collect()
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        for h in [
+            "localhost",
+            "localhost:8787",
+            "LOCALHOST.",
+            "api.localhost:1",
+            "127.0.0.1",
+            "127.0.0.1:8787",
+            "127.1.2.3",
+            "[::1]",
+            "[::1]:8787",
+        ] {
+            assert!(is_loopback_host(h), "{h}");
+        }
+        for h in [
+            "evil.example",
+            "evil.example:8787",
+            "10.0.0.1",
+            "0.0.0.0:8787",
+            "[::]:1",
+            "localhost.evil.example",
+            "127.0.0.1.evil.example",
+            "",
+        ] {
+            assert!(!is_loopback_host(h), "{h}");
+        }
     }
 
     #[test]
