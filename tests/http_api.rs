@@ -525,6 +525,15 @@ fn cors_is_off_unless_configured() {
     assert_eq!(Client::new().get(&url).send().unwrap().headers()["vary"], "origin");
     assert!(f.client.get(f.url("/healthz")).send().unwrap().headers().get("vary").is_none());
     server.shutdown();
+    // A request over the size limit is refused with the CORS headers too (a browser showed a CORS failure).
+    let meter = TokenMeter::builder().build();
+    let config = HttpConfig::new().with_port(0).with_cors_origin("https://admin.example").with_max_request_bytes(200);
+    let server = serve(meter, config).expect("server");
+    let url = format!("http://{}/api/v1/budgets?{}", server.local_addr(), "x".repeat(300));
+    let resp = Client::new().get(&url).header("origin", "https://admin.example").send().unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(resp.headers()["access-control-allow-origin"], "https://admin.example");
+    server.shutdown();
 }
 
 #[test]

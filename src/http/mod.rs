@@ -554,15 +554,18 @@ async fn limits(State(state): State<AppState>, req: Request, next: Next) -> Resp
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok())
         .unwrap_or(0);
+    let allow = cors_origin(config, req.headers());
     if header_bytes.saturating_add(body_bytes) > config.max_request_bytes {
-        return error(
+        // With CORS headers, so that a browser shows the 413 rather than a CORS failure.
+        let mut r = error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "request_too_large",
             format!("requests are limited to {} bytes", config.max_request_bytes),
             None,
         );
+        add_cors(r.headers_mut(), allow, !config.cors_origins.is_empty());
+        return r;
     }
-    let allow = cors_origin(config, req.headers());
     if req.method() == Method::OPTIONS && allow.is_some() {
         let mut r = StatusCode::NO_CONTENT.into_response();
         add_cors(r.headers_mut(), allow, true);
