@@ -187,6 +187,9 @@ struct TenantMap {
     generation: AtomicU64,
     /// Sessions and tenants that arrived while full, in order; `None` once more than [`MAX_QUEUED`] did.
     queued: Option<Vec<(String, String)>>,
+    /// Hashes of the queued pairs: a busy session's every call while full would otherwise take the write lock
+    /// and queue it again, filling the queue with one session.
+    queued_pairs: HashSet<u64>,
     /// When the last sweep ran.
     swept: Option<std::time::Instant>,
 }
@@ -238,6 +241,14 @@ fn is_ledger_label(session: &str) -> bool {
     session == crate::ledger::Dimension::Session.none_label() || session == "(other)"
 }
 
+/// A hash of a (session, tenant) pair: the queue's index.
+fn pair_hash(s: &str, t: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = rustc_hash::FxHasher::default();
+    (s, t).hash(&mut h);
+    h.finish()
+}
+
 impl SessionTenants {
     /// Remembers at most `max_sessions` sessions (see the type's docs for what happens near the bound). The
     /// sessions of calls replayed from the journal count too: size it for the sessions the ledger holds plus
@@ -278,16 +289,23 @@ impl SessionTenants {
         }
     }
 
-    /// Remembers that `s` ran under tenant `t`, or queues it while full.
+    /// Remembers that `s` ran under tenant `t`, or queues it (once) while full.
     fn learn_pair(&self, s: &str, t: &str) {
+        let pair = pair_hash(s, t);
         {
             // Nothing to change: only the stamp, under the shared lock.
             let map = self.inner.read();
-            if let Some(known) = map.sessions.get(s)
-                && known.owner.as_deref().is_none_or(|owner| owner == t)
-            {
-                known.seen.store(map.generation.load(Ordering::Relaxed), Ordering::Relaxed);
-                return;
+            match map.sessions.get(s) {
+                Some(known) if known.owner.as_deref().is_none_or(|owner| owner == t) => {
+                    known.seen.store(map.generation.load(Ordering::Relaxed), Ordering::Relaxed);
+                    return;
+                }
+                // A known session under another tenant: the write below marks it shared.
+                Some(_) => {}
+                // Unknown and queued already, or the queue overflowed (the sweep denies what it lost): the
+                // write lock would change nothing.
+                None if map.queued.is_none() || map.queued_pairs.contains(&pair) => return,
+                None => {}
             }
         }
         let mut map = self.inner.write();
@@ -295,8 +313,9 @@ impl SessionTenants {
             let overflow = map.queued.as_ref().is_some_and(|q| q.len() >= MAX_QUEUED);
             if overflow {
                 map.queued = None;
-            } else if let Some(q) = map.queued.as_mut() {
-                q.push((s.to_owned(), t.to_owned()));
+                map.queued_pairs = HashSet::new();
+            } else if map.queued.is_some() && map.queued_pairs.insert(pair) {
+                map.queued.get_or_insert_with(Vec::new).push((s.to_owned(), t.to_owned()));
             }
         }
     }
@@ -334,6 +353,7 @@ impl SessionTenants {
         map.sessions.retain(|s, t| *t.seen.get_mut() >= since || held.contains(s.as_str()));
         // `None`: more sessions arrived while full than the queue kept.
         let queued = map.queued.replace(Vec::new());
+        map.queued_pairs.clear();
         let mut lost = queued.is_none();
         for (s, t) in queued.into_iter().flatten() {
             // Full again: this session's calls may be in the ledger, so it must not be learned later from a
@@ -753,6 +773,24 @@ mod tests {
         assert_eq!(tenants.tenant_of("s-2").as_deref(), Some("globex"));
         assert_eq!(tenants.tenant_of("s-3").as_deref(), Some("acme"), "learned from the queue");
         assert_eq!(tenants.len(), 2);
+    }
+
+    #[test]
+    fn a_busy_session_is_queued_once_while_full() {
+        // Each call of one session queued it again: 10,001 calls overflowed the queue, and the sweep then denied
+        // every session it did not know, this one included.
+        let tenants = SessionTenants::new(1);
+        tenants.learn_pair("s-1", "acme");
+        for _ in 0..=MAX_QUEUED {
+            tenants.learn_pair("busy", "acme");
+        }
+        assert_eq!(tenants.inner.read().queued.as_ref().map(Vec::len), Some(1));
+        let before = tenants.begin_sweep();
+        tenants.sweep(&held(&["busy"]), before);
+        assert_eq!(tenants.tenant_of("busy").as_deref(), Some("acme"));
+        // A known session seen under a second tenant is still marked shared (the shortcut is for unknown ones).
+        tenants.learn_pair("busy", "globex");
+        assert_eq!(tenants.tenant_of("busy"), None);
     }
 
     #[test]
