@@ -121,6 +121,7 @@ fn resolve(files: &[TranscriptFile], parsed: &[FileCalls], prices: &PriceBook, m
         stats.lines += f.lines;
         stats.usage_lines += f.usage_lines;
         stats.bad_lines += f.bad_lines;
+        stats.unfinished_lines += f.unfinished_lines;
         for (line, reason) in &f.bad_places {
             if stats.bad_line_places.len() < max_places {
                 stats.bad_line_places.push(BadLine { path: file.path.clone(), line: *line, reason: reason.clone() });

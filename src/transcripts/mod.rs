@@ -125,6 +125,10 @@ pub struct LoadStats {
     pub unpriced_calls: u64,
     /// Lines skipped as unreadable.
     pub bad_lines: u64,
+    /// Last lines left out because they were still being written (no newline yet, not whole JSON); not bad
+    /// lines: the next read has them whole.
+    #[serde(default)]
+    pub unfinished_lines: u64,
     /// The first few bad lines.
     pub bad_line_places: Vec<BadLine>,
     /// Files that could not be read, with the reason.

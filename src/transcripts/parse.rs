@@ -45,6 +45,8 @@ pub(super) struct FileCalls {
     pub(super) lines: u64,
     pub(super) usage_lines: u64,
     pub(super) bad_lines: u64,
+    /// A last line without its newline that is not (yet) whole JSON: one Claude Code is still writing.
+    pub(super) unfinished_lines: u64,
     /// The first few bad lines: 1-based line number and reason.
     pub(super) bad_places: Vec<(u64, String)>,
     /// Why the file could not be read.
@@ -157,11 +159,18 @@ pub(super) fn parse_bytes(bytes: &[u8], max_places: usize) -> FileCalls {
     let mut start = 0;
     let mut line_no: u64 = 0;
     while start < bytes.len() {
-        let end = memchr::memchr(b'\n', &bytes[start..]).map_or(bytes.len(), |i| start + i);
+        let newline = memchr::memchr(b'\n', &bytes[start..]).map(|i| start + i);
+        let end = newline.unwrap_or(bytes.len());
         let line = trim(&bytes[start..end]);
         start = end + 1;
         line_no += 1;
         if line.is_empty() {
+            continue;
+        }
+        // The file's last line, without its newline, an object begun but not whole JSON: Claude Code is writing
+        // it now (the CLI read the file mid-append). Not a bad line: the next read has it whole.
+        if newline.is_none() && line[0] == b'{' && serde_json::from_slice::<serde::de::IgnoredAny>(line).is_err() {
+            out.unfinished_lines += 1;
             continue;
         }
         out.lines += 1;
@@ -314,6 +323,22 @@ mod tests {
     }
 
     #[test]
+    fn a_last_line_still_being_written_is_not_a_bad_line() {
+        // Read while Claude Code appends: the last line has no newline yet and is cut mid-object. It was a bad
+        // line ("skipped 1 unreadable line" on every run during a session); the same cut with its newline is.
+        let whole = r#"{"type":"assistant","timestamp":"2025-01-01T00:00:01Z","requestId":"r1","message":{"id":"m1","usage":{"input_tokens":3,"output_tokens":5}}}"#;
+        let cut = r#"{"type":"assistant","timestamp":"2025-01-01T00:00:02Z","message":{"usa"#;
+        let f = parse_bytes(format!("{whole}\n{cut}").as_bytes(), 5);
+        assert_eq!((f.lines, f.usage_lines, f.bad_lines, f.unfinished_lines), (1, 1, 0, 1));
+        assert_eq!(f.calls.len(), 1);
+        let f = parse_bytes(format!("{whole}\n{cut}\n").as_bytes(), 5);
+        assert_eq!((f.lines, f.bad_lines, f.unfinished_lines), (2, 1, 0));
+        // A whole last line without its newline is read as usual.
+        let f = parse_bytes(whole.as_bytes(), 5);
+        assert_eq!((f.usage_lines, f.calls.len(), f.unfinished_lines), (1, 1, 0));
+    }
+
+    #[test]
     fn bad_usage_lines_are_counted_with_reasons() {
         let text = concat!(
             r#"{"type":"assistant","message":{"usage":{"input_tokens":1,"output_tokens":1}}}"#,
@@ -390,7 +415,8 @@ mod tests {
     #[test]
     fn never_panics_on_junk() {
         // Each is one bad line, or none (blank lines; a message whose usage is null has no call to count):
-        // counted, never a call.
+        // counted, never a call. (An object begun on the last line without its newline counts as unfinished,
+        // not bad: see above.)
         for (junk, bad) in [
             (&b"\"usage\""[..], 1),
             (b"{\"usage\"", 1),
@@ -402,7 +428,9 @@ mod tests {
         ] {
             let calls = parse_bytes(junk, 5);
             assert!(calls.calls.is_empty(), "{junk:?}");
-            assert_eq!(calls.bad_lines, bad, "{junk:?}: {:?}", calls.bad_places);
+            assert_eq!(calls.bad_lines + calls.unfinished_lines, bad, "{junk:?}: {:?}", calls.bad_places);
+            let ended = parse_bytes(&[junk, b"\n"].concat(), 5);
+            assert_eq!(ended.bad_lines, bad, "{junk:?} with its newline: {:?}", ended.bad_places);
         }
     }
 }
