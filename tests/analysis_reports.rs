@@ -661,16 +661,13 @@ fn anomalies_wait_for_three_periods_of_baseline() {
     assert!(r.anomalies.iter().all(|a| a.start.date_naive() == day(4).date_naive()), "{:#?}", r.anomalies);
 }
 
-#[test]
-fn a_steady_workload_compares_flat_with_the_period_before() {
-    // One identical call every 10 minutes since January 1st; now is March 20th, 09:29:30. The previous window
-    // used to be `from - (to - from)`, starting inside a bucket whose calls it left out (+16.7%, +4.3%, +66.7%
-    // for no change at all); then the whole units before the current window's first: 7 whole days against 6
-    // and today's 9 and a half hours (-8.6%). It is the same stretch one period earlier, to the hour, and the
-    // rates compare.
-    let now = at(2026, 3, 20, 9, 29, 30);
-    let start = at(2026, 1, 1, 0, 0, 0);
-    let rig = Rig::new(start);
+/// One identical sonnet call every 10 minutes from `start` to `now` in zone `tz`, the clock at `now`.
+fn every_ten_minutes(
+    tz: chrono_tz::Tz,
+    start: chrono::DateTime<chrono::Utc>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Rig {
+    let rig = Rig::with(start, tokenmeter::LedgerConfig::default().with_time_zone(tz));
     let mut t = start;
     while t <= now {
         rig.clock.set(t);
@@ -678,6 +675,17 @@ fn a_steady_workload_compares_flat_with_the_period_before() {
         t += chrono::Duration::minutes(10);
     }
     rig.clock.set(now);
+    rig
+}
+
+#[test]
+fn a_steady_workload_compares_flat_with_the_period_before() {
+    // One identical call every 10 minutes since January 1st; now is March 20th, 09:29:30. The previous window
+    // used to be `from - (to - from)`, starting inside a bucket whose calls it left out (+16.7%, +4.3%, +66.7%
+    // for no change at all); then the whole units before the current window's first: 7 whole days against 6
+    // and today's 9 and a half hours (-8.6%). It is the same stretch one period earlier, to the hour, and the
+    // rates compare.
+    let rig = every_ten_minutes(chrono_tz::UTC, at(2026, 1, 1, 0, 0, 0), at(2026, 3, 20, 9, 29, 30));
     for (window, calls, prev_calls, prev) in [
         // 23 whole hours and 09:00-09:30 (3 calls), against the 23 hours from 10:00 two days ago.
         (Window::Last24Hours, 141, 138, (at(2026, 3, 18, 10, 0, 0), at(2026, 3, 19, 9, 0, 0))),
@@ -703,16 +711,8 @@ fn a_week_across_a_clock_change_compares_flat() {
     // New York moved its clocks on 2026-03-08: the current week holds a 23-hour day. Local days and hours on
     // both sides: 152.5 hours against 153, the same rate.
     let tz = chrono_tz::America::New_York;
-    let start = at(2026, 2, 1, 0, 0, 0);
-    let rig = Rig::with(start, tokenmeter::LedgerConfig::default().with_time_zone(tz));
     let now = tz.with_ymd_and_hms(2026, 3, 10, 9, 29, 30).unwrap().with_timezone(&chrono::Utc);
-    let mut t = start;
-    while t <= now {
-        rig.clock.set(t);
-        rig.add(Call::new(t, SONNET).io(1_000, 100));
-        t += chrono::Duration::minutes(10);
-    }
-    rig.clock.set(now);
+    let rig = every_ten_minutes(tz, at(2026, 2, 1, 0, 0, 0), now);
     let local = |d: u32, h: u32| tz.with_ymd_and_hms(2026, 3, d, h, 0, 0).unwrap().with_timezone(&chrono::Utc);
     let c = rig.ledger.compare_periods(Window::Last7Days).unwrap();
     assert_eq!(c.b.window.from, local(4, 0));
@@ -729,15 +729,7 @@ fn a_range_of_hours_days_back_compares_exactly() {
     // A range from 10:00 to 16:00 the next day, twelve days back, lies inside day buckets: its total took the
     // whole day bucket starting in it (24 hours, not 30). In New York the range across the DST change is 29.
     for tz in [chrono_tz::UTC, chrono_tz::America::New_York] {
-        let start = at(2026, 3, 1, 0, 0, 0);
-        let rig = Rig::with(start, tokenmeter::LedgerConfig::default().with_time_zone(tz));
-        let now = at(2026, 3, 20, 12, 0, 0);
-        let mut t = start;
-        while t <= now {
-            rig.clock.set(t);
-            rig.add(Call::new(t, SONNET).io(1_000, 100));
-            t += chrono::Duration::minutes(10);
-        }
+        let rig = every_ten_minutes(tz, at(2026, 3, 1, 0, 0, 0), at(2026, 3, 20, 12, 0, 0));
         let local = |d: u32, h: u32| tz.with_ymd_and_hms(2026, 3, d, h, 0, 0).unwrap().with_timezone(&chrono::Utc);
         let (from, to) = (local(7, 10), local(8, 16));
         let hours = (to - from).num_hours();
