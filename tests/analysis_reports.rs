@@ -738,6 +738,9 @@ fn a_range_of_hours_days_back_compares_exactly() {
         assert_eq!((c.a.window.from, c.a.window.to), (from - (to - from), from), "{tz}");
         assert_eq!((c.a.calls, c.b.calls), (hours as u64 * 6, hours as u64 * 6), "{tz}");
         assert_eq!(c.deltas.calls_pct, Some(0.0), "{tz}");
+        // Inside one day: 10:00 to 16:00 against 04:00 to 10:00, hours only.
+        let c = rig.ledger.compare_periods(Window::range(local(5, 10), local(5, 16))).unwrap();
+        assert_eq!((c.a.calls, c.b.calls), (36, 36), "{tz}");
     }
 }
 

@@ -291,7 +291,6 @@ impl SessionTenants {
 
     /// Remembers that `s` ran under tenant `t`, or queues it (once) while full.
     fn learn_pair(&self, s: &str, t: &str) {
-        let pair = pair_hash(s, t);
         {
             // Nothing to change: only the stamp, under the shared lock.
             let map = self.inner.read();
@@ -304,18 +303,21 @@ impl SessionTenants {
                 Some(_) => {}
                 // Unknown and queued already, or the queue overflowed (the sweep denies what it lost): the
                 // write lock would change nothing.
-                None if map.queued.is_none() || map.queued_pairs.contains(&pair) => return,
+                None if map.queued.is_none() || map.queued_pairs.contains(&pair_hash(s, t)) => return,
                 None => {}
             }
         }
-        let mut map = self.inner.write();
+        let mut guard = self.inner.write();
+        let map = &mut *guard;
         if !map.learn(s, t, self.max) {
             let overflow = map.queued.as_ref().is_some_and(|q| q.len() >= MAX_QUEUED);
             if overflow {
                 map.queued = None;
                 map.queued_pairs = HashSet::new();
-            } else if map.queued.is_some() && map.queued_pairs.insert(pair) {
-                map.queued.get_or_insert_with(Vec::new).push((s.to_owned(), t.to_owned()));
+            } else if let Some(q) = map.queued.as_mut()
+                && map.queued_pairs.insert(pair_hash(s, t))
+            {
+                q.push((s.to_owned(), t.to_owned()));
             }
         }
     }

@@ -622,18 +622,33 @@ mod tests {
         CallRecord { timestamp: at, metered: true, ..super::super::line::tests::bare() }
     }
 
+    /// The test's instant.
+    fn at() -> chrono::DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 14, 9, 0, 0).unwrap()
+    }
+
+    /// A writer on `config`, its clock at [`at`].
+    fn writer(config: JournalConfig) -> JournalWriter {
+        JournalWriter::start(config, Arc::new(ManualClock::new(at())), ReplayReport::default(), 0).unwrap()
+    }
+
+    /// Today's day file under `dir`, locked as another process appending would hold it.
+    fn hold_lock(dir: &Path) -> File {
+        let holder =
+            OpenOptions::new().create(true).append(true).open(files::path_for(dir, at().date_naive())).unwrap();
+        holder.lock().unwrap();
+        holder
+    }
+
     /// With the writer stalled on the day file's lock (held here, as another process would), the queue's fill
     /// is exact, so the wake-ups the recording side sends can be counted: one as the queue passes half full,
     /// one at the first drop, none for the records in between.
     #[test]
     fn the_recording_side_wakes_the_writer_past_half_full_and_at_the_first_drop() {
         let dir = tempfile::tempdir().unwrap();
-        let at = Utc.with_ymd_and_hms(2026, 3, 14, 9, 0, 0).unwrap();
-        let config = JournalConfig::new(dir.path()).with_queue_capacity(8);
-        let writer = JournalWriter::start(config, Arc::new(ManualClock::new(at)), ReplayReport::default(), 0).unwrap();
-        let holder =
-            OpenOptions::new().create(true).append(true).open(files::path_for(dir.path(), at.date_naive())).unwrap();
-        holder.lock().unwrap();
+        let at = at();
+        let writer = writer(JournalConfig::new(dir.path()).with_queue_capacity(8));
+        let holder = hold_lock(dir.path());
 
         writer.append(&record(at));
         writer.wake();
@@ -665,12 +680,9 @@ mod tests {
     #[test]
     fn a_lock_held_for_good_fails_the_batch_after_the_timeout() {
         let dir = tempfile::tempdir().unwrap();
-        let at = Utc.with_ymd_and_hms(2026, 3, 14, 9, 0, 0).unwrap();
-        let config = JournalConfig::new(dir.path()).with_lock_timeout(Duration::from_millis(200));
-        let writer = JournalWriter::start(config, Arc::new(ManualClock::new(at)), ReplayReport::default(), 0).unwrap();
-        let holder =
-            OpenOptions::new().create(true).append(true).open(files::path_for(dir.path(), at.date_naive())).unwrap();
-        holder.lock().unwrap();
+        let at = at();
+        let writer = writer(JournalConfig::new(dir.path()).with_lock_timeout(Duration::from_millis(200)));
+        let holder = hold_lock(dir.path());
         writer.append(&record(at));
         let started = Instant::now();
         let err = writer.flush().expect_err("the batch could not be written");
@@ -690,9 +702,8 @@ mod tests {
     #[test]
     fn the_directory_is_synced_once_after_each_day_file_is_created() {
         let dir = tempfile::tempdir().unwrap();
-        let at = Utc.with_ymd_and_hms(2026, 3, 14, 9, 0, 0).unwrap();
-        let config = JournalConfig::new(dir.path()).with_fsync(crate::journal::FsyncPolicy::EveryRecord);
-        let writer = JournalWriter::start(config, Arc::new(ManualClock::new(at)), ReplayReport::default(), 0).unwrap();
+        let at = at();
+        let writer = writer(JournalConfig::new(dir.path()).with_fsync(crate::journal::FsyncPolicy::EveryRecord));
         let dir_syncs = || writer.counters.dir_syncs.load(Ordering::Relaxed);
         writer.append(&record(at));
         writer.flush().unwrap();

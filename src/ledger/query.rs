@@ -743,11 +743,12 @@ impl Selection {
         if calendar::hour_start(tz, from) != from || calendar::hour_start(tz, to) != to || from >= to {
             return buckets();
         }
-        // Whole days [d0, d1), hours before and after.
+        // Whole days [d0, d1), hours before and after (a window inside one day is hours only: d0 = d1 = to).
         let d0 = match calendar::day_start(tz, from) {
             d if d == from => from,
             d => calendar::grain_end(tz, calendar::Grain::Day, d),
-        };
+        }
+        .min(to);
         let d1 = calendar::day_start(tz, to).max(d0);
         let hourly_from = store.hourly_from(now);
         let sum = |series: &std::collections::BTreeMap<i64, Agg>, a: &mut Agg, lo: i64, hi: i64| {
@@ -755,18 +756,10 @@ impl Selection {
                 a.merge(v);
             }
         };
-        let mut a = Agg::default();
-        if d0 >= to {
-            // Inside one day: hours only.
-            if from < hourly_from {
-                return buckets();
-            }
-            sum(&store.hourly, &mut a, from, to);
-            return a;
-        }
         if (from < d0 && from < hourly_from) || (d1 < to && d1 < hourly_from) {
             return buckets();
         }
+        let mut a = Agg::default();
         sum(&store.hourly, &mut a, from, d0);
         sum(&store.daily, &mut a, d0, d1);
         sum(&store.hourly, &mut a, d1, to);
