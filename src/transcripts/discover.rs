@@ -44,7 +44,13 @@ pub fn default_claude_code_dirs() -> Vec<PathBuf> {
 /// folder (it holds `.jsonl` files), or a single `.jsonl` file. Every `.jsonl` file below is found, nested
 /// folders and `subagents/` included.
 pub fn discover(path: &Path) -> Result<Vec<TranscriptFile>, TranscriptError> {
-    let (files, skipped) = discover_reporting(path)?;
+    strict(discover_reporting(path)?)
+}
+
+/// The files, or the first folder left out as the error.
+fn strict(
+    (files, skipped): (Vec<TranscriptFile>, Vec<UnreadableFile>),
+) -> Result<Vec<TranscriptFile>, TranscriptError> {
     match skipped.into_iter().next() {
         Some(u) => Err(TranscriptError::Io { path: u.path, source: std::io::Error::other(u.error) }),
         None => Ok(files),
@@ -101,11 +107,7 @@ pub fn discover_reporting(path: &Path) -> Result<(Vec<TranscriptFile>, Vec<Unrea
 /// [`discover`] over several folders (the default ones, say): a file reached from two of them (one folder
 /// linked to the other) is listed once.
 pub fn discover_all(paths: &[PathBuf]) -> Result<Vec<TranscriptFile>, TranscriptError> {
-    let mut files = Vec::new();
-    for p in paths {
-        files.extend(discover(p)?);
-    }
-    Ok(unique(files))
+    strict(discover_all_reporting(paths)?)
 }
 
 /// [`discover_all`] with [`discover_reporting`]'s leniency: folders below the given ones that cannot be read
