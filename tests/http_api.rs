@@ -787,6 +787,70 @@ fn shutdown_does_not_wait_for_a_client_that_went_quiet_mid_request() {
     drop(quiet);
 }
 
+/// Reads until the server closes the connection (`Ok(bytes read)`) or `limit` passes (`Err`).
+fn read_until_closed(stream: &mut std::net::TcpStream, limit: std::time::Duration) -> Result<Vec<u8>, Vec<u8>> {
+    use std::io::Read;
+    let start = std::time::Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while start.elapsed() < limit {
+        stream.set_read_timeout(Some(std::time::Duration::from_millis(100))).unwrap();
+        match stream.read(&mut buf) {
+            Ok(0) => return Ok(got),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => return Ok(got), // reset: closed too
+        }
+    }
+    Err(got)
+}
+
+#[test]
+fn a_client_that_never_finishes_its_headers_is_closed_after_the_header_read_timeout() {
+    // Half a request line, then nothing (slowloris), and a connection that sends nothing at all: `axum::serve`
+    // set no header-read timeout, so both held a connection and a file descriptor of the application for good.
+    use std::io::Write;
+    let meter = TokenMeter::builder().build();
+    let config = HttpConfig::new().with_port(0).with_header_read_timeout(std::time::Duration::from_millis(300));
+    let server = serve(meter, config).expect("server");
+    let mut half = std::net::TcpStream::connect(server.local_addr()).unwrap();
+    half.write_all(b"GET /api/v1/token-usage/summary HTTP/1.1\r\nHost: local").unwrap();
+    let mut silent = std::net::TcpStream::connect(server.local_addr()).unwrap();
+    let limit = std::time::Duration::from_secs(10);
+    assert!(read_until_closed(&mut half, limit).is_ok(), "a half-sent request still open after {limit:?}");
+    assert!(read_until_closed(&mut silent, limit).is_ok(), "a silent connection still open after {limit:?}");
+    // A whole request within the limit is answered, and the kept-alive connection is closed once idle.
+    let mut whole = std::net::TcpStream::connect(server.local_addr()).unwrap();
+    whole.write_all(b"GET /api/v1/token-usage/summary HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let answer = read_until_closed(&mut whole, limit).expect("an idle kept-alive connection is closed");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    server.shutdown();
+}
+
+#[test]
+fn connections_past_the_cap_wait_until_one_closes() {
+    use std::io::Write;
+    let meter = TokenMeter::builder().build();
+    let config = HttpConfig::new().with_port(0).with_max_connections(2);
+    let server = serve(meter.clone(), config).expect("server");
+    let addr = server.local_addr();
+    let idle: Vec<_> = (0..2).map(|_| std::net::TcpStream::connect(addr).unwrap()).collect();
+    std::thread::sleep(std::time::Duration::from_millis(200)); // both accepted
+    let mut third = std::net::TcpStream::connect(addr).unwrap(); // the kernel's listen queue takes it
+    third
+        .write_all(b"GET /api/v1/token-usage/summary HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let waiting = read_until_closed(&mut third, std::time::Duration::from_millis(700));
+    assert_eq!(waiting, Err(Vec::new()), "answered while two connections held the cap");
+    drop(idle);
+    let answer = read_until_closed(&mut third, std::time::Duration::from_secs(10)).expect("answered and closed");
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
+    server.shutdown();
+    let err = serve(meter, HttpConfig::new().with_port(0).with_max_connections(0)).expect_err("no connections");
+    assert!(err.to_string().contains("with_max_connections(0)"), "{err}");
+}
+
 #[test]
 fn without_keys_only_requests_to_localhost_are_answered() {
     // DNS rebinding: a page whose name now points at 127.0.0.1 reads the API through the browser, which sends

@@ -8,7 +8,8 @@
 //! Security: [`serve`] binds `127.0.0.1` unless told otherwise; API keys ([`HttpConfig::with_api_key`]) are
 //! read from `x-api-key` or `Authorization: Bearer` and compared in constant time; a key bound to a tenant
 //! ([`HttpConfig::with_tenant_key`]) sees that tenant's data only (every report is narrowed to it); requests have a size and a time limit;
-//! CORS headers are sent only for configured origins.
+//! [`serve`] bounds the time to send headers and the number of open connections; CORS headers are sent only for
+//! configured origins.
 //!
 //! ```no_run
 //! let meter = tokenmeter::TokenMeter::builder().build();
@@ -68,6 +69,8 @@ pub struct HttpConfig {
     key_digest: std::hash::RandomState,
     max_request_bytes: usize,
     timeout: Duration,
+    header_read_timeout: Duration,
+    max_connections: usize,
     cors_origins: Vec<String>,
     session_tenants: Option<SessionTenants>,
 }
@@ -80,6 +83,8 @@ impl Default for HttpConfig {
             key_digest: std::hash::RandomState::new(),
             max_request_bytes: 16 * 1024,
             timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 256,
             cors_origins: Vec::new(),
             session_tenants: None,
         }
@@ -88,7 +93,7 @@ impl Default for HttpConfig {
 
 impl HttpConfig {
     /// Defaults: `127.0.0.1:8787`, no API keys (every request is allowed), 16 KiB request limit, 10 s time
-    /// limit, no CORS.
+    /// limit, 10 s to send a request's headers, at most 256 connections at once ([`serve`]), no CORS.
     pub fn new() -> Self {
         Self::default()
     }
@@ -140,6 +145,23 @@ impl HttpConfig {
     /// reports synchronously (milliseconds), and one already computing runs to its end.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// How long [`serve`] waits for a request's headers (default 10 s), from the moment it starts reading the
+    /// request, or waits for the next request on a kept-alive connection; then it closes the connection. A
+    /// client that sends half a request and goes quiet (or opens connections and sends nothing) holds one only
+    /// that long.
+    pub fn with_header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
+        self
+    }
+
+    /// The most connections [`serve`] keeps open at once (default 256; at least 1). Past it, it stops
+    /// accepting until one closes: new clients wait in the kernel's listen queue, and the application's file
+    /// descriptors stay bounded.
+    pub fn with_max_connections(mut self, connections: usize) -> Self {
+        self.max_connections = connections;
         self
     }
 
@@ -654,7 +676,8 @@ impl Drop for ServerHandle {
 }
 
 /// Serves [`router`] on `config`'s address (default `127.0.0.1:8787`) from its own thread and runtime, so
-/// synchronous applications can use it.
+/// synchronous applications can use it. HTTP/1.1, with [`HttpConfig::with_header_read_timeout`] and
+/// [`HttpConfig::with_max_connections`] applied.
 pub fn serve(meter: TokenMeter, config: HttpConfig) -> Result<ServerHandle, HttpError> {
     if let Some(k) = config.keys.iter().find(|k| k.key.is_empty()) {
         let which = k.tenant.as_ref().map_or_else(|| "an API key".to_owned(), |t| format!("the key of tenant `{t}`"));
@@ -667,10 +690,14 @@ pub fn serve(meter: TokenMeter, config: HttpConfig) -> Result<ServerHandle, Http
              `with_api_key`, or bind a loopback address"
         )));
     }
+    if config.max_connections == 0 {
+        return Err(HttpError::Config("`with_max_connections(0)` would accept no connection".to_owned()));
+    }
     let std_listener = std::net::TcpListener::bind(addr).map_err(|source| HttpError::Bind { addr, source })?;
     std_listener.set_nonblocking(true).map_err(HttpError::Start)?;
     let local = std_listener.local_addr().map_err(HttpError::Start)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(HttpError::Start)?;
+    let limits = ConnectionLimits { header_read_timeout: config.header_read_timeout, max: config.max_connections };
     let app = router(meter, config);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<std::io::Result<()>>();
@@ -688,21 +715,7 @@ pub fn serve(meter: TokenMeter, config: HttpConfig) -> Result<ServerHandle, Http
                         return;
                     }
                 };
-                // In-flight requests get `SHUTDOWN_GRACE` to finish; then the connections are dropped. A client
-                // that sent half a request and went quiet (axum sets no header-read timeout) would otherwise hold
-                // graceful shutdown, and the application's `shutdown()` or drop joining this thread, for good.
-                let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-                let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                    let _ = stopping_tx.send(());
-                });
-                tokio::select! {
-                    _ = serve => {}
-                    _ = async move {
-                        let _ = stopping_rx.await;
-                        tokio::time::sleep(SHUTDOWN_GRACE).await;
-                    } => {}
-                }
+                accept_loop(listener, app, limits, rx).await;
             });
         })
         .map_err(HttpError::Start)?;
@@ -711,6 +724,69 @@ pub fn serve(meter: TokenMeter, config: HttpConfig) -> Result<ServerHandle, Http
         Ok(Err(e)) => Err(HttpError::Start(e)),
         Err(_) => Err(HttpError::Start(std::io::Error::other("the server thread ended early"))),
     }
+}
+
+/// What [`serve`] bounds per connection and in all.
+#[derive(Debug, Clone, Copy)]
+struct ConnectionLimits {
+    header_read_timeout: Duration,
+    max: usize,
+}
+
+/// Accepts connections until `stop` fires, at most `limits.max` open at once, each served by hyper's HTTP/1
+/// with a header-read timeout (`axum::serve` sets no timer, so hyper's own 30 s default never applies there).
+/// On `stop`: no more accepts, idle connections close, in-flight requests get [`SHUTDOWN_GRACE`], and the
+/// connections still open then are dropped with the runtime.
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: ConnectionLimits,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max));
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        // A free slot first, then the connection: at the cap, clients wait in the listen queue.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            _ = &mut stop => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: not this client's fault, and it passes.
+                    if !is_per_connection_error(&e) {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    continue;
+                }
+            },
+            _ = &mut stop => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            let _ = conn.await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
+}
+
+/// Accept errors that concern one connection only (it was reset before it was accepted), as opposed to the
+/// process running out of something.
+fn is_per_connection_error(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(e.kind(), ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset)
 }
 
 #[cfg(test)]
