@@ -55,7 +55,9 @@ pub(crate) fn normalize(raw: &RawTokens) -> (TokenUsage, Corrections) {
     let mut output = raw.output.unwrap_or(0);
     if reasoning > output {
         fixes.reasoning_outside_output = true;
-        output = output.saturating_add(reasoning);
+        // Each count is at most `MAX_TOKENS_PER_FIELD`, and so is their sum: the journal's readers reject a
+        // larger one, so a call counted live would be lost at the next replay.
+        output = output.saturating_add(reasoning).min(super::values::MAX_TOKENS_PER_FIELD);
     }
     (TokenUsage { input, cache_read, cache_write_5m: w5, cache_write_1h: w1, output, reasoning }, fixes)
 }
@@ -107,5 +109,9 @@ mod tests {
         let (u, fix) = normalize(&RawTokens { output: Some(10), reasoning: Some(30), ..raw() });
         assert_eq!((u.output, u.reasoning), (40, 30));
         assert!(fix.reasoning_outside_output);
+        // Two counts capture accepts make no output the journal's readers reject.
+        let max = super::super::values::MAX_TOKENS_PER_FIELD;
+        let (u, _) = normalize(&RawTokens { output: Some(max - 1), reasoning: Some(max), ..raw() });
+        assert_eq!((u.output, u.reasoning), (max, max));
     }
 }

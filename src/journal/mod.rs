@@ -170,7 +170,9 @@ impl JournalConfig {
     /// How long the writer waits for a day file's lock, which another process appending to the same journal
     /// holds for the moment of its write (default 5 s). A batch still locked out after it fails, counted in
     /// [`JournalStats::failed_records`], rather than stall the writer (and the meter's drop, which waits for
-    /// it) behind a process that holds the lock and stopped.
+    /// it) behind a process that holds the lock and stopped. Once a file's lock timed out, later batches for
+    /// it wait at most 100 ms until its lock is taken again, so a full queue at exit is not held a timeout
+    /// per batch. `Duration::MAX` waits for good.
     pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
         self.lock_timeout = timeout;
         self

@@ -31,6 +31,8 @@ const IDLE_MIN: Duration = Duration::from_millis(2);
 const IDLE_MAX: Duration = Duration::from_millis(100);
 /// Past half full, the queue wakes the writer once every this many sends (and drops).
 const WAKE_EVERY: u64 = 256;
+/// The lock timeout for a day file whose lock was held past the whole timeout, until it is taken again.
+const STUCK_LOCK_TIMEOUT: Duration = Duration::from_millis(100);
 /// How often retention runs.
 const RETENTION_EVERY: Duration = Duration::from_secs(3_600);
 
@@ -103,6 +105,7 @@ impl JournalWriter {
             closed_sync_error: None,
             dir_unsynced: false,
             dirty: false,
+            stuck: Vec::new(),
             last_warning: None,
             unflushed_error: None,
             last_sync: Instant::now(),
@@ -247,6 +250,10 @@ struct WriterThread {
     /// the file does not make the entry durable, so a crash could lose the whole file).
     dir_unsynced: bool,
     dirty: bool,
+    /// Day files whose lock was still held by another process when the lock timeout ran out: until a lock on
+    /// one is taken again, it gets [`STUCK_LOCK_TIMEOUT`] instead, so that a queue of many rounds (at exit, or
+    /// a flush) is not held the full timeout per round.
+    stuck: Vec<NaiveDate>,
     /// When the last warning was logged: on a disk that stays full, rounds fail hundreds of times a second,
     /// and a warning each would flood the log (often on that same disk); one a minute says it goes on.
     last_warning: Option<Instant>,
@@ -387,20 +394,43 @@ impl WriterThread {
                 continue;
             }
             let path = files::path_for(&self.dir, batch.day);
-            let timeout = self.config.lock_timeout;
+            let stuck = self.stuck.contains(&batch.day);
+            let timeout =
+                if stuck { self.config.lock_timeout.min(STUCK_LOCK_TIMEOUT) } else { self.config.lock_timeout };
             let result = self.file(batch.day, &path).and_then(|file| append_locked(file, &batch.bytes, timeout));
             match result {
                 Ok(()) => {
+                    if stuck {
+                        self.stuck.retain(|d| *d != batch.day);
+                    }
                     self.counters.written.fetch_add(batch.records, Ordering::Relaxed);
                     self.unsynced += batch.records;
                     self.dirty = true;
                 }
                 Err(e) => {
-                    // Reopen next time: the file may have been deleted or the handle broken.
-                    self.open.retain(|(d, _)| *d != batch.day);
+                    if e.kind() == std::io::ErrorKind::TimedOut {
+                        // The handle is fine: keep it (and what it holds unsynced), and wait less next time.
+                        if !stuck {
+                            self.stuck.push(batch.day);
+                        }
+                    } else {
+                        // Reopen next time: the file may have been deleted or the handle broken.
+                        self.close(batch.day);
+                    }
                     self.counters.alerts_dropped.fetch_add(batch.alerts, Ordering::Relaxed);
                     self.fail(batch.records, format!("cannot append to {}: {e}", path.display()));
                 }
+            }
+        }
+    }
+
+    /// Closes day file `day` if it is open, syncing it first: records written to it since the last sync are
+    /// counted as synced by the next [`sync_all`](Self::sync_all), which no longer sees this handle.
+    fn close(&mut self, day: NaiveDate) {
+        if let Some(i) = self.open.iter().position(|(d, _)| *d == day) {
+            let (_, f) = self.open.remove(i);
+            if let Err(e) = f.sync_data() {
+                self.closed_sync_error = Some(e);
             }
         }
     }
@@ -488,7 +518,6 @@ impl WriterThread {
             self.open.remove(i);
         }
         let open = || OpenOptions::new().read(true).append(true).create(true).open(path);
-        let existed = path.try_exists().unwrap_or(false);
         let file = match open() {
             // The directory itself was deleted (cleared by hand): make it again, as the meter did at start.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -499,15 +528,14 @@ impl WriterThread {
         };
         if self.open.len() >= MAX_OPEN_FILES {
             // Records of an older day are rare (calls that started before midnight): close the oldest.
-            if let Some(oldest) = self.open.iter().enumerate().min_by_key(|(_, (d, _))| *d).map(|(i, _)| i) {
-                // Anything written to it is synced before it is closed.
-                let (_, f) = self.open.remove(oldest);
-                if let Err(e) = f.sync_data() {
-                    self.closed_sync_error = Some(e);
-                }
+            // Anything written to it is synced before it is closed.
+            if let Some(oldest) = self.open.iter().map(|(d, _)| *d).min() {
+                self.close(oldest);
             }
         }
-        self.dir_unsynced |= !existed;
+        // Also for a file another process created: it may not have synced the directory (a `Never` policy,
+        // or it died), and records synced here would be lost with the file's name.
+        self.dir_unsynced = true;
         self.open.push((day, file));
         Ok(&self.open[self.open.len() - 1].1)
     }
@@ -530,7 +558,7 @@ impl WriterThread {
 }
 
 /// Appends whole lines under an exclusive advisory lock, ending a torn line a dead writer left first. A write
-/// that fails part way (a full disk, a file size limit) is cut off again, so that a failed batch leaves none of
+/// that fails part way (a full disk) is cut off again, so that a failed batch leaves none of
 /// its lines behind: not a torn line, nor records counted as failed that a replay would bring back.
 fn append_locked(file: &File, bytes: &[u8], timeout: Duration) -> std::io::Result<()> {
     lock_within(file, timeout)?;
@@ -561,13 +589,14 @@ fn append_locked(file: &File, bytes: &[u8], timeout: Duration) -> std::io::Resul
 /// Takes `file`'s exclusive lock, waiting at most `timeout` (another process appending holds it for the moment
 /// of its write; one that stopped holding it must not stall this writer for good).
 fn lock_within(file: &File, timeout: Duration) -> std::io::Result<()> {
-    let deadline = Instant::now() + timeout;
+    // `Duration::MAX` (wait for good) would overflow the instant.
+    let deadline = Instant::now().checked_add(timeout);
     let mut pause = Duration::from_millis(1);
     loop {
         match file.try_lock() {
             Ok(()) => return Ok(()),
             Err(std::fs::TryLockError::Error(e)) => return Err(e),
-            Err(std::fs::TryLockError::WouldBlock) if Instant::now() >= deadline => {
+            Err(std::fs::TryLockError::WouldBlock) if deadline.is_some_and(|d| Instant::now() >= d) => {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
                     format!("the file stayed locked by another process for {timeout:?}"),
@@ -715,5 +744,56 @@ mod tests {
         writer.flush().unwrap();
         assert_eq!(dir_syncs(), 2, "the next day's file");
         assert_eq!(writer.stats().synced, 3);
+    }
+
+    /// Another process made today's file and may never have synced the directory (a `Never` policy, or it
+    /// died): records this writer syncs into it need the file's name to be durable too.
+    #[test]
+    fn the_directory_is_synced_for_a_day_file_another_process_created() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(files::path_for(dir.path(), at().date_naive()), b"").unwrap();
+        let writer = writer(JournalConfig::new(dir.path()).with_fsync(crate::journal::FsyncPolicy::EveryRecord));
+        writer.append(&record(at()));
+        writer.flush().unwrap();
+        assert_eq!(writer.counters.dir_syncs.load(Ordering::Relaxed), 1);
+    }
+
+    /// After one batch waited the whole lock timeout, later batches for that file wait at most
+    /// `STUCK_LOCK_TIMEOUT`: a full queue at exit is several batches, and each waited the whole timeout.
+    #[test]
+    fn after_one_lock_timeout_the_same_file_waits_briefly_until_its_lock_is_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let timeout = Duration::from_secs(3);
+        let writer = writer(JournalConfig::new(dir.path()).with_lock_timeout(timeout));
+        let holder = hold_lock(dir.path());
+        writer.append(&record(at()));
+        let started = Instant::now();
+        writer.flush().expect_err("locked out");
+        assert!(started.elapsed() >= timeout, "the first batch waits the whole timeout");
+        writer.append(&record(at()));
+        let started = Instant::now();
+        writer.flush().expect_err("still locked out");
+        let second = started.elapsed();
+        assert!(second < timeout / 2, "the second batch waited {second:?}");
+        holder.unlock().unwrap();
+        writer.append(&record(at()));
+        writer.flush().unwrap();
+        // Taken again: the next lock held by another process gets the whole timeout once more.
+        let holder = hold_lock(dir.path());
+        writer.append(&record(at()));
+        let started = Instant::now();
+        writer.flush().expect_err("locked out again");
+        assert!(started.elapsed() >= timeout);
+        drop(holder);
+        assert_eq!(writer.stats().failed_records, 3);
+    }
+
+    #[test]
+    fn a_lock_timeout_of_duration_max_waits_instead_of_overflowing() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = writer(JournalConfig::new(dir.path()).with_lock_timeout(Duration::MAX));
+        writer.append(&record(at()));
+        writer.flush().unwrap();
+        assert_eq!(writer.stats().written, 1);
     }
 }
