@@ -397,3 +397,49 @@ fn tool_counts_survive_a_cut_emoji_in_a_tools_input_or_output() {
     assert_eq!(uses.len(), 1, "{uses:?}");
     assert_eq!((uses[0].tool.as_str(), uses[0].uses, uses[0].errors), ("Bash", 4, 1));
 }
+
+/// `load_cached` reads only files whose size or modification time changed, and its result is always the
+/// uncached load's: calls resolved across every file (a copy in one file and its original in another), files
+/// gone forgotten.
+#[test]
+fn a_cached_load_reads_only_changed_files_and_equals_a_fresh_load() {
+    use std::io::Write;
+    use tokenmeter::transcripts::TranscriptCache;
+    let (dir, folder) = project_dir("-home-dev-cache");
+    let (a, b) = (folder.join("sess-a.jsonl"), folder.join("sess-b.jsonl"));
+    std::fs::write(&a, line_of("sess-a", "msg_1", "req_1", 100) + &line_of("sess-a", "msg_2", "req_2", 200)).unwrap();
+    std::fs::write(&b, line_of("sess-b", "msg_3", "req_3", 300)).unwrap();
+    let loader = TranscriptLoader::new(PriceBook::builtin()).with_threads(2);
+    let mut cache = TranscriptCache::new();
+    let same = |cache: &mut TranscriptCache| {
+        let files = discover(dir.path()).unwrap();
+        let cached = loader.load_cached(&files, cache, &|_| {});
+        let fresh = loader.load(&files);
+        assert_eq!(serde_json::to_value(&cached.calls).unwrap(), serde_json::to_value(&fresh.calls).unwrap());
+        assert_eq!(format!("{:?}", cached.stats), format!("{:?}", fresh.stats));
+        (sessions_of(&cached), cache.reused())
+    };
+    let first = same(&mut cache);
+    assert_eq!(first.1, 0);
+    assert_eq!(first.0.len(), 3);
+    assert_eq!(same(&mut cache), (first.0.clone(), 2), "nothing changed: both files from the cache");
+
+    // Claude Code appends to a running session; the other file is not read again.
+    let mut f = std::fs::OpenOptions::new().append(true).open(&a).unwrap();
+    f.write_all(line_of("sess-a", "msg_4", "req_4", 400).as_bytes()).unwrap();
+    drop(f);
+    let (sessions, reused) = same(&mut cache);
+    assert_eq!((sessions.len(), reused), (4, 1));
+
+    // A copy of a's response in b with a larger total: kept from b now, though a was not read again.
+    let mut f = std::fs::OpenOptions::new().append(true).open(&b).unwrap();
+    f.write_all(line_of("sess-b", "msg_1", "req_1", 150).as_bytes()).unwrap();
+    drop(f);
+    let (sessions, reused) = same(&mut cache);
+    assert_eq!(reused, 1);
+    assert!(sessions.contains(&("sess-b".to_owned(), "msg_1".to_owned())), "{sessions:?}");
+
+    std::fs::remove_file(&b).unwrap();
+    let (sessions, reused) = same(&mut cache);
+    assert_eq!((sessions.len(), reused, cache.len()), (3, 1, 1));
+}

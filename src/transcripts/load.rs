@@ -1,7 +1,9 @@
 //! Reading many transcripts in parallel, resolving duplicates and replays, pricing the calls.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::SystemTime;
 
 use rustc_hash::FxHashMap as HashMap;
 
@@ -56,16 +58,56 @@ impl TranscriptLoader {
     /// Reads `files`, calling `progress` with each file's size in bytes once it is read (from any of the
     /// reading threads).
     pub fn load_with_progress(&self, files: &[TranscriptFile], progress: &(dyn Fn(u64) + Sync)) -> TranscriptLoad {
-        let parsed = self.read_all(files, progress);
+        let parsed = self.read_all(files, None, progress);
         resolve(files, &parsed, &self.prices, self.max_bad_places)
     }
 
-    /// Parses every file, largest first, on the loader's threads; the result is in `files` order.
-    fn read_all(&self, files: &[TranscriptFile], progress: &(dyn Fn(u64) + Sync)) -> Vec<FileCalls> {
-        let mut order: Vec<usize> = (0..files.len()).collect();
+    /// Reads `files` as [`load_with_progress`](Self::load_with_progress) does, but only those whose size or
+    /// modification time changed since `cache` last saw them (or that it never saw): the others' calls come
+    /// from the cache. The result is the same as a load without the cache; what a refresh costs is the files
+    /// that changed (Claude Code appends to the transcripts of the sessions running now) plus one `stat` per
+    /// file. The cache keeps what it read from the files of this load only (a file deleted since is
+    /// forgotten), and never a file it could not read.
+    pub fn load_cached(
+        &self,
+        files: &[TranscriptFile],
+        cache: &mut TranscriptCache,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> TranscriptLoad {
+        let parsed = self.read_all(files, Some(cache), progress);
+        resolve(files, &parsed, &self.prices, self.max_bad_places)
+    }
+
+    /// Parses every file (with a cache, every file it does not hold as it is now), largest first, on the
+    /// loader's threads; the result is in `files` order.
+    fn read_all(
+        &self,
+        files: &[TranscriptFile],
+        mut cache: Option<&mut TranscriptCache>,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Vec<Arc<FileCalls>> {
+        let max_places = self.max_bad_places;
+        let mut results: Vec<Option<Arc<FileCalls>>> = (0..files.len()).map(|_| None).collect();
+        // Stamped before reading: a file that grows while it is read is read again next time.
+        let stamps: Vec<Option<Stamp>> = match &cache {
+            Some(_) => files.iter().map(|f| Stamp::of(&f.path, max_places)).collect(),
+            None => Vec::new(),
+        };
+        if let Some(cache) = cache.as_deref_mut() {
+            cache.reused = 0;
+            for (i, file) in files.iter().enumerate() {
+                if let (Some(stamp), Some(hit)) = (stamps[i], cache.files.get(&file.path))
+                    && hit.stamp == stamp
+                {
+                    progress(file.len.max(hit.calls.bytes));
+                    results[i] = Some(Arc::clone(&hit.calls));
+                    cache.reused += 1;
+                }
+            }
+        }
+        let mut order: Vec<usize> = (0..files.len()).filter(|&i| results[i].is_none()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(files[i].len));
         let next = AtomicUsize::new(0);
-        let max_places = self.max_bad_places;
         let work = || {
             let mut done = Vec::new();
             while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
@@ -75,8 +117,7 @@ impl TranscriptLoader {
             }
             done
         };
-        let threads = self.threads.min(files.len()).max(1);
-        let mut results: Vec<Option<FileCalls>> = (0..files.len()).map(|_| None).collect();
+        let threads = self.threads.min(order.len()).max(1);
         std::thread::scope(|scope| {
             let handles: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
             let mut all = work();
@@ -85,13 +126,82 @@ impl TranscriptLoader {
                 all.extend(h.join().unwrap_or_default());
             }
             for (i, calls) in all {
-                results[i] = Some(calls);
+                results[i] = Some(Arc::new(calls));
             }
         });
-        results
+        let results: Vec<Arc<FileCalls>> = results
             .into_iter()
-            .map(|r| r.unwrap_or_else(|| FileCalls { error: Some("not read".to_owned()), ..FileCalls::default() }))
-            .collect()
+            .map(|r| {
+                r.unwrap_or_else(|| Arc::new(FileCalls { error: Some("not read".to_owned()), ..FileCalls::default() }))
+            })
+            .collect();
+        if let Some(cache) = cache {
+            let mut kept = HashMap::default();
+            for ((file, stamp), calls) in files.iter().zip(&stamps).zip(&results) {
+                if let Some(stamp) = stamp
+                    && calls.error.is_none()
+                {
+                    kept.insert(file.path.clone(), Cached { stamp: *stamp, calls: Arc::clone(calls) });
+                }
+            }
+            cache.files = kept;
+        }
+        results
+    }
+}
+
+/// What a [`TranscriptLoader::load_cached`] read before: each file's calls as parsed, with the size and
+/// modification time the file had when it was read. For `tokenmeter watch` and the MCP server, which read the
+/// same transcripts again every refresh or question.
+#[derive(Debug, Default)]
+pub struct TranscriptCache {
+    files: HashMap<PathBuf, Cached>,
+    reused: usize,
+}
+
+impl TranscriptCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many files it holds.
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    /// True when it holds no file.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// How many files the last load took from the cache instead of reading them.
+    pub fn reused(&self) -> usize {
+        self.reused
+    }
+}
+
+/// One file as the cache holds it.
+#[derive(Debug)]
+struct Cached {
+    stamp: Stamp,
+    calls: Arc<FileCalls>,
+}
+
+/// What says a file is unchanged: its size and modification time (and the loader setting that shapes what is
+/// kept of it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified: SystemTime,
+    max_places: usize,
+}
+
+impl Stamp {
+    /// `None` when the file cannot be examined, or its file system keeps no modification times: it is read.
+    fn of(path: &std::path::Path, max_places: usize) -> Option<Stamp> {
+        let meta = std::fs::metadata(path).ok()?;
+        Some(Stamp { len: meta.len(), modified: meta.modified().ok()?, max_places })
     }
 }
 
@@ -108,7 +218,12 @@ fn better(a: &RawCall, a_own: bool, b: &RawCall, b_own: bool) -> bool {
 }
 
 /// Merges the files' calls into records.
-fn resolve(files: &[TranscriptFile], parsed: &[FileCalls], prices: &PriceBook, max_places: usize) -> TranscriptLoad {
+fn resolve(
+    files: &[TranscriptFile],
+    parsed: &[Arc<FileCalls>],
+    prices: &PriceBook,
+    max_places: usize,
+) -> TranscriptLoad {
     let mut stats = LoadStats::default();
     for (file, f) in files.iter().zip(parsed) {
         match &f.error {

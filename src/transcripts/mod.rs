@@ -47,7 +47,9 @@
 //! bytes `"usage"`, into a borrowed struct that skips every other field without allocating; other lines are
 //! only checked to look like one JSON object. Files are spread over up to
 //! [`TranscriptLoader::with_threads`] threads (largest first), and duplicates are resolved after all files
-//! are read, so the result does not depend on the order files finish in.
+//! are read, so the result does not depend on the order files finish in. A program that reads the same
+//! transcripts again and again passes a [`TranscriptCache`] to [`TranscriptLoader::load_cached`]: files whose
+//! size and modification time did not change are not read again.
 //!
 //! ```no_run
 //! use tokenmeter::PriceBook;
@@ -71,7 +73,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 pub use discover::{default_claude_code_dirs, discover, discover_all, discover_all_reporting, discover_reporting};
-pub use load::TranscriptLoader;
+pub use load::{TranscriptCache, TranscriptLoader};
 pub use tools::{ToolUses, tool_uses};
 
 #[cfg(doc)]

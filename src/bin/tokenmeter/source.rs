@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use tokenmeter::journal::{JournalEntry, SkipReason};
 use tokenmeter::ledger::{Ledger, LedgerConfig};
-use tokenmeter::transcripts::{self, LoadStats, TranscriptFile, TranscriptLoader};
+use tokenmeter::transcripts::{self, LoadStats, TranscriptCache, TranscriptFile, TranscriptLoader};
 use tokenmeter::{CallRecord, ManualClock, PriceBook, TaskRecord, ToolRecord};
 
 use crate::cli::{Bound, CommonArgs, SourceArgs};
@@ -34,6 +34,9 @@ pub(crate) struct Context {
     /// Notes are kept here instead of printed (a screen that is redrawn shows them; printed, it would clear
     /// them with its first redraw).
     pub(crate) kept_notes: Option<Arc<parking_lot::Mutex<Vec<String>>>>,
+    /// Transcripts read before, shared by every context made from this one: `watch` and the MCP server read
+    /// again only the files that changed.
+    pub(crate) transcript_cache: Arc<parking_lot::Mutex<TranscriptCache>>,
 }
 
 impl Context {
@@ -54,6 +57,7 @@ impl Context {
             custom_prices: common.prices.is_some(),
             quiet: common.quiet,
             kept_notes: None,
+            transcript_cache: Arc::default(),
         })
     }
 
@@ -78,7 +82,14 @@ impl Context {
 
     /// The same settings at another time, or quieter.
     pub(crate) fn with(&self, now: DateTime<Utc>, quiet: bool) -> Context {
-        Context { now, quiet, prices: self.prices.clone(), kept_notes: self.kept_notes.clone(), ..*self }
+        Context {
+            now,
+            quiet,
+            prices: self.prices.clone(),
+            kept_notes: self.kept_notes.clone(),
+            transcript_cache: Arc::clone(&self.transcript_cache),
+            ..*self
+        }
     }
 
     /// The same settings, keeping its notes (unless `--quiet`) in the returned list instead of printing them.
@@ -410,7 +421,7 @@ fn load_claude_code(dir: &Path, ctx: &Context) -> CliResult<Source> {
     let total: u64 = files.iter().map(|f| f.len).sum();
     let pb = progress_bar(ctx, total, "reading transcripts");
     let loader = TranscriptLoader::new(ctx.prices.clone()).with_max_bad_places(MAX_PLACES);
-    let load = loader.load_with_progress(&files, &|n| {
+    let load = loader.load_cached(&files, &mut ctx.transcript_cache.lock(), &|n| {
         if let Some(pb) = &pb {
             pb.inc(n);
         }

@@ -1,4 +1,4 @@
-//! `watch`: re-reads the source every interval, prints the window's usage summary, alerts past a threshold.
+//! `watch`: reads the source again every interval (transcripts only where they changed), prints the window's usage summary, alerts past a threshold.
 
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
