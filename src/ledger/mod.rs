@@ -694,6 +694,7 @@ impl Ledger {
                 ts_ns,
                 inner.config.cache_reuse_window_secs.saturating_mul(1_000_000_000),
                 inner.config.min_cacheable_tokens,
+                || inner.clock.unix_nanos(),
             ),
             _ => session::SessionFacts::default(),
         };

@@ -23,6 +23,8 @@ const MAX_PENDING_WRITES: usize = 4;
 const IDLE_NS: i64 = 2 * 3_600 * 1_000_000_000;
 /// A full stripe is swept at most this often (record time).
 const SWEEP_EVERY_NS: i64 = 60 * 1_000_000_000;
+/// How far ahead of the clock a record's time is taken as it is (the store's rule).
+const FUTURE_TOLERANCE_NS: i64 = super::store::FUTURE_TOLERANCE * 1_000_000_000;
 /// The 5-minute cache lifetime.
 const TTL_5M_NS: i64 = 5 * 60 * 1_000_000_000;
 /// The 1-hour cache lifetime.
@@ -168,12 +170,26 @@ impl Sessions {
         ts_ns: i64,
         reuse_window_ns: i64,
         min_cacheable: u64,
+        now_ns: impl FnOnce() -> i64,
     ) -> SessionFacts {
         let SessionKey { id: session, hash: h } = session;
         let mut facts = SessionFacts::default();
         let stripe = &self.stripes[(h as usize) & (STRIPES - 1)].0;
         let mut stripe = stripe.lock();
         let stripe = &mut *stripe;
+        // A record stamped far ahead (a skewed client clock, replayed from its journal) would move the stripe's
+        // sweep and its session's last call into the future: the stripe would stop sweeping, the session never
+        // expire, and its correctly stamped calls never follow it again. As the store does, a record more than
+        // `FUTURE_TOLERANCE` ahead of the clock is taken as now. The clock is read only when a record is a
+        // minute or more past the stripe's last sweep (at most once a minute per stripe in live use), which
+        // bounds every other record to a minute past a time so checked.
+        let mut ts_ns = ts_ns;
+        if ts_ns.saturating_sub(stripe.last_sweep_ns) >= SWEEP_EVERY_NS {
+            let now = now_ns();
+            if ts_ns > now.saturating_add(FUTURE_TOLERANCE_NS) {
+                ts_ns = now;
+            }
+        }
         // Idle sessions are swept once a minute (record time), full or not, so the table holds the sessions
         // of the last two hours rather than growing to its cap; a full stripe that swept recently refuses new
         // sessions instead.
@@ -232,7 +248,8 @@ impl Sessions {
             }
         }
 
-        let follows = st.last_ns != i64::MIN && ts_ns >= st.last_ns && ts_ns - st.last_ns <= reuse_window_ns;
+        let follows =
+            st.last_ns != i64::MIN && ts_ns >= st.last_ns && ts_ns.saturating_sub(st.last_ns) <= reuse_window_ns;
         if follows {
             facts.reusable = st.last_prompt.min(prompt);
             facts.reused = tokens.cache_read.min(facts.reusable);
@@ -338,21 +355,47 @@ mod tests {
         }
     }
 
+    /// A clock the tests' records are never ahead of.
+    const NO_CLOCK: fn() -> i64 = || i64::MAX;
+
+    #[test]
+    fn a_record_stamped_far_ahead_is_taken_as_now() {
+        let sessions = Sessions::new(16);
+        let s = 1_000_000_000;
+        let now = 100 * s;
+        let year_2099 = 4_070_908_800 * s;
+        sessions.observe(SessionKey::of("s"), &call("claude-a", "x", 0, 1_000), year_2099, 60 * s, 1, || now);
+        // The next call, a second later by the clock, follows it: its prompt repeats the previous one.
+        let f = sessions.observe(SessionKey::of("s"), &call("claude-a", "x", 1_000, 0), now + s, 60 * s, 1, || now);
+        assert_eq!((f.reusable, f.reused), (1_010, 1_000));
+        // Idle for good by the clock, it is let go (its last call is not in 2099).
+        sessions.take_expired(now + 3 * IDLE_NS, |_| {});
+        assert_eq!(sessions.tracked(), 0);
+    }
+
     #[test]
     fn ids_whose_hashes_collide_do_not_share_a_history() {
         let sessions = Sessions::new(16);
         let s = 1_000_000_000;
         // "a" writes 1,000 tokens; "b", with the same hash, reads 1,000 a second later: had it shared a's
         // history, a's write would count as read and b's prompt as reusable.
-        sessions.observe(SessionKey { id: "a", hash: 7 }, &call("claude-a", "x", 0, 1_000), s, 60 * s, 1);
-        let f = sessions.observe(SessionKey { id: "b", hash: 7 }, &call("claude-a", "x", 1_000, 0), 2 * s, 60 * s, 1);
+        sessions.observe(SessionKey { id: "a", hash: 7 }, &call("claude-a", "x", 0, 1_000), s, 60 * s, 1, NO_CLOCK);
+        let f = sessions.observe(
+            SessionKey { id: "b", hash: 7 },
+            &call("claude-a", "x", 1_000, 0),
+            2 * s,
+            60 * s,
+            1,
+            NO_CLOCK,
+        );
         assert_eq!((f.reusable, f.reused), (0, 0));
         assert_eq!(sessions.untracked.load(Ordering::Relaxed), 1, "b's call is counted as untracked");
         let mut unread = Vec::new();
         sessions.take_expired(2 * s + TTL_5M_NS + 1, |w| unread.push(w));
         assert_eq!(unread.len(), 1, "a's write was never read");
         // "a" itself still follows its own history.
-        let f = sessions.observe(SessionKey { id: "a", hash: 7 }, &call("claude-a", "x", 0, 0), 3 * s, 60 * s, 1);
+        let f =
+            sessions.observe(SessionKey { id: "a", hash: 7 }, &call("claude-a", "x", 0, 0), 3 * s, 60 * s, 1, NO_CLOCK);
         assert_eq!(f.reusable, 10);
     }
 
@@ -361,11 +404,11 @@ mod tests {
         let sessions = Sessions::new(16);
         let s = 1_000_000_000;
         // Call 1 writes; call 2 reads it (its box is reused) and writes its own, with other labels.
-        let f = sessions.observe(SessionKey::of("s"), &call("claude-a", "first", 0, 1_000), s, 60 * s, 1024);
+        let f = sessions.observe(SessionKey::of("s"), &call("claude-a", "first", 0, 1_000), s, 60 * s, 1024, NO_CLOCK);
         assert!(f.unread.is_empty());
         let mut second = call("claude-b", "second", 1_000, 300);
         second.dimensions.extra = vec![("team".into(), "blue".into())];
-        let f = sessions.observe(SessionKey::of("s"), &second, 2 * s, 60 * s, 1024);
+        let f = sessions.observe(SessionKey::of("s"), &second, 2 * s, 60 * s, 1024, NO_CLOCK);
         assert!(f.unread.is_empty(), "a read write is not unread: {:?}", f.unread);
         let mut unread = Vec::new();
         sessions.take_expired(2 * s + TTL_5M_NS + 1, |w| unread.push(w));
