@@ -216,4 +216,13 @@ fn calls_folded_past_the_series_cap_are_reported_as_unattributed() {
     let c = rig.ledger.cache_report_for(Window::Last24Hours, &ReportFilter::tenant("big")).unwrap();
     assert_eq!(c.cache_metrics.total_cache_misses, 64);
     assert_eq!(c.scope.unwrap().unattributed_calls, 1);
+    // An Opus call folds into Opus's overflow series: it may be acme's, but it is not Sonnet's, so a report
+    // of acme's Sonnet calls does not count it as possibly theirs.
+    rig.add(Call::new(t0(), OPUS).io(100, 10).tenant("other-co").agent("new"));
+    let acme = ReportFilter::tenant("acme");
+    let r = rig.ledger.efficiency_report_for(Window::Last24Hours, Dimension::Model, &acme).unwrap();
+    assert_eq!(r.scope.unwrap().unattributed_calls, 2);
+    let acme_sonnet = ReportFilter::tenant("acme").filter(Dimension::Model, SONNET);
+    let r = rig.ledger.efficiency_report_for(Window::Last24Hours, Dimension::Model, &acme_sonnet).unwrap();
+    assert_eq!(r.scope.unwrap().unattributed_calls, 1);
 }

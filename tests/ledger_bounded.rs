@@ -47,6 +47,52 @@ fn compound_overflow_keeps_per_model_figures_exact() {
     assert_eq!(opus.totals.calls, 100);
 }
 
+/// The series and the (project, session) pairs fold differently past their caps: a project's session rows
+/// (from the pairs) added up to more than its total (from the series), with a cost share over 100%.
+#[test]
+fn a_projects_session_rows_never_add_up_to_more_than_its_total() {
+    let rig = Rig::new(t0() + mins(1));
+    // 64 series of project q fill the minute bucket's series cap; p's call then folds into the overflow
+    // series (project `(other)`), while its (p, s1) pair keeps the project.
+    for i in 0..64 {
+        rig.add(Call::new(t0(), SONNET).io(100, 10).project("q").agent(&format!("agent-{i:03}")));
+    }
+    rig.add(Call::new(t0(), SONNET).io(100, 10).project("p").session("s1").agent("new"));
+    let q =
+        Query::new(Window::LastHour).filter(Dimension::Project, "p").group_by(GroupBy::Dimension(Dimension::Session));
+    let r = rig.ledger.query(&q).unwrap();
+    let rows: Vec<(&str, u64)> = r.groups.iter().map(|g| (g.key.as_str(), g.calls)).collect();
+    assert_eq!(rows, [("s1", 1)]);
+    assert_eq!(r.totals.calls, 1);
+    assert!(r.groups.iter().all(|g| g.cost_share <= 1.0 + 1e-9), "{:?}", r.groups);
+    let e = rig.ledger.efficiency_report_for(
+        Window::LastHour,
+        Dimension::Session,
+        &tokenmeter::analysis::ReportFilter::new().filter(Dimension::Project, "p"),
+    );
+    let e = e.unwrap();
+    assert_eq!(e.calls, 1);
+}
+
+/// One session's projects come from the pairs, its total from the session map; a day bucket keeps 447
+/// sessions but 383 pairs, so a session whose pair folded had calls in its total and no project row.
+#[test]
+fn a_sessions_project_rows_add_up_to_its_total() {
+    let start = t0() - Duration::days(3);
+    let rig = Rig::new(t0());
+    // One call a minute, each its own session and pair: 384 pairs in one day bucket, one past its cap.
+    for i in 0..384 {
+        let session = if i == 383 { "late".to_owned() } else { format!("s-{i:03}") };
+        rig.add(Call::new(start + mins(i), SONNET).io(100, 10).project("p").session(&session));
+    }
+    let q = Query::new(Window::Last7Days)
+        .filter(Dimension::Session, "late")
+        .group_by(GroupBy::Dimension(Dimension::Project));
+    let r = rig.ledger.query(&q).unwrap();
+    assert_eq!(r.totals.calls, 1);
+    assert_eq!(r.groups.iter().map(|g| g.calls).sum::<u64>(), 1, "{:?}", r.groups);
+}
+
 #[test]
 fn tools_past_the_cap_overflow() {
     let rig = Rig::new(t0() + mins(1));

@@ -416,21 +416,18 @@ impl Ledger {
         let target = self.inner.config.right_size_target.clone();
         self.read(|store, now| {
             let (from, to) = window.bounds(store, now)?;
-            let total = sel.total(store, from, to);
+            let total = sel.total_for(store, from, to, Some(group_by));
             let mut notes = Vec::new();
             let mut rows = match sel.grouped(store, from, to, group_by) {
                 // Sessions and users are kept in their own maps, which hold only the calls that have one: the
-                // rest is a `(none)` row, so that the rows add up to the report's calls (as in `Ledger::query`).
-                Ok(mut rows) if matches!(group_by, Dimension::Session | Dimension::User) => {
-                    let mut part = Agg::default();
-                    rows.iter().for_each(|(_, a)| part.merge(a));
-                    let rest = total.less(&part);
-                    if rest.core.calls > 0 {
-                        rows.push((group_by.none_label().to_owned(), rest));
+                // rest is a `(none)` row (for one session's projects, `(other)`), so that the rows add up to the
+                // report's calls (as in `Ledger::query`).
+                Ok(mut rows) => {
+                    if let Some(label) = sel.rest_label(group_by) {
+                        crate::ledger::add_rest(&mut rows, &total, label);
                     }
                     rows
                 }
-                Ok(rows) => rows,
                 Err(QueryError::Unsupported(_)) if group_by == Dimension::Session && filter.knows_sessions() => {
                     let all = Selection::All.grouped(store, from, to, Dimension::Session)?;
                     let past_cap: u64 = all.iter().filter(|(k, _)| k == OTHER).map(|(_, a)| a.core.calls).sum();

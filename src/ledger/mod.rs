@@ -49,11 +49,11 @@
 //! series, 383 plus the 64 reserved overflow slots plus one). Day buckets hold most of a month's entries,
 //! and this halves their tables for 12.5% fewer rows.
 //!
-//! With at most 122 minute, 50 hour, 37 day, 16 month buckets and one archive (plus up to 8 pending minutes per
+//! With at most 127 minute (two hours, and up to 5 minutes stamped ahead of the clock), 50 hour, 37 day, 16 month buckets and one archive (plus up to 8 pending minutes per
 //! recording shard), the ledger holds at most [`LedgerStats::series_limit`] entries whatever the number of calls: about
-//! 310,500 with 8 shards (four per core). An entry costs ~750 bytes measured (a 256-byte aggregate in its table slot, a
+//! 313,300 with 8 shards (four per core). An entry costs ~750 bytes measured (a 256-byte aggregate in its table slot, a
 //! 232-byte block of optimization figures when it has any, the key, table slack), so a ledger with every map full would
-//! hold ~233 MB; a month of 1M calls over 100k sessions holds about 69,000 entries (~51 MB; `examples/memory.rs`).
+//! hold ~235 MB; a month of 1M calls over 100k sessions holds about 69,000 entries (~51 MB; `examples/memory.rs`).
 //! Merging into a coarser bucket brings entries in most expensive first, so where the caps bind, the costliest values
 //! keep their own rows. Session history for the caching analyses is capped at
 //! [`LedgerConfig::with_max_tracked_sessions`] sessions (default 65,536); sessions idle for 2 hours are swept (each
@@ -97,7 +97,7 @@ pub use query::TokenFigures;
 
 pub(crate) use agg::{Agg, Core, Histograms, OTHER, Opportunities};
 pub(crate) use bucket::{Bucket, Tier};
-pub(crate) use query::{Selection, histograms, ratio, sort_rows};
+pub(crate) use query::{Selection, add_rest, histograms, ratio, sort_rows};
 pub(crate) use store::Store;
 
 use std::fmt;
@@ -346,7 +346,7 @@ pub struct LedgerStats {
     /// The most entries the ledger can hold (from the caps and bucket counts in the module docs; `usize::MAX`
     /// with [`LedgerConfig::with_unbounded_breakdowns`]).
     pub series_limit: usize,
-    /// Points of the totals-only hourly and daily series.
+    /// Points of the totals-only hourly series.
     pub hourly_points: usize,
     /// Points of the totals-only daily series.
     pub daily_points: usize,

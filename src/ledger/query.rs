@@ -600,6 +600,20 @@ fn matches_key(filters: &[Filter], k: &SeriesKey) -> bool {
     filters.iter().all(|f| f.matches(f.dimension.of_key(k)))
 }
 
+/// Adds the row `label` holding what `total` has beyond `rows` (merged into a row of that name if there is
+/// one), when that is any call.
+pub(crate) fn add_rest(rows: &mut Vec<(String, Agg)>, total: &Agg, label: &str) {
+    let mut part = Agg::default();
+    rows.iter().for_each(|(_, a)| part.merge(a));
+    let rest = total.less(&part);
+    if rest.core.calls > 0 {
+        match rows.iter_mut().find(|(k, _)| k == label) {
+            Some((_, a)) => a.merge(&rest),
+            None => rows.push((label.to_owned(), rest)),
+        }
+    }
+}
+
 /// Tool executions as an [`Agg`]: executions in `calls`, errors in `failed_calls`.
 fn tool_agg(t: &ToolAgg) -> Agg {
     let mut a = Agg::default();
@@ -691,9 +705,16 @@ impl Selection {
         for b in store.buckets(from, to) {
             n += match self {
                 Selection::All => 0,
-                Selection::Compound(f) => {
-                    b.series.values().filter(|s| f.iter().any(|f| folded(f, &s.key))).map(|s| s.agg.core.calls).sum()
-                }
+                // Folded in one filter's dimension, and matching (or folded in) every other.
+                Selection::Compound(f) => b
+                    .series
+                    .values()
+                    .filter(|s| {
+                        f.iter().any(|f| folded(f, &s.key))
+                            && f.iter().all(|f| folded(f, &s.key) || f.matches(f.dimension.of_key(&s.key)))
+                    })
+                    .map(|s| s.agg.core.calls)
+                    .sum(),
                 // Calls folded into `(other)` have a session (a user): they are never `(none)`'s.
                 Selection::Session(s) if s != OTHER && s != Dimension::Session.none_label() => {
                     b.sessions.get(OTHER).map_or(0, |a| a.core.calls)
@@ -727,6 +748,43 @@ impl Selection {
             a.merge(&self.agg(b));
         }
         a
+    }
+
+    /// [`Selection::total`] as the rows of a breakdown by `group_by` add up to it. Grouped by session under a
+    /// project filter, the rows come from the (project, session) pairs and the total from the series, which
+    /// fold differently past their caps (a project's series past the cap fold to `(other)`, its pairs keep
+    /// the project): in each bucket the total is the pairs' sums plus what the series hold beyond them (the
+    /// project's calls without a session), so that the rows never add up to more than it.
+    pub(crate) fn total_for(&self, store: &Store, from: i64, to: i64, group_by: Option<Dimension>) -> Agg {
+        match (group_by, self) {
+            (Some(Dimension::Session), Selection::Compound(f))
+                if f.len() == 1 && f[0].dimension == Dimension::Project =>
+            {
+                let mut a = Agg::default();
+                for b in store.buckets(from, to) {
+                    let mut pairs = Agg::default();
+                    for e in b.project_sessions.values().filter(|e| f[0].matches(e.project.as_deref())) {
+                        pairs.merge(&e.agg);
+                    }
+                    let beyond = self.agg(b).less(&pairs);
+                    a.merge(&pairs);
+                    a.merge(&beyond);
+                }
+                a
+            }
+            _ => self.total(store, from, to),
+        }
+    }
+
+    /// The row that makes a breakdown by `dim` add up to its total, when the rows' map does not hold every
+    /// call: sessions and users (the calls without one, `(none)`), and the projects of one session (its calls
+    /// in pairs folded past their cap, `(other)`).
+    pub(crate) fn rest_label(&self, dim: Dimension) -> Option<&'static str> {
+        match (dim, self) {
+            (Dimension::Session | Dimension::User, _) => Some(dim.none_label()),
+            (Dimension::Project, Selection::Session(_)) => Some(OTHER),
+            _ => None,
+        }
     }
 
     /// [`Selection::total`] of everything over `[from, to)` where either edge may fall inside an older,
@@ -1017,25 +1075,23 @@ impl Ledger {
         let sel = Selection::from_filters(&q.filters)?;
         self.read(|store, now| {
             let (from, to) = q.window.bounds(store, now)?;
-            let mut total = sel.total(store, from, to);
+            let by = match q.group_by {
+                Some(GroupBy::Dimension(d)) => Some(d),
+                _ => None,
+            };
+            let mut total = sel.total_for(store, from, to, by);
             let groups = match q.group_by {
                 None => Vec::new(),
                 Some(GroupBy::Dimension(d)) => {
                     let mut rows = sel.grouped(store, from, to, d)?;
                     sort_rows(&mut rows);
-                    let mut out: Vec<GroupRow> =
-                        rows.iter().map(|(k, a)| GroupRow::of(k.clone(), &a.core, &total.core)).collect();
                     // Sessions and users are kept in their own maps, which hold only the calls that have one:
-                    // the rest is a `(none)` row, so that the rows add up to the total.
-                    if matches!(d, Dimension::Session | Dimension::User) {
-                        let mut part = Core::default();
-                        rows.iter().for_each(|(_, a)| part.add(&a.core));
-                        let rest = total.core.less(&part);
-                        if rest.calls > 0 {
-                            out.push(GroupRow::of(d.none_label().to_owned(), &rest, &total.core));
-                        }
+                    // the rest is a `(none)` row (for one session's projects, an `(other)` row), so that the
+                    // rows add up to the total.
+                    if let Some(label) = sel.rest_label(d) {
+                        add_rest(&mut rows, &total, label);
                     }
-                    out
+                    rows.iter().map(|(k, a)| GroupRow::of(k.clone(), &a.core, &total.core)).collect()
                 }
                 Some(GroupBy::Time(g)) => {
                     let points = sel.series(store, now, from, to, g)?;

@@ -27,7 +27,8 @@ pub(crate) const FUTURE_TOLERANCE: i64 = 300;
 /// Most buckets each tier can hold.
 pub(crate) const fn max_buckets(tier: Tier) -> usize {
     match tier {
-        Tier::Minute => (MINUTE_SPAN / 60) as usize + 2,
+        // Records up to `FUTURE_TOLERANCE` ahead of the clock keep minute buckets of their own.
+        Tier::Minute => (MINUTE_SPAN / 60) as usize + 2 + (FUTURE_TOLERANCE / 60) as usize,
         Tier::Hour => (HOUR_SPAN / 3_600) as usize + 2,
         Tier::Day => (DAY_SPAN / 86_400) as usize + 2,
         Tier::Month => (MONTH_SPAN / (28 * 86_400)) as usize + 2,
