@@ -170,3 +170,15 @@ fn cache_report_of_a_window_without_calls_says_so() {
     let v = cc(&["cache-report", "--period", "1h", "--format", "json"]).json();
     assert_eq!(v["cache"]["cache_metrics"]["total_cache_misses"], 0);
 }
+
+#[test]
+fn optimize_over_calls_without_usage_scores_nothing() {
+    // Every call of the window failed before its usage came: no score (it read 100.0, green).
+    let rec = r#"{"timestamp":"2025-10-03T12:00:00Z","duration_us":5,"model":"claude-sonnet-4-5","tokens":{"input":0,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":0,"reasoning":0},"metered":false,"outcome":{"status":"error","error_type":"overloaded_error"},"dimensions":{"session":"s1"}}"#;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.jsonl");
+    std::fs::write(&file, format!("{rec}\n")).unwrap();
+    let text =
+        cli_support::run(&["--records", file.to_str().unwrap(), "--now", cli_support::NOW, "optimize"]).ok().to_owned();
+    assert!(text.contains("1 call in this window, none with usage") && !text.contains("100.0"), "{text}");
+}

@@ -157,6 +157,8 @@ fn json_is_stable() {
 fn bad_arguments_exit_2() {
     cc(&["summary", "--group-by", "fortnight"]).fails(2, "fortnight");
     cc(&["summary", "--since", "yesterday"]).fails(2, "not a date");
+    // chrono's largest date: two days on overflowed (a panic, exit 101).
+    cc(&["summary", "--since", "+262142-12-31"]).fails(2, "out of range");
     cc(&["summary", "--since", "2025-10-03", "--until", "2025-10-01"]).fails(2, "must be before");
     cc(&["summary", "--since", "2025-10-03", "--until", "2025-10-02"])
         .fails(2, "must be before --until (2025-10-02, which ends at 2025-10-03T00:00:00+00:00)");

@@ -36,6 +36,8 @@ fn watch_refreshes_and_alerts() {
     assert_eq!(lines[0]["summary"]["calls"], 13);
     // The alert fires once, when spend first passes the threshold.
     assert_eq!(out.stderr.matches("ALERT").count(), 1, "{}", out.stderr);
+    // Standard error is a pipe here: no terminal bell in what may be a log file.
+    assert!(!out.stderr.contains('\x07'), "{:?}", out.stderr);
 
     let table = run(&[
         "--journal",

@@ -325,9 +325,9 @@ fn parse_bound(s: &str) -> Result<Bound, String> {
     let date = NaiveDate::parse_from_str(s, "%Y-%m-%d").or_else(|_| NaiveDate::parse_from_str(s, "%Y%m%d"));
     if let Ok(d) = date {
         // A day later still representable, for `--until DATE` (the day's end) in any time zone.
-        let ok = [d, d + chrono::Days::new(2)]
+        let ok = [Some(d), d.checked_add_days(chrono::Days::new(2))]
             .iter()
-            .all(|d| d.and_hms_opt(0, 0, 0).is_some_and(|t| representable(t.and_utc())));
+            .all(|d| d.and_then(|d| d.and_hms_opt(0, 0, 0)).is_some_and(|t| representable(t.and_utc())));
         return if ok { Ok(Bound::Date(d)) } else { Err(out_of_range()) };
     }
     let t = DateTime::parse_from_rfc3339(s)

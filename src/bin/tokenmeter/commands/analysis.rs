@@ -116,15 +116,34 @@ pub(crate) fn cache_table(source: &Source, ctx: &Context, style: &Style, r: &Cac
 pub(super) fn optimize(source: &Source, ctx: &Context, style: &Style, args: &OptimizeArgs) -> CliResult {
     let scope = window(&args.window, ctx, source, Window::All)?;
     let ledger = scope.ledger(ctx);
-    let mut efficiency = ledger.efficiency_report(scope.window(&ledger)?, args.group_by)?;
+    let w = scope.window(&ledger)?;
+    let mut efficiency = ledger.efficiency_report(w, args.group_by)?;
+    // Calls that closed without usage (errors, cut-off streams) have nothing to score.
+    let totals = ledger.query(&Query::new(w))?.totals;
+    let metered = totals.calls.saturating_sub(totals.unmetered_calls);
     scope.restore(&mut efficiency.window);
-    emit(source, args.format, OptimizeOut { efficiency }, |r| optimize_table(source, ctx, style, &r.efficiency))
+    emit(source, args.format, OptimizeOut { efficiency }, |r| {
+        optimize_table(source, ctx, style, &r.efficiency, metered)
+    })
 }
 
-pub(crate) fn optimize_table(source: &Source, ctx: &Context, style: &Style, r: &EfficiencyReport) -> String {
+pub(crate) fn optimize_table(
+    source: &Source,
+    ctx: &Context,
+    style: &Style,
+    r: &EfficiencyReport,
+    metered: u64,
+) -> String {
     let mut out = heading(source, "Token efficiency", r.window.from, r.window.to, ctx.time_zone);
     if r.calls == 0 {
         out.push_str("\nNo calls in this window: nothing to score.\n");
+        return out;
+    }
+    if metered == 0 {
+        out.push_str(&format!(
+            "\n{} in this window, none with usage (failed or cut off before it came): nothing to score.\n",
+            count(r.calls, "call")
+        ));
         return out;
     }
     let s = &r.efficiency_scores;

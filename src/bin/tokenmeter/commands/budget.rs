@@ -159,7 +159,11 @@ fn table(states: &[BudgetState], ctx: &Context, style: &Style) -> String {
             comfy_table::Cell::new(&*s.budget),
             comfy_table::Cell::new(s.scope.to_string()),
             comfy_table::Cell::new(s.period.to_string()),
-            num(amount(&s.spent)),
+            // Spend on models the price book does not know is not in the figure: say so, as other commands do.
+            num(match s.spent {
+                BudgetAmount::Usd(_) if s.unpriced_calls > 0 => format!("{} + unpriced", amount(&s.spent)),
+                _ => amount(&s.spent),
+            }),
             num(amount(&s.limit)),
             crate::render::band_cell(pct(s.utilization), band),
             num(s.projected.as_ref().map_or_else(|| "-".to_owned(), amount)),

@@ -93,7 +93,9 @@ pub(super) fn run(source_args: &SourceArgs, ctx: &Context, style: &Style, args: 
                 out_bell();
             } else {
                 // A closed standard error (`2>&-`, a reader gone) must not end the watch.
-                let _ = writeln!(std::io::stderr(), "{}", err_style.alert(&format!("{text}\x07")));
+                // The bell only on a terminal: in a log file it is a stray control character.
+                let bell = if err_terminal { "\x07" } else { "" };
+                let _ = writeln!(std::io::stderr(), "{}", err_style.alert(&format!("{text}{bell}")));
             }
         }
         if !over {

@@ -334,6 +334,9 @@ pub(super) fn render(r: &Report<'_>) -> String {
             .collect();
         let (headers, right) = (["Project", "Calls", "Tokens", "Cost", "Score"], [false, true, true, true, true]);
         table_with(&mut b, &headers, &right, &rows, Some(4));
+        if r.efficiency.breakdowns_omitted > 0 {
+            let _ = write!(b, "<p>{}</p>", esc(&r.omitted_projects()));
+        }
 
         b.push_str("<h2>Prompt cache</h2>");
         let t = r.cache_table();

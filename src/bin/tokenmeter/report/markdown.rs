@@ -147,6 +147,9 @@ pub(super) fn render(r: &Report<'_>) -> String {
         })
         .collect();
     table(&mut out, &["Project", "Calls", "Tokens", "Cost", "Score"], &[false, true, true, true, true], &rows);
+    if r.efficiency.breakdowns_omitted > 0 {
+        let _ = writeln!(out, "{}\n", r.omitted_projects());
+    }
 
     let _ = writeln!(out, "## Prompt cache\n");
     let t = r.cache_table();

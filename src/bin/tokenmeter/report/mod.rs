@@ -101,6 +101,15 @@ impl Report<'_> {
         crate::commands::row_label(key, self.periods.group_by, self.tz())
     }
 
+    /// The line under a cut efficiency breakdown: how many rows are not listed.
+    pub(crate) fn omitted_projects(&self) -> String {
+        let shown = self.efficiency.breakdowns.len();
+        format!(
+            "{} not listed (only the {shown} costliest are).",
+            crate::render::count(self.efficiency.breakdowns_omitted as u64, "project")
+        )
+    }
+
     /// "by day" / "by week" / "by month".
     pub(crate) fn period_grain(&self) -> &'static str {
         match self.periods.group_by {

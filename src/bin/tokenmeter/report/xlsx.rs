@@ -183,7 +183,7 @@ fn build(r: &Report<'_>, path: &Path) -> Result<(), XlsxError> {
         .collect();
     sheet(&mut wb, &f, "Cache", &["start", "hit rate", "tokens read", "saved"], &rows)?;
 
-    let rows: Vec<Vec<X>> = r
+    let mut rows: Vec<Vec<X>> = r
         .efficiency
         .breakdowns
         .iter()
@@ -199,6 +199,9 @@ fn build(r: &Report<'_>, path: &Path) -> Result<(), XlsxError> {
             ]
         })
         .collect();
+    if r.efficiency.breakdowns_omitted > 0 {
+        rows.push(vec![X::Text(r.omitted_projects())]);
+    }
     sheet(
         &mut wb,
         &f,
