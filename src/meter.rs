@@ -264,15 +264,21 @@ impl TokenMeterBuilder {
     /// Builds the meter. With a journal ([`with_journal`](Self::with_journal)) it is replayed first; if the
     /// journal directory is unusable, the error is logged (target `tokenmeter::journal`) and the meter runs
     /// without a journal: use [`try_build`](Self::try_build) to get the error instead.
+    ///
+    /// The meter is usually built before the subscriber it is a layer of is installed, so no subscriber hears
+    /// these events: while no global subscriber is set, they are also written to standard error.
     pub fn build(mut self) -> TokenMeter {
         if let Err(e) = self.check_extra_dimensions() {
             tracing::error!(target: "tokenmeter::capture", error = %e, "dimension never filled");
+            unheard(|| format!("dimension never filled: {e}"));
         }
         if let Err(e) = self.check_budget_scopes() {
             tracing::error!(target: "tokenmeter::budget", error = %e, "budget matches no call");
+            unheard(|| format!("budget matches no call: {e}"));
         }
         if let Err(e) = self.check_webhook() {
             tracing::error!(target: "tokenmeter::budget", error = %e, "budget alerts will not be posted");
+            unheard(|| format!("budget alerts will not be posted: {e}"));
         }
         let journal = self.journal_config.take();
         let meter = self.assemble();
@@ -280,6 +286,7 @@ impl TokenMeterBuilder {
             && let Err(e) = crate::journal::attach(&meter, config)
         {
             tracing::error!(target: "tokenmeter::journal", error = %e, "journal disabled");
+            unheard(|| format!("journal disabled: {e}"));
         }
         meter
     }
@@ -298,16 +305,19 @@ impl TokenMeterBuilder {
     }
 
     /// An extra dimension named like a field of the capture contract (`model`, `session.id`, `input_tokens`) is
-    /// never filled: capture reads that field as what the contract says it is.
+    /// never filled: capture reads that field as what the contract says it is. One named like a built-in
+    /// dimension (`user`) is filled but never read: budgets, reports and the journal take that name for the
+    /// built-in one.
     fn check_extra_dimensions(&self) -> Result<(), BuildError> {
-        match self
-            .extra_dims
-            .iter()
-            .find(|d| crate::capture::fields::classify(d) != crate::capture::fields::Role::Other)
-        {
-            Some(d) => Err(BuildError::ContractDimension { name: d.to_string() }),
-            None => Ok(()),
+        for d in &self.extra_dims {
+            if crate::capture::fields::classify(d) != crate::capture::fields::Role::Other {
+                return Err(BuildError::ContractDimension { name: d.to_string() });
+            }
+            if BUILTIN_DIMENSIONS.contains(&&**d) {
+                return Err(BuildError::BuiltinDimension { name: d.to_string() });
+            }
         }
+        Ok(())
     }
 
     /// A webhook whose URL or headers cannot make a request would fail every alert, after its retries.
@@ -323,10 +333,9 @@ impl TokenMeterBuilder {
     /// never block): a misspelt name, or an extra dimension not added with
     /// [`with_dimension`](Self::with_dimension).
     fn check_budget_scopes(&self) -> Result<(), BuildError> {
-        const BUILTIN: [&str; 7] = ["session", "user", "tenant", "project", "agent", "operation", "task"];
         for budget in &self.budget_setup.budgets {
             if let crate::budget::BudgetScope::Dimension { name, .. } = budget.scope()
-                && !BUILTIN.contains(&name.as_ref())
+                && !BUILTIN_DIMENSIONS.contains(&name.as_ref())
                 && !self.extra_dims.iter().any(|d| **d == **name)
             {
                 let extra = match self.extra_dims.is_empty() {
@@ -368,6 +377,36 @@ impl TokenMeterBuilder {
     }
 }
 
+/// The built-in dimensions' names, as budgets, reports and [`Dimensions::get`](crate::Dimensions::get) read them.
+const BUILTIN_DIMENSIONS: [&str; 7] = ["session", "user", "tenant", "project", "agent", "operation", "task"];
+
+/// Writes what `build` could not honour to standard error when no global subscriber is set to hear its events
+/// (the meter is built before the subscriber whose layer it is).
+pub(crate) fn unheard(message: impl FnOnce() -> String) {
+    if !tracing::dispatcher::has_been_set() {
+        eprintln!("tokenmeter: {}", message());
+    }
+}
+
+/// How long [`TokenMeter::shutdown`] waits for the budget webhook's queue.
+pub const SHUTDOWN_WEBHOOK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// What [`TokenMeter::shutdown`] could not finish.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ShutdownError {
+    /// The journal could not write or sync every record.
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
+    /// Budget alerts were still queued for the webhook after [`SHUTDOWN_WEBHOOK_WAIT`].
+    #[error("budget alerts were still queued for the webhook after {SHUTDOWN_WEBHOOK_WAIT:?}")]
+    WebhookPending,
+    /// The last OTLP export, or stopping the pipeline, failed.
+    #[cfg(feature = "otlp")]
+    #[error(transparent)]
+    Otlp(#[from] crate::export::otlp::OtlpError),
+}
+
 /// Errors building a meter ([`TokenMeterBuilder::try_build`]).
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -394,6 +433,16 @@ pub enum BuildError {
          never as a dimension): name your own span field otherwise, or use the built-in dimension"
     )]
     ContractDimension {
+        /// The dimension's name.
+        name: String,
+    },
+    /// An extra dimension is named like a built-in dimension (`session`, `user`, `tenant`), which every reader
+    /// (budgets, reports, the journal) takes for the built-in one: the extra one would never be read.
+    #[error(
+        "the extra dimension `{name}` has the name of a built-in dimension, which budgets and reports read as the \
+         built-in one (filled from the span field `{name}.id`): record `{name}.id`, or name your dimension otherwise"
+    )]
+    BuiltinDimension {
         /// The dimension's name.
         name: String,
     },
@@ -438,6 +487,28 @@ impl fmt::Debug for TokenMeter {
 }
 
 impl TokenMeter {
+    /// Everything to do once before the process exits, for what the meter holds that would otherwise be lost
+    /// (a meter held by a global subscriber is never dropped): waits until the journal has written and synced
+    /// every record so far, waits for the budget webhook's queue (at most [`SHUTDOWN_WEBHOOK_WAIT`]), then
+    /// exports what is left over OTLP and stops that pipeline. Each step runs even when an earlier one failed;
+    /// the first failure is returned. Recording afterwards is harmless (journaled and counted, no longer
+    /// exported). Blocks the calling thread.
+    pub fn shutdown(&self) -> Result<(), ShutdownError> {
+        let mut first: Option<ShutdownError> = None;
+        if let Err(e) = self.flush() {
+            first.get_or_insert(ShutdownError::Journal(e));
+        }
+        #[cfg(feature = "webhook")]
+        if !self.flush_webhook(SHUTDOWN_WEBHOOK_WAIT) {
+            first.get_or_insert(ShutdownError::WebhookPending);
+        }
+        #[cfg(feature = "otlp")]
+        if let Err(e) = self.shutdown_otlp() {
+            first.get_or_insert(ShutdownError::Otlp(e));
+        }
+        first.map_or(Ok(()), Err)
+    }
+
     /// Starts building a meter.
     pub fn builder() -> TokenMeterBuilder {
         TokenMeterBuilder::new()

@@ -147,3 +147,38 @@ fn an_extra_dimension_named_like_a_contract_field_is_refused() {
     }
     assert!(tokenmeter::TokenMeter::builder().with_dimension("workspace").try_build().is_ok());
 }
+
+#[test]
+fn an_extra_dimension_named_like_a_builtin_one_is_refused() {
+    // `user` is filled from `user.id`; an extra `user` was captured but never read (budgets and reports take
+    // the name for the built-in one), so a block budget on it never blocked.
+    for name in ["session", "user", "tenant"] {
+        let err = tokenmeter::TokenMeter::builder().with_dimension(name).try_build().expect_err(name);
+        assert!(err.to_string().contains(&format!("`{name}` has the name of a built-in dimension")), "{err}");
+    }
+}
+
+/// Run as a child process (see below): builds a meter whose journal cannot be opened, with no subscriber set.
+#[test]
+fn build_errors_child() {
+    if std::env::var_os("TOKENMETER_BUILD_ERRORS_CHILD").is_none() {
+        return;
+    }
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let not_a_dir = file.path().join("journal");
+    let _meter = tokenmeter::TokenMeter::builder().with_journal(tokenmeter::JournalConfig::new(not_a_dir)).build();
+}
+
+#[test]
+fn build_reports_its_errors_on_stderr_when_no_subscriber_can_hear_them() {
+    // The meter is built before the subscriber it is a layer of: `build`'s ERROR events went nowhere, and an
+    // application ran without its journal with no word of it.
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "build_errors_child", "--nocapture", "--test-threads", "1"])
+        .env("TOKENMETER_BUILD_ERRORS_CHILD", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("tokenmeter: journal disabled:"), "{stderr}");
+}

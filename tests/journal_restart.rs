@@ -729,3 +729,17 @@ fn a_call_journaled_unpriced_is_priced_at_replay_where_the_book_now_knows_its_mo
     let summary = after.ledger().usage_summary(tokenmeter::ledger::Window::Last24Hours).unwrap();
     assert_eq!(summary.cost_usd, 2.8);
 }
+
+#[test]
+fn shutdown_writes_and_syncs_the_journal() {
+    // `shutdown()` is what README says to call once before exit; it only stopped OTLP, and a meter held by a
+    // global subscriber is never dropped: records still queued, or written but not synced, could be lost.
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(utc(2026, 3, 14, 9, 0));
+    let config = JournalConfig::new(dir.path()).with_fsync(FsyncPolicy::Interval(Duration::from_secs(3_600)));
+    let meter = TokenMeter::builder().with_clock(clock).with_journal(config).try_build().unwrap();
+    spend(&meter, 1_000);
+    meter.shutdown().unwrap();
+    let stats = meter.journal_stats().unwrap();
+    assert_eq!((stats.written, stats.synced), (1, 1));
+}

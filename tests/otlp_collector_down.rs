@@ -46,7 +46,7 @@ fn recording_is_unaffected_when_the_collector_is_unreachable() {
         assert!(status.to_string().contains("last export failed"), "{status}");
         // The final export fails too; shutting down says so and can be repeated (then harmless).
         let first = meter.shutdown().expect_err("the final export has nowhere to go");
-        assert!(matches!(first, OtlpError::Shutdown(_)), "{protocol}: {first:?}");
+        assert!(matches!(first, tokenmeter::ShutdownError::Otlp(OtlpError::Shutdown(_))), "{protocol}: {first:?}");
         meter.shutdown().expect("a second shutdown is harmless");
         // Recording goes on after shutdown (no longer exported).
         otlp_workload::run(&meter);

@@ -450,6 +450,9 @@ pub(crate) fn attach(meter: &TokenMeter, config: JournalConfig) -> Result<(), Jo
             first_reason = first.map(|s| format!("{:?}", s.reason)),
             "journal replay skipped unreadable lines"
         );
+        crate::meter::unheard(|| {
+            format!("journal replay skipped {} unreadable lines in {}", report.skipped_lines, dir.display())
+        });
     }
     let writer = JournalWriter::start(config, meter.inner.clock.clone(), report, files_removed)?;
     // `attach` runs once, inside `build`; a second writer would only be dropped.

@@ -93,10 +93,9 @@ impl TokenMeter {
         }
     }
 
-    /// Exports what is left and stops tokenmeter's export pipeline (a handed-over provider is only flushed).
-    /// Call it once before the process exits; recording afterwards is harmless but no longer exported. Without
-    /// OTLP export it does nothing.
-    pub fn shutdown(&self) -> Result<(), OtlpError> {
+    /// Exports what is left and stops tokenmeter's export pipeline (a handed-over provider is only flushed);
+    /// the OTLP part of [`TokenMeter::shutdown`].
+    pub(crate) fn shutdown_otlp(&self) -> Result<(), OtlpError> {
         match &self.inner.otlp {
             Some(otlp) => otlp.shutdown(),
             None => Ok(()),
