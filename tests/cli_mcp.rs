@@ -329,7 +329,9 @@ fn handshake_lists_one_tool_with_its_schemas() {
     let p = &input["properties"];
     assert_eq!(p["operation"]["enum"], json!(["analyze", "optimize", "track", "forecast", "compare"]));
     assert_eq!(p["timeframe"]["enum"], json!(["1h", "6h", "24h", "7d", "30d", "all"]));
-    assert_eq!(p["timeframe"]["default"], "24h");
+    // No `default`: clients that fill in defaults would send 24h, which makes forecast's horizon one day.
+    assert!(p["timeframe"].get("default").is_none(), "{}", p["timeframe"]);
+    assert!(p["timeframe"]["description"].as_str().unwrap().contains("Default 24h"));
     assert_eq!(p["breakdown_type"]["type"], "string");
     for kind in ["agent", "operation", "model", "cost", "time"] {
         assert!(p["breakdown_type"]["description"].as_str().unwrap().contains(kind));

@@ -64,12 +64,13 @@ pub(crate) fn evaluate(
         })
         .collect();
     let dir = private_dir()?;
-    let result = (|| {
-        write_journal(&dir, &priced)?;
+    let dir = &dir.0;
+    (|| {
+        write_journal(dir, &priced)?;
         let mut builder = TokenMeter::builder()
             .with_clock(ManualClock::new(ctx.now))
             .with_price_book(ctx.prices.clone())
-            .with_journal(JournalConfig::new(&dir).with_max_age(None));
+            .with_journal(JournalConfig::new(dir).with_max_age(None));
         for b in budgets {
             // A budget on a dimension of the application's own (`with_dimension` there) reads it from the
             // records; one that no record carries is most likely misspelt.
@@ -90,19 +91,30 @@ pub(crate) fn evaluate(
         }
         let meter = builder.try_build().map_err(|e| CliError::data(e.to_string()))?;
         Ok(meter.budget_status())
-    })();
-    let _ = std::fs::remove_dir_all(&dir);
-    result
+    })()
 }
 
-/// A new directory of this process's own under the temporary directory (never one that already exists).
-fn private_dir() -> CliResult<std::path::PathBuf> {
+/// A directory of the process's own, removed when dropped (also when the evaluation returns early or panics).
+struct PrivateDir(std::path::PathBuf);
+
+impl Drop for PrivateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A new directory of this process's own under the temporary directory (never one that already exists), that
+/// only its owner can read: it holds the source's records (sessions, users, projects, costs).
+fn private_dir() -> CliResult<PrivateDir> {
     let base = std::env::temp_dir();
     let mut last = None;
     for n in 0..100 {
         let dir = base.join(format!("tokenmeter-budget-{}-{n}", std::process::id()));
-        match std::fs::create_dir(&dir) {
-            Ok(()) => return Ok(dir),
+        let mut builder = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        match builder.create(&dir) {
+            Ok(()) => return Ok(PrivateDir(dir)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
             Err(e) => return Err(CliError::data(format!("cannot create {}: {e}", dir.display()))),
         }

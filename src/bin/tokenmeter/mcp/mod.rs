@@ -101,7 +101,8 @@ pub(crate) fn run(source: &SourceArgs, ctx: &Context, args: &McpArgs) -> CliResu
         service.waiting().await.map_err(|e| CliError::data(format!("MCP session failed: {e}")))?;
         Ok(())
     });
-    // A call still reading a large source when the client leaves is abandoned, not waited for.
+    // On stdin's end the SDK sends the answers ready within 5 s; a call still reading a large source after that
+    // is abandoned, not waited for.
     runtime.shutdown_timeout(Duration::from_millis(200));
     result
 }
@@ -238,6 +239,13 @@ impl ServerHandler for TokenUsageServer {
                 r
             }
             Ok(Err(message)) => {
+                self.state.ctx.note(&format!("tokenmeter mcp: {message}"));
+                tool_error(message)
+            }
+            // A bug in answering is this call's failure, a tool result like any other (the protocol's errors
+            // are for unknown tools and unreadable parameters).
+            Err(e) if e.is_panic() => {
+                let message = "the token_usage call failed (a bug in tokenmeter: please report it)".to_owned();
                 self.state.ctx.note(&format!("tokenmeter mcp: {message}"));
                 tool_error(message)
             }

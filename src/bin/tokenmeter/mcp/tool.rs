@@ -324,7 +324,8 @@ pub(super) fn input_schema() -> Arc<JsonObject> {
             "timeframe": {
                 "type": "string",
                 "enum": timeframes,
-                "default": Timeframe::DEFAULT.name(),
+                // No `default` keyword: forecast's default (7 days) is not 24h, and clients that fill in
+                // schema defaults would send 24h, a one-day forecast.
                 "description": "Rolling window ending now (1h, 6h, 24h: whole minutes or local hours; 7d, 30d: \
                     whole local days; all: everything recorded). Default 24h. For forecast it is the horizon: \
                     1h to 24h forecast the next day, 7d the next 7 days, 30d and all the next 30 days; default 7 days."
