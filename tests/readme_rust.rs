@@ -3,7 +3,7 @@
 //! changed in the README without being changed here fails `every_rust_sample_in_the_docs_is_here`.
 //! The functions are compiled, not run (they install global subscribers, bind ports, call the API).
 #![cfg(all(feature = "otlp", feature = "http", feature = "webhook"))]
-#![allow(dead_code, unused_variables, unused_mut, unused_imports, unused_must_use, clippy::all)]
+#![allow(dead_code, unused_variables, unused_mut, unused_imports, clippy::all)]
 
 /// This file, to find the samples in.
 const SOURCE: &str = include_str!("readme_rust.rs");
@@ -311,7 +311,7 @@ Ok(())
 pub fn metric_attributes() -> R {
 use tokenmeter::export::otlp::{MetricAttributes, MetricDimension};
 
-MetricAttributes::new()
+let attributes = MetricAttributes::new()
     .with_agent()                      // gen_ai.agent.name
     .with_project()                    // project
     .with_named_dimension("team")      // a dimension added with TokenMeterBuilder::with_dimension("team")
