@@ -448,7 +448,7 @@ impl BudgetTracker {
     }
 
     /// Marks the alerts the journal says were delivered before a restart, after its calls were replayed: each
-    /// applies to a budget of the same name, unit, period kind and limit, in the same period (for a rolling
+    /// applies to a budget of the same name, unit, period (as written: `rolling 24h` is not `rolling 1h`) and limit, in the same period (for a rolling
     /// budget, an alert inside the window whose threshold spend still reaches). Others are ignored: a budget
     /// whose limit or period changed alerts again at its new thresholds.
     pub(crate) fn replay_alerts(&self, marks: &[AlertMark], now: DateTime<Utc>) {
