@@ -21,8 +21,8 @@
 //!     .with_metric_attributes(MetricAttributes::new().with_agent())
 //!     .build();
 //! // ... install meter.layer(), run ...
-//! meter.shutdown()?; // exports what is left
-//! # Ok::<(), tokenmeter::export::otlp::OtlpError>(())
+//! meter.shutdown()?; // journal flushed, webhook queue sent, what is left exported
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! # What is exported
