@@ -127,12 +127,7 @@ fn compare() {
 #[test]
 fn cache_report_counts_one_unread_write_in_the_singular() {
     let rec = r#"{"timestamp":"2025-10-03T12:00:00Z","duration_us":5,"model":"claude-sonnet-4-5","tokens":{"input":1000,"cache_read":0,"cache_write_5m":100,"cache_write_1h":0,"output":500,"reasoning":0},"metered":true,"outcome":{"status":"ok"},"dimensions":{"session":"s1"}}"#;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("records.jsonl");
-    std::fs::write(&file, format!("{rec}\n")).unwrap();
-    let text = cli_support::run(&["--records", file.to_str().unwrap(), "--now", cli_support::NOW, "cache-report"])
-        .ok()
-        .to_owned();
+    let text = cli_support::Records::new(&[rec]).run(&["cache-report"]).ok().to_owned();
     assert!(text.contains("1 write, 100 tokens,"), "{text}");
 }
 
@@ -175,10 +170,6 @@ fn cache_report_of_a_window_without_calls_says_so() {
 fn optimize_over_calls_without_usage_scores_nothing() {
     // Every call of the window failed before its usage came: no score (it read 100.0, green).
     let rec = r#"{"timestamp":"2025-10-03T12:00:00Z","duration_us":5,"model":"claude-sonnet-4-5","tokens":{"input":0,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":0,"reasoning":0},"metered":false,"outcome":{"status":"error","error_type":"overloaded_error"},"dimensions":{"session":"s1"}}"#;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("records.jsonl");
-    std::fs::write(&file, format!("{rec}\n")).unwrap();
-    let text =
-        cli_support::run(&["--records", file.to_str().unwrap(), "--now", cli_support::NOW, "optimize"]).ok().to_owned();
+    let text = cli_support::Records::new(&[rec]).run(&["optimize"]).ok().to_owned();
     assert!(text.contains("1 call in this window, none with usage") && !text.contains("100.0"), "{text}");
 }

@@ -435,20 +435,17 @@ fn the_output_never_replaces_the_source_and_is_written_whole() {
 #[test]
 fn a_cut_efficiency_breakdown_says_how_many_projects_it_leaves_out() {
     // The breakdown keeps the 100 costliest projects; the markdown and HTML tables said nothing of the rest.
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("records.jsonl");
-    let lines: String = (0..103)
+    let lines: Vec<String> = (0..103)
         .map(|i| {
             format!(
                 r#"{{"timestamp":"2025-10-03T12:00:00Z","duration_us":5,"model":"claude-sonnet-4-5","tokens":{{"input":{},"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":10,"reasoning":0}},"metered":true,"outcome":{{"status":"ok"}},"dimensions":{{"project":"p-{i:03}"}}}}"#,
                 1_000 + i
-            ) + "\n"
+            )
         })
         .collect();
-    std::fs::write(&file, lines).unwrap();
-    let path = file.to_str().unwrap();
+    let records = cli_support::Records::new(&lines);
     for format in ["markdown", "html"] {
-        let out = run(&["--records", path, "--now", cli_support::NOW, "report", "--format", format]).ok().to_owned();
+        let out = records.run(&["report", "--format", format]).ok().to_owned();
         assert!(out.contains("3 projects not listed (only the 100 costliest are)."), "{format}: {out}");
     }
 }

@@ -88,12 +88,9 @@ fn calls_of_a_records_file_without_a_cost_are_priced_as_the_totals() {
 fn a_call_without_usage_reads_unmetered_not_unpriced() {
     // The ledger counts an unmetered call (closed without usage) as no unpriced call; its row says so.
     let unmetered = r#"{"timestamp":"2025-10-03T12:00:00Z","duration_us":5,"model":"claude-sonnet-4-5","tokens":{"input":0,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":0,"reasoning":0},"metered":false,"outcome":{"status":"error","error_type":"overloaded_error"},"dimensions":{"session":"s1"}}"#;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("records.jsonl");
-    std::fs::write(&file, format!("{unmetered}\n")).unwrap();
-    let args = ["--records", file.to_str().unwrap(), "--now", cli_support::NOW, "show", "s1"];
-    assert_eq!(run(&[&args[..], &["--format", "json"]].concat()).json()["totals"]["unpriced_calls"], 0);
-    let text = run(&args).ok().to_owned();
+    let records = cli_support::Records::new(&[unmetered]);
+    assert_eq!(records.run(&["show", "s1", "--format", "json"]).json()["totals"]["unpriced_calls"], 0);
+    let text = records.run(&["show", "s1"]).ok().to_owned();
     assert!(text.contains("unmetered") && !text.contains("unpriced"), "{text}");
 }
 

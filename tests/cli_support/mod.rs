@@ -81,6 +81,30 @@ pub fn cc(args: &[&str]) -> Run {
     run(&all)
 }
 
+/// A records file (`--records`: one `CallRecord` JSON object a line) in a temporary directory.
+pub struct Records {
+    _dir: tempfile::TempDir,
+    pub path: String,
+}
+
+impl Records {
+    /// The file holding `lines`, one record each.
+    pub fn new<S: AsRef<str>>(lines: &[S]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("records.jsonl");
+        let text: String = lines.iter().map(|l| format!("{}\n", l.as_ref())).collect();
+        std::fs::write(&path, text).unwrap();
+        Records { path: path.to_str().unwrap().to_owned(), _dir: dir }
+    }
+
+    /// `tokenmeter --records <file> --now NOW args…`.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let mut all = vec!["--records", self.path.as_str(), "--now", NOW];
+        all.extend_from_slice(args);
+        run(&all)
+    }
+}
+
 /// Writes the fixture's calls (read with the library) as a tokenmeter journal in `dir`: one file per UTC day,
 /// `{"v":1,"call":{…}}` lines. Returns the number of records.
 pub fn write_journal(dir: &Path) -> usize {
