@@ -25,6 +25,10 @@ pub const MAX_EXTRA_DIMENSIONS: usize = 16;
 ///
 /// Implementations must be quick and must not block: they run inside the application's span close. A panic in
 /// a sink is caught and counted ([`CaptureStats::sink_panics`]), never propagated into the application.
+///
+/// A sink must not open spans: tracing-subscriber's registry never removes a span closed inside another span's
+/// close, and such a span holds its parents open for good. Send that work to another thread; spans opened there
+/// are counted in [`CaptureStats::spans_opened_while_closing`] and warned about once.
 pub trait RecordSink: Send + Sync + 'static {
     /// A call finished.
     fn on_call(&self, record: &CallRecord);
@@ -147,6 +151,11 @@ pub struct CaptureStats {
     /// Events with token fields outside any call span: no call to apply them to, so they are not counted.
     #[serde(default)]
     pub orphan_usage_events: u64,
+    /// Spans opened by a record sink or budget callback while tokenmeter was closing a span (see
+    /// [`RecordSink`]): tracing-subscriber's registry never removes a span closed inside another span's close,
+    /// and such a span keeps its parent spans open. Should stay 0.
+    #[serde(default)]
+    pub spans_opened_while_closing: u64,
 }
 
 impl CaptureStats {
@@ -161,6 +170,7 @@ impl CaptureStats {
         self.sink_panics += o.sink_panics;
         self.rollup_spans += o.rollup_spans;
         self.orphan_usage_events += o.orphan_usage_events;
+        self.spans_opened_while_closing += o.spans_opened_while_closing;
     }
 }
 
@@ -369,6 +379,7 @@ impl TokenMeterBuilder {
                 ledger,
                 #[cfg(feature = "otlp")]
                 otlp: crate::export::otlp::build_exporter(self.otlp, self.metric_attributes),
+                warned_span_in_close: std::sync::atomic::AtomicBool::new(false),
             }),
         };
         #[cfg(feature = "otlp")]
@@ -698,6 +709,8 @@ pub(crate) struct MeterInner {
     pub(crate) ledger: crate::ledger::Ledger,
     #[cfg(feature = "otlp")]
     pub(crate) otlp: Option<crate::export::otlp::OtlpMetrics>,
+    /// The warning about spans opened while closing was logged.
+    warned_span_in_close: std::sync::atomic::AtomicBool,
 }
 
 impl fmt::Debug for MeterInner {
@@ -841,6 +854,25 @@ impl MeterInner {
         let mut shard = self.shard().lock();
         shard.stats.rollup_spans += 1;
         shard.stats.rejected_values += rejected;
+    }
+
+    /// Counts a span a sink or callback opened while this meter's layer was closing a span.
+    pub(crate) fn count_span_opened_while_closing(&self) {
+        self.shard().lock().stats.spans_opened_while_closing += 1;
+    }
+
+    /// Warns, once, that a sink or callback opened span `name` while this meter's layer was closing a span.
+    pub(crate) fn warn_span_opened_while_closing(&self, name: &'static str) {
+        if !self.warned_span_in_close.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!(
+                target: "tokenmeter::capture",
+                span = name,
+                "a record sink or budget callback opened a span while tokenmeter was closing a span: \
+                 tracing-subscriber never removes a span closed inside another span's close, and it keeps its \
+                 parent spans open for good; hand such work to another thread \
+                 (capture_stats().spans_opened_while_closing counts them)"
+            );
+        }
     }
 
     /// Counts a usage event that had no call span to update, with its rejected values.

@@ -223,6 +223,44 @@ fn a_call_made_inside_a_callback_is_metered() {
     assert_eq!(tokens, [(Some("claude-sonnet-4-5".into()), 1), (Some("claude-haiku-4-5".into()), 7)]);
 }
 
+/// A span opened inside a callback that runs in a span's close is never removed by tracing-subscriber's
+/// registry (a close inside another close), and holds its parents open: it cannot be undone from a layer, so
+/// it is counted, and warned about once.
+#[test]
+fn spans_opened_by_a_callback_during_a_close_are_counted_and_warned_about() {
+    use std::sync::{Arc, Mutex};
+    use tracing_subscriber::prelude::*;
+    #[derive(Clone, Default)]
+    struct Warnings(Arc<Mutex<Vec<String>>>);
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Warnings {
+        fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+            if event.metadata().target() == "tokenmeter::capture" && *event.metadata().level() == tracing::Level::WARN {
+                self.0.lock().unwrap().push(event.metadata().name().to_owned());
+            }
+        }
+    }
+    let h = Harness::with(|b| {
+        b.on_call(|r| {
+            if r.model.as_deref() == Some("claude-sonnet-4-5") {
+                let _judge = info_span!("judge", gen_ai.request.model = "claude-haiku-4-5", input_tokens = 7u64);
+            }
+        })
+    });
+    let warnings = Warnings::default();
+    let subscriber = tracing_subscriber::registry().with(h.meter.layer()).with(warnings.clone());
+    tracing::subscriber::with_default(subscriber, || {
+        for _ in 0..3 {
+            let _s = info_span!("chat", gen_ai.request.model = "claude-sonnet-4-5", input_tokens = 1u64);
+        }
+        // Spans opened anywhere else are not counted.
+        let _plain = info_span!("plain");
+    });
+    assert_eq!(h.meter.capture_stats().spans_opened_while_closing, 3);
+    assert_eq!(warnings.0.lock().unwrap().len(), 1, "warned once");
+    // The judge calls are metered all the same.
+    assert_eq!(h.meter.total_usage().calls, 6);
+}
+
 #[test]
 fn a_call_span_made_inside_one_of_its_calls_does_not_make_the_rest_roll_ups() {
     // During msg_b a helper makes a call through its own span. The shared span's later calls were skipped as

@@ -72,6 +72,33 @@ impl std::fmt::Debug for TokenMeterLayer {
 thread_local! {
     /// Set while this thread runs a meter's sinks (see [`while_in_sinks`]).
     static IN_SINKS: Cell<bool> = const { Cell::new(false) };
+    /// Set while this thread runs a meter layer's `on_close` (sinks and budget callbacks run there).
+    static IN_CLOSE: Cell<bool> = const { Cell::new(false) };
+    /// The name of a span opened meanwhile, for the warning given when that `on_close` ends.
+    static OPENED_WHILE_CLOSING: Cell<Option<&'static str>> = const { Cell::new(None) };
+}
+
+/// Marks this thread as inside a meter layer's `on_close` until dropped; then warns (once per meter) if a span
+/// was opened meanwhile. The warning waits for the close to end: an event raised inside `on_new_span` would be
+/// dropped by a scoped dispatcher (a dispatch inside a dispatch goes nowhere).
+struct Closing<'a> {
+    was: bool,
+    meter: &'a MeterInner,
+}
+
+impl<'a> Closing<'a> {
+    fn enter(meter: &'a MeterInner) -> Self {
+        Closing { was: IN_CLOSE.try_with(|c| c.replace(true)).unwrap_or(false), meter }
+    }
+}
+
+impl Drop for Closing<'_> {
+    fn drop(&mut self) {
+        let _ = IN_CLOSE.try_with(|c| c.set(self.was));
+        if let Some(name) = OPENED_WHILE_CLOSING.try_with(Cell::take).ok().flatten() {
+            self.meter.warn_span_opened_while_closing(name);
+        }
+    }
 }
 
 /// Runs a meter's sinks. A sink that logs a call's usage with the contract's field names (`info!(input_tokens =
@@ -491,6 +518,13 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        // A sink or budget callback opening a span inside `on_close`: tracing-subscriber's registry never removes
+        // a span closed inside another span's close (its close count is above one then), and that span holds
+        // its parents open. Nothing here can undo that; it is counted and warned about once.
+        if IN_CLOSE.try_with(Cell::get).unwrap_or(false) {
+            self.inner.count_span_opened_while_closing();
+            let _ = OPENED_WHILE_CLOSING.try_with(|c| c.set(Some(attrs.metadata().name())));
+        }
         let plan = plan_for(attrs.metadata());
         if !self.wants(attrs.metadata(), plan) {
             return;
@@ -607,6 +641,7 @@ where
         if std::mem::replace(&mut state.closed, true) {
             return;
         }
+        let _closing = Closing::enter(&self.inner);
         let end = self.inner.clock.unix_nanos();
         let plan = state.plan;
         let is_tool = plan.tool_candidate
