@@ -162,9 +162,9 @@ fn a_panicking_callback_is_counted_and_contained() {
     assert_eq!(h.meter.total_usage().calls, 1);
 }
 
-/// Collects events with target `tokenmeter::budget`.
+/// Collects events with target `tokenmeter::budget`: level, fields, and whether the event is a root event.
 #[derive(Clone, Default)]
-struct BudgetEvents(Arc<Mutex<Vec<(tracing::Level, String)>>>);
+struct BudgetEvents(Arc<Mutex<Vec<(tracing::Level, String, bool)>>>);
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for BudgetEvents {
     fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
@@ -179,7 +179,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for BudgetEvents {
         }
         let mut fields = Fields(String::new());
         event.record(&mut fields);
-        self.0.lock().push((*event.metadata().level(), fields.0));
+        self.0.lock().push((*event.metadata().level(), fields.0, event.is_root()));
     }
 }
 
@@ -194,6 +194,7 @@ fn alerts_are_tracing_events() {
     let events = BudgetEvents::default();
     let subscriber = tracing_subscriber::registry().with(h.meter.layer()).with(events.clone());
     tracing::subscriber::with_default(subscriber, || {
+        let _request = info_span!("request").entered();
         for _ in 0..2 {
             let _call =
                 info_span!("chat", gen_ai.request.model = "claude-haiku-4-5", input_tokens = 600_000u64).entered();
@@ -201,6 +202,9 @@ fn alerts_are_tracing_events() {
     });
     let events = events.0.lock().clone();
     assert_eq!(events.len(), 2, "{events:#?}");
+    // Root events: inside the application's `request` span, an ERROR event would mark it failed (as
+    // `tracing-opentelemetry` reads error events) and logs would show the alert as the request's.
+    assert!(events.iter().all(|e| e.2), "{events:#?}");
     assert_eq!(events[0].0, tracing::Level::WARN);
     assert_eq!(events[1].0, tracing::Level::ERROR, "reaching the limit is an error");
     for needle in ["budget=org", "event=\"threshold_crossed\"", "spent=$0.60", "limit=$1.00", "scope=everything"] {

@@ -246,10 +246,13 @@ impl AlertRouter {
         let resets_at = alert.resets_at.to_rfc3339_opts(SecondsFormat::Secs, true);
         let projected = alert.projected.map(|p| p.to_string());
         let at_limit = matches!(alert.kind, AlertKind::ThresholdCrossed { percent } if percent >= 100);
+        // A root event: it fires inside whatever span recorded the spend, and belongs to none of them (an ERROR
+        // event inside a span marks that span failed for `tracing-opentelemetry`, and logs show it there).
         macro_rules! event {
             ($level:ident) => {
                 tracing::$level!(
                     target: "tokenmeter::budget",
+                    parent: None,
                     budget = %alert.budget,
                     event = alert.kind.event_name(),
                     scope = %alert.scope,
