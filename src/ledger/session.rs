@@ -301,19 +301,26 @@ impl Sessions {
     /// month of sessions can hold a hundred thousand), and drops sessions idle for two hours.
     pub(crate) fn take_expired(&self, now_ns: i64, mut f: impl FnMut(WriterInfo)) {
         let cutoff = now_ns.saturating_sub(IDLE_NS);
+        let mut expired = Vec::new();
         for stripe in self.stripes.iter() {
+            // Taken under the stripe's lock, handed to `f` (pricing, the store) after it: recording threads
+            // whose sessions live in this stripe wait for the sweep only.
             let mut stripe = stripe.0.lock();
             stripe.map.retain(|_, st| {
                 let mut i = 0;
                 while i < st.pending.len() {
                     if st.pending[i].expires_ns < now_ns {
-                        f(*st.pending.remove(i).writer);
+                        expired.push(st.pending.remove(i).writer);
                     } else {
                         i += 1;
                     }
                 }
                 st.last_ns >= cutoff || !st.pending.is_empty()
             });
+            drop(stripe);
+            for w in expired.drain(..) {
+                f(*w);
+            }
         }
     }
 
