@@ -117,7 +117,7 @@ impl RollingBuckets {
     /// The window ending at `at`: the bucket holding `at` and the 59 before it.
     pub(super) fn sum(&self, at: i64) -> WindowSum {
         let current = at.div_euclid(self.width);
-        let first = current - (ROLLING_BUCKETS as i64 - 1);
+        let first = current.saturating_sub(ROLLING_BUCKETS as i64 - 1);
         let mut sum = WindowSum::default();
         for slot in 0..ROLLING_BUCKETS {
             let b = self.index[slot];
@@ -141,8 +141,8 @@ impl RollingBuckets {
     /// When the spend in bucket `oldest` leaves the window (or, with nothing spent, the next bucket boundary).
     pub(super) fn resets_at(&self, at: i64, oldest: Option<i64>) -> i64 {
         match oldest {
-            Some(b) => (b + ROLLING_BUCKETS as i64).saturating_mul(self.width),
-            None => (at.div_euclid(self.width) + 1).saturating_mul(self.width),
+            Some(b) => b.saturating_add(ROLLING_BUCKETS as i64).saturating_mul(self.width),
+            None => at.div_euclid(self.width).saturating_add(1).saturating_mul(self.width),
         }
     }
 }

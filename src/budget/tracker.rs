@@ -179,7 +179,7 @@ impl BudgetSlot {
     fn step_back(&self, acct: &mut Account, at: i64) -> i64 {
         match acct.period {
             Some((start, _)) if acct.rolling.is_none() && at < start => {
-                if start - at > STEP_BACK_NS {
+                if start.saturating_sub(at) > STEP_BACK_NS {
                     acct.period = Some(calendar_bounds(self.budget.period, self.budget.time_zone, at));
                     at
                 } else {

@@ -186,7 +186,8 @@ impl WebhookQueue {
 
     /// Waits until every queued alert is delivered or given up, at most `timeout`; true when none is left.
     pub(super) fn flush(&self, timeout: Duration) -> bool {
-        let deadline = std::time::Instant::now() + timeout;
+        // `Duration::MAX` (wait for good) would overflow the instant.
+        let deadline = std::time::Instant::now().checked_add(timeout);
         let c = &self.counters;
         loop {
             let queued = c.queued.load(Ordering::SeqCst);
@@ -195,10 +196,10 @@ impl WebhookQueue {
                 return true;
             }
             let now = std::time::Instant::now();
-            if now >= deadline {
+            if deadline.is_some_and(|d| now >= d) {
                 return false;
             }
-            std::thread::sleep((deadline - now).min(Duration::from_millis(5)));
+            std::thread::sleep(deadline.map_or(Duration::from_millis(5), |d| (d - now).min(Duration::from_millis(5))));
         }
     }
 
