@@ -389,6 +389,38 @@ fn forecast_trend_month_and_limit() {
 }
 
 #[test]
+fn a_falling_forecasts_band_is_around_its_line_not_the_zero_it_is_clamped_to() {
+    // $19, $18, … $10 a day for 10 days, with noise: the line crosses zero 8 days ahead. The band was drawn
+    // around the clamped $0 (an upper end growing while the line fell further below zero).
+    let rig = Rig::new(at(2026, 3, 11, 9, 0, 0));
+    let noise = [0.3, -0.2, 0.1, -0.3, 0.2, -0.1, 0.3, -0.2, 0.1, -0.2];
+    for d in 1..=10u32 {
+        let usd = 20.0 - f64::from(d) + noise[(d - 1) as usize];
+        rig.add(Call::new(at(2026, 3, d, 12, 0, 0), "claude-haiku-4-5").io(0, (usd * 200_000.0) as u64));
+    }
+    let f = rig.ledger.forecast(12, None).unwrap();
+    assert_eq!(f.trend, Trend::Falling);
+    let line = |k: usize| f.days[0].cost_usd + f.slope_usd_per_day * k as f64;
+    assert!(line(0) > 0.0, "the first day is above zero: {f:#?}");
+    let mut widths = Vec::new();
+    for (k, d) in f.days.iter().enumerate() {
+        let raw = line(k);
+        assert!(d.upper_usd >= d.lower_usd && d.lower_usd >= 0.0);
+        if raw > 0.0 {
+            close(d.cost_usd, raw);
+            widths.push(d.upper_usd - raw);
+        } else {
+            // Past zero the forecast is $0, and the upper end is the line plus its band, clamped: never more
+            // than the band width at the last day above zero.
+            assert_eq!(d.cost_usd, 0.0);
+            let band = widths.last().copied().unwrap_or(f64::MAX) * 1.5;
+            assert!(d.upper_usd <= (raw + band).max(0.0) + 1e-9, "day {k}: {d:?} (line {raw})");
+        }
+    }
+    assert!(f.days.last().unwrap().upper_usd < widths[0], "{f:#?}");
+}
+
+#[test]
 fn forecast_tokens_move_with_the_spend() {
     // $2 a day, flat: a cheap model's token-heavy share falling while an expensive model's rises. Fitted apart,
     // the tokens fell to 0 within days while the spend stayed at $2.

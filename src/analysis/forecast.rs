@@ -142,7 +142,13 @@ impl Fit {
     }
 
     fn at(&self, x: f64) -> f64 {
-        (self.a + self.b * x).max(0.0)
+        self.line(x).max(0.0)
+    }
+
+    /// The fitted line itself, below zero where a falling trend crosses it (the band is around the line, and
+    /// only then clamped to zero).
+    fn line(&self, x: f64) -> f64 {
+        self.a + self.b * x
     }
 
     fn band(&self, x: f64) -> f64 {
@@ -224,14 +230,15 @@ impl Ledger {
                 .map(|k| {
                     let x = n + k as f64;
                     let cost = cost_fit.at(x);
+                    let line = cost_fit.line(x);
                     let band = cost_fit.band(x);
                     let date = calendar::add_days(today_date, k);
                     ForecastDay {
                         date,
                         start: calendar::utc(day_of(k)),
                         cost_usd: cost,
-                        lower_usd: (cost - band).max(0.0),
-                        upper_usd: cost + band,
+                        lower_usd: (line - band).max(0.0),
+                        upper_usd: (line + band).max(0.0),
                         tokens: match tokens_per_usd {
                             Some(per_usd) => (cost * per_usd).round() as u64,
                             None => token_fit.at(x).round() as u64,
