@@ -226,3 +226,23 @@ fn calls_folded_past_the_series_cap_are_reported_as_unattributed() {
     let r = rig.ledger.efficiency_report_for(Window::Last24Hours, Dimension::Model, &acme_sonnet).unwrap();
     assert_eq!(r.scope.unwrap().unattributed_calls, 1);
 }
+
+#[test]
+fn reports_narrowed_to_a_tool_are_refused() {
+    // A tool's sums count its executions, with no tokens or cost: the reports read 40 "calls", a score of 100,
+    // $0 a call and 40 cache misses.
+    let rig = workload();
+    for _ in 0..4 {
+        rig.ledger.ingest_tool(&tool(t0(), "search", false));
+    }
+    let search = ReportFilter::new().filter(Dimension::Tool, "search");
+    for err in [
+        rig.ledger.efficiency_report_for(Window::Last24Hours, Dimension::Model, &search).map(|_| ()),
+        rig.ledger.cache_report_for(Window::Last24Hours, &search).map(|_| ()),
+        rig.ledger.compare_values(Window::Last24Hours, Dimension::Tool, "search", "fetch").map(|_| ()),
+    ] {
+        let err = err.expect_err("a tool has no tokens to report on");
+        assert!(matches!(err, QueryError::Unsupported(_)), "{err:?}");
+        assert!(err.to_string().contains("tool executions carry no tokens"), "{err}");
+    }
+}

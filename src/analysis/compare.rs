@@ -173,6 +173,9 @@ impl Ledger {
         a: &str,
         b: &str,
     ) -> Result<Comparison, QueryError> {
+        if dimension == Dimension::Tool {
+            return Err(super::scope::no_tool_reports());
+        }
         let sel_a = Selection::from_filters(&[Filter::new(dimension, a)])?;
         let sel_b = Selection::from_filters(&[Filter::new(dimension, b)])?;
         self.read(|store, now| {

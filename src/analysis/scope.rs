@@ -11,8 +11,8 @@ use crate::ledger::{Dimension, Filter, QueryError, Selection};
 type SessionMembership = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 /// What a report is narrowed to: equality filters of the query API's shapes (any of model, provider,
-/// project, agent, operation, task and tenant together; or session, user or tool alone; or project with
-/// session), for [`Ledger::efficiency_report_for`](crate::ledger::Ledger::efficiency_report_for) and
+/// project, agent, operation, task and tenant together; or session or user alone; or project with session;
+/// a tool is refused: its executions carry no tokens), for [`Ledger::efficiency_report_for`](crate::ledger::Ledger::efficiency_report_for) and
 /// [`Ledger::cache_report_for`](crate::ledger::Ledger::cache_report_for).
 ///
 /// The ledger keeps sessions apart from the compound dimensions, so it cannot tell which sessions belong
@@ -78,8 +78,13 @@ impl ReportFilter {
         self.filters.is_empty()
     }
 
+    /// The ledger selection of the filters; a tool filter is refused (its sums count tool executions, which
+    /// carry no tokens, cost or cache reads: a report over them reads 100 and $0).
     pub(crate) fn selection(&self) -> Result<Selection, QueryError> {
-        Selection::from_filters(&self.filters)
+        match Selection::from_filters(&self.filters)? {
+            Selection::Tool(_) => Err(no_tool_reports()),
+            sel => Ok(sel),
+        }
     }
 
     /// True when [`ReportFilter::with_sessions`] was given.
@@ -103,4 +108,13 @@ pub struct ReportScope {
     pub unattributed_calls: u64,
     /// The parts of the report that could not be narrowed exactly, and how they were handled.
     pub notes: Vec<String>,
+}
+
+/// The error of a token report narrowed to one tool.
+pub(crate) fn no_tool_reports() -> QueryError {
+    QueryError::Unsupported(
+        "tool executions carry no tokens, cost or cache reads: narrow the report by session, model, project, \
+         agent, operation, task or tenant"
+            .into(),
+    )
 }
