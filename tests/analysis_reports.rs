@@ -614,6 +614,24 @@ fn a_failed_calls_cache_write_is_not_also_an_unread_write() {
     assert!(!kinds.contains(&SuggestionType::UnreadCacheWrites), "{kinds:?}");
 }
 
+#[test]
+fn an_unread_write_of_a_record_the_ledger_prices_is_filed_under_its_calls_model() {
+    // A record read back without a cost, under a dated model id: the call is filed under the price book's id,
+    // its never-read write was filed under the dated one (a phantom 0-call model row, and the call's row with a
+    // perfect cache-write score).
+    let rig = Rig::new(t0());
+    rig.add(Call::new(t0(), "claude-sonnet-4-5-20250929").io(10, 100).cache(0, 10_000).session("s"));
+    rig.clock.set(t0() + chrono::Duration::minutes(10));
+    let q = Query::new(Window::Last24Hours).group_by(GroupBy::Dimension(Dimension::Model));
+    let rows: Vec<String> = rig.ledger.query(&q).unwrap().groups.into_iter().map(|g| g.key).collect();
+    assert_eq!(rows, [SONNET]);
+    let r = rig.ledger.efficiency_report(Window::Last24Hours, Dimension::Model).unwrap();
+    assert_eq!(r.breakdowns.len(), 1);
+    let kinds: Vec<SuggestionType> = r.optimization_suggestions.iter().map(|s| s.kind).collect();
+    assert!(kinds.contains(&SuggestionType::UnreadCacheWrites), "{kinds:?}");
+    assert!(r.breakdowns[0].efficiency_score < 100.0, "{:?}", r.breakdowns[0]);
+}
+
 /// A ledger made at `start` with one claude-haiku-4-5 call costing `usd` (output at $5 a million) at each of
 /// `spend`'s times, the clock following them.
 fn haiku_spend(start: chrono::DateTime<chrono::Utc>, spend: &[(chrono::DateTime<chrono::Utc>, f64)]) -> Rig {

@@ -687,6 +687,14 @@ impl Ledger {
         }
         let ts = rec.timestamp.timestamp();
         let ts_ns = rec.timestamp.timestamp_nanos_opt().unwrap_or_else(|| ts.saturating_mul(1_000_000_000));
+        // A record the ledger prices itself (no cost: read back from disk) is filed under the price book's id;
+        // a cache write it makes must be filed under the same one (it is looked up only for those).
+        let priced_as = match (&rec.cost, &rec.model) {
+            (None, Some(m)) if rec.metered && rec.tokens.cache_write() > 0 && rec.dimensions.session.is_some() => {
+                inner.prices.resolve(m).map(|p| Arc::clone(p.canonical_arc()))
+            }
+            _ => None,
+        };
         let facts = match rec.dimensions.session.as_deref() {
             Some(s) if rec.metered => inner.sessions.observe(
                 session::SessionKey::of(s),
@@ -695,6 +703,7 @@ impl Ledger {
                 inner.config.cache_reuse_window_secs.saturating_mul(1_000_000_000),
                 inner.config.min_cacheable_tokens,
                 || inner.clock.unix_nanos(),
+                priced_as.as_ref(),
             ),
             _ => session::SessionFacts::default(),
         };

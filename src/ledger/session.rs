@@ -171,6 +171,7 @@ impl Sessions {
         reuse_window_ns: i64,
         min_cacheable: u64,
         now_ns: impl FnOnce() -> i64,
+        priced_as: Option<&Arc<str>>,
     ) -> SessionFacts {
         let SessionKey { id: session, hash: h } = session;
         let mut facts = SessionFacts::default();
@@ -274,7 +275,8 @@ impl Sessions {
             if st.pending.len() >= MAX_PENDING_WRITES {
                 facts.unread.push(*st.pending.remove(0).writer);
             }
-            let model = rec.cost.as_ref().map(|c| &c.priced_as).or(rec.model.as_ref());
+            // The id the call itself is filed under: its cost's, or the one the ledger prices it as.
+            let model = rec.cost.as_ref().map(|c| &c.priced_as).or(priced_as).or(rec.model.as_ref());
             let writer = match spare {
                 Some(mut w) => {
                     w.refill(ts_ns, model, rec, prompt);
@@ -371,9 +373,10 @@ mod tests {
         let s = 1_000_000_000;
         let now = 100 * s;
         let year_2099 = 4_070_908_800 * s;
-        sessions.observe(SessionKey::of("s"), &call("claude-a", "x", 0, 1_000), year_2099, 60 * s, 1, || now);
+        sessions.observe(SessionKey::of("s"), &call("claude-a", "x", 0, 1_000), year_2099, 60 * s, 1, || now, None);
         // The next call, a second later by the clock, follows it: its prompt repeats the previous one.
-        let f = sessions.observe(SessionKey::of("s"), &call("claude-a", "x", 1_000, 0), now + s, 60 * s, 1, || now);
+        let f =
+            sessions.observe(SessionKey::of("s"), &call("claude-a", "x", 1_000, 0), now + s, 60 * s, 1, || now, None);
         assert_eq!((f.reusable, f.reused), (1_010, 1_000));
         // Idle for good by the clock, it is let go (its last call is not in 2099).
         sessions.take_expired(now + 3 * IDLE_NS, |_| {});
@@ -386,7 +389,15 @@ mod tests {
         let s = 1_000_000_000;
         // "a" writes 1,000 tokens; "b", with the same hash, reads 1,000 a second later: had it shared a's
         // history, a's write would count as read and b's prompt as reusable.
-        sessions.observe(SessionKey { id: "a", hash: 7 }, &call("claude-a", "x", 0, 1_000), s, 60 * s, 1, NO_CLOCK);
+        sessions.observe(
+            SessionKey { id: "a", hash: 7 },
+            &call("claude-a", "x", 0, 1_000),
+            s,
+            60 * s,
+            1,
+            NO_CLOCK,
+            None,
+        );
         let f = sessions.observe(
             SessionKey { id: "b", hash: 7 },
             &call("claude-a", "x", 1_000, 0),
@@ -401,8 +412,15 @@ mod tests {
         sessions.take_expired(2 * s + TTL_5M_NS + 1, |w| unread.push(w));
         assert_eq!(unread.len(), 1, "a's write was never read");
         // "a" itself still follows its own history.
-        let f =
-            sessions.observe(SessionKey { id: "a", hash: 7 }, &call("claude-a", "x", 0, 0), 3 * s, 60 * s, 1, NO_CLOCK);
+        let f = sessions.observe(
+            SessionKey { id: "a", hash: 7 },
+            &call("claude-a", "x", 0, 0),
+            3 * s,
+            60 * s,
+            1,
+            NO_CLOCK,
+            None,
+        );
         assert_eq!(f.reusable, 10);
     }
 
@@ -411,11 +429,19 @@ mod tests {
         let sessions = Sessions::new(16);
         let s = 1_000_000_000;
         // Call 1 writes; call 2 reads it (its box is reused) and writes its own, with other labels.
-        let f = sessions.observe(SessionKey::of("s"), &call("claude-a", "first", 0, 1_000), s, 60 * s, 1024, NO_CLOCK);
+        let f = sessions.observe(
+            SessionKey::of("s"),
+            &call("claude-a", "first", 0, 1_000),
+            s,
+            60 * s,
+            1024,
+            NO_CLOCK,
+            None,
+        );
         assert!(f.unread.is_empty());
         let mut second = call("claude-b", "second", 1_000, 300);
         second.dimensions.extra = vec![("team".into(), "blue".into())];
-        let f = sessions.observe(SessionKey::of("s"), &second, 2 * s, 60 * s, 1024, NO_CLOCK);
+        let f = sessions.observe(SessionKey::of("s"), &second, 2 * s, 60 * s, 1024, NO_CLOCK, None);
         assert!(f.unread.is_empty(), "a read write is not unread: {:?}", f.unread);
         let mut unread = Vec::new();
         sessions.take_expired(2 * s + TTL_5M_NS + 1, |w| unread.push(w));
