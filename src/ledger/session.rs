@@ -163,6 +163,8 @@ impl Sessions {
     }
 
     /// Records `rec` (metered, in `session`) and returns its facts.
+    // One call site, on the recording path, passing what it has at hand.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn observe(
         &self,
         session: SessionKey<'_>,
@@ -405,6 +407,7 @@ mod tests {
             60 * s,
             1,
             NO_CLOCK,
+            None,
         );
         assert_eq!((f.reusable, f.reused), (0, 0));
         assert_eq!(sessions.untracked.load(Ordering::Relaxed), 1, "b's call is counted as untracked");
