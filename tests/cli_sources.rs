@@ -182,6 +182,9 @@ fn price_overrides() {
     let (transcripts, journal) = (["--claude-code", cc.as_str()], ["--journal", j.as_str()]);
 
     std::fs::write(&prices, "[models.\"claude-fable-9\"]\ninput = 1\noutput = 2\n").unwrap();
+    // A Claude id the built-in book lacks is named: a model of the file's own, or a misspelt one.
+    let out = run(&["--prices", p, "--claude-code", cc.as_str(), "--now", NOW, "summary"]);
+    assert!(out.stderr.contains("adds `claude-fable-9`, not in the built-in price book"), "{}", out.stderr);
     let v = summary(&transcripts, true);
     assert_eq!(v["summary"]["unpriced"]["calls"], 0);
     // G1: 100 input × $1 + 100 output × $2 per Mtok = 300 µUSD.

@@ -44,6 +44,25 @@ impl Context {
         let mut prices = PriceBook::builtin();
         if let Some(path) = &common.prices {
             prices.merge_toml_file(path).map_err(|e| CliError::data(e.to_string()))?;
+            // A Claude id the built-in book does not know is a model of the file's own, or a misspelt one (which
+            // leaves the model meant at its built-in rates, silently): say which.
+            let builtin = PriceBook::builtin();
+            let added: Vec<String> = prices
+                .models()
+                .map(|(id, _)| id)
+                .filter(|id| id.starts_with("claude") && builtin.resolve(id).is_none())
+                .map(|id| format!("`{id}`"))
+                .collect();
+            if !added.is_empty() && !common.quiet {
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "tokenmeter: note: {} adds {}, not in the built-in price book (a misspelt id leaves the model \
+                     meant at its built-in rates)",
+                    path.display(),
+                    added.join(", ")
+                );
+            }
         }
         Ok(Context {
             time_zone: common.time_zone,
