@@ -246,3 +246,19 @@ fn reports_narrowed_to_a_tool_are_refused() {
         assert!(err.to_string().contains("tool executions carry no tokens"), "{err}");
     }
 }
+
+#[test]
+fn a_right_sizing_suggestion_for_one_session_names_no_empty_model_list() {
+    // A session filter cannot be grouped by model: the text read "went to a premium model () and cost".
+    let rig = Rig::new(t0() + mins(30));
+    rig.add(Call::new(t0(), OPUS).io(1_000, 100).session("S"));
+    let s = ReportFilter::new().filter(Dimension::Session, "S");
+    let r = rig.ledger.efficiency_report_for(Window::Last24Hours, Dimension::Model, &s).unwrap();
+    let right = r.optimization_suggestions.iter().find(|x| x.kind == SuggestionType::ModelRightSizing);
+    let right = right.expect("a small call on a premium model");
+    assert!(right.description.contains("went to a premium model and cost"), "{}", right.description);
+    // Grouped by model, the model is named.
+    let r = rig.ledger.efficiency_report(Window::Last24Hours, Dimension::Model).unwrap();
+    let right = r.optimization_suggestions.iter().find(|x| x.kind == SuggestionType::ModelRightSizing).unwrap();
+    assert!(right.description.contains(&format!("premium model ({OPUS})")), "{}", right.description);
+}

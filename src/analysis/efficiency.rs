@@ -313,16 +313,20 @@ pub(crate) fn suggestions(total: &Agg, by_model: &[(String, Agg)], target: &str)
         ),
     );
     let right = o.small_premium_cost.saturating_sub(o.small_premium_at_target);
+    // Under a filter that cannot be grouped by model (one session) no model is named.
+    let premium = match names(by_model, |a| a.opportunities().small_premium_calls > 0) {
+        m if m.is_empty() => m,
+        m => format!(" ({m})"),
+    };
     push(
         SuggestionType::ModelRightSizing,
         right,
         o.small_premium_calls,
         o.small_premium_tokens,
         format!(
-            "{} (short prompt and output) went to a premium model ({}) and cost {:.4}; on {target} they \
+            "{} (short prompt and output) went to a premium model{premium} and cost {:.4}; on {target} they \
              would have cost {:.4}.",
             count(o.small_premium_calls, "small call", "small calls"),
-            names(by_model, |a| a.opportunities().small_premium_calls > 0),
             o.small_premium_cost,
             o.small_premium_at_target
         ),
