@@ -173,8 +173,8 @@ fn table(states: &[BudgetState], ctx: &Context, style: &Style) -> String {
             comfy_table::Cell::new(s.period.to_string()),
             // Spend on models the price book does not know is not in the figure: say so, as other commands do.
             num(match s.spent {
-                BudgetAmount::Usd(_) if s.unpriced_calls > 0 => format!("{} + unpriced", amount(&s.spent)),
-                _ => amount(&s.spent),
+                BudgetAmount::Usd(m) => crate::render::share_cost(m.as_usd(), s.calls, s.unpriced_calls),
+                BudgetAmount::Tokens(_) => amount(&s.spent),
             }),
             num(amount(&s.limit)),
             crate::render::band_cell(pct(s.utilization), band),
