@@ -8,6 +8,10 @@ cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-always}"
 export RUSTFLAGS="${RUSTFLAGS:-}"
+# A clean clone (CI) gains nothing from incremental compilation and it takes ~2 GB of target/.
+if [ "${CI:-}" = true ]; then
+    export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+fi
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
