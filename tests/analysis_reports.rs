@@ -632,6 +632,28 @@ fn an_unread_write_of_a_record_the_ledger_prices_is_filed_under_its_calls_model(
     assert!(r.breakdowns[0].efficiency_score < 100.0, "{:?}", r.breakdowns[0]);
 }
 
+#[test]
+fn an_unread_write_is_priced_at_the_rates_the_calls_other_suggestions_leave_it_at() {
+    // 1,500 tokens written on claude-opus-4-1 ($18.75 a million, input $15), 10 output tokens ($75), never read:
+    // a $0.028875 call. Right-sized to claude-haiku-4-5 (write $1.25, input $1, output $5) it would cost
+    // $0.001925, a $0.02695 saving; its never-read write's premium was priced at opus's rates (1,500 × $3.75 a
+    // million, $0.005625): savings of $0.032575 on a $0.028875 call. At haiku's rates it is 1,500 × $0.25.
+    let rig = Rig::new(t0());
+    rig.add(Call::new(t0(), "claude-opus-4-1").io(0, 10).cache(0, 1_500).session("s"));
+    // A nightly (non-interactive) sonnet call: its premium (1,500 × $0.75 a million) is halved, as batch would.
+    rig.add(Call::new(t0(), SONNET).io(0, 10).cache(0, 1_500).session("n").op("nightly"));
+    rig.clock.set(t0() + mins(10));
+    let r = rig.ledger.efficiency_report(Window::Last24Hours, Dimension::Agent).unwrap();
+    let saving =
+        |kind| r.optimization_suggestions.iter().find(|s| s.kind == kind).map(|s| s.potential_savings_picos.picos());
+    assert_eq!(saving(SuggestionType::ModelRightSizing), Some(26_950_000_000));
+    // Both premiums: the opus call's savings add up to $0.027325 of its $0.028875.
+    assert_eq!(saving(SuggestionType::UnreadCacheWrites), Some(1_500 * 250_000 + 1_500 * 750_000 / 2));
+    // What was paid for the writes is what the cache report calls wasted.
+    let c = rig.ledger.cache_report(Window::Last24Hours).unwrap();
+    close(c.unread_cache_writes.wasted_usd, picos_to_usd(1_500 * 3_750_000 + 1_500 * 750_000));
+}
+
 /// A ledger made at `start` with one claude-haiku-4-5 call costing `usd` (output at $5 a million) at each of
 /// `spend`'s times, the clock following them.
 fn haiku_spend(start: chrono::DateTime<chrono::Utc>, spend: &[(chrono::DateTime<chrono::Utc>, f64)]) -> Rig {

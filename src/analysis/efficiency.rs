@@ -346,13 +346,19 @@ pub(crate) fn suggestions(total: &Agg, by_model: &[(String, Agg)], target: &str)
             o.batch_at_batch
         ),
     );
+    // Past the other suggestions' savings, the premium is priced at the rates they would leave the calls at.
+    let beyond = if o.unread_write_saving == o.unread_write_premium {
+        String::new()
+    } else {
+        format!(" ({:.4} of it beyond the right-sizing, trimming or batch suggested here)", o.unread_write_saving)
+    };
     push(
         SuggestionType::UnreadCacheWrites,
-        o.unread_write_premium,
+        o.unread_write_saving,
         o.unread_writes,
         o.unread_write_tokens,
         format!(
-            "{} ({} tokens) expired without being read: their write premium of {:.4} bought nothing. \
+            "{} ({} tokens) expired without being read: their write premium of {:.4}{beyond} bought nothing. \
              Drop cache_control from prompts that are not reused, or use the 5-minute lifetime.",
             count(o.unread_writes, "cache write", "cache writes"),
             fmt_tokens(o.unread_write_tokens),

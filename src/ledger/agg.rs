@@ -137,6 +137,9 @@ pub(crate) struct Opportunities {
     pub(crate) unread_write_tokens: u64,
     /// The write premium paid for them (write rate minus input rate).
     pub(crate) unread_write_premium: Money,
+    /// That premium at the rates their calls' other suggestions (right-sizing, trimming, batch) would leave
+    /// them at: what dropping the writes saves beyond those suggestions.
+    pub(crate) unread_write_saving: Money,
 }
 
 impl Opportunities {
@@ -160,6 +163,7 @@ impl Opportunities {
         self.unread_writes += o.unread_writes;
         self.unread_write_tokens = self.unread_write_tokens.saturating_add(o.unread_write_tokens);
         self.unread_write_premium += o.unread_write_premium;
+        self.unread_write_saving += o.unread_write_saving;
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -188,6 +192,7 @@ impl Opportunities {
             unread_writes: self.unread_writes.saturating_sub(part.unread_writes),
             unread_write_tokens: self.unread_write_tokens.saturating_sub(part.unread_write_tokens),
             unread_write_premium: self.unread_write_premium.saturating_sub(part.unread_write_premium),
+            unread_write_saving: self.unread_write_saving.saturating_sub(part.unread_write_saving),
         }
     }
 }

@@ -398,6 +398,27 @@ pub struct SeriesCounts {
     pub total: usize,
 }
 
+/// The rates a call's own suggestions would leave it at (see [`LedgerInner::after`]); kept with its cache
+/// write, whose premium, if never read, is priced at them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct After {
+    pub(crate) rates: AfterRates,
+    /// Moved to the batch API.
+    pub(crate) batch: bool,
+}
+
+/// See [`After`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum AfterRates {
+    /// The rates it was billed at.
+    #[default]
+    Billed,
+    /// The right-size target's.
+    RightSized,
+    /// Standard rather than long-context.
+    Standard,
+}
+
 /// What the call cost under the rates it was billed at.
 struct Billing<'a> {
     priced: &'a PricedModel,
@@ -478,14 +499,9 @@ impl LedgerInner {
             .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "false" | "no" | "0"))
     }
 
-    /// The opportunities of one metered, priced call.
-    fn opportunities(
-        &self,
-        rec: &CallRecord,
-        cost: &CallCost,
-        billing: &Billing<'_>,
-        facts: &session::SessionFacts,
-    ) -> Opportunities {
+    /// The suggestions of one metered, priced call that its session history plays no part in (right-sizing,
+    /// long-context trimming, batch), and the rates they would leave it at.
+    fn suggestions(&self, rec: &CallRecord, cost: &CallCost, billing: &Billing<'_>) -> (Opportunities, After) {
         let t = &rec.tokens;
         let mut o = Opportunities::default();
         let total = cost.total;
@@ -529,29 +545,57 @@ impl LedgerInner {
                 (total, cost_at(t, &billing.rates, billing.fast, true))
             };
         }
-        // A cacheable prefix sent uncached: measured, like the batch saving, at the rates the call would have
-        // after the suggestions above (the right-size target's, standard rather than long-context, batch), so
-        // that it is part of what the call would still cost then and the savings add up to at most its cost.
-        if facts.missed > 0 {
-            let batch = billing.batch || o.batch_calls > 0;
-            let after = match &self.target {
-                // As `small_premium_at_target` prices it: the target's rates at the call's tier, not fast.
-                Some(target) if o.small_premium_calls > 0 => {
-                    Billing { batch, ..Billing::of(target, t, rec.service_tier.as_deref(), None) }
-                }
-                _ if o.long_ctx_calls > 0 => Billing { rates: price.standard, batch, ..*billing },
-                _ => Billing { batch, ..*billing },
-            };
-            let (as_input, as_read) =
-                after.kind_delta(facts.missed, |n| TokenUsage { cache_read: n, ..TokenUsage::default() });
-            let (w_input, w_write) =
-                after.kind_delta(facts.write_delta, |n| TokenUsage { cache_write_5m: n, ..TokenUsage::default() });
-            o.cache_calls = 1;
-            o.cache_missed_tokens = facts.missed;
-            o.cache_gain = as_input.saturating_sub(as_read);
-            o.cache_write_premium = w_write.saturating_sub(w_input);
+        let rates = if o.small_premium_calls > 0 && self.target.is_some() {
+            AfterRates::RightSized
+        } else if o.long_ctx_calls > 0 {
+            AfterRates::Standard
+        } else {
+            AfterRates::Billed
+        };
+        (o, After { rates, batch: o.batch_calls > 0 })
+    }
+
+    /// The billing a call billed as `billing` would have after its suggestions (`after`): the right-size
+    /// target's rates at the call's tier and not fast (as `small_premium_at_target` prices it), or standard
+    /// rather than long-context rates, and batch. What is left to save on the call (prompt caching, a cache
+    /// write never read) is priced at these, so that one call's savings add up to at most its cost.
+    fn after<'a>(
+        &'a self,
+        after: After,
+        billing: &Billing<'a>,
+        tokens: &TokenUsage,
+        tier: Option<&str>,
+    ) -> Billing<'a> {
+        let batch = billing.batch || after.batch;
+        match (&self.target, after.rates) {
+            (Some(target), AfterRates::RightSized) => Billing { batch, ..Billing::of(target, tokens, tier, None) },
+            (_, AfterRates::Standard) => Billing { rates: billing.priced.price().standard, batch, ..*billing },
+            _ => Billing { batch, ..*billing },
         }
-        o
+    }
+
+    /// Adds the prompt-caching suggestion of a call that sent a cacheable prefix uncached (`facts`), measured,
+    /// like the batch saving, at the rates the call would have after the suggestions above.
+    fn add_prompt_caching(
+        &self,
+        o: &mut Opportunities,
+        rec: &CallRecord,
+        billing: &Billing<'_>,
+        after: After,
+        facts: &session::SessionFacts,
+    ) {
+        if facts.missed == 0 {
+            return;
+        }
+        let after = self.after(after, billing, &rec.tokens, rec.service_tier.as_deref());
+        let (as_input, as_read) =
+            after.kind_delta(facts.missed, |n| TokenUsage { cache_read: n, ..TokenUsage::default() });
+        let (w_input, w_write) =
+            after.kind_delta(facts.write_delta, |n| TokenUsage { cache_write_5m: n, ..TokenUsage::default() });
+        o.cache_calls = 1;
+        o.cache_missed_tokens = facts.missed;
+        o.cache_gain = as_input.saturating_sub(as_read);
+        o.cache_write_premium = w_write.saturating_sub(w_input);
     }
 
     /// The sums of a cache write found never read.
@@ -569,10 +613,13 @@ impl LedgerInner {
             ..Default::default()
         };
         if let Some(priced) = w.model.as_deref().and_then(resolve) {
-            let b = Billing::of(&priced, &tokens, w.service_tier.as_deref(), w.speed.as_deref());
+            let billed = Billing::of(&priced, &tokens, w.service_tier.as_deref(), w.speed.as_deref());
             let written = TokenUsage { cache_write_5m: w.write_5m, cache_write_1h: w.write_1h, ..Default::default() };
             let as_input = TokenUsage { input: o.unread_write_tokens, ..Default::default() };
-            o.unread_write_premium = b.cost(&written).saturating_sub(b.cost(&as_input));
+            let premium = |b: &Billing<'_>| b.cost(&written).saturating_sub(b.cost(&as_input));
+            o.unread_write_premium = premium(&billed);
+            // The saving: at the rates the writing call would have after its own suggestions.
+            o.unread_write_saving = premium(&self.after(w.after, &billed, &tokens, w.service_tier.as_deref()));
         }
         o
     }
@@ -687,27 +734,9 @@ impl Ledger {
         }
         let ts = rec.timestamp.timestamp();
         let ts_ns = rec.timestamp.timestamp_nanos_opt().unwrap_or_else(|| ts.saturating_mul(1_000_000_000));
-        // A record the ledger prices itself (no cost: read back from disk) is filed under the price book's id;
-        // a cache write it makes must be filed under the same one (it is looked up only for those).
-        let priced_as = match (&rec.cost, &rec.model) {
-            (None, Some(m)) if rec.metered && rec.tokens.cache_write() > 0 && rec.dimensions.session.is_some() => {
-                inner.prices.resolve(m).map(|p| Arc::clone(p.canonical_arc()))
-            }
-            _ => None,
-        };
-        let facts = match rec.dimensions.session.as_deref() {
-            Some(s) if rec.metered => inner.sessions.observe(
-                session::SessionKey::of(s),
-                rec,
-                ts_ns,
-                inner.config.cache_reuse_window_secs.saturating_mul(1_000_000_000),
-                inner.config.min_cacheable_tokens,
-                || inner.clock.unix_nanos(),
-                priced_as.as_ref(),
-            ),
-            _ => session::SessionFacts::default(),
-        };
-
+        // Priced first: a call's cache write is kept in the session table with the rates its suggestions would
+        // leave it at (its premium, if the write is never read, is priced at those). The shard's lock is held
+        // while the session table takes a stripe's (nothing takes them the other way round).
         let mut guard = inner.shard().lock();
         let shard = &mut *guard;
         let model_id = rec.cost.as_ref().map(|c| &*c.priced_as).or(rec.model.as_deref());
@@ -722,6 +751,33 @@ impl Ledger {
             _ => None,
         };
         let failed = rec.outcome.is_error();
+        // A failed call's whole cost is the failed-calls saving: no other suggestion counts it again.
+        let billed = match (cost, &priced) {
+            (Some(c), Some(p)) if rec.metered && !failed => {
+                let billing = Billing::of(p, &rec.tokens, rec.service_tier.as_deref(), rec.speed.as_deref());
+                let (opp, after) = inner.suggestions(rec, c, &billing);
+                Some((billing, opp, after))
+            }
+            _ => None,
+        };
+        // Filed under the price book's id when priced (a record read back from disk has no cost of its own),
+        // and its cache write with it.
+        let model_key = cost.map(|c| &c.priced_as).or(rec.model.as_ref());
+        let facts = match rec.dimensions.session.as_deref() {
+            Some(s) if rec.metered => inner.sessions.observe(
+                session::SessionKey::of(s),
+                rec,
+                session::Observe {
+                    ts_ns,
+                    reuse_window_ns: inner.config.cache_reuse_window_secs.saturating_mul(1_000_000_000),
+                    min_cacheable: inner.config.min_cacheable_tokens,
+                    model: model_key,
+                    after: billed.as_ref().map(|b| b.2).unwrap_or_default(),
+                },
+                || inner.clock.unix_nanos(),
+            ),
+            _ => session::SessionFacts::default(),
+        };
         let total = cost.map(|c| c.total).unwrap_or_default();
         let core = Core {
             calls: 1,
@@ -740,15 +796,13 @@ impl Ledger {
             reused_tokens: facts.reused,
             ..Core::default()
         };
-        // A failed call's whole cost is the failed-calls saving: no other suggestion counts it again.
-        let opp = match (cost, &priced) {
-            (Some(c), Some(p)) if rec.metered && !failed => {
-                let billing = Billing::of(p, &rec.tokens, rec.service_tier.as_deref(), rec.speed.as_deref());
-                inner.opportunities(rec, c, &billing, &facts)
+        let opp = match billed {
+            Some((billing, mut opp, after)) => {
+                inner.add_prompt_caching(&mut opp, rec, &billing, after, &facts);
+                opp
             }
-            _ => Opportunities::default(),
+            None => Opportunities::default(),
         };
-        let model_key = cost.map(|c| &c.priced_as).or(rec.model.as_ref());
         let d = &rec.dimensions;
         let keys = Keys {
             model: model_key,

@@ -13,6 +13,7 @@ use parking_lot::Mutex;
 use rustc_hash::{FxHashMap as HashMap, FxHasher};
 use smallvec::SmallVec;
 
+use super::After;
 use crate::record::{CallRecord, Dimensions};
 
 /// Number of lock stripes.
@@ -42,14 +43,17 @@ pub(crate) struct WriterInfo {
     pub(crate) prompt_total: u64,
     pub(crate) write_5m: u64,
     pub(crate) write_1h: u64,
+    /// The rates the writing call's own suggestions would leave it at.
+    pub(crate) after: After,
 }
 
 impl WriterInfo {
     /// Overwrites a box with `rec`'s writer facts. A session's calls mostly share their labels (one
     /// interned `Arc` per value), so labels are replaced only when they differ: no reference counting, and no
     /// allocation, on the usual path where each call reads the previous one's write and writes its own.
-    fn refill(&mut self, ts_ns: i64, model: Option<&Arc<str>>, rec: &CallRecord, prompt: u64) {
+    fn refill(&mut self, ts_ns: i64, model: Option<&Arc<str>>, rec: &CallRecord, prompt: u64, after: After) {
         self.ts = ts_ns.div_euclid(1_000_000_000);
+        self.after = after;
         set_label(&mut self.model, model);
         set_label(&mut self.provider, rec.provider.as_ref());
         set_label(&mut self.service_tier, rec.service_tier.as_ref());
@@ -110,6 +114,21 @@ struct Stripe {
     last_sweep_ns: i64,
 }
 
+/// How [`Sessions::observe`] records a call.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Observe<'a> {
+    /// The call's time.
+    pub(crate) ts_ns: i64,
+    /// A call follows the previous one of its session within this.
+    pub(crate) reuse_window_ns: i64,
+    /// The smallest prefix worth caching.
+    pub(crate) min_cacheable: u64,
+    /// The model id the call is filed under (its cost's, or the one the ledger priced it as).
+    pub(crate) model: Option<&'a Arc<str>>,
+    /// The rates the call's own suggestions would leave it at (kept with its cache write).
+    pub(crate) after: After,
+}
+
 /// What a call's session history says about it.
 #[derive(Debug, Default)]
 pub(crate) struct SessionFacts {
@@ -162,19 +181,15 @@ impl Sessions {
         self.per_stripe * STRIPES
     }
 
-    /// Records `rec` (metered, in `session`) and returns its facts.
-    // One call site, on the recording path, passing what it has at hand.
-    #[allow(clippy::too_many_arguments)]
+    /// Records `rec` (metered, in `session`) and returns its facts. `now_ns` reads the clock (see below).
     pub(crate) fn observe(
         &self,
         session: SessionKey<'_>,
         rec: &CallRecord,
-        ts_ns: i64,
-        reuse_window_ns: i64,
-        min_cacheable: u64,
+        how: Observe<'_>,
         now_ns: impl FnOnce() -> i64,
-        priced_as: Option<&Arc<str>>,
     ) -> SessionFacts {
+        let Observe { ts_ns, reuse_window_ns, min_cacheable, model, after } = how;
         let SessionKey { id: session, hash: h } = session;
         let mut facts = SessionFacts::default();
         let stripe = &self.stripes[(h as usize) & (STRIPES - 1)].0;
@@ -277,11 +292,9 @@ impl Sessions {
             if st.pending.len() >= MAX_PENDING_WRITES {
                 facts.unread.push(*st.pending.remove(0).writer);
             }
-            // The id the call itself is filed under: its cost's, or the one the ledger prices it as.
-            let model = rec.cost.as_ref().map(|c| &c.priced_as).or(priced_as).or(rec.model.as_ref());
             let writer = match spare {
                 Some(mut w) => {
-                    w.refill(ts_ns, model, rec, prompt);
+                    w.refill(ts_ns, model, rec, prompt, after);
                     w
                 }
                 None => Box::new(WriterInfo {
@@ -294,6 +307,7 @@ impl Sessions {
                     prompt_total: prompt,
                     write_5m: tokens.cache_write_5m,
                     write_1h: tokens.cache_write_1h,
+                    after,
                 }),
             };
             st.pending.push(Pending { expires_ns: ts_ns.saturating_add(ttl), written_ns: ts_ns, writer });
@@ -366,6 +380,11 @@ mod tests {
         }
     }
 
+    /// How the tests observe calls: a 60 s reuse window, writers filed under no model unless a test says.
+    fn at(ts_ns: i64, min_cacheable: u64) -> Observe<'static> {
+        Observe { ts_ns, reuse_window_ns: 60_000_000_000, min_cacheable, model: None, after: After::default() }
+    }
+
     /// A clock the tests' records are never ahead of.
     const NO_CLOCK: fn() -> i64 = || i64::MAX;
 
@@ -375,10 +394,9 @@ mod tests {
         let s = 1_000_000_000;
         let now = 100 * s;
         let year_2099 = 4_070_908_800 * s;
-        sessions.observe(SessionKey::of("s"), &call("claude-a", "x", 0, 1_000), year_2099, 60 * s, 1, || now, None);
+        sessions.observe(SessionKey::of("s"), &call("claude-a", "x", 0, 1_000), at(year_2099, 1), || now);
         // The next call, a second later by the clock, follows it: its prompt repeats the previous one.
-        let f =
-            sessions.observe(SessionKey::of("s"), &call("claude-a", "x", 1_000, 0), now + s, 60 * s, 1, || now, None);
+        let f = sessions.observe(SessionKey::of("s"), &call("claude-a", "x", 1_000, 0), at(now + s, 1), || now);
         assert_eq!((f.reusable, f.reused), (1_010, 1_000));
         // Idle for good by the clock, it is let go (its last call is not in 2099).
         sessions.take_expired(now + 3 * IDLE_NS, |_| {});
@@ -391,39 +409,16 @@ mod tests {
         let s = 1_000_000_000;
         // "a" writes 1,000 tokens; "b", with the same hash, reads 1,000 a second later: had it shared a's
         // history, a's write would count as read and b's prompt as reusable.
-        sessions.observe(
-            SessionKey { id: "a", hash: 7 },
-            &call("claude-a", "x", 0, 1_000),
-            s,
-            60 * s,
-            1,
-            NO_CLOCK,
-            None,
-        );
-        let f = sessions.observe(
-            SessionKey { id: "b", hash: 7 },
-            &call("claude-a", "x", 1_000, 0),
-            2 * s,
-            60 * s,
-            1,
-            NO_CLOCK,
-            None,
-        );
+        sessions.observe(SessionKey { id: "a", hash: 7 }, &call("claude-a", "x", 0, 1_000), at(s, 1), NO_CLOCK);
+        let f =
+            sessions.observe(SessionKey { id: "b", hash: 7 }, &call("claude-a", "x", 1_000, 0), at(2 * s, 1), NO_CLOCK);
         assert_eq!((f.reusable, f.reused), (0, 0));
         assert_eq!(sessions.untracked.load(Ordering::Relaxed), 1, "b's call is counted as untracked");
         let mut unread = Vec::new();
         sessions.take_expired(2 * s + TTL_5M_NS + 1, |w| unread.push(w));
         assert_eq!(unread.len(), 1, "a's write was never read");
         // "a" itself still follows its own history.
-        let f = sessions.observe(
-            SessionKey { id: "a", hash: 7 },
-            &call("claude-a", "x", 0, 0),
-            3 * s,
-            60 * s,
-            1,
-            NO_CLOCK,
-            None,
-        );
+        let f = sessions.observe(SessionKey { id: "a", hash: 7 }, &call("claude-a", "x", 0, 0), at(3 * s, 1), NO_CLOCK);
         assert_eq!(f.reusable, 10);
     }
 
@@ -432,19 +427,13 @@ mod tests {
         let sessions = Sessions::new(16);
         let s = 1_000_000_000;
         // Call 1 writes; call 2 reads it (its box is reused) and writes its own, with other labels.
-        let f = sessions.observe(
-            SessionKey::of("s"),
-            &call("claude-a", "first", 0, 1_000),
-            s,
-            60 * s,
-            1024,
-            NO_CLOCK,
-            None,
-        );
+        let f = sessions.observe(SessionKey::of("s"), &call("claude-a", "first", 0, 1_000), at(s, 1024), NO_CLOCK);
         assert!(f.unread.is_empty());
         let mut second = call("claude-b", "second", 1_000, 300);
         second.dimensions.extra = vec![("team".into(), "blue".into())];
-        let f = sessions.observe(SessionKey::of("s"), &second, 2 * s, 60 * s, 1024, NO_CLOCK, None);
+        let right_sized = After { rates: crate::ledger::AfterRates::RightSized, batch: true };
+        let how = Observe { model: second.model.as_ref(), after: right_sized, ..at(2 * s, 1024) };
+        let f = sessions.observe(SessionKey::of("s"), &second, how, NO_CLOCK);
         assert!(f.unread.is_empty(), "a read write is not unread: {:?}", f.unread);
         let mut unread = Vec::new();
         sessions.take_expired(2 * s + TTL_5M_NS + 1, |w| unread.push(w));
@@ -452,6 +441,7 @@ mod tests {
         let w = &unread[0];
         assert_eq!((w.ts, w.prompt_total, w.write_5m, w.write_1h), (2, 1_310, 300, 0));
         assert_eq!(w.model.as_deref(), Some("claude-b"));
+        assert_eq!(w.after, right_sized);
         assert_eq!(w.dims.agent.as_deref(), Some("second"));
         assert_eq!(w.dims.extra, second.dimensions.extra);
     }

@@ -198,11 +198,6 @@ impl PricedModel {
         &self.canonical
     }
 
-    /// The canonical model id, shared.
-    pub(crate) fn canonical_arc(&self) -> &Arc<str> {
-        &self.canonical
-    }
-
     /// The model's price.
     pub fn price(&self) -> &ModelPrice {
         &self.price
