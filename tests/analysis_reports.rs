@@ -9,7 +9,7 @@ mod ledger_common;
 use chrono::{Duration, TimeZone};
 use ledger_common::*;
 use tokenmeter::analysis::{Band, Impact, SuggestionType, Trend};
-use tokenmeter::ledger::{Dimension, GroupBy, Query, TimeGrain, Window};
+use tokenmeter::ledger::{Dimension, GroupBy, LedgerConfig, Query, TimeGrain, Window};
 use tokenmeter::{Money, PriceBook};
 
 const SONNET: &str = "claude-sonnet-4-5";
@@ -553,8 +553,9 @@ fn one_calls_savings_never_add_up_to_more_than_it_cost() {
 fn the_caching_saving_is_measured_after_right_sizing_and_batching() {
     // A loop of small calls on a premium model repeating a 2,000-token prompt uncached, in one session, as a
     // nightly job: right-sizing, batching and caching each apply. Caching was measured at opus-4-5's own rates,
-    // so the three added up to 141% of what the calls cost.
-    let rig = Rig::new(t0());
+    // so the three added up to 141% of what the calls cost. (A 2,000-token prefix is under haiku-4-5's minimum
+    // cacheable prompt, 4,096: the ledger's minimum is set for every model here.)
+    let rig = Rig::with(t0(), LedgerConfig::default().with_min_cacheable_tokens(1_024));
     let n = 10u128;
     for i in 0..n as i64 {
         let t = t0() + chrono::Duration::seconds(30 * i);
@@ -652,6 +653,35 @@ fn an_unread_write_is_priced_at_the_rates_the_calls_other_suggestions_leave_it_a
     // What was paid for the writes is what the cache report calls wasted.
     let c = rig.ledger.cache_report(Window::Last24Hours).unwrap();
     close(c.unread_cache_writes.wasted_usd, picos_to_usd(1_500 * 3_750_000 + 1_500 * 750_000));
+}
+
+#[test]
+fn no_caching_saving_is_claimed_under_the_minimum_cacheable_prompt() {
+    // Three sessions, each re-sending a prompt uncached a minute later: 3,000 tokens on claude-sonnet-4-5
+    // (minimum cacheable prompt 1,024: caching would have worked), 3,000 on claude-haiku-4-5 (4,096: it would
+    // not), and a small 2,000-token call on claude-opus-4-1 (1,024), whose saving is measured right-sized to
+    // claude-haiku-4-5 (4,096: not there either).
+    let add = |rig: &Rig| {
+        for (session, model, input, output) in
+            [("a", SONNET, 3_000, 600), ("b", "claude-haiku-4-5", 3_000, 600), ("c", "claude-opus-4-1", 2_000, 100)]
+        {
+            for m in 0..2 {
+                rig.add(Call::new(t0() + mins(m), model).io(input, output).session(session));
+            }
+        }
+    };
+    let caching_calls = |rig: &Rig| {
+        let r = rig.ledger.efficiency_report(Window::Last24Hours, Dimension::Agent).unwrap();
+        assert!(r.optimization_suggestions.iter().any(|s| s.kind == SuggestionType::ModelRightSizing));
+        r.optimization_suggestions.iter().find(|s| s.kind == SuggestionType::PromptCaching).map_or(0, |s| s.calls)
+    };
+    let rig = Rig::new(t0() + mins(5));
+    add(&rig);
+    assert_eq!(caching_calls(&rig), 1, "sonnet's second call only");
+    // The ledger's minimum, when set, is every model's.
+    let rig = Rig::with(t0() + mins(5), LedgerConfig::default().with_min_cacheable_tokens(1_024));
+    add(&rig);
+    assert_eq!(caching_calls(&rig), 3);
 }
 
 /// A ledger made at `start` with one claude-haiku-4-5 call costing `usd` (output at $5 a million) at each of

@@ -23,7 +23,7 @@ const A4: u128 = 5_000 * 3_000_000; // 15e9, failed
 const ACME: u128 = A1 + A2 + A3 + A4; // 65.7e9
 // globex's calls.
 const G1: u128 = 20_000 * 3_000_000 + 8_000 * 3_750_000 + 1_000 * 15_000_000; // 105e9
-const G2: u128 = 2_000 * 5_000_000 + 1_000 * 25_000_000; // 35e9
+const G2: u128 = 5_000 * 5_000_000 + 1_000 * 25_000_000; // 50e9
 
 fn usd(picos: u128) -> f64 {
     picos as f64 / 1e12
@@ -39,9 +39,10 @@ fn workload() -> Rig {
     // acme: a small call on a premium model, and a failed call.
     rig.add(Call::new(t(2), OPUS).io(1_000, 100).tenant("acme").project("p2").agent("a1"));
     rig.add(Call::new(t(2), SONNET).io(5_000, 0).tenant("acme").project("p2").agent("a2").failed());
-    // globex: a cache write that is never read, then the prompt re-sent uncached.
+    // globex: a cache write that is never read, then 5,000 tokens of the prompt re-sent uncached (over opus-4-5's
+    // 4,096-token minimum cacheable prompt).
     rig.add(Call::new(t(3), SONNET).io(20_000, 1_000).cache(0, 8_000).session("G").tenant("globex").project("p1"));
-    rig.add(Call::new(t(4), OPUS).io(2_000, 1_000).session("G").tenant("globex").project("p1"));
+    rig.add(Call::new(t(4), OPUS).io(5_000, 1_000).session("G").tenant("globex").project("p1"));
     rig
 }
 

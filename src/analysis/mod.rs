@@ -44,7 +44,9 @@
 //! 10% or more, **medium** from 2%, **low** below):
 //!
 //! - `prompt_caching`: calls in a session whose prompt repeated the previous turn's prompt (within 5 minutes,
-//!   at least 1,024 tokens) without reading it from the cache. Saving: those tokens at the input rate minus
+//!   at least the model's minimum cacheable prompt: see
+//!   [`LedgerConfig::with_min_cacheable_tokens`](crate::ledger::LedgerConfig::with_min_cacheable_tokens)) without
+//!   reading it from the cache. Saving: those tokens at the input rate minus
 //!   the cache-read rate, less the 5-minute write premium for writing the growing prefix once.
 //! - `model_right_sizing`: small calls on a premium model, priced again on the right-size target
 //!   (`claude-haiku-4-5` by default) at the same service tier.

@@ -127,6 +127,10 @@ const MAX_MODELS_PER_SHARD: usize = 1024;
 
 // === impl LedgerConfig ===
 
+/// The smallest prefix counted as worth caching on a model whose price names no minimum cacheable prompt
+/// (Anthropic's minimum on most Sonnet and older Opus models).
+pub const DEFAULT_MIN_CACHEABLE_TOKENS: u64 = 1_024;
+
 /// The ledger's settings. Start from [`LedgerConfig::default`] and change what you need with the `with_*`
 /// methods.
 #[derive(Debug, Clone)]
@@ -136,7 +140,8 @@ pub struct LedgerConfig {
     pub(crate) time_zone: Tz,
     pub(crate) max_tracked_sessions: usize,
     pub(crate) cache_reuse_window_secs: i64,
-    pub(crate) min_cacheable_tokens: u64,
+    /// Set by `with_min_cacheable_tokens`: every model's minimum.
+    pub(crate) min_cacheable_tokens: Option<u64>,
     pub(crate) right_size_target: String,
     pub(crate) premium_min_input_rate: u64,
     pub(crate) small_call_max_prompt: u64,
@@ -174,7 +179,7 @@ impl Default for LedgerConfig {
             time_zone: Tz::UTC,
             max_tracked_sessions: 65_536,
             cache_reuse_window_secs: 300,
-            min_cacheable_tokens: 1_024,
+            min_cacheable_tokens: None,
             right_size_target: "claude-haiku-4-5".to_owned(),
             premium_min_input_rate: 4_000_000,
             small_call_max_prompt: 2_000,
@@ -234,9 +239,14 @@ impl LedgerConfig {
         self
     }
 
-    /// The smallest prefix worth caching (default 1,024 tokens, Anthropic's minimum cacheable prompt).
+    /// The smallest prefix worth caching, for every model. By default each model's own minimum cacheable
+    /// prompt, from its price ([`ModelPrice::min_cacheable_tokens`](crate::pricing::ModelPrice); 4,096 on
+    /// `claude-opus-4-5` and `claude-haiku-4-5`, 1,024 on `claude-sonnet-4-5`: see
+    /// [`PriceBook::builtin`](crate::pricing::PriceBook::builtin)), and
+    /// [`DEFAULT_MIN_CACHEABLE_TOKENS`] for a model whose price names none. A shorter prefix cannot be cached,
+    /// so sending it uncached is no missed saving.
     pub fn with_min_cacheable_tokens(mut self, tokens: u64) -> Self {
-        self.min_cacheable_tokens = tokens.max(1);
+        self.min_cacheable_tokens = Some(tokens.max(1));
         self
     }
 
@@ -555,6 +565,19 @@ impl LedgerInner {
         (o, After { rates, batch: o.batch_calls > 0 })
     }
 
+    /// The shortest prefix a call on `priced` could have cached: the model's own minimum, or the right-size
+    /// target's when the call is to move there (its caching saving is measured on the target).
+    fn min_cacheable(&self, priced: Option<&PricedModel>, after: Option<After>) -> u64 {
+        if let Some(n) = self.config.min_cacheable_tokens {
+            return n;
+        }
+        let model = match (&self.target, after) {
+            (Some(target), Some(After { rates: AfterRates::RightSized, .. })) => Some(target),
+            _ => priced,
+        };
+        model.and_then(|p| p.price().min_cacheable_tokens).unwrap_or(DEFAULT_MIN_CACHEABLE_TOKENS)
+    }
+
     /// The billing a call billed as `billing` would have after its suggestions (`after`): the right-size
     /// target's rates at the call's tier and not fast (as `small_premium_at_target` prices it), or standard
     /// rather than long-context rates, and batch. What is left to save on the call (prompt caching, a cache
@@ -770,7 +793,7 @@ impl Ledger {
                 session::Observe {
                     ts_ns,
                     reuse_window_ns: inner.config.cache_reuse_window_secs.saturating_mul(1_000_000_000),
-                    min_cacheable: inner.config.min_cacheable_tokens,
+                    min_cacheable: inner.min_cacheable(priced.as_ref(), billed.as_ref().map(|b| b.2)),
                     model: model_key,
                     after: billed.as_ref().map(|b| b.2).unwrap_or_default(),
                 },

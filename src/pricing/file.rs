@@ -8,6 +8,7 @@
 //! cache_write_1h = 6.0        # optional: defaults to 2x input
 //! cache_read = 0.3            # optional: defaults to 0.1x input
 //! fast_multiplier = 6         # optional: whole number ≥ 1
+//! min_cacheable_tokens = 1024 # optional: the shortest prompt prefix the model caches
 //!
 //! [models."claude-sonnet-4-5".long_context]   # optional; same rate keys and defaults
 //! input = 6.0
@@ -172,11 +173,12 @@ fn rate_value(src: &Source<'_>, value: &Spanned<DeValue<'_>>, field: &str) -> Re
     })
 }
 
-/// A rates table's rates, `long_context` value and fast multiplier.
-type TableParts<'t, 'i> = (Rates, Option<&'t Spanned<DeValue<'i>>>, Option<u32>);
+/// A rates table's rates, `long_context` value, fast multiplier and minimum cacheable prompt.
+type TableParts<'t, 'i> = (Rates, Option<&'t Spanned<DeValue<'i>>>, Option<u32>, Option<u64>);
 
 /// Parses the rate keys of one table (`models.<id>` or `models.<id>.long_context`); `nested` tables allow
-/// only rate keys. Returns the rates, the `long_context` value and the fast multiplier.
+/// only rate keys. Returns the rates, the `long_context` value, the fast multiplier and the minimum cacheable
+/// prompt.
 fn rates_table<'t, 'i>(
     src: &Source<'_>,
     table: &'t DeTable<'i>,
@@ -187,6 +189,7 @@ fn rates_table<'t, 'i>(
     let mut values: [Option<u64>; 5] = [None; 5];
     let mut long_context = None;
     let mut fast_multiplier = None;
+    let mut min_cacheable = None;
     for (key, value) in entries(table) {
         let name: &str = key.get_ref();
         let field = format!("{path}.{}", path_key(name));
@@ -214,11 +217,28 @@ fn rates_table<'t, 'i>(
                 ));
             };
             fast_multiplier = Some(m);
+        } else if name == "min_cacheable_tokens" && !nested {
+            let n = match value.get_ref() {
+                DeValue::Integer(i) => integer(i).and_then(|n| u64::try_from(n).ok()).filter(|n| *n >= 1),
+                _ => None,
+            };
+            let Some(n) = n else {
+                return Err(src.field_error(
+                    &value.span(),
+                    &field,
+                    format!(
+                        "expected a whole number of tokens of at least 1 (e.g. 4096), found {}",
+                        src.describe(value)
+                    ),
+                ));
+            };
+            min_cacheable = Some(n);
         } else {
             let allowed = if nested {
                 "input, output, cache_write_5m, cache_write_1h, cache_read"
             } else {
-                "input, output, cache_write_5m, cache_write_1h, cache_read, fast_multiplier, long_context"
+                "input, output, cache_write_5m, cache_write_1h, cache_read, fast_multiplier, min_cacheable_tokens, \
+                 long_context"
             };
             return Err(src.field_error(&key.span(), &field, format!("unknown key; expected one of {allowed}")));
         }
@@ -243,7 +263,7 @@ fn rates_table<'t, 'i>(
         cache_write_1h: w1.unwrap_or(input.saturating_mul(2)),
         cache_read: read.unwrap_or(default_cache_read(input)),
     };
-    Ok((rates, long_context, fast_multiplier))
+    Ok((rates, long_context, fast_multiplier, min_cacheable))
 }
 
 /// Parses a whole price file into `(model id as written, price)` pairs, in file order. Nothing is returned
@@ -297,14 +317,15 @@ pub(super) fn parse_price_file(text: &str, origin: &str) -> Result<Vec<(String, 
             }
             seen.insert(canonical, (path.clone(), line));
 
-            let (standard, long, fast) = rates_table(&src, table, &model_value.span(), &path, false)?;
+            let (standard, long, fast, min_cacheable) = rates_table(&src, table, &model_value.span(), &path, false)?;
             let mut price = ModelPrice::new(standard);
             price.fast_multiplier = fast;
+            price.min_cacheable_tokens = min_cacheable;
             if let Some(long) = long
                 && let DeValue::Table(long_table) = long.get_ref()
             {
                 let long_path = format!("{path}.long_context");
-                let (rates, _, _) = rates_table(&src, long_table, &long.span(), &long_path, true)?;
+                let (rates, ..) = rates_table(&src, long_table, &long.span(), &long_path, true)?;
                 price.long_context = Some(rates);
             }
             prices.push((id.to_owned(), price));

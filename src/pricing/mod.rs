@@ -51,6 +51,7 @@
 //! cache_write_1h = 6.0        # optional: defaults to 2x input
 //! cache_read = 0.3            # optional: defaults to 0.1x input
 //! fast_multiplier = 6         # optional: whole number, at least 1
+//! min_cacheable_tokens = 1024 # optional: the shortest prompt prefix the model caches
 //!
 //! [models."claude-sonnet-4-5".long_context]   # optional; same rate keys and defaults
 //! input = 6.0
@@ -62,7 +63,9 @@
 //! ```
 //!
 //! Each model table replaces that model's whole price (a table without `long_context` removes long-context
-//! rates). Defaulted rates round half up to a whole pico-USD per token.
+//! rates, one without `fast_multiplier` fast mode), except its minimum cacheable prompt, which is not a price:
+//! a table without `min_cacheable_tokens` keeps the model's. Defaulted rates round half up to a whole pico-USD
+//! per token.
 
 mod file;
 mod money;
@@ -133,6 +136,23 @@ impl PriceBook {
     /// No other model here has fast mode (Anthropic: "not on Sonnet, Haiku, or other models"; Opus 4.5 and
     /// older never had it). Fast mode stacks with the cache, batch and long-context modifiers. Fast-mode
     /// prices are volatile: override them with [`PriceBook::set`] or a price file when they change.
+    ///
+    /// Minimum cacheable prompts ([`ModelPrice::min_cacheable_tokens`]: a shorter `cache_control` prefix is
+    /// sent uncached, without an error; the ledger claims no caching saving under it), as found on 2026-12-03:
+    ///
+    /// - 4,096: `claude-opus-4-5`, `claude-opus-4-6`, `claude-haiku-4-5`; 2,048: `claude-3-haiku`,
+    ///   `claude-3-5-haiku`; 1,024: `claude-sonnet-4-6`, `-4-5`, `-4`, `claude-3-7-sonnet`, `claude-opus-4-1`,
+    ///   `claude-opus-4`. Anthropic's prompt-caching page as quoted in anthropic-sdk-python issue #1194
+    ///   (2026); one gateway's copy of the table gives 2,048 for Sonnet 4.6.
+    /// - 1,024: `claude-3-5-sonnet`, `claude-3-opus` (the same page's earlier edition, as quoted by gateway
+    ///   docs).
+    /// - 1,024: `claude-opus-4-8` (Anthropic's "What's new in Claude Opus 4.8": "a lower 1,024-token minimum
+    ///   cacheable prompt length").
+    /// - 512: `claude-opus-5`; 1,024: `claude-sonnet-5` (LiteLLM's prompt-caching page and a 2026 DEV
+    ///   Community article agree).
+    /// - Not known: `claude-opus-4-7` (2,048 or 4,096 by the sources found), `claude-opus-5-5`,
+    ///   `claude-sonnet-5-5`, `claude-haiku-5-5`: the ledger uses
+    ///   [`DEFAULT_MIN_CACHEABLE_TOKENS`](crate::ledger::DEFAULT_MIN_CACHEABLE_TOKENS).
     pub fn builtin() -> Self {
         let mut book = PriceBook::empty();
         for (id, price) in table::builtin_prices() {
@@ -162,7 +182,12 @@ impl PriceBook {
     /// text in error messages (usually its path). The file is applied all or nothing: on error the book is
     /// unchanged.
     pub fn merge_toml_str(&mut self, text: &str, origin: &str) -> Result<(), PriceBookError> {
-        for (model, price) in file::parse_price_file(text, origin)? {
+        for (model, mut price) in file::parse_price_file(text, origin)? {
+            // Not a price: a table that overrides the rates keeps the model's known minimum.
+            if price.min_cacheable_tokens.is_none() {
+                price.min_cacheable_tokens =
+                    self.models.get(normalize_model_id(&model).as_str()).and_then(|p| p.min_cacheable_tokens);
+            }
             self.set(&model, price);
         }
         Ok(())

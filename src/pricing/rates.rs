@@ -108,7 +108,8 @@ fn usd_per_mtok_to_micros(field: &str, value: f64) -> Result<u64, PriceBookError
     Ok(rounded as u64)
 }
 
-/// The price of one model: standard rates, optional long-context rates, optional fast-mode multiplier.
+/// The price of one model: standard rates, optional long-context rates, optional fast-mode multiplier, and
+/// the shortest prompt prefix the model caches (where known; it decides where a caching saving is claimed).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelPrice {
     /// Rates of ordinary calls.
@@ -121,12 +122,17 @@ pub struct ModelPrice {
     /// costs less than standard: 0 is read as 1 (price files refuse it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fast_multiplier: Option<u32>,
+    /// The shortest prompt prefix, in tokens, the model caches: a shorter `cache_control` prefix is sent as
+    /// uncached input without an error. `None` where not known (the ledger's
+    /// [`with_min_cacheable_tokens`](crate::ledger::LedgerConfig::with_min_cacheable_tokens) applies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_cacheable_tokens: Option<u64>,
 }
 
 impl ModelPrice {
     /// A price with standard rates only.
     pub fn new(standard: Rates) -> Self {
-        ModelPrice { standard, long_context: None, fast_multiplier: None }
+        ModelPrice { standard, long_context: None, fast_multiplier: None, min_cacheable_tokens: None }
     }
 
     /// Adds long-context rates.
@@ -138,6 +144,12 @@ impl ModelPrice {
     /// Adds a fast-mode multiplier (0 is read as 1: a fast call is never priced at $0).
     pub fn with_fast_multiplier(mut self, multiplier: u32) -> Self {
         self.fast_multiplier = Some(multiplier);
+        self
+    }
+
+    /// Sets the shortest prompt prefix the model caches.
+    pub fn with_min_cacheable_tokens(mut self, tokens: u64) -> Self {
+        self.min_cacheable_tokens = Some(tokens);
         self
     }
 }

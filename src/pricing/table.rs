@@ -23,27 +23,27 @@ const SONNET_5_5: Rates = r(2 * D, 10 * D, 2_500_000, 4 * D, 100_000);
 const HAIKU_5_5: Rates = r(100_000, 500_000, 125_000, 200_000, 10_000);
 
 /// The built-in table as `(canonical id, price)`: the reference prices of DESIGN.md, plus the fast-mode
-/// multipliers documented on [`PriceBook::builtin`](super::PriceBook::builtin).
+/// multipliers and minimum cacheable prompts documented on [`PriceBook::builtin`](super::PriceBook::builtin).
 pub(super) fn builtin_prices() -> Vec<(&'static str, ModelPrice)> {
     let std = ModelPrice::new;
     vec![
-        ("claude-3-haiku", std(HAIKU_3)),
-        ("claude-3-opus", std(OPUS_3)),
-        ("claude-opus-4", std(OPUS_3)),
-        ("claude-opus-4-1", std(OPUS_3)),
-        ("claude-3-5-haiku", std(HAIKU_3_5)),
-        ("claude-3-5-sonnet", std(SONNET_3)),
-        ("claude-3-7-sonnet", std(SONNET_3)),
-        ("claude-sonnet-4", std(SONNET_3).with_long_context(SONNET_4_LONG)),
-        ("claude-sonnet-4-5", std(SONNET_3).with_long_context(SONNET_4_LONG)),
-        ("claude-sonnet-4-6", std(SONNET_3)),
-        ("claude-haiku-4-5", std(HAIKU_4_5)),
-        ("claude-opus-4-5", std(OPUS_4_5)),
-        ("claude-opus-4-6", std(OPUS_4_5).with_fast_multiplier(6)),
+        ("claude-3-haiku", std(HAIKU_3).with_min_cacheable_tokens(2_048)),
+        ("claude-3-opus", std(OPUS_3).with_min_cacheable_tokens(1_024)),
+        ("claude-opus-4", std(OPUS_3).with_min_cacheable_tokens(1_024)),
+        ("claude-opus-4-1", std(OPUS_3).with_min_cacheable_tokens(1_024)),
+        ("claude-3-5-haiku", std(HAIKU_3_5).with_min_cacheable_tokens(2_048)),
+        ("claude-3-5-sonnet", std(SONNET_3).with_min_cacheable_tokens(1_024)),
+        ("claude-3-7-sonnet", std(SONNET_3).with_min_cacheable_tokens(1_024)),
+        ("claude-sonnet-4", std(SONNET_3).with_long_context(SONNET_4_LONG).with_min_cacheable_tokens(1_024)),
+        ("claude-sonnet-4-5", std(SONNET_3).with_long_context(SONNET_4_LONG).with_min_cacheable_tokens(1_024)),
+        ("claude-sonnet-4-6", std(SONNET_3).with_min_cacheable_tokens(1_024)),
+        ("claude-haiku-4-5", std(HAIKU_4_5).with_min_cacheable_tokens(4_096)),
+        ("claude-opus-4-5", std(OPUS_4_5).with_min_cacheable_tokens(4_096)),
+        ("claude-opus-4-6", std(OPUS_4_5).with_fast_multiplier(6).with_min_cacheable_tokens(4_096)),
         ("claude-opus-4-7", std(OPUS_4_5).with_fast_multiplier(6)),
-        ("claude-opus-4-8", std(OPUS_4_5).with_fast_multiplier(2)),
-        ("claude-opus-5", std(OPUS_4_5).with_fast_multiplier(2)),
-        ("claude-sonnet-5", std(SONNET_5)),
+        ("claude-opus-4-8", std(OPUS_4_5).with_fast_multiplier(2).with_min_cacheable_tokens(1_024)),
+        ("claude-opus-5", std(OPUS_4_5).with_fast_multiplier(2).with_min_cacheable_tokens(512)),
+        ("claude-sonnet-5", std(SONNET_5).with_min_cacheable_tokens(1_024)),
         ("claude-opus-5-5", std(OPUS_5_5).with_fast_multiplier(2)),
         ("claude-sonnet-5-5", std(SONNET_5_5)),
         ("claude-haiku-5-5", std(HAIKU_5_5)),

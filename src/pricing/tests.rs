@@ -353,6 +353,24 @@ output = 2
 "#;
 
 #[test]
+fn a_price_file_sets_a_models_minimum_cacheable_prompt() {
+    let mut book = PriceBook::builtin();
+    let file = "[models.\"claude-haiku-4-5\"]\ninput = 1\noutput = 5\nmin_cacheable_tokens = 2048\n\n\
+                [models.\"my-model\"]\ninput = 1\noutput = 2\nmin_cacheable_tokens = 512\n";
+    book.merge_toml_str(file, "prices.toml").expect("valid file");
+    assert_eq!(book.resolve("claude-haiku-4-5").unwrap().price().min_cacheable_tokens, Some(2_048));
+    assert_eq!(book.resolve("my-model").unwrap().price().min_cacheable_tokens, Some(512));
+    // A model the built-in book has no minimum for, overridden without one: none.
+    book.merge_toml_str("[models.\"claude-opus-4-7\"]\ninput = 5\noutput = 25\n", "p.toml").unwrap();
+    assert_eq!(book.resolve("claude-opus-4-7").unwrap().price().min_cacheable_tokens, None);
+    for bad in ["0", "-5", "1.5", "\"4096\""] {
+        let text = format!("[models.\"m\"]\ninput = 1\noutput = 2\nmin_cacheable_tokens = {bad}\n");
+        let err = PriceBook::builtin().merge_toml_str(&text, "p.toml").expect_err(bad).to_string();
+        assert!(err.contains("models.m.min_cacheable_tokens") && err.contains("whole number of tokens"), "{err}");
+    }
+}
+
+#[test]
 fn good_file_overrides_and_adds() {
     let mut book = PriceBook::builtin();
     let before = book.len();
@@ -365,6 +383,8 @@ fn good_file_overrides_and_adds() {
         &ModelPrice::new(Rates::per_mtok_micros(4_000_000, 20_000_000, 5_000_000, 8_000_000, 400_000))
             .with_fast_multiplier(3)
             .with_long_context(Rates::per_mtok_micros(8_000_000, 30_000_000, 10_000_000, 16_000_000, 800_000))
+            // Not a price: the table does not name it, and the built-in minimum stays.
+            .with_min_cacheable_tokens(1_024)
     );
     let finetune = book.resolve("my-finetune").expect("added");
     assert_eq!(
