@@ -145,6 +145,22 @@ fn integer(value: &DeInteger<'_>) -> Option<i128> {
     i128::from_str_radix(value.as_str(), value.radix()).ok()
 }
 
+/// A whole number of at least 1 that fits `T`; else an error saying `expected`.
+fn whole_number<T: TryFrom<i128>>(
+    src: &Source<'_>,
+    value: &Spanned<DeValue<'_>>,
+    field: &str,
+    expected: &str,
+) -> Result<T, PriceBookError> {
+    let n = match value.get_ref() {
+        DeValue::Integer(i) => integer(i).filter(|n| *n >= 1).and_then(|n| T::try_from(n).ok()),
+        _ => None,
+    };
+    n.ok_or_else(|| {
+        src.field_error(&value.span(), field, format!("expected {expected}, found {}", src.describe(value)))
+    })
+}
+
 /// A rate value in micro-USD per million tokens.
 fn rate_value(src: &Source<'_>, value: &Spanned<DeValue<'_>>, field: &str) -> Result<u64, PriceBookError> {
     let parsed = match value.get_ref() {
@@ -205,34 +221,11 @@ fn rates_table<'t, 'i>(
             }
             long_context = Some(value);
         } else if name == "fast_multiplier" && !nested {
-            let m = match value.get_ref() {
-                DeValue::Integer(i) => integer(i).and_then(|n| u32::try_from(n).ok()).filter(|n| *n >= 1),
-                _ => None,
-            };
-            let Some(m) = m else {
-                return Err(src.field_error(
-                    &value.span(),
-                    &field,
-                    format!("expected a whole-number multiplier of at least 1 (e.g. 6), found {}", src.describe(value)),
-                ));
-            };
-            fast_multiplier = Some(m);
+            fast_multiplier =
+                Some(whole_number(src, value, &field, "a whole-number multiplier of at least 1 (e.g. 6)")?);
         } else if name == "min_cacheable_tokens" && !nested {
-            let n = match value.get_ref() {
-                DeValue::Integer(i) => integer(i).and_then(|n| u64::try_from(n).ok()).filter(|n| *n >= 1),
-                _ => None,
-            };
-            let Some(n) = n else {
-                return Err(src.field_error(
-                    &value.span(),
-                    &field,
-                    format!(
-                        "expected a whole number of tokens of at least 1 (e.g. 4096), found {}",
-                        src.describe(value)
-                    ),
-                ));
-            };
-            min_cacheable = Some(n);
+            min_cacheable =
+                Some(whole_number(src, value, &field, "a whole number of tokens of at least 1 (e.g. 4096)")?);
         } else {
             let allowed = if nested {
                 "input, output, cache_write_5m, cache_write_1h, cache_read"
