@@ -638,7 +638,8 @@ fn an_unread_write_is_priced_at_the_rates_the_calls_other_suggestions_leave_it_a
     // 1,500 tokens written on claude-opus-4-1 ($18.75 a million, input $15), 10 output tokens ($75), never read:
     // a $0.028875 call. Right-sized to claude-haiku-4-5 (write $1.25, input $1, output $5) it would cost
     // $0.001925, a $0.02695 saving; its never-read write's premium was priced at opus's rates (1,500 × $3.75 a
-    // million, $0.005625): savings of $0.032575 on a $0.028875 call. At haiku's rates it is 1,500 × $0.25.
+    // million, $0.005625): savings of $0.032575 on a $0.028875 call. On haiku-4-5, whose minimum cacheable
+    // prompt is 4,096 tokens, the write would not be made: nothing more to save.
     let rig = Rig::new(t0());
     rig.add(Call::new(t0(), "claude-opus-4-1").io(0, 10).cache(0, 1_500).session("s"));
     // A nightly (non-interactive) sonnet call: its premium (1,500 × $0.75 a million) is halved, as batch would.
@@ -648,11 +649,53 @@ fn an_unread_write_is_priced_at_the_rates_the_calls_other_suggestions_leave_it_a
     let saving =
         |kind| r.optimization_suggestions.iter().find(|s| s.kind == kind).map(|s| s.potential_savings_picos.picos());
     assert_eq!(saving(SuggestionType::ModelRightSizing), Some(26_950_000_000));
-    // Both premiums: the opus call's savings add up to $0.027325 of its $0.028875.
-    assert_eq!(saving(SuggestionType::UnreadCacheWrites), Some(1_500 * 250_000 + 1_500 * 750_000 / 2));
+    assert_eq!(saving(SuggestionType::UnreadCacheWrites), Some(1_500 * 750_000 / 2));
     // What was paid for the writes is what the cache report calls wasted.
     let c = rig.ledger.cache_report(Window::Last24Hours).unwrap();
     close(c.unread_cache_writes.wasted_usd, picos_to_usd(1_500 * 3_750_000 + 1_500 * 750_000));
+
+    // Where haiku-4-5 is taken to cache 1,500 tokens, the opus write's premium is priced at its rates
+    // (1,500 × $0.25 a million): savings of $0.027325 on the $0.028875 call.
+    let rig = Rig::with(t0(), LedgerConfig::default().with_min_cacheable_tokens(1_024));
+    rig.add(Call::new(t0(), "claude-opus-4-1").io(0, 10).cache(0, 1_500).session("s"));
+    rig.clock.set(t0() + mins(10));
+    let r = rig.ledger.efficiency_report(Window::Last24Hours, Dimension::Agent).unwrap();
+    let unread = r.optimization_suggestions.iter().find(|s| s.kind == SuggestionType::UnreadCacheWrites).unwrap();
+    assert_eq!(unread.potential_savings_picos.picos(), 1_500 * 250_000);
+    let d = &unread.description;
+    assert!(d.starts_with("1 cache write (1.5k tokens) expired without being read: its write"), "{d}");
+}
+
+#[test]
+fn an_unread_writes_saving_is_never_more_than_its_premium() {
+    // A price file that makes opus-4-1's 5-minute write cost what input does (no premium): the write, priced
+    // at haiku-4-5's rates after right-sizing, would show a premium that was never paid.
+    let mut book = PriceBook::builtin();
+    book.merge_toml_str("[models.\"claude-opus-4-1\"]\ninput = 15\noutput = 75\ncache_write_5m = 15\n", "p.toml")
+        .unwrap();
+    let clock = tokenmeter::ManualClock::new(t0());
+    let config = LedgerConfig::default().with_min_cacheable_tokens(1_024);
+    let ledger = tokenmeter::ledger::Ledger::new(config, std::sync::Arc::new(clock.clone()), book);
+    ledger.ingest_call(&Call::new(t0(), "claude-opus-4-1").io(0, 10).cache(0, 1_500).session("s").0);
+    clock.set(t0() + mins(10));
+    let r = ledger.efficiency_report(Window::Last24Hours, Dimension::Agent).unwrap();
+    let kinds: Vec<SuggestionType> = r.optimization_suggestions.iter().map(|s| s.kind).collect();
+    assert_eq!(kinds, [SuggestionType::ModelRightSizing]);
+}
+
+#[test]
+fn the_minimum_cacheable_prompt_is_the_repeated_prefixs() {
+    // claude-haiku-4-5 (minimum 4,096): a 5,000-token prompt, then one reading 1,500 of it from the cache and
+    // sending 3,500 again uncached. The 5,000-token prefix could have been cached whole: 3,500 × ($1 − $0.10) a
+    // million, less writing 5,000 at the 5-minute premium ($0.25 a million).
+    let rig = Rig::new(t0() + mins(5));
+    rig.add(Call::new(t0(), "claude-haiku-4-5").io(5_000, 600).session("h"));
+    rig.add(Call::new(t0() + mins(1), "claude-haiku-4-5").io(3_500, 600).cache(1_500, 0).session("h"));
+    let r = rig.ledger.efficiency_report(Window::Last24Hours, Dimension::Agent).unwrap();
+    let caching = r.optimization_suggestions.iter().find(|s| s.kind == SuggestionType::PromptCaching);
+    let caching = caching.expect("a caching suggestion");
+    assert_eq!((caching.calls, caching.tokens), (1, 3_500));
+    assert_eq!(caching.potential_savings_picos.picos(), 3_500 * 900_000 - 5_000 * 250_000);
 }
 
 #[test]

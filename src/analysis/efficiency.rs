@@ -358,10 +358,11 @@ pub(crate) fn suggestions(total: &Agg, by_model: &[(String, Agg)], target: &str)
         o.unread_writes,
         o.unread_write_tokens,
         format!(
-            "{} ({} tokens) expired without being read: their write premium of {:.4}{beyond} bought nothing. \
+            "{} ({} tokens) expired without being read: {} write premium of {:.4}{beyond} bought nothing. \
              Drop cache_control from prompts that are not reused, or use the 5-minute lifetime.",
             count(o.unread_writes, "cache write", "cache writes"),
             fmt_tokens(o.unread_write_tokens),
+            if o.unread_writes == 1 { "its" } else { "their" },
             o.unread_write_premium
         ),
     );

@@ -53,7 +53,9 @@
 //! - `batch_api`: calls marked non-interactive (the `operation` is `batch`, `background`, `offline`, `eval`,
 //!   … or an `interactive` dimension is `false`) billed at standard rates; batch halves every rate.
 //! - `unread_cache_writes`: cache writes in a session that expired without a later call of the session
-//!   reading the cache; saving: the write premium over the input rate.
+//!   reading the cache; saving: the write premium over the input rate, at the rates the writing call would
+//!   have after its right-sizing, trimming or batch saving (none when the right-size target would not cache a
+//!   prompt that short).
 //! - `long_context_threshold`: calls billed at long-context rates whose prompt is at most 20,000 tokens over
 //!   the 200,000 line; saving: the same tokens at standard rates.
 //! - `failed_calls`: the cost of calls that ended in an error (retries pay again).

@@ -641,8 +641,14 @@ impl LedgerInner {
             let as_input = TokenUsage { input: o.unread_write_tokens, ..Default::default() };
             let premium = |b: &Billing<'_>| b.cost(&written).saturating_sub(b.cost(&as_input));
             o.unread_write_premium = premium(&billed);
-            // The saving: at the rates the writing call would have after its own suggestions.
-            o.unread_write_saving = premium(&self.after(w.after, &billed, &tokens, w.service_tier.as_deref()));
+            // The saving: at the rates the writing call would have after its own suggestions; none where the
+            // right-size target would not have cached a prompt that short (the write would not be made there).
+            let after = self.after(w.after, &billed, &tokens, w.service_tier.as_deref());
+            let cacheable = w.after.rates != AfterRates::RightSized
+                || w.prompt_total >= self.min_cacheable(Some(&priced), Some(w.after));
+            if cacheable {
+                o.unread_write_saving = premium(&after).min(o.unread_write_premium);
+            }
         }
         o
     }
@@ -787,18 +793,24 @@ impl Ledger {
         // and its cache write with it.
         let model_key = cost.map(|c| &c.priced_as).or(rec.model.as_ref());
         let facts = match rec.dimensions.session.as_deref() {
-            Some(s) if rec.metered => inner.sessions.observe(
-                session::SessionKey::of(s),
-                rec,
-                session::Observe {
-                    ts_ns,
-                    reuse_window_ns: inner.config.cache_reuse_window_secs.saturating_mul(1_000_000_000),
-                    min_cacheable: inner.min_cacheable(priced.as_ref(), billed.as_ref().map(|b| b.2)),
-                    model: model_key,
-                    after: billed.as_ref().map(|b| b.2).unwrap_or_default(),
-                },
-                || inner.clock.unix_nanos(),
-            ),
+            Some(s) if rec.metered => {
+                let min_cacheable = inner.min_cacheable(priced.as_ref(), billed.as_ref().map(|b| b.2));
+                inner.sessions.observe(
+                    session::SessionKey::of(s),
+                    rec,
+                    session::Observe {
+                        ts_ns,
+                        reuse_window_ns: inner.config.cache_reuse_window_secs.saturating_mul(1_000_000_000),
+                        min_cacheable,
+                        // At least 1,024 tokens (or the model's minimum, when lower) of the prefix went uncached.
+                        min_missed: min_cacheable
+                            .min(inner.config.min_cacheable_tokens.unwrap_or(DEFAULT_MIN_CACHEABLE_TOKENS)),
+                        model: model_key,
+                        after: billed.as_ref().map(|b| b.2).unwrap_or_default(),
+                    },
+                    || inner.clock.unix_nanos(),
+                )
+            }
             _ => session::SessionFacts::default(),
         };
         let total = cost.map(|c| c.total).unwrap_or_default();

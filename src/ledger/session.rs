@@ -121,8 +121,10 @@ pub(crate) struct Observe<'a> {
     pub(crate) ts_ns: i64,
     /// A call follows the previous one of its session within this.
     pub(crate) reuse_window_ns: i64,
-    /// The smallest prefix worth caching.
+    /// The shortest prefix the call's model could have cached.
     pub(crate) min_cacheable: u64,
+    /// The fewest repeated tokens sent uncached worth a suggestion.
+    pub(crate) min_missed: u64,
     /// The model id the call is filed under (its cost's, or the one the ledger priced it as).
     pub(crate) model: Option<&'a Arc<str>>,
     /// The rates the call's own suggestions would leave it at (kept with its cache write).
@@ -189,7 +191,7 @@ impl Sessions {
         how: Observe<'_>,
         now_ns: impl FnOnce() -> i64,
     ) -> SessionFacts {
-        let Observe { ts_ns, reuse_window_ns, min_cacheable, model, after } = how;
+        let Observe { ts_ns, reuse_window_ns, min_cacheable, min_missed, model, after } = how;
         let SessionKey { id: session, hash: h } = session;
         let mut facts = SessionFacts::default();
         let stripe = &self.stripes[(h as usize) & (STRIPES - 1)].0;
@@ -272,7 +274,9 @@ impl Sessions {
             facts.reusable = st.last_prompt.min(prompt);
             facts.reused = tokens.cache_read.min(facts.reusable);
             let missed = (facts.reusable - facts.reused).min(tokens.input);
-            if missed >= min_cacheable.max(1) {
+            // The model's minimum is the cached prefix's (a repeated prefix that long could have been cached
+            // whole); a few uncached tokens after a cached prefix are not worth a suggestion.
+            if missed >= min_missed.max(1) && facts.reusable >= min_cacheable {
                 facts.missed = missed;
                 facts.write_delta = prompt.saturating_sub(st.written_upto);
                 st.written_upto = prompt;
@@ -382,7 +386,14 @@ mod tests {
 
     /// How the tests observe calls: a 60 s reuse window, writers filed under no model unless a test says.
     fn at(ts_ns: i64, min_cacheable: u64) -> Observe<'static> {
-        Observe { ts_ns, reuse_window_ns: 60_000_000_000, min_cacheable, model: None, after: After::default() }
+        Observe {
+            ts_ns,
+            reuse_window_ns: 60_000_000_000,
+            min_cacheable,
+            min_missed: min_cacheable,
+            model: None,
+            after: After::default(),
+        }
     }
 
     /// A clock the tests' records are never ahead of.

@@ -167,9 +167,14 @@ impl PriceBook {
     }
 
     /// Sets (replaces or adds) a model's price. The id is normalized first, so `claude-sonnet-4-5-20250929`
-    /// sets `claude-sonnet-4-5`.
-    pub fn set(&mut self, model: &str, price: ModelPrice) {
-        self.models.insert(Arc::from(normalize_model_id(model)), price);
+    /// sets `claude-sonnet-4-5`. A price without [`min_cacheable_tokens`](ModelPrice::min_cacheable_tokens)
+    /// keeps the model's (not a price: new rates for `claude-haiku-4-5` leave its 4,096 in place).
+    pub fn set(&mut self, model: &str, mut price: ModelPrice) {
+        let id = normalize_model_id(model);
+        if price.min_cacheable_tokens.is_none() {
+            price.min_cacheable_tokens = self.models.get(id.as_str()).and_then(|p| p.min_cacheable_tokens);
+        }
+        self.models.insert(Arc::from(id), price);
     }
 
     /// [`set`](Self::set), builder style.
@@ -182,12 +187,7 @@ impl PriceBook {
     /// text in error messages (usually its path). The file is applied all or nothing: on error the book is
     /// unchanged.
     pub fn merge_toml_str(&mut self, text: &str, origin: &str) -> Result<(), PriceBookError> {
-        for (model, mut price) in file::parse_price_file(text, origin)? {
-            // Not a price: a table that overrides the rates keeps the model's known minimum.
-            if price.min_cacheable_tokens.is_none() {
-                price.min_cacheable_tokens =
-                    self.models.get(normalize_model_id(&model).as_str()).and_then(|p| p.min_cacheable_tokens);
-            }
+        for (model, price) in file::parse_price_file(text, origin)? {
             self.set(&model, price);
         }
         Ok(())

@@ -123,8 +123,10 @@ pub struct ModelPrice {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fast_multiplier: Option<u32>,
     /// The shortest prompt prefix, in tokens, the model caches: a shorter `cache_control` prefix is sent as
-    /// uncached input without an error. `None` where not known (the ledger's
-    /// [`with_min_cacheable_tokens`](crate::ledger::LedgerConfig::with_min_cacheable_tokens) applies).
+    /// uncached input without an error. `None` where not known: the ledger then uses
+    /// [`DEFAULT_MIN_CACHEABLE_TOKENS`](crate::ledger::DEFAULT_MIN_CACHEABLE_TOKENS) (and
+    /// [`with_min_cacheable_tokens`](crate::ledger::LedgerConfig::with_min_cacheable_tokens), when set,
+    /// replaces every model's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_cacheable_tokens: Option<u64>,
 }

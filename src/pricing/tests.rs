@@ -314,7 +314,10 @@ fn set_normalizes_and_replaces() {
     book.set("claude-sonnet-4-5-20250929", ModelPrice::new(rates));
     assert_eq!(book.resolve("my-finetune").expect("set").price().standard, rates);
     let sonnet = book.resolve("claude-sonnet-4-5").expect("set");
-    assert_eq!(sonnet.price(), &ModelPrice::new(rates));
+    // The whole price is replaced (long-context rates gone), but not the model's minimum cacheable prompt.
+    assert_eq!(sonnet.price(), &ModelPrice::new(rates).with_min_cacheable_tokens(1_024));
+    book.set("claude-haiku-4-5", ModelPrice::new(rates).with_min_cacheable_tokens(2_048));
+    assert_eq!(book.resolve("claude-haiku-4-5").unwrap().price().min_cacheable_tokens, Some(2_048));
     assert_eq!(PriceBook::default().len(), PriceBook::builtin().len());
 }
 
