@@ -180,6 +180,8 @@ pub mod env {
     pub const OTEL_RESOURCE_ATTRIBUTES: &str = "OTEL_RESOURCE_ATTRIBUTES";
     /// `true` disables the SDK: [`OtlpConfig::from_env`](super::OtlpConfig::from_env) returns `None`.
     pub const OTEL_SDK_DISABLED: &str = "OTEL_SDK_DISABLED";
+    /// The metrics exporters an application asks for (`otlp`, `none`, `prometheus`, …; comma-separated).
+    pub const OTEL_METRICS_EXPORTER: &str = "OTEL_METRICS_EXPORTER";
 }
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -194,8 +196,9 @@ impl OtlpConfig {
     }
 
     /// `Some` when the environment asks for export: `OTEL_EXPORTER_OTLP_ENDPOINT` or
-    /// `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` is set and `OTEL_SDK_DISABLED` is not `true`. For applications that
-    /// export only where a collector was configured.
+    /// `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` is set, `OTEL_SDK_DISABLED` is not `true`, and
+    /// `OTEL_METRICS_EXPORTER`, when set, names `otlp` (`none` turns metrics off where the endpoint is there for
+    /// traces). For applications that export only where a collector was configured.
     pub fn from_env() -> Option<Self> {
         Self::from_env_with(|k| std::env::var(k).ok())
     }
@@ -203,7 +206,12 @@ impl OtlpConfig {
     fn from_env_with(get: impl Fn(&str) -> Option<String>) -> Option<Self> {
         let set = |k: &str| get(k).is_some_and(|v| !v.trim().is_empty());
         let disabled = get(env::OTEL_SDK_DISABLED).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
-        (!disabled && (set(env::OTEL_EXPORTER_OTLP_ENDPOINT) || set(env::OTEL_EXPORTER_OTLP_METRICS_ENDPOINT)))
+        let not_otlp = get(env::OTEL_METRICS_EXPORTER)
+            .filter(|v| !v.trim().is_empty())
+            .is_some_and(|v| !v.split(',').any(|e| e.trim().eq_ignore_ascii_case("otlp")));
+        (!disabled
+            && !not_otlp
+            && (set(env::OTEL_EXPORTER_OTLP_ENDPOINT) || set(env::OTEL_EXPORTER_OTLP_METRICS_ENDPOINT)))
             .then(Self::new)
     }
 
@@ -697,6 +705,19 @@ mod tests {
             ]))
             .is_none()
         );
+        // The endpoint set for traces, metrics turned off.
+        let metrics = |exporter: &'static str| {
+            let vars: &'static [(&'static str, &'static str)] = Box::leak(Box::new([
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+                ("OTEL_METRICS_EXPORTER", exporter),
+            ]));
+            OtlpConfig::from_env_with(get(vars)).is_some()
+        };
+        assert!(!metrics("none"));
+        assert!(!metrics("prometheus"));
+        assert!(metrics("otlp"));
+        assert!(metrics(" prometheus, OTLP "));
+        assert!(metrics(""));
     }
 
     #[test]
