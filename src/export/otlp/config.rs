@@ -1,6 +1,7 @@
 //! [`OtlpConfig`]: where and how to export, from the builder and the standard `OTEL_*` environment variables.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::OtlpError;
@@ -49,9 +50,10 @@ pub enum Temporality {
     /// Every export carries only what changed since the previous export.
     Delta,
     /// The OTLP exporter's `lowmemory` preference: histograms (`gen_ai.client.token.usage`,
-    /// `gen_ai.client.operation.duration`, `gen_ai.client.operation.time_to_first_chunk`) are delta, so the SDK can forget
-    /// their series after each export; tokenmeter's exact counters (observable counters) and gauges stay
-    /// cumulative, as the specification gives for asynchronous instruments.
+    /// `gen_ai.client.operation.duration`, `gen_ai.client.operation.time_to_first_chunk`) are delta; tokenmeter's
+    /// exact counters (observable counters) and gauges stay cumulative, as the specification gives for
+    /// asynchronous instruments. It saves no memory here: tokenmeter binds its histograms to their attribute
+    /// sets, which the SDK keeps. A delta interval whose export failed is lost.
     LowMemory,
 }
 
@@ -125,6 +127,7 @@ pub struct OtlpConfig {
     compression: Option<Compression>,
     service_name: Option<String>,
     resource: Vec<(String, String)>,
+    certificate: Option<PathBuf>,
     ignore_env: bool,
 }
 
@@ -142,6 +145,7 @@ impl fmt::Debug for OtlpConfig {
             .field("compression", &self.compression)
             .field("service_name", &self.service_name)
             .field("resource", &self.resource)
+            .field("certificate", &self.certificate)
             .field("ignore_env", &self.ignore_env)
             .finish()
     }
@@ -180,6 +184,10 @@ pub mod env {
     pub const OTEL_RESOURCE_ATTRIBUTES: &str = "OTEL_RESOURCE_ATTRIBUTES";
     /// `true` disables the SDK: [`OtlpConfig::from_env`](super::OtlpConfig::from_env) returns `None`.
     pub const OTEL_SDK_DISABLED: &str = "OTEL_SDK_DISABLED";
+    /// A PEM file of CA certificates to trust for an `https://` endpoint.
+    pub const OTEL_EXPORTER_OTLP_CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_CERTIFICATE";
+    /// The same for metrics only.
+    pub const OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE";
     /// The metrics exporters an application asks for (`otlp`, `none`, `prometheus`, …; comma-separated).
     pub const OTEL_METRICS_EXPORTER: &str = "OTEL_METRICS_EXPORTER";
 }
@@ -212,7 +220,7 @@ impl OtlpConfig {
         (!disabled
             && !not_otlp
             && (set(env::OTEL_EXPORTER_OTLP_ENDPOINT) || set(env::OTEL_EXPORTER_OTLP_METRICS_ENDPOINT)))
-            .then(Self::new)
+        .then(Self::new)
     }
 
     /// The collector's endpoint: a base URL such as `http://127.0.0.1:4318` (HTTP; `/v1/metrics` is appended
@@ -269,6 +277,13 @@ impl OtlpConfig {
     /// Prometheus pipelines, so keep them few and low-cardinality.
     pub fn with_resource_attribute(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.resource.push((key.into(), value.into()));
+        self
+    }
+
+    /// A PEM file of CA certificates to trust, besides the system's, for an `https://` endpoint (a collector
+    /// behind a private CA). Read when the exporter is built. Needs the `otlp-tls` feature.
+    pub fn with_certificate(mut self, pem_file: impl Into<PathBuf>) -> Self {
+        self.certificate = Some(pem_file.into());
         self
     }
 
@@ -385,6 +400,26 @@ impl OtlpConfig {
             resource.retain(|(rk, _)| rk != k);
             resource.push((k.clone(), v.clone()));
         }
+        let certificate = match &self.certificate {
+            Some(path) => Some(path.clone()),
+            None => pick(env::OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE, env::OTEL_EXPORTER_OTLP_CERTIFICATE)
+                .map(|(_, v)| PathBuf::from(v)),
+        };
+        if let Some(path) = &certificate {
+            if !cfg!(feature = "otlp-tls") {
+                return Err(OtlpError::InvalidSetting {
+                    setting: "certificate",
+                    reason: format!("{} needs TLS: enable the `otlp-tls` feature", path.display()),
+                });
+            }
+            if !endpoint.starts_with("https://") {
+                return Err(OtlpError::InvalidSetting {
+                    setting: "certificate",
+                    reason: format!("{} is for an https:// endpoint, and {endpoint} is not one", path.display()),
+                });
+            }
+        }
+
         let resource_service = resource.iter().position(|(k, _)| k == "service.name").map(|i| resource.remove(i).1);
         let service_name = self
             .service_name
@@ -403,6 +438,7 @@ impl OtlpConfig {
             compression,
             service_name,
             resource,
+            certificate,
         })
     }
 }
@@ -429,6 +465,8 @@ pub struct OtlpSettings {
     pub service_name: String,
     /// Other resource attributes.
     pub resource: Vec<(String, String)>,
+    /// A PEM file of CA certificates trusted besides the system's.
+    pub certificate: Option<PathBuf>,
 }
 
 impl fmt::Debug for OtlpSettings {
@@ -444,6 +482,7 @@ impl fmt::Debug for OtlpSettings {
             .field("compression", &self.compression)
             .field("service_name", &self.service_name)
             .field("resource", &self.resource)
+            .field("certificate", &self.certificate)
             .finish()
     }
 }
@@ -467,6 +506,9 @@ impl fmt::Display for OtlpSettings {
         if !self.headers.is_empty() {
             let names: Vec<&str> = self.headers.iter().map(|(k, _)| k.as_str()).collect();
             write!(f, ", headers {}", names.join(","))?;
+        }
+        if let Some(path) = &self.certificate {
+            write!(f, ", CA {}", path.display())?;
         }
         f.write_str(")")
     }

@@ -44,6 +44,14 @@ pub enum OtlpError {
         /// The endpoint as given.
         endpoint: String,
     },
+    /// The CA certificate file cannot be read or holds no PEM certificate.
+    #[error("OTLP CA certificate {path}: {reason}")]
+    Certificate {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A header (or gRPC metadata entry) cannot be sent.
     #[error("OTLP header {name:?} is not valid: {reason}")]
     InvalidHeader {

@@ -236,6 +236,16 @@ pub(crate) fn build(settings: OtlpSettings) -> Result<OwnedPipeline, OtlpError> 
                 if let Some(c) = compression {
                     b = b.with_compression(c);
                 }
+                // tonic trusts no root certificate unless told to: the bundled webpki roots and the system's.
+                #[cfg(feature = "otlp-tls")]
+                if settings.endpoint.starts_with("https://") {
+                    use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig};
+                    let mut tls = ClientTlsConfig::new().with_enabled_roots();
+                    if let Some(pem) = ca_pem(&settings)? {
+                        tls = tls.ca_certificate(Certificate::from_pem(pem));
+                    }
+                    b = b.with_tls_config(tls);
+                }
                 b.build()
             }
             Protocol::HttpProtobuf => {
@@ -249,6 +259,21 @@ pub(crate) fn build(settings: OtlpSettings) -> Result<OwnedPipeline, OtlpError> 
                     .with_headers(headers);
                 if let Some(c) = compression {
                     b = b.with_compression(c);
+                }
+                // The default client trusts the system's roots; a CA file is added to them.
+                #[cfg(feature = "otlp-tls")]
+                if let Some(pem) = ca_pem(&settings)? {
+                    let bad = |e: reqwest::Error| OtlpError::Certificate {
+                        path: settings.certificate.clone().unwrap_or_default(),
+                        reason: e.to_string(),
+                    };
+                    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(bad)?;
+                    let client = reqwest::Client::builder()
+                        .timeout(settings.timeout)
+                        .tls_certs_merge(certs)
+                        .build()
+                        .map_err(bad)?;
+                    b = b.with_http_client(client);
                 }
                 b.build()
             }
@@ -276,4 +301,18 @@ pub(crate) fn build(settings: OtlpSettings) -> Result<OwnedPipeline, OtlpError> 
     }
     let provider = SdkMeterProvider::builder().with_reader(reader).with_resource(resource.build()).build();
     Ok(OwnedPipeline { provider, settings, counters, _runtime: runtime })
+}
+
+/// The CA certificate file's PEM, checked to hold at least one certificate.
+#[cfg(feature = "otlp-tls")]
+fn ca_pem(settings: &OtlpSettings) -> Result<Option<Vec<u8>>, OtlpError> {
+    let Some(path) = &settings.certificate else {
+        return Ok(None);
+    };
+    let bad = |reason: String| OtlpError::Certificate { path: path.clone(), reason };
+    let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+        return Err(bad("holds no PEM certificate (-----BEGIN CERTIFICATE-----)".to_owned()));
+    }
+    Ok(Some(pem))
 }

@@ -1,0 +1,182 @@
+//! OTLP over TLS to a collector behind a private CA, both transports: a stand-in collector (hyper over rustls,
+//! HTTP/2 and HTTP/1.1) whose certificate a test CA signed. With the CA file (`with_certificate`, or
+//! `OTEL_EXPORTER_OTLP_CERTIFICATE`) exports arrive; without it the server is refused (unknown issuer), so the
+//! certificate is what is checked, not skipped. gRPC over `https://` used to be refused even for a public CA:
+//! tonic trusts no root certificate unless told to.
+#![cfg(feature = "otlp-tls")]
+
+mod otlp_workload;
+
+use std::convert::Infallible;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Request, Response};
+use tokenmeter::TokenMeter;
+use tokenmeter::export::otlp::{OtlpConfig, OtlpError, Protocol};
+
+const GRPC_PATH: &str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
+
+/// A CA, and a certificate for `localhost` it signed.
+struct Pki {
+    ca_pem: String,
+    cert: rcgen::Certificate,
+    key: rcgen::KeyPair,
+}
+
+fn pki() -> Pki {
+    let ca_key = rcgen::KeyPair::generate().expect("CA key");
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(rcgen::DnType::CommonName, "tokenmeter test CA");
+    let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
+    let issuer = rcgen::Issuer::from_params(&ca, &ca_key);
+    let key = rcgen::KeyPair::generate().expect("server key");
+    let params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("server params");
+    let cert = params.signed_by(&key, &issuer).expect("server certificate");
+    Pki { ca_pem: ca_cert.pem(), cert, key }
+}
+
+/// Requests seen, by path.
+#[derive(Default)]
+struct Seen {
+    grpc: AtomicUsize,
+    http: AtomicUsize,
+}
+
+type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+async fn answer(req: Request<Incoming>, seen: Arc<Seen>) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path().to_owned();
+    let _ = req.into_body().collect().await;
+    if path == GRPC_PATH {
+        seen.grpc.fetch_add(1, Ordering::SeqCst);
+        // An empty ExportMetricsServiceResponse in one gRPC frame, then `grpc-status: 0` as a trailer.
+        let mut trailers = hyper::HeaderMap::new();
+        trailers.insert("grpc-status", "0".parse().expect("header"));
+        let frames: Vec<Result<Frame<Bytes>, Infallible>> =
+            vec![Ok(Frame::data(Bytes::from_static(&[0, 0, 0, 0, 0]))), Ok(Frame::trailers(trailers))];
+        let body = StreamBody::new(futures_util::stream::iter(frames)).boxed();
+        return Ok(Response::builder().header("content-type", "application/grpc").body(body).expect("response"));
+    }
+    if path == "/v1/metrics" {
+        seen.http.fetch_add(1, Ordering::SeqCst);
+        let body = Full::new(Bytes::new()).boxed();
+        return Ok(Response::builder().header("content-type", "application/x-protobuf").body(body).expect("response"));
+    }
+    Ok(Response::builder().status(404).body(Full::new(Bytes::new()).boxed()).expect("response"))
+}
+
+/// Starts the stand-in collector on a thread of its own; returns its port.
+fn serve(pki: &Pki, seen: Arc<Seen>) -> u16 {
+    let chain = vec![pki.cert.der().clone()];
+    let key = rustls_key(&pki.key);
+    let mut config = tokio_rustls::rustls::ServerConfig::builder_with_provider(Arc::new(
+        tokio_rustls::rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .expect("server TLS config");
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else { continue };
+                let (acceptor, seen) = (acceptor.clone(), Arc::clone(&seen));
+                tokio::spawn(async move {
+                    // A refused handshake (the client not trusting the CA) ends here.
+                    let Ok(tls) = acceptor.accept(tcp).await else { return };
+                    let service = hyper::service::service_fn(move |req| answer(req, Arc::clone(&seen)));
+                    let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+                    let _ = builder.serve_connection(hyper_util::rt::TokioIo::new(tls), service).await;
+                });
+            }
+        });
+    });
+    port
+}
+
+fn rustls_key(key: &rcgen::KeyPair) -> tokio_rustls::rustls::pki_types::PrivateKeyDer<'static> {
+    tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into())
+}
+
+fn config(port: u16, protocol: Protocol, ca: Option<&Path>) -> OtlpConfig {
+    let config = OtlpConfig::new()
+        .with_endpoint(format!("https://localhost:{port}"))
+        .with_protocol(protocol)
+        .with_interval(Duration::from_secs(3600))
+        .with_timeout(Duration::from_secs(5))
+        .ignore_env();
+    match ca {
+        Some(path) => config.with_certificate(path),
+        None => config,
+    }
+}
+
+fn write_ca(pki: &Pki, dir: &Path) -> PathBuf {
+    let path = dir.join("ca.pem");
+    std::fs::write(&path, &pki.ca_pem).expect("write CA");
+    path
+}
+
+#[test]
+fn exports_reach_a_collector_behind_a_private_ca_over_both_transports() {
+    let pki = pki();
+    let seen = Arc::new(Seen::default());
+    let port = serve(&pki, Arc::clone(&seen));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = write_ca(&pki, dir.path());
+    for (protocol, count) in [(Protocol::Grpc, &seen.grpc), (Protocol::HttpProtobuf, &seen.http)] {
+        let meter = TokenMeter::builder().with_otlp(config(port, protocol, Some(&ca))).expect("config").build();
+        otlp_workload::run(&meter);
+        meter.flush_metrics().unwrap_or_else(|e| panic!("{protocol}: {e}"));
+        assert!(count.load(Ordering::SeqCst) >= 1, "{protocol}: the collector saw no export");
+        let status = meter.export_status().expect("exporting");
+        assert_eq!(status.failures, 0, "{protocol}: {status}");
+        assert!(status.target.as_deref().is_some_and(|t| t.contains("CA ")), "{protocol}: {status}");
+        assert!(status.exports >= 1, "{protocol}: {status}");
+    }
+}
+
+#[test]
+fn without_the_ca_the_collector_is_not_trusted() {
+    let pki = pki();
+    let seen = Arc::new(Seen::default());
+    let port = serve(&pki, Arc::clone(&seen));
+    for protocol in [Protocol::Grpc, Protocol::HttpProtobuf] {
+        let meter = TokenMeter::builder().with_otlp(config(port, protocol, None)).expect("config").build();
+        otlp_workload::run(&meter);
+        let err = meter.flush_metrics().expect_err("an unknown issuer");
+        assert!(matches!(err, OtlpError::Flush(_)), "{protocol}: {err:?}");
+    }
+    assert_eq!(seen.grpc.load(Ordering::SeqCst) + seen.http.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn a_bad_ca_file_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("missing.pem");
+    let err = TokenMeter::builder().with_otlp(config(4317, Protocol::Grpc, Some(&missing))).unwrap_err();
+    assert!(matches!(&err, OtlpError::Certificate { path, .. } if *path == missing), "{err:?}");
+    let not_pem = dir.path().join("not.pem");
+    std::fs::write(&not_pem, "hello").expect("write");
+    let err = TokenMeter::builder().with_otlp(config(4317, Protocol::HttpProtobuf, Some(&not_pem))).unwrap_err();
+    assert!(err.to_string().contains("holds no PEM certificate"), "{err}");
+    // A CA file for a plain-text endpoint is a mistake.
+    let plain = OtlpConfig::new().with_endpoint("http://127.0.0.1:4318").with_certificate(&not_pem).ignore_env();
+    let err = TokenMeter::builder().with_otlp(plain).unwrap_err();
+    assert!(err.to_string().contains("is for an https:// endpoint"), "{err}");
+}
