@@ -7,6 +7,7 @@ Queries use only tokenmeter's Prometheus names (see docs: OTLP metrics export) a
 """
 import json
 import os
+import re
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DS = {"type": "prometheus", "uid": "${datasource}"}
@@ -15,6 +16,21 @@ DS = {"type": "prometheus", "uid": "${datasource}"}
 CALL = 'job=~"$job", gen_ai_request_model=~"$model", gen_ai_provider_name=~"$provider", gen_ai_agent_name=~"$agent", project=~"$project"'
 JOB = 'job=~"$job"'
 MIN_STEP = "1m"  # the default export interval: see Board.add
+
+# `increase(X[$__range])` cannot see a series' first sample: a series born inside the range (a new model, agent,
+# error type; a process restarted under a new instance id) would count only what it gained after its first
+# export, and a burst that never recurs would not count at all. Every such increase is rewritten to count a
+# series born inside the range (absent at the range's start, seen within the 5-minute lookback before it) from
+# zero: its last value. Series present at the start keep `increase()`; one with a single sample in a short range
+# still counts nothing, as before.
+RANGE_INCREASE = re.compile(r"increase\(([^()\[\]]+)\[\$__range\]\)")
+
+
+def count_born_series(expr):
+    return RANGE_INCREASE.sub(
+        lambda m: f"((increase({m[1]}[$__range]) and {m[1]} offset $__range) "
+                  f"or (last_over_time({m[1]}[$__range]) unless {m[1]} offset $__range))",
+        expr)
 
 UIDS = {
     "overview": "tokenmeter-overview",
@@ -127,7 +143,7 @@ class Board:
                 {
                     "refId": chr(ord("A") + i),
                     "datasource": DS,
-                    "expr": expr,
+                    "expr": count_born_series(expr),
                     "legendFormat": legend,
                     # Min step: Grafana then takes $__rate_interval as at least 4 x this, whatever scrape interval
                     # the datasource states (15 s by default: one 60 s export per 1 m window, often none).
@@ -250,9 +266,13 @@ def cost_board():
     b.stat("Projected month", "Spend over 30 days at the average rate of the selected range. Compare with your monthly "
            "budget; widen the range for a steadier projection.",
            "currencyUSD", [(f"sum(rate({COST}[$__range])) * {MONTH_S}", "USD / 30 days")], decimals=2)
-    b.stat("Cost per call", "Average USD per call over the range (every call counts, failed and unpriced ones "
-           "included). Rising means longer prompts or pricier models: look at the token breakdown and the cache hit rate.",
-           "currencyUSD", [(f"sum(increase({COST}[$__range])) / (sum(increase({CALLS}[$__range])) > 0)", "USD/call")], decimals=5)
+    b.stat("Cost per call", "Average USD per priced call over the range (failed calls included; calls without usage "
+           "or on models without a price are left out, as they are of the cost). Rising means longer prompts or pricier "
+           "models: look at the token breakdown and the cache hit rate.",
+           "currencyUSD", [(f"sum(increase({COST}[$__range])) / ((sum(increase({CALLS}[$__range]))"
+                            f" - (sum(increase(tokenmeter_calls_unpriced_total{{{CALL}}}[$__range])) or vector(0))"
+                            f" - (sum(increase(tokenmeter_calls_unmetered_total{{{CALL}}}[$__range])) or vector(0))) > 0)",
+                            "USD/call")], decimals=5)
     b.row("Breakdown")
     b.ts("Cost rate by model", "USD per hour by model (canonical price-book id). Move high-volume, low-difficulty traffic "
          "to a cheaper model when one dominates.", "currencyUSD",
@@ -307,7 +327,8 @@ def cache_board():
          w=18, minmax=(0, 1))
     b.row("Savings")
     b.stat("Dollars saved by the cache", "What cache reads saved against paying the full input rate for the same tokens, "
-           "over the range. Compare with the cache write premium below.", "currencyUSD",
+           "over the range: gross, before the premium paid for cache writes (see Cache write tokens; `tokenmeter "
+           "cache-report` prices the writes never read).", "currencyUSD",
            [(f"sum(increase({SAVINGS}[$__range]))", "saved")], decimals=4)
     b.stat("Tokens served from cache", "Prompt tokens read from the cache over the range (billed at the cache-read rate).",
            "short", [(f"sum(increase({tokens('cache_read')}[$__range]))", "cache_read")])
@@ -352,7 +373,8 @@ def efficiency_board():
              f"(sum(increase({CALLS}[$__range])) > 0)", "error rate")], thresholds=BAD_HIGH, decimals=3)
     b.row("Latency")
     b.ts("Call duration p50 / p95", "Client-side call duration percentiles from gen_ai.client.operation.duration. p95 far "
-         "above p50: long outputs or provider slowdowns; consider streaming or a smaller max_tokens.", "s",
+         "above p50: long outputs or provider slowdowns; consider streaming or a smaller max_tokens. The buckets end at "
+         "81.92 s: a line flat at 81.92 means longer than that.", "s",
          [(f"histogram_quantile(0.5, sum by (le) (rate(gen_ai_client_operation_duration_seconds_bucket{{{CALL}}}[$__rate_interval])))", "p50"),
           (f"histogram_quantile(0.95, sum by (le) (rate(gen_ai_client_operation_duration_seconds_bucket{{{CALL}}}[$__rate_interval])))", "p95")])
     b.ts("Time to first token p50 / p95", "Time to the first streamed chunk (gen_ai.client.operation.time_to_first_chunk), "
