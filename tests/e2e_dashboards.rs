@@ -23,9 +23,9 @@ use std::time::Duration;
 
 use e2e_support::{Prometheus, grpc_endpoint, unique_job};
 use serde_json::Value;
+use tokenmeter::TokenMeter;
 use tokenmeter::budget::{Budget, BudgetLimit, BudgetPeriod};
 use tokenmeter::export::otlp::{MetricAttributes, OtlpConfig, Protocol};
-use tokenmeter::TokenMeter;
 use tracing_subscriber::prelude::*;
 
 const LANDING: Duration = Duration::from_secs(45);

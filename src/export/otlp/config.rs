@@ -94,7 +94,7 @@ pub enum Compression {
 /// | compression | [`with_compression`](Self::with_compression) | `OTEL_EXPORTER_OTLP_[METRICS_]COMPRESSION` = `gzip` \| `none` | none |
 /// | interval | [`with_interval`](Self::with_interval) | `OTEL_METRIC_EXPORT_INTERVAL` (ms) | 60 s |
 /// | temporality | [`with_temporality`](Self::with_temporality) | `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` = `cumulative` \| `delta` \| `lowmemory` | cumulative |
-/// | service name | [`with_service_name`](Self::with_service_name) | `OTEL_SERVICE_NAME`, else `service.name` in `OTEL_RESOURCE_ATTRIBUTES` | `unknown_service` |
+/// | service name | [`with_service_name`](Self::with_service_name), else a `service.name` [`with_resource_attribute`](Self::with_resource_attribute) | `OTEL_SERVICE_NAME`, else `service.name` in `OTEL_RESOURCE_ATTRIBUTES` | `unknown_service` |
 /// | resource | [`with_resource_attribute`](Self::with_resource_attribute) | `OTEL_RESOURCE_ATTRIBUTES` = `k1=v1,k2=v2` | none |
 ///
 /// With the HTTP protocol a *base* endpoint (the builder's, or `OTEL_EXPORTER_OTLP_ENDPOINT`) gets `/v1/metrics`
@@ -421,9 +421,12 @@ impl OtlpConfig {
         }
 
         let resource_service = resource.iter().position(|(k, _)| k == "service.name").map(|i| resource.remove(i).1);
+        // A builder setting wins: `with_service_name`, then a `service.name` resource attribute set in code.
+        let builder_service = self.resource.iter().rev().find(|(k, _)| k == "service.name").map(|(_, v)| v.clone());
         let service_name = self
             .service_name
             .clone()
+            .or(builder_service)
             .or_else(|| get(env::OTEL_SERVICE_NAME))
             .or(resource_service)
             .unwrap_or_else(|| "unknown_service".to_owned());
@@ -593,6 +596,10 @@ fn check_header(name: &str, value: &str) -> Result<(String, String), OtlpError> 
     if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
         return Err(bad("the value contains a line break or NUL"));
     }
+    // What both transports can send (the HTTP client would drop such a header without a word).
+    if http::HeaderValue::from_str(value.trim()).is_err() {
+        return Err(bad("the value contains a control character"));
+    }
     Ok((name.to_owned(), value.trim().to_owned()))
 }
 
@@ -699,6 +706,15 @@ mod tests {
         .unwrap();
         assert_eq!(s.endpoint, "http://c:9999/custom", "the signal-specific endpoint is used as is");
         assert_eq!(s.service_name, "svc", "the builder wins over the environment");
+        // Also as a resource attribute set in code.
+        let config = OtlpConfig::new().with_resource_attribute("service.name", "mine");
+        let s = resolve(&config, &[("OTEL_SERVICE_NAME", "env"), ("OTEL_RESOURCE_ATTRIBUTES", "service.name=res")]);
+        assert_eq!(s.unwrap().service_name, "mine");
+        let s = resolve(
+            &OtlpConfig::new(),
+            &[("OTEL_SERVICE_NAME", "env"), ("OTEL_RESOURCE_ATTRIBUTES", "service.name=res")],
+        );
+        assert_eq!(s.unwrap().service_name, "env", "the specification's order");
     }
 
     #[test]

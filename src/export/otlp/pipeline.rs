@@ -249,7 +249,10 @@ pub(crate) fn build(settings: OtlpSettings) -> Result<OwnedPipeline, OtlpError> 
                 b.build()
             }
             Protocol::HttpProtobuf => {
-                let headers: HashMap<String, String> = settings.headers.iter().cloned().collect();
+                // opentelemetry-otlp percent-decodes every value it is handed: the values, already decoded (from
+                // the environment) or given as is (the builder), have their `%` escaped to arrive unchanged.
+                let headers: HashMap<String, String> =
+                    settings.headers.iter().map(|(k, v)| (k.clone(), v.replace('%', "%25"))).collect();
                 let mut b = opentelemetry_otlp::MetricExporter::builder()
                     .with_http()
                     .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
