@@ -87,7 +87,7 @@ pub enum Compression {
 ///
 /// | setting | builder | environment | default |
 /// |---|---|---|---|
-/// | endpoint | [`with_endpoint`](Self::with_endpoint) | `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` (as is), `OTEL_EXPORTER_OTLP_ENDPOINT` (base) | `http://localhost:4318/v1/metrics`, gRPC `http://localhost:4317` |
+/// | endpoint | [`with_metrics_endpoint`](Self::with_metrics_endpoint) (as is), [`with_endpoint`](Self::with_endpoint) (base) | `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` (as is), `OTEL_EXPORTER_OTLP_ENDPOINT` (base) | `http://localhost:4318/v1/metrics`, gRPC `http://localhost:4317` |
 /// | protocol | [`with_protocol`](Self::with_protocol) | `OTEL_EXPORTER_OTLP_[METRICS_]PROTOCOL` = `grpc` \| `http/protobuf` | `http/protobuf` |
 /// | headers | [`with_header`](Self::with_header) | `OTEL_EXPORTER_OTLP_[METRICS_]HEADERS` = `k1=v1,k2=v2` (values percent-decoded) | none |
 /// | timeout | [`with_timeout`](Self::with_timeout) | `OTEL_EXPORTER_OTLP_[METRICS_]TIMEOUT` (ms) | 10 s |
@@ -119,6 +119,7 @@ pub enum Compression {
 #[must_use]
 pub struct OtlpConfig {
     endpoint: Option<String>,
+    metrics_endpoint: Option<String>,
     protocol: Option<Protocol>,
     headers: Vec<(String, String)>,
     timeout: Option<Duration>,
@@ -137,6 +138,7 @@ impl fmt::Debug for OtlpConfig {
         let header_names: Vec<&str> = self.headers.iter().map(|(k, _)| k.as_str()).collect();
         f.debug_struct("OtlpConfig")
             .field("endpoint", &self.endpoint)
+            .field("metrics_endpoint", &self.metrics_endpoint)
             .field("protocol", &self.protocol)
             .field("headers", &header_names)
             .field("timeout", &self.timeout)
@@ -230,6 +232,13 @@ impl OtlpConfig {
         self
     }
 
+    /// The full metrics URL, used as is (nothing appended), as `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` is: for a
+    /// backend whose metrics path is not `/v1/metrics`. Wins over [`with_endpoint`](Self::with_endpoint).
+    pub fn with_metrics_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.metrics_endpoint = Some(url.into());
+        self
+    }
+
     /// The transport (default: `http/protobuf`, as OTLP specifies).
     pub fn with_protocol(mut self, protocol: Protocol) -> Self {
         self.protocol = Some(protocol);
@@ -312,10 +321,11 @@ impl OtlpConfig {
             },
         };
 
-        let endpoint = match (&self.endpoint, get(env::OTEL_EXPORTER_OTLP_METRICS_ENDPOINT)) {
-            (Some(base), _) => signal_endpoint(protocol, base),
-            (None, Some(full)) => full,
-            (None, None) => match get(env::OTEL_EXPORTER_OTLP_ENDPOINT) {
+        let endpoint = match (&self.metrics_endpoint, &self.endpoint, get(env::OTEL_EXPORTER_OTLP_METRICS_ENDPOINT)) {
+            (Some(full), _, _) => full.trim().to_owned(),
+            (None, Some(base), _) => signal_endpoint(protocol, base),
+            (None, None, Some(full)) => full,
+            (None, None, None) => match get(env::OTEL_EXPORTER_OTLP_ENDPOINT) {
                 Some(base) => signal_endpoint(protocol, &base),
                 None => protocol.default_endpoint().to_owned(),
             },
@@ -715,6 +725,20 @@ mod tests {
             &[("OTEL_SERVICE_NAME", "env"), ("OTEL_RESOURCE_ATTRIBUTES", "service.name=res")],
         );
         assert_eq!(s.unwrap().service_name, "env", "the specification's order");
+    }
+
+    #[test]
+    fn a_metrics_endpoint_is_used_as_is() {
+        let config = OtlpConfig::new().with_metrics_endpoint("https://ingest.example/otlp/metrics");
+        let vars =
+            [("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://env:1/x"), ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://e:2")];
+        if cfg!(feature = "otlp-tls") {
+            assert_eq!(resolve(&config, &vars).unwrap().endpoint, "https://ingest.example/otlp/metrics");
+        }
+        let config = OtlpConfig::new().with_endpoint("http://base:4318").with_metrics_endpoint("http://c:9/m");
+        assert_eq!(resolve(&config, &vars).unwrap().endpoint, "http://c:9/m", "it wins over the base endpoint");
+        let err = resolve(&OtlpConfig::new().with_metrics_endpoint("c:9/m"), &[]).unwrap_err();
+        assert!(matches!(err, OtlpError::InvalidEndpoint { .. }), "{err:?}");
     }
 
     #[test]
