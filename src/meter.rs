@@ -344,6 +344,16 @@ impl TokenMeterBuilder {
     /// [`with_dimension`](Self::with_dimension).
     fn check_budget_scopes(&self) -> Result<(), BuildError> {
         for budget in &self.budget_setup.budgets {
+            // Captured values are cut at `max_dim_len`: a longer scope value would equal none of them.
+            if let crate::budget::BudgetScope::Dimension { value, .. } = budget.scope()
+                && value.len() > self.max_dim_len
+            {
+                return Err(BuildError::BudgetScopeTooLong {
+                    budget: budget.name().to_owned(),
+                    len: value.len(),
+                    max: self.max_dim_len,
+                });
+            }
             if let crate::budget::BudgetScope::Dimension { name, .. } = budget.scope()
                 && !BUILTIN_DIMENSIONS.contains(&name.as_ref())
                 && !self.extra_dims.iter().any(|d| **d == **name)
@@ -436,6 +446,20 @@ pub enum BuildError {
         dimension: String,
         /// The meter's extra dimensions, listed for the message.
         extra: String,
+    },
+    /// A budget's scope value is longer than the meter keeps dimension values
+    /// ([`with_max_dimension_len`](TokenMeterBuilder::with_max_dimension_len)), so it would match no call.
+    #[error(
+        "budget `{budget}` is scoped to a value of {len} bytes, but dimension values are cut at {max} bytes, so it \
+         would match no call: raise `with_max_dimension_len` to at least {len}"
+    )]
+    BudgetScopeTooLong {
+        /// The budget's name.
+        budget: String,
+        /// The scope value's length in bytes.
+        len: usize,
+        /// The meter's cap.
+        max: usize,
     },
     /// An extra dimension is named like a field of the capture contract, which capture reads as that field:
     /// the dimension would never be filled.

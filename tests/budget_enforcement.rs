@@ -233,3 +233,23 @@ fn a_call_ending_just_before_the_period_counts_in_it() {
     assert_eq!(state.spent, BudgetAmount::Usd(Money::from_picos(3_000_000_000_000)));
     assert_eq!(state.period_start, Utc.with_ymd_and_hms(2026, 3, 15, 0, 0, 0).unwrap());
 }
+
+#[test]
+fn a_scope_value_longer_than_the_dimension_cap_is_refused() {
+    // Captured values are cut at 128 bytes by default: a budget on a 150-byte tenant id counted nothing, and a
+    // block budget never blocked.
+    let long = format!("urn:tenant:{}", "x".repeat(139));
+    let budget = || {
+        Budget::new("long", BudgetLimit::usd(1.0).unwrap())
+            .with_action(BudgetAction::Block)
+            .with_scope(BudgetScope::tenant(long.as_str()))
+    };
+    let err = tokenmeter::TokenMeter::builder().with_budget(budget()).try_build().unwrap_err();
+    assert!(matches!(err, tokenmeter::BuildError::BudgetScopeTooLong { len: 150, max: 128, .. }), "{err:?}");
+    assert!(err.to_string().contains("raise `with_max_dimension_len` to at least 150"), "{err}");
+    // With the cap raised, the budget counts the tenant's calls and blocks.
+    let h = Harness::with(|b| b.with_max_dimension_len(256).with_budget(budget()));
+    spend(&h, &long, HAIKU, 1_200_000);
+    let request = RequestScope::new().with_tenant(long.as_str());
+    assert_eq!(h.meter.check_budget(&request).unwrap_err().budget(), "long");
+}

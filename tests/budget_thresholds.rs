@@ -245,3 +245,31 @@ fn what_a_callback_logs_is_not_read_back_as_the_next_calls_failure_or_usage() {
     assert!(!calls[1].outcome.is_error(), "the second call succeeded: {:?}", calls[1].outcome);
     assert_eq!(calls[1].tokens.input, 10);
 }
+
+#[test]
+fn a_usd_budget_says_once_that_calls_without_a_price_count_nothing() {
+    use tracing_subscriber::prelude::*;
+
+    // A block budget of $1: three calls on a model the price book does not have count $0 and are not stopped.
+    let h = Harness::with(|b| {
+        b.with_budget(
+            Budget::new("org", BudgetLimit::usd(1.0).unwrap()).with_action(tokenmeter::budget::BudgetAction::Block),
+        )
+        .with_budget(Budget::new("tokens", BudgetLimit::tokens(1_000_000_000)))
+    });
+    let events = BudgetEvents::default();
+    let subscriber = tracing_subscriber::registry().with(h.meter.layer()).with(events.clone());
+    tracing::subscriber::with_default(subscriber, || {
+        for _ in 0..3 {
+            let _call = info_span!("chat", gen_ai.request.model = "gpt-9-preview", input_tokens = 600_000u64).entered();
+        }
+    });
+    let events = events.0.lock().clone();
+    assert_eq!(events.len(), 1, "once, and only for the USD budget: {events:#?}");
+    let (level, fields, root) = &events[0];
+    assert_eq!((*level, *root), (tracing::Level::WARN, true));
+    for needle in ["budget=org", "event=\"unpriced_calls\"", "model=gpt-9-preview", "count $0"] {
+        assert!(fields.contains(needle), "{needle} missing from {fields}");
+    }
+    assert_eq!(h.meter.budget_status()[0].unpriced_calls, 3);
+}

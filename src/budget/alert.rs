@@ -237,6 +237,23 @@ impl AlertRouter {
     /// sinks do (on the recording thread, often inside the application's own call span): what the callbacks
     /// log (`error!(error = %alert)` is what `#[instrument(err)]` emits) is not read back as a failed call
     /// or as usage.
+    /// Says, once per budget, that a USD budget is seeing calls on a model without a price, which count $0
+    /// toward it (a block budget would not stop them). A root event, as alerts are.
+    pub(super) fn warn_unpriced(&self, budget: &str, scope: &str, model: &str) {
+        crate::capture::while_in_sinks(|| {
+            tracing::warn!(
+                target: "tokenmeter::budget",
+                parent: None,
+                budget = %budget,
+                event = "unpriced_calls",
+                scope = %scope,
+                model = %model,
+                "budget `{budget}` ({scope}): calls on `{model}` have no price and count $0 toward it; give the \
+                 model a price (PriceBook::set, a price file) to count them (said once per budget)"
+            )
+        });
+    }
+
     pub(super) fn deliver(&self, alert: BudgetAlert) {
         crate::capture::while_in_sinks(|| self.deliver_now(alert));
     }

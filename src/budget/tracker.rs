@@ -75,6 +75,8 @@ struct BudgetSlot {
     /// Each threshold in accounting units, ascending like `budget.thresholds`.
     threshold_units: Box<[u128]>,
     account: Mutex<Account>,
+    /// A USD budget's first call on a model without a price was reported (once per process).
+    unpriced_warned: std::sync::atomic::AtomicBool,
 }
 
 /// One budget's current period.
@@ -141,6 +143,7 @@ impl BudgetSlot {
                 projected_alerted: false,
                 rolling,
             }),
+            unpriced_warned: std::sync::atomic::AtomicBool::new(false),
             budget,
         }
     }
@@ -492,12 +495,16 @@ impl BudgetTracker {
             return Vec::new();
         }
         let mut pending: SmallVec<[Pending; 2]> = SmallVec::new();
+        let mut unpriced_models: SmallVec<[(usize, String); 1]> = SmallVec::new();
         for (i, slot) in self.slots.iter().enumerate() {
             if !slot.matches(record, model_key) {
                 continue;
             }
             let units = slot.units_of(record);
             let unpriced = slot.unit == BudgetUnit::Usd && record.is_unpriced();
+            if unpriced && live && !slot.unpriced_warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                unpriced_models.push((i, model_key.to_owned()));
+            }
             let mut acct = slot.account.lock();
             let at = if live { slot.step_back(&mut acct, at) } else { at };
             if !slot.roll(&mut acct, at) {
@@ -560,6 +567,10 @@ impl BudgetTracker {
                 acct.projected_alerted = true;
                 pending.push(Pending { slot: i, kind: AlertKind::ProjectedOverrun, snapshot: snap });
             }
+        }
+        for (i, model) in unpriced_models {
+            let slot = &self.slots[i];
+            self.alerts.warn_unpriced(&slot.budget.name, &slot.budget.scope.to_string(), &model);
         }
         let mut marks = Vec::new();
         for p in pending {
