@@ -555,7 +555,7 @@ impl LedgerInner {
                 (total, cost_at(t, &billing.rates, billing.fast, true))
             };
         }
-        let rates = if o.small_premium_calls > 0 && self.target.is_some() {
+        let rates = if o.small_premium_calls > 0 {
             AfterRates::RightSized
         } else if o.long_ctx_calls > 0 {
             AfterRates::Standard

@@ -789,11 +789,12 @@ mod tests {
         );
         // The endpoint set for traces, metrics turned off.
         let metrics = |exporter: &'static str| {
-            let vars: &'static [(&'static str, &'static str)] = Box::leak(Box::new([
-                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
-                ("OTEL_METRICS_EXPORTER", exporter),
-            ]));
-            OtlpConfig::from_env_with(get(vars)).is_some()
+            OtlpConfig::from_env_with(|k: &str| match k {
+                "OTEL_EXPORTER_OTLP_ENDPOINT" => Some("http://c:4318".to_owned()),
+                "OTEL_METRICS_EXPORTER" => Some(exporter.to_owned()),
+                _ => None,
+            })
+            .is_some()
         };
         assert!(!metrics("none"));
         assert!(!metrics("prometheus"));
