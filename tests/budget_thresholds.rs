@@ -1,5 +1,5 @@
-//! Budget alerts: each threshold fires exactly once per period, a projected overrun fires once, and alerts
-//! reach callbacks and `tracing`.
+//! Budget alerts: each threshold fires exactly once per period, a projected overrun fires once until the
+//! projection falls back under 90% of the limit, and alerts reach callbacks and `tracing`.
 
 mod common;
 
@@ -137,6 +137,33 @@ fn projected_overrun_fires_once_per_period() {
     assert_eq!(state.time_to_limit, Some(std::time::Duration::from_secs(12 * 86_400)), "$8 more at $2 per 3 days");
     spend(&h, "alice", 1_000_000);
     assert_eq!(alerts.lock().len(), 1, "the projected overrun alert fires once per period");
+}
+
+#[test]
+fn an_early_burst_does_not_use_up_the_projected_overrun_alert() {
+    let budget = Budget::new("team", BudgetLimit::usd(10.0).unwrap()).with_thresholds([]);
+    let (h, alerts) = with_alerts(budget);
+    let projections = || -> Vec<Option<BudgetAmount>> { alerts.lock().iter().map(|a| a.projected).collect() };
+    // Half a day into a 31-day March, $0.20 projects $12.40.
+    h.clock.set(Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap());
+    spend(&h, "alice", 200_000);
+    assert_eq!(projections(), [Some(usd(12_400_000))]);
+    // Two days in, the rate has slowed: $0.21 projects $3.255, under 90% of the limit, which re-arms the alert.
+    h.clock.set(Utc.with_ymd_and_hms(2026, 3, 3, 0, 0, 0).unwrap());
+    spend(&h, "alice", 10_000);
+    assert_eq!(alerts.lock().len(), 1);
+    // Mid-month a busy day projects past the limit again ($5.21 in 15 days: $10.767333333333): a second
+    // warning, the one that matters.
+    h.clock.set(Utc.with_ymd_and_hms(2026, 3, 16, 0, 0, 0).unwrap());
+    spend(&h, "alice", 5_000_000);
+    assert_eq!(projections(), [Some(usd(12_400_000)), Some(BudgetAmount::Usd(Money::from_picos(10_767_333_333_333)))]);
+    assert!(alerts.lock().iter().all(|a| a.kind == AlertKind::ProjectedOverrun));
+    // A projection that stays above 90% of the limit does not alert again.
+    h.clock.set(Utc.with_ymd_and_hms(2026, 3, 17, 0, 0, 0).unwrap());
+    spend(&h, "alice", 10_000);
+    h.clock.set(Utc.with_ymd_and_hms(2026, 3, 18, 0, 0, 0).unwrap());
+    spend(&h, "alice", 600_000);
+    assert_eq!(alerts.lock().len(), 2, "{:?}", projections());
 }
 
 #[test]

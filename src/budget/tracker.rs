@@ -93,6 +93,8 @@ struct Account {
     /// Replayed spend sets `crossed` only: a threshold reached but never alerted (the limit was lowered, the
     /// budget is new) fires with the next call.
     alerted: u64,
+    /// The projected-overrun alert fired this period and has not re-armed (the projection has not fallen back
+    /// under [`REARM_PERCENT`] of the limit since).
     projected_alerted: bool,
     rolling: Option<Box<RollingBuckets>>,
 }
@@ -120,6 +122,11 @@ struct Pending {
 
 /// Projections need this share of a calendar period to have passed (1/100).
 const MIN_ELAPSED_DIVISOR: i64 = 100;
+
+/// A fired projected-overrun alert re-arms once the projection falls under this share of the limit (percent):
+/// an early burst that projected past the limit and then slowed does not use up the period's warning, and
+/// the margin keeps a projection hovering at the limit from alerting on every call.
+const REARM_PERCENT: u128 = 90;
 
 impl BudgetSlot {
     fn new(budget: Budget) -> Self {
@@ -279,6 +286,19 @@ impl BudgetSlot {
         let lhs = spent.saturating_mul(length as u128);
         let rhs = self.limit.saturating_add(1).saturating_mul(elapsed as u128);
         lhs >= rhs
+    }
+
+    /// Whether a calendar account's projection (rate known) has fallen under [`REARM_PERCENT`] of the limit:
+    /// `spent * length / elapsed < limit * REARM_PERCENT / 100`, without the divisions.
+    fn projects_under_rearm(&self, acct: &Account, at: i64) -> bool {
+        let Some((start, end)) = acct.period else { return false };
+        let (spent, elapsed, length) = (acct.spent, at.saturating_sub(start).max(0), end.saturating_sub(start).max(1));
+        if elapsed == 0 || elapsed < length / MIN_ELAPSED_DIVISOR {
+            return false;
+        }
+        let lhs = spent.saturating_mul(length as u128).saturating_mul(100);
+        let rhs = self.limit.saturating_mul(REARM_PERCENT).saturating_mul(elapsed as u128);
+        lhs < rhs
     }
 
     /// Reads the account at `at`, rolling it forward first.
@@ -547,6 +567,9 @@ impl BudgetTracker {
             }
             acct.crossed |= reached;
             let newly_crossed = reached & !acct.alerted != 0;
+            if acct.projected_alerted && acct.rolling.is_none() && slot.projects_under_rearm(acct, at) {
+                acct.projected_alerted = false;
+            }
             let may_overrun = acct.rolling.is_none() && !acct.projected_alerted && spent < slot.limit;
             let alert_due = newly_crossed || (may_overrun && slot.projects_over(acct, at));
             if !alert_due {
