@@ -349,6 +349,7 @@ impl TokenMeterBuilder {
                 && value.len() > self.max_dim_len
             {
                 return Err(BuildError::BudgetScopeTooLong {
+                    at: written_at(budget),
                     budget: budget.name().to_owned(),
                     len: value.len(),
                     max: self.max_dim_len,
@@ -363,6 +364,7 @@ impl TokenMeterBuilder {
                     false => self.extra_dims.iter().map(|d| format!("`{d}`")).collect::<Vec<_>>().join(", "),
                 };
                 return Err(BuildError::BudgetDimension {
+                    at: written_at(budget),
                     budget: budget.name().to_owned(),
                     dimension: name.to_string(),
                     extra,
@@ -428,6 +430,11 @@ pub enum ShutdownError {
     Otlp(#[from] crate::export::otlp::OtlpError),
 }
 
+/// The "file:line: field `…`: " prefix of a budget read from a file, for [`BuildError`]s about its scope.
+fn written_at(budget: &crate::budget::Budget) -> String {
+    budget.scope_written_at().map(|at| format!("{at}: ")).unwrap_or_default()
+}
+
 /// Errors building a meter ([`TokenMeterBuilder::try_build`]).
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -436,10 +443,13 @@ pub enum BuildError {
     Journal(#[from] crate::journal::JournalError),
     /// A budget is scoped to a dimension this meter does not capture, so it would match no call.
     #[error(
-        "budget `{budget}` is scoped to the dimension `{dimension}`, which this meter does not capture (dimensions: \
+        "{at}budget `{budget}` is scoped to the dimension `{dimension}`, which this meter does not capture (dimensions: \
          session, user, tenant, project, agent, operation, task; extra dimensions: {extra})"
     )]
     BudgetDimension {
+        /// For a budget read from a file, where its scope is written (`budgets.toml:7: field
+        /// \`budgets.team.scope\`: `); empty for one built in code.
+        at: String,
         /// The budget's name.
         budget: String,
         /// The dimension its scope names.
@@ -450,10 +460,12 @@ pub enum BuildError {
     /// A budget's scope value is longer than the meter keeps dimension values
     /// ([`with_max_dimension_len`](TokenMeterBuilder::with_max_dimension_len)), so it would match no call.
     #[error(
-        "budget `{budget}` is scoped to a value of {len} bytes, but dimension values are cut at {max} bytes, so it \
+        "{at}budget `{budget}` is scoped to a value of {len} bytes, but dimension values are cut at {max} bytes, so it \
          would match no call: raise `with_max_dimension_len` to at least {len}"
     )]
     BudgetScopeTooLong {
+        /// For a budget read from a file, where its scope is written; empty for one built in code.
+        at: String,
         /// The budget's name.
         budget: String,
         /// The scope value's length in bytes.

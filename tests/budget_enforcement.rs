@@ -190,6 +190,25 @@ fn a_budget_on_a_dimension_the_meter_does_not_capture_is_refused() {
     // `build` logs the error and keeps going (as with an unusable journal).
     let meter = tokenmeter::TokenMeter::builder().with_budget(misspelt()).build();
     assert_eq!(meter.budget_status().len(), 1);
+
+    // From a budgets file, the error says where the scope is written.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("budgets.toml");
+    std::fs::write(
+        &path,
+        "[budgets.ok]\nlimit_usd = 5\n\n[budgets.typo]\nlimit_usd = 1\nscope = { tennant = \"acme\" }\n",
+    )
+    .unwrap();
+    let err = tokenmeter::TokenMeter::builder().with_budgets_file(&path).unwrap().try_build().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}:6: field `budgets.typo.scope`: budget `typo` is scoped to the dimension `tennant`, which this meter \
+             does not capture (dimensions: session, user, tenant, project, agent, operation, task; extra dimensions: \
+             none)",
+            path.display()
+        )
+    );
 }
 
 #[test]

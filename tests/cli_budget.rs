@@ -118,5 +118,9 @@ fn budget_scopes_by_field_name_or_own_dimension() {
     assert_eq!(b[0]["scope"], "agent=subagent");
     assert!(b[0]["spent"]["picos"].as_u64().unwrap() > 0, "{v}");
     assert_eq!(b[1]["spent"]["picos"], 0);
-    assert!(run.stderr.contains("budget `typo`: no call in the source has the dimension `tennant`"), "{}", run.stderr);
+    let said = format!(
+        "{}:7: field `budgets.typo.scope`: budget `typo`: no call in the source has the dimension `tennant`",
+        file.display()
+    );
+    assert!(run.stderr.contains(&said), "{}", run.stderr);
 }

@@ -98,6 +98,7 @@ fn budget(
     let mut period = BudgetPeriod::Month;
     let mut time_zone = Tz::UTC;
     let mut scope = BudgetScope::Everything;
+    let mut scope_line = None;
     let mut thresholds: Option<Vec<u32>> = None;
     let mut action = BudgetAction::Warn;
     for (key, value) in entries(table) {
@@ -132,7 +133,10 @@ fn budget(
                     )
                 })?;
             }
-            "scope" => scope = parse_scope(src, value, &field)?,
+            "scope" => {
+                scope = parse_scope(src, value, &field)?;
+                scope_line = Some(line_col(src.text, value.span().start).0);
+            }
             "thresholds" => thresholds = Some(parse_thresholds(src, value, &field)?),
             "action" => {
                 action = match string(src, value, &field, "\"warn\" or \"block\"")? {
@@ -161,6 +165,9 @@ fn budget(
         Budget::new(name, limit).with_period(period).with_time_zone(time_zone).with_scope(scope).with_action(action);
     if let Some(t) = thresholds {
         budget = budget.with_thresholds(t);
+    }
+    if let Some(line) = scope_line {
+        budget = budget.with_scope_written_at(format!("{}:{line}: field `{path}.scope`", src.origin));
     }
     Ok(budget)
 }

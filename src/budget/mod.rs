@@ -487,6 +487,19 @@ pub struct Budget {
     time_zone: Tz,
     thresholds: Vec<u32>,
     action: BudgetAction,
+    /// Where a budget read from a file had its scope written, for the builder's errors.
+    scope_at: DefinedAt,
+}
+
+/// Where a budget read from a file had a setting written (`budgets.toml:7`). Not part of what the budget is:
+/// two budgets alike but for it are equal.
+#[derive(Debug, Clone, Default)]
+struct DefinedAt(Option<Arc<str>>);
+
+impl PartialEq for DefinedAt {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl Budget {
@@ -500,6 +513,7 @@ impl Budget {
             time_zone: Tz::UTC,
             thresholds: DEFAULT_THRESHOLDS.to_vec(),
             action: BudgetAction::Warn,
+            scope_at: DefinedAt::default(),
         }
     }
 
@@ -555,6 +569,18 @@ impl Budget {
     /// Which calls count.
     pub fn scope(&self) -> &BudgetScope {
         &self.scope
+    }
+
+    /// For a budget read from a file with a `scope`, where the scope is written: ``budgets.toml:7: field
+    /// `budgets.team.scope` ``, as the reader's errors say it. `None` for a budget built in code.
+    pub fn scope_written_at(&self) -> Option<&str> {
+        self.scope_at.0.as_deref()
+    }
+
+    /// Records where the scope was written (the budgets file reader).
+    pub(crate) fn with_scope_written_at(mut self, at: String) -> Self {
+        self.scope_at = DefinedAt(Some(at.into()));
+        self
     }
 
     /// The period.

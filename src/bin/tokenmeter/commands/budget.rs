@@ -79,8 +79,9 @@ pub(crate) fn evaluate(
             {
                 if !records.iter().any(|r| r.dimensions.extra.iter().any(|(k, _)| k == name)) {
                     ctx.note(&format!(
-                        "tokenmeter: warning: budget `{}`: no call in the source has the dimension `{name}` \
+                        "tokenmeter: warning: {}budget `{}`: no call in the source has the dimension `{name}` \
                          (dimensions: {})",
+                        b.scope_written_at().map(|at| format!("{at}: ")).unwrap_or_default(),
                         b.name(),
                         BUILTIN_DIMENSIONS.join(", ")
                     ));
