@@ -26,6 +26,11 @@ thresholds = [80, 100]
 limit_usd = 12.345678
 period = "rolling 1h30m"
 scope = { model = "claude-opus-4-5-20251101" }
+
+[budgets.weekly]
+limit_usd = 50
+period = "week"
+week_start = "Sunday"
 "#;
 
 #[test]
@@ -45,8 +50,13 @@ fn a_good_file_loads_every_field() {
             Budget::new("opus hourly", BudgetLimit::usd(12.345678).unwrap())
                 .with_period(BudgetPeriod::Rolling(Duration::from_secs(5_400)))
                 .with_scope(BudgetScope::model("claude-opus-4-5")),
+            Budget::new("weekly", BudgetLimit::usd(50.0).unwrap())
+                .with_period(BudgetPeriod::Week)
+                .with_week_start(chrono::Weekday::Sun),
         ]
     );
+    assert_eq!(budgets[3].week_start(), chrono::Weekday::Sun);
+    assert_eq!(budgets[0].week_start(), chrono::Weekday::Mon);
 }
 
 #[test]
@@ -55,7 +65,7 @@ fn the_builder_reads_a_budget_file() {
     file.write_all(GOOD.as_bytes()).unwrap();
     let meter = TokenMeter::builder().with_budgets_file(file.path()).unwrap().build();
     let names: Vec<String> = meter.budget_status().iter().map(|s| s.budget.to_string()).collect();
-    assert_eq!(names, ["org-monthly", "alice-daily", "opus hourly"]);
+    assert_eq!(names, ["org-monthly", "alice-daily", "opus hourly", "weekly"]);
     assert_eq!(meter.budget_status()[2].period.to_string(), "rolling 1h30m");
 }
 
@@ -114,6 +124,13 @@ fn malformed_files_name_file_line_and_field() {
     );
     field_error("[budgets.a]\nlimit_usd = 5\nscope = { user = 7 }\n", 3, "budgets.a.scope.user", "a string value");
     field_error("[budgets.a]\nlimit_usd = 5\nscope = \"all\"\n", 3, "budgets.a.scope", "\"everything\"");
+    field_error(
+        "[budgets.a]\nlimit_usd = 5\nperiod = \"week\"\nweek_start = \"sabbath\"\n",
+        4,
+        "budgets.a.week_start",
+        "a day of the week",
+    );
+    field_error("[budgets.a]\nlimit_usd = 5\nweek_start = \"sun\"\n", 3, "budgets.a.week_start", "period = \"week\"");
     field_error("[budgets.a]\nlimit_usd = 5\nlimt = 3\n", 3, "budgets.a.limt", "unknown key");
     field_error("[budget.a]\nlimit_usd = 5\n", 1, "budget", "only `[budgets.<name>]`");
     field_error("budgets = 3\n", 1, "budgets", "a table of budgets");

@@ -136,6 +136,28 @@ fn weeks_start_on_monday_in_the_budget_zone() {
 }
 
 #[test]
+fn weeks_can_start_on_sunday() {
+    let (h, _) = harness(vec![
+        Budget::new("us", BudgetLimit::usd(5.0).unwrap())
+            .with_period(BudgetPeriod::Week)
+            .with_week_start(chrono::Weekday::Sun),
+        Budget::new("iso", BudgetLimit::usd(5.0).unwrap()).with_period(BudgetPeriod::Week),
+    ]);
+    // Saturday 2026-03-14, late: both weeks hold the call.
+    h.clock.set(utc("2026-03-14T23:00:00Z"));
+    spend(&h, 1_000_000);
+    let states = h.meter.budget_status();
+    assert_eq!(state(&states, "us").period_start, utc("2026-03-08T00:00:00Z"));
+    assert_eq!(state(&states, "us").resets_at, utc("2026-03-15T00:00:00Z"));
+    // Sunday: the Sunday week starts again, the ISO week goes on.
+    h.clock.set(utc("2026-03-15T01:00:00Z"));
+    spend(&h, 500_000);
+    let states = h.meter.budget_status();
+    assert_eq!(state(&states, "us").spent, usd(500_000));
+    assert_eq!(state(&states, "iso").spent, usd(1_500_000));
+}
+
+#[test]
 fn rolling_window_forgets_old_spend_and_rearms_thresholds() {
     let (h, alerts) = harness(vec![
         Budget::new("hourly", BudgetLimit::usd(1.0).unwrap())

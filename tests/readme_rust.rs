@@ -361,3 +361,16 @@ fn the_readme_price_file_sample_parses() {
     let finetune = book.resolve("my-finetune").expect("added");
     assert_eq!((finetune.price().standard.input, finetune.price().min_cacheable_tokens), (2_000_000, Some(2_048)));
 }
+
+#[test]
+fn the_readme_budgets_file_sample_parses() {
+    let readme = include_str!("../README.md");
+    let start =
+        readme.find("```toml\n[budgets.acme-monthly]").expect("README's budgets file sample") + "```toml\n".len();
+    let text = &readme[start..][..readme[start..].find("```").expect("its end")];
+    let budgets =
+        tokenmeter::budget::parse_budgets_toml(text, "README.md").expect("README's budgets file sample parses");
+    let names: Vec<&str> = budgets.iter().map(|b| b.name()).collect();
+    assert_eq!(names, ["acme-monthly", "alice-daily-tokens", "team-weekly"]);
+    assert_eq!(budgets[2].week_start(), chrono::Weekday::Sun);
+}

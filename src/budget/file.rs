@@ -12,7 +12,7 @@ use crate::pricing::Money;
 use crate::toml_spans::{entries, line_col, path_key};
 
 /// Keys a budget table may hold.
-const BUDGET_KEYS: &str = "limit_usd, limit_tokens, period, time_zone, scope, thresholds, action";
+const BUDGET_KEYS: &str = "limit_usd, limit_tokens, period, time_zone, week_start, scope, thresholds, action";
 
 /// Reads budgets from a TOML file; errors name the file, the line and the field.
 pub fn load_budgets_file(path: impl AsRef<Path>) -> Result<Vec<Budget>, BudgetError> {
@@ -97,6 +97,7 @@ fn budget(
     let mut limit: Option<(BudgetLimit, &str)> = None;
     let mut period = BudgetPeriod::Month;
     let mut time_zone = Tz::UTC;
+    let mut week_start: Option<(chrono::Weekday, Range<usize>, String)> = None;
     let mut scope = BudgetScope::Everything;
     let mut scope_line = None;
     let mut thresholds: Option<Vec<u32>> = None;
@@ -133,6 +134,17 @@ fn budget(
                     )
                 })?;
             }
+            "week_start" => {
+                let text = string(src, value, &field, "a day of the week such as \"sunday\"")?;
+                let day = text.parse::<chrono::Weekday>().map_err(|_| {
+                    src.error(
+                        &value.span(),
+                        &field,
+                        format!("expected a day of the week such as \"sunday\", found {text:?}"),
+                    )
+                })?;
+                week_start = Some((day, key.span(), field));
+            }
             "scope" => {
                 scope = parse_scope(src, value, &field)?;
                 scope_line = Some(line_col(src.text, value.span().start).0);
@@ -163,6 +175,16 @@ fn budget(
     };
     let mut budget =
         Budget::new(name, limit).with_period(period).with_time_zone(time_zone).with_scope(scope).with_action(action);
+    if let Some((day, span, field)) = week_start {
+        if period != BudgetPeriod::Week {
+            return Err(src.error(
+                &span,
+                &field,
+                format!("`week_start` applies to period = \"week\", not \"{period}\""),
+            ));
+        }
+        budget = budget.with_week_start(day);
+    }
     if let Some(t) = thresholds {
         budget = budget.with_thresholds(t);
     }

@@ -40,7 +40,8 @@
 //!
 //! # Periods
 //!
-//! Calendar periods start at local midnight in the budget's time zone (weeks on Monday, months on the 1st),
+//! Calendar periods start at local midnight in the budget's time zone (weeks on Monday unless
+//! [`Budget::with_week_start`] says otherwise, months on the 1st),
 //! so a New York monthly budget rolls over at 05:00 UTC (04:00 in summer). When a zone skips midnight, the
 //! period starts at the first local time that exists. A rolling budget counts the spend of the last
 //! `duration`, in 60 buckets of `duration / 60`.
@@ -86,6 +87,7 @@
 //! limit_usd = 500            # or limit_tokens = 20_000_000
 //! period = "month"           # "day", "week", "month", or "rolling 24h" (s, m, h, d, w units)
 //! time_zone = "America/New_York"   # IANA name; default "UTC"
+//! week_start = "sunday"      # the day a "week" period starts on; default "monday"
 //! scope = "everything"       # default; or a table with one key: { tenant = "acme" }, { model = "claude-opus-4-5" }
 //! thresholds = [50, 75, 90, 100]   # percent; default as shown
 //! action = "block"           # or "warn" (default)
@@ -415,7 +417,7 @@ pub const MAX_ROLLING: Duration = Duration::from_secs(366 * 86_400);
 pub enum BudgetPeriod {
     /// A calendar day, from local midnight.
     Day,
-    /// A calendar week, from Monday's local midnight.
+    /// A calendar week, from local midnight on Monday or the budget's [week start](Budget::with_week_start).
     Week,
     /// A calendar month, from local midnight on the 1st.
     #[default]
@@ -485,6 +487,7 @@ pub struct Budget {
     scope: BudgetScope,
     period: BudgetPeriod,
     time_zone: Tz,
+    week_start: chrono::Weekday,
     thresholds: Vec<u32>,
     action: BudgetAction,
     /// Where a budget read from a file had its scope written, for the builder's errors.
@@ -511,6 +514,7 @@ impl Budget {
             scope: BudgetScope::Everything,
             period: BudgetPeriod::Month,
             time_zone: Tz::UTC,
+            week_start: chrono::Weekday::Mon,
             thresholds: DEFAULT_THRESHOLDS.to_vec(),
             action: BudgetAction::Warn,
             scope_at: DefinedAt::default(),
@@ -536,6 +540,13 @@ impl Budget {
     /// `"Europe/Berlin".parse::<Tz>()`.
     pub fn with_time_zone(mut self, time_zone: Tz) -> Self {
         self.time_zone = time_zone;
+        self
+    }
+
+    /// Sets the day a [`BudgetPeriod::Week`] starts on, at local midnight (default Monday, as ISO 8601 weeks;
+    /// `Weekday::Sun` for weeks as the US calendar counts them). Other periods ignore it.
+    pub fn with_week_start(mut self, day: chrono::Weekday) -> Self {
+        self.week_start = day;
         self
     }
 
@@ -591,6 +602,11 @@ impl Budget {
     /// The time zone of calendar periods.
     pub fn time_zone(&self) -> Tz {
         self.time_zone
+    }
+
+    /// The day a weekly period starts on.
+    pub fn week_start(&self) -> chrono::Weekday {
+        self.week_start
     }
 
     /// Alert thresholds, in percent, ascending.

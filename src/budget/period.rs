@@ -1,6 +1,6 @@
 //! Period arithmetic: calendar periods in a time zone, and the buckets of a rolling window.
 
-use chrono::{DateTime, Datelike, Days, LocalResult, Months, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Days, LocalResult, Months, NaiveDate, TimeZone, Utc, Weekday};
 use chrono_tz::Tz;
 
 use super::BudgetPeriod;
@@ -19,12 +19,13 @@ pub(super) fn to_nanos(t: DateTime<Utc>) -> i64 {
 }
 
 /// The calendar period (`Day`, `Week` or `Month`) holding `at`, as `[start, end)` in Unix nanoseconds.
-pub(super) fn calendar_bounds(period: BudgetPeriod, tz: Tz, at: i64) -> (i64, i64) {
+/// Weeks start on `week_start`.
+pub(super) fn calendar_bounds(period: BudgetPeriod, tz: Tz, week_start: Weekday, at: i64) -> (i64, i64) {
     let local = to_utc(at).with_timezone(&tz).date_naive();
     let (start, end) = match period {
         BudgetPeriod::Day => (Some(local), local.checked_add_days(Days::new(1))),
         BudgetPeriod::Week => {
-            let start = local.checked_sub_days(Days::new(u64::from(local.weekday().num_days_from_monday())));
+            let start = local.checked_sub_days(Days::new(u64::from(local.weekday().days_since(week_start))));
             (start, start.and_then(|s| s.checked_add_days(Days::new(7))))
         }
         BudgetPeriod::Month | BudgetPeriod::Rolling(_) => {
@@ -158,24 +159,36 @@ mod tests {
     #[test]
     fn month_in_new_york() {
         let tz: Tz = "America/New_York".parse().unwrap();
-        let (s, e) = calendar_bounds(BudgetPeriod::Month, tz, utc("2026-04-01T03:59:59Z"));
+        let (s, e) = calendar_bounds(BudgetPeriod::Month, tz, Weekday::Mon, utc("2026-04-01T03:59:59Z"));
         assert_eq!((s, e), (utc("2026-03-01T05:00:00Z"), utc("2026-04-01T04:00:00Z")));
-        let (s, _) = calendar_bounds(BudgetPeriod::Month, tz, utc("2026-04-01T04:00:00Z"));
+        let (s, _) = calendar_bounds(BudgetPeriod::Month, tz, Weekday::Mon, utc("2026-04-01T04:00:00Z"));
         assert_eq!(s, utc("2026-04-01T04:00:00Z"));
     }
 
     #[test]
     fn week_starts_monday() {
         // 2026-03-14 is a Saturday.
-        let (s, e) = calendar_bounds(BudgetPeriod::Week, Tz::UTC, utc("2026-03-14T12:00:00Z"));
+        let (s, e) = calendar_bounds(BudgetPeriod::Week, Tz::UTC, Weekday::Mon, utc("2026-03-14T12:00:00Z"));
         assert_eq!((s, e), (utc("2026-03-09T00:00:00Z"), utc("2026-03-16T00:00:00Z")));
+    }
+
+    #[test]
+    fn week_starts_on_the_budgets_day() {
+        // 2026-03-14 is a Saturday, 2026-03-15 a Sunday.
+        let sunday = |at| calendar_bounds(BudgetPeriod::Week, Tz::UTC, Weekday::Sun, utc(at));
+        assert_eq!(sunday("2026-03-14T23:59:59Z"), (utc("2026-03-08T00:00:00Z"), utc("2026-03-15T00:00:00Z")));
+        assert_eq!(sunday("2026-03-15T00:00:00Z"), (utc("2026-03-15T00:00:00Z"), utc("2026-03-22T00:00:00Z")));
+        // In a time zone: Sunday 2026-03-15 starts at 05:00 UTC in Bogotá (UTC-5).
+        let tz: Tz = "America/Bogota".parse().unwrap();
+        let (s, e) = calendar_bounds(BudgetPeriod::Week, tz, Weekday::Sun, utc("2026-03-15T04:59:59Z"));
+        assert_eq!((s, e), (utc("2026-03-08T05:00:00Z"), utc("2026-03-15T05:00:00Z")));
     }
 
     #[test]
     fn skipped_midnight_starts_at_first_local_time() {
         // Chile (America/Santiago) moved clocks from 00:00 to 01:00 on 2024-09-08.
         let tz: Tz = "America/Santiago".parse().unwrap();
-        let (s, _) = calendar_bounds(BudgetPeriod::Day, tz, utc("2024-09-08T12:00:00Z"));
+        let (s, _) = calendar_bounds(BudgetPeriod::Day, tz, Weekday::Mon, utc("2024-09-08T12:00:00Z"));
         assert_eq!(s, utc("2024-09-08T04:00:00Z"));
     }
 

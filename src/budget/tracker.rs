@@ -190,7 +190,8 @@ impl BudgetSlot {
         match acct.period {
             Some((start, _)) if acct.rolling.is_none() && at < start => {
                 if start.saturating_sub(at) > STEP_BACK_NS {
-                    acct.period = Some(calendar_bounds(self.budget.period, self.budget.time_zone, at));
+                    acct.period =
+                        Some(calendar_bounds(self.budget.period, self.budget.time_zone, self.budget.week_start(), at));
                     at
                 } else {
                     start
@@ -210,7 +211,8 @@ impl BudgetSlot {
             Some((start, _)) if at < start => false,
             Some((_, end)) if at < end => true,
             _ => {
-                acct.period = Some(calendar_bounds(self.budget.period, self.budget.time_zone, at));
+                acct.period =
+                    Some(calendar_bounds(self.budget.period, self.budget.time_zone, self.budget.week_start(), at));
                 acct.spent = 0;
                 acct.calls = 0;
                 acct.unpriced = 0;
@@ -239,8 +241,9 @@ impl BudgetSlot {
                 time_to_limit,
             };
         }
-        let (start, end) =
-            acct.period.unwrap_or_else(|| calendar_bounds(self.budget.period, self.budget.time_zone, at));
+        let (start, end) = acct.period.unwrap_or_else(|| {
+            calendar_bounds(self.budget.period, self.budget.time_zone, self.budget.week_start(), at)
+        });
         let spent = if acct.period.is_some() { acct.spent } else { 0 };
         let elapsed = at.saturating_sub(start).max(0);
         let length = end.saturating_sub(start).max(1);
