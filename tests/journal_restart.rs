@@ -538,7 +538,14 @@ fn a_full_queue_drops_and_counts_without_blocking() {
     assert_eq!(m.total_usage().calls, 100, "the meter itself counts every call");
 
     holder.unlock().unwrap();
-    m.flush().unwrap();
+    // The flush writes what was queued, and says what was not.
+    let err = m.flush().unwrap_err();
+    assert!(
+        matches!(err, tokenmeter::journal::JournalError::Dropped { records } if records == stats.dropped),
+        "{err:?}, {stats:?}"
+    );
+    assert!(err.to_string().starts_with(&format!("{} records were dropped since the last flush", stats.dropped)));
+    m.flush().expect("nothing dropped since");
     let queued = stats.enqueued;
     let stats = m.journal_stats().unwrap();
     assert_eq!((stats.written, stats.synced), (queued, queued));

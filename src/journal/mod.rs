@@ -303,6 +303,17 @@ pub enum JournalError {
     /// [`JournalStats::failed_records`]).
     #[error("journal write failed: {0} (see JournalStats::failed_records)")]
     Write(String),
+    /// Records were dropped since the last flush because the queue was full (the writer could not keep up, or
+    /// waited on a lock): they are not in the journal. Counted in [`JournalStats::dropped`] and
+    /// [`JournalStats::alerts_dropped`].
+    #[error(
+        "{records} records were dropped since the last flush because the journal's queue was full; they are not \
+         in the journal (raise JournalConfig::with_queue_capacity; see JournalStats::dropped)"
+    )]
+    Dropped {
+        /// Call, task, tool and alert lines dropped since the previous flush.
+        records: u64,
+    },
     /// The writer thread is gone; records are being dropped.
     #[error("the journal writer thread has stopped; records are not being written")]
     Stopped,
@@ -330,7 +341,9 @@ impl TokenMeter {
 
     /// Waits until every record recorded before this call is written and synced to disk, whatever the
     /// [`FsyncPolicy`]. Returns at once without a journal. Blocks the calling thread (never call it from
-    /// a record sink or alert callback).
+    /// a record sink or alert callback). Fails when a write or sync failed since the previous flush
+    /// ([`JournalError::Write`]), or when a full queue dropped records since then ([`JournalError::Dropped`]):
+    /// what is queued is written either way.
     pub fn flush(&self) -> Result<(), JournalError> {
         match self.inner.journal.get() {
             Some(writer) => writer.flush(),

@@ -63,6 +63,8 @@ struct Counters {
     wakes: AtomicU64,
     /// Times the journal directory was synced (once after each day file created).
     dir_syncs: AtomicU64,
+    /// `dropped + alerts_dropped` as the last flush reported it.
+    dropped_reported: AtomicU64,
     last_error: Mutex<Option<String>>,
 }
 
@@ -183,9 +185,21 @@ impl JournalWriter {
         tx.send(Command::Flush(reply_tx)).map_err(|_| JournalError::Stopped)?;
         self.wake();
         match reply_rx.recv() {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(())) => self.dropped_since_last_flush(),
             Ok(Err(message)) => Err(JournalError::Write(message)),
             Err(_) => Err(JournalError::Stopped),
+        }
+    }
+
+    /// Records (and alert lines) a full queue dropped since the previous flush said so: "everything recorded
+    /// so far is on disk" would not be true.
+    fn dropped_since_last_flush(&self) -> Result<(), JournalError> {
+        let c = &self.counters;
+        let dropped = c.dropped.load(Ordering::Relaxed) + c.alerts_dropped.load(Ordering::Relaxed);
+        let before = c.dropped_reported.fetch_max(dropped, Ordering::Relaxed);
+        match dropped.checked_sub(before) {
+            Some(records @ 1..) => Err(JournalError::Dropped { records }),
+            _ => Ok(()),
         }
     }
 
