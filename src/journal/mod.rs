@@ -429,7 +429,7 @@ pub(crate) fn attach(meter: &TokenMeter, config: JournalConfig) -> Result<(), Jo
         // `create_dir_all` would say "File exists".
         return Err(io(std::io::Error::new(std::io::ErrorKind::NotADirectory, "a file is there, not a directory")));
     }
-    std::fs::create_dir_all(&dir).map_err(io)?;
+    writer::create_dir_synced(&dir).map_err(io)?;
     // Surfaces a read-only or foreign directory now rather than on the first write.
     let probe = dir.join(format!(".tokenmeter-probe-{}", std::process::id()));
     std::fs::write(&probe, b"").map_err(io)?;

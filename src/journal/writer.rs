@@ -535,7 +535,7 @@ impl WriterThread {
         let file = match open() {
             // The directory itself was deleted (cleared by hand): make it again, as the meter did at start.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(&self.dir)?;
+                create_dir_synced(&self.dir)?;
                 open()?
             }
             other => other?,
@@ -624,6 +624,25 @@ fn lock_within(file: &File, timeout: Duration) -> std::io::Result<()> {
     }
 }
 
+/// Creates `dir` and its missing ancestors, and syncs the parent of each one created, so that a journal
+/// directory made at start survives a crash with the records synced into it (syncing the directory itself
+/// only keeps its own entries). Returns how many parents were synced; failing to sync one (a parent this
+/// process may write but not read) is not an error.
+pub(super) fn create_dir_synced(dir: &Path) -> std::io::Result<usize> {
+    let missing: Vec<&Path> = dir.ancestors().take_while(|p| !p.as_os_str().is_empty() && !p.exists()).collect();
+    std::fs::create_dir_all(dir)?;
+    let mut synced = 0;
+    // Deepest first: each parent's new entry.
+    for created in missing {
+        let parent = match created.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        synced += usize::from(sync_dir(parent).is_ok());
+    }
+    Ok(synced)
+}
+
 /// Makes the directory's entries (a day file just created) durable.
 #[cfg(unix)]
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -675,6 +694,17 @@ mod tests {
         JournalWriter::start(config, Arc::new(ManualClock::new(at())), ReplayReport::default(), 0).unwrap()
     }
 
+    #[test]
+    #[cfg(unix)]
+    fn a_created_directory_is_synced_into_each_new_parent() {
+        let base = tempfile::tempdir().unwrap();
+        let dir = base.path().join("a").join("journal");
+        // `a` into the temporary directory, `journal` into `a`.
+        assert_eq!(create_dir_synced(&dir).unwrap(), 2);
+        assert!(dir.is_dir());
+        assert_eq!(create_dir_synced(&dir).unwrap(), 0, "nothing new, nothing to sync");
+    }
+
     /// Today's day file under `dir`, locked as another process appending would hold it.
     fn hold_lock(dir: &Path) -> File {
         let holder =
@@ -714,7 +744,7 @@ mod tests {
         assert_eq!((stats.enqueued, stats.dropped), (9, 2));
 
         holder.unlock().unwrap();
-        writer.flush().unwrap();
+        assert!(matches!(writer.flush(), Err(JournalError::Dropped { records: 2 })));
         assert_eq!(writer.stats().written, 9);
     }
 
