@@ -146,6 +146,10 @@ fn an_error_message_in_error_type_is_cut_to_its_type() {
         let text = err.to_string();
         let _c =
             info_span!("chat", model = "claude-haiku-4-5", input_tokens = 1u64, error.type = text.as_str()).entered();
+        drop(_c);
+        // A message that opens with the prompt's first word keeps nothing of it.
+        let prompt_first = ApiError("Summarize SECRET was rejected by the content filter");
+        let _d = info_span!("chat", model = "claude-haiku-4-5", input_tokens = 1u64, error.type = %prompt_first);
     });
     let types: Vec<String> = h
         .seen
@@ -156,7 +160,7 @@ fn an_error_message_in_error_type_is_cut_to_its_type() {
             other => format!("{other:?}"),
         })
         .collect();
-    assert_eq!(types, ["overloaded_error", "ApiError", "overloaded_error"]);
+    assert_eq!(types, ["overloaded_error", "ApiError", "overloaded_error", "error"]);
 }
 
 #[test]

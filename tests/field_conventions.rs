@@ -213,11 +213,16 @@ fn outcome_from_error_type_and_status_code() {
         let _a = info_span!("chat", model = "claude-haiku-4-5", input_tokens = 1u64, error.type = "overloaded_error");
         let _b = info_span!("chat", model = "claude-haiku-4-5", input_tokens = 1u64, otel.status_code = "ERROR");
         let _c = info_span!("chat", model = "claude-haiku-4-5", input_tokens = 1u64, otel.status_code = "OK");
+        // A flag says "failed" (or not) without a type; an HTTP status as an integer is the type.
+        let _d = info_span!("chat", model = "claude-haiku-4-5", input_tokens = 1u64, error.type = true);
+        let _e = info_span!("chat", model = "claude-haiku-4-5", input_tokens = 1u64, error.type = false);
+        let _f = info_span!("chat", model = "claude-haiku-4-5", input_tokens = 1u64, error.type = 529u64);
     });
     let labels: Vec<String> = h.seen.calls().iter().map(|c| c.outcome.label().to_string()).collect();
     // Spans close in reverse order of creation here (locals drop last-first).
-    assert_eq!(labels, ["ok", "error", "overloaded_error"]);
-    assert_eq!(h.meter.total_usage().failed_calls, 2);
+    assert_eq!(labels, ["529", "ok", "error", "ok", "error", "overloaded_error"]);
+    assert_eq!(h.meter.total_usage().failed_calls, 4);
+    assert_eq!(h.meter.capture_stats().rejected_values, 0);
 }
 
 #[test]

@@ -316,3 +316,79 @@ fn a_failed_call_without_usage_on_a_shared_span_is_its_own_call() {
         calls.iter().map(|c| (c.request_id.as_deref().unwrap_or("-"), c.metered, c.outcome.is_error())).collect();
     assert_eq!(view, [("req_1", true, false), ("req_2", false, true), ("req_3", true, false)]);
 }
+
+#[test]
+fn a_span_that_is_not_a_call_is_never_split_into_calls() {
+    // A conversation span keeping its latest response id (for correlation), around one real call.
+    let h = Harness::new();
+    h.run(|| {
+        let conversation = info_span!("conversation", gen_ai.conversation.id = "c1", gen_ai.response.id = Empty);
+        let _c = conversation.enter();
+        conversation.record("gen_ai.response.id", "msg_1");
+        let _call =
+            info_span!("chat", model = "claude-haiku-4-5", input_tokens = 10u64, output_tokens = 1u64).entered();
+        conversation.record("gen_ai.response.id", "msg_2");
+        conversation.record("gen_ai.response.id", "msg_3");
+    });
+    let call = h.seen.only_call();
+    assert_eq!(call.dimensions.session.as_deref(), Some("c1"));
+    assert_eq!(h.meter.capture_stats().shared_span_splits, 0);
+    assert_eq!(h.meter.total_usage().calls, 1);
+}
+
+#[test]
+fn a_response_id_after_a_failed_call_starts_the_next_call() {
+    // Each call records its response id before its usage and its request id last; req_2 was a 529 (no response
+    // id, no usage). msg_3 used to join req_2's failed call, which req_3 then split off with call 3's tokens.
+    let h = Harness::new();
+    h.run(|| {
+        let span = info_span!(
+            "client",
+            model = "claude-haiku-4-5",
+            gen_ai.response.id = Empty,
+            request_id = Empty,
+            error.type = Empty,
+            input_tokens = Empty,
+            output_tokens = Empty,
+        );
+        span.record("gen_ai.response.id", "msg_1");
+        span.record("input_tokens", 100u64);
+        span.record("output_tokens", 10u64);
+        span.record("request_id", "req_1");
+        span.record("request_id", "req_2");
+        span.record("error.type", "overloaded_error");
+        span.record("gen_ai.response.id", "msg_3");
+        span.record("input_tokens", 300u64);
+        span.record("output_tokens", 30u64);
+        span.record("request_id", "req_3");
+    });
+    let calls = h.seen.calls();
+    let view: Vec<(u64, bool, bool)> =
+        calls.iter().map(|c| (c.tokens.input, c.metered, c.outcome.is_error())).collect();
+    assert_eq!(view, [(100, true, false), (0, false, true), (300, true, false)], "{calls:#?}");
+    assert_eq!(calls[2].request_id.as_deref(), Some("msg_3"));
+}
+
+#[test]
+fn a_stream_that_fails_after_its_response_id_keeps_its_request_id() {
+    // message_start gave the id, the stream then failed; the error response's request id comes last.
+    let h = Harness::new();
+    h.run(|| {
+        let span = info_span!(
+            "chat",
+            model = "claude-haiku-4-5",
+            gen_ai.response.id = Empty,
+            request_id = Empty,
+            error.type = Empty,
+            input_tokens = Empty,
+            output_tokens = Empty,
+        );
+        span.record("gen_ai.response.id", "msg_1");
+        span.record("input_tokens", 100u64);
+        span.record("error.type", "overloaded_error");
+        span.record("request_id", "req_1");
+    });
+    let call = h.seen.only_call();
+    assert!(call.outcome.is_error());
+    assert_eq!(call.tokens.input, 100);
+}

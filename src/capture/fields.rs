@@ -200,8 +200,8 @@ pub(crate) struct CallsitePlan {
     pub(crate) wanted: bool,
     /// A span with fields capture does not know, which a meter's extra dimensions may name.
     pub(crate) may_carry_extra: bool,
-    /// The response-id and request-id fields: a set of values holding one may start a new call on a
-    /// long-lived span.
+    /// The response-id and request-id fields of a callsite with token fields: a set of values holding one may
+    /// start a new call on a long-lived span. Empty for any other callsite.
     pub(crate) id_fields: Box<[Field]>,
     /// An `ERROR` event whose only field is `error`: what `#[tracing::instrument(err)]` emits inside its span
     /// when the function returns `Err`. Inside a call span it marks the call failed.
@@ -218,8 +218,16 @@ impl CallsitePlan {
         let tool_candidate = roles.contains(&Role::ToolName) && roles.contains(&Role::OperationName);
         let wanted = has_tokens || (is_span && (has_dims || tool_candidate));
         let may_carry_extra = is_span && roles.contains(&Role::Other);
-        let id_fields =
-            meta.fields().iter().filter(|f| matches!(classify(f.name()), Role::ResponseId | Role::RequestId)).collect();
+        // Only a call span (or a usage event) carries calls: a span of another kind recording ids again (a
+        // conversation keeping its latest response id) is never split into calls.
+        let id_fields = match has_tokens {
+            true => meta
+                .fields()
+                .iter()
+                .filter(|f| matches!(classify(f.name()), Role::ResponseId | Role::RequestId))
+                .collect(),
+            false => Box::default(),
+        };
         let instrument_err = meta.is_event()
             && *meta.level() == tracing_core::Level::ERROR
             && meta.fields().len() == 1

@@ -435,8 +435,16 @@ impl TokenMeterLayer {
                 |new: &Option<Arc<str>>, old: &Option<Arc<str>>| matches!((new, old), (Some(n), Some(o)) if n != o);
             // A held call is finished by the next id even without usage (an error response, a dropped
             // stream): it is a call of its own, and its error must not pass to the next one.
-            let starts_new_call = changed(&update.response_id, &state.call.response_id)
-                || changed(&update.request_id, &state.call.request_id);
+            // A failed call that has a request id and no response id never gets one (an error response has no
+            // message id; a stream that fails after starting has its id already): a response id arriving is the
+            // next call's (a shared span whose calls record the response id first, or a retry on one span).
+            let held = &state.call;
+            let held_failed = held.error_type.is_some() || held.status_error == Some(true);
+            let follows_failed_call =
+                update.response_id.is_some() && held.response_id.is_none() && held.request_id.is_some() && held_failed;
+            let starts_new_call = changed(&update.response_id, &held.response_id)
+                || changed(&update.request_id, &held.request_id)
+                || follows_failed_call;
             if starts_new_call {
                 let now = self.inner.clock.unix_nanos();
                 let finished = state.call.clone();

@@ -487,6 +487,12 @@ impl Visit for FieldVisitor<'_> {
         match self.plan.role(field) {
             Role::Other => self.other_text(field, if value { "true" } else { "false" }),
             Role::Stream => self.call.stream = Some(value),
+            // `error.type = true` says "this failed" without a type; `false` says nothing.
+            Role::ErrorType => {
+                if value {
+                    self.call.error_type = Some(Arc::from("error"));
+                }
+            }
             _ => self.reject(),
         }
     }
@@ -535,7 +541,9 @@ const MAX_ERROR_TYPE_LEN: usize = 64;
 /// The type label at the front of an `error.type` value: its leading run of ASCII letters, digits and
 /// `_ . : - /` (`overloaded_error`, `429`, `std::io::Error`, `Error` of `Error { .. }`), cut before a `": "`
 /// and without trailing punctuation, at most 64 bytes; empty when the value starts otherwise. What follows (an
-/// error message, which may quote prompt text) is never kept.
+/// error message, which may quote prompt text) is never kept, and neither is a first word that is the start of
+/// a message rather than a type: a run followed by more text (`Summarize the … was rejected`) is kept only when
+/// it is a number (`429 Too Many Requests`) or what follows opens with `:`, `(`, `{` or `[`; a URL (`//`) never.
 pub(crate) fn error_type_label(value: &str) -> &str {
     let v = value.trim_start();
     let mut end = 0;
@@ -546,7 +554,19 @@ pub(crate) fn error_type_label(value: &str) -> &str {
         }
         end = i + 1;
     }
-    v[..end].trim_end_matches(['.', ':', '-', '/'])
+    let run = &v[..end];
+    let label = run.trim_end_matches(['.', ':', '-', '/']);
+    let rest = &v[end..];
+    // Cut at the length cap: a long type name, not a message.
+    let whole = rest.is_empty() || end == MAX_ERROR_TYPE_LEN;
+    let a_type = whole
+        || run.len() > label.len() && run[label.len()..].starts_with(':')
+        || rest.trim_start().starts_with(['(', '{', '['])
+        || label.bytes().all(|b| b.is_ascii_digit());
+    if !a_type || label.contains("//") {
+        return "";
+    }
+    label
 }
 
 /// A `fmt::Write` that keeps at most `cap` bytes and drops the rest (a 10 KB `Debug` value costs no 10 KB copy).
@@ -589,6 +609,13 @@ mod tests {
             ("Error { kind: Timeout, message: \"SECRET\" }", "Error"),
             ("rate_limit_error.", "rate_limit_error"),
             ("'SECRET' was refused", ""),
+            // A message's first word is not a type, nor is a URL.
+            ("Summarize the quarterly report was rejected", ""),
+            ("connection reset by peer", ""),
+            ("https://api.example.com/v1/messages/SECRET: connection reset", ""),
+            ("timeout (after 30s)", "timeout"),
+            ("io::Error: broken pipe", "io::Error"),
+            ("Timeout", "Timeout"),
             ("", ""),
             ("é", ""),
         ] {
