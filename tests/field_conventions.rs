@@ -46,6 +46,27 @@ fn otel_semconv_fields() {
 }
 
 #[test]
+fn anthropic_usage_object_names_with_their_prefix() {
+    // The response's `usage` object flattened with its name: `usage.input_tokens`, `usage.cache_creation.…`.
+    let h = Harness::new();
+    h.run(|| {
+        let _s = info_span!(
+            "messages",
+            model = "claude-sonnet-4-5",
+            usage.input_tokens = 20u64,
+            usage.cache_read_input_tokens = 4_000u64,
+            usage.cache_creation_input_tokens = 500u64,
+            usage.cache_creation.ephemeral_5m_input_tokens = 0u64,
+            usage.cache_creation.ephemeral_1h_input_tokens = 500u64,
+            usage.output_tokens = 400u64,
+        );
+    });
+    let call = h.seen.only_call();
+    let t = &call.tokens;
+    assert_eq!((t.input, t.cache_read, t.cache_write_5m, t.cache_write_1h, t.output), (20, 4_000, 0, 500, 400));
+}
+
+#[test]
 fn anthropic_raw_fields_with_ttl_split() {
     let h = Harness::new();
     h.run(|| {

@@ -149,6 +149,20 @@ pub(crate) enum Role {
 
 pub(crate) fn classify(name: &str) -> Role {
     use TokenField::*;
+    // Anthropic's names as the response's `usage` object nests them (`usage.input_tokens`), read as the bare ones.
+    if let Some(bare) = name.strip_prefix("usage.")
+        && matches!(
+            bare,
+            ANTHROPIC_INPUT
+                | ANTHROPIC_OUTPUT
+                | ANTHROPIC_CACHE_READ
+                | ANTHROPIC_CACHE_WRITE
+                | ANTHROPIC_CACHE_WRITE_5M
+                | ANTHROPIC_CACHE_WRITE_1H
+        )
+    {
+        return classify(bare);
+    }
     match name {
         SEMCONV_INPUT | LEGACY_PROMPT | OPENAI_PROMPT => Role::Token(InclusiveInput),
         ANTHROPIC_INPUT => Role::Token(UncachedInput),
