@@ -750,3 +750,18 @@ fn shutdown_writes_and_syncs_the_journal() {
     let stats = meter.journal_stats().unwrap();
     assert_eq!((stats.written, stats.synced), (1, 1));
 }
+
+#[test]
+fn a_huge_queue_capacity_is_capped_not_allocated() {
+    // `usize::MAX` slots of ~520 bytes could not be allocated: building the meter aborted the process.
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(utc(2026, 3, 14, 9, 0));
+    let m = TokenMeter::builder()
+        .with_clock(clock)
+        .with_journal(journal(dir.path()).with_queue_capacity(usize::MAX))
+        .try_build()
+        .unwrap();
+    spend(&m, 1);
+    m.flush().unwrap();
+    assert_eq!(m.journal_stats().unwrap().written, 1);
+}

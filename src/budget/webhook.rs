@@ -101,9 +101,10 @@ impl WebhookConfig {
         self
     }
 
-    /// Sets how many alerts may wait for delivery (at least 1).
+    /// Sets how many alerts may wait for delivery, from 1 to 65,536 (a value outside is taken as the nearest;
+    /// the queue's slots are allocated when the meter is built).
     pub fn with_queue_capacity(mut self, capacity: usize) -> Self {
-        self.queue_capacity = capacity.max(1);
+        self.queue_capacity = capacity.clamp(1, 1 << 16);
         self
     }
 

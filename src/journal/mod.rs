@@ -127,6 +127,10 @@ impl JournalConfig {
     /// The default queue capacity, in records.
     pub const DEFAULT_QUEUE_CAPACITY: usize = 4096;
 
+    /// The largest queue [`with_queue_capacity`](Self::with_queue_capacity) takes: 131,072 records, ~0.15 s
+    /// of recording at full speed on one core, allocated up front.
+    pub const MAX_QUEUE_CAPACITY: usize = 1 << 17;
+
     /// A journal in `dir` (created if missing): fsync every second, files kept 90 days, no size limit, a
     /// queue of [`DEFAULT_QUEUE_CAPACITY`](Self::DEFAULT_QUEUE_CAPACITY) records, replayed at start. An empty
     /// path is an error when the meter is built (`"."` is the working directory).
@@ -161,9 +165,11 @@ impl JournalConfig {
         self
     }
 
-    /// Sets how many records may wait for the writer (at least 1); more are dropped and counted.
+    /// Sets how many records may wait for the writer, from 1 to [`MAX_QUEUE_CAPACITY`](Self::MAX_QUEUE_CAPACITY)
+    /// (a value outside is taken as the nearest); more are dropped and counted. The queue's slots (~520 bytes
+    /// each) are allocated when the meter is built: the default takes ~2 MB, the maximum ~68 MB.
     pub fn with_queue_capacity(mut self, records: usize) -> Self {
-        self.queue_capacity = records.max(1);
+        self.queue_capacity = records.clamp(1, Self::MAX_QUEUE_CAPACITY);
         self
     }
 

@@ -695,6 +695,12 @@ mod tests {
     }
 
     #[test]
+    fn the_largest_queue_stays_under_70_mb() {
+        let slot = std::mem::size_of::<Command>();
+        assert!(JournalConfig::MAX_QUEUE_CAPACITY * slot <= 70 << 20, "{slot} bytes a slot");
+    }
+
+    #[test]
     #[cfg(unix)]
     fn a_created_directory_is_synced_into_each_new_parent() {
         let base = tempfile::tempdir().unwrap();
