@@ -290,6 +290,10 @@ impl TokenMeterBuilder {
             tracing::error!(target: "tokenmeter::budget", error = %e, "budget alerts will not be posted");
             unheard(|| format!("budget alerts will not be posted: {e}"));
         }
+        if let Err(e) = self.check_journal_retention() {
+            tracing::error!(target: "tokenmeter::journal", error = %e, "restarts will forget budget spend");
+            unheard(|| format!("restarts will forget budget spend: {e}"));
+        }
         let journal = self.journal_config.take();
         let meter = self.assemble();
         if let Some(config) = journal
@@ -306,6 +310,7 @@ impl TokenMeterBuilder {
         self.check_extra_dimensions()?;
         self.check_budget_scopes()?;
         self.check_webhook()?;
+        self.check_journal_retention()?;
         let journal = self.journal_config.take();
         let meter = self.assemble();
         if let Some(config) = journal {
@@ -325,6 +330,31 @@ impl TokenMeterBuilder {
             }
             if BUILTIN_DIMENSIONS.contains(&&**d) {
                 return Err(BuildError::BuiltinDimension { name: d.to_string() });
+            }
+        }
+        Ok(())
+    }
+
+    /// A journal that deletes files before a budget's period is over would replay part of its spend after a
+    /// restart: the budget would start lower than it is.
+    fn check_journal_retention(&self) -> Result<(), BuildError> {
+        let Some(age) = self.journal_config.as_ref().and_then(|c| c.max_age()) else { return Ok(()) };
+        const DAY: u64 = 86_400;
+        for budget in &self.budget_setup.budgets {
+            let reach = match budget.period() {
+                crate::budget::BudgetPeriod::Day => DAY,
+                crate::budget::BudgetPeriod::Week => 7 * DAY,
+                crate::budget::BudgetPeriod::Month => 31 * DAY,
+                crate::budget::BudgetPeriod::Rolling(d) => d.as_secs(),
+            };
+            // A day more: files are by UTC day, periods by the budget's own time zone.
+            let needed_days = reach.div_ceil(DAY) + 1;
+            if age.as_secs() < needed_days * DAY {
+                return Err(BuildError::JournalRetention {
+                    budget: budget.name().to_owned(),
+                    period: budget.period().to_string(),
+                    needed_days,
+                });
             }
         }
         Ok(())
@@ -456,6 +486,22 @@ pub enum BuildError {
         dimension: String,
         /// The meter's extra dimensions, listed for the message.
         extra: String,
+    },
+    /// The journal deletes files before a budget's period is over
+    /// ([`JournalConfig::with_max_age`](crate::journal::JournalConfig::with_max_age)), so a restart would
+    /// replay only part of its spend.
+    #[error(
+        "budget `{budget}` ({period}) needs the journal's files for {needed_days} days, but the journal deletes \
+         them sooner, so a restart would forget part of its spend: set JournalConfig::with_max_age to at least \
+         {needed_days} days (or None)"
+    )]
+    JournalRetention {
+        /// The budget's name.
+        budget: String,
+        /// Its period as written (`month`, `rolling 180d`).
+        period: String,
+        /// The least `max_age` that keeps its whole period, in days.
+        needed_days: u64,
     },
     /// A budget's scope value is longer than the meter keeps dimension values
     /// ([`with_max_dimension_len`](TokenMeterBuilder::with_max_dimension_len)), so it would match no call.

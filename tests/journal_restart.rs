@@ -765,3 +765,27 @@ fn a_huge_queue_capacity_is_capped_not_allocated() {
     m.flush().unwrap();
     assert_eq!(m.journal_stats().unwrap().written, 1);
 }
+
+#[test]
+fn a_journal_that_forgets_before_a_budget_period_ends_is_refused() {
+    use tokenmeter::budget::{Budget, BudgetLimit, BudgetPeriod};
+    let dir = tempfile::tempdir().unwrap();
+    let rolling = Budget::new("half-year", BudgetLimit::usd(100.0).unwrap())
+        .with_period(BudgetPeriod::Rolling(Duration::from_secs(180 * 86_400)));
+    // The default 90 days would replay half of it after a restart.
+    let err =
+        TokenMeter::builder().with_journal(journal(dir.path())).with_budget(rolling.clone()).try_build().unwrap_err();
+    assert!(matches!(err, tokenmeter::BuildError::JournalRetention { needed_days: 181, .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("budget `half-year` (rolling 25w5d) needs the journal's files for 181 days"),
+        "{err}"
+    );
+    let kept = journal(dir.path()).with_max_age(Some(Duration::from_secs(181 * 86_400)));
+    assert!(TokenMeter::builder().with_journal(kept).with_budget(rolling.clone()).try_build().is_ok());
+    let forever = journal(dir.path()).with_max_age(None);
+    assert!(TokenMeter::builder().with_journal(forever).with_budget(rolling).try_build().is_ok());
+    // A month needs 32 days.
+    let month = Budget::new("monthly", BudgetLimit::usd(100.0).unwrap());
+    let short = journal(dir.path()).with_max_age(Some(Duration::from_secs(31 * 86_400)));
+    assert!(TokenMeter::builder().with_journal(short).with_budget(month).try_build().is_err());
+}

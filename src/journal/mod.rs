@@ -152,11 +152,18 @@ impl JournalConfig {
         self
     }
 
-    /// Deletes files whose whole day is older than this (`None`: keep forever). Keep it longer than the
-    /// longest budget period, or restarts forget spend.
+    /// Deletes files whose whole day is older than this (`None`: keep forever). It must reach a day past the
+    /// longest budget period (a month: 32 days; `rolling 180d`: 181), or restarts would forget spend:
+    /// [`try_build`](crate::TokenMeterBuilder::try_build) refuses a shorter one
+    /// ([`BuildError::JournalRetention`](crate::BuildError::JournalRetention)).
     pub fn with_max_age(mut self, max_age: Option<Duration>) -> Self {
         self.max_age = max_age;
         self
+    }
+
+    /// How long files are kept (`None`: forever).
+    pub fn max_age(&self) -> Option<Duration> {
+        self.max_age
     }
 
     /// Deletes the oldest files while the journal is larger than this (`None`: no limit).
