@@ -329,3 +329,25 @@ fn only_the_instrument_err_event_in_the_call_span_itself_fails_it() {
         h.seen.calls().iter().map(|c| (c.tokens.input, c.outcome.label().to_string())).collect();
     assert_eq!(outcomes, [(1, "overloaded_error".into()), (2, "ok".into()), (3, "ok".into())]);
 }
+
+#[test]
+fn an_error_type_event_fails_the_call_around_it() {
+    let h = Harness::new();
+    h.run(|| {
+        let a = info_span!("chat", model = "claude-haiku-4-5", input_tokens = 1u64);
+        a.in_scope(|| tracing::error!(error.type = "overloaded_error", "the API said no: 'prompt text'"));
+        drop(a);
+        // From a child span of the call (the HTTP layer's own span), as usage events are.
+        let b = info_span!("chat", model = "claude-haiku-4-5", input_tokens = 2u64);
+        b.in_scope(|| info_span!("http").in_scope(|| tracing::warn!(error.type = 529u64)));
+        drop(b);
+        // Outside any call: nothing to fail, and not usage.
+        tracing::error!(error.type = "overloaded_error");
+    });
+    let outcomes: Vec<(u64, String)> =
+        h.seen.calls().iter().map(|c| (c.tokens.input, c.outcome.label().to_string())).collect();
+    assert_eq!(outcomes, [(1, "overloaded_error".into()), (2, "529".into())]);
+    assert_eq!(h.meter.capture_stats().orphan_usage_events, 0);
+    let json = serde_json::to_string(&h.seen.calls()).unwrap();
+    assert!(!json.contains("prompt text"), "{json}");
+}

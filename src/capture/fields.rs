@@ -220,6 +220,8 @@ pub(crate) struct CallsitePlan {
     /// An `ERROR` event whose only field is `error`: what `#[tracing::instrument(err)]` emits inside its span
     /// when the function returns `Err`. Inside a call span it marks the call failed.
     pub(crate) instrument_err: bool,
+    /// An event without token fields that declares `error.type`: it fails the call around it.
+    pub(crate) error_event: bool,
 }
 
 impl CallsitePlan {
@@ -246,7 +248,18 @@ impl CallsitePlan {
             && *meta.level() == tracing_core::Level::ERROR
             && meta.fields().len() == 1
             && meta.fields().field(INSTRUMENT_ERR_FIELD).is_some();
-        CallsitePlan { roles, has_tokens, has_task, tool_candidate, wanted, may_carry_extra, id_fields, instrument_err }
+        let error_event = meta.is_event() && !has_tokens && roles.contains(&Role::ErrorType);
+        CallsitePlan {
+            roles,
+            has_tokens,
+            has_task,
+            tool_candidate,
+            wanted,
+            may_carry_extra,
+            id_fields,
+            instrument_err,
+            error_event,
+        }
     }
 
     /// The role of a field of this callsite.

@@ -607,19 +607,26 @@ where
             self.mark_failed(event, &ctx);
             return;
         }
-        if !plan.has_tokens {
+        if !plan.has_tokens && !plan.error_event {
             return;
         }
         let (mut update, mut dims) = (CallFields::default(), DimValues::default());
         let mut visitor = self.visitor(plan, &mut update, &mut dims);
         event.record(&mut visitor);
         let rejected = u64::from(visitor.rejected.values);
+        // An `error.type` event (`error!(error.type = "overloaded_error", …)`) fails the call around it, as the
+        // field on the call span would; outside any call it is not usage, so not an orphan usage event either.
+        let orphan = |inner: &crate::meter::MeterInner| {
+            if plan.has_tokens {
+                inner.count_orphan_usage(rejected);
+            }
+        };
         // Raised by a sink (logging the usage it was handed): only a call the sink opened itself is updated.
         let from_sink = in_sinks();
         // The call this usage belongs to: the nearest enclosing LLM call span.
         let Some(parent) = ctx.event_span(event) else {
             if !from_sink {
-                self.inner.count_orphan_usage(rejected);
+                orphan(&self.inner);
             }
             return;
         };
@@ -635,7 +642,7 @@ where
             }
         }
         if !from_sink {
-            self.inner.count_orphan_usage(rejected);
+            orphan(&self.inner);
         }
     }
 
