@@ -1,5 +1,5 @@
-//! Budget alerts: each threshold fires exactly once per period, a projected overrun fires once until the
-//! projection falls back under 90% of the limit, and alerts reach callbacks and `tracing`.
+//! Budget alerts: each threshold fires exactly once per period, a projected overrun fires once, and alerts
+//! reach callbacks and `tracing`.
 
 mod common;
 
@@ -124,46 +124,48 @@ fn token_budgets_count_billed_tokens() {
 fn projected_overrun_fires_once_per_period() {
     let budget = Budget::new("team", BudgetLimit::usd(10.0).unwrap()).with_thresholds([90]);
     let (h, alerts) = with_alerts(budget);
-    // Three days into a 31-day March.
-    h.clock.set(Utc.with_ymd_and_hms(2026, 3, 4, 0, 0, 0).unwrap());
+    // Four days into a 31-day March (13%: enough of the month to alert on its pace).
+    h.clock.set(Utc.with_ymd_and_hms(2026, 3, 5, 0, 0, 0).unwrap());
     spend(&h, "alice", 2_000_000);
     let fired: Vec<AlertKind> = alerts.lock().iter().map(|a| a.kind).collect();
     assert_eq!(fired, [AlertKind::ProjectedOverrun]);
     let projected = alerts.lock()[0].projected;
-    // $2 in 3 days of 31: $20.666666666666 (rounded down to a whole pico).
-    assert_eq!(projected, Some(BudgetAmount::Usd(Money::from_picos(20_666_666_666_666))));
+    // $2 in 4 days of 31: $15.50.
+    assert_eq!(projected, Some(usd(15_500_000)));
 
     let state = &h.meter.budget_status()[0];
-    assert_eq!(state.time_to_limit, Some(std::time::Duration::from_secs(12 * 86_400)), "$8 more at $2 per 3 days");
+    assert_eq!(state.time_to_limit, Some(std::time::Duration::from_secs(16 * 86_400)), "$8 more at $2 per 4 days");
     spend(&h, "alice", 1_000_000);
     assert_eq!(alerts.lock().len(), 1, "the projected overrun alert fires once per period");
 }
 
 #[test]
-fn an_early_burst_does_not_use_up_the_projected_overrun_alert() {
-    let budget = Budget::new("team", BudgetLimit::usd(10.0).unwrap()).with_thresholds([]);
+fn the_projected_overrun_alert_waits_for_evidence() {
+    // Thresholds low enough to fire early, to show the projection alert is decided apart from them.
+    let budget = Budget::new("team", BudgetLimit::usd(10.0).unwrap()).with_thresholds([5]);
     let (h, alerts) = with_alerts(budget);
-    let projections = || -> Vec<Option<BudgetAmount>> { alerts.lock().iter().map(|a| a.projected).collect() };
-    // Half a day into a 31-day March, $0.20 projects $12.40.
+    let kinds = || -> Vec<AlertKind> { alerts.lock().iter().map(|a| a.kind).collect() };
+    // Half a day into a 31-day March, $0.60 projects $37.20, but half a day is not a month's pace.
     h.clock.set(Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap());
-    spend(&h, "alice", 200_000);
-    assert_eq!(projections(), [Some(usd(12_400_000))]);
-    // Two days in, the rate has slowed: $0.21 projects $3.255, under 90% of the limit, which re-arms the alert.
-    h.clock.set(Utc.with_ymd_and_hms(2026, 3, 3, 0, 0, 0).unwrap());
-    spend(&h, "alice", 10_000);
-    assert_eq!(alerts.lock().len(), 1);
-    // Mid-month a busy day projects past the limit again ($5.21 in 15 days: $10.767333333333): a second
-    // warning, the one that matters.
+    spend(&h, "alice", 600_000);
+    assert_eq!(kinds(), [AlertKind::ThresholdCrossed { percent: 5 }]);
+    assert_eq!(h.meter.budget_status()[0].projected, Some(usd(37_200_000)), "the projection is shown all the same");
+    // The burst is over: four days in (13% of the month), $0.90 projects $6.975, under the limit.
+    h.clock.set(Utc.with_ymd_and_hms(2026, 3, 5, 0, 0, 0).unwrap());
+    spend(&h, "alice", 300_000);
+    assert_eq!(kinds().len(), 1);
+    // Mid-month, a real overrun: $5.90 in 15 days projects $12.19. That is the warning.
     h.clock.set(Utc.with_ymd_and_hms(2026, 3, 16, 0, 0, 0).unwrap());
     spend(&h, "alice", 5_000_000);
-    assert_eq!(projections(), [Some(usd(12_400_000)), Some(BudgetAmount::Usd(Money::from_picos(10_767_333_333_333)))]);
-    assert!(alerts.lock().iter().all(|a| a.kind == AlertKind::ProjectedOverrun));
-    // A projection that stays above 90% of the limit does not alert again.
-    h.clock.set(Utc.with_ymd_and_hms(2026, 3, 17, 0, 0, 0).unwrap());
-    spend(&h, "alice", 10_000);
-    h.clock.set(Utc.with_ymd_and_hms(2026, 3, 18, 0, 0, 0).unwrap());
-    spend(&h, "alice", 600_000);
-    assert_eq!(alerts.lock().len(), 2, "{:?}", projections());
+    assert_eq!(kinds(), [AlertKind::ThresholdCrossed { percent: 5 }, AlertKind::ProjectedOverrun]);
+    // Early, but a quarter of the limit spent: evidence enough (a daily budget, an hour in).
+    let daily = Budget::new("daily", BudgetLimit::usd(1.0).unwrap()).with_period(BudgetPeriod::Day).with_thresholds([]);
+    let (h, alerts) = with_alerts(daily);
+    h.clock.set(Utc.with_ymd_and_hms(2026, 3, 2, 1, 0, 0).unwrap());
+    spend(&h, "alice", 200_000);
+    assert!(alerts.lock().is_empty(), "20% in an hour projects $4.80, but an hour is not 10% of the day");
+    spend(&h, "alice", 100_000);
+    assert_eq!(alerts.lock().iter().map(|a| a.kind).collect::<Vec<_>>(), [AlertKind::ProjectedOverrun]);
 }
 
 #[test]

@@ -50,9 +50,9 @@
 //!
 //! Each threshold fires once per period per budget, when spend first reaches it (several at once when one
 //! call crosses several). On a rolling budget a threshold re-arms when spend falls back below it. A calendar
-//! budget also fires a *projected overrun* alert when the spend rate so far (measured over at least 1% of the
-//! period) projects past the limit before the period ends; it re-arms once the projection falls back under
-//! 90% of the limit, so an early burst does not use up the period's warning. Alerts go, in order, to a
+//! budget also fires one *projected overrun* alert per period when the spend rate so far projects past the
+//! limit before the period ends, measured over at least 10% of the period (or sooner once a quarter of the
+//! limit is spent). Alerts go, in order, to a
 //! `tracing` event with target `tokenmeter::budget` (WARN, ERROR at 100% and above), to callbacks
 //! ([`TokenMeterBuilder::with_budget_alert_callback`](crate::TokenMeterBuilder::with_budget_alert_callback),
 //! run on the recording thread), and to the webhook when the `webhook` feature is on (off the recording

@@ -93,8 +93,6 @@ struct Account {
     /// Replayed spend sets `crossed` only: a threshold reached but never alerted (the limit was lowered, the
     /// budget is new) fires with the next call.
     alerted: u64,
-    /// The projected-overrun alert fired this period and has not re-armed (the projection has not fallen back
-    /// under [`REARM_PERCENT`] of the limit since).
     projected_alerted: bool,
     rolling: Option<Box<RollingBuckets>>,
 }
@@ -123,10 +121,13 @@ struct Pending {
 /// Projections need this share of a calendar period to have passed (1/100).
 const MIN_ELAPSED_DIVISOR: i64 = 100;
 
-/// A fired projected-overrun alert re-arms once the projection falls under this share of the limit (percent):
-/// an early burst that projected past the limit and then slowed does not use up the period's warning, and
-/// the margin keeps a projection hovering at the limit from alerting on every call.
-const REARM_PERCENT: u128 = 90;
+/// The projected-overrun alert (one per period) needs more evidence than the projection shown: this share of the
+/// period passed (1/10), or [`ALERT_SPENT_DIVISOR`]'s share of the limit spent. From a few hours of a month, a
+/// morning's burst projects past the limit, and the period's one warning would be spent on it.
+const ALERT_ELAPSED_DIVISOR: i64 = 10;
+
+/// See [`ALERT_ELAPSED_DIVISOR`]: a quarter of the limit spent is evidence enough at any time.
+const ALERT_SPENT_DIVISOR: u128 = 4;
 
 impl BudgetSlot {
     fn new(budget: Budget) -> Self {
@@ -276,7 +277,8 @@ impl BudgetSlot {
         }
     }
 
-    /// Whether a calendar account's end-of-period projection exceeds the limit: `snapshot`'s `projected > limit`
+    /// Whether a calendar account's end-of-period projection exceeds the limit, with evidence enough to alert
+    /// ([`ALERT_ELAPSED_DIVISOR`]): `snapshot`'s `projected > limit`
     /// without its division (`spent * length / elapsed > limit` ⇔ `spent * length > limit * elapsed`, exact in
     /// integers up to rounding the quotient down, which the `>=` below accounts for).
     fn projects_over(&self, acct: &Account, at: i64) -> bool {
@@ -285,23 +287,15 @@ impl BudgetSlot {
         if spent == 0 || elapsed == 0 || elapsed < length / MIN_ELAPSED_DIVISOR {
             return false;
         }
+        let evidence =
+            elapsed >= length / ALERT_ELAPSED_DIVISOR || spent.saturating_mul(ALERT_SPENT_DIVISOR) >= self.limit;
+        if !evidence {
+            return false;
+        }
         // floor(spent * length / elapsed) > limit  <=>  spent * length >= (limit + 1) * elapsed
         let lhs = spent.saturating_mul(length as u128);
         let rhs = self.limit.saturating_add(1).saturating_mul(elapsed as u128);
         lhs >= rhs
-    }
-
-    /// Whether a calendar account's projection (rate known) has fallen under [`REARM_PERCENT`] of the limit:
-    /// `spent * length / elapsed < limit * REARM_PERCENT / 100`, without the divisions.
-    fn projects_under_rearm(&self, acct: &Account, at: i64) -> bool {
-        let Some((start, end)) = acct.period else { return false };
-        let (spent, elapsed, length) = (acct.spent, at.saturating_sub(start).max(0), end.saturating_sub(start).max(1));
-        if elapsed == 0 || elapsed < length / MIN_ELAPSED_DIVISOR {
-            return false;
-        }
-        let lhs = spent.saturating_mul(length as u128).saturating_mul(100);
-        let rhs = self.limit.saturating_mul(REARM_PERCENT).saturating_mul(elapsed as u128);
-        lhs < rhs
     }
 
     /// Reads the account at `at`, rolling it forward first.
@@ -570,9 +564,6 @@ impl BudgetTracker {
             }
             acct.crossed |= reached;
             let newly_crossed = reached & !acct.alerted != 0;
-            if acct.projected_alerted && acct.rolling.is_none() && slot.projects_under_rearm(acct, at) {
-                acct.projected_alerted = false;
-            }
             let may_overrun = acct.rolling.is_none() && !acct.projected_alerted && spent < slot.limit;
             let alert_due = newly_crossed || (may_overrun && slot.projects_over(acct, at));
             if !alert_due {
@@ -588,8 +579,9 @@ impl BudgetTracker {
                     pending.push(Pending { slot: i, kind: AlertKind::ThresholdCrossed { percent }, snapshot: snap });
                 }
             }
-            let overrun = snap.projected.is_some_and(|p| p > slot.limit) && snap.spent < slot.limit;
-            if acct.rolling.is_none() && overrun && !acct.projected_alerted {
+            // The same test as `alert_due`'s (the projection shown in `snap` has no evidence rule).
+            let overrun = acct.rolling.is_none() && snap.spent < slot.limit && slot.projects_over(acct, at);
+            if overrun && !acct.projected_alerted {
                 acct.projected_alerted = true;
                 pending.push(Pending { slot: i, kind: AlertKind::ProjectedOverrun, snapshot: snap });
             }
