@@ -331,23 +331,38 @@ fn only_the_instrument_err_event_in_the_call_span_itself_fails_it() {
 }
 
 #[test]
-fn an_error_type_event_fails_the_call_around_it() {
+fn an_error_type_error_event_in_the_call_span_fails_it() {
     let h = Harness::new();
     h.run(|| {
         let a = info_span!("chat", model = "claude-haiku-4-5", input_tokens = 1u64);
-        a.in_scope(|| tracing::error!(error.type = "overloaded_error", "the API said no: 'prompt text'"));
+        // Only the type is read: not the message, nor another field of the contract (the app's own request id).
+        a.in_scope(
+            || tracing::error!(error.type = "overloaded_error", request_id = "app-7", "the API said no: 'prompt text'"),
+        );
         drop(a);
-        // From a child span of the call (the HTTP layer's own span), as usage events are.
+        // A retry logged on the way (a warning), or an error in a child span (the HTTP layer's, retried): not
+        // the call's failure.
         let b = info_span!("chat", model = "claude-haiku-4-5", input_tokens = 2u64);
-        b.in_scope(|| info_span!("http").in_scope(|| tracing::warn!(error.type = 529u64)));
+        b.in_scope(|| {
+            tracing::warn!(error.type = "overloaded_error", "retrying");
+            info_span!("http").in_scope(|| tracing::error!(error.type = 529u64));
+        });
         drop(b);
-        // Outside any call: nothing to fail, and not usage.
+        // A tool span fails as a call span does.
+        let t = info_span!("tool", gen_ai.operation.name = "execute_tool", gen_ai.tool.name = "grep");
+        t.in_scope(|| tracing::error!(error.type = "tool_error"));
+        drop(t);
+        // Outside any span: nothing to fail, and not usage.
         tracing::error!(error.type = "overloaded_error");
     });
-    let outcomes: Vec<(u64, String)> =
-        h.seen.calls().iter().map(|c| (c.tokens.input, c.outcome.label().to_string())).collect();
-    assert_eq!(outcomes, [(1, "overloaded_error".into()), (2, "529".into())]);
+    let calls = h.seen.calls();
+    let outcomes: Vec<(u64, String)> = calls.iter().map(|c| (c.tokens.input, c.outcome.label().to_string())).collect();
+    assert_eq!(outcomes, [(1, "overloaded_error".into()), (2, "ok".into())]);
+    assert_eq!(calls[0].request_id, None);
     assert_eq!(h.meter.capture_stats().orphan_usage_events, 0);
-    let json = serde_json::to_string(&h.seen.calls()).unwrap();
+    let tools = h.meter.tool_usage();
+    assert_eq!(tools.len(), 1);
+    assert_eq!(tools[0].errors, 1, "{tools:?}");
+    let json = serde_json::to_string(&calls).unwrap();
     assert!(!json.contains("prompt text"), "{json}");
 }

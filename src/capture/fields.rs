@@ -220,7 +220,8 @@ pub(crate) struct CallsitePlan {
     /// An `ERROR` event whose only field is `error`: what `#[tracing::instrument(err)]` emits inside its span
     /// when the function returns `Err`. Inside a call span it marks the call failed.
     pub(crate) instrument_err: bool,
-    /// An event without token fields that declares `error.type`: it fails the call around it.
+    /// An `ERROR` event without token fields that declares `error.type`: it fails its own span's call, task or
+    /// tool execution with that type.
     pub(crate) error_event: bool,
 }
 
@@ -248,7 +249,10 @@ impl CallsitePlan {
             && *meta.level() == tracing_core::Level::ERROR
             && meta.fields().len() == 1
             && meta.fields().field(INSTRUMENT_ERR_FIELD).is_some();
-        let error_event = meta.is_event() && !has_tokens && roles.contains(&Role::ErrorType);
+        let error_event = meta.is_event()
+            && !has_tokens
+            && *meta.level() == tracing_core::Level::ERROR
+            && roles.contains(&Role::ErrorType);
         CallsitePlan {
             roles,
             has_tokens,

@@ -378,20 +378,31 @@ impl TokenMeterLayer {
         }
     }
 
-    /// The event `#[tracing::instrument(err)]` emits when its function returns `Err`: when its span is a call,
-    /// task or tool span, that call, task or tool execution failed (as `otel.status_code = "ERROR"` would;
-    /// `tracing-opentelemetry` likewise fails its span on `ERROR` events).
-    /// Only the event's own span: an error inside a child span (a helper that failed and was retried) is not
-    /// the call's. Its text is never read.
-    fn mark_failed<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>)
+    /// The event `#[tracing::instrument(err)]` emits when its function returns `Err`, or an `ERROR` event with
+    /// `error.type`: when its span is a call, task or tool span, that call, task or tool execution failed (as
+    /// `otel.status_code = "ERROR"` or the `error.type` field would; `tracing-opentelemetry` likewise fails its
+    /// span on `ERROR` events). Only the event's own span: an error inside a child span (a helper that failed
+    /// and was retried) is not the call's. Only the type label of `error.type` is read, never other fields or
+    /// the message.
+    fn mark_failed<S>(&self, event: &Event<'_>, plan: &'static CallsitePlan, ctx: &Context<'_, S>)
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
         let Some(span) = ctx.event_span(event) else { return };
-        if let Some(state) = self.state_mut(&mut span.extensions_mut())
-            && (state.plan.has_tokens || state.task.is_some() || state.plan.tool_candidate)
-            && (state.opened_in_sinks || !in_sinks())
+        let mut ext = span.extensions_mut();
+        let Some(state) = self.state_mut(&mut ext) else { return };
+        if !(state.plan.has_tokens || state.task.is_some() || state.plan.tool_candidate)
+            || !(state.opened_in_sinks || !in_sinks())
         {
+            return;
+        }
+        if plan.error_event {
+            let (mut update, mut dims) = (CallFields::default(), DimValues::default());
+            event.record(&mut self.visitor(plan, &mut update, &mut dims));
+            if let Some(kind) = update.error_type {
+                state.call.error_type = Some(kind);
+            }
+        } else {
             state.call.status_error = Some(true);
         }
     }
@@ -603,30 +614,24 @@ where
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let plan = plan_for(event.metadata());
-        if plan.instrument_err {
-            self.mark_failed(event, &ctx);
+        if plan.instrument_err || plan.error_event {
+            self.mark_failed(event, plan, &ctx);
             return;
         }
-        if !plan.has_tokens && !plan.error_event {
+        if !plan.has_tokens {
             return;
         }
         let (mut update, mut dims) = (CallFields::default(), DimValues::default());
         let mut visitor = self.visitor(plan, &mut update, &mut dims);
         event.record(&mut visitor);
         let rejected = u64::from(visitor.rejected.values);
-        // An `error.type` event (`error!(error.type = "overloaded_error", …)`) fails the call around it, as the
-        // field on the call span would; outside any call it is not usage, so not an orphan usage event either.
-        let orphan = |inner: &crate::meter::MeterInner| {
-            if plan.has_tokens {
-                inner.count_orphan_usage(rejected);
-            }
-        };
+
         // Raised by a sink (logging the usage it was handed): only a call the sink opened itself is updated.
         let from_sink = in_sinks();
         // The call this usage belongs to: the nearest enclosing LLM call span.
         let Some(parent) = ctx.event_span(event) else {
             if !from_sink {
-                orphan(&self.inner);
+                self.inner.count_orphan_usage(rejected);
             }
             return;
         };
@@ -642,7 +647,7 @@ where
             }
         }
         if !from_sink {
-            orphan(&self.inner);
+            self.inner.count_orphan_usage(rejected);
         }
     }
 
