@@ -391,9 +391,9 @@ impl TokenMeterLayer {
         let Some(span) = ctx.event_span(event) else { return };
         let mut ext = span.extensions_mut();
         let Some(state) = self.state_mut(&mut ext) else { return };
-        if !(state.plan.has_tokens || state.task.is_some() || state.plan.tool_candidate)
-            || !(state.opened_in_sinks || !in_sinks())
-        {
+        let failable = state.plan.has_tokens || state.task.is_some() || state.plan.tool_candidate;
+        // Raised by a sink: only a span the sink opened itself.
+        if !failable || (!state.opened_in_sinks && in_sinks()) {
             return;
         }
         if plan.error_event {
