@@ -392,3 +392,28 @@ fn a_stream_that_fails_after_its_response_id_keeps_its_request_id() {
     assert!(call.outcome.is_error());
     assert_eq!(call.tokens.input, 100);
 }
+
+#[test]
+fn a_late_response_id_with_the_failed_calls_own_request_id_is_that_call() {
+    // The request id from the headers first, the stream's error as it came, then the finalizer's event with the
+    // response id, the same request id and the usage so far: one failed call.
+    let h = Harness::new();
+    h.run(|| {
+        let span = info_span!(
+            "chat",
+            model = "claude-haiku-4-5",
+            gen_ai.response.id = Empty,
+            request_id = Empty,
+            error.type = Empty,
+            input_tokens = Empty,
+            output_tokens = Empty,
+        );
+        span.record("request_id", "req_1");
+        span.record("error.type", "overloaded_error");
+        tracing::info!(parent: &span, gen_ai.response.id = "msg_1", request_id = "req_1", input_tokens = 100u64, output_tokens = 3u64);
+    });
+    let call = h.seen.only_call();
+    assert!(call.outcome.is_error());
+    assert_eq!((call.tokens.input, call.request_id.as_deref()), (100, Some("msg_1")));
+    assert_eq!(h.meter.capture_stats().shared_span_splits, 0);
+}

@@ -451,8 +451,13 @@ impl TokenMeterLayer {
             // next call's (a shared span whose calls record the response id first, or a retry on one span).
             let held = &state.call;
             let held_failed = held.error_type.is_some() || held.status_error == Some(true);
-            let follows_failed_call =
-                update.response_id.is_some() && held.response_id.is_none() && held.request_id.is_some() && held_failed;
+            let follows_failed_call = update.response_id.is_some()
+                && held.response_id.is_none()
+                && held.request_id.is_some()
+                && held_failed
+                // The failed call's own request id with it: that call's late response id (a wrapper recording
+                // a stream that failed midway at its end).
+                && update.request_id.as_ref().is_none_or(|r| held.request_id.as_ref() != Some(r));
             let starts_new_call = changed(&update.response_id, &held.response_id)
                 || changed(&update.request_id, &held.request_id)
                 || follows_failed_call;
