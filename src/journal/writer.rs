@@ -63,7 +63,9 @@ struct Counters {
     wakes: AtomicU64,
     /// Times the journal directory was synced (once after each day file created).
     dir_syncs: AtomicU64,
-    /// `dropped + alerts_dropped` as the last flush reported it.
+    /// Alert lines a full queue dropped (a part of `alerts_dropped`, which also counts failed writes).
+    alerts_queue_full: AtomicU64,
+    /// `dropped + alerts_queue_full` as the last flush reported it.
     dropped_reported: AtomicU64,
     last_error: Mutex<Option<String>>,
 }
@@ -176,27 +178,34 @@ impl JournalWriter {
             && tx.try_send(Command::Alert(mark)).is_err()
         {
             self.counters.alerts_dropped.fetch_add(1, Ordering::Relaxed);
+            self.counters.alerts_queue_full.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     pub(super) fn flush(&self) -> Result<(), JournalError> {
+        // Drops are counted when they happen, on the recording thread: what was dropped before this call.
+        let dropped = self.queue_full_drops();
         let tx = self.tx.as_ref().ok_or(JournalError::Stopped)?;
         let (reply_tx, reply_rx) = sync_channel(1);
         tx.send(Command::Flush(reply_tx)).map_err(|_| JournalError::Stopped)?;
         self.wake();
         match reply_rx.recv() {
-            Ok(Ok(())) => self.dropped_since_last_flush(),
+            Ok(Ok(())) => self.report_drops(dropped),
             Ok(Err(message)) => Err(JournalError::Write(message)),
             Err(_) => Err(JournalError::Stopped),
         }
     }
 
-    /// Records (and alert lines) a full queue dropped since the previous flush said so: "everything recorded
-    /// so far is on disk" would not be true.
-    fn dropped_since_last_flush(&self) -> Result<(), JournalError> {
+    /// Records and alert lines a full queue dropped, so far.
+    fn queue_full_drops(&self) -> u64 {
         let c = &self.counters;
-        let dropped = c.dropped.load(Ordering::Relaxed) + c.alerts_dropped.load(Ordering::Relaxed);
-        let before = c.dropped_reported.fetch_max(dropped, Ordering::Relaxed);
+        c.dropped.load(Ordering::Relaxed) + c.alerts_queue_full.load(Ordering::Relaxed)
+    }
+
+    /// Drops up to `dropped` that no flush has reported yet: "everything recorded so far is on disk" would not
+    /// be true. (Lines lost to a failed write are that flush's `Write` error, not counted here.)
+    fn report_drops(&self, dropped: u64) -> Result<(), JournalError> {
+        let before = self.counters.dropped_reported.fetch_max(dropped, Ordering::Relaxed);
         match dropped.checked_sub(before) {
             Some(records @ 1..) => Err(JournalError::Dropped { records }),
             _ => Ok(()),
