@@ -338,7 +338,10 @@ impl TokenMeterBuilder {
     /// A journal that deletes files before a budget's period is over would replay part of its spend after a
     /// restart: the budget would start lower than it is.
     fn check_journal_retention(&self) -> Result<(), BuildError> {
-        let Some(age) = self.journal_config.as_ref().and_then(|c| c.max_age()) else { return Ok(()) };
+        // Without replay, no spend comes back whatever is kept.
+        let Some(age) = self.journal_config.as_ref().filter(|c| c.replays()).and_then(|c| c.max_age()) else {
+            return Ok(());
+        };
         const DAY: u64 = 86_400;
         for budget in &self.budget_setup.budgets {
             let reach = match budget.period() {
@@ -347,9 +350,10 @@ impl TokenMeterBuilder {
                 crate::budget::BudgetPeriod::Month => 31 * DAY,
                 crate::budget::BudgetPeriod::Rolling(d) => d.as_secs(),
             };
-            // A day more: files are by UTC day, periods by the budget's own time zone.
+            // A day more: files are by UTC day, periods by the budget's own time zone. Today's and yesterday's
+            // files are never deleted, which covers two days whatever the age.
             let needed_days = reach.div_ceil(DAY) + 1;
-            if age.as_secs() < needed_days * DAY {
+            if needed_days > 2 && age.as_secs() < needed_days * DAY {
                 return Err(BuildError::JournalRetention {
                     budget: budget.name().to_owned(),
                     period: budget.period().to_string(),

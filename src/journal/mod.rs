@@ -166,6 +166,11 @@ impl JournalConfig {
         self.max_age
     }
 
+    /// Whether the meter reads the journal back when it is built.
+    pub(crate) fn replays(&self) -> bool {
+        self.replay
+    }
+
     /// Deletes the oldest files while the journal is larger than this (`None`: no limit).
     pub fn with_max_total_bytes(mut self, bytes: Option<u64>) -> Self {
         self.max_total_bytes = bytes;
