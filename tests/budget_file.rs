@@ -60,6 +60,15 @@ fn a_good_file_loads_every_field() {
 }
 
 #[test]
+fn a_scope_set_in_code_is_not_the_files() {
+    let budgets = parse_budgets_toml(GOOD, "budgets.toml").unwrap();
+    let alice = &budgets[1];
+    assert_eq!(alice.scope_written_at(), Some("budgets.toml:12: field `budgets.alice-daily.scope`"));
+    assert_eq!(budgets[0].scope_written_at(), None, "no scope in the file");
+    assert_eq!(alice.clone().with_scope(BudgetScope::user("bob")).scope_written_at(), None);
+}
+
+#[test]
 fn the_builder_reads_a_budget_file() {
     let mut file = tempfile::NamedTempFile::new().unwrap();
     file.write_all(GOOD.as_bytes()).unwrap();

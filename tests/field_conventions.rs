@@ -59,11 +59,13 @@ fn anthropic_usage_object_names_with_their_prefix() {
             usage.cache_creation.ephemeral_5m_input_tokens = 0u64,
             usage.cache_creation.ephemeral_1h_input_tokens = 500u64,
             usage.output_tokens = 400u64,
+            usage.output_tokens_details.thinking_tokens = 150u64,
         );
     });
     let call = h.seen.only_call();
     let t = &call.tokens;
     assert_eq!((t.input, t.cache_read, t.cache_write_5m, t.cache_write_1h, t.output), (20, 4_000, 0, 500, 400));
+    assert_eq!(t.reasoning, 150);
 }
 
 #[test]

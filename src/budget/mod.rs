@@ -524,6 +524,8 @@ impl Budget {
     /// Counts only calls in `scope`.
     pub fn with_scope(mut self, scope: BudgetScope) -> Self {
         self.scope = scope;
+        // Not the scope a file wrote any more.
+        self.scope_at = DefinedAt::default();
         self
     }
 

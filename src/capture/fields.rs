@@ -159,6 +159,7 @@ pub(crate) fn classify(name: &str) -> Role {
                 | ANTHROPIC_CACHE_WRITE
                 | ANTHROPIC_CACHE_WRITE_5M
                 | ANTHROPIC_CACHE_WRITE_1H
+                | ANTHROPIC_THINKING
         )
     {
         return classify(bare);

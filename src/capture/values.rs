@@ -543,7 +543,8 @@ const MAX_ERROR_TYPE_LEN: usize = 64;
 /// and without trailing punctuation, at most 64 bytes; empty when the value starts otherwise. What follows (an
 /// error message, which may quote prompt text) is never kept, and neither is a first word that is the start of
 /// a message rather than a type: a run followed by more text (`Summarize the … was rejected`) is kept only when
-/// it is a number (`429 Too Many Requests`) or what follows opens with `:`, `(`, `{` or `[`; a URL (`//`) never.
+/// it is a number (`429 Too Many Requests`) or what follows opens with `:`, `(`, `{`, `[`, `- ` or a new line; a URL
+/// (`//`) or a file path (`/…`) never.
 pub(crate) fn error_type_label(value: &str) -> &str {
     let v = value.trim_start();
     let mut end = 0;
@@ -559,11 +560,14 @@ pub(crate) fn error_type_label(value: &str) -> &str {
     let rest = &v[end..];
     // Cut at the length cap: a long type name, not a message.
     let whole = rest.is_empty() || end == MAX_ERROR_TYPE_LEN;
+    let next = rest.trim_start_matches([' ', '\t']);
     let a_type = whole
         || run.len() > label.len() && run[label.len()..].starts_with(':')
-        || rest.trim_start().starts_with(['(', '{', '['])
+        || next.starts_with(['(', '{', '[', '\n', '\r'])
+        || next.starts_with("- ")
         || label.bytes().all(|b| b.is_ascii_digit());
-    if !a_type || label.contains("//") {
+    // A URL or a file path (`/home/…: not found`) is a place, not a type.
+    if !a_type || label.contains("//") || label.starts_with('/') {
         return "";
     }
     label
@@ -616,6 +620,9 @@ mod tests {
             ("timeout (after 30s)", "timeout"),
             ("io::Error: broken pipe", "io::Error"),
             ("Timeout", "Timeout"),
+            ("RateLimitError - too many requests", "RateLimitError"),
+            ("overloaded_error\n\nCaused by:\n    SECRET", "overloaded_error"),
+            ("/home/alice/acme_merger.pdf: not found", ""),
             ("", ""),
             ("é", ""),
         ] {
