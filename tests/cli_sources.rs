@@ -4,7 +4,7 @@
 
 mod cli_support;
 
-use cli_support::{NOW, fixture, run, run_env, write_journal};
+use cli_support::{NOW, Transcript, fixture, run, run_env, usage_line, write_journal};
 
 /// The reasons of the skipped lines the JSON output lists.
 fn skipped_reasons(out: &cli_support::Run) -> Vec<String> {
@@ -303,4 +303,24 @@ fn a_records_file_follows_the_journals_compatibility_rule() {
     assert_eq!(reasons.len(), 2, "{reasons:?}");
     assert!(reasons[0].contains("version 0"), "{reasons:?}");
     assert!(reasons[1].contains("newer tokenmeter (schema version 4294967296)"), "{reasons:?}");
+}
+
+#[test]
+fn a_transcript_time_a_ledger_cannot_hold_is_a_bad_line() {
+    // Before 1970 or past 2262: the summary failed (day rows over 8,000 years) or reported from 1900.
+    let t = Transcript::new(&[
+        usage_line("2025-10-02T10:00:00Z", "claude-sonnet-4-5", "m1", 10, 5),
+        usage_line("9999-12-31T23:59:59Z", "claude-sonnet-4-5", "m2", 10, 5),
+        usage_line("1900-01-01T00:00:00Z", "claude-sonnet-4-5", "m3", 10, 5),
+    ]);
+    for args in [&["summary", "--format", "json"][..], &["--now", "2025-10-04", "summary", "--format", "json"]] {
+        let out = run(&[&["--claude-code", t.root.as_str()][..], args].concat());
+        let v = out.json();
+        assert_eq!(v["summary"]["calls"], 1, "{v}");
+        assert_eq!(v["source"]["calls"], 1);
+        assert_eq!(v["source"]["skipped_lines"], 2);
+        assert_eq!(v["summary"]["window"]["from"], "2025-10-02T00:00:00Z");
+        assert!(out.stderr.contains(":2: timestamp \"9999-12-31T23:59:59Z\" is out of range"), "{}", out.stderr);
+        assert!(out.stderr.contains(":3: timestamp \"1900-01-01T00:00:00Z\" is out of range"), "{}", out.stderr);
+    }
 }

@@ -35,8 +35,9 @@
 //!   files, the folder that holds them: `projects/<project>/<session>/subagents/<agent>.jsonl` belongs to
 //!   `<session>`). Sidechain lines and files under `subagents/` get the agent dimension `subagent`, the
 //!   rest `main`. Calls are priced with the [`PriceBook`]: Anthropic's rules, long context included.
-//! - **Bad lines** (not JSON, an assistant usage line without a valid `timestamp` or token counts, or with a
-//!   count over [`MAX_TOKENS_PER_FIELD`](crate::capture::MAX_TOKENS_PER_FIELD), a line cut short) are
+//! - **Bad lines** (not JSON, an assistant usage line without a valid `timestamp` or token counts, with a
+//!   timestamp a ledger cannot hold (before 1970 or after 2262-04-11), or with a count over
+//!   [`MAX_TOKENS_PER_FIELD`](crate::capture::MAX_TOKENS_PER_FIELD), a line cut short) are
 //!   skipped and counted in [`LoadStats`], with the first few `file:line` places. Empty lines are ignored.
 //!
 //! A record's `duration_us` is 0: transcripts do not say how long a call took.
