@@ -546,6 +546,11 @@ fn track_reports_spend_rate_and_budgets() {
     assert!(!text.contains("projects to"), "{text}");
     assert!(text.contains("reporter $") && text.contains(" + unpriced of $0.0500"), "{text}");
 
+    // --tz is the time zone of budgets without their own, as for `tokenmeter budget`.
+    let mut zoned = Client::over_records(dir.path(), NOW, &["--budgets", &budgets, "--tz", "Asia/Tokyo"]);
+    let (s, _) = zoned.ok(json!({"operation": "track"}));
+    assert_eq!(s["budgets"][0]["period_start"], "2025-09-30T15:00:00Z", "{}", s["budgets"]);
+
     // Without --budgets: null, and the text says how to add them.
     let mut plain = Client::over_records(dir.path(), NOW, &[]);
     let (s, text) = plain.ok(json!({"operation": "track", "timeframe": "7d", "breakdown_type": "model"}));
