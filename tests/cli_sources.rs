@@ -324,3 +324,52 @@ fn a_transcript_time_a_ledger_cannot_hold_is_a_bad_line() {
         assert!(out.stderr.contains(":3: timestamp \"1900-01-01T00:00:00Z\" is out of range"), "{}", out.stderr);
     }
 }
+
+#[test]
+fn readable_lines_without_calls_beside_an_unreadable_one_make_an_empty_report() {
+    // A session with no answer yet: three user lines, and one line that is garbage. Not "every line was
+    // unreadable" (exit 1): a warning with the right counts, and an empty report.
+    let user =
+        |n: u32| format!(r#"{{"type":"user","timestamp":"2025-10-02T10:00:0{n}Z","message":{{"content":"hi"}}}}"#);
+    let t = Transcript::new(&[user(1), user(2), user(3), "garbage".to_owned()]);
+    let out = t.run(&["summary", "--format", "json"]);
+    assert_eq!(out.json()["summary"]["calls"], 0);
+    assert!(
+        out.stderr.contains("warning: no calls in")
+            && out.stderr.contains("1 of the 4 lines read was unreadable, and the other 3 hold no call"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("error"), "{}", out.stderr);
+    // Quiet: no note, the same report.
+    let quiet = t.run(&["-q", "summary"]);
+    assert_eq!((quiet.ok().contains("0 calls read"), quiet.stderr.as_str()), (true, ""));
+    // Every line unreadable is still an error.
+    let bad = Transcript::new(&["garbage", "{not json"]);
+    bad.run(&["summary"]).fails(1, "no readable records in");
+    bad.run(&["summary"]).fails(1, "all 2 lines read were unreadable");
+
+    // A records file: a journal's budget alert line holds no call, and is no unreadable line.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.jsonl");
+    std::fs::write(&file, "{\"v\":1,\"budget_alert\":{}}\nnot json\nnot json either\n").unwrap();
+    let out = run(&["--records", file.to_str().unwrap(), "summary", "--format", "json"]);
+    assert_eq!(out.json()["summary"]["calls"], 0);
+    assert!(
+        out.stderr.contains("2 of the 3 lines read were unreadable, and the other 1 holds no call"),
+        "{}",
+        out.stderr
+    );
+    // The journal: the same, with a line of a kind a newer tokenmeter writes (left out quietly, not unreadable).
+    let journal = dir.path().join("journal");
+    std::fs::create_dir(&journal).unwrap();
+    std::fs::write(journal.join("tokenmeter-2025-10-01.jsonl"), "{\"v\":1,\"usage_limit\":{\"x\":1}}\nnot json\n")
+        .unwrap();
+    let out = run(&["--journal", journal.to_str().unwrap(), "summary", "--format", "json"]);
+    assert_eq!(out.json()["summary"]["calls"], 0);
+    assert!(
+        out.stderr.contains("1 of the 2 lines read was unreadable, and the other 1 holds no call"),
+        "{}",
+        out.stderr
+    );
+}
