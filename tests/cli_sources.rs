@@ -373,3 +373,22 @@ fn readable_lines_without_calls_beside_an_unreadable_one_make_an_empty_report() 
         out.stderr
     );
 }
+
+#[test]
+fn claude_code_dot_from_inside_a_project_names_the_project() {
+    // `--claude-code .` run from a project's folder: the project was named `.`.
+    let project = fixture("claude_code/projects/-home-dev-alpha");
+    let home = tempfile::tempdir().unwrap();
+    let projects_of = |dir: &str, source: &str| -> Vec<String> {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tokenmeter"));
+        cmd.args(["--claude-code", source, "--now", NOW, "summary", "--group-by", "project", "--format", "json"]);
+        let out = cli_support::clean_env(cmd.current_dir(dir), home.path()).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["groups"]["groups"].as_array().unwrap().iter().map(|g| g["key"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(projects_of(&project, "."), ["-home-dev-alpha"]);
+    assert_eq!(projects_of(&project, "./sess-alpha-1.jsonl"), ["-home-dev-alpha"]);
+    // A session's folder: its project, not `subagents`.
+    assert_eq!(projects_of(&format!("{project}/sess-alpha-1"), "."), ["-home-dev-alpha"]);
+}
