@@ -4,7 +4,7 @@
 
 mod cli_support;
 
-use cli_support::{NOW, cc, close, fixture, run};
+use cli_support::{NOW, Transcript, cc, close, fixture, run, usage_line};
 
 #[test]
 fn summary_json_has_every_figure() {
@@ -321,4 +321,30 @@ fn an_until_before_the_first_record_is_an_empty_report() {
         (v["summary"]["calls"].as_u64(), v["summary"]["window"]["from"].as_str()),
         (Some(0), Some("2020-01-01T00:00:00Z"))
     );
+}
+
+#[test]
+fn a_call_streamed_across_midnight_is_dated_by_its_first_copy() {
+    // Two copies of one response (one message id, one request id): the first at 23:59:50 with 10 output tokens,
+    // the last, kept for its tokens, at 00:00:20 with 500. The call began on the 2nd.
+    let t = Transcript::new(&[
+        usage_line("2025-10-02T23:59:50Z", "claude-sonnet-4-5", "m1", 100, 10),
+        usage_line("2025-10-03T00:00:20Z", "claude-sonnet-4-5", "m1", 100, 500),
+    ]);
+    let v = t.run(&["summary", "--group-by", "day", "--format", "json"]).json();
+    assert_eq!(v["summary"]["calls"], 1);
+    assert_eq!(v["summary"]["tokens"]["output"], 500);
+    let days: Vec<(&str, u64)> = v["groups"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["calls"].as_u64() > Some(0))
+        .map(|g| (g["key"].as_str().unwrap(), g["tokens"]["output"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(days, [("2025-10-02T00:00:00+00:00", 500)]);
+    // `--until` the day it began keeps it, with the kept copy's tokens.
+    let v = t.run(&["summary", "--until", "2025-10-02", "--format", "json"]).json();
+    assert_eq!((v["summary"]["calls"].as_u64(), v["summary"]["tokens"]["output"].as_u64()), (Some(1), Some(500)));
+    let v = t.run(&["summary", "--since", "2025-10-03", "--format", "json"]).json();
+    assert_eq!(v["summary"]["calls"], 0);
 }

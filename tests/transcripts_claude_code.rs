@@ -136,7 +136,8 @@ fn every_call_and_figure() {
     assert_eq!(a1.tokens, tokens(10, 120, 1000, 2000, 0));
     assert_eq!(picos(a1), 9_630_000_000);
     assert_eq!(a1.model.as_deref(), Some("claude-sonnet-4-5-20250929"));
-    assert_eq!(a1.timestamp.to_rfc3339(), "2025-10-01T09:00:01+00:00");
+    // At the time of its first copy (09:00:00), not of the copy kept (09:00:01).
+    assert_eq!(a1.timestamp.to_rfc3339(), "2025-10-01T09:00:00+00:00");
     assert_eq!(a1.dimensions.session.as_deref(), Some("sess-alpha-1"));
     assert_eq!(a1.dimensions.project.as_deref(), Some("-home-dev-alpha"));
     assert_eq!(a1.dimensions.agent.as_deref(), Some("main"));

@@ -19,8 +19,10 @@
 //! Everything else (prompt and response text included) is skipped unread. The rules:
 //!
 //! - **One call per `(message.id, requestId)`.** Claude Code writes a response once per content block, and
-//!   streamed lines repeat with growing output; of the copies, the one with the larger token total is kept
-//!   (a main-conversation copy is preferred to a sidechain copy). Without a `requestId` the key is the
+//!   streamed lines repeat with growing output; of the copies, the one with the larger token total gives the
+//!   call its tokens (a main-conversation copy is preferred to a sidechain copy), and the earliest copy its
+//!   time (the response began then: a call streamed across midnight belongs to the day it began, as in
+//!   ccusage). Without a `requestId` the key is the
 //!   message id within its session. A line without a message id is a call of its own.
 //! - **Sidechain replays are dropped.** A sidechain line (`isSidechain: true`, e.g. a `/btw` aside or a
 //!   sub-agent) that repeats a message of the main conversation of the same session under a new request id
