@@ -392,3 +392,26 @@ fn claude_code_dot_from_inside_a_project_names_the_project() {
     // A session's folder: its project, not `subagents`.
     assert_eq!(projects_of(&format!("{project}/sess-alpha-1"), "."), ["-home-dev-alpha"]);
 }
+
+#[test]
+fn an_unfinished_last_line_is_left_out_with_a_note() {
+    // The last line without its newline, an object begun but not whole: Claude Code is writing it. Not a bad
+    // line, but the call it holds is not in the report: a note says so (the JSON counted it alone).
+    let whole = usage_line("2025-10-02T10:00:00Z", "claude-sonnet-4-5", "m1", 10, 5);
+    let torn = usage_line("2025-10-02T10:01:00Z", "claude-sonnet-4-5", "m2", 10, 5);
+    let t = Transcript::with_text(&format!("{whole}\n{}", &torn[..60]));
+    let out = t.run(&["summary", "--format", "json"]);
+    let v = out.json();
+    assert_eq!((v["summary"]["calls"].as_u64(), v["source"]["skipped_lines"].as_u64()), (Some(1), Some(0)));
+    assert_eq!(v["source"]["transcripts"]["unfinished_lines"], 1);
+    assert!(
+        out.stderr.contains(
+            "note: left out 1 unfinished last line of a transcript being written (the next read has it whole)"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("warning"), "{}", out.stderr);
+    // -q: no notes.
+    assert_eq!(t.run(&["-q", "summary"]).stderr, "");
+}

@@ -389,6 +389,15 @@ impl Source {
             for u in &t.unreadable_files {
                 ctx.note(&format!("tokenmeter: warning: cannot read {}: {}", u.path.display(), u.error));
             }
+            // A last line cut short with no newline after it is one Claude Code is writing now: not a bad line
+            // (the next read has it whole), but a call it may hold is not in this report.
+            if t.unfinished_lines > 0 {
+                let (of, them) = if t.unfinished_lines == 1 { ("a transcript", "it") } else { ("transcripts", "them") };
+                ctx.note(&format!(
+                    "tokenmeter: note: left out {} of {of} being written (the next read has {them} whole)",
+                    crate::render::count(t.unfinished_lines, "unfinished last line"),
+                ));
+            }
         }
         if info.skipped_lines > 0 {
             let places: Vec<String> =
