@@ -389,6 +389,31 @@ fn forecast_trend_month_and_limit() {
 }
 
 #[test]
+fn forecast_counts_the_unpriced_calls_its_dollars_leave_out() {
+    // Today is March 11; February 8 is before the 28 days of history, March 1 in the month and the history, and
+    // today in both the month and today's part of the projection.
+    let rig = Rig::new(at(2026, 3, 11, 9, 0, 0));
+    rig.add(Call::new(at(2026, 2, 8, 12, 0, 0), "gpt-4o").io(100, 10));
+    rig.add(Call::new(at(2026, 2, 8, 12, 0, 0), "claude-haiku-4-5").io(0, 200_000));
+    rig.add(Call::new(at(2026, 2, 20, 12, 0, 0), "gpt-4o").io(100, 10));
+    rig.add(Call::new(at(2026, 3, 1, 12, 0, 0), "gpt-4o").io(100, 10));
+    rig.add(Call::new(at(2026, 3, 2, 12, 0, 0), "claude-haiku-4-5").io(0, 200_000));
+    rig.add(Call::new(at(2026, 3, 11, 8, 0, 0), "gpt-4o").io(100, 10));
+    let f = rig.ledger.forecast(3, None).unwrap();
+    // February 20, March 1 and today; not February 8, which no figure reads.
+    assert_eq!(f.unpriced_calls, 3);
+    close(f.month_to_date_usd, 1.0);
+    let json = serde_json::to_value(&f).unwrap();
+    assert_eq!(json["unpriced_calls"], 3);
+
+    // Only unpriced calls: $0 everywhere, and the count says why.
+    let rig = Rig::new(at(2026, 3, 11, 9, 0, 0));
+    rig.add(Call::new(at(2026, 3, 10, 12, 0, 0), "gpt-4o").io(100, 10));
+    let f = rig.ledger.forecast(3, None).unwrap();
+    assert_eq!((f.month_to_date_usd, f.unpriced_calls), (0.0, 1));
+}
+
+#[test]
 fn a_falling_forecasts_band_is_around_its_line_not_the_zero_it_is_clamped_to() {
     // $19, $18, … $10 a day for 10 days, with noise: the line crosses zero 8 days ahead. The band was drawn
     // around the clamped $0 (an upper end growing while the line fell further below zero).

@@ -6,7 +6,7 @@ mod cli_support;
 
 use serde_json::json;
 
-use cli_support::{cc, close};
+use cli_support::{Transcript, cc, close, usage_line};
 
 #[test]
 fn cache_report() {
@@ -172,4 +172,43 @@ fn optimize_over_calls_without_usage_scores_nothing() {
     let rec = r#"{"timestamp":"2025-10-03T12:00:00Z","duration_us":5,"model":"claude-sonnet-4-5","tokens":{"input":0,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":0,"reasoning":0},"metered":false,"outcome":{"status":"error","error_type":"overloaded_error"},"dimensions":{"session":"s1"}}"#;
     let text = cli_support::Records::new(&[rec]).run(&["optimize"]).ok().to_owned();
     assert!(text.contains("1 call in this window, none with usage") && !text.contains("100.0"), "{text}");
+}
+
+#[test]
+fn every_dollar_figure_that_leaves_out_unpriced_calls_says_so() {
+    // Calls on a model the price book does not know only: every dollar figure is $0 of priced calls, and must
+    // not read as "nothing was spent".
+    let t = Transcript::new(&[
+        usage_line("2025-10-02T10:00:00Z", "gpt-4o", "m1", 1_000, 200),
+        usage_line("2025-10-03T10:00:00Z", "gpt-4o", "m2", 1_000, 200),
+    ]);
+    let text = t.run(&["-q", "forecast"]).ok().to_owned();
+    for figure in ["daily average", "month to date", "projected month total"] {
+        let line = text.lines().find(|l| l.contains(figure)).unwrap_or_else(|| panic!("{figure}: {text}"));
+        assert!(line.contains("$0.00 + unpriced"), "{line}\n{text}");
+    }
+    assert!(text.contains("Not in the cost: 2 calls"), "{text}");
+    let f = t.run(&["forecast", "--format", "json"]).json();
+    assert_eq!(f["forecast"]["unpriced_calls"], 2);
+
+    let text = t.run(&["-q", "summary"]).ok().to_owned();
+    let total = text.lines().find(|l| l.starts_with("│ total")).unwrap();
+    assert!(total.trim_end_matches(['│', ' ']).ends_with("unpriced"), "{total}");
+    let rate = text.lines().find(|l| l.contains("monthly run-rate")).unwrap();
+    assert!(rate.contains("$0.00 + unpriced"), "{rate}");
+
+    let md = t.run(&["-q", "report", "--type", "executive"]).ok().to_owned();
+    assert!(md.contains("| Cost | unpriced |") && md.contains("| Projected month total | $0.00 + unpriced |"), "{md}");
+    assert!(md.contains("Month to date $0.00 + unpriced"), "{md}");
+
+    // Priced and unpriced calls: the priced part, marked; the alert says so too.
+    let fx = cc(&["-q", "watch", "--period", "7d", "--threshold", "0.25", "--iterations", "1"]);
+    assert!(fx.stderr.contains("ALERT: $0.3715 + unpriced spent"), "{}", fx.stderr);
+    let row = fx.ok().lines().find(|l| l.contains("234,305")).unwrap().to_owned();
+    assert!(row.contains("$0.3715 + unpriced") && row.contains("$0.0026 + unpriced"), "{row}");
+    let under = cc(&["-q", "watch", "--period", "7d", "--threshold", "5", "--iterations", "1"]).ok().to_owned();
+    assert!(under.contains("$5.00 (at most $4.63 left)"), "{under}");
+    let text = cc(&["-q", "forecast"]).ok().to_owned();
+    assert!(text.contains("$3.17 + unpriced"), "{text}");
+    assert_eq!(cc(&["forecast", "--format", "json"]).json()["forecast"]["unpriced_calls"], 1);
 }

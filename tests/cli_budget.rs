@@ -47,6 +47,33 @@ fn budget_states() {
 }
 
 #[test]
+fn tz_is_the_time_zone_of_budgets_without_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("budgets.toml");
+    let text = format!("{BUDGETS}\n[budgets.utc-daily]\nlimit_tokens = 10000\nperiod = \"day\"\ntime_zone = \"UTC\"\n");
+    std::fs::write(&file, text).unwrap();
+    let file = file.to_str().unwrap();
+    // At 2025-10-04T00:00Z it is still 2025-10-03 17:00 in Los Angeles: that day's calls are today's there.
+    let v = cc(&["--tz", "America/Los_Angeles", "budget", "--file", file, "--format", "json"]).json();
+    let b = v["budgets"].as_array().unwrap();
+    let get = |name: &str| b.iter().find(|x| x["budget"] == name).unwrap();
+    let daily = get("tokens-daily");
+    assert_eq!(daily["period_start"], "2025-10-03T07:00:00Z", "{daily}");
+    assert_eq!(daily["resets_at"], "2025-10-04T07:00:00Z");
+    assert!(daily["spent"]["tokens"].as_u64().unwrap() > 0, "{daily}");
+    assert_eq!(get("monthly")["period_start"], "2025-10-01T07:00:00Z");
+    // A budget's own time_zone still wins.
+    let own = get("utc-daily");
+    assert_eq!(
+        (own["period_start"].as_str(), own["spent"]["tokens"].as_u64()),
+        (Some("2025-10-04T00:00:00Z"), Some(0))
+    );
+    // Without --tz, UTC.
+    let v = cc(&["budget", "--file", file, "--format", "json"]).json();
+    assert_eq!(v["budgets"][2]["period_start"], "2025-10-04T00:00:00Z");
+}
+
+#[test]
 fn bad_budget_files() {
     cc(&["budget", "--file", "/nonexistent/budgets.toml"]).fails(1, "does not exist");
     let dir = tempfile::tempdir().unwrap();

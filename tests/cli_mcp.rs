@@ -539,6 +539,17 @@ fn track_reports_spend_rate_and_budgets() {
     assert_eq!(s["budgets"].as_array().unwrap().len(), 2);
     assert_eq!(s["over_budget"], json!(["reporter"]), "{}", s["budgets"]);
     assert!(text.contains("Budgets: monthly") && text.contains("OVER"), "{text}");
+    // Dollars of priced calls say so (the window has a call on claude-fable-9), and the run-rate is named as one:
+    // the forecast's projected month total is another figure.
+    assert!(text.starts_with(&format!("Spent ${:.4} + unpriced over", summary.cost_usd)), "{text}");
+    assert!(text.contains(" a day; monthly run-rate $") && text.contains("Not in the cost: 1 call"), "{text}");
+    assert!(!text.contains("projects to"), "{text}");
+    assert!(text.contains("reporter $") && text.contains(" + unpriced of $0.0500"), "{text}");
+
+    // --tz is the time zone of budgets without their own, as for `tokenmeter budget`.
+    let mut zoned = Client::over_records(dir.path(), NOW, &["--budgets", &budgets, "--tz", "Asia/Tokyo"]);
+    let (s, _) = zoned.ok(json!({"operation": "track"}));
+    assert_eq!(s["budgets"][0]["period_start"], "2025-09-30T15:00:00Z", "{}", s["budgets"]);
 
     // Without --budgets: null, and the text says how to add them.
     let mut plain = Client::over_records(dir.path(), NOW, &[]);
@@ -564,6 +575,10 @@ fn forecast_is_the_library_forecast() {
     assert_eq!(s["forecast"], v(l.forecast(7, None).unwrap()));
     assert!(s.get("window").is_none());
     assert!(text.contains("projected month total"), "{text}");
+    // The history holds a call on claude-fable-9: counted in the JSON, and the text's dollars say so.
+    assert_eq!(s["forecast"]["unpriced_calls"], 1);
+    assert!(text.contains("month to date $") && text.contains(" + unpriced, projected month total $"), "{text}");
+    assert!(text.contains("(the month to date plus the trend"), "{text}");
 
     for (tf, days) in [("1h", 1), ("24h", 1), ("30d", 30), ("all", 30)] {
         let (s, _) = c.ok(json!({"operation": "forecast", "timeframe": tf}));

@@ -29,7 +29,7 @@ fn markdown() {
     let md = cc(&["report"]).ok().to_owned();
     assert!(md.starts_with("# Token spend report\n"), "{md}");
     for needle in [
-        "| Cost | $0.3715 |",
+        "| Cost | $0.3715 + unpriced |",
         "## By model",
         "## By day",
         "| 2025-10-02 |",

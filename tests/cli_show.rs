@@ -25,7 +25,8 @@ fn show_json() {
     assert_eq!(calls[0]["cost"]["total"], 9_630_000_000u64);
     let agents: Vec<&str> = calls.iter().map(|c| c["dimensions"]["agent"].as_str().unwrap()).collect();
     assert_eq!(agents, ["main", "main", "main", "subagent", "subagent", "main"]);
-    assert_eq!(v["first_call"], "2025-10-01T09:00:01Z");
+    // A1's first streamed copy (09:00:00; the copy kept for its tokens is of 09:00:01).
+    assert_eq!(v["first_call"], "2025-10-01T09:00:00Z");
     assert_eq!(v["last_call"], "2025-10-02T14:00:00Z");
     assert!(v.get("tools").is_none());
 }

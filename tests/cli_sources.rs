@@ -4,7 +4,7 @@
 
 mod cli_support;
 
-use cli_support::{NOW, fixture, run, run_env, write_journal};
+use cli_support::{NOW, Transcript, fixture, run, run_env, usage_line, write_journal};
 
 /// The reasons of the skipped lines the JSON output lists.
 fn skipped_reasons(out: &cli_support::Run) -> Vec<String> {
@@ -303,4 +303,115 @@ fn a_records_file_follows_the_journals_compatibility_rule() {
     assert_eq!(reasons.len(), 2, "{reasons:?}");
     assert!(reasons[0].contains("version 0"), "{reasons:?}");
     assert!(reasons[1].contains("newer tokenmeter (schema version 4294967296)"), "{reasons:?}");
+}
+
+#[test]
+fn a_transcript_time_a_ledger_cannot_hold_is_a_bad_line() {
+    // Before 1970 or past 2262: the summary failed (day rows over 8,000 years) or reported from 1900.
+    let t = Transcript::new(&[
+        usage_line("2025-10-02T10:00:00Z", "claude-sonnet-4-5", "m1", 10, 5),
+        usage_line("9999-12-31T23:59:59Z", "claude-sonnet-4-5", "m2", 10, 5),
+        usage_line("1900-01-01T00:00:00Z", "claude-sonnet-4-5", "m3", 10, 5),
+    ]);
+    for args in [&["summary", "--format", "json"][..], &["--now", "2025-10-04", "summary", "--format", "json"]] {
+        let out = run(&[&["--claude-code", t.root.as_str()][..], args].concat());
+        let v = out.json();
+        assert_eq!(v["summary"]["calls"], 1, "{v}");
+        assert_eq!(v["source"]["calls"], 1);
+        assert_eq!(v["source"]["skipped_lines"], 2);
+        assert_eq!(v["summary"]["window"]["from"], "2025-10-02T00:00:00Z");
+        assert!(out.stderr.contains(":2: timestamp \"9999-12-31T23:59:59Z\" is out of range"), "{}", out.stderr);
+        assert!(out.stderr.contains(":3: timestamp \"1900-01-01T00:00:00Z\" is out of range"), "{}", out.stderr);
+    }
+}
+
+#[test]
+fn readable_lines_without_calls_beside_an_unreadable_one_make_an_empty_report() {
+    // A session with no answer yet: three user lines, and one line that is garbage. Not "every line was
+    // unreadable" (exit 1): a warning with the right counts, and an empty report.
+    let user =
+        |n: u32| format!(r#"{{"type":"user","timestamp":"2025-10-02T10:00:0{n}Z","message":{{"content":"hi"}}}}"#);
+    let t = Transcript::new(&[user(1), user(2), user(3), "garbage".to_owned()]);
+    let out = t.run(&["summary", "--format", "json"]);
+    assert_eq!(out.json()["summary"]["calls"], 0);
+    assert!(
+        out.stderr.contains("warning: no calls in")
+            && out.stderr.contains("1 of the 4 lines read was unreadable, and the other 3 hold no call"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("error"), "{}", out.stderr);
+    // Quiet: no note, the same report.
+    let quiet = t.run(&["-q", "summary"]);
+    assert_eq!((quiet.ok().contains("0 calls read"), quiet.stderr.as_str()), (true, ""));
+    // Every line unreadable is still an error.
+    let bad = Transcript::new(&["garbage", "{not json"]);
+    bad.run(&["summary"]).fails(1, "no readable records in");
+    bad.run(&["summary"]).fails(1, "all 2 lines read were unreadable");
+
+    // A records file: a journal's budget alert line holds no call, and is no unreadable line.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.jsonl");
+    std::fs::write(&file, "{\"v\":1,\"budget_alert\":{}}\nnot json\nnot json either\n").unwrap();
+    let out = run(&["--records", file.to_str().unwrap(), "summary", "--format", "json"]);
+    assert_eq!(out.json()["summary"]["calls"], 0);
+    assert!(
+        out.stderr.contains("2 of the 3 lines read were unreadable, and the other 1 holds no call"),
+        "{}",
+        out.stderr
+    );
+    // The journal: the same, with a line of a kind a newer tokenmeter writes (left out quietly, not unreadable).
+    let journal = dir.path().join("journal");
+    std::fs::create_dir(&journal).unwrap();
+    std::fs::write(journal.join("tokenmeter-2025-10-01.jsonl"), "{\"v\":1,\"usage_limit\":{\"x\":1}}\nnot json\n")
+        .unwrap();
+    let out = run(&["--journal", journal.to_str().unwrap(), "summary", "--format", "json"]);
+    assert_eq!(out.json()["summary"]["calls"], 0);
+    assert!(
+        out.stderr.contains("1 of the 2 lines read was unreadable, and the other 1 holds no call"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn claude_code_dot_from_inside_a_project_names_the_project() {
+    // `--claude-code .` run from a project's folder: the project was named `.`.
+    let project = fixture("claude_code/projects/-home-dev-alpha");
+    let home = tempfile::tempdir().unwrap();
+    let projects_of = |dir: &str, source: &str| -> Vec<String> {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tokenmeter"));
+        cmd.args(["--claude-code", source, "--now", NOW, "summary", "--group-by", "project", "--format", "json"]);
+        let out = cli_support::clean_env(cmd.current_dir(dir), home.path()).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["groups"]["groups"].as_array().unwrap().iter().map(|g| g["key"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(projects_of(&project, "."), ["-home-dev-alpha"]);
+    assert_eq!(projects_of(&project, "./sess-alpha-1.jsonl"), ["-home-dev-alpha"]);
+    // A session's folder: its project, not `subagents`.
+    assert_eq!(projects_of(&format!("{project}/sess-alpha-1"), "."), ["-home-dev-alpha"]);
+}
+
+#[test]
+fn an_unfinished_last_line_is_left_out_with_a_note() {
+    // The last line without its newline, an object begun but not whole: Claude Code is writing it. Not a bad
+    // line, but the call it holds is not in the report: a note says so (the JSON counted it alone).
+    let whole = usage_line("2025-10-02T10:00:00Z", "claude-sonnet-4-5", "m1", 10, 5);
+    let torn = usage_line("2025-10-02T10:01:00Z", "claude-sonnet-4-5", "m2", 10, 5);
+    let t = Transcript::with_text(&format!("{whole}\n{}", &torn[..60]));
+    let out = t.run(&["summary", "--format", "json"]);
+    let v = out.json();
+    assert_eq!((v["summary"]["calls"].as_u64(), v["source"]["skipped_lines"].as_u64()), (Some(1), Some(0)));
+    assert_eq!(v["source"]["transcripts"]["unfinished_lines"], 1);
+    assert!(
+        out.stderr.contains(
+            "note: left out 1 unfinished last line of a transcript being written (the next read has it whole)"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("warning"), "{}", out.stderr);
+    // -q: no notes.
+    assert_eq!(t.run(&["-q", "summary"]).stderr, "");
 }

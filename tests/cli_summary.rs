@@ -4,7 +4,7 @@
 
 mod cli_support;
 
-use cli_support::{NOW, cc, close, fixture, run};
+use cli_support::{NOW, Transcript, cc, close, fixture, run, usage_line};
 
 #[test]
 fn summary_json_has_every_figure() {
@@ -164,14 +164,8 @@ fn bad_arguments_exit_2() {
         .fails(2, "must be before --until (2025-10-02, which ends at 2025-10-03T00:00:00+00:00)");
     cc(&["summary", "--since", "2030-01-01"]).fails(2, "--since (2030-01-01T00:00:00+00:00) is after the last record");
     cc(&["summary", "--until", "1900-01-01"]).fails(2, "out of range");
-    // The bounds named are the first and last records (and now), not a minute around them.
-    cc(&["summary", "--until", "2020-01-01"]).fails(2, "is before the first record (2025-10-01T09:00:01+00:00)");
+    // The bounds named are the last record and now, not a minute past them.
     cc(&["summary", "--since", "2030-01-01"]).fails(2, "the last record and now (2025-10-04T00:00:00+00:00)");
-    let empty = tempfile::tempdir().unwrap();
-    let file = empty.path().join("none.jsonl");
-    std::fs::write(&file, "").unwrap();
-    run(&["--records", file.to_str().unwrap(), "--now", NOW, "summary", "--until", "2020-01-01"])
-        .fails(2, "is before now (2025-10-04T00:00:00+00:00)");
     for now in ["0001-01-01", "9999-12-31", "2262-04-12", "1969-12-31T23:00:00Z"] {
         run(&["--claude-code", &fixture("claude_code"), "--now", now, "summary"]).fails(2, "out of range");
     }
@@ -278,4 +272,79 @@ fn the_whole_window_starts_on_the_first_records_day_however_old() {
             / 86_400.0;
         close(days, expected);
     }
+}
+
+#[test]
+fn an_until_before_the_first_record_is_an_empty_report() {
+    // `--since A --until B` before the records is an empty report; so is `--until B` alone (it was exit 2,
+    // "nothing to report"). Its window is --until's last local day.
+    for args in [&["--until", "2025-09-15"][..], &["--since", "2025-09-01", "--until", "2025-09-15"]] {
+        let v = cc(&[&["summary", "--format", "json"][..], args].concat()).json();
+        assert_eq!(v["summary"]["calls"], 0, "{args:?}");
+        assert_eq!(v["summary"]["window"]["to"], "2025-09-16T00:00:00Z");
+    }
+    let v = cc(&["summary", "--until", "2025-09-15", "--format", "json"]).json();
+    assert_eq!(v["summary"]["window"]["from"], "2025-09-15T00:00:00Z");
+    // In --tz, and for a time: back to the start of the local day it is in.
+    let v = cc(&["--tz", "America/New_York", "summary", "--until", "2025-09-15", "--format", "json"]).json();
+    assert_eq!(
+        v["summary"]["window"],
+        serde_json::json!({"from": "2025-09-15T04:00:00Z", "to": "2025-09-16T04:00:00Z"})
+    );
+    let v = cc(&["summary", "--until", "2025-09-15T12:00:00Z", "--format", "json"]).json();
+    assert_eq!(
+        v["summary"]["window"],
+        serde_json::json!({"from": "2025-09-15T00:00:00Z", "to": "2025-09-15T12:00:00Z"})
+    );
+    let text = cc(&["summary", "--until", "2025-09-15"]).ok().to_owned();
+    assert!(text.starts_with("Usage summary, 2025-09-15 00:00 to 2025-09-16 00:00 (UTC)"), "{text}");
+    for command in ["report", "cache-report", "optimize"] {
+        cc(&[command, "--until", "2025-09-15"]).ok();
+    }
+    // Without records, before now: the same.
+    let empty = tempfile::tempdir().unwrap();
+    let file = empty.path().join("none.jsonl");
+    std::fs::write(&file, "").unwrap();
+    let v = run(&[
+        "--records",
+        file.to_str().unwrap(),
+        "--now",
+        NOW,
+        "summary",
+        "--until",
+        "2020-01-01",
+        "--format",
+        "json",
+    ])
+    .json();
+    assert_eq!(
+        (v["summary"]["calls"].as_u64(), v["summary"]["window"]["from"].as_str()),
+        (Some(0), Some("2020-01-01T00:00:00Z"))
+    );
+}
+
+#[test]
+fn a_call_streamed_across_midnight_is_dated_by_its_first_copy() {
+    // Two copies of one response (one message id, one request id): the first at 23:59:50 with 10 output tokens,
+    // the last, kept for its tokens, at 00:00:20 with 500. The call began on the 2nd.
+    let t = Transcript::new(&[
+        usage_line("2025-10-02T23:59:50Z", "claude-sonnet-4-5", "m1", 100, 10),
+        usage_line("2025-10-03T00:00:20Z", "claude-sonnet-4-5", "m1", 100, 500),
+    ]);
+    let v = t.run(&["summary", "--group-by", "day", "--format", "json"]).json();
+    assert_eq!(v["summary"]["calls"], 1);
+    assert_eq!(v["summary"]["tokens"]["output"], 500);
+    let days: Vec<(&str, u64)> = v["groups"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["calls"].as_u64() > Some(0))
+        .map(|g| (g["key"].as_str().unwrap(), g["tokens"]["output"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(days, [("2025-10-02T00:00:00+00:00", 500)]);
+    // `--until` the day it began keeps it, with the kept copy's tokens.
+    let v = t.run(&["summary", "--until", "2025-10-02", "--format", "json"]).json();
+    assert_eq!((v["summary"]["calls"].as_u64(), v["summary"]["tokens"]["output"].as_u64()), (Some(1), Some(500)));
+    let v = t.run(&["summary", "--since", "2025-10-03", "--format", "json"]).json();
+    assert_eq!(v["summary"]["calls"], 0);
 }

@@ -92,7 +92,7 @@ fn watch_on_a_terminal_keeps_the_alert_on_screen_and_its_table_aligned() {
     assert_eq!(code, 0, "{text}");
     // What stays on screen is what follows the last clear: the alert must be there, not before it.
     let screen = text.rsplit("\x1b[2J\x1b[H").next().unwrap_or_default();
-    assert!(strip_ansi(screen).contains("ALERT: $0.3715 spent over the last 7d"), "{text:?}");
+    assert!(strip_ansi(screen).contains("ALERT: $0.3715 + unpriced spent over the last 7d"), "{text:?}");
     // The coloured OVER cell is styled by the table, so every line of the first table is equally wide.
     let plain = strip_ansi(screen);
     let table: Vec<&str> = plain

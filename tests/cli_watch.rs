@@ -54,7 +54,7 @@ fn watch_refreshes_and_alerts() {
     ]);
     let text = table.ok();
     assert!(text.starts_with("tokenmeter watch: last 24h at 2025-10-04 00:00:00 +00:00 (UTC)"), "{text}");
-    assert!(text.contains("$1.00 ($0.9622 left)"), "{text}");
+    assert!(text.contains("$1.00 (at most $0.9622 left)"), "{text}");
     assert!(!table.stderr.contains("ALERT"));
 }
 
@@ -76,7 +76,7 @@ fn watching_everything_recorded_says_so() {
     let text = out.ok();
     assert!(text.starts_with("tokenmeter watch: everything recorded at 2025-10-04 00:00:00 +00:00 (UTC)"), "{text}");
     assert!(
-        out.stderr.contains("ALERT: $0.3715 spent over everything recorded passes the threshold"),
+        out.stderr.contains("ALERT: $0.3715 + unpriced spent over everything recorded passes the threshold"),
         "{}",
         out.stderr
     );

@@ -68,6 +68,35 @@ fn discovery_finds_nested_and_subagent_files() {
 }
 
 #[test]
+fn a_folder_or_file_given_is_named_by_its_real_path() {
+    let alpha = discover(&fixture("claude_code/projects/-home-dev-alpha")).unwrap();
+    let named = |files: &[tokenmeter::transcripts::TranscriptFile]| -> Vec<(String, String, bool)> {
+        files.iter().map(|f| (f.project.to_string(), f.session.to_string(), f.subagent)).collect()
+    };
+    // `..` (or `.`, run from inside the folder) has no name of its own: the project was named `..`.
+    let up = discover(&fixture("claude_code/projects/-home-dev-alpha/sess-alpha-1/..")).unwrap();
+    assert_eq!(named(&up), named(&alpha));
+    // A session's folder, its `subagents/` folder and a file in it: the project above, not `subagents`.
+    let sub = [("-home-dev-alpha".to_owned(), "sess-alpha-1".to_owned(), true)];
+    for p in ["sess-alpha-1", "sess-alpha-1/subagents", "sess-alpha-1/subagents/agent-7f3a.jsonl"] {
+        let files = discover(&fixture(&format!("claude_code/projects/-home-dev-alpha/{p}"))).unwrap();
+        assert_eq!(named(&files), sub, "{p}");
+        // Read at the path given, not at the real one.
+        let given = fixture(&format!("claude_code/projects/-home-dev-alpha/{p}"));
+        assert!(files[0].path.starts_with(&given), "{}", files[0].path.display());
+    }
+    // Outside any `projects/` folder (a project copied elsewhere): the same from the folders' own names.
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("myproj");
+    std::fs::create_dir_all(project.join("sess-alpha-1/subagents")).unwrap();
+    std::fs::copy(&alpha[1].path, project.join("sess-alpha-1/subagents/agent-7f3a.jsonl")).unwrap();
+    let sub = [("myproj".to_owned(), "sess-alpha-1".to_owned(), true)];
+    for p in ["sess-alpha-1", "sess-alpha-1/subagents", "sess-alpha-1/subagents/agent-7f3a.jsonl"] {
+        assert_eq!(named(&discover(&project.join(p)).unwrap()), sub, "{p}");
+    }
+}
+
+#[test]
 fn every_call_and_figure() {
     let load = load("claude_code");
     let s = &load.stats;
@@ -107,7 +136,8 @@ fn every_call_and_figure() {
     assert_eq!(a1.tokens, tokens(10, 120, 1000, 2000, 0));
     assert_eq!(picos(a1), 9_630_000_000);
     assert_eq!(a1.model.as_deref(), Some("claude-sonnet-4-5-20250929"));
-    assert_eq!(a1.timestamp.to_rfc3339(), "2025-10-01T09:00:01+00:00");
+    // At the time of its first copy (09:00:00), not of the copy kept (09:00:01).
+    assert_eq!(a1.timestamp.to_rfc3339(), "2025-10-01T09:00:00+00:00");
     assert_eq!(a1.dimensions.session.as_deref(), Some("sess-alpha-1"));
     assert_eq!(a1.dimensions.project.as_deref(), Some("-home-dev-alpha"));
     assert_eq!(a1.dimensions.agent.as_deref(), Some("main"));

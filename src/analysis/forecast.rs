@@ -98,6 +98,11 @@ pub struct Forecast {
     pub projected_month_total_usd: f64,
     /// The limit asked about, if any.
     pub limit: Option<LimitForecast>,
+    /// Calls on models without a price in the days the forecast reads (the history its trend is fitted on, and
+    /// this month so far, today included): their cost is in none of the dollar figures above, which count
+    /// priced calls only. Absent (0) in forecasts written before it was added.
+    #[serde(default)]
+    pub unpriced_calls: u64,
 }
 
 /// A least-squares line through `(i, ys[i])` with its prediction interval.
@@ -269,6 +274,17 @@ impl Ledger {
                 k += 1;
             }
             let projected = spent + today_rest + rest.iter().map(|(_, c)| c).sum::<f64>();
+            // Calls the dollar figures leave out: those of the days read above (history, the month, today).
+            let history_from = day_of(-FORECAST_HISTORY_DAYS);
+            let read = |d: i64| {
+                d >= month_start || d == today || (d >= history_from && d < today && first_day.is_some_and(|f| d >= f))
+            };
+            let unpriced_calls: u64 = store
+                .daily
+                .range(history_from.min(month_start)..day_of(1))
+                .filter(|(d, _)| read(**d))
+                .map(|(_, a)| a.core.unpriced_calls)
+                .sum();
 
             let limit = limit_usd.map(|limit| {
                 // A limit of $0 is reached by the first spend, not by none (it read as reached on the 1st).
@@ -322,6 +338,7 @@ impl Ledger {
                 month_to_date_usd: spent,
                 projected_month_total_usd: projected,
                 limit,
+                unpriced_calls,
             })
         })
     }

@@ -14,11 +14,21 @@ use crate::toml_spans::{entries, line_col, path_key};
 /// Keys a budget table may hold.
 const BUDGET_KEYS: &str = "limit_usd, limit_tokens, period, time_zone, week_start, scope, thresholds, action";
 
-/// Reads budgets from a TOML file; errors name the file, the line and the field.
+/// Reads budgets from a TOML file; errors name the file, the line and the field. A budget without
+/// `time_zone` follows UTC.
 pub fn load_budgets_file(path: impl AsRef<Path>) -> Result<Vec<Budget>, BudgetError> {
+    load_budgets_file_with_time_zone(path, Tz::UTC)
+}
+
+/// [`load_budgets_file`], with `default_time_zone` for the budgets whose table has no `time_zone` (a
+/// command line's `--tz`, say); a budget's own `time_zone` still wins.
+pub fn load_budgets_file_with_time_zone(
+    path: impl AsRef<Path>,
+    default_time_zone: Tz,
+) -> Result<Vec<Budget>, BudgetError> {
     let path = path.as_ref();
     let text = std::fs::read_to_string(path).map_err(|source| BudgetError::Io { path: path.to_owned(), source })?;
-    parse_budgets_toml(&text, &path.display().to_string())
+    parse_budgets_toml_with_time_zone(&text, &path.display().to_string(), default_time_zone)
 }
 
 /// Parses budgets from TOML text (format in the [module docs](super)); `origin` names the text in errors
@@ -41,7 +51,28 @@ pub fn load_budgets_file(path: impl AsRef<Path>) -> Result<Vec<Budget>, BudgetEr
 ///     .unwrap_err();
 /// assert!(err.to_string().starts_with("budgets.toml:3: field `budgets.x.period`"));
 /// ```
+///
+/// A budget without `time_zone` follows UTC; [`parse_budgets_toml_with_time_zone`] sets another default.
 pub fn parse_budgets_toml(text: &str, origin: &str) -> Result<Vec<Budget>, BudgetError> {
+    parse_budgets_toml_with_time_zone(text, origin, Tz::UTC)
+}
+
+/// [`parse_budgets_toml`], with `default_time_zone` for the budgets whose table has no `time_zone`; a budget's
+/// own `time_zone` still wins.
+///
+/// ```
+/// use tokenmeter::budget::{Tz, parse_budgets_toml_with_time_zone};
+///
+/// let text = "[budgets.a]\nlimit_usd = 5\n\n[budgets.b]\nlimit_usd = 5\ntime_zone = \"UTC\"\n";
+/// let budgets = parse_budgets_toml_with_time_zone(text, "budgets.toml", Tz::Europe__Paris).unwrap();
+/// assert_eq!(budgets[0].time_zone(), Tz::Europe__Paris);
+/// assert_eq!(budgets[1].time_zone(), Tz::UTC);
+/// ```
+pub fn parse_budgets_toml_with_time_zone(
+    text: &str,
+    origin: &str,
+    default_time_zone: Tz,
+) -> Result<Vec<Budget>, BudgetError> {
     let src = Source { text, origin };
     let root = DeTable::parse(text).map_err(|e| {
         let (line, column) = line_col(text, e.span().map_or(0, |s| s.start));
@@ -80,7 +111,7 @@ pub fn parse_budgets_toml(text: &str, origin: &str) -> Result<Vec<Budget>, Budge
                     ),
                 ));
             };
-            budgets.push(budget(&src, name, fields, &body.span(), &path)?);
+            budgets.push(budget(&src, name, fields, &body.span(), &path, default_time_zone)?);
         }
     }
     Ok(budgets)
@@ -93,10 +124,11 @@ fn budget(
     table: &DeTable<'_>,
     span: &Range<usize>,
     path: &str,
+    default_time_zone: Tz,
 ) -> Result<Budget, BudgetError> {
     let mut limit: Option<(BudgetLimit, &str)> = None;
     let mut period = BudgetPeriod::Month;
-    let mut time_zone = Tz::UTC;
+    let mut time_zone = default_time_zone;
     let mut week_start: Option<(chrono::Weekday, Range<usize>, String)> = None;
     let mut scope = BudgetScope::Everything;
     let mut scope_line = None;

@@ -94,6 +94,9 @@
 //! ```
 //!
 //! Every error names the file, the 1-based line and the dotted field path.
+//!
+//! A budget without `time_zone` follows UTC; [`parse_budgets_toml_with_time_zone`] and
+//! [`load_budgets_file_with_time_zone`] take another default (the `tokenmeter` command line passes its `--tz`).
 
 mod alert;
 mod file;
@@ -113,7 +116,9 @@ use serde::{Deserialize, Serialize, Serializer};
 
 pub use alert::{AlertKind, AlertStats, BudgetAlert, WebhookStats};
 pub use chrono_tz::Tz;
-pub use file::{load_budgets_file, parse_budgets_toml};
+pub use file::{
+    load_budgets_file, load_budgets_file_with_time_zone, parse_budgets_toml, parse_budgets_toml_with_time_zone,
+};
 #[cfg(feature = "webhook")]
 pub use webhook::WebhookConfig;
 

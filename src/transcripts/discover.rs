@@ -41,8 +41,10 @@ pub fn default_claude_code_dirs() -> Vec<PathBuf> {
 /// Lists the transcripts under `path`, sorted by path.
 ///
 /// `path` may be a Claude Code config dir (it has a `projects/` folder), a `projects/` folder, one project's
-/// folder (it holds `.jsonl` files), or a single `.jsonl` file. Every `.jsonl` file below is found, nested
-/// folders and `subagents/` included.
+/// folder (it holds `.jsonl` files), one session's folder (it holds `subagents/`) or its `subagents/` folder,
+/// or a single `.jsonl` file. Every `.jsonl` file below is found, nested folders and `subagents/` included.
+/// Projects and sessions are named from `path`'s real location (`.` from inside a project's folder is that
+/// project; a session's folder belongs to the project folder above it); files keep the path they were found at.
 pub fn discover(path: &Path) -> Result<Vec<TranscriptFile>, TranscriptError> {
     strict(discover_reporting(path)?)
 }
@@ -65,14 +67,23 @@ pub fn discover_reporting(path: &Path) -> Result<(Vec<TranscriptFile>, Vec<Unrea
         std::io::ErrorKind::NotFound => TranscriptError::NotFound(path.to_owned()),
         _ => TranscriptError::Io { path: path.to_owned(), source },
     })?;
+    // Names come from the real path: `.` (the project folder one is in), `./s.jsonl` or a symbolic link name no
+    // project, and a session's folder is named by the project folder above it. Files are still read (and shown)
+    // at `path`.
+    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    let folders: Vec<String> = real.iter().map(lossy).collect();
     if meta.is_file() {
-        let stem = path.file_stem().map_or("unknown".into(), lossy);
+        let stem = real.file_stem().map_or("unknown".into(), lossy);
+        let parents = &folders[..folders.len().saturating_sub(1)];
         // Under a `projects/` folder, placed as the walk from there places it (a nested file belongs to its
-        // session); otherwise the folder holding it is the project.
-        let folders: Vec<String> = path.parent().map_or_else(Vec::new, |p| p.iter().map(lossy).collect());
-        let (project, session, subagent) = match folders.iter().rposition(|f| f == "projects") {
-            Some(i) if i + 1 < folders.len() => place(&folders[i + 1..], stem),
-            _ => (path.parent().and_then(Path::file_name).map_or("unknown".into(), lossy), stem, false),
+        // session); a sub-agent's file by the session and project folders above its `subagents/`; otherwise the
+        // folder holding it is the project.
+        let (project, session, subagent) = match parents.iter().rposition(|f| f == "projects") {
+            Some(i) if i + 1 < parents.len() => place(&parents[i + 1..], stem),
+            _ => match subagents_parts(parents) {
+                Some(parts) => place(parts, stem),
+                None => (real.parent().and_then(Path::file_name).map_or("unknown".into(), lossy), stem, false),
+            },
         };
         let file = TranscriptFile {
             path: path.to_owned(),
@@ -87,12 +98,20 @@ pub fn discover_reporting(path: &Path) -> Result<(Vec<TranscriptFile>, Vec<Unrea
     let projects = path.join("projects");
     let (root, prefix) = if projects.is_dir() {
         (projects, Vec::new())
-    } else if path.file_name() == Some(OsStr::new("projects")) || !has_jsonl_file(path)? {
+    } else if real.file_name() == Some(OsStr::new("projects")) {
         (path.to_owned(), Vec::new())
-    } else {
+    } else if let Some(parts) = subagents_parts(&folders) {
+        // A session's `subagents/` folder: its project and session are the two folders above it.
+        (path.to_owned(), parts.to_vec())
+    } else if has_jsonl_file(path)? {
         // One project's folder: the project is its own name.
-        let name = path.file_name().map_or_else(|| lossy(path.as_os_str()), lossy);
+        let name = folders.last().cloned().unwrap_or_else(|| lossy(path.as_os_str()));
         (path.to_owned(), vec![name])
+    } else if path.join("subagents").is_dir() && folders.len() >= 2 {
+        // A session's folder (`<project>/<session>/subagents/…`): the project is the folder above it.
+        (path.to_owned(), folders[folders.len() - 2..].to_vec())
+    } else {
+        (path.to_owned(), Vec::new())
     };
 
     let mut files = Vec::new();
@@ -102,6 +121,15 @@ pub fn discover_reporting(path: &Path) -> Result<(Vec<TranscriptFile>, Vec<Unrea
     // By the path as a string (as ccusage does): which copy of a repeated response is kept depends on it.
     files.sort_by(|a, b| a.path.as_os_str().cmp(b.path.as_os_str()));
     Ok((unique(files), skipped))
+}
+
+/// `[project, session, "subagents"]` when `folders` (a real path's components) ends in a `subagents` folder with
+/// a session and a project folder above it.
+fn subagents_parts(folders: &[String]) -> Option<&[String]> {
+    match folders {
+        [.., _, _, last] if last == "subagents" => Some(&folders[folders.len() - 3..]),
+        _ => None,
+    }
 }
 
 /// [`discover`] over several folders (the default ones, say): a file reached from two of them (one folder

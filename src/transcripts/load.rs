@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::SystemTime;
 
+use chrono::{DateTime, Utc};
 use rustc_hash::FxHashMap as HashMap;
 
 use super::parse::{FileCalls, RawCall, SYNTHETIC_MODEL, read_file};
@@ -256,8 +257,12 @@ fn resolve(
     // Whether a call's line names its own file's session (or none).
     let own = |p: Pick| scope_of(p) == &*files[p.file as usize].session;
 
-    // Pass 1: one call per (message id, request id); without a request id, per message id in its session.
+    // Pass 1: one call per (message id, request id); without a request id, per message id in its session. The
+    // copy kept gives the call its tokens; the earliest copy its time (a streamed response's copies are written
+    // as it goes on: the call began with the first, and one running past midnight belongs to the day it began,
+    // as ccusage dates it).
     let mut kept: Vec<Option<Pick>> = Vec::new();
+    let mut began: Vec<DateTime<Utc>> = Vec::new();
     let mut by_key: HashMap<(&str, &str, &str), usize> = HashMap::default();
     for (fi, f) in parsed.iter().enumerate() {
         for ci in 0..f.calls.len() {
@@ -265,6 +270,7 @@ fn resolve(
             let call = &f.calls[ci];
             let Some(msg) = &call.message_id else {
                 kept.push(Some(pick));
+                began.push(call.timestamp);
                 continue;
             };
             let key = match &call.request_id {
@@ -274,6 +280,7 @@ fn resolve(
             match by_key.get(&key) {
                 Some(&k) => {
                     stats.duplicate_lines += 1;
+                    began[k] = began[k].min(call.timestamp);
                     if let Some(old) = kept[k]
                         && better(call, own(pick), raw(old), own(old))
                     {
@@ -283,6 +290,7 @@ fn resolve(
                 None => {
                     by_key.insert(key, kept.len());
                     kept.push(Some(pick));
+                    began.push(call.timestamp);
                 }
             }
         }
@@ -314,12 +322,15 @@ fn resolve(
         }
     }
 
-    let mut picks: Vec<Pick> = kept.into_iter().flatten().collect();
-    picks.sort_by_key(|&a| (raw(a).timestamp, a.file, a.call));
+    let mut picks: Vec<(Pick, DateTime<Utc>)> =
+        kept.into_iter().zip(began).filter_map(|(p, t)| p.map(|p| (p, t))).collect();
+    picks.sort_by_key(|&(a, t)| (t, a.file, a.call));
 
     let mut records = RecordMaker::new(prices);
-    let calls: Vec<CallRecord> =
-        picks.iter().map(|&p| records.make(&files[p.file as usize], &parsed[p.file as usize], raw(p))).collect();
+    let calls: Vec<CallRecord> = picks
+        .iter()
+        .map(|&(p, t)| records.make(&files[p.file as usize], &parsed[p.file as usize], raw(p), t))
+        .collect();
     stats.calls = calls.len() as u64;
     stats.synthetic_calls = records.synthetic;
     stats.unpriced_calls = records.unpriced;
@@ -375,7 +386,8 @@ impl<'p> RecordMaker<'p> {
         Arc::clone(s)
     }
 
-    fn make(&mut self, file: &TranscriptFile, f: &FileCalls, call: &RawCall) -> CallRecord {
+    /// The record of `call`, stamped `timestamp` (the earliest of its copies).
+    fn make(&mut self, file: &TranscriptFile, f: &FileCalls, call: &RawCall, timestamp: DateTime<Utc>) -> CallRecord {
         let entry = |i: Option<u16>| i.and_then(|i| f.table.get(i as usize));
         let model = entry(call.model).map(|m| self.shared(m));
         let service_tier = entry(call.service_tier).map(|s| self.shared(s));
@@ -423,7 +435,7 @@ impl<'p> RecordMaker<'p> {
         };
         let agent = if call.sidechain || file.subagent { &self.subagent } else { &self.main };
         CallRecord {
-            timestamp: call.timestamp,
+            timestamp,
             duration_us: 0,
             time_to_first_token_us: None,
             model,

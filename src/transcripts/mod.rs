@@ -19,8 +19,10 @@
 //! Everything else (prompt and response text included) is skipped unread. The rules:
 //!
 //! - **One call per `(message.id, requestId)`.** Claude Code writes a response once per content block, and
-//!   streamed lines repeat with growing output; of the copies, the one with the larger token total is kept
-//!   (a main-conversation copy is preferred to a sidechain copy). Without a `requestId` the key is the
+//!   streamed lines repeat with growing output; of the copies, the one with the larger token total gives the
+//!   call its tokens (a main-conversation copy is preferred to a sidechain copy), and the earliest copy its
+//!   time (the response began then: a call streamed across midnight belongs to the day it began, as in
+//!   ccusage). Without a `requestId` the key is the
 //!   message id within its session. A line without a message id is a call of its own.
 //! - **Sidechain replays are dropped.** A sidechain line (`isSidechain: true`, e.g. a `/btw` aside or a
 //!   sub-agent) that repeats a message of the main conversation of the same session under a new request id
@@ -35,8 +37,9 @@
 //!   files, the folder that holds them: `projects/<project>/<session>/subagents/<agent>.jsonl` belongs to
 //!   `<session>`). Sidechain lines and files under `subagents/` get the agent dimension `subagent`, the
 //!   rest `main`. Calls are priced with the [`PriceBook`]: Anthropic's rules, long context included.
-//! - **Bad lines** (not JSON, an assistant usage line without a valid `timestamp` or token counts, or with a
-//!   count over [`MAX_TOKENS_PER_FIELD`](crate::capture::MAX_TOKENS_PER_FIELD), a line cut short) are
+//! - **Bad lines** (not JSON, an assistant usage line without a valid `timestamp` or token counts, with a
+//!   timestamp a ledger cannot hold (before 1970 or after 2262-04-11), or with a count over
+//!   [`MAX_TOKENS_PER_FIELD`](crate::capture::MAX_TOKENS_PER_FIELD), a line cut short) are
 //!   skipped and counted in [`LoadStats`], with the first few `file:line` places. Empty lines are ignored.
 //!
 //! A record's `duration_us` is 0: transcripts do not say how long a call took.

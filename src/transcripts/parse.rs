@@ -187,6 +187,11 @@ pub(super) fn parse_bytes(bytes: &[u8], max_places: usize) -> FileCalls {
     out
 }
 
+/// The instants a ledger can hold: Unix nanoseconds in an `i64`, from 1970 on.
+fn representable(t: DateTime<Utc>) -> bool {
+    t.timestamp() >= 0 && t.timestamp_nanos_opt().is_some()
+}
+
 fn trim(mut line: &[u8]) -> &[u8] {
     while let [first, rest @ ..] = line
         && first.is_ascii_whitespace()
@@ -233,6 +238,17 @@ fn parse_line(line: &[u8], line_no: u64, out: &mut FileCalls, max_places: usize)
         out.bad(line_no, || format!("invalid timestamp {raw_ts:?}"), max_places);
         return;
     };
+    let timestamp = timestamp.with_timezone(&Utc);
+    // A time a ledger cannot hold (before 1970, or past what Unix nanoseconds in an `i64` reach, 2262-04-11) would
+    // stretch every window made from the calls (a report from 1900, day rows past any limit): a bad line too.
+    if !representable(timestamp) {
+        out.bad(
+            line_no,
+            || format!("timestamp {raw_ts:?} is out of range (a call's time is from 1970 to 2262-04-11)"),
+            max_places,
+        );
+        return;
+    }
 
     // A count capture would reject (a corrupted line) would otherwise poison every sum made from it, as a
     // journal or records line with such a count would (those are refused when read back too).
@@ -276,7 +292,7 @@ fn parse_line(line: &[u8], line_no: u64, out: &mut FileCalls, max_places: usize)
         _ => None,
     };
     let call = RawCall {
-        timestamp: timestamp.with_timezone(&Utc),
+        timestamp,
         tokens,
         message_id: message.id.as_deref().filter(|s| !s.is_empty()).and_then(|s| out.push_str(s)),
         request_id: parsed.request_id.as_deref().filter(|s| !s.is_empty()).and_then(|s| out.push_str(s)),
@@ -357,6 +373,35 @@ mod tests {
         assert_eq!(f.bad_places[0], (1, "usage line without a timestamp".to_owned()));
         assert_eq!(f.bad_places[1], (2, "invalid timestamp \"yesterday\"".to_owned()));
         assert!(f.calls.is_empty());
+    }
+
+    #[test]
+    fn times_a_ledger_cannot_hold_are_bad_lines() {
+        let line = |ts: &str| {
+            format!(
+                r#"{{"type":"assistant","timestamp":"{ts}","message":{{"usage":{{"input_tokens":1,"output_tokens":1}}}}}}"#
+            )
+        };
+        let text = [
+            line("9999-12-31T23:59:59Z"),
+            line("1900-01-01T00:00:00Z"),
+            line("1969-12-31T23:59:59Z"),
+            line("2262-04-11T23:47:16.854775808Z"),
+            line("1970-01-01T00:00:00Z"),
+            line("2262-04-11T23:47:16.854775807Z"),
+        ]
+        .join("\n");
+        let f = parse_bytes(text.as_bytes(), 5);
+        assert_eq!((f.bad_lines, f.calls.len()), (4, 2));
+        assert_eq!(
+            f.bad_places[0],
+            (
+                1,
+                r#"timestamp "9999-12-31T23:59:59Z" is out of range (a call's time is from 1970 to 2262-04-11)"#
+                    .to_owned()
+            )
+        );
+        assert_eq!(f.bad_places.iter().map(|p| p.0).collect::<Vec<_>>(), [1, 2, 3, 4]);
     }
 
     #[test]

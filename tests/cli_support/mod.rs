@@ -125,3 +125,49 @@ pub fn write_journal(dir: &Path) -> usize {
 pub fn close(a: f64, b: f64) {
     assert!((a - b).abs() <= 1e-9 * b.abs().max(1e-12), "{a} != {b}");
 }
+
+/// One Claude Code session in a temporary `projects/-home-dev-app/` folder: its lines as given, each followed by a
+/// newline.
+pub struct Transcript {
+    _dir: tempfile::TempDir,
+    /// The config dir to pass to `--claude-code` (it holds `projects/`).
+    pub root: String,
+    /// The session's file.
+    pub file: PathBuf,
+}
+
+impl Transcript {
+    pub fn new<S: AsRef<str>>(lines: &[S]) -> Self {
+        let text: String = lines.iter().map(|l| format!("{}\n", l.as_ref())).collect();
+        Self::with_text(&text)
+    }
+
+    /// The session file holding exactly `text`.
+    pub fn with_text(text: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let project = dir.path().join("projects").join("-home-dev-app");
+        std::fs::create_dir_all(&project).unwrap();
+        let file = project.join("sess-1.jsonl");
+        std::fs::write(&file, text).unwrap();
+        Transcript { root: dir.path().to_str().unwrap().to_owned(), file, _dir: dir }
+    }
+
+    /// `tokenmeter --claude-code <root> --now NOW args…`.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let mut all = vec!["--claude-code", self.root.as_str(), "--now", NOW];
+        all.extend_from_slice(args);
+        run(&all)
+    }
+}
+
+/// A Claude Code assistant line with usage: message `id`, request `req-<id>`, `input` and `output` tokens.
+pub fn usage_line(ts: &str, model: &str, id: &str, input: u64, output: u64) -> String {
+    serde_json::json!({
+        "type": "assistant",
+        "timestamp": ts,
+        "sessionId": "sess-1",
+        "requestId": format!("req-{id}"),
+        "message": {"id": id, "model": model, "usage": {"input_tokens": input, "output_tokens": output}}
+    })
+    .to_string()
+}

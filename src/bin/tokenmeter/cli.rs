@@ -55,7 +55,7 @@ pub(crate) struct CommonArgs {
     /// Merge prices from a TOML price file over the built-in price book (see tokenmeter::pricing)
     #[arg(long, global = true, value_name = "FILE")]
     pub(crate) prices: Option<PathBuf>,
-    /// Time zone of days, weeks and months (IANA name)
+    /// Time zone of days, weeks and months (IANA name), also of budgets whose file entry has no time_zone
     #[arg(long = "tz", global = true, value_name = "ZONE", default_value = "UTC", value_parser = parse_tz)]
     pub(crate) time_zone: Tz,
     /// The time reports treat as now, RFC 3339 or YYYY-MM-DD (local midnight in --tz) [default: the current

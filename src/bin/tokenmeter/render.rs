@@ -151,6 +151,12 @@ pub(crate) fn share_cost(cost_usd: f64, calls: u64, unpriced_calls: u64) -> Stri
     }
 }
 
+/// A dollar figure made from priced calls only (a total, a rate, a projection): `$x + unpriced` when
+/// `unpriced_calls` calls on models without a price are left out of it, as [`share_cost`] marks a row's cost.
+pub(crate) fn priced_usd(v: f64, unpriced_calls: u64) -> String {
+    if unpriced_calls > 0 { format!("{} + unpriced", usd(v)) } else { usd(v) }
+}
+
 /// For a period comparison whose two windows are not equally long (the current one ends in the current
 /// minute, the previous one on an hour), what its changes mean.
 pub(crate) fn length_note(c: &tokenmeter::analysis::Comparison) -> Option<String> {
@@ -231,5 +237,10 @@ mod tests {
         assert_eq!(pct(0.1234), "12.3%");
         assert_eq!(delta_pct(Some(-3.26)), "-3.3%");
         assert_eq!(delta_pct(None), "-");
+        // A figure that leaves out calls says so; a group whose every call is unpriced has no figure.
+        assert_eq!(priced_usd(0.0, 1), "$0.00 + unpriced");
+        assert_eq!(priced_usd(3.84, 0), "$3.84");
+        assert_eq!(share_cost(0.0, 2, 2), "unpriced");
+        assert_eq!(share_cost(0.5, 2, 1), "$0.5000 + unpriced");
     }
 }

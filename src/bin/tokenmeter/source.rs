@@ -181,6 +181,9 @@ pub(crate) struct SourceInfo {
     pub(crate) after_now: u64,
     /// The first few of them.
     pub(crate) skipped: Vec<SkippedLine>,
+    /// Lines read, the skipped ones included (blank lines and a transcript's unfinished last line are not).
+    #[serde(skip)]
+    pub(crate) lines_read: u64,
     /// For Claude Code transcripts: what reading them met.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) transcripts: Option<LoadStats>,
@@ -306,11 +309,27 @@ impl Source {
         source.report_skips(ctx);
         if source.records.is_empty() && source.info.skipped_lines > 0 {
             let paths: Vec<String> = source.info.paths.iter().map(|p| p.display().to_string()).collect();
-            let lines = match source.info.skipped_lines {
-                1 => "the 1 line read was unreadable".to_owned(),
-                n => format!("all {n} lines read were unreadable"),
-            };
-            return Err(CliError::data(format!("no readable records in {}: {lines}", paths.join(", "))));
+            let (skipped, read) = (source.info.skipped_lines, source.info.lines_read.max(source.info.skipped_lines));
+            // Nothing readable at all is an error, not a $0 report a cron job would pass on; lines that were
+            // fine but hold no call (a session with no answer yet) make an empty report.
+            if skipped == read {
+                let lines = match skipped {
+                    1 => "the 1 line read was unreadable".to_owned(),
+                    n => format!("all {n} lines read were unreadable"),
+                };
+                return Err(CliError::data(format!("no readable records in {}: {lines}", paths.join(", "))));
+            }
+            let others = read - skipped;
+            ctx.note(&format!(
+                "tokenmeter: warning: no calls in {}: {} of the {} lines read {} unreadable, and the other {} {} no \
+                 call",
+                paths.join(", "),
+                crate::render::int(skipped),
+                crate::render::int(read),
+                if skipped == 1 { "was" } else { "were" },
+                crate::render::int(others),
+                if others == 1 { "holds" } else { "hold" }
+            ));
         }
         let scrubbed = source.records.iter_mut().map(|r| u64::from(scrub(r))).sum::<u64>();
         if scrubbed > 0 {
@@ -369,6 +388,15 @@ impl Source {
         if let Some(t) = &info.transcripts {
             for u in &t.unreadable_files {
                 ctx.note(&format!("tokenmeter: warning: cannot read {}: {}", u.path.display(), u.error));
+            }
+            // A last line cut short with no newline after it is one Claude Code is writing now: not a bad line
+            // (the next read has it whole), but a call it may hold is not in this report.
+            if t.unfinished_lines > 0 {
+                let (of, them) = if t.unfinished_lines == 1 { ("a transcript", "it") } else { ("transcripts", "them") };
+                ctx.note(&format!(
+                    "tokenmeter: note: left out {} of {of} being written (the next read has {them} whole)",
+                    crate::render::count(t.unfinished_lines, "unfinished last line"),
+                ));
             }
         }
         if info.skipped_lines > 0 {
@@ -460,6 +488,7 @@ fn load_claude_code(dir: &Path, ctx: &Context) -> CliResult<Source> {
         skipped_lines: stats.bad_lines,
         after_now: 0,
         repriced: 0,
+        lines_read: stats.lines,
         skipped: stats
             .bad_line_places
             .iter()
@@ -523,6 +552,7 @@ fn parse_records(path: &Path, bytes: &[u8], out: &mut Vec<CallRecord>, info: &mu
     if first == Some(&b'[') {
         let records: Vec<CallRecord> = serde_json::from_slice(bytes)
             .map_err(|e| CliError::data(format!("{}: not a JSON array of call records: {e}", path.display())))?;
+        info.lines_read += records.len() as u64;
         out.extend(records);
         return Ok(());
     }
@@ -538,6 +568,7 @@ fn parse_records(path: &Path, bytes: &[u8], out: &mut Vec<CallRecord>, info: &mu
         if line.is_empty() {
             continue;
         }
+        info.lines_read += 1;
         // A journal's task, tool and budget alert lines hold no call (this tool reads calls only).
         if [&b"\"task\":{"[..], b"\"tool\":{", b"\"budget_alert\":{"]
             .iter()
@@ -653,6 +684,8 @@ fn load_journal(dir: &Path, ctx: &Context, since: Option<NaiveDate>) -> CliResul
     let mut info = empty_info(SourceKind::Journal, vec![dir.to_owned()]);
     info.files = report.files;
     info.skipped_lines = report.skipped_lines;
+    info.lines_read =
+        report.records + report.tasks + report.tools + report.budget_alerts + report.other_lines + report.skipped_lines;
     info.skipped = report
         .skipped
         .into_iter()
@@ -697,6 +730,7 @@ fn empty_info(kind: SourceKind, paths: Vec<PathBuf>) -> SourceInfo {
         after_now: 0,
         repriced: 0,
         skipped: Vec::new(),
+        lines_read: 0,
         transcripts: None,
     }
 }

@@ -7,7 +7,8 @@ use tokenmeter::ledger::{Query, Window};
 use super::{heading, window};
 use crate::cli::{CacheReportArgs, CompareArgs, ForecastArgs, Format, OptimizeArgs};
 use crate::render::{
-    Style, band_cell, count, delta_pct, impact_cell, int, num, opt_f1, opt_usd, pct, push_table, share_cost, usd,
+    Style, band_cell, count, delta_pct, impact_cell, int, num, opt_f1, opt_usd, pct, priced_usd, push_table,
+    share_cost, usd,
 };
 use crate::source::{Context, Source, SourceInfo};
 use crate::{CliError, CliResult, print_out};
@@ -230,10 +231,12 @@ pub(crate) fn forecast_table(ctx: &Context, style: &Style, f: &Forecast) -> Stri
         usd(f.slope_usd_per_day),
         count(u64::from(f.history_days), "day")
     );
+    // Every dollar figure is of priced calls: `+ unpriced` when calls on models without a price are left out.
+    let priced = |v: f64| priced_usd(v, f.unpriced_calls);
     let mut t = style.table(["figure", "value"]);
-    t.add_row(vec!["daily average".into(), num(usd(f.daily_average_usd))]);
-    t.add_row(vec!["month to date".into(), num(usd(f.month_to_date_usd))]);
-    t.add_row(vec!["projected month total".into(), num(usd(f.projected_month_total_usd))]);
+    t.add_row(vec!["daily average".into(), num(priced(f.daily_average_usd))]);
+    t.add_row(vec!["month to date".into(), num(priced(f.month_to_date_usd))]);
+    t.add_row(vec!["projected month total".into(), num(priced(f.projected_month_total_usd))]);
     if let Some(l) = &f.limit {
         t.add_row(vec!["monthly budget".into(), num(usd(l.limit_usd))]);
         // Coloured through the table (escape codes in the text would count as columns).
@@ -252,12 +255,19 @@ pub(crate) fn forecast_table(ctx: &Context, style: &Style, f: &Forecast) -> Stri
     for d in &f.days {
         t.add_row(vec![
             d.date.to_string().into(),
-            num(usd(d.cost_usd)),
+            num(priced(d.cost_usd)),
             num(format!("{} – {}", usd(d.lower_usd), usd(d.upper_usd))),
             num(int(d.tokens)),
         ]);
     }
     push_table(&mut out, "Next days", &t, style);
+    if f.unpriced_calls > 0 {
+        out.push_str(&format!(
+            "Not in the cost: {} of the history or this month on models without a price: the figures count \
+             priced calls only.\n",
+            count(f.unpriced_calls, "call")
+        ));
+    }
     out
 }
 

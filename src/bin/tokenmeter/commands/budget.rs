@@ -8,7 +8,7 @@
 use std::io::Write;
 
 use serde::Serialize;
-use tokenmeter::budget::{BudgetAmount, BudgetState, load_budgets_file};
+use tokenmeter::budget::{BudgetAmount, BudgetState, load_budgets_file_with_time_zone};
 use tokenmeter::journal::{JournalConfig, SCHEMA_VERSION};
 use tokenmeter::{CallRecord, ManualClock, TokenMeter};
 
@@ -30,7 +30,9 @@ pub(super) fn run(source_args: &crate::cli::SourceArgs, ctx: &Context, style: &S
             args.file.display()
         )));
     }
-    let budgets = load_budgets_file(&args.file).map_err(|e| CliError::data(e.to_string()))?;
+    // `--tz` is the time zone of a budget whose table has no `time_zone` (as it is of every other command's days).
+    let budgets =
+        load_budgets_file_with_time_zone(&args.file, ctx.time_zone).map_err(|e| CliError::data(e.to_string()))?;
     let source = Source::load(source_args, ctx)?;
     let states = evaluate(budgets, &source.records, ctx)?;
     match args.format {

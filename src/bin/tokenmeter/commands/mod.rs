@@ -174,34 +174,34 @@ pub(crate) fn window<'a>(
         Some(Bound::Time(t)) => t,
         None => last.unwrap_or(ctx.now).max(ctx.now) + Duration::minutes(1),
     };
+    // `--until` alone before the first record (or now, without records): the window asked for is there, it
+    // only holds no record, as `--since A --until B` before the records does: an empty report, not an error. Its
+    // open start, which would reach back to the first record, then reaches back to the start of `--until`'s
+    // (last) local day.
+    let from = if from >= to && args.since.is_none() {
+        local_midnight(tz, (to - Duration::nanoseconds(1)).with_timezone(&tz).date_naive())
+    } else {
+        from
+    };
     if from >= to {
-        let msg = match (args.since.is_some(), args.until.is_some()) {
+        let msg = if args.until.is_some() {
             // A date --until ends with its day: say so, or `--until 2025-10-02` reads as 2025-10-03.
-            (true, true) => format!(
+            format!(
                 "--since ({}) must be before --until ({})",
                 from.to_rfc3339(),
                 match args.until {
                     Some(Bound::Date(d)) => format!("{d}, which ends at {}", to.to_rfc3339()),
                     _ => to.to_rfc3339(),
                 }
-            ),
-            // The open end reaches a minute past the last record or now (before the first record or now):
-            // the message names the record or now itself.
-            (true, false) => format!(
+            )
+        } else {
+            // The open end reaches a minute past the last record or now: the message names the record or now
+            // itself. A window that starts after both is in the future, not merely empty.
+            format!(
                 "--since ({}) is after the last record and now ({}): nothing to report",
                 from.to_rfc3339(),
                 last.unwrap_or(ctx.now).max(ctx.now).to_rfc3339()
-            ),
-            _ => match first.filter(|f| *f <= ctx.now) {
-                Some(f) => format!(
-                    "--until ({}) is before the first record ({}): nothing to report",
-                    to.to_rfc3339(),
-                    f.to_rfc3339()
-                ),
-                None => {
-                    format!("--until ({}) is before now ({}): nothing to report", to.to_rfc3339(), ctx.now.to_rfc3339())
-                }
-            },
+            )
         };
         return Err(CliError::usage(msg));
     }

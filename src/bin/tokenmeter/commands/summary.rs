@@ -8,7 +8,7 @@ use tokenmeter::ledger::{GroupBy, GroupRow, Query, QueryResult, TimeGrain, Windo
 
 use super::{heading, window};
 use crate::cli::{Format, SummaryArgs};
-use crate::render::{Style, count, int, num, pct, push_table, share_cost, usd};
+use crate::render::{Style, count, int, num, pct, priced_usd, push_table, share_cost, usd};
 use crate::source::{Context, Source, SourceInfo};
 use crate::{CliResult, print_out};
 
@@ -97,7 +97,8 @@ fn table(source: &Source, ctx: &Context, style: &Style, s: &UsageSummary, rows: 
         num(int(tk.cache_write_5m)),
         num(int(tk.cache_write_1h)),
         num(int(tk.total)),
-        num(usd(s.cost_usd)),
+        // Calls on models without a price are counted above but not in the cost: say so, as the rows do.
+        num(share_cost(s.cost_usd, s.calls, s.unpriced.calls)),
     ]);
     push_table(&mut out, "", &t, style);
 
@@ -110,7 +111,7 @@ fn table(source: &Source, ctx: &Context, style: &Style, s: &UsageSummary, rows: 
     t.add_row(vec!["output tokens per call".into(), num(opt(a.output_tokens_per_call, |v| int(v.round() as u64)))]);
     t.add_row(vec!["failed calls".into(), num(int(s.failed_calls))]);
     t.add_row(vec!["unpriced calls".into(), num(int(s.unpriced.calls))]);
-    t.add_row(vec!["monthly run-rate".into(), num(usd(s.monthly_projection_usd))]);
+    t.add_row(vec!["monthly run-rate".into(), num(priced_usd(s.monthly_projection_usd, s.unpriced.calls))]);
     push_table(&mut out, "", &t, style);
 
     if !s.by_model.is_empty() {

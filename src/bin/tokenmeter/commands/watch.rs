@@ -11,7 +11,7 @@ use comfy_table::{Attribute, Color};
 
 use super::window;
 use crate::cli::{Format, SourceArgs, WatchArgs, WindowArgs};
-use crate::render::{Style, count, int, num, pct, push_table, usd};
+use crate::render::{Style, count, int, num, pct, priced_usd, push_table, share_cost, usd};
 use crate::source::{Context, Source};
 use crate::{CliResult, print_out_open};
 
@@ -84,7 +84,7 @@ pub(super) fn run(source_args: &SourceArgs, ctx: &Context, style: &Style, args: 
         if over && !was_over {
             let text = format!(
                 "tokenmeter: ALERT: {} spent over {} passes the threshold of {}",
-                usd(summary.cost_usd),
+                priced_usd(summary.cost_usd, summary.unpriced.calls),
                 span(args.period, true),
                 usd(args.threshold.unwrap_or_default())
             );
@@ -197,13 +197,15 @@ fn screen(
     );
     let mut t = style.table(["calls", "tokens", "cache hit rate", "cost", "per hour", "threshold"]);
     let hours = (s.period_end - s.period_start).num_seconds() as f64 / 3600.0;
+    // Calls on models without a price are not in the dollars: each figure made from them says so.
+    let unpriced = s.unpriced.calls;
     t.add_row(vec![
         num(int(s.calls)),
         num(int(s.tokens.total)),
         // No metered call, no rate (not a measured 0%).
         num(if s.metered_calls > 0 { pct(hit_rate) } else { "-".to_owned() }),
-        num(usd(s.cost_usd)),
-        num(if hours > 0.0 { usd(s.cost_usd / hours) } else { "-".to_owned() }),
+        num(share_cost(s.cost_usd, s.calls, unpriced)),
+        num(if hours > 0.0 { priced_usd(s.cost_usd / hours, unpriced) } else { "-".to_owned() }),
         // Coloured through the table, not with escape codes in the text: the table measures a cell's text, and
         // would count the codes as columns.
         match args.threshold {
@@ -211,6 +213,8 @@ fn screen(
                 let cell = num(format!("OVER {}", usd(th)));
                 if style.color { cell.fg(Color::Red).add_attribute(Attribute::Bold) } else { cell }
             }
+            // The unpriced calls' cost, unknown, is spent too: what is left is at most the priced remainder.
+            Some(th) if unpriced > 0 => num(format!("{} (at most {} left)", usd(th), usd(th - s.cost_usd))),
             Some(th) => num(format!("{} ({} left)", usd(th), usd(th - s.cost_usd))),
             None => num("-".to_owned()),
         },
@@ -223,7 +227,7 @@ fn screen(
                 m.name.clone().into(),
                 num(int(m.calls)),
                 num(int(m.tokens)),
-                num(crate::render::share_cost(m.cost_usd, m.calls, m.unpriced_calls)),
+                num(share_cost(m.cost_usd, m.calls, m.unpriced_calls)),
             ]);
         }
         push_table(&mut out, "", &t, style);

@@ -15,7 +15,7 @@ use tokenmeter::{CallRecord, Money, PriceBook, UsageSummary};
 
 use super::ServerState;
 use super::tool::{BreakdownType, Operation, Timeframe, TokenUsageRequest};
-use crate::render::{int, pct, usd};
+use crate::render::{int, pct, priced_usd, share_cost, usd};
 use crate::source::{Context, Source, SourceInfo};
 
 /// A successful answer.
@@ -159,7 +159,7 @@ impl Call<'_> {
             self.span(&s.window),
             crate::render::count(s.calls, "call"),
             int(s.tokens.total),
-            usd(s.cost_usd)
+            share_cost(s.cost_usd, s.calls, s.unpriced.calls)
         );
         if s.cache_savings_usd > 0.0 {
             text.push_str(&format!(" (the cache saved {})", usd(s.cache_savings_usd)));
@@ -186,7 +186,12 @@ impl Call<'_> {
         }
         // The model breakdown, when asked for, says the same sentence.
         if let Some(m) = s.by_model.first().filter(|_| breakdowns.model.is_none()) {
-            text.push_str(&format!(" Top model: {} {} ({}).", m.name, usd(m.cost_usd), pct(m.cost_share)));
+            text.push_str(&format!(
+                " Top model: {} {} ({}).",
+                m.name,
+                share_cost(m.cost_usd, m.calls, m.unpriced_calls),
+                pct(m.cost_share)
+            ));
         }
         text.push_str(&breakdowns.text(self.ctx));
         let window = Some(summary.window);
@@ -233,8 +238,12 @@ impl Call<'_> {
             0 => "no calls to score".to_owned(),
             _ => format!("efficiency score {:.1}/100 ({})", s.overall, s.band),
         };
-        let mut text =
-            format!("Over {} ({}): {score}, spend {}.", tf.phrase(), self.span(&efficiency.window), usd(spend));
+        let mut text = format!(
+            "Over {} ({}): {score}, spend {}.",
+            tf.phrase(),
+            self.span(&efficiency.window),
+            share_cost(spend, efficiency.calls, efficiency.unpriced_calls)
+        );
         if suggestions.is_empty() {
             text.push_str(" No suggestions: nothing to save in this timeframe.");
         } else {
@@ -335,17 +344,28 @@ impl Call<'_> {
             calls_per_hour: per_hour(s.calls as f64),
         };
 
+        // Dollars are of priced calls: each figure says `+ unpriced` when calls without a price are left out. The
+        // run-rate is the window's pace over the month (the usage summary's), not the forecast's projection.
+        let unpriced = s.unpriced.calls;
         let mut text = format!(
-            "Spent {} over {} ({}): {}, {} tokens; {}/hour, {}/day; this month projects to {}.",
-            usd(s.cost_usd),
+            "Spent {} over {} ({}): {}, {} tokens; {} an hour, {} a day; monthly run-rate {} (the window's daily \
+             rate over the whole month, not the forecast's trend).",
+            share_cost(s.cost_usd, s.calls, unpriced),
             tf.phrase(),
             self.span(&s.window),
             crate::render::count(s.calls, "call"),
             int(s.tokens.total),
-            usd(rate.usd_per_hour),
-            usd(rate.usd_per_day),
-            usd(s.monthly_projection_usd)
+            priced_usd(rate.usd_per_hour, unpriced),
+            priced_usd(rate.usd_per_day, unpriced),
+            priced_usd(s.monthly_projection_usd, unpriced)
         );
+        if unpriced > 0 {
+            text.push_str(&format!(
+                " Not in the cost: {} on models without a price ({}).",
+                crate::render::count(unpriced, "call"),
+                s.unpriced.models.join(", ")
+            ));
+        }
         match &budgets {
             Some(list) if !list.is_empty() => {
                 let parts: Vec<String> = list
@@ -354,7 +374,7 @@ impl Call<'_> {
                         format!(
                             "{} {} of {} ({}{})",
                             b.budget,
-                            amount(&b.spent),
+                            spent(b),
                             amount(&b.limit),
                             pct(b.utilization),
                             if b.over_budget { ", OVER" } else { "" }
@@ -412,17 +432,24 @@ impl Call<'_> {
             Trend::Flat => "flat",
         };
         let next: f64 = f.days.iter().map(|d| d.cost_usd).sum();
+        let priced = |v: f64| priced_usd(v, f.unpriced_calls);
         let mut text = format!(
             "Forecast from {} ({}), trend {trend} over {} of history: about {} over the next {}; month to date \
-             {}, projected month total {}.",
+             {}, projected month total {} (the month to date plus the trend for the rest of it).",
             f.generated_at.with_timezone(&self.ctx.time_zone).format("%Y-%m-%d %H:%M"),
             f.time_zone,
             crate::render::count(u64::from(f.history_days), "day"),
-            usd(next),
+            priced(next),
             crate::render::count(u64::from(horizon_days), "day"),
-            usd(f.month_to_date_usd),
-            usd(f.projected_month_total_usd)
+            priced(f.month_to_date_usd),
+            priced(f.projected_month_total_usd)
         );
+        if f.unpriced_calls > 0 {
+            text.push_str(&format!(
+                " Not in the cost: {} of the history or this month on models without a price.",
+                crate::render::count(f.unpriced_calls, "call")
+            ));
+        }
         if let Some(l) = &f.limit {
             let when = match (l.reached, l.reached_on, l.days_until) {
                 (true, _, _) => "already reached".to_owned(),
@@ -454,8 +481,8 @@ impl Call<'_> {
             capitalize(tf.phrase()),
             self.span(&b.window),
             self.span(&a.window),
-            usd(b.cost_usd),
-            usd(a.cost_usd),
+            share_cost(b.cost_usd, b.calls, b.unpriced_calls),
+            share_cost(a.cost_usd, a.calls, a.unpriced_calls),
             change(d.cost_pct),
             int(b.calls),
             int(a.calls),
@@ -559,14 +586,20 @@ impl Breakdowns {
         let mut out = String::new();
         for (name, r) in [("agent", &self.agent), ("operation", &self.operation), ("model", &self.model)] {
             if let Some(top) = r.as_ref().and_then(|r| r.groups.first()) {
-                out.push_str(&format!(" Top {name}: {} {} ({}).", top.key, usd(top.cost_usd), pct(top.cost_share)));
+                let cost = share_cost(top.cost_usd, top.calls, top.unpriced_calls);
+                out.push_str(&format!(" Top {name}: {} {cost} ({}).", top.key, pct(top.cost_share)));
             }
         }
-        if let Some(k) =
-            self.cost.as_ref().and_then(|c| c.by_kind.iter().max_by(|a, b| a.cost_usd.total_cmp(&b.cost_usd)))
+        if let Some(c) = &self.cost
+            && let Some(k) = c.by_kind.iter().max_by(|a, b| a.cost_usd.total_cmp(&b.cost_usd))
             && k.cost_usd > 0.0
         {
-            out.push_str(&format!(" Largest cost by token kind: {} {} ({}).", k.kind, usd(k.cost_usd), pct(k.share)));
+            out.push_str(&format!(
+                " Largest cost by token kind: {} {} ({}).",
+                k.kind,
+                priced_usd(k.cost_usd, c.unpriced_calls),
+                pct(k.share)
+            ));
         }
         if let Some(r) = &self.time
             && let Some(GroupBy::Time(grain)) = r.group_by
@@ -574,7 +607,8 @@ impl Breakdowns {
                 r.groups.iter().filter(|g| g.cost_usd > 0.0).max_by(|a, b| a.cost_usd.total_cmp(&b.cost_usd))
         {
             let when = crate::commands::row_label(&top.key, r.group_by, ctx.time_zone);
-            out.push_str(&format!(" Costliest {}: {when}, {}.", grain.name(), usd(top.cost_usd)));
+            let cost = share_cost(top.cost_usd, top.calls, top.unpriced_calls);
+            out.push_str(&format!(" Costliest {}: {when}, {cost}.", grain.name()));
         }
         out
     }
@@ -758,6 +792,15 @@ fn amount(a: &BudgetAmount) -> String {
     match a {
         BudgetAmount::Usd(m) => usd(m.as_usd()),
         BudgetAmount::Tokens(t) => format!("{} tokens", int(*t)),
+    }
+}
+
+/// A budget's spend: dollars marked `+ unpriced` when calls in its scope had no price (as `tokenmeter budget`
+/// shows them).
+fn spent(b: &BudgetState) -> String {
+    match b.spent {
+        BudgetAmount::Usd(m) => share_cost(m.as_usd(), b.calls, b.unpriced_calls),
+        BudgetAmount::Tokens(_) => amount(&b.spent),
     }
 }
 

@@ -70,7 +70,7 @@ struct TokenUsageServer {
 /// Runs the server until the client closes stdin.
 pub(crate) fn run(source: &SourceArgs, ctx: &Context, args: &McpArgs) -> CliResult {
     let budgets = match &args.budgets {
-        Some(path) => Some(load_budgets(path)?),
+        Some(path) => Some(load_budgets(path, ctx.time_zone)?),
         None => None,
     };
     let state = ServerState {
@@ -107,14 +107,16 @@ pub(crate) fn run(source: &SourceArgs, ctx: &Context, args: &McpArgs) -> CliResu
     result
 }
 
-fn load_budgets(path: &std::path::Path) -> CliResult<BudgetFile> {
+/// The budgets of `path`; `time_zone` (`--tz`) for those whose table has no `time_zone`.
+fn load_budgets(path: &std::path::Path, time_zone: chrono_tz::Tz) -> CliResult<BudgetFile> {
     if !path.exists() {
         return Err(CliError::data(format!(
             "budgets file {} does not exist (format in the tokenmeter::budget docs)",
             path.display()
         )));
     }
-    let budgets = tokenmeter::budget::load_budgets_file(path).map_err(|e| CliError::data(e.to_string()))?;
+    let budgets = tokenmeter::budget::load_budgets_file_with_time_zone(path, time_zone)
+        .map_err(|e| CliError::data(e.to_string()))?;
     Ok(BudgetFile { budgets })
 }
 

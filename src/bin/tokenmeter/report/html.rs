@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::{Report, snake};
-use crate::render::{count, int, pct, usd};
+use crate::render::{count, int, pct, priced_usd, share_cost, usd};
 
 const CSS: &str = "body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1000px;\
 color:#1d2430;padding:0 1rem}h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.15rem;margin-top:2rem;\
@@ -254,7 +254,7 @@ pub(super) fn render(r: &Report<'_>) -> String {
             esc(&value)
         );
     };
-    card("Cost", usd(s.cost_usd), "");
+    card("Cost", share_cost(s.cost_usd, s.calls, s.unpriced.calls), "");
     card("Calls", int(s.calls), "");
     card("Tokens", int(s.tokens.total), "");
     let (score, hit_rate) = r.score_and_hit_rate();
@@ -262,7 +262,7 @@ pub(super) fn render(r: &Report<'_>) -> String {
     card("Cache hit rate", hit_rate, "");
     card("Cache savings", usd(s.cache_savings_usd), "");
     if let Some(f) = &r.forecast {
-        card("Projected month", usd(f.projected_month_total_usd), "");
+        card("Projected month", priced_usd(f.projected_month_total_usd, f.unpriced_calls), "");
     }
     b.push_str("</div>");
 

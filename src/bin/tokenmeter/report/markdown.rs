@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::{Report, snake};
-use crate::render::{count, int, pct, usd};
+use crate::render::{count, int, pct, priced_usd, share_cost, usd};
 
 /// A table cell's text as Markdown shows it literally: names come from the data (a model `<synthetic>`, an agent
 /// `<b>x</b>`, a project `p*1*`), so the punctuation Markdown reads (and `|`, which ends a cell) is escaped
@@ -77,7 +77,7 @@ pub(super) fn render(r: &Report<'_>) -> String {
 
     let (score, hit_rate) = r.score_and_hit_rate();
     let mut head = vec![
-        vec!["Cost".to_owned(), usd(s.cost_usd)],
+        vec!["Cost".to_owned(), share_cost(s.cost_usd, s.calls, s.unpriced.calls)],
         vec!["Calls".to_owned(), int(s.calls)],
         vec!["Tokens".to_owned(), int(s.tokens.total)],
         vec!["Efficiency score".to_owned(), score],
@@ -85,7 +85,7 @@ pub(super) fn render(r: &Report<'_>) -> String {
         vec!["Cache savings".to_owned(), usd(s.cache_savings_usd)],
     ];
     if let Some(f) = &r.forecast {
-        head.push(vec!["Projected month total".to_owned(), usd(f.projected_month_total_usd)]);
+        head.push(vec!["Projected month total".to_owned(), priced_usd(f.projected_month_total_usd, f.unpriced_calls)]);
     }
     if s.unpriced.calls > 0 {
         head.push(vec![

@@ -15,7 +15,7 @@ use tokenmeter::ledger::{Dimension, GroupBy, Query, QueryResult, TimeGrain, Wind
 
 use crate::cli::{ReportArgs, ReportFormat, ReportType};
 use crate::commands::{Scope, window};
-use crate::render::{int, pct, usd};
+use crate::render::{int, pct, priced_usd, usd};
 use crate::source::{Context, Source, SourceInfo};
 use crate::{CliError, CliResult, print_out};
 
@@ -405,16 +405,20 @@ impl Report<'_> {
     /// The forecast's line (month to date, projected total, daily average) and its days with the 90% band.
     pub(crate) fn forecast_table(&self) -> Option<(String, Table)> {
         let f = self.forecast.as_ref()?;
+        // Of priced calls: `+ unpriced` when calls on models without a price are left out.
+        let priced = |v: f64| priced_usd(v, f.unpriced_calls);
         let line = format!(
             "Month to date {}, projected month total {}, daily average {}.",
-            usd(f.month_to_date_usd),
-            usd(f.projected_month_total_usd),
-            usd(f.daily_average_usd)
+            priced(f.month_to_date_usd),
+            priced(f.projected_month_total_usd),
+            priced(f.daily_average_usd)
         );
         let rows = f
             .days
             .iter()
-            .map(|d| vec![d.date.to_string(), usd(d.cost_usd), format!("{} – {}", usd(d.lower_usd), usd(d.upper_usd))])
+            .map(|d| {
+                vec![d.date.to_string(), priced(d.cost_usd), format!("{} – {}", usd(d.lower_usd), usd(d.upper_usd))]
+            })
             .collect();
         Some((line, Table { headers: &["Day", "Cost", "90% band"], right: &[false, true, true], rows }))
     }
