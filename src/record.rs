@@ -143,7 +143,7 @@ impl Dimensions {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallRecord {
     /// When the call started (its span was created), UTC.
-    #[serde(serialize_with = "serialize_timestamp")]
+    #[serde(serialize_with = "serialize_timestamp", deserialize_with = "deserialize_timestamp")]
     pub timestamp: DateTime<Utc>,
     /// Wall time from span creation to close (or to the moment the next call on the same span began), in
     /// microseconds.
@@ -205,7 +205,7 @@ impl CallRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskRecord {
     /// When the task span was created, UTC.
-    #[serde(serialize_with = "serialize_timestamp")]
+    #[serde(serialize_with = "serialize_timestamp", deserialize_with = "deserialize_timestamp")]
     pub timestamp: DateTime<Utc>,
     /// Wall time of the task span, in microseconds.
     pub duration_us: u64,
@@ -232,7 +232,7 @@ pub struct TaskRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolRecord {
     /// When the tool span was created, UTC.
-    #[serde(serialize_with = "serialize_timestamp")]
+    #[serde(serialize_with = "serialize_timestamp", deserialize_with = "deserialize_timestamp")]
     pub timestamp: DateTime<Utc>,
     /// Wall time of the tool span, in microseconds.
     pub duration_us: u64,
@@ -264,6 +264,20 @@ fn deserialize_call_tokens<'de, D: serde::Deserializer<'de>>(deserializer: D) ->
         ))),
         None => Ok(t),
     }
+}
+
+/// Reads a record's timestamp, refusing one no ledger can hold (before 1970, or past 2262-04-11, where Unix
+/// nanoseconds leave an `i64`): a corrupted or hand-made `9999-12-31` line would stretch every window made from
+/// the records (day rows past any limit), as a `u64::MAX` token count would poison every sum.
+fn deserialize_timestamp<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<DateTime<Utc>, D::Error> {
+    let t = DateTime::<Utc>::deserialize(deserializer)?;
+    if t.timestamp() < 0 || t.timestamp_nanos_opt().is_none() {
+        return Err(serde::de::Error::custom(format_args!(
+            "timestamp {} is out of range (a record's time is from 1970 to 2262-04-11)",
+            t.to_rfc3339()
+        )));
+    }
+    Ok(t)
 }
 
 /// Serializes a timestamp exactly as chrono's `Serialize` does (RFC 3339, `Z`, the sub-second digits in groups

@@ -97,6 +97,23 @@ fn records_file() {
     let out = run(&["--journal", journal.to_str().unwrap(), "summary", "--format", "json"]);
     assert_eq!(calls(&out), 1);
     assert!(out.stderr.contains("is over the 1000000000000 tokens"), "{}", out.stderr);
+
+    // So is a time no ledger can hold (it made `summary` fail with day rows past any limit), in both readers.
+    let mut far = records[0].clone();
+    far["timestamp"] = serde_json::json!("9999-12-31T23:59:59Z");
+    std::fs::write(&jsonl, format!("{far}\n{}\n", records[1])).unwrap();
+    let out = run(&["--records", jsonl.to_str().unwrap(), "summary", "--format", "json"]);
+    assert_eq!(calls(&out), 1);
+    assert!(
+        out.stderr.contains(":1: not a call record: timestamp 9999-12-31T23:59:59+00:00 is out of range"),
+        "{}",
+        out.stderr
+    );
+    let lines = [serde_json::json!({"v": 1, "call": far}), serde_json::json!({"v": 1, "call": records[1]})];
+    std::fs::write(journal.join("tokenmeter-2025-10-01.jsonl"), format!("{}\n{}\n", lines[0], lines[1])).unwrap();
+    let out = run(&["--journal", journal.to_str().unwrap(), "summary", "--format", "json"]);
+    assert_eq!(calls(&out), 1);
+    assert!(out.stderr.contains("is out of range"), "{}", out.stderr);
 }
 
 #[test]

@@ -798,3 +798,29 @@ fn a_journal_that_forgets_before_a_budget_period_ends_is_refused() {
     let daily = Budget::new("daily", BudgetLimit::usd(1.0).unwrap()).with_period(BudgetPeriod::Day);
     assert!(TokenMeter::builder().with_journal(hour).with_budget(daily).try_build().is_ok());
 }
+
+#[test]
+fn a_record_stamped_past_what_a_ledger_holds_is_skipped_at_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(utc(2026, 3, 14, 9, 0));
+    let m = meter(dir.path(), &clock, |b| b);
+    spend(&m, 1_000);
+    m.flush().unwrap();
+    drop(m);
+    // The same line, stamped in the year 9999 (a hand-edited or damaged file).
+    let path = journal_file(dir.path(), "2026-03-14");
+    let line = std::fs::read_to_string(&path).unwrap();
+    let far = line.replacen("\"timestamp\":\"2026-03-14T09:00:00Z\"", "\"timestamp\":\"9999-12-31T23:59:59Z\"", 1);
+    assert_ne!(far, line, "{line}");
+    OpenOptions::new().append(true).open(&path).unwrap().write_all(far.as_bytes()).unwrap();
+
+    let again = meter(dir.path(), &clock, |b| b);
+    let replay = again.journal_stats().unwrap().replay;
+    assert_eq!((replay.records, replay.skipped_lines), (1, 1), "{replay:?}");
+    assert!(
+        matches!(&replay.skipped[0].reason, SkipReason::Corrupt { message } if message.contains("out of range")),
+        "{:?}",
+        replay.skipped[0]
+    );
+    assert_eq!(again.total_usage().calls, 1);
+}
