@@ -824,3 +824,30 @@ fn a_record_stamped_past_what_a_ledger_holds_is_skipped_at_replay() {
     );
     assert_eq!(again.total_usage().calls, 1);
 }
+
+#[test]
+fn a_call_counted_in_the_period_it_raced_into_comes_back_there() {
+    // Two threads finish calls on either side of New York's midnight (04:00 UTC in March 2026's daylight
+    // time, so both in one UTC day file), the later
+    // one accounted first: the live meter counts both in the new day, and so must replay (it skipped the
+    // earlier one: the day after a restart started lower than it was).
+    let ny: tokenmeter::budget::Tz = "America/New_York".parse().unwrap();
+    let daily = move |b: TokenMeterBuilder| {
+        b.with_budget(
+            Budget::new("daily", BudgetLimit::usd(10.0).unwrap()).with_period(BudgetPeriod::Day).with_time_zone(ny),
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 14, 4, 0, 1).unwrap());
+    let live = meter(dir.path(), &clock, daily);
+    spend(&live, 1_000_000);
+    clock.set(Utc.with_ymd_and_hms(2026, 3, 14, 3, 59, 59).unwrap());
+    spend(&live, 2_000_000);
+    let spent = live.budget_status()[0].spent;
+    live.flush().unwrap();
+    drop(live);
+    clock.set(Utc.with_ymd_and_hms(2026, 3, 14, 6, 0, 0).unwrap());
+    let again = meter(dir.path(), &clock, daily);
+    assert_eq!(again.budget_status()[0].spent, spent);
+    assert_eq!(spent.to_string(), "$3.00");
+}

@@ -202,6 +202,19 @@ impl BudgetSlot {
         }
     }
 
+    /// A replayed call that ended at most [`STEP_BACK_NS`] before the account's period began: two threads
+    /// finished calls on either side of the period's start, and the live meter counted it in the current
+    /// period (see [`step_back`](Self::step_back)); replay counts it there too. Further back, it belongs to a
+    /// period already over.
+    fn race_back(&self, acct: &Account, at: i64) -> i64 {
+        match acct.period {
+            Some((start, _)) if acct.rolling.is_none() && at < start && start.saturating_sub(at) <= STEP_BACK_NS => {
+                start
+            }
+            _ => at,
+        }
+    }
+
     /// Brings the account's period up to `at` (a new period resets it). Returns false when `at` lies before
     /// the current period: such a call belongs to a period already over.
     fn roll(&self, acct: &mut Account, at: i64) -> bool {
@@ -523,7 +536,7 @@ impl BudgetTracker {
                 unpriced_models.push((i, model_key.to_owned()));
             }
             let mut acct = slot.account.lock();
-            let at = if live { slot.step_back(&mut acct, at) } else { at };
+            let at = if live { slot.step_back(&mut acct, at) } else { slot.race_back(&acct, at) };
             if !slot.roll(&mut acct, at) {
                 continue;
             }
