@@ -254,7 +254,10 @@ start_one() {
             log "$name ready (pid $(cat "$(pidfile "$name")"), log $LOGS/$name.log)"
             return 0
         fi
-        if ! running "$name"; then
+        # Alive is enough here: `running` also checks the process's command line, which for a moment after
+        # `launch` is still this script's (the child has not exec'd yet), and on a busy machine that read as
+        # "exited during start-up". The pid was just started, so it cannot be a recycled one.
+        if ! kill -0 "$(cat "$(pidfile "$name")")" 2>/dev/null; then
             tail -n 30 "$LOGS/$name.log" >&2 || true
             die "$name exited during start-up"
         fi
