@@ -378,6 +378,21 @@ fn a_success_status_with_a_body_that_is_not_a_message_is_a_failed_call() {
 }
 
 #[test]
+fn a_success_status_with_json_that_is_not_a_message_is_a_failed_call() {
+    // A gateway's error body under a 200, and JSON that says nothing: neither is a successful call.
+    let api =
+        MockApi::start(json(200, r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#));
+    let (_, c, _) = call(&api, "claude-sonnet-4-5", false);
+    assert_eq!(c.outcome.label(), "overloaded_error");
+    assert!(!c.metered);
+    for body in ["{}", "[]"] {
+        let api = MockApi::start(json(200, body));
+        let (_, c, _) = call(&api, "claude-sonnet-4-5", false);
+        assert_eq!(c.outcome.label(), "invalid_response", "{body}");
+    }
+}
+
+#[test]
 fn unreachable_server_is_a_failed_call() {
     // A port that was just free: nothing listens there.
     let port = StdListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();

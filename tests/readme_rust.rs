@@ -93,13 +93,13 @@ fn create_message(
         .header("x-api-key", api_key)
         .header("anthropic-version", "2023-06-01")
         .header("content-type", "application/json")
-        .body(serde_json::to_vec(request)?)
+        .body(request.to_string())
         .send()
         .inspect_err(|_| instrument::record_error(&span, "transport_error"))?;
     let status = response.status().as_u16();
     // Every early return marks the call failed; a bare `?` would close the span as a success.
     let body = response.bytes().inspect_err(|_| instrument::record_error(&span, "transport_error"))?;
-    if status != 200 {
+    if !(200..300).contains(&status) {
         let error: ErrorResponse = serde_json::from_slice(&body).unwrap_or_default();
         let error_type = match error.error_type() {
             Some(t) => t.to_owned(),

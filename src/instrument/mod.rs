@@ -111,8 +111,19 @@ pub fn claude_span(operation: &str, model: &str, stream: bool) -> Span {
 /// Records a (non-streaming) Messages API response into the call span: id, served model, and usage.
 ///
 /// The id is recorded before the usage, as capture expects (a new id arriving on a span that already holds
-/// usage starts another call there).
+/// usage starts another call there). A body that is not a message fails the call, as
+/// [`record_error`] would: an error body (`"type": "error"`, which some gateways send with a 2xx status) with
+/// its error type, and anything else without an id or usage (`{}`, `[]`) as `invalid_response`.
 pub fn record_response(span: &Span, response: &MessageResponse) {
+    if response.kind.as_deref() == Some("error") || response.error.is_some() {
+        let error_type = response.error.as_ref().and_then(|e| e.error_type.as_deref()).unwrap_or("error");
+        record_error(span, error_type);
+        return;
+    }
+    if response.kind.as_deref() != Some("message") && response.id.is_none() && response.usage.is_none() {
+        record_error(span, "invalid_response");
+        return;
+    }
     if let Some(id) = response.id.as_deref().filter(|s| !s.is_empty()) {
         span.record(RESPONSE_ID, id);
     }

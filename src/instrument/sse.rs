@@ -101,6 +101,20 @@ impl SseDecoder {
         out
     }
 
+    /// Ends the stream and returns the event it left pending: one whose last line or closing blank line never
+    /// came (a proxy that drops the final blank line, a connection closed right after the last `data:` line).
+    /// A browser discards it; a meter would lose the usage it carries, so the caller decides (the data may
+    /// also be cut short). The decoder starts afresh after it.
+    pub fn finish(&mut self) -> Option<SseEvent> {
+        let mut out = Vec::new();
+        if !self.line.is_empty() || self.skipping_line {
+            self.end_line(&mut out);
+        }
+        self.dispatch(&mut out);
+        *self = SseDecoder { dropped: self.dropped, ..SseDecoder::default() };
+        out.pop()
+    }
+
     /// Lines and events dropped so far for exceeding [`MAX_LINE_BYTES`] or [`MAX_EVENT_BYTES`].
     pub fn dropped(&self) -> u64 {
         self.dropped
@@ -191,6 +205,20 @@ mod tests {
 
     fn ev(event: &str, data: &str) -> SseEvent {
         SseEvent { event: event.into(), data: data.into() }
+    }
+
+    #[test]
+    fn finish_returns_the_event_a_missing_blank_line_left_pending() {
+        let mut d = SseDecoder::new();
+        assert!(d.push(b"event: a\ndata: 1\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n").len() == 1);
+        assert_eq!(d.finish(), Some(ev("message_stop", r#"{"type":"message_stop"}"#)));
+        assert_eq!(d.finish(), None, "nothing pending any more");
+        // Without even the last line's ending.
+        d.push(b"data: 2");
+        assert_eq!(d.finish(), Some(ev("message", "2")));
+        // A whole stream leaves nothing.
+        d.push(b"data: 3\n\n");
+        assert_eq!(d.finish(), None);
     }
 
     #[test]

@@ -337,6 +337,14 @@ impl StreamAccumulator {
         if std::mem::replace(&mut self.finished, true) {
             return;
         }
+        // An event whose closing blank line never came (the connection closed right after its last `data:`
+        // line): read it when its data is whole JSON, for the usage it carries (`message_delta`) or the end it
+        // marks (`message_stop`); data cut short is left unread.
+        if let Some(event) = self.decoder.finish()
+            && serde_json::from_str::<serde::de::IgnoredAny>(&event.data).is_ok()
+        {
+            self.observe(&event);
+        }
         if self.state == State::Open {
             self.fail(INCOMPLETE_STREAM);
         }
@@ -454,6 +462,40 @@ mod tests {
         assert_eq!(call.service_tier.as_deref(), Some("standard"));
         assert!(!call.outcome.is_error());
         assert!(call.metered);
+    }
+
+    #[test]
+    fn a_last_event_without_its_blank_line_still_counts() {
+        // The connection closed right after the final `data:` lines (a proxy dropping the last blank line).
+        let mut summary = None;
+        let call = one_call(|_| {
+            let span = claude_span("chat", "claude-sonnet-4-5", true);
+            let mut acc = StreamAccumulator::new(&span);
+            acc.push_bytes(START.as_bytes());
+            acc.push_bytes(MESSAGE_DELTA.replace("15", "480").trim_end_matches('\n').as_bytes());
+            summary = Some(acc.finish());
+        });
+        assert_eq!(summary.unwrap().usage.output_tokens, Some(480));
+        assert_eq!(call.tokens.output, 480);
+        assert_eq!(call.outcome.label(), "stream_incomplete", "no message_stop: incomplete, with its usage");
+        let call = one_call(|_| {
+            let span = claude_span("chat", "claude-sonnet-4-5", true);
+            let mut acc = StreamAccumulator::new(&span);
+            acc.push_bytes(START.as_bytes());
+            acc.push_bytes(MESSAGE_DELTA.as_bytes());
+            acc.push_bytes(STOP.trim_end_matches('\n').as_bytes());
+        });
+        assert!(!call.outcome.is_error(), "message_stop came, if without its blank line: {:?}", call.outcome);
+        // Data cut short is not read (nor counted malformed: the stream just ended).
+        let mut summary = None;
+        one_call(|_| {
+            let span = claude_span("chat", "claude-sonnet-4-5", true);
+            let mut acc = StreamAccumulator::new(&span);
+            acc.push_bytes(START.as_bytes());
+            acc.push_bytes(b"event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_");
+            summary = Some(acc.finish());
+        });
+        assert_eq!(summary.unwrap().malformed_events, 0);
     }
 
     #[test]

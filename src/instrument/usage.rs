@@ -203,6 +203,13 @@ impl Usage {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct MessageResponse {
+    /// The object's type: `message`; `error` when a gateway answered a 2xx status with an error body, which
+    /// [`record_response`](super::record_response) records as a failed call.
+    #[serde(rename = "type", deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The error of such an error body.
+    #[serde(deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    pub error: Option<ApiError>,
     /// The message id (`msg_…`), recorded as `gen_ai.response.id`.
     #[serde(deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
