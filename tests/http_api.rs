@@ -353,6 +353,36 @@ fn a_session_seen_under_two_tenants_belongs_to_neither() {
 }
 
 #[test]
+fn another_tenants_tools_or_tasks_in_a_session_make_it_shared() {
+    // acme's calls in `s-1`, and only a tool run and a task of globex there: acme's key saw globex's tool names
+    // and task counts on `s-1`'s endpoints (only calls said whose a session was).
+    let tenants = SessionTenants::default();
+    let meter = TokenMeter::builder().with_sink(tenants.clone()).build();
+    let subscriber = tracing_subscriber::registry().with(meter.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        call_in("s-1", "acme");
+        call_in("s-2", "acme");
+        let _s = tracing::info_span!("conversation", session.id = "s-1", tenant.id = "globex").entered();
+        drop(
+            tracing::info_span!("tool", gen_ai.operation.name = "execute_tool", gen_ai.tool.name = "secret_tool")
+                .entered(),
+        );
+    });
+    assert_eq!(tenants.tenant_of("s-1"), None, "a tool run of globex's in it");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(meter.layer()), || {
+        let _s = tracing::info_span!("conversation", session.id = "s-2", tenant.id = "globex").entered();
+        drop(tracing::info_span!("triage", task = "globex-task").entered());
+    });
+    assert_eq!(tenants.tenant_of("s-2"), None, "a task of globex's in it");
+    let config = HttpConfig::new().with_port(0).with_tenant_key(ACME, "acme").with_session_tenants(tenants);
+    let server = serve(meter, config).expect("server");
+    let url = format!("http://{}/api/v1/token-usage/s-1/metrics?include_tools=true", server.local_addr());
+    let resp = Client::new().get(&url).header("x-api-key", ACME).send().unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    server.shutdown();
+}
+
+#[test]
 fn a_tenant_key_still_sees_its_sessions_after_a_restart() {
     use tokenmeter::journal::JournalConfig;
     let dir = tempfile::tempdir().unwrap();

@@ -302,9 +302,10 @@ impl SessionTenants {
         self.len() == 0
     }
 
-    /// Remembers the tenant of `record`'s session (see the type's docs for a session under two tenants).
-    fn learn(&self, record: &CallRecord) {
-        if let (Some(s), Some(t)) = (record.dimensions.session.as_deref(), record.dimensions.tenant.as_deref())
+    /// Remembers the tenant of a call's, task's or tool execution's session (see the type's docs for a session
+    /// under two tenants): the ledger keeps all three by session, so all three say whose a session is.
+    fn learn(&self, dimensions: &crate::Dimensions) {
+        if let (Some(s), Some(t)) = (dimensions.session.as_deref(), dimensions.tenant.as_deref())
             && !is_ledger_label(s)
         {
             self.learn_pair(s, t);
@@ -396,12 +397,30 @@ impl SessionTenants {
 
 impl RecordSink for SessionTenants {
     fn on_call(&self, record: &CallRecord) {
-        self.learn(record);
+        self.learn(&record.dimensions);
+    }
+
+    /// A session's tasks and tool executions show on its endpoints too: another tenant's in the same session
+    /// id makes it shared, as its calls would.
+    fn on_task(&self, record: &crate::TaskRecord) {
+        self.learn(&record.dimensions);
+    }
+
+    fn on_tool(&self, record: &crate::ToolRecord) {
+        self.learn(&record.dimensions);
     }
 
     /// The ledger rebuilds its sessions from the journal at start; their tenants must come back with them.
     fn on_replayed_call(&self, record: &CallRecord) {
-        self.learn(record);
+        self.learn(&record.dimensions);
+    }
+
+    fn on_replayed_task(&self, record: &crate::TaskRecord) {
+        self.learn(&record.dimensions);
+    }
+
+    fn on_replayed_tool(&self, record: &crate::ToolRecord) {
+        self.learn(&record.dimensions);
     }
 }
 
