@@ -774,3 +774,30 @@ fn every_call_reads_the_journal_again() {
     assert_eq!(s["spend"]["calls"], 3);
     assert_eq!(s["source"]["calls"], 3);
 }
+
+#[test]
+fn all_is_everything_the_source_holds_as_the_cli_counts_it() {
+    // The oldest call is 56 days old, mid-August: the ledger keeps it in a month bucket starting 2025-08-01, and
+    // `all` read from there (19 empty days more, a run-rate 20% lower than the CLI's `--period all`).
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.jsonl");
+    let mut recs = records();
+    recs.retain(|r| r.timestamp.format("%m-%d").to_string() != "08-01");
+    recs[0].timestamp = "2025-08-20T10:00:00Z".parse().unwrap();
+    recs.sort_by_key(|r| r.timestamp);
+    let text: String = recs.iter().map(|r| serde_json::to_string(r).unwrap() + "\n").collect();
+    std::fs::write(&file, text).unwrap();
+    let file = file.to_string_lossy().into_owned();
+    let mut c = Client::start(&["--records", &file, "--now", NOW, "mcp"]);
+    c.initialize("2025-06-18");
+    let (s, text) = c.ok(json!({"operation": "track", "timeframe": "all"}));
+    assert_eq!(s["window"]["from"], "2025-08-20T00:00:00Z", "{s}");
+    assert!(text.contains("2025-08-20 00:00"), "{text}");
+    let cli = Command::new(env!("CARGO_BIN_EXE_tokenmeter"))
+        .args(["--records", &file, "--now", NOW, "summary", "--period", "all", "--format", "json"])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let cli: Value = serde_json::from_slice(&cli.stdout).unwrap();
+    assert_eq!(cli["summary"]["window"]["from"], s["window"]["from"], "{cli}");
+}

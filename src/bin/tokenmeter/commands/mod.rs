@@ -148,13 +148,7 @@ pub(crate) fn window<'a>(
     let last = records.iter().map(|r| r.timestamp).max();
     let unbounded = args.since.is_none() && args.until.is_none();
     if args.period.unwrap_or(default) == Window::All && unbounded {
-        // Everything: from the local midnight of the first record's day, as the ledger's day buckets start,
-        // but not from a month bucket's start once the records are 35 days old: the window, its days and the
-        // run-rate over them do not change as the records age. (A whole first day keeps the run-rate of a
-        // source whose first call was minutes ago from extrapolating those minutes.)
-        let first_day = first.unwrap_or(ctx.now).min(ctx.now).with_timezone(&ctx.time_zone).date_naive();
-        let from = local_midnight(ctx.time_zone, first_day);
-        let to = now_end.max(last.map_or(now_end, minute_end));
+        let (from, to) = everything(records, ctx);
         return all(Window::range(from, to), Some((from, to)));
     }
     if let Some(p) = args.period {
@@ -218,6 +212,21 @@ pub(crate) fn window<'a>(
 }
 
 /// Local midnight of `date` in `tz` (the first instant of that day when midnight does not exist).
+/// The bounds of "everything" in `records`: from the local midnight of the first record's day, as the ledger's
+/// day buckets start, but not from a month bucket's start once the records are 35 days old (`Window::All` would
+/// start there): the window, its days and the run-rate over them do not change as the records age. (A whole
+/// first day keeps the run-rate of a source whose first call was minutes ago from extrapolating those minutes.)
+/// To the end of the current minute, or of the last record's if later.
+pub(crate) fn everything(records: &[CallRecord], ctx: &Context) -> (DateTime<Utc>, DateTime<Utc>) {
+    let minute_end = |t: DateTime<Utc>| t.duration_trunc(Duration::minutes(1)).unwrap_or(t) + Duration::minutes(1);
+    let now_end = minute_end(ctx.now);
+    let first = records.iter().map(|r| r.timestamp).min();
+    let last = records.iter().map(|r| r.timestamp).max();
+    let first_day = first.unwrap_or(ctx.now).min(ctx.now).with_timezone(&ctx.time_zone).date_naive();
+    let from = local_midnight(ctx.time_zone, first_day);
+    (from, now_end.max(last.map_or(now_end, minute_end)))
+}
+
 pub(crate) fn local_midnight(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
     let naive = date.and_hms_opt(0, 0, 0).unwrap_or_default();
     match tz.from_local_datetime(&naive) {

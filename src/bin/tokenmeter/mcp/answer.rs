@@ -130,6 +130,19 @@ impl Call<'_> {
         Ok(Answer { structured, summary })
     }
 
+    /// The ledger window of `tf`: `all` is everything the source holds, bounded as the CLI's `--period all` is
+    /// ([`crate::commands::everything`]), not from the ledger's oldest bucket (a month bucket's start once the
+    /// records are 35 days old, which stretched the window and cut the run-rate).
+    fn window(&self, tf: Timeframe) -> tokenmeter::Window {
+        match tf {
+            Timeframe::All => {
+                let (from, to) = crate::commands::everything(&self.source.records, self.ctx);
+                tokenmeter::Window::range(from, to)
+            }
+            other => other.window(),
+        }
+    }
+
     fn span(&self, w: &WindowBounds) -> String {
         let tz = self.ctx.time_zone;
         let f = |t: DateTime<Utc>| t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string();
@@ -146,7 +159,7 @@ impl Call<'_> {
             cache: CacheMetrics,
             breakdowns: Breakdowns,
         }
-        let w = tf.window();
+        let w = self.window(tf);
         let summary = self.ledger.usage_summary(w)?;
         let efficiency_scores = self.ledger.efficiency_report(w, Dimension::Model)?.efficiency_scores;
         let cache = self.ledger.cache_report(w)?.cache_metrics;
@@ -210,7 +223,7 @@ impl Call<'_> {
             #[serde(skip_serializing_if = "Breakdowns::is_empty")]
             breakdowns: Breakdowns,
         }
-        let w = tf.window();
+        let w = self.window(tf);
         // The per-group scores follow the first per-value breakdown asked for.
         let group = self.req.breakdowns.iter().find_map(|b| b.dimension()).unwrap_or(Dimension::Model);
         let efficiency = self.ledger.efficiency_report(w, group)?;
@@ -322,7 +335,7 @@ impl Call<'_> {
             #[serde(skip_serializing_if = "Breakdowns::is_empty")]
             breakdowns: Breakdowns,
         }
-        let w = tf.window();
+        let w = self.window(tf);
         let s = self.ledger.usage_summary(w)?;
         let breakdowns = self.breakdowns(tf, &s)?;
         let budgets = match &self.state.budgets {
@@ -519,7 +532,7 @@ impl Call<'_> {
     /// The requested breakdowns over the timeframe.
     fn breakdowns(&self, tf: Timeframe, summary: &UsageSummary) -> Result<Breakdowns, QueryError> {
         let mut out = Breakdowns::default();
-        let by = |d: Dimension| self.ledger.query(&Query::new(tf.window()).group_by(GroupBy::Dimension(d)));
+        let by = |d: Dimension| self.ledger.query(&Query::new(self.window(tf)).group_by(GroupBy::Dimension(d)));
         for b in &self.req.breakdowns {
             match b {
                 BreakdownType::Agent => out.agent = Some(by(Dimension::Agent)?),
@@ -542,7 +555,7 @@ impl Call<'_> {
         };
         let mut last = None;
         for g in grains {
-            match self.ledger.query(&Query::new(tf.window()).group_by(GroupBy::Time(*g))) {
+            match self.ledger.query(&Query::new(self.window(tf)).group_by(GroupBy::Time(*g))) {
                 Ok(r) => return Ok(r),
                 Err(e @ QueryError::ResolutionUnavailable { .. }) => last = Some(e),
                 Err(e) => return Err(e),
