@@ -17,6 +17,19 @@ fn agent_loop() -> tracing::Span {
     )
 }
 
+/// A client's span with both kinds of id, an error type and usage, all recorded later.
+fn both_ids_span() -> tracing::Span {
+    info_span!(
+        "chat",
+        model = "claude-haiku-4-5",
+        gen_ai.response.id = Empty,
+        request_id = Empty,
+        error.type = Empty,
+        input_tokens = Empty,
+        output_tokens = Empty,
+    )
+}
+
 #[test]
 fn a_new_response_id_finalizes_the_previous_call() {
     let h = Harness::new();
@@ -342,15 +355,7 @@ fn a_response_id_after_a_failed_call_starts_the_next_call() {
     // id, no usage). msg_3 used to join req_2's failed call, which req_3 then split off with call 3's tokens.
     let h = Harness::new();
     h.run(|| {
-        let span = info_span!(
-            "client",
-            model = "claude-haiku-4-5",
-            gen_ai.response.id = Empty,
-            request_id = Empty,
-            error.type = Empty,
-            input_tokens = Empty,
-            output_tokens = Empty,
-        );
+        let span = both_ids_span();
         span.record("gen_ai.response.id", "msg_1");
         span.record("input_tokens", 100u64);
         span.record("output_tokens", 10u64);
@@ -374,15 +379,7 @@ fn a_stream_that_fails_after_its_response_id_keeps_its_request_id() {
     // message_start gave the id, the stream then failed; the error response's request id comes last.
     let h = Harness::new();
     h.run(|| {
-        let span = info_span!(
-            "chat",
-            model = "claude-haiku-4-5",
-            gen_ai.response.id = Empty,
-            request_id = Empty,
-            error.type = Empty,
-            input_tokens = Empty,
-            output_tokens = Empty,
-        );
+        let span = both_ids_span();
         span.record("gen_ai.response.id", "msg_1");
         span.record("input_tokens", 100u64);
         span.record("error.type", "overloaded_error");
@@ -399,15 +396,7 @@ fn a_late_response_id_with_the_failed_calls_own_request_id_is_that_call() {
     // response id, the same request id and the usage so far: one failed call.
     let h = Harness::new();
     h.run(|| {
-        let span = info_span!(
-            "chat",
-            model = "claude-haiku-4-5",
-            gen_ai.response.id = Empty,
-            request_id = Empty,
-            error.type = Empty,
-            input_tokens = Empty,
-            output_tokens = Empty,
-        );
+        let span = both_ids_span();
         span.record("request_id", "req_1");
         span.record("error.type", "overloaded_error");
         tracing::info!(parent: &span, gen_ai.response.id = "msg_1", request_id = "req_1", input_tokens = 100u64, output_tokens = 3u64);
