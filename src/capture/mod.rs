@@ -630,7 +630,6 @@ where
         let mut visitor = self.visitor(plan, &mut update, &mut dims);
         event.record(&mut visitor);
         let rejected = u64::from(visitor.rejected.values);
-
         // Raised by a sink (logging the usage it was handed): only a call the sink opened itself is updated.
         let from_sink = in_sinks();
         // The call this usage belongs to: the nearest enclosing LLM call span.
