@@ -505,6 +505,35 @@ fn a_model_filter_takes_any_id_of_the_model() {
 }
 
 #[test]
+fn a_sessions_differential_is_hourly_whatever_older_data_the_ledger_holds() {
+    // A call 40 days ago (older than the daily buckets' 35 days: the ledger keeps it in a month bucket) in one
+    // session, then a session active now: the new session's differential is by hour, over its own span.
+    let now = Utc.with_ymd_and_hms(2026, 3, 14, 9, 20, 0).unwrap();
+    let clock = ManualClock::new(now - Duration::days(40));
+    let meter = TokenMeter::builder().with_clock(clock.clone()).build();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(meter.layer()));
+    tracing::dispatcher::with_default(&dispatch, || {
+        call_in("old", "acme");
+        clock.set(now);
+        call_in("recent", "acme");
+        clock.advance(Duration::hours(1));
+        call_in("recent", "acme");
+    });
+    let server = serve(meter.clone(), HttpConfig::new().with_port(0).with_api_key(ADMIN)).expect("server");
+    let f = Fixture { meter, server, client: Client::new() };
+    let v = f.ok("/api/v1/token-usage/recent/metrics?include_differential=true");
+    let keys: Vec<&str> = v["differential"].as_array().unwrap().iter().map(|r| r["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["2026-03-14T09:00:00+00:00", "2026-03-14T10:00:00+00:00"], "{v}");
+    assert!(v["differential"].as_array().unwrap().iter().all(|r| r["calls"] == 1), "{v}");
+    // The old session itself: by month, the only grain its bucket still has.
+    let v = f.ok("/api/v1/token-usage/old/metrics?include_differential=true");
+    let rows = v["differential"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{v}");
+    assert_eq!(rows[0]["key"], "2026-02-01T00:00:00+00:00", "{v}");
+    assert_eq!(rows[0]["calls"], 1, "{v}");
+}
+
+#[test]
 fn cors_is_off_unless_configured() {
     let f = fixture();
     let resp = f.client.get(f.url("/healthz")).header("origin", "https://evil.example").send().unwrap();

@@ -421,8 +421,9 @@ pub struct SessionMetrics {
     /// Cache metrics (with `include_cache=true`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache: Option<CacheMetrics>,
-    /// The usage added in each hour (or day, where hours are no longer kept) with activity
-    /// (with `include_differential=true`).
+    /// The usage added in each hour with activity, over the session's own span (by day when the session
+    /// reaches back past the hourly buckets, 48 hours; by month past the daily ones, 35 days), with
+    /// `include_differential=true`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub differential: Option<Vec<GroupRow>>,
     /// The tool executions that ran inside the session, by tool, most used first (with
@@ -471,13 +472,20 @@ pub(super) async fn session_metrics(
             tools
         });
         let differential = if include_differential {
+            // Over the session's own span (its first to its last active bucket), not the whole ledger: a
+            // filtered series is refused when any bucket of its window is coarser than its grain, so older data
+            // of other sessions would leave a recent session without its hours.
+            let span = state.meter.ledger().read(|store, _| sel.active_span(store));
             let mut rows = None;
-            for grain in [TimeGrain::Hour, TimeGrain::Day] {
-                let q =
-                    Query::new(Window::All).filter(Dimension::Session, session.clone()).group_by(GroupBy::Time(grain));
-                if let Ok(res) = state.meter.query(&q) {
-                    rows = Some(res.groups.into_iter().filter(|g| g.calls > 0 || g.tasks > 0).collect());
-                    break;
+            if let Some((first, last)) = span {
+                let window = Window::range(calendar::utc(first), calendar::utc(last + 60));
+                for grain in [TimeGrain::Hour, TimeGrain::Day, TimeGrain::Month] {
+                    let q =
+                        Query::new(window).filter(Dimension::Session, session.clone()).group_by(GroupBy::Time(grain));
+                    if let Ok(res) = state.meter.query(&q) {
+                        rows = Some(res.groups.into_iter().filter(|g| g.calls > 0 || g.tasks > 0).collect());
+                        break;
+                    }
                 }
             }
             Some(rows.unwrap_or_default())

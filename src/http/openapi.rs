@@ -351,7 +351,10 @@ pub fn openapi_document() -> Value {
                         session_path,
                         bool_param("include_tools", "Adds `tools`: the tool executions that ran inside the session, by tool."),
                         bool_param("include_cache", "Adds `cache`."),
-                        bool_param("include_differential", "Adds `differential`: the usage added in each hour with activity."),
+                        bool_param(
+                            "include_differential",
+                            "Adds `differential`: the usage added in each hour with activity (each day for a session reaching back past the 48 hours of hourly buckets, each month past the 35 days of daily ones).",
+                        ),
                     ],
                     "responses": responses(ok("The session's metrics.", reference("SessionMetrics")), &[not_found]),
                 }

@@ -979,6 +979,21 @@ impl Selection {
 }
 
 impl Selection {
+    /// The starts of the first and the last bucket that hold activity of the selection (calls, tasks or
+    /// opportunities), or `None` when none does: the span a series of the selection needs. A window over the
+    /// whole ledger would take in older buckets, coarser than the selection's own, and a filtered series
+    /// refuses a window with any bucket coarser than its grain.
+    pub(crate) fn active_span(&self, store: &Store) -> Option<(i64, i64)> {
+        let mut span: Option<(i64, i64)> = None;
+        for b in store.buckets(i64::MIN, i64::MAX) {
+            let a = self.agg(b);
+            if a.core != Core::default() || a.opp.is_some() {
+                span = Some(span.map_or((b.start, b.start), |(f, l)| (f.min(b.start), l.max(b.start))));
+            }
+        }
+        span
+    }
+
     /// The series of a report over `[from, to)`: by hour for windows up to 48 hours, else by day; by day too
     /// when the hours a short window needs are no longer kept (older than the hourly totals' 35 days).
     pub(crate) fn report_series(
