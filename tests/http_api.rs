@@ -409,9 +409,9 @@ fn bad_parameters_get_400_and_unknown_sessions_404() {
     f.bad("/api/v1/analytics/tokens?aggregation=secondly", "aggregation");
     f.bad("/api/v1/analytics/tokens?from=yesterday", "from");
     f.bad("/api/v1/analytics/tokens?from=2026-03-14&to=2026-03-01", "from");
-    // A `to` alone before the default start (a week back): the `to` is at fault, not the `from` nobody gave.
-    f.bad("/api/v1/analytics/tokens?to=2020-01-01", "to");
-    f.bad("/api/v1/token-usage/summary?endDate=2020-01-01", "end_date");
+    // A start alone after the default end (now).
+    f.bad("/api/v1/analytics/tokens?from=2030-01-01", "from");
+    f.bad("/api/v1/token-usage/summary?startDate=2030-01-01", "start_date");
     f.bad("/api/v1/analytics/tokens?from=1970-01-01&aggregation=hourly", "aggregation");
     f.bad("/api/v1/token-usage/summary?group_by=fortnight", "group_by");
     f.bad("/api/v1/token-usage/summary?startDate=2026-13-01", "start_date");
@@ -531,6 +531,29 @@ fn a_sessions_differential_is_hourly_whatever_older_data_the_ledger_holds() {
     assert_eq!(rows.len(), 1, "{v}");
     assert_eq!(rows[0]["key"], "2026-02-01T00:00:00+00:00", "{v}");
     assert_eq!(rows[0]["calls"], 1, "{v}");
+}
+
+#[test]
+fn an_end_alone_ends_the_default_window() {
+    // The fixture's clock is past 10:00 on 2026-03-14: a window given its end alone reaches back its default
+    // length from that end, not from now.
+    let f = fixture();
+    let window = |path: &str| {
+        let v = f.ok(path);
+        (v["window"]["from"].as_str().unwrap().to_owned(), v["window"]["to"].as_str().unwrap().to_owned())
+    };
+    let day = window("/api/v1/analytics/tokens?range=day&to=2026-03-14T08:00:00Z");
+    assert_eq!(day, ("2026-03-13T08:00:00Z".into(), "2026-03-14T08:00:00Z".into()));
+    // Two weeks back: a week (the default range) before it, not a 400.
+    let week = window("/api/v1/analytics/tokens?to=2026-02-28");
+    assert_eq!(week, ("2026-02-22T00:00:00Z".into(), "2026-03-01T00:00:00Z".into()));
+    let summary = window("/api/v1/token-usage/summary?endDate=2026-02-28");
+    assert_eq!(summary, ("2026-01-30T00:00:00Z".into(), "2026-03-01T00:00:00Z".into()));
+    // And in the meter's time zone: 7 local days before the end, across the DST change of 2026-03-08.
+    let ny = new_york_fixture();
+    let v = ny.ok("/api/v1/analytics/tokens?to=2026-03-11");
+    assert_eq!(v["window"]["from"], "2026-03-05T05:00:00Z", "{v}");
+    assert_eq!(v["window"]["to"], "2026-03-12T04:00:00Z", "{v}");
 }
 
 #[test]

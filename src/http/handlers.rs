@@ -179,24 +179,29 @@ fn minute_end(now: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp(s, 0).unwrap_or(now)
 }
 
-/// The window of the two bounds (`params` names them), each defaulting when absent. An empty window blames the
-/// bound the caller gave: a `to` alone before the default start is the `to`'s fault.
+/// The window of the two bounds (`param` names the start), each defaulting when absent: the end to `default_to`,
+/// the start to `days` days before the end (the end given, else the default one), at the same local time. A
+/// start given at or after the end is refused, blaming the start.
 fn range(
+    state: &AppState,
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
-    default_from: DateTime<Utc>,
+    days: i64,
     default_to: DateTime<Utc>,
-    params: (&'static str, &'static str),
+    param: &'static str,
 ) -> Result<Window, Response> {
-    let given_from = from.is_some();
-    let (from, to) = (from.unwrap_or(default_from), to.unwrap_or(default_to));
+    let to = to.unwrap_or(default_to);
+    let from = match from {
+        Some(from) => from,
+        None => {
+            let tz = state.meter.ledger().time_zone();
+            let back = calendar::same_local_time(tz, to.timestamp(), -days);
+            back.and_then(|t| DateTime::from_timestamp(t, 0)).unwrap_or(to - Duration::days(days))
+        }
+    };
     if from >= to {
-        let (param, start) = if given_from {
-            (params.0, "the start".to_owned())
-        } else {
-            (params.1, format!("the default start (`{}` not given)", params.0))
-        };
-        return Err(bad(param, format!("{start} {} is not before the end {}", from.to_rfc3339(), to.to_rfc3339())));
+        let detail = format!("the start {} is not before the end {}", from.to_rfc3339(), to.to_rfc3339());
+        return Err(bad(param, detail));
     }
     Ok(Window::range(from, to))
 }
@@ -321,8 +326,7 @@ pub(super) async fn tokens(State(state): State<AppState>, Extension(caller): Ext
         )?;
         let from = time_param(&state, &p, "from", false)?;
         let to = time_param(&state, &p, "to", true)?;
-        let end = minute_end(now(&state));
-        let window = range(from, to, end - Duration::days(days), end, ("from", "to"))?;
+        let window = range(&state, from, to, days, minute_end(now(&state)), "from")?;
         check_points(&window, grain, if p.get("aggregation").is_some() { "aggregation" } else { "from" })?;
         let mut q = Query::new(window).group_by(GroupBy::Time(grain));
         if let Some(m) = p.get("model") {
@@ -356,8 +360,7 @@ pub(super) async fn usage_summary(
         let window = if from.is_none() && to.is_none() {
             Window::Last30Days
         } else {
-            let end = minute_end(now(&state));
-            range(from, to, end - Duration::days(30), end, ("start_date", "end_date"))?
+            range(&state, from, to, 30, minute_end(now(&state)), "start_date")?
         };
         check_points(&window, grain, "start_date")?;
         let q = with_tenant(Query::new(window).group_by(GroupBy::Time(grain)), &caller);

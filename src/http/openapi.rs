@@ -317,8 +317,8 @@ pub fn openapi_document() -> Value {
                 "Token usage over time (`TokenMeter::query` grouped by a time grain)",
                 "tokens",
                 vec![
-                    param("range", "The window ending now when `from`/`to` are not given (default week).", strings(&["day", "week", "month", "year"])),
-                    time_param("from", "Start (inclusive)."),
+                    param("range", "The window's length when `from` is not given (default week): it ends at `to`, else now.", strings(&["day", "week", "month", "year"])),
+                    time_param("from", "Start (inclusive); default `range` before the end."),
                     time_param("to", "End (exclusive; a date means the end of that day)."),
                     param("model", "Only this model (any id of it the price book knows; `filters` shows the canonical id).", string()),
                     param("aggregation", "The time grain (default: hourly for a day, monthly for a year, daily otherwise).", strings(&["hourly", "daily", "weekly", "monthly"])),
@@ -329,7 +329,7 @@ pub fn openapi_document() -> Value {
                 "Usage by day, week or month (`TokenMeter::query` grouped by a time grain)",
                 "usageSummary",
                 vec![
-                    time_param("start_date", "Start (inclusive); default 30 days back."),
+                    time_param("start_date", "Start (inclusive); default 30 days before the end."),
                     time_param("end_date", "End (a date includes that day); default now."),
                     param("group_by", "The time grain (default day).", strings(&["day", "week", "month"])),
                 ],
