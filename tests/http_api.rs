@@ -547,13 +547,48 @@ fn an_end_alone_ends_the_default_window() {
     // Two weeks back: a week (the default range) before it, not a 400.
     let week = window("/api/v1/analytics/tokens?to=2026-02-28");
     assert_eq!(week, ("2026-02-22T00:00:00Z".into(), "2026-03-01T00:00:00Z".into()));
-    let summary = window("/api/v1/token-usage/summary?endDate=2026-02-28");
-    assert_eq!(summary, ("2026-01-30T00:00:00Z".into(), "2026-03-01T00:00:00Z".into()));
+    // (Within the day buckets' 35 days: a start in a month bucket would widen to the month's start.)
+    let summary = window("/api/v1/token-usage/summary?endDate=2026-03-10");
+    assert_eq!(summary, ("2026-02-09T00:00:00Z".into(), "2026-03-11T00:00:00Z".into()));
     // And in the meter's time zone: 7 local days before the end, across the DST change of 2026-03-08.
     let ny = new_york_fixture();
     let v = ny.ok("/api/v1/analytics/tokens?to=2026-03-11");
     assert_eq!(v["window"]["from"], "2026-03-05T05:00:00Z", "{v}");
     assert_eq!(v["window"]["to"], "2026-03-12T04:00:00Z", "{v}");
+}
+
+#[test]
+fn bounds_inside_a_bucket_widen_to_its_edges_and_the_window_says_so() {
+    // Five calls 09:10..09:50, read a day later: the ledger holds them in the hour bucket of 09:00.
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 13, 9, 10, 0).unwrap());
+    let meter = TokenMeter::builder().with_clock(clock.clone()).build();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(meter.layer()));
+    tracing::dispatcher::with_default(&dispatch, || {
+        for _ in 0..5 {
+            call_in("s", "acme");
+            clock.advance(Duration::minutes(10));
+        }
+    });
+    clock.set(Utc.with_ymd_and_hms(2026, 3, 14, 12, 0, 0).unwrap());
+    let server = serve(meter.clone(), HttpConfig::new().with_port(0).with_api_key(ADMIN)).expect("server");
+    let f = Fixture { meter, server, client: Client::new() };
+    let (from, to) = ("2026-03-13T09:00:00Z", "2026-03-13T10:00:00Z");
+    for path in [
+        "/api/v1/analytics/tokens?from=2026-03-13T09:30:00Z&to=2026-03-13T09:40:00Z&aggregation=hourly",
+        "/api/v1/token-usage/summary?start_date=2026-03-13T09:30:00Z&end_date=2026-03-13T09:40:00Z",
+        "/api/v1/analytics/cache-performance?time_range=2026-03-13T09:30:00Z..2026-03-13T09:40:00Z",
+        "/api/v1/analytics/token-efficiency?time_range=2026-03-13T09:30:00Z..2026-03-13T09:40:00Z",
+    ] {
+        let v = f.ok(path);
+        assert_eq!((v["window"]["from"].as_str(), v["window"]["to"].as_str()), (Some(from), Some(to)), "{path}: {v}");
+        if let Some(calls) = v.get("totals").map(|t| &t["calls"]) {
+            assert_eq!(calls, 5, "{path}: {v}");
+        }
+    }
+    // Bounds on the bucket's edges are kept as they are.
+    let v = f.ok("/api/v1/analytics/tokens?from=2026-03-13T09:00:00Z&to=2026-03-13T10:00:00Z&aggregation=hourly");
+    assert_eq!((v["window"]["from"].as_str(), v["window"]["to"].as_str()), (Some(from), Some(to)), "{v}");
+    assert_eq!(v["totals"]["calls"], 5, "{v}");
 }
 
 #[test]

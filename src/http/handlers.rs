@@ -135,13 +135,20 @@ fn plus_hint(value: &str) -> &'static str {
     }
 }
 
-fn window_param(p: &Params, param: &'static str, default: Window) -> Result<Window, Response> {
+fn window_param(state: &AppState, p: &Params, param: &'static str, default: Window) -> Result<Window, Response> {
     let w = match p.get(param) {
         None => default,
         Some(s) => s.parse::<Window>().map_err(|e| bad(param, format!("{e}{}", plus_hint(s))))?,
     };
     check_points(&w, TimeGrain::Day, param)?;
-    Ok(w)
+    aligned(state, w, param)
+}
+
+/// A `FROM..TO` window widened to the edges of the ledger's buckets its bounds fall in
+/// ([`Ledger::aligned`](crate::ledger::Ledger::aligned)): the window the figures are of, which the response's
+/// `window` shows.
+fn aligned(state: &AppState, window: Window, param: &'static str) -> Result<Window, Response> {
+    state.meter.ledger().aligned(window).map_err(|e| query_error(e, Some(param)))
 }
 
 /// An RFC 3339 time or a `YYYY-MM-DD` date: local midnight in the meter's time zone, the zone of the ledger's
@@ -259,7 +266,7 @@ pub(super) async fn token_efficiency(
 ) -> Response {
     let run = || -> Result<Response, Response> {
         let p = Params::of(raw)?;
-        let window = window_param(&p, "time_range", Window::Last7Days)?;
+        let window = window_param(&state, &p, "time_range", Window::Last7Days)?;
         let group_by = p.choice(
             "group_by",
             Dimension::Session,
@@ -292,7 +299,7 @@ pub(super) async fn cache_performance(
 ) -> Response {
     let run = || -> Result<Response, Response> {
         let p = Params::of(raw)?;
-        let window = window_param(&p, "time_range", Window::Last7Days)?;
+        let window = window_param(&state, &p, "time_range", Window::Last7Days)?;
         let filter = report_filter(&state, &caller);
         let report = state.meter.cache_report_for(window, &filter).map_err(|e| query_error(e, Some("time_range")))?;
         Ok(json_response(StatusCode::OK, &report))
@@ -327,6 +334,7 @@ pub(super) async fn tokens(State(state): State<AppState>, Extension(caller): Ext
         let from = time_param(&state, &p, "from", false)?;
         let to = time_param(&state, &p, "to", true)?;
         let window = range(&state, from, to, days, minute_end(now(&state)), "from")?;
+        let window = aligned(&state, window, "from")?;
         check_points(&window, grain, if p.get("aggregation").is_some() { "aggregation" } else { "from" })?;
         let mut q = Query::new(window).group_by(GroupBy::Time(grain));
         if let Some(m) = p.get("model") {
@@ -360,7 +368,7 @@ pub(super) async fn usage_summary(
         let window = if from.is_none() && to.is_none() {
             Window::Last30Days
         } else {
-            range(&state, from, to, 30, minute_end(now(&state)), "start_date")?
+            aligned(&state, range(&state, from, to, 30, minute_end(now(&state)), "start_date")?, "start_date")?
         };
         check_points(&window, grain, "start_date")?;
         let q = with_tenant(Query::new(window).group_by(GroupBy::Time(grain)), &caller);

@@ -9,7 +9,8 @@ fn param(name: &str, description: &str, schema: Value) -> Value {
 fn window_param(name: &str) -> Value {
     param(
         name,
-        "Window: 1h, 6h, 24h, 7d, 30d, all, or FROM..TO with RFC 3339 times (camelCase alias accepted). Default 7d.",
+        "Window: 1h, 6h, 24h, 7d, 30d, all, or FROM..TO with RFC 3339 times (camelCase alias accepted). Default 7d. \
+         FROM and TO inside a ledger bucket (data older than 2 hours) widen to its edges: `window` shows the bounds used.",
         json!({ "type": "string" }),
     )
 }
@@ -18,7 +19,11 @@ fn time_param(name: &str, description: &str) -> Value {
     param(
         name,
         description,
-        json!({ "type": "string", "description": "YYYY-MM-DD (a local day of the meter's time zone) or an RFC 3339 time" }),
+        json!({
+            "type": "string",
+            "description": "YYYY-MM-DD (a local day of the meter's time zone) or an RFC 3339 time; a time inside a ledger \
+                            bucket (data older than 2 hours) widens to its edge: the response's `window` shows the bounds used"
+        }),
     )
 }
 

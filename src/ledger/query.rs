@@ -1085,6 +1085,20 @@ impl Ledger {
         })
     }
 
+    /// A `FROM..TO` window widened to the edges of the buckets its bounds fall in (other windows as they are):
+    /// the span a query over it counts, whole. A window takes the buckets that start in it, so a bound inside
+    /// an hour, day or month bucket (data older than 2 hours, 48 hours, 35 days) would leave out the bucket
+    /// its start falls in and count the one its end falls in whole; over the widened window the figures are
+    /// those of the window's own bounds.
+    pub fn aligned(&self, window: Window) -> Result<Window, QueryError> {
+        let Window::Range { .. } = window else { return Ok(window) };
+        self.read(|store, now| {
+            let (from, to) = window.bounds(store, now)?;
+            let (from, to) = (store.bucket_start(from, now).min(from), store.bucket_edge_at_or_after(to, now));
+            Ok(Window::range(calendar::utc(from), calendar::utc(to)))
+        })
+    }
+
     /// Answers a query: totals of the selection, and rows per group.
     pub fn query(&self, q: &Query) -> Result<QueryResult, QueryError> {
         let sel = Selection::from_filters(&q.filters)?;
