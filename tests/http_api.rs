@@ -419,6 +419,26 @@ fn bad_parameters_get_400_and_unknown_sessions_404() {
     // One parameter twice, under either spelling: refused, not one silently picked.
     f.bad("/api/v1/analytics/token-efficiency?time_range=1h&timeRange=7d", "time_range");
     f.bad("/api/v1/analytics/token-efficiency?time_range=1h&time_range=7d", "time_range");
+    // A parameter the endpoint does not take (another endpoint's, a misspelt one) is refused, by the name sent,
+    // with the ones it takes: ignored, it would answer for another window than the one asked.
+    for (path, param, takes) in [
+        ("/api/v1/token-usage/summary?from=2026-03-01&to=2026-03-02", "from", "start_date, end_date, group_by"),
+        ("/api/v1/analytics/tokens?timeRange=7d", "timeRange", "range, from, to, model, aggregation"),
+        ("/api/v1/analytics/tokens?form=2026-03-01", "form", "range, from, to, model, aggregation"),
+        ("/api/v1/analytics/cache-performance?group_by=model", "group_by", "time_range"),
+        ("/api/v1/analytics/token-efficiency?metric=reuse_rate", "metric", "time_range, group_by, efficiency_metric"),
+        ("/api/v1/token-usage/s-1/metrics?include_all=true", "include_all", "include_tools, include_cache"),
+        ("/api/v1/token-usage/s-1?include_cache=true", "include_cache", "no query parameters"),
+        ("/api/v1/budgets?tenant=acme", "tenant", "no query parameters"),
+        ("/api/v1/openapi.json?v=2", "v", "no query parameters"),
+    ] {
+        f.bad(path, param);
+        let detail = f.get_as(Some(ADMIN), path).1["detail"].as_str().unwrap().to_owned();
+        assert!(detail.contains(takes), "{path}: {detail}");
+    }
+    // The names it takes, under either spelling, are answered.
+    f.ok("/api/v1/token-usage/s-1/metrics?includeCache=true&include_tools=false");
+    f.ok("/api/v1/token-usage/summary?startDate=2026-03-13&end_date=2026-03-14&groupBy=day");
     // A session id that is not UTF-8 once percent-decoded: the JSON error body, not axum's text/plain.
     f.bad("/api/v1/token-usage/%ff%fe", "session_id");
     f.bad("/api/v1/token-usage/%ff%fe/metrics", "session_id");

@@ -34,8 +34,10 @@ fn session_id(path: SessionPath) -> Result<String, Response> {
 struct Params(HashMap<String, String>);
 
 impl Params {
-    /// Refuses a parameter given twice, under either spelling: which one would win is not for us to guess.
-    fn of(raw: Raw) -> Result<Self, Response> {
+    /// The parameters of an endpoint that takes those named in `takes` (snake_case). Refuses a parameter it
+    /// does not take (another endpoint's, a misspelt one: ignored, it would answer another question than the
+    /// one asked), and one given twice, under either spelling: which one would win is not for us to guess.
+    fn of(raw: Raw, takes: &[&str]) -> Result<Self, Response> {
         let pairs = match raw {
             Ok(QueryParams(pairs)) => pairs,
             Err(e) => return Err(error(StatusCode::BAD_REQUEST, "invalid_query", e.body_text(), None)),
@@ -43,6 +45,14 @@ impl Params {
         let mut map = HashMap::with_capacity(pairs.len());
         for (name, value) in pairs {
             let key = snake(&name);
+            if !takes.contains(&key.as_str()) {
+                let detail = if takes.is_empty() {
+                    format!("unknown parameter `{name}`: this endpoint takes no query parameters")
+                } else {
+                    format!("unknown parameter `{name}`: this endpoint takes {}", takes.join(", "))
+                };
+                return Err(error(StatusCode::BAD_REQUEST, "invalid_parameter", detail, Some(&name)));
+            }
             if map.contains_key(&key) {
                 let detail = format!("`{key}` is given more than once (snake_case and camelCase name the same one)");
                 return Err(error(StatusCode::BAD_REQUEST, "invalid_parameter", detail, Some(&key)));
@@ -246,7 +256,10 @@ pub(super) async fn healthz() -> Response {
     json_response(StatusCode::OK, &serde_json::json!({ "status": "ok" }))
 }
 
-pub(super) async fn openapi() -> Response {
+pub(super) async fn openapi(raw: Raw) -> Response {
+    if let Err(r) = Params::of(raw, &[]) {
+        return r;
+    }
     json_response(StatusCode::OK, &super::openapi_document())
 }
 
@@ -265,7 +278,7 @@ pub(super) async fn token_efficiency(
     raw: Raw,
 ) -> Response {
     let run = || -> Result<Response, Response> {
-        let p = Params::of(raw)?;
+        let p = Params::of(raw, &["time_range", "group_by", "efficiency_metric"])?;
         let window = window_param(&state, &p, "time_range", Window::Last7Days)?;
         let group_by = p.choice(
             "group_by",
@@ -298,7 +311,7 @@ pub(super) async fn cache_performance(
     raw: Raw,
 ) -> Response {
     let run = || -> Result<Response, Response> {
-        let p = Params::of(raw)?;
+        let p = Params::of(raw, &["time_range"])?;
         let window = window_param(&state, &p, "time_range", Window::Last7Days)?;
         let filter = report_filter(&state, &caller);
         let report = state.meter.cache_report_for(window, &filter).map_err(|e| query_error(e, Some("time_range")))?;
@@ -310,7 +323,7 @@ pub(super) async fn cache_performance(
 /// `GET /api/v1/analytics/tokens`.
 pub(super) async fn tokens(State(state): State<AppState>, Extension(caller): Extension<Caller>, raw: Raw) -> Response {
     let run = || -> Result<Response, Response> {
-        let p = Params::of(raw)?;
+        let p = Params::of(raw, &["range", "from", "to", "model", "aggregation"])?;
         let (days, default_grain) = p.choice(
             "range",
             (7, TimeGrain::Day),
@@ -357,7 +370,7 @@ pub(super) async fn usage_summary(
     raw: Raw,
 ) -> Response {
     let run = || -> Result<Response, Response> {
-        let p = Params::of(raw)?;
+        let p = Params::of(raw, &["start_date", "end_date", "group_by"])?;
         let grain = p.choice(
             "group_by",
             TimeGrain::Day,
@@ -406,8 +419,9 @@ pub(super) async fn session_usage(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     path: SessionPath,
+    raw: Raw,
 ) -> Response {
-    let session = match session_id(path) {
+    let session = match session_id(path).and_then(|s| Params::of(raw, &[]).map(|_| s)) {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -453,7 +467,7 @@ pub(super) async fn session_metrics(
 ) -> Response {
     let run = || -> Result<Response, Response> {
         let session = session_id(path)?;
-        let p = Params::of(raw)?;
+        let p = Params::of(raw, &["include_tools", "include_cache", "include_differential"])?;
         let include_tools = bool_param(&p, "include_tools")?;
         let include_cache = bool_param(&p, "include_cache")?;
         let include_differential = bool_param(&p, "include_differential")?;
@@ -517,7 +531,10 @@ pub(super) async fn session_metrics(
 }
 
 /// `GET /api/v1/budgets`.
-pub(super) async fn budgets(State(state): State<AppState>, Extension(caller): Extension<Caller>) -> Response {
+pub(super) async fn budgets(State(state): State<AppState>, Extension(caller): Extension<Caller>, raw: Raw) -> Response {
+    if let Err(r) = Params::of(raw, &[]) {
+        return r;
+    }
     let mut states: Vec<BudgetState> = state.meter.budget_status();
     if let Caller::Tenant(t) = &caller {
         states.retain(|s| matches!(&s.scope, BudgetScope::Dimension { name, value } if &**name == "tenant" && &**value == t.as_str()));

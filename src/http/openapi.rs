@@ -42,7 +42,7 @@ fn ok(description: &str, schema: Value) -> Value {
 fn responses(success: Value, extra: &[(&str, &str)]) -> Value {
     let mut r = json!({
         "200": success,
-        "400": err("A bad query or path parameter: `param` names it."),
+        "400": err("A bad, repeated or unknown query parameter, or a bad path parameter: `param` names it."),
         "401": err("No API key, or a wrong one."),
         "403": err("No API key is configured and the request is not addressed to localhost."),
         "413": err("The request is larger than the configured limit."),
@@ -280,7 +280,7 @@ pub fn openapi_document() -> Value {
         "info": {
             "title": "tokenmeter HTTP API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Token usage, cost, cache and efficiency reports of a tokenmeter ledger. Query parameters also accept their camelCase spellings. A key bound to a tenant sees that tenant's data only: every report is narrowed to its records (the efficiency and cache reports then carry `scope`)."
+            "description": "Token usage, cost, cache and efficiency reports of a tokenmeter ledger. Query parameters also accept their camelCase spellings; a parameter an operation does not list is a 400 naming it. A key bound to a tenant sees that tenant's data only: every report is narrowed to its records (the efficiency and cache reports then carry `scope`)."
         },
         "security": [ { "apiKey": [] }, { "bearer": [] } ],
         "paths": {
