@@ -609,6 +609,12 @@ fn bounds_inside_a_bucket_widen_to_its_edges_and_the_window_says_so() {
     let v = f.ok("/api/v1/analytics/tokens?from=2026-03-13T09:00:00Z&to=2026-03-13T10:00:00Z&aggregation=hourly");
     assert_eq!((v["window"]["from"].as_str(), v["window"]["to"].as_str()), (Some(from), Some(to)), "{v}");
     assert_eq!(v["totals"]["calls"], 5, "{v}");
+    // Ten days on, the calls are in the day bucket of 2026-03-13: the window widens to that day.
+    clock.set(Utc.with_ymd_and_hms(2026, 3, 23, 12, 0, 0).unwrap());
+    let v = f.ok("/api/v1/analytics/tokens?from=2026-03-13T09:30:00Z&to=2026-03-13T09:40:00Z&aggregation=daily");
+    let day = (Some("2026-03-13T00:00:00Z"), Some("2026-03-14T00:00:00Z"));
+    assert_eq!((v["window"]["from"].as_str(), v["window"]["to"].as_str()), day, "{v}");
+    assert_eq!(v["totals"]["calls"], 5, "{v}");
 }
 
 #[test]

@@ -116,7 +116,7 @@ impl Store {
     /// there, else the end of the bucket that holds it (for the archive, the first month bucket's start).
     pub(crate) fn bucket_edge_at_or_after(&self, ts: i64, now: i64) -> i64 {
         let tz = self.tz;
-        let grain = match self.slot(ts, now) {
+        let (grain, start) = match self.slot(ts, now) {
             (Tier::Archive, _) => {
                 let m = calendar::month_start(tz, now - MONTH_SPAN);
                 let first_month =
@@ -125,11 +125,11 @@ impl Store {
             }
             (_, start) if start == ts => return ts,
             (Tier::Minute, start) => return start + 60,
-            (Tier::Hour, _) => calendar::Grain::Hour,
-            (Tier::Day, _) => calendar::Grain::Day,
-            (Tier::Month, _) => calendar::Grain::Month,
+            (Tier::Hour, start) => (calendar::Grain::Hour, start),
+            (Tier::Day, start) => (calendar::Grain::Day, start),
+            (Tier::Month, start) => (calendar::Grain::Month, start),
         };
-        calendar::grain_end(tz, grain, self.slot(ts, now).1)
+        calendar::grain_end(tz, grain, start)
     }
 
     /// The tier and bucket start for data starting at `start`, given its age at `now`.
