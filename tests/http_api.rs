@@ -439,9 +439,9 @@ fn bad_parameters_get_400_and_unknown_sessions_404() {
     f.bad("/api/v1/analytics/tokens?aggregation=secondly", "aggregation");
     f.bad("/api/v1/analytics/tokens?from=yesterday", "from");
     f.bad("/api/v1/analytics/tokens?from=2026-03-14&to=2026-03-01", "from");
-    // A `to` alone before the default start (a week back): the `to` is at fault, not the `from` nobody gave.
-    f.bad("/api/v1/analytics/tokens?to=2020-01-01", "to");
-    f.bad("/api/v1/token-usage/summary?endDate=2020-01-01", "end_date");
+    // A start alone after the default end (now).
+    f.bad("/api/v1/analytics/tokens?from=2030-01-01", "from");
+    f.bad("/api/v1/token-usage/summary?startDate=2030-01-01", "start_date");
     f.bad("/api/v1/analytics/tokens?from=1970-01-01&aggregation=hourly", "aggregation");
     f.bad("/api/v1/token-usage/summary?group_by=fortnight", "group_by");
     f.bad("/api/v1/token-usage/summary?startDate=2026-13-01", "start_date");
@@ -449,6 +449,26 @@ fn bad_parameters_get_400_and_unknown_sessions_404() {
     // One parameter twice, under either spelling: refused, not one silently picked.
     f.bad("/api/v1/analytics/token-efficiency?time_range=1h&timeRange=7d", "time_range");
     f.bad("/api/v1/analytics/token-efficiency?time_range=1h&time_range=7d", "time_range");
+    // A parameter the endpoint does not take (another endpoint's, a misspelt one) is refused, by the name sent,
+    // with the ones it takes: ignored, it would answer for another window than the one asked.
+    for (path, param, takes) in [
+        ("/api/v1/token-usage/summary?from=2026-03-01&to=2026-03-02", "from", "start_date, end_date, group_by"),
+        ("/api/v1/analytics/tokens?timeRange=7d", "timeRange", "range, from, to, model, aggregation"),
+        ("/api/v1/analytics/tokens?form=2026-03-01", "form", "range, from, to, model, aggregation"),
+        ("/api/v1/analytics/cache-performance?group_by=model", "group_by", "time_range"),
+        ("/api/v1/analytics/token-efficiency?metric=reuse_rate", "metric", "time_range, group_by, efficiency_metric"),
+        ("/api/v1/token-usage/s-1/metrics?include_all=true", "include_all", "include_tools, include_cache"),
+        ("/api/v1/token-usage/s-1?include_cache=true", "include_cache", "no query parameters"),
+        ("/api/v1/budgets?tenant=acme", "tenant", "no query parameters"),
+        ("/api/v1/openapi.json?v=2", "v", "no query parameters"),
+    ] {
+        f.bad(path, param);
+        let detail = f.get_as(Some(ADMIN), path).1["detail"].as_str().unwrap().to_owned();
+        assert!(detail.contains(takes), "{path}: {detail}");
+    }
+    // The names it takes, under either spelling, are answered.
+    f.ok("/api/v1/token-usage/s-1/metrics?includeCache=true&include_tools=false");
+    f.ok("/api/v1/token-usage/summary?startDate=2026-03-13&end_date=2026-03-14&groupBy=day");
     // A session id that is not UTF-8 once percent-decoded: the JSON error body, not axum's text/plain.
     f.bad("/api/v1/token-usage/%ff%fe", "session_id");
     f.bad("/api/v1/token-usage/%ff%fe/metrics", "session_id");
@@ -532,6 +552,99 @@ fn a_model_filter_takes_any_id_of_the_model() {
     // A model the price book does not know is matched as given: none here.
     let v = f.ok("/api/v1/analytics/tokens?from=2026-03-14&model=gpt-4o");
     assert_eq!(v["totals"]["calls"], 0, "{v}");
+}
+
+#[test]
+fn a_sessions_differential_is_hourly_whatever_older_data_the_ledger_holds() {
+    // A call 40 days ago (older than the daily buckets' 35 days: the ledger keeps it in a month bucket) in one
+    // session, then a session active now: the new session's differential is by hour, over its own span.
+    let now = Utc.with_ymd_and_hms(2026, 3, 14, 9, 20, 0).unwrap();
+    let clock = ManualClock::new(now - Duration::days(40));
+    let meter = TokenMeter::builder().with_clock(clock.clone()).build();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(meter.layer()));
+    tracing::dispatcher::with_default(&dispatch, || {
+        call_in("old", "acme");
+        clock.set(now);
+        call_in("recent", "acme");
+        clock.advance(Duration::hours(1));
+        call_in("recent", "acme");
+    });
+    let server = serve(meter.clone(), HttpConfig::new().with_port(0).with_api_key(ADMIN)).expect("server");
+    let f = Fixture { meter, server, client: Client::new() };
+    let v = f.ok("/api/v1/token-usage/recent/metrics?include_differential=true");
+    let keys: Vec<&str> = v["differential"].as_array().unwrap().iter().map(|r| r["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["2026-03-14T09:00:00+00:00", "2026-03-14T10:00:00+00:00"], "{v}");
+    assert!(v["differential"].as_array().unwrap().iter().all(|r| r["calls"] == 1), "{v}");
+    // The old session itself: by month, the only grain its bucket still has.
+    let v = f.ok("/api/v1/token-usage/old/metrics?include_differential=true");
+    let rows = v["differential"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{v}");
+    assert_eq!(rows[0]["key"], "2026-02-01T00:00:00+00:00", "{v}");
+    assert_eq!(rows[0]["calls"], 1, "{v}");
+}
+
+#[test]
+fn an_end_alone_ends_the_default_window() {
+    // The fixture's clock is past 10:00 on 2026-03-14: a window given its end alone reaches back its default
+    // length from that end, not from now.
+    let f = fixture();
+    let window = |path: &str| {
+        let v = f.ok(path);
+        (v["window"]["from"].as_str().unwrap().to_owned(), v["window"]["to"].as_str().unwrap().to_owned())
+    };
+    let day = window("/api/v1/analytics/tokens?range=day&to=2026-03-14T08:00:00Z");
+    assert_eq!(day, ("2026-03-13T08:00:00Z".into(), "2026-03-14T08:00:00Z".into()));
+    // Two weeks back: a week (the default range) before it, not a 400.
+    let week = window("/api/v1/analytics/tokens?to=2026-02-28");
+    assert_eq!(week, ("2026-02-22T00:00:00Z".into(), "2026-03-01T00:00:00Z".into()));
+    // (Within the day buckets' 35 days: a start in a month bucket would widen to the month's start.)
+    let summary = window("/api/v1/token-usage/summary?endDate=2026-03-10");
+    assert_eq!(summary, ("2026-02-09T00:00:00Z".into(), "2026-03-11T00:00:00Z".into()));
+    // And in the meter's time zone: 7 local days before the end, across the DST change of 2026-03-08.
+    let ny = new_york_fixture();
+    let v = ny.ok("/api/v1/analytics/tokens?to=2026-03-11");
+    assert_eq!(v["window"]["from"], "2026-03-05T05:00:00Z", "{v}");
+    assert_eq!(v["window"]["to"], "2026-03-12T04:00:00Z", "{v}");
+}
+
+#[test]
+fn bounds_inside_a_bucket_widen_to_its_edges_and_the_window_says_so() {
+    // Five calls 09:10..09:50, read a day later: the ledger holds them in the hour bucket of 09:00.
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 13, 9, 10, 0).unwrap());
+    let meter = TokenMeter::builder().with_clock(clock.clone()).build();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(meter.layer()));
+    tracing::dispatcher::with_default(&dispatch, || {
+        for _ in 0..5 {
+            call_in("s", "acme");
+            clock.advance(Duration::minutes(10));
+        }
+    });
+    clock.set(Utc.with_ymd_and_hms(2026, 3, 14, 12, 0, 0).unwrap());
+    let server = serve(meter.clone(), HttpConfig::new().with_port(0).with_api_key(ADMIN)).expect("server");
+    let f = Fixture { meter, server, client: Client::new() };
+    let (from, to) = ("2026-03-13T09:00:00Z", "2026-03-13T10:00:00Z");
+    for path in [
+        "/api/v1/analytics/tokens?from=2026-03-13T09:30:00Z&to=2026-03-13T09:40:00Z&aggregation=hourly",
+        "/api/v1/token-usage/summary?start_date=2026-03-13T09:30:00Z&end_date=2026-03-13T09:40:00Z",
+        "/api/v1/analytics/cache-performance?time_range=2026-03-13T09:30:00Z..2026-03-13T09:40:00Z",
+        "/api/v1/analytics/token-efficiency?time_range=2026-03-13T09:30:00Z..2026-03-13T09:40:00Z",
+    ] {
+        let v = f.ok(path);
+        assert_eq!((v["window"]["from"].as_str(), v["window"]["to"].as_str()), (Some(from), Some(to)), "{path}: {v}");
+        if let Some(calls) = v.get("totals").map(|t| &t["calls"]) {
+            assert_eq!(calls, 5, "{path}: {v}");
+        }
+    }
+    // Bounds on the bucket's edges are kept as they are.
+    let v = f.ok("/api/v1/analytics/tokens?from=2026-03-13T09:00:00Z&to=2026-03-13T10:00:00Z&aggregation=hourly");
+    assert_eq!((v["window"]["from"].as_str(), v["window"]["to"].as_str()), (Some(from), Some(to)), "{v}");
+    assert_eq!(v["totals"]["calls"], 5, "{v}");
+    // Ten days on, the calls are in the day bucket of 2026-03-13: the window widens to that day.
+    clock.set(Utc.with_ymd_and_hms(2026, 3, 23, 12, 0, 0).unwrap());
+    let v = f.ok("/api/v1/analytics/tokens?from=2026-03-13T09:30:00Z&to=2026-03-13T09:40:00Z&aggregation=daily");
+    let day = (Some("2026-03-13T00:00:00Z"), Some("2026-03-14T00:00:00Z"));
+    assert_eq!((v["window"]["from"].as_str(), v["window"]["to"].as_str()), day, "{v}");
+    assert_eq!(v["totals"]["calls"], 5, "{v}");
 }
 
 #[test]

@@ -34,8 +34,10 @@ fn session_id(path: SessionPath) -> Result<String, Response> {
 struct Params(HashMap<String, String>);
 
 impl Params {
-    /// Refuses a parameter given twice, under either spelling: which one would win is not for us to guess.
-    fn of(raw: Raw) -> Result<Self, Response> {
+    /// The parameters of an endpoint that takes those named in `takes` (snake_case). Refuses a parameter it
+    /// does not take (another endpoint's, a misspelt one: ignored, it would answer another question than the
+    /// one asked), and one given twice, under either spelling: which one would win is not for us to guess.
+    fn of(raw: Raw, takes: &[&str]) -> Result<Self, Response> {
         let pairs = match raw {
             Ok(QueryParams(pairs)) => pairs,
             Err(e) => return Err(error(StatusCode::BAD_REQUEST, "invalid_query", e.body_text(), None)),
@@ -43,6 +45,14 @@ impl Params {
         let mut map = HashMap::with_capacity(pairs.len());
         for (name, value) in pairs {
             let key = snake(&name);
+            if !takes.contains(&key.as_str()) {
+                let detail = if takes.is_empty() {
+                    format!("unknown parameter `{name}`: this endpoint takes no query parameters")
+                } else {
+                    format!("unknown parameter `{name}`: this endpoint takes {}", takes.join(", "))
+                };
+                return Err(error(StatusCode::BAD_REQUEST, "invalid_parameter", detail, Some(&name)));
+            }
             if map.contains_key(&key) {
                 let detail = format!("`{key}` is given more than once (snake_case and camelCase name the same one)");
                 return Err(error(StatusCode::BAD_REQUEST, "invalid_parameter", detail, Some(&key)));
@@ -135,13 +145,20 @@ fn plus_hint(value: &str) -> &'static str {
     }
 }
 
-fn window_param(p: &Params, param: &'static str, default: Window) -> Result<Window, Response> {
+fn window_param(state: &AppState, p: &Params, param: &'static str, default: Window) -> Result<Window, Response> {
     let w = match p.get(param) {
         None => default,
         Some(s) => s.parse::<Window>().map_err(|e| bad(param, format!("{e}{}", plus_hint(s))))?,
     };
     check_points(&w, TimeGrain::Day, param)?;
-    Ok(w)
+    aligned(state, w, param)
+}
+
+/// A `FROM..TO` window widened to the edges of the ledger's buckets its bounds fall in
+/// ([`Ledger::aligned`](crate::ledger::Ledger::aligned)): the window the figures are of, which the response's
+/// `window` shows.
+fn aligned(state: &AppState, window: Window, param: &'static str) -> Result<Window, Response> {
+    state.meter.ledger().aligned(window).map_err(|e| query_error(e, Some(param)))
 }
 
 /// An RFC 3339 time or a `YYYY-MM-DD` date: local midnight in the meter's time zone, the zone of the ledger's
@@ -179,24 +196,29 @@ fn minute_end(now: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp(s, 0).unwrap_or(now)
 }
 
-/// The window of the two bounds (`params` names them), each defaulting when absent. An empty window blames the
-/// bound the caller gave: a `to` alone before the default start is the `to`'s fault.
+/// The window of the two bounds (`param` names the start), each defaulting when absent: the end to `default_to`,
+/// the start to `days` days before the end (the end given, else the default one), at the same local time. A
+/// start given at or after the end is refused, blaming the start.
 fn range(
+    state: &AppState,
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
-    default_from: DateTime<Utc>,
+    days: i64,
     default_to: DateTime<Utc>,
-    params: (&'static str, &'static str),
+    param: &'static str,
 ) -> Result<Window, Response> {
-    let given_from = from.is_some();
-    let (from, to) = (from.unwrap_or(default_from), to.unwrap_or(default_to));
+    let to = to.unwrap_or(default_to);
+    let from = match from {
+        Some(from) => from,
+        None => {
+            let tz = state.meter.ledger().time_zone();
+            let back = calendar::same_local_time(tz, to.timestamp(), -days);
+            back.and_then(|t| DateTime::from_timestamp(t, 0)).unwrap_or(to - Duration::days(days))
+        }
+    };
     if from >= to {
-        let (param, start) = if given_from {
-            (params.0, "the start".to_owned())
-        } else {
-            (params.1, format!("the default start (`{}` not given)", params.0))
-        };
-        return Err(bad(param, format!("{start} {} is not before the end {}", from.to_rfc3339(), to.to_rfc3339())));
+        let detail = format!("the start {} is not before the end {}", from.to_rfc3339(), to.to_rfc3339());
+        return Err(bad(param, detail));
     }
     Ok(Window::range(from, to))
 }
@@ -234,7 +256,10 @@ pub(super) async fn healthz() -> Response {
     json_response(StatusCode::OK, &serde_json::json!({ "status": "ok" }))
 }
 
-pub(super) async fn openapi() -> Response {
+pub(super) async fn openapi(raw: Raw) -> Response {
+    if let Err(r) = Params::of(raw, &[]) {
+        return r;
+    }
     json_response(StatusCode::OK, &super::openapi_document())
 }
 
@@ -253,8 +278,8 @@ pub(super) async fn token_efficiency(
     raw: Raw,
 ) -> Response {
     let run = || -> Result<Response, Response> {
-        let p = Params::of(raw)?;
-        let window = window_param(&p, "time_range", Window::Last7Days)?;
+        let p = Params::of(raw, &["time_range", "group_by", "efficiency_metric"])?;
+        let window = window_param(&state, &p, "time_range", Window::Last7Days)?;
         let group_by = p.choice(
             "group_by",
             Dimension::Session,
@@ -286,8 +311,8 @@ pub(super) async fn cache_performance(
     raw: Raw,
 ) -> Response {
     let run = || -> Result<Response, Response> {
-        let p = Params::of(raw)?;
-        let window = window_param(&p, "time_range", Window::Last7Days)?;
+        let p = Params::of(raw, &["time_range"])?;
+        let window = window_param(&state, &p, "time_range", Window::Last7Days)?;
         let filter = report_filter(&state, &caller);
         let report = state.meter.cache_report_for(window, &filter).map_err(|e| query_error(e, Some("time_range")))?;
         Ok(json_response(StatusCode::OK, &report))
@@ -298,7 +323,7 @@ pub(super) async fn cache_performance(
 /// `GET /api/v1/analytics/tokens`.
 pub(super) async fn tokens(State(state): State<AppState>, Extension(caller): Extension<Caller>, raw: Raw) -> Response {
     let run = || -> Result<Response, Response> {
-        let p = Params::of(raw)?;
+        let p = Params::of(raw, &["range", "from", "to", "model", "aggregation"])?;
         let (days, default_grain) = p.choice(
             "range",
             (7, TimeGrain::Day),
@@ -321,8 +346,8 @@ pub(super) async fn tokens(State(state): State<AppState>, Extension(caller): Ext
         )?;
         let from = time_param(&state, &p, "from", false)?;
         let to = time_param(&state, &p, "to", true)?;
-        let end = minute_end(now(&state));
-        let window = range(from, to, end - Duration::days(days), end, ("from", "to"))?;
+        let window = range(&state, from, to, days, minute_end(now(&state)), "from")?;
+        let window = aligned(&state, window, "from")?;
         check_points(&window, grain, if p.get("aggregation").is_some() { "aggregation" } else { "from" })?;
         let mut q = Query::new(window).group_by(GroupBy::Time(grain));
         if let Some(m) = p.get("model") {
@@ -345,7 +370,7 @@ pub(super) async fn usage_summary(
     raw: Raw,
 ) -> Response {
     let run = || -> Result<Response, Response> {
-        let p = Params::of(raw)?;
+        let p = Params::of(raw, &["start_date", "end_date", "group_by"])?;
         let grain = p.choice(
             "group_by",
             TimeGrain::Day,
@@ -356,8 +381,7 @@ pub(super) async fn usage_summary(
         let window = if from.is_none() && to.is_none() {
             Window::Last30Days
         } else {
-            let end = minute_end(now(&state));
-            range(from, to, end - Duration::days(30), end, ("start_date", "end_date"))?
+            aligned(&state, range(&state, from, to, 30, minute_end(now(&state)), "start_date")?, "start_date")?
         };
         check_points(&window, grain, "start_date")?;
         let q = with_tenant(Query::new(window).group_by(GroupBy::Time(grain)), &caller);
@@ -395,8 +419,9 @@ pub(super) async fn session_usage(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     path: SessionPath,
+    raw: Raw,
 ) -> Response {
-    let session = match session_id(path) {
+    let session = match session_id(path).and_then(|s| Params::of(raw, &[]).map(|_| s)) {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -421,8 +446,9 @@ pub struct SessionMetrics {
     /// Cache metrics (with `include_cache=true`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache: Option<CacheMetrics>,
-    /// The usage added in each hour (or day, where hours are no longer kept) with activity
-    /// (with `include_differential=true`).
+    /// The usage added in each hour with activity, over the session's own span (by day when the session
+    /// reaches back past the hourly buckets, 48 hours; by month past the daily ones, 35 days), with
+    /// `include_differential=true`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub differential: Option<Vec<GroupRow>>,
     /// The tool executions that ran inside the session, by tool, most used first (with
@@ -441,7 +467,7 @@ pub(super) async fn session_metrics(
 ) -> Response {
     let run = || -> Result<Response, Response> {
         let session = session_id(path)?;
-        let p = Params::of(raw)?;
+        let p = Params::of(raw, &["include_tools", "include_cache", "include_differential"])?;
         let include_tools = bool_param(&p, "include_tools")?;
         let include_cache = bool_param(&p, "include_cache")?;
         let include_differential = bool_param(&p, "include_differential")?;
@@ -471,13 +497,20 @@ pub(super) async fn session_metrics(
             tools
         });
         let differential = if include_differential {
+            // Over the session's own span (its first to its last active bucket), not the whole ledger: a
+            // filtered series is refused when any bucket of its window is coarser than its grain, so older data
+            // of other sessions would leave a recent session without its hours.
+            let span = state.meter.ledger().read(|store, _| sel.active_span(store));
             let mut rows = None;
-            for grain in [TimeGrain::Hour, TimeGrain::Day] {
-                let q =
-                    Query::new(Window::All).filter(Dimension::Session, session.clone()).group_by(GroupBy::Time(grain));
-                if let Ok(res) = state.meter.query(&q) {
-                    rows = Some(res.groups.into_iter().filter(|g| g.calls > 0 || g.tasks > 0).collect());
-                    break;
+            if let Some((first, last)) = span {
+                let window = Window::range(calendar::utc(first), calendar::utc(last + 60));
+                for grain in [TimeGrain::Hour, TimeGrain::Day, TimeGrain::Month] {
+                    let q =
+                        Query::new(window).filter(Dimension::Session, session.clone()).group_by(GroupBy::Time(grain));
+                    if let Ok(res) = state.meter.query(&q) {
+                        rows = Some(res.groups.into_iter().filter(|g| g.calls > 0 || g.tasks > 0).collect());
+                        break;
+                    }
                 }
             }
             Some(rows.unwrap_or_default())
@@ -498,7 +531,10 @@ pub(super) async fn session_metrics(
 }
 
 /// `GET /api/v1/budgets`.
-pub(super) async fn budgets(State(state): State<AppState>, Extension(caller): Extension<Caller>) -> Response {
+pub(super) async fn budgets(State(state): State<AppState>, Extension(caller): Extension<Caller>, raw: Raw) -> Response {
+    if let Err(r) = Params::of(raw, &[]) {
+        return r;
+    }
     let mut states: Vec<BudgetState> = state.meter.budget_status();
     if let Caller::Tenant(t) = &caller {
         states.retain(|s| matches!(&s.scope, BudgetScope::Dimension { name, value } if &**name == "tenant" && &**value == t.as_str()));

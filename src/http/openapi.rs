@@ -9,7 +9,8 @@ fn param(name: &str, description: &str, schema: Value) -> Value {
 fn window_param(name: &str) -> Value {
     param(
         name,
-        "Window: 1h, 6h, 24h, 7d, 30d, all, or FROM..TO with RFC 3339 times (camelCase alias accepted). Default 7d.",
+        "Window: 1h, 6h, 24h, 7d, 30d, all, or FROM..TO with RFC 3339 times (camelCase alias accepted). Default 7d. \
+         FROM and TO inside a ledger bucket (data older than 2 hours) widen to its edges: `window` shows the bounds used.",
         json!({ "type": "string" }),
     )
 }
@@ -18,7 +19,11 @@ fn time_param(name: &str, description: &str) -> Value {
     param(
         name,
         description,
-        json!({ "type": "string", "description": "YYYY-MM-DD (a local day of the meter's time zone) or an RFC 3339 time" }),
+        json!({
+            "type": "string",
+            "description": "YYYY-MM-DD (a local day of the meter's time zone) or an RFC 3339 time; a time inside a ledger \
+                            bucket (data older than 2 hours) widens to its edge: the response's `window` shows the bounds used"
+        }),
     )
 }
 
@@ -37,7 +42,7 @@ fn ok(description: &str, schema: Value) -> Value {
 fn responses(success: Value, extra: &[(&str, &str)]) -> Value {
     let mut r = json!({
         "200": success,
-        "400": err("A bad query or path parameter: `param` names it."),
+        "400": err("A bad, repeated or unknown query parameter, or a bad path parameter: `param` names it."),
         "401": err("No API key, or a wrong one."),
         "403": err("No API key is configured and the request is not addressed to localhost."),
         "413": err("The request is larger than the configured limit."),
@@ -275,7 +280,7 @@ pub fn openapi_document() -> Value {
         "info": {
             "title": "tokenmeter HTTP API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Token usage, cost, cache and efficiency reports of a tokenmeter ledger. Query parameters also accept their camelCase spellings. A key bound to a tenant sees that tenant's data only: every report is narrowed to its records (the efficiency and cache reports then carry `scope`)."
+            "description": "Token usage, cost, cache and efficiency reports of a tokenmeter ledger. Query parameters also accept their camelCase spellings; a parameter an operation does not list is a 400 naming it. A key bound to a tenant sees that tenant's data only: every report is narrowed to its records (the efficiency and cache reports then carry `scope`)."
         },
         "security": [ { "apiKey": [] }, { "bearer": [] } ],
         "paths": {
@@ -317,8 +322,8 @@ pub fn openapi_document() -> Value {
                 "Token usage over time (`TokenMeter::query` grouped by a time grain)",
                 "tokens",
                 vec![
-                    param("range", "The window ending now when `from`/`to` are not given (default week).", strings(&["day", "week", "month", "year"])),
-                    time_param("from", "Start (inclusive)."),
+                    param("range", "The window's length when `from` is not given (default week): it ends at `to`, else now.", strings(&["day", "week", "month", "year"])),
+                    time_param("from", "Start (inclusive); default `range` before the end."),
                     time_param("to", "End (exclusive; a date means the end of that day)."),
                     param("model", "Only this model (any id of it the price book knows; `filters` shows the canonical id).", string()),
                     param("aggregation", "The time grain (default: hourly for a day, monthly for a year, daily otherwise).", strings(&["hourly", "daily", "weekly", "monthly"])),
@@ -329,7 +334,7 @@ pub fn openapi_document() -> Value {
                 "Usage by day, week or month (`TokenMeter::query` grouped by a time grain)",
                 "usageSummary",
                 vec![
-                    time_param("start_date", "Start (inclusive); default 30 days back."),
+                    time_param("start_date", "Start (inclusive); default 30 days before the end."),
                     time_param("end_date", "End (a date includes that day); default now."),
                     param("group_by", "The time grain (default day).", strings(&["day", "week", "month"])),
                 ],
@@ -351,7 +356,10 @@ pub fn openapi_document() -> Value {
                         session_path,
                         bool_param("include_tools", "Adds `tools`: the tool executions that ran inside the session, by tool."),
                         bool_param("include_cache", "Adds `cache`."),
-                        bool_param("include_differential", "Adds `differential`: the usage added in each hour with activity."),
+                        bool_param(
+                            "include_differential",
+                            "Adds `differential`: the usage added in each hour with activity (each day for a session reaching back past the 48 hours of hourly buckets, each month past the 35 days of daily ones).",
+                        ),
                     ],
                     "responses": responses(ok("The session's metrics.", reference("SessionMetrics")), &[not_found]),
                 }

@@ -979,6 +979,21 @@ impl Selection {
 }
 
 impl Selection {
+    /// The starts of the first and the last bucket that hold activity of the selection (calls, tasks or
+    /// opportunities), or `None` when none does: the span a series of the selection needs. A window over the
+    /// whole ledger would take in older buckets, coarser than the selection's own, and a filtered series
+    /// refuses a window with any bucket coarser than its grain.
+    pub(crate) fn active_span(&self, store: &Store) -> Option<(i64, i64)> {
+        let mut span: Option<(i64, i64)> = None;
+        for b in store.buckets(i64::MIN, i64::MAX) {
+            let a = self.agg(b);
+            if a.core != Core::default() || a.opp.is_some() {
+                span = Some(span.map_or((b.start, b.start), |(f, l)| (f.min(b.start), l.max(b.start))));
+            }
+        }
+        span
+    }
+
     /// The series of a report over `[from, to)`: by hour for windows up to 48 hours, else by day; by day too
     /// when the hours a short window needs are no longer kept (older than the hourly totals' 35 days).
     pub(crate) fn report_series(
@@ -1067,6 +1082,20 @@ impl Ledger {
         self.read(|store, now| {
             let (from, to) = window.bounds(store, now)?;
             Ok(WindowBounds::of(store.bucket_start(from, now).min(from), to))
+        })
+    }
+
+    /// A `FROM..TO` window widened to the edges of the buckets its bounds fall in (other windows as they are):
+    /// the span a query over it counts, whole. A window takes the buckets that start in it, so a bound inside
+    /// an hour, day or month bucket (data older than 2 hours, 48 hours, 35 days) would leave out the bucket
+    /// its start falls in and count the one its end falls in whole; over the widened window the figures are
+    /// those of the window's own bounds.
+    pub fn aligned(&self, window: Window) -> Result<Window, QueryError> {
+        let Window::Range { .. } = window else { return Ok(window) };
+        self.read(|store, now| {
+            let (from, to) = window.bounds(store, now)?;
+            let (from, to) = (store.bucket_start(from, now).min(from), store.bucket_edge_at_or_after(to, now));
+            Ok(Window::range(calendar::utc(from), calendar::utc(to)))
         })
     }
 

@@ -112,6 +112,26 @@ impl Store {
         }
     }
 
+    /// The first bucket edge at or after `ts` at `now`: `ts` when a bucket holding data stamped `ts` starts
+    /// there, else the end of the bucket that holds it (for the archive, the first month bucket's start).
+    pub(crate) fn bucket_edge_at_or_after(&self, ts: i64, now: i64) -> i64 {
+        let tz = self.tz;
+        let (grain, start) = match self.slot(ts, now) {
+            (Tier::Archive, _) => {
+                let m = calendar::month_start(tz, now - MONTH_SPAN);
+                let first_month =
+                    if m >= now - MONTH_SPAN { m } else { calendar::grain_end(tz, calendar::Grain::Month, m) };
+                return first_month.max(ts);
+            }
+            (_, start) if start == ts => return ts,
+            (Tier::Minute, start) => return start + 60,
+            (Tier::Hour, start) => (calendar::Grain::Hour, start),
+            (Tier::Day, start) => (calendar::Grain::Day, start),
+            (Tier::Month, start) => (calendar::Grain::Month, start),
+        };
+        calendar::grain_end(tz, grain, start)
+    }
+
     /// The tier and bucket start for data starting at `start`, given its age at `now`.
     fn slot(&self, start: i64, now: i64) -> (Tier, i64) {
         let tz = self.tz;
