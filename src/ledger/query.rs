@@ -983,6 +983,7 @@ impl Selection {
     /// opportunities), or `None` when none does: the span a series of the selection needs. A window over the
     /// whole ledger would take in older buckets, coarser than the selection's own, and a filtered series
     /// refuses a window with any bucket coarser than its grain.
+    #[cfg(feature = "http")]
     pub(crate) fn active_span(&self, store: &Store) -> Option<(i64, i64)> {
         let mut span: Option<(i64, i64)> = None;
         for b in store.buckets(i64::MIN, i64::MAX) {
