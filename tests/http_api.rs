@@ -1020,3 +1020,19 @@ fn without_keys_only_requests_to_localhost_are_answered() {
     let err = serve(meter, open).expect_err("no key, every interface");
     assert!(err.to_string().contains("without an API key"), "{err}");
 }
+
+#[test]
+fn a_session_named_summary_is_read_percent_encoded() {
+    let meter = TokenMeter::builder().build();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(meter.layer()), || {
+        call_in("summary", "acme");
+        call_in("other", "acme");
+    });
+    let server = serve(meter, HttpConfig::new().with_port(0)).expect("server");
+    let url = format!("http://{}/api/v1/token-usage/summar%79", server.local_addr());
+    let resp = Client::new().get(&url).send().unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v: Value = serde_json::from_str(&resp.text().unwrap()).unwrap();
+    assert_eq!(v["totals"]["calls"], 1, "{v}");
+    server.shutdown();
+}
