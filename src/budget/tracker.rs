@@ -188,24 +188,25 @@ impl BudgetSlot {
     /// call counts: skipped, a clock that ran ahead for a minute would leave the budget blind (and a hard
     /// stop open) until the clock caught up.
     fn step_back(&self, acct: &mut Account, at: i64) -> i64 {
-        match acct.period {
-            Some((start, _)) if acct.rolling.is_none() && at < start => {
-                if start.saturating_sub(at) > STEP_BACK_NS {
-                    acct.period =
-                        Some(calendar_bounds(self.budget.period, self.budget.time_zone, self.budget.week_start(), at));
-                    at
-                } else {
-                    start
-                }
-            }
-            _ => at,
+        if let Some((start, _)) = acct.period
+            && acct.rolling.is_none()
+            && start.saturating_sub(at) > STEP_BACK_NS
+        {
+            acct.period = Some(self.bounds(at));
+            return at;
         }
+        self.race_back(acct, at)
     }
 
-    /// A replayed call that ended at most [`STEP_BACK_NS`] before the account's period began: two threads
-    /// finished calls on either side of the period's start, and the live meter counted it in the current
-    /// period (see [`step_back`](Self::step_back)); replay counts it there too. Further back, it belongs to a
-    /// period already over.
+    /// The calendar period holding `at`, in the budget's time zone, weeks from its week start.
+    fn bounds(&self, at: i64) -> (i64, i64) {
+        calendar_bounds(self.budget.period, self.budget.time_zone, self.budget.week_start(), at)
+    }
+
+    /// A call that ended at most [`STEP_BACK_NS`] before the account's period began: two threads finished
+    /// calls on either side of the period's start, and it counts in the current period, live
+    /// ([`step_back`](Self::step_back)) and at replay alike. Further back, replay leaves it to a period already
+    /// over.
     fn race_back(&self, acct: &Account, at: i64) -> i64 {
         match acct.period {
             Some((start, _)) if acct.rolling.is_none() && at < start && start.saturating_sub(at) <= STEP_BACK_NS => {
@@ -225,8 +226,7 @@ impl BudgetSlot {
             Some((start, _)) if at < start => false,
             Some((_, end)) if at < end => true,
             _ => {
-                acct.period =
-                    Some(calendar_bounds(self.budget.period, self.budget.time_zone, self.budget.week_start(), at));
+                acct.period = Some(self.bounds(at));
                 acct.spent = 0;
                 acct.calls = 0;
                 acct.unpriced = 0;
@@ -255,9 +255,7 @@ impl BudgetSlot {
                 time_to_limit,
             };
         }
-        let (start, end) = acct.period.unwrap_or_else(|| {
-            calendar_bounds(self.budget.period, self.budget.time_zone, self.budget.week_start(), at)
-        });
+        let (start, end) = acct.period.unwrap_or_else(|| self.bounds(at));
         let spent = if acct.period.is_some() { acct.spent } else { 0 };
         let elapsed = at.saturating_sub(start).max(0);
         let length = end.saturating_sub(start).max(1);
