@@ -357,6 +357,38 @@ fn anomalies_name_the_spike() {
 }
 
 #[test]
+fn an_hours_spike_baseline_covers_only_the_hours_it_reads() {
+    // One call an hour from agent "steady" for a week, and one from "other"; then at 01:00 on March 8, ten
+    // from "steady". The hour's baseline range starts at 01:00 on March 1, inside a day bucket the breakdown
+    // cannot read: the spike's baseline is "steady"'s calls per hour over the hours read, one, not 145 calls
+    // over 168 hours.
+    let rig = Rig::new(at(2026, 3, 8, 2, 30, 0));
+    let mut t = at(2026, 3, 1, 0, 0, 0);
+    while t < at(2026, 3, 8, 1, 0, 0) {
+        rig.add(Call::new(t + mins(5), SONNET).io(1_000, 100).agent("steady"));
+        rig.add(Call::new(t + mins(6), SONNET).io(1_000, 100).agent("other"));
+        t += Duration::hours(1);
+    }
+    for i in 0..10 {
+        rig.add(Call::new(at(2026, 3, 8, 1, 10 + i, 0), SONNET).io(1_000, 100).agent("steady"));
+    }
+    rig.add(Call::new(at(2026, 3, 8, 1, 30, 0), SONNET).io(1_000, 100).agent("other"));
+    let r = rig.ledger.anomalies(Window::Last24Hours).unwrap();
+    use tokenmeter::analysis::{AnomalyMetric, Granularity};
+    let hour = r
+        .anomalies
+        .iter()
+        .find(|a| a.granularity == Granularity::Hour && a.metric == AnomalyMetric::Calls)
+        .expect("the 01:00 hour is an anomaly");
+    assert_eq!(hour.start, at(2026, 3, 8, 1, 0, 0));
+    assert_eq!((hour.value, hour.baseline), (11.0, 2.0));
+    let spike = hour.spiked_by.as_ref().unwrap();
+    assert_eq!((spike.dimension, spike.value.as_str()), (Dimension::Agent, "steady"));
+    assert_eq!(spike.observed, 10.0);
+    close(spike.baseline, 1.0);
+}
+
+#[test]
 fn forecast_trend_month_and_limit() {
     // March 1..10: $1, $2, … $10 a day (haiku-4-5 output at $5 / Mtok: 200,000 tokens = $1). Today is March 11.
     let rig = Rig::new(at(2026, 3, 11, 9, 0, 0));

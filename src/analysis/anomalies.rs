@@ -63,7 +63,9 @@ pub struct Spike {
     pub observed: f64,
     /// Its average per period over the trailing days: for an hour, per hour of those days, every hour (the
     /// anomaly's own `baseline` is the same hour of each day, which the ledger's per-dimension data cannot
-    /// give past 48 hours), so it reads low against a busy hour of the day.
+    /// give past 48 hours), so it reads low against a busy hour of the day. Trailing time the breakdowns
+    /// cannot split at the range's start (the rest of a day kept as one bucket) is left out of both the sum
+    /// and the count.
     pub baseline: f64,
 }
 
@@ -156,14 +158,23 @@ struct Period {
     base_periods: f64,
 }
 
-fn spike(store: &Store, p: &Period, metric: AnomalyMetric) -> Option<Spike> {
+fn spike(store: &Store, p: &Period, metric: AnomalyMetric, at: i64) -> Option<Spike> {
     let coarsest = match p.granularity {
         Granularity::Day => Tier::Day,
         Granularity::Hour => Tier::Hour,
     };
     let (now, now_total) = by_value(store, p.start, p.end, coarsest)?;
-    let (before, before_total) = by_value(store, p.base_from, p.start, Tier::Day).unwrap_or_default();
-    let periods = p.base_periods.max(1.0);
+    // The breakdown baseline reads the buckets that start inside the trailing range: where the range starts
+    // inside a coarser bucket (an hour's range starting mid-day in the day tier), that bucket is left out, and
+    // so are its periods (dividing by all of them read the baseline up to 23/24 of a day low per week).
+    let from = store.bucket_edge_at_or_after(p.base_from, at).min(p.start);
+    let (before, before_total) = by_value(store, from, p.start, Tier::Day).unwrap_or_default();
+    let covered = (p.start - from) as f64 / (p.start - p.base_from).max(1) as f64 * p.base_periods;
+    let periods = match p.granularity {
+        Granularity::Day => covered.round(),
+        Granularity::Hour => covered,
+    }
+    .max(1.0);
     // The period's overall growth: a value that only kept its usual share (the one provider, the main model)
     // did not spike; the value whose metric exceeds its usual share of the period the most did.
     let growth = {
@@ -299,7 +310,7 @@ impl Ledger {
                     baseline,
                     ratio: value / baseline,
                     threshold,
-                    spiked_by: spike(store, &p, metric),
+                    spiked_by: spike(store, &p, metric, now),
                 })
                 .collect();
             Ok(AnomalyReport { window: WindowBounds::of(from, to), rule, anomalies })
