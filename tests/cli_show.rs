@@ -159,3 +159,28 @@ fn a_breakdown_by_session_keeps_every_session_past_the_ledgers_caps() {
     assert_eq!(groups.len(), 1_200);
     assert!(groups.iter().all(|g| g["key"] != "(other)" && g["calls"] == 1));
 }
+
+#[test]
+fn calls_in_the_hour_a_clock_goes_back_say_their_offset() {
+    // 05:30 and 06:30 UTC on 2025-11-02 are both 01:30 in New York: the two rows read apart.
+    let ok = r#"{"timestamp":"2025-11-02T05:30:00Z","duration_us":5,"model":"claude-sonnet-4-5","tokens":{"input":1000,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":100,"reasoning":0},"metered":true,"outcome":{"status":"ok"},"dimensions":{"session":"s1"}}"#;
+    let failed = ok
+        .replace("05:30:00", "06:30:00")
+        .replace(r#"{"status":"ok"}"#, r#"{"status":"error","error_type":"overloaded_error"}"#);
+    let records = cli_support::Records::new(&[ok.to_owned(), failed]);
+    let text = run(&[
+        "--records",
+        records.path.as_str(),
+        "--now",
+        "2025-11-03T00:00:00Z",
+        "--tz",
+        "America/New_York",
+        "show",
+        "s1",
+    ])
+    .ok()
+    .to_owned();
+    assert!(text.contains("│ 11-02 01:30:00 (-04:00) ┆"), "{text}");
+    assert!(text.contains("│ 11-02 01:30:00 (-05:00) ┆"), "{text}");
+    assert!(text.contains("\n1 call failed: 11-02 01:30:00 (-05:00) overloaded_error\n"), "{text}");
+}

@@ -202,6 +202,18 @@ pub(crate) fn opt_f1(v: Option<f64>) -> String {
 }
 
 /// Pretty JSON with a trailing newline.
+/// `t` in `tz` as `format` writes it, with the UTC offset after it in the hour a clock set back shows twice
+/// (`2026-11-01 01:30 (-04:00)`, then `(-05:00)`): two labels that read the same would name two times.
+pub(crate) fn local_time(t: chrono::DateTime<chrono::Utc>, tz: chrono_tz::Tz, format: &str) -> String {
+    use chrono::TimeZone as _;
+    let local = t.with_timezone(&tz);
+    let text = local.format(format).to_string();
+    match tz.from_local_datetime(&local.naive_local()) {
+        chrono::LocalResult::Ambiguous(..) => format!("{text} ({})", local.format("%:z")),
+        _ => text,
+    }
+}
+
 pub(crate) fn json<T: Serialize>(value: &T) -> CliResult<String> {
     let mut s = serde_json::to_string_pretty(value).map_err(|e| CliError::data(format!("cannot write JSON: {e}")))?;
     s.push('\n');
@@ -242,5 +254,17 @@ mod tests {
         assert_eq!(priced_usd(3.84, 0), "$3.84");
         assert_eq!(share_cost(0.0, 2, 2), "unpriced");
         assert_eq!(share_cost(0.5, 2, 1), "$0.5000 + unpriced");
+    }
+
+    #[test]
+    fn a_time_in_the_repeated_hour_says_its_offset() {
+        use chrono::TimeZone as _;
+        let tz = chrono_tz::America::New_York;
+        let f = |h, m| local_time(chrono::Utc.with_ymd_and_hms(2026, 11, 1, h, m, 0).unwrap(), tz, "%Y-%m-%d %H:%M");
+        // 05:30 and 06:30 UTC are both 01:30 in New York on the day the clock goes back.
+        assert_eq!(f(5, 30), "2026-11-01 01:30 (-04:00)");
+        assert_eq!(f(6, 30), "2026-11-01 01:30 (-05:00)");
+        assert_eq!(f(7, 30), "2026-11-01 02:30");
+        assert_eq!(f(4, 30), "2026-11-01 00:30");
     }
 }

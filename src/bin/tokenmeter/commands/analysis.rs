@@ -333,8 +333,8 @@ pub(crate) fn compare_table(ctx: &Context, style: &Style, c: &Comparison) -> Str
     let span = |w: &tokenmeter::ledger::WindowBounds| {
         format!(
             "{} to {}",
-            w.from.with_timezone(&tz).format("%Y-%m-%d %H:%M"),
-            w.to.with_timezone(&tz).format("%Y-%m-%d %H:%M")
+            crate::render::local_time(w.from, tz, "%Y-%m-%d %H:%M"),
+            crate::render::local_time(w.to, tz, "%Y-%m-%d %H:%M")
         )
     };
     let title = match c.dimension {

@@ -245,7 +245,7 @@ pub(crate) fn heading(source: &Source, what: &str, from: DateTime<Utc>, to: Date
         crate::source::SourceKind::ClaudeCode => "Claude Code transcripts",
         crate::source::SourceKind::Records => "records file",
     };
-    let fmt = |t: DateTime<Utc>| t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string();
+    let fmt = |t: DateTime<Utc>| crate::render::local_time(t, tz, "%Y-%m-%d %H:%M");
     let read = crate::render::count(source.info.calls, "call");
     let left_out = match source.info.after_now {
         0 => String::new(),

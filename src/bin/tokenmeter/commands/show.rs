@@ -112,7 +112,7 @@ pub(super) fn run(source: &Source, ctx: &Context, style: &Style, args: &ShowArgs
 fn table(o: &ShowOutput<'_>, ctx: &Context, style: &Style, include_cache: bool) -> String {
     let tz = ctx.time_zone;
     let fmt = |t: Option<chrono::DateTime<chrono::Utc>>| {
-        t.map_or_else(|| "-".to_owned(), |t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string())
+        t.map_or_else(|| "-".to_owned(), |t| crate::render::local_time(t, tz, "%Y-%m-%d %H:%M:%S"))
     };
     let mut out = format!(
         "Session {} (project {}), {} to {} ({tz})\n\n",
@@ -145,7 +145,7 @@ fn table(o: &ShowOutput<'_>, ctx: &Context, style: &Style, include_cache: bool) 
     for c in &o.calls {
         let tk = &c.tokens;
         let mut row = vec![
-            comfy_table::Cell::new(c.timestamp.with_timezone(&tz).format("%m-%d %H:%M:%S").to_string()),
+            comfy_table::Cell::new(crate::render::local_time(c.timestamp, tz, "%m-%d %H:%M:%S")),
             // Without a model, the name it was priced as (Claude Code's own `<synthetic>` notices), as `summary`
             // names it.
             comfy_table::Cell::new(c.model.as_deref().or(c.cost.as_ref().map(|k| &*k.priced_as)).unwrap_or("-")),
@@ -177,7 +177,7 @@ fn table(o: &ShowOutput<'_>, ctx: &Context, style: &Style, include_cache: bool) 
         .iter()
         .filter_map(|c| match &c.outcome {
             tokenmeter::Outcome::Error { error_type } => {
-                Some(format!("{} {error_type}", c.timestamp.with_timezone(&tz).format("%m-%d %H:%M:%S")))
+                Some(format!("{} {error_type}", crate::render::local_time(c.timestamp, tz, "%m-%d %H:%M:%S")))
             }
             _ => None,
         })

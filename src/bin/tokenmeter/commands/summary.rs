@@ -1,6 +1,6 @@
 //! `summary`: the usage summary, optionally with rows per time grain or per dimension value.
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 use tokenmeter::UsageSummary;
@@ -59,13 +59,11 @@ fn default_grain(s: &UsageSummary) -> TimeGrain {
 pub(crate) fn row_label(key: &str, group: Option<GroupBy>, tz: Tz) -> String {
     let Some(GroupBy::Time(grain)) = group else { return key.to_owned() };
     let Ok(t) = DateTime::parse_from_rfc3339(key) else { return key.to_owned() };
-    let local = t.with_timezone(&Utc).with_timezone(&tz);
+    let utc = t.with_timezone(&Utc);
+    let local = utc.with_timezone(&tz);
     match grain {
         // The hour a clock is set back comes twice: each with its UTC offset, so the two rows read apart.
-        TimeGrain::Hour => match tz.from_local_datetime(&local.naive_local()) {
-            chrono::LocalResult::Ambiguous(..) => local.format("%Y-%m-%d %H:00 (%:z)").to_string(),
-            _ => local.format("%Y-%m-%d %H:00").to_string(),
-        },
+        TimeGrain::Hour => crate::render::local_time(utc, tz, "%Y-%m-%d %H:00"),
         TimeGrain::Day => local.format("%Y-%m-%d").to_string(),
         TimeGrain::Week => local.format("week of %Y-%m-%d").to_string(),
         TimeGrain::Month => local.format("%Y-%m").to_string(),

@@ -145,7 +145,7 @@ impl Call<'_> {
 
     fn span(&self, w: &WindowBounds) -> String {
         let tz = self.ctx.time_zone;
-        let f = |t: DateTime<Utc>| t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string();
+        let f = |t: DateTime<Utc>| crate::render::local_time(t, tz, "%Y-%m-%d %H:%M");
         format!("{} to {} {tz}", f(w.from), f(w.to))
     }
 

@@ -89,7 +89,7 @@ impl Report<'_> {
 
     /// A date and time in the report's time zone.
     pub(crate) fn datetime(&self, t: DateTime<Utc>) -> String {
-        t.with_timezone(&self.tz()).format("%Y-%m-%d %H:%M").to_string()
+        crate::render::local_time(t, self.tz(), "%Y-%m-%d %H:%M")
     }
 
     pub(crate) fn tz(&self) -> chrono_tz::Tz {
