@@ -9,7 +9,7 @@ mod ledger_common;
 
 use ledger_common::*;
 use tokenmeter::analysis::{Band, ReportFilter, SuggestionType};
-use tokenmeter::ledger::{Dimension, Filter, QueryError, Window};
+use tokenmeter::ledger::{Dimension, Filter, GroupBy, Query, QueryError, TimeGrain, Window};
 
 const SONNET: &str = "claude-sonnet-4-5";
 const OPUS: &str = "claude-opus-4-5";
@@ -226,6 +226,25 @@ fn calls_folded_past_the_series_cap_are_reported_as_unattributed() {
     let acme_sonnet = ReportFilter::tenant("acme").filter(Dimension::Model, SONNET);
     let r = rig.ledger.efficiency_report_for(Window::Last24Hours, Dimension::Model, &acme_sonnet).unwrap();
     assert_eq!(r.scope.unwrap().unattributed_calls, 1);
+}
+
+#[test]
+fn a_filtered_query_counts_the_calls_it_may_have_left_out() {
+    let rig = Rig::new(t0() + mins(30));
+    for i in 0..64 {
+        rig.add(Call::new(t0(), SONNET).io(100, 10).tenant("big").agent(&format!("agent-{i}")));
+    }
+    rig.add(Call::new(t0(), SONNET).io(100, 10).tenant("acme").agent("new"));
+    let q = Query::new(Window::Last24Hours).filter(Dimension::Tenant, "acme");
+    let r = rig.ledger.query(&q).unwrap();
+    assert_eq!((r.totals.calls, r.unattributed_calls), (0, Some(1)));
+    let by_hour = rig.ledger.query(&q.clone().group_by(GroupBy::Time(TimeGrain::Hour))).unwrap();
+    assert_eq!(by_hour.unattributed_calls, Some(1));
+    assert_eq!(serde_json::to_value(&r).unwrap()["unattributed_calls"], 1);
+    // Without filters nothing can be left out: the field is absent.
+    let all = rig.ledger.query(&Query::new(Window::Last24Hours)).unwrap();
+    assert_eq!((all.totals.calls, all.unattributed_calls), (65, None));
+    assert!(serde_json::to_value(&all).unwrap().get("unattributed_calls").is_none());
 }
 
 #[test]

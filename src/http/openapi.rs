@@ -145,8 +145,9 @@ fn schemas() -> Value {
                 ("group_by", nullable(reference("GroupBy"))),
                 ("totals", reference("GroupRow")),
                 ("groups", array(reference("GroupRow"))),
+                ("unattributed_calls", int()),
             ],
-            &[],
+            &["unattributed_calls"],
         ),
         "ReportScope": object(
             &[("filters", array(reference("Filter"))), ("unattributed_calls", int()), ("notes", array(string()))],

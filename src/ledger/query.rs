@@ -535,6 +535,11 @@ pub struct QueryResult {
     pub totals: GroupRow,
     /// One row per group: by cost (then calls) for dimensions, by time for time grains.
     pub groups: Vec<GroupRow>,
+    /// With filters: calls in the window that the ledger holds in an overflow entry (past a cardinality cap)
+    /// where a filtered dimension was folded to `(other)`. They may match the filters but are not counted,
+    /// never guessed; the figures are exact when it is 0. Absent (`None`) without filters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unattributed_calls: Option<u64>,
 }
 
 /// An invalid query or report request.
@@ -1143,6 +1148,7 @@ impl Ledger {
                 group_by: q.group_by,
                 totals: GroupRow::of("total".into(), &total.core, &total.core),
                 groups,
+                unattributed_calls: (!q.filters.is_empty()).then(|| sel.unattributed(store, from, to)),
             })
         })
     }
