@@ -389,6 +389,32 @@ fn an_hours_spike_baseline_covers_only_the_hours_it_reads() {
 }
 
 #[test]
+fn a_days_spike_reads_its_baseline_from_the_day_buckets_when_it_starts_in_a_month_bucket() {
+    // Agent "support" spends 100k tokens a day from January 1, all in project "helpdesk"; on February 9 a new
+    // agent "batch" adds 400k in that project. The clock reads March 10 12:00: February 9's trailing week
+    // starts on February 2, in the February month bucket (day buckets begin on February 4). The spike is
+    // "batch", read against February 4..8; an empty baseline named the biggest value, the project.
+    let rig = Rig::new(at(2026, 3, 10, 12, 0, 0));
+    let mut t = at(2026, 1, 1, 12, 0, 0);
+    while t < at(2026, 3, 10, 0, 0, 0) {
+        rig.add(Call::new(t, SONNET).io(90_000, 10_000).agent("support").project("helpdesk"));
+        t += Duration::days(1);
+    }
+    rig.add(Call::new(at(2026, 2, 9, 13, 0, 0), SONNET).io(360_000, 40_000).agent("batch").project("helpdesk"));
+    let r = rig.ledger.anomalies(Window::Last30Days).unwrap();
+    use tokenmeter::analysis::{AnomalyMetric, Granularity};
+    let day = r
+        .anomalies
+        .iter()
+        .find(|a| a.granularity == Granularity::Day && a.metric == AnomalyMetric::Tokens)
+        .expect("February 9 is an anomaly");
+    assert_eq!((day.start, day.value, day.baseline), (at(2026, 2, 9, 0, 0, 0), 500_000.0, 100_000.0));
+    let spike = day.spiked_by.as_ref().unwrap();
+    assert_eq!((spike.dimension, spike.value.as_str()), (Dimension::Agent, "batch"));
+    assert_eq!((spike.observed, spike.baseline), (400_000.0, 0.0));
+}
+
+#[test]
 fn forecast_trend_month_and_limit() {
     // March 1..10: $1, $2, … $10 a day (haiku-4-5 output at $5 / Mtok: 200,000 tokens = $1). Today is March 11.
     let rig = Rig::new(at(2026, 3, 11, 9, 0, 0));

@@ -332,3 +332,32 @@ fn windows_at_the_edges_of_time_answer_without_panicking() {
     let r = rig.ledger.query(&Query::new(ten_years).group_by(GroupBy::Time(TimeGrain::Month))).unwrap();
     assert_eq!(r.groups.iter().map(|g| g.calls).sum::<u64>(), 1);
 }
+
+#[test]
+fn a_bound_in_a_tiers_newest_bucket_widens_to_where_the_next_tier_begins() {
+    // A call at noon every day since January 1; the clock reads March 10, 12:00. Day buckets begin on
+    // February 4 (the first day starting within 35 days), hour buckets at 12:00 on March 8 (48 hours): the
+    // February month bucket holds February 1..3 only, the March 8 day bucket the hours before noon only.
+    let rig = Rig::new(at(2026, 3, 10, 12, 0, 0));
+    let mut t = at(2026, 1, 1, 12, 0, 0);
+    while t < at(2026, 3, 10, 12, 0, 0) {
+        rig.add(Call::new(t, SONNET).io(100, 10));
+        t += Duration::days(1);
+    }
+    let aligned = |from, to| match rig.ledger.aligned(Window::range(from, to)).unwrap() {
+        Window::Range { from, to } => (from, to),
+        w => panic!("{w:?}"),
+    };
+    // The end falls in the February bucket: its edge is February 4, not March 1 (26 days not asked for).
+    let (from, to) = aligned(at(2026, 1, 15, 0, 0, 0), at(2026, 2, 3, 0, 0, 0));
+    assert_eq!((from, to), (at(2026, 1, 1, 0, 0, 0), at(2026, 2, 4, 0, 0, 0)));
+    assert_eq!(calls(&rig, Window::range(from, to)), 34);
+    // The end falls in March 8's day bucket, which ends where the hour buckets begin.
+    let (from, to) = aligned(at(2026, 3, 8, 0, 0, 0), at(2026, 3, 8, 6, 0, 0));
+    assert_eq!((from, to), (at(2026, 3, 8, 0, 0, 0), at(2026, 3, 8, 12, 0, 0)));
+    assert_eq!(calls(&rig, Window::range(from, to)), 0);
+    // At 12:30 the minute buckets begin at 10:30: the 10:00 hour bucket ends there.
+    rig.clock.advance(Duration::minutes(30));
+    let (_, to) = aligned(at(2026, 3, 10, 9, 0, 0), at(2026, 3, 10, 10, 10, 0));
+    assert_eq!(to, at(2026, 3, 10, 10, 30, 0));
+}

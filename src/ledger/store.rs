@@ -113,23 +113,39 @@ impl Store {
     }
 
     /// The first bucket edge at or after `ts` at `now`: `ts` when a bucket holding data stamped `ts` starts
-    /// there, else the end of the bucket that holds it (for the archive, the first month bucket's start).
+    /// there, else the end of the bucket that holds it: its grain's end, or where the next finer tier begins
+    /// when that is sooner (the newest day bucket holds the hours older than the hour buckets only), and for
+    /// the archive, the first month bucket's start.
     pub(crate) fn bucket_edge_at_or_after(&self, ts: i64, now: i64) -> i64 {
         let tz = self.tz;
-        let (grain, start) = match self.slot(ts, now) {
-            (Tier::Archive, _) => {
-                let m = calendar::month_start(tz, now - MONTH_SPAN);
-                let first_month =
-                    if m >= now - MONTH_SPAN { m } else { calendar::grain_end(tz, calendar::Grain::Month, m) };
-                return first_month.max(ts);
-            }
+        let (grain, start, finer) = match self.slot(ts, now) {
+            (Tier::Archive, _) => return self.tier_from(Tier::Month, now).max(ts),
             (_, start) if start == ts => return ts,
             (Tier::Minute, start) => return start + 60,
-            (Tier::Hour, start) => (calendar::Grain::Hour, start),
-            (Tier::Day, start) => (calendar::Grain::Day, start),
-            (Tier::Month, start) => (calendar::Grain::Month, start),
+            (Tier::Hour, start) => (calendar::Grain::Hour, start, Tier::Minute),
+            (Tier::Day, start) => (calendar::Grain::Day, start, Tier::Hour),
+            (Tier::Month, start) => (calendar::Grain::Month, start, Tier::Day),
         };
-        calendar::grain_end(tz, grain, start)
+        calendar::grain_end(tz, grain, start).min(self.tier_from(finer, now)).max(ts)
+    }
+
+    /// Where `tier`'s buckets begin at `now`: the first start of its grain at or after its span back (what
+    /// [`Store::slot`] puts in it).
+    fn tier_from(&self, tier: Tier, now: i64) -> i64 {
+        let tz = self.tz;
+        let (span, grain, start) = match tier {
+            Tier::Minute => (MINUTE_SPAN, None, (now - MINUTE_SPAN).div_euclid(60) * 60),
+            Tier::Hour => (HOUR_SPAN, Some(calendar::Grain::Hour), calendar::hour_start(tz, now - HOUR_SPAN)),
+            Tier::Day => (DAY_SPAN, Some(calendar::Grain::Day), calendar::day_start(tz, now - DAY_SPAN)),
+            Tier::Month | Tier::Archive => {
+                (MONTH_SPAN, Some(calendar::Grain::Month), calendar::month_start(tz, now - MONTH_SPAN))
+            }
+        };
+        match grain {
+            _ if start >= now - span => start,
+            Some(g) => calendar::grain_end(tz, g, start),
+            None => start + 60,
+        }
     }
 
     /// The tier and bucket start for data starting at `start`, given its age at `now`.
