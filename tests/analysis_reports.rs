@@ -287,6 +287,28 @@ fn time_of_day_in_zone() {
 }
 
 #[test]
+fn a_window_starting_inside_an_hour_takes_that_hour_whole() {
+    // 100 calls at 09:30, read at 10:05:30: the last hour (09:06..10:06) starts inside the 09:00 hour, which
+    // the hourly totals hold whole. It was left out: 0 calls, against the summary's 100.
+    let rig = Rig::new(at(2026, 3, 14, 10, 5, 30));
+    for _ in 0..100 {
+        rig.add(Call::new(at(2026, 3, 14, 9, 30, 0), SONNET).io(1_000, 100));
+    }
+    let r = rig.ledger.time_of_day(Window::LastHour).unwrap();
+    assert_eq!(r.hours[9].calls, 100);
+    assert_eq!(r.peak_hour, Some(9));
+    assert_eq!(r.window.from, at(2026, 3, 14, 9, 0, 0));
+    assert_eq!(rig.ledger.usage_summary(Window::LastHour).unwrap().calls, 100);
+    // With a week of one call at 09:30 before it, the 09:00 hour is an anomaly of the last hour too.
+    for d in 1..=7 {
+        rig.add(Call::new(at(2026, 3, 14, 9, 30, 0) - Duration::days(d), SONNET).io(1_000, 100));
+    }
+    let r = rig.ledger.anomalies(Window::LastHour).unwrap();
+    let hours: Vec<_> = r.anomalies.iter().map(|a| (a.granularity, a.start)).collect();
+    assert!(hours.contains(&(tokenmeter::analysis::Granularity::Hour, at(2026, 3, 14, 9, 0, 0))), "{hours:?}");
+}
+
+#[test]
 fn time_of_day_of_a_window_older_than_the_hourly_totals_is_empty_at_its_end() {
     let rig = Rig::new(t0());
     rig.add(Call::new(t0() - chrono::Duration::days(55), SONNET).io(1_000, 0));

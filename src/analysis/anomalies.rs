@@ -201,7 +201,7 @@ fn spike(store: &Store, p: &Period, metric: AnomalyMetric, at: i64) -> Option<Sp
 const MIN_BASELINE_PERIODS: i64 = 3;
 
 impl Ledger {
-    /// Days and hours of `window` whose tokens or cost exceed, or whose calls exceed, the configured factor
+    /// Days and hours `window` touches (one that begins before it is checked whole) whose tokens or cost exceed, or whose calls exceed, the configured factor
     /// times their trailing average ([`AnomalyRule`]; days against the trailing days, hours against the same
     /// local hour of the trailing days). Only days since the ledger's first record count toward a baseline,
     /// and a period is checked once its baseline has 3 of them (or all `trailing_days`, when fewer).
@@ -242,7 +242,9 @@ impl Ledger {
             };
             // Days.
             let days: BTreeMap<i64, Core> = store.daily.iter().map(|(k, a)| (*k, a.core)).collect();
-            for (&d, value) in days.range(from..to.max(from)) {
+            // Every day and hour the window touches: one starting before `from` (a rolling window begins
+            // mid-day, `1h` mid-hour) is checked whole.
+            for (&d, value) in days.range(calendar::day_start(tz, from)..to.max(from)) {
                 let date = calendar::local(tz, d).date();
                 let mut base = Core::default();
                 let mut count = 0;
@@ -266,7 +268,7 @@ impl Ledger {
                 }
             }
             // Hours, against the same hour of the trailing days.
-            for (&h, a) in store.hourly.range(from..to.max(from)) {
+            for (&h, a) in store.hourly.range(calendar::hour_start(tz, from)..to.max(from)) {
                 let mut base = Core::default();
                 let mut count = 0;
                 let mut base_from = h;

@@ -42,13 +42,17 @@ pub struct TimeOfDayReport {
 }
 
 impl Ledger {
-    /// Tokens, cost and tasks by local hour of day over `window` (at most the last 35 days).
+    /// Tokens, cost and tasks by local hour of day over `window` (at most the last 35 days), in whole hours:
+    /// a window starting inside an hour takes that hour whole, and its `window` starts there.
     pub fn time_of_day(&self, window: Window) -> Result<TimeOfDayReport, QueryError> {
         self.read(|store, now| {
             let tz = store.tz;
             let (from, to) = window.bounds(store, now)?;
             // A window that ended before the hourly totals begin covers nothing: it is empty at its end.
             let kept = store.hourly_from(now);
+            // The hourly totals are by the hour: a window starting inside one (`1h`, `all`) takes it whole, and
+            // says so.
+            let from = calendar::hour_start(tz, from);
             let from = if kept == i64::MIN { from } else { from.max(calendar::hour_start(tz, kept)) }.min(to);
             let mut hours = [Core::default(); 24];
             for (t, a) in store.hourly.range(from..to) {
