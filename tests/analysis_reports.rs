@@ -287,6 +287,22 @@ fn time_of_day_in_zone() {
 }
 
 #[test]
+fn cache_and_time_of_day_reports_count_the_unpriced_calls_their_dollars_leave_out() {
+    // The workload's "mystery-model" call has no price: its tokens are counted, its cost is not.
+    let rig = workload();
+    let cache = rig.ledger.cache_report(Window::Last24Hours).unwrap();
+    assert_eq!(cache.cache_metrics.unpriced_calls, 1);
+    let hours = rig.ledger.time_of_day(Window::Last24Hours).unwrap();
+    assert_eq!(hours.unpriced_calls, 1);
+    assert_eq!(serde_json::to_value(&hours).unwrap()["unpriced_calls"], 1);
+    // Without it, nothing is left out.
+    let rig = Rig::new(t0() + mins(30));
+    rig.add(Call::new(t0(), SONNET).io(1_000, 100).cache(500, 0));
+    assert_eq!(rig.ledger.cache_report(Window::Last24Hours).unwrap().cache_metrics.unpriced_calls, 0);
+    assert_eq!(rig.ledger.time_of_day(Window::Last24Hours).unwrap().unpriced_calls, 0);
+}
+
+#[test]
 fn a_window_starting_inside_an_hour_takes_that_hour_whole() {
     // 100 calls at 09:30, read at 10:05:30: the last hour (09:06..10:06) starts inside the 09:00 hour, which
     // the hourly totals hold whole. It was left out: 0 calls, against the summary's 100.

@@ -23,6 +23,9 @@ pub struct CacheMetrics {
     pub tokens_saved: u64,
     /// What those reads saved against the input rate, USD (exact per call, from the price book).
     pub cost_saved: f64,
+    /// Metered calls on a model the price book does not know: their reads are in `tokens_saved` but not in
+    /// `cost_saved`, which is short by what they saved (0: `cost_saved` is whole).
+    pub unpriced_calls: u64,
     /// Tokens written to the cache (both lifetimes).
     pub cache_creation_tokens: u64,
     /// Prompt tokens that repeated the previous turn of their session.
@@ -44,6 +47,7 @@ impl CacheMetrics {
             call_hit_rate: per(c.cache_hit_calls as f64, metered as f64).unwrap_or(0.0),
             tokens_saved: c.tokens.cache_read,
             cost_saved: c.cache_savings.as_usd(),
+            unpriced_calls: c.unpriced_calls,
             cache_creation_tokens: c.tokens.cache_write(),
             reusable_tokens: c.reusable_tokens,
             reused_tokens: c.reused_tokens,

@@ -39,6 +39,8 @@ pub struct TimeOfDayReport {
     pub peak_hour: Option<u32>,
     /// The hour with the fewest tokens (`null` without data).
     pub low_hour: Option<u32>,
+    /// Calls on a model the price book does not know: their tokens are in the hours, their cost is not.
+    pub unpriced_calls: u64,
 }
 
 impl Ledger {
@@ -82,6 +84,7 @@ impl Ledger {
                 hours: rows,
                 peak_hour: peak.filter(|_| has_data),
                 low_hour: low.filter(|_| has_data),
+                unpriced_calls: hours.iter().map(|c| c.unpriced_calls).sum(),
             })
         })
     }

@@ -157,7 +157,7 @@ fn schemas() -> Value {
             &[
                 ("total_cache_hits", int()), ("total_cache_misses", int()), ("hit_rate", num()),
                 ("call_hit_rate", num()), ("tokens_saved", int()), ("cost_saved", num()),
-                ("cache_creation_tokens", int()), ("reusable_tokens", int()), ("reused_tokens", int()),
+                ("unpriced_calls", int()), ("cache_creation_tokens", int()), ("reusable_tokens", int()), ("reused_tokens", int()),
                 ("context_reuse_rate", num()),
             ],
             &[],

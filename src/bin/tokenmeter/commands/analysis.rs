@@ -76,7 +76,7 @@ pub(crate) fn cache_table(source: &Source, ctx: &Context, style: &Style, r: &Cac
         ),
         ("call hit rate", pct(m.call_hit_rate)),
         ("tokens read from the cache", int(m.tokens_saved)),
-        ("saved against the input rate", usd(m.cost_saved)),
+        ("saved against the input rate", priced_usd(m.cost_saved, m.unpriced_calls)),
         ("tokens written to the cache", int(m.cache_creation_tokens)),
         ("reusable prompt tokens (repeating the previous turn)", int(m.reusable_tokens)),
         ("of which read from the cache", int(m.reused_tokens)),

@@ -436,7 +436,7 @@ impl Report<'_> {
                 format!("{} of {}", int(m.total_cache_hits), int(m.total_cache_hits + m.total_cache_misses)),
             ],
             vec!["Tokens read from the cache".to_owned(), int(m.tokens_saved)],
-            vec!["Saved against the input rate".to_owned(), usd(m.cost_saved)],
+            vec!["Saved against the input rate".to_owned(), priced_usd(m.cost_saved, m.unpriced_calls)],
             vec!["Tokens written to the cache".to_owned(), int(m.cache_creation_tokens)],
             vec!["Context reuse rate".to_owned(), rate(m.context_reuse_rate)],
             vec![
