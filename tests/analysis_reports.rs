@@ -240,6 +240,28 @@ fn children_of_a_parent_without_cost_share_its_calls() {
 }
 
 #[test]
+fn a_tree_by_model_has_no_task_only_model() {
+    // Agent a1's five calls on Sonnet and one task: tasks have no model, so a1 has one child, Sonnet; an
+    // `unknown` model with the task and no calls was listed beside it.
+    let rig = Rig::new(t0() + mins(30));
+    for i in 0..5 {
+        rig.add(Call::new(t0() + mins(i), SONNET).io(1_000, 100).agent("a1"));
+    }
+    let mut t = task(t0() + mins(6), "triage", 5_500, Money::ZERO, false);
+    t.dimensions.agent = Some("a1".into());
+    rig.ledger.ingest_task(&t);
+    let tree = rig.ledger.breakdown_tree(Window::Last24Hours, Dimension::Agent, Dimension::Model).unwrap();
+    let a1 = tree.nodes.iter().find(|n| n.name == "a1").unwrap();
+    let kids: Vec<(&str, u64)> = a1.children.iter().map(|c| (c.name.as_str(), c.calls)).collect();
+    assert_eq!(kids, [(SONNET, 5)]);
+    assert_eq!((a1.calls, a1.tasks), (5, 1));
+    // Models as parents: no task-only node either.
+    let tree = rig.ledger.breakdown_tree(Window::Last24Hours, Dimension::Model, Dimension::Agent).unwrap();
+    let names: Vec<&str> = tree.nodes.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, [SONNET]);
+}
+
+#[test]
 fn breakdown_trees() {
     let rig = workload();
     let tree = rig.ledger.breakdown_tree(Window::Last24Hours, Dimension::Agent, Dimension::Operation).unwrap();

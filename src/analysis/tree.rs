@@ -148,6 +148,10 @@ impl Ledger {
                     groups.entry(OTHER.to_owned()).or_default().insert(child.none_label().to_owned(), sessionless);
                 }
             }
+            // A task has no model or provider: a task-only row of those would be a made-up `unknown` one (the
+            // query leaves such rows out the same way); its tasks stay counted in the node above it.
+            let taskless = |d: Dimension| matches!(d, Dimension::Model | Dimension::Provider);
+            let (parent_taskless, child_taskless) = (taskless(parent), taskless(child));
             let tc = &total.core;
             let mut nodes: Vec<TreeNode> = groups
                 .into_iter()
@@ -156,12 +160,12 @@ impl Ledger {
                     for a in kids.values() {
                         sum.merge(a);
                     }
-                    if sum.core.calls == 0 && sum.core.tasks == 0 {
+                    if sum.core.calls == 0 && (parent_taskless || sum.core.tasks == 0) {
                         return None;
                     }
                     let mut children: Vec<TreeNode> = kids
                         .into_iter()
-                        .filter(|(_, a)| a.core.calls > 0 || a.core.tasks > 0)
+                        .filter(|(_, a)| a.core.calls > 0 || (!child_taskless && a.core.tasks > 0))
                         .map(|(k, a)| node(k, &a.core, tc, Some(&sum.core), Vec::new()))
                         .collect();
                     children.sort_by(order);
