@@ -325,6 +325,17 @@ fn cache_and_time_of_day_reports_count_the_unpriced_calls_their_dollars_leave_ou
 }
 
 #[test]
+fn time_of_day_over_token_counts_past_u64_saturates() {
+    // Records ingested by hand are not capped as captured ones are: the hours' sum saturates, not overflows.
+    let rig = Rig::new(t0() + mins(90));
+    rig.add(Call::new(t0(), SONNET).io(u64::MAX, 0));
+    rig.add(Call::new(t0() + mins(60), SONNET).io(1, 0));
+    let r = rig.ledger.time_of_day(Window::Last24Hours).unwrap();
+    assert_eq!(r.hours.iter().map(|h| h.calls).sum::<u64>(), 2);
+    assert_eq!(r.peak_hour, Some(12));
+}
+
+#[test]
 fn a_window_starting_inside_an_hour_takes_that_hour_whole() {
     // 100 calls at 09:30, read at 10:05:30: the last hour (09:06..10:06) starts inside the 09:00 hour, which
     // the hourly totals hold whole. It was left out: 0 calls, against the summary's 100.

@@ -60,7 +60,7 @@ impl Ledger {
             for (t, a) in store.hourly.range(from..to) {
                 hours[calendar::hour_of_day(tz, *t) as usize].add(&a.core);
             }
-            let total: u64 = hours.iter().map(|c| c.tokens.total()).sum();
+            let total = hours.iter().fold(0u64, |t, c| t.saturating_add(c.tokens.total()));
             let rows: Vec<HourOfDay> = hours
                 .iter()
                 .enumerate()
