@@ -139,6 +139,16 @@ fn exported_figures_equal_the_in_process_read_out() {
         models.into_iter().collect::<Vec<_>>(),
         ["claude-haiku-4-5", "claude-opus-4-5", "claude-sonnet-4-5", "mystery-model-1"]
     );
+    // The model without a price has calls, and no cost or savings series: not a $0.00 bar in "Cost by model".
+    for name in [COST, CACHE_SAVINGS] {
+        let points = sums(&rm, name);
+        let priced: std::collections::BTreeSet<&str> =
+            points.iter().filter_map(|(a, _)| a.get(ATTR_MODEL).map(String::as_str)).collect();
+        assert_eq!(
+            priced.into_iter().collect::<Vec<_>>(),
+            ["claude-haiku-4-5", "claude-opus-4-5", "claude-sonnet-4-5"]
+        );
+    }
 
     // Attributes: the defaults plus the agent asked for; never the session, user or project unless asked.
     let sonnet =

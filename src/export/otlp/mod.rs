@@ -277,6 +277,15 @@ struct CallTotals {
     savings: Money,
 }
 
+impl CallTotals {
+    /// Whether the series' dollars mean anything: some call was priced, or none went unpriced (failed calls
+    /// without usage cost $0). A series of a model without a price exports no cost or savings: as a $0 series
+    /// it put the model in "Cost by model" at $0.00, which the price book never said.
+    fn priced(&self) -> bool {
+        self.unpriced == 0 || self.calls > self.unmetered + self.unpriced
+    }
+}
+
 impl Totals for CallTotals {
     fn merge(&mut self, o: &Self) {
         self.calls += o.calls;
@@ -658,7 +667,7 @@ fn register_observables(meter: &Meter, shared: &Arc<Shared>) {
         .with_unit("USD")
         .with_description("Cost of the priced calls, from exact integer pico-USD sums.")
         .with_callback(move |o| {
-            for (series, t) in s.calls.snapshot() {
+            for (series, t) in s.calls.snapshot().into_iter().filter(|(_, t)| t.priced()) {
                 o.observe(usd(t.cost), &series.attributes);
             }
         })
@@ -669,7 +678,7 @@ fn register_observables(meter: &Meter, shared: &Arc<Shared>) {
         .with_unit("USD")
         .with_description("What cache reads saved against paying the input rate.")
         .with_callback(move |o| {
-            for (series, t) in s.calls.snapshot() {
+            for (series, t) in s.calls.snapshot().into_iter().filter(|(_, t)| t.priced()) {
                 o.observe(usd(t.savings), &series.attributes);
             }
         })
