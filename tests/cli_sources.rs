@@ -202,6 +202,7 @@ fn price_overrides() {
     // A Claude id the built-in book lacks is named: a model of the file's own, or a misspelt one.
     let out = run(&["--prices", p, "--claude-code", cc.as_str(), "--now", NOW, "summary"]);
     assert!(out.stderr.contains("adds `claude-fable-9`, not in the built-in price book"), "{}", out.stderr);
+    assert!(!out.stderr.contains("replaces the whole built-in price"), "{}", out.stderr);
     let v = summary(&transcripts, true);
     assert_eq!(v["summary"]["unpriced"]["calls"], 0);
     // G1: 100 input × $1 + 100 output × $2 per Mtok = 300 µUSD.
@@ -211,6 +212,14 @@ fn price_overrides() {
     // same as the transcripts they came from (the fixture's journal was priced with the built-in book).
     assert_eq!(summary(&journal, false)["summary"]["cost_picos"], 371_530_000_000u64, "recorded costs");
     std::fs::write(&prices, "[models.\"claude-sonnet-4-5\"]\ninput = 100\noutput = 100\n").unwrap();
+    // The entry replaces Sonnet 4.5's whole price, long-context rates included: a note says so.
+    let out = run(&["--prices", p, "--claude-code", cc.as_str(), "--now", NOW, "summary"]);
+    assert!(
+        out.stderr.contains("replaces the whole built-in price of `claude-sonnet-4-5` (no long_context)"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("not in the built-in price book"), "{}", out.stderr);
     let (via_transcripts, via_journal) = (summary(&transcripts, true), summary(&journal, true));
     assert_ne!(via_journal["summary"]["cost_picos"], 371_530_000_000u64);
     assert_eq!(via_journal["summary"]["cost_picos"], via_transcripts["summary"]["cost_picos"]);

@@ -63,6 +63,32 @@ impl Context {
                     added.join(", ")
                 );
             }
+            // An entry replaces a built-in model's whole price: the long-context rates or fast-mode multiplier it
+            // leaves out are gone, and those calls are priced at its standard rates. Say which.
+            let dropped: Vec<String> = prices
+                .models()
+                .filter_map(|(id, price)| {
+                    let (_, was) = builtin.models().find(|(b, _)| *b == id)?;
+                    let lost: Vec<&str> = [
+                        ("long_context", was.long_context.is_some() && price.long_context.is_none()),
+                        ("fast_multiplier", was.fast_multiplier.is_some() && price.fast_multiplier.is_none()),
+                    ]
+                    .into_iter()
+                    .filter_map(|(what, gone)| gone.then_some(what))
+                    .collect();
+                    (!lost.is_empty()).then(|| format!("`{id}` (no {})", lost.join(", no ")))
+                })
+                .collect();
+            if !dropped.is_empty() && !common.quiet {
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "tokenmeter: note: {} replaces the whole built-in price of {}: calls over 200k tokens or in fast \
+                     mode are priced at its standard rates unless its entry gives them",
+                    path.display(),
+                    dropped.join(", ")
+                );
+            }
         }
         Ok(Context {
             time_zone: common.time_zone,
