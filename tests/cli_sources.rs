@@ -441,3 +441,49 @@ fn an_unfinished_last_line_is_left_out_with_a_note() {
     // -q: no notes.
     assert_eq!(t.run(&["-q", "summary"]).stderr, "");
 }
+
+#[test]
+fn hostile_text_in_tools_warnings_budgets_and_direction_overrides_never_reaches_the_terminal() {
+    let clean = |text: &str| {
+        assert!(!text.contains(['\u{1b}', '\u{7}', '\u{202E}']), "{text:?}");
+    };
+    // A transcript whose tool (an MCP server's, named by whoever wrote its config) carries an escape sequence.
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("projects").join("-home-dev-evil");
+    std::fs::create_dir_all(&project).unwrap();
+    let tool = "mcp__evil__\u{1b}]0;PWNED\u{7}\u{1b}[2JTOOL\u{202E}exe.txt";
+    let assistant = serde_json::json!({
+        "type": "assistant", "sessionId": "sess-evil", "timestamp": "2025-10-03T10:00:00Z", "requestId": "req-1",
+        "message": {"id": "msg_1", "model": "claude-sonnet-4-5", "role": "assistant",
+            "content": [{"type": "tool_use", "id": "toolu_1", "name": tool, "input": {}}],
+            "usage": {"input_tokens": 10, "output_tokens": 5}}
+    });
+    std::fs::write(project.join("sess-evil.jsonl"), format!("{assistant}\n")).unwrap();
+    let cc = format!("--claude-code={}", dir.path().display());
+    let out = run(&[&cc, "--now", NOW, "--color", "never", "show", "sess-evil", "--include-tools"]);
+    clean(out.ok());
+    assert!(out.stdout.contains("mcp__evil__\u{FFFD}]0;PWNED\u{FFFD}\u{FFFD}[2JTOOL\u{FFFD}exe.txt"), "{}", out.stdout);
+
+    // A records line whose bad value serde quotes in the skipped line's reason, on stderr.
+    let rec = r#"{"timestamp":"2025-10-03T12:00:00Z","duration_us":5,"model":"claude-sonnet-4-5","tokens":{"input":1,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":1,"reasoning":0},"metered":true,"outcome":{"status":"\u001b]0;PWNED\u0007ok"},"dimensions":{"session":"sess\u202egnp.exe"}}"#;
+    let ok = rec.replace(r#""\u001b]0;PWNED\u0007ok""#, r#""ok""#);
+    let records = cli_support::Records::new(&[rec.to_owned(), ok]);
+    let out = records.run(&["summary", "--group-by", "session"]);
+    clean(out.ok());
+    clean(&out.stderr);
+    assert!(out.stderr.contains("unknown variant `\u{FFFD}]0;PWNED\u{FFFD}ok`"), "{}", out.stderr);
+    assert!(out.stdout.contains("sess\u{FFFD}gnp.exe"), "{}", out.stdout);
+    assert!(out.stderr.contains("1 call carried control characters or direction overrides"), "{}", out.stderr);
+
+    // A budgets file's name, in the table and the over-budget line.
+    let budgets = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        budgets.path(),
+        "[budgets.\"evil\\u001b]0;PWNED\\u0007name\"]\nlimit_usd = 0.000001\nperiod = \"month\"\n",
+    )
+    .unwrap();
+    let out = records.run(&["budget", "--file", budgets.path().to_str().unwrap()]);
+    let text = format!("{}{}", out.stdout, out.stderr);
+    clean(&text);
+    assert!(text.contains("evil\u{FFFD}]0;PWNED\u{FFFD}name"), "{text}");
+}

@@ -71,7 +71,9 @@ fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let _ = writeln!(std::io::stderr(), "tokenmeter: error: {e}");
+            // An error may quote what was read (a budgets file's value, a path): never an escape sequence.
+            let text = e.to_string();
+            let _ = writeln!(std::io::stderr(), "tokenmeter: error: {}", render::sanitize(&text, true));
             ExitCode::from(e.exit_code())
         }
     }

@@ -202,6 +202,24 @@ pub(crate) fn opt_f1(v: Option<f64>) -> String {
 }
 
 /// Pretty JSON with a trailing newline.
+/// A character that must not reach a terminal or a page as it is: a control character (an escape sequence
+/// retitles or clears a terminal), or a bidirectional override or isolate, which makes `sess\u{202E}gnp.exe`
+/// read as `sessexe.png`.
+pub(crate) fn is_unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `text` with each [`is_unsafe_char`] replaced by U+FFFD, line breaks kept when `keep_lines` (a note of several
+/// lines); borrowed when there is none.
+pub(crate) fn sanitize(text: &str, keep_lines: bool) -> std::borrow::Cow<'_, str> {
+    let bad = |c: char| is_unsafe_char(c) && !(keep_lines && c == '\n');
+    if !text.chars().any(bad) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(text.chars().map(|c| if bad(c) { '\u{FFFD}' } else { c }).collect())
+}
+
 /// `t` in `tz` as `format` writes it, with the UTC offset after it in the hour a clock set back shows twice
 /// (`2026-11-01 01:30 (-04:00)`, then `(-05:00)`): two labels that read the same would name two times.
 pub(crate) fn local_time(t: chrono::DateTime<chrono::Utc>, tz: chrono_tz::Tz, format: &str) -> String {
@@ -254,6 +272,17 @@ mod tests {
         assert_eq!(priced_usd(3.84, 0), "$3.84");
         assert_eq!(share_cost(0.0, 2, 2), "unpriced");
         assert_eq!(share_cost(0.5, 2, 1), "$0.5000 + unpriced");
+    }
+
+    #[test]
+    fn escapes_and_direction_overrides_never_pass() {
+        assert_eq!(sanitize("plain name", false), "plain name");
+        assert!(matches!(sanitize("plain name", false), std::borrow::Cow::Borrowed(_)));
+        assert_eq!(sanitize("a\u{1b}]0;PWNED\u{7}b", false), "a\u{FFFD}]0;PWNED\u{FFFD}b");
+        assert_eq!(sanitize("sess\u{202E}gnp.exe", false), "sess\u{FFFD}gnp.exe");
+        assert_eq!(sanitize("x\u{2066}y\u{2069}", false), "x\u{FFFD}y\u{FFFD}");
+        assert_eq!(sanitize("first\nsecond\r", true), "first\nsecond\u{FFFD}");
+        assert_eq!(sanitize("first\nsecond", false), "first\u{FFFD}second");
     }
 
     #[test]

@@ -147,10 +147,13 @@ impl Context {
 
     /// Prints a note on stderr unless `--quiet` (or keeps it, see [`Context::keeping_notes`]). A closed
     /// standard error is no reason to fail.
+    /// Writes a note or warning to stderr (or keeps it for `watch`'s screen). It may quote what was read (a bad
+    /// line's value, a path): escape sequences and direction overrides in it are replaced.
     pub(crate) fn note(&self, msg: &str) {
         if self.quiet {
             return;
         }
+        let msg = &*crate::render::sanitize(msg, true);
         match &self.kept_notes {
             Some(kept) => kept.lock().push(msg.to_owned()),
             None => {
@@ -215,7 +218,8 @@ pub(crate) struct SourceInfo {
     pub(crate) transcripts: Option<LoadStats>,
 }
 
-/// Replaces control characters in every name and id a record carries with U+FFFD; true when there were any.
+/// Replaces control characters and direction overrides ([`crate::render::is_unsafe_char`]) in every name and
+/// id a record carries with U+FFFD; true when there were any.
 /// Session ids and the like may come from outside the application (a request header): an escape sequence in one
 /// would otherwise reach the terminal through a table (or a page through the HTML and markdown reports).
 fn scrub(r: &mut CallRecord) -> bool {
@@ -244,11 +248,13 @@ fn scrub_tool(t: &mut ToolRecord) -> bool {
 }
 
 fn clean(v: &mut Arc<str>) -> bool {
-    if !v.chars().any(char::is_control) {
-        return false;
+    match crate::render::sanitize(v, false) {
+        std::borrow::Cow::Borrowed(_) => false,
+        std::borrow::Cow::Owned(clean) => {
+            *v = clean.into();
+            true
+        }
     }
-    *v = v.chars().map(|c| if c.is_control() { '\u{FFFD}' } else { c }).collect::<String>().into();
-    true
 }
 
 fn scrub_dimensions(d: &mut tokenmeter::Dimensions) -> bool {
@@ -360,7 +366,7 @@ impl Source {
         let scrubbed = source.records.iter_mut().map(|r| u64::from(scrub(r))).sum::<u64>();
         if scrubbed > 0 {
             ctx.note(&format!(
-                "tokenmeter: note: {} carried control characters in a name or id (shown as \u{FFFD})",
+                "tokenmeter: note: {} carried control characters or direction overrides in a name or id (shown as \u{FFFD})",
                 crate::render::count(scrubbed, "call")
             ));
         }
@@ -368,7 +374,7 @@ impl Source {
             + source.tools.iter_mut().map(|t| u64::from(scrub_tool(t))).sum::<u64>();
         if scrubbed > 0 {
             ctx.note(&format!(
-                "tokenmeter: note: {} carried control characters in a name or id (shown as \u{FFFD})",
+                "tokenmeter: note: {} carried control characters or direction overrides in a name or id (shown as \u{FFFD})",
                 crate::render::count(scrubbed, "task or tool record")
             ));
         }

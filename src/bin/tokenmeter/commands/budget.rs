@@ -13,7 +13,7 @@ use tokenmeter::journal::{JournalConfig, SCHEMA_VERSION};
 use tokenmeter::{CallRecord, ManualClock, TokenMeter};
 
 use crate::cli::{BudgetArgs, Format};
-use crate::render::{Style, num, pct, push_table};
+use crate::render::{Style, num, pct, push_table, sanitize};
 use crate::source::{Context, Source, SourceInfo};
 use crate::{CliError, CliResult, print_out};
 
@@ -171,8 +171,9 @@ fn table(states: &[BudgetState], ctx: &Context, style: &Style) -> String {
             _ => tokenmeter::Band::Green,
         };
         t.add_row(vec![
-            comfy_table::Cell::new(&*s.budget),
-            comfy_table::Cell::new(s.scope.to_string()),
+            // A budgets file may come with a repository: its names never carry an escape sequence out.
+            comfy_table::Cell::new(sanitize(&s.budget, false)),
+            comfy_table::Cell::new(sanitize(&s.scope.to_string(), false)),
             comfy_table::Cell::new(s.period.to_string()),
             // Spend on models the price book does not know is not in the figure: say so, as other commands do.
             num(match s.spent {
@@ -187,7 +188,7 @@ fn table(states: &[BudgetState], ctx: &Context, style: &Style) -> String {
         ]);
     }
     push_table(&mut out, "", &t, style);
-    let over: Vec<&str> = states.iter().filter(|s| s.over_budget).map(|s| &*s.budget).collect();
+    let over: Vec<_> = states.iter().filter(|s| s.over_budget).map(|s| sanitize(&s.budget, false)).collect();
     if !over.is_empty() {
         out.push_str(&style.alert(&format!("Over budget: {}", over.join(", "))));
         out.push('\n');

@@ -73,7 +73,15 @@ pub(super) fn run(source: &Source, ctx: &Context, style: &Style, args: &ShowArgs
         None
     } else if source.info.kind == SourceKind::ClaudeCode {
         let files: Vec<_> = source.transcript_files.iter().filter(|f| &*f.session == session).cloned().collect();
-        Some(tool_uses(&files))
+        // Tool names come from the transcripts (an MCP server's tool names among them): as every other name
+        // read, never an escape sequence or a direction override.
+        let mut uses = tool_uses(&files);
+        for u in &mut uses {
+            if let std::borrow::Cow::Owned(clean) = crate::render::sanitize(&u.tool, false) {
+                u.tool = clean;
+            }
+        }
+        Some(uses)
     } else if source.info.kind == SourceKind::Journal {
         if tool_runs.is_empty() {
             ctx.note("tokenmeter: note: --include-tools: the journal holds no tool executions of this session");
