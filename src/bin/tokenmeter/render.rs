@@ -138,6 +138,10 @@ pub(crate) fn usd(v: f64) -> String {
         let zero = text == "$0.0000";
         (text, zero)
     };
+    // A cost too small for four decimals is still a cost: `<$0.0001`, not a `$0.0000` that reads as free.
+    if v > 0.0 && zero {
+        return "<$0.0001".to_owned();
+    }
     if v < 0.0 && !zero { format!("-{text}") } else { text }
 }
 
@@ -263,6 +267,8 @@ mod tests {
         assert_eq!(usd(-1e-7), "$0.0000");
         assert_eq!(usd(-0.00004), "$0.0000");
         assert_eq!(usd(-0.0001), "-$0.0001");
+        assert_eq!(usd(0.0000015), "<$0.0001");
+        assert_eq!(usd(0.00005), "$0.0001");
         assert_eq!(usd(2e17), "$200,000,000,000,000,000.00");
         assert_eq!(pct(0.1234), "12.3%");
         assert_eq!(delta_pct(Some(-3.26)), "-3.3%");
