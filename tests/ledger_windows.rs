@@ -361,3 +361,34 @@ fn a_bound_in_a_tiers_newest_bucket_widens_to_where_the_next_tier_begins() {
     let (_, to) = aligned(at(2026, 3, 10, 9, 0, 0), at(2026, 3, 10, 10, 10, 0));
     assert_eq!(to, at(2026, 3, 10, 10, 30, 0));
 }
+
+#[test]
+fn a_bound_late_in_the_minute_two_hours_back_is_in_the_hour_bucket() {
+    // At 12:20:30 the minute buckets begin at 10:21: the call at 10:20:45 is in the 10:00 hour bucket. A window
+    // from 10:20:40 was aligned to a 10:20 minute bucket that does not exist, and counted nothing.
+    let rig = Rig::new(at(2026, 3, 14, 12, 20, 30));
+    rig.add(Call::new(at(2026, 3, 14, 10, 20, 45), SONNET).io(100, 10));
+    let w = rig.ledger.aligned(Window::range(at(2026, 3, 14, 10, 20, 40), at(2026, 3, 14, 11, 0, 0))).unwrap();
+    let Window::Range { from, .. } = w else { panic!("{w:?}") };
+    assert_eq!(from, at(2026, 3, 14, 10, 0, 0));
+    assert_eq!(calls(&rig, w), 1);
+}
+
+#[test]
+fn time_of_day_starts_at_the_first_hour_its_totals_still_hold() {
+    // Forty days of one call an hour at :10; at 00:20 the hourly totals begin with the hour after 35 days back
+    // (01:00), whose calls the report counts: it said it began an hour earlier, at an hour already dropped.
+    let now = at(2026, 3, 14, 0, 20, 0);
+    let rig = Rig::new(now);
+    let mut t = now - Duration::days(40) - mins(10);
+    let mut since_01 = 0;
+    while t < now {
+        rig.add(Call::new(t, SONNET).io(100, 10));
+        since_01 += u64::from(t >= at(2026, 2, 7, 1, 0, 0));
+        t += Duration::hours(1);
+    }
+    let r = rig.ledger.time_of_day(Window::All).unwrap();
+    assert_eq!(r.window.from, at(2026, 2, 7, 1, 0, 0));
+    assert_eq!(r.hours.iter().map(|h| h.calls).sum::<u64>(), since_01);
+    assert_eq!(since_01, 840);
+}

@@ -55,7 +55,12 @@ impl Ledger {
             // The hourly totals are by the hour: a window starting inside one (`1h`, `all`) takes it whole, and
             // says so.
             let from = calendar::hour_start(tz, from);
-            let from = if kept == i64::MIN { from } else { from.max(calendar::hour_start(tz, kept)) }.min(to);
+            // The first hour the totals still hold whole: the one starting at or after `kept`.
+            let first_kept = || {
+                let h = calendar::hour_start(tz, kept);
+                if h >= kept { h } else { calendar::grain_end(tz, calendar::Grain::Hour, h) }
+            };
+            let from = if kept == i64::MIN { from } else { from.max(first_kept()) }.min(to);
             let mut hours = [Core::default(); 24];
             for (t, a) in store.hourly.range(from..to) {
                 hours[calendar::hour_of_day(tz, *t) as usize].add(&a.core);

@@ -151,8 +151,11 @@ impl Store {
     /// The tier and bucket start for data starting at `start`, given its age at `now`.
     fn slot(&self, start: i64, now: i64) -> (Tier, i64) {
         let tz = self.tz;
-        if start >= now - MINUTE_SPAN {
-            return (Tier::Minute, start.div_euclid(60) * 60);
+        // By the minute's start, as the buckets placed are: a time late in the minute that crossed into the
+        // hour tier is in that hour's bucket, not in a minute bucket of its own.
+        let minute = start.div_euclid(60) * 60;
+        if minute >= now - MINUTE_SPAN {
+            return (Tier::Minute, minute);
         }
         let h = calendar::hour_start(tz, start);
         if h >= now - HOUR_SPAN {
