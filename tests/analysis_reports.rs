@@ -776,7 +776,8 @@ fn an_unread_write_of_a_record_the_ledger_prices_is_filed_under_its_calls_model(
     // perfect cache-write score).
     let rig = Rig::new(t0());
     rig.add(Call::new(t0(), "claude-sonnet-4-5-20250929").io(10, 100).cache(0, 10_000).session("s"));
-    rig.clock.set(t0() + chrono::Duration::minutes(10));
+    // Past the 5-minute lifetime and the 10 minutes a late reader has.
+    rig.clock.set(t0() + chrono::Duration::minutes(16));
     let q = Query::new(Window::Last24Hours).group_by(GroupBy::Dimension(Dimension::Model));
     let rows: Vec<String> = rig.ledger.query(&q).unwrap().groups.into_iter().map(|g| g.key).collect();
     assert_eq!(rows, [SONNET]);
@@ -798,7 +799,7 @@ fn an_unread_write_is_priced_at_the_rates_the_calls_other_suggestions_leave_it_a
     rig.add(Call::new(t0(), "claude-opus-4-1").io(0, 10).cache(0, 1_500).session("s"));
     // A nightly (non-interactive) sonnet call: its premium (1,500 × $0.75 a million) is halved, as batch would.
     rig.add(Call::new(t0(), SONNET).io(0, 10).cache(0, 1_500).session("n").op("nightly"));
-    rig.clock.set(t0() + mins(10));
+    rig.clock.set(t0() + mins(16));
     let r = rig.ledger.efficiency_report(Window::Last24Hours, Dimension::Agent).unwrap();
     let saving =
         |kind| r.optimization_suggestions.iter().find(|s| s.kind == kind).map(|s| s.potential_savings_picos.picos());
@@ -812,7 +813,7 @@ fn an_unread_write_is_priced_at_the_rates_the_calls_other_suggestions_leave_it_a
     // (1,500 × $0.25 a million): savings of $0.027325 on the $0.028875 call.
     let rig = Rig::with(t0(), LedgerConfig::default().with_min_cacheable_tokens(1_024));
     rig.add(Call::new(t0(), "claude-opus-4-1").io(0, 10).cache(0, 1_500).session("s"));
-    rig.clock.set(t0() + mins(10));
+    rig.clock.set(t0() + mins(16));
     let r = rig.ledger.efficiency_report(Window::Last24Hours, Dimension::Agent).unwrap();
     let unread = r.optimization_suggestions.iter().find(|s| s.kind == SuggestionType::UnreadCacheWrites).unwrap();
     assert_eq!(unread.potential_savings_picos.picos(), 1_500 * 250_000);

@@ -30,6 +30,11 @@ const FUTURE_TOLERANCE_NS: i64 = super::store::FUTURE_TOLERANCE * 1_000_000_000;
 const TTL_5M_NS: i64 = 5 * 60 * 1_000_000_000;
 /// The 1-hour cache lifetime.
 const TTL_1H_NS: i64 = 3_600 * 1_000_000_000;
+/// How long after a write's lifetime ends it still waits for a reader before it counts as never read. Records
+/// are stamped when a call starts and arrive when it ends: a call that started within the lifetime and read the
+/// cache may arrive minutes after it (a long generation), behind a query (which sweeps by the clock) or a
+/// shorter call of the same session that started after the lifetime.
+pub(crate) const LATE_READ_GRACE_NS: i64 = 10 * 60 * 1_000_000_000;
 
 /// The call that wrote to the cache, kept until the write is read or expires.
 #[derive(Debug, Clone)]
@@ -246,21 +251,23 @@ impl Sessions {
         let tokens = &rec.tokens;
         let prompt = tokens.prompt_total();
 
-        // Writes past their lifetime were never read; a read within the lifetime reads all pending writes.
+        // Writes past their lifetime and the grace a late-arriving reader has were never read.
         let mut i = 0;
         while i < st.pending.len() {
-            if st.pending[i].expires_ns < ts_ns {
+            if st.pending[i].expires_ns.saturating_add(LATE_READ_GRACE_NS) < ts_ns {
                 facts.unread.push(*st.pending.remove(i).writer);
             } else {
                 i += 1;
             }
         }
-        // A read reads every write made before it. One of their boxes is kept for this call's own write.
+        // A read reads every write made before it and still alive when it started. One of their boxes is kept
+        // for this call's own write.
         let mut spare = None;
         if tokens.cache_read > 0 {
             let mut i = 0;
             while i < st.pending.len() {
-                if st.pending[i].written_ns > ts_ns {
+                let p = &st.pending[i];
+                if p.written_ns > ts_ns || p.expires_ns < ts_ns {
                     i += 1;
                 } else {
                     spare = Some(st.pending.remove(i).writer);
@@ -319,8 +326,9 @@ impl Sessions {
         facts
     }
 
-    /// Hands `f` every pending write whose lifetime ended before `now_ns` (never read), one at a time (a
-    /// month of sessions can hold a hundred thousand), and drops sessions idle for two hours.
+    /// Hands `f` every pending write whose lifetime ended more than [`LATE_READ_GRACE_NS`] before `now_ns`
+    /// (never read), one at a time (a month of sessions can hold a hundred thousand), and drops sessions idle
+    /// for two hours.
     pub(crate) fn take_expired(&self, now_ns: i64, mut f: impl FnMut(WriterInfo)) {
         let cutoff = now_ns.saturating_sub(IDLE_NS);
         let mut expired = Vec::new();
@@ -331,7 +339,7 @@ impl Sessions {
             stripe.map.retain(|_, st| {
                 let mut i = 0;
                 while i < st.pending.len() {
-                    if st.pending[i].expires_ns < now_ns {
+                    if st.pending[i].expires_ns.saturating_add(LATE_READ_GRACE_NS) < now_ns {
                         expired.push(st.pending.remove(i).writer);
                     } else {
                         i += 1;
@@ -426,11 +434,49 @@ mod tests {
         assert_eq!((f.reusable, f.reused), (0, 0));
         assert_eq!(sessions.untracked.load(Ordering::Relaxed), 1, "b's call is counted as untracked");
         let mut unread = Vec::new();
-        sessions.take_expired(2 * s + TTL_5M_NS + 1, |w| unread.push(w));
+        sessions.take_expired(2 * s + TTL_5M_NS + LATE_READ_GRACE_NS + 1, |w| unread.push(w));
         assert_eq!(unread.len(), 1, "a's write was never read");
         // "a" itself still follows its own history.
         let f = sessions.observe(SessionKey { id: "a", hash: 7 }, &call("claude-a", "x", 0, 0), at(3 * s, 1), NO_CLOCK);
         assert_eq!(f.reusable, 10);
+    }
+
+    #[test]
+    fn a_write_read_by_a_call_that_arrives_after_its_lifetime_is_read() {
+        let s = 1_000_000_000;
+        let m = 60 * s;
+        // W writes at 12:00 (t = 0); R starts at 4:30, within W's lifetime, reads it, and ends at 6:00.
+        let writer = call("claude-a", "w", 0, 4_000);
+        let reader = call("claude-a", "r", 4_000, 0);
+        // A query sweeps at 5:30 while R is still running: W is not yet counted as never read.
+        let sessions = Sessions::new(16);
+        sessions.observe(SessionKey::of("s"), &writer, at(0, 1024), NO_CLOCK);
+        let mut unread = Vec::new();
+        sessions.take_expired(5 * m + 30 * s, |w| unread.push(w));
+        assert!(unread.is_empty(), "swept while its reader ran");
+        let f = sessions.observe(SessionKey::of("s"), &reader, at(4 * m + 30 * s, 1024), NO_CLOCK);
+        assert!(f.unread.is_empty());
+        sessions.take_expired(60 * m, |w| unread.push(w));
+        assert!(unread.is_empty(), "R read W");
+        // A shorter call of the session that started after W's lifetime arrives before R: the same.
+        let sessions = Sessions::new(16);
+        sessions.observe(SessionKey::of("s"), &writer, at(0, 1024), NO_CLOCK);
+        let f =
+            sessions.observe(SessionKey::of("s"), &call("claude-a", "p", 10, 0), at(5 * m + 10 * s, 1024), NO_CLOCK);
+        assert!(f.unread.is_empty(), "{:?}", f.unread);
+        let f = sessions.observe(SessionKey::of("s"), &reader, at(4 * m + 30 * s, 1024), NO_CLOCK);
+        assert!(f.unread.is_empty());
+        sessions.take_expired(60 * m, |w| unread.push(w));
+        assert!(unread.is_empty(), "R read W");
+        // A read that starts after W's lifetime does not read it: W is never read, once its grace is over.
+        let sessions = Sessions::new(16);
+        sessions.observe(SessionKey::of("s"), &writer, at(0, 1024), NO_CLOCK);
+        let f = sessions.observe(SessionKey::of("s"), &reader, at(6 * m, 1024), NO_CLOCK);
+        assert!(f.unread.is_empty());
+        sessions.take_expired(5 * m + LATE_READ_GRACE_NS, |w| unread.push(w));
+        assert!(unread.is_empty(), "still in its grace");
+        sessions.take_expired(5 * m + LATE_READ_GRACE_NS + 1, |w| unread.push(w));
+        assert_eq!(unread.len(), 1);
     }
 
     #[test]
@@ -447,7 +493,7 @@ mod tests {
         let f = sessions.observe(SessionKey::of("s"), &second, how, NO_CLOCK);
         assert!(f.unread.is_empty(), "a read write is not unread: {:?}", f.unread);
         let mut unread = Vec::new();
-        sessions.take_expired(2 * s + TTL_5M_NS + 1, |w| unread.push(w));
+        sessions.take_expired(2 * s + TTL_5M_NS + LATE_READ_GRACE_NS + 1, |w| unread.push(w));
         assert_eq!(unread.len(), 1);
         let w = &unread[0];
         assert_eq!((w.ts, w.prompt_total, w.write_5m, w.write_1h), (2, 1_310, 300, 0));
