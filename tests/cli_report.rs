@@ -449,3 +449,77 @@ fn a_cut_efficiency_breakdown_says_how_many_projects_it_leaves_out() {
         assert!(out.contains("3 projects not listed (only the 100 costliest are)."), "{format}: {out}");
     }
 }
+
+#[cfg(unix)]
+#[test]
+fn a_link_planted_at_the_old_temporary_name_is_never_written_through() {
+    // The report went to `.{name}.tmp-{pid}` beside the output, opened with `std::fs::write`: a symbolic link
+    // planted at that name made it overwrite the file the link names, and the link was then renamed over the
+    // output. The records are read from a FIFO, so the test knows the pid before the report is written.
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let victim = elsewhere.path().join("victim.txt");
+    std::fs::write(&victim, "keep me").unwrap();
+    let fifo = dir.path().join("records.jsonl");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let out = dir.path().join("r.md");
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tokenmeter"));
+    cli_support::clean_env(&mut cmd, home.path());
+    let mut child = cmd
+        .args(["-q", "--records", fifo.to_str().unwrap(), "--now", cli_support::NOW, "report", "-o"])
+        .arg(&out)
+        .spawn()
+        .unwrap();
+    let planted = dir.path().join(format!(".r.md.tmp-{}", child.id()));
+    std::os::unix::fs::symlink(&victim, &planted).unwrap();
+    // The child waits on the FIFO until it is opened for writing.
+    let line = r#"{"timestamp":"2025-10-03T10:00:00Z","duration_us":5,"model":"claude-haiku-4-5","tokens":{"input":1000,"output":100},"metered":true,"outcome":{"status":"ok"}}"#;
+    let mut w = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    writeln!(w, "{line}").unwrap();
+    drop(w);
+    assert!(child.wait().unwrap().success());
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me", "written through the planted link");
+    let meta = std::fs::symlink_metadata(&out).unwrap();
+    assert!(meta.file_type().is_file(), "the output is a regular file, not the planted link");
+    assert!(std::fs::read_to_string(&out).unwrap().starts_with("# Token spend report\n"));
+    assert!(std::fs::symlink_metadata(&planted).unwrap().file_type().is_symlink(), "the planted link is left alone");
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 3, "no temporary file is left: {names:?}");
+}
+
+#[cfg(unix)]
+#[test]
+fn report_files_get_the_permissions_new_files_get_and_a_failed_write_leaves_nothing() {
+    use std::os::unix::fs::PermissionsExt;
+    let records = cli_support::Records::new(&[
+        r#"{"timestamp":"2025-10-03T10:00:00Z","duration_us":5,"model":"claude-haiku-4-5","tokens":{"input":1000,"output":100},"metered":true,"outcome":{"status":"ok"}}"#,
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    // A new report file: the mode any new file gets here (0666 less the umask), not the temporary file's 0600.
+    let plain = dir.path().join("plain");
+    std::fs::write(&plain, "").unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    for name in ["r.md", "r.xlsx"] {
+        let out = dir.path().join(name);
+        records.run(&["report", "-o", out.to_str().unwrap()]).ok();
+        assert_eq!(mode(&out), mode(&plain), "{name}");
+    }
+    // An output naming a directory: the rename fails, and the temporary file beside it is removed.
+    let sub = dir.path().join("sub.md");
+    std::fs::create_dir(&sub).unwrap();
+    records.run(&["report", "-o", sub.to_str().unwrap()]).fails(1, "cannot write");
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["plain", "r.md", "r.xlsx", "sub.md"]);
+}

@@ -244,7 +244,9 @@ pub(crate) fn run(source: &Source, ctx: &Context, args: &ReportArgs) -> CliResul
     let report = build(source, ctx, &scope, args.kind)?;
     if format == ReportFormat::Xlsx {
         let path = args.output.as_deref().unwrap_or(Path::new("report.xlsx"));
-        replace_file(path, |tmp| xlsx::write(&report, tmp, path))?;
+        let bytes =
+            xlsx::render(&report).map_err(|e| CliError::data(format!("cannot write {}: {e}", path.display())))?;
+        replace_file(path, &bytes)?;
         ctx.note(&format!("wrote {}", path.display()));
         return Ok(());
     }
@@ -257,9 +259,7 @@ pub(crate) fn run(source: &Source, ctx: &Context, args: &ReportArgs) -> CliResul
     };
     match args.output.as_ref().filter(|_| !to_stdout) {
         Some(path) => {
-            replace_file(path, |tmp| {
-                std::fs::write(tmp, &text).map_err(|e| CliError::data(format!("cannot write {}: {e}", path.display())))
-            })?;
+            replace_file(path, text.as_bytes())?;
             ctx.note(&format!("wrote {}", path.display()));
             Ok(())
         }
@@ -288,27 +288,42 @@ fn reads_from<'s>(source: &'s Source, path: &Path) -> Option<&'s Path> {
         .find(|p| std::fs::canonicalize(p).is_ok_and(|p| p == out || (jsonl && p.is_dir() && out.starts_with(&p))))
 }
 
-/// Writes `path` through `write` into a temporary file beside it, then renames it over `path`: a write that
-/// fails part way leaves the earlier file (or none), never a truncated one.
-fn replace_file(path: &Path, write: impl FnOnce(&Path) -> CliResult) -> CliResult {
+/// Writes `bytes` to `path`: into a new temporary file of a random name beside it (created, never opened if
+/// something is already there, so a link planted at a name guessed in advance is never written through), synced,
+/// then renamed over `path`. A write that fails part way leaves the earlier file (or none), never a cut one, and
+/// no temporary file.
+fn replace_file(path: &Path, bytes: &[u8]) -> CliResult {
+    use std::io::Write as _;
+    let shown = path;
+    let fail = |e: std::io::Error| CliError::data(format!("cannot write {}: {e}", shown.display()));
     // Through a symbolic link to the file it names (a rename would replace the link itself), keeping that
     // file's permissions.
     let resolved = std::fs::canonicalize(path).ok();
     let path = resolved.as_deref().unwrap_or(path);
     let keep = std::fs::metadata(path).ok().map(|m| m.permissions());
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    if let Err(e) = write(&tmp) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    // The name's start only: a long name and the random part would pass the 255 bytes a name may have.
+    let name: String = path.file_name().map(|n| n.to_string_lossy().chars().take(64).collect()).unwrap_or_default();
+    let prefix = format!(".{name}.");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".tmp");
+    // The temporary file is the owner's only (0600) while it is written when it replaces a file, whose
+    // permissions it then takes; a new file gets the permissions any new file gets (0666 less the umask), as
+    // the report will have them.
+    #[cfg(unix)]
+    if keep.is_none() {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
     }
+    // Dropped on an error: the temporary file is removed.
+    let mut tmp = builder.tempfile_in(dir).map_err(fail)?;
+    tmp.write_all(bytes).map_err(fail)?;
+    tmp.as_file().sync_all().map_err(fail)?;
     if let Some(permissions) = keep {
-        let _ = std::fs::set_permissions(&tmp, permissions);
+        let _ = tmp.as_file().set_permissions(permissions);
     }
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        CliError::data(format!("cannot write {}: {e}", path.display()))
-    })
+    tmp.persist(path).map_err(|e| fail(e.error))?;
+    Ok(())
 }
 
 /// The name of a suggestion type, as the JSON spells it.

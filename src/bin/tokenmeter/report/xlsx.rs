@@ -1,11 +1,8 @@
 //! The report as an Excel workbook: one sheet per table, numbers as numbers (dollars, percentages formatted).
 
-use std::path::Path;
-
 use rust_xlsxwriter::{Format, Workbook, XlsxError};
 
 use super::{Report, snake};
-use crate::{CliError, CliResult};
 
 /// A cell value.
 enum X {
@@ -68,7 +65,8 @@ fn sheet(wb: &mut Workbook, f: &Formats, name: &str, header: &[&str], rows: &[Ve
     Ok(())
 }
 
-fn build(r: &Report<'_>, path: &Path) -> Result<(), XlsxError> {
+/// The workbook's bytes.
+pub(super) fn render(r: &Report<'_>) -> Result<Vec<u8>, XlsxError> {
     let f = Formats {
         header: Format::new().set_bold(),
         usd: Format::new().set_num_format("$#,##0.00##"),
@@ -244,13 +242,7 @@ fn build(r: &Report<'_>, path: &Path) -> Result<(), XlsxError> {
             .collect();
         sheet(&mut wb, &f, "Forecast", &["day", "cost", "low (90%)", "high (90%)", "tokens"], &rows)?;
     }
-    wb.save(path)
-}
-
-/// Writes the workbook to `path`; errors name `shown` (the file the user asked for, when `path` is a temporary
-/// file beside it).
-pub(super) fn write(r: &Report<'_>, path: &Path, shown: &Path) -> CliResult {
-    build(r, path).map_err(|e| CliError::data(format!("cannot write {}: {e}", shown.display())))
+    wb.save_to_buffer()
 }
 
 #[cfg(test)]
