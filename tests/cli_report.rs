@@ -523,3 +523,81 @@ fn report_files_get_the_permissions_new_files_get_and_a_failed_write_leaves_noth
     names.sort();
     assert_eq!(names, ["plain", "r.md", "r.xlsx", "sub.md"]);
 }
+
+/// The cells of an xlsx sheet (1-based, in the workbook's order) by reference (`E2`): a shared string's text,
+/// a number as written; a cell with no value is absent.
+fn xlsx_cells(path: &std::path::Path, sheet: usize) -> std::collections::HashMap<String, String> {
+    use std::io::Read;
+    let mut book = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
+    let mut read = |name: &str| {
+        let mut s = String::new();
+        book.by_name(name).unwrap().read_to_string(&mut s).unwrap();
+        s
+    };
+    let shared = read("xl/sharedStrings.xml");
+    let strings: Vec<String> = shared
+        .split("<si>")
+        .skip(1)
+        .map(|si| {
+            si.split("<t").nth(1).and_then(|t| t.split_once('>')).unwrap().1.split("</t>").next().unwrap().to_owned()
+        })
+        .collect();
+    let xml = read(&format!("xl/worksheets/sheet{sheet}.xml"));
+    let mut cells = std::collections::HashMap::new();
+    for c in xml.split("<c r=\"").skip(1) {
+        let (reference, rest) = c.split_once('"').unwrap();
+        let head = rest.split('>').next().unwrap();
+        let Some(v) = rest.split("<v>").nth(1).map(|v| v.split("</v>").next().unwrap()) else { continue };
+        let value = if head.contains("t=\"s\"") { strings[v.parse::<usize>().unwrap()].clone() } else { v.to_owned() };
+        cells.insert(reference.to_owned(), value);
+    }
+    cells
+}
+
+#[test]
+fn a_project_without_metered_calls_has_no_score() {
+    // A project whose only call failed before any usage came has nothing to score: its row said 100.0 (green),
+    // and a window of only such calls said "No calls in this window" above it.
+    let rec = |ts: &str, project: &str, metered: bool| {
+        let (tokens, outcome) = if metered {
+            (r#"{"input":1000,"output":100}"#, r#"{"status":"ok"}"#)
+        } else {
+            (r#"{"input":0,"output":0}"#, r#"{"status":"error","error_type":"overloaded_error"}"#)
+        };
+        format!(
+            r#"{{"timestamp":"{ts}","duration_us":5,"model":"claude-sonnet-4-5","tokens":{tokens},"metered":{metered},"outcome":{outcome},"dimensions":{{"project":"{project}"}}}}"#
+        )
+    };
+    let only_failed = cli_support::Records::new(&[rec("2025-10-03T10:00:00Z", "broken", false)]);
+    let md = only_failed.run(&["report"]).ok().to_owned();
+    assert!(md.contains("\nNo metered calls in this window: nothing to score.\n"), "{md}");
+    assert!(md.contains("\n| broken | 1 | 0 | $0.00 | - |\n") && !md.contains("100.0"), "{md}");
+
+    let mixed = cli_support::Records::new(&[
+        rec("2025-10-03T10:00:00Z", "app", true),
+        rec("2025-10-03T11:00:00Z", "broken", false),
+    ]);
+    let md = mixed.run(&["report"]).ok().to_owned();
+    assert!(!md.contains("nothing to score"), "{md}");
+    assert!(md.contains("\n| broken | 1 | 0 | $0.00 | - |\n"), "{md}");
+    assert!(md.contains("\n| app | 1 | 1,100 | $0.0045 | 100.0 (green) |\n"), "{md}");
+    let html = mixed.run(&["report", "--format", "html"]).ok().to_owned();
+    assert!(
+        html.contains(
+            r#"<td>broken</td><td class="n">1</td><td class="n">0</td><td class="n">$0.00</td><td class="n">-</td>"#
+        ),
+        "{html}"
+    );
+    assert!(html.contains(r#"<td class="n"><span class="green">100.0</span></td>"#), "{html}");
+    // The xlsx's Efficiency sheet (the sixth): score and band `-`, as its Summary sheet has them.
+    let dir = tempfile::tempdir().unwrap();
+    let xlsx = dir.path().join("r.xlsx");
+    mixed.run(&["report", "-o", xlsx.to_str().unwrap()]).ok();
+    let cells = xlsx_cells(&xlsx, 6);
+    let row = |category: &str| {
+        let n = (2..=3).find(|n| cells[&format!("A{n}")] == category).unwrap();
+        (cells[&format!("E{n}")].clone(), cells[&format!("F{n}")].clone())
+    };
+    assert_eq!(row("broken"), ("-".to_owned(), "-".to_owned()));
+    assert_eq!(row("app"), ("100".to_owned(), "green".to_owned()));
+}

@@ -328,7 +328,10 @@ pub(super) fn render(r: &Report<'_>) -> String {
                     int(x.calls),
                     int(x.total_tokens),
                     crate::render::share_cost(x.cost_usd, x.calls, x.unpriced_calls),
-                    format!("<span class=\"{}\">{:.1}</span>", x.band.name(), x.efficiency_score),
+                    r.row_score(x).map_or_else(
+                        || "-".to_owned(),
+                        |(score, band)| format!("<span class=\"{}\">{score:.1}</span>", band.name()),
+                    ),
                 ]
             })
             .collect();

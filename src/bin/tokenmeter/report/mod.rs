@@ -5,12 +5,16 @@ mod html;
 mod markdown;
 mod xlsx;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use tokenmeter::Band;
 use tokenmeter::UsageSummary;
-use tokenmeter::analysis::{AnomalyReport, BreakdownTree, CacheReport, EfficiencyReport, Forecast, TimeOfDayReport};
+use tokenmeter::analysis::{
+    AnomalyReport, BreakdownTree, CacheReport, EfficiencyBreakdown, EfficiencyReport, Forecast, TimeOfDayReport,
+};
 use tokenmeter::ledger::{Dimension, GroupBy, Query, QueryResult, TimeGrain, Window};
 
 use crate::cli::{ReportArgs, ReportFormat, ReportType};
@@ -58,6 +62,10 @@ pub(crate) struct Report<'a> {
     /// Days and hours far above their trailing average.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) anomalies: Option<AnomalyReport>,
+    /// The efficiency breakdown's projects whose calls all closed without usage (failed or cut off before it
+    /// came): nothing to score, though the library's row says 100.
+    #[serde(skip)]
+    pub(crate) unmetered_projects: HashSet<String>,
 }
 
 impl Report<'_> {
@@ -85,6 +93,22 @@ impl Report<'_> {
             return ("-".to_owned(), "-".to_owned());
         }
         (format!("{:.1} ({})", e.overall, e.band), pct(self.cache.cache_metrics.hit_rate))
+    }
+
+    /// The headline's sentence when there is nothing to score: no calls, or calls none of which has usage.
+    pub(crate) fn nothing_to_score(&self) -> Option<&'static str> {
+        match (self.summary.calls, self.summary.metered_calls) {
+            (_, 1..) => None,
+            (0, _) => Some("No calls in this window: nothing to score."),
+            _ => Some("No metered calls in this window: nothing to score."),
+        }
+    }
+
+    /// An efficiency row's score and band; `None` for a row without metered calls (nothing to score, not a
+    /// perfect 100), shown `-` as the headline shows it.
+    pub(crate) fn row_score(&self, b: &EfficiencyBreakdown) -> Option<(f64, Band)> {
+        let scored = self.summary.metered_calls > 0 && !self.unmetered_projects.contains(&b.category);
+        scored.then_some((b.efficiency_score, b.band))
     }
 
     /// A date and time in the report's time zone.
@@ -140,6 +164,13 @@ pub(crate) fn build<'a>(
     scope.restore_rows(&mut periods);
     let mut efficiency = ledger.efficiency_report(window, Dimension::Project)?;
     scope.restore(&mut efficiency.window);
+    // The breakdown's rows carry no count of metered calls: the same rows from a query do.
+    let unmetered_projects = if summary.unmetered_calls > 0 {
+        let by_project = ledger.query(&Query::new(window).group_by(GroupBy::Dimension(Dimension::Project)))?;
+        by_project.groups.into_iter().filter(|g| g.calls > 0 && g.unmetered_calls >= g.calls).map(|g| g.key).collect()
+    } else {
+        HashSet::new()
+    };
     let mut cache = ledger.cache_report(window)?;
     scope.restore_cache(&mut cache);
     let detailed = kind == ReportType::Detailed;
@@ -185,6 +216,7 @@ pub(crate) fn build<'a>(
                 })
             })
             .transpose()?,
+        unmetered_projects,
     })
 }
 

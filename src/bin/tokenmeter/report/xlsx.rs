@@ -186,13 +186,18 @@ pub(super) fn render(r: &Report<'_>) -> Result<Vec<u8>, XlsxError> {
         .breakdowns
         .iter()
         .map(|b| {
+            // "-" for a project without metered calls: nothing to score.
+            let (score, band) = match r.row_score(b) {
+                Some((score, band)) => (X::Num(score), X::Text(band.to_string())),
+                None => (t("-"), t("-")),
+            };
             vec![
                 X::Text(b.category.clone()),
                 X::Int(b.calls),
                 X::Int(b.total_tokens),
                 X::Usd(b.cost_usd),
-                X::Num(b.efficiency_score),
-                X::Text(b.band.to_string()),
+                score,
+                band,
                 X::Int(b.unpriced_calls),
             ]
         })
