@@ -601,3 +601,39 @@ fn a_project_without_metered_calls_has_no_score() {
     assert_eq!(row("broken"), ("-".to_owned(), "-".to_owned()));
     assert_eq!(row("app"), ("100".to_owned(), "green".to_owned()));
 }
+
+#[test]
+fn a_period_without_prompt_tokens_has_no_cache_hit_rate() {
+    // The HTML chart and the xlsx Cache sheet plotted a day without calls as a measured 0.0% hit rate.
+    let rec = |ts: &str| {
+        format!(
+            r#"{{"timestamp":"{ts}","duration_us":5,"model":"claude-sonnet-4-5","tokens":{{"input":1000,"cache_read":1000,"output":100}},"metered":true,"outcome":{{"status":"ok"}},"dimensions":{{}}}}"#
+        )
+    };
+    // Days of October 1, 2 (none), 3 and 4 (now's, none): a day grain.
+    let records = cli_support::Records::new(&[rec("2025-10-01T10:00:00Z"), rec("2025-10-03T10:00:00Z")]);
+    let html = records.run(&["report", "--format", "html"]).ok().to_owned();
+    let chart = html.split("<h2>Cache hit rate by day</h2>").nth(1).unwrap().split("</svg>").next().unwrap();
+    assert!(chart.contains("<title>2025-10-01: 50.0%</title>") && chart.contains("<title>2025-10-03: 50.0%</title>"));
+    assert_eq!(chart.matches("<circle").count(), 2, "{chart}");
+    assert!(!chart.contains("<title>2025-10-02") && !chart.contains(": 0.0%"), "{chart}");
+    // No line across the gap.
+    assert!(!chart.contains("<polyline"), "{chart}");
+    let dir = tempfile::tempdir().unwrap();
+    let xlsx = dir.path().join("r.xlsx");
+    records.run(&["report", "-o", xlsx.to_str().unwrap()]).ok();
+    // The Cache sheet (the fifth): start, hit rate, tokens read, saved.
+    let cells = xlsx_cells(&xlsx, 5);
+    let rates: Vec<(String, String)> =
+        (2..=5).map(|n| (cells[&format!("A{n}")].clone(), cells[&format!("B{n}")].clone())).collect();
+    assert_eq!(
+        rates,
+        [
+            ("2025-10-01 00:00".to_owned(), "0.5".to_owned()),
+            ("2025-10-02 00:00".to_owned(), "-".to_owned()),
+            ("2025-10-03 00:00".to_owned(), "0.5".to_owned()),
+            ("2025-10-04 00:00".to_owned(), "-".to_owned()),
+        ]
+    );
+    assert!(!cells.contains_key("A6"));
+}

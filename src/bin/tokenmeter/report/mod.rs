@@ -13,7 +13,8 @@ use serde::Serialize;
 use tokenmeter::Band;
 use tokenmeter::UsageSummary;
 use tokenmeter::analysis::{
-    AnomalyReport, BreakdownTree, CacheReport, EfficiencyBreakdown, EfficiencyReport, Forecast, TimeOfDayReport,
+    AnomalyReport, BreakdownTree, CachePoint, CacheReport, EfficiencyBreakdown, EfficiencyReport, Forecast,
+    TimeOfDayReport,
 };
 use tokenmeter::ledger::{Dimension, GroupBy, Query, QueryResult, TimeGrain, Window};
 
@@ -66,6 +67,10 @@ pub(crate) struct Report<'a> {
     /// came): nothing to score, though the library's row says 100.
     #[serde(skip)]
     pub(crate) unmetered_projects: HashSet<String>,
+    /// The starts of the cache time series' periods without prompt tokens: no hit rate (the library's point
+    /// says 0).
+    #[serde(skip)]
+    pub(crate) cache_unmeasured: HashSet<DateTime<Utc>>,
 }
 
 impl Report<'_> {
@@ -109,6 +114,12 @@ impl Report<'_> {
     pub(crate) fn row_score(&self, b: &EfficiencyBreakdown) -> Option<(f64, Band)> {
         let scored = self.summary.metered_calls > 0 && !self.unmetered_projects.contains(&b.category);
         scored.then_some((b.efficiency_score, b.band))
+    }
+
+    /// A cache time-series point's hit rate; `None` for a period without prompt tokens (nothing measured, not
+    /// a 0% hit rate).
+    pub(crate) fn point_hit_rate(&self, p: &CachePoint) -> Option<f64> {
+        (!self.cache_unmeasured.contains(&p.timestamp)).then_some(p.hit_rate)
     }
 
     /// A date and time in the report's time zone.
@@ -172,6 +183,14 @@ pub(crate) fn build<'a>(
         HashSet::new()
     };
     let mut cache = ledger.cache_report(window)?;
+    // The series' points carry no prompt tokens: the same periods from a query do.
+    let cache_unmeasured = ledger
+        .query(&Query::new(window).group_by(GroupBy::Time(cache.grain)))?
+        .groups
+        .into_iter()
+        .filter(|g| g.tokens.input == 0 && g.tokens.cache_read == 0 && g.tokens.cache_creation == 0)
+        .filter_map(|g| DateTime::parse_from_rfc3339(&g.key).ok().map(|t| t.to_utc()))
+        .collect();
     scope.restore_cache(&mut cache);
     let detailed = kind == ReportType::Detailed;
     let tree = |parent, child| -> CliResult<_> {
@@ -217,6 +236,7 @@ pub(crate) fn build<'a>(
             })
             .transpose()?,
         unmetered_projects,
+        cache_unmeasured,
     })
 }
 

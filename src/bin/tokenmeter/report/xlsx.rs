@@ -176,7 +176,9 @@ pub(super) fn render(r: &Report<'_>) -> Result<Vec<u8>, XlsxError> {
         .time_series
         .iter()
         .map(|p| {
-            vec![X::Text(r.datetime(p.timestamp)), X::Pct(p.hit_rate), X::Int(p.tokens_saved), X::Usd(p.cost_saved)]
+            // "-" for a period without prompt tokens: no hit rate, not a measured 0%.
+            let rate = r.point_hit_rate(p).map_or_else(|| t("-"), X::Pct);
+            vec![X::Text(r.datetime(p.timestamp)), rate, X::Int(p.tokens_saved), X::Usd(p.cost_saved)]
         })
         .collect();
     sheet(&mut wb, &f, "Cache", &["start", "hit rate", "tokens read", "saved"], &rows)?;
