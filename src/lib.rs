@@ -71,6 +71,7 @@ pub mod http;
 pub mod instrument;
 pub mod journal;
 pub mod ledger;
+mod lossy_path;
 mod meter;
 pub mod pricing;
 pub mod record;

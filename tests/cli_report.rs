@@ -449,3 +449,191 @@ fn a_cut_efficiency_breakdown_says_how_many_projects_it_leaves_out() {
         assert!(out.contains("3 projects not listed (only the 100 costliest are)."), "{format}: {out}");
     }
 }
+
+#[cfg(unix)]
+#[test]
+fn a_link_planted_at_the_old_temporary_name_is_never_written_through() {
+    // The report went to `.{name}.tmp-{pid}` beside the output, opened with `std::fs::write`: a symbolic link
+    // planted at that name made it overwrite the file the link names, and the link was then renamed over the
+    // output. The records are read from a FIFO, so the test knows the pid before the report is written.
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let victim = elsewhere.path().join("victim.txt");
+    std::fs::write(&victim, "keep me").unwrap();
+    let fifo = dir.path().join("records.jsonl");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let out = dir.path().join("r.md");
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tokenmeter"));
+    cli_support::clean_env(&mut cmd, home.path());
+    let mut child = cmd
+        .args(["-q", "--records", fifo.to_str().unwrap(), "--now", cli_support::NOW, "report", "-o"])
+        .arg(&out)
+        .spawn()
+        .unwrap();
+    let planted = dir.path().join(format!(".r.md.tmp-{}", child.id()));
+    std::os::unix::fs::symlink(&victim, &planted).unwrap();
+    // The child waits on the FIFO until it is opened for writing.
+    let line = r#"{"timestamp":"2025-10-03T10:00:00Z","duration_us":5,"model":"claude-haiku-4-5","tokens":{"input":1000,"output":100},"metered":true,"outcome":{"status":"ok"}}"#;
+    let mut w = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    writeln!(w, "{line}").unwrap();
+    drop(w);
+    assert!(child.wait().unwrap().success());
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me", "written through the planted link");
+    let meta = std::fs::symlink_metadata(&out).unwrap();
+    assert!(meta.file_type().is_file(), "the output is a regular file, not the planted link");
+    assert!(std::fs::read_to_string(&out).unwrap().starts_with("# Token spend report\n"));
+    assert!(std::fs::symlink_metadata(&planted).unwrap().file_type().is_symlink(), "the planted link is left alone");
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 3, "no temporary file is left: {names:?}");
+}
+
+#[cfg(unix)]
+#[test]
+fn report_files_get_the_permissions_new_files_get_and_a_failed_write_leaves_nothing() {
+    use std::os::unix::fs::PermissionsExt;
+    let records = cli_support::Records::new(&[
+        r#"{"timestamp":"2025-10-03T10:00:00Z","duration_us":5,"model":"claude-haiku-4-5","tokens":{"input":1000,"output":100},"metered":true,"outcome":{"status":"ok"}}"#,
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    // A new report file: the mode any new file gets here (0666 less the umask), not the temporary file's 0600.
+    let plain = dir.path().join("plain");
+    std::fs::write(&plain, "").unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    for name in ["r.md", "r.xlsx"] {
+        let out = dir.path().join(name);
+        records.run(&["report", "-o", out.to_str().unwrap()]).ok();
+        assert_eq!(mode(&out), mode(&plain), "{name}");
+    }
+    // An output naming a directory: the rename fails, and the temporary file beside it is removed.
+    let sub = dir.path().join("sub.md");
+    std::fs::create_dir(&sub).unwrap();
+    records.run(&["report", "-o", sub.to_str().unwrap()]).fails(1, "cannot write");
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["plain", "r.md", "r.xlsx", "sub.md"]);
+}
+
+/// The cells of an xlsx sheet (1-based, in the workbook's order) by reference (`E2`): a shared string's text,
+/// a number as written; a cell with no value is absent.
+fn xlsx_cells(path: &std::path::Path, sheet: usize) -> std::collections::HashMap<String, String> {
+    use std::io::Read;
+    let mut book = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
+    let mut read = |name: &str| {
+        let mut s = String::new();
+        book.by_name(name).unwrap().read_to_string(&mut s).unwrap();
+        s
+    };
+    let shared = read("xl/sharedStrings.xml");
+    let strings: Vec<String> = shared
+        .split("<si>")
+        .skip(1)
+        .map(|si| {
+            si.split("<t").nth(1).and_then(|t| t.split_once('>')).unwrap().1.split("</t>").next().unwrap().to_owned()
+        })
+        .collect();
+    let xml = read(&format!("xl/worksheets/sheet{sheet}.xml"));
+    let mut cells = std::collections::HashMap::new();
+    for c in xml.split("<c r=\"").skip(1) {
+        let (reference, rest) = c.split_once('"').unwrap();
+        let head = rest.split('>').next().unwrap();
+        let Some(v) = rest.split("<v>").nth(1).map(|v| v.split("</v>").next().unwrap()) else { continue };
+        let value = if head.contains("t=\"s\"") { strings[v.parse::<usize>().unwrap()].clone() } else { v.to_owned() };
+        cells.insert(reference.to_owned(), value);
+    }
+    cells
+}
+
+#[test]
+fn a_project_without_metered_calls_has_no_score() {
+    // A project whose only call failed before any usage came has nothing to score: its row said 100.0 (green),
+    // and a window of only such calls said "No calls in this window" above it.
+    let rec = |ts: &str, project: &str, metered: bool| {
+        let (tokens, outcome) = if metered {
+            (r#"{"input":1000,"output":100}"#, r#"{"status":"ok"}"#)
+        } else {
+            (r#"{"input":0,"output":0}"#, r#"{"status":"error","error_type":"overloaded_error"}"#)
+        };
+        format!(
+            r#"{{"timestamp":"{ts}","duration_us":5,"model":"claude-sonnet-4-5","tokens":{tokens},"metered":{metered},"outcome":{outcome},"dimensions":{{"project":"{project}"}}}}"#
+        )
+    };
+    let only_failed = cli_support::Records::new(&[rec("2025-10-03T10:00:00Z", "broken", false)]);
+    let md = only_failed.run(&["report"]).ok().to_owned();
+    assert!(md.contains("\nNo metered calls in this window: nothing to score.\n"), "{md}");
+    assert!(md.contains("\n| broken | 1 | 0 | $0.00 | - |\n") && !md.contains("100.0"), "{md}");
+
+    let mixed = cli_support::Records::new(&[
+        rec("2025-10-03T10:00:00Z", "app", true),
+        rec("2025-10-03T11:00:00Z", "broken", false),
+    ]);
+    let md = mixed.run(&["report"]).ok().to_owned();
+    assert!(!md.contains("nothing to score"), "{md}");
+    assert!(md.contains("\n| broken | 1 | 0 | $0.00 | - |\n"), "{md}");
+    assert!(md.contains("\n| app | 1 | 1,100 | $0.0045 | 100.0 (green) |\n"), "{md}");
+    let html = mixed.run(&["report", "--format", "html"]).ok().to_owned();
+    assert!(
+        html.contains(
+            r#"<td>broken</td><td class="n">1</td><td class="n">0</td><td class="n">$0.00</td><td class="n">-</td>"#
+        ),
+        "{html}"
+    );
+    assert!(html.contains(r#"<td class="n"><span class="green">100.0</span></td>"#), "{html}");
+    // The xlsx's Efficiency sheet (the sixth): score and band `-`, as its Summary sheet has them.
+    let dir = tempfile::tempdir().unwrap();
+    let xlsx = dir.path().join("r.xlsx");
+    mixed.run(&["report", "-o", xlsx.to_str().unwrap()]).ok();
+    let cells = xlsx_cells(&xlsx, 6);
+    let row = |category: &str| {
+        let n = (2..=3).find(|n| cells[&format!("A{n}")] == category).unwrap();
+        (cells[&format!("E{n}")].clone(), cells[&format!("F{n}")].clone())
+    };
+    assert_eq!(row("broken"), ("-".to_owned(), "-".to_owned()));
+    assert_eq!(row("app"), ("100".to_owned(), "green".to_owned()));
+}
+
+#[test]
+fn a_period_without_prompt_tokens_has_no_cache_hit_rate() {
+    // The HTML chart and the xlsx Cache sheet plotted a day without calls as a measured 0.0% hit rate.
+    let rec = |ts: &str| {
+        format!(
+            r#"{{"timestamp":"{ts}","duration_us":5,"model":"claude-sonnet-4-5","tokens":{{"input":1000,"cache_read":1000,"output":100}},"metered":true,"outcome":{{"status":"ok"}},"dimensions":{{}}}}"#
+        )
+    };
+    // Days of October 1, 2 (none), 3 and 4 (now's, none): a day grain.
+    let records = cli_support::Records::new(&[rec("2025-10-01T10:00:00Z"), rec("2025-10-03T10:00:00Z")]);
+    let html = records.run(&["report", "--format", "html"]).ok().to_owned();
+    let chart = html.split("<h2>Cache hit rate by day</h2>").nth(1).unwrap().split("</svg>").next().unwrap();
+    assert!(chart.contains("<title>2025-10-01: 50.0%</title>") && chart.contains("<title>2025-10-03: 50.0%</title>"));
+    assert_eq!(chart.matches("<circle").count(), 2, "{chart}");
+    assert!(!chart.contains("<title>2025-10-02") && !chart.contains(": 0.0%"), "{chart}");
+    // No line across the gap.
+    assert!(!chart.contains("<polyline"), "{chart}");
+    let dir = tempfile::tempdir().unwrap();
+    let xlsx = dir.path().join("r.xlsx");
+    records.run(&["report", "-o", xlsx.to_str().unwrap()]).ok();
+    // The Cache sheet (the fifth): start, hit rate, tokens read, saved.
+    let cells = xlsx_cells(&xlsx, 5);
+    let rates: Vec<(String, String)> =
+        (2..=5).map(|n| (cells[&format!("A{n}")].clone(), cells[&format!("B{n}")].clone())).collect();
+    assert_eq!(
+        rates,
+        [
+            ("2025-10-01 00:00".to_owned(), "0.5".to_owned()),
+            ("2025-10-02 00:00".to_owned(), "-".to_owned()),
+            ("2025-10-03 00:00".to_owned(), "0.5".to_owned()),
+            ("2025-10-04 00:00".to_owned(), "-".to_owned()),
+        ]
+    );
+    assert!(!cells.contains_key("A6"));
+}

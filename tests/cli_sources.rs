@@ -487,3 +487,61 @@ fn hostile_text_in_tools_warnings_budgets_and_direction_overrides_never_reaches_
     clean(&text);
     assert!(text.contains("evil\u{FFFD}]0;PWNED\u{FFFD}name"), "{text}");
 }
+
+#[cfg(unix)]
+#[test]
+fn json_output_over_a_path_that_is_not_utf8_writes_it_lossily() {
+    // serde refuses a path that is not UTF-8: every `--format json` output failed with "cannot write JSON: path
+    // contains invalid UTF-8 characters" (exit 1) over a records file or transcript folder so named.
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let run_os = |args: &[&OsStr]| {
+        let home = tempfile::tempdir().unwrap();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tokenmeter"));
+        let out = cli_support::clean_env(&mut cmd, home.path()).args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let name = OsStr::from_bytes(b"r\xff.jsonl");
+    let records = dir.path().join(name);
+    let line = r#"{"timestamp":"2025-10-03T10:00:00Z","duration_us":5,"model":"claude-haiku-4-5","tokens":{"input":1000,"output":100},"metered":true,"outcome":{"status":"ok"},"dimensions":{"session":"s1"}}"#;
+    std::fs::write(&records, format!("{line}\nnot json\n")).unwrap();
+    let shown = format!("{}/r\u{fffd}.jsonl", dir.path().to_str().unwrap());
+    let source = [OsStr::new("--records"), records.as_os_str(), OsStr::new("--now"), OsStr::new(NOW)];
+    for command in [
+        &["summary"][..],
+        &["report"],
+        &["report", "--type", "detailed"],
+        &["cache-report"],
+        &["optimize"],
+        &["forecast"],
+        &["compare"],
+        &["show", "s1"],
+    ] {
+        let args: Vec<&OsStr> = source
+            .iter()
+            .copied()
+            .chain(command.iter().map(OsStr::new))
+            .chain(["--format", "json"].map(OsStr::new))
+            .collect();
+        let v = run_os(&args);
+        assert_eq!(v["source"]["paths"], serde_json::json!([shown]), "{command:?}");
+        assert_eq!(v["source"]["skipped"][0]["path"], shown.as_str(), "{command:?}");
+        assert_eq!(v["source"]["skipped"][0]["line"], 2, "{command:?}");
+    }
+    // A transcript folder so named: the bad line's place in the transcripts' figures too.
+    let t = Transcript::new(&[usage_line("2025-10-03T10:00:00Z", "claude-haiku-4-5", "m1", 10, 5), "garbage".into()]);
+    let project = std::path::Path::new(&t.root).join("projects");
+    let renamed = project.join(OsStr::from_bytes(b"-home-dev-\xff"));
+    std::fs::rename(project.join("-home-dev-app"), &renamed).unwrap();
+    let args = [OsStr::new("--claude-code"), OsStr::new(&t.root), OsStr::new("--now"), OsStr::new(NOW)];
+    let json = ["summary", "--format", "json"].map(OsStr::new);
+    let v = run_os(&[&args[..], &json[..]].concat());
+    let file = format!("{}/projects/-home-dev-\u{fffd}/sess-1.jsonl", t.root);
+    assert_eq!(v["source"]["skipped"][0]["path"], file.as_str(), "{v}");
+    assert_eq!(v["source"]["transcripts"]["bad_line_places"][0]["path"], file.as_str(), "{v}");
+    assert_eq!(v["summary"]["calls"], 1);
+}

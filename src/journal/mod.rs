@@ -234,7 +234,8 @@ pub enum SkipReason {
 /// One line replay skipped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SkippedLine {
-    /// The file.
+    /// The file (in JSON, lossily: a name that is not UTF-8 has U+FFFD in place of its other bytes).
+    #[serde(serialize_with = "crate::lossy_path::serialize")]
     pub path: PathBuf,
     /// 1-based line number (0 for a whole unreadable file).
     pub line: u64,

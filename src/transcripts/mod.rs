@@ -143,7 +143,8 @@ pub struct LoadStats {
 /// Where a bad line is and why it was skipped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BadLine {
-    /// The file.
+    /// The file (in JSON, lossily: a name that is not UTF-8 has U+FFFD in place of its other bytes).
+    #[serde(serialize_with = "crate::lossy_path::serialize")]
     pub path: PathBuf,
     /// 1-based line number.
     pub line: u64,
@@ -154,7 +155,8 @@ pub struct BadLine {
 /// A transcript file that could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnreadableFile {
-    /// The file.
+    /// The file (in JSON, lossily: a name that is not UTF-8 has U+FFFD in place of its other bytes).
+    #[serde(serialize_with = "crate::lossy_path::serialize")]
     pub path: PathBuf,
     /// The error.
     pub error: String,

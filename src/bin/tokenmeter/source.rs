@@ -179,6 +179,7 @@ pub(crate) enum SourceKind {
 /// A line skipped while reading.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct SkippedLine {
+    #[serde(serialize_with = "lossy_path")]
     pub(crate) path: PathBuf,
     pub(crate) line: u64,
     pub(crate) reason: String,
@@ -189,6 +190,7 @@ pub(crate) struct SkippedLine {
 pub(crate) struct SourceInfo {
     pub(crate) kind: SourceKind,
     /// The directories or file read.
+    #[serde(serialize_with = "lossy_paths")]
     pub(crate) paths: Vec<PathBuf>,
     /// Files read.
     pub(crate) files: u64,
@@ -216,6 +218,18 @@ pub(crate) struct SourceInfo {
     /// For Claude Code transcripts: what reading them met.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) transcripts: Option<LoadStats>,
+}
+
+/// A path as a JSON string, lossily: serde refuses one that is not valid UTF-8 (a `\xff` byte in a file or folder
+/// name), which failed every `--format json` output over it. The bytes that are not UTF-8 read U+FFFD; any other
+/// path is written as serde writes it.
+fn lossy_path<S: serde::Serializer>(path: &Path, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&path.to_string_lossy())
+}
+
+/// [`lossy_path`] for a list.
+fn lossy_paths<S: serde::Serializer>(paths: &[PathBuf], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(paths.iter().map(|p| p.to_string_lossy()))
 }
 
 /// Replaces control characters and direction overrides ([`crate::render::is_unsafe_char`]) in every name and

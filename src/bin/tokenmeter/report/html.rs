@@ -148,8 +148,8 @@ fn hbar_chart(title: &str, labels: &[String], values: &[f64], texts: &[String]) 
     s
 }
 
-/// A line over 0-100%.
-fn rate_chart(title: &str, labels: &[String], rates: &[f64]) -> String {
+/// A line over 0-100%, broken where a rate is `None` (a period with nothing to measure: no point, not a 0%).
+fn rate_chart(title: &str, labels: &[String], rates: &[Option<f64>]) -> String {
     let mut s = format!("<svg viewBox=\"0 0 {W} {H}\" role=\"img\" aria-label=\"{}\">", esc(title));
     grid(&mut s, 1.0, 0.25, &|v| format!("{:.0}%", v * 100.0));
     let plot_h = H - BOTTOM - TOP;
@@ -158,20 +158,35 @@ fn rate_chart(title: &str, labels: &[String], rates: &[f64]) -> String {
     let n = rates.len();
     let x = |i: usize| LEFT + 4.0 + if n > 1 { i as f64 / (n - 1) as f64 * plot_w } else { plot_w / 2.0 };
     let y = |r: f64| TOP + plot_h - r.clamp(0.0, 1.0) * plot_h;
-    let points: Vec<String> = rates.iter().enumerate().map(|(i, r)| format!("{:.1},{:.1}", x(i), y(*r))).collect();
-    let _ =
-        write!(s, "<polyline points=\"{}\" fill=\"none\" stroke=\"#10b981\" stroke-width=\"2\"/>", points.join(" "));
+    // One line per run of measured periods.
+    let mut run: Vec<String> = Vec::new();
+    for (i, r) in rates.iter().enumerate().map(|(i, r)| (i, *r)).chain([(n, None)]) {
+        match r {
+            Some(r) => run.push(format!("{:.1},{:.1}", x(i), y(r))),
+            None if run.len() > 1 => {
+                let _ = write!(
+                    s,
+                    "<polyline points=\"{}\" fill=\"none\" stroke=\"#10b981\" stroke-width=\"2\"/>",
+                    run.join(" ")
+                );
+                run.clear();
+            }
+            None => run.clear(),
+        }
+    }
     let slot = if n > 1 { plot_w / (n - 1) as f64 } else { plot_w };
     let every = label_step(labels.iter().map(|l| l.chars().count()).max().unwrap_or(0), slot);
     for (i, (label, r)) in labels.iter().zip(rates).enumerate() {
-        let _ = write!(
-            s,
-            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.5\" fill=\"#10b981\"><title>{}: {}</title></circle>",
-            x(i),
-            y(*r),
-            esc(label),
-            pct(*r)
-        );
+        if let Some(r) = *r {
+            let _ = write!(
+                s,
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.5\" fill=\"#10b981\"><title>{}: {}</title></circle>",
+                x(i),
+                y(r),
+                esc(label),
+                pct(r)
+            );
+        }
         if i % every == 0 {
             let _ =
                 write!(s, "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>", x(i), H - 10.0, esc(label));
@@ -292,7 +307,7 @@ pub(super) fn render(r: &Report<'_>) -> String {
             )
         })
         .collect();
-    let rates: Vec<f64> = r.cache.time_series.iter().map(|p| p.hit_rate).collect();
+    let rates: Vec<Option<f64>> = r.cache.time_series.iter().map(|p| r.point_hit_rate(p)).collect();
     let _ = write!(b, "<h2>Cache hit rate by {}</h2>", r.cache.grain.name());
     b.push_str(&rate_chart("Cache hit rate", &cache_labels, &rates));
 
@@ -328,7 +343,10 @@ pub(super) fn render(r: &Report<'_>) -> String {
                     int(x.calls),
                     int(x.total_tokens),
                     crate::render::share_cost(x.cost_usd, x.calls, x.unpriced_calls),
-                    format!("<span class=\"{}\">{:.1}</span>", x.band.name(), x.efficiency_score),
+                    r.row_score(x).map_or_else(
+                        || "-".to_owned(),
+                        |(score, band)| format!("<span class=\"{}\">{score:.1}</span>", band.name()),
+                    ),
                 ]
             })
             .collect();
@@ -392,7 +410,13 @@ mod tests {
         let labels = vec!["a".to_owned(), "b<".to_owned()];
         let svg = bar_chart("t", &labels, &[1.0, 2.0], usd);
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>") && svg.contains("b&lt;"));
-        assert!(rate_chart("r", &labels, &[0.5, 0.9]).contains("<polyline"));
+        assert!(rate_chart("r", &labels, &[Some(0.5), Some(0.9)]).contains("<polyline"));
+        // A period with nothing to measure is a gap: no point, and the line stops on either side of it.
+        let labels: Vec<String> = ["a", "b", "c", "d", "e"].map(String::from).into();
+        let svg = rate_chart("r", &labels, &[Some(0.5), None, Some(0.2), Some(0.9), None]);
+        assert_eq!(svg.matches("<circle").count(), 3, "{svg}");
+        assert_eq!(svg.matches("<polyline").count(), 1, "{svg}");
+        assert!(!svg.contains("<title>b:") && !svg.contains("<title>e:"), "{svg}");
         assert!(hbar_chart("h", &labels, &[0.0, 0.0], &labels).contains("<rect"));
         assert_eq!(chart_labels(vec!["2025-10-01".into(), "2025-10-02".into()]), ["10-01", "10-02"]);
         assert_eq!(chart_labels(vec!["2025-12".into(), "2026-01".into()]), ["2025-12", "2026-01"]);

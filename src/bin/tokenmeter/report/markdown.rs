@@ -119,8 +119,8 @@ pub(super) fn render(r: &Report<'_>) -> String {
     table(&mut out, t.headers, t.right, &t.rows);
 
     let _ = writeln!(out, "## Efficiency\n");
-    if s.metered_calls == 0 {
-        let _ = writeln!(out, "No calls in this window: nothing to score.\n");
+    if let Some(line) = r.nothing_to_score() {
+        let _ = writeln!(out, "{line}\n");
     }
     let rows: Vec<Vec<String>> = e
         .components
@@ -142,7 +142,7 @@ pub(super) fn render(r: &Report<'_>) -> String {
                 int(b.calls),
                 int(b.total_tokens),
                 crate::render::share_cost(b.cost_usd, b.calls, b.unpriced_calls),
-                format!("{:.1} ({})", b.efficiency_score, b.band),
+                r.row_score(b).map_or_else(|| "-".to_owned(), |(score, band)| format!("{score:.1} ({band})")),
             ]
         })
         .collect();

@@ -5,12 +5,17 @@ mod html;
 mod markdown;
 mod xlsx;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use tokenmeter::Band;
 use tokenmeter::UsageSummary;
-use tokenmeter::analysis::{AnomalyReport, BreakdownTree, CacheReport, EfficiencyReport, Forecast, TimeOfDayReport};
+use tokenmeter::analysis::{
+    AnomalyReport, BreakdownTree, CachePoint, CacheReport, EfficiencyBreakdown, EfficiencyReport, Forecast,
+    TimeOfDayReport,
+};
 use tokenmeter::ledger::{Dimension, GroupBy, Query, QueryResult, TimeGrain, Window};
 
 use crate::cli::{ReportArgs, ReportFormat, ReportType};
@@ -58,6 +63,14 @@ pub(crate) struct Report<'a> {
     /// Days and hours far above their trailing average.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) anomalies: Option<AnomalyReport>,
+    /// The efficiency breakdown's projects whose calls all closed without usage (failed or cut off before it
+    /// came): nothing to score, though the library's row says 100.
+    #[serde(skip)]
+    pub(crate) unmetered_projects: HashSet<String>,
+    /// The starts of the cache time series' periods without prompt tokens: no hit rate (the library's point
+    /// says 0).
+    #[serde(skip)]
+    pub(crate) cache_unmeasured: HashSet<DateTime<Utc>>,
 }
 
 impl Report<'_> {
@@ -85,6 +98,28 @@ impl Report<'_> {
             return ("-".to_owned(), "-".to_owned());
         }
         (format!("{:.1} ({})", e.overall, e.band), pct(self.cache.cache_metrics.hit_rate))
+    }
+
+    /// The headline's sentence when there is nothing to score: no calls, or calls none of which has usage.
+    pub(crate) fn nothing_to_score(&self) -> Option<&'static str> {
+        match (self.summary.calls, self.summary.metered_calls) {
+            (_, 1..) => None,
+            (0, _) => Some("No calls in this window: nothing to score."),
+            _ => Some("No metered calls in this window: nothing to score."),
+        }
+    }
+
+    /// An efficiency row's score and band; `None` for a row without metered calls (nothing to score, not a
+    /// perfect 100), shown `-` as the headline shows it.
+    pub(crate) fn row_score(&self, b: &EfficiencyBreakdown) -> Option<(f64, Band)> {
+        let scored = self.summary.metered_calls > 0 && !self.unmetered_projects.contains(&b.category);
+        scored.then_some((b.efficiency_score, b.band))
+    }
+
+    /// A cache time-series point's hit rate; `None` for a period without prompt tokens (nothing measured, not
+    /// a 0% hit rate).
+    pub(crate) fn point_hit_rate(&self, p: &CachePoint) -> Option<f64> {
+        (!self.cache_unmeasured.contains(&p.timestamp)).then_some(p.hit_rate)
     }
 
     /// A date and time in the report's time zone.
@@ -140,7 +175,22 @@ pub(crate) fn build<'a>(
     scope.restore_rows(&mut periods);
     let mut efficiency = ledger.efficiency_report(window, Dimension::Project)?;
     scope.restore(&mut efficiency.window);
+    // The breakdown's rows carry no count of metered calls: the same rows from a query do.
+    let unmetered_projects = if summary.unmetered_calls > 0 {
+        let by_project = ledger.query(&Query::new(window).group_by(GroupBy::Dimension(Dimension::Project)))?;
+        by_project.groups.into_iter().filter(|g| g.calls > 0 && g.unmetered_calls >= g.calls).map(|g| g.key).collect()
+    } else {
+        HashSet::new()
+    };
     let mut cache = ledger.cache_report(window)?;
+    // The series' points carry no prompt tokens: the same periods from a query do.
+    let cache_unmeasured = ledger
+        .query(&Query::new(window).group_by(GroupBy::Time(cache.grain)))?
+        .groups
+        .into_iter()
+        .filter(|g| g.tokens.input == 0 && g.tokens.cache_read == 0 && g.tokens.cache_creation == 0)
+        .filter_map(|g| DateTime::parse_from_rfc3339(&g.key).ok().map(|t| t.to_utc()))
+        .collect();
     scope.restore_cache(&mut cache);
     let detailed = kind == ReportType::Detailed;
     let tree = |parent, child| -> CliResult<_> {
@@ -185,6 +235,8 @@ pub(crate) fn build<'a>(
                 })
             })
             .transpose()?,
+        unmetered_projects,
+        cache_unmeasured,
     })
 }
 
@@ -244,7 +296,9 @@ pub(crate) fn run(source: &Source, ctx: &Context, args: &ReportArgs) -> CliResul
     let report = build(source, ctx, &scope, args.kind)?;
     if format == ReportFormat::Xlsx {
         let path = args.output.as_deref().unwrap_or(Path::new("report.xlsx"));
-        replace_file(path, |tmp| xlsx::write(&report, tmp, path))?;
+        let bytes =
+            xlsx::render(&report).map_err(|e| CliError::data(format!("cannot write {}: {e}", path.display())))?;
+        replace_file(path, &bytes)?;
         ctx.note(&format!("wrote {}", path.display()));
         return Ok(());
     }
@@ -257,9 +311,7 @@ pub(crate) fn run(source: &Source, ctx: &Context, args: &ReportArgs) -> CliResul
     };
     match args.output.as_ref().filter(|_| !to_stdout) {
         Some(path) => {
-            replace_file(path, |tmp| {
-                std::fs::write(tmp, &text).map_err(|e| CliError::data(format!("cannot write {}: {e}", path.display())))
-            })?;
+            replace_file(path, text.as_bytes())?;
             ctx.note(&format!("wrote {}", path.display()));
             Ok(())
         }
@@ -288,27 +340,42 @@ fn reads_from<'s>(source: &'s Source, path: &Path) -> Option<&'s Path> {
         .find(|p| std::fs::canonicalize(p).is_ok_and(|p| p == out || (jsonl && p.is_dir() && out.starts_with(&p))))
 }
 
-/// Writes `path` through `write` into a temporary file beside it, then renames it over `path`: a write that
-/// fails part way leaves the earlier file (or none), never a truncated one.
-fn replace_file(path: &Path, write: impl FnOnce(&Path) -> CliResult) -> CliResult {
+/// Writes `bytes` to `path`: into a new temporary file of a random name beside it (created, never opened if
+/// something is already there, so a link planted at a name guessed in advance is never written through), synced,
+/// then renamed over `path`. A write that fails part way leaves the earlier file (or none), never a cut one, and
+/// no temporary file.
+fn replace_file(path: &Path, bytes: &[u8]) -> CliResult {
+    use std::io::Write as _;
+    let shown = path;
+    let fail = |e: std::io::Error| CliError::data(format!("cannot write {}: {e}", shown.display()));
     // Through a symbolic link to the file it names (a rename would replace the link itself), keeping that
     // file's permissions.
     let resolved = std::fs::canonicalize(path).ok();
     let path = resolved.as_deref().unwrap_or(path);
     let keep = std::fs::metadata(path).ok().map(|m| m.permissions());
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    if let Err(e) = write(&tmp) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    // The name's start only: a long name and the random part would pass the 255 bytes a name may have.
+    let name: String = path.file_name().map(|n| n.to_string_lossy().chars().take(64).collect()).unwrap_or_default();
+    let prefix = format!(".{name}.");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".tmp");
+    // The temporary file is the owner's only (0600) while it is written when it replaces a file, whose
+    // permissions it then takes; a new file gets the permissions any new file gets (0666 less the umask), as
+    // the report will have them.
+    #[cfg(unix)]
+    if keep.is_none() {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
     }
+    // Dropped on an error: the temporary file is removed.
+    let mut tmp = builder.tempfile_in(dir).map_err(fail)?;
+    tmp.write_all(bytes).map_err(fail)?;
+    tmp.as_file().sync_all().map_err(fail)?;
     if let Some(permissions) = keep {
-        let _ = std::fs::set_permissions(&tmp, permissions);
+        let _ = tmp.as_file().set_permissions(permissions);
     }
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        CliError::data(format!("cannot write {}: {e}", path.display()))
-    })
+    tmp.persist(path).map_err(|e| fail(e.error))?;
+    Ok(())
 }
 
 /// The name of a suggestion type, as the JSON spells it.

@@ -1,11 +1,8 @@
 //! The report as an Excel workbook: one sheet per table, numbers as numbers (dollars, percentages formatted).
 
-use std::path::Path;
-
 use rust_xlsxwriter::{Format, Workbook, XlsxError};
 
 use super::{Report, snake};
-use crate::{CliError, CliResult};
 
 /// A cell value.
 enum X {
@@ -68,7 +65,8 @@ fn sheet(wb: &mut Workbook, f: &Formats, name: &str, header: &[&str], rows: &[Ve
     Ok(())
 }
 
-fn build(r: &Report<'_>, path: &Path) -> Result<(), XlsxError> {
+/// The workbook's bytes.
+pub(super) fn render(r: &Report<'_>) -> Result<Vec<u8>, XlsxError> {
     let f = Formats {
         header: Format::new().set_bold(),
         usd: Format::new().set_num_format("$#,##0.00##"),
@@ -178,7 +176,9 @@ fn build(r: &Report<'_>, path: &Path) -> Result<(), XlsxError> {
         .time_series
         .iter()
         .map(|p| {
-            vec![X::Text(r.datetime(p.timestamp)), X::Pct(p.hit_rate), X::Int(p.tokens_saved), X::Usd(p.cost_saved)]
+            // "-" for a period without prompt tokens: no hit rate, not a measured 0%.
+            let rate = r.point_hit_rate(p).map_or_else(|| t("-"), X::Pct);
+            vec![X::Text(r.datetime(p.timestamp)), rate, X::Int(p.tokens_saved), X::Usd(p.cost_saved)]
         })
         .collect();
     sheet(&mut wb, &f, "Cache", &["start", "hit rate", "tokens read", "saved"], &rows)?;
@@ -188,13 +188,18 @@ fn build(r: &Report<'_>, path: &Path) -> Result<(), XlsxError> {
         .breakdowns
         .iter()
         .map(|b| {
+            // "-" for a project without metered calls: nothing to score.
+            let (score, band) = match r.row_score(b) {
+                Some((score, band)) => (X::Num(score), X::Text(band.to_string())),
+                None => (t("-"), t("-")),
+            };
             vec![
                 X::Text(b.category.clone()),
                 X::Int(b.calls),
                 X::Int(b.total_tokens),
                 X::Usd(b.cost_usd),
-                X::Num(b.efficiency_score),
-                X::Text(b.band.to_string()),
+                score,
+                band,
                 X::Int(b.unpriced_calls),
             ]
         })
@@ -244,13 +249,7 @@ fn build(r: &Report<'_>, path: &Path) -> Result<(), XlsxError> {
             .collect();
         sheet(&mut wb, &f, "Forecast", &["day", "cost", "low (90%)", "high (90%)", "tokens"], &rows)?;
     }
-    wb.save(path)
-}
-
-/// Writes the workbook to `path`; errors name `shown` (the file the user asked for, when `path` is a temporary
-/// file beside it).
-pub(super) fn write(r: &Report<'_>, path: &Path, shown: &Path) -> CliResult {
-    build(r, path).map_err(|e| CliError::data(format!("cannot write {}: {e}", shown.display())))
+    wb.save_to_buffer()
 }
 
 #[cfg(test)]
