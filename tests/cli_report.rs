@@ -196,6 +196,9 @@ fn unpriced_calls_are_marked_in_every_cost_column() {
         "| -home-dev-gamma |  | 3 | 310 | $0.0001 + unpriced |",
         "|  | sess-gamma-1 | 3 | 310 | $0.0001 + unpriced |",
         "| main | claude-fable-9 | 1 | 200 | unpriced |",
+        // The hour holding the call, and the cache saving, which leaves its reads out.
+        "| 12:00 | 3 | 310 | $0.0001 + unpriced | 0.1% |",
+        "| Cache savings | $1.17 + unpriced |",
     ] {
         assert!(md.contains(needle), "missing {needle}:\n{md}");
     }
@@ -203,6 +206,9 @@ fn unpriced_calls_are_marked_in_every_cost_column() {
     let agent_row =
         r#"<td>main</td><td>claude-fable-9</td><td class="n">1</td><td class="n">200</td><td class="n">unpriced</td>"#;
     assert!(html.contains("$0.0378 + unpriced") && html.contains(agent_row), "{html}");
+    // The cost chart's tooltip for that day, and the cache savings card.
+    assert!(html.contains("<title>10-03: $0.0378 + unpriced</title>"), "{html}");
+    assert!(html.contains(r#"Cache savings</span><b class="">$1.17 + unpriced</b>"#), "{html}");
     let v = cc(&["report", "--type", "detailed", "--format", "json"]).json();
     let main = v["agents"]["nodes"].as_array().unwrap().iter().find(|n| n["name"] == "main").unwrap();
     assert_eq!(main["unpriced_calls"], 1);

@@ -15,8 +15,10 @@ pub struct HourOfDay {
     pub calls: u64,
     /// Billed tokens.
     pub tokens: u64,
-    /// USD.
+    /// USD, of the priced calls.
     pub cost_usd: f64,
+    /// Calls on a model the price book does not know: in `calls` and `tokens`, not in `cost_usd`.
+    pub unpriced_calls: u64,
     /// Share of the window's tokens, 0-1.
     pub share: f64,
     /// Tasks that started in this hour.
@@ -74,6 +76,7 @@ impl Ledger {
                     calls: c.calls,
                     tokens: c.tokens.total(),
                     cost_usd: c.cost.as_usd(),
+                    unpriced_calls: c.unpriced_calls,
                     share: ratio(c.tokens.total() as f64, total as f64),
                     tasks: c.tasks,
                     avg_tokens_per_task: per(c.task_tokens as f64, c.tasks as f64),

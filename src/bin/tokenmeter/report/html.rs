@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::{Report, snake};
-use crate::render::{count, int, pct, priced_usd, share_cost, usd};
+use crate::render::{count, int, pct, priced_usd, share_cost};
 
 const CSS: &str = "body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1000px;\
 color:#1d2430;padding:0 1rem}h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.15rem;margin-top:2rem;\
@@ -64,8 +64,8 @@ const LEFT: f64 = 64.0;
 const BOTTOM: f64 = 28.0;
 const TOP: f64 = 12.0;
 
-/// Vertical bars, one per label.
-fn bar_chart(title: &str, labels: &[String], values: &[f64], fmt: fn(f64) -> String) -> String {
+/// Vertical bars, one per label, each with its tooltip text.
+fn bar_chart(title: &str, labels: &[String], values: &[f64], tips: &[String]) -> String {
     let mut s = format!("<svg viewBox=\"0 0 {W} {H}\" role=\"img\" aria-label=\"{}\">", esc(title));
     let max = values.iter().copied().fold(0.0, f64::max);
     let (top, step) = axis(max);
@@ -75,7 +75,7 @@ fn bar_chart(title: &str, labels: &[String], values: &[f64], fmt: fn(f64) -> Str
     let n = values.len().max(1) as f64;
     let slot = plot_w / n;
     let every = label_step(labels.iter().map(|l| l.chars().count()).max().unwrap_or(0), slot);
-    for (i, (label, v)) in labels.iter().zip(values).enumerate() {
+    for (i, ((label, v), tip)) in labels.iter().zip(values).zip(tips).enumerate() {
         let h = if top > 0.0 { v / top * plot_h } else { 0.0 };
         let x = LEFT + i as f64 * slot + slot * 0.12;
         let _ = write!(
@@ -84,7 +84,7 @@ fn bar_chart(title: &str, labels: &[String], values: &[f64], fmt: fn(f64) -> Str
             TOP + plot_h - h,
             (slot * 0.76).max(1.0),
             esc(label),
-            esc(&fmt(*v))
+            esc(tip)
         );
         if i % every == 0 {
             let _ = write!(
@@ -224,10 +224,6 @@ fn table_with(out: &mut String, header: &[&str], right: &[bool], rows: &[Vec<Str
     out.push_str("</tbody></table>");
 }
 
-fn short_usd(v: f64) -> String {
-    usd(v)
-}
-
 /// Chart axis labels: without the year when every label starts with the same one.
 fn chart_labels(labels: Vec<String>) -> Vec<String> {
     let year = |l: &str| {
@@ -275,7 +271,7 @@ pub(super) fn render(r: &Report<'_>) -> String {
     let (score, hit_rate) = r.score_and_hit_rate();
     card("Efficiency score", score, if s.metered_calls > 0 { e.band.name() } else { "" });
     card("Cache hit rate", hit_rate, "");
-    card("Cache savings", usd(s.cache_savings_usd), "");
+    card("Cache savings", priced_usd(s.cache_savings_usd, s.unpriced.calls), "");
     if let Some(f) = &r.forecast {
         card("Projected month", priced_usd(f.projected_month_total_usd, f.unpriced_calls), "");
     }
@@ -283,8 +279,11 @@ pub(super) fn render(r: &Report<'_>) -> String {
 
     let labels = chart_labels(r.periods.groups.iter().map(|g| r.period_label(&g.key)).collect());
     let costs: Vec<f64> = r.periods.groups.iter().map(|g| g.cost_usd).collect();
+    // A period's tooltip says when its bar leaves calls out, as its table row does.
+    let tips: Vec<String> =
+        r.periods.groups.iter().map(|g| share_cost(g.cost_usd, g.calls, g.unpriced_calls)).collect();
     let _ = write!(b, "<h2>Cost by {}</h2>", r.period_grain());
-    b.push_str(&bar_chart("Cost over time", &labels, &costs, short_usd));
+    b.push_str(&bar_chart("Cost over time", &labels, &costs, &tips));
 
     let models: Vec<_> = s.by_model.iter().take(10).collect();
     b.push_str("<h2>Cost by model</h2>");
@@ -408,8 +407,10 @@ mod tests {
     #[test]
     fn charts_are_svg() {
         let labels = vec!["a".to_owned(), "b<".to_owned()];
-        let svg = bar_chart("t", &labels, &[1.0, 2.0], usd);
+        let tips = vec![crate::render::usd(1.0), format!("{} + unpriced", crate::render::usd(2.0))];
+        let svg = bar_chart("t", &labels, &[1.0, 2.0], &tips);
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>") && svg.contains("b&lt;"));
+        assert!(svg.contains("<title>b&lt;: $2.00 + unpriced</title>"), "{svg}");
         assert!(rate_chart("r", &labels, &[Some(0.5), Some(0.9)]).contains("<polyline"));
         // A period with nothing to measure is a gap: no point, and the line stops on either side of it.
         let labels: Vec<String> = ["a", "b", "c", "d", "e"].map(String::from).into();

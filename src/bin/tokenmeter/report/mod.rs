@@ -527,7 +527,10 @@ impl Report<'_> {
             .hours
             .iter()
             .filter(|h| h.calls > 0)
-            .map(|h| vec![format!("{:02}:00", h.hour), int(h.calls), int(h.tokens), usd(h.cost_usd), pct(h.share)])
+            .map(|h| {
+                let cost = crate::render::share_cost(h.cost_usd, h.calls, h.unpriced_calls);
+                vec![format!("{:02}:00", h.hour), int(h.calls), int(h.tokens), cost, pct(h.share)]
+            })
             .collect();
         let table = Table {
             headers: &["Hour", "Calls", "Tokens", "Cost", "Share of tokens"],
