@@ -606,6 +606,14 @@ fn a_project_without_metered_calls_has_no_score() {
     };
     assert_eq!(row("broken"), ("-".to_owned(), "-".to_owned()));
     assert_eq!(row("app"), ("100".to_owned(), "green".to_owned()));
+    // `optimize`'s table the same way; the JSON says why (`metered_calls`).
+    let text = mixed.run(&["--color", "never", "optimize", "--group-by", "project"]).ok().to_owned();
+    let broken = text.lines().find(|l| l.contains(" broken ")).unwrap();
+    assert!(broken.ends_with("┆     - │"), "{text}");
+    let v = mixed.run(&["optimize", "--group-by", "project", "--format", "json"]).json();
+    let rows = v["efficiency"]["breakdowns"].as_array().unwrap();
+    let metered = |name: &str| rows.iter().find(|r| r["category"] == name).unwrap()["metered_calls"].clone();
+    assert_eq!((metered("broken"), metered("app")), (0.into(), 1.into()));
 }
 
 #[test]

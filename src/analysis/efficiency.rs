@@ -146,6 +146,9 @@ pub struct EfficiencyBreakdown {
     pub category: String,
     /// Calls.
     pub calls: u64,
+    /// Calls that reported usage. A row without any (its calls failed, or were cut off before usage came) has
+    /// nothing to score: its `efficiency_score` of 100 is a placeholder, to be shown as no score.
+    pub metered_calls: u64,
     /// Uncached input tokens.
     pub input_tokens: u64,
     /// Output tokens.
@@ -492,6 +495,7 @@ impl Ledger {
                     EfficiencyBreakdown {
                         category: k.clone(),
                         calls: a.core.calls,
+                        metered_calls: a.core.metered_calls(),
                         input_tokens: t.input,
                         output_tokens: t.output,
                         cache_creation_tokens: t.cache_write(),

@@ -195,7 +195,8 @@ fn schemas() -> Value {
         ),
         "EfficiencyBreakdown": object(
             &[
-                ("category", string()), ("calls", int()), ("input_tokens", int()), ("output_tokens", int()),
+                ("category", string()), ("calls", int()), ("metered_calls", int()), ("input_tokens", int()),
+                ("output_tokens", int()),
                 ("cache_creation_tokens", int()), ("cache_read_tokens", int()), ("total_tokens", int()),
                 ("cost_usd", num()), ("unpriced_calls", int()), ("efficiency_score", num()), ("band", band),
             ],

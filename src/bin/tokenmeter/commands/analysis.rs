@@ -198,7 +198,8 @@ pub(crate) fn optimize_table(
                 num(int(b.cache_creation_tokens)),
                 num(int(b.cache_read_tokens)),
                 num(share_cost(b.cost_usd, b.calls, b.unpriced_calls)),
-                band_cell(format!("{:.1}", b.efficiency_score), b.band),
+                // A row without metered calls has nothing to score (its 100 is a placeholder).
+                if b.metered_calls > 0 { band_cell(format!("{:.1}", b.efficiency_score), b.band) } else { num("-") },
             ]);
         }
         let more = if r.breakdowns_omitted > 0 {

@@ -63,10 +63,6 @@ pub(crate) struct Report<'a> {
     /// Days and hours far above their trailing average.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) anomalies: Option<AnomalyReport>,
-    /// The efficiency breakdown's projects whose calls all closed without usage (failed or cut off before it
-    /// came): nothing to score, though the library's row says 100.
-    #[serde(skip)]
-    pub(crate) unmetered_projects: HashSet<String>,
     /// The starts of the cache time series' periods without prompt tokens: no hit rate (the library's point
     /// says 0).
     #[serde(skip)]
@@ -112,8 +108,7 @@ impl Report<'_> {
     /// An efficiency row's score and band; `None` for a row without metered calls (nothing to score, not a
     /// perfect 100), shown `-` as the headline shows it.
     pub(crate) fn row_score(&self, b: &EfficiencyBreakdown) -> Option<(f64, Band)> {
-        let scored = self.summary.metered_calls > 0 && !self.unmetered_projects.contains(&b.category);
-        scored.then_some((b.efficiency_score, b.band))
+        (b.metered_calls > 0).then_some((b.efficiency_score, b.band))
     }
 
     /// A cache time-series point's hit rate; `None` for a period without prompt tokens (nothing measured, not
@@ -175,13 +170,6 @@ pub(crate) fn build<'a>(
     scope.restore_rows(&mut periods);
     let mut efficiency = ledger.efficiency_report(window, Dimension::Project)?;
     scope.restore(&mut efficiency.window);
-    // The breakdown's rows carry no count of metered calls: the same rows from a query do.
-    let unmetered_projects = if summary.unmetered_calls > 0 {
-        let by_project = ledger.query(&Query::new(window).group_by(GroupBy::Dimension(Dimension::Project)))?;
-        by_project.groups.into_iter().filter(|g| g.calls > 0 && g.unmetered_calls >= g.calls).map(|g| g.key).collect()
-    } else {
-        HashSet::new()
-    };
     let mut cache = ledger.cache_report(window)?;
     // The series' points carry no prompt tokens: the same periods from a query do.
     let cache_unmeasured = ledger
@@ -235,7 +223,6 @@ pub(crate) fn build<'a>(
                 })
             })
             .transpose()?,
-        unmetered_projects,
         cache_unmeasured,
     })
 }
