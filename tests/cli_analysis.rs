@@ -25,6 +25,27 @@ fn cache_report() {
 }
 
 #[test]
+fn cache_report_lists_a_day_that_read_nothing_and_leaves_out_one_without_calls() {
+    // October 1: a call reading half its prompt from the cache; October 2: none; October 3: a call reading
+    // nothing, a measured 0% that the table left out with the empty day.
+    let rec = |ts: &str, read: u64| {
+        format!(
+            r#"{{"timestamp":"{ts}","duration_us":5,"model":"claude-sonnet-4-5","tokens":{{"input":1000,"cache_read":{read},"output":100}},"metered":true,"outcome":{{"status":"ok"}},"dimensions":{{}}}}"#
+        )
+    };
+    let records = cli_support::Records::new(&[rec("2025-10-01T10:00:00Z", 1000), rec("2025-10-03T10:00:00Z", 0)]);
+    let text = records.run(&["--color", "never", "cache-report", "--since", "2025-10-01"]).ok().to_owned();
+    let by_day = text.split("By day").nth(1).unwrap_or_else(|| panic!("{text}"));
+    assert!(by_day.contains("2025-10-01 ┆    50.0%"), "{text}");
+    assert!(by_day.contains("2025-10-03 ┆     0.0%"), "{text}");
+    assert!(!by_day.contains("2025-10-02"), "{text}");
+    let v = records.run(&["cache-report", "--since", "2025-10-01", "--format", "json"]).json();
+    let prompts: Vec<u64> =
+        v["cache"]["time_series"].as_array().unwrap().iter().map(|p| p["prompt_tokens"].as_u64().unwrap()).collect();
+    assert_eq!(&prompts[..3], [2_000, 0, 1_000]);
+}
+
+#[test]
 fn optimize() {
     let v = cc(&["optimize", "--format", "json"]).json();
     let e = &v["efficiency"];

@@ -61,8 +61,11 @@ impl CacheMetrics {
 pub struct CachePoint {
     /// Start of the grain.
     pub timestamp: DateTime<Utc>,
-    /// Token hit rate in the grain, 0-1.
+    /// Token hit rate in the grain, 0-1 (0 when `prompt_tokens` is: nothing measured, no rate).
     pub hit_rate: f64,
+    /// Prompt tokens in the grain (uncached input, cache reads and writes): the hit rate's denominator. A
+    /// grain without any has no hit rate to draw, where 0 with prompt tokens is a measured miss.
+    pub prompt_tokens: u64,
     /// Cache-read tokens in the grain.
     pub tokens_saved: u64,
     /// USD saved in the grain.
@@ -159,6 +162,7 @@ impl Ledger {
                 .map(|(t, a)| CachePoint {
                     timestamp: calendar::utc(t),
                     hit_rate: per(a.core.tokens.cache_read as f64, a.core.tokens.prompt_total() as f64).unwrap_or(0.0),
+                    prompt_tokens: a.core.tokens.prompt_total(),
                     tokens_saved: a.core.tokens.cache_read,
                     cost_saved: a.core.cache_savings.as_usd(),
                 })

@@ -163,7 +163,10 @@ fn schemas() -> Value {
             &[],
         ),
         "CachePoint": object(
-            &[("timestamp", time()), ("hit_rate", num()), ("tokens_saved", int()), ("cost_saved", num())],
+            &[
+                ("timestamp", time()), ("hit_rate", num()), ("prompt_tokens", int()), ("tokens_saved", int()),
+                ("cost_saved", num()),
+            ],
             &[],
         ),
         "UnreadCacheWrites": object(&[("writes", int()), ("tokens", int()), ("wasted_usd", num())], &[]),

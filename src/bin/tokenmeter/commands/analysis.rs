@@ -95,7 +95,9 @@ pub(crate) fn cache_table(source: &Source, ctx: &Context, style: &Style, r: &Cac
         t.add_row(vec![k.into(), num(v)]);
     }
     push_table(&mut out, "", &t, style);
-    let points: Vec<_> = r.time_series.iter().filter(|p| p.tokens_saved > 0 || p.hit_rate > 0.0).collect();
+    // Periods with prompt tokens: a day that read nothing from the cache is a measured 0%, one without calls
+    // has no rate.
+    let points: Vec<_> = r.time_series.iter().filter(|p| p.prompt_tokens > 0).collect();
     if !points.is_empty() {
         let mut t = style.table([r.grain.name(), "hit rate", "tokens read", "saved"]);
         let grain = tokenmeter::ledger::GroupBy::Time(r.grain);

@@ -5,7 +5,6 @@ mod html;
 mod markdown;
 mod xlsx;
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -63,10 +62,6 @@ pub(crate) struct Report<'a> {
     /// Days and hours far above their trailing average.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) anomalies: Option<AnomalyReport>,
-    /// The starts of the cache time series' periods without prompt tokens: no hit rate (the library's point
-    /// says 0).
-    #[serde(skip)]
-    pub(crate) cache_unmeasured: HashSet<DateTime<Utc>>,
 }
 
 impl Report<'_> {
@@ -114,7 +109,7 @@ impl Report<'_> {
     /// A cache time-series point's hit rate; `None` for a period without prompt tokens (nothing measured, not
     /// a 0% hit rate).
     pub(crate) fn point_hit_rate(&self, p: &CachePoint) -> Option<f64> {
-        (!self.cache_unmeasured.contains(&p.timestamp)).then_some(p.hit_rate)
+        (p.prompt_tokens > 0).then_some(p.hit_rate)
     }
 
     /// A date and time in the report's time zone.
@@ -171,14 +166,6 @@ pub(crate) fn build<'a>(
     let mut efficiency = ledger.efficiency_report(window, Dimension::Project)?;
     scope.restore(&mut efficiency.window);
     let mut cache = ledger.cache_report(window)?;
-    // The series' points carry no prompt tokens: the same periods from a query do.
-    let cache_unmeasured = ledger
-        .query(&Query::new(window).group_by(GroupBy::Time(cache.grain)))?
-        .groups
-        .into_iter()
-        .filter(|g| g.tokens.input == 0 && g.tokens.cache_read == 0 && g.tokens.cache_creation == 0)
-        .filter_map(|g| DateTime::parse_from_rfc3339(&g.key).ok().map(|t| t.to_utc()))
-        .collect();
     scope.restore_cache(&mut cache);
     let detailed = kind == ReportType::Detailed;
     let tree = |parent, child| -> CliResult<_> {
@@ -223,7 +210,6 @@ pub(crate) fn build<'a>(
                 })
             })
             .transpose()?,
-        cache_unmeasured,
     })
 }
 
