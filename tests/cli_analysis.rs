@@ -25,7 +25,7 @@ fn cache_report() {
 }
 
 #[test]
-fn cache_report_lists_a_day_that_read_nothing_and_leaves_out_one_without_calls() {
+fn cache_report_rates_only_what_was_measured() {
     // October 1: a call reading half its prompt from the cache; October 2: none; October 3: a call reading
     // nothing, a measured 0% that the table left out with the empty day.
     let rec = |ts: &str, read: u64| {
@@ -39,6 +39,11 @@ fn cache_report_lists_a_day_that_read_nothing_and_leaves_out_one_without_calls()
     assert!(by_day.contains("2025-10-01 ┆    50.0%"), "{text}");
     assert!(by_day.contains("2025-10-03 ┆     0.0%"), "{text}");
     assert!(!by_day.contains("2025-10-02"), "{text}");
+    // No call repeated a previous turn (no sessions): no reuse rate, not a 100% one.
+    let reuse = text.lines().find(|l| l.contains("context reuse rate")).unwrap();
+    assert!(reuse.ends_with(" - │"), "{text}");
+    let md = records.run(&["report", "--since", "2025-10-01"]).ok().to_owned();
+    assert!(md.contains("\n| Context reuse rate | - |\n"), "{md}");
     let v = records.run(&["cache-report", "--since", "2025-10-01", "--format", "json"]).json();
     let prompts: Vec<u64> =
         v["cache"]["time_series"].as_array().unwrap().iter().map(|p| p["prompt_tokens"].as_u64().unwrap()).collect();

@@ -80,7 +80,7 @@ pub(crate) fn cache_table(source: &Source, ctx: &Context, style: &Style, r: &Cac
         ("tokens written to the cache", int(m.cache_creation_tokens)),
         ("reusable prompt tokens (repeating the previous turn)", int(m.reusable_tokens)),
         ("of which read from the cache", int(m.reused_tokens)),
-        ("context reuse rate", pct(m.context_reuse_rate)),
+        ("context reuse rate", if m.reusable_tokens > 0 { pct(m.context_reuse_rate) } else { "-".to_owned() }),
         (
             "cache writes never read",
             format!(

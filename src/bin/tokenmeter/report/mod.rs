@@ -478,7 +478,12 @@ impl Report<'_> {
             vec!["Tokens read from the cache".to_owned(), int(m.tokens_saved)],
             vec!["Saved against the input rate".to_owned(), priced_usd(m.cost_saved, m.unpriced_calls)],
             vec!["Tokens written to the cache".to_owned(), int(m.cache_creation_tokens)],
-            vec!["Context reuse rate".to_owned(), rate(m.context_reuse_rate)],
+            // Of the prompt tokens that repeated the previous turn: with none, no rate (the library's 1 is a
+            // placeholder).
+            vec![
+                "Context reuse rate".to_owned(),
+                if m.reusable_tokens > 0 { pct(m.context_reuse_rate) } else { "-".to_owned() },
+            ],
             vec![
                 "Cache writes never read".to_owned(),
                 format!(
