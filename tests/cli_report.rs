@@ -651,3 +651,120 @@ fn a_period_without_prompt_tokens_has_no_cache_hit_rate() {
     );
     assert!(!cells.contains_key("A6"));
 }
+
+/// A markdown table cell's text as written: the backslashes `markdown::cell` puts before punctuation removed.
+fn md_text(cell: &str) -> String {
+    let mut out = String::new();
+    let mut chars = cell.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.extend(chars.next()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// An HTML fragment's text: tags dropped, the entities `html::esc` writes read back.
+fn html_text(s: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in s.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&#39;", "'").replace("&amp;", "&")
+}
+
+/// A markdown document's parts: the headline table's rows, then per `## ` section its heading and tables (each
+/// its header and rows, cells as written).
+type MdTable = (Vec<String>, Vec<Vec<String>>);
+fn md_sections(md: &str) -> (Vec<Vec<String>>, Vec<(String, Vec<MdTable>)>) {
+    let tables = |text: &str| -> Vec<MdTable> {
+        let lines: Vec<&str> = text.lines().collect();
+        let mut out = Vec::new();
+        let mut i = 0;
+        let cells = |l: &str| -> Vec<String> {
+            l.trim().strip_prefix("| ").unwrap().strip_suffix(" |").unwrap().split(" | ").map(md_text).collect()
+        };
+        while i + 1 < lines.len() {
+            if lines[i].starts_with("| ") && lines[i + 1].starts_with("|---") {
+                let header = cells(lines[i]);
+                let mut rows = Vec::new();
+                i += 2;
+                while i < lines.len() && lines[i].starts_with("| ") {
+                    rows.push(cells(lines[i]));
+                    i += 1;
+                }
+                out.push((header, rows));
+            } else {
+                i += 1;
+            }
+        }
+        out
+    };
+    let mut parts = md.split("\n## ");
+    let head = tables(parts.next().unwrap()).remove(0).1;
+    let sections = parts.map(|p| (p.lines().next().unwrap().to_owned(), tables(p))).collect();
+    (head, sections)
+}
+
+/// An HTML page's parts: its headline cards (label, value), then per `<h2>` section its heading and tables.
+fn html_sections(html: &str) -> (Vec<Vec<String>>, Vec<(String, Vec<MdTable>)>) {
+    let cards = html
+        .split("<div class=\"card\">")
+        .skip(1)
+        .map(|c| {
+            let label = c.split("<span class=\"muted\">").nth(1).unwrap().split("</span>").next().unwrap();
+            let value = c.split("<b").nth(1).unwrap().split_once('>').unwrap().1.split("</b>").next().unwrap();
+            vec![html_text(label), html_text(value)]
+        })
+        .collect();
+    let sections = html
+        .split("<h2>")
+        .skip(1)
+        .map(|s| {
+            let (heading, body) = s.split_once("</h2>").unwrap();
+            let tables = body
+                .split("<table>")
+                .skip(1)
+                .map(|t| {
+                    let t = t.split("</table>").next().unwrap();
+                    let (head, body) = t.split_once("</thead>").unwrap();
+                    // Each cell up to its closing tag, its own tag's `>` and the text after it.
+                    let cells = |row: &str, close: &str| -> Vec<String> {
+                        let mut cells: Vec<&str> = row.split(close).collect();
+                        cells.pop();
+                        cells.iter().map(|c| html_text(c.rsplit_once("<t").unwrap().1.split_once('>').unwrap().1)).collect()
+                    };
+                    let header = cells(head, "</th>");
+                    let rows = body.split("</tr>").filter(|r| r.contains("</td>")).map(|r| cells(r, "</td>")).collect();
+                    (header, rows)
+                })
+                .collect();
+            (html_text(heading), tables)
+        })
+        .collect();
+    (cards, sections)
+}
+
+#[test]
+fn the_html_headline_has_the_markdown_rows() {
+    // The markdown's "Unpriced calls" row (how many, and on which models) was missing from the HTML cards, and
+    // its "Projected month total" was "Projected month" there.
+    for kind in ["executive", "summary", "detailed"] {
+        let (md_head, _) = md_sections(&cc(&["report", "--type", kind]).ok().to_owned());
+        let (cards, _) = html_sections(&cc(&["report", "--type", kind, "--format", "html"]).ok().to_owned());
+        assert_eq!(md_head, cards, "{kind}");
+    }
+    let html = cc(&["report", "--format", "html"]).ok().to_owned();
+    assert!(html.contains(r#"Unpriced calls</span><b class="">1 (claude-fable-9)</b>"#), "{html}");
+    // Model names come from the data: escaped.
+    let rec = r#"{"timestamp":"2025-10-03T12:00:00Z","duration_us":5,"model":"<i>x</i>","tokens":{"input":10,"output":1},"metered":true,"outcome":{"status":"ok"},"dimensions":{}}"#;
+    let html = cli_support::Records::new(&[rec.to_owned()]).run(&["report", "--format", "html"]).ok().to_owned();
+    assert!(html.contains(r#"Unpriced calls</span><b class="">1 (&lt;i&gt;x&lt;/i&gt;)</b>"#), "{html}");
+}

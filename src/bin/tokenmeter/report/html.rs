@@ -273,7 +273,10 @@ pub(super) fn render(r: &Report<'_>) -> String {
     card("Cache hit rate", hit_rate, "");
     card("Cache savings", priced_usd(s.cache_savings_usd, s.unpriced.calls), "");
     if let Some(f) = &r.forecast {
-        card("Projected month", priced_usd(f.projected_month_total_usd, f.unpriced_calls), "");
+        card("Projected month total", priced_usd(f.projected_month_total_usd, f.unpriced_calls), "");
+    }
+    if s.unpriced.calls > 0 {
+        card("Unpriced calls", format!("{} ({})", int(s.unpriced.calls), s.unpriced.models.join(", ")), "");
     }
     b.push_str("</div>");
 
