@@ -154,8 +154,7 @@ fn html_has_three_charts_and_no_external_resources() {
     }
     // The same sections as the markdown of the same type.
     let md = cc(&["report", "--type", "detailed"]).ok().to_owned();
-    for line in md.lines().filter_map(|l| l.strip_prefix("## ")) {
-        let heading = if line == "Efficiency" { "Efficiency by project" } else { line };
+    for heading in md.lines().filter_map(|l| l.strip_prefix("## ")) {
         assert!(html.contains(&format!("<h2>{heading}</h2>")), "the html lacks {heading}");
     }
     let exec = cc(&["report", "--format", "html", "--type", "executive"]).ok().to_owned();
@@ -739,7 +738,10 @@ fn html_sections(html: &str) -> (Vec<Vec<String>>, Vec<(String, Vec<MdTable>)>) 
                     let cells = |row: &str, close: &str| -> Vec<String> {
                         let mut cells: Vec<&str> = row.split(close).collect();
                         cells.pop();
-                        cells.iter().map(|c| html_text(c.rsplit_once("<t").unwrap().1.split_once('>').unwrap().1)).collect()
+                        cells
+                            .iter()
+                            .map(|c| html_text(c.rsplit_once("<t").unwrap().1.split_once('>').unwrap().1))
+                            .collect()
                     };
                     let header = cells(head, "</th>");
                     let rows = body.split("</tr>").filter(|r| r.contains("</td>")).map(|r| cells(r, "</td>")).collect();
@@ -767,4 +769,71 @@ fn the_html_headline_has_the_markdown_rows() {
     let rec = r#"{"timestamp":"2025-10-03T12:00:00Z","duration_us":5,"model":"<i>x</i>","tokens":{"input":10,"output":1},"metered":true,"outcome":{"status":"ok"},"dimensions":{}}"#;
     let html = cli_support::Records::new(&[rec.to_owned()]).run(&["report", "--format", "html"]).ok().to_owned();
     assert!(html.contains(r#"Unpriced calls</span><b class="">1 (&lt;i&gt;x&lt;/i&gt;)</b>"#), "{html}");
+}
+
+/// The HTML report has every part of the markdown one of the same type: each headline row as a card, each
+/// `## ` section as an `<h2>` of the same text holding tables of the same columns and rows. Two differences
+/// are the formats' own: a score cell is coloured by its band in the HTML, where the markdown names the band,
+/// and the markdown's projects table has a total row per project, where the HTML repeats the project per
+/// session.
+fn assert_html_has_the_markdown_parts(what: &str, md: &str, html: &str) {
+    let (md_head, md_sections) = md_sections(md);
+    let (cards, html_sections) = html_sections(html);
+    for row in &md_head {
+        assert!(cards.contains(row), "{what}: the html lacks the headline's {row:?}; its cards: {cards:?}");
+    }
+    for (heading, tables) in &md_sections {
+        let Some((_, html_tables)) = html_sections.iter().find(|(h, _)| h == heading) else {
+            let headings: Vec<&String> = html_sections.iter().map(|(h, _)| h).collect();
+            panic!("{what}: the html lacks the section {heading}; its sections: {headings:?}");
+        };
+        assert_eq!(
+            tables.iter().map(|t| &t.0).collect::<Vec<_>>(),
+            html_tables.iter().map(|t| &t.0).collect::<Vec<_>>(),
+            "{what}: the columns of {heading}"
+        );
+        if heading == "Projects and sessions" {
+            continue;
+        }
+        for ((header, rows), (_, html_rows)) in tables.iter().zip(html_tables) {
+            let score = header.iter().position(|h| h == "Score");
+            let rows: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| {
+                    let mut r = r.clone();
+                    if let Some(i) = score {
+                        r[i] = r[i].split(" (").next().unwrap().to_owned();
+                    }
+                    r
+                })
+                .collect();
+            assert_eq!(&rows, html_rows, "{what}: the rows of {heading}");
+        }
+    }
+}
+
+#[test]
+fn html_has_the_markdown_sections_columns_and_rows_of_each_type() {
+    // The HTML's efficiency section had the projects only, under another heading: not the score's components
+    // (each one's value, weight and points), nor the line saying there is nothing to score.
+    for kind in ["executive", "summary", "detailed"] {
+        let md = cc(&["report", "--type", kind]).ok().to_owned();
+        let html = cc(&["report", "--type", kind, "--format", "html"]).ok().to_owned();
+        assert_html_has_the_markdown_parts(kind, &md, &html);
+    }
+    let html = cc(&["report", "--type", "detailed", "--format", "html"]).ok().to_owned();
+    let components = r#"<h2>Efficiency</h2><table><thead><tr><th>Component</th><th class="n">Value</th><th class="n">Weight</th><th class="n">Points</th></tr>"#;
+    assert!(html.contains(components), "{html}");
+    let row = r#"<td>cache_write_use</td><td class="n">0.34</td><td class="n">15</td><td class="n">5.1</td>"#;
+    assert!(html.contains(row), "{html}");
+    let exec = cc(&["report", "--type", "executive", "--format", "html"]).ok().to_owned();
+    assert!(!exec.contains("<h2>Efficiency</h2>") && !exec.contains("<th>Component</th>"), "{exec}");
+    // Nothing to score: the markdown's line, and no components.
+    let rec = r#"{"timestamp":"2025-10-03T10:00:00Z","duration_us":5,"model":"claude-sonnet-4-5","tokens":{"input":0,"output":0},"metered":false,"outcome":{"status":"error","error_type":"overloaded_error"},"dimensions":{}}"#;
+    let records = cli_support::Records::new(&[rec]);
+    let (md, html) =
+        (records.run(&["report"]).ok().to_owned(), records.run(&["report", "--format", "html"]).ok().to_owned());
+    assert_html_has_the_markdown_parts("nothing to score", &md, &html);
+    let line = "<h2>Efficiency</h2><p>No metered calls in this window: nothing to score.</p><table><thead><tr><th>Project</th>";
+    assert!(html.contains(line), "{html}");
 }

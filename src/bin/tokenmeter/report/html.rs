@@ -334,7 +334,22 @@ pub(super) fn render(r: &Report<'_>) -> String {
         let t = r.periods_table();
         table(&mut b, t.headers, t.right, &t.rows);
 
-        b.push_str("<h2>Efficiency by project</h2>");
+        b.push_str("<h2>Efficiency</h2>");
+        if let Some(line) = r.nothing_to_score() {
+            let _ = write!(b, "<p>{}</p>", esc(line));
+        }
+        if s.metered_calls > 0 {
+            let rows: Vec<Vec<String>> = e
+                .components
+                .iter()
+                .map(|c| {
+                    let (value, weight, points) =
+                        (format!("{:.2}", c.value), format!("{:.0}", c.weight), format!("{:.1}", c.points));
+                    vec![c.name.clone(), value, weight, points]
+                })
+                .collect();
+            table(&mut b, &["Component", "Value", "Weight", "Points"], &[false, true, true, true], &rows);
+        }
         let rows: Vec<Vec<String>> = r
             .efficiency
             .breakdowns
