@@ -837,3 +837,32 @@ fn html_has_the_markdown_sections_columns_and_rows_of_each_type() {
     let line = "<h2>Efficiency</h2><p>No metered calls in this window: nothing to score.</p><table><thead><tr><th>Project</th>";
     assert!(html.contains(line), "{html}");
 }
+#[test]
+fn html_anomalies_have_the_markdown_columns() {
+    // A spike of tokens, cost and calls on October 3, and one of a project: the HTML had start, grain, metric
+    // and ratio only, not the value, its baseline or what spiked.
+    let line = |ts: &str, project: &str| {
+        format!(
+            r#"{{"timestamp":"{ts}","duration_us":5,"model":"claude-haiku-4-5","tokens":{{"input":1000,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":100,"reasoning":0}},"metered":true,"outcome":{{"status":"ok"}},"dimensions":{{"project":"{project}"}}}}"#
+        )
+    };
+    let mut lines: Vec<String> =
+        ["2025-09-30", "2025-10-01", "2025-10-02"].iter().map(|d| line(&format!("{d}T10:00:00Z"), "a")).collect();
+    lines.extend((0..20).map(|_| line("2025-10-03T10:00:00Z", "<b>")));
+    let records = cli_support::Records::new(&lines);
+    let md = records.run(&["report", "--type", "detailed"]).ok().to_owned();
+    let html = records.run(&["report", "--type", "detailed", "--format", "html"]).ok().to_owned();
+    assert!(md.contains("| 2025-10-03 00:00 | day | tokens | 22,000 | 1,100 | 20.0x |"), "{md}");
+    assert_html_has_the_markdown_parts("anomalies", &md, &html);
+    let header = r#"<th>Start</th><th>Grain</th><th>Metric</th><th class="n">Value</th><th class="n">Baseline</th><th class="n">Ratio</th><th>Spiked by</th>"#;
+    assert!(html.contains(header), "{html}");
+    for row in [
+        r#"<td>2025-10-03 00:00</td><td>day</td><td>tokens</td><td class="n">22,000</td><td class="n">1,100</td><td class="n">20.0x</td>"#,
+        r#"<td>2025-10-03 00:00</td><td>day</td><td>cost</td><td class="n">$0.0300</td><td class="n">$0.0015</td><td class="n">20.0x</td>"#,
+        r#"<td>2025-10-03 00:00</td><td>day</td><td>calls</td><td class="n">20</td><td class="n">1</td><td class="n">20.0x</td>"#,
+    ] {
+        assert!(html.contains(row), "missing {row}:\n{html}");
+    }
+    // What spiked, a name from the records, escaped as every other value.
+    assert!(html.contains("project &lt;b&gt;</td>") && !html.contains("<b>"), "{html}");
+}

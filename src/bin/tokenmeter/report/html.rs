@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Report, snake};
+use super::Report;
 use crate::render::{count, int, pct, priced_usd, share_cost};
 
 const CSS: &str = "body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1000px;\
@@ -391,20 +391,13 @@ pub(super) fn render(r: &Report<'_>) -> String {
         let _ = write!(b, "<h2>Time of day ({})</h2>", esc(&zone));
         table(&mut b, t.headers, t.right, &t.rows);
     }
-    if let Some(a) = &r.anomalies
-        && a.anomalies.is_empty()
-    {
-        b.push_str(
-            "<h2>Anomalies</h2><p>None: no day or hour exceeded its trailing average by the rule's factors.</p>",
-        );
-    } else if let Some(a) = &r.anomalies {
+    if let Some(t) = r.anomalies_table() {
         b.push_str("<h2>Anomalies</h2>");
-        let rows: Vec<Vec<String>> = a
-            .anomalies
-            .iter()
-            .map(|x| vec![r.datetime(x.start), snake(&x.granularity), snake(&x.metric), format!("{:.1}x", x.ratio)])
-            .collect();
-        table(&mut b, &["Start", "Grain", "Metric", "Ratio"], &[false, false, false, true], &rows);
+        if t.rows.is_empty() {
+            let _ = write!(b, "<p>{}</p>", esc(super::NO_ANOMALIES));
+        } else {
+            table(&mut b, t.headers, t.right, &t.rows);
+        }
     }
     b.push_str("<p class=\"muted\">Made by tokenmeter from the library's reports; costs are exact to the pico-dollar before rounding for display.</p></body></html>\n");
     b
