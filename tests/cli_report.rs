@@ -866,3 +866,38 @@ fn html_anomalies_have_the_markdown_columns() {
     // What spiked, a name from the records, escaped as every other value.
     assert!(html.contains("project &lt;b&gt;</td>") && !html.contains("<b>"), "{html}");
 }
+
+#[test]
+fn the_readme_names_the_xlsx_sheets_with_an_unpriced_calls_column() {
+    // README said every sheet with costs per row has the column; the Cache and Forecast sheets have dollars per
+    // row and none (the library keeps no count per cache period or forecast day).
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let xlsx = dir.path().join("r.xlsx");
+    cc(&["report", "--type", "detailed", "-o", xlsx.to_str().unwrap()]).ok();
+    let mut workbook = String::new();
+    zip::ZipArchive::new(std::fs::File::open(&xlsx).unwrap())
+        .unwrap()
+        .by_name("xl/workbook.xml")
+        .unwrap()
+        .read_to_string(&mut workbook)
+        .unwrap();
+    let names: Vec<&str> = workbook.split("<sheet name=\"").skip(1).map(|s| s.split('"').next().unwrap()).collect();
+    assert!(names.contains(&"Cache") && names.contains(&"Forecast"), "{names:?}");
+    let with_column: Vec<&str> = names
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| {
+            let cells = xlsx_cells(&xlsx, i + 1);
+            cells.iter().any(|(at, v)| at.ends_with('1') && at.len() == 2 && v == "unpriced calls")
+        })
+        .map(|(_, n)| *n)
+        .collect();
+    assert_eq!(with_column, ["By period", "By model", "Efficiency", "Sessions"]);
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme = readme.split_whitespace().collect::<Vec<_>>().join(" ");
+    let (last, rest) = with_column.split_last().unwrap();
+    let sentence = format!("the {} and {last} sheets have an `unpriced calls` column", rest.join(", "));
+    assert!(readme.contains(&sentence), "README lacks: {sentence}");
+    assert!(!readme.contains("a sheet with costs per row has an `unpriced calls` column"));
+}
