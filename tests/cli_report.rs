@@ -679,10 +679,13 @@ fn html_text(s: &str) -> String {
     out.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&#39;", "'").replace("&amp;", "&")
 }
 
-/// A markdown document's parts: the headline table's rows, then per `## ` section its heading and tables (each
-/// its header and rows, cells as written).
+/// A table: its header and rows, cells as written.
 type MdTable = (Vec<String>, Vec<Vec<String>>);
-fn md_sections(md: &str) -> (Vec<Vec<String>>, Vec<(String, Vec<MdTable>)>) {
+/// A report's parts: the headline's rows (label, value), then per section its heading and tables.
+type Parts = (Vec<Vec<String>>, Vec<(String, Vec<MdTable>)>);
+
+/// A markdown report's parts: the headline table's rows, and its `## ` sections.
+fn md_sections(md: &str) -> Parts {
     let tables = |text: &str| -> Vec<MdTable> {
         let lines: Vec<&str> = text.lines().collect();
         let mut out = Vec::new();
@@ -713,7 +716,7 @@ fn md_sections(md: &str) -> (Vec<Vec<String>>, Vec<(String, Vec<MdTable>)>) {
 }
 
 /// An HTML page's parts: its headline cards (label, value), then per `<h2>` section its heading and tables.
-fn html_sections(html: &str) -> (Vec<Vec<String>>, Vec<(String, Vec<MdTable>)>) {
+fn html_sections(html: &str) -> Parts {
     let cards = html
         .split("<div class=\"card\">")
         .skip(1)
@@ -759,8 +762,8 @@ fn the_html_headline_has_the_markdown_rows() {
     // The markdown's "Unpriced calls" row (how many, and on which models) was missing from the HTML cards, and
     // its "Projected month total" was "Projected month" there.
     for kind in ["executive", "summary", "detailed"] {
-        let (md_head, _) = md_sections(&cc(&["report", "--type", kind]).ok().to_owned());
-        let (cards, _) = html_sections(&cc(&["report", "--type", kind, "--format", "html"]).ok().to_owned());
+        let (md_head, _) = md_sections(cc(&["report", "--type", kind]).ok());
+        let (cards, _) = html_sections(cc(&["report", "--type", kind, "--format", "html"]).ok());
         assert_eq!(md_head, cards, "{kind}");
     }
     let html = cc(&["report", "--format", "html"]).ok().to_owned();
