@@ -154,8 +154,7 @@ fn html_has_three_charts_and_no_external_resources() {
     }
     // The same sections as the markdown of the same type.
     let md = cc(&["report", "--type", "detailed"]).ok().to_owned();
-    for line in md.lines().filter_map(|l| l.strip_prefix("## ")) {
-        let heading = if line == "Efficiency" { "Efficiency by project" } else { line };
+    for heading in md.lines().filter_map(|l| l.strip_prefix("## ")) {
         assert!(html.contains(&format!("<h2>{heading}</h2>")), "the html lacks {heading}");
     }
     let exec = cc(&["report", "--format", "html", "--type", "executive"]).ok().to_owned();
@@ -650,4 +649,258 @@ fn a_period_without_prompt_tokens_has_no_cache_hit_rate() {
         ]
     );
     assert!(!cells.contains_key("A6"));
+}
+
+/// A markdown table cell's text as written: the backslashes `markdown::cell` puts before punctuation removed.
+fn md_text(cell: &str) -> String {
+    let mut out = String::new();
+    let mut chars = cell.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.extend(chars.next()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// An HTML fragment's text: tags dropped, the entities `html::esc` writes read back.
+fn html_text(s: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in s.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&#39;", "'").replace("&amp;", "&")
+}
+
+/// A table: its header and rows, cells as written.
+type MdTable = (Vec<String>, Vec<Vec<String>>);
+/// A report's parts: the headline's rows (label, value), then per section its heading and tables.
+type Parts = (Vec<Vec<String>>, Vec<(String, Vec<MdTable>)>);
+
+/// A markdown report's parts: the headline table's rows, and its `## ` sections.
+fn md_sections(md: &str) -> Parts {
+    let tables = |text: &str| -> Vec<MdTable> {
+        let lines: Vec<&str> = text.lines().collect();
+        let mut out = Vec::new();
+        let mut i = 0;
+        let cells = |l: &str| -> Vec<String> {
+            l.trim().strip_prefix("| ").unwrap().strip_suffix(" |").unwrap().split(" | ").map(md_text).collect()
+        };
+        while i + 1 < lines.len() {
+            if lines[i].starts_with("| ") && lines[i + 1].starts_with("|---") {
+                let header = cells(lines[i]);
+                let mut rows = Vec::new();
+                i += 2;
+                while i < lines.len() && lines[i].starts_with("| ") {
+                    rows.push(cells(lines[i]));
+                    i += 1;
+                }
+                out.push((header, rows));
+            } else {
+                i += 1;
+            }
+        }
+        out
+    };
+    let mut parts = md.split("\n## ");
+    let head = tables(parts.next().unwrap()).remove(0).1;
+    let sections = parts.map(|p| (p.lines().next().unwrap().to_owned(), tables(p))).collect();
+    (head, sections)
+}
+
+/// An HTML page's parts: its headline cards (label, value), then per `<h2>` section its heading and tables.
+fn html_sections(html: &str) -> Parts {
+    let cards = html
+        .split("<div class=\"card\">")
+        .skip(1)
+        .map(|c| {
+            let label = c.split("<span class=\"muted\">").nth(1).unwrap().split("</span>").next().unwrap();
+            let value = c.split("<b").nth(1).unwrap().split_once('>').unwrap().1.split("</b>").next().unwrap();
+            vec![html_text(label), html_text(value)]
+        })
+        .collect();
+    let sections = html
+        .split("<h2>")
+        .skip(1)
+        .map(|s| {
+            let (heading, body) = s.split_once("</h2>").unwrap();
+            let tables = body
+                .split("<table>")
+                .skip(1)
+                .map(|t| {
+                    let t = t.split("</table>").next().unwrap();
+                    let (head, body) = t.split_once("</thead>").unwrap();
+                    // Each cell up to its closing tag, its own tag's `>` and the text after it.
+                    let cells = |row: &str, close: &str| -> Vec<String> {
+                        let mut cells: Vec<&str> = row.split(close).collect();
+                        cells.pop();
+                        cells
+                            .iter()
+                            .map(|c| html_text(c.rsplit_once("<t").unwrap().1.split_once('>').unwrap().1))
+                            .collect()
+                    };
+                    let header = cells(head, "</th>");
+                    let rows = body.split("</tr>").filter(|r| r.contains("</td>")).map(|r| cells(r, "</td>")).collect();
+                    (header, rows)
+                })
+                .collect();
+            (html_text(heading), tables)
+        })
+        .collect();
+    (cards, sections)
+}
+
+#[test]
+fn the_html_headline_has_the_markdown_rows() {
+    // The markdown's "Unpriced calls" row (how many, and on which models) was missing from the HTML cards, and
+    // its "Projected month total" was "Projected month" there.
+    for kind in ["executive", "summary", "detailed"] {
+        let (md_head, _) = md_sections(cc(&["report", "--type", kind]).ok());
+        let (cards, _) = html_sections(cc(&["report", "--type", kind, "--format", "html"]).ok());
+        assert_eq!(md_head, cards, "{kind}");
+    }
+    let html = cc(&["report", "--format", "html"]).ok().to_owned();
+    assert!(html.contains(r#"Unpriced calls</span><b class="">1 (claude-fable-9)</b>"#), "{html}");
+    // Model names come from the data: escaped.
+    let rec = r#"{"timestamp":"2025-10-03T12:00:00Z","duration_us":5,"model":"<i>x</i>","tokens":{"input":10,"output":1},"metered":true,"outcome":{"status":"ok"},"dimensions":{}}"#;
+    let html = cli_support::Records::new(&[rec.to_owned()]).run(&["report", "--format", "html"]).ok().to_owned();
+    assert!(html.contains(r#"Unpriced calls</span><b class="">1 (&lt;i&gt;x&lt;/i&gt;)</b>"#), "{html}");
+}
+
+/// The HTML report has every part of the markdown one of the same type: each headline row as a card, each
+/// `## ` section as an `<h2>` of the same text holding tables of the same columns and rows. Two differences
+/// are the formats' own: a score cell is coloured by its band in the HTML, where the markdown names the band,
+/// and the markdown's projects table has a total row per project, where the HTML repeats the project per
+/// session.
+fn assert_html_has_the_markdown_parts(what: &str, md: &str, html: &str) {
+    let (md_head, md_sections) = md_sections(md);
+    let (cards, html_sections) = html_sections(html);
+    for row in &md_head {
+        assert!(cards.contains(row), "{what}: the html lacks the headline's {row:?}; its cards: {cards:?}");
+    }
+    for (heading, tables) in &md_sections {
+        let Some((_, html_tables)) = html_sections.iter().find(|(h, _)| h == heading) else {
+            let headings: Vec<&String> = html_sections.iter().map(|(h, _)| h).collect();
+            panic!("{what}: the html lacks the section {heading}; its sections: {headings:?}");
+        };
+        assert_eq!(
+            tables.iter().map(|t| &t.0).collect::<Vec<_>>(),
+            html_tables.iter().map(|t| &t.0).collect::<Vec<_>>(),
+            "{what}: the columns of {heading}"
+        );
+        if heading == "Projects and sessions" {
+            continue;
+        }
+        for ((header, rows), (_, html_rows)) in tables.iter().zip(html_tables) {
+            let score = header.iter().position(|h| h == "Score");
+            let rows: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| {
+                    let mut r = r.clone();
+                    if let Some(i) = score {
+                        r[i] = r[i].split(" (").next().unwrap().to_owned();
+                    }
+                    r
+                })
+                .collect();
+            assert_eq!(&rows, html_rows, "{what}: the rows of {heading}");
+        }
+    }
+}
+
+#[test]
+fn html_has_the_markdown_sections_columns_and_rows_of_each_type() {
+    // The HTML's efficiency section had the projects only, under another heading: not the score's components
+    // (each one's value, weight and points), nor the line saying there is nothing to score.
+    for kind in ["executive", "summary", "detailed"] {
+        let md = cc(&["report", "--type", kind]).ok().to_owned();
+        let html = cc(&["report", "--type", kind, "--format", "html"]).ok().to_owned();
+        assert_html_has_the_markdown_parts(kind, &md, &html);
+    }
+    let html = cc(&["report", "--type", "detailed", "--format", "html"]).ok().to_owned();
+    let components = r#"<h2>Efficiency</h2><table><thead><tr><th>Component</th><th class="n">Value</th><th class="n">Weight</th><th class="n">Points</th></tr>"#;
+    assert!(html.contains(components), "{html}");
+    let row = r#"<td>cache_write_use</td><td class="n">0.34</td><td class="n">15</td><td class="n">5.1</td>"#;
+    assert!(html.contains(row), "{html}");
+    let exec = cc(&["report", "--type", "executive", "--format", "html"]).ok().to_owned();
+    assert!(!exec.contains("<h2>Efficiency</h2>") && !exec.contains("<th>Component</th>"), "{exec}");
+    // Nothing to score: the markdown's line, and no components.
+    let rec = r#"{"timestamp":"2025-10-03T10:00:00Z","duration_us":5,"model":"claude-sonnet-4-5","tokens":{"input":0,"output":0},"metered":false,"outcome":{"status":"error","error_type":"overloaded_error"},"dimensions":{}}"#;
+    let records = cli_support::Records::new(&[rec]);
+    let (md, html) =
+        (records.run(&["report"]).ok().to_owned(), records.run(&["report", "--format", "html"]).ok().to_owned());
+    assert_html_has_the_markdown_parts("nothing to score", &md, &html);
+    let line = "<h2>Efficiency</h2><p>No metered calls in this window: nothing to score.</p><table><thead><tr><th>Project</th>";
+    assert!(html.contains(line), "{html}");
+}
+#[test]
+fn html_anomalies_have_the_markdown_columns() {
+    // A spike of tokens, cost and calls on October 3, and one of a project: the HTML had start, grain, metric
+    // and ratio only, not the value, its baseline or what spiked.
+    let line = |ts: &str, project: &str| {
+        format!(
+            r#"{{"timestamp":"{ts}","duration_us":5,"model":"claude-haiku-4-5","tokens":{{"input":1000,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":100,"reasoning":0}},"metered":true,"outcome":{{"status":"ok"}},"dimensions":{{"project":"{project}"}}}}"#
+        )
+    };
+    let mut lines: Vec<String> =
+        ["2025-09-30", "2025-10-01", "2025-10-02"].iter().map(|d| line(&format!("{d}T10:00:00Z"), "a")).collect();
+    lines.extend((0..20).map(|_| line("2025-10-03T10:00:00Z", "<b>")));
+    let records = cli_support::Records::new(&lines);
+    let md = records.run(&["report", "--type", "detailed"]).ok().to_owned();
+    let html = records.run(&["report", "--type", "detailed", "--format", "html"]).ok().to_owned();
+    assert!(md.contains("| 2025-10-03 00:00 | day | tokens | 22,000 | 1,100 | 20.0x |"), "{md}");
+    assert_html_has_the_markdown_parts("anomalies", &md, &html);
+    let header = r#"<th>Start</th><th>Grain</th><th>Metric</th><th class="n">Value</th><th class="n">Baseline</th><th class="n">Ratio</th><th>Spiked by</th>"#;
+    assert!(html.contains(header), "{html}");
+    for row in [
+        r#"<td>2025-10-03 00:00</td><td>day</td><td>tokens</td><td class="n">22,000</td><td class="n">1,100</td><td class="n">20.0x</td>"#,
+        r#"<td>2025-10-03 00:00</td><td>day</td><td>cost</td><td class="n">$0.0300</td><td class="n">$0.0015</td><td class="n">20.0x</td>"#,
+        r#"<td>2025-10-03 00:00</td><td>day</td><td>calls</td><td class="n">20</td><td class="n">1</td><td class="n">20.0x</td>"#,
+    ] {
+        assert!(html.contains(row), "missing {row}:\n{html}");
+    }
+    // What spiked, a name from the records, escaped as every other value.
+    assert!(html.contains("project &lt;b&gt;</td>") && !html.contains("<b>"), "{html}");
+}
+
+#[test]
+fn the_readme_names_the_xlsx_sheets_with_an_unpriced_calls_column() {
+    // README said every sheet with costs per row has the column; the Cache and Forecast sheets have dollars per
+    // row and none (the library keeps no count per cache period or forecast day).
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let xlsx = dir.path().join("r.xlsx");
+    cc(&["report", "--type", "detailed", "-o", xlsx.to_str().unwrap()]).ok();
+    let mut workbook = String::new();
+    zip::ZipArchive::new(std::fs::File::open(&xlsx).unwrap())
+        .unwrap()
+        .by_name("xl/workbook.xml")
+        .unwrap()
+        .read_to_string(&mut workbook)
+        .unwrap();
+    let names: Vec<&str> = workbook.split("<sheet name=\"").skip(1).map(|s| s.split('"').next().unwrap()).collect();
+    assert!(names.contains(&"Cache") && names.contains(&"Forecast"), "{names:?}");
+    let with_column: Vec<&str> = names
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| {
+            let cells = xlsx_cells(&xlsx, i + 1);
+            cells.iter().any(|(at, v)| at.ends_with('1') && at.len() == 2 && v == "unpriced calls")
+        })
+        .map(|(_, n)| *n)
+        .collect();
+    assert_eq!(with_column, ["By period", "By model", "Efficiency", "Sessions"]);
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme = readme.split_whitespace().collect::<Vec<_>>().join(" ");
+    let (last, rest) = with_column.split_last().unwrap();
+    let sentence = format!("the {} and {last} sheets have an `unpriced calls` column", rest.join(", "));
+    assert!(readme.contains(&sentence), "README lacks: {sentence}");
+    assert!(!readme.contains("a sheet with costs per row has an `unpriced calls` column"));
 }

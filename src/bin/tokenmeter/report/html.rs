@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Report, snake};
+use super::Report;
 use crate::render::{count, int, pct, priced_usd, share_cost};
 
 const CSS: &str = "body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1000px;\
@@ -273,7 +273,10 @@ pub(super) fn render(r: &Report<'_>) -> String {
     card("Cache hit rate", hit_rate, "");
     card("Cache savings", priced_usd(s.cache_savings_usd, s.unpriced.calls), "");
     if let Some(f) = &r.forecast {
-        card("Projected month", priced_usd(f.projected_month_total_usd, f.unpriced_calls), "");
+        card("Projected month total", priced_usd(f.projected_month_total_usd, f.unpriced_calls), "");
+    }
+    if s.unpriced.calls > 0 {
+        card("Unpriced calls", format!("{} ({})", int(s.unpriced.calls), s.unpriced.models.join(", ")), "");
     }
     b.push_str("</div>");
 
@@ -331,7 +334,22 @@ pub(super) fn render(r: &Report<'_>) -> String {
         let t = r.periods_table();
         table(&mut b, t.headers, t.right, &t.rows);
 
-        b.push_str("<h2>Efficiency by project</h2>");
+        b.push_str("<h2>Efficiency</h2>");
+        if let Some(line) = r.nothing_to_score() {
+            let _ = write!(b, "<p>{}</p>", esc(line));
+        }
+        if s.metered_calls > 0 {
+            let rows: Vec<Vec<String>> = e
+                .components
+                .iter()
+                .map(|c| {
+                    let (value, weight, points) =
+                        (format!("{:.2}", c.value), format!("{:.0}", c.weight), format!("{:.1}", c.points));
+                    vec![c.name.clone(), value, weight, points]
+                })
+                .collect();
+            table(&mut b, &["Component", "Value", "Weight", "Points"], &[false, true, true, true], &rows);
+        }
         let rows: Vec<Vec<String>> = r
             .efficiency
             .breakdowns
@@ -373,20 +391,13 @@ pub(super) fn render(r: &Report<'_>) -> String {
         let _ = write!(b, "<h2>Time of day ({})</h2>", esc(&zone));
         table(&mut b, t.headers, t.right, &t.rows);
     }
-    if let Some(a) = &r.anomalies
-        && a.anomalies.is_empty()
-    {
-        b.push_str(
-            "<h2>Anomalies</h2><p>None: no day or hour exceeded its trailing average by the rule's factors.</p>",
-        );
-    } else if let Some(a) = &r.anomalies {
+    if let Some(t) = r.anomalies_table() {
         b.push_str("<h2>Anomalies</h2>");
-        let rows: Vec<Vec<String>> = a
-            .anomalies
-            .iter()
-            .map(|x| vec![r.datetime(x.start), snake(&x.granularity), snake(&x.metric), format!("{:.1}x", x.ratio)])
-            .collect();
-        table(&mut b, &["Start", "Grain", "Metric", "Ratio"], &[false, false, false, true], &rows);
+        if t.rows.is_empty() {
+            let _ = write!(b, "<p>{}</p>", esc(super::NO_ANOMALIES));
+        } else {
+            table(&mut b, t.headers, t.right, &t.rows);
+        }
     }
     b.push_str("<p class=\"muted\">Made by tokenmeter from the library's reports; costs are exact to the pico-dollar before rounding for display.</p></body></html>\n");
     b

@@ -2,8 +2,8 @@
 
 use std::fmt::Write as _;
 
-use super::{Report, snake};
-use crate::render::{count, int, pct, priced_usd, share_cost, usd};
+use super::Report;
+use crate::render::{count, int, pct, priced_usd, share_cost};
 
 /// A table cell's text as Markdown shows it literally: names come from the data (a model `<synthetic>`, an agent
 /// `<b>x</b>`, a project `p*1*`), so the punctuation Markdown reads (and `|`, which ends a cell) is escaped
@@ -45,18 +45,6 @@ fn table(out: &mut String, header: &[&str], right: &[bool], rows: &[Vec<String>]
         let _ = writeln!(out, "| {} |", r.iter().map(|c| cell(c)).collect::<Vec<_>>().join(" | "));
     }
     out.push('\n');
-}
-
-/// An anomaly's value or baseline in its metric's unit: dollars, or tokens and calls (a baseline is an
-/// average, so calls keep a decimal).
-fn amount(metric: tokenmeter::analysis::AnomalyMetric, v: f64) -> String {
-    use tokenmeter::analysis::AnomalyMetric as M;
-    match metric {
-        M::Cost => usd(v),
-        M::Tokens => int(v.round() as u64),
-        M::Calls if v.fract() == 0.0 => int(v as u64),
-        M::Calls => format!("{v:.1}"),
-    }
 }
 
 pub(super) fn render(r: &Report<'_>) -> String {
@@ -194,32 +182,12 @@ pub(super) fn render(r: &Report<'_>) -> String {
         let _ = writeln!(out, "## Time of day ({zone})\n");
         table(&mut out, t.headers, t.right, &t.rows);
     }
-    if let Some(a) = &r.anomalies {
+    if let Some(t) = r.anomalies_table() {
         let _ = writeln!(out, "## Anomalies\n");
-        if a.anomalies.is_empty() {
-            let _ = writeln!(out, "None: no day or hour exceeded its trailing average by the rule's factors.\n");
+        if t.rows.is_empty() {
+            let _ = writeln!(out, "{}\n", super::NO_ANOMALIES);
         } else {
-            let rows: Vec<Vec<String>> = a
-                .anomalies
-                .iter()
-                .map(|x| {
-                    vec![
-                        r.datetime(x.start),
-                        snake(&x.granularity),
-                        snake(&x.metric),
-                        amount(x.metric, x.value),
-                        amount(x.metric, x.baseline),
-                        format!("{:.1}x", x.ratio),
-                        x.spiked_by.as_ref().map_or_else(String::new, |s| format!("{} {}", s.dimension, s.value)),
-                    ]
-                })
-                .collect();
-            table(
-                &mut out,
-                &["Start", "Grain", "Metric", "Value", "Baseline", "Ratio", "Spiked by"],
-                &[false, false, false, true, true, true, false],
-                &rows,
-            );
+            table(&mut out, t.headers, t.right, &t.rows);
         }
     }
     out

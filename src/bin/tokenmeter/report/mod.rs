@@ -519,6 +519,50 @@ impl Report<'_> {
     }
 }
 
+/// An anomaly's value or baseline in its metric's unit: dollars, or tokens and calls (a baseline is an
+/// average, so calls keep a decimal).
+fn amount(metric: tokenmeter::analysis::AnomalyMetric, v: f64) -> String {
+    use tokenmeter::analysis::AnomalyMetric as M;
+    match metric {
+        M::Cost => usd(v),
+        M::Tokens => int(v.round() as u64),
+        M::Calls if v.fract() == 0.0 => int(v as u64),
+        M::Calls => format!("{v:.1}"),
+    }
+}
+
+/// The line of an anomalies section without any.
+pub(crate) const NO_ANOMALIES: &str = "None: no day or hour exceeded its trailing average by the rule's factors.";
+
+impl Report<'_> {
+    /// The anomalies (`detailed` only): when each started, its grain and metric, its value and the trailing
+    /// baseline in the metric's unit, the ratio, and the dimension value that spiked; no rows when there are
+    /// none.
+    pub(crate) fn anomalies_table(&self) -> Option<Table> {
+        let a = self.anomalies.as_ref()?;
+        let rows = a
+            .anomalies
+            .iter()
+            .map(|x| {
+                vec![
+                    self.datetime(x.start),
+                    snake(&x.granularity),
+                    snake(&x.metric),
+                    amount(x.metric, x.value),
+                    amount(x.metric, x.baseline),
+                    format!("{:.1}x", x.ratio),
+                    x.spiked_by.as_ref().map_or_else(String::new, |s| format!("{} {}", s.dimension, s.value)),
+                ]
+            })
+            .collect();
+        Some(Table {
+            headers: &["Start", "Grain", "Metric", "Value", "Baseline", "Ratio", "Spiked by"],
+            right: &[false, false, false, true, true, true, false],
+            rows,
+        })
+    }
+}
+
 /// A two-level breakdown as one row per child, its parent's name repeated in the first column.
 pub(crate) fn tree_table(tree: &BreakdownTree, headers: &'static [&'static str]) -> Table {
     let rows = tree
