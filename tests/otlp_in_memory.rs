@@ -388,6 +388,41 @@ fn a_window_of_calls_without_usage_has_no_efficiency_gauge() {
 }
 
 #[test]
+fn a_model_without_a_price_has_no_cost_series_even_for_its_failed_calls() {
+    // A failed call without usage is a series of its own (outcome, error type): for a model without a price it
+    // exported $0 and put the model back in "Cost by model". A priced model's failed calls cost a true $0.
+    let (provider, exporter) = pipeline(Temporality::Cumulative);
+    let meter = meter(&provider, MetricAttributes::new());
+    let subscriber = tracing_subscriber::registry().with(meter.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        for model in ["mystery-model-1", "claude-haiku-4-5"] {
+            let _ok = info_span!("chat", gen_ai.request.model = model, input_tokens = 100u64, output_tokens = 10u64)
+                .entered();
+        }
+        for model in ["mystery-model-1", "claude-haiku-4-5"] {
+            let _failed = info_span!(
+                "chat",
+                gen_ai.request.model = model,
+                input_tokens = tracing::field::Empty,
+                error.type = "timeout"
+            )
+            .entered();
+        }
+    });
+    assert_eq!((meter.total_usage().unmetered_calls, meter.total_usage().unpriced_calls), (2, 1));
+    let rm = collect(&meter, &exporter);
+    for name in [COST, CACHE_SAVINGS] {
+        let mut series: Vec<(String, String)> =
+            sums(&rm, name).into_iter().map(|(a, _)| (a[ATTR_MODEL].clone(), a[ATTR_OUTCOME].clone())).collect();
+        series.sort();
+        let haiku = |outcome: &str| ("claude-haiku-4-5".to_owned(), outcome.to_owned());
+        assert_eq!(series, [haiku("error"), haiku("ok")], "{name}");
+    }
+    // The calls themselves are all there.
+    assert_eq!(total_where(&sums(&rm, CALLS), ATTR_MODEL, "mystery-model-1"), 2.0);
+}
+
+#[test]
 fn every_budget_alert_series_is_exported_at_zero_before_it_fires() {
     // A counter series that first appears at 1 shows no `increase`: the first alert of each budget, kind and
     // threshold went uncounted on the dashboards.

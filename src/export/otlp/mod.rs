@@ -278,11 +278,13 @@ struct CallTotals {
 }
 
 impl CallTotals {
-    /// Whether the series' dollars mean anything: some call was priced, or none went unpriced (failed calls
-    /// without usage cost $0). A series of a model without a price exports no cost or savings: as a $0 series
-    /// it put the model in "Cost by model" at $0.00, which the price book never said.
-    fn priced(&self) -> bool {
-        self.unpriced == 0 || self.calls > self.unmetered + self.unpriced
+    /// Whether the series' dollars mean anything: some call was priced, or none went unpriced and its model
+    /// has a price (failed calls without usage on a priced model cost $0). A series of a model without a price
+    /// exports no cost or savings, its failed calls' series included: as a $0 series it put the model in "Cost
+    /// by model" at $0.00, which the price book never said. `model_priced` is `None` when the book cannot be
+    /// read (the meter is gone): the series' own counts decide.
+    fn priced(&self, model_priced: Option<bool>) -> bool {
+        self.calls > self.unmetered + self.unpriced || (self.unpriced == 0 && model_priced != Some(false))
     }
 }
 
@@ -330,6 +332,18 @@ struct Shared {
 impl Shared {
     fn meter(&self) -> Option<TokenMeter> {
         self.meter.get().and_then(Weak::upgrade).map(|inner| TokenMeter { inner })
+    }
+
+    /// The call series whose cost and savings are exported ([`CallTotals::priced`]), with their totals.
+    fn priced_calls(&self) -> series::Snapshot<CallHandles, CallTotals> {
+        let meter = self.meter();
+        let book = meter.as_ref().map(TokenMeter::price_book);
+        let mut series = self.calls.snapshot();
+        series.retain(|(s, t)| {
+            let model = s.attributes.iter().find(|kv| kv.key.as_str() == ATTR_MODEL).map(|kv| kv.value.as_str());
+            t.priced(book.map(|b| model.is_some_and(|m| b.resolve(&m).is_some())))
+        });
+        series
     }
 
     fn scores(&self) -> Arc<Vec<WindowScores>> {
@@ -667,7 +681,7 @@ fn register_observables(meter: &Meter, shared: &Arc<Shared>) {
         .with_unit("USD")
         .with_description("Cost of the priced calls, from exact integer pico-USD sums.")
         .with_callback(move |o| {
-            for (series, t) in s.calls.snapshot().into_iter().filter(|(_, t)| t.priced()) {
+            for (series, t) in s.priced_calls() {
                 o.observe(usd(t.cost), &series.attributes);
             }
         })
@@ -678,7 +692,7 @@ fn register_observables(meter: &Meter, shared: &Arc<Shared>) {
         .with_unit("USD")
         .with_description("What cache reads saved against paying the input rate.")
         .with_callback(move |o| {
-            for (series, t) in s.calls.snapshot().into_iter().filter(|(_, t)| t.priced()) {
+            for (series, t) in s.priced_calls() {
                 o.observe(usd(t.savings), &series.attributes);
             }
         })
