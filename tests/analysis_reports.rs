@@ -757,12 +757,13 @@ fn a_fast_multiplier_of_zero_is_one_in_the_suggestions_too() {
 
 #[test]
 fn a_failed_calls_cache_write_is_not_also_an_unread_write() {
-    // A call that wrote 50,000 tokens to the cache and then failed: its cost is in `failed_calls`; ten minutes
-    // later its write also counted as never read ($0.0375 more at sonnet-4-5's 5-minute premium).
+    // A call that wrote 50,000 tokens to the cache and then failed: its cost is in `failed_calls`; once its
+    // lifetime and the late reader's grace were over, its write also counted as never read ($0.0375 more at
+    // sonnet-4-5's 5-minute premium).
     let rig = Rig::new(t0());
     rig.add(Call::new(t0(), SONNET).io(10, 100).cache(0, 50_000).session("s").failed());
-    rig.clock.set(t0() + chrono::Duration::minutes(10));
-    rig.add(Call::new(t0() + chrono::Duration::minutes(10), SONNET).io(1_000, 100).session("s"));
+    rig.clock.set(t0() + chrono::Duration::minutes(16));
+    rig.add(Call::new(t0() + chrono::Duration::minutes(16), SONNET).io(1_000, 100).session("s"));
     let r = rig.ledger.efficiency_report(Window::Last24Hours, Dimension::Agent).unwrap();
     let kinds: Vec<SuggestionType> = r.optimization_suggestions.iter().map(|s| s.kind).collect();
     assert!(kinds.contains(&SuggestionType::FailedCalls), "{kinds:?}");
