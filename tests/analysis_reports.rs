@@ -486,6 +486,33 @@ fn a_days_spike_reads_its_baseline_from_the_day_buckets_when_it_starts_in_a_mont
 }
 
 #[test]
+fn a_days_spike_baseline_reads_the_newest_month_bucket_whole() {
+    // Agents "support" and "other" spend 100k tokens a day each; on February 5 "support" spends 500k. Clock
+    // March 10 12:00: day buckets begin February 4, the February month bucket holds February 1..3. The
+    // trailing week (January 29..February 4) is read from February 1: the month bucket and February 4, four
+    // days (the month bucket was counted but not read: a baseline of 25k).
+    let rig = Rig::new(at(2026, 3, 10, 12, 0, 0));
+    let mut t = at(2026, 1, 1, 12, 0, 0);
+    while t < at(2026, 3, 10, 0, 0, 0) {
+        let support = if t.date_naive() == at(2026, 2, 5, 0, 0, 0).date_naive() { 450_000 } else { 90_000 };
+        rig.add(Call::new(t, SONNET).io(support, support / 9).agent("support"));
+        rig.add(Call::new(t, SONNET).io(90_000, 10_000).agent("other"));
+        t += Duration::days(1);
+    }
+    let r = rig.ledger.anomalies(Window::range(at(2026, 2, 5, 0, 0, 0), at(2026, 2, 6, 0, 0, 0))).unwrap();
+    use tokenmeter::analysis::{AnomalyMetric, Granularity};
+    let day = r
+        .anomalies
+        .iter()
+        .find(|a| a.granularity == Granularity::Day && a.metric == AnomalyMetric::Tokens)
+        .expect("February 5 is an anomaly");
+    assert_eq!(day.start, at(2026, 2, 5, 0, 0, 0));
+    let spike = day.spiked_by.as_ref().unwrap();
+    assert_eq!((spike.dimension, spike.value.as_str()), (Dimension::Agent, "support"));
+    assert_eq!((spike.observed, spike.baseline), (500_000.0, 100_000.0));
+}
+
+#[test]
 fn forecast_trend_month_and_limit() {
     // March 1..10: $1, $2, … $10 a day (haiku-4-5 output at $5 / Mtok: 200,000 tokens = $1). Today is March 11.
     let rig = Rig::new(at(2026, 3, 11, 9, 0, 0));

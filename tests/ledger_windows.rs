@@ -323,6 +323,13 @@ fn windows_at_the_edges_of_time_answer_without_panicking() {
     let all_time = Window::range(chrono::DateTime::<chrono::Utc>::MIN_UTC, at(2026, 3, 21, 0, 0, 0));
     assert_eq!(rig.ledger.query(&Query::new(all_time)).unwrap().totals.calls, 1);
     assert!(rig.ledger.covering(all_time).is_ok());
+    // The reports that take the day or hour a window starts inside whole: that day's start, read at the
+    // clamped edge, lay past the window's end.
+    let first_hour = chrono::DateTime::<chrono::Utc>::MIN_UTC;
+    let edge = Window::range(first_hour, first_hour + Duration::hours(1));
+    assert!(rig.ledger.anomalies(edge).unwrap().anomalies.is_empty());
+    assert_eq!(rig.ledger.time_of_day(edge).unwrap().hours.iter().map(|h| h.calls).sum::<u64>(), 0);
+    assert_eq!(rig.ledger.anomalies(all_time).unwrap().anomalies.len(), 0);
     // Rows by day from the year -262143: more than a series holds, refused (the rows kept used to be the
     // oldest 100,000, all empty, without the call).
     let by_day = rig.ledger.query(&Query::new(all_time).group_by(GroupBy::Time(TimeGrain::Day)));

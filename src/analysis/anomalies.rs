@@ -168,7 +168,8 @@ fn spike(store: &Store, p: &Period, metric: AnomalyMetric, at: i64) -> Option<Sp
     // inside a coarser bucket (an hour's range starting mid-day in the day tier), that bucket is left out, and
     // so are its periods (dividing by all of them read the baseline up to 23/24 of a day low per week).
     let from = store.bucket_edge_at_or_after(p.base_from, at).min(p.start);
-    let (before, before_total) = by_value(store, from, p.start, Tier::Day).unwrap_or_default();
+    // Whole buckets of every tier from `from` on: the range has no partial bucket left to drop.
+    let (before, before_total) = by_value(store, from, p.start, Tier::Month).unwrap_or_default();
     let covered = (p.start - from) as f64 / (p.start - p.base_from).max(1) as f64 * p.base_periods;
     let periods = match p.granularity {
         Granularity::Day => covered.round(),
@@ -244,7 +245,7 @@ impl Ledger {
             let days: BTreeMap<i64, Core> = store.daily.iter().map(|(k, a)| (*k, a.core)).collect();
             // Every day and hour the window touches: one starting before `from` (a rolling window begins
             // mid-day, `1h` mid-hour) is checked whole.
-            for (&d, value) in days.range(calendar::day_start(tz, from)..to.max(from)) {
+            for (&d, value) in days.range(calendar::day_start(tz, from).min(from)..to.max(from)) {
                 let date = calendar::local(tz, d).date();
                 let mut base = Core::default();
                 let mut count = 0;
@@ -268,7 +269,7 @@ impl Ledger {
                 }
             }
             // Hours, against the same hour of the trailing days.
-            for (&h, a) in store.hourly.range(calendar::hour_start(tz, from)..to.max(from)) {
+            for (&h, a) in store.hourly.range(calendar::hour_start(tz, from).min(from)..to.max(from)) {
                 let mut base = Core::default();
                 let mut count = 0;
                 let mut base_from = h;
