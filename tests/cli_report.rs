@@ -195,7 +195,7 @@ fn unpriced_calls_are_marked_in_every_cost_column() {
         "| -home-dev-gamma |  | 3 | 310 | $0.0001 + unpriced |",
         "|  | sess-gamma-1 | 3 | 310 | $0.0001 + unpriced |",
         "| main | claude-fable-9 | 1 | 200 | unpriced |",
-        // The hour holding the call, and the cache saving, which leaves its reads out.
+        // The hour holding the call, and the cache saving, a figure of the priced calls only.
         "| 12:00 | 3 | 310 | $0.0001 + unpriced | 0.1% |",
         "| Cache savings | $1.17 + unpriced |",
     ] {

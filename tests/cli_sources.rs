@@ -486,6 +486,14 @@ fn hostile_text_in_tools_warnings_budgets_and_direction_overrides_never_reaches_
     let text = format!("{}{}", out.stdout, out.stderr);
     clean(&text);
     assert!(text.contains("evil\u{FFFD}]0;PWNED\u{FFFD}name"), "{text}");
+
+    // A price file's model id, quoted in the `--prices` note.
+    let prices = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(prices.path(), "[models.\"claude-\\u001b]0;PWNED\\u0007x\"]\ninput = 1\noutput = 2\n").unwrap();
+    let out = records.run(&["--prices", prices.path().to_str().unwrap(), "summary"]);
+    clean(&out.stderr);
+    // (Model ids are read in lower case.)
+    assert!(out.stderr.contains("adds `claude-\u{FFFD}]0;pwned\u{FFFD}x`"), "{}", out.stderr);
 }
 
 #[cfg(unix)]

@@ -25,6 +25,8 @@ pub struct CacheMetrics {
     pub cost_saved: f64,
     /// Metered calls on a model the price book does not know: their reads are in `tokens_saved` but not in
     /// `cost_saved`, which is short by what they saved (0: `cost_saved` is whole).
+    /// Absent (0) in reports written before it was added.
+    #[serde(default)]
     pub unpriced_calls: u64,
     /// Tokens written to the cache (both lifetimes).
     pub cache_creation_tokens: u64,
@@ -65,6 +67,8 @@ pub struct CachePoint {
     pub hit_rate: f64,
     /// Prompt tokens in the grain (uncached input, cache reads and writes): the hit rate's denominator. A
     /// grain without any has no hit rate to draw, where 0 with prompt tokens is a measured miss.
+    /// Absent (0) in reports written before it was added.
+    #[serde(default)]
     pub prompt_tokens: u64,
     /// Cache-read tokens in the grain.
     pub tokens_saved: u64,

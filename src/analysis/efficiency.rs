@@ -148,6 +148,8 @@ pub struct EfficiencyBreakdown {
     pub calls: u64,
     /// Calls that reported usage. A row without any (its calls failed, or were cut off before usage came) has
     /// nothing to score: its `efficiency_score` of 100 is a placeholder, to be shown as no score.
+    /// Absent (0) in reports written before it was added.
+    #[serde(default)]
     pub metered_calls: u64,
     /// Uncached input tokens.
     pub input_tokens: u64,

@@ -18,6 +18,8 @@ pub struct HourOfDay {
     /// USD, of the priced calls.
     pub cost_usd: f64,
     /// Calls on a model the price book does not know: in `calls` and `tokens`, not in `cost_usd`.
+    /// Absent (0) in reports written before it was added.
+    #[serde(default)]
     pub unpriced_calls: u64,
     /// Share of the window's tokens, 0-1.
     pub share: f64,
@@ -42,6 +44,8 @@ pub struct TimeOfDayReport {
     /// The hour with the fewest tokens (`null` without data).
     pub low_hour: Option<u32>,
     /// Calls on a model the price book does not know: their tokens are in the hours, their cost is not.
+    /// Absent (0) in reports written before it was added.
+    #[serde(default)]
     pub unpriced_calls: u64,
 }
 

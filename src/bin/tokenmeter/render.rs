@@ -205,7 +205,6 @@ pub(crate) fn opt_f1(v: Option<f64>) -> String {
     }
 }
 
-/// Pretty JSON with a trailing newline.
 /// A character that must not reach a terminal or a page as it is: a control character (an escape sequence
 /// retitles or clears a terminal), or a bidirectional override or isolate, which makes `sess\u{202E}gnp.exe`
 /// read as `sessexe.png`.
@@ -236,6 +235,7 @@ pub(crate) fn local_time(t: chrono::DateTime<chrono::Utc>, tz: chrono_tz::Tz, fo
     }
 }
 
+/// Pretty JSON with a trailing newline.
 pub(crate) fn json<T: Serialize>(value: &T) -> CliResult<String> {
     let mut s = serde_json::to_string_pretty(value).map_err(|e| CliError::data(format!("cannot write JSON: {e}")))?;
     s.push('\n');

@@ -53,15 +53,20 @@ impl Context {
                 .filter(|id| id.starts_with("claude") && builtin.resolve(id).is_none())
                 .map(|id| format!("`{id}`"))
                 .collect();
-            if !added.is_empty() && !common.quiet {
-                use std::io::Write;
-                let _ = writeln!(
-                    std::io::stderr(),
+            // The notes quote the file's ids: written as every note is, without escape sequences.
+            let note = |text: String| {
+                if !common.quiet {
+                    use std::io::Write;
+                    let _ = writeln!(std::io::stderr(), "{}", crate::render::sanitize(&text, true));
+                }
+            };
+            if !added.is_empty() {
+                note(format!(
                     "tokenmeter: note: {} adds {}, not in the built-in price book (a misspelt id leaves the model \
                      meant at its built-in rates)",
                     path.display(),
                     added.join(", ")
-                );
+                ));
             }
             // An entry replaces a built-in model's whole price: the long-context rates or fast-mode multiplier it
             // leaves out are gone, and those calls are priced at its standard rates. Say which.
@@ -79,15 +84,13 @@ impl Context {
                     (!lost.is_empty()).then(|| format!("`{id}` (no {})", lost.join(", no ")))
                 })
                 .collect();
-            if !dropped.is_empty() && !common.quiet {
-                use std::io::Write;
-                let _ = writeln!(
-                    std::io::stderr(),
+            if !dropped.is_empty() {
+                note(format!(
                     "tokenmeter: note: {} replaces the whole built-in price of {}: calls over 200k tokens or in fast \
                      mode are priced at its standard rates unless its entry gives them",
                     path.display(),
                     dropped.join(", ")
-                );
+                ));
             }
         }
         Ok(Context {
@@ -146,9 +149,8 @@ impl Context {
     }
 
     /// Prints a note on stderr unless `--quiet` (or keeps it, see [`Context::keeping_notes`]). A closed
-    /// standard error is no reason to fail.
-    /// Writes a note or warning to stderr (or keeps it for `watch`'s screen). It may quote what was read (a bad
-    /// line's value, a path): escape sequences and direction overrides in it are replaced.
+    /// standard error is no reason to fail. A note may quote what was read (a bad line's value, a path):
+    /// escape sequences and direction overrides in it are replaced.
     pub(crate) fn note(&self, msg: &str) {
         if self.quiet {
             return;

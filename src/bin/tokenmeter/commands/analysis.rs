@@ -229,7 +229,7 @@ pub(crate) fn forecast_table(ctx: &Context, style: &Style, f: &Forecast) -> Stri
     };
     let mut out = format!(
         "Forecast from {} ({}), trend {trend} ({}/day per day) over {} of history\n\n",
-        f.generated_at.with_timezone(&ctx.time_zone).format("%Y-%m-%d %H:%M"),
+        crate::render::local_time(f.generated_at, ctx.time_zone, "%Y-%m-%d %H:%M"),
         f.time_zone,
         usd(f.slope_usd_per_day),
         count(u64::from(f.history_days), "day")

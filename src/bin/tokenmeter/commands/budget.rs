@@ -155,7 +155,7 @@ fn amount(a: &BudgetAmount) -> String {
 
 fn table(states: &[BudgetState], ctx: &Context, style: &Style) -> String {
     let tz = ctx.time_zone;
-    let mut out = format!("Budgets at {} ({tz})\n\n", ctx.now.with_timezone(&tz).format("%Y-%m-%d %H:%M"));
+    let mut out = format!("Budgets at {} ({tz})\n\n", crate::render::local_time(ctx.now, tz, "%Y-%m-%d %H:%M"));
     if states.is_empty() {
         // An empty table would read as "nothing over budget".
         out.push_str(
@@ -183,7 +183,7 @@ fn table(states: &[BudgetState], ctx: &Context, style: &Style) -> String {
             num(amount(&s.limit)),
             crate::render::band_cell(pct(s.utilization), band),
             num(s.projected.as_ref().map_or_else(|| "-".to_owned(), amount)),
-            comfy_table::Cell::new(s.resets_at.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string()),
+            comfy_table::Cell::new(crate::render::local_time(s.resets_at, tz, "%Y-%m-%d %H:%M")),
             comfy_table::Cell::new(format!("{:?}", s.action).to_lowercase()),
         ]);
     }

@@ -175,7 +175,7 @@ impl Call<'_> {
             share_cost(s.cost_usd, s.calls, s.unpriced.calls)
         );
         if s.cache_savings_usd > 0.0 {
-            text.push_str(&format!(" (the cache saved {})", usd(s.cache_savings_usd)));
+            text.push_str(&format!(" (the cache saved {})", priced_usd(s.cache_savings_usd, s.unpriced.calls)));
         }
         if s.metered_calls > 0 {
             text.push_str(&format!(
@@ -449,7 +449,7 @@ impl Call<'_> {
         let mut text = format!(
             "Forecast from {} ({}), trend {trend} over {} of history: about {} over the next {}; month to date \
              {}, projected month total {} (the month to date plus the trend for the rest of it).",
-            f.generated_at.with_timezone(&self.ctx.time_zone).format("%Y-%m-%d %H:%M"),
+            crate::render::local_time(f.generated_at, self.ctx.time_zone, "%Y-%m-%d %H:%M"),
             f.time_zone,
             crate::render::count(u64::from(f.history_days), "day"),
             priced(next),
