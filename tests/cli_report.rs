@@ -904,3 +904,13 @@ fn the_readme_names_the_xlsx_sheets_with_an_unpriced_calls_column() {
     assert!(readme.contains(&sentence), "README lacks: {sentence}");
     assert!(!readme.contains("a sheet with costs per row has an `unpriced calls` column"));
 }
+
+#[test]
+fn a_long_output_name_of_wide_characters_is_written() {
+    // 62 four-byte characters and `.md`: 251 bytes, a valid name. The temporary file's name kept 64 characters
+    // of it, 256 bytes, more than a name may have, and the report failed to write.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join(format!("{}.md", "\u{1D4B3}".repeat(62)));
+    cc(&["report", "-o", out.to_str().unwrap()]).ok();
+    assert!(std::fs::read_to_string(&out).unwrap().starts_with("# "));
+}

@@ -327,8 +327,19 @@ fn replace_file(path: &Path, bytes: &[u8]) -> CliResult {
     let path = resolved.as_deref().unwrap_or(path);
     let keep = std::fs::metadata(path).ok().map(|m| m.permissions());
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    // The name's start only: a long name and the random part would pass the 255 bytes a name may have.
-    let name: String = path.file_name().map(|n| n.to_string_lossy().chars().take(64).collect()).unwrap_or_default();
+    // The name's start only, at most 64 bytes (whole characters): a long name and the random part would pass
+    // the 255 bytes a name may have.
+    let name: String = path
+        .file_name()
+        .map(|n| {
+            let full = n.to_string_lossy();
+            let mut end = full.len().min(64);
+            while !full.is_char_boundary(end) {
+                end -= 1;
+            }
+            full[..end].to_owned()
+        })
+        .unwrap_or_default();
     let prefix = format!(".{name}.");
     let mut builder = tempfile::Builder::new();
     builder.prefix(&prefix).suffix(".tmp");
