@@ -62,10 +62,7 @@ impl Ledger {
             // says so.
             let from = calendar::hour_start(tz, from);
             // The first hour the totals still hold whole: the one starting at or after `kept`.
-            let first_kept = || {
-                let h = calendar::hour_start(tz, kept);
-                if h >= kept { h } else { calendar::grain_end(tz, calendar::Grain::Hour, h) }
-            };
+            let first_kept = || calendar::grain_start_at_or_after(tz, calendar::Grain::Hour, kept);
             let from = if kept == i64::MIN { from } else { from.max(first_kept()) }.min(to);
             let mut hours = [Core::default(); 24];
             for (t, a) in store.hourly.range(from..to) {

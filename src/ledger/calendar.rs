@@ -118,6 +118,12 @@ pub(crate) fn grain_start(tz: Tz, grain: Grain, ts: i64) -> i64 {
     }
 }
 
+/// The first start of a `grain` at or after `ts`: `ts` itself when a grain starts there.
+pub(crate) fn grain_start_at_or_after(tz: Tz, grain: Grain, ts: i64) -> i64 {
+    let start = grain_start(tz, grain, ts);
+    if start >= ts { start } else { grain_end(tz, grain, start) }
+}
+
 /// The start of the grain after the one starting at `start`.
 pub(crate) fn grain_end(tz: Tz, grain: Grain, start: i64) -> i64 {
     match grain {

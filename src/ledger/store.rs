@@ -132,19 +132,13 @@ impl Store {
     /// Where `tier`'s buckets begin at `now`: the first start of its grain at or after its span back (what
     /// [`Store::slot`] puts in it).
     fn tier_from(&self, tier: Tier, now: i64) -> i64 {
-        let tz = self.tz;
-        let (span, grain, start) = match tier {
-            Tier::Minute => (MINUTE_SPAN, None, (now - MINUTE_SPAN).div_euclid(60) * 60),
-            Tier::Hour => (HOUR_SPAN, Some(calendar::Grain::Hour), calendar::hour_start(tz, now - HOUR_SPAN)),
-            Tier::Day => (DAY_SPAN, Some(calendar::Grain::Day), calendar::day_start(tz, now - DAY_SPAN)),
-            Tier::Month | Tier::Archive => {
-                (MONTH_SPAN, Some(calendar::Grain::Month), calendar::month_start(tz, now - MONTH_SPAN))
-            }
-        };
-        match grain {
-            _ if start >= now - span => start,
-            Some(g) => calendar::grain_end(tz, g, start),
-            None => start + 60,
+        let at_or_after = |grain, span| calendar::grain_start_at_or_after(self.tz, grain, now - span);
+        match tier {
+            // The first minute start at or after the span back.
+            Tier::Minute => (now - MINUTE_SPAN + 59).div_euclid(60) * 60,
+            Tier::Hour => at_or_after(calendar::Grain::Hour, HOUR_SPAN),
+            Tier::Day => at_or_after(calendar::Grain::Day, DAY_SPAN),
+            Tier::Month | Tier::Archive => at_or_after(calendar::Grain::Month, MONTH_SPAN),
         }
     }
 
