@@ -490,12 +490,7 @@ fn a_link_planted_at_the_old_temporary_name_is_never_written_through() {
     assert!(meta.file_type().is_file(), "the output is a regular file, not the planted link");
     assert!(std::fs::read_to_string(&out).unwrap().starts_with("# Token spend report\n"));
     assert!(std::fs::symlink_metadata(&planted).unwrap().file_type().is_symlink(), "the planted link is left alone");
-    let mut names: Vec<String> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
+    let names = sorted_names(dir.path());
     assert_eq!(names.len(), 3, "no temporary file is left: {names:?}");
 }
 
@@ -520,12 +515,7 @@ fn report_files_get_the_permissions_new_files_get_and_a_failed_write_leaves_noth
     let sub = dir.path().join("sub.md");
     std::fs::create_dir(&sub).unwrap();
     records.run(&["report", "-o", sub.to_str().unwrap()]).fails(1, "cannot write");
-    let mut names: Vec<String> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
+    let names = sorted_names(dir.path());
     assert_eq!(names, ["plain", "r.md", "r.xlsx", "sub.md"]);
 }
 
@@ -913,4 +903,12 @@ fn a_long_output_name_of_wide_characters_is_written() {
     let out = dir.path().join(format!("{}.md", "\u{1D4B3}".repeat(62)));
     cc(&["report", "-o", out.to_str().unwrap()]).ok();
     assert!(std::fs::read_to_string(&out).unwrap().starts_with("# "));
+}
+
+/// The names in `dir`, sorted.
+fn sorted_names(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
 }

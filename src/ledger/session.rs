@@ -448,9 +448,14 @@ mod tests {
         // W writes at 12:00 (t = 0); R starts at 4:30, within W's lifetime, reads it, and ends at 6:00.
         let writer = call("claude-a", "w", 0, 4_000);
         let reader = call("claude-a", "r", 4_000, 0);
+        // A table where W has been written.
+        let written = || {
+            let sessions = Sessions::new(16);
+            sessions.observe(SessionKey::of("s"), &writer, at(0, 1024), NO_CLOCK);
+            sessions
+        };
         // A query sweeps at 5:30 while R is still running: W is not yet counted as never read.
-        let sessions = Sessions::new(16);
-        sessions.observe(SessionKey::of("s"), &writer, at(0, 1024), NO_CLOCK);
+        let sessions = written();
         let mut unread = Vec::new();
         sessions.take_expired(5 * m + 30 * s, |w| unread.push(w));
         assert!(unread.is_empty(), "swept while its reader ran");
@@ -459,8 +464,7 @@ mod tests {
         sessions.take_expired(60 * m, |w| unread.push(w));
         assert!(unread.is_empty(), "R read W");
         // A shorter call of the session that started after W's lifetime arrives before R: the same.
-        let sessions = Sessions::new(16);
-        sessions.observe(SessionKey::of("s"), &writer, at(0, 1024), NO_CLOCK);
+        let sessions = written();
         let f =
             sessions.observe(SessionKey::of("s"), &call("claude-a", "p", 10, 0), at(5 * m + 10 * s, 1024), NO_CLOCK);
         assert!(f.unread.is_empty(), "{:?}", f.unread);
@@ -469,8 +473,7 @@ mod tests {
         sessions.take_expired(60 * m, |w| unread.push(w));
         assert!(unread.is_empty(), "R read W");
         // A read that starts after W's lifetime does not read it: W is never read, once its grace is over.
-        let sessions = Sessions::new(16);
-        sessions.observe(SessionKey::of("s"), &writer, at(0, 1024), NO_CLOCK);
+        let sessions = written();
         let f = sessions.observe(SessionKey::of("s"), &reader, at(6 * m, 1024), NO_CLOCK);
         assert!(f.unread.is_empty());
         sessions.take_expired(5 * m + LATE_READ_GRACE_NS, |w| unread.push(w));
