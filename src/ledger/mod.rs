@@ -369,7 +369,10 @@ pub struct LedgerStats {
     /// Calls of sessions not tracked because the session table was full (or, rarely, because another
     /// session's id has the same 64-bit hash and holds its slot).
     pub untracked_session_calls: u64,
-    /// Times a shard merged two minutes because the store was busy.
+    /// Times a shard merged two minutes because the store was busy (a query held it while a thread recorded
+    /// calls of more than 8 different minutes: a backfill). Two minutes of one local hour more than two hours
+    /// old are merged first, which loses nothing; failing that, the oldest minute's calls are filed under the
+    /// next one's.
     pub forced_merges: u64,
 }
 
@@ -699,11 +702,21 @@ impl Shard {
             store.compact(now);
         }
         if self.pending.len() >= MAX_PENDING {
+            // Full while a query holds the store (a backfill racing a report): two pending minutes merge. Two of
+            // one local hour that are past the minute buckets' two hours would land in one hour (or coarser)
+            // bucket and hourly total anyway: merging them loses nothing. Without such a pair, the oldest
+            // minute merges into the next, whose start the merged data takes.
             self.pending.sort_by_key(|p| p.bucket.start);
-            let oldest = self.pending.remove(0);
-            let next = &mut self.pending[0];
-            next.first_ts = next.first_ts.min(oldest.first_ts);
-            next.bucket.absorb(oldest.bucket);
+            let (tz, minutes_from) = (inner.config.time_zone, inner.now_secs() - store::MINUTE_SPAN);
+            let same_old_hour =
+                |a: i64, b: i64| b < minutes_from && calendar::hour_start(tz, a) == calendar::hour_start(tz, b);
+            let at = (1..self.pending.len())
+                .find(|&i| same_old_hour(self.pending[i - 1].bucket.start, self.pending[i].bucket.start))
+                .unwrap_or(1);
+            let older = self.pending.remove(at - 1);
+            let next = &mut self.pending[at - 1];
+            next.first_ts = next.first_ts.min(older.first_ts);
+            next.bucket.absorb(older.bucket);
             inner.forced_merges.fetch_add(1, Ordering::Relaxed);
         }
         self.pending.push(PendingBucket {
@@ -1022,5 +1035,48 @@ impl RecordSink for Ledger {
 
     fn on_replayed_tool(&self, record: &ToolRecord) {
         self.ingest_tool(record);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    #[test]
+    fn a_forced_merge_keeps_old_minutes_in_their_own_hour() {
+        // A backfill five hours back, one call a minute from 10:57 to 11:08, while a query holds the store: the
+        // pending minutes fill and merge. Merging the oldest into the next moved 10:59 into 11:00's bucket.
+        let now: chrono::DateTime<chrono::Utc> = "2026-03-14T16:00:00Z".parse().unwrap();
+        let ledger = Ledger::new(LedgerConfig::default(), Arc::new(ManualClock::new(now)), PriceBook::builtin());
+        let held = ledger.inner.store.lock();
+        let start: chrono::DateTime<chrono::Utc> = "2026-03-14T10:57:00Z".parse().unwrap();
+        for m in 0..12 {
+            let rec = CallRecord {
+                timestamp: start + Duration::minutes(m),
+                duration_us: 0,
+                time_to_first_token_us: None,
+                model: Some("claude-sonnet-4-5".into()),
+                provider: None,
+                operation: None,
+                request_id: None,
+                streaming: None,
+                service_tier: None,
+                speed: None,
+                tokens: TokenUsage { input: 100, ..TokenUsage::default() },
+                metered: true,
+                outcome: crate::record::Outcome::Ok,
+                dimensions: crate::record::Dimensions::default(),
+                cost: None,
+            };
+            ledger.ingest_call(&rec);
+        }
+        drop(held);
+        assert!(ledger.stats().forced_merges > 0);
+        let q = Query::new(Window::range(start - Duration::hours(1), start + Duration::hours(2)))
+            .group_by(GroupBy::Time(TimeGrain::Hour));
+        let rows = ledger.query(&q).unwrap().groups;
+        let calls = |hour: &str| rows.iter().find(|r| r.key.starts_with(hour)).map_or(0, |r| r.calls);
+        assert_eq!((calls("2026-03-14T10:00"), calls("2026-03-14T11:00")), (3, 9), "{rows:?}");
     }
 }
