@@ -266,12 +266,17 @@ fn deserialize_call_tokens<'de, D: serde::Deserializer<'de>>(deserializer: D) ->
     }
 }
 
+/// The instants a ledger can hold: Unix nanoseconds in an `i64`, from 1970 on.
+pub(crate) fn representable(t: DateTime<Utc>) -> bool {
+    t.timestamp() >= 0 && t.timestamp_nanos_opt().is_some()
+}
+
 /// Reads a record's timestamp, refusing one no ledger can hold (before 1970, or past 2262-04-11, where Unix
 /// nanoseconds leave an `i64`): a corrupted or hand-made `9999-12-31` line would stretch every window made from
 /// the records (day rows past any limit), as a `u64::MAX` token count would poison every sum.
 fn deserialize_timestamp<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<DateTime<Utc>, D::Error> {
     let t = DateTime::<Utc>::deserialize(deserializer)?;
-    if t.timestamp() < 0 || t.timestamp_nanos_opt().is_none() {
+    if !representable(t) {
         return Err(serde::de::Error::custom(format_args!(
             "timestamp {} is out of range (a record's time is from 1970 to 2262-04-11)",
             t.to_rfc3339()

@@ -1052,23 +1052,8 @@ mod tests {
         let held = ledger.inner.store.lock();
         let start: chrono::DateTime<chrono::Utc> = "2026-03-14T10:57:00Z".parse().unwrap();
         for m in 0..12 {
-            let rec = CallRecord {
-                timestamp: start + Duration::minutes(m),
-                duration_us: 0,
-                time_to_first_token_us: None,
-                model: Some("claude-sonnet-4-5".into()),
-                provider: None,
-                operation: None,
-                request_id: None,
-                streaming: None,
-                service_tier: None,
-                speed: None,
-                tokens: TokenUsage { input: 100, ..TokenUsage::default() },
-                metered: true,
-                outcome: crate::record::Outcome::Ok,
-                dimensions: crate::record::Dimensions::default(),
-                cost: None,
-            };
+            let mut rec = session::tests::call("claude-sonnet-4-5", "a", 0, 0);
+            rec.timestamp = start + Duration::minutes(m);
             ledger.ingest_call(&rec);
         }
         drop(held);

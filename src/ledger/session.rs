@@ -366,13 +366,13 @@ impl Sessions {
 }
 
 #[cfg(test)]
-mod tests {
+pub(in crate::ledger) mod tests {
     use chrono::{TimeZone, Utc};
 
     use super::*;
     use crate::record::{Outcome, TokenUsage};
 
-    fn call(model: &str, agent: &str, cache_read: u64, write_5m: u64) -> CallRecord {
+    pub(in crate::ledger) fn call(model: &str, agent: &str, cache_read: u64, write_5m: u64) -> CallRecord {
         CallRecord {
             timestamp: Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0).unwrap(),
             duration_us: 0,

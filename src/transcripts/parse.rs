@@ -187,11 +187,6 @@ pub(super) fn parse_bytes(bytes: &[u8], max_places: usize) -> FileCalls {
     out
 }
 
-/// The instants a ledger can hold: Unix nanoseconds in an `i64`, from 1970 on.
-fn representable(t: DateTime<Utc>) -> bool {
-    t.timestamp() >= 0 && t.timestamp_nanos_opt().is_some()
-}
-
 fn trim(mut line: &[u8]) -> &[u8] {
     while let [first, rest @ ..] = line
         && first.is_ascii_whitespace()
@@ -241,7 +236,7 @@ fn parse_line(line: &[u8], line_no: u64, out: &mut FileCalls, max_places: usize)
     let timestamp = timestamp.with_timezone(&Utc);
     // A time a ledger cannot hold (before 1970, or past what Unix nanoseconds in an `i64` reach, 2262-04-11) would
     // stretch every window made from the calls (a report from 1900, day rows past any limit): a bad line too.
-    if !representable(timestamp) {
+    if !crate::record::representable(timestamp) {
         out.bad(
             line_no,
             || format!("timestamp {raw_ts:?} is out of range (a call's time is from 1970 to 2262-04-11)"),
