@@ -379,25 +379,19 @@ fn readable_lines_without_calls_beside_an_unreadable_one_make_an_empty_report() 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("records.jsonl");
     std::fs::write(&file, "{\"v\":1,\"budget_alert\":{}}\nnot json\nnot json either\n").unwrap();
-    let out = run(&["--records", file.to_str().unwrap(), "summary", "--format", "json"]);
-    assert_eq!(out.json()["summary"]["calls"], 0);
-    assert!(
-        out.stderr.contains("2 of the 3 lines read were unreadable, and the other 1 holds no call"),
-        "{}",
-        out.stderr
-    );
+    // An empty JSON summary of the source, with the warning that counts its lines.
+    let empty_with = |source: &str, path: &std::path::Path, warning: &str| {
+        let out = run(&[source, path.to_str().unwrap(), "summary", "--format", "json"]);
+        assert_eq!(out.json()["summary"]["calls"], 0);
+        assert!(out.stderr.contains(warning), "{}", out.stderr);
+    };
+    empty_with("--records", &file, "2 of the 3 lines read were unreadable, and the other 1 holds no call");
     // The journal: the same, with a line of a kind a newer tokenmeter writes (left out quietly, not unreadable).
     let journal = dir.path().join("journal");
     std::fs::create_dir(&journal).unwrap();
     std::fs::write(journal.join("tokenmeter-2025-10-01.jsonl"), "{\"v\":1,\"usage_limit\":{\"x\":1}}\nnot json\n")
         .unwrap();
-    let out = run(&["--journal", journal.to_str().unwrap(), "summary", "--format", "json"]);
-    assert_eq!(out.json()["summary"]["calls"], 0);
-    assert!(
-        out.stderr.contains("1 of the 2 lines read was unreadable, and the other 1 holds no call"),
-        "{}",
-        out.stderr
-    );
+    empty_with("--journal", &journal, "1 of the 2 lines read was unreadable, and the other 1 holds no call");
 }
 
 #[test]
