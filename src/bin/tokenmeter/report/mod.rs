@@ -333,11 +333,7 @@ fn replace_file(path: &Path, bytes: &[u8]) -> CliResult {
         .file_name()
         .map(|n| {
             let full = n.to_string_lossy();
-            let mut end = full.len().min(64);
-            while !full.is_char_boundary(end) {
-                end -= 1;
-            }
-            full[..end].to_owned()
+            full[..full.floor_char_boundary(64)].to_owned()
         })
         .unwrap_or_default();
     let prefix = format!(".{name}.");
