@@ -102,6 +102,13 @@ struct Pending {
     writer: Box<WriterInfo>,
 }
 
+impl Pending {
+    /// Never read, as seen at `t`: its lifetime and the [`LATE_READ_GRACE_NS`] a late reader has are over.
+    fn unread_at(&self, t: i64) -> bool {
+        self.expires_ns.saturating_add(LATE_READ_GRACE_NS) < t
+    }
+}
+
 #[derive(Debug, Default)]
 struct SessionState {
     /// The session id: the table is keyed by its 64-bit hash, and ids that collide (FxHash is not built to
@@ -254,7 +261,7 @@ impl Sessions {
         // Writes past their lifetime and the grace a late-arriving reader has were never read.
         let mut i = 0;
         while i < st.pending.len() {
-            if st.pending[i].expires_ns.saturating_add(LATE_READ_GRACE_NS) < ts_ns {
+            if st.pending[i].unread_at(ts_ns) {
                 facts.unread.push(*st.pending.remove(i).writer);
             } else {
                 i += 1;
@@ -339,7 +346,7 @@ impl Sessions {
             stripe.map.retain(|_, st| {
                 let mut i = 0;
                 while i < st.pending.len() {
-                    if st.pending[i].expires_ns.saturating_add(LATE_READ_GRACE_NS) < now_ns {
+                    if st.pending[i].unread_at(now_ns) {
                         expired.push(st.pending.remove(i).writer);
                     } else {
                         i += 1;
