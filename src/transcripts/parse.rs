@@ -143,48 +143,105 @@ struct CacheCreation {
     ephemeral_1h_input_tokens: Option<u64>,
 }
 
-/// Reads one file. Never fails: an unreadable file is reported in [`FileCalls::error`].
+/// Reads one file, a line at a time through a 1 MiB buffer: memory stays at the buffer plus the longest line
+/// however large the file. Never fails: an unreadable file is reported in [`FileCalls::error`], without calls.
 pub(super) fn read_file(path: &std::path::Path, max_places: usize) -> FileCalls {
-    match std::fs::read(path) {
-        Ok(bytes) => parse_bytes(&bytes, max_places),
-        Err(e) => FileCalls { error: Some(e.to_string()), ..FileCalls::default() },
-    }
+    let read = std::fs::File::open(path)
+        .and_then(|file| parse_reader(std::io::BufReader::with_capacity(READ_BUFFER, file), max_places));
+    read.unwrap_or_else(|e| FileCalls { error: Some(e.to_string()), ..FileCalls::default() })
 }
 
+/// The read buffer of [`read_file`].
+const READ_BUFFER: usize = 1 << 20;
+
 /// Parses a whole file's bytes.
+#[cfg(test)]
 pub(super) fn parse_bytes(bytes: &[u8], max_places: usize) -> FileCalls {
-    let mut out = FileCalls { bytes: bytes.len() as u64, ..FileCalls::default() };
+    let whole = parse_reader(bytes, max_places).unwrap_or_default();
+    // The same bytes through a reader that hands them over a few at a time: lines cut across its buffer's
+    // edges read the same.
+    let cut = parse_reader(std::io::BufReader::with_capacity(7, bytes), max_places).unwrap_or_default();
+    assert_eq!(format!("{whole:?}"), format!("{cut:?}"), "a line cut by the read buffer read differently");
+    whole
+}
+
+/// Parses what `reader` holds, line by line. A line that lies whole in the reader's buffer is parsed there;
+/// one cut by the buffer's end is put together in a buffer of its own first.
+fn parse_reader(mut reader: impl std::io::BufRead, max_places: usize) -> std::io::Result<FileCalls> {
+    let mut out = FileCalls::default();
     let usage_key = memmem::Finder::new(b"\"usage\"");
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let mut start = 0;
     let mut line_no: u64 = 0;
-    while start < bytes.len() {
-        let newline = memchr::memchr(b'\n', &bytes[start..]).map(|i| start + i);
-        let end = newline.unwrap_or(bytes.len());
-        let line = trim(&bytes[start..end]);
-        start = end + 1;
-        line_no += 1;
-        if line.is_empty() {
-            continue;
+    let mut carried: Vec<u8> = Vec::new();
+    let mut first = true;
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(available) => available,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            break;
         }
-        // The file's last line, without its newline, an object begun but not whole JSON: Claude Code is writing
-        // it now (the CLI read the file mid-append). Not a bad line: the next read has it whole.
-        if newline.is_none() && line[0] == b'{' && serde_json::from_slice::<serde::de::IgnoredAny>(line).is_err() {
-            out.unfinished_lines += 1;
-            continue;
+        let (taken, whole) = match memchr::memchr(b'\n', available) {
+            Some(i) => (i + 1, true),
+            None => (available.len(), false),
+        };
+        out.bytes += taken as u64;
+        let line = if whole && carried.is_empty() {
+            &available[..taken - 1]
+        } else {
+            carried.extend_from_slice(&available[..taken - usize::from(whole)]);
+            &carried[..]
+        };
+        if whole {
+            line_no += 1;
+            let line = if std::mem::take(&mut first) { strip_bom(line) } else { line };
+            one_line(line, line_no, true, &usage_key, &mut out, max_places);
+            carried.clear();
         }
-        out.lines += 1;
-        if usage_key.find(line).is_none() {
-            // Not parsed (nothing to count in it), only checked to be one whole object: a line cut short or
-            // garbage still shows up as bad.
-            if line[0] != b'{' || line[line.len() - 1] != b'}' {
-                out.bad(line_no, || "not a JSON object".to_owned(), max_places);
-            }
-            continue;
-        }
-        parse_line(line, line_no, &mut out, max_places);
+        reader.consume(taken);
     }
-    out
+    if !carried.is_empty() {
+        line_no += 1;
+        let line = if first { strip_bom(&carried) } else { &carried[..] };
+        one_line(line, line_no, false, &usage_key, &mut out, max_places);
+    }
+    Ok(out)
+}
+
+fn strip_bom(line: &[u8]) -> &[u8] {
+    line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line)
+}
+
+/// One line, `ended` when a newline follows it.
+fn one_line(
+    line: &[u8],
+    line_no: u64,
+    ended: bool,
+    usage_key: &memmem::Finder<'_>,
+    out: &mut FileCalls,
+    max_places: usize,
+) {
+    let line = trim(line);
+    if line.is_empty() {
+        return;
+    }
+    // The file's last line, without its newline, an object begun but not whole JSON: Claude Code is writing it
+    // now (the CLI read the file mid-append). Not a bad line: the next read has it whole.
+    if !ended && line[0] == b'{' && serde_json::from_slice::<serde::de::IgnoredAny>(line).is_err() {
+        out.unfinished_lines += 1;
+        return;
+    }
+    out.lines += 1;
+    if usage_key.find(line).is_none() {
+        // Not parsed (nothing to count in it), only checked to be one whole object: a line cut short or garbage
+        // still shows up as bad.
+        if line[0] != b'{' || line[line.len() - 1] != b'}' {
+            out.bad(line_no, || "not a JSON object".to_owned(), max_places);
+        }
+        return;
+    }
+    parse_line(line, line_no, out, max_places);
 }
 
 fn trim(mut line: &[u8]) -> &[u8] {
