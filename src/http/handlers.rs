@@ -213,7 +213,10 @@ fn range(
         None => {
             let tz = state.meter.ledger().time_zone();
             let back = calendar::same_local_time(tz, to.timestamp(), -days);
-            back.and_then(|t| DateTime::from_timestamp(t, 0)).unwrap_or(to - Duration::days(days))
+            // Near chrono's first day there is no `days` before the end: the window starts at the first instant.
+            back.and_then(|t| DateTime::from_timestamp(t, 0))
+                .or_else(|| to.checked_sub_signed(Duration::days(days)))
+                .unwrap_or(DateTime::<Utc>::MIN_UTC)
         }
     };
     if from >= to {
