@@ -353,6 +353,31 @@ fn a_session_seen_under_two_tenants_belongs_to_neither() {
 }
 
 #[test]
+fn calls_without_a_tenant_in_a_session_make_it_shared() {
+    // acme's call in `s-1` and a call there without a tenant (another service, a span without `tenant.id`):
+    // acme's key read both calls' tokens on `s-1`'s endpoints.
+    let tenants = SessionTenants::default();
+    let meter = TokenMeter::builder().with_sink(tenants.clone()).build();
+    let subscriber = tracing_subscriber::registry().with(meter.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        call_in("s-1", "acme");
+        call_in("s-2", "acme");
+        let _s = tracing::info_span!("conversation", session.id = "s-1").entered();
+        drop(tracing::info_span!("chat", gen_ai.request.model = "claude-haiku-4-5", input_tokens = 5u64).entered());
+    });
+    assert_eq!(tenants.tenant_of("s-1"), None);
+    assert_eq!(tenants.tenant_of("s-2").as_deref(), Some("acme"));
+    let config = HttpConfig::new().with_port(0).with_tenant_key(ACME, "acme").with_session_tenants(tenants);
+    let server = serve(meter, config).expect("server");
+    for (session, status) in [("s-1", StatusCode::NOT_FOUND), ("s-2", StatusCode::OK)] {
+        let url = format!("http://{}/api/v1/token-usage/{session}", server.local_addr());
+        let resp = Client::new().get(&url).header("x-api-key", ACME).send().unwrap();
+        assert_eq!(resp.status(), status, "{session}");
+    }
+    server.shutdown();
+}
+
+#[test]
 fn another_tenants_tools_or_tasks_in_a_session_make_it_shared() {
     // acme's calls in `s-1`, and only a tool run and a task of globex there: acme's key saw globex's tool names
     // and task counts on `s-1`'s endpoints (only calls said whose a session was).

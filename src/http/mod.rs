@@ -304,10 +304,14 @@ impl SessionTenants {
 
     /// Remembers the tenant of a call's, task's or tool execution's session (see the type's docs for a session
     /// under two tenants): the ledger keeps all three by session, so all three say whose a session is.
+    ///
+    /// A record without a tenant counts under the ledger's label for none, `(none)`: a session with calls of
+    /// a tenant and calls without one is shared (a tenant key read the others' calls in its figures).
     fn learn(&self, dimensions: &crate::Dimensions) {
-        if let (Some(s), Some(t)) = (dimensions.session.as_deref(), dimensions.tenant.as_deref())
+        if let Some(s) = dimensions.session.as_deref()
             && !is_ledger_label(s)
         {
+            let t = dimensions.tenant.as_deref().unwrap_or(crate::ledger::Dimension::Tenant.none_label());
             self.learn_pair(s, t);
         }
     }
