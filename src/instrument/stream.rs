@@ -339,9 +339,10 @@ impl StreamAccumulator {
         }
         // An event whose closing blank line never came (the connection closed right after its last `data:`
         // line): read it when its data is whole JSON, for the usage it carries (`message_delta`) or the end it
-        // marks (`message_stop`); data cut short is left unread.
+        // marks (`message_stop`); data cut short is left unread, except an `error` event's: the stream ended on
+        // an error (a proxy's `502` page as its data), not merely early.
         if let Some(event) = self.decoder.finish()
-            && serde_json::from_str::<serde::de::IgnoredAny>(&event.data).is_ok()
+            && (event.event == "error" || serde_json::from_str::<serde::de::IgnoredAny>(&event.data).is_ok())
         {
             self.observe(&event);
         }
@@ -496,6 +497,17 @@ mod tests {
             summary = Some(acc.finish());
         });
         assert_eq!(summary.unwrap().malformed_events, 0);
+        // An error event without its blank line fails the call, whatever its data: the stream ended on an error.
+        for data in ["{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\"}}", "<html>502 Bad Gateway</html>"] {
+            let call = one_call(|_| {
+                let span = claude_span("chat", "claude-sonnet-4-5", true);
+                let mut acc = StreamAccumulator::new(&span);
+                acc.push_bytes(START.as_bytes());
+                acc.push_bytes(format!("event: error\ndata: {data}").as_bytes());
+            });
+            let expected = if data.starts_with('{') { "overloaded_error" } else { "error" };
+            assert_eq!(call.outcome.label(), expected, "{data}");
+        }
     }
 
     #[test]
