@@ -227,6 +227,58 @@ fn a_rolling_budget_remembers_its_alerts_inside_the_window() {
 }
 
 #[test]
+fn a_rolling_budgets_alert_holds_while_spend_stays_over_its_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(utc(2026, 3, 14, 9, 0));
+    let rolling = |alerts: &Alerts| {
+        let sink = alerts.clone();
+        move |b: TokenMeterBuilder| {
+            b.with_budget(
+                Budget::new("hourly", BudgetLimit::usd(10.0).unwrap())
+                    .with_period(BudgetPeriod::Rolling(Duration::from_secs(3_600)))
+                    .with_thresholds([50]),
+            )
+            .with_budget_alert_callback(move |a| sink.lock().push(a.clone()))
+        }
+    };
+    // 09:00 $6 alerts at 50%; 09:45 $6 more: $12 in the window, nothing new.
+    let alerts: Alerts = Arc::default();
+    let before = meter(dir.path(), &clock, rolling(&alerts));
+    spend(&before, 6_000_000);
+    clock.set(utc(2026, 3, 14, 9, 45));
+    spend(&before, 6_000_000);
+    assert_eq!(thresholds(&alerts), [50]);
+    before.flush().unwrap();
+    drop(before);
+
+    // 10:30: the 09:00 call left the window, but the 09:45 one keeps spend over 50% as it has been since 09:00.
+    // A meter that had kept running would not alert again; the restarted one alerted at its first call.
+    clock.set(utc(2026, 3, 14, 10, 30));
+    let again: Alerts = Arc::default();
+    let after = meter(dir.path(), &clock, rolling(&again));
+    spend(&after, 10_000);
+    assert!(again.lock().is_empty(), "{:?}", again.lock());
+    drop(after);
+
+    // Spend that fell under the threshold between the alert and the restart, as a call saw it, re-armed it.
+    clock.set(utc(2026, 3, 14, 11, 0));
+    let dir = tempfile::tempdir().unwrap();
+    let first: Alerts = Arc::default();
+    let before = meter(dir.path(), &clock, rolling(&first));
+    spend(&before, 6_000_000);
+    clock.set(utc(2026, 3, 14, 12, 10));
+    spend(&before, 1_000_000);
+    assert_eq!(thresholds(&first), [50], "the second call does not reach 50%");
+    before.flush().unwrap();
+    drop(before);
+    clock.set(utc(2026, 3, 14, 12, 20));
+    let later: Alerts = Arc::default();
+    let after = meter(dir.path(), &clock, rolling(&later));
+    spend(&after, 5_000_000);
+    assert_eq!(thresholds(&later), [50], "spend was $1 at 12:10: the 11:00 alert no longer held");
+}
+
+#[test]
 fn tasks_and_tool_executions_come_back_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(utc(2026, 3, 14, 9, 0));

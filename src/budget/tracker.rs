@@ -95,6 +95,9 @@ struct Account {
     alerted: u64,
     projected_alerted: bool,
     rolling: Option<Box<RollingBuckets>>,
+    /// Rolling budgets: the last instant spend was seen under each threshold (re-arming it), `i64::MIN` if
+    /// never. An alert delivered before a restart still holds if nothing re-armed its threshold after it.
+    rearmed_at: Vec<i64>,
 }
 
 /// A point-in-time view of an account, taken under its lock.
@@ -137,6 +140,7 @@ impl BudgetSlot {
             BudgetPeriod::Rolling(d) => Some(Box::new(RollingBuckets::new(d))),
             _ => None,
         };
+        let thresholds = budget.thresholds.len();
         BudgetSlot {
             unit: budget.limit.unit(),
             limit,
@@ -149,6 +153,7 @@ impl BudgetSlot {
                 crossed: 0,
                 alerted: 0,
                 projected_alerted: false,
+                rearmed_at: if rolling.is_some() { vec![i64::MIN; thresholds] } else { Vec::new() },
                 rolling,
             }),
             unpriced_warned: std::sync::atomic::AtomicBool::new(false),
@@ -327,6 +332,9 @@ impl BudgetSlot {
             if spent < *threshold {
                 acct.crossed &= !(1u64 << k);
                 acct.alerted &= !(1u64 << k);
+                if let Some(t) = acct.rearmed_at.get_mut(k) {
+                    *t = (*t).max(at);
+                }
             }
         }
     }
@@ -479,9 +487,11 @@ impl BudgetTracker {
     }
 
     /// Marks the alerts the journal says were delivered before a restart, after its calls were replayed: each
-    /// applies to a budget of the same name, unit, period (as written: `rolling 24h` is not `rolling 1h`) and limit, in the same period (for a rolling
-    /// budget, an alert inside the window whose threshold spend still reaches). Others are ignored: a budget
-    /// whose limit or period changed alerts again at its new thresholds.
+    /// applies to a budget of the same name, unit, period (as written: `rolling 24h` is not `rolling 1h`) and
+    /// limit, in the same period. For a rolling budget, an alert whose threshold spend has not been seen under
+    /// since (by the replayed calls, as the live meter saw it: at each call) and still reaches: an alert that
+    /// fired at 09:00, with spend above its threshold ever since, holds at 10:30 though its call left the
+    /// window. Others are ignored: a budget whose limit or period changed alerts again at its new thresholds.
     pub(crate) fn replay_alerts(&self, marks: &[AlertMark], now: DateTime<Utc>) {
         let now = to_nanos(now);
         for mark in marks {
@@ -500,7 +510,8 @@ impl BudgetTracker {
                 slot.roll(&mut acct, now);
             }
             let current = match &acct.rolling {
-                Some(buckets) => to_nanos(mark.at) >= buckets.window_start(now),
+                // Decided per threshold below.
+                Some(_) => true,
                 None => acct.period.is_some_and(|(start, _)| start == to_nanos(mark.period_start)),
             };
             if !current {
@@ -508,7 +519,9 @@ impl BudgetTracker {
             }
             match mark.alert {
                 AlertKind::ThresholdCrossed { percent } => {
-                    if let Some(k) = slot.budget.thresholds.iter().position(|p| *p == percent) {
+                    if let Some(k) = slot.budget.thresholds.iter().position(|p| *p == percent)
+                        && acct.rearmed_at.get(k).is_none_or(|&t| to_nanos(mark.at) >= t)
+                    {
                         acct.alerted |= 1u64 << k;
                     }
                 }
