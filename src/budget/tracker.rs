@@ -129,7 +129,8 @@ const MIN_ELAPSED_DIVISOR: i64 = 100;
 /// morning's burst projects past the limit, and the period's one warning would be spent on it.
 const ALERT_ELAPSED_DIVISOR: i64 = 10;
 
-/// See [`ALERT_ELAPSED_DIVISOR`]: a quarter of the limit spent is evidence enough at any time.
+/// See [`ALERT_ELAPSED_DIVISOR`]: a quarter of the limit spent is evidence enough once there is a projection
+/// ([`MIN_ELAPSED_DIVISOR`]'s share of the period passed).
 const ALERT_SPENT_DIVISOR: u128 = 4;
 
 impl BudgetSlot {
