@@ -52,7 +52,7 @@
 //! call crosses several). On a rolling budget a threshold re-arms when spend falls back below it. A calendar
 //! budget also fires one *projected overrun* alert per period when the spend rate so far projects past the
 //! limit before the period ends, measured over at least 10% of the period (or sooner once a quarter of the
-//! limit is spent). Alerts go, in order, to a
+//! limit is spent, from 1% of the period). Alerts go, in order, to a
 //! `tracing` event with target `tokenmeter::budget` (WARN, ERROR at 100% and above), to callbacks
 //! ([`TokenMeterBuilder::with_budget_alert_callback`](crate::TokenMeterBuilder::with_budget_alert_callback),
 //! run on the recording thread), and to the webhook when the `webhook` feature is on (off the recording
