@@ -69,6 +69,33 @@ fn anthropic_usage_object_names_with_their_prefix() {
 }
 
 #[test]
+fn the_usage_objects_service_tier_and_speed_with_their_prefix() {
+    // `service_tier` and `speed` sit in the same `usage` object: a batch call flattened so was billed in full.
+    let h = Harness::new();
+    h.run(|| {
+        drop(info_span!(
+            "messages",
+            model = "claude-sonnet-4-5",
+            usage.input_tokens = 100_000u64,
+            usage.output_tokens = 0u64,
+            usage.service_tier = "batch",
+        ));
+        drop(info_span!(
+            "messages",
+            model = "claude-opus-4-6",
+            usage.input_tokens = 100_000u64,
+            usage.output_tokens = 0u64,
+            usage.speed = "fast",
+        ));
+    });
+    let calls = h.seen.calls();
+    assert_eq!(calls[0].service_tier.as_deref(), Some("batch"));
+    assert_eq!(calls[0].cost_or_zero().as_usd(), 0.15, "half the $3 per million input rate");
+    assert_eq!(calls[1].speed.as_deref(), Some("fast"));
+    assert_eq!(calls[1].cost_or_zero().as_usd(), 3.0, "six times the $5 per million input rate");
+}
+
+#[test]
 fn anthropic_raw_fields_with_ttl_split() {
     let h = Harness::new();
     h.run(|| {

@@ -149,7 +149,8 @@ pub(crate) enum Role {
 
 pub(crate) fn classify(name: &str) -> Role {
     use TokenField::*;
-    // Anthropic's names as the response's `usage` object nests them (`usage.input_tokens`), read as the bare ones.
+    // Anthropic's names as the response's `usage` object nests them (`usage.input_tokens`, `usage.service_tier`),
+    // read as the bare ones.
     if let Some(bare) = name.strip_prefix("usage.")
         && matches!(
             bare,
@@ -160,6 +161,8 @@ pub(crate) fn classify(name: &str) -> Role {
                 | ANTHROPIC_CACHE_WRITE_5M
                 | ANTHROPIC_CACHE_WRITE_1H
                 | ANTHROPIC_THINKING
+                | SERVICE_TIER
+                | SPEED
         )
     {
         return classify(bare);
