@@ -543,8 +543,8 @@ const MAX_ERROR_TYPE_LEN: usize = 64;
 /// and without trailing punctuation, at most 64 bytes; empty when the value starts otherwise. What follows (an
 /// error message, which may quote prompt text) is never kept, and neither is a first word that is the start of
 /// a message rather than a type: a run followed by more text (`Summarize the … was rejected`) is kept only when
-/// it is a number (`429 Too Many Requests`) or what follows opens with `:`, `(`, `{`, `[`, `- ` or a new line; a URL
-/// (`//`) or a file path (`/…`) never.
+/// it is a number (`429 Too Many Requests`) or what follows opens with `:`, `(`, `{`, `[`, `- ` or a new line; a run
+/// with a `/` never: a URL, with or without its scheme, or a file path (`/home/…`, `docs/…`, `C:/…`).
 pub(crate) fn error_type_label(value: &str) -> &str {
     let v = value.trim_start();
     let mut end = 0;
@@ -566,8 +566,8 @@ pub(crate) fn error_type_label(value: &str) -> &str {
         || next.starts_with(['(', '{', '[', '\n', '\r'])
         || next.starts_with("- ")
         || label.bytes().all(|b| b.is_ascii_digit());
-    // A URL or a file path (`/home/…: not found`) is a place, not a type.
-    if !a_type || label.contains("//") || label.starts_with('/') {
+    // A URL or a file path (`/home/…: not found`, `docs/merger.pdf: not found`) is a place, not a type.
+    if !a_type || label.contains('/') {
         return "";
     }
     label
@@ -623,6 +623,10 @@ mod tests {
             ("RateLimitError - too many requests", "RateLimitError"),
             ("overloaded_error\n\nCaused by:\n    SECRET", "overloaded_error"),
             ("/home/alice/acme_merger.pdf: not found", ""),
+            ("docs/acme_merger.pdf: not found", ""),
+            ("./clients/acme/merger_terms.docx: permission denied", ""),
+            ("api.example.com/v1/files/SECRET: connection reset", ""),
+            ("C:/Users/alice/acme.pdf: not found", ""),
             ("", ""),
             ("é", ""),
         ] {
