@@ -395,3 +395,28 @@ fn an_error_type_error_event_in_the_call_span_fails_it() {
     let json = serde_json::to_string(&calls).unwrap();
     assert!(!json.contains("prompt text"), "{json}");
 }
+
+#[test]
+fn a_usage_event_fails_the_call_only_as_an_error_in_the_call_span() {
+    // Usage events carrying `error.type`: the same rule as error events without usage. Their usage counts
+    // wherever they are; their error only as an ERROR event in the call span itself.
+    let h = Harness::new();
+    h.run(|| {
+        let a = info_span!("chat", model = "claude-haiku-4-5", output_tokens = tracing::field::Empty);
+        a.in_scope(|| tracing::warn!(output_tokens = 12u64, error.type = "overloaded_error", "retrying"));
+        drop(a);
+        let b = info_span!("chat", model = "claude-haiku-4-5", output_tokens = tracing::field::Empty);
+        b.in_scope(|| {
+            info_span!("attempt").in_scope(
+                || tracing::error!(output_tokens = 13u64, error.type = "overloaded_error", otel.status_code = "ERROR"),
+            )
+        });
+        drop(b);
+        let c = info_span!("chat", model = "claude-haiku-4-5", output_tokens = tracing::field::Empty);
+        c.in_scope(|| tracing::error!(output_tokens = 14u64, error.type = "overloaded_error"));
+        drop(c);
+    });
+    let outcomes: Vec<(u64, String)> =
+        h.seen.calls().iter().map(|c| (c.tokens.output, c.outcome.label().to_string())).collect();
+    assert_eq!(outcomes, [(12, "ok".into()), (13, "ok".into()), (14, "overloaded_error".into())]);
+}

@@ -644,6 +644,11 @@ where
             match call {
                 Some(opened_in_sinks) if from_sink && !opened_in_sinks => return,
                 Some(_) => {
+                    // As for an error event without usage: a warning, or an error in a span inside the call
+                    // (a retry on the way), says nothing of the call's outcome; its usage still counts.
+                    if *event.metadata().level() != tracing_core::Level::ERROR || span.id() != parent.id() {
+                        (update.error_type, update.status_error) = (None, None);
+                    }
                     self.apply_call_update(&span, update, rejected);
                     return;
                 }
