@@ -290,7 +290,8 @@ pub struct JournalStats {
     /// Failed writes or syncs.
     pub write_errors: u64,
     /// Records lost to failed writes. A batch whose write fails part way (a full disk) is cut off again, so
-    /// none of these records is in the journal, and none comes back on replay.
+    /// none of these records is in the journal, and none comes back on replay (unless cutting it off failed
+    /// too: [`last_error`](Self::last_error) then says so).
     pub failed_records: u64,
     /// Files deleted by retention.
     pub files_removed: u64,
@@ -434,7 +435,14 @@ pub fn read_entries_since(
 
 /// Opens the journal for a just-built meter: applies retention, replays the files into the meter, then starts
 /// the writer.
-pub(crate) fn attach(meter: &TokenMeter, config: JournalConfig) -> Result<(), JournalError> {
+pub(crate) fn attach(meter: &TokenMeter, mut config: JournalConfig) -> Result<(), JournalError> {
+    // Resolved once: the writer opens day files for as long as the meter lives, and an application that
+    // changes its working directory later must not move the journal (nor have retention clean another one).
+    if !config.dir.as_os_str().is_empty()
+        && let Ok(absolute) = std::path::absolute(&config.dir)
+    {
+        config.dir = absolute;
+    }
     let dir = config.dir.clone();
     let io = |source| JournalError::Io { path: dir.clone(), source };
     if dir.as_os_str().is_empty() {

@@ -149,7 +149,7 @@ impl JournalWriter {
                 let queued = (c.enqueued.fetch_add(1, Ordering::Relaxed) + 1).saturating_sub(taken);
                 // Wake the writer as the queue passes half full, then every `WAKE_EVERY` records while it stays
                 // above (not on every send: the writer's parker is a cache line every recording thread writes).
-                let half = (self.capacity / 2).max(1);
+                let half = self.capacity / 2;
                 if queued > half && (queued - half) % WAKE_EVERY == 1 {
                     self.wake();
                 }
@@ -600,11 +600,17 @@ fn append_locked(file: &File, bytes: &[u8], timeout: Duration) -> std::io::Resul
         }
         (&*file).write_all(bytes)
     })();
-    if result.is_err()
-        && let Some(len) = before
-    {
-        let _ = file.set_len(len);
-    }
+    let result = match (result, before) {
+        (Err(e), Some(len)) => match file.set_len(len) {
+            Ok(()) => Err(e),
+            // The batch's whole lines stay in the file: say so, since they are counted as lost.
+            Err(cut) => Err(std::io::Error::new(
+                e.kind(),
+                format!("{e}; cutting the batch back failed too ({cut}), so its whole lines may come back on replay"),
+            )),
+        },
+        (result, _) => result,
+    };
     let _ = file.unlock();
     result
 }
@@ -734,10 +740,30 @@ mod tests {
     #[test]
     fn the_recording_side_wakes_the_writer_past_half_full_and_at_the_first_drop() {
         let dir = tempfile::tempdir().unwrap();
-        let at = at();
-        let writer = writer(JournalConfig::new(dir.path()).with_queue_capacity(8));
-        let holder = hold_lock(dir.path());
+        let (writer, seen) = wakes_while_stalled(dir.path(), 8, 10);
+        // Queued 1..=8 (half is 4: the 5th wakes), then two drops (the first wakes).
+        assert_eq!(seen, [0, 0, 0, 0, 1, 1, 1, 1, 2, 2]);
+        let stats = writer.stats();
+        assert_eq!((stats.enqueued, stats.dropped), (9, 2));
+        assert!(matches!(writer.flush(), Err(JournalError::Dropped { records: 2 })));
+        assert_eq!(writer.stats().written, 9);
+    }
 
+    #[test]
+    fn a_queue_of_one_wakes_the_writer_as_it_fills() {
+        // Half of one rounded up to one: the queue never passed it, so only the writer's timer ran it.
+        let dir = tempfile::tempdir().unwrap();
+        let (_writer, seen) = wakes_while_stalled(dir.path(), 1, 2);
+        assert_eq!(seen, [1, 2]);
+    }
+
+    /// The wake-ups counted after each of `appends` records sent to a writer with a queue of `capacity`, once it
+    /// has taken a first record and stalled on the day file's lock (held here, as another process would), so
+    /// that the queue's fill is exact. The lock is let go before it returns.
+    fn wakes_while_stalled(dir: &Path, capacity: usize, appends: usize) -> (JournalWriter, Vec<u64>) {
+        let at = at();
+        let writer = writer(JournalConfig::new(dir).with_queue_capacity(capacity));
+        let holder = hold_lock(dir);
         writer.append(&record(at));
         writer.wake();
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -749,18 +775,12 @@ mod tests {
         let wakes = || writer.counters.wakes.load(Ordering::Relaxed);
         let before = wakes();
         let mut seen = Vec::new();
-        for _ in 0..10 {
+        for _ in 0..appends {
             writer.append(&record(at));
             seen.push(wakes() - before);
         }
-        // Queued 1..=8 (half is 4: the 5th wakes), then two drops (the first wakes).
-        assert_eq!(seen, [0, 0, 0, 0, 1, 1, 1, 1, 2, 2]);
-        let stats = writer.stats();
-        assert_eq!((stats.enqueued, stats.dropped), (9, 2));
-
         holder.unlock().unwrap();
-        assert!(matches!(writer.flush(), Err(JournalError::Dropped { records: 2 })));
-        assert_eq!(writer.stats().written, 9);
+        (writer, seen)
     }
 
     /// A day file locked by another process that never lets go (stopped mid-append): the batch fails after the
