@@ -829,6 +829,7 @@ fn every_response_matches_the_openapi_document() {
         (Some(ADMIN), "/api/v1/budgets", "/api/v1/budgets", 200),
         (Some(ACME), "/api/v1/budgets", "/api/v1/budgets", 200),
         (Some(ADMIN), "/api/v1/analytics/tokens?range=decade", "/api/v1/analytics/tokens", 400),
+        (None, "/api/v1/openapi.json?v=2", "/api/v1/openapi.json", 400),
         (Some(ACME), "/api/v1/token-usage/s-3", "/api/v1/token-usage/{session_id}", 404),
         (Some("wrong"), "/api/v1/budgets", "/api/v1/budgets", 401),
     ];

@@ -295,6 +295,7 @@ pub fn openapi_document() -> Value {
                     "responses": {
                         "200": ok("Up.", reference("Health")),
                         "413": err("The request is larger than the configured limit."),
+                        "503": err("The request took longer than the configured limit."),
                     }
                 }
             },
@@ -303,7 +304,9 @@ pub fn openapi_document() -> Value {
                     "summary": "This document", "operationId": "openapi", "security": [],
                     "responses": {
                         "200": ok("The OpenAPI document.", json!({ "type": "object", "required": ["openapi", "info", "paths", "components"] })),
+                        "400": err("A query parameter: this operation takes none; `param` names it."),
                         "413": err("The request is larger than the configured limit."),
+                        "503": err("The request took longer than the configured limit."),
                     }
                 }
             },
