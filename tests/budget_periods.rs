@@ -172,12 +172,16 @@ fn rolling_window_forgets_old_spend_and_rearms_thresholds() {
     assert_eq!(fired_for(&alerts, "hourly"), [50]);
     let s = &h.meter.budget_status()[0];
     assert_eq!(s.spent, usd(600_000));
-    assert_eq!(s.resets_at, start + Duration::hours(1), "when the oldest spend leaves the window");
+    // When the oldest spend leaves the window: a window is the minute-wide bucket holding now and the 60 before
+    // it, so a call counts for at least the hour (here, at the start of its minute, for 61 minutes).
+    assert_eq!(s.resets_at, start + Duration::minutes(61), "when the oldest spend leaves the window");
+    h.clock.set(start + Duration::minutes(60) + Duration::seconds(59));
+    assert_eq!(h.meter.budget_status()[0].spent, usd(600_000), "an hour later the 10:00 call still counts");
 
     h.clock.set(start + Duration::minutes(61));
     let s = &h.meter.budget_status()[0];
     assert_eq!(s.spent, usd(200_000), "the first call left the window");
-    assert_eq!(s.period_start, start + Duration::minutes(2));
+    assert_eq!(s.period_start, start + Duration::minutes(1));
 
     // Below 50% now: the threshold re-arms and fires again when crossed.
     spend(&h, 400_000);

@@ -44,7 +44,8 @@
 //! [`Budget::with_week_start`] says otherwise, months on the 1st),
 //! so a New York monthly budget rolls over at 05:00 UTC (04:00 in summer). When a zone skips midnight, the
 //! period starts at the first local time that exists. A rolling budget counts the spend of the last
-//! `duration`, in 60 buckets of `duration / 60`.
+//! `duration`, in buckets of `duration / 60`: the bucket holding now and the 60 before it, so a call counts
+//! for at least `duration` (and at most a sixtieth longer), never less.
 //!
 //! # Alerts
 //!
@@ -74,7 +75,7 @@
 //!
 //! Each budget keeps its period's account behind its own small lock. A call costs one scope comparison per
 //! budget, and for each matching budget one uncontended lock, an integer add and one compare per threshold
-//! (a rolling budget also sums its 60 buckets). Alert delivery happens after the lock is released, and only
+//! (a rolling budget also sums its 61 buckets). Alert delivery happens after the lock is released, and only
 //! when a threshold is crossed.
 //!
 //! # File format
@@ -427,7 +428,8 @@ pub enum BudgetPeriod {
     /// A calendar month, from local midnight on the 1st.
     #[default]
     Month,
-    /// The last `duration`, sliding (at least one second; 60 buckets of `duration / 60`).
+    /// The last `duration`, sliding (at least one second; buckets of `duration / 60`: a call counts for at
+    /// least `duration` and at most a sixtieth longer).
     Rolling(Duration),
 }
 

@@ -5,8 +5,13 @@ use chrono_tz::Tz;
 
 use super::BudgetPeriod;
 
-/// Buckets in a rolling window.
-pub(super) const ROLLING_BUCKETS: usize = 60;
+/// A rolling window's buckets are a sixtieth of its duration wide.
+const BUCKETS_PER_DURATION: i64 = 60;
+
+/// Buckets in a rolling window: one more than the duration holds, so that the window, the bucket holding now and
+/// the 60 before it, never covers less than the duration (between 60 and 61 sixtieths of it). With 60 it covered
+/// between 59 and 60, and a blocking budget let requests through up to a sixtieth early.
+pub(super) const ROLLING_BUCKETS: usize = 61;
 
 /// Nanoseconds since the Unix epoch to a UTC time.
 pub(super) fn to_utc(nanos: i64) -> DateTime<Utc> {
@@ -81,7 +86,7 @@ pub(super) struct WindowSum {
 impl RollingBuckets {
     pub(super) fn new(duration: std::time::Duration) -> Self {
         let nanos = i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX);
-        let width = (nanos / ROLLING_BUCKETS as i64).max(1) + i64::from(nanos % ROLLING_BUCKETS as i64 != 0);
+        let width = (nanos / BUCKETS_PER_DURATION).max(1) + i64::from(nanos % BUCKETS_PER_DURATION != 0);
         RollingBuckets {
             width,
             index: [i64::MIN; ROLLING_BUCKETS],
@@ -115,7 +120,7 @@ impl RollingBuckets {
         true
     }
 
-    /// The window ending at `at`: the bucket holding `at` and the 59 before it.
+    /// The window ending at `at`: the bucket holding `at` and the 60 before it.
     pub(super) fn sum(&self, at: i64) -> WindowSum {
         let current = at.div_euclid(self.width);
         let first = current.saturating_sub(ROLLING_BUCKETS as i64 - 1);
@@ -193,15 +198,28 @@ mod tests {
     }
 
     #[test]
+    fn a_rolling_window_never_covers_less_than_its_duration() {
+        // An hour in minute-wide buckets; a call late in its minute.
+        let mut b = RollingBuckets::new(std::time::Duration::from_secs(3_600));
+        let at = 59_000_000_000;
+        assert!(b.add(at, 1, false));
+        let sum = b.sum(at + 3_599_000_000_000);
+        assert_eq!(sum.units, 1, "59 min 59 s later, the last hour holds it");
+        assert!(b.resets_at(at, sum.oldest) >= at + 3_600_000_000_000);
+        assert_eq!(b.sum(at + 3_601_000_000_000).units, 0, "at most a minute longer");
+    }
+
+    #[test]
     fn rolling_window_forgets_old_buckets() {
         let mut b = RollingBuckets::new(std::time::Duration::from_secs(60));
         assert!(b.add(0, 5, false));
         assert!(b.add(30_000_000_000, 7, false));
-        assert_eq!(b.sum(59_000_000_000).units, 12);
-        assert_eq!(b.sum(60_000_000_000).units, 7);
-        assert!(b.add(60_000_000_000, 1, false));
-        assert!(!b.add(0, 1, false), "bucket 0's slot now holds bucket 60: a call that old is out of any window");
-        assert_eq!(b.sum(60_000_000_000).units, 8);
+        // A call counts for at least the window's 60 s: at 60 s the window still holds second 0.
+        assert_eq!(b.sum(60_000_000_000).units, 12);
+        assert_eq!(b.sum(61_000_000_000).units, 7);
+        assert!(b.add(61_000_000_000, 1, false));
+        assert!(!b.add(0, 1, false), "bucket 0's slot now holds bucket 61: a call that old is out of any window");
+        assert_eq!(b.sum(61_000_000_000).units, 8);
         assert_eq!(b.sum(200_000_000_000).units, 0);
     }
 }
