@@ -457,10 +457,17 @@ pub(crate) fn attach(meter: &TokenMeter, mut config: JournalConfig) -> Result<()
         return Err(io(std::io::Error::new(std::io::ErrorKind::NotADirectory, "a file is there, not a directory")));
     }
     writer::create_dir_synced(&dir).map_err(io)?;
-    // Surfaces a read-only or foreign directory now rather than on the first write.
+    // Surfaces a read-only or foreign directory now rather than on the first write, and one whose files cannot
+    // be locked (NFS without its lock service): every append takes the day file's lock.
     let probe = dir.join(format!(".tokenmeter-probe-{}", std::process::id()));
-    std::fs::write(&probe, b"").map_err(io)?;
+    let probed = std::fs::File::create(&probe).and_then(|file| match file.try_lock() {
+        Ok(()) | Err(std::fs::TryLockError::WouldBlock) => Ok(()),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(std::io::Error::new(e.kind(), format!("its files cannot be locked ({e}), and every append locks one")))
+        }
+    });
     let _ = std::fs::remove_file(&probe);
+    probed.map_err(io)?;
 
     let now = meter.inner.clock.now();
     let files_removed = files::enforce_retention(&dir, now, config.max_age, config.max_total_bytes).map_err(io)?;
