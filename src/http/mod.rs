@@ -35,7 +35,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use crate::ledger::{Dimension, GroupBy, Query, Window};
 use crate::meter::{RecordSink, TokenMeter};
@@ -194,10 +194,23 @@ impl HttpConfig {
 /// shows that tenant only calls it made itself. Sessions that arrive while it is full are queued (up to 10,000)
 /// and learned at the next check; past that queue, every session the ledger holds that it does not know is
 /// denied to tenant-bound keys rather than guessed.
+///
+/// A recording thread never waits for it: a call that finds the map locked (a sweep running, or another
+/// thread adding a session) leaves its session and tenant in a side list, which the next holder of the lock
+/// (a call, a sweep, or a lookup of the HTTP API) learns first.
 #[derive(Debug, Clone)]
 pub struct SessionTenants {
     inner: Arc<RwLock<TenantMap>>,
+    deferred: Arc<Deferred>,
     max: usize,
+}
+
+/// Sessions and tenants of calls that found the map locked, in order.
+#[derive(Debug, Default)]
+struct Deferred {
+    pairs: Mutex<Vec<(String, String)>>,
+    /// Set after a pair is added: lookups learn the pairs first.
+    any: std::sync::atomic::AtomicBool,
 }
 
 /// The sessions' tenants and what the next sweep needs.
@@ -231,6 +244,21 @@ const MAX_QUEUED: usize = 10_000;
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 impl TenantMap {
+    /// Applies one call's (session, tenant), or queues it (once) while full.
+    fn learn_or_queue(&mut self, s: &str, t: &str, max: usize) {
+        if !self.learn(s, t, max) {
+            let overflow = self.queued.as_ref().is_some_and(|q| q.len() >= MAX_QUEUED);
+            if overflow {
+                self.queued = None;
+                self.queued_pairs = HashSet::new();
+            } else if let Some(q) = self.queued.as_mut()
+                && self.queued_pairs.insert(pair_hash(s, t))
+            {
+                q.push((s.to_owned(), t.to_owned()));
+            }
+        }
+    }
+
     /// Applies one call's (session, tenant); false when there is no room for a new session.
     fn learn(&mut self, session: &str, tenant: &str, max: usize) -> bool {
         let (generation, len) = (*self.generation.get_mut(), self.sessions.len());
@@ -278,6 +306,7 @@ impl SessionTenants {
     pub fn new(max_sessions: usize) -> Self {
         SessionTenants {
             inner: Arc::new(RwLock::new(TenantMap { queued: Some(Vec::new()), ..Default::default() })),
+            deferred: Arc::default(),
             max: max_sessions,
         }
     }
@@ -289,12 +318,40 @@ impl SessionTenants {
         if is_ledger_label(session) {
             return None;
         }
+        self.learn_deferred();
         self.inner.read().sessions.get(session).and_then(|t| t.owner.clone())
     }
 
     /// How many sessions it remembers.
     pub fn len(&self) -> usize {
+        self.learn_deferred();
         self.inner.read().sessions.len()
+    }
+
+    /// Learns the pairs of calls that found the map locked, waiting for the lock (not on a recording thread).
+    fn learn_deferred(&self) {
+        if self.deferred.any.load(Ordering::Acquire) {
+            let mut map = self.inner.write();
+            self.take_deferred(&mut map);
+        }
+    }
+
+    /// Learns the deferred pairs into `map` (its write lock held).
+    fn take_deferred(&self, map: &mut TenantMap) {
+        if !self.deferred.any.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let pairs = std::mem::take(&mut *self.deferred.pairs.lock());
+        for (s, t) in pairs {
+            map.learn_or_queue(&s, &t, self.max);
+        }
+    }
+
+    /// Leaves a pair for the next holder of the lock.
+    #[cold]
+    fn defer(&self, s: &str, t: &str) {
+        self.deferred.pairs.lock().push((s.to_owned(), t.to_owned()));
+        self.deferred.any.store(true, Ordering::Release);
     }
 
     /// Whether it remembers no session.
@@ -316,11 +373,11 @@ impl SessionTenants {
         }
     }
 
-    /// Remembers that `s` ran under tenant `t`, or queues it (once) while full.
+    /// Remembers that `s` ran under tenant `t`, or queues it (once) while full; defers it when the map is locked.
     fn learn_pair(&self, s: &str, t: &str) {
         {
             // Nothing to change: only the stamp, under the shared lock.
-            let map = self.inner.read();
+            let Some(map) = self.inner.try_read() else { return self.defer(s, t) };
             match map.sessions.get(s) {
                 Some(known) if known.owner.as_deref().is_none_or(|owner| owner == t) => {
                     known.seen.store(map.generation.load(Ordering::Relaxed), Ordering::Relaxed);
@@ -334,19 +391,9 @@ impl SessionTenants {
                 None => {}
             }
         }
-        let mut guard = self.inner.write();
-        let map = &mut *guard;
-        if !map.learn(s, t, self.max) {
-            let overflow = map.queued.as_ref().is_some_and(|q| q.len() >= MAX_QUEUED);
-            if overflow {
-                map.queued = None;
-                map.queued_pairs = HashSet::new();
-            } else if let Some(q) = map.queued.as_mut()
-                && map.queued_pairs.insert(pair_hash(s, t))
-            {
-                q.push((s.to_owned(), t.to_owned()));
-            }
-        }
+        let Some(mut map) = self.inner.try_write() else { return self.defer(s, t) };
+        self.take_deferred(&mut map);
+        map.learn_or_queue(s, t, self.max);
     }
 
     /// Forgets the sessions `meter`'s ledger no longer holds, when nine tenths full and a minute after the
@@ -396,6 +443,8 @@ impl SessionTenants {
                 map.sessions.entry((*s).to_owned()).or_insert_with(denied);
             }
         }
+        // The calls that found the map locked meanwhile (this sweep holding it): seen now.
+        self.take_deferred(&mut map);
     }
 }
 
@@ -874,6 +923,36 @@ mod tests {
         assert_eq!(tenants.tenant_of("s-2").as_deref(), Some("globex"));
         assert_eq!(tenants.tenant_of("s-3").as_deref(), Some("acme"), "learned from the queue");
         assert_eq!(tenants.len(), 2);
+    }
+
+    #[test]
+    fn a_call_never_waits_for_a_sweep_and_is_learned_after_it() {
+        // A sweep holds the write lock for its whole pass over the map (milliseconds at 100,000 sessions):
+        // recording threads waited for it.
+        let tenants = SessionTenants::new(10);
+        tenants.learn_pair("s-1", "acme");
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let held = tenants.inner.write();
+        let recording = tenants.clone();
+        let thread = std::thread::spawn(move || {
+            recording.learn_pair("s-1", "globex");
+            recording.learn_pair("s-2", "acme");
+            done_tx.send(()).unwrap();
+        });
+        let waited = done_rx.recv_timeout(Duration::from_secs(10)).is_err();
+        drop(held);
+        thread.join().unwrap();
+        assert!(!waited, "the recording thread waited for the lock");
+        assert_eq!(tenants.tenant_of("s-1"), None, "seen under globex too: shared");
+        assert_eq!(tenants.tenant_of("s-2").as_deref(), Some("acme"));
+        // A sweep learns them too, as seen during it.
+        let held = tenants.inner.write();
+        let recording = tenants.clone();
+        std::thread::spawn(move || recording.learn_pair("s-3", "acme")).join().unwrap();
+        drop(held);
+        let before = tenants.begin_sweep();
+        tenants.sweep(&HashSet::new(), before);
+        assert_eq!(tenants.inner.read().sessions.get("s-3").and_then(|t| t.owner.clone()).as_deref(), Some("acme"));
     }
 
     #[test]
