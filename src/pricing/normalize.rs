@@ -19,7 +19,9 @@ const FAMILIES: &[&str] = &["opus", "sonnet", "haiku"];
 ///    `-v1:0:200k`; any other id keeps its `:`);
 /// 3. drop Bedrock region prefixes (`us.`, `eu.`, `apac.`, `global.`, `jp.`, `au.`, …) and `anthropic.`;
 /// 4. turn a `.` between digits into `-` (`claude-3.5-sonnet`, `claude-opus-4.6`);
-/// 5. repeatedly drop a `-vN` version suffix, `-latest`, and a trailing `-YYYYMMDD` date;
+/// 5. for a Claude id, repeatedly drop a `-vN` version suffix, `-latest`, and a trailing `-YYYYMMDD` date
+///    (snapshots of one model at one price; elsewhere a `-v2` is another model: `amazon.titan-embed-text-v1`
+///    and `-v2` are priced apart);
 /// 6. for `claude-<family>-<major>[-<minor>]` and `claude-<major>[-<minor>]-<family>` (family `opus`,
 ///    `sonnet` or `haiku`): drop a `-0` minor (`claude-sonnet-4-0` → `claude-sonnet-4`) and write the
 ///    version in the name order Anthropic uses for that generation: old order below 4
@@ -56,7 +58,7 @@ pub fn normalize_model_id(id: &str) -> String {
     let s = strip_bedrock_prefix(&s);
     let mut s = dots_between_digits(s);
 
-    loop {
+    while s.starts_with("claude") {
         let before = s.len();
         strip_version_suffix(&mut s);
         if s.ends_with("-latest") {
@@ -229,6 +231,11 @@ mod tests {
         assert_eq!(normalize_model_id("claude-sonnet-9"), "claude-sonnet-9");
         assert_eq!(normalize_model_id("claude-opus-4-6-fast"), "claude-opus-4-6-fast");
         assert_eq!(normalize_model_id("claude-2.1"), "claude-2-1");
+        // Versions and dates are kept on other ids: two versions are two models. Bedrock's `:0` revision goes.
+        assert_eq!(normalize_model_id("amazon.titan-embed-text-v2:0"), "amazon.titan-embed-text-v2");
+        assert_eq!(normalize_model_id("amazon.titan-embed-text-v1"), "amazon.titan-embed-text-v1");
+        assert_eq!(normalize_model_id("us.meta.llama3-1-70b-instruct-v1:0"), "meta.llama3-1-70b-instruct-v1");
+        assert_eq!(normalize_model_id("my-model-20250601"), "my-model-20250601");
         assert_eq!(normalize_model_id(""), "");
     }
 

@@ -299,9 +299,10 @@ fn ids_that_differ_after_a_colon_are_different_models() {
     book.set("llama3:8b", ModelPrice::new(mini));
     assert!(book.resolve("llama3:70b").is_none());
     assert_eq!(normalize_model_id("llama3:8b"), "llama3:8b");
-    // Bedrock's suffixes still go, Claude or not.
-    assert_eq!(normalize_model_id("meta.llama3-1-70b-instruct-v1:0"), "meta.llama3-1-70b-instruct");
-    assert_eq!(normalize_model_id("amazon.nova-pro-v1:0"), "amazon.nova-pro");
+    // Bedrock's `:0` revision still goes, Claude or not; a model version only from a Claude id (elsewhere it
+    // names another model: `amazon.titan-embed-text-v1` and `-v2`).
+    assert_eq!(normalize_model_id("meta.llama3-1-70b-instruct-v1:0"), "meta.llama3-1-70b-instruct-v1");
+    assert_eq!(normalize_model_id("amazon.nova-pro-v1:0"), "amazon.nova-pro-v1");
     assert_eq!(normalize_model_id("us.anthropic.claude-sonnet-4-5-20250929-v1:0"), "claude-sonnet-4-5");
     assert_eq!(normalize_model_id("anthropic.claude-3-5-sonnet-20240620-v1:0:200k"), "claude-3-5-sonnet");
 }
@@ -312,7 +313,8 @@ fn set_normalizes_and_replaces() {
     let rates = Rates::with_default_cache(1_000_000, 2_000_000);
     book.set("My-Finetune-20250101", ModelPrice::new(rates));
     book.set("claude-sonnet-4-5-20250929", ModelPrice::new(rates));
-    assert_eq!(book.resolve("my-finetune").expect("set").price().standard, rates);
+    assert_eq!(book.resolve("my-finetune-20250101").expect("set").price().standard, rates);
+    assert!(book.resolve("my-finetune-20250601").is_none(), "another snapshot of a model not Claude's: not guessed");
     let sonnet = book.resolve("claude-sonnet-4-5").expect("set");
     // The whole price is replaced (long-context rates gone), but not the model's minimum cacheable prompt.
     assert_eq!(sonnet.price(), &ModelPrice::new(rates).with_min_cacheable_tokens(1_024));
