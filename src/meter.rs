@@ -228,14 +228,16 @@ impl TokenMeterBuilder {
         self
     }
 
-    /// Replaces the price book (default: [`PriceBook::builtin`]).
+    /// Replaces the price book (default: [`PriceBook::builtin`]), with any file merged into it before by
+    /// [`with_prices_file`](Self::with_prices_file): call that one after this one.
     pub fn with_price_book(mut self, prices: PriceBook) -> Self {
         self.prices = prices;
         self
     }
 
-    /// Overrides and adds prices from a TOML file (format in [`crate::pricing`]). A bad file is an error that
-    /// names the file, the line and the field.
+    /// Overrides and adds prices from a TOML file (format in [`crate::pricing`]), merged into the book as it is
+    /// now (a later [`with_price_book`](Self::with_price_book) replaces the book, this file's prices included). A
+    /// bad file is an error that names the file, the line and the field.
     pub fn with_prices_file(mut self, path: impl AsRef<Path>) -> Result<Self, PriceBookError> {
         self.prices.merge_toml_file(path)?;
         Ok(self)
