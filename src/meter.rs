@@ -182,6 +182,8 @@ pub struct TokenMeterBuilder {
     clock: Arc<dyn Clock>,
     prices: PriceBook,
     extra_dims: Vec<Arc<str>>,
+    /// The first name given past [`MAX_EXTRA_DIMENSIONS`], refused at build.
+    dims_past_cap: Option<String>,
     max_dim_len: usize,
     sinks: Vec<Arc<dyn RecordSink>>,
     pub(crate) budget_setup: crate::budget::BudgetSetup,
@@ -210,6 +212,7 @@ impl TokenMeterBuilder {
             clock: Arc::new(SystemClock),
             prices: PriceBook::builtin(),
             extra_dims: Vec::new(),
+            dims_past_cap: None,
             max_dim_len: DEFAULT_MAX_DIMENSION_LEN,
             sinks: Vec::new(),
             budget_setup: crate::budget::BudgetSetup::default(),
@@ -244,14 +247,17 @@ impl TokenMeterBuilder {
     }
 
     /// Adds a user-named attribution dimension: a span field of that name is inherited like `session.id`.
-    /// Names beyond [`MAX_EXTRA_DIMENSIONS`], empty names and repeats are ignored.
+    /// Empty names and repeats are ignored; a name beyond [`MAX_EXTRA_DIMENSIONS`] is refused by
+    /// [`try_build`](Self::try_build) ([`BuildError::TooManyDimensions`]; `build` logs it and leaves it out).
     pub fn with_dimension(mut self, name: impl Into<String>) -> Self {
         let name: String = name.into();
-        if !name.is_empty()
-            && self.extra_dims.len() < MAX_EXTRA_DIMENSIONS
-            && !self.extra_dims.iter().any(|d| **d == *name)
-        {
+        if name.is_empty() || self.extra_dims.iter().any(|d| **d == *name) {
+            return self;
+        }
+        if self.extra_dims.len() < MAX_EXTRA_DIMENSIONS {
             self.extra_dims.push(Arc::from(name));
+        } else {
+            self.dims_past_cap.get_or_insert(name);
         }
         self
     }
@@ -333,6 +339,9 @@ impl TokenMeterBuilder {
             if BUILTIN_DIMENSIONS.contains(&&**d) {
                 return Err(BuildError::BuiltinDimension { name: d.to_string() });
             }
+        }
+        if let Some(name) = &self.dims_past_cap {
+            return Err(BuildError::TooManyDimensions { name: name.clone(), max: MAX_EXTRA_DIMENSIONS });
         }
         Ok(())
     }
@@ -544,6 +553,15 @@ pub enum BuildError {
     BuiltinDimension {
         /// The dimension's name.
         name: String,
+    },
+    /// More extra dimensions than a meter keeps ([`MAX_EXTRA_DIMENSIONS`]): the ones past the cap would never be
+    /// filled.
+    #[error("the extra dimension `{name}` is past the {max} a meter keeps: it would never be filled")]
+    TooManyDimensions {
+        /// The first name past the cap.
+        name: String,
+        /// The cap.
+        max: usize,
     },
     /// The budget-alert webhook's URL or a header cannot make a request.
     #[error("the budget-alert webhook cannot post: {reason}")]

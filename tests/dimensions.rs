@@ -149,6 +149,23 @@ fn an_extra_dimension_named_like_a_contract_field_is_refused() {
 }
 
 #[test]
+fn extra_dimensions_past_the_cap_are_refused() {
+    // The 17th was dropped with no word: never filled, and a budget on it said "does not capture".
+    let mut builder = tokenmeter::TokenMeter::builder();
+    for i in 0..tokenmeter::MAX_EXTRA_DIMENSIONS {
+        builder = builder.with_dimension(format!("dim{i}"));
+    }
+    let full = builder.with_dimension("dim0");
+    assert!(full.try_build().is_ok(), "16, and a repeat");
+    let mut builder = tokenmeter::TokenMeter::builder();
+    for i in 0..=tokenmeter::MAX_EXTRA_DIMENSIONS {
+        builder = builder.with_dimension(format!("dim{i}"));
+    }
+    let err = builder.try_build().expect_err("17");
+    assert!(matches!(&err, tokenmeter::BuildError::TooManyDimensions { name, max: 16 } if name == "dim16"), "{err}");
+}
+
+#[test]
 fn an_extra_dimension_named_like_a_builtin_one_is_refused() {
     // `user` is filled from `user.id`; an extra `user` was captured but never read (budgets and reports take
     // the name for the built-in one), so a block budget on it never blocked.
