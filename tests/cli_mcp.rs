@@ -800,4 +800,10 @@ fn all_is_everything_the_source_holds_as_the_cli_counts_it() {
         .unwrap();
     let cli: Value = serde_json::from_slice(&cli.stdout).unwrap();
     assert_eq!(cli["summary"]["window"]["from"], s["window"]["from"], "{cli}");
+    // Every call counted, and the same run-rate: the month bucket holding August starts before the window, and
+    // `all` asked the ledger for the window as it is, which took no bucket starting before it: August's calls
+    // were left out.
+    assert_eq!(s["spend"]["calls"], cli["summary"]["calls"], "{s}");
+    assert_eq!(s["spend"]["calls"].as_u64(), Some(recs.len() as u64), "{s}");
+    assert_eq!(s["monthly_projection_usd"], cli["summary"]["monthly_projection_usd"], "{s}");
 }

@@ -71,6 +71,11 @@ impl Scope<'_> {
     /// records are cut to the asked window here, exactly, and the ledger is asked for the window widened to
     /// the bucket its start falls in ([`Ledger::covering`]); [`Scope::restore`] puts the asked bounds back.
     pub(crate) fn window(&self, ledger: &Ledger) -> CliResult<Window> {
+        Ok(self.wide_window(ledger)?)
+    }
+
+    /// [`Scope::window`], with the ledger's error.
+    pub(crate) fn wide_window(&self, ledger: &Ledger) -> Result<Window, tokenmeter::ledger::QueryError> {
         if self.asked.is_none() {
             return Ok(self.window);
         }

@@ -75,7 +75,10 @@ pub(super) fn answer(state: &ServerState, req: &TokenUsageRequest) -> Result<Ans
     let ctx = state.ctx.with(now, quiet);
     let source = Source::load(&state.source, &ctx).map_err(|e| format!("cannot read the source: {e}"))?;
     let ledger = source.ledger(&ctx);
-    let call = Call { state, req, ctx: &ctx, source: &source, ledger: &ledger, notes: Vec::new() };
+    let everything = crate::cli::WindowArgs { period: Some(tokenmeter::Window::All), since: None, until: None };
+    let all =
+        crate::commands::window(&everything, &ctx, &source, tokenmeter::Window::All).map_err(|e| e.to_string())?;
+    let call = Call { state, req, ctx: &ctx, source: &source, ledger: &ledger, all, notes: Vec::new() };
     call.run().map_err(|e| e.to_string())
 }
 
@@ -86,6 +89,8 @@ struct Call<'a> {
     ctx: &'a Context,
     source: &'a Source,
     ledger: &'a Ledger,
+    /// Timeframe `all`: everything the source holds, as the CLI's `--period all` has it.
+    all: crate::commands::Scope<'a>,
     notes: Vec<String>,
 }
 
@@ -132,14 +137,27 @@ impl Call<'_> {
 
     /// The ledger window of `tf`: `all` is everything the source holds, bounded as the CLI's `--period all` is
     /// ([`crate::commands::everything`]), not from the ledger's oldest bucket (a month bucket's start once the
-    /// records are 35 days old, which stretched the window and cut the run-rate).
-    fn window(&self, tf: Timeframe) -> tokenmeter::Window {
+    /// records are 35 days old, which stretched the window and cut the run-rate), and widened to the bucket its
+    /// start falls in, as the CLI asks it: a month bucket that starts before the first record's day would be left
+    /// out, and its calls with it. The reports' windows are put back by [`Call::restore`] and its kin.
+    fn window(&self, tf: Timeframe) -> Result<tokenmeter::Window, QueryError> {
         match tf {
-            Timeframe::All => {
-                let (from, to) = crate::commands::everything(&self.source.records, self.ctx);
-                tokenmeter::Window::range(from, to)
-            }
-            other => other.window(),
+            Timeframe::All => self.all.wide_window(self.ledger),
+            other => Ok(other.window()),
+        }
+    }
+
+    /// Puts `all`'s bounds back on a report's window (asked for widened, see [`Call::window`]).
+    fn restore(&self, tf: Timeframe, bounds: &mut WindowBounds) {
+        if tf == Timeframe::All {
+            self.all.restore(bounds);
+        }
+    }
+
+    /// [`Call::restore`] for a usage summary (its days and run-rate too).
+    fn restore_summary(&self, tf: Timeframe, summary: &mut UsageSummary) {
+        if tf == Timeframe::All {
+            self.all.restore_summary(summary);
         }
     }
 
@@ -159,8 +177,9 @@ impl Call<'_> {
             cache: CacheMetrics,
             breakdowns: Breakdowns,
         }
-        let w = self.window(tf);
-        let summary = self.ledger.usage_summary(w)?;
+        let w = self.window(tf)?;
+        let mut summary = self.ledger.usage_summary(w)?;
+        self.restore_summary(tf, &mut summary);
         let efficiency_scores = self.ledger.efficiency_report(w, Dimension::Model)?.efficiency_scores;
         let cache = self.ledger.cache_report(w)?.cache_metrics;
         let breakdowns = self.breakdowns(tf, &summary)?;
@@ -223,14 +242,16 @@ impl Call<'_> {
             #[serde(skip_serializing_if = "Breakdowns::is_empty")]
             breakdowns: Breakdowns,
         }
-        let w = self.window(tf);
+        let w = self.window(tf)?;
         // The per-group scores follow the first per-value breakdown asked for.
         let group = self.req.breakdowns.iter().find_map(|b| b.dimension()).unwrap_or(Dimension::Model);
-        let efficiency = self.ledger.efficiency_report(w, group)?;
+        let mut efficiency = self.ledger.efficiency_report(w, group)?;
+        self.restore(tf, &mut efficiency.window);
         let breakdowns = if self.req.breakdowns.is_empty() {
             Breakdowns::default()
         } else {
-            let summary = self.ledger.usage_summary(w)?;
+            let mut summary = self.ledger.usage_summary(w)?;
+            self.restore_summary(tf, &mut summary);
             self.breakdowns(tf, &summary)?
         };
         let spend = efficiency.cost_usd;
@@ -335,8 +356,9 @@ impl Call<'_> {
             #[serde(skip_serializing_if = "Breakdowns::is_empty")]
             breakdowns: Breakdowns,
         }
-        let w = self.window(tf);
-        let s = self.ledger.usage_summary(w)?;
+        let w = self.window(tf)?;
+        let mut s = self.ledger.usage_summary(w)?;
+        self.restore_summary(tf, &mut s);
         let breakdowns = self.breakdowns(tf, &s)?;
         let budgets = match &self.state.budgets {
             Some(b) => Some(
@@ -532,7 +554,11 @@ impl Call<'_> {
     /// The requested breakdowns over the timeframe.
     fn breakdowns(&self, tf: Timeframe, summary: &UsageSummary) -> Result<Breakdowns, QueryError> {
         let mut out = Breakdowns::default();
-        let by = |d: Dimension| self.ledger.query(&Query::new(self.window(tf)).group_by(GroupBy::Dimension(d)));
+        let by = |d: Dimension| {
+            let mut rows = self.ledger.query(&Query::new(self.window(tf)?).group_by(GroupBy::Dimension(d)))?;
+            self.restore(tf, &mut rows.window);
+            Ok::<_, QueryError>(rows)
+        };
         for b in &self.req.breakdowns {
             match b {
                 BreakdownType::Agent => out.agent = Some(by(Dimension::Agent)?),
@@ -555,8 +581,13 @@ impl Call<'_> {
         };
         let mut last = None;
         for g in grains {
-            match self.ledger.query(&Query::new(self.window(tf)).group_by(GroupBy::Time(*g))) {
-                Ok(r) => return Ok(r),
+            match self.ledger.query(&Query::new(self.window(tf)?).group_by(GroupBy::Time(*g))) {
+                Ok(mut r) => {
+                    if tf == Timeframe::All {
+                        self.all.restore_rows(&mut r);
+                    }
+                    return Ok(r);
+                }
                 Err(e @ QueryError::ResolutionUnavailable { .. }) => last = Some(e),
                 Err(e) => return Err(e),
             }
