@@ -15,21 +15,28 @@ DS = {"type": "prometheus", "uid": "${datasource}"}
 # Selectors. Call metrics carry model/provider/agent/project; an absent label matches `.*`.
 CALL = 'job=~"$job", gen_ai_request_model=~"$model", gen_ai_provider_name=~"$provider", gen_ai_agent_name=~"$agent", project=~"$project"'
 JOB = 'job=~"$job"'
+# Task series carry the dimensions but not the model or provider.
+TASK = 'job=~"$job", gen_ai_agent_name=~"$agent", project=~"$project"'
 MIN_STEP = "1m"  # the default export interval: see Board.add
 
 # `increase(X[$__range])` cannot see a series' first sample: a series born inside the range (a new model, agent,
 # error type; a process restarted under a new instance id) would count only what it gained after its first
 # export, and a burst that never recurs would not count at all. Every such increase is rewritten to count a
-# series born inside the range (absent at the range's start, seen within the 5-minute lookback before it) from
-# zero: its last value. Series present at the start keep `increase()`; one with a single sample in a short range
-# still counts nothing, as before.
+# series born inside the range (no sample in the day before the range's start) from zero: its last value. Series
+# present before the start keep `increase()`; one with a single sample in a short range still counts nothing, as
+# before. The presence test looks back a day rather than Prometheus's 5-minute lookback: after a gap in the
+# exports (a collector down for half an hour) a series was taken for born and counted its whole running total.
 RANGE_INCREASE = re.compile(r"increase\(([^()\[\]]+)\[\$__range\]\)")
+
+
+def present_before_range(series):
+    return f"last_over_time({series}[1d] offset $__range)"
 
 
 def count_born_series(expr):
     return RANGE_INCREASE.sub(
-        lambda m: f"((increase({m[1]}[$__range]) and {m[1]} offset $__range) "
-                  f"or (last_over_time({m[1]}[$__range]) unless {m[1]} offset $__range))",
+        lambda m: f"((increase({m[1]}[$__range]) and {present_before_range(m[1])}) "
+                  f"or (last_over_time({m[1]}[$__range]) unless {present_before_range(m[1])}))",
         expr)
 
 UIDS = {
@@ -75,7 +82,14 @@ def variable_query(name, label, metric="tokenmeter_calls_total", sel=JOB, label_
     }
 
 
-def templating():
+def templating(key):
+    """The variables: the budget board's panels follow only `job` (budget gauges carry no call dimensions)."""
+    call_variables = [] if key == "budget" else [
+        variable_query("model", "gen_ai_request_model", label_text="Model"),
+        variable_query("provider", "gen_ai_provider_name", label_text="Provider"),
+        variable_query("agent", "gen_ai_agent_name", label_text="Agent", description="Exported only with MetricAttributes::with_agent(); All matches series without it"),
+        variable_query("project", "project", label_text="Project", description="Exported only with MetricAttributes::with_project(); All matches series without it"),
+    ]
     return {
         "list": [
             {
@@ -89,10 +103,7 @@ def templating():
                 "regex": "",
             },
             variable_query("job", "job", sel="", label_text="Service (job)", description="service.name of the exporting application"),
-            variable_query("model", "gen_ai_request_model", label_text="Model"),
-            variable_query("provider", "gen_ai_provider_name", label_text="Provider"),
-            variable_query("agent", "gen_ai_agent_name", label_text="Agent", description="Exported only with MetricAttributes::with_agent(); All matches series without it"),
-            variable_query("project", "project", label_text="Project", description="Exported only with MetricAttributes::with_project(); All matches series without it"),
+            *call_variables,
         ]
     }
 
@@ -216,7 +227,7 @@ class Board:
             "annotations": {"list": [{
                 "builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"}, "enable": True, "hide": True,
                 "iconColor": "rgba(0, 211, 255, 1)", "name": "Annotations & Alerts", "type": "dashboard"}]},
-            "templating": templating(),
+            "templating": templating(self.key),
             "panels": self.panels,
         }
 
@@ -265,7 +276,7 @@ def cost_board():
            "currencyUSD", [(f"sum(rate({COST}[$__rate_interval])) * 3600", "USD/h")], decimals=4)
     b.stat("Projected month", "Spend over 30 days at the average rate of the selected range. Compare with your monthly "
            "budget; widen the range for a steadier projection.",
-           "currencyUSD", [(f"sum(rate({COST}[$__range])) * {MONTH_S}", "USD / 30 days")], decimals=2)
+           "currencyUSD", [(f"sum(increase({COST}[$__range])) / $__range_s * {MONTH_S}", "USD / 30 days")], decimals=2)
     b.stat("Cost per call", "Average USD per priced call over the range (failed calls included; calls without usage "
            "or on models without a price are left out, as they are of the cost). Rising means longer prompts or pricier "
            "models: look at the token breakdown and the cache hit rate.",
@@ -392,8 +403,8 @@ def efficiency_board():
              f"(sum(increase({COST}[$__range])) > 0)", "waste")], thresholds=BAD_HIGH, decimals=3)
     b.stat("Failed tasks", "Share of tasks (tokenmeter.tasks) that ended in error over the range: every call in them is "
            "likely waste.", "percentunit",
-           [(f'(sum(increase(tokenmeter_tasks_total{{{JOB}, tokenmeter_outcome="error"}}[$__range])) or vector(0)) / '
-             f"(sum(increase(tokenmeter_tasks_total{{{JOB}}}[$__range])) > 0)", "failed tasks")], thresholds=BAD_HIGH, decimals=3)
+           [(f'(sum(increase(tokenmeter_tasks_total{{{TASK}, tokenmeter_outcome="error"}}[$__range])) or vector(0)) / '
+             f"(sum(increase(tokenmeter_tasks_total{{{TASK}}}[$__range])) > 0)", "failed tasks")], thresholds=BAD_HIGH, decimals=3)
     b.stat("Export failures", "OTLP exports that failed (counted in process, they arrive with the next good export). Above "
            "zero: the collector was unreachable for a while; check its health.", "short",
            [(f"sum(increase(tokenmeter_export_failures_total{{{JOB}}}[$__range]))", "failures")],
@@ -422,9 +433,10 @@ def budget_board():
             [(f"max by (job, tokenmeter_budget, tokenmeter_budget_period) (tokenmeter_budget_remaining_USD{{{JOB}}})", "")])
     b.ts("USD spent vs projected", "Spent so far in the period and the projection at the period's end at the current rate. "
          "Projected above the limit: the budget will be exceeded unless spend slows.", "currencyUSD",
-         [(f"max by (job, tokenmeter_budget) (tokenmeter_budget_spent_USD{{{JOB}}})", "{{tokenmeter_budget}} spent"),
-          (f"max by (job, tokenmeter_budget) (tokenmeter_budget_projected_USD{{{JOB}}})", "{{tokenmeter_budget}} projected"),
-          (f"max by (job, tokenmeter_budget) (tokenmeter_budget_limit_USD{{{JOB}}})", "{{tokenmeter_budget}} limit")])
+         [(f"max by (job, tokenmeter_budget) (tokenmeter_budget_spent_USD{{{JOB}}})", "{{job}} {{tokenmeter_budget}} spent"),
+          (f"max by (job, tokenmeter_budget) (tokenmeter_budget_projected_USD{{{JOB}}})",
+           "{{job}} {{tokenmeter_budget}} projected"),
+          (f"max by (job, tokenmeter_budget) (tokenmeter_budget_limit_USD{{{JOB}}})", "{{job}} {{tokenmeter_budget}} limit")])
     b.row("Token budgets and time to limit")
     b.table("Tokens remaining", "Tokens left per token budget and period.", "short",
             [(f"max by (job, tokenmeter_budget, tokenmeter_budget_period) (tokenmeter_budget_tokens_remaining{{{JOB}}})", "")])
@@ -433,8 +445,8 @@ def budget_board():
             [(f"min by (job, tokenmeter_budget) (tokenmeter_budget_time_to_limit_seconds{{{JOB}}})", "")])
     b.ts("Budget alerts fired", "In-process budget alerts by budget and kind (threshold_crossed, projected_overrun), one "
          "bar per interval of at least an hour (each bar counts its own interval only).", "short",
-         [(f"sum by (tokenmeter_budget, tokenmeter_alert) (increase(tokenmeter_budget_alerts_total{{{JOB}}}[$__interval]))",
-           "{{tokenmeter_budget}} {{tokenmeter_alert}}")], w=24, bars=True, interval="1h")
+         [(f"sum by (job, tokenmeter_budget, tokenmeter_alert) (increase(tokenmeter_budget_alerts_total{{{JOB}}}[$__interval]))",
+           "{{job}} {{tokenmeter_budget}} {{tokenmeter_alert}}")], w=24, bars=True, interval="1h")
     return b
 
 

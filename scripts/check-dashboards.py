@@ -13,7 +13,7 @@ Offline (always):
 With --prometheus URL:
   - every query returns status success and non-empty data from that Prometheus (run it after a workload was
     exported).
-Variables default to: $__range=1h, $__rate_interval=1m, $__interval=1m, $job/$model/$provider/$agent/$project=.*;
+Variables default to: $__range=1h ($__range_s follows it), $__rate_interval=1m, $__interval=1m, $job/$model/$provider/$agent/$project=.*;
 override with --set job=my-service, --set __range=5m, etc. --print-query DASHBOARD_UID:PANEL_TITLE prints the
 substituted queries of one panel (one per line) and exits.
 """
@@ -251,6 +251,8 @@ def main():
     for s in args.set:
         k, _, v = s.partition("=")
         variables[k] = v
+    # Grafana's `$__range_s`: the range in seconds, following `$__range` unless set itself.
+    variables.setdefault("__range_s", str(int(seconds(variables["__range"]))))
 
     if args.print_query:
         uid, _, title = args.print_query.partition(":")
