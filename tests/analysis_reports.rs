@@ -647,6 +647,13 @@ fn compare_periods_and_values() {
     close(c.b.cost_usd, picos_to_usd(C3 + C4 + C6));
     close(c.deltas.cost_pct.unwrap(), ((C3 + C4 + C6) as f64 / (C1 + C2 + C5 + C7) as f64 - 1.0) * 100.0);
     close(c.b.cache_hit_rate.unwrap(), 8_000.0 / (20_200.0 + 16_200.0));
+
+    // A side whose calls all have no price has no cost to compare: not a 100% drop.
+    let c = rig.ledger.compare_values(Window::Last24Hours, Dimension::Model, SONNET, "mystery-model").unwrap();
+    assert_eq!((c.b.calls, c.b.unpriced_calls, c.b.cost_usd), (1, 1, 0.0));
+    assert_eq!(c.deltas.cost_pct, None);
+    let c = rig.ledger.compare_values(Window::Last24Hours, Dimension::Model, "mystery-model", SONNET).unwrap();
+    assert_eq!(c.deltas.cost_pct, None);
 }
 
 #[test]

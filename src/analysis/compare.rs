@@ -105,6 +105,13 @@ fn side(label: String, from: i64, to: i64, a: &Agg) -> ComparisonSide {
     }
 }
 
+impl ComparisonSide {
+    /// Every priced dollar of the side is missing: it has calls without a price and none with one.
+    fn cost_unknown(&self) -> bool {
+        self.unpriced_calls > 0 && self.cost_per_call_usd.is_none()
+    }
+}
+
 fn opt_pct(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     pct_change(a?, b?)
 }
@@ -128,7 +135,8 @@ fn compare(
     let deltas = ComparisonDeltas {
         calls_pct: rates(a.calls as f64, b.calls as f64),
         tokens_pct: rates(a.tokens as f64, b.tokens as f64),
-        cost_pct: rates(a.cost_usd, b.cost_usd),
+        // A side whose calls all lack a price has no cost to compare (its $0 is not a measurement).
+        cost_pct: if a.cost_unknown() || b.cost_unknown() { None } else { rates(a.cost_usd, b.cost_usd) },
         cost_per_call_pct: opt_pct(a.cost_per_call_usd, b.cost_per_call_usd),
         cost_per_task_pct: opt_pct(a.cost_per_task_usd, b.cost_per_task_usd),
         tokens_per_task_pct: opt_pct(a.tokens_per_task, b.tokens_per_task),
