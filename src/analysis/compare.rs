@@ -55,7 +55,7 @@ pub struct ComparisonDeltas {
     pub calls_pct: Option<f64>,
     /// Tokens, as a rate like `calls_pct`.
     pub tokens_pct: Option<f64>,
-    /// Cost, as a rate like `calls_pct`.
+    /// Cost, as a rate like `calls_pct`; `null` where a side's calls all lack a price (its cost is unknown).
     pub cost_pct: Option<f64>,
     /// Cost per priced call.
     pub cost_per_call_pct: Option<f64>,
