@@ -3,7 +3,7 @@
 
 mod cli_support;
 
-use cli_support::{cc, close, run, write_journal};
+use cli_support::{cc, close, fixture, run, write_journal};
 
 #[test]
 fn show_json() {
@@ -54,6 +54,11 @@ fn show_tools() {
     );
     let text = cc(&["show", "sess-alpha-1", "--include-tools"]).ok().to_owned();
     assert!(text.contains("Tools") && text.contains("Bash"), "{text}");
+    // As of 09:02, Bash (09:05) and Grep had not run yet, as the calls after it had not been made.
+    let dir = fixture("claude_code");
+    let args = ["--claude-code", &dir, "--now", "2025-10-01T09:02:00Z", "show", "sess-alpha-1", "--include-tools"];
+    let early = run(&[&args[..], &["--format", "json"]].concat()).json();
+    assert_eq!(early["tools"], serde_json::json!([{"tool": "Read", "uses": 1, "errors": 0}]));
     let dir = tempfile::tempdir().unwrap();
     write_journal(dir.path());
     let j = run(&["--journal", dir.path().to_str().unwrap(), "show", "sess-alpha-1", "--include-tools"]);

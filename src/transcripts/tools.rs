@@ -26,6 +26,8 @@ pub struct ToolUses {
 struct Line<'a> {
     #[serde(borrow)]
     message: Option<Message<'a>>,
+    #[serde(borrow)]
+    timestamp: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -83,6 +85,12 @@ struct Block<'a> {
 /// content blocks of every line that has any, so it is meant for a few files (one session), not thousands.
 /// Unreadable files and lines are skipped.
 pub fn tool_uses(files: &[TranscriptFile]) -> Vec<ToolUses> {
+    tool_uses_until(files, None)
+}
+
+/// [`tool_uses`] of the lines stamped at or before `until` (with `None`, all): a report made as of a past
+/// instant leaves out the tool calls and results that had not happened yet, as it leaves out the calls.
+pub fn tool_uses_until(files: &[TranscriptFile], until: Option<chrono::DateTime<chrono::Utc>>) -> Vec<ToolUses> {
     let marker = memmem::Finder::new(b"\"tool_");
     // tool_use id -> tool name; and the ids whose result was an error.
     let mut calls: BTreeMap<String, String> = BTreeMap::new();
@@ -93,11 +101,18 @@ pub fn tool_uses(files: &[TranscriptFile]) -> Vec<ToolUses> {
             if marker.find(line).is_none() {
                 continue;
             }
-            let Ok(Line { message: Some(Message { content: Some(Blocks(blocks)) }) }) =
+            let Ok(Line { message: Some(Message { content: Some(Blocks(blocks)) }), timestamp }) =
                 serde_json::from_slice::<Line>(line)
             else {
                 continue;
             };
+            let after = |until| {
+                let at = timestamp.as_deref().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+                at.is_some_and(|at| at > until)
+            };
+            if until.is_some_and(after) {
+                continue;
+            }
             for block in &blocks {
                 match block.kind.as_deref() {
                     Some("tool_use") => {
