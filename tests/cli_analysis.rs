@@ -6,7 +6,7 @@ mod cli_support;
 
 use serde_json::json;
 
-use cli_support::{Transcript, cc, close, usage_line};
+use cli_support::{Records, Transcript, cc, close, usage_line};
 
 #[test]
 fn cache_report() {
@@ -97,6 +97,26 @@ fn forecast() {
     cc(&["forecast", "--budget", "-5"]).fails(2, "give a positive amount");
     // Past 1e12 the amount printed would be rounded off (1e18 showed as $184,467,440,737,095,516.15).
     cc(&["forecast", "--budget", "1e18"]).fails(2, "give at most 1e12 USD");
+}
+
+#[test]
+fn compare_all_is_everything_from_the_first_records_day() {
+    // Calls on Aug 20 and 25 and Sep 20, read on Oct 15: August is a month bucket. `all` compared from the
+    // ledger's oldest bucket, Aug 1, and values over the first record's day alone left August's calls out.
+    let rec = |day: &str, agent: &str| {
+        format!(
+            r#"{{"timestamp":"2025-{day}T12:00:00Z","duration_us":5,"model":"claude-sonnet-4-5","tokens":{{"input":1000,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":100,"reasoning":0}},"metered":true,"outcome":{{"status":"ok"}},"dimensions":{{"agent":"{agent}"}}}}"#
+        )
+    };
+    let records = Records::new(&[rec("08-20", "a"), rec("08-25", "b"), rec("09-20", "a")]);
+    let v = records.run(&["compare", "--period", "all", "--format", "json"]).json();
+    let c = &v["comparison"];
+    assert_eq!((&c["b"]["window"]["from"], &c["b"]["calls"]), (&json!("2025-08-20T00:00:00Z"), &json!(3)), "{v}");
+    assert_eq!((&c["a"]["window"]["to"], &c["a"]["calls"]), (&json!("2025-08-20T00:00:00Z"), &json!(0)), "{v}");
+    let v = records.run(&["compare", "--a", "agent=a", "--b", "agent=b", "--period", "all", "--format", "json"]).json();
+    let c = &v["comparison"];
+    assert_eq!((&c["a"]["calls"], &c["b"]["calls"]), (&json!(2), &json!(1)), "{v}");
+    assert_eq!(c["a"]["window"]["from"], "2025-08-20T00:00:00Z", "{v}");
 }
 
 #[test]

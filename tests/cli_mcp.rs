@@ -806,4 +806,8 @@ fn all_is_everything_the_source_holds_as_the_cli_counts_it() {
     assert_eq!(s["spend"]["calls"], cli["summary"]["calls"], "{s}");
     assert_eq!(s["spend"]["calls"].as_u64(), Some(recs.len() as u64), "{s}");
     assert_eq!(s["monthly_projection_usd"], cli["summary"]["monthly_projection_usd"], "{s}");
+    // And so does `compare`'s current window, over every call.
+    let (s, _) = c.ok(json!({"operation": "compare", "timeframe": "all"}));
+    assert_eq!(s["window"]["from"], "2025-08-20T00:00:00Z", "{s}");
+    assert_eq!(s["comparison"]["b"]["calls"].as_u64(), Some(recs.len() as u64), "{s}");
 }

@@ -279,6 +279,10 @@ pub(crate) fn forecast_table(ctx: &Context, style: &Style, f: &Forecast) -> Stri
 pub(super) fn compare(source: &Source, ctx: &Context, style: &Style, args: &CompareArgs) -> CliResult {
     let ledger = source.ledger(ctx);
     let w = args.period.unwrap_or(Window::Last30Days);
+    // `all` is everything the source holds, from the first record's day, as every other report has it (the
+    // ledger's own `All` starts at its oldest bucket: a month's start once the records are 35 days old, which
+    // stretched the current window and moved the previous one).
+    let everything = (w == Window::All).then(|| super::everything(&source.records, ctx));
     let comparison = match (&args.a, &args.b) {
         (Some(a), Some(b)) => {
             if a.dimension != b.dimension {
@@ -300,7 +304,17 @@ pub(super) fn compare(source: &Source, ctx: &Context, style: &Style, args: &Comp
                 _ => f.value.clone(),
             };
             let (va, vb) = (value(a), value(b));
-            let c = ledger.compare_values(w, a.dimension, &va, &vb)?;
+            // Both sides share the window: asked for widened to the bucket its start falls in (a month bucket
+            // holding later days too), then given its own bounds back.
+            let wide = match everything {
+                Some((from, to)) => ledger.covering(Window::range(from, to)).map(|b| Window::range(b.from, b.to))?,
+                None => w,
+            };
+            let mut c = ledger.compare_values(wide, a.dimension, &va, &vb)?;
+            if let Some((from, to)) = everything {
+                let bounds = tokenmeter::ledger::WindowBounds { from, to };
+                (c.a.window, c.b.window) = (bounds, bounds);
+            }
             // A side with no calls is most often a misspelt value: say whether the source has it at all.
             for (side, v) in [(&c.a, &va), (&c.b, &vb)] {
                 if side.calls > 0 {
@@ -316,9 +330,29 @@ pub(super) fn compare(source: &Source, ctx: &Context, style: &Style, args: &Comp
             }
             c
         }
-        _ => ledger.compare_periods(w)?,
+        _ => compare_periods(&ledger, w, &source.records, ctx)?,
     };
     emit(source, args.format, CompareOut { comparison }, |r| compare_table(ctx, style, &r.comparison))
+}
+
+/// [`Ledger::compare_periods`](tokenmeter::ledger::Ledger::compare_periods), with `all` from the first record's
+/// day as every other report has it. The ledger's `All` starts at its oldest bucket (a month's start once the
+/// records are 35 days old), and its calls cannot be split at the first record's day: the counts are the
+/// ledger's (nothing precedes the first record, so the previous side is empty either way), the windows are put
+/// back to the first record's day and the same length before it.
+pub(crate) fn compare_periods(
+    ledger: &tokenmeter::ledger::Ledger,
+    w: Window,
+    records: &[tokenmeter::CallRecord],
+    ctx: &Context,
+) -> Result<Comparison, tokenmeter::ledger::QueryError> {
+    let mut c = ledger.compare_periods(w)?;
+    if w == Window::All {
+        let (from, to) = super::everything(records, ctx);
+        c.b.window = tokenmeter::ledger::WindowBounds { from, to };
+        c.a.window = tokenmeter::ledger::WindowBounds { from: from - (to - from), to: from };
+    }
+    Ok(c)
 }
 
 /// A difference in points, or `-`.

@@ -6,6 +6,7 @@ mod show;
 mod summary;
 mod watch;
 
+pub(crate) use analysis::compare_periods;
 pub(crate) use summary::row_label;
 
 use chrono::{DateTime, Duration, DurationRound, NaiveDate, TimeZone, Utc};

@@ -505,7 +505,8 @@ impl Call<'_> {
         struct Body {
             comparison: Comparison,
         }
-        let c = self.ledger.compare_periods(tf.window())?;
+        // `all` from the first record's day, as the other operations have it (not the ledger's oldest bucket).
+        let c = crate::commands::compare_periods(self.ledger, tf.window(), &self.source.records, self.ctx)?;
         let (a, b, d) = (&c.a, &c.b, &c.deltas);
         let change = |p: Option<f64>| p.map_or_else(|| "n/a".to_owned(), |p| crate::render::delta_pct(Some(p)));
         let points = |p: Option<f64>| p.map_or_else(|| "n/a".to_owned(), |p| format!("{p:+.1} points"));
