@@ -163,6 +163,8 @@ fn bad_arguments_exit_2() {
     cc(&["summary", "--since", "2025-10-03", "--until", "2025-10-02"])
         .fails(2, "must be before --until (2025-10-02, which ends at 2025-10-03T00:00:00+00:00)");
     cc(&["summary", "--since", "2030-01-01"]).fails(2, "--since (2030-01-01T00:00:00+00:00) is after the last record");
+    // Inside the minute after now (the open end reaches a minute past now): in the future all the same.
+    cc(&["summary", "--since", "2025-10-04T00:00:50Z"]).fails(2, "is after the last record and now");
     cc(&["summary", "--until", "1900-01-01"]).fails(2, "out of range");
     // The bounds named are the last record and now, not a minute past them.
     cc(&["summary", "--since", "2030-01-01"]).fails(2, "the last record and now (2025-10-04T00:00:00+00:00)");

@@ -183,7 +183,10 @@ pub(crate) fn window<'a>(
     } else {
         from
     };
-    if from >= to {
+    // `--since` alone after the last record and now: a window in the future, even where it starts inside the
+    // minute the open end reaches to.
+    let future = args.until.is_none() && from > last.unwrap_or(ctx.now).max(ctx.now);
+    if from >= to || future {
         let msg = if args.until.is_some() {
             // A date --until ends with its day: say so, or `--until 2025-10-02` reads as 2025-10-03.
             format!(
