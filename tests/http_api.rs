@@ -71,6 +71,14 @@ fn call_in(session: &str, tenant: &str) {
     .entered();
 }
 
+/// A meter with a `SessionTenants` sink, after `calls` ran under it.
+fn meter_with_tenants(calls: impl FnOnce()) -> (TokenMeter, SessionTenants) {
+    let tenants = SessionTenants::default();
+    let meter = TokenMeter::builder().with_sink(tenants.clone()).build();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(meter.layer()), calls);
+    (meter, tenants)
+}
+
 /// Three sessions on a manual clock: two of tenant acme, one of globex.
 fn fixture() -> Fixture {
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 14, 9, 0, 0).unwrap());
@@ -335,10 +343,7 @@ fn a_tenant_key_gets_the_efficiency_and_cache_reports_of_its_tenant() {
 
 #[test]
 fn a_session_seen_under_two_tenants_belongs_to_neither() {
-    let tenants = SessionTenants::default();
-    let meter = TokenMeter::builder().with_sink(tenants.clone()).build();
-    let subscriber = tracing_subscriber::registry().with(meter.layer());
-    tracing::subscriber::with_default(subscriber, || {
+    let (meter, tenants) = meter_with_tenants(|| {
         for tenant in ["acme", "globex"] {
             call_in("shared", tenant);
         }
@@ -356,10 +361,7 @@ fn a_session_seen_under_two_tenants_belongs_to_neither() {
 fn calls_without_a_tenant_in_a_session_make_it_shared() {
     // acme's call in `s-1` and a call there without a tenant (another service, a span without `tenant.id`):
     // acme's key read both calls' tokens on `s-1`'s endpoints.
-    let tenants = SessionTenants::default();
-    let meter = TokenMeter::builder().with_sink(tenants.clone()).build();
-    let subscriber = tracing_subscriber::registry().with(meter.layer());
-    tracing::subscriber::with_default(subscriber, || {
+    let (meter, tenants) = meter_with_tenants(|| {
         call_in("s-1", "acme");
         call_in("s-2", "acme");
         let _s = tracing::info_span!("conversation", session.id = "s-1").entered();
@@ -381,10 +383,7 @@ fn calls_without_a_tenant_in_a_session_make_it_shared() {
 fn another_tenants_tools_or_tasks_in_a_session_make_it_shared() {
     // acme's calls in `s-1`, and only a tool run and a task of globex there: acme's key saw globex's tool names
     // and task counts on `s-1`'s endpoints (only calls said whose a session was).
-    let tenants = SessionTenants::default();
-    let meter = TokenMeter::builder().with_sink(tenants.clone()).build();
-    let subscriber = tracing_subscriber::registry().with(meter.layer());
-    tracing::subscriber::with_default(subscriber, || {
+    let (meter, tenants) = meter_with_tenants(|| {
         call_in("s-1", "acme");
         call_in("s-2", "acme");
         let _s = tracing::info_span!("conversation", session.id = "s-1", tenant.id = "globex").entered();

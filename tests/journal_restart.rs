@@ -189,20 +189,27 @@ fn a_budget_added_at_a_restart_alerts_at_the_thresholds_spend_already_passed() {
     assert_eq!(third.journal_stats().unwrap().replay.budget_alerts, 3);
 }
 
+/// A $10 budget over a rolling hour alerting at `thresholds`, its alerts pushed to `alerts`.
+fn hourly_budget(
+    alerts: &Alerts,
+    thresholds: &'static [u32],
+) -> impl FnOnce(TokenMeterBuilder) -> TokenMeterBuilder + use<> {
+    let sink = alerts.clone();
+    move |b: TokenMeterBuilder| {
+        b.with_budget(
+            Budget::new("hourly", BudgetLimit::usd(10.0).unwrap())
+                .with_period(BudgetPeriod::Rolling(Duration::from_secs(3_600)))
+                .with_thresholds(thresholds.iter().copied()),
+        )
+        .with_budget_alert_callback(move |a| sink.lock().push(a.clone()))
+    }
+}
+
 #[test]
 fn a_rolling_budget_remembers_its_alerts_inside_the_window() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(utc(2026, 3, 14, 9, 0));
-    let rolling = |alerts: &Alerts| {
-        let sink = alerts.clone();
-        move |b: TokenMeterBuilder| {
-            b.with_budget(
-                Budget::new("hourly", BudgetLimit::usd(10.0).unwrap())
-                    .with_period(BudgetPeriod::Rolling(Duration::from_secs(3_600))),
-            )
-            .with_budget_alert_callback(move |a| sink.lock().push(a.clone()))
-        }
-    };
+    let rolling = |alerts: &Alerts| hourly_budget(alerts, &tokenmeter::budget::DEFAULT_THRESHOLDS);
     let alerts: Alerts = Arc::default();
     let before = meter(dir.path(), &clock, rolling(&alerts));
     spend(&before, 6_000_000);
@@ -230,17 +237,7 @@ fn a_rolling_budget_remembers_its_alerts_inside_the_window() {
 fn a_rolling_budgets_alert_holds_while_spend_stays_over_its_threshold() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(utc(2026, 3, 14, 9, 0));
-    let rolling = |alerts: &Alerts| {
-        let sink = alerts.clone();
-        move |b: TokenMeterBuilder| {
-            b.with_budget(
-                Budget::new("hourly", BudgetLimit::usd(10.0).unwrap())
-                    .with_period(BudgetPeriod::Rolling(Duration::from_secs(3_600)))
-                    .with_thresholds([50]),
-            )
-            .with_budget_alert_callback(move |a| sink.lock().push(a.clone()))
-        }
-    };
+    let rolling = |alerts: &Alerts| hourly_budget(alerts, &[50]);
     // 09:00 $6 alerts at 50%; 09:45 $6 more: $12 in the window, nothing new.
     let alerts: Alerts = Arc::default();
     let before = meter(dir.path(), &clock, rolling(&alerts));
