@@ -359,7 +359,8 @@ impl TokenMeterBuilder {
                 crate::budget::BudgetPeriod::Day => DAY,
                 crate::budget::BudgetPeriod::Week => 7 * DAY,
                 crate::budget::BudgetPeriod::Month => 31 * DAY,
-                crate::budget::BudgetPeriod::Rolling(d) => d.as_secs(),
+                // The window reaches a bucket (a sixtieth) past its duration.
+                crate::budget::BudgetPeriod::Rolling(d) => d.as_secs() + d.as_secs().div_ceil(60),
             };
             // A day more: files are by UTC day, periods by the budget's own time zone. Today's and yesterday's
             // files are never deleted, which covers two days whatever the age.

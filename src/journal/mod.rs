@@ -153,7 +153,8 @@ impl JournalConfig {
     }
 
     /// Deletes files whose whole day is older than this (`None`: keep forever). It must reach a day past the
-    /// longest budget period (a month: 32 days; `rolling 180d`: 181), or restarts would forget spend:
+    /// longest budget period (a month: 32 days; `rolling 180d`: 184, its window reaching a sixtieth past the
+    /// 180 days), or restarts would forget spend:
     /// [`try_build`](crate::TokenMeterBuilder::try_build) refuses a shorter one
     /// ([`BuildError::JournalRetention`](crate::BuildError::JournalRetention)).
     pub fn with_max_age(mut self, max_age: Option<Duration>) -> Self {
