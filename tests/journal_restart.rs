@@ -257,22 +257,30 @@ fn a_rolling_budgets_alert_holds_while_spend_stays_over_its_threshold() {
     assert!(again.lock().is_empty(), "{:?}", again.lock());
     drop(after);
 
-    // Spend that fell under the threshold between the alert and the restart, as a call saw it, re-armed it.
+    // Spend that fell under the threshold between the alert and the restart, as a call saw it, re-armed the
+    // threshold: 11:00 $6 alerts, 12:10 $6 alerts again (the 11:00 call had left the window). When the 12:10
+    // alert's line is lost (a full queue, a crash before the writer's round), the 11:00 line alone must not
+    // mark it delivered: the restarted meter delivers it again (at least once).
     clock.set(utc(2026, 3, 14, 11, 0));
     let dir = tempfile::tempdir().unwrap();
     let first: Alerts = Arc::default();
     let before = meter(dir.path(), &clock, rolling(&first));
     spend(&before, 6_000_000);
     clock.set(utc(2026, 3, 14, 12, 10));
-    spend(&before, 1_000_000);
-    assert_eq!(thresholds(&first), [50], "the second call does not reach 50%");
+    spend(&before, 6_000_000);
+    assert_eq!(thresholds(&first), [50, 50]);
     before.flush().unwrap();
     drop(before);
+    let file = journal_file(dir.path(), "2026-03-14");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let kept: Vec<&str> = text.lines().filter(|l| !(l.contains("budget_alert") && l.contains("T12:10"))).collect();
+    assert_eq!(kept.len(), text.lines().count() - 1, "the 12:10 alert's line");
+    std::fs::write(&file, kept.join("\n") + "\n").unwrap();
     clock.set(utc(2026, 3, 14, 12, 20));
     let later: Alerts = Arc::default();
     let after = meter(dir.path(), &clock, rolling(&later));
-    spend(&after, 5_000_000);
-    assert_eq!(thresholds(&later), [50], "spend was $1 at 12:10: the 11:00 alert no longer held");
+    spend(&after, 10_000);
+    assert_eq!(thresholds(&later), [50], "the 12:10 alert, whose line was lost, is delivered again");
 }
 
 #[test]
