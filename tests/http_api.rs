@@ -366,9 +366,14 @@ fn calls_without_a_tenant_in_a_session_make_it_shared() {
         call_in("s-2", "acme");
         let _s = tracing::info_span!("conversation", session.id = "s-1").entered();
         drop(tracing::info_span!("chat", gen_ai.request.model = "claude-haiku-4-5", input_tokens = 5u64).entered());
+        drop(_s);
+        // A task span above the calls that carry the tenant has none itself: it says nothing of the session.
+        let _s = tracing::info_span!("conversation", session.id = "s-2").entered();
+        let _task = tracing::info_span!("triage", task = "triage").entered();
+        call_in("s-2", "acme");
     });
     assert_eq!(tenants.tenant_of("s-1"), None);
-    assert_eq!(tenants.tenant_of("s-2").as_deref(), Some("acme"));
+    assert_eq!(tenants.tenant_of("s-2").as_deref(), Some("acme"), "a task without a tenant does not share it");
     let config = HttpConfig::new().with_port(0).with_tenant_key(ACME, "acme").with_session_tenants(tenants);
     let server = serve(meter, config).expect("server");
     for (session, status) in [("s-1", StatusCode::NOT_FOUND), ("s-2", StatusCode::OK)] {

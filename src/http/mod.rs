@@ -205,10 +205,10 @@ pub struct SessionTenants {
     max: usize,
 }
 
-/// Sessions and tenants of calls that found the map locked, in order.
+/// Sessions and tenants of calls that found the map locked, in order, each pair once.
 #[derive(Debug, Default)]
 struct Deferred {
-    pairs: Mutex<Vec<(String, String)>>,
+    pairs: Mutex<(Vec<(String, String)>, HashSet<u64>)>,
     /// Set after a pair is added: lookups learn the pairs first.
     any: std::sync::atomic::AtomicBool,
 }
@@ -341,16 +341,20 @@ impl SessionTenants {
         if !self.deferred.any.swap(false, Ordering::AcqRel) {
             return;
         }
-        let pairs = std::mem::take(&mut *self.deferred.pairs.lock());
+        let (pairs, _) = std::mem::take(&mut *self.deferred.pairs.lock());
         for (s, t) in pairs {
             map.learn_or_queue(&s, &t, self.max);
         }
     }
 
-    /// Leaves a pair for the next holder of the lock.
-    #[cold]
+    /// Leaves a pair for the next holder of the lock (a pair already left costs a hash and no allocation: a
+    /// busy session's calls during a sweep leave it once).
     fn defer(&self, s: &str, t: &str) {
-        self.deferred.pairs.lock().push((s.to_owned(), t.to_owned()));
+        let mut deferred = self.deferred.pairs.lock();
+        let (pairs, seen) = &mut *deferred;
+        if seen.insert(pair_hash(s, t)) {
+            pairs.push((s.to_owned(), t.to_owned()));
+        }
         self.deferred.any.store(true, Ordering::Release);
     }
 
@@ -362,14 +366,18 @@ impl SessionTenants {
     /// Remembers the tenant of a call's, task's or tool execution's session (see the type's docs for a session
     /// under two tenants): the ledger keeps all three by session, so all three say whose a session is.
     ///
-    /// A record without a tenant counts under the ledger's label for none, `(none)`: a session with calls of
-    /// a tenant and calls without one is shared (a tenant key read the others' calls in its figures).
-    fn learn(&self, dimensions: &crate::Dimensions) {
+    /// A call without a tenant counts under the ledger's label for none, `(none)`: a session with calls of a
+    /// tenant and calls without one is shared (a tenant key read the others' calls in its figures). A task or a
+    /// tool execution without a tenant says nothing (the tenant is often recorded on the call spans only, below
+    /// the task's span).
+    fn learn(&self, dimensions: &crate::Dimensions, tenantless_counts: bool) {
         if let Some(s) = dimensions.session.as_deref()
             && !is_ledger_label(s)
         {
-            let t = dimensions.tenant.as_deref().unwrap_or(crate::ledger::Dimension::Tenant.none_label());
-            self.learn_pair(s, t);
+            let none = tenantless_counts.then(|| crate::ledger::Dimension::Tenant.none_label());
+            if let Some(t) = dimensions.tenant.as_deref().or(none) {
+                self.learn_pair(s, t);
+            }
         }
     }
 
@@ -450,30 +458,30 @@ impl SessionTenants {
 
 impl RecordSink for SessionTenants {
     fn on_call(&self, record: &CallRecord) {
-        self.learn(&record.dimensions);
+        self.learn(&record.dimensions, true);
     }
 
     /// A session's tasks and tool executions show on its endpoints too: another tenant's in the same session
     /// id makes it shared, as its calls would.
     fn on_task(&self, record: &crate::TaskRecord) {
-        self.learn(&record.dimensions);
+        self.learn(&record.dimensions, false);
     }
 
     fn on_tool(&self, record: &crate::ToolRecord) {
-        self.learn(&record.dimensions);
+        self.learn(&record.dimensions, false);
     }
 
     /// The ledger rebuilds its sessions from the journal at start; their tenants must come back with them.
     fn on_replayed_call(&self, record: &CallRecord) {
-        self.learn(&record.dimensions);
+        self.learn(&record.dimensions, true);
     }
 
     fn on_replayed_task(&self, record: &crate::TaskRecord) {
-        self.learn(&record.dimensions);
+        self.learn(&record.dimensions, false);
     }
 
     fn on_replayed_tool(&self, record: &crate::ToolRecord) {
-        self.learn(&record.dimensions);
+        self.learn(&record.dimensions, false);
     }
 }
 
