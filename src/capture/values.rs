@@ -544,7 +544,9 @@ const MAX_ERROR_TYPE_LEN: usize = 64;
 /// error message, which may quote prompt text) is never kept, and neither is a first word that is the start of
 /// a message rather than a type: a run followed by more text (`Summarize the … was rejected`) is kept only when
 /// it is a number (`429 Too Many Requests`) or what follows opens with `:`, `(`, `{`, `[`, `- ` or a new line; a run
-/// with a `/` never: a URL, with or without its scheme, or a file path (`/home/…`, `docs/…`, `C:/…`).
+/// with a `/` never: a URL, with or without its scheme, or a file path (`/home/…`, `docs/…`, `C:/…`), nor a host
+/// and port (`api.example.com:443`). A bare file name (`merger.pdf: not found`) cannot be told from a dotted type
+/// name (`requests.exceptions.ConnectionError`) and is kept.
 pub(crate) fn error_type_label(value: &str) -> &str {
     let v = value.trim_start();
     let mut end = 0;
@@ -566,8 +568,12 @@ pub(crate) fn error_type_label(value: &str) -> &str {
         || next.starts_with(['(', '{', '[', '\n', '\r'])
         || next.starts_with("- ")
         || label.bytes().all(|b| b.is_ascii_digit());
-    // A URL or a file path (`/home/…: not found`, `docs/merger.pdf: not found`) is a place, not a type.
-    if !a_type || label.contains('/') {
+    // A URL or a file path (`/home/…: not found`, `docs/merger.pdf: not found`) is a place, not a type, and so
+    // is a host and port (`api.example.com:443: connection reset`).
+    let host_port = label
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| host.contains('.') && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()));
+    if !a_type || label.contains('/') || host_port {
         return "";
     }
     label
@@ -627,6 +633,9 @@ mod tests {
             ("./clients/acme/merger_terms.docx: permission denied", ""),
             ("api.example.com/v1/files/SECRET: connection reset", ""),
             ("C:/Users/alice/acme.pdf: not found", ""),
+            ("api.example.com:443: connection reset", ""),
+            ("10.0.0.7:5432: connection refused", ""),
+            ("http.client.RemoteDisconnected: closed", "http.client.RemoteDisconnected"),
             ("", ""),
             ("é", ""),
         ] {
