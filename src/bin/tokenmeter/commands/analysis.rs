@@ -282,7 +282,7 @@ pub(super) fn compare(source: &Source, ctx: &Context, style: &Style, args: &Comp
     // `all` is everything the source holds, from the first record's day, as every other report has it (the
     // ledger's own `All` starts at its oldest bucket: a month's start once the records are 35 days old, which
     // stretched the current window and moved the previous one).
-    let everything = (w == Window::All).then(|| super::everything(&source.records, ctx));
+    let scope = window(&crate::cli::WindowArgs { period: Some(w), since: None, until: None }, ctx, source, w)?;
     let comparison = match (&args.a, &args.b) {
         (Some(a), Some(b)) => {
             if a.dimension != b.dimension {
@@ -306,15 +306,9 @@ pub(super) fn compare(source: &Source, ctx: &Context, style: &Style, args: &Comp
             let (va, vb) = (value(a), value(b));
             // Both sides share the window: asked for widened to the bucket its start falls in (a month bucket
             // holding later days too), then given its own bounds back.
-            let wide = match everything {
-                Some((from, to)) => ledger.covering(Window::range(from, to)).map(|b| Window::range(b.from, b.to))?,
-                None => w,
-            };
-            let mut c = ledger.compare_values(wide, a.dimension, &va, &vb)?;
-            if let Some((from, to)) = everything {
-                let bounds = tokenmeter::ledger::WindowBounds { from, to };
-                (c.a.window, c.b.window) = (bounds, bounds);
-            }
+            let mut c = ledger.compare_values(scope.wide_window(&ledger)?, a.dimension, &va, &vb)?;
+            scope.restore(&mut c.a.window);
+            scope.restore(&mut c.b.window);
             // A side with no calls is most often a misspelt value: say whether the source has it at all.
             for (side, v) in [(&c.a, &va), (&c.b, &vb)] {
                 if side.calls > 0 {
@@ -330,28 +324,24 @@ pub(super) fn compare(source: &Source, ctx: &Context, style: &Style, args: &Comp
             }
             c
         }
-        _ => compare_periods(&ledger, w, &source.records, ctx)?,
+        _ => compare_periods(&ledger, &scope)?,
     };
     emit(source, args.format, CompareOut { comparison }, |r| compare_table(ctx, style, &r.comparison))
 }
 
-/// [`Ledger::compare_periods`](tokenmeter::ledger::Ledger::compare_periods), with `all` from the first record's
-/// day as every other report has it. The ledger's `All` starts at its oldest bucket (a month's start once the
+/// [`Ledger::compare_periods`](tokenmeter::ledger::Ledger::compare_periods) over a scope of `--period` alone
+/// ([`super::window`]), with `all` from the first record's day as every other report has it. The ledger's `All` starts at its oldest bucket (a month's start once the
 /// records are 35 days old), and its calls cannot be split at the first record's day: the counts are the
 /// ledger's (nothing precedes the first record, so the previous side is empty either way), the windows are put
 /// back to the first record's day and the same length before it.
 pub(crate) fn compare_periods(
     ledger: &tokenmeter::ledger::Ledger,
-    w: Window,
-    records: &[tokenmeter::CallRecord],
-    ctx: &Context,
+    scope: &super::Scope<'_>,
 ) -> Result<Comparison, tokenmeter::ledger::QueryError> {
-    let mut c = ledger.compare_periods(w)?;
-    if w == Window::All {
-        let (from, to) = super::everything(records, ctx);
-        c.b.window = tokenmeter::ledger::WindowBounds { from, to };
-        c.a.window = tokenmeter::ledger::WindowBounds { from: from - (to - from), to: from };
-    }
+    let Some((from, to)) = scope.asked else { return ledger.compare_periods(scope.window) };
+    let mut c = ledger.compare_periods(Window::All)?;
+    c.b.window = tokenmeter::ledger::WindowBounds { from, to };
+    c.a.window = tokenmeter::ledger::WindowBounds { from: from - (to - from), to: from };
     Ok(c)
 }
 

@@ -506,7 +506,10 @@ impl Call<'_> {
             comparison: Comparison,
         }
         // `all` from the first record's day, as the other operations have it (not the ledger's oldest bucket).
-        let c = crate::commands::compare_periods(self.ledger, tf.window(), &self.source.records, self.ctx)?;
+        let c = match tf {
+            Timeframe::All => crate::commands::compare_periods(self.ledger, &self.all)?,
+            other => self.ledger.compare_periods(other.window())?,
+        };
         let (a, b, d) = (&c.a, &c.b, &c.deltas);
         let change = |p: Option<f64>| p.map_or_else(|| "n/a".to_owned(), |p| crate::render::delta_pct(Some(p)));
         let points = |p: Option<f64>| p.map_or_else(|| "n/a".to_owned(), |p| format!("{p:+.1} points"));
