@@ -205,10 +205,17 @@ pub struct SessionTenants {
     max: usize,
 }
 
+/// The pairs left aside, and their hashes (each pair is left once).
+#[derive(Debug, Default)]
+struct DeferredPairs {
+    list: Vec<(String, String)>,
+    seen: HashSet<u64>,
+}
+
 /// Sessions and tenants of calls that found the map locked, in order, each pair once.
 #[derive(Debug, Default)]
 struct Deferred {
-    pairs: Mutex<(Vec<(String, String)>, HashSet<u64>)>,
+    pairs: Mutex<DeferredPairs>,
     /// Set after a pair is added: lookups learn the pairs first.
     any: std::sync::atomic::AtomicBool,
 }
@@ -341,8 +348,8 @@ impl SessionTenants {
         if !self.deferred.any.swap(false, Ordering::AcqRel) {
             return;
         }
-        let (pairs, _) = std::mem::take(&mut *self.deferred.pairs.lock());
-        for (s, t) in pairs {
+        let DeferredPairs { list, .. } = std::mem::take(&mut *self.deferred.pairs.lock());
+        for (s, t) in list {
             map.learn_or_queue(&s, &t, self.max);
         }
     }
@@ -351,9 +358,8 @@ impl SessionTenants {
     /// busy session's calls during a sweep leave it once).
     fn defer(&self, s: &str, t: &str) {
         let mut deferred = self.deferred.pairs.lock();
-        let (pairs, seen) = &mut *deferred;
-        if seen.insert(pair_hash(s, t)) {
-            pairs.push((s.to_owned(), t.to_owned()));
+        if deferred.seen.insert(pair_hash(s, t)) {
+            deferred.list.push((s.to_owned(), t.to_owned()));
         }
         self.deferred.any.store(true, Ordering::Release);
     }
