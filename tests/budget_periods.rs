@@ -158,6 +158,28 @@ fn weeks_can_start_on_sunday() {
 }
 
 #[test]
+fn a_call_that_ended_a_moment_earlier_does_not_rearm_an_alert_just_fired() {
+    // Two threads: A's call ends at 10:01:00 (a new minute bucket) and crosses 50%; B's ended at 10:00:59 but is
+    // accounted after A's. Re-arming at B's instant summed the window without A's bucket, found spend under
+    // 50%, and cleared the alert: the next call fired it again.
+    let (h, alerts) = harness(vec![
+        Budget::new("hourly", BudgetLimit::usd(1.0).unwrap())
+            .with_period(BudgetPeriod::Rolling(std::time::Duration::from_secs(3_600)))
+            .with_thresholds([50]),
+    ]);
+    h.clock.set(utc("2026-03-14T10:00:00Z"));
+    spend(&h, 300_000);
+    h.clock.set(utc("2026-03-14T10:01:00Z"));
+    spend(&h, 300_000);
+    assert_eq!(fired_for(&alerts, "hourly"), [50]);
+    h.clock.set(utc("2026-03-14T10:00:59Z"));
+    spend(&h, 10_000);
+    h.clock.set(utc("2026-03-14T10:02:00Z"));
+    spend(&h, 10_000);
+    assert_eq!(fired_for(&alerts, "hourly"), [50], "spend never fell under 50%");
+}
+
+#[test]
 fn rolling_window_forgets_old_spend_and_rearms_thresholds() {
     let (h, alerts) = harness(vec![
         Budget::new("hourly", BudgetLimit::usd(1.0).unwrap())

@@ -71,6 +71,8 @@ pub(super) struct RollingBuckets {
     units: [u128; ROLLING_BUCKETS],
     calls: [u64; ROLLING_BUCKETS],
     unpriced: [u64; ROLLING_BUCKETS],
+    /// The newest bucket index spend was added to.
+    newest: i64,
 }
 
 /// What a rolling window holds at one instant.
@@ -93,6 +95,7 @@ impl RollingBuckets {
             units: [0; ROLLING_BUCKETS],
             calls: [0; ROLLING_BUCKETS],
             unpriced: [0; ROLLING_BUCKETS],
+            newest: i64::MIN,
         }
     }
 
@@ -117,7 +120,14 @@ impl RollingBuckets {
         self.units[slot] = self.units[slot].saturating_add(units);
         self.calls[slot] += 1;
         self.unpriced[slot] += u64::from(unpriced);
+        self.newest = self.newest.max(bucket);
         true
+    }
+
+    /// `at`, or the start of the newest bucket spend was added to when that is later: a call accounted after
+    /// another that ended a moment later (two threads) reads the window as it stands, not as it stood before.
+    pub(super) fn latest(&self, at: i64) -> i64 {
+        at.max(self.newest.saturating_mul(self.width))
     }
 
     /// The window ending at `at`: the bucket holding `at` and the 60 before it.

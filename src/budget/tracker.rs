@@ -325,9 +325,12 @@ impl BudgetSlot {
         self.snapshot(&acct, at)
     }
 
-    /// On a rolling budget, re-arms the thresholds that spend at `at` has fallen back below.
+    /// On a rolling budget, re-arms the thresholds that spend at `at` has fallen back below (never at an instant
+    /// before the newest spend: a call that ended a moment before another thread's, accounted after it, would
+    /// read the window without that spend and re-arm an alert just fired).
     fn rearm(&self, acct: &mut Account, at: i64) {
         let Some(buckets) = &acct.rolling else { return };
+        let at = buckets.latest(at);
         let spent = buckets.sum(at).units;
         for (k, threshold) in self.threshold_units.iter().enumerate() {
             if spent < *threshold {
