@@ -543,6 +543,28 @@ fn retention_deletes_by_age_then_by_size() {
 }
 
 #[test]
+fn retention_leaves_a_file_another_process_is_appending_to() {
+    // Retention deleted a file whatever held it: another process appending to it at that moment wrote into a
+    // deleted file. It now deletes a file only while holding its lock, and leaves a locked one for later.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(journal_file(dir.path(), "2025-01-01"), b"\n").unwrap();
+    let appending = std::fs::OpenOptions::new().append(true).open(journal_file(dir.path(), "2025-01-01")).unwrap();
+    appending.lock().unwrap();
+    let build = || {
+        TokenMeter::builder()
+            .with_clock(ManualClock::new(utc(2026, 3, 14, 9, 0)))
+            .with_journal(journal(dir.path()))
+            .try_build()
+            .unwrap()
+    };
+    assert_eq!(build().journal_stats().unwrap().files_removed, 0);
+    assert!(journal_file(dir.path(), "2025-01-01").exists());
+    appending.unlock().unwrap();
+    assert_eq!(build().journal_stats().unwrap().files_removed, 1);
+    assert!(!journal_file(dir.path(), "2025-01-01").exists());
+}
+
+#[test]
 fn a_day_file_or_directory_deleted_while_open_is_created_again() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(utc(2026, 3, 14, 9, 0));

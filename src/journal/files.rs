@@ -87,7 +87,17 @@ pub(super) fn enforce_retention(
     Ok(removed)
 }
 
+/// Deletes `path` while holding its exclusive lock, so that no writer (of any process) is appending to it at that
+/// moment: writers check, under the lock, that their file still exists. A file locked now is left for the next
+/// round.
 fn remove(path: &Path) -> bool {
+    let Ok(file) = std::fs::OpenOptions::new().read(true).open(path) else { return false };
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => return false,
+        // A filesystem without locks: the build refuses such a directory; delete as before.
+        Err(std::fs::TryLockError::Error(_)) => {}
+    }
     match std::fs::remove_file(path) {
         Ok(()) => true,
         // Another process sharing the directory got there first.

@@ -420,7 +420,12 @@ impl WriterThread {
             let stuck = self.stuck.contains(&batch.day);
             let timeout =
                 if stuck { self.config.lock_timeout.min(STUCK_LOCK_TIMEOUT) } else { self.config.lock_timeout };
-            let result = self.file(batch.day, &path).and_then(|file| append_locked(file, &batch.bytes, timeout));
+            let mut result = self.file(batch.day, &path).and_then(|file| append_locked(file, &batch.bytes, timeout));
+            if result.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+                // Deleted between the handle's check and its lock (another process's retention): a new file.
+                self.close(batch.day);
+                result = self.file(batch.day, &path).and_then(|file| append_locked(file, &batch.bytes, timeout));
+            }
             match result {
                 Ok(()) => {
                     if stuck {
@@ -587,7 +592,13 @@ fn append_locked(file: &File, bytes: &[u8], timeout: Duration) -> std::io::Resul
     lock_within(file, timeout)?;
     let mut before = None;
     let result = (|| {
-        let len = file.metadata()?.len();
+        let meta = file.metadata()?;
+        // Retention (this process's or another's) deletes a file only while it holds the file's lock: a file
+        // deleted before this lock was taken is gone, and lines appended to it would be lost.
+        if meta.nlink_or_one() == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::NotFound, "the day file was deleted"));
+        }
+        let len = meta.len();
         before = Some(len);
         if len > 0 {
             let mut last = [0u8; 1];
@@ -727,6 +738,20 @@ mod tests {
     }
 
     /// Today's day file under `dir`, locked as another process appending would hold it.
+    #[cfg(unix)]
+    #[test]
+    fn an_append_to_a_file_deleted_before_its_lock_fails_as_not_found() {
+        // Another process's retention deleted it between the writer's check of the handle and its lock: the
+        // lines went into a file no one would read, and were counted written.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.jsonl");
+        let file = OpenOptions::new().read(true).append(true).create(true).open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let err = append_locked(&file, b"{}\n", Duration::from_secs(1)).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+        assert_eq!(file.metadata().unwrap().len(), 0, "nothing appended");
+    }
+
     fn hold_lock(dir: &Path) -> File {
         let holder =
             OpenOptions::new().create(true).append(true).open(files::path_for(dir, at().date_naive())).unwrap();
