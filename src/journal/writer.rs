@@ -737,7 +737,6 @@ mod tests {
         assert_eq!(create_dir_synced(&dir).unwrap(), 0, "nothing new, nothing to sync");
     }
 
-    /// Today's day file under `dir`, locked as another process appending would hold it.
     #[cfg(unix)]
     #[test]
     fn an_append_to_a_file_deleted_before_its_lock_fails_as_not_found() {
@@ -752,6 +751,7 @@ mod tests {
         assert_eq!(file.metadata().unwrap().len(), 0, "nothing appended");
     }
 
+    /// Today's day file under `dir`, locked as another process appending would hold it.
     fn hold_lock(dir: &Path) -> File {
         let holder =
             OpenOptions::new().create(true).append(true).open(files::path_for(dir, at().date_naive())).unwrap();
