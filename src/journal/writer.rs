@@ -422,7 +422,8 @@ impl WriterThread {
                 if stuck { self.config.lock_timeout.min(STUCK_LOCK_TIMEOUT) } else { self.config.lock_timeout };
             let mut result = self.file(batch.day, &path).and_then(|file| append_locked(file, &batch.bytes, timeout));
             if result.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
-                // Deleted between the handle's check and its lock (another process's retention): a new file.
+                // The file was deleted (the journal cleared by hand, another process's retention): a new one, else
+                // every later record would go with it.
                 self.close(batch.day);
                 result = self.file(batch.day, &path).and_then(|file| append_locked(file, &batch.bytes, timeout));
             }
@@ -537,13 +538,10 @@ impl WriterThread {
     }
 
     fn file(&mut self, day: NaiveDate, path: &Path) -> std::io::Result<&File> {
+        // A file deleted behind the writer's back (the journal cleared by hand, another process's retention) is
+        // found under the append's lock ([`append_locked`]), which has `write_batch` close it and come back here.
         if let Some(i) = self.open.iter().position(|(d, _)| *d == day) {
-            // A file deleted behind the writer's back (the journal cleared by hand, another process's
-            // retention) would take every later record with it: create it again instead.
-            if self.open[i].1.metadata().is_ok_and(|m| m.nlink_or_one() > 0) {
-                return Ok(&self.open[i].1);
-            }
-            self.open.remove(i);
+            return Ok(&self.open[i].1);
         }
         let open = || OpenOptions::new().read(true).append(true).create(true).open(path);
         let file = match open() {
