@@ -205,17 +205,31 @@ pub struct SessionTenants {
     max: usize,
 }
 
-/// The pairs left aside, and their hashes (each pair is left once).
+/// (session, tenant) pairs in order, each once: a busy session's every call would otherwise add it again.
 #[derive(Debug, Default)]
-struct DeferredPairs {
+struct PairList {
     list: Vec<(String, String)>,
+    /// Hashes of the pairs in `list`.
     seen: HashSet<u64>,
 }
 
-/// Sessions and tenants of calls that found the map locked, in order, each pair once.
+impl PairList {
+    /// Adds the pair unless it is there (then it costs a hash and no allocation).
+    fn push_once(&mut self, s: &str, t: &str) {
+        if self.seen.insert(pair_hash(s, t)) {
+            self.list.push((s.to_owned(), t.to_owned()));
+        }
+    }
+
+    fn contains(&self, s: &str, t: &str) -> bool {
+        self.seen.contains(&pair_hash(s, t))
+    }
+}
+
+/// Sessions and tenants of calls that found the map locked.
 #[derive(Debug, Default)]
 struct Deferred {
-    pairs: Mutex<DeferredPairs>,
+    pairs: Mutex<PairList>,
     /// Set after a pair is added: lookups learn the pairs first.
     any: std::sync::atomic::AtomicBool,
 }
@@ -227,11 +241,9 @@ struct TenantMap {
     /// Bumped when a sweep starts; every call stamps its session with it, so that the sweep keeps the sessions
     /// seen while it read the ledger.
     generation: AtomicU64,
-    /// Sessions and tenants that arrived while full, in order; `None` once more than [`MAX_QUEUED`] did.
-    queued: Option<Vec<(String, String)>>,
-    /// Hashes of the queued pairs: a busy session's every call while full would otherwise take the write lock
-    /// and queue it again, filling the queue with one session.
-    queued_pairs: HashSet<u64>,
+    /// Sessions and tenants that arrived while full, in order, each once (a busy session's every call while
+    /// full would otherwise take the write lock and queue it again); `None` once more than [`MAX_QUEUED`] did.
+    queued: Option<PairList>,
     /// When the last sweep ran.
     swept: Option<std::time::Instant>,
 }
@@ -254,14 +266,10 @@ impl TenantMap {
     /// Applies one call's (session, tenant), or queues it (once) while full.
     fn learn_or_queue(&mut self, s: &str, t: &str, max: usize) {
         if !self.learn(s, t, max) {
-            let overflow = self.queued.as_ref().is_some_and(|q| q.len() >= MAX_QUEUED);
-            if overflow {
+            if self.queued.as_ref().is_some_and(|q| q.list.len() >= MAX_QUEUED) {
                 self.queued = None;
-                self.queued_pairs = HashSet::new();
-            } else if let Some(q) = self.queued.as_mut()
-                && self.queued_pairs.insert(pair_hash(s, t))
-            {
-                q.push((s.to_owned(), t.to_owned()));
+            } else if let Some(q) = self.queued.as_mut() {
+                q.push_once(s, t);
             }
         }
     }
@@ -312,7 +320,7 @@ impl SessionTenants {
     /// those to come.
     pub fn new(max_sessions: usize) -> Self {
         SessionTenants {
-            inner: Arc::new(RwLock::new(TenantMap { queued: Some(Vec::new()), ..Default::default() })),
+            inner: Arc::new(RwLock::new(TenantMap { queued: Some(PairList::default()), ..Default::default() })),
             deferred: Arc::default(),
             max: max_sessions,
         }
@@ -348,7 +356,7 @@ impl SessionTenants {
         if !self.deferred.any.swap(false, Ordering::AcqRel) {
             return;
         }
-        let DeferredPairs { list, .. } = std::mem::take(&mut *self.deferred.pairs.lock());
+        let PairList { list, .. } = std::mem::take(&mut *self.deferred.pairs.lock());
         for (s, t) in list {
             map.learn_or_queue(&s, &t, self.max);
         }
@@ -357,10 +365,7 @@ impl SessionTenants {
     /// Leaves a pair for the next holder of the lock (a pair already left costs a hash and no allocation: a
     /// busy session's calls during a sweep leave it once).
     fn defer(&self, s: &str, t: &str) {
-        let mut deferred = self.deferred.pairs.lock();
-        if deferred.seen.insert(pair_hash(s, t)) {
-            deferred.list.push((s.to_owned(), t.to_owned()));
-        }
+        self.deferred.pairs.lock().push_once(s, t);
         self.deferred.any.store(true, Ordering::Release);
     }
 
@@ -401,7 +406,7 @@ impl SessionTenants {
                 Some(_) => {}
                 // Unknown and queued already, or the queue overflowed (the sweep denies what it lost): the
                 // write lock would change nothing.
-                None if map.queued.is_none() || map.queued_pairs.contains(&pair_hash(s, t)) => return,
+                None if map.queued.as_ref().is_none_or(|q| q.contains(s, t)) => return,
                 None => {}
             }
         }
@@ -415,7 +420,7 @@ impl SessionTenants {
     pub(crate) fn sweep_if_due(&self, meter: &TokenMeter) {
         {
             let map = self.inner.read();
-            let queued = !matches!(map.queued.as_deref(), Some([]));
+            let queued = !map.queued.as_ref().is_some_and(|q| q.list.is_empty());
             let near_full = map.sessions.len() >= self.max - self.max / 10;
             if !(near_full || queued) || map.swept.is_some_and(|t| t.elapsed() < SWEEP_EVERY) {
                 return;
@@ -442,10 +447,9 @@ impl SessionTenants {
         map.swept = Some(std::time::Instant::now());
         map.sessions.retain(|s, t| *t.seen.get_mut() >= since || held.contains(s.as_str()));
         // `None`: more sessions arrived while full than the queue kept.
-        let queued = map.queued.replace(Vec::new());
-        map.queued_pairs.clear();
+        let queued = map.queued.replace(PairList::default());
         let mut lost = queued.is_none();
-        for (s, t) in queued.into_iter().flatten() {
+        for (s, t) in queued.into_iter().flat_map(|q| q.list) {
             // Full again: this session's calls may be in the ledger, so it must not be learned later from a
             // later call alone.
             lost |= !map.learn(&s, &t, self.max);
@@ -978,7 +982,7 @@ mod tests {
         for _ in 0..=MAX_QUEUED {
             tenants.learn_pair("busy", "acme");
         }
-        assert_eq!(tenants.inner.read().queued.as_ref().map(Vec::len), Some(1));
+        assert_eq!(tenants.inner.read().queued.as_ref().map(|q| q.list.len()), Some(1));
         let before = tenants.begin_sweep();
         tenants.sweep(&held(&["busy"]), before);
         assert_eq!(tenants.tenant_of("busy").as_deref(), Some("acme"));
@@ -1039,7 +1043,7 @@ mod tests {
         // A denied session is not learned from a later call: some of its calls may be another tenant's.
         tenants.learn_pair("q-5", "globex");
         assert_eq!(tenants.tenant_of("q-5"), None);
-        assert_eq!(tenants.inner.read().queued.as_deref(), Some(&[][..]), "the queue starts again");
+        assert_eq!(tenants.inner.read().queued.as_ref().map(|q| &q.list[..]), Some(&[][..]), "the queue starts again");
     }
 
     #[test]
