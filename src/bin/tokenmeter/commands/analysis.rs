@@ -330,10 +330,10 @@ pub(super) fn compare(source: &Source, ctx: &Context, style: &Style, args: &Comp
 }
 
 /// [`Ledger::compare_periods`](tokenmeter::ledger::Ledger::compare_periods) over a scope of `--period` alone
-/// ([`super::window`]), with `all` from the first record's day as every other report has it. The ledger's `All` starts at its oldest bucket (a month's start once the
-/// records are 35 days old), and its calls cannot be split at the first record's day: the counts are the
-/// ledger's (nothing precedes the first record, so the previous side is empty either way), the windows are put
-/// back to the first record's day and the same length before it.
+/// ([`super::window`]), with `all` from the first record's day as every other report has it. The ledger's `All`
+/// starts at its oldest bucket (a month's start once the records are 35 days old), and its calls cannot be split
+/// at the first record's day: the counts are the ledger's (nothing precedes the first record, so the previous
+/// side is empty either way), the windows are put back to the first record's day and the same length before it.
 pub(crate) fn compare_periods(
     ledger: &tokenmeter::ledger::Ledger,
     scope: &super::Scope<'_>,

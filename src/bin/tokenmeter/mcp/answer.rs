@@ -161,6 +161,13 @@ impl Call<'_> {
         }
     }
 
+    /// [`Call::restore`] for query rows (per time grain, without the empty rows before the start).
+    fn restore_rows(&self, tf: Timeframe, rows: &mut QueryResult) {
+        if tf == Timeframe::All {
+            self.all.restore_rows(rows);
+        }
+    }
+
     fn span(&self, w: &WindowBounds) -> String {
         let tz = self.ctx.time_zone;
         let f = |t: DateTime<Utc>| crate::render::local_time(t, tz, "%Y-%m-%d %H:%M");
@@ -560,7 +567,7 @@ impl Call<'_> {
         let mut out = Breakdowns::default();
         let by = |d: Dimension| {
             let mut rows = self.ledger.query(&Query::new(self.window(tf)?).group_by(GroupBy::Dimension(d)))?;
-            self.restore(tf, &mut rows.window);
+            self.restore_rows(tf, &mut rows);
             Ok::<_, QueryError>(rows)
         };
         for b in &self.req.breakdowns {
@@ -587,9 +594,7 @@ impl Call<'_> {
         for g in grains {
             match self.ledger.query(&Query::new(self.window(tf)?).group_by(GroupBy::Time(*g))) {
                 Ok(mut r) => {
-                    if tf == Timeframe::All {
-                        self.all.restore_rows(&mut r);
-                    }
+                    self.restore_rows(tf, &mut r);
                     return Ok(r);
                 }
                 Err(e @ QueryError::ResolutionUnavailable { .. }) => last = Some(e),
