@@ -120,6 +120,7 @@ use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use tokenmeter::TokenMeter;
+use tokenmeter::journal::WriterPriority;
 use tracing::Dispatch;
 use tracing_subscriber::prelude::*;
 
@@ -517,6 +518,41 @@ fn paired_table(journal_dir: &Path) {
             format!("{m:.2}x throughput ({lo:.2}–{hi:.2})"),
             if target { format!(">= 1.6x: {}", ok(m >= 1.6)) } else { "(reference)".into() },
         );
+    }
+
+    // What the journal writer's priority buys and costs: two threads at once, the full pipeline with its writer
+    // at `Normal` against `Background` (the default), in the same rounds; and how much of what each recorded
+    // reached the journal.
+    let sides: Vec<Side> = [WriterPriority::Normal, WriterPriority::Background]
+        .into_iter()
+        .map(|writer| {
+            let meter = meter_with(Parts { writer, ..Parts::FULL }, &journal_dir.join(format!("p4-{writer:?}")));
+            let dispatch = Dispatch::new(tracing_subscriber::registry().with(meter.layer()));
+            Side::new(dispatch, Some(meter), |d, n| run_threads(d, 2, n))
+        })
+        .collect();
+    let r = rounds(&sides, 20_000);
+    let (m, lo, hi) = spread(per_round(&r[0], &r[1], |normal, background| normal / background));
+    row(
+        "  two threads at once: journal writer at Background vs Normal priority",
+        median(r[0].clone()),
+        median(r[1].clone()),
+        format!("{m:.2}x throughput ({lo:.2}–{hi:.2})"),
+        "(reference)".into(),
+    );
+    for (side, name) in sides.iter().zip(["Normal", "Background"]) {
+        if let Some(meter) = &side.meter {
+            let _ = meter.flush();
+            if let Some(j) = meter.journal_stats() {
+                let offered = j.enqueued + j.dropped;
+                eprintln!(
+                    "journal writer at {name}, two threads at a million calls a second each: {} of {offered} records \
+                     written ({:.0}%; the rest dropped, counted)",
+                    j.written,
+                    100.0 * j.written as f64 / offered.max(1) as f64
+                );
+            }
+        }
     }
 }
 

@@ -62,5 +62,5 @@ awk -v b="$bare_kib" -v t="$tm_kib" 'BEGIN {
     printf "| peak RSS, 1M calls over 100k sessions | %.1f MB (bare registry) | %.1f MB | +%.1f MB | <= 64 MB: %s |\n",
         b / 1024, t / 1024, (t - b) / 1024, verdict
 }'
-grep -h '^journal during' "$out/capture.err" | sed 's/^/note: /' || true
+grep -h -e '^journal during' -e '^journal writer at' "$out/capture.err" | sed 's/^/note: /' || true
 grep -h '^ingest:' "$out/reports.txt" | sed 's/^/note: ledger /' || true

@@ -87,7 +87,7 @@ pub use budget::{
 pub use clock::{Clock, ManualClock, SystemClock};
 #[cfg(feature = "otlp")]
 pub use export::otlp::{ExportStatus, MetricAttributes, OtlpConfig, OtlpError};
-pub use journal::{FsyncPolicy, JournalConfig, JournalError, JournalStats};
+pub use journal::{FsyncPolicy, JournalConfig, JournalError, JournalStats, WriterPriority};
 pub use ledger::{Dimension, GroupBy, Ledger, LedgerConfig, Query, QueryError, Window};
 pub use meter::{BuildError, SHUTDOWN_WEBHOOK_WAIT, ShutdownError};
 pub use meter::{

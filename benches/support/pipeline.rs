@@ -11,7 +11,7 @@ use std::time::Duration;
 use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
 use tokenmeter::TokenMeter;
 use tokenmeter::budget::{Budget, BudgetLimit, BudgetPeriod, BudgetScope};
-use tokenmeter::journal::JournalConfig;
+use tokenmeter::journal::{JournalConfig, WriterPriority};
 use tokenmeter::ledger::LedgerConfig;
 use tracing::field::Empty;
 
@@ -66,18 +66,27 @@ pub struct Parts {
     pub budgets: bool,
     pub otlp: bool,
     pub journal: bool,
+    /// The journal writer thread's priority (the default, `Background`, unless a row compares them).
+    pub writer: WriterPriority,
     pub layer: bool,
 }
 
 impl Parts {
-    pub const CAPTURE: Parts = Parts { ledger: false, budgets: false, otlp: false, journal: false, layer: true };
+    pub const CAPTURE: Parts = Parts {
+        ledger: false,
+        budgets: false,
+        otlp: false,
+        journal: false,
+        writer: WriterPriority::Background,
+        layer: true,
+    };
     /// No tokenmeter layer at all: the bare registry.
     pub const NONE: Parts = Parts { layer: false, ..Parts::CAPTURE };
     pub const OTLP_ONLY: Parts = Parts { otlp: true, ..Parts::CAPTURE };
     pub const LEDGER: Parts = Parts { ledger: true, ..Parts::CAPTURE };
     pub const BUDGETS: Parts = Parts { budgets: true, ..Parts::CAPTURE };
     pub const JOURNAL: Parts = Parts { journal: true, ..Parts::CAPTURE };
-    pub const FULL: Parts = Parts { ledger: true, budgets: true, otlp: true, journal: true, layer: true };
+    pub const FULL: Parts = Parts { ledger: true, budgets: true, otlp: true, journal: true, ..Parts::CAPTURE };
 }
 
 /// A meter with the given parts on (capture, pricing and the per-model totals are always on).
@@ -101,7 +110,7 @@ pub fn meter_with(parts: Parts, journal_dir: &Path) -> TokenMeter {
             );
     }
     if parts.journal {
-        b = b.with_journal(JournalConfig::new(journal_dir));
+        b = b.with_journal(JournalConfig::new(journal_dir).with_writer_priority(parts.writer));
     }
     b.build()
 }

@@ -13,7 +13,9 @@ use chrono::NaiveDate;
 use parking_lot::Mutex;
 
 use super::line::QueuedCall;
-use super::{FsyncPolicy, JournalConfig, JournalError, JournalStats, ReplayReport, SCHEMA_VERSION, files};
+use super::{
+    FsyncPolicy, JournalConfig, JournalError, JournalStats, ReplayReport, SCHEMA_VERSION, WriterPriority, files,
+};
 use crate::budget::AlertMark;
 use crate::clock::Clock;
 use crate::record::{CallRecord, TaskRecord, ToolRecord};
@@ -35,6 +37,9 @@ const WAKE_EVERY: u64 = 256;
 const STUCK_LOCK_TIMEOUT: Duration = Duration::from_millis(100);
 /// How often retention runs.
 const RETENTION_EVERY: Duration = Duration::from_secs(3_600);
+/// The writer thread's nice value for [`WriterPriority::Background`]: the lowest.
+#[cfg(target_os = "linux")]
+const BACKGROUND_NICE: i32 = 19;
 
 // Boxing the record would cost an allocation per call on the recording thread; flushes are rare.
 #[allow(clippy::large_enum_variant)]
@@ -68,6 +73,9 @@ struct Counters {
     /// `dropped + alerts_queue_full` as the last flush reported it.
     dropped_reported: AtomicU64,
     last_error: Mutex<Option<String>>,
+    /// The writer thread's id, for tests to read its priority from `/proc`.
+    #[cfg(all(test, target_os = "linux"))]
+    tid: std::sync::atomic::AtomicI32,
 }
 
 /// The meter's end of the journal.
@@ -294,6 +302,7 @@ impl WriterThread {
     /// the recording side unparks the writer only when the queue is half full, and `flush` and drop unpark it
     /// at once.
     fn run(&mut self, rx: Receiver<Command>) {
+        self.set_priority();
         let mut idle = IDLE_MIN;
         loop {
             let (mut taken, mut records, mut counted) = (0, 0, 0);
@@ -336,6 +345,26 @@ impl WriterThread {
         }
         self.write_batch();
         self.sync_all();
+    }
+
+    /// Lowers this thread's priority for [`WriterPriority::Background`] (Linux: nice 19 for this thread
+    /// alone). A system that refuses (a seccomp filter) leaves it at the application's, with one warning.
+    fn set_priority(&self) {
+        #[cfg(target_os = "linux")]
+        {
+            let tid = rustix::thread::gettid();
+            #[cfg(test)]
+            self.counters.tid.store(tid.as_raw_nonzero().get(), Ordering::Relaxed);
+            if self.config.writer_priority == WriterPriority::Background
+                && let Err(e) = rustix::process::setpriority_process(Some(tid), BACKGROUND_NICE)
+            {
+                tracing::warn!(
+                    target: "tokenmeter::journal",
+                    error = %e,
+                    "cannot lower the journal writer's priority; it runs at the application's"
+                );
+            }
+        }
     }
 
     fn next_wakeup(&self) -> Duration {
@@ -716,6 +745,31 @@ mod tests {
     /// A writer on `config`, its clock at [`at`].
     fn writer(config: JournalConfig) -> JournalWriter {
         JournalWriter::start(config, Arc::new(ManualClock::new(at())), ReplayReport::default(), 0).unwrap()
+    }
+
+    /// The nice value of thread `tid` of this process, from `/proc`.
+    #[cfg(target_os = "linux")]
+    fn nice_of(tid: i32) -> i32 {
+        let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
+        // Fields after the command name (in parentheses, which may hold spaces): the 3rd onwards; nice is the 19th.
+        let rest = &stat[stat.rfind(')').unwrap() + 1..];
+        rest.split_whitespace().nth(19 - 3).unwrap().parse().unwrap()
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn the_writer_thread_alone_runs_at_the_lowest_priority_unless_asked_for_normal() {
+        let ours = nice_of(rustix::thread::gettid().as_raw_nonzero().get());
+        for (priority, expected) in [(WriterPriority::Background, 19), (WriterPriority::Normal, ours)] {
+            let dir = tempfile::tempdir().unwrap();
+            let writer = writer(JournalConfig::new(dir.path()).with_writer_priority(priority));
+            // A flush is answered by the writer's loop, which starts after the priority is set.
+            writer.flush().unwrap();
+            let tid = writer.counters.tid.load(Ordering::Relaxed);
+            assert_ne!(tid, 0);
+            assert_eq!(nice_of(tid), expected, "{priority:?}");
+            assert_eq!(nice_of(rustix::thread::gettid().as_raw_nonzero().get()), ours, "this thread's is unchanged");
+        }
     }
 
     #[test]
