@@ -116,10 +116,12 @@ impl Default for FsyncPolicy {
 #[non_exhaustive]
 pub enum WriterPriority {
     /// The lowest (the default): on Linux the writer thread alone runs at nice 19, so when every core is
-    /// busy the application's threads run first and the writer gets what they leave (at nice 0 against nice
-    /// 19, about 1.5% of a contended core: ~10,000 records a second here). A sustained load past that fills
-    /// the queue, and records are dropped (counted in [`JournalStats::dropped`]) sooner than at
-    /// [`Normal`](Self::Normal). While a core is idle the writer runs at full speed either way. On other
+    /// busy the application's threads run first and the writer gets what they leave: against one busy thread
+    /// at nice 0, ~1.4% of that core (the scheduler's weights, 15 against 1,024), which kept up with ~20,000
+    /// records a second on the machine `examples/writer_priority.rs` measured; that share divides by the
+    /// number of busy threads a core runs. A sustained load past it fills the queue, and records are dropped
+    /// (counted in [`JournalStats::dropped`]) where [`Normal`](Self::Normal) would have taken the CPU from the
+    /// application to write them. While a core is idle the writer runs at full speed either way. On other
     /// systems this is the same as `Normal` (their `setpriority` sets the whole process's priority).
     #[default]
     Background,
