@@ -3,8 +3,9 @@
 //!
 //! For each priority and rate: one spinning thread per core (the application's other work, at the process's
 //! priority), and this thread recording the bench's LLM call (`benches/support/pipeline.rs`, full pipeline
-//! with the journal) at the rate asked, paced a millisecond at a time, for a few seconds. Then it flushes and
-//! prints how many of the records reached the journal and how many the full queue dropped.
+//! with the journal) at the rate asked, paced a millisecond at a time, for a few seconds. Then it flushes, the
+//! cores still busy, and prints how many of the records reached the journal, how many the full queue dropped,
+//! and how long that flush took.
 //!
 //! Usage: `cargo run --release --example writer_priority -- [SECONDS] [RATE ...]` (default 3 s at 1,000,
 //! 10,000, 30,000 and 100,000 calls a second).
@@ -45,8 +46,8 @@ fn main() {
     }
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     println!("{cores} spinning threads, {secs} s per row\n");
-    println!("| writer priority | calls a second asked | recorded | written | dropped |");
-    println!("|---|---|---|---|---|");
+    println!("| writer priority | calls a second asked | recorded | written | dropped | final flush |");
+    println!("|---|---|---|---|---|---|");
     for priority in [WriterPriority::Normal, WriterPriority::Background] {
         for &rate in &rates {
             let dir = std::env::temp_dir().join(format!("tokenmeter-writer-priority-{}", std::process::id()));
@@ -69,17 +70,21 @@ fn main() {
                     let _s = session.enter();
                     paced(rate, Duration::from_secs(secs))
                 });
+            // The flush that writes what is queued, while the cores are still busy.
+            let flush_started = Instant::now();
+            let _ = meter.flush();
+            let flush = flush_started.elapsed();
             stop.store(true, Ordering::Relaxed);
             for s in spinners {
                 let _ = s.join();
             }
-            let _ = meter.flush();
             let j = meter.journal_stats().unwrap_or_default();
             println!(
-                "| {priority:?} | {rate} | {recorded} | {} ({:.1}%) | {} |",
+                "| {priority:?} | {rate} | {recorded} | {} ({:.1}%) | {} | {:.1} ms |",
                 j.written,
                 100.0 * j.written as f64 / recorded.max(1) as f64,
-                j.dropped
+                j.dropped,
+                flush.as_secs_f64() * 1e3
             );
             drop(meter);
             let _ = std::fs::remove_dir_all(&dir);
