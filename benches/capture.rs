@@ -54,7 +54,8 @@
 //!   medians of the recording thread with the journal on went 1,841 → 1,530 ns), and the writer encodes
 //!   lines by hand (~510 instructions a record). What is left on the writer is the kernel: `perf` puts more
 //!   of its time in `write` (copying ~590-byte lines into the page cache) than in userland. On two vCPUs that
-//!   writer is a third busy thread, so two recording threads with the journal on cannot scale to 1.6x here.
+//!   writer is a third busy thread, so two recording threads with the journal on cannot scale to 1.6x here
+//!   (unless the writer yields: see 2026-12-04 below).
 //! - Tried and not kept: a per-thread cache of recently created spans' state (`Arc<Mutex<_>>` in the
 //!   extensions, a thread-local slot array keyed by layer and span id) so `record` skips the registry lookup:
 //!   `record` went from ~440 to ~300 instructions, but creation and close paid a second allocation and locks,
@@ -109,16 +110,19 @@
 //!   scale ~1.5-1.65x; budgets ~1.4x (one lock per budget per call: a budget's spend is one number);
 //!   the journal ~1.2x (the writer thread needs a core).
 //! - 2026-12-04: the journal writer's priority. Every measure above found the same limit for two threads
-//!   with the journal on: on two cores, two recording threads and a busy writer are three threads. The writer
-//!   now runs at nice 19 (`WriterPriority::Background`, the default; Linux, that thread alone), so the
+//!   with the journal on: on two cores, two recording threads and a busy writer are three threads.
+//!   `WriterPriority::Background` (opt-in; Linux, that thread alone) runs the writer at nice 19, so the
 //!   recording threads get the cores first and the writer what they leave. Paired rounds of two threads at
-//!   once, `Normal` against `Background` in the same rounds: 1.32x the throughput (quartiles 1.17–1.46), with
-//!   31% of the records written instead of 68% (the rest dropped, counted: the bench's million calls a second
-//!   a thread is an overload either way). `examples/writer_priority.rs` measures the cost at paced rates with
-//!   both cores kept busy by spinning threads: `Background` wrote every record up to 10,000 a second and
-//!   ~20,000 a second past that; `Normal` wrote all of 100,000 a second. Tried first as an environment switch
-//!   (not kept): nice 5 and 10 helped less (1.43–1.50x and 1.26–1.45x in the target row, against 1.52–1.80x
-//!   at 19 and 1.20–1.37x at 0, a noisy afternoon).
+//!   once, `Normal` against `Background` in the same rounds: 1.32x, 1.42x and 1.47x the throughput in three
+//!   runs, with 31-34% of the records written instead of 63-72% (the rest dropped, counted: the bench's million
+//!   calls a second a thread is an overload either way). The target row with the writer at `Background`:
+//!   1.66x, 1.28x and 1.71x (against 1.03-1.26x at `Normal` before). `examples/writer_priority.rs` measures the
+//!   cost at paced rates with both cores kept busy by spinning threads: `Background` wrote every record up to
+//!   10,000 a second and ~20,000 a second past that; `Normal` wrote all of 100,000 a second. The gain exists
+//!   only in an overload no real application reaches, and the cost (records dropped, so budgets forget spend
+//!   after a restart) in one a CPU-bound host could, so `Normal` stays the default and the target row measures
+//!   it. Tried first as an environment switch (not kept): nice 5 and 10 helped less (1.43-1.50x and
+//!   1.26-1.45x in the target row, against 1.52-1.80x at 19 and 1.20-1.37x at 0, a noisy afternoon).
 //! - Two threads: shared `Arc` reference counts are contended cache lines; the price book's canonical ids
 //!   were bumped by every priced call until the per-thread shards got their own copies. Budgets still take
 //!   one short lock per budget per call.
@@ -493,6 +497,11 @@ fn paired_table(journal_dir: &Path) {
     // Target 3: one thread against two, with and without the journal.
     for (name, parts, target) in [
         ("two_threads (ns per call)", Parts::FULL, true),
+        (
+            "  two_threads, journal writer at Background priority",
+            Parts { writer: WriterPriority::Background, ..Parts::FULL },
+            false,
+        ),
         ("  two_threads, journal off (ns per call)", Parts { journal: false, ..Parts::FULL }, false),
         ("  two_threads, capture + pricing + totals", Parts::CAPTURE, false),
         ("  two_threads, bare registry (tracing itself)", Parts::NONE, false),
@@ -532,7 +541,7 @@ fn paired_table(journal_dir: &Path) {
     }
 
     // What the journal writer's priority buys and costs: two threads at once, the full pipeline with its writer
-    // at `Normal` against `Background` (the default), in the same rounds; and how much of what each recorded
+    // at `Normal` (the default) against `Background`, in the same rounds; and how much of what each recorded
     // reached the journal.
     let sides: Vec<Side> = [WriterPriority::Normal, WriterPriority::Background]
         .into_iter()

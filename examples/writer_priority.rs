@@ -1,11 +1,15 @@
 //! How many records a second the journal writer keeps up with while the application keeps every core busy, at
-//! each [`WriterPriority`]: the README's figure for `Background`.
+//! each [`WriterPriority`]: the README's figures for both.
 //!
 //! For each priority and rate: one spinning thread per core (the application's other work, at the process's
 //! priority), and this thread recording the bench's LLM call (`benches/support/pipeline.rs`, full pipeline
 //! with the journal) at the rate asked, paced a millisecond at a time, for a few seconds. Then it flushes, the
 //! cores still busy, and prints how many of the records reached the journal, how many the full queue dropped,
 //! and how long that flush took.
+//!
+//! The writer's share, and so the rate `Background` keeps up with, falls with more busy threads per core and
+//! with a slower disk; `written` includes what the final flush drains, so the sustained rate is a little lower
+//! than a row's total shows.
 //!
 //! Usage: `cargo run --release --example writer_priority -- [SECONDS] [RATE ...]` (default 3 s at 1,000,
 //! 10,000, 30,000 and 100,000 calls a second).
@@ -70,7 +74,8 @@ fn main() {
                     let _s = session.enter();
                     paced(rate, Duration::from_secs(secs))
                 });
-            // The flush that writes what is queued, while the cores are still busy.
+            // The flush that writes what is queued, while the cores are still busy. Its `Dropped` error, when
+            // the queue overflowed, is what the table's last columns count.
             let flush_started = Instant::now();
             let _ = meter.flush();
             let flush = flush_started.elapsed();

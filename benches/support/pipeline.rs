@@ -66,7 +66,7 @@ pub struct Parts {
     pub budgets: bool,
     pub otlp: bool,
     pub journal: bool,
-    /// The journal writer thread's priority (the default, `Background`, unless a row compares them).
+    /// The journal writer thread's priority (the default, `Normal`, unless a row says otherwise).
     pub writer: WriterPriority,
     pub layer: bool,
 }
@@ -77,7 +77,7 @@ impl Parts {
         budgets: false,
         otlp: false,
         journal: false,
-        writer: WriterPriority::Background,
+        writer: WriterPriority::Normal,
         layer: true,
     };
     /// No tokenmeter layer at all: the bare registry.

@@ -115,21 +115,26 @@ impl Default for FsyncPolicy {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum WriterPriority {
-    /// The lowest (the default): on Linux the writer thread alone runs at nice 19, so when every core is
-    /// busy the application's threads run first and the writer gets what they leave: against one busy thread
-    /// at nice 0, ~1.4% of that core (the scheduler's weights, 15 against 1,024), which kept up with ~20,000
-    /// records a second on the machine `examples/writer_priority.rs` measured; that share divides by the
-    /// number of busy threads a core runs. A sustained load past it fills the queue, and records are dropped
-    /// (counted in [`JournalStats::dropped`]) where [`Normal`](Self::Normal) would have taken the CPU from the
-    /// application to write them, and [`TokenMeter::flush`](crate::TokenMeter::flush) waits longer while the
-    /// cores stay busy (there: up to ~370 ms for a full queue, against ~30 ms at `Normal`). While a core is
-    /// idle the writer runs at full speed either way. On other systems this is the same as `Normal` (their
-    /// `setpriority` sets the whole process's priority).
+    /// The priority of the thread that builds the meter (the default): the writer competes with the
+    /// application's threads as an equal, taking the CPU it needs to write every record it can. At real call
+    /// rates that is well under 1% of a core.
     #[default]
-    Background,
-    /// The priority the thread that builds the meter has: the writer competes with the application's threads
-    /// as an equal, taking CPU time from them under load to drop fewer records.
     Normal,
+    /// The lowest, for an application that would rather keep its CPU than its journal under overload: on
+    /// Linux the writer thread alone runs at nice 19, so when every core is busy the application's threads
+    /// run first and the writer gets what they leave. Against one busy thread at nice 0 that is ~1.4% of the
+    /// core (the scheduler's weights, 15 against 1,024), which kept up with ~20,000 records a second on the
+    /// machine `examples/writer_priority.rs` measured; the share divides by the number of busy threads a core
+    /// runs, and counts only against the threads of the same scheduling group (autogroup, cgroup CPU weights),
+    /// not other processes'. A sustained load past it fills the queue, and records are dropped (counted in
+    /// [`JournalStats::dropped`]; after a restart, budgets replay without their spend), and
+    /// [`TokenMeter::flush`](crate::TokenMeter::flush), `shutdown()` and the meter's drop wait longer while the
+    /// cores stay busy: the queue drains at that share (a full default queue took ~370 ms there; a larger
+    /// queue takes longer in proportion). While a core is idle the writer runs at full speed either way. A
+    /// meter built on a real-time thread (`SCHED_FIFO`, `SCHED_RR`) gets a real-time writer, which ignores
+    /// nice. On other systems this is the same as `Normal` (their `setpriority` sets the whole process's
+    /// priority).
+    Background,
 }
 
 /// Where and how the journal is kept. Add it with [`TokenMeterBuilder::with_journal`].
@@ -165,7 +170,7 @@ impl JournalConfig {
             queue_capacity: Self::DEFAULT_QUEUE_CAPACITY,
             replay: true,
             lock_timeout: Duration::from_secs(5),
-            writer_priority: WriterPriority::Background,
+            writer_priority: WriterPriority::Normal,
         }
     }
 
@@ -221,7 +226,7 @@ impl JournalConfig {
     }
 
     /// How the writer thread competes for the CPU with the application's (default
-    /// [`WriterPriority::Background`]).
+    /// [`WriterPriority::Normal`]).
     pub fn with_writer_priority(mut self, priority: WriterPriority) -> Self {
         self.writer_priority = priority;
         self
@@ -359,7 +364,8 @@ pub enum JournalError {
     /// [`JournalStats::alerts_dropped`].
     #[error(
         "{records} records were dropped since the last flush because the journal's queue was full; they are not \
-         in the journal (raise JournalConfig::with_queue_capacity; see JournalStats::dropped)"
+         in the journal (raise JournalConfig::with_queue_capacity, or with WriterPriority::Background set \
+         Normal; see JournalStats::dropped)"
     )]
     Dropped {
         /// Call, task, tool and alert lines dropped since the previous flush.

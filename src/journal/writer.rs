@@ -13,9 +13,7 @@ use chrono::NaiveDate;
 use parking_lot::Mutex;
 
 use super::line::QueuedCall;
-use super::{
-    FsyncPolicy, JournalConfig, JournalError, JournalStats, ReplayReport, SCHEMA_VERSION, WriterPriority, files,
-};
+use super::{FsyncPolicy, JournalConfig, JournalError, JournalStats, ReplayReport, SCHEMA_VERSION, files};
 use crate::budget::AlertMark;
 use crate::clock::Clock;
 use crate::record::{CallRecord, TaskRecord, ToolRecord};
@@ -355,7 +353,7 @@ impl WriterThread {
             let tid = rustix::thread::gettid();
             #[cfg(test)]
             self.counters.tid.store(tid.as_raw_nonzero().get(), Ordering::Relaxed);
-            if self.config.writer_priority == WriterPriority::Background
+            if self.config.writer_priority == super::WriterPriority::Background
                 && let Err(e) = rustix::process::setpriority_process(Some(tid), BACKGROUND_NICE)
             {
                 tracing::warn!(
@@ -758,11 +756,16 @@ mod tests {
 
     #[test]
     #[cfg(target_os = "linux")]
-    fn the_writer_thread_alone_runs_at_the_lowest_priority_unless_asked_for_normal() {
+    fn the_writer_thread_alone_runs_at_the_lowest_priority_when_asked_for_background() {
         let ours = nice_of(rustix::thread::gettid().as_raw_nonzero().get());
-        for (priority, expected) in [(WriterPriority::Background, 19), (WriterPriority::Normal, ours)] {
+        use super::super::WriterPriority::{Background, Normal};
+        for (priority, expected) in [(None, ours), (Some(Background), 19), (Some(Normal), ours)] {
             let dir = tempfile::tempdir().unwrap();
-            let writer = writer(JournalConfig::new(dir.path()).with_writer_priority(priority));
+            let config = JournalConfig::new(dir.path());
+            let writer = writer(match priority {
+                Some(p) => config.with_writer_priority(p),
+                None => config,
+            });
             // A flush is answered by the writer's loop, which starts after the priority is set.
             writer.flush().unwrap();
             let tid = writer.counters.tid.load(Ordering::Relaxed);
