@@ -113,10 +113,11 @@
 //!   with the journal on: on two cores, two recording threads and a busy writer are three threads.
 //!   `WriterPriority::Background` (opt-in; Linux, that thread alone) runs the writer at nice 19, so the
 //!   recording threads get the cores first and the writer what they leave. Paired rounds of two threads at
-//!   once, `Normal` against `Background` in the same rounds: 1.32x, 1.42x and 1.47x the throughput in three
-//!   runs, with 31-34% of the records written instead of 63-72% (the rest dropped, counted: the bench's million
-//!   calls a second a thread is an overload either way). The target row with the writer at `Background`:
-//!   1.66x, 1.28x and 1.71x (against 1.03-1.26x at `Normal` before). `examples/writer_priority.rs` measures the
+//!   once, `Normal` against `Background` in the same rounds: 1.32x, 1.42x, 1.47x, 1.39x and 1.41x the
+//!   throughput in five runs, with 28-34% of the records written instead of 63-72% (the rest dropped, counted: the bench's million
+//!   calls a second a thread is an overload either way). The target row while `Background` was briefly the
+//!   default: 1.66x, 1.28x and 1.71x; its own row since: 1.47x and 1.24x (the target row at `Normal`: 1.21x
+//!   and 1.18x that day, 1.03-1.26x before). `examples/writer_priority.rs` measures the
 //!   cost at paced rates with both cores kept busy by spinning threads: `Background` wrote every record up to
 //!   10,000 a second and ~20,000 a second past that; `Normal` wrote all of 100,000 a second. The gain exists
 //!   only in an overload no real application reaches, and the cost (records dropped, so budgets forget spend

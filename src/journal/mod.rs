@@ -364,8 +364,8 @@ pub enum JournalError {
     /// [`JournalStats::alerts_dropped`].
     #[error(
         "{records} records were dropped since the last flush because the journal's queue was full; they are not \
-         in the journal (raise JournalConfig::with_queue_capacity, or with WriterPriority::Background set \
-         Normal; see JournalStats::dropped)"
+         in the journal (raise JournalConfig::with_queue_capacity or, if WriterPriority::Background is set, \
+         use Normal; see JournalStats::dropped)"
     )]
     Dropped {
         /// Call, task, tool and alert lines dropped since the previous flush.

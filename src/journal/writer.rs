@@ -35,7 +35,8 @@ const WAKE_EVERY: u64 = 256;
 const STUCK_LOCK_TIMEOUT: Duration = Duration::from_millis(100);
 /// How often retention runs.
 const RETENTION_EVERY: Duration = Duration::from_secs(3_600);
-/// The writer thread's nice value for [`WriterPriority::Background`]: the lowest.
+/// The writer thread's nice value for [`WriterPriority::Background`](super::WriterPriority::Background): the
+/// lowest.
 #[cfg(target_os = "linux")]
 const BACKGROUND_NICE: i32 = 19;
 
@@ -345,7 +346,7 @@ impl WriterThread {
         self.sync_all();
     }
 
-    /// Lowers this thread's priority for [`WriterPriority::Background`] (Linux: nice 19 for this thread
+    /// Lowers this thread's priority for [`Background`](super::WriterPriority::Background) (Linux: nice 19 for this thread
     /// alone). A system that refuses (a seccomp filter) leaves it at the application's, with one warning.
     fn set_priority(&self) {
         #[cfg(target_os = "linux")]
