@@ -346,8 +346,9 @@ impl WriterThread {
         self.sync_all();
     }
 
-    /// Lowers this thread's priority for [`Background`](super::WriterPriority::Background) (Linux: nice 19 for this thread
-    /// alone). A system that refuses (a seccomp filter) leaves it at the application's, with one warning.
+    /// Lowers this thread's priority for [`Background`](super::WriterPriority::Background) (Linux: nice 19 for
+    /// this thread alone). A system that refuses (a seccomp filter) leaves it at the application's, with one
+    /// warning.
     fn set_priority(&self) {
         #[cfg(target_os = "linux")]
         {
@@ -758,8 +759,8 @@ mod tests {
     #[test]
     #[cfg(target_os = "linux")]
     fn the_writer_thread_alone_runs_at_the_lowest_priority_when_asked_for_background() {
-        let ours = nice_of(rustix::thread::gettid().as_raw_nonzero().get());
         use super::super::WriterPriority::{Background, Normal};
+        let ours = nice_of(rustix::thread::gettid().as_raw_nonzero().get());
         for (priority, expected) in [(None, ours), (Some(Background), 19), (Some(Normal), ours)] {
             let dir = tempfile::tempdir().unwrap();
             let config = JournalConfig::new(dir.path());
