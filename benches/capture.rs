@@ -114,16 +114,17 @@
 //!   `WriterPriority::Background` (opt-in; Linux, that thread alone) runs the writer at nice 19, so the
 //!   recording threads get the cores first and the writer what they leave. Paired rounds of two threads at
 //!   once, `Normal` against `Background` in the same rounds: 1.32x, 1.42x, 1.47x, 1.39x and 1.41x the
-//!   throughput in five runs, with 28-34% of the records written instead of 63-72% (the rest dropped, counted: the bench's million
-//!   calls a second a thread is an overload either way). The target row while `Background` was briefly the
-//!   default: 1.66x, 1.28x and 1.71x; its own row since: 1.47x and 1.24x (the target row at `Normal`: 1.21x
-//!   and 1.18x that day, 1.03-1.26x before). `examples/writer_priority.rs` measures the
-//!   cost at paced rates with both cores kept busy by spinning threads: `Background` wrote every record up to
-//!   10,000 a second and ~20,000 a second past that; `Normal` wrote all of 100,000 a second. The gain exists
-//!   only in an overload no real application reaches, and the cost (records dropped, so budgets forget spend
-//!   after a restart) in one a CPU-bound host could, so `Normal` stays the default and the target row measures
-//!   it. Tried first as an environment switch (not kept): nice 5 and 10 helped less (1.43-1.50x and
-//!   1.26-1.45x in the target row, against 1.52-1.80x at 19 and 1.20-1.37x at 0, a noisy afternoon).
+//!   throughput in five runs, with 28-34% of the records written instead of 63-72% (the rest dropped,
+//!   counted: the bench's million calls a second a thread is an overload either way). The target row while
+//!   `Background` was briefly the default: 1.66x, 1.28x and 1.71x; its own row since: 1.47x and 1.24x (the
+//!   target row at `Normal`: 1.21x and 1.18x that day, 1.03-1.26x before). `examples/writer_priority.rs`
+//!   measures the cost at paced rates with both cores kept busy by spinning threads: `Background` wrote
+//!   every record up to 10,000 a second and ~20,000 a second past that; `Normal` wrote all of 100,000 a
+//!   second. The gain exists only in an overload no real application reaches, and the cost (records dropped,
+//!   so budgets forget spend after a restart) in one a CPU-bound host could, so `Normal` stays the default
+//!   and the target row measures it. Tried first as an environment switch (not kept): nice 5 and 10 helped
+//!   less (1.43-1.50x and 1.26-1.45x in the target row, against 1.52-1.80x at 19 and 1.20-1.37x at 0, a
+//!   noisy afternoon).
 //! - Two threads: shared `Arc` reference counts are contended cache lines; the price book's canonical ids
 //!   were bumped by every priced call until the per-thread shards got their own copies. Budgets still take
 //!   one short lock per budget per call.
