@@ -79,6 +79,7 @@ fn records(book: &PriceBook) -> Vec<CallRecord> {
                 service_tier: None,
                 speed: None,
                 tokens,
+                web_search_requests: 0,
                 metered: true,
                 outcome: if i % 100 == 0 {
                     Outcome::Error { error_type: Arc::from("overloaded_error") }

@@ -66,8 +66,14 @@ pub struct UsageTotals {
     pub unpriced_calls: u64,
     /// Tokens by kind.
     pub tokens: TokenUsage,
-    /// Cost of the priced calls.
+    /// Web searches (all calls', priced or not).
+    #[serde(default)]
+    pub web_search_requests: u64,
+    /// Cost of the priced calls, web search fees included.
     pub cost: Money,
+    /// The web search fees within `cost`.
+    #[serde(default)]
+    pub web_search_cost: Money,
     /// What cache reads saved against paying the input rate.
     pub cache_savings: Money,
 }
@@ -79,8 +85,10 @@ impl UsageTotals {
         self.failed_calls += u64::from(record.outcome.is_error());
         self.unpriced_calls += u64::from(record.is_unpriced());
         self.tokens.add(&record.tokens);
+        self.web_search_requests = self.web_search_requests.saturating_add(record.web_search_requests);
         if let Some(cost) = &record.cost {
             self.cost += cost.total;
+            self.web_search_cost += cost.web_search;
             self.cache_savings += cost.cache_savings;
         }
     }
@@ -91,7 +99,9 @@ impl UsageTotals {
         self.failed_calls += other.failed_calls;
         self.unpriced_calls += other.unpriced_calls;
         self.tokens.add(&other.tokens);
+        self.web_search_requests = self.web_search_requests.saturating_add(other.web_search_requests);
         self.cost += other.cost;
+        self.web_search_cost += other.web_search_cost;
         self.cache_savings += other.cache_savings;
     }
 }
@@ -853,7 +863,7 @@ impl MeterInner {
                 None => (slot.priced.as_ref(), &slot.key),
             };
             if rec.metered {
-                rec.cost = priced.map(|p| p.cost(&rec.tokens, rec.service_tier.as_deref(), rec.speed.as_deref()));
+                rec.cost = priced.map(|p| p.price_call(rec));
             }
             if !self.budgets.is_empty() {
                 model_key = Some(key.clone());
@@ -898,7 +908,7 @@ impl MeterInner {
             let slot = &mut shard.models[resolved.slot];
             if rec.metered && rec.cost.is_none() {
                 let priced = resolved.overflow.as_ref().map_or(slot.priced.as_ref(), |own| own.priced.as_ref());
-                rec.cost = priced.map(|p| p.cost(&rec.tokens, rec.service_tier.as_deref(), rec.speed.as_deref()));
+                rec.cost = priced.map(|p| p.price_call(rec));
             }
             slot.totals.add_call(rec);
             match resolved.overflow {

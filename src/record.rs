@@ -176,6 +176,11 @@ pub struct CallRecord {
     /// [`MAX_TOKENS_PER_FIELD`](crate::capture::MAX_TOKENS_PER_FIELD) is an error, as capture rejects it.
     #[serde(deserialize_with = "deserialize_call_tokens")]
     pub tokens: TokenUsage,
+    /// Web searches the call made through Anthropic's server-side `web_search` tool
+    /// (`server_tool_use.web_search_requests`), each billed at the price book's
+    /// [`web_search_fee`](crate::PriceBook::web_search_fee). Absent from a serialized record when 0.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub web_search_requests: u64,
     /// False when the call's span closed without any token value (an error response, a dropped stream): the
     /// call happened, but its usage is unknown.
     pub metered: bool,
@@ -187,6 +192,10 @@ pub struct CallRecord {
     /// The priced cost, or `None` when the model is not in the price book (an *unpriced* call: never $0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<CallCost>,
+}
+
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
 }
 
 impl CallRecord {

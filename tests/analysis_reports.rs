@@ -738,6 +738,25 @@ fn one_calls_savings_never_add_up_to_more_than_it_cost() {
 }
 
 #[test]
+fn web_search_fees_are_in_the_cost_and_in_no_saving() {
+    // A small, non-interactive call on a premium model that made 3 web searches ($0.01 each): right-sizing and
+    // batching change what its tokens cost, never its searches, so neither counts the $0.03 as a saving.
+    let rig = Rig::new(t0());
+    rig.add(Call::new(t0(), "claude-opus-4-5").io(1_000, 100).op("batch").searches(3));
+    let summary = rig.ledger.usage_summary(Window::Last24Hours).unwrap();
+    let tokens = 7_500_000_000u128; // 1,000 × $5 + 100 × $25 per million
+    let searches = 3 * 10_000_000_000u128;
+    assert_eq!(summary.cost_picos.picos(), tokens + searches);
+    let r = rig.ledger.efficiency_report(Window::Last24Hours, Dimension::Agent).unwrap();
+    let picos = |kind: SuggestionType| {
+        r.optimization_suggestions.iter().find(|s| s.kind == kind).map_or(0, |s| s.potential_savings_picos.picos())
+    };
+    // On haiku-4-5: 1,000 × $1 + 100 × $5 per million; batched, half that.
+    assert_eq!(picos(SuggestionType::ModelRightSizing), tokens - 1_500_000_000);
+    assert_eq!(picos(SuggestionType::BatchApi), 750_000_000);
+}
+
+#[test]
 fn the_caching_saving_is_measured_after_right_sizing_and_batching() {
     // A loop of small calls on a premium model repeating a 2,000-token prompt uncached, in one session, as a
     // nightly job: right-sizing, batching and caching each apply. Caching was measured at opus-4-5's own rates,

@@ -427,7 +427,7 @@ fn analyze_is_the_usage_summary_efficiency_and_breakdowns() {
     assert_eq!(cost["total_usd"], json!(summary.cost_usd));
     assert_eq!(cost["unpriced_calls"], 1);
     let kinds: Vec<&str> = cost["by_kind"].as_array().unwrap().iter().map(|k| k["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, vec!["input", "cache_read", "cache_write_5m", "cache_write_1h", "output"]);
+    assert_eq!(kinds, vec!["input", "cache_read", "cache_write_5m", "cache_write_1h", "output", "web_search"]);
     let sum: f64 = cost["by_kind"].as_array().unwrap().iter().map(|k| k["cost_usd"].as_f64().unwrap()).sum();
     close(sum, summary.cost_usd);
     let shares: f64 = cost["by_kind"].as_array().unwrap().iter().map(|k| k["share"].as_f64().unwrap()).sum();

@@ -4,7 +4,7 @@
 
 mod cli_support;
 
-use cli_support::{NOW, Transcript, fixture, run, run_env, usage_line, write_journal};
+use cli_support::{NOW, Records, Transcript, fixture, run, run_env, usage_line, write_journal};
 
 /// The reasons of the skipped lines the JSON output lists.
 fn skipped_reasons(out: &cli_support::Run) -> Vec<String> {
@@ -546,4 +546,22 @@ fn json_output_over_a_path_that_is_not_utf8_writes_it_lossily() {
     assert_eq!(v["source"]["skipped"][0]["path"], file.as_str(), "{v}");
     assert_eq!(v["source"]["transcripts"]["bad_line_places"][0]["path"], file.as_str(), "{v}");
     assert_eq!(v["summary"]["calls"], 1);
+}
+
+#[test]
+fn web_searches_are_priced_when_records_are_priced_again() {
+    // One Sonnet 4.5 call with 1,000 input and 100 output tokens ($0.0045) and 3 web searches, recorded
+    // without a cost: priced here at the built-in fee ($10 per 1,000), and with `--prices` at the file's.
+    let rec = r#"{"timestamp":"2025-10-03T12:00:00Z","duration_us":5,"model":"claude-sonnet-4-5","tokens":{"input":1000,"output":100},"web_search_requests":3,"metered":true,"outcome":{"status":"ok"}}"#;
+    let records = Records::new(&[rec]);
+    let cost = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["summary", "--format", "json"]);
+        records.run(&all).json()["summary"]["cost_picos"].as_u64().unwrap()
+    };
+    assert_eq!(cost(&[]), 4_500_000_000 + 3 * 10_000_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    let prices = dir.path().join("prices.toml");
+    std::fs::write(&prices, "web_search_per_1k = 25\n").unwrap();
+    assert_eq!(cost(&["--prices", prices.to_str().unwrap()]), 4_500_000_000 + 3 * 25_000_000_000);
 }

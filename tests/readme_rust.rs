@@ -354,12 +354,13 @@ Ok(())
 #[test]
 fn the_readme_price_file_sample_parses() {
     let readme = include_str!("../README.md");
-    let start = readme.find("```toml\n[models.").expect("README's price file sample") + "```toml\n".len();
+    let start = readme.find("```toml\nweb_search_per_1k").expect("README's price file sample") + "```toml\n".len();
     let text = &readme[start..][..readme[start..].find("```").expect("its end")];
     let mut book = tokenmeter::PriceBook::builtin();
     book.merge_toml_str(text, "README.md").expect("README's price file sample parses");
     let finetune = book.resolve("my-finetune").expect("added");
     assert_eq!((finetune.price().standard.input, finetune.price().min_cacheable_tokens), (2_000_000, Some(2_048)));
+    assert_eq!(book.web_search_fee(), tokenmeter::Money::from_picos(10_000_000_000));
 }
 
 #[test]

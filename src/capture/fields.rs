@@ -53,6 +53,8 @@ pub const ANTHROPIC_CACHE_WRITE_5M: &str = "cache_creation.ephemeral_5m_input_to
 pub const ANTHROPIC_CACHE_WRITE_1H: &str = "cache_creation.ephemeral_1h_input_tokens";
 /// Anthropic-style thinking tokens (a part of output).
 pub const ANTHROPIC_THINKING: &str = "output_tokens_details.thinking_tokens";
+/// Anthropic raw web searches (server-side `web_search` tool): not tokens, but billed per search.
+pub const ANTHROPIC_WEB_SEARCH_REQUESTS: &str = "server_tool_use.web_search_requests";
 
 /// The model that served the response (preferred for pricing).
 pub const RESPONSE_MODEL: &str = "gen_ai.response.model";
@@ -105,6 +107,8 @@ pub(crate) enum TokenField {
     CacheWrite5m,
     CacheWrite1h,
     Reasoning,
+    /// Not tokens: web searches, billed per search. A usage field all the same (it makes a call span).
+    WebSearchRequests,
 }
 
 /// The attribution dimensions every meter knows.
@@ -161,6 +165,7 @@ pub(crate) fn classify(name: &str) -> Role {
                 | ANTHROPIC_CACHE_WRITE_5M
                 | ANTHROPIC_CACHE_WRITE_1H
                 | ANTHROPIC_THINKING
+                | ANTHROPIC_WEB_SEARCH_REQUESTS
                 | SERVICE_TIER
                 | SPEED
         )
@@ -176,6 +181,7 @@ pub(crate) fn classify(name: &str) -> Role {
         ANTHROPIC_CACHE_WRITE_5M => Role::Token(CacheWrite5m),
         ANTHROPIC_CACHE_WRITE_1H => Role::Token(CacheWrite1h),
         SEMCONV_REASONING | ANTHROPIC_THINKING | OPENAI_REASONING => Role::Token(Reasoning),
+        ANTHROPIC_WEB_SEARCH_REQUESTS => Role::Token(WebSearchRequests),
         RESPONSE_MODEL => Role::ResponseModel,
         REQUEST_MODEL => Role::RequestModel,
         MODEL => Role::Model,
@@ -337,9 +343,11 @@ mod tests {
             ANTHROPIC_CACHE_WRITE_5M,
             ANTHROPIC_CACHE_WRITE_1H,
             ANTHROPIC_THINKING,
+            ANTHROPIC_WEB_SEARCH_REQUESTS,
         ] {
             assert!(matches!(classify(name), Role::Token(_)), "{name}");
         }
+        assert_eq!(classify("usage.server_tool_use.web_search_requests"), Role::Token(TokenField::WebSearchRequests));
         assert_eq!(classify("message"), Role::Other);
         assert_eq!(classify("session.id"), Role::Dim(Dim::Session));
     }

@@ -353,6 +353,7 @@ impl TokenMeterLayer {
             service_tier: fields.service_tier.clone(),
             speed: fields.speed.clone(),
             tokens,
+            web_search_requests: fields.tokens.web_search_requests.unwrap_or(0),
             metered: fields.tokens.any(),
             outcome: outcome(fields),
             dimensions,

@@ -32,6 +32,8 @@ pub(crate) struct RawTokens {
     pub(crate) cache_write_5m: Option<u64>,
     pub(crate) cache_write_1h: Option<u64>,
     pub(crate) reasoning: Option<u64>,
+    /// Web searches (`server_tool_use.web_search_requests`): billed per search, not a token kind.
+    pub(crate) web_search_requests: Option<u64>,
 }
 
 impl RawTokens {
@@ -45,6 +47,7 @@ impl RawTokens {
             TokenField::CacheWrite5m => &mut self.cache_write_5m,
             TokenField::CacheWrite1h => &mut self.cache_write_1h,
             TokenField::Reasoning => &mut self.reasoning,
+            TokenField::WebSearchRequests => &mut self.web_search_requests,
         }
     }
 
@@ -65,7 +68,8 @@ impl RawTokens {
             cache_write,
             cache_write_5m,
             cache_write_1h,
-            reasoning
+            reasoning,
+            web_search_requests
         );
     }
 }

@@ -102,6 +102,7 @@ pub fn claude_span(operation: &str, model: &str, stream: bool) -> Span {
         cache_creation.ephemeral_1h_input_tokens = Empty,
         output_tokens = Empty,
         output_tokens_details.thinking_tokens = Empty,
+        server_tool_use.web_search_requests = Empty,
         service_tier = Empty,
         speed = Empty,
         error.type = Empty,

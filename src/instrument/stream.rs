@@ -377,7 +377,7 @@ impl Drop for StreamAccumulator {
 /// Input and cache counts are fixed when the request starts: a later `0` for one already reported as more is
 /// not a correction but a gateway leaving it out (some Anthropic-compatible gateways send `input_tokens: 0` in
 /// `message_delta`), and would zero the call's input cost. Such zeros are dropped; any other later value still
-/// replaces the earlier one.
+/// replaces the earlier one. Web searches, which only grow during a response, are kept the same way.
 fn ignore_zero_restatements(newer: &mut Usage, known: &Usage) {
     fn keep(slot: &mut Option<u64>, known: Option<u64>) {
         if *slot == Some(0) && known.is_some_and(|k| k > 0) {
@@ -390,6 +390,9 @@ fn ignore_zero_restatements(newer: &mut Usage, known: &Usage) {
     if let (Some(n), Some(k)) = (&mut newer.cache_creation, &known.cache_creation) {
         keep(&mut n.ephemeral_5m_input_tokens, k.ephemeral_5m_input_tokens);
         keep(&mut n.ephemeral_1h_input_tokens, k.ephemeral_1h_input_tokens);
+    }
+    if let (Some(n), Some(k)) = (&mut newer.server_tool_use, &known.server_tool_use) {
+        keep(&mut n.web_search_requests, k.web_search_requests);
     }
 }
 

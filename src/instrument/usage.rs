@@ -10,7 +10,7 @@ use tracing::Span;
 
 use crate::capture::fields::{
     ANTHROPIC_CACHE_READ, ANTHROPIC_CACHE_WRITE, ANTHROPIC_CACHE_WRITE_1H, ANTHROPIC_CACHE_WRITE_5M, ANTHROPIC_INPUT,
-    ANTHROPIC_OUTPUT, ANTHROPIC_THINKING, SERVICE_TIER, SPEED,
+    ANTHROPIC_OUTPUT, ANTHROPIC_THINKING, ANTHROPIC_WEB_SEARCH_REQUESTS, SERVICE_TIER, SPEED,
 };
 
 /// Reads one field leniently: any value that does not fit `T` (including `null`) is `None`.
@@ -89,8 +89,9 @@ pub struct CacheCreation {
     pub ephemeral_1h_input_tokens: Option<u64>,
 }
 
-/// Server-side tool invocations (`usage.server_tool_use`). Read for the caller; not a token count, so not
-/// recorded on the span.
+/// Server-side tool invocations (`usage.server_tool_use`). Web searches are billed per search, so
+/// [`Usage::record_into`] records them (`server_tool_use.web_search_requests`); web fetches cost only the
+/// tokens they bring, so they are read for the caller and not recorded.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ServerToolUse {
@@ -137,6 +138,9 @@ impl Usage {
         count(ANTHROPIC_OUTPUT, self.output_tokens);
         if let Some(d) = &self.output_tokens_details {
             count(ANTHROPIC_THINKING, d.thinking_tokens);
+        }
+        if let Some(s) = &self.server_tool_use {
+            count(ANTHROPIC_WEB_SEARCH_REQUESTS, s.web_search_requests);
         }
         if let Some(tier) = self.service_tier.as_deref().filter(|t| !t.is_empty()) {
             span.record(SERVICE_TIER, tier);

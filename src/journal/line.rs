@@ -58,6 +58,7 @@ pub(crate) struct QueuedCall {
     ttft_us: Option<u64>,
     streaming: Option<bool>,
     tokens: TokenUsage,
+    web_search_requests: u64,
     metered: bool,
     cost: Option<QueuedCost>,
     /// Bit `slot` set: that string is present (an error outcome is a present `ErrorType`, even when empty).
@@ -85,8 +86,8 @@ impl Text {
 }
 
 struct QueuedCost {
-    /// total, input, cache_read, cache_write_5m, cache_write_1h, output, cache_savings.
-    amounts: [Money; 7],
+    /// total, input, cache_read, cache_write_5m, cache_write_1h, output, cache_savings, web_search.
+    amounts: [Money; 8],
     long_context: bool,
     batch: bool,
     fast: bool,
@@ -153,6 +154,7 @@ impl QueuedCall {
             ttft_us: record.time_to_first_token_us,
             streaming: record.streaming,
             tokens: record.tokens,
+            web_search_requests: record.web_search_requests,
             metered: record.metered,
             cost: record.cost.as_ref().map(|c| QueuedCost {
                 amounts: [
@@ -163,6 +165,7 @@ impl QueuedCall {
                     c.cache_write_1h,
                     c.output,
                     c.cache_savings,
+                    c.web_search,
                 ],
                 long_context: c.long_context,
                 batch: c.batch,
@@ -245,7 +248,12 @@ impl QueuedCall {
             w.raw(key);
             w.uint(count);
         }
-        w.raw("},\"metered\":");
+        w.raw("}");
+        if self.web_search_requests != 0 {
+            w.raw(",\"web_search_requests\":");
+            w.uint(self.web_search_requests);
+        }
+        w.raw(",\"metered\":");
         w.boolean(self.metered);
         match self.get(Slot::ErrorType) {
             Some(error_type) => {
@@ -289,10 +297,18 @@ impl QueuedCall {
                 ",\"output\":",
                 ",\"cache_savings\":",
             ];
-            for (key, amount) in KEYS.into_iter().zip(c.amounts) {
+            let [total, input, read, w5, w1, output, savings, web_search] = c.amounts;
+            for (key, amount) in KEYS.into_iter().zip([total, input, read, w5, w1, output]) {
                 w.raw(key);
                 w.uint_wide(amount.picos());
             }
+            // Serde's order: `web_search` (left out when zero) sits between `output` and `cache_savings`.
+            if !web_search.is_zero() {
+                w.raw(",\"web_search\":");
+                w.uint_wide(web_search.picos());
+            }
+            w.raw(KEYS[6]);
+            w.uint_wide(savings.picos());
             w.raw(",\"priced_as\":");
             w.string(self.get(Slot::PricedAs).unwrap_or_default());
             w.raw(",\"long_context\":");
@@ -435,6 +451,7 @@ pub(super) mod tests {
             service_tier: None,
             speed: None,
             tokens: TokenUsage::default(),
+            web_search_requests: 0,
             metered: false,
             outcome: Outcome::Ok,
             dimensions: Dimensions::default(),
@@ -463,6 +480,7 @@ pub(super) mod tests {
                 output: 500,
                 reasoning: 120,
             },
+            web_search_requests: 7,
             metered: true,
             outcome: Outcome::Error { error_type: Arc::from("overloaded_error") },
             dimensions: Dimensions {
@@ -482,6 +500,7 @@ pub(super) mod tests {
                 cache_write_5m: Money::from_picos(3_750_000_000),
                 cache_write_1h: Money::from_picos(10u128.pow(30)),
                 output: Money::from_picos(7_500_000_000),
+                web_search: Money::from_picos(70_000_000_000),
                 cache_savings: Money::from_picos(27_000_000_000),
                 priced_as: Arc::from("claude-sonnet-4-5"),
                 long_context: true,
@@ -495,7 +514,7 @@ pub(super) mod tests {
     fn lines_are_what_serde_json_writes() {
         let mut cases = vec![bare(), full()];
         // Every optional field absent in turn, from the full record.
-        for i in 0..16 {
+        for i in 0..17 {
             let mut r = full();
             match i {
                 0 => r.time_to_first_token_us = None,
@@ -513,6 +532,12 @@ pub(super) mod tests {
                 12 => r.cost = None,
                 13 => r.dimensions.extra.truncate(1),
                 14 => r.metered = false,
+                15 => {
+                    r.web_search_requests = 0;
+                    if let Some(c) = &mut r.cost {
+                        c.web_search = Money::ZERO;
+                    }
+                }
                 _ => r.outcome = Outcome::Error { error_type: Arc::from("") },
             }
             cases.push(r);

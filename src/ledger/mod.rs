@@ -517,7 +517,8 @@ impl LedgerInner {
     fn suggestions(&self, rec: &CallRecord, cost: &CallCost, billing: &Billing<'_>) -> (Opportunities, After) {
         let t = &rec.tokens;
         let mut o = Opportunities::default();
-        let total = cost.total;
+        // What the tokens cost: the web search fee is the same after every suggestion here.
+        let total = cost.tokens_total();
         let price = billing.priced.price();
         // Small calls on a premium model, against the right-size target at the same tier.
         if let Some(target) = &self.target
@@ -787,7 +788,7 @@ impl Ledger {
         let cost = match (&rec.cost, &priced) {
             (Some(c), _) => Some(c),
             (None, Some(p)) if rec.metered => {
-                computed = p.cost(&rec.tokens, rec.service_tier.as_deref(), rec.speed.as_deref());
+                computed = p.price_call(rec);
                 Some(&computed)
             }
             _ => None,

@@ -392,6 +392,7 @@ pub(in crate::ledger) mod tests {
             service_tier: None,
             speed: None,
             tokens: TokenUsage { input: 10, cache_read, cache_write_5m: write_5m, ..TokenUsage::default() },
+            web_search_requests: 0,
             metered: true,
             outcome: Outcome::Ok,
             dimensions: Dimensions { session: Some("s".into()), agent: Some(agent.into()), ..Dimensions::default() },

@@ -15,6 +15,9 @@
 //! output = 22.5
 //! ```
 //!
+//! A top-level `web_search_per_1k = 10`, before the first table, sets the fee of web searches, in USD per
+//! 1,000.
+//!
 //! Prices are parsed exactly from their decimal text (never through a float), so they must be whole
 //! micro-USD per million tokens (at most 6 decimals). Every error names the origin, the 1-based line and the
 //! dotted field path.
@@ -26,7 +29,7 @@ use toml::Spanned;
 use toml::de::{DeInteger, DeTable, DeValue};
 
 use super::rates::{default_cache_read, default_cache_write_5m};
-use super::{ModelPrice, PriceBookError, Rates, normalize_model_id};
+use super::{ModelPrice, Money, PriceBookError, Rates, normalize_model_id};
 use crate::toml_spans::{entries, line_col, path_key};
 
 /// Expected-value wording shared by every rate error.
@@ -259,9 +262,42 @@ fn rates_table<'t, 'i>(
     Ok((rates, long_context, fast_multiplier, min_cacheable))
 }
 
-/// Parses a whole price file into `(model id as written, price)` pairs, in file order. Nothing is returned
-/// unless the whole file is valid.
-pub(super) fn parse_price_file(text: &str, origin: &str) -> Result<Vec<(String, ModelPrice)>, PriceBookError> {
+/// A parsed price file.
+pub(super) struct PriceFile {
+    /// `(model id as written, price)` pairs, in file order.
+    pub(super) models: Vec<(String, ModelPrice)>,
+    /// The top-level `web_search_per_1k`, as the fee of one search.
+    pub(super) web_search_fee: Option<Money>,
+}
+
+/// `web_search_per_1k`: USD per 1,000 searches, exactly, as the fee of one search.
+fn web_search_fee(src: &Source<'_>, value: &Spanned<DeValue<'_>>) -> Result<Money, PriceBookError> {
+    const FIELD: &str = "web_search_per_1k";
+    let parsed = match value.get_ref() {
+        DeValue::Integer(i) => match integer(i) {
+            Some(n) if n < 0 => Err(NumberError::Negative),
+            Some(n) => u64::try_from(n).ok().and_then(|n| n.checked_mul(1_000_000)).ok_or(NumberError::TooLarge),
+            None => Err(NumberError::TooLarge),
+        },
+        DeValue::Float(f) => decimal_to_micros(f.as_str()),
+        _ => Err(NumberError::NotNumber),
+    };
+    // micro-USD per 1,000 searches = pico-USD per search × 1,000 / 1,000,000: picos per search = micros.
+    parsed.map(|micros| Money::from_picos(u128::from(micros) * 1_000)).map_err(|e| {
+        let found = src.describe(value);
+        let message = match e {
+            NumberError::NotNumber | NumberError::Negative | NumberError::NotFinite => {
+                format!("expected a non-negative number of USD per 1,000 web searches (e.g. 10), found {found}")
+            }
+            NumberError::TooPrecise => format!("{found} is more precise than 0.000001 USD per 1,000 web searches"),
+            NumberError::TooLarge => format!("{found} is too large"),
+        };
+        src.field_error(&value.span(), FIELD, message)
+    })
+}
+
+/// Parses a whole price file. Nothing is returned unless the whole file is valid.
+pub(super) fn parse_price_file(text: &str, origin: &str) -> Result<PriceFile, PriceBookError> {
     let src = Source { text, origin };
     let root = DeTable::parse(text).map_err(|e| {
         let (line, column) = line_col(text, e.span().map_or(0, |s| s.start));
@@ -269,14 +305,19 @@ pub(super) fn parse_price_file(text: &str, origin: &str) -> Result<Vec<(String, 
     })?;
 
     let mut prices = Vec::new();
+    let mut fee = None;
     let mut seen: HashMap<String, (String, usize)> = HashMap::new();
     for (key, value) in entries(root.get_ref()) {
         let name: &str = key.get_ref();
+        if name == "web_search_per_1k" {
+            fee = Some(web_search_fee(&src, value)?);
+            continue;
+        }
         if name != "models" {
             return Err(src.field_error(
                 &key.span(),
                 &path_key(name),
-                "unknown key; a price file holds only `[models.\"<model id>\"]` tables",
+                "unknown key; a price file holds `[models.\"<model id>\"]` tables and `web_search_per_1k`",
             ));
         }
         let DeValue::Table(models) = value.get_ref() else {
@@ -324,7 +365,7 @@ pub(super) fn parse_price_file(text: &str, origin: &str) -> Result<Vec<(String, 
             prices.push((id.to_owned(), price));
         }
     }
-    Ok(prices)
+    Ok(PriceFile { models: prices, web_search_fee: fee })
 }
 
 #[cfg(test)]

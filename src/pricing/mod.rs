@@ -24,7 +24,9 @@
 //!   one the call is billed at standard rates.
 //! - **Batch**: `service_tier = "batch"` halves every rate.
 //!
-//! The three stack multiplicatively. An unknown model has no price at all ([`PriceBook::resolve`] returns
+//! The three stack multiplicatively. [`PricedModel::price_call`] adds the record's web searches at the
+//! book's [`web_search_fee`](PriceBook::web_search_fee) ($10 per 1,000 by default), a flat fee none of the
+//! three changes. An unknown model has no price at all ([`PriceBook::resolve`] returns
 //! `None`): its calls are *unpriced*, never $0.
 //!
 //! # Model ids
@@ -44,6 +46,8 @@
 //! file format is:
 //!
 //! ```toml
+//! web_search_per_1k = 10      # optional: USD per 1,000 web searches (before any table)
+//!
 //! [models."claude-sonnet-4-5"]
 //! input = 3.0                 # USD per million tokens; integers and floats both accepted
 //! output = 15.0
@@ -61,6 +65,9 @@
 //! input = 1
 //! output = 2
 //! ```
+//!
+//! `web_search_per_1k` sets [`PriceBook::web_search_fee`]; as a top-level key it must come before the first
+//! table.
 //!
 //! Each model table replaces that model's whole price (a table without `long_context` removes long-context
 //! rates, one without `fast_multiplier` fast mode), except its minimum cacheable prompt, which is not a price:
@@ -87,10 +94,15 @@ use crate::record::TokenUsage;
 /// apply to the whole call.
 pub const LONG_CONTEXT_THRESHOLD: u64 = 200_000;
 
-/// Prices by canonical model id.
+/// The fee of one web search (Anthropic's server-side `web_search` tool): $10 per 1,000 searches, i.e.
+/// $0.01 each, on every model ("Web search tool" in Anthropic's docs, as found on 2026-12-04).
+pub const DEFAULT_WEB_SEARCH_FEE: Money = Money::from_picos(10_000_000_000);
+
+/// Prices by canonical model id, and the fee of a web search.
 #[derive(Debug, Clone)]
 pub struct PriceBook {
     models: BTreeMap<Arc<str>, ModelPrice>,
+    web_search_fee: Money,
 }
 
 impl Default for PriceBook {
@@ -162,8 +174,29 @@ impl PriceBook {
     }
 
     /// A book with no prices: every call is unpriced until prices are set.
+    ///
+    /// Its web search fee is still [`DEFAULT_WEB_SEARCH_FEE`]: a search is billed on top of a priced call's
+    /// tokens, so an unpriced call's searches are never priced either.
     pub fn empty() -> Self {
-        PriceBook { models: BTreeMap::new() }
+        PriceBook { models: BTreeMap::new(), web_search_fee: DEFAULT_WEB_SEARCH_FEE }
+    }
+
+    /// The fee of one web search ([`DEFAULT_WEB_SEARCH_FEE`] unless set): a call's
+    /// [`web_search_requests`](crate::record::CallRecord::web_search_requests) times this is its
+    /// [`CallCost::web_search`], added to its total. Flat: batch, fast mode and long context do not change it.
+    pub fn web_search_fee(&self) -> Money {
+        self.web_search_fee
+    }
+
+    /// Sets the fee of one web search (a price file's `web_search_per_1k` sets it too).
+    pub fn set_web_search_fee(&mut self, fee: Money) {
+        self.web_search_fee = fee;
+    }
+
+    /// [`set_web_search_fee`](Self::set_web_search_fee), builder style.
+    pub fn with_web_search_fee(mut self, fee: Money) -> Self {
+        self.web_search_fee = fee;
+        self
     }
 
     /// Sets (replaces or adds) a model's price. The id is normalized first, so `claude-sonnet-4-5-20250929`
@@ -187,8 +220,12 @@ impl PriceBook {
     /// text in error messages (usually its path). The file is applied all or nothing: on error the book is
     /// unchanged.
     pub fn merge_toml_str(&mut self, text: &str, origin: &str) -> Result<(), PriceBookError> {
-        for (model, price) in file::parse_price_file(text, origin)? {
+        let file = file::parse_price_file(text, origin)?;
+        for (model, price) in file.models {
             self.set(&model, price);
+        }
+        if let Some(fee) = file.web_search_fee {
+            self.web_search_fee = fee;
         }
         Ok(())
     }
@@ -206,10 +243,13 @@ impl PriceBook {
     /// unpriced).
     pub fn resolve(&self, model_id: &str) -> Option<PricedModel> {
         let canonical = normalize_model_id(model_id);
-        self.models.get_key_value(canonical.as_str()).map(|(id, price)| PricedModel::new(Arc::clone(id), price.clone()))
+        self.models
+            .get_key_value(canonical.as_str())
+            .map(|(id, price)| PricedModel::new(Arc::clone(id), price.clone(), self.web_search_fee))
     }
 
-    /// Prices one call ([`PricedModel::cost`]); `None` when the model is unknown.
+    /// Prices one call's tokens ([`PricedModel::cost`]); `None` when the model is unknown. A record's web
+    /// searches are priced by [`PricedModel::price_call`].
     pub fn price(
         &self,
         model_id: &str,

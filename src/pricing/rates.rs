@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::{LONG_CONTEXT_THRESHOLD, Money, PriceBookError};
-use crate::record::TokenUsage;
+use crate::record::{CallRecord, TokenUsage};
 
 /// Per-token prices in pico-USD per token, which is the same number as micro-USD per million tokens
 /// ($3 / Mtok is `3_000_000`).
@@ -159,7 +159,7 @@ impl ModelPrice {
 /// A call's priced cost with its per-kind breakdown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallCost {
-    /// The sum of the five kinds.
+    /// The sum of the five kinds and the web search fee.
     pub total: Money,
     /// Uncached input.
     pub input: Money,
@@ -171,6 +171,11 @@ pub struct CallCost {
     pub cache_write_1h: Money,
     /// Output (reasoning included).
     pub output: Money,
+    /// The web search fee: the call's [`web_search_requests`](crate::record::CallRecord::web_search_requests)
+    /// times the book's [`web_search_fee`](crate::PriceBook::web_search_fee). Flat: batch, fast mode and long
+    /// context change token rates only. Absent from a serialized cost when zero.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub web_search: Money,
     /// What the cache reads saved: cache_read tokens × (input rate − read rate) at the rates this call was
     /// billed at (0 if read rate >= input rate).
     #[serde(default)]
@@ -188,23 +193,46 @@ pub struct CallCost {
     pub fast: bool,
 }
 
+fn is_zero(money: &Money) -> bool {
+    money.is_zero()
+}
+
+impl CallCost {
+    /// Adds `searches` web searches at `fee` each (saturating) to the web search fee and the total.
+    pub(crate) fn add_web_searches(&mut self, searches: u64, fee: Money) {
+        let amount = Money::from_picos(u128::from(searches).saturating_mul(fee.picos()));
+        self.web_search = self.web_search.saturating_add(amount);
+        self.total = self.total.saturating_add(amount);
+    }
+
+    /// What the call's tokens cost: [`total`](Self::total) without the web search fee.
+    pub fn tokens_total(&self) -> Money {
+        self.total.saturating_sub(self.web_search)
+    }
+}
+
 /// A model id resolved against a price book: cheap to clone, prices calls without further lookups.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PricedModel {
     canonical: Arc<str>,
     price: ModelPrice,
+    web_search_fee: Money,
 }
 
 impl PricedModel {
-    pub(super) fn new(canonical: Arc<str>, price: ModelPrice) -> Self {
-        PricedModel { canonical, price }
+    pub(super) fn new(canonical: Arc<str>, price: ModelPrice, web_search_fee: Money) -> Self {
+        PricedModel { canonical, price, web_search_fee }
     }
 
     /// A copy with its own allocation of the canonical id. Per-thread caches keep these, so that the
     /// reference count every priced call's [`CallCost::priced_as`] bumps is not one cache line shared by all
     /// recording threads.
     pub(crate) fn detached(&self) -> Self {
-        PricedModel { canonical: Arc::from(&*self.canonical), price: self.price.clone() }
+        PricedModel {
+            canonical: Arc::from(&*self.canonical),
+            price: self.price.clone(),
+            web_search_fee: self.web_search_fee,
+        }
     }
 
     /// The canonical model id.
@@ -215,6 +243,19 @@ impl PricedModel {
     /// The model's price.
     pub fn price(&self) -> &ModelPrice {
         &self.price
+    }
+
+    /// The fee of one web search, from the book the model was resolved in.
+    pub fn web_search_fee(&self) -> Money {
+        self.web_search_fee
+    }
+
+    /// Prices one call record: its tokens as [`cost`](Self::cost) prices them, at the record's service tier
+    /// and speed, plus its web searches at the [`web_search_fee`](Self::web_search_fee).
+    pub fn price_call(&self, record: &CallRecord) -> CallCost {
+        let mut cost = self.cost(&record.tokens, record.service_tier.as_deref(), record.speed.as_deref());
+        cost.add_web_searches(record.web_search_requests, self.web_search_fee);
+        cost
     }
 
     /// Prices one call.
@@ -270,6 +311,7 @@ impl PricedModel {
             cache_write_5m,
             cache_write_1h,
             output,
+            web_search: Money::ZERO,
             cache_savings,
             priced_as: Arc::clone(&self.canonical),
             long_context,
@@ -334,7 +376,7 @@ mod tests {
 
     #[test]
     fn odd_batch_halving_rounds_half_up() {
-        let model = PricedModel::new("odd".into(), ModelPrice::new(Rates::with_default_cache(3, 1)));
+        let model = PricedModel::new("odd".into(), ModelPrice::new(Rates::with_default_cache(3, 1)), Money::ZERO);
         let tokens = TokenUsage { input: 1, output: 3, ..TokenUsage::default() };
         let cost = model.cost(&tokens, Some("batch"), None);
         // 1 × 3 = 3 picos → 1.5 → 2; 3 × 1 = 3 → 2.

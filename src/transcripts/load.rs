@@ -401,6 +401,7 @@ impl<'p> RecordMaker<'p> {
                 cache_write_5m: Money::ZERO,
                 cache_write_1h: Money::ZERO,
                 output: Money::ZERO,
+                web_search: Money::ZERO,
                 cache_savings: Money::ZERO,
                 priced_as: Arc::clone(&self.synthetic_id),
                 long_context: false,
@@ -419,7 +420,11 @@ impl<'p> RecordMaker<'p> {
                 },
                 None => None,
             };
-            let cost = priced.map(|p| p.cost(&call.tokens, service_tier.as_deref(), speed.as_deref()));
+            let cost = priced.map(|p| {
+                let mut cost = p.cost(&call.tokens, service_tier.as_deref(), speed.as_deref());
+                cost.add_web_searches(call.web_search_requests, p.web_search_fee());
+                cost
+            });
             self.unpriced += u64::from(cost.is_none());
             cost
         };
@@ -446,6 +451,7 @@ impl<'p> RecordMaker<'p> {
             service_tier,
             speed,
             tokens: call.tokens,
+            web_search_requests: call.web_search_requests,
             metered: true,
             outcome: if call.api_error {
                 Outcome::Error { error_type: Arc::clone(&self.api_error) }

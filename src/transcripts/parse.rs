@@ -22,6 +22,7 @@ const MAX_REASON_LEN: usize = 160;
 pub(super) struct RawCall {
     pub(super) timestamp: DateTime<Utc>,
     pub(super) tokens: TokenUsage,
+    pub(super) web_search_requests: u64,
     pub(super) message_id: Option<Range<u32>>,
     pub(super) request_id: Option<Range<u32>>,
     pub(super) line_session: Option<Range<u32>>,
@@ -131,10 +132,16 @@ struct Usage<'a> {
     cache_creation_input_tokens: Option<u64>,
     cache_read_input_tokens: Option<u64>,
     cache_creation: Option<CacheCreation>,
+    server_tool_use: Option<ServerToolUse>,
     #[serde(borrow)]
     service_tier: Option<Cow<'a, str>>,
     #[serde(borrow)]
     speed: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct ServerToolUse {
+    web_search_requests: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -321,6 +328,15 @@ fn parse_line(line: &[u8], line_no: u64, out: &mut FileCalls, max_places: usize)
         );
         return;
     }
+    let web_search_requests = usage.server_tool_use.and_then(|s| s.web_search_requests).unwrap_or(0);
+    if web_search_requests > MAX_TOKENS_PER_FIELD {
+        out.bad(
+            line_no,
+            || format!("usage.server_tool_use.web_search_requests = {web_search_requests} is over the {MAX_TOKENS_PER_FIELD} capture accepts"),
+            max_places,
+        );
+        return;
+    }
 
     let flat_write = usage.cache_creation_input_tokens.unwrap_or(0);
     let (mut write_5m, write_1h) = match &usage.cache_creation {
@@ -346,6 +362,7 @@ fn parse_line(line: &[u8], line_no: u64, out: &mut FileCalls, max_places: usize)
     let call = RawCall {
         timestamp,
         tokens,
+        web_search_requests,
         message_id: message.id.as_deref().filter(|s| !s.is_empty()).and_then(|s| out.push_str(s)),
         request_id: parsed.request_id.as_deref().filter(|s| !s.is_empty()).and_then(|s| out.push_str(s)),
         line_session: parsed.session_id.as_deref().filter(|s| !s.is_empty()).and_then(|s| out.push_str(s)),

@@ -67,6 +67,7 @@ impl Call {
             service_tier: None,
             speed: None,
             tokens: TokenUsage::default(),
+            web_search_requests: 0,
             metered: true,
             outcome: Outcome::Ok,
             dimensions: Dimensions::default(),
@@ -83,6 +84,11 @@ impl Call {
     pub fn cache(mut self, read: u64, write_5m: u64) -> Self {
         self.0.tokens.cache_read = read;
         self.0.tokens.cache_write_5m = write_5m;
+        self
+    }
+
+    pub fn searches(mut self, n: u64) -> Self {
+        self.0.web_search_requests = n;
         self
     }
 

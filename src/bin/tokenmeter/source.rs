@@ -301,9 +301,9 @@ fn reprice(r: &mut CallRecord, prices: &PriceBook) -> bool {
         return false;
     }
     let Some(model) = r.model.as_deref().or(r.cost.as_ref().map(|c| &*c.priced_as)) else { return false };
-    match prices.price(model, &r.tokens, r.service_tier.as_deref(), r.speed.as_deref()) {
-        Some(cost) => {
-            r.cost = Some(cost);
+    match prices.resolve(model) {
+        Some(priced) => {
+            r.cost = Some(priced.price_call(r));
             true
         }
         None => false,

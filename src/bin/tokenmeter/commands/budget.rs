@@ -56,11 +56,7 @@ pub(crate) fn evaluate(
         .map(|r| {
             let mut r = r.clone();
             if r.cost.is_none() && r.metered {
-                r.cost = r
-                    .model
-                    .as_deref()
-                    .and_then(|m| ctx.prices.resolve(m))
-                    .map(|p| p.cost(&r.tokens, r.service_tier.as_deref(), r.speed.as_deref()));
+                r.cost = r.model.as_deref().and_then(|m| ctx.prices.resolve(m)).map(|p| p.price_call(&r));
             }
             r
         })

@@ -773,8 +773,8 @@ struct CostBreakdown {
     window: WindowBounds,
     /// The timeframe's spend (the usage summary's `cost_usd`).
     total_usd: f64,
-    /// Spend by token kind: uncached input, cache reads, 5-minute and 1-hour cache writes, output (reasoning
-    /// included). Each call's priced cost, per kind, summed over the window's calls.
+    /// Spend by kind: uncached input, cache reads, 5-minute and 1-hour cache writes, output (reasoning
+    /// included), and web search fees. Each call's priced cost, per kind, summed over the window's calls.
     by_kind: Vec<KindCost>,
     /// Calls on models without a price: in no figure here.
     unpriced_calls: u64,
@@ -812,8 +812,8 @@ fn cost_by_kind(
     window: &WindowBounds,
     now: DateTime<Utc>,
     prices: &PriceBook,
-) -> [(&'static str, Money); 5] {
-    let mut sums = [Money::ZERO; 5];
+) -> [(&'static str, Money); 6] {
+    let mut sums = [Money::ZERO; 6];
     let (from, to, now) = (window.from.timestamp(), window.to.timestamp(), now.timestamp());
     for r in records {
         let ts = r.timestamp.timestamp();
@@ -824,19 +824,31 @@ fn cost_by_kind(
         let cost = match &r.cost {
             Some(c) => Cow::Borrowed(c),
             None if r.metered => match r.model.as_deref().and_then(|m| prices.resolve(m)) {
-                Some(p) => Cow::Owned(p.cost(&r.tokens, r.service_tier.as_deref(), r.speed.as_deref())),
+                Some(p) => Cow::Owned(p.price_call(r)),
                 None => continue,
             },
             None => continue,
         };
-        for (sum, part) in
-            sums.iter_mut().zip([cost.input, cost.cache_read, cost.cache_write_5m, cost.cache_write_1h, cost.output])
-        {
+        for (sum, part) in sums.iter_mut().zip([
+            cost.input,
+            cost.cache_read,
+            cost.cache_write_5m,
+            cost.cache_write_1h,
+            cost.output,
+            cost.web_search,
+        ]) {
             *sum = sum.saturating_add(part);
         }
     }
-    let [input, cache_read, w5, w1, output] = sums;
-    [("input", input), ("cache_read", cache_read), ("cache_write_5m", w5), ("cache_write_1h", w1), ("output", output)]
+    let [input, cache_read, w5, w1, output, web_search] = sums;
+    [
+        ("input", input),
+        ("cache_read", cache_read),
+        ("cache_write_5m", w5),
+        ("cache_write_1h", w1),
+        ("output", output),
+        ("web_search", web_search),
+    ]
 }
 
 // === budgets ===
