@@ -90,7 +90,7 @@ enum State {
 /// |---|---|
 /// | `message_start` | `gen_ai.response.id`, `gen_ai.response.model`, the usage it carries (input, cache reads and writes, output so far, service tier) |
 /// | first `content_block_delta` | `gen_ai.response.time_to_first_chunk` (seconds since the accumulator was made) |
-/// | `message_delta` | the usage it carries: cumulative, so each value *replaces* the earlier one (except a `0` for an input or cache count already reported as more, which some Anthropic-compatible gateways send: it is ignored) |
+/// | `message_delta` | the usage it carries: cumulative, so each value *replaces* the earlier one (except a `0` for an input, cache or web search count already reported as more, which some Anthropic-compatible gateways send: it is ignored) |
 /// | `error` | `error.type` (e.g. `overloaded_error`) and `otel.status_code = "ERROR"` |
 /// | `message_stop` | nothing: marks the stream complete |
 ///
@@ -511,6 +511,34 @@ mod tests {
             let expected = if data.starts_with('{') { "overloaded_error" } else { "error" };
             assert_eq!(call.outcome.label(), expected, "{data}");
         }
+    }
+
+    #[test]
+    fn streamed_web_searches_are_recorded_and_a_later_zero_does_not_erase_them() {
+        // The searches arrive in `message_delta` (cumulative, as the rest of its usage); a gateway restating
+        // the usage with `web_search_requests: 0` afterwards is leaving it out, not undoing the searches.
+        let delta = |searches: u64| {
+            format!(
+                "event: message_delta\ndata: {{\"type\":\"message_delta\",\"usage\":{{\"output_tokens\":15,\
+                 \"server_tool_use\":{{\"web_search_requests\":{searches}}}}}}}\n\n"
+            )
+        };
+        let call = one_call(|_| {
+            let span = claude_span("chat", "claude-sonnet-4-5", true);
+            let mut acc = StreamAccumulator::new(&span);
+            acc.push_bytes(START.as_bytes());
+            acc.push_bytes(delta(1).as_bytes());
+            acc.push_bytes(delta(3).as_bytes());
+            acc.push_bytes(delta(0).as_bytes());
+            acc.push_bytes(STOP.as_bytes());
+        });
+        assert_eq!(call.web_search_requests, 3);
+        assert_eq!(
+            call.cost.unwrap().web_search,
+            crate::pricing::DEFAULT_WEB_SEARCH_FEE
+                .saturating_add(crate::pricing::DEFAULT_WEB_SEARCH_FEE)
+                .saturating_add(crate::pricing::DEFAULT_WEB_SEARCH_FEE)
+        );
     }
 
     #[test]
