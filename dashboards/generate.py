@@ -320,6 +320,13 @@ def cost_board():
            [(f"sum(increase(tokenmeter_calls_unmetered_total{{{CALL}}}[$__range]))", "unmetered")],
            thresholds={"mode": "absolute", "steps": [{"value": None, "color": "green"}, {"value": 1, "color": "#EAB839"}]},
            decimals=0)
+    b.stat("Web searches", "Searches made through Anthropic's server-side web_search tool. Each is billed per search "
+           "($10 per 1,000 unless the price book says otherwise), on top of the tokens its results add to the prompt. "
+           "No data: no call in the range searched.", "short",
+           [(f"sum(increase(tokenmeter_web_search_requests_total{{{CALL}}}[$__range]))", "searches")], w=12, decimals=0)
+    b.stat("Web search fees", "What the web searches cost (priced calls only): a part of Total cost, not in any token "
+           "figure.", "currencyUSD",
+           [(f"sum(increase(tokenmeter_web_search_cost_USD_total{{{CALL}}}[$__range]))", "fees")], w=12, decimals=4)
     return b
 
 

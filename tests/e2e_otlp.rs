@@ -98,6 +98,14 @@ fn exported_workload_equals_in_process_figures(protocol: Protocol) {
         assert!(close(got, m.totals.cost.as_usd(), 1e-6), "cost of {}: {got} vs {}", m.model, m.totals.cost);
     }
 
+    // Web searches and their fees, on the one series that searched.
+    let searches = prom
+        .by(&format!("sum by (gen_ai_request_model) ({PROM_WEB_SEARCH_REQUESTS}{{{sel}}})"), "gen_ai_request_model");
+    assert_eq!(searches.get("claude-sonnet-4-5").copied(), Some(want.web_search_requests as f64), "{searches:?}");
+    assert_eq!(searches.len(), 1, "{searches:?}");
+    let fees = prom.value(&format!("sum({PROM_WEB_SEARCH_COST}{{{sel}}})")).expect("web search fees");
+    assert!(close(fees, want.web_search_cost.as_usd(), 1e-6), "fees {fees} vs {}", want.web_search_cost);
+
     // Calls by outcome, unmetered, unpriced.
     let outcomes = prom.by(&format!("sum by (tokenmeter_outcome) ({PROM_CALLS}{{{sel}}})"), "tokenmeter_outcome");
     assert_eq!(outcomes.get("ok").copied(), Some((want.calls - want.failed_calls) as f64), "{outcomes:?}");
@@ -174,6 +182,8 @@ fn exported_workload_equals_in_process_figures(protocol: Protocol) {
         PROM_TOKENS.into(),
         PROM_COST.into(),
         PROM_CACHE_SAVINGS.into(),
+        PROM_WEB_SEARCH_REQUESTS.into(),
+        PROM_WEB_SEARCH_COST.into(),
         PROM_CALLS.into(),
         PROM_CALLS_UNMETERED.into(),
         PROM_CALLS_UNPRICED.into(),

@@ -120,6 +120,13 @@ fn exported_figures_equal_the_in_process_read_out() {
     }
     assert!((total(&sums(&rm, COST)) - want.cost.as_usd()).abs() < 1e-9, "cost");
     assert!((total(&sums(&rm, CACHE_SAVINGS)) - want.cache_savings.as_usd()).abs() < 1e-9, "cache savings");
+    // Web searches: only the series that searched, its fees a part of the cost.
+    assert_eq!(want.web_search_requests, otlp_workload::WEB_SEARCHES_PER_ROUND);
+    let searches = sums(&rm, WEB_SEARCH_REQUESTS);
+    assert_eq!(searches.len(), 1, "{searches:?}");
+    assert_eq!(total_where(&searches, ATTR_MODEL, "claude-sonnet-4-5"), want.web_search_requests as f64);
+    assert!(want.web_search_cost.as_usd() > 0.0);
+    assert!((total(&sums(&rm, WEB_SEARCH_COST)) - want.web_search_cost.as_usd()).abs() < 1e-12, "search fees");
     let calls = sums(&rm, CALLS);
     assert_eq!(total_where(&calls, ATTR_OUTCOME, "ok"), (want.calls - want.failed_calls) as f64);
     assert_eq!(total_where(&calls, ATTR_OUTCOME, "error"), want.failed_calls as f64);

@@ -1,6 +1,6 @@
 //! A deterministic workload for the OTLP tests: calls on several models and agents (a dated model id, cache reads
 //! and writes of both lifetimes, reasoning, streams with a time to first chunk), a failed call, an unmetered
-//! call, an unpriced model, tasks (one failed) and tool executions (one failed).
+//! call, an unpriced model, web searches, tasks (one failed) and tool executions (one failed).
 #![allow(dead_code)]
 
 use tokenmeter::TokenMeter;
@@ -16,6 +16,8 @@ pub const FAILED_PER_ROUND: u64 = 2;
 pub const TASKS_PER_ROUND: u64 = 2;
 /// Tool executions per round.
 pub const TOOLS_PER_ROUND: u64 = 3;
+/// Web searches per round (all on one claude-sonnet-4-5 call of agent `triage`).
+pub const WEB_SEARCHES_PER_ROUND: u64 = 2;
 
 /// Runs one round of the workload through `meter`'s layer, as the thread's default subscriber.
 pub fn run(meter: &TokenMeter) {
@@ -43,7 +45,7 @@ fn workload() {
             )
             .entered();
         }
-        // A dated id: priced and exported as the canonical model.
+        // A dated id: priced and exported as the canonical model. It made two web searches ($0.01 each).
         let _dated = info_span!(
             "chat",
             gen_ai.provider.name = "anthropic",
@@ -51,6 +53,7 @@ fn workload() {
             gen_ai.response.model = "claude-sonnet-4-5-20250929",
             gen_ai.usage.input_tokens = 5_000u64,
             gen_ai.usage.output_tokens = 700u64,
+            server_tool_use.web_search_requests = WEB_SEARCHES_PER_ROUND,
         )
         .entered();
     }

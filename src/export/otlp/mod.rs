@@ -273,7 +273,9 @@ struct CallTotals {
     unmetered: u64,
     unpriced: u64,
     tokens: TokenUsage,
+    web_searches: u64,
     cost: Money,
+    web_search_cost: Money,
     savings: Money,
 }
 
@@ -294,7 +296,9 @@ impl Totals for CallTotals {
         self.unmetered += o.unmetered;
         self.unpriced += o.unpriced;
         self.tokens.add(&o.tokens);
+        self.web_searches = self.web_searches.saturating_add(o.web_searches);
         self.cost += o.cost;
+        self.web_search_cost += o.web_search_cost;
         self.savings += o.savings;
     }
 }
@@ -527,8 +531,10 @@ impl OtlpMetrics {
             totals.unmetered += u64::from(!rec.metered);
             totals.unpriced += u64::from(rec.is_unpriced());
             totals.tokens.add(&rec.tokens);
+            totals.web_searches = totals.web_searches.saturating_add(rec.web_search_requests);
             if let Some(cost) = &rec.cost {
                 totals.cost += cost.total;
+                totals.web_search_cost += cost.web_search;
                 totals.savings += cost.cache_savings;
             }
             let h = &series.handles;
@@ -694,6 +700,33 @@ fn register_observables(meter: &Meter, shared: &Arc<Shared>) {
         .with_callback(move |o| {
             for (series, t) in s.priced_calls() {
                 o.observe(usd(t.savings), &series.attributes);
+            }
+        })
+        .build();
+    let s = Arc::clone(shared);
+    meter
+        .u64_observable_counter(WEB_SEARCH_REQUESTS)
+        .with_unit("{request}")
+        .with_description("Web searches made through Anthropic's server-side web_search tool.")
+        .with_callback(move |o| {
+            // Only the series that searched: most never do, and a series of zeros would double the export.
+            for (series, t) in s.calls.snapshot() {
+                if t.web_searches > 0 {
+                    o.observe(t.web_searches, &series.attributes);
+                }
+            }
+        })
+        .build();
+    let s = Arc::clone(shared);
+    meter
+        .f64_observable_counter(WEB_SEARCH_COST)
+        .with_unit("USD")
+        .with_description("Web search fees of the priced calls (a part of tokenmeter.cost).")
+        .with_callback(move |o| {
+            for (series, t) in s.priced_calls() {
+                if t.web_searches > 0 {
+                    o.observe(usd(t.web_search_cost), &series.attributes);
+                }
             }
         })
         .build();

@@ -19,6 +19,10 @@ pub const TOKENS: &str = "tokenmeter.tokens";
 pub const COST: &str = "tokenmeter.cost";
 /// Counter of what cache reads saved against the input rate, `USD`.
 pub const CACHE_SAVINGS: &str = "tokenmeter.cache.savings";
+/// Counter of web searches (Anthropic's server-side `web_search` tool), `{request}`, by call attributes.
+pub const WEB_SEARCH_REQUESTS: &str = "tokenmeter.web_search.requests";
+/// Counter of the web search fees of priced calls, `USD` (a part of [`COST`]).
+pub const WEB_SEARCH_COST: &str = "tokenmeter.web_search.cost";
 /// Counter of calls, `{call}`, by `tokenmeter.outcome` (and `error.type` on errors).
 pub const CALLS: &str = "tokenmeter.calls";
 /// Counter of calls whose span closed without any token value, `{call}`.
@@ -81,6 +85,10 @@ pub const PROM_TOKENS: &str = "tokenmeter_tokens_total";
 pub const PROM_COST: &str = "tokenmeter_cost_USD_total";
 /// Prometheus name of [`CACHE_SAVINGS`].
 pub const PROM_CACHE_SAVINGS: &str = "tokenmeter_cache_savings_USD_total";
+/// Prometheus name of [`WEB_SEARCH_REQUESTS`].
+pub const PROM_WEB_SEARCH_REQUESTS: &str = "tokenmeter_web_search_requests_total";
+/// Prometheus name of [`WEB_SEARCH_COST`].
+pub const PROM_WEB_SEARCH_COST: &str = "tokenmeter_web_search_cost_USD_total";
 /// Prometheus name of [`CALLS`].
 pub const PROM_CALLS: &str = "tokenmeter_calls_total";
 /// Prometheus name of [`CALLS_UNMETERED`].
