@@ -179,7 +179,9 @@ pub struct CallRecord {
     /// Web searches the call made through Anthropic's server-side `web_search` tool
     /// (`server_tool_use.web_search_requests`), each billed at the price book's
     /// [`web_search_fee`](crate::PriceBook::web_search_fee). Absent from a serialized record when 0.
-    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    /// Read back, a count above [`MAX_WEB_SEARCHES_PER_CALL`](crate::capture::MAX_WEB_SEARCHES_PER_CALL) is an
+    /// error, as capture rejects it.
+    #[serde(default, skip_serializing_if = "is_zero_u64", deserialize_with = "deserialize_web_searches")]
     pub web_search_requests: u64,
     /// False when the call's span closed without any token value (an error response, a dropped stream): the
     /// call happened, but its usage is unknown.
@@ -273,6 +275,20 @@ fn deserialize_call_tokens<'de, D: serde::Deserializer<'de>>(deserializer: D) ->
         ))),
         None => Ok(t),
     }
+}
+
+/// Reads a call's web search count, refusing one capture would have rejected: priced at the fee, one
+/// hand-made `u64::MAX` would put ~$1.8e17 into every total and budget.
+fn deserialize_web_searches<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    use crate::capture::MAX_WEB_SEARCHES_PER_CALL;
+    let n = u64::deserialize(deserializer)?;
+    if n > MAX_WEB_SEARCHES_PER_CALL {
+        return Err(serde::de::Error::custom(format_args!(
+            "web_search_requests = {n} is over the {MAX_WEB_SEARCHES_PER_CALL} searches a call can have (capture \
+             rejects it too)"
+        )));
+    }
+    Ok(n)
 }
 
 /// The instants a ledger can hold: Unix nanoseconds in an `i64`, from 1970 on.

@@ -739,21 +739,39 @@ fn one_calls_savings_never_add_up_to_more_than_it_cost() {
 
 #[test]
 fn web_search_fees_are_in_the_cost_and_in_no_saving() {
-    // A small, non-interactive call on a premium model that made 3 web searches ($0.01 each): right-sizing and
-    // batching change what its tokens cost, never its searches, so neither counts the $0.03 as a saving.
-    let rig = Rig::new(t0());
-    rig.add(Call::new(t0(), "claude-opus-4-5").io(1_000, 100).op("batch").searches(3));
-    let summary = rig.ledger.usage_summary(Window::Last24Hours).unwrap();
-    let tokens = 7_500_000_000u128; // 1,000 × $5 + 100 × $25 per million
-    let searches = 3 * 10_000_000_000u128;
-    assert_eq!(summary.cost_picos.picos(), tokens + searches);
-    let r = rig.ledger.efficiency_report(Window::Last24Hours, Dimension::Agent).unwrap();
-    let picos = |kind: SuggestionType| {
-        r.optimization_suggestions.iter().find(|s| s.kind == kind).map_or(0, |s| s.potential_savings_picos.picos())
+    // Calls that made web searches ($0.01 each): right-sizing, batching and trimming under the long-context line
+    // change what their tokens cost, never their searches, so no saving counts the fees. Each case on a ledger
+    // of its own: (call, the saving it should show, the kind, its tokens' cost).
+    const FEE: u128 = 10_000_000_000;
+    let saving = |call: Call, kind: SuggestionType| {
+        let rig = Rig::new(t0());
+        rig.add(call);
+        let summary = rig.ledger.usage_summary(Window::Last24Hours).unwrap();
+        let r = rig.ledger.efficiency_report(Window::Last24Hours, Dimension::Agent).unwrap();
+        let found = r.optimization_suggestions.iter().find(|s| s.kind == kind).map(|s| s.potential_savings_picos);
+        (summary.cost_picos.picos(), found.map_or(0, |m| m.picos()))
     };
-    // On haiku-4-5: 1,000 × $1 + 100 × $5 per million; batched, half that.
-    assert_eq!(picos(SuggestionType::ModelRightSizing), tokens - 1_500_000_000);
-    assert_eq!(picos(SuggestionType::BatchApi), 750_000_000);
+    // A small, non-interactive call on a premium model: 1,000 × $5 + 100 × $25 per million; on haiku-4-5
+    // 1,000 × $1 + 100 × $5; batched, half that.
+    let small = || Call::new(t0(), OPUS).io(1_000, 100).op("batch").searches(3);
+    assert_eq!(saving(small(), SuggestionType::ModelRightSizing), (7_500_000_000 + 3 * FEE, 6_000_000_000));
+    assert_eq!(saving(small(), SuggestionType::BatchApi), (7_500_000_000 + 3 * FEE, 750_000_000));
+    // A non-interactive call at standard rates: 20,000 × $3 + 1,000 × $15 per million, batched half that.
+    let batch = Call::new(t0(), SONNET).io(20_000, 1_000).op("batch").searches(2);
+    assert_eq!(saving(batch, SuggestionType::BatchApi), (75_000_000_000 + 2 * FEE, 37_500_000_000));
+    // Just over the long-context line: 205,000 × $6 + 1,000 × $22.50 per million, at standard rates
+    // 205,000 × $3 + 1,000 × $15.
+    let long = Call::new(t0(), SONNET).io(205_000, 1_000).searches(1);
+    assert_eq!(
+        saving(long, SuggestionType::LongContextThreshold),
+        (1_252_500_000_000 + FEE, 1_252_500_000_000 - 630_000_000_000)
+    );
+    // The suggestion's figures are the call's cost and the cost after it, each with the fee.
+    let rig = Rig::new(t0());
+    rig.add(Call::new(t0(), SONNET).io(20_000, 1_000).op("batch").searches(2));
+    let r = rig.ledger.efficiency_report(Window::Last24Hours, Dimension::Agent).unwrap();
+    let text = &r.optimization_suggestions.iter().find(|s| s.kind == SuggestionType::BatchApi).unwrap().description;
+    assert!(text.contains("($0.0950,") && text.contains("($0.0575)"), "{text}");
 }
 
 #[test]

@@ -356,7 +356,8 @@ fn the_readme_price_file_sample_parses() {
     let readme = include_str!("../README.md");
     let start = readme.find("```toml\nweb_search_per_1k").expect("README's price file sample") + "```toml\n".len();
     let text = &readme[start..][..readme[start..].find("```").expect("its end")];
-    let mut book = tokenmeter::PriceBook::builtin();
+    // The fee starts away from the sample's $10 per 1,000 (the default), so that reading it shows.
+    let mut book = tokenmeter::PriceBook::builtin().with_web_search_fee(tokenmeter::Money::ZERO);
     book.merge_toml_str(text, "README.md").expect("README's price file sample parses");
     let finetune = book.resolve("my-finetune").expect("added");
     assert_eq!((finetune.price().standard.input, finetune.price().min_cacheable_tokens), (2_000_000, Some(2_048)));

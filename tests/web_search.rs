@@ -136,6 +136,38 @@ fn the_book_sets_the_fee_in_code_and_from_a_price_file() {
 }
 
 #[test]
+fn implausible_search_counts_are_refused_as_token_counts_are() {
+    use tokenmeter::capture::MAX_WEB_SEARCHES_PER_CALL;
+    let h = Harness::new();
+    h.run(|| search_call("claude-sonnet-4-5", MAX_WEB_SEARCHES_PER_CALL + 1, "standard"));
+    let call = h.seen.only_call();
+    assert_eq!(call.web_search_requests, 0);
+    assert_eq!(call.cost.unwrap().total.picos(), TOKENS_COST);
+    assert_eq!(h.meter.capture_stats().rejected_values, 1);
+
+    // Read back from a journal or records line, as a token count over its limit is.
+    let line = |n: u64| {
+        format!(
+            r#"{{"timestamp":"2026-12-01T10:00:00Z","duration_us":1,"model":"claude-sonnet-4-5","tokens":{{"input":1}},"web_search_requests":{n},"metered":true,"outcome":{{"status":"ok"}}}}"#
+        )
+    };
+    let ok: tokenmeter::CallRecord = serde_json::from_str(&line(MAX_WEB_SEARCHES_PER_CALL)).unwrap();
+    assert_eq!(ok.web_search_requests, MAX_WEB_SEARCHES_PER_CALL);
+    let err = serde_json::from_str::<tokenmeter::CallRecord>(&line(u64::MAX)).unwrap_err().to_string();
+    assert!(err.contains("web_search_requests = 18446744073709551615 is over the 100000 searches"), "{err}");
+}
+
+#[test]
+fn a_usage_with_only_searches_is_not_empty() {
+    let usage: tokenmeter::instrument::Usage =
+        serde_json::from_str(r#"{"server_tool_use": {"web_search_requests": 1}}"#).unwrap();
+    assert!(!usage.is_empty());
+    let usage: tokenmeter::instrument::Usage =
+        serde_json::from_str(r#"{"server_tool_use": {"web_fetch_requests": 1}}"#).unwrap();
+    assert!(usage.is_empty(), "fetches cost only their tokens");
+}
+
+#[test]
 fn instrumented_responses_record_their_searches() {
     let h = Harness::new();
     h.run(|| {
@@ -191,12 +223,19 @@ fn claude_code_transcripts_bill_their_searches() {
             r#"{{"type":"assistant","timestamp":"2026-12-01T10:00:00.000Z","sessionId":"s1","requestId":"req_1","message":{{"id":"msg_1","model":"claude-sonnet-4-5-20250929","usage":{{"input_tokens":1000,"output_tokens":{output},"server_tool_use":{{"web_search_requests":{searches},"web_fetch_requests":0}}}}}}}}"#
         )
     };
-    std::fs::write(project.join("s1.jsonl"), format!("{}\n{}\n", line(1, 0), line(100, 2))).unwrap();
-    let files = discover(dir.path()).unwrap();
-    let load = TranscriptLoader::new(PriceBook::builtin()).load(&files);
-    let [call] = &load.calls[..] else { panic!("{:#?}", load.calls) };
-    assert_eq!(call.web_search_requests, 2);
-    let cost = call.cost.as_ref().unwrap();
-    assert_eq!(cost.web_search.picos(), 2 * CENT);
-    assert_eq!(cost.total.picos(), TOKENS_COST + 2 * CENT);
+    // Copies with equal tokens: the one with the searches is kept, whichever came first.
+    for (text, what) in [
+        (format!("{}\n{}\n", line(1, 0), line(100, 2)), "growing output"),
+        (format!("{}\n{}\n", line(100, 2), line(100, 0)), "searches first"),
+        (format!("{}\n{}\n", line(100, 0), line(100, 2)), "searches last"),
+    ] {
+        std::fs::write(project.join("s1.jsonl"), text).unwrap();
+        let files = discover(dir.path()).unwrap();
+        let load = TranscriptLoader::new(PriceBook::builtin()).load(&files);
+        let [call] = &load.calls[..] else { panic!("{what}: {:#?}", load.calls) };
+        assert_eq!(call.web_search_requests, 2, "{what}");
+        let cost = call.cost.as_ref().unwrap();
+        assert_eq!(cost.web_search.picos(), 2 * CENT, "{what}");
+        assert_eq!(cost.total.picos(), TOKENS_COST + 2 * CENT, "{what}");
+    }
 }

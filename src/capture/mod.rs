@@ -34,7 +34,7 @@ pub mod fields;
 mod normalize;
 mod values;
 
-pub use values::{MAX_LABEL_LEN, MAX_TOKENS_PER_FIELD};
+pub use values::{MAX_LABEL_LEN, MAX_TOKENS_PER_FIELD, MAX_WEB_SEARCHES_PER_CALL};
 
 use std::cell::Cell;
 use std::sync::Arc;

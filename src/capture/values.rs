@@ -18,6 +18,10 @@ use super::fields::{CallsitePlan, DIM_COUNT, Role, TokenField};
 /// `u64::MAX` would otherwise poison every sum after it).
 pub const MAX_TOKENS_PER_FIELD: u64 = 1_000_000_000_000;
 
+/// A web search count above this is not a real call's (each search is a tool round trip inside one response; at
+/// the default fee this many would be $1,000): it is rejected, as a token count over [`MAX_TOKENS_PER_FIELD`] is.
+pub const MAX_WEB_SEARCHES_PER_CALL: u64 = 100_000;
+
 /// The longest model / provider / id string kept, in bytes; longer values are cut at a character boundary.
 pub const MAX_LABEL_LEN: usize = 256;
 
@@ -250,13 +254,13 @@ impl<'a> FieldVisitor<'a> {
     fn number(&mut self, role: Role, value: Num) {
         match role {
             Role::Token(kind) => {
+                let max = match kind {
+                    TokenField::WebSearchRequests => MAX_WEB_SEARCHES_PER_CALL,
+                    _ => MAX_TOKENS_PER_FIELD,
+                };
                 let tokens = match value {
-                    Num::Int(v) if v <= MAX_TOKENS_PER_FIELD => Some(v),
-                    Num::Float(f)
-                        if f.is_finite() && f >= 0.0 && f.fract() == 0.0 && f <= MAX_TOKENS_PER_FIELD as f64 =>
-                    {
-                        Some(f as u64)
-                    }
+                    Num::Int(v) if v <= max => Some(v),
+                    Num::Float(f) if f.is_finite() && f >= 0.0 && f.fract() == 0.0 && f <= max as f64 => Some(f as u64),
                     _ => None,
                 };
                 match tokens {

@@ -180,10 +180,11 @@ impl Usage {
         }
     }
 
-    /// True when no token count is present (an empty or all-`null` usage object).
+    /// True when no token count, and no web search count, is present (an empty or all-`null` usage object).
     pub fn is_empty(&self) -> bool {
         let split = self.cache_creation.unwrap_or_default();
         let details = self.output_tokens_details.unwrap_or_default();
+        let tools = self.server_tool_use.unwrap_or_default();
         [
             self.input_tokens,
             self.output_tokens,
@@ -192,6 +193,7 @@ impl Usage {
             split.ephemeral_5m_input_tokens,
             split.ephemeral_1h_input_tokens,
             details.thinking_tokens,
+            tools.web_search_requests,
         ]
         .iter()
         .all(Option::is_none)

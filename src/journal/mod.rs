@@ -207,8 +207,8 @@ impl JournalConfig {
     }
 
     /// Sets how many records may wait for the writer, from 1 to [`MAX_QUEUE_CAPACITY`](Self::MAX_QUEUE_CAPACITY)
-    /// (a value outside is taken as the nearest); more are dropped and counted. The queue's slots (~520 bytes
-    /// each) are allocated when the meter is built: the default takes ~2 MB, the maximum ~68 MB.
+    /// (a value outside is taken as the nearest); more are dropped and counted. The queue's slots (544 bytes
+    /// each on 64-bit Linux) are allocated when the meter is built: the default takes ~2 MB, the maximum ~71 MB.
     pub fn with_queue_capacity(mut self, records: usize) -> Self {
         self.queue_capacity = records.clamp(1, Self::MAX_QUEUE_CAPACITY);
         self

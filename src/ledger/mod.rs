@@ -517,8 +517,10 @@ impl LedgerInner {
     fn suggestions(&self, rec: &CallRecord, cost: &CallCost, billing: &Billing<'_>) -> (Opportunities, After) {
         let t = &rec.tokens;
         let mut o = Opportunities::default();
-        // What the tokens cost: the web search fee is the same after every suggestion here.
-        let total = cost.tokens_total();
+        let total = cost.total;
+        // The web search fee is the same after every suggestion here (right-sizing, trimming, batching change
+        // token rates only): each alternative below pays it too, so no saving counts it.
+        let fee = cost.web_search;
         let price = billing.priced.price();
         // Small calls on a premium model, against the right-size target at the same tier.
         if let Some(target) = &self.target
@@ -527,7 +529,7 @@ impl LedgerInner {
             && t.prompt_total() <= self.config.small_call_max_prompt
             && t.output <= self.config.small_call_max_output
         {
-            let alt = target.cost(t, rec.service_tier.as_deref(), None).total;
+            let alt = target.cost(t, rec.service_tier.as_deref(), None).total + fee;
             if alt < total {
                 o.small_premium_calls = 1;
                 o.small_premium_tokens = t.total();
@@ -541,7 +543,7 @@ impl LedgerInner {
             o.long_ctx_calls = 1;
             o.long_ctx_tokens = t.total();
             o.long_ctx_cost = total;
-            o.long_ctx_at_standard = cost_at(t, &price.standard, billing.fast, billing.batch);
+            o.long_ctx_at_standard = cost_at(t, &price.standard, billing.fast, billing.batch) + fee;
         }
         // Non-interactive calls at standard rates: the batch saving is measured after the right-sizing or the
         // trimming above (half of what the call would cost then), so the savings of one call never add up to
@@ -552,11 +554,11 @@ impl LedgerInner {
             (o.batch_cost, o.batch_at_batch) = if o.small_premium_calls > 0
                 && let Some(target) = &self.target
             {
-                (o.small_premium_at_target, target.cost(t, Some("batch"), None).total)
+                (o.small_premium_at_target, target.cost(t, Some("batch"), None).total + fee)
             } else if o.long_ctx_calls > 0 {
-                (o.long_ctx_at_standard, cost_at(t, &price.standard, billing.fast, true))
+                (o.long_ctx_at_standard, cost_at(t, &price.standard, billing.fast, true) + fee)
             } else {
-                (total, cost_at(t, &billing.rates, billing.fast, true))
+                (total, cost_at(t, &billing.rates, billing.fast, true) + fee)
             };
         }
         let rates = if o.small_premium_calls > 0 {

@@ -282,7 +282,8 @@ fn web_search_fee(src: &Source<'_>, value: &Spanned<DeValue<'_>>) -> Result<Mone
         DeValue::Float(f) => decimal_to_micros(f.as_str()),
         _ => Err(NumberError::NotNumber),
     };
-    // micro-USD per 1,000 searches = pico-USD per search × 1,000 / 1,000,000: picos per search = micros.
+    // $x per 1,000 searches is x × 10^6 micro-USD per 1,000, and x × 10^12 / 1,000 = x × 10^9 pico-USD per
+    // search: micro-USD per 1,000 times 1,000.
     parsed.map(|micros| Money::from_picos(u128::from(micros) * 1_000)).map_err(|e| {
         let found = src.describe(value);
         let message = match e {

@@ -258,7 +258,7 @@ impl PricedModel {
         cost
     }
 
-    /// Prices one call.
+    /// Prices one call's tokens (a record's web searches too: [`price_call`](Self::price_call)).
     ///
     /// - Long context: when `input + cache_write_5m + cache_write_1h + cache_read` exceeds
     ///   [`LONG_CONTEXT_THRESHOLD`] and the model has long-context rates, every token of the call, output

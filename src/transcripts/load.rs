@@ -207,14 +207,14 @@ impl Stamp {
 }
 
 /// True when `a` is the copy of a response to keep over `b`: a main-conversation copy over a sidechain one,
-/// then the larger token total; on a tie, the copy its own session wrote (its line's `sessionId` is its file's:
+/// then the larger token total, then the more web searches; on a tie, the copy its own session wrote (its line's `sessionId` is its file's:
 /// a resumed session's file may carry copies of the earlier session's lines under their old id), then the one
 /// already kept (`b`).
 fn better(a: &RawCall, a_own: bool, b: &RawCall, b_own: bool) -> bool {
     if a.sidechain != b.sidechain {
         return !a.sidechain;
     }
-    let (ta, tb) = (a.tokens.total(), b.tokens.total());
+    let (ta, tb) = ((a.tokens.total(), a.web_search_requests), (b.tokens.total(), b.web_search_requests));
     ta > tb || (ta == tb && a_own && !b_own)
 }
 

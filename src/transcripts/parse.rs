@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use memchr::memmem;
 use serde::Deserialize;
 
-use crate::capture::MAX_TOKENS_PER_FIELD;
+use crate::capture::{MAX_TOKENS_PER_FIELD, MAX_WEB_SEARCHES_PER_CALL};
 use crate::record::TokenUsage;
 
 /// The model Claude Code gives the messages it makes itself.
@@ -329,10 +329,10 @@ fn parse_line(line: &[u8], line_no: u64, out: &mut FileCalls, max_places: usize)
         return;
     }
     let web_search_requests = usage.server_tool_use.and_then(|s| s.web_search_requests).unwrap_or(0);
-    if web_search_requests > MAX_TOKENS_PER_FIELD {
+    if web_search_requests > MAX_WEB_SEARCHES_PER_CALL {
         out.bad(
             line_no,
-            || format!("usage.server_tool_use.web_search_requests = {web_search_requests} is over the {MAX_TOKENS_PER_FIELD} capture accepts"),
+            || format!("usage.server_tool_use.web_search_requests = {web_search_requests} is over the {MAX_WEB_SEARCHES_PER_CALL} searches a call can have (capture rejects it too)"),
             max_places,
         );
         return;

@@ -160,9 +160,7 @@ impl Call {
     }
 
     pub fn priced(mut self, book: &PriceBook) -> Self {
-        let r = &self.0;
-        self.0.cost =
-            book.price(r.model.as_deref().unwrap_or(""), &r.tokens, r.service_tier.as_deref(), r.speed.as_deref());
+        self.0.cost = book.resolve(self.0.model.as_deref().unwrap_or("")).map(|p| p.price_call(&self.0));
         self
     }
 }

@@ -333,8 +333,8 @@ pub(super) fn input_schema() -> Arc<JsonObject> {
             "breakdown_type": {
                 "type": "string",
                 "description": "Comma-separated breakdowns to add (analyze, optimize, track): agent, operation, \
-                    model (calls, tokens by kind, cost and shares per value), cost (spend by token kind and by \
-                    model), time (per local hour up to 24h, per local day beyond). Example: \"agent,cost\"."
+                    model (calls, tokens by kind, cost and shares per value), cost (spend by token kind, web search \
+                    fees and by model), time (per local hour up to 24h, per local day beyond). Example: \"agent,cost\"."
             },
             "optimization_target": {
                 "type": "number",
