@@ -242,6 +242,7 @@ fn simulate(clock: &ManualClock) {
                 cache_read_input_tokens = Empty,
                 cache_creation_input_tokens = Empty,
                 output_tokens = Empty,
+                server_tool_use.web_search_requests = Empty,
                 operation = "answer"
             );
             tick(rng.range(2_000, 9_000));
@@ -256,6 +257,10 @@ fn simulate(clock: &ManualClock) {
             }
             call.record("input_tokens", user_msg.min(40));
             call.record("output_tokens", output);
+            // Some answers look things up with Anthropic's web search tool: $0.01 a search, on top of tokens.
+            if rng.range(0, 4) == 0 {
+                call.record("server_tool_use.web_search_requests", rng.range(1, 4));
+            }
             drop(call);
             history += user_msg + output;
             tick(rng.range(20_000, 120_000));
@@ -414,6 +419,13 @@ fn print_report(meter: &TokenMeter) {
     println!("tokenmeter quickstart: a simulated day of Claude traffic\n");
     println!("Cost by model");
     println!("{table}");
+    if total.web_search_requests > 0 {
+        println!(
+            "Web searches: {} (${:.4} in search fees, included in the cost above)",
+            total.web_search_requests,
+            total.web_search_cost.as_usd()
+        );
+    }
 
     let mut tools = Table::new();
     tools.load_style(UTF8_FULL_CONDENSED).set_header(vec!["tool", "invocations", "errors", "total time"]);
