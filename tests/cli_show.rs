@@ -189,3 +189,25 @@ fn calls_in_the_hour_a_clock_goes_back_say_their_offset() {
     assert!(text.contains("│ 11-02 01:30:00 (-05:00) ┆"), "{text}");
     assert!(text.contains("\n1 call failed: 11-02 01:30:00 (-05:00) overloaded_error\n"), "{text}");
 }
+
+#[test]
+fn a_session_with_web_searches_shows_them_per_call_and_in_the_cost() {
+    // 1,000 input and 100 output tokens on Sonnet 4.5 ($0.0045), one call with 3 searches ($0.01 each).
+    let call = |second: u32, searches: u64| {
+        format!(
+            r#"{{"timestamp":"2025-10-03T12:00:{second:02}Z","duration_us":5,"model":"claude-sonnet-4-5","tokens":{{"input":1000,"output":100}},"web_search_requests":{searches},"metered":true,"outcome":{{"status":"ok"}},"dimensions":{{"session":"s1"}}}}"#
+        )
+    };
+    let records = cli_support::Records::new(&[call(0, 0), call(1, 3)]);
+    let v = records.run(&["show", "s1", "--format", "json"]).json();
+    close(v["totals"]["cost_usd"].as_f64().unwrap(), 2.0 * 0.0045 + 0.03);
+    assert_eq!(v["calls"][1]["web_search_requests"], 3);
+    assert_eq!(v["calls"][1]["cost"]["web_search"], 30_000_000_000u64);
+    let text = records.run(&["show", "s1"]).ok().to_owned();
+    assert!(text.contains("searches"), "{text}");
+    assert!(text.contains("$0.0345"), "{text}");
+    // Without searches, no column.
+    let records = cli_support::Records::new(&[call(0, 0)]);
+    let text = records.run(&["show", "s1"]).ok().to_owned();
+    assert!(!text.contains("searches"), "{text}");
+}

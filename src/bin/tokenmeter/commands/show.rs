@@ -148,6 +148,11 @@ fn table(o: &ShowOutput<'_>, ctx: &Context, style: &Style, include_cache: bool) 
     } else {
         header.extend(["cache read", "cache write"]);
     }
+    // Web searches are billed per search: a column only when a call of the session made some.
+    let searches = o.calls.iter().any(|c| c.web_search_requests > 0);
+    if searches {
+        header.push("searches");
+    }
     header.push("cost");
     let mut ct = style.table(header);
     for c in &o.calls {
@@ -169,6 +174,9 @@ fn table(o: &ShowOutput<'_>, ctx: &Context, style: &Style, include_cache: bool) 
             row.push(num(if prompt > 0 { pct(tk.cache_read as f64 / prompt as f64) } else { "-".to_owned() }));
         } else {
             row.push(num(int(tk.cache_write())));
+        }
+        if searches {
+            row.push(num(int(c.web_search_requests)));
         }
         row.push(num(match &c.cost {
             Some(cost) => usd(cost.total.as_usd()),
