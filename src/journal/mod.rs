@@ -29,7 +29,7 @@
 //! The writer drains the queue in rounds and sleeps between them (2 ms after a busy round, up to 100 ms when
 //! idle), so a record reaches the file within about 100 ms; a half-full queue wakes it from that sleep,
 //! [`TokenMeter::flush`] and dropping the meter from any. After a round that wrote records it also rests three
-//! times as long as the round's work, which only a flush or the meter's drop cuts short: under an overload the
+//! times as long as the round's work (its CPU time, on Linux), which only a flush or the meter's drop cuts short: under an overload the
 //! writer takes at most about a quarter of one core (keeping up with ~400,000 records a second when it has a
 //! core to itself) and the queue drops the rest, counted. A writer thread appends records in batches, each batch one `write` of whole lines to
 //! a file opened with `O_APPEND`, under an exclusive advisory lock (`flock`), so several processes can share a

@@ -29,13 +29,16 @@ const IDLE_MIN: Duration = Duration::from_millis(2);
 /// The writer's longest sleep: while the queue stays empty the sleep doubles from `IDLE_MIN` up to this, so a
 /// record waits at most this long before it is written (a queue half full wakes the writer at once).
 const IDLE_MAX: Duration = Duration::from_millis(100);
-/// After a round that wrote records, the writer rests this many times as long as the round took (taking the
-/// records, encoding them, `write`), whatever the recording side's wake-ups say (a flush or the meter's drop
+/// After a round that wrote records, the writer rests this many times as long as the round's work took (the
+/// thread's CPU time taking the records, encoding them and in `write`; waiting on the disk is not work), whatever the recording side's wake-ups say (a flush or the meter's drop
 /// still wakes it): under overload it takes at most a quarter of one core, and the application the rest. At real
 /// rates a round takes microseconds and so does its rest. It caps what the journal keeps up with at about a
 /// quarter of what the writer could do flat out (~300,000 records a second here), where the overload past that
 /// is dropped and counted instead of taken from the application's threads.
 const REST_PER_WORK: u32 = 3;
+/// The longest rest: where the work is measured in wall time (systems without a per-thread CPU clock), a
+/// `write` blocked on a slow disk would otherwise buy a rest three times as long.
+const MAX_REST: Duration = Duration::from_millis(20);
 /// Past half full, the queue wakes the writer once every this many sends (and drops).
 const WAKE_EVERY: u64 = 256;
 /// The lock timeout for a day file whose lock was held past the whole timeout, until it is taken again.
@@ -265,6 +268,19 @@ impl Drop for JournalWriter {
     }
 }
 
+/// The CPU time the calling thread has used (user and system), where the system keeps it: Linux.
+fn thread_cpu_time() -> Option<Duration> {
+    #[cfg(target_os = "linux")]
+    {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+        Some(Duration::new(u64::try_from(t.tv_sec).ok()?, u32::try_from(t.tv_nsec).ok()?))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        None
+    }
+}
+
 /// Sleeps `rest` on the writer thread, unless a flush or the meter's drop asks for the writer (the recording
 /// side's wake-ups do not cut it short: see [`REST_PER_WORK`]).
 fn rest(counters: &Counters, rest: Duration) {
@@ -330,7 +346,7 @@ impl WriterThread {
         loop {
             // A flush or drop that comes after this is seen by the rest below, or taken in this round.
             self.counters.urgent.store(false, Ordering::Relaxed);
-            let round = Instant::now();
+            let round = (Instant::now(), thread_cpu_time());
             let (mut taken, mut records, mut counted) = (0, 0, 0);
             let mut disconnected = false;
             while taken < MAX_BATCH {
@@ -353,14 +369,18 @@ impl WriterThread {
             }
             self.counters.taken.fetch_add(records - counted, Ordering::Relaxed);
             self.write_batch();
-            // The round's work, not the sync after it (waiting on the disk takes no CPU from anyone).
-            let worked = round.elapsed();
+            // The round's work, not the sync after it: CPU time where the system keeps it per thread (waiting on
+            // the disk takes no CPU from anyone), else wall time.
+            let worked = match (round.1, thread_cpu_time()) {
+                (Some(start), Some(end)) => end.saturating_sub(start),
+                _ => round.0.elapsed(),
+            };
             self.after_batch();
             if disconnected {
                 break;
             }
             if taken > 0 {
-                rest(&self.counters, worked.saturating_mul(REST_PER_WORK));
+                rest(&self.counters, worked.saturating_mul(REST_PER_WORK).min(MAX_REST));
             }
             match taken {
                 0 => {
@@ -806,6 +826,21 @@ mod tests {
             assert_ne!(tid, 0);
             assert_eq!(nice_of(tid), expected, "{priority:?}");
             assert_eq!(nice_of(rustix::thread::gettid().as_raw_nonzero().get()), ours, "this thread's is unchanged");
+        }
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_rounds_work_is_cpu_time_so_waiting_is_not_work() {
+        // A `write` blocked on a slow disk waits as this sleep does: the rest after it stays short.
+        let before = thread_cpu_time().unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let slept = thread_cpu_time().unwrap().saturating_sub(before);
+        assert!(slept < Duration::from_millis(100), "{slept:?} of CPU time over a 200 ms sleep");
+        // Work counts: spin until the clock has moved (bounded, in wall time, so the test cannot hang).
+        let (start, wall) = (thread_cpu_time().unwrap(), Instant::now());
+        while thread_cpu_time().unwrap().saturating_sub(start) < Duration::from_millis(20) {
+            assert!(wall.elapsed() < Duration::from_secs(60), "the thread's CPU clock does not move");
         }
     }
 
