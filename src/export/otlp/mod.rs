@@ -29,12 +29,11 @@
 //!
 //! The metric names, units, attributes and Prometheus names are in [`names`] and in the crate's
 //! README ("Metrics"). In short: the GenAI semconv histograms (`gen_ai.client.token.usage`,
-//! `gen_ai.client.operation.duration`, `gen_ai.client.operation.time_to_first_chunk`) with semconv bucket
-//! boundaries; exact counters (`tokenmeter.tokens` by token type, `tokenmeter.cost` and
-//! `tokenmeter.cache.savings` in USD, web searches and their fees, `tokenmeter.calls` by outcome, unmetered and unpriced calls, tasks, tool
-//! invocations, budget alerts, capture corrections, dropped journal records, export failures); gauges
-//! (efficiency score, cache hit rate, budget spent / limit / remaining / utilization / projected). Sums are
-//! cumulative unless delta is asked for.
+//! `gen_ai.client.operation.duration`, `gen_ai.client.operation.time_to_first_chunk`) with semconv bucket boundaries;
+//! exact counters (`tokenmeter.tokens` by token type, `tokenmeter.cost` and `tokenmeter.cache.savings` in USD, web
+//! searches and their fees, `tokenmeter.calls` by outcome, unmetered and unpriced calls, tasks, tool invocations,
+//! budget alerts, capture corrections, dropped journal records, export failures); gauges (efficiency score, cache hit
+//! rate, budget spent / limit / remaining / utilization / projected). Sums are cumulative unless delta is asked for.
 //!
 //! # Implementation details
 //!
