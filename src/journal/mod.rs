@@ -26,14 +26,14 @@
 //! a record that finds the queue full is dropped and counted ([`JournalStats::dropped`]), so a slow disk never
 //! slows the application. The copy shares nothing with the recording thread (plain numbers and the strings'
 //! bytes, no reference counts), and the writer encodes each line by hand, byte for byte what `serde_json` writes.
-//! The writer drains the queue in rounds and sleeps between them (2 ms after a busy round, up to 100 ms when
-//! idle), so a record reaches the file within about 100 ms; a half-full queue wakes it from that sleep,
-//! [`TokenMeter::flush`] and dropping the meter from any. After a round that wrote records it also rests three
-//! times as long as the round's work (its CPU time, on Linux), which only a flush or the meter's drop cuts short: under an overload the
-//! writer takes at most about a quarter of one core (keeping up with ~400,000 records a second when it has a
-//! core to itself) and the queue drops the rest, counted. A writer thread appends records in batches, each batch one `write` of whole lines to
-//! a file opened with `O_APPEND`, under an exclusive advisory lock (`flock`), so several processes can share a
-//! directory without interleaving lines. If a process died mid-line, the next writer ends that torn line first.
+//! The writer drains the queue in rounds and sleeps between them (2 ms after a busy round, up to 100 ms when idle), so
+//! a record reaches the file within about 100 ms; a half-full queue wakes it from that sleep, [`TokenMeter::flush`] and
+//! dropping the meter from any. After a round that wrote records it also rests three times as long as the round's work
+//! (its CPU time, on Linux), except while a flush waits or the meter drops: under an overload the writer takes at most
+//! about a quarter of one core (keeping up with ~400,000 records a second when it has a core to itself) and the queue
+//! drops the rest, counted. A writer thread appends records in batches, each batch one `write` of whole lines to a file
+//! opened with `O_APPEND`, under an exclusive advisory lock (`flock`), so several processes can share a directory
+//! without interleaving lines. If a process died mid-line, the next writer ends that torn line first.
 //!
 //! The [`FsyncPolicy`] says when data reaches the disk: every second by default, after every batch with
 //! [`FsyncPolicy::EveryRecord`] (a record counts in [`JournalStats::synced`] only once it is on disk), or

@@ -4,7 +4,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -29,16 +29,20 @@ const IDLE_MIN: Duration = Duration::from_millis(2);
 /// The writer's longest sleep: while the queue stays empty the sleep doubles from `IDLE_MIN` up to this, so a
 /// record waits at most this long before it is written (a queue half full wakes the writer at once).
 const IDLE_MAX: Duration = Duration::from_millis(100);
-/// After a round that wrote records, the writer rests this many times as long as the round's work took (the
-/// thread's CPU time taking the records, encoding them and in `write`; waiting on the disk is not work), whatever the recording side's wake-ups say (a flush or the meter's drop
-/// still wakes it): under overload it takes at most a quarter of one core, and the application the rest. At real
-/// rates a round takes microseconds and so does its rest. It caps what the journal keeps up with at about a
-/// quarter of what the writer could do flat out (~300,000 records a second here), where the overload past that
-/// is dropped and counted instead of taken from the application's threads.
+/// After a round that wrote records, the writer rests this many times as long as the round's work took (the thread's
+/// CPU time taking the records, encoding them, in `write` and the sync; waiting on the disk is not work), whatever the
+/// recording side's wake-ups say (it does not rest while a flush waits or the meter drops): under overload it takes at
+/// most a quarter of one core, and the application the rest. At real rates a round takes microseconds and so does its
+/// rest. It caps what the journal keeps up with at about a quarter of what the writer could do flat out (~400,000
+/// records a second here), where the overload past that is dropped and counted instead of taken from the application's
+/// threads.
 const REST_PER_WORK: u32 = 3;
-/// The longest rest: where the work is measured in wall time (systems without a per-thread CPU clock), a
-/// `write` blocked on a slow disk would otherwise buy a rest three times as long.
-const MAX_REST: Duration = Duration::from_millis(20);
+/// The longest rest where the work is measured in wall time (systems without a per-thread CPU clock): a `write`
+/// blocked on a slow disk would otherwise buy a rest three times as long.
+const MAX_WALL_REST: Duration = Duration::from_millis(20);
+/// The longest rest where the work is the thread's CPU time (a round that scanned a large directory for
+/// retention, say).
+const MAX_CPU_REST: Duration = Duration::from_millis(100);
 /// Past half full, the queue wakes the writer once every this many sends (and drops).
 const WAKE_EVERY: u64 = 256;
 /// The lock timeout for a day file whose lock was held past the whole timeout, until it is taken again.
@@ -75,8 +79,13 @@ struct Counters {
     alerts_dropped: AtomicU64,
     /// Times the recording side (or a flush, or drop) unparked the writer.
     wakes: AtomicU64,
-    /// A flush or the meter's drop is waiting: the writer skips its rest.
-    urgent: std::sync::atomic::AtomicBool,
+    /// Flushes waiting for their answer: while any does, the writer does not rest.
+    pending_flushes: AtomicUsize,
+    /// The meter is dropping the writer: it does not rest either.
+    closing: AtomicBool,
+    /// Rests that slept, for tests.
+    #[cfg(test)]
+    rests: AtomicU64,
     /// Times the journal directory was synced (once after each day file created).
     dir_syncs: AtomicU64,
     /// Alert lines a full queue dropped (a part of `alerts_dropped`, which also counts failed writes).
@@ -206,8 +215,14 @@ impl JournalWriter {
         let dropped = self.queue_full_drops();
         let tx = self.tx.as_ref().ok_or(JournalError::Stopped)?;
         let (reply_tx, reply_rx) = sync_channel(1);
-        tx.send(Command::Flush(reply_tx)).map_err(|_| JournalError::Stopped)?;
-        self.counters.urgent.store(true, Ordering::Relaxed);
+        // Counted before the send: a full queue blocks the send until the writer takes from it, and the writer
+        // must not rest meanwhile. The writer counts it down when it answers.
+        self.counters.pending_flushes.fetch_add(1, Ordering::SeqCst);
+        self.wake();
+        if tx.send(Command::Flush(reply_tx)).is_err() {
+            self.counters.pending_flushes.fetch_sub(1, Ordering::SeqCst);
+            return Err(JournalError::Stopped);
+        }
         self.wake();
         match reply_rx.recv() {
             Ok(Ok(())) => self.report_drops(dropped),
@@ -259,8 +274,8 @@ impl JournalWriter {
 impl Drop for JournalWriter {
     /// Closes the queue and waits for the writer to write and sync what it holds.
     fn drop(&mut self) {
+        self.counters.closing.store(true, Ordering::SeqCst);
         drop(self.tx.take());
-        self.counters.urgent.store(true, Ordering::Relaxed);
         self.wake();
         if let Some(handle) = self.thread.take() {
             let _ = handle.join();
@@ -268,11 +283,13 @@ impl Drop for JournalWriter {
     }
 }
 
-/// The CPU time the calling thread has used (user and system), where the system keeps it: Linux.
+/// The CPU time the calling thread has used (user and system), where the system keeps it: Linux (`None` if the
+/// call is refused, a seccomp filter say: the writer then measures wall time).
 fn thread_cpu_time() -> Option<Duration> {
     #[cfg(target_os = "linux")]
     {
-        let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+        use rustix::time::{ClockId, DynamicClockId, clock_gettime_dynamic};
+        let t = clock_gettime_dynamic(DynamicClockId::Known(ClockId::ThreadCPUTime)).ok()?;
         Some(Duration::new(u64::try_from(t.tv_sec).ok()?, u32::try_from(t.tv_nsec).ok()?))
     }
     #[cfg(not(target_os = "linux"))]
@@ -281,14 +298,25 @@ fn thread_cpu_time() -> Option<Duration> {
     }
 }
 
-/// Sleeps `rest` on the writer thread, unless a flush or the meter's drop asks for the writer (the recording
+/// A flush is waiting, or the meter is dropping the writer: no rest.
+fn wanted(counters: &Counters) -> bool {
+    counters.pending_flushes.load(Ordering::SeqCst) > 0 || counters.closing.load(Ordering::SeqCst)
+}
+
+/// Sleeps `rest` on the writer thread, unless a flush or the meter's drop wants the writer (the recording
 /// side's wake-ups do not cut it short: see [`REST_PER_WORK`]).
 fn rest(counters: &Counters, rest: Duration) {
     let until = Instant::now() + rest;
-    while !counters.urgent.load(Ordering::Relaxed) {
+    #[cfg(test)]
+    let mut counted = false;
+    while !wanted(counters) {
         let left = until.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return;
+        }
+        #[cfg(test)]
+        if !std::mem::replace(&mut counted, true) {
+            counters.rests.fetch_add(1, Ordering::Relaxed);
         }
         std::thread::park_timeout(left);
     }
@@ -344,8 +372,6 @@ impl WriterThread {
         self.set_priority();
         let mut idle = IDLE_MIN;
         loop {
-            // A flush or drop that comes after this is seen by the rest below, or taken in this round.
-            self.counters.urgent.store(false, Ordering::Relaxed);
             let round = (Instant::now(), thread_cpu_time());
             let (mut taken, mut records, mut counted) = (0, 0, 0);
             let mut disconnected = false;
@@ -369,19 +395,24 @@ impl WriterThread {
             }
             self.counters.taken.fetch_add(records - counted, Ordering::Relaxed);
             self.write_batch();
-            // The round's work, not the sync after it: CPU time where the system keeps it per thread (waiting on
-            // the disk takes no CPU from anyone), else wall time.
-            let worked = match (round.1, thread_cpu_time()) {
-                (Some(start), Some(end)) => end.saturating_sub(start),
-                _ => round.0.elapsed(),
-            };
+            let wall = round.0.elapsed();
             self.after_batch();
             if disconnected {
                 break;
             }
-            if taken > 0 {
-                rest(&self.counters, worked.saturating_mul(REST_PER_WORK).min(MAX_REST));
+            // The round's work: the thread's CPU time where the system keeps it (waiting on the disk, in `write`
+            // or the sync, takes no CPU from anyone), else the wall time up to the sync.
+            let rest_for = match (round.1, thread_cpu_time()) {
+                (Some(start), Some(end)) => end.saturating_sub(start).saturating_mul(REST_PER_WORK).min(MAX_CPU_REST),
+                _ => wall.saturating_mul(REST_PER_WORK).min(MAX_WALL_REST),
+            };
+            // A wake-up that came during the rest (the queue half full, a flush) was used up by it: the idle sleep
+            // below must not wait it out.
+            let wakes = self.counters.wakes.load(Ordering::Relaxed);
+            if records > 0 {
+                rest(&self.counters, rest_for);
             }
+            let woken = wanted(&self.counters) || self.counters.wakes.load(Ordering::Relaxed) != wakes;
             match taken {
                 0 => {
                     std::thread::park_timeout(idle.min(self.next_wakeup()));
@@ -390,7 +421,9 @@ impl WriterThread {
                 MAX_BATCH => {}
                 _ => {
                     idle = IDLE_MIN;
-                    std::thread::park_timeout(IDLE_MIN.min(self.next_wakeup()));
+                    if !woken {
+                        std::thread::park_timeout(IDLE_MIN.min(self.next_wakeup()));
+                    }
                 }
             }
         }
@@ -560,9 +593,11 @@ impl WriterThread {
                 Some(e) => Err(e),
                 None => Ok(()),
             };
+            let answered = self.waiters.len();
             for waiter in self.waiters.drain(..) {
                 let _ = waiter.send(outcome.clone());
             }
+            self.counters.pending_flushes.fetch_sub(answered, Ordering::SeqCst);
         }
         if self.last_retention.elapsed() >= RETENTION_EVERY {
             self.last_retention = Instant::now();
@@ -845,7 +880,7 @@ mod tests {
     }
 
     #[test]
-    fn the_writers_rest_ignores_the_recording_sides_wakes_but_not_a_flush() {
+    fn the_writers_rest_ignores_the_recording_sides_wakes_but_not_a_flush_or_the_drop() {
         let counters = Arc::new(Counters::default());
         let resting = |rest_for: Duration| {
             let counters = Arc::clone(&counters);
@@ -862,12 +897,55 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         assert!(t.join().unwrap() >= Duration::from_millis(200));
-        // A flush (or the meter's drop) marks itself urgent and unparks: the rest ends there.
-        let t = resting(Duration::from_secs(600));
-        std::thread::sleep(Duration::from_millis(20));
-        counters.urgent.store(true, Ordering::Relaxed);
-        t.thread().unpark();
-        assert!(t.join().unwrap() < Duration::from_secs(300), "the rest ran on past the flush");
+        // A pending flush, then the meter's drop, unpark it: the rest ends there.
+        let flush = |c: &Counters| c.pending_flushes.store(1, Ordering::SeqCst);
+        let drop_meter = |c: &Counters| {
+            c.pending_flushes.store(0, Ordering::SeqCst);
+            c.closing.store(true, Ordering::SeqCst);
+        };
+        let cases: [&dyn Fn(&Counters); 2] = [&flush, &drop_meter];
+        for wanted in cases {
+            let t = resting(Duration::from_secs(10));
+            std::thread::sleep(Duration::from_millis(20));
+            wanted(&counters);
+            t.thread().unpark();
+            assert!(t.join().unwrap() < Duration::from_secs(5), "the rest ran on past the flush or drop");
+        }
+    }
+
+    /// A flush behind several rounds' records: the writer rests after none of them (a flag cleared each round
+    /// let it rest after every round but the first, the flush waiting out each rest).
+    #[test]
+    fn a_pending_flush_keeps_the_writer_from_resting_until_it_is_answered() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = at();
+        let writer = Arc::new(writer(JournalConfig::new(dir.path()).with_queue_capacity(4 * MAX_BATCH)));
+        let holder = hold_lock(dir.path());
+        writer.append(&record(at));
+        writer.wake();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while writer.counters.taken.load(Ordering::Relaxed) < 1 {
+            assert!(Instant::now() < deadline, "the writer never took the first record");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Stalled on the lock with one record: three rounds' worth queue behind it, then a flush.
+        for _ in 0..3 * MAX_BATCH {
+            writer.append(&record(at));
+        }
+        let flushing = {
+            let writer = Arc::clone(&writer);
+            std::thread::spawn(move || writer.flush())
+        };
+        while writer.counters.pending_flushes.load(Ordering::SeqCst) == 0 {
+            assert!(Instant::now() < deadline, "the flush never began");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let rests = writer.counters.rests.load(Ordering::Relaxed);
+        holder.unlock().unwrap();
+        flushing.join().unwrap().unwrap();
+        assert_eq!(writer.counters.rests.load(Ordering::Relaxed), rests, "the writer rested with a flush waiting");
+        assert_eq!(writer.counters.pending_flushes.load(Ordering::SeqCst), 0);
+        assert_eq!(writer.stats().written, 1 + 3 * MAX_BATCH as u64);
     }
 
     #[test]
