@@ -919,15 +919,9 @@ mod tests {
     fn a_pending_flush_keeps_the_writer_from_resting_until_it_is_answered() {
         let dir = tempfile::tempdir().unwrap();
         let at = at();
-        let writer = Arc::new(writer(JournalConfig::new(dir.path()).with_queue_capacity(4 * MAX_BATCH)));
-        let holder = hold_lock(dir.path());
-        writer.append(&record(at));
-        writer.wake();
+        let (writer, holder) = stalled(dir.path(), 4 * MAX_BATCH);
+        let writer = Arc::new(writer);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while writer.counters.taken.load(Ordering::Relaxed) < 1 {
-            assert!(Instant::now() < deadline, "the writer never took the first record");
-            std::thread::sleep(Duration::from_millis(5));
-        }
         // Stalled on the lock with one record: three rounds' worth queue behind it, then a flush.
         for _ in 0..3 * MAX_BATCH {
             writer.append(&record(at));
@@ -1010,20 +1004,27 @@ mod tests {
         assert_eq!(seen, [1, 2]);
     }
 
-    /// The wake-ups counted after each of `appends` records sent to a writer with a queue of `capacity`, once it
-    /// has taken a first record and stalled on the day file's lock (held here, as another process would), so
-    /// that the queue's fill is exact. The lock is let go before it returns.
-    fn wakes_while_stalled(dir: &Path, capacity: usize, appends: usize) -> (JournalWriter, Vec<u64>) {
-        let at = at();
+    /// A writer with a queue of `capacity` that has taken a first record and is stalled on the day file's lock,
+    /// held here as another process would (the `File` holds it).
+    fn stalled(dir: &Path, capacity: usize) -> (JournalWriter, File) {
         let writer = writer(JournalConfig::new(dir).with_queue_capacity(capacity));
         let holder = hold_lock(dir);
-        writer.append(&record(at));
+        writer.append(&record(at()));
         writer.wake();
         let deadline = Instant::now() + Duration::from_secs(10);
         while writer.counters.taken.load(Ordering::Relaxed) < 1 {
             assert!(Instant::now() < deadline, "the writer never took the first record");
             std::thread::sleep(Duration::from_millis(5));
         }
+        (writer, holder)
+    }
+
+    /// The wake-ups counted after each of `appends` records sent to a writer with a queue of `capacity`, once it
+    /// has taken a first record and stalled on the day file's lock (held here, as another process would), so
+    /// that the queue's fill is exact. The lock is let go before it returns.
+    fn wakes_while_stalled(dir: &Path, capacity: usize, appends: usize) -> (JournalWriter, Vec<u64>) {
+        let at = at();
+        let (writer, holder) = stalled(dir, capacity);
         // Taken and stalled on the lock: from here on, queued = records appended since.
         let wakes = || writer.counters.wakes.load(Ordering::Relaxed);
         let before = wakes();

@@ -164,9 +164,9 @@ fn whole_number<T: TryFrom<i128>>(
     })
 }
 
-/// A rate value in micro-USD per million tokens.
-fn rate_value(src: &Source<'_>, value: &Spanned<DeValue<'_>>, field: &str) -> Result<u64, PriceBookError> {
-    let parsed = match value.get_ref() {
+/// A TOML number (integer or float) of dollars as micro-USD, exactly.
+fn usd_micros(value: &DeValue<'_>) -> Result<u64, NumberError> {
+    match value {
         DeValue::Integer(i) => match integer(i) {
             Some(n) if n < 0 => Err(NumberError::Negative),
             Some(n) => u64::try_from(n).ok().and_then(|n| n.checked_mul(1_000_000)).ok_or(NumberError::TooLarge),
@@ -174,8 +174,12 @@ fn rate_value(src: &Source<'_>, value: &Spanned<DeValue<'_>>, field: &str) -> Re
         },
         DeValue::Float(f) => decimal_to_micros(f.as_str()),
         _ => Err(NumberError::NotNumber),
-    };
-    parsed.map_err(|e| {
+    }
+}
+
+/// A rate value in micro-USD per million tokens.
+fn rate_value(src: &Source<'_>, value: &Spanned<DeValue<'_>>, field: &str) -> Result<u64, PriceBookError> {
+    usd_micros(value.get_ref()).map_err(|e| {
         let found = src.describe(value);
         let message = match e {
             NumberError::NotNumber | NumberError::Negative | NumberError::NotFinite => {
@@ -273,18 +277,9 @@ pub(super) struct PriceFile {
 /// `web_search_per_1k`: USD per 1,000 searches, exactly, as the fee of one search.
 fn web_search_fee(src: &Source<'_>, value: &Spanned<DeValue<'_>>) -> Result<Money, PriceBookError> {
     const FIELD: &str = "web_search_per_1k";
-    let parsed = match value.get_ref() {
-        DeValue::Integer(i) => match integer(i) {
-            Some(n) if n < 0 => Err(NumberError::Negative),
-            Some(n) => u64::try_from(n).ok().and_then(|n| n.checked_mul(1_000_000)).ok_or(NumberError::TooLarge),
-            None => Err(NumberError::TooLarge),
-        },
-        DeValue::Float(f) => decimal_to_micros(f.as_str()),
-        _ => Err(NumberError::NotNumber),
-    };
     // $x per 1,000 searches is x × 10^6 micro-USD per 1,000, and x × 10^12 / 1,000 = x × 10^9 pico-USD per
     // search: micro-USD per 1,000 times 1,000.
-    parsed.map(|micros| Money::from_picos(u128::from(micros) * 1_000)).map_err(|e| {
+    usd_micros(value.get_ref()).map(|micros| Money::from_picos(u128::from(micros) * 1_000)).map_err(|e| {
         let found = src.describe(value);
         let message = match e {
             NumberError::NotNumber | NumberError::Negative | NumberError::NotFinite => {
