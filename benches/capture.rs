@@ -127,16 +127,18 @@
 //!   noisy afternoon).
 //! - 2026-12-04 (later): the writer's duty cycle. Under overload the writer never slept: a full queue woke it, and it
 //!   drained round after round, taking a third of two cores from two recording threads. Now, after a round that wrote
-//!   records, it rests three times as long as the round's work (its thread's CPU time: taking, encoding, `write` and
-//!   the sync; waiting on the disk is not work), except while a flush waits or the meter drops: at most a quarter of
-//!   a core, ~400,000 records a second on an idle core, and at real rates rounds and rests of microseconds. Same
-//!   afternoon, same noise (bare call 154-214 ns), three paired-only runs each (the rest measured in wall time then):
-//!   the target row without the rest 1.17x, 1.22x and 1.36x (journal off 1.59x, 1.31x, 1.62x: 0.74-0.93 of it), with
-//!   it 1.40x, 1.30x and 1.26x (journal off 1.29x, 1.25x, 1.57x: 0.80-1.09 of it; two earlier runs 1.49x and 1.62x
-//!   against 1.61x and 1.60x). Written by `Normal` in the two-threads-at-once row: 84-99% before, 50-59% after; at
-//!   paced rates on a saturated machine (`examples/writer_priority.rs`) `Normal` still wrote every record up to
-//!   100,000 a second. A rest of six times the work (a seventh of a core) was no better within the noise (1.37x
-//!   against 1.27x journal off) and wrote 40%, so three stays.
+//!   records, it rests three times as long as the round's work (its thread's CPU time: taking, encoding, `write`;
+//!   waiting on the disk is not work), except while a flush waits or the meter drops: at most a quarter of a core,
+//!   ~400,000 records a second on an idle core, and at real rates rounds and rests of microseconds. Same afternoon,
+//!   same noise (bare call 154-214 ns), three paired-only runs each (the rest measured in wall time then): the target
+//!   row without the rest 1.17x, 1.22x and 1.36x (journal off 1.59x, 1.31x, 1.62x: 0.74-0.93 of it), with it 1.40x,
+//!   1.30x and 1.26x (journal off 1.29x, 1.25x, 1.57x: 0.80-1.09 of it; two earlier runs 1.49x and 1.62x against
+//!   1.61x and 1.60x). Written by `Normal` in the two-threads-at-once row: 84-99% before, 50-59% after; at paced
+//!   rates on a saturated machine (`examples/writer_priority.rs`) `Normal` still wrote every record up to 100,000 a
+//!   second. A rest of six times the work (a seventh of a core) was no better within the noise (1.37x against 1.27x
+//!   journal off) and wrote 40%, so three stays. Counting the sync's CPU too (once a second it writes back a second
+//!   of pages, milliseconds of CPU) rested the writer long enough to drop 0.6-1.1% of 100,000 calls a second on the
+//!   saturated machine in four runs; without it, none in three.
 //! - Two threads: shared `Arc` reference counts are contended cache lines; the price book's canonical ids
 //!   were bumped by every priced call until the per-thread shards got their own copies. Budgets still take
 //!   one short lock per budget per call.

@@ -30,10 +30,10 @@ const IDLE_MIN: Duration = Duration::from_millis(2);
 /// record waits at most this long before it is written (a queue half full wakes the writer at once).
 const IDLE_MAX: Duration = Duration::from_millis(100);
 /// After a round that wrote records, the writer rests this many times as long as the round's work took (the thread's
-/// CPU time taking the records, encoding them, in `write` and the sync; waiting on the disk is not work), whatever the
-/// recording side's wake-ups say (it does not rest while a flush waits or the meter drops): under overload it takes at
-/// most a quarter of one core, and the application the rest. At real rates a round takes microseconds and so does its
-/// rest. It caps what the journal keeps up with at about a quarter of what the writer could do flat out (~400,000
+/// CPU time taking the records, encoding them and in `write`, not the sync; waiting on the disk is not work), whatever
+/// the recording side's wake-ups say (it does not rest while a flush waits or the meter drops): under overload it takes
+/// at most a quarter of one core, and the application the rest. At real rates a round takes microseconds and so does
+/// its rest. It caps what the journal keeps up with at about a quarter of what the writer could do flat out (~400,000
 /// records a second here), where the overload past that is dropped and counted instead of taken from the application's
 /// threads.
 const REST_PER_WORK: u32 = 3;
@@ -395,14 +395,16 @@ impl WriterThread {
             }
             self.counters.taken.fetch_add(records - counted, Ordering::Relaxed);
             self.write_batch();
-            let wall = round.0.elapsed();
+            // The round's work, up to the sync (a sync once a second can take milliseconds of CPU writing back a
+            // second of pages: counted, it would rest the writer long enough to drop records at 100,000 calls a
+            // second): the thread's CPU time where the system keeps it (waiting on the disk in `write` takes no
+            // CPU from anyone), else wall time.
+            let (wall, cpu) = (round.0.elapsed(), thread_cpu_time());
             self.after_batch();
             if disconnected {
                 break;
             }
-            // The round's work: the thread's CPU time where the system keeps it (waiting on the disk, in `write`
-            // or the sync, takes no CPU from anyone), else the wall time up to the sync.
-            let rest_for = match (round.1, thread_cpu_time()) {
+            let rest_for = match (round.1, cpu) {
                 (Some(start), Some(end)) => end.saturating_sub(start).saturating_mul(REST_PER_WORK).min(MAX_CPU_REST),
                 _ => wall.saturating_mul(REST_PER_WORK).min(MAX_WALL_REST),
             };
