@@ -533,12 +533,7 @@ mod tests {
             acc.push_bytes(STOP.as_bytes());
         });
         assert_eq!(call.web_search_requests, 3);
-        assert_eq!(
-            call.cost.unwrap().web_search,
-            crate::pricing::DEFAULT_WEB_SEARCH_FEE
-                .saturating_add(crate::pricing::DEFAULT_WEB_SEARCH_FEE)
-                .saturating_add(crate::pricing::DEFAULT_WEB_SEARCH_FEE)
-        );
+        assert_eq!(call.cost.unwrap().web_search.picos(), 3 * crate::pricing::DEFAULT_WEB_SEARCH_FEE.picos());
     }
 
     #[test]

@@ -372,7 +372,7 @@ impl WriterThread {
         self.set_priority();
         let mut idle = IDLE_MIN;
         loop {
-            let round = (Instant::now(), thread_cpu_time());
+            let (started, cpu_at_start) = (Instant::now(), thread_cpu_time());
             let (mut taken, mut records, mut counted) = (0, 0, 0);
             let mut disconnected = false;
             while taken < MAX_BATCH {
@@ -399,12 +399,12 @@ impl WriterThread {
             // second of pages: counted, it would rest the writer long enough to drop records at 100,000 calls a
             // second): the thread's CPU time where the system keeps it (waiting on the disk in `write` takes no
             // CPU from anyone), else wall time.
-            let (wall, cpu) = (round.0.elapsed(), thread_cpu_time());
+            let (wall, cpu) = (started.elapsed(), thread_cpu_time());
             self.after_batch();
             if disconnected {
                 break;
             }
-            let rest_for = match (round.1, cpu) {
+            let rest_for = match (cpu_at_start, cpu) {
                 (Some(start), Some(end)) => end.saturating_sub(start).saturating_mul(REST_PER_WORK).min(MAX_CPU_REST),
                 _ => wall.saturating_mul(REST_PER_WORK).min(MAX_WALL_REST),
             };

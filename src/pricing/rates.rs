@@ -199,7 +199,7 @@ fn is_zero(money: &Money) -> bool {
 
 impl CallCost {
     /// Adds `searches` web searches at `fee` each (saturating) to the web search fee and the total.
-    pub(crate) fn add_web_searches(&mut self, searches: u64, fee: Money) {
+    fn add_web_searches(&mut self, searches: u64, fee: Money) {
         let amount = Money::from_picos(u128::from(searches).saturating_mul(fee.picos()));
         self.web_search = self.web_search.saturating_add(amount);
         self.total = self.total.saturating_add(amount);
@@ -254,7 +254,9 @@ impl PricedModel {
     /// and speed, plus its web searches at the [`web_search_fee`](Self::web_search_fee).
     pub fn price_call(&self, record: &CallRecord) -> CallCost {
         let mut cost = self.cost(&record.tokens, record.service_tier.as_deref(), record.speed.as_deref());
-        cost.add_web_searches(record.web_search_requests, self.web_search_fee);
+        if record.web_search_requests > 0 {
+            cost.add_web_searches(record.web_search_requests, self.web_search_fee);
+        }
         cost
     }
 

@@ -409,24 +409,19 @@ impl<'p> RecordMaker<'p> {
                 fast: false,
             })
         } else {
-            let priced = match &model {
-                Some(m) => match self.models.get(m) {
-                    Some(p) => p.clone(),
-                    None => {
-                        let p = self.prices.resolve(m);
-                        self.models.insert(Arc::clone(m), p.clone());
-                        p
-                    }
-                },
-                None => None,
-            };
-            let cost = priced.map(|p| {
-                let mut cost = p.cost(&call.tokens, service_tier.as_deref(), speed.as_deref());
-                cost.add_web_searches(call.web_search_requests, p.web_search_fee());
-                cost
-            });
-            self.unpriced += u64::from(cost.is_none());
-            cost
+            // Priced below, from the record.
+            None
+        };
+        let priced = match (&model, call.synthetic) {
+            (Some(m), false) => match self.models.get(m) {
+                Some(p) => p.clone(),
+                None => {
+                    let p = self.prices.resolve(m);
+                    self.models.insert(Arc::clone(m), p.clone());
+                    p
+                }
+            },
+            _ => None,
         };
         let id = call.message_id.as_ref().or(call.request_id.as_ref()).map(|r| Arc::from(f.str(r)));
         // A sub-agent's file belongs to the session its lines name (the parent's): under `subagents/` that is
@@ -439,7 +434,7 @@ impl<'p> RecordMaker<'p> {
             _ => Arc::clone(&file.session),
         };
         let agent = if call.sidechain || file.subagent { &self.subagent } else { &self.main };
-        CallRecord {
+        let mut record = CallRecord {
             timestamp,
             duration_us: 0,
             time_to_first_token_us: None,
@@ -465,6 +460,11 @@ impl<'p> RecordMaker<'p> {
                 ..Dimensions::default()
             },
             cost,
+        };
+        if !call.synthetic {
+            record.cost = priced.map(|p| p.price_call(&record));
+            self.unpriced += u64::from(record.cost.is_none());
         }
+        record
     }
 }
