@@ -179,6 +179,14 @@ pub(crate) fn count(n: u64, thing: &str) -> String {
     format!("{} {thing}{}", int(n), if n == 1 { "" } else { "s" })
 }
 
+/// How far off a day is, from today: `today`, `in 1 day`, `in 3 days`.
+pub(crate) fn days_from_today(n: i64) -> String {
+    match n {
+        ..=0 => "today".to_owned(),
+        n => format!("in {}", count(n.unsigned_abs(), "day")),
+    }
+}
+
 /// An optional USD amount.
 pub(crate) fn opt_usd(v: Option<f64>) -> String {
     v.map_or_else(|| "-".to_owned(), usd)
@@ -253,6 +261,14 @@ pub(crate) fn push_table(out: &mut String, title: &str, table: &Table, style: &S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn days_ahead_read_well() {
+        assert_eq!(days_from_today(0), "today");
+        assert_eq!(days_from_today(1), "in 1 day");
+        assert_eq!(days_from_today(3), "in 3 days");
+        assert_eq!(days_from_today(1_000), "in 1,000 days");
+    }
 
     #[test]
     fn numbers_read_well() {

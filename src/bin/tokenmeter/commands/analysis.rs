@@ -248,7 +248,7 @@ pub(crate) fn forecast_table(ctx: &Context, style: &Style, f: &Forecast) -> Stri
                 num("already reached").fg(comfy_table::Color::Red).add_attribute(comfy_table::Attribute::Bold)
             }
             (true, _, _) => num("already reached"),
-            (false, Some(d), Some(n)) => num(format!("on {d} (in {n} days)")),
+            (false, Some(d), Some(n)) => num(format!("on {d} ({})", crate::render::days_from_today(n))),
             _ => num("not this month"),
         };
         t.add_row(vec!["budget reached".into(), when]);

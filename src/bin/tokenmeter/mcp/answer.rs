@@ -496,7 +496,7 @@ impl Call<'_> {
             let when = match (l.reached, l.reached_on, l.days_until) {
                 (true, _, _) => "already reached".to_owned(),
                 (false, Some(d), Some(n)) => {
-                    format!("reached on {d} (in {})", crate::render::count(n.max(0) as u64, "day"))
+                    format!("reached on {d} ({})", crate::render::days_from_today(n))
                 }
                 _ => "not reached this month".to_owned(),
             };

@@ -246,7 +246,8 @@ impl TokenUsageRequest {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::String(s)) => {
                 let mut out = Vec::new();
-                for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                // ASCII whitespace only, as `breakdown_pattern` says to clients.
+                for part in s.split(',').map(str::trim_ascii).filter(|p| !p.is_empty()) {
                     let t = part.to_ascii_lowercase();
                     match BreakdownType::ALL.into_iter().find(|b| b.name() == t) {
                         Some(b) if !out.contains(&b) => out.push(b),
@@ -297,6 +298,26 @@ impl TokenUsageRequest {
 
 // === schemas ===
 
+/// The schema's `pattern` for `breakdown_type`: exactly the strings [`TokenUsageRequest::parse`] accepts (a
+/// comma-separated list of names in any ASCII case, ASCII whitespace around each, empty items allowed), so a
+/// client that validates against the schema sends nothing the server rejects. ECMA-262 syntax, no flags.
+fn breakdown_pattern() -> String {
+    let name = |n: &str| -> String {
+        n.chars()
+            .map(|c| {
+                if c.is_ascii_alphabetic() {
+                    format!("[{}{}]", c.to_ascii_lowercase(), c.to_ascii_uppercase())
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect()
+    };
+    let names: Vec<String> = BreakdownType::ALL.iter().map(|b| name(b.name())).collect();
+    let item = format!("[ \\t\\n\\f\\r]*(?:{})?[ \\t\\n\\f\\r]*", names.join("|"));
+    format!("^{item}(?:,{item})*$")
+}
+
 fn object(value: Value) -> Arc<JsonObject> {
     match value {
         Value::Object(map) => Arc::new(map),
@@ -332,6 +353,7 @@ pub(super) fn input_schema() -> Arc<JsonObject> {
             },
             "breakdown_type": {
                 "type": "string",
+                "pattern": breakdown_pattern(),
                 "description": "Comma-separated breakdowns to add (analyze, optimize, track): agent, operation, \
                     model (calls, tokens by kind, cost and shares per value), cost (spend by token kind, web search \
                     fees and by model), time (per local hour up to 24h, per local day beyond). Example: \"agent,cost\"."
@@ -475,6 +497,54 @@ mod tests {
         assert_eq!(r.optimization_target, Some(12.5));
         let r = parse(json!({"operation": "track", "timeframe": null, "optimization_target": 100})).unwrap();
         assert_eq!((r.timeframe, r.optimization_target), (None, Some(100.0)));
+    }
+
+    /// The schema's pattern and the handler agree on every string: the names in any case, separators,
+    /// whitespace (ASCII, and characters `str::trim` would take but the pattern does not), and near misses.
+    #[test]
+    fn the_breakdown_pattern_accepts_what_the_handler_accepts() {
+        let schema = input_schema();
+        let pattern = schema["properties"]["breakdown_type"]["pattern"].as_str().unwrap();
+        let re = regex::Regex::new(pattern).unwrap();
+        let parts = [
+            "agent",
+            "Agent",
+            "OPERATION",
+            "model",
+            "cost",
+            "time",
+            "tIMe",
+            "region",
+            "agents",
+            "agen",
+            "",
+            " ",
+            "\t",
+            "\n",
+            "\r",
+            "\x0c",
+            "\u{a0}",
+            "\u{85}",
+            "\u{feff}",
+            ",",
+            ",,",
+            " agent ",
+            "co st",
+            "model\n",
+            "x",
+        ];
+        let mut checked = 0;
+        for a in parts {
+            for b in parts {
+                for sep in ["", ","] {
+                    let s = format!("{a}{sep}{b}");
+                    let accepted = parse(json!({"operation": "track", "breakdown_type": s})).is_ok();
+                    assert_eq!(re.is_match(&s), accepted, "{s:?}: pattern and handler disagree");
+                    checked += usize::from(accepted);
+                }
+            }
+        }
+        assert!(checked > 100, "only {checked} accepted strings");
     }
 
     #[test]
