@@ -614,6 +614,10 @@ impl BudgetTracker {
                 pending.push(Pending { slot: i, kind: AlertKind::ProjectedOverrun, snapshot: snap });
             }
         }
+        if pending.is_empty() && unpriced_models.is_empty() {
+            // Nearly every call: moving the two small vectors into their loops copies ~300 bytes.
+            return Vec::new();
+        }
         for (i, model) in unpriced_models {
             let slot = &self.slots[i];
             self.alerts.warn_unpriced(&slot.budget.name, &slot.budget.scope.to_string(), &model);
