@@ -22,6 +22,35 @@ mod pipeline;
 use pipeline::{FloorLayer, Parts, llm_call, meter_with, session_span_of};
 use tracing_subscriber::prelude::*;
 
+/// `PROFILE_THREADS=N`: `N` threads each record `CALLS` calls in their own session at once, and the wall time
+/// per call over all of them is printed (for `perf` and for scaling; callgrind runs one thread at a time).
+fn threads() -> Option<u64> {
+    std::env::var("PROFILE_THREADS").ok().and_then(|t| t.parse().ok()).map(|t: u64| t.max(1))
+}
+
+fn on_threads(dispatch: &tracing::Dispatch, threads: u64, n: u64) {
+    let start = std::sync::Barrier::new(threads as usize + 1);
+    let t0 = std::thread::scope(|s| {
+        for t in 0..threads {
+            let start = &start;
+            s.spawn(move || {
+                tracing::dispatcher::with_default(dispatch, || {
+                    let session = session_span_of(&format!("sess-{t}"));
+                    let _s = session.enter();
+                    start.wait();
+                    for _ in 0..n {
+                        llm_call();
+                    }
+                })
+            });
+        }
+        start.wait();
+        std::time::Instant::now()
+    });
+    let per_call = t0.elapsed() / u32::try_from(threads * n).unwrap_or(u32::MAX);
+    eprintln!("{threads} threads x {n} calls: {per_call:?} wall time a call");
+}
+
 fn calls(n: u64) {
     let session = session_span_of("sess-7f3a9c");
     let _s = session.enter();
@@ -66,7 +95,11 @@ fn main() {
     }
     let dir = std::env::temp_dir().join(format!("tokenmeter-profile-{}", std::process::id()));
     let meter = meter_with(parts, &dir);
-    tracing::subscriber::with_default(tracing_subscriber::registry().with(meter.layer()), || calls(n));
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(meter.layer()));
+    match threads() {
+        None => tracing::dispatcher::with_default(&dispatch, || calls(n)),
+        Some(t) => on_threads(&dispatch, t, n),
+    }
     if parts.journal {
         // Everything queued written, then the writer thread's CPU time so far (Linux: /proc).
         let _ = meter.flush();
