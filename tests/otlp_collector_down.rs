@@ -88,3 +88,39 @@ fn bad_configuration_is_refused_with_what_to_fix() {
         assert!(err.to_string().contains("otlp-tls"), "{err}");
     }
 }
+
+/// A collector that answers in 6 s, under the export timeout (10 s) but over the SDK's 5 s for a shutdown's
+/// final export: `shutdown()` flushes first, so what was recorded before it is delivered.
+#[test]
+fn shutdown_waits_for_a_slow_collector_up_to_the_export_timeout() {
+    let server = std::sync::Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("server"));
+    let port = server.server_addr().to_ip().expect("ip").port();
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    for _ in 0..2 {
+        let (server, answered) = (std::sync::Arc::clone(&server), std::sync::Arc::clone(&answered));
+        std::thread::spawn(move || {
+            while let Ok(req) = server.recv() {
+                std::thread::sleep(Duration::from_secs(6));
+                if req.respond(tiny_http::Response::empty(200)).is_ok() {
+                    answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+        });
+    }
+    let config = OtlpConfig::new()
+        .with_endpoint(format!("http://127.0.0.1:{port}"))
+        .with_protocol(Protocol::HttpProtobuf)
+        .with_interval(Duration::from_secs(3600))
+        .with_timeout(Duration::from_secs(10))
+        .ignore_env();
+    let meter = TokenMeter::builder().with_otlp(config).expect("config").build();
+    otlp_workload::run(&meter);
+    let start = Instant::now();
+    // The flush's export is answered; the shutdown's own final export (nothing new) is cut off at 5 s.
+    let _ = meter.shutdown();
+    let status = meter.export_status().expect("exporting");
+    assert_eq!(status.exports, 1, "the export before shutdown was answered: {status}");
+    assert!(status.last_success_at.is_some(), "{status}");
+    assert!(answered.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    assert!(start.elapsed() < Duration::from_secs(20), "bounded by the timeout plus 5 s: {:?}", start.elapsed());
+}

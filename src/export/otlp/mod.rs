@@ -606,17 +606,36 @@ impl OtlpMetrics {
 
     /// Collects and exports now.
     pub(crate) fn flush(&self) -> Result<(), OtlpError> {
-        self.setup.provider().force_flush().map_err(|e| OtlpError::Flush(e.to_string()))
+        self.setup.provider().force_flush().map_err(|e| OtlpError::Flush(self.with_cause(e.to_string())))
+    }
+
+    /// The SDK's flush and shutdown errors say only that they failed; the export's own error says why.
+    fn with_cause(&self, sdk: String) -> String {
+        match &self.setup.pipeline {
+            Pipeline::Owned(p) => match p.counters.last_error() {
+                Some(cause) => format!("{sdk}: {cause}"),
+                None => sdk,
+            },
+            Pipeline::Provided(_) => sdk,
+        }
     }
 
     /// Exports what is left and stops tokenmeter's own pipeline; flushes a handed-over provider (its owner shuts
     /// it down). Calling it again is harmless.
     pub(crate) fn shutdown(&self) -> Result<(), OtlpError> {
         match &self.setup.pipeline {
-            Pipeline::Owned(p) => match p.provider.shutdown() {
-                Ok(()) | Err(opentelemetry_sdk::error::OTelSdkError::AlreadyShutdown) => Ok(()),
-                Err(e) => Err(OtlpError::Shutdown(e.to_string())),
-            },
+            Pipeline::Owned(p) => {
+                // Flushed first: the SDK's flush waits for the export (bounded by the export's own timeout),
+                // while its shutdown gives the final export at most 5 seconds, less than the default timeout of
+                // 10. The shutdown's own final collection then has only what was recorded since.
+                // A failed flush is not the answer: the shutdown's export may still get through (cumulative
+                // totals carry everything). With a collector that hangs, this takes the export timeout plus 5 s.
+                let _ = p.provider.force_flush();
+                match p.provider.shutdown() {
+                    Ok(()) | Err(opentelemetry_sdk::error::OTelSdkError::AlreadyShutdown) => Ok(()),
+                    Err(e) => Err(OtlpError::Shutdown(self.with_cause(e.to_string()))),
+                }
+            }
             Pipeline::Provided(p) => p.force_flush().map_err(|e| OtlpError::Flush(e.to_string())),
         }
     }

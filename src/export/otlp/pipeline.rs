@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use opentelemetry::KeyValue;
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
@@ -65,26 +65,66 @@ struct LastExport {
     data_points: usize,
     error: Option<String>,
     last_success: Option<SystemTime>,
+    /// Failed exports in a row (0 after a success).
+    failing: u64,
+    /// When the last failure was logged.
+    warned_at: Option<Instant>,
+}
+
+/// While exports keep failing, a warning at most this often (the first failure is always logged).
+pub(crate) const WARN_EVERY: Duration = Duration::from_secs(600);
+
+/// What an export's outcome gives the application's log: exports that stop working are otherwise silent (the
+/// failure counters reach the collector only with a later export that works).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ExportLog {
+    /// An export failed: the first of a run of failures, or the first in [`WARN_EVERY`].
+    Failed { error: String, in_a_row: u64 },
+    /// An export worked after `failed` in a row did not.
+    Recovered { failed: u64 },
 }
 
 impl ExportCounters {
-    fn note(&self, metrics: usize, data_points: usize, result: &OTelSdkResult) {
-        let now = SystemTime::now();
+    /// Counts an export's outcome at `now` and says what to log, if anything.
+    pub(crate) fn note(
+        &self,
+        metrics: usize,
+        data_points: usize,
+        result: &OTelSdkResult,
+        now: Instant,
+    ) -> Option<ExportLog> {
+        let at = SystemTime::now();
         let mut last = self.last.lock();
-        last.at = Some(now);
+        last.at = Some(at);
         last.metrics = metrics;
         last.data_points = data_points;
         match result {
             Ok(()) => {
                 self.exports.fetch_add(1, Ordering::Relaxed);
                 last.error = None;
-                last.last_success = Some(now);
+                last.last_success = Some(at);
+                let failed = std::mem::take(&mut last.failing);
+                last.warned_at = None;
+                (failed > 0).then_some(ExportLog::Recovered { failed })
             }
             Err(e) => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
-                last.error = Some(e.to_string());
+                let error = e.to_string();
+                last.error = Some(error.clone());
+                last.failing += 1;
+                let due = last.warned_at.is_none_or(|t| now.saturating_duration_since(t) >= WARN_EVERY);
+                if !due {
+                    return None;
+                }
+                last.warned_at = Some(now);
+                Some(ExportLog::Failed { error, in_a_row: last.failing })
             }
         }
+    }
+
+    /// The last export's error, while exports are failing.
+    pub(crate) fn last_error(&self) -> Option<String> {
+        self.last.lock().error.clone()
     }
 
     pub(crate) fn status(&self, settings: Option<&OtlpSettings>) -> ExportStatus {
@@ -105,6 +145,8 @@ impl ExportCounters {
 /// The OTLP exporter, run on the export runtime and counted.
 struct CountingExporter {
     inner: opentelemetry_otlp::MetricExporter,
+    /// The settings' one-line description (never header values), for the log.
+    target: String,
     runtime: Arc<ExportRuntime>,
     counters: Arc<ExportCounters>,
     temporality: opentelemetry_sdk::metrics::Temporality,
@@ -150,7 +192,23 @@ impl PushMetricExporter for CountingExporter {
             Some(handle) => handle.block_on(self.inner.export(metrics)),
             None => Err(opentelemetry_sdk::error::OTelSdkError::AlreadyShutdown),
         };
-        self.counters.note(n, points, &result);
+        match self.counters.note(n, points, &result, Instant::now()) {
+            Some(ExportLog::Failed { error, in_a_row }) => tracing::warn!(
+                target: "tokenmeter::export",
+                export = %self.target,
+                %error,
+                failed_in_a_row = in_a_row,
+                "OTLP metrics export failed (logged again every 10 minutes while exports keep failing; \
+                 TokenMeter::export_status counts them)"
+            ),
+            Some(ExportLog::Recovered { failed }) => tracing::info!(
+                target: "tokenmeter::export",
+                export = %self.target,
+                failed_in_a_row = failed,
+                "OTLP metrics export works again"
+            ),
+            None => {}
+        }
         result
     }
 
@@ -286,6 +344,7 @@ pub(crate) fn build(settings: OtlpSettings) -> Result<OwnedPipeline, OtlpError> 
     let counters = Arc::new(ExportCounters::default());
     let exporter = CountingExporter {
         inner: exporter,
+        target: settings.to_string(),
         runtime: Arc::clone(&runtime),
         counters: Arc::clone(&counters),
         temporality,
@@ -318,4 +377,33 @@ fn ca_pem(settings: &OtlpSettings) -> Result<Option<Vec<u8>>, OtlpError> {
         return Err(bad("holds no PEM certificate (-----BEGIN CERTIFICATE-----)".to_owned()));
     }
     Ok(Some(pem))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_of_failures_is_logged_at_its_start_and_every_ten_minutes_and_its_end_once() {
+        let c = ExportCounters::default();
+        let failed = Err(opentelemetry_sdk::error::OTelSdkError::InternalFailure("connection refused".into()));
+        let t0 = Instant::now();
+        assert_eq!(c.note(3, 9, &Ok(()), t0), None, "working exports are not logged");
+        let first = c.note(3, 9, &failed, t0);
+        assert!(
+            matches!(&first, Some(ExportLog::Failed { error, in_a_row: 1 }) if error.contains("connection refused")),
+            "{first:?}"
+        );
+        assert_eq!(c.note(3, 9, &failed, t0 + Duration::from_secs(60)), None);
+        assert_eq!(c.note(3, 9, &failed, t0 + WARN_EVERY - Duration::from_secs(1)), None);
+        assert!(matches!(c.note(3, 9, &failed, t0 + WARN_EVERY), Some(ExportLog::Failed { in_a_row: 4, .. })));
+        assert_eq!(c.last_error().as_deref(), Some("Operation failed: connection refused"));
+        assert_eq!(c.note(3, 9, &Ok(()), t0 + WARN_EVERY), Some(ExportLog::Recovered { failed: 4 }));
+        assert_eq!(c.note(3, 9, &Ok(()), t0 + WARN_EVERY), None, "recovered once");
+        assert_eq!(c.last_error(), None);
+        // A new run of failures is logged at once, however soon.
+        assert!(matches!(c.note(3, 9, &failed, t0 + WARN_EVERY), Some(ExportLog::Failed { in_a_row: 1, .. })));
+        let status = c.status(None);
+        assert_eq!((status.exports, status.failures), (3, 5));
+    }
 }
