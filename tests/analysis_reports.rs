@@ -628,11 +628,12 @@ fn compare_periods_and_values() {
     assert_eq!(c.a.calls, 1);
     assert_eq!(c.b.calls, 10);
     // At 12:30 the current window is 13:00 to 12:31 (1,411 minutes), the previous 13:00 to 12:00 the day
-    // before (1,380): the rates compare.
+    // before; the ledger's data begins with that call's day (its first record), so the previous side counts
+    // from 03-13 00:00 (720 minutes): before it, spend is unknown. The rates compare.
     assert_eq!((c.a.window.from, c.a.window.to), (at(2026, 3, 12, 13, 0, 0), at(2026, 3, 13, 12, 0, 0)));
     assert_eq!((c.b.window.from, c.b.window.to), (at(2026, 3, 13, 13, 0, 0), at(2026, 3, 14, 12, 31, 0)));
-    close(c.deltas.calls_pct.unwrap(), (10.0 / 1_411.0) / (1.0 / 1_380.0) * 100.0 - 100.0);
-    close(c.deltas.cost_pct.unwrap(), (TOTAL as f64 / 1_411.0) / (C1 as f64 / 1_380.0) * 100.0 - 100.0);
+    close(c.deltas.calls_pct.unwrap(), (10.0 / 1_411.0) / (1.0 / 720.0) * 100.0 - 100.0);
+    close(c.deltas.cost_pct.unwrap(), (TOTAL as f64 / 1_411.0) / (C1 as f64 / 720.0) * 100.0 - 100.0);
     assert_eq!(c.deltas.cost_per_task_pct, None);
     // The mystery model's call has no price: counted as a call, not in the cost, not in the cost per call
     // (which divides by the 8 priced calls: 10 less it and the call without usage).
@@ -654,6 +655,56 @@ fn compare_periods_and_values() {
     assert_eq!(c.deltas.cost_pct, None);
     let c = rig.ledger.compare_values(Window::Last24Hours, Dimension::Model, "mystery-model", SONNET).unwrap();
     assert_eq!(c.deltas.cost_pct, None);
+}
+
+#[test]
+fn compare_periods_counts_each_side_from_where_the_data_begins() {
+    // $0.0045 an hour from 2026-03-05 00:00 to 03-14 12:30: the last 7 days against the 7 before, of which only
+    // the last 2.5 hold data (the ledger began on the 5th). Counted over their whole length, the previous side
+    // read as a third of the spend rate (+160%); from where the data begins, both are the same rate.
+    let now = at(2026, 3, 14, 12, 30, 0);
+    let rig = Rig::new(now);
+    let mut t = at(2026, 3, 5, 0, 0, 0);
+    while t < now {
+        rig.add(Call::new(t, SONNET).io(1_000, 100));
+        t += Duration::hours(1);
+    }
+    let c = rig.ledger.compare_periods(Window::Last7Days).unwrap();
+    assert_eq!(c.a.window.from, at(2026, 3, 1, 0, 0, 0));
+    assert!(c.deltas.cost_pct.unwrap().abs() < 1.0, "{:?}", c.deltas);
+    assert!(c.deltas.calls_pct.unwrap().abs() < 1.0, "{:?}", c.deltas);
+    // A previous side wholly before the data has no rate to compare.
+    let c = rig.ledger.compare_periods(Window::range(at(2026, 3, 5, 0, 0, 0), at(2026, 3, 8, 0, 0, 0))).unwrap();
+    assert_eq!((c.a.calls, c.deltas.cost_pct, c.deltas.calls_pct), (0, None, None));
+}
+
+#[test]
+fn the_all_window_starts_at_its_first_records_day_however_old_the_data() {
+    let daily = |from: chrono::DateTime<chrono::Utc>, now: chrono::DateTime<chrono::Utc>| {
+        let rig = Rig::new(now);
+        let mut t = from;
+        while t < now {
+            rig.add(Call::new(t, SONNET).io(1_000, 100));
+            t += Duration::hours(6);
+        }
+        rig.ledger.usage_summary(Window::All).unwrap()
+    };
+    // Fresh data in minute and hour buckets, and the same spend kept in day buckets (over 48 hours old) and in
+    // month buckets (over 35 days): the window starts on the first record's day each time, so its length and
+    // run-rate do not change as the data ages (they moved to the month's start: 28% low).
+    for (from, now) in [
+        (at(2026, 3, 10, 18, 0, 0), at(2026, 3, 11, 12, 30, 0)),
+        (at(2026, 3, 10, 18, 0, 0), at(2026, 3, 14, 12, 30, 0)),
+        (at(2026, 1, 20, 12, 0, 0), at(2026, 3, 11, 12, 30, 0)),
+    ] {
+        let s = daily(from, now);
+        let day = from.date_naive().and_hms_opt(0, 0, 0).unwrap().and_utc();
+        assert_eq!(s.period_start, day, "{from}..{now}");
+        assert_eq!(s.window.from, day);
+        let elapsed = (now + Duration::minutes(1) - day).num_seconds() as f64 / 86_400.0;
+        close(s.days, elapsed);
+        close(s.monthly_projection_usd, s.cost_usd / elapsed * 31.0);
+    }
 }
 
 #[test]

@@ -161,14 +161,19 @@ impl Ledger {
             // Exact where an edge falls inside a coarser bucket (a range of hours days back).
             let cur = Selection::total_all_exact(store, now, from, to);
             let prev = Selection::total_all_exact(store, now, pf, pt);
-            // A window reaching past now has passed up to the end of the current minute.
-            let passed = to.min(now.div_euclid(60) * 60 + 60).max(from) - from;
+            // A window reaching past now has passed up to the end of the current minute. Each side counts from
+            // where the ledger's data begins (its first record's local midnight), when that is later than the
+            // side's start: before it, spend is unknown, not zero (a meter 2.5 days old compared over 7 days
+            // against the 7 before).
+            let seen = store.data_start().unwrap_or(i64::MIN);
+            let length = |start: i64, end: i64| (end - start.max(seen)).max(0);
+            let passed = length(from, to.min(now.div_euclid(60) * 60 + 60).max(from));
             Ok(compare(
                 ComparisonKind::Periods,
                 None,
                 side("previous".into(), pf, pt, &prev),
                 side("current".into(), from, to, &cur),
-                (pt - pf, passed),
+                (length(pf, pt), passed),
             ))
         })
     }

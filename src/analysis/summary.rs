@@ -230,17 +230,24 @@ impl Ledger {
                 .collect();
             let metered = c.metered_calls() as f64;
             let priced = (c.metered_calls() - c.unpriced_calls.min(c.metered_calls())) as f64;
-            let days = (to - from) as f64 / 86_400.0;
+            // `All` takes every bucket, and its first may have aged into a month bucket that starts weeks before
+            // the first record: its period, length and rate start at the first record's local midnight instead,
+            // so they do not change as the data ages.
+            let start = match window {
+                Window::All => store.data_start().map_or(from, |d| d.min(to)),
+                _ => from,
+            };
+            let days = (to - start) as f64 / 86_400.0;
             // The run-rate is the cost per day of the part of the window that has passed (up to the end of the
             // current minute, where a rolling window ends): the rest of a window reaching past now holds no
             // spend yet, and would dilute the rate.
-            let elapsed_days = (to.min(now.div_euclid(60) * 60 + 60) - from).max(0) as f64 / 86_400.0;
+            let elapsed_days = (to.min(now.div_euclid(60) * 60 + 60) - start).max(0) as f64 / 86_400.0;
             let month_start = calendar::month_start(tz, now);
             let month_days = (calendar::grain_end(tz, Grain::Month, month_start) - month_start) as f64 / 86_400.0;
             Ok(UsageSummary {
-                window: WindowBounds::of(from, to),
+                window: WindowBounds::of(start, to),
                 time_zone: tz.name().to_owned(),
-                period_start: calendar::utc(from),
+                period_start: calendar::utc(start),
                 period_end: calendar::utc(to),
                 days,
                 calls: c.calls,

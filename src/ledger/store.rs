@@ -93,6 +93,14 @@ impl Store {
         })
     }
 
+    /// The local midnight of the first record's day: where the ledger's data begins, for rates. Before it,
+    /// spend is unknown, not zero; from it, the first day counts whole (a source whose first call was minutes
+    /// ago does not extrapolate those minutes), as the CLI's `--period all` counts it. It does not move as the
+    /// data ages into day or month buckets. `None` before any record.
+    pub(crate) fn data_start(&self) -> Option<i64> {
+        self.first_ts.map(|f| calendar::day_start(self.tz, f))
+    }
+
     /// [`Store::first_full_day`] for local hours.
     pub(crate) fn first_full_hour(&self) -> Option<i64> {
         let first = self.first_ts?;
