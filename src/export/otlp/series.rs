@@ -30,6 +30,10 @@ pub(crate) type RawKey<'a> = [Option<&'a str>; KEY_SLOTS];
 /// memory stays bounded whatever the input).
 const CACHE_SLACK: usize = 256;
 
+/// Hashes of raw keys one shard remembers as going to the overflow series once its cache is full (8 bytes
+/// each); cleared when full. A raw key found there skips building its attributes.
+const OVERFLOW_MEMORY: usize = 4_096;
+
 /// One exported attribute set and the SDK handles bound to it.
 pub(crate) struct Series<H> {
     pub(crate) id: usize,
@@ -56,7 +60,16 @@ impl<H> CacheEntry<H> {
 
 struct Shard<H, T> {
     cache: HashTable<CacheEntry<H>>,
+    /// Raw keys (by hash) that went to the overflow series while `cache` was full.
+    overflowed: HashTable<u64>,
     totals: Vec<T>,
+}
+
+/// The registry once it is full: no series is ever added again, so lookups need no lock.
+struct Frozen<H> {
+    by_attributes: HashTable<usize>,
+    series: Vec<Arc<Series<H>>>,
+    overflow: Arc<Series<H>>,
 }
 
 struct Registry<H> {
@@ -72,6 +85,10 @@ pub(crate) type Snapshot<H, T> = Vec<(Arc<Series<H>>, T)>;
 /// The series of one family of metrics (calls, tasks or tools) and their totals.
 pub(crate) struct SeriesTable<H, T> {
     registry: Mutex<Registry<H>>,
+    /// Set when the cap is reached (with the overflow series made): from then on [`SeriesTable::resolve`] reads
+    /// it without taking `registry`, which every thread would otherwise take for each raw key its cache cannot
+    /// hold (a high-cardinality dimension such as the user).
+    frozen: std::sync::OnceLock<Frozen<H>>,
     shards: Shards<Shard<H, T>>,
     cap: usize,
 }
@@ -112,7 +129,12 @@ impl<H: Send + Sync + 'static, T: Totals> SeriesTable<H, T> {
     pub(crate) fn new(cap: usize, shards: usize) -> Self {
         SeriesTable {
             registry: Mutex::new(Registry { by_attributes: HashTable::new(), series: Vec::new(), overflow: None }),
-            shards: Shards::new(shards, || Shard { cache: HashTable::new(), totals: Vec::new() }),
+            frozen: std::sync::OnceLock::new(),
+            shards: Shards::new(shards, || Shard {
+                cache: HashTable::new(),
+                overflowed: HashTable::new(),
+                totals: Vec::new(),
+            }),
             cap: cap.max(1),
         }
     }
@@ -133,16 +155,26 @@ impl<H: Send + Sync + 'static, T: Totals> SeriesTable<H, T> {
     ) -> R {
         let hash = hash_raw(raw);
         let mut guard = self.shard().lock();
-        let Shard { cache, totals } = &mut *guard;
+        let Shard { cache, overflowed, totals } = &mut *guard;
         // Hit: no reference count touched (the series' `Arc` is shared between shards, and bumping it would
         // bounce its cache line between cores).
         if let Some(entry) = cache.find(hash, |e| e.hash == hash && e.matches(raw)) {
             return with_totals(totals, &entry.series, f);
         }
+        if let Some(frozen) = self.frozen.get()
+            && overflowed.find(hash, |&h| h == hash).is_some()
+        {
+            return with_totals(totals, &frozen.overflow, f);
+        }
         let series = self.resolve(attributes(raw), handles);
         if cache.len() < self.cap + CACHE_SLACK {
             let key = raw.map(|s| s.map(Arc::<str>::from));
             cache.insert_unique(hash, CacheEntry { hash, key, series: Arc::clone(&series) }, |e| e.hash);
+        } else if series.id == self.cap {
+            if overflowed.len() >= OVERFLOW_MEMORY {
+                overflowed.clear();
+            }
+            overflowed.insert_unique(hash, hash, |&h| h);
         }
         with_totals(totals, &series, f)
     }
@@ -150,6 +182,16 @@ impl<H: Send + Sync + 'static, T: Totals> SeriesTable<H, T> {
     /// The series exporting `attributes`, made if new; the overflow series once the cap is reached.
     fn resolve(&self, attributes: Vec<KeyValue>, handles: impl FnOnce() -> H) -> Arc<Series<H>> {
         let hash = hash_attributes(&attributes);
+        if let Some(frozen) = self.frozen.get() {
+            let series = &frozen.series;
+            return match frozen
+                .by_attributes
+                .find(hash, |&id| series.get(id).is_some_and(|s| *s.attributes == *attributes))
+            {
+                Some(&id) => series.get(id).map_or_else(|| Arc::clone(&frozen.overflow), Arc::clone),
+                None => Arc::clone(&frozen.overflow),
+            };
+        }
         let mut reg = self.registry.lock();
         let reg = &mut *reg;
         let series = &reg.series;
@@ -170,13 +212,20 @@ impl<H: Send + Sync + 'static, T: Totals> SeriesTable<H, T> {
             return s;
         }
         let cap = self.cap;
-        Arc::clone(reg.overflow.get_or_insert_with(|| {
+        let overflow = Arc::clone(reg.overflow.get_or_insert_with(|| {
             Arc::new(Series {
                 id: cap,
                 attributes: Box::new([KeyValue::new(super::OVERFLOW_ATTRIBUTE, true)]),
                 handles: handles(),
             })
-        }))
+        }));
+        // Full for good (series are never removed): publish a copy that later lookups read without the lock.
+        let _ = self.frozen.set(Frozen {
+            by_attributes: reg.by_attributes.clone(),
+            series: reg.series.clone(),
+            overflow: Arc::clone(&overflow),
+        });
+        overflow
     }
 
     /// Every series with its totals summed over the shards. Runs at collection time, off the recording threads.
@@ -265,6 +314,50 @@ mod tests {
         let snap = table.snapshot();
         assert_eq!(snap.len(), 1);
         assert_eq!(snap[0].1.0, 4000);
+    }
+
+    /// Past the cap, with the shard's cache full (a high-cardinality dimension): keys seen before skip
+    /// building their attributes, and new ones are looked up without the registry's lock, which every thread
+    /// would otherwise take for every call.
+    #[test]
+    fn past_the_cap_lookups_take_no_shared_lock_and_repeat_keys_build_nothing() {
+        let table = Arc::new(SeriesTable::<(), Count>::new(5, 1));
+        let built = std::sync::atomic::AtomicU64::new(0);
+        let counted = |raw: &RawKey<'_>| {
+            built.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            attrs(raw)
+        };
+        let names: Vec<String> = (0..2_000).map(|i| format!("k{i}")).collect();
+        for name in &names {
+            table.record(&key(name), counted, || (), |_, t| t.0 += 1);
+        }
+        assert_eq!(built.load(std::sync::atomic::Ordering::Relaxed), 2_000);
+        for name in &names {
+            table.record(&key(name), counted, || (), |_, t| t.0 += 1);
+        }
+        assert_eq!(built.load(std::sync::atomic::Ordering::Relaxed), 2_000, "the second round built no attributes");
+        // "A" exports as the series of "a" (made first): found without the lock while another thread holds it.
+        let held = table.registry.lock();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let t = Arc::clone(&table);
+        std::thread::spawn(move || {
+            t.record(
+                &key("K0"),
+                attrs,
+                || (),
+                |s, c| {
+                    c.0 += 1;
+                    tx.send(s.id).ok()
+                },
+            )
+        });
+        let id = rx.recv_timeout(std::time::Duration::from_secs(10)).expect("recorded while the registry was locked");
+        drop(held);
+        assert_eq!(id, 0, "k0's series");
+        let snap = table.snapshot();
+        let total: u64 = snap.iter().map(|(_, t)| t.0).sum();
+        assert_eq!(total, 4_001);
+        assert_eq!(snap.iter().find(|(s, _)| s.id == 0).map(|(_, t)| t.0), Some(3));
     }
 
     #[test]
