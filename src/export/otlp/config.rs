@@ -412,7 +412,10 @@ impl OtlpConfig {
         }
         let certificate = match &self.certificate {
             Some(path) => Some(path.clone()),
+            // A CA file set for every workload (a platform's mounted CA) means nothing to a plain http://
+            // endpoint, and is left out rather than refused: the certificate set in code still is.
             None => pick(env::OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE, env::OTEL_EXPORTER_OTLP_CERTIFICATE)
+                .filter(|_| endpoint.starts_with("https://"))
                 .map(|(_, v)| PathBuf::from(v)),
         };
         if let Some(path) = &certificate {
@@ -672,6 +675,27 @@ mod tests {
         assert_eq!(s.service_name, "unknown_service");
         let s = resolve(&OtlpConfig::new().with_protocol(Protocol::Grpc), &[]).unwrap();
         assert_eq!(s.endpoint, "http://localhost:4317");
+    }
+
+    /// A platform that sets a CA file for every workload does not break one exporting to a plain http://
+    /// sidecar: the variable is left out there. Set in code, a certificate for an http:// endpoint is refused.
+    #[test]
+    fn a_certificate_from_the_environment_is_left_out_for_a_plain_http_endpoint() {
+        for var in ["OTEL_EXPORTER_OTLP_CERTIFICATE", "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE"] {
+            let vars = [("OTEL_EXPORTER_OTLP_ENDPOINT", "http://sidecar:4318"), (var, "/etc/ssl/platform-ca.pem")];
+            let s = resolve(&OtlpConfig::new(), &vars).unwrap();
+            assert_eq!((s.endpoint.as_str(), s.certificate), ("http://sidecar:4318/v1/metrics", None), "{var}");
+        }
+        let in_code = OtlpConfig::new().with_endpoint("http://sidecar:4318").with_certificate("ca.pem");
+        assert!(resolve(&in_code, &[]).is_err());
+        if cfg!(feature = "otlp-tls") {
+            let vars = [
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4318"),
+                ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/etc/ssl/platform-ca.pem"),
+            ];
+            let s = resolve(&OtlpConfig::new(), &vars).unwrap();
+            assert_eq!(s.certificate, Some(PathBuf::from("/etc/ssl/platform-ca.pem")), "kept for https://");
+        }
     }
 
     #[test]
