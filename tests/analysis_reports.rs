@@ -657,6 +657,30 @@ fn compare_periods_and_values() {
     assert_eq!(c.deltas.cost_pct, None);
 }
 
+/// Tasks have no model or provider: grouped by either, their failed cost fell into the `(none)` row, which
+/// also holds calls without a provider, and scored those calls' waste (a task of Anthropic calls failing cost
+/// the provider-less row 25 points). Rows by model or provider score their calls alone.
+#[test]
+fn failed_tasks_do_not_score_the_model_or_provider_rows() {
+    let scores = |with_task: bool, by: Dimension| {
+        let rig = Rig::new(t0() + mins(30));
+        rig.add(Call::new(t0(), SONNET).io(100_000, 1_000));
+        let mut bare = Call::new(t0() + mins(1), SONNET).io(50_000, 500);
+        bare.0.provider = None;
+        rig.add(bare);
+        if with_task {
+            rig.ledger.ingest_task(&task(t0() + mins(2), "fix", 5_000, Money::from_picos(5_000_000_000_000), true));
+        }
+        let r = rig.ledger.efficiency_report(Window::LastHour, by).unwrap();
+        r.breakdowns.iter().map(|b| (b.category.clone(), b.efficiency_score)).collect::<Vec<_>>()
+    };
+    for by in [Dimension::Provider, Dimension::Model] {
+        let without = scores(false, by);
+        assert_eq!(scores(true, by), without, "by {by}");
+        assert!(without.iter().all(|(_, s)| *s > 90.0), "{without:?}");
+    }
+}
+
 #[test]
 fn compare_periods_counts_each_side_from_where_the_data_begins() {
     // $0.0045 an hour from 2026-03-05 00:00 to 03-14 12:30: the last 7 days against the 7 before, of which only

@@ -477,6 +477,13 @@ impl Ledger {
             };
             // Rows of tasks only (no calls) have no tokens to score.
             rows.retain(|(_, a)| a.core.calls > 0);
+            // Tasks have no model or provider: grouped by either, their figures land in the row of calls without
+            // one, whose waste their failed cost would score. Those rows score their calls alone.
+            if matches!(group_by, Dimension::Model | Dimension::Provider) {
+                for (_, a) in &mut rows {
+                    a.core.failed_task_cost = Money::ZERO;
+                }
+            }
             crate::ledger::sort_rows(&mut rows);
             let by_model = if group_by == Dimension::Model {
                 rows.clone()
