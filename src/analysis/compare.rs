@@ -162,10 +162,10 @@ impl Ledger {
             let cur = Selection::total_all_exact(store, now, from, to);
             let prev = Selection::total_all_exact(store, now, pf, pt);
             // A window reaching past now has passed up to the end of the current minute. Each side counts from
-            // where the ledger's data begins (its first record's local midnight), when that is later than the
-            // side's start: before it, spend is unknown, not zero (a meter 2.5 days old compared over 7 days
-            // against the 7 before).
-            let seen = store.data_start().unwrap_or(i64::MIN);
+            // where the ledger began to see calls (its first record, or its making if earlier), when that is
+            // later than the side's start: before it, spend is unknown, not zero (a meter started 9.5 days ago,
+            // compared over 7 days against the 7 before, of which 2.5 hold data).
+            let seen = store.observed_from().unwrap_or(i64::MIN);
             let length = |start: i64, end: i64| (end - start.max(seen)).max(0);
             let passed = length(from, to.min(now.div_euclid(60) * 60 + 60).max(from));
             Ok(compare(

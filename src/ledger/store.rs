@@ -101,6 +101,13 @@ impl Store {
         self.first_ts.map(|f| calendar::day_start(self.tz, f))
     }
 
+    /// The minute from which the ledger has seen calls, as they came or replayed: the first record's, or the
+    /// ledger's making when that was earlier (a meter that ran an hour before its first call saw that hour's
+    /// zero spend). Before it, spend is unknown, not zero. `None` before any record.
+    pub(crate) fn observed_from(&self) -> Option<i64> {
+        self.first_ts.map(|f| f.min(self.created).div_euclid(60) * 60)
+    }
+
     /// [`Store::first_full_day`] for local hours.
     pub(crate) fn first_full_hour(&self) -> Option<i64> {
         let first = self.first_ts?;

@@ -505,13 +505,13 @@ impl fmt::Debug for OtlpSettings {
 
 impl fmt::Display for OtlpSettings {
     /// One line for logs: `http/protobuf to http://127.0.0.1:4318/v1/metrics every 60s (cumulative, timeout 10s)`.
-    /// Header values are never shown.
+    /// Header values are never shown, nor credentials or a query in the endpoint.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "{} to {} every {:?} ({}, timeout {:?}",
             self.protocol,
-            self.endpoint,
+            redacted(&self.endpoint),
             self.interval,
             self.temporality.as_str(),
             self.timeout
@@ -528,6 +528,20 @@ impl fmt::Display for OtlpSettings {
         }
         f.write_str(")")
     }
+}
+
+/// `endpoint` for a log line: `user:password@` and a `?query` (where tokens are sometimes put) left out.
+fn redacted(endpoint: &str) -> String {
+    let (scheme, rest) = endpoint.split_once("://").unwrap_or(("", endpoint));
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let path = match path.find(['?', '#']) {
+        Some(i) => format!("{}?…", &path[..i]),
+        None => path.to_owned(),
+    };
+    let userinfo = if host.len() < authority.len() { "…@" } else { "" };
+    if scheme.is_empty() { format!("{userinfo}{host}{path}") } else { format!("{scheme}://{userinfo}{host}{path}") }
 }
 
 fn invalid_env(var: &'static str, value: &str, reason: &str) -> OtlpError {
@@ -662,6 +676,23 @@ mod tests {
     fn resolve(config: &OtlpConfig, vars: &[(&str, &str)]) -> Result<OtlpSettings, OtlpError> {
         let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         config.resolve_with(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn logged_endpoints_leave_out_credentials_and_queries() {
+        assert_eq!(redacted("http://127.0.0.1:4318/v1/metrics"), "http://127.0.0.1:4318/v1/metrics");
+        assert_eq!(
+            redacted("https://bob:s3cret@otlp.example.com:4318/v1/metrics"),
+            "https://…@otlp.example.com:4318/v1/metrics"
+        );
+        assert_eq!(
+            redacted("https://otlp.example.com/v1/metrics?api_key=s3cret"),
+            "https://otlp.example.com/v1/metrics?…"
+        );
+        assert_eq!(redacted("https://otlp.example.com?token=s3cret"), "https://otlp.example.com?…");
+        let s = resolve(&OtlpConfig::new().with_endpoint("https://bob:s3cret@otlp.example.com:4318?k=s3cret"), &[]);
+        let s = s.unwrap();
+        assert!(!s.to_string().contains("s3cret"), "{s}");
     }
 
     #[test]

@@ -606,6 +606,9 @@ impl OtlpMetrics {
 
     /// Collects and exports now.
     pub(crate) fn flush(&self) -> Result<(), OtlpError> {
+        if pipeline::on_export_thread() {
+            return Err(OtlpError::Flush(ON_EXPORT_THREAD.to_owned()));
+        }
         self.setup.provider().force_flush().map_err(|e| OtlpError::Flush(self.with_cause(e.to_string())))
     }
 
@@ -624,6 +627,7 @@ impl OtlpMetrics {
     /// it down). Calling it again is harmless.
     pub(crate) fn shutdown(&self) -> Result<(), OtlpError> {
         match &self.setup.pipeline {
+            Pipeline::Owned(_) if pipeline::on_export_thread() => Err(OtlpError::Shutdown(ON_EXPORT_THREAD.to_owned())),
             Pipeline::Owned(p) => {
                 // Flushed first: the SDK's flush waits for the export (bounded by the export's own timeout),
                 // while its shutdown gives the final export at most 5 seconds, less than the default timeout of
@@ -647,6 +651,10 @@ impl OtlpMetrics {
         }
     }
 }
+
+/// Why a flush or shutdown on the SDK's reader thread is refused.
+const ON_EXPORT_THREAD: &str = "called on the metrics export thread (from a subscriber or callback it runs), where it \
+                                would wait on itself: call it from another thread";
 
 /// Series of `tokenmeter.tokens` kept apart (six points each, plus six for the overflow series: 1,998 attribute
 /// sets, under the SDK's default limit of 2,000 an instrument); the rest are summed into the overflow series.

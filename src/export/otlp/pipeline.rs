@@ -67,8 +67,11 @@ struct LastExport {
     last_success: Option<SystemTime>,
     /// Failed exports in a row (0 after a success).
     failing: u64,
-    /// When the last failure was logged.
+    /// When a failure was last logged (kept across runs: a collector that comes and goes is logged at most
+    /// once in [`WARN_EVERY`]).
     warned_at: Option<Instant>,
+    /// A failure of the current run was logged (so its end is too).
+    warned_this_run: bool,
 }
 
 /// While exports keep failing, a warning at most this often (the first failure is always logged).
@@ -78,9 +81,9 @@ pub(crate) const WARN_EVERY: Duration = Duration::from_secs(600);
 /// failure counters reach the collector only with a later export that works).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ExportLog {
-    /// An export failed: the first of a run of failures, or the first in [`WARN_EVERY`].
+    /// An export failed, and no failure was logged in the last [`WARN_EVERY`].
     Failed { error: String, in_a_row: u64 },
-    /// An export worked after `failed` in a row did not.
+    /// An export worked after `failed` in a row did not, and one of those was logged.
     Recovered { failed: u64 },
 }
 
@@ -104,8 +107,8 @@ impl ExportCounters {
                 last.error = None;
                 last.last_success = Some(at);
                 let failed = std::mem::take(&mut last.failing);
-                last.warned_at = None;
-                (failed > 0).then_some(ExportLog::Recovered { failed })
+                let warned = std::mem::take(&mut last.warned_this_run);
+                (failed > 0 && warned).then_some(ExportLog::Recovered { failed })
             }
             Err(e) => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
@@ -117,6 +120,7 @@ impl ExportCounters {
                     return None;
                 }
                 last.warned_at = Some(now);
+                last.warned_this_run = true;
                 Some(ExportLog::Failed { error, in_a_row: last.failing })
             }
         }
@@ -140,6 +144,17 @@ impl ExportCounters {
             last_error: last.error.clone(),
         }
     }
+}
+
+thread_local! {
+    /// Set on the SDK's reader thread once it has exported: a flush or shutdown called there (by a subscriber
+    /// reacting to the export's WARN event, say) would wait on that thread itself, for ever.
+    static ON_EXPORT_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the calling thread is the SDK's reader thread (see [`ON_EXPORT_THREAD`]).
+pub(crate) fn on_export_thread() -> bool {
+    ON_EXPORT_THREAD.with(std::cell::Cell::get)
 }
 
 /// The OTLP exporter, run on the export runtime and counted.
@@ -185,6 +200,7 @@ fn data_points<T>(d: &MetricData<T>) -> usize {
 
 impl PushMetricExporter for CountingExporter {
     async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
+        ON_EXPORT_THREAD.with(|t| t.set(true));
         let (n, points) = count(metrics);
         // The reader thread polls this future with a plain executor; the transport needs a tokio reactor, so the
         // request runs on the export runtime while this (dedicated) thread waits for it.
@@ -401,9 +417,15 @@ mod tests {
         assert_eq!(c.note(3, 9, &Ok(()), t0 + WARN_EVERY), Some(ExportLog::Recovered { failed: 4 }));
         assert_eq!(c.note(3, 9, &Ok(()), t0 + WARN_EVERY), None, "recovered once");
         assert_eq!(c.last_error(), None);
-        // A new run of failures is logged at once, however soon.
-        assert!(matches!(c.note(3, 9, &failed, t0 + WARN_EVERY), Some(ExportLog::Failed { in_a_row: 1, .. })));
+        // A collector that comes and goes: a new run of failures within 10 minutes of the last warning is not
+        // logged, nor its end; one after that is.
+        let soon = t0 + WARN_EVERY + Duration::from_secs(60);
+        assert_eq!(c.note(3, 9, &failed, soon), None);
+        assert_eq!(c.note(3, 9, &Ok(()), soon), None);
+        let later = t0 + WARN_EVERY * 2;
+        assert!(matches!(c.note(3, 9, &failed, later), Some(ExportLog::Failed { in_a_row: 1, .. })));
+        assert_eq!(c.note(3, 9, &Ok(()), later), Some(ExportLog::Recovered { failed: 1 }));
         let status = c.status(None);
-        assert_eq!((status.exports, status.failures), (3, 5));
+        assert_eq!((status.exports, status.failures), (5, 6));
     }
 }

@@ -60,7 +60,9 @@ impl<H> CacheEntry<H> {
 
 struct Shard<H, T> {
     cache: HashTable<CacheEntry<H>>,
-    /// Raw keys (by hash) that went to the overflow series while `cache` was full.
+    /// Raw keys that went to the overflow series while `cache` was full, by their hash under the table's
+    /// random seed (the keys are not kept: a value crafted to collide with a remembered key under the unseeded
+    /// `FxHasher` would send an existing series' calls to the overflow series).
     overflowed: HashTable<u64>,
     totals: Vec<T>,
 }
@@ -70,6 +72,17 @@ struct Frozen<H> {
     by_attributes: HashTable<usize>,
     series: Vec<Arc<Series<H>>>,
     overflow: Arc<Series<H>>,
+}
+
+impl<H> Frozen<H> {
+    /// The series exporting `attributes` (hashed to `hash`), else the overflow series.
+    fn lookup(&self, hash: u64, attributes: &[KeyValue]) -> Arc<Series<H>> {
+        let series = &self.series;
+        match self.by_attributes.find(hash, |&id| series.get(id).is_some_and(|s| *s.attributes == *attributes)) {
+            Some(&id) => series.get(id).map_or_else(|| Arc::clone(&self.overflow), Arc::clone),
+            None => Arc::clone(&self.overflow),
+        }
+    }
 }
 
 struct Registry<H> {
@@ -89,6 +102,8 @@ pub(crate) struct SeriesTable<H, T> {
     /// it without taking `registry`, which every thread would otherwise take for each raw key its cache cannot
     /// hold (a high-cardinality dimension such as the user).
     frozen: std::sync::OnceLock<Frozen<H>>,
+    /// Seeds the hashes in [`Shard::overflowed`].
+    seed: std::hash::RandomState,
     shards: Shards<Shard<H, T>>,
     cap: usize,
 }
@@ -130,6 +145,7 @@ impl<H: Send + Sync + 'static, T: Totals> SeriesTable<H, T> {
         SeriesTable {
             registry: Mutex::new(Registry { by_attributes: HashTable::new(), series: Vec::new(), overflow: None }),
             frozen: std::sync::OnceLock::new(),
+            seed: std::hash::RandomState::new(),
             shards: Shards::new(shards, || Shard {
                 cache: HashTable::new(),
                 overflowed: HashTable::new(),
@@ -161,20 +177,26 @@ impl<H: Send + Sync + 'static, T: Totals> SeriesTable<H, T> {
         if let Some(entry) = cache.find(hash, |e| e.hash == hash && e.matches(raw)) {
             return with_totals(totals, &entry.series, f);
         }
-        if let Some(frozen) = self.frozen.get()
-            && overflowed.find(hash, |&h| h == hash).is_some()
+        let full = cache.len() >= self.cap + CACHE_SLACK;
+        let seeded = full.then(|| std::hash::BuildHasher::hash_one(&self.seed, raw));
+        if let (Some(frozen), Some(seeded)) = (self.frozen.get(), seeded)
+            && overflowed.find(seeded, |&h| h == seeded).is_some()
         {
             return with_totals(totals, &frozen.overflow, f);
         }
         let series = self.resolve(attributes(raw), handles);
-        if cache.len() < self.cap + CACHE_SLACK {
-            let key = raw.map(|s| s.map(Arc::<str>::from));
-            cache.insert_unique(hash, CacheEntry { hash, key, series: Arc::clone(&series) }, |e| e.hash);
-        } else if series.id == self.cap {
-            if overflowed.len() >= OVERFLOW_MEMORY {
-                overflowed.clear();
+        match seeded {
+            None => {
+                let key = raw.map(|s| s.map(Arc::<str>::from));
+                cache.insert_unique(hash, CacheEntry { hash, key, series: Arc::clone(&series) }, |e| e.hash);
             }
-            overflowed.insert_unique(hash, hash, |&h| h);
+            Some(seeded) if series.id == self.cap => {
+                if overflowed.len() >= OVERFLOW_MEMORY {
+                    overflowed.clear();
+                }
+                overflowed.insert_unique(seeded, seeded, |&h| h);
+            }
+            Some(_) => {}
         }
         with_totals(totals, &series, f)
     }
@@ -183,17 +205,14 @@ impl<H: Send + Sync + 'static, T: Totals> SeriesTable<H, T> {
     fn resolve(&self, attributes: Vec<KeyValue>, handles: impl FnOnce() -> H) -> Arc<Series<H>> {
         let hash = hash_attributes(&attributes);
         if let Some(frozen) = self.frozen.get() {
-            let series = &frozen.series;
-            return match frozen
-                .by_attributes
-                .find(hash, |&id| series.get(id).is_some_and(|s| *s.attributes == *attributes))
-            {
-                Some(&id) => series.get(id).map_or_else(|| Arc::clone(&frozen.overflow), Arc::clone),
-                None => Arc::clone(&frozen.overflow),
-            };
+            return frozen.lookup(hash, &attributes);
         }
         let mut reg = self.registry.lock();
         let reg = &mut *reg;
+        // Frozen while this thread waited for the lock.
+        if let Some(frozen) = self.frozen.get() {
+            return frozen.lookup(hash, &attributes);
+        }
         let series = &reg.series;
         if let Some(&id) =
             reg.by_attributes.find(hash, |&id| series.get(id).is_some_and(|s| *s.attributes == *attributes))
