@@ -289,26 +289,7 @@ fn bench_llm(c: &mut Criterion, journal_dir: &Path) {
 
 /// Runs `iters` full-pipeline calls on each of `threads` threads at once; returns wall time per call.
 fn run_threads(dispatch: &Dispatch, threads: u64, iters: u64) -> Duration {
-    let start = std::sync::Barrier::new(threads as usize + 1);
-    let t0 = std::thread::scope(|s| {
-        for t in 0..threads {
-            let start = &start;
-            s.spawn(move || {
-                tracing::dispatcher::with_default(dispatch, || {
-                    // Each thread serves its own session, as request handlers do.
-                    let session = session_span_of(&format!("sess-{t}"));
-                    let _s = session.enter();
-                    start.wait();
-                    for _ in 0..iters {
-                        llm_call();
-                    }
-                });
-            });
-        }
-        start.wait();
-        Instant::now()
-    });
-    t0.elapsed() / threads as u32
+    pipeline::calls_on_threads(dispatch, threads, iters) / threads as u32
 }
 
 fn bench_threads(c: &mut Criterion, journal_dir: &Path) {

@@ -30,25 +30,8 @@ fn threads() -> Option<u64> {
 }
 
 fn on_threads(dispatch: &tracing::Dispatch, threads: u64, n: u64) {
-    let start = std::sync::Barrier::new(threads as usize + 1);
-    let t0 = std::thread::scope(|s| {
-        for t in 0..threads {
-            let start = &start;
-            s.spawn(move || {
-                tracing::dispatcher::with_default(dispatch, || {
-                    let session = session_span_of(&format!("sess-{t}"));
-                    let _s = session.enter();
-                    start.wait();
-                    for _ in 0..n {
-                        llm_call();
-                    }
-                })
-            });
-        }
-        start.wait();
-        std::time::Instant::now()
-    });
-    let per_call = t0.elapsed().as_nanos() / u128::from(threads * n).max(1);
+    let elapsed = pipeline::calls_on_threads(dispatch, threads, n);
+    let per_call = elapsed.as_nanos() / u128::from(threads * n).max(1);
     eprintln!("{threads} threads x {n} calls: {per_call}ns wall time a call");
 }
 

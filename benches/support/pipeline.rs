@@ -20,6 +20,30 @@ pub fn session_span_of(session: &str) -> tracing::Span {
     tracing::info_span!("session", gen_ai.conversation.id = session, project = "bench")
 }
 
+/// Runs `iters` calls on each of `threads` threads at once, each thread in its own session (as request
+/// handlers serve theirs), started together; returns the wall time until the last finished.
+pub fn calls_on_threads(dispatch: &tracing::Dispatch, threads: u64, iters: u64) -> Duration {
+    let start = std::sync::Barrier::new(threads as usize + 1);
+    let t0 = std::thread::scope(|s| {
+        for t in 0..threads {
+            let start = &start;
+            s.spawn(move || {
+                tracing::dispatcher::with_default(dispatch, || {
+                    let session = session_span_of(&format!("sess-{t}"));
+                    let _s = session.enter();
+                    start.wait();
+                    for _ in 0..iters {
+                        llm_call();
+                    }
+                });
+            });
+        }
+        start.wait();
+        std::time::Instant::now()
+    });
+    t0.elapsed()
+}
+
 /// An LLM call span: eight fields declared, five of them (the response id, four token counts) recorded later.
 pub fn llm_call_span() -> tracing::Span {
     tracing::info_span!(
