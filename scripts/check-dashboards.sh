@@ -6,7 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PROM_URL="http://127.0.0.1:${TOKENMETER_PROMETHEUS_PORT:-9090}"
-./scripts/check-alerts.sh
 args=()
 if curl -fsS "$PROM_URL/-/ready" >/dev/null 2>&1; then
     # Every query sets a 1m min step, so `$__rate_interval` is 4m, as Grafana would send it: the e2e suites'
@@ -16,3 +15,5 @@ else
     echo "[check-dashboards] Prometheus is not up at $PROM_URL: offline checks only" >&2
 fi
 python3 scripts/check-dashboards.py "${args[@]}" "$@"
+# After the queries: they need the e2e suites' samples within Prometheus's 5-minute lookback.
+./scripts/check-alerts.sh
