@@ -633,7 +633,8 @@ impl OtlpMetrics {
                 // while its shutdown gives the final export at most 5 seconds, less than the default timeout of
                 // 10. The shutdown's own final collection then has only what was recorded since.
                 // A failed flush is not the answer: the shutdown's export may still get through (cumulative
-                // totals carry everything). With a collector that hangs, this takes the export timeout plus 5 s.
+                // totals carry everything). With a collector that hangs, this takes up to twice the export timeout
+                // (a periodic export may be in flight first) plus 5 s.
                 let _ = p.provider.force_flush();
                 match p.provider.shutdown() {
                     Ok(()) | Err(opentelemetry_sdk::error::OTelSdkError::AlreadyShutdown) => Ok(()),

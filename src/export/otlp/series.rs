@@ -355,7 +355,7 @@ mod tests {
             table.record(&key(name), counted, || (), |_, t| t.0 += 1);
         }
         assert_eq!(built.load(std::sync::atomic::Ordering::Relaxed), 2_000, "the second round built no attributes");
-        // "A" exports as the series of "a" (made first): found without the lock while another thread holds it.
+        // "K0" exports as the series of "k0" (the first made): found without the lock while this thread holds it.
         let held = table.registry.lock();
         let (tx, rx) = std::sync::mpsc::channel();
         let t = Arc::clone(&table);
