@@ -32,9 +32,6 @@ use super::rates::{default_cache_read, default_cache_write_5m};
 use super::{ModelPrice, Money, PriceBookError, Rates, normalize_model_id};
 use crate::toml_spans::{entries, line_col, path_key};
 
-/// Expected-value wording shared by every rate error.
-const EXPECTED_USD: &str = "expected a non-negative number of USD per million tokens";
-
 /// The five rate keys, in file order of the docs.
 const RATE_KEYS: [&str; 5] = ["input", "output", "cache_write_5m", "cache_write_1h", "cache_read"];
 
@@ -177,23 +174,31 @@ fn usd_micros(value: &DeValue<'_>) -> Result<u64, NumberError> {
     }
 }
 
-/// A rate value in micro-USD per million tokens.
-fn rate_value(src: &Source<'_>, value: &Spanned<DeValue<'_>>, field: &str) -> Result<u64, PriceBookError> {
+/// A field of dollars per `unit` (a TOML integer or float) as micro-USD per `unit`, exactly; `example`, if any,
+/// is shown after the expected form in the error.
+fn usd_field(
+    src: &Source<'_>,
+    value: &Spanned<DeValue<'_>>,
+    field: &str,
+    unit: &str,
+    example: &str,
+) -> Result<u64, PriceBookError> {
     usd_micros(value.get_ref()).map_err(|e| {
         let found = src.describe(value);
         let message = match e {
             NumberError::NotNumber | NumberError::Negative | NumberError::NotFinite => {
-                format!("{EXPECTED_USD}, found {found}")
+                format!("expected a non-negative number of USD per {unit}{example}, found {found}")
             }
-            NumberError::TooPrecise => {
-                format!("{found} is more precise than 0.000001 USD per million tokens")
-            }
-            NumberError::TooLarge => {
-                format!("{found} is too large (at most 18446744073709.551615 USD per million tokens)")
-            }
+            NumberError::TooPrecise => format!("{found} is more precise than 0.000001 USD per {unit}"),
+            NumberError::TooLarge => format!("{found} is too large (at most 18446744073709.551615 USD per {unit})"),
         };
         src.field_error(&value.span(), field, message)
     })
+}
+
+/// A rate value in micro-USD per million tokens.
+fn rate_value(src: &Source<'_>, value: &Spanned<DeValue<'_>>, field: &str) -> Result<u64, PriceBookError> {
+    usd_field(src, value, field, "million tokens", "")
 }
 
 /// A rates table's rates, `long_context` value, fast multiplier and minimum cacheable prompt.
@@ -276,20 +281,10 @@ pub(super) struct PriceFile {
 
 /// `web_search_per_1k`: USD per 1,000 searches, exactly, as the fee of one search.
 fn web_search_fee(src: &Source<'_>, value: &Spanned<DeValue<'_>>) -> Result<Money, PriceBookError> {
-    const FIELD: &str = "web_search_per_1k";
     // $x per 1,000 searches is x × 10^6 micro-USD per 1,000, and x × 10^12 / 1,000 = x × 10^9 pico-USD per
     // search: micro-USD per 1,000 times 1,000.
-    usd_micros(value.get_ref()).map(|micros| Money::from_picos(u128::from(micros) * 1_000)).map_err(|e| {
-        let found = src.describe(value);
-        let message = match e {
-            NumberError::NotNumber | NumberError::Negative | NumberError::NotFinite => {
-                format!("expected a non-negative number of USD per 1,000 web searches (e.g. 10), found {found}")
-            }
-            NumberError::TooPrecise => format!("{found} is more precise than 0.000001 USD per 1,000 web searches"),
-            NumberError::TooLarge => format!("{found} is too large"),
-        };
-        src.field_error(&value.span(), FIELD, message)
-    })
+    let micros = usd_field(src, value, "web_search_per_1k", "1,000 web searches", " (e.g. 10)")?;
+    Ok(Money::from_picos(u128::from(micros) * 1_000))
 }
 
 /// Parses a whole price file. Nothing is returned unless the whole file is valid.
