@@ -207,9 +207,9 @@ impl Stamp {
 }
 
 /// True when `a` is the copy of a response to keep over `b`: a main-conversation copy over a sidechain one,
-/// then the larger token total, then the more web searches; on a tie, the copy its own session wrote (its line's `sessionId` is its file's:
-/// a resumed session's file may carry copies of the earlier session's lines under their old id), then the one
-/// already kept (`b`).
+/// then the larger token total, then the more web searches; on a tie, the copy its own session wrote (its line's
+/// `sessionId` is its file's: a resumed session's file may carry copies of the earlier session's lines under their
+/// old id), then the one already kept (`b`).
 fn better(a: &RawCall, a_own: bool, b: &RawCall, b_own: bool) -> bool {
     if a.sidechain != b.sidechain {
         return !a.sidechain;
@@ -412,17 +412,6 @@ impl<'p> RecordMaker<'p> {
             // Priced below, from the record.
             None
         };
-        let priced = match (&model, call.synthetic) {
-            (Some(m), false) => match self.models.get(m) {
-                Some(p) => p.clone(),
-                None => {
-                    let p = self.prices.resolve(m);
-                    self.models.insert(Arc::clone(m), p.clone());
-                    p
-                }
-            },
-            _ => None,
-        };
         let id = call.message_id.as_ref().or(call.request_id.as_ref()).map(|r| Arc::from(f.str(r)));
         // A sub-agent's file belongs to the session its lines name (the parent's): under `subagents/` that is
         // the folder's session anyway; an `agent-<id>.jsonl` beside the sessions has no other way to tell.
@@ -462,9 +451,19 @@ impl<'p> RecordMaker<'p> {
             cost,
         };
         if !call.synthetic {
-            record.cost = priced.map(|p| p.price_call(&record));
+            record.cost = record.model.as_ref().and_then(|m| self.priced(m)).map(|p| p.price_call(&record));
             self.unpriced += u64::from(record.cost.is_none());
         }
         record
+    }
+
+    /// The price of model `m` (resolved once per model id).
+    fn priced(&mut self, m: &Arc<str>) -> Option<PricedModel> {
+        if let Some(p) = self.models.get(m) {
+            return p.clone();
+        }
+        let p = self.prices.resolve(m);
+        self.models.insert(Arc::clone(m), p.clone());
+        p
     }
 }
