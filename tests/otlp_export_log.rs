@@ -20,7 +20,11 @@ use tracing_subscriber::prelude::*;
 /// WARN makes it flush and shut the meter down from the thread that logged it (the SDK's reader thread), and
 /// keeps what they returned in `reactions`.
 #[derive(Clone, Default)]
-struct Seen(Arc<Mutex<Vec<(tracing::Level, String)>>>, Arc<std::sync::OnceLock<TokenMeter>>, Arc<Mutex<Vec<String>>>);
+struct Seen {
+    events: Arc<Mutex<Vec<(tracing::Level, String)>>>,
+    react: Arc<std::sync::OnceLock<TokenMeter>>,
+    reactions: Arc<Mutex<Vec<String>>>,
+}
 
 struct Text(String);
 
@@ -35,11 +39,11 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Seen {
         if event.metadata().target() == "tokenmeter::export" {
             let mut text = Text(String::new());
             event.record(&mut text);
-            self.0.lock().push((*event.metadata().level(), text.0));
-            if let (Some(meter), true) = (self.1.get(), *event.metadata().level() == tracing::Level::WARN) {
+            self.events.lock().push((*event.metadata().level(), text.0));
+            if let (Some(meter), true) = (self.react.get(), *event.metadata().level() == tracing::Level::WARN) {
                 let flushed = meter.flush_metrics().map_err(|e| e.to_string());
                 let shut = meter.shutdown().map_err(|e| e.to_string());
-                self.2.lock().push(format!("{flushed:?} / {shut:?}"));
+                self.reactions.lock().push(format!("{flushed:?} / {shut:?}"));
             }
         }
     }
@@ -47,7 +51,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Seen {
 
 impl Seen {
     fn count(&self, level: tracing::Level) -> usize {
-        self.0.lock().iter().filter(|(l, _)| *l == level).count()
+        self.events.lock().iter().filter(|(l, _)| *l == level).count()
     }
 
     fn wait_for(&self, level: tracing::Level, n: usize) {
@@ -73,7 +77,7 @@ fn failed_exports_are_logged_once_and_the_recovery_too() {
         .with_header("authorization", "Bearer sekrit-token")
         .ignore_env();
     let meter = TokenMeter::builder().with_otlp(config).expect("config").build();
-    let _ = seen.1.set(meter.clone());
+    let _ = seen.react.set(meter.clone());
     otlp_workload::run(&meter);
 
     let err = meter.flush_metrics().expect_err("nothing listens");
@@ -86,9 +90,9 @@ fn failed_exports_are_logged_once_and_the_recovery_too() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(meter.export_status().expect("exporting").failures >= 5);
-    assert_eq!(seen.count(tracing::Level::WARN), 1, "{:?}", seen.0.lock());
+    assert_eq!(seen.count(tracing::Level::WARN), 1, "{:?}", seen.events.lock());
     {
-        let events = seen.0.lock();
+        let events = seen.events.lock();
         let warning = &events[0].1;
         assert!(warning.contains("OTLP metrics export failed"), "{warning}");
         assert!(warning.contains(&format!("127.0.0.1:{port}")), "names the target: {warning}");
@@ -99,7 +103,7 @@ fn failed_exports_are_logged_once_and_the_recovery_too() {
     // The subscriber that flushed and shut down from the reader thread got errors, not a thread waiting on
     // itself (which would have stopped every later export, and this test, for ever).
     {
-        let reactions = seen.2.lock();
+        let reactions = seen.reactions.lock();
         assert_eq!(reactions.len(), 1, "{reactions:?}");
         assert_eq!(reactions[0].matches("called on the metrics export thread").count(), 2, "{reactions:?}");
     }
@@ -119,8 +123,8 @@ fn failed_exports_are_logged_once_and_the_recovery_too() {
     };
     seen.wait_for(tracing::Level::INFO, 1);
     meter.flush_metrics().expect("the collector answers");
-    assert_eq!(seen.count(tracing::Level::INFO), 1, "{:?}", seen.0.lock());
-    assert!(seen.0.lock().iter().any(|(l, t)| *l == tracing::Level::INFO && t.contains("works again")));
+    assert_eq!(seen.count(tracing::Level::INFO), 1, "{:?}", seen.events.lock());
+    assert!(seen.events.lock().iter().any(|(l, t)| *l == tracing::Level::INFO && t.contains("works again")));
     assert_eq!(seen.count(tracing::Level::WARN), 1, "no new warning while exports work");
     meter.shutdown().expect("the final export goes through");
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
