@@ -49,7 +49,8 @@ def ensure_deps():
     if os.environ.get("TOKENMETER_CHECK_IN_VENV") != "1":
         if not os.path.exists(py):
             subprocess.check_call([sys.executable, "-m", "venv", VENV])
-        subprocess.check_call([py, "-m", "pip", "install", "-q", "jsonschema", "pyyaml"])
+        constraints = os.path.join(ROOT, "scripts", "python-constraints.txt")
+        subprocess.check_call([py, "-m", "pip", "install", "-q", "-c", constraints, "jsonschema", "pyyaml"])
         env = dict(os.environ, TOKENMETER_CHECK_IN_VENV="1")
         env.pop("PYTHONPATH", None)
         os.execve(py, [py] + sys.argv, env)

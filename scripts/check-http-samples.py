@@ -81,9 +81,18 @@ def main():
             sys.exit(f"the example server printed {base!r} instead of its address")
         failures = []
         for path, line, command, expected in found:
-            run = subprocess.run(
-                command.replace(SAMPLE_BASE, base) + " 2>&1", shell=True, cwd=ROOT, capture_output=True, text=True
-            )
+            try:
+                run = subprocess.run(
+                    command.replace(SAMPLE_BASE, base) + " 2>&1",
+                    shell=True,
+                    cwd=ROOT,
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                )
+            except subprocess.TimeoutExpired:
+                failures.append(f"{path}:{line}: `{command}` had no answer within 60 s")
+                continue
             got, want = normalize(run.stdout.replace(base, SAMPLE_BASE)), normalize(expected)
             if got != want:
                 diff = "\n".join(list(difflib.unified_diff(want.split("\n"), got.split("\n"), lineterm=""))[2:40])

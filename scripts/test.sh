@@ -44,7 +44,13 @@ apt_install() {
 }
 # The Python checks (dashboards, HTTP samples, schemathesis) make virtual environments: Debian's python3 needs
 # python3-venv for that (a pyenv or distribution python with ensurepip has it).
-apt_install "python3 -c 'import ensurepip, venv'" "python3-venv python3-pip" "the Python checks"
+# scripts/otlp-stack.sh installs rotel with `python3 -m pip`, which python3-venv alone does not bring.
+apt_install "python3 -c 'import ensurepip, venv' && python3 -m pip --version" "python3-venv python3-pip" \
+    "the Python checks"
+# curl: the OTLP stack's readiness checks and the HTTP samples; CA certificates: the OTLP TLS tests' gRPC
+# client loads the platform's roots.
+apt_install "command -v curl && test -s /etc/ssl/certs/ca-certificates.crt" "curl ca-certificates" \
+    "the end-to-end checks"
 # tests/readme_samples.rs runs README's CLI samples, one of which pipes into jq.
 apt_install "command -v jq" jq tests/readme_samples.rs
 # tests/cli_terminal.rs runs the CLI on a pseudo-terminal through util-linux `script` (bsdutils on Debian).

@@ -89,6 +89,7 @@ fn watch_stops_when_its_reader_goes() {
     use std::time::{Duration, Instant};
     let dir = cli_support::fixture("claude_code");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tokenmeter"))
+        .env("TZ", "UTC")
         .args([
             "-q",
             "--claude-code",
@@ -137,6 +138,7 @@ fn a_bounded_watch_ends_even_when_its_source_goes() {
     std::fs::create_dir(&journal).unwrap();
     write_journal(&journal);
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tokenmeter"))
+        .env("TZ", "UTC")
         .args(["--journal", journal.to_str().unwrap(), "--now", cli_support::NOW, "watch", "--format", "json"])
         .args(["--interval", "1", "--iterations", "3"])
         .stdin(std::process::Stdio::null())
@@ -182,7 +184,7 @@ fn a_refresh_reads_what_was_appended_since_the_last() {
     cli_support::clean_env(&mut cmd, home.path());
     let mut child = cmd
         .args(["--journal", dir.path().to_str().unwrap(), "--now", "2025-10-04T00:00:00Z", "watch"])
-        .args(["--period", "7d", "--threshold", "0.5", "--interval", "2", "--iterations", "2", "--format", "json"])
+        .args(["--period", "7d", "--threshold", "0.5", "--interval", "5", "--iterations", "2", "--format", "json"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -191,7 +193,8 @@ fn a_refresh_reads_what_was_appended_since_the_last() {
     let first: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
     assert_eq!((first["summary"]["calls"].as_u64(), first["over_threshold"].as_bool()), (Some(13), Some(false)));
 
-    // After the first refresh (the next comes 2 s later): one more call, of $1, on the last fixture day's file.
+    // After the first refresh (the next comes 5 s later, room for a loaded machine to append first): one more
+    // call, of $1, on the last fixture day's file.
     let day = dir.path().join("tokenmeter-2025-10-03.jsonl");
     let template = std::fs::read_to_string(&day).unwrap();
     let mut call: serde_json::Value = serde_json::from_str(template.lines().next().unwrap()).unwrap();

@@ -249,23 +249,29 @@ fn recording_never_waits_for_a_slow_endpoint() {
 fn a_full_queue_drops_and_counts() {
     let calls = Arc::new(AtomicUsize::new(0));
     let counter = calls.clone();
-    // Answers take 2 s, so the five spends below end long before the first answer (on a busy machine too).
-    let server = Server::start(2, Duration::from_secs(2), move |_| {
+    // No answer until the five spends below are done (a fixed 2 s answer let a slow machine's spends outlast
+    // it, and a queue that had drained dropped fewer): the first delivery is in flight the whole time.
+    let (release, gate) = std::sync::mpsc::channel::<()>();
+    let gate = Mutex::new(gate);
+    let server = Server::start(2, Duration::ZERO, move |_| {
+        // Returns when `release` is dropped (or after 20 s, for a test that failed before dropping it).
+        let _ = gate.lock().recv_timeout(Duration::from_secs(20));
         counter.fetch_add(1, Ordering::SeqCst);
         200
     });
-    // A timeout longer than the answers: with `fast`'s 2 s, equal to them, a delivery timed out now and then,
-    // failed and was retried, and `delivered` fell short of what was not dropped.
-    let hook = fast(&server.url).with_timeout(Duration::from_secs(6)).with_queue_capacity(1);
+    // A timeout longer than the wait: a delivery that timed out would fail and be retried, and `delivered`
+    // would fall short of what was not dropped.
+    let hook = fast(&server.url).with_timeout(Duration::from_secs(30)).with_queue_capacity(1);
     let h = harness(|b| b.with_budget(budget().with_thresholds([10, 20, 30, 40, 50])).with_webhook(hook));
     let started = Instant::now();
     for _ in 0..5 {
         spend(&h, 100_000);
     }
-    // Waiting for the webhook, spends 3 to 5 would each wait for a 2 s answer (6 s or more); 4 s leaves room
-    // for a loaded machine (1.5 s once failed under a parallel test run).
+    // Waiting for the webhook, spend 3 would wait for the held answer (20 s); 4 s leaves room for a loaded
+    // machine.
     let took = started.elapsed();
     assert!(took < Duration::from_secs(4), "recording waited for the webhook: {took:?}");
+    drop(release);
     wait_until("the queue to drain", || {
         let s = h.meter.alert_stats().webhook;
         s.delivered + s.dropped + s.failed == 5
