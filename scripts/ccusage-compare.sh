@@ -66,8 +66,10 @@ run_both() {
     local name="$1" dir="$2" now="$3"
     CLAUDE_CONFIG_DIR="$dir" "$CCUSAGE" claude daily --json --offline --mode calculate -z UTC >"$WORK/$name.cc-daily.json"
     CLAUDE_CONFIG_DIR="$dir" "$CCUSAGE" claude session --json --offline --mode calculate -z UTC >"$WORK/$name.cc-session.json"
-    "$TOKENMETER" --quiet --claude-code "$dir" --now "$now" summary --group-by day --format json >"$WORK/$name.tm-daily.json"
-    "$TOKENMETER" --quiet --claude-code "$dir" --now "$now" summary --group-by session --format json >"$WORK/$name.tm-session.json"
+    "$TOKENMETER" --quiet --tz UTC --claude-code "$dir" --now "$now" summary --group-by day --format json \
+        >"$WORK/$name.tm-daily.json"
+    "$TOKENMETER" --quiet --tz UTC --claude-code "$dir" --now "$now" summary --group-by session --format json \
+        >"$WORK/$name.tm-session.json"
 }
 
 # compare NAME DIR: checks agreement, prints a table; exit status 1 on disagreement.
@@ -184,7 +186,8 @@ find "$DATA" -name '*.jsonl' -exec cat {} + >/dev/null  # warm the page cache
 cc_times=(); tm_times=()
 for _ in $(seq "$RUNS"); do
     cc_times+=("$(time_cmd env CLAUDE_CONFIG_DIR="$DATA" "$CCUSAGE" claude daily --json --offline --mode calculate -z UTC)")
-    tm_times+=("$(time_cmd "$TOKENMETER" --quiet --claude-code "$DATA" --now 2025-11-01T00:00:00Z summary --group-by day --format json)")
+    tm_times+=("$(time_cmd "$TOKENMETER" --quiet --tz UTC --claude-code "$DATA" --now 2025-11-01T00:00:00Z \
+        summary --group-by day --format json)")
 done
 cc_best=$(printf '%s\n' "${cc_times[@]}" | best)
 tm_best=$(printf '%s\n' "${tm_times[@]}" | best)

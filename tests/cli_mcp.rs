@@ -144,6 +144,7 @@ impl Client {
             .env_remove("XDG_DATA_HOME")
             .env("HOME", home.path())
             .env("NO_COLOR", "1")
+            .env("TZ", "UTC")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -796,6 +797,7 @@ fn all_is_everything_the_source_holds_as_the_cli_counts_it() {
     let cli = Command::new(env!("CARGO_BIN_EXE_tokenmeter"))
         .args(["--records", &file, "--now", NOW, "summary", "--period", "all", "--format", "json"])
         .env("NO_COLOR", "1")
+        .env("TZ", "UTC")
         .output()
         .unwrap();
     let cli: Value = serde_json::from_slice(&cli.stdout).unwrap();

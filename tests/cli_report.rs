@@ -352,6 +352,7 @@ fn output_dash_is_standard_output_and_a_mismatched_extension_is_noted() {
         .args(["-q", "--claude-code", &fixture, "--now", cli_support::NOW, "report", "-o", "-"])
         .current_dir(dir.path())
         .env("NO_COLOR", "1")
+        .env("TZ", "UTC")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));

@@ -350,3 +350,57 @@ fn a_call_streamed_across_midnight_is_dated_by_its_first_copy() {
     let v = t.run(&["summary", "--since", "2025-10-03", "--format", "json"]).json();
     assert_eq!(v["summary"]["calls"], 0);
 }
+
+#[test]
+fn days_are_local_by_default_from_tz() {
+    let zone = |tz: &str, extra: &[&str]| {
+        let dir = fixture("claude_code");
+        let mut args = vec!["--claude-code", dir.as_str(), "--now", NOW];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["summary", "--format", "json"]);
+        let v = cli_support::run_env(&args, &[("TZ", tz)]).json();
+        v["summary"]["time_zone"].as_str().unwrap_or_default().to_owned()
+    };
+    assert_eq!(zone("America/Los_Angeles", &[]), "America/Los_Angeles");
+    // glibc's forms: a leading colon, a path into the zone database.
+    assert_eq!(zone(":Asia/Tokyo", &[]), "Asia/Tokyo");
+    assert_eq!(zone("/usr/share/zoneinfo/Europe/Paris", &[]), "Europe/Paris");
+    // UTC under its other names, and an empty TZ (UTC for the C library too).
+    assert_eq!(zone("Etc/UTC", &[]), "UTC");
+    assert_eq!(zone("", &[]), "UTC");
+    // --tz wins.
+    assert_eq!(zone("Asia/Tokyo", &["--tz", "Europe/Paris"]), "Europe/Paris");
+
+    // The days follow: at UTC+14 the fixture's calls after 10:00 UTC are the next day's.
+    let days = |tz: &str| {
+        let v = cli_support::run_env(
+            &[
+                "--claude-code",
+                &fixture("claude_code"),
+                "--now",
+                NOW,
+                "summary",
+                "--group-by",
+                "day",
+                "--format",
+                "json",
+            ],
+            &[("TZ", tz)],
+        )
+        .json();
+        v["groups"]["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|g| g["calls"].as_u64().unwrap() > 0)
+            .map(|g| (g["key"].as_str().unwrap().to_owned(), g["calls"].as_u64().unwrap()))
+            .collect::<Vec<_>>()
+    };
+    let utc = days("UTC");
+    assert_eq!(utc.iter().map(|d| d.1).collect::<Vec<_>>(), [5, 3, 5], "{utc:?}");
+    // Local days start at 10:00 UTC the day before: the 2nd's three calls and the 3rd's two before 10:00 UTC
+    // are on the local 3rd, the 3rd's other three on the local 4th.
+    let kiritimati = days("Pacific/Kiritimati");
+    assert_eq!(kiritimati.iter().map(|d| d.1).collect::<Vec<_>>(), [5, 5, 3], "{kiritimati:?}");
+    assert_eq!(kiritimati[0].0, "2025-09-30T10:00:00+00:00");
+}

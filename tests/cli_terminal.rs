@@ -25,6 +25,7 @@ fn pty_run(cols: u16, args: &[&str]) -> Option<(i32, String)> {
     let out = Command::new("script")
         .args(["-qec", &line, "/dev/null"])
         .env("NO_COLOR", "1")
+        .env("TZ", "UTC")
         .env_remove("CLAUDE_CONFIG_DIR")
         .env_remove("TOKENMETER_JOURNAL")
         .stdin(Stdio::null())

@@ -58,9 +58,11 @@ pub fn run_env(args: &[&str], env: &[(&str, &str)]) -> Run {
     }
 }
 
-/// No colour, no Claude or journal variables, `HOME` at `home`, no standard input: what every CLI test runs in.
+/// No colour, no Claude or journal variables, `HOME` at `home`, no standard input, and UTC (`TZ`) as the local
+/// zone, whatever the machine's: what every CLI test runs in.
 pub fn clean_env<'c>(cmd: &'c mut Command, home: &Path) -> &'c mut Command {
-    cmd.env_remove("CLAUDE_CONFIG_DIR")
+    cmd.env("TZ", "UTC")
+        .env_remove("CLAUDE_CONFIG_DIR")
         .env_remove("TOKENMETER_JOURNAL")
         .env_remove("XDG_CONFIG_HOME")
         .env_remove("XDG_DATA_HOME")

@@ -56,7 +56,9 @@ pub(crate) struct CommonArgs {
     #[arg(long, global = true, value_name = "FILE")]
     pub(crate) prices: Option<PathBuf>,
     /// Time zone of days, weeks and months (IANA name), also of budgets whose file entry has no time_zone
-    #[arg(long = "tz", global = true, value_name = "ZONE", default_value = "UTC", value_parser = parse_tz)]
+    /// [default: the local zone: $TZ when it names one, else the system's, else UTC]
+    #[arg(long = "tz", global = true, value_name = "ZONE", default_value_t = local_zone(), hide_default_value = true,
+        value_parser = parse_tz)]
     pub(crate) time_zone: Tz,
     /// The time reports treat as now, RFC 3339 or YYYY-MM-DD (local midnight in --tz) [default: the current
     /// time]; calls stamped after it are left out
@@ -309,6 +311,26 @@ pub(crate) struct McpArgs {
 }
 
 // === value parsers ===
+
+/// The zone days are counted in without `--tz`, as `date` would show them: `$TZ` when it names an IANA zone
+/// (`Europe/Paris`, `:Europe/Paris`, or a path into a zoneinfo folder), else the system's (`/etc/localtime`),
+/// else UTC. Names of UTC itself (`Etc/UTC`, `Zulu`, …) are UTC, and so is an empty `$TZ`, as for the C library.
+pub(crate) fn local_zone() -> Tz {
+    let named = |name: &str| -> Option<Tz> {
+        let name = name.trim().trim_start_matches(':');
+        // `TZ=:/usr/share/zoneinfo/Europe/Paris`, or `/etc/localtime`'s target when read by hand.
+        let name = name.rsplit_once("zoneinfo/").map_or(name, |(_, zone)| zone);
+        match name.parse::<Tz>().ok()? {
+            Tz::Etc__UTC | Tz::Etc__UCT | Tz::Etc__Universal | Tz::Etc__Zulu | Tz::UCT | Tz::Universal | Tz::Zulu => {
+                Some(Tz::UTC)
+            }
+            tz => Some(tz),
+        }
+    };
+    let from_env = std::env::var("TZ").ok().map(|tz| if tz.trim().is_empty() { Some(Tz::UTC) } else { named(&tz) });
+    // Unset, or a POSIX rule (`CET-1CEST,M3.5.0,M10.5.0/3`) that is not a zone's name: the system's zone.
+    from_env.flatten().or_else(|| iana_time_zone::get_timezone().ok().and_then(|name| named(&name))).unwrap_or(Tz::UTC)
+}
 
 fn parse_tz(s: &str) -> Result<Tz, String> {
     s.parse::<Tz>().map_err(|_| format!("unknown time zone `{s}`: give an IANA name such as UTC or Europe/Paris"))
