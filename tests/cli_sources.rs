@@ -126,6 +126,23 @@ fn claude_code_defaults() {
     // Given before the command, a bare --claude-code does not swallow the command's name.
     let out = run_env(&["--now", NOW, "--claude-code", "summary", "--format", "json"], &[("CLAUDE_CONFIG_DIR", &fx)]);
     assert_eq!(calls(&out), 13);
+    // An entry that does not exist (a config dir since deleted) is warned about and left out while another
+    // exists; with none that exists, it is an error naming them.
+    let tmp = tempfile::tempdir().unwrap();
+    let gone = tmp.path().join("gone");
+    let env = format!("{fx},{}", gone.display());
+    let out = run_env(&["--claude-code", "--now", NOW, "summary", "--format", "json"], &[("CLAUDE_CONFIG_DIR", &env)]);
+    assert_eq!(calls(&out), 13);
+    assert!(
+        out.stderr.contains(&format!("warning: cannot read {}: no such directory", gone.display())),
+        "{}",
+        out.stderr
+    );
+    let unreadable = &out.json()["source"]["transcripts"]["unreadable_files"];
+    assert_eq!(unreadable[0]["path"], gone.display().to_string(), "{unreadable}");
+    let env = format!("{0},{0}2", gone.display());
+    run_env(&["--claude-code", "--now", NOW, "summary"], &[("CLAUDE_CONFIG_DIR", &env)])
+        .fails(1, "CLAUDE_CONFIG_DIR lists");
     // Else ~/.config/claude and ~/.claude.
     let home = tempfile::tempdir().unwrap();
     let dot = home.path().join(".claude");

@@ -486,15 +486,33 @@ fn progress_bar(ctx: &Context, total: u64, what: &str) -> Option<ProgressBar> {
 // === Claude Code ===
 
 fn load_claude_code(dir: &Path, ctx: &Context) -> CliResult<Source> {
+    // Entries of CLAUDE_CONFIG_DIR that do not exist (a config dir since deleted): warned about and left out, as
+    // long as another one exists.
+    let mut missing = Vec::new();
     let dirs = if dir.as_os_str().is_empty() {
-        let dirs = transcripts::default_claude_code_dirs();
+        let mut dirs = transcripts::default_claude_code_dirs();
         if dirs.is_empty() {
             return Err(CliError::data(
                 "no Claude Code data found: neither ~/.config/claude nor ~/.claude has a projects/ folder; set \
                  CLAUDE_CONFIG_DIR or pass --claude-code DIR",
             ));
         }
-        dirs
+        let (found, gone): (Vec<_>, Vec<_>) = dirs.drain(..).partition(|d| d.exists());
+        if found.is_empty() {
+            let list: Vec<String> = gone.iter().map(|d| d.display().to_string()).collect();
+            return Err(CliError::data(format!(
+                "no Claude Code data found: CLAUDE_CONFIG_DIR lists {}, and none of them exists",
+                list.join(", ")
+            )));
+        }
+        missing = gone
+            .into_iter()
+            .map(|path| transcripts::UnreadableFile {
+                path,
+                error: "no such directory (listed in CLAUDE_CONFIG_DIR; left out)".to_owned(),
+            })
+            .collect();
+        found
     } else {
         // A single file is read as one transcript only when it is one: anything else would be read line by
         // line and every line skipped, with exit status 0.
@@ -525,7 +543,7 @@ fn load_claude_code(dir: &Path, ctx: &Context) -> CliResult<Source> {
         pb.finish_and_clear();
     }
     let mut stats = load.stats;
-    stats.unreadable_files.splice(0..0, unreadable_dirs);
+    stats.unreadable_files.splice(0..0, missing.into_iter().chain(unreadable_dirs));
     let info = SourceInfo {
         kind: SourceKind::ClaudeCode,
         paths: dirs,
