@@ -78,13 +78,17 @@ fn a_folder_or_file_given_is_named_by_its_real_path() {
     assert_eq!(named(&up), named(&alpha));
     // A session's folder, its `subagents/` folder and a file in it: the project above, not `subagents`.
     let sub = [("-home-dev-alpha".to_owned(), "sess-alpha-1".to_owned(), true)];
-    for p in ["sess-alpha-1", "sess-alpha-1/subagents", "sess-alpha-1/subagents/agent-7f3a.jsonl"] {
+    for p in ["sess-alpha-1/subagents", "sess-alpha-1/subagents/agent-7f3a.jsonl"] {
         let files = discover(&fixture(&format!("claude_code/projects/-home-dev-alpha/{p}"))).unwrap();
         assert_eq!(named(&files), sub, "{p}");
         // Read at the path given, not at the real one.
         let given = fixture(&format!("claude_code/projects/-home-dev-alpha/{p}"));
         assert!(files[0].path.starts_with(&given), "{}", files[0].path.display());
     }
+    // The session's folder is the whole session: its own transcript beside the folder too, as in the project.
+    let session = discover(&fixture("claude_code/projects/-home-dev-alpha/sess-alpha-1")).unwrap();
+    assert_eq!(named(&session), named(&alpha)[..2], "{session:?}");
+    assert_eq!(session[0].path.file_name(), alpha[0].path.file_name());
     // Outside any `projects/` folder (a project copied elsewhere): the same from the folders' own names.
     let dir = tempfile::tempdir().unwrap();
     let project = dir.path().join("myproj");

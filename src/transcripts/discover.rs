@@ -41,8 +41,8 @@ pub fn default_claude_code_dirs() -> Vec<PathBuf> {
 /// Lists the transcripts under `path`, sorted by path.
 ///
 /// `path` may be a Claude Code config dir (it has a `projects/` folder), a `projects/` folder, one project's
-/// folder (it holds `.jsonl` files), one session's folder (it holds `subagents/`) or its `subagents/` folder,
-/// or a single `.jsonl` file. Every `.jsonl` file below is found, nested folders and `subagents/` included.
+/// folder (it holds `.jsonl` files), one session's folder (it holds `subagents/`; the session's own
+/// `<session>.jsonl` beside it is listed too) or its `subagents/` folder, or a single `.jsonl` file. Every `.jsonl` file below is found, nested folders and `subagents/` included.
 /// Projects and sessions are named from `path`'s real location (`.` from inside a project's folder is that
 /// project; a session's folder belongs to the project folder above it); files keep the path they were found at.
 pub fn discover(path: &Path) -> Result<Vec<TranscriptFile>, TranscriptError> {
@@ -117,6 +117,22 @@ pub fn discover_reporting(path: &Path) -> Result<(Vec<TranscriptFile>, Vec<Unrea
     let mut files = Vec::new();
     let mut skipped = Vec::new();
     let mut seen = HashSet::new();
+    // A session's folder holds its sub-agents; the session's own transcript is `<project>/<session>.jsonl`,
+    // beside the folder. Without it the session is half read, and a sub-agent's copy of a main-thread call
+    // cannot be told from a call of its own (the loader recognizes such replays from the main lines).
+    if let [project, session] = prefix.as_slice()
+        && let Some(main) = real.parent().map(|p| p.join(format!("{session}.jsonl")))
+        && let Ok(meta) = std::fs::metadata(&main)
+        && meta.is_file()
+    {
+        files.push(TranscriptFile {
+            path: main,
+            project: project.as_str().into(),
+            session: session.as_str().into(),
+            subagent: false,
+            len: meta.len(),
+        });
+    }
     walk(&root, &mut prefix.clone(), &mut files, &mut skipped, &mut seen, 0)?;
     // By the path as a string (as ccusage does): which copy of a repeated response is kept depends on it.
     files.sort_by(|a, b| a.path.as_os_str().cmp(b.path.as_os_str()));
