@@ -46,8 +46,8 @@
 //!
 //! # Implementation details
 //!
-//! Files are read whole and split into lines with `memchr`; a line is parsed only if it contains the
-//! bytes `"usage"`, into a borrowed struct that skips every other field without allocating; other lines are
+//! Files are read through a 1 MiB buffer and split into lines with `memchr`; a line is parsed only if it contains
+//! the bytes `"usage"`, into a borrowed struct that skips every other field without allocating; other lines are
 //! only checked to look like one JSON object. Files are spread over up to
 //! [`TranscriptLoader::with_threads`] threads (largest first), and duplicates are resolved after all files
 //! are read, so the result does not depend on the order files finish in. A program that reads the same

@@ -97,15 +97,24 @@ impl FileCalls {
 // Borrowed: ids and timestamps are slices of the file's bytes (`Cow` only for the rare escaped string), and
 // every field not named here (prompt and response text above all) is skipped without being stored.
 
+/// An optional string borrowed from the line when it has no escapes. `#[serde(borrow)]` borrows a bare
+/// `Cow<str>` field, but inside an `Option` serde's `Cow` impl always copies (serde-rs/serde#1497): every id,
+/// timestamp and model of every usage line was an allocation.
+pub(super) fn opt_str<'de: 'a, 'a, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Cow<'a, str>>, D::Error> {
+    #[derive(Deserialize)]
+    struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
+    Ok(Option::<Borrowed<'a>>::deserialize(d)?.map(|b| b.0))
+}
+
 #[derive(Deserialize)]
 struct Line<'a> {
-    #[serde(rename = "type", borrow)]
+    #[serde(rename = "type", borrow, default, deserialize_with = "opt_str")]
     kind: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "opt_str")]
     timestamp: Option<Cow<'a, str>>,
-    #[serde(rename = "sessionId", borrow)]
+    #[serde(rename = "sessionId", borrow, default, deserialize_with = "opt_str")]
     session_id: Option<Cow<'a, str>>,
-    #[serde(rename = "requestId", borrow)]
+    #[serde(rename = "requestId", borrow, default, deserialize_with = "opt_str")]
     request_id: Option<Cow<'a, str>>,
     #[serde(rename = "isSidechain")]
     is_sidechain: Option<bool>,
@@ -117,9 +126,9 @@ struct Line<'a> {
 
 #[derive(Deserialize)]
 struct Message<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "opt_str")]
     id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "opt_str")]
     model: Option<Cow<'a, str>>,
     #[serde(borrow)]
     usage: Option<Usage<'a>>,
@@ -133,9 +142,9 @@ struct Usage<'a> {
     cache_read_input_tokens: Option<u64>,
     cache_creation: Option<CacheCreation>,
     server_tool_use: Option<ServerToolUse>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "opt_str")]
     service_tier: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "opt_str")]
     speed: Option<Cow<'a, str>>,
 }
 
@@ -379,6 +388,22 @@ fn parse_line(line: &[u8], line_no: u64, out: &mut FileCalls, max_places: usize)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lines_strings_are_borrowed_from_the_file() {
+        let line = br#"{"type":"assistant","timestamp":"2025-01-01T00:00:01Z","sessionId":"s","requestId":"r1","message":{"id":"m1","model":"claude-sonnet-4-5","usage":{"input_tokens":3,"output_tokens":5,"service_tier":"standard"}}}"#;
+        let parsed: Line<'_> = serde_json::from_slice(line).unwrap();
+        let borrowed = |c: &Option<Cow<'_, str>>| matches!(c, Some(Cow::Borrowed(_)));
+        let m = parsed.message.as_ref().unwrap();
+        assert!(borrowed(&parsed.kind) && borrowed(&parsed.timestamp) && borrowed(&parsed.session_id));
+        assert!(borrowed(&parsed.request_id) && borrowed(&m.id) && borrowed(&m.model));
+        // An escaped string is copied, unescaped; null and absent are None.
+        let line = br#"{"type":"assistant","sessionId":null,"message":{"model":"claude\u002dsonnet-4-5"}}"#;
+        let parsed: Line<'_> = serde_json::from_slice(line).unwrap();
+        let m = parsed.message.as_ref().unwrap();
+        assert!(matches!(&m.model, Some(Cow::Owned(s)) if s == "claude-sonnet-4-5"), "{:?}", m.model);
+        assert!(parsed.session_id.is_none() && parsed.timestamp.is_none() && m.id.is_none());
+    }
 
     #[test]
     fn reads_usage_and_skips_the_rest() {

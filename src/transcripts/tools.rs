@@ -26,7 +26,7 @@ pub struct ToolUses {
 struct Line<'a> {
     #[serde(borrow)]
     message: Option<Message<'a>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "super::parse::opt_str")]
     timestamp: Option<Cow<'a, str>>,
 }
 
@@ -70,13 +70,13 @@ impl<'de: 'a, 'a> Deserialize<'de> for Blocks<'a> {
 
 #[derive(Deserialize)]
 struct Block<'a> {
-    #[serde(rename = "type", borrow)]
+    #[serde(rename = "type", borrow, default, deserialize_with = "super::parse::opt_str")]
     kind: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "super::parse::opt_str")]
     id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "super::parse::opt_str")]
     name: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "super::parse::opt_str")]
     tool_use_id: Option<Cow<'a, str>>,
     is_error: Option<bool>,
 }
