@@ -163,8 +163,11 @@ Ok(())
 
 pub fn usage(meter: tokenmeter::TokenMeter) -> R {
 for m in meter.model_usage() {          // most expensive first
-    println!("{} {} calls, {} in / {} out, {} ({} unpriced)",
-        m.model, m.totals.calls, m.totals.tokens.input, m.totals.tokens.output, m.totals.cost, m.totals.unpriced_calls);
+    // `input` is uncached input only; `prompt_total()` adds cache reads and writes (what a client reports as
+    // its prompt tokens)
+    println!("{} {} calls, {} uncached in / {} prompt / {} out, {} ({} unpriced)",
+        m.model, m.totals.calls, m.totals.tokens.input, m.totals.tokens.prompt_total(), m.totals.tokens.output,
+        m.totals.cost, m.totals.unpriced_calls);
 }
 let all = meter.total_usage();           // UsageTotals over every model
 let tools = meter.tool_usage();          // per tool: invocations, errors, total time
@@ -177,7 +180,8 @@ use tokenmeter::ledger::{Dimension, GroupBy, Query, Window};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
 let meter = tokenmeter::TokenMeter::builder()
-    .with_time_zone(chrono_tz::Europe::Paris)   // local hours, days, weeks, months (default UTC)
+    // local hours, days, weeks, months (default UTC); `Tz` is chrono-tz's, re-exported: no dependency to add
+    .with_time_zone(tokenmeter::budget::Tz::Europe__Paris)
     .build();
 // ... install meter.layer(), run the application ...
 
