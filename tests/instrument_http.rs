@@ -526,6 +526,36 @@ fn streaming_request_answered_with_an_error_status() {
     assert_eq!(c.time_to_first_token_us, None);
 }
 
+#[test]
+fn streaming_request_answered_with_one_json_message() {
+    // A gateway that ignores "stream": true: one JSON body. Pushed into the event decoder it made no events and
+    // ended as "stream_incomplete", its usage lost.
+    let api = MockApi::start(json(200, PLAIN));
+    let (reply, c, streamed) = call(&api, "claude-sonnet-4-5", true);
+    let reply = reply.expect("reply");
+    assert_eq!(reply.text, "Hi! My name is Claude.");
+    assert_eq!(reply.stop_reason.as_deref(), Some("end_turn"));
+    assert_eq!(streamed, "", "nothing streamed");
+    assert_anthropic_chat(&c, true);
+    assert!(!c.outcome.is_error(), "{:?}", c.outcome);
+    assert!(c.metered);
+    assert_eq!(tokens(&c), (2095, 0, 0, 0, 503));
+    assert_eq!(c.request_id.as_deref(), Some("msg_013Zva2CMHLNnXjNJJKqJ2EF"));
+    assert_eq!(cost(&c), "$0.01383");
+}
+
+#[test]
+fn streaming_request_answered_with_an_error_body_and_a_success_status() {
+    let api = MockApi::start(json(200, OVERLOADED));
+    let (reply, c, _) = call(&api, "claude-sonnet-4-5", true);
+    assert!(
+        matches!(&reply, Err(ClientError::Stream { error_type, .. }) if error_type == "overloaded_error"),
+        "{reply:?}"
+    );
+    assert_eq!(c.outcome.label(), "overloaded_error");
+    assert!(!c.metered);
+}
+
 // === attribution and privacy ===
 
 #[test]

@@ -131,17 +131,28 @@ if !response.status().is_success() {
     stream.fail(&instrument::error_type_for_status(response.status().as_u16()));
     return Err("API error".into());
 }
-let mut buf = [0u8; 8192];
-loop {
-    let n = match response.read(&mut buf) {
-        Ok(0) => break, // end of body
-        Ok(n) => n,
-        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-        Err(_) => break, // the connection dropped
-    };
-    // the accumulator reads the usage; the events come back for you to show their text
-    for event in stream.push_events(&buf[..n]) {
-        // show the text of `content_block_delta` events to your user here
+let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+if !content_type.starts_with("text/event-stream") {
+    // One JSON body, not a stream (a gateway that ignored "stream": true, or an error body with a 2xx status)
+    let body = response.bytes().inspect_err(|_| stream.fail("transport_error"))?;
+    stream.whole_response(&body); // its usage, or its error type
+} else {
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = match response.read(&mut buf) {
+            Ok(0) => break, // end of body
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                stream.fail("timeout");
+                break;
+            }
+            Err(_) => break, // the connection dropped
+        };
+        // the accumulator reads the usage; the events come back for you to show their text
+        for event in stream.push_events(&buf[..n]) {
+            // show the text of `content_block_delta` events to your user here
+        }
     }
 }
 let summary = stream.finish(); // records "stream_incomplete" if message_stop never came

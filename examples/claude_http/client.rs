@@ -257,22 +257,35 @@ impl ClaudeClient {
         }
 
         let mut text = String::new();
-        let mut buf = [0u8; 8 * 1024];
-        loop {
-            let n = match response.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                // The connection dropped: the accumulator reports the stream as incomplete.
-                Err(_) => break,
-            };
-            // The accumulator reads the usage; the events come back for the text.
-            for event in stream.push_events(&buf[..n]) {
-                if event.event == "content_block_delta"
-                    && let Some(delta) = text_delta(&event.data)
-                {
-                    on_text(&delta);
-                    text.push_str(&delta);
+        if !is_event_stream(&response) {
+            // One JSON body instead of a stream (a gateway that ignored "stream": true, or an error body with a
+            // 2xx status): read whole, for its usage or its error type.
+            let body = response.bytes().inspect_err(|e| stream.fail(transport_error_type(e)))?;
+            stream.whole_response(&body);
+            text = serde_json::from_slice::<Content>(&body).unwrap_or_default().text();
+        } else {
+            let mut buf = [0u8; 8 * 1024];
+            loop {
+                let n = match response.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    // The read timed out: a failure of its own, not merely a stream cut short.
+                    Err(e) if e.kind() == ErrorKind::TimedOut => {
+                        stream.fail("timeout");
+                        break;
+                    }
+                    // The connection dropped: the accumulator reports the stream as incomplete.
+                    Err(_) => break,
+                };
+                // The accumulator reads the usage; the events come back for the text.
+                for event in stream.push_events(&buf[..n]) {
+                    if event.event == "content_block_delta"
+                        && let Some(delta) = text_delta(&event.data)
+                    {
+                        on_text(&delta);
+                        text.push_str(&delta);
+                    }
                 }
             }
         }
@@ -291,6 +304,15 @@ impl ClaudeClient {
             }
         }
     }
+}
+
+/// Whether a 2xx answer to a streaming request is an event stream (`text/event-stream`).
+fn is_event_stream(response: &reqwest::blocking::Response) -> bool {
+    response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.trim_start().to_ascii_lowercase().starts_with("text/event-stream"))
 }
 
 fn request_id_of(response: &reqwest::blocking::Response) -> Option<String> {

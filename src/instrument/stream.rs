@@ -297,6 +297,36 @@ impl StreamAccumulator {
         self.state = State::Failed(error_type.to_owned());
     }
 
+    /// Reads a reply that is not an event stream: a streaming request answered with one JSON body (a gateway
+    /// that ignores `"stream": true`, or an error body sent with a 2xx status). Check the response's
+    /// `content-type` (`text/event-stream` for a stream) and hand anything else here whole: pushed as bytes,
+    /// it would decode to no events and end as `stream_incomplete`, its usage and error type lost.
+    ///
+    /// A message body is recorded as [`record_response`](super::record_response) records it, and completes
+    /// the stream; an error body fails it with its error type; anything else fails it as `invalid_response`.
+    /// After the stream has completed or failed this does nothing.
+    pub fn whole_response(&mut self, body: &[u8]) {
+        if self.state != State::Open {
+            return;
+        }
+        let Ok(response) = serde_json::from_slice::<MessageResponse>(body) else {
+            self.fail("invalid_response");
+            return;
+        };
+        if let Some(error_type) = super::response_error(&response) {
+            self.fail(error_type);
+            return;
+        }
+        super::record_response(&self.span, &response);
+        self.response_id = response.id.filter(|s| !s.is_empty());
+        self.model = response.model.filter(|s| !s.is_empty());
+        self.stop_reason = response.stop_reason;
+        if let Some(usage) = response.usage {
+            self.usage.update(&usage);
+        }
+        self.state = State::Completed;
+    }
+
     /// True once `message_stop` has arrived without an error.
     pub fn is_complete(&self) -> bool {
         self.state == State::Completed
@@ -430,6 +460,62 @@ mod tests {
         let mut calls = calls.lock();
         assert_eq!(calls.len(), 1, "{calls:#?}");
         calls.pop().unwrap()
+    }
+
+    #[test]
+    fn events_without_a_name_are_read_by_their_data_type() {
+        // Bedrock's event-stream frames decoded by the caller: the JSON of each chunk, no SSE event name.
+        let mut summary = None;
+        let call = one_call(|_| {
+            let span = claude_span("chat", "claude-sonnet-4-5", true);
+            let mut acc = StreamAccumulator::new(&span);
+            for sse in [START, DELTA_TEXT, MESSAGE_DELTA, STOP] {
+                let data = sse.lines().find_map(|l| l.strip_prefix("data: ")).unwrap().to_owned();
+                acc.observe(&SseEvent { event: String::new(), data });
+            }
+            summary = Some(acc.finish());
+        });
+        let summary = summary.unwrap();
+        assert!(summary.is_complete());
+        assert!(summary.time_to_first_token.is_some());
+        assert_eq!(summary.malformed_events, 0);
+        assert_eq!((call.tokens.input, call.tokens.cache_read, call.tokens.output), (472, 1000, 15));
+        assert_eq!(call.request_id.as_deref(), Some("msg_01"));
+    }
+
+    #[test]
+    fn a_whole_json_reply_completes_or_fails_the_stream() {
+        let whole = |body: &str| {
+            let mut summary = None;
+            let call = one_call(|_| {
+                let span = claude_span("chat", "claude-sonnet-4-5", true);
+                let mut acc = StreamAccumulator::new(&span);
+                acc.whole_response(body.as_bytes());
+                // Once complete or failed, nothing more changes it.
+                acc.whole_response(br#"{"type":"error","error":{"type":"api_error"}}"#);
+                summary = Some(acc.finish());
+            });
+            (summary.unwrap(), call)
+        };
+        let message = r#"{"type":"message","id":"msg_w","model":"claude-sonnet-4-5-20250929","stop_reason":"end_turn",
+            "usage":{"input_tokens":10,"cache_read_input_tokens":20,"output_tokens":5}}"#;
+        let (summary, call) = whole(message);
+        assert!(summary.is_complete());
+        assert_eq!(summary.response_id.as_deref(), Some("msg_w"));
+        assert_eq!(summary.stop_reason.as_deref(), Some("end_turn"));
+        assert_eq!(summary.usage.output_tokens, Some(5));
+        assert_eq!((call.tokens.input, call.tokens.cache_read, call.tokens.output), (10, 20, 5));
+        assert!(!call.outcome.is_error() && call.metered);
+
+        let (summary, call) = whole(r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#);
+        assert_eq!(summary.outcome, StreamOutcome::Error { error_type: "overloaded_error".into() });
+        assert_eq!(call.outcome.label(), "overloaded_error");
+        assert!(!call.metered);
+        for bad in ["<html>502</html>", "{}", "[]"] {
+            let (summary, call) = whole(bad);
+            assert_eq!(summary.outcome, StreamOutcome::Error { error_type: "invalid_response".into() }, "{bad}");
+            assert_eq!(call.outcome.label(), "invalid_response");
+        }
     }
 
     #[test]
