@@ -106,10 +106,16 @@ impl Drop for Closing<'_> {
 /// events raised meanwhile are ignored, unless the call span they belong to was opened by the sink itself (a
 /// sink making calls of its own is still metered).
 pub(crate) fn while_in_sinks<R>(f: impl FnOnce() -> R) -> R {
-    let was = IN_SINKS.try_with(|c| c.replace(true)).unwrap_or(false);
-    let r = f();
-    let _ = IN_SINKS.try_with(|c| c.set(was));
-    r
+    /// Restores the flag however `f` ends: a panic out of it (another layer's, on an alert's event) that left
+    /// the flag set would have this thread ignore every usage and error event from then on.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = IN_SINKS.try_with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(IN_SINKS.try_with(|c| c.replace(true)).unwrap_or(false));
+    f()
 }
 
 fn in_sinks() -> bool {
@@ -720,5 +726,23 @@ where
         } else {
             self.inner.count_rejected(state.rejected);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sinks_flag_is_restored_after_a_panic() {
+        let caught = std::panic::catch_unwind(|| while_in_sinks(|| panic!("a layer's panic on an alert's event")));
+        assert!(caught.is_err());
+        assert!(!in_sinks(), "left set, this thread would ignore every usage event from then on");
+        // Nested: the inner run restores the outer one's flag.
+        while_in_sinks(|| {
+            let _ = std::panic::catch_unwind(|| while_in_sinks(|| panic!("inner")));
+            assert!(in_sinks());
+        });
+        assert!(!in_sinks());
     }
 }
