@@ -161,9 +161,10 @@ pub struct CaptureStats {
     /// Events with token fields outside any call span: no call to apply them to, so they are not counted.
     #[serde(default)]
     pub orphan_usage_events: u64,
-    /// Spans opened by a record sink or budget callback while tokenmeter was closing a span (see
-    /// [`RecordSink`]): tracing-subscriber's registry never removes a span closed inside another span's close,
-    /// and such a span keeps its parent spans open. Should stay 0.
+    /// Spans closed while tokenmeter was closing another span: opened there by a record sink or budget callback
+    /// (see [`RecordSink`]), or held elsewhere and dropped there. tracing-subscriber's registry never removes a
+    /// span closed inside another span's close, and such a span keeps its parent spans open. Should stay 0. (A
+    /// span a sink opens and hands to another thread or task closes later, and is not counted.)
     #[serde(default)]
     pub spans_opened_while_closing: u64,
 }
@@ -973,20 +974,21 @@ impl MeterInner {
         shard.stats.rejected_values += rejected;
     }
 
-    /// Counts a span a sink or callback opened while this meter's layer was closing a span.
+    /// Counts a span that closed while this meter's layer was closing another (a sink or callback opened or
+    /// dropped it).
     pub(crate) fn count_span_opened_while_closing(&self) {
         self.shard().lock().stats.spans_opened_while_closing += 1;
     }
 
-    /// Warns, once, that a sink or callback opened span `name` while this meter's layer was closing a span.
+    /// Warns, once, that span `name` closed while this meter's layer was closing another.
     pub(crate) fn warn_span_opened_while_closing(&self, name: &'static str) {
         if !self.warned_span_in_close.swap(true, std::sync::atomic::Ordering::Relaxed) {
             tracing::warn!(
                 target: "tokenmeter::capture",
                 span = name,
-                "a record sink or budget callback opened a span while tokenmeter was closing a span: \
-                 tracing-subscriber never removes a span closed inside another span's close, and it keeps its \
-                 parent spans open for good; hand such work to another thread \
+                "a span closed while tokenmeter was closing another (a record sink or budget callback opened or \
+                 dropped it): tracing-subscriber never removes a span closed inside another span's close, and it \
+                 keeps its parent spans open for good; hand such work to another thread \
                  (capture_stats().spans_opened_while_closing counts them)"
             );
         }

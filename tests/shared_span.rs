@@ -274,6 +274,36 @@ fn spans_opened_by_a_callback_during_a_close_are_counted_and_warned_about() {
     assert_eq!(h.meter.total_usage().calls, 6);
 }
 
+/// What leaks is a span *closed* inside a close: a span a sink opens and hands elsewhere (closed later) does not,
+/// and one it held from before and drops there does.
+#[test]
+fn only_spans_closed_inside_a_close_are_counted() {
+    use std::sync::{Arc, Mutex};
+    use tracing_subscriber::prelude::*;
+    let handed: Arc<Mutex<Vec<tracing::Span>>> = Arc::default();
+    let held: Arc<Mutex<Option<tracing::Span>>> = Arc::default();
+    let (to_hand, to_drop) = (handed.clone(), held.clone());
+    let h = Harness::with(move |b| {
+        b.on_call(move |_| {
+            to_hand.lock().unwrap().push(info_span!("handed_on"));
+            to_drop.lock().unwrap().take();
+        })
+    });
+    let subscriber = tracing_subscriber::registry().with(h.meter.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        let _s = info_span!("chat", gen_ai.request.model = "claude-sonnet-4-5", input_tokens = 1u64);
+        drop(_s);
+        assert_eq!(h.meter.capture_stats().spans_opened_while_closing, 0, "opened there, still open");
+        handed.lock().unwrap().clear();
+        assert_eq!(h.meter.capture_stats().spans_opened_while_closing, 0, "closed later, out of the close");
+
+        *held.lock().unwrap() = Some(info_span!("held_from_before"));
+        let _s = info_span!("chat", gen_ai.request.model = "claude-sonnet-4-5", input_tokens = 1u64);
+        drop(_s);
+        assert_eq!(h.meter.capture_stats().spans_opened_while_closing, 1, "dropped inside the close");
+    });
+}
+
 #[test]
 fn a_call_span_made_inside_one_of_its_calls_does_not_make_the_rest_roll_ups() {
     // During msg_b a helper makes a call through its own span. The shared span's later calls were skipped as

@@ -549,13 +549,6 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        // A sink or budget callback opening a span inside `on_close`: tracing-subscriber's registry never removes
-        // a span closed inside another span's close (its close count is above one then), and that span holds
-        // its parents open. Nothing here can undo that; it is counted and warned about once.
-        if IN_CLOSE.try_with(Cell::get).unwrap_or(false) {
-            self.inner.count_span_opened_while_closing();
-            let _ = OPENED_WHILE_CLOSING.try_with(|c| c.set(Some(attrs.metadata().name())));
-        }
         let plan = plan_for(attrs.metadata());
         if !self.wants(attrs.metadata(), plan) {
             return;
@@ -668,6 +661,16 @@ where
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        // A span closing inside this layer's close of another (a sink or budget callback opened it there, or
+        // dropped one it held): tracing-subscriber's registry never removes a span closed inside another span's
+        // close (its close count is above one then), and that span holds its parents open. Nothing here can undo
+        // that; it is counted and warned about once. A span a sink opens and hands elsewhere closes later, and
+        // is not counted.
+        if IN_CLOSE.try_with(Cell::get).unwrap_or(false) {
+            self.inner.count_span_opened_while_closing();
+            let name = ctx.metadata(&id).map_or("unknown", |m| m.name());
+            let _ = OPENED_WHILE_CLOSING.try_with(|c| c.set(Some(name)));
+        }
         let Some(span) = ctx.span(&id) else { return };
         // The state is read in place (the registry drops it with the span): taking it out would copy its ~600
         // bytes twice. Holding this span's extensions while the record is made is safe: a closing span is
