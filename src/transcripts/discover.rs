@@ -42,7 +42,8 @@ pub fn default_claude_code_dirs() -> Vec<PathBuf> {
 ///
 /// `path` may be a Claude Code config dir (it has a `projects/` folder), a `projects/` folder, one project's
 /// folder (it holds `.jsonl` files), one session's folder (it holds `subagents/`; the session's own
-/// `<session>.jsonl` beside it is listed too) or its `subagents/` folder, or a single `.jsonl` file. Every `.jsonl` file below is found, nested folders and `subagents/` included.
+/// `<session>.jsonl` beside it is listed too) or its `subagents/` folder, or a single `.jsonl` file. Every
+/// `.jsonl` file below is found, nested folders and `subagents/` included.
 /// Projects and sessions are named from `path`'s real location (`.` from inside a project's folder is that
 /// project; a session's folder belongs to the project folder above it); files keep the path they were found at.
 pub fn discover(path: &Path) -> Result<Vec<TranscriptFile>, TranscriptError> {

@@ -391,7 +391,12 @@ mod tests {
 
     #[test]
     fn a_lines_strings_are_borrowed_from_the_file() {
-        let line = br#"{"type":"assistant","timestamp":"2025-01-01T00:00:01Z","sessionId":"s","requestId":"r1","message":{"id":"m1","model":"claude-sonnet-4-5","usage":{"input_tokens":3,"output_tokens":5,"service_tier":"standard"}}}"#;
+        let line = concat!(
+            r#"{"type":"assistant","timestamp":"2025-01-01T00:00:01Z","sessionId":"s","requestId":"r1","#,
+            r#""message":{"id":"m1","model":"claude-sonnet-4-5","usage":{"input_tokens":3,"output_tokens":5,"#,
+            r#""service_tier":"standard"}}}"#
+        )
+        .as_bytes();
         let parsed: Line<'_> = serde_json::from_slice(line).unwrap();
         let borrowed = |c: &Option<Cow<'_, str>>| matches!(c, Some(Cow::Borrowed(_)));
         let m = parsed.message.as_ref().unwrap();
