@@ -89,6 +89,9 @@ fn a_folder_or_file_given_is_named_by_its_real_path() {
     let session = discover(&fixture("claude_code/projects/-home-dev-alpha/sess-alpha-1")).unwrap();
     assert_eq!(named(&session), named(&alpha)[..2], "{session:?}");
     assert_eq!(session[0].path.file_name(), alpha[0].path.file_name());
+    // Its sub-agents are still read at the path given.
+    let given = fixture("claude_code/projects/-home-dev-alpha/sess-alpha-1");
+    assert!(session[1].path.starts_with(&given), "{}", session[1].path.display());
     // Outside any `projects/` folder (a project copied elsewhere): the same from the folders' own names.
     let dir = tempfile::tempdir().unwrap();
     let project = dir.path().join("myproj");

@@ -327,9 +327,10 @@ pub(crate) fn local_zone() -> Tz {
             tz => Some(tz),
         }
     };
-    let from_env = std::env::var("TZ").ok().map(|tz| if tz.trim().is_empty() { Some(Tz::UTC) } else { named(&tz) });
+    let from_env =
+        std::env::var("TZ").ok().and_then(|tz| if tz.trim().is_empty() { Some(Tz::UTC) } else { named(&tz) });
     // Unset, or a POSIX rule (`CET-1CEST,M3.5.0,M10.5.0/3`) that is not a zone's name: the system's zone.
-    from_env.flatten().or_else(|| iana_time_zone::get_timezone().ok().and_then(|name| named(&name))).unwrap_or(Tz::UTC)
+    from_env.or_else(|| iana_time_zone::get_timezone().ok().and_then(|name| named(&name))).unwrap_or(Tz::UTC)
 }
 
 fn parse_tz(s: &str) -> Result<Tz, String> {

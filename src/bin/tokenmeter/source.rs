@@ -490,14 +490,14 @@ fn load_claude_code(dir: &Path, ctx: &Context) -> CliResult<Source> {
     // long as another one exists.
     let mut missing = Vec::new();
     let dirs = if dir.as_os_str().is_empty() {
-        let mut dirs = transcripts::default_claude_code_dirs();
+        let dirs = transcripts::default_claude_code_dirs();
         if dirs.is_empty() {
             return Err(CliError::data(
                 "no Claude Code data found: neither ~/.config/claude nor ~/.claude has a projects/ folder; set \
                  CLAUDE_CONFIG_DIR or pass --claude-code DIR",
             ));
         }
-        let (found, gone): (Vec<_>, Vec<_>) = dirs.drain(..).partition(|d| d.exists());
+        let (found, gone): (Vec<_>, Vec<_>) = dirs.into_iter().partition(|d| d.exists());
         if found.is_empty() {
             let list: Vec<String> = gone.iter().map(|d| d.display().to_string()).collect();
             return Err(CliError::data(format!(
