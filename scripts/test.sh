@@ -22,6 +22,12 @@ cargo clippy --all-targets --all-features -- -D warnings
 step "cargo doc (-D warnings)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
 
+step "cargo doc as docs.rs builds it (Cargo.toml's features, --cfg docsrs; nightly-only attributes allowed)"
+docsrs_features="$(sed -n '/^\[package.metadata.docs.rs\]/,/^\[/s/^features = \[\(.*\)\]/\1/p' Cargo.toml | tr -d '" ')"
+[ -n "$docsrs_features" ] || { echo "no features in Cargo.toml's [package.metadata.docs.rs]" >&2; exit 1; }
+CARGO_TARGET_DIR=target/docsrs RUSTC_BOOTSTRAP=1 RUSTDOCFLAGS="--cfg docsrs -D warnings" \
+    cargo doc --quiet --no-deps --features "$docsrs_features"
+
 step "feature combinations build (clippy, -D warnings: code used only under some features warns without them)"
 cargo clippy --quiet --no-default-features --lib -- -D warnings
 cargo clippy --quiet --no-default-features --features cli --all-targets -- -D warnings

@@ -52,7 +52,8 @@
 //! - `otlp-tls`: `https://` collector endpoints (rustls).
 //! - `webhook`: budget alerts by webhook (JSON POST off the recording thread).
 //! - `cli`: the `tokenmeter` command-line tool.
-//! - `http`: the HTTP JSON API ([`http`]): an axum router and a one-call server.
+//! - `http`: the HTTP JSON API (the `tokenmeter::http` module, built with this feature): an axum router and a
+//!   one-call server.
 //!
 //! Capture, pricing, the ledger, budgets and the journal are always built.
 //! So is [`transcripts`], the Claude Code transcript reader the CLI uses (it needs no extra dependency).
@@ -61,6 +62,8 @@
 //!
 //! Rust 1.95.
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+// docs.rs builds with `--cfg docsrs` (Cargo.toml's `package.metadata.docs.rs`): items behind a feature say which.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod analysis;
 pub mod budget;

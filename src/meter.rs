@@ -305,6 +305,15 @@ impl TokenMeterBuilder {
             tracing::error!(target: "tokenmeter::budget", error = %e, "budget matches no call");
             unheard(|| format!("budget matches no call: {e}"));
         }
+        if let Err(e) = self.check_right_size_target() {
+            tracing::error!(target: "tokenmeter::ledger", error = %e, "no right-sizing suggestions");
+            unheard(|| format!("no right-sizing suggestions: {e}"));
+        }
+        #[cfg(feature = "otlp")]
+        if let Err(e) = self.check_metric_dimensions() {
+            tracing::error!(target: "tokenmeter::otlp", error = %e, "metric dimension never exported");
+            unheard(|| format!("metric dimension never exported: {e}"));
+        }
         if let Err(e) = self.check_webhook() {
             tracing::error!(target: "tokenmeter::budget", error = %e, "budget alerts will not be posted");
             unheard(|| format!("budget alerts will not be posted: {e}"));
@@ -328,6 +337,9 @@ impl TokenMeterBuilder {
     pub fn try_build(mut self) -> Result<TokenMeter, BuildError> {
         self.check_extra_dimensions()?;
         self.check_budget_scopes()?;
+        self.check_right_size_target()?;
+        #[cfg(feature = "otlp")]
+        self.check_metric_dimensions()?;
         self.check_webhook()?;
         self.check_journal_retention()?;
         let journal = self.journal_config.take();
@@ -355,6 +367,44 @@ impl TokenMeterBuilder {
             return Err(BuildError::TooManyDimensions { name: name.clone(), max: MAX_EXTRA_DIMENSIONS });
         }
         Ok(())
+    }
+
+    /// The model small premium calls are priced against must have a price, or no call can be priced against it:
+    /// the right-sizing suggestion would never appear and the efficiency score's right-sizing part would read
+    /// as perfect.
+    fn check_right_size_target(&self) -> Result<(), BuildError> {
+        let target = &self.ledger_config.right_size_target;
+        match self.ledger_config.is_enabled() && self.prices.resolve(target).is_none() {
+            true => Err(BuildError::RightSizeTarget { model: target.clone() }),
+            false => Ok(()),
+        }
+    }
+
+    /// A metric dimension that is not one of the meter's dimensions has no value to export, and one past the cap
+    /// is not exported at all.
+    #[cfg(feature = "otlp")]
+    fn check_metric_dimensions(&self) -> Result<(), BuildError> {
+        use crate::export::otlp::{MAX_METRIC_DIMENSIONS, MetricDimension};
+        if let Some(dimension) = self.metric_attributes.past_cap() {
+            let name = dimension.attribute_key().as_str().to_owned();
+            return Err(BuildError::TooManyMetricDimensions { name, max: MAX_METRIC_DIMENSIONS });
+        }
+        for dimension in self.metric_attributes.dimensions() {
+            if let MetricDimension::Custom(name) = dimension
+                && !self.extra_dims.iter().any(|d| **d == **name)
+            {
+                return Err(BuildError::MetricDimension { dimension: name.to_string(), extra: self.extra_list() });
+            }
+        }
+        Ok(())
+    }
+
+    /// The extra dimensions, listed for an error message.
+    fn extra_list(&self) -> String {
+        match self.extra_dims.is_empty() {
+            true => "none".to_owned(),
+            false => self.extra_dims.iter().map(|d| format!("`{d}`")).collect::<Vec<_>>().join(", "),
+        }
     }
 
     /// A journal that deletes files before a budget's period is over would replay part of its spend after a
@@ -416,15 +466,11 @@ impl TokenMeterBuilder {
                 && !BUILTIN_DIMENSIONS.contains(&name.as_ref())
                 && !self.extra_dims.iter().any(|d| **d == **name)
             {
-                let extra = match self.extra_dims.is_empty() {
-                    true => "none".to_owned(),
-                    false => self.extra_dims.iter().map(|d| format!("`{d}`")).collect::<Vec<_>>().join(", "),
-                };
                 return Err(BuildError::BudgetDimension {
                     at: written_at(budget),
                     budget: budget.name().to_owned(),
                     dimension: name.to_string(),
-                    extra,
+                    extra: self.extra_list(),
                 });
             }
         }
@@ -566,11 +612,45 @@ pub enum BuildError {
         /// The dimension's name.
         name: String,
     },
+    /// The ledger's right-sizing target ([`LedgerConfig::with_right_size_target`](crate::ledger::LedgerConfig))
+    /// has no price in the meter's price book, so no call could be priced against it.
+    #[error(
+        "the right-sizing target `{model}` has no price in the price book, so small premium calls cannot be priced \
+         against it (no `model_right_sizing` suggestion, and a perfect right-sizing score): name a priced model"
+    )]
+    RightSizeTarget {
+        /// The target as given.
+        model: String,
+    },
     /// More extra dimensions than a meter keeps ([`MAX_EXTRA_DIMENSIONS`]): the ones past the cap would never be
     /// filled.
     #[error("the extra dimension `{name}` is past the {max} a meter keeps: it would never be filled")]
     TooManyDimensions {
         /// The first name past the cap.
+        name: String,
+        /// The cap.
+        max: usize,
+    },
+    /// A metric dimension ([`MetricAttributes`](crate::export::otlp::MetricAttributes)) is neither built in nor
+    /// one of the meter's extra dimensions, so it would have no value to export.
+    #[cfg(feature = "otlp")]
+    #[error(
+        "the metric dimension `{dimension}` is not captured by this meter, so it would never be exported \
+         (dimensions: agent, project, tenant, user, session, operation, task; extra dimensions: {extra}): add it \
+         with TokenMeterBuilder::with_dimension"
+    )]
+    MetricDimension {
+        /// The dimension's name.
+        dimension: String,
+        /// The meter's extra dimensions, listed for the message.
+        extra: String,
+    },
+    /// More metric dimensions than exported metrics carry
+    /// ([`MAX_METRIC_DIMENSIONS`](crate::export::otlp::MAX_METRIC_DIMENSIONS)).
+    #[cfg(feature = "otlp")]
+    #[error("the metric dimension `{name}` is past the {max} exported metrics carry: it would never be exported")]
+    TooManyMetricDimensions {
+        /// The first dimension past the cap, as its attribute key.
         name: String,
         /// The cap.
         max: usize,

@@ -1361,3 +1361,22 @@ fn an_hourly_anomaly_ends_with_its_local_hour() {
         .unwrap_or_else(|| panic!("{:#?}", r.anomalies));
     assert_eq!(hour.end, at(2027, 4, 3, 15, 30, 0));
 }
+
+#[test]
+fn a_right_sizing_target_without_a_price_is_refused() {
+    // It used to be taken: no call could be priced against it, so the `model_right_sizing` suggestion never
+    // appeared and the right-sizing part of the efficiency score read as perfect.
+    let config = LedgerConfig::default().with_right_size_target("claude-haiku-9");
+    let err = tokenmeter::TokenMeter::builder()
+        .with_ledger_config(config.clone())
+        .try_build()
+        .map(|_| ())
+        .expect_err("claude-haiku-9 has no price");
+    assert!(matches!(&err, tokenmeter::BuildError::RightSizeTarget { model } if model == "claude-haiku-9"), "{err}");
+    let dated = LedgerConfig::default().with_right_size_target("claude-haiku-4-5-20251001");
+    assert!(tokenmeter::TokenMeter::builder().with_ledger_config(dated).try_build().is_ok(), "any id form");
+    let rates = tokenmeter::pricing::Rates::with_default_cache(500_000, 2_000_000);
+    let book = PriceBook::builtin().with_price("claude-haiku-9", tokenmeter::pricing::ModelPrice::new(rates));
+    let priced = tokenmeter::TokenMeter::builder().with_price_book(book).with_ledger_config(config);
+    assert!(priced.try_build().is_ok(), "priced by the meter's own price book");
+}

@@ -102,6 +102,22 @@ fn model_budgets_match_any_form_of_the_model_id() {
 }
 
 #[test]
+fn a_scope_variant_built_directly_is_normalized_like_the_constructors() {
+    let direct = Budget::new("opus", BudgetLimit::tokens(1_000))
+        .with_scope(BudgetScope::Model("claude-opus-4-5-20251101".into()))
+        .with_action(BudgetAction::Block);
+    assert_eq!(direct.scope(), &BudgetScope::model("claude-opus-4-5"));
+    let field = Budget::new("acme", BudgetLimit::tokens(1))
+        .with_scope(BudgetScope::Dimension { name: "tenant.id".into(), value: "acme".into() });
+    assert_eq!(field.scope(), &BudgetScope::tenant("acme"));
+    let h = Harness::with(|b| b.with_budget(direct));
+    spend(&h, "acme", "claude-opus-4-5", 1_200);
+    assert_eq!(h.meter.budget_status()[0].spent, BudgetAmount::Tokens(1_200));
+    let opus = RequestScope::new().with_model("claude-opus-4-5");
+    assert_eq!(h.meter.check_budget(&opus).unwrap_err().budget(), "opus", "the block budget blocks");
+}
+
+#[test]
 fn unpriced_calls_are_counted_apart_in_usd_budgets() {
     let h = Harness::with(|b| b.with_budget(Budget::new("usd", BudgetLimit::usd(1.0).unwrap())));
     spend(&h, "acme", "my-finetune", 1_000_000);

@@ -282,6 +282,54 @@ fn series_are_capped_with_an_exact_overflow_series_and_values_are_cut() {
 }
 
 #[test]
+fn metric_dimensions_named_by_span_field_or_extra_dimension_are_exported() {
+    let (provider, exporter) = pipeline(Temporality::Cumulative);
+    let attributes = MetricAttributes::new()
+        .with_named_dimension("tenant.id") // the span field: the tenant
+        .with_named_dimension("gen_ai.request.model") // on every metric already: adds nothing
+        .with_named_dimension("team"); // an extra dimension
+    assert_eq!(attributes.dimensions().len(), 2, "{:?}", attributes.dimensions());
+    let meter = TokenMeter::builder()
+        .with_meter_provider(provider.clone())
+        .with_dimension("team")
+        .with_metric_attributes(attributes)
+        .try_build()
+        .expect("every metric dimension is captured");
+    let subscriber = tracing_subscriber::registry().with(meter.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        let _scope = info_span!("request", tenant.id = "acme", team = "search").entered();
+        let _c = info_span!("chat", gen_ai.request.model = "claude-sonnet-4-5", input_tokens = 7u64).entered();
+    });
+    let calls = sums(&collect(&meter, &exporter), CALLS);
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0].0.get("tenant.id").map(String::as_str), Some("acme"), "{calls:?}");
+    assert_eq!(calls[0].0.get("team").map(String::as_str), Some("search"), "{calls:?}");
+}
+
+#[test]
+fn a_metric_dimension_the_meter_does_not_capture_is_refused() {
+    let (provider, _exporter) = pipeline(Temporality::Cumulative);
+    let err = TokenMeter::builder()
+        .with_meter_provider(provider.clone())
+        .with_metric_attributes(MetricAttributes::new().with_named_dimension("team"))
+        .try_build()
+        .map(|_| ())
+        .expect_err("`team` is not an extra dimension");
+    let text = err.to_string();
+    assert!(text.contains("`team`") && text.contains("extra dimensions: none"), "{text}");
+    assert!(matches!(err, tokenmeter::BuildError::MetricDimension { .. }), "{err:?}");
+
+    let mut attributes = MetricAttributes::new();
+    let mut builder = TokenMeter::builder().with_meter_provider(provider.clone());
+    for i in 0..9 {
+        builder = builder.with_dimension(format!("d{i}"));
+        attributes = attributes.with_named_dimension(&format!("d{i}"));
+    }
+    let err = builder.with_metric_attributes(attributes).try_build().map(|_| ()).expect_err("nine dimensions");
+    assert!(err.to_string().contains("`d8` is past the 8"), "{err}");
+}
+
+#[test]
 fn token_counters_stay_exact_past_the_sdks_series_limit() {
     // Six points a series: 400 series would make 2,400 attribute sets, past the SDK's 2,000 an instrument,
     // whose overflow keeps only the last value written (the input total read 334 of 400).

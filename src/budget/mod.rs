@@ -530,7 +530,13 @@ impl Budget {
 
     /// Counts only calls in `scope`.
     pub fn with_scope(mut self, scope: BudgetScope) -> Self {
-        self.scope = scope;
+        // A variant built directly is normalized as the constructors do: a model id that is not canonical, or a
+        // span field's name (`tenant.id`), would match no call, and a blocking budget would never block.
+        self.scope = match scope {
+            BudgetScope::Model(id) => BudgetScope::model(&id),
+            BudgetScope::Dimension { name, value } => BudgetScope::dimension(name, value),
+            everything => everything,
+        };
         // Not the scope a file wrote any more.
         self.scope_at = DefinedAt::default();
         self

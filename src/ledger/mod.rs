@@ -104,7 +104,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use chrono::Duration;
 use chrono_tz::Tz;
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap as HashMap;
@@ -233,9 +232,11 @@ impl LedgerConfig {
     }
 
     /// How close a call must follow the previous call of its session for the previous prompt to count as a
-    /// cacheable prefix (default 5 minutes, the default cache lifetime).
-    pub fn with_cache_reuse_window(mut self, window: Duration) -> Self {
-        self.cache_reuse_window_secs = window.num_seconds().max(1);
+    /// cacheable prefix (default 5 minutes, the default cache lifetime), in whole seconds (at least one, at most
+    /// 366 days).
+    pub fn with_cache_reuse_window(mut self, window: std::time::Duration) -> Self {
+        const MAX_SECS: u64 = 366 * 86_400;
+        self.cache_reuse_window_secs = window.as_secs().clamp(1, MAX_SECS) as i64;
         self
     }
 
@@ -250,14 +251,15 @@ impl LedgerConfig {
         self
     }
 
-    /// The model that small calls on premium models are priced against (default `claude-haiku-4-5`).
+    /// The model that small calls on premium models are priced against (default `claude-haiku-4-5`). It must
+    /// have a price: a meter's [`try_build`](crate::TokenMeterBuilder::try_build) refuses one that has none.
     pub fn with_right_size_target(mut self, model: impl Into<String>) -> Self {
         self.right_size_target = model.into();
         self
     }
 
     /// Models whose standard input rate is at least this many USD per million tokens are premium (default 4,
-    /// which takes in every Opus and no Sonnet or Haiku).
+    /// which takes in every Opus and no Sonnet or Haiku). A negative, NaN or infinite value is ignored.
     pub fn with_premium_min_input_usd_per_mtok(mut self, usd: f64) -> Self {
         if usd.is_finite() && usd >= 0.0 {
             self.premium_min_input_rate = (usd * 1e6).round() as u64;
@@ -1045,6 +1047,7 @@ impl RecordSink for Ledger {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
+    use chrono::Duration;
 
     #[test]
     fn a_forced_merge_keeps_old_minutes_in_their_own_hour() {

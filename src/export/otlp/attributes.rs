@@ -92,6 +92,8 @@ pub struct MetricAttributes {
     dimensions: Vec<MetricDimension>,
     max_series: usize,
     max_value_len: usize,
+    /// The first dimension asked for past [`MAX_METRIC_DIMENSIONS`], for the meter's builder to refuse.
+    past_cap: Option<MetricDimension>,
 }
 
 impl Default for MetricAttributes {
@@ -100,6 +102,7 @@ impl Default for MetricAttributes {
             dimensions: Vec::new(),
             max_series: DEFAULT_MAX_SERIES,
             max_value_len: DEFAULT_MAX_VALUE_LEN,
+            past_cap: None,
         }
     }
 }
@@ -110,11 +113,28 @@ impl MetricAttributes {
         Self::default()
     }
 
-    /// Adds a dimension to every call, task and tool metric. Repeats, and dimensions beyond
-    /// [`MAX_METRIC_DIMENSIONS`], are ignored.
+    /// Adds a dimension to every call, task and tool metric; repeats are ignored. A [`MetricDimension::Custom`]
+    /// naming a built-in dimension or the span field that fills one (`tenant`, `tenant.id`) is that built-in
+    /// dimension, and one naming a model field adds nothing (every metric carries the model). A custom dimension
+    /// must be one of the meter's extra dimensions, and at most [`MAX_METRIC_DIMENSIONS`] are taken:
+    /// [`TokenMeterBuilder::try_build`](crate::TokenMeterBuilder::try_build) refuses others, which would never be
+    /// exported.
     pub fn with_dimension(mut self, dimension: MetricDimension) -> Self {
-        if self.dimensions.len() < MAX_METRIC_DIMENSIONS && !self.dimensions.contains(&dimension) {
+        let dimension = match dimension {
+            MetricDimension::Custom(name) => match named(&name) {
+                Named::Builtin(builtin) => builtin,
+                Named::Model | Named::Nothing => return self,
+                Named::Custom => MetricDimension::Custom(name),
+            },
+            builtin => builtin,
+        };
+        if self.dimensions.contains(&dimension) {
+            return self;
+        }
+        if self.dimensions.len() < MAX_METRIC_DIMENSIONS {
             self.dimensions.push(dimension);
+        } else if self.past_cap.is_none() {
+            self.past_cap = Some(dimension);
         }
         self
     }
@@ -145,22 +165,12 @@ impl MetricAttributes {
         self.with_dimension(MetricDimension::Session)
     }
 
-    /// Adds a user-named dimension by name (as given to
-    /// [`TokenMeterBuilder::with_dimension`](crate::TokenMeterBuilder::with_dimension)); the built-in names
-    /// (`agent`, `project`, `tenant`, `user`, `session`, `operation`, `task`) select the built-in dimensions.
+    /// Adds a dimension by name: one of the meter's extra dimensions (as given to
+    /// [`TokenMeterBuilder::with_dimension`](crate::TokenMeterBuilder::with_dimension)), or a built-in one
+    /// (`agent`, `project`, `tenant`, `user`, `session`, `operation`, `task`, or the span field that fills it:
+    /// `tenant.id`, `gen_ai.agent.name`, …). See [`with_dimension`](Self::with_dimension).
     pub fn with_named_dimension(self, name: &str) -> Self {
-        let dimension = match name {
-            "agent" => MetricDimension::Agent,
-            "project" => MetricDimension::Project,
-            "tenant" => MetricDimension::Tenant,
-            "user" => MetricDimension::User,
-            "session" => MetricDimension::Session,
-            "operation" => MetricDimension::Operation,
-            "task" => MetricDimension::Task,
-            "" => return self,
-            other => MetricDimension::Custom(Arc::from(other)),
-        };
-        self.with_dimension(dimension)
+        self.with_dimension(MetricDimension::Custom(Arc::from(name)))
     }
 
     /// Caps the attribute sets of each metric (default [`DEFAULT_MAX_SERIES`], at most [`MAX_SERIES_LIMIT`], at
@@ -190,6 +200,46 @@ impl MetricAttributes {
     pub fn max_value_len(&self) -> usize {
         self.max_value_len
     }
+
+    /// The first dimension asked for past [`MAX_METRIC_DIMENSIONS`].
+    pub(crate) fn past_cap(&self) -> Option<&MetricDimension> {
+        self.past_cap.as_ref()
+    }
+}
+
+/// What a dimension's name means on metrics.
+enum Named {
+    Builtin(MetricDimension),
+    Model,
+    Nothing,
+    Custom,
+}
+
+/// `tenant` and `tenant.id` are the tenant; `gen_ai.request.model` is the model, on every metric already.
+fn named(name: &str) -> Named {
+    use crate::capture::fields::{Dim, Role, classify};
+    let builtin = match name {
+        "" => return Named::Nothing,
+        "agent" => MetricDimension::Agent,
+        "project" => MetricDimension::Project,
+        "tenant" => MetricDimension::Tenant,
+        "user" => MetricDimension::User,
+        "session" => MetricDimension::Session,
+        "operation" => MetricDimension::Operation,
+        "task" => MetricDimension::Task,
+        field => match classify(field) {
+            Role::Model | Role::RequestModel | Role::ResponseModel => return Named::Model,
+            Role::Dim(Dim::Agent) => MetricDimension::Agent,
+            Role::Dim(Dim::Project) => MetricDimension::Project,
+            Role::Dim(Dim::Tenant) => MetricDimension::Tenant,
+            Role::Dim(Dim::User) => MetricDimension::User,
+            Role::Dim(Dim::Session) => MetricDimension::Session,
+            Role::Dim(Dim::Operation) => MetricDimension::Operation,
+            Role::Dim(Dim::Task) => MetricDimension::Task,
+            _ => return Named::Custom,
+        },
+    };
+    Named::Builtin(builtin)
 }
 
 /// `s` cut to at most `max` bytes at a character boundary.
