@@ -273,7 +273,8 @@ impl TokenMeterBuilder {
         self
     }
 
-    /// Caps dimension values at `bytes` (cut at a character boundary; default [`DEFAULT_MAX_DIMENSION_LEN`]).
+    /// Caps dimension values at `bytes` (cut at a character boundary; default [`DEFAULT_MAX_DIMENSION_LEN`];
+    /// `usize::MAX` keeps them whole).
     pub fn with_max_dimension_len(mut self, bytes: usize) -> Self {
         self.max_dim_len = bytes.max(1);
         self

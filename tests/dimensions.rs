@@ -104,6 +104,22 @@ fn values_are_length_capped_at_a_char_boundary() {
 }
 
 #[test]
+fn no_cap_on_dimension_values_keeps_them_whole() {
+    // `usize::MAX` ("no cap") overflowed the bound of a `%` value's text: a panic in the application's span in
+    // debug builds, and every `%` value cut to 3 bytes in release builds.
+    let h = Harness::with(|b| b.with_max_dimension_len(usize::MAX));
+    let session = "s".repeat(300);
+    h.run(|| {
+        let _s = info_span!("conv", session.id = %session).entered();
+        let _call = info_span!("chat", model = %"claude-haiku-4-5", input_tokens = 1u64).entered();
+    });
+    let call = h.seen.only_call();
+    assert_eq!(call.model.as_deref(), Some("claude-haiku-4-5"));
+    assert_eq!(call.dimensions.session.as_deref(), Some(session.as_str()));
+    assert!(call.cost.is_some(), "priced");
+}
+
+#[test]
 fn negative_integer_ids_are_ids() {
     // Telegram group chats have negative ids; used as the session, they were rejected as impossible numbers
     // and the calls lost their session.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use ledger_common::*;
-use tokenmeter::ledger::{Dimension, GroupBy, Query, Window};
+use tokenmeter::ledger::{Dimension, GroupBy, LedgerConfig, Query, Window};
 
 const SONNET: &str = "claude-sonnet-4-5";
 
@@ -169,4 +169,12 @@ fn future_timestamps_cannot_grow_the_store() {
     assert!(stats.buckets.minute <= 2, "{stats:?}");
     assert!(stats.hourly_points <= 1 && stats.daily_points <= 1, "{stats:?}");
     assert_eq!(rig.ledger.usage_summary(Window::LastHour).unwrap().calls, 5_000);
+}
+
+#[test]
+fn no_cap_on_tracked_sessions_reads_as_the_largest_count() {
+    // `usize::MAX` overflowed the capacity's product: `stats()` panicked in debug builds.
+    let rig = Rig::with(t0(), LedgerConfig::default().with_max_tracked_sessions(usize::MAX));
+    rig.add(Call::new(t0(), "claude-haiku-4-5").io(10, 1));
+    assert_eq!(rig.ledger.stats().max_tracked_sessions, usize::MAX);
 }

@@ -90,7 +90,8 @@ impl TokenMeter {
     /// `timeout`; true when none is left (at once without a webhook). Call it before the process exits: the
     /// delivery thread does not hold the process open, and the journal marks an alert as delivered when it
     /// fires, so an alert lost at exit is not sent again after a restart. Blocks the calling thread (never
-    /// call it from a record sink or alert callback).
+    /// call it from a record sink or alert callback). On the delivery thread itself (a subscriber reacting to
+    /// its warning) it does not wait: nothing is delivered while that thread waits.
     #[cfg(feature = "webhook")]
     pub fn flush_webhook(&self, timeout: std::time::Duration) -> bool {
         self.inner.budgets.alerts.flush_webhook(timeout)

@@ -153,6 +153,11 @@ pub(crate) fn redacted(url: &str) -> String {
     format!("{scheme}://{host}{}", if hidden { "/…" } else { "" })
 }
 
+thread_local! {
+    /// Set on the delivery thread: a flush called there would wait for deliveries only that thread makes.
+    static ON_DELIVERY_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// The recording side of the webhook: a bounded queue to the delivery thread.
 pub(super) struct WebhookQueue {
     tx: SyncSender<BudgetAlert>,
@@ -185,8 +190,11 @@ impl WebhookQueue {
         }
     }
 
-    /// Waits until every queued alert is delivered or given up, at most `timeout`; true when none is left.
+    /// Waits until every queued alert is delivered or given up, at most `timeout`; true when none is left. On
+    /// the delivery thread itself (a subscriber reacting to its warning) nothing can be delivered while it waits:
+    /// false at once unless nothing is queued.
     pub(super) fn flush(&self, timeout: Duration) -> bool {
+        let timeout = if ON_DELIVERY_THREAD.with(std::cell::Cell::get) { Duration::ZERO } else { timeout };
         // `Duration::MAX` (wait for good) would overflow the instant.
         let deadline = std::time::Instant::now().checked_add(timeout);
         let c = &self.counters;
@@ -218,6 +226,7 @@ enum Attempt {
 }
 
 fn run(config: WebhookConfig, rx: Receiver<BudgetAlert>, counters: &WebhookCounters) {
+    ON_DELIVERY_THREAD.with(|on| on.set(true));
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(config.timeout))
         .http_status_as_error(false)

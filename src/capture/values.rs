@@ -533,7 +533,7 @@ impl Visit for FieldVisitor<'_> {
             return;
         }
         // `%value` and `?value` arrive here; render once, bounded.
-        let mut text = BoundedString::new(MAX_LABEL_LEN.max(self.max_dim_len) + 4);
+        let mut text = BoundedString::new(MAX_LABEL_LEN.max(self.max_dim_len).saturating_add(4));
         let _ = fmt::write(&mut text, format_args!("{value:?}"));
         let s = text.0.trim_matches('"');
         match role {

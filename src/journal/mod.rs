@@ -377,6 +377,13 @@ pub enum JournalError {
     /// The writer thread is gone; records are being dropped.
     #[error("the journal writer thread has stopped; records are not being written")]
     Stopped,
+    /// A flush was called on the journal's writer thread (by a subscriber reacting to the writer's own warning,
+    /// say), where it would wait for itself for ever.
+    #[error(
+        "flush or shutdown called on the journal writer thread (from a subscriber reacting to its warning, say), \
+         where it would wait for itself: call it from another thread"
+    )]
+    OnWriterThread,
 }
 
 // === impl TokenMeterBuilder ===
@@ -403,7 +410,8 @@ impl TokenMeter {
     /// [`FsyncPolicy`]. Returns at once without a journal. Blocks the calling thread (never call it from
     /// a record sink or alert callback). Fails when a write or sync failed since the previous flush
     /// ([`JournalError::Write`]), or when a full queue dropped records since then ([`JournalError::Dropped`]):
-    /// what is queued is written either way.
+    /// what is queued is written either way. On the writer thread itself (a subscriber reacting to its warning)
+    /// it returns [`JournalError::OnWriterThread`] instead of waiting for itself.
     pub fn flush(&self) -> Result<(), JournalError> {
         match self.inner.journal.get() {
             Some(writer) => writer.flush(),

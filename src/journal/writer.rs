@@ -1,5 +1,6 @@
 //! The journal's writer thread and the recording side of its queue.
 
+use std::cell::Cell;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -211,6 +212,9 @@ impl JournalWriter {
     }
 
     pub(super) fn flush(&self) -> Result<(), JournalError> {
+        if ON_WRITER_THREAD.with(Cell::get) {
+            return Err(JournalError::OnWriterThread);
+        }
         // Drops are counted when they happen, on the recording thread: what was dropped before this call.
         let dropped = self.queue_full_drops();
         let tx = self.tx.as_ref().ok_or(JournalError::Stopped)?;
@@ -271,13 +275,23 @@ impl JournalWriter {
     }
 }
 
+thread_local! {
+    /// Set on the journal's writer thread: a flush called there (by a subscriber reacting to the writer's warning)
+    /// would wait on that thread itself, for ever.
+    static ON_WRITER_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
 impl Drop for JournalWriter {
     /// Closes the queue and waits for the writer to write and sync what it holds.
     fn drop(&mut self) {
         self.counters.closing.store(true, Ordering::SeqCst);
         drop(self.tx.take());
         self.wake();
-        if let Some(handle) = self.thread.take() {
+        // On the writer thread itself (a subscriber there dropping the last handle) a join would wait for ever;
+        // the closed queue ends the thread once this returns.
+        if let Some(handle) = self.thread.take()
+            && !ON_WRITER_THREAD.with(Cell::get)
+        {
             let _ = handle.join();
         }
     }
@@ -369,6 +383,7 @@ impl WriterThread {
     /// the recording side unparks the writer only when the queue is half full, and `flush` and drop unpark it
     /// at once.
     fn run(&mut self, rx: Receiver<Command>) {
+        ON_WRITER_THREAD.with(|on| on.set(true));
         self.set_priority();
         let mut idle = IDLE_MIN;
         loop {

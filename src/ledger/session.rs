@@ -192,7 +192,7 @@ impl Sessions {
 
     /// Most sessions tracked at once.
     pub(crate) fn capacity(&self) -> usize {
-        self.per_stripe * STRIPES
+        self.per_stripe.saturating_mul(STRIPES)
     }
 
     /// Records `rec` (metered, in `session`) and returns its facts. `now_ns` reads the clock (see below).
