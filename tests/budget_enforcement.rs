@@ -254,6 +254,44 @@ fn a_clock_that_ran_ahead_and_stepped_back_does_not_blind_the_budget() {
 }
 
 #[test]
+fn a_clock_that_ran_ahead_and_stepped_back_does_not_blind_a_rolling_budget() {
+    let fired = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = fired.clone();
+    let h = Harness::with(|b| {
+        b.with_budget(
+            Budget::new("hourly", BudgetLimit::usd(1.0).unwrap())
+                .with_period(BudgetPeriod::Rolling(std::time::Duration::from_secs(3_600)))
+                .with_thresholds([50])
+                .with_action(BudgetAction::Block),
+        )
+        .with_budget_alert_callback(move |_| {
+            count.fetch_add(1, Ordering::SeqCst);
+        })
+    });
+    let t = Utc.with_ymd_and_hms(2026, 3, 14, 10, 0, 0).unwrap();
+    h.clock.set(t);
+    spend(&h, "acme", HAIKU, 600_000); // $0.60: the 50% alert
+    assert_eq!(fired.load(Ordering::SeqCst), 1);
+    // One call with the clock two hours ahead, then back: the window was read at that call's bucket, which
+    // held almost nothing, so the 50% alert re-armed and fired again on every call.
+    h.clock.set(t + chrono::Duration::hours(2));
+    spend(&h, "acme", HAIKU, 1_000);
+    h.clock.set(t + chrono::Duration::minutes(1));
+    for _ in 0..3 {
+        spend(&h, "acme", HAIKU, 1_000);
+    }
+    // Once more (re-armed while the clock ran ahead, the window then held $0.001), not once a call.
+    assert_eq!(fired.load(Ordering::SeqCst), 2);
+    // A call whose bucket shares a slot with the one stamped ahead (59 minutes on, a minute a bucket) was refused,
+    // uncounted: $0.50 more let through a $1 block budget.
+    h.clock.set(t + chrono::Duration::minutes(59));
+    spend(&h, "acme", HAIKU, 500_000);
+    let state = &h.meter.budget_status()[0];
+    assert_eq!(state.spent, BudgetAmount::Usd(Money::from_picos(1_104_000_000_000)), "{state:?}");
+    assert!(h.meter.check_budget(&acme()).is_err(), "$1.104 of $1: refused");
+}
+
+#[test]
 fn a_call_ending_just_before_the_period_counts_in_it() {
     // Two threads finish calls on either side of midnight, the later one accounted first: the earlier one is
     // not lost.

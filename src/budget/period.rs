@@ -124,6 +124,35 @@ impl RollingBuckets {
         true
     }
 
+    /// The clock stepped back: spend was added more than `tolerance` after `at` (stamped while the clock ran
+    /// ahead). That spend is moved into `at`'s bucket, as happening now under a wrong stamp, so that the window
+    /// ending at `at` holds it and later calls are not refused for a future bucket holding their slot. Buckets the
+    /// spend stamped ahead overwrote are gone. Returns whether anything moved.
+    pub(super) fn step_back(&mut self, at: i64, tolerance: i64) -> bool {
+        if self.newest == i64::MIN || self.newest.saturating_mul(self.width).saturating_sub(at) <= tolerance {
+            return false;
+        }
+        let current = at.div_euclid(self.width);
+        let (mut units, mut calls, mut unpriced) = (0u128, 0u64, 0u64);
+        for slot in 0..ROLLING_BUCKETS {
+            if self.index[slot] > current {
+                units = units.saturating_add(self.units[slot]);
+                calls += self.calls[slot];
+                unpriced += self.unpriced[slot];
+                (self.index[slot], self.units[slot], self.calls[slot], self.unpriced[slot]) = (i64::MIN, 0, 0, 0);
+            }
+        }
+        let slot = self.slot(current);
+        if self.index[slot] != current {
+            (self.index[slot], self.units[slot], self.calls[slot], self.unpriced[slot]) = (current, 0, 0, 0);
+        }
+        self.units[slot] = self.units[slot].saturating_add(units);
+        self.calls[slot] += calls;
+        self.unpriced[slot] += unpriced;
+        self.newest = current;
+        true
+    }
+
     /// `at`, or the start of the newest bucket spend was added to when that is later: a call accounted after
     /// another that ended a moment later (two threads) reads the window as it stands, not as it stood before.
     pub(super) fn latest(&self, at: i64) -> i64 {

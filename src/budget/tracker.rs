@@ -194,6 +194,7 @@ impl BudgetSlot {
     /// call counts: skipped, a clock that ran ahead for a minute would leave the budget blind (and a hard
     /// stop open) until the clock caught up.
     fn step_back(&self, acct: &mut Account, at: i64) -> i64 {
+        Self::rolling_step_back(acct, at);
         if let Some((start, _)) = acct.period
             && acct.rolling.is_none()
             && start.saturating_sub(at) > STEP_BACK_NS
@@ -202,6 +203,20 @@ impl BudgetSlot {
             return at;
         }
         self.race_back(acct, at)
+    }
+
+    /// A rolling budget's [`step_back`](Self::step_back): spend stamped more than [`STEP_BACK_NS`] after `at` is
+    /// moved to `at` ([`RollingBuckets::step_back`]). Left alone, the window read at the newest spend (see
+    /// `rearm`) held almost nothing, so every reached threshold re-armed and fired again on each call, and a call
+    /// whose bucket shared a slot with a future one was refused, uncounted.
+    fn rolling_step_back(acct: &mut Account, at: i64) {
+        if let Some(buckets) = acct.rolling.as_mut()
+            && buckets.step_back(at, STEP_BACK_NS)
+        {
+            for t in &mut acct.rearmed_at {
+                *t = (*t).min(at);
+            }
+        }
     }
 
     /// The calendar period holding `at`, in the budget's time zone, weeks from its week start.
@@ -321,6 +336,7 @@ impl BudgetSlot {
         if acct.period.is_some_and(|(_, end)| at >= end) {
             self.roll(&mut acct, at);
         }
+        Self::rolling_step_back(&mut acct, at);
         self.rearm(&mut acct, at);
         self.snapshot(&acct, at)
     }
