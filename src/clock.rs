@@ -39,21 +39,31 @@ pub struct ManualClock {
 }
 
 impl ManualClock {
-    /// A clock stopped at `start`.
+    /// A clock stopped at `start` (a time outside the nanosecond range, 1677-09-21 to 2262-04-11, is held at its
+    /// nearer end).
     pub fn new(start: DateTime<Utc>) -> Self {
-        ManualClock { nanos: Arc::new(AtomicI64::new(start.timestamp_nanos_opt().unwrap_or(0))) }
+        ManualClock { nanos: Arc::new(AtomicI64::new(saturating_nanos(start))) }
     }
 
-    /// Moves the clock forward (or back, for a negative duration).
+    /// Moves the clock forward (or back, for a negative duration), stopping at the ends of the nanosecond range.
     pub fn advance(&self, by: Duration) {
-        let delta = by.num_nanoseconds().unwrap_or(i64::MAX);
-        let _ = self.nanos.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| Some(n.saturating_add(delta)));
+        // Beyond ~292 years there is no nanosecond count: past either end from anywhere in the range.
+        let end = if by < Duration::zero() { i64::MIN } else { i64::MAX };
+        let delta = by.num_nanoseconds();
+        let _ = self
+            .nanos
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| Some(delta.map_or(end, |d| n.saturating_add(d))));
     }
 
-    /// Sets the clock to `to`.
+    /// Sets the clock to `to` (held at the nearer end of the nanosecond range, as in [`new`](Self::new)).
     pub fn set(&self, to: DateTime<Utc>) {
-        self.nanos.store(to.timestamp_nanos_opt().unwrap_or(0), Ordering::SeqCst);
+        self.nanos.store(saturating_nanos(to), Ordering::SeqCst);
     }
+}
+
+/// Nanoseconds since the Unix epoch, held at `i64`'s ends (a time past 2262 read as 1970 before).
+fn saturating_nanos(t: DateTime<Utc>) -> i64 {
+    t.timestamp_nanos_opt().unwrap_or(if t.timestamp() < 0 { i64::MIN } else { i64::MAX })
 }
 
 impl Clock for ManualClock {
@@ -65,4 +75,25 @@ impl Clock for ManualClock {
 /// Microseconds from `start` to `end` (Unix nanoseconds), zero if the clock went backwards.
 pub(crate) fn micros_between(start: i64, end: i64) -> u64 {
     (end.saturating_sub(start).max(0) / 1_000) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn a_manual_clock_stops_at_the_ends_of_its_range() {
+        let c = ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 14, 0, 0, 0).unwrap());
+        // Beyond 292 years has no nanosecond count: it used to read as a jump forward to 2262.
+        c.advance(Duration::days(-200_000));
+        assert_eq!(c.unix_nanos(), i64::MIN);
+        c.advance(Duration::days(400_000));
+        c.advance(Duration::days(400_000));
+        assert_eq!(c.unix_nanos(), i64::MAX);
+        // Past 2262 used to read as 1970.
+        c.set(Utc.with_ymd_and_hms(2300, 1, 1, 0, 0, 0).unwrap());
+        assert_eq!(c.unix_nanos(), i64::MAX);
+        assert_eq!(ManualClock::new(Utc.with_ymd_and_hms(1600, 1, 1, 0, 0, 0).unwrap()).unix_nanos(), i64::MIN);
+    }
 }

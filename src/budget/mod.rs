@@ -774,7 +774,7 @@ pub struct BudgetState {
     /// passed. For a rolling budget, the current window's spend (the rate it holds).
     pub projected: Option<BudgetAmount>,
     /// Time until the limit is reached at the current rate: zero when it already is; `None` when the rate
-    /// is unknown or does not reach the limit before the period resets.
+    /// is unknown or does not reach the limit before the period resets. Serialized as seconds (a float).
     #[serde(serialize_with = "serialize_opt_secs")]
     pub time_to_limit: Option<Duration>,
     /// True once spend has reached the limit.

@@ -41,6 +41,8 @@ use crate::ledger::{Dimension, GroupBy, Query, Window};
 use crate::meter::{RecordSink, TokenMeter};
 use crate::record::CallRecord;
 
+/// The axum version [`router`] is built with (0.8): mount it in an application on the same axum.
+pub use axum;
 pub use handlers::SessionMetrics;
 pub use openapi::openapi_document;
 
@@ -104,7 +106,7 @@ impl HttpConfig {
         self
     }
 
-    /// The port [`serve`] binds on `127.0.0.1`.
+    /// The port [`serve`] binds (on `127.0.0.1` unless [`with_addr`](Self::with_addr) named another address).
     pub fn with_port(mut self, port: u16) -> Self {
         self.addr.set_port(port);
         self

@@ -79,6 +79,10 @@ pub const INCOMPLETE_STREAM: &str = "stream_incomplete";
 /// [`record_response`], [`record_error`], [`Usage::record_into`] or a [`StreamAccumulator`]. The span's name is
 /// `claude`; `otel.name` holds the conventional `"{operation} {model}"` (see the [module docs](self)).
 ///
+/// Its target is `tokenmeter::instrument` and its level `INFO`: a global filter that turns that off (`warn`, or
+/// `my_app=info` alone) disables the span, and the call is not metered. Filter the layers that print instead
+/// (`fmt::layer().with_filter(...)`), or let `tokenmeter::instrument=info` through.
+///
 /// The span is a call to meter when it closes: keep it open (entered, or held) for the whole request,
 /// including the reading of a streamed body, and drop it after the last record.
 pub fn claude_span(operation: &str, model: &str, stream: bool) -> Span {

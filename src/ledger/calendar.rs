@@ -127,9 +127,14 @@ pub(crate) fn grain_start_at_or_after(tz: Tz, grain: Grain, ts: i64) -> i64 {
 /// The start of the grain after the one starting at `start`.
 pub(crate) fn grain_end(tz: Tz, grain: Grain, start: i64) -> i64 {
     match grain {
-        // A local hour is 3600 s except across a DST change, where the next local hour start is still one
-        // hour of real time later for whole-hour shifts.
-        Grain::Hour => hour_start(tz, start + 3600),
+        // A local hour is 3600 s except across a DST change: the next local hour start is an hour of real time
+        // later for whole-hour shifts, or a partial hour starts in between (Chatham's +12:45 to +13:45 makes a
+        // 15-minute hour): the start of the hour holding the instant before that one.
+        Grain::Hour => {
+            let next = hour_start(tz, start + 3600);
+            let inner = hour_start(tz, next - 1);
+            if inner > start { inner } else { next }
+        }
         Grain::Day => {
             let date = local(tz, start).date();
             start_of_date(tz, date.succ_opt().unwrap_or(date))
@@ -174,6 +179,29 @@ mod tests {
 
     fn ts(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> i64 {
         Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap().timestamp()
+    }
+
+    #[test]
+    fn chathams_fifteen_minute_hour_is_an_hour_of_its_own() {
+        // 2026-09-26, Pacific/Chatham springs from +12:45 to +13:45 at 02:45 local: local hours start at 13:15,
+        // 14:00 (03:45, a 15-minute hour) and 14:15 UTC. The 14:00 hour was skipped, merged into the one before.
+        let tz = chrono_tz::Pacific::Chatham;
+        let h = hour_start(tz, ts(2026, 9, 26, 13, 30));
+        assert_eq!(h, ts(2026, 9, 26, 13, 15));
+        assert_eq!(grain_end(tz, Grain::Hour, h), ts(2026, 9, 26, 14, 0));
+        assert_eq!(grain_end(tz, Grain::Hour, ts(2026, 9, 26, 14, 0)), ts(2026, 9, 26, 14, 15));
+        assert_eq!(grain_end(tz, Grain::Hour, ts(2026, 9, 26, 14, 15)), ts(2026, 9, 26, 15, 15));
+        // Every hour of a year's grain_end chain is the next hour_start, in zones with odd shifts too.
+        for tz in [chrono_tz::Pacific::Chatham, chrono_tz::Australia::Lord_Howe, chrono_tz::America::New_York] {
+            let mut h = hour_start(tz, ts(2026, 1, 1, 0, 0));
+            while h < ts(2027, 1, 1, 0, 0) {
+                let next = grain_end(tz, Grain::Hour, h);
+                assert!(next > h && next - h <= 3600, "{tz}: {h} -> {next}");
+                assert_eq!(hour_start(tz, next - 1), h, "{tz}: an hour start between {h} and {next}");
+                assert_eq!(hour_start(tz, next), next, "{tz}: {next} starts an hour");
+                h = next;
+            }
+        }
     }
 
     #[test]
