@@ -1071,3 +1071,45 @@ fn a_session_named_summary_is_read_percent_encoded() {
     assert_eq!(v["totals"]["calls"], 1, "{v}");
     server.shutdown();
 }
+
+/// A clock that notes the name of each thread that reads it (reports read it for "now").
+#[derive(Debug, Clone)]
+struct ThreadNotingClock {
+    inner: ManualClock,
+    readers: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl tokenmeter::Clock for ThreadNotingClock {
+    fn unix_nanos(&self) -> i64 {
+        let name = std::thread::current().name().unwrap_or("unnamed").to_owned();
+        self.readers.lock().unwrap().push(name);
+        self.inner.unix_nanos()
+    }
+}
+
+#[test]
+fn reports_run_off_the_servers_async_thread() {
+    // A report is milliseconds of CPU under the ledger's lock: on `serve`'s one async thread it held up every
+    // other connection, and the request's time limit could not interrupt it.
+    let clock = ThreadNotingClock {
+        inner: ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 14, 9, 0, 0).unwrap()),
+        readers: Default::default(),
+    };
+    let meter = TokenMeter::builder().with_clock(clock.clone()).build();
+    let server = serve(meter.clone(), HttpConfig::new().with_port(0)).expect("serve");
+    let client = Client::new();
+    for path in [
+        "/api/v1/analytics/token-efficiency",
+        "/api/v1/analytics/cache-performance",
+        "/api/v1/analytics/tokens",
+        "/api/v1/token-usage/summary",
+    ] {
+        clock.readers.lock().unwrap().clear();
+        let resp = client.get(format!("http://{}{path}", server.local_addr())).send().expect("request");
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+        let readers = clock.readers.lock().unwrap().clone();
+        assert!(!readers.is_empty(), "{path}: the report read the clock");
+        assert!(!readers.iter().any(|r| r == "tokenmeter-http"), "{path}: read on {readers:?}");
+    }
+    server.shutdown();
+}

@@ -25,7 +25,8 @@ impl TokenMeterBuilder {
 
 impl TokenMeter {
     /// The meter's ledger: rolling aggregates of every call, task and tool execution it records (and every
-    /// record the journal replays), and the reports on them.
+    /// record the journal replays), and the reports on them. The reports below compute under its lock
+    /// (milliseconds): from async code, run them with `tokio::task::spawn_blocking` (see [`Ledger`]).
     pub fn ledger(&self) -> &Ledger {
         &self.inner.ledger
     }

@@ -143,8 +143,9 @@ impl HttpConfig {
         self
     }
 
-    /// The time limit of one request (default 10 s); slower ones get 503. It bounds waiting: the handlers compute
-    /// reports synchronously (milliseconds), and one already computing runs to its end.
+    /// The time limit of one request (default 10 s); slower ones get 503. It bounds waiting: a report (CPU
+    /// under the ledger's lock, milliseconds) runs on tokio's blocking pool, and one already computing runs to
+    /// its end there.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -788,7 +789,12 @@ pub fn serve(meter: TokenMeter, config: HttpConfig) -> Result<ServerHandle, Http
     let std_listener = std::net::TcpListener::bind(addr).map_err(|source| HttpError::Bind { addr, source })?;
     std_listener.set_nonblocking(true).map_err(HttpError::Start)?;
     let local = std_listener.local_addr().map_err(HttpError::Start)?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(HttpError::Start)?;
+    // Reports run on the blocking pool (they take the ledger's lock one at a time): a few threads are plenty.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(4)
+        .build()
+        .map_err(HttpError::Start)?;
     let limits = ConnectionLimits { header_read_timeout: config.header_read_timeout, max: config.max_connections };
     let app = router(meter, config);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
