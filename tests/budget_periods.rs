@@ -211,3 +211,28 @@ fn rolling_window_forgets_old_spend_and_rearms_thresholds() {
     h.clock.set(start + Duration::hours(3));
     assert_eq!(h.meter.budget_status()[0].spent, usd(0));
 }
+
+#[test]
+fn budget_states_read_back_from_their_json() {
+    // What `/api/v1/budgets` serves reads back into the crate's own types (they were serialize-only).
+    let (h, _alerts) = harness(vec![
+        Budget::new("monthly", BudgetLimit::usd(1.0).unwrap()),
+        Budget::new("rolling", BudgetLimit::tokens(10_000))
+            .with_period(BudgetPeriod::Rolling(std::time::Duration::from_secs(93_784)))
+            .with_scope(tokenmeter::budget::BudgetScope::model("claude-haiku-4-5-20251001")),
+        Budget::new("weekly", BudgetLimit::usd(0.5).unwrap())
+            .with_period(BudgetPeriod::Week)
+            .with_scope(tokenmeter::budget::BudgetScope::tenant("a=b")),
+    ]);
+    h.clock.set(utc("2026-03-14T10:00:00Z"));
+    spend(&h, 400_000);
+    h.clock.set(utc("2026-03-14T11:00:00Z"));
+    let states = h.meter.budget_status();
+    assert!(states.iter().any(|s| s.time_to_limit.is_some()), "a time to limit to read back: {states:?}");
+    let json = serde_json::to_string(&states).unwrap();
+    let back: Vec<BudgetState> = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, states, "{json}");
+    assert!(json.contains(r#""period":"rolling 1d2h3m4s""#) && json.contains(r#""scope":"tenant=a=b""#), "{json}");
+    let err = serde_json::from_str::<BudgetPeriod>(r#""fortnight""#).unwrap_err().to_string();
+    assert!(err.contains("expected \"day\""), "{err}");
+}

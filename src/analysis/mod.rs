@@ -16,8 +16,10 @@
 //! tenant's): every figure is then computed from those records' own sums, and the report carries a
 //! [`ReportScope`] saying what it was narrowed to and what could not be narrowed exactly.
 //!
-//! Money stays exact ([`Money`](crate::Money), pico-USD) until a report field ending in `_usd` turns it
-//! into a float.
+//! Money stays exact ([`Money`](crate::Money), pico-USD) until a report field turns it into a float of USD:
+//! the fields ending in `_usd`, and three named before that rule, `CacheMetrics::cost_saved`,
+//! `CachePoint::cost_saved` and `Suggestion::potential_savings` (which has its exact twin,
+//! `potential_savings_picos`).
 //!
 //! # The efficiency score
 //!

@@ -227,20 +227,12 @@ fn budget(
 }
 
 fn parse_period(src: &Source<'_>, value: &Spanned<DeValue<'_>>, field: &str) -> Result<BudgetPeriod, BudgetError> {
-    const EXPECTED: &str =
-        "\"day\", \"week\", \"month\" or \"rolling <duration>\" from 1s to 366d (e.g. \"rolling 24h\")";
-    let text = string(src, value, field, EXPECTED)?;
-    let period = match text.trim() {
-        "day" => Some(BudgetPeriod::Day),
-        "week" => Some(BudgetPeriod::Week),
-        "month" => Some(BudgetPeriod::Month),
-        other => other.strip_prefix("rolling").and_then(|d| parse_duration(d.trim())).map(BudgetPeriod::Rolling),
-    };
-    period.ok_or_else(|| src.error(&value.span(), field, format!("expected {EXPECTED}, found {text:?}")))
+    let text = string(src, value, field, super::PERIOD_SYNTAX)?;
+    text.parse().map_err(|e: String| src.error(&value.span(), field, e))
 }
 
 /// `24h`, `7d`, `1h30m`, `90s`, `2w`: at least one second, at most [`MAX_ROLLING`](crate::budget::MAX_ROLLING).
-fn parse_duration(text: &str) -> Option<Duration> {
+pub(super) fn parse_duration(text: &str) -> Option<Duration> {
     let mut total: u64 = 0;
     let mut digits = String::new();
     let mut any = false;

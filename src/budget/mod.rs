@@ -413,6 +413,31 @@ impl Serialize for BudgetScope {
     }
 }
 
+impl std::str::FromStr for BudgetScope {
+    type Err = String;
+
+    /// The display form back: `everything`, `model=claude-sonnet-4-5`, `tenant=acme` (through
+    /// [`dimension`](Self::dimension) and [`model`](Self::model), so names and ids are normalized).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "everything" {
+            return Ok(BudgetScope::Everything);
+        }
+        match s.split_once('=') {
+            Some(("model", id)) if !id.is_empty() => Ok(BudgetScope::model(id)),
+            Some((name, value)) if !name.is_empty() => Ok(BudgetScope::dimension(name, value)),
+            _ => Err(format!("expected `everything` or `dimension=value`, found {s:?}")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for BudgetScope {
+    /// From its display form (`tenant=acme`), as the HTTP API's `/api/v1/budgets` writes it.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 // === impl BudgetPeriod ===
 
 /// The longest rolling period, 366 days (longer spans are what the calendar periods are for).
@@ -469,6 +494,37 @@ impl Serialize for BudgetPeriod {
     /// As its display form (`month`, `rolling 24h`).
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_str(self)
+    }
+}
+
+/// What a period may be written as, for error messages.
+const PERIOD_SYNTAX: &str =
+    "\"day\", \"week\", \"month\" or \"rolling <duration>\" from 1s to 366d (e.g. \"rolling 24h\")";
+
+impl std::str::FromStr for BudgetPeriod {
+    type Err = String;
+
+    /// `day`, `week`, `month`, or `rolling <duration>` from 1s to [`MAX_ROLLING`] (`rolling 24h`, `rolling
+    /// 1d2h`): the display form, and the budget file's syntax.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let period = match s.trim() {
+            "day" => Some(BudgetPeriod::Day),
+            "week" => Some(BudgetPeriod::Week),
+            "month" => Some(BudgetPeriod::Month),
+            other => {
+                let duration = other.strip_prefix("rolling").and_then(|d| file::parse_duration(d.trim()));
+                duration.map(BudgetPeriod::Rolling)
+            }
+        };
+        period.ok_or_else(|| format!("expected {PERIOD_SYNTAX}, found {s:?}"))
+    }
+}
+
+impl<'de> Deserialize<'de> for BudgetPeriod {
+    /// From its display form (`month`, `rolling 24h`).
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -746,8 +802,8 @@ fn dimension_name(name: &str) -> DimensionName {
 // === impl BudgetState ===
 
 /// One budget's state in its current period: what [`TokenMeter::budget_status`](crate::TokenMeter::budget_status)
-/// returns.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// returns, and (as JSON) what the HTTP API's `/api/v1/budgets` lists: it reads back with `serde_json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BudgetState {
     /// The budget's name.
     pub budget: Arc<str>,
@@ -775,7 +831,7 @@ pub struct BudgetState {
     pub projected: Option<BudgetAmount>,
     /// Time until the limit is reached at the current rate: zero when it already is; `None` when the rate
     /// is unknown or does not reach the limit before the period resets. Serialized as seconds (a float).
-    #[serde(serialize_with = "serialize_opt_secs")]
+    #[serde(serialize_with = "serialize_opt_secs", deserialize_with = "deserialize_opt_secs")]
     pub time_to_limit: Option<Duration>,
     /// True once spend has reached the limit.
     pub over_budget: bool,
@@ -785,6 +841,12 @@ pub struct BudgetState {
     pub calls: u64,
     /// Calls in scope this period with no price (a USD budget cannot count them).
     pub unpriced_calls: u64,
+}
+
+fn deserialize_opt_secs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    Option::<f64>::deserialize(d)?
+        .map(|secs| Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom))
+        .transpose()
 }
 
 fn serialize_opt_secs<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {

@@ -1,4 +1,5 @@
-//! The capture contract's field names and the per-callsite plan built from them.
+//! The capture contract's field names and the per-callsite plan built from them. The README's "The capture
+//! contract, in brief" says what each means, how values are normalized and which odd shapes are handled.
 //!
 //! A callsite's fields are classified once, when the callsite is first seen; the hot path then looks a field's
 //! role up by its index in the callsite's field set instead of comparing names.
@@ -89,6 +90,24 @@ pub const STATUS_CODE: &str = "otel.status_code";
 pub const INSTRUMENT_ERR_FIELD: &str = "error";
 /// Semconv tool name (on `execute_tool` spans).
 pub const TOOL_NAME: &str = "gen_ai.tool.name";
+/// The session (attribution dimensions, from here to [`TASK_FIELD`], are read on the call span or its nearest
+/// ancestor that has them): `session.id`, or semconv's `gen_ai.conversation.id`.
+pub const SESSION_FIELDS: [&str; 2] = ["session.id", "gen_ai.conversation.id"];
+/// The user: `user.id`, or OTel's `enduser.id`.
+pub const USER_FIELDS: [&str; 2] = ["user.id", "enduser.id"];
+/// The tenant.
+pub const TENANT_FIELD: &str = "tenant.id";
+/// The project.
+pub const PROJECT_FIELD: &str = "project";
+/// The agent: semconv's `gen_ai.agent.name`, or `agent`.
+pub const AGENT_FIELDS: [&str; 2] = ["gen_ai.agent.name", "agent"];
+/// The application's own operation (not `gen_ai.operation.name`).
+pub const OPERATION_FIELD: &str = "operation";
+/// The task: a span with this field is a task, whose close yields a `TaskRecord`.
+pub const TASK_FIELD: &str = "task";
+/// Anthropic's usage and tier fields are also read with this prefix (`usage.input_tokens`,
+/// `usage.service_tier`), as the response's `usage` object nests them.
+pub const USAGE_PREFIX: &str = "usage.";
 /// The `gen_ai.operation.name` value of a tool-execution span.
 pub const EXECUTE_TOOL: &str = "execute_tool";
 /// The `gen_ai.operation.name` values of a single model request (semconv inference spans): a call span with one
@@ -155,7 +174,7 @@ pub(crate) fn classify(name: &str) -> Role {
     use TokenField::*;
     // Anthropic's names as the response's `usage` object nests them (`usage.input_tokens`, `usage.service_tier`),
     // read as the bare ones.
-    if let Some(bare) = name.strip_prefix("usage.")
+    if let Some(bare) = name.strip_prefix(USAGE_PREFIX)
         && matches!(
             bare,
             ANTHROPIC_INPUT
@@ -197,13 +216,13 @@ pub(crate) fn classify(name: &str) -> Role {
         ERROR_TYPE => Role::ErrorType,
         STATUS_CODE => Role::StatusCode,
         TOOL_NAME => Role::ToolName,
-        "session.id" | "gen_ai.conversation.id" => Role::Dim(Dim::Session),
-        "user.id" | "enduser.id" => Role::Dim(Dim::User),
-        "tenant.id" => Role::Dim(Dim::Tenant),
-        "project" => Role::Dim(Dim::Project),
-        "gen_ai.agent.name" | "agent" => Role::Dim(Dim::Agent),
-        "operation" => Role::Dim(Dim::Operation),
-        "task" => Role::Dim(Dim::Task),
+        n if SESSION_FIELDS.contains(&n) => Role::Dim(Dim::Session),
+        n if USER_FIELDS.contains(&n) => Role::Dim(Dim::User),
+        TENANT_FIELD => Role::Dim(Dim::Tenant),
+        PROJECT_FIELD => Role::Dim(Dim::Project),
+        n if AGENT_FIELDS.contains(&n) => Role::Dim(Dim::Agent),
+        OPERATION_FIELD => Role::Dim(Dim::Operation),
+        TASK_FIELD => Role::Dim(Dim::Task),
         _ => Role::Other,
     }
 }

@@ -2,9 +2,10 @@
 //!
 //! # Which spans it reads
 //!
-//! Every callsite is classified once, by its declared field names (the contract is in the crate docs and in
-//! [`fields`]): an *LLM call span* declares a token field; a *context span* declares an attribution dimension
-//! (`session.id`, `user.id`, `project`, `task`, …); a *tool span* declares `gen_ai.tool.name` and
+//! Every callsite is classified once, by its declared field names (the contract's names are in [`fields`], and
+//! what each means in the README's "The capture contract, in brief"): an *LLM call span* declares a token
+//! field; a *context span* declares an attribution dimension (`session.id`, `user.id`, `project`, `task`, …);
+//! a *tool span* declares `gen_ai.tool.name` and
 //! `gen_ai.operation.name`; a *usage event* declares a token field; an *error event* is the `ERROR` event with
 //! the one field `error` that `#[tracing::instrument(err)]` emits, which fails the call span it is in. The layer
 //! ignores every other span and event, and never filters: other layers see exactly what they saw before.
@@ -79,6 +80,8 @@ thread_local! {
     /// Spans (with their meter's key) holding calls a usage event split off on this thread, to finish at the next
     /// span exit here (see [`TokenMeterLayer::on_exit`]).
     static DEFERRED: std::cell::RefCell<Vec<(usize, Id)>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Whether `DEFERRED` may hold entries: the check every span exit makes (a plain flag, no destructor).
+    static ANY_DEFERRED: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Marks this thread as inside a meter layer's `on_close` until dropped; then warns (once per meter) if a span
@@ -504,6 +507,7 @@ impl TokenMeterLayer {
                     state.deferred.push(DeferredCall { earlier: e, end: now });
                     let entry = (self.key(), span.id());
                     let _ = DEFERRED.try_with(|d| d.borrow_mut().push(entry));
+                    ANY_DEFERRED.set(true);
                 } else {
                     earlier = Some(e);
                 }
@@ -557,6 +561,7 @@ impl TokenMeterLayer {
             let mut d = d.borrow_mut();
             let (mine, others): (Vec<_>, Vec<_>) = d.drain(..).partition(|(k, _)| *k == key);
             *d = others;
+            ANY_DEFERRED.set(!d.is_empty());
             mine
         }) else {
             return;
@@ -727,7 +732,7 @@ where
     fn on_exit(&self, _id: &Id, ctx: Context<'_, S>) {
         // Calls a usage event split off on this thread (see `apply_call_update`): finished here, outside any
         // event's dispatch, unless this exit runs inside this meter's sinks or close (they finish later).
-        if DEFERRED.try_with(|d| d.borrow().is_empty()).unwrap_or(true) || in_sinks() || in_close() {
+        if !ANY_DEFERRED.get() || in_sinks() || in_close() {
             return;
         }
         self.finish_deferred(&ctx);
@@ -755,7 +760,8 @@ where
         }
         let _closing = Closing::enter(&self.inner);
         // Calls an event split off and no span exit finished yet, before the span's last call.
-        for d in std::mem::take(&mut state.deferred) {
+        let deferred = if state.deferred.is_empty() { Vec::new() } else { std::mem::take(&mut state.deferred) };
+        for d in deferred {
             let e = &d.earlier;
             let call = EndedCall {
                 fields: &e.fields,
