@@ -77,11 +77,6 @@ thread_local! {
     static IN_CLOSE: Cell<bool> = const { Cell::new(false) };
     /// The name of a span opened meanwhile, for the warning given when that `on_close` ends.
     static OPENED_WHILE_CLOSING: Cell<Option<&'static str>> = const { Cell::new(None) };
-    /// Spans (with their meter's key) holding calls a usage event split off on this thread, to finish at the next
-    /// span exit here (see [`TokenMeterLayer::on_exit`]).
-    static DEFERRED: std::cell::RefCell<Vec<(usize, Id)>> = const { std::cell::RefCell::new(Vec::new()) };
-    /// Whether `DEFERRED` may hold entries: the check every span exit makes (a plain flag, no destructor).
-    static ANY_DEFERRED: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Marks this thread as inside a meter layer's `on_close` until dropped; then warns (once per meter) if a span
@@ -128,11 +123,6 @@ fn in_sinks() -> bool {
     IN_SINKS.try_with(Cell::get).unwrap_or(false)
 }
 
-/// Whether this thread is inside a meter layer's `on_close`.
-fn in_close() -> bool {
-    IN_CLOSE.try_with(Cell::get).unwrap_or(false)
-}
-
 /// What capture keeps in a span's extensions.
 struct SpanState {
     plan: &'static CallsitePlan,
@@ -159,16 +149,6 @@ struct SpanState {
     /// What the span declared at creation of the fields each call may restate: where the next call on a
     /// long-lived span starts from.
     declared: DeclaredPerCall,
-    /// Calls a usage event split off (a new response id in an event): finished at the next span exit on that
-    /// thread or at this span's close, not inside the event's dispatch (see [`TokenMeterLayer::on_exit`]).
-    deferred: Vec<DeferredCall>,
-}
-
-/// A call split off inside an event's dispatch, waiting to be finished.
-struct DeferredCall {
-    earlier: EarlierCall,
-    /// Unix nanoseconds.
-    end: i64,
 }
 
 /// Every meter's state for one span. A span's extensions hold one value per type, and two meters' layers on
@@ -454,13 +434,8 @@ impl TokenMeterLayer {
     }
 
     /// Applies newer call fields to a span's state; when they start a new call on a span that already holds a
-    /// finished one (a different response id), finalizes the earlier call first: at once from a `record`, and
-    /// from an event at the next span exit on this thread (or the span's close). Finishing a call runs sinks
-    /// and budget alerts, which may log: an event raised inside another event's dispatch under a global
-    /// dispatcher overwrites tracing-subscriber's per-layer filter state for the outer event
-    /// (tokio-rs/tracing#2704), so filtered layers after this one would judge the usage event by the alert's
-    /// level.
-    fn apply_call_update<S>(&self, span: &SpanRef<'_, S>, update: CallFields, rejected: u64, in_event: bool)
+    /// finished one (a different response id), finalizes the earlier call first.
+    fn apply_call_update<S>(&self, span: &SpanRef<'_, S>, update: CallFields, rejected: u64)
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
@@ -502,15 +477,8 @@ impl TokenMeterLayer {
                 // not a part of this one.
                 state.carries_calls = true;
                 let rejected = std::mem::take(&mut state.rejected);
-                let e = EarlierCall { fields: finished, dims: state.dims.clone(), start: state.start, rejected };
-                if in_event {
-                    state.deferred.push(DeferredCall { earlier: e, end: now });
-                    let entry = (self.key(), span.id());
-                    let _ = DEFERRED.try_with(|d| d.borrow_mut().push(entry));
-                    ANY_DEFERRED.set(true);
-                } else {
-                    earlier = Some(e);
-                }
+                earlier =
+                    Some(EarlierCall { fields: finished, dims: state.dims.clone(), start: state.start, rejected });
                 state.call.reset_per_call(&state.declared);
                 state.start = now;
                 state.encloses_calls = false;
@@ -519,61 +487,26 @@ impl TokenMeterLayer {
             state.call.replace_with(update);
         }
         if let Some(e) = earlier {
-            self.finish_earlier(span, e, self.inner.clock.unix_nanos());
-        }
-    }
-
-    /// Finishes a call split off a span (see [`apply_call_update`](Self::apply_call_update)); the span's
-    /// extensions must not be held.
-    fn finish_earlier<S>(&self, span: &SpanRef<'_, S>, e: EarlierCall, end: i64)
-    where
-        S: Subscriber + for<'a> LookupSpan<'a>,
-    {
-        let call = EndedCall {
-            fields: &e.fields,
-            dims: &e.dims,
-            start: e.start,
-            end,
-            rejected: e.rejected,
-            split: true,
-            rollup: false,
-            encloses_usage: false,
-        };
-        // A span that is a task too counts the earlier call in its own tally, as it will the last one. The
-        // tally is taken out rather than borrowed: the span may be entered here, and the sinks that run in
-        // `finish_call` may log inside it (another layer reading its extensions).
-        let mut own_task = self.state_mut(&mut span.extensions_mut()).and_then(|s| s.task.take());
-        self.finish_call(span, call, own_task.as_mut());
-        if let Some(tally) = own_task
-            && let Some(state) = self.state_mut(&mut span.extensions_mut())
-        {
-            state.task = Some(tally);
-        }
-    }
-
-    /// Finishes the calls events on this thread split off, on this meter's spans still open.
-    fn finish_deferred<S>(&self, ctx: &Context<'_, S>)
-    where
-        S: Subscriber + for<'a> LookupSpan<'a>,
-    {
-        let key = self.key();
-        let Ok(ids) = DEFERRED.try_with(|d| {
-            let mut d = d.borrow_mut();
-            let (mine, others): (Vec<_>, Vec<_>) = d.drain(..).partition(|(k, _)| *k == key);
-            *d = others;
-            ANY_DEFERRED.set(!d.is_empty());
-            mine
-        }) else {
-            return;
-        };
-        for (_, id) in ids {
-            let Some(span) = ctx.span(&id) else { continue };
-            let deferred = match self.state_mut(&mut span.extensions_mut()) {
-                Some(state) => std::mem::take(&mut state.deferred),
-                None => continue,
+            let end = self.inner.clock.unix_nanos();
+            let call = EndedCall {
+                fields: &e.fields,
+                dims: &e.dims,
+                start: e.start,
+                end,
+                rejected: e.rejected,
+                split: true,
+                rollup: false,
+                encloses_usage: false,
             };
-            for d in deferred {
-                self.finish_earlier(&span, d.earlier, d.end);
+            // A span that is a task too counts the earlier call in its own tally, as it will the last one. The
+            // tally is taken out rather than borrowed: the span may be entered here, and the sinks that run in
+            // `finish_call` may log inside it (another layer reading its extensions).
+            let mut own_task = self.state_mut(&mut span.extensions_mut()).and_then(|s| s.task.take());
+            self.finish_call(span, call, own_task.as_mut());
+            if let Some(tally) = own_task
+                && let Some(state) = self.state_mut(&mut span.extensions_mut())
+            {
+                state.task = Some(tally);
             }
         }
     }
@@ -637,7 +570,6 @@ where
             closed: false,
             opened_in_sinks,
             declared: DeclaredPerCall::default(),
-            deferred: Vec::new(),
         };
         // Built where it lives, then filled in place: moving a built state in would copy its ~600 bytes twice.
         let key = self.key();
@@ -683,7 +615,7 @@ where
         if let Some(state) = self.state_mut(&mut span.extensions_mut()) {
             state.dims.replace_with(dims);
         }
-        self.apply_call_update(&span, update, rejected, false);
+        self.apply_call_update(&span, update, rejected);
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
@@ -718,7 +650,7 @@ where
                     if *event.metadata().level() != tracing_core::Level::ERROR || span.id() != parent.id() {
                         (update.error_type, update.status_error) = (None, None);
                     }
-                    self.apply_call_update(&span, update, rejected, true);
+                    self.apply_call_update(&span, update, rejected);
                     return;
                 }
                 None => {}
@@ -727,15 +659,6 @@ where
         if !from_sink {
             self.inner.count_orphan_usage(rejected);
         }
-    }
-
-    fn on_exit(&self, _id: &Id, ctx: Context<'_, S>) {
-        // Calls a usage event split off on this thread (see `apply_call_update`): finished here, outside any
-        // event's dispatch, unless this exit runs inside this meter's sinks or close (they finish later).
-        if !ANY_DEFERRED.get() || in_sinks() || in_close() {
-            return;
-        }
-        self.finish_deferred(&ctx);
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
@@ -759,22 +682,6 @@ where
             return;
         }
         let _closing = Closing::enter(&self.inner);
-        // Calls an event split off and no span exit finished yet, before the span's last call.
-        let deferred = if state.deferred.is_empty() { Vec::new() } else { std::mem::take(&mut state.deferred) };
-        for d in deferred {
-            let e = &d.earlier;
-            let call = EndedCall {
-                fields: &e.fields,
-                dims: &e.dims,
-                start: e.start,
-                end: d.end,
-                rejected: e.rejected,
-                split: true,
-                rollup: false,
-                encloses_usage: false,
-            };
-            self.finish_call(&span, call, state.task.as_mut());
-        }
         let end = self.inner.clock.unix_nanos();
         let plan = state.plan;
         let is_tool = plan.tool_candidate
