@@ -370,12 +370,13 @@ impl TokenMeterBuilder {
         Ok(())
     }
 
-    /// The model small premium calls are priced against must have a price, or no call can be priced against it:
-    /// the right-sizing suggestion would never appear and the efficiency score's right-sizing part would read
-    /// as perfect.
+    /// A right-sizing target set must have a price, or no call can be priced against it: the right-sizing
+    /// suggestion would never appear and the efficiency score's right-sizing part would read as perfect. The
+    /// default is not checked: a price book of other providers' models has no use for it.
     fn check_right_size_target(&self) -> Result<(), BuildError> {
-        let target = &self.ledger_config.right_size_target;
-        match self.ledger_config.is_enabled() && self.prices.resolve(target).is_none() {
+        let config = &self.ledger_config;
+        let target = &config.right_size_target;
+        match config.is_enabled() && config.right_size_target_set && self.prices.resolve(target).is_none() {
             true => Err(BuildError::RightSizeTarget { model: target.clone() }),
             false => Ok(()),
         }

@@ -1379,4 +1379,7 @@ fn a_right_sizing_target_without_a_price_is_refused() {
     let book = PriceBook::builtin().with_price("claude-haiku-9", tokenmeter::pricing::ModelPrice::new(rates));
     let priced = tokenmeter::TokenMeter::builder().with_price_book(book).with_ledger_config(config);
     assert!(priced.try_build().is_ok(), "priced by the meter's own price book");
+    // The default target is not checked: a book of other models has no use for it.
+    let others = PriceBook::empty().with_price("gpt-4o", tokenmeter::pricing::ModelPrice::new(rates));
+    assert!(tokenmeter::TokenMeter::builder().with_price_book(others).try_build().is_ok(), "default target");
 }

@@ -218,7 +218,8 @@ fn budget_states_read_back_from_their_json() {
     let (h, _alerts) = harness(vec![
         Budget::new("monthly", BudgetLimit::usd(1.0).unwrap()),
         Budget::new("rolling", BudgetLimit::tokens(10_000))
-            .with_period(BudgetPeriod::Rolling(std::time::Duration::from_secs(93_784)))
+            // Taken in whole seconds, as it is written: 1.5 s more read back as nothing.
+            .with_period(BudgetPeriod::Rolling(std::time::Duration::from_millis(93_785_500)))
             .with_scope(tokenmeter::budget::BudgetScope::model("claude-haiku-4-5-20251001")),
         Budget::new("weekly", BudgetLimit::usd(0.5).unwrap())
             .with_period(BudgetPeriod::Week)
@@ -232,7 +233,9 @@ fn budget_states_read_back_from_their_json() {
     let json = serde_json::to_string(&states).unwrap();
     let back: Vec<BudgetState> = serde_json::from_str(&json).unwrap();
     assert_eq!(back, states, "{json}");
-    assert!(json.contains(r#""period":"rolling 1d2h3m4s""#) && json.contains(r#""scope":"tenant=a=b""#), "{json}");
+    assert!(json.contains(r#""period":"rolling 1d2h3m5s""#) && json.contains(r#""scope":"tenant=a=b""#), "{json}");
+    let unnamed: tokenmeter::budget::BudgetScope = "=x".parse().unwrap();
+    assert_eq!(unnamed.to_string(), "=x", "what `build` keeps (and logs) reads back too");
     let err = serde_json::from_str::<BudgetPeriod>(r#""fortnight""#).unwrap_err().to_string();
     assert!(err.contains("expected \"day\""), "{err}");
 }

@@ -19,6 +19,8 @@ type Outcome = (&'static str, String);
 struct FlushOnWarning(Mutex<Sender<Outcome>>);
 
 static METER: OnceLock<TokenMeter> = OnceLock::new();
+/// Another meter, with a journal that works: the first one's writer thread may flush it.
+static OTHER: OnceLock<TokenMeter> = OnceLock::new();
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for FlushOnWarning {
     fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
@@ -28,7 +30,11 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for FlushOnWarning {
             return;
         }
         let outcome = match m.target() {
-            "tokenmeter::journal" => ("journal", format!("{:?}", meter.flush())),
+            "tokenmeter::journal" => {
+                let other = OTHER.get().map(|o| format!("{:?}", o.flush()));
+                let _ = self.0.lock().unwrap().send(("other journal", other.unwrap_or_default()));
+                ("journal", format!("{:?}", meter.flush()))
+            }
             "tokenmeter::budget" => ("webhook", format!("{:?}", meter.flush_webhook(Duration::MAX))),
             _ => return,
         };
@@ -58,6 +64,9 @@ fn a_flush_made_on_the_flushing_thread_returns() {
         .with_webhook(hook)
         .try_build()
         .unwrap();
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = TokenMeter::builder().with_journal(JournalConfig::new(other_dir.path())).try_build().unwrap();
+    OTHER.set(other).unwrap();
     METER.set(meter.clone()).unwrap();
 
     let recording = tracing::Dispatch::new(tracing_subscriber::registry().with(meter.layer()));
@@ -74,6 +83,8 @@ fn a_flush_made_on_the_flushing_thread_returns() {
     }
     let journal = seen.iter().find(|(what, _)| *what == "journal").unwrap();
     assert_eq!(journal.1, "Err(OnWriterThread)", "{seen:?}");
+    let other = seen.iter().find(|(what, _)| *what == "other journal").unwrap();
+    assert_eq!(other.1, "Ok(())", "another meter's journal flushes from this writer thread: {seen:?}");
     let webhook = seen.iter().find(|(what, _)| *what == "webhook").unwrap();
     assert_eq!(webhook.1, "false", "alerts still queued, none deliverable while the delivery thread waits: {seen:?}");
 

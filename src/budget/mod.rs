@@ -424,7 +424,8 @@ impl std::str::FromStr for BudgetScope {
         }
         match s.split_once('=') {
             Some(("model", id)) if !id.is_empty() => Ok(BudgetScope::model(id)),
-            Some((name, value)) if !name.is_empty() => Ok(BudgetScope::dimension(name, value)),
+            // An empty name is refused by `try_build`, but `build` keeps the budget and shows it as `=value`.
+            Some((name, value)) => Ok(BudgetScope::dimension(name, value)),
             _ => Err(format!("expected `everything` or `dimension=value`, found {s:?}")),
         }
     }
@@ -598,10 +599,13 @@ impl Budget {
         self
     }
 
-    /// Sets the period; a rolling duration is taken between one second and [`MAX_ROLLING`].
+    /// Sets the period; a rolling duration is taken in whole seconds, between one second and [`MAX_ROLLING`].
     pub fn with_period(mut self, period: BudgetPeriod) -> Self {
         self.period = match period {
-            BudgetPeriod::Rolling(d) => BudgetPeriod::Rolling(d.clamp(Duration::from_secs(1), MAX_ROLLING)),
+            // Whole seconds, as the period is written (`rolling 90s`) and read back.
+            BudgetPeriod::Rolling(d) => {
+                BudgetPeriod::Rolling(Duration::from_secs(d.as_secs()).clamp(Duration::from_secs(1), MAX_ROLLING))
+            }
             other => other,
         };
         self

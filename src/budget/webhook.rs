@@ -153,15 +153,12 @@ pub(crate) fn redacted(url: &str) -> String {
     format!("{scheme}://{host}{}", if hidden { "/…" } else { "" })
 }
 
-thread_local! {
-    /// Set on the delivery thread: a flush called there would wait for deliveries only that thread makes.
-    static ON_DELIVERY_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
 /// The recording side of the webhook: a bounded queue to the delivery thread.
 pub(super) struct WebhookQueue {
     tx: SyncSender<BudgetAlert>,
     counters: Arc<WebhookCounters>,
+    /// The delivery thread: a flush called there (a subscriber reacting to its warning) cannot wait for it.
+    thread: Option<std::thread::ThreadId>,
 }
 
 impl WebhookQueue {
@@ -173,10 +170,14 @@ impl WebhookQueue {
         let spawned = std::thread::Builder::new()
             .name("tokenmeter-webhook".into())
             .spawn(move || run(config, rx, &thread_counters));
-        if let Err(e) = spawned {
-            tracing::error!(target: "tokenmeter::budget", error = %e, "cannot start the webhook thread; alerts will not be posted");
-        }
-        WebhookQueue { tx, counters }
+        let thread = match spawned {
+            Ok(handle) => Some(handle.thread().id()),
+            Err(e) => {
+                tracing::error!(target: "tokenmeter::budget", error = %e, "cannot start the webhook thread; alerts will not be posted");
+                None
+            }
+        };
+        WebhookQueue { tx, counters, thread }
     }
 
     /// Queues an alert; never blocks.
@@ -194,7 +195,7 @@ impl WebhookQueue {
     /// the delivery thread itself (a subscriber reacting to its warning) nothing can be delivered while it waits:
     /// false at once unless nothing is queued.
     pub(super) fn flush(&self, timeout: Duration) -> bool {
-        let timeout = if ON_DELIVERY_THREAD.with(std::cell::Cell::get) { Duration::ZERO } else { timeout };
+        let timeout = if self.thread == Some(std::thread::current().id()) { Duration::ZERO } else { timeout };
         // `Duration::MAX` (wait for good) would overflow the instant.
         let deadline = std::time::Instant::now().checked_add(timeout);
         let c = &self.counters;
@@ -226,7 +227,6 @@ enum Attempt {
 }
 
 fn run(config: WebhookConfig, rx: Receiver<BudgetAlert>, counters: &WebhookCounters) {
-    ON_DELIVERY_THREAD.with(|on| on.set(true));
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(config.timeout))
         .http_status_as_error(false)

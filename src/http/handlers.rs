@@ -280,7 +280,11 @@ pub(super) async fn method_not_allowed() -> Response {
 async fn blocking(report: impl FnOnce() -> Response + Send + 'static) -> Response {
     match tokio::task::spawn_blocking(report).await {
         Ok(response) => response,
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("the report failed: {e}"), None),
+        Err(e) => {
+            // The panic's text stays in the log: it may name what the caller may not see.
+            tracing::error!(target: "tokenmeter::http", error = %e, "a report failed");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the report failed", None)
+        }
     }
 }
 

@@ -1,6 +1,5 @@
 //! The journal's writer thread and the recording side of its queue.
 
-use std::cell::Cell;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -212,7 +211,7 @@ impl JournalWriter {
     }
 
     pub(super) fn flush(&self) -> Result<(), JournalError> {
-        if ON_WRITER_THREAD.with(Cell::get) {
+        if self.on_writer_thread() {
             return Err(JournalError::OnWriterThread);
         }
         // Drops are counted when they happen, on the recording thread: what was dropped before this call.
@@ -233,6 +232,12 @@ impl JournalWriter {
             Ok(Err(message)) => Err(JournalError::Write(message)),
             Err(_) => Err(JournalError::Stopped),
         }
+    }
+
+    /// Whether the calling thread is this journal's writer (a subscriber there reacting to its warning): a flush or
+    /// join there would wait for itself. Another meter's writer thread may flush this one.
+    fn on_writer_thread(&self) -> bool {
+        self.thread.as_ref().is_some_and(|h| h.thread().id() == std::thread::current().id())
     }
 
     /// Records and alert lines a full queue dropped, so far.
@@ -275,12 +280,6 @@ impl JournalWriter {
     }
 }
 
-thread_local! {
-    /// Set on the journal's writer thread: a flush called there (by a subscriber reacting to the writer's warning)
-    /// would wait on that thread itself, for ever.
-    static ON_WRITER_THREAD: Cell<bool> = const { Cell::new(false) };
-}
-
 impl Drop for JournalWriter {
     /// Closes the queue and waits for the writer to write and sync what it holds.
     fn drop(&mut self) {
@@ -289,8 +288,9 @@ impl Drop for JournalWriter {
         self.wake();
         // On the writer thread itself (a subscriber there dropping the last handle) a join would wait for ever;
         // the closed queue ends the thread once this returns.
+        let on_writer = self.on_writer_thread();
         if let Some(handle) = self.thread.take()
-            && !ON_WRITER_THREAD.with(Cell::get)
+            && !on_writer
         {
             let _ = handle.join();
         }
@@ -383,7 +383,6 @@ impl WriterThread {
     /// the recording side unparks the writer only when the queue is half full, and `flush` and drop unpark it
     /// at once.
     fn run(&mut self, rx: Receiver<Command>) {
-        ON_WRITER_THREAD.with(|on| on.set(true));
         self.set_priority();
         let mut idle = IDLE_MIN;
         loop {

@@ -142,6 +142,8 @@ pub struct LedgerConfig {
     /// Set by `with_min_cacheable_tokens`: every model's minimum.
     pub(crate) min_cacheable_tokens: Option<u64>,
     pub(crate) right_size_target: String,
+    /// Set by [`with_right_size_target`](Self::with_right_size_target), not the default.
+    pub(crate) right_size_target_set: bool,
     pub(crate) premium_min_input_rate: u64,
     pub(crate) small_call_max_prompt: u64,
     pub(crate) small_call_max_output: u64,
@@ -180,6 +182,7 @@ impl Default for LedgerConfig {
             cache_reuse_window_secs: 300,
             min_cacheable_tokens: None,
             right_size_target: "claude-haiku-4-5".to_owned(),
+            right_size_target_set: false,
             premium_min_input_rate: 4_000_000,
             small_call_max_prompt: 2_000,
             small_call_max_output: 500,
@@ -251,10 +254,12 @@ impl LedgerConfig {
         self
     }
 
-    /// The model that small calls on premium models are priced against (default `claude-haiku-4-5`). It must
-    /// have a price: a meter's [`try_build`](crate::TokenMeterBuilder::try_build) refuses one that has none.
+    /// The model that small calls on premium models are priced against (default `claude-haiku-4-5`). One set
+    /// here must have a price: a meter's [`try_build`](crate::TokenMeterBuilder::try_build) refuses one that
+    /// has none. (The default without a price, in a price book of other models, leaves right-sizing out.)
     pub fn with_right_size_target(mut self, model: impl Into<String>) -> Self {
         self.right_size_target = model.into();
+        self.right_size_target_set = true;
         self
     }
 
