@@ -1007,6 +1007,44 @@ fn a_client_that_never_finishes_its_headers_is_closed_after_the_header_read_time
 }
 
 #[test]
+fn a_client_that_stops_reading_its_responses_is_closed_after_the_timeout() {
+    // Pipelined requests for the public OpenAPI document (~25 KB each), never read: hyper parsed each request
+    // from its buffer (no header timeout then) and blocked writing to the full socket, with no write timeout.
+    // Two such clients held both slots for good, without a key, and nobody else was answered.
+    use std::io::Write;
+    let meter = TokenMeter::builder().build();
+    let config = HttpConfig::new()
+        .with_port(0)
+        .with_max_connections(2)
+        .with_header_read_timeout(std::time::Duration::from_millis(500));
+    let server = serve(meter, config).expect("server");
+    let addr = server.local_addr();
+    let mut stuck = Vec::new();
+    for _ in 0..2 {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_write_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+        stuck.push(s.try_clone().unwrap());
+        // Far more responses than the sockets' buffers hold (4,000 x 25 KB); the writes stop when the server
+        // stops reading, so they run on their own thread, which ends when the connection is closed.
+        std::thread::spawn(move || {
+            let request = b"GET /api/v1/openapi.json HTTP/1.1\r\nHost: localhost\r\n\r\n";
+            for _ in 0..4_000 {
+                if s.write_all(request).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300)); // both accepted and writing
+    let mut third = std::net::TcpStream::connect(addr).unwrap();
+    third.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let answer = read_until_closed(&mut third, std::time::Duration::from_secs(20)).expect("answered and closed");
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
+    drop(stuck);
+    server.shutdown();
+}
+
+#[test]
 fn connections_past_the_cap_wait_until_one_closes() {
     use std::io::Write;
     let meter = TokenMeter::builder().build();

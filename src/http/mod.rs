@@ -154,7 +154,8 @@ impl HttpConfig {
     /// How long [`serve`] waits for a request's headers (default 10 s), from the moment it starts reading the
     /// request, or waits for the next request on a kept-alive connection; then it closes the connection. A
     /// client that sends half a request and goes quiet (or opens connections and sends nothing) holds one only
-    /// that long.
+    /// that long. A response write that makes no progress that long (a client that stops reading) also closes
+    /// the connection.
     pub fn with_header_read_timeout(mut self, timeout: Duration) -> Self {
         self.header_read_timeout = timeout;
         self
@@ -832,7 +833,7 @@ struct ConnectionLimits {
 }
 
 /// Accepts connections until `stop` fires, at most `limits.max` open at once, each served by hyper's HTTP/1
-/// with a header-read timeout (`axum::serve` sets no timer, so hyper's own 30 s default never applies there).
+/// with a header-read timeout and, as long, a write timeout (`axum::serve` sets no timer, so hyper's own 30 s default never applies there).
 /// On `stop`: no more accepts, idle connections close, in-flight requests get [`SHUTDOWN_GRACE`], and the
 /// connections still open then are dropped with the runtime.
 async fn accept_loop(
@@ -869,8 +870,13 @@ async fn accept_loop(
             },
             _ = &mut stop => break,
         };
+        // A client that stops reading (pipelined requests, then a full socket) would block the response's write,
+        // and hold its slot, for ever: hyper has no write timeout. A write that makes no progress for the
+        // header-read timeout fails, and the connection closes.
+        let mut stream = tokio_io_timeout::TimeoutStream::new(stream);
+        stream.set_write_timeout(Some(limits.header_read_timeout));
         let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(Box::pin(stream)), service));
         tokio::spawn(async move {
             let _ = conn.await;
             drop(slot);
