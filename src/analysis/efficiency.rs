@@ -9,6 +9,9 @@ use super::scope::{ReportFilter, ReportScope};
 use crate::ledger::{Agg, Dimension, Ledger, OTHER, QueryError, Selection, Window, WindowBounds};
 use crate::pricing::Money;
 
+/// How the note on sessions past the ledger's session cap begins (the count after it spans every filter value).
+pub(crate) const PAST_SESSION_CAP_NOTE: &str = "breakdowns by session, sessions past the cap";
+
 /// Most rows in [`EfficiencyReport::breakdowns`] (the most expensive first).
 pub const MAX_BREAKDOWN_ROWS: usize = 100;
 
@@ -455,8 +458,8 @@ impl Ledger {
                     );
                     if past_cap > 0 {
                         notes.push(format!(
-                            "breakdowns by session: {past_cap} calls of sessions past the ledger's session cap \
-                             (`(other)`) are not listed"
+                            "{PAST_SESSION_CAP_NOTE}: {past_cap} calls of sessions past the ledger's session cap \
+                             (`(other)`, any filter value) are not listed"
                         ));
                     }
                     all.into_iter().filter(|(k, _)| k != OTHER && filter.session_belongs(k)).collect()

@@ -312,10 +312,13 @@ pub(super) async fn token_efficiency(
             one_of("efficiency_metric", m, &[("tokens_per_task", ()), ("cache_hit_rate", ()), ("reuse_rate", ())])?;
         }
         let filter = report_filter(&state, &caller);
-        let report = state
+        let mut report = state
             .meter
             .efficiency_report_for(window, group_by, &filter)
             .map_err(|e| query_error(e, Some("time_range")))?;
+        if let Some(scope) = report.scope.as_mut() {
+            hide_other_tenants(scope, &caller);
+        }
         Ok(json_response(StatusCode::OK, &report))
     };
     blocking(move || run().unwrap_or_else(|r| r)).await
@@ -331,7 +334,11 @@ pub(super) async fn cache_performance(
         let p = Params::of(raw, &["time_range"])?;
         let window = window_param(&state, &p, "time_range", Window::Last7Days)?;
         let filter = report_filter(&state, &caller);
-        let report = state.meter.cache_report_for(window, &filter).map_err(|e| query_error(e, Some("time_range")))?;
+        let mut report =
+            state.meter.cache_report_for(window, &filter).map_err(|e| query_error(e, Some("time_range")))?;
+        if let Some(scope) = report.scope.as_mut() {
+            hide_other_tenants(scope, &caller);
+        }
         Ok(json_response(StatusCode::OK, &report))
     };
     blocking(move || run().unwrap_or_else(|r| r)).await
@@ -374,7 +381,8 @@ pub(super) async fn tokens(State(state): State<AppState>, Extension(caller): Ext
             q = q.filter(Dimension::Model, model);
         }
         let q = with_tenant(q, &caller);
-        let result = state.meter.query(&q).map_err(|e| query_error(e, Some("aggregation")))?;
+        let mut result = state.meter.query(&q).map_err(|e| query_error(e, Some("aggregation")))?;
+        hide_unattributed(&mut result, &caller);
         Ok(json_response(StatusCode::OK, &result))
     };
     blocking(move || run().unwrap_or_else(|r| r)).await
@@ -402,10 +410,33 @@ pub(super) async fn usage_summary(
         };
         check_points(&window, grain, "start_date")?;
         let q = with_tenant(Query::new(window).group_by(GroupBy::Time(grain)), &caller);
-        let result = state.meter.query(&q).map_err(|e| query_error(e, Some("group_by")))?;
+        let mut result = state.meter.query(&q).map_err(|e| query_error(e, Some("group_by")))?;
+        hide_unattributed(&mut result, &caller);
         Ok(json_response(StatusCode::OK, &result))
     };
     blocking(move || run().unwrap_or_else(|r| r)).await
+}
+
+/// What a tenant-bound key is told of the calls past the ledger's caps: nothing counted. Those calls are every
+/// tenant's (an overflow entry folds the tenant, or the session, to `(other)`), so their count would tell one
+/// tenant of the others' traffic. The note is the same whether there are any or not.
+const TENANT_UNATTRIBUTED_NOTE: &str = "calls the ledger folded past its cardinality caps (if any) are left out \
+    uncounted: their count spans every tenant, so a tenant-bound key is not shown it";
+
+/// For a tenant-bound key: no count of calls past the caps (see [`TENANT_UNATTRIBUTED_NOTE`]).
+fn hide_unattributed(result: &mut crate::ledger::QueryResult, caller: &Caller) {
+    if let Caller::Tenant(_) = caller {
+        result.unattributed_calls = None;
+    }
+}
+
+/// For a tenant-bound key: no count of calls past the caps, in the figure or in a note.
+fn hide_other_tenants(scope: &mut crate::analysis::ReportScope, caller: &Caller) {
+    if let Caller::Tenant(_) = caller {
+        scope.unattributed_calls = 0;
+        scope.notes.retain(|n| !n.starts_with(crate::analysis::PAST_SESSION_CAP_NOTE));
+        scope.notes.push(TENANT_UNATTRIBUTED_NOTE.to_owned());
+    }
 }
 
 fn session_visible(state: &AppState, caller: &Caller, session: &str) -> bool {
@@ -447,7 +478,10 @@ pub(super) async fn session_usage(
             return no_session(&session);
         }
         match session_query(&state, &session) {
-            Ok(r) => json_response(StatusCode::OK, &r),
+            Ok(mut r) => {
+                hide_unattributed(&mut r, &caller);
+                json_response(StatusCode::OK, &r)
+            }
             Err(r) => r,
         }
     })
