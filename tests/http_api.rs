@@ -1128,6 +1128,53 @@ fn without_keys_only_requests_to_localhost_are_answered() {
     assert!(err.to_string().contains("without an API key"), "{err}");
 }
 
+/// Serves `app` with `axum::serve` on its own thread (as an application mounting the router would), with or
+/// without the peer's address.
+fn mount(app: axum::Router, connect_info: bool) -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let _ = match connect_info {
+                true => {
+                    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+                    axum::serve(listener, app).await
+                }
+                false => axum::serve(listener, app).await,
+            };
+        });
+    });
+    addr
+}
+
+#[test]
+fn without_keys_a_mounted_router_answers_only_peers_on_this_machine() {
+    // A `Host: localhost` header is not where the client is: an application mounting the router on 0.0.0.0
+    // without a key answered anyone who sent it, with every tenant's usage.
+    let meter = TokenMeter::builder().build();
+    let get = |addr: std::net::SocketAddr| {
+        let url = format!("http://{addr}/api/v1/token-usage/summary");
+        let resp = Client::new().get(url).header("host", "localhost").send().unwrap();
+        (resp.status(), resp.text().unwrap())
+    };
+    let router = || tokenmeter::http::router(meter.clone(), HttpConfig::new());
+    // The peer's address known and on this machine: answered.
+    assert_eq!(get(mount(router(), true)).0, StatusCode::OK);
+    // Not known (mounted without `into_make_service_with_connect_info`): refused, saying what to do.
+    let (status, body) = get(mount(router(), false));
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body.contains("into_make_service_with_connect_info"), "{body}");
+    // Another machine's (as a router on 0.0.0.0 would see it; set here, as this machine serves loopback only).
+    let remote = std::net::SocketAddr::from(([203, 0, 113, 7], 40000));
+    let app = router().layer(axum::Extension(axum::extract::ConnectInfo(remote)));
+    let (status, body) = get(mount(app, false));
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body.contains("peer 203.0.113.7"), "{body}");
+}
+
 #[test]
 fn a_session_named_summary_is_read_percent_encoded() {
     let meter = TokenMeter::builder().build();

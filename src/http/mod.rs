@@ -645,6 +645,34 @@ async fn auth(State(state): State<AppState>, mut req: Request, next: Next) -> Re
                 None,
             );
         }
+        // Nor does a `Host` header say where the client is (a router mounted on 0.0.0.0 answers anyone who sends
+        // `Host: localhost`): the peer must be on this machine too. `serve` records it; a mounted router needs
+        // `into_make_service_with_connect_info::<SocketAddr>()`.
+        let peer = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+        match peer {
+            Some(ip) if ip.to_canonical().is_loopback() => {}
+            Some(ip) => {
+                return error(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    format!(
+                        "without an API key configured this API answers clients on this machine only (peer {ip}); \
+                         configure a key to serve others"
+                    ),
+                    None,
+                );
+            }
+            None => {
+                return error(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "without an API key configured this API answers clients on this machine only, and this server \
+                     does not say where the client is: serve the router with \
+                     `into_make_service_with_connect_info::<SocketAddr>()` (`serve` does), or configure a key",
+                    None,
+                );
+            }
+        }
         Caller::All
     } else {
         let Some(presented) = presented_key(req.headers()) else {
@@ -857,9 +885,9 @@ async fn accept_loop(
             },
             _ = &mut stop => break,
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors and the like: not this client's fault, and it passes.
                     if !is_per_connection_error(&e) {
@@ -875,7 +903,9 @@ async fn accept_loop(
         // header-read timeout fails, and the connection closes.
         let mut stream = tokio_io_timeout::TimeoutStream::new(stream);
         stream.set_write_timeout(Some(limits.header_read_timeout));
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        // The peer's address, for the keyless loopback check (as `into_make_service_with_connect_info` gives it).
+        let app = app.clone().layer(axum::Extension(axum::extract::ConnectInfo(peer)));
+        let service = hyper_util::service::TowerToHyperService::new(app);
         let conn = graceful.watch(http.serve_connection(TokioIo::new(Box::pin(stream)), service));
         tokio::spawn(async move {
             let _ = conn.await;
