@@ -951,6 +951,47 @@ fn near_its_bound_session_tenants_forgets_only_sessions_the_ledger_no_longer_hol
 }
 
 #[test]
+fn a_session_whose_calls_were_folded_but_whose_tools_are_held_is_not_forgotten() {
+    // `x`'s call was folded past the minute's session cap, but its tool run is held under `x`: the sweep forgot
+    // `x` (it read the sessions' own rows only), and the next tenant to use the id `x` read acme's tool runs.
+    const GLOBEX: &str = "globex-key-0123456789";
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 14, 9, 0, 0).unwrap());
+    let tenants = SessionTenants::new(70);
+    let meter = TokenMeter::builder().with_clock(clock.clone()).with_sink(tenants.clone()).build();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(meter.layer()));
+    tracing::dispatcher::with_default(&dispatch, || {
+        for i in 0..64 {
+            call_in(&format!("f-{i}"), "globex");
+        }
+        call_in("x", "acme");
+        let _s = tracing::info_span!("conversation", session.id = "x", tenant.id = "acme").entered();
+        drop(
+            tracing::info_span!("tool", gen_ai.operation.name = "execute_tool", gen_ai.tool.name = "acme_tool")
+                .entered(),
+        );
+    });
+    let config = HttpConfig::new()
+        .with_port(0)
+        .with_tenant_key(ACME, "acme")
+        .with_tenant_key(GLOBEX, "globex")
+        .with_session_tenants(tenants.clone());
+    let server = serve(meter.clone(), config).expect("server");
+    let get = |key: &str, path: &str| {
+        let url = format!("http://{}{path}", server.local_addr());
+        let resp = Client::new().get(&url).header("x-api-key", key).send().unwrap();
+        (resp.status(), resp.text().unwrap())
+    };
+    assert_eq!(get(GLOBEX, "/api/v1/token-usage/f-3").0, StatusCode::OK); // sweeps
+    assert_eq!(tenants.tenant_of("x").as_deref(), Some("acme"), "held by its tool run");
+    clock.advance(Duration::minutes(1));
+    tracing::dispatcher::with_default(&dispatch, || call_in("x", "globex"));
+    let (status, body) = get(GLOBEX, "/api/v1/token-usage/x/metrics?include_tools=true");
+    assert_eq!(status, StatusCode::NOT_FOUND, "shared by two tenants: {body}");
+    assert!(!body.contains("acme_tool"), "{body}");
+    server.shutdown();
+}
+
+#[test]
 fn a_session_named_like_a_ledger_row_belongs_to_no_tenant() {
     // `(none)` and `(other)` are the ledger's own rows: every tenant's calls without a session, and sessions
     // past a bucket's cap. A tenant that names its session so must not read them through a session query.

@@ -37,7 +37,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use parking_lot::{Mutex, RwLock};
 
-use crate::ledger::{Dimension, GroupBy, Query, Window};
 use crate::meter::{RecordSink, TokenMeter};
 use crate::record::CallRecord;
 
@@ -430,11 +429,10 @@ impl SessionTenants {
                 return;
             }
         }
-        let q = Query::new(Window::All).group_by(GroupBy::Dimension(Dimension::Session));
         let before = self.begin_sweep();
         // Read without holding the lock: recording threads learn meanwhile.
-        let Ok(held) = meter.query(&q) else { return };
-        let held: HashSet<&str> = held.groups.iter().map(|g| g.key.as_str()).collect();
+        let held = meter.ledger().held_sessions();
+        let held: HashSet<&str> = held.iter().map(|s| &**s).collect();
         self.sweep(&held, before);
     }
 

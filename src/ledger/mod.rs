@@ -935,6 +935,20 @@ impl Ledger {
 
     /// Runs `f` on the store after taking every shard's minutes, resolving expired cache writes and aging
     /// the buckets.
+    /// Every session id the ledger holds, whatever holds it: a session's own totals, a (project, session) pair,
+    /// or a (session, tool) pair (a session whose calls were folded past the session cap may keep its tools).
+    pub(crate) fn held_sessions(&self) -> std::collections::HashSet<Arc<str>> {
+        self.read(|store, _| {
+            let mut held = std::collections::HashSet::new();
+            for b in store.buckets(i64::MIN, i64::MAX) {
+                held.extend(b.sessions.keys().cloned());
+                held.extend(b.project_sessions.values().map(|e| e.session.clone()));
+                held.extend(b.session_tools.values().map(|e| e.session.clone()));
+            }
+            held
+        })
+    }
+
     pub(crate) fn read<R>(&self, f: impl FnOnce(&Store, i64) -> R) -> R {
         let inner = &*self.inner;
         let now_ns = inner.clock.unix_nanos();
