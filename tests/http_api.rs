@@ -882,26 +882,41 @@ fn every_response_matches_the_openapi_document() {
     assert_eq!(out.len(), 2, "{out:?}");
 }
 
-#[test]
-fn near_its_bound_session_tenants_forgets_only_sessions_the_ledger_no_longer_holds() {
-    const GLOBEX: &str = "globex-key-0123456789";
+const GLOBEX: &str = "globex-key-0123456789";
+
+/// A meter whose `SessionTenants` (of 70) is near its bound, and a server with admin, acme and globex keys (a
+/// dropped `ServerHandle` stops its server).
+struct PastTheCap {
+    clock: ManualClock,
+    tenants: SessionTenants,
+    meter: TokenMeter,
+    dispatch: tracing::Dispatch,
+    server: ServerHandle,
+}
+
+impl PastTheCap {
+    fn get(&self, key: &str, path: &str) -> (StatusCode, String) {
+        let url = format!("http://{}{path}", self.server.local_addr());
+        let resp = Client::new().get(&url).header("x-api-key", key).send().unwrap();
+        (resp.status(), resp.text().unwrap())
+    }
+}
+
+/// 64 globex sessions fill the minute's session entries (its cap); acme's call in `x` comes after them, so the
+/// ledger folds it into `(other)`: no per-session query can show it any more. `then` runs in the same minute.
+fn past_the_session_cap(then: impl FnOnce()) -> PastTheCap {
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 14, 9, 0, 0).unwrap());
     let tenants = SessionTenants::new(70);
     let meter = TokenMeter::builder().with_clock(clock.clone()).with_sink(tenants.clone()).build();
     let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(meter.layer()));
     tracing::dispatcher::with_default(&dispatch, || {
-        // 64 sessions fill the minute's session entries (its cap); `x` comes after them, so the ledger folds it
-        // into `(other)`: no per-session query can show its call any more.
         for i in 0..64 {
             call_in(&format!("f-{i}"), "globex");
         }
         call_in("x", "acme");
+        call_in("y", "acme");
+        then();
     });
-    assert_eq!(tenants.len(), 65, "nine tenths of 70 reached");
-    assert_eq!(tenants.tenant_of("x").as_deref(), Some("acme"));
-    let held = meter.query(&Query::new(Window::All).group_by(GroupBy::Dimension(Dimension::Session))).unwrap();
-    assert!(held.groups.iter().all(|g| g.key != "x"), "the ledger folded x into (other)");
-
     let config = HttpConfig::new()
         .with_port(0)
         .with_api_key(ADMIN)
@@ -909,27 +924,39 @@ fn near_its_bound_session_tenants_forgets_only_sessions_the_ledger_no_longer_hol
         .with_tenant_key(GLOBEX, "globex")
         .with_session_tenants(tenants.clone());
     let server = serve(meter.clone(), config).expect("server");
+    PastTheCap { clock, tenants, meter, dispatch, server }
+}
+
+#[test]
+fn near_its_bound_session_tenants_forgets_only_sessions_the_ledger_no_longer_holds() {
+    let f = past_the_session_cap(|| {});
+    let (clock, tenants, dispatch) = (&f.clock, &f.tenants, &f.dispatch);
+    assert_eq!(tenants.len(), 66, "nine tenths of 70 reached");
+    assert_eq!(tenants.tenant_of("x").as_deref(), Some("acme"));
+    let held = f.meter.query(&Query::new(Window::All).group_by(GroupBy::Dimension(Dimension::Session))).unwrap();
+    assert!(held.groups.iter().all(|g| g.key != "x"), "the ledger folded x into (other)");
+
     let get = |key: &str, path: &str| {
-        let url = format!("http://{}{path}", server.local_addr());
-        let resp = Client::new().get(&url).header("x-api-key", key).send().unwrap();
-        let status = resp.status();
-        (status, serde_json::from_str::<Value>(&resp.text().unwrap()).unwrap())
+        let (status, text) = f.get(key, path);
+        (status, serde_json::from_str::<Value>(&text).unwrap())
     };
+    // The caching analyses keep each session's history for two hours idle (the ledger holds `x` until then).
+    clock.advance(Duration::hours(3));
     // A tenant-bound request sweeps: `x` is forgotten, the sessions the ledger holds are kept.
     assert_eq!(get(GLOBEX, "/api/v1/token-usage/f-3").0, StatusCode::OK);
-    assert_eq!(tenants.tenant_of("x"), None);
+    assert_eq!((tenants.tenant_of("x"), tenants.tenant_of("y")), (None, None));
     assert_eq!(tenants.len(), 64);
     assert_eq!(tenants.tenant_of("f-63").as_deref(), Some("globex"));
 
     // `x` comes back under globex in the next minute: globex sees it, with its own call only; acme does not.
     clock.advance(Duration::minutes(1));
-    tracing::dispatcher::with_default(&dispatch, || call_in("x", "globex"));
+    tracing::dispatcher::with_default(dispatch, || call_in("x", "globex"));
     assert_eq!(tenants.tenant_of("x").as_deref(), Some("globex"));
     let (status, body) = get(GLOBEX, "/api/v1/token-usage/x");
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["totals"]["calls"], 1, "only globex's call: acme's is in (other), {body}");
     assert_eq!(get(ACME, "/api/v1/token-usage/x").0, StatusCode::NOT_FOUND);
-    // The count of calls past the caps is every tenant's: it was `1` here, acme's call, shown to globex.
+    // The count of calls past the caps is every tenant's: it was acme's calls here, shown to globex.
     assert!(body.get("unattributed_calls").is_none(), "{body}");
     for path in ["/api/v1/token-usage/summary", "/api/v1/analytics/tokens"] {
         let (status, body) = get(GLOBEX, path);
@@ -945,50 +972,43 @@ fn near_its_bound_session_tenants_forgets_only_sessions_the_ledger_no_longer_hol
         assert!(notes.iter().all(|n| !n.contains("calls of sessions past")), "{path}: a count in {notes:?}");
         assert!(notes.iter().any(|n| n.contains("not shown it")), "{path}: {notes:?}");
     }
-    // The admin key sees the count.
-    assert_eq!(get(ADMIN, "/api/v1/token-usage/x").1["unattributed_calls"], 1);
-    server.shutdown();
+    // The admin key sees the count: acme's calls in `x` and `y`, folded into `(other)`.
+    assert_eq!(get(ADMIN, "/api/v1/token-usage/x").1["unattributed_calls"], 2);
+}
+
+#[test]
+fn a_folded_session_is_held_while_the_caching_analyses_keep_its_history() {
+    // The caching analyses key a session's last prompt and unread writes by its id alone, for two idle hours:
+    // a session forgotten meanwhile and reused by another tenant had its first call read as following the
+    // earlier tenant's (its reusable tokens were the other tenant's last prompt).
+    let f = past_the_session_cap(|| {});
+    assert_eq!(f.get(GLOBEX, "/api/v1/token-usage/f-3").0, StatusCode::OK); // sweeps
+    assert_eq!(f.tenants.tenant_of("x").as_deref(), Some("acme"));
+    assert_eq!(f.tenants.len(), 66);
 }
 
 #[test]
 fn a_session_whose_calls_were_folded_but_whose_tools_are_held_is_not_forgotten() {
     // `x`'s call was folded past the minute's session cap, but its tool run is held under `x`: the sweep forgot
     // `x` (it read the sessions' own rows only), and the next tenant to use the id `x` read acme's tool runs.
-    const GLOBEX: &str = "globex-key-0123456789";
-    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 14, 9, 0, 0).unwrap());
-    let tenants = SessionTenants::new(70);
-    let meter = TokenMeter::builder().with_clock(clock.clone()).with_sink(tenants.clone()).build();
-    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(meter.layer()));
-    tracing::dispatcher::with_default(&dispatch, || {
-        for i in 0..64 {
-            call_in(&format!("f-{i}"), "globex");
-        }
-        call_in("x", "acme");
+    let f = past_the_session_cap(|| {
         let _s = tracing::info_span!("conversation", session.id = "x", tenant.id = "acme").entered();
         drop(
             tracing::info_span!("tool", gen_ai.operation.name = "execute_tool", gen_ai.tool.name = "acme_tool")
                 .entered(),
         );
     });
-    let config = HttpConfig::new()
-        .with_port(0)
-        .with_tenant_key(ACME, "acme")
-        .with_tenant_key(GLOBEX, "globex")
-        .with_session_tenants(tenants.clone());
-    let server = serve(meter.clone(), config).expect("server");
-    let get = |key: &str, path: &str| {
-        let url = format!("http://{}{path}", server.local_addr());
-        let resp = Client::new().get(&url).header("x-api-key", key).send().unwrap();
-        (resp.status(), resp.text().unwrap())
-    };
+    let (clock, tenants, dispatch) = (&f.clock, &f.tenants, &f.dispatch);
+    let get = |key: &str, path: &str| f.get(key, path);
+    clock.advance(Duration::hours(3)); // past the caching analyses' two idle hours: only buckets hold sessions
     assert_eq!(get(GLOBEX, "/api/v1/token-usage/f-3").0, StatusCode::OK); // sweeps
+    assert_eq!(tenants.tenant_of("y"), None, "a folded session without tools is forgotten: the sweep ran");
     assert_eq!(tenants.tenant_of("x").as_deref(), Some("acme"), "held by its tool run");
     clock.advance(Duration::minutes(1));
-    tracing::dispatcher::with_default(&dispatch, || call_in("x", "globex"));
+    tracing::dispatcher::with_default(dispatch, || call_in("x", "globex"));
     let (status, body) = get(GLOBEX, "/api/v1/token-usage/x/metrics?include_tools=true");
     assert_eq!(status, StatusCode::NOT_FOUND, "shared by two tenants: {body}");
     assert!(!body.contains("acme_tool"), "{body}");
-    server.shutdown();
 }
 
 #[test]
@@ -1115,6 +1135,10 @@ fn a_client_that_stops_reading_its_responses_is_closed_after_the_timeout() {
     third.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
     let answer = read_until_closed(&mut third, std::time::Duration::from_secs(20)).expect("answered and closed");
     assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
+    // The stuck clients had been answered, until the server closed them (not closed before they were served).
+    let mut first = stuck.swap_remove(0);
+    let served = read_until_closed(&mut first, std::time::Duration::from_secs(20)).expect("closed");
+    assert!(String::from_utf8_lossy(&served).starts_with("HTTP/1.1 200"), "{} bytes", served.len());
     drop(stuck);
     server.shutdown();
 }

@@ -277,7 +277,19 @@ pub(super) async fn method_not_allowed() -> Response {
 /// Runs a handler's report on tokio's blocking pool: a report is milliseconds of CPU under the ledger's lock
 /// (a 30-day report over a million calls, ~3-14 ms), which on an async worker would stall every other request
 /// on it, and which the request's time limit could not interrupt (it cannot fire during synchronous work).
-async fn blocking(report: impl FnOnce() -> Response + Send + 'static) -> Response {
+///
+/// At most [`REPORTS_AT_ONCE`](super::REPORTS_AT_ONCE) are queued or running: a request waits for a permit
+/// first, so one abandoned while it waits (the client gone, the time limit past) queues nothing. One abandoned
+/// after that still runs to its end (a blocking task cannot be stopped), holding its permit.
+async fn blocking(state: &AppState, report: impl FnOnce() -> Response + Send + 'static) -> Response {
+    let Ok(permit) = state.reports.clone().acquire_owned().await else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the server is stopping", None);
+    };
+    let report = move || {
+        let response = report();
+        drop(permit);
+        response
+    };
     match tokio::task::spawn_blocking(report).await {
         Ok(response) => response,
         Err(e) => {
@@ -294,6 +306,7 @@ pub(super) async fn token_efficiency(
     Extension(caller): Extension<Caller>,
     raw: Raw,
 ) -> Response {
+    let app = state.clone();
     let run = move || -> Result<Response, Response> {
         let p = Params::of(raw, &["time_range", "group_by", "efficiency_metric"])?;
         let window = window_param(&state, &p, "time_range", Window::Last7Days)?;
@@ -321,7 +334,7 @@ pub(super) async fn token_efficiency(
         }
         Ok(json_response(StatusCode::OK, &report))
     };
-    blocking(move || run().unwrap_or_else(|r| r)).await
+    blocking(&app, move || run().unwrap_or_else(|r| r)).await
 }
 
 /// `GET /api/v1/analytics/cache-performance`.
@@ -330,6 +343,7 @@ pub(super) async fn cache_performance(
     Extension(caller): Extension<Caller>,
     raw: Raw,
 ) -> Response {
+    let app = state.clone();
     let run = move || -> Result<Response, Response> {
         let p = Params::of(raw, &["time_range"])?;
         let window = window_param(&state, &p, "time_range", Window::Last7Days)?;
@@ -341,11 +355,12 @@ pub(super) async fn cache_performance(
         }
         Ok(json_response(StatusCode::OK, &report))
     };
-    blocking(move || run().unwrap_or_else(|r| r)).await
+    blocking(&app, move || run().unwrap_or_else(|r| r)).await
 }
 
 /// `GET /api/v1/analytics/tokens`.
 pub(super) async fn tokens(State(state): State<AppState>, Extension(caller): Extension<Caller>, raw: Raw) -> Response {
+    let app = state.clone();
     let run = move || -> Result<Response, Response> {
         let p = Params::of(raw, &["range", "from", "to", "model", "aggregation"])?;
         let (days, default_grain) = p.choice(
@@ -385,7 +400,7 @@ pub(super) async fn tokens(State(state): State<AppState>, Extension(caller): Ext
         hide_unattributed(&mut result, &caller);
         Ok(json_response(StatusCode::OK, &result))
     };
-    blocking(move || run().unwrap_or_else(|r| r)).await
+    blocking(&app, move || run().unwrap_or_else(|r| r)).await
 }
 
 /// `GET /api/v1/token-usage/summary`.
@@ -394,6 +409,7 @@ pub(super) async fn usage_summary(
     Extension(caller): Extension<Caller>,
     raw: Raw,
 ) -> Response {
+    let app = state.clone();
     let run = move || -> Result<Response, Response> {
         let p = Params::of(raw, &["start_date", "end_date", "group_by"])?;
         let grain = p.choice(
@@ -414,7 +430,7 @@ pub(super) async fn usage_summary(
         hide_unattributed(&mut result, &caller);
         Ok(json_response(StatusCode::OK, &result))
     };
-    blocking(move || run().unwrap_or_else(|r| r)).await
+    blocking(&app, move || run().unwrap_or_else(|r| r)).await
 }
 
 /// What a tenant-bound key is told of the calls past the ledger's caps: nothing counted. Those calls are every
@@ -473,7 +489,8 @@ pub(super) async fn session_usage(
         Ok(s) => s,
         Err(r) => return r,
     };
-    blocking(move || {
+    let app = state.clone();
+    blocking(&app, move || {
         if !session_visible(&state, &caller, &session) {
             return no_session(&session);
         }
@@ -519,6 +536,7 @@ pub(super) async fn session_metrics(
     path: SessionPath,
     raw: Raw,
 ) -> Response {
+    let app = state.clone();
     let run = move || -> Result<Response, Response> {
         let session = session_id(path)?;
         let p = Params::of(raw, &["include_tools", "include_cache", "include_differential"])?;
@@ -581,7 +599,7 @@ pub(super) async fn session_metrics(
         };
         Ok(json_response(StatusCode::OK, &m))
     };
-    blocking(move || run().unwrap_or_else(|r| r)).await
+    blocking(&app, move || run().unwrap_or_else(|r| r)).await
 }
 
 /// `GET /api/v1/budgets`.

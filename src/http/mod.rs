@@ -93,7 +93,8 @@ impl Default for HttpConfig {
 }
 
 impl HttpConfig {
-    /// Defaults: `127.0.0.1:8787`, no API keys (every request is allowed), 16 KiB request limit, 10 s time
+    /// Defaults: `127.0.0.1:8787`, no API keys (every request from this machine is allowed: see [`router`]), 16 KiB
+    /// request limit, 10 s time
     /// limit, 10 s to send a request's headers, at most 256 connections at once ([`serve`]), no CORS.
     pub fn new() -> Self {
         Self::default()
@@ -521,7 +522,14 @@ pub enum HttpError {
 pub(crate) struct AppState {
     pub(crate) meter: TokenMeter,
     pub(crate) config: Arc<HttpConfig>,
+    /// Reports computing or queued to compute at once ([`REPORTS_AT_ONCE`]): a request waits for a permit before
+    /// its report is queued, so a request abandoned meanwhile (its client gone, its time limit past) queues
+    /// nothing.
+    pub(crate) reports: Arc<tokio::sync::Semaphore>,
 }
+
+/// Reports computed at once per router: they take the ledger's lock one at a time anyway.
+const REPORTS_AT_ONCE: usize = 4;
 
 /// Who is asking: every tenant, or one.
 #[derive(Debug, Clone)]
@@ -530,9 +538,12 @@ pub(crate) enum Caller {
     Tenant(String),
 }
 
-/// The router of the API: mount it in your axum application (it carries its own state).
+/// The router of the API: mount it in your axum application (it carries its own state). Without an API key it
+/// answers clients on this machine only, and must know where each client is: serve it with
+/// `into_make_service_with_connect_info::<SocketAddr>()`, or every request gets `403` saying so.
 pub fn router(meter: TokenMeter, config: HttpConfig) -> Router {
-    let state = AppState { meter, config: Arc::new(config) };
+    let reports = Arc::new(tokio::sync::Semaphore::new(REPORTS_AT_ONCE));
+    let state = AppState { meter, config: Arc::new(config), reports };
     let api = Router::new()
         .route("/api/v1/analytics/token-efficiency", get(handlers::token_efficiency))
         .route("/api/v1/analytics/cache-performance", get(handlers::cache_performance))

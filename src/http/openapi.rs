@@ -44,7 +44,10 @@ fn responses(success: Value, extra: &[(&str, &str)]) -> Value {
         "200": success,
         "400": err("A bad, repeated or unknown query parameter, or a bad path parameter: `param` names it."),
         "401": err("No API key, or a wrong one."),
-        "403": err("No API key is configured and the request is not addressed to localhost."),
+        "403": err(
+            "No API key is configured, and the request is not addressed to localhost, or its client is not on this \
+             machine (or the server does not say where the client is).",
+        ),
         "413": err("The request is larger than the configured limit."),
         "503": err("The request took longer than the configured limit."),
     });

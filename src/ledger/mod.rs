@@ -933,12 +933,11 @@ impl Ledger {
         }
     }
 
-    /// Runs `f` on the store after taking every shard's minutes, resolving expired cache writes and aging
-    /// the buckets.
     /// Every session id the ledger holds, whatever holds it: a session's own totals, a (project, session) pair,
-    /// or a (session, tool) pair (a session whose calls were folded past the session cap may keep its tools).
+    /// a (session, tool) pair (a session whose calls were folded past the session cap may keep its tools), or
+    /// the caching analyses' history of the session (its last prompt, its unread cache writes).
     pub(crate) fn held_sessions(&self) -> std::collections::HashSet<Arc<str>> {
-        self.read(|store, _| {
+        let mut held = self.read(|store, _| {
             let mut held = std::collections::HashSet::new();
             for b in store.buckets(i64::MIN, i64::MAX) {
                 held.extend(b.sessions.keys().cloned());
@@ -946,9 +945,17 @@ impl Ledger {
                 held.extend(b.session_tools.values().map(|e| e.session.clone()));
             }
             held
-        })
+        });
+        self.inner.sessions.ids(|id| {
+            if !held.contains(id) {
+                held.insert(Arc::from(id));
+            }
+        });
+        held
     }
 
+    /// Runs `f` on the store after taking every shard's minutes, resolving expired cache writes and aging
+    /// the buckets.
     pub(crate) fn read<R>(&self, f: impl FnOnce(&Store, i64) -> R) -> R {
         let inner = &*self.inner;
         let now_ns = inner.clock.unix_nanos();

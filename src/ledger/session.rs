@@ -361,6 +361,15 @@ impl Sessions {
         }
     }
 
+    /// The ids of the sessions tracked (at most the capacity).
+    pub(crate) fn ids(&self, mut f: impl FnMut(&str)) {
+        for stripe in self.stripes.iter() {
+            for state in stripe.0.lock().map.values() {
+                f(&state.id);
+            }
+        }
+    }
+
     /// Sessions tracked now.
     pub(crate) fn tracked(&self) -> usize {
         self.stripes.iter().map(|s| s.0.lock().map.len()).sum()
