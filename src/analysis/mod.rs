@@ -76,6 +76,7 @@ mod tree;
 pub use anomalies::{Anomaly, AnomalyMetric, AnomalyReport, Granularity, MAX_ANOMALIES, Spike};
 pub use cache::{CacheMetrics, CachePoint, CacheReport, UnreadCacheWrites};
 pub use compare::{Comparison, ComparisonDeltas, ComparisonKind, ComparisonSide};
+#[cfg(feature = "http")]
 pub(crate) use efficiency::PAST_SESSION_CAP_NOTE;
 pub use efficiency::{
     Band, EfficiencyBreakdown, EfficiencyReport, EfficiencyScores, Impact, MAX_BREAKDOWN_ROWS, ScoreComponent,

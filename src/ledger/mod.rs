@@ -936,6 +936,7 @@ impl Ledger {
     /// Every session id the ledger holds, whatever holds it: a session's own totals, a (project, session) pair,
     /// a (session, tool) pair (a session whose calls were folded past the session cap may keep its tools), or
     /// the caching analyses' history of the session (its last prompt, its unread cache writes).
+    #[cfg(feature = "http")]
     pub(crate) fn held_sessions(&self) -> std::collections::HashSet<Arc<str>> {
         let mut held = self.read(|store, _| {
             let mut held = std::collections::HashSet::new();

@@ -362,6 +362,7 @@ impl Sessions {
     }
 
     /// The ids of the sessions tracked (at most the capacity).
+    #[cfg(feature = "http")]
     pub(crate) fn ids(&self, mut f: impl FnMut(&str)) {
         for stripe in self.stripes.iter() {
             for state in stripe.0.lock().map.values() {
