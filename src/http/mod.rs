@@ -870,7 +870,8 @@ struct ConnectionLimits {
 }
 
 /// Accepts connections until `stop` fires, at most `limits.max` open at once, each served by hyper's HTTP/1
-/// with a header-read timeout and, as long, a write timeout (`axum::serve` sets no timer, so hyper's own 30 s default never applies there).
+/// with a header-read timeout and, as long, a write timeout (`axum::serve` sets no timer, so hyper's own 30 s
+/// default never applies there).
 /// On `stop`: no more accepts, idle connections close, in-flight requests get [`SHUTDOWN_GRACE`], and the
 /// connections still open then are dropped with the runtime.
 async fn accept_loop(
