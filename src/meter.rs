@@ -375,10 +375,11 @@ impl TokenMeterBuilder {
     /// default is not checked: a price book of other providers' models has no use for it.
     fn check_right_size_target(&self) -> Result<(), BuildError> {
         let config = &self.ledger_config;
-        let target = &config.right_size_target;
-        match config.is_enabled() && config.right_size_target_set && self.prices.resolve(target).is_none() {
-            true => Err(BuildError::RightSizeTarget { model: target.clone() }),
-            false => Ok(()),
+        match &config.right_size_target {
+            Some(target) if config.is_enabled() && self.prices.resolve(target).is_none() => {
+                Err(BuildError::RightSizeTarget { model: target.clone() })
+            }
+            _ => Ok(()),
         }
     }
 

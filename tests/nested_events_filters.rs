@@ -21,8 +21,8 @@ struct Message(String);
 
 impl tracing::field::Visit for Message {
     fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" || field.name() == "gen_ai.response.id" {
-            self.0 += &format!("{}={value:?} ", field.name());
+        if field.name() == "message" {
+            self.0 = format!("{value:?}");
         }
     }
 }

@@ -432,7 +432,7 @@ impl Ledger {
             ));
         }
         let sel = filter.selection()?;
-        let target = self.inner.config.right_size_target.clone();
+        let target = self.inner.config.right_size_target().to_owned();
         self.read(|store, now| {
             let (from, to) = window.bounds(store, now)?;
             let total = sel.total_for(store, from, to, Some(group_by));

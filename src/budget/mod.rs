@@ -125,6 +125,7 @@ pub use webhook::WebhookConfig;
 
 pub(crate) use tracker::{AlertMark, BudgetSetup, BudgetTracker};
 
+use crate::capture::fields::{DimensionName, dimension_name};
 use crate::pricing::{Money, normalize_model_id};
 use crate::record::Dimensions;
 
@@ -374,7 +375,7 @@ impl BudgetScope {
                 let value: Arc<str> = value.into();
                 Self::model(&value)
             }
-            DimensionName::Builtin(builtin) => BudgetScope::Dimension { name: Arc::from(builtin), value: value.into() },
+            DimensionName::Builtin(d) => BudgetScope::Dimension { name: Arc::from(d.name()), value: value.into() },
             DimensionName::Other => BudgetScope::Dimension { name, value: value.into() },
         }
     }
@@ -760,7 +761,7 @@ impl RequestScope {
         let value: Arc<str> = value.into();
         match dimension_name(&name) {
             DimensionName::Model => return self.with_model(&value),
-            DimensionName::Builtin(builtin) => name = Arc::from(builtin),
+            DimensionName::Builtin(d) => name = Arc::from(d.name()),
             DimensionName::Other => {}
         }
         match self.dims.iter_mut().find(|(k, _)| *k == name) {
@@ -776,30 +777,6 @@ impl RequestScope {
             return self.model.as_deref();
         }
         self.dims.iter().find(|(k, _)| &**k == name).map(|(_, v)| &**v)
-    }
-}
-
-/// What a dimension name given to a budget scope or a request scope means.
-enum DimensionName {
-    Model,
-    Builtin(&'static str),
-    Other,
-}
-
-/// `tenant.id` is `tenant`, `gen_ai.request.model` the model: the span fields that fill a dimension name it
-/// (a scope naming the field would otherwise match nothing, and a blocking budget would never block).
-fn dimension_name(name: &str) -> DimensionName {
-    use crate::capture::fields::{Dim, Role, classify};
-    match classify(name) {
-        Role::Model | Role::RequestModel | Role::ResponseModel => DimensionName::Model,
-        Role::Dim(Dim::Session) => DimensionName::Builtin("session"),
-        Role::Dim(Dim::User) => DimensionName::Builtin("user"),
-        Role::Dim(Dim::Tenant) => DimensionName::Builtin("tenant"),
-        Role::Dim(Dim::Project) => DimensionName::Builtin("project"),
-        Role::Dim(Dim::Agent) => DimensionName::Builtin("agent"),
-        Role::Dim(Dim::Operation) => DimensionName::Builtin("operation"),
-        Role::Dim(Dim::Task) => DimensionName::Builtin("task"),
-        _ => DimensionName::Other,
     }
 }
 

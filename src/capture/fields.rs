@@ -145,6 +145,37 @@ pub(crate) enum Dim {
 /// How many built-in dimensions there are.
 pub(crate) const DIM_COUNT: usize = 7;
 
+impl Dim {
+    /// Every built-in dimension, in order.
+    pub(crate) const ALL: [Dim; DIM_COUNT] =
+        [Dim::Session, Dim::User, Dim::Tenant, Dim::Project, Dim::Agent, Dim::Operation, Dim::Task];
+
+    /// Its name in records, budgets, reports and metrics settings (`tenant`).
+    pub(crate) fn name(self) -> &'static str {
+        ["session", "user", "tenant", "project", "agent", "operation", "task"][self as usize]
+    }
+}
+
+/// What a dimension's name means where one is named (a budget scope, a request scope, a metric dimension).
+pub(crate) enum DimensionName {
+    /// A model field (`gen_ai.request.model`): the model.
+    Model,
+    /// A built-in dimension, by its name (`tenant`) or the span field that fills it (`tenant.id`): a scope
+    /// naming the field would otherwise match nothing, and a blocking budget would never block.
+    Builtin(Dim),
+    /// Anything else (an extra dimension, or a typo).
+    Other,
+}
+
+/// See [`DimensionName`].
+pub(crate) fn dimension_name(name: &str) -> DimensionName {
+    match classify(name) {
+        Role::Model | Role::RequestModel | Role::ResponseModel => DimensionName::Model,
+        Role::Dim(d) => DimensionName::Builtin(d),
+        _ => Dim::ALL.into_iter().find(|d| d.name() == name).map_or(DimensionName::Other, DimensionName::Builtin),
+    }
+}
+
 /// What a field means to capture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Role {

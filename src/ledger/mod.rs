@@ -130,6 +130,9 @@ const MAX_MODELS_PER_SHARD: usize = 1024;
 /// (Anthropic's minimum on most Sonnet and older Opus models).
 pub const DEFAULT_MIN_CACHEABLE_TOKENS: u64 = 1_024;
 
+/// The model small premium calls are priced against unless [`LedgerConfig::with_right_size_target`] names one.
+const DEFAULT_RIGHT_SIZE_TARGET: &str = "claude-haiku-4-5";
+
 /// The ledger's settings. Start from [`LedgerConfig::default`] and change what you need with the `with_*`
 /// methods.
 #[derive(Debug, Clone)]
@@ -141,9 +144,8 @@ pub struct LedgerConfig {
     pub(crate) cache_reuse_window_secs: i64,
     /// Set by `with_min_cacheable_tokens`: every model's minimum.
     pub(crate) min_cacheable_tokens: Option<u64>,
-    pub(crate) right_size_target: String,
-    /// Set by [`with_right_size_target`](Self::with_right_size_target), not the default.
-    pub(crate) right_size_target_set: bool,
+    /// Set by [`with_right_size_target`](Self::with_right_size_target); `None`: the default target.
+    pub(crate) right_size_target: Option<String>,
     pub(crate) premium_min_input_rate: u64,
     pub(crate) small_call_max_prompt: u64,
     pub(crate) small_call_max_output: u64,
@@ -181,8 +183,7 @@ impl Default for LedgerConfig {
             max_tracked_sessions: 65_536,
             cache_reuse_window_secs: 300,
             min_cacheable_tokens: None,
-            right_size_target: "claude-haiku-4-5".to_owned(),
-            right_size_target_set: false,
+            right_size_target: None,
             premium_min_input_rate: 4_000_000,
             small_call_max_prompt: 2_000,
             small_call_max_output: 500,
@@ -258,9 +259,13 @@ impl LedgerConfig {
     /// here must have a price: a meter's [`try_build`](crate::TokenMeterBuilder::try_build) refuses one that
     /// has none. (The default without a price, in a price book of other models, leaves right-sizing out.)
     pub fn with_right_size_target(mut self, model: impl Into<String>) -> Self {
-        self.right_size_target = model.into();
-        self.right_size_target_set = true;
+        self.right_size_target = Some(model.into());
         self
+    }
+
+    /// The model small premium calls are priced against.
+    pub(crate) fn right_size_target(&self) -> &str {
+        self.right_size_target.as_deref().unwrap_or(DEFAULT_RIGHT_SIZE_TARGET)
     }
 
     /// Models whose standard input rate is at least this many USD per million tokens are premium (default 4,
@@ -747,7 +752,7 @@ impl Ledger {
     /// A ledger on its own: `clock` decides what "now" is for rolling windows and aging, `prices` prices
     /// records that arrive without a cost and every suggestion.
     pub fn new(config: LedgerConfig, clock: Arc<dyn Clock>, prices: PriceBook) -> Ledger {
-        let target = prices.resolve(&config.right_size_target);
+        let target = prices.resolve(config.right_size_target());
         Ledger {
             inner: Arc::new(LedgerInner {
                 store: Mutex::new(Store::new(

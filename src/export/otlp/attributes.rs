@@ -217,29 +217,23 @@ enum Named {
 
 /// `tenant` and `tenant.id` are the tenant; `gen_ai.request.model` is the model, on every metric already.
 fn named(name: &str) -> Named {
-    use crate::capture::fields::{Dim, Role, classify};
-    let builtin = match name {
-        "" => return Named::Nothing,
-        "agent" => MetricDimension::Agent,
-        "project" => MetricDimension::Project,
-        "tenant" => MetricDimension::Tenant,
-        "user" => MetricDimension::User,
-        "session" => MetricDimension::Session,
-        "operation" => MetricDimension::Operation,
-        "task" => MetricDimension::Task,
-        field => match classify(field) {
-            Role::Model | Role::RequestModel | Role::ResponseModel => return Named::Model,
-            Role::Dim(Dim::Agent) => MetricDimension::Agent,
-            Role::Dim(Dim::Project) => MetricDimension::Project,
-            Role::Dim(Dim::Tenant) => MetricDimension::Tenant,
-            Role::Dim(Dim::User) => MetricDimension::User,
-            Role::Dim(Dim::Session) => MetricDimension::Session,
-            Role::Dim(Dim::Operation) => MetricDimension::Operation,
-            Role::Dim(Dim::Task) => MetricDimension::Task,
-            _ => return Named::Custom,
-        },
-    };
-    Named::Builtin(builtin)
+    use crate::capture::fields::{Dim, DimensionName, dimension_name};
+    if name.is_empty() {
+        return Named::Nothing;
+    }
+    match dimension_name(name) {
+        DimensionName::Model => Named::Model,
+        DimensionName::Other => Named::Custom,
+        DimensionName::Builtin(d) => Named::Builtin(match d {
+            Dim::Agent => MetricDimension::Agent,
+            Dim::Project => MetricDimension::Project,
+            Dim::Tenant => MetricDimension::Tenant,
+            Dim::User => MetricDimension::User,
+            Dim::Session => MetricDimension::Session,
+            Dim::Operation => MetricDimension::Operation,
+            Dim::Task => MetricDimension::Task,
+        }),
+    }
 }
 
 /// `s` cut to at most `max` bytes at a character boundary.
