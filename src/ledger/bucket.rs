@@ -5,7 +5,9 @@ use std::sync::{Arc, LazyLock};
 
 use rustc_hash::FxHashMap as HashMap;
 
-use super::agg::{Agg, Core, Histograms, OTHER, Opportunities, Sample, SeriesKey, SeriesRef, ToolAgg, pair_hash};
+use super::agg::{
+    Agg, Core, Histograms, OTHER, Opportunities, Sample, SeriesKey, SeriesRef, ToolAgg, pair_hash, same_opt, same_str,
+};
 
 /// Storage tiers, finest first. A bucket's tier sets its width and its caps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -416,7 +418,7 @@ impl Bucket {
         let h = pair_hash(project.map(|p| &**p), session);
         let len = self.project_sessions.len();
         match self.project_sessions.get_mut(&h) {
-            Some(e) if e.project.as_deref() == project.map(|p| &**p) && *e.session == **session => {
+            Some(e) if same_opt(e.project.as_deref(), project.map(|p| &**p)) && same_str(&e.session, session) => {
                 e.agg.add(core, opp);
                 return false;
             }
