@@ -10,6 +10,7 @@ use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::capture::TokenMeterLayer;
+use crate::capture::fields::BUILTIN_DIMENSIONS;
 use crate::clock::{Clock, SystemClock};
 use crate::pricing::{Money, PriceBook, PriceBookError, PricedModel};
 use crate::record::{CallRecord, TaskRecord, TokenUsage, ToolRecord};
@@ -507,8 +508,6 @@ impl TokenMeterBuilder {
 }
 
 /// The built-in dimensions' names, as budgets, reports and [`Dimensions::get`](crate::Dimensions::get) read them.
-const BUILTIN_DIMENSIONS: [&str; 7] = ["session", "user", "tenant", "project", "agent", "operation", "task"];
-
 /// Writes what `build` could not honour to standard error when no global subscriber is set to hear its events
 /// (the meter is built before the subscriber whose layer it is).
 pub(crate) fn unheard(message: impl FnOnce() -> String) {

@@ -13,6 +13,10 @@ use tracing_core::{Field, Metadata};
 
 // === field names (DESIGN.md, "Capture contract") ===
 
+/// The built-in dimensions' names, as records, budget scopes, reports and metric settings name them (a
+/// dimension of the application's own, added with `with_dimension`, must not take one of these names).
+pub const BUILTIN_DIMENSIONS: [&str; 7] = ["session", "user", "tenant", "project", "agent", "operation", "task"];
+
 /// Semconv input tokens, cache reads and writes *included*.
 pub const SEMCONV_INPUT: &str = "gen_ai.usage.input_tokens";
 /// Semconv output tokens.
@@ -152,7 +156,7 @@ impl Dim {
 
     /// Its name in records, budgets, reports and metrics settings (`tenant`).
     pub(crate) fn name(self) -> &'static str {
-        ["session", "user", "tenant", "project", "agent", "operation", "task"][self as usize]
+        BUILTIN_DIMENSIONS[self as usize]
     }
 }
 

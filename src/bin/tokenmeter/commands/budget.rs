@@ -41,9 +41,6 @@ pub(super) fn run(source_args: &crate::cli::SourceArgs, ctx: &Context, style: &S
     }
 }
 
-/// The dimensions every record has (the others are the application's own).
-const BUILTIN_DIMENSIONS: [&str; 7] = ["session", "user", "tenant", "project", "agent", "operation", "task"];
-
 pub(crate) fn evaluate(
     budgets: Vec<tokenmeter::Budget>,
     records: &[CallRecord],
@@ -73,7 +70,7 @@ pub(crate) fn evaluate(
             // A budget on a dimension of the application's own (`with_dimension` there) reads it from the
             // records; one that no record carries is most likely misspelt.
             if let tokenmeter::budget::BudgetScope::Dimension { name, .. } = b.scope()
-                && !BUILTIN_DIMENSIONS.contains(&name.as_ref())
+                && !tokenmeter::capture::fields::BUILTIN_DIMENSIONS.contains(&name.as_ref())
             {
                 if !records.iter().any(|r| r.dimensions.extra.iter().any(|(k, _)| k == name)) {
                     ctx.note(&format!(
@@ -81,7 +78,7 @@ pub(crate) fn evaluate(
                          (dimensions: {})",
                         b.scope_written_at().map(|at| format!("{at}: ")).unwrap_or_default(),
                         b.name(),
-                        BUILTIN_DIMENSIONS.join(", ")
+                        tokenmeter::capture::fields::BUILTIN_DIMENSIONS.join(", ")
                     ));
                 }
                 builder = builder.with_dimension(name.to_string());
