@@ -59,7 +59,8 @@ apt_install "command -v curl && test -s /etc/ssl/certs/ca-certificates.crt" "cur
     "the end-to-end checks"
 # tests/readme_samples.rs runs README's CLI samples, one of which pipes into jq.
 apt_install "command -v jq" jq tests/readme_samples.rs
-# tests/cli_terminal.rs runs the CLI on a pseudo-terminal through util-linux `script` (bsdutils on Debian).
+# tests/cli_terminal.rs runs the CLI on a pseudo-terminal through util-linux `script` (bsdutils on Debian); its
+# tests fail without it (TOKENMETER_SKIP_PTY=1 skips them instead).
 apt_install "command -v script" bsdutils tests/cli_terminal.rs
 if command -v cargo-nextest >/dev/null 2>&1; then
     cargo nextest run --all-features --no-fail-fast

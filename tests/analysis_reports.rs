@@ -612,6 +612,7 @@ fn forecast_tokens_move_with_the_spend() {
     }
     let f = rig.ledger.forecast(30, None).unwrap();
     assert_eq!(f.trend, Trend::Flat);
+    assert_eq!(f.days.len(), 30);
     // History: 2,152,000 tokens for $20, 107,600 a dollar.
     for d in &f.days {
         close(d.cost_usd, 2.0);
@@ -677,6 +678,10 @@ fn failed_tasks_do_not_score_the_model_or_provider_rows() {
     // By provider only: a call without a model has no price, so a model's `(none)` row has no cost for a
     // task's failures to be a share of (the rows by model are cleared the same way).
     let without = scores(false, Dimension::Provider);
+    // The two calls' rows: Anthropic's, and the provider-less call's.
+    let mut rows: Vec<&str> = without.iter().map(|(category, _)| category.as_str()).collect();
+    rows.sort_unstable();
+    assert_eq!(rows, ["anthropic", "unknown"], "{without:?}");
     assert_eq!(scores(true, Dimension::Provider), without);
     assert!(without.iter().all(|(_, s)| *s > 90.0), "{without:?}");
 }
@@ -766,6 +771,7 @@ fn a_ledger_started_mid_day_does_not_read_its_first_day_as_a_drop() {
     assert_eq!(f.trend, Trend::Flat);
     close(f.slope_usd_per_day, 0.0);
     let per_day = 24.0 * (1_000.0 * 3.0 + 100.0 * 15.0) / 1e6;
+    assert_eq!(f.days.len(), 3);
     for d in &f.days {
         close(d.cost_usd, per_day);
     }
@@ -1064,6 +1070,7 @@ fn under_three_days_of_history_the_forecast_is_their_mean() {
     let f = rig.ledger.forecast(2, None).unwrap();
     assert_eq!(f.history_days, 2);
     close(f.slope_usd_per_day, 0.0);
+    assert_eq!(f.days.len(), 2);
     for d in &f.days {
         close(d.cost_usd, 5.5);
         // The stated spread: half the rate, z for 90%.

@@ -148,9 +148,25 @@ fn table_is_plain_unless_asked() {
 
 #[test]
 fn json_is_stable() {
-    let a = cc(&["summary", "--group-by", "session", "--format", "json"]);
-    let b = cc(&["summary", "--group-by", "session", "--format", "json"]);
+    let args = ["summary", "--group-by", "session", "--format", "json"];
+    let (a, b) = (cc(&args), cc(&args));
     assert_eq!(a.ok(), b.ok());
+    // The same each run, and the fixture's: its sessions by cost, largest first, with their calls and costs.
+    let v = a.json();
+    let rows: Vec<(&str, u64, f64)> = v["groups"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| (g["key"].as_str().unwrap(), g["calls"].as_u64().unwrap(), g["cost_usd"].as_f64().unwrap()))
+        .collect();
+    let keys: Vec<(&str, u64)> = rows.iter().map(|&(key, calls, _)| (key, calls)).collect();
+    assert_eq!(keys, [("sess-beta-1", 3), ("sess-alpha-1", 6), ("sess-beta-2", 1), ("sess-gamma-1", 3)]);
+    for (&(key, _, cost), expected) in rows.iter().zip([0.291909, 0.041977, 0.0375, 0.000144]) {
+        assert!((cost - expected).abs() < 1e-9, "{key}: {cost} != {expected}");
+    }
+    let totals = &v["groups"]["totals"];
+    assert_eq!((&totals["calls"], &totals["tokens"]["total"]), (&13.into(), &234_305.into()));
+    close(totals["cost_usd"].as_f64().unwrap(), 0.37153);
 }
 
 #[test]

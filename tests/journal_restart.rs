@@ -380,6 +380,7 @@ fn one_file_per_utc_day_each_line_versioned() {
     assert_eq!(names, ["tokenmeter-2026-03-14.jsonl", "tokenmeter-2026-03-15.jsonl"]);
 
     let seen = seen.0.lock().clone();
+    assert_eq!(seen.len(), 2, "one call a day");
     for (day, record) in ["2026-03-14", "2026-03-15"].iter().zip(&seen) {
         let text = std::fs::read_to_string(journal_file(dir.path(), day)).unwrap();
         assert!(text.starts_with("{\"v\":1,\"call\":{"), "{text}");

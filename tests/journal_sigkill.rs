@@ -112,10 +112,11 @@ fn replay(dir: &Path) -> (Vec<String>, tokenmeter::journal::ReplayReport) {
 fn sigkill_loses_nothing_acknowledged_and_the_journal_replays() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = spawn_writer(dir.path(), "k", None);
-    let stdout = BufReader::new(child.stdout.take().unwrap());
+    // Read until the kill is seen: a pipe closed earlier could end the child first (its next `println!` panics).
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut acked = 0u64;
-    for line in stdout.lines() {
+    for line in stdout.by_ref() {
         let line = line.unwrap();
         let Some(rest) = line.strip_prefix("acked ") else { continue };
         let (n, dropped) = rest.split_once(" dropped ").unwrap();
@@ -128,7 +129,13 @@ fn sigkill_loses_nothing_acknowledged_and_the_journal_replays() {
     // Mid-stream: the writer is appending and syncing as fast as it can.
     child.kill().unwrap();
     let status = child.wait().unwrap();
+    drop(stdout);
     assert!(!status.success(), "the child was killed, not finished");
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(9), "killed by SIGKILL, not ended otherwise: {status}");
+    }
     assert!(acked >= 300, "the child acknowledged only {acked} records in 60 s");
 
     let (ids, report) = replay(dir.path());

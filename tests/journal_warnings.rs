@@ -46,5 +46,6 @@ fn failing_writes_warn_once_a_minute_not_once_a_round() {
     let stats = meter.journal_stats().unwrap();
     assert_eq!(stats.failed_records, 50);
     assert!(stats.write_errors >= 50, "{stats:?}");
+    // (The minute itself, on a clock the test sets: `warning_due`'s unit test in src/journal/writer.rs.)
     assert_eq!(warnings.0.load(Ordering::Relaxed), 1, "one warning for 50 failed rounds");
 }

@@ -117,7 +117,11 @@ fn shutdown_waits_for_a_slow_collector_up_to_the_export_timeout() {
     otlp_workload::run(&meter);
     let start = Instant::now();
     // The flush's export is answered; the shutdown's own final export (nothing new) is cut off at 5 s.
-    let _ = meter.shutdown();
+    let result = meter.shutdown();
+    assert!(
+        matches!(&result, Err(tokenmeter::ShutdownError::Otlp(OtlpError::Shutdown(m))) if m.contains("Timeout")),
+        "the flush is answered, the final export times out: {result:?}"
+    );
     let status = meter.export_status().expect("exporting");
     assert_eq!(status.exports, 1, "the export before shutdown was answered: {status}");
     assert!(status.last_success_at.is_some(), "{status}");

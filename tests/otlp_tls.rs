@@ -11,7 +11,7 @@ use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, StreamBody};
@@ -42,11 +42,13 @@ fn pki() -> Pki {
     Pki { ca_pem: ca_cert.pem(), cert, key }
 }
 
-/// Requests seen, by path.
+/// Requests seen, by path, and connections: accepted, and of those the ones whose TLS handshake failed.
 #[derive(Default)]
 struct Seen {
     grpc: AtomicUsize,
     http: AtomicUsize,
+    accepted: AtomicUsize,
+    handshakes_failed: AtomicUsize,
 }
 
 type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
@@ -95,10 +97,14 @@ fn serve(pki: &Pki, seen: Arc<Seen>) -> u16 {
             let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
             loop {
                 let Ok((tcp, _)) = listener.accept().await else { continue };
+                seen.accepted.fetch_add(1, Ordering::SeqCst);
                 let (acceptor, seen) = (acceptor.clone(), Arc::clone(&seen));
                 tokio::spawn(async move {
                     // A refused handshake (the client not trusting the CA) ends here.
-                    let Ok(tls) = acceptor.accept(tcp).await else { return };
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        seen.handshakes_failed.fetch_add(1, Ordering::SeqCst);
+                        return;
+                    };
                     let service = hyper::service::service_fn(move |req| answer(req, Arc::clone(&seen)));
                     let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
                     let _ = builder.serve_connection(hyper_util::rt::TokioIo::new(tls), service).await;
@@ -156,11 +162,27 @@ fn without_the_ca_the_collector_is_not_trusted() {
     let pki = pki();
     let seen = Arc::new(Seen::default());
     let port = serve(&pki, Arc::clone(&seen));
-    for protocol in [Protocol::Grpc, Protocol::HttpProtobuf] {
+    // tonic's error names the certificate problem; reqwest's says "network error" only, so for HTTP the failed
+    // handshakes the collector counts are what tell a distrusted certificate from an unreachable collector.
+    for (protocol, says) in
+        [(Protocol::Grpc, Some("invalid peer certificate: UnknownIssuer")), (Protocol::HttpProtobuf, None)]
+    {
+        let (accepted, failed) = (seen.accepted.load(Ordering::SeqCst), seen.handshakes_failed.load(Ordering::SeqCst));
         let meter = TokenMeter::builder().with_otlp(config(port, protocol, None)).expect("config").build();
         otlp_workload::run(&meter);
         let err = meter.flush_metrics().expect_err("an unknown issuer");
         assert!(matches!(err, OtlpError::Flush(_)), "{protocol}: {err:?}");
+        if let Some(says) = says {
+            assert!(err.to_string().contains(says), "{protocol}: {err}");
+        }
+        // The collector sent its certificate: it had accepted the connection before the client could refuse it.
+        assert!(seen.accepted.load(Ordering::SeqCst) > accepted, "{protocol}: the collector accepted no connection");
+        // Its side of the handshake fails once the client's alert (or close) reaches it.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while seen.handshakes_failed.load(Ordering::SeqCst) == failed {
+            assert!(Instant::now() < deadline, "{protocol}: no TLS handshake failed at the collector");
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
     assert_eq!(seen.grpc.load(Ordering::SeqCst) + seen.http.load(Ordering::SeqCst), 0);
 }

@@ -242,6 +242,7 @@ fn threads_do_not_change_the_result() {
     let files = discover(&fixture("claude_code")).unwrap();
     let one = TranscriptLoader::new(PriceBook::builtin()).with_threads(1).load(&files);
     let four = TranscriptLoader::new(PriceBook::builtin()).with_threads(4).load(&files);
+    assert_eq!(one.calls.len(), 13, "the fixture's calls");
     assert_eq!(one.calls, four.calls);
     assert_eq!(one.stats, four.stats);
 }

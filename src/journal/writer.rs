@@ -706,13 +706,21 @@ impl WriterThread {
 
     fn note_error(&mut self, message: String) {
         *self.counters.last_error.lock() = Some(message.clone());
-        // The first failure, then at most one a minute.
-        if self.last_warning.is_none_or(|t| t.elapsed() >= WARN_EVERY) {
-            self.last_warning = Some(Instant::now());
+        if warning_due(&mut self.last_warning, Instant::now()) {
             tracing::warn!(target: "tokenmeter::journal", error = %message, "journal write failed");
         }
         self.unflushed_error.get_or_insert(message);
     }
+}
+
+/// Whether a failure at `now` is warned about: the first failure, then at most one each [`WARN_EVERY`] after the
+/// last warning, whose time (`last_warning`) becomes `now` when it is.
+fn warning_due(last_warning: &mut Option<Instant>, now: Instant) -> bool {
+    if last_warning.is_none_or(|t| now.saturating_duration_since(t) >= WARN_EVERY) {
+        *last_warning = Some(now);
+        return true;
+    }
+    false
 }
 
 /// Appends whole lines under an exclusive advisory lock, ending a torn line a dead writer left first. A write
@@ -1135,6 +1143,21 @@ mod tests {
         assert!(started.elapsed() >= timeout);
         drop(holder);
         assert_eq!(writer.stats().failed_records, 3);
+    }
+
+    #[test]
+    fn failing_writes_warn_at_the_first_then_once_a_minute() {
+        let start = Instant::now();
+        let secs = |s: u64| start + Duration::from_secs(s);
+        let mut last = None;
+        assert!(warning_due(&mut last, start), "the first failure");
+        assert!(!warning_due(&mut last, secs(1)));
+        assert!(!warning_due(&mut last, secs(59)), "no second warning within the minute");
+        assert!(!warning_due(&mut last, start + Duration::from_millis(59_999)));
+        assert!(warning_due(&mut last, secs(60)), "a second warning a minute after the first");
+        assert!(!warning_due(&mut last, secs(119)), "a minute after the last warning, not the first");
+        assert!(warning_due(&mut last, secs(120)));
+        assert_eq!(last, Some(secs(120)));
     }
 
     #[test]
