@@ -14,10 +14,22 @@
 //!   inside it, the event `tracing-opentelemetry` 0.34's `MetricsLayer` needs to record the same information
 //!   (monotonic counters for five token kinds and cost, a duration histogram, three attributes), on the same
 //!   SDK setup. Target: tokenmeter's added cost is at most half the `MetricsLayer`'s added cost (both over
-//!   `registry`) — stricter than comparing totals.
+//!   `registry`) — stricter than comparing totals. Its event carries the call's token counts and cost as
+//!   constants: the application would still have to price and time the call, work this side does not pay (in
+//!   `MetricsLayer`'s favour). The bench checks that its registry still makes the spans (`MetricsLayer` filters
+//!   per layer).
 //! - `two_threads`: the same full-pipeline LLM call, per call, with one thread and with two threads recording
-//!   at once (wall time / calls). Target (3): scaling = one / two >= 1.6 (the ideal on two cores is 2.0).
+//!   at once (wall time / calls, from the first thread's start to the last one's end, each read on its thread).
+//!   Target (3): two threads' throughput over one's (time a call on one thread / time a call on two) >= 1.6
+//!   (the ideal on two cores is 2.0).
 //!   The table adds the same comparison for each part of the pipeline alone, and for the bare registry.
+//!
+//! The journal: in the target rows its queue holds a whole batch (`NO_DROP_QUEUE`), and the bench fails if a
+//! record is dropped. With the default queue (4,096) a batch at a million calls a second overflowed it (24% of
+//! the one-thread full pipeline's records, 64% of the two-thread rows'), and a dropped call skips the queue's
+//! copy, so those rows timed less than the whole pipeline (the two-thread side most). The writer drains what
+//! is left after a batch during the flush between batches, outside the timing; it competes for the cores during
+//! the batch. Only the writer-priority comparison keeps the default queue: its subject is that overload.
 //!
 //! Paired rounds: each comparison's configurations (e.g. bare registry, full pipeline, each partial pipeline,
 //! `MetricsLayer`) run one batch each per round (20,000 calls; 100,000 for non-LLM rows), in an order rotated
@@ -157,7 +169,10 @@ use tracing_subscriber::prelude::*;
 
 #[path = "support/pipeline.rs"]
 mod pipeline;
-use pipeline::{FloorLayer, Parts, llm_call, llm_call_span, meter_with, quiet_provider, record_usage, session_span_of};
+use pipeline::{
+    FloorLayer, NO_DROP_QUEUE, Parts, llm_call, llm_call_span, meter_with, quiet_provider, record_usage,
+    session_span_of,
+};
 
 fn fmt_layer<S>() -> impl tracing_subscriber::Layer<S>
 where
@@ -193,7 +208,7 @@ fn llm_call_with_metrics_event() {
         monotonic_counter.gen_ai.tokens.cache_write = 1_000u64,
         monotonic_counter.gen_ai.tokens.output = 500u64,
         monotonic_counter.gen_ai.tokens.reasoning = 0u64,
-        monotonic_counter.gen_ai.cost.usd = 0.014_25f64,
+        monotonic_counter.gen_ai.cost.usd = 0.017_25f64,
         histogram.gen_ai.client.operation.duration = 1.42f64,
         gen_ai.request.model = "claude-sonnet-4-5",
         gen_ai.provider.name = "anthropic",
@@ -432,13 +447,17 @@ fn paired_table(journal_dir: &Path) {
     let call = (|d: &Dispatch, n| in_session(d, n, llm_call)) as fn(&Dispatch, u64) -> Duration;
     let mut sides = vec![Side::new(Dispatch::new(tracing_subscriber::registry()), None, call)];
     for (i, (_, _, parts)) in LADDER.iter().enumerate() {
-        let meter = meter_with(*parts, &journal_dir.join(format!("p2-{i}")));
+        let parts = Parts { queue: Some(NO_DROP_QUEUE), ..*parts };
+        let meter = meter_with(parts, &journal_dir.join(format!("p2-{i}")));
         let dispatch = Dispatch::new(tracing_subscriber::registry().with(meter.layer()));
         sides.push(Side::new(dispatch, Some(meter), call));
     }
     let provider = quiet_provider();
     let otel =
         Dispatch::new(tracing_subscriber::registry().with(tracing_opentelemetry::MetricsLayer::new(provider.clone())));
+    // `MetricsLayer` filters per layer (events with metric fields only); the registry must still make the spans,
+    // or its side would skip the span's cost.
+    tracing::dispatcher::with_default(&otel, || assert!(!llm_call_span().is_disabled(), "the otel side makes spans"));
     sides.push(Side::new(otel, None, |d, n| in_session(d, n, llm_call_with_metrics_event)));
     let floor_tokens = std::sync::Arc::default();
     let floor = FloorLayer { tokens: std::sync::Arc::clone(&floor_tokens) };
@@ -470,21 +489,16 @@ fn paired_table(journal_dir: &Path) {
             name,
             median(otel_added.clone()),
             median(added(i)),
-            format!("{m:.2}x faster ({lo:.2}–{hi:.2})"),
-            if verdict { format!(">= 2x faster: {}", ok(m >= 2.0)) } else { "(reference)".into() },
+            format!("{m:.2}x as fast ({lo:.2}–{hi:.2})"),
+            if verdict { format!(">= 2x as fast: {}", ok(m >= 2.0)) } else { "(reference)".into() },
         );
     }
     for (i, side) in sides.into_iter().enumerate() {
         if let Some(m) = side.meter {
-            if let Some(j) = m.journal_stats()
-                && j.dropped > 0
-            {
+            if let Some(j) = m.journal_stats() {
                 let row = LADDER.get(i.wrapping_sub(1)).map_or("?", |(_, name, _)| name.trim());
-                eprintln!(
-                    "journal during the paired rounds ({row}): {} queued, {} dropped (at a million calls a second \
-                     the writer falls behind; the recording thread never waits)",
-                    j.enqueued, j.dropped
-                );
+                // A dropped record skips the queue's copy: the row would time less than it says.
+                assert_eq!(j.dropped, 0, "the journal dropped records during the paired rounds ({row})");
             }
             let _ = m.shutdown();
         }
@@ -507,7 +521,7 @@ fn paired_table(journal_dir: &Path) {
         ("  two_threads, capture + budgets only", Parts::BUDGETS, false),
         ("  two_threads, capture + journal only", Parts::JOURNAL, false),
     ] {
-        let meter = meter_with(parts, &journal_dir.join("p3"));
+        let meter = meter_with(Parts { queue: Some(NO_DROP_QUEUE), ..parts }, &journal_dir.join("p3"));
         let dispatch = match parts.layer {
             true => Dispatch::new(tracing_subscriber::registry().with(meter.layer())),
             false => Dispatch::new(tracing_subscriber::registry()),
@@ -515,17 +529,9 @@ fn paired_table(journal_dir: &Path) {
         let one = Side::new(dispatch.clone(), Some(meter.clone()), |d, n| run_threads(d, 1, n));
         let two = Side::new(dispatch, Some(meter.clone()), |d, n| run_threads(d, 2, n));
         let r = rounds(&[one, two], 20_000);
-        if let Some(j) = meter.journal_stats()
-            && j.dropped > 0
-        {
-            let offered = j.enqueued + j.dropped;
-            eprintln!(
-                "journal during the paired rounds ({}): {} of {offered} records dropped ({:.0}%), one- and \
-                 two-thread batches together (the writer thread cannot keep up; the recording threads never wait)",
-                name.trim(),
-                j.dropped,
-                100.0 * j.dropped as f64 / offered as f64
-            );
+        if let Some(j) = meter.journal_stats() {
+            // Both sides do all the work: a dropped record would make the two-thread side's calls cheaper.
+            assert_eq!(j.dropped, 0, "the journal dropped records during the paired rounds ({})", name.trim());
         }
         let (m, lo, hi) = spread(per_round(&r[0], &r[1], |one, two| one / two));
         row(

@@ -120,16 +120,25 @@ fn scan(records: &[CallRecord], from: DateTime<Utc>) -> (u64, Money, TokenUsage,
     (calls, cost, tokens, by_model.len(), by_day.len())
 }
 
+/// When this process started: criterion's estimates written before it are an earlier run's (a filter or
+/// `--test` leaves them in place), and are not reported.
+static STARTED: std::sync::OnceLock<std::time::SystemTime> = std::sync::OnceLock::new();
+
 /// Reads criterion's median for `group/function` from this run's output.
 fn median_ns(group: &str, function: &str) -> Option<f64> {
     let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| "target".into());
     let path = target.join("criterion").join(group).join(function).join("new/estimates.json");
+    let written = std::fs::metadata(&path).and_then(|m| m.modified()).ok()?;
+    if STARTED.get().is_none_or(|started| written < *started) {
+        return None;
+    }
     let text = std::fs::read_to_string(path).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
     v["median"]["point_estimate"].as_f64()
 }
 
 fn main() {
+    STARTED.get_or_init(std::time::SystemTime::now);
     let mut c = Criterion::default().sample_size(10).configure_from_args();
     let book = PriceBook::builtin();
     let records = records(&book);
@@ -203,7 +212,9 @@ fn main() {
             w / b,
             if w <= 50e6 { "met" } else { "MISSED" }
         ),
-        _ => println!("| 30-day summary over 1M calls | (no figures: run without --test) | | | |"),
+        _ => println!(
+            "| 30-day summary over 1M calls | (no figures from this run: run without --test or a filter) | | | |"
+        ),
     }
     for (group, what) in [
         ("efficiency_30d", "30-day efficiency report"),

@@ -57,10 +57,13 @@ echo
 echo "| bench | baseline | figure | ratio | target |"
 echo "|---|---|---|---|---|"
 grep -h '^| ' "$out/capture.txt" "$out/reports.txt" | grep -v '^| bench |' || true
+# /usr/bin/time reports KiB; the target is read as 64 MB = 64,000,000 bytes (the stricter reading: 61.04 MiB).
 awk -v b="$bare_kib" -v t="$tm_kib" 'BEGIN {
-    verdict = (t / 1024 <= 64) ? "met" : "MISSED";
-    printf "| peak RSS, 1M calls over 100k sessions | %.1f MB (bare registry) | %.1f MB | +%.1f MB | <= 64 MB: %s |\n",
-        b / 1024, t / 1024, (t - b) / 1024, verdict
+    mb = 1024 / 1e6;
+    verdict = (t * mb <= 64) ? "met" : "MISSED";
+    printf "| peak RSS, 1M calls over 100k sessions | %.1f MB (bare registry) | %.1f MB (%.1f MiB) | +%.1f MB | <= 64 MB: %s |\n",
+        b * mb, t * mb, t / 1024, (t - b) * mb, verdict
 }'
 grep -h -e '^journal during' -e '^journal writer at' "$out/capture.err" | sed 's/^/note: /' || true
 grep -h '^ingest:' "$out/reports.txt" | sed 's/^/note: ledger /' || true
+grep -h '^30-day summary over the ledger the layer fed' "$out/memory-tokenmeter.txt" | sed 's/^/note: /' || true
