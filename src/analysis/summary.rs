@@ -5,6 +5,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use super::per;
+
 use crate::ledger::calendar::{self, Grain};
 use crate::ledger::{
     Dimension, Histograms, Ledger, QueryError, Selection, TimeGrain, TokenFigures, Window, WindowBounds, ratio,
@@ -134,7 +135,7 @@ pub struct Distributions {
 }
 
 impl Distributions {
-    pub(crate) fn of(h: &Histograms) -> Self {
+    pub(crate) fn of(h: &Histograms<u64>) -> Self {
         Distributions {
             input_tokens: Percentiles::of(&h.input_tokens),
             output_tokens: Percentiles::of(&h.output_tokens),

@@ -4,7 +4,7 @@
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use hdrhistogram::Histogram;
+use hdrhistogram::{Counter, Histogram};
 use rustc_hash::FxHasher;
 
 use crate::pricing::Money;
@@ -358,18 +358,25 @@ pub(crate) const MAX_MILLIS_RECORDED: u64 = 10_000_000;
 /// Clamp for recorded output tokens per second.
 pub(crate) const MAX_TPS_RECORDED: u64 = 1_000_000;
 
-/// Distributions per bucket: 2 significant digits (1% value resolution), auto-resizing up to the clamps
-/// above, so one histogram stays under about 18 KiB.
+/// One bucket's distribution: 32-bit counts per value bin, half the memory of 64-bit ones. A bin saturates
+/// (hdrhistogram adds saturating) at 4.29 billion calls of one value, within 1%, in one bucket (a day at most:
+/// 50,000 such calls a second); a window's merge is 64-bit ([`Histograms::widen`]), so a month of buckets
+/// cannot saturate it.
+pub(crate) type Dist = Histogram<u32>;
+
+/// Distributions per bucket (32-bit counts) or merged over a window (`Histograms<u64>`): 2 significant digits
+/// (1% value resolution), auto-resizing up to the clamps above, so one bucket's histogram stays under about
+/// 9 KiB.
 #[derive(Debug, Clone)]
-pub(crate) struct Histograms {
-    pub(crate) input_tokens: Histogram<u64>,
-    pub(crate) output_tokens: Histogram<u64>,
-    pub(crate) duration_ms: Histogram<u64>,
-    pub(crate) ttft_ms: Histogram<u64>,
-    pub(crate) output_tps: Histogram<u64>,
+pub(crate) struct Histograms<T: Counter = u32> {
+    pub(crate) input_tokens: Histogram<T>,
+    pub(crate) output_tokens: Histogram<T>,
+    pub(crate) duration_ms: Histogram<T>,
+    pub(crate) ttft_ms: Histogram<T>,
+    pub(crate) output_tps: Histogram<T>,
 }
 
-impl Histograms {
+impl<T: Counter> Histograms<T> {
     /// Empty histograms (`None` only if hdrhistogram rejected its own valid configuration).
     pub(crate) fn new() -> Option<Self> {
         Some(Histograms {
@@ -380,13 +387,32 @@ impl Histograms {
             output_tps: Histogram::new(2).ok()?,
         })
     }
+}
 
+impl Histograms {
+    /// Adds another bucket's (a tier's roll-up: a day's at most).
     pub(crate) fn merge(&mut self, o: &Histograms) {
         let _ = self.input_tokens.add(&o.input_tokens);
         let _ = self.output_tokens.add(&o.output_tokens);
         let _ = self.duration_ms.add(&o.duration_ms);
         let _ = self.ttft_ms.add(&o.ttft_ms);
         let _ = self.output_tps.add(&o.output_tps);
+    }
+}
+
+impl Histograms<u64> {
+    /// Adds a bucket's distributions to a window's, bin by bin into 64-bit counts.
+    pub(crate) fn widen(&mut self, o: &Histograms) {
+        fn add(into: &mut Histogram<u64>, from: &Dist) {
+            for v in from.iter_recorded() {
+                let _ = into.record_n(v.value_iterated_to(), u64::from(v.count_at_value()));
+            }
+        }
+        add(&mut self.input_tokens, &o.input_tokens);
+        add(&mut self.output_tokens, &o.output_tokens);
+        add(&mut self.duration_ms, &o.duration_ms);
+        add(&mut self.ttft_ms, &o.ttft_ms);
+        add(&mut self.output_tps, &o.output_tps);
     }
 }
 
@@ -416,5 +442,34 @@ impl Histograms {
         if let Some(v) = s.output_tps {
             let _ = self.output_tps.record(v.min(MAX_TPS_RECORDED));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_bucket_bin_saturates_and_a_window_counts_past_it() {
+        let mut day = Histograms::new().expect("histograms");
+        day.duration_ms.record_n(1_500, u32::MAX).expect("in range");
+        day.record(&Sample { duration_ms: 1_500, ..Sample::default() });
+        day.record(&Sample { duration_ms: 9_000, ..Sample::default() });
+        assert_eq!(day.duration_ms.count_at(1_500), u32::MAX, "a bucket's bin stays full, no panic");
+        let mut rolled = day.clone();
+        rolled.merge(&day);
+        assert_eq!(rolled.duration_ms.count_at(1_500), u32::MAX, "and stays full when buckets roll up");
+
+        // A window of two such days, merged in 64 bits: every count the bins hold, and percentiles that read
+        // them (a 32-bit merge's median read 0: its total outran the saturated bin).
+        let mut window = Histograms::<u64>::new().expect("histograms");
+        window.widen(&day);
+        window.widen(&day);
+        let d = &window.duration_ms;
+        assert_eq!(d.count_at(1_500), 2 * u64::from(u32::MAX));
+        assert_eq!(d.count_at(9_000), 2);
+        assert_eq!(d.len(), 2 * u64::from(u32::MAX) + 2);
+        assert_eq!(d.value_at_quantile(0.5), d.highest_equivalent(1_500));
+        assert_eq!(d.max(), d.highest_equivalent(9_000));
     }
 }

@@ -1058,14 +1058,18 @@ pub(crate) fn fill(
     out
 }
 
-/// Merged distributions of every bucket in `[from, to)`.
-pub(crate) fn histograms(store: &Store, from: i64, to: i64) -> Option<Histograms> {
-    let mut out: Option<Histograms> = None;
+/// Merged distributions of every bucket in `[from, to)`, in 64-bit counts (`None` when no bucket has any).
+pub(crate) fn histograms(store: &Store, from: i64, to: i64) -> Option<Histograms<u64>> {
+    let mut out: Option<Histograms<u64>> = None;
     for b in store.buckets(from, to) {
         if let Some(h) = b.hist.as_deref() {
             match &mut out {
-                Some(o) => o.merge(h),
-                None => out = Some(h.clone()),
+                Some(o) => o.widen(h),
+                None => {
+                    let mut o = Histograms::<u64>::new()?;
+                    o.widen(h);
+                    out = Some(o);
+                }
             }
         }
     }
