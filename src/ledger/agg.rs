@@ -358,15 +358,15 @@ pub(crate) const MAX_MILLIS_RECORDED: u64 = 10_000_000;
 /// Clamp for recorded output tokens per second.
 pub(crate) const MAX_TPS_RECORDED: u64 = 1_000_000;
 
-/// One bucket's distribution: 32-bit counts per value bin, half the memory of 64-bit ones. A bin saturates
-/// (hdrhistogram adds saturating) at 4.29 billion calls of one value, within 1%, in one bucket (a day at most:
-/// 50,000 such calls a second); a window's merge is 64-bit ([`Histograms::widen`]), so a month of buckets
-/// cannot saturate it.
+/// A minute, hour or day bucket's distribution: 32-bit counts per value bin, half the memory of 64-bit ones. A
+/// bin saturates (hdrhistogram adds saturating) at 4.29 billion calls of one value, within 1%, in one bucket: a
+/// day's at most, 50,000 such calls a second. Month and archive buckets, and a window's merge, count in 64 bits
+/// ([`BucketHist`], [`Histograms::widen`]).
 pub(crate) type Dist = Histogram<u32>;
 
-/// Distributions per bucket (32-bit counts) or merged over a window (`Histograms<u64>`): 2 significant digits
-/// (1% value resolution), auto-resizing up to the clamps above, so one bucket's histogram stays under about
-/// 9 KiB.
+/// Distributions per bucket (32-bit counts) or merged over a window or a month (`Histograms<u64>`): 2 significant
+/// digits (1% value resolution), auto-resizing up to the clamps above, so one bucket's 32-bit histogram stays
+/// under about 9 KiB.
 #[derive(Debug, Clone)]
 pub(crate) struct Histograms<T: Counter = u32> {
     pub(crate) input_tokens: Histogram<T>,
@@ -387,11 +387,9 @@ impl<T: Counter> Histograms<T> {
             output_tps: Histogram::new(2).ok()?,
         })
     }
-}
 
-impl Histograms {
-    /// Adds another bucket's (a tier's roll-up: a day's at most).
-    pub(crate) fn merge(&mut self, o: &Histograms) {
+    /// Adds another of the same width.
+    pub(crate) fn merge(&mut self, o: &Histograms<T>) {
         let _ = self.input_tokens.add(&o.input_tokens);
         let _ = self.output_tokens.add(&o.output_tokens);
         let _ = self.duration_ms.add(&o.duration_ms);
@@ -401,7 +399,7 @@ impl Histograms {
 }
 
 impl Histograms<u64> {
-    /// Adds a bucket's distributions to a window's, bin by bin into 64-bit counts.
+    /// Adds 32-bit distributions, bin by bin into 64-bit counts.
     pub(crate) fn widen(&mut self, o: &Histograms) {
         fn add(into: &mut Histogram<u64>, from: &Dist) {
             for v in from.iter_recorded() {
@@ -416,6 +414,68 @@ impl Histograms<u64> {
     }
 }
 
+/// A bucket's distributions: 32-bit counts in minute, hour and day buckets, 64-bit in month and archive
+/// buckets (each holds what dozens of day buckets held).
+#[derive(Debug, Clone)]
+pub(crate) enum BucketHist {
+    Narrow(Box<Histograms>),
+    Wide(Box<Histograms<u64>>),
+}
+
+impl BucketHist {
+    /// Empty distributions of the width a bucket needs.
+    pub(crate) fn new(wide: bool) -> Option<Self> {
+        Some(match wide {
+            true => BucketHist::Wide(Box::new(Histograms::new()?)),
+            false => BucketHist::Narrow(Box::new(Histograms::new()?)),
+        })
+    }
+
+    pub(crate) fn record(&mut self, s: &Sample) {
+        match self {
+            BucketHist::Narrow(h) => h.record(s),
+            BucketHist::Wide(h) => h.record(s),
+        }
+    }
+
+    /// These distributions at least as wide as `wide` asks.
+    pub(crate) fn at_width(self, wide: bool) -> Self {
+        match self {
+            BucketHist::Narrow(h) if wide => match Histograms::<u64>::new() {
+                Some(mut w) => {
+                    w.widen(&h);
+                    BucketHist::Wide(Box::new(w))
+                }
+                None => BucketHist::Narrow(h),
+            },
+            other => other,
+        }
+    }
+
+    /// These distributions with another bucket's (a finer tier's, rolled up) added.
+    pub(crate) fn absorb(self, o: &BucketHist) -> BucketHist {
+        let mut me = match o {
+            BucketHist::Wide(_) => self.at_width(true),
+            BucketHist::Narrow(_) => self,
+        };
+        match (&mut me, o) {
+            (BucketHist::Narrow(m), BucketHist::Narrow(o)) => m.merge(o),
+            (BucketHist::Wide(m), BucketHist::Narrow(o)) => m.widen(o),
+            (BucketHist::Wide(m), BucketHist::Wide(o)) => m.merge(o),
+            (BucketHist::Narrow(_), BucketHist::Wide(_)) => {} // hdrhistogram refused a new histogram: kept as is
+        }
+        me
+    }
+
+    /// Adds these distributions to a window's.
+    pub(crate) fn widen_into(&self, out: &mut Histograms<u64>) {
+        match self {
+            BucketHist::Narrow(h) => out.widen(h),
+            BucketHist::Wide(h) => out.merge(h),
+        }
+    }
+}
+
 /// One call's sample for the distributions.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Sample {
@@ -427,7 +487,7 @@ pub(crate) struct Sample {
     pub(crate) output_tps: Option<u64>,
 }
 
-impl Histograms {
+impl<T: Counter> Histograms<T> {
     pub(crate) fn record(&mut self, s: &Sample) {
         if let Some(v) = s.input_tokens {
             let _ = self.input_tokens.record(v.min(MAX_TOKENS_RECORDED));
@@ -449,27 +509,47 @@ impl Histograms {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_full_bucket_bin_saturates_and_a_window_counts_past_it() {
+    /// A day's distributions with a full bin: u32::MAX + 1 calls of 1.5 s, one of 9 s.
+    fn full_day() -> Histograms {
         let mut day = Histograms::new().expect("histograms");
         day.duration_ms.record_n(1_500, u32::MAX).expect("in range");
         day.record(&Sample { duration_ms: 1_500, ..Sample::default() });
         day.record(&Sample { duration_ms: 9_000, ..Sample::default() });
-        assert_eq!(day.duration_ms.count_at(1_500), u32::MAX, "a bucket's bin stays full, no panic");
-        let mut rolled = day.clone();
-        rolled.merge(&day);
-        assert_eq!(rolled.duration_ms.count_at(1_500), u32::MAX, "and stays full when buckets roll up");
+        day
+    }
 
-        // A window of two such days, merged in 64 bits: every count the bins hold, and percentiles that read
-        // them (a 32-bit merge's median read 0: its total outran the saturated bin).
+    #[test]
+    fn a_day_bucket_bin_saturates_and_months_and_windows_count_past_it() {
+        let day = full_day();
+        assert_eq!(day.duration_ms.count_at(1_500), u32::MAX, "a day bucket's bin stays full, no panic");
+
+        // A month bucket rolls two such days up in 64 bits, and keeps every count.
+        let month = BucketHist::new(true).expect("histograms");
+        let month = month.absorb(&BucketHist::Narrow(Box::new(day.clone())));
+        let month = month.absorb(&BucketHist::Narrow(Box::new(day.clone())));
+        let BucketHist::Wide(m) = &month else { panic!("a month bucket is 64-bit") };
+        assert_eq!(m.duration_ms.count_at(1_500), 2 * u64::from(u32::MAX));
+
+        // A window over that month and one more day: 64-bit counts, and percentiles that read them (a 32-bit
+        // merge's median read 0: its 64-bit total outran the saturated bin).
         let mut window = Histograms::<u64>::new().expect("histograms");
-        window.widen(&day);
-        window.widen(&day);
+        month.widen_into(&mut window);
+        BucketHist::Narrow(Box::new(day)).widen_into(&mut window);
         let d = &window.duration_ms;
-        assert_eq!(d.count_at(1_500), 2 * u64::from(u32::MAX));
-        assert_eq!(d.count_at(9_000), 2);
-        assert_eq!(d.len(), 2 * u64::from(u32::MAX) + 2);
+        assert_eq!(d.count_at(1_500), 3 * u64::from(u32::MAX));
+        assert_eq!(d.count_at(9_000), 3);
+        assert_eq!(d.len(), 3 * u64::from(u32::MAX) + 3);
         assert_eq!(d.value_at_quantile(0.5), d.highest_equivalent(1_500));
         assert_eq!(d.max(), d.highest_equivalent(9_000));
+    }
+
+    #[test]
+    fn a_narrow_bucket_absorbing_a_wide_one_becomes_wide() {
+        let wide = BucketHist::new(true).expect("histograms").absorb(&BucketHist::Narrow(Box::new(full_day())));
+        let narrow = BucketHist::Narrow(Box::new(full_day())).absorb(&wide);
+        let BucketHist::Wide(h) = &narrow else { panic!("widened") };
+        assert_eq!(h.duration_ms.count_at(1_500), 2 * u64::from(u32::MAX));
+        let kept = BucketHist::Narrow(Box::new(full_day())).at_width(false);
+        assert!(matches!(kept, BucketHist::Narrow(_)), "no widening asked");
     }
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, LazyLock};
 use rustc_hash::FxHashMap as HashMap;
 
 use super::agg::{
-    Agg, Core, Histograms, OTHER, Opportunities, Sample, SeriesKey, SeriesRef, ToolAgg, pair_hash, same_opt, same_str,
+    Agg, BucketHist, Core, OTHER, Opportunities, Sample, SeriesKey, SeriesRef, ToolAgg, pair_hash, same_opt, same_str,
 };
 
 /// Storage tiers, finest first. A bucket's tier sets its width and its caps.
@@ -184,7 +184,7 @@ pub(crate) struct Bucket {
     pub(crate) tools: HashMap<Arc<str>, ToolAgg>,
     /// Tool executions by (session, tool): only those that ran inside a session.
     pub(crate) session_tools: HashMap<u64, SessionToolEntry>,
-    pub(crate) hist: Option<Box<Histograms>>,
+    pub(crate) hist: Option<BucketHist>,
     /// Additions routed to an overflow entry because a cap was reached.
     pub(crate) overflowed: u64,
 }
@@ -259,6 +259,11 @@ impl Bucket {
         }
     }
 
+    /// Month and archive buckets count their distributions in 64 bits (see [`BucketHist`]).
+    fn wide(&self) -> bool {
+        matches!(self.tier, Tier::Month | Tier::Archive)
+    }
+
     fn caps(&self) -> Caps {
         if self.bounded { self.tier.caps() } else { Caps::UNBOUNDED }
     }
@@ -291,9 +296,9 @@ impl Bucket {
     /// Adds a call's distribution sample.
     pub(crate) fn record_sample(&mut self, sample: &Sample) {
         if self.hist.is_none() {
-            self.hist = Histograms::new().map(Box::new);
+            self.hist = BucketHist::new(self.wide());
         }
-        if let Some(h) = self.hist.as_deref_mut() {
+        if let Some(h) = &mut self.hist {
             h.record(sample);
         }
     }
@@ -497,10 +502,10 @@ impl Bucket {
             overflowed += u64::from(self.add_session_tool_capped(&e.session, &e.tool, &e.agg, caps.session_tools));
         }
         if let Some(h) = other.hist {
-            match self.hist.as_deref_mut() {
-                Some(mine) => mine.merge(&h),
-                None => self.hist = Some(h),
-            }
+            self.hist = Some(match self.hist.take() {
+                Some(mine) => mine.absorb(&h),
+                None => h.at_width(self.wide()),
+            });
         }
         self.overflowed += overflowed;
     }
@@ -574,5 +579,21 @@ mod tests {
         assert_eq!(kept.len(), 24);
         assert_eq!(kept.first().copied(), Some("s-56"));
         assert_eq!(target.sessions[OTHER].core.calls, 16);
+    }
+
+    #[test]
+    fn month_and_archive_buckets_count_distributions_in_64_bits() {
+        let sample = Sample { duration_ms: 1_500, ..Sample::default() };
+        let mut day = Bucket::new(0, Tier::Day, true);
+        day.record_sample(&sample);
+        assert!(matches!(day.hist, Some(BucketHist::Narrow(_))), "day buckets are 32-bit");
+        for tier in [Tier::Month, Tier::Archive] {
+            let mut rolled = Bucket::new(0, tier, true);
+            rolled.absorb(day.clone());
+            assert!(matches!(rolled.hist, Some(BucketHist::Wide(_))), "{tier:?} bucket absorbing a day");
+            let mut direct = Bucket::new(0, tier, true);
+            direct.record_sample(&sample);
+            assert!(matches!(direct.hist, Some(BucketHist::Wide(_))), "{tier:?} bucket recording a call");
+        }
     }
 }

@@ -1062,12 +1062,12 @@ pub(crate) fn fill(
 pub(crate) fn histograms(store: &Store, from: i64, to: i64) -> Option<Histograms<u64>> {
     let mut out: Option<Histograms<u64>> = None;
     for b in store.buckets(from, to) {
-        if let Some(h) = b.hist.as_deref() {
+        if let Some(h) = &b.hist {
             match &mut out {
-                Some(o) => o.widen(h),
+                Some(o) => h.widen_into(o),
                 None => {
                     let mut o = Histograms::<u64>::new()?;
-                    o.widen(h);
+                    h.widen_into(&mut o);
                     out = Some(o);
                 }
             }
