@@ -64,6 +64,6 @@ awk -v b="$bare_kib" -v t="$tm_kib" 'BEGIN {
     row = "| peak RSS, 1M calls over 100k sessions | %.1f MB (bare registry) | %.1f MB (%.1f MiB) | +%.1f MB "
     printf row "| <= 64 MB: %s |\n", b * mb, t * mb, t / 1024, (t - b) * mb, verdict
 }'
-grep -h -e '^journal during' -e '^journal writer at' "$out/capture.err" | sed 's/^/note: /' || true
+grep -h -e '^journal writer at' "$out/capture.err" | sed 's/^/note: /' || true
 grep -h '^ingest:' "$out/reports.txt" | sed 's/^/note: ledger /' || true
 grep -h '^30-day summary over the ledger the layer fed' "$out/memory-tokenmeter.txt" | sed 's/^/note: /' || true

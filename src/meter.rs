@@ -507,7 +507,6 @@ impl TokenMeterBuilder {
     }
 }
 
-/// The built-in dimensions' names, as budgets, reports and [`Dimensions::get`](crate::Dimensions::get) read them.
 /// Writes what `build` could not honour to standard error when no global subscriber is set to hear its events
 /// (the meter is built before the subscriber whose layer it is).
 pub(crate) fn unheard(message: impl FnOnce() -> String) {
