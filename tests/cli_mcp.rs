@@ -813,3 +813,30 @@ fn all_is_everything_the_source_holds_as_the_cli_counts_it() {
     assert_eq!(s["window"]["from"], "2025-08-20T00:00:00Z", "{s}");
     assert_eq!(s["comparison"]["b"]["calls"].as_u64(), Some(recs.len() as u64), "{s}");
 }
+
+#[test]
+fn calls_sent_at_once_are_all_answered_two_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = write_records(dir.path());
+    let mut c = Client::start(&["--records", &records, "--now", NOW, "mcp"]);
+    c.initialize("2025-06-18");
+    let (alone, _) = c.ok(json!({"operation": "track", "timeframe": "24h"}));
+    assert!(alone["spend"]["calls"].as_u64() > Some(0), "{alone}");
+    // Eight calls before reading any answer: the server computes two at a time (each reads the whole source)
+    // and queues the rest; every one is answered, with what the call alone answered.
+    let ids: Vec<u64> = (0..8).map(|i| 1_000 + i).collect();
+    for id in &ids {
+        c.send(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                       "params": {"name": "token_usage", "arguments": {"operation": "track", "timeframe": "24h"}}}));
+    }
+    let mut answered = std::collections::BTreeMap::new();
+    while answered.len() < ids.len() {
+        let msg = c.receive();
+        if let Some(id) = msg.get("id").and_then(Value::as_u64) {
+            assert_eq!(msg["result"]["isError"], false, "{msg}");
+            answered.insert(id, msg["result"]["structuredContent"]["spend"].clone());
+        }
+    }
+    assert_eq!(answered.keys().copied().collect::<Vec<_>>(), ids);
+    assert!(answered.values().all(|spend| *spend == alone["spend"]), "{answered:?}");
+}

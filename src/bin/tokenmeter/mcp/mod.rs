@@ -58,7 +58,14 @@ struct ServerState {
     budgets: Option<BudgetFile>,
     /// True once the first read has printed its notes.
     noted: AtomicBool,
+    /// Answers being computed (each reads the whole source): at most [`MAX_ANSWERS`] at once, the other calls
+    /// wait their turn, so a client sending many calls at once cannot have the source read into memory that
+    /// many times.
+    answers: Arc<tokio::sync::Semaphore>,
 }
+
+/// Tool calls answered at once.
+const MAX_ANSWERS: usize = 2;
 
 /// The server: one tool over one source.
 #[derive(Debug, Clone)]
@@ -82,6 +89,7 @@ pub(crate) fn run(source: &SourceArgs, ctx: &Context, args: &McpArgs) -> CliResu
         ctx: ctx.with(ctx.now, ctx.quiet),
         budgets,
         noted: AtomicBool::new(false),
+        answers: Arc::new(tokio::sync::Semaphore::new(MAX_ANSWERS)),
     };
     ctx.note(&format!(
         "tokenmeter mcp: serving the {} tool over stdio, reading {} on each call",
@@ -230,7 +238,15 @@ impl ServerHandler for TokenUsageServer {
             Err(e) => return Ok(tool_error(e.0).into()),
         };
         let state = Arc::clone(&self.state);
-        let outcome = tokio::task::spawn_blocking(move || answer::answer(&state, &req)).await;
+        // The permit goes with the answer: a call the client gives up on still holds it until its read ends.
+        let Ok(permit) = Arc::clone(&self.state.answers).acquire_owned().await else {
+            return Err(ErrorData::internal_error("the server is shutting down", None));
+        };
+        let outcome = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            answer::answer(&state, &req)
+        })
+        .await;
         let result = match outcome {
             Ok(Ok(answer)) => {
                 // The summary for people and models; the JSON again as text for clients that ignore
