@@ -476,21 +476,21 @@ impl Bucket {
                 &|| key.clone(),
                 &|| partial_key(key.model.clone(), key.provider.clone()),
                 &s.agg.core,
-                s.agg.opp.as_deref(),
+                s.agg.opp().as_ref(),
                 caps,
             );
             overflowed += u64::from(o);
         }
         for (k, a) in by_cost(other.sessions) {
-            overflowed += u64::from(add_keyed(&mut self.sessions, &k, &a.core, a.opp.as_deref(), caps.sessions));
+            overflowed += u64::from(add_keyed(&mut self.sessions, &k, &a.core, a.opp().as_ref(), caps.sessions));
         }
         for (k, a) in by_cost(other.users) {
-            overflowed += u64::from(add_keyed(&mut self.users, &k, &a.core, a.opp.as_deref(), caps.users));
+            overflowed += u64::from(add_keyed(&mut self.users, &k, &a.core, a.opp().as_ref(), caps.users));
         }
         let mut pairs: Vec<PairEntry> = other.project_sessions.into_values().collect();
         pairs.sort_by_key(|e| std::cmp::Reverse(e.agg.core.cost));
         for e in pairs {
-            let o = self.add_pair(e.project.as_ref(), &e.session, &e.agg.core, e.agg.opp.as_deref(), caps);
+            let o = self.add_pair(e.project.as_ref(), &e.session, &e.agg.core, e.agg.opp().as_ref(), caps);
             overflowed += u64::from(o);
         }
         for (k, t) in other.tools {
