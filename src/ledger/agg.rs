@@ -258,12 +258,21 @@ impl Opportunities {
 /// [`Opportunities`] as an aggregate keeps them, on the heap: the sums of money in 64-bit pico-USD while each
 /// fits (up to $18.4 million), 168 bytes against [`Opportunities`]' 240 (most entries of a busy ledger have
 /// some); past that, the whole figure in full (`wide`), so nothing is ever cut off.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct StoredOpp {
     counts: [u64; 10],
     money: [u64; 10],
     wide: Option<Box<Opportunities>>,
 }
+
+/// Equal when they hold the same figures, whichever form holds them.
+impl PartialEq for StoredOpp {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl Eq for StoredOpp {}
 
 impl StoredOpp {
     pub(crate) fn get(&self) -> Opportunities {
@@ -645,6 +654,12 @@ mod tests {
         }
         assert!(stored.wide.is_some());
         assert_eq!(stored.get(), plain);
+        let mut wide = StoredOpp { wide: Some(Box::new(opp(1, 7))), ..StoredOpp::default() };
+        let mut compact = StoredOpp::default();
+        compact.add(&opp(1, 7));
+        assert_eq!(wide, compact, "the same figures in either form");
+        wide.add(&opp(1, 1));
+        assert_ne!(wide, compact);
         assert_eq!(stored.get().cache_gain.picos(), u128::from(u64::MAX) * 4 + 1);
         assert_eq!(stored.get().batch_calls, 8);
     }
