@@ -239,8 +239,9 @@ impl ServerHandler for TokenUsageServer {
         };
         let state = Arc::clone(&self.state);
         // The permit goes with the answer: a call the client gives up on still holds it until its read ends.
+        // (Acquiring fails only on a closed semaphore, and nothing closes this one.)
         let Ok(permit) = Arc::clone(&self.state.answers).acquire_owned().await else {
-            return Err(ErrorData::internal_error("the server is shutting down", None));
+            return Err(ErrorData::internal_error("the token_usage queue is closed", None));
         };
         let outcome = tokio::task::spawn_blocking(move || {
             let _permit = permit;
