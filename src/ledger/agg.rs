@@ -143,27 +143,9 @@ pub(crate) struct Opportunities {
 }
 
 impl Opportunities {
+    /// Field by field, saturating (only the full form of [`StoredOpp`] adds these; aggregates add the compact one).
     pub(crate) fn add(&mut self, o: &Opportunities) {
-        self.cache_calls += o.cache_calls;
-        self.cache_missed_tokens = self.cache_missed_tokens.saturating_add(o.cache_missed_tokens);
-        self.cache_gain += o.cache_gain;
-        self.cache_write_premium += o.cache_write_premium;
-        self.small_premium_calls += o.small_premium_calls;
-        self.small_premium_tokens = self.small_premium_tokens.saturating_add(o.small_premium_tokens);
-        self.small_premium_cost += o.small_premium_cost;
-        self.small_premium_at_target += o.small_premium_at_target;
-        self.batch_calls += o.batch_calls;
-        self.batch_tokens = self.batch_tokens.saturating_add(o.batch_tokens);
-        self.batch_cost += o.batch_cost;
-        self.batch_at_batch += o.batch_at_batch;
-        self.long_ctx_calls += o.long_ctx_calls;
-        self.long_ctx_tokens = self.long_ctx_tokens.saturating_add(o.long_ctx_tokens);
-        self.long_ctx_cost += o.long_ctx_cost;
-        self.long_ctx_at_standard += o.long_ctx_at_standard;
-        self.unread_writes += o.unread_writes;
-        self.unread_write_tokens = self.unread_write_tokens.saturating_add(o.unread_write_tokens);
-        self.unread_write_premium += o.unread_write_premium;
-        self.unread_write_saving += o.unread_write_saving;
+        *self = self.zip(o, u64::saturating_add, u128::saturating_add);
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -172,28 +154,13 @@ impl Opportunities {
 
     /// What `self` holds beyond `part` (a sum of some of its calls): field by field, never below zero.
     pub(crate) fn less(&self, part: &Opportunities) -> Opportunities {
-        Opportunities {
-            cache_calls: self.cache_calls.saturating_sub(part.cache_calls),
-            cache_missed_tokens: self.cache_missed_tokens.saturating_sub(part.cache_missed_tokens),
-            cache_gain: self.cache_gain.saturating_sub(part.cache_gain),
-            cache_write_premium: self.cache_write_premium.saturating_sub(part.cache_write_premium),
-            small_premium_calls: self.small_premium_calls.saturating_sub(part.small_premium_calls),
-            small_premium_tokens: self.small_premium_tokens.saturating_sub(part.small_premium_tokens),
-            small_premium_cost: self.small_premium_cost.saturating_sub(part.small_premium_cost),
-            small_premium_at_target: self.small_premium_at_target.saturating_sub(part.small_premium_at_target),
-            batch_calls: self.batch_calls.saturating_sub(part.batch_calls),
-            batch_tokens: self.batch_tokens.saturating_sub(part.batch_tokens),
-            batch_cost: self.batch_cost.saturating_sub(part.batch_cost),
-            batch_at_batch: self.batch_at_batch.saturating_sub(part.batch_at_batch),
-            long_ctx_calls: self.long_ctx_calls.saturating_sub(part.long_ctx_calls),
-            long_ctx_tokens: self.long_ctx_tokens.saturating_sub(part.long_ctx_tokens),
-            long_ctx_cost: self.long_ctx_cost.saturating_sub(part.long_ctx_cost),
-            long_ctx_at_standard: self.long_ctx_at_standard.saturating_sub(part.long_ctx_at_standard),
-            unread_writes: self.unread_writes.saturating_sub(part.unread_writes),
-            unread_write_tokens: self.unread_write_tokens.saturating_sub(part.unread_write_tokens),
-            unread_write_premium: self.unread_write_premium.saturating_sub(part.unread_write_premium),
-            unread_write_saving: self.unread_write_saving.saturating_sub(part.unread_write_saving),
-        }
+        self.zip(part, u64::saturating_sub, u128::saturating_sub)
+    }
+
+    /// `counts(a, b)` on each pair of counts and `money(a, b)` on each pair of pico-USD sums.
+    fn zip(&self, o: &Opportunities, counts: fn(u64, u64) -> u64, money: fn(u128, u128) -> u128) -> Opportunities {
+        let ((ac, am), (bc, bm)) = (self.split(), o.split());
+        Opportunities::join(std::array::from_fn(|i| counts(ac[i], bc[i])), std::array::from_fn(|i| money(am[i], bm[i])))
     }
 }
 
@@ -632,6 +599,42 @@ mod tests {
     fn opp(calls: u64, picos: u128) -> Opportunities {
         let (counts, _) = Opportunities::default().split();
         Opportunities::join(counts.map(|_| calls), [picos; 10])
+    }
+
+    #[test]
+    fn every_opportunity_field_keeps_its_place_through_split_and_join() {
+        let m = Money::from_picos;
+        let o = Opportunities {
+            cache_calls: 1,
+            cache_missed_tokens: 2,
+            cache_gain: m(3),
+            cache_write_premium: m(4),
+            small_premium_calls: 5,
+            small_premium_tokens: 6,
+            small_premium_cost: m(7),
+            small_premium_at_target: m(8),
+            batch_calls: 9,
+            batch_tokens: 10,
+            batch_cost: m(11),
+            batch_at_batch: m(12),
+            long_ctx_calls: 13,
+            long_ctx_tokens: 14,
+            long_ctx_cost: m(15),
+            long_ctx_at_standard: m(16),
+            unread_writes: 17,
+            unread_write_tokens: 18,
+            unread_write_premium: m(19),
+            unread_write_saving: m(20),
+        };
+        let (counts, money) = o.split();
+        assert_eq!(Opportunities::join(counts, money), o);
+        let mut stored = StoredOpp::default();
+        stored.add(&o);
+        assert_eq!(stored.get(), o);
+        let mut twice = o;
+        twice.add(&o);
+        assert_eq!((twice.batch_calls, twice.unread_write_saving), (18, m(40)));
+        assert_eq!(twice.less(&o), o);
     }
 
     #[test]
