@@ -840,3 +840,62 @@ fn calls_sent_at_once_are_all_answered_two_at_a_time() {
     assert_eq!(answered.keys().copied().collect::<Vec<_>>(), ids);
     assert!(answered.values().all(|spend| *spend == alone["spend"]), "{answered:?}");
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn at_most_two_calls_read_the_source_at_once() {
+    // The records file is a FIFO this test holds open and writes nothing to: a call reading it waits there, the
+    // FIFO open, until the test closes its end. The server's open descriptors of the FIFO (in /proc) are the
+    // calls reading the source at that moment.
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("records.jsonl");
+    assert!(Command::new("mkfifo").arg(&fifo).status().expect("mkfifo").success());
+    // Open to read and write, it waits for no reader, and the server's reads do not wait for a writer to open.
+    let held = std::fs::OpenOptions::new().read(true).write(true).open(&fifo).unwrap();
+    let meta = std::fs::metadata(&fifo).unwrap();
+    let mut c = Client::start(&["--records", fifo.to_str().unwrap(), "--now", NOW, "mcp"]);
+    c.initialize("2025-06-18");
+    let fds = format!("/proc/{}/fd", c.child.id());
+    let reading = || {
+        let open = std::fs::read_dir(&fds)
+            .expect("the server's open files")
+            .filter_map(|fd| std::fs::metadata(fd.ok()?.path()).ok());
+        open.filter(|m| (m.dev(), m.ino()) == (meta.dev(), meta.ino())).count()
+    };
+    let ids: Vec<u64> = (0..8).map(|i| 1_000 + i).collect();
+    for id in &ids {
+        c.send(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                       "params": {"name": "token_usage", "arguments": {"operation": "track", "timeframe": "24h"}}}));
+    }
+    // Two calls read at once; the other six wait for them, however long they read (a call past the bound would
+    // be reading within the second).
+    let start = Instant::now();
+    while reading() < 2 {
+        assert!(start.elapsed() < TIMEOUT, "{} calls reading the source after {TIMEOUT:?}", reading());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut most = 0;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(1) {
+        most = most.max(reading());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(most, 2, "the most calls reading the source at once");
+    // The records file in the FIFO's place, then the FIFO's end closed: the two calls reading it read nothing,
+    // and the six that waited read the records.
+    let file = tempfile::tempdir_in(dir.path()).unwrap();
+    std::fs::rename(write_records(file.path()), &fifo).unwrap();
+    drop(held);
+    let mut calls = Vec::new();
+    while calls.len() < ids.len() {
+        let msg = c.receive();
+        if msg.get("id").and_then(Value::as_u64).is_some_and(|id| ids.contains(&id)) {
+            assert_eq!(msg["result"]["isError"], false, "{msg}");
+            calls.push(msg["result"]["structuredContent"]["spend"]["calls"].as_u64().expect("a count of calls"));
+        }
+    }
+    calls.sort_unstable();
+    assert_eq!(calls[..2], [0, 0], "{calls:?}");
+    assert!(calls[2] > 0 && calls[2..].iter().all(|&n| n == calls[2]), "{calls:?}");
+}

@@ -1311,3 +1311,98 @@ fn reports_run_off_the_servers_async_thread() {
     }
     server.shutdown();
 }
+
+/// A clock at which reports wait: a read on tokio's blocking pool (where reports run) waits while the gate is
+/// shut, counted. A report reads the clock before anything else it does, so while the gate is shut the readers
+/// waiting at it are the reports computing.
+#[derive(Debug, Clone)]
+struct GateClock {
+    inner: ManualClock,
+    gate: std::sync::Arc<(std::sync::Mutex<Gate>, std::sync::Condvar)>,
+}
+
+#[derive(Debug, Default)]
+struct Gate {
+    open: bool,
+    /// Readers at the gate now, and the most at once.
+    waiting: usize,
+    most: usize,
+}
+
+impl GateClock {
+    /// Waits until `ready` holds of the gate, or `limit` passes; returns the gate's `(waiting, most)` then.
+    fn wait_until(&self, limit: std::time::Duration, ready: impl Fn(&Gate) -> bool) -> (usize, usize) {
+        let (lock, changed) = &*self.gate;
+        let (gate, _) = changed.wait_timeout_while(lock.lock().unwrap(), limit, |g| !ready(g)).unwrap();
+        (gate.waiting, gate.most)
+    }
+
+    fn open(&self) {
+        let (lock, changed) = &*self.gate;
+        lock.lock().unwrap().open = true;
+        changed.notify_all();
+    }
+}
+
+impl tokenmeter::Clock for GateClock {
+    fn unix_nanos(&self) -> i64 {
+        // The blocking pool's threads, as tokio names them (`tokio-rt-worker`; `tokio-runtime-worker` before):
+        // `mount`'s async thread is unnamed, and never waits here.
+        if std::thread::current().name().is_some_and(|n| n.starts_with("tokio-")) {
+            let (lock, changed) = &*self.gate;
+            let mut gate = lock.lock().unwrap();
+            gate.waiting += 1;
+            gate.most = gate.most.max(gate.waiting);
+            changed.notify_all();
+            gate = changed.wait_while(gate, |g| !g.open).unwrap();
+            gate.waiting -= 1;
+        }
+        self.inner.unix_nanos()
+    }
+}
+
+#[test]
+fn at_most_four_reports_compute_at_once() {
+    // Eight requests at once: four reports compute (`REPORTS_AT_ONCE`), the other requests wait for a permit.
+    // The router is mounted on a runtime with tokio's default blocking pool (`serve`'s has 4 threads, which
+    // would bound the reports by itself), and each report is held at the clock until all eight requests are in.
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const AT_ONCE: usize = 4;
+    let clock = GateClock {
+        inner: ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 14, 9, 0, 0).unwrap()),
+        gate: Default::default(),
+    };
+    let meter = TokenMeter::builder().with_clock(clock.clone()).build();
+    // Requests that reached the router (all eight: the rest wait for a permit, not for a connection).
+    let arrived = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = arrived.clone();
+    let app = tokenmeter::http::router(meter, HttpConfig::new().with_timeout(std::time::Duration::from_secs(60)))
+        .layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
+            count.fetch_add(1, Ordering::SeqCst);
+            next.run(req)
+        }));
+    let url = format!("http://{}/api/v1/token-usage/summary", mount(app, true));
+    let requests: Vec<_> = (0..2 * AT_ONCE)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || Client::new().get(url).send().map(|r| r.status()))
+        })
+        .collect();
+    let limit = std::time::Duration::from_secs(30);
+    let (waiting, _) = clock.wait_until(limit, |g| g.waiting >= AT_ONCE);
+    assert_eq!(waiting, AT_ONCE, "reports computing at once, after {limit:?}");
+    let start = std::time::Instant::now();
+    while arrived.load(Ordering::SeqCst) < 2 * AT_ONCE {
+        assert!(start.elapsed() < limit, "{} requests arrived", arrived.load(Ordering::SeqCst));
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // Every request in; a report past the bound would be at the gate by now.
+    let (waiting, most) = clock.wait_until(std::time::Duration::from_millis(500), |g| g.most > AT_ONCE);
+    assert_eq!((waiting, most), (AT_ONCE, AT_ONCE), "reports computing at once, and the most");
+    clock.open();
+    for r in requests {
+        assert_eq!(r.join().unwrap().expect("a response"), StatusCode::OK);
+    }
+    let (_, most) = clock.wait_until(std::time::Duration::ZERO, |_| true);
+    assert_eq!(most, AT_ONCE, "the most reports computing at once, all eight done");
+}
