@@ -30,7 +30,7 @@ fn threads() -> Option<u64> {
 }
 
 fn on_threads(dispatch: &tracing::Dispatch, threads: u64, n: u64) {
-    let elapsed = pipeline::calls_on_threads(dispatch, threads, n);
+    let elapsed = pipeline::calls_on_threads(Some(dispatch), threads, n);
     let per_call = elapsed.as_nanos() / u128::from(threads * n).max(1);
     eprintln!("{threads} threads x {n} calls: {per_call}ns wall time a call");
 }

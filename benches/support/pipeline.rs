@@ -23,24 +23,40 @@ pub fn session_span_of(session: &str) -> tracing::Span {
 /// Runs `iters` calls on each of `threads` threads at once, each thread in its own session (as request
 /// handlers serve theirs), released together; returns the wall time from the first thread's start to the last
 /// thread's end, each read on its own thread (the main thread may be scheduled late on a busy machine).
-pub fn calls_on_threads(dispatch: &tracing::Dispatch, threads: u64, iters: u64) -> Duration {
+///
+/// `dispatch`: each thread records under it as its scoped default (`with_default`); `None` records under the
+/// global default (`set_global_default`, what `.init()` installs).
+pub fn calls_on_threads(dispatch: Option<&tracing::Dispatch>, threads: u64, iters: u64) -> Duration {
+    on_threads(threads, |t, start| {
+        let body = || {
+            let session = session_span_of(&format!("sess-{t}"));
+            let _s = session.enter();
+            timed(start, || {
+                for _ in 0..iters {
+                    llm_call();
+                }
+            })
+        };
+        match dispatch {
+            Some(dispatch) => tracing::dispatcher::with_default(dispatch, body),
+            None => body(),
+        }
+    })
+}
+
+/// Runs `work(thread, barrier)` on each of `threads` threads at once; `work` sets itself up, then times its
+/// part with [`timed`] on the shared barrier, which releases the threads together. Returns the wall time from
+/// the first thread's start to the last thread's end.
+pub fn on_threads<F>(threads: u64, work: F) -> Duration
+where
+    F: Fn(u64, &std::sync::Barrier) -> (std::time::Instant, std::time::Instant) + Sync,
+{
     let start = std::sync::Barrier::new(threads as usize);
     let spans: Vec<(std::time::Instant, std::time::Instant)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
-                let start = &start;
-                s.spawn(move || {
-                    tracing::dispatcher::with_default(dispatch, || {
-                        let session = session_span_of(&format!("sess-{t}"));
-                        let _s = session.enter();
-                        start.wait();
-                        let t0 = std::time::Instant::now();
-                        for _ in 0..iters {
-                            llm_call();
-                        }
-                        (t0, std::time::Instant::now())
-                    })
-                })
+                let (start, work) = (&start, &work);
+                s.spawn(move || work(t, start))
             })
             .collect();
         handles.into_iter().map(|h| h.join().expect("a bench thread panicked")).collect()
@@ -53,6 +69,26 @@ pub fn calls_on_threads(dispatch: &tracing::Dispatch, threads: u64, iters: u64) 
     }
 }
 
+/// Waits at `start` with the other threads, then runs `f`; when it started and ended, read on this thread.
+pub fn timed(start: &std::sync::Barrier, f: impl FnOnce()) -> (std::time::Instant, std::time::Instant) {
+    start.wait();
+    let t0 = std::time::Instant::now();
+    f();
+    (t0, std::time::Instant::now())
+}
+
+/// Work that shares nothing between threads (a xorshift loop in registers, ~1.2 us here): two threads of it
+/// show how much of two cores the machine gives at that moment, the ceiling of any two-thread ratio.
+pub fn unshared_work() -> u64 {
+    let mut x = std::hint::black_box(0x9E37_79B9_7F4A_7C15u64);
+    for i in 0..1_000u64 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x = x.wrapping_add(i);
+    }
+    std::hint::black_box(x)
+}
 /// An LLM call span: eight fields declared, five of them (the response id, four token counts) recorded later.
 pub fn llm_call_span() -> tracing::Span {
     tracing::info_span!(
