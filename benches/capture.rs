@@ -505,6 +505,10 @@ fn global_rows(which: &str, journal_dir: &Path) {
         assert!(j.enqueued > 0, "the global default's meter recorded the calls");
         assert_eq!(j.dropped, 0, "the journal dropped records during the paired rounds ({which}, global default)");
     }
+    let (machine, _, _) = spread(per_round(&r[2], &r[3], |one, two| one / two));
+    // Below 1.8x the machine did not give this row two cores for much of its rounds: the row's verdict stands,
+    // but it says more about the machine than about the pipeline, and the table says so.
+    let busy = if machine < 1.8 { format!("; the machine gave {machine:.2}x") } else { String::new() };
     let ceiling = format!("    the machine in the same rounds: unshared work on two threads ({which})");
     for (name, i, target) in [(name, 0, target), (ceiling.as_str(), 2, false)] {
         let (m, lo, hi) = spread(per_round(&r[i], &r[i + 1], |one, two| one / two));
@@ -513,7 +517,11 @@ fn global_rows(which: &str, journal_dir: &Path) {
             median(r[i].clone()),
             median(r[i + 1].clone()),
             format!("{m:.2}x throughput ({lo:.2}–{hi:.2})"),
-            if target { format!(">= 1.6x: {}", ok(m >= 1.6)) } else { "(reference)".into() },
+            match (target, i) {
+                (true, _) => format!(">= 1.6x: {}{busy}", ok(m >= 1.6)),
+                (false, 0) => format!("(reference{busy})"),
+                (false, _) => "(reference)".into(),
+            },
         );
     }
     let _ = meter.shutdown();
