@@ -492,25 +492,40 @@ fn global_rows(which: &str, journal_dir: &Path) {
         false => Dispatch::new(tracing_subscriber::registry()),
     };
     tracing::dispatcher::set_global_default(global.clone()).expect("a child sets the global default once");
-    let sides = [
-        Side::new(global.clone(), Some(meter.clone()), |d, n| run_threads_global(d, 1, n)),
-        Side::new(global.clone(), Some(meter.clone()), |d, n| run_threads_global(d, 2, n)),
-        // ~20 ms of unshared work a batch whatever the calls' batch (`n`): the time of 10,000 units scaled to `n`
-        // units, so that the side reads as the time a unit.
-        Side::new(global.clone(), None, |d, n| run_unshared(d, 1, UNITS) * n as u32 / UNITS as u32),
-        Side::new(global, None, |d, n| run_unshared(d, 2, UNITS) * n as u32 / UNITS as u32),
-    ];
-    let r = rounds(&sides, batch(parts));
+    let one = Side::new(global.clone(), Some(meter.clone()), |d, n| run_threads_global(d, 1, n));
+    let two = Side::new(global, Some(meter.clone()), |d, n| run_threads_global(d, 2, n));
+    let ceiling = format!("    the machine in the same rounds: unshared work on two threads ({which})");
+    threads_rows(name, [one, two], batch(parts), target, Some(&ceiling));
     if let Some(j) = meter.journal_stats() {
         assert!(j.enqueued > 0, "the global default's meter recorded the calls");
         assert_eq!(j.dropped, 0, "the journal dropped records during the paired rounds ({which}, global default)");
     }
+    let _ = meter.shutdown();
+}
+
+/// One thread against two: `sides` (one thread, two threads) in paired rounds of `n` calls, with work that
+/// shares nothing on one thread and on two in the same rounds (the ceiling the machine gave them). Prints the
+/// row, saying when the machine gave less than 1.8x (then the row says more about the machine than about the
+/// pipeline), and the ceiling's own row when `ceiling` names it.
+fn threads_rows(name: &str, sides: [Side; 2], n: u64, target: bool, ceiling: Option<&str>) {
+    let [one, two] = sides;
+    let unshared = one.dispatch.clone();
+    let sides = [
+        one,
+        two,
+        // ~20 ms of unshared work a batch whatever the calls' batch (`n`): the time of 10,000 units scaled to `n`
+        // units, so that the side reads as the time a unit.
+        Side::new(unshared.clone(), None, |d, n| run_unshared(d, 1, UNITS) * n as u32 / UNITS as u32),
+        Side::new(unshared, None, |d, n| run_unshared(d, 2, UNITS) * n as u32 / UNITS as u32),
+    ];
+    let r = rounds(&sides, n);
     let (machine, _, _) = spread(per_round(&r[2], &r[3], |one, two| one / two));
-    // Below 1.8x the machine did not give this row two cores for much of its rounds: the row's verdict stands,
-    // but it says more about the machine than about the pipeline, and the table says so.
     let busy = if machine < 1.8 { format!("; the machine gave {machine:.2}x") } else { String::new() };
-    let ceiling = format!("    the machine in the same rounds: unshared work on two threads ({which})");
-    for (name, i, target) in [(name, 0, target), (ceiling.as_str(), 2, false)] {
+    let mut rows = vec![(name, 0, target)];
+    if let Some(ceiling) = ceiling {
+        rows.push((ceiling, 2, false));
+    }
+    for (name, i, target) in rows {
         let (m, lo, hi) = spread(per_round(&r[i], &r[i + 1], |one, two| one / two));
         row(
             name,
@@ -524,7 +539,6 @@ fn global_rows(which: &str, journal_dir: &Path) {
             },
         );
     }
-    let _ = meter.shutdown();
 }
 
 /// Calls a thread makes per batch: about 20-30 ms of work, long enough for the scheduler to have put two threads
@@ -673,19 +687,11 @@ fn paired_table(journal_dir: &Path) {
         };
         let one = Side::new(dispatch.clone(), Some(meter.clone()), |d, n| run_threads(d, 1, n));
         let two = Side::new(dispatch, Some(meter.clone()), |d, n| run_threads(d, 2, n));
-        let r = rounds(&[one, two], batch(parts));
+        threads_rows(name, [one, two], batch(parts), false, None);
         if let Some(j) = meter.journal_stats() {
             // Both sides do all the work: a dropped record would make the two-thread side's calls cheaper.
             assert_eq!(j.dropped, 0, "the journal dropped records during the paired rounds ({})", name.trim());
         }
-        let (m, lo, hi) = spread(per_round(&r[0], &r[1], |one, two| one / two));
-        row(
-            name,
-            median(r[0].clone()),
-            median(r[1].clone()),
-            format!("{m:.2}x throughput ({lo:.2}–{hi:.2})"),
-            "(reference)".into(),
-        );
         let _ = meter.shutdown();
         let _ = std::fs::remove_dir_all(&dir);
     }
