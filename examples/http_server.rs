@@ -14,7 +14,16 @@ use tracing_subscriber::prelude::*;
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let port: u16 = args.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    // A port that is not a number (say, the key given without the port before it) stops here: taken as 0, the
+    // server would listen on a random port and the key meant for it would be dropped.
+    let port: u16 = match args.next() {
+        None => 0,
+        Some(p) => p.parse().unwrap_or_else(|_| {
+            eprintln!("the first argument is the port (0 for any free one), not {p:?}");
+            eprintln!("usage: http_server [PORT] [API_KEY] [ACME_KEY]");
+            std::process::exit(2);
+        }),
+    };
     let key = args.next();
     let acme_key = args.next();
 

@@ -58,6 +58,8 @@ enum End {
     DropAfter(usize),
     /// Sends the first `n` bytes, then ends the body normally (a clean close before `message_stop`).
     CloseAfter(usize),
+    /// Sends the first `n` bytes, then sends nothing for two seconds, then ends the body normally.
+    StallAfter(usize),
 }
 
 #[derive(Clone, Debug)]
@@ -147,8 +149,9 @@ async fn messages(State(state): State<Arc<ServerState>>, headers: HeaderMap, bod
             let (sent, drop_connection) = match end {
                 End::Whole => (body, false),
                 End::DropAfter(n) => (&body[..n], true),
-                End::CloseAfter(n) => (&body[..n], false),
+                End::CloseAfter(n) | End::StallAfter(n) => (&body[..n], false),
             };
+            let stall = matches!(end, End::StallAfter(_));
             // One chunk per event, as the API sends them; a pause before the first text delta.
             let mut first_delta = true;
             let chunks: Vec<(Duration, Bytes)> = sent
@@ -175,7 +178,11 @@ async fn messages(State(state): State<Arc<ServerState>>, headers: HeaderMap, bod
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 Err(io::Error::new(io::ErrorKind::ConnectionReset, "connection dropped"))
             });
-            let stream = events.chain(tail);
+            let pause = futures_util::stream::iter(stall.then_some(())).then(|()| async {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                Ok::<Bytes, io::Error>(Bytes::new())
+            });
+            let stream = events.chain(tail).chain(pause);
             response
                 .status(StatusCode::OK)
                 .header("content-type", "text/event-stream")
@@ -382,13 +389,21 @@ fn a_success_status_with_json_that_is_not_a_message_is_a_failed_call() {
     // A gateway's error body under a 200, and JSON that says nothing: neither is a successful call.
     let api =
         MockApi::start(json(200, r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#));
-    let (_, c, _) = call(&api, "claude-sonnet-4-5", false);
+    let (reply, c, _) = call(&api, "claude-sonnet-4-5", false);
     assert_eq!(c.outcome.label(), "overloaded_error");
     assert!(!c.metered);
+    // The request fails too, with the body's error (it returned an empty reply).
+    match reply {
+        Err(ClientError::Api { status: 200, error_type, message, .. }) => {
+            assert_eq!((error_type.as_str(), message.as_deref()), ("overloaded_error", Some("Overloaded")));
+        }
+        other => panic!("an error body under a 200 is an API error: {other:?}"),
+    }
     for body in ["{}", "[]"] {
         let api = MockApi::start(json(200, body));
-        let (_, c, _) = call(&api, "claude-sonnet-4-5", false);
+        let (reply, c, _) = call(&api, "claude-sonnet-4-5", false);
         assert_eq!(c.outcome.label(), "invalid_response", "{body}");
+        assert!(matches!(reply, Err(ClientError::InvalidResponse(_))), "{body}: {reply:?}");
     }
 }
 
@@ -469,6 +484,31 @@ fn stream_dropped_midway_is_a_failed_call_with_the_usage_so_far() {
     assert!((40_000..10_000_000).contains(&ttft), "ttft {ttft} us");
     // 22 x $3 + 9,000 x $0.30 + 1,500 x $6 + 1 x $15, per million
     assert_eq!(cost(&c), "$0.011781");
+}
+
+#[test]
+fn stream_that_stalls_past_the_read_timeout_is_a_timeout() {
+    // The server sends message_start and the first text, then nothing for longer than the client waits for a
+    // read: the call fails as `timeout` (not `stream_incomplete`), with the usage so far.
+    let cut = STREAM_FULL.find("event: content_block_stop").expect("block stop");
+    let api = MockApi::start(sse(STREAM_FULL, End::StallAfter(cut)));
+    let h = Harness::new();
+    let mut streamed = String::new();
+    let reply = h.run(|| {
+        let client = ClaudeClient::with_read_timeout(&api.url, API_KEY, Duration::from_millis(300)).expect("client");
+        client.stream_message(&request("claude-sonnet-4-5"), |t| streamed.push_str(t))
+    });
+    match reply {
+        Err(ClientError::Stream { error_type, partial_text }) => {
+            assert_eq!((error_type.as_str(), partial_text.as_str()), ("timeout", "Hello!"));
+        }
+        other => panic!("expected a timed-out stream, got {other:?}"),
+    }
+    assert_eq!(streamed, "Hello!");
+    let c = h.seen.only_call();
+    assert_eq!(c.outcome.label(), "timeout");
+    assert!(c.metered);
+    assert_eq!(tokens(&c), (22, 9_000, 0, 1_500, 1));
 }
 
 #[test]

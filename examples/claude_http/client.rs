@@ -169,10 +169,16 @@ impl fmt::Debug for ClaudeClient {
 impl ClaudeClient {
     /// A client for `base_url` (`https://api.anthropic.com`, or any server that speaks the Messages API).
     pub fn new(base_url: &str, api_key: &str) -> Result<Self, ClientError> {
+        // Per read: a non-streaming answer arrives only when generation is done.
+        Self::with_read_timeout(base_url, api_key, Duration::from_secs(600))
+    }
+
+    /// As [`new`](Self::new), with `read_timeout` instead of 600 s for each read of the response (a read that
+    /// waits longer fails the call as `timeout`).
+    pub fn with_read_timeout(base_url: &str, api_key: &str, read_timeout: Duration) -> Result<Self, ClientError> {
         let http = reqwest::blocking::Client::builder()
             .connect_timeout(Duration::from_secs(10))
-            // Per read: a non-streaming answer arrives only when generation is done.
-            .timeout(Duration::from_secs(600))
+            .timeout(read_timeout)
             .build()
             .map_err(ClientError::Transport)?;
         Ok(ClaudeClient {
@@ -227,6 +233,19 @@ impl ClaudeClient {
         }
         let meta: MessageResponse = serde_json::from_slice(&body).inspect_err(|_| fail("invalid_response"))?;
         instrument::record_response(&span, &meta);
+        // A 2xx status with an error body (some gateways send them), or a body that is not a message: the call
+        // is recorded as failed, and so is the request.
+        if let Some(error_type) = meta.error_type() {
+            return Err(match &meta.error {
+                Some(error) => ClientError::Api {
+                    status,
+                    error_type: error_type.to_owned(),
+                    message: error.message.clone(),
+                    request_id,
+                },
+                None => ClientError::InvalidResponse(serde::de::Error::custom("a 2xx body that is not a message")),
+            });
+        }
         let content: Content = serde_json::from_slice(&body).unwrap_or_default();
         Ok(Reply {
             text: content.text(),
@@ -270,8 +289,9 @@ impl ClaudeClient {
                     Ok(0) => break,
                     Ok(n) => n,
                     Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                    // The read timed out: a failure of its own, not merely a stream cut short.
-                    Err(e) if e.kind() == ErrorKind::TimedOut => {
+                    // The read timed out: a failure of its own, not merely a stream cut short. (reqwest's blocking
+                    // reads report it as an `Other` error wrapping a `reqwest::Error` whose `is_timeout` holds.)
+                    Err(e) if is_timeout(&e) => {
                         stream.fail("timeout");
                         break;
                     }
@@ -307,6 +327,12 @@ impl ClaudeClient {
 }
 
 /// Whether a 2xx answer to a streaming request is an event stream (`text/event-stream`).
+/// Whether a read of a response body failed because it timed out.
+fn is_timeout(e: &std::io::Error) -> bool {
+    e.kind() == ErrorKind::TimedOut
+        || e.get_ref().and_then(|inner| inner.downcast_ref::<reqwest::Error>()).is_some_and(reqwest::Error::is_timeout)
+}
+
 fn is_event_stream(response: &reqwest::blocking::Response) -> bool {
     response
         .headers()

@@ -119,8 +119,10 @@ pub fn claude_span(operation: &str, model: &str, stream: bool) -> Span {
 /// usage starts another call there). A body that is not a message fails the call, as
 /// [`record_error`] would: an error body (`"type": "error"`, which some gateways send with a 2xx status) with
 /// its error type, and anything else without an id or usage (`{}`, `[]`) as `invalid_response`.
+///
+/// [`MessageResponse::error_type`] tells the caller the same: check it to fail the request too.
 pub fn record_response(span: &Span, response: &MessageResponse) {
-    if let Some(error_type) = response_error(response) {
+    if let Some(error_type) = response.error_type() {
         record_error(span, error_type);
         return;
     }
@@ -133,18 +135,6 @@ pub fn record_response(span: &Span, response: &MessageResponse) {
     if let Some(usage) = &response.usage {
         usage.record_into(span);
     }
-}
-
-/// The error type a response body fails its call with: an error body's type, or `invalid_response` for a body
-/// that is not a message (`{}`, `[]`); `None` for a message.
-fn response_error(response: &MessageResponse) -> Option<&str> {
-    if response.kind.as_deref() == Some("error") || response.error.is_some() {
-        return Some(response.error.as_ref().and_then(|e| e.error_type.as_deref()).unwrap_or("error"));
-    }
-    if response.kind.as_deref() != Some("message") && response.id.is_none() && response.usage.is_none() {
-        return Some("invalid_response");
-    }
-    None
 }
 
 /// Records that the call failed: `error.type = error_type` (the API's error type such as `overloaded_error`,

@@ -313,7 +313,7 @@ impl StreamAccumulator {
             self.fail("invalid_response");
             return;
         };
-        if let Some(error_type) = super::response_error(&response) {
+        if let Some(error_type) = response.error_type() {
             self.fail(error_type);
             return;
         }

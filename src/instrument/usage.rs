@@ -230,6 +230,23 @@ pub struct MessageResponse {
     pub usage: Option<Usage>,
 }
 
+impl MessageResponse {
+    /// The error type a body that is not a message fails its call with: an error body's type (`"type":
+    /// "error"`, which some gateways send with a 2xx status; `error` when it names none), or
+    /// `invalid_response` for anything else without an id or usage (`{}`, `[]`); `None` for a message.
+    /// [`record_response`](super::record_response) records it on the span; a client should fail the request
+    /// too.
+    pub fn error_type(&self) -> Option<&str> {
+        if self.kind.as_deref() == Some("error") || self.error.is_some() {
+            return Some(self.error.as_ref().and_then(|e| e.error_type.as_deref()).unwrap_or("error"));
+        }
+        if self.kind.as_deref() != Some("message") && self.id.is_none() && self.usage.is_none() {
+            return Some("invalid_response");
+        }
+        None
+    }
+}
+
 /// An error body: `{"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"},
 /// "request_id": "req_…"}`. Also the payload of an `error` stream event.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
