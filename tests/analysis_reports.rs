@@ -1331,6 +1331,50 @@ fn project_session_tree_adds_up_past_the_series_cap() {
 }
 
 #[test]
+fn project_session_tree_takes_each_minutes_rest_on_its_own() {
+    // Minute 1: 64 agents of project q fill the minute's compound series, so p's call in session s1 folds into
+    // the `(other)` project of the series while its (p, s1) pair keeps it. Minute 2: p's call in s2 and p's
+    // call without a session. Taken over the whole window, p's series (minute 2 only) less p's pairs (both
+    // minutes) read 0 calls and 1,000 tokens: the sessionless call went missing from p, and 1,000 tokens
+    // from the tree. Minute by minute, p's rest is its sessionless call.
+    let now = at(2026, 3, 14, 12, 0, 0);
+    let rig = Rig::new(now);
+    for i in 0..64 {
+        rig.add(Call::new(now, SONNET).io(100, 10).project("q").agent(&format!("agent-{i}")));
+    }
+    rig.add(Call::new(now, SONNET).io(900, 100).project("p").agent("late").session("s1"));
+    rig.clock.set(now + mins(1));
+    rig.add(Call::new(now + mins(1), SONNET).io(9, 1).project("p").session("s2"));
+    rig.add(Call::new(now + mins(1), SONNET).io(1_900, 100).project("p"));
+    rig.clock.set(now + mins(2));
+    let t = rig.ledger.breakdown_tree(Window::LastHour, Dimension::Project, Dimension::Session).unwrap();
+    assert_eq!((t.calls, t.tokens), (67, 64 * 110 + 1_000 + 10 + 2_000));
+    assert_eq!(t.nodes.iter().map(|n| n.calls).sum::<u64>(), t.calls, "{:#?}", t.nodes);
+    assert_eq!(t.nodes.iter().map(|n| n.tokens).sum::<u64>(), t.tokens, "{:#?}", t.nodes);
+    let p = t.nodes.iter().find(|n| n.name == "p").expect("project p");
+    let kids: Vec<(&str, u64, u64)> = p.children.iter().map(|c| (c.name.as_str(), c.calls, c.tokens)).collect();
+    assert_eq!(kids, [("(none)", 1, 2_000), ("s1", 1, 1_000), ("s2", 1, 10)]);
+    let q = t.nodes.iter().find(|n| n.name == "q").expect("project q");
+    assert_eq!((q.calls, q.children.len()), (64, 1));
+    assert!(t.nodes.iter().all(|n| n.name != "(other)"), "{:#?}", t.nodes);
+}
+
+#[test]
+fn a_parent_with_tasks_and_no_calls_shares_out_its_tasks() {
+    // Agent planner ran a task in the window and made no call there: its one child holds all of it.
+    let rig = Rig::new(t0() + mins(30));
+    rig.add(Call::new(t0(), SONNET).io(1_000, 100).agent("coder").op("chat"));
+    let mut t = task(t0() + mins(1), "plan", 500, Money::ZERO, false);
+    t.dimensions.agent = Some("planner".into());
+    rig.ledger.ingest_task(&t);
+    let tree = rig.ledger.breakdown_tree(Window::Last24Hours, Dimension::Agent, Dimension::Operation).unwrap();
+    let planner = tree.nodes.iter().find(|n| n.name == "planner").expect("planner, for its task");
+    assert_eq!((planner.calls, planner.tasks), (0, 1));
+    let shares: Vec<(&str, f64)> = planner.children.iter().map(|c| (c.name.as_str(), c.share_of_parent)).collect();
+    assert_eq!(shares, [("(none)", 1.0)]);
+}
+
+#[test]
 fn forecast_of_a_month_without_spend_reads_zero_not_minus_zero() {
     // On the first of the month before any call (or on an empty ledger), month to date is 0, and its JSON
     // reads 0.0: summing no days gave -0.0.

@@ -27,7 +27,7 @@ pub struct TreeNode {
     /// Share of the whole window's tokens, 0-1.
     pub token_share: f64,
     /// Share of the parent's cost, 0-1 (1 for top-level nodes; of the parent's calls when the parent has no
-    /// priced cost, so that children still add up to 1).
+    /// priced cost, and of its tasks when it has no calls either, so that children still add up to 1).
     pub share_of_parent: f64,
     /// Child nodes, most expensive first (empty for leaves).
     pub children: Vec<TreeNode>,
@@ -56,7 +56,8 @@ fn node(name: String, c: &Core, total: &Core, parent: Option<&Core>, children: V
     let share_of_parent = match parent {
         None => 1.0,
         Some(p) if p.cost.picos() > 0 => c.cost.picos() as f64 / p.cost.picos() as f64,
-        Some(p) => ratio(c.calls as f64, p.calls as f64),
+        Some(p) if p.calls > 0 => ratio(c.calls as f64, p.calls as f64),
+        Some(p) => ratio(c.tasks as f64, p.tasks as f64),
     };
     TreeNode {
         name,
@@ -99,21 +100,36 @@ impl Ledger {
             let total = Selection::All.total(store, from, to);
             let mut groups: BTreeMap<String, BTreeMap<String, Agg>> = BTreeMap::new();
             // Project > session: the (project, session) pairs hold only the calls that have a session; each
-            // project's whole sums (from the series) give the rest, a `(none)` session.
-            let mut projects: BTreeMap<String, Agg> = BTreeMap::new();
+            // project's sums in the series, beyond its pairs, give the rest: a `(none)` session. Past the series
+            // cap a project's calls fold into the `(other)` project of the series while its pairs keep them, so
+            // the rests are taken bucket by bucket (where pairs and series hold the same calls), as
+            // `Selection::total_for` does: a project's rest is at most what its series hold beyond its pairs,
+            // and the `(other)` project's is what is left of the bucket's calls, so that the tree adds up to the
+            // total.
+            let mut rests: BTreeMap<String, Agg> = BTreeMap::new();
+            let mut sessionless = Agg::default();
             for b in store.buckets(from, to) {
                 if child == Dimension::Session {
+                    let (mut pairs, mut all_pairs) = (BTreeMap::<String, Agg>::new(), Agg::default());
                     for e in b.project_sessions.values() {
-                        groups
-                            .entry(parent.label(e.project.as_deref()))
-                            .or_default()
-                            .entry(e.session.to_string())
-                            .or_default()
-                            .merge(&e.agg);
+                        let project = parent.label(e.project.as_deref());
+                        let kids = groups.entry(project.clone()).or_default();
+                        kids.entry(e.session.to_string()).or_default().merge(&e.agg);
+                        pairs.entry(project).or_default().merge(&e.agg);
+                        all_pairs.merge(&e.agg);
                     }
+                    let mut wholes: BTreeMap<String, Agg> = BTreeMap::new();
                     for s in b.series.values() {
-                        projects.entry(parent.label(parent.of_key(&s.key))).or_default().merge(&s.agg);
+                        wholes.entry(parent.label(parent.of_key(&s.key))).or_default().merge(&s.agg);
                     }
+                    wholes.remove(OTHER);
+                    let mut left = b.totals.less(&all_pairs);
+                    for (project, whole) in wholes {
+                        let rest = pairs.get(&project).map_or_else(|| whole.clone(), |p| whole.less(p));
+                        left = left.less(&rest);
+                        rests.entry(project).or_default().merge(&rest);
+                    }
+                    sessionless.merge(&left);
                 } else {
                     for s in b.series.values() {
                         groups
@@ -126,22 +142,13 @@ impl Ledger {
                 }
             }
             if child == Dimension::Session {
-                // Past the series cap a project's calls fold into the `(other)` project of the series while
-                // its (project, session) pairs keep them: a project's `(none)` session is at most what its
-                // series hold beyond its pairs, and the `(other)` project's is what is left of the calls
-                // without a session, so that the tree adds up to the total.
-                let mut with_session = Agg::default();
-                groups.values().flat_map(|kids| kids.values()).for_each(|a| with_session.merge(a));
-                let mut sessionless = total.less(&with_session);
-                projects.remove(OTHER);
-                for (project, whole) in projects {
-                    let kids = groups.entry(project).or_default();
-                    let mut with_session = Agg::default();
-                    kids.values().for_each(|a| with_session.merge(a));
-                    let rest = whole.less(&with_session);
-                    sessionless = sessionless.less(&rest);
+                for (project, rest) in rests {
                     if rest.core.calls > 0 || rest.core.tasks > 0 {
-                        kids.insert(child.none_label().to_owned(), rest);
+                        groups.entry(project).or_default().insert(child.none_label().to_owned(), rest);
+                    } else {
+                        // Tokens without a call (a fold within one bucket left them): not a row of their own,
+                        // but still in the total.
+                        sessionless.merge(&rest);
                     }
                 }
                 if sessionless.core.calls > 0 || sessionless.core.tasks > 0 {
