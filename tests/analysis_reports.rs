@@ -358,6 +358,21 @@ fn a_window_starting_inside_an_hour_takes_that_hour_whole() {
 }
 
 #[test]
+fn time_of_day_of_a_range_ending_inside_an_hour_takes_the_hour_and_says_so() {
+    // At 12:00, the range 09:00-09:30: the hourly totals hold 09:00-10:00 whole, the call at 09:45 with it,
+    // so the report's window ends at 10:00 (it said 09:30, with the 09:45 call counted). A rolling window
+    // keeps its end at the current minute.
+    let rig = Rig::new(at(2026, 3, 14, 12, 0, 0));
+    rig.add(Call::new(at(2026, 3, 14, 9, 10, 0), SONNET).io(1_000, 0));
+    rig.add(Call::new(at(2026, 3, 14, 9, 45, 0), SONNET).io(2_000, 0));
+    let r = rig.ledger.time_of_day(Window::range(at(2026, 3, 14, 9, 0, 0), at(2026, 3, 14, 9, 30, 0))).unwrap();
+    assert_eq!((r.window.from, r.window.to), (at(2026, 3, 14, 9, 0, 0), at(2026, 3, 14, 10, 0, 0)));
+    assert_eq!((r.hours[9].calls, r.hours[9].tokens), (2, 3_000));
+    let r = rig.ledger.time_of_day(Window::Last6Hours).unwrap();
+    assert_eq!(r.window.to, at(2026, 3, 14, 12, 1, 0));
+}
+
+#[test]
 fn time_of_day_of_a_window_older_than_the_hourly_totals_is_empty_at_its_end() {
     let rig = Rig::new(t0());
     rig.add(Call::new(t0() - chrono::Duration::days(55), SONNET).io(1_000, 0));

@@ -51,11 +51,17 @@ pub struct TimeOfDayReport {
 
 impl Ledger {
     /// Tokens, cost and tasks by local hour of day over `window` (at most the last 35 days), in whole hours:
-    /// a window starting inside an hour takes that hour whole, and its `window` starts there.
+    /// a window starting inside an hour takes that hour whole, and its `window` starts there; one ending
+    /// inside an hour that is over takes that hour whole too, and its `window` ends there.
     pub fn time_of_day(&self, window: Window) -> Result<TimeOfDayReport, QueryError> {
         self.read(|store, now| {
             let tz = store.tz;
             let (from, to) = window.bounds(store, now)?;
+            // Likewise a window ending inside an hour that is over (a range ending at 09:30, at noon) takes that
+            // hour whole, and says so. A rolling window ends in the current hour, at the end of this minute,
+            // which stays its end: the rest of the hour holds no calls yet.
+            let now_end = now.div_euclid(60) * 60 + 60;
+            let to = calendar::grain_start_at_or_after(tz, calendar::Grain::Hour, to).min(to.max(now_end));
             // A window that ended before the hourly totals begin covers nothing: it is empty at its end.
             let kept = store.hourly_from(now);
             // The hourly totals are by the hour: a window starting inside one (`1h`, `all`) takes it whole, and
