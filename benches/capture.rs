@@ -164,10 +164,11 @@
 //! - 2026-12-05: the dispatcher. Every two-thread row ran under `with_default`, where each span clones the
 //!   thread's scoped `Dispatch` (an `Arc`) and drops it at close: one count both threads write on every span.
 //!   The bare registry read 0.98-1.00x there; under the global default (a `&'static`, what `.init()` sets) it
-//!   scales. First runs, in child processes: full pipeline 1.43-1.46x under the global default against
-//!   1.29-1.41x scoped; journal off 1.77x against 1.49-1.59x; the machine's ceiling (unshared work, same
-//!   rounds) 1.81-2.00x. So without the journal the pipeline scales past the target; with it, the writer
-//!   thread is the limit (above).
+//!   scales. Six runs that day, in child processes: the bare registry 1.64-1.81x under the global default
+//!   (0.37-0.88x scoped in the same runs); the full pipeline 1.39-1.48x (scoped 0.05-0.11x less), the
+//!   machine's ceiling (unshared work, same rounds) 1.87-1.99x; journal off 1.77x and 1.65x in the two runs
+//!   whose ceiling was 1.8x or more. So without the journal the pipeline scales past the target; with it, the
+//!   writer thread is the limit (above).
 //! - Tried and not kept (2026-12-05): the journal's `enqueued` and `taken` counters on their own cache lines
 //!   (every recording thread writes `enqueued`; the writer stores `taken` and the other counters beside it).
 //!   Capture + journal, two threads, global default, alternating binaries: 1.23, 1.39, 1.46x before and 1.03,
