@@ -18,8 +18,10 @@ use crate::record::{CallRecord, Dimensions};
 
 /// Number of lock stripes.
 const STRIPES: usize = 64;
-/// Pending cache writes kept per session; past this the oldest counts as never read.
-const MAX_PENDING_WRITES: usize = 4;
+/// Pending cache writes kept per session (a call that writes both lifetimes keeps two); past this one counts
+/// as never read before its time: one whose lifetime is over if there is one (only a reader that started
+/// before it ended and arrives late could still read it), else the oldest.
+const MAX_PENDING_WRITES: usize = 8;
 /// A session idle this long is dropped from tracking (its pending writes have all expired by then).
 const IDLE_NS: i64 = 2 * 3_600 * 1_000_000_000;
 /// A full stripe is swept at most this often (record time).
@@ -118,6 +120,18 @@ struct SessionState {
     last_prompt: u64,
     written_upto: u64,
     pending: SmallVec<[Pending; 1]>,
+}
+
+impl SessionState {
+    /// Adds a write made at `ts_ns` that lives `ttl`; a full list first gives up one write as never read (see
+    /// [`MAX_PENDING_WRITES`]).
+    fn add_pending(&mut self, ts_ns: i64, ttl: i64, writer: Box<WriterInfo>, unread: &mut Vec<WriterInfo>) {
+        if self.pending.len() >= MAX_PENDING_WRITES {
+            let i = self.pending.iter().position(|p| p.expires_ns < ts_ns).unwrap_or(0);
+            unread.push(*self.pending.remove(i).writer);
+        }
+        self.pending.push(Pending { expires_ns: ts_ns.saturating_add(ttl), written_ns: ts_ns, writer });
+    }
 }
 
 #[derive(Debug, Default)]
@@ -306,11 +320,7 @@ impl Sessions {
         // A failed call's whole cost is in `failed_calls` (in no other suggestion): its cache write is not
         // waited on to be read either.
         if tokens.cache_write() > 0 && !rec.outcome.is_error() {
-            let ttl = if tokens.cache_write_1h > 0 { TTL_1H_NS } else { TTL_5M_NS };
-            if st.pending.len() >= MAX_PENDING_WRITES {
-                facts.unread.push(*st.pending.remove(0).writer);
-            }
-            let writer = match spare {
+            let mut writer = match spare {
                 Some(mut w) => {
                     w.refill(ts_ns, model, rec, prompt, after);
                     w
@@ -328,7 +338,16 @@ impl Sessions {
                     after,
                 }),
             };
-            st.pending.push(Pending { expires_ns: ts_ns.saturating_add(ttl), written_ns: ts_ns, writer });
+            // Each lifetime's part of the write waits on its own: a call caching its tools for an hour and the
+            // conversation for 5 minutes has a 5-minute part that a read 20 minutes later did not find.
+            if tokens.cache_write_5m > 0 && tokens.cache_write_1h > 0 {
+                let mut short = writer.clone();
+                short.write_1h = 0;
+                writer.write_5m = 0;
+                st.add_pending(ts_ns, TTL_5M_NS, short, &mut facts.unread);
+            }
+            let ttl = if writer.write_1h > 0 { TTL_1H_NS } else { TTL_5M_NS };
+            st.add_pending(ts_ns, ttl, writer, &mut facts.unread);
         }
         facts
     }
@@ -522,5 +541,48 @@ pub(in crate::ledger) mod tests {
         assert_eq!(w.after, right_sized);
         assert_eq!(w.dims.agent.as_deref(), Some("second"));
         assert_eq!(w.dims.extra, second.dimensions.extra);
+    }
+
+    #[test]
+    fn a_write_of_both_lifetimes_waits_for_each_part_on_its_own() {
+        // A at 09:00 caches its tools for an hour (8,000) and the conversation for 5 minutes (3,000); B at 09:20
+        // reads the hour's part. The 5-minute part expired unread at 09:05: it was kept for the hour with the
+        // rest, and B's read counted it as read.
+        let sessions = Sessions::new(16);
+        let m = 60 * 1_000_000_000;
+        let mut a = call("claude-a", "x", 0, 3_000);
+        a.tokens.cache_write_1h = 8_000;
+        let f = sessions.observe(SessionKey::of("s"), &a, at(0, 1), NO_CLOCK);
+        assert!(f.unread.is_empty());
+        let f = sessions.observe(SessionKey::of("s"), &call("claude-a", "x", 8_000, 0), at(20 * m, 1), NO_CLOCK);
+        let parts: Vec<(u64, u64)> = f.unread.iter().map(|w| (w.write_5m, w.write_1h)).collect();
+        assert_eq!(parts, [(3_000, 0)], "the 5-minute part, never read");
+        let mut unread = Vec::new();
+        sessions.take_expired(3 * 60 * m, |w| unread.push(w));
+        assert!(unread.is_empty(), "the hour's part was read: {unread:?}");
+    }
+
+    #[test]
+    fn a_full_list_of_writes_gives_up_one_whose_lifetime_is_over_first() {
+        // One 1-hour write, then seven 5-minute writes a minute apart, none read; at 13 minutes (the 5-minute
+        // writes over, still in their grace) a ninth write: the list is full, and the write it gives up is the
+        // first 5-minute one (over), not the hour's (alive, and the oldest), which a read at 20 minutes finds.
+        let sessions = Sessions::new(16);
+        let m = 60 * 1_000_000_000;
+        let mut hour = call("claude-a", "x", 0, 0);
+        hour.tokens.cache_write_1h = 5_000;
+        sessions.observe(SessionKey::of("s"), &hour, at(0, 1), NO_CLOCK);
+        for i in 1..=7 {
+            let f = sessions.observe(SessionKey::of("s"), &call("claude-a", "x", 0, 100), at(i * m, 1), NO_CLOCK);
+            assert!(f.unread.is_empty(), "write {i}");
+        }
+        let f = sessions.observe(SessionKey::of("s"), &call("claude-a", "x", 0, 100), at(13 * m, 1), NO_CLOCK);
+        let given_up: Vec<(i64, u64, u64)> = f.unread.iter().map(|w| (w.ts, w.write_5m, w.write_1h)).collect();
+        assert_eq!(given_up, [(60, 100, 0)], "the first 5-minute write, whose lifetime is over");
+        let f = sessions.observe(SessionKey::of("s"), &call("claude-a", "x", 5_000, 0), at(20 * m, 1), NO_CLOCK);
+        assert!(f.unread.iter().all(|w| w.write_1h == 0), "the hour's write was read: {:?}", f.unread);
+        let mut unread = Vec::new();
+        sessions.take_expired(3 * 60 * m, |w| unread.push(w));
+        assert!(unread.iter().all(|w| w.write_1h == 0), "{unread:?}");
     }
 }
