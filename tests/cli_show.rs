@@ -67,6 +67,33 @@ fn show_tools() {
 }
 
 #[test]
+fn show_tools_counts_an_old_layout_sub_agent_file_under_the_session_its_lines_name() {
+    // Claude Code before 2.1.2 wrote a sub-agent's transcript as `agent-<id>.jsonl` beside the sessions: its
+    // calls are the session's its lines name, and so are its tools (they were left out: the file's own
+    // session is `agent-<id>`). Another session's sub-agent file beside it is not this session's.
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("projects").join("-home-u-proj");
+    std::fs::create_dir_all(&project).unwrap();
+    let line = |session: &str, n: u32, tool: &str| {
+        format!(
+            r#"{{"type":"assistant","timestamp":"2025-10-01T10:00:0{n}Z","sessionId":"{session}","requestId":"req_{n}","message":{{"id":"msg_{n}","model":"claude-sonnet-4-5","content":[{{"type":"tool_use","id":"toolu_{n}","name":"{tool}","input":{{}}}}],"usage":{{"input_tokens":100,"output_tokens":10}}}}}}"#
+        ) + "\n"
+    };
+    std::fs::write(project.join("aaaa-sess.jsonl"), line("aaaa-sess", 1, "Read")).unwrap();
+    std::fs::write(project.join("agent-a2271d1.jsonl"), line("aaaa-sess", 2, "Grep")).unwrap();
+    std::fs::write(project.join("bbbb-sess.jsonl"), line("bbbb-sess", 3, "Edit")).unwrap();
+    std::fs::write(project.join("agent-b0b.jsonl"), line("bbbb-sess", 4, "Bash")).unwrap();
+    let root = dir.path().to_str().unwrap();
+    let args = ["--claude-code", root, "--now", "2025-10-02T00:00:00Z", "show", "aaaa-sess", "--include-tools"];
+    let v = run(&[&args[..], &["--format", "json"]].concat()).json();
+    assert_eq!(v["totals"]["calls"], 2, "the session's call and its sub-agent's");
+    assert_eq!(
+        v["tools"],
+        serde_json::json!([{"tool": "Grep", "uses": 1, "errors": 0}, {"tool": "Read", "uses": 1, "errors": 0}])
+    );
+}
+
+#[test]
 fn unknown_and_ambiguous_sessions() {
     cc(&["show", "nope"]).fails(1, "no calls for session `nope`");
     cc(&["show", "sess-beta"]).fails(2, "matches 2 sessions");

@@ -77,7 +77,7 @@ use serde::{Deserialize, Serialize};
 
 pub use discover::{default_claude_code_dirs, discover, discover_all, discover_all_reporting, discover_reporting};
 pub use load::{TranscriptCache, TranscriptLoader};
-pub use tools::{ToolUses, tool_uses, tool_uses_until};
+pub use tools::{ToolUses, session_tool_uses_until, tool_uses, tool_uses_until};
 
 #[cfg(doc)]
 use crate::PriceBook;

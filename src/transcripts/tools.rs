@@ -28,6 +28,8 @@ struct Line<'a> {
     message: Option<Message<'a>>,
     #[serde(borrow, default, deserialize_with = "super::parse::opt_str")]
     timestamp: Option<Cow<'a, str>>,
+    #[serde(rename = "sessionId", borrow, default, deserialize_with = "super::parse::opt_str")]
+    session_id: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -91,6 +93,26 @@ pub fn tool_uses(files: &[TranscriptFile]) -> Vec<ToolUses> {
 /// [`tool_uses`] of the lines stamped at or before `until` (with `None`, all): a report made as of a past
 /// instant leaves out the tool calls and results that had not happened yet, as it leaves out the calls.
 pub fn tool_uses_until(files: &[TranscriptFile], until: Option<chrono::DateTime<chrono::Utc>>) -> Vec<ToolUses> {
+    count_tool_uses(files, None, until)
+}
+
+/// [`tool_uses_until`] of one session's lines, as the loader files calls: a file's lines are its session's,
+/// except a sub-agent's file, whose lines belong to the session they name (an `agent-<id>.jsonl` beside the
+/// sessions, as Claude Code wrote them before 2.1.2, names its parent session only there). Give it the
+/// session's files and the sub-agent files that may belong to it.
+pub fn session_tool_uses_until(
+    files: &[TranscriptFile],
+    session: &str,
+    until: Option<chrono::DateTime<chrono::Utc>>,
+) -> Vec<ToolUses> {
+    count_tool_uses(files, Some(session), until)
+}
+
+fn count_tool_uses(
+    files: &[TranscriptFile],
+    session: Option<&str>,
+    until: Option<chrono::DateTime<chrono::Utc>>,
+) -> Vec<ToolUses> {
     let marker = memmem::Finder::new(b"\"tool_");
     // tool_use id -> tool name; and the ids whose result was an error.
     let mut calls: BTreeMap<String, String> = BTreeMap::new();
@@ -101,11 +123,18 @@ pub fn tool_uses_until(files: &[TranscriptFile], until: Option<chrono::DateTime<
             if marker.find(line).is_none() {
                 continue;
             }
-            let Ok(Line { message: Some(Message { content: Some(Blocks(blocks)) }), timestamp }) =
+            let Ok(Line { message: Some(Message { content: Some(Blocks(blocks)) }), timestamp, session_id }) =
                 serde_json::from_slice::<Line>(line)
             else {
                 continue;
             };
+            if let Some(session) = session {
+                let named = session_id.as_deref().filter(|s| !s.is_empty());
+                let of_line = if file.subagent { named.unwrap_or(&file.session) } else { &file.session };
+                if of_line != session {
+                    continue;
+                }
+            }
             let after = |until| {
                 let at = timestamp.as_deref().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
                 at.is_some_and(|at| at > until)

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use tokenmeter::CallRecord;
 use tokenmeter::ledger::{Dimension, GroupBy, GroupRow, Query, Window};
-use tokenmeter::transcripts::{ToolUses, tool_uses_until};
+use tokenmeter::transcripts::{ToolUses, session_tool_uses_until};
 
 use crate::cli::{Format, ShowArgs};
 use crate::render::{Style, count, int, num, pct, push_table, share_cost, usd};
@@ -72,10 +72,17 @@ pub(super) fn run(source: &Source, ctx: &Context, style: &Style, args: &ShowArgs
     let tools = if !args.include_tools {
         None
     } else if source.info.kind == SourceKind::ClaudeCode {
-        let files: Vec<_> = source.transcript_files.iter().filter(|f| &*f.session == session).cloned().collect();
+        // The session's files, and its projects' sub-agent files: an `agent-<id>.jsonl` beside the sessions
+        // (Claude Code before 2.1.2) names its session only in its lines, as the calls were filed.
+        let files: Vec<_> = source
+            .transcript_files
+            .iter()
+            .filter(|f| &*f.session == session || (f.subagent && projects.contains(&&*f.project)))
+            .cloned()
+            .collect();
         // Tool names come from the transcripts (an MCP server's tool names among them): as every other name
         // read, never an escape sequence or a direction override.
-        let mut uses = tool_uses_until(&files, ctx.pinned_now.then_some(ctx.now));
+        let mut uses = session_tool_uses_until(&files, session, ctx.pinned_now.then_some(ctx.now));
         for u in &mut uses {
             if let std::borrow::Cow::Owned(clean) = crate::render::sanitize(&u.tool, false) {
                 u.tool = clean;
