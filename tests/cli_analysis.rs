@@ -221,6 +221,20 @@ fn optimize_over_calls_without_usage_scores_nothing() {
 }
 
 #[test]
+fn cache_report_over_calls_without_usage_counts_them() {
+    // Two calls in the window, both failed before their usage came: it said "No calls in this window".
+    let rec = r#"{"timestamp":"2025-10-03T12:00:00Z","duration_us":5,"model":"claude-sonnet-4-5","tokens":{"input":0,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":0,"reasoning":0},"metered":false,"outcome":{"status":"error","error_type":"overloaded_error"},"dimensions":{"session":"s1"}}"#;
+    let text = cli_support::Records::new(&[rec, rec]).run(&["cache-report"]).ok().to_owned();
+    assert!(
+        text.contains(
+            "2 calls in this window, none with usage (failed or cut off before it came): no cache to measure."
+        ) && !text.contains("No calls")
+            && !text.contains('%'),
+        "{text}"
+    );
+}
+
+#[test]
 fn every_dollar_figure_that_leaves_out_unpriced_calls_says_so() {
     // Calls on a model the price book does not know only: every dollar figure is $0 of priced calls, and must
     // not read as "nothing was spent".

@@ -3,7 +3,7 @@
 
 mod cli_support;
 
-use cli_support::{cc, close};
+use cli_support::{Transcript, cc, close, usage_line};
 
 const BUDGETS: &str = r#"
 [budgets.monthly]
@@ -44,6 +44,36 @@ fn budget_states() {
 
     let text = cc(&["budget", "--file", file.to_str().unwrap()]).ok().to_owned();
     assert!(text.contains("monthly") && text.contains("74.3%") && text.contains("Over budget: beta"), "{text}");
+}
+
+#[test]
+fn a_projection_that_leaves_out_unpriced_calls_says_so() {
+    // The projection is made from the priced spend: it read a bare `$3.84` beside a spend of `$0.3715 + unpriced`.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("budgets.toml");
+    std::fs::write(&file, BUDGETS).unwrap();
+    let text = cc(&["budget", "--file", file.to_str().unwrap()]).ok().to_owned();
+    let monthly = row_of(&text, "monthly");
+    assert!(monthly.contains("$0.3715 + unpriced") && monthly.contains("$3.84 + unpriced"), "{text}");
+    // The beta project's calls all have a price; a token budget counts every call's tokens.
+    assert!(
+        !row_of(&text, "beta").contains("unpriced") && !row_of(&text, "tokens-daily").contains("unpriced"),
+        "{text}"
+    );
+    // Calls on models without a price only: both figures are `unpriced`, never a $0.00 that reads as nothing spent.
+    let t = Transcript::new(&[
+        usage_line("2025-10-02T10:00:00Z", "gpt-4o", "m1", 1_000, 200),
+        usage_line("2025-10-03T10:00:00Z", "gpt-4o", "m2", 1_000, 200),
+    ]);
+    let text = t.run(&["-q", "budget", "--file", file.to_str().unwrap()]).ok().to_owned();
+    let monthly = row_of(&text, "monthly");
+    assert_eq!(monthly.matches("unpriced").count(), 2, "{text}");
+    assert!(!monthly.contains("$0.00"), "{text}");
+}
+
+/// The table row of budget `name`.
+fn row_of<'t>(text: &'t str, name: &str) -> &'t str {
+    text.lines().find(|l| l.starts_with(&format!("│ {name} "))).unwrap_or_else(|| panic!("no {name} row:\n{text}"))
 }
 
 #[test]

@@ -158,8 +158,63 @@ fn claude_code_defaults() {
     let bare = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(bare.path().join(".claude")).unwrap();
     std::fs::write(bare.path().join(".claude/history.jsonl"), "{\"display\":\"hello\"}\n").unwrap();
+    let home = bare.path().display();
     run_env(&["summary", "--claude-code"], &[("HOME", bare.path().to_str().unwrap())])
-        .fails(1, "neither ~/.config/claude nor ~/.claude has a projects/ folder");
+        .fails(1, &format!("neither {home}/.config/claude nor {home}/.claude has a projects/ folder"));
+}
+
+#[test]
+fn without_default_claude_code_data_the_error_names_where_it_looked() {
+    // It said "neither ~/.config/claude nor ~/.claude" whatever was searched.
+    let home = tempfile::tempdir().unwrap();
+    let config = tempfile::tempdir().unwrap();
+    let (h, x) = (home.path().to_str().unwrap(), config.path().to_str().unwrap());
+    // XDG_CONFIG_HOME moves the first one.
+    run_env(&["summary", "--claude-code"], &[("HOME", h), ("XDG_CONFIG_HOME", x)])
+        .fails(1, &format!("neither {x}/claude nor {h}/.claude has a projects/ folder"));
+    // A CLAUDE_CONFIG_DIR that lists no directory is what to fix, not a variable to set.
+    for value in [",", " , "] {
+        let out = run_env(&["summary", "--claude-code"], &[("HOME", h), ("CLAUDE_CONFIG_DIR", value)]);
+        out.fails(1, &format!("CLAUDE_CONFIG_DIR is set ({value:?}) but lists no directory"));
+        assert!(!out.stderr.contains("has a projects/ folder"), "{}", out.stderr);
+    }
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn transcripts_none_of_which_can_be_read_are_an_error() {
+    // Every transcript file failing to read made a $0 report, exit 0 (a journal whose every day file fails to
+    // read is exit 1). `chmod 000` does not stop root, who runs the tests in CI; a read of /proc/self/mem's
+    // address 0 (never mapped) fails for anyone, with EIO: transcripts linked to it cannot be read.
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("projects").join("-home-dev-app");
+    std::fs::create_dir_all(&project).unwrap();
+    std::os::unix::fs::symlink("/proc/self/mem", project.join("sess-1.jsonl")).unwrap();
+    let root = dir.path().to_str().unwrap();
+    let out = run(&["-q", "--claude-code", root, "--now", NOW, "summary"]);
+    out.fails(1, &format!("no readable records in {root}: the 1 transcript file found could not be read"));
+    assert!(out.stderr.contains("sess-1.jsonl: Input/output error"), "{}", out.stderr);
+    // Without -q, the warning names the file too; the JSON is not printed either.
+    let out = run(&["--claude-code", root, "--now", NOW, "summary", "--format", "json"]);
+    out.fails(1, "warning: cannot read");
+    assert_eq!(out.stdout, "");
+    // Two of them (two names /proc does not take for one file).
+    std::os::unix::fs::symlink("/proc/thread-self/mem", project.join("sess-2.jsonl")).unwrap();
+    run(&["-q", "--claude-code", root, "--now", NOW, "summary"])
+        .fails(1, "none of the 2 transcript files found could be read (first: ");
+    // One readable file beside them, even without a call, is a report, with the warnings.
+    std::fs::write(project.join("sess-3.jsonl"), "{\"type\":\"user\",\"message\":{\"content\":\"hi\"}}\n").unwrap();
+    let out = run(&["--claude-code", root, "--now", NOW, "summary", "--format", "json"]);
+    assert_eq!(out.json()["summary"]["calls"], 0);
+    assert!(out.stderr.contains("warning: cannot read"), "{}", out.stderr);
+    std::fs::write(
+        project.join("sess-3.jsonl"),
+        format!("{}\n", usage_line("2025-10-02T10:00:00Z", "claude-sonnet-4-5", "m1", 100, 10)),
+    )
+    .unwrap();
+    let out = run(&["--claude-code", root, "--now", NOW, "summary", "--format", "json"]);
+    assert_eq!(out.json()["summary"]["calls"], 1);
+    assert_eq!(out.json()["source"]["transcripts"]["unreadable_files"].as_array().map(Vec::len), Some(2));
 }
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {

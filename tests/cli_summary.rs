@@ -270,6 +270,34 @@ fn run_rate_of_a_window_reaching_past_now_counts_its_elapsed_part() {
 }
 
 #[test]
+fn an_open_start_is_where_the_whole_window_starts() {
+    // `--until` alone started a minute before the first record (2025-10-01T08:59): its days and run-rate were not
+    // those of the same records without a window, which starts at the first record's local midnight.
+    let all = cc(&["summary", "--format", "json"]).json();
+    assert_eq!(all["summary"]["window"]["from"], "2025-10-01T00:00:00Z");
+    let until = cc(&["summary", "--until", "2025-10-05", "--format", "json"]).json();
+    assert_eq!(until["summary"]["window"]["from"], "2025-10-01T00:00:00Z");
+    assert_eq!(until["summary"]["days"], 5.0);
+    close(
+        until["summary"]["monthly_projection_usd"].as_f64().unwrap(),
+        all["summary"]["monthly_projection_usd"].as_f64().unwrap(),
+    );
+    // A past end: 3 whole days.
+    let past = cc(&["summary", "--until", "2025-10-03", "--format", "json"]).json();
+    assert_eq!(
+        past["summary"]["window"],
+        serde_json::json!({"from": "2025-10-01T00:00:00Z", "to": "2025-10-04T00:00:00Z"})
+    );
+    assert_eq!(past["summary"]["days"], 3.0);
+    close(past["summary"]["monthly_projection_usd"].as_f64().unwrap(), 0.37153 / 3.0 * 31.0);
+    // Local midnight in --tz (2025-10-01T09:00Z is 05:00 in New York), and in every command's heading.
+    let ny = cc(&["--tz", "America/New_York", "summary", "--until", "2025-10-05", "--format", "json"]).json();
+    assert_eq!(ny["summary"]["window"]["from"], "2025-10-01T04:00:00Z");
+    let text = cc(&["cache-report", "--until", "2025-10-03"]).ok().to_owned();
+    assert!(text.starts_with("Prompt cache, 2025-10-01 00:00 to 2025-10-04 00:00 (UTC)"), "{text}");
+}
+
+#[test]
 fn the_whole_window_starts_on_the_first_records_day_however_old() {
     // The ledger keeps records older than 35 days in month buckets; the window used to start at the month's
     // start then (2025-08-01), moving the days and the run-rate as the records aged.

@@ -355,6 +355,30 @@ impl Source {
             load_journal(&dir, ctx, since)?
         };
         source.report_skips(ctx);
+        // Transcripts of which not one file could be read: an error too, as a journal whose every day file is
+        // unreadable is (each counts as an unreadable line there). The files found are all in the unreadable list
+        // then; the first one's reason is given, as `-q` leaves out the warnings that name them all.
+        if let Some(t) = &source.info.transcripts
+            && t.files == 0
+            && !source.transcript_files.is_empty()
+        {
+            let paths: Vec<String> = source.info.paths.iter().map(|p| p.display().to_string()).collect();
+            let found = &source.transcript_files;
+            let why = t
+                .unreadable_files
+                .iter()
+                .find(|u| found.iter().any(|f| f.path == u.path))
+                .map(|u| format!("{}: {}", u.path.display(), u.error))
+                .unwrap_or_default();
+            let files = match found.len() {
+                1 => format!("the 1 transcript file found could not be read ({why})"),
+                n => format!(
+                    "none of the {} transcript files found could be read (first: {why})",
+                    crate::render::int(n as u64)
+                ),
+            };
+            return Err(CliError::data(format!("no readable records in {}: {files}", paths.join(", "))));
+        }
         if source.records.is_empty() && source.info.skipped_lines > 0 {
             let paths: Vec<String> = source.info.paths.iter().map(|p| p.display().to_string()).collect();
             let (skipped, read) = (source.info.skipped_lines, source.info.lines_read.max(source.info.skipped_lines));
@@ -485,6 +509,33 @@ fn progress_bar(ctx: &Context, total: u64, what: &str) -> Option<ProgressBar> {
 
 // === Claude Code ===
 
+/// Why [`transcripts::default_claude_code_dirs`] found nothing, naming what it looked at: a `CLAUDE_CONFIG_DIR`
+/// that lists no directory (`,`), or the two config dirs it looked in (`$XDG_CONFIG_HOME/claude` when that is set).
+fn no_default_claude_code_dir() -> CliError {
+    if let Some(raw) = std::env::var_os("CLAUDE_CONFIG_DIR").filter(|v| !v.is_empty()) {
+        return CliError::data(format!(
+            "no Claude Code data found: CLAUDE_CONFIG_DIR is set ({:?}) but lists no directory; list one (several \
+             comma-separated) or pass --claude-code DIR",
+            raw.to_string_lossy()
+        ));
+    }
+    let Some(home) = std::env::home_dir() else {
+        return CliError::data(
+            "no Claude Code data found: no home directory (HOME is not set); set CLAUDE_CONFIG_DIR or pass \
+             --claude-code DIR",
+        );
+    };
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| home.join(".config"), PathBuf::from);
+    CliError::data(format!(
+        "no Claude Code data found: neither {} nor {} has a projects/ folder; set CLAUDE_CONFIG_DIR or pass \
+         --claude-code DIR",
+        config.join("claude").display(),
+        home.join(".claude").display()
+    ))
+}
+
 fn load_claude_code(dir: &Path, ctx: &Context) -> CliResult<Source> {
     // Entries of CLAUDE_CONFIG_DIR that do not exist (a config dir since deleted): warned about and left out, as
     // long as another one exists.
@@ -492,10 +543,7 @@ fn load_claude_code(dir: &Path, ctx: &Context) -> CliResult<Source> {
     let dirs = if dir.as_os_str().is_empty() {
         let dirs = transcripts::default_claude_code_dirs();
         if dirs.is_empty() {
-            return Err(CliError::data(
-                "no Claude Code data found: neither ~/.config/claude nor ~/.claude has a projects/ folder; set \
-                 CLAUDE_CONFIG_DIR or pass --claude-code DIR",
-            ));
+            return Err(no_default_claude_code_dir());
         }
         let (found, gone): (Vec<_>, Vec<_>) = dirs.into_iter().partition(|d| d.exists());
         if found.is_empty() {

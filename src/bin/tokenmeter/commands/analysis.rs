@@ -53,18 +53,30 @@ fn emit<R: Serialize>(source: &Source, format: Format, report: R, table: impl Fn
 pub(super) fn cache_report(source: &Source, ctx: &Context, style: &Style, args: &CacheReportArgs) -> CliResult {
     let scope = window(&args.window, ctx, source, Window::All)?;
     let ledger = scope.ledger(ctx);
-    let mut cache = ledger.cache_report(scope.window(&ledger)?)?;
+    let w = scope.window(&ledger)?;
+    let mut cache = ledger.cache_report(w)?;
+    // The report counts metered calls only: calls that closed without usage (errors, cut-off streams) are told
+    // apart from no calls at all, as `optimize` tells them.
+    let calls = ledger.query(&Query::new(w))?.totals.calls;
     scope.restore_cache(&mut cache);
-    emit(source, args.format, CacheOut { cache }, |r| cache_table(source, ctx, style, &r.cache))
+    emit(source, args.format, CacheOut { cache }, |r| cache_table(source, ctx, style, &r.cache, calls))
 }
 
-pub(crate) fn cache_table(source: &Source, ctx: &Context, style: &Style, r: &CacheReport) -> String {
+/// The cache report's tables; `calls` are the window's calls, those without usage included.
+pub(crate) fn cache_table(source: &Source, ctx: &Context, style: &Style, r: &CacheReport, calls: u64) -> String {
     let mut out = heading(source, "Prompt cache", r.window.from, r.window.to, ctx.time_zone);
     out.push('\n');
     let m = &r.cache_metrics;
     if m.total_cache_hits + m.total_cache_misses == 0 {
         // Rates of nothing (a 0% hit rate beside a 100% reuse rate) would be read as measured.
-        out.push_str("No calls in this window: no cache to measure.\n");
+        if calls == 0 {
+            out.push_str("No calls in this window: no cache to measure.\n");
+        } else {
+            out.push_str(&format!(
+                "{} in this window, none with usage (failed or cut off before it came): no cache to measure.\n",
+                count(calls, "call")
+            ));
+        }
         return out;
     }
     let mut t = style.table(["figure", "value"]);

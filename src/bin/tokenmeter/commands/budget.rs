@@ -146,6 +146,15 @@ fn amount(a: &BudgetAmount) -> String {
     }
 }
 
+/// A budget's spend or projection: dollars marked `+ unpriced` (`unpriced` alone when none of its calls had a
+/// price) when calls in its scope had no price; tokens as they are (every call's count).
+fn priced_amount(a: &BudgetAmount, s: &BudgetState) -> String {
+    match a {
+        BudgetAmount::Usd(m) => crate::render::share_cost(m.as_usd(), s.calls, s.unpriced_calls),
+        BudgetAmount::Tokens(_) => amount(a),
+    }
+}
+
 fn table(states: &[BudgetState], ctx: &Context, style: &Style) -> String {
     let tz = ctx.time_zone;
     let mut out = format!("Budgets at {} ({tz})\n\n", crate::render::local_time(ctx.now, tz, "%Y-%m-%d %H:%M"));
@@ -169,13 +178,11 @@ fn table(states: &[BudgetState], ctx: &Context, style: &Style) -> String {
             comfy_table::Cell::new(sanitize(&s.scope.to_string(), false)),
             comfy_table::Cell::new(s.period.to_string()),
             // Spend on models the price book does not know is not in the figure: say so, as other commands do.
-            num(match s.spent {
-                BudgetAmount::Usd(m) => crate::render::share_cost(m.as_usd(), s.calls, s.unpriced_calls),
-                BudgetAmount::Tokens(_) => amount(&s.spent),
-            }),
+            num(priced_amount(&s.spent, s)),
             num(amount(&s.limit)),
             crate::render::band_cell(pct(s.utilization), band),
-            num(s.projected.as_ref().map_or_else(|| "-".to_owned(), amount)),
+            // Nor in the projection made from it.
+            num(s.projected.as_ref().map_or_else(|| "-".to_owned(), |p| priced_amount(p, s))),
             comfy_table::Cell::new(crate::render::local_time(s.resets_at, tz, "%Y-%m-%d %H:%M")),
             comfy_table::Cell::new(format!("{:?}", s.action).to_lowercase()),
         ]);

@@ -128,7 +128,8 @@ fn drop_before<T>(points: &mut Vec<T>, from: DateTime<Utc>, start: impl Fn(&T) -
 }
 
 /// The window the arguments ask for (`default` when none). `--since`/`--until` dates are whole local days
-/// in the context's time zone; an open end reaches the first or last record (or now).
+/// in the context's time zone; an open start reaches back to where the whole window starts ([`everything`]: the
+/// first record's local midnight), an open end to the last record (or now).
 pub(crate) fn window<'a>(
     args: &WindowArgs,
     ctx: &Context,
@@ -150,7 +151,6 @@ pub(crate) fn window<'a>(
             now_end,
         })
     };
-    let first = records.iter().map(|r| r.timestamp).min();
     let last = records.iter().map(|r| r.timestamp).max();
     let unbounded = args.since.is_none() && args.until.is_none();
     if args.period.unwrap_or(default) == Window::All && unbounded {
@@ -167,17 +167,19 @@ pub(crate) fn window<'a>(
     let from = match args.since {
         Some(Bound::Date(d)) => local_midnight(tz, d),
         Some(Bound::Time(t)) => t,
-        None => first.unwrap_or(ctx.now).min(ctx.now) - Duration::minutes(1),
+        // Where the whole window starts (the first record's local midnight): `--until` alone after the records
+        // has the days and run-rate of `summary` without a window.
+        None => everything(records, ctx).0,
     };
     let to = match args.until {
         Some(Bound::Date(d)) => local_midnight(tz, d + Duration::days(1)),
         Some(Bound::Time(t)) => t,
         None => last.unwrap_or(ctx.now).max(ctx.now) + Duration::minutes(1),
     };
-    // `--until` alone before the first record (or now, without records): the window asked for is there, it
-    // only holds no record, as `--since A --until B` before the records does: an empty report, not an error. Its
-    // open start, which would reach back to the first record, then reaches back to the start of `--until`'s
-    // (last) local day.
+    // `--until` alone before the first record's day (or now's, without records): the window asked for is there,
+    // it only holds no record, as `--since A --until B` before the records does: an empty report, not an error.
+    // Its open start, which would reach back to the first record's day, then reaches back to the start of
+    // `--until`'s (last) local day.
     let from = if from >= to && args.since.is_none() {
         local_midnight(tz, (to - Duration::nanoseconds(1)).with_timezone(&tz).date_naive())
     } else {
