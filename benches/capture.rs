@@ -18,16 +18,17 @@
 //!   constants: the application would still have to price and time the call, work this side does not pay (in
 //!   `MetricsLayer`'s favour). The bench checks that its registry still makes the spans (`MetricsLayer` filters
 //!   per layer).
-//! - `two_threads`: the same full-pipeline LLM call, per call, with one thread and with two threads recording
-//!   at once (wall time / calls, from the first thread's start to the last one's end, each read on its thread).
-//!   Target (3): two threads' throughput over one's (time a call on one thread / time a call on two) >= 1.6
-//!   (the ideal on two cores is 2.0). The target row runs under the global default dispatcher, as an
-//!   application that calls `.init()` does, in a child process of this binary (a process sets its global
-//!   default once); with it, in the same rounds, work that shares nothing on one thread and on two: the
-//!   ceiling the machine gave in those rounds. The same for the pipeline without the journal and for the bare
-//!   registry. Then the same comparison under a scoped default (`with_default`), for the full pipeline and
-//!   each part alone: there every span clones and drops the thread's `Dispatch`, one `Arc` count the threads
-//!   share, so even the bare registry does not scale (~1.0x); the global default is a `&'static`, no count.
+//! - `two_threads`: the same full-pipeline LLM call, per call, with one thread and with two threads recording at
+//!   once (wall time / calls, from the first thread's start to the last one's end, each read on its thread). Target
+//!   (3): two threads' throughput over one's (time a call on one thread / time a call on two) >= 1.6 (the ideal on
+//!   two cores is 2.0). The target row runs under the global default dispatcher, as an application that calls
+//!   `.init()` does, in a child process of this binary (a process sets its global default once); with it, in the
+//!   same rounds, work that shares nothing on one thread and on two: the ceiling the machine gave in those rounds.
+//!   The same for the pipeline without the journal and for the bare registry (the criterion group `two_threads` runs
+//!   under a scoped default: it is not the target row). Then the same comparison under a scoped default
+//!   (`with_default`), for the full pipeline and each part alone: there every span clones and drops the thread's
+//!   `Dispatch`, one `Arc` count the threads share, so even the bare registry does not scale (1.0x or less); the
+//!   global default is a `&'static`, no count.
 //!
 //! The journal: in the target rows its queue holds a whole batch (`NO_DROP_QUEUE`), and the bench fails if a
 //! record is dropped. With the default queue (4,096) a batch at a million calls a second overflowed it (24% of
@@ -557,6 +558,8 @@ fn global_rows_in_child(which: &str, journal_dir: &Path) {
         .stderr(std::process::Stdio::inherit())
         .output()
         .expect("the bench runs a child");
+    // Its journal (up to ~900 MB) goes whether it passed or not.
+    let _ = std::fs::remove_dir_all(journal_dir);
     assert!(out.status.success(), "the {which} child failed: {}", out.status);
     let text = String::from_utf8_lossy(&out.stdout);
     let rows: Vec<&str> = text.lines().filter(|l| l.starts_with('|')).collect();
@@ -659,7 +662,6 @@ fn paired_table(journal_dir: &Path) {
     for which in ["full", "no_journal", "bare"] {
         let dir = journal_dir.join(format!("p3-global-{which}"));
         global_rows_in_child(which, &dir);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     // The same comparison under a scoped default, where each configuration can run: the full pipeline, with
@@ -735,8 +737,11 @@ fn paired_table(journal_dir: &Path) {
 
 fn main() {
     if let Some(which) = std::env::var_os(GLOBAL_ROW) {
-        let dir = std::env::var_os("TOKENMETER_BENCH_JOURNAL").expect("the parent names the child's journal");
-        global_rows(&which.to_string_lossy(), Path::new(&dir));
+        // The parent names the child's journal; run by hand, it gets its own, removed after.
+        let own = std::env::temp_dir().join(format!("tokenmeter-bench-global-{}", std::process::id()));
+        let dir = std::env::var_os("TOKENMETER_BENCH_JOURNAL").map_or(own.clone(), std::path::PathBuf::from);
+        global_rows(&which.to_string_lossy(), &dir);
+        let _ = std::fs::remove_dir_all(own);
         return;
     }
     let journal = std::env::temp_dir().join(format!("tokenmeter-bench-{}", std::process::id()));

@@ -938,6 +938,22 @@ fn a_fast_multiplier_of_zero_is_one_in_the_suggestions_too() {
 }
 
 #[test]
+fn a_write_of_both_lifetimes_never_read_is_one_write() {
+    // One call caches 8,000 tokens for an hour and 3,000 for 5 minutes; nothing reads them. Each part waits on
+    // its own, but the report counts writes by call: one write of 11,000 tokens, one call concerned.
+    let rig = Rig::new(t0());
+    rig.add(Call::new(t0(), SONNET).io(100, 10).cache(0, 3_000).write_1h(8_000).session("s"));
+    rig.clock.set(t0() + mins(90));
+    let c = rig.ledger.cache_report(Window::Last24Hours).unwrap();
+    assert_eq!((c.unread_cache_writes.writes, c.unread_cache_writes.tokens), (1, 11_000));
+    // The premiums over input ($3 a million): 3,000 × $0.75 and 8,000 × $3.
+    close(c.unread_cache_writes.wasted_usd, picos_to_usd(3_000 * 750_000 + 8_000 * 3_000_000));
+    let r = rig.ledger.efficiency_report(Window::Last24Hours, Dimension::Agent).unwrap();
+    let unread = r.optimization_suggestions.iter().find(|s| s.kind == SuggestionType::UnreadCacheWrites).unwrap();
+    assert_eq!(unread.calls, 1);
+}
+
+#[test]
 fn a_failed_calls_cache_write_is_not_also_an_unread_write() {
     // A call that wrote 50,000 tokens to the cache and then failed: its cost is in `failed_calls`; once its
     // lifetime and the late reader's grace were over, its write also counted as never read ($0.0375 more at

@@ -58,7 +58,7 @@ enum End {
     DropAfter(usize),
     /// Sends the first `n` bytes, then ends the body normally (a clean close before `message_stop`).
     CloseAfter(usize),
-    /// Sends the first `n` bytes, then sends nothing for two seconds, then ends the body normally.
+    /// Sends the first `n` bytes, then sends nothing for five seconds, then ends the body normally.
     StallAfter(usize),
 }
 
@@ -179,7 +179,7 @@ async fn messages(State(state): State<Arc<ServerState>>, headers: HeaderMap, bod
                 Err(io::Error::new(io::ErrorKind::ConnectionReset, "connection dropped"))
             });
             let pause = futures_util::stream::iter(stall.then_some(())).then(|()| async {
-                tokio::time::sleep(Duration::from_secs(2)).await;
+                tokio::time::sleep(Duration::from_secs(5)).await;
                 Ok::<Bytes, io::Error>(Bytes::new())
             });
             let stream = events.chain(tail).chain(pause);
@@ -495,7 +495,8 @@ fn stream_that_stalls_past_the_read_timeout_is_a_timeout() {
     let h = Harness::new();
     let mut streamed = String::new();
     let reply = h.run(|| {
-        let client = ClaudeClient::with_read_timeout(&api.url, API_KEY, Duration::from_millis(300)).expect("client");
+        // 1 s: reqwest's timeout also bounds the wait for the headers, which a loaded machine can slow.
+        let client = ClaudeClient::with_read_timeout(&api.url, API_KEY, Duration::from_secs(1)).expect("client");
         client.stream_message(&request("claude-sonnet-4-5"), |t| streamed.push_str(t))
     });
     match reply {

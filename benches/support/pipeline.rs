@@ -77,7 +77,7 @@ pub fn timed(start: &std::sync::Barrier, f: impl FnOnce()) -> (std::time::Instan
     (t0, std::time::Instant::now())
 }
 
-/// Work that shares nothing between threads (a xorshift loop in registers, ~1.2 us here): two threads of it
+/// Work that shares nothing between threads (a xorshift loop in registers, ~2 us here): two threads of it
 /// show how much of two cores the machine gives at that moment, the ceiling of any two-thread ratio.
 pub fn unshared_work() -> u64 {
     let mut x = std::hint::black_box(0x9E37_79B9_7F4A_7C15u64);

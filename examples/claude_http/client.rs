@@ -326,13 +326,13 @@ impl ClaudeClient {
     }
 }
 
-/// Whether a 2xx answer to a streaming request is an event stream (`text/event-stream`).
 /// Whether a read of a response body failed because it timed out.
 fn is_timeout(e: &std::io::Error) -> bool {
     e.kind() == ErrorKind::TimedOut
         || e.get_ref().and_then(|inner| inner.downcast_ref::<reqwest::Error>()).is_some_and(reqwest::Error::is_timeout)
 }
 
+/// Whether a 2xx answer to a streaming request is an event stream (`text/event-stream`).
 fn is_event_stream(response: &reqwest::blocking::Response) -> bool {
     response
         .headers()

@@ -653,7 +653,7 @@ impl LedgerInner {
             ..TokenUsage::default()
         };
         let mut o = Opportunities {
-            unread_writes: 1,
+            unread_writes: u64::from(w.counts_write),
             unread_write_tokens: w.write_5m.saturating_add(w.write_1h),
             ..Default::default()
         };

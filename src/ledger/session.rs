@@ -50,6 +50,9 @@ pub(crate) struct WriterInfo {
     pub(crate) prompt_total: u64,
     pub(crate) write_5m: u64,
     pub(crate) write_1h: u64,
+    /// Whether this write counts as a write of its own among those never read: the hour's part of a call that
+    /// wrote both lifetimes does not (its 5-minute part, which expires first, counts the call once).
+    pub(crate) counts_write: bool,
     /// The rates the writing call's own suggestions would leave it at.
     pub(crate) after: After,
 }
@@ -83,6 +86,7 @@ impl WriterInfo {
         self.prompt_total = prompt;
         self.write_5m = rec.tokens.cache_write_5m;
         self.write_1h = rec.tokens.cache_write_1h;
+        self.counts_write = true;
     }
 }
 
@@ -335,6 +339,7 @@ impl Sessions {
                     prompt_total: prompt,
                     write_5m: tokens.cache_write_5m,
                     write_1h: tokens.cache_write_1h,
+                    counts_write: true,
                     after,
                 }),
             };
@@ -344,6 +349,7 @@ impl Sessions {
                 let mut short = writer.clone();
                 short.write_1h = 0;
                 writer.write_5m = 0;
+                writer.counts_write = false;
                 st.add_pending(ts_ns, TTL_5M_NS, short, &mut facts.unread);
             }
             let ttl = if writer.write_1h > 0 { TTL_1H_NS } else { TTL_5M_NS };

@@ -92,7 +92,8 @@ pub struct TranscriptFile {
     pub project: Arc<str>,
     /// The session: the file name without `.jsonl`, or for nested files the folder that holds them.
     pub session: Arc<str>,
-    /// True for files under a `subagents/` folder.
+    /// True for a sub-agent's file: under a `subagents/` folder, or an `agent-<id>.jsonl` beside the sessions
+    /// (Claude Code before 2.1.2); its lines name the session it belongs to.
     pub subagent: bool,
     /// Size in bytes when it was found.
     pub len: u64,
