@@ -415,12 +415,9 @@ impl<'p> RecordMaker<'p> {
         let id = call.message_id.as_ref().or(call.request_id.as_ref()).map(|r| Arc::from(f.str(r)));
         // A sub-agent's file belongs to the session its lines name (the parent's): under `subagents/` that is
         // the folder's session anyway; an `agent-<id>.jsonl` beside the sessions has no other way to tell.
-        let session = match (&call.line_session, file.subagent) {
-            (Some(r), true) => {
-                let s = f.str(r);
-                if s == &*file.session { Arc::clone(&file.session) } else { self.shared_str(s) }
-            }
-            _ => Arc::clone(&file.session),
+        let session = match file.session_of(call.line_session.as_ref().map(|r| f.str(r))) {
+            s if s == &*file.session => Arc::clone(&file.session),
+            s => self.shared_str(s),
         };
         let agent = if call.sidechain || file.subagent { &self.subagent } else { &self.main };
         let mut record = CallRecord {

@@ -99,6 +99,18 @@ pub struct TranscriptFile {
     pub len: u64,
 }
 
+impl TranscriptFile {
+    /// The session a line of this file belongs to, given the session the line names (`sessionId`): the file's,
+    /// except in a sub-agent's file, whose lines belong to the session they name (an `agent-<id>.jsonl` beside
+    /// the sessions has no other way to tell). The loader files calls by it, and tool counts follow.
+    pub(crate) fn session_of<'a>(&'a self, named: Option<&'a str>) -> &'a str {
+        match named.filter(|s| !s.is_empty()) {
+            Some(s) if self.subagent => s,
+            _ => &self.session,
+        }
+    }
+}
+
 /// The calls read from a set of transcripts, and what reading them met.
 #[derive(Debug, Clone, Default)]
 pub struct TranscriptLoad {

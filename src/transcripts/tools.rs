@@ -128,12 +128,8 @@ fn count_tool_uses(
             else {
                 continue;
             };
-            if let Some(session) = session {
-                let named = session_id.as_deref().filter(|s| !s.is_empty());
-                let of_line = if file.subagent { named.unwrap_or(&file.session) } else { &file.session };
-                if of_line != session {
-                    continue;
-                }
+            if session.is_some_and(|s| file.session_of(session_id.as_deref()) != s) {
+                continue;
             }
             let after = |until| {
                 let at = timestamp.as_deref().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
