@@ -30,12 +30,18 @@ pub fn default_claude_code_dirs() -> Vec<PathBuf> {
             })
             .collect();
     }
-    let Some(home) = home else { return Vec::new() };
+    standard_claude_code_dirs().into_iter().flatten().filter(|p| p.join("projects").is_dir()).collect()
+}
+
+/// The two config dirs Claude Code uses when `CLAUDE_CONFIG_DIR` is not set, whether they exist or not:
+/// `$XDG_CONFIG_HOME/claude` (default `~/.config/claude`) and `~/.claude`; `None` without a home directory.
+pub fn standard_claude_code_dirs() -> Option<[PathBuf; 2]> {
+    let home = std::env::home_dir()?;
     let xdg = std::env::var_os("XDG_CONFIG_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| home.join(".config"));
-    [xdg.join("claude"), home.join(".claude")].into_iter().filter(|p| p.join("projects").is_dir()).collect()
+    Some([xdg.join("claude"), home.join(".claude")])
 }
 
 /// Lists the transcripts under `path`, sorted by path.

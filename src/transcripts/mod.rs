@@ -75,7 +75,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-pub use discover::{default_claude_code_dirs, discover, discover_all, discover_all_reporting, discover_reporting};
+pub use discover::{
+    default_claude_code_dirs, discover, discover_all, discover_all_reporting, discover_reporting,
+    standard_claude_code_dirs,
+};
 pub use load::{TranscriptCache, TranscriptLoader};
 pub use tools::{ToolUses, session_tool_uses_until, tool_uses, tool_uses_until};
 

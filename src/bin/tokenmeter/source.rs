@@ -519,20 +519,17 @@ fn no_default_claude_code_dir() -> CliError {
             raw.to_string_lossy()
         ));
     }
-    let Some(home) = std::env::home_dir() else {
+    let Some([config, home]) = transcripts::standard_claude_code_dirs() else {
         return CliError::data(
             "no Claude Code data found: no home directory (HOME is not set); set CLAUDE_CONFIG_DIR or pass \
              --claude-code DIR",
         );
     };
-    let config = std::env::var_os("XDG_CONFIG_HOME")
-        .filter(|v| !v.is_empty())
-        .map_or_else(|| home.join(".config"), PathBuf::from);
     CliError::data(format!(
         "no Claude Code data found: neither {} nor {} has a projects/ folder; set CLAUDE_CONFIG_DIR or pass \
          --claude-code DIR",
-        config.join("claude").display(),
-        home.join(".claude").display()
+        config.display(),
+        home.display()
     ))
 }
 
