@@ -149,7 +149,7 @@ fn compare() {
         (&c["deltas"]["efficiency_score_points"], &c["deltas"]["cost_per_call_pct"]),
         (&json!(null), &json!(null))
     );
-    close(c["a"]["efficiency_score"].as_f64().unwrap(), 89.5);
+    close(c["a"]["efficiency_score"].as_f64().unwrap(), 86.4);
     let v = cc(&["compare", "--period", "7d", "--format", "json"]).json();
     assert_eq!(v["comparison"]["a"]["efficiency_score"], json!(null), "the week before holds no calls");
     let text = cc(&["optimize", "--period", "1h"]).ok().to_owned();

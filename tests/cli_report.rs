@@ -191,7 +191,7 @@ fn unpriced_calls_are_marked_in_every_cost_column() {
     let md = cc(&["report", "--type", "detailed"]).ok().to_owned();
     for needle in [
         "| 2025-10-03 | 5 | 1,106 | 617 | 100 | 2,000 | $0.0378 + unpriced |",
-        "| -home-dev-gamma | 3 | 310 | $0.0001 + unpriced | 99.2 (green) |",
+        "| -home-dev-gamma | 3 | 310 | $0.0001 + unpriced | 100.0 (green) |",
         "| -home-dev-gamma |  | 3 | 310 | $0.0001 + unpriced |",
         "|  | sess-gamma-1 | 3 | 310 | $0.0001 + unpriced |",
         "| main | claude-fable-9 | 1 | 200 | unpriced |",
@@ -308,7 +308,7 @@ fn a_window_without_calls_has_no_score() {
     assert!(csv.contains("\nefficiency_score,\n") && csv.contains("\ncache_hit_rate,\n"), "{csv}");
     // With calls, the figures are there.
     let md = cc(&["report"]).ok().to_owned();
-    assert!(md.contains("| Efficiency score | 90.0 (green) |") && md.contains("| Cache hit rate | 88.4% |"), "{md}");
+    assert!(md.contains("| Efficiency score | 87.0 (green) |") && md.contains("| Cache hit rate | 88.4% |"), "{md}");
 }
 
 #[test]
@@ -818,7 +818,7 @@ fn html_has_the_markdown_sections_columns_and_rows_of_each_type() {
     let html = cc(&["report", "--type", "detailed", "--format", "html"]).ok().to_owned();
     let components = r#"<h2>Efficiency</h2><table><thead><tr><th>Component</th><th class="n">Value</th><th class="n">Weight</th><th class="n">Points</th></tr>"#;
     assert!(html.contains(components), "{html}");
-    let row = r#"<td>cache_write_use</td><td class="n">0.34</td><td class="n">15</td><td class="n">5.1</td>"#;
+    let row = r#"<td>cache_write_use</td><td class="n">0.15</td><td class="n">15</td><td class="n">2.2</td>"#;
     assert!(html.contains(row), "{html}");
     let exec = cc(&["report", "--type", "executive", "--format", "html"]).ok().to_owned();
     assert!(!exec.contains("<h2>Efficiency</h2>") && !exec.contains("<th>Component</th>"), "{exec}");

@@ -23,7 +23,7 @@ const A4: u128 = 5_000 * 3_000_000; // 15e9, failed
 const ACME: u128 = A1 + A2 + A3 + A4; // 65.7e9
 // globex's calls.
 const G1: u128 = 20_000 * 3_000_000 + 8_000 * 3_750_000 + 1_000 * 15_000_000; // 105e9
-const G2: u128 = 5_000 * 5_000_000 + 1_000 * 25_000_000; // 50e9
+const G2: u128 = 5_000 * 3_000_000 + 1_000 * 15_000_000; // 30e9
 
 fn usd(picos: u128) -> f64 {
     picos as f64 / 1e12
@@ -39,10 +39,10 @@ fn workload() -> Rig {
     // acme: a small call on a premium model, and a failed call.
     rig.add(Call::new(t(2), OPUS).io(1_000, 100).tenant("acme").project("p2").agent("a1"));
     rig.add(Call::new(t(2), SONNET).io(5_000, 0).tenant("acme").project("p2").agent("a2").failed());
-    // globex: a cache write that is never read, then 5,000 tokens of the prompt re-sent uncached (over opus-4-5's
-    // 4,096-token minimum cacheable prompt).
+    // globex: a cache write that is never read, then 5,000 tokens of the prompt re-sent uncached (over sonnet-4-5's
+    // 1,024-token minimum cacheable prompt; on the same model: another model's prompt is not in this one's cache).
     rig.add(Call::new(t(3), SONNET).io(20_000, 1_000).cache(0, 8_000).session("G").tenant("globex").project("p1"));
-    rig.add(Call::new(t(4), OPUS).io(5_000, 1_000).session("G").tenant("globex").project("p1"));
+    rig.add(Call::new(t(4), SONNET).io(5_000, 1_000).session("G").tenant("globex").project("p1"));
     rig
 }
 
@@ -74,7 +74,7 @@ fn tenant_efficiency_report_counts_that_tenants_calls_only() {
     close(s.cache_hit_rate, 8_000.0 / (10_000.0 + 8_100.0 + 1_000.0 + 5_000.0));
     close(s.input_output_ratio.unwrap(), 24_100.0 / 800.0);
 
-    // By model, acme's only: one opus call (globex's opus call is not in it).
+    // By model, acme's only: three sonnet calls (globex's two are not in it) and one opus call.
     let rows: Vec<(&str, u64, f64)> = r.breakdowns.iter().map(|b| (b.category.as_str(), b.calls, b.cost_usd)).collect();
     assert_eq!(rows.len(), 2, "{rows:?}");
     assert_eq!((rows[0].0, rows[0].1), (SONNET, 3));

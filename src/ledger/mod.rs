@@ -833,6 +833,7 @@ impl Ledger {
                     session::Observe {
                         ts_ns,
                         reuse_window_ns: inner.config.cache_reuse_window_secs.saturating_mul(1_000_000_000),
+                        min_reusable: inner.min_cacheable(priced.as_ref(), None),
                         min_cacheable,
                         // At least 1,024 tokens (or the model's minimum, when lower) of the prefix went uncached.
                         min_missed: min_cacheable

@@ -1,5 +1,7 @@
 //! Per-session state for the analyses that need a call's predecessor: the cacheable prefix the previous turn
-//! left, and cache writes waiting to be read.
+//! left, and cache writes waiting to be read. Both are kept per model within a session: a model reads only
+//! what the same model cached (the prompt cache holds a model's own computation of the prefix), so a session
+//! that mixes models (a small model for side tasks, a large one for the conversation) has one history each.
 //!
 //! Sessions are kept in stripes chosen by the session id's hash, each behind its own lock, so two recording
 //! threads contend only when they record calls of sessions in the same stripe at the same moment (held for a
@@ -18,10 +20,13 @@ use crate::record::{CallRecord, Dimensions};
 
 /// Number of lock stripes.
 const STRIPES: usize = 64;
-/// Pending cache writes kept per session (a call that writes both lifetimes keeps two); past this one counts
+/// Pending cache writes kept per session and model (a call that writes both lifetimes keeps two); past this one counts
 /// as never read before its time: one whose lifetime is over if there is one (only a reader that started
 /// before it ended and arrives late could still read it), else the oldest.
 const MAX_PENDING_WRITES: usize = 8;
+/// Models with a cache history of their own kept per session; past this the one idle longest is given up,
+/// its pending writes counted as never read.
+const MAX_MODELS: usize = 8;
 /// A session idle this long is dropped from tracking (its pending writes have all expired by then).
 const IDLE_NS: i64 = 2 * 3_600 * 1_000_000_000;
 /// A full stripe is swept at most this often (record time).
@@ -120,13 +125,65 @@ struct SessionState {
     /// The session id: the table is keyed by its 64-bit hash, and ids that collide (FxHash is not built to
     /// resist chosen ones: ids may come from request headers) must not share a history.
     id: Box<str>,
+    /// The session's latest call, of any model: what the idle sweep goes by.
+    last_ns: i64,
+    /// One cache history per model the session called (most sessions: one, held inline).
+    models: SmallVec<[ModelHistory; 1]>,
+}
+
+impl SessionState {
+    /// The history of `model`, made if the session has none (giving up the one idle longest when it holds
+    /// [`MAX_MODELS`]: its pending writes go to `unread`). Model ids are interned per thread, so two calls of
+    /// one model may hold different `Arc`s: compared by pointer first, then by text.
+    fn history(&mut self, model: Option<&Arc<str>>, unread: &mut Vec<WriterInfo>) -> &mut ModelHistory {
+        let same = |m: &Option<Arc<str>>| match (m, model) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b) || **a == **b,
+            (None, None) => true,
+            _ => false,
+        };
+        if let Some(i) = self.models.iter().position(|h| same(&h.model)) {
+            return &mut self.models[i];
+        }
+        if self.models.len() >= MAX_MODELS
+            && let Some(i) = (0..self.models.len()).min_by_key(|&i| self.models[i].last_ns)
+        {
+            unread.extend(self.models.remove(i).pending.into_iter().map(|p| *p.writer));
+        }
+        self.models.push(ModelHistory { model: model.cloned(), last_ns: i64::MIN, ..ModelHistory::default() });
+        let last = self.models.len() - 1;
+        &mut self.models[last]
+    }
+
+    /// Moves every pending write that `unread_at(t)` to `out`.
+    fn take_unread(&mut self, t: i64, out: &mut Vec<WriterInfo>) {
+        for h in &mut self.models {
+            let mut i = 0;
+            while i < h.pending.len() {
+                if h.pending[i].unread_at(t) {
+                    out.push(*h.pending.remove(i).writer);
+                } else {
+                    i += 1;
+                }
+            }
+        }
+    }
+
+    fn has_pending(&self) -> bool {
+        self.models.iter().any(|h| !h.pending.is_empty())
+    }
+}
+
+/// A session's history with one model: the prompt its previous call sent, and its writes not yet read.
+#[derive(Debug, Default)]
+struct ModelHistory {
+    model: Option<Arc<str>>,
     last_ns: i64,
     last_prompt: u64,
     written_upto: u64,
     pending: SmallVec<[Pending; 1]>,
 }
 
-impl SessionState {
+impl ModelHistory {
     /// Adds a write made at `ts_ns` that lives `ttl`; a full list first gives up one write as never read (see
     /// [`MAX_PENDING_WRITES`]).
     fn add_pending(&mut self, ts_ns: i64, ttl: i64, writer: Box<WriterInfo>, unread: &mut Vec<WriterInfo>) {
@@ -152,6 +209,9 @@ pub(crate) struct Observe<'a> {
     /// A call follows the previous one of its session within this.
     pub(crate) reuse_window_ns: i64,
     /// The shortest prefix the call's model could have cached.
+    pub(crate) min_reusable: u64,
+    /// The shortest prefix worth a caching suggestion: the call's model's minimum, or the right-size target's
+    /// for a call also right-sized.
     pub(crate) min_cacheable: u64,
     /// The fewest repeated tokens sent uncached worth a suggestion.
     pub(crate) min_missed: u64,
@@ -164,7 +224,8 @@ pub(crate) struct Observe<'a> {
 /// What a call's session history says about it.
 #[derive(Debug, Default)]
 pub(crate) struct SessionFacts {
-    /// Prompt tokens repeating the previous turn's prompt.
+    /// Prompt tokens repeating the previous turn's prompt, when at least the model's minimum cacheable prompt
+    /// or read from the cache (else 0: a shorter prefix could not have been cached).
     pub(crate) reusable: u64,
     /// Of those, read from the cache.
     pub(crate) reused: u64,
@@ -221,7 +282,7 @@ impl Sessions {
         how: Observe<'_>,
         now_ns: impl FnOnce() -> i64,
     ) -> SessionFacts {
-        let Observe { ts_ns, reuse_window_ns, min_cacheable, min_missed, model, after } = how;
+        let Observe { ts_ns, reuse_window_ns, min_reusable, min_cacheable, min_missed, model, after } = how;
         let SessionKey { id: session, hash: h } = session;
         let mut facts = SessionFacts::default();
         let stripe = &self.stripes[(h as usize) & (STRIPES - 1)].0;
@@ -250,7 +311,9 @@ impl Sessions {
                 if st.last_ns >= cutoff {
                     return true;
                 }
-                facts.unread.extend(st.pending.drain(..).map(|p| *p.writer));
+                for h in &mut st.models {
+                    facts.unread.extend(h.pending.drain(..).map(|p| *p.writer));
+                }
                 false
             });
             // Give back what a burst of sessions grew the table to.
@@ -276,15 +339,12 @@ impl Sessions {
         let tokens = &rec.tokens;
         let prompt = tokens.prompt_total();
 
-        // Writes past their lifetime and the grace a late-arriving reader has were never read.
-        let mut i = 0;
-        while i < st.pending.len() {
-            if st.pending[i].unread_at(ts_ns) {
-                facts.unread.push(*st.pending.remove(i).writer);
-            } else {
-                i += 1;
-            }
-        }
+        // Writes past their lifetime and the grace a late-arriving reader has were never read (of any model).
+        st.take_unread(ts_ns, &mut facts.unread);
+        st.last_ns = st.last_ns.max(ts_ns);
+        // The rest is the history of the call's model: a read finds only that model's writes, and a prompt
+        // repeats only that model's previous call (the other model's prefix is not in its cache).
+        let st = st.history(model, &mut facts.unread);
         // A read reads every write made before it and still alive when it started. One of their boxes is kept
         // for this call's own write.
         let mut spare = None;
@@ -302,13 +362,20 @@ impl Sessions {
 
         let follows =
             st.last_ns != i64::MIN && ts_ns >= st.last_ns && ts_ns.saturating_sub(st.last_ns) <= reuse_window_ns;
-        if follows {
-            facts.reusable = st.last_prompt.min(prompt);
+        let repeated = if follows { st.last_prompt.min(prompt) } else { 0 };
+        // A repeated prefix shorter than the model's minimum could not have been cached: it is not reusable
+        // (the reuse rate would blame the session for it), unless the call read it from the cache.
+        if repeated > 0 && (repeated >= min_reusable || tokens.cache_read > 0) {
+            facts.reusable = repeated;
             facts.reused = tokens.cache_read.min(facts.reusable);
-            let missed = (facts.reusable - facts.reused).min(tokens.input);
+        }
+        if follows {
+            // Against the suggestion's minimum (the right-size target's, for a call also right-sized), which
+            // may be lower than the model's own.
+            let missed = (repeated - tokens.cache_read.min(repeated)).min(tokens.input);
             // The model's minimum is the cached prefix's (a repeated prefix that long could have been cached
             // whole); a few uncached tokens after a cached prefix are not worth a suggestion.
-            if missed >= min_missed.max(1) && facts.reusable >= min_cacheable {
+            if missed >= min_missed.max(1) && repeated >= min_cacheable {
                 facts.missed = missed;
                 facts.write_delta = prompt.saturating_sub(st.written_upto);
                 st.written_upto = prompt;
@@ -369,19 +436,12 @@ impl Sessions {
             // whose sessions live in this stripe wait for the sweep only.
             let mut stripe = stripe.0.lock();
             stripe.map.retain(|_, st| {
-                let mut i = 0;
-                while i < st.pending.len() {
-                    if st.pending[i].unread_at(now_ns) {
-                        expired.push(st.pending.remove(i).writer);
-                    } else {
-                        i += 1;
-                    }
-                }
-                st.last_ns >= cutoff || !st.pending.is_empty()
+                st.take_unread(now_ns, &mut expired);
+                st.last_ns >= cutoff || st.has_pending()
             });
             drop(stripe);
             for w in expired.drain(..) {
-                f(*w);
+                f(w);
             }
         }
     }
@@ -440,6 +500,7 @@ pub(in crate::ledger) mod tests {
         Observe {
             ts_ns,
             reuse_window_ns: 60_000_000_000,
+            min_reusable: min_cacheable,
             min_cacheable,
             min_missed: min_cacheable,
             model: None,
@@ -530,9 +591,12 @@ pub(in crate::ledger) mod tests {
         let sessions = Sessions::new(16);
         let s = 1_000_000_000;
         // Call 1 writes; call 2 reads it (its box is reused) and writes its own, with other labels.
-        let f = sessions.observe(SessionKey::of("s"), &call("claude-a", "first", 0, 1_000), at(s, 1024), NO_CLOCK);
+        let first = call("claude-b", "first", 0, 1_000);
+        let how = Observe { model: first.model.as_ref(), ..at(s, 1024) };
+        let f = sessions.observe(SessionKey::of("s"), &first, how, NO_CLOCK);
         assert!(f.unread.is_empty());
         let mut second = call("claude-b", "second", 1_000, 300);
+        second.provider = Some("bedrock".into());
         second.dimensions.extra = vec![("team".into(), "blue".into())];
         let right_sized = After { rates: crate::ledger::AfterRates::RightSized, batch: true };
         let how = Observe { model: second.model.as_ref(), after: right_sized, ..at(2 * s, 1024) };
@@ -543,7 +607,7 @@ pub(in crate::ledger) mod tests {
         assert_eq!(unread.len(), 1);
         let w = &unread[0];
         assert_eq!((w.ts, w.prompt_total, w.write_5m, w.write_1h), (2, 1_310, 300, 0));
-        assert_eq!(w.model.as_deref(), Some("claude-b"));
+        assert_eq!((w.model.as_deref(), w.provider.as_deref()), (Some("claude-b"), Some("bedrock")));
         assert_eq!(w.after, right_sized);
         assert_eq!(w.dims.agent.as_deref(), Some("second"));
         assert_eq!(w.dims.extra, second.dimensions.extra);
@@ -590,5 +654,83 @@ pub(in crate::ledger) mod tests {
         let mut unread = Vec::new();
         sessions.take_expired(3 * 60 * m, |w| unread.push(w));
         assert!(unread.iter().all(|w| w.write_1h == 0), "{unread:?}");
+    }
+    #[test]
+    fn a_model_reads_only_its_own_writes_and_repeats_only_its_own_prompt() {
+        // A session's main model writes 4,000 tokens at 09:00; a small model's side call at 09:01 writes and at
+        // 09:02 reads 1,000 of its own; the main model's next call at 09:03 reads its 4,000. The small model's
+        // read must not take the main model's write (another model's cache), nor its prompt repeat the main
+        // model's 4,010-token one.
+        let sessions = Sessions::new(16);
+        let m = 60 * 1_000_000_000;
+        let main = |read, write| call("claude-main", "x", read, write);
+        let side = |read, write| call("claude-side", "x", read, write);
+        let observe = |rec: &CallRecord, t: i64| {
+            let how = Observe { model: rec.model.as_ref(), reuse_window_ns: 5 * m, ..at(t, 1) };
+            sessions.observe(SessionKey::of("s"), rec, how, NO_CLOCK)
+        };
+        let f = observe(&main(0, 4_000), 0);
+        assert_eq!(f.reusable, 0);
+        let f = observe(&side(0, 1_000), m);
+        assert_eq!(f.reusable, 0, "the side model's first call repeats none of its own prompts");
+        let f = observe(&side(1_000, 0), 2 * m);
+        assert_eq!((f.reusable, f.reused), (1_010, 1_000));
+        let f = observe(&main(4_000, 0), 3 * m);
+        assert_eq!((f.reusable, f.reused), (4_010, 4_000), "follows the main model's own previous call");
+        // Both writes were read, each by its own model.
+        let mut unread = Vec::new();
+        sessions.take_expired(3 * 60 * m, |w| unread.push(w));
+        assert!(unread.is_empty(), "{unread:?}");
+        // The main model reading at 09:04 finds nothing left of its own: the side model's pending write (09:04)
+        // is not read by it, and expires unread.
+        observe(&side(0, 700), 4 * m);
+        observe(&main(4_000, 0), 4 * m);
+        sessions.take_expired(3 * 60 * m, |w| unread.push(w));
+        let left: Vec<(Option<&str>, u64)> = unread.iter().map(|w| (w.dims.agent.as_deref(), w.write_5m)).collect();
+        assert_eq!(left, [(Some("x"), 700)]);
+        assert_eq!(unread[0].model.as_deref(), Some("claude-side"));
+    }
+
+    #[test]
+    fn a_session_keeps_at_most_max_models_histories() {
+        // Nine models each write once, a minute apart: the first model's history, idle longest, is given up and its
+        // write counted as never read at once; the others still wait.
+        let sessions = Sessions::new(16);
+        let m = 60 * 1_000_000_000;
+        let names: Vec<String> = (0..=MAX_MODELS).map(|i| format!("claude-{i}")).collect();
+        let mut given_up = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let rec = call(name, "x", 0, 100);
+            let how = Observe { model: rec.model.as_ref(), ..at(i as i64 * m, 1) };
+            given_up.extend(sessions.observe(SessionKey::of("s"), &rec, how, NO_CLOCK).unread);
+        }
+        let models: Vec<Option<&str>> = given_up.iter().map(|w| w.model.as_deref()).collect();
+        assert_eq!(models, [Some("claude-0")]);
+    }
+    #[test]
+    fn a_repeat_shorter_than_the_models_minimum_is_not_reusable_unless_read() {
+        // Prompts of 500, 600 and 700 tokens a second apart, on a model that caches 1,024 or more: the second
+        // repeats 500 tokens that could not have been cached (not reusable: the reuse rate would count them as
+        // missed); the third reads 300 from the cache, which shows its prefix was cacheable after all.
+        let sessions = Sessions::new(16);
+        let s = 1_000_000_000;
+        let prompt = |input, read| {
+            let mut c = call("claude-a", "x", read, 0);
+            c.tokens.input = input;
+            c
+        };
+        let f = sessions.observe(SessionKey::of("s"), &prompt(500, 0), at(s, 1_024), NO_CLOCK);
+        assert_eq!((f.reusable, f.reused), (0, 0));
+        let f = sessions.observe(SessionKey::of("s"), &prompt(600, 0), at(2 * s, 1_024), NO_CLOCK);
+        assert_eq!((f.reusable, f.reused, f.missed), (0, 0, 0));
+        let f = sessions.observe(SessionKey::of("s"), &prompt(400, 300), at(3 * s, 1_024), NO_CLOCK);
+        assert_eq!((f.reusable, f.reused), (600, 300));
+        // A model whose own minimum is 4,096, right-sized to one whose minimum is 1,024: a 2,000-token repeat is
+        // not reusable on the model called, but the caching suggestion on the target still counts it as missed.
+        let how = |t| Observe { min_reusable: 4_096, ..at(t, 1_024) };
+        let f = sessions.observe(SessionKey::of("r"), &prompt(2_000, 0), how(s), NO_CLOCK);
+        assert_eq!(f.reusable, 0);
+        let f = sessions.observe(SessionKey::of("r"), &prompt(2_500, 0), how(2 * s), NO_CLOCK);
+        assert_eq!((f.reusable, f.missed, f.write_delta), (0, 2_000, 2_500));
     }
 }
