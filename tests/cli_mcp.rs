@@ -899,3 +899,92 @@ fn at_most_two_calls_read_the_source_at_once() {
     assert_eq!(calls[..2], [0, 0], "{calls:?}");
     assert!(calls[2] > 0 && calls[2..].iter().all(|&n| n == calls[2]), "{calls:?}");
 }
+
+// === the documents' samples ===
+
+/// Every leaf the document's (abridged) JSON shows is in the answer, with the same value: arrays the document
+/// cut keep their first elements, and the second content block (the same JSON as text) is cut to `…`.
+fn shows_only_what_it_answers(doc: &str, shown: &Value, answered: &Value, path: &str) {
+    match (shown, answered) {
+        (Value::Object(s), Value::Object(a)) => {
+            for (k, v) in s {
+                let Some(got) = a.get(k) else { panic!("{doc}: {path}.{k} is not in the answer") };
+                shows_only_what_it_answers(doc, v, got, &format!("{path}.{k}"));
+            }
+        }
+        (Value::Array(s), Value::Array(a)) => {
+            for (i, v) in s.iter().enumerate() {
+                if path == ".result.content" && i == 1 {
+                    continue;
+                }
+                let Some(got) = a.get(i) else { panic!("{doc}: {path}[{i}] is not in the answer") };
+                shows_only_what_it_answers(doc, v, got, &format!("{path}[{i}]"));
+            }
+        }
+        _ => assert_eq!(shown, answered, "{doc}: {path}"),
+    }
+}
+
+/// The sample exchange's answer (the ```` ```json ```` block after the `printf` sample) and the other
+/// operations' summaries (the ```` ```text ```` block of `track 7d:` …, one paragraph per operation, its
+/// label in the first 14 columns) in README.md and docs/mcp.md are what the server answers over the fixture
+/// transcripts. They were captured by hand and drifted before.
+#[test]
+fn the_documents_samples_are_what_the_server_answers() {
+    let source = ["-q", "--claude-code", "tests/fixtures/claude_code", "--now", "2025-10-04T00:00:00Z", "mcp"];
+    let mut plain = Client::start(&source);
+    plain.initialize("2025-06-18");
+    let mut args = source.to_vec();
+    args.extend(["--budgets", "tests/fixtures/claude_code/budgets.toml"]);
+    let mut with_budgets = Client::start(&args);
+    with_budgets.initialize("2025-06-18");
+    let optimize = plain.request(
+        "tools/call",
+        json!({"name": "token_usage", "arguments": {"operation": "optimize", "timeframe": "all",
+                                                    "optimization_target": 25}}),
+    );
+    let operations: [(&str, Value); 4] = [
+        ("track 7d:", json!({"operation": "track", "timeframe": "7d"})),
+        ("forecast:", json!({"operation": "forecast"})),
+        ("compare 7d:", json!({"operation": "compare", "timeframe": "7d"})),
+        ("analyze all, cost:", json!({"operation": "analyze", "timeframe": "all", "breakdown_type": "cost"})),
+    ];
+    let summaries: Vec<String> = operations.iter().map(|(_, a)| with_budgets.ok(a.clone()).1).collect();
+
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for doc in ["README.md", "docs/mcp.md"] {
+        let text = std::fs::read_to_string(root.join(doc)).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        // The answer to the sample exchange's `tools/call`.
+        let start = (0..lines.len())
+            .find(|&i| lines[i] == "```json" && lines.get(i + 3).is_some_and(|l| l.trim() == r#""id": 2,"#))
+            .unwrap_or_else(|| panic!("{doc}: no sample answer"));
+        let end = start + 1 + lines[start + 1..].iter().position(|l| *l == "```").unwrap();
+        let shown: Value = serde_json::from_str(&lines[start + 1..end].join("\n")).expect("the sample is JSON");
+        shows_only_what_it_answers(doc, &shown, &optimize, "");
+        // The summaries: a paragraph starts where the label column holds text, unless the label before it
+        // ended with a comma (`analyze all,` then `cost:`).
+        let first = lines.iter().position(|l| l.starts_with("track 7d:")).expect("the summaries block");
+        let mut paragraphs: Vec<(String, String)> = Vec::new();
+        for l in lines[first..].iter().take_while(|l| **l != "```") {
+            let (label, rest) = l.split_at(14.min(l.len()));
+            let (label, rest) = (label.trim(), rest.trim());
+            match paragraphs.last_mut() {
+                Some((l, p)) if label.is_empty() || l.ends_with(',') => {
+                    if !label.is_empty() {
+                        l.push(' ');
+                        l.push_str(label);
+                    }
+                    p.push(' ');
+                    p.push_str(rest);
+                }
+                _ => paragraphs.push((label.to_owned(), rest.to_owned())),
+            }
+        }
+        let labels: Vec<&str> = paragraphs.iter().map(|(l, _)| l.as_str()).collect();
+        assert_eq!(labels, operations.iter().map(|(l, _)| *l).collect::<Vec<_>>(), "{doc}");
+        for ((label, shown), answered) in paragraphs.iter().zip(&summaries) {
+            assert_eq!(shown, answered, "{doc}: {label}");
+        }
+    }
+}

@@ -30,7 +30,8 @@ pub struct CacheMetrics {
     pub unpriced_calls: u64,
     /// Tokens written to the cache (both lifetimes).
     pub cache_creation_tokens: u64,
-    /// Prompt tokens that repeated the previous turn of their session.
+    /// Prompt tokens that repeated the previous turn of their session on the same model (when at least the
+    /// model's minimum cacheable prompt, or read from the cache).
     pub reusable_tokens: u64,
     /// Of those, tokens read from the cache.
     pub reused_tokens: u64,

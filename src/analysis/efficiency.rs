@@ -98,7 +98,8 @@ pub struct EfficiencyScores {
     pub cache_hit_rate: f64,
     /// Prompt tokens per output token; `null` without output.
     pub input_output_ratio: Option<f64>,
-    /// Of the prompt tokens that repeated the previous turn of their session, the share read from the
+    /// Of the prompt tokens that repeated the previous turn of their session on the same model (when at least
+    /// the model's minimum cacheable prompt, or read from the cache), the share read from the
     /// cache, 0-1 (1 when nothing was reusable).
     pub context_reuse_rate: f64,
     /// The weighted components.

@@ -28,10 +28,10 @@
 //!
 //! | component | weight | value |
 //! |---|---|---|
-//! | `cache_reuse` | 40 | context reuse rate: of the prompt tokens that repeated the previous turn of the same session (a cacheable prefix, within 5 minutes), the share read from the cache; 1 when nothing was reusable |
+//! | `cache_reuse` | 40 | context reuse rate: of the prompt tokens that repeated the previous turn of the same session and model (a cacheable prefix, within 5 minutes: at least the model's minimum cacheable prompt, or read from the cache), the share read from the cache; 1 when nothing was reusable |
 //! | `waste` | 25 | 1 − the share of spend burnt on failures: the larger of the cost of failed calls and of failed tasks |
 //! | `right_sizing` | 20 | 1 − the share of spend on small calls (prompt ≤ 2,000, output ≤ 500 tokens) sent to a premium model (input ≥ $4 / Mtok) |
-//! | `cache_write_use` | 15 | 1 − the share of cache-written tokens never read before they expired; 1 when nothing was written |
+//! | `cache_write_use` | 15 | 1 − the share of cache-written tokens never read (by the session's calls on the same model) before they expired; 1 when nothing was written |
 //!
 //! `overall = 40 × cache_reuse + 25 × waste + 20 × right_sizing + 15 × cache_write_use`, rounded to one
 //! decimal. Bands: **green** at 80 and above, **amber** from 50 to 79.9, **red** below 50 ([`Band`]).
@@ -45,7 +45,7 @@
 //! would have saved over the window and an impact level by its share of the window's spend (**high** at
 //! 10% or more, **medium** from 2%, **low** below):
 //!
-//! - `prompt_caching`: calls in a session whose prompt repeated the previous turn's prompt (within 5 minutes,
+//! - `prompt_caching`: calls in a session whose prompt repeated the previous turn's prompt on the same model (within 5 minutes,
 //!   at least the model's minimum cacheable prompt: see
 //!   [`LedgerConfig::with_min_cacheable_tokens`](crate::ledger::LedgerConfig::with_min_cacheable_tokens)) without
 //!   reading it from the cache. Saving: those tokens at the input rate minus
@@ -54,8 +54,8 @@
 //!   (`claude-haiku-4-5` by default) at the same service tier.
 //! - `batch_api`: calls marked non-interactive (the `operation` is `batch`, `background`, `offline`, `eval`,
 //!   … or an `interactive` dimension is `false`) billed at standard rates; batch halves every rate.
-//! - `unread_cache_writes`: cache writes in a session that expired without a later call of the session
-//!   reading the cache; saving: the write premium over the input rate, at the rates the writing call would
+//! - `unread_cache_writes`: cache writes in a session that expired without a later call of the session on the
+//!   same model (the prompt cache is per model) reading the cache; saving: the write premium over the input rate, at the rates the writing call would
 //!   have after its right-sizing, trimming or batch saving (none when the right-size target would not cache a
 //!   prompt that short).
 //! - `long_context_threshold`: calls billed at long-context rates whose prompt is at most 20,000 tokens over

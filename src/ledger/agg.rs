@@ -37,7 +37,7 @@ pub(crate) struct Core {
     pub(crate) task_tokens: u64,
     pub(crate) task_cost: Money,
     pub(crate) failed_task_cost: Money,
-    /// Prompt tokens that repeated the previous turn of the same session (a cacheable prefix).
+    /// Prompt tokens that repeated the previous turn of the same session and model (a cacheable prefix).
     pub(crate) reusable_tokens: u64,
     /// Of those, tokens served from the cache.
     pub(crate) reused_tokens: u64,

@@ -132,24 +132,38 @@ struct SessionState {
 }
 
 impl SessionState {
-    /// The history of `model`, made if the session has none (giving up the one idle longest when it holds
-    /// [`MAX_MODELS`]: its pending writes go to `unread`). Model ids are interned per thread, so two calls of
-    /// one model may hold different `Arc`s: compared by pointer first, then by text.
-    fn history(&mut self, model: Option<&Arc<str>>, unread: &mut Vec<WriterInfo>) -> &mut ModelHistory {
-        let same = |m: &Option<Arc<str>>| match (m, model) {
-            (Some(a), Some(b)) => Arc::ptr_eq(a, b) || **a == **b,
-            (None, None) => true,
-            _ => false,
-        };
-        if let Some(i) = self.models.iter().position(|h| same(&h.model)) {
+    /// The history of `model` at `provider` (each provider's cache is its own), made if the session has none.
+    /// A session holding [`MAX_MODELS`] gives one up first: the one idle longest among those waiting on no
+    /// write, else the one idle longest (its pending writes go to `unread`). Model ids are interned per
+    /// thread, so two calls of one model may hold different `Arc`s: compared by pointer first, then by text.
+    fn history(
+        &mut self,
+        model: Option<&Arc<str>>,
+        provider: Option<&Arc<str>>,
+        unread: &mut Vec<WriterInfo>,
+    ) -> &mut ModelHistory {
+        fn same(a: &Option<Arc<str>>, b: Option<&Arc<str>>) -> bool {
+            match (a, b) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b) || **a == **b,
+                (None, None) => true,
+                _ => false,
+            }
+        }
+        if let Some(i) = self.models.iter().position(|h| same(&h.model, model) && same(&h.provider, provider)) {
             return &mut self.models[i];
         }
         if self.models.len() >= MAX_MODELS
-            && let Some(i) = (0..self.models.len()).min_by_key(|&i| self.models[i].last_ns)
+            && let Some(i) =
+                (0..self.models.len()).min_by_key(|&i| (!self.models[i].pending.is_empty(), self.models[i].last_ns))
         {
             unread.extend(self.models.remove(i).pending.into_iter().map(|p| *p.writer));
         }
-        self.models.push(ModelHistory { model: model.cloned(), last_ns: i64::MIN, ..ModelHistory::default() });
+        self.models.push(ModelHistory {
+            model: model.cloned(),
+            provider: provider.cloned(),
+            last_ns: i64::MIN,
+            ..ModelHistory::default()
+        });
         let last = self.models.len() - 1;
         &mut self.models[last]
     }
@@ -177,6 +191,7 @@ impl SessionState {
 #[derive(Debug, Default)]
 struct ModelHistory {
     model: Option<Arc<str>>,
+    provider: Option<Arc<str>>,
     last_ns: i64,
     last_prompt: u64,
     written_upto: u64,
@@ -229,7 +244,8 @@ pub(crate) struct SessionFacts {
     pub(crate) reusable: u64,
     /// Of those, read from the cache.
     pub(crate) reused: u64,
-    /// Reusable tokens sent as uncached input, when at least the minimum cacheable size (else 0).
+    /// Tokens of the repeated prefix sent as uncached input, when the prefix is at least the suggestion's
+    /// minimum cacheable size (else 0; it may be more than `reusable` when that minimum is below the model's).
     pub(crate) missed: u64,
     /// Prompt tokens that caching the session would have written for this call.
     pub(crate) write_delta: u64,
@@ -342,9 +358,9 @@ impl Sessions {
         // Writes past their lifetime and the grace a late-arriving reader has were never read (of any model).
         st.take_unread(ts_ns, &mut facts.unread);
         st.last_ns = st.last_ns.max(ts_ns);
-        // The rest is the history of the call's model: a read finds only that model's writes, and a prompt
-        // repeats only that model's previous call (the other model's prefix is not in its cache).
-        let st = st.history(model, &mut facts.unread);
+        // The rest is the history of the call's model (at its provider): a read finds only that model's writes,
+        // and a prompt repeats only that model's previous call (another model's prefix is not in its cache).
+        let st = st.history(model, rec.provider.as_ref(), &mut facts.unread);
         // A read reads every write made before it and still alive when it started. One of their boxes is kept
         // for this call's own write.
         let mut spare = None;
@@ -596,7 +612,7 @@ pub(in crate::ledger) mod tests {
         let f = sessions.observe(SessionKey::of("s"), &first, how, NO_CLOCK);
         assert!(f.unread.is_empty());
         let mut second = call("claude-b", "second", 1_000, 300);
-        second.provider = Some("bedrock".into());
+        second.service_tier = Some("priority".into());
         second.dimensions.extra = vec![("team".into(), "blue".into())];
         let right_sized = After { rates: crate::ledger::AfterRates::RightSized, batch: true };
         let how = Observe { model: second.model.as_ref(), after: right_sized, ..at(2 * s, 1024) };
@@ -607,7 +623,7 @@ pub(in crate::ledger) mod tests {
         assert_eq!(unread.len(), 1);
         let w = &unread[0];
         assert_eq!((w.ts, w.prompt_total, w.write_5m, w.write_1h), (2, 1_310, 300, 0));
-        assert_eq!((w.model.as_deref(), w.provider.as_deref()), (Some("claude-b"), Some("bedrock")));
+        assert_eq!((w.model.as_deref(), w.service_tier.as_deref()), (Some("claude-b"), Some("priority")));
         assert_eq!(w.after, right_sized);
         assert_eq!(w.dims.agent.as_deref(), Some("second"));
         assert_eq!(w.dims.extra, second.dimensions.extra);
@@ -657,61 +673,91 @@ pub(in crate::ledger) mod tests {
     }
     #[test]
     fn a_model_reads_only_its_own_writes_and_repeats_only_its_own_prompt() {
-        // A session's main model writes 4,000 tokens at 09:00; a small model's side call at 09:01 writes and at
-        // 09:02 reads 1,000 of its own; the main model's next call at 09:03 reads its 4,000. The small model's
-        // read must not take the main model's write (another model's cache), nor its prompt repeat the main
-        // model's 4,010-token one.
-        let sessions = Sessions::new(16);
         let m = 60 * 1_000_000_000;
-        let main = |read, write| call("claude-main", "x", read, write);
-        let side = |read, write| call("claude-side", "x", read, write);
-        let observe = |rec: &CallRecord, t: i64| {
+        let main = |read, write| call("claude-main", "main", read, write);
+        let side = |read, write| call("claude-side", "side", read, write);
+        let sessions = Sessions::new(16);
+        let observe = |id: &str, rec: &CallRecord, t: i64| {
             let how = Observe { model: rec.model.as_ref(), reuse_window_ns: 5 * m, ..at(t, 1) };
-            sessions.observe(SessionKey::of("s"), rec, how, NO_CLOCK)
+            sessions.observe(SessionKey::of(id), rec, how, NO_CLOCK)
         };
-        let f = observe(&main(0, 4_000), 0);
-        assert_eq!(f.reusable, 0);
-        let f = observe(&side(0, 1_000), m);
-        assert_eq!(f.reusable, 0, "the side model's first call repeats none of its own prompts");
-        let f = observe(&side(1_000, 0), 2 * m);
+        let unread_after_grace = |t: i64| {
+            let mut unread = Vec::new();
+            sessions.take_expired(t + TTL_5M_NS + LATE_READ_GRACE_NS + 1, |w| unread.push(w));
+            unread.iter().map(|w| (w.model.as_deref().unwrap_or_default().to_owned(), w.write_5m)).collect::<Vec<_>>()
+        };
+        // Session s: the main model writes 4,000 tokens at 09:00; a side model writes 1,000 of its own at 09:01
+        // and reads them at 09:02; the main model reads its 4,000 at 09:03. Each call follows its own model's
+        // previous call: the main model's second prompt repeats its first (4,010), not the side call's (1,010).
+        assert_eq!(observe("s", &main(0, 4_000), 0).reusable, 0);
+        assert_eq!(observe("s", &side(0, 1_000), m).reusable, 0, "the side model's first call repeats nothing");
+        let f = observe("s", &side(1_000, 0), 2 * m);
         assert_eq!((f.reusable, f.reused), (1_010, 1_000));
-        let f = observe(&main(4_000, 0), 3 * m);
+        let f = observe("s", &main(4_000, 0), 3 * m);
         assert_eq!((f.reusable, f.reused), (4_010, 4_000), "follows the main model's own previous call");
-        // Both writes were read, each by its own model.
-        let mut unread = Vec::new();
-        sessions.take_expired(3 * 60 * m, |w| unread.push(w));
-        assert!(unread.is_empty(), "{unread:?}");
-        // The main model reading at 09:04 finds nothing left of its own: the side model's pending write (09:04)
-        // is not read by it, and expires unread.
-        observe(&side(0, 700), 4 * m);
-        observe(&main(4_000, 0), 4 * m);
-        sessions.take_expired(3 * 60 * m, |w| unread.push(w));
-        let left: Vec<(Option<&str>, u64)> = unread.iter().map(|w| (w.dims.agent.as_deref(), w.write_5m)).collect();
-        assert_eq!(left, [(Some("x"), 700)]);
-        assert_eq!(unread[0].model.as_deref(), Some("claude-side"));
+        assert_eq!(unread_after_grace(3 * m), [], "each write was read by its own model");
+        // Session t: the main model writes at 09:00 and never returns; a side call reads the cache at 09:01.
+        // The side call read its own model's cache, not the main model's write, which stays never read.
+        observe("t", &main(0, 4_000), 0);
+        observe("t", &side(1_000, 0), m);
+        assert_eq!(unread_after_grace(m), [("claude-main".to_owned(), 4_000)]);
+        // Session u: the other way round.
+        observe("u", &side(0, 700), 0);
+        observe("u", &main(700, 0), m);
+        assert_eq!(unread_after_grace(m), [("claude-side".to_owned(), 700)]);
+        // Session v: the same model at another provider (its own cache) neither reads the write nor repeats it.
+        observe("v", &main(0, 4_000), 0);
+        let mut elsewhere = main(4_000, 0);
+        elsewhere.provider = Some("aws.bedrock".into());
+        assert_eq!(observe("v", &elsewhere, m).reusable, 0);
+        assert_eq!(unread_after_grace(m), [("claude-main".to_owned(), 4_000)]);
     }
 
     #[test]
     fn a_session_keeps_at_most_max_models_histories() {
-        // Nine models each write once, a minute apart: the first model's history, idle longest, is given up and its
-        // write counted as never read at once; the others still wait.
         let sessions = Sessions::new(16);
         let m = 60 * 1_000_000_000;
+        let observe = |id: &str, rec: &CallRecord, t: i64| {
+            let how = Observe { model: rec.model.as_ref(), ..at(t, 1) };
+            sessions.observe(SessionKey::of(id), rec, how, NO_CLOCK).unread
+        };
+        // Nine models each write once, a minute apart: the first model's history, idle longest, is given up and
+        // its write counted as never read at once; the others wait, each counted once when it expires.
         let names: Vec<String> = (0..=MAX_MODELS).map(|i| format!("claude-{i}")).collect();
         let mut given_up = Vec::new();
         for (i, name) in names.iter().enumerate() {
-            let rec = call(name, "x", 0, 100);
-            let how = Observe { model: rec.model.as_ref(), ..at(i as i64 * m, 1) };
-            given_up.extend(sessions.observe(SessionKey::of("s"), &rec, how, NO_CLOCK).unread);
+            given_up.extend(observe("s", &call(name, "x", 0, 100), i as i64 * m));
         }
         let models: Vec<Option<&str>> = given_up.iter().map(|w| w.model.as_deref()).collect();
         assert_eq!(models, [Some("claude-0")]);
+        let mut unread = Vec::new();
+        sessions.take_expired(MAX_MODELS as i64 * m + TTL_5M_NS + LATE_READ_GRACE_NS + 1, |w| unread.push(w));
+        let mut models: Vec<&str> = unread.iter().filter_map(|w| w.model.as_deref()).collect();
+        models.sort_unstable();
+        assert_eq!(models, names[1..].iter().map(String::as_str).collect::<Vec<_>>());
+
+        // A history waiting on a write is given up only when every other one is too: the main model's hour
+        // write at 09:00, then seven models that write nothing, then an eighth: the first of the seven goes.
+        assert!(observe("t", &call("claude-main", "x", 0, 0), 0).is_empty());
+        let mut hour = call("claude-main", "x", 0, 0);
+        hour.tokens.cache_write_1h = 5_000;
+        assert!(observe("t", &hour, 0).is_empty());
+        for (i, name) in names[1..].iter().enumerate() {
+            assert!(observe("t", &call(name, "x", 0, 0), (i as i64 + 1) * m).is_empty(), "{name}");
+        }
+        // The main model reads its write at 09:20: nothing was given up.
+        assert!(observe("t", &call("claude-main", "x", 5_000, 0), 20 * m).is_empty());
+        let mut unread = Vec::new();
+        sessions.take_expired(3 * 60 * m, |w| unread.push(w));
+        assert!(unread.is_empty(), "{unread:?}");
     }
+
     #[test]
     fn a_repeat_shorter_than_the_models_minimum_is_not_reusable_unless_read() {
         // Prompts of 500, 600 and 700 tokens a second apart, on a model that caches 1,024 or more: the second
         // repeats 500 tokens that could not have been cached (not reusable: the reuse rate would count them as
-        // missed); the third reads 300 from the cache, which shows its prefix was cacheable after all.
+        // missed); the third reads 300 from the cache, and a repeat the call read from the cache counts (the
+        // real API caches nothing shorter than the minimum, so there it is at least that long).
         let sessions = Sessions::new(16);
         let s = 1_000_000_000;
         let prompt = |input, read| {
