@@ -213,6 +213,37 @@ fn rolling_window_forgets_old_spend_and_rearms_thresholds() {
 }
 
 #[test]
+fn steady_spend_near_a_rolling_threshold_alerts_once() {
+    // A call a minute for three hours, averaging $0.015: the hour's window holds about $0.90, a few thousandths
+    // either side as calls leave it and join it. Re-armed the moment spend dipped under 90%, the threshold fired
+    // again whenever the next call crossed back: an alert (and a webhook POST) every few minutes.
+    let (h, alerts) = harness(vec![
+        Budget::new("hourly", BudgetLimit::usd(1.0).unwrap())
+            .with_period(BudgetPeriod::Rolling(std::time::Duration::from_secs(3_600)))
+            .with_thresholds([90]),
+    ]);
+    let start = utc("2026-03-14T10:00:00Z");
+    let pattern = [13_000, 14_000, 15_000, 16_000, 17_000, 15_000, 15_000];
+    let mut dipped = 0;
+    for minute in 0..180 {
+        h.clock.set(start + Duration::minutes(minute));
+        if matches!(h.meter.budget_status()[0].spent, BudgetAmount::Usd(m) if m.picos() < 900_000_000_000)
+            && minute > 61
+        {
+            dipped += 1;
+        }
+        spend(&h, pattern[minute as usize % pattern.len()]);
+    }
+    assert!(dipped >= 10, "the window's spend went under 90% {dipped} times: the test would not show a storm");
+    assert_eq!(fired_for(&alerts, "hourly"), [90]);
+    // Spend that falls well under the threshold (5% of the limit under it) re-arms it.
+    h.clock.set(start + Duration::minutes(180 + 61));
+    assert_eq!(h.meter.budget_status()[0].spent, usd(0));
+    spend(&h, 950_000);
+    assert_eq!(fired_for(&alerts, "hourly"), [90, 90]);
+}
+
+#[test]
 fn budget_states_read_back_from_their_json() {
     // What `/api/v1/budgets` serves reads back into the crate's own types (they were serialize-only).
     let (h, _alerts) = harness(vec![

@@ -50,7 +50,8 @@
 //! # Alerts
 //!
 //! Each threshold fires once per period per budget, when spend first reaches it (several at once when one
-//! call crosses several). On a rolling budget a threshold re-arms when spend falls back below it. A calendar
+//! call crosses several). On a rolling budget a threshold re-arms when spend falls back below it by a twentieth
+//! of the limit (at most half the threshold), so spend hovering at a threshold alerts once. A calendar
 //! budget also fires one *projected overrun* alert per period when the spend rate so far projects past the
 //! limit before the period ends, measured over at least 10% of the period (or sooner once a quarter of the
 //! limit is spent, from 1% of the period). Alerts go, in order, to a

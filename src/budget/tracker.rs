@@ -74,6 +74,9 @@ struct BudgetSlot {
     limit: u128,
     /// Each threshold in accounting units, ascending like `budget.thresholds`.
     threshold_units: Box<[u128]>,
+    /// A rolling budget's threshold re-arms when spend falls under this, [`REARM_MARGIN_DIVISOR`] of the limit
+    /// (at most half the threshold) below it.
+    rearm_units: Box<[u128]>,
     account: Mutex<Account>,
     /// A USD budget's first call on a model without a price was reported (once per process).
     unpriced_warned: std::sync::atomic::AtomicBool,
@@ -129,6 +132,11 @@ const MIN_ELAPSED_DIVISOR: i64 = 100;
 /// morning's burst projects past the limit, and the period's one warning would be spent on it.
 const ALERT_ELAPSED_DIVISOR: i64 = 10;
 
+/// A rolling budget's threshold re-arms once spend falls a twentieth of the limit under it (5%; at most half the
+/// threshold): re-armed the moment spend dipped under it, steady spend near a threshold made the window's oldest
+/// minute leave and the next call cross again, an alert (and a webhook POST) a minute.
+const REARM_MARGIN_DIVISOR: u128 = 20;
+
 /// See [`ALERT_ELAPSED_DIVISOR`]: a quarter of the limit spent is evidence enough once there is a projection
 /// ([`MIN_ELAPSED_DIVISOR`]'s share of the period passed).
 const ALERT_SPENT_DIVISOR: u128 = 4;
@@ -136,7 +144,8 @@ const ALERT_SPENT_DIVISOR: u128 = 4;
 impl BudgetSlot {
     fn new(budget: Budget) -> Self {
         let limit = budget.limit.units();
-        let threshold_units = budget.thresholds.iter().map(|p| percent_of(limit, *p)).collect();
+        let threshold_units: Box<[u128]> = budget.thresholds.iter().map(|p| percent_of(limit, *p)).collect();
+        let rearm_units = threshold_units.iter().map(|t| t - (limit / REARM_MARGIN_DIVISOR).min(t / 2)).collect();
         let rolling = match budget.period {
             BudgetPeriod::Rolling(d) => Some(Box::new(RollingBuckets::new(d))),
             _ => None,
@@ -146,6 +155,7 @@ impl BudgetSlot {
             unit: budget.limit.unit(),
             limit,
             threshold_units,
+            rearm_units,
             account: Mutex::new(Account {
                 period: None,
                 spent: 0,
@@ -341,15 +351,16 @@ impl BudgetSlot {
         self.snapshot(&acct, at)
     }
 
-    /// On a rolling budget, re-arms the thresholds that spend at `at` has fallen back below (never at an instant
-    /// before the newest spend: a call that ended a moment before another thread's, accounted after it, would
-    /// read the window without that spend and re-arm an alert just fired).
+    /// On a rolling budget, re-arms the thresholds that spend at `at` has fallen back below, by a margin
+    /// ([`REARM_MARGIN_DIVISOR`]; never at an instant before the newest spend: a call that ended a moment before
+    /// another thread's, accounted after it, would read the window without that spend and re-arm an alert just
+    /// fired).
     fn rearm(&self, acct: &mut Account, at: i64) {
         let Some(buckets) = &acct.rolling else { return };
         let at = buckets.latest(at);
         let spent = buckets.sum(at).units;
-        for (k, threshold) in self.threshold_units.iter().enumerate() {
-            if spent < *threshold {
+        for (k, rearm) in self.rearm_units.iter().enumerate() {
+            if spent < *rearm {
                 acct.crossed &= !(1u64 << k);
                 acct.alerted &= !(1u64 << k);
                 if let Some(t) = acct.rearmed_at.get_mut(k) {
