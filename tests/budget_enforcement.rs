@@ -292,6 +292,48 @@ fn a_clock_that_ran_ahead_and_stepped_back_does_not_blind_a_rolling_budget() {
 }
 
 #[test]
+fn a_clock_that_ran_a_day_ahead_and_came_back_keeps_the_days_spend() {
+    // A $1 daily block budget with $0.49 spent by 14:00; the clock runs a day ahead for one call (a resumed VM, an
+    // NTP step) and comes back. Coming back re-opened today with the one call's $0.001: the $0.49 was gone for the
+    // rest of the day, and about $0.50 more got through the block.
+    let h = Harness::with(|b| {
+        b.with_budget(
+            Budget::new("daily", BudgetLimit::usd(1.0).unwrap())
+                .with_period(BudgetPeriod::Day)
+                .with_action(BudgetAction::Block),
+        )
+    });
+    let t = Utc.with_ymd_and_hms(2026, 3, 14, 14, 0, 0).unwrap();
+    h.clock.set(t);
+    spend(&h, "acme", HAIKU, 490_000);
+    h.clock.set(t + chrono::Duration::days(1));
+    spend(&h, "acme", HAIKU, 1_000);
+    h.clock.set(t + chrono::Duration::minutes(11));
+    // Read back before any call: the hard stop and the status see today's spend again.
+    let state = &h.meter.budget_status()[0];
+    assert_eq!(state.spent, BudgetAmount::Usd(Money::from_picos(491_000_000_000)), "{state:?}");
+    assert_eq!(state.period_start, Utc.with_ymd_and_hms(2026, 3, 14, 0, 0, 0).unwrap());
+    spend(&h, "acme", HAIKU, 510_000);
+    let state = &h.meter.budget_status()[0];
+    assert_eq!(state.spent, BudgetAmount::Usd(Money::from_picos(1_001_000_000_000)), "{state:?}");
+    assert!(h.meter.check_budget(&acme()).is_err(), "$1.001 of $1: refused");
+
+    // The same with a call first when the clock is back (no read before it).
+    let h = Harness::with(|b| {
+        b.with_budget(Budget::new("daily", BudgetLimit::usd(1.0).unwrap()).with_period(BudgetPeriod::Day))
+    });
+    h.clock.set(t);
+    spend(&h, "acme", HAIKU, 490_000);
+    h.clock.set(t + chrono::Duration::days(1));
+    spend(&h, "acme", HAIKU, 1_000);
+    h.clock.set(t + chrono::Duration::minutes(11));
+    spend(&h, "acme", HAIKU, 2_000);
+    let state = &h.meter.budget_status()[0];
+    assert_eq!(state.spent, BudgetAmount::Usd(Money::from_picos(493_000_000_000)), "{state:?}");
+    assert_eq!(state.calls, 3);
+}
+
+#[test]
 fn a_call_ending_just_before_the_period_counts_in_it() {
     // Two threads finish calls on either side of midnight, the later one accounted first: the earlier one is
     // not lost.

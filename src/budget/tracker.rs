@@ -98,9 +98,25 @@ struct Account {
     alerted: u64,
     projected_alerted: bool,
     rolling: Option<Box<RollingBuckets>>,
+    /// A calendar budget's period before the current one, as it stood when a call moved the account past it:
+    /// a clock that ran ahead (a resumed VM, an NTP step) opens a future period, and when it comes back the
+    /// period it left is restored rather than counted again from nothing.
+    previous: Option<Box<Period>>,
     /// Rolling budgets: the last instant spend was seen under each threshold (re-arming it), `i64::MIN` if
     /// never. An alert delivered before a restart still holds if nothing re-armed its threshold after it.
     rearmed_at: Vec<i64>,
+}
+
+/// A calendar period's counts, kept for [`Account::previous`].
+#[derive(Debug, Clone, Copy)]
+struct Period {
+    bounds: (i64, i64),
+    spent: u128,
+    calls: u64,
+    unpriced: u64,
+    crossed: u64,
+    alerted: u64,
+    projected_alerted: bool,
 }
 
 /// A point-in-time view of an account, taken under its lock.
@@ -164,6 +180,7 @@ impl BudgetSlot {
                 crossed: 0,
                 alerted: 0,
                 projected_alerted: false,
+                previous: None,
                 rearmed_at: if rolling.is_some() { vec![i64::MIN; thresholds] } else { Vec::new() },
                 rolling,
             }),
@@ -209,10 +226,32 @@ impl BudgetSlot {
             && acct.rolling.is_none()
             && start.saturating_sub(at) > STEP_BACK_NS
         {
-            acct.period = Some(self.bounds(at));
+            if !Self::restore_previous(acct, at) {
+                acct.period = Some(self.bounds(at));
+            }
             return at;
         }
         self.race_back(acct, at)
+    }
+
+    /// When the clock stepped back into the period the account left (see [`Account::previous`]): re-opens it
+    /// with its own counts plus what was counted since under the later stamp (spend that happened, whatever
+    /// its stamp), its alerts as delivered in either. Returns whether it did.
+    fn restore_previous(acct: &mut Account, at: i64) -> bool {
+        let Some(prev) = acct.previous.as_deref().copied() else { return false };
+        let (start, end) = prev.bounds;
+        if at < start || at >= end {
+            return false;
+        }
+        acct.period = Some(prev.bounds);
+        acct.spent = prev.spent.saturating_add(acct.spent);
+        acct.calls = prev.calls.saturating_add(acct.calls);
+        acct.unpriced = prev.unpriced.saturating_add(acct.unpriced);
+        acct.crossed |= prev.crossed;
+        acct.alerted |= prev.alerted;
+        acct.projected_alerted |= prev.projected_alerted;
+        acct.previous = None;
+        true
     }
 
     /// A rolling budget's [`step_back`](Self::step_back): spend stamped more than [`STEP_BACK_NS`] after `at` is
@@ -257,6 +296,17 @@ impl BudgetSlot {
             Some((start, _)) if at < start => false,
             Some((_, end)) if at < end => true,
             _ => {
+                acct.previous = acct.period.map(|bounds| {
+                    Box::new(Period {
+                        bounds,
+                        spent: acct.spent,
+                        calls: acct.calls,
+                        unpriced: acct.unpriced,
+                        crossed: acct.crossed,
+                        alerted: acct.alerted,
+                        projected_alerted: acct.projected_alerted,
+                    })
+                });
                 acct.period = Some(self.bounds(at));
                 acct.spent = 0;
                 acct.calls = 0;
@@ -345,6 +395,9 @@ impl BudgetSlot {
         let mut acct = self.account.lock();
         if acct.period.is_some_and(|(_, end)| at >= end) {
             self.roll(&mut acct, at);
+        } else if acct.period.is_some_and(|(start, _)| start.saturating_sub(at) > STEP_BACK_NS) {
+            // The clock came back from a run ahead: a hard stop reads the period it is in again.
+            Self::restore_previous(&mut acct, at);
         }
         Self::rolling_step_back(&mut acct, at);
         self.rearm(&mut acct, at);
