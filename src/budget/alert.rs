@@ -233,10 +233,6 @@ impl AlertRouter {
         }
     }
 
-    /// Sends one alert everywhere it goes. Never blocks on the network and never panics. Runs as the meter's
-    /// sinks do (on the recording thread, often inside the application's own call span): what the callbacks
-    /// log (`error!(error = %alert)` is what `#[instrument(err)]` emits) is not read back as a failed call
-    /// or as usage.
     /// Says, once per budget, that a USD budget is seeing calls on a model without a price, which count $0
     /// toward it (a block budget would not stop them). A root event, as alerts are.
     pub(super) fn warn_unpriced(&self, budget: &str, scope: &str, model: &str) {
@@ -254,6 +250,10 @@ impl AlertRouter {
         });
     }
 
+    /// Sends one alert everywhere it goes. Never blocks on the network and never panics. Runs as the meter's
+    /// sinks do (on the recording thread, often inside the application's own call span): what the callbacks
+    /// log (`error!(error = %alert)` is what `#[instrument(err)]` emits) is not read back as a failed call
+    /// or as usage.
     pub(super) fn deliver(&self, alert: BudgetAlert) {
         crate::capture::while_in_sinks(|| self.deliver_now(alert));
     }
