@@ -121,6 +121,28 @@ fn token_budgets_count_billed_tokens() {
 }
 
 #[test]
+fn an_alert_says_how_many_calls_it_could_not_count() {
+    // Two calls on a model without a price count $0 in the spend an alert reports: the alert says so.
+    let budget = Budget::new("team", BudgetLimit::usd(1.0).unwrap()).with_thresholds([50]);
+    let (h, alerts) = with_alerts(budget);
+    h.run(|| {
+        for _ in 0..2 {
+            let _call = info_span!("chat", gen_ai.request.model = "gpt-9-preview", input_tokens = 600_000u64).entered();
+        }
+    });
+    assert!(alerts.lock().is_empty());
+    spend(&h, "alice", 600_000);
+    let alert = alerts.lock()[0].clone();
+    assert_eq!((alert.spent, alert.unpriced_calls), (usd(600_000), 2));
+    let text = alert.to_string();
+    assert!(
+        text.contains("spent $0.60 of $1.00 (60%), projected $1.39; 2 calls without a price not counted; resets"),
+        "{text}"
+    );
+    assert_eq!(alert.to_json()["unpriced_calls"], 2);
+}
+
+#[test]
 fn projected_overrun_fires_once_per_period() {
     let budget = Budget::new("team", BudgetLimit::usd(10.0).unwrap()).with_thresholds([90]);
     let (h, alerts) = with_alerts(budget);

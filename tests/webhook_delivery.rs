@@ -168,6 +168,7 @@ fn the_payload_describes_the_alert() {
         "period_start": "2026-03-01T00:00:00Z",
         "resets_at": "2026-04-01T00:00:00Z",
         "at": "2026-03-31T12:00:00Z",
+        "unpriced_calls": 0,
         "text": body["text"],
     });
     for (key, want) in expected.as_object().unwrap() {

@@ -60,6 +60,9 @@ pub struct BudgetAlert {
     pub resets_at: DateTime<Utc>,
     /// When the call that caused the alert ended.
     pub at: DateTime<Utc>,
+    /// Calls of the period on a model without a price (a USD budget's): they count $0 in `spent`, so the spend
+    /// is more than it says when this is not 0.
+    pub unpriced_calls: u64,
 }
 
 impl BudgetAlert {
@@ -69,11 +72,13 @@ impl BudgetAlert {
     /// {"id": "9b1c0e4f27d3a8a5", "event": "threshold_crossed", "threshold_percent": 75, "budget": "acme-monthly", "scope": "tenant=acme",
     ///  "period": "month", "action": "block", "unit": "usd", "spent": 7.5, "limit": 10.0, "remaining": 2.5,
     ///  "utilization": 0.75, "projected_spend": 11.2, "period_start": "2026-03-01T05:00:00Z",
-    ///  "resets_at": "2026-04-01T04:00:00Z", "at": "2026-03-14T09:26:53Z", "text": "budget `acme-monthly` …"}
+    ///  "resets_at": "2026-04-01T04:00:00Z", "at": "2026-03-14T09:26:53Z", "unpriced_calls": 0,
+    ///  "text": "budget `acme-monthly` …"}
     /// ```
     ///
     /// Amounts are US dollars (or tokens, by `unit`) as numbers; `threshold_percent` is present only for
-    /// threshold alerts and `projected_spend` is `null` when unknown. `text` is the alert's display form, so
+    /// threshold alerts and `projected_spend` is `null` when unknown. `unpriced_calls` counts the period's
+    /// calls on models without a price, which count $0 in `spent`. `text` is the alert's display form, so
     /// chat webhooks that show `text` need no template. `id` is the same for every delivery of one alert (a
     /// retry after a timeout may deliver it twice) and differs between alerts: a hash of the budget, its scope,
     /// the period start, the event, the threshold and the limit (an alert fired again after the limit changed
@@ -112,6 +117,7 @@ impl BudgetAlert {
             "period_start": ts(&self.period_start),
             "resets_at": ts(&self.resets_at),
             "at": ts(&self.at),
+            "unpriced_calls": self.unpriced_calls,
             "text": self.to_string(),
         });
         if let AlertKind::ThresholdCrossed { percent } = self.kind {
@@ -148,6 +154,11 @@ impl fmt::Display for BudgetAlert {
         write!(f, ": spent {:.2} of {:.2} ({:.0}%)", self.spent, self.limit, self.utilization * 100.0)?;
         if let Some(p) = self.projected {
             write!(f, ", projected {p:.2}")?;
+        }
+        match self.unpriced_calls {
+            0 => {}
+            1 => f.write_str("; 1 call without a price not counted")?,
+            n => write!(f, "; {n} calls without a price not counted")?,
         }
         write!(f, "; resets at {}", self.resets_at.to_rfc3339_opts(SecondsFormat::Secs, true))
     }
@@ -278,6 +289,7 @@ impl AlertRouter {
                     utilization = alert.utilization,
                     projected = projected.as_deref(),
                     resets_at = %resets_at,
+                    unpriced_calls = alert.unpriced_calls,
                     "{alert}"
                 )
             };
@@ -339,6 +351,7 @@ mod tests {
             period_start: t,
             resets_at: t,
             at: t,
+            unpriced_calls: 0,
         }
     }
 

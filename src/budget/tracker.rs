@@ -466,6 +466,7 @@ impl BudgetSlot {
             period_start: to_utc(snap.start),
             resets_at: to_utc(snap.resets_at),
             at: to_utc(snap.at),
+            unpriced_calls: snap.unpriced,
         }
     }
 }
