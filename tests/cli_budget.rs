@@ -181,3 +181,31 @@ fn budget_scopes_by_field_name_or_own_dimension() {
     );
     assert!(run.stderr.contains(&said), "{}", run.stderr);
 }
+
+#[test]
+fn a_call_counts_in_the_day_it_ended_whatever_the_order_it_started_in() {
+    // 23:50 to 00:01 (into the new day) and 23:52 to 23:58 (the old day): sorted by start, the first opened the
+    // new day and the second, ending 3 minutes before it, was counted there too.
+    let dir = tempfile::tempdir().unwrap();
+    let call = |ts: &str, minutes: u64, input: u64| {
+        serde_json::json!({
+            "timestamp": ts, "duration_us": minutes * 60_000_000, "model": "claude-haiku-4-5",
+            "provider": "anthropic", "metered": true, "outcome": {"status": "ok"}, "dimensions": {},
+            "tokens": {"input": input, "cache_read": 0, "cache_write_5m": 0, "cache_write_1h": 0, "output": 0,
+                       "reasoning": 0}
+        })
+    };
+    let file = dir.path().join("records.jsonl");
+    let text =
+        format!("{}\n{}\n", call("2026-03-14T23:50:00Z", 11, 1_000_000), call("2026-03-14T23:52:00Z", 6, 2_000_000));
+    std::fs::write(&file, text).unwrap();
+    let budgets = dir.path().join("budgets.toml");
+    std::fs::write(&budgets, "[budgets.daily]\nlimit_usd = 100\nperiod = \"day\"\n").unwrap();
+    let file = file.to_str().unwrap();
+    let args = ["--records", file, "--now", "2026-03-15T01:00:00Z", "budget", "--file", budgets.to_str().unwrap()];
+    let v = cli_support::run(&[&args[..], &["--format", "json"]].concat()).json();
+    let daily = &v["budgets"][0];
+    assert_eq!(daily["period_start"], "2026-03-15T00:00:00Z", "{daily}");
+    // The 00:01 call's $1 only (haiku-4-5 input: $1 per million tokens).
+    assert_eq!((daily["spent"]["picos"].as_u64(), &daily["calls"]), (Some(1_000_000_000_000), &1.into()), "{daily}");
+}

@@ -48,7 +48,7 @@ pub(crate) fn evaluate(
 ) -> CliResult<Vec<BudgetState>> {
     // Records without a cost (Claude Code transcripts, hand-made files) are priced from the price book first,
     // as the ledger behind every other command prices them, so that budgets agree with the reports.
-    let priced: Vec<CallRecord> = records
+    let mut priced: Vec<CallRecord> = records
         .iter()
         .map(|r| {
             let mut r = r.clone();
@@ -58,6 +58,13 @@ pub(crate) fn evaluate(
             r
         })
         .collect();
+    // A budget counts a call when it ended, and reads the records in order: sorted by start, a call that ended
+    // after midnight opened the new day before one that started later and ended before it, which then counted
+    // there too (as a live meter counts a call racing another thread's over midnight).
+    priced.sort_by_key(|r| {
+        let start = r.timestamp.timestamp_nanos_opt().unwrap_or(0);
+        start.saturating_add(i64::try_from(r.duration_us).unwrap_or(i64::MAX / 1_000).saturating_mul(1_000))
+    });
     let dir = private_dir()?;
     let dir = &dir.0;
     (|| {
