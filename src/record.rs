@@ -210,6 +210,13 @@ impl CallRecord {
     pub fn cost_or_zero(&self) -> Money {
         self.cost.as_ref().map(|c| c.total).unwrap_or_default()
     }
+
+    /// When the call ended (`timestamp` plus `duration_us`), in Unix nanoseconds, saturating: the instant budgets
+    /// count it at.
+    pub fn ended_at_unix_nanos(&self) -> i64 {
+        let start = self.timestamp.timestamp_nanos_opt().unwrap_or(0);
+        start.saturating_add(i64::try_from(self.duration_us).unwrap_or(i64::MAX / 1_000).saturating_mul(1_000))
+    }
 }
 
 /// One task: a span with a `task` field, closed. Sums the calls made under it.

@@ -136,10 +136,30 @@ fn an_alert_says_how_many_calls_it_could_not_count() {
     assert_eq!((alert.spent, alert.unpriced_calls), (usd(600_000), 2));
     let text = alert.to_string();
     assert!(
-        text.contains("spent $0.60 of $1.00 (60%), projected $1.39; 2 calls without a price not counted; resets"),
+        text.contains("spent $0.60 of $1.00 (60%), projected $1.39; 2 calls without a price counted at $0; resets"),
         "{text}"
     );
     assert_eq!(alert.to_json()["unpriced_calls"], 2);
+}
+
+#[test]
+fn alerts_delivered_while_the_clock_ran_ahead_are_not_delivered_again_when_it_comes_back() {
+    // $0.60 today fires 50%; a day ahead, $0.80 fires 50% and 75% of that day; back today, the day holds $1.41
+    // and its alerts are those delivered in either: 90% and 100% fire, not 50% and 75% again.
+    let budget = Budget::new("daily", BudgetLimit::usd(1.0).unwrap()).with_period(BudgetPeriod::Day);
+    let (h, alerts) = with_alerts(budget);
+    let t = Utc.with_ymd_and_hms(2026, 3, 14, 14, 0, 0).unwrap();
+    h.clock.set(t);
+    spend(&h, "alice", 600_000);
+    h.clock.set(t + Duration::days(1));
+    spend(&h, "alice", 800_000);
+    assert_eq!(thresholds_fired(&alerts), [50, 50, 75]);
+    h.clock.set(t + Duration::minutes(11));
+    spend(&h, "alice", 10_000);
+    assert_eq!(thresholds_fired(&alerts), [50, 50, 75, 90, 100]);
+    let state = &h.meter.budget_status()[0];
+    assert_eq!((state.spent, state.calls), (usd(1_410_000), 3));
+    assert_eq!(state.thresholds_crossed, [50, 75, 90, 100]);
 }
 
 #[test]

@@ -967,7 +967,8 @@ fn the_documents_samples_are_what_the_server_answers() {
         let first = lines.iter().position(|l| l.starts_with("track 7d:")).expect("the summaries block");
         let mut paragraphs: Vec<(String, String)> = Vec::new();
         for l in lines[first..].iter().take_while(|l| **l != "```") {
-            let (label, rest) = l.split_at(14.min(l.len()));
+            let split = l.char_indices().nth(14).map_or(l.len(), |(i, _)| i);
+            let (label, rest) = l.split_at(split);
             let (label, rest) = (label.trim(), rest.trim());
             match paragraphs.last_mut() {
                 Some((l, p)) if label.is_empty() || l.ends_with(',') => {

@@ -45,19 +45,19 @@
 //! would have saved over the window and an impact level by its share of the window's spend (**high** at
 //! 10% or more, **medium** from 2%, **low** below):
 //!
-//! - `prompt_caching`: calls in a session whose prompt repeated the previous turn's prompt on the same model (within 5 minutes,
-//!   at least the model's minimum cacheable prompt: see
+//! - `prompt_caching`: calls in a session whose prompt repeated the previous turn's prompt on the same model
+//!   (within 5 minutes, at least the model's minimum cacheable prompt: see
 //!   [`LedgerConfig::with_min_cacheable_tokens`](crate::ledger::LedgerConfig::with_min_cacheable_tokens)) without
-//!   reading it from the cache. Saving: those tokens at the input rate minus
-//!   the cache-read rate, less the 5-minute write premium for writing the growing prefix once.
+//!   reading it from the cache. Saving: those tokens at the input rate minus the cache-read rate, less the 5-minute
+//!   write premium for writing the growing prefix once.
 //! - `model_right_sizing`: small calls on a premium model, priced again on the right-size target
 //!   (`claude-haiku-4-5` by default) at the same service tier.
 //! - `batch_api`: calls marked non-interactive (the `operation` is `batch`, `background`, `offline`, `eval`,
 //!   … or an `interactive` dimension is `false`) billed at standard rates; batch halves every rate.
-//! - `unread_cache_writes`: cache writes in a session that expired without a later call of the session on the
-//!   same model (the prompt cache is per model) reading the cache; saving: the write premium over the input rate, at the rates the writing call would
-//!   have after its right-sizing, trimming or batch saving (none when the right-size target would not cache a
-//!   prompt that short).
+//! - `unread_cache_writes`: cache writes in a session that expired without a later call of the session on the same
+//!   model (the prompt cache is per model) reading the cache; saving: the write premium over the input rate, at the
+//!   rates the writing call would have after its right-sizing, trimming or batch saving (none when the right-size
+//!   target would not cache a prompt that short).
 //! - `long_context_threshold`: calls billed at long-context rates whose prompt is at most 20,000 tokens over
 //!   the 200,000 line; saving: the same tokens at standard rates.
 //! - `failed_calls`: the cost of calls that ended in an error (retries pay again).

@@ -157,8 +157,8 @@ impl fmt::Display for BudgetAlert {
         }
         match self.unpriced_calls {
             0 => {}
-            1 => f.write_str("; 1 call without a price not counted")?,
-            n => write!(f, "; {n} calls without a price not counted")?,
+            1 => f.write_str("; 1 call without a price counted at $0")?,
+            n => write!(f, "; {n} calls without a price counted at $0")?,
         }
         write!(f, "; resets at {}", self.resets_at.to_rfc3339_opts(SecondsFormat::Secs, true))
     }

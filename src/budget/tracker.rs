@@ -102,8 +102,8 @@ struct Account {
     /// a clock that ran ahead (a resumed VM, an NTP step) opens a future period, and when it comes back the
     /// period it left is restored rather than counted again from nothing.
     previous: Option<Box<Period>>,
-    /// Rolling budgets: the last instant spend was seen under each threshold (re-arming it), `i64::MIN` if
-    /// never. An alert delivered before a restart still holds if nothing re-armed its threshold after it.
+    /// Rolling budgets: the last instant spend was seen under each threshold's re-arm level (re-arming it; see
+    /// [`REARM_MARGIN_DIVISOR`]), `i64::MIN` if never. An alert delivered before a restart still holds if nothing re-armed its threshold after it.
     rearmed_at: Vec<i64>,
 }
 
@@ -228,6 +228,7 @@ impl BudgetSlot {
         {
             if !Self::restore_previous(acct, at) {
                 acct.period = Some(self.bounds(at));
+                acct.previous = None;
             }
             return at;
         }
@@ -404,17 +405,20 @@ impl BudgetSlot {
         self.snapshot(&acct, at)
     }
 
-    /// On a rolling budget, re-arms the thresholds that spend at `at` has fallen back below, by a margin
-    /// ([`REARM_MARGIN_DIVISOR`]; never at an instant before the newest spend: a call that ended a moment before
-    /// another thread's, accounted after it, would read the window without that spend and re-arm an alert just
-    /// fired).
+    /// On a rolling budget, clears the thresholds that spend at `at` has fallen back below (no longer crossed),
+    /// and re-arms those it has fallen below by a margin ([`REARM_MARGIN_DIVISOR`]; an alert fires when spend
+    /// reaches a threshold not alerted). Never at an instant before the newest spend: a call that ended a moment
+    /// before another thread's, accounted after it, would read the window without that spend and re-arm an
+    /// alert just fired.
     fn rearm(&self, acct: &mut Account, at: i64) {
         let Some(buckets) = &acct.rolling else { return };
         let at = buckets.latest(at);
         let spent = buckets.sum(at).units;
-        for (k, rearm) in self.rearm_units.iter().enumerate() {
-            if spent < *rearm {
+        for (k, (threshold, rearm)) in self.threshold_units.iter().zip(self.rearm_units.iter()).enumerate() {
+            if spent < *threshold {
                 acct.crossed &= !(1u64 << k);
+            }
+            if spent < *rearm {
                 acct.alerted &= !(1u64 << k);
                 if let Some(t) = acct.rearmed_at.get_mut(k) {
                     *t = (*t).max(at);
@@ -522,12 +526,6 @@ fn utilization(spent: u128, limit: u128) -> f64 {
     spent as f64 / limit as f64
 }
 
-/// The instant a call counts at: when it ended.
-fn ended_at(record: &CallRecord) -> i64 {
-    let start = record.timestamp.timestamp_nanos_opt().unwrap_or(0);
-    start.saturating_add(i64::try_from(record.duration_us).unwrap_or(i64::MAX / 1_000).saturating_mul(1_000))
-}
-
 impl BudgetTracker {
     /// True when no budget is configured.
     pub(crate) fn is_empty(&self) -> bool {
@@ -558,7 +556,7 @@ impl BudgetTracker {
     /// Returns what the journal keeps of each alert delivered (empty, without allocating, when none was), so
     /// that a restarted meter does not deliver it again.
     pub(crate) fn on_call(&self, record: &CallRecord, model_key: &str) -> Vec<AlertMark> {
-        self.account(record, model_key, ended_at(record), true)
+        self.account(record, model_key, record.ended_at_unix_nanos(), true)
     }
 
     /// Accounts a call replayed from the journal: the thresholds it reaches are marked reached, and nothing
@@ -568,7 +566,7 @@ impl BudgetTracker {
     /// its own, later period it would move the budget past the clock, and the calls made until the clock got
     /// there would not count.
     pub(crate) fn replay_call(&self, record: &CallRecord, model_key: &str, now: DateTime<Utc>) {
-        self.account(record, model_key, ended_at(record).min(to_nanos(now)), false);
+        self.account(record, model_key, record.ended_at_unix_nanos().min(to_nanos(now)), false);
     }
 
     /// Marks the alerts the journal says were delivered before a restart, after its calls were replayed: each

@@ -149,8 +149,15 @@ impl SessionState {
                 _ => false,
             }
         }
-        if let Some(i) = self.models.iter().position(|h| same(&h.model, model) && same(&h.provider, provider)) {
-            return &mut self.models[i];
+        // A call that names no provider is taken as the same provider (an application may tag only some calls);
+        // a history made without one takes the first provider a call of its model names.
+        let same_provider = |h: &Option<Arc<str>>| h.is_none() || provider.is_none() || same(h, provider);
+        if let Some(i) = self.models.iter().position(|h| same(&h.model, model) && same_provider(&h.provider)) {
+            let h = &mut self.models[i];
+            if h.provider.is_none() {
+                h.provider = provider.cloned();
+            }
+            return h;
         }
         if self.models.len() >= MAX_MODELS
             && let Some(i) =
@@ -671,6 +678,7 @@ pub(in crate::ledger) mod tests {
         sessions.take_expired(3 * 60 * m, |w| unread.push(w));
         assert!(unread.iter().all(|w| w.write_1h == 0), "{unread:?}");
     }
+
     #[test]
     fn a_model_reads_only_its_own_writes_and_repeats_only_its_own_prompt() {
         let m = 60 * 1_000_000_000;
@@ -711,6 +719,13 @@ pub(in crate::ledger) mod tests {
         elsewhere.provider = Some("aws.bedrock".into());
         assert_eq!(observe("v", &elsewhere, m).reusable, 0);
         assert_eq!(unread_after_grace(m), [("claude-main".to_owned(), 4_000)]);
+        // Session w: a call that names no provider is taken as the one its model's history has (an application
+        // that tags some calls only), and reads its write.
+        observe("w", &main(0, 4_000), 0);
+        let mut untagged = main(4_000, 0);
+        untagged.provider = None;
+        assert_eq!(observe("w", &untagged, m).reused, 4_000);
+        assert_eq!(unread_after_grace(m), []);
     }
 
     #[test]

@@ -58,13 +58,10 @@ pub(crate) fn evaluate(
             r
         })
         .collect();
-    // A budget counts a call when it ended, and reads the records in order: sorted by start, a call that ended
-    // after midnight opened the new day before one that started later and ended before it, which then counted
-    // there too (as a live meter counts a call racing another thread's over midnight).
-    priced.sort_by_key(|r| {
-        let start = r.timestamp.timestamp_nanos_opt().unwrap_or(0);
-        start.saturating_add(i64::try_from(r.duration_us).unwrap_or(i64::MAX / 1_000).saturating_mul(1_000))
-    });
+    // A budget counts a call when it ended, so it reads them in that order. Sorted by start, a call that ended
+    // after midnight opened the new day before one that started later but ended before midnight, and the budget
+    // took that one for a call racing another thread's over midnight: it counted in the new day.
+    priced.sort_by_key(CallRecord::ended_at_unix_nanos);
     let dir = private_dir()?;
     let dir = &dir.0;
     (|| {
