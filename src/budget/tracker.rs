@@ -103,7 +103,8 @@ struct Account {
     /// period it left is restored rather than counted again from nothing.
     previous: Option<Box<Period>>,
     /// Rolling budgets: the last instant spend was seen under each threshold's re-arm level (re-arming it; see
-    /// [`REARM_MARGIN_DIVISOR`]), `i64::MIN` if never. An alert delivered before a restart still holds if nothing re-armed its threshold after it.
+    /// [`REARM_MARGIN_DIVISOR`]), `i64::MIN` if never. An alert delivered before a restart still holds if nothing
+    /// re-armed its threshold after it.
     rearmed_at: Vec<i64>,
 }
 
