@@ -87,6 +87,23 @@ struct BudgetSlot {
 struct Account {
     /// `[start, end)` of the current calendar period in Unix nanoseconds; `None` before the first call.
     period: Option<(i64, i64)>,
+    /// What the period holds (a rolling budget: `crossed`, `alerted` and `projected_alerted` only; its spend is
+    /// in `rolling`).
+    n: Counts,
+    rolling: Option<Box<RollingBuckets>>,
+    /// A calendar budget's period before the current one, as it stood when a call moved the account past it:
+    /// a clock that ran ahead (a resumed VM, an NTP step) opens a future period, and when it comes back the
+    /// period it left is restored rather than counted again from nothing.
+    previous: Option<Box<((i64, i64), Counts)>>,
+    /// Rolling budgets: the last instant spend was seen under each threshold's re-arm level (re-arming it; see
+    /// [`REARM_MARGIN_DIVISOR`]), `i64::MIN` if never. An alert delivered before a restart still holds if nothing
+    /// re-armed its threshold after it.
+    rearmed_at: Vec<i64>,
+}
+
+/// What an account's period holds.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
     spent: u128,
     calls: u64,
     unpriced: u64,
@@ -95,27 +112,6 @@ struct Account {
     /// Bit `i` set: threshold `i`'s alert fired this period (here, or before a restart, as the journal says).
     /// Replayed spend sets `crossed` only: a threshold reached but never alerted (the limit was lowered, the
     /// budget is new) fires with the next call.
-    alerted: u64,
-    projected_alerted: bool,
-    rolling: Option<Box<RollingBuckets>>,
-    /// A calendar budget's period before the current one, as it stood when a call moved the account past it:
-    /// a clock that ran ahead (a resumed VM, an NTP step) opens a future period, and when it comes back the
-    /// period it left is restored rather than counted again from nothing.
-    previous: Option<Box<Period>>,
-    /// Rolling budgets: the last instant spend was seen under each threshold's re-arm level (re-arming it; see
-    /// [`REARM_MARGIN_DIVISOR`]), `i64::MIN` if never. An alert delivered before a restart still holds if nothing
-    /// re-armed its threshold after it.
-    rearmed_at: Vec<i64>,
-}
-
-/// A calendar period's counts, kept for [`Account::previous`].
-#[derive(Debug, Clone, Copy)]
-struct Period {
-    bounds: (i64, i64),
-    spent: u128,
-    calls: u64,
-    unpriced: u64,
-    crossed: u64,
     alerted: u64,
     projected_alerted: bool,
 }
@@ -175,12 +171,7 @@ impl BudgetSlot {
             rearm_units,
             account: Mutex::new(Account {
                 period: None,
-                spent: 0,
-                calls: 0,
-                unpriced: 0,
-                crossed: 0,
-                alerted: 0,
-                projected_alerted: false,
+                n: Counts::default(),
                 previous: None,
                 rearmed_at: if rolling.is_some() { vec![i64::MIN; thresholds] } else { Vec::new() },
                 rolling,
@@ -240,18 +231,18 @@ impl BudgetSlot {
     /// with its own counts plus what was counted since under the later stamp (spend that happened, whatever
     /// its stamp), its alerts as delivered in either. Returns whether it did.
     fn restore_previous(acct: &mut Account, at: i64) -> bool {
-        let Some(prev) = acct.previous.as_deref().copied() else { return false };
-        let (start, end) = prev.bounds;
+        let Some(&((start, end), prev)) = acct.previous.as_deref() else { return false };
         if at < start || at >= end {
             return false;
         }
-        acct.period = Some(prev.bounds);
-        acct.spent = prev.spent.saturating_add(acct.spent);
-        acct.calls = prev.calls.saturating_add(acct.calls);
-        acct.unpriced = prev.unpriced.saturating_add(acct.unpriced);
-        acct.crossed |= prev.crossed;
-        acct.alerted |= prev.alerted;
-        acct.projected_alerted |= prev.projected_alerted;
+        acct.period = Some((start, end));
+        let n = &mut acct.n;
+        n.spent = prev.spent.saturating_add(n.spent);
+        n.calls = prev.calls.saturating_add(n.calls);
+        n.unpriced = prev.unpriced.saturating_add(n.unpriced);
+        n.crossed |= prev.crossed;
+        n.alerted |= prev.alerted;
+        n.projected_alerted |= prev.projected_alerted;
         acct.previous = None;
         true
     }
@@ -298,24 +289,9 @@ impl BudgetSlot {
             Some((start, _)) if at < start => false,
             Some((_, end)) if at < end => true,
             _ => {
-                acct.previous = acct.period.map(|bounds| {
-                    Box::new(Period {
-                        bounds,
-                        spent: acct.spent,
-                        calls: acct.calls,
-                        unpriced: acct.unpriced,
-                        crossed: acct.crossed,
-                        alerted: acct.alerted,
-                        projected_alerted: acct.projected_alerted,
-                    })
-                });
+                let left = std::mem::take(&mut acct.n);
+                acct.previous = acct.period.map(|bounds| Box::new((bounds, left)));
                 acct.period = Some(self.bounds(at));
-                acct.spent = 0;
-                acct.calls = 0;
-                acct.unpriced = 0;
-                acct.crossed = 0;
-                acct.alerted = 0;
-                acct.projected_alerted = false;
                 true
             }
         }
@@ -333,13 +309,13 @@ impl BudgetSlot {
                 spent: sum.units,
                 calls: sum.calls,
                 unpriced: sum.unpriced,
-                crossed: acct.crossed,
+                crossed: acct.n.crossed,
                 projected: Some(sum.units),
                 time_to_limit,
             };
         }
         let (start, end) = acct.period.unwrap_or_else(|| self.bounds(at));
-        let spent = if acct.period.is_some() { acct.spent } else { 0 };
+        let spent = if acct.period.is_some() { acct.n.spent } else { 0 };
         let elapsed = at.saturating_sub(start).max(0);
         let length = end.saturating_sub(start).max(1);
         let rate_known = elapsed > 0 && elapsed >= length / MIN_ELAPSED_DIVISOR;
@@ -363,9 +339,9 @@ impl BudgetSlot {
             start,
             resets_at: end,
             spent,
-            calls: if acct.period.is_some() { acct.calls } else { 0 },
-            unpriced: if acct.period.is_some() { acct.unpriced } else { 0 },
-            crossed: if acct.period.is_some() { acct.crossed } else { 0 },
+            calls: if acct.period.is_some() { acct.n.calls } else { 0 },
+            unpriced: if acct.period.is_some() { acct.n.unpriced } else { 0 },
+            crossed: if acct.period.is_some() { acct.n.crossed } else { 0 },
             projected,
             time_to_limit,
         }
@@ -377,7 +353,8 @@ impl BudgetSlot {
     /// integers up to rounding the quotient down, which the `>=` below accounts for).
     fn projects_over(&self, acct: &Account, at: i64) -> bool {
         let Some((start, end)) = acct.period else { return false };
-        let (spent, elapsed, length) = (acct.spent, at.saturating_sub(start).max(0), end.saturating_sub(start).max(1));
+        let (spent, elapsed, length) =
+            (acct.n.spent, at.saturating_sub(start).max(0), end.saturating_sub(start).max(1));
         if spent == 0 || elapsed == 0 || elapsed < length / MIN_ELAPSED_DIVISOR {
             return false;
         }
@@ -417,10 +394,10 @@ impl BudgetSlot {
         let spent = buckets.sum(at).units;
         for (k, (threshold, rearm)) in self.threshold_units.iter().zip(self.rearm_units.iter()).enumerate() {
             if spent < *threshold {
-                acct.crossed &= !(1u64 << k);
+                acct.n.crossed &= !(1u64 << k);
             }
             if spent < *rearm {
-                acct.alerted &= !(1u64 << k);
+                acct.n.alerted &= !(1u64 << k);
                 if let Some(t) = acct.rearmed_at.get_mut(k) {
                     *t = (*t).max(at);
                 }
@@ -606,10 +583,10 @@ impl BudgetTracker {
                     if let Some(k) = slot.budget.thresholds.iter().position(|p| *p == percent)
                         && acct.rearmed_at.get(k).is_none_or(|&t| to_nanos(mark.at) >= t)
                     {
-                        acct.alerted |= 1u64 << k;
+                        acct.n.alerted |= 1u64 << k;
                     }
                 }
-                AlertKind::ProjectedOverrun => acct.projected_alerted = true,
+                AlertKind::ProjectedOverrun => acct.n.projected_alerted = true,
             }
             slot.rearm(&mut acct, now);
         }
@@ -642,20 +619,20 @@ impl BudgetTracker {
                     continue;
                 }
             } else {
-                acct.spent = acct.spent.saturating_add(units);
-                acct.calls += 1;
-                acct.unpriced += u64::from(unpriced);
+                acct.n.spent = acct.n.spent.saturating_add(units);
+                acct.n.calls += 1;
+                acct.n.unpriced += u64::from(unpriced);
             }
             // The common case (no threshold newly crossed, no new projected overrun) decides from the spend
             // alone; the full snapshot (projection, time to limit: u128 divisions) is built only for an alert.
             let spent = match &acct.rolling {
                 Some(buckets) => buckets.sum(at).units,
-                None => acct.spent,
+                None => acct.n.spent,
             };
             if !live {
                 for (k, threshold) in slot.threshold_units.iter().enumerate() {
                     if spent >= *threshold {
-                        acct.crossed |= 1u64 << k;
+                        acct.n.crossed |= 1u64 << k;
                     }
                 }
                 continue;
@@ -670,9 +647,9 @@ impl BudgetTracker {
                 }
                 reached |= 1u64 << k;
             }
-            acct.crossed |= reached;
-            let newly_crossed = reached & !acct.alerted != 0;
-            let may_overrun = acct.rolling.is_none() && !acct.projected_alerted && spent < slot.limit;
+            acct.n.crossed |= reached;
+            let newly_crossed = reached & !acct.n.alerted != 0;
+            let may_overrun = acct.rolling.is_none() && !acct.n.projected_alerted && spent < slot.limit;
             let alert_due = newly_crossed || (may_overrun && slot.projects_over(acct, at));
             if !alert_due {
                 continue;
@@ -680,17 +657,17 @@ impl BudgetTracker {
             let snap = slot.snapshot(acct, at);
             for (k, threshold) in slot.threshold_units.iter().enumerate() {
                 let bit = 1u64 << k;
-                if snap.spent >= *threshold && acct.alerted & bit == 0 {
-                    acct.crossed |= bit;
-                    acct.alerted |= bit;
+                if snap.spent >= *threshold && acct.n.alerted & bit == 0 {
+                    acct.n.crossed |= bit;
+                    acct.n.alerted |= bit;
                     let percent = slot.budget.thresholds[k];
                     pending.push(Pending { slot: i, kind: AlertKind::ThresholdCrossed { percent }, snapshot: snap });
                 }
             }
             // The same test as `alert_due`'s (the projection shown in `snap` has no evidence rule).
             let overrun = acct.rolling.is_none() && snap.spent < slot.limit && slot.projects_over(acct, at);
-            if overrun && !acct.projected_alerted {
-                acct.projected_alerted = true;
+            if overrun && !acct.n.projected_alerted {
+                acct.n.projected_alerted = true;
                 pending.push(Pending { slot: i, kind: AlertKind::ProjectedOverrun, snapshot: snap });
             }
         }
