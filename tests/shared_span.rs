@@ -436,3 +436,65 @@ fn a_late_response_id_with_the_failed_calls_own_request_id_is_that_call() {
     assert_eq!((call.tokens.input, call.request_id.as_deref()), (100, Some("msg_1")));
     assert_eq!(h.meter.capture_stats().shared_span_splits, 0);
 }
+
+#[test]
+fn a_loop_span_recording_what_its_client_span_recorded_counts_each_call_once() {
+    // Each call: the client's own span records the response id and usage and closes; then the loop span records
+    // the same response. From the second call on, the loop span carried several calls and none was taken as a
+    // roll-up: every call was counted twice (6 calls, 12,600 input tokens for 6,300).
+    let h = Harness::new();
+    h.run(|| {
+        let agent = agent_loop();
+        let _in = agent.enter();
+        for (i, id) in ["msg_a", "msg_b", "msg_c"].iter().enumerate() {
+            let input = 1_000 * (i as u64 + 1) + 100;
+            {
+                let client = info_span!(
+                    "chat",
+                    gen_ai.operation.name = "chat",
+                    gen_ai.request.model = "claude-sonnet-4-5",
+                    gen_ai.response.id = Empty,
+                    input_tokens = Empty,
+                    output_tokens = Empty,
+                );
+                client.record("gen_ai.response.id", *id);
+                client.record("input_tokens", input);
+                client.record("output_tokens", 10u64);
+            }
+            agent.record("gen_ai.response.id", *id);
+            agent.record("input_tokens", input);
+            agent.record("output_tokens", 10u64);
+        }
+    });
+    let calls = h.seen.calls();
+    let ids: Vec<&str> = calls.iter().filter_map(|c| c.request_id.as_deref()).collect();
+    assert_eq!(ids, ["msg_a", "msg_b", "msg_c"], "{calls:#?}");
+    assert_eq!(calls.iter().map(|c| c.tokens.input).sum::<u64>(), 6_300);
+    assert_eq!(h.meter.capture_stats().rollup_spans, 3, "the loop span's three records of them");
+
+    // One call on an inference span (`chat`, never a roll-up by its operation) around the client's own span of
+    // the same response: one call, not two.
+    let h = Harness::new();
+    h.run(|| {
+        let outer = info_span!(
+            "chat",
+            gen_ai.operation.name = "chat",
+            gen_ai.request.model = "claude-sonnet-4-5",
+            gen_ai.response.id = Empty,
+            input_tokens = Empty,
+        );
+        let _in = outer.enter();
+        {
+            let inner = info_span!(
+                "http",
+                gen_ai.request.model = "claude-sonnet-4-5",
+                gen_ai.response.id = "msg_x",
+                input_tokens = 500u64
+            );
+            drop(inner);
+        }
+        outer.record("gen_ai.response.id", "msg_x");
+        outer.record("input_tokens", 500u64);
+    });
+    assert_eq!(h.seen.calls().len(), 1, "{:#?}", h.seen.calls());
+}

@@ -141,6 +141,11 @@ struct SpanState {
     /// The span has carried more than one call (a new response or request id split it): each of its calls
     /// carries its own usage, so none is a roll-up of the calls inside it.
     carries_calls: bool,
+    /// The response and request ids of the calls with usage that closed inside this span since its current call
+    /// began (at most [`MAX_ENCLOSED_IDS`]): a call of this span with one of those ids is that same API call,
+    /// recorded twice (a loop span recording each response around a client that records it too), and is skipped
+    /// as a roll-up.
+    enclosed_ids: Vec<Arc<str>>,
     /// Closed: set by the first of this meter's layers to see the close (a meter layered twice by mistake
     /// still records each call once).
     closed: bool,
@@ -173,6 +178,15 @@ impl SpanStates {
         }
         self.more.iter_mut().find(|(k, _)| *k == key).map(|(_, s)| s)
     }
+}
+
+/// Ids of enclosed calls a span keeps (see [`SpanState::enclosed_ids`]); past this the oldest goes.
+const MAX_ENCLOSED_IDS: usize = 8;
+
+/// Whether `fields` is a call already recorded inside the span (its response or request id among `enclosed`).
+fn recorded_inside(fields: &CallFields, enclosed: &[Arc<str>]) -> bool {
+    !enclosed.is_empty()
+        && [&fields.response_id, &fields.request_id].into_iter().flatten().any(|id| enclosed.contains(id))
 }
 
 /// A call whose span closed (or was taken over by the next call on a long-lived span).
@@ -258,6 +272,7 @@ impl TokenMeterLayer {
         own: &DimValues,
         span: &SpanRef<'a, S>,
         enclosing: Enclosing,
+        ids: [Option<&Arc<str>>; 2],
     ) -> (Dimensions, Option<SpanRef<'a, S>>)
     where
         S: Subscriber + for<'l> LookupSpan<'l>,
@@ -299,7 +314,15 @@ impl TokenMeterLayer {
                 if mark {
                     if let Some(state) = self.state_mut(&mut ancestor.extensions_mut()) {
                         state.encloses_calls = true;
-                        state.encloses_usage |= enclosing == Enclosing::MarkWithUsage;
+                        if enclosing == Enclosing::MarkWithUsage {
+                            state.encloses_usage = true;
+                            for id in ids.into_iter().flatten() {
+                                if state.enclosed_ids.len() >= MAX_ENCLOSED_IDS {
+                                    state.enclosed_ids.remove(0);
+                                }
+                                state.enclosed_ids.push(id.clone());
+                            }
+                        }
                     }
                     to_mark = false;
                 }
@@ -343,7 +366,8 @@ impl TokenMeterLayer {
             return;
         }
         let (tokens, fixes) = normalize::normalize(&fields.tokens);
-        let (dimensions, task_span) = self.dimensions(own_dims, span, Enclosing::of_call(fields.tokens.any()));
+        let ids = [fields.response_id.as_ref(), fields.request_id.as_ref()];
+        let (dimensions, task_span) = self.dimensions(own_dims, span, Enclosing::of_call(fields.tokens.any()), ids);
         let mut record = CallRecord {
             timestamp: DateTime::from_timestamp_nanos(start),
             duration_us: micros_between(start, end),
@@ -477,8 +501,18 @@ impl TokenMeterLayer {
                 // not a part of this one.
                 state.carries_calls = true;
                 let rejected = std::mem::take(&mut state.rejected);
-                earlier =
-                    Some(EarlierCall { fields: finished, dims: state.dims.clone(), start: state.start, rejected });
+                // The finished call, when a call inside the span recorded it already; the ids of the calls inside
+                // that are not it may be the next call's (its client's span closes before this span records it).
+                let rollup = recorded_inside(&finished, &state.enclosed_ids);
+                let (rid, qid) = (finished.response_id.as_ref(), finished.request_id.as_ref());
+                state.enclosed_ids.retain(|id| rid != Some(id) && qid != Some(id));
+                earlier = Some(EarlierCall {
+                    fields: finished,
+                    dims: state.dims.clone(),
+                    start: state.start,
+                    rejected,
+                    rollup,
+                });
                 state.call.reset_per_call(&state.declared);
                 state.start = now;
                 state.encloses_calls = false;
@@ -495,8 +529,8 @@ impl TokenMeterLayer {
                 end,
                 rejected: e.rejected,
                 split: true,
-                rollup: false,
-                encloses_usage: false,
+                rollup: e.rollup,
+                encloses_usage: e.rollup,
             };
             // A span that is a task too counts the earlier call in its own tally, as it will the last one. The
             // tally is taken out rather than borrowed: the span may be entered here, and the sinks that run in
@@ -535,6 +569,8 @@ struct EarlierCall {
     dims: DimValues,
     start: i64,
     rejected: u64,
+    /// Recorded already by a call inside the span (see [`SpanState::enclosed_ids`]).
+    rollup: bool,
 }
 
 fn outcome(fields: &CallFields) -> Outcome {
@@ -567,6 +603,7 @@ where
             encloses_calls: false,
             encloses_usage: false,
             carries_calls: false,
+            enclosed_ids: Vec::new(),
             closed: false,
             opened_in_sinks,
             declared: DeclaredPerCall::default(),
@@ -689,7 +726,8 @@ where
             && state.call.tool_name.is_some();
         if plan.has_tokens {
             let rejected = std::mem::take(&mut state.rejected);
-            let rollup = !state.carries_calls && rollup(state.encloses_calls, state.encloses_usage, &state.call);
+            let rollup = recorded_inside(&state.call, &state.enclosed_ids)
+                || !state.carries_calls && rollup(state.encloses_calls, state.encloses_usage, &state.call);
             let call = EndedCall {
                 fields: &state.call,
                 dims: &state.dims,
@@ -707,12 +745,12 @@ where
                 duration_us: micros_between(state.start, end),
                 tool: state.call.tool_name.clone().unwrap_or_else(|| Arc::from("unknown")),
                 outcome: outcome(&state.call),
-                dimensions: self.dimensions(&state.dims, &span, Enclosing::Leave).0,
+                dimensions: self.dimensions(&state.dims, &span, Enclosing::Leave, [None, None]).0,
             };
             self.inner.finish_tool(record, std::mem::take(&mut state.rejected));
         }
         if let Some(tally) = state.task.take() {
-            let (dimensions, _) = self.dimensions(&state.dims, &span, Enclosing::Leave);
+            let (dimensions, _) = self.dimensions(&state.dims, &span, Enclosing::Leave, [None, None]);
             let task = dimensions.task.clone().unwrap_or_else(|| Arc::from("unnamed"));
             let record = TaskRecord {
                 timestamp: DateTime::from_timestamp_nanos(state.start),
