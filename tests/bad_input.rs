@@ -128,6 +128,41 @@ fn past_the_model_cap_a_known_model_is_still_priced_and_budgeted_as_itself() {
 }
 
 #[test]
+fn a_struct_or_a_sentence_is_not_a_label() {
+    // `#[instrument]` on `ask(model: &ModelSpec, prompt: &str)` records `model = ?ModelSpec { .. }`: its Debug
+    // carried the spec's system prompt into the call's model, the journal and the metrics' attributes.
+    #[derive(Debug)]
+    #[allow(dead_code)]
+    struct ModelSpec {
+        name: &'static str,
+        system_prompt: &'static str,
+    }
+    let spec = ModelSpec { name: "claude-haiku-4-5", system_prompt: "You are the payroll assistant for ACME." };
+    let h = Harness::new();
+    h.run(|| {
+        let span = info_span!("ask", model = ?spec, gen_ai.tool.name = Empty, input_tokens = 10u64);
+        span.record("gen_ai.tool.name", "look up the salary of Alice");
+    });
+    let call = h.seen.only_call();
+    assert_eq!(call.model, None, "{call:?}");
+    assert_eq!(h.meter.capture_stats().rejected_values, 2);
+    // Identifiers of every shape providers use are labels.
+    let h = Harness::new();
+    h.run(|| {
+        for model in [
+            "claude-sonnet-4-5@20250929",
+            "us.anthropic.claude-haiku-4-5-20251001-v1:0",
+            "anthropic/claude-3.5-sonnet:beta",
+        ] {
+            let _s = info_span!("chat", gen_ai.request.model = model, input_tokens = 10u64).entered();
+        }
+    });
+    assert_eq!(h.seen.calls().len(), 3);
+    assert!(h.seen.calls().iter().all(|c| c.model.is_some()));
+    assert_eq!(h.meter.capture_stats().rejected_values, 0);
+}
+
+#[test]
 fn an_error_message_in_error_type_is_cut_to_its_type() {
     #[derive(Debug)]
     struct ApiError(&'static str);

@@ -292,6 +292,24 @@ impl<'a> FieldVisitor<'a> {
     }
 
     fn text(&mut self, role: Role, value: &str) {
+        // A label is an identifier. A struct's `Debug` (`model = ?spec`, where the spec holds a system prompt) or
+        // a sentence is not one, and would put that text in every record, the journal and the metrics.
+        let is_label = matches!(
+            role,
+            Role::ResponseModel
+                | Role::RequestModel
+                | Role::Model
+                | Role::ProviderName
+                | Role::System
+                | Role::OperationName
+                | Role::ServiceTier
+                | Role::Speed
+                | Role::ToolName
+        );
+        if is_label && !label_text(value.trim()) {
+            self.reject();
+            return;
+        }
         // Low-cardinality labels (models, providers, operations, tiers, error types) are interned per thread;
         // ids are not, since each is new.
         let label = || -> Option<Arc<str>> {
@@ -541,6 +559,16 @@ impl Visit for FieldVisitor<'_> {
             role => self.text(role, s),
         }
     }
+}
+
+/// Whether `s` can be a model id, provider, operation, tier, speed or tool name: no whitespace, control
+/// characters, quotes, brackets, braces, commas or semicolons (what a `Debug` rendering or prose has).
+fn label_text(s: &str) -> bool {
+    s.bytes().all(|b| {
+        b > b' '
+            && b != 0x7f
+            && !matches!(b, b'{' | b'}' | b'"' | b'\'' | b'(' | b')' | b'[' | b']' | b',' | b';' | b'\\')
+    })
 }
 
 /// Longest `error.type` kept.
