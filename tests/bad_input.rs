@@ -163,6 +163,26 @@ fn a_struct_or_a_sentence_is_not_a_label() {
 }
 
 #[test]
+fn an_option_recorded_with_debug_is_its_value() {
+    // The SDKs' usage fields are `Option`s: `cache_read_input_tokens = ?usage.cache_read_input_tokens` arrived as
+    // "Some(123)", was rejected, and the cache read was lost.
+    let h = Harness::new();
+    h.run(|| {
+        let _s = info_span!(
+            "chat",
+            model = "claude-haiku-4-5",
+            input_tokens = ?Some(10u32),
+            cache_read_input_tokens = ?Some(123u32),
+            cache_creation_input_tokens = ?None::<u32>,
+        )
+        .entered();
+    });
+    let call = h.seen.only_call();
+    assert_eq!((call.tokens.input, call.tokens.cache_read, call.tokens.cache_write_5m), (10, 123, 0));
+    assert_eq!(h.meter.capture_stats().rejected_values, 0, "None is no value, not a bad one");
+}
+
+#[test]
 fn an_error_message_in_error_type_is_cut_to_its_type() {
     #[derive(Debug)]
     struct ApiError(&'static str);

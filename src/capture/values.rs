@@ -317,13 +317,22 @@ impl<'a> FieldVisitor<'a> {
             if v.is_empty() { None } else { Some(intern(v)) }
         };
         match role {
-            Role::Token(_) | Role::TimeToFirstChunk => match value.trim().parse::<u64>() {
-                Ok(v) => self.number(role, Num::Int(v)),
-                Err(_) => match value.trim().parse::<f64>() {
-                    Ok(f) => self.number(role, Num::Float(f)),
-                    Err(_) => self.reject(),
-                },
-            },
+            Role::Token(_) | Role::TimeToFirstChunk => {
+                // An `Option` recorded with `?` (the SDKs' usage fields are optional): `Some(n)` is n, `None` is
+                // no value.
+                let v = value.trim();
+                if v == "None" {
+                    return;
+                }
+                let v = v.strip_prefix("Some(").and_then(|v| v.strip_suffix(')')).unwrap_or(v).trim();
+                match v.parse::<u64>() {
+                    Ok(n) => self.number(role, Num::Int(n)),
+                    Err(_) => match v.parse::<f64>() {
+                        Ok(f) => self.number(role, Num::Float(f)),
+                        Err(_) => self.reject(),
+                    },
+                }
+            }
             Role::ResponseModel => self.call.response_model = label(),
             Role::RequestModel => self.call.request_model = label(),
             Role::Model => self.call.model = label(),
