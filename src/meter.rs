@@ -487,6 +487,7 @@ impl TokenMeterBuilder {
         self.sinks.insert(0, Arc::new(ledger.clone()));
         let meter = TokenMeter {
             inner: Arc::new(MeterInner {
+                key: NEXT_METER_KEY.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                 clock: self.clock,
                 prices: self.prices,
                 extra_dims: self.extra_dims.into_boxed_slice(),
@@ -896,7 +897,14 @@ impl Shard {
     }
 }
 
+/// The next meter's [`MeterInner::key`].
+static NEXT_METER_KEY: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+
 pub(crate) struct MeterInner {
+    /// Which meter's state a span's extensions hold (see `capture::SpanStates`): unique in the process. The
+    /// shared state's address was the key, and a meter built where a dropped one lived (a `reload` layer
+    /// swapping meters) took over the spans the dropped one had opened.
+    pub(crate) key: usize,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) prices: PriceBook,
     pub(crate) extra_dims: Box<[Arc<str>]>,

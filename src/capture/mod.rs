@@ -231,9 +231,9 @@ impl TokenMeterLayer {
         TokenMeterLayer { inner }
     }
 
-    /// This meter's key in [`SpanStates`]: its shared state's address, stable while any of its layers lives.
+    /// This meter's key in [`SpanStates`], unique in the process.
     fn key(&self) -> usize {
-        Arc::as_ptr(&self.inner) as usize
+        self.inner.key
     }
 
     fn state<'e>(&self, ext: &'e Extensions<'_>) -> Option<&'e SpanState> {
