@@ -141,7 +141,7 @@ fn a_struct_or_a_sentence_is_not_a_label() {
     let h = Harness::new();
     h.run(|| {
         let span = info_span!("ask", model = ?spec, gen_ai.tool.name = Empty, input_tokens = 10u64);
-        span.record("gen_ai.tool.name", "look up the salary of Alice");
+        span.record("gen_ai.tool.name", tracing::field::display("look up the salary of Alice"));
     });
     let call = h.seen.only_call();
     assert_eq!(call.model, None, "{call:?}");
@@ -154,7 +154,7 @@ fn a_struct_or_a_sentence_is_not_a_label() {
             "us.anthropic.claude-haiku-4-5-20251001-v1:0",
             "anthropic/claude-3.5-sonnet:beta",
         ] {
-            let _s = info_span!("chat", gen_ai.request.model = model, input_tokens = 10u64).entered();
+            let _s = info_span!("chat", gen_ai.request.model = %model, input_tokens = 10u64).entered();
         }
     });
     assert_eq!(h.seen.calls().len(), 3);

@@ -292,24 +292,6 @@ impl<'a> FieldVisitor<'a> {
     }
 
     fn text(&mut self, role: Role, value: &str) {
-        // A label is an identifier. A struct's `Debug` (`model = ?spec`, where the spec holds a system prompt) or
-        // a sentence is not one, and would put that text in every record, the journal and the metrics.
-        let is_label = matches!(
-            role,
-            Role::ResponseModel
-                | Role::RequestModel
-                | Role::Model
-                | Role::ProviderName
-                | Role::System
-                | Role::OperationName
-                | Role::ServiceTier
-                | Role::Speed
-                | Role::ToolName
-        );
-        if is_label && !label_text(value.trim()) {
-            self.reject();
-            return;
-        }
         // Low-cardinality labels (models, providers, operations, tiers, error types) are interned per thread;
         // ids are not, since each is new.
         let label = || -> Option<Arc<str>> {
@@ -563,8 +545,24 @@ impl Visit for FieldVisitor<'_> {
         let mut text = BoundedString::new(MAX_LABEL_LEN.max(self.max_dim_len).saturating_add(4));
         let _ = fmt::write(&mut text, format_args!("{value:?}"));
         let s = text.0.trim_matches('"');
+        // A label is an identifier. A struct's `Debug` (`model = ?spec`, where the spec holds a system prompt, as
+        // `#[instrument]` records an argument) or a sentence is not one, and would put that text in every record,
+        // the journal and the metrics. (Checked here only: a `&str` recorded as it is costs no scan.)
+        let is_label = matches!(
+            role,
+            Role::ResponseModel
+                | Role::RequestModel
+                | Role::Model
+                | Role::ProviderName
+                | Role::System
+                | Role::OperationName
+                | Role::ServiceTier
+                | Role::Speed
+                | Role::ToolName
+        );
         match role {
             Role::Other => self.other_text(field, s),
+            _ if is_label && !label_text(s.trim()) => self.reject(),
             role => self.text(role, s),
         }
     }
