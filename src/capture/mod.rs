@@ -141,10 +141,10 @@ struct SpanState {
     /// The span has carried more than one call (a new response or request id split it): each of its calls
     /// carries its own usage, so none is a roll-up of the calls inside it.
     carries_calls: bool,
-    /// The response and request ids of the calls with usage that closed inside this span since its current call
-    /// began (at most [`MAX_ENCLOSED_IDS`]): a call of this span with one of those ids is that same API call,
-    /// recorded twice (a loop span recording each response around a client that records it too), and is skipped
-    /// as a roll-up.
+    /// The response and request ids of the calls with usage that closed inside this span and no call of this
+    /// span has matched yet (at most [`MAX_ENCLOSED_IDS`], the latest): a call of this span with one of those ids
+    /// is that same API call, recorded twice (a loop span recording each response around a client that records it
+    /// too), and is skipped as a roll-up.
     enclosed_ids: Vec<Arc<str>>,
     /// Closed: set by the first of this meter's layers to see the close (a meter layered twice by mistake
     /// still records each call once).
