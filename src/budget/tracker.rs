@@ -315,7 +315,8 @@ impl BudgetSlot {
             };
         }
         let (start, end) = acct.period.unwrap_or_else(|| self.bounds(at));
-        let spent = if acct.period.is_some() { acct.n.spent } else { 0 };
+        let n = if acct.period.is_some() { acct.n } else { Counts::default() };
+        let spent = n.spent;
         let elapsed = at.saturating_sub(start).max(0);
         let length = end.saturating_sub(start).max(1);
         let rate_known = elapsed > 0 && elapsed >= length / MIN_ELAPSED_DIVISOR;
@@ -339,9 +340,9 @@ impl BudgetSlot {
             start,
             resets_at: end,
             spent,
-            calls: if acct.period.is_some() { acct.n.calls } else { 0 },
-            unpriced: if acct.period.is_some() { acct.n.unpriced } else { 0 },
-            crossed: if acct.period.is_some() { acct.n.crossed } else { 0 },
+            calls: n.calls,
+            unpriced: n.unpriced,
+            crossed: n.crossed,
             projected,
             time_to_limit,
         }
