@@ -11,12 +11,15 @@ const FAMILIES: &[&str] = &["opus", "sonnet", "haiku"];
 ///
 /// Steps, in order:
 ///
-/// 1. trim whitespace, keep only the last `/`-separated segment (`anthropic/claude-…` gateway ids, Vertex
-///    resource names, Bedrock ARNs), ASCII-lowercase, drop `<provider>:` before a Claude id
+/// 1. trim whitespace, ASCII-lowercase, keep only the last `/`-separated segment of a Bedrock ARN, a resource
+///    name (`…/models/…`: Vertex) or an id whose last segment is a Claude id (`anthropic/claude-…` gateway
+///    ids; `openai/gpt-4o` and `azure/gpt-4o` stay apart), drop `<provider>:` before a Claude id
 ///    (`anthropic:claude-sonnet-4-5`);
-/// 2. drop a trailing `[…]` annotation (`claude-opus-4-6[1m]`), a Vertex `@20250514` suffix, and, after a
-///    Claude id or one ending in a Bedrock `-vN`, everything from the first `:` (Bedrock `-v1:0`,
-///    `-v1:0:200k`; any other id keeps its `:`);
+/// 2. after a Claude id, drop a trailing `[…]` annotation (`claude-opus-4-6[1m]`) and a Vertex `@20250514`
+///    suffix; after a Claude id or one ending in a Bedrock `-vN`, drop a `:` suffix made only of revisions
+///    and same-price variants (Bedrock `-v1:0`, `-v1:0:200k`, gateway `:beta` and `:thinking`); any other
+///    `:`, `[` or `@` stays in the id (`claude-opus-4-6:fast`, `gemini-1.5-pro@002`), so it is not priced as
+///    another model;
 /// 3. drop Bedrock region prefixes (`us.`, `eu.`, `apac.`, `global.`, `jp.`, `au.`, …) and `anthropic.`;
 /// 4. turn a `.` between digits into `-` (`claude-3.5-sonnet`, `claude-opus-4.6`);
 /// 5. for a Claude id, repeatedly drop a `-vN` version suffix, `-latest`, and a trailing `-YYYYMMDD` date
@@ -31,26 +34,35 @@ const FAMILIES: &[&str] = &["opus", "sonnet", "haiku"];
 /// `my-finetune`). Variants with their own prices, such as gateway `…-fast` ids, are deliberately left
 /// alone so they stay unknown rather than being priced at standard rates. Never panics, on any input.
 pub fn normalize_model_id(id: &str) -> String {
-    let mut s = id.trim();
+    let mut s = id.trim().to_ascii_lowercase();
     if let Some(i) = s.rfind('/') {
-        s = &s[i + 1..];
+        // A path's segments name the model elsewhere (`openai/gpt-4o`, `azure/gpt-4o`: two prices), except
+        // in an ARN or a resource name, and before a Claude id (one price wherever it is served).
+        let mut last = s[i + 1..].to_owned();
+        strip_provider_prefix(&mut last);
+        if s.starts_with("arn:") || s.contains("/models/") || is_claude(&last) {
+            s.drain(..=i);
+        }
     }
-    let mut s = s.to_ascii_lowercase();
     strip_provider_prefix(&mut s);
 
-    if s.ends_with(']')
-        && let Some(i) = s.rfind('[')
-    {
-        s.truncate(i);
+    if is_claude(&s) {
+        if s.ends_with(']')
+            && let Some(i) = s.rfind('[')
+        {
+            s.truncate(i);
+        }
+        if let Some(i) = s.find('@') {
+            s.truncate(i);
+        }
     }
-    if let Some(i) = s.find('@') {
-        s.truncate(i);
-    }
-    // Bedrock's `-v1:0` and `:200k` suffixes, after a Claude id or a Bedrock-versioned one
-    // (`meta.llama3-1-70b-instruct-v1:0`): elsewhere the `:` is part of the id (`ft:gpt-4o-mini-…:acme::A1`,
-    // `llama3:8b`), and cutting there would give two models one price.
+    // Bedrock's `-v1:0` and `:200k` suffixes (and a gateway's `:beta`, `:thinking`), after a Claude id or a
+    // Bedrock-versioned one (`meta.llama3-1-70b-instruct-v1:0`): elsewhere the `:` is part of the id
+    // (`ft:gpt-4o-mini-…:acme::A1`, `llama3:8b`), and any other suffix may name a variant with its own price
+    // (`:fast`, `:free`): cutting there would give two models one price.
     if let Some(i) = s.find(':')
-        && (strip_bedrock_prefix(&s[..i]).starts_with("claude") || has_version_suffix(&s[..i]))
+        && (is_claude(&s[..i]) || has_version_suffix(&s[..i]))
+        && s[i + 1..].split(':').all(same_price_suffix)
     {
         s.truncate(i);
     }
@@ -71,6 +83,18 @@ pub fn normalize_model_id(id: &str) -> String {
     }
 
     canonical_order(&s).unwrap_or(s)
+}
+
+/// A Claude id, after any Bedrock region and `anthropic.` prefix.
+fn is_claude(s: &str) -> bool {
+    strip_bedrock_prefix(s).starts_with("claude")
+}
+
+/// One `:`-separated part of a suffix that names the same model at the same price: a Bedrock revision (`0`),
+/// a context-window variant (`200k`), or a gateway's `beta` (self-moderated) and `thinking` spellings.
+fn same_price_suffix(part: &str) -> bool {
+    let digits = part.strip_suffix('k').unwrap_or(part);
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())) || part == "beta" || part == "thinking"
 }
 
 /// Drops `<provider>:` prefixes (`anthropic:claude-sonnet-4-5`, `bedrock:us.anthropic.claude-…`: the
@@ -237,6 +261,24 @@ mod tests {
         assert_eq!(normalize_model_id("us.meta.llama3-1-70b-instruct-v1:0"), "meta.llama3-1-70b-instruct-v1");
         assert_eq!(normalize_model_id("my-model-20250601"), "my-model-20250601");
         assert_eq!(normalize_model_id(""), "");
+    }
+
+    #[test]
+    fn other_ids_keep_what_may_name_another_model() {
+        // Paths, `[…]`, `@…` and `:` suffixes were cut from every id: `acme-model@001` priced `acme-model@002`,
+        // `openai/gpt-4o` and `azure/gpt-4o` were one model, `claude-opus-4-6:fast` was billed at standard rates.
+        assert_eq!(normalize_model_id("acme-model@001"), "acme-model@001");
+        assert_eq!(normalize_model_id("openai/gpt-4o"), "openai/gpt-4o");
+        assert_eq!(normalize_model_id("my-model[eu]"), "my-model[eu]");
+        assert_eq!(normalize_model_id("claude-opus-4-6:fast"), "claude-opus-4-6:fast");
+        // What names the same model at the same price still goes.
+        assert_eq!(normalize_model_id("anthropic/claude-3.7-sonnet:thinking"), "claude-3-7-sonnet");
+        assert_eq!(normalize_model_id("anthropic/claude-sonnet-4.5:beta"), "claude-sonnet-4-5");
+        assert_eq!(
+            normalize_model_id("arn:aws:bedrock:us-east-1::foundation-model/meta.llama3-1-70b-instruct-v1:0"),
+            "meta.llama3-1-70b-instruct-v1"
+        );
+        assert_eq!(normalize_model_id("projects/p/locations/l/publishers/google/models/gemini-2.0"), "gemini-2-0");
     }
 
     #[test]

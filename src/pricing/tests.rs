@@ -275,6 +275,9 @@ fn unknown_ids_are_unpriced() {
         "claude-2.1",
         "claude-instant-1",
         "claude-opus-4-6-fast",
+        "claude-opus-4-6:fast",
+        "claude-3-haiku-20240307:ft-acme",
+        "anthropic/claude-3.7-sonnet:free",
         "claude",
         "anthropic:",
         "anthropic:gpt-4o",
@@ -305,6 +308,20 @@ fn ids_that_differ_after_a_colon_are_different_models() {
     assert_eq!(normalize_model_id("amazon.nova-pro-v1:0"), "amazon.nova-pro-v1");
     assert_eq!(normalize_model_id("us.anthropic.claude-sonnet-4-5-20250929-v1:0"), "claude-sonnet-4-5");
     assert_eq!(normalize_model_id("anthropic.claude-3-5-sonnet-20240620-v1:0:200k"), "claude-3-5-sonnet");
+}
+
+#[test]
+fn another_version_or_host_of_a_model_not_claudes_is_not_priced() {
+    let mut book = PriceBook::empty();
+    let rates = Rates::with_default_cache(1_000_000, 2_000_000);
+    book.set("acme-model@001", ModelPrice::new(rates));
+    book.set("my-model[eu]", ModelPrice::new(rates));
+    book.set("openai/gpt-4o", ModelPrice::new(rates));
+    assert!(book.resolve("acme-model@001").is_some());
+    assert!(book.resolve("acme-model@002").is_none());
+    assert!(book.resolve("my-model[us]").is_none());
+    assert!(book.resolve("azure/gpt-4o").is_none());
+    assert!(book.resolve("gpt-4o").is_none());
 }
 
 #[test]
