@@ -1465,3 +1465,25 @@ fn a_right_sizing_target_without_a_price_is_refused() {
     let others = PriceBook::empty().with_price("gpt-4o", tokenmeter::pricing::ModelPrice::new(rates));
     assert!(tokenmeter::TokenMeter::builder().with_price_book(others).try_build().is_ok(), "default target");
 }
+
+#[test]
+fn cost_per_task_leaves_out_tasks_with_an_unpriced_call() {
+    // Task "a" cost $1.00, all priced; task "b"'s one call had no price, so its cost ($0) leaves that call
+    // out. Counted, the average read $0.50, and a comparison read a model gone unpriced as a cheaper task.
+    let rig = Rig::new(t0() + mins(30));
+    rig.ledger.ingest_task(&task(t0(), "a", 1_000, Money::from_picos(1_000 * G), false));
+    let mut b = task(t0() + mins(1), "b", 1_000, Money::ZERO, false);
+    b.unpriced_calls = 1;
+    rig.ledger.ingest_task(&b);
+    let s = rig.ledger.usage_summary(Window::Last24Hours).unwrap();
+    assert_eq!(s.tasks, 2);
+    assert_eq!(s.averages.cost_per_task_usd, Some(1.0));
+    assert_eq!(s.unpriced.tasks, 1);
+    let c = rig.ledger.compare_periods(Window::Last24Hours).unwrap();
+    assert_eq!((c.b.cost_per_task_usd, c.b.unpriced_tasks), (Some(1.0), 1));
+    // Only unpriced tasks: no average, not $0.
+    let rig = Rig::new(t0() + mins(30));
+    rig.ledger.ingest_task(&b);
+    let s = rig.ledger.usage_summary(Window::Last24Hours).unwrap();
+    assert_eq!((s.averages.cost_per_task_usd, s.unpriced.tasks), (None, 1));
+}

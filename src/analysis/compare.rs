@@ -35,8 +35,10 @@ pub struct ComparisonSide {
     /// Metered calls of a model the price book does not know: their tokens count above, their cost is not in
     /// `cost_usd` (never guessed), so where either side has some, the cost change compares priced calls only.
     pub unpriced_calls: u64,
-    /// USD per task; `null` without tasks.
+    /// USD per task whose calls all had a price; `null` without such tasks.
     pub cost_per_task_usd: Option<f64>,
+    /// Tasks with a call without a price: left out of `cost_per_task_usd` (their cost is partly unknown).
+    pub unpriced_tasks: u64,
     /// Tokens per task; `null` without tasks.
     pub tokens_per_task: Option<f64>,
     /// USD per priced call; `null` without priced calls.
@@ -97,7 +99,8 @@ fn side(label: String, from: i64, to: i64, a: &Agg) -> ComparisonSide {
         tokens: c.tokens.total(),
         cost_usd: c.cost.as_usd(),
         unpriced_calls: c.unpriced_calls,
-        cost_per_task_usd: per(c.task_cost.as_usd(), c.tasks as f64),
+        cost_per_task_usd: c.cost_per_priced_task(),
+        unpriced_tasks: c.unpriced_tasks,
         tokens_per_task: per(c.task_tokens as f64, c.tasks as f64),
         cost_per_call_usd: per(c.cost.as_usd(), priced as f64),
         cache_hit_rate: per(c.tokens.cache_read as f64, c.tokens.prompt_total() as f64),

@@ -28,7 +28,7 @@ pub struct Averages {
     pub duration_ms_per_call: Option<f64>,
     /// Tokens per task.
     pub tokens_per_task: Option<f64>,
-    /// USD per task.
+    /// USD per task whose calls all had a price (`unpriced.tasks` are left out); `null` without such tasks.
     pub cost_per_task_usd: Option<f64>,
 }
 
@@ -83,6 +83,8 @@ pub struct UnpricedUsage {
     pub tokens: u64,
     /// Their models.
     pub models: Vec<String>,
+    /// Tasks with such a call: left out of `averages.cost_per_task_usd` (their cost is partly unknown).
+    pub tasks: u64,
 }
 
 /// Percentiles of one distribution (2 significant digits).
@@ -267,12 +269,13 @@ impl Ledger {
                     cost_per_call_usd: per(c.cost.as_usd(), priced),
                     duration_ms_per_call: per(c.duration_us as f64 / 1_000.0, c.calls as f64),
                     tokens_per_task: per(c.task_tokens as f64, c.tasks as f64),
-                    cost_per_task_usd: per(c.task_cost.as_usd(), c.tasks as f64),
+                    cost_per_task_usd: c.cost_per_priced_task(),
                 },
                 unpriced: UnpricedUsage {
                     calls: c.unpriced_calls,
                     tokens: c.unpriced_tokens,
                     models: by_model.iter().filter(|s| s.unpriced_calls > 0).map(|s| s.name.clone()).collect(),
+                    tasks: c.unpriced_tasks,
                 },
                 by_model,
                 by_provider,

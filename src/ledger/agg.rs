@@ -37,6 +37,10 @@ pub(crate) struct Core {
     pub(crate) task_tokens: u64,
     pub(crate) task_cost: Money,
     pub(crate) failed_task_cost: Money,
+    /// Tasks with a call on a model without a price: their `task_cost` leaves that call out.
+    pub(crate) unpriced_tasks: u64,
+    /// The `task_cost` of those tasks (their priced calls).
+    pub(crate) unpriced_task_cost: Money,
     /// Prompt tokens that repeated the previous turn of the same session and model (a cacheable prefix).
     pub(crate) reusable_tokens: u64,
     /// Of those, tokens served from the cache.
@@ -62,6 +66,8 @@ impl Core {
         self.task_tokens = self.task_tokens.saturating_add(o.task_tokens);
         self.task_cost += o.task_cost;
         self.failed_task_cost += o.failed_task_cost;
+        self.unpriced_tasks += o.unpriced_tasks;
+        self.unpriced_task_cost += o.unpriced_task_cost;
         self.reusable_tokens = self.reusable_tokens.saturating_add(o.reusable_tokens);
         self.reused_tokens = self.reused_tokens.saturating_add(o.reused_tokens);
     }
@@ -95,6 +101,8 @@ impl Core {
             task_tokens: self.task_tokens.saturating_sub(part.task_tokens),
             task_cost: self.task_cost.saturating_sub(part.task_cost),
             failed_task_cost: self.failed_task_cost.saturating_sub(part.failed_task_cost),
+            unpriced_tasks: self.unpriced_tasks.saturating_sub(part.unpriced_tasks),
+            unpriced_task_cost: self.unpriced_task_cost.saturating_sub(part.unpriced_task_cost),
             reusable_tokens: self.reusable_tokens.saturating_sub(part.reusable_tokens),
             reused_tokens: self.reused_tokens.saturating_sub(part.reused_tokens),
         }
@@ -103,6 +111,13 @@ impl Core {
     /// Metered calls.
     pub(crate) fn metered_calls(&self) -> u64 {
         self.calls - self.unmetered_calls.min(self.calls)
+    }
+
+    /// USD per task whose calls all had a price (a task with an unpriced call has a cost that leaves it out:
+    /// counted, it would read as a cheaper task); `None` without such tasks.
+    pub(crate) fn cost_per_priced_task(&self) -> Option<f64> {
+        let tasks = self.tasks.saturating_sub(self.unpriced_tasks);
+        (tasks > 0).then(|| self.task_cost.saturating_sub(self.unpriced_task_cost).as_usd() / tasks as f64)
     }
 }
 

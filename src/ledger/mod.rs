@@ -907,6 +907,8 @@ impl Ledger {
             task_tokens: rec.tokens.total(),
             task_cost: rec.cost,
             failed_task_cost: if failed { rec.cost } else { Money::ZERO },
+            unpriced_tasks: u64::from(rec.unpriced_calls > 0),
+            unpriced_task_cost: if rec.unpriced_calls > 0 { rec.cost } else { Money::ZERO },
             ..Core::default()
         };
         let d = &rec.dimensions;
