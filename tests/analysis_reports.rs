@@ -1302,10 +1302,16 @@ fn a_short_window_older_than_the_hourly_totals_is_summarized_by_day() {
     let s = rig.ledger.usage_summary(day).unwrap();
     assert_eq!(s.calls, 1);
     assert_eq!(s.time_series.grain, TimeGrain::Day);
-    assert_eq!(s.time_series.points.iter().map(|p| p.calls).collect::<Vec<_>>(), [1]);
+    // March is kept in a month bucket by then (up to where the day buckets begin, March 27): the window is
+    // that bucket's span, the series its days, and the two agree.
+    let span = rig.ledger.aligned(day).unwrap();
+    assert_eq!(span, Window::range(at(2028, 3, 1, 0, 0, 0), at(2028, 3, 27, 0, 0, 0)));
+    assert_eq!((s.window.from, s.window.to), (at(2028, 3, 1, 0, 0, 0), at(2028, 3, 27, 0, 0, 0)));
+    let calls: Vec<u64> = s.time_series.points.iter().map(|p| p.calls).collect();
+    assert_eq!((calls.len(), calls[0], calls.iter().sum::<u64>()), (26, 1, 1));
     let c = rig.ledger.cache_report(day).unwrap();
     assert_eq!(c.grain, TimeGrain::Day);
-    assert_eq!(c.time_series.len(), 1);
+    assert_eq!(c.time_series.len(), 26);
     // Within the 35 days the same window is still by hour.
     let rig2 = Rig::new(at(2028, 3, 1, 10, 0, 0));
     rig2.add(Call::new(at(2028, 3, 1, 10, 0, 0), "claude-sonnet-4-5").io(1_000, 100));
@@ -1486,4 +1492,50 @@ fn cost_per_task_leaves_out_tasks_with_an_unpriced_call() {
     rig.ledger.ingest_task(&b);
     let s = rig.ledger.usage_summary(Window::Last24Hours).unwrap();
     assert_eq!((s.averages.cost_per_task_usd, s.unpriced.tasks), (None, 1));
+}
+
+#[test]
+fn a_range_whose_start_falls_inside_a_day_bucket_is_one_span_for_totals_series_and_rate() {
+    // One call an hour from 2026-03-17 on, read at 03-20 12:00: 03-17 and 03-18 are day buckets by then. The
+    // range 03-17 20:00 .. 03-19 12:00 took the buckets starting in it for its totals (from 03-18) and the
+    // hourly totals from 20:00 for its series: the series held 4 hours of calls more than the totals, and the
+    // run-rate divided 36 hours of cost by 40 hours.
+    let now = at(2026, 3, 20, 12, 0, 0);
+    let rig = Rig::new(now);
+    for h in 0..84 {
+        rig.add(Call::new(at(2026, 3, 17, 0, 0, 0) + mins(60 * h), SONNET).io(1_000, 100).cache(2_000, 0));
+    }
+    let range = Window::range(at(2026, 3, 17, 20, 0, 0), at(2026, 3, 19, 12, 0, 0));
+    let s = rig.ledger.usage_summary(range).unwrap();
+    let series_calls: u64 = s.time_series.points.iter().map(|p| p.calls).sum();
+    assert_eq!(series_calls, s.calls);
+    let hours = (s.window.to - s.window.from).num_hours() as u64;
+    assert_eq!(s.calls, hours, "one call an hour over the span the report says it covers");
+    close(s.monthly_projection_usd, s.cost_usd / (hours as f64 / 24.0) * 31.0);
+    let c = rig.ledger.cache_report(range).unwrap();
+    assert_eq!(c.window, s.window);
+    assert_eq!(c.time_series.iter().map(|p| p.tokens_saved).sum::<u64>(), c.cache_metrics.tokens_saved);
+}
+
+#[test]
+fn an_old_range_and_its_previous_period_never_share_days() {
+    // $ flat: one call an hour for 70 days, read at 03-20 12:00. The range 02-10 06:00 .. 02-20 06:00 is
+    // older than the hourly totals: its current side took the day buckets from 02-14 (where they begin) and
+    // its previous side the February month bucket whole (02-01 .. 02-14), days of the current range among
+    // them, and both were divided by 10 days: -46% on flat spend.
+    let now = at(2026, 3, 20, 12, 0, 0);
+    let rig = Rig::new(now);
+    let start = at(2026, 1, 9, 0, 0, 0);
+    for h in 0..(70 * 24) {
+        rig.add(Call::new(start + mins(60 * h), SONNET).io(1_000, 100));
+    }
+    let c = rig.ledger.compare_periods(Window::range(at(2026, 2, 10, 6, 0, 0), at(2026, 2, 20, 6, 0, 0))).unwrap();
+    assert!(c.a.window.to <= c.b.window.from, "{:?} then {:?}", c.a.window, c.b.window);
+    let rate = |side: &tokenmeter::analysis::ComparisonSide| {
+        side.calls as f64 / (side.window.to - side.window.from).num_hours() as f64
+    };
+    close(rate(&c.a), 1.0);
+    close(rate(&c.b), 1.0);
+    let calls = c.deltas.calls_pct.expect("both sides have a rate");
+    assert!(calls.abs() < 1e-9, "flat spend compares flat: {calls}%");
 }

@@ -122,7 +122,9 @@ impl Ledger {
     pub fn cache_report_for(&self, window: Window, filter: &ReportFilter) -> Result<CacheReport, QueryError> {
         let sel = filter.selection()?;
         self.read(|store, now| {
-            let (from, to) = window.bounds(store, now)?;
+            // A `FROM..TO` window's edges move to its buckets' edges: its totals (the buckets starting in it) and its
+            // series (hours or days from `from`, where the buckets are coarser) then cover the same span.
+            let (from, to) = window.aligned_bounds(store, now)?;
             let total = sel.total(store, from, to);
             let wanted = if to - from <= 48 * 3_600 { TimeGrain::Hour } else { TimeGrain::Day };
             let mut notes = Vec::new();

@@ -160,10 +160,12 @@ impl Ledger {
     pub fn compare_periods(&self, window: Window) -> Result<Comparison, QueryError> {
         self.read(|store, now| {
             let (from, to) = window.bounds(store, now)?;
+            // Exact where an edge falls inside a coarser bucket (a range of hours days back); where the ledger
+            // no longer holds what that needs, over the buckets the edges fall in, each side's rates over its
+            // own span, and the previous period never reaching into the current one.
+            let (cur, from, to) = Selection::total_all_exact(store, now, from, to, true);
             let (pf, pt) = window.previous_bounds(store.tz, now, from, to);
-            // Exact where an edge falls inside a coarser bucket (a range of hours days back).
-            let cur = Selection::total_all_exact(store, now, from, to);
-            let prev = Selection::total_all_exact(store, now, pf, pt);
+            let (prev, pf, pt) = Selection::total_all_exact(store, now, pf, pt.min(from), false);
             // A window reaching past now has passed up to the end of the current minute. Each side counts from
             // where the ledger began to see calls (its first record, or its making if earlier), when that is
             // later than the side's start: before it, spend is unknown, not zero (a meter started 9.5 days ago,

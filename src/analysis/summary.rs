@@ -200,7 +200,9 @@ impl Ledger {
     pub fn usage_summary(&self, window: Window) -> Result<UsageSummary, QueryError> {
         self.read(|store, now| {
             let tz = store.tz;
-            let (from, to) = window.bounds(store, now)?;
+            // A `FROM..TO` window's edges move to its buckets' edges: its totals (the buckets starting in it) and its
+            // series (hours or days from `from`, where the buckets are coarser) then cover the same span.
+            let (from, to) = window.aligned_bounds(store, now)?;
             let total = Selection::All.total(store, from, to);
             let c = &total.core;
             let shares = |dim: Dimension| -> Result<Vec<Share>, QueryError> {

@@ -80,6 +80,18 @@ impl Window {
         })
     }
 
+    /// [`Window::bounds`], a `FROM..TO` window widened to the edges of the buckets its bounds fall in (see
+    /// [`Ledger::aligned`]).
+    pub(crate) fn aligned_bounds(&self, store: &Store, now: i64) -> Result<(i64, i64), QueryError> {
+        let (from, to) = self.bounds(store, now)?;
+        Ok(match self {
+            Window::Range { .. } => {
+                (store.bucket_start(from, now).min(from), store.bucket_edge_at_or_after(to, now).max(to))
+            }
+            _ => (from, to),
+        })
+    }
+
     /// The window before this one, for period comparisons: the same stretch one period earlier. For the
     /// rolling windows it starts the same whole units before `from` (`7d`: 7 local days before the current
     /// window's first day; `24h`: 24 local hours before its first hour) and ends where the current window's
@@ -796,12 +808,25 @@ impl Selection {
     /// coarser bucket (a previous period 59 days back starts inside a month bucket, which `total` would leave
     /// out; a `7d` comparison's previous period ends at 09:00 inside a day bucket, which `total` would take
     /// whole): whole local days from the totals-only daily series and the hours around them from the hourly
-    /// series while it keeps them, when both edges are on local hours; else from the buckets.
-    pub(crate) fn total_all_exact(store: &Store, now: i64, from: i64, to: i64) -> Agg {
+    /// series while it keeps them, when both edges are on local hours. Else each edge moves to an edge of the
+    /// bucket it falls in (the start back; the end on, or back when `end_on` is false: a span that must not
+    /// reach past `to`), and the buckets give the sums over that span.
+    ///
+    /// Returns the sums and the span they cover (`[from, to)` when exact): a caller comparing rates divides
+    /// by that span's length (the buckets starting in `[from, to)` alone would leave out the start's bucket
+    /// and take the end's whole: a range of old hours compared days that belong to the next one).
+    pub(crate) fn total_all_exact(store: &Store, now: i64, from: i64, to: i64, end_on: bool) -> (Agg, i64, i64) {
         let tz = store.tz;
-        let buckets = || Selection::All.total(store, from, to);
+        let buckets = || {
+            let start = store.bucket_start(from, now).min(from);
+            let end = match store.bucket_edge_at_or_after(to, now) {
+                e if e == to || end_on => e.max(to),
+                _ => store.bucket_start(to, now).clamp(start, to),
+            };
+            (Selection::All.total(store, start, end), start, end)
+        };
         if store.bucket_start(from, now) == from && store.bucket_start(to, now) == to {
-            return buckets();
+            return (Selection::All.total(store, from, to), from, to);
         }
         if calendar::hour_start(tz, from) != from || calendar::hour_start(tz, to) != to || from >= to {
             return buckets();
@@ -826,7 +851,7 @@ impl Selection {
         sum(&store.hourly, &mut a, from, d0);
         sum(&store.daily, &mut a, d0, d1);
         sum(&store.hourly, &mut a, d1, to);
-        a
+        (a, from, to)
     }
 
     /// Rows per value of `dim` over `[from, to)`, unsorted.
@@ -1103,8 +1128,7 @@ impl Ledger {
     pub fn aligned(&self, window: Window) -> Result<Window, QueryError> {
         let Window::Range { .. } = window else { return Ok(window) };
         self.read(|store, now| {
-            let (from, to) = window.bounds(store, now)?;
-            let (from, to) = (store.bucket_start(from, now).min(from), store.bucket_edge_at_or_after(to, now));
+            let (from, to) = window.aligned_bounds(store, now)?;
             Ok(Window::range(calendar::utc(from), calendar::utc(to)))
         })
     }
