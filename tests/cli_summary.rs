@@ -448,3 +448,21 @@ fn days_are_local_by_default_from_tz() {
     assert_eq!(kiritimati.iter().map(|d| d.1).collect::<Vec<_>>(), [5, 5, 3], "{kiritimati:?}");
     assert_eq!(kiritimati[0].0, "2025-09-30T10:00:00+00:00");
 }
+
+#[test]
+fn a_window_ending_inside_a_day_bucket_keeps_its_own_length() {
+    // `--until` at noon of a day the ledger keeps as one bucket: the ledger's summary covers the bucket whole (to
+    // the next midnight), and the run-rate was divided by those 12 empty hours too.
+    let dir = fixture("claude_code");
+    let args = ["--claude-code", dir.as_str(), "--now", "2025-10-20T00:00:00Z", "summary", "--format", "json"];
+    let half = run(&[&args[..], &["--since", "2025-10-02", "--until", "2025-10-02T12:00:00Z"]].concat()).json();
+    let s = &half["summary"];
+    assert_eq!(s["window"], serde_json::json!({"from": "2025-10-02T00:00:00Z", "to": "2025-10-02T12:00:00Z"}));
+    assert_eq!(s["days"], 0.5);
+    let cost = s["cost_usd"].as_f64().unwrap();
+    assert!(cost > 0.0, "{s}");
+    close(s["monthly_projection_usd"].as_f64().unwrap(), cost / 0.5 * 31.0);
+    for p in s["time_series"]["points"].as_array().unwrap() {
+        assert!(p["timestamp"].as_str().unwrap() < "2025-10-02T12:00:00Z", "{p}");
+    }
+}

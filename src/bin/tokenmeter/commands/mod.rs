@@ -92,16 +92,19 @@ impl Scope<'_> {
     }
 
     /// [`Scope::restore`] for a usage summary: its span, its days and the run-rate over their elapsed part
-    /// (as the ledger counts it), and its time series without the empty points before the asked start.
+    /// (as the ledger counts it), and its time series without the empty points outside the asked window (the
+    /// ledger's summary also moves the end to the edge of the bucket it falls in).
     pub(crate) fn restore_summary(&self, s: &mut UsageSummary) {
         let Some((from, to)) = self.asked else { return };
         let end = to.min(self.now_end);
-        let (wide, asked) = ((end - s.window.from).num_seconds(), (end - from).num_seconds());
+        let wide = (s.window.to.min(self.now_end) - s.window.from).num_seconds();
+        let asked = (end - from).num_seconds();
         self.restore(&mut s.window);
         (s.period_start, s.period_end) = (s.window.from, s.window.to);
         s.days = (s.window.to - s.window.from).num_seconds() as f64 / 86_400.0;
         s.monthly_projection_usd = if asked > 0 { s.monthly_projection_usd * wide as f64 / asked as f64 } else { 0.0 };
         drop_before(&mut s.time_series.points, from, |p| Some(p.timestamp));
+        s.time_series.points.retain(|p| p.timestamp < to);
     }
 
     /// [`Scope::restore`] for query rows: per time grain, without the empty rows before the asked start.
@@ -115,9 +118,10 @@ impl Scope<'_> {
 
     /// [`Scope::restore`] for a cache report and its time series.
     pub(crate) fn restore_cache(&self, c: &mut CacheReport) {
-        let Some((from, _)) = self.asked else { return };
+        let Some((from, to)) = self.asked else { return };
         self.restore(&mut c.window);
         drop_before(&mut c.time_series, from, |p| Some(p.timestamp));
+        c.time_series.retain(|p| p.timestamp < to);
     }
 }
 
