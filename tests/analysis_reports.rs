@@ -1539,3 +1539,14 @@ fn an_old_range_and_its_previous_period_never_share_days() {
     let calls = c.deltas.calls_pct.expect("both sides have a rate");
     assert!(calls.abs() < 1e-9, "flat spend compares flat: {calls}%");
 }
+
+#[test]
+fn time_of_day_names_no_peak_when_no_hour_has_tokens() {
+    // A call three hours back that closed without usage: every hour has 0 tokens, and hour 0 was named peak
+    // and low.
+    let rig = Rig::new(t0() + mins(30));
+    rig.add(Call::new(t0() - mins(3 * 60), SONNET).unmetered());
+    let r = rig.ledger.time_of_day(Window::Last7Days).unwrap();
+    assert_eq!(r.hours.iter().map(|h| h.calls).sum::<u64>(), 1);
+    assert_eq!((r.peak_hour, r.low_hour), (None, None));
+}

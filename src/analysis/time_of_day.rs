@@ -39,9 +39,9 @@ pub struct TimeOfDayReport {
     pub time_zone: String,
     /// 24 rows, hour 0 first.
     pub hours: Vec<HourOfDay>,
-    /// The hour with the most tokens (`null` without data).
+    /// The hour with the most tokens (`null` when no hour has any).
     pub peak_hour: Option<u32>,
-    /// The hour with the fewest tokens (`null` without data).
+    /// The hour with the fewest tokens (`null` when no hour has any).
     pub low_hour: Option<u32>,
     /// Calls on a model the price book does not know: their tokens are in the hours, their cost is not.
     /// Absent (0) in reports written before it was added.
@@ -89,7 +89,9 @@ impl Ledger {
                     avg_tokens_per_task: per(c.task_tokens as f64, c.tasks as f64),
                 })
                 .collect();
-            let has_data = rows.iter().any(|r| r.calls > 0 || r.tasks > 0);
+            // Hours are ranked by tokens: calls without usage (or tasks alone) tie every hour at 0, and hour 0
+            // would be named both peak and low.
+            let has_data = rows.iter().any(|r| r.tokens > 0);
             // Ties go to the earliest hour.
             let peak = rows.iter().rev().max_by_key(|r| r.tokens).map(|r| r.hour);
             let low = rows.iter().min_by_key(|r| r.tokens).map(|r| r.hour);
