@@ -15,6 +15,8 @@ DS = {"type": "prometheus", "uid": "${datasource}"}
 # Selectors. Call metrics carry model/provider/agent/project; an absent label matches `.*`.
 CALL = 'job=~"$job", gen_ai_request_model=~"$model", gen_ai_provider_name=~"$provider", gen_ai_agent_name=~"$agent", project=~"$project"'
 JOB = 'job=~"$job"'
+# Said by the panels of per-instance gauges on dashboards that have call-dimension variables.
+ONLY_JOB = " Follows the Service variable only (an in-process gauge has no model, provider, agent or project label)."
 # Task series carry the dimensions but not the model or provider.
 TASK = 'job=~"$job", gen_ai_agent_name=~"$agent", project=~"$project"'
 MIN_STEP = "1m"  # the default export interval: see Board.add
@@ -341,7 +343,7 @@ def cache_board():
          "(a new system prompt or tool list, a timestamp in the prefix) or the cache expired between calls.",
          "percentunit",
          [(f"sum by (gen_ai_request_model) (rate({tokens('cache_read')}[$__rate_interval])) / "
-           f"sum by (gen_ai_request_model) (rate({tokens(PROMPT_TYPES)}[$__rate_interval]))", "{{gen_ai_request_model}}")],
+           f"(sum by (gen_ai_request_model) (rate({tokens(PROMPT_TYPES)}[$__rate_interval])) > 0)", "{{gen_ai_request_model}}")],
          w=18, minmax=(0, 1))
     b.row("Savings")
     b.stat("Dollars saved by the cache", "What cache reads saved against paying the full input rate for the same tokens, "
@@ -367,7 +369,7 @@ def cache_board():
          [(f"sum by (gen_ai_token_type) (rate({tokens('cache_read|cache_write_5m|cache_write_1h')}[$__rate_interval])) * 60",
            "{{gen_ai_token_type}}")])
     b.ts("In-process cache hit rate (1h / 24h windows)", "The hit rate tokenmeter computes in process over its own last "
-         "hour and day (gauge tokenmeter.cache.hit_rate), per service (the lowest of its instances).", "percentunit",
+         "hour and day (gauge tokenmeter.cache.hit_rate), per service (the lowest of its instances)." + ONLY_JOB, "percentunit",
          [(f"min by (job, tokenmeter_window) (tokenmeter_cache_hit_rate_ratio{{{JOB}}})", "{{job}} {{tokenmeter_window}}")],
          w=24, minmax=(0, 1))
     return b
@@ -379,11 +381,11 @@ def efficiency_board():
     for window in ("1h", "24h"):
         b.gauge(f"Efficiency score ({window})", f"tokenmeter's efficiency score over the last {window} (0-100): green >= 80, "
                 "amber 50-79, red < 50, lowest service shown. Red: open the in-process efficiency report "
-                "(meter.efficiency_report) for the findings behind it.", "none",
+                "(meter.efficiency_report) for the findings behind it." + ONLY_JOB, "none",
                 [(f'min(tokenmeter_efficiency_score{{{JOB}, tokenmeter_window="{window}"}})', window)],
                 TRAFFIC, (0, 100), decimals=0)
     b.gauge("Cache hit rate (1h)", "In-process cache hit rate over the last hour, lowest service: green >= 80%, amber "
-            "50-79%, red < 50%.", "percentunit",
+            "50-79%, red < 50%." + ONLY_JOB, "percentunit",
             [(f'min(tokenmeter_cache_hit_rate_ratio{{{JOB}, tokenmeter_window="1h"}})', "1h")], TRAFFIC_RATIO, (0, 1))
     b.stat("Error rate", "Failed calls over all calls in the range. Above a few percent: look at errors by type below "
            "(rate limits, overload, timeouts) and add retries with backoff or a fallback model.", "percentunit",
@@ -436,8 +438,9 @@ def budget_board():
            thresholds={"mode": "absolute", "steps": [{"value": None, "color": "green"}, {"value": 1, "color": "red"}]},
            decimals=0)
     b.row("USD budgets")
-    b.table("USD remaining", "USD left per budget and period before the limit (zero when over).", "currencyUSD",
-            [(f"max by (job, tokenmeter_budget, tokenmeter_budget_period) (tokenmeter_budget_remaining_USD{{{JOB}}})", "")])
+    b.table("USD remaining", "USD left per budget and period before the limit (zero when over); of several "
+            "instances, the one with least left, as utilization shows the most used.", "currencyUSD",
+            [(f"min by (job, tokenmeter_budget, tokenmeter_budget_period) (tokenmeter_budget_remaining_USD{{{JOB}}})", "")])
     b.ts("USD spent vs projected", "Spent so far in the period and the projection at the period's end at the current rate. "
          "Projected above the limit: the budget will be exceeded unless spend slows.", "currencyUSD",
          [(f"max by (job, tokenmeter_budget) (tokenmeter_budget_spent_USD{{{JOB}}})", "{{job}} {{tokenmeter_budget}} spent"),
@@ -445,8 +448,8 @@ def budget_board():
            "{{job}} {{tokenmeter_budget}} projected"),
           (f"max by (job, tokenmeter_budget) (tokenmeter_budget_limit_USD{{{JOB}}})", "{{job}} {{tokenmeter_budget}} limit")])
     b.row("Token budgets and time to limit")
-    b.table("Tokens remaining", "Tokens left per token budget and period.", "short",
-            [(f"max by (job, tokenmeter_budget, tokenmeter_budget_period) (tokenmeter_budget_tokens_remaining{{{JOB}}})", "")])
+    b.table("Tokens remaining", "Tokens left per token budget and period (the instance with least left).", "short",
+            [(f"min by (job, tokenmeter_budget, tokenmeter_budget_period) (tokenmeter_budget_tokens_remaining{{{JOB}}})", "")])
     b.table("Time to limit", "At the current rate, time until each budget reaches its limit; listed only for budgets that "
             "will reach it before the period resets. Short: act now.", "s",
             [(f"min by (job, tokenmeter_budget) (tokenmeter_budget_time_to_limit_seconds{{{JOB}}})", "")])
@@ -469,9 +472,9 @@ def overview_board():
            [(f"sum(increase({tokens('cache_read')}[$__range])) / (sum(increase({tokens(PROMPT_TYPES)}[$__range])) > 0)", "hit rate")],
            w=4, thresholds=TRAFFIC_RATIO, decimals=3)
     b.gauge("Efficiency score (1h)", "Lowest in-process efficiency score over the last hour: green >= 80, amber 50-79, "
-            "red < 50. Details: Efficiency dashboard.", "none",
+            "red < 50. Details: Efficiency dashboard." + ONLY_JOB, "none",
             [(f'min(tokenmeter_efficiency_score{{{JOB}, tokenmeter_window="1h"}})', "1h")], TRAFFIC, (0, 100), w=4, h=5)
-    b.gauge("Highest budget utilization", "The most used budget. Details: Budget dashboard.", "percentunit",
+    b.gauge("Highest budget utilization", "The most used budget. Details: Budget dashboard." + ONLY_JOB, "percentunit",
             [(f"max(tokenmeter_budget_utilization_ratio{{{JOB}}})", "max")], BUDGET, (0, 1), w=4, h=5)
     b.row("Trends")
     b.ts("Cost rate by model", "USD per hour by model.", "currencyUSD",
