@@ -125,24 +125,7 @@ impl JournalWriter {
         let (tx, rx) = sync_channel(config_capacity);
         let counters = Arc::new(Counters::default());
         counters.files_removed.store(files_removed, Ordering::Relaxed);
-        let mut thread = WriterThread {
-            dir: config.dir.clone(),
-            config,
-            clock,
-            counters: counters.clone(),
-            open: Vec::new(),
-            batch: Vec::new(),
-            waiters: Vec::new(),
-            unsynced: 0,
-            closed_sync_error: None,
-            dir_unsynced: false,
-            dirty: false,
-            stuck: Vec::new(),
-            last_warning: None,
-            unflushed_error: None,
-            last_sync: Instant::now(),
-            last_retention: Instant::now(),
-        };
+        let mut thread = WriterThread::new(config, clock, counters.clone());
         let handle = std::thread::Builder::new()
             .name("tokenmeter-journal".into())
             .spawn(move || thread.run(rx))
@@ -345,6 +328,29 @@ struct DayBatch {
     alerts: u64,
 }
 
+impl WriterThread {
+    fn new(config: JournalConfig, clock: Arc<dyn Clock>, counters: Arc<Counters>) -> Self {
+        WriterThread {
+            dir: config.dir.clone(),
+            config,
+            clock,
+            counters,
+            open: Vec::new(),
+            batch: Vec::new(),
+            waiters: Vec::new(),
+            unsynced: 0,
+            closed_sync_error: None,
+            dir_unsynced: false,
+            dirty: false,
+            stuck: Vec::new(),
+            last_warning: None,
+            unflushed_error: None,
+            last_sync: Instant::now(),
+            last_retention: Instant::now(),
+        }
+    }
+}
+
 struct WriterThread {
     dir: PathBuf,
     config: JournalConfig,
@@ -355,8 +361,8 @@ struct WriterThread {
     waiters: Vec<SyncSender<Result<(), String>>>,
     /// Records written since the last sync.
     unsynced: u64,
-    /// A sync that failed when a file was closed to make room: the next sync reports it, so the records
-    /// written since the last one are not counted as synced.
+    /// A sync that failed when a file was closed (to make room, or after a failed write): the sync at the end
+    /// of that round reports it, so the records written since the last one are not counted as synced.
     closed_sync_error: Option<std::io::Error>,
     /// A day file was created since the last sync: its directory entry is synced with the next sync (syncing
     /// the file does not make the entry durable, so a crash could lose the whole file).
@@ -601,7 +607,9 @@ impl WriterThread {
             FsyncPolicy::Interval(every) => self.last_sync.elapsed() >= every,
             FsyncPolicy::Never => false,
         };
-        if !self.waiters.is_empty() || (self.dirty && sync_due) {
+        // A close whose sync failed is reported in its own round: kept for a later sync, it failed that one, and
+        // records a healthy round had synced were not acknowledged.
+        if !self.waiters.is_empty() || (self.dirty && sync_due) || self.closed_sync_error.is_some() {
             self.sync_all();
         }
         if !self.waiters.is_empty() {
@@ -637,10 +645,10 @@ impl WriterThread {
 
     fn sync_all(&mut self) {
         self.last_sync = Instant::now();
-        if !self.dirty {
+        let mut failed = self.closed_sync_error.take();
+        if !self.dirty && failed.is_none() {
             return;
         }
-        let mut failed = self.closed_sync_error.take();
         for (_, file) in &self.open {
             if let Err(e) = file.sync_data() {
                 failed = Some(e);
@@ -856,6 +864,30 @@ mod tests {
     /// A writer on `config`, its clock at [`at`].
     fn writer(config: JournalConfig) -> JournalWriter {
         JournalWriter::start(config, Arc::new(ManualClock::new(at())), ReplayReport::default(), 0).unwrap()
+    }
+
+    #[test]
+    fn a_failed_sync_at_close_is_reported_in_its_round_not_a_later_one() {
+        // The sync of a file closed after a failed write failed; nothing else was written that round, so no
+        // sync ran, and the error waited for the next round that wrote: its records, synced, were not counted
+        // as synced, and its flush got the old error.
+        let dir = tempfile::tempdir().unwrap();
+        let counters = Arc::new(Counters::default());
+        let config = JournalConfig::new(dir.path()).with_fsync(FsyncPolicy::Interval(Duration::from_secs(3600)));
+        let mut t = WriterThread::new(config, Arc::new(ManualClock::new(at())), counters.clone());
+        t.unsynced = 3;
+        t.closed_sync_error = Some(std::io::Error::other("EIO"));
+        t.after_batch();
+        assert_eq!(counters.write_errors.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.synced.load(Ordering::Relaxed), 0, "what the failed file held is not acknowledged");
+        assert!(t.unflushed_error.take().is_some_and(|e| e.contains("EIO")));
+        // A later healthy round: its records are synced and counted, and no error is charged to it.
+        t.unsynced = 5;
+        t.dirty = true;
+        t.sync_all();
+        assert_eq!(counters.write_errors.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.synced.load(Ordering::Relaxed), 5);
+        assert!(t.unflushed_error.is_none());
     }
 
     /// The nice value of thread `tid` of this process, from `/proc`.
