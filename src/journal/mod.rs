@@ -454,8 +454,10 @@ pub enum JournalEntry {
     Tool(ToolRecord),
 }
 
-/// Reads every record in `dir` like [`read`], tasks and tool executions included, in file order (a task's
-/// line follows its calls'). Budget alert lines are counted in the report, not handed over.
+/// Reads every record in `dir` like [`read`], tasks and tool executions included, in file order (in a day file a
+/// task's line follows its calls'; each line is filed under its record's UTC day, so a task that started
+/// before midnight comes before the calls it made after it). Budget alert lines are counted in the report, not
+/// handed over.
 pub fn read_entries(dir: impl AsRef<Path>, mut each: impl FnMut(JournalEntry)) -> std::io::Result<ReplayReport> {
     replay::replay(dir.as_ref(), |line| match line {
         Replayed::Call(r) => each(JournalEntry::Call(r)),
