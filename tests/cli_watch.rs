@@ -130,7 +130,9 @@ fn watch_stops_when_its_reader_goes() {
 #[test]
 fn a_bounded_watch_ends_even_when_its_source_goes() {
     // The journal is removed after the first refresh: the refreshes that cannot read count toward
-    // --iterations, and the last one's error is the exit status (it waited forever).
+    // --iterations, and the last one's error is the exit status (it waited forever). Under --quiet too, a
+    // refresh that cannot read says so (it was a note, and --quiet hid it: a broken source looked like flat
+    // spend).
     use std::io::BufRead;
     use std::time::{Duration, Instant};
     let dir = tempfile::tempdir().unwrap();
@@ -139,7 +141,7 @@ fn a_bounded_watch_ends_even_when_its_source_goes() {
     write_journal(&journal);
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tokenmeter"))
         .env("TZ", "UTC")
-        .args(["--journal", journal.to_str().unwrap(), "--now", cli_support::NOW, "watch", "--format", "json"])
+        .args(["-q", "--journal", journal.to_str().unwrap(), "--now", cli_support::NOW, "watch", "--format", "json"])
         .args(["--interval", "1", "--iterations", "3"])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
@@ -149,6 +151,9 @@ fn a_bounded_watch_ends_even_when_its_source_goes() {
     let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
+    // Each line says what it read, as every command's JSON does.
+    let first: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert!(first["source"]["calls"].as_u64().is_some_and(|n| n > 0), "{first}");
     std::fs::remove_dir_all(&journal).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -165,7 +170,10 @@ fn a_bounded_watch_ends_even_when_its_source_goes() {
     }
     let mut err = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
-    assert!(err.contains("warning:") && err.contains("error:") && err.contains("does not exist"), "{err}");
+    assert!(
+        err.contains("warning: cannot refresh:") && err.contains("error:") && err.contains("does not exist"),
+        "{err}"
+    );
 }
 
 #[test]

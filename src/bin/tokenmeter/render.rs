@@ -156,9 +156,15 @@ pub(crate) fn share_cost(cost_usd: f64, calls: u64, unpriced_calls: u64) -> Stri
 }
 
 /// A dollar figure made from priced calls only (a total, a rate, a projection): `$x + unpriced` when
-/// `unpriced_calls` calls on models without a price are left out of it, as [`share_cost`] marks a row's cost.
-pub(crate) fn priced_usd(v: f64, unpriced_calls: u64) -> String {
-    if unpriced_calls > 0 { format!("{} + unpriced", usd(v)) } else { usd(v) }
+/// `unpriced_calls` calls on models without a price are left out of it, as [`share_cost`] marks a row's cost;
+/// `unpriced` alone when they are all of its `calls` (the metered calls it is made from, where known: a
+/// forecast's history is not counted by call), since its `$0.00` would be no measurement.
+pub(crate) fn priced_usd(v: f64, unpriced_calls: u64, calls: Option<u64>) -> String {
+    match unpriced_calls {
+        0 => usd(v),
+        n if calls.is_some_and(|c| n >= c) => "unpriced".to_owned(),
+        _ => format!("{} + unpriced", usd(v)),
+    }
 }
 
 /// For a period comparison whose two windows are not equally long (the current one ends in the current
@@ -290,8 +296,10 @@ mod tests {
         assert_eq!(delta_pct(Some(-3.26)), "-3.3%");
         assert_eq!(delta_pct(None), "-");
         // A figure that leaves out calls says so; a group whose every call is unpriced has no figure.
-        assert_eq!(priced_usd(0.0, 1), "$0.00 + unpriced");
-        assert_eq!(priced_usd(3.84, 0), "$3.84");
+        assert_eq!(priced_usd(0.0, 1, None), "$0.00 + unpriced");
+        assert_eq!(priced_usd(0.5, 1, Some(2)), "$0.5000 + unpriced");
+        assert_eq!(priced_usd(0.0, 2, Some(2)), "unpriced");
+        assert_eq!(priced_usd(3.84, 0, Some(2)), "$3.84");
         assert_eq!(share_cost(0.0, 2, 2), "unpriced");
         assert_eq!(share_cost(0.5, 2, 1), "$0.5000 + unpriced");
     }

@@ -88,7 +88,10 @@ pub(crate) fn cache_table(source: &Source, ctx: &Context, style: &Style, r: &Cac
         ),
         ("call hit rate", pct(m.call_hit_rate)),
         ("tokens read from the cache", int(m.tokens_saved)),
-        ("saved against the input rate", priced_usd(m.cost_saved, m.unpriced_calls)),
+        (
+            "saved against the input rate",
+            priced_usd(m.cost_saved, m.unpriced_calls, Some(m.total_cache_hits + m.total_cache_misses)),
+        ),
         ("tokens written to the cache", int(m.cache_creation_tokens)),
         ("reusable prompt tokens (repeating the previous turn)", int(m.reusable_tokens)),
         ("of which read from the cache", int(m.reused_tokens)),
@@ -247,7 +250,7 @@ pub(crate) fn forecast_table(ctx: &Context, style: &Style, f: &Forecast) -> Stri
         count(u64::from(f.history_days), "day")
     );
     // Every dollar figure is of priced calls: `+ unpriced` when calls on models without a price are left out.
-    let priced = |v: f64| priced_usd(v, f.unpriced_calls);
+    let priced = |v: f64| priced_usd(v, f.unpriced_calls, None);
     let mut t = style.table(["figure", "value"]);
     t.add_row(vec!["daily average".into(), num(priced(f.daily_average_usd))]);
     t.add_row(vec!["month to date".into(), num(priced(f.month_to_date_usd))]);

@@ -105,14 +105,17 @@ fn table(source: &Source, ctx: &Context, style: &Style, s: &UsageSummary, rows: 
     let opt = |v: Option<f64>, f: fn(f64) -> String| v.map_or_else(|| "-".to_owned(), f);
     t.add_row(vec![
         "cache savings (reads vs. input rate)".into(),
-        num(priced_usd(s.cache_savings_usd, s.unpriced.calls)),
+        num(priced_usd(s.cache_savings_usd, s.unpriced.calls, Some(s.metered_calls))),
     ]);
     t.add_row(vec!["cost per call".into(), num(opt(a.cost_per_call_usd, usd))]);
     t.add_row(vec!["tokens per call".into(), num(opt(a.tokens_per_call, |v| int(v.round() as u64)))]);
     t.add_row(vec!["output tokens per call".into(), num(opt(a.output_tokens_per_call, |v| int(v.round() as u64)))]);
     t.add_row(vec!["failed calls".into(), num(int(s.failed_calls))]);
     t.add_row(vec!["unpriced calls".into(), num(int(s.unpriced.calls))]);
-    t.add_row(vec!["monthly run-rate".into(), num(priced_usd(s.monthly_projection_usd, s.unpriced.calls))]);
+    t.add_row(vec![
+        "monthly run-rate".into(),
+        num(priced_usd(s.monthly_projection_usd, s.unpriced.calls, Some(s.metered_calls))),
+    ]);
     push_table(&mut out, "", &t, style);
 
     if !s.by_model.is_empty() {

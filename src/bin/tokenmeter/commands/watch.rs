@@ -12,13 +12,15 @@ use comfy_table::{Attribute, Color};
 use super::window;
 use crate::cli::{Format, SourceArgs, WatchArgs, WindowArgs};
 use crate::render::{Style, count, int, num, pct, priced_usd, push_table, share_cost, usd};
-use crate::source::{Context, Source};
+use crate::source::{Context, Source, SourceInfo};
 use crate::{CliResult, print_out_open};
 
 /// One refresh, as a JSON line.
 #[derive(Debug, Serialize)]
 struct Refresh<'a> {
     time: DateTime<Utc>,
+    /// What this refresh read, as every command's JSON says it.
+    source: &'a SourceInfo,
     threshold_usd: Option<f64>,
     over_threshold: bool,
     summary: &'a UsageSummary,
@@ -65,7 +67,10 @@ pub(super) fn run(source_args: &SourceArgs, ctx: &Context, style: &Style, args: 
                 if args.iterations.is_some_and(|max| n >= max) {
                     return Err(e);
                 }
-                ctx.note(&format!("tokenmeter: warning: {e}"));
+                // Not a note: `--quiet` silences notes, and a source that cannot be read must still be seen (the
+                // JSON stream only misses a line).
+                let msg = format!("tokenmeter: warning: cannot refresh: {e}");
+                let _ = writeln!(std::io::stderr(), "{}", crate::render::sanitize(&msg, true));
                 std::thread::sleep(Duration::from_secs_f64(args.interval));
                 continue;
             }
@@ -84,7 +89,7 @@ pub(super) fn run(source_args: &SourceArgs, ctx: &Context, style: &Style, args: 
         if over && !was_over {
             let text = format!(
                 "tokenmeter: ALERT: {} spent over {} passes the threshold of {}",
-                priced_usd(summary.cost_usd, summary.unpriced.calls),
+                priced_usd(summary.cost_usd, summary.unpriced.calls, Some(summary.metered_calls)),
                 span(args.period, true),
                 usd(args.threshold.unwrap_or_default())
             );
@@ -106,6 +111,7 @@ pub(super) fn run(source_args: &SourceArgs, ctx: &Context, style: &Style, args: 
             Format::Json => {
                 let line = serde_json::to_string(&Refresh {
                     time: now,
+                    source: &source.info,
                     threshold_usd: args.threshold,
                     over_threshold: over,
                     summary: &summary,
@@ -205,7 +211,7 @@ fn screen(
         // No metered call, no rate (not a measured 0%).
         num(if s.metered_calls > 0 { pct(hit_rate) } else { "-".to_owned() }),
         num(share_cost(s.cost_usd, s.calls, unpriced)),
-        num(if hours > 0.0 { priced_usd(s.cost_usd / hours, unpriced) } else { "-".to_owned() }),
+        num(if hours > 0.0 { priced_usd(s.cost_usd / hours, unpriced, Some(s.metered_calls)) } else { "-".to_owned() }),
         // Coloured through the table, not with escape codes in the text: the table measures a cell's text, and
         // would count the codes as columns.
         match args.threshold {

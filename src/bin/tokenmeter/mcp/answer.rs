@@ -201,7 +201,10 @@ impl Call<'_> {
             share_cost(s.cost_usd, s.calls, s.unpriced.calls)
         );
         if s.cache_savings_usd > 0.0 {
-            text.push_str(&format!(" (the cache saved {})", priced_usd(s.cache_savings_usd, s.unpriced.calls)));
+            text.push_str(&format!(
+                " (the cache saved {})",
+                priced_usd(s.cache_savings_usd, s.unpriced.calls, Some(s.metered_calls))
+            ));
         }
         if s.metered_calls > 0 {
             text.push_str(&format!(
@@ -397,9 +400,9 @@ impl Call<'_> {
             self.span(&s.window),
             crate::render::count(s.calls, "call"),
             int(s.tokens.total),
-            priced_usd(rate.usd_per_hour, unpriced),
-            priced_usd(rate.usd_per_day, unpriced),
-            priced_usd(s.monthly_projection_usd, unpriced)
+            priced_usd(rate.usd_per_hour, unpriced, Some(s.metered_calls)),
+            priced_usd(rate.usd_per_day, unpriced, Some(s.metered_calls)),
+            priced_usd(s.monthly_projection_usd, unpriced, Some(s.metered_calls))
         );
         if unpriced > 0 {
             text.push_str(&format!(
@@ -474,7 +477,7 @@ impl Call<'_> {
             Trend::Flat => "flat",
         };
         let next: f64 = f.days.iter().map(|d| d.cost_usd).sum();
-        let priced = |v: f64| priced_usd(v, f.unpriced_calls);
+        let priced = |v: f64| priced_usd(v, f.unpriced_calls, None);
         let mut text = format!(
             "Forecast from {} ({}), trend {trend} over {} of history: about {} over the next {}; month to date \
              {}, projected month total {} (the month to date plus the trend for the rest of it).",
@@ -650,7 +653,7 @@ impl Breakdowns {
             out.push_str(&format!(
                 " Largest cost by token kind: {} {} ({}).",
                 k.kind,
-                priced_usd(k.cost_usd, c.unpriced_calls),
+                priced_usd(k.cost_usd, c.unpriced_calls, None),
                 pct(k.share)
             ));
         }

@@ -271,9 +271,9 @@ pub(super) fn render(r: &Report<'_>) -> String {
     let (score, hit_rate) = r.score_and_hit_rate();
     card("Efficiency score", score, if s.metered_calls > 0 { e.band.name() } else { "" });
     card("Cache hit rate", hit_rate, "");
-    card("Cache savings", priced_usd(s.cache_savings_usd, s.unpriced.calls), "");
+    card("Cache savings", priced_usd(s.cache_savings_usd, s.unpriced.calls, Some(s.metered_calls)), "");
     if let Some(f) = &r.forecast {
-        card("Projected month total", priced_usd(f.projected_month_total_usd, f.unpriced_calls), "");
+        card("Projected month total", priced_usd(f.projected_month_total_usd, f.unpriced_calls, None), "");
     }
     if s.unpriced.calls > 0 {
         card("Unpriced calls", format!("{} ({})", int(s.unpriced.calls), s.unpriced.models.join(", ")), "");

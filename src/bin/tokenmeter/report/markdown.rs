@@ -70,10 +70,13 @@ pub(super) fn render(r: &Report<'_>) -> String {
         vec!["Tokens".to_owned(), int(s.tokens.total)],
         vec!["Efficiency score".to_owned(), score],
         vec!["Cache hit rate".to_owned(), hit_rate],
-        vec!["Cache savings".to_owned(), priced_usd(s.cache_savings_usd, s.unpriced.calls)],
+        vec!["Cache savings".to_owned(), priced_usd(s.cache_savings_usd, s.unpriced.calls, Some(s.metered_calls))],
     ];
     if let Some(f) = &r.forecast {
-        head.push(vec!["Projected month total".to_owned(), priced_usd(f.projected_month_total_usd, f.unpriced_calls)]);
+        head.push(vec![
+            "Projected month total".to_owned(),
+            priced_usd(f.projected_month_total_usd, f.unpriced_calls, None),
+        ]);
     }
     if s.unpriced.calls > 0 {
         head.push(vec![

@@ -453,7 +453,7 @@ impl Report<'_> {
     pub(crate) fn forecast_table(&self) -> Option<(String, Table)> {
         let f = self.forecast.as_ref()?;
         // Of priced calls: `+ unpriced` when calls on models without a price are left out.
-        let priced = |v: f64| priced_usd(v, f.unpriced_calls);
+        let priced = |v: f64| priced_usd(v, f.unpriced_calls, None);
         let line = format!(
             "Month to date {}, projected month total {}, daily average {}.",
             priced(f.month_to_date_usd),
@@ -483,7 +483,10 @@ impl Report<'_> {
                 format!("{} of {}", int(m.total_cache_hits), int(m.total_cache_hits + m.total_cache_misses)),
             ],
             vec!["Tokens read from the cache".to_owned(), int(m.tokens_saved)],
-            vec!["Saved against the input rate".to_owned(), priced_usd(m.cost_saved, m.unpriced_calls)],
+            vec![
+                "Saved against the input rate".to_owned(),
+                priced_usd(m.cost_saved, m.unpriced_calls, Some(m.total_cache_hits + m.total_cache_misses)),
+            ],
             vec!["Tokens written to the cache".to_owned(), int(m.cache_creation_tokens)],
             // Of the prompt tokens that repeated the previous turn: with none, no rate (the library's 1 is a
             // placeholder).
