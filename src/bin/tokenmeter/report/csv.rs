@@ -13,10 +13,14 @@ fn text(name: &str) -> String {
 }
 
 /// Dollars as a plain decimal, to the pico-dollar the ledger counts in and no further (`1.1986194`, where
-/// `f64`'s own rendering gives `1.1986194000000001`).
+/// `f64`'s own rendering gives `1.1986194000000001`), and to the 15 significant digits an `f64` holds (at $10,000
+/// and more, 12 decimals asked for digits it does not have: `12346.604880000001`).
 fn usd(v: f64) -> String {
-    let s = format!("{v:.12}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
+    let int_digits = if v.abs() >= 1.0 { v.abs().log10().floor() as usize + 1 } else { 1 };
+    let decimals = 12.min(15usize.saturating_sub(int_digits));
+    let s = format!("{v:.decimals$}");
+    // Trailing zeros of the decimals only (at 15 digits and more there are none, nor a point).
+    let s = if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.') } else { &s };
     if s == "-0" { "0".to_owned() } else { s.to_owned() }
 }
 
@@ -146,6 +150,11 @@ mod tests {
         assert_eq!(usd(0.0), "0");
         assert_eq!(usd(12.0), "12");
         assert_eq!(usd(0.000000000001), "0.000000000001");
+        // No digits past what an f64 holds: 12 decimals of 12346.60488 gave 12346.604880000001.
+        assert_eq!(usd(12_346.604_88), "12346.60488");
+        assert_eq!(usd(12_366.779_860_5), "12366.7798605");
+        assert_eq!(usd(-12_346.604_88), "-12346.60488");
+        assert_eq!(usd(1e17), "100000000000000000");
     }
 
     fn csv(fields: &[&str]) -> String {

@@ -406,7 +406,8 @@ impl Report<'_> {
                 ]
             })
             .collect();
-        // The rest in one row, so the column still adds up to the headline.
+        // The rest in one row, so that every model's calls and cost are in the column (each cell rounded on
+        // its own: their sum can differ from the headline by that rounding).
         let rest = models.get(limit..).unwrap_or_default();
         if !rest.is_empty() {
             let sum = |f: fn(&tokenmeter::analysis::Share) -> u64| rest.iter().map(f).sum::<u64>();
