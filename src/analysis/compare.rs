@@ -38,6 +38,8 @@ pub struct ComparisonSide {
     /// USD per task whose calls all had a price; `null` without such tasks.
     pub cost_per_task_usd: Option<f64>,
     /// Tasks with a call without a price: left out of `cost_per_task_usd` (their cost is partly unknown).
+    /// Absent (0) in reports written before it was added.
+    #[serde(default)]
     pub unpriced_tasks: u64,
     /// Tokens per task; `null` without tasks.
     pub tokens_per_task: Option<f64>,

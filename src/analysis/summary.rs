@@ -84,6 +84,8 @@ pub struct UnpricedUsage {
     /// Their models.
     pub models: Vec<String>,
     /// Tasks with such a call: left out of `averages.cost_per_task_usd` (their cost is partly unknown).
+    /// Absent (0) in reports written before it was added.
+    #[serde(default)]
     pub tasks: u64,
 }
 

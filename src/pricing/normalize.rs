@@ -40,7 +40,7 @@ pub fn normalize_model_id(id: &str) -> String {
         // in an ARN or a resource name, and before a Claude id (one price wherever it is served).
         let mut last = s[i + 1..].to_owned();
         strip_provider_prefix(&mut last);
-        if s.starts_with("arn:") || s.contains("/models/") || is_claude(&last) {
+        if s.starts_with("arn:") || s.starts_with("models/") || s.contains("/models/") || is_claude(&last) {
             s.drain(..=i);
         }
     }
@@ -67,10 +67,14 @@ pub fn normalize_model_id(id: &str) -> String {
         s.truncate(i);
     }
 
+    // A `:` suffix left in place keeps the whole id as it is: what follows it is not a snapshot date or alias
+    // to drop (`claude-opus-4-6:0-latest` would become `claude-opus-4-6:0`, which a second pass cuts: the id
+    // must come out normal the first time).
+    let kept_suffix = s.contains(':');
     let s = strip_bedrock_prefix(&s);
     let mut s = dots_between_digits(s);
 
-    while s.starts_with("claude") {
+    while s.starts_with("claude") && !kept_suffix {
         let before = s.len();
         strip_version_suffix(&mut s);
         if s.ends_with("-latest") {
@@ -91,10 +95,13 @@ fn is_claude(s: &str) -> bool {
 }
 
 /// One `:`-separated part of a suffix that names the same model at the same price: a Bedrock revision (`0`),
-/// a context-window variant (`200k`), or a gateway's `beta` (self-moderated) and `thinking` spellings.
+/// a context-window variant (`200k`), a gateway's `beta` (self-moderated) and `thinking` spellings, and
+/// OpenRouter's routing variants (`nitro`, `floor`, `exacto`: the base model, routed differently). Not
+/// `online` (web search billed on top), `free` or `extended`, which OpenRouter prices apart.
 fn same_price_suffix(part: &str) -> bool {
     let digits = part.strip_suffix('k').unwrap_or(part);
-    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())) || part == "beta" || part == "thinking"
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+        || matches!(part, "beta" | "thinking" | "nitro" | "floor" | "exacto")
 }
 
 /// Drops `<provider>:` prefixes (`anthropic:claude-sonnet-4-5`, `bedrock:us.anthropic.claude-…`: the
@@ -274,6 +281,11 @@ mod tests {
         // What names the same model at the same price still goes.
         assert_eq!(normalize_model_id("anthropic/claude-3.7-sonnet:thinking"), "claude-3-7-sonnet");
         assert_eq!(normalize_model_id("anthropic/claude-sonnet-4.5:beta"), "claude-sonnet-4-5");
+        assert_eq!(normalize_model_id("anthropic/claude-sonnet-4:nitro"), "claude-sonnet-4");
+        assert_eq!(normalize_model_id("anthropic/claude-sonnet-4:floor"), "claude-sonnet-4");
+        assert_eq!(normalize_model_id("anthropic/claude-3.7-sonnet:online"), "claude-3-7-sonnet:online");
+        // The Gemini API's resource name.
+        assert_eq!(normalize_model_id("models/gemini-2.0-flash"), "gemini-2-0-flash");
         assert_eq!(
             normalize_model_id("arn:aws:bedrock:us-east-1::foundation-model/meta.llama3-1-70b-instruct-v1:0"),
             "meta.llama3-1-70b-instruct-v1"
@@ -313,6 +325,9 @@ mod tests {
             "\u{0}",
             "-v1:0",
             "[1m]",
+            "claude-opus-4-6:0-latest",
+            "claude-sonnet-4-5:beta-20250929",
+            "models/gemini-2.0-flash",
         ] {
             check(s);
         }
