@@ -913,3 +913,42 @@ fn sorted_names(dir: &std::path::Path) -> Vec<String> {
     names.sort();
     names
 }
+
+#[test]
+fn an_executive_workbook_holds_the_executive_reports_tables() {
+    // `--type executive` wrote the summary workbook: every model and suggestion, periods, cache and efficiency.
+    use std::io::Read;
+    let lines: Vec<String> = (0..7)
+        .map(|i| {
+            format!(
+                r#"{{"timestamp":"2025-10-03T1{i}:00:00Z","duration_us":5,"model":"model-{i}","tokens":{{"input":{},"output":10}},"metered":true,"outcome":{{"status":"ok"}},"dimensions":{{}}}}"#,
+                1_000 - i * 10
+            )
+        })
+        .collect();
+    let records = cli_support::Records::new(&lines);
+    let dir = tempfile::tempdir().unwrap();
+    let sheets = |kind: &str| {
+        let xlsx = dir.path().join(format!("{kind}.xlsx"));
+        records.run(&["report", "--type", kind, "-o", xlsx.to_str().unwrap()]).ok();
+        let mut workbook = String::new();
+        zip::ZipArchive::new(std::fs::File::open(&xlsx).unwrap())
+            .unwrap()
+            .by_name("xl/workbook.xml")
+            .unwrap()
+            .read_to_string(&mut workbook)
+            .unwrap();
+        let names: Vec<String> =
+            workbook.split("<sheet name=\"").skip(1).map(|s| s.split('"').next().unwrap().to_owned()).collect();
+        (xlsx, names)
+    };
+    let (xlsx, names) = sheets("executive");
+    assert_eq!(names, ["Summary", "By model", "Suggestions"]);
+    // Five models by name, the other two in one row.
+    let models = xlsx_cells(&xlsx, 2);
+    assert_eq!(models.get("A7").map(String::as_str), Some("(2 other models)"), "{models:?}");
+    assert_eq!(models.get("B7").map(String::as_str), Some("2"));
+    assert!(!models.contains_key("A8"));
+    let (_, names) = sheets("summary");
+    assert_eq!(names, ["Summary", "By period", "By model", "Suggestions", "Cache", "Efficiency", "Forecast"]);
+}

@@ -101,47 +101,54 @@ pub(super) fn render(r: &Report<'_>) -> Result<Vec<u8>, XlsxError> {
     }
     sheet(&mut wb, &f, "Summary", &["figure", "value"], &head)?;
 
-    let rows: Vec<Vec<X>> = r
-        .periods
-        .groups
-        .iter()
-        .map(|g| {
-            vec![
-                X::Text(r.period_label(&g.key)),
-                X::Int(g.calls),
-                X::Int(g.tokens.input),
-                X::Int(g.tokens.output),
-                X::Int(g.tokens.cache_read),
-                X::Int(g.tokens.cache_write_5m),
-                X::Int(g.tokens.cache_write_1h),
-                X::Int(g.tokens.total),
-                X::Usd(g.cost_usd),
-                X::Int(g.unpriced_calls),
-            ]
-        })
-        .collect();
-    sheet(
-        &mut wb,
-        &f,
-        "By period",
-        &[
-            r.period_grain(),
-            "calls",
-            "input",
-            "output",
-            "cache read",
-            "cache write 5m",
-            "cache write 1h",
-            "total tokens",
-            "cost",
-            "unpriced calls",
-        ],
-        &rows,
-    )?;
+    let exec = r.executive();
+    if !exec {
+        let rows: Vec<Vec<X>> = r
+            .periods
+            .groups
+            .iter()
+            .map(|g| {
+                vec![
+                    X::Text(r.period_label(&g.key)),
+                    X::Int(g.calls),
+                    X::Int(g.tokens.input),
+                    X::Int(g.tokens.output),
+                    X::Int(g.tokens.cache_read),
+                    X::Int(g.tokens.cache_write_5m),
+                    X::Int(g.tokens.cache_write_1h),
+                    X::Int(g.tokens.total),
+                    X::Usd(g.cost_usd),
+                    X::Int(g.unpriced_calls),
+                ]
+            })
+            .collect();
+        sheet(
+            &mut wb,
+            &f,
+            "By period",
+            &[
+                r.period_grain(),
+                "calls",
+                "input",
+                "output",
+                "cache read",
+                "cache write 5m",
+                "cache write 1h",
+                "total tokens",
+                "cost",
+                "unpriced calls",
+            ],
+            &rows,
+        )?;
+    }
 
-    let rows: Vec<Vec<X>> = s
+    // An executive workbook is the executive report's tables: the five costliest models (the rest in one row),
+    // the top three suggestions, no period, cache, efficiency or forecast sheets.
+    let shown = if exec { 5 } else { usize::MAX };
+    let mut rows: Vec<Vec<X>> = s
         .by_model
         .iter()
+        .take(shown)
         .map(|m| {
             vec![
                 X::Text(m.name.clone()),
@@ -153,12 +160,24 @@ pub(super) fn render(r: &Report<'_>) -> Result<Vec<u8>, XlsxError> {
             ]
         })
         .collect();
+    let rest = s.by_model.get(shown..).unwrap_or_default();
+    if !rest.is_empty() {
+        rows.push(vec![
+            X::Text(format!("({} other model{})", rest.len(), if rest.len() == 1 { "" } else { "s" })),
+            X::Int(rest.iter().map(|m| m.calls).sum()),
+            X::Int(rest.iter().map(|m| m.tokens).sum()),
+            X::Usd(rest.iter().map(|m| m.cost_usd).sum()),
+            X::Pct(rest.iter().map(|m| m.cost_share).sum()),
+            X::Int(rest.iter().map(|m| m.unpriced_calls).sum()),
+        ]);
+    }
     sheet(&mut wb, &f, "By model", &["model", "calls", "tokens", "cost", "share of cost", "unpriced calls"], &rows)?;
 
     let rows: Vec<Vec<X>> = r
         .efficiency
         .optimization_suggestions
         .iter()
+        .take(if exec { 3 } else { usize::MAX })
         .map(|g| {
             vec![
                 X::Text(snake(&g.kind)),
@@ -170,7 +189,9 @@ pub(super) fn render(r: &Report<'_>) -> Result<Vec<u8>, XlsxError> {
         })
         .collect();
     sheet(&mut wb, &f, "Suggestions", &["suggestion", "impact", "saves", "calls", "what to do"], &rows)?;
-
+    if exec {
+        return wb.save_to_buffer();
+    }
     let rows: Vec<Vec<X>> = r
         .cache
         .time_series
