@@ -128,3 +128,42 @@ fn shutdown_waits_for_a_slow_collector_up_to_the_export_timeout() {
     assert!(answered.load(std::sync::atomic::Ordering::SeqCst) >= 1);
     assert!(start.elapsed() < Duration::from_secs(20), "bounded by the timeout plus 5 s: {:?}", start.elapsed());
 }
+
+/// A collector address that takes the connection and never answers the TLS handshake (a load balancer whose
+/// backend is gone): the transport's own request timeout starts only once connected, so a flush and the
+/// shutdown waited forever. Each export is now cut off at the export timeout.
+#[cfg(feature = "otlp-tls")]
+#[test]
+fn an_export_to_a_collector_that_never_answers_ends_at_the_timeout() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    for protocol in [Protocol::Grpc, Protocol::HttpProtobuf] {
+        let config = OtlpConfig::new()
+            .with_endpoint(format!("https://127.0.0.1:{port}"))
+            .with_protocol(protocol)
+            .with_interval(Duration::from_secs(3600))
+            .with_timeout(Duration::from_secs(1))
+            .ignore_env();
+        let meter = TokenMeter::builder().with_otlp(config).expect("config").build();
+        otlp_workload::run(&meter);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let m = meter.clone();
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            let flushed = m.flush_metrics();
+            let _ = tx.send((flushed, start.elapsed()));
+        });
+        let (flushed, took) =
+            rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| panic!("{protocol:?}: the flush hung"));
+        assert!(flushed.is_err(), "{protocol:?}: {flushed:?}");
+        assert!(took < Duration::from_secs(20), "{protocol:?}: bounded by the timeout: {took:?}");
+        let status = meter.export_status().expect("exporting");
+        assert!(status.failures >= 1, "{protocol:?}: {status}");
+    }
+}

@@ -512,3 +512,37 @@ fn every_budget_alert_series_is_exported_at_zero_before_it_fires() {
         ]
     );
 }
+
+#[test]
+fn a_provider_its_owner_shut_down_first_is_no_shutdown_error() {
+    // The application shut its provider down before the meter: `meter.shutdown()` failed with the SDK's
+    // AlreadyShutdown and "check that the collector is running".
+    let (provider, _exporter) = pipeline(Temporality::Cumulative);
+    let meter = meter(&provider, MetricAttributes::new());
+    provider.shutdown().expect("the owner's shutdown");
+    meter.shutdown().expect("nothing left to flush is not a failure");
+}
+
+#[test]
+fn a_provider_exporting_after_its_meter_is_gone_reads_no_cost_for_an_unpriced_model() {
+    // A usage-less call on a model without a price: no cost series while the meter lives. After the meter was
+    // dropped, the provider's next export could not ask the meter's price book and exported a $0 cost for it.
+    let (provider, exporter) = pipeline(Temporality::Cumulative);
+    let meter = meter(&provider, MetricAttributes::new());
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(meter.layer()), || {
+        let _c = info_span!("chat", gen_ai.request.model = "mystery-model-1", input_tokens = tracing::field::Empty)
+            .entered();
+    });
+    let costed = |rm: &ResourceMetrics| {
+        find(rm, COST).map_or(0, |_| sums(rm, COST).iter().filter(|(a, _)| a.contains_key(ATTR_MODEL)).count())
+    };
+    let live = collect(&meter, &exporter);
+    assert_eq!(total(&sums(&live, CALLS)), 1.0);
+    assert_eq!(costed(&live), 0);
+    drop(meter);
+    exporter.reset();
+    provider.force_flush().expect("flush");
+    let after = exporter.get_finished_metrics().expect("metrics").pop().expect("one export");
+    assert_eq!(total(&sums(&after, CALLS)), 1.0, "the callbacks still report the meter's last totals");
+    assert_eq!(costed(&after), 0, "no $0 cost for a model without a price");
+}

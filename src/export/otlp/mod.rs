@@ -282,10 +282,9 @@ impl CallTotals {
     /// Whether the series' dollars mean anything: some call was priced, or none went unpriced and its model
     /// has a price (failed calls without usage on a priced model cost $0). A series of a model without a price
     /// exports no cost or savings, its failed calls' series included: as a $0 series it put the model in "Cost
-    /// by model" at $0.00, which the price book never said. `model_priced` is `None` when the book cannot be
-    /// read (the meter is gone): the series' own counts decide.
-    fn priced(&self, model_priced: Option<bool>) -> bool {
-        self.calls > self.unmetered + self.unpriced || (self.unpriced == 0 && model_priced != Some(false))
+    /// by model" at $0.00, which the price book never said.
+    fn priced(&self, model_priced: bool) -> bool {
+        self.calls > self.unmetered + self.unpriced || (self.unpriced == 0 && model_priced)
     }
 }
 
@@ -314,6 +313,10 @@ impl Totals for Count {
 /// The histograms of one call series, bound on first use (a histogram never recorded is never exported).
 #[derive(Default)]
 struct CallHandles {
+    /// The series' model has a price, decided when the series is made (the price book does not change after
+    /// build): the final export of a provider dropped after its meter can no longer ask the meter, and read
+    /// a series of usage-less calls on an unpriced model as a $0 cost.
+    model_priced: bool,
     input_tokens: OnceLock<BoundHistogram<u64>>,
     output_tokens: OnceLock<BoundHistogram<u64>>,
     duration: OnceLock<BoundHistogram<f64>>,
@@ -339,12 +342,10 @@ impl Shared {
 
     /// The call series whose cost and savings are exported ([`CallTotals::priced`]), with their totals.
     fn priced_calls(&self) -> series::Snapshot<CallHandles, CallTotals> {
-        let meter = self.meter();
-        let book = meter.as_ref().map(TokenMeter::price_book);
         let mut series = self.calls.snapshot();
+        // The overflow series names no model: its own counts decide.
         series.retain(|(s, t)| {
-            let model = s.attributes.iter().find(|kv| kv.key.as_str() == ATTR_MODEL).map(|kv| kv.value.as_str());
-            t.priced(book.map(|b| model.is_some_and(|m| b.resolve(&m).is_some())))
+            t.priced(s.handles.model_priced && s.attributes.iter().any(|kv| kv.key.as_str() == ATTR_MODEL))
         });
         series
     }
@@ -525,7 +526,11 @@ impl OtlpMetrics {
             sort_attributes(&mut v);
             v
         };
-        self.shared.calls.record(&raw, attributes, CallHandles::default, |series, totals| {
+        let handles = || CallHandles {
+            model_priced: raw[0].is_some_and(|m| prices.resolve(m).is_some()),
+            ..CallHandles::default()
+        };
+        self.shared.calls.record(&raw, attributes, handles, |series, totals| {
             totals.calls += 1;
             totals.unmetered += u64::from(!rec.metered);
             totals.unpriced += u64::from(rec.is_unpriced());
@@ -641,7 +646,12 @@ impl OtlpMetrics {
                     Err(e) => Err(OtlpError::Shutdown(self.with_cause(e.to_string()))),
                 }
             }
-            Pipeline::Provided(p) => p.force_flush().map_err(|e| OtlpError::Flush(e.to_string())),
+            // A provider its owner shut down first has nothing left to flush: not a failure (it read "check that
+            // the collector is running").
+            Pipeline::Provided(p) => match p.force_flush() {
+                Ok(()) | Err(opentelemetry_sdk::error::OTelSdkError::AlreadyShutdown) => Ok(()),
+                Err(e) => Err(OtlpError::Flush(e.to_string())),
+            },
         }
     }
 

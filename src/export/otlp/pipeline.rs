@@ -165,6 +165,10 @@ struct CountingExporter {
     runtime: Arc<ExportRuntime>,
     counters: Arc<ExportCounters>,
     temporality: opentelemetry_sdk::metrics::Temporality,
+    /// The export timeout, over the whole export: the transports' own timeouts start once connected (tonic has
+    /// no connect or TLS handshake timeout), so a collector address that takes the connection and never answers
+    /// held the reader thread, and with it a flush and the shutdown, forever.
+    timeout: Duration,
 }
 
 impl fmt::Debug for CountingExporter {
@@ -205,7 +209,11 @@ impl PushMetricExporter for CountingExporter {
         // The reader thread polls this future with a plain executor; the transport needs a tokio reactor, so the
         // request runs on the export runtime while this (dedicated) thread waits for it.
         let result = match self.runtime.handle() {
-            Some(handle) => handle.block_on(self.inner.export(metrics)),
+            Some(handle) => handle.block_on(async {
+                tokio::time::timeout(self.timeout, self.inner.export(metrics))
+                    .await
+                    .unwrap_or(Err(opentelemetry_sdk::error::OTelSdkError::Timeout(self.timeout)))
+            }),
             None => Err(opentelemetry_sdk::error::OTelSdkError::AlreadyShutdown),
         };
         match self.counters.note(n, points, &result, Instant::now()) {
@@ -364,6 +372,7 @@ pub(crate) fn build(settings: OtlpSettings) -> Result<OwnedPipeline, OtlpError> 
         runtime: Arc::clone(&runtime),
         counters: Arc::clone(&counters),
         temporality,
+        timeout: settings.timeout,
     };
     let reader = PeriodicReader::builder(exporter).with_interval(settings.interval).build();
     let mut resource = Resource::builder_empty()
