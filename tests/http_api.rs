@@ -1406,3 +1406,43 @@ fn at_most_four_reports_compute_at_once() {
     let (_, most) = clock.wait_until(std::time::Duration::ZERO, |_| true);
     assert_eq!(most, AT_ONCE, "the most reports computing at once, all eight done");
 }
+
+#[test]
+fn an_implied_start_is_at_most_the_range_back() {
+    // The start `range` back from the end fell inside a bucket and widened back to its start: a week at 10:03
+    // was 7 days 10 hours (8 daily rows, the first a whole day before the week), a day 25 hourly rows.
+    let f = fixture();
+    for (path, days, rows) in [
+        ("/api/v1/analytics/tokens", 7, 7),
+        ("/api/v1/analytics/tokens?range=day", 1, 24),
+        ("/api/v1/analytics/tokens?range=month", 30, 30),
+    ] {
+        let v = f.ok(path);
+        let at = |k: &str| chrono::DateTime::parse_from_rfc3339(v["window"][k].as_str().unwrap()).unwrap();
+        let span = at("to") - at("from");
+        assert!(span <= Duration::days(days) && span > Duration::days(days) - Duration::days(1), "{path}: {span}");
+        assert_eq!(v["groups"].as_array().unwrap().len(), rows, "{path}: {v}");
+    }
+}
+
+#[test]
+fn a_session_the_ledger_holds_only_tool_runs_of_is_found() {
+    // `x`'s call was folded past the minute's session cap; its tool run is held under `x`. The session
+    // endpoints answered 404 (they looked at calls and tasks only) while `tools` had a row for it.
+    let f = past_the_session_cap(|| {
+        let _s = tracing::info_span!("conversation", session.id = "x", tenant.id = "acme").entered();
+        drop(
+            tracing::info_span!("tool", gen_ai.operation.name = "execute_tool", gen_ai.tool.name = "acme_tool")
+                .entered(),
+        );
+    });
+    for key in [ADMIN, ACME] {
+        let (status, body) = f.get(key, "/api/v1/token-usage/x/metrics?include_tools=true");
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["tools"][0]["tool"], "acme_tool", "{v}");
+        assert_eq!(v["tools"][0]["invocations"], 1, "{v}");
+    }
+    assert_eq!(f.get(GLOBEX, "/api/v1/token-usage/x/metrics").0, StatusCode::NOT_FOUND);
+    assert_eq!(f.get(ADMIN, "/api/v1/token-usage/nope/metrics").0, StatusCode::NOT_FOUND);
+}

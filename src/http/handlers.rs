@@ -197,8 +197,10 @@ fn minute_end(now: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 /// The window of the two bounds (`param` names the start), each defaulting when absent: the end to `default_to`,
-/// the start to `days` days before the end (the end given, else the default one), at the same local time. A
-/// start given at or after the end is refused, blaming the start.
+/// the start to `days` days before the end (the end given, else the default one), at the same local time, moved
+/// on to the first bucket edge (an implied start widened back to its bucket's start made `range=week` at 10:03
+/// 7 days and 10 hours long, 8 daily rows; it is at most `days` long now). A start given at or after the end is
+/// refused, blaming the start.
 fn range(
     state: &AppState,
     from: Option<DateTime<Utc>>,
@@ -214,9 +216,13 @@ fn range(
             let tz = state.meter.ledger().time_zone();
             let back = calendar::same_local_time(tz, to.timestamp(), -days);
             // Near chrono's first day there is no `days` before the end: the window starts at the first instant.
-            back.and_then(|t| DateTime::from_timestamp(t, 0))
+            let back = back
+                .and_then(|t| DateTime::from_timestamp(t, 0))
                 .or_else(|| to.checked_sub_signed(Duration::days(days)))
-                .unwrap_or(DateTime::<Utc>::MIN_UTC)
+                .unwrap_or(DateTime::<Utc>::MIN_UTC);
+            // A length shorter than the bucket it starts in (a day, months back, in a month bucket): no edge in
+            // the window, and the start widens back to its bucket's (see `aligned`).
+            Some(state.meter.ledger().edge_at_or_after(back)).filter(|edge| *edge < to).unwrap_or(back)
         }
     };
     if from >= to {
@@ -473,7 +479,14 @@ fn session_query(state: &AppState, session: &str) -> Result<crate::ledger::Query
     let q = Query::new(Window::All).filter(Dimension::Session, session);
     let r = state.meter.query(&q).map_err(|e| query_error(e, Some("session_id")))?;
     if r.totals.calls == 0 && r.totals.tasks == 0 {
-        return Err(no_session(session));
+        // A session whose calls were folded past the session cap may keep its tool runs (kept apart): it is
+        // there, with tools and no calls.
+        let (from, to) = (r.window.from.timestamp(), r.window.to.timestamp());
+        let sel = Selection::Session(session.to_owned());
+        let tools = state.meter.ledger().read(|store, _| sel.grouped(store, from, to, Dimension::Tool));
+        if !tools.is_ok_and(|rows| rows.iter().any(|(_, a)| a.core.calls > 0)) {
+            return Err(no_session(session));
+        }
     }
     Ok(r)
 }

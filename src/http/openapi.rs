@@ -333,7 +333,7 @@ pub fn openapi_document() -> Value {
                 "Token usage over time (`TokenMeter::query` grouped by a time grain)",
                 "tokens",
                 vec![
-                    param("range", "The window's length when `from` is not given (default week): it ends at `to`, else now.", strings(&["day", "week", "month", "year"])),
+                    param("range", "The window's length when `from` is not given (default week): it ends at `to`, else now, and starts at the first edge of the ledger's buckets after that length back.", strings(&["day", "week", "month", "year"])),
                     time_param("from", "Start (inclusive); default `range` before the end."),
                     time_param("to", "End (exclusive; a date means the end of that day)."),
                     param("model", "Only this model (any id of it the price book knows; `filters` shows the canonical id).", string()),

@@ -1120,6 +1120,12 @@ impl Ledger {
         })
     }
 
+    /// The first bucket edge at or after `t` (`t` when a bucket starts there): where a window whose start is
+    /// implied (a length back from its end) begins, so that it takes no bucket starting before that length.
+    pub(crate) fn edge_at_or_after(&self, t: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+        self.read(|store, now| calendar::utc(store.bucket_edge_at_or_after(t.timestamp(), now)))
+    }
+
     /// A `FROM..TO` window widened to the edges of the buckets its bounds fall in (other windows as they are):
     /// the span a query over it counts, whole. A window takes the buckets that start in it, so a bound inside
     /// an hour, day or month bucket (data older than 2 hours, 48 hours, 35 days) would leave out the bucket
