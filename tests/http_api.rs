@@ -1446,3 +1446,29 @@ fn a_session_the_ledger_holds_only_tool_runs_of_is_found() {
     assert_eq!(f.get(GLOBEX, "/api/v1/token-usage/x/metrics").0, StatusCode::NOT_FOUND);
     assert_eq!(f.get(ADMIN, "/api/v1/token-usage/nope/metrics").0, StatusCode::NOT_FOUND);
 }
+
+#[test]
+fn a_filtered_query_takes_the_next_grain_its_buckets_keep_when_none_was_asked() {
+    // Calls on 2026-03-11, read three days later: the ledger holds them in a day bucket. Unfiltered, that day's
+    // hours come from the hourly totals; filtered (a tenant key, a model) only the buckets hold the figures:
+    // the default grain was a 400 naming `aggregation`, a parameter the request never sent.
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 11, 9, 10, 0).unwrap());
+    let meter = TokenMeter::builder().with_clock(clock.clone()).build();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(meter.layer()));
+    tracing::dispatcher::with_default(&dispatch, || call_in("s", "acme"));
+    clock.set(Utc.with_ymd_and_hms(2026, 3, 14, 12, 0, 0).unwrap());
+    let config = HttpConfig::new().with_port(0).with_api_key(ADMIN).with_tenant_key(ACME, "acme");
+    let server = serve(meter.clone(), config).expect("server");
+    let f = Fixture { meter, server, client: Client::new() };
+    let path = "/api/v1/analytics/tokens?range=day&to=2026-03-11";
+    assert_eq!(f.ok(path)["group_by"], serde_json::json!({"time": "hour"}));
+    for (key, path) in [(ACME, path.to_owned()), (ADMIN, format!("{path}&model=claude-haiku-4-5"))] {
+        let (status, v) = f.get_as(Some(key), &path);
+        assert_eq!(status, StatusCode::OK, "{path}: {v}");
+        assert_eq!(v["group_by"], serde_json::json!({"time": "day"}), "{v}");
+        assert_eq!(v["totals"]["calls"], 1, "{v}");
+    }
+    // Asked for, the grain is kept, and the 400 names it.
+    let (status, v) = f.get_as(Some(ACME), &format!("{path}&aggregation=hourly"));
+    assert_eq!((status, &v["param"]), (StatusCode::BAD_REQUEST, &serde_json::json!("aggregation")), "{v}");
+}

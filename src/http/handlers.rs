@@ -402,7 +402,8 @@ pub(super) async fn tokens(State(state): State<AppState>, Extension(caller): Ext
             q = q.filter(Dimension::Model, model);
         }
         let q = with_tenant(q, &caller);
-        let mut result = state.meter.query(&q).map_err(|e| query_error(e, Some("aggregation")))?;
+        let asked = p.get("aggregation").is_some();
+        let mut result = query_by_time(&state, q, grain, asked, if asked { "aggregation" } else { "from" })?;
         hide_unattributed(&mut result, &caller);
         Ok(json_response(StatusCode::OK, &result))
     };
@@ -432,11 +433,36 @@ pub(super) async fn usage_summary(
         };
         check_points(&window, grain, "start_date")?;
         let q = with_tenant(Query::new(window).group_by(GroupBy::Time(grain)), &caller);
-        let mut result = state.meter.query(&q).map_err(|e| query_error(e, Some("group_by")))?;
+        let asked = p.get("group_by").is_some();
+        let mut result = query_by_time(&state, q, grain, asked, if asked { "group_by" } else { "start_date" })?;
         hide_unattributed(&mut result, &caller);
         Ok(json_response(StatusCode::OK, &result))
     };
     blocking(&app, move || run().unwrap_or_else(|r| r)).await
+}
+
+/// Runs `q` grouped by time at `grain`. A filtered query (a tenant-bound key's, a model's) has only the buckets,
+/// not the unfiltered hourly and daily totals: where its window's buckets are coarser than `grain`, a grain the
+/// caller did not ask for (the endpoint's default) moves to the next coarser one that works, which the result's
+/// `group_by` names (the same request answered 200 unfiltered and 400 filtered, naming a parameter never sent);
+/// a grain asked for is a 400 naming `param`.
+fn query_by_time(
+    state: &AppState,
+    q: Query,
+    grain: TimeGrain,
+    asked: bool,
+    param: &'static str,
+) -> Result<crate::ledger::QueryResult, Response> {
+    let mut tried = None;
+    for g in [TimeGrain::Hour, TimeGrain::Day, TimeGrain::Week, TimeGrain::Month].into_iter().filter(|g| *g >= grain) {
+        match state.meter.query(&q.clone().group_by(GroupBy::Time(g))) {
+            Err(e @ crate::ledger::QueryError::ResolutionUnavailable { .. }) if !asked => {
+                tried.get_or_insert(e);
+            }
+            r => return r.map_err(|e| query_error(e, Some(param))),
+        }
+    }
+    Err(query_error(tried.unwrap_or(crate::ledger::QueryError::Unsupported("no grain".into())), Some(param)))
 }
 
 /// What a tenant-bound key is told of the calls past the ledger's caps: nothing counted. Those calls are every
