@@ -59,4 +59,12 @@ fn standard_variables_configure_export() {
         std::env::set_var("OTEL_SDK_DISABLED", "true");
     }
     assert!(OtlpConfig::from_env().is_none(), "OTEL_SDK_DISABLED wins");
+    // Also over a configuration in code that reads the environment (the kill switch an operator sets for a
+    // fleet: it was ignored there), not over one that does not.
+    let config = OtlpConfig::new().with_endpoint("http://127.0.0.1:9");
+    let meter = TokenMeter::builder().with_otlp(config.clone()).expect("no export, no error").build();
+    assert!(meter.export_status().is_none(), "OTEL_SDK_DISABLED: no export");
+    let meter = TokenMeter::builder().with_otlp(config.ignore_env()).expect("valid").build();
+    assert!(meter.export_status().is_some(), "ignore_env: exports");
+    let _ = meter.shutdown();
 }

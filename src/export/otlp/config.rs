@@ -225,6 +225,16 @@ impl OtlpConfig {
         .then(Self::new)
     }
 
+    /// `OTEL_SDK_DISABLED` is `true` and this configuration reads the environment (no [`ignore_env`]): the
+    /// OpenTelemetry kill switch an operator sets for a fleet, which [`with_otlp`] honours as the SDKs do (no
+    /// export), as [`from_env`](Self::from_env) does.
+    ///
+    /// [`ignore_env`]: Self::ignore_env
+    /// [`with_otlp`]: crate::TokenMeterBuilder::with_otlp
+    pub fn sdk_disabled(&self) -> bool {
+        !self.ignore_env && std::env::var(env::OTEL_SDK_DISABLED).is_ok_and(|v| v.trim().eq_ignore_ascii_case("true"))
+    }
+
     /// The collector's endpoint: a base URL such as `http://127.0.0.1:4318` (HTTP; `/v1/metrics` is appended
     /// unless present) or `http://127.0.0.1:4317` (gRPC).
     pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Self {

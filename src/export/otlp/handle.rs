@@ -13,8 +13,13 @@ impl TokenMeterBuilder {
     /// Exports metrics over OTLP through a pipeline tokenmeter owns (see [`crate::export::otlp`]). The
     /// configuration is resolved against the `OTEL_*` environment and checked now, and the export threads
     /// start now; an error says which setting is wrong. Replaces an earlier `with_otlp` or
-    /// [`with_meter_provider`](Self::with_meter_provider).
+    /// [`with_meter_provider`](Self::with_meter_provider). With `OTEL_SDK_DISABLED=true` in the environment
+    /// (and no [`OtlpConfig::ignore_env`]) it exports nothing and returns the builder unchanged, as the
+    /// OpenTelemetry SDKs do ([`OtlpConfig::sdk_disabled`]).
     pub fn with_otlp(self, config: OtlpConfig) -> Result<Self, OtlpError> {
+        if config.sdk_disabled() {
+            return Ok(self);
+        }
         let setup = OtlpSetup::owned(&config)?;
         Ok(self.with_setup(setup))
     }
