@@ -1122,6 +1122,7 @@ impl Ledger {
 
     /// The first bucket edge at or after `t` (`t` when a bucket starts there): where a window whose start is
     /// implied (a length back from its end) begins, so that it takes no bucket starting before that length.
+    #[cfg(feature = "http")]
     pub(crate) fn edge_at_or_after(&self, t: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
         self.read(|store, now| calendar::utc(store.bucket_edge_at_or_after(t.timestamp(), now)))
     }

@@ -274,6 +274,10 @@ fn random_instance_id() -> String {
     )
 }
 
+/// Requests the gRPC channel queues while it is not ready (tonic's default: 1,024). One export is in flight at a
+/// time (the reader thread waits for it), so two leave room for a flush behind a periodic export.
+const GRPC_BUFFER: usize = 2;
+
 /// What [`build`] made: the provider plus what the meter keeps to report on it.
 pub(crate) struct OwnedPipeline {
     pub(crate) provider: SdkMeterProvider,
@@ -309,24 +313,37 @@ pub(crate) fn build(settings: OtlpSettings) -> Result<OwnedPipeline, OtlpError> 
                     headers.insert(name, value);
                 }
                 let metadata = opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(headers);
+                // tokenmeter's own channel. The one opentelemetry-otlp builds sets only the request timeout,
+                // which starts once connected: no connect or TLS handshake timeout, so a collector address
+                // that never answers kept the channel connecting, and each export cut off by the export
+                // timeout left its request (the whole batch of metrics) in tonic's buffer of 1,024, one more
+                // an interval. Here connecting and the handshake time out too, and the buffer holds two.
+                let bad = |e: tonic::transport::Error| OtlpError::Exporter(format!("gRPC channel: {e}"));
+                let endpoint = tonic::transport::Endpoint::from_shared(settings.endpoint.clone())
+                    .map_err(bad)?
+                    .timeout(settings.timeout)
+                    .connect_timeout(settings.timeout)
+                    .buffer_size(GRPC_BUFFER);
+                // tonic trusts no root certificate unless told to: the bundled webpki roots and the system's.
+                #[cfg(feature = "otlp-tls")]
+                let endpoint = if settings.endpoint.starts_with("https://") {
+                    use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig};
+                    let mut tls = ClientTlsConfig::new().with_enabled_roots().timeout(settings.timeout);
+                    if let Some(pem) = ca_pem(&settings)? {
+                        tls = tls.ca_certificate(Certificate::from_pem(pem));
+                    }
+                    endpoint.tls_config(tls).map_err(bad)?
+                } else {
+                    endpoint
+                };
                 let mut b = opentelemetry_otlp::MetricExporter::builder()
                     .with_tonic()
-                    .with_endpoint(settings.endpoint.clone())
+                    .with_channel(endpoint.connect_lazy())
                     .with_timeout(settings.timeout)
                     .with_temporality(temporality)
                     .with_metadata(metadata);
                 if let Some(c) = compression {
                     b = b.with_compression(c);
-                }
-                // tonic trusts no root certificate unless told to: the bundled webpki roots and the system's.
-                #[cfg(feature = "otlp-tls")]
-                if settings.endpoint.starts_with("https://") {
-                    use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig};
-                    let mut tls = ClientTlsConfig::new().with_enabled_roots();
-                    if let Some(pem) = ca_pem(&settings)? {
-                        tls = tls.ca_certificate(Certificate::from_pem(pem));
-                    }
-                    b = b.with_tls_config(tls);
                 }
                 b.build()
             }
