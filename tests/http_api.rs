@@ -1472,3 +1472,24 @@ fn a_filtered_query_takes_the_next_grain_its_buckets_keep_when_none_was_asked() 
     let (status, v) = f.get_as(Some(ACME), &format!("{path}&aggregation=hourly"));
     assert_eq!((status, &v["param"]), (StatusCode::BAD_REQUEST, &serde_json::json!("aggregation")), "{v}");
 }
+
+#[test]
+fn an_implied_start_never_leaves_most_of_the_range_behind() {
+    // A `to` inside a coarse bucket: the next edge after `range` back can be that bucket's start, and the window
+    // (ended at the bucket's end) held the hours after `to` and none of the day before it.
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 11, 9, 10, 0).unwrap());
+    let meter = TokenMeter::builder().with_clock(clock.clone()).build();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(meter.layer()));
+    tracing::dispatcher::with_default(&dispatch, || call_in("s", "acme"));
+    clock.set(Utc.with_ymd_and_hms(2026, 3, 14, 12, 0, 0).unwrap());
+    let server = serve(meter.clone(), HttpConfig::new().with_port(0).with_api_key(ADMIN)).expect("server");
+    let f = Fixture { meter, server, client: Client::new() };
+    let v = f.ok("/api/v1/analytics/tokens?range=day&to=2026-03-12T06:00:00Z");
+    assert_eq!(v["totals"]["calls"], 1, "the day before 03-12 06:00 holds the call: {v}");
+    assert_eq!(v["window"]["from"], "2026-03-11T00:00:00Z", "{v}");
+    // Months later the call is in the March bucket: thirty days ending 04-01 are March, not April.
+    clock.set(Utc.with_ymd_and_hms(2026, 9, 1, 12, 0, 0).unwrap());
+    let v = f.ok("/api/v1/token-usage/summary?end_date=2026-04-01");
+    assert_eq!(v["totals"]["calls"], 1, "{v}");
+    assert_eq!(v["window"]["from"], "2026-03-01T00:00:00Z", "{v}");
+}

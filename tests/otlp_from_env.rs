@@ -64,7 +64,11 @@ fn standard_variables_configure_export() {
     let config = OtlpConfig::new().with_endpoint("http://127.0.0.1:9");
     let meter = TokenMeter::builder().with_otlp(config.clone()).expect("no export, no error").build();
     assert!(meter.export_status().is_none(), "OTEL_SDK_DISABLED: no export");
-    let meter = TokenMeter::builder().with_otlp(config.ignore_env()).expect("valid").build();
+    let meter = TokenMeter::builder().with_otlp(config.clone().ignore_env()).expect("valid").build();
     assert!(meter.export_status().is_some(), "ignore_env: exports");
     let _ = meter.shutdown();
+    // It replaces an earlier setup, as any `with_otlp` does: nothing is exported.
+    let builder = TokenMeter::builder().with_otlp(config.clone().ignore_env()).expect("valid");
+    let meter = builder.with_otlp(config).expect("no export, no error").build();
+    assert!(meter.export_status().is_none(), "the earlier setup is dropped");
 }

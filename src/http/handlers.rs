@@ -198,9 +198,9 @@ fn minute_end(now: DateTime<Utc>) -> DateTime<Utc> {
 
 /// The window of the two bounds (`param` names the start), each defaulting when absent: the end to `default_to`,
 /// the start to `days` days before the end (the end given, else the default one), at the same local time, moved
-/// on to the first bucket edge (an implied start widened back to its bucket's start made `range=week` at 10:03
-/// 7 days and 10 hours long, 8 daily rows; it is at most `days` long now). A start given at or after the end is
-/// refused, blaming the start.
+/// on to the first bucket edge when that keeps at least half the length (an implied start widened back to its
+/// bucket's start made `range=week` at 10:03 7 days and 10 hours long, 8 daily rows). A start given at or after
+/// the end is refused, blaming the start.
 fn range(
     state: &AppState,
     from: Option<DateTime<Utc>>,
@@ -220,9 +220,13 @@ fn range(
                 .and_then(|t| DateTime::from_timestamp(t, 0))
                 .or_else(|| to.checked_sub_signed(Duration::days(days)))
                 .unwrap_or(DateTime::<Utc>::MIN_UTC);
-            // A length shorter than the bucket it starts in (a day, months back, in a month bucket): no edge in
-            // the window, and the start widens back to its bucket's (see `aligned`).
-            Some(state.meter.ledger().edge_at_or_after(back)).filter(|edge| *edge < to).unwrap_or(back)
+            // Only while that keeps most of the length: where `to` falls in a coarse bucket too (a day, days
+            // back; a month, months back), the next edge may be that bucket's start, and the window (which
+            // `aligned` ends at that bucket's end) would hold little of the length asked for and mostly what
+            // follows `to`. Then, and where no edge falls before `to`, the start widens back to its bucket's.
+            Some(state.meter.ledger().edge_at_or_after(back))
+                .filter(|edge| *edge < to && (*edge - back) * 2 <= to - back)
+                .unwrap_or(back)
         }
     };
     if from >= to {
@@ -403,7 +407,9 @@ pub(super) async fn tokens(State(state): State<AppState>, Extension(caller): Ext
         }
         let q = with_tenant(q, &caller);
         let asked = p.get("aggregation").is_some();
-        let mut result = query_by_time(&state, q, grain, asked, if asked { "aggregation" } else { "from" })?;
+        // Not asked for, a grain no bucket of the window keeps is the window's fault: the bound given, else `range`.
+        let blame = ["aggregation", "from", "to"].into_iter().find(|k| p.get(k).is_some()).unwrap_or("range");
+        let mut result = query_by_time(&state, q, grain, asked, blame)?;
         hide_unattributed(&mut result, &caller);
         Ok(json_response(StatusCode::OK, &result))
     };
@@ -434,7 +440,9 @@ pub(super) async fn usage_summary(
         check_points(&window, grain, "start_date")?;
         let q = with_tenant(Query::new(window).group_by(GroupBy::Time(grain)), &caller);
         let asked = p.get("group_by").is_some();
-        let mut result = query_by_time(&state, q, grain, asked, if asked { "group_by" } else { "start_date" })?;
+        let blame =
+            ["group_by", "start_date", "end_date"].into_iter().find(|k| p.get(k).is_some()).unwrap_or("start_date");
+        let mut result = query_by_time(&state, q, grain, asked, blame)?;
         hide_unattributed(&mut result, &caller);
         Ok(json_response(StatusCode::OK, &result))
     };

@@ -14,10 +14,11 @@ impl TokenMeterBuilder {
     /// configuration is resolved against the `OTEL_*` environment and checked now, and the export threads
     /// start now; an error says which setting is wrong. Replaces an earlier `with_otlp` or
     /// [`with_meter_provider`](Self::with_meter_provider). With `OTEL_SDK_DISABLED=true` in the environment
-    /// (and no [`OtlpConfig::ignore_env`]) it exports nothing and returns the builder unchanged, as the
-    /// OpenTelemetry SDKs do ([`OtlpConfig::sdk_disabled`]).
-    pub fn with_otlp(self, config: OtlpConfig) -> Result<Self, OtlpError> {
+    /// (and no [`OtlpConfig::ignore_env`]) nothing is exported, as the OpenTelemetry SDKs do
+    /// ([`OtlpConfig::sdk_disabled`]): an earlier setup is dropped too.
+    pub fn with_otlp(mut self, config: OtlpConfig) -> Result<Self, OtlpError> {
         if config.sdk_disabled() {
+            self.otlp = None;
             return Ok(self);
         }
         let setup = OtlpSetup::owned(&config)?;
