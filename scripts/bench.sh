@@ -43,12 +43,21 @@ cargo bench --quiet --bench reports -- "${crit_args[@]}" >"$out/reports.txt" 2>"
 echo "==> peak memory: 1M calls over 100k sessions (examples/memory.rs)" >&2
 cargo build --quiet --release --example memory
 target_dir="${CARGO_TARGET_DIR:-target}"
+# A failed run (a panic, an OOM kill) still gets a "Maximum resident set size" from GNU time, and `set -e` does
+# not reach inside `$(...)`: the run's status and its figure are checked here, so a failure is never "met".
 peak_kib() {
-    /usr/bin/time -v "$target_dir/release/examples/memory" "$1" >"$out/memory-$1.txt" 2>"$out/memory-$1.time"
-    awk -F': ' '/Maximum resident set size/ { print $2 }' "$out/memory-$1.time"
+    if ! /usr/bin/time -v "$target_dir/release/examples/memory" "$1" >"$out/memory-$1.txt" 2>"$out/memory-$1.time"; then
+        echo "scripts/bench.sh: examples/memory $1 failed:" >&2
+        cat "$out/memory-$1.time" >&2
+        return 1
+    fi
+    local kib
+    kib="$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$out/memory-$1.time")"
+    [ -n "$kib" ] && [ "$kib" -gt 0 ] || { echo "scripts/bench.sh: no peak RSS for examples/memory $1" >&2; return 1; }
+    echo "$kib"
 }
-bare_kib="$(peak_kib bare)"
-tm_kib="$(peak_kib tokenmeter)"
+bare_kib="$(peak_kib bare)" || exit 1
+tm_kib="$(peak_kib tokenmeter)" || exit 1
 
 cpu="$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || echo unknown)"
 echo

@@ -6,7 +6,7 @@
 # and prints (Ir(40,000) - Ir(20,000)) / 20,000, so that start-up and shutdown cancel out. The journal is left
 # out: callgrind runs one thread at a time, so its writer's work would be counted by chance.
 #
-# Usage: ./scripts/callgrind.sh [PARTS...]   (default: bare floor capture ledger otlp budgets full; ~2 minutes)
+# Usage: ./scripts/callgrind.sh [PARTS...]   (default: bare floor capture ledger otlp budgets full; ~3 minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,8 +31,12 @@ bin="${CARGO_TARGET_DIR:-target}/release/examples/profile"
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 
+# valgrind prints its count for a run that failed too (an unknown part, a panic): the run's status decides.
 refs() {
-    valgrind --tool=callgrind --callgrind-out-file="$out/cg.$1.$2" "$bin" "$2" "$1" 2>"$out/log.$1.$2" >/dev/null
+    if ! valgrind --tool=callgrind --error-exitcode=0 --callgrind-out-file="$out/cg.$1.$2" "$bin" "$2" "$1" \
+        2>"$out/log.$1.$2" >/dev/null; then
+        return 1
+    fi
     awk '/ refs:/ { gsub(",", "", $NF); print $NF }' "$out/log.$1.$2"
 }
 
@@ -40,8 +44,8 @@ echo
 echo "| parts | instructions per call |"
 echo "|---|---|"
 for p in "${parts[@]}"; do
-    small="$(refs "$p" 20000)"
-    large="$(refs "$p" 40000)"
+    small="$(refs "$p" 20000)" || small=""
+    large="$(refs "$p" 40000)" || large=""
     if [ -z "$small" ] || [ -z "$large" ]; then
         echo "callgrind gave no count for $p:" >&2
         cat "$out/log.$p.20000" "$out/log.$p.40000" >&2

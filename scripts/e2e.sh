@@ -3,7 +3,7 @@
 # 127.0.0.1), runs every tests/e2e_*.rs binary's ignored tests against it, and stops the stack whatever
 # happens (set TOKENMETER_E2E_KEEP_STACK=1 to leave it running for a look at Prometheus on :9090).
 #
-# Usage: scripts/e2e.sh [extra cargo test args, e.g. a test name filter]
+# Usage: scripts/e2e.sh [test-binary args, passed after `--`: e.g. a test name filter]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

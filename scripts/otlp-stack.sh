@@ -311,6 +311,11 @@ EOF
 
 cmd="${1:-}"
 what="${2:-}"
+# Checked here, not inside the loops' `$(selected ...)`: `die` in a command substitution ends only the subshell,
+# so a misspelt component started nothing and the script still exited 0.
+case "$cmd" in
+start | stop | restart | status) selected "$what" >/dev/null ;;
+esac
 mkdir -p "$LOGS" "$RUN"
 case "$cmd" in
 install) do_install ;;

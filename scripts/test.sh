@@ -62,6 +62,9 @@ apt_install "command -v jq" jq tests/readme_samples.rs
 # tests/cli_terminal.rs runs the CLI on a pseudo-terminal through util-linux `script` (bsdutils on Debian); its
 # tests fail without it (TOKENMETER_SKIP_PTY=1 skips them instead).
 apt_install "command -v script" bsdutils tests/cli_terminal.rs
+# scripts/otlp-stack.sh fetches Prometheus, vmagent and promtool from Debian and checks them with Debian's archive
+# key (Ubuntu does not ship it; its universe has the package).
+apt_install "test -r /usr/share/keyrings/debian-archive-keyring.gpg" debian-archive-keyring scripts/otlp-stack.sh
 if command -v cargo-nextest >/dev/null 2>&1; then
     cargo nextest run --all-features --no-fail-fast
     cargo test --doc --all-features
@@ -87,10 +90,10 @@ step "documentation samples (HTTP)"
 step "benches compile"
 cargo bench --no-run --quiet
 
-if [ -x scripts/e2e.sh ]; then
-    step "end-to-end"
-    ./scripts/e2e.sh
-fi
+# Run through bash: a lost executable bit must fail here, not skip the end-to-end suites, the dashboards' queries
+# and the alert rules' tests.
+step "end-to-end"
+bash scripts/e2e.sh
 
 step "HTTP API fuzzing (schemathesis)"
 ./scripts/schemathesis.sh
