@@ -386,9 +386,11 @@ pub struct LedgerStats {
     /// session's id has the same 64-bit hash and holds its slot).
     pub untracked_session_calls: u64,
     /// Times a shard merged two minutes because the store was busy (a query held it while a thread recorded
-    /// calls of more than 8 different minutes: a backfill). Two minutes of one local hour more than two hours
-    /// old are merged first, which loses nothing; failing that, the oldest minute's calls are filed under the
-    /// next one's.
+    /// calls of more than 8 different minutes: a backfill). Two minutes that land in one bucket and one point
+    /// of each totals series anyway are merged first, which loses nothing (one local hour more than two hours
+    /// old, one local day more than 35 days old); then two of one local day more than 48 hours old (the hourly
+    /// totals lose which hour); failing that, the two closest in time, the older's calls filed under the
+    /// newer's minute (a backfill of more than 8 days held up that long moves a day's calls to the next).
     pub forced_merges: u64,
 }
 
@@ -721,16 +723,31 @@ impl Shard {
             store.compact(now);
         }
         if self.pending.len() >= MAX_PENDING {
-            // Full while a query holds the store (a backfill racing a report): two pending minutes merge. Two of
-            // one local hour that are past the minute buckets' two hours would land in one hour (or coarser)
-            // bucket and hourly total anyway: merging them loses nothing. Without such a pair, the oldest
-            // minute merges into the next, whose start the merged data takes.
+            // Full while a query holds the store (a backfill racing a report): two adjacent pending minutes
+            // merge, the older into the newer, whose start the merged data takes. The pair is the one that
+            // costs least: two that land in one bucket and one point of each totals series anyway lose nothing
+            // (one local hour past the minute buckets' two hours; one local day past the hourly totals' 35
+            // days); one local day of day buckets loses only the hour in the hourly totals; else the pair
+            // closest in time, so data moves as little as it can. (Always the oldest into the next moved a
+            // replayed call once per merge, up to weeks late, while a report held the store.)
             self.pending.sort_by_key(|p| p.bucket.start);
-            let (tz, minutes_from) = (inner.config.time_zone, inner.now_secs() - store::MINUTE_SPAN);
-            let same_old_hour =
-                |a: i64, b: i64| b < minutes_from && calendar::hour_start(tz, a) == calendar::hour_start(tz, b);
+            let (tz, now) = (inner.config.time_zone, inner.now_secs());
+            let hours_kept_from = if inner.config.bounded { now - store::HOURLY_TOTALS_SPAN } else { i64::MIN };
+            let cost = |a: i64, b: i64| {
+                let (same_hour, same_day) = (
+                    calendar::hour_start(tz, a) == calendar::hour_start(tz, b),
+                    calendar::day_start(tz, a) == calendar::day_start(tz, b),
+                );
+                if (same_hour && b < now - store::MINUTE_SPAN) || (same_day && b < hours_kept_from) {
+                    (0, 0)
+                } else if same_day && b < now - store::HOUR_SPAN {
+                    (1, 0)
+                } else {
+                    (2, b - a)
+                }
+            };
             let at = (1..self.pending.len())
-                .find(|&i| same_old_hour(self.pending[i - 1].bucket.start, self.pending[i].bucket.start))
+                .min_by_key(|&i| cost(self.pending[i - 1].bucket.start, self.pending[i].bucket.start))
                 .unwrap_or(1);
             let older = self.pending.remove(at - 1);
             let next = &mut self.pending[at - 1];
@@ -1108,5 +1125,28 @@ mod tests {
         let rows = ledger.query(&q).unwrap().groups;
         let calls = |hour: &str| rows.iter().find(|r| r.key.starts_with(hour)).map_or(0, |r| r.calls);
         assert_eq!((calls("2026-03-14T10:00"), calls("2026-03-14T11:00")), (3, 9), "{rows:?}");
+    }
+
+    #[test]
+    fn forced_merges_of_a_replay_keep_each_call_in_its_own_day() {
+        // A journal replayed while a report holds the store: one call every 2 hours over 7 days, three weeks
+        // back. No two pending minutes shared an old hour, so the oldest merged into the next, again and again:
+        // the calls replayed meanwhile ended up in one minute, days late. Now pending minutes of one day merge,
+        // and up to 8 days keep their own (past that, held that long, the closest days merge).
+        let now: chrono::DateTime<chrono::Utc> = "2026-03-14T16:00:00Z".parse().unwrap();
+        let ledger = Ledger::new(LedgerConfig::default(), Arc::new(ManualClock::new(now)), PriceBook::builtin());
+        let start: chrono::DateTime<chrono::Utc> = "2026-02-20T00:00:00Z".parse().unwrap();
+        let held = ledger.inner.store.lock();
+        for h in 0..(7 * 12) {
+            let mut rec = session::tests::call("claude-sonnet-4-5", "a", 0, 0);
+            rec.timestamp = start + Duration::hours(2 * h);
+            ledger.ingest_call(&rec);
+        }
+        drop(held);
+        assert!(ledger.stats().forced_merges > 0);
+        let q = Query::new(Window::range(start, start + Duration::days(7))).group_by(GroupBy::Time(TimeGrain::Day));
+        let rows = ledger.query(&q).unwrap().groups;
+        assert_eq!(rows.len(), 7, "{rows:?}");
+        assert!(rows.iter().all(|r| r.calls == 12), "{:?}", rows.iter().map(|r| r.calls).collect::<Vec<_>>());
     }
 }
