@@ -4,8 +4,11 @@
 //! cargo run --example quickstart
 //! ```
 //!
-//! Nothing leaves the process: the workload is simulated (no API key, no network) and time runs on a manual
-//! clock, so the run takes well under a second and prints the same figures every time.
+//! The workload is simulated (no API key, no network to Anthropic) and time runs on a manual clock, a morning
+//! of 2026-11-02 from 08:00, so the run takes well under a second and prints the same figures every time.
+//! Nothing leaves the process unless `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._METRICS_ENDPOINT`) is set: then the
+//! figures are exported over OTLP too, under that environment's `OTEL_SERVICE_NAME` (set one of its own, say
+//! `tokenmeter-quickstart`, so its simulated spend is not filed under a real service).
 
 use chrono::{Duration, TimeZone, Utc};
 use comfy_table::presets::UTF8_FULL_CONDENSED;
@@ -55,21 +58,29 @@ fn main() {
     // Exports over OTLP only when OTEL_EXPORTER_OTLP_ENDPOINT (or ..._METRICS_ENDPOINT) is set (feature `otlp`,
     // on by default).
     #[cfg(feature = "otlp")]
-    let builder = builder.with_otlp_from_env().unwrap_or_else(|e| panic!("OTLP export is misconfigured: {e}"));
+    let builder = match builder.with_otlp_from_env() {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("OTLP export is misconfigured: {e}");
+            std::process::exit(2);
+        }
+    };
     let meter = builder.build();
 
     // The three lines an application adds to its subscriber (here beside a quiet fmt layer, logging the budget
     // alerts to stderr, coloured only on a terminal, so the report on stdout stays clean when piped).
+    // No timestamps: the events happen on the simulated clock, and the wall clock's time would not match them.
     let log = tracing_subscriber::fmt::layer()
+        .without_time()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_filter(tracing_subscriber::filter::LevelFilter::WARN);
     let subscriber = tracing_subscriber::registry().with(log).with(meter.layer());
-    tracing::subscriber::with_default(subscriber, || simulate(&clock));
+    let refused = tracing::subscriber::with_default(subscriber, || simulate(&clock, &meter));
 
     print_report(&meter);
     print_analytics(&meter);
-    print_budgets(&meter, &alerts.lock());
+    print_budgets(&meter, &alerts.lock(), refused);
 
     #[cfg(feature = "otlp")]
     if meter.export_status().is_some() {
@@ -84,7 +95,7 @@ fn main() {
     println!("\n(Set OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 to also export these figures over OTLP.)");
 }
 
-/// The ledger's reports over the simulated day: efficiency with its traffic-light band, the token breakdown per
+/// The ledger's reports over the simulated morning: efficiency with its traffic-light band, the token breakdown per
 /// agent, cache performance, the top suggestions priced from the price book, and the forecast.
 fn print_analytics(meter: &TokenMeter) {
     use tokenmeter::ledger::{Dimension, Window};
@@ -171,9 +182,13 @@ fn print_analytics(meter: &TokenMeter) {
     if let Some(day) = forecast.limit.as_ref().and_then(|l| l.reached_on) {
         println!("  a $50 monthly limit would be reached on {day}");
     }
+    println!(
+        "  (the forecast runs this morning's rate on for every day left; the budgets' `projected` below spreads \
+         the spend over the month so far, from Nov 1: hence two month-end figures)"
+    );
 }
 
-fn print_budgets(meter: &TokenMeter, alerts: &[String]) {
+fn print_budgets(meter: &TokenMeter, alerts: &[String], refused: u64) {
     let mut table = Table::new();
     table.load_style(UTF8_FULL_CONDENSED).set_header(vec![
         "budget",
@@ -206,6 +221,7 @@ fn print_budgets(meter: &TokenMeter, alerts: &[String]) {
     for a in alerts {
         println!("  {a}");
     }
+    println!("Code-review calls refused by the daily hard stop (`check_budget` before each call): {refused}");
     let review = RequestScope::new().with_agent("reviewer");
     match meter.check_budget(&review) {
         Ok(()) => println!("Next code-review request: allowed"),
@@ -213,10 +229,12 @@ fn print_budgets(meter: &TokenMeter, alerts: &[String]) {
     }
 }
 
-/// A day of traffic: support conversations on Sonnet with prompt caching, code review tasks on Opus with tools,
+/// A morning of traffic: support conversations on Sonnet with prompt caching, code review tasks on Opus with tools,
 /// a triage classifier on Haiku, a streamed answer, a failed call and a model the price book does not know.
-fn simulate(clock: &ManualClock) {
+/// Returns the code-review calls the reviewer's `Block` budget refused.
+fn simulate(clock: &ManualClock, meter: &TokenMeter) -> u64 {
     let mut rng = Rng(42);
+    let mut refused = 0;
     let tick = |ms: u64| clock.advance(Duration::milliseconds(ms as i64));
 
     // 1. Support bot: multi-turn sessions. The system prompt and history are a cached prefix: turn 1 writes the
@@ -273,6 +291,12 @@ fn simulate(clock: &ManualClock) {
             session.id = %format!("pr-{pr}"), error.type = Empty);
         let _t = task.enter();
         for step in 0..rng.range(2, 4) {
+            // The application asks before each call: a `Block` budget that is spent refuses it (the layer
+            // only records; enforcing is this call).
+            if meter.check_budget(&RequestScope::new().with_agent("reviewer")).is_err() {
+                refused += 1;
+                continue;
+            }
             {
                 let _tool = info_span!(
                     "execute_tool read_diff",
@@ -308,7 +332,7 @@ fn simulate(clock: &ManualClock) {
         tick(rng.range(600_000, 1_800_000));
     }
 
-    // 3. Triage: a small classifier on every incoming ticket, batched overnight.
+    // 3. Triage: a small classifier on every incoming ticket.
     for i in 0..40 {
         let _c = info_span!(
             "chat claude-haiku-4-5",
@@ -369,6 +393,7 @@ fn simulate(clock: &ManualClock) {
         .entered();
         tick(2_000);
     }
+    refused
 }
 
 fn print_report(meter: &TokenMeter) {
@@ -416,7 +441,7 @@ fn print_report(meter: &TokenMeter) {
         Cell::new(format!("{:.4}", total.cache_savings)).set_alignment(CellAlignment::Right),
         Cell::new(format!("{} unpriced", total.unpriced_calls)),
     ]);
-    println!("tokenmeter quickstart: a simulated day of Claude traffic\n");
+    println!("tokenmeter quickstart: a simulated morning of Claude traffic (2026-11-02 from 08:00)\n");
     println!("Cost by model");
     println!("{table}");
     if total.web_search_requests > 0 {
