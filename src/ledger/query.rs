@@ -821,7 +821,9 @@ impl Selection {
             let start = store.bucket_start(from, now).min(from);
             let end = match store.bucket_edge_at_or_after(to, now) {
                 e if e == to || end_on => e.max(to),
-                _ => store.bucket_start(to, now).clamp(start, to),
+                // `max` then `min`, not `clamp`: it panics on `start > to`, which no caller passes, but a report
+                // must never panic.
+                _ => store.bucket_start(to, now).max(start).min(to),
             };
             (Selection::All.total(store, start, end), start, end)
         };
