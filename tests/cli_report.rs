@@ -520,6 +520,19 @@ fn report_files_get_the_permissions_new_files_get_and_a_failed_write_leaves_noth
     assert_eq!(names, ["plain", "r.md", "r.xlsx", "sub.md"]);
 }
 
+/// The sheets of an xlsx workbook, in its order.
+fn xlsx_sheet_names(path: &std::path::Path) -> Vec<String> {
+    use std::io::Read;
+    let mut workbook = String::new();
+    zip::ZipArchive::new(std::fs::File::open(path).unwrap())
+        .unwrap()
+        .by_name("xl/workbook.xml")
+        .unwrap()
+        .read_to_string(&mut workbook)
+        .unwrap();
+    workbook.split("<sheet name=\"").skip(1).map(|s| s.split('"').next().unwrap().to_owned()).collect()
+}
+
 /// The cells of an xlsx sheet (1-based, in the workbook's order) by reference (`E2`): a shared string's text,
 /// a number as written; a cell with no value is absent.
 fn xlsx_cells(path: &std::path::Path, sheet: usize) -> std::collections::HashMap<String, String> {
@@ -865,19 +878,11 @@ fn html_anomalies_have_the_markdown_columns() {
 fn the_readme_names_the_xlsx_sheets_with_an_unpriced_calls_column() {
     // README said every sheet with costs per row has the column; the Cache and Forecast sheets have dollars per
     // row and none (the library keeps no count per cache period or forecast day).
-    use std::io::Read;
     let dir = tempfile::tempdir().unwrap();
     let xlsx = dir.path().join("r.xlsx");
     cc(&["report", "--type", "detailed", "-o", xlsx.to_str().unwrap()]).ok();
-    let mut workbook = String::new();
-    zip::ZipArchive::new(std::fs::File::open(&xlsx).unwrap())
-        .unwrap()
-        .by_name("xl/workbook.xml")
-        .unwrap()
-        .read_to_string(&mut workbook)
-        .unwrap();
-    let names: Vec<&str> = workbook.split("<sheet name=\"").skip(1).map(|s| s.split('"').next().unwrap()).collect();
-    assert!(names.contains(&"Cache") && names.contains(&"Forecast"), "{names:?}");
+    let names = xlsx_sheet_names(&xlsx);
+    assert!(names.iter().any(|n| n == "Cache") && names.iter().any(|n| n == "Forecast"), "{names:?}");
     let with_column: Vec<&str> = names
         .iter()
         .enumerate()
@@ -885,7 +890,7 @@ fn the_readme_names_the_xlsx_sheets_with_an_unpriced_calls_column() {
             let cells = xlsx_cells(&xlsx, i + 1);
             cells.iter().any(|(at, v)| at.ends_with('1') && at.len() == 2 && v == "unpriced calls")
         })
-        .map(|(_, n)| *n)
+        .map(|(_, n)| n.as_str())
         .collect();
     assert_eq!(with_column, ["By period", "By model", "Efficiency", "Sessions"]);
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
@@ -917,29 +922,12 @@ fn sorted_names(dir: &std::path::Path) -> Vec<String> {
 #[test]
 fn an_executive_workbook_holds_the_executive_reports_tables() {
     // `--type executive` wrote the summary workbook: every model and suggestion, periods, cache and efficiency.
-    use std::io::Read;
-    let lines: Vec<String> = (0..7)
-        .map(|i| {
-            format!(
-                r#"{{"timestamp":"2025-10-03T1{i}:00:00Z","duration_us":5,"model":"model-{i}","tokens":{{"input":{},"output":10}},"metered":true,"outcome":{{"status":"ok"}},"dimensions":{{}}}}"#,
-                1_000 - i * 10
-            )
-        })
-        .collect();
-    let records = cli_support::Records::new(&lines);
+    let records = cli_support::Records::new(&cli_support::one_call_per_model(7));
     let dir = tempfile::tempdir().unwrap();
     let sheets = |kind: &str| {
         let xlsx = dir.path().join(format!("{kind}.xlsx"));
         records.run(&["report", "--type", kind, "-o", xlsx.to_str().unwrap()]).ok();
-        let mut workbook = String::new();
-        zip::ZipArchive::new(std::fs::File::open(&xlsx).unwrap())
-            .unwrap()
-            .by_name("xl/workbook.xml")
-            .unwrap()
-            .read_to_string(&mut workbook)
-            .unwrap();
-        let names: Vec<String> =
-            workbook.split("<sheet name=\"").skip(1).map(|s| s.split('"').next().unwrap().to_owned()).collect();
+        let names = xlsx_sheet_names(&xlsx);
         (xlsx, names)
     };
     let (xlsx, names) = sheets("executive");

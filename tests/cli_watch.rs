@@ -250,15 +250,7 @@ fn a_recent_window_reads_only_the_journal_days_it_can_hold() {
 #[test]
 fn the_watch_screen_sums_the_models_past_its_eighth() {
     // Ten models: the screen listed eight and dropped the other two's calls and cost without a word.
-    let lines: Vec<String> = (0..10)
-        .map(|i| {
-            format!(
-                r#"{{"timestamp":"2025-10-03T1{i}:00:00Z","duration_us":5,"model":"model-{i}","tokens":{{"input":{},"output":10}},"metered":true,"outcome":{{"status":"ok"}},"dimensions":{{}}}}"#,
-                1_000 - i * 10
-            )
-        })
-        .collect();
-    let records = cli_support::Records::new(&lines);
+    let records = cli_support::Records::new(&cli_support::one_call_per_model(10));
     let text = records.run(&["--color", "never", "watch", "--period", "7d", "--iterations", "1"]).ok().to_owned();
     let rest = text.lines().find(|l| l.contains("(2 other models)")).unwrap_or_else(|| panic!("{text}"));
     assert!(rest.contains("┆     2 ┆  1,850 ┆ unpriced"), "{rest}");

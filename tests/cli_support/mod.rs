@@ -83,6 +83,19 @@ pub fn cc(args: &[&str]) -> Run {
     run(&all)
 }
 
+/// `n` record lines (at most 10), one call each on models `model-0`, `model-1`, … (none priced), on 2025-10-03
+/// from 10:00 an hour apart, each with 10 input tokens fewer than the one before (1,000 first).
+pub fn one_call_per_model(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"timestamp":"2025-10-03T1{i}:00:00Z","duration_us":5,"model":"model-{i}","tokens":{{"input":{},"output":10}},"metered":true,"outcome":{{"status":"ok"}},"dimensions":{{}}}}"#,
+                1_000 - i * 10
+            )
+        })
+        .collect()
+}
+
 /// A records file (`--records`: one `CallRecord` JSON object a line) in a temporary directory.
 pub struct Records {
     _dir: tempfile::TempDir,
