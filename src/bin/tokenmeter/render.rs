@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Attribute, Cell, CellAlignment, Color, ContentArrangement, Table};
 use serde::Serialize;
-use tokenmeter::analysis::{Band, Impact};
+use tokenmeter::analysis::{Band, Impact, Share};
 
 use crate::cli::ColorChoice;
 use crate::{CliError, CliResult};
@@ -146,13 +146,27 @@ pub(crate) fn usd(v: f64) -> String {
 }
 
 /// The cost of a model's (or other group's) calls: `unpriced` when none of them had a price, the priced
-/// part and a mark when some did not: never a silent $0.
+/// part and a mark when some did not: never a silent $0 ([`priced_usd`] over the group's calls).
 pub(crate) fn share_cost(cost_usd: f64, calls: u64, unpriced_calls: u64) -> String {
-    match unpriced_calls {
-        0 => usd(cost_usd),
-        n if n >= calls => "unpriced".to_owned(),
-        _ => format!("{} + unpriced", usd(cost_usd)),
-    }
+    priced_usd(cost_usd, unpriced_calls, Some(calls))
+}
+
+/// The models past the first `shown` (most expensive first) as one row, `(N other models)`, their figures
+/// summed; `None` when there are none. A table listing the costliest models adds it, so that every call of the
+/// window is in it (each cell rounded on its own: a column's sum can differ from the headline by that).
+pub(crate) fn other_models(models: &[Share], shown: usize) -> Option<Share> {
+    let rest = models.get(shown..).filter(|r| !r.is_empty())?;
+    let sum = |f: fn(&Share) -> u64| rest.iter().map(f).sum::<u64>();
+    let sum_f = |f: fn(&Share) -> f64| rest.iter().map(f).sum::<f64>();
+    Some(Share {
+        name: format!("({} other model{})", rest.len(), if rest.len() == 1 { "" } else { "s" }),
+        calls: sum(|m| m.calls),
+        unpriced_calls: sum(|m| m.unpriced_calls),
+        tokens: sum(|m| m.tokens),
+        cost_usd: sum_f(|m| m.cost_usd),
+        cost_share: sum_f(|m| m.cost_share),
+        token_share: sum_f(|m| m.token_share),
+    })
 }
 
 /// A dollar figure made from priced calls only (a total, a rate, a projection): `$x + unpriced` when

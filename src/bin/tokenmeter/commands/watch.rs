@@ -231,25 +231,14 @@ fn screen(
     push_table(&mut out, "", &t, style);
     if !s.by_model.is_empty() {
         let mut t = style.table(["model", "calls", "tokens", "cost"]);
-        for m in s.by_model.iter().take(WATCH_MODELS) {
+        // The rest in one row, so that every call of the window is in the table.
+        let other = crate::render::other_models(&s.by_model, WATCH_MODELS);
+        for m in s.by_model.iter().take(WATCH_MODELS).chain(other.as_ref()) {
             t.add_row(vec![
                 m.name.clone().into(),
                 num(int(m.calls)),
                 num(int(m.tokens)),
                 num(share_cost(m.cost_usd, m.calls, m.unpriced_calls)),
-            ]);
-        }
-        // The rest in one row, so that every call of the window is in the table.
-        let rest = s.by_model.get(WATCH_MODELS..).unwrap_or_default();
-        if !rest.is_empty() {
-            let calls = rest.iter().map(|m| m.calls).sum::<u64>();
-            let cost = rest.iter().map(|m| m.cost_usd).sum::<f64>();
-            let unpriced = rest.iter().map(|m| m.unpriced_calls).sum::<u64>();
-            t.add_row(vec![
-                format!("({} other model{})", rest.len(), if rest.len() == 1 { "" } else { "s" }).into(),
-                num(int(calls)),
-                num(int(rest.iter().map(|m| m.tokens).sum::<u64>())),
-                num(share_cost(cost, calls, unpriced)),
             ]);
         }
         push_table(&mut out, "", &t, style);

@@ -393,9 +393,11 @@ impl Report<'_> {
     /// Spend by model, at most `limit` rows.
     pub(crate) fn models_table(&self, limit: usize) -> Table {
         let models = &self.summary.by_model;
-        let mut rows: Vec<Vec<String>> = models
+        let other = crate::render::other_models(models, limit);
+        let rows: Vec<Vec<String>> = models
             .iter()
             .take(limit)
+            .chain(other.as_ref())
             .map(|m| {
                 vec![
                     m.name.clone(),
@@ -406,20 +408,6 @@ impl Report<'_> {
                 ]
             })
             .collect();
-        // The rest in one row, so that every model's calls and cost are in the column (each cell rounded on
-        // its own: their sum can differ from the headline by that rounding).
-        let rest = models.get(limit..).unwrap_or_default();
-        if !rest.is_empty() {
-            let sum = |f: fn(&tokenmeter::analysis::Share) -> u64| rest.iter().map(f).sum::<u64>();
-            let calls = sum(|m| m.calls);
-            rows.push(vec![
-                format!("({} other model{})", rest.len(), if rest.len() == 1 { "" } else { "s" }),
-                int(calls),
-                int(sum(|m| m.tokens)),
-                crate::render::share_cost(rest.iter().map(|m| m.cost_usd).sum(), calls, sum(|m| m.unpriced_calls)),
-                pct(rest.iter().map(|m| m.cost_share).sum()),
-            ]);
-        }
         Table { headers: &["Model", "Calls", "Tokens", "Cost", "Share"], right: &[false, true, true, true, true], rows }
     }
 

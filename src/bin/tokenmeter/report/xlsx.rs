@@ -145,10 +145,12 @@ pub(super) fn render(r: &Report<'_>) -> Result<Vec<u8>, XlsxError> {
     // An executive workbook is the executive report's tables: the five costliest models (the rest in one row),
     // the top three suggestions, no period, cache, efficiency or forecast sheets.
     let shown = if exec { 5 } else { usize::MAX };
-    let mut rows: Vec<Vec<X>> = s
+    let other = crate::render::other_models(&s.by_model, shown);
+    let rows: Vec<Vec<X>> = s
         .by_model
         .iter()
         .take(shown)
+        .chain(other.as_ref())
         .map(|m| {
             vec![
                 X::Text(m.name.clone()),
@@ -160,17 +162,6 @@ pub(super) fn render(r: &Report<'_>) -> Result<Vec<u8>, XlsxError> {
             ]
         })
         .collect();
-    let rest = s.by_model.get(shown..).unwrap_or_default();
-    if !rest.is_empty() {
-        rows.push(vec![
-            X::Text(format!("({} other model{})", rest.len(), if rest.len() == 1 { "" } else { "s" })),
-            X::Int(rest.iter().map(|m| m.calls).sum()),
-            X::Int(rest.iter().map(|m| m.tokens).sum()),
-            X::Usd(rest.iter().map(|m| m.cost_usd).sum()),
-            X::Pct(rest.iter().map(|m| m.cost_share).sum()),
-            X::Int(rest.iter().map(|m| m.unpriced_calls).sum()),
-        ]);
-    }
     sheet(&mut wb, &f, "By model", &["model", "calls", "tokens", "cost", "share of cost", "unpriced calls"], &rows)?;
 
     let rows: Vec<Vec<X>> = r
