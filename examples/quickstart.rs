@@ -49,7 +49,7 @@ fn main() {
                 .with_period(BudgetPeriod::Month),
         )
         .with_budget(
-            Budget::new("reviewer-daily", BudgetLimit::usd(3.0).expect("a valid limit"))
+            Budget::new("reviewer-daily", BudgetLimit::usd(4.0).expect("a valid limit"))
                 .with_scope(BudgetScope::agent("reviewer"))
                 .with_period(BudgetPeriod::Day)
                 .with_action(BudgetAction::Block),
@@ -237,15 +237,17 @@ fn simulate(clock: &ManualClock, meter: &TokenMeter) -> u64 {
     let mut refused = 0;
     let tick = |ms: u64| clock.advance(Duration::milliseconds(ms as i64));
 
-    // 1. Support bot: multi-turn sessions. The system prompt and history are a cached prefix: turn 1 writes the
-    //    cache, later turns read it and write only the newest turn.
+    // 1. Support bot: multi-turn sessions with a cache breakpoint on the newest message. Turn 1 writes the
+    //    system prompt and the question; each later turn reads everything written before and writes what was
+    //    added since: the previous answer and the new question.
     for s in 0..12 {
         let user = format!("user-{}", s % 5);
         let session = info_span!("conversation", session.id = %format!("sess-{s:03}"), user.id = %user,
             project = "helpdesk", gen_ai.agent.name = "support-bot");
         let _s = session.enter();
         let system_prompt = 6_000;
-        let mut history = 0u64;
+        // What the cache holds for this conversation, and the previous answer (not cached yet).
+        let (mut cached, mut last_output) = (0u64, 0u64);
         for turn in 0..rng.range(3, 8) {
             let user_msg = rng.range(80, 600);
             let output = rng.range(150, 900);
@@ -266,30 +268,31 @@ fn simulate(clock: &ManualClock, meter: &TokenMeter) -> u64 {
             tick(rng.range(2_000, 9_000));
             call.record("gen_ai.response.model", "claude-sonnet-4-5-20250929");
             call.record("gen_ai.response.id", format!("msg_{s}_{turn}").as_str());
-            if turn == 0 {
-                call.record("cache_creation_input_tokens", system_prompt);
-                call.record("cache_read_input_tokens", 0u64);
-            } else {
-                call.record("cache_read_input_tokens", system_prompt + history);
-                call.record("cache_creation_input_tokens", user_msg);
-            }
-            call.record("input_tokens", user_msg.min(40));
+            let written = if turn == 0 { system_prompt + user_msg } else { last_output + user_msg };
+            call.record("cache_read_input_tokens", cached);
+            call.record("cache_creation_input_tokens", written);
+            cached += written;
+            // Anthropic's `input_tokens` counts what follows the last breakpoint: a few framing tokens here.
+            call.record("input_tokens", rng.range(3, 40));
             call.record("output_tokens", output);
             // Some answers look things up with Anthropic's web search tool: $0.01 a search, on top of tokens.
             if rng.range(0, 4) == 0 {
                 call.record("server_tool_use.web_search_requests", rng.range(1, 4));
             }
             drop(call);
-            history += user_msg + output;
+            last_output = output;
             tick(rng.range(20_000, 120_000));
         }
     }
 
-    // 2. Code review: one task per pull request, on Opus, with tool calls between model calls.
+    // 2. Code review: one task per pull request, on Opus, with tool calls between model calls. Each step sends
+    //    the conversation so far plus the new diff; only the 12k-token instructions carry cache_control, so the
+    //    history is re-sent uncached every step (what the top suggestion below finds).
     for pr in 0..6 {
         let task = info_span!("review", task = "code-review", project = "platform", gen_ai.agent.name = "reviewer",
             session.id = %format!("pr-{pr}"), error.type = Empty);
         let _t = task.enter();
+        let mut history = 0u64;
         for step in 0..rng.range(2, 4) {
             // The application asks before each call: a `Block` budget that is spent refuses it (the layer
             // only records; enforcing is this call).
@@ -322,9 +325,11 @@ fn simulate(clock: &ManualClock, meter: &TokenMeter) -> u64 {
             let cached = if step == 0 { 0 } else { 12_000 };
             call.record("gen_ai.usage.cache_read.input_tokens", cached);
             call.record("gen_ai.usage.cache_creation.input_tokens", if step == 0 { 12_000u64 } else { 0 });
+            let output = rng.range(800, 3_000);
             // Semconv input *includes* cache reads and writes.
-            call.record("gen_ai.usage.input_tokens", diff + 12_000);
-            call.record("gen_ai.usage.output_tokens", rng.range(800, 3_000));
+            call.record("gen_ai.usage.input_tokens", 12_000 + history + diff);
+            call.record("gen_ai.usage.output_tokens", output);
+            history += diff + output;
         }
         if pr == 4 {
             task.record("error.type", "review_aborted");
