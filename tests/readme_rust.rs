@@ -132,8 +132,9 @@ if !response.status().is_success() {
     return Err("API error".into());
 }
 let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
-if !content_type.starts_with("text/event-stream") {
-    // One JSON body, not a stream (a gateway that ignored "stream": true, or an error body with a 2xx status)
+if !content_type.to_ascii_lowercase().starts_with("text/event-stream") {
+    // One JSON body, not a stream (a gateway that ignored "stream": true, or an error body with a 2xx status);
+    // an event stream whose content type a proxy changed is still read as one
     let body = response.bytes().inspect_err(|_| stream.fail("transport_error"))?;
     stream.whole_response(&body); // its usage, or its error type
 } else {

@@ -3,12 +3,14 @@
 //! It follows the WHATWG event-stream rules that matter for the Messages API: lines end in `\n`, `\r\n` or
 //! `\r` (also when a chunk boundary falls between `\r` and `\n`); `event:` names the event, `data:` lines are
 //! joined with `\n`; a blank line dispatches; lines starting with `:` are comments; one space after the colon
-//! is dropped; a leading byte-order mark is skipped; an event not closed by a blank line when the stream ends is
-//! discarded. Invalid UTF-8 is replaced, never an error.
+//! is dropped; a leading byte-order mark is skipped. An event not closed by a blank line when the stream ends is
+//! what [`SseDecoder::finish`] returns (a browser discards it; it may carry the last usage): call it at the end of
+//! the body. Invalid UTF-8 is replaced, never an error.
 //!
 //! Memory is bounded: an event with a line longer than [`MAX_LINE_BYTES`], or whose data grows past
 //! [`MAX_EVENT_BYTES`], is dropped whole and counted (never delivered cut short), so a misbehaving server cannot
-//! grow the buffer without limit.
+//! grow the buffer without limit. A comment line that long is skipped alone (the event around it is kept), and a
+//! line buffer grown past [`KEPT_LINE_CAPACITY`] by a long line is freed once that line ends.
 
 /// The longest line kept, in bytes; the event with a longer line is dropped (and counted in
 /// [`SseDecoder::dropped`]). The Messages API puts each event's data on one line, so this is
@@ -17,6 +19,10 @@ pub const MAX_LINE_BYTES: usize = MAX_EVENT_BYTES + 16;
 
 /// The most data one event may carry, in bytes; a larger event is dropped (and counted).
 pub const MAX_EVENT_BYTES: usize = 4 << 20;
+
+/// The line buffer's capacity kept between lines, in bytes; a longer line's buffer is freed when it ends, so one
+/// large event does not hold megabytes for the rest of a long stream.
+pub const KEPT_LINE_CAPACITY: usize = 64 << 10;
 
 /// One decoded event.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -125,11 +131,12 @@ impl SseDecoder {
             return;
         }
         if self.line.len() + part.len() > MAX_LINE_BYTES {
-            self.line.clear();
+            let comment = self.starts_comment(part);
+            self.line = Vec::new();
             self.skipping_line = true;
             // The event loses a line: it is dropped whole at its blank line (counted once, here), not
-            // delivered without it.
-            if !self.event_too_large {
+            // delivered without it. A comment is no part of the event: skipping it loses nothing.
+            if !comment && !self.event_too_large {
                 self.event_too_large = true;
                 self.data.clear();
                 self.dropped += 1;
@@ -139,12 +146,30 @@ impl SseDecoder {
         self.line.extend_from_slice(part);
     }
 
+    /// Whether the line being read (what is buffered, then `part`) is a comment: its first byte, after a
+    /// byte-order mark on the stream's first line, is `:`.
+    fn starts_comment(&self, part: &[u8]) -> bool {
+        let head: &[u8] = if self.line.is_empty() { part } else { &self.line };
+        let head = if self.started { head } else { head.strip_prefix("\u{feff}".as_bytes()).unwrap_or(head) };
+        head.first() == Some(&b':')
+    }
+
     fn end_line(&mut self, out: &mut Vec<SseEvent>) {
         if std::mem::take(&mut self.skipping_line) {
             self.line.clear();
             return;
         }
-        let mut bytes: &[u8] = &self.line;
+        let mut line = std::mem::take(&mut self.line);
+        self.read_line(&line, out);
+        // A buffer a long line grew is freed; a small one is kept for the next line.
+        if line.capacity() <= KEPT_LINE_CAPACITY {
+            line.clear();
+            self.line = line;
+        }
+    }
+
+    fn read_line(&mut self, line: &[u8], out: &mut Vec<SseEvent>) {
+        let mut bytes: &[u8] = line;
         if !self.started {
             self.started = true;
             bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes);
@@ -179,7 +204,6 @@ impl SseDecoder {
                 _ => {}
             }
         }
-        self.line.clear();
     }
 
     fn dispatch(&mut self, out: &mut Vec<SseEvent>) {
@@ -288,6 +312,43 @@ mod tests {
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].data.len(), MAX_EVENT_BYTES - 1);
         assert_eq!(d.dropped(), 0);
+    }
+
+    #[test]
+    fn an_oversized_comment_is_skipped_alone() {
+        // A padding comment between an event's lines is no part of it: the event is delivered.
+        let mut d = SseDecoder::new();
+        let mut big = b":".to_vec();
+        big.resize(MAX_LINE_BYTES + 10, b' ');
+        assert!(d.push(b"event: message_delta\ndata: {\"usage\":{\"output_tokens\":7}}\n").is_empty());
+        assert!(d.push(&big[..10]).is_empty());
+        assert!(d.push(&big[10..]).is_empty());
+        let events = d.push(b"\n\n");
+        assert_eq!(events, vec![ev("message_delta", r#"{"usage":{"output_tokens":7}}"#)]);
+        assert_eq!(d.dropped(), 0);
+        // Also as the stream's first line, behind a byte-order mark.
+        let mut d = SseDecoder::new();
+        let mut first = "\u{feff}".as_bytes().to_vec();
+        first.extend_from_slice(&big);
+        assert!(d.push(&first).is_empty());
+        assert_eq!(d.push(b"\ndata: 1\n\n"), vec![ev("message", "1")]);
+        assert_eq!(d.dropped(), 0);
+    }
+
+    #[test]
+    fn a_long_lines_buffer_is_freed_when_it_ends() {
+        let mut d = SseDecoder::new();
+        let value = "y".repeat(1 << 20);
+        // Pushed in pieces, so the line is buffered across chunks.
+        assert!(d.push(b"event: content_block_start\ndata: ").is_empty());
+        assert!(d.push(value.as_bytes()).is_empty());
+        assert!(d.line.capacity() >= 1 << 20);
+        assert_eq!(d.push(b"\n\n").len(), 1);
+        assert!(d.line.capacity() <= KEPT_LINE_CAPACITY, "{}", d.line.capacity());
+        // A short line's buffer is kept for the next one.
+        assert!(d.push(b"data: 1").is_empty());
+        assert_eq!(d.push(b"\n\n"), vec![ev("message", "1")]);
+        assert!(d.line.capacity() > 0);
     }
 
     #[test]

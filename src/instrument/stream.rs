@@ -209,6 +209,10 @@ impl StreamAccumulator {
         // The SSE event name says what the event is; the data's `type` is read only when the name is missing,
         // so text deltas are never parsed.
         let named = !event.event.is_empty() && event.event != "message";
+        // Keep-alives and OpenAI's end marker, which some Anthropic-compatible gateways send: not malformed.
+        if !named && matches!(event.data.trim(), "" | "[DONE]") {
+            return;
+        }
         let wants_payload = !named || matches!(&*event.event, "message_start" | "message_delta");
         let mut payload = None;
         if wants_payload {
@@ -224,8 +228,10 @@ impl StreamAccumulator {
         let kind = match (named, data_kind.as_deref()) {
             (true, _) => &*event.event,
             (false, Some(kind)) => kind,
+            // An object without a type (`{}` as a keep-alive): nothing to read, nothing wrong; any other JSON
+            // (an array, a number) is not an event.
             (false, None) => {
-                self.malformed += 1;
+                self.malformed += u64::from(!event.data.trim_start().starts_with('{'));
                 return;
             }
         };
@@ -303,14 +309,20 @@ impl StreamAccumulator {
     /// it would decode to no events and end as `stream_incomplete`, its usage and error type lost.
     ///
     /// A message body is recorded as [`record_response`](super::record_response) records it, and completes
-    /// the stream; an error body fails it with its error type; anything else fails it as `invalid_response`.
-    /// After the stream has completed or failed this does nothing.
+    /// the stream; an error body fails it with its error type. A body that is an event stream after all (a
+    /// proxy that dropped or rewrote the `content-type`: it starts with an `event:`, `data:`, `id:`, `retry:`
+    /// or comment line) is read as pushed bytes; anything else fails the stream as `invalid_response`. After the
+    /// stream has completed or failed this does nothing.
     pub fn whole_response(&mut self, body: &[u8]) {
         if self.state != State::Open {
             return;
         }
         let Ok(response) = serde_json::from_slice::<MessageResponse>(body) else {
-            self.fail("invalid_response");
+            if looks_like_event_stream(body) {
+                self.push_bytes(body);
+            } else {
+                self.fail("invalid_response");
+            }
             return;
         };
         if let Some(error_type) = response.error_type() {
@@ -426,6 +438,13 @@ fn ignore_zero_restatements(newer: &mut Usage, known: &Usage) {
     }
 }
 
+/// Whether a body starts as an event stream does: an `event:`, `data:`, `id:`, `retry:` or comment line (after a
+/// byte-order mark), which no JSON body does.
+fn looks_like_event_stream(body: &[u8]) -> bool {
+    let body = body.strip_prefix("\u{feff}".as_bytes()).unwrap_or(body);
+    [&b"event:"[..], b"data:", b"id:", b"retry:", b":"].iter().any(|p| body.starts_with(p))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -516,6 +535,53 @@ mod tests {
             assert_eq!(summary.outcome, StreamOutcome::Error { error_type: "invalid_response".into() }, "{bad}");
             assert_eq!(call.outcome.label(), "invalid_response");
         }
+
+        // A message (id, usage) that also carries an empty `error` object, as some gateways add: billed, so
+        // metered and not failed.
+        let (summary, call) = whole(&message.replace(r#""type":"message","#, r#""type":"message","error":{},"#));
+        assert!(summary.is_complete());
+        assert_eq!((call.tokens.input, call.tokens.output), (10, 5));
+        assert!(!call.outcome.is_error() && call.metered);
+    }
+
+    #[test]
+    fn an_event_stream_handed_over_whole_is_read_as_one() {
+        // A proxy rewrote the content type: the caller routed the stream to `whole_response`.
+        let mut summary = None;
+        let call = one_call(|_| {
+            let span = claude_span("chat", "claude-sonnet-4-5", true);
+            let mut acc = StreamAccumulator::new(&span);
+            let body: String = [START, BLOCK_START, DELTA_TEXT, MESSAGE_DELTA, STOP].concat();
+            acc.whole_response(format!("\u{feff}{body}").as_bytes());
+            summary = Some(acc.finish());
+        });
+        let summary = summary.unwrap();
+        assert!(summary.is_complete());
+        assert_eq!(summary.malformed_events, 0);
+        assert_eq!((call.tokens.input, call.tokens.cache_read, call.tokens.output), (472, 1000, 15));
+        assert!(!call.outcome.is_error());
+    }
+
+    #[test]
+    fn keep_alives_and_an_end_marker_are_not_malformed() {
+        let mut summary = None;
+        let call = one_call(|_| {
+            let span = claude_span("chat", "claude-sonnet-4-5", true);
+            let mut acc = StreamAccumulator::new(&span);
+            acc.push_bytes(START.as_bytes());
+            for keep_alive in ["data: {}\n\n", "data: \n\n", "data: keepalive\n\n"] {
+                acc.push_bytes(keep_alive.as_bytes());
+            }
+            acc.push_bytes(MESSAGE_DELTA.as_bytes());
+            acc.push_bytes(STOP.as_bytes());
+            acc.push_bytes(b"data: [DONE]\n\n");
+            summary = Some(acc.finish());
+        });
+        let summary = summary.unwrap();
+        assert!(summary.is_complete());
+        // `keepalive` is not JSON: the one malformed event.
+        assert_eq!(summary.malformed_events, 1);
+        assert_eq!(call.tokens.output, 15);
     }
 
     #[test]
@@ -776,7 +842,8 @@ mod tests {
         let summary = summary.unwrap();
         // The `error` event with HTML data still failed the call, with a generic type.
         assert_eq!(summary.outcome, StreamOutcome::Error { error_type: "error".into() });
-        assert_eq!(summary.malformed_events, 4);
+        // Not JSON, an array, and the HTML error; `data:` with nothing is a keep-alive.
+        assert_eq!(summary.malformed_events, 3);
         assert_eq!(call.outcome.label(), "error");
         assert_eq!((call.tokens.input, call.tokens.output), (472, 9));
     }

@@ -232,12 +232,15 @@ pub struct MessageResponse {
 
 impl MessageResponse {
     /// The error type a body that is not a message fails its call with: an error body's type (`"type":
-    /// "error"`, which some gateways send with a 2xx status; `error` when it names none), or
+    /// "error"`, which some gateways send with a 2xx status, or an `error` object on a body with no message
+    /// type, id or usage; `error` when it names none), or
     /// `invalid_response` for anything else without an id or usage (`{}`, `[]`); `None` for a message.
     /// [`record_response`](super::record_response) records it on the span; a client should fail the request
     /// too.
     pub fn error_type(&self) -> Option<&str> {
-        if self.kind.as_deref() == Some("error") || self.error.is_some() {
+        // A message (its type, id or usage) with an `error` object beside it, as some gateways add, was billed.
+        let message = self.kind.as_deref() == Some("message") || self.id.is_some() || self.usage.is_some();
+        if self.kind.as_deref() == Some("error") || (self.error.is_some() && !message) {
             return Some(self.error.as_ref().and_then(|e| e.error_type.as_deref()).unwrap_or("error"));
         }
         if self.kind.as_deref() != Some("message") && self.id.is_none() && self.usage.is_none() {
