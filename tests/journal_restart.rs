@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, TimeZone, Utc};
 use parking_lot::Mutex;
 use tokenmeter::budget::{AlertKind, Budget, BudgetAction, BudgetAlert, BudgetLimit, BudgetPeriod, RequestScope};
 use tokenmeter::journal::{FsyncPolicy, JournalConfig, JournalError, SkipReason};
@@ -328,7 +328,7 @@ fn tasks_and_tool_executions_come_back_after_a_restart() {
 }
 
 #[test]
-fn a_replayed_call_stamped_after_the_clock_counts_now_not_in_a_later_period() {
+fn a_replayed_call_stamped_a_little_after_the_clock_counts_now_not_in_a_later_period() {
     let daily = |b: TokenMeterBuilder| {
         b.with_budget(
             Budget::new("daily", BudgetLimit::usd(10.0).unwrap())
@@ -336,23 +336,53 @@ fn a_replayed_call_stamped_after_the_clock_counts_now_not_in_a_later_period() {
                 .with_action(BudgetAction::Block),
         )
     };
-    // A process on a host whose clock runs a day fast shares the journal.
+    // A process on a host whose clock runs 40 minutes fast shares the journal, past midnight on its clock.
     let dir = tempfile::tempdir().unwrap();
-    let fast = ManualClock::new(utc(2026, 3, 15, 10, 0));
+    let fast = ManualClock::new(utc(2026, 3, 15, 0, 10));
     let other = meter(dir.path(), &fast, daily);
     spend(&other, 1_000_000);
     other.flush().unwrap();
     drop(other);
 
-    // Its call counts today, as the ledger counts it; it no longer moves the budget into tomorrow, where
-    // today's calls were not counted at all and the block budget never refused.
-    let clock = ManualClock::new(utc(2026, 3, 14, 10, 0));
+    // Its call counts today, as the ledger counts it; it does not move the budget into tomorrow, where today's
+    // calls were not counted at all and the block budget never refused.
+    let clock = ManualClock::new(utc(2026, 3, 14, 23, 30));
     let m = meter(dir.path(), &clock, daily);
     spend(&m, 9_000_000);
     let status = &m.budget_status()[0];
     assert_eq!((status.period_start, status.resets_at), (utc(2026, 3, 14, 0, 0), utc(2026, 3, 15, 0, 0)));
     assert_eq!((status.spent.to_string(), status.calls), ("$10.00".to_owned(), 2));
     assert!(m.check_budget(&RequestScope::new()).is_err());
+    assert_eq!(m.journal_stats().unwrap().replay.ahead_of_clock, 0);
+}
+
+#[test]
+fn records_stamped_far_after_the_clock_are_left_out_of_every_restart_and_reported() {
+    let monthly = |b: TokenMeterBuilder| b.with_budget(Budget::new("monthly", BudgetLimit::usd(10.0).unwrap()));
+    // A clock that jumped months ahead wrote $3 into a day file of next March; then it was set right.
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = ManualClock::new(utc(2027, 3, 14, 10, 0));
+    let skewed = meter(dir.path(), &wrong, monthly);
+    spend(&skewed, 3_000_000);
+    skewed.flush().unwrap();
+    drop(skewed);
+
+    // Restarts in December and in January: the $3 was spent at a time no one knows, and counted "now" it would
+    // land in each restart's month again. It is left out of the budgets, the totals and the ledger, and said.
+    for now in [utc(2026, 12, 5, 12, 0), utc(2027, 1, 9, 12, 0)] {
+        let clock = ManualClock::new(now);
+        let m = meter(dir.path(), &clock, monthly);
+        spend(&m, 1_000_000);
+        let status = &m.budget_status()[0];
+        assert_eq!((status.spent.to_string(), status.calls), ("$1.00".to_owned(), 1), "{now}");
+        // January also replays December's own call.
+        let earlier = u64::from(now.year() == 2027);
+        assert_eq!(m.total_usage().calls, 1 + earlier);
+        let replay = m.journal_stats().unwrap().replay;
+        assert_eq!((replay.records, replay.ahead_of_clock), (1 + earlier, 1), "{now}");
+        assert!(replay.latest_ahead.is_some_and(|t| t >= utc(2027, 3, 14, 10, 0)), "{replay:?}");
+        m.flush().unwrap();
+    }
 }
 
 #[test]
@@ -544,11 +574,55 @@ fn retention_deletes_by_age_then_by_size() {
 }
 
 #[test]
+fn retention_ages_files_to_the_newest_ones_day_not_to_a_clock_far_ahead() {
+    // A clock that jumped 200 days ahead found every file past 90 days old and deleted the whole journal: a
+    // restart then replayed nothing, and block budgets opened at $0.
+    let dir = tempfile::tempdir().unwrap();
+    let blank = vec![b'\n'; 10];
+    for day in ["2025-11-01", "2026-01-10", "2026-03-13", "2026-03-14"] {
+        std::fs::write(journal_file(dir.path(), day), &blank).unwrap();
+    }
+    let ninety_days = Some(Duration::from_secs(90 * 86_400));
+    let m = TokenMeter::builder()
+        .with_clock(ManualClock::new(utc(2026, 9, 30, 9, 0)))
+        .with_journal(journal(dir.path()).with_max_age(ninety_days))
+        .try_build()
+        .unwrap();
+    // Only the file past 90 days before 2026-03-14 (the newest) goes.
+    assert_eq!(m.journal_stats().unwrap().files_removed, 1);
+    let mut left: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    left.sort();
+    assert_eq!(left, ["tokenmeter-2026-01-10.jsonl", "tokenmeter-2026-03-13.jsonl", "tokenmeter-2026-03-14.jsonl"]);
+}
+
+#[test]
+fn a_size_round_stops_at_a_file_it_cannot_delete() {
+    // The oldest file is locked: deleting a newer one in its place would take spend the budgets still need.
+    let dir = tempfile::tempdir().unwrap();
+    for day in ["2026-03-01", "2026-03-02", "2026-03-14"] {
+        std::fs::write(journal_file(dir.path(), day), vec![b'\n'; 1_000]).unwrap();
+    }
+    let held = std::fs::OpenOptions::new().append(true).open(journal_file(dir.path(), "2026-03-01")).unwrap();
+    held.lock().unwrap();
+    let m = TokenMeter::builder()
+        .with_clock(ManualClock::new(utc(2026, 3, 14, 9, 0)))
+        .with_journal(journal(dir.path()).with_max_total_bytes(Some(2_000)))
+        .try_build()
+        .unwrap();
+    assert_eq!(m.journal_stats().unwrap().files_removed, 0);
+    assert!(journal_file(dir.path(), "2026-03-02").exists());
+    held.unlock().unwrap();
+}
+
+#[test]
 fn retention_leaves_a_file_another_process_is_appending_to() {
     // Retention deleted a file whatever held it: another process appending to it at that moment wrote into a
     // deleted file. It now deletes a file only while holding its lock, and leaves a locked one for later.
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(journal_file(dir.path(), "2025-01-01"), b"\n").unwrap();
+    // Ages run to the newest file's day: today's.
+    std::fs::write(journal_file(dir.path(), "2026-03-14"), b"\n").unwrap();
     let appending = std::fs::OpenOptions::new().append(true).open(journal_file(dir.path(), "2025-01-01")).unwrap();
     appending.lock().unwrap();
     let build = || {

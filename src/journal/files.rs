@@ -46,7 +46,10 @@ pub(super) fn list(dir: &Path) -> std::io::Result<Vec<DayFile>> {
 ///
 /// A file goes when its whole day is older than `max_age`, and, oldest first, while all files together are
 /// larger than `max_total_bytes`. Today's and yesterday's files are never deleted (other processes may still
-/// be appending to them, and calls that started before midnight land in yesterday's).
+/// be appending to them, and calls that started before midnight land in yesterday's). Ages run to the end of
+/// the newest file's day at most: a clock that jumps months ahead would otherwise find every file old and
+/// delete the whole journal (and with it the spend budgets replay). A file that cannot be deleted (locked by a
+/// writer, no permission) stops the size round: a newer file does not go in its place.
 pub(super) fn enforce_retention(
     dir: &Path,
     now: DateTime<Utc>,
@@ -54,6 +57,8 @@ pub(super) fn enforce_retention(
     max_total_bytes: Option<u64>,
 ) -> std::io::Result<u64> {
     let files = list(dir)?;
+    let newest_end = files.last().and_then(|f| f.day.succ_opt()).and_then(|d| d.and_hms_opt(0, 0, 0));
+    let now = newest_end.map_or(now, |end| now.min(end.and_utc()));
     let today = now.date_naive();
     let protected = |f: &DayFile| today.signed_duration_since(f.day).num_days() <= 1;
     let mut removed = 0;
@@ -78,10 +83,11 @@ pub(super) fn enforce_retention(
             if total <= max || protected(f) {
                 break;
             }
-            if remove(&f.path) {
-                total -= f.len;
-                removed += 1;
+            if !remove(&f.path) {
+                break;
             }
+            total -= f.len;
+            removed += 1;
         }
     }
     Ok(removed)

@@ -84,6 +84,7 @@ mod writer;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub(crate) use writer::JournalWriter;
@@ -307,11 +308,25 @@ pub struct ReplayReport {
     pub skipped_lines: u64,
     /// The first [`MAX_REPORTED_SKIPS`](ReplayReport::MAX_REPORTED_SKIPS) skipped lines, in file order.
     pub skipped: Vec<SkippedLine>,
+    /// Call, task and tool records (counted in `records`, `tasks` and `tools`) a meter's replay left out because
+    /// they ended more than [`AHEAD_OF_CLOCK_LIMIT`](ReplayReport::AHEAD_OF_CLOCK_LIMIT) after its clock: written
+    /// while a clock ran far ahead, at a time no one knows. Counted at "now", every restart would add them to
+    /// its own current period again (a month budget a month later, a year later), and their files are kept
+    /// until their day comes. [`read`] and [`read_entries`] hand every record over and leave this 0.
+    #[serde(default)]
+    pub ahead_of_clock: u64,
+    /// When the latest of those ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_ahead: Option<DateTime<Utc>>,
 }
 
 impl ReplayReport {
     /// The most skipped lines listed individually.
     pub const MAX_REPORTED_SKIPS: usize = 100;
+
+    /// How far after the replaying meter's clock a record may end and still count (at "now", as the ledger and
+    /// budgets count a record from a clock a little ahead): one hour.
+    pub const AHEAD_OF_CLOCK_LIMIT: std::time::Duration = std::time::Duration::from_secs(3_600);
 }
 
 /// The journal's counters.
@@ -483,6 +498,15 @@ pub fn read_entries_since(
     })
 }
 
+/// [`ReplayReport::AHEAD_OF_CLOCK_LIMIT`] in nanoseconds.
+const AHEAD_LIMIT_NANOS: i64 = ReplayReport::AHEAD_OF_CLOCK_LIMIT.as_nanos() as i64;
+
+/// When a task or tool execution stamped `start`, lasting `duration_us`, ended, in Unix nanoseconds, saturating.
+fn ended_nanos(start: DateTime<Utc>, duration_us: u64) -> i64 {
+    let start = start.timestamp_nanos_opt().unwrap_or(if start.timestamp() < 0 { i64::MIN } else { i64::MAX });
+    start.saturating_add(i64::try_from(duration_us).unwrap_or(i64::MAX / 1_000).saturating_mul(1_000))
+}
+
 /// Opens the journal for a just-built meter: applies retention, replays the files into the meter, then starts
 /// the writer.
 pub(crate) fn attach(meter: &TokenMeter, mut config: JournalConfig) -> Result<(), JournalError> {
@@ -524,14 +548,37 @@ pub(crate) fn attach(meter: &TokenMeter, mut config: JournalConfig) -> Result<()
     let report = if config.replay {
         // Alerts are marked once every call is back: a budget's period is the one its last call put it in.
         let mut alerts = Vec::new();
-        let report = replay::replay(&dir, |line| match line {
-            Replayed::Call(mut record) => meter.inner.replay_call(&mut record),
-            Replayed::Task(record) => meter.inner.replay_task(&record),
-            Replayed::Tool(record) => meter.inner.replay_tool(&record),
+        let limit = now.timestamp_nanos_opt().unwrap_or(i64::MAX).saturating_add(AHEAD_LIMIT_NANOS);
+        let (mut ahead, mut latest_ahead) = (0u64, i64::MIN);
+        let mut keep = |ended: i64| {
+            if ended > limit {
+                ahead += 1;
+                latest_ahead = latest_ahead.max(ended);
+            }
+            ended <= limit
+        };
+        let mut report = replay::replay(&dir, |line| match line {
+            Replayed::Call(mut record) => {
+                if keep(record.ended_at_unix_nanos()) {
+                    meter.inner.replay_call(&mut record);
+                }
+            }
+            Replayed::Task(record) => {
+                if keep(ended_nanos(record.timestamp, record.duration_us)) {
+                    meter.inner.replay_task(&record);
+                }
+            }
+            Replayed::Tool(record) => {
+                if keep(ended_nanos(record.timestamp, record.duration_us)) {
+                    meter.inner.replay_tool(&record);
+                }
+            }
             Replayed::Alert(mark) => alerts.push(mark),
         })
         .map_err(io)?;
         meter.inner.budgets.replay_alerts(&alerts, now);
+        report.ahead_of_clock = ahead;
+        report.latest_ahead = (ahead > 0).then(|| DateTime::from_timestamp_nanos(latest_ahead));
         report
     } else {
         ReplayReport::default()
@@ -549,6 +596,25 @@ pub(crate) fn attach(meter: &TokenMeter, mut config: JournalConfig) -> Result<()
         );
         crate::meter::unheard(|| {
             format!("journal replay skipped {} unreadable lines in {}", report.skipped_lines, dir.display())
+        });
+    }
+    if let Some(latest) = report.latest_ahead {
+        tracing::warn!(
+            target: "tokenmeter::journal",
+            dir = %dir.display(),
+            records = report.ahead_of_clock,
+            latest = %latest.to_rfc3339(),
+            now = %now.to_rfc3339(),
+            "journal replay left out records stamped more than an hour after the clock (a clock that ran ahead \
+             wrote them); delete the day files dated after today to stop this warning"
+        );
+        crate::meter::unheard(|| {
+            format!(
+                "journal replay left out {} records stamped after the clock (the latest {}) in {}",
+                report.ahead_of_clock,
+                latest.to_rfc3339(),
+                dir.display()
+            )
         });
     }
     let writer = JournalWriter::start(config, meter.inner.clock.clone(), report, files_removed)?;
