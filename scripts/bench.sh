@@ -40,6 +40,12 @@ cargo bench --quiet --bench reports -- "${crit_args[@]}" >"$out/reports.txt" 2>"
     exit 1
 }
 
+echo "==> cargo bench --bench filtering (filtered_layer against layer, child processes)" >&2
+cargo bench --quiet --bench filtering >"$out/filtering.txt" 2>"$out/filtering.err" || {
+    cat "$out/filtering.err" >&2
+    exit 1
+}
+
 echo "==> peak memory: 1M calls over 100k sessions (examples/memory.rs)" >&2
 cargo build --quiet --release --example memory
 target_dir="${CARGO_TARGET_DIR:-target}"
@@ -65,7 +71,7 @@ echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores ($cpu), $(free -g 2>/dev/n
 echo
 echo "| bench | baseline | figure | ratio | target |"
 echo "|---|---|---|---|---|"
-grep -h '^| ' "$out/capture.txt" "$out/reports.txt" | grep -v '^| bench |' || true
+grep -h '^| ' "$out/capture.txt" "$out/reports.txt" "$out/filtering.txt" | grep -v '^| bench |' || true
 # /usr/bin/time reports KiB; the target is read as 64 MB = 64,000,000 bytes (the stricter reading: 61.04 MiB).
 awk -v b="$bare_kib" -v t="$tm_kib" 'BEGIN {
     mb = 1024 / 1e6;

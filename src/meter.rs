@@ -9,8 +9,8 @@ use parking_lot::Mutex;
 use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
 
-use crate::capture::TokenMeterLayer;
 use crate::capture::fields::BUILTIN_DIMENSIONS;
+use crate::capture::{CaptureFilter, TokenMeterLayer};
 use crate::clock::{Clock, SystemClock};
 use crate::pricing::{Money, PriceBook, PriceBookError, PricedModel};
 use crate::record::{CallRecord, TaskRecord, TokenUsage, ToolRecord};
@@ -731,6 +731,21 @@ impl TokenMeter {
     /// same totals.
     pub fn layer(&self) -> TokenMeterLayer {
         TokenMeterLayer::new(self.inner.clone())
+    }
+
+    /// [`layer`](Self::layer) behind its own per-layer filter ([`CaptureFilter`]), which turns on for it only
+    /// the callsites capture reads. Use it when another layer has a per-layer filter (`fmt::layer().with_filter(
+    /// EnvFilter::…)`): beside an unfiltered layer, the `trace!` spans and events that filter turns off are
+    /// built and dispatched anyway, for the whole process. What it costs and saves is in README "Performance".
+    /// Swapping meters through a `reload` layer works with [`layer`](Self::layer) (a `Filtered` layer can only
+    /// be modified in place).
+    pub fn filtered_layer<S>(&self) -> tracing_subscriber::filter::Filtered<TokenMeterLayer, CaptureFilter, S>
+    where
+        S: tracing_core::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    {
+        use tracing_subscriber::Layer as _;
+        let layer = self.layer();
+        layer.clone().with_filter(CaptureFilter::new(layer))
     }
 
     /// The current time on the meter's clock.

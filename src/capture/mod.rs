@@ -21,7 +21,9 @@
 //! - Non-LLM spans and events: one per-thread hash lookup of the callsite's plan when created, and one span
 //!   lookup at close (to find no state). Enter and exit are not implemented, so they cost nothing.
 //!   (A per-layer `Filter` was tried first: `Filtered` looks the span up on every enter, exit, record and
-//!   close to check its filter bit, which cost more than it saved.)
+//!   close to check its filter bit, which cost more than it saved per span. It is offered beside, as
+//!   [`CaptureFilter`] through `TokenMeter::filtered_layer`: it keeps off the callsites other layers' per-layer
+//!   filters turn off, which an unfiltered layer turns on for the whole process.)
 //! - Spans it reads: one boxed state in the span's extensions (per meter: several meters' layers may share a
 //!   registry, and each finds its own state by key), filled by a visitor that looks each field's role
 //!   up by index in a per-callsite plan (no name comparisons on the hot path; the plan is found through a
@@ -53,6 +55,69 @@ use crate::record::{CallRecord, Dimensions, Outcome, TaskRecord, TokenUsage, Too
 
 use fields::{CallsitePlan, DIM_COUNT, EXECUTE_TOOL, plan_for};
 use values::{CallFields, DeclaredPerCall, DimValues, FieldVisitor};
+
+/// A per-layer filter that turns on, for the capture layer alone, exactly the spans and events capture reads
+/// (by their callsites' declared fields, as the layer itself decides) and turns off every other callsite. Get it
+/// with [`TokenMeter::filtered_layer`](crate::TokenMeter::filtered_layer), which wraps the layer in it.
+///
+/// Why: a layer without a filter has an interest in every callsite. Beside another layer with a per-layer
+/// filter (`fmt::layer().with_filter(EnvFilter::…)`), a `trace!` span or event that filter turns off is then no
+/// longer off for the whole process: it is built, registered and dispatched (the process's max level becomes
+/// `TRACE`), only for this layer to ignore it. With this filter such a callsite stays off.
+#[derive(Clone)]
+pub struct CaptureFilter {
+    layer: TokenMeterLayer,
+}
+
+impl std::fmt::Debug for CaptureFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaptureFilter").finish_non_exhaustive()
+    }
+}
+
+impl CaptureFilter {
+    pub(crate) fn new(layer: TokenMeterLayer) -> Self {
+        CaptureFilter { layer }
+    }
+
+    fn reads(&self, meta: &Metadata<'_>) -> bool {
+        let plan = plan_for(meta);
+        if meta.is_event() {
+            plan.has_tokens || plan.instrument_err || plan.error_event
+        } else {
+            self.layer.wants(meta, plan)
+        }
+    }
+}
+
+impl<S> tracing_subscriber::layer::Filter<S> for CaptureFilter
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn enabled(&self, meta: &Metadata<'_>, _: &Context<'_, S>) -> bool {
+        self.reads(meta)
+    }
+
+    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> tracing_core::Interest {
+        if self.reads(meta) { tracing_core::Interest::always() } else { tracing_core::Interest::never() }
+    }
+}
+
+/// The id of the span an event was raised in (its explicit parent, or the thread's current span), whatever a
+/// per-layer filter hides: under [`CaptureFilter`] `event_span` skips spans the filter turned off, and capture
+/// must still tell an event in the call span from one in a helper span inside it.
+fn own_span_id<S>(event: &Event<'_>, ctx: &Context<'_, S>) -> Option<Id>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    if event.is_root() {
+        None
+    } else if let Some(parent) = event.parent() {
+        Some(parent.clone())
+    } else {
+        ctx.current_span().id().cloned()
+    }
+}
 
 /// The capture layer. Build it with [`TokenMeter::layer`](crate::TokenMeter::layer).
 ///
@@ -421,6 +486,9 @@ impl TokenMeterLayer {
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
         let Some(span) = ctx.event_span(event) else { return };
+        if own_span_id(event, ctx).as_ref() != Some(&span.id()) {
+            return;
+        }
         let mut ext = span.extensions_mut();
         let Some(state) = self.state_mut(&mut ext) else { return };
         let failable = state.plan.has_tokens || state.task.is_some() || state.plan.tool_candidate;
@@ -684,7 +752,9 @@ where
                 Some(_) => {
                     // As for an error event without usage: a warning, or an error in a span inside the call
                     // (a retry on the way), says nothing of the call's outcome; its usage still counts.
-                    if *event.metadata().level() != tracing_core::Level::ERROR || span.id() != parent.id() {
+                    if *event.metadata().level() != tracing_core::Level::ERROR
+                        || Some(span.id()) != own_span_id(event, &ctx)
+                    {
                         (update.error_type, update.status_error) = (None, None);
                     }
                     self.apply_call_update(&span, update, rejected);

@@ -62,7 +62,7 @@ use tracing::field::Empty;
 
 use crate::capture::fields::{ERROR_TYPE, RESPONSE_ID, RESPONSE_MODEL, STATUS_CODE};
 
-pub use sse::{MAX_EVENT_BYTES, MAX_LINE_BYTES, SseDecoder, SseEvent};
+pub use sse::{KEPT_LINE_CAPACITY, MAX_EVENT_BYTES, MAX_LINE_BYTES, SseDecoder, SseEvent};
 pub use stream::{StreamAccumulator, StreamOutcome, StreamSummary};
 pub use usage::{ApiError, CacheCreation, ErrorResponse, MessageResponse, OutputTokensDetails, ServerToolUse, Usage};
 
