@@ -214,9 +214,15 @@ impl CallRecord {
     /// When the call ended (`timestamp` plus `duration_us`), in Unix nanoseconds, saturating: the instant budgets
     /// count it at.
     pub fn ended_at_unix_nanos(&self) -> i64 {
-        let start = self.timestamp.timestamp_nanos_opt().unwrap_or(0);
-        start.saturating_add(i64::try_from(self.duration_us).unwrap_or(i64::MAX / 1_000).saturating_mul(1_000))
+        ended_at_nanos(self.timestamp, self.duration_us)
     }
+}
+
+/// When a record stamped `start` and lasting `duration_us` ended, in Unix nanoseconds, saturating (a start
+/// outside what nanoseconds hold reads as 0: replay skips such lines as corrupt).
+pub(crate) fn ended_at_nanos(start: DateTime<Utc>, duration_us: u64) -> i64 {
+    let start = start.timestamp_nanos_opt().unwrap_or(0);
+    start.saturating_add(i64::try_from(duration_us).unwrap_or(i64::MAX / 1_000).saturating_mul(1_000))
 }
 
 /// One task: a span with a `task` field, closed. Sums the calls made under it.

@@ -150,7 +150,7 @@ impl SseDecoder {
     /// byte-order mark on the stream's first line, is `:`.
     fn starts_comment(&self, part: &[u8]) -> bool {
         let head: &[u8] = if self.line.is_empty() { part } else { &self.line };
-        let head = if self.started { head } else { head.strip_prefix("\u{feff}".as_bytes()).unwrap_or(head) };
+        let head = if self.started { head } else { strip_bom(head) };
         head.first() == Some(&b':')
     }
 
@@ -172,7 +172,7 @@ impl SseDecoder {
         let mut bytes: &[u8] = line;
         if !self.started {
             self.started = true;
-            bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes);
+            bytes = strip_bom(bytes);
         }
         if bytes.is_empty() {
             self.dispatch(out);
@@ -216,6 +216,11 @@ impl SseDecoder {
         let event = if event.is_empty() { String::from("message") } else { event };
         out.push(SseEvent { event, data });
     }
+}
+
+/// `bytes` without a leading UTF-8 byte-order mark.
+pub(super) fn strip_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes)
 }
 
 #[cfg(test)]

@@ -441,7 +441,7 @@ fn ignore_zero_restatements(newer: &mut Usage, known: &Usage) {
 /// Whether a body starts as an event stream does: an `event:`, `data:`, `id:`, `retry:` or comment line (after a
 /// byte-order mark), which no JSON body does.
 fn looks_like_event_stream(body: &[u8]) -> bool {
-    let body = body.strip_prefix("\u{feff}".as_bytes()).unwrap_or(body);
+    let body = super::sse::strip_bom(body);
     [&b"event:"[..], b"data:", b"id:", b"retry:", b":"].iter().any(|p| body.starts_with(p))
 }
 

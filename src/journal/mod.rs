@@ -501,12 +501,6 @@ pub fn read_entries_since(
 /// [`ReplayReport::AHEAD_OF_CLOCK_LIMIT`] in nanoseconds.
 const AHEAD_LIMIT_NANOS: i64 = ReplayReport::AHEAD_OF_CLOCK_LIMIT.as_nanos() as i64;
 
-/// When a task or tool execution stamped `start`, lasting `duration_us`, ended, in Unix nanoseconds, saturating.
-fn ended_nanos(start: DateTime<Utc>, duration_us: u64) -> i64 {
-    let start = start.timestamp_nanos_opt().unwrap_or(if start.timestamp() < 0 { i64::MIN } else { i64::MAX });
-    start.saturating_add(i64::try_from(duration_us).unwrap_or(i64::MAX / 1_000).saturating_mul(1_000))
-}
-
 /// Opens the journal for a just-built meter: applies retention, replays the files into the meter, then starts
 /// the writer.
 pub(crate) fn attach(meter: &TokenMeter, mut config: JournalConfig) -> Result<(), JournalError> {
@@ -564,12 +558,12 @@ pub(crate) fn attach(meter: &TokenMeter, mut config: JournalConfig) -> Result<()
                 }
             }
             Replayed::Task(record) => {
-                if keep(ended_nanos(record.timestamp, record.duration_us)) {
+                if keep(crate::record::ended_at_nanos(record.timestamp, record.duration_us)) {
                     meter.inner.replay_task(&record);
                 }
             }
             Replayed::Tool(record) => {
-                if keep(ended_nanos(record.timestamp, record.duration_us)) {
+                if keep(crate::record::ended_at_nanos(record.timestamp, record.duration_us)) {
                     meter.inner.replay_tool(&record);
                 }
             }
