@@ -519,6 +519,9 @@ pub(crate) fn unheard(message: impl FnOnce() -> String) {
 /// How long [`TokenMeter::shutdown`] waits for the budget webhook's queue.
 pub const SHUTDOWN_WEBHOOK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// How long [`TokenMeter::shutdown`] waits for the journal to write and sync every record so far, at most.
+pub const SHUTDOWN_JOURNAL_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// What [`TokenMeter::shutdown`] could not finish.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -700,13 +703,13 @@ impl fmt::Debug for TokenMeter {
 impl TokenMeter {
     /// Everything to do once before the process exits, for what the meter holds that would otherwise be lost
     /// (a meter held by a global subscriber is never dropped): waits until the journal has written and synced
-    /// every record so far, waits for the budget webhook's queue (at most [`SHUTDOWN_WEBHOOK_WAIT`]), then
-    /// exports what is left over OTLP and stops that pipeline. Each step runs even when an earlier one failed;
-    /// the first failure is returned. Recording afterwards is harmless (journaled and counted, no longer
-    /// exported). Blocks the calling thread.
+    /// every record so far (at most [`SHUTDOWN_JOURNAL_WAIT`]), waits for the budget webhook's queue (at most
+    /// [`SHUTDOWN_WEBHOOK_WAIT`]), then exports what is left over OTLP and stops that pipeline. Each step runs
+    /// even when an earlier one failed; the first failure is returned. Recording afterwards is harmless
+    /// (journaled and counted, no longer exported). Blocks the calling thread.
     pub fn shutdown(&self) -> Result<(), ShutdownError> {
         let mut first: Option<ShutdownError> = None;
-        if let Err(e) = self.flush() {
+        if let Err(e) = self.flush_timeout(SHUTDOWN_JOURNAL_WAIT) {
             first.get_or_insert(ShutdownError::Journal(e));
         }
         #[cfg(feature = "webhook")]

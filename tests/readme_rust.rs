@@ -47,6 +47,18 @@ type R = Result<(), Box<dyn std::error::Error>>;
 mod samples {
 use super::R;
 
+/// README "Setup": swapping meters through a `reload` layer.
+fn swap_meters() {
+    use tracing_subscriber::prelude::*;
+let old = tokenmeter::TokenMeter::builder().build();
+let (layer, handle) = tracing_subscriber::reload::Layer::new(old.layer());
+let _subscriber = tracing_subscriber::registry().with(layer);
+let new = tokenmeter::TokenMeter::builder().build();
+handle.reload(new.layer()).expect("the subscriber is alive");
+old.shutdown().expect("journal, webhook and OTLP finished"); // outside the lock
+drop(old);
+}
+
 pub fn quick_start() -> R {
 use tracing_subscriber::prelude::*;
 

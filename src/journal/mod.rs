@@ -399,7 +399,19 @@ pub enum JournalError {
          where it would wait for itself: call it from another thread"
     )]
     OnWriterThread,
+    /// A flush with a time limit ([`TokenMeter::flush_timeout`], [`TokenMeter::shutdown`]) gave up waiting: the
+    /// disk is slow or hung, or the writer is held up. What is queued is still written once the writer can.
+    #[error("the journal was not written and synced within {waited:?} (a slow or hung disk?); it goes on writing")]
+    TimedOut {
+        /// How long the flush waited.
+        waited: Duration,
+    },
 }
+
+/// How long dropping a meter's last handle waits for its journal writer to write and sync what is queued; past
+/// that the writer finishes on its own thread (and what it still holds is lost if the process exits first).
+/// [`TokenMeter::shutdown`] waits longer ([`crate::SHUTDOWN_JOURNAL_WAIT`]) and says whether it finished.
+pub const DROP_WAIT: Duration = Duration::from_secs(5);
 
 // === impl TokenMeterBuilder ===
 
@@ -429,7 +441,17 @@ impl TokenMeter {
     /// it returns [`JournalError::OnWriterThread`] instead of waiting for itself.
     pub fn flush(&self) -> Result<(), JournalError> {
         match self.inner.journal.get() {
-            Some(writer) => writer.flush(),
+            Some(writer) => writer.flush(None),
+            None => Ok(()),
+        }
+    }
+
+    /// [`flush`](Self::flush), waiting at most `limit`: past it, [`JournalError::TimedOut`] (the writer goes on,
+    /// and the next flush reports what this one would have). For a shutdown path that must not hang on a hung
+    /// disk.
+    pub fn flush_timeout(&self, limit: Duration) -> Result<(), JournalError> {
+        match self.inner.journal.get() {
+            Some(writer) => writer.flush(Some(limit)),
             None => Ok(()),
         }
     }

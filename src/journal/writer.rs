@@ -5,7 +5,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -102,6 +102,9 @@ struct Counters {
 pub(crate) struct JournalWriter {
     tx: Option<SyncSender<Command>>,
     thread: Option<JoinHandle<()>>,
+    /// Disconnected when the writer thread ends (however it ends): the drop waits on it with a time limit.
+    /// (A `Mutex` only to make the writer `Sync`: a `Receiver` is not; the drop takes it with `&mut`.)
+    ended: Mutex<Option<Receiver<()>>>,
     /// Records the queue holds.
     capacity: u64,
     counters: Arc<Counters>,
@@ -126,11 +129,23 @@ impl JournalWriter {
         let counters = Arc::new(Counters::default());
         counters.files_removed.store(files_removed, Ordering::Relaxed);
         let mut thread = WriterThread::new(config, clock, counters.clone());
+        let (ended_tx, ended) = sync_channel::<()>(0);
         let handle = std::thread::Builder::new()
             .name("tokenmeter-journal".into())
-            .spawn(move || thread.run(rx))
+            .spawn(move || {
+                // Dropped when the thread ends, also by a panic.
+                let _ended = ended_tx;
+                thread.run(rx)
+            })
             .map_err(JournalError::Spawn)?;
-        Ok(JournalWriter { tx: Some(tx), thread: Some(handle), capacity: config_capacity as u64, counters, replay })
+        Ok(JournalWriter {
+            tx: Some(tx),
+            thread: Some(handle),
+            ended: Mutex::new(Some(ended)),
+            capacity: config_capacity as u64,
+            counters,
+            replay,
+        })
     }
 
     /// Queues a copy of `record` (see [`QueuedCall`]); never blocks. A full queue drops it (counted).
@@ -193,27 +208,47 @@ impl JournalWriter {
         }
     }
 
-    pub(super) fn flush(&self) -> Result<(), JournalError> {
+    /// Waits for the writer to write and sync everything queued before this call: for ever with `limit` `None`,
+    /// else at most `limit` ([`JournalError::TimedOut`]; the flush then still happens, unobserved).
+    pub(super) fn flush(&self, limit: Option<Duration>) -> Result<(), JournalError> {
         if self.on_writer_thread() {
             return Err(JournalError::OnWriterThread);
         }
+        let deadline = limit.map(|limit| Instant::now() + limit);
+        let timed_out = || JournalError::TimedOut { waited: limit.unwrap_or_default() };
         // Drops are counted when they happen, on the recording thread: what was dropped before this call.
         let dropped = self.queue_full_drops();
         let tx = self.tx.as_ref().ok_or(JournalError::Stopped)?;
         let (reply_tx, reply_rx) = sync_channel(1);
         // Counted before the send: a full queue blocks the send until the writer takes from it, and the writer
-        // must not rest meanwhile. The writer counts it down when it answers.
+        // must not rest meanwhile. The writer counts it down when it answers (or finds the reply unwanted).
         self.counters.pending_flushes.fetch_add(1, Ordering::SeqCst);
         self.wake();
-        if tx.send(Command::Flush(reply_tx)).is_err() {
+        let sent = match deadline {
+            None => tx.send(Command::Flush(reply_tx)).map_err(|_| JournalError::Stopped),
+            Some(deadline) => match send_before(tx, Command::Flush(reply_tx), deadline, || self.wake()) {
+                Ok(()) => Ok(()),
+                Err(true) => Err(timed_out()),
+                Err(false) => Err(JournalError::Stopped),
+            },
+        };
+        if let Err(e) = sent {
             self.counters.pending_flushes.fetch_sub(1, Ordering::SeqCst);
-            return Err(JournalError::Stopped);
+            return Err(e);
         }
         self.wake();
-        match reply_rx.recv() {
-            Ok(Ok(())) => self.report_drops(dropped),
-            Ok(Err(message)) => Err(JournalError::Write(message)),
-            Err(_) => Err(JournalError::Stopped),
+        let reply = match deadline {
+            None => reply_rx.recv().map_err(|_| JournalError::Stopped),
+            Some(deadline) => {
+                reply_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).map_err(|e| match e {
+                    RecvTimeoutError::Timeout => timed_out(),
+                    RecvTimeoutError::Disconnected => JournalError::Stopped,
+                })
+            }
+        };
+        match reply? {
+            Ok(()) => self.report_drops(dropped),
+            Err(message) => Err(JournalError::Write(message)),
         }
     }
 
@@ -264,18 +299,42 @@ impl JournalWriter {
 }
 
 impl Drop for JournalWriter {
-    /// Closes the queue and waits for the writer to write and sync what it holds.
+    /// Closes the queue and waits for the writer to write and sync what it holds, at most [`DROP_WAIT`]
+    /// (`super::DROP_WAIT`); past that the thread is left to finish on its own.
     fn drop(&mut self) {
         self.counters.closing.store(true, Ordering::SeqCst);
         drop(self.tx.take());
         self.wake();
         // On the writer thread itself (a subscriber there dropping the last handle) a join would wait for ever;
-        // the closed queue ends the thread once this returns.
+        // the closed queue ends the thread once this returns. Elsewhere the wait has a limit: the thread may
+        // be stuck on a hung disk, or waiting, in its own warning, for a lock the dropping thread holds (a
+        // `reload` layer's, while it replaces this meter's layer).
         let on_writer = self.on_writer_thread();
-        if let Some(handle) = self.thread.take()
+        if let (Some(handle), Some(ended)) = (self.thread.take(), self.ended.get_mut().take())
             && !on_writer
+            && matches!(ended.recv_timeout(super::DROP_WAIT), Err(RecvTimeoutError::Disconnected))
         {
             let _ = handle.join();
+        }
+    }
+}
+
+/// Sends `command` on the bounded queue, retrying while it is full, until `deadline`; `wake` nudges the writer
+/// (a full queue is the writer's to empty). `Err(true)`: still full at the deadline; `Err(false)`: the writer
+/// is gone.
+fn send_before(tx: &SyncSender<Command>, mut command: Command, deadline: Instant, wake: impl Fn()) -> Result<(), bool> {
+    let mut pause = Duration::from_micros(50);
+    loop {
+        match tx.try_send(command) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Full(back)) if Instant::now() < deadline => {
+                command = back;
+                wake();
+                std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+                pause = (pause * 2).min(Duration::from_millis(10));
+            }
+            Err(TrySendError::Full(_)) => return Err(true),
+            Err(TrySendError::Disconnected(_)) => return Err(false),
         }
     }
 }
@@ -618,8 +677,10 @@ impl WriterThread {
                 None => Ok(()),
             };
             let answered = self.waiters.len();
-            for waiter in self.waiters.drain(..) {
-                let _ = waiter.send(outcome.clone());
+            let heard = self.waiters.drain(..).filter(|waiter| waiter.send(outcome.clone()).is_ok()).count();
+            // Every waiter gave up (a flush with a time limit): the next flush reports the error instead.
+            if let (0, Err(e)) = (heard, outcome) {
+                self.unflushed_error = Some(e);
             }
             self.counters.pending_flushes.fetch_sub(answered, Ordering::SeqCst);
         }
@@ -912,7 +973,7 @@ mod tests {
                 None => config,
             });
             // A flush is answered by the writer's loop, which starts after the priority is set.
-            writer.flush().unwrap();
+            writer.flush(None).unwrap();
             let tid = writer.counters.tid.load(Ordering::Relaxed);
             assert_ne!(tid, 0);
             assert_eq!(nice_of(tid), expected, "{priority:?}");
@@ -984,7 +1045,7 @@ mod tests {
         }
         let flushing = {
             let writer = Arc::clone(&writer);
-            std::thread::spawn(move || writer.flush())
+            std::thread::spawn(move || writer.flush(None))
         };
         while writer.counters.pending_flushes.load(Ordering::SeqCst) == 0 {
             assert!(Instant::now() < deadline, "the flush never began");
@@ -1048,7 +1109,7 @@ mod tests {
         assert_eq!(seen, [0, 0, 0, 0, 1, 1, 1, 1, 2, 2]);
         let stats = writer.stats();
         assert_eq!((stats.enqueued, stats.dropped), (9, 2));
-        assert!(matches!(writer.flush(), Err(JournalError::Dropped { records: 2 })));
+        assert!(matches!(writer.flush(None), Err(JournalError::Dropped { records: 2 })));
         assert_eq!(writer.stats().written, 9);
     }
 
@@ -1103,7 +1164,7 @@ mod tests {
         let holder = hold_lock(dir.path());
         writer.append(&record(at));
         let started = Instant::now();
-        let err = writer.flush().expect_err("the batch could not be written");
+        let err = writer.flush(None).expect_err("the batch could not be written");
         assert!(err.to_string().contains("locked by another process"), "{err}");
         assert!(started.elapsed() < Duration::from_secs(10));
         let stats = writer.stats();
@@ -1111,7 +1172,7 @@ mod tests {
         // Once the lock is free, records are written again.
         holder.unlock().unwrap();
         writer.append(&record(at));
-        writer.flush().unwrap();
+        writer.flush(None).unwrap();
         assert_eq!(writer.stats().written, 1);
     }
 
@@ -1124,13 +1185,13 @@ mod tests {
         let writer = writer(JournalConfig::new(dir.path()).with_fsync(crate::journal::FsyncPolicy::EveryRecord));
         let dir_syncs = || writer.counters.dir_syncs.load(Ordering::Relaxed);
         writer.append(&record(at));
-        writer.flush().unwrap();
+        writer.flush(None).unwrap();
         assert_eq!(dir_syncs(), 1, "the first day file");
         writer.append(&record(at));
-        writer.flush().unwrap();
+        writer.flush(None).unwrap();
         assert_eq!(dir_syncs(), 1, "the same file again");
         writer.append(&record(at + chrono::Duration::days(1)));
-        writer.flush().unwrap();
+        writer.flush(None).unwrap();
         assert_eq!(dir_syncs(), 2, "the next day's file");
         assert_eq!(writer.stats().synced, 3);
     }
@@ -1143,7 +1204,7 @@ mod tests {
         std::fs::write(files::path_for(dir.path(), at().date_naive()), b"").unwrap();
         let writer = writer(JournalConfig::new(dir.path()).with_fsync(crate::journal::FsyncPolicy::EveryRecord));
         writer.append(&record(at()));
-        writer.flush().unwrap();
+        writer.flush(None).unwrap();
         assert_eq!(writer.counters.dir_syncs.load(Ordering::Relaxed), 1);
     }
 
@@ -1157,21 +1218,21 @@ mod tests {
         let holder = hold_lock(dir.path());
         writer.append(&record(at()));
         let started = Instant::now();
-        writer.flush().expect_err("locked out");
+        writer.flush(None).expect_err("locked out");
         assert!(started.elapsed() >= timeout, "the first batch waits the whole timeout");
         writer.append(&record(at()));
         let started = Instant::now();
-        writer.flush().expect_err("still locked out");
+        writer.flush(None).expect_err("still locked out");
         let second = started.elapsed();
         assert!(second < timeout / 2, "the second batch waited {second:?}");
         holder.unlock().unwrap();
         writer.append(&record(at()));
-        writer.flush().unwrap();
+        writer.flush(None).unwrap();
         // Taken again: the next lock held by another process gets the whole timeout once more.
         let holder = hold_lock(dir.path());
         writer.append(&record(at()));
         let started = Instant::now();
-        writer.flush().expect_err("locked out again");
+        writer.flush(None).expect_err("locked out again");
         assert!(started.elapsed() >= timeout);
         drop(holder);
         assert_eq!(writer.stats().failed_records, 3);
@@ -1197,7 +1258,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let writer = writer(JournalConfig::new(dir.path()).with_lock_timeout(Duration::MAX));
         writer.append(&record(at()));
-        writer.flush().unwrap();
+        writer.flush(None).unwrap();
         assert_eq!(writer.stats().written, 1);
     }
 }
