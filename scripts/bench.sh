@@ -5,7 +5,7 @@
 # baseline run in the same process (or, for memory, the same binary in its baseline mode), so a noisy machine
 # moves both sides.
 #
-# Usage: ./scripts/bench.sh            (about 3 minutes on 2 cores, after the release build)
+# Usage: ./scripts/bench.sh            (about 5 minutes on 2 cores, after the release build)
 #        QUICK=1 ./scripts/bench.sh    (shorter criterion runs of the reports bench; rougher figures)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,6 +46,12 @@ cargo bench --quiet --bench filtering >"$out/filtering.txt" 2>"$out/filtering.er
     exit 1
 }
 
+echo "==> cargo bench --bench replay (a restart over a month of journal)" >&2
+cargo bench --quiet --bench replay >"$out/replay.txt" 2>"$out/replay.err" || {
+    cat "$out/replay.err" >&2
+    exit 1
+}
+
 echo "==> peak memory: 1M calls over 100k sessions (examples/memory.rs)" >&2
 cargo build --quiet --release --example memory
 target_dir="${CARGO_TARGET_DIR:-target}"
@@ -71,7 +77,7 @@ echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores ($cpu), $(free -g 2>/dev/n
 echo
 echo "| bench | baseline | figure | ratio | target |"
 echo "|---|---|---|---|---|"
-grep -h '^| ' "$out/capture.txt" "$out/reports.txt" "$out/filtering.txt" | grep -v '^| bench |' || true
+grep -h '^| ' "$out/capture.txt" "$out/reports.txt" "$out/filtering.txt" "$out/replay.txt" | grep -v '^| bench |' || true
 # /usr/bin/time reports KiB; the target is read as 64 MB = 64,000,000 bytes (the stricter reading: 61.04 MiB).
 awk -v b="$bare_kib" -v t="$tm_kib" 'BEGIN {
     mb = 1024 / 1e6;

@@ -94,25 +94,25 @@ impl Outcome {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Dimensions {
     /// `session.id` or `gen_ai.conversation.id`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "arc_str::option")]
     pub session: Option<Arc<str>>,
     /// `user.id` or `enduser.id`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "arc_str::option")]
     pub user: Option<Arc<str>>,
     /// `tenant.id`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "arc_str::option")]
     pub tenant: Option<Arc<str>>,
     /// `project`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "arc_str::option")]
     pub project: Option<Arc<str>>,
     /// `gen_ai.agent.name` or `agent`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "arc_str::option")]
     pub agent: Option<Arc<str>>,
     /// `operation`: the application's own name for the kind of work (not `gen_ai.operation.name`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "arc_str::option")]
     pub operation: Option<Arc<str>>,
     /// `task`: the nearest enclosing task span's task name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "arc_str::option")]
     pub task: Option<Arc<str>>,
     /// User-named extra dimensions (see [`TokenMeterBuilder::with_dimension`](crate::TokenMeterBuilder::with_dimension)),
     /// as `(name, value)` in the order the builder named them.
@@ -152,25 +152,25 @@ pub struct CallRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_to_first_token_us: Option<u64>,
     /// The model that served the call: `gen_ai.response.model`, else `gen_ai.request.model`, else `model`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "arc_str::option")]
     pub model: Option<Arc<str>>,
     /// `gen_ai.provider.name` or `gen_ai.system`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "arc_str::option")]
     pub provider: Option<Arc<str>>,
     /// `gen_ai.operation.name` (`chat`, `text_completion`, …).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "arc_str::option")]
     pub operation: Option<Arc<str>>,
     /// `gen_ai.response.id` (or a provider request id).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "arc_str::option")]
     pub request_id: Option<Arc<str>>,
     /// `gen_ai.request.stream`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub streaming: Option<bool>,
     /// `service_tier` as recorded (`standard`, `batch`, `priority`, …).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "arc_str::option")]
     pub service_tier: Option<Arc<str>>,
     /// `speed` as recorded (`fast` for fast mode).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "arc_str::option")]
     pub speed: Option<Arc<str>>,
     /// Tokens by kind, normalized. Read back (from the journal or a records file), a count above
     /// [`MAX_TOKENS_PER_FIELD`](crate::capture::MAX_TOKENS_PER_FIELD) is an error, as capture rejects it.
@@ -234,6 +234,7 @@ pub struct TaskRecord {
     /// Wall time of the task span, in microseconds.
     pub duration_us: u64,
     /// The task's name (the `task` field).
+    #[serde(deserialize_with = "arc_str::plain")]
     pub task: Arc<str>,
     /// Dimensions of the task span (inherited like a call's).
     #[serde(default)]
@@ -261,12 +262,66 @@ pub struct ToolRecord {
     /// Wall time of the tool span, in microseconds.
     pub duration_us: u64,
     /// `gen_ai.tool.name`.
+    #[serde(deserialize_with = "arc_str::plain")]
     pub tool: Arc<str>,
     /// How the execution ended.
     pub outcome: Outcome,
     /// Dimensions (session, task, …) of the context the tool ran in.
     #[serde(default)]
     pub dimensions: Dimensions,
+}
+
+/// Reads `Arc<str>` fields straight from the text the deserializer hands over: serde's own impl builds a `String`
+/// and copies it into the `Arc` (two allocations, two copies, a free), and replay reads ~12 of them a record.
+mod arc_str {
+    use std::fmt;
+    use std::sync::Arc;
+
+    use serde::de::{Deserializer, Visitor};
+
+    struct Plain;
+
+    impl Visitor<'_> for Plain {
+        type Value = Arc<str>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Arc<str>, E> {
+            Ok(Arc::from(v))
+        }
+    }
+
+    struct Optional;
+
+    impl<'de> Visitor<'de> for Optional {
+        type Value = Option<Arc<str>>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string or null")
+        }
+
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+            plain(deserializer).map(Some)
+        }
+    }
+
+    pub(super) fn plain<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Arc<str>, D::Error> {
+        deserializer.deserialize_str(Plain)
+    }
+
+    pub(super) fn option<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Arc<str>>, D::Error> {
+        deserializer.deserialize_option(Optional)
+    }
 }
 
 /// Reads a call's tokens, refusing a count capture would have rejected: one corrupted or hand-made line with

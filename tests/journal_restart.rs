@@ -1008,3 +1008,53 @@ fn a_call_counted_in_the_period_it_raced_into_comes_back_there() {
     assert_eq!(again.budget_status()[0].spent, spent);
     assert_eq!(spent.to_string(), "$3.00");
 }
+
+/// `n` call lines of day `day`, request ids `{day}-{i}` in order, priced by nobody (no cost).
+fn write_day(dir: &Path, day: &str, n: usize) {
+    let mut text = String::new();
+    for i in 0..n {
+        text.push_str(&format!(
+            r#"{{"v":1,"call":{{"timestamp":"{day}T08:00:00Z","duration_us":{i},"request_id":"{day}-{i}","tokens":{{"input":5}},"metered":true,"outcome":{{"status":"ok"}}}}}}"#
+        ));
+        text.push('\n');
+    }
+    std::fs::write(journal_file(dir, day), text).unwrap();
+}
+
+#[test]
+fn replay_hands_over_every_record_in_the_files_order_across_its_decoding_batches() {
+    // Records are decoded on a thread of their own and handed over in batches of 256: 1,000 lines in each of
+    // three days arrive all, in order, on the calling thread.
+    let dir = tempfile::tempdir().unwrap();
+    let days = ["2026-03-01", "2026-03-02", "2026-03-03"];
+    days.iter().for_each(|day| write_day(dir.path(), day, 1_000));
+    let caller = std::thread::current().id();
+    let mut ids = Vec::new();
+    let report = tokenmeter::journal::read(dir.path(), |c| {
+        assert_eq!(std::thread::current().id(), caller);
+        ids.push(c.request_id.unwrap().to_string());
+    })
+    .unwrap();
+    let expected: Vec<String> = days.iter().flat_map(|day| (0..1_000).map(move |i| format!("{day}-{i}"))).collect();
+    assert_eq!((report.files, report.records, report.skipped_lines), (3, 3_000, 0));
+    assert_eq!(ids, expected);
+}
+
+#[test]
+fn a_replay_callback_that_panics_ends_the_replay_with_its_panic() {
+    // The decoding thread, blocked handing over a batch nobody takes, stops: the panic reaches the caller
+    // instead of the replay hanging.
+    let dir = tempfile::tempdir().unwrap();
+    write_day(dir.path(), "2026-03-01", 20_000);
+    let mut seen = 0;
+    let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        tokenmeter::journal::read(dir.path(), |_| {
+            seen += 1;
+            assert!(seen < 300, "the caller gives up");
+        })
+    }))
+    .expect_err("the callback's panic");
+    let message = panic.downcast_ref::<&str>().copied().or(panic.downcast_ref::<String>().map(String::as_str));
+    assert_eq!(message, Some("the caller gives up"));
+    assert_eq!(seen, 300);
+}

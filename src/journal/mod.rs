@@ -460,7 +460,9 @@ impl TokenMeter {
 /// Reads a journal directory without a meter, as replay does at start: files oldest first, each call record
 /// to `each` (tasks and tool executions too: [`read_entries`]); a line being written by a live process is
 /// waited for briefly (its writer's lock), and a torn, corrupt or newer-schema line is skipped and reported,
-/// never fatal. Only listing the directory can fail.
+/// never fatal. Only listing the directory can fail. `each` runs on the calling thread, in the files' order,
+/// while a `tokenmeter-replay` thread decodes the lines ahead of it (on the calling thread alone where a
+/// thread cannot be started).
 ///
 /// ```
 /// # let dir = std::env::temp_dir().join(format!("tokenmeter-read-doc-{}", std::process::id()));
