@@ -637,3 +637,28 @@ fn web_searches_are_priced_when_records_are_priced_again() {
     std::fs::write(&prices, "web_search_per_1k = 25\n").unwrap();
     assert_eq!(cost(&["--prices", prices.to_str().unwrap()]), 4_500_000_000 + 3 * 25_000_000_000);
 }
+
+#[test]
+#[cfg(target_os = "linux")]
+fn no_transcripts_found_says_which_folders_could_not_be_read() {
+    // Only folders that could not be listed: "no transcripts" without the reason sent one looking at the wrong
+    // thing. Root lists any folder it owns whatever its mode; /proc/1/map_files is refused to a process without
+    // CAP_SYS_ADMIN, as in this project's containers (where it can be read, there is nothing to show here).
+    if std::fs::read_dir("/proc/1/map_files").and_then(|d| d.collect::<std::io::Result<Vec<_>>>()).is_ok() {
+        eprintln!("skipped: /proc/1/map_files can be listed here");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let projects = dir.path().join("projects");
+    std::fs::create_dir_all(&projects).unwrap();
+    std::os::unix::fs::symlink("/proc/1/map_files", projects.join("-home-dev-app")).unwrap();
+    let root = dir.path().to_str().unwrap();
+    run(&["--claude-code", root, "--now", NOW, "summary"]).fails(
+        1,
+        &format!(
+            "no Claude Code transcripts (.jsonl files) under {root}; 1 folder below could not be read: \
+             {}/-home-dev-app: Permission denied",
+            projects.display()
+        ),
+    );
+}

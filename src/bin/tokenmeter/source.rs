@@ -574,7 +574,19 @@ fn load_claude_code(dir: &Path, ctx: &Context) -> CliResult<Source> {
         transcripts::discover_all_reporting(&dirs).map_err(|e| CliError::data(e.to_string()))?;
     if files.is_empty() {
         let list: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
-        return Err(CliError::data(format!("no Claude Code transcripts (.jsonl files) under {}", list.join(", "))));
+        let mut message = format!("no Claude Code transcripts (.jsonl files) under {}", list.join(", "));
+        // The folders left out may be why: say so here, since no report (and no warning under it) follows.
+        if let Some(first) = unreadable_dirs.first() {
+            let n = unreadable_dirs.len();
+            let (folders, more) =
+                if n == 1 { ("folder", String::new()) } else { ("folders", format!(" (first of {n})")) };
+            message.push_str(&format!(
+                "; {n} {folders} below could not be read{more}: {}: {}",
+                first.path.display(),
+                first.error
+            ));
+        }
+        return Err(CliError::data(message));
     }
     let total: u64 = files.iter().map(|f| f.len).sum();
     let pb = progress_bar(ctx, total, "reading transcripts");
