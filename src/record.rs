@@ -291,6 +291,14 @@ mod arc_str {
         fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Arc<str>, E> {
             Ok(Arc::from(v))
         }
+
+        // As serde's `String` does: formats that hand strings over as bytes (MessagePack's `bin`), if UTF-8.
+        fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Arc<str>, E> {
+            match std::str::from_utf8(v) {
+                Ok(s) => Ok(Arc::from(s)),
+                Err(_) => Err(E::invalid_value(serde::de::Unexpected::Bytes(v), &self)),
+            }
+        }
     }
 
     struct Optional;

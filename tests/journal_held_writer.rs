@@ -45,8 +45,12 @@ fn a_flush_with_a_time_limit_gives_up_on_a_held_writer_and_loses_nothing() {
     };
     tracing::subscriber::with_default(subscriber, || {
         call();
-        // The writer takes that record within its longest sleep (100 ms), fails and waits at the gate.
-        std::thread::sleep(Duration::from_millis(400));
+        // The writer takes that record within its longest sleep (100 ms), fails (counted) and waits at the gate.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while meter.journal_stats().unwrap().failed_records == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(meter.journal_stats().unwrap().failed_records, 1);
         // Two fill the queue, the third is dropped: the flush below cannot even be queued.
         (0..3).for_each(|_| call());
     });

@@ -105,7 +105,8 @@ pub enum FsyncPolicy {
     EveryRecord,
     /// At most this long after a write (the default: one second).
     Interval(Duration),
-    /// Only on [`TokenMeter::flush`] and when the meter is dropped; otherwise when the OS decides.
+    /// Only on [`TokenMeter::flush`] and when the meter is dropped (within [`DROP_WAIT`]); otherwise when the
+    /// OS decides.
     Never,
 }
 
@@ -408,10 +409,23 @@ pub enum JournalError {
     },
 }
 
-/// How long dropping a meter's last handle waits for its journal writer to write and sync what is queued; past
-/// that the writer finishes on its own thread (and what it still holds is lost if the process exits first).
-/// [`TokenMeter::shutdown`] waits longer ([`crate::SHUTDOWN_JOURNAL_WAIT`]) and says whether it finished.
+/// How long dropping a meter's last handle waits for its journal writer to write and sync what is queued, at
+/// least. The wait is the journal's [`JournalConfig::with_lock_timeout`] plus a second (6 s with the default
+/// 5 s), so that a batch waiting on another process's lock is written or failed first, at least this and at most
+/// a minute. Past that the writer
+/// finishes on its own thread (what it still holds is lost if the process exits first), and the drop says so
+/// on stderr (not as a tracing event: the dropping thread may hold a `reload` layer's lock, which the event
+/// would wait for). [`TokenMeter::shutdown`] waits longer ([`crate::SHUTDOWN_JOURNAL_WAIT`]) and returns
+/// whether it finished.
 pub const DROP_WAIT: Duration = Duration::from_secs(5);
+
+/// The most a drop waits, whatever the lock timeout.
+const MAX_DROP_WAIT: Duration = Duration::from_secs(60);
+
+/// How long a meter's drop waits for a writer with this lock timeout (see [`DROP_WAIT`]).
+pub(crate) fn drop_wait(lock_timeout: Duration) -> Duration {
+    lock_timeout.saturating_add(Duration::from_secs(1)).clamp(DROP_WAIT, MAX_DROP_WAIT)
+}
 
 // === impl TokenMeterBuilder ===
 

@@ -61,7 +61,84 @@ enum Command {
     Task(TaskRecord),
     Tool(ToolRecord),
     Alert(AlertMark),
-    Flush(SyncSender<Result<(), String>>),
+    Flush(Reply),
+}
+
+/// One flush's answer, from the writer to the flushing thread. A flush with a time limit that gives up marks it
+/// abandoned under the lock the writer answers under, so the writer knows whether its answer was heard: an error
+/// nobody heard goes to the next flush.
+#[derive(Default)]
+struct ReplySlot {
+    state: Mutex<ReplyState>,
+    ready: parking_lot::Condvar,
+}
+
+#[derive(Default)]
+struct ReplyState {
+    answer: Option<Result<(), String>>,
+    /// The flush stopped waiting.
+    abandoned: bool,
+    /// The writer dropped the request unanswered (its thread ended).
+    unanswered: bool,
+}
+
+/// Why a flush got no answer.
+enum NoAnswer {
+    TimedOut,
+    Stopped,
+}
+
+impl ReplySlot {
+    /// Waits for the answer, until `deadline` if there is one (then the flush is abandoned).
+    fn wait(&self, deadline: Option<Instant>) -> Result<Result<(), String>, NoAnswer> {
+        let mut state = self.state.lock();
+        loop {
+            if let Some(answer) = state.answer.take() {
+                return Ok(answer);
+            }
+            if state.unanswered {
+                return Err(NoAnswer::Stopped);
+            }
+            match deadline {
+                None => self.ready.wait(&mut state),
+                Some(deadline) => {
+                    if self.ready.wait_until(&mut state, deadline).timed_out() {
+                        if let Some(answer) = state.answer.take() {
+                            return Ok(answer);
+                        }
+                        state.abandoned = true;
+                        return Err(NoAnswer::TimedOut);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The writer's end of a [`ReplySlot`]; dropped unanswered, it tells the flush the writer is gone.
+struct Reply(Arc<ReplySlot>);
+
+impl Reply {
+    /// Answers; returns whether the flush was still waiting for it.
+    fn answer(&self, outcome: Result<(), String>) -> bool {
+        let mut state = self.0.state.lock();
+        if state.abandoned {
+            return false;
+        }
+        state.answer = Some(outcome);
+        self.0.ready.notify_all();
+        true
+    }
+}
+
+impl Drop for Reply {
+    fn drop(&mut self) {
+        let mut state = self.0.state.lock();
+        if state.answer.is_none() {
+            state.unanswered = true;
+            self.0.ready.notify_all();
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -105,6 +182,8 @@ pub(crate) struct JournalWriter {
     /// Disconnected when the writer thread ends (however it ends): the drop waits on it with a time limit.
     /// (A `Mutex` only to make the writer `Sync`: a `Receiver` is not; the drop takes it with `&mut`.)
     ended: Mutex<Option<Receiver<()>>>,
+    /// How long the drop waits for the thread ([`super::drop_wait`]).
+    drop_wait: Duration,
     /// Records the queue holds.
     capacity: u64,
     counters: Arc<Counters>,
@@ -128,13 +207,15 @@ impl JournalWriter {
         let (tx, rx) = sync_channel(config_capacity);
         let counters = Arc::new(Counters::default());
         counters.files_removed.store(files_removed, Ordering::Relaxed);
-        let mut thread = WriterThread::new(config, clock, counters.clone());
+        let drop_wait = super::drop_wait(config.lock_timeout);
+        let thread = WriterThread::new(config, clock, counters.clone());
         let (ended_tx, ended) = sync_channel::<()>(0);
         let handle = std::thread::Builder::new()
             .name("tokenmeter-journal".into())
             .spawn(move || {
-                // Dropped when the thread ends, also by a panic.
+                // Dropped when the thread ends (also by a panic), after the writer and its files: declared first.
                 let _ended = ended_tx;
+                let mut thread = thread;
                 thread.run(rx)
             })
             .map_err(JournalError::Spawn)?;
@@ -142,6 +223,7 @@ impl JournalWriter {
             tx: Some(tx),
             thread: Some(handle),
             ended: Mutex::new(Some(ended)),
+            drop_wait,
             capacity: config_capacity as u64,
             counters,
             replay,
@@ -214,19 +296,20 @@ impl JournalWriter {
         if self.on_writer_thread() {
             return Err(JournalError::OnWriterThread);
         }
-        let deadline = limit.map(|limit| Instant::now() + limit);
+        // A limit past what an `Instant` holds (`Duration::MAX`) is no limit.
+        let deadline = limit.and_then(|limit| Instant::now().checked_add(limit));
         let timed_out = || JournalError::TimedOut { waited: limit.unwrap_or_default() };
         // Drops are counted when they happen, on the recording thread: what was dropped before this call.
         let dropped = self.queue_full_drops();
         let tx = self.tx.as_ref().ok_or(JournalError::Stopped)?;
-        let (reply_tx, reply_rx) = sync_channel(1);
+        let slot = Arc::new(ReplySlot::default());
         // Counted before the send: a full queue blocks the send until the writer takes from it, and the writer
         // must not rest meanwhile. The writer counts it down when it answers (or finds the reply unwanted).
         self.counters.pending_flushes.fetch_add(1, Ordering::SeqCst);
         self.wake();
         let sent = match deadline {
-            None => tx.send(Command::Flush(reply_tx)).map_err(|_| JournalError::Stopped),
-            Some(deadline) => match send_before(tx, Command::Flush(reply_tx), deadline, || self.wake()) {
+            None => tx.send(Command::Flush(Reply(slot.clone()))).map_err(|_| JournalError::Stopped),
+            Some(deadline) => match send_before(tx, Command::Flush(Reply(slot.clone())), deadline, || self.wake()) {
                 Ok(()) => Ok(()),
                 Err(true) => Err(timed_out()),
                 Err(false) => Err(JournalError::Stopped),
@@ -237,15 +320,10 @@ impl JournalWriter {
             return Err(e);
         }
         self.wake();
-        let reply = match deadline {
-            None => reply_rx.recv().map_err(|_| JournalError::Stopped),
-            Some(deadline) => {
-                reply_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).map_err(|e| match e {
-                    RecvTimeoutError::Timeout => timed_out(),
-                    RecvTimeoutError::Disconnected => JournalError::Stopped,
-                })
-            }
-        };
+        let reply = slot.wait(deadline).map_err(|e| match e {
+            NoAnswer::TimedOut => timed_out(),
+            NoAnswer::Stopped => JournalError::Stopped,
+        });
         match reply? {
             Ok(()) => self.report_drops(dropped),
             Err(message) => Err(JournalError::Write(message)),
@@ -312,9 +390,19 @@ impl Drop for JournalWriter {
         let on_writer = self.on_writer_thread();
         if let (Some(handle), Some(ended)) = (self.thread.take(), self.ended.get_mut().take())
             && !on_writer
-            && matches!(ended.recv_timeout(super::DROP_WAIT), Err(RecvTimeoutError::Disconnected))
         {
-            let _ = handle.join();
+            match ended.recv_timeout(self.drop_wait) {
+                Err(RecvTimeoutError::Disconnected) => {
+                    let _ = handle.join();
+                }
+                _ => eprintln!(
+                    "tokenmeter: the journal writer did not finish within {:?} of the meter's drop (a slow or hung \
+                     disk, another process holding a journal file's lock, or the meter's last handle dropped inside \
+                     a `reload` swap); what it still holds is written only if the process lives on. Call \
+                     TokenMeter::shutdown() before the drop to wait and see the outcome",
+                    self.drop_wait
+                ),
+            }
         }
     }
 }
@@ -417,7 +505,7 @@ struct WriterThread {
     counters: Arc<Counters>,
     open: Vec<(NaiveDate, File)>,
     batch: Vec<DayBatch>,
-    waiters: Vec<SyncSender<Result<(), String>>>,
+    waiters: Vec<Reply>,
     /// Records written since the last sync.
     unsynced: u64,
     /// A sync that failed when a file was closed (to make room, or after a failed write): the sync at the end
@@ -677,7 +765,7 @@ impl WriterThread {
                 None => Ok(()),
             };
             let answered = self.waiters.len();
-            let heard = self.waiters.drain(..).filter(|waiter| waiter.send(outcome.clone()).is_ok()).count();
+            let heard = self.waiters.drain(..).filter(|waiter| waiter.answer(outcome.clone())).count();
             // Every waiter gave up (a flush with a time limit): the next flush reports the error instead.
             if let (0, Err(e)) = (heard, outcome) {
                 self.unflushed_error = Some(e);
@@ -912,6 +1000,22 @@ mod tests {
 
     use super::*;
     use crate::clock::ManualClock;
+
+    #[test]
+    fn a_drop_waits_past_the_lock_timeout_within_bounds() {
+        assert_eq!(super::super::drop_wait(Duration::ZERO), super::super::DROP_WAIT);
+        assert_eq!(super::super::drop_wait(Duration::from_secs(5)), Duration::from_secs(6));
+        assert_eq!(super::super::drop_wait(Duration::MAX), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn a_flush_limit_of_duration_max_waits_instead_of_overflowing() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = writer(JournalConfig::new(dir.path()));
+        writer.append(&record(Utc.with_ymd_and_hms(2026, 3, 14, 9, 0, 0).unwrap()));
+        writer.flush(Some(Duration::MAX)).unwrap();
+        assert_eq!(writer.stats().written, 1);
+    }
 
     fn record(at: chrono::DateTime<Utc>) -> CallRecord {
         CallRecord { timestamp: at, metered: true, ..super::super::line::tests::bare() }
