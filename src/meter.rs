@@ -324,7 +324,10 @@ impl TokenMeterBuilder {
             tracing::error!(target: "tokenmeter::journal", error = %e, "restarts will forget budget spend");
             unheard(|| format!("restarts will forget budget spend: {e}"));
         }
-        let journal = self.journal_config.take();
+        let journal = self.journal_config.take().map(|mut c| {
+            c.budget_reach = self.budget_reach();
+            c
+        });
         let meter = self.assemble();
         if let Some(config) = journal
             && let Err(e) = crate::journal::attach(&meter, config)
@@ -344,7 +347,10 @@ impl TokenMeterBuilder {
         self.check_metric_dimensions()?;
         self.check_webhook()?;
         self.check_journal_retention()?;
-        let journal = self.journal_config.take();
+        let journal = self.journal_config.take().map(|mut c| {
+            c.budget_reach = self.budget_reach();
+            c
+        });
         let meter = self.assemble();
         if let Some(config) = journal {
             crate::journal::attach(&meter, config)?;
@@ -419,6 +425,21 @@ impl TokenMeterBuilder {
             return Ok(());
         };
         const DAY: u64 = 86_400;
+        match self.budget_reach() {
+            Some(reach) if age.as_secs() < reach.days * DAY => Err(BuildError::JournalRetention {
+                budget: reach.budget,
+                period: reach.period,
+                needed_days: reach.days,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The budget whose period needs the journal's files furthest back, if one needs more than the two days
+    /// retention never deletes.
+    fn budget_reach(&self) -> Option<crate::journal::BudgetReach> {
+        const DAY: u64 = 86_400;
+        let mut furthest: Option<crate::journal::BudgetReach> = None;
         for budget in &self.budget_setup.budgets {
             let reach = match budget.period() {
                 crate::budget::BudgetPeriod::Day => DAY,
@@ -429,16 +450,16 @@ impl TokenMeterBuilder {
             };
             // A day more: files are by UTC day, periods by the budget's own time zone. Today's and yesterday's
             // files are never deleted, which covers two days whatever the age.
-            let needed_days = reach.div_ceil(DAY) + 1;
-            if needed_days > 2 && age.as_secs() < needed_days * DAY {
-                return Err(BuildError::JournalRetention {
+            let days = reach.div_ceil(DAY) + 1;
+            if days > 2 && furthest.as_ref().is_none_or(|f| days > f.days) {
+                furthest = Some(crate::journal::BudgetReach {
                     budget: budget.name().to_owned(),
                     period: budget.period().to_string(),
-                    needed_days,
+                    days,
                 });
             }
         }
-        Ok(())
+        furthest
     }
 
     /// A webhook whose URL or headers cannot make a request would fail every alert, after its retries.

@@ -1058,3 +1058,75 @@ fn a_replay_callback_that_panics_ends_the_replay_with_its_panic() {
     assert_eq!(message, Some("the caller gives up"));
     assert_eq!(seen, 300);
 }
+
+/// The messages of the WARN events of target `tokenmeter::journal` emitted while `f` runs on this thread.
+fn journal_warnings<R>(f: impl FnOnce() -> R) -> (R, Vec<String>) {
+    #[derive(Clone, Default)]
+    struct Messages(Arc<Mutex<Vec<String>>>);
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Messages {
+        fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+            struct Message<'a>(&'a mut String);
+            impl tracing::field::Visit for Message<'_> {
+                fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                    if field.name() == "message" {
+                        *self.0 = format!("{value:?}");
+                    }
+                }
+            }
+            let m = event.metadata();
+            if m.target() == "tokenmeter::journal" && *m.level() == tracing::Level::WARN {
+                let mut text = String::new();
+                event.record(&mut Message(&mut text));
+                self.0.lock().push(text);
+            }
+        }
+    }
+    let messages = Messages::default();
+    let out = tracing::subscriber::with_default(tracing_subscriber::registry().with(messages.clone()), f);
+    let seen = messages.0.lock().clone();
+    (out, seen)
+}
+
+#[test]
+fn a_size_limit_that_deletes_files_a_budget_needs_is_warned_about() {
+    // `with_max_total_bytes` is not checked against the budgets at build (it depends on the traffic): a round
+    // that deletes a file inside the longest budget's period says so, since a restart will count less spend.
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(utc(2026, 1, 20, 9, 0));
+    let before = meter(dir.path(), &clock, |b| b);
+    for day in [utc(2026, 1, 20, 9, 0), utc(2026, 3, 2, 9, 0), utc(2026, 3, 10, 9, 0), utc(2026, 3, 14, 9, 0)] {
+        clock.set(day);
+        spend(&before, 1_000_000);
+    }
+    before.flush().unwrap();
+    drop(before);
+    let size = |day: &str| std::fs::metadata(journal_file(dir.path(), day)).unwrap().len();
+    clock.set(utc(2026, 3, 15, 9, 0));
+    let monthly = |limit: u64| {
+        let config = journal(dir.path()).with_max_total_bytes(Some(limit));
+        move |b: TokenMeterBuilder| {
+            b.with_budget(Budget::new("team", BudgetLimit::usd(100.0).unwrap())).with_journal(config)
+        }
+    };
+
+    // Room for all but January's file: only it goes, outside March, and nothing is said.
+    let limit = size("2026-03-02") + size("2026-03-10") + size("2026-03-14");
+    let (m, warned) = journal_warnings(|| meter(dir.path(), &clock, monthly(limit)));
+    assert_eq!(m.journal_stats().unwrap().files_removed, 1);
+    assert_eq!(warned, Vec::<String>::new());
+    drop(m);
+
+    // Room for yesterday's file alone (never deleted): March 2 and 10 go, which the monthly budget needs.
+    let (m, warned) = journal_warnings(|| meter(dir.path(), &clock, monthly(size("2026-03-14"))));
+    assert_eq!(m.journal_stats().unwrap().files_removed, 2);
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert!(
+        warned[0].starts_with(
+            "the journal's size limit (JournalConfig::with_max_total_bytes) deleted 2 day file(s), the newest of \
+             2026-03-10, that budget `team` (month) needs"
+        ),
+        "{warned:?}"
+    );
+    // What replay brought back is the spend that was left: $1 of March's $3.
+    assert_eq!(m.budget_status()[0].spent.to_string(), "$1.00");
+}

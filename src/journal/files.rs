@@ -42,7 +42,16 @@ pub(super) fn list(dir: &Path) -> std::io::Result<Vec<DayFile>> {
     Ok(files)
 }
 
-/// Deletes journal files past the age or size limits, as of `now`; returns how many it deleted.
+/// What a retention round deleted.
+#[derive(Debug, Default)]
+pub(super) struct Retention {
+    /// Files deleted, for age or size.
+    pub(super) removed: u64,
+    /// The days of the files deleted for size, oldest first.
+    pub(super) by_size: Vec<NaiveDate>,
+}
+
+/// Deletes journal files past the age or size limits, as of `now`; returns what it deleted.
 ///
 /// A file goes when its whole day is older than `max_age`, and, oldest first, while all files together are
 /// larger than `max_total_bytes`. Today's and yesterday's files are never deleted (other processes may still
@@ -55,13 +64,14 @@ pub(super) fn enforce_retention(
     now: DateTime<Utc>,
     max_age: Option<Duration>,
     max_total_bytes: Option<u64>,
-) -> std::io::Result<u64> {
+) -> std::io::Result<Retention> {
     let files = list(dir)?;
     let newest_end = files.last().and_then(|f| f.day.succ_opt()).and_then(|d| d.and_hms_opt(0, 0, 0));
     let now = newest_end.map_or(now, |end| now.min(end.and_utc()));
     let today = now.date_naive();
     let protected = |f: &DayFile| today.signed_duration_since(f.day).num_days() <= 1;
     let mut removed = 0;
+    let mut by_size = Vec::new();
     let mut kept = Vec::with_capacity(files.len());
     for f in files {
         let day_end = f.day.succ_opt().and_then(|d| d.and_hms_opt(0, 0, 0)).map(|d| d.and_utc());
@@ -88,9 +98,10 @@ pub(super) fn enforce_retention(
             }
             total -= f.len;
             removed += 1;
+            by_size.push(f.day);
         }
     }
-    Ok(removed)
+    Ok(Retention { removed, by_size })
 }
 
 /// Deletes `path` while holding its exclusive lock, so that no writer (of any process) is appending to it at that

@@ -84,7 +84,7 @@ mod writer;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 pub(crate) use writer::JournalWriter;
@@ -153,6 +153,44 @@ pub struct JournalConfig {
     replay: bool,
     lock_timeout: Duration,
     writer_priority: WriterPriority,
+    /// The budget whose period reaches furthest back, set by the builder: files deleted for size inside it are
+    /// spend a restart will not count.
+    pub(crate) budget_reach: Option<BudgetReach>,
+}
+
+/// How far back a budget's spend needs the journal's files (see [`JournalConfig::with_max_age`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BudgetReach {
+    /// The budget's name.
+    pub(crate) budget: String,
+    /// Its period as written (`month`, `rolling 180d`).
+    pub(crate) period: String,
+    /// The UTC days of files it needs, today's included.
+    pub(crate) days: u64,
+}
+
+/// Warns when a size round deleted files that `reach`'s budget still needs: its spend would come back lower
+/// after a restart.
+pub(super) fn warn_size_deletions(reach: Option<&BudgetReach>, today: NaiveDate, deleted: &[NaiveDate]) {
+    let Some(reach) = reach else { return };
+    let needed_since =
+        today.checked_sub_days(chrono::Days::new(reach.days.saturating_sub(1))).unwrap_or(NaiveDate::MIN);
+    let inside: Vec<&NaiveDate> = deleted.iter().filter(|d| **d >= needed_since).collect();
+    if let Some(newest) = inside.last() {
+        tracing::warn!(
+            target: "tokenmeter::journal",
+            budget = %reach.budget,
+            period = %reach.period,
+            files = inside.len(),
+            newest = %newest,
+            "the journal's size limit (JournalConfig::with_max_total_bytes) deleted {} day file(s), the newest of \
+             {newest}, that budget `{}` ({}) needs: a restart will count less spend than was made; raise the \
+             limit (or None)",
+            inside.len(),
+            reach.budget,
+            reach.period,
+        );
+    }
 }
 
 impl JournalConfig {
@@ -176,6 +214,7 @@ impl JournalConfig {
             replay: true,
             lock_timeout: Duration::from_secs(5),
             writer_priority: WriterPriority::Normal,
+            budget_reach: None,
         }
     }
 
@@ -576,7 +615,9 @@ pub(crate) fn attach(meter: &TokenMeter, mut config: JournalConfig) -> Result<()
     probed.map_err(io)?;
 
     let now = meter.inner.clock.now();
-    let files_removed = files::enforce_retention(&dir, now, config.max_age, config.max_total_bytes).map_err(io)?;
+    let retention = files::enforce_retention(&dir, now, config.max_age, config.max_total_bytes).map_err(io)?;
+    warn_size_deletions(config.budget_reach.as_ref(), now.date_naive(), &retention.by_size);
+    let files_removed = retention.removed;
     let report = if config.replay {
         // Alerts are marked once every call is back: a budget's period is the one its last call put it in.
         let mut alerts = Vec::new();

@@ -780,8 +780,13 @@ impl WriterThread {
                 self.config.max_age,
                 self.config.max_total_bytes,
             ) {
-                Ok(n) => {
-                    self.counters.files_removed.fetch_add(n, Ordering::Relaxed);
+                Ok(retention) => {
+                    self.counters.files_removed.fetch_add(retention.removed, Ordering::Relaxed);
+                    super::warn_size_deletions(
+                        self.config.budget_reach.as_ref(),
+                        self.clock.now().date_naive(),
+                        &retention.by_size,
+                    );
                     // Deleted files may still be open here.
                     self.open.retain(|(_, f)| f.metadata().is_ok_and(|m| m.nlink_or_one() > 0));
                 }
