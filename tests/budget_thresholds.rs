@@ -344,3 +344,34 @@ fn a_usd_budget_says_once_that_calls_without_a_price_count_nothing() {
     }
     assert_eq!(h.meter.budget_status()[0].unpriced_calls, 3);
 }
+
+#[test]
+fn a_rolling_threshold_counts_a_call_recorded_after_a_later_one() {
+    // Two threads finish calls a moment apart across a bucket boundary (a minute, for a 1h window), and the
+    // earlier one is recorded second. Read at its own end, the window left out the later call's bucket: each
+    // saw $9.80 of $10.10, and the 100% alert waited for the next call.
+    let budget = Budget::new("hourly", BudgetLimit::usd(10.0).unwrap())
+        .with_period(BudgetPeriod::Rolling(std::time::Duration::from_secs(3600)))
+        .with_thresholds([100]);
+    let (h, alerts) = with_alerts(budget);
+    let start = h.meter.now();
+    spend(&h, "alice", 9_500_000);
+    // Past a minute boundary (buckets are a sixtieth of the window), both calls opened together.
+    let minute = |offset_ms: i64| {
+        let t = start + Duration::minutes(30);
+        let t = t - Duration::nanoseconds(t.timestamp_nanos_opt().unwrap().rem_euclid(60_000_000_000));
+        t + Duration::milliseconds(offset_ms)
+    };
+    h.run(|| {
+        let model = "claude-haiku-4-5";
+        let earlier = info_span!("chat", gen_ai.request.model = model, input_tokens = 300_000u64, output_tokens = 0u64);
+        let later = info_span!("chat", gen_ai.request.model = model, input_tokens = 300_000u64, output_tokens = 0u64);
+        h.clock.set(minute(1));
+        drop(later);
+        assert_eq!(thresholds_fired(&alerts), Vec::<u32>::new(), "$9.80 so far");
+        h.clock.set(minute(-1));
+        drop(earlier);
+    });
+    assert_eq!(thresholds_fired(&alerts), [100], "$10.10 once both are counted");
+    assert_eq!(alerts.lock()[0].spent, usd(10_100_000));
+}

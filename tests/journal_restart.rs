@@ -136,15 +136,41 @@ fn a_limit_lowered_across_a_restart_alerts_at_its_new_thresholds() {
     let clock = ManualClock::new(utc(2026, 3, 14, 9, 0));
     spend_past_half_of_ten_dollars(dir.path(), &clock); // 55% of $10
 
-    // Restarted with $6: the same $5.50 is 92% of it. Those thresholds were never alerted.
+    // Restarted with $6: the same $5.50 is 92% of it. Those thresholds were never alerted: they fire once the
+    // replay is done, inside the build, not with the next call (which a `Block` budget may never let through).
     let after_alerts: Alerts = Arc::default();
     let after = meter(dir.path(), &clock, budget_of(6.0, &after_alerts));
-    assert!(after_alerts.lock().is_empty(), "nothing fires while replaying");
+    assert_eq!(thresholds(&after_alerts), [50, 75, 90]);
+    assert!(after_alerts.lock().iter().all(|a| a.spent.to_string() == "$5.50"));
     assert_eq!(after.budget_status()[0].thresholds_crossed, [50, 75, 90]);
     spend(&after, 100_000); // $5.60
     assert_eq!(thresholds(&after_alerts), [50, 75, 90]);
     spend(&after, 500_000); // $6.10
     assert_eq!(thresholds(&after_alerts), [50, 75, 90, 100]);
+    after.flush().unwrap();
+    drop(after);
+
+    // Journaled as delivered: the next restart fires none of them again.
+    let again: Alerts = Arc::default();
+    let _again = meter(dir.path(), &clock, budget_of(6.0, &again));
+    assert_eq!(thresholds(&again), Vec::<u32>::new());
+}
+
+#[test]
+fn a_block_budget_over_a_lowered_limit_alerts_at_build_though_it_refuses_every_call() {
+    // $5.50 spent, then restarted with a $5 limit that blocks: every request is refused, so no call comes to
+    // fire the 100% alert; it fired with the build.
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(utc(2026, 3, 14, 9, 0));
+    spend_past_half_of_ten_dollars(dir.path(), &clock);
+    let alerts: Alerts = Arc::default();
+    let sink = alerts.clone();
+    let after = meter(dir.path(), &clock, move |b| {
+        b.with_budget(Budget::new("monthly", BudgetLimit::usd(5.0).unwrap()).with_action(BudgetAction::Block))
+            .with_budget_alert_callback(move |a| sink.lock().push(a.clone()))
+    });
+    assert!(after.check_budget(&RequestScope::new()).is_err());
+    assert_eq!(thresholds(&alerts), [50, 75, 90, 100]);
 }
 
 #[test]

@@ -111,7 +111,7 @@ struct Counts {
     crossed: u64,
     /// Bit `i` set: threshold `i`'s alert fired this period (here, or before a restart, as the journal says).
     /// Replayed spend sets `crossed` only: a threshold reached but never alerted (the limit was lowered, the
-    /// budget is new) fires with the next call.
+    /// budget is new) fires once the replay is done ([`BudgetTracker::deliver_owed`]).
     alerted: u64,
     projected_alerted: bool,
 }
@@ -384,6 +384,33 @@ impl BudgetSlot {
         self.snapshot(&acct, at)
     }
 
+    /// The thresholds the spend at `at` has reached in the current period and no alert was delivered for (after
+    /// replay: the replayed spend, the journaled deliveries), marked delivered now, with the snapshot to send.
+    /// Nothing without a call in the period: a zero limit is reached by no spend at all.
+    fn owed(&self, at: i64) -> Option<(Snapshot, Vec<usize>)> {
+        let mut acct = self.account.lock();
+        if acct.period.is_some_and(|(_, end)| at >= end) {
+            self.roll(&mut acct, at);
+        }
+        Self::rolling_step_back(&mut acct, at);
+        self.rearm(&mut acct, at);
+        let at = acct.rolling.as_ref().map_or(at, |buckets| buckets.latest(at));
+        let snap = self.snapshot(&acct, at);
+        if snap.calls == 0 {
+            return None;
+        }
+        let mut owed = Vec::new();
+        for (k, threshold) in self.threshold_units.iter().enumerate() {
+            let bit = 1u64 << k;
+            if snap.spent >= *threshold && acct.n.alerted & bit == 0 {
+                acct.n.crossed |= bit;
+                acct.n.alerted |= bit;
+                owed.push(k);
+            }
+        }
+        (!owed.is_empty()).then_some((snap, owed))
+    }
+
     /// On a rolling budget, clears the thresholds that spend at `at` has fallen back below (no longer crossed),
     /// and re-arms those it has fallen below by a margin ([`REARM_MARGIN_DIVISOR`]; an alert fires when spend
     /// reaches a threshold not alerted). Never at an instant before the newest spend: a call that ended a moment
@@ -540,7 +567,8 @@ impl BudgetTracker {
 
     /// Accounts a call replayed from the journal: the thresholds it reaches are marked reached, and nothing
     /// fires. Whether their alerts fired before the restart is the journal's alert lines' to say
-    /// ([`replay_alerts`](Self::replay_alerts)); one that did not fires with the next call. A call that ended
+    /// ([`replay_alerts`](Self::replay_alerts)); one that did not fires after the replay
+    /// ([`deliver_owed`](Self::deliver_owed)). A call that ended
     /// after `now` (written by a process whose clock runs ahead) counts at `now`, as the ledger counts it: in
     /// its own, later period it would move the budget past the clock, and the calls made until the clock got
     /// there would not count.
@@ -593,6 +621,26 @@ impl BudgetTracker {
         }
     }
 
+    /// After replay and [`replay_alerts`](Self::replay_alerts): delivers the alerts of the thresholds the
+    /// replayed spend has reached in the current period that no journaled line marked delivered (the limit was
+    /// lowered, the budget or threshold is new, the alert's line was lost). Left to the next call, a `Block`
+    /// budget already over its limit would refuse every call, and no call would come to fire it. Returns what
+    /// the journal keeps of each.
+    pub(crate) fn deliver_owed(&self, now: DateTime<Utc>) -> Vec<AlertMark> {
+        let now = to_nanos(now);
+        let mut marks = Vec::new();
+        for slot in self.slots.iter() {
+            let Some((snapshot, owed)) = slot.owed(now) else { continue };
+            for k in owed {
+                let percent = slot.budget.thresholds[k];
+                let alert = slot.alert(AlertKind::ThresholdCrossed { percent }, snapshot);
+                marks.push(AlertMark::of(&alert, slot));
+                self.alerts.deliver(alert);
+            }
+        }
+        marks
+    }
+
     fn account(&self, record: &CallRecord, model_key: &str, at: i64, live: bool) -> Vec<AlertMark> {
         if self.slots.is_empty() {
             return Vec::new();
@@ -624,6 +672,9 @@ impl BudgetTracker {
                 acct.n.calls += 1;
                 acct.n.unpriced += u64::from(unpriced);
             }
+            // A rolling window is read at the newest spend, as `rearm` reads it: a call that ended a moment before
+            // another thread's, accounted after it, read at its own end would leave that spend's bucket out.
+            let at = acct.rolling.as_ref().map_or(at, |buckets| buckets.latest(at));
             // The common case (no threshold newly crossed, no new projected overrun) decides from the spend
             // alone; the full snapshot (projection, time to limit: u128 divisions) is built only for an alert.
             let spent = match &acct.rolling {

@@ -690,8 +690,16 @@ pub(crate) fn attach(meter: &TokenMeter, mut config: JournalConfig) -> Result<()
             )
         });
     }
+    let replayed = config.replay;
     let writer = JournalWriter::start(config, meter.inner.clock.clone(), report, files_removed)?;
     // `attach` runs once, inside `build`; a second writer would only be dropped.
     let _ = meter.inner.journal.set(writer);
+    // Thresholds the replayed spend reached that no line marked delivered fire now, and are journaled.
+    if replayed {
+        let owed = meter.inner.budgets.deliver_owed(now);
+        if let Some(writer) = meter.inner.journal.get() {
+            owed.into_iter().for_each(|mark| writer.append_alert(mark));
+        }
+    }
     Ok(())
 }
