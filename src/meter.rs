@@ -498,6 +498,18 @@ impl TokenMeterBuilder {
                     extra: self.extra_list(),
                 });
             }
+            // Calls on a model without a price count $0: a USD budget on one (a misspelt id, say) never counts
+            // anything, and a `Block` one never blocks. (A token budget counts them: any id may be meant.)
+            if let crate::budget::BudgetScope::Model(model) = budget.scope()
+                && budget.limit().unit() == crate::budget::BudgetUnit::Usd
+                && self.prices.resolve(model).is_none()
+            {
+                return Err(BuildError::BudgetModelUnpriced {
+                    at: written_at(budget),
+                    budget: budget.name().to_owned(),
+                    model: model.to_string(),
+                });
+            }
         }
         Ok(())
     }
@@ -570,6 +582,21 @@ pub enum BuildError {
     /// The journal could not be opened or replayed.
     #[error(transparent)]
     Journal(#[from] crate::journal::JournalError),
+    /// A USD budget is scoped to a model the price book has no price for: its calls count $0, so it would
+    /// never count anything (a misspelt id, say), and a `Block` budget would never block.
+    #[error(
+        "{at}budget `{budget}` counts dollars on model `{model}`, which the price book has no price for: its calls \
+         would count $0 and the budget would never be reached; fix the model id, or give it a price \
+         (PriceBook::set, a price file)"
+    )]
+    BudgetModelUnpriced {
+        /// For a budget read from a file, where its scope is written; empty for one built in code.
+        at: String,
+        /// The budget's name.
+        budget: String,
+        /// The model id, normalized.
+        model: String,
+    },
     /// A budget is scoped to a dimension this meter does not capture, so it would match no call.
     #[error(
         "{at}budget `{budget}` is scoped to the dimension `{dimension}`, which this meter does not capture (dimensions: \

@@ -368,3 +368,28 @@ fn a_scope_value_longer_than_the_dimension_cap_is_refused() {
     let request = RequestScope::new().with_tenant(long.as_str());
     assert_eq!(h.meter.check_budget(&request).unwrap_err().budget(), "long");
 }
+
+#[test]
+fn a_dollar_budget_on_a_model_without_a_price_is_refused_at_build() {
+    // A misspelt id: its calls (if any) count $0, so the budget is never reached and a `Block` never blocks.
+    let misspelt = || {
+        Budget::new("sonnet", BudgetLimit::usd(50.0).unwrap())
+            .with_scope(BudgetScope::model("claude-sonet-4-5"))
+            .with_action(BudgetAction::Block)
+    };
+    let err = tokenmeter::TokenMeter::builder().with_budget(misspelt()).try_build().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "budget `sonnet` counts dollars on model `claude-sonet-4-5`, which the price book has no price for: its \
+         calls would count $0 and the budget would never be reached; fix the model id, or give it a price \
+         (PriceBook::set, a price file)"
+    );
+    // Any form of a priced id is fine, and a token budget may name any model.
+    let dated = Budget::new("opus", BudgetLimit::usd(50.0).unwrap())
+        .with_scope(BudgetScope::model("us.anthropic.claude-opus-4-5-20251101-v1:0"));
+    let tokens = Budget::new("gpt", BudgetLimit::tokens(1_000)).with_scope(BudgetScope::model("gpt-4o"));
+    assert!(tokenmeter::TokenMeter::builder().with_budget(dated).with_budget(tokens).try_build().is_ok());
+    // `build()` logs it and keeps the budget, as for the other scope errors.
+    let h = Harness::with(|b| b.with_budget(misspelt()));
+    assert_eq!(h.meter.budget_status().len(), 1);
+}
