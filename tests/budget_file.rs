@@ -109,9 +109,19 @@ fn malformed_files_name_file_line_and_field() {
         "[budgets.a]\nlimit_usd = 1e300\n",
         2,
         "budgets.a.limit_usd",
-        "at most 18446744073709.551615 US dollars",
+        "at most 1000000000000 US dollars (1e12)",
     );
     field_error("[budgets.a]\nlimit_usd = 20_000_000_000_000\n", 2, "budgets.a.limit_usd", "too large");
+    // The most `BudgetLimit::usd` takes too (the file took up to ~$1.8e13).
+    field_error("[budgets.a]\nlimit_usd = 1_000_000_000_000.01\n", 2, "budgets.a.limit_usd", "too large");
+    assert!(parse_budgets_toml("[budgets.a]\nlimit_usd = 1_000_000_000_000\n", "b.toml").is_ok());
+    // A time zone moves a calendar period's midnight; a rolling window has none (it was ignored).
+    field_error(
+        "[budgets.a]\nlimit_usd = 5\nperiod = \"rolling 24h\"\ntime_zone = \"Europe/Berlin\"\n",
+        4,
+        "budgets.a.time_zone",
+        "`time_zone` applies to calendar periods (day, week, month), not \"rolling 1d\"",
+    );
     field_error("[budgets.a]\nlimit_usd = 1e3\n", 2, "budgets.a.limit_usd", "without an exponent");
     field_error("[budgets.a]\nlimit_usd = \"5\"\n", 2, "budgets.a.limit_usd", "found string \"5\"");
     field_error("[budgets.a]\nlimit_usd = 5\nlimit_tokens = 9\n", 3, "budgets.a.limit_tokens", "one limit");
@@ -164,8 +174,13 @@ fn a_missing_file_names_the_path() {
 
 #[test]
 fn invalid_limits_are_refused_in_code() {
-    for bad in [f64::NAN, -1.0, f64::INFINITY] {
+    for bad in [f64::NAN, -1.0, f64::INFINITY, 1.1e12] {
         let err = BudgetLimit::usd(bad).unwrap_err();
         assert!(matches!(err, BudgetError::InvalidLimit { .. }), "{err}");
     }
+    // A positive limit that rounds to $0 would block everything (and fire every threshold at the first call).
+    let err = BudgetLimit::usd(4e-7).unwrap_err();
+    assert!(err.to_string().contains("it rounds to $0"), "{err}");
+    assert!(BudgetLimit::usd(0.0).is_ok(), "an explicit $0 freezes spend");
+    assert!(BudgetLimit::usd(6e-7).is_ok(), "rounds to one micro-USD");
 }

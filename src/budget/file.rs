@@ -130,6 +130,8 @@ fn budget(
     let mut period = BudgetPeriod::Month;
     let mut time_zone = default_time_zone;
     let mut week_start: Option<(chrono::Weekday, Range<usize>, String)> = None;
+    // Where `time_zone` was written: a rolling window has no midnight for it to move.
+    let mut time_zone_at: Option<(Range<usize>, String)> = None;
     let mut scope = BudgetScope::Everything;
     let mut scope_line = None;
     let mut thresholds: Option<Vec<u32>> = None;
@@ -155,6 +157,7 @@ fn budget(
             }
             "period" => period = parse_period(src, value, &field)?,
             "time_zone" => {
+                time_zone_at = Some((key.span(), field.clone()));
                 let text = string(src, value, &field, "an IANA time zone name such as \"Europe/Berlin\"")?;
                 time_zone = text.parse().map_err(|_| {
                     src.error(
@@ -216,6 +219,16 @@ fn budget(
             ));
         }
         budget = budget.with_week_start(day);
+    }
+    if let (Some((span, field)), BudgetPeriod::Rolling(_)) = (time_zone_at, period) {
+        return Err(src.error(
+            &span,
+            &field,
+            format!(
+                "`time_zone` applies to calendar periods (day, week, month), not \"{period}\": a rolling window has \
+                 no midnight to move"
+            ),
+        ));
     }
     if let Some(t) = thresholds {
         budget = budget.with_thresholds(t);
@@ -328,11 +341,9 @@ fn usd(src: &Source<'_>, value: &Spanned<DeValue<'_>>, field: &str) -> Result<Mo
     let found = src.describe(value);
     let amount = text.replace('_', "").parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0);
     let message = match amount {
-        Some(v) if v > MAX_USD_MICROS as f64 / 1e6 => format!(
-            "too large: a budget holds at most {}.{:06} US dollars, found {found}",
-            MAX_USD_MICROS / 1_000_000,
-            MAX_USD_MICROS % 1_000_000
-        ),
+        Some(v) if v > MAX_USD_MICROS as f64 / 1e6 => {
+            format!("too large: a budget holds at most {} US dollars (1e12), found {found}", MAX_USD_MICROS / 1_000_000)
+        }
         Some(_) if text.contains(['e', 'E']) => {
             format!("expected {EXPECTED}, written without an exponent (1000, not 1e3), found {found}")
         }
@@ -341,8 +352,8 @@ fn usd(src: &Source<'_>, value: &Spanned<DeValue<'_>>, field: &str) -> Result<Mo
     Err(src.error(&value.span(), field, message))
 }
 
-/// The largest USD amount [`decimal_micros`] reads, in micro-USD.
-const MAX_USD_MICROS: u64 = u64::MAX;
+/// The largest USD amount [`decimal_micros`] reads, in micro-USD: what [`BudgetLimit::usd`] takes, $1e12.
+const MAX_USD_MICROS: u64 = 1_000_000_000_000 * 1_000_000;
 
 /// Plain decimal text (`250`, `99.95`, `1_000.5`) as micro-units; `None` when negative, exponent form, too
 /// precise or too large.
@@ -359,7 +370,7 @@ fn decimal_micros(text: &str) -> Option<u64> {
     }
     let whole: u64 = int.parse().ok()?;
     let frac_micros: u64 = if frac.is_empty() { 0 } else { format!("{frac:0<6}").parse().ok()? };
-    whole.checked_mul(1_000_000)?.checked_add(frac_micros)
+    whole.checked_mul(1_000_000)?.checked_add(frac_micros).filter(|micros| *micros <= MAX_USD_MICROS)
 }
 
 fn whole_number(
@@ -442,7 +453,8 @@ mod tests {
         assert_eq!(decimal_micros("-1"), None);
         assert_eq!(decimal_micros("1e3"), None);
         assert_eq!(decimal_micros("inf"), None);
-        assert_eq!(decimal_micros("18446744073709.551615"), Some(MAX_USD_MICROS));
+        assert_eq!(decimal_micros("1000000000000"), Some(MAX_USD_MICROS));
+        assert_eq!(decimal_micros("1000000000000.000001"), None);
         assert_eq!(decimal_micros("18446744073709.551616"), None);
     }
 }

@@ -76,9 +76,10 @@
 //! # Cost model
 //!
 //! Each budget keeps its period's account behind its own small lock. A call costs one scope comparison per
-//! budget, and for each matching budget one uncontended lock, an integer add and one compare per threshold
-//! (a rolling budget also sums its 61 buckets). Alert delivery happens after the lock is released, and only
-//! when a threshold is crossed.
+//! budget, and for each matching budget one lock (shared by every recording thread whose calls it matches: a
+//! budget on everything is one lock for all of them), an integer add and one compare per threshold (a rolling
+//! budget also walks its 61 buckets, three times). Alert delivery happens after the lock is released, and
+//! only when a threshold is crossed.
 //!
 //! # File format
 //!
@@ -154,7 +155,8 @@ pub enum BudgetLimit {
 }
 
 impl BudgetLimit {
-    /// A limit in US dollars, rounded to a whole micro-USD. Errors for a negative, NaN or infinite amount.
+    /// A limit in US dollars, rounded to a whole micro-USD. Errors for a negative, NaN or infinite amount, one
+    /// over $1e12, and a positive one that rounds to $0.
     pub fn usd(dollars: f64) -> Result<Self, BudgetError> {
         let reason = if dollars.is_nan() || dollars.is_infinite() {
             Some("it is not a finite number")
@@ -169,6 +171,11 @@ impl BudgetLimit {
             return Err(BudgetError::InvalidLimit { value: dollars, reason });
         }
         let micros = (dollars * 1e6).round() as u128;
+        if micros == 0 && dollars > 0.0 {
+            // $0 blocks everything: a positive limit must not become one.
+            let reason = "it rounds to $0 (limits are whole micro-USD: at least 0.000001)";
+            return Err(BudgetError::InvalidLimit { value: dollars, reason });
+        }
         Ok(BudgetLimit::Usd(Money::from_picos(micros * PICOS_PER_MICRO)))
     }
 
