@@ -34,13 +34,13 @@ use chrono::{TimeZone, Utc};
 use tokenmeter::budget::{Budget, BudgetLimit, BudgetPeriod, BudgetScope};
 use tokenmeter::journal::{FsyncPolicy, JournalConfig};
 use tokenmeter::{ManualClock, TokenMeter, TokenMeterBuilder};
-use tracing::field::Empty;
 use tracing_subscriber::prelude::*;
 
 const CALLS: u64 = 1_000_000;
 const SESSIONS: u64 = 100_000;
 const ROUNDS: usize = 5;
-const MODELS: [&str; 3] = ["claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-1"];
+#[path = "support/month.rs"]
+mod month;
 
 fn journal(dir: &Path) -> JournalConfig {
     JournalConfig::new(dir).with_fsync(FsyncPolicy::Never).with_queue_capacity(JournalConfig::MAX_QUEUE_CAPACITY)
@@ -65,51 +65,12 @@ fn write_month(dir: &Path) -> ManualClock {
         .expect("journal directory");
     let subscriber = tracing_subscriber::registry().with(meter.layer());
     tracing::subscriber::with_default(subscriber, || {
-        let turns = CALLS / SESSIONS;
-        let mut done = 0u64;
-        for s in 0..SESSIONS {
-            let session_id = format!("session-{s:06}");
-            let user = format!("user-{}", s % 5_000);
-            let project = format!("project-{}", s % 50);
-            let agent = format!("agent-{}", s % 10);
-            let session = tracing::info_span!(
-                "agent_session",
-                session.id = session_id.as_str(),
-                user.id = user.as_str(),
-                project = project.as_str(),
-                gen_ai.agent.name = agent.as_str(),
-            );
-            let _s = session.enter();
-            for t in 0..turns {
-                let span = tracing::info_span!(
-                    "chat",
-                    gen_ai.operation.name = "chat",
-                    gen_ai.provider.name = "anthropic",
-                    gen_ai.request.model = MODELS[(s % 3) as usize],
-                    gen_ai.response.id = Empty,
-                    gen_ai.usage.input_tokens = Empty,
-                    gen_ai.usage.cache_read.input_tokens = Empty,
-                    gen_ai.usage.cache_creation.input_tokens = Empty,
-                    gen_ai.usage.output_tokens = Empty,
-                );
-                let _e = span.enter();
-                span.record("gen_ai.response.id", format!("msg_{done:012}").as_str());
-                let prompt = 2_000 + 1_500 * t;
-                let cached = if t == 0 { 0 } else { 2_000 + 1_500 * (t - 1) };
-                span.record("gen_ai.usage.input_tokens", prompt);
-                span.record("gen_ai.usage.cache_read.input_tokens", cached);
-                span.record("gen_ai.usage.cache_creation.input_tokens", prompt - cached - 200);
-                span.record("gen_ai.usage.output_tokens", 300 + (done % 700));
-                drop(_e);
-                drop(span);
-                clock.advance(step);
-                done += 1;
-                // The queue holds 131,072 records: flushing every 50,000 keeps every one.
-                if done.is_multiple_of(50_000) {
-                    meter.flush().expect("journal written, nothing dropped");
-                }
+        month::record_month(&clock, CALLS, SESSIONS, step, |done| {
+            // The queue holds 131,072 records: flushing every 50,000 keeps every one.
+            if done.is_multiple_of(50_000) {
+                meter.flush().expect("journal written, nothing dropped");
             }
-        }
+        })
     });
     meter.flush().expect("journal written, nothing dropped");
     let stats = meter.journal_stats().expect("journal");

@@ -20,10 +20,10 @@ use chrono::{TimeZone, Utc};
 use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
 use tokenmeter::budget::{Budget, BudgetLimit, BudgetPeriod, BudgetScope};
 use tokenmeter::{ManualClock, TokenMeter};
-use tracing::field::Empty;
 use tracing_subscriber::prelude::*;
 
-const MODELS: [&str; 3] = ["claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-1"];
+#[path = "../benches/support/month.rs"]
+mod month;
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -54,53 +54,7 @@ fn main() {
     let subscriber = tracing_subscriber::registry().with(meter.as_ref().map(|m| m.layer()));
 
     tracing::subscriber::with_default(subscriber, || {
-        let turns = calls.div_ceil(sessions).max(1);
-        let mut done = 0u64;
-        // Sessions run one after another, ten turns each, the way a month of agent traffic arrives.
-        'outer: for s in 0..sessions {
-            let session_id = format!("session-{s:06}");
-            let user = format!("user-{}", s % 5_000);
-            let project = format!("project-{}", s % 50);
-            let agent = format!("agent-{}", s % 10);
-            let session = tracing::info_span!(
-                "agent_session",
-                session.id = session_id.as_str(),
-                user.id = user.as_str(),
-                project = project.as_str(),
-                gen_ai.agent.name = agent.as_str(),
-            );
-            let _s = session.enter();
-            for t in 0..turns {
-                if done == calls {
-                    break 'outer;
-                }
-                let model = MODELS[(s % 3) as usize];
-                let span = tracing::info_span!(
-                    "chat",
-                    gen_ai.operation.name = "chat",
-                    gen_ai.provider.name = "anthropic",
-                    gen_ai.request.model = model,
-                    gen_ai.response.id = Empty,
-                    gen_ai.usage.input_tokens = Empty,
-                    gen_ai.usage.cache_read.input_tokens = Empty,
-                    gen_ai.usage.cache_creation.input_tokens = Empty,
-                    gen_ai.usage.output_tokens = Empty,
-                );
-                let _e = span.enter();
-                let id = format!("msg_{done:012}");
-                span.record("gen_ai.response.id", id.as_str());
-                let prompt = 2_000 + 1_500 * t;
-                let cached = if t == 0 { 0 } else { 2_000 + 1_500 * (t - 1) };
-                span.record("gen_ai.usage.input_tokens", prompt);
-                span.record("gen_ai.usage.cache_read.input_tokens", cached);
-                span.record("gen_ai.usage.cache_creation.input_tokens", prompt - cached - 200);
-                span.record("gen_ai.usage.output_tokens", 300 + (done % 700));
-                drop(_e);
-                drop(span);
-                clock.advance(step);
-                done += 1;
-            }
-        }
+        let done = month::record_month(&clock, calls, sessions, step, |_| {});
         println!("{mode}: {done} calls over {sessions} sessions");
     });
 
