@@ -712,10 +712,13 @@ fn cors_is_off_unless_configured() {
     let resp = Client::new().get(&url).header("origin", "https://evil.example").send().unwrap();
     assert!(resp.headers().get("access-control-allow-origin").is_none());
     // Every response varies by origin once CORS is on (a cache keyed without it would serve this copy, without
-    // the allow header, to the admin origin); none does while it is off.
-    assert_eq!(resp.headers()["vary"], "origin");
-    assert_eq!(Client::new().get(&url).send().unwrap().headers()["vary"], "origin");
-    assert!(f.client.get(f.url("/healthz")).send().unwrap().headers().get("vary").is_none());
+    // the allow header, to the admin origin); none does by origin while it is off. Every one varies by key.
+    let vary = |resp: &reqwest::blocking::Response| -> Vec<String> {
+        resp.headers().get_all("vary").iter().map(|v| v.to_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(vary(&resp), ["origin", "authorization, x-api-key"]);
+    assert_eq!(vary(&Client::new().get(&url).send().unwrap()), ["origin", "authorization, x-api-key"]);
+    assert_eq!(vary(&f.client.get(f.url("/healthz")).send().unwrap()), ["authorization, x-api-key"]);
     server.shutdown();
     // A request over the size limit is refused with the CORS headers too (a browser showed a CORS failure).
     let meter = TokenMeter::builder().build();
@@ -1492,4 +1495,55 @@ fn an_implied_start_never_leaves_most_of_the_range_behind() {
     let v = f.ok("/api/v1/token-usage/summary?end_date=2026-04-01");
     assert_eq!(v["totals"]["calls"], 1, "{v}");
     assert_eq!(v["window"]["from"], "2026-03-01T00:00:00Z", "{v}");
+}
+
+#[test]
+fn no_response_is_kept_by_a_shared_cache() {
+    // A proxy in front of the API may store a response to a request with an `x-api-key` (HTTP singles out
+    // `Authorization` only) and hand it to the next request for the URL: one tenant's figures to another.
+    let f = fixture();
+    for (key, path) in [
+        (Some(ADMIN), "/api/v1/token-usage/summary"),
+        (Some(ACME), "/api/v1/token-usage/summary"),
+        (None, "/api/v1/token-usage/summary"),
+        (Some(ADMIN), "/api/v1/token-usage/no-such-session"),
+    ] {
+        let mut req = f.client.get(f.url(path));
+        if let Some(key) = key {
+            req = req.header("x-api-key", key);
+        }
+        let resp = req.send().unwrap();
+        assert_eq!(resp.headers()["cache-control"], "no-store", "{key:?} {path}: {}", resp.status());
+        assert_eq!(resp.headers()["vary"], "authorization, x-api-key", "{key:?} {path}");
+    }
+}
+
+#[test]
+fn settings_that_would_expose_or_stop_the_server_are_refused_or_bounded() {
+    // Without a key, `*` let any page in a browser on this machine read every tenant (loopback and `Host`
+    // pass, and the allow header said yes).
+    let err = serve(TokenMeter::builder().build(), HttpConfig::new().with_port(0).with_cors_origin("*"))
+        .expect_err("keyless with every origin");
+    assert!(err.to_string().contains("any web page"), "{err}");
+    assert!(
+        serve(TokenMeter::builder().build(), HttpConfig::new().with_port(0).with_cors_origin("*").with_api_key(ADMIN))
+            .is_ok()
+    );
+    let err =
+        serve(TokenMeter::builder().build(), HttpConfig::new().with_port(0).with_timeout(std::time::Duration::ZERO))
+            .expect_err("a zero timeout");
+    assert!(err.to_string().contains("zero timeout"), "{err}");
+    // "No limit" as the largest value: the semaphore and the timers panicked on the server's thread, after
+    // `serve` had returned Ok, and every connection was refused.
+    let config = HttpConfig::new()
+        .with_port(0)
+        .with_api_key(ADMIN)
+        .with_max_connections(usize::MAX)
+        .with_header_read_timeout(std::time::Duration::MAX)
+        .with_timeout(std::time::Duration::MAX);
+    let server = serve(TokenMeter::builder().build(), config).expect("server");
+    let url = format!("http://{}/api/v1/budgets", server.local_addr());
+    let resp = Client::new().get(&url).header("x-api-key", ADMIN).send().expect("an answer");
+    assert_eq!(resp.status(), StatusCode::OK);
+    server.shutdown();
 }

@@ -209,24 +209,35 @@ pub struct SessionTenants {
     max: usize,
 }
 
-/// (session, tenant) pairs in order, each once: a busy session's every call would otherwise add it again.
+/// (session, tenant) pairs in order, each once: a busy session's every call would otherwise add it again. Kept
+/// whole and hashed with a keyed hasher: a session id is the caller's to choose, and with pairs told apart by an
+/// unkeyed hash alone, one made to collide with a pair already held was dropped (its session then stayed its
+/// first tenant's, though another tenant's calls were in it).
 #[derive(Debug, Default)]
 struct PairList {
-    list: Vec<(String, String)>,
-    /// Hashes of the pairs in `list`.
-    seen: HashSet<u64>,
+    pairs: indexmap::IndexSet<(String, String)>,
+}
+
+/// A pair looked up without allocating: hashes as `(String, String)` does.
+#[derive(Hash)]
+struct PairRef<'a>(&'a str, &'a str);
+
+impl indexmap::Equivalent<(String, String)> for PairRef<'_> {
+    fn equivalent(&self, key: &(String, String)) -> bool {
+        self.0 == key.0 && self.1 == key.1
+    }
 }
 
 impl PairList {
     /// Adds the pair unless it is there (then it costs a hash and no allocation).
     fn push_once(&mut self, s: &str, t: &str) {
-        if self.seen.insert(pair_hash(s, t)) {
-            self.list.push((s.to_owned(), t.to_owned()));
+        if !self.contains(s, t) {
+            self.pairs.insert((s.to_owned(), t.to_owned()));
         }
     }
 
     fn contains(&self, s: &str, t: &str) -> bool {
-        self.seen.contains(&pair_hash(s, t))
+        self.pairs.contains(&PairRef(s, t))
     }
 }
 
@@ -270,7 +281,7 @@ impl TenantMap {
     /// Applies one call's (session, tenant), or queues it (once) while full.
     fn learn_or_queue(&mut self, s: &str, t: &str, max: usize) {
         if !self.learn(s, t, max) {
-            if self.queued.as_ref().is_some_and(|q| q.list.len() >= MAX_QUEUED) {
+            if self.queued.as_ref().is_some_and(|q| q.pairs.len() >= MAX_QUEUED) {
                 self.queued = None;
             } else if let Some(q) = self.queued.as_mut() {
                 q.push_once(s, t);
@@ -308,14 +319,6 @@ impl Default for SessionTenants {
 /// folded past a bucket's cap.
 fn is_ledger_label(session: &str) -> bool {
     session == crate::ledger::Dimension::Session.none_label() || session == "(other)"
-}
-
-/// A hash of a (session, tenant) pair: the queue's index.
-fn pair_hash(s: &str, t: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = rustc_hash::FxHasher::default();
-    (s, t).hash(&mut h);
-    h.finish()
 }
 
 impl SessionTenants {
@@ -360,8 +363,8 @@ impl SessionTenants {
         if !self.deferred.any.swap(false, Ordering::AcqRel) {
             return;
         }
-        let PairList { list, .. } = std::mem::take(&mut *self.deferred.pairs.lock());
-        for (s, t) in list {
+        let PairList { pairs } = std::mem::take(&mut *self.deferred.pairs.lock());
+        for (s, t) in pairs {
             map.learn_or_queue(&s, &t, self.max);
         }
     }
@@ -424,7 +427,7 @@ impl SessionTenants {
     pub(crate) fn sweep_if_due(&self, meter: &TokenMeter) {
         {
             let map = self.inner.read();
-            let queued = !map.queued.as_ref().is_some_and(|q| q.list.is_empty());
+            let queued = !map.queued.as_ref().is_some_and(|q| q.pairs.is_empty());
             let near_full = map.sessions.len() >= self.max - self.max / 10;
             if !(near_full || queued) || map.swept.is_some_and(|t| t.elapsed() < SWEEP_EVERY) {
                 return;
@@ -452,7 +455,7 @@ impl SessionTenants {
         // `None`: more sessions arrived while full than the queue kept.
         let queued = map.queued.replace(PairList::default());
         let mut lost = queued.is_none();
-        for (s, t) in queued.into_iter().flat_map(|q| q.list) {
+        for (s, t) in queued.into_iter().flat_map(|q| q.pairs) {
             // Full again: this session's calls may be in the ledger, so it must not be learned later from a
             // later call alone.
             lost |= !map.learn(&s, &t, self.max);
@@ -739,11 +742,13 @@ async fn limits(State(state): State<AppState>, req: Request, next: Next) -> Resp
             None,
         );
         add_cors(r.headers_mut(), allow, !config.cors_origins.is_empty());
+        no_store(r.headers_mut());
         return r;
     }
     if req.method() == Method::OPTIONS && allow.is_some() {
         let mut r = StatusCode::NO_CONTENT.into_response();
         add_cors(r.headers_mut(), allow, true);
+        no_store(r.headers_mut());
         return r;
     }
     let mut r = match tokio::time::timeout(config.timeout, next.run(req)).await {
@@ -751,14 +756,23 @@ async fn limits(State(state): State<AppState>, req: Request, next: Next) -> Resp
         Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "timeout", "the request took too long", None),
     };
     add_cors(r.headers_mut(), allow, !config.cors_origins.is_empty());
+    no_store(r.headers_mut());
     r
+}
+
+/// No cache keeps a response: a shared cache (a proxy in front of the API) that stored one made for a request
+/// with an `x-api-key` (HTTP's caching rules single out `Authorization` only) could hand one tenant's figures to
+/// the next request for the same URL, keyed or not.
+fn no_store(h: &mut HeaderMap) {
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.append(header::VARY, HeaderValue::from_static("authorization, x-api-key"));
 }
 
 /// CORS headers for an allowed origin. With CORS configured, every response varies by `Origin` (allowed or
 /// not): a shared cache must not hand the copy made for one origin, without the allow header, to another.
 fn add_cors(h: &mut HeaderMap, allow: Option<HeaderValue>, configured: bool) {
     if configured {
-        h.insert(header::VARY, HeaderValue::from_static("origin"));
+        h.append(header::VARY, HeaderValue::from_static("origin"));
     }
     if let Some(o) = allow {
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
@@ -821,9 +835,25 @@ pub fn serve(meter: TokenMeter, config: HttpConfig) -> Result<ServerHandle, Http
              `with_api_key`, or bind a loopback address"
         )));
     }
+    if config.keys.is_empty() && config.cors_origins.iter().any(|o| o == "*") {
+        return Err(HttpError::Config(
+            "`with_cors_origin(\"*\")` without an API key would let any web page open in a browser on this machine \
+             read every tenant's usage: add `with_api_key`, or name the origins allowed"
+                .to_owned(),
+        ));
+    }
     if config.max_connections == 0 {
         return Err(HttpError::Config("`with_max_connections(0)` would accept no connection".to_owned()));
     }
+    if config.header_read_timeout.is_zero() || config.timeout.is_zero() {
+        return Err(HttpError::Config("a zero timeout would end every request at once".to_owned()));
+    }
+    // "No limit" written as the largest value: tokio's semaphore holds fewer permits, and a deadline past what
+    // an `Instant` holds panics in the timers (on the server's thread, after `serve` returned).
+    let mut config = config;
+    config.max_connections = config.max_connections.min(tokio::sync::Semaphore::MAX_PERMITS);
+    config.header_read_timeout = config.header_read_timeout.min(LONGEST_TIMEOUT);
+    config.timeout = config.timeout.min(LONGEST_TIMEOUT);
     let std_listener = std::net::TcpListener::bind(addr).map_err(|source| HttpError::Bind { addr, source })?;
     std_listener.set_nonblocking(true).map_err(HttpError::Start)?;
     let local = std_listener.local_addr().map_err(HttpError::Start)?;
@@ -833,7 +863,13 @@ pub fn serve(meter: TokenMeter, config: HttpConfig) -> Result<ServerHandle, Http
         .max_blocking_threads(4)
         .build()
         .map_err(HttpError::Start)?;
-    let limits = ConnectionLimits { header_read_timeout: config.header_read_timeout, max: config.max_connections };
+    let limits = ConnectionLimits {
+        header_read_timeout: config.header_read_timeout,
+        max: config.max_connections,
+        // Twice the request limit: past the limit and up to this, the middleware answers 413 with its JSON body;
+        // past this, hyper answers 431 itself, having buffered no more (its default is ~400 KiB a connection).
+        max_buf: config.max_request_bytes.saturating_mul(2).max(8192),
+    };
     let app = router(meter, config);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<std::io::Result<()>>();
@@ -867,7 +903,12 @@ pub fn serve(meter: TokenMeter, config: HttpConfig) -> Result<ServerHandle, Http
 struct ConnectionLimits {
     header_read_timeout: Duration,
     max: usize,
+    /// hyper's read buffer per connection, in bytes (at least 8,192, hyper's least).
+    max_buf: usize,
 }
+
+/// The longest timeout [`serve`] uses: a longer one (`Duration::MAX` for "none") is this.
+const LONGEST_TIMEOUT: Duration = Duration::from_secs(365 * 86_400);
 
 /// Accepts connections until `stop` fires, at most `limits.max` open at once, each served by hyper's HTTP/1
 /// with a header-read timeout and, as long, a write timeout (`axum::serve` sets no timer, so hyper's own 30 s
@@ -882,7 +923,7 @@ async fn accept_loop(
 ) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
+    http.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout).max_buf_size(limits.max_buf);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max));
     let mut stop = std::pin::pin!(stop);
@@ -940,6 +981,20 @@ fn is_per_connection_error(e: &std::io::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pairs_are_found_by_borrowed_strings_and_told_apart_in_full() {
+        let mut pairs = PairList::default();
+        pairs.push_once("s-1", "acme");
+        pairs.push_once("s-1", "acme");
+        pairs.push_once("s-1", "globex");
+        // Same bytes, split elsewhere: a pair is its two strings, not their concatenation.
+        pairs.push_once("s-1a", "cme");
+        assert!(pairs.contains("s-1", "acme") && pairs.contains("s-1", "globex") && pairs.contains("s-1a", "cme"));
+        assert!(!pairs.contains("s-1", "acm") && !pairs.contains("s-2", "acme"));
+        let order: Vec<_> = pairs.pairs.iter().map(|(s, t)| format!("{s}/{t}")).collect();
+        assert_eq!(order, ["s-1/acme", "s-1/globex", "s-1a/cme"]);
+    }
 
     fn held<'a>(sessions: &[&'a str]) -> HashSet<&'a str> {
         sessions.iter().copied().collect()
@@ -1040,7 +1095,7 @@ mod tests {
         for _ in 0..=MAX_QUEUED {
             tenants.learn_pair("busy", "acme");
         }
-        assert_eq!(tenants.inner.read().queued.as_ref().map(|q| q.list.len()), Some(1));
+        assert_eq!(tenants.inner.read().queued.as_ref().map(|q| q.pairs.len()), Some(1));
         let before = tenants.begin_sweep();
         tenants.sweep(&held(&["busy"]), before);
         assert_eq!(tenants.tenant_of("busy").as_deref(), Some("acme"));
@@ -1101,7 +1156,7 @@ mod tests {
         // A denied session is not learned from a later call: some of its calls may be another tenant's.
         tenants.learn_pair("q-5", "globex");
         assert_eq!(tenants.tenant_of("q-5"), None);
-        assert_eq!(tenants.inner.read().queued.as_ref().map(|q| &q.list[..]), Some(&[][..]), "the queue starts again");
+        assert_eq!(tenants.inner.read().queued.as_ref().map(|q| q.pairs.len()), Some(0), "the queue starts again");
     }
 
     #[test]
