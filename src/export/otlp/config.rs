@@ -306,7 +306,10 @@ impl OtlpConfig {
         self
     }
 
-    /// Ignores every `OTEL_*` environment variable: only the builder and the defaults count.
+    /// Ignores every `OTEL_*` environment variable: only the builder and the defaults count. One exception, in
+    /// opentelemetry-otlp, which reads it itself: `OTEL_EXPORTER_OTLP_[METRICS_]COMPRESSION=gzip` compresses even
+    /// without [`with_compression`](Self::with_compression). (Its headers variables, which it also reads, are
+    /// kept out: the headers sent are the resolved ones.)
     pub fn ignore_env(mut self) -> Self {
         self.ignore_env = true;
         self

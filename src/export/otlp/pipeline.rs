@@ -278,6 +278,49 @@ fn random_instance_id() -> String {
 /// time (the reader thread waits for it), so two leave room for a flush behind a periodic export.
 const GRPC_BUFFER: usize = 2;
 
+/// The HTTP exporter's client: sends each request with the resolved headers only. opentelemetry-otlp adds
+/// `OTEL_EXPORTER_OTLP_[METRICS_]HEADERS` over the headers it is given (under `ignore_env()` too, the environment's
+/// value winning): an application sending traces to one vendor with its key in that variable sent the key to
+/// tokenmeter's collector, in place of the one configured for it.
+#[derive(Debug)]
+struct ResolvedHeaders {
+    inner: reqwest::Client,
+    headers: http::HeaderMap,
+}
+
+impl ResolvedHeaders {
+    fn new(inner: reqwest::Client, resolved: &[(String, String)]) -> Result<Self, OtlpError> {
+        let mut headers = http::HeaderMap::new();
+        for (k, v) in resolved {
+            let bad = |reason: String| OtlpError::InvalidHeader { name: k.clone(), reason };
+            let name =
+                http::HeaderName::from_bytes(k.to_ascii_lowercase().as_bytes()).map_err(|e| bad(e.to_string()))?;
+            headers.insert(name, http::HeaderValue::from_str(v).map_err(|e| bad(e.to_string()))?);
+        }
+        Ok(ResolvedHeaders { inner, headers })
+    }
+}
+
+#[async_trait::async_trait]
+impl opentelemetry_http::HttpClient for ResolvedHeaders {
+    async fn send_bytes(
+        &self,
+        mut request: http::Request<bytes::Bytes>,
+    ) -> Result<http::Response<bytes::Bytes>, opentelemetry_http::HttpError> {
+        // What the exporter sets itself (the body's type and encoding) stays; the rest are the resolved headers.
+        let h = request.headers_mut();
+        let (kind, encoding) = (h.remove(http::header::CONTENT_TYPE), h.remove(http::header::CONTENT_ENCODING));
+        *h = self.headers.clone();
+        if let Some(kind) = kind {
+            h.insert(http::header::CONTENT_TYPE, kind);
+        }
+        if let Some(encoding) = encoding {
+            h.insert(http::header::CONTENT_ENCODING, encoding);
+        }
+        self.inner.send_bytes(request).await
+    }
+}
+
 /// What [`build`] made: the provider plus what the meter keeps to report on it.
 pub(crate) struct OwnedPipeline {
     pub(crate) provider: SdkMeterProvider,
@@ -336,12 +379,20 @@ pub(crate) fn build(settings: OtlpSettings) -> Result<OwnedPipeline, OtlpError> 
                 } else {
                     endpoint
                 };
+                // opentelemetry-otlp adds `OTEL_EXPORTER_OTLP_[METRICS_]HEADERS` over the metadata it is given
+                // (under `ignore_env()` too, the environment's value winning): an interceptor, which runs after
+                // that, sends the resolved metadata instead.
+                let resolved = metadata.clone();
                 let mut b = opentelemetry_otlp::MetricExporter::builder()
                     .with_tonic()
                     .with_channel(endpoint.connect_lazy())
                     .with_timeout(settings.timeout)
                     .with_temporality(temporality)
-                    .with_metadata(metadata);
+                    .with_metadata(metadata)
+                    .with_interceptor(move |mut req: tonic::Request<()>| {
+                        *req.metadata_mut() = resolved.clone();
+                        Ok(req)
+                    });
                 if let Some(c) = compression {
                     b = b.with_compression(c);
                 }
@@ -362,21 +413,22 @@ pub(crate) fn build(settings: OtlpSettings) -> Result<OwnedPipeline, OtlpError> 
                 if let Some(c) = compression {
                     b = b.with_compression(c);
                 }
-                // The default client trusts the system's roots; a CA file is added to them.
+                // opentelemetry-otlp's own client, as it builds it (the request timeout); a CA file is added to the
+                // system's roots.
+                let client = reqwest::Client::builder().timeout(settings.timeout);
                 #[cfg(feature = "otlp-tls")]
-                if let Some(pem) = ca_pem(&settings)? {
-                    let bad = |e: reqwest::Error| OtlpError::Certificate {
-                        path: settings.certificate.clone().unwrap_or_default(),
-                        reason: e.to_string(),
-                    };
-                    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(bad)?;
-                    let client = reqwest::Client::builder()
-                        .timeout(settings.timeout)
-                        .tls_certs_merge(certs)
-                        .build()
-                        .map_err(bad)?;
-                    b = b.with_http_client(client);
-                }
+                let client = match ca_pem(&settings)? {
+                    Some(pem) => {
+                        let bad = |e: reqwest::Error| OtlpError::Certificate {
+                            path: settings.certificate.clone().unwrap_or_default(),
+                            reason: e.to_string(),
+                        };
+                        client.tls_certs_merge(reqwest::Certificate::from_pem_bundle(&pem).map_err(bad)?)
+                    }
+                    None => client,
+                };
+                let client = client.build().map_err(|e| OtlpError::Exporter(format!("HTTP client: {e}")))?;
+                b = b.with_http_client(ResolvedHeaders::new(client, &settings.headers)?);
                 b.build()
             }
         };
