@@ -405,6 +405,15 @@ impl TokenMeterBuilder {
             {
                 return Err(BuildError::MetricDimension { dimension: name.to_string(), extra: self.extra_list() });
             }
+            // An attribute key tokenmeter sets itself: the dimension's value and tokenmeter's would be one key, the
+            // first kept (six token types' observations on one attribute set: the SDK keeps the last).
+            if let MetricDimension::Custom(name) = dimension
+                && (**name == *crate::export::otlp::names::ATTR_TOKEN_TYPE
+                    || &**name == "otel.metric.overflow"
+                    || name.starts_with("tokenmeter."))
+            {
+                return Err(BuildError::MetricDimensionReserved { dimension: name.to_string() });
+            }
         }
         Ok(())
     }
@@ -697,6 +706,18 @@ pub enum BuildError {
         dimension: String,
         /// The meter's extra dimensions, listed for the message.
         extra: String,
+    },
+    /// A metric dimension is named like an attribute tokenmeter sets itself (`gen_ai.token.type`,
+    /// `otel.metric.overflow`, `tokenmeter.*`): the two would be one attribute, and one of them lost.
+    #[cfg(feature = "otlp")]
+    #[error(
+        "the metric dimension `{dimension}` is named like an attribute tokenmeter's metrics set themselves \
+         (gen_ai.token.type, otel.metric.overflow, tokenmeter.*): the two would be one attribute and one of them \
+         lost; rename the dimension"
+    )]
+    MetricDimensionReserved {
+        /// The dimension's name.
+        dimension: String,
     },
     /// More metric dimensions than exported metrics carry
     /// ([`MAX_METRIC_DIMENSIONS`](crate::export::otlp::MAX_METRIC_DIMENSIONS)).

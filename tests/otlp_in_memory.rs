@@ -319,6 +319,19 @@ fn a_metric_dimension_the_meter_does_not_capture_is_refused() {
     assert!(text.contains("`team`") && text.contains("extra dimensions: none"), "{text}");
     assert!(matches!(err, tokenmeter::BuildError::MetricDimension { .. }), "{err:?}");
 
+    // An extra dimension named like an attribute the metrics set themselves: with `gen_ai.token.type` the six
+    // token types' observations shared one attribute set, and the SDK kept the last.
+    for name in ["gen_ai.token.type", "tokenmeter.budget", "otel.metric.overflow"] {
+        let err = TokenMeter::builder()
+            .with_meter_provider(provider.clone())
+            .with_dimension(name)
+            .with_metric_attributes(MetricAttributes::new().with_named_dimension(name))
+            .try_build()
+            .map(|_| ())
+            .expect_err("a reserved attribute key");
+        assert!(matches!(&err, tokenmeter::BuildError::MetricDimensionReserved { dimension } if dimension == name));
+    }
+
     let mut attributes = MetricAttributes::new();
     let mut builder = TokenMeter::builder().with_meter_provider(provider.clone());
     for i in 0..9 {
