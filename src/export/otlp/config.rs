@@ -98,7 +98,8 @@ pub enum Compression {
 /// | resource | [`with_resource_attribute`](Self::with_resource_attribute) | `OTEL_RESOURCE_ATTRIBUTES` = `k1=v1,k2=v2` | none |
 ///
 /// With the HTTP protocol a *base* endpoint (the builder's, or `OTEL_EXPORTER_OTLP_ENDPOINT`) gets `/v1/metrics`
-/// appended unless it already ends so; `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` is used as is. gRPC endpoints are
+/// appended to its path (before a `?query`) unless it already ends so; `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` is
+/// used as is. gRPC endpoints are
 /// used as given. `https://` endpoints need the `otlp-tls` feature.
 ///
 /// ```
@@ -584,11 +585,17 @@ fn signal_endpoint(protocol: Protocol, base: &str) -> String {
     match protocol {
         Protocol::Grpc => base.to_owned(),
         Protocol::HttpProtobuf => {
-            let trimmed = base.trim_end_matches('/');
-            if trimmed.ends_with(HTTP_METRICS_PATH) {
+            // The path goes before a query (`https://gw/otlp?tenant=a`: a gateway's routing), not after it.
+            let (url, query) = base.split_once('?').map_or((base, None), |(url, query)| (url, Some(query)));
+            let trimmed = url.trim_end_matches('/');
+            let url = if trimmed.ends_with(HTTP_METRICS_PATH) {
                 trimmed.to_owned()
             } else {
                 format!("{trimmed}{HTTP_METRICS_PATH}")
+            };
+            match query {
+                Some(query) => format!("{url}?{query}"),
+                None => url,
             }
         }
     }
@@ -793,6 +800,16 @@ mod tests {
             &[("OTEL_SERVICE_NAME", "env"), ("OTEL_RESOURCE_ATTRIBUTES", "service.name=res")],
         );
         assert_eq!(s.unwrap().service_name, "env", "the specification's order");
+    }
+
+    #[test]
+    fn a_base_endpoint_gets_the_metrics_path_before_its_query() {
+        let base = |b: &str| signal_endpoint(Protocol::HttpProtobuf, b);
+        assert_eq!(base("http://gw:4318/otlp?tenant=a"), "http://gw:4318/otlp/v1/metrics?tenant=a");
+        assert_eq!(base("http://gw:4318/?tenant=a"), "http://gw:4318/v1/metrics?tenant=a");
+        assert_eq!(base("http://gw:4318/"), "http://gw:4318/v1/metrics");
+        assert_eq!(base("http://gw:4318/v1/metrics"), "http://gw:4318/v1/metrics", "not twice");
+        assert_eq!(signal_endpoint(Protocol::Grpc, "http://gw:4317?x=1"), "http://gw:4317?x=1");
     }
 
     #[test]
