@@ -50,6 +50,7 @@ fn responses(success: Value, extra: &[(&str, &str)]) -> Value {
         ),
         "413": err("The request is larger than the configured limit."),
         "503": err("The request took longer than the configured limit."),
+        "500": err("The report could not be computed or written (a defect: the detail says what failed)."),
     });
     for (code, d) in extra {
         r[*code] = err(d);
