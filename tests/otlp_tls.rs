@@ -5,22 +5,16 @@
 //! tonic trusts no root certificate unless told to.
 #![cfg(feature = "otlp-tls")]
 
+mod otlp_stand_in;
 mod otlp_workload;
 
-use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, StreamBody};
-use hyper::body::{Frame, Incoming};
-use hyper::{Request, Response};
 use tokenmeter::TokenMeter;
 use tokenmeter::export::otlp::{OtlpConfig, OtlpError, Protocol};
-
-const GRPC_PATH: &str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
 
 /// A CA, and a certificate for `localhost` it signed.
 struct Pki {
@@ -51,29 +45,6 @@ struct Seen {
     handshakes_failed: AtomicUsize,
 }
 
-type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
-
-async fn answer(req: Request<Incoming>, seen: Arc<Seen>) -> Result<Response<Body>, Infallible> {
-    let path = req.uri().path().to_owned();
-    let _ = req.into_body().collect().await;
-    if path == GRPC_PATH {
-        seen.grpc.fetch_add(1, Ordering::SeqCst);
-        // An empty ExportMetricsServiceResponse in one gRPC frame, then `grpc-status: 0` as a trailer.
-        let mut trailers = hyper::HeaderMap::new();
-        trailers.insert("grpc-status", "0".parse().expect("header"));
-        let frames: Vec<Result<Frame<Bytes>, Infallible>> =
-            vec![Ok(Frame::data(Bytes::from_static(&[0, 0, 0, 0, 0]))), Ok(Frame::trailers(trailers))];
-        let body = StreamBody::new(futures_util::stream::iter(frames)).boxed();
-        return Ok(Response::builder().header("content-type", "application/grpc").body(body).expect("response"));
-    }
-    if path == "/v1/metrics" {
-        seen.http.fetch_add(1, Ordering::SeqCst);
-        let body = Full::new(Bytes::new()).boxed();
-        return Ok(Response::builder().header("content-type", "application/x-protobuf").body(body).expect("response"));
-    }
-    Ok(Response::builder().status(404).body(Full::new(Bytes::new()).boxed()).expect("response"))
-}
-
 /// Starts the stand-in collector on a thread of its own; returns its port.
 fn serve(pki: &Pki, seen: Arc<Seen>) -> u16 {
     let chain = vec![pki.cert.der().clone()];
@@ -88,31 +59,25 @@ fn serve(pki: &Pki, seen: Arc<Seen>) -> u16 {
     .expect("server TLS config");
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.set_nonblocking(true).expect("nonblocking");
-    let port = listener.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else { continue };
-                seen.accepted.fetch_add(1, Ordering::SeqCst);
-                let (acceptor, seen) = (acceptor.clone(), Arc::clone(&seen));
-                tokio::spawn(async move {
-                    // A refused handshake (the client not trusting the CA) ends here.
-                    let Ok(tls) = acceptor.accept(tcp).await else {
-                        seen.handshakes_failed.fetch_add(1, Ordering::SeqCst);
-                        return;
-                    };
-                    let service = hyper::service::service_fn(move |req| answer(req, Arc::clone(&seen)));
-                    let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-                    let _ = builder.serve_connection(hyper_util::rt::TokioIo::new(tls), service).await;
-                });
-            }
-        });
-    });
-    port
+    otlp_stand_in::listen(move |tcp| {
+        seen.accepted.fetch_add(1, Ordering::SeqCst);
+        let (acceptor, seen) = (acceptor.clone(), Arc::clone(&seen));
+        async move {
+            // A refused handshake (the client not trusting the CA) ends here.
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                seen.handshakes_failed.fetch_add(1, Ordering::SeqCst);
+                return;
+            };
+            otlp_stand_in::serve_connection(hyper_util::rt::TokioIo::new(tls), move |req| {
+                match req.uri().path() {
+                    otlp_stand_in::GRPC_PATH => seen.grpc.fetch_add(1, Ordering::SeqCst),
+                    "/v1/metrics" => seen.http.fetch_add(1, Ordering::SeqCst),
+                    _ => 0,
+                };
+            })
+            .await;
+        }
+    })
 }
 
 fn rustls_key(key: &rcgen::KeyPair) -> tokio_rustls::rustls::pki_types::PrivateKeyDer<'static> {
