@@ -325,7 +325,8 @@ impl TokenMeterBuilder {
             unheard(|| format!("restarts will forget budget spend: {e}"));
         }
         let journal = self.journal_config.take().map(|mut c| {
-            c.budget_reach = self.budget_reach();
+            // Without replay, no spend comes back whatever is deleted.
+            c.budget_reach = self.budget_reach().filter(|_| c.replays());
             c
         });
         let meter = self.assemble();
@@ -348,7 +349,8 @@ impl TokenMeterBuilder {
         self.check_webhook()?;
         self.check_journal_retention()?;
         let journal = self.journal_config.take().map(|mut c| {
-            c.budget_reach = self.budget_reach();
+            // Without replay, no spend comes back whatever is deleted.
+            c.budget_reach = self.budget_reach().filter(|_| c.replays());
             c
         });
         let meter = self.assemble();
@@ -408,8 +410,7 @@ impl TokenMeterBuilder {
             // An attribute key tokenmeter sets itself: the dimension's value and tokenmeter's would be one key, the
             // first kept (six token types' observations on one attribute set: the SDK keeps the last).
             if let MetricDimension::Custom(name) = dimension
-                && (**name == *crate::export::otlp::names::ATTR_TOKEN_TYPE
-                    || &**name == "otel.metric.overflow"
+                && (crate::export::otlp::names::RESERVED_ATTRIBUTES.contains(&&**name)
                     || name.starts_with("tokenmeter."))
             {
                 return Err(BuildError::MetricDimensionReserved { dimension: name.to_string() });
@@ -707,13 +708,15 @@ pub enum BuildError {
         /// The meter's extra dimensions, listed for the message.
         extra: String,
     },
-    /// A metric dimension is named like an attribute tokenmeter sets itself (`gen_ai.token.type`,
-    /// `otel.metric.overflow`, `tokenmeter.*`): the two would be one attribute, and one of them lost.
+    /// A metric dimension is named like an attribute tokenmeter sets itself
+    /// ([`RESERVED_ATTRIBUTES`](crate::export::otlp::names::RESERVED_ATTRIBUTES), `tokenmeter.*`): the two would
+    /// be one attribute, and one of them lost.
     #[cfg(feature = "otlp")]
     #[error(
         "the metric dimension `{dimension}` is named like an attribute tokenmeter's metrics set themselves \
-         (gen_ai.token.type, otel.metric.overflow, tokenmeter.*): the two would be one attribute and one of them \
-         lost; rename the dimension"
+         (gen_ai.token.type, gen_ai.request.model, gen_ai.provider.name, gen_ai.operation.name, gen_ai.tool.name, \
+         error.type, task, otel.metric.overflow, tokenmeter.*): the two would be one attribute and one of them lost; \
+         rename the dimension"
     )]
     MetricDimensionReserved {
         /// The dimension's name.
@@ -1069,6 +1072,14 @@ impl MeterInner {
             }
         }
         self.dispatch(|s| s.on_call(rec));
+    }
+
+    /// Delivers the budget alerts owed since the replay (once; afterwards an atomic load) and journals them.
+    pub(crate) fn deliver_owed_alerts(&self, now: i64) {
+        let marks = self.budgets.take_owed(now);
+        if let Some(journal) = self.journal.get() {
+            marks.into_iter().for_each(|mark| journal.append_alert(mark));
+        }
     }
 
     /// Adds a call replayed from the journal back into the model totals and the budgets (no capture stats, no

@@ -136,15 +136,22 @@ fn a_limit_lowered_across_a_restart_alerts_at_its_new_thresholds() {
     let clock = ManualClock::new(utc(2026, 3, 14, 9, 0));
     spend_past_half_of_ten_dollars(dir.path(), &clock); // 55% of $10
 
-    // Restarted with $6: the same $5.50 is 92% of it. Those thresholds were never alerted: they fire once the
-    // replay is done, inside the build, not with the next call (which a `Block` budget may never let through).
+    // Restarted with $6: the same $5.50 is 92% of it. Those thresholds were never alerted: they fire with the
+    // first call, budget check or status read after the build (not inside it: the application's subscriber is
+    // usually installed after the meter is built, and would not hear them).
     let after_alerts: Alerts = Arc::default();
     let after = meter(dir.path(), &clock, budget_of(6.0, &after_alerts));
-    assert_eq!(thresholds(&after_alerts), [50, 75, 90]);
-    assert!(after_alerts.lock().iter().all(|a| a.spent.to_string() == "$5.50"));
-    assert_eq!(after.budget_status()[0].thresholds_crossed, [50, 75, 90]);
+    assert_eq!(thresholds(&after_alerts), Vec::<u32>::new(), "nothing inside the build");
     spend(&after, 100_000); // $5.60
     assert_eq!(thresholds(&after_alerts), [50, 75, 90]);
+    let spent: Vec<String> = after_alerts
+        .lock()
+        .iter()
+        .filter(|a| matches!(a.kind, AlertKind::ThresholdCrossed { .. }))
+        .map(|a| a.spent.to_string())
+        .collect();
+    assert_eq!(spent, ["$5.50"; 3], "as the build left them, before the call that delivered them");
+    assert_eq!(after.budget_status()[0].thresholds_crossed, [50, 75, 90]);
     spend(&after, 500_000); // $6.10
     assert_eq!(thresholds(&after_alerts), [50, 75, 90, 100]);
     after.flush().unwrap();
@@ -157,9 +164,9 @@ fn a_limit_lowered_across_a_restart_alerts_at_its_new_thresholds() {
 }
 
 #[test]
-fn a_block_budget_over_a_lowered_limit_alerts_at_build_though_it_refuses_every_call() {
+fn a_block_budget_over_a_lowered_limit_alerts_with_its_first_check_though_it_refuses_every_call() {
     // $5.50 spent, then restarted with a $5 limit that blocks: every request is refused, so no call comes to
-    // fire the 100% alert; it fired with the build.
+    // fire the 100% alert; it fires with the first budget check.
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(utc(2026, 3, 14, 9, 0));
     spend_past_half_of_ten_dollars(dir.path(), &clock);
@@ -169,8 +176,22 @@ fn a_block_budget_over_a_lowered_limit_alerts_at_build_though_it_refuses_every_c
         b.with_budget(Budget::new("monthly", BudgetLimit::usd(5.0).unwrap()).with_action(BudgetAction::Block))
             .with_budget_alert_callback(move |a| sink.lock().push(a.clone()))
     });
+    assert_eq!(thresholds(&alerts), Vec::<u32>::new(), "nothing inside the build");
     assert!(after.check_budget(&RequestScope::new()).is_err());
-    assert_eq!(thresholds(&alerts), [50, 75, 90, 100]);
+    assert_eq!(thresholds(&alerts), [50, 75, 90, 100], "with the first check, which refuses");
+    assert!(after.check_budget(&RequestScope::new()).is_err());
+    assert_eq!(thresholds(&alerts).len(), 4, "once");
+    // Journaled then: a restart does not deliver them again.
+    after.flush().unwrap();
+    drop(after);
+    let again: Alerts = Arc::default();
+    let sink = again.clone();
+    let restarted = meter(dir.path(), &clock, move |b| {
+        b.with_budget(Budget::new("monthly", BudgetLimit::usd(5.0).unwrap()).with_action(BudgetAction::Block))
+            .with_budget_alert_callback(move |a| sink.lock().push(a.clone()))
+    });
+    assert!(restarted.check_budget(&RequestScope::new()).is_err());
+    assert_eq!(thresholds(&again), Vec::<u32>::new());
 }
 
 #[test]

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokenmeter::TokenMeter;
 use tokenmeter::export::otlp::{OtlpConfig, Protocol};
 
-type Seen = Arc<Mutex<Vec<(String, Option<String>, Option<String>)>>>;
+type Seen = Arc<Mutex<Vec<(String, Option<String>, Option<String>, Option<String>)>>>;
 
 /// A plain-text stand-in collector (HTTP/1.1 and HTTP/2 with prior knowledge) on a thread of its own, noting each
 /// export's path, `x-api-key` and `authorization`.
@@ -22,7 +22,8 @@ fn serve(seen: Seen) -> u16 {
         let seen = Arc::clone(&seen);
         otlp_stand_in::serve_connection(hyper_util::rt::TokioIo::new(tcp), move |req| {
             let header = |name: &str| req.headers().get(name).map(|v| v.to_str().unwrap_or("?").to_owned());
-            seen.lock().unwrap().push((req.uri().path().to_owned(), header("x-api-key"), header("authorization")));
+            let path = req.uri().path().to_owned();
+            seen.lock().unwrap().push((path, header("x-api-key"), header("authorization"), header("user-agent")));
         })
     })
 }
@@ -48,7 +49,12 @@ fn headers_in_the_environment_never_replace_the_configured_ones() {
             otlp_workload::run(&meter);
             meter.flush_metrics().unwrap_or_else(|e| panic!("{protocol}: {e}"));
             let got = seen.lock().unwrap().clone();
-            let (path, key, auth) = got.first().cloned().unwrap_or_else(|| panic!("{protocol}: no export"));
+            let (path, key, auth, agent) = got.first().cloned().unwrap_or_else(|| panic!("{protocol}: no export"));
+            // The exporter's own user agent still goes (`OTel-OTLP-Exporter-Rust/…`, gRPC with tonic's after it).
+            assert!(
+                agent.as_deref().is_some_and(|a| a.starts_with("OTel-OTLP-Exporter-Rust/")),
+                "{protocol}: {agent:?}"
+            );
             assert_eq!(key.as_deref(), Some("tokenmeter-key"), "{protocol} ignore_env={ignore_env}: {path}");
             // Under `ignore_env()` the variable's other header is not sent either; otherwise it is (the builder
             // wins only for the names it sets).

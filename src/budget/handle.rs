@@ -46,7 +46,9 @@ impl TokenMeterBuilder {
 impl TokenMeter {
     /// Every budget's state now, in the order the budgets were added.
     pub fn budget_status(&self) -> Vec<BudgetState> {
-        self.inner.budgets.status(to_nanos(self.inner.clock.now()))
+        let now = to_nanos(self.inner.clock.now());
+        self.inner.deliver_owed_alerts(now);
+        self.inner.budgets.status(now)
     }
 
     /// Checks a request about to be made against the `Block` budgets that cover its scope: an error names
@@ -62,7 +64,9 @@ impl TokenMeter {
     /// assert_eq!(err.budget(), "freeze");
     /// ```
     pub fn check_budget(&self, scope: &RequestScope) -> Result<(), BudgetExceeded> {
-        self.inner.budgets.check(scope, to_nanos(self.inner.clock.now()))
+        let now = to_nanos(self.inner.clock.now());
+        self.inner.deliver_owed_alerts(now);
+        self.inner.budgets.check(scope, now)
     }
 
     /// Runs `call` only if [`check_budget`](Self::check_budget) allows a request of `scope`; otherwise

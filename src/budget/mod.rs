@@ -62,8 +62,9 @@
 //! [`TokenMeter::flush_webhook`](crate::TokenMeter::flush_webhook) before exiting): when the meter replays its
 //! journal at start, spend comes back, nothing fires, and the alerts the journal holds for the current period
 //! are not delivered again. A threshold spend reached before the restart that was never alerted (the limit was
-//! lowered, the budget is new) fires when the replay is done, inside the build (with the next call, a `Block`
-//! budget already over its limit would never fire it: it refuses every call).
+//! lowered, the budget is new) fires with the first call, budget check or status read after the build (with the
+//! next call under the budget only, a `Block` budget already over its limit would never fire it: it refuses
+//! every call).
 //!
 //! # Enforcement
 //!

@@ -49,6 +49,7 @@ impl BudgetSetup {
         #[cfg(feature = "webhook")]
         let webhook = self.webhook.map(super::webhook::WebhookQueue::start);
         BudgetTracker {
+            owed: std::sync::atomic::AtomicBool::new(false),
             slots: self.budgets.into_iter().map(BudgetSlot::new).collect(),
             alerts: AlertRouter::new(
                 self.callbacks.into_boxed_slice(),
@@ -62,6 +63,9 @@ impl BudgetSetup {
 /// Every budget's account, and where alerts go.
 #[derive(Debug)]
 pub(crate) struct BudgetTracker {
+    /// Set after replay: alerts may be owed ([`deliver_owed`](Self::deliver_owed)), delivered with the first
+    /// call, budget check or status read after the build, when the application's subscriber is listening.
+    owed: std::sync::atomic::AtomicBool,
     slots: Box<[BudgetSlot]>,
     pub(super) alerts: AlertRouter,
 }
@@ -621,13 +625,29 @@ impl BudgetTracker {
         }
     }
 
-    /// After replay and [`replay_alerts`](Self::replay_alerts): delivers the alerts of the thresholds the
-    /// replayed spend has reached in the current period that no journaled line marked delivered (the limit was
-    /// lowered, the budget or threshold is new, the alert's line was lost). Left to the next call, a `Block`
-    /// budget already over its limit would refuse every call, and no call would come to fire it. Returns what
-    /// the journal keeps of each.
-    pub(crate) fn deliver_owed(&self, now: DateTime<Utc>) -> Vec<AlertMark> {
-        let now = to_nanos(now);
+    /// After replay and [`replay_alerts`](Self::replay_alerts): says alerts may be owed, for
+    /// [`take_owed`](Self::take_owed).
+    pub(crate) fn owe_after_replay(&self) {
+        self.owed.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Once after [`owe_after_replay`](Self::owe_after_replay), at `now` (Unix nanoseconds): delivers what
+    /// [`deliver_owed`](Self::deliver_owed) finds; afterwards nothing (one atomic load). Called by the first call,
+    /// budget check or status read after the build: not inside the build, whose alert events no subscriber
+    /// would hear yet (the meter is usually built before the subscriber is installed).
+    pub(crate) fn take_owed(&self, now: i64) -> Vec<AlertMark> {
+        use std::sync::atomic::Ordering;
+        if !self.owed.load(Ordering::Acquire) || !self.owed.swap(false, Ordering::AcqRel) {
+            return Vec::new();
+        }
+        self.deliver_owed(now)
+    }
+
+    /// The alerts of the thresholds the replayed spend has reached in the current period that no journaled line
+    /// marked delivered (the limit was lowered, the budget or threshold is new, the alert's line was lost). Left
+    /// to the next call under the budget, a `Block` budget already over its limit would refuse every call, and no
+    /// call would come to fire it. Returns what the journal keeps of each.
+    fn deliver_owed(&self, now: i64) -> Vec<AlertMark> {
         let mut marks = Vec::new();
         for slot in self.slots.iter() {
             let Some((snapshot, owed)) = slot.owed(now) else { continue };
@@ -645,6 +665,8 @@ impl BudgetTracker {
         if self.slots.is_empty() {
             return Vec::new();
         }
+        // Alerts owed since the build go first, older than what this call crosses.
+        let owed = if live { self.take_owed(at) } else { Vec::new() };
         let mut pending: SmallVec<[Pending; 2]> = SmallVec::new();
         let mut unpriced_models: SmallVec<[(usize, String); 1]> = SmallVec::new();
         for (i, slot) in self.slots.iter().enumerate() {
@@ -725,13 +747,13 @@ impl BudgetTracker {
         }
         if pending.is_empty() && unpriced_models.is_empty() {
             // Nearly every call: moving the two small vectors into their loops copies ~300 bytes.
-            return Vec::new();
+            return owed;
         }
         for (i, model) in unpriced_models {
             let slot = &self.slots[i];
             self.alerts.warn_unpriced(&slot.budget.name, &slot.budget.scope.to_string(), &model);
         }
-        let mut marks = Vec::new();
+        let mut marks = owed;
         for p in pending {
             let alert = self.slots[p.slot].alert(p.kind, p.snapshot);
             marks.push(AlertMark::of(&alert, &self.slots[p.slot]));

@@ -50,8 +50,8 @@
 //!
 //! [`TokenMeterBuilder::build`](crate::TokenMeterBuilder::build) replays every journal file before it returns:
 //! each call goes back into the meter's model totals, into the budgets (their current periods and crossed
-//! thresholds come back; nothing fires, and the alerts the journal's `budget_alert` lines say were delivered
-//! are not delivered again: see README "The journal") and to
+//! thresholds come back; nothing fires during replay, and the alerts the journal's `budget_alert` lines say were
+//! delivered are not delivered again: see README "The journal") and to
 //! [`RecordSink::on_replayed_call`](crate::RecordSink::on_replayed_call). Each tool execution goes back into
 //! the per-tool totals and to [`RecordSink::on_replayed_tool`](crate::RecordSink::on_replayed_tool), each
 //! task to [`RecordSink::on_replayed_task`](crate::RecordSink::on_replayed_task) (the ledger's task figures
@@ -694,12 +694,10 @@ pub(crate) fn attach(meter: &TokenMeter, mut config: JournalConfig) -> Result<()
     let writer = JournalWriter::start(config, meter.inner.clock.clone(), report, files_removed)?;
     // `attach` runs once, inside `build`; a second writer would only be dropped.
     let _ = meter.inner.journal.set(writer);
-    // Thresholds the replayed spend reached that no line marked delivered fire now, and are journaled.
+    // Thresholds the replayed spend reached that no line marked delivered fire with the first call, budget check
+    // or status read (not here: no subscriber is listening yet, usually), and are journaled then.
     if replayed {
-        let owed = meter.inner.budgets.deliver_owed(now);
-        if let Some(writer) = meter.inner.journal.get() {
-            owed.into_iter().for_each(|mark| writer.append_alert(mark));
-        }
+        meter.inner.budgets.owe_after_replay();
     }
     Ok(())
 }

@@ -135,6 +135,19 @@ pub const PROM_BUDGET_PROJECTED: &str = "tokenmeter_budget_projected_USD";
 /// Attribute: the kind of token (`input`, `output`, `cache_read`, `cache_write_5m`, `cache_write_1h`,
 /// `reasoning`). Prometheus label `gen_ai_token_type`.
 pub const ATTR_TOKEN_TYPE: &str = "gen_ai.token.type";
+
+/// The attribute keys tokenmeter's metrics set themselves (and every `tokenmeter.*` key): a metric dimension of
+/// the same name is refused at build, since the two would be one attribute and one of them lost.
+pub const RESERVED_ATTRIBUTES: [&str; 8] = [
+    ATTR_TOKEN_TYPE,
+    ATTR_MODEL,
+    ATTR_PROVIDER,
+    ATTR_OPERATION,
+    ATTR_ERROR_TYPE,
+    ATTR_TASK,
+    ATTR_TOOL,
+    "otel.metric.overflow",
+];
 /// Attribute: the model, canonical id when the price book knows it (dated and provider-specific ids merge),
 /// else as reported. Prometheus label `gen_ai_request_model`.
 pub const ATTR_MODEL: &str = "gen_ai.request.model";

@@ -307,15 +307,16 @@ impl opentelemetry_http::HttpClient for ResolvedHeaders {
         &self,
         mut request: http::Request<bytes::Bytes>,
     ) -> Result<http::Response<bytes::Bytes>, opentelemetry_http::HttpError> {
-        // What the exporter sets itself (the body's type and encoding) stays; the rest are the resolved headers.
+        // What the exporter sets itself (the body's type and encoding, its user agent unless one was configured)
+        // stays; the rest are the resolved headers.
         let h = request.headers_mut();
-        let (kind, encoding) = (h.remove(http::header::CONTENT_TYPE), h.remove(http::header::CONTENT_ENCODING));
+        let own = [http::header::CONTENT_TYPE, http::header::CONTENT_ENCODING, http::header::USER_AGENT];
+        let kept: Vec<_> = own.into_iter().filter_map(|name| h.remove(&name).map(|v| (name, v))).collect();
         *h = self.headers.clone();
-        if let Some(kind) = kind {
-            h.insert(http::header::CONTENT_TYPE, kind);
-        }
-        if let Some(encoding) = encoding {
-            h.insert(http::header::CONTENT_ENCODING, encoding);
+        for (name, value) in kept {
+            if name != http::header::USER_AGENT || !h.contains_key(&name) {
+                h.insert(name, value);
+            }
         }
         self.inner.send_bytes(request).await
     }
@@ -390,7 +391,12 @@ pub(crate) fn build(settings: OtlpSettings) -> Result<OwnedPipeline, OtlpError> 
                     .with_temporality(temporality)
                     .with_metadata(metadata)
                     .with_interceptor(move |mut req: tonic::Request<()>| {
+                        // The exporter's `user-agent` stays, unless one was configured.
+                        let agent = req.metadata().get("user-agent").cloned();
                         *req.metadata_mut() = resolved.clone();
+                        if let Some(agent) = agent.filter(|_| !resolved.contains_key("user-agent")) {
+                            req.metadata_mut().insert("user-agent", agent);
+                        }
                         Ok(req)
                     });
                 if let Some(c) = compression {

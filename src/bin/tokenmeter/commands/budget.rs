@@ -2,7 +2,8 @@
 //!
 //! The budget state comes from the library's own budget accounting: a [`TokenMeter`] built with the budgets
 //! and a journal holding the records, which it replays at build exactly as a restarted application would
-//! (periods, spend and crossed thresholds come back; no alert fires). The journal is a private temporary
+//! (periods, spend and crossed thresholds come back; an alert owed after the replay fires, unheard, when the
+//! status is read, into that journal). The journal is a private temporary
 //! copy, so the source itself is never written to.
 
 use std::io::Write;
