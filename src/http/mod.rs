@@ -985,6 +985,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_origin_is_allowed_only_behind_a_key() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ORIGIN, HeaderValue::from_static("https://evil.example"));
+        let keyless = HttpConfig::new().with_cors_origin("*");
+        assert_eq!(cors_origin(&keyless, &headers), None, "a router mounted without a key");
+        let keyed = HttpConfig::new().with_cors_origin("*").with_api_key("k-0123456789");
+        assert_eq!(cors_origin(&keyed, &headers), Some(HeaderValue::from_static("*")));
+    }
+
+    #[test]
     fn pairs_are_found_by_borrowed_strings_and_told_apart_in_full() {
         let mut pairs = PairList::default();
         pairs.push_once("s-1", "acme");
