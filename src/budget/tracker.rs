@@ -115,7 +115,8 @@ struct Counts {
     crossed: u64,
     /// Bit `i` set: threshold `i`'s alert fired this period (here, or before a restart, as the journal says).
     /// Replayed spend sets `crossed` only: a threshold reached but never alerted (the limit was lowered, the
-    /// budget is new) fires once the replay is done ([`BudgetTracker::deliver_owed`]).
+    /// budget is new) fires with the first call, check or status read after the build
+    /// ([`BudgetTracker::take_owed`]).
     alerted: u64,
     projected_alerted: bool,
 }
@@ -571,8 +572,8 @@ impl BudgetTracker {
 
     /// Accounts a call replayed from the journal: the thresholds it reaches are marked reached, and nothing
     /// fires. Whether their alerts fired before the restart is the journal's alert lines' to say
-    /// ([`replay_alerts`](Self::replay_alerts)); one that did not fires after the replay
-    /// ([`deliver_owed`](Self::deliver_owed)). A call that ended
+    /// ([`replay_alerts`](Self::replay_alerts)); one that did not fires with the first call, check or status read
+    /// after the build ([`take_owed`](Self::take_owed)). A call that ended
     /// after `now` (written by a process whose clock runs ahead) counts at `now`, as the ledger counts it: in
     /// its own, later period it would move the budget past the clock, and the calls made until the clock got
     /// there would not count.
