@@ -209,3 +209,22 @@ fn a_call_counts_in_the_day_it_ended_whatever_the_order_it_started_in() {
     // The 00:01 call's $1 only (haiku-4-5 input: $1 per million tokens).
     assert_eq!((daily["spent"]["picos"].as_u64(), &daily["calls"]), (Some(1_000_000_000_000), &1.into()), "{daily}");
 }
+
+#[test]
+fn a_dollar_budget_on_a_model_without_a_price_says_how_to_price_it() {
+    // The library's advice names `PriceBook::set`; on the command line the price book is `--prices`.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("budgets.toml");
+    std::fs::write(&file, "[budgets.ft]\nlimit_usd = 10\nscope = { model = \"acme-ft-1\" }\n").unwrap();
+    cc(&["budget", "--file", file.to_str().unwrap()]).fails(
+        1,
+        "budget `ft` counts dollars on model `acme-ft-1`, which the price book has no price for: its calls would \
+         count $0; fix the model id, or pass --prices",
+    );
+    // With a price file that knows it, the budget is read.
+    let prices = dir.path().join("prices.toml");
+    std::fs::write(&prices, "[models.\"acme-ft-1\"]\ninput = 1.0\noutput = 2.0\n").unwrap();
+    let out =
+        cc(&["--prices", prices.to_str().unwrap(), "budget", "--file", file.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(out.json()["budgets"][0]["budget"], "ft");
+}

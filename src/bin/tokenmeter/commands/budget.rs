@@ -90,7 +90,15 @@ pub(crate) fn evaluate(
             }
             builder = builder.with_budget(b);
         }
-        let meter = builder.try_build().map_err(|e| CliError::data(e.to_string()))?;
+        let meter = builder.try_build().map_err(|e| match e {
+            // The library's advice (`PriceBook::set`) is the application's; here the price book is `--prices`.
+            tokenmeter::BuildError::BudgetModelUnpriced { at, budget, model } => CliError::data(format!(
+                "{at}budget `{budget}` counts dollars on model `{model}`, which the price book has no price for: its \
+                 calls would count $0; fix the model id, or pass --prices with a price file that gives it one (the \
+                 one the application uses)"
+            )),
+            e => CliError::data(e.to_string()),
+        })?;
         Ok(meter.budget_status())
     })()
 }
