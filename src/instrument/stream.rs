@@ -481,20 +481,27 @@ mod tests {
         calls.pop().unwrap()
     }
 
+    /// One streamed call on claude-sonnet-4-5: `feed` drives its accumulator; its summary and the call recorded.
+    fn streamed(feed: impl FnOnce(&mut StreamAccumulator, &ManualClock)) -> (StreamSummary, CallRecord) {
+        let mut summary = None;
+        let call = one_call(|clock| {
+            let span = claude_span("chat", "claude-sonnet-4-5", true);
+            let mut acc = StreamAccumulator::new(&span);
+            feed(&mut acc, clock);
+            summary = Some(acc.finish());
+        });
+        (summary.unwrap(), call)
+    }
+
     #[test]
     fn events_without_a_name_are_read_by_their_data_type() {
         // Bedrock's event-stream frames decoded by the caller: the JSON of each chunk, no SSE event name.
-        let mut summary = None;
-        let call = one_call(|_| {
-            let span = claude_span("chat", "claude-sonnet-4-5", true);
-            let mut acc = StreamAccumulator::new(&span);
+        let (summary, call) = streamed(|acc, _| {
             for sse in [START, DELTA_TEXT, MESSAGE_DELTA, STOP] {
                 let data = sse.lines().find_map(|l| l.strip_prefix("data: ")).unwrap().to_owned();
                 acc.observe(&SseEvent { event: String::new(), data });
             }
-            summary = Some(acc.finish());
         });
-        let summary = summary.unwrap();
         assert!(summary.is_complete());
         assert!(summary.time_to_first_token.is_some());
         assert_eq!(summary.malformed_events, 0);
@@ -505,16 +512,11 @@ mod tests {
     #[test]
     fn a_whole_json_reply_completes_or_fails_the_stream() {
         let whole = |body: &str| {
-            let mut summary = None;
-            let call = one_call(|_| {
-                let span = claude_span("chat", "claude-sonnet-4-5", true);
-                let mut acc = StreamAccumulator::new(&span);
+            streamed(|acc, _| {
                 acc.whole_response(body.as_bytes());
                 // Once complete or failed, nothing more changes it.
                 acc.whole_response(br#"{"type":"error","error":{"type":"api_error"}}"#);
-                summary = Some(acc.finish());
-            });
-            (summary.unwrap(), call)
+            })
         };
         let message = r#"{"type":"message","id":"msg_w","model":"claude-sonnet-4-5-20250929","stop_reason":"end_turn",
             "usage":{"input_tokens":10,"cache_read_input_tokens":20,"output_tokens":5}}"#;
@@ -547,15 +549,10 @@ mod tests {
     #[test]
     fn an_event_stream_handed_over_whole_is_read_as_one() {
         // A proxy rewrote the content type: the caller routed the stream to `whole_response`.
-        let mut summary = None;
-        let call = one_call(|_| {
-            let span = claude_span("chat", "claude-sonnet-4-5", true);
-            let mut acc = StreamAccumulator::new(&span);
+        let (summary, call) = streamed(|acc, _| {
             let body: String = [START, BLOCK_START, DELTA_TEXT, MESSAGE_DELTA, STOP].concat();
             acc.whole_response(format!("\u{feff}{body}").as_bytes());
-            summary = Some(acc.finish());
         });
-        let summary = summary.unwrap();
         assert!(summary.is_complete());
         assert_eq!(summary.malformed_events, 0);
         assert_eq!((call.tokens.input, call.tokens.cache_read, call.tokens.output), (472, 1000, 15));
@@ -564,10 +561,7 @@ mod tests {
 
     #[test]
     fn keep_alives_and_an_end_marker_are_not_malformed() {
-        let mut summary = None;
-        let call = one_call(|_| {
-            let span = claude_span("chat", "claude-sonnet-4-5", true);
-            let mut acc = StreamAccumulator::new(&span);
+        let (summary, call) = streamed(|acc, _| {
             acc.push_bytes(START.as_bytes());
             for keep_alive in ["data: {}\n\n", "data: \n\n", "data: keepalive\n\n"] {
                 acc.push_bytes(keep_alive.as_bytes());
@@ -575,9 +569,7 @@ mod tests {
             acc.push_bytes(MESSAGE_DELTA.as_bytes());
             acc.push_bytes(STOP.as_bytes());
             acc.push_bytes(b"data: [DONE]\n\n");
-            summary = Some(acc.finish());
         });
-        let summary = summary.unwrap();
         assert!(summary.is_complete());
         // `keepalive` is not JSON: the one malformed event.
         assert_eq!(summary.malformed_events, 1);
@@ -623,15 +615,11 @@ mod tests {
     #[test]
     fn a_last_event_without_its_blank_line_still_counts() {
         // The connection closed right after the final `data:` lines (a proxy dropping the last blank line).
-        let mut summary = None;
-        let call = one_call(|_| {
-            let span = claude_span("chat", "claude-sonnet-4-5", true);
-            let mut acc = StreamAccumulator::new(&span);
+        let (summary, call) = streamed(|acc, _| {
             acc.push_bytes(START.as_bytes());
             acc.push_bytes(MESSAGE_DELTA.replace("15", "480").trim_end_matches('\n').as_bytes());
-            summary = Some(acc.finish());
         });
-        assert_eq!(summary.unwrap().usage.output_tokens, Some(480));
+        assert_eq!(summary.usage.output_tokens, Some(480));
         assert_eq!(call.tokens.output, 480);
         assert_eq!(call.outcome.label(), "stream_incomplete", "no message_stop: incomplete, with its usage");
         let call = one_call(|_| {
@@ -643,15 +631,11 @@ mod tests {
         });
         assert!(!call.outcome.is_error(), "message_stop came, if without its blank line: {:?}", call.outcome);
         // Data cut short is not read (nor counted malformed: the stream just ended).
-        let mut summary = None;
-        one_call(|_| {
-            let span = claude_span("chat", "claude-sonnet-4-5", true);
-            let mut acc = StreamAccumulator::new(&span);
+        let (summary, _) = streamed(|acc, _| {
             acc.push_bytes(START.as_bytes());
             acc.push_bytes(b"event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_");
-            summary = Some(acc.finish());
         });
-        assert_eq!(summary.unwrap().malformed_events, 0);
+        assert_eq!(summary.malformed_events, 0);
         // An error event without its blank line fails the call, whatever its data: the stream ended on an error.
         for data in ["{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\"}}", "<html>502 Bad Gateway</html>"] {
             let call = one_call(|_| {
@@ -724,17 +708,12 @@ mod tests {
 
     #[test]
     fn cut_off_stream_is_a_failed_call_with_the_usage_so_far() {
-        let mut summary = None;
-        let call = one_call(|_| {
-            let span = claude_span("chat", "claude-sonnet-4-5", true);
-            let mut acc = StreamAccumulator::new(&span);
+        let (summary, call) = streamed(|acc, _| {
             acc.push_bytes(START.as_bytes());
             acc.push_bytes(DELTA_TEXT.as_bytes());
             // The connection drops in the middle of the next event.
             acc.push_bytes(&MESSAGE_DELTA.as_bytes()[..40]);
-            summary = Some(acc.finish());
         });
-        let summary = summary.unwrap();
         assert_eq!(summary.outcome, StreamOutcome::Incomplete);
         assert!(summary.time_to_first_token.is_some());
         assert_eq!(summary.usage.output_tokens, Some(1));
@@ -757,28 +736,21 @@ mod tests {
 
     #[test]
     fn error_event_sets_the_outcome_and_is_not_overridden() {
-        let mut summary = None;
-        let call = one_call(|_| {
-            let span = claude_span("chat", "claude-sonnet-4-5", true);
-            let mut acc = StreamAccumulator::new(&span);
+        let (summary, call) = streamed(|acc, _| {
             acc.push_bytes(START.as_bytes());
             acc.push_bytes(
                 b"event: error\ndata: {\"type\": \"error\", \"error\": {\"type\": \"overloaded_error\", \"message\": \"Overloaded\"}}\n\n",
             );
-            summary = Some(acc.finish());
         });
-        assert_eq!(summary.unwrap().outcome, StreamOutcome::Error { error_type: "overloaded_error".into() });
+        assert_eq!(summary.outcome, StreamOutcome::Error { error_type: "overloaded_error".into() });
         assert_eq!(call.outcome.label(), "overloaded_error");
         assert!(call.metered);
     }
 
     #[test]
     fn push_events_returns_the_events_and_counts_what_the_decoder_dropped() {
-        let mut summary = None;
         let mut texts = Vec::new();
-        let call = one_call(|_| {
-            let span = claude_span("chat", "claude-sonnet-4-5", true);
-            let mut acc = StreamAccumulator::new(&span);
+        let (summary, call) = streamed(|acc, _| {
             let name = b"event: content_block_start\n";
             let mut oversized = [&name[..], b"data: "].concat();
             oversized.resize(name.len() + crate::instrument::MAX_LINE_BYTES + 1, b'x');
@@ -792,9 +764,7 @@ mod tests {
                     }
                 }
             }
-            summary = Some(acc.finish());
         });
-        let summary = summary.unwrap();
         assert!(summary.is_complete());
         assert_eq!(texts.len(), 1);
         assert!(texts[0].contains("Hello"));
@@ -816,10 +786,7 @@ mod tests {
 
     #[test]
     fn malformed_input_is_counted_and_skipped() {
-        let mut summary = None;
-        let call = one_call(|_| {
-            let span = claude_span("chat", "claude-sonnet-4-5", true);
-            let mut acc = StreamAccumulator::new(&span);
+        let (summary, call) = streamed(|acc, _| {
             for junk in [
                 "event: message_start\ndata: not json\n\n",
                 "event: message_start\ndata: {\"type\":\"message_start\",\"message\":null}\n\n",
@@ -837,9 +804,7 @@ mod tests {
             // Unnamed events are recognized by their data's type.
             acc.push_bytes(b"data: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":9}}\n\n");
             acc.push_bytes(b"data: {\"type\":\"message_stop\"}\n\n");
-            summary = Some(acc.finish());
         });
-        let summary = summary.unwrap();
         // The `error` event with HTML data still failed the call, with a generic type.
         assert_eq!(summary.outcome, StreamOutcome::Error { error_type: "error".into() });
         // Not JSON, an array, and the HTML error; `data:` with nothing is a keep-alive.
