@@ -290,15 +290,19 @@ struct ResolvedHeaders {
 
 impl ResolvedHeaders {
     fn new(inner: reqwest::Client, resolved: &[(String, String)]) -> Result<Self, OtlpError> {
-        let mut headers = http::HeaderMap::new();
-        for (k, v) in resolved {
-            let bad = |reason: String| OtlpError::InvalidHeader { name: k.clone(), reason };
-            let name =
-                http::HeaderName::from_bytes(k.to_ascii_lowercase().as_bytes()).map_err(|e| bad(e.to_string()))?;
-            headers.insert(name, http::HeaderValue::from_str(v).map_err(|e| bad(e.to_string()))?);
-        }
-        Ok(ResolvedHeaders { inner, headers })
+        Ok(ResolvedHeaders { inner, headers: header_map(resolved)? })
     }
+}
+
+/// The resolved headers as HTTP headers (names lowercased), or the first one no client can send.
+fn header_map(resolved: &[(String, String)]) -> Result<http::HeaderMap, OtlpError> {
+    let mut headers = http::HeaderMap::new();
+    for (k, v) in resolved {
+        let bad = |reason: String| OtlpError::InvalidHeader { name: k.clone(), reason };
+        let name = http::HeaderName::from_bytes(k.to_ascii_lowercase().as_bytes()).map_err(|e| bad(e.to_string()))?;
+        headers.insert(name, http::HeaderValue::from_str(v).map_err(|e| bad(e.to_string()))?);
+    }
+    Ok(headers)
 }
 
 #[async_trait::async_trait]
@@ -348,15 +352,9 @@ pub(crate) fn build(settings: OtlpSettings) -> Result<OwnedPipeline, OtlpError> 
         let _enter = runtime.handle().map(|h| h.enter());
         let built = match settings.protocol {
             Protocol::Grpc => {
-                let mut headers = http::HeaderMap::new();
-                for (k, v) in &settings.headers {
-                    let bad = |reason: String| OtlpError::InvalidHeader { name: k.clone(), reason };
-                    let name = http::HeaderName::from_bytes(k.to_ascii_lowercase().as_bytes())
-                        .map_err(|e| bad(e.to_string()))?;
-                    let value = http::HeaderValue::from_str(v).map_err(|e| bad(e.to_string()))?;
-                    headers.insert(name, value);
-                }
-                let metadata = opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(headers);
+                let metadata = opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(header_map(
+                    &settings.headers,
+                )?);
                 // tokenmeter's own channel. The one opentelemetry-otlp builds sets only the request timeout,
                 // which starts once connected: no connect or TLS handshake timeout, so a collector address
                 // that never answers kept the channel connecting, and each export cut off by the export
