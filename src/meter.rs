@@ -324,11 +324,7 @@ impl TokenMeterBuilder {
             tracing::error!(target: "tokenmeter::journal", error = %e, "restarts will forget budget spend");
             unheard(|| format!("restarts will forget budget spend: {e}"));
         }
-        let journal = self.journal_config.take().map(|mut c| {
-            // Without replay, no spend comes back whatever is deleted.
-            c.budget_reach = self.budget_reach().filter(|_| c.replays());
-            c
-        });
+        let journal = self.take_journal_config();
         let meter = self.assemble();
         if let Some(config) = journal
             && let Err(e) = crate::journal::attach(&meter, config)
@@ -348,11 +344,7 @@ impl TokenMeterBuilder {
         self.check_metric_dimensions()?;
         self.check_webhook()?;
         self.check_journal_retention()?;
-        let journal = self.journal_config.take().map(|mut c| {
-            // Without replay, no spend comes back whatever is deleted.
-            c.budget_reach = self.budget_reach().filter(|_| c.replays());
-            c
-        });
+        let journal = self.take_journal_config();
         let meter = self.assemble();
         if let Some(config) = journal {
             crate::journal::attach(&meter, config)?;
@@ -443,6 +435,14 @@ impl TokenMeterBuilder {
             }),
             _ => Ok(()),
         }
+    }
+
+    /// The journal's settings, told the budget whose period reaches furthest back (files deleted for size inside it
+    /// are warned about); without replay, no spend comes back whatever is deleted.
+    fn take_journal_config(&mut self) -> Option<crate::journal::JournalConfig> {
+        let mut config = self.journal_config.take()?;
+        config.budget_reach = self.budget_reach().filter(|_| config.replays());
+        Some(config)
     }
 
     /// The budget whose period needs the journal's files furthest back, if one needs more than the two days
