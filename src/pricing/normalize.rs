@@ -15,11 +15,10 @@ const FAMILIES: &[&str] = &["opus", "sonnet", "haiku"];
 ///    name (`…/models/…`: Vertex) or an id whose last segment is a Claude id (`anthropic/claude-…` gateway
 ///    ids; `openai/gpt-4o` and `azure/gpt-4o` stay apart), drop `<provider>:` before a Claude id
 ///    (`anthropic:claude-sonnet-4-5`);
-/// 2. after a Claude id, drop a trailing `[…]` annotation (`claude-opus-4-6[1m]`) and a Vertex `@20250514`
-///    suffix; after a Claude id or one ending in a Bedrock `-vN`, drop a `:` suffix made only of revisions
-///    and same-price variants (Bedrock `-v1:0`, `-v1:0:200k`, gateway `:beta` and `:thinking`); any other
-///    `:`, `[` or `@` stays in the id (`claude-opus-4-6:fast`, `gemini-1.5-pro@002`), so it is not priced as
-///    another model;
+/// 2. after a Claude id, drop a trailing context-size annotation (`claude-opus-4-6[1m]`, `[200k]`) and a Vertex
+///    `@20250514` suffix; after a Claude id or one ending in a Bedrock `-vN`, drop a `:` suffix made only of revisions
+///    and same-price variants (Bedrock `-v1:0`, `-v1:0:200k`, gateway `:beta` and `:thinking`); any other `:`, `[` or
+///    `@` stays in the id (`claude-opus-4-6:fast`, `gemini-1.5-pro@002`), so it is not priced as another model;
 /// 3. drop Bedrock region prefixes (`us.`, `eu.`, `apac.`, `global.`, `jp.`, `au.`, …) and `anthropic.`;
 /// 4. turn a `.` between digits into `-` (`claude-3.5-sonnet`, `claude-opus-4.6`);
 /// 5. for a Claude id, repeatedly drop a `-vN` version suffix, `-latest`, and a trailing `-YYYYMMDD` date
@@ -47,8 +46,10 @@ pub fn normalize_model_id(id: &str) -> String {
     strip_provider_prefix(&mut s);
 
     if is_claude(&s) {
-        if s.ends_with(']')
-            && let Some(i) = s.rfind('[')
+        // Claude Code's context-size annotation (`[1m]`, `[200k]`): the same model at its own rates (long
+        // context is priced from the tokens). Any other bracket may name a variant with its own price.
+        if let Some(i) = s.rfind('[')
+            && context_annotation(&s[i..])
         {
             s.truncate(i);
         }
@@ -98,6 +99,13 @@ fn is_claude(s: &str) -> bool {
 /// a context-window variant (`200k`), a gateway's `beta` (self-moderated) and `thinking` spellings, and
 /// OpenRouter's routing variants (`nitro`, `floor`, `exacto`: the base model, routed differently). Not
 /// `online` (web search billed on top), `free` or `extended`, which OpenRouter prices apart.
+/// Whether `s` is a `[<digits>k]` or `[<digits>m]` context-size annotation.
+fn context_annotation(s: &str) -> bool {
+    let Some(inner) = s.strip_prefix('[').and_then(|s| s.strip_suffix(']')) else { return false };
+    let digits = inner.strip_suffix(['k', 'm']).unwrap_or("");
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
 fn same_price_suffix(part: &str) -> bool {
     let digits = part.strip_suffix('k').unwrap_or(part);
     (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
@@ -278,6 +286,12 @@ mod tests {
         assert_eq!(normalize_model_id("openai/gpt-4o"), "openai/gpt-4o");
         assert_eq!(normalize_model_id("my-model[eu]"), "my-model[eu]");
         assert_eq!(normalize_model_id("claude-opus-4-6:fast"), "claude-opus-4-6:fast");
+        // A bracket after a Claude id is cut only when it is a context size: `[fast]` was priced as the model.
+        assert_eq!(normalize_model_id("claude-opus-4-6[fast]"), "claude-opus-4-6[fast]");
+        assert_eq!(normalize_model_id("claude-opus-4-6[1m"), "claude-opus-4-6[1m");
+        assert_eq!(normalize_model_id("claude-opus-4-6[m]"), "claude-opus-4-6[m]");
+        assert_eq!(normalize_model_id("claude-sonnet-4-5[200k]"), "claude-sonnet-4-5");
+        assert_eq!(normalize_model_id("claude-sonnet-4-5-20250929[1M]"), "claude-sonnet-4-5");
         // What names the same model at the same price still goes.
         assert_eq!(normalize_model_id("anthropic/claude-3.7-sonnet:thinking"), "claude-3-7-sonnet");
         assert_eq!(normalize_model_id("anthropic/claude-sonnet-4.5:beta"), "claude-sonnet-4-5");

@@ -276,6 +276,7 @@ fn unknown_ids_are_unpriced() {
         "claude-instant-1",
         "claude-opus-4-6-fast",
         "claude-opus-4-6:fast",
+        "claude-opus-4-6[fast]",
         "claude-3-haiku-20240307:ft-acme",
         "anthropic/claude-3.7-sonnet:free",
         "claude",
