@@ -183,6 +183,36 @@ fn an_option_recorded_with_debug_is_its_value() {
 }
 
 #[test]
+fn an_option_recorded_with_debug_is_its_value_in_every_field() {
+    // `#[instrument]` records an `Option<String>` argument with `?`. Only token fields unwrapped it: the project
+    // was the text `Some("acme")` (no budget scope matched it), `error.type = ?None` failed a call that succeeded,
+    // and `gen_ai.request.model = ?Some(..)` was refused as a label, leaving the call unpriced.
+    let h = Harness::new();
+    let (project, none): (Option<String>, Option<&str>) = (Some("acme".into()), None);
+    h.run(|| {
+        let _session = info_span!("session", project = ?project, user.id = ?none).entered();
+        let _s = info_span!(
+            "chat",
+            gen_ai.request.model = ?Some("claude-haiku-4-5"),
+            gen_ai.agent.name = ?Some("triage"),
+            request_id = ?Some("req_1"),
+            input_tokens = 10u64,
+            error.type = ?none,
+        )
+        .entered();
+    });
+    let call = h.seen.only_call();
+    assert_eq!(call.dimensions.project.as_deref(), Some("acme"));
+    assert_eq!(call.dimensions.agent.as_deref(), Some("triage"));
+    assert_eq!(call.dimensions.user, None);
+    assert_eq!(call.model.as_deref(), Some("claude-haiku-4-5"));
+    assert_eq!(call.request_id.as_deref(), Some("req_1"));
+    assert!(call.cost.is_some(), "priced");
+    assert!(!call.outcome.is_error(), "{:?}", call.outcome);
+    assert_eq!(h.meter.capture_stats().rejected_values, 0);
+}
+
+#[test]
 fn an_error_message_in_error_type_is_cut_to_its_type() {
     #[derive(Debug)]
     struct ApiError(&'static str);

@@ -498,3 +498,31 @@ fn a_loop_span_recording_what_its_client_span_recorded_counts_each_call_once() {
     });
     assert_eq!(h.seen.calls().len(), 1, "{:#?}", h.seen.calls());
 }
+
+#[test]
+fn dimensions_recorded_with_the_next_calls_id_are_that_calls() {
+    // A long-lived span whose caller records the next call's user with its response id, in one `record_all`: the
+    // user was applied before the split, so the call it finished was filed under the next call's user.
+    use tracing::field::Value;
+    let h = Harness::new();
+    h.run(|| {
+        let agent = info_span!(
+            "agent loop",
+            user.id = "alice",
+            gen_ai.request.model = "claude-sonnet-4-5",
+            gen_ai.response.id = Empty,
+            input_tokens = Empty,
+        );
+        agent.record("gen_ai.response.id", "msg_a");
+        agent.record("input_tokens", 100u64);
+        let fields = agent.metadata().expect("enabled").fields();
+        let (user, id) = (fields.field("user.id").unwrap(), fields.field("gen_ai.response.id").unwrap());
+        agent
+            .record_all(&fields.value_set(&[(&user, Some(&"bob" as &dyn Value)), (&id, Some(&"msg_b" as &dyn Value))]));
+        agent.record("input_tokens", 200u64);
+    });
+    let calls = h.seen.calls();
+    assert_eq!(calls.len(), 2, "{calls:#?}");
+    let users: Vec<_> = calls.iter().map(|c| (c.tokens.input, c.dimensions.user.as_deref())).collect();
+    assert_eq!(users, [(100, Some("alice")), (200, Some("bob"))]);
+}

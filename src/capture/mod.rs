@@ -525,9 +525,10 @@ impl TokenMeterLayer {
         }
     }
 
-    /// Applies newer call fields to a span's state; when they start a new call on a span that already holds a
-    /// finished one (a different response id), finalizes the earlier call first.
-    fn apply_call_update<S>(&self, span: &SpanRef<'_, S>, update: CallFields, rejected: u64)
+    /// Applies newer call fields (and the dimensions recorded with them) to a span's state; when they start a new
+    /// call on a span that already holds a finished one (a different response id), finalizes the earlier call
+    /// first: dimensions recorded with the next call's id are that call's, not the earlier one's.
+    fn apply_call_update<S>(&self, span: &SpanRef<'_, S>, update: CallFields, dims: Option<DimValues>, rejected: u64)
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
@@ -587,6 +588,9 @@ impl TokenMeterLayer {
                 state.encloses_usage = false;
             }
             state.call.replace_with(update);
+            if let Some(dims) = dims {
+                state.dims.replace_with(dims);
+            }
         }
         if let Some(e) = earlier {
             let end = self.inner.clock.unix_nanos();
@@ -717,10 +721,7 @@ where
         let mut visitor = self.visitor(plan, &mut update, &mut dims);
         values.record(&mut visitor);
         let rejected = u64::from(visitor.rejected.values);
-        if let Some(state) = self.state_mut(&mut span.extensions_mut()) {
-            state.dims.replace_with(dims);
-        }
-        self.apply_call_update(&span, update, rejected);
+        self.apply_call_update(&span, update, Some(dims), rejected);
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
@@ -757,7 +758,7 @@ where
                     {
                         (update.error_type, update.status_error) = (None, None);
                     }
-                    self.apply_call_update(&span, update, rejected);
+                    self.apply_call_update(&span, update, None, rejected);
                     return;
                 }
                 None => {}

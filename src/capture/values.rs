@@ -544,7 +544,10 @@ impl Visit for FieldVisitor<'_> {
         // `%value` and `?value` arrive here; render once, bounded.
         let mut text = BoundedString::new(MAX_LABEL_LEN.max(self.max_dim_len).saturating_add(4));
         let _ = fmt::write(&mut text, format_args!("{value:?}"));
-        let s = text.0.trim_matches('"');
+        // An `Option` recorded with `?` (`#[instrument]` records an `Option<String>` argument so) is its value:
+        // `None` is no value, `Some("acme")` is `acme`. Left as text, `error.type = ?None` failed the call and
+        // `project = ?Some("acme")` named a project `Some("acme")` that no budget scope matches.
+        let Some(s) = debug_option(&text.0) else { return };
         // A label is an identifier. A struct's `Debug` (`model = ?spec`, where the spec holds a system prompt, as
         // `#[instrument]` records an argument) or a sentence is not one, and would put that text in every record,
         // the journal and the metrics. (Checked here only: a `&str` recorded as it is costs no scan.)
@@ -566,6 +569,23 @@ impl Visit for FieldVisitor<'_> {
             role => self.text(role, s),
         }
     }
+}
+
+/// A `Debug` rendering's value: `None` is none, `Some(x)` is `x`, and a string's quotes go.
+fn debug_option(rendered: &str) -> Option<&str> {
+    let s = rendered.trim();
+    if s == "None" {
+        return None;
+    }
+    // The rendering is bounded: a long value may have lost its closing `)` and `"`.
+    let s = match s.strip_prefix("Some(") {
+        Some(inner) => inner.strip_suffix(')').unwrap_or(inner).trim(),
+        None => s,
+    };
+    Some(match s.strip_prefix('"') {
+        Some(inner) => inner.strip_suffix('"').unwrap_or(inner),
+        None => s,
+    })
 }
 
 /// Whether `s` can be a model id, provider, operation, tier, speed or tool name: no whitespace, control
