@@ -183,6 +183,32 @@ fn output_files_and_xlsx() {
     cc(&["report", "--format", "xlsx"]).fails(2, "--output");
     cc(&["report", "--format", "pdf"]).fails(2, "pdf");
     cc(&["report", "-o", "/nonexistent-dir/r.md"]).fails(1, "cannot write");
+    cc(&["report", "-o", dir.path().to_str().unwrap()]).fails(1, "is a directory");
+}
+
+#[cfg(unix)]
+#[test]
+fn output_to_a_pipe_or_device_writes_into_it() {
+    // `-o /dev/stdout` or `-o >(gzip > r.gz)`: the report went to a temporary file renamed over the target, which
+    // fails beside a device (or, as root, puts a regular file in `/dev/null`'s place).
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    if !made.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: mkfifo is not available");
+        return;
+    }
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    cc(&["report", "-o", fifo.to_str().unwrap(), "--format", "json"]).ok();
+    // Before the reader is joined: a pipe replaced by a file is never written, and its reader waits for ever.
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo(), "still the pipe");
+    let text = reader.join().unwrap();
+    assert!(text.starts_with('{'), "{text:.200}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left");
 }
 
 #[test]

@@ -316,7 +316,8 @@ fn reads_from<'s>(source: &'s Source, path: &Path) -> Option<&'s Path> {
 /// Writes `bytes` to `path`: into a new temporary file of a random name beside it (created, never opened if
 /// something is already there, so a link planted at a name guessed in advance is never written through), synced,
 /// then renamed over `path`. A write that fails part way leaves the earlier file (or none), never a cut one, and
-/// no temporary file.
+/// no temporary file. What is there and not a regular file (`/dev/stdout`, `/dev/null`, a pipe such as `>(gzip)`'s)
+/// is written to as it is: a rename would put a regular file in the device's place (as root), or fail.
 fn replace_file(path: &Path, bytes: &[u8]) -> CliResult {
     use std::io::Write as _;
     let shown = path;
@@ -325,7 +326,17 @@ fn replace_file(path: &Path, bytes: &[u8]) -> CliResult {
     // file's permissions.
     let resolved = std::fs::canonicalize(path).ok();
     let path = resolved.as_deref().unwrap_or(path);
-    let keep = std::fs::metadata(path).ok().map(|m| m.permissions());
+    let existing = std::fs::metadata(path).ok();
+    if let Some(meta) = &existing
+        && !meta.is_file()
+    {
+        if meta.is_dir() {
+            return Err(fail(std::io::Error::new(std::io::ErrorKind::IsADirectory, "it is a directory")));
+        }
+        let mut file = std::fs::OpenOptions::new().write(true).open(path).map_err(fail)?;
+        return file.write_all(bytes).and_then(|()| file.flush()).map_err(fail);
+    }
+    let keep = existing.map(|m| m.permissions());
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     // The name's start only, at most 64 bytes (whole characters): a long name and the random part would pass
     // the 255 bytes a name may have.
