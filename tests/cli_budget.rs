@@ -211,6 +211,33 @@ fn a_call_counts_in_the_day_it_ended_whatever_the_order_it_started_in() {
 }
 
 #[test]
+fn calls_stamped_ahead_of_the_clock_and_long_scope_values_count() {
+    // Without `--now`, a call stamped two hours ahead (a skewed clock) is counted now, as `summary` counts it: the
+    // budget's journal replay left it out and printed a warning past `-q`. A scope value over 128 bytes (a deep
+    // Claude Code project folder) was refused, with advice to raise `with_max_dimension_len`.
+    let dir = tempfile::tempdir().unwrap();
+    let project = format!("-home-dev-{}", "deep-".repeat(40));
+    let ahead = (chrono::Utc::now() + chrono::Duration::hours(2)).to_rfc3339();
+    let record = serde_json::json!({
+        "timestamp": ahead, "duration_us": 1_000_000, "model": "claude-haiku-4-5",
+        "provider": "anthropic", "metered": true, "outcome": {"status": "ok"}, "dimensions": {"project": project},
+        "tokens": {"input": 1_000_000, "cache_read": 0, "cache_write_5m": 0, "cache_write_1h": 0, "output": 0,
+                   "reasoning": 0}
+    });
+    let file = dir.path().join("records.jsonl");
+    std::fs::write(&file, format!("{record}\n")).unwrap();
+    let budgets = dir.path().join("budgets.toml");
+    std::fs::write(&budgets, format!("[budgets.deep]\nlimit_usd = 100\nscope = {{ project = \"{project}\" }}\n"))
+        .unwrap();
+    let args = ["-q", "--records", file.to_str().unwrap(), "budget", "--file", budgets.to_str().unwrap()];
+    let run = cli_support::run(&[&args[..], &["--format", "json"]].concat());
+    let v = run.json();
+    let deep = &v["budgets"][0];
+    assert_eq!((deep["spent"]["picos"].as_u64(), &deep["calls"]), (Some(1_000_000_000_000), &1.into()), "{deep}");
+    assert_eq!(run.stderr, "", "-q says nothing");
+}
+
+#[test]
 fn a_dollar_budget_on_a_model_without_a_price_says_how_to_price_it() {
     // The library's advice names `PriceBook::set`; on the command line the price book is `--prices`.
     let dir = tempfile::tempdir().unwrap();

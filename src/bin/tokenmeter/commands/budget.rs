@@ -49,12 +49,20 @@ pub(crate) fn evaluate(
 ) -> CliResult<Vec<BudgetState>> {
     // Records without a cost (Claude Code transcripts, hand-made files) are priced from the price book first,
     // as the ledger behind every other command prices them, so that budgets agree with the reports.
+    let now_ns = ctx.now.timestamp_nanos_opt().unwrap_or(i64::MAX);
     let mut priced: Vec<CallRecord> = records
         .iter()
         .map(|r| {
             let mut r = r.clone();
             if r.cost.is_none() && r.metered {
                 r.cost = r.model.as_deref().and_then(|m| ctx.prices.resolve(m)).map(|p| p.price_call(&r));
+            }
+            // A call ending after now (stamped by a clock ahead of this one: with `--now`, such calls are not
+            // in the source) counts now, in the current period, as the other commands count it in the current
+            // minute. The journal's replay would leave out one more than an hour ahead, and say so on stderr.
+            if r.ended_at_unix_nanos() > now_ns {
+                let duration_ns = i64::try_from(r.duration_us).unwrap_or(i64::MAX / 1_000).saturating_mul(1_000);
+                r.timestamp = chrono::DateTime::from_timestamp_nanos(now_ns.saturating_sub(duration_ns));
             }
             r
         })
@@ -70,6 +78,9 @@ pub(crate) fn evaluate(
         let mut builder = TokenMeter::builder()
             .with_clock(ManualClock::new(ctx.now))
             .with_price_book(ctx.prices.clone())
+            // Scope values as long as the records' (a Claude Code project folder's name passes the default 128
+            // bytes); nothing is captured here, so nothing is cut.
+            .with_max_dimension_len(usize::MAX)
             .with_journal(JournalConfig::new(dir).with_max_age(None));
         for b in budgets {
             // A budget on a dimension of the application's own (`with_dimension` there) reads it from the
