@@ -1,7 +1,7 @@
 //! Where records come from: the journal, Claude Code transcripts, or a file of records; and the ledger they
 //! are fed to.
 
-use std::io::IsTerminal;
+use std::io::{BufRead, IsTerminal, Read as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -667,13 +667,56 @@ fn newer(v: u64) -> String {
 /// The journal's own line format version this build reads.
 const JOURNAL_SCHEMA: u32 = tokenmeter::journal::SCHEMA_VERSION;
 
-/// Reads records from one file's bytes: a JSON array, or JSON Lines of journal lines or bare records.
-fn parse_records(path: &Path, bytes: &[u8], out: &mut Vec<CallRecord>, info: &mut SourceInfo) -> CliResult {
+/// Reads records from one file, streamed (memory holds the records, not the file): a JSON array, or JSON Lines of
+/// journal lines or bare records.
+fn parse_records(path: &Path, mut reader: impl BufRead, out: &mut Vec<CallRecord>, info: &mut SourceInfo) -> CliResult {
     // A UTF-8 byte order mark (Windows editors and PowerShell write one) is not part of the JSON.
-    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
-    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
-    if first == Some(&b'[') {
-        let records: Vec<CallRecord> = serde_json::from_slice(bytes)
+    let mut head = Vec::with_capacity(3);
+    while head.len() < 3 {
+        let buf = reader.fill_buf().map_err(|e| read_error(path, e))?;
+        if buf.is_empty() {
+            break;
+        }
+        let n = buf.len().min(3 - head.len());
+        head.extend_from_slice(&buf[..n]);
+        reader.consume(n);
+    }
+    let head = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&head);
+    parse_stream(path, head.chain(reader), out, info)
+}
+
+fn read_error(path: &Path, e: std::io::Error) -> CliError {
+    CliError::data(format!("cannot read {}: {e}", path.display()))
+}
+
+fn parse_stream(path: &Path, mut reader: impl BufRead, out: &mut Vec<CallRecord>, info: &mut SourceInfo) -> CliResult {
+    let fail = |e: std::io::Error| read_error(path, e);
+    // The whitespace before the first value is skipped to find what it is; its newlines are counted, so line
+    // numbers stay the file's.
+    let mut lines_before = 0u64;
+    let first = loop {
+        let buf = reader.fill_buf().map_err(fail)?;
+        if buf.is_empty() {
+            break None;
+        }
+        match buf.iter().position(|b| !b.is_ascii_whitespace()) {
+            Some(i) => {
+                // Back to the start of that line: whitespace before a value on its line is the line's.
+                let line_start = buf[..i].iter().rposition(|&b| b == b'\n').map_or(0, |n| n + 1);
+                lines_before += buf[..line_start].iter().filter(|&&b| b == b'\n').count() as u64;
+                let first = buf[i];
+                reader.consume(line_start);
+                break Some(first);
+            }
+            None => {
+                lines_before += buf.iter().filter(|&&b| b == b'\n').count() as u64;
+                let n = buf.len();
+                reader.consume(n);
+            }
+        }
+    };
+    if first == Some(b'[') {
+        let records: Vec<CallRecord> = serde_json::from_reader(reader)
             .map_err(|e| CliError::data(format!("{}: not a JSON array of call records: {e}", path.display())))?;
         info.lines_read += records.len() as u64;
         out.extend(records);
@@ -685,21 +728,31 @@ fn parse_records(path: &Path, bytes: &[u8], out: &mut Vec<CallRecord>, info: &mu
             info.skipped.push(SkippedLine { path: path.to_owned(), line, reason });
         }
     };
-    for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
-        let line_no = i as u64 + 1;
-        let line = line.trim_ascii();
+    // A journal's task, tool and budget alert lines hold no call (this tool reads calls only).
+    let other_record = |line: &[u8]| {
+        serde_json::from_slice::<JournalOtherLine>(line).is_ok_and(|l| {
+            (1..=u64::from(JOURNAL_SCHEMA)).contains(&l.v)
+                && (l.task.is_some() || l.tool.is_some() || l.budget_alert.is_some())
+        })
+    };
+    let mut buf = Vec::new();
+    let mut line_no = lines_before;
+    loop {
+        buf.clear();
+        if reader.read_until(b'\n', &mut buf).map_err(fail)? == 0 {
+            break;
+        }
+        line_no += 1;
+        let line = buf.trim_ascii();
         if line.is_empty() {
             continue;
         }
         info.lines_read += 1;
-        // A journal's task, tool and budget alert lines hold no call (this tool reads calls only).
+        // The journal writes these keys compactly: such a line is not tried as a call.
         if [&b"\"task\":{"[..], b"\"tool\":{", b"\"budget_alert\":{"]
             .iter()
             .any(|key| memchr::memmem::find(line, key).is_some())
-            && serde_json::from_slice::<JournalOtherLine>(line).is_ok_and(|l| {
-                (1..=u64::from(JOURNAL_SCHEMA)).contains(&l.v)
-                    && (l.task.is_some() || l.tool.is_some() || l.budget_alert.is_some())
-            })
+            && other_record(line)
         {
             continue;
         }
@@ -719,6 +772,8 @@ fn parse_records(path: &Path, bytes: &[u8], out: &mut Vec<CallRecord>, info: &mu
             Ok((_, call)) => out.push(call),
             Err(e) => match version() {
                 Some(v) if v > u64::from(JOURNAL_SCHEMA) => skip(line_no, newer(v), info),
+                // Written by other tools with spaces (`"task": {`): still a task, tool or alert line.
+                Some(_) if other_record(line) => {}
                 // A journal line of a kind this version does not know (`{"v":1,"usage_limit":…}`, from a newer
                 // tokenmeter): left out quietly, as the library's replay leaves it out.
                 Some(v) if v >= 1 && other_kind(line) => {}
@@ -729,10 +784,10 @@ fn parse_records(path: &Path, bytes: &[u8], out: &mut Vec<CallRecord>, info: &mu
     Ok(())
 }
 
-fn read_file(path: &Path) -> CliResult<Vec<u8>> {
-    std::fs::read(path).map_err(|e| match e.kind() {
+fn open_file(path: &Path) -> CliResult<std::io::BufReader<std::fs::File>> {
+    std::fs::File::open(path).map(|f| std::io::BufReader::with_capacity(256 * 1024, f)).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => CliError::data(format!("{}: no such file", path.display())),
-        _ => CliError::data(format!("cannot read {}: {e}", path.display())),
+        _ => read_error(path, e),
     })
 }
 
@@ -743,10 +798,10 @@ fn load_records_file(path: &Path, _ctx: &Context) -> CliResult<Source> {
             path.display()
         )));
     }
-    let bytes = read_file(path)?;
+    let reader = open_file(path)?;
     let mut info = empty_info(SourceKind::Records, vec![path.to_owned()]);
     let mut records = Vec::new();
-    parse_records(path, &bytes, &mut records, &mut info)?;
+    parse_records(path, reader, &mut records, &mut info)?;
     info.files = 1;
     Ok(finish(records, info))
 }
@@ -884,7 +939,7 @@ mod tests {
         let mut out = Vec::new();
         parse_records(Path::new("r.json"), format!(" [{rec},{rec}]").as_bytes(), &mut out, &mut info).unwrap();
         assert_eq!(out.len(), 2);
-        assert!(parse_records(Path::new("r.json"), b"[{]", &mut out, &mut info).is_err());
+        assert!(parse_records(Path::new("r.json"), &b"[{]"[..], &mut out, &mut info).is_err());
 
         // A byte order mark before a JSON array or the first JSON line.
         let mut info = empty_info(SourceKind::Records, vec![]);
@@ -892,5 +947,56 @@ mod tests {
         parse_records(Path::new("r.json"), format!("\u{feff}[{rec}]").as_bytes(), &mut out, &mut info).unwrap();
         parse_records(Path::new("r.jsonl"), format!("\u{feff}{rec}\n{rec}\n").as_bytes(), &mut out, &mut info).unwrap();
         assert_eq!((out.len(), info.skipped_lines), (3, 0));
+    }
+
+    /// A reader that hands out one byte at a time: every line and the byte order mark cross a buffer's end.
+    struct OneByte<'a>(&'a [u8]);
+
+    impl std::io::Read for OneByte<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let Some((&b, rest)) = self.0.split_first() else { return Ok(0) };
+            buf[0] = b;
+            self.0 = rest;
+            Ok(1)
+        }
+    }
+
+    #[test]
+    fn a_records_file_is_read_as_a_stream_with_the_files_line_numbers() {
+        // `--records` read the whole file into memory; and a journal task, tool or alert line written with
+        // spaces (Python's `json.dumps`) was counted as an unreadable call.
+        let rec = r#"{"timestamp":"2025-10-01T10:00:00Z","duration_us":5,"tokens":{"input":1,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":2,"reasoning":0},"metered":true,"outcome":{"status":"ok"},"dimensions":{}}"#;
+        let task = r#"{"v": 1, "task": {"timestamp": "2025-10-01T10:00:00Z"}}"#;
+        let alert = r#"{"v": 1, "budget_alert": {"budget": "b"}}"#;
+        let text = format!("\u{feff}\n  \n{rec}\n{task}\n{alert}\n   not json\n{rec}");
+        for one_byte in [false, true] {
+            let mut info = empty_info(SourceKind::Records, vec![]);
+            let mut out = Vec::new();
+            let bytes = text.as_bytes();
+            let result = if one_byte {
+                parse_records(
+                    Path::new("r.jsonl"),
+                    std::io::BufReader::with_capacity(1, OneByte(bytes)),
+                    &mut out,
+                    &mut info,
+                )
+            } else {
+                parse_records(Path::new("r.jsonl"), bytes, &mut out, &mut info)
+            };
+            result.unwrap();
+            assert_eq!(out.len(), 2, "one byte at a time: {one_byte}");
+            assert_eq!(info.skipped_lines, 1, "{:?}", info.skipped);
+            assert_eq!(info.skipped[0].line, 6, "the file's own line number");
+            let mut out = Vec::new();
+            let array = format!("\u{feff}\n [{rec},\n{rec}]");
+            parse_records(
+                Path::new("r.json"),
+                std::io::BufReader::with_capacity(1, OneByte(array.as_bytes())),
+                &mut out,
+                &mut info,
+            )
+            .unwrap();
+            assert_eq!(out.len(), 2);
+        }
     }
 }
