@@ -240,6 +240,30 @@ def check_compose(errors):
     print(f"[check-dashboards] deploy/docker-compose.yml: parses, {n} mounted paths checked")
 
 
+def check_generated(errors):
+    """The checked-in dashboards are what dashboards/generate.py makes: an edit to a JSON file alone would be
+    undone by the next run of the generator."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    src = os.path.join(ROOT, "dashboards")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = os.path.join(tmp, "dashboards")
+        shutil.copytree(src, work)
+        run = subprocess.run([sys.executable, os.path.join(work, "generate.py")], capture_output=True, text=True)
+        if run.returncode != 0:
+            errors.append(f"dashboards/generate.py failed: {run.stderr.strip()}")
+            return
+        for name in sorted(os.listdir(src)):
+            if not name.endswith(".json"):
+                continue
+            with open(os.path.join(src, name), "rb") as a, open(os.path.join(work, name), "rb") as b:
+                if a.read() != b.read():
+                    errors.append(f"dashboards/{name} differs from what dashboards/generate.py makes: edit the "
+                                  "generator and run it")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--prometheus")
@@ -285,6 +309,7 @@ def main():
         empty = check_prometheus(args.prometheus.rstrip("/"), items, args.time, errors)
         print(f"[check-dashboards] {len(items)} queries run against {args.prometheus}: {len(items) - empty} non-empty")
     check_compose(errors)
+    check_generated(errors)
     for e in errors:
         print(f"[check-dashboards] FAIL {e}", file=sys.stderr)
     if errors:
