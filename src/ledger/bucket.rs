@@ -493,7 +493,10 @@ impl Bucket {
             let o = self.add_pair(e.project.as_ref(), &e.session, &e.agg.core, e.agg.opp().as_ref(), caps);
             overflowed += u64::from(o);
         }
-        for (k, t) in other.tools {
+        // Most used first, as the others go by cost: past the cap, the rarest tools fold into `(other)`.
+        let mut tools: Vec<(Arc<str>, ToolAgg)> = other.tools.into_iter().collect();
+        tools.sort_by(|a, b| b.1.invocations.cmp(&a.1.invocations).then_with(|| a.0.cmp(&b.0)));
+        for (k, t) in tools {
             self.add_tool(&k, &t);
         }
         let mut pairs: Vec<SessionToolEntry> = other.session_tools.into_values().collect();
@@ -579,6 +582,25 @@ mod tests {
         assert_eq!(kept.len(), 24);
         assert_eq!(kept.first().copied(), Some("s-56"));
         assert_eq!(target.sessions[OTHER].core.calls, 16);
+    }
+
+    #[test]
+    fn merges_keep_the_most_used_tools() {
+        // Tools were merged in hash order: which kept a row past the cap did not follow how often they ran.
+        let mut target = Bucket::new(0, Tier::Hour, true);
+        let mut incoming = Bucket::new(0, Tier::Minute, false);
+        let names: Vec<Arc<str>> = (0..200).map(|i| Arc::from(format!("tool-{i:03}"))).collect();
+        for (i, n) in names.iter().enumerate() {
+            for _ in 0..=i {
+                incoming.add_tool(n, &ToolAgg { invocations: 1, ..ToolAgg::default() });
+            }
+        }
+        target.absorb(incoming);
+        assert_eq!(target.tools.len(), 129, "128 tools and (other)");
+        // The 128 most used (tool-072 .. tool-199) kept theirs.
+        assert!(names[72..].iter().all(|n| target.tools.contains_key(&**n)));
+        let folded: u64 = (1..=72).sum();
+        assert_eq!(target.tools[OTHER].invocations, folded);
     }
 
     #[test]
