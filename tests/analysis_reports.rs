@@ -475,6 +475,36 @@ fn an_hours_spike_baseline_covers_only_the_hours_it_reads() {
 }
 
 #[test]
+fn an_anomaly_is_never_blamed_on_the_overflow_row() {
+    // One call an hour for a week, then 400 calls from 400 new sessions in one hour: the hour bucket keeps 256
+    // sessions, and the other 144 fold into `(other)`, which held the most excess and was named the cause. It
+    // gathers unrelated sessions: a real one (each spiked alike) is named instead.
+    let rig = Rig::new(at(2026, 3, 8, 5, 0, 0));
+    let mut t = at(2026, 3, 1, 0, 0, 0);
+    while t < at(2026, 3, 8, 1, 0, 0) {
+        rig.add(Call::new(t + mins(5), SONNET).io(1_000, 100).agent("steady").session("regular"));
+        t += Duration::hours(1);
+    }
+    for i in 0..400 {
+        let name = format!("burst-{i:03}");
+        rig.add(
+            Call::new(at(2026, 3, 8, 1, 0, 0) + mins(i / 10), SONNET).io(1_000, 100).agent("steady").session(&name),
+        );
+    }
+    let r = rig.ledger.anomalies(Window::Last24Hours).unwrap();
+    use tokenmeter::analysis::{AnomalyMetric, Granularity};
+    let hour = r
+        .anomalies
+        .iter()
+        .find(|a| a.granularity == Granularity::Hour && a.metric == AnomalyMetric::Calls)
+        .expect("the 01:00 hour is an anomaly");
+    assert_eq!((hour.start, hour.value), (at(2026, 3, 8, 1, 0, 0), 400.0));
+    let spike = hour.spiked_by.as_ref().unwrap();
+    assert_eq!(spike.dimension, Dimension::Session, "{spike:?}");
+    assert!(spike.value.starts_with("burst-"), "{spike:?}");
+}
+
+#[test]
 fn a_days_spike_reads_its_baseline_from_the_day_buckets_when_it_starts_in_a_month_bucket() {
     // Agent "support" spends 100k tokens a day from January 1, all in project "helpdesk"; on February 9 a new
     // agent "batch" adds 400k in that project. The clock reads March 10 12:00: February 9's trailing week

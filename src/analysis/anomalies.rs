@@ -7,7 +7,7 @@ use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::ledger::calendar::{self, Grain};
-use crate::ledger::{AnomalyRule, Core, Dimension, Ledger, QueryError, Store, Tier, Window, WindowBounds};
+use crate::ledger::{AnomalyRule, Core, Dimension, Ledger, OTHER, QueryError, Store, Tier, Window, WindowBounds};
 
 /// Most anomalies reported (the latest first).
 pub const MAX_ANOMALIES: usize = 200;
@@ -105,30 +105,47 @@ pub struct AnomalyReport {
 
 const METRICS: [AnomalyMetric; 3] = [AnomalyMetric::Tokens, AnomalyMetric::Cost, AnomalyMetric::Calls];
 
-/// Sums per (dimension, value), and the total, over buckets starting in `[from, to)` no coarser than
-/// `coarsest`.
-type ByValue = (HashMap<(Dimension, String), Core>, Core);
+/// Sums per (dimension, value), and the total. Keyed by the store's own strings: a `String` per entry per bucket
+/// made a report of many anomalies allocate millions of times while holding the ledger.
+type ByValue<'s> = (HashMap<(Dimension, Option<&'s str>), Core>, Core);
 
-fn by_value(store: &Store, from: i64, to: i64, coarsest: Tier) -> Option<ByValue> {
-    let mut out: HashMap<(Dimension, String), Core> = HashMap::default();
-    let mut total = Core::default();
+/// Adds the buckets starting in `[from, to)` no coarser than `coarsest` into `into`: every value when `insert`,
+/// else only the values already there (a baseline needs only the values of the period it is for: summing all
+/// of a week's sessions built maps of tens of thousands of entries per anomaly). False when no bucket is there.
+fn add_by_value<'s>(
+    store: &'s Store,
+    from: i64,
+    to: i64,
+    coarsest: Tier,
+    into: &mut ByValue<'s>,
+    insert: bool,
+) -> bool {
+    let compound: Vec<Dimension> = Dimension::ALL.into_iter().filter(|d| d.is_compound()).collect();
+    let (out, total) = into;
+    let mut add = |key: (Dimension, Option<&'s str>), core: &Core| {
+        if insert {
+            out.entry(key).or_default().add(core);
+        } else if let Some(sum) = out.get_mut(&key) {
+            sum.add(core);
+        }
+    };
     let mut any = false;
     for b in store.buckets(from, to).filter(|b| b.tier <= coarsest) {
         any = true;
         total.add(&b.totals.core);
         for s in b.series.values() {
-            for d in Dimension::ALL.into_iter().filter(|d| d.is_compound()) {
-                out.entry((d, d.label(d.of_key(&s.key)))).or_default().add(&s.agg.core);
+            for &d in &compound {
+                add((d, d.of_key(&s.key)), &s.agg.core);
             }
         }
         for (k, a) in &b.sessions {
-            out.entry((Dimension::Session, k.to_string())).or_default().add(&a.core);
+            add((Dimension::Session, Some(&**k)), &a.core);
         }
         for (k, a) in &b.users {
-            out.entry((Dimension::User, k.to_string())).or_default().add(&a.core);
+            add((Dimension::User, Some(&**k)), &a.core);
         }
     }
-    any.then_some((out, total))
+    any
 }
 
 /// Which dimension names a spike when two values explain it equally (a new agent's calls are also a new
@@ -158,44 +175,70 @@ struct Period {
     base_periods: f64,
 }
 
-fn spike(store: &Store, p: &Period, metric: AnomalyMetric, at: i64) -> Option<Spike> {
-    let coarsest = match p.granularity {
-        Granularity::Day => Tier::Day,
-        Granularity::Hour => Tier::Hour,
-    };
-    let (now, now_total) = by_value(store, p.start, p.end, coarsest)?;
-    // The breakdown baseline reads the buckets that start inside the trailing range: where the range starts
-    // inside a coarser bucket (an hour's range starting mid-day in the day tier), that bucket is left out, and
-    // so are its periods (dividing by all of them read the baseline up to 23/24 of a day low per week).
-    let from = store.bucket_edge_at_or_after(p.base_from, at).min(p.start);
-    // Whole buckets of every tier from `from` on: the range has no partial bucket left to drop.
-    let (before, before_total) = by_value(store, from, p.start, Tier::Month).unwrap_or_default();
-    let covered = (p.start - from) as f64 / (p.start - p.base_from).max(1) as f64 * p.base_periods;
-    let periods = match p.granularity {
-        Granularity::Day => covered.round(),
-        Granularity::Hour => covered,
+/// A period's breakdown and its baseline's, read once for every metric that flagged the period.
+struct Breakdown<'s> {
+    now: ByValue<'s>,
+    before: ByValue<'s>,
+    periods: f64,
+}
+
+impl<'s> Breakdown<'s> {
+    fn of(store: &'s Store, p: &Period, at: i64) -> Option<Self> {
+        let coarsest = match p.granularity {
+            Granularity::Day => Tier::Day,
+            Granularity::Hour => Tier::Hour,
+        };
+        let mut now = ByValue::default();
+        if !add_by_value(store, p.start, p.end, coarsest, &mut now, true) {
+            return None;
+        }
+        // The breakdown baseline reads the buckets that start inside the trailing range: where the range starts
+        // inside a coarser bucket (an hour's range starting mid-day in the day tier), that bucket is left out, and
+        // so are its periods (dividing by all of them read the baseline up to 23/24 of a day low per week).
+        let from = store.bucket_edge_at_or_after(p.base_from, at).min(p.start);
+        // Whole buckets of every tier from `from` on: the range has no partial bucket left to drop.
+        let mut before: ByValue<'_> = (now.0.keys().map(|k| (*k, Core::default())).collect(), Core::default());
+        add_by_value(store, from, p.start, Tier::Month, &mut before, false);
+        let covered = (p.start - from) as f64 / (p.start - p.base_from).max(1) as f64 * p.base_periods;
+        let periods = match p.granularity {
+            Granularity::Day => covered.round(),
+            Granularity::Hour => covered,
+        }
+        .max(1.0);
+        Some(Breakdown { now, before, periods })
     }
-    .max(1.0);
-    // The period's overall growth: a value that only kept its usual share (the one provider, the main model)
-    // did not spike; the value whose metric exceeds its usual share of the period the most did.
-    let growth = {
-        let base = metric.of(&before_total) / periods;
-        if base > 0.0 { metric.of(&now_total) / base } else { f64::INFINITY }
-    };
-    now.into_iter()
-        .map(|(k, c)| {
-            let observed = metric.of(&c);
-            let baseline = before.get(&k).map_or(0.0, |b| metric.of(b) / periods);
-            let expected = if baseline > 0.0 && growth.is_finite() { baseline * growth } else { 0.0 };
-            (k, observed, baseline, observed - expected)
-        })
-        .filter(|(_, o, b, excess)| o > b && *excess > 0.0)
-        .max_by(|a, b| {
-            let tol = 1e-9 * a.3.abs().max(b.3.abs());
-            let by_excess = if (a.3 - b.3).abs() > tol { a.3.total_cmp(&b.3) } else { std::cmp::Ordering::Equal };
-            by_excess.then(priority(b.0.0).cmp(&priority(a.0.0))).then(b.0.1.cmp(&a.0.1))
-        })
-        .map(|((dimension, value), observed, baseline, _)| Spike { dimension, value, observed, baseline })
+
+    fn spike(&self, metric: AnomalyMetric) -> Option<Spike> {
+        let ((now, now_total), (before, before_total), periods) = (&self.now, &self.before, self.periods);
+        // The period's overall growth: a value that only kept its usual share (the one provider, the main model)
+        // did not spike; the value whose metric exceeds its usual share of the period the most did.
+        let growth = {
+            let base = metric.of(before_total) / periods;
+            if base > 0.0 { metric.of(now_total) / base } else { f64::INFINITY }
+        };
+        now.iter()
+            // `(other)` gathers values past a cap, unrelated to one another: it names no cause.
+            .filter(|((_, value), _)| *value != Some(OTHER))
+            .map(|(k, c)| {
+                let observed = metric.of(c);
+                let baseline = before.get(k).map_or(0.0, |b| metric.of(b) / periods);
+                let expected = if baseline > 0.0 && growth.is_finite() { baseline * growth } else { 0.0 };
+                (*k, observed, baseline, observed - expected)
+            })
+            .filter(|(_, o, b, excess)| o > b && *excess > 0.0)
+            .max_by(|a, b| {
+                let tol = 1e-9 * a.3.abs().max(b.3.abs());
+                let by_excess = if (a.3 - b.3).abs() > tol { a.3.total_cmp(&b.3) } else { std::cmp::Ordering::Equal };
+                let (la, lb) = (a.0.1.unwrap_or(a.0.0.none_label()), b.0.1.unwrap_or(b.0.0.none_label()));
+                by_excess.then(priority(b.0.0).cmp(&priority(a.0.0))).then(lb.cmp(&la))
+            })
+            .map(|((dimension, value), observed, baseline, _)| Spike {
+                dimension,
+                value: dimension.label(value),
+                observed,
+                baseline,
+            })
+    }
 }
 
 /// The fewest trailing periods (days, or the same hour of trailing days) a baseline is made of.
@@ -302,6 +345,8 @@ impl Ledger {
                 b.0.start.cmp(&a.0.start).then(a.0.granularity.cmp_key().cmp(&b.0.granularity.cmp_key()))
             });
             found.truncate(MAX_ANOMALIES);
+            // The tokens, cost and calls of one period often all flag it: its breakdowns are read once.
+            let mut breakdowns: HashMap<(i64, i64, u8), Option<Breakdown<'_>>> = HashMap::default();
             let anomalies = found
                 .into_iter()
                 .map(|(p, metric, value, baseline, threshold)| Anomaly {
@@ -313,7 +358,11 @@ impl Ledger {
                     baseline,
                     ratio: value / baseline,
                     threshold,
-                    spiked_by: spike(store, &p, metric, now),
+                    spiked_by: breakdowns
+                        .entry((p.start, p.end, p.granularity.cmp_key()))
+                        .or_insert_with(|| Breakdown::of(store, &p, now))
+                        .as_ref()
+                        .and_then(|b| b.spike(metric)),
                 })
                 .collect();
             Ok(AnomalyReport { window: WindowBounds::of(from, to), rule, anomalies })
