@@ -230,7 +230,7 @@ impl<'s> Breakdown<'s> {
                 let tol = 1e-9 * a.3.abs().max(b.3.abs());
                 let by_excess = if (a.3 - b.3).abs() > tol { a.3.total_cmp(&b.3) } else { std::cmp::Ordering::Equal };
                 let (la, lb) = (a.0.1.unwrap_or(a.0.0.none_label()), b.0.1.unwrap_or(b.0.0.none_label()));
-                by_excess.then(priority(b.0.0).cmp(&priority(a.0.0))).then(lb.cmp(&la))
+                by_excess.then(priority(b.0.0).cmp(&priority(a.0.0))).then(lb.cmp(la))
             })
             .map(|((dimension, value), observed, baseline, _)| Spike {
                 dimension,
