@@ -409,6 +409,27 @@ fn an_unbounded_ledger_keeps_every_session_a_bounded_one_folds_past_its_cap() {
 }
 
 #[test]
+fn an_all_time_window_lists_the_days_of_its_data() {
+    // `0001-01-01..9999-12-31`, a common "all time" range, is ~2.9M days: the summary and the cache report failed
+    // ("day rows over this window would be more than 100000"), though their figures need no row per day.
+    let rig = Rig::new(at(2026, 3, 8, 12, 0, 0));
+    rig.add(Call::new(at(2026, 3, 1, 10, 0, 0), SONNET).io(1_000, 100));
+    rig.add(Call::new(at(2026, 3, 5, 10, 0, 0), SONNET).io(1_000, 100).cache(5_000, 0));
+    let all = Window::range(
+        chrono::Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).unwrap(),
+        chrono::Utc.with_ymd_and_hms(9999, 12, 31, 0, 0, 0).unwrap(),
+    );
+    let s = rig.ledger.usage_summary(all).unwrap();
+    assert_eq!(s.calls, 2);
+    let days: Vec<_> = s.time_series.points.iter().map(|p| (p.timestamp, p.calls)).collect();
+    assert_eq!(days.len(), 8, "March 1 to March 8 (today): {days:?}");
+    assert_eq!((days[0].0, days[0].1), (at(2026, 3, 1, 0, 0, 0), 1));
+    assert_eq!(days[4].1, 1);
+    let cache = rig.ledger.cache_report(all).unwrap();
+    assert_eq!(cache.cache_metrics.total_cache_hits, 1);
+}
+
+#[test]
 fn anomalies_name_the_spike() {
     // Seven quiet days of 10 calls, then a day with 40 calls, 30 of them from agent "spiky".
     let start = at(2026, 3, 1, 10, 0, 0);

@@ -70,7 +70,8 @@ pub struct TimeSeries {
     /// `hour` for windows up to 48 hours (unless they reach back past the 35 days hourly totals are kept),
     /// else `day`.
     pub grain: TimeGrain,
-    /// Points, oldest first, empty grains included.
+    /// Points, oldest first, empty grains included (a window of more days than a series has rows, 100,000,
+    /// lists the days from its first record's to its last's or today).
     pub points: Vec<SeriesPoint>,
 }
 

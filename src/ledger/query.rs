@@ -1028,7 +1028,8 @@ impl Selection {
     }
 
     /// The series of a report over `[from, to)`: by hour for windows up to 48 hours, else by day; by day too
-    /// when the hours a short window needs are no longer kept (older than the hourly totals' 35 days).
+    /// when the hours a short window needs are no longer kept (older than the hourly totals' 35 days). A window
+    /// of more days than a series has rows lists the days from the first record's to the last's (or now's).
     pub(crate) fn report_series(
         &self,
         store: &Store,
@@ -1042,7 +1043,17 @@ impl Selection {
                 r => return r.map(|p| (TimeGrain::Hour, p)),
             }
         }
-        self.series(store, now, from, to, TimeGrain::Day).map(|p| (TimeGrain::Day, p))
+        match self.series(store, now, from, to, TimeGrain::Day) {
+            // A window far wider than the ledger's data (`0001-01-01..9999-12-31` for "all time"): more days than
+            // a series has rows. Its days before the first record and after the last are empty: the series
+            // spans the data's days (the window's figures are not cut; the empty rows are not listed).
+            Err(QueryError::Unsupported(_)) if let (Some(first), Some(last)) = (store.first_ts, store.last_ts) => {
+                let data_from = from.max(calendar::day_start(store.tz, first));
+                let data_to = to.min(calendar::grain_end(store.tz, calendar::Grain::Day, last.max(now)));
+                self.series(store, now, data_from, data_to.max(data_from), TimeGrain::Day).map(|p| (TimeGrain::Day, p))
+            }
+            r => r.map(|p| (TimeGrain::Day, p)),
+        }
     }
 }
 
