@@ -98,6 +98,7 @@ fn main() {
 /// The ledger's reports over the simulated morning: efficiency with its traffic-light band, the token breakdown per
 /// agent, cache performance, the top suggestions priced from the price book, and the forecast.
 fn print_analytics(meter: &TokenMeter) {
+    use tokenmeter::analysis::ForecastBasis;
     use tokenmeter::ledger::{Dimension, Window};
     let window = Window::Last24Hours;
     let (eff, cache, forecast) = match (
@@ -168,9 +169,11 @@ fn print_analytics(meter: &TokenMeter) {
     }
     // Two month-end figures appear below: this one (the forecast's rate) and each budget's `projected` (its
     // spend so far at its pace since the period began). They differ when the traffic did not run all period.
-    let basis = match forecast.history_days {
-        0 => "today's run rate: no full day of history yet".to_string(),
-        n => format!("trend over the last {n} full days"),
+    let basis = match forecast.basis {
+        ForecastBasis::RunRate => "today's run rate: no full day of history yet".to_string(),
+        ForecastBasis::Insufficient => "nothing yet: less than an hour of today and no full day".to_string(),
+        ForecastBasis::Mean => format!("the mean of {} full days", forecast.history_days),
+        _ => format!("trend over the last {} full days", forecast.history_days),
     };
     println!(
         "\nForecast ({:?}, {basis}): ${:.2}/day; this month ${:.2} so far, ${:.2} projected",

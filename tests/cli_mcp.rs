@@ -579,7 +579,8 @@ fn forecast_is_the_library_forecast() {
     // The history holds a call on claude-fable-9: counted in the JSON, and the text's dollars say so.
     assert_eq!(s["forecast"]["unpriced_calls"], 1);
     assert!(text.contains("month to date $") && text.contains(" + unpriced, projected month total $"), "{text}");
-    assert!(text.contains("(the month to date plus the trend"), "{text}");
+    assert!(text.contains("(the month to date plus the forecast"), "{text}");
+    assert!(text.contains("from a trend over 28 days of history"), "{text}");
 
     for (tf, days) in [("1h", 1), ("24h", 1), ("30d", 30), ("all", 30)] {
         let (s, _) = c.ok(json!({"operation": "forecast", "timeframe": tf}));

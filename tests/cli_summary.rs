@@ -213,7 +213,7 @@ fn one_call_reads_in_the_singular() {
     let text = run(&["--records", one, "--now", NOW, "optimize"]).ok().to_owned();
     assert!(text.contains("   1 call, $"), "{text}");
     let text = run(&["--records", one, "--now", "2025-10-02T12:00:00Z", "forecast"]).ok().to_owned();
-    assert!(text.lines().next().unwrap().ends_with(" over 1 day of history"), "{text}");
+    assert!(text.lines().next().unwrap().ends_with(" the mean of 1 full day of history"), "{text}");
     run(&["--records", one, "--now", NOW, "show", "nope"]).fails(1, "(1 session in the source, e.g. sess-alpha-1)");
 }
 

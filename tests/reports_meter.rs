@@ -186,8 +186,14 @@ fn reports_serialize_with_the_issue_field_names() {
     let a = serde_json::to_value(meter.anomalies(Window::Last7Days).unwrap()).unwrap();
     has(&a, &["anomalies", "rule"]);
 
+    // No full day and under an hour of today: nothing to forecast from (an empty fit read as $0 a day, certain).
+    let early = serde_json::to_value(meter.forecast(7, Some(50.0)).unwrap()).unwrap();
+    assert_eq!((early["basis"].as_str(), early["days"].as_array().map(Vec::len)), (Some("insufficient"), Some(0)));
+    assert_eq!(early["projected_month_total_usd"], early["month_to_date_usd"]);
+    clock.advance(Duration::hours(1));
     let f = serde_json::to_value(meter.forecast(7, Some(50.0)).unwrap()).unwrap();
-    has(&f, &["days", "trend", "projected_month_total_usd", "limit"]);
+    assert_eq!(f["basis"], "run_rate");
+    has(&f, &["days", "basis", "trend", "projected_month_total_usd", "limit"]);
     has(&f["days"][0], &["date", "cost_usd", "lower_usd", "upper_usd"]);
 
     let p = serde_json::to_value(meter.compare_periods(w).unwrap()).unwrap();

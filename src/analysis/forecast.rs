@@ -42,6 +42,22 @@ pub enum Trend {
     Flat,
 }
 
+/// What a forecast is made from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ForecastBasis {
+    /// A least-squares line over 3 or more full days, with its 90% prediction band.
+    #[default]
+    Trend,
+    /// The mean of one or two full days, half of it as the spread.
+    Mean,
+    /// No full day yet: today's run rate, once an hour of it has passed, half of it as the spread.
+    RunRate,
+    /// No full day and less than an hour of today seen: nothing to forecast from. `days` is empty, and the
+    /// month's projection is its spend so far.
+    Insufficient,
+}
+
 /// One forecast day.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ForecastDay {
@@ -84,6 +100,9 @@ pub struct Forecast {
     pub time_zone: String,
     /// Full days of history the trend was fitted on.
     pub history_days: u32,
+    /// What the forecast is made from. Absent (`trend`) in forecasts written before it was added.
+    #[serde(default)]
+    pub basis: ForecastBasis,
     /// The trend's direction.
     pub trend: Trend,
     /// The trend's slope, USD per day per day.
@@ -169,8 +188,9 @@ impl Ledger {
     /// Forecasts the next `days` days of spend from a linear trend over the last 28 full local days (fewer
     /// when the ledger is younger; under 3 days their mean, with half of it as the spread; with no full day
     /// yet, today's run rate since midnight or since the meter started today, once an hour of it has passed,
-    /// with the same spread), with a 90% band, this month's projected total, and, given a monthly `limit_usd`,
-    /// the day this month's spend would reach it (a limit of 0 by the first spend).
+    /// with the same spread; before that, no forecast days: [`ForecastBasis::Insufficient`]), with a 90% band,
+    /// this month's projected total, and, given a monthly `limit_usd`, the day this month's spend would reach it
+    /// (a limit of 0 by the first spend).
     pub fn forecast(&self, days: u32, limit_usd: Option<f64>) -> Result<Forecast, QueryError> {
         if days == 0 || days > MAX_FORECAST_DAYS {
             return Err(QueryError::InvalidArgument {
@@ -230,8 +250,16 @@ impl Ledger {
             };
             let tokens_per_usd = (spent_hist > 0.0).then(|| tokens_hist / spent_hist);
             let n = hist_cost.len() as f64;
+            let basis = match hist_cost.len() {
+                0 if run_rate => ForecastBasis::RunRate,
+                // Less than an hour of today and no full day: an empty fit would read as $0 a day, certain.
+                0 => ForecastBasis::Insufficient,
+                1 | 2 => ForecastBasis::Mean,
+                _ => ForecastBasis::Trend,
+            };
+            let horizon = if basis == ForecastBasis::Insufficient { 0 } else { i64::from(days) };
             // History is x = 0..n-1, so today is x = n and day k ahead is n + k.
-            let forecast_days: Vec<ForecastDay> = (1..=i64::from(days))
+            let forecast_days: Vec<ForecastDay> = (1..=horizon)
                 .map(|k| {
                     let x = n + k as f64;
                     let cost = cost_fit.at(x);
@@ -331,6 +359,7 @@ impl Ledger {
                 generated_at: calendar::utc(now),
                 time_zone: tz.name().to_owned(),
                 history_days: hist_cost.len() as u32,
+                basis,
                 trend,
                 slope_usd_per_day: cost_fit.b,
                 daily_average_usd: cost_fit.mean,

@@ -82,7 +82,9 @@ pub use efficiency::{
     Band, EfficiencyBreakdown, EfficiencyReport, EfficiencyScores, Impact, MAX_BREAKDOWN_ROWS, ScoreComponent,
     Suggestion, SuggestionType,
 };
-pub use forecast::{FORECAST_HISTORY_DAYS, Forecast, ForecastDay, LimitForecast, MAX_FORECAST_DAYS, Trend};
+pub use forecast::{
+    FORECAST_HISTORY_DAYS, Forecast, ForecastBasis, ForecastDay, LimitForecast, MAX_FORECAST_DAYS, Trend,
+};
 pub use scope::{ReportFilter, ReportScope};
 pub use summary::{Averages, Distributions, Percentiles, SeriesPoint, Share, TimeSeries, UnpricedUsage, UsageSummary};
 pub use time_of_day::{HourOfDay, TimeOfDayReport};

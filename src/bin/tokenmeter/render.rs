@@ -278,6 +278,21 @@ pub(crate) fn push_table(out: &mut String, title: &str, table: &Table, style: &S
     let _ = writeln!(out, "{table}\n");
 }
 
+/// What a forecast is made from, as a phrase: "a trend over 9 days of history", "today's run rate (…)".
+pub(crate) fn forecast_basis(f: &tokenmeter::analysis::Forecast) -> String {
+    use tokenmeter::analysis::ForecastBasis;
+    match f.basis {
+        ForecastBasis::Trend => format!("a trend over {} of history", count(u64::from(f.history_days), "day")),
+        ForecastBasis::Mean => format!("the mean of {} of history", count(u64::from(f.history_days), "full day")),
+        ForecastBasis::RunRate => "today's run rate (no full day of history yet)".to_owned(),
+        ForecastBasis::Insufficient => {
+            "nothing yet: no full day of history, and less than an hour of today (no days forecast; the month's \
+             projection is its spend so far)"
+                .to_owned()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -243,11 +243,11 @@ pub(crate) fn forecast_table(ctx: &Context, style: &Style, f: &Forecast) -> Stri
         Trend::Flat => "flat",
     };
     let mut out = format!(
-        "Forecast from {} ({}), trend {trend} ({}/day per day) over {} of history\n\n",
+        "Forecast from {} ({}), trend {trend} ({}/day per day), from {}\n\n",
         crate::render::local_time(f.generated_at, ctx.time_zone, "%Y-%m-%d %H:%M"),
         f.time_zone,
         usd(f.slope_usd_per_day),
-        count(u64::from(f.history_days), "day")
+        crate::render::forecast_basis(f)
     );
     // Every dollar figure is of priced calls: `+ unpriced` when calls on models without a price are left out.
     let priced = |v: f64| priced_usd(v, f.unpriced_calls, None);

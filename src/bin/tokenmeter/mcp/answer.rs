@@ -479,11 +479,11 @@ impl Call<'_> {
         let next: f64 = f.days.iter().map(|d| d.cost_usd).sum();
         let priced = |v: f64| priced_usd(v, f.unpriced_calls, None);
         let mut text = format!(
-            "Forecast from {} ({}), trend {trend} over {} of history: about {} over the next {}; month to date \
-             {}, projected month total {} (the month to date plus the trend for the rest of it).",
+            "Forecast from {} ({}), trend {trend}, from {}: about {} over the next {}; month to date {}, \
+             projected month total {} (the month to date plus the forecast for the rest of it).",
             crate::render::local_time(f.generated_at, self.ctx.time_zone, "%Y-%m-%d %H:%M"),
             f.time_zone,
-            crate::render::count(u64::from(f.history_days), "day"),
+            crate::render::forecast_basis(&f),
             priced(next),
             crate::render::count(u64::from(horizon_days), "day"),
             priced(f.month_to_date_usd),

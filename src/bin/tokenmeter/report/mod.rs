@@ -455,10 +455,11 @@ impl Report<'_> {
         // Of priced calls: `+ unpriced` when calls on models without a price are left out.
         let priced = |v: f64| priced_usd(v, f.unpriced_calls, None);
         let line = format!(
-            "Month to date {}, projected month total {}, daily average {}.",
+            "Month to date {}, projected month total {}, daily average {}; from {}.",
             priced(f.month_to_date_usd),
             priced(f.projected_month_total_usd),
-            priced(f.daily_average_usd)
+            priced(f.daily_average_usd),
+            crate::render::forecast_basis(f)
         );
         let rows = f
             .days
