@@ -1322,6 +1322,15 @@ fn query_filters_and_groups() {
     let r = rig.ledger.query(&Query::new(Window::Last24Hours).filter(Dimension::Session, "B")).unwrap();
     assert_eq!(r.totals.calls, 2);
     assert_eq!(r.totals.cost_usd, picos_to_usd(C3 + C4));
+    // The calls without a session by project: none is in a (project, session) pair, and all of them made one
+    // `(other)` row, the label of values past a cap. Refused, naming the report that has them.
+    let q = Query::new(Window::Last24Hours)
+        .filter(Dimension::Session, "(none)")
+        .group_by(GroupBy::Dimension(Dimension::Project));
+    match rig.ledger.query(&q) {
+        Err(tokenmeter::ledger::QueryError::Unsupported(why)) => assert!(why.contains("breakdown_tree"), "{why}"),
+        other => panic!("{other:?}"),
+    }
 
     let r = rig
         .ledger

@@ -892,6 +892,15 @@ impl Selection {
                     }
                 }
             }
+            // The calls without a session are in no (project, session) pair: every one of them fell to the
+            // `(other)` row, read as values past a cap.
+            (Dimension::Project, Selection::Session(s)) if **s == *Dimension::Session.none_label() => {
+                return Err(QueryError::Unsupported(
+                    "grouping the calls without a session by project: the ledger keeps projects per session only \
+                     for calls that have one; `breakdown_tree(project, session)` has each project's `(none)` row"
+                        .into(),
+                ));
+            }
             (Dimension::Project, Selection::Session(s)) => {
                 for b in buckets {
                     for e in b.project_sessions.values().filter(|e| *e.session == **s) {
