@@ -144,9 +144,10 @@ fn print_analytics(meter: &TokenMeter) {
             num(b.cache_read_tokens),
             num(b.output_tokens),
             Cell::new(match b.unpriced_calls {
-                0 => format!("${:.4}", b.cost_usd),
+                // The exact figure, rounded as the model table above rounds it.
+                0 => format!("{:.4}", b.cost_picos),
                 n if n >= b.calls => "n/a".into(),
-                _ => format!("${:.4} + n/a", b.cost_usd),
+                _ => format!("{:.4} + n/a", b.cost_picos),
             })
             .set_alignment(CellAlignment::Right),
             Cell::new(paint(b.band, format!("{:.0}", b.efficiency_score))).set_alignment(CellAlignment::Right),

@@ -167,6 +167,9 @@ pub struct EfficiencyBreakdown {
     pub total_tokens: u64,
     /// Cost in USD, of the priced calls.
     pub cost_usd: f64,
+    /// The same, exact, in pico-USD (absent, 0, in reports written before it was added).
+    #[serde(default)]
+    pub cost_picos: Money,
     /// Metered calls of a model the price book does not know: their tokens count above, their cost is not in
     /// `cost_usd` (never guessed).
     pub unpriced_calls: u64,
@@ -251,6 +254,9 @@ pub struct EfficiencyReport {
     pub calls: u64,
     /// Spend in the window, USD, of the priced calls.
     pub cost_usd: f64,
+    /// The same, exact, in pico-USD (absent, 0, in reports written before it was added).
+    #[serde(default)]
+    pub cost_picos: Money,
     /// Metered calls in the window with no price: not in `cost_usd`.
     pub unpriced_calls: u64,
     /// The scores of the whole window.
@@ -515,6 +521,7 @@ impl Ledger {
                         cache_read_tokens: t.cache_read,
                         total_tokens: t.total(),
                         cost_usd: a.core.cost.as_usd(),
+                        cost_picos: a.core.cost,
                         unpriced_calls: a.core.unpriced_calls,
                         efficiency_score: s.overall,
                         band: s.band,
@@ -531,6 +538,7 @@ impl Ledger {
                 group_by,
                 calls: total.core.calls,
                 cost_usd: total.core.cost.as_usd(),
+                cost_picos: total.core.cost,
                 unpriced_calls: total.core.unpriced_calls,
                 efficiency_scores: EfficiencyScores::of(&total),
                 breakdowns,
