@@ -52,11 +52,21 @@ fn a_flush_made_on_the_flushing_thread_returns() {
     let clock = ManualClock::new(chrono::DateTime::parse_from_rfc3339("2026-03-14T09:00:00Z").unwrap().to_utc());
     // A directory where the day's file should be: every append fails, and the writer warns.
     std::fs::create_dir(dir.path().join("tokenmeter-2026-03-14.jsonl")).unwrap();
-    // A port nothing listens on: every post fails at once, and the delivery thread warns.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hook", closed.local_addr().unwrap());
-    drop(closed);
-    let hook = WebhookConfig::new(url).with_timeout(Duration::from_secs(2)).with_max_retries(0);
+    // A hook that closes every connection unanswered: every post fails, and the delivery thread warns. The first
+    // is held until the call below has queued all four alerts (a port nothing listened on failed the first post
+    // before the next alert was queued, now and then, and that warning's flush found nothing queued).
+    let hook_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", hook_listener.local_addr().unwrap());
+    let (release, released) = channel::<()>();
+    std::thread::spawn(move || {
+        for (n, conn) in hook_listener.incoming().enumerate() {
+            if n == 0 {
+                let _ = released.recv_timeout(Duration::from_secs(30));
+            }
+            drop(conn);
+        }
+    });
+    let hook = WebhookConfig::new(url).with_timeout(Duration::from_secs(20)).with_max_retries(0);
     let meter = TokenMeter::builder()
         .with_clock(clock)
         .with_journal(JournalConfig::new(dir.path()).with_fsync(FsyncPolicy::EveryRecord).with_replay(false))
@@ -74,6 +84,7 @@ fn a_flush_made_on_the_flushing_thread_returns() {
         // $0.45 on haiku-4-5 ($1 a million input tokens): four thresholds crossed, four alerts queued at once.
         let _call = info_span!("chat", gen_ai.request.model = "claude-haiku-4-5", input_tokens = 450_000u64).entered();
     });
+    release.send(()).unwrap();
 
     let mut seen = Vec::new();
     while !(seen.iter().any(|(what, _)| *what == "journal") && seen.iter().any(|(what, _)| *what == "webhook")) {
@@ -87,6 +98,14 @@ fn a_flush_made_on_the_flushing_thread_returns() {
     assert_eq!(other.1, "Ok(())", "another meter's journal flushes from this writer thread: {seen:?}");
     let webhook = seen.iter().find(|(what, _)| *what == "webhook").unwrap();
     assert_eq!(webhook.1, "false", "alerts still queued, none deliverable while the delivery thread waits: {seen:?}");
+    // Five alerts (four thresholds and the projected overrun), a warning for each failed post, made after the
+    // failure is counted: each warning's flush finds later alerts queued (false at once, on its own thread), the
+    // last one's finds none left (true).
+    while seen.iter().filter(|(what, _)| *what == "webhook").count() < 5 {
+        seen.push(rx.recv_timeout(Duration::from_secs(30)).expect("a warning per alert"));
+    }
+    let webhook: Vec<&str> = seen.iter().filter(|(what, _)| *what == "webhook").map(|(_, r)| r.as_str()).collect();
+    assert_eq!(webhook, ["false", "false", "false", "false", "true"], "{seen:?}");
 
     // The threads were not stuck: the application's own flushes return (the journal reports the failed writes).
     let (done_tx, done_rx) = channel();
