@@ -94,7 +94,7 @@ pub enum Compression {
 /// | compression | [`with_compression`](Self::with_compression) | `OTEL_EXPORTER_OTLP_[METRICS_]COMPRESSION` = `gzip` \| `none` | none |
 /// | interval | [`with_interval`](Self::with_interval) | `OTEL_METRIC_EXPORT_INTERVAL` (ms) | 60 s |
 /// | temporality | [`with_temporality`](Self::with_temporality) | `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` = `cumulative` \| `delta` \| `lowmemory` | cumulative |
-/// | service name | [`with_service_name`](Self::with_service_name), else a `service.name` [`with_resource_attribute`](Self::with_resource_attribute) | `OTEL_SERVICE_NAME`, else `service.name` in `OTEL_RESOURCE_ATTRIBUTES` | `unknown_service` |
+/// | service name | [`with_service_name`](Self::with_service_name), else a `service.name` [`with_resource_attribute`](Self::with_resource_attribute) | `OTEL_SERVICE_NAME`, else `service.name` in `OTEL_RESOURCE_ATTRIBUTES` | `unknown_service:` and the executable's name |
 /// | resource | [`with_resource_attribute`](Self::with_resource_attribute) | `OTEL_RESOURCE_ATTRIBUTES` = `k1=v1,k2=v2` | none |
 ///
 /// With the HTTP protocol a *base* endpoint (the builder's, or `OTEL_EXPORTER_OTLP_ENDPOINT`) gets `/v1/metrics`
@@ -456,7 +456,7 @@ impl OtlpConfig {
             .or(builder_service)
             .or_else(|| get(env::OTEL_SERVICE_NAME))
             .or(resource_service)
-            .unwrap_or_else(|| "unknown_service".to_owned());
+            .unwrap_or_else(unknown_service);
 
         Ok(OtlpSettings {
             protocol,
@@ -687,6 +687,17 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// The resource semantic conventions' fallback when no service name is given: `unknown_service:` and the
+/// process's executable name (`unknown_service:support-bot`), or `unknown_service` alone when it has none. Two
+/// applications without a name were one Prometheus `job`, `unknown_service`, on every dashboard and alert.
+fn unknown_service() -> String {
+    let exe = std::env::current_exe().ok();
+    match exe.as_deref().and_then(std::path::Path::file_name).and_then(|n| n.to_str()).filter(|n| !n.is_empty()) {
+        Some(name) => format!("unknown_service:{name}"),
+        None => "unknown_service".to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -723,7 +734,10 @@ mod tests {
         assert_eq!(s.timeout, Duration::from_secs(10));
         assert_eq!(s.interval, Duration::from_secs(60));
         assert_eq!(s.temporality, Temporality::Cumulative);
-        assert_eq!(s.service_name, "unknown_service");
+        // The semantic conventions' fallback: `unknown_service:` and the executable's name (this test binary's).
+        let exe = std::env::current_exe().unwrap();
+        let exe = exe.file_name().unwrap().to_str().unwrap();
+        assert_eq!(s.service_name, format!("unknown_service:{exe}"));
         let s = resolve(&OtlpConfig::new().with_protocol(Protocol::Grpc), &[]).unwrap();
         assert_eq!(s.endpoint, "http://localhost:4317");
     }
