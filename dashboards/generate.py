@@ -28,18 +28,22 @@ MIN_STEP = "1m"  # the default export interval: see Board.add
 # present before the start keep `increase()`; one with a single sample in a short range still counts nothing, as
 # before. The presence test looks back a day rather than Prometheus's 5-minute lookback: after a gap in the
 # exports (a collector down for half an hour) a series was taken for born and counted its whole running total.
-RANGE_INCREASE = re.compile(r"increase\(([^()\[\]]+)\[\$__range\]\)")
+# The same for the bars' `increase(X[$__interval])`: a process's first sample of a counter is its first export,
+# a minute after it started, and an alert fired before then made that sample 1, which the bar did not count.
+RANGE_INCREASE = re.compile(r"increase\(([^()\[\]]+)\[\$(__range|__interval)\]\)")
 
 
-def present_before_range(series):
-    return f"last_over_time({series}[1d] offset $__range)"
+def present_before(series, window="$__range"):
+    return f"last_over_time({series}[1d] offset {window})"
 
 
 def count_born_series(expr):
-    return RANGE_INCREASE.sub(
-        lambda m: f"((increase({m[1]}[$__range]) and {present_before_range(m[1])}) "
-                  f"or (last_over_time({m[1]}[$__range]) unless {present_before_range(m[1])}))",
-        expr)
+    def born(m):
+        series, window = m[1], "$" + m[2]
+        before = present_before(series, window)
+        return (f"((increase({series}[{window}]) and {before}) "
+                f"or (last_over_time({series}[{window}]) unless {before}))")
+    return RANGE_INCREASE.sub(born, expr)
 
 UIDS = {
     "overview": "tokenmeter-overview",

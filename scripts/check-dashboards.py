@@ -240,6 +240,45 @@ def check_compose(errors):
     print(f"[check-dashboards] deploy/docker-compose.yml: parses, {n} mounted paths checked")
 
 
+def check_born_series(promtool, errors):
+    """The "Budget alerts fired" bars count a counter series born inside a bar: its first export is its first
+    sample, and an alert fired before it made that sample 1, which `increase()` alone counts as nothing. Run with
+    promtool's expression tests on the panel's own query (one-hour bars)."""
+    import tempfile
+
+    expr = None
+    for _, dash in dashboards():
+        for p in panels(dash):
+            if p["title"] == "Budget alerts fired":
+                expr = substitute(p["targets"][0]["expr"], dict(DEFAULT_VARS, __interval="1h"))
+    if expr is None:
+        errors.append("no \"Budget alerts fired\" panel to check")
+        return
+    labels = 'job="bot", tokenmeter_budget="daily", tokenmeter_alert="threshold_crossed"'
+    series = "tokenmeter_budget_alerts_total{" + labels + "}"
+    out = "{" + labels + "}"
+    test = {
+        "evaluation_interval": "1m",
+        "tests": [
+            # Born at 1h30m with one alert already fired, another at 2h40m; a bar at 2h holds the first alert,
+            # the bar at 3h the second.
+            {"interval": "1m", "input_series": [{"series": series, "values": "_x90 1x69 2x30"}],
+             "promql_expr_test": [
+                 {"expr": expr, "eval_time": "2h", "exp_samples": [{"labels": out, "value": 1}]},
+                 {"expr": expr, "eval_time": "3h", "exp_samples": [{"labels": out, "value": 1}]},
+             ]},
+        ],
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "born_test.yml")
+        with open(path, "w") as f:
+            yaml.safe_dump(test, f)
+        run = subprocess.run([promtool, "test", "rules", path], capture_output=True, text=True)
+        if run.returncode != 0:
+            errors.append(f"\"Budget alerts fired\" does not count an alert exported in a series' first sample: "
+                          f"{(run.stdout + run.stderr).strip()}")
+
+
 def check_generated(errors):
     """The checked-in dashboards are what dashboards/generate.py makes: an edit to a JSON file alone would be
     undone by the next run of the generator."""
@@ -304,6 +343,7 @@ def main():
         errors.append(f"promtool not found at {args.promtool} (scripts/otlp-stack.sh install)")
     else:
         check_syntax(args.promtool, items, errors)
+        check_born_series(args.promtool, errors)
     print(f"[check-dashboards] {n_panels} panels, {len(items)} queries checked with promtool")
     if args.prometheus:
         empty = check_prometheus(args.prometheus.rstrip("/"), items, args.time, errors)
