@@ -212,6 +212,30 @@ fn output_to_a_pipe_or_device_writes_into_it() {
 }
 
 #[test]
+fn output_to_dev_stdout_appends_where_stdout_goes() {
+    // `report -o /dev/stdout >> run.log`: /dev/stdout resolves to run.log, a regular file, and the report was
+    // renamed over it, losing what the log held.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("run.log");
+    std::fs::write(&log, "earlier line\n").unwrap();
+    let appending = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let fixture = cli_support::fixture("claude_code");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tokenmeter"));
+    cli_support::clean_env(&mut cmd, home.path());
+    let status = cmd
+        .args(["-q", "--claude-code", &fixture, "--now", cli_support::NOW, "report", "--format", "json"])
+        .args(["-o", "/dev/stdout"])
+        .stdout(appending)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.starts_with("earlier line\n{"), "{text:.200}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left");
+}
+
+#[test]
 fn unpriced_calls_are_marked_in_every_cost_column() {
     // claude-fable-9 has no price: a row holding its call never reads as a plain dollar amount.
     let md = cc(&["report", "--type", "detailed"]).ok().to_owned();

@@ -316,12 +316,32 @@ fn reads_from<'s>(source: &'s Source, path: &Path) -> Option<&'s Path> {
 /// Writes `bytes` to `path`: into a new temporary file of a random name beside it (created, never opened if
 /// something is already there, so a link planted at a name guessed in advance is never written through), synced,
 /// then renamed over `path`. A write that fails part way leaves the earlier file (or none), never a cut one, and
-/// no temporary file. What is there and not a regular file (`/dev/stdout`, `/dev/null`, a pipe such as `>(gzip)`'s)
-/// is written to as it is: a rename would put a regular file in the device's place (as root), or fail.
+/// no temporary file. What is there and not a regular file (`/dev/null`, a pipe such as `>(gzip)`'s) is written to as
+/// it is: a rename would put a regular file in the device's place (as root), or fail; so are the process's own
+/// descriptors (`/dev/stdout`, `/dev/fd/N`), whatever they are redirected to.
 fn replace_file(path: &Path, bytes: &[u8]) -> CliResult {
     use std::io::Write as _;
     let shown = path;
     let fail = |e: std::io::Error| CliError::data(format!("cannot write {}: {e}", shown.display()));
+    // The process's own standard output or error, whatever it is redirected to: `-o /dev/stdout >> run.log`
+    // resolves to `run.log`, a regular file, which the rename below would replace (losing what it held).
+    let own =
+        |p: &Path| p == Path::new("/dev/stdout") || p == Path::new("/proc/self/fd/1") || p == Path::new("/dev/fd/1");
+    if own(path) {
+        let mut out = std::io::stdout().lock();
+        return out.write_all(bytes).and_then(|()| out.flush()).map_err(fail);
+    }
+    if path == Path::new("/dev/stderr") || path == Path::new("/proc/self/fd/2") || path == Path::new("/dev/fd/2") {
+        let mut err = std::io::stderr().lock();
+        return err.write_all(bytes).and_then(|()| err.flush()).map_err(fail);
+    }
+    // Another descriptor of this process (`/dev/fd/3`): appended to, never renamed over or rewritten from its
+    // start.
+    let descriptor = path.starts_with("/dev/fd") || path.starts_with("/proc/self/fd");
+    if descriptor {
+        let mut file = std::fs::OpenOptions::new().append(true).open(path).map_err(fail)?;
+        return file.write_all(bytes).and_then(|()| file.flush()).map_err(fail);
+    }
     // Through a symbolic link to the file it names (a rename would replace the link itself), keeping that
     // file's permissions.
     let resolved = std::fs::canonicalize(path).ok();
