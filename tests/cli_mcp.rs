@@ -599,6 +599,22 @@ fn forecast_is_the_library_forecast() {
 }
 
 #[test]
+fn a_forecast_with_nothing_to_go_on_states_no_figure() {
+    // 40 minutes into the first record's day, nothing before it: the text read "about $0.00 over the next 7
+    // days" and "not reached this month", as if forecast.
+    let dir = tempfile::tempdir().unwrap();
+    let budgets = dir.path().join("budgets.toml");
+    std::fs::write(&budgets, BUDGETS).unwrap();
+    let budgets = budgets.to_string_lossy().into_owned();
+    let mut c = Client::over_records(dir.path(), "2025-08-01T00:40:00Z", &["--budgets", &budgets]);
+    let (s, text) = c.ok(json!({"operation": "forecast"}));
+    assert_eq!(s["forecast"]["basis"], "insufficient", "{s}");
+    assert!(!text.contains("over the next"), "{text}");
+    assert!(text.contains("from nothing yet: no full day of history"), "{text}");
+    assert!(text.contains(": not reached so far; nothing to project yet."), "{text}");
+}
+
+#[test]
 fn compare_is_the_library_period_comparison() {
     let dir = tempfile::tempdir().unwrap();
     let l = ledger();

@@ -466,3 +466,29 @@ fn a_window_ending_inside_a_day_bucket_keeps_its_own_length() {
         assert!(p["timestamp"].as_str().unwrap() < "2025-10-02T12:00:00Z", "{p}");
     }
 }
+
+#[test]
+fn a_forecast_with_nothing_to_go_on_says_so() {
+    // No full day of history and 30 minutes of today: the forecast read "$0.00" a day, a projected month total of
+    // the spend so far, and a budget "not reached this month", as if those were forecasts.
+    let dir = tempfile::tempdir().unwrap();
+    let record = serde_json::json!({
+        "timestamp": "2026-03-10T00:10:00Z", "duration_us": 1_000_000, "model": "claude-haiku-4-5",
+        "provider": "anthropic", "metered": true, "outcome": {"status": "ok"}, "dimensions": {},
+        "tokens": {"input": 1_000_000, "cache_read": 0, "cache_write_5m": 0, "cache_write_1h": 0, "output": 0,
+                   "reasoning": 0}
+    });
+    let file = dir.path().join("r.jsonl");
+    std::fs::write(&file, format!("{record}\n")).unwrap();
+    let args = ["--records", file.to_str().unwrap(), "--now", "2026-03-10T00:30:00Z", "forecast", "--budget", "5"];
+    let text = run(&args).ok().to_owned();
+    assert!(text.lines().next().unwrap().ends_with("from nothing yet: no full day of history, and less than an hour of today (no days forecast; the month's projection is its spend so far)"), "{text}");
+    let row = |name: &str| text.lines().find(|l| l.contains(name)).unwrap_or_default().to_owned();
+    assert!(row("daily average").contains(" - "), "{text}");
+    assert!(row("projected month total").contains(" - "), "{text}");
+    assert!(row("month to date").contains("$1.00"), "{text}");
+    assert!(row("budget reached").contains("not so far; nothing to project yet"), "{text}");
+    let v = run(&[&args[..], &["--format", "json"]].concat()).json();
+    assert_eq!(v["forecast"]["basis"], "insufficient", "{v}");
+    assert_eq!(v["forecast"]["days"].as_array().map(Vec::len), Some(0));
+}

@@ -1,7 +1,7 @@
 //! `cache-report`, `optimize`, `forecast`, `compare`: one library report each.
 
 use serde::Serialize;
-use tokenmeter::analysis::{CacheReport, Comparison, EfficiencyReport, Forecast, Trend};
+use tokenmeter::analysis::{CacheReport, Comparison, EfficiencyReport, Forecast, ForecastBasis, Trend};
 use tokenmeter::ledger::{Query, Window};
 
 use super::{heading, window};
@@ -251,10 +251,13 @@ pub(crate) fn forecast_table(ctx: &Context, style: &Style, f: &Forecast) -> Stri
     );
     // Every dollar figure is of priced calls: `+ unpriced` when calls on models without a price are left out.
     let priced = |v: f64| priced_usd(v, f.unpriced_calls, None);
+    let insufficient = f.basis == ForecastBasis::Insufficient;
+    // Nothing to forecast from: no average or projection ($0.00 would read as a forecast).
+    let unknown = |v: f64| if insufficient { num("-") } else { num(priced(v)) };
     let mut t = style.table(["figure", "value"]);
-    t.add_row(vec!["daily average".into(), num(priced(f.daily_average_usd))]);
+    t.add_row(vec!["daily average".into(), unknown(f.daily_average_usd)]);
     t.add_row(vec!["month to date".into(), num(priced(f.month_to_date_usd))]);
-    t.add_row(vec!["projected month total".into(), num(priced(f.projected_month_total_usd))]);
+    t.add_row(vec!["projected month total".into(), unknown(f.projected_month_total_usd)]);
     if let Some(l) = &f.limit {
         t.add_row(vec!["monthly budget".into(), num(usd(l.limit_usd))]);
         // Coloured through the table (escape codes in the text would count as columns).
@@ -264,6 +267,7 @@ pub(crate) fn forecast_table(ctx: &Context, style: &Style, f: &Forecast) -> Stri
             }
             (true, _, _) => num("already reached"),
             (false, Some(d), Some(n)) => num(format!("on {d} ({})", crate::render::days_from_today(n))),
+            _ if insufficient => num("not so far; nothing to project yet"),
             _ => num("not this month"),
         };
         t.add_row(vec!["budget reached".into(), when]);

@@ -6,7 +6,9 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
-use tokenmeter::analysis::{CacheMetrics, Comparison, EfficiencyReport, EfficiencyScores, Forecast, Share, Trend};
+use tokenmeter::analysis::{
+    CacheMetrics, Comparison, EfficiencyReport, EfficiencyScores, Forecast, ForecastBasis, Share, Trend,
+};
 use tokenmeter::budget::{BudgetAmount, BudgetLimit, BudgetPeriod, BudgetScope, BudgetState};
 use tokenmeter::ledger::{
     Dimension, GroupBy, Ledger, Query, QueryError, QueryResult, TimeGrain, TokenFigures, WindowBounds,
@@ -478,17 +480,29 @@ impl Call<'_> {
         };
         let next: f64 = f.days.iter().map(|d| d.cost_usd).sum();
         let priced = |v: f64| priced_usd(v, f.unpriced_calls, None);
-        let mut text = format!(
-            "Forecast from {} ({}), trend {trend}, from {}: about {} over the next {}; month to date {}, \
-             projected month total {} (the month to date plus the forecast for the rest of it).",
-            crate::render::local_time(f.generated_at, self.ctx.time_zone, "%Y-%m-%d %H:%M"),
-            f.time_zone,
-            crate::render::forecast_basis(&f),
-            priced(next),
-            crate::render::count(u64::from(horizon_days), "day"),
-            priced(f.month_to_date_usd),
-            priced(f.projected_month_total_usd)
-        );
+        let insufficient = f.basis == ForecastBasis::Insufficient;
+        let mut text = if insufficient {
+            // No figure for the days ahead: "about $0" would read as a forecast.
+            format!(
+                "Forecast from {} ({}), from {}. Month to date {}.",
+                crate::render::local_time(f.generated_at, self.ctx.time_zone, "%Y-%m-%d %H:%M"),
+                f.time_zone,
+                crate::render::forecast_basis(&f),
+                priced(f.month_to_date_usd)
+            )
+        } else {
+            format!(
+                "Forecast from {} ({}), trend {trend}, from {}: about {} over the next {}; month to date {}, \
+                 projected month total {} (the month to date plus the forecast for the rest of it).",
+                crate::render::local_time(f.generated_at, self.ctx.time_zone, "%Y-%m-%d %H:%M"),
+                f.time_zone,
+                crate::render::forecast_basis(&f),
+                priced(next),
+                crate::render::count(u64::from(horizon_days), "day"),
+                priced(f.month_to_date_usd),
+                priced(f.projected_month_total_usd)
+            )
+        };
         if f.unpriced_calls > 0 {
             text.push_str(&format!(
                 " Not in the cost: {} of the history or this month on models without a price.",
@@ -501,6 +515,7 @@ impl Call<'_> {
                 (false, Some(d), Some(n)) => {
                     format!("reached on {d} ({})", crate::render::days_from_today(n))
                 }
+                _ if insufficient => "not reached so far; nothing to project yet".to_owned(),
                 _ => "not reached this month".to_owned(),
             };
             text.push_str(&format!(" Monthly budget {}: {when}.", usd(l.limit_usd)));
