@@ -210,6 +210,15 @@ fn an_option_recorded_with_debug_is_its_value_in_every_field() {
     assert!(call.cost.is_some(), "priced");
     assert!(!call.outcome.is_error(), "{:?}", call.outcome);
     assert_eq!(h.meter.capture_stats().rejected_values, 0);
+
+    // A value of the longest length kept stays whole inside `Some("…")`: the rendering had room for 4 bytes around
+    // it, and `Some("` and `")` are 8 (past the labels' 256 bytes, with a longer dimension limit).
+    let h = Harness::with(|b| b.with_max_dimension_len(1_024));
+    let long = "p".repeat(1_024);
+    h.run(|| {
+        let _s = info_span!("chat", model = "claude-haiku-4-5", input_tokens = 1u64, project = ?Some(&long)).entered();
+    });
+    assert_eq!(h.seen.only_call().dimensions.project.as_deref(), Some(long.as_str()));
 }
 
 #[test]

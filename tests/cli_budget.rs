@@ -224,8 +224,11 @@ fn calls_stamped_ahead_of_the_clock_and_long_scope_values_count() {
         "tokens": {"input": 1_000_000, "cache_read": 0, "cache_write_5m": 0, "cache_write_1h": 0, "output": 0,
                    "reasoning": 0}
     });
+    // And one whose duration reaches back before 1970 (corrupt): it counts now too, as `summary` counts it.
+    let mut corrupt = record.clone();
+    corrupt["duration_us"] = serde_json::json!(u64::MAX);
     let file = dir.path().join("records.jsonl");
-    std::fs::write(&file, format!("{record}\n")).unwrap();
+    std::fs::write(&file, format!("{record}\n{corrupt}\n")).unwrap();
     let budgets = dir.path().join("budgets.toml");
     std::fs::write(&budgets, format!("[budgets.deep]\nlimit_usd = 100\nscope = {{ project = \"{project}\" }}\n"))
         .unwrap();
@@ -233,7 +236,7 @@ fn calls_stamped_ahead_of_the_clock_and_long_scope_values_count() {
     let run = cli_support::run(&[&args[..], &["--format", "json"]].concat());
     let v = run.json();
     let deep = &v["budgets"][0];
-    assert_eq!((deep["spent"]["picos"].as_u64(), &deep["calls"]), (Some(1_000_000_000_000), &1.into()), "{deep}");
+    assert_eq!((deep["spent"]["picos"].as_u64(), &deep["calls"]), (Some(2_000_000_000_000), &2.into()), "{deep}");
     assert_eq!(run.stderr, "", "-q says nothing");
 }
 

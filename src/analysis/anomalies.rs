@@ -135,7 +135,8 @@ fn add_by_value<'s>(
         total.add(&b.totals.core);
         for s in b.series.values() {
             for &d in &compound {
-                add((d, d.of_key(&s.key)), &s.agg.core);
+                // No value and the text `(none)` are one row, as the query's grouping shows them.
+                add((d, Some(d.of_key(&s.key).unwrap_or(d.none_label()))), &s.agg.core);
             }
         }
         for (k, a) in &b.sessions {
@@ -229,7 +230,7 @@ impl<'s> Breakdown<'s> {
             .max_by(|a, b| {
                 let tol = 1e-9 * a.3.abs().max(b.3.abs());
                 let by_excess = if (a.3 - b.3).abs() > tol { a.3.total_cmp(&b.3) } else { std::cmp::Ordering::Equal };
-                let (la, lb) = (a.0.1.unwrap_or(a.0.0.none_label()), b.0.1.unwrap_or(b.0.0.none_label()));
+                let (la, lb) = (a.0.1.unwrap_or_default(), b.0.1.unwrap_or_default());
                 by_excess.then(priority(b.0.0).cmp(&priority(a.0.0))).then(lb.cmp(la))
             })
             .map(|((dimension, value), observed, baseline, _)| Spike {
@@ -345,8 +346,9 @@ impl Ledger {
                 b.0.start.cmp(&a.0.start).then(a.0.granularity.cmp_key().cmp(&b.0.granularity.cmp_key()))
             });
             found.truncate(MAX_ANOMALIES);
-            // The tokens, cost and calls of one period often all flag it: its breakdowns are read once.
-            let mut breakdowns: HashMap<(i64, i64, u8), Option<Breakdown<'_>>> = HashMap::default();
+            // The tokens, cost and calls of one period often all flag it: its breakdowns are read once. The list is
+            // sorted by period, so the last one read is the only one kept (each holds two maps of sums).
+            let mut last: Option<((i64, i64, u8), Option<Breakdown<'_>>)> = None;
             let anomalies = found
                 .into_iter()
                 .map(|(p, metric, value, baseline, threshold)| Anomaly {
@@ -358,11 +360,13 @@ impl Ledger {
                     baseline,
                     ratio: value / baseline,
                     threshold,
-                    spiked_by: breakdowns
-                        .entry((p.start, p.end, p.granularity.cmp_key()))
-                        .or_insert_with(|| Breakdown::of(store, &p, now))
-                        .as_ref()
-                        .and_then(|b| b.spike(metric)),
+                    spiked_by: {
+                        let key = (p.start, p.end, p.granularity.cmp_key());
+                        if last.as_ref().is_none_or(|(k, _)| *k != key) {
+                            last = Some((key, Breakdown::of(store, &p, now)));
+                        }
+                        last.as_ref().and_then(|(_, b)| b.as_ref()).and_then(|b| b.spike(metric))
+                    },
                 })
                 .collect();
             Ok(AnomalyReport { window: WindowBounds::of(from, to), rule, anomalies })

@@ -542,7 +542,8 @@ impl Visit for FieldVisitor<'_> {
             return;
         }
         // `%value` and `?value` arrive here; render once, bounded.
-        let mut text = BoundedString::new(MAX_LABEL_LEN.max(self.max_dim_len).saturating_add(4));
+        // Room for `Some("` and `")` around a value of the longest kept length.
+        let mut text = BoundedString::new(MAX_LABEL_LEN.max(self.max_dim_len).saturating_add(8));
         let _ = fmt::write(&mut text, format_args!("{value:?}"));
         // An `Option` recorded with `?` (`#[instrument]` records an `Option<String>` argument so) is its value:
         // `None` is no value, `Some("acme")` is `acme`. Left as text, `error.type = ?None` failed the call and

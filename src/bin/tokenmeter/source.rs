@@ -716,8 +716,17 @@ fn parse_stream(path: &Path, mut reader: impl BufRead, out: &mut Vec<CallRecord>
         }
     };
     if first == Some(b'[') {
-        let records: Vec<CallRecord> = serde_json::from_reader(reader)
-            .map_err(|e| CliError::data(format!("{}: not a JSON array of call records: {e}", path.display())))?;
+        let records: Vec<CallRecord> = serde_json::from_reader(reader).map_err(|e| {
+            // The reader starts after the blank lines skipped above: the error's line is the file's from there.
+            let said = e.to_string();
+            let what = said.rsplit_once(" at line ").map_or(said.as_str(), |(what, _)| what);
+            let at = if e.line() > 0 {
+                format!(" at line {} column {}", e.line() as u64 + lines_before, e.column())
+            } else {
+                String::new()
+            };
+            CliError::data(format!("{}: not a JSON array of call records: {what}{at}", path.display()))
+        })?;
         info.lines_read += records.len() as u64;
         out.extend(records);
         return Ok(());
@@ -940,6 +949,9 @@ mod tests {
         parse_records(Path::new("r.json"), format!(" [{rec},{rec}]").as_bytes(), &mut out, &mut info).unwrap();
         assert_eq!(out.len(), 2);
         assert!(parse_records(Path::new("r.json"), &b"[{]"[..], &mut out, &mut info).is_err());
+        // The error names the file's line, blank lines before the array counted.
+        let err = parse_records(Path::new("r.json"), &b"\n\n[\n{]"[..], &mut out, &mut info).unwrap_err();
+        assert!(err.to_string().contains(" at line 4 column 2"), "{err}");
 
         // A byte order mark before a JSON array or the first JSON line.
         let mut info = empty_info(SourceKind::Records, vec![]);

@@ -62,7 +62,15 @@ pub(crate) fn evaluate(
             // minute. The journal's replay would leave out one more than an hour ahead, and say so on stderr.
             if r.ended_at_unix_nanos() > now_ns {
                 let duration_ns = i64::try_from(r.duration_us).unwrap_or(i64::MAX / 1_000).saturating_mul(1_000);
-                r.timestamp = chrono::DateTime::from_timestamp_nanos(now_ns.saturating_sub(duration_ns));
+                let start = now_ns.saturating_sub(duration_ns);
+                if start >= 0 {
+                    r.timestamp = chrono::DateTime::from_timestamp_nanos(start);
+                } else {
+                    // A duration reaching back before 1970 (a corrupt one): the replay refuses such a start, so
+                    // the call is made to start and end now.
+                    r.timestamp = ctx.now;
+                    r.duration_us = 0;
+                }
             }
             r
         })
