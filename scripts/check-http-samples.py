@@ -8,7 +8,9 @@ clock, so every figure is fixed). This script builds that example, starts it on 
 what it prints with the block, byte for byte but for the `date:` header's value. Exits 1 listing every
 difference, 0 when all match. Needs curl and python3; builds into $CARGO_TARGET_DIR when set.
 
-Usage: scripts/check-http-samples.py [FILE...]   (default: README.md docs/http.md)
+Usage: scripts/check-http-samples.py [--write] [FILE...]   (default: README.md docs/http.md)
+
+--write replaces each sample that differs with what the server printed (review the diff before committing).
 """
 
 import difflib
@@ -55,8 +57,19 @@ def normalize(text):
     return re.sub(r"(?mi)^date: .*$", "date: (any)", text)
 
 
+def write_back(path, line, expected, got):
+    """Replaces the printed lines of the sample whose command is at `line` (1-based) with `got`."""
+    full = os.path.join(ROOT, path)
+    lines = open(full, encoding="utf-8").read().split("\n")
+    n = len(expected.split("\n")) if expected else 0
+    lines[line:line + n] = got.split("\n") if got else []
+    open(full, "w", encoding="utf-8").write("\n".join(lines))
+
+
 def main():
-    files = sys.argv[1:] or ["README.md", "docs/http.md"]
+    args = sys.argv[1:]
+    write = "--write" in args
+    files = [a for a in args if a != "--write"] or ["README.md", "docs/http.md"]
     found = [(f, *s) for f in files for s in samples(os.path.join(ROOT, f))]
     if len(found) < 10:
         sys.exit(f"found only {len(found)} curl samples in {', '.join(files)}")
@@ -80,6 +93,7 @@ def main():
         if not base.startswith("http://127.0.0.1:"):
             sys.exit(f"the example server printed {base!r} instead of its address")
         failures = []
+        rewrites = []
         for path, line, command, expected in found:
             try:
                 run = subprocess.run(
@@ -97,6 +111,13 @@ def main():
             if got != want:
                 diff = "\n".join(list(difflib.unified_diff(want.split("\n"), got.split("\n"), lineterm=""))[2:40])
                 failures.append(f"{path}:{line}: `{command}` answered something else:\n{diff}")
+                printed = run.stdout.replace(base, SAMPLE_BASE).replace("\r\n", "\n").rstrip("\n")
+                rewrites.append((path, line, expected, printed))
+        if write:
+            # Bottom up, so that earlier samples' line numbers stay where they were.
+            for path, line, expected, printed in sorted(rewrites, key=lambda r: (r[0], r[1]), reverse=True):
+                write_back(path, line, expected, printed)
+            print(f"rewrote {len(rewrites)} samples")
         for f in failures:
             print(f, end="\n\n")
         print(f"{len(found) - len(failures)} of {len(found)} HTTP samples match what the server answers")
