@@ -573,6 +573,65 @@ pub(super) mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+        /// Any text in every string field (escapes, every plane, lengths across the inline buffer's), any counts
+        /// and any instant chrono writes: the hand-written line is serde_json's, byte for byte.
+        #[test]
+        fn any_record_is_written_as_serde_json_writes_it(
+            texts in proptest::collection::vec(proptest::option::of("(?s).{0,80}|[\"\\\\\u{0}-\u{1f}é日🎉]{0,40}"), 12),
+            counts in proptest::collection::vec(proptest::prelude::any::<u64>(), 8),
+            picos in proptest::prelude::any::<u128>(),
+            secs in -62_000_000_000i64..250_000_000_000,
+            nanos in 0u32..2_000_000_000,
+            flags in proptest::prelude::any::<[bool; 4]>(),
+        ) {
+            let a = |i: usize| texts[i].as_deref().map(Arc::<str>::from);
+            let Some(timestamp) = DateTime::from_timestamp(secs, nanos) else { return Ok(()) };
+            let mut r = full();
+            r.timestamp = timestamp;
+            r.duration_us = counts[0];
+            r.time_to_first_token_us = flags[0].then_some(counts[1]);
+            r.model = a(0);
+            r.provider = a(1);
+            r.operation = a(2);
+            r.request_id = a(3);
+            r.service_tier = a(4);
+            r.speed = a(5);
+            r.streaming = Some(flags[1]);
+            r.metered = flags[2];
+            r.tokens = TokenUsage {
+                input: counts[2],
+                cache_read: counts[3],
+                cache_write_5m: counts[4],
+                cache_write_1h: counts[5],
+                output: counts[6],
+                reasoning: counts[7],
+            };
+            r.web_search_requests = counts[1] % 100_001;
+            r.outcome = match a(6) {
+                Some(error_type) => Outcome::Error { error_type },
+                None => Outcome::Ok,
+            };
+            r.dimensions.session = a(7);
+            r.dimensions.user = a(8);
+            r.dimensions.task = a(9);
+            r.dimensions.extra = match (a(10), a(11)) {
+                (Some(k), Some(v)) => vec![(k, v)],
+                _ => Vec::new(),
+            };
+            if let Some(c) = &mut r.cost {
+                c.total = Money::from_picos(picos);
+                c.cache_read = Money::from_picos(picos / 3);
+                c.long_context = flags[3];
+            }
+            if !flags[3] {
+                r.cost = None;
+            }
+            proptest::prop_assert_eq!(ours(&r), serde_line(&r));
+        }
+    }
+
     #[test]
     fn every_control_character_is_escaped_as_serde_json_does() {
         for c in (0u8..0x80).map(char::from).chain(['\u{80}', '\u{2028}', '\u{fffd}']) {
