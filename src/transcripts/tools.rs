@@ -117,9 +117,19 @@ fn count_tool_uses(
     // tool_use id -> tool name; and the ids whose result was an error.
     let mut calls: BTreeMap<String, String> = BTreeMap::new();
     let mut failed: Vec<String> = Vec::new();
+    let mut buf = Vec::new();
     for file in files {
-        let Ok(bytes) = std::fs::read(&file.path) else { continue };
-        for line in bytes.split(|&b| b == b'\n') {
+        // Read a line at a time: a session's transcript can be hundreds of megabytes. A file that cannot be read
+        // now was read by the loader a moment ago (which reports one it cannot); it is left out here.
+        let Ok(f) = std::fs::File::open(&file.path) else { continue };
+        let mut reader = std::io::BufReader::with_capacity(256 * 1024, f);
+        loop {
+            buf.clear();
+            match std::io::BufRead::read_until(&mut reader, b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            let line = buf.as_slice();
             if marker.find(line).is_none() {
                 continue;
             }
