@@ -42,7 +42,9 @@ fn main() -> ExitCode {
     }
 
     let meter = TokenMeter::builder().build();
-    // The fmt layer gets its own filter, so RUST_LOG never hides call spans from the meter.
+    // The fmt layer gets its own filter, so RUST_LOG never hides call spans from the meter; beside it the meter's
+    // layer has its own too (`filtered_layer`), or the `trace!` callsites fmt's filter turns off (hyper's,
+    // reqwest's) would be made and dispatched for the whole process.
     let fmt_filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::registry()
         .with(
@@ -51,7 +53,7 @@ fn main() -> ExitCode {
                 .with_span_events(FmtSpan::CLOSE)
                 .with_filter(fmt_filter),
         )
-        .with(meter.layer())
+        .with(meter.filtered_layer())
         .init();
 
     let client = match ClaudeClient::from_env() {

@@ -13,8 +13,16 @@ fn rust_blocks(markdown: &str) -> Vec<(usize, String)> {
     let mut blocks = Vec::new();
     let mut lines = markdown.lines().enumerate();
     while let Some((n, line)) = lines.next() {
-        if line.starts_with("```rust") {
-            let body: Vec<&str> = lines.by_ref().map(|(_, l)| l).take_while(|l| !l.starts_with("```")).collect();
+        // A fence indented under a list item too (its lines carry the same indent, taken off here): those were
+        // never compiled.
+        let indent = line.len() - line.trim_start().len();
+        if line.trim_start().starts_with("```rust") {
+            let body: Vec<&str> = lines
+                .by_ref()
+                .map(|(_, l)| l)
+                .take_while(|l| !l.trim_start().starts_with("```"))
+                .map(|l| l.get(indent..).filter(|_| l[..indent].trim().is_empty()).unwrap_or(l.trim_start()))
+                .collect();
             blocks.push((n + 1, body.join("\n")));
         }
     }
@@ -59,12 +67,45 @@ old.shutdown().expect("journal, webhook and OTLP finished"); // outside the lock
 drop(old);
 }
 
+/// README "Budgets", alerts: a callback, and a webhook (feature `webhook`).
+#[cfg(feature = "webhook")]
+fn alert_sinks() {
+    use tokenmeter::TokenMeter;
+    use tokenmeter::budget::{Budget, BudgetLimit};
+    let budget = || Budget::new("acme-monthly", BudgetLimit::usd(500.0).unwrap());
+    {
+let budget = budget();
+let meter = TokenMeter::builder()
+    .with_budget(budget)
+    .with_budget_alert_callback(|alert| eprintln!("{alert}"))
+    .build();
+// budget `acme-monthly` (tenant=acme, month): 90% threshold crossed: spent $452.10 of $500.00 (90%),
+// projected $528.96; resets at 2026-04-01T04:00:00Z
+    }
+    {
+let budget = budget();
+use std::time::Duration;
+use tokenmeter::budget::WebhookConfig;
+
+let meter = TokenMeter::builder()
+    .with_budget(budget)
+    .with_webhook(
+        WebhookConfig::new("https://hooks.example.com/budget")
+            .with_header("Authorization", "Bearer …")
+            .with_max_retries(5)
+            .with_backoff(Duration::from_secs(1), Duration::from_secs(60)),
+    )
+    .build();
+    }
+}
+
 pub fn quick_start() -> R {
 use tracing_subscriber::prelude::*;
 
 let meter = tokenmeter::TokenMeter::builder().build();
 tracing_subscriber::registry().with(tracing_subscriber::fmt::layer()).with(meter.layer()).init();
 let by_model = meter.model_usage(); // later, anywhere: calls, tokens by kind, cost, unpriced calls per model
+meter.shutdown()?; // once, before exit: with a journal, webhook or OTLP, their last records are written and sent
 Ok(())
 }
 
@@ -131,6 +172,8 @@ pub fn streaming(model: &str, send_streaming_request: impl FnOnce() -> Result<re
 use std::io::Read;
 use tokenmeter::instrument::{self, StreamAccumulator};
 
+// `model` and `send_streaming_request()` are yours: the model id, and the request of the example above with
+// "stream": true in its body (a `reqwest::blocking::Response`)
 let span = instrument::claude_span("chat", model, true);
 let _entered = span.enter();
 // Made before sending, so time to first token includes the round trip.
@@ -156,7 +199,10 @@ if !content_type.to_ascii_lowercase().starts_with("text/event-stream") {
             Ok(0) => break, // end of body
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+            // blocking reqwest reports a read timeout as `Other`, around a `reqwest::Error`
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut
+                || e.get_ref().and_then(|i| i.downcast_ref::<reqwest::Error>()).is_some_and(|r| r.is_timeout()) =>
+            {
                 stream.fail("timeout");
                 break;
             }
@@ -306,14 +352,14 @@ Ok(())
 
 pub fn journal() -> R {
 use tokenmeter::TokenMeter;
-use tokenmeter::journal::{FsyncPolicy, JournalConfig};
+use tokenmeter::journal::JournalConfig;
 
 let meter = TokenMeter::builder()
     .with_budgets_file("budgets.toml")?
     .with_journal(JournalConfig::new("/var/lib/myapp/tokenmeter"))
     .try_build()?;
-// … at shutdown:
-meter.flush()?;
+// … at shutdown: the journal's last records written and synced (and the webhook's and OTLP's last sends)
+meter.shutdown()?;
 Ok(())
 }
 
@@ -337,7 +383,7 @@ Ok(())
 }
 
 pub fn metric_attributes() -> R {
-use tokenmeter::export::otlp::{MetricAttributes, MetricDimension};
+use tokenmeter::export::otlp::MetricAttributes;
 
 let attributes = MetricAttributes::new()
     .with_agent()                      // gen_ai.agent.name
@@ -345,21 +391,22 @@ let attributes = MetricAttributes::new()
     .with_named_dimension("team")      // a dimension added with TokenMeterBuilder::with_dimension("team")
     .with_max_series(500)              // attribute sets per metric family (default 500, at most 999)
     .with_max_value_len(128);          // bytes per attribute value (default 128)
-let _ = MetricDimension::Agent;
 Ok(())
 }
 
 pub fn http_serve() -> R {
 use tokenmeter::http::{HttpConfig, SessionTenants};
+use tracing_subscriber::prelude::*;
 
 let tenants = SessionTenants::default(); // remembers each session's tenant, for tenant-bound keys
 let meter = tokenmeter::TokenMeter::builder().with_sink(tenants.clone()).build();
+tracing_subscriber::registry().with(meter.layer()).init(); // the layer first: `serve` takes the meter
 let config = HttpConfig::new()                  // 127.0.0.1:8787 unless told otherwise
     .with_api_key(std::env::var("TOKENMETER_API_KEY").unwrap())
     .with_tenant_key(std::env::var("ACME_API_KEY").unwrap(), "acme")
     .with_session_tenants(tenants);
-// Either: let app: axum::Router = tokenmeter::http::router(meter.clone(), config.clone());
-let server = tokenmeter::http::serve(meter, config).unwrap();
+// Either: let app: tokenmeter::http::axum::Router = tokenmeter::http::router(meter.clone(), config.clone());
+let server = tokenmeter::http::serve(meter, config).unwrap(); // keep `server`: dropping it stops the server
 println!("http://{}", server.local_addr());
 // …
 server.shutdown();
