@@ -230,8 +230,6 @@ def check_compose(errors):
                 p = os.path.normpath(os.path.join(os.path.dirname(compose_path), src))
                 if not os.path.exists(p):
                     errors.append(f"deploy/docker-compose.yml: service {sname}: {src} does not exist ({p})")
-        for cfg in svc.get("configs", []) or []:
-            pass
     for path in glob.glob(os.path.join(ROOT, "dashboards", "provisioning", "**", "*.yml"), recursive=True) + glob.glob(
         os.path.join(ROOT, "deploy", "*.yml")
     ):

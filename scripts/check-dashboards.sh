@@ -2,11 +2,20 @@
 # Checks the dashboards, the compose file and the alert rules. With the OTLP stack up (scripts/e2e.sh calls this
 # after the e2e suites exported their workloads), every dashboard query must also return data from Prometheus.
 #
-# Usage: scripts/check-dashboards.sh [extra scripts/check-dashboards.py args, e.g. --set job=my-service]
+# Usage: scripts/check-dashboards.sh [--require-prometheus] [scripts/check-dashboards.py args: --set job=my-service]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PROM_URL="http://127.0.0.1:${TOKENMETER_PROMETHEUS_PORT:-9090}"
 args=()
+if [ "${1:-}" = "--require-prometheus" ]; then
+    # From scripts/e2e.sh: the stack is meant to be up, and a Prometheus that is not must fail the run rather than
+    # skip the queries' data check.
+    shift
+    curl -fsS "$PROM_URL/-/ready" >/dev/null || {
+        echo "[check-dashboards] Prometheus is not up at $PROM_URL, and --require-prometheus was given" >&2
+        exit 1
+    }
+fi
 if curl -fsS "$PROM_URL/-/ready" >/dev/null 2>&1; then
     # Every query sets a 1m min step, so `$__rate_interval` is 4m, as Grafana would send it: the e2e suites'
     # meters have shut down by now, and that window still holds two of their samples.

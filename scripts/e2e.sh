@@ -41,4 +41,4 @@ TOKENMETER_E2E=1 cargo test --all-features "${suites[@]}" -- --ignored "$@"
 
 # Dashboards and alert rules (issue 7): schema, units, promtool, and every dashboard query non-empty against
 # the Prometheus the suites above exported into (tests/e2e_dashboards.rs also checks figures exactly).
-./scripts/check-dashboards.sh
+./scripts/check-dashboards.sh --require-prometheus

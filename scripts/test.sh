@@ -75,12 +75,18 @@ fi
 step "examples"
 quickstart_out="$(mktemp -t tokenmeter-quickstart.XXXXXX)"
 cargo run --quiet --example quickstart >"$quickstart_out"
-grep -q "TOTAL" "$quickstart_out"
+# The simulated morning is fixed (a manual clock, fixed traffic): its total row is known. A changed figure is a
+# changed price, capture or ledger, to explain in the CHANGELOG and README's sample before updating this line.
+grep -Eq 'TOTAL +┆ +126 ┆ 632,283 ┆ +572,392 ┆ +181,868 ┆ 65,654 ┆ \$5\.6682 ┆ +\$1\.7615 ┆' "$quickstart_out" || {
+    echo "quickstart's TOTAL row is not the known one:" >&2
+    grep TOTAL "$quickstart_out" >&2 || cat "$quickstart_out" >&2
+    exit 1
+}
 echo "quickstart ok ($(wc -l <"$quickstart_out") lines)"
 rm -f "$quickstart_out"
-# Without ANTHROPIC_API_KEY the HTTP example explains what to set and exits 0 (its client code is exercised
-# against a local server by tests/instrument_http.rs).
-env -u ANTHROPIC_API_KEY cargo run --quiet --example claude_http >/dev/null
+# Without ANTHROPIC_API_KEY the HTTP example explains what to set, sends nothing and exits 0 (its client code is
+# exercised against a local server by tests/instrument_http.rs).
+env -u ANTHROPIC_API_KEY cargo run --quiet --example claude_http | grep -q "Nothing was sent."
 
 step "documentation samples (HTTP)"
 # README.md's and docs/http.md's curl samples against the example server they were captured from. (The CLI

@@ -647,7 +647,14 @@ fn a_falling_forecasts_band_is_around_its_line_not_the_zero_it_is_clamped_to() {
     }
     let f = rig.ledger.forecast(12, None).unwrap();
     assert_eq!(f.trend, Trend::Falling);
-    let line = |k: usize| f.days[0].cost_usd + f.slope_usd_per_day * k as f64;
+    // The least-squares line through the ten days, worked out here (history x = 0..9, tomorrow x = 11).
+    let ys: Vec<f64> = (0..10).map(|i| 19.0 - f64::from(i) + noise[i as usize]).collect();
+    let ybar = ys.iter().sum::<f64>() / 10.0;
+    let slope = (0..10).map(|i| (f64::from(i) - 4.5) * (ys[i as usize] - ybar)).sum::<f64>()
+        / (0..10).map(|i| (f64::from(i) - 4.5).powi(2)).sum::<f64>();
+    let intercept = ybar - slope * 4.5;
+    close(f.slope_usd_per_day, slope);
+    let line = |k: usize| intercept + slope * (11 + k) as f64;
     assert!(line(0) > 0.0, "the first day is above zero: {f:#?}");
     let mut widths = Vec::new();
     for (k, d) in f.days.iter().enumerate() {

@@ -642,22 +642,21 @@ fn web_searches_are_priced_when_records_are_priced_again() {
 #[cfg(target_os = "linux")]
 fn no_transcripts_found_says_which_folders_could_not_be_read() {
     // Only folders that could not be listed: "no transcripts" without the reason sent one looking at the wrong
-    // thing. Root lists any folder it owns whatever its mode; /proc/1/map_files is refused to a process without
-    // CAP_SYS_ADMIN, as in this project's containers (where it can be read, there is nothing to show here).
-    if std::fs::read_dir("/proc/1/map_files").and_then(|d| d.collect::<std::io::Result<Vec<_>>>()).is_ok() {
-        eprintln!("skipped: /proc/1/map_files can be listed here");
-        return;
-    }
+    // thing. Root lists any folder it owns whatever its mode (and /proc/1/map_files, used here before, whenever it
+    // has CAP_SYS_ADMIN, when this test skipped itself): a link to itself can be listed by no one.
     let dir = tempfile::tempdir().unwrap();
     let projects = dir.path().join("projects");
     std::fs::create_dir_all(&projects).unwrap();
-    std::os::unix::fs::symlink("/proc/1/map_files", projects.join("-home-dev-app")).unwrap();
+    let looped = projects.join("-home-dev-app");
+    std::os::unix::fs::symlink(&looped, &looped).unwrap();
+    let reason = std::fs::read_dir(&looped).expect_err("a link to itself cannot be listed").to_string();
+    let reason = reason.split(" (os error").next().unwrap_or_default().to_owned();
     let root = dir.path().to_str().unwrap();
     run(&["--claude-code", root, "--now", NOW, "summary"]).fails(
         1,
         &format!(
-            "no Claude Code transcripts (.jsonl files) under {root}; 1 folder below could not be read: \
-             {}/-home-dev-app: Permission denied",
+            "no Claude Code transcripts (.jsonl files) under {root}; 1 folder or file below could not be read: \
+             {}/-home-dev-app: {reason}",
             projects.display()
         ),
     );

@@ -71,6 +71,7 @@ fn reads_the_same_calls_dimensions_and_outcomes_as_the_unfiltered_layer() {
             assert_eq!(meter.ledger().query(&q).unwrap().totals.calls, 2, "{dimension:?}, filtered: {filtered}");
         }
         let team: Vec<_> = calls(&run).iter().map(|c| c.dimensions.extra.clone()).collect();
+        assert_eq!(team.len(), 2, "both calls reached the sink: {team:?}");
         assert!(team.iter().all(|e| e.len() == 1 && &*e[0].0 == "team" && &*e[0].1 == "search"), "{team:?}");
     }
 }

@@ -162,7 +162,7 @@ pub fn discover_all(paths: &[PathBuf]) -> Result<Vec<TranscriptFile>, Transcript
 }
 
 /// [`discover_all`] with [`discover_reporting`]'s leniency: folders below the given ones that cannot be read
-/// are left out and returned with the reason.
+/// (and entries that cannot be stat'ed) are left out and returned with the reason.
 pub fn discover_all_reporting(
     paths: &[PathBuf],
 ) -> Result<(Vec<TranscriptFile>, Vec<UnreadableFile>), TranscriptError> {
@@ -197,7 +197,8 @@ fn lossy(s: &OsStr) -> String {
 }
 
 /// Collects the `.jsonl` files under `dir`; `parts` are the folder names from the projects root down to it. A
-/// folder below the root that cannot be read goes to `skipped`; only the root itself is an error.
+/// folder below the root that cannot be read, or an entry that cannot be stat'ed (a link loop), goes to
+/// `skipped`; only the root itself is an error.
 fn walk(
     dir: &Path,
     parts: &mut Vec<String>,
@@ -231,8 +232,17 @@ fn walk(
     entries.sort_by_key(std::fs::DirEntry::file_name);
     for entry in entries {
         let path = entry.path();
-        // Follows symlinks; an entry that vanished or cannot be stat'ed is skipped.
-        let Ok(meta) = std::fs::metadata(&path) else { continue };
+        // Follows symlinks. An entry that vanished (or a link whose target did) is skipped; one that cannot be
+        // stat'ed for another reason (a link loop, a folder it may not enter) is reported, as an unlistable
+        // folder is.
+        let meta = match std::fs::metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                skipped.push(UnreadableFile { path, error: e.to_string() });
+                continue;
+            }
+        };
         let name = lossy(&entry.file_name());
         if meta.is_dir() {
             parts.push(name);

@@ -578,8 +578,11 @@ fn load_claude_code(dir: &Path, ctx: &Context) -> CliResult<Source> {
         // The folders left out may be why: say so here, since no report (and no warning under it) follows.
         if let Some(first) = unreadable_dirs.first() {
             let n = unreadable_dirs.len();
-            let (folders, more) =
-                if n == 1 { ("folder", String::new()) } else { ("folders", format!(" (first of {n})")) };
+            let (folders, more) = if n == 1 {
+                ("folder or file", String::new())
+            } else {
+                ("folders or files", format!(" (first of {n})"))
+            };
             message.push_str(&format!(
                 "; {n} {folders} below could not be read{more}: {}: {}",
                 first.path.display(),
