@@ -463,6 +463,15 @@ fn anomalies_name_the_spike() {
     assert!(r.anomalies.iter().any(|a| a.granularity == tokenmeter::analysis::Granularity::Hour));
 }
 
+/// The report's anomaly of one granularity and metric.
+fn anomaly(
+    r: &tokenmeter::analysis::AnomalyReport,
+    granularity: tokenmeter::analysis::Granularity,
+    metric: tokenmeter::analysis::AnomalyMetric,
+) -> Option<&tokenmeter::analysis::Anomaly> {
+    r.anomalies.iter().find(|a| a.granularity == granularity && a.metric == metric)
+}
+
 #[test]
 fn an_hours_spike_baseline_covers_only_the_hours_it_reads() {
     // One call an hour from agent "steady" for a week, and one from "other"; then at 01:00 on March 8, ten
@@ -482,11 +491,7 @@ fn an_hours_spike_baseline_covers_only_the_hours_it_reads() {
     rig.add(Call::new(at(2026, 3, 8, 1, 30, 0), SONNET).io(1_000, 100).agent("other"));
     let r = rig.ledger.anomalies(Window::Last24Hours).unwrap();
     use tokenmeter::analysis::{AnomalyMetric, Granularity};
-    let hour = r
-        .anomalies
-        .iter()
-        .find(|a| a.granularity == Granularity::Hour && a.metric == AnomalyMetric::Calls)
-        .expect("the 01:00 hour is an anomaly");
+    let hour = anomaly(&r, Granularity::Hour, AnomalyMetric::Calls).expect("the 01:00 hour is an anomaly");
     assert_eq!(hour.start, at(2026, 3, 8, 1, 0, 0));
     assert_eq!((hour.value, hour.baseline), (11.0, 2.0));
     let spike = hour.spiked_by.as_ref().unwrap();
@@ -514,11 +519,7 @@ fn an_anomaly_is_never_blamed_on_the_overflow_row() {
     }
     let r = rig.ledger.anomalies(Window::Last24Hours).unwrap();
     use tokenmeter::analysis::{AnomalyMetric, Granularity};
-    let hour = r
-        .anomalies
-        .iter()
-        .find(|a| a.granularity == Granularity::Hour && a.metric == AnomalyMetric::Calls)
-        .expect("the 01:00 hour is an anomaly");
+    let hour = anomaly(&r, Granularity::Hour, AnomalyMetric::Calls).expect("the 01:00 hour is an anomaly");
     assert_eq!((hour.start, hour.value), (at(2026, 3, 8, 1, 0, 0), 400.0));
     let spike = hour.spiked_by.as_ref().unwrap();
     assert_eq!(spike.dimension, Dimension::Session, "{spike:?}");
@@ -540,11 +541,7 @@ fn a_days_spike_reads_its_baseline_from_the_day_buckets_when_it_starts_in_a_mont
     rig.add(Call::new(at(2026, 2, 9, 13, 0, 0), SONNET).io(360_000, 40_000).agent("batch").project("helpdesk"));
     let r = rig.ledger.anomalies(Window::Last30Days).unwrap();
     use tokenmeter::analysis::{AnomalyMetric, Granularity};
-    let day = r
-        .anomalies
-        .iter()
-        .find(|a| a.granularity == Granularity::Day && a.metric == AnomalyMetric::Tokens)
-        .expect("February 9 is an anomaly");
+    let day = anomaly(&r, Granularity::Day, AnomalyMetric::Tokens).expect("February 9 is an anomaly");
     assert_eq!((day.start, day.value, day.baseline), (at(2026, 2, 9, 0, 0, 0), 500_000.0, 100_000.0));
     let spike = day.spiked_by.as_ref().unwrap();
     assert_eq!((spike.dimension, spike.value.as_str()), (Dimension::Agent, "batch"));
@@ -567,11 +564,7 @@ fn a_days_spike_baseline_reads_the_newest_month_bucket_whole() {
     }
     let r = rig.ledger.anomalies(Window::range(at(2026, 2, 5, 0, 0, 0), at(2026, 2, 6, 0, 0, 0))).unwrap();
     use tokenmeter::analysis::{AnomalyMetric, Granularity};
-    let day = r
-        .anomalies
-        .iter()
-        .find(|a| a.granularity == Granularity::Day && a.metric == AnomalyMetric::Tokens)
-        .expect("February 5 is an anomaly");
+    let day = anomaly(&r, Granularity::Day, AnomalyMetric::Tokens).expect("February 5 is an anomaly");
     assert_eq!(day.start, at(2026, 2, 5, 0, 0, 0));
     let spike = day.spiked_by.as_ref().unwrap();
     assert_eq!((spike.dimension, spike.value.as_str()), (Dimension::Agent, "support"));
