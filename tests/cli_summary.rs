@@ -492,3 +492,29 @@ fn a_forecast_with_nothing_to_go_on_says_so() {
     assert_eq!(v["forecast"]["basis"], "insufficient", "{v}");
     assert_eq!(v["forecast"]["days"].as_array().map(Vec::len), Some(0));
 }
+
+#[test]
+fn a_window_whose_only_metered_call_is_unpriced_reads_unpriced_in_its_total_row() {
+    // One unpriced call with usage and one failed call without: the total's cost read "$0.00 + unpriced" (counted
+    // against all calls) beside the run-rate's "unpriced" (against the metered ones). A model row may still read
+    // "$0.00 + unpriced": its calls are not told apart by usage.
+    let dir = tempfile::tempdir().unwrap();
+    let call = |ts: &str, metered: bool, outcome: serde_json::Value| {
+        serde_json::json!({
+            "timestamp": ts, "duration_us": 1_000, "model": "claude-fable-9", "provider": "anthropic",
+            "metered": metered, "outcome": outcome, "dimensions": {},
+            "tokens": {"input": if metered { 100 } else { 0 }, "cache_read": 0, "cache_write_5m": 0,
+                       "cache_write_1h": 0, "output": 0, "reasoning": 0}
+        })
+    };
+    let ok = call("2026-03-10T10:00:00Z", true, serde_json::json!({"status": "ok"}));
+    let failed =
+        call("2026-03-10T10:05:00Z", false, serde_json::json!({"status": "error", "error_type": "overloaded_error"}));
+    let file = dir.path().join("r.jsonl");
+    std::fs::write(&file, format!("{ok}\n{failed}\n")).unwrap();
+    let text = run(&["--records", file.to_str().unwrap(), "--now", "2026-03-10T12:00:00Z", "summary"]).ok().to_owned();
+    let total = text.lines().find(|l| l.starts_with("│ total ")).expect("a total row");
+    assert!(total.trim_end_matches(['│', ' ']).ends_with("┆ unpriced"), "{text}");
+    let run_rate = text.lines().find(|l| l.contains("monthly run-rate")).expect("a run-rate row");
+    assert!(run_rate.trim_end_matches(['│', ' ']).ends_with("┆ unpriced"), "{text}");
+}

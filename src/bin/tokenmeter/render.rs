@@ -129,7 +129,8 @@ pub(crate) fn usd(v: f64) -> String {
     }
     let a = v.abs();
     // The sign of what is shown: a value that rounds to zero is no negative amount (`$0.0000`, not `-$0.0000`).
-    let (text, zero) = if a >= 1.0 || a == 0.0 {
+    // A value that rounds to a dollar at four decimals ($0.99996) is shown as dollars (`$1.00`, not `$1.0000`).
+    let (text, zero) = if a >= 1.0 || a == 0.0 || format!("{a:.4}") == "1.0000" {
         // u128 cents: exact to $3.4e36, far past any spend (u64 would saturate at $1.8e17 and print a wrong sum).
         let cents = (a * 100.0).round() as u128;
         (format!("${}.{:02}", int_wide(cents / 100), cents % 100), cents == 0)
@@ -320,6 +321,10 @@ mod tests {
         assert_eq!(usd(-0.0001), "-$0.0001");
         assert_eq!(usd(0.0000015), "<$0.0001");
         assert_eq!(usd(0.00005), "$0.0001");
+        // Four decimals that round to a dollar are a dollar, in the dollar format.
+        assert_eq!(usd(0.99996), "$1.00");
+        assert_eq!(usd(-0.99996), "-$1.00");
+        assert_eq!(usd(0.99994), "$0.9999");
         assert_eq!(usd(2e17), "$200,000,000,000,000,000.00");
         assert_eq!(pct(0.1234), "12.3%");
         assert_eq!(delta_pct(Some(-3.26)), "-3.3%");

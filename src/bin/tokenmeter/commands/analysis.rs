@@ -383,13 +383,16 @@ pub(crate) fn compare_table(ctx: &Context, style: &Style, c: &Comparison) -> Str
             crate::render::local_time(w.to, tz, "%Y-%m-%d %H:%M")
         )
     };
+    // The labels are the --a/--b values as given (a script may pass an id taken from the data): cleaned, as the
+    // notes quoting them are.
+    let (la, lb) = (crate::render::sanitize(&c.a.label, false), crate::render::sanitize(&c.b.label, false));
     let title = match c.dimension {
-        Some(d) => format!("{d} {} against {d} {}, {} ({tz})", c.a.label, c.b.label, span(&c.a.window)),
-        None => format!("{} ({}) against {} ({}) ({tz})", c.b.label, span(&c.b.window), c.a.label, span(&c.a.window)),
+        Some(d) => format!("{d} {la} against {d} {lb}, {} ({tz})", span(&c.a.window)),
+        None => format!("{lb} ({}) against {la} ({}) ({tz})", span(&c.b.window), span(&c.a.window)),
     };
     let mut out = format!("Comparison: {title}\n\n");
     let (a, b, d) = (&c.a, &c.b, &c.deltas);
-    let mut t = style.table(["", a.label.as_str(), b.label.as_str(), "change"]);
+    let mut t = style.table(["", &*la, &*lb, "change"]);
     let rows: [(&str, String, String, String); 8] = [
         ("calls", int(a.calls), int(b.calls), delta_pct(d.calls_pct)),
         ("tokens", int(a.tokens), int(b.tokens), delta_pct(d.tokens_pct)),

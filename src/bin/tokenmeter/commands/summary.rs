@@ -96,7 +96,8 @@ fn table(source: &Source, ctx: &Context, style: &Style, s: &UsageSummary, rows: 
         num(int(tk.cache_write_1h)),
         num(int(tk.total)),
         // Calls on models without a price are counted above but not in the cost: say so, as the rows do.
-        num(share_cost(s.cost_usd, s.calls, s.unpriced.calls)),
+        // Of the metered calls, as the figures below: calls without usage have no price to lack.
+        num(share_cost(s.cost_usd, s.metered_calls, s.unpriced.calls)),
     ]);
     push_table(&mut out, "", &t, style);
 

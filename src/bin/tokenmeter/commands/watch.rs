@@ -46,6 +46,19 @@ pub(super) fn run(source_args: &SourceArgs, ctx: &Context, style: &Style, args: 
     let mut was_over = false;
     let mut n: u64 = 0;
     let mut quiet_ctx: Option<Context> = None;
+    // Refreshes keep to the interval's schedule: sleeping a whole interval after each refresh made the period
+    // the refresh's work plus the interval. A refresh that takes longer than the interval starts the next at once
+    // and the schedule restarts from then (no burst of refreshes to catch up).
+    let interval = Duration::from_secs_f64(args.interval);
+    let mut next = std::time::Instant::now();
+    let wait = |next: &mut std::time::Instant| {
+        *next += interval;
+        let now = std::time::Instant::now();
+        match next.checked_duration_since(now) {
+            Some(left) => std::thread::sleep(left),
+            None => *next = now,
+        }
+    };
     loop {
         let now = if ctx.pinned_now { ctx.now } else { Utc::now() };
         // Notes about skipped lines are printed on the first read only.
@@ -74,7 +87,7 @@ pub(super) fn run(source_args: &SourceArgs, ctx: &Context, style: &Style, args: 
                 // JSON stream only misses a line).
                 let msg = format!("tokenmeter: warning: cannot refresh: {e}");
                 let _ = writeln!(std::io::stderr(), "{}", crate::render::sanitize(&msg, true));
-                std::thread::sleep(Duration::from_secs_f64(args.interval));
+                wait(&mut next);
                 continue;
             }
         };
@@ -153,7 +166,7 @@ pub(super) fn run(source_args: &SourceArgs, ctx: &Context, style: &Style, args: 
         if quiet_ctx.is_none() {
             quiet_ctx = Some(ctx.with(ctx.now, true));
         }
-        std::thread::sleep(Duration::from_secs_f64(args.interval));
+        wait(&mut next);
     }
 }
 
@@ -213,7 +226,7 @@ fn screen(
         num(int(s.tokens.total)),
         // No metered call, no rate (not a measured 0%).
         num(if s.metered_calls > 0 { pct(hit_rate) } else { "-".to_owned() }),
-        num(share_cost(s.cost_usd, s.calls, unpriced)),
+        num(share_cost(s.cost_usd, s.metered_calls, unpriced)),
         num(if hours > 0.0 { priced_usd(s.cost_usd / hours, unpriced, Some(s.metered_calls)) } else { "-".to_owned() }),
         // Coloured through the table, not with escape codes in the text: the table measures a cell's text, and
         // would count the codes as columns.
