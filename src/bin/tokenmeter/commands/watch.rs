@@ -52,11 +52,8 @@ pub(super) fn run(source_args: &SourceArgs, ctx: &Context, style: &Style, args: 
     let interval = Duration::from_secs_f64(args.interval);
     let mut next = std::time::Instant::now();
     let wait = |next: &mut std::time::Instant| {
-        *next += interval;
-        let now = std::time::Instant::now();
-        match next.checked_duration_since(now) {
-            Some(left) => std::thread::sleep(left),
-            None => *next = now,
+        if let Some(left) = schedule(next, interval, std::time::Instant::now()) {
+            std::thread::sleep(left);
         }
     };
     loop {
@@ -170,6 +167,18 @@ pub(super) fn run(source_args: &SourceArgs, ctx: &Context, style: &Style, args: 
     }
 }
 
+/// Moves `next` (when the refresh just done was due) on by `interval`, and says how long to sleep from `now`
+/// until then; `None` when it is already past (a refresh that took longer than the interval): the next starts at
+/// once, and the schedule restarts from `now`.
+fn schedule(next: &mut std::time::Instant, interval: Duration, now: std::time::Instant) -> Option<Duration> {
+    *next += interval;
+    let left = next.checked_duration_since(now).filter(|d| !d.is_zero());
+    if left.is_none() {
+        *next = now;
+    }
+    left
+}
+
 /// The earliest UTC day a call in `period` at `now` can have (a day early: the window's days are local), or
 /// `None` for everything.
 fn first_day(period: tokenmeter::ledger::Window, now: DateTime<Utc>) -> Option<chrono::NaiveDate> {
@@ -257,4 +266,28 @@ fn screen(
         push_table(&mut out, "", &t, style);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refreshes_keep_to_the_intervals_schedule() {
+        // A refresh of 300 ms at a 1 s interval sleeps 700 ms, not 1 s: the period is the interval, not the
+        // refresh's work plus the interval.
+        let second = Duration::from_secs(1);
+        let start = std::time::Instant::now();
+        let mut next = start;
+        let ms = |n: u64| Duration::from_millis(n);
+        assert_eq!(schedule(&mut next, second, start + ms(300)), Some(ms(700)));
+        assert_eq!(next, start + second);
+        // The next refresh, done at 1.2 s, sleeps until 2 s.
+        assert_eq!(schedule(&mut next, second, start + ms(1_200)), Some(ms(800)));
+        // One that ran past its turn (done at 3.5 s, due at 3 s): the next starts at once, and the schedule
+        // restarts from then (no burst of refreshes to catch up).
+        assert_eq!(schedule(&mut next, second, start + ms(3_500)), None);
+        assert_eq!(next, start + ms(3_500));
+        assert_eq!(schedule(&mut next, second, start + ms(3_600)), Some(ms(900)));
+    }
 }
