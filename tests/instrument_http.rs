@@ -513,6 +513,25 @@ fn stream_that_stalls_past_the_read_timeout_is_a_timeout() {
 }
 
 #[test]
+fn a_stream_ends_at_message_stop_whatever_the_connection_does_after() {
+    // A proxy holds the connection open after `message_stop` (here 5 s, then it closes): the client kept reading,
+    // so the call returned, and its span closed, only then, its duration counting the wait.
+    let api = MockApi::start(sse(STREAM_FULL, End::StallAfter(STREAM_FULL.len())));
+    let h = Harness::new();
+    let started = std::time::Instant::now();
+    let reply = h.run(|| {
+        let client = ClaudeClient::with_read_timeout(&api.url, API_KEY, Duration::from_secs(30)).expect("client");
+        client.stream_message(&request("claude-sonnet-4-5"), |_| {})
+    });
+    assert!(reply.is_ok(), "{reply:?}");
+    // Far under the 5 s the server holds on (a loaded machine takes some of the margin).
+    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    let c = h.seen.only_call();
+    assert!(!c.outcome.is_error() && c.metered);
+    assert!(c.duration_us < 4_000_000, "{}", c.duration_us);
+}
+
+#[test]
 fn stream_closed_cleanly_before_message_stop_is_incomplete_too() {
     let cut = STREAM_FULL.find("event: content_block_delta").expect("delta");
     let api = MockApi::start(sse(STREAM_FULL, End::CloseAfter(cut)));

@@ -212,6 +212,9 @@ if !content_type.to_ascii_lowercase().starts_with("text/event-stream") {
         for event in stream.push_events(&buf[..n]) {
             // show the text of `content_block_delta` events to your user here
         }
+        if stream.is_complete() {
+            break; // message_stop: done, even if a proxy holds the connection open
+        }
     }
 }
 let summary = stream.finish(); // records "stream_incomplete" if message_stop never came

@@ -188,7 +188,8 @@ impl SseDecoder {
                     self.event.push_str(value);
                 }
                 "data" if !self.event_too_large => {
-                    if self.data.len() + value.len() + 1 > MAX_EVENT_BYTES {
+                    // The `\n` joining it to earlier data lines counts; none goes before the first.
+                    if self.data.len() + usize::from(self.has_data) + value.len() > MAX_EVENT_BYTES {
                         self.event_too_large = true;
                         self.data.clear();
                         self.dropped += 1;
@@ -312,11 +313,18 @@ mod tests {
         // The Messages API writes each event's data on one line: a large one (a server tool's result) must
         // not fall to a line limit below the event limit.
         let mut d = SseDecoder::new();
-        let value = "y".repeat(MAX_EVENT_BYTES - 1);
+        // Exactly the limit is kept (the `\n` that joins data lines was counted before the first one too).
+        let value = "y".repeat(MAX_EVENT_BYTES);
         let events = d.push(format!("event: content_block_start\ndata: {value}\n\n").as_bytes());
         assert_eq!(events.len(), 1);
-        assert_eq!(events[0].data.len(), MAX_EVENT_BYTES - 1);
+        assert_eq!(events[0].data.len(), MAX_EVENT_BYTES);
         assert_eq!(d.dropped(), 0);
+        // One byte more is dropped, and so is a two-line event one byte past it with its joining `\n`.
+        let over = "y".repeat(MAX_EVENT_BYTES + 1);
+        assert_eq!(d.push(format!("event: big\ndata: {over}\n\n").as_bytes()), vec![]);
+        let half = "y".repeat(MAX_EVENT_BYTES / 2);
+        assert_eq!(d.push(format!("event: two\ndata: {half}\ndata: {half}\n\n").as_bytes()), vec![]);
+        assert_eq!(d.dropped(), 2);
     }
 
     #[test]

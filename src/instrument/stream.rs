@@ -317,7 +317,8 @@ impl StreamAccumulator {
         if self.state != State::Open {
             return;
         }
-        let Ok(response) = serde_json::from_slice::<MessageResponse>(body) else {
+        // A byte-order mark is not part of the JSON (serde_json refuses it).
+        let Ok(response) = serde_json::from_slice::<MessageResponse>(super::sse::strip_bom(body)) else {
             if looks_like_event_stream(body) {
                 self.push_bytes(body);
             } else {
@@ -439,9 +440,10 @@ fn ignore_zero_restatements(newer: &mut Usage, known: &Usage) {
 }
 
 /// Whether a body starts as an event stream does: an `event:`, `data:`, `id:`, `retry:` or comment line (after a
-/// byte-order mark), which no JSON body does.
+/// byte-order mark and any blank lines, which a stream may open with), which no JSON body does.
 fn looks_like_event_stream(body: &[u8]) -> bool {
     let body = super::sse::strip_bom(body);
+    let body = &body[body.iter().position(|b| !matches!(b, b'\r' | b'\n')).unwrap_or(body.len())..];
     [&b"event:"[..], b"data:", b"id:", b"retry:", b":"].iter().any(|p| body.starts_with(p))
 }
 
@@ -520,6 +522,10 @@ mod tests {
         };
         let message = r#"{"type":"message","id":"msg_w","model":"claude-sonnet-4-5-20250929","stop_reason":"end_turn",
             "usage":{"input_tokens":10,"cache_read_input_tokens":20,"output_tokens":5}}"#;
+        // With a byte-order mark before it too (serde_json refuses one: the call read as `invalid_response`).
+        let (summary, call) = whole(&format!("\u{feff}{message}"));
+        assert!(summary.is_complete() && !call.outcome.is_error(), "{:?}", call.outcome);
+        assert_eq!((call.tokens.input, call.tokens.output), (10, 5));
         let (summary, call) = whole(message);
         assert!(summary.is_complete());
         assert_eq!(summary.response_id.as_deref(), Some("msg_w"));
@@ -550,8 +556,9 @@ mod tests {
     fn an_event_stream_handed_over_whole_is_read_as_one() {
         // A proxy rewrote the content type: the caller routed the stream to `whole_response`.
         let (summary, call) = streamed(|acc, _| {
+            // A byte-order mark and a blank line before the first event, as a stream may open.
             let body: String = [START, BLOCK_START, DELTA_TEXT, MESSAGE_DELTA, STOP].concat();
-            acc.whole_response(format!("\u{feff}{body}").as_bytes());
+            acc.whole_response(format!("\u{feff}\r\n{body}").as_bytes());
         });
         assert!(summary.is_complete());
         assert_eq!(summary.malformed_events, 0);
