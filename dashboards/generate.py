@@ -403,7 +403,8 @@ def efficiency_board():
           (f"histogram_quantile(0.95, sum by (le) (rate(gen_ai_client_operation_duration_seconds_bucket{{{CALL}}}[$__rate_interval])))", "p95")])
     b.ts("Time to first token p50 / p95", "Time to the first streamed content as the application records it "
          "(gen_ai.client.operation.time_to_first_chunk; tokenmeter's StreamAccumulator times the first content "
-         "delta, not message_start), streamed calls only. High: long prompts (cache them) or an overloaded provider.", "s",
+         "delta, not message_start), streamed calls only. High: long prompts (cache them) or an overloaded "
+         "provider.", "s",
          [(f"histogram_quantile(0.5, sum by (le) (rate(gen_ai_client_operation_time_to_first_chunk_seconds_bucket{{{CALL}}}[$__rate_interval])))", "p50"),
           (f"histogram_quantile(0.95, sum by (le) (rate(gen_ai_client_operation_time_to_first_chunk_seconds_bucket{{{CALL}}}[$__rate_interval])))", "p95")])
     b.row("Errors and waste")

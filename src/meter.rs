@@ -802,8 +802,8 @@ impl TokenMeter {
 
     /// The `tracing_subscriber` layer that feeds this meter. Add it to a registry beside any other layers, last
     /// when some of them have per-layer filters (README "Add it to your subscriber" says why); it reads only the
-    /// spans and events the capture contract names, and never changes what the other layers see. Several layers of one meter may be installed (in several subscribers); they feed the
-    /// same totals.
+    /// spans and events the capture contract names, and never changes what the other layers see. Several layers
+    /// of one meter may be installed (in several subscribers); they feed the same totals.
     pub fn layer(&self) -> TokenMeterLayer {
         TokenMeterLayer::new(self.inner.clone())
     }
