@@ -84,46 +84,39 @@ fn watching_everything_recorded_says_so() {
 
 #[test]
 fn watch_stops_when_its_reader_goes() {
-    // `tokenmeter watch | head -1`: once the pipe's reader has gone, watch ends (it ran on forever).
+    // `tokenmeter watch | head -1`: once the pipe's reader has gone, watch ends (it ran on forever). With an hour
+    // between refreshes it ended only at the next write, an hour later: it now sees the reader go while it waits.
     use std::io::BufRead;
     use std::time::{Duration, Instant};
     let dir = cli_support::fixture("claude_code");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tokenmeter"))
-        .env("TZ", "UTC")
-        .args([
-            "-q",
-            "--claude-code",
-            &dir,
-            "--now",
-            cli_support::NOW,
-            "watch",
-            "--interval",
-            "0.05",
-            "--format",
-            "json",
-        ])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert!(line.starts_with("{\"time\":"), "{line}");
-    drop(out);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "{status}");
-            break;
+    for interval in ["0.05", "3600"] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tokenmeter"))
+            .env("TZ", "UTC")
+            .args(["-q", "--claude-code", &dir, "--now", cli_support::NOW, "watch", "--interval", interval])
+            .args(["--format", "json"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert!(line.starts_with("{\"time\":"), "{line}");
+        drop(out);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(status.success(), "{status}");
+                break;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("watch --interval {interval} kept running after its reader went");
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("watch kept running after its reader went");
-        }
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -51,10 +51,11 @@ pub(super) fn run(source_args: &SourceArgs, ctx: &Context, style: &Style, args: 
     // and the schedule restarts from then (no burst of refreshes to catch up).
     let interval = Duration::from_secs_f64(args.interval);
     let mut next = std::time::Instant::now();
-    let wait = |next: &mut std::time::Instant| {
-        if let Some(left) = schedule(next, interval, std::time::Instant::now()) {
-            std::thread::sleep(left);
-        }
+    // True when standard output is a pipe whose reader has gone (`watch --interval 3600 | head -1`): found while
+    // waiting, not an hour later at the next write.
+    let wait = |next: &mut std::time::Instant| match schedule(next, interval, std::time::Instant::now()) {
+        Some(left) => sleep_watching_stdout(left),
+        None => false,
     };
     loop {
         let now = if ctx.pinned_now { ctx.now } else { Utc::now() };
@@ -84,7 +85,9 @@ pub(super) fn run(source_args: &SourceArgs, ctx: &Context, style: &Style, args: 
                 // JSON stream only misses a line).
                 let msg = format!("tokenmeter: warning: cannot refresh: {e}");
                 let _ = writeln!(std::io::stderr(), "{}", crate::render::sanitize(&msg, true));
-                wait(&mut next);
+                if wait(&mut next) {
+                    return Ok(());
+                }
                 continue;
             }
         };
@@ -163,7 +166,44 @@ pub(super) fn run(source_args: &SourceArgs, ctx: &Context, style: &Style, args: 
         if quiet_ctx.is_none() {
             quiet_ctx = Some(ctx.with(ctx.now, true));
         }
-        wait(&mut next);
+        if wait(&mut next) {
+            return Ok(());
+        }
+    }
+}
+
+/// Sleeps `left`; returns early, true, when standard output is a pipe whose reader has closed it (its write end
+/// reports an error to `poll`; a terminal or a file never does).
+fn sleep_watching_stdout(left: Duration) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::event::{PollFd, PollFlags, Timespec, poll};
+        let stdout = std::io::stdout();
+        let deadline = std::time::Instant::now() + left;
+        loop {
+            let Some(rest) = deadline.checked_duration_since(std::time::Instant::now()).filter(|d| !d.is_zero()) else {
+                return false;
+            };
+            let Ok(timeout) = Timespec::try_from(rest) else {
+                std::thread::sleep(rest);
+                return false;
+            };
+            let mut fds = [PollFd::new(&stdout, PollFlags::empty())];
+            match poll(&mut fds, Some(&timeout)) {
+                Ok(_) if fds[0].revents().intersects(PollFlags::ERR | PollFlags::HUP | PollFlags::NVAL) => return true,
+                // Woken early (a signal): the rest of the wait.
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(_) => {
+                    std::thread::sleep(rest);
+                    return false;
+                }
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        std::thread::sleep(left);
+        false
     }
 }
 
