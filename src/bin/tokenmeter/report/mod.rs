@@ -323,24 +323,20 @@ fn replace_file(path: &Path, bytes: &[u8]) -> CliResult {
     use std::io::Write as _;
     let shown = path;
     let fail = |e: std::io::Error| CliError::data(format!("cannot write {}: {e}", shown.display()));
+    let write_into = |mut to: Box<dyn std::io::Write>| to.write_all(bytes).and_then(|()| to.flush()).map_err(fail);
     // The process's own standard output or error, whatever it is redirected to: `-o /dev/stdout >> run.log`
     // resolves to `run.log`, a regular file, which the rename below would replace (losing what it held).
-    let own =
-        |p: &Path| p == Path::new("/dev/stdout") || p == Path::new("/proc/self/fd/1") || p == Path::new("/dev/fd/1");
-    if own(path) {
-        let mut out = std::io::stdout().lock();
-        return out.write_all(bytes).and_then(|()| out.flush()).map_err(fail);
+    let names = |std: &str, fd: u8| [format!("/dev/{std}"), format!("/dev/fd/{fd}"), format!("/proc/self/fd/{fd}")];
+    if names("stdout", 1).iter().any(|n| path == Path::new(n)) {
+        return write_into(Box::new(std::io::stdout().lock()));
     }
-    if path == Path::new("/dev/stderr") || path == Path::new("/proc/self/fd/2") || path == Path::new("/dev/fd/2") {
-        let mut err = std::io::stderr().lock();
-        return err.write_all(bytes).and_then(|()| err.flush()).map_err(fail);
+    if names("stderr", 2).iter().any(|n| path == Path::new(n)) {
+        return write_into(Box::new(std::io::stderr().lock()));
     }
     // Another descriptor of this process (`/dev/fd/3`): appended to, never renamed over or rewritten from its
     // start.
-    let descriptor = path.starts_with("/dev/fd") || path.starts_with("/proc/self/fd");
-    if descriptor {
-        let mut file = std::fs::OpenOptions::new().append(true).open(path).map_err(fail)?;
-        return file.write_all(bytes).and_then(|()| file.flush()).map_err(fail);
+    if path.starts_with("/dev/fd") || path.starts_with("/proc/self/fd") {
+        return write_into(Box::new(std::fs::OpenOptions::new().append(true).open(path).map_err(fail)?));
     }
     // Through a symbolic link to the file it names (a rename would replace the link itself), keeping that
     // file's permissions.
@@ -353,8 +349,7 @@ fn replace_file(path: &Path, bytes: &[u8]) -> CliResult {
         if meta.is_dir() {
             return Err(fail(std::io::Error::new(std::io::ErrorKind::IsADirectory, "it is a directory")));
         }
-        let mut file = std::fs::OpenOptions::new().write(true).open(path).map_err(fail)?;
-        return file.write_all(bytes).and_then(|()| file.flush()).map_err(fail);
+        return write_into(Box::new(std::fs::OpenOptions::new().write(true).open(path).map_err(fail)?));
     }
     let keep = existing.map(|m| m.permissions());
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
