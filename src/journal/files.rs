@@ -49,6 +49,8 @@ pub(super) struct Retention {
     pub(super) removed: u64,
     /// The days of the files deleted for size, oldest first.
     pub(super) by_size: Vec<NaiveDate>,
+    /// The time ages were measured to: `now`, or the end of the newest file's day when that is earlier.
+    pub(super) as_of: DateTime<Utc>,
 }
 
 /// Deletes journal files past the age or size limits, as of `now`; returns what it deleted.
@@ -57,7 +59,9 @@ pub(super) struct Retention {
 /// larger than `max_total_bytes`. Today's and yesterday's files are never deleted (other processes may still
 /// be appending to them, and calls that started before midnight land in yesterday's). Ages run to the end of
 /// the newest file's day at most: a clock that jumps months ahead would otherwise find every file old and
-/// delete the whole journal (and with it the spend budgets replay). A file that cannot be deleted (locked by a
+/// delete the whole journal (and with it the spend budgets replay); the writer's later rounds pass a `now`
+/// bounded by the time elapsed since the build as well (a day file written under a clock that jumped ahead
+/// mid-run is the newest). A file that cannot be deleted (locked by a
 /// writer, no permission) stops the size round: a newer file does not go in its place.
 pub(super) fn enforce_retention(
     dir: &Path,
@@ -101,7 +105,7 @@ pub(super) fn enforce_retention(
             by_size.push(f.day);
         }
     }
-    Ok(Retention { removed, by_size })
+    Ok(Retention { removed, by_size, as_of: now })
 }
 
 /// Deletes `path` while holding its exclusive lock, so that no writer (of any process) is appending to it at that

@@ -691,7 +691,7 @@ pub(crate) fn attach(meter: &TokenMeter, mut config: JournalConfig) -> Result<()
         });
     }
     let replayed = config.replay;
-    let writer = JournalWriter::start(config, meter.inner.clock.clone(), report, files_removed)?;
+    let writer = JournalWriter::start(config, meter.inner.clock.clone(), report, files_removed, retention.as_of)?;
     // `attach` runs once, inside `build`; a second writer would only be dropped.
     let _ = meter.inner.journal.set(writer);
     // Thresholds the replayed spend reached that no line marked delivered fire with the first call, budget check

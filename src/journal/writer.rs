@@ -9,7 +9,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, TryS
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use parking_lot::Mutex;
 
 use super::line::QueuedCall;
@@ -202,13 +202,15 @@ impl JournalWriter {
         clock: Arc<dyn Clock>,
         replay: ReplayReport,
         files_removed: u64,
+        retention_as_of: DateTime<Utc>,
     ) -> Result<Self, JournalError> {
         let config_capacity = config.queue_capacity;
         let (tx, rx) = sync_channel(config_capacity);
         let counters = Arc::new(Counters::default());
         counters.files_removed.store(files_removed, Ordering::Relaxed);
         let drop_wait = super::drop_wait(config.lock_timeout);
-        let thread = WriterThread::new(config, clock, counters.clone());
+        let mut thread = WriterThread::new(config, clock, counters.clone());
+        thread.retention_base = (retention_as_of, Instant::now());
         let (ended_tx, ended) = sync_channel::<()>(0);
         let handle = std::thread::Builder::new()
             .name("tokenmeter-journal".into())
@@ -477,6 +479,7 @@ struct DayBatch {
 
 impl WriterThread {
     fn new(config: JournalConfig, clock: Arc<dyn Clock>, counters: Arc<Counters>) -> Self {
+        let now = clock.now();
         WriterThread {
             dir: config.dir.clone(),
             config,
@@ -494,6 +497,7 @@ impl WriterThread {
             unflushed_error: None,
             last_sync: Instant::now(),
             last_retention: Instant::now(),
+            retention_base: (now, Instant::now()),
         }
     }
 }
@@ -527,6 +531,11 @@ struct WriterThread {
     unflushed_error: Option<String>,
     last_sync: Instant,
     last_retention: Instant,
+    /// The time the build's retention round measured ages to, and when: a later round measures them to no later
+    /// than that time plus the time since. A wall clock that jumps months ahead (a restored VM, a bad clock at
+    /// boot) stamps the next call months ahead, and its day file became the newest, to which ages ran: every
+    /// older file expired within the hour, and with them the spend the budgets replay.
+    retention_base: (DateTime<Utc>, Instant),
 }
 
 impl WriterThread {
@@ -774,25 +783,31 @@ impl WriterThread {
         }
         if self.last_retention.elapsed() >= RETENTION_EVERY {
             self.last_retention = Instant::now();
-            match files::enforce_retention(
-                &self.dir,
-                self.clock.now(),
-                self.config.max_age,
-                self.config.max_total_bytes,
-            ) {
-                Ok(retention) => {
-                    self.counters.files_removed.fetch_add(retention.removed, Ordering::Relaxed);
-                    super::warn_size_deletions(
-                        self.config.budget_reach.as_ref(),
-                        self.clock.now().date_naive(),
-                        &retention.by_size,
-                    );
-                    // Deleted files may still be open here.
-                    self.open.retain(|(_, f)| f.metadata().is_ok_and(|m| m.nlink_or_one() > 0));
-                }
-                Err(e) => {
-                    tracing::warn!(target: "tokenmeter::journal", error = %e, "journal retention failed");
-                }
+            self.retention_round();
+        }
+    }
+
+    /// The time ages are measured to in a round: the clock's, at most the build's retention time plus the time
+    /// elapsed since (a monotonic clock, which wall-clock steps do not move).
+    fn retention_now(&self) -> DateTime<Utc> {
+        let (base, since) = self.retention_base;
+        let bound = chrono::Duration::from_std(since.elapsed()).ok().and_then(|d| base.checked_add_signed(d));
+        let now = self.clock.now();
+        bound.map_or(now, |bound| now.min(bound))
+    }
+
+    /// Deletes the files past the age or size limits.
+    fn retention_round(&mut self) {
+        let now = self.retention_now();
+        match files::enforce_retention(&self.dir, now, self.config.max_age, self.config.max_total_bytes) {
+            Ok(retention) => {
+                self.counters.files_removed.fetch_add(retention.removed, Ordering::Relaxed);
+                super::warn_size_deletions(self.config.budget_reach.as_ref(), now.date_naive(), &retention.by_size);
+                // Deleted files may still be open here.
+                self.open.retain(|(_, f)| f.metadata().is_ok_and(|m| m.nlink_or_one() > 0));
+            }
+            Err(e) => {
+                tracing::warn!(target: "tokenmeter::journal", error = %e, "journal retention failed");
             }
         }
     }
@@ -1033,7 +1048,7 @@ mod tests {
 
     /// A writer on `config`, its clock at [`at`].
     fn writer(config: JournalConfig) -> JournalWriter {
-        JournalWriter::start(config, Arc::new(ManualClock::new(at())), ReplayReport::default(), 0).unwrap()
+        JournalWriter::start(config, Arc::new(ManualClock::new(at())), ReplayReport::default(), 0, at()).unwrap()
     }
 
     #[test]
@@ -1058,6 +1073,32 @@ mod tests {
         assert_eq!(counters.write_errors.load(Ordering::Relaxed), 1);
         assert_eq!(counters.synced.load(Ordering::Relaxed), 5);
         assert!(t.unflushed_error.is_none());
+    }
+
+    #[test]
+    fn a_clock_that_jumps_ahead_mid_run_does_not_expire_the_journal() {
+        // Day files up to 2026-03-14 and a 90-day age; the wall clock then steps to October (a restored VM) and
+        // the next call makes October's file. Ages ran to the newest file's day, October's: every file up to
+        // July expired in the next hourly round, and with them March's spend.
+        let dir = tempfile::tempdir().unwrap();
+        for day in ["2026-01-05", "2026-02-10", "2026-03-13", "2026-03-14"] {
+            std::fs::write(dir.path().join(format!("tokenmeter-{day}.jsonl")), b"\n").unwrap();
+        }
+        let clock = ManualClock::new(at());
+        let config = JournalConfig::new(dir.path()).with_max_age(Some(Duration::from_secs(90 * 86_400)));
+        let mut t = WriterThread::new(config, Arc::new(clock.clone()), Arc::new(Counters::default()));
+        clock.set(Utc.with_ymd_and_hms(2026, 10, 1, 9, 0, 0).unwrap());
+        std::fs::write(dir.path().join("tokenmeter-2026-10-01.jsonl"), b"\n").unwrap();
+        assert!(t.retention_now() < Utc.with_ymd_and_hms(2026, 3, 15, 0, 0, 0).unwrap());
+        t.retention_round();
+        assert_eq!(t.counters.files_removed.load(Ordering::Relaxed), 0);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 5);
+        // Time that did pass counts, the clock still in October: 32 days after the base (to 2026-04-15) January's
+        // file is past 90 days old, and only it.
+        t.retention_base = (at(), Instant::now() - Duration::from_secs(32 * 86_400));
+        t.retention_round();
+        assert_eq!(t.counters.files_removed.load(Ordering::Relaxed), 1);
+        assert!(!dir.path().join("tokenmeter-2026-01-05.jsonl").exists());
     }
 
     /// The nice value of thread `tid` of this process, from `/proc`.
