@@ -741,6 +741,20 @@ fn an_empty_api_key_is_refused_and_never_matches() {
     let err = serve(TokenMeter::builder().build(), HttpConfig::new().with_port(0).with_tenant_key("", "acme"))
         .expect_err("an empty key");
     assert!(err.to_string().contains("the key of tenant `acme` is empty"), "{err}");
+    // One secret in two variables: a tenant would have read every tenant.
+    let err = serve(
+        TokenMeter::builder().build(),
+        HttpConfig::new()
+            .with_port(0)
+            .with_api_key(ADMIN)
+            .with_tenant_key("g-0123456789", "globex")
+            .with_tenant_key(ADMIN, "acme"),
+    )
+    .expect_err("a key given twice");
+    assert!(err.to_string().contains("the admin key and tenant `acme`'s key are the same secret"), "{err}");
+    let err = serve(TokenMeter::builder().build(), HttpConfig::new().with_port(0).with_max_request_bytes(0))
+        .expect_err("no request fits");
+    assert!(err.to_string().contains("at least 1024"), "{err}");
     let f = fixture();
     for (name, value) in [("x-api-key", ""), ("authorization", "Bearer "), ("authorization", "bearer")] {
         let resp = f.client.get(f.url("/api/v1/budgets")).header(name, value).send().unwrap();

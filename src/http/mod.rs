@@ -138,6 +138,7 @@ impl HttpConfig {
     }
 
     /// The largest request (headers plus body) accepted, in bytes (default 16 KiB); larger ones get 413.
+    /// [`serve`] refuses less than 1 KiB, and buffers at most 1 MiB of a connection's headers whatever this is.
     pub fn with_max_request_bytes(mut self, bytes: usize) -> Self {
         self.max_request_bytes = bytes;
         self
@@ -535,7 +536,7 @@ pub(crate) struct AppState {
 const REPORTS_AT_ONCE: usize = 4;
 
 /// Who is asking: every tenant, or one.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Caller {
     All,
     Tenant(String),
@@ -591,13 +592,19 @@ pub(crate) fn json_response(status: StatusCode, value: &impl serde::Serialize) -
     }
 }
 
+/// The key a request presents: `X-API-Key`, else `Authorization: Bearer <key>` (an empty `X-API-Key`, as a
+/// client template with an unset variable sends, does not hide a bearer token; the scheme is followed by one or
+/// more spaces or tabs, as RFC 9110 allows).
 fn presented_key(headers: &HeaderMap) -> Option<&[u8]> {
-    if let Some(v) = headers.get("x-api-key") {
-        return Some(v.as_bytes());
+    if let Some(v) = headers.get("x-api-key").map(HeaderValue::as_bytes).filter(|v| !v.trim_ascii().is_empty()) {
+        return Some(v);
     }
     let auth = headers.get(header::AUTHORIZATION)?.as_bytes();
-    let (scheme, rest) = auth.split_at_checked(7)?;
-    scheme.eq_ignore_ascii_case(b"bearer ").then_some(rest)
+    let (scheme, rest) = auth.split_at_checked(6)?;
+    if !scheme.eq_ignore_ascii_case(b"bearer") || !rest.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
+        return None;
+    }
+    Some(rest.trim_ascii_start())
 }
 
 fn key_digest(state: &std::hash::RandomState, key: &[u8]) -> [u8; 8] {
@@ -615,15 +622,27 @@ fn authenticate(config: &HttpConfig, presented: &[u8]) -> Option<Caller> {
     }
     let theirs = key_digest(&config.key_digest, presented);
     let mut found: Option<Caller> = None;
+    let mut conflict = false;
     for k in &config.keys {
         let same_digest: bool = k.digest.ct_eq(&theirs).into();
         // Equal digests mean equal lengths but for a 2^-64 chance: the byte comparison then leaks nothing.
         let eq = same_digest && !k.key.is_empty() && bool::from(k.key.ct_eq(presented));
-        if eq && found.is_none() {
-            found = Some(k.tenant.clone().map_or(Caller::All, Caller::Tenant));
+        if eq {
+            let caller = k.tenant.clone().map_or(Caller::All, Caller::Tenant);
+            conflict |= found.as_ref().is_some_and(|f| *f != caller);
+            found.get_or_insert(caller);
         }
     }
-    found
+    // One secret configured for two callers ([`serve`] refuses it; a router mounted elsewhere is not checked):
+    // whichever came first was served, so a tenant's key could read every tenant. Neither is.
+    if conflict { None } else { found }
+}
+
+/// The first API key configured twice, as the callers it was given to, for the error.
+fn duplicate_key(keys: &[ApiKey]) -> Option<(String, String)> {
+    let name =
+        |k: &ApiKey| k.tenant.as_ref().map_or_else(|| "the admin key".to_owned(), |t| format!("tenant `{t}`'s key"));
+    keys.iter().enumerate().find_map(|(i, a)| keys[..i].iter().find(|b| b.key == a.key).map(|b| (name(b), name(a))))
 }
 
 /// Whether a `Host` header names this machine (`localhost`, `127.0.0.1`, `[::1]`, with or without a port).
@@ -830,6 +849,18 @@ pub fn serve(meter: TokenMeter, config: HttpConfig) -> Result<ServerHandle, Http
         let which = k.tenant.as_ref().map_or_else(|| "an API key".to_owned(), |t| format!("the key of tenant `{t}`"));
         return Err(HttpError::Config(format!("{which} is empty (an unset environment variable?)")));
     }
+    if let Some((first, second)) = duplicate_key(&config.keys) {
+        return Err(HttpError::Config(format!(
+            "{first} and {second} are the same secret: each caller needs a key of its own (one copied into two \
+             environment variables?)"
+        )));
+    }
+    if config.max_request_bytes < MIN_REQUEST_BYTES {
+        return Err(HttpError::Config(format!(
+            "`with_max_request_bytes({})` is smaller than a request's headers: at least {MIN_REQUEST_BYTES}",
+            config.max_request_bytes
+        )));
+    }
     let addr = config.addr;
     if config.keys.is_empty() && !addr.ip().is_loopback() {
         return Err(HttpError::Config(format!(
@@ -870,7 +901,8 @@ pub fn serve(meter: TokenMeter, config: HttpConfig) -> Result<ServerHandle, Http
         max: config.max_connections,
         // Twice the request limit: past the limit and up to this, the middleware answers 413 with its JSON body;
         // past this, hyper answers 431 itself, having buffered no more (its default is ~400 KiB a connection).
-        max_buf: config.max_request_bytes.saturating_mul(2).max(8192),
+        // At most 1 MiB: "no limit" (`usize::MAX`) let each connection buffer headers for the whole read timeout.
+        max_buf: config.max_request_bytes.saturating_mul(2).clamp(8192, MAX_READ_BUFFER),
     };
     let app = router(meter, config);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -910,6 +942,12 @@ struct ConnectionLimits {
 }
 
 /// The longest timeout [`serve`] uses: a longer one (`Duration::MAX` for "none") is this.
+/// The least [`HttpConfig::with_max_request_bytes`] [`serve`] takes: below it, `/healthz` alone is refused.
+const MIN_REQUEST_BYTES: usize = 1024;
+
+/// The most a connection buffers while reading a request's headers.
+const MAX_READ_BUFFER: usize = 1 << 20;
+
 const LONGEST_TIMEOUT: Duration = Duration::from_secs(365 * 86_400);
 
 /// Accepts connections until `stop` fires, at most `limits.max` open at once, each served by hyper's HTTP/1
@@ -983,6 +1021,33 @@ fn is_per_connection_error(e: &std::io::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_given_to_two_callers_authenticates_neither() {
+        // The same secret as the admin key and a tenant's key: whichever was configured first was served, so the
+        // tenant read every tenant.
+        let twice = HttpConfig::new().with_api_key("s-0123456789").with_tenant_key("s-0123456789", "acme");
+        assert_eq!(authenticate(&twice, b"s-0123456789"), None);
+        let config = twice.with_tenant_key("g-0123456789", "globex");
+        assert_eq!(authenticate(&config, b"g-0123456789"), Some(Caller::Tenant("globex".into())));
+        // The same key twice for the same caller is one caller.
+        let same = HttpConfig::new().with_tenant_key("a-0123456789", "acme").with_tenant_key("a-0123456789", "acme");
+        assert_eq!(authenticate(&same, b"a-0123456789"), Some(Caller::Tenant("acme".into())));
+    }
+
+    #[test]
+    fn a_bearer_token_is_read_past_an_empty_api_key_header_and_extra_spaces() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer \tk-1"));
+        assert_eq!(presented_key(&headers), Some(&b"k-1"[..]));
+        headers.insert("x-api-key", HeaderValue::from_static(""));
+        assert_eq!(presented_key(&headers), Some(&b"k-1"[..]));
+        headers.insert("x-api-key", HeaderValue::from_static("k-2"));
+        assert_eq!(presented_key(&headers), Some(&b"k-2"[..]));
+        headers.remove("x-api-key");
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearerk-1"));
+        assert_eq!(presented_key(&headers), None);
+    }
 
     #[test]
     fn every_origin_is_allowed_only_behind_a_key() {
