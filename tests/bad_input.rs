@@ -163,6 +163,73 @@ fn a_struct_or_a_sentence_is_not_a_label() {
 }
 
 #[test]
+fn a_structs_debug_is_not_a_dimension() {
+    // `#[instrument]` on `run(agent: &Agent, ..)` records `agent = ?agent`: the agent's Debug (its instructions)
+    // became the agent dimension of every call, in the journal and the metrics' attributes.
+    #[derive(Debug)]
+    #[allow(dead_code)]
+    struct Agent {
+        name: &'static str,
+        instructions: &'static str,
+    }
+    #[derive(Debug)]
+    enum Role {
+        Planner,
+    }
+    let agent = Agent { name: "payroll", instructions: "You are the payroll assistant for ACME." };
+    let h = Harness::new();
+    h.run(|| {
+        let _s =
+            info_span!("chat", model = "claude-haiku-4-5", input_tokens = 10u64, agent = ?agent, task = ?vec!["a"])
+                .entered();
+    });
+    let call = h.seen.only_call();
+    assert_eq!(call.dimensions.agent, None, "{call:?}");
+    assert_eq!(call.dimensions.task, None, "{call:?}");
+    assert_eq!(h.meter.capture_stats().rejected_values, 2);
+    // Strings (quoted in their Debug, whatever they hold), numbers and unit variants are values.
+    let h = Harness::new();
+    h.run(|| {
+        let _s = info_span!(
+            "chat",
+            model = "claude-haiku-4-5",
+            input_tokens = 10u64,
+            agent = ?Role::Planner,
+            session.id = ?7u32,
+            project = ?"acme / web",
+        )
+        .entered();
+    });
+    let call = h.seen.only_call();
+    assert_eq!(call.dimensions.agent.as_deref(), Some("Planner"));
+    assert_eq!(call.dimensions.session.as_deref(), Some("7"));
+    assert_eq!(call.dimensions.project.as_deref(), Some("acme / web"));
+    assert_eq!(h.meter.capture_stats().rejected_values, 0);
+}
+
+#[test]
+fn a_long_debug_value_is_not_rendered_past_what_is_kept() {
+    // Only ~264 bytes of a `?value` are kept, but a value holding a long message history was rendered to its end,
+    // on the application's thread, with the span's extensions locked.
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static RENDERED: AtomicUsize = AtomicUsize::new(0);
+    struct Turn;
+    impl std::fmt::Debug for Turn {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            RENDERED.fetch_add(1, Ordering::Relaxed);
+            f.write_str("a turn of the conversation")
+        }
+    }
+    let history: Vec<Turn> = (0..10_000).map(|_| Turn).collect();
+    let h = Harness::new();
+    h.run(|| {
+        let _s = info_span!("chat", model = "claude-haiku-4-5", input_tokens = 10u64, agent = ?history).entered();
+    });
+    assert!(RENDERED.load(Ordering::Relaxed) < 20, "{} turns rendered", RENDERED.load(Ordering::Relaxed));
+    assert_eq!(h.seen.only_call().dimensions.agent, None);
+}
+
+#[test]
 fn an_option_recorded_with_debug_is_its_value() {
     // The SDKs' usage fields are `Option`s: `cache_read_input_tokens = ?usage.cache_read_input_tokens` arrived as
     // "Some(123)", was rejected, and the cache read was lost.

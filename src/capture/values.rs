@@ -548,7 +548,7 @@ impl Visit for FieldVisitor<'_> {
         // An `Option` recorded with `?` (`#[instrument]` records an `Option<String>` argument so) is its value:
         // `None` is no value, `Some("acme")` is `acme`. Left as text, `error.type = ?None` failed the call and
         // `project = ?Some("acme")` named a project `Some("acme")` that no budget scope matches.
-        let Some(s) = debug_option(&text.0) else { return };
+        let Some((s, quoted)) = debug_option(&text.0) else { return };
         // A label is an identifier. A struct's `Debug` (`model = ?spec`, where the spec holds a system prompt, as
         // `#[instrument]` records an argument) or a sentence is not one, and would put that text in every record,
         // the journal and the metrics. (Checked here only: a `&str` recorded as it is costs no scan.)
@@ -564,7 +564,12 @@ impl Visit for FieldVisitor<'_> {
                 | Role::Speed
                 | Role::ToolName
         );
+        // A dimension takes a string as it is (a session id, a project path), but not a struct's or a
+        // collection's rendering: `#[instrument]` records `agent: &Agent` as `agent = ?agent`, and the agent's
+        // `Debug` (its instructions, a message history) became the agent dimension in every record.
+        let structured = matches!(role, Role::Dim(_) | Role::Other) && !quoted && !label_text(s.trim());
         match role {
+            _ if structured => self.reject(),
             Role::Other => self.other_text(field, s),
             _ if is_label && !label_text(s.trim()) => self.reject(),
             role => self.text(role, s),
@@ -572,8 +577,9 @@ impl Visit for FieldVisitor<'_> {
     }
 }
 
-/// A `Debug` rendering's value: `None` is none, `Some(x)` is `x`, and a string's quotes go.
-fn debug_option(rendered: &str) -> Option<&str> {
+/// A `Debug` rendering's value, and whether it was a quoted string: `None` is none, `Some(x)` is `x`, and a
+/// string's quotes go.
+fn debug_option(rendered: &str) -> Option<(&str, bool)> {
     let s = rendered.trim();
     if s == "None" {
         return None;
@@ -584,8 +590,8 @@ fn debug_option(rendered: &str) -> Option<&str> {
         None => s,
     };
     Some(match s.strip_prefix('"') {
-        Some(inner) => inner.strip_suffix('"').unwrap_or(inner),
-        None => s,
+        Some(inner) => (inner.strip_suffix('"').unwrap_or(inner), true),
+        None => (s, false),
     })
 }
 
@@ -653,12 +659,12 @@ impl BoundedString {
 }
 
 impl fmt::Write for BoundedString {
+    /// Fails once full, which ends the rendering: a derived `Debug` stops at the first error, so a value holding a
+    /// long message history is not rendered to its end (while the span's extensions are locked) to keep 264 bytes.
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        let room = self.1.saturating_sub(self.0.len());
-        if room > 0 {
-            self.0.push_str(capped(s, room));
-        }
-        Ok(())
+        let kept = capped(s, self.1.saturating_sub(self.0.len()));
+        self.0.push_str(kept);
+        if kept.len() < s.len() { Err(fmt::Error) } else { Ok(()) }
     }
 }
 
