@@ -151,3 +151,32 @@ fn a_meter_layered_twice_records_each_call_once() {
     assert_eq!(meter.tool_usage().iter().map(|t| t.invocations).sum::<u64>(), 1);
     assert_eq!(meter.usage_summary(tokenmeter::Window::All).unwrap().calls, 1);
 }
+
+#[test]
+fn a_value_whose_display_panics_does_not_make_the_span_close_panic() {
+    // A field's `Display` panicked while a layer held the span's extensions lock (fmt formats every field under
+    // it): the registry's std lock was poisoned, and tokenmeter's `on_close` (which takes that lock) panicked in
+    // turn when the span closed: into the application, or, with the span dropped while unwinding, an abort. The
+    // registry itself recovers from the poisoned lock; tokenmeter builds it with parking_lot's locks, which do
+    // not poison.
+    struct Boom;
+    impl std::fmt::Display for Boom {
+        fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            panic!("a Display that panics")
+        }
+    }
+    let meter = TokenMeter::builder().build();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(Buf::default()))
+        .with(meter.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        let span = tracing::info_span!("chat", model = "claude-haiku-4-5", input_tokens = 10u64, project = Empty);
+        let recorded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            span.record("project", tracing::field::display(Boom));
+        }));
+        assert!(recorded.is_err(), "the Display panicked");
+        let closed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(span)));
+        assert!(closed.is_ok(), "closing the span panicked");
+    });
+    assert_eq!(meter.total_usage().calls, 1);
+}
