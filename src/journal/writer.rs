@@ -712,12 +712,12 @@ impl WriterThread {
             let stuck = self.stuck.contains(&batch.day);
             let timeout =
                 if stuck { self.config.lock_timeout.min(STUCK_LOCK_TIMEOUT) } else { self.config.lock_timeout };
-            let mut result = self.file(batch.day, &path).and_then(|file| append_locked(file, &batch.bytes, timeout));
+            let mut result = self.file(batch.day, &path).and_then(|file| append_locked(file, &path, &batch.bytes, timeout));
             if result.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
-                // The file was deleted (the journal cleared by hand, another process's retention): a new one, else
-                // every later record would go with it.
+                // The file was deleted (the journal cleared by hand, another process's retention) or moved away (a
+                // rotation, `mv` to an archive): a new one, else every later record would go with it.
                 self.close(batch.day);
-                result = self.file(batch.day, &path).and_then(|file| append_locked(file, &batch.bytes, timeout));
+                result = self.file(batch.day, &path).and_then(|file| append_locked(file, &path, &batch.bytes, timeout));
             }
             match result {
                 Ok(()) => {
@@ -903,7 +903,7 @@ fn warning_due(last_warning: &mut Option<Instant>, now: Instant) -> bool {
 /// Appends whole lines under an exclusive advisory lock, ending a torn line a dead writer left first. A write
 /// that fails part way (a full disk) is cut off again, so that a failed batch leaves none of
 /// its lines behind: not a torn line, nor records counted as failed that a replay would bring back.
-fn append_locked(file: &File, bytes: &[u8], timeout: Duration) -> std::io::Result<()> {
+fn append_locked(file: &File, path: &Path, bytes: &[u8], timeout: Duration) -> std::io::Result<()> {
     lock_within(file, timeout)?;
     let mut before = None;
     let result = (|| {
@@ -912,6 +912,11 @@ fn append_locked(file: &File, bytes: &[u8], timeout: Duration) -> std::io::Resul
         // deleted before this lock was taken is gone, and lines appended to it would be lost.
         if meta.nlink_or_one() == 0 {
             return Err(std::io::Error::new(std::io::ErrorKind::NotFound, "the day file was deleted"));
+        }
+        // A file renamed (logrotate, `mv` to an archive) still has its link: lines appended to it would be in a file
+        // replay never reads (`tokenmeter-2026-03-14.jsonl.1`), while flushes said they were written.
+        if !std::fs::metadata(path).is_ok_and(|at_path| same_file(&meta, &at_path)) {
+            return Err(std::io::Error::new(std::io::ErrorKind::NotFound, "the day file was moved or replaced"));
         }
         let len = meta.len();
         before = Some(len);
@@ -994,6 +999,18 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn sync_dir(_dir: &Path) -> std::io::Result<()> {
     Ok(())
+}
+
+/// Whether two metadata are of one file (device and inode; elsewhere, only that the path still has a file).
+#[cfg(unix)]
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino()
+}
+
+#[cfg(not(unix))]
+fn same_file(_a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    b.is_file()
 }
 
 /// Link count where the platform has one.
@@ -1235,9 +1252,28 @@ mod tests {
         let path = dir.path().join("f.jsonl");
         let file = OpenOptions::new().read(true).append(true).create(true).open(&path).unwrap();
         std::fs::remove_file(&path).unwrap();
-        let err = append_locked(&file, b"{}\n", Duration::from_secs(1)).unwrap_err();
+        let err = append_locked(&file, &path, b"{}\n", Duration::from_secs(1)).unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
         assert_eq!(file.metadata().unwrap().len(), 0, "nothing appended");
+    }
+
+    #[test]
+    fn a_day_file_moved_away_is_made_again_for_the_next_records() {
+        // logrotate renamed today's file to `….jsonl.1`: the writer kept appending to its open handle, into a file
+        // replay never reads, and flushes said the records were written.
+        let dir = tempfile::tempdir().unwrap();
+        let writer = writer(JournalConfig::new(dir.path()));
+        writer.append(&record(at()));
+        writer.flush(None).unwrap();
+        let path = files::path_for(dir.path(), at().date_naive());
+        let rotated = dir.path().join("rotated.jsonl.1");
+        std::fs::rename(&path, &rotated).unwrap();
+        writer.append(&record(at()));
+        writer.flush(None).unwrap();
+        let lines = |p: &Path| std::fs::read_to_string(p).unwrap().lines().count();
+        assert_eq!(lines(&rotated), 1);
+        assert_eq!(lines(&path), 1, "the second record is in a new day file");
+        assert_eq!(writer.stats().written, 2);
     }
 
     /// Today's day file under `dir`, locked as another process appending would hold it.
