@@ -712,7 +712,8 @@ impl WriterThread {
             let stuck = self.stuck.contains(&batch.day);
             let timeout =
                 if stuck { self.config.lock_timeout.min(STUCK_LOCK_TIMEOUT) } else { self.config.lock_timeout };
-            let mut result = self.file(batch.day, &path).and_then(|file| append_locked(file, &path, &batch.bytes, timeout));
+            let mut result =
+                self.file(batch.day, &path).and_then(|file| append_locked(file, &path, &batch.bytes, timeout));
             if result.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
                 // The file was deleted (the journal cleared by hand, another process's retention) or moved away (a
                 // rotation, `mv` to an archive): a new one, else every later record would go with it.
@@ -989,10 +990,22 @@ pub(super) fn create_dir_synced(dir: &Path) -> std::io::Result<usize> {
     Ok(synced)
 }
 
-/// Makes the directory's entries (a day file just created) durable.
+/// Makes the directory's entries (a day file just created) durable. A file system that cannot sync a directory
+/// (`EINVAL`, `EBADF`, `ENOTSUP`: some network and FUSE file systems; PostgreSQL ignores the same errors there)
+/// keeps its entries its own way: that is not a failure, or every later sync would fail again.
 #[cfg(unix)]
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
+    match File::open(dir)?.sync_all() {
+        Err(e) if dir_sync_unsupported(&e) => Ok(()),
+        result => result,
+    }
+}
+
+#[cfg(unix)]
+fn dir_sync_unsupported(e: &std::io::Error) -> bool {
+    // `EINVAL` and `ENOTSUP` have their kinds; `EBADF` is 9 on every Unix.
+    matches!(e.kind(), std::io::ErrorKind::InvalidInput | std::io::ErrorKind::Unsupported)
+        || e.raw_os_error() == Some(9)
 }
 
 /// Directories cannot be opened as files here; their entries are the file system's to keep.
@@ -1255,6 +1268,17 @@ mod tests {
         let err = append_locked(&file, &path, b"{}\n", Duration::from_secs(1)).unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
         assert_eq!(file.metadata().unwrap().len(), 0, "nothing appended");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_file_system_that_cannot_sync_a_directory_is_not_failing() {
+        // Some network and FUSE file systems answer a directory's fsync with EINVAL: a failure kept `dir_unsynced`
+        // set, so every later sync failed and no flush was ever acknowledged.
+        for code in [22, 9, std::io::Error::from(std::io::ErrorKind::Unsupported).raw_os_error().unwrap_or(95)] {
+            assert!(dir_sync_unsupported(&std::io::Error::from_raw_os_error(code)), "errno {code}");
+        }
+        assert!(!dir_sync_unsupported(&std::io::Error::from_raw_os_error(5)), "EIO is a failure");
     }
 
     #[test]
