@@ -292,6 +292,45 @@ fn a_clock_that_ran_ahead_and_stepped_back_does_not_blind_a_rolling_budget() {
 }
 
 #[test]
+fn a_clock_that_steps_back_less_than_five_minutes_does_not_blind_a_rolling_budget() {
+    // A $1 rolling-minute block budget with $1.20 spent; the clock steps back 90 s (an NTP step). Only steps of
+    // more than 5 minutes were undone: the hard stop read the minute ending 90 s ago, which held nothing, and let
+    // calls through, and calls whose bucket shared a slot with one stamped before the step were dropped uncounted.
+    let h = Harness::with(|b| {
+        b.with_budget(
+            Budget::new("minute", BudgetLimit::usd(1.0).unwrap())
+                .with_period(BudgetPeriod::Rolling(std::time::Duration::from_secs(60)))
+                .with_action(BudgetAction::Block),
+        )
+    });
+    let t = Utc.with_ymd_and_hms(2026, 3, 14, 10, 0, 0).unwrap();
+    for s in [0, 10, 20, 30] {
+        h.clock.set(t + chrono::Duration::seconds(s));
+        spend(&h, "acme", HAIKU, 300_000);
+    }
+    assert!(h.meter.check_budget(&acme()).is_err(), "$1.20 of $1");
+    h.clock.set(t - chrono::Duration::seconds(60));
+    assert!(h.meter.check_budget(&acme()).is_err(), "the $1.20 was spent within the last minute");
+    spend(&h, "acme", HAIKU, 100_000);
+    let state = &h.meter.budget_status()[0];
+    assert_eq!(state.spent, BudgetAmount::Usd(Money::from_picos(1_300_000_000_000)), "{state:?}");
+
+    // Less than a bucket (a second here) back, nothing moves; the check reads the window to the newest spend, as
+    // alerts do, not the window ending before it.
+    let h = Harness::with(|b| {
+        b.with_budget(
+            Budget::new("minute", BudgetLimit::usd(1.0).unwrap())
+                .with_period(BudgetPeriod::Rolling(std::time::Duration::from_secs(60)))
+                .with_action(BudgetAction::Block),
+        )
+    });
+    h.clock.set(t + chrono::Duration::milliseconds(1_200));
+    spend(&h, "acme", HAIKU, 1_200_000);
+    h.clock.set(t + chrono::Duration::milliseconds(500));
+    assert!(h.meter.check_budget(&acme()).is_err(), "$1.20 spent 0.7 s on");
+}
+
+#[test]
 fn a_clock_that_ran_a_day_ahead_and_came_back_keeps_the_days_spend() {
     // A $1 daily block budget with $0.49 spent by 14:00; the clock runs a day ahead for one call (a resumed VM, an
     // NTP step) and comes back. Coming back re-opened today with the one call's $0.001: the $0.49 was gone for the

@@ -99,6 +99,11 @@ impl RollingBuckets {
         }
     }
 
+    /// Bucket width, nanoseconds.
+    pub(super) fn width(&self) -> i64 {
+        self.width
+    }
+
     fn slot(&self, bucket: i64) -> usize {
         bucket.rem_euclid(ROLLING_BUCKETS as i64) as usize
     }

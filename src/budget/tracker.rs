@@ -257,8 +257,10 @@ impl BudgetSlot {
     /// `rearm`) held almost nothing, so every reached threshold re-armed and fired again on each call, and a call
     /// whose bucket shared a slot with a future one was refused, uncounted.
     fn rolling_step_back(acct: &mut Account, at: i64) {
+        // Within a bucket's width for a rolling window (its buckets are far shorter than 5 minutes for windows
+        // under ~5 hours): a 90 s step back left a rolling minute's hard stop reading a minute that held nothing.
         if let Some(buckets) = acct.rolling.as_mut()
-            && buckets.step_back(at, STEP_BACK_NS)
+            && buckets.step_back(at, STEP_BACK_NS.min(buckets.width()))
         {
             for t in &mut acct.rearmed_at {
                 *t = (*t).min(at);
@@ -305,12 +307,15 @@ impl BudgetSlot {
     /// The account as seen at `at` (already rolled).
     fn snapshot(&self, acct: &Account, at: i64) -> Snapshot {
         if let Some(buckets) = &acct.rolling {
-            let sum = buckets.sum(at);
+            // Read at the newest spend, as alerts read it: a check at `at` a moment before another thread's call
+            // (or a clock a bucket behind) would leave that spend out.
+            let read_at = buckets.latest(at);
+            let sum = buckets.sum(read_at);
             let time_to_limit = (sum.units >= self.limit).then_some(0);
             return Snapshot {
                 at,
-                start: buckets.window_start(at),
-                resets_at: buckets.resets_at(at, sum.oldest),
+                start: buckets.window_start(read_at),
+                resets_at: buckets.resets_at(read_at, sum.oldest),
                 spent: sum.units,
                 calls: sum.calls,
                 unpriced: sum.unpriced,
