@@ -332,6 +332,7 @@ impl TokenMeterBuilder {
             tracing::error!(target: "tokenmeter::journal", error = %e, "journal disabled");
             unheard(|| format!("journal disabled: {e}"));
         }
+        Self::attach_exporter(&meter);
         meter
     }
 
@@ -349,6 +350,7 @@ impl TokenMeterBuilder {
         if let Some(config) = journal {
             crate::journal::attach(&meter, config)?;
         }
+        Self::attach_exporter(&meter);
         Ok(meter)
     }
 
@@ -545,9 +547,17 @@ impl TokenMeterBuilder {
                 warned_span_in_close: std::sync::atomic::AtomicBool::new(false),
             }),
         };
+        meter
+    }
+
+    /// Lets the exporter's collection-time callbacks read the meter, once the journal is replayed: a budget status
+    /// read in the middle of the replay (a pull reader scraped then) rolled periods and re-armed thresholds the
+    /// rest of the replay then reached again, so their alerts fired a second time after the restart.
+    fn attach_exporter(meter: &TokenMeter) {
         #[cfg(feature = "otlp")]
         crate::export::otlp::attach_exporter(&meter.inner);
-        meter
+        #[cfg(not(feature = "otlp"))]
+        let _ = meter;
     }
 }
 

@@ -163,6 +163,27 @@ fn a_limit_lowered_across_a_restart_alerts_at_its_new_thresholds() {
     assert_eq!(thresholds(&again), Vec::<u32>::new());
 }
 
+#[cfg(feature = "otlp")]
+#[test]
+fn alerts_owed_after_a_restart_are_not_delivered_on_the_exporters_thread() {
+    // The exporter reads budget states at each collection (`tokenmeter.budget.*` gauges): after a restart that read
+    // delivered the owed alerts, so the application's callbacks and alert events ran on the exporter's thread,
+    // before its subscriber was perhaps even installed.
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(utc(2026, 3, 14, 9, 0));
+    spend_past_half_of_ten_dollars(dir.path(), &clock);
+    let exporter = opentelemetry_sdk::metrics::InMemoryMetricExporter::default();
+    let reader = opentelemetry_sdk::metrics::PeriodicReader::builder(exporter.clone()).build();
+    let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder().with_reader(reader).build();
+    let alerts: Alerts = Arc::default();
+    let after = meter(dir.path(), &clock, |b| budget_of(6.0, &alerts)(b.with_meter_provider(provider.clone())));
+    after.flush_metrics().unwrap();
+    assert!(!exporter.get_finished_metrics().unwrap().is_empty(), "collected");
+    assert_eq!(thresholds(&alerts), Vec::<u32>::new(), "not on the exporter's thread");
+    assert_eq!(after.budget_status()[0].thresholds_crossed, [50, 75, 90]);
+    assert_eq!(thresholds(&alerts), [50, 75, 90], "with the application's own status read");
+}
+
 #[test]
 fn a_block_budget_over_a_lowered_limit_alerts_with_its_first_check_though_it_refuses_every_call() {
     // $5.50 spent, then restarted with a $5 limit that blocks: every request is refused, so no call comes to

@@ -51,6 +51,13 @@ impl TokenMeter {
         self.inner.budgets.status(now)
     }
 
+    /// [`budget_status`](Self::budget_status) without delivering the alerts a restart left owed: for the OTLP
+    /// exporter's thread and the HTTP server's, where the application's callbacks must not run (they run on
+    /// the application's threads: its next call, budget check or status read).
+    pub(crate) fn budget_status_leaving_owed_alerts(&self) -> Vec<BudgetState> {
+        self.inner.budgets.status(to_nanos(self.inner.clock.now()))
+    }
+
     /// Checks a request about to be made against the `Block` budgets that cover its scope: an error names
     /// the first exhausted one (its spend, limit and reset time). `Warn` budgets never refuse.
     ///

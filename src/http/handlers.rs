@@ -654,7 +654,7 @@ pub(super) async fn budgets(State(state): State<AppState>, Extension(caller): Ex
     if let Err(r) = Params::of(raw, &[]) {
         return r;
     }
-    let mut states: Vec<BudgetState> = state.meter.budget_status();
+    let mut states: Vec<BudgetState> = state.meter.budget_status_leaving_owed_alerts();
     if let Caller::Tenant(t) = &caller {
         states.retain(|s| matches!(&s.scope, BudgetScope::Dimension { name, value } if &**name == "tenant" && &**value == t.as_str()));
     }

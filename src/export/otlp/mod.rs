@@ -374,7 +374,7 @@ impl Shared {
     }
 
     fn budgets(&self) -> Arc<Vec<BudgetState>> {
-        self.budgets.get(|| self.meter().map(|m| m.budget_status()).unwrap_or_default())
+        self.budgets.get(|| self.meter().map(|m| m.budget_status_leaving_owed_alerts()).unwrap_or_default())
     }
 }
 
