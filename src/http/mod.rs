@@ -138,7 +138,7 @@ impl HttpConfig {
     }
 
     /// The largest request (headers plus body) accepted, in bytes (default 16 KiB); larger ones get 413.
-    /// [`serve`] refuses less than 1 KiB, and buffers at most 1 MiB of a connection's headers whatever this is.
+    /// [`serve`] refuses less than 128 bytes, and buffers at most 1 MiB of a connection's headers whatever this is.
     pub fn with_max_request_bytes(mut self, bytes: usize) -> Self {
         self.max_request_bytes = bytes;
         self
@@ -943,7 +943,7 @@ struct ConnectionLimits {
 
 /// The longest timeout [`serve`] uses: a longer one (`Duration::MAX` for "none") is this.
 /// The least [`HttpConfig::with_max_request_bytes`] [`serve`] takes: below it, `/healthz` alone is refused.
-const MIN_REQUEST_BYTES: usize = 1024;
+const MIN_REQUEST_BYTES: usize = 128;
 
 /// The most a connection buffers while reading a request's headers.
 const MAX_READ_BUFFER: usize = 1 << 20;
