@@ -91,6 +91,14 @@ fn show_tools_counts_an_old_layout_sub_agent_file_under_the_session_its_lines_na
         v["tools"],
         serde_json::json!([{"tool": "Grep", "uses": 1, "errors": 0}, {"tool": "Read", "uses": 1, "errors": 0}])
     );
+    // A resumed session's file copies the earlier session's lines under that session's id: their tools were the
+    // earlier session's (listed under the resumed one as well, beside calls filed under the earlier one).
+    let resumed = line("aaaa-sess", 1, "Read") + &line("cccc-sess", 5, "Write");
+    std::fs::write(project.join("cccc-sess.jsonl"), resumed).unwrap();
+    let args = ["--claude-code", root, "--now", "2025-10-02T00:00:00Z", "show", "cccc-sess", "--include-tools"];
+    let v = run(&[&args[..], &["--format", "json"]].concat()).json();
+    assert_eq!(v["totals"]["calls"], 1);
+    assert_eq!(v["tools"], serde_json::json!([{"tool": "Write", "uses": 1, "errors": 0}]));
 }
 
 #[test]

@@ -123,6 +123,15 @@ fn claude_code_defaults() {
     let env = format!("{fx},{fx}");
     let out = run_env(&["--claude-code", "--now", NOW, "summary", "--format", "json"], &[("CLAUDE_CONFIG_DIR", &env)]);
     assert_eq!(calls(&out), 13);
+    // Two separate copies (a config dir copied to another path, not one path given twice, which is listed once):
+    // the calls in both count once, by their message and request ids.
+    let copies = tempfile::tempdir().unwrap();
+    let (a, b) = (copies.path().join("a"), copies.path().join("b"));
+    copy_dir(std::path::Path::new(&fx), &a);
+    copy_dir(std::path::Path::new(&fx), &b);
+    let env = format!("{},{}", a.display(), b.display());
+    let out = run_env(&["--claude-code", "--now", NOW, "summary", "--format", "json"], &[("CLAUDE_CONFIG_DIR", &env)]);
+    assert_eq!(calls(&out), 13);
     // Given before the command, a bare --claude-code does not swallow the command's name.
     let out = run_env(&["--now", NOW, "--claude-code", "summary", "--format", "json"], &[("CLAUDE_CONFIG_DIR", &fx)]);
     assert_eq!(calls(&out), 13);

@@ -101,6 +101,14 @@ fn a_folder_or_file_given_is_named_by_its_real_path() {
     for p in ["sess-alpha-1", "sess-alpha-1/subagents", "sess-alpha-1/subagents/agent-7f3a.jsonl"] {
         assert_eq!(named(&discover(&project.join(p)).unwrap()), sub, "{p}");
     }
+    // A project's folder under `projects/` holding only a session's folder (its main transcripts cleaned up): the
+    // session's folder was taken for the project, and `subagents` for the session.
+    let (dir, project) = project_dir("-home-u-proj");
+    std::fs::create_dir_all(project.join("sess1/subagents")).unwrap();
+    std::fs::copy(&alpha[1].path, project.join("sess1/subagents/agent-1.jsonl")).unwrap();
+    let sub = [("-home-u-proj".to_owned(), "sess1".to_owned(), true)];
+    assert_eq!(named(&discover(&project).unwrap()), sub);
+    assert_eq!(named(&discover(dir.path()).unwrap()), sub, "as from the config dir");
 }
 
 #[test]
@@ -317,6 +325,20 @@ fn a_sidechain_replay_is_dropped_when_the_resumed_copy_of_its_message_is_kept() 
             load.stats
         );
     }
+}
+
+/// A resumed session's file carries a copy of the earlier session's message under that session's id; a
+/// sidechain of the resumed session replaying it under a new request id is a replay too (it was counted: the
+/// message was known as the earlier session's only).
+#[test]
+fn a_sidechain_of_a_resumed_session_replaying_a_copied_message_is_dropped() {
+    let (dir, project) = project_dir("-home-dev-resumed");
+    let sidechain = r#"{"type":"assistant","timestamp":"2025-10-01T10:05:00Z","sessionId":"bbbb","requestId":"req_X","isSidechain":true,"message":{"id":"msg_M","model":"claude-sonnet-4-5","usage":{"input_tokens":100,"output_tokens":10}}}"#;
+    std::fs::write(project.join("aaaa.jsonl"), line_of("aaaa", "msg_M", "req_M", 100)).unwrap();
+    std::fs::write(project.join("bbbb.jsonl"), line_of("aaaa", "msg_M", "req_M", 100) + sidechain + "\n").unwrap();
+    let load = TranscriptLoader::new(PriceBook::builtin()).load(&discover(dir.path()).unwrap());
+    assert_eq!((load.stats.calls, load.stats.sidechain_replays), (1, 1), "{:?}", load.stats);
+    assert_eq!(load.calls[0].tokens.input, 100);
 }
 
 /// A temporary Claude Code config dir with one project folder: (the dir, the project's folder).

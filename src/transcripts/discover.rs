@@ -110,6 +110,10 @@ pub fn discover_reporting(path: &Path) -> Result<(Vec<TranscriptFile>, Vec<Unrea
     } else if let Some(parts) = subagents_parts(&folders) {
         // A session's `subagents/` folder: its project and session are the two folders above it.
         (path.to_owned(), parts.to_vec())
+    } else if folders.len() >= 2 && folders[folders.len() - 2] == "projects" {
+        // A folder right under `projects/` is a project's, though it holds only session folders (its main
+        // transcripts cleaned up): its first session folder was taken for the project.
+        (path.to_owned(), vec![folders[folders.len() - 1].clone()])
     } else if has_jsonl_file(path)? {
         // One project's folder: the project is its own name.
         let name = folders.last().cloned().unwrap_or_else(|| lossy(path.as_os_str()));

@@ -259,8 +259,8 @@ fn resolve(
 
     // Pass 1: one call per (message id, request id); without a request id, per message id in its session. The
     // copy kept gives the call its tokens; the earliest copy its time (a streamed response's copies are written
-    // as it goes on: the call began with the first, and one running past midnight belongs to the day it began,
-    // as ccusage dates it).
+    // as it goes on: the call began with the first, and one running past midnight belongs to the day it began;
+    // ccusage 20.0.24 dates it by the copy it keeps).
     let mut kept: Vec<Option<Pick>> = Vec::new();
     let mut began: Vec<DateTime<Utc>> = Vec::new();
     let mut by_key: HashMap<(&str, &str, &str), usize> = HashMap::default();
@@ -296,16 +296,18 @@ fn resolve(
         }
     }
 
-    // Pass 2: a sidechain call repeating a main-conversation message of its session is a replay. Every main
-    // line counts, not only the copies kept: a resumed session copies the conversation under its own session
-    // id, and when that copy is the one kept the original session still has the message its sidechains replay.
-    let mut main_messages: HashMap<(&str, &str), ()> = HashMap::default();
-    for (fi, f) in parsed.iter().enumerate() {
-        for (ci, call) in f.calls.iter().enumerate() {
+    // Pass 2: a sidechain call repeating a main-conversation message is a replay. Every main line counts, not
+    // only the copies kept: a resumed session copies the conversation under its own session id, and when that
+    // copy is the one kept the original session still has the message its sidechains replay. Keyed by the
+    // message id alone (the API's ids are unique): a resumed session's sidechain replaying a message its file
+    // copied under the earlier session's id was counted as a call of its own.
+    let mut main_messages: HashMap<&str, ()> = HashMap::default();
+    for f in parsed {
+        for call in &f.calls {
             if !call.sidechain
                 && let Some(msg) = &call.message_id
             {
-                main_messages.insert((f.str(msg), scope_of(Pick { file: fi as u32, call: ci as u32 })), ());
+                main_messages.insert(f.str(msg), ());
             }
         }
     }
@@ -314,7 +316,7 @@ fn resolve(
             let call = raw(p);
             if call.sidechain
                 && let Some(msg) = &call.message_id
-                && main_messages.contains_key(&(parsed[p.file as usize].str(msg), scope_of(p)))
+                && main_messages.contains_key(parsed[p.file as usize].str(msg))
             {
                 stats.sidechain_replays += 1;
                 *slot = None;

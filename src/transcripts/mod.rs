@@ -21,12 +21,13 @@
 //! - **One call per `(message.id, requestId)`.** Claude Code writes a response once per content block, and
 //!   streamed lines repeat with growing output; of the copies, the one with the larger token total gives the
 //!   call its tokens (a main-conversation copy is preferred to a sidechain copy), and the earliest copy its
-//!   time (the response began then: a call streamed across midnight belongs to the day it began, as in
-//!   ccusage). Without a `requestId` the key is the
+//!   time (the response began then: a call streamed across midnight belongs to the day it began; ccusage
+//!   20.0.24 dates it by the copy it keeps). Without a `requestId` the key is the
 //!   message id within its session. A line without a message id is a call of its own.
 //! - **Sidechain replays are dropped.** A sidechain line (`isSidechain: true`, e.g. a `/btw` aside or a
-//!   sub-agent) that repeats a message of the main conversation of the same session under a new request id
-//!   replays the parent's usage; it is not a call. Sidechain lines with their own message ids are calls.
+//!   sub-agent) that repeats a message of a main conversation under a new request id replays the parent's
+//!   usage; it is not a call (message ids are the API's, unique: a resumed session's file may hold the
+//!   message under the earlier session's id). Sidechain lines with their own message ids are calls.
 //! - **`<synthetic>` lines** (messages Claude Code makes itself, such as API error notices) count their
 //!   tokens but have no model; they are not billed by Anthropic, so their cost is zero, priced as
 //!   `<synthetic>`.

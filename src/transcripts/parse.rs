@@ -278,6 +278,18 @@ fn parse_line(line: &[u8], line_no: u64, out: &mut FileCalls, max_places: usize)
     let parsed: Line<'_> = match serde_json::from_slice(line) {
         Ok(l) => l,
         Err(e) => {
+            // Only an assistant line's shape matters: a progress or system line whose `message` is a string (and
+            // that mentions "usage" somewhere) is no bad line, as it would not be without that word.
+            #[derive(Deserialize)]
+            struct Kind<'a> {
+                #[serde(rename = "type", borrow, default, deserialize_with = "opt_str")]
+                kind: Option<Cow<'a, str>>,
+            }
+            if let Ok(Kind { kind: Some(kind) }) = serde_json::from_slice::<Kind<'_>>(line)
+                && kind != "assistant"
+            {
+                return;
+            }
             out.bad(line_no, || format!("invalid JSON: {e}"), max_places);
             return;
         }
@@ -435,6 +447,25 @@ mod tests {
         assert_eq!(&*f.table[c.model.unwrap() as usize], "claude-sonnet-4-5");
         assert_eq!(&*f.table[c.service_tier.unwrap() as usize], "standard");
         assert_eq!(c.timestamp.to_rfc3339(), "2025-01-01T00:00:01.500+00:00");
+    }
+
+    #[test]
+    fn a_line_of_another_type_that_mentions_usage_is_not_a_bad_line() {
+        // A progress or system line whose `message` is a string failed to parse as an assistant line's shape:
+        // a bad line, only for containing the word "usage".
+        let text = concat!(
+            r#"{"type":"system","message":"compacting","data":{"usage":1}}"#,
+            "\n",
+            r#"{"type":"progress","message":["usage"],"data":{}}"#,
+            "\n",
+            r#"{"type":"assistant","message":"usage"}"#,
+            "\n",
+            r#"{"message":7,"usage":1}"#,
+            "\n",
+        );
+        let f = parse_bytes(text.as_bytes(), 5);
+        assert_eq!((f.lines, f.bad_lines), (4, 2), "{:?}", f.bad_places);
+        assert_eq!(f.bad_places.iter().map(|p| p.0).collect::<Vec<_>>(), [3, 4], "assistant lines, or untyped ones");
     }
 
     #[test]

@@ -138,7 +138,13 @@ fn count_tool_uses(
             else {
                 continue;
             };
-            if session.is_some_and(|s| file.session_of(session_id.as_deref()) != s) {
+            // A main file's line names another session when the file is a resumed session's copy of the earlier
+            // one's conversation: its tools were that session's (its calls are filed there too).
+            let line_session = match session_id.as_deref().filter(|s| !s.is_empty()) {
+                Some(named) if !file.subagent => named,
+                named => file.session_of(named),
+            };
+            if session.is_some_and(|s| line_session != s) {
                 continue;
             }
             let after = |until| {

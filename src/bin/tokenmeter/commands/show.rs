@@ -72,12 +72,17 @@ pub(super) fn run(source: &Source, ctx: &Context, style: &Style, args: &ShowArgs
     let tools = if !args.include_tools {
         None
     } else if source.info.kind == SourceKind::ClaudeCode {
-        // The session's files, and its projects' sub-agent files: an `agent-<id>.jsonl` beside the sessions
-        // (Claude Code before 2.1.2) names its session only in its lines, as the calls were filed.
+        // The session's files (its `subagents/` folder's among them), and its projects' `agent-<id>.jsonl` files
+        // beside the sessions (Claude Code before 2.1.2), which name their session only in their lines, as the
+        // calls were filed. Not every other session's sub-agents: on a large project that was most of its data.
+        let beside_the_sessions =
+            |f: &tokenmeter::transcripts::TranscriptFile| f.path.parent().is_none_or(|p| !p.ends_with("subagents"));
         let files: Vec<_> = source
             .transcript_files
             .iter()
-            .filter(|f| &*f.session == session || (f.subagent && projects.contains(&&*f.project)))
+            .filter(|f| {
+                &*f.session == session || (f.subagent && beside_the_sessions(f) && projects.contains(&&*f.project))
+            })
             .cloned()
             .collect();
         // Tool names come from the transcripts (an MCP server's tool names among them): as every other name
