@@ -137,7 +137,9 @@ class Session:
         for b in range(blocks):
             d = self.base("assistant", sidechain, session_id)
             u = dict(usage)
-            u["output_tokens"] = final_output if b == blocks - 1 else rng.randint(1, final_output)
+            # Earlier copies have less output than the last (streamed output grows): a tie would make which copy
+            # ccusage keeps (the first) differ from the largest for no reason of the data's.
+            u["output_tokens"] = final_output if b == blocks - 1 else rng.randint(1, final_output - 1)
             if replay_of is not None:
                 # A replay copies the parent's line: same usage, same timestamp, new request id.
                 u["output_tokens"] = replay_of["usage"]["output_tokens"]
@@ -192,6 +194,15 @@ def pick_model(rng):
         if r <= 0:
             return m
     return MODELS[0][0]
+
+
+# Changed whenever the generator's output for the same arguments changes.
+GENERATOR_VERSION = 2
+
+
+def stamp(args):
+    return "gen-transcripts v%d --lines %d --seed %d --long-context %d" % (
+        GENERATOR_VERSION, args.lines, args.seed, args.long_context)
 
 
 def main():
@@ -269,6 +280,9 @@ def main():
         files += 1
         written += len(lines)
 
+    # What made this data: scripts/ccusage-compare.sh makes it again when the generator or its arguments changed.
+    with open(os.path.join(args.out, ".generator"), "w", encoding="utf-8") as f:
+        f.write(stamp(args) + "\n")
     total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(root) for f in fs)
     print("wrote %d lines in %d files, %.1f MB, under %s" % (written, files, total / 1e6, root))
 
