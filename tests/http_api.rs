@@ -477,6 +477,8 @@ fn bad_parameters_get_400_and_unknown_sessions_404() {
     f.bad("/api/v1/analytics/token-efficiency?time_range=fortnight", "time_range");
     f.bad("/api/v1/analytics/token-efficiency?timeRange=2026-03-15T00:00:00Z..2026-03-14T00:00:00Z", "time_range");
     f.bad("/api/v1/analytics/token-efficiency?group_by=planet", "group_by");
+    // A year of five digits is no RFC 3339 year: it was echoed back in `window` as a time no reader parses.
+    f.bad("/api/v1/analytics/tokens?to=%2B99999-01-01", "to");
     f.bad("/api/v1/analytics/token-efficiency?efficiency_metric=vibes", "efficiency_metric");
     f.bad("/api/v1/analytics/cache-performance?time_range=0001-01-01T00:00:00Z..9999-01-01T00:00:00Z", "time_range");
     f.bad("/api/v1/analytics/tokens?range=decade", "range");
@@ -536,10 +538,10 @@ fn bad_parameters_get_400_and_unknown_sessions_404() {
     let (s, _) = f.get_as(Some(ADMIN), "/api/v1/nothing-here");
     assert_eq!(s, StatusCode::NOT_FOUND);
 
-    // An end on chrono's first day, whose default start would lie before it, panicked the handler. The window
-    // from chrono's first instant ends where the ledger's archive ends (no finer edge there): too many days.
-    f.bad("/api/v1/analytics/tokens?to=-262143-01-01", "from");
-    f.bad("/api/v1/token-usage/summary?end_date=-262143-01-01", "start_date");
+    // An end on chrono's first day, whose default start would lie before it, panicked the handler; a date is now
+    // a four-digit year, as in RFC 3339, so such an end is refused itself.
+    f.bad("/api/v1/analytics/tokens?to=-262143-01-01", "to");
+    f.bad("/api/v1/token-usage/summary?end_date=-262143-01-01", "end_date");
 
     // Oversized requests are refused.
     let resp = f.client.get(f.url("/healthz")).header("x-padding", "a".repeat(20_000)).send().unwrap();
@@ -729,6 +731,16 @@ fn cors_is_off_unless_configured() {
     assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(resp.headers()["access-control-allow-origin"], "https://admin.example");
     server.shutdown();
+}
+
+#[test]
+fn a_configs_debug_shows_no_session_and_no_key() {
+    // `tracing::debug!(?config)` wrote every session id and tenant the table held (up to 100,000).
+    let (_meter, tenants) = meter_with_tenants(|| call_in("s-secret-session", "acme"));
+    assert_eq!(tenants.len(), 1);
+    let shown = format!("{:?}", HttpConfig::new().with_api_key(ADMIN).with_session_tenants(tenants));
+    assert!(shown.contains("sessions: 1"), "{shown}");
+    assert!(!shown.contains("s-secret-session") && !shown.contains(ADMIN), "{shown}");
 }
 
 #[test]

@@ -1,5 +1,7 @@
-//! Crash safety: a process killed with SIGKILL while journaling loses nothing its fsync policy acknowledged and
-//! leaves a journal that replays; several processes appending to one directory do not corrupt it.
+//! Crash safety against process death: a process killed with SIGKILL while journaling loses nothing its fsync
+//! policy acknowledged and leaves a journal that replays; several processes appending to one directory do not
+//! corrupt it. The kernel keeps a killed process's writes (its page cache survives), so this does not test the
+//! syncs themselves against a power loss: that would take a file system that drops unsynced data.
 //!
 //! The writer processes are this test binary run again with `JOURNAL_CHILD_DIR` set, running the ignored
 //! `journal_child_writer` (ignored: not a test of its own, so it is never counted as one that passed).

@@ -54,6 +54,7 @@ impl TokenMeter {
     /// [`budget_status`](Self::budget_status) without delivering the alerts a restart left owed: for the OTLP
     /// exporter's thread and the HTTP server's, where the application's callbacks must not run (they run on
     /// the application's threads: its next call, budget check or status read).
+    #[cfg(any(feature = "otlp", feature = "http"))]
     pub(crate) fn budget_status_leaving_owed_alerts(&self) -> Vec<BudgetState> {
         self.inner.budgets.status(to_nanos(self.inner.clock.now()))
     }

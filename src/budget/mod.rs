@@ -724,7 +724,8 @@ impl RequestScope {
         RequestScope::default()
     }
 
-    /// The dimensions of a record (or of the span context a request will run in).
+    /// The dimensions of a record (or of the span context a request will run in). A model is not a dimension:
+    /// add [`with_model`](Self::with_model) for the budgets on a model.
     pub fn from_dimensions(dims: &Dimensions) -> Self {
         let mut scope = RequestScope::new();
         for name in ["session", "user", "tenant", "project", "agent", "operation", "task"] {

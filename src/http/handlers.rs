@@ -168,7 +168,11 @@ fn time_param(state: &AppState, p: &Params, param: &'static str, end: bool) -> R
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(Some(t.with_timezone(&Utc)));
     }
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+    // Four-digit years only, as RFC 3339 has them: `+99999-01-01` was taken, and echoed in `window` as a time no
+    // `date-time` reader parses.
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        && (0..=9999).contains(&chrono::Datelike::year(&d))
+    {
         let d = if end { d.succ_opt() } else { Some(d) };
         let tz = state.meter.ledger().time_zone();
         if let Some(t) = d.and_then(|d| DateTime::from_timestamp(calendar::start_of_date(tz, d), 0)) {
@@ -273,7 +277,13 @@ pub(super) async fn openapi(raw: Raw) -> Response {
     if let Err(r) = Params::of(raw, &[]) {
         return r;
     }
-    json_response(StatusCode::OK, &super::openapi_document())
+    // Built and serialized once per process (~25 KB, hundreds of allocations): the document needs no key, and
+    // requests for it ran on the server's only async thread.
+    static DOCUMENT: std::sync::OnceLock<axum::body::Bytes> = std::sync::OnceLock::new();
+    let document = DOCUMENT.get_or_init(|| serde_json::to_vec(&super::openapi_document()).unwrap_or_default().into());
+    let mut r = axum::response::IntoResponse::into_response((StatusCode::OK, axum::body::Body::from(document.clone())));
+    r.headers_mut().insert(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static("application/json"));
+    r
 }
 
 pub(super) async fn not_found() -> Response {

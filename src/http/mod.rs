@@ -203,11 +203,18 @@ impl HttpConfig {
 /// A recording thread never waits for it: a call that finds the map locked (a sweep running, or another
 /// thread adding a session) leaves its session and tenant in a side list, which the next holder of the lock
 /// (a call, a sweep, or a lookup of the HTTP API) learns first.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SessionTenants {
     inner: Arc<RwLock<TenantMap>>,
     deferred: Arc<Deferred>,
     max: usize,
+}
+
+/// Its size, not its sessions: `HttpConfig`'s `Debug` in a log line wrote up to 100,000 session ids and tenants.
+impl std::fmt::Debug for SessionTenants {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionTenants").field("sessions", &self.len()).field("max", &self.max).finish()
+    }
 }
 
 /// (session, tenant) pairs in order, each once: a busy session's every call would otherwise add it again. Kept

@@ -974,7 +974,7 @@ impl Ledger {
         });
         self.inner.sessions.ids(|id| {
             if !held.contains(id) {
-                held.insert(Arc::from(id));
+                held.insert(Arc::clone(id));
             }
         });
         held

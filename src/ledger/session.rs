@@ -124,7 +124,7 @@ impl Pending {
 struct SessionState {
     /// The session id: the table is keyed by its 64-bit hash, and ids that collide (FxHash is not built to
     /// resist chosen ones: ids may come from request headers) must not share a history.
-    id: Box<str>,
+    id: Arc<str>,
     /// The session's latest call, of any model: what the idle sweep goes by.
     last_ns: i64,
     /// One cache history per model the session called (most sessions: one, held inline).
@@ -356,7 +356,7 @@ impl Sessions {
             }
             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(SessionState { id: Box::from(session), last_ns: i64::MIN, ..Default::default() })
+                v.insert(SessionState { id: Arc::from(session), last_ns: i64::MIN, ..Default::default() })
             }
         };
         let tokens = &rec.tokens;
@@ -469,12 +469,18 @@ impl Sessions {
         }
     }
 
-    /// The ids of the sessions tracked (at most the capacity).
+    /// The ids of the sessions tracked (at most the capacity). Each stripe's ids are taken under its lock (a
+    /// reference count each) and handed to `f` after it: `f` (the HTTP API's tenant sweep: a lookup and an
+    /// allocation per session) ran with the lock held, and recording threads whose sessions fall in that stripe
+    /// waited for it.
     #[cfg(feature = "http")]
-    pub(crate) fn ids(&self, mut f: impl FnMut(&str)) {
+    pub(crate) fn ids(&self, mut f: impl FnMut(&Arc<str>)) {
+        let mut ids: Vec<Arc<str>> = Vec::new();
         for stripe in self.stripes.iter() {
-            for state in stripe.0.lock().map.values() {
-                f(&state.id);
+            ids.clear();
+            ids.extend(stripe.0.lock().map.values().map(|state| state.id.clone()));
+            for id in &ids {
+                f(id);
             }
         }
     }
