@@ -530,7 +530,7 @@ impl TokenMeterBuilder {
         let shards = Shards::new(crate::shards::per_core_count(), Shard::default);
         let ledger = crate::ledger::Ledger::new(self.ledger_config, self.clock.clone(), self.prices.clone());
         self.sinks.insert(0, Arc::new(ledger.clone()));
-        let meter = TokenMeter {
+        TokenMeter {
             inner: Arc::new(MeterInner {
                 key: NEXT_METER_KEY.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                 clock: self.clock,
@@ -546,8 +546,7 @@ impl TokenMeterBuilder {
                 otlp: crate::export::otlp::build_exporter(self.otlp, self.metric_attributes),
                 warned_span_in_close: std::sync::atomic::AtomicBool::new(false),
             }),
-        };
-        meter
+        }
     }
 
     /// Lets the exporter's collection-time callbacks read the meter, once the journal is replayed: a budget status
