@@ -475,6 +475,10 @@ struct DayBatch {
     records: u64,
     /// Budget alert lines (not records).
     alerts: u64,
+    /// The first and last of its lines in the order the writer took them ([`WriterThread::taken`]): which of a
+    /// round's flushes a failed append concerns.
+    first: u64,
+    last: u64,
 }
 
 impl WriterThread {
@@ -488,6 +492,8 @@ impl WriterThread {
             open: Vec::new(),
             batch: Vec::new(),
             waiters: Vec::new(),
+            taken: 0,
+            round_failures: Vec::new(),
             unsynced: 0,
             closed_sync_error: None,
             dir_unsynced: false,
@@ -509,7 +515,15 @@ struct WriterThread {
     counters: Arc<Counters>,
     open: Vec<(NaiveDate, File)>,
     batch: Vec<DayBatch>,
-    waiters: Vec<Reply>,
+    /// The flushes waiting, each with its place in the order of what was taken ([`taken`](Self::taken)).
+    waiters: Vec<(Reply, u64)>,
+    /// Commands taken so far (lines and flushes), in order.
+    taken: u64,
+    /// This round's failed appends: the first and last of their lines taken, and the error. A flush is answered
+    /// with one only when lines queued before it failed; lines queued after the round's last flush failing are
+    /// the next flush's error. (One error for the round went to its flushes: a flush whose own lines were written
+    /// got another thread's error, and that thread's next flush, whose line was lost, got `Ok`.)
+    round_failures: Vec<(u64, u64, String)>,
     /// Records written since the last sync.
     unsynced: u64,
     /// A sync that failed when a file was closed (to make room, or after a failed write): the sync at the end
@@ -640,6 +654,8 @@ impl WriterThread {
 
     /// Takes one command; true for a record.
     fn take(&mut self, command: Command) -> bool {
+        // Lines and flushes in the order the writer takes them, which is the order they were queued in.
+        self.taken += 1;
         match command {
             Command::Call(record) => {
                 let batch = self.day_batch(record.day());
@@ -667,7 +683,7 @@ impl WriterThread {
                 false
             }
             Command::Flush(reply) => {
-                self.waiters.push(reply);
+                self.waiters.push((reply, self.taken));
                 false
             }
         }
@@ -695,11 +711,21 @@ impl WriterThread {
         let idx = match self.batch.iter().position(|b| b.day == day) {
             Some(i) => i,
             None => {
-                self.batch.push(DayBatch { day, bytes: Vec::with_capacity(4096), records: 0, alerts: 0 });
+                let first = self.taken;
+                self.batch.push(DayBatch {
+                    day,
+                    bytes: Vec::with_capacity(4096),
+                    records: 0,
+                    alerts: 0,
+                    first,
+                    last: 0,
+                });
                 self.batch.len() - 1
             }
         };
-        &mut self.batch[idx]
+        let batch = &mut self.batch[idx];
+        batch.last = self.taken;
+        batch
     }
 
     /// Writes the pending lines, one locked append per day file.
@@ -741,6 +767,7 @@ impl WriterThread {
                     }
                     self.counters.alerts_dropped.fetch_add(batch.alerts, Ordering::Relaxed);
                     self.fail(batch.records, format!("cannot append to {}: {e}", path.display()));
+                    self.round_failures.push((batch.first, batch.last, self.last_failure()));
                 }
             }
         }
@@ -769,18 +796,32 @@ impl WriterThread {
         if !self.waiters.is_empty() || (self.dirty && sync_due) || self.closed_sync_error.is_some() {
             self.sync_all();
         }
+        let failures = std::mem::take(&mut self.round_failures);
         if !self.waiters.is_empty() {
-            let outcome = match self.unflushed_error.take() {
-                Some(e) => Err(e),
-                None => Ok(()),
-            };
+            // An error from an earlier round, or a sync's (which covers every line), is every waiter's.
+            let everyone = self.unflushed_error.take();
             let answered = self.waiters.len();
-            let heard = self.waiters.drain(..).filter(|waiter| waiter.answer(outcome.clone())).count();
-            // Every waiter gave up (a flush with a time limit): the next flush reports the error instead.
-            if let (0, Err(e)) = (heard, outcome) {
-                self.unflushed_error = Some(e);
+            let (mut heard, mut last_heard, mut unheard_error) = (0, 0, None);
+            for (waiter, at) in self.waiters.drain(..) {
+                let own = failures.iter().find(|(first, _, _)| *first < at).map(|(_, _, e)| e);
+                let outcome = match everyone.as_ref().or(own) {
+                    Some(e) => Err(e.clone()),
+                    None => Ok(()),
+                };
+                if waiter.answer(outcome.clone()) {
+                    heard += 1;
+                    last_heard = last_heard.max(at);
+                } else if let Err(e) = outcome {
+                    unheard_error.get_or_insert(e);
+                }
             }
+            // Lines queued after the last flush heard failed: the next flush's error. So does an error no waiter
+            // heard (every one gave up: a flush with a time limit).
+            let later = failures.iter().find(|(_, last, _)| *last > last_heard).map(|(_, _, e)| e.clone());
+            self.unflushed_error = if heard == 0 { everyone.or(unheard_error).or(later) } else { later };
             self.counters.pending_flushes.fetch_sub(answered, Ordering::SeqCst);
+        } else if let Some((_, _, e)) = failures.into_iter().next() {
+            self.unflushed_error.get_or_insert(e);
         }
         if self.last_retention.elapsed() >= RETENTION_EVERY {
             self.last_retention = Instant::now();
@@ -876,17 +917,27 @@ impl WriterThread {
         Ok(&self.open[self.open.len() - 1].1)
     }
 
+    /// Counts and logs a failed append; [`write_batch`](Self::write_batch) keeps it for the flushes it concerns.
     fn fail(&mut self, records: u64, message: String) {
         self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
         self.counters.failed_records.fetch_add(records, Ordering::Relaxed);
-        self.note_error(message);
+        self.log_error(message);
     }
 
-    fn note_error(&mut self, message: String) {
+    fn last_failure(&self) -> String {
+        self.counters.last_error.lock().clone().unwrap_or_default()
+    }
+
+    fn log_error(&mut self, message: String) {
         *self.counters.last_error.lock() = Some(message.clone());
         if warning_due(&mut self.last_warning, Instant::now()) {
             tracing::warn!(target: "tokenmeter::journal", error = %message, "journal write failed");
         }
+    }
+
+    /// A failure that concerns every line so far (a sync): the next flush's error.
+    fn note_error(&mut self, message: String) {
+        self.log_error(message.clone());
         self.unflushed_error.get_or_insert(message);
     }
 }
@@ -1279,6 +1330,44 @@ mod tests {
             assert!(dir_sync_unsupported(&std::io::Error::from_raw_os_error(code)), "errno {code}");
         }
         assert!(!dir_sync_unsupported(&std::io::Error::from_raw_os_error(5)), "EIO is a failure");
+    }
+
+    #[test]
+    fn a_failed_append_is_the_error_of_the_flushes_queued_after_its_lines_only() {
+        // One round: thread A's record and flush, then thread B's record, whose append fails (its day file's path
+        // is a directory). A's flush got B's error, and B's flush after the round got `Ok` for a lost record.
+        let dir = tempfile::tempdir().unwrap();
+        let counters = Arc::new(Counters::default());
+        let mut t = WriterThread::new(JournalConfig::new(dir.path()), Arc::new(ManualClock::new(at())), counters);
+        let later = at() + chrono::Duration::days(1);
+        std::fs::create_dir(files::path_for(dir.path(), later.date_naive())).unwrap();
+        let flush = |t: &mut WriterThread| {
+            let slot = Arc::new(ReplySlot::default());
+            t.counters.pending_flushes.fetch_add(1, Ordering::SeqCst);
+            t.take(Command::Flush(Reply(slot.clone())));
+            slot
+        };
+        t.take(Command::Call(QueuedCall::new(&record(at()))));
+        let a = flush(&mut t);
+        t.take(Command::Call(QueuedCall::new(&record(later))));
+        t.write_batch();
+        t.after_batch();
+        assert_eq!(a.wait(None).ok(), Some(Ok(())), "A's record was written");
+        let b = flush(&mut t);
+        t.write_batch();
+        t.after_batch();
+        assert!(b.wait(None).ok().is_some_and(|r| r.is_err_and(|e| e.contains("cannot append"))), "B's was lost");
+        // Answered once: the flush after that is fine again.
+        let c = flush(&mut t);
+        t.write_batch();
+        t.after_batch();
+        assert_eq!(c.wait(None).ok(), Some(Ok(())));
+        // A flush queued after the failed lines gets the error.
+        t.take(Command::Call(QueuedCall::new(&record(later))));
+        let d = flush(&mut t);
+        t.write_batch();
+        t.after_batch();
+        assert!(d.wait(None).ok().is_some_and(|r| r.is_err()));
     }
 
     #[test]
