@@ -10,7 +10,7 @@ use tracing::Span;
 use crate::capture::fields::{RESPONSE_ID, RESPONSE_MODEL, TIME_TO_FIRST_CHUNK};
 use crate::clock::Clock;
 
-use super::sse::{SseDecoder, SseEvent};
+use super::sse::{MAX_EVENT_BYTES, SseDecoder, SseEvent};
 use super::usage::{ErrorResponse, MessageResponse, Usage, lenient};
 use super::{INCOMPLETE_STREAM, record_error};
 
@@ -128,6 +128,21 @@ pub struct StreamAccumulator {
     events: u64,
     malformed: u64,
     finished: bool,
+    /// What the body began with: an event stream, or (`{` first) one JSON body sent as `text/event-stream` (a
+    /// gateway that ignored `"stream": true` but kept the header), kept whole up to [`MAX_EVENT_BYTES`] and read
+    /// at the end as [`whole_response`](Self::whole_response) reads one. Decoded as events, it gave none: the call
+    /// ended as `stream_incomplete`, its usage lost.
+    body: Body,
+}
+
+/// See [`StreamAccumulator::body`].
+enum Body {
+    /// Nothing but white space (or a byte-order mark) yet.
+    Unknown,
+    Events,
+    Json(Vec<u8>),
+    /// A JSON body past [`MAX_EVENT_BYTES`]: not read.
+    TooLarge,
 }
 
 /// The parts of stream event payloads read here; everything else (text deltas included) is skipped.
@@ -179,12 +194,39 @@ impl StreamAccumulator {
             events: 0,
             malformed: 0,
             finished: false,
+            body: Body::Unknown,
+        }
+    }
+
+    /// Whether `chunk` goes to the event decoder (false: it was kept as part of a JSON body).
+    fn is_events(&mut self, chunk: &[u8]) -> bool {
+        if let Body::Unknown = self.body {
+            let start = super::sse::strip_bom(chunk).iter().find(|b| !b.is_ascii_whitespace());
+            match start {
+                None => return true,
+                Some(b'{') => self.body = Body::Json(Vec::new()),
+                Some(_) => self.body = Body::Events,
+            }
+        }
+        match &mut self.body {
+            Body::Json(kept) if kept.len() + chunk.len() <= MAX_EVENT_BYTES => {
+                kept.extend_from_slice(chunk);
+                false
+            }
+            Body::Json(_) | Body::TooLarge => {
+                self.body = Body::TooLarge;
+                false
+            }
+            Body::Unknown | Body::Events => true,
         }
     }
 
     /// Feeds raw bytes of the response body, in chunks of any size. For callers that also need the events
     /// (to show the text), [`push_events`](Self::push_events).
     pub fn push_bytes(&mut self, chunk: &[u8]) {
+        if !self.is_events(chunk) {
+            return;
+        }
         for event in self.decoder.push(chunk) {
             self.observe(&event);
         }
@@ -194,6 +236,9 @@ impl StreamAccumulator {
     /// caller to read (the text of `content_block_delta` events, to show the user). Events dropped for size
     /// count in [`StreamSummary::malformed_events`].
     pub fn push_events(&mut self, chunk: &[u8]) -> Vec<SseEvent> {
+        if !self.is_events(chunk) {
+            return Vec::new();
+        }
         let events = self.decoder.push(chunk);
         for event in &events {
             self.observe(event);
@@ -380,6 +425,9 @@ impl StreamAccumulator {
         if std::mem::replace(&mut self.finished, true) {
             return;
         }
+        if let Body::Json(body) = std::mem::replace(&mut self.body, Body::Events) {
+            self.whole_response(&body);
+        }
         // An event whose closing blank line never came (the connection closed right after its last `data:`
         // line): read it when its data is whole JSON, for the usage it carries (`message_delta`) or the end it
         // marks (`message_stop`); data cut short is left unread, except an `error` event's: the stream ended on
@@ -550,6 +598,28 @@ mod tests {
         assert!(summary.is_complete());
         assert_eq!((call.tokens.input, call.tokens.output), (10, 5));
         assert!(!call.outcome.is_error() && call.metered);
+    }
+
+    #[test]
+    fn a_json_body_sent_as_an_event_stream_is_read_whole() {
+        // A gateway that ignored `"stream": true` but answered with `text/event-stream`: the caller pushed the
+        // body as stream bytes, which decode to no event, and the call ended as `stream_incomplete`, its usage lost.
+        let message = r#"{"type":"message","id":"msg_j","model":"claude-sonnet-4-5-20250929","stop_reason":"end_turn",
+            "usage":{"input_tokens":10,"output_tokens":5}}"#;
+        let (summary, call) = streamed(|acc, _| {
+            let (a, b) = message.as_bytes().split_at(40);
+            acc.push_bytes(b"\r\n");
+            assert!(acc.push_events(a).is_empty());
+            acc.push_bytes(b);
+        });
+        assert!(summary.is_complete(), "{:?}", summary.outcome);
+        assert_eq!((call.tokens.input, call.tokens.output), (10, 5));
+        assert_eq!(summary.response_id.as_deref(), Some("msg_j"));
+        // An error body so sent fails the call with its type.
+        let (summary, call) =
+            streamed(|acc, _| acc.push_bytes(br#"{"type":"error","error":{"type":"overloaded_error"}}"#));
+        assert_eq!(summary.outcome, StreamOutcome::Error { error_type: "overloaded_error".into() });
+        assert_eq!(call.outcome.label(), "overloaded_error");
     }
 
     #[test]
