@@ -1066,7 +1066,7 @@ impl MeterInner {
             stats.shared_span_splits += u64::from(notes.split);
         }
         let alerts = match &model_key {
-            Some(key) => self.budgets.on_call(rec, key),
+            Some(key) => self.budgets.on_call(rec, key, &*self.clock),
             None => Vec::new(),
         };
         #[cfg(feature = "otlp")]

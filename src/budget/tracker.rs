@@ -14,6 +14,7 @@ use super::{
     Budget, BudgetAction, BudgetAmount, BudgetExceeded, BudgetPeriod, BudgetScope, BudgetState, BudgetUnit,
     RequestScope,
 };
+use crate::clock::Clock;
 use crate::pricing::normalize_model_id;
 use crate::record::CallRecord;
 
@@ -217,8 +218,10 @@ impl BudgetSlot {
     /// (that spend happened now, under a wrong stamp); the second counts in the current period. Either way the
     /// call counts: skipped, a clock that ran ahead for a minute would leave the budget blind (and a hard
     /// stop open) until the clock caught up.
-    fn step_back(&self, acct: &mut Account, at: i64) -> i64 {
-        Self::rolling_step_back(acct, at);
+    fn step_back(&self, acct: &mut Account, at: i64, clock: &dyn Clock) -> i64 {
+        if acct.rolling.is_some() {
+            Self::rolling_step_back(acct, clock.unix_nanos());
+        }
         if let Some((start, _)) = acct.period
             && acct.rolling.is_none()
             && start.saturating_sub(at) > STEP_BACK_NS
@@ -571,8 +574,11 @@ impl BudgetTracker {
     ///
     /// Returns what the journal keeps of each alert delivered (empty, without allocating, when none was), so
     /// that a restarted meter does not deliver it again.
-    pub(crate) fn on_call(&self, record: &CallRecord, model_key: &str) -> Vec<AlertMark> {
-        self.account(record, model_key, record.ended_at_unix_nanos(), true)
+    /// `clock` is read only for a rolling budget: its buckets stamped more than a bucket ahead of the clock's
+    /// time (not of the call's end, which a thread preempted between the two can leave seconds behind) are
+    /// spend a clock that stepped back stamped ahead.
+    pub(crate) fn on_call(&self, record: &CallRecord, model_key: &str, clock: &dyn Clock) -> Vec<AlertMark> {
+        self.account(record, model_key, record.ended_at_unix_nanos(), Some(clock))
     }
 
     /// Accounts a call replayed from the journal: the thresholds it reaches are marked reached, and nothing
@@ -583,7 +589,7 @@ impl BudgetTracker {
     /// its own, later period it would move the budget past the clock, and the calls made until the clock got
     /// there would not count.
     pub(crate) fn replay_call(&self, record: &CallRecord, model_key: &str, now: DateTime<Utc>) {
-        self.account(record, model_key, record.ended_at_unix_nanos().min(to_nanos(now)), false);
+        self.account(record, model_key, record.ended_at_unix_nanos().min(to_nanos(now)), None);
     }
 
     /// Marks the alerts the journal says were delivered before a restart, after its calls were replayed: each
@@ -667,10 +673,12 @@ impl BudgetTracker {
         marks
     }
 
-    fn account(&self, record: &CallRecord, model_key: &str, at: i64, live: bool) -> Vec<AlertMark> {
+    /// `clock` is the live meter's (a replayed call has none).
+    fn account(&self, record: &CallRecord, model_key: &str, at: i64, clock: Option<&dyn Clock>) -> Vec<AlertMark> {
         if self.slots.is_empty() {
             return Vec::new();
         }
+        let live = clock.is_some();
         // Alerts owed since the build go first, older than what this call crosses.
         let owed = if live { self.take_owed(at) } else { Vec::new() };
         let mut pending: SmallVec<[Pending; 2]> = SmallVec::new();
@@ -685,7 +693,10 @@ impl BudgetTracker {
                 unpriced_models.push((i, model_key.to_owned()));
             }
             let mut acct = slot.account.lock();
-            let at = if live { slot.step_back(&mut acct, at) } else { slot.race_back(&acct, at) };
+            let at = match clock {
+                Some(clock) => slot.step_back(&mut acct, at, clock),
+                None => slot.race_back(&acct, at),
+            };
             if !slot.roll(&mut acct, at) {
                 continue;
             }
@@ -792,5 +803,57 @@ impl BudgetTracker {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::budget::{Budget, BudgetLimit, BudgetPeriod};
+    use crate::clock::ManualClock;
+    use crate::record::{Dimensions, Outcome, TokenUsage};
+
+    fn call_ending(at: DateTime<Utc>, input: u64) -> CallRecord {
+        CallRecord {
+            timestamp: at,
+            duration_us: 0,
+            time_to_first_token_us: None,
+            model: Some("claude-haiku-4-5".into()),
+            provider: None,
+            operation: None,
+            request_id: None,
+            streaming: None,
+            service_tier: None,
+            speed: None,
+            tokens: TokenUsage { input, ..TokenUsage::default() },
+            web_search_requests: 0,
+            metered: true,
+            outcome: Outcome::Ok,
+            dimensions: Dimensions::default(),
+            cost: None,
+        }
+    }
+
+    #[test]
+    fn a_call_accounted_late_is_not_taken_for_a_clock_step_back() {
+        // Thread A stamps its call's end at t, is preempted, and accounts it at t+3 s, after thread B's call that
+        // ended at t+2.5 s. Judged against A's end, B's bucket was more than a bucket (a second, for a rolling
+        // minute) ahead: taken for spend a clock stepped back from, it moved into A's bucket, and left the window
+        // early. Against the clock's time nothing is ahead.
+        let mut setup = BudgetSetup::default();
+        setup.add(
+            Budget::new("minute", BudgetLimit::tokens(1_000_000))
+                .with_period(BudgetPeriod::Rolling(Duration::from_secs(60))),
+        );
+        let tracker = setup.into_tracker();
+        let t = Utc.with_ymd_and_hms(2026, 3, 14, 10, 0, 0).unwrap();
+        let clock = ManualClock::new(t + chrono::Duration::seconds(3));
+        tracker.on_call(&call_ending(t + chrono::Duration::milliseconds(2_500), 100), "claude-haiku-4-5", &clock);
+        tracker.on_call(&call_ending(t, 10), "claude-haiku-4-5", &clock);
+        // 61.5 s on, the window's oldest second is t+1 s: A's call has left it, B's has not.
+        let status = tracker.status(to_nanos(t + chrono::Duration::milliseconds(61_500)));
+        assert_eq!(status[0].spent, BudgetAmount::Tokens(100), "{:?}", status[0]);
     }
 }
