@@ -169,6 +169,7 @@ impl SessionState {
             model: model.cloned(),
             provider: provider.cloned(),
             last_ns: i64::MIN,
+            last_read_ns: i64::MIN,
             ..ModelHistory::default()
         });
         let last = self.models.len() - 1;
@@ -203,12 +204,19 @@ struct ModelHistory {
     last_prompt: u64,
     written_upto: u64,
     pending: SmallVec<[Pending; 1]>,
+    /// The latest start of a call that read the cache: a write that started before it and was still alive then
+    /// was read, though it is seen after it (two threads: the writer streamed for a minute and ended after the
+    /// reader). Queued, it came out as never read.
+    last_read_ns: i64,
 }
 
 impl ModelHistory {
     /// Adds a write made at `ts_ns` that lives `ttl`; a full list first gives up one write as never read (see
     /// [`MAX_PENDING_WRITES`]).
     fn add_pending(&mut self, ts_ns: i64, ttl: i64, writer: Box<WriterInfo>, unread: &mut Vec<WriterInfo>) {
+        if self.last_read_ns > ts_ns && self.last_read_ns <= ts_ns.saturating_add(ttl) {
+            return;
+        }
         if self.pending.len() >= MAX_PENDING_WRITES {
             let i = self.pending.iter().position(|p| p.expires_ns < ts_ns).unwrap_or(0);
             unread.push(*self.pending.remove(i).writer);
@@ -372,6 +380,7 @@ impl Sessions {
         // for this call's own write.
         let mut spare = None;
         if tokens.cache_read > 0 {
+            st.last_read_ns = st.last_read_ns.max(ts_ns);
             let mut i = 0;
             while i < st.pending.len() {
                 let p = &st.pending[i];
@@ -613,6 +622,30 @@ pub(in crate::ledger) mod tests {
         assert!(unread.is_empty(), "still in its grace");
         sessions.take_expired(5 * m + LATE_READ_GRACE_NS + 1, |w| unread.push(w));
         assert_eq!(unread.len(), 1);
+    }
+
+    #[test]
+    fn a_write_seen_after_the_call_that_read_it_is_read() {
+        // W starts at 0 and writes 4,000 tokens, streaming for a minute; R starts at 5 s, reads them and ends at
+        // 8 s, so R is accounted first (another thread). W was queued after R had passed, and came out as never
+        // read ten minutes later.
+        let s = 1_000_000_000;
+        let sessions = Sessions::new(16);
+        sessions.observe(SessionKey::of("s"), &call("claude-a", "r", 4_000, 0), at(5 * s, 1024), NO_CLOCK);
+        let f = sessions.observe(SessionKey::of("s"), &call("claude-a", "w", 0, 4_000), at(0, 1024), NO_CLOCK);
+        assert!(f.unread.is_empty());
+        let mut unread = Vec::new();
+        sessions.take_expired(3_600 * s, |w| unread.push(w));
+        assert!(unread.is_empty(), "R read W: {unread:?}");
+        // A read that started before the write (or after its lifetime) did not read it.
+        for read_at in [0, 6 * 60 * s] {
+            let sessions = Sessions::new(16);
+            sessions.observe(SessionKey::of("s"), &call("claude-a", "r", 4_000, 0), at(read_at, 1024), NO_CLOCK);
+            sessions.observe(SessionKey::of("s"), &call("claude-a", "w", 0, 4_000), at(5 * s, 1024), NO_CLOCK);
+            let mut unread = Vec::new();
+            sessions.take_expired(3_600 * s, |w| unread.push(w));
+            assert_eq!(unread.len(), 1, "a read at {read_at}");
+        }
     }
 
     #[test]
