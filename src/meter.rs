@@ -410,6 +410,38 @@ impl TokenMeterBuilder {
                 return Err(BuildError::MetricDimensionReserved { dimension: name.to_string() });
             }
         }
+        // Prometheus labels: every character other than a letter, digit or `_` becomes `_`. A dimension whose label
+        // is another attribute's (`error_type` beside `error.type`, `tenant_id` beside `tenant.id`) or one
+        // Prometheus sets itself (`job`, `instance`; `le` and `quantile` on histograms) would lose one of the two
+        // values, or have the series rejected, on the way into Prometheus.
+        let label = |key: &str| -> String {
+            key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect()
+        };
+        let mut taken: Vec<(String, String)> =
+            ["job", "instance", "le", "quantile", "otel_scope_name", "otel_scope_version"]
+                .iter()
+                .map(|l| (l.to_string(), format!("Prometheus's own `{l}`")))
+                .chain(
+                    crate::export::otlp::names::RESERVED_ATTRIBUTES
+                        .iter()
+                        .chain([&crate::export::otlp::names::ATTR_OUTCOME])
+                        .map(|k| (label(k), format!("the attribute `{k}`"))),
+                )
+                .collect();
+        for dimension in self.metric_attributes.dimensions() {
+            let key = dimension.attribute_key();
+            let key = key.as_str();
+            let mine = label(key);
+            let clash = match taken.iter().find(|(l, _)| *l == mine) {
+                Some((_, other)) => Some(other.clone()),
+                None if mine.starts_with("__") => Some("Prometheus's own `__` labels".to_owned()),
+                None => None,
+            };
+            if let Some(clashes_with) = clash {
+                return Err(BuildError::MetricDimensionLabel { dimension: key.to_owned(), label: mine, clashes_with });
+            }
+            taken.push((mine, format!("the dimension `{key}`")));
+        }
         Ok(())
     }
 
@@ -730,6 +762,21 @@ pub enum BuildError {
     MetricDimensionReserved {
         /// The dimension's name.
         dimension: String,
+    },
+    /// A metric dimension's Prometheus label (every character other than a letter, digit or `_` made `_`) is
+    /// another attribute's or dimension's, or one Prometheus sets itself (`job`, `instance`, `le`, `quantile`).
+    #[cfg(feature = "otlp")]
+    #[error(
+        "the metric dimension `{dimension}` becomes the Prometheus label `{label}`, as {clashes_with} does: one of \
+         the two values would be lost or the series rejected; rename the dimension"
+    )]
+    MetricDimensionLabel {
+        /// The dimension's name (its attribute key).
+        dimension: String,
+        /// Its Prometheus label.
+        label: String,
+        /// What else has that label.
+        clashes_with: String,
     },
     /// More metric dimensions than exported metrics carry
     /// ([`MAX_METRIC_DIMENSIONS`](crate::export::otlp::MAX_METRIC_DIMENSIONS)).

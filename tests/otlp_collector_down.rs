@@ -48,9 +48,45 @@ fn recording_is_unaffected_when_the_collector_is_unreachable() {
         let first = meter.shutdown().expect_err("the final export has nowhere to go");
         assert!(matches!(first, tokenmeter::ShutdownError::Otlp(OtlpError::Shutdown(_))), "{protocol}: {first:?}");
         meter.shutdown().expect("a second shutdown is harmless");
-        // Recording goes on after shutdown (no longer exported).
+        // Recording goes on after shutdown (no longer exported), and a flush says why nothing goes out, without
+        // sending anyone to check a collector.
         otlp_workload::run(&meter);
         assert_eq!(meter.total_usage().calls, 51 * otlp_workload::CALLS_PER_ROUND);
+        let err = meter.flush_metrics().expect_err("shut down");
+        assert!(matches!(err, OtlpError::ShutDown), "{protocol}: {err:?}");
+        assert!(!err.to_string().contains("check that the collector"), "{protocol}: {err}");
+    }
+}
+
+#[test]
+fn recording_does_not_wait_on_a_collector_that_never_answers() {
+    // A refused connection fails in a millisecond, so the test above cannot see recording wait on an export: a
+    // collector that accepts and never answers holds each export for its whole timeout (2 s here).
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    for protocol in [Protocol::Grpc, Protocol::HttpProtobuf] {
+        let config = OtlpConfig::new()
+            .with_endpoint(format!("http://127.0.0.1:{port}"))
+            .with_protocol(protocol)
+            .with_interval(Duration::from_millis(100))
+            .with_timeout(Duration::from_secs(2))
+            .ignore_env();
+        let meter = TokenMeter::builder().with_otlp(config).expect("config").build();
+        // Rounds over a second of exports (one every 100 ms, each held 2 s): none waits for one.
+        let (start, mut longest) = (Instant::now(), Duration::ZERO);
+        while start.elapsed() < Duration::from_secs(1) {
+            let round = Instant::now();
+            otlp_workload::run(&meter);
+            longest = longest.max(round.elapsed());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(longest < Duration::from_millis(1_500), "{protocol}: a round took {longest:?}");
     }
 }
 

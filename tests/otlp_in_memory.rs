@@ -331,6 +331,23 @@ fn a_metric_dimension_the_meter_does_not_capture_is_refused() {
             .expect_err("a reserved attribute key");
         assert!(matches!(&err, tokenmeter::BuildError::MetricDimensionReserved { dimension } if dimension == name));
     }
+    // Named unlike any attribute, but the same label once in Prometheus (`.` becomes `_`): `job` is the scrape's
+    // own, `error_type` is `error.type`'s, and `team.name` and `team_name` are each other's.
+    for (names, label) in
+        [(&["job"][..], "job"), (&["error_type"], "error_type"), (&["team.name", "team_name"], "team_name")]
+    {
+        let mut builder = TokenMeter::builder().with_meter_provider(provider.clone());
+        let mut attributes = MetricAttributes::new();
+        for name in names {
+            builder = builder.with_dimension(*name);
+            attributes = attributes.with_named_dimension(name);
+        }
+        let err = builder.with_metric_attributes(attributes).try_build().map(|_| ()).expect_err("a label clash");
+        assert!(
+            matches!(&err, tokenmeter::BuildError::MetricDimensionLabel { label: l, .. } if l == label),
+            "{names:?}: {err:?}"
+        );
+    }
 
     let mut attributes = MetricAttributes::new();
     let mut builder = TokenMeter::builder().with_meter_provider(provider.clone());

@@ -89,8 +89,9 @@ impl TokenMeter {
         self.inner.otlp.as_ref().map(OtlpMetrics::status)
     }
 
-    /// Collects and exports metrics now, waiting for the export (at most the export timeout). Returns at once
-    /// without OTLP export. Blocks the calling thread: call it from tests, at checkpoints or before exit, never
+    /// Collects and exports metrics now, waiting for the export: at most the export timeout, or twice that when a
+    /// periodic export to a collector that does not answer is already under way (it is waited for first).
+    /// Returns at once without OTLP export; after [`shutdown`](TokenMeter::shutdown), an error saying so. Blocks the calling thread: call it from tests, at checkpoints or before exit, never
     /// from a record sink.
     pub fn flush_metrics(&self) -> Result<(), OtlpError> {
         match &self.inner.otlp {

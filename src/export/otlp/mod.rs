@@ -614,7 +614,12 @@ impl OtlpMetrics {
         if pipeline::on_export_thread() {
             return Err(OtlpError::Flush(ON_EXPORT_THREAD.to_owned()));
         }
-        self.setup.provider().force_flush().map_err(|e| OtlpError::Flush(self.with_cause(e.to_string())))
+        match self.setup.provider().force_flush() {
+            Ok(()) => Ok(()),
+            // Not the collector's fault: the export was ended on purpose.
+            Err(opentelemetry_sdk::error::OTelSdkError::AlreadyShutdown) => Err(OtlpError::ShutDown),
+            Err(e) => Err(OtlpError::Flush(self.with_cause(e.to_string()))),
+        }
     }
 
     /// The SDK's flush and shutdown errors say only that they failed; the export's own error says why.

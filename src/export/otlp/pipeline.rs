@@ -31,6 +31,9 @@ impl ExportRuntime {
             .worker_threads(1)
             .max_blocking_threads(1)
             .thread_name("tokenmeter-otlp-io")
+            // A flush from here (a subscriber reacting to hyper's or tonic's events on this thread) would block
+            // the one worker that drives the export it waits for: refused, as on the reader thread.
+            .on_thread_start(|| ON_EXPORT_THREAD.with(|t| t.set(true)))
             .enable_all()
             .build()
             .map(|rt| ExportRuntime(Some(rt)))
@@ -147,8 +150,9 @@ impl ExportCounters {
 }
 
 thread_local! {
-    /// Set on the SDK's reader thread once it has exported: a flush or shutdown called there (by a subscriber
-    /// reacting to the export's WARN event, say) would wait on that thread itself, for ever.
+    /// Set on the SDK's reader thread once it has exported, and on the export runtime's threads: a flush or
+    /// shutdown called there (by a subscriber reacting to the export's WARN event, say) would wait on that thread
+    /// itself, for ever.
     static ON_EXPORT_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
@@ -480,6 +484,15 @@ fn ca_pem(settings: &OtlpSettings) -> Result<Option<Vec<u8>>, OtlpError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_export_runtimes_threads_refuse_a_flush_as_the_reader_thread_does() {
+        let runtime = ExportRuntime::new().unwrap();
+        let handle = runtime.handle().unwrap().clone();
+        let on_worker = handle.block_on(async { tokio::spawn(async { on_export_thread() }).await.unwrap() });
+        assert!(on_worker, "a task on the export runtime's worker");
+        assert!(!on_export_thread(), "this test's own thread");
+    }
 
     #[test]
     fn a_run_of_failures_is_logged_at_its_start_and_every_ten_minutes_and_its_end_once() {
