@@ -1043,6 +1043,25 @@ impl Shard {
     }
 }
 
+/// Hands the exporter the meter's last capture and journal counts before its parts go: the OTLP pipeline drops
+/// last (its provider's final export runs then), when the callbacks can no longer read the meter.
+impl Drop for MeterInner {
+    fn drop(&mut self) {
+        #[cfg(feature = "otlp")]
+        if let Some(otlp) = &self.otlp {
+            let mut capture = CaptureStats::default();
+            for shard in self.shards.iter() {
+                capture.merge(&shard.lock().stats);
+            }
+            let journal = self.journal.get().map(|j| {
+                let stats = j.stats();
+                (stats.dropped, stats.failed_records)
+            });
+            otlp.keep_final_counts(capture, journal);
+        }
+    }
+}
+
 /// The next meter's [`MeterInner::key`].
 static NEXT_METER_KEY: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
 

@@ -576,3 +576,25 @@ fn a_provider_exporting_after_its_meter_is_gone_reads_no_cost_for_an_unpriced_mo
     assert_eq!(total(&sums(&after, CALLS)), 1.0, "the callbacks still report the meter's last totals");
     assert_eq!(costed(&after), 0, "no $0 cost for a model without a price");
 }
+
+#[test]
+fn the_providers_final_export_after_the_meter_is_gone_carries_the_capture_corrections() {
+    // The callbacks read capture stats through the meter: once it was dropped, the provider's final export (the
+    // application shuts its provider down last) carried no capture corrections at all, and the corrections
+    // since the previous export never reached the collector.
+    let (provider, exporter) = pipeline(Temporality::Cumulative);
+    let meter = meter(&provider, MetricAttributes::new());
+    let subscriber = tracing_subscriber::registry().with(meter.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        let _s = info_span!("chat", gen_ai.request.model = "claude-haiku-4-5", input_tokens = -3i64).entered();
+    });
+    let rejected = meter.capture_stats().rejected_values;
+    assert_eq!(rejected, 1);
+    drop(meter);
+    exporter.reset();
+    provider.force_flush().expect("flush");
+    let rm = exporter.get_finished_metrics().expect("metrics").pop().expect("one export");
+    let corrections = sums(&rm, CAPTURE_CORRECTIONS);
+    let got = corrections.iter().find(|(a, _)| a[ATTR_CORRECTION] == "rejected_value").map(|(_, n)| *n);
+    assert_eq!(got, Some(1.0), "{corrections:?}");
+}

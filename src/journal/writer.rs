@@ -361,7 +361,7 @@ impl JournalWriter {
         }
     }
 
-    pub(super) fn stats(&self) -> JournalStats {
+    pub(crate) fn stats(&self) -> JournalStats {
         let c = &self.counters;
         JournalStats {
             enqueued: c.enqueued.load(Ordering::Relaxed),

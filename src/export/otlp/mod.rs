@@ -89,6 +89,7 @@ use self::series::{KEY_SLOTS, RawKey, SeriesTable, Totals};
 use crate::TokenMeter;
 use crate::budget::{AlertKind, BudgetAlert, BudgetState, BudgetUnit};
 use crate::ledger::{Dimension, Window};
+use crate::meter::CaptureStats;
 use crate::meter::MeterInner;
 use crate::pricing::{Money, PriceBook};
 use crate::record::{CallRecord, Outcome, TaskRecord, TokenUsage, ToolRecord};
@@ -333,11 +334,68 @@ struct Shared {
     alerts: Arc<AlertCounts>,
     scores: Memo<Vec<WindowScores>>,
     budgets: Memo<Vec<BudgetState>>,
+    /// The capture and journal counts last observed, and the meter's last ones (kept as it drops): a provider's
+    /// final export after the meter is gone reported no capture corrections and no journal losses at all.
+    last_counts: parking_lot::Mutex<LastCounts>,
+}
+
+/// A meter upgraded for one collection callback. Were the application to let go of the meter meanwhile, this
+/// handle would be the last, and the meter would drop on the SDK's export thread: its provider's shutdown then
+/// waits on that very thread (5 s, and its final export lost). The last handle is dropped on a thread of its own.
+struct Held(Option<TokenMeter>);
+
+impl std::ops::Deref for Held {
+    type Target = TokenMeter;
+
+    fn deref(&self) -> &TokenMeter {
+        self.0.as_ref().expect("a held meter is taken only when dropped")
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(meter) = self.0.take()
+            && Arc::strong_count(&meter.inner) == 1
+        {
+            // Should the thread not start, the closure (and the meter) drops here, as before.
+            let _ = std::thread::Builder::new().name("tokenmeter-drop".into()).spawn(move || drop(meter));
+        }
+    }
+}
+
+/// See [`Shared::last_counts`].
+#[derive(Default, Clone, Copy)]
+struct LastCounts {
+    capture: Option<CaptureStats>,
+    /// Journal records dropped (queue full) and failed (write failed).
+    journal: Option<(u64, u64)>,
 }
 
 impl Shared {
-    fn meter(&self) -> Option<TokenMeter> {
-        self.meter.get().and_then(Weak::upgrade).map(|inner| TokenMeter { inner })
+    fn meter(&self) -> Option<Held> {
+        self.meter.get().and_then(Weak::upgrade).map(|inner| Held(Some(TokenMeter { inner })))
+    }
+
+    fn capture_stats(&self) -> Option<CaptureStats> {
+        match self.meter() {
+            Some(m) => {
+                let stats = m.capture_stats();
+                self.last_counts.lock().capture = Some(stats);
+                Some(stats)
+            }
+            None => self.last_counts.lock().capture,
+        }
+    }
+
+    fn journal_losses(&self) -> Option<(u64, u64)> {
+        match self.meter() {
+            Some(m) => {
+                let losses = m.journal_stats().map(|j| (j.dropped, j.failed_records));
+                self.last_counts.lock().journal = losses;
+                losses
+            }
+            None => self.last_counts.lock().journal,
+        }
     }
 
     /// The call series whose cost and savings are exported ([`CallTotals::priced`]), with their totals.
@@ -433,6 +491,7 @@ impl OtlpMetrics {
             alerts: Arc::clone(&setup.alerts),
             scores: Memo::default(),
             budgets: Memo::default(),
+            last_counts: parking_lot::Mutex::default(),
         });
         let scope = InstrumentationScope::builder("tokenmeter").with_version(env!("CARGO_PKG_VERSION")).build();
         let meter = setup.provider().meter_with_scope(scope);
@@ -464,6 +523,11 @@ impl OtlpMetrics {
             first_chunk,
             setup,
         }
+    }
+
+    /// Keeps the meter's last capture and journal counts as it drops, for the provider's final export.
+    pub(crate) fn keep_final_counts(&self, capture: CaptureStats, journal: Option<(u64, u64)>) {
+        *self.shared.last_counts.lock() = LastCounts { capture: Some(capture), journal };
     }
 
     /// Lets the collection-time callbacks read the meter (capture stats, ledger, budgets, journal).
@@ -836,8 +900,7 @@ fn register_observables(meter: &Meter, shared: &Arc<Shared>) {
              counted again, usage events outside any call span.",
         )
         .with_callback(move |o| {
-            if let Some(m) = s.meter() {
-                let stats = m.capture_stats();
+            if let Some(stats) = s.capture_stats() {
                 o.observe(stats.normalization_corrections, &[KeyValue::new(ATTR_CORRECTION, "normalization")]);
                 o.observe(stats.rejected_values, &[KeyValue::new(ATTR_CORRECTION, "rejected_value")]);
                 o.observe(stats.shared_span_splits, &[KeyValue::new(ATTR_CORRECTION, "shared_span_split")]);
@@ -865,9 +928,9 @@ fn register_observables(meter: &Meter, shared: &Arc<Shared>) {
         .with_unit("{record}")
         .with_description("Journal records lost: queue full (the writer fell behind) or write failed.")
         .with_callback(move |o| {
-            if let Some(j) = s.meter().and_then(|m| m.journal_stats()) {
-                o.observe(j.dropped, &[KeyValue::new(ATTR_REASON, "queue_full")]);
-                o.observe(j.failed_records, &[KeyValue::new(ATTR_REASON, "write_failed")]);
+            if let Some((dropped, failed)) = s.journal_losses() {
+                o.observe(dropped, &[KeyValue::new(ATTR_REASON, "queue_full")]);
+                o.observe(failed, &[KeyValue::new(ATTR_REASON, "write_failed")]);
             }
         })
         .build();
