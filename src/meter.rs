@@ -425,6 +425,8 @@ impl TokenMeterBuilder {
                     crate::export::otlp::names::RESERVED_ATTRIBUTES
                         .iter()
                         .chain([&crate::export::otlp::names::ATTR_OUTCOME])
+                        // The task dimension is the tasks' own `task` attribute, left off the task metrics.
+                        .filter(|k| **k != crate::export::otlp::names::ATTR_TASK)
                         .map(|k| (label(k), format!("the attribute `{k}`"))),
                 )
                 .collect();
@@ -1053,10 +1055,8 @@ impl Drop for MeterInner {
             for shard in self.shards.iter() {
                 capture.merge(&shard.lock().stats);
             }
-            let journal = self.journal.get().map(|j| {
-                let stats = j.stats();
-                (stats.dropped, stats.failed_records)
-            });
+            // After the journal's own drop has written (or failed to write) what its queue held.
+            let journal = self.journal.take().map(crate::journal::JournalWriter::final_losses);
             otlp.keep_final_counts(capture, journal);
         }
     }

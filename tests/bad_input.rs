@@ -205,6 +205,25 @@ fn a_structs_debug_is_not_a_dimension() {
     assert_eq!(call.dimensions.session.as_deref(), Some("7"));
     assert_eq!(call.dimensions.project.as_deref(), Some("acme / web"));
     assert_eq!(h.meter.capture_stats().rejected_values, 0);
+    // `%` reaches the layer as a `Debug` too, unquoted: text with spaces, quotes and parentheses is a value.
+    let (project, user, task) = ("ACME Web", "O'Brien", "Project (beta), phase 2");
+    let h = Harness::new();
+    h.run(|| {
+        let _s = info_span!(
+            "chat",
+            model = "claude-haiku-4-5",
+            input_tokens = 10u64,
+            project = %project,
+            user.id = %user,
+            task = %task,
+        )
+        .entered();
+    });
+    let call = h.seen.only_call();
+    assert_eq!(call.dimensions.project.as_deref(), Some(project));
+    assert_eq!(call.dimensions.user.as_deref(), Some(user));
+    assert_eq!(call.dimensions.task.as_deref(), Some(task));
+    assert_eq!(h.meter.capture_stats().rejected_values, 0);
 }
 
 #[test]

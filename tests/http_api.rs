@@ -764,6 +764,9 @@ fn an_empty_api_key_is_refused_and_never_matches() {
     )
     .expect_err("a key given twice");
     assert!(err.to_string().contains("the admin key and tenant `acme`'s key are the same secret"), "{err}");
+    // The same key twice for one caller is one caller.
+    let config = HttpConfig::new().with_port(0).with_tenant_key(ACME, "acme").with_tenant_key(ACME, "acme");
+    serve(TokenMeter::builder().build(), config).expect("one caller").shutdown();
     let err = serve(TokenMeter::builder().build(), HttpConfig::new().with_port(0).with_max_request_bytes(0))
         .expect_err("no request fits");
     assert!(err.to_string().contains("at least 128"), "{err}");

@@ -156,9 +156,8 @@ fn a_meter_layered_twice_records_each_call_once() {
 fn a_value_whose_display_panics_does_not_make_the_span_close_panic() {
     // A field's `Display` panicked while a layer held the span's extensions lock (fmt formats every field under
     // it): the registry's std lock was poisoned, and tokenmeter's `on_close` (which takes that lock) panicked in
-    // turn when the span closed: into the application, or, with the span dropped while unwinding, an abort. The
-    // registry itself recovers from the poisoned lock; tokenmeter builds it with parking_lot's locks, which do
-    // not poison.
+    // turn when the span closed: into the application, or, with the span dropped while unwinding, an abort.
+    // tokenmeter builds the registry with parking_lot's locks, which do not poison.
     struct Boom;
     impl std::fmt::Display for Boom {
         fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

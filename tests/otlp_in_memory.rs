@@ -348,6 +348,14 @@ fn a_metric_dimension_the_meter_does_not_capture_is_refused() {
             "{names:?}: {err:?}"
         );
     }
+    // The built-in dimensions, the task's among them (the task metrics' own `task` attribute), clash with nothing.
+    let all = ["gen_ai.agent.name", "project", "tenant.id", "user.id", "session.id", "operation", "task"];
+    let attributes = all.iter().fold(MetricAttributes::new(), |a, d| a.with_named_dimension(d));
+    TokenMeter::builder()
+        .with_meter_provider(provider.clone())
+        .with_metric_attributes(attributes)
+        .try_build()
+        .expect("the built-in dimensions");
 
     let mut attributes = MetricAttributes::new();
     let mut builder = TokenMeter::builder().with_meter_provider(provider.clone());

@@ -109,6 +109,13 @@ fn a_folder_or_file_given_is_named_by_its_real_path() {
     let sub = [("-home-u-proj".to_owned(), "sess1".to_owned(), true)];
     assert_eq!(named(&discover(&project).unwrap()), sub);
     assert_eq!(named(&discover(dir.path()).unwrap()), sub, "as from the config dir");
+    // A copy of a `projects` folder kept in a `projects` folder of one's own (`~/projects/claude-backup`): its
+    // folders are still the projects.
+    let own = tempfile::tempdir().unwrap();
+    let backup = own.path().join("projects").join("claude-backup");
+    std::fs::create_dir_all(backup.join("-home-u-web")).unwrap();
+    std::fs::copy(&alpha[0].path, backup.join("-home-u-web").join("s1.jsonl")).unwrap();
+    assert_eq!(named(&discover(&backup).unwrap()), [("-home-u-web".to_owned(), "s1".to_owned(), false)]);
 }
 
 #[test]

@@ -220,7 +220,7 @@ impl BudgetSlot {
     /// stop open) until the clock caught up.
     fn step_back(&self, acct: &mut Account, at: i64, clock: &dyn Clock) -> i64 {
         if acct.rolling.is_some() {
-            Self::rolling_step_back(acct, clock.unix_nanos());
+            Self::rolling_step_back(acct, clock.unix_nanos(), None);
         }
         if let Some((start, _)) = acct.period
             && acct.rolling.is_none()
@@ -255,15 +255,17 @@ impl BudgetSlot {
         true
     }
 
-    /// A rolling budget's [`step_back`](Self::step_back): spend stamped more than [`STEP_BACK_NS`] after `at` is
-    /// moved to `at` ([`RollingBuckets::step_back`]). Left alone, the window read at the newest spend (see
-    /// `rearm`) held almost nothing, so every reached threshold re-armed and fired again on each call, and a call
-    /// whose bucket shared a slot with a future one was refused, uncounted.
-    fn rolling_step_back(acct: &mut Account, at: i64) {
-        // Within a bucket's width for a rolling window (its buckets are far shorter than 5 minutes for windows
-        // under ~5 hours): a 90 s step back left a rolling minute's hard stop reading a minute that held nothing.
+    /// A rolling budget's [`step_back`](Self::step_back): spend stamped more than `tolerance` after `at` is moved
+    /// to `at` ([`RollingBuckets::step_back`]). Left alone, the window read at the newest spend (see `rearm`) held
+    /// almost nothing, so every reached threshold re-armed and fired again on each call, and a call whose bucket
+    /// shared a slot with a future one was refused, uncounted. `tolerance` is `None` for the clock's time read
+    /// under the account's lock (a call being accounted): a bucket's width, since a rolling window's buckets are
+    /// far shorter than 5 minutes for windows under ~5 hours (a 90 s step back left a rolling minute's hard stop
+    /// reading a minute that held nothing). A time read before the lock (a status read, a check, which may stall
+    /// meanwhile) allows [`STEP_BACK_NS`]: those read the window to the newest spend anyway.
+    fn rolling_step_back(acct: &mut Account, at: i64, tolerance: Option<i64>) {
         if let Some(buckets) = acct.rolling.as_mut()
-            && buckets.step_back(at, STEP_BACK_NS.min(buckets.width()))
+            && buckets.step_back(at, tolerance.unwrap_or_else(|| STEP_BACK_NS.min(buckets.width())))
         {
             for t in &mut acct.rearmed_at {
                 *t = (*t).min(at);
@@ -392,7 +394,7 @@ impl BudgetSlot {
             // The clock came back from a run ahead: a hard stop reads the period it is in again.
             Self::restore_previous(&mut acct, at);
         }
-        Self::rolling_step_back(&mut acct, at);
+        Self::rolling_step_back(&mut acct, at, Some(STEP_BACK_NS));
         self.rearm(&mut acct, at);
         self.snapshot(&acct, at)
     }
@@ -405,7 +407,7 @@ impl BudgetSlot {
         if acct.period.is_some_and(|(_, end)| at >= end) {
             self.roll(&mut acct, at);
         }
-        Self::rolling_step_back(&mut acct, at);
+        Self::rolling_step_back(&mut acct, at, Some(STEP_BACK_NS));
         self.rearm(&mut acct, at);
         let at = acct.rolling.as_ref().map_or(at, |buckets| buckets.latest(at));
         let snap = self.snapshot(&acct, at);

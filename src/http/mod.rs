@@ -601,7 +601,7 @@ pub(crate) fn json_response(status: StatusCode, value: &impl serde::Serialize) -
 
 /// The key a request presents: `X-API-Key`, else `Authorization: Bearer <key>` (an empty `X-API-Key`, as a
 /// client template with an unset variable sends, does not hide a bearer token; the scheme is followed by one or
-/// more spaces or tabs, as RFC 9110 allows).
+/// more spaces, as RFC 9110 has it, or a tab).
 fn presented_key(headers: &HeaderMap) -> Option<&[u8]> {
     if let Some(v) = headers.get("x-api-key").map(HeaderValue::as_bytes).filter(|v| !v.trim_ascii().is_empty()) {
         return Some(v);
@@ -645,11 +645,14 @@ fn authenticate(config: &HttpConfig, presented: &[u8]) -> Option<Caller> {
     if conflict { None } else { found }
 }
 
-/// The first API key configured twice, as the callers it was given to, for the error.
+/// The first API key configured for two callers, as the callers it was given to, for the error (the same key
+/// twice for one caller is one caller).
 fn duplicate_key(keys: &[ApiKey]) -> Option<(String, String)> {
     let name =
         |k: &ApiKey| k.tenant.as_ref().map_or_else(|| "the admin key".to_owned(), |t| format!("tenant `{t}`'s key"));
-    keys.iter().enumerate().find_map(|(i, a)| keys[..i].iter().find(|b| b.key == a.key).map(|b| (name(b), name(a))))
+    keys.iter().enumerate().find_map(|(i, a)| {
+        keys[..i].iter().find(|b| b.key == a.key && b.tenant != a.tenant).map(|b| (name(b), name(a)))
+    })
 }
 
 /// Whether a `Host` header names this machine (`localhost`, `127.0.0.1`, `[::1]`, with or without a port).
@@ -948,13 +951,13 @@ struct ConnectionLimits {
     max_buf: usize,
 }
 
-/// The longest timeout [`serve`] uses: a longer one (`Duration::MAX` for "none") is this.
-/// The least [`HttpConfig::with_max_request_bytes`] [`serve`] takes: below it, `/healthz` alone is refused.
+/// The least [`HttpConfig::with_max_request_bytes`] [`serve`] takes: below it, even `/healthz` is refused.
 const MIN_REQUEST_BYTES: usize = 128;
 
 /// The most a connection buffers while reading a request's headers.
 const MAX_READ_BUFFER: usize = 1 << 20;
 
+/// The longest timeout [`serve`] uses: a longer one (`Duration::MAX` for "none") is this.
 const LONGEST_TIMEOUT: Duration = Duration::from_secs(365 * 86_400);
 
 /// Accepts connections until `stop` fires, at most `limits.max` open at once, each served by hyper's HTTP/1

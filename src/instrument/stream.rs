@@ -425,7 +425,10 @@ impl StreamAccumulator {
         if std::mem::replace(&mut self.finished, true) {
             return;
         }
-        if let Body::Json(body) = std::mem::replace(&mut self.body, Body::Events) {
+        // A body cut short (the connection dropped mid-body) is incomplete, as a stream cut short is, not invalid.
+        if let Body::Json(body) = std::mem::replace(&mut self.body, Body::Events)
+            && !serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err_and(|e| e.is_eof())
+        {
             self.whole_response(&body);
         }
         // An event whose closing blank line never came (the connection closed right after its last `data:`
@@ -620,6 +623,10 @@ mod tests {
             streamed(|acc, _| acc.push_bytes(br#"{"type":"error","error":{"type":"overloaded_error"}}"#));
         assert_eq!(summary.outcome, StreamOutcome::Error { error_type: "overloaded_error".into() });
         assert_eq!(call.outcome.label(), "overloaded_error");
+        // Cut short (the connection dropped mid-body): incomplete, as a stream cut short is, not invalid.
+        let (summary, call) = streamed(|acc, _| acc.push_bytes(&message.as_bytes()[..40]));
+        assert_eq!(summary.outcome, StreamOutcome::Incomplete);
+        assert_eq!(call.outcome.label(), "stream_incomplete");
     }
 
     #[test]

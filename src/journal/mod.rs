@@ -691,7 +691,10 @@ pub(crate) fn attach(meter: &TokenMeter, mut config: JournalConfig) -> Result<()
         });
     }
     let replayed = config.replay;
-    let writer = JournalWriter::start(config, meter.inner.clock.clone(), report, files_removed, retention.as_of)?;
+    // The writer's rounds measure ages to at most this build's time plus the time elapsed since (not to the end
+    // of the newest file's day, which the build's round clamps to: after a month idle, that would hold every
+    // later round a month behind).
+    let writer = JournalWriter::start(config, meter.inner.clock.clone(), report, files_removed, now)?;
     // `attach` runs once, inside `build`; a second writer would only be dropped.
     let _ = meter.inner.journal.set(writer);
     // Thresholds the replayed spend reached that no line marked delivered fire with the first call, budget check

@@ -361,6 +361,14 @@ impl JournalWriter {
         }
     }
 
+    /// Records lost (queue full) and lost to failed writes, once the writer has written what it holds: it is
+    /// dropped first (which waits for that, within its limit).
+    pub(crate) fn final_losses(self) -> (u64, u64) {
+        let counters = Arc::clone(&self.counters);
+        drop(self);
+        (counters.dropped.load(Ordering::Relaxed), counters.failed_records.load(Ordering::Relaxed))
+    }
+
     pub(crate) fn stats(&self) -> JournalStats {
         let c = &self.counters;
         JournalStats {
@@ -545,10 +553,11 @@ struct WriterThread {
     unflushed_error: Option<String>,
     last_sync: Instant,
     last_retention: Instant,
-    /// The time the build's retention round measured ages to, and when: a later round measures them to no later
-    /// than that time plus the time since. A wall clock that jumps months ahead (a restored VM, a bad clock at
-    /// boot) stamps the next call months ahead, and its day file became the newest, to which ages ran: every
-    /// older file expired within the hour, and with them the spend the budgets replay.
+    /// The build's time, and when: a later round measures ages to no later than that time plus the time since
+    /// (and, as every round, to no later than the end of the newest file's day). A wall clock that jumps months
+    /// ahead (a restored VM, a bad clock at boot) stamps the next call months ahead, and its day file became the
+    /// newest, to which ages ran: every older file expired within the hour, and with them the spend the budgets
+    /// replay.
     retention_base: (DateTime<Utc>, Instant),
 }
 

@@ -110,9 +110,10 @@ pub fn discover_reporting(path: &Path) -> Result<(Vec<TranscriptFile>, Vec<Unrea
     } else if let Some(parts) = subagents_parts(&folders) {
         // A session's `subagents/` folder: its project and session are the two folders above it.
         (path.to_owned(), parts.to_vec())
-    } else if folders.len() >= 2 && folders[folders.len() - 2] == "projects" {
-        // A folder right under `projects/` is a project's, though it holds only session folders (its main
-        // transcripts cleaned up): its first session folder was taken for the project.
+    } else if folders.len() >= 2 && folders[folders.len() - 2] == "projects" && holds_session_folders(path) {
+        // A project's folder holding only session folders (its main transcripts cleaned up): its first session
+        // folder was taken for the project. (Only then: a folder under a `projects` folder of one's own, such as
+        // `~/projects/claude-backup`, may hold project folders.)
         (path.to_owned(), vec![folders[folders.len() - 1].clone()])
     } else if has_jsonl_file(path)? {
         // One project's folder: the project is its own name.
@@ -190,6 +191,20 @@ fn unique(mut files: Vec<TranscriptFile>) -> Vec<TranscriptFile> {
 fn has_jsonl_file(dir: &Path) -> Result<bool, TranscriptError> {
     let entries = std::fs::read_dir(dir).map_err(|source| TranscriptError::Io { path: dir.to_owned(), source })?;
     Ok(entries.flatten().any(|e| is_jsonl(&e.path()) && e.path().is_file()))
+}
+
+/// Whether `dir` holds a session's folder (one with a `subagents/` folder) and no transcript of its own.
+fn holds_session_folders(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else { return false };
+    let mut sessions = false;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if is_jsonl(&path) {
+            return false;
+        }
+        sessions |= path.join("subagents").is_dir();
+    }
+    sessions
 }
 
 fn is_jsonl(path: &Path) -> bool {

@@ -72,8 +72,9 @@ pub enum OtlpError {
     /// Shutting down the metrics pipeline failed; the last export may not have reached the collector.
     #[error("shutting down the metrics pipeline failed: {0}")]
     Shutdown(String),
-    /// A flush after [`TokenMeter::shutdown`](crate::TokenMeter::shutdown): the export was ended on purpose (the
-    /// collector has nothing to do with it).
-    #[error("the OTLP export was shut down (`shutdown()`): what was recorded since is not exported")]
+    /// A flush after the metrics pipeline was shut down ([`TokenMeter::shutdown`](crate::TokenMeter::shutdown),
+    /// or the application's own provider's `shutdown`): the export was ended on purpose (the collector has
+    /// nothing to do with it).
+    #[error("the metrics pipeline was shut down: what was recorded since is not exported")]
     ShutDown,
 }

@@ -91,8 +91,8 @@ impl TokenMeter {
 
     /// Collects and exports metrics now, waiting for the export: at most the export timeout, or twice that when a
     /// periodic export to a collector that does not answer is already under way (it is waited for first).
-    /// Returns at once without OTLP export; after [`shutdown`](TokenMeter::shutdown), an error saying so. Blocks the calling thread: call it from tests, at checkpoints or before exit, never
-    /// from a record sink.
+    /// Returns at once without OTLP export; after [`shutdown`](TokenMeter::shutdown), an error saying so. Blocks
+    /// the calling thread: call it from tests, at checkpoints or before exit, never from a record sink.
     pub fn flush_metrics(&self) -> Result<(), OtlpError> {
         match &self.inner.otlp {
             Some(otlp) => otlp.flush(),

@@ -354,11 +354,10 @@ impl std::ops::Deref for Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
-        if let Some(meter) = self.0.take()
-            && Arc::strong_count(&meter.inner) == 1
-        {
+        // `into_inner` gives the meter only to the last handle, whichever drops last, atomically.
+        if let Some(inner) = self.0.take().and_then(|meter| Arc::into_inner(meter.inner)) {
             // Should the thread not start, the closure (and the meter) drops here, as before.
-            let _ = std::thread::Builder::new().name("tokenmeter-drop".into()).spawn(move || drop(meter));
+            let _ = std::thread::Builder::new().name("tokenmeter-drop".into()).spawn(move || drop(inner));
         }
     }
 }

@@ -156,7 +156,8 @@ thread_local! {
     static ON_EXPORT_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// Whether the calling thread is the SDK's reader thread (see [`ON_EXPORT_THREAD`]).
+/// Whether the calling thread is the SDK's reader thread or one of the export runtime's (see
+/// [`ON_EXPORT_THREAD`]).
 pub(crate) fn on_export_thread() -> bool {
     ON_EXPORT_THREAD.with(std::cell::Cell::get)
 }
