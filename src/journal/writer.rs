@@ -363,6 +363,7 @@ impl JournalWriter {
 
     /// Records lost (queue full) and lost to failed writes, once the writer has written what it holds: it is
     /// dropped first (which waits for that, within its limit).
+    #[cfg(feature = "otlp")]
     pub(crate) fn final_losses(self) -> (u64, u64) {
         let counters = Arc::clone(&self.counters);
         drop(self);
