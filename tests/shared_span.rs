@@ -526,3 +526,43 @@ fn dimensions_recorded_with_the_next_calls_id_are_that_calls() {
     let users: Vec<_> = calls.iter().map(|c| (c.tokens.input, c.dimensions.user.as_deref())).collect();
     assert_eq!(users, [(100, Some("alice")), (200, Some("bob"))]);
 }
+
+#[test]
+fn an_alert_fired_inside_a_usage_event_is_logged_after_it() {
+    // A usage event carrying the next call's id finishes the earlier call inside the event's dispatch, where its
+    // budget alert fired. Under a scoped dispatcher an event logged inside another event's dispatch goes nowhere:
+    // the alert's log line was lost (its callbacks ran). It is now logged at the span's next record or close.
+    use std::sync::{Arc, Mutex};
+    use tokenmeter::budget::{Budget, BudgetLimit};
+    use tracing_subscriber::prelude::*;
+    #[derive(Clone, Default)]
+    struct BudgetEvents(Arc<Mutex<Vec<String>>>);
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for BudgetEvents {
+        fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+            if event.metadata().target() == "tokenmeter::budget" {
+                self.0.lock().unwrap().push(event.metadata().level().to_string());
+            }
+        }
+    }
+    let fired = Arc::new(Mutex::new(0));
+    let count = fired.clone();
+    let h = Harness::with(move |b| {
+        b.with_budget(Budget::new("tokens", BudgetLimit::tokens(150)).with_thresholds([50]))
+            .with_budget_alert_callback(move |_| *count.lock().unwrap() += 1)
+    });
+    let events = BudgetEvents::default();
+    let subscriber = tracing_subscriber::registry().with(h.meter.layer()).with(events.clone());
+    tracing::subscriber::with_default(subscriber, || {
+        let agent = agent_loop();
+        agent.record("gen_ai.response.id", "msg_a");
+        agent.record("input_tokens", 100u64);
+        tracing::info!(parent: &agent, gen_ai.response.id = "msg_b", input_tokens = 10u64);
+        // The 50% threshold and the projected overrun.
+        let alerts = *fired.lock().unwrap();
+        assert!(alerts >= 1, "the callbacks ran inside the event");
+        assert!(events.0.lock().unwrap().is_empty(), "not logged inside the event's dispatch");
+        drop(agent);
+        assert_eq!(events.0.lock().unwrap().len(), alerts, "each logged at the span's close");
+    });
+    assert_eq!(h.meter.total_usage().calls, 2);
+}

@@ -247,17 +247,20 @@ impl AlertRouter {
     /// Says, once per budget, that a USD budget is seeing calls on a model without a price, which count $0
     /// toward it (a block budget would not stop them). A root event, as alerts are.
     pub(super) fn warn_unpriced(&self, budget: &str, scope: &str, model: &str) {
-        crate::capture::while_in_sinks(|| {
-            tracing::warn!(
-                target: "tokenmeter::budget",
-                parent: None,
-                budget = %budget,
-                event = "unpriced_calls",
-                scope = %scope,
-                model = %model,
-                "budget `{budget}` ({scope}): calls on `{model}` have no price and count $0 toward it; give the \
-                 model a price (PriceBook::set, a price file) to count them (said once per budget)"
-            )
+        let (budget, scope, model) = (budget.to_owned(), scope.to_owned(), model.to_owned());
+        crate::capture::defer_log(move || {
+            crate::capture::while_in_sinks(|| {
+                tracing::warn!(
+                    target: "tokenmeter::budget",
+                    parent: None,
+                    budget = %budget,
+                    event = "unpriced_calls",
+                    scope = %scope,
+                    model = %model,
+                    "budget `{budget}` ({scope}): calls on `{model}` have no price and count $0 toward it; give the \
+                     model a price (PriceBook::set, a price file) to count them (said once per budget)"
+                )
+            })
         });
     }
 
@@ -271,12 +274,28 @@ impl AlertRouter {
 
     fn deliver_now(&self, alert: BudgetAlert) {
         self.fired.fetch_add(1, Ordering::Relaxed);
-        let resets_at = alert.resets_at.to_rfc3339_opts(SecondsFormat::Secs, true);
-        let projected = alert.projected.map(|p| p.to_string());
-        let at_limit = matches!(alert.kind, AlertKind::ThresholdCrossed { percent } if percent >= 100);
-        // A root event: it fires inside whatever span recorded the spend, and belongs to none of them (an ERROR
-        // event inside a span marks that span failed for `tracing-opentelemetry`, and logs show it there).
-        macro_rules! event {
+        let logged = alert.clone();
+        crate::capture::defer_log(move || crate::capture::while_in_sinks(|| log_alert(&logged)));
+        for callback in self.callbacks.iter() {
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(&alert))).is_err() {
+                self.callback_panics.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        #[cfg(feature = "webhook")]
+        if let Some(webhook) = &self.webhook {
+            webhook.enqueue(alert);
+        }
+    }
+}
+
+/// An alert's log event.
+fn log_alert(alert: &BudgetAlert) {
+    let resets_at = alert.resets_at.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let projected = alert.projected.map(|p| p.to_string());
+    let at_limit = matches!(alert.kind, AlertKind::ThresholdCrossed { percent } if percent >= 100);
+    // A root event: it fires inside whatever span recorded the spend, and belongs to none of them (an ERROR
+    // event inside a span marks that span failed for `tracing-opentelemetry`, and logs show it there).
+    macro_rules! event {
             ($level:ident) => {
                 tracing::$level!(
                     target: "tokenmeter::budget",
@@ -294,22 +313,14 @@ impl AlertRouter {
                 )
             };
         }
-        if at_limit {
-            event!(error);
-        } else {
-            event!(warn);
-        }
-        for callback in self.callbacks.iter() {
-            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(&alert))).is_err() {
-                self.callback_panics.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        #[cfg(feature = "webhook")]
-        if let Some(webhook) = &self.webhook {
-            webhook.enqueue(alert);
-        }
+    if at_limit {
+        event!(error);
+    } else {
+        event!(warn);
     }
+}
 
+impl AlertRouter {
     /// Waits for the webhook's queue (see [`TokenMeter::flush_webhook`](crate::TokenMeter::flush_webhook)).
     #[cfg(feature = "webhook")]
     pub(super) fn flush_webhook(&self, timeout: std::time::Duration) -> bool {

@@ -136,6 +136,12 @@ impl std::fmt::Debug for TokenMeterLayer {
 }
 
 thread_local! {
+    /// Set while this thread runs a meter layer's `on_event` for a usage or error event (see [`defer_log`]).
+    static IN_EVENT: Cell<bool> = const { Cell::new(false) };
+    /// Log events [`defer_log`] held back, for the next `on_record` or `on_close` on this thread.
+    static DEFERRED: std::cell::RefCell<Vec<Box<dyn FnOnce()>>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Whether [`DEFERRED`] holds anything (read on every close: a `Cell` is cheaper than the `RefCell`).
+    static HAS_DEFERRED: Cell<bool> = const { Cell::new(false) };
     /// Set while this thread runs a meter's sinks (see [`while_in_sinks`]).
     static IN_SINKS: Cell<bool> = const { Cell::new(false) };
     /// Set while this thread runs a meter layer's `on_close` (sinks and budget callbacks run there).
@@ -164,6 +170,50 @@ impl Drop for Closing<'_> {
         if let Some(name) = OPENED_WHILE_CLOSING.try_with(Cell::take).ok().flatten() {
             self.meter.warn_span_opened_while_closing(name);
         }
+    }
+}
+
+/// Logs with `log` now, or, inside a meter layer's `on_event` (a usage event that split a shared span's calls
+/// finishes the earlier call there: its budget alerts fire), at the next `on_record` or `on_close` on this thread.
+/// An event logged inside another event's dispatch goes nowhere when any scoped dispatcher is set
+/// (`with_default`), and under a global one it overwrites tracing-subscriber's per-layer filter state for the
+/// layers that had not yet seen the outer event (tokio-rs/tracing#2704). Callbacks, sinks and webhooks are not
+/// held back: only tokenmeter's own log events.
+pub(crate) fn defer_log(log: impl FnOnce() + 'static) {
+    if IN_EVENT.try_with(Cell::get).unwrap_or(false) {
+        let queued = DEFERRED.try_with(|d| d.try_borrow_mut().map(|mut d| d.push(Box::new(log))).is_ok());
+        if queued.unwrap_or(false) {
+            let _ = HAS_DEFERRED.try_with(|h| h.set(true));
+        }
+    } else {
+        log();
+    }
+}
+
+/// Logs what [`defer_log`] held back on this thread.
+fn log_deferred() {
+    if !HAS_DEFERRED.try_with(Cell::get).unwrap_or(false) || IN_EVENT.try_with(Cell::get).unwrap_or(false) {
+        return;
+    }
+    let _ = HAS_DEFERRED.try_with(|h| h.set(false));
+    let held = DEFERRED.try_with(|d| d.try_borrow_mut().map(|mut d| std::mem::take(&mut *d)).unwrap_or_default());
+    for log in held.unwrap_or_default() {
+        log();
+    }
+}
+
+/// Marks this thread as inside a meter layer's `on_event` until dropped (see [`defer_log`]).
+struct InEvent(bool);
+
+impl InEvent {
+    fn enter() -> Self {
+        InEvent(IN_EVENT.try_with(|c| c.replace(true)).unwrap_or(false))
+    }
+}
+
+impl Drop for InEvent {
+    fn drop(&mut self) {
+        let _ = IN_EVENT.try_with(|c| c.set(self.0));
     }
 }
 
@@ -698,6 +748,7 @@ where
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        log_deferred();
         let Some(span) = ctx.span(id) else { return };
         {
             let mut ext = span.extensions_mut();
@@ -727,12 +778,14 @@ where
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let plan = plan_for(event.metadata());
         if plan.instrument_err || plan.error_event {
+            let _in_event = InEvent::enter();
             self.mark_failed(event, plan, &ctx);
             return;
         }
         if !plan.has_tokens {
             return;
         }
+        let _in_event = InEvent::enter();
         let (mut update, mut dims) = (CallFields::default(), DimValues::default());
         let mut visitor = self.visitor(plan, &mut update, &mut dims);
         event.record(&mut visitor);
@@ -770,6 +823,7 @@ where
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        log_deferred();
         // A span closing inside this layer's close of another (a sink or budget callback opened it there, or
         // dropped one it held): tracing-subscriber's registry never removes a span closed inside another span's
         // close (its close count is above one then), and that span holds its parents open. Nothing here can undo
