@@ -229,6 +229,13 @@ if [ -d "$DATA/projects" ] && [ "$made" != "$want" ] && $ours; then
     rm -rf "$DATA"
 fi
 if [ ! -d "$DATA/projects" ]; then
+    # Never into a folder of one's own (`--data ~/.claude/projects` would get fake transcripts that Claude Code's
+    # tools, and tokenmeter, would read as real usage).
+    if ! $ours && [ -e "$DATA" ]; then
+        echo "$DATA has no projects/ folder and was not made by scripts/gen-transcripts.py: give a Claude Code" \
+            "config dir, or a new folder to generate into" >&2
+        exit 2
+    fi
     python3 scripts/gen-transcripts.py "$DATA" --lines "$LINES" --long-context 5
 fi
 du -sh "$DATA" | cut -f1 | sed 's/^/  size: /'

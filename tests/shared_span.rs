@@ -531,7 +531,7 @@ fn dimensions_recorded_with_the_next_calls_id_are_that_calls() {
 fn an_alert_fired_inside_a_usage_event_is_logged_after_it() {
     // A usage event carrying the next call's id finishes the earlier call inside the event's dispatch, where its
     // budget alert fired. Under a scoped dispatcher an event logged inside another event's dispatch goes nowhere:
-    // the alert's log line was lost (its callbacks ran). It is now logged at the span's next record or close.
+    // the alert's log line was lost (its callbacks ran). It is now logged at the next span exit, record or close.
     use std::sync::{Arc, Mutex};
     use tokenmeter::budget::{Budget, BudgetLimit};
     use tracing_subscriber::prelude::*;
@@ -565,4 +565,18 @@ fn an_alert_fired_inside_a_usage_event_is_logged_after_it() {
         assert_eq!(events.0.lock().unwrap().len(), alerts, "each logged at the span's close");
     });
     assert_eq!(h.meter.total_usage().calls, 2);
+    // Inside an entered span: logged when it is exited, before it closes.
+    let h = Harness::with(|b| b.with_budget(Budget::new("tokens", BudgetLimit::tokens(150)).with_thresholds([50])));
+    let events = BudgetEvents::default();
+    let subscriber = tracing_subscriber::registry().with(h.meter.layer()).with(events.clone());
+    tracing::subscriber::with_default(subscriber, || {
+        let agent = agent_loop();
+        let entered = agent.enter();
+        agent.record("gen_ai.response.id", "msg_a");
+        agent.record("input_tokens", 100u64);
+        tracing::info!(gen_ai.response.id = "msg_b", input_tokens = 10u64);
+        assert!(events.0.lock().unwrap().is_empty());
+        drop(entered);
+        assert!(!events.0.lock().unwrap().is_empty(), "logged at the exit");
+    });
 }

@@ -174,7 +174,8 @@ impl Drop for Closing<'_> {
 }
 
 /// Logs with `log` now, or, inside a meter layer's `on_event` (a usage event that split a shared span's calls
-/// finishes the earlier call there: its budget alerts fire), at the next `on_record` or `on_close` on this thread.
+/// finishes the earlier call there: its budget alerts fire), at the next span exit, record or close this layer sees
+/// on this thread (usually the exit of the span the event was in). A thread that ends first drops them.
 /// An event logged inside another event's dispatch goes nowhere when any scoped dispatcher is set
 /// (`with_default`), and under a global one it overwrites tracing-subscriber's per-layer filter state for the
 /// layers that had not yet seen the outer event (tokio-rs/tracing#2704). Callbacks, sinks and webhooks are not
@@ -190,15 +191,25 @@ pub(crate) fn defer_log(log: impl FnOnce() + 'static) {
     }
 }
 
-/// Logs what [`defer_log`] held back on this thread.
+/// Logs what [`defer_log`] held back on this thread (one flag read when nothing is).
+#[inline]
 fn log_deferred() {
-    if !HAS_DEFERRED.try_with(Cell::get).unwrap_or(false) || IN_EVENT.try_with(Cell::get).unwrap_or(false) {
+    if HAS_DEFERRED.try_with(Cell::get).unwrap_or(false) {
+        log_deferred_now();
+    }
+}
+
+#[cold]
+fn log_deferred_now() {
+    if IN_EVENT.try_with(Cell::get).unwrap_or(false) {
         return;
     }
     let _ = HAS_DEFERRED.try_with(|h| h.set(false));
     let held = DEFERRED.try_with(|d| d.try_borrow_mut().map(|mut d| std::mem::take(&mut *d)).unwrap_or_default());
     for log in held.unwrap_or_default() {
-        log();
+        // Another layer panicking on the event must not unwind out of this span's exit or close (whose call
+        // would go unfinished), nor drop the logs after it.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(log));
     }
 }
 
@@ -707,6 +718,12 @@ impl<S> Layer<S> for TokenMeterLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    /// Only to log what [`defer_log`] held back: the exit of the span a usage event was in usually comes next,
+    /// outside any dispatch and the registry's close.
+    fn on_exit(&self, _: &Id, _: Context<'_, S>) {
+        log_deferred();
+    }
+
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let plan = plan_for(attrs.metadata());
         if !self.wants(attrs.metadata(), plan) {

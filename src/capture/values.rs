@@ -568,7 +568,13 @@ impl Visit for FieldVisitor<'_> {
         // here too, unquoted), but not a struct's or a collection's rendering: `#[instrument]` records
         // `agent: &Agent` as `agent = ?agent`, and the agent's `Debug` (its instructions, a message history)
         // became the agent dimension in every record.
-        let structured = matches!(role, Role::Dim(_) | Role::Other) && !quoted && debug_rendering(s.trim());
+        let structured = matches!(role, Role::Dim(_) | Role::Other) && !quoted && {
+            // A derived or builder-made `Debug` spreads over lines in its alternate form (`{:#?}`); text shown
+            // with `%` (a `Display`) ignores the flag.
+            let mut alternate = BoundedString::new(MAX_LABEL_LEN.max(self.max_dim_len).saturating_add(8));
+            let _ = fmt::write(&mut alternate, format_args!("{value:#?}"));
+            alternate.0.contains('\n') && !text.0.contains('\n')
+        };
         match role {
             _ if structured => self.reject(),
             Role::Other => self.other_text(field, s),
@@ -593,20 +599,6 @@ fn debug_option(rendered: &str) -> Option<(&str, bool)> {
     Some(match s.strip_prefix('"') {
         Some(inner) => (inner.strip_suffix('"').unwrap_or(inner), true),
         None => (s, false),
-    })
-}
-
-/// Whether `s` has the shape of a struct's, tuple's or collection's `Debug`: `Agent { .. }`, `Agent(..)`,
-/// `[..]`, `(..)`, `{..}`. Text shown with `%` has none of these (`ACME Web`, `O'Brien`, `Project (beta)`).
-fn debug_rendering(s: &str) -> bool {
-    if s.starts_with(['[', '(', '{']) || s.contains(" { ") || s.ends_with(" {}") {
-        return true;
-    }
-    // `Name(..)`: a path of identifiers right before the parenthesis.
-    s.split_once('(').is_some_and(|(head, _)| {
-        !head.is_empty()
-            && head.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-            && head.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
     })
 }
 

@@ -49,6 +49,8 @@ pub(super) struct Retention {
     pub(super) removed: u64,
     /// The days of the files deleted for size, oldest first.
     pub(super) by_size: Vec<NaiveDate>,
+    /// The time ages were measured to: `now`, or the end of the newest file's day when that is earlier.
+    pub(super) as_of: DateTime<Utc>,
 }
 
 /// Deletes journal files past the age or size limits, as of `now`; returns what it deleted.
@@ -103,7 +105,7 @@ pub(super) fn enforce_retention(
             by_size.push(f.day);
         }
     }
-    Ok(Retention { removed, by_size })
+    Ok(Retention { removed, by_size, as_of: now })
 }
 
 /// Deletes `path` while holding its exclusive lock, so that no writer (of any process) is appending to it at that

@@ -691,10 +691,12 @@ pub(crate) fn attach(meter: &TokenMeter, mut config: JournalConfig) -> Result<()
         });
     }
     let replayed = config.replay;
-    // The writer's rounds measure ages to at most this build's time plus the time elapsed since (not to the end
-    // of the newest file's day, which the build's round clamps to: after a month idle, that would hold every
-    // later round a month behind).
-    let writer = JournalWriter::start(config, meter.inner.clock.clone(), report, files_removed, now)?;
+    // The writer's rounds measure ages to at most the time this build's round measured them to (the clock's, or
+    // the end of the newest file's day when that is earlier) plus the time elapsed since. Not the clock's: a
+    // clock months ahead at boot made the first call's day file the newest, and the first hourly round expired
+    // every older file. After a journal sat idle, pruning runs that much behind (until the next restart): a
+    // delay, never a loss.
+    let writer = JournalWriter::start(config, meter.inner.clock.clone(), report, files_removed, retention.as_of)?;
     // `attach` runs once, inside `build`; a second writer would only be dropped.
     let _ = meter.inner.journal.set(writer);
     // Thresholds the replayed spend reached that no line marked delivered fire with the first call, budget check

@@ -554,11 +554,12 @@ struct WriterThread {
     unflushed_error: Option<String>,
     last_sync: Instant,
     last_retention: Instant,
-    /// The build's time, and when: a later round measures ages to no later than that time plus the time since
-    /// (and, as every round, to no later than the end of the newest file's day). A wall clock that jumps months
-    /// ahead (a restored VM, a bad clock at boot) stamps the next call months ahead, and its day file became the
-    /// newest, to which ages ran: every older file expired within the hour, and with them the spend the budgets
-    /// replay.
+    /// The time the build's retention round measured ages to (the clock's, or the end of the newest file's day
+    /// when earlier), and when: a later round measures them to no later than that time plus the time since. A
+    /// wall clock that jumps months ahead (a restored VM, a bad clock at boot) stamps the next call months ahead,
+    /// and its day file became the newest, to which ages ran: every older file expired within the hour, and with
+    /// them the spend the budgets replay. After a journal sat idle, pruning runs that much behind until the next
+    /// restart (files written meanwhile count as today's, which neither age nor size removes).
     retention_base: (DateTime<Utc>, Instant),
 }
 
@@ -1340,6 +1341,28 @@ mod tests {
             assert!(dir_sync_unsupported(&std::io::Error::from_raw_os_error(code)), "errno {code}");
         }
         assert!(!dir_sync_unsupported(&std::io::Error::from_raw_os_error(5)), "EIO is a failure");
+    }
+
+    #[test]
+    fn a_clock_wrong_at_the_build_does_not_expire_the_journal_either() {
+        // The clock reads October at the build (a bad clock at boot); the newest day file is 2026-03-14. The
+        // build's round measures ages to the end of that day, and the writer's rounds start from there: measured
+        // from October, the first call's October file made every older one expire within the hour.
+        let dir = tempfile::tempdir().unwrap();
+        for day in ["2026-01-05", "2026-02-10", "2026-03-14"] {
+            std::fs::write(dir.path().join(format!("tokenmeter-{day}.jsonl")), b"\n").unwrap();
+        }
+        let october = Utc.with_ymd_and_hms(2026, 10, 1, 9, 0, 0).unwrap();
+        let age = Some(Duration::from_secs(90 * 86_400));
+        let built = files::enforce_retention(dir.path(), october, age, None).unwrap();
+        assert_eq!((built.removed, built.as_of), (0, Utc.with_ymd_and_hms(2026, 3, 15, 0, 0, 0).unwrap()));
+        let clock = ManualClock::new(october);
+        let config = JournalConfig::new(dir.path()).with_max_age(age);
+        let mut t = WriterThread::new(config, Arc::new(clock), Arc::new(Counters::default()));
+        t.retention_base = (built.as_of, Instant::now());
+        std::fs::write(dir.path().join("tokenmeter-2026-10-01.jsonl"), b"\n").unwrap();
+        t.retention_round();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 4, "nothing expired");
     }
 
     #[test]
