@@ -17,6 +17,19 @@ fn closed_port() -> u16 {
     listener.local_addr().expect("addr").port()
 }
 
+/// A local port that takes connections and never answers (a collector that hangs): held until the test ends.
+fn silent_collector() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    port
+}
+
 fn unreachable(protocol: Protocol) -> OtlpConfig {
     OtlpConfig::new()
         .with_endpoint(format!("http://127.0.0.1:{}", closed_port()))
@@ -62,14 +75,7 @@ fn recording_is_unaffected_when_the_collector_is_unreachable() {
 fn recording_does_not_wait_on_a_collector_that_never_answers() {
     // A refused connection fails in a millisecond, so the test above cannot see recording wait on an export: a
     // collector that accepts and never answers holds each export for its whole timeout (2 s here).
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for conn in listener.incoming().flatten() {
-            held.push(conn);
-        }
-    });
+    let port = silent_collector();
     for protocol in [Protocol::Grpc, Protocol::HttpProtobuf] {
         let config = OtlpConfig::new()
             .with_endpoint(format!("http://127.0.0.1:{port}"))
@@ -171,14 +177,7 @@ fn shutdown_waits_for_a_slow_collector_up_to_the_export_timeout() {
 #[cfg(feature = "otlp-tls")]
 #[test]
 fn an_export_to_a_collector_that_never_answers_ends_at_the_timeout() {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for conn in listener.incoming().flatten() {
-            held.push(conn);
-        }
-    });
+    let port = silent_collector();
     for protocol in [Protocol::Grpc, Protocol::HttpProtobuf] {
         let config = OtlpConfig::new()
             .with_endpoint(format!("https://127.0.0.1:{port}"))

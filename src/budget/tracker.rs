@@ -815,26 +815,15 @@ mod tests {
     use super::*;
     use crate::budget::{Budget, BudgetLimit, BudgetPeriod};
     use crate::clock::ManualClock;
-    use crate::record::{Dimensions, Outcome, TokenUsage};
+    use crate::record::TokenUsage;
 
     fn call_ending(at: DateTime<Utc>, input: u64) -> CallRecord {
         CallRecord {
             timestamp: at,
-            duration_us: 0,
-            time_to_first_token_us: None,
             model: Some("claude-haiku-4-5".into()),
-            provider: None,
-            operation: None,
-            request_id: None,
-            streaming: None,
-            service_tier: None,
-            speed: None,
             tokens: TokenUsage { input, ..TokenUsage::default() },
-            web_search_requests: 0,
             metered: true,
-            outcome: Outcome::Ok,
-            dimensions: Dimensions::default(),
-            cost: None,
+            ..crate::journal::line::tests::bare()
         }
     }
 

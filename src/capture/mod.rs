@@ -718,8 +718,8 @@ impl<S> Layer<S> for TokenMeterLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    /// Only to log what [`defer_log`] held back: the exit of the span a usage event was in usually comes next,
-    /// outside any dispatch and the registry's close.
+    // Only to log what `defer_log` held back: the exit of the span a usage event was in usually comes next,
+    // outside any dispatch and the registry's close.
     fn on_exit(&self, _: &Id, _: Context<'_, S>) {
         log_deferred();
     }

@@ -412,7 +412,7 @@ impl Json<'_> {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
 
     use chrono::TimeZone;
@@ -439,7 +439,8 @@ pub(super) mod tests {
     }
 
     /// A record with every optional field absent (also the writer tests' record).
-    pub(in crate::journal) fn bare() -> CallRecord {
+    /// A record with nothing in it but its time (for tests across the crate).
+    pub(crate) fn bare() -> CallRecord {
         CallRecord {
             timestamp: Utc.with_ymd_and_hms(2026, 11, 23, 9, 5, 7).unwrap(),
             duration_us: 0,

@@ -77,7 +77,7 @@
 //! ```
 
 mod files;
-mod line;
+pub(crate) mod line;
 mod replay;
 mod writer;
 
