@@ -206,8 +206,9 @@ fn a_structs_debug_is_not_a_dimension() {
             "chat",
             model = "claude-haiku-4-5",
             input_tokens = 10u64,
-            agent = ?Role::Planner,
+            agent = ?Some(Role::Planner),
             session.id = ?7u32,
+            user.id = ?Some(42u64),
             project = ?"acme / web",
         )
         .entered();
@@ -215,6 +216,7 @@ fn a_structs_debug_is_not_a_dimension() {
     let call = h.seen.only_call();
     assert_eq!(call.dimensions.agent.as_deref(), Some("Planner"));
     assert_eq!(call.dimensions.session.as_deref(), Some("7"));
+    assert_eq!(call.dimensions.user.as_deref(), Some("42"), "an `Option`'s own parentheses are not a struct's");
     assert_eq!(call.dimensions.project.as_deref(), Some("acme / web"));
     assert_eq!(h.meter.capture_stats().rejected_values, 0);
     // `%` reaches the layer as a `Debug` too, unquoted: text with spaces, quotes, brackets and parentheses is a

@@ -573,7 +573,15 @@ impl Visit for FieldVisitor<'_> {
             // with `%` (a `Display`) ignores the flag.
             let mut alternate = BoundedString::new(MAX_LABEL_LEN.max(self.max_dim_len).saturating_add(8));
             let _ = fmt::write(&mut alternate, format_args!("{value:#?}"));
-            alternate.0.contains('\n') && !text.0.contains('\n')
+            // An `Option`'s own `Some(\n    7,\n)` is not the value's: only what it holds counts.
+            let alt = alternate.0.trim();
+            let alt = match alt.strip_prefix("Some(") {
+                Some(inner) if text.0.trim_start().starts_with("Some(") => {
+                    inner.strip_suffix(')').unwrap_or(inner).trim().trim_end_matches(',')
+                }
+                _ => alt,
+            };
+            alt.contains('\n') && !text.0.contains('\n')
         };
         match role {
             _ if structured => self.reject(),
