@@ -138,7 +138,7 @@ impl std::fmt::Debug for TokenMeterLayer {
 thread_local! {
     /// Set while this thread runs a meter layer's `on_event` for a usage or error event (see [`defer_log`]).
     static IN_EVENT: Cell<bool> = const { Cell::new(false) };
-    /// Log events [`defer_log`] held back, for the next `on_record` or `on_close` on this thread.
+    /// Log events [`defer_log`] held back, for the next `on_exit`, `on_record` or `on_close` on this thread.
     static DEFERRED: std::cell::RefCell<Vec<Box<dyn FnOnce()>>> = const { std::cell::RefCell::new(Vec::new()) };
     /// Whether [`DEFERRED`] holds anything (read on every close: a `Cell` is cheaper than the `RefCell`).
     static HAS_DEFERRED: Cell<bool> = const { Cell::new(false) };
