@@ -945,11 +945,7 @@ impl TokenMeter {
 
     /// Capture's health counters.
     pub fn capture_stats(&self) -> CaptureStats {
-        let mut stats = CaptureStats::default();
-        for shard in self.inner.shards.iter() {
-            stats.merge(&shard.lock().stats);
-        }
-        stats
+        self.inner.capture_stats()
     }
 }
 
@@ -1051,10 +1047,7 @@ impl Drop for MeterInner {
     fn drop(&mut self) {
         #[cfg(feature = "otlp")]
         if let Some(otlp) = &self.otlp {
-            let mut capture = CaptureStats::default();
-            for shard in self.shards.iter() {
-                capture.merge(&shard.lock().stats);
-            }
+            let capture = self.capture_stats();
             // After the journal's own drop has written (or failed to write) what its queue held.
             let journal = self.journal.take().map(crate::journal::JournalWriter::final_losses);
             otlp.keep_final_counts(capture, journal);
@@ -1100,6 +1093,15 @@ pub(crate) struct CaptureNotes {
 }
 
 impl MeterInner {
+    /// Capture's health counters, summed over the shards.
+    fn capture_stats(&self) -> CaptureStats {
+        let mut stats = CaptureStats::default();
+        for shard in self.shards.iter() {
+            stats.merge(&shard.lock().stats);
+        }
+        stats
+    }
+
     fn shard(&self) -> &Mutex<Shard> {
         self.shards.mine()
     }

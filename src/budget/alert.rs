@@ -296,23 +296,23 @@ fn log_alert(alert: &BudgetAlert) {
     // A root event: it fires inside whatever span recorded the spend, and belongs to none of them (an ERROR
     // event inside a span marks that span failed for `tracing-opentelemetry`, and logs show it there).
     macro_rules! event {
-            ($level:ident) => {
-                tracing::$level!(
-                    target: "tokenmeter::budget",
-                    parent: None,
-                    budget = %alert.budget,
-                    event = alert.kind.event_name(),
-                    scope = %alert.scope,
-                    spent = %alert.spent,
-                    limit = %alert.limit,
-                    utilization = alert.utilization,
-                    projected = projected.as_deref(),
-                    resets_at = %resets_at,
-                    unpriced_calls = alert.unpriced_calls,
-                    "{alert}"
-                )
-            };
-        }
+        ($level:ident) => {
+            tracing::$level!(
+                target: "tokenmeter::budget",
+                parent: None,
+                budget = %alert.budget,
+                event = alert.kind.event_name(),
+                scope = %alert.scope,
+                spent = %alert.spent,
+                limit = %alert.limit,
+                utilization = alert.utilization,
+                projected = projected.as_deref(),
+                resets_at = %resets_at,
+                unpriced_calls = alert.unpriced_calls,
+                "{alert}"
+            )
+        };
+    }
     if at_limit {
         event!(error);
     } else {

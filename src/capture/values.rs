@@ -568,20 +568,15 @@ impl Visit for FieldVisitor<'_> {
         // here too, unquoted), but not a struct's or a collection's rendering: `#[instrument]` records
         // `agent: &Agent` as `agent = ?agent`, and the agent's `Debug` (its instructions, a message history)
         // became the agent dimension in every record.
-        let structured = matches!(role, Role::Dim(_) | Role::Other) && !quoted && {
+        // Only a value holding a `{`, `(` or `[` (as every struct's, tuple's and collection's rendering does) is
+        // rendered twice: not a plain `%id`, and not an `Option`'s own `Some(..)` around a number (`s` is what it
+        // holds), whose alternate form spreads over lines too.
+        let structured = matches!(role, Role::Dim(_) | Role::Other) && !quoted && s.contains(['{', '(', '[']) && {
             // A derived or builder-made `Debug` spreads over lines in its alternate form (`{:#?}`); text shown
             // with `%` (a `Display`) ignores the flag.
             let mut alternate = BoundedString::new(MAX_LABEL_LEN.max(self.max_dim_len).saturating_add(8));
             let _ = fmt::write(&mut alternate, format_args!("{value:#?}"));
-            // An `Option`'s own `Some(\n    7,\n)` is not the value's: only what it holds counts.
-            let alt = alternate.0.trim();
-            let alt = match alt.strip_prefix("Some(") {
-                Some(inner) if text.0.trim_start().starts_with("Some(") => {
-                    inner.strip_suffix(')').unwrap_or(inner).trim().trim_end_matches(',')
-                }
-                _ => alt,
-            };
-            alt.contains('\n') && !text.0.contains('\n')
+            alternate.0.contains('\n') && !text.0.contains('\n')
         };
         match role {
             _ if structured => self.reject(),

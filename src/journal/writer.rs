@@ -777,8 +777,9 @@ impl WriterThread {
                         self.close(batch.day);
                     }
                     self.counters.alerts_dropped.fetch_add(batch.alerts, Ordering::Relaxed);
-                    self.fail(batch.records, format!("cannot append to {}: {e}", path.display()));
-                    self.round_failures.push((batch.first, batch.last, self.last_failure()));
+                    let message = format!("cannot append to {}: {e}", path.display());
+                    self.fail(batch.records, message.clone());
+                    self.round_failures.push((batch.first, batch.last, message));
                 }
             }
         }
@@ -933,10 +934,6 @@ impl WriterThread {
         self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
         self.counters.failed_records.fetch_add(records, Ordering::Relaxed);
         self.log_error(message);
-    }
-
-    fn last_failure(&self) -> String {
-        self.counters.last_error.lock().clone().unwrap_or_default()
     }
 
     fn log_error(&mut self, message: String) {
