@@ -560,6 +560,31 @@ fn a_torn_last_line_is_skipped_and_reported() {
 }
 
 #[test]
+fn an_overlong_line_is_skipped_without_losing_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = |minute: u32| {
+        format!(
+            r#"{{"v":1,"call":{{"timestamp":"2026-03-14T08:{minute:02}:00Z","duration_us":1,"tokens":{{"input":5}},"metered":true,"outcome":{{"status":"ok"}}}}}}"#
+        )
+    };
+    // Damage no writer makes: 17 MiB of zeros (a crashed file system's tail) between two records.
+    let mut text = line(0).into_bytes();
+    text.push(b'\n');
+    text.extend(std::iter::repeat_n(0u8, 17 << 20));
+    text.push(b'\n');
+    text.extend(line(1).into_bytes());
+    text.push(b'\n');
+    std::fs::write(journal_file(dir.path(), "2026-03-14"), text).unwrap();
+
+    let mut minutes = Vec::new();
+    let report = tokenmeter::journal::read(dir.path(), |c| minutes.push(c.timestamp.format("%M").to_string())).unwrap();
+    assert_eq!(minutes, ["00", "01"]);
+    assert_eq!((report.records, report.skipped_lines), (2, 1), "{report:#?}");
+    assert_eq!(report.skipped[0].line, 2);
+    assert_eq!(report.skipped[0].reason, SkipReason::Corrupt { message: "a line longer than 16 MiB".into() });
+}
+
+#[test]
 fn lines_of_a_newer_schema_are_skipped_and_reported() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(utc(2026, 3, 14, 9, 0));

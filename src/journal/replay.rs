@@ -17,6 +17,10 @@ use crate::record::{CallRecord, TaskRecord, ToolRecord};
 /// How long replay waits for a writer's lock on a file.
 const LOCK_PATIENCE: Duration = Duration::from_secs(2);
 const LOCK_RETRY: Duration = Duration::from_millis(5);
+/// The longest line replay reads into memory. No line tokenmeter writes comes near it (a call's dimensions are
+/// capped); a longer one is damage (a file's tail of zeros after a crash, another program's output), skipped
+/// without holding it whole.
+const MAX_LINE: u64 = 16 << 20;
 
 #[derive(Deserialize)]
 struct Line {
@@ -167,10 +171,17 @@ fn replay_file(
     let mut line_no = 0u64;
     loop {
         buf.clear();
-        if reader.read_until(b'\n', &mut buf)? == 0 {
+        if (&mut reader).take(MAX_LINE + 1).read_until(b'\n', &mut buf)? == 0 {
             break;
         }
         line_no += 1;
+        if buf.len() as u64 > MAX_LINE && buf.last() != Some(&b'\n') {
+            let reason = SkipReason::Corrupt { message: format!("a line longer than {} MiB", MAX_LINE >> 20) };
+            skip(report, path, line_no, reason);
+            buf.clear();
+            reader.skip_until(b'\n')?;
+            continue;
+        }
         let complete = buf.last() == Some(&b'\n');
         let text = buf.strip_suffix(b"\n").unwrap_or(&buf);
         if text.iter().all(u8::is_ascii_whitespace) {
