@@ -649,7 +649,9 @@ pub(super) async fn session_metrics(
         let m = SessionMetrics {
             session_id: session.clone(),
             window: r.window,
-            totals: r.totals,
+            // From the read the cache figures and tools come from (not `r`'s earlier one): a call recorded in
+            // between would make them exceed the totals.
+            totals: GroupRow::of("total".into(), &agg.core, &agg.core),
             cache,
             differential,
             tools,
