@@ -16,7 +16,7 @@ const FAMILIES: &[&str] = &["opus", "sonnet", "haiku"];
 ///    ids; `openai/gpt-4o` and `azure/gpt-4o` stay apart), drop `<provider>:` before a Claude id
 ///    (`anthropic:claude-sonnet-4-5`);
 /// 2. after a Claude id, drop a trailing context-size annotation (`claude-opus-4-6[1m]`, `[200k]`) and a Vertex
-///    `@20250514` suffix; after a Claude id or one ending in a Bedrock `-vN`, drop a `:` suffix made only of revisions
+///    `@20250514` date (eight digits); after a Claude id or one ending in a Bedrock `-vN`, drop a `:` suffix made only of revisions
 ///    and same-price variants (Bedrock `-v1:0`, `-v1:0:200k`, gateway `:beta` and `:thinking`); any other `:`, `[` or
 ///    `@` stays in the id (`claude-opus-4-6:fast`, `gemini-1.5-pro@002`), so it is not priced as another model;
 /// 3. drop Bedrock region prefixes (`us.`, `eu.`, `apac.`, `global.`, `jp.`, `au.`, …) and `anthropic.`;
@@ -53,7 +53,11 @@ pub fn normalize_model_id(id: &str) -> String {
         {
             s.truncate(i);
         }
-        if let Some(i) = s.find('@') {
+        // Only a date: `claude-opus-4-6@fast` may be a variant with its own price, as `:fast` and `[fast]` are.
+        if let Some(i) = s.find('@')
+            && s.len() == i + 9
+            && s[i + 1..].bytes().all(|b| b.is_ascii_digit())
+        {
             s.truncate(i);
         }
     }
@@ -182,7 +186,9 @@ fn strip_date_suffix(s: &mut String) {
 
 /// A version number part: one or two ASCII digits.
 fn version_part(s: &str) -> Option<u8> {
-    if (1..=2).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()) { s.parse().ok() } else { None }
+    // `05` is no version Anthropic writes: `claude-sonnet-4-05` is not read as 4.5.
+    let canonical = s.len() == 1 || (s.len() == 2 && !s.starts_with('0'));
+    if canonical && s.bytes().all(|b| b.is_ascii_digit()) { s.parse().ok() } else { None }
 }
 
 /// Rewrites a recognised `claude` family/version id in canonical order; `None` when not recognised.
@@ -286,6 +292,14 @@ mod tests {
         assert_eq!(normalize_model_id("openai/gpt-4o"), "openai/gpt-4o");
         assert_eq!(normalize_model_id("my-model[eu]"), "my-model[eu]");
         assert_eq!(normalize_model_id("claude-opus-4-6:fast"), "claude-opus-4-6:fast");
+        // After a Claude id an `@` is cut only before a Vertex date: `@fast` was priced at standard rates, and
+        // `@x:fast` lost its `:fast` with it. A two-digit version with a leading zero is no Claude version.
+        assert_eq!(normalize_model_id("claude-opus-4-6@fast"), "claude-opus-4-6@fast");
+        assert_eq!(normalize_model_id("claude-sonnet-4-5@x:fast"), "claude-sonnet-4-5@x:fast");
+        assert_eq!(normalize_model_id("claude-opus-4-1@2025080"), "claude-opus-4-1@2025080");
+        assert_eq!(normalize_model_id("claude-opus-4-1@20250805"), "claude-opus-4-1");
+        assert_eq!(normalize_model_id("claude-sonnet-4-05"), "claude-sonnet-4-05");
+        assert_eq!(normalize_model_id("claude-opus-04"), "claude-opus-04");
         // A bracket after a Claude id is cut only when it is a context size: `[fast]` was priced as the model.
         assert_eq!(normalize_model_id("claude-opus-4-6[fast]"), "claude-opus-4-6[fast]");
         assert_eq!(normalize_model_id("claude-opus-4-6[1m"), "claude-opus-4-6[1m");
