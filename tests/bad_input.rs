@@ -324,6 +324,43 @@ fn an_option_recorded_with_debug_is_its_value_in_every_field() {
 }
 
 #[test]
+fn a_string_recorded_with_debug_is_read_without_its_escapes() {
+    // A string's `Debug` escapes `\` and `"`: the project `C:\work\acme` was kept as `C:\\work\\acme`, which
+    // no budget scope or filter names.
+    let h = Harness::new();
+    let (path, user) = (Some(r"C:\work\acme"), Some("o\"neil\t\u{7}"));
+    h.run(|| {
+        let _s = info_span!(
+            "chat",
+            model = "claude-haiku-4-5",
+            input_tokens = 1u64,
+            project = ?path,
+            user.id = ?user,
+            request_id = ?Some(r"req\1"),
+        )
+        .entered();
+    });
+    let call = h.seen.only_call();
+    assert_eq!(call.dimensions.project.as_deref(), Some(r"C:\work\acme"));
+    assert_eq!(call.dimensions.user.as_deref(), Some("o\"neil\t\u{7}"));
+    assert_eq!(call.request_id.as_deref(), Some(r"req\1"));
+    assert_eq!(h.meter.capture_stats().rejected_values, 0);
+}
+
+#[test]
+fn a_flag_recorded_as_text_in_error_type_is_a_flag() {
+    // `error.type = ?Some(false)` failed the call with the type `false`; `?Some(true)` with the type `true`.
+    let h = Harness::new();
+    h.run(|| {
+        drop(info_span!("chat", model = "claude-haiku-4-5", input_tokens = 1u64, error.type = ?Some(false)));
+        drop(info_span!("chat", model = "claude-haiku-4-5", input_tokens = 1u64, error.type = ?Some(true)));
+        drop(info_span!("chat", model = "claude-haiku-4-5", input_tokens = 1u64, error.type = %false));
+    });
+    let outcomes: Vec<String> = h.seen.calls().iter().map(|c| format!("{:?}", c.outcome)).collect();
+    assert_eq!(outcomes, ["Ok", "Error { error_type: \"error\" }", "Ok"]);
+}
+
+#[test]
 fn an_error_message_in_error_type_is_cut_to_its_type() {
     #[derive(Debug)]
     struct ApiError(&'static str);

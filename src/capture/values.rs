@@ -332,6 +332,11 @@ impl<'a> FieldVisitor<'a> {
             Role::ServiceTier => self.call.service_tier = label(),
             Role::Speed => self.call.speed = label(),
             Role::ToolName => self.call.tool_name = label(),
+            // A flag rendered as text (`error.type = ?failed`, `?Some(false)`): as `record_bool` reads it.
+            Role::ErrorType if value.trim().eq_ignore_ascii_case("false") => {}
+            Role::ErrorType if value.trim().eq_ignore_ascii_case("true") => {
+                self.call.error_type = Some(Arc::from("error"))
+            }
             Role::ErrorType => {
                 // A type, never a message: `error.type = %err` hands over the error's whole text, which may
                 // quote the prompt. An empty one still says "this failed".
@@ -549,6 +554,20 @@ impl Visit for FieldVisitor<'_> {
         // `None` is no value, `Some("acme")` is `acme`. Left as text, `error.type = ?None` failed the call and
         // `project = ?Some("acme")` named a project `Some("acme")` that no budget scope matches.
         let Some((s, quoted)) = debug_option(&text.0) else { return };
+        // A string's `Debug` escapes `\` and `"`: `?Some(r"C:\work")` is the project `C:\work`, not `C:\\work`
+        // (which no budget scope or filter names).
+        let unescaped;
+        let s = if quoted && s.contains('\\') {
+            match unescape_debug(s) {
+                Some(u) => {
+                    unescaped = u;
+                    unescaped.as_str()
+                }
+                None => return self.reject(),
+            }
+        } else {
+            s
+        };
         // A label is an identifier. A struct's `Debug` (`model = ?spec`, where the spec holds a system prompt, as
         // `#[instrument]` records an argument) or a sentence is not one, and would put that text in every record,
         // the journal and the metrics. (Checked here only: a `&str` recorded as it is costs no scan.)
@@ -603,6 +622,38 @@ fn debug_option(rendered: &str) -> Option<(&str, bool)> {
         Some(inner) => (inner.strip_suffix('"').unwrap_or(inner), true),
         None => (s, false),
     })
+}
+
+/// A string's `Debug` rendering (without its quotes) read back: `\\`, `\"`, `\'`, `\n`, `\r`, `\t`, `\0` and
+/// `\u{…}` undone. `None` for any other escape (not a string's rendering). An escape cut off at the end (the
+/// rendering is bounded) ends the text there.
+fn unescape_debug(s: &str) -> Option<String> {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        let Some(e) = chars.next() else { break };
+        out.push(match e {
+            '\\' | '"' | '\'' => e,
+            'n' => '\n',
+            'r' => '\r',
+            't' => '\t',
+            '0' => '\0',
+            'u' => {
+                let rest = chars.as_str();
+                let Some(hex) = rest.strip_prefix('{') else { return rest.is_empty().then_some(out) };
+                let Some(end) = hex.find('}') else { return Some(out) };
+                let c = u32::from_str_radix(&hex[..end], 16).ok().and_then(char::from_u32)?;
+                chars = hex[end + 1..].chars();
+                c
+            }
+            _ => return None,
+        });
+    }
+    Some(out)
 }
 
 /// Whether `s` can be a model id, provider, operation, tier, speed or tool name: no whitespace, control
@@ -681,6 +732,20 @@ impl fmt::Write for BoundedString {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_debug_rendering_reads_back_as_its_string() {
+        for value in ["plain", r"C:\work", "o\"neil", "tab\there\n\r\0", "bell\u{7}é🦀", "'quoted'", "\\"] {
+            let rendered = format!("{value:?}");
+            assert_eq!(unescape_debug(&rendered[1..rendered.len() - 1]).as_deref(), Some(value), "{rendered}");
+        }
+        // A rendering cut inside an escape ends there; an escape no string's `Debug` writes is not one.
+        assert_eq!(unescape_debug(r"ab\").as_deref(), Some("ab"));
+        assert_eq!(unescape_debug(r"ab\u").as_deref(), Some("ab"));
+        assert_eq!(unescape_debug(r"ab\u{1F9").as_deref(), Some("ab"));
+        assert_eq!(unescape_debug(r"ab\x41"), None);
+        assert_eq!(unescape_debug(r"ab\u{110000}x"), None);
+    }
 
     #[test]
     fn capped_respects_char_boundaries() {
