@@ -75,3 +75,26 @@ fn reads_the_same_calls_dimensions_and_outcomes_as_the_unfiltered_layer() {
         assert!(team.iter().all(|e| e.len() == 1 && &*e[0].0 == "team" && &*e[0].1 == "search"), "{team:?}");
     }
 }
+
+/// The one difference in what capture reads: a usage event whose explicit `parent:` is a span capture does not
+/// read (no token fields) is not found through `filtered_layer()`'s filter, which hides that span from the
+/// layer: the usage counts as orphaned. Through `layer()` it reaches the call around that span. (An event in the
+/// current span is found either way: the filter looks past the spans it hides.)
+#[test]
+fn a_usage_event_with_an_explicit_parent_capture_does_not_read_is_orphaned_when_filtered() {
+    for filtered in [false, true] {
+        let meter = TokenMeter::builder().build();
+        let dispatch = if filtered {
+            tracing::Dispatch::new(tracing_subscriber::registry().with(fmt_info()).with(meter.filtered_layer()))
+        } else {
+            tracing::Dispatch::new(tracing_subscriber::registry().with(fmt_info()).with(meter.layer()))
+        };
+        tracing::dispatcher::with_default(&dispatch, || {
+            let call = tracing::info_span!("chat", model = "claude-haiku-4-5", input_tokens = 10u64);
+            let attempt = tracing::info_span!(parent: &call, "http attempt");
+            tracing::info!(parent: &attempt, output_tokens = 7u64, "usage");
+        });
+        let (output, orphans) = (meter.total_usage().tokens.output, meter.capture_stats().orphan_usage_events);
+        assert_eq!((output, orphans), if filtered { (0, 1) } else { (7, 0) }, "filtered: {filtered}");
+    }
+}
