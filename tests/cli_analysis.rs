@@ -44,6 +44,11 @@ fn cache_report_rates_only_what_was_measured() {
     assert!(reuse.ends_with(" - │"), "{text}");
     let md = records.run(&["report", "--since", "2025-10-01"]).ok().to_owned();
     assert!(md.contains("\n| Context reuse rate | - |\n"), "{md}");
+    // `optimize` printed the score's placeholder, 100.0%.
+    let optimize = records.run(&["--color", "never", "optimize", "--since", "2025-10-01"]).ok().to_owned();
+    assert!(optimize.contains("   context reuse -   "), "{optimize}");
+    let v = records.run(&["optimize", "--since", "2025-10-01", "--format", "json"]).json();
+    assert_eq!(v["efficiency"]["efficiency_scores"]["reusable_tokens"], 0);
     let v = records.run(&["cache-report", "--since", "2025-10-01", "--format", "json"]).json();
     let prompts: Vec<u64> =
         v["cache"]["time_series"].as_array().unwrap().iter().map(|p| p["prompt_tokens"].as_u64().unwrap()).collect();

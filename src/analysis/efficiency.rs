@@ -100,8 +100,13 @@ pub struct EfficiencyScores {
     pub input_output_ratio: Option<f64>,
     /// Of the prompt tokens that repeated the previous turn of their session on the same model (when at least
     /// the model's minimum cacheable prompt, or read from the cache), the share read from the
-    /// cache, 0-1 (1 when nothing was reusable).
+    /// cache, 0-1 (1 when nothing was reusable: check [`reusable_tokens`](Self::reusable_tokens) before showing
+    /// it as a measured rate).
     pub context_reuse_rate: f64,
+    /// The prompt tokens that repeated the previous turn of their session (the rate's denominator): 0 when
+    /// nothing was reusable. Absent (0) in reports written before it was added.
+    #[serde(default)]
+    pub reusable_tokens: u64,
     /// The weighted components.
     pub components: Vec<ScoreComponent>,
 }
@@ -138,6 +143,7 @@ impl EfficiencyScores {
             cache_hit_rate: per(c.tokens.cache_read as f64, prompt as f64).unwrap_or(0.0),
             input_output_ratio: per(prompt as f64, c.tokens.output as f64),
             context_reuse_rate: reuse,
+            reusable_tokens: c.reusable_tokens,
             components,
         }
     }

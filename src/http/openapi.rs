@@ -196,7 +196,7 @@ fn schemas() -> Value {
             &[
                 ("overall", num()), ("band", band.clone()), ("tokens_per_task", nullable(num())),
                 ("cache_hit_rate", num()), ("input_output_ratio", nullable(num())), ("context_reuse_rate", num()),
-                ("components", array(reference("ScoreComponent"))),
+                ("reusable_tokens", int()), ("components", array(reference("ScoreComponent"))),
             ],
             &[],
         ),

@@ -170,7 +170,8 @@ pub(crate) fn optimize_table(
         style.band(&format!("{:.1}", s.overall), s.band),
         style.band(s.band.name(), s.band),
         pct(s.cache_hit_rate),
-        pct(s.context_reuse_rate),
+        // 1 when nothing was reusable: not a measured rate (as `cache-report` and `report` show it).
+        if s.reusable_tokens > 0 { pct(s.context_reuse_rate) } else { "-".to_owned() },
         count(r.calls, "call"),
         share_cost(r.cost_usd, r.calls, r.unpriced_calls),
     ));
