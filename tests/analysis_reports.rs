@@ -6,9 +6,11 @@
 
 mod ledger_common;
 
+use std::collections::BTreeSet;
+
 use chrono::{Duration, TimeZone};
 use ledger_common::*;
-use tokenmeter::analysis::{Band, Impact, SuggestionType, Trend};
+use tokenmeter::analysis::{Band, Granularity, Impact, SuggestionType, Trend};
 use tokenmeter::ledger::{Dimension, GroupBy, LedgerConfig, Query, TimeGrain, Window};
 use tokenmeter::{Money, PriceBook};
 
@@ -1210,6 +1212,23 @@ fn anomalies_wait_for_three_periods_of_baseline() {
     let r = rig.ledger.anomalies(Window::Last7Days).unwrap();
     assert!(!r.anomalies.is_empty());
     assert!(r.anomalies.iter().all(|a| a.start.date_naive() == day(4).date_naive()), "{:#?}", r.anomalies);
+}
+
+#[test]
+fn anomalies_wait_for_three_periods_with_calls() {
+    // A call at 03:00 on March 1st, none at that hour for six days, one on March 8th: the hour's baseline was
+    // 1/7 of a call, and 03:00 on the 8th was a 7x spike in tokens, cost and calls. Noon has one call a day,
+    // then five on the 8th: that hour's baseline has seven days with calls, and it is one.
+    let mut spend = vec![(at(2026, 3, 1, 3, 0, 0), 0.01)];
+    spend.extend((1..=7).map(|d| (at(2026, 3, d, 12, 0, 0), 0.01)));
+    spend.push((at(2026, 3, 8, 3, 0, 0), 0.01));
+    spend.extend([(at(2026, 3, 8, 12, 0, 0), 0.01); 5]);
+    let rig = haiku_spend(at(2026, 3, 1, 0, 0, 0), &spend);
+    rig.clock.set(at(2026, 3, 8, 23, 0, 0));
+    let r = rig.ledger.anomalies(Window::Last24Hours).unwrap();
+    let hours: BTreeSet<_> =
+        r.anomalies.iter().filter(|a| a.granularity == Granularity::Hour).map(|a| a.start).collect();
+    assert_eq!(hours, BTreeSet::from([at(2026, 3, 8, 12, 0, 0)]), "{:#?}", r.anomalies);
 }
 
 /// One identical sonnet call every 10 minutes from `start` to `now` in zone `tz`, the clock at `now`.

@@ -249,7 +249,8 @@ impl Ledger {
     /// Days and hours `window` touches (one that begins before it is checked whole) whose tokens or cost exceed, or whose calls exceed, the configured factor
     /// times their trailing average ([`AnomalyRule`]; days against the trailing days, hours against the same
     /// local hour of the trailing days). Only days since the ledger's first record count toward a baseline,
-    /// and a period is checked once its baseline has 3 of them (or all `trailing_days`, when fewer).
+    /// and a period is checked once its baseline has 3 of them (or all `trailing_days`, when fewer), at least as
+    /// many of them with calls.
     /// Hours are checked within the 35 days of hourly totals.
     pub fn anomalies(&self, window: Window) -> Result<AnomalyReport, QueryError> {
         let rule = self.inner.config.anomaly;
@@ -262,7 +263,8 @@ impl Ledger {
         }
         let n = i64::from(rule.trailing_days.clamp(1, 365));
         // A baseline of one or two periods is not a pattern: a quiet hour going from 1 call to 4 on the second
-        // day is not an anomaly. Checked once three are there (all of them when the rule trails fewer).
+        // day is not an anomaly. Checked once three are there (all of them when the rule trails fewer), and
+        // three of them had calls: one call at 03:00 a week ago and one today is not a 7x spike at 03:00.
         let min_count = n.min(MIN_BASELINE_PERIODS);
         self.read(|store, now| {
             let tz = store.tz;
@@ -292,7 +294,7 @@ impl Ledger {
             for (&d, value) in days.range(calendar::day_start(tz, from).min(from)..to.max(from)) {
                 let date = calendar::local(tz, d).date();
                 let mut base = Core::default();
-                let mut count = 0;
+                let (mut count, mut active) = (0, 0);
                 let mut base_from = d;
                 for k in 1..=n {
                     let dk = calendar::start_of_date(tz, calendar::add_days(date, -k));
@@ -303,9 +305,10 @@ impl Ledger {
                     base_from = dk;
                     if let Some(c) = days.get(&dk) {
                         base.add(c);
+                        active += i64::from(c.calls > 0);
                     }
                 }
-                if count >= min_count {
+                if count >= min_count && active >= min_count {
                     let end = calendar::grain_end(tz, Grain::Day, d);
                     let p =
                         Period { granularity: Granularity::Day, start: d, end, base_from, base_periods: count as f64 };
@@ -315,7 +318,7 @@ impl Ledger {
             // Hours, against the same hour of the trailing days.
             for (&h, a) in store.hourly.range(calendar::hour_start(tz, from).min(from)..to.max(from)) {
                 let mut base = Core::default();
-                let mut count = 0;
+                let (mut count, mut active) = (0, 0);
                 let mut base_from = h;
                 for k in 1..=n {
                     // The same local hour k days before: across a DST change it is not k × 24 hours back.
@@ -329,9 +332,10 @@ impl Ledger {
                     base_from = hk;
                     if let Some(c) = store.hourly.get(&hk) {
                         base.add(&c.core);
+                        active += i64::from(c.core.calls > 0);
                     }
                 }
-                if count >= min_count {
+                if count >= min_count && active >= min_count {
                     let p = Period {
                         granularity: Granularity::Hour,
                         start: h,
