@@ -593,16 +593,41 @@ fn forecast_trend_month_and_limit() {
     close(f.days[0].upper_usd, 12.0);
     assert_eq!(f.days[0].date, chrono::NaiveDate::from_ymd_opt(2026, 3, 12).unwrap());
     close(f.month_to_date_usd, 55.0);
-    // 55 spent + 11 expected today + 12 + 13 + … + 31 for March 12..31.
-    close(f.projected_month_total_usd, 55.0 + 11.0 + (12..=31).sum::<u32>() as f64);
+    // 55 spent + the 15 hours left of today's expected 11 + 12 + 13 + … + 31 for March 12..31 (today's part was
+    // the expected day less its spend so far, whatever the hour).
+    close(f.projected_month_total_usd, 55.0 + 11.0 * 15.0 / 24.0 + (12..=31).sum::<u32>() as f64);
     let l = f.limit.unwrap();
     assert!(!l.reached);
-    // 55 + 11 = 66, + 12 = 78, + 13 = 91, + 14 = 105 on March 14.
+    // 55 + 6.875 = 61.875, + 12 = 73.875, + 13 = 86.875, + 14 = 100.875 on March 14.
     assert_eq!(l.reached_on, chrono::NaiveDate::from_ymd_opt(2026, 3, 14));
     assert_eq!(l.days_until, Some(3));
     // Tokens follow the spend: 200,000 a dollar.
     let tokens: Vec<u64> = f.days.iter().map(|d| d.tokens).collect();
     assert_eq!(tokens, [2_400_000, 2_600_000, 2_800_000]);
+}
+
+#[test]
+fn forecast_expects_the_rest_of_today_from_the_hours_left() {
+    // Nine days at $1 an hour, then today quiet after 02:00; at 23:00 an hour of today is left: $1 of it, not the
+    // $22 the expected $24 less today's $2 left for that hour.
+    let rig = Rig::new(at(2026, 3, 1, 0, 0, 0));
+    let dollar = |t| {
+        rig.clock.set(t);
+        rig.add(Call::new(t, "claude-haiku-4-5").io(0, 200_000));
+    };
+    for d in 1..=9 {
+        for h in 0..24 {
+            dollar(at(2026, 3, d, h, 0, 0));
+        }
+    }
+    dollar(at(2026, 3, 10, 0, 0, 0));
+    dollar(at(2026, 3, 10, 1, 0, 0));
+    rig.clock.set(at(2026, 3, 10, 23, 0, 0));
+    let f = rig.ledger.forecast(1, None).unwrap();
+    assert_eq!(f.basis, tokenmeter::analysis::ForecastBasis::Trend);
+    close(f.month_to_date_usd, 218.0);
+    // 218 spent, 1 for the hour left, 24 a day for March 11..31.
+    close(f.projected_month_total_usd, 218.0 + 1.0 + 21.0 * 24.0);
 }
 
 #[test]

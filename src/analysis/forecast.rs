@@ -286,14 +286,11 @@ impl Ledger {
                 store.daily.range(month_start..month_end).map(|(k, a)| (*k, a.core.cost.as_usd())).collect();
             // Folded from +0.0: `f64`'s `sum` of no days is -0.0, which JSON shows as `-0.0`.
             let spent = month_days.iter().fold(0.0, |a, (_, c)| a + c);
-            let today_actual = daily(today).cost.as_usd();
-            let today_rest = if run_rate {
-                // The rate over what is left of today (today's spend so far covers only the part since the
-                // meter started, not the day since midnight).
-                cost_fit.at(n) * (day_of(1) - now).max(0) as f64 / 86_400.0
-            } else {
-                (cost_fit.at(n) - today_actual).max(0.0)
-            };
+            // The day's expected spend over what is left of it. Not the expected day less today's spend so far:
+            // after a quiet morning that read the whole day's spend into its last hour ($22 expected between 23:00
+            // and midnight at $1 an hour), and under the run rate today's spend covers only the part since the
+            // meter started.
+            let today_rest = cost_fit.at(n) * (day_of(1) - now).max(0) as f64 / 86_400.0;
             // Remaining full days of the month after today.
             let mut rest: Vec<(NaiveDate, f64)> = Vec::new();
             let mut k = 1;
