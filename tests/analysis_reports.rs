@@ -1645,6 +1645,36 @@ fn an_old_range_and_its_previous_period_never_share_days() {
 }
 
 #[test]
+fn time_of_day_ranks_hours_by_tokens_per_hour_the_window_holds() {
+    // A 100-token call at 10:00 and a 110-token one at 15:00 every day. At 12:30 on the 8th, `7d` holds hour 10
+    // seven times (700 tokens) and hour 15 six (660): by totals the peak was 10. By the hour it is 15.
+    let rig = Rig::new(at(2026, 3, 1, 0, 0, 0));
+    for d in 1..=8 {
+        rig.clock.set(at(2026, 3, d, 10, 0, 0));
+        rig.add(Call::new(at(2026, 3, d, 10, 0, 0), "claude-haiku-4-5").io(0, 100));
+        if d < 8 {
+            rig.clock.set(at(2026, 3, d, 15, 0, 0));
+            rig.add(Call::new(at(2026, 3, d, 15, 0, 0), "claude-haiku-4-5").io(0, 110));
+        }
+    }
+    rig.clock.set(at(2026, 3, 8, 12, 30, 0));
+    let r = rig.ledger.time_of_day(Window::Last7Days).unwrap();
+    assert_eq!((r.hours[10].tokens, r.hours[15].tokens), (700, 660));
+    assert_eq!(r.peak_hour, Some(15), "{r:#?}");
+    // From March 2nd 00:00 (`7d` takes whole days) to 12:31: hour 10 seven times, hour 15 six, hour 12 six and a
+    // half minute.
+    assert_eq!((r.hours[10].covered_hours, r.hours[15].covered_hours), (7.0, 6.0));
+    close(r.hours[12].covered_hours, 6.0 + 31.0 / 60.0);
+    // `6h` at 12:30 holds 07:00 to 12:31: the low hour is one of those, not midnight, which it does not hold.
+    let r = rig.ledger.time_of_day(Window::Last6Hours).unwrap();
+    assert_eq!(
+        r.hours.iter().filter(|h| h.covered_hours > 0.0).map(|h| h.hour).collect::<Vec<_>>(),
+        (7..=12).collect::<Vec<_>>()
+    );
+    assert_eq!((r.peak_hour, r.low_hour), (Some(10), Some(7)), "{r:#?}");
+}
+
+#[test]
 fn time_of_day_names_no_peak_when_no_hour_has_tokens() {
     // A call three hours back that closed without usage: every hour has 0 tokens, and hour 0 was named peak
     // and low.

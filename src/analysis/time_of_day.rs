@@ -23,6 +23,12 @@ pub struct HourOfDay {
     pub unpriced_calls: u64,
     /// Share of the window's tokens, 0-1.
     pub share: f64,
+    /// How many hours of the window were this hour of the day (the current hour in part; a repeated hour at a
+    /// DST change twice, a skipped one not at all): a rolling `7d` holds some hours seven times and the rest
+    /// six. Peak and low hours are ranked by tokens per hour covered. Absent (0) in reports written before it
+    /// was added.
+    #[serde(default)]
+    pub covered_hours: f64,
     /// Tasks that started in this hour.
     pub tasks: u64,
     /// Tokens per task of those tasks; `null` without tasks.
@@ -39,9 +45,10 @@ pub struct TimeOfDayReport {
     pub time_zone: String,
     /// 24 rows, hour 0 first.
     pub hours: Vec<HourOfDay>,
-    /// The hour with the most tokens (`null` when no hour has any).
+    /// The hour with the most tokens per hour it covers (`null` when no hour has any).
     pub peak_hour: Option<u32>,
-    /// The hour with the fewest tokens (`null` when no hour has any).
+    /// Of the hours the window covers, the one with the fewest tokens per hour it covers (`null` when no hour
+    /// has any).
     pub low_hour: Option<u32>,
     /// Calls on a model the price book does not know: their tokens are in the hours, their cost is not.
     /// Absent (0) in reports written before it was added.
@@ -74,6 +81,15 @@ impl Ledger {
             for (t, a) in store.hourly.range(from..to) {
                 hours[calendar::hour_of_day(tz, *t) as usize].add(&a.core);
             }
+            // Each hour of the day's part of the window, in seconds: hours outside a short window are no low
+            // hour, and an hour a rolling window holds once more than the rest is no peak for it.
+            let mut covered = [0i64; 24];
+            let mut t = from;
+            while t < to {
+                let next = calendar::grain_end(tz, calendar::Grain::Hour, t).max(t + 1);
+                covered[calendar::hour_of_day(tz, t) as usize] += next.min(to) - t;
+                t = next;
+            }
             let total = hours.iter().fold(0u64, |t, c| t.saturating_add(c.tokens.total()));
             let rows: Vec<HourOfDay> = hours
                 .iter()
@@ -85,6 +101,7 @@ impl Ledger {
                     cost_usd: c.cost.as_usd(),
                     unpriced_calls: c.unpriced_calls,
                     share: ratio(c.tokens.total() as f64, total as f64),
+                    covered_hours: covered[h] as f64 / 3_600.0,
                     tasks: c.tasks,
                     avg_tokens_per_task: per(c.task_tokens as f64, c.tasks as f64),
                 })
@@ -92,9 +109,11 @@ impl Ledger {
             // Hours are ranked by tokens: calls without usage (or tasks alone) tie every hour at 0, and hour 0
             // would be named both peak and low.
             let has_data = rows.iter().any(|r| r.tokens > 0);
-            // Ties go to the earliest hour.
-            let peak = rows.iter().rev().max_by_key(|r| r.tokens).map(|r| r.hour);
-            let low = rows.iter().min_by_key(|r| r.tokens).map(|r| r.hour);
+            // By tokens per hour covered, among the hours covered; ties go to the earliest hour.
+            let rate = |r: &HourOfDay| r.tokens as f64 / r.covered_hours;
+            let in_window = || rows.iter().filter(|r| r.covered_hours > 0.0);
+            let peak = in_window().rev().max_by(|a, b| rate(a).total_cmp(&rate(b))).map(|r| r.hour);
+            let low = in_window().min_by(|a, b| rate(a).total_cmp(&rate(b))).map(|r| r.hour);
             Ok(TimeOfDayReport {
                 window: WindowBounds::of(from, to),
                 time_zone: tz.name().to_owned(),
