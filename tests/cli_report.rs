@@ -482,6 +482,23 @@ fn the_output_never_replaces_the_source_and_is_written_whole() {
         assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link is still a link");
         assert!(std::fs::read_to_string(&real).unwrap().starts_with('#'));
         assert_eq!(std::fs::metadata(&real).unwrap().permissions().mode() & 0o777, 0o640);
+        // A link (relative, through a second link) to a file not written yet: the file is made and the links
+        // stay. The rename replaced the first link with a regular file.
+        let (first, second) = (dir.path().join("current.md"), dir.path().join("latest.md"));
+        std::os::unix::fs::symlink("latest.md", &first).unwrap();
+        std::os::unix::fs::symlink("reports/2025-10.md", &second).unwrap();
+        std::fs::create_dir(dir.path().join("reports")).unwrap();
+        cli_support::run(&["--records", r, "--now", cli_support::NOW, "report", "-o", first.to_str().unwrap()]).ok();
+        for link in [&first, &second] {
+            assert!(std::fs::symlink_metadata(link).unwrap().file_type().is_symlink(), "{} is a link", link.display());
+        }
+        assert!(std::fs::read_to_string(dir.path().join("reports/2025-10.md")).unwrap().starts_with('#'));
+        // A link into a directory that does not exist fails, as the shell's `>` would, naming the directory.
+        let dangling = dir.path().join("dangling.md");
+        std::os::unix::fs::symlink("nowhere/x.md", &dangling).unwrap();
+        cli_support::run(&["--records", r, "--now", cli_support::NOW, "report", "-o", dangling.to_str().unwrap()])
+            .fails(1, "nowhere does not exist");
+        assert!(std::fs::symlink_metadata(&dangling).unwrap().file_type().is_symlink());
     }
 }
 

@@ -319,6 +319,26 @@ fn reads_from<'s>(source: &'s Source, path: &Path) -> Option<&'s Path> {
 /// no temporary file. What is there and not a regular file (`/dev/null`, a pipe such as `>(gzip)`'s) is written to as
 /// it is: a rename would put a regular file in the device's place (as root), or fail; so are the process's own
 /// descriptors (`/dev/stdout`, `/dev/fd/N`), whatever they are redirected to.
+/// The path a chain of symbolic links at `path` ends at (relative targets read from each link's directory), when
+/// `path` is a link; `None` when it is not.
+fn link_target(path: &Path) -> std::io::Result<Option<std::path::PathBuf>> {
+    let mut at = path.to_path_buf();
+    // Linux's own limit on links followed in one lookup.
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&at) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let target = std::fs::read_link(&at)?;
+                at = match at.parent() {
+                    Some(dir) if target.is_relative() => dir.join(target),
+                    _ => target,
+                };
+            }
+            _ => return Ok((at != path).then_some(at)),
+        }
+    }
+    Err(std::io::Error::other("too many levels of symbolic links"))
+}
+
 fn replace_file(path: &Path, bytes: &[u8]) -> CliResult {
     use std::io::Write as _;
     let shown = path;
@@ -340,7 +360,12 @@ fn replace_file(path: &Path, bytes: &[u8]) -> CliResult {
     }
     // Through a symbolic link to the file it names (a rename would replace the link itself), keeping that
     // file's permissions.
-    let resolved = std::fs::canonicalize(path).ok();
+    // A link whose file does not exist yet is followed too (`canonicalize` fails on it): the rename replaced the
+    // link with a regular file, and the file it names was never written.
+    let resolved = match std::fs::canonicalize(path) {
+        Ok(p) => Some(p),
+        Err(_) => link_target(path).map_err(fail)?,
+    };
     let path = resolved.as_deref().unwrap_or(path);
     let existing = std::fs::metadata(path).ok();
     if let Some(meta) = &existing
@@ -372,6 +397,10 @@ fn replace_file(path: &Path, bytes: &[u8]) -> CliResult {
     if keep.is_none() {
         use std::os::unix::fs::PermissionsExt;
         builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    if !dir.is_dir() {
+        let missing = format!("the directory {} does not exist", dir.display());
+        return Err(fail(std::io::Error::new(std::io::ErrorKind::NotFound, missing)));
     }
     // Dropped on an error: the temporary file is removed.
     let mut tmp = builder.tempfile_in(dir).map_err(fail)?;
