@@ -226,6 +226,53 @@ fn transcripts_none_of_which_can_be_read_are_an_error() {
     assert_eq!(out.json()["source"]["transcripts"]["unreadable_files"].as_array().map(Vec::len), Some(2));
 }
 
+/// `tokenmeter args…` as `run` runs it, as the user `nobody` when the tests run as root (whom `chmod 000`
+/// does not stop; CI runs them as root).
+#[cfg(unix)]
+fn run_unprivileged(args: &[&str]) -> cli_support::Run {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::os::unix::process::CommandExt;
+    let home = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tokenmeter"));
+    cli_support::clean_env(cmd.args(args), home.path());
+    if std::fs::metadata(home.path()).unwrap().uid() == 0 {
+        cmd.uid(65_534).gid(65_534);
+    }
+    let out = cmd.output().expect("run tokenmeter");
+    cli_support::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+#[cfg(unix)]
+fn journal_files_that_cannot_be_read_are_files_not_lines() {
+    use std::os::unix::fs::PermissionsExt;
+    // A day file that could not be read was "1 unreadable line" (at line 0), and a journal of them "all 14 lines
+    // read were unreadable".
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let j = dir.path().to_str().unwrap();
+    for day in ["2025-09-20", "2025-09-21"] {
+        let path = dir.path().join(format!("tokenmeter-{day}.jsonl"));
+        std::fs::write(&path, "").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).unwrap();
+    }
+    run_unprivileged(&["-q", "--journal", j, "--now", NOW, "summary"])
+        .fails(1, &format!("no readable records in {j}: none of its 2 files could be read (first: "));
+    // Beside readable ones: a report, warning of 2 files, not lines.
+    assert_eq!(write_journal(dir.path()), 13);
+    let out = run_unprivileged(&["--journal", j, "--now", NOW, "summary", "--format", "json"]);
+    assert_eq!(calls(&out), 13, "{}", out.stderr);
+    assert!(out.stderr.contains("warning: skipped 2 unreadable files, first at:"), "{}", out.stderr);
+    assert!(out.stderr.contains("tokenmeter-2025-09-20.jsonl: cannot read the file:"), "{}", out.stderr);
+    let source = &out.json()["source"];
+    assert_eq!((source["skipped_lines"].as_u64(), source["unreadable_files"].as_u64()), (Some(0), Some(2)));
+}
+
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {

@@ -346,6 +346,10 @@ pub struct ReplayReport {
     pub other_lines: u64,
     /// Lines skipped.
     pub skipped_lines: u64,
+    /// Files that could not be read (or not to their end): each is also one of `skipped_lines`, listed at line 0
+    /// with [`SkipReason::Unreadable`]. Absent (0) in reports written before it was added.
+    #[serde(default)]
+    pub unreadable_files: u64,
     /// The first [`MAX_REPORTED_SKIPS`](ReplayReport::MAX_REPORTED_SKIPS) skipped lines, in file order.
     pub skipped: Vec<SkippedLine>,
     /// Call, task and tool records (counted in `records`, `tasks` and `tools`) a meter's replay left out because

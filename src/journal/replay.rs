@@ -132,7 +132,10 @@ fn decode_files(files: &[PathBuf], mut each: impl FnMut(Replayed) -> ControlFlow
         match replay_file(path, &mut report, &mut each) {
             Ok(ControlFlow::Continue(())) => {}
             Ok(ControlFlow::Break(())) => break,
-            Err(e) => skip(&mut report, path, 0, SkipReason::Unreadable { message: e.to_string() }),
+            Err(e) => {
+                report.unreadable_files += 1;
+                skip(&mut report, path, 0, SkipReason::Unreadable { message: e.to_string() });
+            }
         }
     }
     report

@@ -206,6 +206,9 @@ pub(crate) struct SourceInfo {
     pub(crate) tools: u64,
     /// Lines skipped as unreadable.
     pub(crate) skipped_lines: u64,
+    /// Journal files that could not be read (or not to their end; not lines: listed in `skipped` at line 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub(crate) unreadable_files: u64,
     /// Calls priced again with `--prices` (journal and records files carry their own cost).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub(crate) repriced: u64,
@@ -379,6 +382,21 @@ impl Source {
             };
             return Err(CliError::data(format!("no readable records in {}: {files}", paths.join(", "))));
         }
+        // A journal none of whose day files could be read.
+        if source.records.is_empty() && source.info.unreadable_files > 0 && source.info.lines_read == 0 {
+            let paths: Vec<String> = source.info.paths.iter().map(|p| p.display().to_string()).collect();
+            let why =
+                source.info.skipped.iter().find(|s| s.line == 0).map(|s| format!("{}: {}", s.path.display(), s.reason));
+            let files = match source.info.unreadable_files {
+                1 => format!("its 1 file could not be read ({})", why.unwrap_or_default()),
+                n => format!(
+                    "none of its {} files could be read (first: {})",
+                    crate::render::int(n),
+                    why.unwrap_or_default()
+                ),
+            };
+            return Err(CliError::data(format!("no readable records in {}: {files}", paths.join(", "))));
+        }
         if source.records.is_empty() && source.info.skipped_lines > 0 {
             let paths: Vec<String> = source.info.paths.iter().map(|p| p.display().to_string()).collect();
             let (skipped, read) = (source.info.skipped_lines, source.info.lines_read.max(source.info.skipped_lines));
@@ -471,13 +489,24 @@ impl Source {
                 ));
             }
         }
-        if info.skipped_lines > 0 {
-            let places: Vec<String> =
-                info.skipped.iter().map(|s| format!("{}:{}: {}", s.path.display(), s.line, s.reason)).collect();
+        if info.skipped_lines > 0 || info.unreadable_files > 0 {
+            let places: Vec<String> = info
+                .skipped
+                .iter()
+                .map(|s| match s.line {
+                    0 => format!("{}: {}", s.path.display(), s.reason),
+                    line => format!("{}:{line}: {}", s.path.display(), s.reason),
+                })
+                .collect();
+            let what: Vec<String> =
+                [(info.skipped_lines, "unreadable line"), (info.unreadable_files, "unreadable file")]
+                    .into_iter()
+                    .filter(|(n, _)| *n > 0)
+                    .map(|(n, what)| crate::render::count(n, what))
+                    .collect();
             ctx.note(&format!(
-                "tokenmeter: warning: skipped {} unreadable line{}{}",
-                info.skipped_lines,
-                if info.skipped_lines == 1 { "" } else { "s" },
+                "tokenmeter: warning: skipped {}{}",
+                what.join(" and "),
                 if places.is_empty() { String::new() } else { format!(", first at:\n  {}", places.join("\n  ")) }
             ));
         }
@@ -612,6 +641,8 @@ fn load_claude_code(dir: &Path, ctx: &Context) -> CliResult<Source> {
         tasks: 0,
         tools: 0,
         skipped_lines: stats.bad_lines,
+        // Transcript files that could not be read are in `transcripts.unreadable_files`.
+        unreadable_files: 0,
         after_now: 0,
         repriced: 0,
         lines_read: stats.lines,
@@ -873,9 +904,11 @@ fn load_journal(dir: &Path, ctx: &Context, since: Option<NaiveDate>) -> CliResul
     }
     let mut info = empty_info(SourceKind::Journal, vec![dir.to_owned()]);
     info.files = report.files;
-    info.skipped_lines = report.skipped_lines;
+    // A day file that could not be read is one skipped "line" of the replay's (at line 0): a file here.
+    info.unreadable_files = report.unreadable_files;
+    info.skipped_lines = report.skipped_lines.saturating_sub(report.unreadable_files);
     info.lines_read =
-        report.records + report.tasks + report.tools + report.budget_alerts + report.other_lines + report.skipped_lines;
+        report.records + report.tasks + report.tools + report.budget_alerts + report.other_lines + info.skipped_lines;
     info.skipped = report
         .skipped
         .into_iter()
@@ -917,6 +950,7 @@ fn empty_info(kind: SourceKind, paths: Vec<PathBuf>) -> SourceInfo {
         tasks: 0,
         tools: 0,
         skipped_lines: 0,
+        unreadable_files: 0,
         after_now: 0,
         repriced: 0,
         skipped: Vec::new(),
