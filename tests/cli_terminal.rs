@@ -66,6 +66,22 @@ fn colour_off_means_no_styling_on_a_terminal_either() {
     }
 }
 
+#[test]
+fn a_narrow_terminal_wraps_names_and_headers_never_figures() {
+    // At 80 columns the summary's total row read `234,30` over `5`, and its cost `$0.371` over `5 +`.
+    let dir = fixture("claude_code");
+    for cols in [80, 60] {
+        let Some((code, text)) = on_pty(cols, &["-q", "--claude-code", &dir, "--now", NOW, "summary"]) else {
+            return;
+        };
+        assert_eq!(code, 0, "{text}");
+        let total = text.lines().find(|l| l.contains(" 13 ┆")).unwrap_or_else(|| panic!("{text}"));
+        for figure in ["6,298", "2,407", "205,100", "14,500", "6,000", "234,305", "$0.3715"] {
+            assert!(total.contains(&format!(" {figure} ")), "{cols} columns, {figure} cut:\n{text}");
+        }
+    }
+}
+
 /// `text` without ANSI escape sequences (`ESC [ … letter`).
 fn strip_ansi(text: &str) -> String {
     let mut out = String::new();

@@ -276,7 +276,58 @@ pub(crate) fn push_table(out: &mut String, title: &str, table: &Table, style: &S
     if !title.is_empty() {
         let _ = writeln!(out, "{}", style.bold(title));
     }
+    let mut table = table.clone();
+    keep_figures_whole(&mut table);
     let _ = writeln!(out, "{table}\n");
+}
+
+/// Without ANSI colour codes.
+fn plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            // `ESC [ … m`: up to and including the final letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A figure (a count, an amount, a share, a date or time): digits and the marks around them, no letters.
+fn is_figure(word: &str) -> bool {
+    word.chars().any(|c| c.is_ascii_digit())
+        && word.chars().all(|c| c.is_ascii_digit() || ",.$%+-−:()x/~<>=".contains(c))
+}
+
+/// Fitted to a narrow terminal, a dynamic table wrapped every column, figures included: `234,305` read
+/// `234,30` over `5`, and `$0.3715 + unpriced` `$0.371` over `5 +`. Each column is kept at least as wide as the
+/// widest figure in it (a header, a name, the words after an amount may still wrap); the names give up the width.
+fn keep_figures_whole(table: &mut Table) {
+    let mut widest: Vec<usize> = Vec::new();
+    for row in table.row_iter() {
+        for (i, cell) in row.cell_iter().enumerate() {
+            if widest.len() <= i {
+                widest.resize(i + 1, 0);
+            }
+            let text = plain(&cell.content());
+            let figures = text.split_whitespace().filter(|w| is_figure(w)).map(|w| w.chars().count());
+            widest[i] = widest[i].max(figures.max().unwrap_or(0));
+        }
+    }
+    for (i, w) in widest.into_iter().enumerate() {
+        if let (true, Some(column)) = (w > 0, table.column_mut(i)) {
+            // The boundary counts the column's padding.
+            let w = u16::try_from(w).unwrap_or(u16::MAX).saturating_add(column.padding_width());
+            column.set_constraint(comfy_table::ColumnConstraint::LowerBoundary(comfy_table::Width::Fixed(w)));
+        }
+    }
 }
 
 /// What a forecast is made from, as a phrase: "a trend over 9 days of history", "today's run rate (…)".
