@@ -254,6 +254,35 @@ fn a_journal_day_file_read_as_records_skips_its_task_tool_and_alert_lines_quietl
 }
 
 #[test]
+fn a_call_stamped_far_ahead_of_the_clock_counts_now_in_every_window() {
+    // Without `--now`, a call stamped a month ahead (a skewed clock) is counted in the current minute, as the ledger
+    // counts it. Windows filtered by its stamp: `--since` today left it out while the day's own breakdown had it,
+    // and the open end reached a month ahead.
+    let now = chrono::Utc::now();
+    let record = |t: chrono::DateTime<chrono::Utc>| {
+        serde_json::json!({
+            "timestamp": t.to_rfc3339(), "duration_us": 1_000, "model": "claude-haiku-4-5", "metered": true,
+            "outcome": {"status": "ok"}, "dimensions": {}, "tokens": {"input": 1_000, "output": 10}
+        })
+        .to_string()
+    };
+    let records =
+        cli_support::Records::new(&[record(now - chrono::Duration::days(1)), record(now + chrono::Duration::days(30))]);
+    let run = |args: &[&str]| cli_support::run(&[&["-q", "--records", records.path.as_str()][..], args].concat());
+    let today = now.date_naive().to_string();
+    let v = run(&["summary", "--since", &today, "--format", "json"]).json();
+    assert_eq!(v["summary"]["calls"], 1, "{v}");
+    let to: chrono::DateTime<chrono::Utc> = v["summary"]["window"]["to"].as_str().unwrap().parse().unwrap();
+    assert!(to <= now + chrono::Duration::minutes(2), "the window ends now, not a month ahead: {to}");
+    let v = run(&["summary", "--since", &today, "--until", &today, "--format", "json"]).json();
+    assert_eq!(v["summary"]["calls"], 1, "{v}");
+    let v = run(&["summary", "--format", "json"]).json();
+    assert_eq!(v["summary"]["calls"], 2, "{v}");
+    let tomorrow = (now + chrono::Duration::days(1)).date_naive().to_string();
+    run(&["summary", "--since", &tomorrow]).fails(2, "is after the last record and now");
+}
+
+#[test]
 fn run_rate_of_a_window_reaching_past_now_counts_its_elapsed_part() {
     // On 2025-10-04 the month's window holds 3 days of spend, not 31: its run-rate is the one of those days.
     let all = cc(&["summary", "--format", "json"]).json();

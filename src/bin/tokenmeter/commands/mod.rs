@@ -155,7 +155,7 @@ pub(crate) fn window<'a>(
             now_end,
         })
     };
-    let last = records.iter().map(|r| r.timestamp).max();
+    let last = records.iter().map(|r| counted_at(r.timestamp, ctx)).max();
     let unbounded = args.since.is_none() && args.until.is_none();
     if args.period.unwrap_or(default) == Window::All && unbounded {
         let (from, to) = everything(records, ctx);
@@ -214,7 +214,12 @@ pub(crate) fn window<'a>(
         };
         return Err(CliError::usage(msg));
     }
-    let within = |t: DateTime<Utc>| t >= from && t < to;
+    // Where the ledger counts a call: one stamped far ahead of the clock in the current minute (it was counted
+    // there by the ledger and left out of a window of its own day, and stretched the open end a month ahead).
+    let within = |t: DateTime<Utc>| {
+        let t = counted_at(t, ctx);
+        t >= from && t < to
+    };
     let kept: Vec<CallRecord> = records.iter().filter(|r| within(r.timestamp)).cloned().collect();
     Ok(Scope {
         records: Cow::Owned(kept),
@@ -236,10 +241,16 @@ pub(crate) fn everything(records: &[CallRecord], ctx: &Context) -> (DateTime<Utc
     let minute_end = |t: DateTime<Utc>| t.duration_trunc(Duration::minutes(1)).unwrap_or(t) + Duration::minutes(1);
     let now_end = minute_end(ctx.now);
     let first = records.iter().map(|r| r.timestamp).min();
-    let last = records.iter().map(|r| r.timestamp).max();
+    let last = records.iter().map(|r| counted_at(r.timestamp, ctx)).max();
     let first_day = first.unwrap_or(ctx.now).min(ctx.now).with_timezone(&ctx.time_zone).date_naive();
     let from = local_midnight(ctx.time_zone, first_day);
     (from, now_end.max(last.map_or(now_end, minute_end)))
+}
+
+/// When the ledger counts a call stamped at `t`: at `t`, unless that is more than 5 minutes ahead of the clock
+/// (`ctx.now`), which is counted in the current minute. (Calls after a `--now` given are left out before.)
+pub(crate) fn counted_at(t: DateTime<Utc>, ctx: &Context) -> DateTime<Utc> {
+    if t > ctx.now + Duration::minutes(5) { ctx.now } else { t }
 }
 
 pub(crate) fn local_midnight(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
