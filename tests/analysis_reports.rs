@@ -631,6 +631,26 @@ fn forecast_expects_the_rest_of_today_from_the_hours_left() {
 }
 
 #[test]
+fn forecast_expects_a_part_of_todays_own_length_on_a_dst_day() {
+    // New York's clocks go back on 2026-11-01: a 25-hour day. Nine days at $24 a day (a dollar an hour); at 00:30 on
+    // the 1st, 24.5 of its 25 hours are left: 24 x 24.5 / 25 of the day's expected $24, not 24 x 24.5 / 24.
+    let tz = chrono_tz::America::New_York;
+    let start = tz.with_ymd_and_hms(2026, 10, 23, 0, 0, 0).unwrap().with_timezone(&chrono::Utc);
+    let rig = Rig::with(start, tokenmeter::LedgerConfig::default().with_time_zone(tz));
+    let mut t = start;
+    let now = tz.with_ymd_and_hms(2026, 11, 1, 0, 30, 0).unwrap().with_timezone(&chrono::Utc);
+    while t < tz.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap().with_timezone(&chrono::Utc) {
+        rig.clock.set(t);
+        rig.add(Call::new(t, "claude-haiku-4-5").io(0, 200_000));
+        t += Duration::hours(1);
+    }
+    rig.clock.set(now);
+    let f = rig.ledger.forecast(1, None).unwrap();
+    close(f.month_to_date_usd, 0.0);
+    close(f.projected_month_total_usd, 24.0 * 24.5 / 25.0 + 29.0 * 24.0);
+}
+
+#[test]
 fn forecast_counts_the_unpriced_calls_its_dollars_leave_out() {
     // Today is March 11; February 8 is before the 28 days of history, March 1 in the month and the history, and
     // today in both the month and today's part of the projection.
@@ -1254,6 +1274,11 @@ fn anomalies_wait_for_three_periods_with_calls() {
     let hours: BTreeSet<_> =
         r.anomalies.iter().filter(|a| a.granularity == Granularity::Hour).map(|a| a.start).collect();
     assert_eq!(hours, BTreeSet::from([at(2026, 3, 8, 12, 0, 0)]), "{:#?}", r.anomalies);
+    // Days likewise: one call on March 1st and one on the 8th was a 7x day (and hour) too.
+    let rig = haiku_spend(at(2026, 3, 1, 0, 0, 0), &[(at(2026, 3, 1, 3, 0, 0), 0.01), (at(2026, 3, 8, 3, 0, 0), 0.01)]);
+    rig.clock.set(at(2026, 3, 8, 23, 0, 0));
+    let r = rig.ledger.anomalies(Window::Last24Hours).unwrap();
+    assert!(r.anomalies.is_empty(), "{:#?}", r.anomalies);
 }
 
 /// One identical sonnet call every 10 minutes from `start` to `now` in zone `tz`, the clock at `now`.
@@ -1672,6 +1697,31 @@ fn time_of_day_ranks_hours_by_tokens_per_hour_the_window_holds() {
         (7..=12).collect::<Vec<_>>()
     );
     assert_eq!((r.peak_hour, r.low_hour), (Some(10), Some(7)), "{r:#?}");
+    // Today's range at 12:30 holds hours 13 to 23 still to come: none is the low hour.
+    let today = Window::range(at(2026, 3, 8, 0, 0, 0), at(2026, 3, 9, 0, 0, 0));
+    let r = rig.ledger.time_of_day(today).unwrap();
+    assert!(r.hours[13..].iter().all(|h| h.covered_hours == 0.0), "{r:#?}");
+    assert_eq!((r.peak_hour, r.low_hour), (Some(10), Some(0)), "{r:#?}");
+
+    // A minute into an hour, its first call is not read at 60 times its rate: 1,000 tokens at 08:30, 50 at 09:00:10.
+    let rig = Rig::new(at(2026, 3, 1, 0, 0, 0));
+    for (t, tokens) in [(at(2026, 3, 8, 8, 30, 0), 1_000), (at(2026, 3, 8, 9, 0, 10), 50)] {
+        rig.clock.set(t);
+        rig.add(Call::new(t, "claude-haiku-4-5").io(0, tokens));
+    }
+    rig.clock.set(at(2026, 3, 8, 9, 0, 30));
+    let r = rig.ledger.time_of_day(Window::LastHour).unwrap();
+    assert_eq!(r.peak_hour, Some(8), "{r:#?}");
+    // Before the ledger's making (and its first call) nothing was seen: a meter made at 08:30 covers half of hour 8
+    // and none of the 23 hours before it, whose zero spend is unknown, not low.
+    let rig = Rig::new(at(2026, 3, 8, 8, 30, 0));
+    rig.add(Call::new(at(2026, 3, 8, 8, 40, 0), "claude-haiku-4-5").io(0, 1_000));
+    rig.clock.set(at(2026, 3, 8, 10, 30, 0));
+    let r = rig.ledger.time_of_day(Window::Last24Hours).unwrap();
+    let covered: Vec<(u32, f64)> =
+        r.hours.iter().filter(|h| h.covered_hours > 0.0).map(|h| (h.hour, h.covered_hours)).collect();
+    assert_eq!(covered, [(8, 0.5), (9, 1.0), (10, 31.0 / 60.0)], "{r:#?}");
+    assert_eq!((r.peak_hour, r.low_hour), (Some(8), Some(9)), "{r:#?}");
 }
 
 #[test]

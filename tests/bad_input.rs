@@ -345,6 +345,18 @@ fn a_string_recorded_with_debug_is_read_without_its_escapes() {
     assert_eq!(call.dimensions.user.as_deref(), Some("o\"neil\t\u{7}"));
     assert_eq!(call.request_id.as_deref(), Some(r"req\1"));
     assert_eq!(h.meter.capture_stats().rejected_values, 0);
+    // Escapes no string's `Debug` writes (an `OsStr`'s `\xFF`): the text as it came, not rejected.
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let h = Harness::new();
+        let path = std::ffi::OsStr::from_bytes(b"a\xffb");
+        h.run(|| {
+            let _s = info_span!("chat", model = "claude-haiku-4-5", input_tokens = 1u64, project = ?path).entered();
+        });
+        assert_eq!(h.seen.only_call().dimensions.project.as_deref(), Some(r"a\xFFb"));
+        assert_eq!(h.meter.capture_stats().rejected_values, 0);
+    }
 }
 
 #[test]

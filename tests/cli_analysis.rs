@@ -47,6 +47,8 @@ fn cache_report_rates_only_what_was_measured() {
     // `optimize` printed the score's placeholder, 100.0%.
     let optimize = records.run(&["--color", "never", "optimize", "--since", "2025-10-01"]).ok().to_owned();
     assert!(optimize.contains("   context reuse -   "), "{optimize}");
+    let row = optimize.lines().find(|l| l.contains("cache_reuse")).unwrap_or_else(|| panic!("{optimize}"));
+    assert!(row.contains("┆     - ┆"), "{optimize}");
     let v = records.run(&["optimize", "--since", "2025-10-01", "--format", "json"]).json();
     assert_eq!(v["efficiency"]["efficiency_scores"]["reusable_tokens"], 0);
     let v = records.run(&["cache-report", "--since", "2025-10-01", "--format", "json"]).json();

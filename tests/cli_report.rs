@@ -459,6 +459,17 @@ fn the_output_never_replaces_the_source_and_is_written_whole() {
             .fails(2, "would write over the source being read");
         assert_eq!(std::fs::read(&target).ok(), before);
     }
+    // Nor through a link to a day file not written yet (the report follows it).
+    #[cfg(unix)]
+    {
+        let link = dir.path().join("out.jsonl");
+        std::os::unix::fs::symlink(journal.path().join("tokenmeter-2099-01-02.jsonl"), &link).unwrap();
+        let args = ["--journal", jd, "--now", cli_support::NOW, "report", "--format", "json"];
+        cli_support::run(&[&args[..], &["-o", link.to_str().unwrap()]].concat())
+            .fails(2, "would write over the source being read");
+        assert!(!journal.path().join("tokenmeter-2099-01-02.jsonl").exists());
+        std::fs::remove_file(&link).unwrap();
+    }
     // A report is written beside its path and renamed over it: no temporary file is left.
     let out = dir.path().join("r.md");
     cli_support::run(&["--records", r, "--now", cli_support::NOW, "report", "-o", out.to_str().unwrap()]).ok();

@@ -263,6 +263,10 @@ fn journal_files_that_cannot_be_read_are_files_not_lines() {
     }
     run_unprivileged(&["-q", "--journal", j, "--now", NOW, "summary"])
         .fails(1, &format!("no readable records in {j}: none of its 2 files could be read (first: "));
+    // Beside an empty one: 2 of its 3.
+    std::fs::write(dir.path().join("tokenmeter-2025-09-22.jsonl"), "").unwrap();
+    run_unprivileged(&["-q", "--journal", j, "--now", NOW, "summary"])
+        .fails(1, &format!("no readable records in {j}: 2 of its 3 files could not be read (first: "));
     // Beside readable ones: a report, warning of 2 files, not lines.
     assert_eq!(write_journal(dir.path()), 13);
     let out = run_unprivileged(&["--journal", j, "--now", NOW, "summary", "--format", "json"]);

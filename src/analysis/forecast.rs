@@ -290,7 +290,10 @@ impl Ledger {
             // after a quiet morning that read the whole day's spend into its last hour ($22 expected between 23:00
             // and midnight at $1 an hour), and under the run rate today's spend covers only the part since the
             // meter started.
-            let today_rest = cost_fit.at(n) * (day_of(1) - now).max(0) as f64 / 86_400.0;
+            // A fitted day is a calendar day, whatever its length (23 or 25 hours on a day the clocks change):
+            // the part of today's own length left. The run rate is per 24 hours of elapsed time.
+            let day_len = if run_rate { 86_400.0 } else { (day_of(1) - today).max(1) as f64 };
+            let today_rest = cost_fit.at(n) * (day_of(1) - now).max(0) as f64 / day_len;
             // Remaining full days of the month after today.
             let mut rest: Vec<(NaiveDate, f64)> = Vec::new();
             let mut k = 1;

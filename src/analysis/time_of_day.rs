@@ -23,10 +23,12 @@ pub struct HourOfDay {
     pub unpriced_calls: u64,
     /// Share of the window's tokens, 0-1.
     pub share: f64,
-    /// How many hours of the window were this hour of the day (the current hour in part; a repeated hour at a
-    /// DST change twice, a skipped one not at all): a rolling `7d` holds some hours seven times and the rest
-    /// six. Peak and low hours are ranked by tokens per hour covered. Absent (0) in reports written before it
-    /// was added.
+    /// How many hours of the window were this hour of the day, counting only the part the ledger saw (from its
+    /// first call, or its making when earlier) up to now (the current hour in part; a repeated hour at a DST
+    /// change twice, a skipped one not at all): a rolling `7d` holds some hours seven times and the rest six.
+    /// Peak and low hours are ranked by tokens per hour covered (a part of an hour counting as a whole one; the
+    /// low hour among those covered for a whole hour at least). Absent (0) in reports written before it was
+    /// added.
     #[serde(default)]
     pub covered_hours: f64,
     /// Tasks that started in this hour.
@@ -81,14 +83,18 @@ impl Ledger {
             for (t, a) in store.hourly.range(from..to) {
                 hours[calendar::hour_of_day(tz, *t) as usize].add(&a.core);
             }
-            // Each hour of the day's part of the window, in seconds: hours outside a short window are no low
-            // hour, and an hour a rolling window holds once more than the rest is no peak for it.
+            // Each hour of the day's part of the window the ledger saw, in seconds: from its first call (or its
+            // making, when earlier) to now at most. Hours outside a short window, still to come or before the
+            // ledger are no low hour, and an hour a rolling window holds once more than the rest is no peak for it.
             let mut covered = [0i64; 24];
-            let mut t = from;
-            while t < to {
-                let next = calendar::grain_end(tz, calendar::Grain::Hour, t).max(t + 1);
-                covered[calendar::hour_of_day(tz, t) as usize] += next.min(to) - t;
-                t = next;
+            if let Some(seen) = store.observed_from() {
+                let mut t = from.max(seen);
+                let end = to.min(now_end);
+                while t < end {
+                    let next = calendar::grain_end(tz, calendar::Grain::Hour, t).max(t + 1);
+                    covered[calendar::hour_of_day(tz, t) as usize] += next.min(end) - t;
+                    t = next;
+                }
             }
             let total = hours.iter().fold(0u64, |t, c| t.saturating_add(c.tokens.total()));
             let rows: Vec<HourOfDay> = hours
@@ -109,11 +115,18 @@ impl Ledger {
             // Hours are ranked by tokens: calls without usage (or tasks alone) tie every hour at 0, and hour 0
             // would be named both peak and low.
             let has_data = rows.iter().any(|r| r.tokens > 0);
-            // By tokens per hour covered, among the hours covered; ties go to the earliest hour.
-            let rate = |r: &HourOfDay| r.tokens as f64 / r.covered_hours;
-            let in_window = || rows.iter().filter(|r| r.covered_hours > 0.0);
-            let peak = in_window().rev().max_by(|a, b| rate(a).total_cmp(&rate(b))).map(|r| r.hour);
-            let low = in_window().min_by(|a, b| rate(a).total_cmp(&rate(b))).map(|r| r.hour);
+            // By tokens per hour covered, an hour covered in part counting as a whole one: the current hour a
+            // minute in would read its first call at 60 times its rate. The low hour is one covered for a whole
+            // hour at least (a few minutes of an hour without calls say little), when there is one. Ties go to the
+            // earliest hour.
+            let rate = |r: &HourOfDay| r.tokens as f64 / r.covered_hours.max(1.0);
+            let covered = || rows.iter().filter(|r| r.covered_hours > 0.0);
+            let whole = rows.iter().any(|r| r.covered_hours >= 1.0);
+            let peak = covered().rev().max_by(|a, b| rate(a).total_cmp(&rate(b))).map(|r| r.hour);
+            let low = covered()
+                .filter(|r| !whole || r.covered_hours >= 1.0)
+                .min_by(|a, b| rate(a).total_cmp(&rate(b)))
+                .map(|r| r.hour);
             Ok(TimeOfDayReport {
                 window: WindowBounds::of(from, to),
                 time_zone: tz.name().to_owned(),

@@ -556,18 +556,9 @@ impl Visit for FieldVisitor<'_> {
         let Some((s, quoted)) = debug_option(&text.0) else { return };
         // A string's `Debug` escapes `\` and `"`: `?Some(r"C:\work")` is the project `C:\work`, not `C:\\work`
         // (which no budget scope or filter names).
-        let unescaped;
-        let s = if quoted && s.contains('\\') {
-            match unescape_debug(s) {
-                Some(u) => {
-                    unescaped = u;
-                    unescaped.as_str()
-                }
-                None => return self.reject(),
-            }
-        } else {
-            s
-        };
+        // Text that is no string's rendering (an `OsStr`'s `\xFF`, a `Display` of JSON's `\b`) stays as it came.
+        let unescaped = if quoted && s.contains('\\') { unescape_debug(s) } else { None };
+        let s = unescaped.as_deref().unwrap_or(s);
         // A label is an identifier. A struct's `Debug` (`model = ?spec`, where the spec holds a system prompt, as
         // `#[instrument]` records an argument) or a sentence is not one, and would put that text in every record,
         // the journal and the metrics. (Checked here only: a `&str` recorded as it is costs no scan.)

@@ -576,7 +576,8 @@ pub struct SessionMetrics {
     pub cache: Option<CacheMetrics>,
     /// The usage added in each hour with activity, over the session's own span (by day when the session
     /// reaches back past the hourly buckets, 48 hours; by month past the daily ones, 35 days), with
-    /// `include_differential=true`.
+    /// `include_differential=true`. Read after the totals, in a read of their own: a call recorded in between is
+    /// in these rows and not in the totals.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub differential: Option<Vec<GroupRow>>,
     /// The tool executions that ran inside the session, by tool, most used first (with

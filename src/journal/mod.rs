@@ -666,13 +666,21 @@ pub(crate) fn attach(meter: &TokenMeter, mut config: JournalConfig) -> Result<()
             target: "tokenmeter::journal",
             dir = %dir.display(),
             skipped_lines = report.skipped_lines,
+            unreadable_files = report.unreadable_files,
             first_path = first.map(|s| s.path.display().to_string()),
             first_line = first.map(|s| s.line),
             first_reason = first.map(|s| format!("{:?}", s.reason)),
-            "journal replay skipped unreadable lines"
+            "journal replay skipped unreadable lines or files"
         );
         crate::meter::unheard(|| {
-            format!("journal replay skipped {} unreadable lines in {}", report.skipped_lines, dir.display())
+            // A file that could not be read is one of the skipped lines, at line 0: said apart.
+            let lines = report.skipped_lines - report.unreadable_files.min(report.skipped_lines);
+            let what: Vec<String> = [(lines, "line"), (report.unreadable_files, "file")]
+                .into_iter()
+                .filter(|(n, _)| *n > 0)
+                .map(|(n, what)| format!("{n} unreadable {what}{}", if n == 1 { "" } else { "s" }))
+                .collect();
+            format!("journal replay skipped {} in {}", what.join(" and "), dir.display())
         });
     }
     if let Some(latest) = report.latest_ahead {

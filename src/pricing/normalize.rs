@@ -54,11 +54,13 @@ pub fn normalize_model_id(id: &str) -> String {
             s.truncate(i);
         }
         // Only a date: `claude-opus-4-6@fast` may be a variant with its own price, as `:fast` and `[fast]` are.
+        // What follows the date is judged below as any `:` suffix is (`@20250929:beta` goes, `@20250929:fast`
+        // stays unknown).
         if let Some(i) = s.find('@')
-            && s.len() == i + 9
-            && s[i + 1..].bytes().all(|b| b.is_ascii_digit())
+            && s.as_bytes().get(i + 1..i + 9).is_some_and(|date| date.iter().all(u8::is_ascii_digit))
+            && matches!(s.as_bytes().get(i + 9), None | Some(b':'))
         {
-            s.truncate(i);
+            s.replace_range(i..i + 9, "");
         }
     }
     // Bedrock's `-v1:0` and `:200k` suffixes (and a gateway's `:beta`, `:thinking`), after a Claude id or a
@@ -298,6 +300,9 @@ mod tests {
         assert_eq!(normalize_model_id("claude-sonnet-4-5@x:fast"), "claude-sonnet-4-5@x:fast");
         assert_eq!(normalize_model_id("claude-opus-4-1@2025080"), "claude-opus-4-1@2025080");
         assert_eq!(normalize_model_id("claude-opus-4-1@20250805"), "claude-opus-4-1");
+        assert_eq!(normalize_model_id("claude-sonnet-4-5@20250929:beta"), "claude-sonnet-4-5");
+        assert_eq!(normalize_model_id("claude-sonnet-4-5@20250929:fast"), "claude-sonnet-4-5:fast");
+        assert_eq!(normalize_model_id("claude-opus-4-1@202508051"), "claude-opus-4-1@202508051");
         assert_eq!(normalize_model_id("claude-sonnet-4-05"), "claude-sonnet-4-05");
         assert_eq!(normalize_model_id("claude-opus-04"), "claude-opus-04");
         // A bracket after a Claude id is cut only when it is a context size: `[fast]` was priced as the model.

@@ -317,8 +317,16 @@ fn keep_figures_whole(table: &mut Table) {
                 widest.resize(i + 1, 0);
             }
             let text = plain(&cell.content());
+            // A cell of figures alone (a date and a time, `10-01 12:30:00 (-04:00)`) is kept whole; in a cell with
+            // words, each figure.
+            let whole = text.split_whitespace().all(is_figure);
             let figures = text.split_whitespace().filter(|w| is_figure(w)).map(|w| w.chars().count());
-            widest[i] = widest[i].max(figures.max().unwrap_or(0));
+            let w = if whole {
+                text.lines().map(|l| l.chars().count()).max().unwrap_or(0)
+            } else {
+                figures.max().unwrap_or(0)
+            };
+            widest[i] = widest[i].max(w);
         }
     }
     for (i, w) in widest.into_iter().enumerate() {

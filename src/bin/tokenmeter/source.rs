@@ -387,12 +387,16 @@ impl Source {
             let paths: Vec<String> = source.info.paths.iter().map(|p| p.display().to_string()).collect();
             let why =
                 source.info.skipped.iter().find(|s| s.line == 0).map(|s| format!("{}: {}", s.path.display(), s.reason));
-            let files = match source.info.unreadable_files {
-                1 => format!("its 1 file could not be read ({})", why.unwrap_or_default()),
-                n => format!(
-                    "none of its {} files could be read (first: {})",
+            let why = why.unwrap_or_default();
+            let files = match (source.info.unreadable_files, source.info.files) {
+                (1, 1) => format!("its 1 file could not be read ({why})"),
+                (n, all) if n == all => {
+                    format!("none of its {} files could be read (first: {why})", crate::render::int(n))
+                }
+                (n, all) => format!(
+                    "{} of its {} files could not be read (first: {why}), and the others hold no records",
                     crate::render::int(n),
-                    why.unwrap_or_default()
+                    crate::render::int(all)
                 ),
             };
             return Err(CliError::data(format!("no readable records in {}: {files}", paths.join(", "))));
@@ -723,6 +727,9 @@ fn read_error(path: &Path, e: std::io::Error) -> CliError {
     CliError::data(format!("cannot read {}: {e}", path.display()))
 }
 
+/// The longest line read into memory.
+const MAX_LINE: u64 = 16 << 20;
+
 fn parse_stream(path: &Path, mut reader: impl BufRead, out: &mut Vec<CallRecord>, info: &mut SourceInfo) -> CliResult {
     let fail = |e: std::io::Error| read_error(path, e);
     // The whitespace before the first value is skipped to find what it is; its newlines are counted, so line
@@ -782,10 +789,18 @@ fn parse_stream(path: &Path, mut reader: impl BufRead, out: &mut Vec<CallRecord>
     let mut line_no = lines_before;
     loop {
         buf.clear();
-        if reader.read_until(b'\n', &mut buf).map_err(fail)? == 0 {
+        // At most 16 MiB a line, as the journal's replay reads it: a longer one (a tail of zeros) is skipped
+        // without being held whole.
+        if std::io::Read::take(&mut reader, MAX_LINE + 1).read_until(b'\n', &mut buf).map_err(fail)? == 0 {
             break;
         }
         line_no += 1;
+        if buf.len() as u64 > MAX_LINE && buf.last() != Some(&b'\n') {
+            info.lines_read += 1;
+            skip(line_no, format!("a line longer than {} MiB", MAX_LINE >> 20), info);
+            reader.skip_until(b'\n').map_err(fail)?;
+            continue;
+        }
         let line = buf.trim_ascii();
         if line.is_empty() {
             continue;
@@ -996,6 +1011,27 @@ mod tests {
         parse_records(Path::new("r.json"), format!("\u{feff}[{rec}]").as_bytes(), &mut out, &mut info).unwrap();
         parse_records(Path::new("r.jsonl"), format!("\u{feff}{rec}\n{rec}\n").as_bytes(), &mut out, &mut info).unwrap();
         assert_eq!((out.len(), info.skipped_lines), (3, 0));
+    }
+
+    #[test]
+    fn a_line_over_16_mib_is_skipped_and_the_next_one_read() {
+        let rec = r#"{"timestamp":"2025-10-01T10:00:00Z","duration_us":5,"tokens":{"input":1,"output":2},"metered":true,"outcome":{"status":"ok"},"dimensions":{}}"#;
+        let mut text = format!("{rec}\n").into_bytes();
+        text.extend(std::iter::repeat_n(b'0', (16 << 20) + 1));
+        text.extend(format!("\n{rec}\n").bytes());
+        let mut info = empty_info(SourceKind::Records, vec![]);
+        let mut out = Vec::new();
+        parse_records(Path::new("r.jsonl"), &text[..], &mut out, &mut info).unwrap();
+        assert_eq!((out.len(), info.skipped_lines, info.lines_read), (2, 1, 3));
+        assert_eq!((info.skipped[0].line, info.skipped[0].reason.as_str()), (2, "a line longer than 16 MiB"));
+        // A line of exactly 16 MiB is read (and is no record).
+        let mut text = vec![b'0'; 16 << 20];
+        text.extend(format!("\n{rec}\n").bytes());
+        let mut info = empty_info(SourceKind::Records, vec![]);
+        let mut out = Vec::new();
+        parse_records(Path::new("r.jsonl"), &text[..], &mut out, &mut info).unwrap();
+        assert_eq!(out.len(), 1);
+        assert_ne!(info.skipped[0].reason, "a line longer than 16 MiB");
     }
 
     /// A reader that hands out one byte at a time: every line and the byte order mark cross a buffer's end.

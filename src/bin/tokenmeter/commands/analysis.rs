@@ -177,9 +177,11 @@ pub(crate) fn optimize_table(
     ));
     let mut t = style.table(["component", "value", "weight", "points"]);
     for c in &s.components {
+        // Full points when nothing was reusable, but no measured value (as the headline's `-`).
+        let unmeasured = c.name == "cache_reuse" && s.reusable_tokens == 0;
         t.add_row(vec![
             c.name.clone().into(),
-            num(format!("{:.2}", c.value)),
+            num(if unmeasured { "-".to_owned() } else { format!("{:.2}", c.value) }),
             num(format!("{:.0}", c.weight)),
             num(format!("{:.1}", c.points)),
         ]);

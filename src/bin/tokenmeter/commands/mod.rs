@@ -247,10 +247,11 @@ pub(crate) fn everything(records: &[CallRecord], ctx: &Context) -> (DateTime<Utc
     (from, now_end.max(last.map_or(now_end, minute_end)))
 }
 
-/// When the ledger counts a call stamped at `t`: at `t`, unless that is more than 5 minutes ahead of the clock
-/// (`ctx.now`), which is counted in the current minute. (Calls after a `--now` given are left out before.)
+/// When the ledger counts a call stamped at `t`: at `t`, unless its minute starts more than 5 minutes after the
+/// clock (`ctx.now`), which is counted in the current minute (the ledger's rule, which files calls by minute).
+/// Calls after a `--now` given are left out before.
 pub(crate) fn counted_at(t: DateTime<Utc>, ctx: &Context) -> DateTime<Utc> {
-    if t > ctx.now + Duration::minutes(5) { ctx.now } else { t }
+    if t.timestamp().div_euclid(60) * 60 > ctx.now.timestamp() + 300 { ctx.now } else { t }
 }
 
 pub(crate) fn local_midnight(tz: Tz, date: NaiveDate) -> DateTime<Utc> {

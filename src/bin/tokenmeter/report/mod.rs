@@ -298,8 +298,9 @@ pub(crate) fn run(source: &Source, ctx: &Context, args: &ReportArgs) -> CliResul
 fn reads_from<'s>(source: &'s Source, path: &Path) -> Option<&'s Path> {
     let out = match std::fs::canonicalize(path) {
         Ok(p) => p,
-        // A new file: where it would go.
+        // A new file (or a link to one, which `replace_file` follows): where it would go.
         Err(_) => {
+            let path = link_target(path).ok().flatten().unwrap_or_else(|| path.to_path_buf());
             let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
             std::fs::canonicalize(dir).ok()?.join(path.file_name()?)
         }
@@ -313,12 +314,6 @@ fn reads_from<'s>(source: &'s Source, path: &Path) -> Option<&'s Path> {
         .find(|p| std::fs::canonicalize(p).is_ok_and(|p| p == out || (jsonl && p.is_dir() && out.starts_with(&p))))
 }
 
-/// Writes `bytes` to `path`: into a new temporary file of a random name beside it (created, never opened if
-/// something is already there, so a link planted at a name guessed in advance is never written through), synced,
-/// then renamed over `path`. A write that fails part way leaves the earlier file (or none), never a cut one, and
-/// no temporary file. What is there and not a regular file (`/dev/null`, a pipe such as `>(gzip)`'s) is written to as
-/// it is: a rename would put a regular file in the device's place (as root), or fail; so are the process's own
-/// descriptors (`/dev/stdout`, `/dev/fd/N`), whatever they are redirected to.
 /// The path a chain of symbolic links at `path` ends at (relative targets read from each link's directory), when
 /// `path` is a link; `None` when it is not.
 fn link_target(path: &Path) -> std::io::Result<Option<std::path::PathBuf>> {
@@ -339,6 +334,12 @@ fn link_target(path: &Path) -> std::io::Result<Option<std::path::PathBuf>> {
     Err(std::io::Error::other("too many levels of symbolic links"))
 }
 
+/// Writes `bytes` to `path`: into a new temporary file of a random name beside it (created, never opened if
+/// something is already there, so a link planted at a name guessed in advance is never written through), synced,
+/// then renamed over `path`. A write that fails part way leaves the earlier file (or none), never a cut one, and
+/// no temporary file. What is there and not a regular file (`/dev/null`, a pipe such as `>(gzip)`'s) is written to as
+/// it is: a rename would put a regular file in the device's place (as root), or fail; so are the process's own
+/// descriptors (`/dev/stdout`, `/dev/fd/N`), whatever they are redirected to.
 fn replace_file(path: &Path, bytes: &[u8]) -> CliResult {
     use std::io::Write as _;
     let shown = path;
@@ -398,9 +399,14 @@ fn replace_file(path: &Path, bytes: &[u8]) -> CliResult {
         use std::os::unix::fs::PermissionsExt;
         builder.permissions(std::fs::Permissions::from_mode(0o666));
     }
-    if !dir.is_dir() {
-        let missing = format!("the directory {} does not exist", dir.display());
-        return Err(fail(std::io::Error::new(std::io::ErrorKind::NotFound, missing)));
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => return Err(fail(std::io::Error::other(format!("{} is not a directory", dir.display())))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let missing = format!("the directory {} does not exist", dir.display());
+            return Err(fail(std::io::Error::new(std::io::ErrorKind::NotFound, missing)));
+        }
+        Err(e) => return Err(fail(std::io::Error::new(e.kind(), format!("{}: {e}", dir.display())))),
     }
     // Dropped on an error: the temporary file is removed.
     let mut tmp = builder.tempfile_in(dir).map_err(fail)?;
