@@ -70,29 +70,53 @@ fn main() {
     // The three lines an application adds to its subscriber (here beside a quiet fmt layer, logging the budget
     // alerts to stderr, coloured only on a terminal, so the report on stdout stays clean when piped).
     // No timestamps: the events happen on the simulated clock, and the wall clock's time would not match them.
+    // Beside a layer with a per-layer filter, `filtered_layer()`: `layer()` would turn on every callsite that
+    // filter turns off (README, "Add it to your subscriber").
     let log = tracing_subscriber::fmt::layer()
         .without_time()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_filter(tracing_subscriber::filter::LevelFilter::WARN);
-    let subscriber = tracing_subscriber::registry().with(log).with(meter.layer());
+    let subscriber = tracing_subscriber::registry().with(log).with(meter.filtered_layer());
+    eprintln!("(budget alerts of the simulated morning, as the application's log shows them:)");
     let refused = tracing::subscriber::with_default(subscriber, || simulate(&clock, &meter));
 
     print_report(&meter);
     print_analytics(&meter);
     print_budgets(&meter, &alerts.lock(), refused);
 
+    // Once, before exit: with OTLP on, the last figures are exported (a collector that does not answer is waited
+    // for up to the export timeout, 10 s by default, then given up).
     #[cfg(feature = "otlp")]
-    if meter.export_status().is_some() {
-        if let Err(e) = meter.shutdown() {
-            eprintln!("final OTLP export failed: {e}");
+    let exporting = meter.export_status().is_some();
+    #[cfg(not(feature = "otlp"))]
+    let exporting = false;
+    if exporting {
+        eprintln!("\nexporting the last figures over OTLP (up to the export timeout if the collector does not answer)");
+    }
+    if let Err(e) = meter.shutdown() {
+        eprintln!("shutdown: {e}");
+        if exporting {
+            eprintln!(
+                "(is a collector listening there? ./scripts/otlp-stack.sh start runs one on 127.0.0.1:4317 and :4318)"
+            );
         }
-        if let Some(status) = meter.export_status() {
-            println!("\n{status}");
-        }
+    }
+    #[cfg(feature = "otlp")]
+    if let Some(status) = meter.export_status() {
+        println!("\n{status}");
         return;
     }
-    println!("\n(Set OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 to also export these figures over OTLP.)");
+    let endpoint_set = ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()));
+    if endpoint_set {
+        println!(
+            "\n(OTLP export is off: OTEL_SDK_DISABLED or OTEL_METRICS_EXPORTER=none turned it off, or the `otlp` feature is not on.)"
+        );
+    } else {
+        println!("\n(Set OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 to also export these figures over OTLP.)");
+    }
 }
 
 /// The ledger's reports over the simulated morning: efficiency with its traffic-light band, the token breakdown per
@@ -156,9 +180,12 @@ fn print_analytics(meter: &TokenMeter) {
     println!("\nToken breakdown by agent\n{t}");
     let m = &cache.cache_metrics;
     println!(
-        "\nCache: {} hits, {} misses, hit rate {:.1}%, {} tokens served from cache, ${:.4} saved; {} cache writes never read",
+        "\nCache: {} of {} calls read from it ({:.1}%), {:.1}% of prompt tokens; {} tokens served from cache, ${:.4} \
+         saved on those reads against the input rate (before the premium the cache writes cost); {} cache writes \
+         never read",
         m.total_cache_hits,
-        m.total_cache_misses,
+        m.total_cache_hits + m.total_cache_misses,
+        m.call_hit_rate * 100.0,
         m.hit_rate * 100.0,
         m.tokens_saved,
         m.cost_saved,
@@ -302,6 +329,8 @@ fn simulate(clock: &ManualClock, meter: &TokenMeter) -> u64 {
             // only records; enforcing is this call).
             if meter.check_budget(&RequestScope::new().with_agent("reviewer")).is_err() {
                 refused += 1;
+                // The review did not happen: its task failed.
+                task.record("error.type", "budget_exceeded");
                 continue;
             }
             {
@@ -415,7 +444,7 @@ fn print_report(meter: &TokenMeter) {
         "cache write",
         "output",
         "cost",
-        "cache saved",
+        "saved on reads",
         "note",
     ]);
     for m in meter.model_usage() {

@@ -57,7 +57,8 @@ use super::R;
 
 /// README "Setup": swapping meters through a `reload` layer.
 fn swap_meters() {
-    use tracing_subscriber::prelude::*;
+use tracing_subscriber::prelude::*;
+
 let old = tokenmeter::TokenMeter::builder().build();
 let (layer, handle) = tracing_subscriber::reload::Layer::new(old.layer());
 let _subscriber = tracing_subscriber::registry().with(layer);
@@ -99,14 +100,17 @@ let meter = TokenMeter::builder()
     }
 }
 
-pub fn quick_start() -> R {
+mod quick_start {
 use tracing_subscriber::prelude::*;
 
-let meter = tokenmeter::TokenMeter::builder().build();
-tracing_subscriber::registry().with(tracing_subscriber::fmt::layer()).with(meter.layer()).init();
-let by_model = meter.model_usage(); // later, anywhere: calls, tokens by kind, cost, unpriced calls per model
-meter.shutdown()?; // once, before exit: with a journal, webhook or OTLP, their last records are written and sent
-Ok(())
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let meter = tokenmeter::TokenMeter::builder().build();
+    tracing_subscriber::registry().with(tracing_subscriber::fmt::layer()).with(meter.layer()).init();
+    // ... the application, its LLM calls in spans ...
+    let by_model = meter.model_usage(); // later, anywhere: calls, tokens by kind, cost, unpriced calls per model
+    meter.shutdown()?; // once, before exit: with a journal, webhook or OTLP, their last records are written and sent
+    Ok(())
+}
 }
 
 pub fn subscriber() -> R {
