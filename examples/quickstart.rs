@@ -112,7 +112,8 @@ fn main() {
         .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()));
     if endpoint_set {
         println!(
-            "\n(OTLP export is off: OTEL_SDK_DISABLED or OTEL_METRICS_EXPORTER=none turned it off, or the `otlp` feature is not on.)"
+            "\n(OTLP export is off: OTEL_SDK_DISABLED or OTEL_METRICS_EXPORTER=none turned it off, or the `otlp` \
+             feature is not on.)"
         );
     } else {
         println!("\n(Set OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 to also export these figures over OTLP.)");
