@@ -258,3 +258,37 @@ fn a_dollar_budget_on_a_model_without_a_price_says_how_to_price_it() {
         cc(&["--prices", prices.to_str().unwrap(), "budget", "--file", file.to_str().unwrap(), "--format", "json"]);
     assert_eq!(out.json()["budgets"][0]["budget"], "ft");
 }
+
+#[test]
+#[cfg(target_os = "linux")]
+fn private_copies_left_by_a_killed_run_are_removed() {
+    // `budget` (and `mcp --budgets`' `track`) evaluates the budgets over a private copy of the records in the
+    // temporary directory; a process killed mid-evaluation left it there (hundreds of MB over a large source).
+    let tmp = tempfile::tempdir().unwrap();
+    let dead = tmp.path().join(format!("tokenmeter-budget-{}-0", u32::MAX - 1));
+    let alive = tmp.path().join(format!("tokenmeter-budget-{}-0", std::process::id()));
+    let other = tmp.path().join("tokenmeter-budget-notes");
+    for d in [&dead, &alive, &other] {
+        std::fs::create_dir(d).unwrap();
+        std::fs::write(d.join("tokenmeter-2000-01-01.jsonl"), "{}\n").unwrap();
+    }
+    let budgets = tmp.path().join("budgets.toml");
+    std::fs::write(&budgets, "[budgets.all]\nlimit_usd = 10\n").unwrap();
+    let tmpdir = tmp.path().to_str().unwrap();
+    let dir = cli_support::fixture("claude_code");
+    cli_support::run_env(
+        &["-q", "--claude-code", &dir, "--now", cli_support::NOW, "budget", "--file", budgets.to_str().unwrap()],
+        &[("TMPDIR", tmpdir)],
+    )
+    .ok();
+    assert!(!dead.exists(), "a dead process's copy is removed");
+    assert!(alive.exists() && other.exists(), "a running process's copy, and other names, are left alone");
+    let left: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("tokenmeter-budget-") && !n.contains(&std::process::id().to_string()))
+        .filter(|n| n != "tokenmeter-budget-notes")
+        .collect();
+    assert!(left.is_empty(), "the run removed its own copy: {left:?}");
+}

@@ -504,6 +504,44 @@ fn optimize_measures_suggestions_against_the_target() {
     let (s, text) = empty.ok(json!({"operation": "optimize", "timeframe": "1h", "optimization_target": 10}));
     assert_eq!(s["target"]["reachable"], false);
     assert!(text.contains("nothing was spent"), "{text}");
+
+    // A target under a picodollar: the largest suggestion reaches it (none did: "reachable with ").
+    let (s, text) = c.ok(json!({"operation": "optimize", "timeframe": "30d", "optimization_target": 1e-12}));
+    assert_eq!(s["target"]["suggestions"].as_array().unwrap().len(), 1, "{s}");
+    assert!(!text.contains("reachable with  "), "{text}");
+
+    // Calls on models without a price only: the spend has no price, not "nothing was spent".
+    let unpriced = tempfile::tempdir().unwrap();
+    let file = unpriced.path().join("unpriced.jsonl");
+    std::fs::write(
+        &file,
+        r#"{"timestamp":"2025-10-15T10:00:00Z","duration_us":5,"model":"claude-fable-9","tokens":{"input":1000,"output":10},"metered":true,"outcome":{"status":"ok"},"dimensions":{}}"#
+            .to_owned()
+            + "\n",
+    )
+    .unwrap();
+    let mut c = Client::start(&["--records", file.to_str().unwrap(), "--now", NOW, "mcp"]);
+    c.initialize("2025-06-18");
+    let (_, text) = c.ok(json!({"operation": "optimize", "timeframe": "all", "optimization_target": 10}));
+    assert!(text.contains("has no price") && !text.contains("nothing was spent"), "{text}");
+}
+
+#[test]
+fn a_budgets_file_the_budget_command_refuses_stops_the_server_at_start() {
+    // A dollar budget on a model without a price parsed, and then failed every `track` call.
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_records(dir.path());
+    let budgets = dir.path().join("budgets.toml");
+    std::fs::write(&budgets, "[budgets.fable]\nlimit_usd = 1.0\nscope = { model = \"claude-fable-9\" }\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tokenmeter"))
+        .args(["--records", &file, "--now", NOW, "mcp", "--budgets", budgets.to_str().unwrap()])
+        .env("HOME", dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("budget `fable` counts dollars on model `claude-fable-9`"), "{stderr}");
 }
 
 #[test]

@@ -35,6 +35,7 @@ pub(super) fn run(source_args: &crate::cli::SourceArgs, ctx: &Context, style: &S
     let budgets =
         load_budgets_file_with_time_zone(&args.file, ctx.time_zone).map_err(|e| CliError::data(e.to_string()))?;
     let source = Source::load(source_args, ctx)?;
+    remove_left_private_dirs(false);
     let states = evaluate(budgets, &source.records, ctx)?;
     match args.format {
         Format::Json => print_out(&crate::render::json(&BudgetOutput { source: &source.info, budgets: states })?),
@@ -152,6 +153,40 @@ fn private_dir() -> CliResult<PrivateDir> {
         base.display(),
         last.map_or_else(String::new, |e| e.to_string())
     )))
+}
+
+/// Removes the private directories [`evaluate`] left behind: this process's own (`own`: an MCP server stopping
+/// while a `track` call it abandoned was still evaluating), and, on Linux, those of processes that no longer run
+/// (killed mid-evaluation: a client stops an MCP server with SIGTERM). Only directories named as
+/// [`private_dir`] names them and owned by this user; errors are ignored (another process may be removing them).
+pub(crate) fn remove_left_private_dirs(own: bool) {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    let me = std::process::id();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("tokenmeter-budget-")) else { continue };
+        let Some((pid, n)) = rest.split_once('-') else { continue };
+        let (Ok(pid), true) = (pid.parse::<u32>(), !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) else {
+            continue;
+        };
+        let gone = if pid == me {
+            own
+        } else {
+            cfg!(target_os = "linux") && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        };
+        // Another process's directory only when this user owns it (`/proc/self` is owned by this process's user).
+        #[cfg(unix)]
+        let mine = {
+            use std::os::unix::fs::MetadataExt;
+            let uid = std::fs::metadata("/proc/self").map(|m| m.uid());
+            entry.metadata().is_ok_and(|m| m.is_dir() && (pid == me || uid.is_ok_and(|uid| uid == m.uid())))
+        };
+        #[cfg(not(unix))]
+        let mine = pid == me && entry.metadata().is_ok_and(|m| m.is_dir());
+        if gone && mine {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// Writes `records` as one journal file in `dir`.

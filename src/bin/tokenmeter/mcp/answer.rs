@@ -316,6 +316,11 @@ impl Call<'_> {
                     usd(t.savings_usd),
                     t.savings_percent
                 ));
+            } else if spend <= 0.0 && efficiency.unpriced_calls > 0 {
+                text.push_str(&format!(
+                    " Target {}%: not reachable, the spend in this timeframe has no price (unpriced models).",
+                    t.percent
+                ));
             } else if spend <= 0.0 {
                 text.push_str(&format!(" Target {}%: not reachable, nothing was spent in this timeframe.", t.percent));
             } else {
@@ -726,7 +731,9 @@ impl TargetEvaluation {
         sorted.sort_by_key(|s| std::cmp::Reverse(s.potential_savings_picos));
         let mut suggestions = Vec::new();
         let mut cumulative = Money::ZERO;
-        let reached = |m: Money| m.as_usd() >= usd - 1e-12;
+        // A relative tolerance for the float target, and some saving at all: with a fixed one a target under
+        // 1e-12 USD counted as reached by no suggestion ("reachable with ").
+        let reached = |m: Money| !m.is_zero() && m.as_usd() >= usd * (1.0 - 1e-9);
         for s in sorted {
             if spend > 0.0 && reached(cumulative) {
                 break;

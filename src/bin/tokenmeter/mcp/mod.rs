@@ -80,6 +80,12 @@ pub(crate) fn run(source: &SourceArgs, ctx: &Context, args: &McpArgs) -> CliResu
         Some(path) => Some(load_budgets(path, ctx.time_zone)?),
         None => None,
     };
+    if let Some(b) = &budgets {
+        // What a `budget` command would refuse (a dollar budget on a model without a price) stops the server
+        // here, as a bad file does, not every `track` call later; quietly (no record to check dimensions on).
+        crate::commands::budget::remove_left_private_dirs(false);
+        crate::commands::budget::evaluate(b.budgets.clone(), &[], &ctx.with(ctx.now, true))?;
+    }
     let state = ServerState {
         source: SourceArgs {
             journal: source.journal.clone(),
@@ -112,6 +118,11 @@ pub(crate) fn run(source: &SourceArgs, ctx: &Context, args: &McpArgs) -> CliResu
     // On stdin's end the SDK sends the answers ready within 5 s; a call still reading a large source after that
     // is abandoned, not waited for.
     runtime.shutdown_timeout(Duration::from_millis(200));
+    // A `track` call abandoned mid-evaluation leaves its private copy of the records: removed here (one killed
+    // by a signal is removed by the next `mcp --budgets` or `budget` run).
+    if args.budgets.is_some() {
+        crate::commands::budget::remove_left_private_dirs(true);
+    }
     result
 }
 
