@@ -1711,7 +1711,8 @@ fn time_of_day_ranks_hours_by_tokens_per_hour_the_window_holds() {
     }
     rig.clock.set(at(2026, 3, 8, 9, 0, 30));
     let r = rig.ledger.time_of_day(Window::LastHour).unwrap();
-    assert_eq!(r.peak_hour, Some(8), "{r:#?}");
+    // Hour 8 is the one whole hour covered: the peak, and no low hour beside it.
+    assert_eq!((r.peak_hour, r.low_hour), (Some(8), None), "{r:#?}");
     // Before the ledger's making (and its first call) nothing was seen: a meter made at 08:30 covers half of hour 8
     // and none of the 23 hours before it, whose zero spend is unknown, not low.
     let rig = Rig::new(at(2026, 3, 8, 8, 30, 0));

@@ -260,35 +260,38 @@ fn a_dollar_budget_on_a_model_without_a_price_says_how_to_price_it() {
 }
 
 #[test]
-#[cfg(target_os = "linux")]
+#[cfg(unix)]
 fn private_copies_left_by_a_killed_run_are_removed() {
     // `budget` (and `mcp --budgets`' `track`) evaluates the budgets over a private copy of the records in the
-    // temporary directory; a process killed mid-evaluation left it there (hundreds of MB over a large source).
+    // temporary directory, holding a lock in it; a process killed mid-evaluation left it there (hundreds of MB over
+    // a large source). Another run removes it once its lock can be taken (the process is gone), or, without a lock
+    // file, once it is an hour old; never one whose lock is held (a process still evaluating, in any PID
+    // namespace sharing the directory).
     let tmp = tempfile::tempdir().unwrap();
-    let dead = tmp.path().join(format!("tokenmeter-budget-{}-0", u32::MAX - 1));
-    let alive = tmp.path().join(format!("tokenmeter-budget-{}-0", std::process::id()));
+    let dir = |pid: u32| tmp.path().join(format!("tokenmeter-budget-{pid}-0"));
+    let (dead, live, old, fresh) = (dir(u32::MAX - 1), dir(u32::MAX - 2), dir(u32::MAX - 3), dir(u32::MAX - 4));
     let other = tmp.path().join("tokenmeter-budget-notes");
-    for d in [&dead, &alive, &other] {
+    for d in [&dead, &live, &old, &fresh, &other] {
         std::fs::create_dir(d).unwrap();
         std::fs::write(d.join("tokenmeter-2000-01-01.jsonl"), "{}\n").unwrap();
     }
+    std::fs::File::create(dead.join(".lock")).unwrap();
+    let held = std::fs::File::create(live.join(".lock")).unwrap();
+    held.lock().unwrap();
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7_200);
+    std::fs::File::open(&old).unwrap().set_modified(two_hours_ago).unwrap();
     let budgets = tmp.path().join("budgets.toml");
     std::fs::write(&budgets, "[budgets.all]\nlimit_usd = 10\n").unwrap();
     let tmpdir = tmp.path().to_str().unwrap();
-    let dir = cli_support::fixture("claude_code");
+    let fixture = cli_support::fixture("claude_code");
     cli_support::run_env(
-        &["-q", "--claude-code", &dir, "--now", cli_support::NOW, "budget", "--file", budgets.to_str().unwrap()],
+        &["-q", "--claude-code", &fixture, "--now", cli_support::NOW, "budget", "--file", budgets.to_str().unwrap()],
         &[("TMPDIR", tmpdir)],
     )
     .ok();
-    assert!(!dead.exists(), "a dead process's copy is removed");
-    assert!(alive.exists() && other.exists(), "a running process's copy, and other names, are left alone");
-    let left: Vec<String> = std::fs::read_dir(tmp.path())
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("tokenmeter-budget-") && !n.contains(&std::process::id().to_string()))
-        .filter(|n| n != "tokenmeter-budget-notes")
-        .collect();
-    assert!(left.is_empty(), "the run removed its own copy: {left:?}");
+    assert!(!dead.exists() && !old.exists(), "a dead process's copy and an old unlocked one are removed");
+    assert!(live.exists() && fresh.exists() && other.exists(), "a locked copy, a new one and other names stay");
+    let left = std::fs::read_dir(tmp.path()).unwrap().count();
+    assert_eq!(left, 4, "the run removed its own copy too");
+    drop(held);
 }

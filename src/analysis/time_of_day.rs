@@ -49,8 +49,8 @@ pub struct TimeOfDayReport {
     pub hours: Vec<HourOfDay>,
     /// The hour with the most tokens per hour it covers (`null` when no hour has any).
     pub peak_hour: Option<u32>,
-    /// Of the hours the window covers, the one with the fewest tokens per hour it covers (`null` when no hour
-    /// has any).
+    /// Of the hours the window covers, the one with the fewest tokens per hour it covers, never the peak hour
+    /// (`null` when no hour has any, or when only the peak hour is covered for a whole hour).
     pub low_hour: Option<u32>,
     /// Calls on a model the price book does not know: their tokens are in the hours, their cost is not.
     /// Absent (0) in reports written before it was added.
@@ -123,8 +123,9 @@ impl Ledger {
             let covered = || rows.iter().filter(|r| r.covered_hours > 0.0);
             let whole = rows.iter().any(|r| r.covered_hours >= 1.0);
             let peak = covered().rev().max_by(|a, b| rate(a).total_cmp(&rate(b))).map(|r| r.hour);
+            // Never the peak hour itself (a `1h` window covers one whole hour): no low hour then.
             let low = covered()
-                .filter(|r| !whole || r.covered_hours >= 1.0)
+                .filter(|r| (!whole || r.covered_hours >= 1.0) && Some(r.hour) != peak)
                 .min_by(|a, b| rate(a).total_cmp(&rate(b)))
                 .map(|r| r.hour);
             Ok(TimeOfDayReport {

@@ -123,8 +123,13 @@ pub(crate) fn evaluate(
     })()
 }
 
-/// A directory of the process's own, removed when dropped (also when the evaluation returns early or panics).
-struct PrivateDir(std::path::PathBuf);
+/// A directory of the process's own, removed when dropped (also when the evaluation returns early or panics),
+/// holding an exclusive lock on its [`LOCK_FILE`] while it lives: [`remove_left_private_dirs`] removes another
+/// process's directory only when it can take that lock, i.e. when that process is gone.
+struct PrivateDir(std::path::PathBuf, #[allow(dead_code)] Option<std::fs::File>);
+
+/// The lock file inside a private directory.
+const LOCK_FILE: &str = ".lock";
 
 impl Drop for PrivateDir {
     fn drop(&mut self) {
@@ -143,7 +148,12 @@ fn private_dir() -> CliResult<PrivateDir> {
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
         match builder.create(&dir) {
-            Ok(()) => return Ok(PrivateDir(dir)),
+            Ok(()) => {
+                // A file system without locks (some network ones) leaves the directory unlocked: another run
+                // then removes it only once it is an hour old.
+                let lock = std::fs::File::create(dir.join(LOCK_FILE)).ok().filter(|f| f.lock().is_ok());
+                return Ok(PrivateDir(dir, lock));
+            }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
             Err(e) => return Err(CliError::data(format!("cannot create {}: {e}", dir.display()))),
         }
@@ -156,8 +166,8 @@ fn private_dir() -> CliResult<PrivateDir> {
 }
 
 /// Removes the private directories [`evaluate`] left behind: this process's own (`own`: an MCP server stopping
-/// while a `track` call it abandoned was still evaluating), and, on Linux, those of processes that no longer run
-/// (killed mid-evaluation: a client stops an MCP server with SIGTERM). Only directories named as
+/// while a `track` call it abandoned was still evaluating), and those of processes that no longer run (killed
+/// mid-evaluation: a client stops an MCP server with SIGTERM), told by their lock. Only directories named as
 /// [`private_dir`] names them and owned by this user; errors are ignored (another process may be removing them).
 pub(crate) fn remove_left_private_dirs(own: bool) {
     let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
@@ -169,10 +179,18 @@ pub(crate) fn remove_left_private_dirs(own: bool) {
         let (Ok(pid), true) = (pid.parse::<u32>(), !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) else {
             continue;
         };
+        // Another process's: when its lock can be taken (the lock goes with the process, in any PID namespace or
+        // on any host sharing the directory), or, without a lock file, an hour after it was last changed.
         let gone = if pid == me {
             own
         } else {
-            cfg!(target_os = "linux") && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            match std::fs::File::open(entry.path().join(LOCK_FILE)) {
+                Ok(f) => f.try_lock().is_ok(),
+                Err(_) => entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > std::time::Duration::from_secs(3_600))),
+            }
         };
         // Another process's directory only when this user owns it (`/proc/self` is owned by this process's user).
         #[cfg(unix)]
