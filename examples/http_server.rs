@@ -88,6 +88,11 @@ fn main() {
     }
     let server = serve(meter, config).expect("start the server");
     println!("http://{}", server.local_addr());
+    println!(
+        "try: curl http://{}/api/v1/token-usage/s-1 (with -H 'x-api-key: KEY' when started with one; without a key \
+         the API is open to anyone who can reach the loopback address); the endpoints: /api/v1/openapi.json",
+        server.local_addr()
+    );
     loop {
         std::thread::park();
     }

@@ -80,7 +80,12 @@ fn main() {
         }
         times.sort();
         let calls = summary.map_or(0, |s| s.calls);
-        println!("30-day summary: {} calls; ledger entries: {:?}", calls, stats.series);
+        // Fewer calls than recorded: `Last30Days` is the 30 whole local days ending today, and the simulated
+        // month began partway into its first day.
+        println!(
+            "30-day summary: {} calls (the 30 whole days ending today); ledger entries: {:?}",
+            calls, stats.series
+        );
         println!(
             "30-day summary over the ledger the layer fed: {:.2} ms (median of 11)",
             times[times.len() / 2].as_secs_f64() * 1e3

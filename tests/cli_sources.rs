@@ -58,6 +58,20 @@ fn journal_directory() {
 }
 
 #[test]
+fn an_empty_records_file_is_a_report_with_a_note() {
+    // A cron job's export that wrote nothing: a $0 report and exit 0, as before, and now a note saying why.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("empty.jsonl");
+    std::fs::write(&file, "").unwrap();
+    let out = run(&["--records", file.to_str().unwrap(), "--now", NOW, "summary", "--format", "json"]);
+    assert_eq!(calls(&out), 0);
+    assert!(out.stderr.contains("holds no records"), "{}", out.stderr);
+    // The date bound's message names both limits.
+    run(&["--records", file.to_str().unwrap(), "--now", "2262-04-12T00:00:00Z", "summary"])
+        .fails(2, "give a date from 1970-01-01 to 2262-04-09, or a time up to 2262-04-11T23:47:16Z");
+}
+
+#[test]
 fn records_file() {
     let dir = tempfile::tempdir().unwrap();
     write_journal(dir.path());

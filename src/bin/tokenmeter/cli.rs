@@ -344,7 +344,11 @@ fn representable(t: DateTime<Utc>) -> bool {
 
 fn parse_bound(s: &str) -> Result<Bound, String> {
     let s = s.trim();
-    let out_of_range = || format!("`{s}` is out of range: give a time from 1970-01-01 to 2262-04-09");
+    let out_of_range = || {
+        format!(
+            "`{s}` is out of range: give a date from 1970-01-01 to 2262-04-09, or a time up to 2262-04-11T23:47:16Z"
+        )
+    };
     let date = NaiveDate::parse_from_str(s, "%Y-%m-%d").or_else(|_| NaiveDate::parse_from_str(s, "%Y%m%d"));
     if let Ok(d) = date {
         // A day later still representable, for `--until DATE` (the day's end) in any time zone.

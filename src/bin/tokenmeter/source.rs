@@ -849,7 +849,7 @@ fn open_file(path: &Path) -> CliResult<std::io::BufReader<std::fs::File>> {
     })
 }
 
-fn load_records_file(path: &Path, _ctx: &Context) -> CliResult<Source> {
+fn load_records_file(path: &Path, ctx: &Context) -> CliResult<Source> {
     if path.is_dir() {
         return Err(CliError::data(format!(
             "{} is a directory: --records takes a file (use --journal DIR for a journal)",
@@ -861,6 +861,10 @@ fn load_records_file(path: &Path, _ctx: &Context) -> CliResult<Source> {
     let mut records = Vec::new();
     parse_records(path, reader, &mut records, &mut info)?;
     info.files = 1;
+    // An empty file (a cron job's export that wrote nothing) makes a $0 report: said, as an empty journal is.
+    if info.lines_read == 0 {
+        ctx.note(&format!("tokenmeter: note: the records file {} holds no records", path.display()));
+    }
     Ok(finish(records, info))
 }
 
