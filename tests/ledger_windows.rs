@@ -203,6 +203,23 @@ fn covering_widens_a_range_to_the_bucket_its_start_falls_in() {
 }
 
 #[test]
+fn an_hourly_series_inside_a_day_bucket_reads_the_hourly_totals_or_is_refused() {
+    // Three days old: a day bucket. A range inside that day, grouped by hour, had no bucket starting in it, so
+    // the check that every bucket fits the grain passed on none: 14 rows of zeros, where the hourly totals hold
+    // both calls (and a filtered query, which cannot read them, answered zeros instead of saying so).
+    let rig = Rig::new(at(2026, 3, 14, 12, 0, 0));
+    rig.add(Call::new(at(2026, 3, 11, 12, 0, 0), SONNET).io(1, 1));
+    rig.add(Call::new(at(2026, 3, 11, 15, 30, 0), SONNET).io(1, 1));
+    let w = Window::range(at(2026, 3, 11, 10, 0, 0), at(2026, 3, 12, 0, 0, 0));
+    let r = rig.ledger.query(&Query::new(w).group_by(GroupBy::Time(TimeGrain::Hour))).unwrap();
+    assert_eq!(r.totals.calls, 2);
+    let busy: Vec<&str> = r.groups.iter().filter(|g| g.calls > 0).map(|g| g.key.as_str()).collect();
+    assert_eq!(busy, ["2026-03-11T12:00:00+00:00", "2026-03-11T15:00:00+00:00"]);
+    let filtered = Query::new(w).filter(Dimension::Model, SONNET).group_by(GroupBy::Time(TimeGrain::Hour));
+    assert!(matches!(rig.ledger.query(&filtered), Err(QueryError::ResolutionUnavailable { .. })));
+}
+
+#[test]
 fn rolling_hour_windows_align_across_a_half_hour_dst_change() {
     // Lord Howe turns its clocks back 30 minutes at 15:00 UTC on 2027-04-03 (02:00 +11 -> 01:30 +10:30). A
     // call every 10 minutes for two days, read at 01:10 UTC on the 4th: the 24h window is the current local

@@ -969,7 +969,11 @@ impl Selection {
             Tier::Month => g == Grain::Month,
             Tier::Archive => false,
         };
-        if store.buckets(from, to).all(|b| fits(b.tier)) {
+        // The bucket `from` falls inside counts for the check too: a coarser one starting before `from` (a day
+        // bucket under an hourly grain) holds part of the window, and with nothing starting in the window the
+        // check passed on no buckets at all, answering zeros where the hourly totals hold calls.
+        let check_from = store.bucket_start(from, now).min(from);
+        if store.buckets(check_from, to).all(|b| fits(b.tier)) {
             for b in store.buckets(from, to) {
                 let a = self.agg(b);
                 if a.core != Core::default() || a.opp.is_some() {
