@@ -126,13 +126,15 @@ pub(crate) fn evaluate(
 /// A directory of the process's own, removed when dropped (also when the evaluation returns early or panics),
 /// holding an exclusive lock on its [`LOCK_FILE`] while it lives: [`remove_left_private_dirs`] removes another
 /// process's directory only when it can take that lock, i.e. when that process is gone.
-struct PrivateDir(std::path::PathBuf, #[allow(dead_code)] Option<std::fs::File>);
+struct PrivateDir(std::path::PathBuf, Option<std::fs::File>);
 
 /// The lock file inside a private directory.
 const LOCK_FILE: &str = ".lock";
 
 impl Drop for PrivateDir {
     fn drop(&mut self) {
+        // The lock file closed first: a file open in it keeps a directory from being removed on some systems.
+        drop(self.1.take());
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
