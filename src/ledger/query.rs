@@ -789,6 +789,23 @@ impl Selection {
                 }
                 a
             }
+            // Grouped by session under a tool filter, the rows come from the (session, tool) pairs and the total
+            // from the tools map, whose caps are lower: a tool folded to `(other)` there (past 32 in a minute) kept
+            // its pairs, and the rows added up to more than a total of 0. In each bucket the total is the pairs'
+            // sums plus what the tools map holds beyond them.
+            (Some(Dimension::Session), Selection::Tool(t)) => {
+                let mut a = Agg::default();
+                for b in store.buckets(from, to) {
+                    let mut pairs = Agg::default();
+                    for e in b.session_tools.values().filter(|e| *e.tool == **t) {
+                        pairs.merge(&tool_agg(&e.agg));
+                    }
+                    let beyond = self.agg(b).less(&pairs);
+                    a.merge(&pairs);
+                    a.merge(&beyond);
+                }
+                a
+            }
             _ => self.total(store, from, to),
         }
     }
