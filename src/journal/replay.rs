@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
+use super::MAX_LINE_BYTES as MAX_LINE;
 use super::files;
 use super::{ReplayReport, SCHEMA_VERSION, SkipReason, SkippedLine};
 use crate::budget::AlertMark;
@@ -17,10 +18,6 @@ use crate::record::{CallRecord, TaskRecord, ToolRecord};
 /// How long replay waits for a writer's lock on a file.
 const LOCK_PATIENCE: Duration = Duration::from_secs(2);
 const LOCK_RETRY: Duration = Duration::from_millis(5);
-/// The longest line replay reads into memory. No line tokenmeter writes comes near it with dimension values
-/// capped (256 bytes by default; `with_max_dimension_len` lifted past megabytes could); a longer one is damage
-/// (a file's tail of zeros after a crash, another program's output), skipped without holding it whole.
-const MAX_LINE: u64 = 16 << 20;
 
 #[derive(Deserialize)]
 struct Line {

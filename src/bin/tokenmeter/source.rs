@@ -727,8 +727,8 @@ fn read_error(path: &Path, e: std::io::Error) -> CliError {
     CliError::data(format!("cannot read {}: {e}", path.display()))
 }
 
-/// The longest line read into memory.
-const MAX_LINE: u64 = 16 << 20;
+/// The longest line read into memory: the journal replay's.
+const MAX_LINE: u64 = tokenmeter::journal::MAX_LINE_BYTES;
 
 fn parse_stream(path: &Path, mut reader: impl BufRead, out: &mut Vec<CallRecord>, info: &mut SourceInfo) -> CliResult {
     let fail = |e: std::io::Error| read_error(path, e);

@@ -174,6 +174,12 @@ fn private_dir() -> CliResult<PrivateDir> {
 pub(crate) fn remove_left_private_dirs(own: bool) {
     let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
     let me = std::process::id();
+    // `/proc/self` is owned by this process's user.
+    #[cfg(unix)]
+    let uid = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self").map(|m| m.uid()).ok()
+    };
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("tokenmeter-budget-")) else { continue };
@@ -194,12 +200,11 @@ pub(crate) fn remove_left_private_dirs(own: bool) {
                     .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > std::time::Duration::from_secs(3_600))),
             }
         };
-        // Another process's directory only when this user owns it (`/proc/self` is owned by this process's user).
+        // Another process's directory only when this user owns it.
         #[cfg(unix)]
         let mine = {
             use std::os::unix::fs::MetadataExt;
-            let uid = std::fs::metadata("/proc/self").map(|m| m.uid());
-            entry.metadata().is_ok_and(|m| m.is_dir() && (pid == me || uid.is_ok_and(|uid| uid == m.uid())))
+            entry.metadata().is_ok_and(|m| m.is_dir() && (pid == me || uid == Some(m.uid())))
         };
         #[cfg(not(unix))]
         let mine = pid == me && entry.metadata().is_ok_and(|m| m.is_dir());

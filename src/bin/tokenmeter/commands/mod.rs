@@ -251,7 +251,13 @@ pub(crate) fn everything(records: &[CallRecord], ctx: &Context) -> (DateTime<Utc
 /// clock (`ctx.now`), which is counted in the current minute (the ledger's rule, which files calls by minute).
 /// Calls after a `--now` given are left out before.
 pub(crate) fn counted_at(t: DateTime<Utc>, ctx: &Context) -> DateTime<Utc> {
-    if t.timestamp().div_euclid(60) * 60 > ctx.now.timestamp() + 300 { ctx.now } else { t }
+    if counted_now(t.timestamp(), ctx.now.timestamp()) { ctx.now } else { t }
+}
+
+/// Whether the ledger counts a call stamped at `ts` (Unix seconds) at `now` instead: its minute starts more than
+/// 5 minutes after `now`.
+pub(crate) fn counted_now(ts: i64, now: i64) -> bool {
+    ts.div_euclid(60) * 60 > now + 300
 }
 
 pub(crate) fn local_midnight(tz: Tz, date: NaiveDate) -> DateTime<Utc> {

@@ -842,7 +842,7 @@ fn cost_by_kind(
     let (from, to, now) = (window.from.timestamp(), window.to.timestamp(), now.timestamp());
     for r in records {
         let ts = r.timestamp.timestamp();
-        let ts = if ts.div_euclid(60) * 60 > now + 300 { now } else { ts };
+        let ts = if crate::commands::counted_now(ts, now) { now } else { ts };
         if ts < from || ts >= to {
             continue;
         }
