@@ -286,3 +286,19 @@ pub(crate) fn heading(source: &Source, what: &str, from: DateTime<Utc>, to: Date
     };
     format!("{what}, {} to {} ({tz}), from the {kind} ({read} read{left_out})\n", fmt(from), fmt(to))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::counted_now;
+
+    #[test]
+    fn a_call_counts_now_when_its_minute_starts_more_than_five_minutes_ahead() {
+        // The ledger's rule, by minute: now 12:00:30; a call at 12:05:45 is in the 12:05 minute, 4:30 ahead, and
+        // keeps its stamp (judged by its stamp, 5:15 ahead, it was moved to now and fell out of `--since`
+        // windows the ledger counted it in); one at 12:06:00 starts a minute 5:30 ahead.
+        let now = 12 * 3_600 + 30;
+        assert!(!counted_now(12 * 3_600 + 5 * 60 + 45, now));
+        assert!(counted_now(12 * 3_600 + 6 * 60, now));
+        assert!(!counted_now(now - 86_400, now));
+    }
+}
