@@ -605,6 +605,26 @@ fn streaming_request_answered_with_one_json_message() {
 }
 
 #[test]
+fn a_json_message_sent_as_an_event_stream_on_a_held_connection() {
+    // A gateway that ignores "stream": true but keeps `text/event-stream`, and holds the connection open after
+    // the body (5 s): the client read until its read timeout and failed an answered, billed call as "timeout",
+    // with no text.
+    let api = MockApi::start(sse(PLAIN, End::StallAfter(PLAIN.len())));
+    let h = Harness::new();
+    let started = std::time::Instant::now();
+    let reply = h.run(|| {
+        let client = ClaudeClient::with_read_timeout(&api.url, API_KEY, Duration::from_secs(2)).expect("client");
+        client.stream_message(&request("claude-sonnet-4-5"), |_| {})
+    });
+    let reply = reply.expect("reply");
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert_eq!(reply.text, "Hi! My name is Claude.");
+    let c = h.seen.only_call();
+    assert!(!c.outcome.is_error() && c.metered, "{:?}", c.outcome);
+    assert_eq!(tokens(&c), (2095, 0, 0, 0, 503));
+}
+
+#[test]
 fn streaming_request_answered_with_an_error_body_and_a_success_status() {
     let api = MockApi::start(json(200, OVERLOADED));
     let (reply, c, _) = call(&api, "claude-sonnet-4-5", true);

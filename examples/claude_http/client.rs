@@ -284,6 +284,10 @@ impl ClaudeClient {
             text = serde_json::from_slice::<Content>(&body).unwrap_or_default().text();
         } else {
             let mut buf = [0u8; 8 * 1024];
+            // A JSON body sent as `text/event-stream` (a gateway that ignored "stream": true but kept the type):
+            // the accumulator reads its usage; its text is read here, as the other branch reads it.
+            let mut json_body: Option<Vec<u8>> = None;
+            let mut started = false;
             loop {
                 let n = match response.read(&mut buf) {
                     Ok(0) => break,
@@ -298,8 +302,17 @@ impl ClaudeClient {
                     // The connection dropped: the accumulator reports the stream as incomplete.
                     Err(_) => break,
                 };
+                let chunk = &buf[..n];
+                if !started && !chunk.trim_ascii().is_empty() {
+                    started = true;
+                    let first = chunk.strip_prefix("\u{feff}".as_bytes()).unwrap_or(chunk).trim_ascii_start();
+                    json_body = first.starts_with(b"{").then(Vec::new);
+                }
+                if let Some(body) = json_body.as_mut().filter(|b| b.len() + n <= 4 << 20) {
+                    body.extend_from_slice(chunk);
+                }
                 // The accumulator reads the usage; the events come back for the text.
-                for event in stream.push_events(&buf[..n]) {
+                for event in stream.push_events(chunk) {
                     if event.event == "content_block_delta"
                         && let Some(delta) = text_delta(&event.data)
                     {
@@ -312,6 +325,9 @@ impl ClaudeClient {
                 if stream.is_complete() {
                     break;
                 }
+            }
+            if let Some(body) = json_body {
+                text = serde_json::from_slice::<Content>(&body).unwrap_or_default().text();
             }
         }
         let summary = stream.finish();

@@ -129,9 +129,9 @@ pub struct StreamAccumulator {
     malformed: u64,
     finished: bool,
     /// What the body began with: an event stream, or (`{` first) one JSON body sent as `text/event-stream` (a
-    /// gateway that ignored `"stream": true` but kept the header), kept whole up to [`MAX_EVENT_BYTES`] and read
-    /// at the end as [`whole_response`](Self::whole_response) reads one. Decoded as events, it gave none: the call
-    /// ended as `stream_incomplete`, its usage lost.
+    /// gateway that ignored `"stream": true` but kept the header), kept up to [`MAX_EVENT_BYTES`] and read as
+    /// [`whole_response`](Self::whole_response) reads one once it is whole (or at the end). Decoded as events,
+    /// it gave none: the call ended as `stream_incomplete`, its usage lost.
     body: Body,
 }
 
@@ -143,6 +143,8 @@ enum Body {
     Json(Vec<u8>),
     /// A JSON body past [`MAX_EVENT_BYTES`]: not read.
     TooLarge,
+    /// A JSON body read whole; what follows it is not read.
+    Read,
 }
 
 /// The parts of stream event payloads read here; everything else (text deltas included) is skipped.
@@ -211,12 +213,23 @@ impl StreamAccumulator {
         match &mut self.body {
             Body::Json(kept) if kept.len() + chunk.len() <= MAX_EVENT_BYTES => {
                 kept.extend_from_slice(chunk);
+                // Read as soon as it is whole (a chunk ending in `}` may end it): the caller's loop sees
+                // `is_complete()` and stops reading, and a `fail("timeout")` from a gateway that kept the
+                // connection open after the body no longer loses a call that was answered and billed.
+                if kept.trim_ascii_end().ends_with(b"}")
+                    && serde_json::from_slice::<serde::de::IgnoredAny>(kept).is_ok()
+                {
+                    let body = std::mem::take(kept);
+                    self.body = Body::Read;
+                    self.whole_response(&body);
+                }
                 false
             }
             Body::Json(_) | Body::TooLarge => {
                 self.body = Body::TooLarge;
                 false
             }
+            Body::Read => false,
             Body::Unknown | Body::Events => true,
         }
     }
@@ -306,7 +319,9 @@ impl StreamAccumulator {
                     self.apply_usage(&usage);
                 }
             }
-            "content_block_delta" if self.ttft.is_none() => {
+            // Not for an event recovered at the end (its closing blank line never came): when its data arrived
+            // is not known, and the end may be a read timeout minutes later.
+            "content_block_delta" if self.ttft.is_none() && !self.finished => {
                 let ttft = self.stopwatch.elapsed();
                 self.span.record(TIME_TO_FIRST_CHUNK, ttft.as_secs_f64());
                 self.ttft = Some(ttft);
@@ -601,6 +616,59 @@ mod tests {
         assert!(summary.is_complete());
         assert_eq!((call.tokens.input, call.tokens.output), (10, 5));
         assert!(!call.outcome.is_error() && call.metered);
+    }
+
+    #[test]
+    fn a_first_delta_recovered_at_the_end_gives_no_time_to_first_token() {
+        // The first delta's data line came, its blank line did not, and the read timed out 600 s later: the
+        // end is not when the first token arrived.
+        let mut summary = None;
+        let call = one_call(|clock| {
+            let span = claude_span("chat", "claude-sonnet-4-5", true);
+            let mut acc = StreamAccumulator::with_clock(&span, clock.clone());
+            acc.push_bytes(START.as_bytes());
+            acc.push_bytes(BLOCK_START.as_bytes());
+            acc.push_bytes(DELTA_TEXT.trim_end_matches('\n').as_bytes());
+            clock.advance(ChronoDuration::seconds(600));
+            acc.fail("timeout");
+            summary = Some(acc.finish());
+        });
+        let summary = summary.unwrap();
+        assert_eq!(summary.time_to_first_token, None);
+        assert_eq!(summary.events, 3, "the recovered delta is still counted as an event");
+        assert_eq!(call.time_to_first_token_us, None);
+        assert_eq!(call.outcome.label(), "timeout");
+    }
+
+    #[test]
+    fn a_json_body_sent_as_an_event_stream_completes_once_whole() {
+        // A gateway that ignored `"stream": true`, kept `text/event-stream` and the connection open: the body
+        // completes the stream as soon as it is whole, so a caller's read loop stops, and a later
+        // `fail("timeout")` does not lose a call that was answered (and billed).
+        let message = r#"{"type":"message","id":"msg_j","model":"claude-sonnet-4-5-20250929","stop_reason":"end_turn",
+            "usage":{"input_tokens":10,"output_tokens":5}}"#;
+        let (summary, call) = streamed(|acc, _| {
+            let (a, b) = message.as_bytes().split_at(60);
+            acc.push_bytes(a);
+            assert!(!acc.is_complete());
+            acc.push_bytes(b);
+            assert!(acc.is_complete());
+            acc.push_bytes(b"\r\n");
+            acc.fail("timeout");
+        });
+        assert!(summary.is_complete(), "{:?}", summary.outcome);
+        assert_eq!((call.tokens.input, call.tokens.output), (10, 5));
+        assert!(!call.outcome.is_error() && call.metered);
+        // A `}` inside a string does not end it early.
+        let (summary, call) = streamed(|acc, _| {
+            let (a, b) = message.as_bytes().split_at(message.find("end_turn").unwrap());
+            acc.push_bytes(a);
+            acc.push_bytes(b"x}");
+            assert!(!acc.is_complete());
+            acc.push_bytes(&b[1..]);
+        });
+        assert!(summary.is_complete(), "{:?}", summary.outcome);
+        assert_eq!(call.tokens.output, 5);
     }
 
     #[test]
