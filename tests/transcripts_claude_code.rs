@@ -307,6 +307,33 @@ fn tools_of_a_session() {
     assert_eq!(got, vec![("Read", 2, 0), ("Bash", 1, 1)]);
 }
 
+/// A relay that answers every response with the same message id and no `requestId`: each response is a call
+/// (its prompt counts differ), where the whole session was one call; copies of one response (same prompt,
+/// growing output) are still one. A sidechain line with that id replays only a main message with its prompt.
+#[test]
+fn a_relay_reusing_one_message_id_without_request_ids_is_not_one_call() {
+    let (dir, project) = project_dir("-home-dev-relay");
+    let line = |session: &str, time: &str, input: u64, output: u64, sidechain: bool| {
+        format!(
+            r#"{{"type":"assistant","timestamp":"2026-08-24T{time}Z","sessionId":"{session}","isSidechain":{sidechain},"message":{{"id":"ocgo","model":"claude-sonnet-4-5","usage":{{"input_tokens":{input},"output_tokens":{output}}}}}}}"#
+        ) + "\n"
+    };
+    let main = [line("s1", "10:00:00", 1000, 40, false), line("s1", "10:00:01", 1000, 100, false)];
+    std::fs::write(project.join("s1.jsonl"), main.concat() + &line("s1", "10:05:00", 900, 80, false)).unwrap();
+    // Another session's sidechain: one line replaying a main message (its prompt), one a call of its own.
+    let side = [line("s2", "10:06:00", 900, 80, true), line("s2", "10:07:00", 700, 60, true)];
+    std::fs::write(project.join("s2.jsonl"), side.concat()).unwrap();
+    let load = TranscriptLoader::new(PriceBook::builtin()).load(&discover(dir.path()).unwrap());
+    assert_eq!(
+        (load.stats.calls, load.stats.duplicate_lines, load.stats.sidechain_replays),
+        (3, 1, 1),
+        "{:#?}",
+        load.calls
+    );
+    let got: Vec<(u64, u64)> = load.calls.iter().map(|c| (c.tokens.input, c.tokens.output)).collect();
+    assert_eq!(got, vec![(1000, 100), (900, 80), (700, 60)]);
+}
+
 /// A resumed session copies the conversation into a new file under its own session id (same message and
 /// request ids: one call). A sidechain of the original session that replays one of those messages is a replay
 /// whichever copy is kept, the original's or the resumed session's.

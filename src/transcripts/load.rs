@@ -218,6 +218,13 @@ fn better(a: &RawCall, a_own: bool, b: &RawCall, b_own: bool) -> bool {
     ta > tb || (ta == tb && a_own && !b_own)
 }
 
+/// A call's input, cache read and cache write counts: what every copy of one response repeats.
+type Prompt = (u64, u64, u64);
+
+fn prompt(call: &RawCall) -> Prompt {
+    (call.tokens.input, call.tokens.cache_read, call.tokens.cache_write())
+}
+
 /// Merges the files' calls into records.
 fn resolve(
     files: &[TranscriptFile],
@@ -257,13 +264,15 @@ fn resolve(
     // Whether a call's line names its own file's session (or none).
     let own = |p: Pick| scope_of(p) == &*files[p.file as usize].session;
 
-    // Pass 1: one call per (message id, request id); without a request id, per message id in its session. The
-    // copy kept gives the call its tokens; the earliest copy its time (a streamed response's copies are written
-    // as it goes on: the call began with the first, and one running past midnight belongs to the day it began;
-    // ccusage 20.0.24 dates it by the copy it keeps).
+    // Pass 1: one call per (message id, request id); without a request id, per message id in its session and
+    // prompt (the input, cache read and cache write counts: fixed when a request starts, so every copy of one
+    // response repeats them, where a relay that answers every response with the same id and no request id gave
+    // a whole session one call). The copy kept gives the call its tokens; the earliest copy its time (a
+    // streamed response's copies are written as it goes on: the call began with the first, and one running
+    // past midnight belongs to the day it began; ccusage 20.0.24 dates it by the copy it keeps).
     let mut kept: Vec<Option<Pick>> = Vec::new();
     let mut began: Vec<DateTime<Utc>> = Vec::new();
-    let mut by_key: HashMap<(&str, &str, &str), usize> = HashMap::default();
+    let mut by_key: HashMap<(&str, &str, &str, Prompt), usize> = HashMap::default();
     for (fi, f) in parsed.iter().enumerate() {
         for ci in 0..f.calls.len() {
             let pick = Pick { file: fi as u32, call: ci as u32 };
@@ -274,8 +283,8 @@ fn resolve(
                 continue;
             };
             let key = match &call.request_id {
-                Some(req) => (f.str(msg), f.str(req), ""),
-                None => (f.str(msg), "", scope_of(pick)),
+                Some(req) => (f.str(msg), f.str(req), "", Prompt::default()),
+                None => (f.str(msg), "", scope_of(pick), prompt(call)),
             };
             match by_key.get(&key) {
                 Some(&k) => {
@@ -300,14 +309,18 @@ fn resolve(
     // only the copies kept: a resumed session copies the conversation under its own session id, and when that
     // copy is the one kept the original session still has the message its sidechains replay. Keyed by the
     // message id alone (the API's ids are unique): a resumed session's sidechain replaying a message its file
-    // copied under the earlier session's id was counted as a call of its own.
-    let mut main_messages: HashMap<&str, ()> = HashMap::default();
+    // copied under the earlier session's id was counted as a call of its own. A sidechain line without a request
+    // id replays only a message with its prompt counts (a relay's repeated ids, as in pass 1).
+    let mut main_messages: HashMap<&str, Vec<Prompt>> = HashMap::default();
     for f in parsed {
         for call in &f.calls {
             if !call.sidechain
                 && let Some(msg) = &call.message_id
             {
-                main_messages.insert(f.str(msg), ());
+                let prompts = main_messages.entry(f.str(msg)).or_default();
+                if !prompts.contains(&prompt(call)) {
+                    prompts.push(prompt(call));
+                }
             }
         }
     }
@@ -316,7 +329,8 @@ fn resolve(
             let call = raw(p);
             if call.sidechain
                 && let Some(msg) = &call.message_id
-                && main_messages.contains_key(parsed[p.file as usize].str(msg))
+                && let Some(prompts) = main_messages.get(parsed[p.file as usize].str(msg))
+                && (call.request_id.is_some() || prompts.contains(&prompt(call)))
             {
                 stats.sidechain_replays += 1;
                 *slot = None;

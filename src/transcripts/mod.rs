@@ -22,8 +22,11 @@
 //!   streamed lines repeat with growing output; of the copies, the one with the larger token total gives the
 //!   call its tokens (a main-conversation copy is preferred to a sidechain copy), and the earliest copy its
 //!   time (the response began then: a call streamed across midnight belongs to the day it began; ccusage
-//!   20.0.24 dates it by the copy it keeps). Without a `requestId` the key is the
-//!   message id within its session. A line without a message id is a call of its own.
+//!   20.0.24 dates it by the copy it keeps). Without a `requestId` the key is the message id within its
+//!   session and prompt (input, cache read and cache write counts, which every copy of one response repeats:
+//!   a relay that answers every response with the same id and no `requestId` is not one call a session); such
+//!   a sidechain line is a replay only of a main message with its prompt. A line without a message id is a
+//!   call of its own.
 //! - **Sidechain replays are dropped.** A sidechain line (`isSidechain: true`, e.g. a `/btw` aside or a
 //!   sub-agent) that repeats a message of a main conversation under a new request id replays the parent's
 //!   usage; it is not a call (message ids are the API's, unique: a resumed session's file may hold the
