@@ -244,12 +244,18 @@ fn transcripts_none_of_which_can_be_read_are_an_error() {
 /// does not stop; CI runs them as root).
 #[cfg(unix)]
 fn run_unprivileged(args: &[&str]) -> cli_support::Run {
+    run_unprivileged_env(args, &[])
+}
+
+#[cfg(unix)]
+fn run_unprivileged_env(args: &[&str], env: &[(&str, &str)]) -> cli_support::Run {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     use std::os::unix::process::CommandExt;
     let home = tempfile::tempdir().unwrap();
     std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tokenmeter"));
     cli_support::clean_env(cmd.args(args), home.path());
+    cmd.envs(env.iter().copied());
     if std::fs::metadata(home.path()).unwrap().uid() == 0 {
         cmd.uid(65_534).gid(65_534);
     }
@@ -259,6 +265,32 @@ fn run_unprivileged(args: &[&str]) -> cli_support::Run {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+#[test]
+#[cfg(unix)]
+fn a_config_dir_whose_projects_cannot_be_read_is_left_out_beside_one_that_can() {
+    use std::os::unix::fs::PermissionsExt;
+    // A root-owned `~/.config/claude/projects` (after `sudo claude`) beside a readable `~/.claude`: the whole
+    // load stopped with "cannot read …/projects: Permission denied", and no report.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (locked, open) = (dir.path().join("locked"), dir.path().join("open"));
+    std::fs::create_dir_all(locked.join("projects")).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(locked.join("projects"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    copy_dir(std::path::Path::new(&fixture("claude_code")), &open);
+    let env = format!("{},{}", locked.display(), open.display());
+    let args = ["--claude-code", "--now", NOW, "summary", "--format", "json"];
+    let out = run_unprivileged_env(&args, &[("CLAUDE_CONFIG_DIR", &env)]);
+    assert_eq!(calls(&out), 13, "{}", out.stderr);
+    let projects = locked.join("projects").display().to_string();
+    assert!(out.stderr.contains(&format!("warning: cannot read {projects}: ")), "{}", out.stderr);
+    let unreadable = &out.json()["source"]["transcripts"]["unreadable_files"];
+    assert_eq!(unreadable[0]["path"], projects, "{unreadable}");
+    // With nothing readable, the error names it.
+    run_unprivileged_env(&args, &[("CLAUDE_CONFIG_DIR", &locked.display().to_string())])
+        .fails(1, &format!("cannot read {projects}: Permission denied"));
 }
 
 #[test]

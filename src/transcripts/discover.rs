@@ -167,17 +167,36 @@ pub fn discover_all(paths: &[PathBuf]) -> Result<Vec<TranscriptFile>, Transcript
 }
 
 /// [`discover_all`] with [`discover_reporting`]'s leniency: folders below the given ones that cannot be read
-/// (and entries that cannot be stat'ed) are left out and returned with the reason.
+/// (and entries that cannot be stat'ed) are left out and returned with the reason. So is one of the given
+/// paths that cannot be read (a root-owned `~/.config/claude/projects` beside a readable `~/.claude`), as long
+/// as another can; when none can, the first one's error.
 pub fn discover_all_reporting(
     paths: &[PathBuf],
 ) -> Result<(Vec<TranscriptFile>, Vec<UnreadableFile>), TranscriptError> {
     let (mut files, mut skipped) = (Vec::new(), Vec::new());
+    let mut first_error = None;
+    let mut read_any = false;
     for p in paths {
-        let (f, s) = discover_reporting(p)?;
-        files.extend(f);
-        skipped.extend(s);
+        match discover_reporting(p) {
+            Ok((f, s)) => {
+                read_any = true;
+                files.extend(f);
+                skipped.extend(s);
+            }
+            Err(e) => {
+                let (path, error) = match &e {
+                    TranscriptError::Io { path, source } => (path.clone(), source.to_string()),
+                    TranscriptError::NotFound(path) => (path.clone(), "no such file or directory".to_owned()),
+                };
+                skipped.push(UnreadableFile { path, error });
+                first_error.get_or_insert(e);
+            }
+        }
     }
-    Ok((unique(files), skipped))
+    match first_error {
+        Some(e) if !read_any => Err(e),
+        _ => Ok((unique(files), skipped)),
+    }
 }
 
 /// The files without second names for one file (a symlinked transcript, or one folder reached two ways: the
