@@ -92,6 +92,10 @@ fn a_folder_or_file_given_is_named_by_its_real_path() {
     // Its sub-agents are still read at the path given.
     let given = fixture("claude_code/projects/-home-dev-alpha/sess-alpha-1");
     assert!(session[1].path.starts_with(&given), "{}", session[1].path.display());
+    // So is the session's own transcript given alone: its sub-agents' folder beside it is the rest of it (the
+    // session was read without them, its cost short).
+    let main = discover(&fixture("claude_code/projects/-home-dev-alpha/sess-alpha-1.jsonl")).unwrap();
+    assert_eq!(main, session);
     // Outside any `projects/` folder (a project copied elsewhere): the same from the folders' own names.
     let dir = tempfile::tempdir().unwrap();
     let project = dir.path().join("myproj");

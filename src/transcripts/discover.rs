@@ -48,8 +48,9 @@ pub fn standard_claude_code_dirs() -> Option<[PathBuf; 2]> {
 ///
 /// `path` may be a Claude Code config dir (it has a `projects/` folder), a `projects/` folder, one project's
 /// folder (it holds `.jsonl` files), one session's folder (it holds `subagents/`; the session's own
-/// `<session>.jsonl` beside it is listed too) or its `subagents/` folder, or a single `.jsonl` file. Every
-/// `.jsonl` file below is found, nested folders and `subagents/` included.
+/// `<session>.jsonl` beside it is listed too) or its `subagents/` folder, or a single `.jsonl` file (a
+/// session's `<session>.jsonl`: the `<session>/subagents/` beside it is listed too). Every `.jsonl` file below
+/// is found, nested folders and `subagents/` included.
 /// Projects and sessions are named from `path`'s real location (`.` from inside a project's folder is that
 /// project; a session's folder belongs to the project folder above it); files keep the path they were found at.
 pub fn discover(path: &Path) -> Result<Vec<TranscriptFile>, TranscriptError> {
@@ -92,14 +93,24 @@ pub fn discover_reporting(path: &Path) -> Result<(Vec<TranscriptFile>, Vec<Unrea
                 None => (real.parent().and_then(Path::file_name).map_or("unknown".into(), lossy), stem, false),
             },
         };
-        let file = TranscriptFile {
+        // A session's transcript: its sub-agents' files, in `<session>/subagents/` beside it, are the rest of the
+        // session (as a session's folder lists the transcript beside it).
+        let folder = path.with_extension("");
+        let parts = (!subagent && folder.join("subagents").is_dir()).then(|| vec![project.clone(), session.clone()]);
+        let mut files = vec![TranscriptFile {
             path: path.to_owned(),
             project: project.into(),
             session: session.into(),
             subagent,
             len: meta.len(),
-        };
-        return Ok((vec![file], Vec::new()));
+        }];
+        let mut skipped = Vec::new();
+        if let Some(mut parts) = parts {
+            // Depth 1: a sub-agent folder that cannot be read is left out, as below any folder.
+            walk(&folder, &mut parts, &mut files, &mut skipped, &mut HashSet::new(), 1)?;
+            files.sort_by(|a, b| a.path.as_os_str().cmp(b.path.as_os_str()));
+        }
+        return Ok((unique(files), skipped));
     }
 
     let projects = path.join("projects");
