@@ -479,6 +479,25 @@ fn bad_parameters_get_400_and_unknown_sessions_404() {
     f.bad("/api/v1/analytics/token-efficiency?group_by=planet", "group_by");
     // A year of five digits is no RFC 3339 year: it was echoed back in `window` as a time no reader parses.
     f.bad("/api/v1/analytics/tokens?to=%2B99999-01-01", "to");
+    // Nor a window whose bound, as a UTC instant or widened to its bucket, leaves the years 0000-9999 (the end of
+    // 9999-12-31 is 10000-01-01): echoed as `+10000-01-01T00:00:00Z`.
+    f.bad("/api/v1/analytics/tokens?to=9999-12-31", "to");
+    f.bad("/api/v1/analytics/tokens?to=9999-12-31T23:30:00-01:00", "to");
+    f.bad(
+        "/api/v1/analytics/cache-performance?time_range=9999-12-31T22:00:00-05:00..9999-12-31T23:00:00-05:00",
+        "time_range",
+    );
+    f.bad(
+        "/api/v1/analytics/token-efficiency?time_range=9999-12-31T22:00:00-05:00..9999-12-31T23:00:00-05:00",
+        "time_range",
+    );
+    // Too many points for the end given alone: it is blamed, not the start that was not sent.
+    f.bad("/api/v1/analytics/tokens?to=1990-01-01&range=day", "to");
+    f.bad("/api/v1/token-usage/summary?end_date=1990-01-01", "end_date");
+    // The efficiency report has no time series: 36 years are as cheap as `all`.
+    f.ok("/api/v1/analytics/token-efficiency?time_range=1990-01-01T00:00:00Z..2026-01-01T00:00:00Z");
+    // Bounds within one second: not an empty window.
+    f.ok("/api/v1/analytics/tokens?from=2026-03-14T10:02:00.250Z&to=2026-03-14T10:02:00.750Z");
     f.bad("/api/v1/analytics/token-efficiency?efficiency_metric=vibes", "efficiency_metric");
     f.bad("/api/v1/analytics/cache-performance?time_range=0001-01-01T00:00:00Z..9999-01-01T00:00:00Z", "time_range");
     f.bad("/api/v1/analytics/tokens?range=decade", "range");

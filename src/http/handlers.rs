@@ -145,20 +145,46 @@ fn plus_hint(value: &str) -> &'static str {
     }
 }
 
-fn window_param(state: &AppState, p: &Params, param: &'static str, default: Window) -> Result<Window, Response> {
+/// The window `param` names (else `default`); with `series`, the report has a daily time series, whose points
+/// are bounded (the efficiency report has none: a range of 30 years is as cheap as `all`).
+fn window_param(
+    state: &AppState,
+    p: &Params,
+    param: &'static str,
+    default: Window,
+    series: bool,
+) -> Result<Window, Response> {
     let w = match p.get(param) {
         None => default,
         Some(s) => s.parse::<Window>().map_err(|e| bad(param, format!("{e}{}", plus_hint(s))))?,
     };
-    check_points(&w, TimeGrain::Day, param)?;
+    if series {
+        check_points(&w, TimeGrain::Day, param)?;
+    }
     aligned(state, w, param)
 }
 
 /// A `FROM..TO` window widened to the edges of the ledger's buckets its bounds fall in
 /// ([`Ledger::aligned`](crate::ledger::Ledger::aligned)): the window the figures are of, which the response's
-/// `window` shows.
+/// `window` shows. Its bounds keep to the years 0000-9999, as RFC 3339 times have them: `to=9999-12-31` (its
+/// end the midnight after), an offset past either end, or a bucket widened past it was echoed as
+/// `+10000-01-01T00:00:00Z`, which no `date-time` reader parses.
 fn aligned(state: &AppState, window: Window, param: &'static str) -> Result<Window, Response> {
-    state.meter.ledger().aligned(window).map_err(|e| query_error(e, Some(param)))
+    let window = state.meter.ledger().aligned(window).map_err(|e| query_error(e, Some(param)))?;
+    if let Window::Range { from, to } = window {
+        let four_digits = |t: DateTime<Utc>| (0..=9999).contains(&chrono::Datelike::year(&t));
+        if !four_digits(from) || !four_digits(to) {
+            return Err(bad(
+                param,
+                format!(
+                    "the window {}..{} (widened to the ledger's buckets) is outside the years 0000-9999",
+                    from.to_rfc3339(),
+                    to.to_rfc3339()
+                ),
+            ));
+        }
+    }
+    Ok(window)
 }
 
 /// An RFC 3339 time or a `YYYY-MM-DD` date: local midnight in the meter's time zone, the zone of the ledger's
@@ -329,7 +355,7 @@ pub(super) async fn token_efficiency(
     let app = state.clone();
     let run = move || -> Result<Response, Response> {
         let p = Params::of(raw, &["time_range", "group_by", "efficiency_metric"])?;
-        let window = window_param(&state, &p, "time_range", Window::Last7Days)?;
+        let window = window_param(&state, &p, "time_range", Window::Last7Days, false)?;
         let group_by = p.choice(
             "group_by",
             Dimension::Session,
@@ -366,7 +392,7 @@ pub(super) async fn cache_performance(
     let app = state.clone();
     let run = move || -> Result<Response, Response> {
         let p = Params::of(raw, &["time_range"])?;
-        let window = window_param(&state, &p, "time_range", Window::Last7Days)?;
+        let window = window_param(&state, &p, "time_range", Window::Last7Days, true)?;
         let filter = report_filter(&state, &caller);
         let mut report =
             state.meter.cache_report_for(window, &filter).map_err(|e| query_error(e, Some("time_range")))?;
@@ -406,8 +432,11 @@ pub(super) async fn tokens(State(state): State<AppState>, Extension(caller): Ext
         let from = time_param(&state, &p, "from", false)?;
         let to = time_param(&state, &p, "to", true)?;
         let window = range(&state, from, to, days, minute_end(now(&state)), "from")?;
-        let window = aligned(&state, window, "from")?;
-        check_points(&window, grain, if p.get("aggregation").is_some() { "aggregation" } else { "from" })?;
+        // A bound the window is too long or too far for: the start given, else the end (`to=1990-01-01` alone
+        // blamed `from`, which was not sent).
+        let bound = if from.is_none() && to.is_some() { "to" } else { "from" };
+        let window = aligned(&state, window, bound)?;
+        check_points(&window, grain, if p.get("aggregation").is_some() { "aggregation" } else { bound })?;
         let mut q = Query::new(window).group_by(GroupBy::Time(grain));
         if let Some(m) = p.get("model") {
             // The ledger keeps priced calls under the canonical id: a dated, Bedrock or Vertex id names the same
@@ -445,9 +474,10 @@ pub(super) async fn usage_summary(
         let window = if from.is_none() && to.is_none() {
             Window::Last30Days
         } else {
-            aligned(&state, range(&state, from, to, 30, minute_end(now(&state)), "start_date")?, "start_date")?
+            let bound = if from.is_none() { "end_date" } else { "start_date" };
+            aligned(&state, range(&state, from, to, 30, minute_end(now(&state)), "start_date")?, bound)?
         };
-        check_points(&window, grain, "start_date")?;
+        check_points(&window, grain, if from.is_none() && to.is_some() { "end_date" } else { "start_date" })?;
         let q = with_tenant(Query::new(window).group_by(GroupBy::Time(grain)), &caller);
         let asked = p.get("group_by").is_some();
         let blame =

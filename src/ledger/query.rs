@@ -75,7 +75,10 @@ impl Window {
                 if from >= to {
                     return Err(QueryError::InvalidWindow { from, to });
                 }
-                (from.timestamp(), to.timestamp())
+                // Whole seconds, the exclusive end rounded up: an end at 10:00:00.9 keeps the 10:00 minute, and
+                // two bounds within one second (10:02:00.25..10:02:00.75) are not an empty window.
+                let end = to.timestamp() + i64::from(to.timestamp_subsec_nanos() > 0);
+                (from.timestamp(), end)
             }
         })
     }
