@@ -1306,6 +1306,22 @@ fn without_keys_a_mounted_router_answers_only_peers_on_this_machine() {
 }
 
 #[test]
+fn a_keyless_mounted_router_drops_only_the_wildcard_origin() {
+    // `*` beside a named origin, no key: the wildcard is dropped (any local page could read every tenant), and
+    // the named origin, which was refused with it, is allowed.
+    let config = HttpConfig::new().with_cors_origin("*").with_cors_origin("https://admin.example");
+    let addr = mount(tokenmeter::http::router(TokenMeter::builder().build(), config), true);
+    let url = format!("http://{addr}/api/v1/budgets");
+    let allowed = |origin: &str| {
+        let resp = Client::new().get(&url).header("origin", origin).send().unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        resp.headers().get("access-control-allow-origin").map(|v| v.to_str().unwrap().to_owned())
+    };
+    assert_eq!(allowed("https://admin.example").as_deref(), Some("https://admin.example"));
+    assert_eq!(allowed("https://evil.example"), None);
+}
+
+#[test]
 fn a_session_named_summary_is_read_percent_encoded() {
     let meter = TokenMeter::builder().build();
     tracing::subscriber::with_default(tracing_subscriber::registry().with(meter.layer()), || {

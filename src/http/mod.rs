@@ -744,12 +744,13 @@ fn cors_origin(config: &HttpConfig, headers: &HeaderMap) -> Option<HeaderValue> 
         return None;
     }
     let origin = headers.get(header::ORIGIN)?;
-    if config.cors_origins.iter().any(|o| o == "*") {
-        // Without a key, any page in a local browser could read every tenant: `serve` refuses it, and a router
-        // mounted in the application's own server allows no origin for it.
-        return (!config.keys.is_empty()).then(|| HeaderValue::from_static("*"));
+    // Without a key, any page in a local browser could read every tenant through `*`: `serve` refuses it, and a
+    // router mounted in the application's own server drops the wildcard (the origins named beside it still
+    // match; they answered nothing).
+    if config.cors_origins.iter().any(|o| o == "*") && !config.keys.is_empty() {
+        return Some(HeaderValue::from_static("*"));
     }
-    config.cors_origins.iter().any(|o| o.as_bytes() == origin.as_bytes()).then(|| origin.clone())
+    config.cors_origins.iter().any(|o| o != "*" && o.as_bytes() == origin.as_bytes()).then(|| origin.clone())
 }
 
 /// Size and time limits, CORS.
