@@ -44,6 +44,12 @@ pub trait RecordSink: Send + Sync + 'static {
     fn on_replayed_task(&self, _record: &TaskRecord) {}
     /// A tool execution replayed from the journal when the meter was built; not called for live ones.
     fn on_replayed_tool(&self, _record: &ToolRecord) {}
+    /// Whether this sink hears of each record before the meter's ledger takes it in (default: after, so a sink
+    /// that queries the meter finds the record there). A sink that decides who may read the ledger, as the HTTP
+    /// API's `SessionTenants` does, must know of a call before any read can find it in the ledger.
+    fn before_ledger(&self) -> bool {
+        false
+    }
 }
 
 struct CallbackSink<F>(F);
@@ -563,7 +569,11 @@ impl TokenMeterBuilder {
     fn assemble(mut self) -> TokenMeter {
         let shards = Shards::new(crate::shards::per_core_count(), Shard::default);
         let ledger = crate::ledger::Ledger::new(self.ledger_config, self.clock.clone(), self.prices.clone());
-        self.sinks.insert(0, Arc::new(ledger.clone()));
+        // The ledger first, after the sinks that must hear of a record before it (in the order they were added).
+        let (mut sinks, after): (Vec<_>, Vec<_>) = self.sinks.drain(..).partition(|s| s.before_ledger());
+        sinks.push(Arc::new(ledger.clone()));
+        sinks.extend(after);
+        self.sinks = sinks;
         TokenMeter {
             inner: Arc::new(MeterInner {
                 key: NEXT_METER_KEY.fetch_add(1, std::sync::atomic::Ordering::Relaxed),

@@ -1306,6 +1306,39 @@ fn without_keys_a_mounted_router_answers_only_peers_on_this_machine() {
 }
 
 #[test]
+fn session_tenants_know_a_call_before_the_ledger_holds_it() {
+    // The ledger took a call in before `SessionTenants` heard of it: a read of a session by its first tenant's
+    // key in between showed a second tenant's call. Whatever order the sinks were added in, by the time the
+    // ledger holds a call its session's tenant is known. A sink added first (the default: after the ledger)
+    // looks at both.
+    struct Look {
+        meter: std::sync::Arc<std::sync::OnceLock<TokenMeter>>,
+        tenants: SessionTenants,
+        seen: std::sync::Arc<parking_lot::Mutex<Vec<(u64, Option<String>)>>>,
+    }
+    impl tokenmeter::RecordSink for Look {
+        fn on_call(&self, _: &tokenmeter::CallRecord) {
+            let q = tokenmeter::ledger::Query::new(tokenmeter::ledger::Window::All)
+                .filter(tokenmeter::ledger::Dimension::Session, "s-1");
+            let calls = self.meter.get().unwrap().query(&q).unwrap().totals.calls;
+            self.seen.lock().push((calls, self.tenants.tenant_of("s-1")));
+        }
+    }
+    let tenants = SessionTenants::default();
+    let cell = std::sync::Arc::new(std::sync::OnceLock::new());
+    let seen = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let look = Look { meter: cell.clone(), tenants: tenants.clone(), seen: seen.clone() };
+    let meter = TokenMeter::builder().with_sink(look).with_sink(tenants).build();
+    cell.set(meter.clone()).unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(meter.layer()), || {
+        call_in("s-1", "acme");
+        call_in("s-1", "globex");
+    });
+    // With the second tenant's call in the ledger, the session belongs to neither.
+    assert_eq!(*seen.lock(), [(1, Some("acme".to_owned())), (2, None)]);
+}
+
+#[test]
 fn a_keyless_mounted_router_drops_only_the_wildcard_origin() {
     // `*` beside a named origin, no key: the wildcard is dropped (any local page could read every tenant), and
     // the named origin, which was refused with it, is allowed.

@@ -485,6 +485,12 @@ impl RecordSink for SessionTenants {
         self.learn(&record.dimensions, true);
     }
 
+    /// A call of a second tenant in a session is known here before the ledger holds it: heard of after, a read
+    /// of the session between the two by the first tenant's key showed the second tenant's call.
+    fn before_ledger(&self) -> bool {
+        true
+    }
+
     /// A session's tasks and tool executions show on its endpoints too: another tenant's in the same session
     /// id makes it shared, as its calls would.
     fn on_task(&self, record: &crate::TaskRecord) {
