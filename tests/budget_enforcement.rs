@@ -254,6 +254,60 @@ fn a_clock_that_ran_ahead_and_stepped_back_does_not_blind_the_budget() {
 }
 
 #[test]
+fn a_period_re_opened_by_a_check_fires_the_thresholds_its_spend_reached() {
+    // The 14th held $0.60 (the 50% alert); a call with the clock a day ahead spent $0.45; back on the 14th,
+    // `check_budget` re-opened it with $1.05 and refused, but no alert fired for 75, 90 or 100%: a refusing
+    // `Block` budget lets no call through to fire them, and the status said `thresholds_crossed: [50]`.
+    let fired = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let sink = fired.clone();
+    let h = Harness::with(|b| {
+        b.with_budget(
+            Budget::new("daily", BudgetLimit::usd(1.0).unwrap())
+                .with_period(BudgetPeriod::Day)
+                .with_action(BudgetAction::Block),
+        )
+        .with_budget_alert_callback(move |alert| {
+            if let tokenmeter::budget::AlertKind::ThresholdCrossed { percent } = alert.kind {
+                sink.lock().push(percent);
+            }
+        })
+    });
+    h.clock.set(Utc.with_ymd_and_hms(2026, 3, 14, 14, 0, 0).unwrap());
+    spend(&h, "acme", HAIKU, 600_000);
+    h.clock.set(Utc.with_ymd_and_hms(2026, 3, 15, 14, 0, 0).unwrap());
+    spend(&h, "acme", HAIKU, 450_000);
+    assert_eq!(*fired.lock(), [50], "$0.45 of the 15th: under 50%");
+    h.clock.set(Utc.with_ymd_and_hms(2026, 3, 14, 14, 11, 0).unwrap());
+    assert!(h.meter.check_budget(&acme()).is_err(), "$1.05 of $1: refused");
+    assert_eq!(*fired.lock(), [50, 75, 90, 100]);
+    let state = &h.meter.budget_status()[0];
+    assert_eq!(state.thresholds_crossed, [50, 75, 90, 100], "{state:?}");
+    assert_eq!(*fired.lock(), [50, 75, 90, 100], "once");
+}
+
+#[test]
+fn a_period_re_opened_by_a_status_read_fires_its_alerts_there() {
+    let fired = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let sink = fired.clone();
+    let h = Harness::with(|b| {
+        b.with_budget(Budget::new("daily", BudgetLimit::usd(1.0).unwrap()).with_period(BudgetPeriod::Day))
+            .with_budget_alert_callback(move |alert| {
+                if let tokenmeter::budget::AlertKind::ThresholdCrossed { percent } = alert.kind {
+                    sink.lock().push(percent);
+                }
+            })
+    });
+    h.clock.set(Utc.with_ymd_and_hms(2026, 3, 14, 14, 0, 0).unwrap());
+    spend(&h, "acme", HAIKU, 600_000);
+    h.clock.set(Utc.with_ymd_and_hms(2026, 3, 15, 14, 0, 0).unwrap());
+    spend(&h, "acme", HAIKU, 450_000);
+    h.clock.set(Utc.with_ymd_and_hms(2026, 3, 14, 14, 11, 0).unwrap());
+    let state = &h.meter.budget_status()[0];
+    assert_eq!(state.thresholds_crossed, [50, 75, 90, 100], "{state:?}");
+    assert_eq!(*fired.lock(), [50, 75, 90, 100]);
+}
+
+#[test]
 fn a_clock_that_ran_ahead_and_stepped_back_does_not_blind_a_rolling_budget() {
     let fired = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let count = fired.clone();

@@ -48,6 +48,12 @@ impl TokenMeter {
     pub fn budget_status(&self) -> Vec<BudgetState> {
         let now = to_nanos(self.inner.clock.now());
         self.inner.deliver_owed_alerts(now);
+        let states = self.inner.budgets.status(now);
+        if !self.inner.budgets.owes() {
+            return states;
+        }
+        // The read re-opened a period the clock came back into: its alerts, then the states they changed.
+        self.inner.deliver_owed_alerts(now);
         self.inner.budgets.status(now)
     }
 
@@ -74,7 +80,10 @@ impl TokenMeter {
     pub fn check_budget(&self, scope: &RequestScope) -> Result<(), BudgetExceeded> {
         let now = to_nanos(self.inner.clock.now());
         self.inner.deliver_owed_alerts(now);
-        self.inner.budgets.check(scope, now)
+        let checked = self.inner.budgets.check(scope, now);
+        // The check re-opened a period the clock came back into: the alerts its spend reached.
+        self.inner.deliver_owed_alerts(now);
+        checked
     }
 
     /// Runs `call` only if [`check_budget`](Self::check_budget) allows a request of `scope`; otherwise

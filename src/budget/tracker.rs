@@ -385,18 +385,21 @@ impl BudgetSlot {
         lhs >= rhs
     }
 
-    /// Reads the account at `at`, rolling it forward first.
-    fn read(&self, at: i64) -> Snapshot {
+    /// Reads the account at `at`, rolling it forward first. Also says whether it re-opened the period the clock
+    /// came back into, whose spend may have reached thresholds no alert was delivered for (the spend counted
+    /// while the clock ran ahead joins it).
+    fn read(&self, at: i64) -> (Snapshot, bool) {
         let mut acct = self.account.lock();
+        let mut restored = false;
         if acct.period.is_some_and(|(_, end)| at >= end) {
             self.roll(&mut acct, at);
         } else if acct.period.is_some_and(|(start, _)| start.saturating_sub(at) > STEP_BACK_NS) {
             // The clock came back from a run ahead: a hard stop reads the period it is in again.
-            Self::restore_previous(&mut acct, at);
+            restored = Self::restore_previous(&mut acct, at);
         }
         Self::rolling_step_back(&mut acct, at, Some(STEP_BACK_NS));
         self.rearm(&mut acct, at);
-        self.snapshot(&acct, at)
+        (self.snapshot(&acct, at), restored)
     }
 
     /// The thresholds the spend at `at` has reached in the current period and no alert was delivered for (after
@@ -639,8 +642,8 @@ impl BudgetTracker {
         }
     }
 
-    /// After replay and [`replay_alerts`](Self::replay_alerts): says alerts may be owed, for
-    /// [`take_owed`](Self::take_owed).
+    /// After replay and [`replay_alerts`](Self::replay_alerts), or a read that re-opened a period: says alerts may
+    /// be owed, for [`take_owed`](Self::take_owed).
     pub(crate) fn owe_after_replay(&self) {
         self.owed.store(true, std::sync::atomic::Ordering::Release);
     }
@@ -783,7 +786,23 @@ impl BudgetTracker {
 
     /// Every budget's state at `now` (Unix nanoseconds), in configuration order.
     pub(crate) fn status(&self, now: i64) -> Vec<BudgetState> {
-        self.slots.iter().map(|s| s.state(s.read(now))).collect()
+        self.slots.iter().map(|s| s.state(self.read(s, now))).collect()
+    }
+
+    /// [`BudgetSlot::read`]; a period re-opened by the read owes the alerts its spend reached (a `Block` budget over
+    /// its limit refuses every call, and no call would come to fire them), delivered by
+    /// [`take_owed`](Self::take_owed) on the application's thread.
+    fn read(&self, slot: &BudgetSlot, now: i64) -> Snapshot {
+        let (snap, restored) = slot.read(now);
+        if restored {
+            self.owe_after_replay();
+        }
+        snap
+    }
+
+    /// Whether alerts may be owed ([`take_owed`](Self::take_owed) would look).
+    pub(crate) fn owes(&self) -> bool {
+        self.owed.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The first exhausted `Block` budget covering `request`, as an error.
@@ -792,7 +811,7 @@ impl BudgetTracker {
             if slot.budget.action != BudgetAction::Block || !slot.budget.scope.covers(request) {
                 continue;
             }
-            let snap = slot.read(now);
+            let snap = self.read(slot, now);
             if snap.spent >= slot.limit {
                 return Err(BudgetExceeded::new(
                     slot.budget.name.clone(),
