@@ -309,7 +309,7 @@ impl TokenMeterBuilder {
             tracing::error!(target: "tokenmeter::capture", error = %e, "dimension never filled");
             unheard(|| format!("dimension never filled: {e}"));
         }
-        if let Err(e) = self.check_budget_scopes() {
+        for e in self.budget_scope_problems() {
             tracing::error!(target: "tokenmeter::budget", error = %e, "budget matches no call");
             unheard(|| format!("budget matches no call: {e}"));
         }
@@ -527,41 +527,52 @@ impl TokenMeterBuilder {
     /// never block): a misspelt name, or an extra dimension not added with
     /// [`with_dimension`](Self::with_dimension).
     fn check_budget_scopes(&self) -> Result<(), BuildError> {
-        for budget in &self.budget_setup.budgets {
-            // Captured values are cut at `max_dim_len`: a longer scope value would equal none of them.
-            if let crate::budget::BudgetScope::Dimension { value, .. } = budget.scope()
-                && value.len() > self.max_dim_len
-            {
-                return Err(BuildError::BudgetScopeTooLong {
-                    at: written_at(budget),
-                    budget: budget.name().to_owned(),
-                    len: value.len(),
-                    max: self.max_dim_len,
-                });
-            }
-            if let crate::budget::BudgetScope::Dimension { name, .. } = budget.scope()
-                && !BUILTIN_DIMENSIONS.contains(&name.as_ref())
-                && !self.extra_dims.iter().any(|d| **d == **name)
-            {
-                return Err(BuildError::BudgetDimension {
-                    at: written_at(budget),
-                    budget: budget.name().to_owned(),
-                    dimension: name.to_string(),
-                    extra: self.extra_list(),
-                });
-            }
-            // Calls on a model without a price count $0: a USD budget on one (a misspelt id, say) never counts
-            // anything, and a `Block` one never blocks. (A token budget counts them: any id may be meant.)
-            if let crate::budget::BudgetScope::Model(model) = budget.scope()
-                && budget.limit().unit() == crate::budget::BudgetUnit::Usd
-                && self.prices.resolve(model).is_none()
-            {
-                return Err(BuildError::BudgetModelUnpriced {
-                    at: written_at(budget),
-                    budget: budget.name().to_owned(),
-                    model: model.to_string(),
-                });
-            }
+        match self.budget_scope_problems().into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Each budget's first problem that makes it count nothing, in the order the budgets were added: `build`
+    /// logs every one (it logged only the first, and a second bad budget counted $0 for ever without a word).
+    fn budget_scope_problems(&self) -> Vec<BuildError> {
+        self.budget_setup.budgets.iter().filter_map(|b| self.budget_scope_problem(b).err()).collect()
+    }
+
+    fn budget_scope_problem(&self, budget: &crate::budget::Budget) -> Result<(), BuildError> {
+        // Captured values are cut at `max_dim_len`: a longer scope value would equal none of them.
+        if let crate::budget::BudgetScope::Dimension { value, .. } = budget.scope()
+            && value.len() > self.max_dim_len
+        {
+            return Err(BuildError::BudgetScopeTooLong {
+                at: written_at(budget),
+                budget: budget.name().to_owned(),
+                len: value.len(),
+                max: self.max_dim_len,
+            });
+        }
+        if let crate::budget::BudgetScope::Dimension { name, .. } = budget.scope()
+            && !BUILTIN_DIMENSIONS.contains(&name.as_ref())
+            && !self.extra_dims.iter().any(|d| **d == **name)
+        {
+            return Err(BuildError::BudgetDimension {
+                at: written_at(budget),
+                budget: budget.name().to_owned(),
+                dimension: name.to_string(),
+                extra: self.extra_list(),
+            });
+        }
+        // Calls on a model without a price count $0: a USD budget on one (a misspelt id, say) never counts
+        // anything, and a `Block` one never blocks. (A token budget counts them: any id may be meant.)
+        if let crate::budget::BudgetScope::Model(model) = budget.scope()
+            && budget.limit().unit() == crate::budget::BudgetUnit::Usd
+            && self.prices.resolve(model).is_none()
+        {
+            return Err(BuildError::BudgetModelUnpriced {
+                at: written_at(budget),
+                budget: budget.name().to_owned(),
+                model: model.to_string(),
+            });
         }
         Ok(())
     }

@@ -255,6 +255,31 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for BudgetEvents {
 }
 
 #[test]
+fn build_logs_every_budget_that_can_count_nothing() {
+    use tracing_subscriber::prelude::*;
+    // Two bad budgets (a dimension no call fills, a USD budget on a model without a price): `build` logged the
+    // first; the second counted $0 for ever, and as a `Block` budget never blocked, without a word.
+    let events = BudgetEvents::default();
+    let subscriber = tracing_subscriber::registry().with(events.clone());
+    tracing::subscriber::with_default(subscriber, || {
+        tokenmeter::TokenMeter::builder()
+            .with_budget(
+                Budget::new("a", BudgetLimit::usd(1.0).unwrap())
+                    .with_scope(tokenmeter::budget::BudgetScope::dimension("tennant", "acme")),
+            )
+            .with_budget(
+                Budget::new("b", BudgetLimit::usd(1.0).unwrap())
+                    .with_scope(tokenmeter::budget::BudgetScope::model("claude-sonet-4-5")),
+            )
+            .build()
+    });
+    let events = events.0.lock().clone();
+    assert_eq!(events.len(), 2, "{events:#?}");
+    assert!(events[0].1.contains("`a`") && events[0].1.contains("tennant"), "{events:#?}");
+    assert!(events[1].1.contains("`b`") && events[1].1.contains("claude-sonet-4-5"), "{events:#?}");
+}
+
+#[test]
 fn alerts_are_tracing_events() {
     use tracing_subscriber::prelude::*;
 
