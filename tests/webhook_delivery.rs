@@ -186,6 +186,24 @@ fn the_payload_describes_the_alert() {
 }
 
 #[test]
+fn a_content_type_of_the_callers_replaces_the_default() {
+    // Added beside the default, the request carried two `Content-Type` headers (many servers answer 400).
+    let server = Server::start(1, Duration::ZERO, |_| 204);
+    let hook = fast(&server.url).with_header("content-type", "application/json; charset=utf-8");
+    let h = harness(|b| b.with_budget(budget().with_thresholds([50])).with_webhook(hook));
+    spend(&h, 600_000);
+    wait_until("delivery", || h.meter.alert_stats().webhook.delivered == 1);
+    let seen = server.requests();
+    let types: Vec<&str> = seen[0]
+        .headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(types, ["application/json; charset=utf-8"]);
+}
+
+#[test]
 fn server_errors_are_retried_with_backoff() {
     let server = Server::start(3, Duration::ZERO, |n| if n < 2 { 503 } else { 200 });
     let h = harness(|b| b.with_budget(budget().with_thresholds([50])).with_webhook(fast(&server.url)));

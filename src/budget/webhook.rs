@@ -76,7 +76,8 @@ impl WebhookConfig {
         }
     }
 
-    /// Adds a request header (an authorization token, say).
+    /// Adds a request header (an authorization token, say). A `Content-Type` replaces the default
+    /// `application/json`.
     pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
@@ -279,7 +280,13 @@ fn deliver(agent: &ureq::Agent, config: &WebhookConfig, counters: &WebhookCounte
 }
 
 fn post(agent: &ureq::Agent, config: &WebhookConfig, body: &str) -> Attempt {
-    let mut request = agent.post(&config.url).header("Content-Type", "application/json");
+    // A `Content-Type` of the caller's replaces the default (added both, the request carried two, which many
+    // servers answer with 400, never retried: every alert failed).
+    let own_type = config.headers.iter().any(|(name, _)| name.trim().eq_ignore_ascii_case("content-type"));
+    let mut request = agent.post(&config.url);
+    if !own_type {
+        request = request.header("Content-Type", "application/json");
+    }
     for (name, value) in &config.headers {
         request = request.header(name.as_str(), value.as_str());
     }
