@@ -226,6 +226,13 @@ impl BudgetSlot {
             && acct.rolling.is_none()
             && start.saturating_sub(at) > STEP_BACK_NS
         {
+            // The clock itself in the period: the call was accounted late (its thread stalled past the period's
+            // start), not stamped by a clock that came back. It counts in the current period, as a call ending
+            // just before the start does; taken for a step back, it re-opened the period before with the current
+            // one's spend, and the next call opened the current one again empty (a block budget's spend gone).
+            if start.saturating_sub(clock.unix_nanos()) <= STEP_BACK_NS {
+                return start;
+            }
             if !Self::restore_previous(acct, at) {
                 acct.period = Some(self.bounds(at));
                 acct.previous = None;
@@ -844,6 +851,26 @@ mod tests {
             metered: true,
             ..crate::journal::line::tests::bare()
         }
+    }
+
+    #[test]
+    fn a_calendar_call_accounted_late_counts_in_the_current_period() {
+        // A call that ended at 23:50 accounted at 00:06 (its thread stalled): taken for a clock step back, it
+        // re-opened yesterday with today's $9 in it, and the next call opened today again, empty.
+        let mut setup = BudgetSetup::default();
+        setup.add(Budget::new("daily", BudgetLimit::tokens(1_000_000)).with_period(BudgetPeriod::Day));
+        let tracker = setup.into_tracker();
+        let midnight = Utc.with_ymd_and_hms(2026, 3, 15, 0, 0, 0).unwrap();
+        let clock = ManualClock::new(midnight - chrono::Duration::hours(1));
+        tracker.on_call(&call_ending(midnight - chrono::Duration::hours(1), 4), "claude-haiku-4-5", &clock);
+        clock.set(midnight + chrono::Duration::minutes(5));
+        tracker.on_call(&call_ending(midnight + chrono::Duration::minutes(5), 9), "claude-haiku-4-5", &clock);
+        clock.set(midnight + chrono::Duration::minutes(6));
+        tracker.on_call(&call_ending(midnight - chrono::Duration::minutes(10), 1), "claude-haiku-4-5", &clock);
+        tracker.on_call(&call_ending(midnight + chrono::Duration::minutes(6), 2), "claude-haiku-4-5", &clock);
+        let status = tracker.status(to_nanos(midnight + chrono::Duration::minutes(7)));
+        assert_eq!(status[0].spent, BudgetAmount::Tokens(12), "{:?}", status[0]);
+        assert_eq!(status[0].period_start, midnight);
     }
 
     #[test]
