@@ -1180,6 +1180,44 @@ fn journal_warnings<R>(f: impl FnOnce() -> R) -> (R, Vec<String>) {
     (out, seen)
 }
 
+/// Run as a child process (see below): builds a meter whose size limit deletes a day file its monthly budget
+/// needs, with no subscriber set. Ignored, so that it is never counted as a test that passed.
+#[test]
+#[ignore = "a child process of the test below, not a test"]
+fn size_retention_at_build_child() {
+    let Some(dir) = std::env::var_os("TOKENMETER_SIZE_RETENTION_CHILD") else { return };
+    let clock = ManualClock::new(utc(2026, 3, 15, 9, 0));
+    let _meter = TokenMeter::builder()
+        .with_clock(clock)
+        .with_budget(Budget::new("team", BudgetLimit::usd(100.0).unwrap()))
+        .with_journal(journal(Path::new(&dir)).with_max_total_bytes(Some(10)))
+        .build();
+}
+
+#[test]
+fn a_size_limit_that_deletes_needed_files_at_build_says_so_on_stderr() {
+    // The build's retention round warned only through `tracing`, before any subscriber was installed: nobody
+    // heard that the budget would restart lower.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(journal_file(dir.path(), "2026-03-02"), "\n".repeat(1000)).unwrap();
+    std::fs::write(journal_file(dir.path(), "2026-03-14"), "").unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["size_retention_at_build_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .env("TOKENMETER_SIZE_RETENTION_CHILD", dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!journal_file(dir.path(), "2026-03-02").exists(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "tokenmeter: the journal's size limit (JournalConfig::with_max_total_bytes) deleted 1 day file(s), the \
+             newest of 2026-03-02, that budget `team` (month) needs"
+        ),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn a_size_limit_that_deletes_files_a_budget_needs_is_warned_about() {
     // `with_max_total_bytes` is not checked against the budgets at build (it depends on the traffic): a round

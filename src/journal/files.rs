@@ -62,7 +62,8 @@ pub(super) struct Retention {
 /// delete the whole journal (and with it the spend budgets replay); the writer's later rounds pass a `now`
 /// bounded by the time elapsed since the build as well (a day file written under a clock that jumped ahead
 /// mid-run is the newest). A file that cannot be deleted (locked by a
-/// writer, no permission) stops the size round: a newer file does not go in its place.
+/// writer, no permission) stops the size round: a newer file does not go in its place; one another process
+/// deleted first does not.
 pub(super) fn enforce_retention(
     dir: &Path,
     now: DateTime<Utc>,
@@ -85,47 +86,149 @@ pub(super) fn enforce_retention(
                 .is_ok_and(|age| end.checked_add_signed(age).is_some_and(|expiry| expiry <= now)),
             _ => false,
         };
-        if too_old && !protected(&f) && remove(&f.path) {
+        if too_old && !protected(&f) && remove(&f.path) == Removal::Removed {
             removed += 1;
         } else {
             kept.push(f);
         }
     }
     if let Some(max) = max_total_bytes {
-        let mut total: u64 = kept.iter().map(|f| f.len).sum();
-        for f in &kept {
-            if total <= max || protected(f) {
-                break;
-            }
-            if !remove(&f.path) {
-                break;
-            }
-            total -= f.len;
-            removed += 1;
-            by_size.push(f.day);
-        }
+        by_size = size_round(&kept, max, protected, remove);
+        removed += by_size.len() as u64;
     }
     Ok(Retention { removed, by_size, as_of: now })
 }
 
+/// Deletes `files` (oldest first) while they total more than `max` bytes, up to the first protected one or one
+/// that cannot be deleted; returns the days deleted.
+fn size_round(
+    files: &[DayFile],
+    max: u64,
+    protected: impl Fn(&DayFile) -> bool,
+    mut remove: impl FnMut(&Path) -> Removal,
+) -> Vec<NaiveDate> {
+    let mut total: u64 = files.iter().map(|f| f.len).sum();
+    let mut deleted = Vec::new();
+    for f in files {
+        if total <= max || protected(f) {
+            break;
+        }
+        match remove(&f.path) {
+            Removal::Removed => deleted.push(f.day),
+            // Another process sharing the directory deleted it first: its bytes are gone all the same (the
+            // round stopped there, and the journal stayed over its limit another hour).
+            Removal::Gone => {}
+            Removal::Kept => break,
+        }
+        total -= f.len;
+    }
+    deleted
+}
+
+/// What [`remove`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Removal {
+    Removed,
+    /// Not there (another process sharing the directory deleted it first).
+    Gone,
+    /// Left: locked by a writer or reader now, or not deletable.
+    Kept,
+}
+
 /// Deletes `path` while holding its exclusive lock, so that no writer (of any process) is appending to it at that
 /// moment: writers check, under the lock, that their file still exists. A file locked now is left for the next
-/// round.
-fn remove(path: &Path) -> bool {
-    let Ok(file) = std::fs::OpenOptions::new().read(true).open(path) else { return false };
+/// round. Opened for writing where it can be: NFS emulates `flock` with `fcntl` locks, whose exclusive lock needs
+/// a file open for writing (opened read-only, the lock failed and the file was deleted unlocked, under a writer
+/// on another host).
+fn remove(path: &Path) -> Removal {
+    let opened = std::fs::OpenOptions::new().append(true).open(path);
+    let file = match opened.or_else(|_| std::fs::File::open(path)) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Removal::Gone,
+        Err(_) => return Removal::Kept,
+    };
     match file.try_lock() {
         Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => return false,
+        Err(std::fs::TryLockError::WouldBlock) => return Removal::Kept,
         // A filesystem without locks: the build refuses such a directory; delete as before.
         Err(std::fs::TryLockError::Error(_)) => {}
     }
+    // The path may name another file by now (another process deleted the one opened, and a writer made a new
+    // one for a late record): that one is not what was locked, and holds records.
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Removal::Gone,
+        Ok(now) if file.metadata().is_ok_and(|locked| same_file(&locked, &now)) => {}
+        _ => return Removal::Kept,
+    }
     match std::fs::remove_file(path) {
-        Ok(()) => true,
+        Ok(()) => Removal::Removed,
         // Another process sharing the directory got there first.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Removal::Gone,
         Err(e) => {
             tracing::warn!(target: "tokenmeter::journal", path = %path.display(), error = %e, "cannot delete an expired journal file");
-            false
+            Removal::Kept
         }
+    }
+}
+
+#[cfg(unix)]
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino()
+}
+
+#[cfg(not(unix))]
+fn same_file(_: &std::fs::Metadata, _: &std::fs::Metadata) -> bool {
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day_file(dir: &Path, day: u32, len: u64) -> DayFile {
+        let day = NaiveDate::from_ymd_opt(2026, 3, day).unwrap();
+        DayFile { path: dir.join(format!("tokenmeter-{day}.jsonl")), day, len }
+    }
+
+    #[test]
+    fn a_file_another_process_deleted_first_does_not_stop_the_size_round() {
+        let dir = Path::new("/nonexistent");
+        let files: Vec<DayFile> = (1..=4).map(|d| day_file(dir, d, 100)).collect();
+        // The first is gone when its turn comes: the round goes on to the second and third (400 bytes over a
+        // 150-byte limit), where it stopped at the first and left the journal over its limit.
+        let deleted = size_round(
+            &files,
+            150,
+            |_| false,
+            |p| {
+                if p == files[0].path { Removal::Gone } else { Removal::Removed }
+            },
+        );
+        assert_eq!(deleted, [files[1].day, files[2].day]);
+        // A file kept (locked) stops it: a newer one does not go in its place.
+        let deleted = size_round(
+            &files,
+            150,
+            |_| false,
+            |p| {
+                if p == files[1].path { Removal::Kept } else { Removal::Removed }
+            },
+        );
+        assert_eq!(deleted, [files[0].day]);
+    }
+
+    #[test]
+    fn remove_tells_gone_from_locked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokenmeter-2026-03-01.jsonl");
+        assert_eq!(remove(&path), Removal::Gone);
+        std::fs::write(&path, "{}\n").unwrap();
+        let reader = std::fs::File::open(&path).unwrap();
+        reader.lock_shared().unwrap();
+        assert_eq!(remove(&path), Removal::Kept, "a reader holds its lock");
+        drop(reader);
+        assert_eq!(remove(&path), Removal::Removed);
+        assert!(!path.exists());
     }
 }

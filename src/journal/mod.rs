@@ -177,18 +177,21 @@ pub(crate) struct BudgetReach {
 
 /// Warns when a size round deleted files that `reach`'s budget still needs: its spend would come back lower
 /// after a restart.
-pub(super) fn warn_size_deletions(reach: Option<&BudgetReach>, today: NaiveDate, deleted: &[NaiveDate]) {
+///
+/// `at_build`: the meter is being built, usually before the subscriber that would hear the event is installed, so
+/// the warning also goes to standard error while no subscriber is set (as `build`'s other warnings do).
+pub(super) fn warn_size_deletions(
+    reach: Option<&BudgetReach>,
+    today: NaiveDate,
+    deleted: &[NaiveDate],
+    at_build: bool,
+) {
     let Some(reach) = reach else { return };
     let needed_since =
         today.checked_sub_days(chrono::Days::new(reach.days.saturating_sub(1))).unwrap_or(NaiveDate::MIN);
     let inside: Vec<&NaiveDate> = deleted.iter().filter(|d| **d >= needed_since).collect();
     if let Some(newest) = inside.last() {
-        tracing::warn!(
-            target: "tokenmeter::journal",
-            budget = %reach.budget,
-            period = %reach.period,
-            files = inside.len(),
-            newest = %newest,
+        let message = format!(
             "the journal's size limit (JournalConfig::with_max_total_bytes) deleted {} day file(s), the newest of \
              {newest}, that budget `{}` ({}) needs: a restart will count less spend than was made; raise the \
              limit (or None)",
@@ -196,6 +199,17 @@ pub(super) fn warn_size_deletions(reach: Option<&BudgetReach>, today: NaiveDate,
             reach.budget,
             reach.period,
         );
+        tracing::warn!(
+            target: "tokenmeter::journal",
+            budget = %reach.budget,
+            period = %reach.period,
+            files = inside.len(),
+            newest = %newest,
+            "{message}"
+        );
+        if at_build {
+            crate::meter::unheard(|| message);
+        }
     }
 }
 
@@ -626,7 +640,7 @@ pub(crate) fn attach(meter: &TokenMeter, mut config: JournalConfig) -> Result<()
 
     let now = meter.inner.clock.now();
     let retention = files::enforce_retention(&dir, now, config.max_age, config.max_total_bytes).map_err(io)?;
-    warn_size_deletions(config.budget_reach.as_ref(), now.date_naive(), &retention.by_size);
+    warn_size_deletions(config.budget_reach.as_ref(), now.date_naive(), &retention.by_size, true);
     let files_removed = retention.removed;
     let report = if config.replay {
         // Alerts are marked once every call is back: a budget's period is the one its last call put it in.

@@ -856,7 +856,12 @@ impl WriterThread {
         match files::enforce_retention(&self.dir, now, self.config.max_age, self.config.max_total_bytes) {
             Ok(retention) => {
                 self.counters.files_removed.fetch_add(retention.removed, Ordering::Relaxed);
-                super::warn_size_deletions(self.config.budget_reach.as_ref(), now.date_naive(), &retention.by_size);
+                super::warn_size_deletions(
+                    self.config.budget_reach.as_ref(),
+                    now.date_naive(),
+                    &retention.by_size,
+                    false,
+                );
                 // Deleted files may still be open here.
                 self.open.retain(|(_, f)| f.metadata().is_ok_and(|m| m.nlink_or_one() > 0));
             }
