@@ -1311,10 +1311,12 @@ fn session_tenants_know_a_call_before_the_ledger_holds_it() {
     // key in between showed a second tenant's call. Whatever order the sinks were added in, by the time the
     // ledger holds a call its session's tenant is known. A sink added first (the default: after the ledger)
     // looks at both.
+    /// The session's calls in the ledger, and its tenant, as each call reached the sink.
+    type Seen = std::sync::Arc<parking_lot::Mutex<Vec<(u64, Option<String>)>>>;
     struct Look {
         meter: std::sync::Arc<std::sync::OnceLock<TokenMeter>>,
         tenants: SessionTenants,
-        seen: std::sync::Arc<parking_lot::Mutex<Vec<(u64, Option<String>)>>>,
+        seen: Seen,
     }
     impl tokenmeter::RecordSink for Look {
         fn on_call(&self, _: &tokenmeter::CallRecord) {
