@@ -166,6 +166,22 @@ fn claude_code_defaults() {
     let env = format!("{0},{0}2", gone.display());
     run_env(&["--claude-code", "--now", NOW, "summary"], &[("CLAUDE_CONFIG_DIR", &env)])
         .fails(1, "CLAUDE_CONFIG_DIR lists");
+    // One that exists without a `projects/` folder was walked whole (plugins, caches), any `.jsonl` in it read
+    // as a transcript: left out with a warning, and an error when it is all there is.
+    let bare = tmp.path().join("bare");
+    std::fs::create_dir_all(bare.join("plugins")).unwrap();
+    std::fs::copy(format!("{fx}/projects/-home-dev-alpha/sess-alpha-1.jsonl"), bare.join("plugins/cache.jsonl"))
+        .unwrap();
+    let env = format!("{fx},{}", bare.display());
+    let out = run_env(&["--claude-code", "--now", NOW, "summary", "--format", "json"], &[("CLAUDE_CONFIG_DIR", &env)]);
+    assert_eq!(calls(&out), 13);
+    assert!(
+        out.stderr.contains(&format!("warning: cannot read {}: no projects/ folder", bare.display())),
+        "{}",
+        out.stderr
+    );
+    run_env(&["--claude-code", "--now", NOW, "summary"], &[("CLAUDE_CONFIG_DIR", &bare.display().to_string())])
+        .fails(1, "none of them has a projects/ folder");
     // Else ~/.config/claude and ~/.claude.
     let home = tempfile::tempdir().unwrap();
     let dot = home.path().join(".claude");

@@ -583,13 +583,24 @@ fn load_claude_code(dir: &Path, ctx: &Context) -> CliResult<Source> {
                 list.join(", ")
             )));
         }
-        missing = gone
+        // A config dir holds its transcripts in `projects/` (or the entry is that folder): one without it was
+        // walked whole, plugins and caches included, and any `.jsonl` below read as a transcript.
+        let (found, bare): (Vec<_>, Vec<_>) = found
             .into_iter()
-            .map(|path| transcripts::UnreadableFile {
-                path,
-                error: "no such directory (listed in CLAUDE_CONFIG_DIR; left out)".to_owned(),
-            })
-            .collect();
+            .partition(|d| d.join("projects").is_dir() || d.file_name().is_some_and(|n| n == "projects"));
+        if found.is_empty() {
+            let list: Vec<String> = bare.iter().map(|d| d.display().to_string()).collect();
+            return Err(CliError::data(format!(
+                "no Claude Code data found: CLAUDE_CONFIG_DIR lists {}, and none of them has a projects/ folder",
+                list.join(", ")
+            )));
+        }
+        let left_out = |path: PathBuf, why: &str| transcripts::UnreadableFile {
+            path,
+            error: format!("{why} (listed in CLAUDE_CONFIG_DIR; left out)"),
+        };
+        missing = gone.into_iter().map(|p| left_out(p, "no such directory")).collect();
+        missing.extend(bare.into_iter().map(|p| left_out(p, "no projects/ folder")));
         found
     } else {
         // A single file is read as one transcript only when it is one: anything else would be read line by
