@@ -1245,6 +1245,20 @@ fn without_keys_only_requests_to_localhost_are_answered() {
     assert!(rebound.text().unwrap().contains("localhost only"));
     let named = Client::new().get(&url).header("host", "localhost:8787").send().unwrap();
     assert_eq!(named.status(), StatusCode::OK);
+    // The name in the request target and no `Host` header (HTTP/1.0; HTTP/2 carries it as `:authority`, which
+    // lands in the same place): the check was skipped.
+    let status_of = |request: &str| {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(server.local_addr()).unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer.lines().next().unwrap_or_default().to_owned()
+    };
+    let target = "http://evil.example:8787/api/v1/token-usage/summary";
+    assert!(status_of(&format!("GET {target} HTTP/1.0\r\n\r\n")).contains(" 403 "));
+    let target = "http://localhost:8787/api/v1/token-usage/summary";
+    assert!(status_of(&format!("GET {target} HTTP/1.0\r\n\r\n")).contains(" 200 "));
     server.shutdown();
     // With a key, any name is fine.
     let server = serve(meter.clone(), HttpConfig::new().with_port(0).with_api_key("k")).expect("server");

@@ -680,7 +680,9 @@ async fn auth(State(state): State<AppState>, mut req: Request, next: Next) -> Re
     let caller = if state.config.keys.is_empty() {
         // Without keys the API is for this machine only. A web page can point its own name at 127.0.0.1 (DNS
         // rebinding) and have the browser read every tenant's usage; its requests carry its name as `Host`.
-        let host = req.headers().get(header::HOST).map(|h| h.to_str().unwrap_or("?"));
+        // Over HTTP/2 the name comes as `:authority`, which lands in the URI, not in a `Host` header.
+        let host = req.headers().get(header::HOST).map(|h| h.to_str().unwrap_or("?").to_owned());
+        let host = host.or_else(|| req.uri().authority().map(|a| a.as_str().to_owned()));
         if let Some(host) = host.filter(|h| !is_loopback_host(h)) {
             return error(
                 StatusCode::FORBIDDEN,
