@@ -417,8 +417,24 @@ fn price_overrides() {
     let (via_transcripts, via_journal) = (summary(&transcripts, true), summary(&journal, true));
     assert_ne!(via_journal["summary"]["cost_picos"], 371_530_000_000u64);
     assert_eq!(via_journal["summary"]["cost_picos"], via_transcripts["summary"]["cost_picos"]);
-    // 13 calls less the unknown model's and the API error's (`<synthetic>`, no price either).
-    assert_eq!(via_journal["source"]["repriced"], 11);
+    // The file's own model's calls: the five Sonnet 4.5 calls (the other models keep their recorded costs, here
+    // the built-in rates the transcripts are priced at too).
+    assert_eq!(via_journal["source"]["repriced"], 5);
+
+    // A model the file does not name keeps the cost its application recorded (its own price for it): a file
+    // adding one fine-tune priced every call of a journal or records file again at the built-in rates.
+    let rec = r#"{"timestamp":"2025-10-03T12:00:00Z","duration_us":5,"model":"claude-haiku-4-5","tokens":{"input":1000,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":0,"reasoning":0},"metered":true,"outcome":{"status":"ok"},"dimensions":{},"cost":{"total":7,"input":7,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":0,"priced_as":"claude-haiku-4-5"}}"#;
+    let records = dir.path().join("records.jsonl");
+    std::fs::write(&records, format!("{rec}\n")).unwrap();
+    std::fs::write(&prices, "[models.\"claude-fable-9\"]\ninput = 1\noutput = 2\n").unwrap();
+    let v = summary(&["--records", records.to_str().unwrap()], true);
+    assert_eq!(v["summary"]["cost_picos"].as_u64(), Some(7), "{v}");
+    assert_eq!(v["source"]["repriced"], serde_json::Value::Null, "none repriced: left out of the JSON");
+    // Named by the file, it is priced again: 1000 input tokens at $1 per Mtok.
+    std::fs::write(&prices, "[models.\"claude-haiku-4-5\"]\ninput = 1\noutput = 2\n").unwrap();
+    let v = summary(&["--records", records.to_str().unwrap()], true);
+    assert_eq!(v["summary"]["cost_picos"].as_u64(), Some(1_000_000_000), "{v}");
+    assert_eq!(v["source"]["repriced"].as_u64(), Some(1), "{v}");
 }
 
 #[test]

@@ -28,8 +28,9 @@ pub(crate) struct Context {
     /// True when `--now` fixed the time.
     pub(crate) pinned_now: bool,
     pub(crate) prices: PriceBook,
-    /// True when `--prices` merged a price file over the built-in book.
-    pub(crate) custom_prices: bool,
+    /// The `--prices` file's own models (an empty book merged with it): journal and records calls of these
+    /// models are priced again; the rest keep the cost their application recorded.
+    pub(crate) file_prices: Option<PriceBook>,
     pub(crate) quiet: bool,
     /// Notes are kept here instead of printed (a screen that is redrawn shows them; printed, it would clear
     /// them with its first redraw).
@@ -42,8 +43,12 @@ pub(crate) struct Context {
 impl Context {
     pub(crate) fn new(common: &CommonArgs) -> CliResult<Self> {
         let mut prices = PriceBook::builtin();
+        let mut file_prices = None;
         if let Some(path) = &common.prices {
             prices.merge_toml_file(path).map_err(|e| CliError::data(e.to_string()))?;
+            let mut own = PriceBook::empty();
+            own.merge_toml_file(path).map_err(|e| CliError::data(e.to_string()))?;
+            file_prices = Some(own);
             // A Claude id the built-in book does not know is a model of the file's own, or a misspelt one (which
             // leaves the model meant at its built-in rates, silently): say which.
             let builtin = PriceBook::builtin();
@@ -102,7 +107,7 @@ impl Context {
             },
             pinned_now: common.now.is_some(),
             prices,
-            custom_prices: common.prices.is_some(),
+            file_prices,
             quiet: common.quiet,
             kept_notes: None,
             transcript_cache: Arc::default(),
@@ -134,6 +139,7 @@ impl Context {
             now,
             quiet,
             prices: self.prices.clone(),
+            file_prices: self.file_prices.clone(),
             kept_notes: self.kept_notes.clone(),
             transcript_cache: Arc::clone(&self.transcript_cache),
             ..*self
@@ -440,10 +446,21 @@ impl Source {
                 crate::render::count(scrubbed, "task or tool record")
             ));
         }
-        if ctx.custom_prices && source.info.kind != SourceKind::ClaudeCode {
-            // Journal and records carry the cost their application priced them at; `--prices` asks for these
-            // prices instead (transcripts are priced with them as they are read).
-            source.info.repriced = source.records.iter_mut().map(|r| u64::from(reprice(r, &ctx.prices))).sum();
+        if let Some(own) = ctx.file_prices.as_ref().filter(|_| source.info.kind != SourceKind::ClaudeCode) {
+            // Journal and records carry the cost their application priced them at; `--prices` asks for its
+            // file's prices instead for the models it names (transcripts are priced with them as they are
+            // read). A model the file does not name keeps its recorded cost: repriced at the built-in rates, a
+            // file adding one fine-tune replaced every call's cost the application had priced its own way.
+            let mut repriced = 0;
+            for r in source.records.iter_mut() {
+                let named = r.model.as_deref().or(r.cost.as_ref().map(|c| &*c.priced_as));
+                let in_file = named.is_some_and(|m| own.resolve(m).is_some());
+                // A call recorded without a cost is priced as without `--prices` (by the merged book).
+                if (in_file || r.cost.is_none()) && reprice(r, &ctx.prices) && in_file {
+                    repriced += 1;
+                }
+            }
+            source.info.repriced = repriced;
             if source.info.repriced > 0 && !source.tasks.is_empty() {
                 // A task record carries the sum of its calls' costs, not the calls themselves.
                 ctx.note(
