@@ -53,6 +53,22 @@ fn a_terminal_of_zero_width_gets_unwrapped_tables() {
 }
 
 #[test]
+fn a_large_records_file_shows_a_progress_bar_on_a_terminal() {
+    // Transcripts and journals showed one past 8 MiB; a records file (110 MB read in seconds) showed none.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.jsonl");
+    let rec = r#"{"timestamp":"2025-10-03T12:00:00Z","duration_us":5,"model":"claude-haiku-4-5","tokens":{"input":1000,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":0,"reasoning":0},"metered":true,"outcome":{"status":"ok"},"dimensions":{"session":"s"}}"#;
+    std::fs::write(&file, format!("{rec}\n").repeat(9 * (1 << 20) / rec.len() + 1)).unwrap();
+    let path = file.to_str().unwrap();
+    let Some((code, text)) = on_pty(120, &["--records", path, "--now", NOW, "summary"]) else { return };
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("reading records"), "{text}");
+    let Some((code, text)) = on_pty(120, &["-q", "--records", path, "--now", NOW, "summary"]) else { return };
+    assert_eq!(code, 0, "{text}");
+    assert!(!text.contains("reading records"), "quiet: no bar");
+}
+
+#[test]
 fn colour_off_means_no_styling_on_a_terminal_either() {
     let dir = fixture("claude_code");
     for colour in [&[][..], &["--color", "never"][..]] {

@@ -887,7 +887,16 @@ fn load_records_file(path: &Path, ctx: &Context) -> CliResult<Source> {
     let reader = open_file(path)?;
     let mut info = empty_info(SourceKind::Records, vec![path.to_owned()]);
     let mut records = Vec::new();
-    parse_records(path, reader, &mut records, &mut info)?;
+    let size = reader.get_ref().metadata().map_or(0, |m| m.len());
+    match progress_bar(ctx, size, "reading records") {
+        Some(pb) => {
+            let reader = std::io::BufReader::with_capacity(256 * 1024, pb.wrap_read(reader.into_inner()));
+            let parsed = parse_records(path, reader, &mut records, &mut info);
+            pb.finish_and_clear();
+            parsed?;
+        }
+        None => parse_records(path, reader, &mut records, &mut info)?,
+    }
     info.files = 1;
     // An empty file (a cron job's export that wrote nothing) makes a $0 report: said, as an empty journal is.
     if info.lines_read == 0 {
