@@ -458,7 +458,8 @@ fn gauges_and_self_observability_follow_budgets_ledger_and_journal() {
     );
 
     let dropped = sums(&rm, JOURNAL_DROPPED);
-    assert_eq!(dropped.len(), 2, "queue_full and write_failed");
+    assert_eq!(dropped.len(), 3, "queue_full, write_failed and alert_lost");
+    assert_eq!(total_where(&dropped, ATTR_REASON, "alert_lost"), 0.0);
     assert_eq!(total(&dropped), 0.0);
     assert!(find(&rm, EXPORT_FAILURES).is_none(), "only tokenmeter's own pipeline counts export failures");
 }
@@ -549,6 +550,32 @@ fn every_budget_alert_series_is_exported_at_zero_before_it_fires() {
             row("monthly", "threshold_crossed", "50"),
         ]
     );
+}
+
+#[test]
+fn budget_alerts_past_the_series_cap_are_counted_in_an_overflow_series() {
+    // 16 budgets of 64 thresholds (and a projected overrun each): 1,040 keys past the cap of 1,000. The alerts
+    // of keys past it were dropped without a word.
+    use tokenmeter::budget::{Budget, BudgetLimit};
+    let (provider, exporter) = pipeline(Temporality::Cumulative);
+    let mut builder = TokenMeter::builder().with_meter_provider(provider.clone());
+    for i in 0..16 {
+        builder = builder
+            .with_budget(Budget::new(format!("b{i:02}"), BudgetLimit::usd(1.0).unwrap()).with_thresholds(1..=64));
+    }
+    let meter = builder.build();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(meter.layer()), || {
+        let _call =
+            info_span!("chat", gen_ai.request.model = "claude-haiku-4-5", input_tokens = 1_000_000u64).entered();
+    });
+    let fired = meter.alert_stats().fired;
+    assert!(fired >= 16 * 64, "{fired}");
+    let rm = collect(&meter, &exporter);
+    let alerts = sums(&rm, BUDGET_ALERTS);
+    assert_eq!(total(&alerts), fired as f64);
+    let overflow = total_where(&alerts, "otel.metric.overflow", "true");
+    assert!(overflow > 0.0, "{alerts:?}");
+    assert_eq!(alerts.len(), 1_001, "the cap and the overflow series");
 }
 
 #[test]

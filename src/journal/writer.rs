@@ -364,10 +364,16 @@ impl JournalWriter {
     /// Records lost (queue full) and lost to failed writes, once the writer has written what it holds: it is
     /// dropped first (which waits for that, within its limit).
     #[cfg(feature = "otlp")]
-    pub(crate) fn final_losses(self) -> (u64, u64) {
+    /// Records dropped (queue full), records lost to failed writes, and budget alert lines lost, once the
+    /// writer has stopped.
+    pub(crate) fn final_losses(self) -> (u64, u64, u64) {
         let counters = Arc::clone(&self.counters);
         drop(self);
-        (counters.dropped.load(Ordering::Relaxed), counters.failed_records.load(Ordering::Relaxed))
+        (
+            counters.dropped.load(Ordering::Relaxed),
+            counters.failed_records.load(Ordering::Relaxed),
+            counters.alerts_dropped.load(Ordering::Relaxed),
+        )
     }
 
     pub(crate) fn stats(&self) -> JournalStats {

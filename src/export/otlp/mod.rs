@@ -189,7 +189,15 @@ impl OtlpSetup {
 /// Budget alerts fired, by budget, kind and threshold. Alerts are rare, so one lock is fine; the number of
 /// entries is bounded by budgets × thresholds (and capped).
 #[derive(Default)]
-pub(crate) struct AlertCounts(Mutex<Vec<(AlertKey, u64)>>);
+pub(crate) struct AlertCounts(Mutex<AlertTable>);
+
+/// The alert series, and the alerts of keys past [`MAX_ALERT_SERIES`] (exported as one overflow series: they
+/// were dropped, and a per-tenant budgets file of 250 tenants, five keys each, left 50 tenants' alerts uncounted).
+#[derive(Default, Clone)]
+struct AlertTable {
+    keys: Vec<(AlertKey, u64)>,
+    overflow: u64,
+}
 
 type AlertKey = (Arc<str>, &'static str, Option<u32>);
 
@@ -201,30 +209,34 @@ impl AlertCounts {
             AlertKind::ThresholdCrossed { percent } => Some(percent),
             AlertKind::ProjectedOverrun => None,
         };
-        let mut v = self.0.lock();
-        if let Some((_, n)) =
-            v.iter_mut().find(|((b, k, p), _)| *b == alert.budget && *k == alert.kind.event_name() && *p == percent)
+        let mut t = self.0.lock();
+        if let Some((_, n)) = t
+            .keys
+            .iter_mut()
+            .find(|((b, k, p), _)| *b == alert.budget && *k == alert.kind.event_name() && *p == percent)
         {
             *n += 1;
-        } else if v.len() < MAX_ALERT_SERIES {
-            v.push(((Arc::clone(&alert.budget), alert.kind.event_name(), percent), 1));
+        } else if t.keys.len() < MAX_ALERT_SERIES {
+            t.keys.push(((Arc::clone(&alert.budget), alert.kind.event_name(), percent), 1));
+        } else {
+            t.overflow += 1;
         }
     }
 
     /// Series at 0 for alerts not fired yet (see `BudgetTracker::alert_kinds`).
     pub(crate) fn preregister(&self, keys: Vec<AlertKey>) {
-        let mut v = self.0.lock();
+        let mut t = self.0.lock();
         for key in keys {
-            if v.len() >= MAX_ALERT_SERIES {
+            if t.keys.len() >= MAX_ALERT_SERIES {
                 break;
             }
-            if !v.iter().any(|(k, _)| *k == key) {
-                v.push((key, 0));
+            if !t.keys.iter().any(|(k, _)| *k == key) {
+                t.keys.push((key, 0));
             }
         }
     }
 
-    fn snapshot(&self) -> Vec<(AlertKey, u64)> {
+    fn snapshot(&self) -> AlertTable {
         self.0.lock().clone()
     }
 }
@@ -366,8 +378,8 @@ impl Drop for Held {
 #[derive(Default, Clone, Copy)]
 struct LastCounts {
     capture: Option<CaptureStats>,
-    /// Journal records dropped (queue full) and failed (write failed).
-    journal: Option<(u64, u64)>,
+    /// Journal records dropped (queue full) and failed (write failed), and budget alert lines lost.
+    journal: Option<(u64, u64, u64)>,
 }
 
 impl Shared {
@@ -386,10 +398,10 @@ impl Shared {
         }
     }
 
-    fn journal_losses(&self) -> Option<(u64, u64)> {
+    fn journal_losses(&self) -> Option<(u64, u64, u64)> {
         match self.meter() {
             Some(m) => {
-                let losses = m.journal_stats().map(|j| (j.dropped, j.failed_records));
+                let losses = m.journal_stats().map(|j| (j.dropped, j.failed_records, j.alerts_dropped));
                 self.last_counts.lock().journal = losses;
                 losses
             }
@@ -525,7 +537,7 @@ impl OtlpMetrics {
     }
 
     /// Keeps the meter's last capture and journal counts as it drops, for the provider's final export.
-    pub(crate) fn keep_final_counts(&self, capture: CaptureStats, journal: Option<(u64, u64)>) {
+    pub(crate) fn keep_final_counts(&self, capture: CaptureStats, journal: Option<(u64, u64, u64)>) {
         *self.shared.last_counts.lock() = LastCounts { capture: Some(capture), journal };
     }
 
@@ -925,11 +937,15 @@ fn register_observables(meter: &Meter, shared: &Arc<Shared>) {
     meter
         .u64_observable_counter(JOURNAL_DROPPED)
         .with_unit("{record}")
-        .with_description("Journal records lost: queue full (the writer fell behind) or write failed.")
+        .with_description(
+            "Journal records lost: queue full (the writer fell behind) or write failed; and budget alert lines lost \
+             (alert_lost: those alerts are delivered again after a restart).",
+        )
         .with_callback(move |o| {
-            if let Some((dropped, failed)) = s.journal_losses() {
+            if let Some((dropped, failed, alerts)) = s.journal_losses() {
                 o.observe(dropped, &[KeyValue::new(ATTR_REASON, "queue_full")]);
                 o.observe(failed, &[KeyValue::new(ATTR_REASON, "write_failed")]);
+                o.observe(alerts, &[KeyValue::new(ATTR_REASON, "alert_lost")]);
             }
         })
         .build();
@@ -939,12 +955,16 @@ fn register_observables(meter: &Meter, shared: &Arc<Shared>) {
         .with_unit("{alert}")
         .with_description("Budget alerts fired, by budget, kind and threshold.")
         .with_callback(move |o| {
-            for ((budget, kind, percent), n) in s.alerts.snapshot() {
+            let table = s.alerts.snapshot();
+            for ((budget, kind, percent), n) in table.keys {
                 let mut a = vec![KeyValue::new(ATTR_BUDGET, budget.to_string()), KeyValue::new(ATTR_ALERT, kind)];
                 if let Some(p) = percent {
                     a.push(KeyValue::new(ATTR_ALERT_THRESHOLD, i64::from(p)));
                 }
                 o.observe(n, &a);
+            }
+            if table.overflow > 0 {
+                o.observe(table.overflow, &[KeyValue::new(OVERFLOW_ATTRIBUTE, true)]);
             }
         })
         .build();
