@@ -123,7 +123,10 @@ where
 ///
 /// It implements [`Layer`] for any subscriber with span lookup (a `Registry` and the layers on it). It never
 /// returns a filtering decision ([`Layer::register_callsite`] and [`Layer::enabled`] keep their defaults of
-/// "always"), so it cannot change what other layers see.
+/// "always"): it never hides anything from another layer, and it changes no span or event another layer sees.
+/// Beside layers that all have per-layer filters, though, its interest turns on the spans they turn off: a
+/// `debug_span!` then exists and becomes `Span::current()` inside it.
+/// [`TokenMeter::filtered_layer`](crate::TokenMeter::filtered_layer) turns on only the callsites capture reads.
 #[derive(Clone)]
 pub struct TokenMeterLayer {
     inner: Arc<MeterInner>,
