@@ -1154,22 +1154,28 @@ impl MeterInner {
             stats.rejected_values += notes.rejected_values;
             stats.shared_span_splits += u64::from(notes.split);
         }
-        let alerts = match &model_key {
+        let (marks, due) = match &model_key {
             Some(key) => self.budgets.on_call(rec, key, &*self.clock),
-            None => Vec::new(),
+            None => Default::default(),
         };
         #[cfg(feature = "otlp")]
         if let Some(otlp) = &self.otlp {
             otlp.record_call(rec, &self.prices);
         }
-        if let Some(journal) = self.journal.get() {
+        let journal = self.journal.get();
+        if let Some(journal) = journal {
             journal.append(rec);
+        }
+        self.dispatch(|s| s.on_call(rec));
+        // The alerts this call crossed, once the journal, the ledger and the sinks have it: a callback that reads
+        // the usage (`query`, `usage_summary`) for its message sees the call that crossed the threshold.
+        self.budgets.deliver(due);
+        if let Some(journal) = journal {
             // After the call that caused them: a restarted meter knows these alerts were delivered.
-            for mark in alerts {
+            for mark in marks {
                 journal.append_alert(mark);
             }
         }
-        self.dispatch(|s| s.on_call(rec));
     }
 
     /// Delivers the budget alerts owed since the replay (once; afterwards an atomic load) and journals them.

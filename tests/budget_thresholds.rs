@@ -255,6 +255,27 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for BudgetEvents {
 }
 
 #[test]
+fn an_alert_callback_finds_the_call_that_crossed_its_threshold_in_the_ledger() {
+    // Alerts were delivered before the call reached the ledger and the sinks: a callback that read the usage
+    // for its message missed the call that crossed the threshold.
+    let cell: Arc<std::sync::OnceLock<tokenmeter::TokenMeter>> = Arc::default();
+    let seen: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let (meter_cell, sink) = (cell.clone(), seen.clone());
+    let h = Harness::with(|b| {
+        b.with_budget(Budget::new("b", BudgetLimit::usd(1.0).unwrap()).with_thresholds([50]))
+            .with_budget_alert_callback(move |_| {
+                let q = tokenmeter::ledger::Query::new(tokenmeter::ledger::Window::All);
+                sink.lock().push(meter_cell.get().unwrap().query(&q).unwrap().totals.calls);
+            })
+    });
+    cell.set(h.meter.clone()).ok().unwrap();
+    h.clock.set(Utc.with_ymd_and_hms(2026, 3, 31, 12, 0, 0).unwrap());
+    spend(&h, "alice", 400_000);
+    spend(&h, "alice", 200_000); // 60%: the alert
+    assert_eq!(*seen.lock(), [2]);
+}
+
+#[test]
 fn build_logs_every_budget_that_can_count_nothing() {
     use tracing_subscriber::prelude::*;
     // Two bad budgets (a dimension no call fills, a USD budget on a model without a price): `build` logged the

@@ -589,8 +589,22 @@ impl BudgetTracker {
     /// `clock` is read only for a rolling budget: its buckets stamped more than a bucket ahead of the clock's
     /// time (not of the call's end, which a thread preempted between the two can leave seconds behind) are
     /// spend a clock that stepped back stamped ahead.
-    pub(crate) fn on_call(&self, record: &CallRecord, model_key: &str, clock: &dyn Clock) -> Vec<AlertMark> {
+    /// Accounts a live call. Returns what the journal keeps of the alerts delivered (owed since the build) or
+    /// due (this call's, for [`deliver`](Self::deliver) once the call is journaled and in the ledger and sinks).
+    pub(crate) fn on_call(
+        &self,
+        record: &CallRecord,
+        model_key: &str,
+        clock: &dyn Clock,
+    ) -> (Vec<AlertMark>, Vec<BudgetAlert>) {
         self.account(record, model_key, record.ended_at_unix_nanos(), Some(clock))
+    }
+
+    /// Delivers the alerts a call crossed ([`on_call`](Self::on_call)).
+    pub(crate) fn deliver(&self, due: Vec<BudgetAlert>) {
+        for alert in due {
+            self.alerts.deliver(alert);
+        }
     }
 
     /// Accounts a call replayed from the journal: the thresholds it reaches are marked reached, and nothing
@@ -686,9 +700,15 @@ impl BudgetTracker {
     }
 
     /// `clock` is the live meter's (a replayed call has none).
-    fn account(&self, record: &CallRecord, model_key: &str, at: i64, clock: Option<&dyn Clock>) -> Vec<AlertMark> {
+    fn account(
+        &self,
+        record: &CallRecord,
+        model_key: &str,
+        at: i64,
+        clock: Option<&dyn Clock>,
+    ) -> (Vec<AlertMark>, Vec<BudgetAlert>) {
         if self.slots.is_empty() {
-            return Vec::new();
+            return Default::default();
         }
         let live = clock.is_some();
         // Alerts owed since the build go first, older than what this call crosses.
@@ -776,19 +796,20 @@ impl BudgetTracker {
         }
         if pending.is_empty() && unpriced_models.is_empty() {
             // Nearly every call: moving the two small vectors into their loops copies ~300 bytes.
-            return owed;
+            return (owed, Vec::new());
         }
         for (i, model) in unpriced_models {
             let slot = &self.slots[i];
             self.alerts.warn_unpriced(&slot.budget.name, &slot.budget.scope.to_string(), &model);
         }
         let mut marks = owed;
+        let mut due = Vec::with_capacity(pending.len());
         for p in pending {
             let alert = self.slots[p.slot].alert(p.kind, p.snapshot);
             marks.push(AlertMark::of(&alert, &self.slots[p.slot]));
-            self.alerts.deliver(alert);
+            due.push(alert);
         }
-        marks
+        (marks, due)
     }
 
     /// Every budget's state at `now` (Unix nanoseconds), in configuration order.
