@@ -455,9 +455,11 @@ impl Source {
             for r in source.records.iter_mut() {
                 let named = r.model.as_deref().or(r.cost.as_ref().map(|c| &*c.priced_as));
                 let in_file = named.is_some_and(|m| own.resolve(m).is_some());
-                // A call recorded without a cost is priced as without `--prices` (by the merged book).
-                if (in_file || r.cost.is_none()) && reprice(r, &ctx.prices) && in_file {
-                    repriced += 1;
+                // A call recorded without a cost is priced as without `--prices` (by the merged book), and is not
+                // counted as repriced unless the file names its model.
+                if in_file || r.cost.is_none() {
+                    let priced = reprice(r, &ctx.prices);
+                    repriced += u64::from(priced && in_file);
                 }
             }
             source.info.repriced = repriced;
