@@ -226,12 +226,14 @@ impl BudgetSlot {
             && acct.rolling.is_none()
             && start.saturating_sub(at) > STEP_BACK_NS
         {
-            // The clock itself in the period: the call was accounted late (its thread stalled past the period's
-            // start), not stamped by a clock that came back. It counts in the current period, as a call ending
-            // just before the start does; taken for a step back, it re-opened the period before with the current
-            // one's spend, and the next call opened the current one again empty (a block budget's spend gone).
+            // The clock itself in the period (or past it): the call was accounted late (its thread stalled past
+            // the period's start), not stamped by a clock that came back. It belongs to the period it ended in,
+            // as replay counts it (its day file is read before the current period's), not to the current one;
+            // `roll` refuses it and `account` adds it to that period's counts. Taken for a step back, it re-opened
+            // the period before with the current one's spend, and the next call opened the current one again
+            // empty (a block budget's spend gone).
             if start.saturating_sub(clock.unix_nanos()) <= STEP_BACK_NS {
-                return start;
+                return at;
             }
             if !Self::restore_previous(acct, at) {
                 acct.period = Some(self.bounds(at));
@@ -730,6 +732,15 @@ impl BudgetTracker {
                 None => slot.race_back(&acct, at),
             };
             if !slot.roll(&mut acct, at) {
+                // A call of a period already over: counted in it when it is the one before (what a clock that
+                // comes back into it would restore), never in the current one.
+                if let Some(prev) = acct.previous.as_deref_mut()
+                    && (prev.0.0..prev.0.1).contains(&at)
+                {
+                    prev.1.spent = prev.1.spent.saturating_add(units);
+                    prev.1.calls += 1;
+                    prev.1.unpriced += u64::from(unpriced);
+                }
                 continue;
             }
             let acct = &mut *acct;
@@ -875,9 +886,10 @@ mod tests {
     }
 
     #[test]
-    fn a_calendar_call_accounted_late_counts_in_the_current_period() {
+    fn a_calendar_call_accounted_late_counts_in_the_period_it_ended_in() {
         // A call that ended at 23:50 accounted at 00:06 (its thread stalled): taken for a clock step back, it
-        // re-opened yesterday with today's $9 in it, and the next call opened today again, empty.
+        // re-opened yesterday with today's 9 in it, and the next call opened today again, empty. It is
+        // yesterday's, as replay counts it.
         let mut setup = BudgetSetup::default();
         setup.add(Budget::new("daily", BudgetLimit::tokens(1_000_000)).with_period(BudgetPeriod::Day));
         let tracker = setup.into_tracker();
@@ -890,8 +902,11 @@ mod tests {
         tracker.on_call(&call_ending(midnight - chrono::Duration::minutes(10), 1), "claude-haiku-4-5", &clock);
         tracker.on_call(&call_ending(midnight + chrono::Duration::minutes(6), 2), "claude-haiku-4-5", &clock);
         let status = tracker.status(to_nanos(midnight + chrono::Duration::minutes(7)));
-        assert_eq!(status[0].spent, BudgetAmount::Tokens(12), "{:?}", status[0]);
+        assert_eq!(status[0].spent, BudgetAmount::Tokens(11), "today's 9 and 2; the late call is yesterday's");
         assert_eq!(status[0].period_start, midnight);
+        // Yesterday holds it: a clock that comes back there restores 4 + 1.
+        let status = tracker.status(to_nanos(midnight - chrono::Duration::minutes(30)));
+        assert_eq!(status[0].spent, BudgetAmount::Tokens(5 + 11), "{:?}", status[0]);
     }
 
     #[test]

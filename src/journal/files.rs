@@ -141,7 +141,8 @@ enum Removal {
 /// a file open for writing (opened read-only, the lock failed and the file was deleted unlocked, under a writer
 /// on another host).
 fn remove(path: &Path) -> Removal {
-    let opened = std::fs::OpenOptions::new().append(true).open(path);
+    // Read and write access: Windows' `LockFileEx` needs one of them (an append-only handle has neither).
+    let opened = std::fs::OpenOptions::new().read(true).write(true).open(path);
     let file = match opened.or_else(|_| std::fs::File::open(path)) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Removal::Gone,
