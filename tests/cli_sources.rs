@@ -435,6 +435,14 @@ fn price_overrides() {
     let v = summary(&["--records", records.to_str().unwrap()], true);
     assert_eq!(v["summary"]["cost_picos"].as_u64(), Some(1_000_000_000), "{v}");
     assert_eq!(v["source"]["repriced"].as_u64(), Some(1), "{v}");
+    // A file that sets only its web-search fee reprices the calls that made searches: 1000 input tokens at the
+    // built-in $1 per Mtok and 2 searches at $20 per 1,000.
+    let searched = rec.replace(r#""metered":true"#, r#""metered":true,"web_search_requests":2"#);
+    std::fs::write(&records, format!("{searched}\n")).unwrap();
+    std::fs::write(&prices, "web_search_per_1k = 20\n").unwrap();
+    let v = summary(&["--records", records.to_str().unwrap()], true);
+    assert_eq!(v["summary"]["cost_picos"].as_u64(), Some(41_000_000_000), "{v}");
+    assert_eq!(v["source"]["repriced"].as_u64(), Some(1), "{v}");
 }
 
 #[test]

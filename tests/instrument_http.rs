@@ -625,6 +625,25 @@ fn a_json_message_sent_as_an_event_stream_on_a_held_connection() {
 }
 
 #[test]
+fn an_error_body_sent_as_an_event_stream_on_a_held_connection_returns_at_once() {
+    // The stream failed at once, but the read loop waited for `is_complete()`, which an error never sets: the
+    // call returned after the read timeout, its duration counting the wait.
+    let api = MockApi::start(sse(OVERLOADED, End::StallAfter(OVERLOADED.len())));
+    let h = Harness::new();
+    let started = std::time::Instant::now();
+    let reply = h.run(|| {
+        let client = ClaudeClient::with_read_timeout(&api.url, API_KEY, Duration::from_secs(2)).expect("client");
+        client.stream_message(&request("claude-sonnet-4-5"), |_| {})
+    });
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+        matches!(&reply, Err(ClientError::Stream { error_type, .. }) if error_type == "overloaded_error"),
+        "{reply:?}"
+    );
+    assert_eq!(h.seen.only_call().outcome.label(), "overloaded_error");
+}
+
+#[test]
 fn streaming_request_answered_with_an_error_body_and_a_success_status() {
     let api = MockApi::start(json(200, OVERLOADED));
     let (reply, c, _) = call(&api, "claude-sonnet-4-5", true);

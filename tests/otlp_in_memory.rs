@@ -564,6 +564,10 @@ fn budget_alerts_past_the_series_cap_are_counted_in_an_overflow_series() {
             .with_budget(Budget::new(format!("b{i:02}"), BudgetLimit::usd(1.0).unwrap()).with_thresholds(1..=64));
     }
     let meter = builder.build();
+    // Before any alert: the overflow series is there at 0, so that `increase` counts the first alert in it.
+    let rm = collect(&meter, &exporter);
+    assert_eq!(total_where(&sums(&rm, BUDGET_ALERTS), "otel.metric.overflow", "true"), 0.0);
+    assert!(sums(&rm, BUDGET_ALERTS).iter().any(|(a, _)| a.contains_key("otel.metric.overflow")));
     tracing::subscriber::with_default(tracing_subscriber::registry().with(meter.layer()), || {
         let _call =
             info_span!("chat", gen_ai.request.model = "claude-haiku-4-5", input_tokens = 1_000_000u64).entered();

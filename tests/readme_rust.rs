@@ -216,8 +216,8 @@ if !content_type.to_ascii_lowercase().starts_with("text/event-stream") {
         for event in stream.push_events(&buf[..n]) {
             // show the text of `content_block_delta` events to your user here
         }
-        if stream.is_complete() {
-            break; // message_stop: done, even if a proxy holds the connection open
+        if stream.is_done() {
+            break; // message_stop or an error: done, even if a proxy holds the connection open
         }
     }
 }

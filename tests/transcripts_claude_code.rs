@@ -462,6 +462,13 @@ fn symlinked_folders_are_read_once() {
     let both = tokenmeter::transcripts::discover_all(&[link, dir.path().to_owned()]).unwrap();
     assert_eq!(both.len(), 2);
     assert_eq!(TranscriptLoader::new(PriceBook::builtin()).load(&both).calls.len(), 2);
+    // A path given that is not there is still the error it is alone (an unreadable one is left out beside a
+    // readable one).
+    let gone = other.path().join("gone");
+    assert!(matches!(
+        tokenmeter::transcripts::discover_all(&[dir.path().to_owned(), gone]),
+        Err(tokenmeter::transcripts::TranscriptError::NotFound(_))
+    ));
 }
 
 #[test]

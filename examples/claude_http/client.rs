@@ -320,9 +320,9 @@ impl ClaudeClient {
                         text.push_str(&delta);
                     }
                 }
-                // `message_stop` ends the message: a proxy that holds the connection open afterwards would keep
-                // the call (and its recorded duration) waiting for the read timeout.
-                if stream.is_complete() {
+                // `message_stop` (or an error) ends the message: a proxy that holds the connection open afterwards
+                // would keep the call (and its recorded duration) waiting for the read timeout.
+                if stream.is_done() {
                     break;
                 }
             }

@@ -217,7 +217,7 @@ impl StreamAccumulator {
                 // `is_complete()` and stops reading, and a `fail("timeout")` from a gateway that kept the
                 // connection open after the body no longer loses a call that was answered and billed.
                 if kept.trim_ascii_end().ends_with(b"}")
-                    && serde_json::from_slice::<serde::de::IgnoredAny>(kept).is_ok()
+                    && serde_json::from_slice::<serde::de::IgnoredAny>(super::sse::strip_bom(kept)).is_ok()
                 {
                     let body = std::mem::take(kept);
                     self.body = Body::Read;
@@ -403,6 +403,13 @@ impl StreamAccumulator {
     /// True once `message_stop` has arrived without an error.
     pub fn is_complete(&self) -> bool {
         self.state == State::Completed
+    }
+
+    /// True once the stream has completed or failed (an `error` event, an error body, [`fail`](Self::fail)):
+    /// nothing read after it changes the call, so a read loop can stop (a proxy that holds the connection open
+    /// would otherwise keep it, and the call's duration, waiting for the read timeout).
+    pub fn is_done(&self) -> bool {
+        self.state != State::Open
     }
 
     /// The usage as last reported.
@@ -659,6 +666,20 @@ mod tests {
         assert!(summary.is_complete(), "{:?}", summary.outcome);
         assert_eq!((call.tokens.input, call.tokens.output), (10, 5));
         assert!(!call.outcome.is_error() && call.metered);
+        // Nor does a byte-order mark before it keep it from completing (serde_json refuses the mark).
+        let (summary, call) = streamed(|acc, _| {
+            acc.push_bytes(format!("\u{feff}{message}").as_bytes());
+            assert!(acc.is_complete());
+            acc.fail("timeout");
+        });
+        assert!(summary.is_complete(), "{:?}", summary.outcome);
+        assert_eq!(call.tokens.output, 5);
+        // An error body so sent ends the stream too: `is_done` stops a read loop.
+        let (summary, _) = streamed(|acc, _| {
+            acc.push_bytes(br#"{"type":"error","error":{"type":"overloaded_error"}}"#);
+            assert!(acc.is_done() && !acc.is_complete());
+        });
+        assert_eq!(summary.outcome, StreamOutcome::Error { error_type: "overloaded_error".into() });
         // A `}` inside a string does not end it early.
         let (summary, call) = streamed(|acc, _| {
             let (a, b) = message.as_bytes().split_at(message.find("end_turn").unwrap());

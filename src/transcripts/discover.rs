@@ -180,7 +180,7 @@ pub fn discover_all(paths: &[PathBuf]) -> Result<Vec<TranscriptFile>, Transcript
 /// [`discover_all`] with [`discover_reporting`]'s leniency: folders below the given ones that cannot be read
 /// (and entries that cannot be stat'ed) are left out and returned with the reason. So is one of the given
 /// paths that cannot be read (a root-owned `~/.config/claude/projects` beside a readable `~/.claude`), as long
-/// as another can; when none can, the first one's error.
+/// as another can; when none can, the first one's error. A given path that does not exist is an error.
 pub fn discover_all_reporting(
     paths: &[PathBuf],
 ) -> Result<(Vec<TranscriptFile>, Vec<UnreadableFile>), TranscriptError> {
@@ -194,12 +194,13 @@ pub fn discover_all_reporting(
                 files.extend(f);
                 skipped.extend(s);
             }
+            // A path that is not there is the caller's to fix (the CLI leaves out a listed config dir that does
+            // not exist before it gets here), as with one path.
+            Err(e @ TranscriptError::NotFound(_)) => return Err(e),
             Err(e) => {
-                let (path, error) = match &e {
-                    TranscriptError::Io { path, source } => (path.clone(), source.to_string()),
-                    TranscriptError::NotFound(path) => (path.clone(), "no such file or directory".to_owned()),
-                };
-                skipped.push(UnreadableFile { path, error });
+                if let TranscriptError::Io { path, source } = &e {
+                    skipped.push(UnreadableFile { path: path.clone(), error: source.to_string() });
+                }
                 first_error.get_or_insert(e);
             }
         }

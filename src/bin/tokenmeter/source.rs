@@ -452,9 +452,11 @@ impl Source {
             // read). A model the file does not name keeps its recorded cost: repriced at the built-in rates, a
             // file adding one fine-tune replaced every call's cost the application had priced its own way.
             let mut repriced = 0;
+            // A file that sets its own web-search fee reprices the calls that made searches, whatever their model.
+            let own_fee = own.web_search_fee() != PriceBook::empty().web_search_fee();
             for r in source.records.iter_mut() {
                 let named = r.model.as_deref().or(r.cost.as_ref().map(|c| &*c.priced_as));
-                let in_file = named.is_some_and(|m| own.resolve(m).is_some());
+                let in_file = named.is_some_and(|m| own.resolve(m).is_some()) || (own_fee && r.web_search_requests > 0);
                 // A call recorded without a cost is priced as without `--prices` (by the merged book), and is not
                 // counted as repriced unless the file names its model.
                 if in_file || r.cost.is_none() {

@@ -197,6 +197,8 @@ pub(crate) struct AlertCounts(Mutex<AlertTable>);
 struct AlertTable {
     keys: Vec<(AlertKey, u64)>,
     overflow: u64,
+    /// Whether the overflow series is exported (at 0 when only the preregistered keys overflowed).
+    overflow_seen: bool,
 }
 
 type AlertKey = (Arc<str>, &'static str, Option<u32>);
@@ -220,6 +222,7 @@ impl AlertCounts {
             t.keys.push(((Arc::clone(&alert.budget), alert.kind.event_name(), percent), 1));
         } else {
             t.overflow += 1;
+            t.overflow_seen = true;
         }
     }
 
@@ -227,12 +230,16 @@ impl AlertCounts {
     pub(crate) fn preregister(&self, keys: Vec<AlertKey>) {
         let mut t = self.0.lock();
         for key in keys {
+            if t.keys.iter().any(|(k, _)| *k == key) {
+                continue;
+            }
             if t.keys.len() >= MAX_ALERT_SERIES {
+                // Its alerts will go to the overflow series: at 0 from the start too, so `increase` counts the
+                // first of them.
+                t.overflow_seen = true;
                 break;
             }
-            if !t.keys.iter().any(|(k, _)| *k == key) {
-                t.keys.push((key, 0));
-            }
+            t.keys.push((key, 0));
         }
     }
 
@@ -963,7 +970,7 @@ fn register_observables(meter: &Meter, shared: &Arc<Shared>) {
                 }
                 o.observe(n, &a);
             }
-            if table.overflow > 0 {
+            if table.overflow_seen {
                 o.observe(table.overflow, &[KeyValue::new(OVERFLOW_ATTRIBUTE, true)]);
             }
         })
