@@ -253,18 +253,14 @@ fn a_clock_that_ran_ahead_and_stepped_back_does_not_blind_the_budget() {
     assert_eq!(h.meter.check_budget(&acme()), Ok(()));
 }
 
-#[test]
-fn a_period_re_opened_by_a_check_fires_the_thresholds_its_spend_reached() {
-    // The 14th held $0.60 (the 50% alert); a call with the clock a day ahead spent $0.45; back on the 14th,
-    // `check_budget` re-opened it with $1.05 and refused, but no alert fired for 75, 90 or 100%: a refusing
-    // `Block` budget lets no call through to fire them, and the status said `thresholds_crossed: [50]`.
+/// A $1 daily budget with the default thresholds: $0.60 on the 14th (the 50% alert), $0.45 with the clock a
+/// day ahead, then the clock back on the 14th at 14:11. Returns the harness and the thresholds alerted so far.
+fn spent_ahead_and_back(action: BudgetAction) -> (Harness, Arc<parking_lot::Mutex<Vec<u32>>>) {
     let fired = Arc::new(parking_lot::Mutex::new(Vec::new()));
     let sink = fired.clone();
     let h = Harness::with(|b| {
         b.with_budget(
-            Budget::new("daily", BudgetLimit::usd(1.0).unwrap())
-                .with_period(BudgetPeriod::Day)
-                .with_action(BudgetAction::Block),
+            Budget::new("daily", BudgetLimit::usd(1.0).unwrap()).with_period(BudgetPeriod::Day).with_action(action),
         )
         .with_budget_alert_callback(move |alert| {
             if let tokenmeter::budget::AlertKind::ThresholdCrossed { percent } = alert.kind {
@@ -278,6 +274,15 @@ fn a_period_re_opened_by_a_check_fires_the_thresholds_its_spend_reached() {
     spend(&h, "acme", HAIKU, 450_000);
     assert_eq!(*fired.lock(), [50], "$0.45 of the 15th: under 50%");
     h.clock.set(Utc.with_ymd_and_hms(2026, 3, 14, 14, 11, 0).unwrap());
+    (h, fired)
+}
+
+#[test]
+fn a_period_re_opened_by_a_check_fires_the_thresholds_its_spend_reached() {
+    // Back on the 14th, `check_budget` re-opened it with $1.05 and refused, but no alert fired for 75, 90 or
+    // 100%: a refusing `Block` budget lets no call through to fire them, and the status said
+    // `thresholds_crossed: [50]`.
+    let (h, fired) = spent_ahead_and_back(BudgetAction::Block);
     assert!(h.meter.check_budget(&acme()).is_err(), "$1.05 of $1: refused");
     assert_eq!(*fired.lock(), [50, 75, 90, 100]);
     let state = &h.meter.budget_status()[0];
@@ -287,21 +292,7 @@ fn a_period_re_opened_by_a_check_fires_the_thresholds_its_spend_reached() {
 
 #[test]
 fn a_period_re_opened_by_a_status_read_fires_its_alerts_there() {
-    let fired = Arc::new(parking_lot::Mutex::new(Vec::new()));
-    let sink = fired.clone();
-    let h = Harness::with(|b| {
-        b.with_budget(Budget::new("daily", BudgetLimit::usd(1.0).unwrap()).with_period(BudgetPeriod::Day))
-            .with_budget_alert_callback(move |alert| {
-                if let tokenmeter::budget::AlertKind::ThresholdCrossed { percent } = alert.kind {
-                    sink.lock().push(percent);
-                }
-            })
-    });
-    h.clock.set(Utc.with_ymd_and_hms(2026, 3, 14, 14, 0, 0).unwrap());
-    spend(&h, "acme", HAIKU, 600_000);
-    h.clock.set(Utc.with_ymd_and_hms(2026, 3, 15, 14, 0, 0).unwrap());
-    spend(&h, "acme", HAIKU, 450_000);
-    h.clock.set(Utc.with_ymd_and_hms(2026, 3, 14, 14, 11, 0).unwrap());
+    let (h, fired) = spent_ahead_and_back(BudgetAction::Warn);
     let state = &h.meter.budget_status()[0];
     assert_eq!(state.thresholds_crossed, [50, 75, 90, 100], "{state:?}");
     assert_eq!(*fired.lock(), [50, 75, 90, 100]);
