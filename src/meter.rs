@@ -50,6 +50,11 @@ pub trait RecordSink: Send + Sync + 'static {
     fn before_ledger(&self) -> bool {
         false
     }
+    /// For a sink whose [`before_ledger`](Self::before_ledger) is true: the call its `on_call` heard of is in
+    /// the ledger now (`SessionTenants` learns its session again: a sweep that read the ledger in between may
+    /// have forgotten it).
+    #[doc(hidden)]
+    fn after_ledger(&self, _record: &CallRecord) {}
 }
 
 struct CallbackSink<F>(F);
@@ -582,6 +587,7 @@ impl TokenMeterBuilder {
         let ledger = crate::ledger::Ledger::new(self.ledger_config, self.clock.clone(), self.prices.clone());
         // The ledger first, after the sinks that must hear of a record before it (in the order they were added).
         let (mut sinks, after): (Vec<_>, Vec<_>) = self.sinks.drain(..).partition(|s| s.before_ledger());
+        let before_ledger = sinks.len();
         sinks.push(Arc::new(ledger.clone()));
         sinks.extend(after);
         self.sinks = sinks;
@@ -594,6 +600,7 @@ impl TokenMeterBuilder {
                 max_dim_len: self.max_dim_len,
                 shards,
                 sinks: self.sinks.into_boxed_slice(),
+                before_ledger,
                 budgets: self.budget_setup.into_tracker(),
                 journal: std::sync::OnceLock::new(),
                 ledger,
@@ -1090,6 +1097,8 @@ pub(crate) struct MeterInner {
     pub(crate) max_dim_len: usize,
     shards: Shards<Shard>,
     sinks: Box<[Arc<dyn RecordSink>]>,
+    /// How many of `sinks` come before the ledger ([`RecordSink::before_ledger`]); they are first.
+    before_ledger: usize,
     pub(crate) budgets: crate::budget::BudgetTracker,
     pub(crate) journal: std::sync::OnceLock<crate::journal::JournalWriter>,
     pub(crate) ledger: crate::ledger::Ledger,
@@ -1167,6 +1176,15 @@ impl MeterInner {
             journal.append(rec);
         }
         self.dispatch(|s| s.on_call(rec));
+        if self.before_ledger > 0 {
+            crate::capture::while_in_sinks(|| {
+                for sink in &self.sinks[..self.before_ledger] {
+                    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink.after_ledger(rec))).is_err() {
+                        self.shard().lock().stats.sink_panics += 1;
+                    }
+                }
+            });
+        }
         // The alerts this call crossed, once the journal, the ledger and the sinks have it: a callback that reads
         // the usage (`query`, `usage_summary`) for its message sees the call that crossed the threshold.
         self.budgets.deliver(due);

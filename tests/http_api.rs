@@ -1352,6 +1352,37 @@ fn session_tenants_know_a_call_before_the_ledger_holds_it() {
     });
     // With the second tenant's call in the ledger, the session belongs to neither.
     assert_eq!(*seen.lock(), [(1, Some("acme".to_owned())), (2, None)]);
+
+    // A sink heard before the ledger hears again once the ledger holds the call (`SessionTenants` learns the
+    // session again then: a sweep in between may have forgotten it).
+    struct Twice {
+        meter: std::sync::Arc<std::sync::OnceLock<TokenMeter>>,
+        seen: std::sync::Arc<parking_lot::Mutex<Vec<(&'static str, u64)>>>,
+    }
+    impl Twice {
+        fn note(&self, when: &'static str) {
+            let calls =
+                self.meter.get().unwrap().query(&tokenmeter::ledger::Query::new(tokenmeter::ledger::Window::All));
+            self.seen.lock().push((when, calls.unwrap().totals.calls));
+        }
+    }
+    impl tokenmeter::RecordSink for Twice {
+        fn on_call(&self, _: &tokenmeter::CallRecord) {
+            self.note("before");
+        }
+        fn before_ledger(&self) -> bool {
+            true
+        }
+        fn after_ledger(&self, _: &tokenmeter::CallRecord) {
+            self.note("after");
+        }
+    }
+    let cell = std::sync::Arc::new(std::sync::OnceLock::new());
+    let seen = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let meter = TokenMeter::builder().with_sink(Twice { meter: cell.clone(), seen: seen.clone() }).build();
+    cell.set(meter.clone()).unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(meter.layer()), || call_in("s-2", "acme"));
+    assert_eq!(*seen.lock(), [("before", 0), ("after", 1)]);
 }
 
 #[test]

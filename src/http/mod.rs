@@ -453,19 +453,14 @@ impl SessionTenants {
         self.inner.read().generation.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// Keeps the sessions in `held` (the ledger's) and those seen since the sweep before the one
-    /// [`begin_sweep`](Self::begin_sweep) started as `since`, then learns the queued ones; if the queue
-    /// overflowed, denies every held session it does not know.
-    ///
-    /// A session is forgotten only when unseen for a whole generation: this sink hears of a call before the
-    /// ledger takes it in ([`RecordSink::before_ledger`]), so a session learned just before the sweep began
-    /// may not be in `held` yet; forgotten then, a later call of another tenant in it would be learned as that
-    /// tenant's alone, and show it the first tenant's calls.
+    /// Keeps the sessions in `held` (the ledger's) and those seen since [`begin_sweep`](Self::begin_sweep)
+    /// returned `since`, then learns the queued ones; if the queue overflowed, denies every held session it
+    /// does not know. (A session learned just before the sweep began, whose call was not in the ledger yet when
+    /// `held` was read, is learned again once it is: `RecordSink::after_ledger`.)
     fn sweep(&self, held: &HashSet<&str>, since: u64) {
         let mut map = self.inner.write();
         map.swept = Some(std::time::Instant::now());
-        let keep_since = since.saturating_sub(1);
-        map.sessions.retain(|s, t| *t.seen.get_mut() >= keep_since || held.contains(s.as_str()));
+        map.sessions.retain(|s, t| *t.seen.get_mut() >= since || held.contains(s.as_str()));
         // `None`: more sessions arrived while full than the queue kept.
         let queued = map.queued.replace(PairList::default());
         let mut lost = queued.is_none();
@@ -495,6 +490,13 @@ impl RecordSink for SessionTenants {
     /// of the session between the two by the first tenant's key showed the second tenant's call.
     fn before_ledger(&self) -> bool {
         true
+    }
+
+    /// Learned again once the ledger holds the call: a sweep that read the ledger's sessions between `on_call`
+    /// and the ledger taking the call in forgot a session it had just learned, and a later call of another
+    /// tenant in it was learned as that tenant's alone (and shown the first tenant's call).
+    fn after_ledger(&self, record: &CallRecord) {
+        self.learn(&record.dimensions, true);
     }
 
     /// A session's tasks and tool executions show on its endpoints too: another tenant's in the same session
@@ -1150,7 +1152,6 @@ mod tests {
         tenants.learn_pair("s-2", "globex");
         tenants.learn_pair("s-3", "acme"); // full: queued
         assert_eq!(tenants.tenant_of("s-3"), None);
-        tenants.begin_sweep(); // an earlier sweep: what was seen before it is a generation old
         let before = tenants.begin_sweep();
         tenants.sweep(&held(&["s-2", "s-3"]), before);
         assert_eq!(tenants.tenant_of("s-1"), None, "no longer in the ledger: forgotten");
@@ -1199,7 +1200,6 @@ mod tests {
             tenants.learn_pair("busy", "acme");
         }
         assert_eq!(tenants.inner.read().queued.as_ref().map(|q| q.pairs.len()), Some(1));
-        tenants.begin_sweep(); // an earlier sweep: what was seen before it is a generation old
         let before = tenants.begin_sweep();
         tenants.sweep(&held(&["busy"]), before);
         assert_eq!(tenants.tenant_of("busy").as_deref(), Some("acme"));
@@ -1212,7 +1212,6 @@ mod tests {
     fn a_session_learned_while_the_ledger_was_read_is_kept() {
         let tenants = SessionTenants::new(10);
         tenants.learn_pair("old", "acme");
-        tenants.begin_sweep(); // an earlier sweep: what was seen before it is a generation old
         let before = tenants.begin_sweep();
         tenants.learn_pair("new", "acme"); // after the ledger was read: not in `held`
         tenants.sweep(&held(&[]), before);
@@ -1221,23 +1220,21 @@ mod tests {
     }
 
     #[test]
-    fn a_session_learned_just_before_a_sweep_began_is_kept_for_a_generation() {
-        // This sink hears of a call before the ledger takes it in: a session learned just before the sweep began
-        // may not be in the ledger's sessions the sweep reads. Forgotten, a later call of another tenant in it
-        // was learned as that tenant's alone, and its key read the first tenant's calls.
+    fn a_session_forgotten_before_its_call_reached_the_ledger_is_learned_again() {
+        // This sink hears of a call before the ledger: a sweep that read the ledger's sessions in between forgot
+        // the session, and a later call of another tenant in it was learned as that tenant's alone.
         let tenants = SessionTenants::new(10);
-        tenants.learn_pair("x", "acme");
+        let mut call = crate::journal::line::tests::bare();
+        call.dimensions.session = Some("x".into());
+        call.dimensions.tenant = Some("acme".into());
+        tenants.on_call(&call);
         let before = tenants.begin_sweep();
         tenants.sweep(&held(&[]), before); // the ledger did not hold `x` yet
+        assert_eq!(tenants.tenant_of("x"), None, "forgotten by the sweep");
+        tenants.after_ledger(&call); // now it does
+        assert_eq!(tenants.tenant_of("x").as_deref(), Some("acme"));
         tenants.learn_pair("x", "globex");
         assert_eq!(tenants.tenant_of("x"), None, "shared: neither tenant's");
-        // Unseen and not held for a whole generation: forgotten.
-        tenants.learn_pair("y", "acme");
-        tenants.begin_sweep();
-        let before = tenants.begin_sweep();
-        tenants.sweep(&held(&[]), before);
-        assert_eq!(tenants.tenant_of("y"), None);
-        assert_eq!(tenants.len(), 0);
     }
 
     #[test]
