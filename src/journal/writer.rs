@@ -818,7 +818,9 @@ impl WriterThread {
         if !self.waiters.is_empty() {
             // An error from an earlier round, or a sync's (which covers every line), is every waiter's.
             let everyone = self.unflushed_error.take();
-            let answered = self.waiters.len();
+            // Counted down before they are answered: a flush that has returned is no longer pending (its
+            // caller, reading the counter next, saw it still pending).
+            self.counters.pending_flushes.fetch_sub(self.waiters.len(), Ordering::SeqCst);
             let (mut heard, mut last_heard, mut unheard_error) = (0, 0, None);
             for (waiter, at) in self.waiters.drain(..) {
                 let own = failures.iter().find(|(first, _, _)| *first < at).map(|(_, _, e)| e);
@@ -837,7 +839,6 @@ impl WriterThread {
             // heard (every one gave up: a flush with a time limit).
             let later = failures.iter().find(|(_, last, _)| *last > last_heard).map(|(_, _, e)| e.clone());
             self.unflushed_error = if heard == 0 { everyone.or(unheard_error).or(later) } else { later };
-            self.counters.pending_flushes.fetch_sub(answered, Ordering::SeqCst);
         } else if let Some((_, _, e)) = failures.into_iter().next() {
             self.unflushed_error.get_or_insert(e);
         }
