@@ -50,11 +50,11 @@ pub trait RecordSink: Send + Sync + 'static {
     fn before_ledger(&self) -> bool {
         false
     }
-    /// For a sink whose [`before_ledger`](Self::before_ledger) is true: the call its `on_call` heard of is in
-    /// the ledger now (`SessionTenants` learns its session again: a sweep that read the ledger in between may
-    /// have forgotten it).
+    /// For a sink whose [`before_ledger`](Self::before_ledger) is true: the call (`call`), task or tool execution
+    /// it just heard of, of these dimensions, is in the ledger now (`SessionTenants` learns its session again: a
+    /// sweep that read the ledger in between may have forgotten it).
     #[doc(hidden)]
-    fn after_ledger(&self, _record: &CallRecord) {}
+    fn after_ledger(&self, _dimensions: &crate::Dimensions, _call: bool) {}
 }
 
 struct CallbackSink<F>(F);
@@ -1176,15 +1176,7 @@ impl MeterInner {
             journal.append(rec);
         }
         self.dispatch(|s| s.on_call(rec));
-        if self.before_ledger > 0 {
-            crate::capture::while_in_sinks(|| {
-                for sink in &self.sinks[..self.before_ledger] {
-                    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink.after_ledger(rec))).is_err() {
-                        self.shard().lock().stats.sink_panics += 1;
-                    }
-                }
-            });
-        }
+        self.after_ledger(&rec.dimensions, true);
         // The alerts this call crossed, once the journal, the ledger and the sinks have it: a callback that reads
         // the usage (`query`, `usage_summary`) for its message sees the call that crossed the threshold.
         self.budgets.deliver(due);
@@ -1244,6 +1236,7 @@ impl MeterInner {
             journal.append_task(&record);
         }
         self.dispatch(|s| s.on_task(&record));
+        self.after_ledger(&record.dimensions, false);
     }
 
     /// Hands a task replayed from the journal to the sinks' `on_replayed_task` (no capture stats, not exported
@@ -1267,6 +1260,7 @@ impl MeterInner {
             journal.append_tool(&record);
         }
         self.dispatch(|s| s.on_tool(&record));
+        self.after_ledger(&record.dimensions, false);
     }
 
     /// Adds a tool execution replayed from the journal back into the per-tool totals (no capture stats, not
@@ -1314,6 +1308,22 @@ impl MeterInner {
         if n > 0 {
             self.shard().lock().stats.rejected_values += n;
         }
+    }
+
+    /// [`RecordSink::after_ledger`] for the sinks heard before the ledger (they come first).
+    fn after_ledger(&self, dimensions: &crate::Dimensions, call: bool) {
+        if self.before_ledger == 0 {
+            return;
+        }
+        crate::capture::while_in_sinks(|| {
+            for sink in &self.sinks[..self.before_ledger] {
+                let heard =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink.after_ledger(dimensions, call)));
+                if heard.is_err() {
+                    self.shard().lock().stats.sink_panics += 1;
+                }
+            }
+        });
     }
 
     fn dispatch(&self, f: impl Fn(&dyn RecordSink)) {

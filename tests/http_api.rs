@@ -1373,16 +1373,20 @@ fn session_tenants_know_a_call_before_the_ledger_holds_it() {
         fn before_ledger(&self) -> bool {
             true
         }
-        fn after_ledger(&self, _: &tokenmeter::CallRecord) {
-            self.note("after");
+        fn after_ledger(&self, _: &tokenmeter::Dimensions, call: bool) {
+            self.note(if call { "after" } else { "after a task or tool" });
         }
     }
     let cell = std::sync::Arc::new(std::sync::OnceLock::new());
     let seen = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
     let meter = TokenMeter::builder().with_sink(Twice { meter: cell.clone(), seen: seen.clone() }).build();
     cell.set(meter.clone()).unwrap();
-    tracing::subscriber::with_default(tracing_subscriber::registry().with(meter.layer()), || call_in("s-2", "acme"));
-    assert_eq!(*seen.lock(), [("before", 0), ("after", 1)]);
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(meter.layer()), || {
+        call_in("s-2", "acme");
+        let _s = tracing::info_span!("conversation", session.id = "s-2", tenant.id = "acme").entered();
+        drop(tracing::info_span!("tool", gen_ai.operation.name = "execute_tool", gen_ai.tool.name = "grep").entered());
+    });
+    assert_eq!(*seen.lock(), [("before", 0), ("after", 1), ("after a task or tool", 1)]);
 }
 
 #[test]

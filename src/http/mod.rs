@@ -495,8 +495,8 @@ impl RecordSink for SessionTenants {
     /// Learned again once the ledger holds the call: a sweep that read the ledger's sessions between `on_call`
     /// and the ledger taking the call in forgot a session it had just learned, and a later call of another
     /// tenant in it was learned as that tenant's alone (and shown the first tenant's call).
-    fn after_ledger(&self, record: &CallRecord) {
-        self.learn(&record.dimensions, true);
+    fn after_ledger(&self, dimensions: &crate::Dimensions, call: bool) {
+        self.learn(dimensions, call);
     }
 
     /// A session's tasks and tool executions show on its endpoints too: another tenant's in the same session
@@ -1231,10 +1231,19 @@ mod tests {
         let before = tenants.begin_sweep();
         tenants.sweep(&held(&[]), before); // the ledger did not hold `x` yet
         assert_eq!(tenants.tenant_of("x"), None, "forgotten by the sweep");
-        tenants.after_ledger(&call); // now it does
+        tenants.after_ledger(&call.dimensions, true); // now it does
         assert_eq!(tenants.tenant_of("x").as_deref(), Some("acme"));
         tenants.learn_pair("x", "globex");
         assert_eq!(tenants.tenant_of("x"), None, "shared: neither tenant's");
+        // A tool run's session the same way.
+        let mut tool = call.dimensions.clone();
+        tool.session = Some("t".into());
+        tenants.learn(&tool, false); // as `on_tool` learns it
+        let before = tenants.begin_sweep();
+        tenants.sweep(&held(&[]), before);
+        assert_eq!(tenants.tenant_of("t"), None);
+        tenants.after_ledger(&tool, false);
+        assert_eq!(tenants.tenant_of("t").as_deref(), Some("acme"));
     }
 
     #[test]
