@@ -127,6 +127,47 @@ fn compare_all_is_everything_from_the_first_records_day() {
 }
 
 #[test]
+fn compare_says_over_what_lengths_the_change_was_worked_out() {
+    // One call a minute from 11:30 to 12:59, compared at 12:59:30 over 1h: 30 calls before against 60 now is
+    // no change as a rate (the records begin at 11:30), but the note spoke of the windows' own lengths (1 hour
+    // each) and so said nothing, and the JSON did not say what was compared.
+    let lines: Vec<String> = (0..90)
+        .map(|m| {
+            let (h, mi) = (11 + (30 + m) / 60, (30 + m) % 60);
+            format!(
+                r#"{{"timestamp":"2025-10-03T{h:02}:{mi:02}:00Z","duration_us":5,"model":"claude-haiku-4-5","tokens":{{"input":100,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":10,"reasoning":0}},"metered":true,"outcome":{{"status":"ok"}},"dimensions":{{}}}}"#
+            )
+        })
+        .collect();
+    let records = Records::new(&lines);
+    let run = |format: &str| {
+        cli_support::run(&[
+            "--records",
+            &records.path,
+            "--now",
+            "2025-10-03T12:59:30Z",
+            "compare",
+            "--period",
+            "1h",
+            "--format",
+            format,
+        ])
+    };
+    let v = run("json").json();
+    let c = &v["comparison"];
+    assert_eq!((&c["a"]["calls"], &c["b"]["calls"]), (&json!(30), &json!(60)), "{v}");
+    assert_eq!((&c["a"]["compared_seconds"], &c["b"]["compared_seconds"]), (&json!(1800), &json!(3600)), "{v}");
+    assert_eq!(c["deltas"]["calls_pct"], json!(0.0), "{v}");
+    let text = run("table").ok().to_owned();
+    assert!(
+        text.contains(
+            "The sides are not equally long (1.00 hours against 0.50, the previous counted from the first record)"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
 fn compare() {
     // Period against the previous one: the last 7 days hold everything, the 7 before nothing.
     let v = cc(&["compare", "--period", "7d", "--format", "json"]).json();

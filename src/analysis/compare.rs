@@ -49,6 +49,12 @@ pub struct ComparisonSide {
     pub cache_hit_rate: Option<f64>,
     /// The efficiency score, 0-100; `null` without metered calls (nothing to score).
     pub efficiency_score: Option<f64>,
+    /// The seconds calls, tokens and cost are compared over, as rates where the sides differ: the part of the
+    /// window that has passed, and (comparing periods) from where the ledger began to see calls, where that is
+    /// later than the window's start (before it, spend is unknown). Absent (0) in reports written before it was
+    /// added.
+    #[serde(default)]
+    pub compared_seconds: i64,
 }
 
 /// `b` relative to `a`, in percent (`null` where `a` is zero).
@@ -107,6 +113,7 @@ fn side(label: String, from: i64, to: i64, a: &Agg) -> ComparisonSide {
         cost_per_call_usd: per(c.cost.as_usd(), priced as f64),
         cache_hit_rate: per(c.tokens.cache_read as f64, c.tokens.prompt_total() as f64),
         efficiency_score: (c.metered_calls() > 0).then(|| EfficiencyScores::of(a).overall),
+        compared_seconds: to - from,
     }
 }
 
@@ -126,10 +133,11 @@ fn opt_pct(a: Option<f64>, b: Option<f64>) -> Option<f64> {
 fn compare(
     kind: ComparisonKind,
     dimension: Option<Dimension>,
-    a: ComparisonSide,
-    b: ComparisonSide,
+    mut a: ComparisonSide,
+    mut b: ComparisonSide,
     lengths: (i64, i64),
 ) -> Comparison {
+    (a.compared_seconds, b.compared_seconds) = lengths;
     let (la, lb) = (lengths.0 as f64, lengths.1 as f64);
     // A side none of which has passed (a range in the future) has no rate.
     let rates = |x: f64, y: f64| match lengths {

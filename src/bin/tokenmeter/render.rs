@@ -185,14 +185,24 @@ pub(crate) fn priced_usd(v: f64, unpriced_calls: u64, calls: Option<u64>) -> Str
 /// For a period comparison whose two windows are not equally long (the current one ends in the current
 /// minute, the previous one on an hour), what its changes mean.
 pub(crate) fn length_note(c: &tokenmeter::analysis::Comparison) -> Option<String> {
-    let hours = |w: &tokenmeter::ledger::WindowBounds| (w.to - w.from).num_seconds() as f64 / 3_600.0;
-    let (a, b) = (hours(&c.a.window), hours(&c.b.window));
-    (c.kind == tokenmeter::analysis::ComparisonKind::Periods && a != b).then(|| {
-        format!(
-            "The windows are not equally long ({b:.2} hours against {a:.2}): calls, tokens and cost change as rates \
-             per hour."
-        )
-    })
+    // The lengths the change was worked out over: each side from where the records begin, when that is later
+    // than its start (the windows' own lengths said nothing of a previous side that held 30 minutes of 60).
+    let hours = |s: &tokenmeter::analysis::ComparisonSide| s.compared_seconds as f64 / 3_600.0;
+    let (a, b) = (hours(&c.a), hours(&c.b));
+    (c.kind == tokenmeter::analysis::ComparisonKind::Periods && c.a.compared_seconds != c.b.compared_seconds).then(
+        || {
+            if c.a.compared_seconds == 0 {
+                return "The records begin after the previous window: calls, tokens and cost have no change to show."
+                    .to_owned();
+            }
+            let from_first = (c.a.window.to - c.a.window.from).num_seconds() > c.a.compared_seconds;
+            format!(
+                "The sides are not equally long ({b:.2} hours against {a:.2}{}): calls, tokens and cost change as \
+                 rates per hour.",
+                if from_first { ", the previous counted from the first record" } else { "" }
+            )
+        },
+    )
 }
 
 /// `n thing` or `n things`.
