@@ -1088,10 +1088,11 @@ fn an_unread_write_of_a_record_the_ledger_prices_is_filed_under_its_calls_model(
 #[test]
 fn an_unread_write_is_priced_at_the_rates_the_calls_other_suggestions_leave_it_at() {
     // 1,500 tokens written on claude-opus-4-1 ($18.75 a million, input $15), 10 output tokens ($75), never read:
-    // a $0.028875 call. Right-sized to claude-haiku-4-5 (write $1.25, input $1, output $5) it would cost
-    // $0.001925, a $0.02695 saving; its never-read write's premium was priced at opus's rates (1,500 × $3.75 a
-    // million, $0.005625): savings of $0.032575 on a $0.028875 call. On haiku-4-5, whose minimum cacheable
-    // prompt is 4,096 tokens, the write would not be made: nothing more to save.
+    // a $0.028875 call. Right-sized to claude-haiku-4-5, whose minimum cacheable prompt is 4,096 tokens, the
+    // 1,500 tokens are uncached input there ($1 a million) and the output $5: $0.00155, a $0.027325 saving (at
+    // haiku's write rate, $1.25, it read $0.001925 and $0.02695). Its never-read write's premium was priced at
+    // opus's rates (1,500 × $3.75 a million, $0.005625): savings of $0.032575 on a $0.028875 call. On
+    // haiku-4-5 the write would not be made: nothing more to save.
     let rig = Rig::new(t0());
     rig.add(Call::new(t0(), "claude-opus-4-1").io(0, 10).cache(0, 1_500).session("s"));
     // A nightly (non-interactive) sonnet call: its premium (1,500 × $0.75 a million) is halved, as batch would.
@@ -1100,7 +1101,7 @@ fn an_unread_write_is_priced_at_the_rates_the_calls_other_suggestions_leave_it_a
     let r = rig.ledger.efficiency_report(Window::Last24Hours, Dimension::Agent).unwrap();
     let saving =
         |kind| r.optimization_suggestions.iter().find(|s| s.kind == kind).map(|s| s.potential_savings_picos.picos());
-    assert_eq!(saving(SuggestionType::ModelRightSizing), Some(26_950_000_000));
+    assert_eq!(saving(SuggestionType::ModelRightSizing), Some(27_325_000_000));
     assert_eq!(saving(SuggestionType::UnreadCacheWrites), Some(1_500 * 750_000 / 2));
     // What was paid for the writes is what the cache report calls wasted.
     let c = rig.ledger.cache_report(Window::Last24Hours).unwrap();
@@ -1116,6 +1117,24 @@ fn an_unread_write_is_priced_at_the_rates_the_calls_other_suggestions_leave_it_a
     assert_eq!(unread.potential_savings_picos.picos(), 1_500 * 250_000);
     let d = &unread.description;
     assert!(d.starts_with("1 cache write (1.5k tokens) expired without being read: its write"), "{d}");
+}
+
+#[test]
+fn a_right_sized_call_is_not_also_counted_as_trimmed() {
+    // Small calls up to 250,000 prompt tokens, Sonnet counted as premium: a 205,000-token Sonnet call (long-context
+    // rates, $1.24125) was claimed by right-sizing ($1.03375) and long-context trimming ($0.61875) both, 133% of
+    // what it cost.
+    let config =
+        LedgerConfig::default().with_small_call_limits(250_000, 1_000).with_premium_min_input_usd_per_mtok(3.0);
+    let rig = Rig::with(t0(), config);
+    rig.add(Call::new(t0(), SONNET).io(205_000, 500).session("s"));
+    rig.clock.set(t0() + mins(16));
+    let r = rig.ledger.efficiency_report(Window::Last24Hours, Dimension::Agent).unwrap();
+    let kinds: Vec<SuggestionType> = r.optimization_suggestions.iter().map(|s| s.kind).collect();
+    assert!(kinds.contains(&SuggestionType::ModelRightSizing), "{kinds:?}");
+    assert!(!kinds.contains(&SuggestionType::LongContextThreshold), "{kinds:?}");
+    let claimed: u128 = r.optimization_suggestions.iter().map(|s| s.potential_savings_picos.picos()).sum();
+    assert!(claimed <= 1_241_250_000_000, "{claimed}");
 }
 
 #[test]

@@ -541,13 +541,23 @@ impl LedgerInner {
         let fee = cost.web_search;
         let price = billing.priced.price();
         // Small calls on a premium model, against the right-size target at the same tier.
+        // On the target, a prompt shorter than the shortest it caches is all uncached input (priced at its cache
+        // rates, a 1,950-token prompt of cache reads on Haiku 4.5, which caches from 4,096, claimed 7.8x the
+        // saving).
+        let on_target = |target: &PricedModel| {
+            if t.prompt_total() < self.min_cacheable(Some(target), None) {
+                TokenUsage { input: t.prompt_total(), cache_read: 0, cache_write_5m: 0, cache_write_1h: 0, ..*t }
+            } else {
+                *t
+            }
+        };
         if let Some(target) = &self.target
             && price.standard.input >= self.config.premium_min_input_rate
             && target.canonical() != billing.priced.canonical()
             && t.prompt_total() <= self.config.small_call_max_prompt
             && t.output <= self.config.small_call_max_output
         {
-            let alt = target.cost(t, rec.service_tier.as_deref(), None).total + fee;
+            let alt = target.cost(&on_target(target), rec.service_tier.as_deref(), None).total + fee;
             if alt < total {
                 o.small_premium_calls = 1;
                 o.small_premium_tokens = t.total();
@@ -555,9 +565,13 @@ impl LedgerInner {
                 o.small_premium_at_target = alt;
             }
         }
-        // Just over the long-context line.
+        // Just over the long-context line (unless the call is to move to the right-size target: its saving counts
+        // there, and both claimed the same dollars, 133% of a call's cost).
         let line = crate::pricing::LONG_CONTEXT_THRESHOLD;
-        if cost.long_context && t.prompt_total() <= line.saturating_add(self.config.long_context_margin) {
+        if o.small_premium_calls == 0
+            && cost.long_context
+            && t.prompt_total() <= line.saturating_add(self.config.long_context_margin)
+        {
             o.long_ctx_calls = 1;
             o.long_ctx_tokens = t.total();
             o.long_ctx_cost = total;
@@ -572,7 +586,7 @@ impl LedgerInner {
             (o.batch_cost, o.batch_at_batch) = if o.small_premium_calls > 0
                 && let Some(target) = &self.target
             {
-                (o.small_premium_at_target, target.cost(t, Some("batch"), None).total + fee)
+                (o.small_premium_at_target, target.cost(&on_target(target), Some("batch"), None).total + fee)
             } else if o.long_ctx_calls > 0 {
                 (o.long_ctx_at_standard, cost_at(t, &price.standard, billing.fast, true) + fee)
             } else {
