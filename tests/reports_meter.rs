@@ -242,3 +242,15 @@ fn recording_threads_feed_one_ledger() {
     assert_eq!(by_session.groups.iter().map(|g| g.calls).sum::<u64>(), 8_000);
     let _ = Arc::new(());
 }
+
+#[test]
+fn a_meter_made_today_with_no_call_yet_has_nothing_to_forecast_from() {
+    // Made at 18:00, asked at 18:10 with no call: the hours since midnight counted as seen, and the forecast
+    // read $0 a day, certain. Ten minutes are not an hour of today; an hour on, $0 a day is what was seen.
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 14, 18, 0, 0).unwrap());
+    let meter = TokenMeter::builder().with_clock(clock.clone()).build();
+    clock.advance(Duration::minutes(10));
+    assert_eq!(serde_json::to_value(meter.forecast(7, None).unwrap()).unwrap()["basis"], "insufficient");
+    clock.advance(Duration::hours(1));
+    assert_eq!(serde_json::to_value(meter.forecast(7, None).unwrap()).unwrap()["basis"], "run_rate");
+}

@@ -229,6 +229,9 @@ impl Ledger {
             // (spend since 17:00 over the hours since midnight read as a tenth of the rate at 19:00).
             let seen_from = match store.first_ts {
                 Some(first) if store.created > today && first >= store.created => store.created.min(now),
+                // Made today and nothing seen yet: the minutes since it was made (from midnight, 18 hours of
+                // nothing read as $0 a day, certain, ten minutes after a start at 18:00).
+                None if store.created > today => store.created.min(now),
                 _ => today,
             };
             let elapsed = (now - seen_from) as f64 / 86_400.0;
