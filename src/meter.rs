@@ -1315,20 +1315,16 @@ impl MeterInner {
         if self.before_ledger == 0 {
             return;
         }
-        crate::capture::while_in_sinks(|| {
-            for sink in &self.sinks[..self.before_ledger] {
-                let heard =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink.after_ledger(dimensions, call)));
-                if heard.is_err() {
-                    self.shard().lock().stats.sink_panics += 1;
-                }
-            }
-        });
+        self.dispatch_to(&self.sinks[..self.before_ledger], |s| s.after_ledger(dimensions, call));
     }
 
     fn dispatch(&self, f: impl Fn(&dyn RecordSink)) {
+        self.dispatch_to(&self.sinks, f)
+    }
+
+    fn dispatch_to(&self, sinks: &[Arc<dyn RecordSink>], f: impl Fn(&dyn RecordSink)) {
         crate::capture::while_in_sinks(|| {
-            for sink in self.sinks.iter() {
+            for sink in sinks {
                 let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&**sink)));
                 if r.is_err() {
                     self.shard().lock().stats.sink_panics += 1;

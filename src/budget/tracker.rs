@@ -122,6 +122,15 @@ struct Counts {
     projected_alerted: bool,
 }
 
+impl Counts {
+    /// One call's spend.
+    fn add(&mut self, units: u128, unpriced: bool) {
+        self.spent = self.spent.saturating_add(units);
+        self.calls += 1;
+        self.unpriced += u64::from(unpriced);
+    }
+}
+
 /// A point-in-time view of an account, taken under its lock.
 #[derive(Debug, Clone, Copy)]
 struct Snapshot {
@@ -667,11 +676,11 @@ impl BudgetTracker {
 
     /// After replay and [`replay_alerts`](Self::replay_alerts), or a read that re-opened a period: says alerts may
     /// be owed, for [`take_owed`](Self::take_owed).
-    pub(crate) fn owe_after_replay(&self) {
+    pub(crate) fn mark_owed(&self) {
         self.owed.store(true, std::sync::atomic::Ordering::Release);
     }
 
-    /// Once after [`owe_after_replay`](Self::owe_after_replay), at `now` (Unix nanoseconds): delivers what
+    /// Once after [`mark_owed`](Self::mark_owed), at `now` (Unix nanoseconds): delivers what
     /// [`deliver_owed`](Self::deliver_owed) finds; afterwards nothing (one atomic load). Called by the first call,
     /// budget check or status read after the build: not inside the build, whose alert events no subscriber
     /// would hear yet (the meter is usually built before the subscriber is installed).
@@ -737,9 +746,7 @@ impl BudgetTracker {
                 if let Some(prev) = acct.previous.as_deref_mut()
                     && (prev.0.0..prev.0.1).contains(&at)
                 {
-                    prev.1.spent = prev.1.spent.saturating_add(units);
-                    prev.1.calls += 1;
-                    prev.1.unpriced += u64::from(unpriced);
+                    prev.1.add(units, unpriced);
                 }
                 continue;
             }
@@ -750,9 +757,7 @@ impl BudgetTracker {
                     continue;
                 }
             } else {
-                acct.n.spent = acct.n.spent.saturating_add(units);
-                acct.n.calls += 1;
-                acct.n.unpriced += u64::from(unpriced);
+                acct.n.add(units, unpriced);
             }
             // A rolling window is read at the newest spend, as `rearm` reads it: a call that ended a moment before
             // another thread's, accounted after it, read at its own end would leave that spend's bucket out.
@@ -834,7 +839,7 @@ impl BudgetTracker {
     fn read(&self, slot: &BudgetSlot, now: i64) -> Snapshot {
         let (snap, restored) = slot.read(now);
         if restored {
-            self.owe_after_replay();
+            self.mark_owed();
         }
         snap
     }

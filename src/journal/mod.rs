@@ -734,7 +734,7 @@ pub(crate) fn attach(meter: &TokenMeter, mut config: JournalConfig) -> Result<()
     // Thresholds the replayed spend reached that no line marked delivered fire with the first call, budget check
     // or status read (not here: no subscriber is listening yet, usually), and are journaled then.
     if replayed {
-        meter.inner.budgets.owe_after_replay();
+        meter.inner.budgets.mark_owed();
     }
     Ok(())
 }

@@ -196,9 +196,8 @@ pub(crate) struct AlertCounts(Mutex<AlertTable>);
 #[derive(Default, Clone)]
 struct AlertTable {
     keys: Vec<(AlertKey, u64)>,
-    overflow: u64,
-    /// Whether the overflow series is exported (at 0 when only the preregistered keys overflowed).
-    overflow_seen: bool,
+    /// The overflow series, once a key did not fit (at 0 when only the preregistered keys overflowed).
+    overflow: Option<u64>,
 }
 
 type AlertKey = (Arc<str>, &'static str, Option<u32>);
@@ -221,8 +220,7 @@ impl AlertCounts {
         } else if t.keys.len() < MAX_ALERT_SERIES {
             t.keys.push(((Arc::clone(&alert.budget), alert.kind.event_name(), percent), 1));
         } else {
-            t.overflow += 1;
-            t.overflow_seen = true;
+            *t.overflow.get_or_insert(0) += 1;
         }
     }
 
@@ -236,7 +234,7 @@ impl AlertCounts {
             if t.keys.len() >= MAX_ALERT_SERIES {
                 // Its alerts will go to the overflow series: at 0 from the start too, so `increase` counts the
                 // first of them.
-                t.overflow_seen = true;
+                t.overflow.get_or_insert(0);
                 break;
             }
             t.keys.push((key, 0));
@@ -970,8 +968,8 @@ fn register_observables(meter: &Meter, shared: &Arc<Shared>) {
                 }
                 o.observe(n, &a);
             }
-            if table.overflow_seen {
-                o.observe(table.overflow, &[KeyValue::new(OVERFLOW_ATTRIBUTE, true)]);
+            if let Some(n) = table.overflow {
+                o.observe(n, &[KeyValue::new(OVERFLOW_ATTRIBUTE, true)]);
             }
         })
         .build();
