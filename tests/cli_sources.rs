@@ -443,6 +443,12 @@ fn price_overrides() {
     let v = summary(&["--records", records.to_str().unwrap()], true);
     assert_eq!(v["summary"]["cost_picos"].as_u64(), Some(41_000_000_000), "{v}");
     assert_eq!(v["source"]["repriced"].as_u64(), Some(1), "{v}");
+    // At the default's own $10 too: the file sets it, against the $0 the application priced searches at (its
+    // recorded cost above counts no search fee).
+    std::fs::write(&prices, "web_search_per_1k = 10\n").unwrap();
+    let v = summary(&["--records", records.to_str().unwrap()], true);
+    assert_eq!(v["summary"]["cost_picos"].as_u64(), Some(21_000_000_000), "{v}");
+    assert_eq!(v["source"]["repriced"].as_u64(), Some(1), "{v}");
 }
 
 #[test]

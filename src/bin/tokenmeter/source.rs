@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use tokenmeter::journal::{JournalEntry, SkipReason};
 use tokenmeter::ledger::{Ledger, LedgerConfig};
 use tokenmeter::transcripts::{self, LoadStats, TranscriptCache, TranscriptFile, TranscriptLoader};
-use tokenmeter::{CallRecord, ManualClock, PriceBook, TaskRecord, ToolRecord};
+use tokenmeter::{CallRecord, ManualClock, Money, PriceBook, PriceBookError, TaskRecord, ToolRecord};
 
 use crate::cli::{Bound, CommonArgs, SourceArgs};
 use crate::{CliError, CliResult};
@@ -31,6 +31,9 @@ pub(crate) struct Context {
     /// The `--prices` file's own models (an empty book merged with it): journal and records calls of these
     /// models are priced again; the rest keep the cost their application recorded.
     pub(crate) file_prices: Option<PriceBook>,
+    /// The `--prices` file sets `web_search_per_1k`: journal and records calls that made searches are priced
+    /// again, whatever their model.
+    pub(crate) own_search_fee: bool,
     pub(crate) quiet: bool,
     /// Notes are kept here instead of printed (a screen that is redrawn shows them; printed, it would clear
     /// them with its first redraw).
@@ -44,10 +47,22 @@ impl Context {
     pub(crate) fn new(common: &CommonArgs) -> CliResult<Self> {
         let mut prices = PriceBook::builtin();
         let mut file_prices = None;
+        let mut own_search_fee = false;
         if let Some(path) = &common.prices {
-            prices.merge_toml_file(path).map_err(|e| CliError::data(e.to_string()))?;
+            // Read once: every book below is merged from the same text.
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| CliError::data(PriceBookError::Io { path: path.clone(), source }.to_string()))?;
+            let origin = path.display().to_string();
+            let merge =
+                |book: &mut PriceBook| book.merge_toml_str(&text, &origin).map_err(|e| CliError::data(e.to_string()));
+            merge(&mut prices)?;
             let mut own = PriceBook::empty();
-            own.merge_toml_file(path).map_err(|e| CliError::data(e.to_string()))?;
+            merge(&mut own)?;
+            // Whether the file sets `web_search_per_1k` (at any fee, the default's $10 too): merged into a book at
+            // another fee, the two agree only if the file set it.
+            let mut free = PriceBook::empty().with_web_search_fee(Money::ZERO);
+            merge(&mut free)?;
+            own_search_fee = free.web_search_fee() == own.web_search_fee();
             file_prices = Some(own);
             // A Claude id the built-in book does not know is a model of the file's own, or a misspelt one (which
             // leaves the model meant at its built-in rates, silently): say which.
@@ -108,6 +123,7 @@ impl Context {
             pinned_now: common.now.is_some(),
             prices,
             file_prices,
+            own_search_fee,
             quiet: common.quiet,
             kept_notes: None,
             transcript_cache: Arc::default(),
@@ -140,6 +156,7 @@ impl Context {
             quiet,
             prices: self.prices.clone(),
             file_prices: self.file_prices.clone(),
+            own_search_fee: self.own_search_fee,
             kept_notes: self.kept_notes.clone(),
             transcript_cache: Arc::clone(&self.transcript_cache),
             ..*self
@@ -453,7 +470,7 @@ impl Source {
             // file adding one fine-tune replaced every call's cost the application had priced its own way.
             let mut repriced = 0;
             // A file that sets its own web-search fee reprices the calls that made searches, whatever their model.
-            let own_fee = own.web_search_fee() != PriceBook::empty().web_search_fee();
+            let own_fee = ctx.own_search_fee;
             for r in source.records.iter_mut() {
                 let named = r.model.as_deref().or(r.cost.as_ref().map(|c| &*c.priced_as));
                 let in_file = named.is_some_and(|m| own.resolve(m).is_some()) || (own_fee && r.web_search_requests > 0);
