@@ -1261,3 +1261,42 @@ fn a_size_limit_that_deletes_files_a_budget_needs_is_warned_about() {
     // What replay brought back is the spend that was left: $1 of March's $3.
     assert_eq!(m.budget_status()[0].spent.to_string(), "$1.00");
 }
+
+#[test]
+fn a_rolling_period_shows_in_days_unless_whole_weeks_and_its_alerts_hold_in_either_form() {
+    // A rolling 30-day budget showed as `rolling 4w2d` (status, alerts, the OTLP `period` attribute); the
+    // journal's alert lines name the period as shown, so lines written in that form must still hold.
+    let thirty = BudgetPeriod::Rolling(Duration::from_secs(30 * 86_400));
+    assert_eq!(thirty.to_string(), "rolling 30d");
+    assert_eq!(BudgetPeriod::Rolling(Duration::from_secs(14 * 86_400)).to_string(), "rolling 2w");
+    assert_eq!(BudgetPeriod::Rolling(Duration::from_secs(8 * 86_400 + 3_600)).to_string(), "rolling 8d1h");
+    assert_eq!("rolling 4w2d".parse::<BudgetPeriod>().unwrap(), thirty);
+
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(utc(2026, 3, 14, 9, 0));
+    let rolling = |alerts: &Alerts| {
+        let sink = alerts.clone();
+        move |b: TokenMeterBuilder| {
+            b.with_budget(
+                Budget::new("thirty", BudgetLimit::usd(10.0).unwrap()).with_period(thirty).with_thresholds([50]),
+            )
+            .with_budget_alert_callback(move |a| sink.lock().push(a.clone()))
+        }
+    };
+    let alerts: Alerts = Arc::default();
+    let before = meter(dir.path(), &clock, rolling(&alerts));
+    spend(&before, 5_500_000);
+    assert_eq!(thresholds(&alerts), [50]);
+    before.flush().unwrap();
+    drop(before);
+    let file = journal_file(dir.path(), "2026-03-14");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains(r#""period":"rolling 30d""#), "{text}");
+    std::fs::write(&file, text.replace(r#""period":"rolling 30d""#, r#""period":"rolling 4w2d""#)).unwrap();
+
+    let again: Alerts = Arc::default();
+    let after = meter(dir.path(), &clock, rolling(&again));
+    spend(&after, 100_000);
+    assert_eq!(thresholds(&again), Vec::<u32>::new(), "the 50% alert was delivered before the restart");
+    assert_eq!(after.budget_status()[0].thresholds_crossed, [50]);
+}

@@ -478,7 +478,7 @@ impl BudgetPeriod {
 }
 
 impl fmt::Display for BudgetPeriod {
-    /// `day`, `week`, `month`, `rolling 1d2h` (the file syntax).
+    /// `day`, `week`, `month`, `rolling 1d2h` (the file syntax; weeks only for a whole number of weeks).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             BudgetPeriod::Day => f.write_str("day"),
@@ -490,7 +490,9 @@ impl fmt::Display for BudgetPeriod {
                 if secs == 0 {
                     return f.write_str("0s");
                 }
-                for (unit, size) in [("w", 604_800), ("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
+                // Weeks only for a whole number of them: `rolling 30d` reads as written, not `rolling 4w2d`.
+                let weeks = if secs % 604_800 == 0 { 604_800 } else { u64::MAX };
+                for (unit, size) in [("w", weeks), ("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
                     if secs >= size {
                         write!(f, "{}{unit}", secs / size)?;
                         secs %= size;

@@ -641,7 +641,7 @@ impl BudgetTracker {
             let Some(slot) = self.slots.iter().find(|s| s.budget.name == mark.budget) else { continue };
             if slot.unit != mark.unit
                 || slot.limit != mark.limit_units
-                || slot.budget.period.to_string() != mark.period
+                || mark.period.parse::<BudgetPeriod>().ok().as_ref() != Some(&slot.budget.period)
                 || mark.scope.as_ref().is_some_and(|scope| *scope != slot.budget.scope.to_string())
             {
                 continue;
