@@ -1027,7 +1027,7 @@ fn a_journal_that_forgets_before_a_budget_period_ends_is_refused() {
         TokenMeter::builder().with_journal(journal(dir.path())).with_budget(rolling.clone()).try_build().unwrap_err();
     assert!(matches!(err, tokenmeter::BuildError::JournalRetention { needed_days: 184, .. }), "{err:?}");
     assert!(
-        err.to_string().contains("budget `half-year` (rolling 25w5d) needs the journal's files for 184 days"),
+        err.to_string().contains("budget `half-year` (rolling 180d) needs the journal's files for 184 days"),
         "{err}"
     );
     // 180 days, the sixtieth a window reaches past them (3 days), and a day for time zones.

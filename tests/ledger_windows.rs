@@ -184,6 +184,24 @@ fn records_arriving_late_land_in_the_right_tier() {
 }
 
 #[test]
+fn reports_over_a_range_say_the_span_their_figures_cover() {
+    // Five days old: a day bucket. The efficiency report, the breakdown tree and a comparison of two values over
+    // a range starting at 09:05 that day echoed 09:05 while counting only the buckets that start in it (none);
+    // they widen the range to its buckets' edges, as the summary and the cache report do, and count the day.
+    let rig = Rig::new(at(2026, 3, 14, 12, 0, 0));
+    rig.add(Call::new(at(2026, 3, 9, 9, 0, 0), SONNET).io(1, 1).project("a"));
+    rig.add(Call::new(at(2026, 3, 9, 10, 0, 0), SONNET).io(1, 1).project("b"));
+    let w = Window::range(at(2026, 3, 9, 9, 5, 0), at(2026, 3, 10, 0, 0, 0));
+    let day = (at(2026, 3, 9, 0, 0, 0), at(2026, 3, 10, 0, 0, 0));
+    let e = rig.ledger.efficiency_report(w, Dimension::Project).unwrap();
+    assert_eq!(((e.window.from, e.window.to), e.calls), (day, 2));
+    let t = rig.ledger.breakdown_tree(w, Dimension::Project, Dimension::Model).unwrap();
+    assert_eq!(((t.window.from, t.window.to), t.calls), (day, 2));
+    let c = rig.ledger.compare_values(w, Dimension::Project, "a", "b").unwrap();
+    assert_eq!(((c.a.window.from, c.a.window.to), c.a.calls, c.b.calls), (day, 1, 1));
+}
+
+#[test]
 fn covering_widens_a_range_to_the_bucket_its_start_falls_in() {
     let now = at(2026, 3, 14, 12, 0, 0);
     let rig = Rig::new(now);

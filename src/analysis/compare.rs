@@ -193,7 +193,8 @@ impl Ledger {
         })
     }
 
-    /// `dimension = a` against `dimension = b` over `window` (e.g. agent `a` against agent `b`).
+    /// `dimension = a` against `dimension = b` over `window` (e.g. agent `a` against agent `b`); a `FROM..TO`
+    /// window widened to the edges of the buckets its bounds fall in ([`Ledger::aligned`]).
     pub fn compare_values(
         &self,
         window: Window,
@@ -207,7 +208,7 @@ impl Ledger {
         let sel_a = Selection::from_filters(&[Filter::new(dimension, a)])?;
         let sel_b = Selection::from_filters(&[Filter::new(dimension, b)])?;
         self.read(|store, now| {
-            let (from, to) = window.bounds(store, now)?;
+            let (from, to) = window.aligned_bounds(store, now)?;
             let ta = sel_a.total(store, from, to);
             let tb = sel_b.total(store, from, to);
             Ok(compare(

@@ -420,7 +420,8 @@ pub(crate) fn suggestions(total: &Agg, by_model: &[(String, Agg)], target: &str)
 
 impl Ledger {
     /// The efficiency report over `window`, with per-group scores by `group_by` (session, project, model,
-    /// agent, operation, or any other dimension but tool).
+    /// agent, operation, or any other dimension but tool). A `FROM..TO` window is widened to the edges of the
+    /// buckets its bounds fall in ([`Ledger::aligned`]): the report's `window` is the span its figures cover.
     pub fn efficiency_report(&self, window: Window, group_by: Dimension) -> Result<EfficiencyReport, QueryError> {
         self.efficiency_report_for(window, group_by, &ReportFilter::new())
     }
@@ -447,7 +448,7 @@ impl Ledger {
         let sel = filter.selection()?;
         let target = self.inner.config.right_size_target().to_owned();
         self.read(|store, now| {
-            let (from, to) = window.bounds(store, now)?;
+            let (from, to) = window.aligned_bounds(store, now)?;
             let total = sel.total_for(store, from, to, Some(group_by));
             let mut notes = Vec::new();
             let mut rows = match sel.grouped(store, from, to, group_by) {

@@ -79,7 +79,8 @@ fn order(a: &TreeNode, b: &TreeNode) -> std::cmp::Ordering {
 
 impl Ledger {
     /// A `parent > child` breakdown over `window`: any two of model, provider, project, agent, operation,
-    /// task and tenant, or project > session.
+    /// task and tenant, or project > session. A `FROM..TO` window is widened to the edges of the buckets its
+    /// bounds fall in ([`Ledger::aligned`]), as the tree's `window` says.
     pub fn breakdown_tree(
         &self,
         window: Window,
@@ -96,7 +97,7 @@ impl Ledger {
             )));
         }
         self.read(|store, now| {
-            let (from, to) = window.bounds(store, now)?;
+            let (from, to) = window.aligned_bounds(store, now)?;
             let total = Selection::All.total(store, from, to);
             let mut groups: BTreeMap<String, BTreeMap<String, Agg>> = BTreeMap::new();
             // Project > session: the (project, session) pairs hold only the calls that have a session; each
