@@ -509,6 +509,12 @@ fn optimize_measures_suggestions_against_the_target() {
     let (s, text) = c.ok(json!({"operation": "optimize", "timeframe": "30d", "optimization_target": 1e-12}));
     assert_eq!(s["target"]["suggestions"].as_array().unwrap().len(), 1, "{s}");
     assert!(!text.contains("reachable with  "), "{text}");
+    // The text gives the target to two decimals at most (it wrote 1e-12 out as 0.000000000001, 1e-300 in 300
+    // digits); the structured result keeps it as sent.
+    assert!(text.contains(" Target <0.01% ("), "{text}");
+    assert_eq!(s["target"]["percent"], 1e-12, "{s}");
+    let (_, text) = c.ok(json!({"operation": "optimize", "timeframe": "30d", "optimization_target": 100.0 / 3.0}));
+    assert!(text.contains(" Target 33.33% ("), "{text}");
 
     // Calls on models without a price only: the spend has no price, not "nothing was spent".
     let unpriced = tempfile::tempdir().unwrap();

@@ -106,6 +106,13 @@ fn unknown_and_ambiguous_sessions() {
     cc(&["show", "nope"]).fails(1, "no calls for session `nope`");
     cc(&["show", "sess-beta"]).fails(2, "matches 2 sessions");
     cc(&["show"]).fails(2, "<SESSION>");
+    // An empty id is a prefix of every session: with one session it showed that one.
+    let rec = r#"{"timestamp":"2025-10-03T12:00:00Z","duration_us":5,"model":"claude-sonnet-4-5","tokens":{"input":10,"output":1},"metered":true,"outcome":{"status":"ok"},"dimensions":{"session":"s1"}}"#;
+    let one = cli_support::Records::new(&[rec]);
+    for empty in ["", "  "] {
+        one.run(&["show", empty]).fails(2, "`show` needs a session id or a prefix of one, not an empty one");
+    }
+    one.run(&["show", "s"]).ok();
 }
 
 #[test]

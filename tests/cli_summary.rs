@@ -438,6 +438,9 @@ fn days_are_local_by_default_from_tz() {
     // glibc's forms: a leading colon, a path into the zone database.
     assert_eq!(zone(":Asia/Tokyo", &[]), "Asia/Tokyo");
     assert_eq!(zone("/usr/share/zoneinfo/Europe/Paris", &[]), "Europe/Paris");
+    // tzdata's `posix/` and `right/` copies of a zone, by path or relative to the database.
+    assert_eq!(zone("/usr/share/zoneinfo/posix/Asia/Tokyo", &[]), "Asia/Tokyo");
+    assert_eq!(zone(":right/Europe/Paris", &[]), "Europe/Paris");
     // UTC under its other names, and an empty TZ (UTC for the C library too).
     assert_eq!(zone("Etc/UTC", &[]), "UTC");
     assert_eq!(zone("", &[]), "UTC");

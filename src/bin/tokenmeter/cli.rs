@@ -313,13 +313,16 @@ pub(crate) struct McpArgs {
 // === value parsers ===
 
 /// The zone days are counted in without `--tz`, as `date` would show them: `$TZ` when it names an IANA zone
-/// (`Europe/Paris`, `:Europe/Paris`, or a path into a zoneinfo folder), else the system's (`/etc/localtime`),
+/// (`Europe/Paris`, `:Europe/Paris`, or a path into a zoneinfo folder, its `posix/` and `right/` too), else the system's (`/etc/localtime`),
 /// else UTC. Names of UTC itself (`Etc/UTC`, `Zulu`, …) are UTC, and so is an empty `$TZ`, as for the C library.
 pub(crate) fn local_zone() -> Tz {
     let named = |name: &str| -> Option<Tz> {
         let name = name.trim().trim_start_matches(':');
         // `TZ=:/usr/share/zoneinfo/Europe/Paris`, or `/etc/localtime`'s target when read by hand.
         let name = name.rsplit_once("zoneinfo/").map_or(name, |(_, zone)| zone);
+        // tzdata's `posix/` copies are the zones themselves; its `right/` ones count leap seconds, which civil
+        // days here do not (27 s apart since 2017).
+        let name = name.strip_prefix("posix/").or_else(|| name.strip_prefix("right/")).unwrap_or(name);
         match name.parse::<Tz>().ok()? {
             Tz::Etc__UTC | Tz::Etc__UCT | Tz::Etc__Universal | Tz::Etc__Zulu | Tz::UCT | Tz::Universal | Tz::Zulu => {
                 Some(Tz::UTC)

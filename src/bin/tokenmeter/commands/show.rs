@@ -57,7 +57,12 @@ fn resolve<'a>(sessions: &BTreeSet<&'a str>, wanted: &str) -> CliResult<&'a str>
 
 pub(super) fn run(source: &Source, ctx: &Context, style: &Style, args: &ShowArgs) -> CliResult {
     let sessions: BTreeSet<&str> = source.records.iter().filter_map(|r| r.dimensions.session.as_deref()).collect();
-    let session = resolve(&sessions, args.session.trim())?;
+    let wanted = args.session.trim();
+    if wanted.is_empty() {
+        // An empty id is a prefix of every session: it named one only by chance (the only one there is).
+        return Err(CliError::usage("`show` needs a session id or a prefix of one, not an empty one"));
+    }
+    let session = resolve(&sessions, wanted)?;
     let calls: Vec<&CallRecord> =
         source.records.iter().filter(|r| r.dimensions.session.as_deref() == Some(session)).collect();
     // A ledger of the session's calls alone: smaller than one of all the records, and exact whatever its

@@ -310,7 +310,7 @@ impl Call<'_> {
             if t.reachable {
                 text.push_str(&format!(
                     " Target {}% ({}): reachable with {} (saves {}, {:.1}%).",
-                    t.percent,
+                    target_percent(t.percent),
                     usd(t.usd),
                     names.join(" + "),
                     usd(t.savings_usd),
@@ -319,14 +319,17 @@ impl Call<'_> {
             } else if spend <= 0.0 && efficiency.unpriced_calls > 0 {
                 text.push_str(&format!(
                     " Target {}%: not reachable, the spend in this timeframe has no price (unpriced models).",
-                    t.percent
+                    target_percent(t.percent)
                 ));
             } else if spend <= 0.0 {
-                text.push_str(&format!(" Target {}%: not reachable, nothing was spent in this timeframe.", t.percent));
+                text.push_str(&format!(
+                    " Target {}%: not reachable, nothing was spent in this timeframe.",
+                    target_percent(t.percent)
+                ));
             } else {
                 text.push_str(&format!(
                     " Target {}% ({}): not reachable, every suggestion together saves {} ({:.1}%), {} short.",
-                    t.percent,
+                    target_percent(t.percent),
                     usd(t.usd),
                     usd(t.savings_usd),
                     t.savings_percent,
@@ -626,6 +629,16 @@ impl Call<'_> {
         }
         Err(last.unwrap_or_else(|| QueryError::Unsupported("no time grain answers this window".into())))
     }
+}
+
+/// An `optimization_target` as the text says it: to two decimals at most (`33.33`, `20`), `<0.01` below that,
+/// not the number as sent (`1e-30` is 32 digits written out).
+fn target_percent(p: f64) -> String {
+    if p < 0.005 {
+        return "<0.01".to_owned();
+    }
+    let s = format!("{p:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
 fn capitalize(s: &str) -> String {
