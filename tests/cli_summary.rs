@@ -514,7 +514,15 @@ fn a_forecast_with_nothing_to_go_on_says_so() {
     std::fs::write(&file, format!("{record}\n")).unwrap();
     let args = ["--records", file.to_str().unwrap(), "--now", "2026-03-10T00:30:00Z", "forecast", "--budget", "5"];
     let text = run(&args).ok().to_owned();
-    assert!(text.lines().next().unwrap().ends_with("from nothing yet: no full day of history, and less than an hour of today (no days forecast; the month's projection is its spend so far)"), "{text}");
+    assert!(
+        text.lines()
+            .next()
+            .unwrap()
+            .ends_with("from nothing yet: no full day of history, and less than an hour of today (no days forecast)"),
+        "{text}"
+    );
+    // No empty table of days ahead.
+    assert!(!text.contains("Next days"), "{text}");
     let row = |name: &str| text.lines().find(|l| l.contains(name)).unwrap_or_default().to_owned();
     assert!(row("daily average").contains(" - "), "{text}");
     assert!(row("projected month total").contains(" - "), "{text}");
@@ -523,6 +531,12 @@ fn a_forecast_with_nothing_to_go_on_says_so() {
     let v = run(&[&args[..], &["--format", "json"]].concat()).json();
     assert_eq!(v["forecast"]["basis"], "insufficient", "{v}");
     assert_eq!(v["forecast"]["days"].as_array().map(Vec::len), Some(0));
+    // The report's forecast line likewise: it read a daily average of $0.00 and the spend so far as a projection.
+    let report = run(&["--records", file.to_str().unwrap(), "--now", "2026-03-10T00:30:00Z", "report"]).ok().to_owned();
+    assert!(
+        report.contains("Month to date $1.00, projected month total -, daily average -; from nothing yet"),
+        "{report}"
+    );
 }
 
 #[test]

@@ -249,3 +249,16 @@ fn the_watch_screen_sums_the_models_past_its_eighth() {
     assert!(rest.contains("┆     2 ┆  1,850 ┆ unpriced"), "{rest}");
     assert!(!text.contains("model-8") && !text.contains("model-9"), "{text}");
 }
+
+#[test]
+fn the_watch_header_says_what_now_left_out() {
+    // As every other command's heading: "1 call read" beside a screen of 0 calls said nothing of why.
+    let rec = r#"{"timestamp":"2025-10-03T12:00:00Z","duration_us":5,"model":"claude-sonnet-4-5","tokens":{"input":10,"output":1},"metered":true,"outcome":{"status":"ok"},"dimensions":{}}"#;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("r.jsonl");
+    std::fs::write(&file, format!("{rec}\n")).unwrap();
+    let args = ["--records", file.to_str().unwrap(), "--now", "2025-10-03T06:00:00Z", "watch", "--iterations", "1"];
+    let text = cli_support::run(&args).ok().to_owned();
+    let first = text.lines().next().unwrap_or_default();
+    assert!(first.ends_with(", 1 call read, 1 after --now left out"), "{text}");
+}

@@ -356,9 +356,7 @@ pub(crate) fn forecast_basis(f: &tokenmeter::analysis::Forecast) -> String {
         ForecastBasis::Mean => format!("the mean of {} of history", count(u64::from(f.history_days), "full day")),
         ForecastBasis::RunRate => "today's run rate (no full day of history yet)".to_owned(),
         ForecastBasis::Insufficient => {
-            "nothing yet: no full day of history, and less than an hour of today (no days forecast; the month's \
-             projection is its spend so far)"
-                .to_owned()
+            "nothing yet: no full day of history, and less than an hour of today (no days forecast)".to_owned()
         }
     }
 }

@@ -285,7 +285,9 @@ pub(crate) fn forecast_table(ctx: &Context, style: &Style, f: &Forecast) -> Stri
             num(int(d.tokens)),
         ]);
     }
-    push_table(&mut out, "Next days", &t, style);
+    if !f.days.is_empty() {
+        push_table(&mut out, "Next days", &t, style);
+    }
     if f.unpriced_calls > 0 {
         out.push_str(&format!(
             "Not in the cost: {} of the history or this month on models without a price: the figures count \

@@ -279,12 +279,16 @@ pub(crate) fn heading(source: &Source, what: &str, from: DateTime<Utc>, to: Date
         crate::source::SourceKind::Records => "records file",
     };
     let fmt = |t: DateTime<Utc>| crate::render::local_time(t, tz, "%Y-%m-%d %H:%M");
+    format!("{what}, {} to {} ({tz}), from the {kind} ({})\n", fmt(from), fmt(to), calls_read(source))
+}
+
+/// `12 calls read`, and `, 3 after --now left out` when `--now` left calls out.
+pub(crate) fn calls_read(source: &Source) -> String {
     let read = crate::render::count(source.info.calls, "call");
-    let left_out = match source.info.after_now {
-        0 => String::new(),
-        n => format!(", {} after --now left out", crate::render::int(n)),
-    };
-    format!("{what}, {} to {} ({tz}), from the {kind} ({read} read{left_out})\n", fmt(from), fmt(to))
+    match source.info.after_now {
+        0 => format!("{read} read"),
+        n => format!("{read} read, {} after --now left out", crate::render::int(n)),
+    }
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use comfy_table::{Attribute, Color};
 
 use super::window;
 use crate::cli::{Format, SourceArgs, WatchArgs, WindowArgs};
-use crate::render::{Style, count, int, num, pct, priced_usd, push_table, share_cost, usd};
+use crate::render::{Style, int, num, pct, priced_usd, push_table, share_cost, usd};
 use crate::source::{Context, Source, SourceInfo};
 use crate::{CliResult, print_out_open};
 
@@ -259,12 +259,12 @@ fn screen(
 ) -> String {
     let tz = ctx.time_zone;
     let mut out = format!(
-        "tokenmeter watch: {} at {} ({tz}), refreshing every {}s, {} read\n\n",
+        "tokenmeter watch: {} at {} ({tz}), refreshing every {}s, {}\n\n",
         span(args.period, false),
         // With its offset: in the hour a clock is set back, the same local time comes twice.
         ctx.now.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S %:z"),
         args.interval,
-        count(source.info.calls, "call")
+        super::calls_read(source)
     );
     let mut t = style.table(["calls", "tokens", "cache hit rate", "cost", "per hour", "threshold"]);
     let hours = (s.period_end - s.period_start).num_seconds() as f64 / 3600.0;

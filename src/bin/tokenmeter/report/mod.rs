@@ -504,11 +504,14 @@ impl Report<'_> {
         let f = self.forecast.as_ref()?;
         // Of priced calls: `+ unpriced` when calls on models without a price are left out.
         let priced = |v: f64| priced_usd(v, f.unpriced_calls, None);
+        // Nothing to forecast from: no projection or average (their $0.00 or spend so far would read as one).
+        let insufficient = f.basis == tokenmeter::analysis::ForecastBasis::Insufficient;
+        let unknown = |v: f64| if insufficient { "-".to_owned() } else { priced(v) };
         let line = format!(
             "Month to date {}, projected month total {}, daily average {}; from {}.",
             priced(f.month_to_date_usd),
-            priced(f.projected_month_total_usd),
-            priced(f.daily_average_usd),
+            unknown(f.projected_month_total_usd),
+            unknown(f.daily_average_usd),
             crate::render::forecast_basis(f)
         );
         let rows = f
