@@ -884,7 +884,10 @@ where
                 encloses_usage: state.encloses_usage,
             };
             self.finish_call(&span, call, state.task.as_mut());
-        } else if is_tool {
+        }
+        // A tool span may declare token fields too (a sub-agent run as a tool, recording its calls' totals): it
+        // is a tool execution whether or not it is also counted as a call.
+        if is_tool {
             let record = ToolRecord {
                 timestamp: DateTime::from_timestamp_nanos(state.start),
                 duration_us: micros_between(state.start, end),
