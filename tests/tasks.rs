@@ -136,3 +136,21 @@ fn instrument_err_fails_a_task_or_tool_span_too() {
     assert_eq!(calls.len(), 2);
     assert!(calls.iter().all(|c| !c.outcome.is_error()), "{calls:#?}");
 }
+
+#[test]
+fn a_task_never_named_inside_another_is_not_given_the_outer_name() {
+    // Its `task` declared and never filled: it took "triage" from the outer task, two "triage" records, the outer
+    // one short of the calls under the inner one.
+    let h = Harness::new();
+    h.run(|| {
+        let _outer = info_span!("task", task = "triage").entered();
+        let _c = info_span!("chat", model = "claude-haiku-4-5", input_tokens = 10u64).entered();
+        drop(_c);
+        let _inner = info_span!("subtask", task = Empty).entered();
+        let _c = info_span!("chat", model = "claude-haiku-4-5", input_tokens = 20u64).entered();
+    });
+    let tasks = h.seen.tasks.lock().clone();
+    let named: Vec<(&str, Option<&str>, u64)> =
+        tasks.iter().map(|t| (&*t.task, t.dimensions.task.as_deref(), t.calls)).collect();
+    assert_eq!(named, [("unnamed", Some("unnamed"), 1), ("triage", Some("triage"), 1)]);
+}

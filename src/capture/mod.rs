@@ -53,7 +53,7 @@ use crate::meter::{CaptureNotes, MeterInner};
 use crate::pricing::Money;
 use crate::record::{CallRecord, Dimensions, Outcome, TaskRecord, TokenUsage, ToolRecord};
 
-use fields::{CallsitePlan, DIM_COUNT, EXECUTE_TOOL, plan_for};
+use fields::{CallsitePlan, DIM_COUNT, Dim, EXECUTE_TOOL, plan_for};
 use values::{CallFields, DeclaredPerCall, DimValues, FieldVisitor};
 
 /// A per-layer filter that turns on, for the capture layer alone, exactly the spans and events capture reads
@@ -898,8 +898,11 @@ where
             self.inner.finish_tool(record, std::mem::take(&mut state.rejected));
         }
         if let Some(tally) = state.task.take() {
-            let (dimensions, _) = self.dimensions(&state.dims, &span, Enclosing::Leave, [None, None]);
-            let task = dimensions.task.clone().unwrap_or_else(|| Arc::from("unnamed"));
+            let (mut dimensions, _) = self.dimensions(&state.dims, &span, Enclosing::Leave, [None, None]);
+            // Named by its own field: one declared and never filled inside another task would take the outer
+            // task's name from the ancestors, two records of one name, the outer one short of these calls.
+            let task = state.dims.builtin[Dim::Task as usize].clone().unwrap_or_else(|| Arc::from("unnamed"));
+            dimensions.task = Some(Arc::clone(&task));
             let record = TaskRecord {
                 timestamp: DateTime::from_timestamp_nanos(state.start),
                 duration_us: micros_between(state.start, end),
