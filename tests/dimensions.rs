@@ -88,6 +88,15 @@ fn extra_dimensions_given_as_booleans_or_floats_are_kept_as_text() {
     });
     let d = h.seen.only_call().dimensions;
     assert_eq!((d.get("beta"), d.get("score")), (Some("true"), Some("0.5")));
+    // Built-in ones too: they were rejected and counted, while the same values given with `?` were kept.
+    let h = Harness::new();
+    h.run(|| {
+        let _f = info_span!("flags", project = 3.5f64, tenant.id = true).entered();
+        let _call = info_span!("chat", model = "claude-haiku-4-5", input_tokens = 1u64).entered();
+    });
+    let d = h.seen.only_call().dimensions;
+    assert_eq!((d.project.as_deref(), d.tenant.as_deref()), (Some("3.5"), Some("true")));
+    assert_eq!(h.meter.capture_stats().rejected_values, 0);
 }
 
 #[test]

@@ -501,6 +501,8 @@ impl Visit for FieldVisitor<'_> {
             Role::Other if !self.extra_names.is_empty() => self.other_text(field, &value.to_string()),
             Role::Other => {}
             role @ (Role::Token(_) | Role::TimeToFirstChunk) => self.number(role, Num::Float(value)),
+            // A dimension given as a number keeps its text (`project = 3.0` as `?3.0` is kept, and integers are).
+            role @ Role::Dim(_) => self.text(role, &value.to_string()),
             _ => self.reject(),
         }
     }
@@ -508,6 +510,7 @@ impl Visit for FieldVisitor<'_> {
     fn record_bool(&mut self, field: &Field, value: bool) {
         match self.plan.role(field) {
             Role::Other => self.other_text(field, if value { "true" } else { "false" }),
+            role @ Role::Dim(_) => self.text(role, if value { "true" } else { "false" }),
             Role::Stream => self.call.stream = Some(value),
             // `error.type = true` says "this failed" without a type; `false` says nothing.
             Role::ErrorType => {
