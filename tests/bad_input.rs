@@ -239,6 +239,25 @@ fn a_structs_debug_is_not_a_dimension() {
     assert_eq!(call.dimensions.user.as_deref(), Some(user));
     assert_eq!(call.dimensions.task.as_deref(), Some(task));
     assert_eq!(h.meter.capture_stats().rejected_values, 0);
+    // Nor is it an id: `gen_ai.response.id = ?response` put the message's text in the call's id.
+    #[derive(Debug)]
+    #[allow(dead_code)]
+    struct Message {
+        id: &'static str,
+        content: &'static str,
+    }
+    let response = Message { id: "msg_01", content: "Alice's salary is $120,000." };
+    let h = Harness::new();
+    h.run(|| {
+        let _a = info_span!("chat", model = "claude-haiku-4-5", input_tokens = 10u64, gen_ai.response.id = ?response)
+            .entered();
+        drop(_a);
+        let _b = info_span!("chat", model = "claude-haiku-4-5", input_tokens = 10u64, request_id = ?Some(Wrapper(7)))
+            .entered();
+    });
+    let ids: Vec<_> = h.seen.calls().into_iter().map(|c| c.request_id).collect();
+    assert_eq!(ids, [None, None]);
+    assert_eq!(h.meter.capture_stats().rejected_values, 2);
 }
 
 #[test]

@@ -584,13 +584,18 @@ impl Visit for FieldVisitor<'_> {
         // Only a value holding a `{`, `(` or `[` (as every struct's, tuple's and collection's rendering does) is
         // rendered twice: not a plain `%id`, and not an `Option`'s own `Some(..)` around a number (`s` is what it
         // holds), whose alternate form spreads over lines too.
-        let structured = matches!(role, Role::Dim(_) | Role::Other) && !quoted && s.contains(['{', '(', '[']) && {
-            // A derived or builder-made `Debug` spreads over lines in its alternate form (`{:#?}`); text shown
-            // with `%` (a `Display`) ignores the flag.
-            let mut alternate = BoundedString::new(MAX_LABEL_LEN.max(self.max_dim_len).saturating_add(8));
-            let _ = fmt::write(&mut alternate, format_args!("{value:#?}"));
-            alternate.0.contains('\n') && !text.0.contains('\n')
-        };
+        // An id likewise (it keeps a `\` a label may not hold): `gen_ai.response.id = ?response` put the message's
+        // text in the record's id, and a rendering that changed between records split the span into calls.
+        let structured = matches!(role, Role::Dim(_) | Role::Other | Role::ResponseId | Role::RequestId)
+            && !quoted
+            && s.contains(['{', '(', '['])
+            && {
+                // A derived or builder-made `Debug` spreads over lines in its alternate form (`{:#?}`); text shown
+                // with `%` (a `Display`) ignores the flag.
+                let mut alternate = BoundedString::new(MAX_LABEL_LEN.max(self.max_dim_len).saturating_add(8));
+                let _ = fmt::write(&mut alternate, format_args!("{value:#?}"));
+                alternate.0.contains('\n') && !text.0.contains('\n')
+            };
         match role {
             _ if structured => self.reject(),
             Role::Other => self.other_text(field, s),
