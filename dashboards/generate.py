@@ -262,6 +262,10 @@ BAD_HIGH = {"mode": "absolute", "steps": [{"value": None, "color": "green"}, {"v
 
 COST = f"tokenmeter_cost_USD_total{{{CALL}}}"
 CALLS = f"tokenmeter_calls_total{{{CALL}}}"
+# The denominators of outcome ratios: calls past the series cap share one overflow series without an outcome,
+# which would count in the denominator only (as calls that all succeeded).
+NAMED = 'otel_metric_overflow=""'
+PAST_CAP = " Calls past the exporter's series cap (its overflow series has no outcome) are left out of it."
 SAVINGS = f"tokenmeter_cache_savings_USD_total{{{CALL}}}"
 MONTH_S = 2592000  # 30 days
 
@@ -392,9 +396,9 @@ def efficiency_board():
             "50-79%, red < 50%." + ONLY_JOB, "percentunit",
             [(f'min(tokenmeter_cache_hit_rate_ratio{{{JOB}, tokenmeter_window="1h"}})', "1h")], TRAFFIC_RATIO, (0, 1))
     b.stat("Error rate", "Failed calls over all calls in the range. Above a few percent: look at errors by type below "
-           "(rate limits, overload, timeouts) and add retries with backoff or a fallback model.", "percentunit",
+           "(rate limits, overload, timeouts) and add retries with backoff or a fallback model." + PAST_CAP, "percentunit",
            [(f'(sum(increase(tokenmeter_calls_total{{{CALL}, tokenmeter_outcome="error"}}[$__range])) or vector(0)) / '
-             f"(sum(increase({CALLS}[$__range])) > 0)", "error rate")], thresholds=BAD_HIGH, decimals=3)
+             f"(sum(increase(tokenmeter_calls_total{{{CALL}, {NAMED}}}[$__range])) > 0)", "error rate")], thresholds=BAD_HIGH, decimals=3)
     b.row("Latency")
     b.ts("Call duration p50 / p95", "Client-side call duration percentiles from gen_ai.client.operation.duration. p95 far "
          "above p50: long outputs or provider slowdowns; consider streaming or a smaller max_tokens. The buckets end at "
@@ -413,13 +417,13 @@ def efficiency_board():
          [(f'sum by (error_type) (rate(tokenmeter_calls_total{{{CALL}, tokenmeter_outcome="error"}}[$__rate_interval]))',
            "{{error_type}}")])
     b.stat("Waste rate", "Share of spend on calls that failed (their tokens were billed but the result was not used), "
-           "over the range. Above zero: check the errors; retries of large prompts multiply it.", "percentunit",
+           "over the range. Above zero: check the errors; retries of large prompts multiply it." + PAST_CAP, "percentunit",
            [(f'(sum(increase(tokenmeter_cost_USD_total{{{CALL}, tokenmeter_outcome="error"}}[$__range])) or vector(0)) / '
-             f"(sum(increase({COST}[$__range])) > 0)", "waste")], thresholds=BAD_HIGH, decimals=3)
+             f"(sum(increase(tokenmeter_cost_USD_total{{{CALL}, {NAMED}}}[$__range])) > 0)", "waste")], thresholds=BAD_HIGH, decimals=3)
     b.stat("Failed tasks", "Share of tasks (tokenmeter.tasks) that ended in error over the range: every call in them is "
-           "likely waste.", "percentunit",
+           "likely waste." + PAST_CAP, "percentunit",
            [(f'(sum(increase(tokenmeter_tasks_total{{{TASK}, tokenmeter_outcome="error"}}[$__range])) or vector(0)) / '
-             f"(sum(increase(tokenmeter_tasks_total{{{TASK}}}[$__range])) > 0)", "failed tasks")], thresholds=BAD_HIGH, decimals=3)
+             f"(sum(increase(tokenmeter_tasks_total{{{TASK}, {NAMED}}}[$__range])) > 0)", "failed tasks")], thresholds=BAD_HIGH, decimals=3)
     b.stat("Export failures", "OTLP exports that failed (counted in process, they arrive with the next good export). Above "
            "zero: the collector was unreachable for a while; check its health.", "short",
            [(f"sum(increase(tokenmeter_export_failures_total{{{JOB}}}[$__range]))", "failures")],
@@ -492,9 +496,9 @@ def overview_board():
     b.stat("Unpriced calls", "Calls not in the cost because their model has no price. Above zero: add a price.", "short",
            [(f"sum(increase(tokenmeter_calls_unpriced_total{{{CALL}}}[$__range]))", "unpriced")], w=12, decimals=0,
            thresholds={"mode": "absolute", "steps": [{"value": None, "color": "green"}, {"value": 1, "color": "red"}]})
-    b.stat("Error rate", "Failed calls over all calls in the range.", "percentunit",
+    b.stat("Error rate", "Failed calls over all calls in the range." + PAST_CAP, "percentunit",
            [(f'(sum(increase(tokenmeter_calls_total{{{CALL}, tokenmeter_outcome="error"}}[$__range])) or vector(0)) / '
-             f"(sum(increase({CALLS}[$__range])) > 0)", "error rate")], w=12, thresholds=BAD_HIGH, decimals=3)
+             f"(sum(increase(tokenmeter_calls_total{{{CALL}, {NAMED}}}[$__range])) > 0)", "error rate")], w=12, thresholds=BAD_HIGH, decimals=3)
     return b
 
 
