@@ -147,7 +147,7 @@ fn print_analytics(meter: &TokenMeter) {
         paint(s.band, format!("{:.1} {}", s.overall, s.band.name().to_uppercase())),
         s.context_reuse_rate * 100.0,
         s.cache_hit_rate * 100.0,
-        s.tokens_per_task.map(|t| format!("{t:.0}")).unwrap_or_else(|| "n/a".into())
+        s.tokens_per_task.map(|t| grouped(t.round() as u64)).unwrap_or_else(|| "n/a".into())
     );
     let mut t = Table::new();
     t.load_style(UTF8_FULL_CONDENSED).set_header(vec![
@@ -188,7 +188,7 @@ fn print_analytics(meter: &TokenMeter) {
         m.total_cache_hits + m.total_cache_misses,
         m.call_hit_rate * 100.0,
         m.hit_rate * 100.0,
-        m.tokens_saved,
+        grouped(m.tokens_saved),
         m.cost_saved,
         cache.unread_cache_writes.writes
     );
@@ -517,6 +517,11 @@ fn print_report(meter: &TokenMeter) {
 }
 
 fn num(n: u64) -> Cell {
+    Cell::new(grouped(n)).set_alignment(CellAlignment::Right)
+}
+
+/// `572392` as `572,392`, as the tables write counts.
+fn grouped(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
@@ -525,5 +530,5 @@ fn num(n: u64) -> Cell {
         }
         out.push(c);
     }
-    Cell::new(out).set_alignment(CellAlignment::Right)
+    out
 }
