@@ -523,6 +523,9 @@ fn optimize_measures_suggestions_against_the_target() {
         &file,
         r#"{"timestamp":"2025-10-15T10:00:00Z","duration_us":5,"model":"claude-fable-9","tokens":{"input":1000,"output":10},"metered":true,"outcome":{"status":"ok"},"dimensions":{}}"#
             .to_owned()
+            + "\n"
+            // A failed call without usage: nothing to price, so not "$0.00 + unpriced" either.
+            + r#"{"timestamp":"2025-10-15T10:05:00Z","duration_us":5,"model":"claude-fable-9","tokens":{"input":0,"output":0},"metered":false,"outcome":{"status":"error","error_type":"overloaded_error"},"dimensions":{}}"#
             + "\n",
     )
     .unwrap();
@@ -530,6 +533,10 @@ fn optimize_measures_suggestions_against_the_target() {
     c.initialize("2025-06-18");
     let (_, text) = c.ok(json!({"operation": "optimize", "timeframe": "all", "optimization_target": 10}));
     assert!(text.contains("has no price") && !text.contains("nothing was spent"), "{text}");
+    for op in ["analyze", "track"] {
+        let (_, text) = c.ok(json!({"operation": op, "timeframe": "all"}));
+        assert!(text.contains("unpriced") && !text.contains("+ unpriced"), "{op}: {text}");
+    }
 }
 
 #[test]

@@ -542,13 +542,13 @@ fn a_forecast_with_nothing_to_go_on_says_so() {
 #[test]
 fn a_window_whose_only_metered_call_is_unpriced_reads_unpriced_in_its_total_row() {
     // One unpriced call with usage and one failed call without: the total's cost read "$0.00 + unpriced" (counted
-    // against all calls) beside the run-rate's "unpriced" (against the metered ones). A model row may still read
-    // "$0.00 + unpriced": its calls are not told apart by usage.
+    // against all calls) beside the run-rate's "unpriced" (against the metered ones); so did `show`'s totals,
+    // `summary`'s group rows and the reports' cost, and each model row (a model's calls are all priced or none).
     let dir = tempfile::tempdir().unwrap();
     let call = |ts: &str, metered: bool, outcome: serde_json::Value| {
         serde_json::json!({
             "timestamp": ts, "duration_us": 1_000, "model": "claude-fable-9", "provider": "anthropic",
-            "metered": metered, "outcome": outcome, "dimensions": {},
+            "metered": metered, "outcome": outcome, "dimensions": {"session": "s1"},
             "tokens": {"input": if metered { 100 } else { 0 }, "cache_read": 0, "cache_write_5m": 0,
                        "cache_write_1h": 0, "output": 0, "reasoning": 0}
         })
@@ -563,4 +563,14 @@ fn a_window_whose_only_metered_call_is_unpriced_reads_unpriced_in_its_total_row(
     assert!(total.trim_end_matches(['│', ' ']).ends_with("┆ unpriced"), "{text}");
     let run_rate = text.lines().find(|l| l.contains("monthly run-rate")).expect("a run-rate row");
     assert!(run_rate.trim_end_matches(['│', ' ']).ends_with("┆ unpriced"), "{text}");
+    let base = ["--records", file.to_str().unwrap(), "--now", "2026-03-10T12:00:00Z"];
+    let grouped = run(&[&base[..], &["summary", "--group-by", "session"]].concat()).ok().to_owned();
+    let row = grouped.lines().find(|l| l.starts_with("│ s1 ")).expect("the session's row");
+    assert!(row.trim_end_matches(['│', ' ']).ends_with("┆ unpriced"), "{grouped}");
+    let show = run(&[&base[..], &["show", "s1"]].concat()).ok().to_owned();
+    assert!(show.contains("┆ unpriced │"), "{show}");
+    assert!(!show.contains("+ unpriced"), "{show}");
+    let report = run(&[&base[..], &["report"]].concat()).ok().to_owned();
+    assert!(report.contains("| Cost | unpriced |"), "{report}");
+    assert!(report.contains("| claude-fable-9 | 2 | 100 | unpriced |"), "{report}");
 }

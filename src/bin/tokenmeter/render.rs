@@ -147,8 +147,14 @@ pub(crate) fn usd(v: f64) -> String {
 }
 
 /// The cost of a model's (or other group's) calls: `unpriced` when none of them had a price, the priced
-/// part and a mark when some did not: never a silent $0 ([`priced_usd`] over the group's calls).
+/// part and a mark when some did not: never a silent $0 ([`priced_usd`] over the group's calls, its metered ones
+/// where known). A priced part of exactly $0 beside unpriced calls is `unpriced` too: a model's calls are all
+/// priced or none, and a row that counts its failed calls without usage (which have no price to miss) read
+/// `$0.00 + unpriced` for calls none of which had a price.
 pub(crate) fn share_cost(cost_usd: f64, calls: u64, unpriced_calls: u64) -> String {
+    if unpriced_calls > 0 && cost_usd == 0.0 {
+        return "unpriced".to_owned();
+    }
     priced_usd(cost_usd, unpriced_calls, Some(calls))
 }
 

@@ -155,7 +155,7 @@ fn table(o: &ShowOutput<'_>, ctx: &Context, style: &Style, include_cache: bool) 
         num(int(t.tokens.cache_read)),
         num(int(t.tokens.cache_creation)),
         num(int(t.tokens.total)),
-        num(share_cost(t.cost_usd, t.calls, t.unpriced_calls)),
+        num(share_cost(t.cost_usd, t.calls.saturating_sub(t.unmetered_calls), t.unpriced_calls)),
     ]);
     push_table(&mut out, "", &tt, style);
 

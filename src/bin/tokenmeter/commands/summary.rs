@@ -167,7 +167,7 @@ fn group_row(r: &GroupRow, g: Option<GroupBy>, tz: Tz) -> Vec<comfy_table::Cell>
         num(int(r.tokens.cache_read)),
         num(int(r.tokens.cache_creation)),
         num(int(r.tokens.total)),
-        num(share_cost(r.cost_usd, r.calls, r.unpriced_calls)),
+        num(share_cost(r.cost_usd, r.calls.saturating_sub(r.unmetered_calls), r.unpriced_calls)),
     ]
 }
 

@@ -200,7 +200,7 @@ impl Call<'_> {
             self.span(&s.window),
             crate::render::count(s.calls, "call"),
             int(s.tokens.total),
-            share_cost(s.cost_usd, s.calls, s.unpriced.calls)
+            share_cost(s.cost_usd, s.metered_calls, s.unpriced.calls)
         );
         if s.cache_savings_usd > 0.0 {
             text.push_str(&format!(
@@ -405,7 +405,7 @@ impl Call<'_> {
         let mut text = format!(
             "Spent {} over {} ({}): {}, {} tokens; {} an hour, {} a day; monthly run-rate {} (the window's daily \
              rate over the whole month, not the forecast's trend).",
-            share_cost(s.cost_usd, s.calls, unpriced),
+            share_cost(s.cost_usd, s.metered_calls, unpriced),
             tf.phrase(),
             self.span(&s.window),
             crate::render::count(s.calls, "call"),

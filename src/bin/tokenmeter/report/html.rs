@@ -265,7 +265,7 @@ pub(super) fn render(r: &Report<'_>) -> String {
             esc(&value)
         );
     };
-    card("Cost", share_cost(s.cost_usd, s.calls, s.unpriced.calls), "");
+    card("Cost", share_cost(s.cost_usd, s.metered_calls, s.unpriced.calls), "");
     card("Calls", int(s.calls), "");
     card("Tokens", int(s.tokens.total), "");
     let (score, hit_rate) = r.score_and_hit_rate();

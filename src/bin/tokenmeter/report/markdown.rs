@@ -65,7 +65,7 @@ pub(super) fn render(r: &Report<'_>) -> String {
 
     let (score, hit_rate) = r.score_and_hit_rate();
     let mut head = vec![
-        vec!["Cost".to_owned(), share_cost(s.cost_usd, s.calls, s.unpriced.calls)],
+        vec!["Cost".to_owned(), share_cost(s.cost_usd, s.metered_calls, s.unpriced.calls)],
         vec!["Calls".to_owned(), int(s.calls)],
         vec!["Tokens".to_owned(), int(s.tokens.total)],
         vec!["Efficiency score".to_owned(), score],
