@@ -212,6 +212,8 @@ pub struct TokenMeterBuilder {
     pub(crate) budget_setup: crate::budget::BudgetSetup,
     pub(crate) journal_config: Option<crate::journal::JournalConfig>,
     pub(crate) ledger_config: crate::ledger::LedgerConfig,
+    /// [`with_time_zone`](Self::with_time_zone)'s zone, which wins over the ledger config's whatever the order.
+    pub(crate) time_zone: Option<chrono_tz::Tz>,
     #[cfg(feature = "otlp")]
     pub(crate) otlp: Option<crate::export::otlp::OtlpSetup>,
     #[cfg(feature = "otlp")]
@@ -241,6 +243,7 @@ impl TokenMeterBuilder {
             budget_setup: crate::budget::BudgetSetup::default(),
             journal_config: None,
             ledger_config: crate::ledger::LedgerConfig::default(),
+            time_zone: None,
             #[cfg(feature = "otlp")]
             otlp: None,
             #[cfg(feature = "otlp")]
@@ -286,7 +289,7 @@ impl TokenMeterBuilder {
     }
 
     /// Caps dimension values at `bytes` (cut at a character boundary; default [`DEFAULT_MAX_DIMENSION_LEN`];
-    /// `usize::MAX` keeps them whole).
+    /// `usize::MAX` keeps them whole; 0 is taken as 1).
     pub fn with_max_dimension_len(mut self, bytes: usize) -> Self {
         self.max_dim_len = bytes.max(1);
         self
@@ -347,7 +350,11 @@ impl TokenMeterBuilder {
         meter
     }
 
-    /// Builds the meter, replaying the journal first; fails when the journal directory is unusable.
+    /// Builds the meter, replaying the journal first. Fails with a [`BuildError`] for what `build` would log and
+    /// run without: an unusable journal directory or a retention that forgets a budget's period, an extra
+    /// dimension that could never be filled, a budget that could count nothing (its scope or name), a right-sizing
+    /// target without a price, an anomaly rule no report can apply, a metric dimension never exported, a webhook
+    /// that cannot post.
     pub fn try_build(mut self) -> Result<TokenMeter, BuildError> {
         self.check_extra_dimensions()?;
         self.check_budget_scopes()?;
@@ -389,6 +396,10 @@ impl TokenMeterBuilder {
     /// default is not checked: a price book of other providers' models has no use for it.
     fn check_right_size_target(&self) -> Result<(), BuildError> {
         let config = &self.ledger_config;
+        // An anomaly rule no report can apply: every `anomalies()` call would fail, long after the build.
+        if let Some((field, reason)) = config.anomaly.problem().filter(|_| config.is_enabled()) {
+            return Err(BuildError::AnomalyRule { field, reason });
+        }
         match &config.right_size_target {
             Some(target) if config.is_enabled() && self.prices.resolve(target).is_none() => {
                 Err(BuildError::RightSizeTarget { model: target.clone() })
@@ -541,10 +552,28 @@ impl TokenMeterBuilder {
     /// Each budget's first problem that makes it count nothing, in the order the budgets were added: `build`
     /// logs every one (it logged only the first, and a second bad budget counted $0 for ever without a word).
     fn budget_scope_problems(&self) -> Vec<BuildError> {
-        self.budget_setup.budgets.iter().filter_map(|b| self.budget_scope_problem(b).err()).collect()
+        self.budget_setup
+            .budgets
+            .iter()
+            .filter_map(|b| {
+                // Alerts, journal marks and the status name a budget (a second one of a name replaces the first,
+                // as the file's tables do): an empty name is none (the budget file refuses it too).
+                if b.name().trim().is_empty() {
+                    return Some(BuildError::BudgetNameEmpty);
+                }
+                self.budget_scope_problem(b).err()
+            })
+            .collect()
     }
 
     fn budget_scope_problem(&self, budget: &crate::budget::Budget) -> Result<(), BuildError> {
+        // Capture keeps no empty value: a budget on one (`BudgetScope::tenant("")`) would count nothing.
+        if let crate::budget::BudgetScope::Dimension { value, .. } | crate::budget::BudgetScope::Model(value) =
+            budget.scope()
+            && value.trim().is_empty()
+        {
+            return Err(BuildError::BudgetScopeEmpty { at: written_at(budget), budget: budget.name().to_owned() });
+        }
         // Captured values are cut at `max_dim_len`: a longer scope value would equal none of them.
         if let crate::budget::BudgetScope::Dimension { value, .. } = budget.scope()
             && value.len() > self.max_dim_len
@@ -584,7 +613,11 @@ impl TokenMeterBuilder {
 
     fn assemble(mut self) -> TokenMeter {
         let shards = Shards::new(crate::shards::per_core_count(), Shard::default);
-        let ledger = crate::ledger::Ledger::new(self.ledger_config, self.clock.clone(), self.prices.clone());
+        let config = match self.time_zone {
+            Some(tz) => self.ledger_config.with_time_zone(tz),
+            None => self.ledger_config,
+        };
+        let ledger = crate::ledger::Ledger::new(config, self.clock.clone(), self.prices.clone());
         // The ledger first, after the sinks that must hear of a record before it (in the order they were added).
         let (mut sinks, after): (Vec<_>, Vec<_>) = self.sinks.drain(..).partition(|s| s.before_ledger());
         let before_ledger = sinks.len();
@@ -657,8 +690,10 @@ fn written_at(budget: &crate::budget::Budget) -> String {
     budget.scope_written_at().map(|at| format!("{at}: ")).unwrap_or_default()
 }
 
-/// Errors building a meter ([`TokenMeterBuilder::try_build`]).
+/// Errors building a meter ([`TokenMeterBuilder::try_build`]). Non-exhaustive: its OTLP variants exist only with
+/// the `otlp` feature, which another crate in the build may turn on.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BuildError {
     /// The journal could not be opened or replayed.
     #[error(transparent)]
@@ -710,6 +745,18 @@ pub enum BuildError {
         /// The least `max_age` that keeps its whole period, in days.
         needed_days: u64,
     },
+    /// A budget is scoped to an empty (or blank) dimension value or model, which no call carries (capture keeps
+    /// no empty value).
+    #[error("{at}budget `{budget}` is scoped to an empty value, which no call carries: name the value it counts")]
+    BudgetScopeEmpty {
+        /// For a budget read from a file, where its scope is written; empty for one built in code.
+        at: String,
+        /// The budget's name.
+        budget: String,
+    },
+    /// A budget's name is empty (or blank): alerts, journal lines and the status name their budget.
+    #[error("a budget has an empty name: give it one (alerts, the journal and the status name their budget)")]
+    BudgetNameEmpty,
     /// A budget's scope value is longer than the meter keeps dimension values
     /// ([`with_max_dimension_len`](TokenMeterBuilder::with_max_dimension_len)), so it would match no call.
     #[error(
@@ -755,6 +802,15 @@ pub enum BuildError {
     RightSizeTarget {
         /// The target as given.
         model: String,
+    },
+    /// The ledger's anomaly rule ([`LedgerConfig::with_anomaly_rule`](crate::ledger::LedgerConfig)) cannot be
+    /// applied: a factor that is not a positive number, or trailing days outside 1-365.
+    #[error("the anomaly rule's `{field}`: {reason}")]
+    AnomalyRule {
+        /// The rule's field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
     },
     /// More extra dimensions than a meter keeps ([`MAX_EXTRA_DIMENSIONS`]): the ones past the cap would never be
     /// filled.

@@ -454,6 +454,26 @@ fn a_scope_value_longer_than_the_dimension_cap_is_refused() {
 }
 
 #[test]
+fn an_empty_scope_value_or_budget_name_is_refused() {
+    // Capture keeps no empty value: a budget on `tenant("")` counted nothing and a block budget never blocked.
+    let build = |budgets: Vec<Budget>| {
+        budgets.into_iter().fold(tokenmeter::TokenMeter::builder(), |b, x| b.with_budget(x)).try_build().unwrap_err()
+    };
+    let limit = || BudgetLimit::tokens(100);
+    for scope in [BudgetScope::tenant(""), BudgetScope::dimension("project", " "), BudgetScope::model("")] {
+        let err = build(vec![Budget::new("b", limit()).with_scope(scope)]);
+        assert!(matches!(err, tokenmeter::BuildError::BudgetScopeEmpty { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "budget `b` is scoped to an empty value, which no call carries: name the value it counts"
+        );
+    }
+    // The budget file refuses an empty name; in code it was taken.
+    let err = build(vec![Budget::new(" ", limit())]);
+    assert!(matches!(err, tokenmeter::BuildError::BudgetNameEmpty), "{err:?}");
+}
+
+#[test]
 fn a_dollar_budget_on_a_model_without_a_price_is_refused_at_build() {
     // A misspelt id: its calls (if any) count $0, so the budget is never reached and a `Block` never blocks.
     let misspelt = || {

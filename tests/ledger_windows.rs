@@ -151,6 +151,17 @@ fn invalid_queries_are_errors() {
     assert!(matches!(rig.ledger.query(&q), Err(QueryError::Unsupported(_))));
     assert!(matches!(rig.ledger.forecast(0, None), Err(QueryError::InvalidArgument { name: "days", .. })));
     assert!(matches!(rig.ledger.forecast(7, Some(f64::NAN)), Err(QueryError::InvalidArgument { .. })));
+    // An anomaly rule no report can apply is refused when the meter is built: every `anomalies()` failed later,
+    // and trailing days outside 1-365 were clamped without a word.
+    for (rule, field) in [
+        (tokenmeter::ledger::AnomalyRule { cost_factor: f64::NAN, ..Default::default() }, "cost_factor"),
+        (tokenmeter::ledger::AnomalyRule { trailing_days: 0, ..Default::default() }, "trailing_days"),
+        (tokenmeter::ledger::AnomalyRule { trailing_days: 400, ..Default::default() }, "trailing_days"),
+    ] {
+        let config = LedgerConfig::default().with_anomaly_rule(rule);
+        let err = tokenmeter::TokenMeter::builder().with_ledger_config(config).try_build().unwrap_err();
+        assert!(matches!(err, tokenmeter::BuildError::AnomalyRule { field: f, .. } if f == field), "{err:?}");
+    }
     assert!(rig.ledger.efficiency_report(Window::All, Dimension::Tool).is_err());
     // Filtered series keep hours for 48 hours: ten days ago is a day bucket. Unfiltered hourly totals are kept
     // 35 days: a 60-day hourly series cannot be answered either way.

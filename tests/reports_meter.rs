@@ -254,3 +254,19 @@ fn a_meter_made_today_with_no_call_yet_has_nothing_to_forecast_from() {
     clock.advance(Duration::hours(1));
     assert_eq!(serde_json::to_value(meter.forecast(7, None).unwrap()).unwrap()["basis"], "run_rate");
 }
+
+#[test]
+fn the_builders_time_zone_holds_whatever_the_order_of_a_ledger_config() {
+    // A config set for its thresholds alone, after `with_time_zone`, put the reports back in UTC.
+    let paris = chrono_tz::Europe::Paris;
+    let config = || tokenmeter::LedgerConfig::default().with_small_call_limits(500, 200);
+    for builder in [
+        TokenMeter::builder().with_time_zone(paris).with_ledger_config(config()),
+        TokenMeter::builder().with_ledger_config(config()).with_time_zone(paris),
+    ] {
+        assert_eq!(builder.build().ledger().time_zone(), paris);
+    }
+    // A config's own zone applies when the builder sets none.
+    let meter = TokenMeter::builder().with_ledger_config(config().with_time_zone(paris)).build();
+    assert_eq!(meter.ledger().time_zone(), paris);
+}

@@ -363,4 +363,8 @@ fn a_webhook_that_cannot_post_is_a_build_error() {
         assert!(text.contains(want), "{text}");
         assert!(!text.contains("/budget"), "the URL's path is not shown: {text}");
     }
+    // A zero timeout: every attempt timed out at once, retried and counted as failed, without a word at build.
+    let hook = WebhookConfig::new("https://hooks.example.com/budget").with_timeout(Duration::ZERO);
+    let err = tokenmeter::TokenMeter::builder().with_webhook(hook).try_build().unwrap_err();
+    assert!(err.to_string().contains("the timeout is zero"), "{err}");
 }

@@ -254,14 +254,10 @@ impl Ledger {
     /// Hours are checked within the 35 days of hourly totals.
     pub fn anomalies(&self, window: Window) -> Result<AnomalyReport, QueryError> {
         let rule = self.inner.config.anomaly;
-        for (name, f) in
-            [("token_factor", rule.token_factor), ("cost_factor", rule.cost_factor), ("call_factor", rule.call_factor)]
-        {
-            if !f.is_finite() || f <= 0.0 {
-                return Err(QueryError::InvalidArgument { name, reason: format!("{f} must be a positive number") });
-            }
+        if let Some((name, reason)) = rule.problem() {
+            return Err(QueryError::InvalidArgument { name, reason });
         }
-        let n = i64::from(rule.trailing_days.clamp(1, 365));
+        let n = i64::from(rule.trailing_days);
         // A baseline of one or two periods is not a pattern: a quiet hour going from 1 call to 4 on the second
         // day is not an anomaly. Checked once three are there (all of them when the rule trails fewer), and
         // three of them had calls: one call at 03:00 a week ago and one today is not a 7x spike at 03:00.

@@ -10,13 +10,15 @@ use crate::ledger::{Dimension, Ledger, LedgerConfig, LedgerStats, Query, QueryEr
 use crate::meter::{TokenMeter, TokenMeterBuilder};
 
 impl TokenMeterBuilder {
-    /// The time zone of the ledger's local hours, days, weeks and months (default UTC).
+    /// The time zone of the ledger's local hours, days, weeks and months (default UTC). It wins over the zone
+    /// of a [`with_ledger_config`](Self::with_ledger_config), before or after it.
     pub fn with_time_zone(mut self, tz: Tz) -> Self {
-        self.ledger_config = self.ledger_config.with_time_zone(tz);
+        self.time_zone = Some(tz);
         self
     }
 
-    /// Replaces the ledger's settings (the time zone included).
+    /// Replaces the ledger's settings; its time zone applies unless [`with_time_zone`](Self::with_time_zone) is
+    /// set (a config made for its thresholds alone put the reports back in UTC).
     pub fn with_ledger_config(mut self, config: LedgerConfig) -> Self {
         self.ledger_config = config;
         self

@@ -114,9 +114,12 @@ impl WebhookConfig {
         &self.url
     }
 
-    /// Why this configuration cannot work: a URL that is not `http://` or `https://` with a host, or a header
-    /// name or value HTTP does not allow.
+    /// Why this configuration cannot work: a zero timeout, a URL that is not `http://` or `https://` with a
+    /// host, or a header name or value HTTP does not allow.
     pub(crate) fn problem(&self) -> Option<String> {
+        if self.timeout.is_zero() {
+            return Some("the timeout is zero: every attempt would time out at once".to_owned());
+        }
         let scheme = self.url.split_once("://").map(|(scheme, _)| scheme.to_ascii_lowercase());
         if !matches!(scheme.as_deref(), Some("http" | "https")) {
             return Some("the URL does not start with http:// or https://".to_owned());

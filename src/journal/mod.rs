@@ -98,7 +98,7 @@ use crate::record::{CallRecord, TaskRecord, ToolRecord};
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// The longest line replay reads into memory, 16 MiB. No line tokenmeter writes comes near it with dimension
-/// values capped (256 bytes by default; `with_max_dimension_len` lifted past megabytes could); a longer one is
+/// values capped (128 bytes by default; `with_max_dimension_len` lifted past megabytes could); a longer one is
 /// damage (a file's tail of zeros after a crash, another program's output), skipped as corrupt without being
 /// held whole.
 pub const MAX_LINE_BYTES: u64 = 16 << 20;

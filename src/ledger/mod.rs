@@ -169,6 +169,23 @@ pub struct AnomalyRule {
     pub trailing_days: u32,
 }
 
+impl AnomalyRule {
+    /// Why this rule cannot be applied: a factor that is not a positive number, or trailing days outside 1-365.
+    pub(crate) fn problem(&self) -> Option<(&'static str, String)> {
+        for (name, f) in
+            [("token_factor", self.token_factor), ("cost_factor", self.cost_factor), ("call_factor", self.call_factor)]
+        {
+            if !f.is_finite() || f <= 0.0 {
+                return Some((name, format!("{f} must be a positive number")));
+            }
+        }
+        if !(1..=365).contains(&self.trailing_days) {
+            return Some(("trailing_days", format!("{} must be from 1 to 365", self.trailing_days)));
+        }
+        None
+    }
+}
+
 impl Default for AnomalyRule {
     fn default() -> Self {
         AnomalyRule { token_factor: 2.0, cost_factor: 2.0, call_factor: 3.0, trailing_days: 7 }
@@ -229,7 +246,7 @@ impl LedgerConfig {
         self
     }
 
-    /// Most sessions whose history is kept for the caching analyses (default 65,536).
+    /// Most sessions whose history is kept for the caching analyses (default 65,536; at least 64).
     pub fn with_max_tracked_sessions(mut self, n: usize) -> Self {
         self.max_tracked_sessions = n.max(64);
         self
