@@ -421,3 +421,31 @@ fn a_rolling_threshold_counts_a_call_recorded_after_a_later_one() {
     assert_eq!(thresholds_fired(&alerts), [100], "$10.10 once both are counted");
     assert_eq!(alerts.lock()[0].spent, usd(10_100_000));
 }
+
+#[test]
+fn a_layer_that_panics_on_the_alerts_log_event_does_not_reach_the_application() {
+    // The alert's log event is dispatched from inside the call span's close: another layer's panic on it came
+    // out of the application's `drop(span)`, before the callbacks ran (the threshold already marked alerted, so
+    // they never heard of it) and before the journal and the sinks had the call.
+    struct PanicsOnTokenmeterEvents;
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for PanicsOnTokenmeterEvents {
+        fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+            if event.metadata().target().starts_with("tokenmeter") {
+                panic!("a layer's panic on tokenmeter's own event");
+            }
+        }
+    }
+    let (h, alerts) = with_alerts(Budget::new("small", BudgetLimit::usd(0.001).unwrap()).with_thresholds([50]));
+    let subscriber = {
+        use tracing_subscriber::prelude::*;
+        tracing_subscriber::registry().with(h.meter.layer()).with(PanicsOnTokenmeterEvents)
+    };
+    let closed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        tracing::subscriber::with_default(subscriber, || {
+            let _call = info_span!("chat", gen_ai.request.model = "claude-haiku-4-5", input_tokens = 600u64).entered();
+        })
+    }));
+    assert!(closed.is_ok(), "the panic reached the application");
+    assert_eq!(thresholds_fired(&alerts), [50]);
+    assert_eq!(h.seen.calls().len(), 1);
+}

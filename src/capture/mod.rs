@@ -171,7 +171,9 @@ impl Drop for Closing<'_> {
     fn drop(&mut self) {
         let _ = IN_CLOSE.try_with(|c| c.set(self.was));
         if let Some(name) = OPENED_WHILE_CLOSING.try_with(Cell::take).ok().flatten() {
-            self.meter.warn_span_opened_while_closing(name);
+            let meter = self.meter;
+            let _ =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| meter.warn_span_opened_while_closing(name)));
         }
     }
 }
@@ -190,7 +192,9 @@ pub(crate) fn defer_log(log: impl FnOnce() + 'static) {
             let _ = HAS_DEFERRED.try_with(|h| h.set(true));
         }
     } else {
-        log();
+        // As held-back logs are: another layer's panic on the event must not unwind out of the application's span
+        // close (the call, task or tool it finishes would go unfinished, and during an unwind it would abort).
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(log));
     }
 }
 
@@ -553,21 +557,28 @@ impl TokenMeterLayer {
         if own_span_id(event, ctx).as_ref() != Some(&span.id()) {
             return;
         }
-        let mut ext = span.extensions_mut();
-        let Some(state) = self.state_mut(&mut ext) else { return };
-        let failable = state.plan.has_tokens || state.task.is_some() || state.plan.tool_candidate;
-        // Raised by a sink: only a span the sink opened itself.
-        if !failable || (!state.opened_in_sinks && in_sinks()) {
+        let applies = self.state(&span.extensions()).is_some_and(|state| {
+            let failable = state.plan.has_tokens || state.task.is_some() || state.plan.tool_candidate;
+            // Raised by a sink: only a span the sink opened itself.
+            failable && (state.opened_in_sinks || !in_sinks())
+        });
+        if !applies {
             return;
         }
-        if plan.error_event {
+        // The event's fields are visited with no lock on the span: `error.type = %e` runs the application's
+        // `Display`, which may log or open a span, and another layer reading this span's extensions then (fmt's
+        // fields, tracing-opentelemetry's parent) would wait on the write lock held here for good.
+        let error_type = plan.error_event.then(|| {
             let (mut update, mut dims) = (CallFields::default(), DimValues::default());
             event.record(&mut self.visitor(plan, &mut update, &mut dims));
-            if let Some(kind) = update.error_type {
-                state.call.error_type = Some(kind);
-            }
-        } else {
-            state.call.status_error = Some(true);
+            update.error_type
+        });
+        let mut ext = span.extensions_mut();
+        let Some(state) = self.state_mut(&mut ext) else { return };
+        match error_type {
+            Some(Some(kind)) => state.call.error_type = Some(kind),
+            Some(None) => {}
+            None => state.call.status_error = Some(true),
         }
     }
 
