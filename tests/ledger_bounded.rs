@@ -178,3 +178,27 @@ fn no_cap_on_tracked_sessions_reads_as_the_largest_count() {
     rig.add(Call::new(t0(), "claude-haiku-4-5").io(10, 1));
     assert_eq!(rig.ledger.stats().max_tracked_sessions, usize::MAX);
 }
+
+#[test]
+fn a_session_past_every_pair_cap_stays_with_its_project() {
+    // One minute bucket: 64 (project, session) pairs and 64 `(project, (other))` slots. A session of project `z`
+    // past both was folded to `((other), (other))`, losing its project: read back as `z`'s call without a
+    // session (its series less its pairs), and counted twice in the project > session tree.
+    let rig = Rig::new(t0() + mins(1));
+    rig.add(Call::new(t0(), SONNET).io(100, 10).project("z"));
+    for i in 0..64 {
+        rig.add(Call::new(t0(), SONNET).io(100, 10).project("a").session(&format!("a-{i}")));
+    }
+    for i in 0..64 {
+        rig.add(Call::new(t0(), SONNET).io(100, 10).project(&format!("p{i}")).session(&format!("p{i}-s")));
+    }
+    rig.add(Call::new(t0(), SONNET).io(100, 10).project("z").session("z-1"));
+    let q =
+        Query::new(Window::LastHour).filter(Dimension::Project, "z").group_by(GroupBy::Dimension(Dimension::Session));
+    let r = rig.ledger.query(&q).unwrap();
+    let rows: Vec<(&str, u64)> = r.groups.iter().map(|g| (g.key.as_str(), g.calls)).collect();
+    assert!(rows.contains(&("(none)", 1)) && rows.contains(&("(other)", 1)), "{rows:?}");
+    let tree = rig.ledger.breakdown_tree(Window::LastHour, Dimension::Project, Dimension::Session).unwrap();
+    let nodes: u64 = tree.nodes.iter().map(|n| n.calls).sum();
+    assert_eq!((nodes, tree.calls), (130, 130));
+}

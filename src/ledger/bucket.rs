@@ -284,7 +284,7 @@ impl Bucket {
         if let Some(session) = keys.session {
             let o = add_keyed(&mut self.sessions, session, core, opp, caps.sessions);
             self.overflowed += u64::from(o);
-            let o = self.add_pair(keys.project, session, core, opp, caps);
+            let o = self.add_pair(keys.project, session, core, opp, caps, !overflow);
             self.overflowed += u64::from(o);
         }
         if let Some(user) = keys.user {
@@ -412,6 +412,12 @@ impl Bucket {
         true
     }
 
+    /// Adds a call (or a merged pair) under its (project, session) pair; past the caps under `(project,
+    /// (other))`, and past the reserve under `((other), (other))`, unless `project_kept`: the bucket's series
+    /// keep the project, and a project's calls without a session are read as its series less its pairs, so its
+    /// sessions must stay in its pairs (folded whole, a session's call was read as the project's without one,
+    /// and the project > session tree counted it twice). Bounded: at most one such entry per project the series
+    /// keep, themselves capped.
     fn add_pair(
         &mut self,
         project: Option<&Arc<str>>,
@@ -419,6 +425,7 @@ impl Bucket {
         core: &Core,
         opp: Option<&Opportunities>,
         caps: Caps,
+        project_kept: bool,
     ) -> bool {
         let h = pair_hash(project.map(|p| &**p), session);
         let len = self.project_sessions.len();
@@ -444,7 +451,7 @@ impl Bucket {
                 return true;
             }
             Some(_) => {}
-            None if len < caps.project_sessions.saturating_add(OVERFLOW_RESERVE) => {
+            None if project_kept || len < caps.project_sessions.saturating_add(OVERFLOW_RESERVE) => {
                 let mut agg = Agg::default();
                 agg.add(core, opp);
                 self.project_sessions.insert(hp, PairEntry { project: project.cloned(), session: other(), agg });
@@ -489,8 +496,13 @@ impl Bucket {
         }
         let mut pairs: Vec<PairEntry> = other.project_sessions.into_values().collect();
         pairs.sort_by_key(|e| std::cmp::Reverse(e.agg.core.cost));
+        // The projects this bucket's series keep (merged above): their sessions stay in their pairs.
+        let kept: std::collections::HashSet<Option<Arc<str>>> =
+            self.series.values().map(|s| s.key.project.clone()).filter(|p| p.as_deref() != Some(OTHER)).collect();
         for e in pairs {
-            let o = self.add_pair(e.project.as_ref(), &e.session, &e.agg.core, e.agg.opp().as_ref(), caps);
+            let project_kept = kept.contains(&e.project);
+            let o =
+                self.add_pair(e.project.as_ref(), &e.session, &e.agg.core, e.agg.opp().as_ref(), caps, project_kept);
             overflowed += u64::from(o);
         }
         // Most used first, as the others go by cost: past the cap, the rarest tools fold into `(other)`.
