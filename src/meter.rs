@@ -313,7 +313,7 @@ impl TokenMeterBuilder {
     /// The meter is usually built before the subscriber it is a layer of is installed, so no subscriber hears
     /// these events: while no global subscriber is set, they are also written to standard error.
     pub fn build(mut self) -> TokenMeter {
-        if let Err(e) = self.check_extra_dimensions() {
+        for e in self.extra_dimension_problems() {
             tracing::error!(target: "tokenmeter::capture", error = %e, "dimension never filled");
             unheard(|| format!("dimension never filled: {e}"));
         }
@@ -324,6 +324,10 @@ impl TokenMeterBuilder {
         if let Err(e) = self.check_right_size_target() {
             tracing::error!(target: "tokenmeter::ledger", error = %e, "no right-sizing suggestions");
             unheard(|| format!("no right-sizing suggestions: {e}"));
+        }
+        if let Err(e) = self.check_anomaly_rule() {
+            tracing::error!(target: "tokenmeter::ledger", error = %e, "anomaly reports will fail");
+            unheard(|| format!("anomaly reports will fail: {e}"));
         }
         #[cfg(feature = "otlp")]
         if let Err(e) = self.check_metric_dimensions() {
@@ -359,6 +363,7 @@ impl TokenMeterBuilder {
         self.check_extra_dimensions()?;
         self.check_budget_scopes()?;
         self.check_right_size_target()?;
+        self.check_anomaly_rule()?;
         #[cfg(feature = "otlp")]
         self.check_metric_dimensions()?;
         self.check_webhook()?;
@@ -377,18 +382,41 @@ impl TokenMeterBuilder {
     /// dimension (`user`) is filled but never read: budgets, reports and the journal take that name for the
     /// built-in one.
     fn check_extra_dimensions(&self) -> Result<(), BuildError> {
-        for d in &self.extra_dims {
-            if crate::capture::fields::classify(d) != crate::capture::fields::Role::Other {
-                return Err(BuildError::ContractDimension { name: d.to_string() });
-            }
-            if BUILTIN_DIMENSIONS.contains(&&**d) {
-                return Err(BuildError::BuiltinDimension { name: d.to_string() });
-            }
+        match self.extra_dimension_problems().into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
+    }
+
+    /// Every extra dimension that would never be filled or read, in the order they were added: `build` logs
+    /// each one (it logged the first only).
+    fn extra_dimension_problems(&self) -> Vec<BuildError> {
+        let mut problems: Vec<BuildError> = self
+            .extra_dims
+            .iter()
+            .filter_map(|d| {
+                if crate::capture::fields::classify(d) != crate::capture::fields::Role::Other {
+                    Some(BuildError::ContractDimension { name: d.to_string() })
+                } else if BUILTIN_DIMENSIONS.contains(&&**d) {
+                    Some(BuildError::BuiltinDimension { name: d.to_string() })
+                } else {
+                    None
+                }
+            })
+            .collect();
         if let Some(name) = &self.dims_past_cap {
-            return Err(BuildError::TooManyDimensions { name: name.clone(), max: MAX_EXTRA_DIMENSIONS });
+            problems.push(BuildError::TooManyDimensions { name: name.clone(), max: MAX_EXTRA_DIMENSIONS });
         }
-        Ok(())
+        problems
+    }
+
+    /// An anomaly rule no report can apply: every `anomalies()` call would fail, long after the build.
+    fn check_anomaly_rule(&self) -> Result<(), BuildError> {
+        let config = &self.ledger_config;
+        match config.anomaly.problem().filter(|_| config.is_enabled()) {
+            Some((field, reason)) => Err(BuildError::AnomalyRule { field, reason }),
+            None => Ok(()),
+        }
     }
 
     /// A right-sizing target set must have a price, or no call can be priced against it: the right-sizing
@@ -396,10 +424,6 @@ impl TokenMeterBuilder {
     /// default is not checked: a price book of other providers' models has no use for it.
     fn check_right_size_target(&self) -> Result<(), BuildError> {
         let config = &self.ledger_config;
-        // An anomaly rule no report can apply: every `anomalies()` call would fail, long after the build.
-        if let Some((field, reason)) = config.anomaly.problem().filter(|_| config.is_enabled()) {
-            return Err(BuildError::AnomalyRule { field, reason });
-        }
         match &config.right_size_target {
             Some(target) if config.is_enabled() && self.prices.resolve(target).is_none() => {
                 Err(BuildError::RightSizeTarget { model: target.clone() })

@@ -210,7 +210,11 @@ fn build_errors_child() {
     }
     let file = tempfile::NamedTempFile::new().unwrap();
     let not_a_dir = file.path().join("journal");
-    let _meter = tokenmeter::TokenMeter::builder().with_journal(tokenmeter::JournalConfig::new(not_a_dir)).build();
+    let _meter = tokenmeter::TokenMeter::builder()
+        .with_journal(tokenmeter::JournalConfig::new(not_a_dir))
+        .with_dimension("model")
+        .with_dimension("user")
+        .build();
 }
 
 #[test]
@@ -225,4 +229,7 @@ fn build_reports_its_errors_on_stderr_when_no_subscriber_can_hear_them() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("tokenmeter: journal disabled:"), "{stderr}");
+    // Every extra dimension that is never filled, not the first only.
+    assert!(stderr.contains("dimension never filled: the extra dimension `model`"), "{stderr}");
+    assert!(stderr.contains("dimension never filled: the extra dimension `user`"), "{stderr}");
 }
