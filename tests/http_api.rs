@@ -1681,6 +1681,15 @@ fn settings_that_would_expose_or_stop_the_server_are_refused_or_bounded() {
         serve(TokenMeter::builder().build(), HttpConfig::new().with_port(0).with_timeout(std::time::Duration::ZERO))
             .expect_err("a zero timeout");
     assert!(err.to_string().contains("zero timeout"), "{err}");
+    // A `SessionTenants` given to the config but to no meter as a sink never learned a session: every tenant-bound
+    // read of a session was 404, without a word.
+    let tenants = SessionTenants::new(10);
+    let config = HttpConfig::new().with_port(0).with_tenant_key(ACME, "acme").with_session_tenants(tenants.clone());
+    let err = serve(TokenMeter::builder().build(), config).expect_err("a SessionTenants no meter records into");
+    assert!(err.to_string().contains("not a sink of any meter"), "{err}");
+    let meter = TokenMeter::builder().with_sink(tenants.clone()).build();
+    let config = HttpConfig::new().with_port(0).with_tenant_key(ACME, "acme").with_session_tenants(tenants);
+    serve(meter, config).expect("with the sink added").shutdown();
     // "No limit" as the largest value: the semaphore and the timers panicked on the server's thread, after
     // `serve` had returned Ok, and every connection was refused.
     let config = HttpConfig::new()

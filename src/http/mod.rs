@@ -208,6 +208,9 @@ pub struct SessionTenants {
     inner: Arc<RwLock<TenantMap>>,
     deferred: Arc<Deferred>,
     max: usize,
+    /// Set when a meter is built with it as a sink (the build asks every sink [`RecordSink::before_ledger`]):
+    /// one given to the HTTP config alone never learns a session.
+    sink: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Its size, not its sessions: `HttpConfig`'s `Debug` in a log line wrote up to 100,000 session ids and tenants.
@@ -338,7 +341,13 @@ impl SessionTenants {
             inner: Arc::new(RwLock::new(TenantMap { queued: Some(PairList::default()), ..Default::default() })),
             deferred: Arc::default(),
             max: max_sessions,
+            sink: Arc::default(),
         }
+    }
+
+    /// Whether a meter was built with it as a sink ([`TokenMeterBuilder::with_sink`](crate::TokenMeterBuilder)).
+    fn is_sink(&self) -> bool {
+        self.sink.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The tenant of `session`, if known and unique. Never for `(none)` or `(other)`: a ledger query for a session
@@ -489,6 +498,8 @@ impl RecordSink for SessionTenants {
     /// A call of a second tenant in a session is known here before the ledger holds it: heard of after, a read
     /// of the session between the two by the first tenant's key showed the second tenant's call.
     fn before_ledger(&self) -> bool {
+        // Asked of every sink when a meter is built: this one is a sink of it.
+        self.sink.store(true, std::sync::atomic::Ordering::Relaxed);
         true
     }
 
@@ -567,6 +578,10 @@ pub(crate) enum Caller {
 /// answers clients on this machine only, and must know where each client is: serve it with
 /// `into_make_service_with_connect_info::<SocketAddr>()`, or every request gets `403` saying so.
 pub fn router(meter: TokenMeter, config: HttpConfig) -> Router {
+    // `serve` refuses these; a router has no error to return, so it says so.
+    if let Some(problem) = config_problem(&config) {
+        tracing::warn!(target: "tokenmeter::http", "{problem}");
+    }
     let reports = Arc::new(tokio::sync::Semaphore::new(REPORTS_AT_ONCE));
     let state = AppState { meter, config: Arc::new(config), reports };
     let api = Router::new()
@@ -586,6 +601,39 @@ pub fn router(meter: TokenMeter, config: HttpConfig) -> Router {
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), limits))
         .with_state(state)
+}
+
+/// What makes a configuration answer no request as meant, wherever it is served: an empty or shared key, a
+/// request limit below a request's headers, a zero timeout, a [`SessionTenants`] no meter records into.
+fn config_problem(config: &HttpConfig) -> Option<String> {
+    if let Some(k) = config.keys.iter().find(|k| k.key.is_empty()) {
+        let which = k.tenant.as_ref().map_or_else(|| "an API key".to_owned(), |t| format!("the key of tenant `{t}`"));
+        return Some(format!("{which} is empty (an unset environment variable?)"));
+    }
+    if let Some((first, second)) = duplicate_key(&config.keys) {
+        return Some(format!(
+            "{first} and {second} are the same secret: each caller needs a key of its own (one copied into two \
+             environment variables?)"
+        ));
+    }
+    if config.max_request_bytes < MIN_REQUEST_BYTES {
+        return Some(format!(
+            "`with_max_request_bytes({})` is smaller than a request's headers: at least {MIN_REQUEST_BYTES}",
+            config.max_request_bytes
+        ));
+    }
+    if config.timeout.is_zero() {
+        return Some("a zero timeout would end every request at once".to_owned());
+    }
+    if config.session_tenants.as_ref().is_some_and(|t| !t.is_sink()) {
+        return Some(
+            "the `SessionTenants` given to `with_session_tenants` is not a sink of any meter: add it to the meter \
+             with `with_sink` too, or it never learns a session's tenant and tenant-bound keys get 404 for every \
+             session"
+                .to_owned(),
+        );
+    }
+    None
 }
 
 /// The error body: `{error, detail, param}`.
@@ -872,21 +920,8 @@ impl Drop for ServerHandle {
 /// synchronous applications can use it. HTTP/1.1, with [`HttpConfig::with_header_read_timeout`] and
 /// [`HttpConfig::with_max_connections`] applied.
 pub fn serve(meter: TokenMeter, config: HttpConfig) -> Result<ServerHandle, HttpError> {
-    if let Some(k) = config.keys.iter().find(|k| k.key.is_empty()) {
-        let which = k.tenant.as_ref().map_or_else(|| "an API key".to_owned(), |t| format!("the key of tenant `{t}`"));
-        return Err(HttpError::Config(format!("{which} is empty (an unset environment variable?)")));
-    }
-    if let Some((first, second)) = duplicate_key(&config.keys) {
-        return Err(HttpError::Config(format!(
-            "{first} and {second} are the same secret: each caller needs a key of its own (one copied into two \
-             environment variables?)"
-        )));
-    }
-    if config.max_request_bytes < MIN_REQUEST_BYTES {
-        return Err(HttpError::Config(format!(
-            "`with_max_request_bytes({})` is smaller than a request's headers: at least {MIN_REQUEST_BYTES}",
-            config.max_request_bytes
-        )));
+    if let Some(problem) = config_problem(&config) {
+        return Err(HttpError::Config(problem));
     }
     let addr = config.addr;
     if config.keys.is_empty() && !addr.ip().is_loopback() {
@@ -905,7 +940,7 @@ pub fn serve(meter: TokenMeter, config: HttpConfig) -> Result<ServerHandle, Http
     if config.max_connections == 0 {
         return Err(HttpError::Config("`with_max_connections(0)` would accept no connection".to_owned()));
     }
-    if config.header_read_timeout.is_zero() || config.timeout.is_zero() {
+    if config.header_read_timeout.is_zero() {
         return Err(HttpError::Config("a zero timeout would end every request at once".to_owned()));
     }
     // "No limit" written as the largest value: tokio's semaphore holds fewer permits, and a deadline past what
