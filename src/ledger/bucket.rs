@@ -145,6 +145,12 @@ fn full_overflow_key() -> SeriesKey {
     partial_key(Some(other()), Some(other()))
 }
 
+/// The hash of [`full_overflow_key`], without building it.
+fn full_overflow_hash() -> u64 {
+    let o = Some(OTHER);
+    SeriesRef { model: o, provider: o, project: o, agent: o, operation: o, task: o, tenant: o }.hash64()
+}
+
 /// A compound series: its key and sums.
 #[derive(Debug, Clone)]
 pub(crate) struct Series {
@@ -327,6 +333,7 @@ impl Bucket {
     /// then into `((other), (other))`. True when it overflowed.
     fn add_session_tool_capped(&mut self, session: &Arc<str>, tool: &Arc<str>, t: &ToolAgg, cap: usize) -> bool {
         let h = pair_hash(Some(&**session), tool);
+        let hf = pair_hash(Some(OTHER), OTHER);
         let len = self.session_tools.len();
         match self.session_tools.get_mut(&h) {
             Some(e) if *e.session == **session && *e.tool == **tool => {
@@ -334,7 +341,8 @@ impl Bucket {
                 return false;
             }
             Some(_) => {}
-            None if len < cap => {
+            // The last overflow entry's slot is reserved (see `add_pair`).
+            None if len < cap && h != hf => {
                 let entry = SessionToolEntry { session: session.clone(), tool: tool.clone(), agg: *t };
                 self.session_tools.insert(h, entry);
                 return false;
@@ -349,13 +357,12 @@ impl Bucket {
                 return true;
             }
             Some(_) => {}
-            None if len < cap.saturating_add(OVERFLOW_RESERVE) => {
+            None if len < cap.saturating_add(OVERFLOW_RESERVE) && hp != hf => {
                 self.session_tools.insert(hp, SessionToolEntry { session: session.clone(), tool: other(), agg: *t });
                 return true;
             }
             None => {}
         }
-        let hf = pair_hash(Some(OTHER), OTHER);
         self.session_tools
             .entry(hf)
             .or_insert_with(|| SessionToolEntry { session: other(), tool: other(), agg: ToolAgg::default() })
@@ -381,7 +388,8 @@ impl Bucket {
                 return false;
             }
             Some(_) => {} // a 64-bit hash collision: the newcomer overflows
-            None if len < caps.series => {
+            // The all-`(other)` series' slot is reserved (see `add_pair`).
+            None if len < caps.series && h != full_overflow_hash() => {
                 let mut agg = Agg::default();
                 agg.add(core, opp);
                 self.series.insert(h, Series { key: own(), agg });
@@ -398,7 +406,7 @@ impl Bucket {
                 return true;
             }
             Some(_) => {}
-            None if len < caps.series.saturating_add(OVERFLOW_RESERVE) => {
+            None if len < caps.series.saturating_add(OVERFLOW_RESERVE) && hp != full_overflow_hash() => {
                 let mut agg = Agg::default();
                 agg.add(core, opp);
                 self.series.insert(hp, Series { key: partial(), agg });
@@ -407,7 +415,7 @@ impl Bucket {
             None => {}
         }
         let full = full_overflow_key();
-        let hf = full.as_ref().hash64();
+        let hf = full_overflow_hash();
         self.series.entry(hf).or_insert_with(|| Series { key: full, agg: Agg::default() }).agg.add(core, opp);
         true
     }
@@ -428,6 +436,10 @@ impl Bucket {
         project_kept: bool,
     ) -> bool {
         let h = pair_hash(project.map(|p| &**p), session);
+        // The slot of the last overflow entry, `((other), (other))`, is reserved: a pair whose hash is its (a
+        // session id made to collide, FxHash being unkeyed) took it, and every fully folded call after it was added
+        // to that pair.
+        let hf = pair_hash(Some(OTHER), OTHER);
         let len = self.project_sessions.len();
         match self.project_sessions.get_mut(&h) {
             Some(e) if same_opt(e.project.as_deref(), project.map(|p| &**p)) && same_str(&e.session, session) => {
@@ -435,7 +447,7 @@ impl Bucket {
                 return false;
             }
             Some(_) => {}
-            None if len < caps.project_sessions => {
+            None if len < caps.project_sessions && h != hf => {
                 let mut agg = Agg::default();
                 agg.add(core, opp);
                 self.project_sessions.insert(h, PairEntry { project: project.cloned(), session: session.clone(), agg });
@@ -451,7 +463,7 @@ impl Bucket {
                 return true;
             }
             Some(_) => {}
-            None if project_kept || len < caps.project_sessions.saturating_add(OVERFLOW_RESERVE) => {
+            None if (project_kept || len < caps.project_sessions.saturating_add(OVERFLOW_RESERVE)) && hp != hf => {
                 let mut agg = Agg::default();
                 agg.add(core, opp);
                 self.project_sessions.insert(hp, PairEntry { project: project.cloned(), session: other(), agg });
@@ -459,7 +471,6 @@ impl Bucket {
             }
             None => {}
         }
-        let hf = pair_hash(Some(OTHER), OTHER);
         self.project_sessions
             .entry(hf)
             .or_insert_with(|| PairEntry { project: Some(other()), session: other(), agg: Agg::default() })
