@@ -291,7 +291,7 @@ pub fn openapi_document() -> Value {
         "info": {
             "title": "tokenmeter HTTP API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Token usage, cost, cache and efficiency reports of a tokenmeter ledger. Query parameters also accept their camelCase spellings; a parameter an operation does not list is a 400 naming it. A key bound to a tenant sees that tenant's data only: every report is narrowed to its records (the efficiency and cache reports then carry `scope`)."
+            "description": "Token usage, cost, cache and efficiency reports of a tokenmeter ledger. Query parameters also accept their camelCase spellings; a parameter an operation does not list is a 400 naming it (`/healthz` takes anything). A key bound to a tenant sees that tenant's data only: every report is narrowed to its records (the efficiency and cache reports then carry `scope`)."
         },
         "security": [ { "apiKey": [] }, { "bearer": [] } ],
         "paths": {

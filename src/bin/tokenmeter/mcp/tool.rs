@@ -406,7 +406,7 @@ pub(super) fn output_schema() -> Arc<JsonObject> {
             "breakdowns": {
                 "type": "object",
                 "description": "The requested breakdowns: agent, operation, model and time are ledger query results \
-                    (totals and groups); cost is {total_usd, by_kind, by_model}."
+                    (totals and groups); cost is {window, total_usd, by_kind, unpriced_calls, by_model}."
             },
             "efficiency": {
                 "type": "object",
