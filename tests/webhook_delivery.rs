@@ -368,3 +368,38 @@ fn a_webhook_that_cannot_post_is_a_build_error() {
     let err = tokenmeter::TokenMeter::builder().with_webhook(hook).try_build().unwrap_err();
     assert!(err.to_string().contains("the timeout is zero"), "{err}");
 }
+
+#[test]
+fn a_refused_certificate_is_not_retried() {
+    // A self-signed certificate, which no root trusts: rustls refuses it in the handshake, and ureq hands that
+    // back as an I/O error. It was retried as a network error: every alert cost four handshakes and the
+    // backoff, and the alerts behind it waited.
+    use tokio_rustls::rustls;
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap().self_signed(&key).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()))
+        .unwrap();
+    let config = Arc::new(config);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handshakes = Arc::new(AtomicUsize::new(0));
+    let counted = handshakes.clone();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming().flatten() {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let conn = rustls::ServerConnection::new(config.clone()).unwrap();
+            let mut tls = rustls::StreamOwned::new(conn, tcp);
+            let _ = std::io::Read::read(&mut tls, &mut [0u8; 64]);
+        }
+    });
+    let url = format!("https://localhost:{port}/hooks/budget");
+    let h = harness(|b| b.with_budget(budget().with_thresholds([50])).with_webhook(fast(&url)));
+    spend(&h, 600_000);
+    wait_until("the failure", || h.meter.alert_stats().webhook.failed == 1);
+    assert_eq!(h.meter.alert_stats().webhook.retries, 0);
+    assert_eq!(handshakes.load(Ordering::SeqCst), 1);
+}

@@ -257,7 +257,11 @@ fn deliver(agent: &ureq::Agent, config: &WebhookConfig, counters: &WebhookCounte
             std::thread::sleep(backoff.max(asked.unwrap_or_default()).min(config.max_backoff));
             backoff = backoff.saturating_mul(2).min(config.max_backoff);
         }
-        match post(agent, config, &body) {
+        // A panic on this thread (the HTTP client's, or a `log` backend's on its output) would end it: the alerts
+        // queued behind would never be counted, and every flush would wait its whole timeout.
+        let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| post(agent, config, &body)))
+            .unwrap_or_else(|_| Attempt::GiveUp("the HTTP client panicked".to_owned()));
+        match attempt {
             Attempt::Delivered => {
                 counters.delivered.fetch_add(1, Ordering::SeqCst);
                 return;
@@ -273,13 +277,16 @@ fn deliver(agent: &ureq::Agent, config: &WebhookConfig, counters: &WebhookCounte
         }
     }
     counters.failed.fetch_add(1, Ordering::SeqCst);
-    tracing::warn!(
-        target: "tokenmeter::budget",
-        url = %redacted(&config.url),
-        budget = %alert.budget,
-        error = %last_error,
-        "budget alert webhook failed; alert not delivered"
-    );
+    // Another layer's panic on this warning must not end the delivery thread either.
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        tracing::warn!(
+            target: "tokenmeter::budget",
+            url = %redacted(&config.url),
+            budget = %alert.budget,
+            error = %last_error,
+            "budget alert webhook failed; alert not delivered"
+        )
+    }));
 }
 
 fn post(agent: &ureq::Agent, config: &WebhookConfig, body: &str) -> Attempt {
@@ -317,10 +324,27 @@ fn post(agent: &ureq::Agent, config: &WebhookConfig, body: &str) -> Attempt {
                 | ureq::Error::TlsRequired
                 | ureq::Error::Tls(_)
                 | ureq::Error::Rustls(_) => Attempt::GiveUp(text),
+                // A certificate refused in the handshake comes as an I/O error holding rustls' error (it was
+                // retried: four handshakes and the backoff for every alert, each one queued behind the last).
+                ureq::Error::Io(io) if refused_certificate(&io) => Attempt::GiveUp(text),
                 _ => Attempt::Retry(text, None),
             }
         }
     }
+}
+
+/// Whether an I/O error is rustls refusing the server's certificate (or the server refusing the handshake):
+/// nothing a retry changes.
+fn refused_certificate(io: &std::io::Error) -> bool {
+    matches!(
+        io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()),
+        Some(
+            rustls::Error::InvalidCertificate(_)
+                | rustls::Error::NoCertificatesPresented
+                | rustls::Error::UnsupportedNameType
+                | rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure)
+        )
+    )
 }
 
 /// A `Retry-After` value: delay seconds, or an HTTP date (its distance from now).
