@@ -15,7 +15,7 @@ use tracing_subscriber::prelude::*;
 struct PanicsOnWebhookWarnings;
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for PanicsOnWebhookWarnings {
-    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+    fn on_event(&self, _: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
         if std::thread::current().name() == Some("tokenmeter-webhook") {
             panic!("a layer's panic on the webhook thread's warning");
         }
