@@ -31,6 +31,10 @@ CARGO_TARGET_DIR=target/docsrs RUSTC_BOOTSTRAP=1 RUSTDOCFLAGS="--cfg docsrs -D w
 step "feature combinations build (clippy, -D warnings: code used only under some features warns without them)"
 cargo clippy --quiet --no-default-features --lib -- -D warnings
 cargo clippy --quiet --no-default-features --features cli --all-targets -- -D warnings
+# Each optional feature on its own (another crate in a build may turn on one alone).
+for feature in webhook http otlp-tls; do
+    cargo clippy --quiet --no-default-features --features "$feature" --lib -- -D warnings
+done
 
 step "tests (unit, integration, doc)"
 # What the tests run besides cargo, installed with apt when missing (as root on Debian/Ubuntu), else named.
