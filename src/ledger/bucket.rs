@@ -145,11 +145,17 @@ fn full_overflow_key() -> SeriesKey {
     partial_key(Some(other()), Some(other()))
 }
 
-/// The hash of [`full_overflow_key`], without building it.
+/// The hash of [`full_overflow_key`], without building it (computed once: FxHash is unseeded).
 fn full_overflow_hash() -> u64 {
-    let o = Some(OTHER);
-    SeriesRef { model: o, provider: o, project: o, agent: o, operation: o, task: o, tenant: o }.hash64()
+    static HASH: LazyLock<u64> = LazyLock::new(|| {
+        let o = Some(OTHER);
+        SeriesRef { model: o, provider: o, project: o, agent: o, operation: o, task: o, tenant: o }.hash64()
+    });
+    *HASH
 }
+
+/// The hash of the last overflow pair, `((other), (other))`, of the (project, session) and (session, tool) maps.
+static FULL_PAIR_HASH: LazyLock<u64> = LazyLock::new(|| pair_hash(Some(OTHER), OTHER));
 
 /// A compound series: its key and sums.
 #[derive(Debug, Clone)]
@@ -333,7 +339,6 @@ impl Bucket {
     /// then into `((other), (other))`. True when it overflowed.
     fn add_session_tool_capped(&mut self, session: &Arc<str>, tool: &Arc<str>, t: &ToolAgg, cap: usize) -> bool {
         let h = pair_hash(Some(&**session), tool);
-        let hf = pair_hash(Some(OTHER), OTHER);
         let len = self.session_tools.len();
         match self.session_tools.get_mut(&h) {
             Some(e) if *e.session == **session && *e.tool == **tool => {
@@ -342,7 +347,7 @@ impl Bucket {
             }
             Some(_) => {}
             // The last overflow entry's slot is reserved (see `add_pair`).
-            None if len < cap && h != hf => {
+            None if len < cap && h != *FULL_PAIR_HASH => {
                 let entry = SessionToolEntry { session: session.clone(), tool: tool.clone(), agg: *t };
                 self.session_tools.insert(h, entry);
                 return false;
@@ -357,14 +362,14 @@ impl Bucket {
                 return true;
             }
             Some(_) => {}
-            None if len < cap.saturating_add(OVERFLOW_RESERVE) && hp != hf => {
+            None if len < cap.saturating_add(OVERFLOW_RESERVE) && hp != *FULL_PAIR_HASH => {
                 self.session_tools.insert(hp, SessionToolEntry { session: session.clone(), tool: other(), agg: *t });
                 return true;
             }
             None => {}
         }
         self.session_tools
-            .entry(hf)
+            .entry(*FULL_PAIR_HASH)
             .or_insert_with(|| SessionToolEntry { session: other(), tool: other(), agg: ToolAgg::default() })
             .agg
             .add(t);
@@ -439,7 +444,6 @@ impl Bucket {
         // The slot of the last overflow entry, `((other), (other))`, is reserved: a pair whose hash is its (a
         // session id made to collide, FxHash being unkeyed) took it, and every fully folded call after it was added
         // to that pair.
-        let hf = pair_hash(Some(OTHER), OTHER);
         let len = self.project_sessions.len();
         match self.project_sessions.get_mut(&h) {
             Some(e) if same_opt(e.project.as_deref(), project.map(|p| &**p)) && same_str(&e.session, session) => {
@@ -447,7 +451,7 @@ impl Bucket {
                 return false;
             }
             Some(_) => {}
-            None if len < caps.project_sessions && h != hf => {
+            None if len < caps.project_sessions && h != *FULL_PAIR_HASH => {
                 let mut agg = Agg::default();
                 agg.add(core, opp);
                 self.project_sessions.insert(h, PairEntry { project: project.cloned(), session: session.clone(), agg });
@@ -463,7 +467,9 @@ impl Bucket {
                 return true;
             }
             Some(_) => {}
-            None if (project_kept || len < caps.project_sessions.saturating_add(OVERFLOW_RESERVE)) && hp != hf => {
+            None if (project_kept || len < caps.project_sessions.saturating_add(OVERFLOW_RESERVE))
+                && hp != *FULL_PAIR_HASH =>
+            {
                 let mut agg = Agg::default();
                 agg.add(core, opp);
                 self.project_sessions.insert(hp, PairEntry { project: project.cloned(), session: other(), agg });
@@ -472,7 +478,7 @@ impl Bucket {
             None => {}
         }
         self.project_sessions
-            .entry(hf)
+            .entry(*FULL_PAIR_HASH)
             .or_insert_with(|| PairEntry { project: Some(other()), session: other(), agg: Agg::default() })
             .agg
             .add(core, opp);
