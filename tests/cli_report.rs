@@ -80,7 +80,7 @@ fn the_executive_model_table_adds_up_to_the_headline() {
     // Five models shown, the other two in one row: the calls column sums to the 13 calls of the headline.
     let exec = cc(&["report", "--type", "executive"]).ok().to_owned();
     assert!(exec.contains("| Calls | 13 |"), "{exec}");
-    assert!(exec.contains("\n| (2 other models) | 2 | 200 | unpriced | 0.0% |\n"), "{exec}");
+    assert!(exec.contains("\n| (2 other models) | 2 | 200 | $0.00 + unpriced | 0.0% |\n"), "{exec}");
     let section = exec.split("## By model").nth(1).unwrap().split("##").next().unwrap();
     let calls: u64 = section
         .lines()

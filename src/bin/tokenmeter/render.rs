@@ -146,16 +146,22 @@ pub(crate) fn usd(v: f64) -> String {
     if v < 0.0 && !zero { format!("-{text}") } else { text }
 }
 
-/// The cost of a model's (or other group's) calls: `unpriced` when none of them had a price, the priced
-/// part and a mark when some did not: never a silent $0 ([`priced_usd`] over the group's calls, its metered ones
-/// where known). A priced part of exactly $0 beside unpriced calls is `unpriced` too: a model's calls are all
-/// priced or none, and a row that counts its failed calls without usage (which have no price to miss) read
-/// `$0.00 + unpriced` for calls none of which had a price.
+/// The cost of a group's calls: `unpriced` when none of them had a price, the priced part and a mark when
+/// some did not: never a silent $0 ([`priced_usd`] over the group's calls: its metered ones where the row
+/// knows them, as calls without usage have no price to miss).
 pub(crate) fn share_cost(cost_usd: f64, calls: u64, unpriced_calls: u64) -> String {
-    if unpriced_calls > 0 && cost_usd == 0.0 {
+    priced_usd(cost_usd, unpriced_calls, Some(calls))
+}
+
+/// A by-model row's cost. A model's calls are all priced or none, so one model with unpriced calls is
+/// `unpriced` (its row counts failed calls without usage too, which read `$0.00 + unpriced`); the summed
+/// `(N other models)` row may mix priced models with unpriced ones, and is a [`share_cost`].
+pub(crate) fn model_cost(m: &Share) -> String {
+    let summed = m.name.starts_with('(') && (m.name.ends_with(" other models)") || m.name.ends_with(" other model)"));
+    if m.unpriced_calls > 0 && !summed {
         return "unpriced".to_owned();
     }
-    priced_usd(cost_usd, unpriced_calls, Some(calls))
+    share_cost(m.cost_usd, m.calls, m.unpriced_calls)
 }
 
 /// The models past the first `shown` (most expensive first) as one row, `(N other models)`, their figures
@@ -409,6 +415,19 @@ mod tests {
         assert_eq!(priced_usd(3.84, 0, Some(2)), "$3.84");
         assert_eq!(share_cost(0.0, 2, 2), "unpriced");
         assert_eq!(share_cost(0.5, 2, 1), "$0.5000 + unpriced");
+        // One model: its calls are all priced or none, whatever its calls without usage. The summed row of other
+        // models may hold a model priced at $0 beside an unpriced one.
+        let row = |name: &str| Share {
+            name: name.to_owned(),
+            calls: 2,
+            unpriced_calls: 1,
+            tokens: 10,
+            cost_usd: 0.0,
+            cost_share: 0.0,
+            token_share: 1.0,
+        };
+        assert_eq!(model_cost(&row("claude-fable-9")), "unpriced");
+        assert_eq!(model_cost(&row("(2 other models)")), "$0.00 + unpriced");
     }
 
     #[test]

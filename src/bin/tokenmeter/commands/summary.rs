@@ -126,7 +126,7 @@ fn table(source: &Source, ctx: &Context, style: &Style, s: &UsageSummary, rows: 
                 m.name.clone().into(),
                 num(int(m.calls)),
                 num(int(m.tokens)),
-                num(share_cost(m.cost_usd, m.calls, m.unpriced_calls)),
+                num(crate::render::model_cost(m)),
                 num(pct(m.cost_share)),
             ]);
         }

@@ -300,7 +300,7 @@ fn screen(
                 m.name.clone().into(),
                 num(int(m.calls)),
                 num(int(m.tokens)),
-                num(share_cost(m.cost_usd, m.calls, m.unpriced_calls)),
+                num(crate::render::model_cost(m)),
             ]);
         }
         push_table(&mut out, "", &t, style);

@@ -230,12 +230,7 @@ impl Call<'_> {
         }
         // The model breakdown, when asked for, says the same sentence.
         if let Some(m) = s.by_model.first().filter(|_| breakdowns.model.is_none()) {
-            text.push_str(&format!(
-                " Top model: {} {} ({}).",
-                m.name,
-                share_cost(m.cost_usd, m.calls, m.unpriced_calls),
-                pct(m.cost_share)
-            ));
+            text.push_str(&format!(" Top model: {} {} ({}).", m.name, crate::render::model_cost(m), pct(m.cost_share)));
         }
         text.push_str(&breakdowns.text(self.ctx));
         let window = Some(summary.window);
@@ -675,7 +670,7 @@ impl Breakdowns {
         let mut out = String::new();
         for (name, r) in [("agent", &self.agent), ("operation", &self.operation), ("model", &self.model)] {
             if let Some(top) = r.as_ref().and_then(|r| r.groups.first()) {
-                let cost = share_cost(top.cost_usd, top.calls, top.unpriced_calls);
+                let cost = share_cost(top.cost_usd, top.calls.saturating_sub(top.unmetered_calls), top.unpriced_calls);
                 out.push_str(&format!(" Top {name}: {} {cost} ({}).", top.key, pct(top.cost_share)));
             }
         }
@@ -696,7 +691,7 @@ impl Breakdowns {
                 r.groups.iter().filter(|g| g.cost_usd > 0.0).max_by(|a, b| a.cost_usd.total_cmp(&b.cost_usd))
         {
             let when = crate::commands::row_label(&top.key, r.group_by, ctx.time_zone);
-            let cost = share_cost(top.cost_usd, top.calls, top.unpriced_calls);
+            let cost = share_cost(top.cost_usd, top.calls.saturating_sub(top.unmetered_calls), top.unpriced_calls);
             out.push_str(&format!(" Costliest {}: {when}, {cost}.", grain.name()));
         }
         out

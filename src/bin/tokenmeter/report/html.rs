@@ -294,7 +294,7 @@ pub(super) fn render(r: &Report<'_>) -> String {
         "Cost by model",
         &models.iter().map(|m| m.name.clone()).collect::<Vec<_>>(),
         &models.iter().map(|m| m.cost_usd).collect::<Vec<_>>(),
-        &models.iter().map(|m| crate::render::share_cost(m.cost_usd, m.calls, m.unpriced_calls)).collect::<Vec<_>>(),
+        &models.iter().map(|m| crate::render::model_cost(m)).collect::<Vec<_>>(),
     ));
 
     let cache_labels: Vec<String> = r

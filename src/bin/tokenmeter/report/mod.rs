@@ -459,15 +459,7 @@ impl Report<'_> {
             .iter()
             .take(limit)
             .chain(other.as_ref())
-            .map(|m| {
-                vec![
-                    m.name.clone(),
-                    int(m.calls),
-                    int(m.tokens),
-                    crate::render::share_cost(m.cost_usd, m.calls, m.unpriced_calls),
-                    pct(m.cost_share),
-                ]
-            })
+            .map(|m| vec![m.name.clone(), int(m.calls), int(m.tokens), crate::render::model_cost(m), pct(m.cost_share)])
             .collect();
         Table { headers: &["Model", "Calls", "Tokens", "Cost", "Share"], right: &[false, true, true, true, true], rows }
     }
