@@ -153,4 +153,8 @@ fn a_task_never_named_inside_another_is_not_given_the_outer_name() {
     let named: Vec<(&str, Option<&str>, u64)> =
         tasks.iter().map(|t| (&*t.task, t.dimensions.task.as_deref(), t.calls)).collect();
     assert_eq!(named, [("unnamed", Some("unnamed"), 1), ("triage", Some("triage"), 1)]);
+    // The calls carry the task whose tally they are in.
+    let tasks: Vec<Option<String>> =
+        h.seen.calls().iter().map(|c| c.dimensions.task.as_deref().map(str::to_owned)).collect();
+    assert_eq!(tasks, [Some("triage".to_owned()), Some("unnamed".to_owned())]);
 }

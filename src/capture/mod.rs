@@ -442,6 +442,12 @@ impl TokenMeterLayer {
                             extra.push((*idx, value.clone()));
                         }
                     }
+                    // The nearest task names the call's task, `unnamed` when it has no name of its own (as its
+                    // record is named): an outer task's name would give the call a task its tally is not in.
+                    let task = &mut builtin[Dim::Task as usize];
+                    if is_task && task.is_none() {
+                        *task = Some(Arc::from("unnamed"));
+                    }
                 }
                 drop(ext);
                 if mark {
