@@ -52,6 +52,8 @@ impl Caps {
             1,
             self.project_sessions,
             OVERFLOW_RESERVE + 1,
+            // The `(project, (other))` entries of the projects the series keep, past the reserve (`add_pair`).
+            self.series,
             self.tools,
             1,
             self.session_tools,
@@ -426,11 +428,12 @@ impl Bucket {
     }
 
     /// Adds a call (or a merged pair) under its (project, session) pair; past the caps under `(project,
-    /// (other))`, and past the reserve under `((other), (other))`, unless `project_kept`: the bucket's series
-    /// keep the project, and a project's calls without a session are read as its series less its pairs, so its
+    /// (other))`, and past the reserve under `((other), (other))`, unless `project_kept`: the call's series kept
+    /// its project, and a project's calls without a session are read as its series less its pairs, so its
     /// sessions must stay in its pairs (folded whole, a session's call was read as the project's without one,
-    /// and the project > session tree counted it twice). Bounded: at most one such entry per project the series
-    /// keep, themselves capped.
+    /// and the project > session tree counted it twice). Bounded: past the reserve, at most as many more such
+    /// entries as the bucket keeps series (counted in [`Caps::max_entries`]). A merge passes `false`: it cannot
+    /// tell which of a pair's calls had their series kept.
     fn add_pair(
         &mut self,
         project: Option<&Arc<str>>,
@@ -467,8 +470,10 @@ impl Bucket {
                 return true;
             }
             Some(_) => {}
-            None if (project_kept || len < caps.project_sessions.saturating_add(OVERFLOW_RESERVE))
-                && hp != *FULL_PAIR_HASH =>
+            None if hp != *FULL_PAIR_HASH && {
+                let reserve = caps.project_sessions.saturating_add(OVERFLOW_RESERVE);
+                len < reserve || project_kept && len < reserve.saturating_add(caps.series)
+            } =>
             {
                 let mut agg = Agg::default();
                 agg.add(core, opp);
@@ -513,13 +518,10 @@ impl Bucket {
         }
         let mut pairs: Vec<PairEntry> = other.project_sessions.into_values().collect();
         pairs.sort_by_key(|e| std::cmp::Reverse(e.agg.core.cost));
-        // The projects this bucket's series keep (merged above): their sessions stay in their pairs.
-        let kept: std::collections::HashSet<Option<Arc<str>>> =
-            self.series.values().map(|s| s.key.project.clone()).filter(|p| p.as_deref() != Some(OTHER)).collect();
         for e in pairs {
-            let project_kept = kept.contains(&e.project);
-            let o =
-                self.add_pair(e.project.as_ref(), &e.session, &e.agg.core, e.agg.opp().as_ref(), caps, project_kept);
+            // Not past the reserve: a merged pair's calls may be of a model whose series folded (its project lost
+            // there), which `add` tells per call and a merge cannot.
+            let o = self.add_pair(e.project.as_ref(), &e.session, &e.agg.core, e.agg.opp().as_ref(), caps, false);
             overflowed += u64::from(o);
         }
         // Most used first, as the others go by cost: past the cap, the rarest tools fold into `(other)`.
@@ -590,6 +592,44 @@ mod tests {
         let mut coarse = Bucket::new(0, Tier::Hour, true);
         coarse.absorb(b);
         assert_eq!(coarse.sessions.values().map(|a| a.core.calls).sum::<u64>(), 300);
+    }
+
+    #[test]
+    fn the_pairs_kept_for_their_projects_are_counted_in_max_entries() {
+        // 64 projects whose series are kept and 64 whose series fold, each with sessions past the pair cap: the
+        // kept ones get a `(project, (other))` each past the reserve, which `max_entries` (and so
+        // `series_limit`) did not count: 193 pairs against 129.
+        let mut b = Bucket::new(0, Tier::Minute, true);
+        let name = |p: &str, i: usize, s: usize| {
+            (Arc::<str>::from(format!("{p}{i}")), Arc::<str>::from(format!("{p}{i}-{s}")))
+        };
+        for s in 0..4 {
+            for p in ["k", "q"] {
+                for i in 0..64 {
+                    let (project, session) = name(p, i, s);
+                    b.add(
+                        &Keys { project: Some(&project), session: Some(&session), ..Keys::default() },
+                        &core(1),
+                        None,
+                    );
+                }
+            }
+        }
+        let e = b.entries();
+        assert!(e.project_sessions > 129, "the case: pairs past the reserve ({})", e.project_sessions);
+        // What `max_entries` leaves for the pairs once every other map is full.
+        let c = b.caps();
+        let others = (c.series + OVERFLOW_RESERVE + 1)
+            + (c.sessions + 1)
+            + (c.users + 1)
+            + (c.tools + 1)
+            + (c.session_tools + OVERFLOW_RESERVE + 1);
+        assert!(
+            e.project_sessions <= c.max_entries() - others,
+            "{} pairs against {}",
+            e.project_sessions,
+            c.max_entries() - others
+        );
     }
 
     #[test]
