@@ -1,7 +1,8 @@
 //! The webhook's delivery thread logs a warning for an alert it could not deliver, through the global default
 //! subscriber. Another layer's panic on that warning ended the thread: the alerts after it were counted as
-//! dropped ("queue full"), and every flush waited its whole timeout. One test in this binary: it sets the
-//! process's global default.
+//! dropped ("queue full"), and every flush waited its whole timeout. (`init()` also bridges the `log` crate, so
+//! the HTTP client's own log records on that thread panic here too, inside the request.) One test in this binary:
+//! it sets the process's global default.
 #![cfg(feature = "webhook")]
 
 mod common;

@@ -230,8 +230,8 @@ enum Attempt {
     GiveUp(String),
 }
 
-fn run(config: WebhookConfig, rx: Receiver<BudgetAlert>, counters: &WebhookCounters) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+fn agent(config: &WebhookConfig) -> ureq::Agent {
+    ureq::Agent::config_builder()
         .timeout_global(Some(config.timeout))
         .http_status_as_error(false)
         // A 301/302/303 would turn the POST into a GET without its body (and a 2xx to that GET would count as
@@ -239,14 +239,24 @@ fn run(config: WebhookConfig, rx: Receiver<BudgetAlert>, counters: &WebhookCount
         .max_redirects(0)
         .user_agent(concat!("tokenmeter/", env!("CARGO_PKG_VERSION")))
         .build()
-        .into();
+        .into()
+}
+
+fn run(config: WebhookConfig, rx: Receiver<BudgetAlert>, counters: &WebhookCounters) {
+    let mut client = agent(&config);
     // Ends when the meter (the queue's sender) is dropped.
     for alert in rx {
-        deliver(&agent, &config, counters, &alert);
+        if deliver(&client, &config, counters, &alert) {
+            // A panic inside the client may have left its connection pool's lock poisoned, which would fail every
+            // later request: a new client.
+            client = agent(&config);
+        }
     }
 }
 
-fn deliver(agent: &ureq::Agent, config: &WebhookConfig, counters: &WebhookCounters, alert: &BudgetAlert) {
+/// Delivers one alert, counting how it went; true when the HTTP client panicked on the way.
+fn deliver(agent: &ureq::Agent, config: &WebhookConfig, counters: &WebhookCounters, alert: &BudgetAlert) -> bool {
+    let mut panicked = false;
     let body = alert.to_json().to_string();
     let mut backoff = config.initial_backoff;
     let mut last_error = String::new();
@@ -260,11 +270,14 @@ fn deliver(agent: &ureq::Agent, config: &WebhookConfig, counters: &WebhookCounte
         // A panic on this thread (the HTTP client's, or a `log` backend's on its output) would end it: the alerts
         // queued behind would never be counted, and every flush would wait its whole timeout.
         let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| post(agent, config, &body)))
-            .unwrap_or_else(|_| Attempt::GiveUp("the HTTP client panicked".to_owned()));
+            .unwrap_or_else(|_| {
+                panicked = true;
+                Attempt::GiveUp("the HTTP client panicked".to_owned())
+            });
         match attempt {
             Attempt::Delivered => {
                 counters.delivered.fetch_add(1, Ordering::SeqCst);
-                return;
+                return panicked;
             }
             Attempt::Retry(e, retry_after) => {
                 last_error = e;
@@ -287,6 +300,7 @@ fn deliver(agent: &ureq::Agent, config: &WebhookConfig, counters: &WebhookCounte
             "budget alert webhook failed; alert not delivered"
         )
     }));
+    panicked
 }
 
 fn post(agent: &ureq::Agent, config: &WebhookConfig, body: &str) -> Attempt {
