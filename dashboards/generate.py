@@ -266,6 +266,7 @@ CALLS = f"tokenmeter_calls_total{{{CALL}}}"
 # which would count in the denominator only (as calls that all succeeded).
 NAMED = 'otel_metric_overflow=""'
 PAST_CAP = " Calls past the exporter's series cap (its overflow series has no outcome) are left out of it."
+PAST_CAP_TASKS = " Tasks past the exporter's series cap (its overflow series has no outcome) are left out of it."
 SAVINGS = f"tokenmeter_cache_savings_USD_total{{{CALL}}}"
 MONTH_S = 2592000  # 30 days
 
@@ -421,7 +422,7 @@ def efficiency_board():
            [(f'(sum(increase(tokenmeter_cost_USD_total{{{CALL}, tokenmeter_outcome="error"}}[$__range])) or vector(0)) / '
              f"(sum(increase(tokenmeter_cost_USD_total{{{CALL}, {NAMED}}}[$__range])) > 0)", "waste")], thresholds=BAD_HIGH, decimals=3)
     b.stat("Failed tasks", "Share of tasks (tokenmeter.tasks) that ended in error over the range: every call in them is "
-           "likely waste." + PAST_CAP, "percentunit",
+           "likely waste." + PAST_CAP_TASKS, "percentunit",
            [(f'(sum(increase(tokenmeter_tasks_total{{{TASK}, tokenmeter_outcome="error"}}[$__range])) or vector(0)) / '
              f"(sum(increase(tokenmeter_tasks_total{{{TASK}, {NAMED}}}[$__range])) > 0)", "failed tasks")], thresholds=BAD_HIGH, decimals=3)
     b.stat("Export failures", "OTLP exports that failed (counted in process, they arrive with the next good export). Above "
