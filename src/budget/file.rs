@@ -98,7 +98,7 @@ pub fn parse_budgets_toml_with_time_zone(
         for (name_key, body) in entries(table) {
             let name: &str = name_key.get_ref();
             let path = format!("budgets.{}", path_key(name));
-            if name.is_empty() {
+            if name.trim().is_empty() {
                 return Err(src.error(&name_key.span(), &path, "empty budget name"));
             }
             let DeValue::Table(fields) = body.get_ref() else {
@@ -246,15 +246,23 @@ fn parse_period(src: &Source<'_>, value: &Spanned<DeValue<'_>>, field: &str) -> 
 
 /// `24h`, `7d`, `1h30m`, `90s`, `2w`: at least one second, at most [`MAX_ROLLING`](crate::budget::MAX_ROLLING).
 pub(super) fn parse_duration(text: &str) -> Option<Duration> {
+    // Numbers with a unit each, largest unit first, each unit once (`1d2h`, `1d 2h`, `90 m`): `1 0m` (10m), `30m1h`
+    // and `1h1h` were read as some window, a typo turned into another window than the one meant.
     let mut total: u64 = 0;
-    let mut digits = String::new();
-    let mut any = false;
-    for c in text.chars().filter(|c| !c.is_whitespace()) {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
+    let mut last_unit = u64::MAX;
+    let mut chars = text.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.peek().is_none() {
+            break;
         }
-        let unit = match c {
+        let mut digits = String::new();
+        while let Some(c) = chars.next_if(char::is_ascii_digit) {
+            digits.push(c);
+        }
+        let n: u64 = digits.parse().ok()?;
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        let unit = match chars.next()? {
             's' => 1,
             'm' => 60,
             'h' => 3_600,
@@ -262,13 +270,13 @@ pub(super) fn parse_duration(text: &str) -> Option<Duration> {
             'w' => 604_800,
             _ => return None,
         };
-        let n: u64 = digits.parse().ok()?;
+        if unit >= last_unit {
+            return None;
+        }
+        last_unit = unit;
         total = total.checked_add(n.checked_mul(unit)?)?;
-        digits.clear();
-        any = true;
     }
-    (any && digits.is_empty() && total > 0 && total <= crate::budget::MAX_ROLLING.as_secs())
-        .then(|| Duration::from_secs(total))
+    (total > 0 && total <= crate::budget::MAX_ROLLING.as_secs()).then(|| Duration::from_secs(total))
 }
 
 fn parse_scope(src: &Source<'_>, value: &Spanned<DeValue<'_>>, field: &str) -> Result<BudgetScope, BudgetError> {
@@ -442,6 +450,15 @@ mod tests {
         assert_eq!(parse_duration("12"), None);
         assert_eq!(parse_duration("3y"), None);
         assert_eq!(parse_duration(""), None);
+        // Spaces between a number and its unit or between parts; not inside a number, and each unit once,
+        // largest first: a typo was read as another window.
+        assert_eq!(parse_duration("1d 2h"), Some(Duration::from_secs(93_600)));
+        assert_eq!(parse_duration("90 m"), Some(Duration::from_secs(5_400)));
+        for typo in ["1 0m", "1 h 3 0m", "30m1h", "1h1h", "h", "1h 2"] {
+            assert_eq!(parse_duration(typo), None, "{typo}");
+        }
+        assert!("rolling24h".parse::<crate::budget::BudgetPeriod>().is_err());
+        assert!("rolling 24h".parse::<crate::budget::BudgetPeriod>().is_ok());
     }
 
     #[test]

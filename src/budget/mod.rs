@@ -526,7 +526,11 @@ impl std::str::FromStr for BudgetPeriod {
             "week" => Some(BudgetPeriod::Week),
             "month" => Some(BudgetPeriod::Month),
             other => {
-                let duration = other.strip_prefix("rolling").and_then(|d| file::parse_duration(d.trim()));
+                // `rolling`, a space, the duration (`rolling24h` is not one).
+                let duration = other
+                    .strip_prefix("rolling")
+                    .filter(|d| d.starts_with(char::is_whitespace))
+                    .and_then(|d| file::parse_duration(d.trim()));
                 duration.map(BudgetPeriod::Rolling)
             }
         };

@@ -598,7 +598,7 @@ mod tests {
     fn the_pairs_kept_for_their_projects_are_counted_in_max_entries() {
         // 64 projects whose series are kept and 64 whose series fold, each with sessions past the pair cap: the
         // kept ones get a `(project, (other))` each past the reserve, which `max_entries` (and so
-        // `series_limit`) did not count: 193 pairs against 129.
+        // `series_limit`) did not count: 192 pairs against 129.
         let mut b = Bucket::new(0, Tier::Minute, true);
         let name = |p: &str, i: usize, s: usize| {
             (Arc::<str>::from(format!("{p}{i}")), Arc::<str>::from(format!("{p}{i}-{s}")))
