@@ -1251,29 +1251,29 @@ impl MeterInner {
         if let Some(otlp) = &self.otlp {
             otlp.record_call(rec, &self.prices);
         }
-        let journal = self.journal.get();
-        if let Some(journal) = journal {
+        if let Some(journal) = self.journal.get() {
             journal.append(rec);
+            // After the call that caused them, before they are delivered: a restarted meter knows these alerts
+            // were delivered (queued after, a callback that stops the process, or its exit as the webhook posts,
+            // could leave the mark unwritten, and a restart delivered the alert again).
+            for mark in marks {
+                journal.append_alert(mark);
+            }
         }
         self.dispatch(|s| s.on_call(rec));
         self.after_ledger(&rec.dimensions, true);
         // The alerts this call crossed, once the journal, the ledger and the sinks have it: a callback that reads
         // the usage (`query`, `usage_summary`) for its message sees the call that crossed the threshold.
         self.budgets.deliver(due);
-        if let Some(journal) = journal {
-            // After the call that caused them: a restarted meter knows these alerts were delivered.
-            for mark in marks {
-                journal.append_alert(mark);
-            }
-        }
     }
 
     /// Delivers the budget alerts owed since the replay (once; afterwards an atomic load) and journals them.
     pub(crate) fn deliver_owed_alerts(&self, now: i64) {
-        let marks = self.budgets.take_owed(now);
+        let (marks, alerts) = self.budgets.take_owed(now);
         if let Some(journal) = self.journal.get() {
             marks.into_iter().for_each(|mark| journal.append_alert(mark));
         }
+        self.budgets.deliver(alerts);
     }
 
     /// Adds a call replayed from the journal back into the model totals and the budgets (no capture stats, no

@@ -1300,3 +1300,32 @@ fn a_rolling_period_shows_in_days_unless_whole_weeks_and_its_alerts_hold_in_eith
     assert_eq!(thresholds(&again), Vec::<u32>::new(), "the 50% alert was delivered before the restart");
     assert_eq!(after.budget_status()[0].thresholds_crossed, [50]);
 }
+
+#[test]
+fn an_alerts_journal_line_is_queued_before_the_alert_is_delivered() {
+    // Queued after the callbacks and the webhook, a mark could miss the journal when a callback stopped the
+    // process (or it exited as the webhook posted): a restart then delivered the alert again. Here the callback
+    // flushes the journal, as a shutdown it set off would, and looks for the alert's line.
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(utc(2026, 3, 14, 9, 0));
+    let meter_cell: Arc<std::sync::OnceLock<TokenMeter>> = Arc::default();
+    let marked_at_delivery: Arc<Mutex<Vec<bool>>> = Arc::default();
+    let (cell, seen, path) = (meter_cell.clone(), marked_at_delivery.clone(), journal_file(dir.path(), "2026-03-14"));
+    let meter = meter(dir.path(), &clock, move |b| {
+        b.with_budget(Budget::new("monthly", BudgetLimit::usd(10.0).unwrap()).with_thresholds([50]))
+            .with_budget_alert_callback(move |a| {
+                let Some(meter) = cell.get() else { return };
+                meter.flush().unwrap();
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                let event = match a.kind {
+                    AlertKind::ThresholdCrossed { .. } => "threshold_crossed",
+                    AlertKind::ProjectedOverrun => "projected_overrun",
+                };
+                seen.lock().push(text.contains(&format!(r#""event":"{event}""#)));
+            })
+    });
+    let _ = meter_cell.set(meter.clone());
+    spend(&meter, 5_500_000); // 55%: the 50% alert (and the projection's)
+    let seen = marked_at_delivery.lock().clone();
+    assert!(!seen.is_empty() && seen.iter().all(|&marked| marked), "{seen:?}");
+}

@@ -64,7 +64,7 @@ impl BudgetSetup {
 /// Every budget's account, and where alerts go.
 #[derive(Debug)]
 pub(crate) struct BudgetTracker {
-    /// Set after replay: alerts may be owed ([`deliver_owed`](Self::deliver_owed)), delivered with the first
+    /// Set after replay: alerts may be owed ([`collect_owed`](Self::collect_owed)), delivered with the first
     /// call, budget check or status read after the build, when the application's subscriber is listening.
     owed: std::sync::atomic::AtomicBool,
     slots: Box<[BudgetSlot]>,
@@ -681,33 +681,37 @@ impl BudgetTracker {
     }
 
     /// Once after [`mark_owed`](Self::mark_owed), at `now` (Unix nanoseconds): delivers what
-    /// [`deliver_owed`](Self::deliver_owed) finds; afterwards nothing (one atomic load). Called by the first call,
+    /// [`collect_owed`](Self::collect_owed) finds; afterwards nothing (one atomic load). Called by the first call,
     /// budget check or status read after the build: not inside the build, whose alert events no subscriber
     /// would hear yet (the meter is usually built before the subscriber is installed).
-    pub(crate) fn take_owed(&self, now: i64) -> Vec<AlertMark> {
+    pub(crate) fn take_owed(&self, now: i64) -> (Vec<AlertMark>, Vec<BudgetAlert>) {
         use std::sync::atomic::Ordering;
         if !self.owed.load(Ordering::Acquire) || !self.owed.swap(false, Ordering::AcqRel) {
-            return Vec::new();
+            return Default::default();
         }
-        self.deliver_owed(now)
+        self.collect_owed(now)
     }
 
     /// The alerts of the thresholds the replayed spend has reached in the current period that no journaled line
     /// marked delivered (the limit was lowered, the budget or threshold is new, the alert's line was lost). Left
     /// to the next call under the budget, a `Block` budget already over its limit would refuse every call, and no
     /// call would come to fire it. Returns what the journal keeps of each.
-    fn deliver_owed(&self, now: i64) -> Vec<AlertMark> {
-        let mut marks = Vec::new();
+    ///
+    /// Returned, not delivered: the caller journals the marks first, then [`deliver`](Self::deliver)s, so that a
+    /// process stopped by an alert's callback (or exiting as its webhook is posted) has the mark on its way to
+    /// disk before any of that runs, and a restart does not deliver the alert again.
+    fn collect_owed(&self, now: i64) -> (Vec<AlertMark>, Vec<BudgetAlert>) {
+        let (mut marks, mut alerts) = (Vec::new(), Vec::new());
         for slot in self.slots.iter() {
             let Some((snapshot, owed)) = slot.owed(now) else { continue };
             for k in owed {
                 let percent = slot.budget.thresholds[k];
                 let alert = slot.alert(AlertKind::ThresholdCrossed { percent }, snapshot);
                 marks.push(AlertMark::of(&alert, slot));
-                self.alerts.deliver(alert);
+                alerts.push(alert);
             }
         }
-        marks
+        (marks, alerts)
     }
 
     /// `clock` is the live meter's (a replayed call has none).
@@ -723,7 +727,7 @@ impl BudgetTracker {
         }
         let live = clock.is_some();
         // Alerts owed since the build go first, older than what this call crosses.
-        let owed = if live { self.take_owed(at) } else { Vec::new() };
+        let (owed, owed_alerts) = if live { self.take_owed(at) } else { Default::default() };
         let mut pending: SmallVec<[Pending; 2]> = SmallVec::new();
         let mut unpriced_models: SmallVec<[(usize, String); 1]> = SmallVec::new();
         for (i, slot) in self.slots.iter().enumerate() {
@@ -812,14 +816,15 @@ impl BudgetTracker {
         }
         if pending.is_empty() && unpriced_models.is_empty() {
             // Nearly every call: moving the two small vectors into their loops copies ~300 bytes.
-            return (owed, Vec::new());
+            return (owed, owed_alerts);
         }
         for (i, model) in unpriced_models {
             let slot = &self.slots[i];
             self.alerts.warn_unpriced(&slot.budget.name, &slot.budget.scope.to_string(), &model);
         }
         let mut marks = owed;
-        let mut due = Vec::with_capacity(pending.len());
+        let mut due = owed_alerts;
+        due.reserve(pending.len());
         for p in pending {
             let alert = self.slots[p.slot].alert(p.kind, p.snapshot);
             marks.push(AlertMark::of(&alert, &self.slots[p.slot]));
