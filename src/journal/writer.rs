@@ -254,9 +254,11 @@ impl JournalWriter {
             }
             return;
         }
+        // Counted before the send (and taken back if it fails): counted after, the writer could write the record
+        // first, and `journal_stats()` read then showed more records written than queued.
+        let queued = (c.enqueued.fetch_add(1, Ordering::Relaxed) + 1).saturating_sub(taken);
         match tx.try_send(make()) {
             Ok(()) => {
-                let queued = (c.enqueued.fetch_add(1, Ordering::Relaxed) + 1).saturating_sub(taken);
                 // Wake the writer as the queue passes half full, then every `WAKE_EVERY` records while it stays
                 // above (not on every send: the writer's parker is a cache line every recording thread writes).
                 let half = self.capacity / 2;
@@ -265,6 +267,7 @@ impl JournalWriter {
                 }
             }
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                c.enqueued.fetch_sub(1, Ordering::Relaxed);
                 c.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -301,7 +304,9 @@ impl JournalWriter {
         // A limit past what an `Instant` holds (`Duration::MAX`) is no limit.
         let deadline = limit.and_then(|limit| Instant::now().checked_add(limit));
         let timed_out = || JournalError::TimedOut { waited: limit.unwrap_or_default() };
-        // Drops are counted when they happen, on the recording thread: what was dropped before this call.
+        // Drops are counted when they happen, on the recording thread: what was dropped before this call, and what
+        // flushes had reported before it (another flush answered in the same round must not take this one's report).
+        let reported = self.counters.dropped_reported.load(Ordering::Relaxed);
         let dropped = self.queue_full_drops();
         let tx = self.tx.as_ref().ok_or(JournalError::Stopped)?;
         let slot = Arc::new(ReplySlot::default());
@@ -327,7 +332,7 @@ impl JournalWriter {
             NoAnswer::Stopped => JournalError::Stopped,
         });
         match reply? {
-            Ok(()) => self.report_drops(dropped),
+            Ok(()) => self.report_drops(reported, dropped),
             Err(message) => Err(JournalError::Write(message)),
         }
     }
@@ -344,11 +349,13 @@ impl JournalWriter {
         c.dropped.load(Ordering::Relaxed) + c.alerts_queue_full.load(Ordering::Relaxed)
     }
 
-    /// Drops up to `dropped` that no flush has reported yet: "everything recorded so far is on disk" would not
-    /// be true. (Lines lost to a failed write are that flush's `Write` error, not counted here.)
-    fn report_drops(&self, dropped: u64) -> Result<(), JournalError> {
-        let before = self.counters.dropped_reported.fetch_max(dropped, Ordering::Relaxed);
-        match dropped.checked_sub(before) {
+    /// Drops up to `dropped` that no flush had reported when this one began (`reported`): "everything recorded so
+    /// far is on disk" would not be true. Two flushes at once both say so (a shutdown's beside a periodic one:
+    /// reported to the first answered only, the shutdown returned `Ok`). (Lines lost to a failed write are that
+    /// flush's `Write` error, not counted here.)
+    fn report_drops(&self, reported: u64, dropped: u64) -> Result<(), JournalError> {
+        self.counters.dropped_reported.fetch_max(dropped, Ordering::Relaxed);
+        match dropped.checked_sub(reported) {
             Some(records @ 1..) => Err(JournalError::Dropped { records }),
             _ => Ok(()),
         }
@@ -1452,6 +1459,20 @@ mod tests {
         assert_eq!((stats.enqueued, stats.dropped), (9, 2));
         assert!(matches!(writer.flush(None), Err(JournalError::Dropped { records: 2 })));
         assert_eq!(writer.stats().written, 9);
+    }
+
+    #[test]
+    fn two_flushes_at_once_both_report_the_drops_before_them() {
+        // Both began before either reported (a shutdown's flush beside a periodic one, answered in the same
+        // round): the first to report took the drops, and the other, the shutdown's, said `Ok`.
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, _) = wakes_while_stalled(dir.path(), 8, 10);
+        let reported = writer.counters.dropped_reported.load(Ordering::Relaxed);
+        let dropped = writer.queue_full_drops();
+        assert!(matches!(writer.report_drops(reported, dropped), Err(JournalError::Dropped { records: 2 })));
+        assert!(matches!(writer.report_drops(reported, dropped), Err(JournalError::Dropped { records: 2 })));
+        // A flush that begins after they reported them has nothing new to say.
+        assert!(writer.flush(None).is_ok());
     }
 
     #[test]
