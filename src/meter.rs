@@ -318,8 +318,13 @@ impl TokenMeterBuilder {
             unheard(|| format!("dimension never filled: {e}"));
         }
         for e in self.budget_scope_problems() {
-            tracing::error!(target: "tokenmeter::budget", error = %e, "budget matches no call");
-            unheard(|| format!("budget matches no call: {e}"));
+            let what = if matches!(e, BuildError::BudgetNameEmpty) {
+                "budget without a name"
+            } else {
+                "budget matches no call"
+            };
+            tracing::error!(target: "tokenmeter::budget", error = %e, "{what}");
+            unheard(|| format!("{what}: {e}"));
         }
         if let Err(e) = self.check_right_size_target() {
             tracing::error!(target: "tokenmeter::ledger", error = %e, "no right-sizing suggestions");
