@@ -153,20 +153,27 @@ pub(crate) fn share_cost(cost_usd: f64, calls: u64, unpriced_calls: u64) -> Stri
     priced_usd(cost_usd, unpriced_calls, Some(calls))
 }
 
-/// A by-model row's cost. A model's calls are all priced or none, so one model with unpriced calls is
-/// `unpriced` (its row counts failed calls without usage too, which read `$0.00 + unpriced`); the summed
-/// `(N other models)` row may mix priced models with unpriced ones, and is a [`share_cost`].
+/// One model's cost. A model's calls are all priced or none, so a model with unpriced calls is `unpriced` (its
+/// row counts failed calls without usage too, which read `$0.00 + unpriced`). The summed row of the models past
+/// a table's limit ([`other_models`]) may mix priced models with unpriced ones: a [`share_cost`].
 pub(crate) fn model_cost(m: &Share) -> String {
-    let summed = m.name.starts_with('(') && (m.name.ends_with(" other models)") || m.name.ends_with(" other model)"));
-    if m.unpriced_calls > 0 && !summed {
+    if m.unpriced_calls > 0 {
         return "unpriced".to_owned();
     }
     share_cost(m.cost_usd, m.calls, m.unpriced_calls)
 }
 
-/// The models past the first `shown` (most expensive first) as one row, `(N other models)`, their figures
-/// summed; `None` when there are none. A table listing the costliest models adds it, so that every call of the
-/// window is in it (each cell rounded on its own: a column's sum can differ from the headline by that).
+/// The first `shown` models with their [`model_cost`], then the rest summed ([`other_models`]) with its
+/// [`share_cost`].
+pub(crate) fn models_with_costs(models: &[Share], shown: usize) -> Vec<(Share, String)> {
+    let mut rows: Vec<(Share, String)> = models.iter().take(shown).map(|m| (m.clone(), model_cost(m))).collect();
+    if let Some(o) = other_models(models, shown) {
+        let cost = share_cost(o.cost_usd, o.calls, o.unpriced_calls);
+        rows.push((o, cost));
+    }
+    rows
+}
+
 pub(crate) fn other_models(models: &[Share], shown: usize) -> Option<Share> {
     let rest = models.get(shown..).filter(|r| !r.is_empty())?;
     let sum = |f: fn(&Share) -> u64| rest.iter().map(f).sum::<u64>();
@@ -427,7 +434,11 @@ mod tests {
             token_share: 1.0,
         };
         assert_eq!(model_cost(&row("claude-fable-9")), "unpriced");
-        assert_eq!(model_cost(&row("(2 other models)")), "$0.00 + unpriced");
+        let mut priced_at_zero = row("synthetic");
+        priced_at_zero.unpriced_calls = 0;
+        let rows = models_with_costs(&[row("claude-fable-9"), priced_at_zero, row("claude-fable-8")], 1);
+        let costs: Vec<&str> = rows.iter().map(|(_, c)| c.as_str()).collect();
+        assert_eq!(costs, ["unpriced", "$0.00 + unpriced"]);
     }
 
     #[test]

@@ -294,14 +294,8 @@ fn screen(
     if !s.by_model.is_empty() {
         let mut t = style.table(["model", "calls", "tokens", "cost"]);
         // The rest in one row, so that every call of the window is in the table.
-        let other = crate::render::other_models(&s.by_model, WATCH_MODELS);
-        for m in s.by_model.iter().take(WATCH_MODELS).chain(other.as_ref()) {
-            t.add_row(vec![
-                m.name.clone().into(),
-                num(int(m.calls)),
-                num(int(m.tokens)),
-                num(crate::render::model_cost(m)),
-            ]);
+        for (m, cost) in crate::render::models_with_costs(&s.by_model, WATCH_MODELS) {
+            t.add_row(vec![m.name.into(), num(int(m.calls)), num(int(m.tokens)), num(cost)]);
         }
         push_table(&mut out, "", &t, style);
     }

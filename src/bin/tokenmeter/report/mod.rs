@@ -453,13 +453,9 @@ impl Report<'_> {
 
     /// Spend by model, at most `limit` rows.
     pub(crate) fn models_table(&self, limit: usize) -> Table {
-        let models = &self.summary.by_model;
-        let other = crate::render::other_models(models, limit);
-        let rows: Vec<Vec<String>> = models
-            .iter()
-            .take(limit)
-            .chain(other.as_ref())
-            .map(|m| vec![m.name.clone(), int(m.calls), int(m.tokens), crate::render::model_cost(m), pct(m.cost_share)])
+        let rows: Vec<Vec<String>> = crate::render::models_with_costs(&self.summary.by_model, limit)
+            .into_iter()
+            .map(|(m, cost)| vec![m.name, int(m.calls), int(m.tokens), cost, pct(m.cost_share)])
             .collect();
         Table { headers: &["Model", "Calls", "Tokens", "Cost", "Share"], right: &[false, true, true, true, true], rows }
     }
