@@ -376,6 +376,16 @@ fn error_status_without_a_readable_body_uses_the_documented_type() {
 }
 
 #[test]
+fn a_body_after_a_byte_order_mark_is_still_a_metered_call() {
+    // A proxy that puts a byte-order mark before the body (serde_json refuses one): the answer was billed.
+    let api = MockApi::start(json(200, concat!("\u{feff}", include_str!("fixtures/anthropic/message_plain.json"))));
+    let (reply, c, _) = call(&api, "claude-sonnet-4-5", false);
+    assert_eq!(reply.expect("reply").text, "Hi! My name is Claude.");
+    assert!(c.metered && !c.outcome.is_error());
+    assert_eq!(tokens(&c), (2095, 0, 0, 0, 503));
+}
+
+#[test]
 fn a_success_status_with_a_body_that_is_not_a_message_is_a_failed_call() {
     let api = MockApi::start(json(200, "not json"));
     let (reply, c, _) = call(&api, "claude-sonnet-4-5", false);

@@ -231,7 +231,9 @@ impl ClaudeClient {
             }
             return Err(error);
         }
-        let meta: MessageResponse = serde_json::from_slice(&body).inspect_err(|_| fail("invalid_response"))?;
+        // A byte-order mark before the body (a proxy's; serde_json refuses it) does not make a billed answer invalid.
+        let json = body.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&body);
+        let meta: MessageResponse = serde_json::from_slice(json).inspect_err(|_| fail("invalid_response"))?;
         instrument::record_response(&span, &meta);
         // A 2xx status with an error body (some gateways send them), or a body that is not a message: the call
         // is recorded as failed, and so is the request.
@@ -246,7 +248,7 @@ impl ClaudeClient {
                 None => ClientError::InvalidResponse(serde::de::Error::custom("a 2xx body that is not a message")),
             });
         }
-        let content: Content = serde_json::from_slice(&body).unwrap_or_default();
+        let content: Content = serde_json::from_slice(json).unwrap_or_default();
         Ok(Reply {
             text: content.text(),
             id: meta.id,
@@ -369,6 +371,7 @@ fn request_id_of(response: &reqwest::blocking::Response) -> Option<String> {
 /// The error an error status means: the body's error type when it has one, else the documented type for the
 /// status.
 fn api_error(status: u16, body: &[u8], header_request_id: Option<String>) -> ClientError {
+    let body = body.strip_prefix("\u{feff}".as_bytes()).unwrap_or(body);
     let parsed: ErrorResponse = serde_json::from_slice(body).unwrap_or_default();
     let error_type = match parsed.error_type() {
         Some(t) => t.to_owned(),

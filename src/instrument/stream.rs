@@ -140,11 +140,62 @@ enum Body {
     /// Nothing but white space (or a byte-order mark) yet.
     Unknown,
     Events,
-    Json(Vec<u8>),
+    /// A JSON body coming in: the bytes so far, and where the scan for its end has got to.
+    Json(Vec<u8>, JsonEnd),
     /// A JSON body past [`MAX_EVENT_BYTES`]: not read.
     TooLarge,
     /// A JSON body read whole; what follows it is not read.
     Read,
+}
+
+/// Finds where a JSON body's top-level object ends, a chunk at a time, so that each byte is looked at once (a
+/// parse of the whole body on every chunk that ended in `}` took quadratic time on a body trickled in small
+/// chunks whose every `}` sat inside a string).
+#[derive(Default)]
+struct JsonEnd {
+    /// Bytes of the body already scanned.
+    scanned: usize,
+    /// Open objects and arrays.
+    depth: u32,
+    in_string: bool,
+    escaped: bool,
+    /// The top-level value has closed (or the scan gave up): nothing more to look for.
+    done: bool,
+}
+
+impl JsonEnd {
+    /// Scans `body`'s new bytes; true when the top-level object closed in them.
+    fn closes(&mut self, body: &[u8]) -> bool {
+        if self.done {
+            return false;
+        }
+        for (i, &b) in body.iter().enumerate().skip(self.scanned) {
+            if self.in_string {
+                match b {
+                    _ if self.escaped => self.escaped = false,
+                    b'\\' => self.escaped = true,
+                    b'"' => self.in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match b {
+                b'"' => self.in_string = true,
+                b'{' | b'[' => self.depth += 1,
+                b'}' | b']' => {
+                    self.depth = self.depth.saturating_sub(1);
+                    if self.depth == 0 {
+                        self.done = true;
+                        self.scanned = i + 1;
+                        return true;
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.scanned = body.len();
+        false
+    }
 }
 
 /// The parts of stream event payloads read here; everything else (text deltas included) is skipped.
@@ -206,17 +257,18 @@ impl StreamAccumulator {
             let start = super::sse::strip_bom(chunk).iter().find(|b| !b.is_ascii_whitespace());
             match start {
                 None => return true,
-                Some(b'{') => self.body = Body::Json(Vec::new()),
+                Some(b'{') => self.body = Body::Json(Vec::new(), JsonEnd::default()),
                 Some(_) => self.body = Body::Events,
             }
         }
         match &mut self.body {
-            Body::Json(kept) if kept.len() + chunk.len() <= MAX_EVENT_BYTES => {
+            Body::Json(kept, end) if kept.len() + chunk.len() <= MAX_EVENT_BYTES => {
                 kept.extend_from_slice(chunk);
-                // Read as soon as it is whole (a chunk ending in `}` may end it): the caller's loop sees
-                // `is_complete()` and stops reading, and a `fail("timeout")` from a gateway that kept the
-                // connection open after the body no longer loses a call that was answered and billed.
-                if kept.trim_ascii_end().ends_with(b"}")
+                // Read as soon as it is whole: the caller's loop sees `is_complete()` and stops reading, and a
+                // `fail("timeout")` from a gateway that kept the connection open after the body no longer loses
+                // a call that was answered and billed. Parsed once, when its object closes (a body that is not
+                // JSON after all is left to the end of the stream, as one cut short is).
+                if end.closes(kept)
                     && serde_json::from_slice::<serde::de::IgnoredAny>(super::sse::strip_bom(kept)).is_ok()
                 {
                     let body = std::mem::take(kept);
@@ -225,7 +277,7 @@ impl StreamAccumulator {
                 }
                 false
             }
-            Body::Json(_) | Body::TooLarge => {
+            Body::Json(..) | Body::TooLarge => {
                 self.body = Body::TooLarge;
                 false
             }
@@ -448,8 +500,8 @@ impl StreamAccumulator {
             return;
         }
         // A body cut short (the connection dropped mid-body) is incomplete, as a stream cut short is, not invalid.
-        if let Body::Json(body) = std::mem::replace(&mut self.body, Body::Events)
-            && !serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err_and(|e| e.is_eof())
+        if let Body::Json(body, _) = std::mem::replace(&mut self.body, Body::Events)
+            && !serde_json::from_slice::<serde::de::IgnoredAny>(super::sse::strip_bom(&body)).is_err_and(|e| e.is_eof())
         {
             self.whole_response(&body);
         }
@@ -690,6 +742,30 @@ mod tests {
         });
         assert!(summary.is_complete(), "{:?}", summary.outcome);
         assert_eq!(call.tokens.output, 5);
+    }
+
+    #[test]
+    fn a_json_body_trickled_a_byte_at_a_time_completes_at_its_last_byte() {
+        // Its end is found by one scan of the bytes: braces and brackets inside strings, escaped quotes and
+        // escaped backslashes do not end it, and it completes with the byte that closes it, not later.
+        let message = r#"{"type":"message","id":"msg_\\","content":[{"type":"text","text":"}]\"}{ \\"}],
+            "model":"claude-sonnet-4-5-20250929","usage":{"input_tokens":10,"output_tokens":5}}"#;
+        let (summary, call) = streamed(|acc, _| {
+            let bytes = message.as_bytes();
+            for (i, b) in bytes.iter().enumerate() {
+                assert!(!acc.is_done(), "done before byte {i} of {}", bytes.len());
+                acc.push_bytes(std::slice::from_ref(b));
+            }
+            assert!(acc.is_complete());
+            acc.fail("timeout");
+        });
+        assert!(summary.is_complete(), "{:?}", summary.outcome);
+        assert_eq!((call.tokens.input, call.tokens.output), (10, 5));
+        assert_eq!(summary.response_id.as_deref(), Some("msg_\\"));
+        // A body with a byte-order mark, cut short: incomplete, as without the mark (it read as invalid).
+        let (summary, call) = streamed(|acc, _| acc.push_bytes(format!("\u{feff}{}", &message[..40]).as_bytes()));
+        assert_eq!(summary.outcome, StreamOutcome::Incomplete);
+        assert_eq!(call.outcome.label(), "stream_incomplete");
     }
 
     #[test]
