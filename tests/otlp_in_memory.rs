@@ -637,3 +637,32 @@ fn the_providers_final_export_after_the_meter_is_gone_carries_the_capture_correc
     let got = corrections.iter().find(|(a, _)| a[ATTR_CORRECTION] == "rejected_value").map(|(_, n)| *n);
     assert_eq!(got, Some(1.0), "{corrections:?}");
 }
+
+#[test]
+fn budget_gauges_past_the_series_cap_export_the_budgets_nearest_their_limits() {
+    // 2,500 budgets: the SDK keeps 2,000 series an instrument and folds the rest into one overflow point holding
+    // whichever value came last, so budgets past the 2,000th went missing from every budget panel.
+    use tokenmeter::budget::{Budget, BudgetLimit};
+    let (provider, exporter) = pipeline(Temporality::Cumulative);
+    let mut builder = TokenMeter::builder().with_meter_provider(provider.clone());
+    for i in 0..2_500u32 {
+        // Larger limits, lower utilization: b0000 is the nearest its limit.
+        let limit = BudgetLimit::usd(1.0 + f64::from(i)).unwrap();
+        builder = builder.with_budget(Budget::new(format!("b{i:04}"), limit).with_thresholds([100]));
+    }
+    let meter = builder.build();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(meter.layer()), || {
+        let _call = info_span!("chat", gen_ai.request.model = "claude-haiku-4-5", input_tokens = 100_000u64).entered();
+    });
+    let rm = collect(&meter, &exporter);
+    let expected: Vec<String> = (0..1_000).map(|i| format!("b{i:04}")).collect();
+    for name in [BUDGET_UTILIZATION, BUDGET_SPENT, BUDGET_LIMIT, BUDGET_REMAINING] {
+        let mut got: Vec<String> = gauges(&rm, name).into_iter().map(|(a, _)| a[ATTR_BUDGET].clone()).collect();
+        got.sort();
+        assert_eq!(got, expected, "{name}: the 1,000 most used, no overflow point");
+    }
+    let status = meter.budget_status();
+    let util = gauges(&rm, BUDGET_UTILIZATION);
+    let b0 = util.iter().find(|(a, _)| a[ATTR_BUDGET] == "b0000").map(|(_, v)| *v);
+    assert_eq!(b0, status.iter().find(|b| &*b.budget == "b0000").map(|b| b.utilization));
+}

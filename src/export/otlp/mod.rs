@@ -447,9 +447,43 @@ impl Shared {
         })
     }
 
+    /// The budgets the gauges export: every one, or past [`MAX_BUDGET_SERIES`] the most used of them.
     fn budgets(&self) -> Arc<Vec<BudgetState>> {
-        self.budgets.get(|| self.meter().map(|m| m.budget_status_leaving_owed_alerts()).unwrap_or_default())
+        self.budgets.get(|| {
+            let mut all = self.meter().map(|m| m.budget_status_leaving_owed_alerts()).unwrap_or_default();
+            most_used_budgets(&mut all);
+            all
+        })
     }
+}
+
+/// Budgets a budget gauge exports at most. The SDK keeps 2,000 series an instrument and folds later ones into one
+/// overflow point holding whichever value came last: with more budgets, those past the 2,000th in the file went
+/// missing from every budget panel and one of them showed under the overflow label. The cap matches the alert
+/// counter's ([`MAX_ALERT_SERIES`]).
+const MAX_BUDGET_SERIES: usize = 1_000;
+
+/// Keeps the [`MAX_BUDGET_SERIES`] budgets nearest their limits (highest utilization, then name), in their order:
+/// the ones the panels and alert rules on these gauges are for. Every gauge reads the same selection (one status
+/// a collection).
+fn most_used_budgets(all: &mut Vec<BudgetState>) {
+    if all.len() <= MAX_BUDGET_SERIES {
+        return;
+    }
+    let mut order: Vec<usize> = (0..all.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (a, b) = (&all[a], &all[b]);
+        b.utilization.total_cmp(&a.utilization).then_with(|| a.budget.cmp(&b.budget))
+    });
+    let mut keep = vec![false; all.len()];
+    for &i in &order[..MAX_BUDGET_SERIES] {
+        keep[i] = true;
+    }
+    let mut i = 0;
+    all.retain(|_| {
+        i += 1;
+        keep[i - 1]
+    });
 }
 
 /// The live exporter state a meter holds: instruments, series, and the pipeline if tokenmeter owns it.
