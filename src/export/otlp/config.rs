@@ -135,11 +135,12 @@ pub struct OtlpConfig {
 
 impl fmt::Debug for OtlpConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Header values are often credentials: show their names only.
+        // Header values are often credentials: show their names only; endpoints without `user:password@` or a
+        // query (see `redacted`).
         let header_names: Vec<&str> = self.headers.iter().map(|(k, _)| k.as_str()).collect();
         f.debug_struct("OtlpConfig")
-            .field("endpoint", &self.endpoint)
-            .field("metrics_endpoint", &self.metrics_endpoint)
+            .field("endpoint", &self.endpoint.as_deref().map(redacted))
+            .field("metrics_endpoint", &self.metrics_endpoint.as_deref().map(redacted))
             .field("protocol", &self.protocol)
             .field("headers", &header_names)
             .field("timeout", &self.timeout)
@@ -442,7 +443,11 @@ impl OtlpConfig {
             if !endpoint.starts_with("https://") {
                 return Err(OtlpError::InvalidSetting {
                     setting: "certificate",
-                    reason: format!("{} is for an https:// endpoint, and {endpoint} is not one", path.display()),
+                    reason: format!(
+                        "{} is for an https:// endpoint, and {} is not one",
+                        path.display(),
+                        redacted(&endpoint)
+                    ),
                 });
             }
         }
@@ -504,7 +509,7 @@ impl fmt::Debug for OtlpSettings {
         let header_names: Vec<&str> = self.headers.iter().map(|(k, _)| k.as_str()).collect();
         f.debug_struct("OtlpSettings")
             .field("protocol", &self.protocol)
-            .field("endpoint", &self.endpoint)
+            .field("endpoint", &redacted(&self.endpoint))
             .field("headers", &header_names)
             .field("timeout", &self.timeout)
             .field("interval", &self.interval)
@@ -602,18 +607,21 @@ fn signal_endpoint(protocol: Protocol, base: &str) -> String {
 }
 
 fn check_endpoint(endpoint: &str) -> Result<(), OtlpError> {
-    let bad = |reason: &str| OtlpError::InvalidEndpoint { endpoint: endpoint.to_owned(), reason: reason.to_owned() };
+    // Named in errors without `user:password@` or a query: an application logs the error, or panics with it.
+    let bad = |reason: &str| OtlpError::InvalidEndpoint { endpoint: redacted(endpoint), reason: reason.to_owned() };
     let rest = if let Some(rest) = endpoint.strip_prefix("http://") {
         rest
     } else if let Some(rest) = endpoint.strip_prefix("https://") {
         if !cfg!(feature = "otlp-tls") {
-            return Err(OtlpError::TlsNotEnabled { endpoint: endpoint.to_owned() });
+            return Err(OtlpError::TlsNotEnabled { endpoint: redacted(endpoint) });
         }
         rest
     } else {
         return Err(bad("it must start with http:// or https://, e.g. http://127.0.0.1:4318"));
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    // The port is after the host, not in `user:password@` (whose `:` read as a port's and refused the endpoint).
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
     if authority.is_empty() {
         return Err(bad("it has no host"));
     }
@@ -838,6 +846,25 @@ mod tests {
         assert_eq!(resolve(&config, &vars).unwrap().endpoint, "http://c:9/m", "it wins over the base endpoint");
         let err = resolve(&OtlpConfig::new().with_metrics_endpoint("c:9/m"), &[]).unwrap_err();
         assert!(matches!(err, OtlpError::InvalidEndpoint { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn credentials_in_an_endpoint_are_read_and_never_shown() {
+        // A password in the endpoint is not a port; and neither it nor a query's token is in an error or `Debug`.
+        let s = resolve(&OtlpConfig::new().with_endpoint("http://bob:s3cret@otlp.example.com"), &[]).unwrap();
+        assert_eq!(s.endpoint, "http://bob:s3cret@otlp.example.com/v1/metrics");
+        assert!(!format!("{s:?} {s}").contains("s3cret"), "{s:?}");
+        let config = OtlpConfig::new().with_endpoint("http://bob:s3cret@otlp.example.com:43x8/?api_key=k3y");
+        assert!(!format!("{config:?}").contains("s3cret") && !format!("{config:?}").contains("k3y"));
+        let err = resolve(&config, &[]).unwrap_err().to_string();
+        assert!(err.contains("otlp.example.com:43x8") && err.contains("port"), "{err}");
+        assert!(!err.contains("s3cret") && !err.contains("k3y"), "{err}");
+        let err = resolve(&OtlpConfig::new().with_endpoint("http://bob:s3cret@"), &[]).unwrap_err().to_string();
+        assert!(err.contains("no host") && !err.contains("s3cret"), "{err}");
+        if !cfg!(feature = "otlp-tls") {
+            let err = resolve(&OtlpConfig::new().with_endpoint("https://bob:s3cret@h:1"), &[]).unwrap_err();
+            assert!(!err.to_string().contains("s3cret"), "{err}");
+        }
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub enum OtlpError {
     /// The endpoint is not an `http://` or `https://` URL with a host.
     #[error("OTLP endpoint {endpoint:?} is not valid: {reason}")]
     InvalidEndpoint {
-        /// The endpoint as given.
+        /// The endpoint as given, without `user:password@` or a `?query` (where tokens are sometimes put).
         endpoint: String,
         /// What is wrong with it.
         reason: String,
@@ -41,7 +41,7 @@ pub enum OtlpError {
          feature, or send to a collector over http:// (e.g. a local agent)"
     )]
     TlsNotEnabled {
-        /// The endpoint as given.
+        /// The endpoint as given, without `user:password@` or a `?query` (where tokens are sometimes put).
         endpoint: String,
     },
     /// The CA certificate file cannot be read or holds no PEM certificate.
