@@ -861,7 +861,23 @@ fn the_all_window_starts_at_its_first_records_day_however_old_the_data() {
         let elapsed = (now + Duration::minutes(1) - day).num_seconds() as f64 / 86_400.0;
         close(s.days, elapsed);
         close(s.monthly_projection_usd, s.cost_usd / elapsed * 31.0);
+        // And so does its series (month-old data listed 19 empty days before it), which holds all the spend.
+        assert_eq!(s.time_series.points.first().map(|p| p.timestamp), Some(day), "{from}..{now}");
+        close(s.time_series.points.iter().map(|p| p.cost_usd).sum(), s.cost_usd);
     }
+    // "All time" as a range, on a ledger without records: an empty summary (it said the window was too wide), and
+    // so with a filter.
+    let rig = Rig::new(at(2026, 3, 11, 12, 30, 0));
+    let all_time = Window::range(at(1, 1, 1, 0, 0, 0), at(9999, 12, 31, 0, 0, 0));
+    let s = rig.ledger.usage_summary(all_time).unwrap();
+    assert_eq!((s.calls, s.time_series.points.len()), (0, 0));
+    assert!(rig.ledger.cache_report(all_time).unwrap().time_series.is_empty());
+    let acme = tokenmeter::analysis::ReportFilter::new().filter(Dimension::Project, "acme");
+    assert!(rig.ledger.cache_report_for(all_time, &acme).unwrap().time_series.is_empty());
+    // With records, a filtered cache report over it lists the data's days (it too said the window was too wide).
+    rig.add(Call::new(at(2026, 3, 10, 18, 0, 0), SONNET).io(1_000, 100).project("acme"));
+    let r = rig.ledger.cache_report_for(all_time, &acme).unwrap();
+    assert_eq!(r.time_series.first().map(|p| p.timestamp), Some(at(2026, 3, 10, 0, 0, 0)));
 }
 
 #[test]

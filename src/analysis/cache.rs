@@ -135,7 +135,7 @@ impl Ledger {
                 // the window's buckets allow.
                 let mut found = None;
                 for g in [TimeGrain::Hour, TimeGrain::Day, TimeGrain::Month].into_iter().filter(|g| *g >= wanted) {
-                    match sel.series(store, now, from, to, g) {
+                    match sel.series_within_data(store, now, from, to, g) {
                         Ok(p) => {
                             found = Some((g, p));
                             break;

@@ -226,7 +226,14 @@ impl Ledger {
             };
             let by_model = shares(Dimension::Model)?;
             let by_provider = shares(Dimension::Provider)?;
-            let (grain, points) = Selection::All.report_series(store, now, from, to)?;
+            // `All` takes every bucket, and its first may have aged into a month bucket that starts weeks before
+            // the first record: its period, length, rate and series start at the first record's local midnight
+            // instead, so they do not change as the data ages (the series listed empty days before it).
+            let start = match window {
+                Window::All => store.data_start().map_or(from, |d| d.min(to)),
+                _ => from,
+            };
+            let (grain, points) = Selection::All.report_series(store, now, start, to)?;
             let points = points
                 .into_iter()
                 .map(|(t, a)| SeriesPoint {
@@ -238,13 +245,6 @@ impl Ledger {
                 .collect();
             let metered = c.metered_calls() as f64;
             let priced = (c.metered_calls() - c.unpriced_calls.min(c.metered_calls())) as f64;
-            // `All` takes every bucket, and its first may have aged into a month bucket that starts weeks before
-            // the first record: its period, length and rate start at the first record's local midnight instead,
-            // so they do not change as the data ages.
-            let start = match window {
-                Window::All => store.data_start().map_or(from, |d| d.min(to)),
-                _ => from,
-            };
             let days = (to - start) as f64 / 86_400.0;
             // The run-rate is the cost per day of the part of the window that has passed (up to the end of the
             // current minute, where a rolling window ends): the rest of a window reaching past now holds no

@@ -1076,16 +1076,34 @@ impl Selection {
                 r => return r.map(|p| (TimeGrain::Hour, p)),
             }
         }
-        match self.series(store, now, from, to, TimeGrain::Day) {
-            // A window far wider than the ledger's data (`0001-01-01..9999-12-31` for "all time"): more days than
-            // a series has rows. Its days before the first record and after the last are empty: the series
-            // spans the data's days (the window's figures are not cut; the empty rows are not listed).
-            Err(QueryError::Unsupported(_)) if let (Some(first), Some(last)) = (store.first_ts, store.last_ts) => {
-                let data_from = from.max(calendar::day_start(store.tz, first));
-                let data_to = to.min(calendar::grain_end(store.tz, calendar::Grain::Day, last.max(now)));
-                self.series(store, now, data_from, data_to.max(data_from), TimeGrain::Day).map(|p| (TimeGrain::Day, p))
+        self.series_within_data(store, now, from, to, TimeGrain::Day).map(|p| (TimeGrain::Day, p))
+    }
+
+    /// [`series`](Self::series), for a window that may be far wider than the ledger's data (`0001-01-01..9999-12-31`
+    /// for "all time"): with more rows than a series has, its rows before the first record's and after the last's
+    /// (or now's) are empty, so the series spans the data's (the window's figures are not cut; the empty rows are
+    /// not listed), and a ledger without records has none (it answered that the window was too wide).
+    pub(crate) fn series_within_data(
+        &self,
+        store: &Store,
+        now: i64,
+        from: i64,
+        to: i64,
+        grain: TimeGrain,
+    ) -> Result<Vec<(i64, Agg)>, QueryError> {
+        match self.series(store, now, from, to, grain) {
+            Err(QueryError::Unsupported(_)) => {
+                let (data_from, data_to) = match (store.first_ts, store.last_ts) {
+                    (Some(first), Some(last)) => (
+                        from.max(calendar::grain_start(store.tz, grain.grain(), first)),
+                        to.min(calendar::grain_end(store.tz, grain.grain(), last.max(now))),
+                    ),
+                    // An empty range: no rows, and still the error of a filter that cannot be answered.
+                    _ => (from, from),
+                };
+                self.series(store, now, data_from, data_to.max(data_from), grain)
             }
-            r => r.map(|p| (TimeGrain::Day, p)),
+            r => r,
         }
     }
 }
