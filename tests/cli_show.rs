@@ -99,6 +99,16 @@ fn show_tools_counts_an_old_layout_sub_agent_file_under_the_session_its_lines_na
     let v = run(&[&args[..], &["--format", "json"]].concat()).json();
     assert_eq!(v["totals"]["calls"], 1);
     assert_eq!(v["tools"], serde_json::json!([{"tool": "Write", "uses": 1, "errors": 0}]));
+    // Once the earlier session's file is gone (Claude Code's clean-up), the copied call is the resumed session's,
+    // and so is its tool use (it was counted nowhere: the line names a session that no longer has calls).
+    std::fs::remove_file(project.join("aaaa-sess.jsonl")).unwrap();
+    std::fs::remove_file(project.join("agent-a2271d1.jsonl")).unwrap();
+    let v = run(&[&args[..], &["--format", "json"]].concat()).json();
+    assert_eq!(v["totals"]["calls"], 2);
+    assert_eq!(
+        v["tools"],
+        serde_json::json!([{"tool": "Read", "uses": 1, "errors": 0}, {"tool": "Write", "uses": 1, "errors": 0}])
+    );
 }
 
 #[test]

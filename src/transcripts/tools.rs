@@ -3,10 +3,13 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use rustc_hash::FxHashMap as HashMap;
+
 use memchr::memmem;
 use serde::{Deserialize, Serialize};
 
 use super::TranscriptFile;
+use crate::record::CallRecord;
 
 /// How often one tool was called.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,6 +37,8 @@ struct Line<'a> {
 
 #[derive(Deserialize)]
 struct Message<'a> {
+    #[serde(borrow, default, deserialize_with = "super::parse::opt_str")]
+    id: Option<Cow<'a, str>>,
     #[serde(borrow)]
     content: Option<Blocks<'a>>,
 }
@@ -96,21 +101,28 @@ pub fn tool_uses_until(files: &[TranscriptFile], until: Option<chrono::DateTime<
     count_tool_uses(files, None, until)
 }
 
-/// [`tool_uses_until`] of one session's lines, as the loader files calls: a file's lines are its session's,
-/// except a sub-agent's file, whose lines belong to the session they name (an `agent-<id>.jsonl` beside the
-/// sessions, as Claude Code wrote them before 2.1.2, names its parent session only there). Give it the
-/// session's files and the sub-agent files that may belong to it.
+/// [`tool_uses_until`] of one session's calls, filed as the loader filed them: a tool use belongs to the session
+/// its message's call was filed in (`calls`: the loaded calls, [`TranscriptLoad::calls`](super::TranscriptLoad),
+/// whose `request_id` is the message's id). A resumed session's file copies the earlier session's lines under
+/// that session's id, and its calls are the earlier session's while that session's file exists, the resumed
+/// one's once it is gone. A line whose message is not among the calls goes by its file: a file's lines are its
+/// session's, except a sub-agent's file, whose lines belong to the session they name (an `agent-<id>.jsonl`
+/// beside the sessions, as Claude Code wrote them before 2.1.2, names its parent session only there). Give it
+/// the session's files and the sub-agent files that may belong to it.
 pub fn session_tool_uses_until(
     files: &[TranscriptFile],
     session: &str,
+    calls: &[CallRecord],
     until: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Vec<ToolUses> {
-    count_tool_uses(files, Some(session), until)
+    let filed: HashMap<&str, &str> =
+        calls.iter().filter_map(|c| Some((c.request_id.as_deref()?, c.dimensions.session.as_deref()?))).collect();
+    count_tool_uses(files, Some((session, &filed)), until)
 }
 
 fn count_tool_uses(
     files: &[TranscriptFile],
-    session: Option<&str>,
+    session: Option<(&str, &HashMap<&str, &str>)>,
     until: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Vec<ToolUses> {
     let marker = memmem::Finder::new(b"\"tool_");
@@ -133,20 +145,17 @@ fn count_tool_uses(
             if marker.find(line).is_none() {
                 continue;
             }
-            let Ok(Line { message: Some(Message { content: Some(Blocks(blocks)) }), timestamp, session_id }) =
+            let Ok(Line { message: Some(Message { id, content: Some(Blocks(blocks)) }), timestamp, session_id }) =
                 serde_json::from_slice::<Line>(line)
             else {
                 continue;
             };
-            // A main file's line names another session when the file is a resumed session's copy of the earlier
-            // one's conversation: its tools were that session's (its calls are filed there too).
-            let line_session = match session_id.as_deref().filter(|s| !s.is_empty()) {
-                Some(named) if !file.subagent => named,
-                named => file.session_of(named),
-            };
-            if session.is_some_and(|s| line_session != s) {
-                continue;
-            }
+            // Whether the line's tool uses are the session's: filed where the loader filed the message's call; a
+            // line of no call as the file's lines are. A tool result counts with its use, wherever its line is.
+            let mine = session.is_none_or(|(session, filed)| {
+                let filed = id.as_deref().and_then(|id| filed.get(id).copied());
+                filed.unwrap_or_else(|| file.session_of(session_id.as_deref())) == session
+            });
             let after = |until| {
                 let at = timestamp.as_deref().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
                 at.is_some_and(|at| at > until)
@@ -156,7 +165,7 @@ fn count_tool_uses(
             }
             for block in &blocks {
                 match block.kind.as_deref() {
-                    Some("tool_use") => {
+                    Some("tool_use") if mine => {
                         if let (Some(id), Some(name)) = (&block.id, &block.name) {
                             calls.entry(id.to_string()).or_insert_with(|| name.to_string());
                         }

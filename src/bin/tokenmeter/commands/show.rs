@@ -92,7 +92,7 @@ pub(super) fn run(source: &Source, ctx: &Context, style: &Style, args: &ShowArgs
             .collect();
         // Tool names come from the transcripts (an MCP server's tool names among them): as every other name
         // read, never an escape sequence or a direction override.
-        let mut uses = session_tool_uses_until(&files, session, ctx.pinned_now.then_some(ctx.now));
+        let mut uses = session_tool_uses_until(&files, session, &source.records, ctx.pinned_now.then_some(ctx.now));
         for u in &mut uses {
             if let std::borrow::Cow::Owned(clean) = crate::render::sanitize(&u.tool, false) {
                 u.tool = clean;
