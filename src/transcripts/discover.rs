@@ -19,18 +19,39 @@ const MAX_DEPTH: usize = 16;
 pub fn default_claude_code_dirs() -> Vec<PathBuf> {
     let home = std::env::home_dir();
     if let Some(raw) = std::env::var_os("CLAUDE_CONFIG_DIR").filter(|v| !v.is_empty()) {
-        let raw = raw.to_string_lossy().into_owned();
-        return raw
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(|p| match (p.strip_prefix("~/"), &home) {
-                (Some(rest), Some(home)) => home.join(rest),
-                _ => PathBuf::from(p),
-            })
-            .collect();
+        return config_dirs(&raw, home.as_deref());
     }
     standard_claude_code_dirs().into_iter().flatten().filter(|p| p.join("projects").is_dir()).collect()
+}
+
+/// The paths a `CLAUDE_CONFIG_DIR` value lists: split at commas, trimmed, `~/` expanded. On Unix the bytes are
+/// kept as they are (a path that is not UTF-8 made lossy named a folder that does not exist).
+fn config_dirs(raw: &OsStr, home: Option<&Path>) -> Vec<PathBuf> {
+    #[cfg(unix)]
+    let listed: Vec<PathBuf> = {
+        use std::os::unix::ffi::OsStrExt;
+        raw.as_bytes()
+            .split(|&b| b == b',')
+            .map(<[u8]>::trim_ascii)
+            .filter(|p| !p.is_empty())
+            .map(|p| match (p.strip_prefix(b"~/"), home) {
+                (Some(rest), Some(home)) => home.join(OsStr::from_bytes(rest)),
+                _ => PathBuf::from(OsStr::from_bytes(p)),
+            })
+            .collect()
+    };
+    #[cfg(not(unix))]
+    let listed: Vec<PathBuf> = raw
+        .to_string_lossy()
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| match (p.strip_prefix("~/"), home) {
+            (Some(rest), Some(home)) => home.join(rest),
+            _ => PathBuf::from(p),
+        })
+        .collect();
+    listed
 }
 
 /// The two config dirs Claude Code uses when `CLAUDE_CONFIG_DIR` is not set, whether they exist or not:
@@ -95,7 +116,8 @@ pub fn discover_reporting(path: &Path) -> Result<(Vec<TranscriptFile>, Vec<Unrea
         };
         // A session's transcript: its sub-agents' files, in `<session>/subagents/` beside it, are the rest of the
         // session (as a session's folder lists the transcript beside it).
-        let folder = path.with_extension("");
+        // Beside the real file: a link to a session's transcript (`latest.jsonl`) has no folder beside it.
+        let folder = real.with_extension("");
         let parts = (!subagent && folder.join("subagents").is_dir()).then(|| vec![project.clone(), session.clone()]);
         let mut files = vec![TranscriptFile {
             path: path.to_owned(),
@@ -318,6 +340,14 @@ fn walk(
 /// the sessions (Claude Code before 2.1.2 wrote them there); their calls belong to the session their lines
 /// name (see the loader).
 fn place(parts: &[String], stem: String) -> (String, String, bool) {
+    // Claude Code names a project's folder after its working directory, separators made `-` (`-home-u-web`,
+    // `C--Users-u-web`): folders above the innermost such one are not the project's (a copy kept in a
+    // `projects` folder of one's own: `~/projects/claude-backup/-home-u-web/s1.jsonl` is `-home-u-web`'s, not a
+    // `claude-backup` project's session `-home-u-web`). A session's folder is its id, never so named.
+    let parts = match parts.iter().rposition(|p| is_project_folder_name(p)) {
+        Some(i) => &parts[i..],
+        None => parts,
+    };
     let subagent = parts.iter().any(|p| p == "subagents") || (parts.len() == 1 && stem.starts_with("agent-"));
     let Some(project) = parts.first() else { return ("unknown".to_owned(), stem, subagent) };
     let session = match parts.len() {
@@ -326,6 +356,12 @@ fn place(parts: &[String], stem: String) -> (String, String, bool) {
         n => parts[n - 1].clone(),
     };
     (project.clone(), session, subagent)
+}
+
+/// A folder name as Claude Code makes one for a working directory: `-home-u-web`, or `C--Users-u-web` on Windows.
+fn is_project_folder_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    (b.len() > 1 && b[0] == b'-') || (b.len() > 3 && b[0].is_ascii_alphabetic() && &b[1..3] == b"--")
 }
 
 #[cfg(test)]
@@ -337,12 +373,30 @@ mod tests {
         place(&parts, stem.to_owned())
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn config_dirs_keep_bytes_that_are_not_utf8() {
+        use std::os::unix::ffi::OsStrExt;
+        let raw = OsStr::from_bytes(b" /data/cl\xffaude , ~/b,,");
+        let home = Path::new("/home/u");
+        let want = [PathBuf::from(OsStr::from_bytes(b"/data/cl\xffaude")), PathBuf::from("/home/u/b")];
+        assert_eq!(config_dirs(raw, Some(home)), want);
+        assert_eq!(config_dirs(OsStr::new("~/b"), None), [PathBuf::from("~/b")]);
+    }
+
     #[test]
     fn project_and_session_from_the_path() {
         assert_eq!(p(&["proj"], "s1"), ("proj".into(), "s1".into(), false));
         assert_eq!(p(&["proj", "s1"], "chat"), ("proj".into(), "s1".into(), false));
         assert_eq!(p(&["proj", "s1", "subagents"], "agent-a"), ("proj".into(), "s1".into(), true));
         assert_eq!(p(&[], "loose"), ("unknown".into(), "loose".into(), false));
+        // Folders above a project's (named as Claude Code names them) are not part of the place.
+        assert_eq!(p(&["claude-backup", "-home-u-web"], "s1"), ("-home-u-web".into(), "s1".into(), false));
+        assert_eq!(
+            p(&["bak", "C--Users-u-web", "s1", "subagents"], "agent-a"),
+            ("C--Users-u-web".into(), "s1".into(), true)
+        );
+        assert_eq!(p(&["-home-u-web", "s1"], "chat"), ("-home-u-web".into(), "s1".into(), false));
         assert_eq!(p(&["proj", "subagents"], "agent-a"), ("proj".into(), "subagents".into(), true));
     }
 
