@@ -93,6 +93,11 @@ pub(super) fn enforce_retention(
         }
     }
     if let Some(max) = max_total_bytes {
+        // Today's and yesterday's, when they are among the two newest files: a clock behind the files' days (a
+        // device that booted at 1970 before its time was set: the writer's rounds stay as far behind) made every
+        // file today's or later, so the size round deleted nothing for the whole run and the disk filled.
+        let second_newest = kept.len().checked_sub(2).map(|i| kept[i].day);
+        let protected = |f: &DayFile| protected(f) && second_newest.is_none_or(|d| f.day >= d);
         by_size = size_round(&kept, max, protected, remove);
         removed += by_size.len() as u64;
     }
@@ -217,6 +222,26 @@ mod tests {
             },
         );
         assert_eq!(deleted, [files[0].day]);
+    }
+
+    #[test]
+    fn the_size_limit_holds_under_a_clock_behind_the_files() {
+        // Rounds measured as of 1970 (a clock not yet set at the build): every file is after "today", and was
+        // protected as today's or later; the size round kept all 10 (30 bytes) over a limit of 3. Now only the
+        // two newest stay.
+        let dir = tempfile::tempdir().unwrap();
+        for d in 1..=10 {
+            std::fs::write(day_file(dir.path(), d, 0).path, "{}\n").unwrap();
+        }
+        let epoch = DateTime::from_timestamp(0, 0).unwrap();
+        let r = enforce_retention(dir.path(), epoch, Some(Duration::from_secs(86_400)), Some(3)).unwrap();
+        let left: Vec<NaiveDate> = list(dir.path()).unwrap().into_iter().map(|f| f.day).collect();
+        assert_eq!(left, [day_file(dir.path(), 9, 0).day, day_file(dir.path(), 10, 0).day]);
+        assert_eq!((r.removed, r.by_size.len()), (8, 8), "by size alone: by age, nothing is old before its day");
+        // With the clock right, yesterday's and today's stay as before, over the limit.
+        let now = day_file(dir.path(), 10, 0).day.and_hms_opt(12, 0, 0).unwrap().and_utc();
+        let r = enforce_retention(dir.path(), now, None, Some(1)).unwrap();
+        assert_eq!((r.removed, list(dir.path()).unwrap().len()), (0, 2));
     }
 
     #[test]

@@ -710,8 +710,9 @@ pub(crate) fn attach(meter: &TokenMeter, mut config: JournalConfig) -> Result<()
             records = report.ahead_of_clock,
             latest = %latest.to_rfc3339(),
             now = %now.to_rfc3339(),
-            "journal replay left out records stamped more than an hour after the clock (a clock that ran ahead \
-             wrote them); delete the day files dated after today to stop this warning"
+            "journal replay left out records stamped more than an hour after the clock: either this clock is \
+             behind (check the system time; they count again at the first start with it right), or a clock that \
+             ran ahead wrote them (in the day files dated after today)"
         );
         crate::meter::unheard(|| {
             format!(
