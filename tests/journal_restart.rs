@@ -1329,3 +1329,24 @@ fn an_alerts_journal_line_is_queued_before_the_alert_is_delivered() {
     let seen = marked_at_delivery.lock().clone();
     assert!(!seen.is_empty() && seen.iter().all(|&marked| marked), "{seen:?}");
 }
+
+#[cfg(unix)]
+#[test]
+fn a_link_planted_in_the_journal_directory_is_not_followed() {
+    // In a directory others can write, a link under today's day file name sent the records into any file this
+    // process may write (replay, which lists regular files only, never read them), and one under the build's
+    // probe name had that file truncated.
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let target = elsewhere.path().join("precious.txt");
+    std::fs::write(&target, "keep me\n").unwrap();
+    let clock = ManualClock::new(utc(2026, 3, 14, 10, 0));
+    std::os::unix::fs::symlink(&target, journal_file(dir.path(), "2026-03-14")).unwrap();
+    std::os::unix::fs::symlink(&target, dir.path().join(format!(".tokenmeter-probe-{}", std::process::id()))).unwrap();
+    let m = meter(dir.path(), &clock, |b| b);
+    spend(&m, 1_000);
+    assert!(m.flush().is_err(), "the record could not be written");
+    let stats = m.journal_stats().unwrap();
+    assert_eq!((stats.write_errors, stats.failed_records), (1, 1), "{stats:?}");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me\n");
+}

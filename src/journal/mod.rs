@@ -629,7 +629,11 @@ pub(crate) fn attach(meter: &TokenMeter, mut config: JournalConfig) -> Result<()
     // Surfaces a read-only or foreign directory now rather than on the first write, and one whose files cannot
     // be locked (NFS without its lock service): every append takes the day file's lock.
     let probe = dir.join(format!(".tokenmeter-probe-{}", std::process::id()));
-    let probed = std::fs::File::create(&probe).and_then(|file| match file.try_lock() {
+    // A new file, never one already there: `File::create` follows a link planted under that name and truncates
+    // its target. What is there (a probe left by a crash, such a link) is removed first; a link, not its target.
+    let _ = std::fs::remove_file(&probe);
+    let created = std::fs::OpenOptions::new().write(true).create_new(true).open(&probe);
+    let probed = created.and_then(|file| match file.try_lock() {
         Ok(()) | Err(std::fs::TryLockError::WouldBlock) => Ok(()),
         Err(std::fs::TryLockError::Error(e)) => {
             Err(std::io::Error::new(e.kind(), format!("its files cannot be locked ({e}), and every append locks one")))

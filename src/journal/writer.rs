@@ -925,7 +925,15 @@ impl WriterThread {
         if let Some(i) = self.open.iter().position(|(d, _)| *d == day) {
             return Ok(&self.open[i].1);
         }
-        let open = || OpenOptions::new().read(true).append(true).create(true).open(path);
+        let open = || {
+            let mut options = OpenOptions::new();
+            options.read(true).append(true).create(true);
+            // Not through a symbolic link: one planted in a directory others can write would have records appended
+            // to any file this process may write, in a file replay never reads (it lists regular files only).
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
+            options.open(path)
+        };
         let file = match open() {
             // The directory itself was deleted (cleared by hand): make it again, as the meter did at start.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
