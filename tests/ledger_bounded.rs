@@ -202,3 +202,32 @@ fn a_session_past_every_pair_cap_stays_with_its_project() {
     let nodes: u64 = tree.nodes.iter().map(|n| n.calls).sum();
     assert_eq!((nodes, tree.calls), (130, 130));
 }
+
+#[test]
+fn an_aged_hour_keeps_every_session_with_its_project() {
+    // 150 projects of 4 sessions in one hour, every series kept (150 of 256). The minutes merge into the hour
+    // bucket once 2 hours old: past its 256 pairs and 64 `(project, (other))` slots, the merge folded the rest
+    // to `((other), (other))` (a merge did not keep past the reserve), read back as their projects' calls
+    // without a session, and counted twice in the project > session tree.
+    let rig = Rig::new(t0() + Duration::hours(1));
+    for p in 0..150 {
+        for s in 0..4 {
+            let call = Call::new(t0() + mins(p % 60), SONNET).io(100, 10);
+            rig.add(call.project(&format!("p{p:03}")).session(&format!("p{p:03}-s{s}")));
+        }
+    }
+    rig.clock.set(t0() + Duration::hours(3));
+    rig.add(Call::new(t0() + Duration::hours(3), SONNET).io(100, 10));
+    let window = Window::range(t0(), t0() + Duration::hours(1));
+    let tree = rig.ledger.breakdown_tree(window, Dimension::Project, Dimension::Session).unwrap();
+    let nodes: u64 = tree.nodes.iter().map(|n| n.calls).sum();
+    assert_eq!((nodes, tree.calls), (600, 600));
+    for p in (0..150).map(|i| format!("p{i:03}")) {
+        let p = p.as_str();
+        let q = Query::new(window).filter(Dimension::Project, p).group_by(GroupBy::Dimension(Dimension::Session));
+        let rows: Vec<(String, u64)> =
+            rig.ledger.query(&q).unwrap().groups.into_iter().map(|g| (g.key, g.calls)).collect();
+        assert!(rows.iter().all(|(k, _)| k != "(none)"), "{p}: {rows:?}");
+        assert_eq!(rows.iter().map(|(_, n)| n).sum::<u64>(), 4, "{p}: {rows:?}");
+    }
+}

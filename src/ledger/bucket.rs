@@ -432,8 +432,8 @@ impl Bucket {
     /// its project, and a project's calls without a session are read as its series less its pairs, so its
     /// sessions must stay in its pairs (folded whole, a session's call was read as the project's without one,
     /// and the project > session tree counted it twice). Bounded: past the reserve, at most as many more such
-    /// entries as the bucket keeps series (counted in [`Caps::max_entries`]). A merge passes `false`: it cannot
-    /// tell which of a pair's calls had their series kept.
+    /// entries as the bucket keeps series (counted in [`Caps::max_entries`]). A merge passes it only while no series
+    /// folded (see [`absorb`](Self::absorb)).
     fn add_pair(
         &mut self,
         project: Option<&Arc<str>>,
@@ -516,12 +516,18 @@ impl Bucket {
         for (k, a) in by_cost(other.users) {
             overflowed += u64::from(add_keyed(&mut self.users, &k, &a.core, a.opp().as_ref(), caps.users));
         }
+        // Past the reserve only when no series folded, here or in `other` (whose folded series came in as
+        // `(other)` projects): then every call of every pair is in its project's series, as `add` tells of one
+        // call. Otherwise a merged pair's calls may be of a model whose series lost its project, which a merge
+        // cannot tell. (Hour, day and month buckets are made by merges alone: with `false` always, an aged hour
+        // of 100 projects, every series kept, folded the sessions past 320 pairs whole, and read them back as
+        // their projects' calls without a session, counted twice in the project > session tree.)
+        let projects_kept = !self.series.values().any(|s| s.key.project.as_deref() == Some(OTHER));
         let mut pairs: Vec<PairEntry> = other.project_sessions.into_values().collect();
         pairs.sort_by_key(|e| std::cmp::Reverse(e.agg.core.cost));
         for e in pairs {
-            // Not past the reserve: a merged pair's calls may be of a model whose series folded (its project lost
-            // there), which `add` tells per call and a merge cannot.
-            let o = self.add_pair(e.project.as_ref(), &e.session, &e.agg.core, e.agg.opp().as_ref(), caps, false);
+            let (core, opp) = (&e.agg.core, e.agg.opp());
+            let o = self.add_pair(e.project.as_ref(), &e.session, core, opp.as_ref(), caps, projects_kept);
             overflowed += u64::from(o);
         }
         // Most used first, as the others go by cost: past the cap, the rarest tools fold into `(other)`.
