@@ -1770,3 +1770,24 @@ fn time_of_day_names_no_peak_when_no_hour_has_tokens() {
     assert_eq!(r.hours.iter().map(|h| h.calls).sum::<u64>(), 1);
     assert_eq!((r.peak_hour, r.low_hour), (None, None));
 }
+
+#[test]
+fn a_session_named_none_is_one_row_with_the_calls_without_a_session() {
+    // A session literally named `(none)` beside a call without one: the tree's `(none)` row was the rest alone
+    // (the named session's call replaced), so its nodes added up to 1 call of 2.
+    let rig = Rig::new(t0() + mins(5));
+    rig.add(Call::new(t0(), SONNET).io(1_000, 100).project("x").session("(none)"));
+    rig.add(Call::new(t0() + mins(1), SONNET).io(1_000, 100).project("x"));
+    rig.add(Call::new(t0() + mins(2), SONNET).io(1_000, 100).session("(none)"));
+    rig.add(Call::new(t0() + mins(3), SONNET).io(1_000, 100));
+    let tree = rig.ledger.breakdown_tree(Window::LastHour, Dimension::Project, Dimension::Session).unwrap();
+    let leaves: Vec<(&str, &str, u64)> = tree
+        .nodes
+        .iter()
+        .flat_map(|p| p.children.iter().map(move |c| (p.name.as_str(), c.name.as_str(), c.calls)))
+        .collect();
+    assert_eq!(tree.calls, 4);
+    assert_eq!(tree.nodes.iter().map(|n| n.calls).sum::<u64>(), 4, "{leaves:?}");
+    assert_eq!(leaves.iter().map(|n| n.2).sum::<u64>(), 4, "{leaves:?}");
+    assert!(leaves.contains(&("x", "(none)", 2)), "{leaves:?}");
+}

@@ -145,7 +145,14 @@ impl Ledger {
             if child == Dimension::Session {
                 for (project, rest) in rests {
                     if rest.core.calls > 0 || rest.core.tasks > 0 {
-                        groups.entry(project).or_default().insert(child.none_label().to_owned(), rest);
+                        // Beside a session named `(none)` (the `(other)` project's row too): one row, as other
+                        // groupings read them; inserted, the rest replaced that session's calls.
+                        groups
+                            .entry(project)
+                            .or_default()
+                            .entry(child.none_label().to_owned())
+                            .or_default()
+                            .merge(&rest);
                     } else {
                         // Tokens without a call (a fold within one bucket left them): not a row of their own,
                         // but still in the total.
@@ -153,7 +160,8 @@ impl Ledger {
                     }
                 }
                 if sessionless.core.calls > 0 || sessionless.core.tasks > 0 {
-                    groups.entry(OTHER.to_owned()).or_default().insert(child.none_label().to_owned(), sessionless);
+                    let other = groups.entry(OTHER.to_owned()).or_default();
+                    other.entry(child.none_label().to_owned()).or_default().merge(&sessionless);
                 }
             }
             // A task has no model or provider: a task-only row of those would be a made-up `unknown` one (the
