@@ -1015,3 +1015,30 @@ fn an_executive_workbook_holds_the_executive_reports_tables() {
     let (_, names) = sheets("summary");
     assert_eq!(names, ["Summary", "By period", "By model", "Suggestions", "Cache", "Efficiency", "Forecast"]);
 }
+
+#[test]
+fn a_projection_with_nothing_to_forecast_from_is_not_shown_as_one() {
+    // Twenty minutes of calls: the forecast has no basis, and its projected month total is the month to date.
+    // The headline showed that ($4.50) as the projection, in every format, where the forecast's line says `-`.
+    let call = |t: &str| {
+        format!(
+            r#"{{"timestamp":"2025-10-05T00:{t}:00Z","duration_us":5,"model":"claude-opus-4-1","tokens":{{"input":100000,"output":10000}},"metered":true,"outcome":{{"status":"ok"}}}}"#
+        )
+    };
+    let records = cli_support::Records::new(&[&call("10"), &call("20")]);
+    let now = ["-q", "--records", records.path.as_str(), "--now", "2025-10-05T00:30:00Z"];
+    let md = cli_support::run(&[&now[..], &["report", "--type", "executive"]].concat()).ok().to_owned();
+    assert!(md.contains("| Projected month total | - |"), "{md}");
+    assert!(md.contains("projected month total -"), "{md}");
+    let csv =
+        cli_support::run(&[&now[..], &["report", "--type", "executive", "--format", "csv"]].concat()).ok().to_owned();
+    assert!(csv.lines().any(|l| l == "projected_month_total_usd,"), "{csv}");
+    let html =
+        cli_support::run(&[&now[..], &["report", "--type", "executive", "--format", "html"]].concat()).ok().to_owned();
+    assert!(html.contains(r#"Projected month total</span><b class="">-</b>"#), "{html}");
+    // With a day behind it, the projection is shown.
+    let now = ["-q", "--records", records.path.as_str(), "--now", "2025-10-06T12:00:00Z"];
+    let md = cli_support::run(&[&now[..], &["report", "--type", "executive"]].concat()).ok().to_owned();
+    let line = md.lines().find(|l| l.starts_with("| Projected month total |")).unwrap();
+    assert!(line.contains('$'), "{line}");
+}

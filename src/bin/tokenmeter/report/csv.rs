@@ -71,8 +71,9 @@ pub(super) fn render(r: &Report<'_>) -> String {
             ("cache_hit_rate", scored(ratio(e.cache_hit_rate))),
             ("unpriced_calls", s.unpriced.calls.to_string()),
         ];
-        if let Some(f) = &r.forecast {
-            rows.push(("projected_month_total_usd", usd(f.projected_month_total_usd)));
+        if r.forecast.is_some() {
+            // Empty with nothing to forecast from.
+            rows.push(("projected_month_total_usd", r.projected_month_total().map(usd).unwrap_or_default()));
         }
         for (k, v) in rows {
             line(&mut out, &[k.into(), v]);

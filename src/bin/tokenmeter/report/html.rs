@@ -273,7 +273,9 @@ pub(super) fn render(r: &Report<'_>) -> String {
     card("Cache hit rate", hit_rate, "");
     card("Cache savings", priced_usd(s.cache_savings_usd, s.unpriced.calls, Some(s.metered_calls)), "");
     if let Some(f) = &r.forecast {
-        card("Projected month total", priced_usd(f.projected_month_total_usd, f.unpriced_calls, None), "");
+        let projected =
+            r.projected_month_total().map_or_else(|| "-".to_owned(), |v| priced_usd(v, f.unpriced_calls, None));
+        card("Projected month total", projected, "");
     }
     if s.unpriced.calls > 0 {
         card("Unpriced calls", format!("{} ({})", int(s.unpriced.calls), s.unpriced.models.join(", ")), "");

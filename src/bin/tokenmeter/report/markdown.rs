@@ -73,10 +73,9 @@ pub(super) fn render(r: &Report<'_>) -> String {
         vec!["Cache savings".to_owned(), priced_usd(s.cache_savings_usd, s.unpriced.calls, Some(s.metered_calls))],
     ];
     if let Some(f) = &r.forecast {
-        head.push(vec![
-            "Projected month total".to_owned(),
-            priced_usd(f.projected_month_total_usd, f.unpriced_calls, None),
-        ]);
+        let projected =
+            r.projected_month_total().map_or_else(|| "-".to_owned(), |v| priced_usd(v, f.unpriced_calls, None));
+        head.push(vec!["Projected month total".to_owned(), projected]);
     }
     if s.unpriced.calls > 0 {
         head.push(vec![

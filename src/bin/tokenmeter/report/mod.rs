@@ -487,6 +487,13 @@ impl Report<'_> {
 }
 
 impl Report<'_> {
+    /// The forecast's projected month total, `None` when there was nothing to forecast from (the figure is then
+    /// the month to date, which would read as a projection): the headline's, as the forecast's line reads it.
+    pub(crate) fn projected_month_total(&self) -> Option<f64> {
+        let f = self.forecast.as_ref()?;
+        (f.basis != tokenmeter::analysis::ForecastBasis::Insufficient).then_some(f.projected_month_total_usd)
+    }
+
     /// The forecast's line (month to date, projected total, daily average) and its days with the 90% band.
     pub(crate) fn forecast_table(&self) -> Option<(String, Table)> {
         let f = self.forecast.as_ref()?;

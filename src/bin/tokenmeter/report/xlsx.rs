@@ -96,8 +96,9 @@ pub(super) fn render(r: &Report<'_>) -> Result<Vec<u8>, XlsxError> {
         vec![t("cache hit rate"), if s.metered_calls > 0 { X::Pct(r.cache.cache_metrics.hit_rate) } else { t("-") }],
         vec![t("unpriced calls"), X::Int(s.unpriced.calls)],
     ];
-    if let Some(fc) = &r.forecast {
-        head.push(vec![t("projected month total"), X::Usd(fc.projected_month_total_usd)]);
+    if r.forecast.is_some() {
+        // "-" with nothing to forecast from.
+        head.push(vec![t("projected month total"), r.projected_month_total().map_or_else(|| t("-"), X::Usd)]);
     }
     sheet(&mut wb, &f, "Summary", &["figure", "value"], &head)?;
 
