@@ -254,7 +254,8 @@ impl LedgerConfig {
 
     /// How close a call must follow the previous call of its session for the previous prompt to count as a
     /// cacheable prefix (default 5 minutes, the default cache lifetime), in whole seconds (at least one, at most
-    /// 366 days).
+    /// 366 days). A session is kept tracked that long without a call, two hours at least (within
+    /// [`with_max_tracked_sessions`](Self::with_max_tracked_sessions)).
     pub fn with_cache_reuse_window(mut self, window: std::time::Duration) -> Self {
         const MAX_SECS: u64 = 366 * 86_400;
         self.cache_reuse_window_secs = window.as_secs().clamp(1, MAX_SECS) as i64;
@@ -808,7 +809,8 @@ impl Ledger {
                     config.bounded,
                     clock.unix_nanos().div_euclid(1_000_000_000),
                 )),
-                sessions: Sessions::new(config.max_tracked_sessions),
+                sessions: Sessions::new(config.max_tracked_sessions)
+                    .idle_at_least(config.cache_reuse_window_secs.saturating_mul(1_000_000_000)),
                 config,
                 clock,
                 prices,

@@ -274,6 +274,8 @@ pub(crate) struct Sessions {
     stripes: Box<[crate::shards::Padded<Mutex<Stripe>>]>,
     per_stripe: usize,
     untracked: AtomicU64,
+    /// How long a session stays tracked without a call: [`IDLE_NS`], or the cache reuse window when longer.
+    idle_ns: i64,
 }
 
 /// A session id and its hash, which keys the session table.
@@ -297,7 +299,15 @@ impl Sessions {
             stripes: (0..STRIPES).map(|_| crate::shards::Padded(Mutex::new(Stripe::default()))).collect(),
             per_stripe: max_sessions.div_ceil(STRIPES).max(1),
             untracked: AtomicU64::new(0),
+            idle_ns: IDLE_NS,
         }
+    }
+
+    /// Keeps an idle session at least `ns`: a cache reuse window longer than [`IDLE_NS`] needs the previous call
+    /// of a session that long (swept at two hours, a window of four never saw a call follow one three hours on).
+    pub(crate) fn idle_at_least(mut self, ns: i64) -> Self {
+        self.idle_ns = self.idle_ns.max(ns);
+        self
     }
 
     /// Most sessions tracked at once.
@@ -337,7 +347,7 @@ impl Sessions {
         // sessions instead.
         if ts_ns.saturating_sub(stripe.last_sweep_ns) >= SWEEP_EVERY_NS {
             stripe.last_sweep_ns = ts_ns;
-            let cutoff = ts_ns.saturating_sub(IDLE_NS);
+            let cutoff = ts_ns.saturating_sub(self.idle_ns);
             stripe.map.retain(|_, st| {
                 if st.last_ns >= cutoff {
                     return true;
@@ -461,7 +471,7 @@ impl Sessions {
     /// (never read), one at a time (a month of sessions can hold a hundred thousand), and drops sessions idle
     /// for two hours.
     pub(crate) fn take_expired(&self, now_ns: i64, mut f: impl FnMut(WriterInfo)) {
-        let cutoff = now_ns.saturating_sub(IDLE_NS);
+        let cutoff = now_ns.saturating_sub(self.idle_ns);
         let mut expired = Vec::new();
         for stripe in self.stripes.iter() {
             // Taken under the stripe's lock, handed to `f` (pricing, the store) after it: recording threads
@@ -561,6 +571,24 @@ pub(in crate::ledger) mod tests {
         assert_eq!((f.reusable, f.reused), (1_010, 1_000));
         // Idle for good by the clock, it is let go (its last call is not in 2099).
         sessions.take_expired(now + 3 * IDLE_NS, |_| {});
+        assert_eq!(sessions.tracked(), 0);
+    }
+
+    #[test]
+    fn a_reuse_window_past_the_idle_time_keeps_the_session_that_long() {
+        // A 4-hour window: a call 3 hours after its session's last follows it, though another session's call
+        // swept the stripes in between (at two hours idle, the session was dropped and the call followed nothing).
+        let h = 3_600 * 1_000_000_000;
+        let sessions = Sessions::new(16).idle_at_least(4 * h);
+        let how = |ts| Observe { reuse_window_ns: 4 * h, ..at(ts, 1) };
+        sessions.observe(SessionKey::of("s"), &call("claude-a", "x", 0, 1_000), how(0), NO_CLOCK);
+        sessions.take_expired(2 * h + 60_000_000_000, |_| {});
+        let f = sessions.observe(SessionKey::of("s"), &call("claude-a", "x", 1_000, 0), how(3 * h), NO_CLOCK);
+        assert_eq!((f.reusable, f.reused), (1_010, 1_000));
+        // The default keeps two hours.
+        let sessions = Sessions::new(16);
+        sessions.observe(SessionKey::of("s"), &call("claude-a", "x", 0, 1_000), how(0), NO_CLOCK);
+        sessions.take_expired(2 * h + 60_000_000_000, |_| {});
         assert_eq!(sessions.tracked(), 0);
     }
 
