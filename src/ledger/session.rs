@@ -169,7 +169,7 @@ impl SessionState {
             model: model.cloned(),
             provider: provider.cloned(),
             last_ns: i64::MIN,
-            last_read_ns: i64::MIN,
+            read_starts: [i64::MIN; READS_KEPT],
             ..ModelHistory::default()
         });
         let last = self.models.len() - 1;
@@ -204,17 +204,23 @@ struct ModelHistory {
     last_prompt: u64,
     written_upto: u64,
     pending: SmallVec<[Pending; 1]>,
-    /// The latest start of a call that read the cache: a write that started before it and was still alive then
-    /// was read, though it is seen after it (two threads: the writer streamed for a minute and ended after the
-    /// reader). Queued, it came out as never read.
-    last_read_ns: i64,
+    /// The starts of the latest calls that read the cache ([`READS_KEPT`] of them, in no order; `i64::MIN` for
+    /// none): a write that started before one and was still alive then was read, though it is seen after it (two
+    /// threads: the writer streamed for a minute and ended after the readers). Queued, it came out as never read;
+    /// with the latest read alone, so did one whose only readers within its lifetime were followed by another
+    /// read past it before it ended (a 20-minute call writing a 5-minute entry, read at 2 and 12 minutes).
+    read_starts: [i64; READS_KEPT],
 }
+
+/// Cache reads a model's history remembers the starts of (see [`ModelHistory::read_starts`]).
+const READS_KEPT: usize = 4;
 
 impl ModelHistory {
     /// Adds a write made at `ts_ns` that lives `ttl`; a full list first gives up one write as never read (see
     /// [`MAX_PENDING_WRITES`]).
     fn add_pending(&mut self, ts_ns: i64, ttl: i64, writer: Box<WriterInfo>, unread: &mut Vec<WriterInfo>) {
-        if self.last_read_ns > ts_ns && self.last_read_ns <= ts_ns.saturating_add(ttl) {
+        let expires = ts_ns.saturating_add(ttl);
+        if self.read_starts.iter().any(|&r| r > ts_ns && r <= expires) {
             return;
         }
         if self.pending.len() >= MAX_PENDING_WRITES {
@@ -390,7 +396,12 @@ impl Sessions {
         // for this call's own write.
         let mut spare = None;
         if tokens.cache_read > 0 {
-            st.last_read_ns = st.last_read_ns.max(ts_ns);
+            // In place of the earliest kept, when later than it.
+            if let Some(earliest) = st.read_starts.iter_mut().min()
+                && *earliest < ts_ns
+            {
+                *earliest = ts_ns;
+            }
             let mut i = 0;
             while i < st.pending.len() {
                 let p = &st.pending[i];
@@ -662,6 +673,17 @@ pub(in crate::ledger) mod tests {
         sessions.observe(SessionKey::of("s"), &call("claude-a", "r", 4_000, 0), at(5 * s, 1024), NO_CLOCK);
         let f = sessions.observe(SessionKey::of("s"), &call("claude-a", "w", 0, 4_000), at(0, 1024), NO_CLOCK);
         assert!(f.unread.is_empty());
+        let mut unread = Vec::new();
+        sessions.take_expired(3_600 * s, |w| unread.push(w));
+        assert!(unread.is_empty(), "R read W: {unread:?}");
+        // Nor when a later read, past its lifetime, came in before it too: R at 2 minutes and R2 at 12 (a
+        // 20-minute call writing a 5-minute entry). With the latest read alone, R2's, W was never read.
+        let m = 60 * s;
+        let sessions = Sessions::new(16);
+        for read_at in [2 * m, 12 * m] {
+            sessions.observe(SessionKey::of("s"), &call("claude-a", "r", 4_000, 0), at(read_at, 1024), NO_CLOCK);
+        }
+        sessions.observe(SessionKey::of("s"), &call("claude-a", "w", 0, 4_000), at(0, 1024), NO_CLOCK);
         let mut unread = Vec::new();
         sessions.take_expired(3_600 * s, |w| unread.push(w));
         assert!(unread.is_empty(), "R read W: {unread:?}");
