@@ -121,6 +121,13 @@ impl SseDecoder {
         out.pop()
     }
 
+    /// The event being read, once its last line so far has ended: its name and data. `None` mid-line, before
+    /// any data, or for an event being dropped for size.
+    pub(super) fn pending(&self) -> Option<(&str, &str)> {
+        let whole_lines = self.line.is_empty() && !self.skipping_line && !self.event_too_large;
+        (whole_lines && self.has_data).then_some((&self.event, &self.data))
+    }
+
     /// Lines and events dropped so far for exceeding [`MAX_LINE_BYTES`] or [`MAX_EVENT_BYTES`].
     pub fn dropped(&self) -> u64 {
         self.dropped

@@ -295,6 +295,20 @@ impl StreamAccumulator {
         for event in self.decoder.push(chunk) {
             self.observe(&event);
         }
+        self.stop_before_its_blank_line();
+    }
+
+    /// Completes the stream on a `message_stop` whose data line has ended, before the blank line that dispatches
+    /// it: the stream's last event carries nothing more, and a proxy that holds the connection open without
+    /// sending that blank line left `is_done` false until the read timed out, and the call failed as `timeout`
+    /// minutes after it was answered.
+    fn stop_before_its_blank_line(&mut self) {
+        if self.state == State::Open
+            && let Some(("message_stop", data)) = self.decoder.pending()
+            && serde_json::from_str::<serde::de::IgnoredAny>(data).is_ok()
+        {
+            self.state = State::Completed;
+        }
     }
 
     /// As [`push_bytes`](Self::push_bytes), and returns the events the chunk completed, in order, for the
@@ -308,6 +322,7 @@ impl StreamAccumulator {
         for event in &events {
             self.observe(event);
         }
+        self.stop_before_its_blank_line();
         events
     }
 
@@ -806,6 +821,30 @@ mod tests {
         assert_eq!(summary.malformed_events, 0);
         assert_eq!((call.tokens.input, call.tokens.cache_read, call.tokens.output), (472, 1000, 15));
         assert!(!call.outcome.is_error());
+    }
+
+    #[test]
+    fn message_stop_ends_the_stream_before_its_blank_line() {
+        // A proxy that holds the connection open and never sends the last blank line: the read loop waited for
+        // its timeout, and the answered call failed as `timeout`.
+        let (summary, call) = streamed(|acc, _| {
+            acc.push_bytes(START.as_bytes());
+            acc.push_bytes(MESSAGE_DELTA.as_bytes());
+            acc.push_bytes(b"event: message_stop\r\ndata: {\"type\":\"message_");
+            assert!(!acc.is_done(), "its data line has not ended");
+            acc.push_bytes(b"stop\"}\r\n");
+            assert!(acc.is_complete());
+            acc.fail("timeout");
+        });
+        assert!(summary.is_complete(), "{:?}", summary.outcome);
+        assert!(!call.outcome.is_error());
+        // Another event's data line does not end it.
+        let (summary, _) = streamed(|acc, _| {
+            acc.push_bytes(START.as_bytes());
+            acc.push_bytes(b"event: message_delta\ndata: {\"type\":\"message_delta\"}\n");
+            assert!(!acc.is_done());
+        });
+        assert_eq!(summary.outcome, StreamOutcome::Incomplete);
     }
 
     #[test]
