@@ -54,7 +54,7 @@ use crate::pricing::Money;
 use crate::record::{CallRecord, Dimensions, Outcome, TaskRecord, TokenUsage, ToolRecord};
 
 use fields::{CallsitePlan, DIM_COUNT, Dim, EXECUTE_TOOL, plan_for};
-use values::{CallFields, DeclaredPerCall, DimValues, FieldVisitor};
+use values::{CallFields, DeclaredPerCall, DimValues, FieldVisitor, RenderedOnly};
 
 /// A per-layer filter that turns on, for the capture layer alone, exactly the spans and events capture reads
 /// (by their callsites' declared fields, as the layer itself decides) and turns off every other callsite. Get it
@@ -787,6 +787,7 @@ where
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         log_deferred();
         let Some(span) = ctx.span(id) else { return };
+        let mut rendered_only = false;
         {
             let mut ext = span.extensions_mut();
             let Some(state) = self.state_mut(&mut ext) else { return };
@@ -799,17 +800,31 @@ where
             if !may_split {
                 let SpanState { call, dims, rejected, .. } = state;
                 let mut visitor = self.visitor(plan, call, dims);
+                // A value shown through `Debug`/`Display` runs the application's code, which may log inside this
+                // span (the current one, usually): a layer reading the span's extensions for that event would wait
+                // for good on the lock held here. Such values are left, and rendered below with no lock held.
+                visitor.defer_rendering = true;
                 values.record(&mut visitor);
                 *rejected += u64::from(visitor.rejected.values);
-                return;
+                if !visitor.deferred {
+                    return;
+                }
+                rendered_only = true;
             }
         }
         let Some(plan) = self.state(&span.extensions()).map(|s| s.plan) else { return };
         let (mut update, mut dims) = (CallFields::default(), DimValues::default());
-        let mut visitor = self.visitor(plan, &mut update, &mut dims);
-        values.record(&mut visitor);
-        let rejected = u64::from(visitor.rejected.values);
-        self.apply_call_update(&span, update, Some(dims), rejected);
+        let visitor = self.visitor(plan, &mut update, &mut dims);
+        let rejected = if rendered_only {
+            let mut visitor = RenderedOnly(visitor);
+            values.record(&mut visitor);
+            visitor.0.rejected.values
+        } else {
+            let mut visitor = visitor;
+            values.record(&mut visitor);
+            visitor.rejected.values
+        };
+        self.apply_call_update(&span, update, Some(dims), u64::from(rejected));
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {

@@ -210,6 +210,29 @@ pub(crate) struct FieldVisitor<'a> {
     pub(crate) call: &'a mut CallFields,
     pub(crate) dims: &'a mut DimValues,
     pub(crate) rejected: Rejections,
+    /// Leave values shown through `Debug`/`Display` for a visit with no lock held ([`RenderedOnly`]): rendering
+    /// runs the application's code, which may log, and a layer reading the span for that event would wait on the
+    /// span's lock for good. `deferred` says one was left.
+    pub(crate) defer_rendering: bool,
+    pub(crate) deferred: bool,
+}
+
+/// Visits only the values a [`FieldVisitor`] renders (`%value`, `?value`): those a visit with
+/// `defer_rendering` left.
+pub(crate) struct RenderedOnly<'a>(pub(crate) FieldVisitor<'a>);
+
+impl Visit for RenderedOnly<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.0.record_debug(field, value);
+    }
+    fn record_u64(&mut self, _: &Field, _: u64) {}
+    fn record_i64(&mut self, _: &Field, _: i64) {}
+    fn record_u128(&mut self, _: &Field, _: u128) {}
+    fn record_i128(&mut self, _: &Field, _: i128) {}
+    fn record_f64(&mut self, _: &Field, _: f64) {}
+    fn record_bool(&mut self, _: &Field, _: bool) {}
+    fn record_str(&mut self, _: &Field, _: &str) {}
+    fn record_error(&mut self, _: &Field, _: &(dyn std::error::Error + 'static)) {}
 }
 
 impl fmt::Debug for FieldVisitor<'_> {
@@ -244,7 +267,8 @@ impl<'a> FieldVisitor<'a> {
         call: &'a mut CallFields,
         dims: &'a mut DimValues,
     ) -> Self {
-        FieldVisitor { plan, extra_names, max_dim_len, call, dims, rejected: Rejections::default() }
+        let rejected = Rejections::default();
+        FieldVisitor { plan, extra_names, max_dim_len, call, dims, rejected, defer_rendering: false, deferred: false }
     }
 
     fn reject(&mut self) {
@@ -547,6 +571,10 @@ impl Visit for FieldVisitor<'_> {
             return;
         }
         if role == Role::Other && !self.extra_names.iter().any(|n| &**n == field.name()) {
+            return;
+        }
+        if self.defer_rendering {
+            self.deferred = true;
             return;
         }
         // `%value` and `?value` arrive here; render once, bounded.
