@@ -157,4 +157,15 @@ fn a_task_never_named_inside_another_is_not_given_the_outer_name() {
     let tasks: Vec<Option<String>> =
         h.seen.calls().iter().map(|c| c.dimensions.task.as_deref().map(str::to_owned)).collect();
     assert_eq!(tasks, [Some("triage".to_owned()), Some("unnamed".to_owned())]);
+    // So does a call span that is itself such a task (`#[instrument]` with a `task: Option<&str>` given `None`):
+    // the call said `triage` while its own `unnamed` task record held it.
+    let h = Harness::new();
+    h.run(|| {
+        let _outer = info_span!("task", task = "triage").entered();
+        let _c = info_span!("chat", task = Empty, model = "claude-haiku-4-5", input_tokens = 10u64).entered();
+    });
+    let tasks = h.seen.tasks.lock().clone();
+    let named: Vec<(&str, u64)> = tasks.iter().map(|t| (&*t.task, t.calls)).collect();
+    assert_eq!(named, [("unnamed", 1), ("triage", 0)]);
+    assert_eq!(h.seen.only_call().dimensions.task.as_deref(), Some("unnamed"));
 }

@@ -506,6 +506,17 @@ impl TokenMeterLayer {
         }
         let (tokens, fixes) = normalize::normalize(&fields.tokens);
         let ids = [fields.response_id.as_ref(), fields.request_id.as_ref()];
+        // A call span that is itself a task counts in its own tally: named `unnamed` when it has no name, as its
+        // task record is (an outer task's name would give the call a task whose record does not hold it).
+        let unnamed;
+        let own_dims = if own_task.is_some() && own_dims.builtin[Dim::Task as usize].is_none() {
+            let mut dims = own_dims.clone();
+            dims.builtin[Dim::Task as usize] = Some(Arc::from("unnamed"));
+            unnamed = dims;
+            &unnamed
+        } else {
+            own_dims
+        };
         let (dimensions, task_span) = self.dimensions(own_dims, span, Enclosing::of_call(fields.tokens.any()), ids);
         let mut record = CallRecord {
             timestamp: DateTime::from_timestamp_nanos(start),
