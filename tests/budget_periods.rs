@@ -180,6 +180,31 @@ fn a_call_that_ended_a_moment_earlier_does_not_rearm_an_alert_just_fired() {
 }
 
 #[test]
+fn a_status_read_between_a_call_and_its_accounting_does_not_rearm_its_alerts() {
+    // A read at 11:01:00, after the 10:00 spend left the window, re-armed 50/75/90%; a call that ended at
+    // 11:00:59 and was accounted after the read, read at its own end where the 10:00 spend was still in the window,
+    // fired all three again at 96% (new ids: the window's start had moved).
+    let (h, alerts) = harness(vec![
+        Budget::new("hourly", BudgetLimit::usd(1.0).unwrap())
+            .with_period(BudgetPeriod::Rolling(std::time::Duration::from_secs(3_600)))
+            .with_thresholds([50, 75, 90]),
+    ]);
+    h.clock.set(utc("2026-03-14T10:00:00Z"));
+    spend(&h, 950_000);
+    assert_eq!(fired_for(&alerts, "hourly"), [50, 75, 90]);
+    h.clock.set(utc("2026-03-14T11:01:00Z"));
+    let s = &h.meter.budget_status()[0];
+    assert_eq!((s.spent, s.thresholds_crossed.len()), (usd(0), 0), "the 10:00 spend left the window");
+    h.clock.set(utc("2026-03-14T11:00:59Z"));
+    spend(&h, 10_000);
+    assert_eq!(fired_for(&alerts, "hourly"), [50, 75, 90], "no threshold was crossed again");
+    // The next call, with the 10:00 spend gone, re-arms them; spend that reaches them again fires them again.
+    h.clock.set(utc("2026-03-14T11:02:00Z"));
+    spend(&h, 600_000);
+    assert_eq!(fired_for(&alerts, "hourly"), [50, 75, 90, 50]);
+}
+
+#[test]
 fn rolling_window_forgets_old_spend_and_rearms_thresholds() {
     let (h, alerts) = harness(vec![
         Budget::new("hourly", BudgetLimit::usd(1.0).unwrap())

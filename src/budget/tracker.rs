@@ -335,6 +335,14 @@ impl BudgetSlot {
             let read_at = buckets.latest(at);
             let sum = buckets.sum(read_at);
             let time_to_limit = (sum.units >= self.limit).then_some(0);
+            // The thresholds this spend has reached: one whose spend left the window since the last call (which
+            // re-arms them) is no longer crossed.
+            let reached = self
+                .threshold_units
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| sum.units >= **t)
+                .fold(0u64, |bits, (k, _)| bits | 1u64 << k);
             return Snapshot {
                 at,
                 start: buckets.window_start(read_at),
@@ -342,7 +350,7 @@ impl BudgetSlot {
                 spent: sum.units,
                 calls: sum.calls,
                 unpriced: sum.unpriced,
-                crossed: acct.n.crossed,
+                crossed: acct.n.crossed & reached,
                 projected: Some(sum.units),
                 time_to_limit,
             };
@@ -416,7 +424,10 @@ impl BudgetSlot {
             restored = Self::restore_previous(&mut acct, at);
         }
         Self::rolling_step_back(&mut acct, at, Some(STEP_BACK_NS));
-        self.rearm(&mut acct, at);
+        // No re-arming here (the snapshot masks the thresholds crossed by the spend it reads): a read at `now`, a
+        // moment after another thread's call ended and before it was accounted, re-armed the thresholds whose
+        // spend had just left the window, and that call, read at its own end where the spend was still in it,
+        // fired them all again. Calls re-arm, at the newest spend.
         (self.snapshot(&acct, at), restored)
     }
 
@@ -429,7 +440,7 @@ impl BudgetSlot {
             self.roll(&mut acct, at);
         }
         Self::rolling_step_back(&mut acct, at, Some(STEP_BACK_NS));
-        self.rearm(&mut acct, at);
+        // Not re-armed here either (see `read`).
         let at = acct.rolling.as_ref().map_or(at, |buckets| buckets.latest(at));
         let snap = self.snapshot(&acct, at);
         if snap.calls == 0 {
