@@ -1350,3 +1350,38 @@ fn a_link_planted_in_the_journal_directory_is_not_followed() {
     assert_eq!((stats.write_errors, stats.failed_records), (1, 1), "{stats:?}");
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me\n");
 }
+
+#[test]
+fn owed_alerts_whose_callback_runs_past_midnight_leave_the_new_days_spend_in_it() {
+    // After a restart, `check_budget` delivers the alerts the replayed spend owes, then checks. Its time was read
+    // before the callbacks: one that ran past midnight and made a call of its own (which began the new day)
+    // left the check reading 23:52, behind the new day, as a clock that stepped back: it re-opened yesterday
+    // with the new day's spend in it, and the next read began the new day again at $0.
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(utc(2026, 3, 14, 23, 40));
+    let before = meter(dir.path(), &clock, |b| b);
+    spend(&before, 600_000);
+    before.flush().unwrap();
+    drop(before);
+    clock.set(utc(2026, 3, 14, 23, 52));
+    let handle: Arc<std::sync::OnceLock<TokenMeter>> = Arc::default();
+    let (in_callback, callback_clock) = (Arc::clone(&handle), clock.clone());
+    let daily = Budget::new("daily", BudgetLimit::usd(1.0).unwrap())
+        .with_period(BudgetPeriod::Day)
+        .with_action(BudgetAction::Block)
+        .with_thresholds([50]);
+    let m = meter(dir.path(), &clock, |b| {
+        b.with_budget(daily).with_budget_alert_callback(move |_| {
+            callback_clock.set(utc(2026, 3, 15, 0, 10));
+            if let Some(m) = in_callback.get() {
+                spend(m, 200_000);
+            }
+        })
+    });
+    let _ = handle.set(m.clone());
+    m.check_budget(&RequestScope::new()).unwrap();
+    clock.set(utc(2026, 3, 15, 0, 11));
+    let s = &m.budget_status()[0];
+    assert_eq!(s.period_start, utc(2026, 3, 15, 0, 0));
+    assert_eq!((s.spent.to_string(), s.calls), ("$0.20".to_owned(), 1), "{s:?}");
+}

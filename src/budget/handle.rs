@@ -46,8 +46,11 @@ impl TokenMeterBuilder {
 impl TokenMeter {
     /// Every budget's state now, in the order the budgets were added.
     pub fn budget_status(&self) -> Vec<BudgetState> {
+        self.inner.deliver_owed_alerts(to_nanos(self.inner.clock.now()));
+        // Read after the owed alerts' callbacks ran (they may take minutes: a call of their own): a time read
+        // before them, once behind a period another call began meanwhile, read as a clock that stepped back and
+        // re-opened the period before, and the spend counted in the new one left it when the next call came.
         let now = to_nanos(self.inner.clock.now());
-        self.inner.deliver_owed_alerts(now);
         let states = self.inner.budgets.status(now);
         if !self.inner.budgets.owes() {
             return states;
@@ -78,8 +81,9 @@ impl TokenMeter {
     /// assert_eq!(err.budget(), "freeze");
     /// ```
     pub fn check_budget(&self, scope: &RequestScope) -> Result<(), BudgetExceeded> {
+        self.inner.deliver_owed_alerts(to_nanos(self.inner.clock.now()));
+        // Read after the owed alerts' callbacks ran (see `budget_status`).
         let now = to_nanos(self.inner.clock.now());
-        self.inner.deliver_owed_alerts(now);
         let checked = self.inner.budgets.check(scope, now);
         // The check re-opened a period the clock came back into: the alerts its spend reached.
         self.inner.deliver_owed_alerts(now);
