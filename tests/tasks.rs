@@ -169,3 +169,28 @@ fn a_task_never_named_inside_another_is_not_given_the_outer_name() {
     assert_eq!(named, [("unnamed", 1), ("triage", 0)]);
     assert_eq!(h.seen.only_call().dimensions.task.as_deref(), Some("unnamed"));
 }
+
+#[test]
+fn a_call_task_or_tool_span_closed_by_a_panic_failed() {
+    // `#[instrument]` on a function that panicked: its span closes while the thread unwinds, and read as a success.
+    let h = Harness::new();
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        h.run(|| {
+            let _task = info_span!("task", task = "triage").entered();
+            let _tool =
+                info_span!("execute_tool", gen_ai.operation.name = "execute_tool", gen_ai.tool.name = "grep").entered();
+            let _call = info_span!("chat", model = "claude-haiku-4-5", input_tokens = 10u64).entered();
+            panic!("the response could not be parsed");
+        })
+    }));
+    assert!(caught.is_err());
+    assert_eq!(h.seen.only_call().outcome.label(), "panic");
+    let tasks = h.seen.tasks.lock().clone();
+    assert_eq!(tasks.iter().map(|t| t.outcome.label()).collect::<Vec<_>>(), ["panic"]);
+    let tools = h.seen.tools.lock().clone();
+    assert_eq!(tools.iter().map(|t| t.outcome.label()).collect::<Vec<_>>(), ["panic"]);
+    // Nothing changes for a span closed normally.
+    let h = Harness::new();
+    h.run(|| drop(info_span!("chat", model = "claude-haiku-4-5", input_tokens = 10u64)));
+    assert!(!h.seen.only_call().outcome.is_error());
+}

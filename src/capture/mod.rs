@@ -741,6 +741,9 @@ fn outcome(fields: &CallFields) -> Outcome {
     match (&fields.error_type, fields.status_error) {
         (Some(t), _) => Outcome::Error { error_type: t.clone() },
         (None, Some(true)) => Outcome::Error { error_type: Arc::from("error") },
+        // Closed while its thread unwinds from a panic (the function making the call, or the task, panicked), and
+        // nothing said otherwise: not a success (an `otel.status_code = "OK"` recorded first still is one).
+        (None, None) if std::thread::panicking() => Outcome::Error { error_type: Arc::from("panic") },
         _ => Outcome::Ok,
     }
 }
