@@ -263,3 +263,26 @@ fn a_session_with_web_searches_shows_them_per_call_and_in_the_cost() {
     let text = records.run(&["show", "s1"]).ok().to_owned();
     assert!(!text.contains("searches"), "{text}");
 }
+
+#[test]
+fn show_tools_of_a_relays_repeated_message_id_stay_with_each_session() {
+    // A relay that gives every response one message id and no request id: the loader keeps a call of it in each
+    // session, and the tool uses were filed by where the last of those calls went (the other session's dropped).
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("projects").join("-home-u-proj");
+    std::fs::create_dir_all(&project).unwrap();
+    let line = |session: &str, n: u32, tool: &str| {
+        format!(
+            r#"{{"type":"assistant","timestamp":"2025-10-01T10:00:0{n}Z","sessionId":"{session}","message":{{"id":"msg_relay","model":"claude-sonnet-4-5","content":[{{"type":"tool_use","id":"toolu_{n}","name":"{tool}","input":{{}}}}],"usage":{{"input_tokens":10{n},"output_tokens":10}}}}}}"#
+        ) + "\n"
+    };
+    std::fs::write(project.join("aaaa-sess.jsonl"), line("aaaa-sess", 1, "Read")).unwrap();
+    std::fs::write(project.join("bbbb-sess.jsonl"), line("bbbb-sess", 2, "Write")).unwrap();
+    let root = dir.path().to_str().unwrap();
+    for (session, tool) in [("aaaa-sess", "Read"), ("bbbb-sess", "Write")] {
+        let args = ["--claude-code", root, "--now", "2025-10-02T00:00:00Z", "show", session, "--include-tools"];
+        let v = run(&[&args[..], &["--format", "json"]].concat()).json();
+        assert_eq!(v["totals"]["calls"], 1, "{session}");
+        assert_eq!(v["tools"], serde_json::json!([{"tool": tool, "uses": 1, "errors": 0}]), "{session}");
+    }
+}

@@ -115,14 +115,20 @@ pub fn session_tool_uses_until(
     calls: &[CallRecord],
     until: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Vec<ToolUses> {
-    let filed: HashMap<&str, &str> =
-        calls.iter().filter_map(|c| Some((c.request_id.as_deref()?, c.dimensions.session.as_deref()?))).collect();
+    // An id filed in two sessions (a relay that gives every response one message id: the loader keeps a call of
+    // it per session) tells nothing: its lines go by their file, as they did.
+    let mut filed: HashMap<&str, Option<&str>> = HashMap::default();
+    for c in calls {
+        if let (Some(id), Some(s)) = (c.request_id.as_deref(), c.dimensions.session.as_deref()) {
+            filed.entry(id).and_modify(|f| *f = f.filter(|f| *f == s)).or_insert(Some(s));
+        }
+    }
     count_tool_uses(files, Some((session, &filed)), until)
 }
 
 fn count_tool_uses(
     files: &[TranscriptFile],
-    session: Option<(&str, &HashMap<&str, &str>)>,
+    session: Option<(&str, &HashMap<&str, Option<&str>>)>,
     until: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Vec<ToolUses> {
     let marker = memmem::Finder::new(b"\"tool_");
@@ -153,7 +159,7 @@ fn count_tool_uses(
             // Whether the line's tool uses are the session's: filed where the loader filed the message's call; a
             // line of no call as the file's lines are. A tool result counts with its use, wherever its line is.
             let mine = session.is_none_or(|(session, filed)| {
-                let filed = id.as_deref().and_then(|id| filed.get(id).copied());
+                let filed = id.as_deref().and_then(|id| filed.get(id).copied().flatten());
                 filed.unwrap_or_else(|| file.session_of(session_id.as_deref())) == session
             });
             let after = |until| {
