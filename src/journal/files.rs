@@ -57,7 +57,8 @@ pub(super) struct Retention {
 ///
 /// A file goes when its whole day is older than `max_age`, and, oldest first, while all files together are
 /// larger than `max_total_bytes`. Today's and yesterday's files are never deleted (other processes may still
-/// be appending to them, and calls that started before midnight land in yesterday's). Ages run to the end of
+/// be appending to them, and calls that started before midnight land in yesterday's); files dated after today
+/// go by age never, by size only past the two newest files. Ages run to the end of
 /// the newest file's day at most: a clock that jumps months ahead would otherwise find every file old and
 /// delete the whole journal (and with it the spend budgets replay); the writer's later rounds pass a `now`
 /// bounded by the time elapsed since the build as well (a day file written under a clock that jumped ahead
@@ -93,19 +94,24 @@ pub(super) fn enforce_retention(
         }
     }
     if let Some(max) = max_total_bytes {
-        // Today's and yesterday's, when they are among the two newest files: a clock behind the files' days (a
-        // device that booted at 1970 before its time was set: the writer's rounds stay as far behind) made every
-        // file today's or later, so the size round deleted nothing for the whole run and the disk filled.
+        // Today's and yesterday's stay; of the files dated after today, the two newest. Every later file stayed:
+        // a clock behind the files' days (a device that booted at 1970 before its time was set: the writer's
+        // rounds stay as far behind) made every file today's or later, so the size round deleted nothing for
+        // the whole run and the disk filled.
         let second_newest = kept.len().checked_sub(2).map(|i| kept[i].day);
-        let protected = |f: &DayFile| protected(f) && second_newest.is_none_or(|d| f.day >= d);
+        let protected = |f: &DayFile| {
+            let days = today.signed_duration_since(f.day).num_days();
+            (0..=1).contains(&days) || days < 0 && second_newest.is_none_or(|d| f.day >= d)
+        };
         by_size = size_round(&kept, max, protected, remove);
         removed += by_size.len() as u64;
     }
     Ok(Retention { removed, by_size, as_of: now })
 }
 
-/// Deletes `files` (oldest first) while they total more than `max` bytes, up to the first protected one or one
-/// that cannot be deleted; returns the days deleted.
+/// Deletes `files` (oldest first) while they total more than `max` bytes, passing over protected ones, up to one
+/// that cannot be deleted; returns the days deleted. (A protected file may be older than one that is not: today's,
+/// under a clock behind the files' days.)
 fn size_round(
     files: &[DayFile],
     max: u64,
@@ -115,8 +121,11 @@ fn size_round(
     let mut total: u64 = files.iter().map(|f| f.len).sum();
     let mut deleted = Vec::new();
     for f in files {
-        if total <= max || protected(f) {
+        if total <= max {
             break;
+        }
+        if protected(f) {
+            continue;
         }
         match remove(&f.path) {
             Removal::Removed => deleted.push(f.day),
@@ -226,22 +235,34 @@ mod tests {
 
     #[test]
     fn the_size_limit_holds_under_a_clock_behind_the_files() {
-        // Rounds measured as of 1970 (a clock not yet set at the build): every file is after "today", and was
-        // protected as today's or later; the size round kept all 10 (30 bytes) over a limit of 3. Now only the
-        // two newest stay.
+        // Rounds measured as of 1970 (a clock not yet set at the build, its records in 1970's file): every other
+        // file is after "today", and was protected as today's or later; the size round kept all 11 (33 bytes) over
+        // a limit of 3. Now today's (1970's, the oldest) and the two newest stay.
         let dir = tempfile::tempdir().unwrap();
         for d in 1..=10 {
             std::fs::write(day_file(dir.path(), d, 0).path, "{}\n").unwrap();
         }
         let epoch = DateTime::from_timestamp(0, 0).unwrap();
+        std::fs::write(path_for(dir.path(), epoch.date_naive()), "{}\n").unwrap();
         let r = enforce_retention(dir.path(), epoch, Some(Duration::from_secs(86_400)), Some(3)).unwrap();
         let left: Vec<NaiveDate> = list(dir.path()).unwrap().into_iter().map(|f| f.day).collect();
-        assert_eq!(left, [day_file(dir.path(), 9, 0).day, day_file(dir.path(), 10, 0).day]);
+        let (d9, d10) = (day_file(dir.path(), 9, 0).day, day_file(dir.path(), 10, 0).day);
+        assert_eq!(left, [epoch.date_naive(), d9, d10]);
         assert_eq!((r.removed, r.by_size.len()), (8, 8), "by size alone: by age, nothing is old before its day");
-        // With the clock right, yesterday's and today's stay as before, over the limit.
+        // With the clock right, 1970's goes, and yesterday's and today's stay as before, over the limit.
         let now = day_file(dir.path(), 10, 0).day.and_hms_opt(12, 0, 0).unwrap().and_utc();
         let r = enforce_retention(dir.path(), now, None, Some(1)).unwrap();
-        assert_eq!((r.removed, list(dir.path()).unwrap().len()), (0, 2));
+        assert_eq!(r.by_size, [epoch.date_naive()]);
+        assert_eq!(list(dir.path()).unwrap().len(), 2);
+        // Files dated after today (a clock that ran ahead wrote them) do not take today's and yesterday's place.
+        let dir = tempfile::tempdir().unwrap();
+        for d in 1..=10 {
+            std::fs::write(day_file(dir.path(), d, 0).path, "{}\n").unwrap();
+        }
+        let now = day_file(dir.path(), 8, 0).day.and_hms_opt(12, 0, 0).unwrap().and_utc();
+        enforce_retention(dir.path(), now, None, Some(1)).unwrap();
+        let left: Vec<u32> = list(dir.path()).unwrap().into_iter().map(|f| chrono::Datelike::day(&f.day)).collect();
+        assert_eq!(left, [7, 8, 9, 10]);
     }
 
     #[test]
