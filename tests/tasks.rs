@@ -179,12 +179,17 @@ fn a_call_task_or_tool_span_closed_by_a_panic_failed() {
             let _task = info_span!("task", task = "triage").entered();
             let _tool =
                 info_span!("execute_tool", gen_ai.operation.name = "execute_tool", gen_ai.tool.name = "grep").entered();
-            let _call = info_span!("chat", model = "claude-haiku-4-5", input_tokens = 10u64).entered();
-            panic!("the response could not be parsed");
+            // Answered, then the caller panicked: a call that succeeded.
+            drop(info_span!("chat", model = "claude-haiku-4-5", input_tokens = 10u64).entered());
+            let _answered = info_span!("chat", model = "claude-haiku-4-5", input_tokens = 10u64).entered();
+            let _call = info_span!("chat", model = "claude-haiku-4-5", input_tokens = tracing::field::Empty).entered();
+            panic!("the request could not be built");
         })
     }));
     assert!(caught.is_err());
-    assert_eq!(h.seen.only_call().outcome.label(), "panic");
+    let calls = h.seen.calls();
+    let outcomes: Vec<&str> = calls.iter().map(|c| c.outcome.label()).collect();
+    assert_eq!(outcomes, ["ok", "panic", "ok"], "unanswered, then answered, both closed by the panic");
     let tasks = h.seen.tasks.lock().clone();
     assert_eq!(tasks.iter().map(|t| t.outcome.label()).collect::<Vec<_>>(), ["panic"]);
     let tools = h.seen.tools.lock().clone();

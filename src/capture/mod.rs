@@ -742,8 +742,11 @@ fn outcome(fields: &CallFields) -> Outcome {
         (Some(t), _) => Outcome::Error { error_type: t.clone() },
         (None, Some(true)) => Outcome::Error { error_type: Arc::from("error") },
         // Closed while its thread unwinds from a panic (the function making the call, or the task, panicked), and
-        // nothing said otherwise: not a success (an `otel.status_code = "OK"` recorded first still is one).
-        (None, None) if std::thread::panicking() => Outcome::Error { error_type: Arc::from("panic") },
+        // nothing said otherwise: not a success (an `otel.status_code = "OK"` recorded first still is one). A
+        // call that was answered (usage or a response id recorded) was one, whatever its caller did next.
+        (None, None) if std::thread::panicking() && !fields.tokens.any() && fields.response_id.is_none() => {
+            Outcome::Error { error_type: Arc::from("panic") }
+        }
         _ => Outcome::Ok,
     }
 }
