@@ -1335,7 +1335,7 @@ fn an_alerts_journal_line_is_queued_before_the_alert_is_delivered() {
 fn a_link_planted_in_the_journal_directory_is_not_followed() {
     // In a directory others can write, a link under today's day file name sent the records into any file this
     // process may write (replay, which lists regular files only, never read them), and one under the build's
-    // probe name had that file truncated.
+    // probe name (`.tokenmeter-probe-<pid>` then; now also named by the time, and created new) had it truncated.
     let dir = tempfile::tempdir().unwrap();
     let elsewhere = tempfile::tempdir().unwrap();
     let target = elsewhere.path().join("precious.txt");

@@ -628,11 +628,23 @@ pub(crate) fn attach(meter: &TokenMeter, mut config: JournalConfig) -> Result<()
     writer::create_dir_synced(&dir).map_err(io)?;
     // Surfaces a read-only or foreign directory now rather than on the first write, and one whose files cannot
     // be locked (NFS without its lock service): every append takes the day file's lock.
-    let probe = dir.join(format!(".tokenmeter-probe-{}", std::process::id()));
-    // A new file, never one already there: `File::create` follows a link planted under that name and truncates
-    // its target. What is there (a probe left by a crash, such a link) is removed first; a link, not its target.
-    let _ = std::fs::remove_file(&probe);
-    let created = std::fs::OpenOptions::new().write(true).create_new(true).open(&probe);
+    // A new file, never one already there: `File::create` followed a link planted under the probe's name (a
+    // guessable `.tokenmeter-probe-<pid>`) and truncated its target. Named by the process, the time and a count,
+    // so that two meters (two processes of one pid, in two containers sharing the directory) do not meet.
+    static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let attempt = || {
+        let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let probe = dir.join(format!(".tokenmeter-probe-{}-{nanos}-{n}", std::process::id()));
+        (std::fs::OpenOptions::new().write(true).create_new(true).open(&probe), probe)
+    };
+    let (mut created, mut probe) = attempt();
+    for _ in 0..3 {
+        if !created.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::AlreadyExists) {
+            break;
+        }
+        (created, probe) = attempt();
+    }
     let probed = created.and_then(|file| match file.try_lock() {
         Ok(()) | Err(std::fs::TryLockError::WouldBlock) => Ok(()),
         Err(std::fs::TryLockError::Error(e)) => {
