@@ -126,17 +126,22 @@ fn a_folder_or_file_given_is_named_by_its_real_path() {
     assert_eq!(named(&discover(&backup.join("-home-u-web").join("s1.jsonl")).unwrap()), web);
     assert_eq!(named(&discover(&own.path().join("projects")).unwrap()), web);
     // A link to a session's transcript (`latest.jsonl`): its sub-agents are beside the real file, not the link.
-    let (_dir, project) = project_dir("-home-u-proj");
-    std::fs::create_dir_all(project.join("sess1/subagents")).unwrap();
-    std::fs::copy(&alpha[0].path, project.join("sess1.jsonl")).unwrap();
-    std::fs::copy(&alpha[1].path, project.join("sess1/subagents/agent-1.jsonl")).unwrap();
-    let link = own.path().join("latest.jsonl");
-    std::os::unix::fs::symlink(project.join("sess1.jsonl"), &link).unwrap();
-    let both =
-        [("-home-u-proj".to_owned(), "sess1".to_owned(), false), ("-home-u-proj".to_owned(), "sess1".to_owned(), true)];
-    let mut got = named(&discover(&link).unwrap());
-    got.sort();
-    assert_eq!(got, both);
+    #[cfg(unix)]
+    {
+        let (_dir, project) = project_dir("-home-u-proj");
+        std::fs::create_dir_all(project.join("sess1/subagents")).unwrap();
+        std::fs::copy(&alpha[0].path, project.join("sess1.jsonl")).unwrap();
+        std::fs::copy(&alpha[1].path, project.join("sess1/subagents/agent-1.jsonl")).unwrap();
+        let link = own.path().join("latest.jsonl");
+        std::os::unix::fs::symlink(project.join("sess1.jsonl"), &link).unwrap();
+        let both = [
+            ("-home-u-proj".to_owned(), "sess1".to_owned(), false),
+            ("-home-u-proj".to_owned(), "sess1".to_owned(), true),
+        ];
+        let mut got = named(&discover(&link).unwrap());
+        got.sort();
+        assert_eq!(got, both);
+    }
 }
 
 #[test]

@@ -44,13 +44,22 @@ impl TokenMeterBuilder {
 // === impl TokenMeter ===
 
 impl TokenMeter {
+    /// Delivers the alerts a restart left owed, if any, and returns the time after their callbacks ran (they may
+    /// take minutes: a call of their own). A time read before them, once behind a period another call began
+    /// meanwhile, read as a clock that stepped back: the period before was re-opened, and the spend counted in the
+    /// new one left it when the next call came.
+    fn now_after_owed_alerts(&self) -> i64 {
+        let now = to_nanos(self.inner.clock.now());
+        if !self.inner.budgets.owes() {
+            return now;
+        }
+        self.inner.deliver_owed_alerts(now);
+        to_nanos(self.inner.clock.now())
+    }
+
     /// Every budget's state now, in the order the budgets were added.
     pub fn budget_status(&self) -> Vec<BudgetState> {
-        self.inner.deliver_owed_alerts(to_nanos(self.inner.clock.now()));
-        // Read after the owed alerts' callbacks ran (they may take minutes: a call of their own): a time read
-        // before them, once behind a period another call began meanwhile, read as a clock that stepped back and
-        // re-opened the period before, and the spend counted in the new one left it when the next call came.
-        let now = to_nanos(self.inner.clock.now());
+        let now = self.now_after_owed_alerts();
         let states = self.inner.budgets.status(now);
         if !self.inner.budgets.owes() {
             return states;
@@ -81,9 +90,7 @@ impl TokenMeter {
     /// assert_eq!(err.budget(), "freeze");
     /// ```
     pub fn check_budget(&self, scope: &RequestScope) -> Result<(), BudgetExceeded> {
-        self.inner.deliver_owed_alerts(to_nanos(self.inner.clock.now()));
-        // Read after the owed alerts' callbacks ran (see `budget_status`).
-        let now = to_nanos(self.inner.clock.now());
+        let now = self.now_after_owed_alerts();
         let checked = self.inner.budgets.check(scope, now);
         // The check re-opened a period the clock came back into: the alerts its spend reached.
         self.inner.deliver_owed_alerts(now);

@@ -313,7 +313,9 @@ impl StreamAccumulator {
 
     /// As [`push_bytes`](Self::push_bytes), and returns the events the chunk completed, in order, for the
     /// caller to read (the text of `content_block_delta` events, to show the user). Events dropped for size
-    /// count in [`StreamSummary::malformed_events`].
+    /// count in [`StreamSummary::malformed_events`]. A `message_stop` completes the stream once its data line has
+    /// ended, before the blank line that ends the event, which is returned only when that line comes: a relay
+    /// that forwards the events and stops at [`is_done`](Self::is_done) sends its own end.
     pub fn push_events(&mut self, chunk: &[u8]) -> Vec<SseEvent> {
         if !self.is_events(chunk) {
             return Vec::new();

@@ -56,8 +56,8 @@
 //! hold ~240 MB; a month of 1M calls over 100k sessions holds about 69,000 entries (~46 MB; `examples/memory.rs`).
 //! Merging into a coarser bucket brings entries in most expensive first, so where the caps bind, the costliest values
 //! keep their own rows. Session history for the caching analyses is capped at
-//! [`LedgerConfig::with_max_tracked_sessions`] sessions (default 65,536); sessions idle for 2 hours are swept (each
-//! stripe once a minute).
+//! [`LedgerConfig::with_max_tracked_sessions`] sessions (default 65,536); sessions idle for 2 hours (or the cache
+//! reuse window, when longer) are swept (each stripe once a minute).
 //!
 //! Records stamped more than 5 minutes ahead of the clock are counted in the current minute; records older
 //! than a tier's span go straight to the tier their age calls for (a journal replay fills the ledger as if it
