@@ -467,7 +467,8 @@ impl Ledger {
                     notes.push(
                         "breakdowns by session: the ledger keeps sessions apart from the filtered dimensions, so the \
                          rows are the sessions the caller attributes to the filters, with all of each session's \
-                         calls in the window"
+                         calls in the window, and a `(none)` row of the filtered calls they leave (those without a \
+                         session, or in a session not attributed to the filters)"
                             .to_owned(),
                     );
                     if past_cap > 0 {
@@ -476,7 +477,11 @@ impl Ledger {
                              (`(other)`, any filter value) are not listed"
                         ));
                     }
-                    all.into_iter().filter(|(k, _)| k != OTHER && filter.session_belongs(k)).collect()
+                    let mut rows: Vec<(String, Agg)> =
+                        all.into_iter().filter(|(k, _)| k != OTHER && filter.session_belongs(k)).collect();
+                    // The rest of the filtered calls: the rows add up to the report's calls, as unfiltered.
+                    crate::ledger::add_rest(&mut rows, &total, Dimension::Session.none_label());
+                    rows
                 }
                 Err(QueryError::Unsupported(why)) => {
                     notes.push(format!(
