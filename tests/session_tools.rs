@@ -3,6 +3,7 @@
 
 mod ledger_common;
 
+use chrono::Duration;
 use ledger_common::*;
 use tokenmeter::ledger::{Dimension, GroupBy, Query, QueryError, Window};
 use tokenmeter::record::ToolRecord;
@@ -89,4 +90,30 @@ fn session_rows_of_a_tool_folded_in_the_tool_map_never_exceed_its_total() {
     let sum: u64 = r.groups.iter().map(|g| g.calls).sum();
     assert_eq!((r.totals.calls, sum), (1, 1), "{r:#?}");
     assert_eq!(r.groups[0].key, "A");
+}
+
+#[test]
+fn an_aged_hour_keeps_every_kept_sessions_tool_runs() {
+    // One hour of 256 sessions, each with a call and 2 tool runs: 512 (session, tool) pairs past the hour's 256 and
+    // its 64 `(session, (other))` slots. Past them the runs folded to `((other), (other))`: 64 sessions, each kept
+    // in the hour's sessions, listed no tool runs.
+    let rig = Rig::new(t0() + Duration::hours(1));
+    for s in 0..256 {
+        let at = t0() + mins(s % 60);
+        let session = format!("s{s:03}");
+        rig.add(Call::new(at, "claude-sonnet-4-5").io(100, 10).session(&session));
+        for name in ["grep", "read"] {
+            rig.ledger.ingest_tool(&in_session(tool(at, name, false), &session));
+        }
+    }
+    rig.clock.set(t0() + Duration::hours(3));
+    rig.add(Call::new(t0() + Duration::hours(3), "claude-sonnet-4-5").io(100, 10));
+    let window = Window::range(t0(), t0() + Duration::hours(1));
+    for s in 0..256 {
+        let q = Query::new(window)
+            .filter(Dimension::Session, format!("s{s:03}"))
+            .group_by(GroupBy::Dimension(Dimension::Tool));
+        let runs: u64 = rig.ledger.query(&q).unwrap().groups.iter().map(|g| g.calls).sum();
+        assert_eq!(runs, 2, "session s{s:03}");
+    }
 }

@@ -58,6 +58,8 @@ impl Caps {
             1,
             self.session_tools,
             OVERFLOW_RESERVE + 1,
+            // The `(session, (other))` entries of the sessions the bucket keeps, past the reserve.
+            self.sessions,
         ]
         .into_iter()
         .fold(0usize, usize::saturating_add)
@@ -337,8 +339,11 @@ impl Bucket {
         self.overflowed += u64::from(o);
     }
 
-    /// Past the cap, a pair folds into its session's `(other)` tool (so per-session counts stay exact),
-    /// then into `((other), (other))`. True when it overflowed.
+    /// Past the cap, a pair folds into its session's `(other)` tool (so per-session counts stay exact), then, past
+    /// the reserve, into `((other), (other))`, unless the bucket keeps the session (its own entry in `sessions`):
+    /// then at most as many more `(session, (other))` entries as it keeps sessions. (Folded whole, a kept session's
+    /// tool runs were listed under no session: an hour of 256 sessions running 2 tools each showed 64 of them
+    /// with none.) True when it overflowed.
     fn add_session_tool_capped(&mut self, session: &Arc<str>, tool: &Arc<str>, t: &ToolAgg, cap: usize) -> bool {
         let h = pair_hash(Some(&**session), tool);
         let len = self.session_tools.len();
@@ -358,13 +363,16 @@ impl Bucket {
         }
         let hp = pair_hash(Some(&**session), OTHER);
         let len = self.session_tools.len();
+        let reserve = cap.saturating_add(OVERFLOW_RESERVE);
+        let room = len < reserve
+            || len < reserve.saturating_add(self.caps().sessions) && self.sessions.contains_key(&**session);
         match self.session_tools.get_mut(&hp) {
             Some(e) if *e.session == **session && &*e.tool == OTHER => {
                 e.agg.add(t);
                 return true;
             }
             Some(_) => {}
-            None if len < cap.saturating_add(OVERFLOW_RESERVE) && hp != *FULL_PAIR_HASH => {
+            None if room && hp != *FULL_PAIR_HASH => {
                 self.session_tools.insert(hp, SessionToolEntry { session: session.clone(), tool: other(), agg: *t });
                 return true;
             }

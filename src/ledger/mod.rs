@@ -51,9 +51,9 @@
 //!
 //! With at most 127 minute (two hours, and up to 5 minutes stamped ahead of the clock), 50 hour, 37 day, 16 month buckets and one archive (plus up to 8 pending minutes per
 //! recording shard), the ledger holds at most [`LedgerStats::series_limit`] entries whatever the number of calls: about
-//! 359,000 with 8 shards (four per core). An entry costs ~670 bytes measured (a 256-byte aggregate in its table slot, a
+//! 408,000 with 8 shards (four per core). An entry costs ~670 bytes measured (a 256-byte aggregate in its table slot, a
 //! 168-byte block of optimization figures when it has any, the key, table slack), so a ledger with every map full would
-//! hold ~240 MB; a month of 1M calls over 100k sessions holds about 69,000 entries (~46 MB; `examples/memory.rs`).
+//! hold ~273 MB; a month of 1M calls over 100k sessions holds about 69,000 entries (~46 MB; `examples/memory.rs`).
 //! Merging into a coarser bucket brings entries in most expensive first, so where the caps bind, the costliest values
 //! keep their own rows. Session history for the caching analyses is capped at
 //! [`LedgerConfig::with_max_tracked_sessions`] sessions (default 65,536); sessions idle for 2 hours (or the cache
