@@ -137,6 +137,11 @@ fn tenant_breakdowns_by_project_agent_and_session() {
     // With a `(none)` row of acme's calls without a session: the rows add up to its 4 calls (they were in no row).
     assert_eq!(rows, [("A".to_owned(), 2), ("(none)".to_owned(), 2)]);
     assert!(notes[0].contains("sessions the caller attributes to the filters"), "{notes:?}");
+    // A caller that attributes globex's session G too: its rows hold calls acme has not, and no `(none)` row is
+    // made of a difference cut at zero (it would have read 0 calls of acme's 2 without a session).
+    let (rows, notes) = cats(Dimension::Session, &acme.clone().with_sessions(|s| s == "A" || s == "G"));
+    assert_eq!(rows, [("G".to_owned(), 2), ("A".to_owned(), 2)]);
+    assert!(notes[0].contains("holds calls the filters leave out"), "{notes:?}");
 
     // A project filter narrows sessions exactly (the ledger keeps project > session pairs).
     let (rows, notes) = cats(Dimension::Session, &ReportFilter::new().filter(Dimension::Project, "p1"));

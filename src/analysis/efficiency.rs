@@ -464,23 +464,38 @@ impl Ledger {
                 Err(QueryError::Unsupported(_)) if group_by == Dimension::Session && filter.knows_sessions() => {
                     let all = Selection::All.grouped(store, from, to, Dimension::Session)?;
                     let past_cap: u64 = all.iter().filter(|(k, _)| k == OTHER).map(|(_, a)| a.core.calls).sum();
-                    notes.push(
+                    let mut rows: Vec<(String, Agg)> =
+                        all.into_iter().filter(|(k, _)| k != OTHER && filter.session_belongs(k)).collect();
+                    // The rest of the filtered calls, so that the rows add up to the report's calls as unfiltered:
+                    // only when the listed sessions hold filtered calls alone (a caller may attribute a session
+                    // that also holds others'), or the rest would be a field-by-field difference cut at zero.
+                    let mut listed = Agg::default();
+                    rows.iter().for_each(|(_, a)| listed.merge(a));
+                    let mut whole = total.less(&listed);
+                    whole.merge(&listed);
+                    let rest = whole.core == total.core;
+                    if rest {
+                        crate::ledger::add_rest(&mut rows, &total, Dimension::Session.none_label());
+                    }
+                    notes.push(format!(
                         "breakdowns by session: the ledger keeps sessions apart from the filtered dimensions, so the \
                          rows are the sessions the caller attributes to the filters, with all of each session's \
-                         calls in the window, and a `(none)` row of the filtered calls they leave (those without a \
-                         session, or in a session not attributed to the filters)"
-                            .to_owned(),
-                    );
+                         calls in the window{}",
+                        if rest {
+                            ", and a `(none)` row of the filtered calls they leave (without a session, in a session \
+                             not attributed to the filters, or past the session cap)"
+                        } else {
+                            "; a listed session holds calls the filters leave out, so the filtered calls the \
+                             sessions leave are in no row"
+                        }
+                    ));
                     if past_cap > 0 {
                         notes.push(format!(
                             "{PAST_SESSION_CAP_NOTE}: {past_cap} calls of sessions past the ledger's session cap \
-                             (`(other)`, any filter value) are not listed"
+                             (`(other)`, any filter value) are not listed{}",
+                            if rest { " (the filtered ones among them are in the `(none)` row)" } else { "" }
                         ));
                     }
-                    let mut rows: Vec<(String, Agg)> =
-                        all.into_iter().filter(|(k, _)| k != OTHER && filter.session_belongs(k)).collect();
-                    // The rest of the filtered calls: the rows add up to the report's calls, as unfiltered.
-                    crate::ledger::add_rest(&mut rows, &total, Dimension::Session.none_label());
                     rows
                 }
                 Err(QueryError::Unsupported(why)) => {

@@ -58,7 +58,7 @@ impl Caps {
             1,
             self.session_tools,
             OVERFLOW_RESERVE + 1,
-            // The `(session, (other))` entries of the sessions the bucket keeps, past the reserve.
+            // The `(session, (other))` entries past the reserve, as many as the bucket keeps sessions.
             self.sessions,
         ]
         .into_iter()
@@ -339,11 +339,10 @@ impl Bucket {
         self.overflowed += u64::from(o);
     }
 
-    /// Past the cap, a pair folds into its session's `(other)` tool (so per-session counts stay exact), then, past
-    /// the reserve, into `((other), (other))`, unless the bucket keeps the session (its own entry in `sessions`):
-    /// then at most as many more `(session, (other))` entries as it keeps sessions. (Folded whole, a kept session's
-    /// tool runs were listed under no session: an hour of 256 sessions running 2 tools each showed 64 of them
-    /// with none.) True when it overflowed.
+    /// Past the cap, a pair folds into its session's `(other)` tool (so per-session counts stay exact): the cap's
+    /// reserve and as many more such entries as the bucket keeps sessions; past those, into `((other), (other))`.
+    /// (Folded whole past the reserve alone, a session's tool runs were listed under no session: an hour of 256
+    /// sessions running 2 tools each showed 64 of them with none.) True when it overflowed.
     fn add_session_tool_capped(&mut self, session: &Arc<str>, tool: &Arc<str>, t: &ToolAgg, cap: usize) -> bool {
         let h = pair_hash(Some(&**session), tool);
         let len = self.session_tools.len();
@@ -363,9 +362,9 @@ impl Bucket {
         }
         let hp = pair_hash(Some(&**session), OTHER);
         let len = self.session_tools.len();
-        let reserve = cap.saturating_add(OVERFLOW_RESERVE);
-        let room = len < reserve
-            || len < reserve.saturating_add(self.caps().sessions) && self.sessions.contains_key(&**session);
+        // Past the reserve, as many more as the bucket keeps sessions: whether it keeps this one is not known yet
+        // when its runs come before its calls (a merge minute by minute, a run in another thread's shard).
+        let room = len < cap.saturating_add(OVERFLOW_RESERVE).saturating_add(self.caps().sessions);
         match self.session_tools.get_mut(&hp) {
             Some(e) if *e.session == **session && &*e.tool == OTHER => {
                 e.agg.add(t);
