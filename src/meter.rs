@@ -120,6 +120,7 @@ impl UsageTotals {
 
 /// Totals for one model.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "ModelUsageFields")]
 pub struct ModelUsage {
     /// The canonical model id when priced (dated and provider-specific ids merge), else the id as reported,
     /// else `"unknown"`.
@@ -131,6 +132,43 @@ pub struct ModelUsage {
     /// The totals.
     #[serde(flatten)]
     pub totals: UsageTotals,
+}
+
+/// [`ModelUsage`] as it is read: its totals' fields listed, not flattened. serde reads a flattened field through a
+/// buffer that has no 128-bit integers, and every sum of money is one: no `ModelUsage` could be read back.
+#[derive(Deserialize)]
+struct ModelUsageFields {
+    model: Arc<str>,
+    priced: bool,
+    calls: u64,
+    unmetered_calls: u64,
+    failed_calls: u64,
+    unpriced_calls: u64,
+    tokens: TokenUsage,
+    #[serde(default)]
+    web_search_requests: u64,
+    cost: Money,
+    #[serde(default)]
+    web_search_cost: Money,
+    cache_savings: Money,
+}
+
+impl From<ModelUsageFields> for ModelUsage {
+    fn from(f: ModelUsageFields) -> Self {
+        // Every field named: a field added to `UsageTotals` fails to compile here until it is read too.
+        let totals = UsageTotals {
+            calls: f.calls,
+            unmetered_calls: f.unmetered_calls,
+            failed_calls: f.failed_calls,
+            unpriced_calls: f.unpriced_calls,
+            tokens: f.tokens,
+            web_search_requests: f.web_search_requests,
+            cost: f.cost,
+            web_search_cost: f.web_search_cost,
+            cache_savings: f.cache_savings,
+        };
+        ModelUsage { model: f.model, priced: f.priced, totals }
+    }
 }
 
 /// Invocations of one tool.

@@ -1,9 +1,12 @@
 //! The reports through the meter handle: calls captured from spans reach the ledger, from several threads,
 //! and every report serializes with the field names the issue lists (snake_case JSON).
 
+mod common;
+
 use std::sync::Arc;
 
 use chrono::{Duration, TimeZone, Utc};
+use common::Harness;
 use serde_json::Value;
 use tokenmeter::ledger::{Dimension, Query, Window};
 use tokenmeter::{ManualClock, TokenMeter};
@@ -269,4 +272,22 @@ fn the_builders_time_zone_holds_whatever_the_order_of_a_ledger_config() {
     // A config's own zone applies when the builder sets none.
     let meter = TokenMeter::builder().with_ledger_config(config().with_time_zone(paris)).build();
     assert_eq!(meter.ledger().time_zone(), paris);
+}
+
+#[test]
+fn model_usage_reads_back_from_its_json() {
+    // Its totals are flattened into it, and serde reads a flattened field through a buffer without 128-bit
+    // integers: every `ModelUsage` failed to read back ("u128 is not supported"), a $0 one too.
+    let h = Harness::new();
+    h.run(|| {
+        drop(tracing::info_span!("chat", model = "claude-haiku-4-5", input_tokens = 1_000u64));
+        // Past 64 bits of pico-USD ($18.4M): 10^12 output tokens of Opus 4.1 at $75 a million.
+        drop(tracing::info_span!("chat", model = "claude-opus-4-1", output_tokens = 1_000_000_000_000u64));
+    });
+    let usage = h.meter.model_usage();
+    assert_eq!(usage.len(), 2);
+    let json = serde_json::to_string(&usage).unwrap();
+    let back: Vec<tokenmeter::ModelUsage> = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, usage);
+    assert!(usage.iter().any(|u| u.totals.cost.to_string() == "$75000000.00"), "{usage:?}");
 }
