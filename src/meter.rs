@@ -722,10 +722,12 @@ impl TokenMeterBuilder {
     }
 }
 
-/// Writes what `build` could not honour to standard error when no global subscriber is set to hear its events
-/// (the meter is built before the subscriber whose layer it is).
+/// Writes what `build` could not honour to standard error when no subscriber is there to hear its events on this
+/// thread (the meter is built before the subscriber whose layer it is). Asked of this thread's default, not of
+/// `has_been_set`, which any scoped default ever set (a test harness's, long gone) turned true for good: the
+/// event went nowhere and nothing was written.
 pub(crate) fn unheard(message: impl FnOnce() -> String) {
-    if !tracing::dispatcher::has_been_set() {
+    if tracing::dispatcher::get_default(|d| d.is::<tracing_core::subscriber::NoSubscriber>()) {
         eprintln!("tokenmeter: {}", message());
     }
 }
