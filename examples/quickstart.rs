@@ -57,13 +57,21 @@ fn main() {
         .with_budget_alert_callback(move |alert| seen.lock().push(alert.to_string()));
     // Exports over OTLP only when OTEL_EXPORTER_OTLP_ENDPOINT (or ..._METRICS_ENDPOINT) is set (feature `otlp`,
     // on by default).
+    // A setting it cannot use (an https:// endpoint without the `otlp-tls` feature, a bad port) is said, and the
+    // morning is still simulated and reported, without export.
     #[cfg(feature = "otlp")]
-    let builder = match builder.with_otlp_from_env() {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("OTLP export is misconfigured: {e}");
-            std::process::exit(2);
-        }
+    let builder = match tokenmeter::export::otlp::OtlpConfig::from_env() {
+        None => builder,
+        Some(config) => match config.resolve() {
+            Err(e) => {
+                eprintln!("OTLP export is misconfigured, so the report below is not exported: {e}");
+                builder
+            }
+            Ok(_) => builder.with_otlp(config).unwrap_or_else(|e| {
+                eprintln!("OTLP export could not start: {e}");
+                std::process::exit(2);
+            }),
+        },
     };
     let meter = builder.build();
 
@@ -86,7 +94,7 @@ fn main() {
     print_budgets(&meter, &alerts.lock(), refused);
 
     // Once, before exit: with OTLP on, the last figures are exported (a collector that does not answer is waited
-    // for up to the export timeout, 10 s by default, then given up).
+    // for up to twice the export timeout and 5 s more, ~25 s by default, then given up).
     #[cfg(feature = "otlp")]
     let exporting = meter.export_status().is_some();
     #[cfg(not(feature = "otlp"))]

@@ -23,6 +23,10 @@ if curl -fsS "$PROM_URL/-/ready" >/dev/null 2>&1; then
 else
     echo "[check-dashboards] Prometheus is not up at $PROM_URL: offline checks only" >&2
 fi
-python3 scripts/check-dashboards.py "${args[@]}" "$@"
+# promtool checks every query's syntax: the same one check-alerts.sh uses, installed first when missing (run on its
+# own, on a fresh clone, this failed with "promtool not found").
+PROMTOOL="${PROMTOOL:-.tools/otlp-stack/root/usr/bin/promtool}"
+[ -x "$PROMTOOL" ] || ./scripts/otlp-stack.sh install
+python3 scripts/check-dashboards.py --promtool "$PROMTOOL" "${args[@]}" "$@"
 # After the queries: they need the e2e suites' samples within Prometheus's 5-minute lookback.
 ./scripts/check-alerts.sh

@@ -1,16 +1,25 @@
 #!/usr/bin/env bash
 # End-to-end suites: starts the real OTLP pipeline (scripts/otlp-stack.sh: rotel -> vmagent -> Prometheus on
-# 127.0.0.1), runs every tests/e2e_*.rs binary's ignored tests against it, and stops the stack whatever
+# 127.0.0.1), runs every tests/e2e_*.rs binary's ignored tests against it, and stops the stack it started whatever
 # happens (set TOKENMETER_E2E_KEEP_STACK=1 to leave it running for a look at Prometheus on :9090).
 #
 # Usage: scripts/e2e.sh [test-binary args, passed after `--`: e.g. a test name filter]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# A stack already running before (`./scripts/otlp-stack.sh start`, as the quickstart suggests) is the user's:
+# used, and left running.
+already_running=0
+if ./scripts/otlp-stack.sh status >/dev/null 2>&1; then
+    already_running=1
+fi
+
 stop_stack() {
     local rc=$?
     if [ "${TOKENMETER_E2E_KEEP_STACK:-0}" = 1 ]; then
         echo "[e2e] leaving the stack running (scripts/otlp-stack.sh stop to stop it)" >&2
+    elif [ "$already_running" = 1 ]; then
+        echo "[e2e] leaving the stack running: it was running before" >&2
     else
         ./scripts/otlp-stack.sh stop || true
     fi

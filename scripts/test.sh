@@ -78,7 +78,11 @@ fi
 
 step "examples"
 quickstart_out="$(mktemp -t tokenmeter-quickstart.XXXXXX)"
-cargo run --quiet --example quickstart >"$quickstart_out"
+trap 'rm -f "$quickstart_out"' EXIT
+# Not to the caller's collector: an OTLP endpoint in the shell would export the simulated spend there (and an
+# https:// one, without the otlp-tls feature, is said and skipped).
+env -u OTEL_EXPORTER_OTLP_ENDPOINT -u OTEL_EXPORTER_OTLP_METRICS_ENDPOINT \
+    cargo run --quiet --example quickstart >"$quickstart_out"
 # The simulated morning is fixed (a manual clock, fixed traffic): its total row is known. A changed figure is a
 # changed price, capture or ledger, to explain in the CHANGELOG and README's sample before updating this line.
 grep -Eq 'TOTAL +┆ +126 ┆ 632,283 ┆ +572,392 ┆ +181,868 ┆ 65,654 ┆ \$5\.6682 ┆ +\$1\.7615 ┆' "$quickstart_out" || {

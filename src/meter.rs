@@ -127,7 +127,9 @@ pub struct ModelUsage {
     pub model: Arc<str>,
     /// Whether the price book knows this model. For `(other)` (a recording thread's models past the first
     /// 512, grouped for display; each call is still priced as its own model): whether none of its calls was
-    /// unpriced.
+    /// unpriced. The 512 are per recording thread (and replay's calls are the building thread's): past them, a
+    /// model first seen on a thread whose 512 are taken has its calls there in `(other)`, so its own row, made on
+    /// other threads, holds only part of them. Totals, costs and budgets stay exact.
     pub priced: bool,
     /// The totals.
     #[serde(flatten)]
