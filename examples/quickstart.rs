@@ -59,12 +59,15 @@ fn main() {
     // on by default).
     // A setting it cannot use (an https:// endpoint without the `otlp-tls` feature, a bad port) is said, and the
     // morning is still simulated and reported, without export.
+    #[cfg_attr(not(feature = "otlp"), allow(unused_mut))]
+    let mut misconfigured = false;
     #[cfg(feature = "otlp")]
     let builder = match tokenmeter::export::otlp::OtlpConfig::from_env() {
         None => builder,
         Some(config) => match config.resolve() {
             Err(e) => {
                 eprintln!("OTLP export is misconfigured, so the report below is not exported: {e}");
+                misconfigured = true;
                 builder
             }
             Ok(_) => builder.with_otlp(config).unwrap_or_else(|e| {
@@ -100,7 +103,10 @@ fn main() {
     #[cfg(not(feature = "otlp"))]
     let exporting = false;
     if exporting {
-        eprintln!("\nexporting the last figures over OTLP (up to the export timeout if the collector does not answer)");
+        eprintln!(
+            "\nexporting the last figures over OTLP (if the collector does not answer: up to twice the export timeout \
+             and 5 s more)"
+        );
     }
     if let Err(e) = meter.shutdown() {
         eprintln!("shutdown: {e}");
@@ -118,7 +124,9 @@ fn main() {
     let endpoint_set = ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"]
         .iter()
         .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()));
-    if endpoint_set {
+    if misconfigured {
+        println!("\n(OTLP export is off: its settings are misconfigured, as said above.)");
+    } else if endpoint_set {
         println!(
             "\n(OTLP export is off: OTEL_SDK_DISABLED or OTEL_METRICS_EXPORTER=none turned it off, or the `otlp` \
              feature is not on.)"

@@ -351,7 +351,7 @@ impl TokenMeterBuilder {
     /// without a journal: use [`try_build`](Self::try_build) to get the error instead.
     ///
     /// The meter is usually built before the subscriber it is a layer of is installed, so no subscriber hears
-    /// these events: while no global subscriber is set, they are also written to standard error.
+    /// these events: while no subscriber would hear them on this thread, they are also written to standard error.
     pub fn build(mut self) -> TokenMeter {
         for e in self.extra_dimension_problems() {
             tracing::error!(target: "tokenmeter::capture", error = %e, "dimension never filled");

@@ -467,8 +467,10 @@ impl Ledger {
                     let mut rows: Vec<(String, Agg)> =
                         all.into_iter().filter(|(k, _)| k != OTHER && filter.session_belongs(k)).collect();
                     // The rest of the filtered calls, so that the rows add up to the report's calls as unfiltered:
-                    // only when the listed sessions hold filtered calls alone (a caller may attribute a session
-                    // that also holds others'), or the rest would be a field-by-field difference cut at zero.
+                    // the filtered total less the listed sessions', exact when each listed session holds filtered
+                    // calls only (as the sessions the HTTP API attributes to a tenant do; a caller's predicate may
+                    // attribute one that holds others' calls, which the ledger cannot see). Left out when some
+                    // field of the listed sessions passes the total: a difference cut at zero reads as figures.
                     let mut listed = Agg::default();
                     rows.iter().for_each(|(_, a)| listed.merge(a));
                     let mut whole = total.less(&listed);
@@ -482,8 +484,9 @@ impl Ledger {
                          rows are the sessions the caller attributes to the filters, with all of each session's \
                          calls in the window{}",
                         if rest {
-                            ", and a `(none)` row of the filtered calls they leave (without a session, in a session \
-                             not attributed to the filters, or past the session cap)"
+                            ", and a `(none)` row: the filtered calls less the listed sessions' (those without a \
+                             session, in a session not attributed to the filters, or past the session cap; exact \
+                             when each listed session holds filtered calls only)"
                         } else {
                             "; a listed session holds calls the filters leave out, so the filtered calls the \
                              sessions leave are in no row"
