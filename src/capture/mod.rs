@@ -744,7 +744,8 @@ fn outcome(fields: &CallFields) -> Outcome {
         // Closed while its thread unwinds from a panic (the function making the call, or the task, panicked), and
         // nothing said otherwise: not a success (an `otel.status_code = "OK"` recorded first still is one). A
         // call that was answered (usage or a response id recorded) was one, whatever its caller did next.
-        (None, None) if std::thread::panicking() && !fields.tokens.any() && fields.response_id.is_none() => {
+        // (The thread's panic state read last: nearly every call closing has usage.)
+        (None, None) if !fields.tokens.any() && fields.response_id.is_none() && std::thread::panicking() => {
             Outcome::Error { error_type: Arc::from("panic") }
         }
         _ => Outcome::Ok,

@@ -632,26 +632,20 @@ pub(crate) fn attach(meter: &TokenMeter, mut config: JournalConfig) -> Result<()
     // guessable `.tokenmeter-probe-<pid>`) and truncated its target. Named by the process, the time and a count,
     // so that two meters (two processes of one pid, in two containers sharing the directory) do not meet.
     static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let attempt = || {
-        let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        let probe = dir.join(format!(".tokenmeter-probe-{}-{nanos}-{n}", std::process::id()));
-        (std::fs::OpenOptions::new().write(true).create_new(true).open(&probe), probe)
-    };
-    let (mut created, mut probe) = attempt();
-    for _ in 0..3 {
-        if !created.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::AlreadyExists) {
-            break;
-        }
-        (created, probe) = attempt();
-    }
+    let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let probe = dir.join(format!(".tokenmeter-probe-{}-{nanos}-{n}", std::process::id()));
+    let created = std::fs::OpenOptions::new().write(true).create_new(true).open(&probe);
+    let made = created.is_ok();
     let probed = created.and_then(|file| match file.try_lock() {
         Ok(()) | Err(std::fs::TryLockError::WouldBlock) => Ok(()),
         Err(std::fs::TryLockError::Error(e)) => {
             Err(std::io::Error::new(e.kind(), format!("its files cannot be locked ({e}), and every append locks one")))
         }
     });
-    let _ = std::fs::remove_file(&probe);
+    if made {
+        let _ = std::fs::remove_file(&probe);
+    }
     probed.map_err(io)?;
 
     let now = meter.inner.clock.now();

@@ -463,27 +463,15 @@ impl Shared {
 /// counter's ([`MAX_ALERT_SERIES`]).
 const MAX_BUDGET_SERIES: usize = 1_000;
 
-/// Keeps the [`MAX_BUDGET_SERIES`] budgets nearest their limits (highest utilization, then name), in their order:
-/// the ones the panels and alert rules on these gauges are for. Every gauge reads the same selection (one status
-/// a collection).
+/// Keeps the [`MAX_BUDGET_SERIES`] budgets nearest their limits (highest utilization, then name): the ones the
+/// panels and alert rules on these gauges are for. Every gauge reads the same selection (one status a collection);
+/// the order of a gauge's points means nothing.
 fn most_used_budgets(all: &mut Vec<BudgetState>) {
     if all.len() <= MAX_BUDGET_SERIES {
         return;
     }
-    let mut order: Vec<usize> = (0..all.len()).collect();
-    order.sort_by(|&a, &b| {
-        let (a, b) = (&all[a], &all[b]);
-        b.utilization.total_cmp(&a.utilization).then_with(|| a.budget.cmp(&b.budget))
-    });
-    let mut keep = vec![false; all.len()];
-    for &i in &order[..MAX_BUDGET_SERIES] {
-        keep[i] = true;
-    }
-    let mut i = 0;
-    all.retain(|_| {
-        i += 1;
-        keep[i - 1]
-    });
+    all.sort_by(|a, b| b.utilization.total_cmp(&a.utilization).then_with(|| a.budget.cmp(&b.budget)));
+    all.truncate(MAX_BUDGET_SERIES);
 }
 
 /// The live exporter state a meter holds: instruments, series, and the pipeline if tokenmeter owns it.
