@@ -497,3 +497,30 @@ fn a_dollar_budget_on_a_model_without_a_price_is_refused_at_build() {
     let h = Harness::with(|b| b.with_budget(misspelt()));
     assert_eq!(h.meter.budget_status().len(), 1);
 }
+
+#[test]
+fn a_block_budget_filled_while_the_clock_ran_ahead_refuses_until_the_real_periods_end() {
+    // The first calls of the meter's life came with the clock a day ahead (a resumed VM) and filled a daily
+    // `Block` budget on the 15th; then the clock was corrected to the 14th. A refusing budget lets no call
+    // through to re-open the 14th, and `check_budget` read the 15th's spend and end: refused until the 16th,
+    // through a 15th with nothing spent in it.
+    let h = Harness::with(|b| {
+        b.with_budget(
+            Budget::new("daily", BudgetLimit::usd(1.0).unwrap())
+                .with_period(BudgetPeriod::Day)
+                .with_action(BudgetAction::Block),
+        )
+    });
+    h.clock.set(Utc.with_ymd_and_hms(2026, 3, 15, 10, 0, 0).unwrap());
+    spend(&h, "acme", HAIKU, 1_200_000);
+    h.clock.set(Utc.with_ymd_and_hms(2026, 3, 14, 10, 0, 0).unwrap());
+    let err = h.meter.check_budget(&acme()).unwrap_err();
+    assert_eq!(err.spent(), BudgetAmount::Usd(Money::from_picos(1_200_000_000_000)), "the spend still counts");
+    assert_eq!(err.resets_at(), Utc.with_ymd_and_hms(2026, 3, 15, 0, 0, 0).unwrap(), "{err}");
+    let state = &h.meter.budget_status()[0];
+    assert_eq!(state.period_start, Utc.with_ymd_and_hms(2026, 3, 14, 0, 0, 0).unwrap(), "{state:?}");
+    // The real 15th starts afresh.
+    h.clock.set(Utc.with_ymd_and_hms(2026, 3, 15, 0, 0, 1).unwrap());
+    assert_eq!(h.meter.check_budget(&acme()), Ok(()));
+    assert_eq!(h.meter.budget_status()[0].spent, BudgetAmount::Usd(Money::ZERO));
+}

@@ -1385,3 +1385,36 @@ fn owed_alerts_whose_callback_runs_past_midnight_leave_the_new_days_spend_in_it(
     assert_eq!(s.period_start, utc(2026, 3, 15, 0, 0));
     assert_eq!((s.spent.to_string(), s.calls), ("$0.20".to_owned(), 1), "{s:?}");
 }
+
+#[test]
+fn alerts_of_the_day_before_a_restart_are_not_sent_again_when_the_clock_steps_back_into_it() {
+    // A daily $1 budget alerted at 50, 75 and 90% on the 14th; the process restarted at 00:02 on the 15th, and
+    // then the clock stepped back ten minutes (an NTP step). The 14th, kept for such a step, had its spend back
+    // from the journal but not its delivered alerts: all three were sent again.
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(utc(2026, 3, 14, 18, 0));
+    let daily = |alerts: &Alerts| {
+        let sink = alerts.clone();
+        move |b: TokenMeterBuilder| {
+            b.with_budget(Budget::new("daily", BudgetLimit::usd(1.0).unwrap()).with_period(BudgetPeriod::Day))
+                .with_budget_alert_callback(move |a| sink.lock().push(a.clone()))
+        }
+    };
+    let before_alerts: Alerts = Arc::default();
+    let before = meter(dir.path(), &clock, daily(&before_alerts));
+    spend(&before, 950_000);
+    assert_eq!(thresholds(&before_alerts), [50, 75, 90]);
+    before.flush().unwrap();
+    drop(before);
+
+    clock.set(utc(2026, 3, 15, 0, 2));
+    let after_alerts: Alerts = Arc::default();
+    let after = meter(dir.path(), &clock, daily(&after_alerts));
+    assert_eq!(after.budget_status()[0].spent, tokenmeter::budget::BudgetAmount::Usd(tokenmeter::Money::ZERO));
+    clock.set(utc(2026, 3, 14, 23, 52));
+    let state = &after.budget_status()[0];
+    assert_eq!(state.period_start, utc(2026, 3, 14, 0, 0), "the 14th again: {state:?}");
+    assert_eq!(state.thresholds_crossed, [50, 75, 90], "{state:?}");
+    spend(&after, 10_000);
+    assert!(after_alerts.lock().is_empty(), "delivered before the restart: {:?}", thresholds(&after_alerts));
+}

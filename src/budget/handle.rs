@@ -60,13 +60,13 @@ impl TokenMeter {
     /// Every budget's state now, in the order the budgets were added.
     pub fn budget_status(&self) -> Vec<BudgetState> {
         let now = self.now_after_owed_alerts();
-        let states = self.inner.budgets.status(now);
+        let states = self.inner.budgets.status(now, &*self.inner.clock);
         if !self.inner.budgets.owes() {
             return states;
         }
         // The read re-opened a period the clock came back into: its alerts, then the states they changed.
         self.inner.deliver_owed_alerts(now);
-        self.inner.budgets.status(now)
+        self.inner.budgets.status(now, &*self.inner.clock)
     }
 
     /// [`budget_status`](Self::budget_status) without delivering the alerts a restart left owed: for the OTLP
@@ -74,7 +74,7 @@ impl TokenMeter {
     /// the application's threads: its next call, budget check or status read).
     #[cfg(any(feature = "otlp", feature = "http"))]
     pub(crate) fn budget_status_leaving_owed_alerts(&self) -> Vec<BudgetState> {
-        self.inner.budgets.status(to_nanos(self.inner.clock.now()))
+        self.inner.budgets.status(to_nanos(self.inner.clock.now()), &*self.inner.clock)
     }
 
     /// Checks a request about to be made against the `Block` budgets that cover its scope: an error names
@@ -91,7 +91,7 @@ impl TokenMeter {
     /// ```
     pub fn check_budget(&self, scope: &RequestScope) -> Result<(), BudgetExceeded> {
         let now = self.now_after_owed_alerts();
-        let checked = self.inner.budgets.check(scope, now);
+        let checked = self.inner.budgets.check(scope, now, &*self.inner.clock);
         // The check re-opened a period the clock came back into: the alerts its spend reached.
         self.inner.deliver_owed_alerts(now);
         checked

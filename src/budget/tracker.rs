@@ -414,14 +414,31 @@ impl BudgetSlot {
     /// Reads the account at `at`, rolling it forward first. Also says whether it re-opened the period the clock
     /// came back into, whose spend may have reached thresholds no alert was delivered for (the spend counted
     /// while the clock ran ahead joins it).
-    fn read(&self, at: i64) -> (Snapshot, bool) {
+    ///
+    /// `clock` is read only when `at` lies more than [`STEP_BACK_NS`] before the account's period and the period
+    /// before does not hold it: whether the clock came back (as [`step_back`](Self::step_back) decides for a call).
+    fn read(&self, at: i64, clock: &dyn Clock) -> (Snapshot, bool) {
         let mut acct = self.account.lock();
         let mut restored = false;
         if acct.period.is_some_and(|(_, end)| at >= end) {
             self.roll(&mut acct, at);
-        } else if acct.period.is_some_and(|(start, _)| start.saturating_sub(at) > STEP_BACK_NS) {
+        } else if let Some((start, _)) = acct.period
+            && acct.rolling.is_none()
+            && start.saturating_sub(at) > STEP_BACK_NS
+        {
             // The clock came back from a run ahead: a hard stop reads the period it is in again.
             restored = Self::restore_previous(&mut acct, at);
+            // Back into a period the account never held (the run ahead opened its first period, or spanned
+            // more than one): re-opened at `at` with what was counted under the later stamps, as a call does.
+            // Left to the future period, a `Block` budget the run ahead filled (which refuses every call, so no
+            // call re-opens it) read that period's spend and end: refused until the end of a period not yet
+            // begun, and then through it, with nothing spent in it. Not when the clock is in the period now:
+            // `at` was read before this thread stalled past the period's start (re-opened, the period's spend
+            // would move to the one before when the next call came).
+            if !restored && start.saturating_sub(clock.unix_nanos()) > STEP_BACK_NS {
+                acct.period = Some(self.bounds(at));
+                acct.previous = None;
+            }
         }
         Self::rolling_step_back(&mut acct, at, Some(STEP_BACK_NS));
         // No re-arming here (the snapshot masks the thresholds crossed by the spend it reads): a read at `now`, a
@@ -669,6 +686,22 @@ impl BudgetTracker {
                 None => acct.period.is_some_and(|(start, _)| start == to_nanos(mark.period_start)),
             };
             if !current {
+                // The period before the current one, kept for a clock that steps back into it (see
+                // `Account::previous`): its delivered alerts with it. Ignored, a restart just after a period's
+                // start and a clock step back into the period before re-sent every alert its spend had reached.
+                let start = to_nanos(mark.period_start);
+                if let Some(((prev_start, _), prev)) = acct.previous.as_deref_mut()
+                    && *prev_start == start
+                {
+                    match mark.alert {
+                        AlertKind::ThresholdCrossed { percent } => {
+                            if let Some(k) = slot.budget.thresholds.iter().position(|p| *p == percent) {
+                                prev.alerted |= 1u64 << k;
+                            }
+                        }
+                        AlertKind::ProjectedOverrun => prev.projected_alerted = true,
+                    }
+                }
                 continue;
             }
             match mark.alert {
@@ -845,15 +878,16 @@ impl BudgetTracker {
     }
 
     /// Every budget's state at `now` (Unix nanoseconds), in configuration order.
-    pub(crate) fn status(&self, now: i64) -> Vec<BudgetState> {
-        self.slots.iter().map(|s| s.state(self.read(s, now))).collect()
+    /// `clock` is read only to tell a clock that came back from a stalled reader ([`BudgetSlot::read`]).
+    pub(crate) fn status(&self, now: i64, clock: &dyn Clock) -> Vec<BudgetState> {
+        self.slots.iter().map(|s| s.state(self.read(s, now, clock))).collect()
     }
 
     /// [`BudgetSlot::read`]; a period re-opened by the read owes the alerts its spend reached (a `Block` budget over
     /// its limit refuses every call, and no call would come to fire them), delivered by
     /// [`take_owed`](Self::take_owed) on the application's thread.
-    fn read(&self, slot: &BudgetSlot, now: i64) -> Snapshot {
-        let (snap, restored) = slot.read(now);
+    fn read(&self, slot: &BudgetSlot, now: i64, clock: &dyn Clock) -> Snapshot {
+        let (snap, restored) = slot.read(now, clock);
         if restored {
             self.mark_owed();
         }
@@ -866,12 +900,12 @@ impl BudgetTracker {
     }
 
     /// The first exhausted `Block` budget covering `request`, as an error.
-    pub(crate) fn check(&self, request: &RequestScope, now: i64) -> Result<(), BudgetExceeded> {
+    pub(crate) fn check(&self, request: &RequestScope, now: i64, clock: &dyn Clock) -> Result<(), BudgetExceeded> {
         for slot in self.slots.iter() {
             if slot.budget.action != BudgetAction::Block || !slot.budget.scope.covers(request) {
                 continue;
             }
-            let snap = self.read(slot, now);
+            let snap = self.read(slot, now, clock);
             if snap.spent >= slot.limit {
                 return Err(BudgetExceeded::new(
                     slot.budget.name.clone(),
@@ -922,12 +956,32 @@ mod tests {
         clock.set(midnight + chrono::Duration::minutes(6));
         tracker.on_call(&call_ending(midnight - chrono::Duration::minutes(10), 1), "claude-haiku-4-5", &clock);
         tracker.on_call(&call_ending(midnight + chrono::Duration::minutes(6), 2), "claude-haiku-4-5", &clock);
-        let status = tracker.status(to_nanos(midnight + chrono::Duration::minutes(7)));
+        let status = tracker.status(to_nanos(midnight + chrono::Duration::minutes(7)), &clock);
         assert_eq!(status[0].spent, BudgetAmount::Tokens(11), "today's 9 and 2; the late call is yesterday's");
         assert_eq!(status[0].period_start, midnight);
         // Yesterday holds it: a clock that comes back there restores 4 + 1.
-        let status = tracker.status(to_nanos(midnight - chrono::Duration::minutes(30)));
+        let status = tracker.status(to_nanos(midnight - chrono::Duration::minutes(30)), &clock);
         assert_eq!(status[0].spent, BudgetAmount::Tokens(5 + 11), "{:?}", status[0]);
+    }
+
+    #[test]
+    fn a_read_stalled_past_the_periods_start_does_not_re_open_the_period_before() {
+        // A status read took its time at 23:50 and stalled past midnight, where a call opened the new day.
+        // Taken for a clock that came back, the day before was re-opened with the new day's spend, and the next
+        // call left it there.
+        let mut setup = BudgetSetup::default();
+        setup.add(Budget::new("daily", BudgetLimit::tokens(1_000_000)).with_period(BudgetPeriod::Day));
+        let tracker = setup.into_tracker();
+        let midnight = Utc.with_ymd_and_hms(2026, 3, 15, 0, 0, 0).unwrap();
+        let clock = ManualClock::new(midnight + chrono::Duration::minutes(5));
+        tracker.on_call(&call_ending(midnight + chrono::Duration::minutes(5), 9), "claude-haiku-4-5", &clock);
+        clock.set(midnight + chrono::Duration::minutes(6));
+        let status = tracker.status(to_nanos(midnight - chrono::Duration::minutes(10)), &clock);
+        assert_eq!(status[0].period_start, midnight, "{:?}", status[0]);
+        tracker.on_call(&call_ending(midnight + chrono::Duration::minutes(7), 2), "claude-haiku-4-5", &clock);
+        let status = tracker.status(to_nanos(midnight + chrono::Duration::minutes(8)), &clock);
+        assert_eq!(status[0].spent, BudgetAmount::Tokens(11), "{:?}", status[0]);
+        assert_eq!(status[0].period_start, midnight);
     }
 
     #[test]
@@ -947,7 +1001,7 @@ mod tests {
         tracker.on_call(&call_ending(t + chrono::Duration::milliseconds(2_500), 100), "claude-haiku-4-5", &clock);
         tracker.on_call(&call_ending(t, 10), "claude-haiku-4-5", &clock);
         // 61.5 s on, the window's oldest second is t+1 s: A's call has left it, B's has not.
-        let status = tracker.status(to_nanos(t + chrono::Duration::milliseconds(61_500)));
+        let status = tracker.status(to_nanos(t + chrono::Duration::milliseconds(61_500)), &clock);
         assert_eq!(status[0].spent, BudgetAmount::Tokens(100), "{:?}", status[0]);
     }
 }
