@@ -1057,3 +1057,13 @@ fn the_documents_samples_are_what_the_server_answers() {
         }
     }
 }
+
+#[test]
+fn a_client_that_closes_before_initializing_ends_the_server_cleanly() {
+    // Started and closed before `initialize` (a client probing the server, or changing its mind): exit status
+    // 1, "MCP session did not start: connection closed", where closing after it exits 0.
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_records(dir.path());
+    let client = Client::start(&["--records", file.as_str(), "--now", "2025-10-04T00:00:00Z", "mcp"]);
+    assert_eq!(client.finish(), 0);
+}

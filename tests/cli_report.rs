@@ -233,6 +233,29 @@ fn output_to_dev_stdout_appends_where_stdout_goes() {
 }
 
 #[test]
+fn output_to_dev_stdout_whose_reader_has_gone_is_no_error() {
+    // `report -o /dev/stdout | head -c 100`: the closed pipe made exit status 1 ("cannot write /dev/stdout:
+    // Broken pipe"), where `-o -` exits 0.
+    let home = tempfile::tempdir().unwrap();
+    let fixture = cli_support::fixture("claude_code");
+    for target in ["/dev/stdout", "-"] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tokenmeter"));
+        cli_support::clean_env(&mut cmd, home.path());
+        let out = cmd
+            .args(["-q", "--claude-code", &fixture, "--now", cli_support::NOW, "report", "--format", "json"])
+            .args(["-o", target])
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && stderr.is_empty(), "-o {target}: {:?} {stderr}", out.status);
+    }
+}
+
+#[test]
 fn unpriced_calls_are_marked_in_every_cost_column() {
     // claude-fable-9 has no price: a row holding its call never reads as a plain dollar amount.
     let md = cc(&["report", "--type", "detailed"]).ok().to_owned();

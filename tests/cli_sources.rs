@@ -359,6 +359,9 @@ fn bad_paths_exit_1_bad_combinations_exit_2() {
     // A single file that is not a transcript is a mistake to name, not a transcript of unreadable lines.
     let toml = fixture("claude_code/budgets.toml");
     run(&[&format!("--claude-code={toml}"), "summary"]).fails(2, &format!("--claude-code {toml}: not a Claude Code"));
+    // A pipe or device (`--claude-code /dev/stdin` from a pipe) was walked as a folder: "Not a directory".
+    run(&["--claude-code", "/dev/null", "summary"]).fails(2, "--claude-code /dev/null: a pipe or device");
+    run(&["--records", "-", "summary"]).fails(2, "--records -: standard input is not read");
     run(&["--journal", "/nonexistent/journal", "summary"]).fails(1, "does not exist");
     run(&["--records", "/nonexistent/records.jsonl", "summary"]).fails(1, "no such file");
     run(&["--records", empty.path().to_str().unwrap(), "summary"]).fails(1, "is a directory");
@@ -811,5 +814,32 @@ fn no_transcripts_found_says_which_folders_could_not_be_read() {
              {}/-home-dev-app: {reason}",
             projects.display()
         ),
+    );
+}
+
+#[test]
+fn a_journal_given_to_claude_code_is_an_error_not_an_empty_report() {
+    // Its lines are whole JSON objects with no usage line among them: read as transcripts, a $0 report, exit 0.
+    let journal = tempfile::tempdir().unwrap();
+    assert!(write_journal(journal.path()) > 0);
+    let dir = journal.path().to_str().unwrap();
+    run(&["--claude-code", dir, "summary"]).fails(1, "holds tokenmeter journal lines, not a Claude Code transcript");
+    let file = std::fs::read_dir(journal.path()).unwrap().next().unwrap().unwrap().path();
+    run(&["--claude-code", file.to_str().unwrap(), "summary"]).fails(1, "read it with --journal DIR");
+    // Other JSON lines without a transcript's `type`: an error too.
+    let other = tempfile::tempdir().unwrap();
+    std::fs::write(other.path().join("x.jsonl"), "{\"a\": 1}\n{\"b\": 2}\n").unwrap();
+    run(&["--claude-code", other.path().to_str().unwrap(), "summary"])
+        .fails(1, "none of the lines read is a Claude Code transcript line");
+    // A session with no answer yet (a user line only) is a transcript: an empty report.
+    let waiting = Transcript::new(&[serde_json::json!({
+        "type": "user", "timestamp": "2026-03-14T10:00:00Z", "sessionId": "sess-1", "message": {"role": "user"}
+    })
+    .to_string()]);
+    let out = waiting.run(&["summary", "--format", "json"]).json();
+    assert_eq!(
+        (out["summary"]["calls"].as_u64(), out["source"]["transcripts"]["lines"].as_u64()),
+        (Some(0), Some(1)),
+        "{out}"
     );
 }

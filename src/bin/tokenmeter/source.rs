@@ -641,6 +641,15 @@ fn load_claude_code(dir: &Path, ctx: &Context) -> CliResult<Source> {
         missing.extend(bare.into_iter().map(|p| left_out(p, "no projects/ folder")));
         found
     } else {
+        // A pipe or a device (`--claude-code /dev/stdin`, `<(cat s.jsonl)`) was walked as a folder: "Not a
+        // directory".
+        if std::fs::metadata(dir).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+            return Err(CliError::usage(format!(
+                "--claude-code {}: a pipe or device, not a file or directory (standard input is not read); give a \
+                 .jsonl file or a directory",
+                dir.display()
+            )));
+        }
         // A single file is read as one transcript only when it is one: anything else would be read line by
         // line and every line skipped, with exit status 0.
         if dir.is_file() && dir.extension().is_none_or(|e| e != "jsonl") {
@@ -685,6 +694,9 @@ fn load_claude_code(dir: &Path, ctx: &Context) -> CliResult<Source> {
         pb.finish_and_clear();
     }
     let mut stats = load.stats;
+    if stats.usage_lines == 0 && stats.lines > stats.bad_lines {
+        not_transcripts(&files)?;
+    }
     stats.unreadable_files.splice(0..0, missing.into_iter().chain(unreadable_dirs));
     let info = SourceInfo {
         kind: SourceKind::ClaudeCode,
@@ -707,6 +719,40 @@ fn load_claude_code(dir: &Path, ctx: &Context) -> CliResult<Source> {
         transcripts: Some(stats),
     };
     Ok(Source { records: load.calls, tasks: Vec::new(), tools: Vec::new(), info, transcript_files: files })
+}
+
+/// Lines were read and not one was an assistant line with usage: an error when the files are not Claude Code
+/// transcripts at all, none of the first lines read having a transcript line's `type` (a tokenmeter journal or
+/// records file given to `--claude-code` made a $0 report, exit status 0). A transcript whose session has no
+/// answer yet (user lines only) still makes an empty report.
+fn not_transcripts(files: &[TranscriptFile]) -> CliResult<()> {
+    const FILES: usize = 20;
+    const LINES: usize = 5;
+    let mut journal_like = None;
+    for file in files.iter().take(FILES) {
+        let Ok(f) = std::fs::File::open(&file.path) else { continue };
+        let lines = std::io::BufReader::new(f).split(b'\n').map_while(Result::ok);
+        for line in lines.filter(|l| l.iter().any(|b| !b.is_ascii_whitespace())).take(LINES) {
+            let Ok(serde_json::Value::Object(object)) = serde_json::from_slice::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if object.get("type").is_some_and(serde_json::Value::is_string) {
+                return Ok(());
+            }
+            if journal_like.is_none() && object.contains_key("v") {
+                journal_like = Some(file.path.clone());
+            }
+        }
+    }
+    let what = match journal_like {
+        Some(path) => format!(
+            "{} holds tokenmeter journal lines, not a Claude Code transcript: read it with --journal DIR (its \
+             folder) or --records FILE",
+            path.display()
+        ),
+        None => "none of the lines read is a Claude Code transcript line (each has a `type`)".to_owned(),
+    };
+    Err(CliError::data(format!("no Claude Code usage found: {what}")))
 }
 
 // === records files and the journal ===
@@ -899,6 +945,9 @@ fn open_file(path: &Path) -> CliResult<std::io::BufReader<std::fs::File>> {
 }
 
 fn load_records_file(path: &Path, ctx: &Context) -> CliResult<Source> {
+    if path == Path::new("-") {
+        return Err(CliError::usage("--records -: standard input is not read; give a file"));
+    }
     if path.is_dir() {
         return Err(CliError::data(format!(
             "{} is a directory: --records takes a file (use --journal DIR for a journal)",

@@ -108,10 +108,13 @@ pub(crate) fn run(source: &SourceArgs, ctx: &Context, args: &McpArgs) -> CliResu
         .build()
         .map_err(|e| CliError::data(format!("cannot start the async runtime: {e}")))?;
     let result = runtime.block_on(async move {
-        let service = server
-            .serve(rmcp::transport::stdio())
-            .await
-            .map_err(|e| CliError::data(format!("MCP session did not start: {e}")))?;
+        let service = match server.serve(rmcp::transport::stdio()).await {
+            Ok(service) => service,
+            // The client closed stdin before the session began (it started the server and changed its mind, or
+            // probed it): a normal end, as closing it later is.
+            Err(rmcp::service::ServerInitializeError::ConnectionClosed(_)) => return Ok(()),
+            Err(e) => return Err(CliError::data(format!("MCP session did not start: {e}"))),
+        };
         service.waiting().await.map_err(|e| CliError::data(format!("MCP session failed: {e}")))?;
         Ok(())
     });

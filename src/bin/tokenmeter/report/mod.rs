@@ -344,7 +344,11 @@ fn replace_file(path: &Path, bytes: &[u8]) -> CliResult {
     use std::io::Write as _;
     let shown = path;
     let fail = |e: std::io::Error| CliError::data(format!("cannot write {}: {e}", shown.display()));
-    let write_into = |mut to: Box<dyn std::io::Write>| to.write_all(bytes).and_then(|()| to.flush()).map_err(fail);
+    // A pipe whose reader has gone (`-o /dev/stdout | head`, `-o >(head -c 10)`) is no error, as with `-o -`.
+    let write_into = |mut to: Box<dyn std::io::Write>| match to.write_all(bytes).and_then(|()| to.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        written => written.map_err(fail),
+    };
     // The process's own standard output or error, whatever it is redirected to: `-o /dev/stdout >> run.log`
     // resolves to `run.log`, a regular file, which the rename below would replace (losing what it held).
     let names = |std: &str, fd: u8| [format!("/dev/{std}"), format!("/dev/fd/{fd}"), format!("/proc/self/fd/{fd}")];
