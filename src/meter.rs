@@ -307,8 +307,35 @@ impl TokenMeterBuilder {
     /// Overrides and adds prices from a TOML file (format in [`crate::pricing`]), merged into the book as it is
     /// now (a later [`with_price_book`](Self::with_price_book) replaces the book, this file's prices included). A
     /// bad file is an error that names the file, the line and the field.
+    ///
+    /// An entry replaces the model's whole price: when the price it replaces had long-context rates or a
+    /// fast-mode multiplier and the entry gives none, a warning says so (those calls are then priced at the
+    /// entry's standard rates), as a `tracing` event and, with no subscriber yet on this thread, on stderr.
     pub fn with_prices_file(mut self, path: impl AsRef<Path>) -> Result<Self, PriceBookError> {
+        let path = path.as_ref();
+        let before = self.prices.clone();
         self.prices.merge_toml_file(path)?;
+        for (id, price) in self.prices.models() {
+            let Some((_, was)) = before.models().find(|(b, _)| *b == id) else { continue };
+            let lost: Vec<&str> = [
+                ("`long_context`", was.long_context.is_some() && price.long_context.is_none()),
+                ("`fast_multiplier`", was.fast_multiplier.is_some() && price.fast_multiplier.is_none()),
+            ]
+            .into_iter()
+            .filter_map(|(what, gone)| gone.then_some(what))
+            .collect();
+            if lost.is_empty() {
+                continue;
+            }
+            let message = format!(
+                "{}: `{id}` replaces a price that had {} and gives none: its calls over 200k prompt tokens or in \
+                 fast mode are priced at the entry's standard rates",
+                path.display(),
+                lost.join(" and ")
+            );
+            tracing::warn!(target: "tokenmeter", "{message}");
+            unheard(|| message);
+        }
         Ok(self)
     }
 
