@@ -445,3 +445,25 @@ fn time_of_day_starts_at_the_first_hour_its_totals_still_hold() {
     assert_eq!(r.hours.iter().map(|h| h.calls).sum::<u64>(), since_01);
     assert_eq!(since_01, 840);
 }
+
+#[test]
+fn rows_by_time_from_the_totals_stop_at_the_windows_end() {
+    // A window from days back (day buckets: the rows come from the hourly totals) to 14:10 today, inside the
+    // minute buckets: the 14:00 row took the whole hour's total, 14:30's call too, which the window's total
+    // (the buckets starting before 14:10) leaves out.
+    let rig = Rig::new(at(2026, 3, 14, 15, 0, 0));
+    for t in [at(2026, 3, 11, 12, 0, 0), at(2026, 3, 14, 14, 5, 0), at(2026, 3, 14, 14, 30, 0)] {
+        rig.add(Call::new(t, SONNET).io(1, 1));
+    }
+    let w = Window::range(at(2026, 3, 11, 0, 0, 0), at(2026, 3, 14, 14, 10, 0));
+    assert_eq!(rig.ledger.query(&Query::new(w)).unwrap().totals.calls, 2);
+    for grain in [TimeGrain::Hour, TimeGrain::Day] {
+        let r = rig.ledger.query(&Query::new(w).group_by(GroupBy::Time(grain))).unwrap();
+        assert_eq!(r.groups.iter().map(|g| g.calls).sum::<u64>(), 2, "{grain:?}: {:?}", r.groups);
+        assert_eq!(r.totals.calls, 2, "{grain:?}");
+    }
+    // A summary to 12:00, an hour bucket's start: the day's row held 13:00's call.
+    let summary = rig.ledger.usage_summary(Window::range(at(2026, 1, 1, 0, 0, 0), at(2026, 3, 14, 12, 0, 0))).unwrap();
+    let points: u64 = summary.time_series.points.iter().map(|p| p.calls).sum();
+    assert_eq!((summary.calls, points), (1, 1), "{:?}", summary.time_series.points);
+}

@@ -1001,19 +1001,30 @@ impl Selection {
                 }
             }
         } else if *self == Selection::All {
-            let source = if grain == TimeGrain::Hour {
+            let (source, period) = if grain == TimeGrain::Hour {
                 if from < store.hourly_from(now) {
                     return Err(QueryError::ResolutionUnavailable {
                         grain,
                         detail: "hourly totals are kept for 35 days; use a shorter window or a coarser grain".into(),
                     });
                 }
-                &store.hourly
+                (&store.hourly, Grain::Hour)
             } else {
-                &store.daily
+                (&store.daily, Grain::Day)
             };
+            // The hour or day `to` falls inside, where the buckets there start at or after its start: taken from
+            // those buckets (the ones starting before `to`, as the window's total takes them). Whole, it counted
+            // the calls after `to` (a window to 14:10 had 14:30's call in its 14:00 row, and not in its total).
+            let last = store.bucket_start(to.saturating_sub(1), now);
             for (k, a) in source.range(from..to.max(from)) {
-                points.entry(calendar::grain_start(tz, g, *k)).or_default().merge(a);
+                let point = points.entry(calendar::grain_start(tz, g, *k)).or_default();
+                if calendar::grain_end(tz, period, *k) > to && last >= *k {
+                    for b in store.buckets(*k, to) {
+                        point.merge(&self.agg(b));
+                    }
+                } else {
+                    point.merge(a);
+                }
             }
         } else {
             return Err(QueryError::ResolutionUnavailable {
