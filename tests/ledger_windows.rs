@@ -467,3 +467,18 @@ fn rows_by_time_from_the_totals_stop_at_the_windows_end() {
     let points: u64 = summary.time_series.points.iter().map(|p| p.calls).sum();
     assert_eq!((summary.calls, points), (1, 1), "{:?}", summary.time_series.points);
 }
+
+#[test]
+fn a_none_row_is_sorted_with_the_others() {
+    // Most of the spend has no session: the `(none)` row, added after the rows were sorted, came last though
+    // it cost the most (rows are by cost, then calls).
+    let now = at(2026, 3, 14, 10, 30, 0);
+    let rig = Rig::new(now);
+    rig.add(Call::new(now - mins(5), SONNET).io(100, 10).session("s1"));
+    rig.add(Call::new(now - mins(4), SONNET).io(10_000, 1_000));
+    rig.add(Call::new(now - mins(3), SONNET).io(200, 20).session("s2"));
+    let r =
+        rig.ledger.query(&Query::new(Window::Last24Hours).group_by(GroupBy::Dimension(Dimension::Session))).unwrap();
+    let keys: Vec<&str> = r.groups.iter().map(|g| g.key.as_str()).collect();
+    assert_eq!(keys, ["(none)", "s2", "s1"]);
+}

@@ -1229,13 +1229,14 @@ impl Ledger {
                 None => Vec::new(),
                 Some(GroupBy::Dimension(d)) => {
                     let mut rows = sel.grouped(store, from, to, d)?;
-                    sort_rows(&mut rows);
                     // Sessions and users are kept in their own maps, which hold only the calls that have one:
                     // the rest is a `(none)` row (for one session's projects, an `(other)` row), so that the
-                    // rows add up to the total.
+                    // rows add up to the total. Sorted with the others (added after the sort, the costliest row
+                    // could come last).
                     if let Some(label) = sel.rest_label(d) {
                         add_rest(&mut rows, &total, label);
                     }
+                    sort_rows(&mut rows);
                     rows.iter().map(|(k, a)| GroupRow::of(k.clone(), &a.core, &total.core)).collect()
                 }
                 Some(GroupBy::Time(g)) => {
