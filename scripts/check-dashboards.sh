@@ -11,12 +11,12 @@ if [ "${1:-}" = "--require-prometheus" ]; then
     # From scripts/e2e.sh: the stack is meant to be up, and a Prometheus that is not must fail the run rather than
     # skip the queries' data check.
     shift
-    curl -fsS "$PROM_URL/-/ready" >/dev/null || {
+    curl -fsS --max-time 5 "$PROM_URL/-/ready" >/dev/null || {
         echo "[check-dashboards] Prometheus is not up at $PROM_URL, and --require-prometheus was given" >&2
         exit 1
     }
 fi
-if curl -fsS "$PROM_URL/-/ready" >/dev/null 2>&1; then
+if curl -fsS --max-time 5 "$PROM_URL/-/ready" >/dev/null 2>&1; then
     # Every query sets a 1m min step, so `$__rate_interval` is 4m, as Grafana would send it: the e2e suites'
     # meters have shut down by now, and that window still holds two of their samples.
     args+=(--prometheus "$PROM_URL")

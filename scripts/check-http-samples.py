@@ -17,6 +17,7 @@ import difflib
 import json
 import os
 import re
+import selectors
 import subprocess
 import sys
 
@@ -66,6 +67,13 @@ def write_back(path, line, expected, got):
     open(full, "w", encoding="utf-8").write("\n".join(lines))
 
 
+def selectors_ready(stream, seconds):
+    """Whether `stream` has something to read (or its end) within `seconds`."""
+    with selectors.DefaultSelector() as sel:
+        sel.register(stream, selectors.EVENT_READ)
+        return bool(sel.select(timeout=seconds))
+
+
 def main():
     args = sys.argv[1:]
     write = "--write" in args
@@ -89,6 +97,9 @@ def main():
         [server_bin, "0", "s3cret", "acme-s3cret"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
     )
     try:
+        # Its first line is its address; a server that never prints it fails the check instead of hanging it.
+        if not selectors_ready(server.stdout, 60):
+            sys.exit("the example server printed no address within 60 s")
         base = server.stdout.readline().strip()
         if not base.startswith("http://127.0.0.1:"):
             sys.exit(f"the example server printed {base!r} instead of its address")

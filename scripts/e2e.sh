@@ -8,9 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # A stack already running before (`./scripts/otlp-stack.sh start`, as the quickstart suggests) is the user's:
-# used, and left running.
+# used, and left running. One this script started (its marker still there: a run killed with SIGKILL, whose
+# trap never ran) is not: stopped at the end as if this run had started it.
+owned=.tools/otlp-stack/run/started-by-e2e
 already_running=0
-if ./scripts/otlp-stack.sh status >/dev/null 2>&1; then
+if ./scripts/otlp-stack.sh status >/dev/null 2>&1 && [ ! -e "$owned" ]; then
     already_running=1
 fi
 
@@ -18,10 +20,11 @@ stop_stack() {
     local rc=$?
     if [ "${TOKENMETER_E2E_KEEP_STACK:-0}" = 1 ]; then
         echo "[e2e] leaving the stack running (scripts/otlp-stack.sh stop to stop it)" >&2
+        rm -f "$owned"
     elif [ "$already_running" = 1 ]; then
         echo "[e2e] leaving the stack running: it was running before" >&2
     else
-        ./scripts/otlp-stack.sh stop || true
+        ./scripts/otlp-stack.sh stop && rm -f "$owned" || true
     fi
     if [ "$rc" -ne 0 ]; then
         echo "[e2e] failed (exit $rc); stack logs are in .tools/logs/" >&2
@@ -32,6 +35,10 @@ trap stop_stack EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+if [ "$already_running" = 0 ]; then
+    mkdir -p "$(dirname "$owned")"
+    : >"$owned"
+fi
 ./scripts/otlp-stack.sh start
 
 suites=()

@@ -187,8 +187,8 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 ready() {
     case "$1" in
-    prometheus) curl -fsS "http://127.0.0.1:$PROM_PORT/-/ready" >/dev/null 2>&1 ;;
-    vmagent) curl -fsS "http://127.0.0.1:$VMAGENT_PORT/health" >/dev/null 2>&1 ;;
+    prometheus) curl -fsS --max-time 5 "http://127.0.0.1:$PROM_PORT/-/ready" >/dev/null 2>&1 ;;
+    vmagent) curl -fsS --max-time 5 "http://127.0.0.1:$VMAGENT_PORT/health" >/dev/null 2>&1 ;;
     rotel) port_open "$GRPC_PORT" && port_open "$HTTP_PORT" ;;
     esac
 }

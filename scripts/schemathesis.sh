@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 VENV=.tools/venv
 if [ ! -x "$VENV/bin/schemathesis" ]; then
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet --upgrade pip
+    "$VENV/bin/pip" install --quiet -c scripts/python-constraints.txt --upgrade pip
     "$VENV/bin/pip" install --quiet -c scripts/python-constraints.txt schemathesis
 fi
 

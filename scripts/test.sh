@@ -8,6 +8,13 @@ cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-always}"
 export RUSTFLAGS="${RUSTFLAGS:-}"
+# Every check, whatever the caller's shell holds: these would skip tests (TOKENMETER_SKIP_PTY), fuzz less
+# (SCHEMATHESIS_EXAMPLES), leave the OTLP stack running (TOKENMETER_E2E_KEEP_STACK), check with other tools
+# (PROMTOOL, TOKENMETER_GRAFANA_SCHEMA) or fail pip's project-local installs (PIP_REQUIRE_VIRTUALENV), and "all
+# checks passed" would not mean all of them. The servers the checks start are local: never through a proxy.
+unset TOKENMETER_SKIP_PTY SCHEMATHESIS_EXAMPLES TOKENMETER_E2E_KEEP_STACK PROMTOOL TOKENMETER_GRAFANA_SCHEMA \
+    PIP_REQUIRE_VIRTUALENV
+export no_proxy="127.0.0.1,localhost${no_proxy:+,$no_proxy}" NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}"
 # A clean clone (CI) gains nothing from incremental compilation and it takes ~2 GB of target/.
 if [ "${CI:-}" = true ]; then
     export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
