@@ -95,6 +95,20 @@ fn a_narrow_terminal_wraps_names_and_headers_never_figures() {
         for figure in ["6,298", "2,407", "205,100", "14,500", "6,000", "234,305", "$0.3715"] {
             assert!(total.contains(&format!(" {figure} ")), "{cols} columns, {figure} cut:\n{text}");
         }
+        // Words too, up to 16 characters: the header read `outpu` over `t`, and the cost `+ unpri` over `ced`.
+        assert!(text.contains(" output ") && text.contains(" unpriced "), "{cols} columns:\n{text}");
+    }
+    // A session's calls: the model column was two characters wide, its ids ran down 13 lines each (91 lines for
+    // 6 calls), and `agent` down the header.
+    let Some((code, text)) =
+        on_pty(80, &["-q", "--claude-code", &dir, "--now", NOW, "show", "sess-alpha-1", "--include-cache"])
+    else {
+        return;
+    };
+    assert_eq!(code, 0, "{text}");
+    assert!(text.lines().count() < 40, "{text}");
+    for word in [" agent ", " subagent ", " <synthetic> ", " claude-haiku-4-5"] {
+        assert!(text.contains(word), "{word} cut:\n{text}");
     }
 }
 

@@ -335,27 +335,60 @@ fn is_figure(word: &str) -> bool {
         && word.chars().all(|c| c.is_ascii_digit() || ",.$%+-−:()x/~<>=".contains(c))
 }
 
-/// Fitted to a narrow terminal, a dynamic table wrapped every column, figures included: `234,305` read
-/// `234,30` over `5`, and `$0.3715 + unpriced` `$0.371` over `5 +`. Each column is kept at least as wide as the
-/// widest figure in it (a header, a name, the words after an amount may still wrap); the names give up the width.
+/// Words longer than this may break inside a column fitted to a narrow terminal (a dated model id such as
+/// `claude-sonnet-4-5-20250929`); shorter ones, headers' included, are kept whole.
+const WHOLE_WORD: usize = 16;
+
+/// Fitted to a narrow terminal, a dynamic table wrapped every column, figures and words included: `234,305`
+/// read `234,30` over `5`, `$0.3715 + unpriced` `$0.371` over `5 +`, a header `outpu` over `t`, and a model id
+/// ran down a column two characters wide. Each column is kept at least as wide as the widest figure in it and
+/// its longest word (up to [`WHOLE_WORD`] characters), header included: it wraps between words; the table may
+/// come out wider than the terminal.
 fn keep_figures_whole(table: &mut Table) {
+    // A table that fits as it is gets no bounds: comfy-table fixes a column at its lower bound whenever that is
+    // more than the average width left, so a model id column bounded at 16 wrapped in a table that fitted.
+    let Some(limit) = table.width() else { return };
+    let mut natural: Vec<usize> = Vec::new();
+    for row in table.header().into_iter().chain(table.row_iter()) {
+        for (i, cell) in row.cell_iter().enumerate() {
+            if natural.len() <= i {
+                natural.resize(i + 1, 0);
+            }
+            let w = plain(&cell.content()).lines().map(|l| l.chars().count()).max().unwrap_or(0);
+            natural[i] = natural[i].max(w);
+        }
+    }
+    let padding: usize =
+        (0..natural.len()).filter_map(|i| table.column(i)).map(|c| usize::from(c.padding_width())).sum();
+    if natural.iter().sum::<usize>() + padding + natural.len() + 1 <= usize::from(limit) {
+        return;
+    }
     let mut widest: Vec<usize> = Vec::new();
+    let mut widen = |i: usize, w: usize| {
+        if widest.len() <= i {
+            widest.resize(i + 1, 0);
+        }
+        widest[i] = widest[i].max(w);
+    };
+    let words = |text: &str| text.split_whitespace().map(|w| w.chars().count().min(WHOLE_WORD)).max().unwrap_or(0);
+    if let Some(header) = table.header() {
+        for (i, cell) in header.cell_iter().enumerate() {
+            widen(i, words(&plain(&cell.content())));
+        }
+    }
     for row in table.row_iter() {
         for (i, cell) in row.cell_iter().enumerate() {
-            if widest.len() <= i {
-                widest.resize(i + 1, 0);
-            }
             let text = plain(&cell.content());
             // A cell of figures alone (a date and a time, `10-01 12:30:00 (-04:00)`) is kept whole; in a cell with
-            // words, each figure.
+            // words, each figure and word.
             let whole = text.split_whitespace().all(is_figure);
             let figures = text.split_whitespace().filter(|w| is_figure(w)).map(|w| w.chars().count());
             let w = if whole {
                 text.lines().map(|l| l.chars().count()).max().unwrap_or(0)
             } else {
-                figures.max().unwrap_or(0)
+                figures.max().unwrap_or(0).max(words(&text))
             };
-            widest[i] = widest[i].max(w);
+            widen(i, w);
         }
     }
     for (i, w) in widest.into_iter().enumerate() {
