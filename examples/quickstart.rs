@@ -36,6 +36,9 @@ impl Rng {
     }
 }
 
+/// The `all-monthly` budget's limit, which the forecast is also read against.
+const MONTHLY_LIMIT_USD: f64 = 8.0;
+
 fn main() {
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 2, 8, 0, 0).unwrap());
     // Two budgets: a monthly spend warning over everything, and a daily hard stop for the code-review agent.
@@ -44,7 +47,7 @@ fn main() {
     let builder = TokenMeter::builder()
         .with_clock(clock.clone())
         .with_budget(
-            Budget::new("all-monthly", BudgetLimit::usd(8.0).expect("a valid limit"))
+            Budget::new("all-monthly", BudgetLimit::usd(MONTHLY_LIMIT_USD).expect("a valid limit"))
                 .with_scope(BudgetScope::everything())
                 .with_period(BudgetPeriod::Month),
         )
@@ -145,7 +148,8 @@ fn print_analytics(meter: &TokenMeter) {
     let (eff, cache, forecast) = match (
         meter.efficiency_report(window, Dimension::Agent),
         meter.cache_report(window),
-        meter.forecast(7, Some(50.0)),
+        // Against the monthly budget's limit: when this month's spend would reach it.
+        meter.forecast(7, Some(MONTHLY_LIMIT_USD)),
     ) {
         (Ok(e), Ok(c), Ok(f)) => (e, c, f),
         (e, c, f) => {
@@ -170,8 +174,8 @@ fn print_analytics(meter: &TokenMeter) {
         "agent",
         "calls",
         "input",
-        "cache write",
         "cache read",
+        "cache write",
         "output",
         "cost",
         "score",
@@ -181,8 +185,8 @@ fn print_analytics(meter: &TokenMeter) {
             Cell::new(&b.category),
             num(b.calls),
             num(b.input_tokens),
-            num(b.cache_creation_tokens),
             num(b.cache_read_tokens),
+            num(b.cache_creation_tokens),
             num(b.output_tokens),
             Cell::new(match b.unpriced_calls {
                 // The exact figure, rounded as the model table above rounds it.
@@ -210,7 +214,8 @@ fn print_analytics(meter: &TokenMeter) {
     );
     println!("\nTop suggestions");
     for (i, x) in eff.optimization_suggestions.iter().take(3).enumerate() {
-        println!("  {}. save ${:.4} [{:?}] {}", i + 1, x.potential_savings, x.impact, x.description);
+        let impact = format!("{:?}", x.impact).to_lowercase();
+        println!("  {}. save ${:.4} [{impact}] {}", i + 1, x.potential_savings, x.description);
     }
     // Two month-end figures appear below: this one (the forecast's rate) and each budget's `projected` (its
     // spend so far at its pace since the period began). They differ when the traffic did not run all period.
@@ -221,14 +226,17 @@ fn print_analytics(meter: &TokenMeter) {
         _ => format!("trend over the last {} full days", forecast.history_days),
     };
     println!(
-        "\nForecast ({:?}, {basis}): ${:.2}/day; this month ${:.2} so far, ${:.2} projected",
-        forecast.trend, forecast.daily_average_usd, forecast.month_to_date_usd, forecast.projected_month_total_usd
+        "\nForecast (trend {}, {basis}): ${:.2}/day; this month ${:.2} so far, ${:.2} projected",
+        format!("{:?}", forecast.trend).to_lowercase(),
+        forecast.daily_average_usd,
+        forecast.month_to_date_usd,
+        forecast.projected_month_total_usd
     );
     for d in &forecast.days {
         println!("  {}  ${:.2}  (${:.2} to ${:.2})", d.date, d.cost_usd, d.lower_usd, d.upper_usd);
     }
     if let Some(day) = forecast.limit.as_ref().and_then(|l| l.reached_on) {
-        println!("  a $50 monthly limit would be reached on {day}");
+        println!("  at this rate the all-monthly budget's ${MONTHLY_LIMIT_USD:.2} would be reached on {day}");
     }
     println!(
         "  (the forecast runs this morning's rate on for every day left; the budgets' `projected` below spreads \

@@ -208,15 +208,15 @@ pub(crate) fn optimize_table(
 
     if !r.breakdowns.is_empty() {
         let mut t =
-            style.table([r.group_by.name(), "calls", "input", "output", "cache write", "cache read", "cost", "score"]);
+            style.table([r.group_by.name(), "calls", "input", "output", "cache read", "cache write", "cost", "score"]);
         for b in &r.breakdowns {
             t.add_row(vec![
                 b.category.clone().into(),
                 num(int(b.calls)),
                 num(int(b.input_tokens)),
                 num(int(b.output_tokens)),
-                num(int(b.cache_creation_tokens)),
                 num(int(b.cache_read_tokens)),
+                num(int(b.cache_creation_tokens)),
                 num(share_cost(b.cost_usd, b.calls, b.unpriced_calls)),
                 // A row without metered calls has nothing to score (its 100 is a placeholder).
                 if b.metered_calls > 0 { band_cell(format!("{:.1}", b.efficiency_score), b.band) } else { num("-") },
