@@ -4,7 +4,7 @@
 
 mod cli_support;
 
-use cli_support::{NOW, Records, Transcript, fixture, run, run_env, usage_line, write_journal};
+use cli_support::{NOW, Records, Transcript, cc, fixture, run, run_env, usage_line, write_journal};
 
 /// The reasons of the skipped lines the JSON output lists.
 fn skipped_reasons(out: &cli_support::Run) -> Vec<String> {
@@ -842,4 +842,46 @@ fn a_journal_given_to_claude_code_is_an_error_not_an_empty_report() {
         (Some(0), Some(1)),
         "{out}"
     );
+}
+
+#[test]
+fn a_newcomers_slips_get_errors_that_say_what_to_do() {
+    let cc_dir = fixture("claude_code");
+    // `optimize --group-by day`: the list of dimensions named `tool`, which the flag then refuses.
+    let r = cc(&["optimize", "--group-by", "day"]);
+    r.fails(2, "unknown dimension `day` to score by: give session, project");
+    assert!(!r.stderr.contains("tool,"), "{}", r.stderr);
+    // A date of the right shape that is no day: not "not a date (YYYY-MM-DD)".
+    cc(&["summary", "--since", "2025-13-01"]).fails(2, "`2025-13-01` is no day of the calendar");
+    cc(&["summary", "--since", "20250230"]).fails(2, "is no day of the calendar");
+    // A transcript given as records: serde's "missing field" four times, and no word of --claude-code.
+    let transcript = format!("{cc_dir}/projects/-home-dev-beta/sess-beta-1.jsonl");
+    run(&["--records", &transcript, "--now", NOW, "summary"]).fails(1, "read them with --claude-code");
+    // A Claude Code directory given as the journal: an empty report, and a note that says where it goes.
+    let r = run(&["--journal", &cc_dir, "--now", NOW, "summary"]);
+    r.ok();
+    assert!(r.stderr.contains(&format!("give --claude-code {cc_dir}")), "{}", r.stderr);
+    // A report written to a file whose extension names no format: markdown, said.
+    let dir = tempfile::tempdir().unwrap();
+    let pdf = dir.path().join("r.pdf");
+    let r = cc(&["report", "-o", pdf.to_str().unwrap()]);
+    r.ok();
+    assert!(r.stderr.contains("writing markdown to") && r.stderr.contains("`.pdf` names no format"), "{}", r.stderr);
+}
+
+#[test]
+fn a_budget_on_a_value_no_call_has_is_warned_about() {
+    // `project = "-home-dev-zzz"` (misspelt): $0.00, 0.0%, without a word.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("budgets.toml");
+    std::fs::write(
+        &file,
+        "[budgets.beta]\nlimit_usd = 1\nscope = { project = \"-home-dev-zzz\" }\n\n\
+         [budgets.alpha]\nlimit_usd = 1\nscope = { project = \"-home-dev-alpha\" }\n",
+    )
+    .unwrap();
+    let r = cc(&["budget", "--file", file.to_str().unwrap()]);
+    r.ok();
+    assert!(r.stderr.contains("budget `beta`: no call in the source has project=-home-dev-zzz"), "{}", r.stderr);
+    assert!(!r.stderr.contains("budget `alpha`"), "{}", r.stderr);
 }

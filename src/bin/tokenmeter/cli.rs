@@ -360,6 +360,15 @@ fn parse_bound(s: &str) -> Result<Bound, String> {
             .all(|d| d.and_then(|d| d.and_hms_opt(0, 0, 0)).is_some_and(|t| representable(t.and_utc())));
         return if ok { Ok(Bound::Date(d)) } else { Err(out_of_range()) };
     }
+    // Written as a date and no such day (`2025-13-01`, `2025-02-30`): said so, not that it is not YYYY-MM-DD.
+    let shaped = |pattern: &[bool]| {
+        s.len() == pattern.len() && s.bytes().zip(pattern).all(|(b, &digit)| b.is_ascii_digit() == digit)
+    };
+    let (d, h) = (true, false);
+    if shaped(&[d, d, d, d, h, d, d, h, d, d]) && s.as_bytes()[4] == b'-' && s.as_bytes()[7] == b'-' || shaped(&[d; 8])
+    {
+        return Err(format!("`{s}` is no day of the calendar: check its month (01-12) and day"));
+    }
     let t = DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|_| format!("`{s}` is not a date (YYYY-MM-DD) or an RFC 3339 time (2025-10-01T12:00:00Z)"))?;
@@ -378,7 +387,9 @@ fn parse_period(s: &str) -> Result<Window, String> {
 fn parse_group_by(s: &str) -> Result<GroupBy, String> {
     let g: GroupBy = s.parse().map_err(|e: tokenmeter::ledger::QueryError| e.to_string())?;
     if g == GroupBy::Dimension(Dimension::Tool) {
-        return Err("grouping by tool is not supported here: call records carry no tool executions".into());
+        return Err("grouping by tool is not supported here: the rows are calls, and tools are no dimension of a \
+                    call (`show SESSION --include-tools` lists a session's tool executions)"
+            .into());
     }
     Ok(g)
 }
@@ -397,12 +408,12 @@ fn parse_filter(s: &str) -> Result<Filter, String> {
 
 /// `optimize --group-by`: what the efficiency breakdown can group by (tools carry no tokens).
 fn parse_score_dimension(s: &str) -> Result<Dimension, String> {
-    match parse_dimension(s)? {
-        Dimension::Tool => Err(format!(
-            "`{s}`: tool executions carry no tokens to score: give session, project, model, agent, operation, \
-             provider, task, user or tenant"
-        )),
-        d => Ok(d),
+    const SCORED: &str = "give session, project, model, agent, operation, provider, task, user or tenant";
+    match parse_dimension(s) {
+        Ok(Dimension::Tool) => Err(format!("`{s}`: tool executions carry no tokens to score: {SCORED}")),
+        Ok(d) => Ok(d),
+        // The library's list names `tool` too, which this flag refuses.
+        Err(_) => Err(format!("unknown dimension `{s}` to score by: {SCORED}")),
     }
 }
 

@@ -434,7 +434,15 @@ impl Source {
                     1 => "the 1 line read was unreadable".to_owned(),
                     n => format!("all {n} lines read were unreadable"),
                 };
-                return Err(CliError::data(format!("no readable records in {}: {lines}", paths.join(", "))));
+                // Claude Code transcript lines given as records or a journal: say where they go.
+                let hint = if source.info.kind != SourceKind::ClaudeCode
+                    && source.info.skipped.iter().any(|s| transcript_line_at(&s.path, s.line))
+                {
+                    " (they are Claude Code transcript lines: read them with --claude-code)"
+                } else {
+                    ""
+                };
+                return Err(CliError::data(format!("no readable records in {}: {lines}{hint}", paths.join(", "))));
             }
             let others = read - skipped;
             ctx.note(&format!(
@@ -755,6 +763,20 @@ fn not_transcripts(files: &[TranscriptFile]) -> CliResult<()> {
     Err(CliError::data(format!("no Claude Code usage found: {what}")))
 }
 
+/// Whether line `line` (1-based) of `path` is a Claude Code transcript line: a JSON object with a string `type`
+/// and a `sessionId`.
+fn transcript_line_at(path: &Path, line: u64) -> bool {
+    let Ok(f) = std::fs::File::open(path) else { return false };
+    let Some(Ok(text)) = std::io::BufReader::new(f).split(b'\n').nth(line.saturating_sub(1) as usize) else {
+        return false;
+    };
+    matches!(
+        serde_json::from_slice::<serde_json::Value>(&text),
+        Ok(serde_json::Value::Object(o)) if o.get("type").is_some_and(serde_json::Value::is_string)
+            && o.contains_key("sessionId")
+    )
+}
+
 // === records files and the journal ===
 
 /// A journal line: `{"v":1,"call":{…}}`.
@@ -1046,6 +1068,13 @@ fn load_journal(dir: &Path, ctx: &Context, since: Option<NaiveDate>) -> CliResul
             Some(day) => {
                 ctx.note(&format!("tokenmeter: note: the journal {} holds no records since {day}", dir.display()))
             }
+            // A Claude Code directory (`~/.claude`, with its `projects/`) given as the journal.
+            None if dir.join("projects").is_dir() => ctx.note(&format!(
+                "tokenmeter: note: the journal {} holds no records; it has a projects/ folder: for Claude Code \
+                 transcripts, give --claude-code {}",
+                dir.display(),
+                dir.display()
+            )),
             None => ctx.note(&format!("tokenmeter: note: the journal {} holds no records yet", dir.display())),
         }
     }

@@ -94,19 +94,27 @@ pub(crate) fn evaluate(
         for b in budgets {
             // A budget on a dimension of the application's own (`with_dimension` there) reads it from the
             // records; one that no record carries is most likely misspelt.
-            if let tokenmeter::budget::BudgetScope::Dimension { name, .. } = b.scope()
-                && !tokenmeter::capture::fields::BUILTIN_DIMENSIONS.contains(&name.as_ref())
-            {
-                if !records.iter().any(|r| r.dimensions.extra.iter().any(|(k, _)| k == name)) {
+            let own = |name: &str| !tokenmeter::capture::fields::BUILTIN_DIMENSIONS.contains(&name);
+            if let tokenmeter::budget::BudgetScope::Dimension { name, value } = b.scope() {
+                let at = b.scope_written_at().map(|at| format!("{at}: ")).unwrap_or_default();
+                if own(name) && !records.iter().any(|r| r.dimensions.extra.iter().any(|(k, _)| k == name)) {
                     ctx.note(&format!(
-                        "tokenmeter: warning: {}budget `{}`: no call in the source has the dimension `{name}` \
+                        "tokenmeter: warning: {at}budget `{}`: no call in the source has the dimension `{name}` \
                          (dimensions: {})",
-                        b.scope_written_at().map(|at| format!("{at}: ")).unwrap_or_default(),
                         b.name(),
                         tokenmeter::capture::fields::BUILTIN_DIMENSIONS.join(", ")
                     ));
+                } else if !records.iter().any(|r| r.dimensions.get(name) == Some(&**value)) {
+                    // A misspelt value (`-home-dev-zzz`) spent $0.00 without a word, as `compare` does not.
+                    ctx.note(&format!(
+                        "tokenmeter: warning: {at}budget `{}`: no call in the source has {name}={value} (values \
+                         match exactly, case included)",
+                        b.name()
+                    ));
                 }
-                builder = builder.with_dimension(name.to_string());
+                if own(name) {
+                    builder = builder.with_dimension(name.to_string());
+                }
             }
             builder = builder.with_budget(b);
         }

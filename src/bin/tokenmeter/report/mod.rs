@@ -256,6 +256,18 @@ pub(crate) fn run(source: &Source, ctx: &Context, args: &ReportArgs) -> CliResul
             format_name(implied)
         ));
     }
+    // An extension no format has (`r.pdf`): markdown, said, not written there silently.
+    if let Some(path) = args.output.as_deref().filter(|_| !to_stdout && args.format.is_none())
+        && let Some(ext) = path.extension()
+        && format_of_path(path).is_none()
+    {
+        ctx.note(&format!(
+            "tokenmeter: note: writing markdown to {}: `.{}` names no format this command writes (md, csv, json, \
+             xlsx, html; or give --format)",
+            path.display(),
+            ext.to_string_lossy()
+        ));
+    }
     if let Some(path) = args.output.as_deref().filter(|_| !to_stdout)
         && let Some(input) = reads_from(source, path)
     {
