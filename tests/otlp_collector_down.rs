@@ -60,6 +60,11 @@ fn recording_is_unaffected_when_the_collector_is_unreachable() {
         // The final export fails too; shutting down says so and can be repeated (then harmless).
         let first = meter.shutdown().expect_err("the final export has nowhere to go");
         assert!(matches!(first, tokenmeter::ShutdownError::Otlp(OtlpError::Shutdown(_))), "{protocol}: {first:?}");
+        // Why, once: it read "…failed: Operation failed: [InternalFailure(\"Failed to shutdown\")]: Operation
+        // failed: HTTP export failed: network error".
+        let text = first.to_string();
+        assert!(text.contains("the last export failed: ") && !text.contains("Operation failed"), "{text}");
+        assert!(!err.to_string().contains("Operation failed"), "{err}");
         meter.shutdown().expect("a second shutdown is harmless");
         // Recording goes on after shutdown (no longer exported), and a flush says why nothing goes out, without
         // sending anyone to check a collector.

@@ -720,18 +720,20 @@ impl OtlpMetrics {
             Ok(()) => Ok(()),
             // Not the collector's fault: the export was ended on purpose.
             Err(opentelemetry_sdk::error::OTelSdkError::AlreadyShutdown) => Err(OtlpError::ShutDown),
-            Err(e) => Err(OtlpError::Flush(self.with_cause(e.to_string()))),
+            Err(e) => Err(OtlpError::Flush(self.with_cause(&e))),
         }
     }
 
     /// The SDK's flush and shutdown errors say only that they failed; the export's own error says why.
-    fn with_cause(&self, sdk: String) -> String {
+    /// When the export's error is known it is the message; the SDK's own (`[InternalFailure("Failed to
+    /// shutdown")]`) only when it is not.
+    fn with_cause(&self, sdk: &opentelemetry_sdk::error::OTelSdkError) -> String {
         match &self.setup.pipeline {
             Pipeline::Owned(p) => match p.counters.last_error() {
-                Some(cause) => format!("{sdk}: {cause}"),
-                None => sdk,
+                Some(cause) => format!("the last export failed: {cause}"),
+                None => pipeline::sdk_text(sdk),
             },
-            Pipeline::Provided(_) => sdk,
+            Pipeline::Provided(_) => pipeline::sdk_text(sdk),
         }
     }
 
@@ -750,14 +752,14 @@ impl OtlpMetrics {
                 let _ = p.provider.force_flush();
                 match p.provider.shutdown() {
                     Ok(()) | Err(opentelemetry_sdk::error::OTelSdkError::AlreadyShutdown) => Ok(()),
-                    Err(e) => Err(OtlpError::Shutdown(self.with_cause(e.to_string()))),
+                    Err(e) => Err(OtlpError::Shutdown(self.with_cause(&e))),
                 }
             }
             // A provider its owner shut down first has nothing left to flush: not a failure (it read "check that
             // the collector is running").
             Pipeline::Provided(p) => match p.force_flush() {
                 Ok(()) | Err(opentelemetry_sdk::error::OTelSdkError::AlreadyShutdown) => Ok(()),
-                Err(e) => Err(OtlpError::Flush(e.to_string())),
+                Err(e) => Err(OtlpError::Flush(pipeline::sdk_text(&e))),
             },
         }
     }

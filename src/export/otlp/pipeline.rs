@@ -90,6 +90,15 @@ pub(crate) enum ExportLog {
     Recovered { failed: u64 },
 }
 
+/// An SDK error's text without the SDK's framing: `InternalFailure`'s `Display` prefixes "Operation failed: ",
+/// which the messages built on it repeated ("shutting down … failed: Operation failed: …: Operation failed: …").
+pub(crate) fn sdk_text(e: &opentelemetry_sdk::error::OTelSdkError) -> String {
+    match e {
+        opentelemetry_sdk::error::OTelSdkError::InternalFailure(message) => message.clone(),
+        other => other.to_string(),
+    }
+}
+
 impl ExportCounters {
     /// Counts an export's outcome at `now` and says what to log, if anything.
     pub(crate) fn note(
@@ -115,7 +124,7 @@ impl ExportCounters {
             }
             Err(e) => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
-                let error = e.to_string();
+                let error = sdk_text(e);
                 last.error = Some(error.clone());
                 last.failing += 1;
                 let due = last.warned_at.is_none_or(|t| now.saturating_duration_since(t) >= WARN_EVERY);
@@ -509,7 +518,7 @@ mod tests {
         assert_eq!(c.note(3, 9, &failed, t0 + Duration::from_secs(60)), None);
         assert_eq!(c.note(3, 9, &failed, t0 + WARN_EVERY - Duration::from_secs(1)), None);
         assert!(matches!(c.note(3, 9, &failed, t0 + WARN_EVERY), Some(ExportLog::Failed { in_a_row: 4, .. })));
-        assert_eq!(c.last_error().as_deref(), Some("Operation failed: connection refused"));
+        assert_eq!(c.last_error().as_deref(), Some("connection refused"), "without the SDK's \"Operation failed: \"");
         assert_eq!(c.note(3, 9, &Ok(()), t0 + WARN_EVERY), Some(ExportLog::Recovered { failed: 4 }));
         assert_eq!(c.note(3, 9, &Ok(()), t0 + WARN_EVERY), None, "recovered once");
         assert_eq!(c.last_error(), None);
