@@ -85,13 +85,25 @@ impl WriterInfo {
         ] {
             set_label(old, new.as_ref());
         }
-        if d.extra != n.extra {
-            d.extra.clone_from(&n.extra);
-        }
         self.prompt_total = prompt;
         self.write_5m = rec.tokens.cache_write_5m;
         self.write_1h = rec.tokens.cache_write_1h;
         self.counts_write = true;
+    }
+}
+
+/// The dimensions an unread write's row is filed under (`writer_keys`): the built-in ones. A user-named
+/// dimension is no key of the ledger's maps, and kept here it held up to 16 values more in every write pending.
+fn labels_of(d: &Dimensions) -> Dimensions {
+    Dimensions {
+        session: d.session.clone(),
+        user: d.user.clone(),
+        tenant: d.tenant.clone(),
+        project: d.project.clone(),
+        agent: d.agent.clone(),
+        operation: d.operation.clone(),
+        task: d.task.clone(),
+        extra: Vec::new(),
     }
 }
 
@@ -453,7 +465,7 @@ impl Sessions {
                     ts: ts_ns.div_euclid(1_000_000_000),
                     model: model.cloned(),
                     provider: rec.provider.clone(),
-                    dims: rec.dimensions.clone(),
+                    dims: labels_of(&rec.dimensions),
                     service_tier: rec.service_tier.clone(),
                     speed: rec.speed.clone(),
                     prompt_total: prompt,
@@ -722,7 +734,7 @@ pub(in crate::ledger) mod tests {
         assert_eq!((w.model.as_deref(), w.service_tier.as_deref()), (Some("claude-b"), Some("priority")));
         assert_eq!(w.after, right_sized);
         assert_eq!(w.dims.agent.as_deref(), Some("second"));
-        assert_eq!(w.dims.extra, second.dimensions.extra);
+        assert!(w.dims.extra.is_empty(), "no key of the ledger's maps: not kept");
     }
 
     #[test]
