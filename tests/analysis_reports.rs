@@ -1791,3 +1791,20 @@ fn a_session_named_none_is_one_row_with_the_calls_without_a_session() {
     assert_eq!(leaves.iter().map(|n| n.2).sum::<u64>(), 4, "{leaves:?}");
     assert!(leaves.contains(&("x", "(none)", 2)), "{leaves:?}");
 }
+
+#[test]
+fn a_failed_call_in_a_sessions_prefix_chain_leaves_the_write_to_the_next_billed_call() {
+    // 10,000, then 12,000 (failed: no suggestion, no premium paid), then 14,000 tokens, a minute apart, all
+    // uncached. The failed call moved the prefix written so far to 12,000, so the third paid the premium for
+    // 2,000 tokens only and the saving counted a write no call paid for ($0.0309 instead of $0.0219).
+    let rig = Rig::new(t0() + mins(10));
+    let sonnet = "claude-sonnet-4-5";
+    rig.add(Call::new(t0(), sonnet).io(10_000, 10).session("s"));
+    rig.add(Call::new(t0() + mins(1), sonnet).io(12_000, 10).session("s").failed());
+    rig.add(Call::new(t0() + mins(2), sonnet).io(14_000, 10).session("s"));
+    let r = rig.ledger.efficiency_report(Window::Last24Hours, Dimension::Agent).unwrap();
+    let caching = r.optimization_suggestions.iter().find(|s| s.kind == SuggestionType::PromptCaching).unwrap();
+    // 12,000 tokens read instead of input ($2.70 a million less) less writing the 14,000-token prefix once
+    // ($0.75 a million more).
+    assert_eq!(caching.potential_savings_picos.picos(), 12_000 * 2_700_000 - 14_000 * 750_000);
+}

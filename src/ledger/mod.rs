@@ -890,6 +890,7 @@ impl Ledger {
                             .min(inner.config.min_cacheable_tokens.unwrap_or(DEFAULT_MIN_CACHEABLE_TOKENS)),
                         model: model_key,
                         after: billed.as_ref().map(|b| b.2).unwrap_or_default(),
+                        billed: billed.is_some(),
                     },
                     || inner.clock.unix_nanos(),
                 )

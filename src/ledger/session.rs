@@ -267,6 +267,9 @@ pub(crate) struct Observe<'a> {
     pub(crate) model: Option<&'a Arc<str>>,
     /// The rates the call's own suggestions would leave it at (kept with its cache write).
     pub(crate) after: After,
+    /// Whether the call gets suggestions (priced, not failed): only such a call pays the caching suggestion's
+    /// write premium, so only it moves the prefix written so far.
+    pub(crate) billed: bool,
 }
 
 /// What a call's session history says about it.
@@ -341,7 +344,7 @@ impl Sessions {
         how: Observe<'_>,
         now_ns: impl FnOnce() -> i64,
     ) -> SessionFacts {
-        let Observe { ts_ns, reuse_window_ns, min_reusable, min_cacheable, min_missed, model, after } = how;
+        let Observe { ts_ns, reuse_window_ns, min_reusable, min_cacheable, min_missed, model, after, billed } = how;
         let SessionKey { id: session, hash: h } = session;
         let mut facts = SessionFacts::default();
         let stripe = &self.stripes[(h as usize) & (STRIPES - 1)].0;
@@ -442,8 +445,13 @@ impl Sessions {
             // whole); a few uncached tokens after a cached prefix are not worth a suggestion.
             if missed >= min_missed.max(1) && repeated >= min_cacheable {
                 facts.missed = missed;
-                facts.write_delta = prompt.saturating_sub(st.written_upto);
-                st.written_upto = prompt;
+                // A failed or unpriced call pays no premium (it has no caching suggestion): the prefix up to it
+                // is left for the next billed call to write. Moved on here, that call paid only for what came
+                // after, and the saving counted a write no call had paid for.
+                if billed {
+                    facts.write_delta = prompt.saturating_sub(st.written_upto);
+                    st.written_upto = prompt;
+                }
             }
         } else if ts_ns >= st.last_ns {
             st.written_upto = 0;
@@ -576,6 +584,7 @@ pub(in crate::ledger) mod tests {
             min_missed: min_cacheable,
             model: None,
             after: After::default(),
+            billed: true,
         }
     }
 
