@@ -360,7 +360,9 @@ fn keep_figures_whole(table: &mut Table) {
     }
     let padding: usize =
         (0..natural.len()).filter_map(|i| table.column(i)).map(|c| usize::from(c.padding_width())).sum();
-    if natural.iter().sum::<usize>() + padding + natural.len() + 1 <= usize::from(limit) {
+    // The widths, their padding and a border before each column and after the last.
+    let borders = natural.len() + 1;
+    if natural.iter().sum::<usize>() + padding + borders <= usize::from(limit) {
         return;
     }
     let mut widest: Vec<usize> = Vec::new();
