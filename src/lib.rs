@@ -42,7 +42,8 @@
 //! ## Cost model
 //!
 //! Spans and events that carry none of the contract's fields are recognized per callsite and ignored (the layer
-//! never filters: other layers see them as before), so the layer costs them one per-thread hash lookup. An LLM
+//! never filters: other layers see them as before), so the layer costs them one per-thread hash lookup (and a span
+//! lookup at close and a thread-local flag read at each exit). An LLM
 //! call costs one boxed span extension, the record's strings, and one uncontended per-thread-shard lock at
 //! close for capture and pricing; then what is on: the ledger (on by default: a per-thread shard, and a
 //! session stripe's lock for a call in a session), a short lock per matching budget, the OTLP series' shard,

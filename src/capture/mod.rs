@@ -19,7 +19,8 @@
 //! # Implementation details
 //!
 //! - Non-LLM spans and events: one per-thread hash lookup of the callsite's plan when created, and one span
-//!   lookup at close (to find no state). Enter and exit are not implemented, so they cost nothing.
+//!   lookup at close (to find no state). Enter is not implemented; exit reads one thread-local flag (whether a
+//!   usage event's dispatch held a log back, which is written then).
 //!   (A per-layer `Filter` was tried first: `Filtered` looks the span up on every enter, exit, record and
 //!   close to check its filter bit, which cost more than it saved per span. It is offered beside, as
 //!   [`CaptureFilter`] through `TokenMeter::filtered_layer`: it keeps off the callsites other layers' per-layer

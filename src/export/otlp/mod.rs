@@ -4,7 +4,8 @@
 //! OpenTelemetry pipeline: periodic reader, OTLP exporter over gRPC or HTTP/protobuf) or
 //! [`with_meter_provider`](crate::TokenMeterBuilder::with_meter_provider) (your `SdkMeterProvider`, your
 //! exporters). [`TokenMeterBuilder::with_otlp_from_env`](crate::TokenMeterBuilder::with_otlp_from_env) exports
-//! only when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+//! only when `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` is set, and neither
+//! `OTEL_SDK_DISABLED=true` nor an `OTEL_METRICS_EXPORTER` without `otlp` turns it off.
 //!
 //! ```no_run
 //! use std::time::Duration;
