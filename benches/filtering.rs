@@ -8,8 +8,8 @@
 //!   layer, the callsite is on: the span is made, registered, entered, closed and the event dispatched, only for
 //!   the layer to ignore them. With `filtered_layer()` it stays off.
 //! - `non-LLM info span beside fmt(info)`: the same three stacks on a span `fmt` prints.
-//! - `llm_call, filtered_layer() vs layer()`: the LLM call of `benches/capture.rs` (capture + pricing + totals,
-//!   in a session span), with the filter's per-span checks (`Filtered` looks each span up on enter, exit, record
+//! - `llm_call, filtered_layer() vs layer()`: the LLM call of `benches/capture.rs` (a default meter: capture,
+//!   pricing, totals and the ledger; in a session span), with the filter's per-span checks (`Filtered` looks each span up on enter, exit, record
 //!   and close to read its filter bit).
 //!
 //! A callsite's interest is asked of every dispatcher alive when it is registered, so the configurations
