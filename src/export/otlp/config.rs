@@ -352,7 +352,7 @@ impl OtlpConfig {
             headers.push(check_header(k, v)?);
         }
         if let Some((var, raw)) = pick(env::OTEL_EXPORTER_OTLP_METRICS_HEADERS, env::OTEL_EXPORTER_OTLP_HEADERS) {
-            for (k, v) in parse_pairs(var, &raw)? {
+            for (k, v) in parse_pairs(var, &raw, true)? {
                 if !headers.iter().any(|(h, _): &(String, String)| h.eq_ignore_ascii_case(&k)) {
                     headers.push(check_header(&k, &v)?);
                 }
@@ -413,7 +413,7 @@ impl OtlpConfig {
 
         let mut resource = Vec::new();
         if let Some(raw) = get(env::OTEL_RESOURCE_ATTRIBUTES) {
-            resource = parse_pairs(env::OTEL_RESOURCE_ATTRIBUTES, &raw)?;
+            resource = parse_pairs(env::OTEL_RESOURCE_ATTRIBUTES, &raw, false)?;
         }
         for (k, v) in &self.resource {
             if k.trim().is_empty() {
@@ -660,16 +660,32 @@ fn check_header(name: &str, value: &str) -> Result<(String, String), OtlpError> 
 
 /// Parses `k1=v1,k2=v2` with percent-decoded keys and values (the format of the OTLP headers and resource
 /// attribute variables).
-fn parse_pairs(var: &'static str, raw: &str) -> Result<Vec<(String, String)>, OtlpError> {
+///
+/// `secret` for the headers variables: their values are credentials (often set fleet-wide for another vendor),
+/// so an error shows the keys only, each value as `…`, and never quotes the entry at fault (a value cut at an
+/// unencoded comma is the usual one).
+fn parse_pairs(var: &'static str, raw: &str, secret: bool) -> Result<Vec<(String, String)>, OtlpError> {
+    let shown = || {
+        if !secret {
+            return raw.to_owned();
+        }
+        let items = raw.split(',').map(str::trim).filter(|s| !s.is_empty());
+        items
+            .map(|item| item.split_once('=').map_or("…".to_owned(), |(k, _)| format!("{}=…", k.trim())))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
     let mut out: Vec<(String, String)> = Vec::new();
-    for item in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+    for (n, item) in raw.split(',').map(str::trim).filter(|s| !s.is_empty()).enumerate() {
         let Some((k, v)) = item.split_once('=') else {
-            return Err(invalid_env(var, raw, &format!("`{item}` is not of the form key=value")));
+            let what = if secret { format!("entry {} (shown as `…`)", n + 1) } else { format!("`{item}`") };
+            let hint = if secret { " (a value with an unencoded comma? write it as %2C)" } else { "" };
+            return Err(invalid_env(var, &shown(), &format!("{what} is not of the form key=value{hint}")));
         };
-        let k = percent_decode(k.trim()).ok_or_else(|| invalid_env(var, raw, "bad percent-encoding"))?;
-        let v = percent_decode(v.trim()).ok_or_else(|| invalid_env(var, raw, "bad percent-encoding"))?;
+        let k = percent_decode(k.trim()).ok_or_else(|| invalid_env(var, &shown(), "bad percent-encoding"))?;
+        let v = percent_decode(v.trim()).ok_or_else(|| invalid_env(var, &shown(), "bad percent-encoding"))?;
         if k.is_empty() {
-            return Err(invalid_env(var, raw, "a key is empty"));
+            return Err(invalid_env(var, &shown(), "a key is empty"));
         }
         out.retain(|(ok, _)| *ok != k);
         out.push((k, v));
@@ -715,6 +731,27 @@ mod tests {
     fn resolve(config: &OtlpConfig, vars: &[(&str, &str)]) -> Result<OtlpSettings, OtlpError> {
         let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         config.resolve_with(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn a_bad_headers_variable_is_reported_without_its_values() {
+        // One entry without `=` (a value cut at an unencoded comma): the error quoted the whole variable, the
+        // bearer token with it, wherever the application printed the error.
+        for raw in ["authorization=Bearer sk-live-abc,x-scope-orgid", "authorization=Bearer sk-live-abc,api-key=ab%zz"]
+        {
+            for var in [env::OTEL_EXPORTER_OTLP_HEADERS, env::OTEL_EXPORTER_OTLP_METRICS_HEADERS] {
+                let err = resolve(&OtlpConfig::new(), &[(var, raw)]).expect_err("a bad entry");
+                for text in [err.to_string(), format!("{err:?}")] {
+                    assert!(!text.contains("sk-live") && !text.contains("orgid") && !text.contains("%zz"), "{text}");
+                    assert!(text.contains(var) && text.contains("authorization=…"), "{text}");
+                }
+            }
+        }
+        let err = resolve(&OtlpConfig::new(), &[(env::OTEL_EXPORTER_OTLP_HEADERS, "a=1,b")]).unwrap_err();
+        assert!(err.to_string().contains("entry 2 (shown as `…`) is not of the form key=value"), "{err}");
+        // Resource attributes are no secret: the entry at fault is quoted.
+        let err = resolve(&OtlpConfig::new(), &[(env::OTEL_RESOURCE_ATTRIBUTES, "team=a,oops")]).unwrap_err();
+        assert!(err.to_string().contains("`oops` is not of the form key=value"), "{err}");
     }
 
     #[test]
