@@ -482,3 +482,18 @@ fn a_none_row_is_sorted_with_the_others() {
     let keys: Vec<&str> = r.groups.iter().map(|g| g.key.as_str()).collect();
     assert_eq!(keys, ["(none)", "s2", "s1"]);
 }
+
+#[test]
+fn rows_by_the_hour_never_take_a_whole_day_bucket_into_one_row() {
+    // A window to 00:30 of a day in the day buckets: its 00:00 row read the buckets starting before 00:30, that
+    // day's bucket whole, the 12:00 call with it.
+    let rig = Rig::new(at(2026, 3, 14, 12, 0, 0));
+    for t in [at(2026, 3, 10, 9, 0, 0), at(2026, 3, 11, 0, 10, 0), at(2026, 3, 11, 12, 0, 0)] {
+        rig.add(Call::new(t, SONNET).io(1, 1));
+    }
+    let w = Window::range(at(2026, 3, 10, 0, 0, 0), at(2026, 3, 11, 0, 30, 0));
+    let r = rig.ledger.query(&Query::new(w).group_by(GroupBy::Time(TimeGrain::Hour))).unwrap();
+    let midnight = r.groups.iter().find(|g| g.key == "2026-03-11T00:00:00+00:00").unwrap();
+    assert_eq!(midnight.calls, 1, "{:?}", r.groups);
+    assert_eq!(r.groups.iter().map(|g| g.calls).sum::<u64>(), 2, "{:?}", r.groups);
+}

@@ -426,18 +426,21 @@ impl BudgetSlot {
             && acct.rolling.is_none()
             && start.saturating_sub(at) > STEP_BACK_NS
         {
-            // The clock came back from a run ahead: a hard stop reads the period it is in again.
-            restored = Self::restore_previous(&mut acct, at);
-            // Back into a period the account never held (the run ahead opened its first period, or spanned
-            // more than one): re-opened at `at` with what was counted under the later stamps, as a call does.
-            // Left to the future period, a `Block` budget the run ahead filled (which refuses every call, so no
-            // call re-opens it) read that period's spend and end: refused until the end of a period not yet
-            // begun, and then through it, with nothing spent in it. Not when the clock is in the period now:
-            // `at` was read before this thread stalled past the period's start (re-opened, the period's spend
-            // would move to the one before when the next call came).
-            if !restored && start.saturating_sub(clock.unix_nanos()) > STEP_BACK_NS {
-                acct.period = Some(self.bounds(at));
-                acct.previous = None;
+            // Not when the clock is in the period now: `at` was read before this thread stalled past the
+            // period's start (a call then opened it), and re-opening the period before with this one's spend
+            // would leave that spend there when the next call came (a `Block` budget's, gone).
+            if start.saturating_sub(clock.unix_nanos()) > STEP_BACK_NS {
+                // The clock came back from a run ahead: a hard stop reads the period it is in again.
+                restored = Self::restore_previous(&mut acct, at);
+                // Back into a period the account never held (the run ahead opened its first period, or spanned
+                // more than one): re-opened at `at` with what was counted under the later stamps, as a call
+                // does. Left to the future period, a `Block` budget the run ahead filled (which refuses every
+                // call, so no call re-opens it) read that period's spend and end: refused until the end of a
+                // period not yet begun, and then through it, with nothing spent in it.
+                if !restored {
+                    acct.period = Some(self.bounds(at));
+                    acct.previous = None;
+                }
             }
         }
         Self::rolling_step_back(&mut acct, at, Some(STEP_BACK_NS));
@@ -960,6 +963,7 @@ mod tests {
         assert_eq!(status[0].spent, BudgetAmount::Tokens(11), "today's 9 and 2; the late call is yesterday's");
         assert_eq!(status[0].period_start, midnight);
         // Yesterday holds it: a clock that comes back there restores 4 + 1.
+        clock.set(midnight - chrono::Duration::minutes(30));
         let status = tracker.status(to_nanos(midnight - chrono::Duration::minutes(30)), &clock);
         assert_eq!(status[0].spent, BudgetAmount::Tokens(5 + 11), "{:?}", status[0]);
     }
@@ -982,6 +986,27 @@ mod tests {
         let status = tracker.status(to_nanos(midnight + chrono::Duration::minutes(8)), &clock);
         assert_eq!(status[0].spent, BudgetAmount::Tokens(11), "{:?}", status[0]);
         assert_eq!(status[0].period_start, midnight);
+    }
+
+    #[test]
+    fn a_read_stalled_past_midnight_does_not_restore_the_day_before() {
+        // A service running across midnight: yesterday is kept as the period before. A status read took its
+        // time at 23:54 and stalled past 00:05, where a call opened today: taken for a clock that came back, it
+        // restored yesterday with today's spend in it, and the next call left that spend in yesterday.
+        let mut setup = BudgetSetup::default();
+        setup.add(Budget::new("daily", BudgetLimit::tokens(1_000_000)).with_period(BudgetPeriod::Day));
+        let tracker = setup.into_tracker();
+        let midnight = Utc.with_ymd_and_hms(2026, 3, 15, 0, 0, 0).unwrap();
+        let clock = ManualClock::new(midnight - chrono::Duration::hours(1));
+        tracker.on_call(&call_ending(midnight - chrono::Duration::hours(1), 4), "claude-haiku-4-5", &clock);
+        clock.set(midnight + chrono::Duration::minutes(5));
+        tracker.on_call(&call_ending(midnight + chrono::Duration::minutes(5), 9), "claude-haiku-4-5", &clock);
+        clock.set(midnight + chrono::Duration::minutes(6));
+        let status = tracker.status(to_nanos(midnight - chrono::Duration::minutes(6)), &clock);
+        assert_eq!(status[0].period_start, midnight, "{:?}", status[0]);
+        tracker.on_call(&call_ending(midnight + chrono::Duration::minutes(7), 2), "claude-haiku-4-5", &clock);
+        let status = tracker.status(to_nanos(midnight + chrono::Duration::minutes(8)), &clock);
+        assert_eq!(status[0].spent, BudgetAmount::Tokens(11), "today's 9 and 2: {:?}", status[0]);
     }
 
     #[test]

@@ -1012,13 +1012,16 @@ impl Selection {
             } else {
                 (&store.daily, Grain::Day)
             };
-            // The hour or day `to` falls inside, where the buckets there start at or after its start: taken from
-            // those buckets (the ones starting before `to`, as the window's total takes them). Whole, it counted
-            // the calls after `to` (a window to 14:10 had 14:30's call in its 14:00 row, and not in its total).
-            let last = store.bucket_start(to.saturating_sub(1), now);
+            // The hour or day `to` falls inside, when the bucket holding `to` lies within it: taken from the
+            // buckets starting before `to`, as the window's total takes them. Whole, it counted the calls after
+            // `to` (a window to 14:10 had 14:30's call in its 14:00 row, and not in its total). A coarser bucket
+            // holding `to` (a day bucket under an hourly row) would put its whole day in the row: the hour's or
+            // day's total is kept then.
+            let edge = store.bucket_edge_at_or_after(to, now);
             for (k, a) in source.range(from..to.max(from)) {
                 let point = points.entry(calendar::grain_start(tz, g, *k)).or_default();
-                if calendar::grain_end(tz, period, *k) > to && last >= *k {
+                let end = calendar::grain_end(tz, period, *k);
+                if end > to && store.bucket_start(to.saturating_sub(1), now) >= *k && edge <= end {
                     for b in store.buckets(*k, to) {
                         point.merge(&self.agg(b));
                     }
