@@ -8,12 +8,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # A stack already running before (`./scripts/otlp-stack.sh start`, as the quickstart suggests) is the user's:
-# used, and left running. One this script started (its marker still there: a run killed with SIGKILL, whose
-# trap never ran) is not: stopped at the end as if this run had started it.
+# used, and left running. One a run of this script started and never stopped (killed with SIGKILL, its trap never
+# ran: the marker holds its pid, no longer alive) is not: stopped at the end as if this run had started it. One
+# that another run still going started is that run's to stop. `otlp-stack.sh stop` removes the marker.
 owned=.tools/otlp-stack/run/started-by-e2e
 already_running=0
-if ./scripts/otlp-stack.sh status >/dev/null 2>&1 && [ ! -e "$owned" ]; then
+if ./scripts/otlp-stack.sh status >/dev/null 2>&1; then
     already_running=1
+    if [ -s "$owned" ] && ! kill -0 "$(cat "$owned")" 2>/dev/null; then
+        already_running=0
+    fi
 fi
 
 stop_stack() {
@@ -24,7 +28,7 @@ stop_stack() {
     elif [ "$already_running" = 1 ]; then
         echo "[e2e] leaving the stack running: it was running before" >&2
     else
-        ./scripts/otlp-stack.sh stop && rm -f "$owned" || true
+        ./scripts/otlp-stack.sh stop || true
     fi
     if [ "$rc" -ne 0 ]; then
         echo "[e2e] failed (exit $rc); stack logs are in .tools/logs/" >&2
@@ -37,7 +41,7 @@ trap 'exit 143' TERM
 
 if [ "$already_running" = 0 ]; then
     mkdir -p "$(dirname "$owned")"
-    : >"$owned"
+    echo $$ >"$owned"
 fi
 ./scripts/otlp-stack.sh start
 
