@@ -520,6 +520,7 @@ fn global_rows(which: &str, journal_dir: &Path) {
     if let Some(j) = meter.journal_stats() {
         assert!(j.enqueued > 0, "the global default's meter recorded the calls");
         assert_eq!(j.dropped, 0, "the journal dropped records during the paired rounds ({which}, global default)");
+        assert_eq!(j.failed_records, 0, "journal writes failed during the paired rounds ({which}, global default)");
     }
     let _ = meter.shutdown();
 }
@@ -580,10 +581,45 @@ fn throughput_dir(journal_dir: &Path, name: &str) -> PathBuf {
     }
 }
 
-/// This run's directory in `/dev/shm`, where there is one (removed at the end of `main`).
+/// This run's directory in `/dev/shm`, where there is one with room for a row's journal (~900 MB; a container's
+/// is often 64 MiB, and failed writes are no drops: the rows would time the failure path). Removed at the end of
+/// `main`, and by [`ShmGuard`] when a row's assertion fails.
 fn shm_dir() -> Option<PathBuf> {
+    const ROOM: u64 = 2 << 30;
     let shm = Path::new("/dev/shm");
-    shm.is_dir().then(|| shm.join(format!("tokenmeter-bench-{}", std::process::id())))
+    (shm.is_dir() && shm_free()? >= ROOM).then(|| shm.join(format!("tokenmeter-bench-{}", std::process::id())))
+}
+
+/// Bytes free in `/dev/shm`.
+#[cfg(unix)]
+fn shm_free() -> Option<u64> {
+    let path = std::ffi::CString::new("/dev/shm").ok()?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is a valid C string and `st` points to writable memory for one `statvfs`.
+    if unsafe { libc::statvfs(path.as_ptr(), st.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    // SAFETY: `statvfs` returned 0, so it filled `st`.
+    let st = unsafe { st.assume_init() };
+    #[allow(clippy::useless_conversion)] // the fields' types differ between platforms
+    Some(u64::from(st.f_bavail).saturating_mul(u64::from(st.f_frsize)))
+}
+
+#[cfg(not(unix))]
+fn shm_free() -> Option<u64> {
+    None
+}
+
+/// Removes this run's `/dev/shm` directory when dropped: on the way out of `main`, and when a row's assertion
+/// unwinds (its journal would otherwise hold up to ~900 MB of memory).
+struct ShmGuard;
+
+impl Drop for ShmGuard {
+    fn drop(&mut self) {
+        if let Some(shm) = shm_dir() {
+            let _ = std::fs::remove_dir_all(shm);
+        }
+    }
 }
 
 /// Runs [`global_rows`] for `which` in a child process and prints its rows.
@@ -737,8 +773,10 @@ fn paired_table(journal_dir: &Path) {
         let two = Side::new(dispatch, Some(meter.clone()), |d, n| run_threads(d, 2, n));
         threads_rows(name, [one, two], batch(parts), false, None);
         if let Some(j) = meter.journal_stats() {
-            // Both sides do all the work: a dropped record would make the two-thread side's calls cheaper.
+            // Both sides do all the work: a dropped record (or one whose write failed) would make the two-thread
+            // side's calls cheaper.
             assert_eq!(j.dropped, 0, "the journal dropped records during the paired rounds ({})", name.trim());
+            assert_eq!(j.failed_records, 0, "journal writes failed during the paired rounds ({})", name.trim());
         }
         let _ = meter.shutdown();
         let _ = std::fs::remove_dir_all(&dir);
@@ -790,6 +828,7 @@ fn main() {
         return;
     }
     let journal = std::env::temp_dir().join(format!("tokenmeter-bench-{}", std::process::id()));
+    let _shm = ShmGuard;
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
@@ -804,7 +843,4 @@ fn main() {
         paired_table(&journal.join("d"));
     }
     let _ = std::fs::remove_dir_all(&journal);
-    if let Some(shm) = shm_dir() {
-        let _ = std::fs::remove_dir_all(shm);
-    }
 }
