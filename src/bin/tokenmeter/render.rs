@@ -335,6 +335,11 @@ fn is_figure(word: &str) -> bool {
         && word.chars().all(|c| c.is_ascii_digit() || ",.$%+-−:()x/~<>=".contains(c))
 }
 
+/// Columns `text` takes on a terminal, as comfy-table counts them (a CJK character or an emoji takes two).
+fn width(text: &str) -> usize {
+    unicode_width::UnicodeWidthStr::width(text)
+}
+
 /// Words longer than this may break inside a column fitted to a narrow terminal (a dated model id such as
 /// `claude-sonnet-4-5-20250929`); shorter ones, headers' included, are kept whole.
 const WHOLE_WORD: usize = 16;
@@ -354,7 +359,7 @@ fn keep_figures_whole(table: &mut Table) {
             if natural.len() <= i {
                 natural.resize(i + 1, 0);
             }
-            let w = plain(&cell.content()).lines().map(|l| l.chars().count()).max().unwrap_or(0);
+            let w = plain(&cell.content()).lines().map(width).max().unwrap_or(0);
             natural[i] = natural[i].max(w);
         }
     }
@@ -372,7 +377,7 @@ fn keep_figures_whole(table: &mut Table) {
         }
         widest[i] = widest[i].max(w);
     };
-    let words = |text: &str| text.split_whitespace().map(|w| w.chars().count().min(WHOLE_WORD)).max().unwrap_or(0);
+    let words = |text: &str| text.split_whitespace().map(|w| width(w).min(WHOLE_WORD)).max().unwrap_or(0);
     if let Some(header) = table.header() {
         for (i, cell) in header.cell_iter().enumerate() {
             widen(i, words(&plain(&cell.content())));
@@ -386,7 +391,7 @@ fn keep_figures_whole(table: &mut Table) {
             let whole = text.split_whitespace().all(is_figure);
             let figures = text.split_whitespace().filter(|w| is_figure(w)).map(|w| w.chars().count());
             let w = if whole {
-                text.lines().map(|l| l.chars().count()).max().unwrap_or(0)
+                text.lines().map(width).max().unwrap_or(0)
             } else {
                 figures.max().unwrap_or(0).max(words(&text))
             };
