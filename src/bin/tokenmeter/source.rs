@@ -765,9 +765,12 @@ fn not_transcripts(files: &[TranscriptFile]) -> CliResult<()> {
 
 /// Whether line `line` (1-based) of `path` is a Claude Code transcript line: a JSON object with a string `type`
 /// and a `sessionId`.
+/// Only the file's first 16 MiB are read: a torn file of NUL bytes is one line of any length.
 fn transcript_line_at(path: &Path, line: u64) -> bool {
+    const READ_AT_MOST: u64 = 16 << 20;
     let Ok(f) = std::fs::File::open(path) else { return false };
-    let Some(Ok(text)) = std::io::BufReader::new(f).split(b'\n').nth(line.saturating_sub(1) as usize) else {
+    let reader = std::io::BufReader::new(std::io::Read::take(f, READ_AT_MOST));
+    let Some(Ok(text)) = reader.split(b'\n').nth(line.saturating_sub(1) as usize) else {
         return false;
     };
     matches!(
