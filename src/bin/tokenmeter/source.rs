@@ -739,7 +739,8 @@ fn not_transcripts(files: &[TranscriptFile]) -> CliResult<()> {
     let mut journal_like = None;
     for file in files.iter().take(FILES) {
         let Ok(f) = std::fs::File::open(&file.path) else { continue };
-        let lines = std::io::BufReader::new(f).split(b'\n').map_while(Result::ok);
+        // A file's first 16 MiB at most (one NUL-filled line could be the whole file).
+        let lines = std::io::BufReader::new(std::io::Read::take(f, 16 << 20)).split(b'\n').map_while(Result::ok);
         for line in lines.filter(|l| l.iter().any(|b| !b.is_ascii_whitespace())).take(LINES) {
             let Ok(serde_json::Value::Object(object)) = serde_json::from_slice::<serde_json::Value>(&line) else {
                 continue;
