@@ -401,10 +401,22 @@ impl TokenMeterBuilder {
             tracing::error!(target: "tokenmeter::ledger", error = %e, "anomaly reports will fail");
             unheard(|| format!("anomaly reports will fail: {e}"));
         }
+        // Each bad metric dimension said and left out: a dimension whose Prometheus label clashed with another
+        // (`job`) was said "never exported" and exported all the same.
         #[cfg(feature = "otlp")]
-        if let Err(e) = self.check_metric_dimensions() {
+        while let Err(e) = self.check_metric_dimensions() {
             tracing::error!(target: "tokenmeter::otlp", error = %e, "metric dimension never exported");
             unheard(|| format!("metric dimension never exported: {e}"));
+            let key = match &e {
+                BuildError::TooManyMetricDimensions { name, .. } => name,
+                BuildError::MetricDimension { dimension, .. }
+                | BuildError::MetricDimensionReserved { dimension }
+                | BuildError::MetricDimensionLabel { dimension, .. } => dimension,
+                _ => break,
+            };
+            if !self.metric_attributes.remove(&key.clone()) {
+                break;
+            }
         }
         if let Err(e) = self.check_webhook() {
             tracing::error!(target: "tokenmeter::budget", error = %e, "budget alerts will not be posted");

@@ -666,3 +666,31 @@ fn budget_gauges_past_the_series_cap_export_the_budgets_nearest_their_limits() {
     let b0 = util.iter().find(|(a, _)| a[ATTR_BUDGET] == "b0000").map(|(_, v)| *v);
     assert_eq!(b0, status.iter().find(|b| &*b.budget == "b0000").map(|b| b.utilization));
 }
+
+#[test]
+fn build_leaves_out_the_metric_dimensions_it_says_are_never_exported() {
+    // `job` (Prometheus's own label) beside a good one: `build` logged "metric dimension never exported" and
+    // exported `job` on every series all the same; and it said only the first of two bad ones.
+    let (provider, exporter) = pipeline(Temporality::Cumulative);
+    let meter = TokenMeter::builder()
+        .with_meter_provider(provider.clone())
+        .with_dimension("job")
+        .with_dimension("error_type")
+        .with_dimension("team")
+        .with_metric_attributes(
+            MetricAttributes::new()
+                .with_named_dimension("job")
+                .with_named_dimension("error_type")
+                .with_named_dimension("team"),
+        )
+        .build();
+    let subscriber = tracing_subscriber::registry().with(meter.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        let _scope = info_span!("request", job = "nightly", error_type = "x", team = "search").entered();
+        let _c = info_span!("chat", gen_ai.request.model = "claude-sonnet-4-5", input_tokens = 7u64).entered();
+    });
+    let calls = sums(&collect(&meter, &exporter), CALLS);
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert!(!calls[0].0.contains_key("job") && !calls[0].0.contains_key("error_type"), "{calls:?}");
+    assert_eq!(calls[0].0.get("team").map(String::as_str), Some("search"), "the good one stays: {calls:?}");
+}

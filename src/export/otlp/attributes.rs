@@ -205,6 +205,15 @@ impl MetricAttributes {
     pub(crate) fn past_cap(&self) -> Option<&MetricDimension> {
         self.past_cap.as_ref()
     }
+
+    /// Leaves out the dimension of attribute key `key` (and forgets one past the cap of that key). Whether it
+    /// was there.
+    pub(crate) fn remove(&mut self, key: &str) -> bool {
+        let before = self.dimensions.len();
+        self.dimensions.retain(|d| d.attribute_key().as_str() != key);
+        let past = self.past_cap.take_if(|d| d.attribute_key().as_str() == key).is_some();
+        before != self.dimensions.len() || past
+    }
 }
 
 /// What a dimension's name means on metrics.
