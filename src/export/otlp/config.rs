@@ -336,16 +336,23 @@ impl OtlpConfig {
             },
         };
 
-        let endpoint = match (&self.metrics_endpoint, &self.endpoint, get(env::OTEL_EXPORTER_OTLP_METRICS_ENDPOINT)) {
-            (Some(full), _, _) => full.trim().to_owned(),
-            (None, Some(base), _) => signal_endpoint(protocol, base),
-            (None, None, Some(full)) => full,
-            (None, None, None) => match get(env::OTEL_EXPORTER_OTLP_ENDPOINT) {
-                Some(base) => signal_endpoint(protocol, &base),
-                None => protocol.default_endpoint().to_owned(),
-            },
-        };
-        check_endpoint(&endpoint)?;
+        // Where it came from, for the error: a bad value from the environment names its variable.
+        let (endpoint, from) =
+            match (&self.metrics_endpoint, &self.endpoint, get(env::OTEL_EXPORTER_OTLP_METRICS_ENDPOINT)) {
+                (Some(full), _, _) => (full.trim().to_owned(), None),
+                (None, Some(base), _) => (signal_endpoint(protocol, base), None),
+                (None, None, Some(full)) => (full, Some(env::OTEL_EXPORTER_OTLP_METRICS_ENDPOINT)),
+                (None, None, None) => match get(env::OTEL_EXPORTER_OTLP_ENDPOINT) {
+                    Some(base) => (signal_endpoint(protocol, &base), Some(env::OTEL_EXPORTER_OTLP_ENDPOINT)),
+                    None => (protocol.default_endpoint().to_owned(), None),
+                },
+            };
+        check_endpoint(&endpoint).map_err(|e| match (e, from) {
+            (OtlpError::InvalidEndpoint { endpoint, reason }, Some(var)) => {
+                OtlpError::InvalidEndpoint { endpoint, reason: format!("{reason} (the value of {var})") }
+            }
+            (e, _) => e,
+        })?;
 
         let mut headers = Vec::new();
         for (k, v) in &self.headers {
@@ -731,6 +738,16 @@ mod tests {
     fn resolve(config: &OtlpConfig, vars: &[(&str, &str)]) -> Result<OtlpSettings, OtlpError> {
         let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         config.resolve_with(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn a_bad_endpoint_from_the_environment_names_its_variable() {
+        for var in [env::OTEL_EXPORTER_OTLP_ENDPOINT, env::OTEL_EXPORTER_OTLP_METRICS_ENDPOINT] {
+            let err = resolve(&OtlpConfig::new(), &[(var, "collector:4317")]).expect_err("no scheme");
+            assert!(err.to_string().contains(&format!("(the value of {var})")), "{err}");
+        }
+        let err = resolve(&OtlpConfig::new().with_endpoint("collector:4317"), &[]).expect_err("no scheme");
+        assert!(!err.to_string().contains("the value of"), "set in code: {err}");
     }
 
     #[test]
