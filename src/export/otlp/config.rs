@@ -642,6 +642,11 @@ fn check_endpoint(endpoint: &str) -> Result<(), OtlpError> {
     {
         return Err(bad("the port is not a number between 0 and 65535"));
     }
+    // What the exporters parse it as: a space or a character outside ASCII in the path or query passed here
+    // and failed in the exporter's build, whose error quoted the whole URL, query and all.
+    if endpoint.parse::<http::Uri>().is_err() {
+        return Err(bad("it is not a valid URL (percent-encode spaces and characters outside ASCII)"));
+    }
     Ok(())
 }
 
@@ -738,6 +743,14 @@ mod tests {
     fn resolve(config: &OtlpConfig, vars: &[(&str, &str)]) -> Result<OtlpSettings, OtlpError> {
         let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         config.resolve_with(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn an_endpoint_the_exporter_cannot_parse_is_refused_without_its_query() {
+        let err = resolve(&OtlpConfig::new().with_endpoint("http://collector:4318/my path?api_key=s3cret"), &[])
+            .expect_err("a space in the path");
+        let text = format!("{err} {err:?}");
+        assert!(text.contains("not a valid URL") && !text.contains("s3cret"), "{text}");
     }
 
     #[test]
