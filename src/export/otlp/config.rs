@@ -754,6 +754,21 @@ mod tests {
     }
 
     #[test]
+    fn endpoints_with_credentials_ipv6_hosts_and_queries_still_pass() {
+        for endpoint in [
+            "http://[::1]:4318/v1/metrics",
+            "https://bob:s3cret@otlp.example.com:4318/v1/metrics",
+            "http://127.0.0.1:4318/v1/metrics?api_key=s3cret",
+            "http://collector/otlp%20in%20a%20path/v1/metrics",
+        ] {
+            if endpoint.starts_with("https") && !cfg!(feature = "otlp-tls") {
+                continue;
+            }
+            assert!(resolve(&OtlpConfig::new().with_endpoint(endpoint), &[]).is_ok(), "{endpoint}");
+        }
+    }
+
+    #[test]
     fn a_bad_endpoint_from_the_environment_names_its_variable() {
         for var in [env::OTEL_EXPORTER_OTLP_ENDPOINT, env::OTEL_EXPORTER_OTLP_METRICS_ENDPOINT] {
             let err = resolve(&OtlpConfig::new(), &[(var, "collector:4317")]).expect_err("no scheme");
