@@ -317,13 +317,7 @@ impl TokenMeterBuilder {
         self.prices.merge_toml_file(path)?;
         for (id, price) in self.prices.models() {
             let Some((_, was)) = before.models().find(|(b, _)| *b == id) else { continue };
-            let lost: Vec<&str> = [
-                ("`long_context`", was.long_context.is_some() && price.long_context.is_none()),
-                ("`fast_multiplier`", was.fast_multiplier.is_some() && price.fast_multiplier.is_none()),
-            ]
-            .into_iter()
-            .filter_map(|(what, gone)| gone.then_some(what))
-            .collect();
+            let lost: Vec<String> = price.rules_lost_from(was).iter().map(|key| format!("`{key}`")).collect();
             if lost.is_empty() {
                 continue;
             }

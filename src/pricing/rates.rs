@@ -137,6 +137,19 @@ impl ModelPrice {
         ModelPrice { standard, long_context: None, fast_multiplier: None, min_cacheable_tokens: None }
     }
 
+    /// The pricing rules `earlier` had and this price lacks, by their price-file keys (`long_context`,
+    /// `fast_multiplier`): what a price replacing `earlier` leaves those calls priced without (at its standard
+    /// rates).
+    pub fn rules_lost_from(&self, earlier: &ModelPrice) -> Vec<&'static str> {
+        [
+            ("long_context", earlier.long_context.is_some() && self.long_context.is_none()),
+            ("fast_multiplier", earlier.fast_multiplier.is_some() && self.fast_multiplier.is_none()),
+        ]
+        .into_iter()
+        .filter_map(|(key, lost)| lost.then_some(key))
+        .collect()
+    }
+
     /// Adds long-context rates.
     pub fn with_long_context(mut self, rates: Rates) -> Self {
         self.long_context = Some(rates);

@@ -94,13 +94,7 @@ impl Context {
                 .models()
                 .filter_map(|(id, price)| {
                     let (_, was) = builtin.models().find(|(b, _)| *b == id)?;
-                    let lost: Vec<&str> = [
-                        ("long_context", was.long_context.is_some() && price.long_context.is_none()),
-                        ("fast_multiplier", was.fast_multiplier.is_some() && price.fast_multiplier.is_none()),
-                    ]
-                    .into_iter()
-                    .filter_map(|(what, gone)| gone.then_some(what))
-                    .collect();
+                    let lost = price.rules_lost_from(was);
                     (!lost.is_empty()).then(|| format!("`{id}` (no {})", lost.join(", no ")))
                 })
                 .collect();
