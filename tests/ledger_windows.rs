@@ -497,3 +497,23 @@ fn rows_by_the_hour_never_take_a_whole_day_bucket_into_one_row() {
     assert_eq!(midnight.calls, 1, "{:?}", r.groups);
     assert_eq!(r.groups.iter().map(|g| g.calls).sum::<u64>(), 2, "{:?}", r.groups);
 }
+
+#[test]
+fn series_from_the_totals_to_the_end_of_time_answer_without_panicking() {
+    // A guard for the totals path, which reads the bucket holding the window's end: an all-time window's end is
+    // near chrono's last instant, where a zone east or west of UTC has no local time (it is read only for the hour
+    // or day holding the end, one with data).
+    for tz in [chrono_tz::America::New_York, chrono_tz::Asia::Tokyo] {
+        let rig = Rig::with(at(2026, 3, 20, 12, 0, 0), LedgerConfig::default().with_time_zone(tz));
+        rig.add(Call::new(at(2025, 6, 1, 9, 0, 0), SONNET).io(1, 1));
+        rig.add(Call::new(at(2026, 3, 20, 11, 0, 0), SONNET).io(1, 1));
+        let end_of_time = chrono::DateTime::<chrono::Utc>::MAX_UTC;
+        for w in [Window::All, Window::range(at(2025, 1, 1, 0, 0, 0), end_of_time)] {
+            for grain in [TimeGrain::Day, TimeGrain::Week, TimeGrain::Month] {
+                if let Ok(r) = rig.ledger.query(&Query::new(w).group_by(GroupBy::Time(grain))) {
+                    assert_eq!(r.groups.iter().map(|g| g.calls).sum::<u64>(), 2, "{tz} {grain:?}");
+                }
+            }
+        }
+    }
+}

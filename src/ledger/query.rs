@@ -1017,11 +1017,14 @@ impl Selection {
             // `to` (a window to 14:10 had 14:30's call in its 14:00 row, and not in its total). A coarser bucket
             // holding `to` (a day bucket under an hourly row) would put its whole day in the row: the hour's or
             // day's total is kept then.
-            let edge = store.bucket_edge_at_or_after(to, now);
+            // (Only for that period, `to` within reach of the data: not for an all-time window's end.)
             for (k, a) in source.range(from..to.max(from)) {
                 let point = points.entry(calendar::grain_start(tz, g, *k)).or_default();
                 let end = calendar::grain_end(tz, period, *k);
-                if end > to && store.bucket_start(to.saturating_sub(1), now) >= *k && edge <= end {
+                if end > to
+                    && store.bucket_start(to.saturating_sub(1), now) >= *k
+                    && store.bucket_edge_at_or_after(to, now) <= end
+                {
                     for b in store.buckets(*k, to) {
                         point.merge(&self.agg(b));
                     }
