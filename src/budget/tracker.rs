@@ -415,8 +415,9 @@ impl BudgetSlot {
     /// came back into, whose spend may have reached thresholds no alert was delivered for (the spend counted
     /// while the clock ran ahead joins it).
     ///
-    /// `clock` is read only when `at` lies more than [`STEP_BACK_NS`] before the account's period and the period
-    /// before does not hold it: whether the clock came back (as [`step_back`](Self::step_back) decides for a call).
+    /// `clock` is read only when `at` lies more than [`STEP_BACK_NS`] before the account's period: whether the clock
+    /// itself came back, or `at` was read before this thread stalled (as [`step_back`](Self::step_back) decides for
+    /// a call).
     fn read(&self, at: i64, clock: &dyn Clock) -> (Snapshot, bool) {
         let mut acct = self.account.lock();
         let mut restored = false;
