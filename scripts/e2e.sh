@@ -15,7 +15,7 @@ owned=.tools/otlp-stack/run/started-by-e2e
 already_running=0
 if ./scripts/otlp-stack.sh status >/dev/null 2>&1; then
     already_running=1
-    if [ -s "$owned" ] && ! kill -0 "$(cat "$owned")" 2>/dev/null; then
+    if [ -e "$owned" ] && { [ ! -s "$owned" ] || ! kill -0 "$(cat "$owned")" 2>/dev/null; }; then
         already_running=0
     fi
 fi

@@ -327,8 +327,11 @@ start)
 stop)
     # Reverse order: the collector first, so nothing is left queued downstream of a stopped component.
     for c in $(selected "$what" | tr ' ' '\n' | tac); do stop_one "$c"; done
-    # What scripts/e2e.sh marked as its own is stopped: a stack started next is the user's.
-    rm -f "$RUN/started-by-e2e"
+    # What scripts/e2e.sh marked as its own is stopped: a stack started next is the user's. Not for one component
+    # (the end-to-end suites stop and restart the collector mid-run).
+    if [ -z "$what" ]; then
+        rm -f "$RUN/started-by-e2e"
+    fi
     ;;
 restart)
     for c in $(selected "$what" | tr ' ' '\n' | tac); do stop_one "$c"; done
