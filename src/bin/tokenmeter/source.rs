@@ -732,14 +732,9 @@ fn not_transcripts(files: &[TranscriptFile]) -> CliResult<()> {
     const LINES: usize = 5;
     let mut journal_like = None;
     for file in files.iter().take(FILES) {
-        let Ok(f) = std::fs::File::open(&file.path) else { continue };
-        // A file's first 16 MiB at most (one NUL-filled line could be the whole file).
-        let lines = std::io::BufReader::new(std::io::Read::take(f, 16 << 20)).split(b'\n').map_while(Result::ok);
-        for line in lines.filter(|l| l.iter().any(|b| !b.is_ascii_whitespace())).take(LINES) {
-            let Ok(serde_json::Value::Object(object)) = serde_json::from_slice::<serde_json::Value>(&line) else {
-                continue;
-            };
-            if object.get("type").is_some_and(serde_json::Value::is_string) {
+        let lines = first_lines(&file.path).filter(|l| l.iter().any(|b| !b.is_ascii_whitespace()));
+        for object in lines.take(LINES).filter_map(|l| json_object(&l)) {
+            if is_transcript_line(&object) {
                 return Ok(());
             }
             if journal_like.is_none() && object.contains_key("v") {
@@ -758,21 +753,32 @@ fn not_transcripts(files: &[TranscriptFile]) -> CliResult<()> {
     Err(CliError::data(format!("no Claude Code usage found: {what}")))
 }
 
-/// Whether line `line` (1-based) of `path` is a Claude Code transcript line: a JSON object with a string `type`
-/// and a `sessionId`.
-/// Only the file's first 16 MiB are read: a torn file of NUL bytes is one line of any length.
+/// Whether line `line` (1-based) of `path` is a Claude Code transcript line with a `sessionId`.
 fn transcript_line_at(path: &Path, line: u64) -> bool {
-    const READ_AT_MOST: u64 = 16 << 20;
-    let Ok(f) = std::fs::File::open(path) else { return false };
-    let reader = std::io::BufReader::new(std::io::Read::take(f, READ_AT_MOST));
-    let Some(Ok(text)) = reader.split(b'\n').nth(line.saturating_sub(1) as usize) else {
-        return false;
-    };
-    matches!(
-        serde_json::from_slice::<serde_json::Value>(&text),
-        Ok(serde_json::Value::Object(o)) if o.get("type").is_some_and(serde_json::Value::is_string)
-            && o.contains_key("sessionId")
-    )
+    let text = first_lines(path).nth(line.saturating_sub(1) as usize);
+    text.and_then(|t| json_object(&t)).is_some_and(|o| is_transcript_line(&o) && o.contains_key("sessionId"))
+}
+
+/// `path`'s lines from its first 16 MiB only (a torn file of NUL bytes is one line of any length); none when it
+/// cannot be opened.
+fn first_lines(path: &Path) -> impl Iterator<Item = Vec<u8>> {
+    let file = std::fs::File::open(path).ok();
+    let reader = file.map(|f| std::io::BufReader::new(std::io::Read::take(f, 16 << 20)));
+    reader.into_iter().flat_map(|r| r.split(b'\n').map_while(Result::ok))
+}
+
+/// `line` as a JSON object, if it is one.
+fn json_object(line: &[u8]) -> Option<serde_json::Map<String, serde_json::Value>> {
+    match serde_json::from_slice(line) {
+        Ok(serde_json::Value::Object(object)) => Some(object),
+        _ => None,
+    }
+}
+
+/// Whether a JSON object is a Claude Code transcript line: every one has a string `type` (a tokenmeter journal's
+/// and records file's lines have none).
+fn is_transcript_line(object: &serde_json::Map<String, serde_json::Value>) -> bool {
+    object.get("type").is_some_and(serde_json::Value::is_string)
 }
 
 // === records files and the journal ===
