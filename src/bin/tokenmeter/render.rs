@@ -353,14 +353,29 @@ fn keep_figures_whole(table: &mut Table) {
     // A table that fits as it is gets no bounds: comfy-table fixes a column at its lower bound whenever that is
     // more than the average width left, so a model id column bounded at 16 wrapped in a table that fitted.
     let Some(limit) = table.width() else { return };
-    let mut natural: Vec<usize> = Vec::new();
-    for row in table.header().into_iter().chain(table.row_iter()) {
+    let words = |text: &str| text.split_whitespace().map(|w| width(w).min(WHOLE_WORD)).max().unwrap_or(0);
+    // Per column, in one pass: its natural width (its widest line) and its lower bound.
+    let (mut natural, mut lower) = (Vec::new(), Vec::new());
+    let rows = table.header().into_iter().map(|r| (true, r)).chain(table.row_iter().map(|r| (false, r)));
+    for (header, row) in rows {
         for (i, cell) in row.cell_iter().enumerate() {
             if natural.len() <= i {
                 natural.resize(i + 1, 0);
+                lower.resize(i + 1, 0);
             }
-            let w = plain(&cell.content()).lines().map(width).max().unwrap_or(0);
-            natural[i] = natural[i].max(w);
+            let text = plain(&cell.content());
+            let widest_line = text.lines().map(width).max().unwrap_or(0);
+            // A header's words; a cell of figures alone (a date and a time, `10-01 12:30:00 (-04:00)`) whole; in a
+            // cell with words, each figure and word.
+            let bound = if header {
+                words(&text)
+            } else if text.split_whitespace().all(is_figure) {
+                widest_line
+            } else {
+                text.split_whitespace().filter(|w| is_figure(w)).map(width).max().unwrap_or(0).max(words(&text))
+            };
+            natural[i] = natural[i].max(widest_line);
+            lower[i] = lower[i].max(bound);
         }
     }
     let padding: usize =
@@ -370,35 +385,7 @@ fn keep_figures_whole(table: &mut Table) {
     if natural.iter().sum::<usize>() + padding + borders <= usize::from(limit) {
         return;
     }
-    let mut widest: Vec<usize> = Vec::new();
-    let mut widen = |i: usize, w: usize| {
-        if widest.len() <= i {
-            widest.resize(i + 1, 0);
-        }
-        widest[i] = widest[i].max(w);
-    };
-    let words = |text: &str| text.split_whitespace().map(|w| width(w).min(WHOLE_WORD)).max().unwrap_or(0);
-    if let Some(header) = table.header() {
-        for (i, cell) in header.cell_iter().enumerate() {
-            widen(i, words(&plain(&cell.content())));
-        }
-    }
-    for row in table.row_iter() {
-        for (i, cell) in row.cell_iter().enumerate() {
-            let text = plain(&cell.content());
-            // A cell of figures alone (a date and a time, `10-01 12:30:00 (-04:00)`) is kept whole; in a cell with
-            // words, each figure and word.
-            let whole = text.split_whitespace().all(is_figure);
-            let figures = text.split_whitespace().filter(|w| is_figure(w)).map(|w| w.chars().count());
-            let w = if whole {
-                text.lines().map(width).max().unwrap_or(0)
-            } else {
-                figures.max().unwrap_or(0).max(words(&text))
-            };
-            widen(i, w);
-        }
-    }
-    for (i, w) in widest.into_iter().enumerate() {
+    for (i, w) in lower.into_iter().enumerate() {
         if let (true, Some(column)) = (w > 0, table.column_mut(i)) {
             // The boundary counts the column's padding.
             let w = u16::try_from(w).unwrap_or(u16::MAX).saturating_add(column.padding_width());
