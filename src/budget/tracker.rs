@@ -934,6 +934,13 @@ mod tests {
     use crate::clock::ManualClock;
     use crate::record::TokenUsage;
 
+    /// A daily budget of a million tokens, and the midnight the tests cross (2026-03-15, UTC).
+    fn daily_tokens() -> (BudgetTracker, DateTime<Utc>) {
+        let mut setup = BudgetSetup::default();
+        setup.add(Budget::new("daily", BudgetLimit::tokens(1_000_000)).with_period(BudgetPeriod::Day));
+        (setup.into_tracker(), Utc.with_ymd_and_hms(2026, 3, 15, 0, 0, 0).unwrap())
+    }
+
     fn call_ending(at: DateTime<Utc>, input: u64) -> CallRecord {
         CallRecord {
             timestamp: at,
@@ -949,10 +956,7 @@ mod tests {
         // A call that ended at 23:50 accounted at 00:06 (its thread stalled): taken for a clock step back, it
         // re-opened yesterday with today's 9 in it, and the next call opened today again, empty. It is
         // yesterday's, as replay counts it.
-        let mut setup = BudgetSetup::default();
-        setup.add(Budget::new("daily", BudgetLimit::tokens(1_000_000)).with_period(BudgetPeriod::Day));
-        let tracker = setup.into_tracker();
-        let midnight = Utc.with_ymd_and_hms(2026, 3, 15, 0, 0, 0).unwrap();
+        let (tracker, midnight) = daily_tokens();
         let clock = ManualClock::new(midnight - chrono::Duration::hours(1));
         tracker.on_call(&call_ending(midnight - chrono::Duration::hours(1), 4), "claude-haiku-4-5", &clock);
         clock.set(midnight + chrono::Duration::minutes(5));
@@ -974,10 +978,7 @@ mod tests {
         // A status read took its time at 23:50 and stalled past midnight, where a call opened the new day.
         // Taken for a clock that came back, the day before was re-opened with the new day's spend, and the next
         // call left it there.
-        let mut setup = BudgetSetup::default();
-        setup.add(Budget::new("daily", BudgetLimit::tokens(1_000_000)).with_period(BudgetPeriod::Day));
-        let tracker = setup.into_tracker();
-        let midnight = Utc.with_ymd_and_hms(2026, 3, 15, 0, 0, 0).unwrap();
+        let (tracker, midnight) = daily_tokens();
         let clock = ManualClock::new(midnight + chrono::Duration::minutes(5));
         tracker.on_call(&call_ending(midnight + chrono::Duration::minutes(5), 9), "claude-haiku-4-5", &clock);
         clock.set(midnight + chrono::Duration::minutes(6));
@@ -994,10 +995,7 @@ mod tests {
         // A service running across midnight: yesterday is kept as the period before. A status read took its
         // time at 23:54 and stalled past 00:05, where a call opened today: taken for a clock that came back, it
         // restored yesterday with today's spend in it, and the next call left that spend in yesterday.
-        let mut setup = BudgetSetup::default();
-        setup.add(Budget::new("daily", BudgetLimit::tokens(1_000_000)).with_period(BudgetPeriod::Day));
-        let tracker = setup.into_tracker();
-        let midnight = Utc.with_ymd_and_hms(2026, 3, 15, 0, 0, 0).unwrap();
+        let (tracker, midnight) = daily_tokens();
         let clock = ManualClock::new(midnight - chrono::Duration::hours(1));
         tracker.on_call(&call_ending(midnight - chrono::Duration::hours(1), 4), "claude-haiku-4-5", &clock);
         clock.set(midnight + chrono::Duration::minutes(5));
