@@ -452,7 +452,9 @@ fn rows_by_time_from_the_totals_stop_at_the_windows_end() {
     // minute buckets: the 14:00 row took the whole hour's total, 14:30's call too, which the window's total
     // (the buckets starting before 14:10) leaves out.
     let rig = Rig::new(at(2026, 3, 14, 15, 0, 0));
-    for t in [at(2026, 3, 11, 12, 0, 0), at(2026, 3, 14, 14, 5, 0), at(2026, 3, 14, 14, 30, 0)] {
+    for t in
+        [at(2026, 1, 20, 9, 0, 0), at(2026, 3, 11, 12, 0, 0), at(2026, 3, 14, 14, 5, 0), at(2026, 3, 14, 14, 30, 0)]
+    {
         rig.add(Call::new(t, SONNET).io(1, 1));
     }
     let w = Window::range(at(2026, 3, 11, 0, 0, 0), at(2026, 3, 14, 14, 10, 0));
@@ -462,10 +464,11 @@ fn rows_by_time_from_the_totals_stop_at_the_windows_end() {
         assert_eq!(r.groups.iter().map(|g| g.calls).sum::<u64>(), 2, "{grain:?}: {:?}", r.groups);
         assert_eq!(r.totals.calls, 2, "{grain:?}");
     }
-    // A summary to 12:00, an hour bucket's start: the day's row held 13:00's call.
+    // A summary from January (a month bucket: its daily rows come from the daily totals) to 12:00 today, an hour
+    // bucket's start: today's row held the 14:05 and 14:30 calls.
     let summary = rig.ledger.usage_summary(Window::range(at(2026, 1, 1, 0, 0, 0), at(2026, 3, 14, 12, 0, 0))).unwrap();
     let points: u64 = summary.time_series.points.iter().map(|p| p.calls).sum();
-    assert_eq!((summary.calls, points), (1, 1), "{:?}", summary.time_series.points);
+    assert_eq!((summary.calls, points), (2, 2), "{:?}", summary.time_series.points);
 }
 
 #[test]
