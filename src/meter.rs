@@ -219,6 +219,10 @@ pub struct CaptureStats {
     /// span a sink opens and hands to another thread or task closes later, and is not counted.)
     #[serde(default)]
     pub spans_opened_while_closing: u64,
+    /// Calls whose fields a [`CaptureRule`](crate::capture::CaptureRule) read otherwise than the contract does (an
+    /// inclusive input read as uncached, a cache-write total as one-hour writes).
+    #[serde(default)]
+    pub capture_rule_calls: u64,
 }
 
 impl CaptureStats {
@@ -234,6 +238,7 @@ impl CaptureStats {
         self.rollup_spans += o.rollup_spans;
         self.orphan_usage_events += o.orphan_usage_events;
         self.spans_opened_while_closing += o.spans_opened_while_closing;
+        self.capture_rule_calls += o.capture_rule_calls;
     }
 }
 
@@ -248,6 +253,7 @@ pub struct TokenMeterBuilder {
     /// The first name given past [`MAX_EXTRA_DIMENSIONS`], refused at build.
     dims_past_cap: Option<String>,
     max_dim_len: usize,
+    capture_rules: Vec<crate::capture::CaptureRule>,
     sinks: Vec<Arc<dyn RecordSink>>,
     pub(crate) budget_setup: crate::budget::BudgetSetup,
     pub(crate) journal_config: Option<crate::journal::JournalConfig>,
@@ -279,6 +285,7 @@ impl TokenMeterBuilder {
             extra_dims: Vec::new(),
             dims_past_cap: None,
             max_dim_len: DEFAULT_MAX_DIMENSION_LEN,
+            capture_rules: Vec::new(),
             sinks: Vec::new(),
             budget_setup: crate::budget::BudgetSetup::default(),
             journal_config: None,
@@ -353,6 +360,17 @@ impl TokenMeterBuilder {
     /// `usize::MAX` keeps them whole; 0 is taken as 1).
     pub fn with_max_dimension_len(mut self, bytes: usize) -> Self {
         self.max_dim_len = bytes.max(1);
+        self
+    }
+
+    /// Reads the fields of the calls `rule` names as it says, where an emitter's meaning differs from the capture
+    /// contract's: rig's Anthropic provider records Anthropic's uncached input count under
+    /// `gen_ai.usage.input_tokens`, which the contract reads as cache-inclusive. See
+    /// [`CaptureRule`](crate::capture::CaptureRule). Rules add up; a rule that changes no reading is left out.
+    pub fn with_capture_rule(mut self, rule: crate::capture::CaptureRule) -> Self {
+        if rule.changes_anything() && !self.capture_rules.contains(&rule) {
+            self.capture_rules.push(rule);
+        }
         self
     }
 
@@ -733,6 +751,7 @@ impl TokenMeterBuilder {
                 prices: self.prices,
                 extra_dims: self.extra_dims.into_boxed_slice(),
                 max_dim_len: self.max_dim_len,
+                capture_rules: self.capture_rules.into_boxed_slice(),
                 shards,
                 sinks: self.sinks.into_boxed_slice(),
                 before_ledger,
@@ -1255,6 +1274,8 @@ pub(crate) struct MeterInner {
     pub(crate) prices: PriceBook,
     pub(crate) extra_dims: Box<[Arc<str>]>,
     pub(crate) max_dim_len: usize,
+    /// [`TokenMeterBuilder::with_capture_rule`]'s rules.
+    pub(crate) capture_rules: Box<[crate::capture::CaptureRule]>,
     shards: Shards<Shard>,
     sinks: Box<[Arc<dyn RecordSink>]>,
     /// How many of `sinks` come before the ledger ([`RecordSink::before_ledger`]); they are first.
@@ -1280,6 +1301,8 @@ pub(crate) struct CaptureNotes {
     pub(crate) corrections: u64,
     pub(crate) rejected_values: u64,
     pub(crate) split: bool,
+    /// A [`CaptureRule`](crate::capture::CaptureRule) changed how its fields were read.
+    pub(crate) turned: bool,
 }
 
 impl MeterInner {
@@ -1322,6 +1345,7 @@ impl MeterInner {
             stats.normalization_corrections += notes.corrections;
             stats.rejected_values += notes.rejected_values;
             stats.shared_span_splits += u64::from(notes.split);
+            stats.capture_rule_calls += u64::from(notes.turned);
         }
         let (marks, due) = match &model_key {
             Some(key) => self.budgets.on_call(rec, key, &*self.clock),

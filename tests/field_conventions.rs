@@ -420,3 +420,140 @@ fn a_usage_event_fails_the_call_only_as_an_error_in_the_call_span() {
         h.seen.calls().iter().map(|c| (c.tokens.output, c.outcome.label().to_string())).collect();
     assert_eq!(outcomes, [(12, "ok".into()), (13, "ok".into()), (14, "overloaded_error".into())]);
 }
+
+/// A call shaped as rig (`rig-core`) records one: target `rig::completions`, every usage field declared empty and
+/// recorded after the response, Anthropic's own (uncached) input count under `gen_ai.usage.input_tokens`.
+fn rig_shaped_call(provider: &str, input: u64) {
+    let span = tracing::info_span!(
+        target: "rig::completions",
+        "chat",
+        gen_ai.operation.name = "chat",
+        gen_ai.provider.name = provider,
+        gen_ai.request.model = "claude-sonnet-4-5",
+        gen_ai.response.id = tracing::field::Empty,
+        gen_ai.response.model = tracing::field::Empty,
+        gen_ai.usage.input_tokens = tracing::field::Empty,
+        gen_ai.usage.output_tokens = tracing::field::Empty,
+        gen_ai.usage.cache_read.input_tokens = tracing::field::Empty,
+        gen_ai.usage.cache_creation.input_tokens = tracing::field::Empty,
+        gen_ai.usage.reasoning_tokens = tracing::field::Empty,
+    );
+    span.record("gen_ai.response.id", "msg_rig");
+    span.record("gen_ai.response.model", "claude-sonnet-4-5-20250929");
+    span.record("gen_ai.usage.input_tokens", input);
+    span.record("gen_ai.usage.output_tokens", 400u64);
+    span.record("gen_ai.usage.cache_read.input_tokens", 0u64);
+    span.record("gen_ai.usage.cache_creation.input_tokens", 3_000u64);
+}
+
+#[test]
+fn an_uncached_input_under_the_semconv_name_is_read_short_without_a_rule() {
+    // 5,000 uncached tokens beside a 3,000-token cache write: read as an inclusive 5,000, less the write.
+    let h = Harness::new();
+    h.run(|| rig_shaped_call("anthropic", 5_000));
+    let call = h.seen.only_call();
+    assert_eq!((call.tokens.input, call.tokens.cache_write_5m), (2_000, 3_000));
+    assert_eq!(h.meter.capture_stats().capture_rule_calls, 0);
+}
+
+#[test]
+fn a_capture_rule_reads_the_input_of_the_calls_it_names_as_uncached() {
+    use tokenmeter::capture::CaptureRule;
+    let h = Harness::with(|b| b.with_capture_rule(CaptureRule::new().target("rig").provider("anthropic").input_is_uncached()));
+    h.run(|| {
+        rig_shaped_call("anthropic", 5_000);
+        // The same target through an OpenAI-compatible provider: its input includes the cache, the rule does not
+        // name it.
+        rig_shaped_call("openrouter", 5_000);
+        // A call of another target, Anthropic's provider: not named either.
+        let _s = tracing::info_span!(
+            "chat",
+            gen_ai.provider.name = "anthropic",
+            gen_ai.request.model = "claude-sonnet-4-5",
+            gen_ai.usage.input_tokens = 5_000u64,
+            gen_ai.usage.cache_creation.input_tokens = 3_000u64,
+            gen_ai.usage.output_tokens = 400u64,
+        );
+    });
+    let calls = h.seen.calls();
+    let inputs: Vec<u64> = calls.iter().map(|c| c.tokens.input).collect();
+    assert_eq!(inputs, [5_000, 2_000, 2_000]);
+    assert!(calls.iter().all(|c| c.tokens.cache_write_5m == 3_000 && c.tokens.output == 400));
+    let stats = h.meter.capture_stats();
+    assert_eq!((stats.capture_rule_calls, stats.normalization_corrections), (1, 0));
+    // Priced on the uncached 5,000: $3 per million input, $3.75 a million written, $15 a million out.
+    let total = calls[0].cost.as_ref().map(|c| c.total.picos());
+    assert_eq!(total, Some(32_250_000_000)); // $0.015 + $0.01125 + $0.006
+}
+
+#[test]
+fn an_uncached_input_field_wins_over_a_rule() {
+    use tokenmeter::capture::CaptureRule;
+    let h = Harness::with(|b| b.with_capture_rule(CaptureRule::new().input_is_uncached()));
+    h.run(|| {
+        let _s = tracing::info_span!(
+            "messages",
+            model = "claude-sonnet-4-5",
+            input_tokens = 700u64,
+            gen_ai.usage.input_tokens = 9_000u64,
+            cache_read_input_tokens = 8_000u64,
+            output_tokens = 10u64,
+        );
+    });
+    assert_eq!(h.seen.only_call().tokens.input, 700);
+    assert_eq!(h.meter.capture_stats().capture_rule_calls, 0);
+}
+
+#[test]
+fn rigs_reasoning_name_is_read_as_reasoning() {
+    let h = Harness::new();
+    h.run(|| {
+        let _s = tracing::info_span!(
+            target: "rig::completions",
+            "chat",
+            gen_ai.request.model = "claude-sonnet-4-5",
+            gen_ai.usage.input_tokens = 100u64,
+            gen_ai.usage.output_tokens = 900u64,
+            gen_ai.usage.reasoning_tokens = 600u64,
+        );
+    });
+    let call = h.seen.only_call();
+    assert_eq!((call.tokens.output, call.tokens.reasoning), (900, 600));
+}
+
+#[test]
+fn a_capture_rule_reads_an_unsplit_write_total_as_one_hour_writes() {
+    use tokenmeter::capture::CaptureRule;
+    let rule = CaptureRule::new().target("rig").provider("anthropic").input_is_uncached().cache_writes_are_1h();
+    let h = Harness::with(|b| b.with_capture_rule(rule));
+    h.run(|| {
+        rig_shaped_call("anthropic", 5_000);
+        // A total with its split keeps the split's reading.
+        let _s = tracing::info_span!(
+            target: "rig::completions",
+            "chat",
+            gen_ai.provider.name = "anthropic",
+            gen_ai.request.model = "claude-sonnet-4-5",
+            input_tokens = 10u64,
+            cache_creation_input_tokens = 3_000u64,
+            cache_creation.ephemeral_5m_input_tokens = 1_000u64,
+            output_tokens = 1u64,
+        );
+    });
+    let calls = h.seen.calls();
+    let writes: Vec<(u64, u64)> = calls.iter().map(|c| (c.tokens.cache_write_5m, c.tokens.cache_write_1h)).collect();
+    assert_eq!(writes, [(0, 3_000), (3_000, 0)]);
+    assert_eq!(calls[0].tokens.input, 5_000);
+    assert_eq!(h.meter.capture_stats().capture_rule_calls, 1);
+    // $0.015 input + 3,000 one-hour writes at $6 a million ($0.018) + $0.006 output.
+    assert_eq!(calls[0].cost.as_ref().map(|c| c.total.picos()), Some(39_000_000_000));
+}
+
+#[test]
+fn a_capture_rule_that_changes_no_reading_is_left_out() {
+    use tokenmeter::capture::CaptureRule;
+    let h = Harness::with(|b| b.with_capture_rule(CaptureRule::new().target("rig")));
+    h.run(|| rig_shaped_call("anthropic", 5_000));
+    assert_eq!(h.seen.only_call().tokens.input, 2_000);
+    assert_eq!(h.meter.capture_stats().capture_rule_calls, 0);
+}

@@ -68,6 +68,15 @@ old.shutdown().expect("journal, webhook and OTLP finished"); // outside the lock
 drop(old);
 }
 
+/// README "The capture contract", emitters whose fields mean something else: a capture rule for rig.
+fn capture_rule() {
+use tokenmeter::capture::CaptureRule;
+
+let meter = tokenmeter::TokenMeter::builder()
+    .with_capture_rule(CaptureRule::new().target("rig").provider("anthropic").input_is_uncached())
+    .build();
+}
+
 /// README "Budgets", alerts: a callback, and a webhook (feature `webhook`).
 #[cfg(feature = "webhook")]
 fn alert_sinks() {

@@ -145,6 +145,26 @@ fn a_model_request_span_with_calls_inside_is_still_a_call() {
 }
 
 #[test]
+fn a_streamed_chat_span_as_rig_names_it_is_a_model_request_too() {
+    // rig (`rig-core`) names a streamed request's operation `chat_streaming`.
+    let h = Harness::new();
+    h.run(|| {
+        let outer = info_span!(
+            target: "rig::completions",
+            "chat_streaming",
+            gen_ai.operation.name = "chat_streaming",
+            gen_ai.request.model = "claude-sonnet-4-5",
+            gen_ai.usage.input_tokens = 900u64,
+            gen_ai.usage.output_tokens = 90u64,
+        );
+        outer.in_scope(|| chat("claude-haiku-4-5", 100, 10));
+    });
+    assert_eq!(h.seen.calls().len(), 2);
+    assert_eq!(h.meter.total_usage().tokens.input, 1_000);
+    assert_eq!(h.meter.capture_stats().rollup_spans, 0);
+}
+
+#[test]
 fn a_rollup_inside_a_task_leaves_the_task_its_calls() {
     let h = Harness::new();
     h.run(|| {

@@ -27,6 +27,8 @@ pub const SEMCONV_CACHE_READ: &str = "gen_ai.usage.cache_read.input_tokens";
 pub const SEMCONV_CACHE_WRITE: &str = "gen_ai.usage.cache_creation.input_tokens";
 /// Semconv reasoning output tokens.
 pub const SEMCONV_REASONING: &str = "gen_ai.usage.reasoning.output_tokens";
+/// Reasoning tokens (a part of output) under the name rig (`rig-core`) records them.
+pub const RIG_REASONING: &str = "gen_ai.usage.reasoning_tokens";
 /// Legacy semconv prompt tokens (inclusive).
 pub const LEGACY_PROMPT: &str = "gen_ai.usage.prompt_tokens";
 /// Legacy semconv completion tokens.
@@ -117,7 +119,8 @@ pub const EXECUTE_TOOL: &str = "execute_tool";
 /// The `gen_ai.operation.name` values of a single model request (semconv inference spans): a call span with one
 /// of these is always a call, even when other call spans run inside it. Any other call span with call spans
 /// inside it (`invoke_agent`, a workflow, a span without an operation) is a roll-up of them and not counted again.
-pub const INFERENCE_OPERATIONS: [&str; 3] = ["chat", "text_completion", "generate_content"];
+/// `chat_streaming` is rig's name for a streamed chat request.
+pub const INFERENCE_OPERATIONS: [&str; 4] = ["chat", "chat_streaming", "text_completion", "generate_content"];
 
 /// The kinds of token field, before normalization.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -234,7 +237,7 @@ pub(crate) fn classify(name: &str) -> Role {
         SEMCONV_CACHE_WRITE | LEGACY_CACHE_WRITE | ANTHROPIC_CACHE_WRITE => Role::Token(CacheWrite),
         ANTHROPIC_CACHE_WRITE_5M => Role::Token(CacheWrite5m),
         ANTHROPIC_CACHE_WRITE_1H => Role::Token(CacheWrite1h),
-        SEMCONV_REASONING | ANTHROPIC_THINKING | OPENAI_REASONING => Role::Token(Reasoning),
+        SEMCONV_REASONING | RIG_REASONING | ANTHROPIC_THINKING | OPENAI_REASONING => Role::Token(Reasoning),
         ANTHROPIC_WEB_SEARCH_REQUESTS => Role::Token(WebSearchRequests),
         RESPONSE_MODEL => Role::ResponseModel,
         REQUEST_MODEL => Role::RequestModel,
@@ -386,6 +389,7 @@ mod tests {
             SEMCONV_CACHE_READ,
             SEMCONV_CACHE_WRITE,
             SEMCONV_REASONING,
+            RIG_REASONING,
             LEGACY_PROMPT,
             LEGACY_COMPLETION,
             OPENAI_PROMPT,

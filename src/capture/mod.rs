@@ -36,8 +36,10 @@
 
 pub mod fields;
 mod normalize;
+mod rule;
 mod values;
 
+pub use rule::CaptureRule;
 pub use values::{MAX_LABEL_LEN, MAX_TOKENS_PER_FIELD, MAX_WEB_SEARCHES_PER_CALL};
 
 use std::cell::Cell;
@@ -505,7 +507,28 @@ impl TokenMeterLayer {
             self.inner.count_rollup(rejected);
             return;
         }
-        let (tokens, fixes) = normalize::normalize(&fields.tokens);
+        let provider = fields.provider_name.clone().or_else(|| fields.system.clone());
+        // Emitters whose fields mean something else than the contract says, for the calls a rule names (see
+        // `CaptureRule`): Anthropic's uncached count under a cache-inclusive name, one-hour writes as a total.
+        let mut raw = fields.tokens;
+        let mut turned = false;
+        if !self.inner.capture_rules.is_empty() {
+            let r =
+                rule::CaptureRule::readings(&self.inner.capture_rules, span.metadata().target(), provider.as_deref());
+            if r.input_is_uncached && raw.uncached_input.is_none() && raw.inclusive_input.is_some() {
+                (raw.uncached_input, raw.inclusive_input) = (raw.inclusive_input, None);
+                turned = true;
+            }
+            if r.cache_writes_are_1h
+                && raw.cache_write.is_some()
+                && raw.cache_write_5m.is_none()
+                && raw.cache_write_1h.is_none()
+            {
+                (raw.cache_write_1h, raw.cache_write) = (raw.cache_write, None);
+                turned = true;
+            }
+        }
+        let (tokens, fixes) = normalize::normalize(&raw);
         let ids = [fields.response_id.as_ref(), fields.request_id.as_ref()];
         // A call span that is itself a task counts in its own tally: named `unnamed` when it has no name, as its
         // task record is (an outer task's name would give the call a task whose record does not hold it).
@@ -528,7 +551,7 @@ impl TokenMeterLayer {
                 .clone()
                 .or_else(|| fields.request_model.clone())
                 .or_else(|| fields.model.clone()),
-            provider: fields.provider_name.clone().or_else(|| fields.system.clone()),
+            provider,
             operation: fields.operation_name.clone(),
             request_id: fields.response_id.clone().or_else(|| fields.request_id.clone()),
             streaming: fields.stream,
@@ -541,8 +564,10 @@ impl TokenMeterLayer {
             dimensions,
             cost: None,
         };
-        self.inner
-            .finish_call(&mut record, CaptureNotes { corrections: fixes.count(), rejected_values: rejected, split });
+        self.inner.finish_call(
+            &mut record,
+            CaptureNotes { corrections: fixes.count(), rejected_values: rejected, split, turned },
+        );
         let tally = |t: &mut TaskTally| {
             t.calls += 1;
             t.unpriced_calls += u64::from(record.is_unpriced());
