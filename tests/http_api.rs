@@ -678,6 +678,34 @@ fn an_end_alone_ends_the_default_window() {
 }
 
 #[test]
+fn an_end_date_alone_reaches_back_whole_days_where_clocks_skip_midnight() {
+    // Santiago springs from 00:00 to 01:00 on 2026-09-06 (UTC-4 to UTC-3). One call a day at 15:00 UTC from Aug 25
+    // to Sep 6, read half an hour after the last.
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 8, 25, 15, 0, 0).unwrap());
+    let meter = TokenMeter::builder().with_clock(clock.clone()).with_time_zone(chrono_tz::America::Santiago).build();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(meter.layer()));
+    tracing::dispatcher::with_default(&dispatch, || {
+        for _ in 0..13 {
+            call_in("s", "acme");
+            clock.advance(Duration::days(1));
+        }
+    });
+    clock.set(Utc.with_ymd_and_hms(2026, 9, 6, 15, 30, 0).unwrap());
+    let server = serve(meter.clone(), HttpConfig::new().with_port(0).with_api_key(ADMIN)).expect("server");
+    let f = Fixture { meter, server, client: Client::new() };
+    // A week to the end of Sep 5 (01:00 on Sep 6, the day's first instant): Aug 30 to Sep 5, 7 daily rows, from
+    // Aug 30's midnight (UTC-4). The same local time a week back, Aug 30 01:00, moved on to the next day edge.
+    let v = f.ok("/api/v1/analytics/tokens?range=week&to=2026-09-05&aggregation=daily");
+    assert_eq!(v["window"]["from"], "2026-08-30T04:00:00Z", "{v}");
+    assert_eq!(v["window"]["to"], "2026-09-06T04:00:00Z", "{v}");
+    assert_eq!(v["totals"]["calls"], 7, "{v}");
+    // A day to the end of Sep 6: from its first instant, 01:00 (04:00 UTC), not 23:00 the day before.
+    let v = f.ok("/api/v1/analytics/tokens?range=day&to=2026-09-06");
+    assert_eq!(v["window"]["from"], "2026-09-06T04:00:00Z", "{v}");
+    assert_eq!(v["totals"]["calls"], 1, "{v}");
+}
+
+#[test]
 fn bounds_inside_a_bucket_widen_to_its_edges_and_the_window_says_so() {
     // Five calls 09:10..09:50, read a day later: the ledger holds them in the hour bucket of 09:00.
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 13, 9, 10, 0).unwrap());

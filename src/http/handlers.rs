@@ -244,7 +244,9 @@ fn range(
         Some(from) => from,
         None => {
             let tz = state.meter.ledger().time_zone();
-            let back = calendar::same_local_time(tz, to.timestamp(), -days);
+            // An end at a day's start (a date's end is the next day's start) goes back whole days: where clocks skip
+            // midnight, the same local time `days` back is an hour into a day, or a time that never was.
+            let back = calendar::same_local_time_or_day_start(tz, to.timestamp(), -days);
             // Near chrono's first day there is no `days` before the end: the window starts at the first instant.
             let back = back
                 .and_then(|t| DateTime::from_timestamp(t, 0))

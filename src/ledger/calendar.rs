@@ -168,6 +168,18 @@ pub(crate) fn same_local_time(tz: Tz, ts: i64, days: i64) -> Option<i64> {
     }
 }
 
+/// [`same_local_time`], except that a date's first instant goes to the first instant of the date `days` away: in a
+/// zone whose clocks skip midnight (Santiago springs from 00:00 to 01:00), the day that begins at 01:00 and the
+/// days around it that begin at 00:00 are whole days each, where the same local time would cut an hour off one of
+/// them or land on a time that does not occur.
+pub(crate) fn same_local_time_or_day_start(tz: Tz, ts: i64, days: i64) -> Option<i64> {
+    let date = local(tz, ts).date();
+    if ts == start_of_date(tz, date) {
+        return Some(start_of_date(tz, add_days(date, days)));
+    }
+    same_local_time(tz, ts, days)
+}
+
 /// The local hour of day (0-23) at `ts`.
 pub(crate) fn hour_of_day(tz: Tz, ts: i64) -> u32 {
     local(tz, ts).hour()
@@ -179,6 +191,24 @@ mod tests {
 
     fn ts(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> i64 {
         Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap().timestamp()
+    }
+
+    #[test]
+    fn a_day_start_moves_to_the_day_start_days_away() {
+        // Santiago springs from 00:00 to 01:00 on 2026-09-06 (UTC-4 to UTC-3): that day starts at 04:00 UTC.
+        let tz = chrono_tz::America::Santiago;
+        let sep6 = ts(2026, 9, 6, 4, 0);
+        assert_eq!(start_of_date(tz, NaiveDate::from_ymd_opt(2026, 9, 6).unwrap()), sep6);
+        // From that 01:00 start, a week back is the start of Aug 30 (00:00, UTC-4), not its 01:00.
+        assert_eq!(same_local_time_or_day_start(tz, sep6, -7), Some(ts(2026, 8, 30, 4, 0)));
+        assert_eq!(same_local_time(tz, sep6, -7), Some(ts(2026, 8, 30, 5, 0)));
+        // From the start of Sep 7 (00:00, UTC-3), a day back is Sep 6's 01:00 start; 00:00 that day never was.
+        let sep7 = ts(2026, 9, 7, 3, 0);
+        assert_eq!(same_local_time_or_day_start(tz, sep7, -1), Some(sep6));
+        assert_eq!(same_local_time(tz, sep7, -1), None);
+        // Any other time keeps its local time.
+        assert_eq!(same_local_time_or_day_start(tz, sep7 + 1800, -1), same_local_time(tz, sep7 + 1800, -1));
+        assert_eq!(same_local_time_or_day_start(Tz::UTC, ts(2026, 3, 2, 0, 0), -1), Some(ts(2026, 3, 1, 0, 0)));
     }
 
     #[test]
