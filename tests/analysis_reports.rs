@@ -1484,6 +1484,20 @@ fn a_short_window_older_than_the_hourly_totals_is_summarized_by_day() {
 }
 
 #[test]
+fn two_local_days_with_a_25_hour_one_are_summarized_by_hour() {
+    // Where clocks go back, two local days are 49 hours: by hour, as two days of any other week (48 hours) are.
+    let rig = Rig::new(at(2028, 3, 1, 10, 0, 0));
+    rig.add(Call::new(at(2028, 3, 1, 10, 0, 0), "claude-sonnet-4-5").io(1_000, 100));
+    rig.clock.set(at(2028, 3, 4, 0, 0, 0));
+    let grain = |hours| {
+        let w = Window::range(at(2028, 3, 1, 0, 0, 0), at(2028, 3, 1, 0, 0, 0) + chrono::Duration::hours(hours));
+        (rig.ledger.usage_summary(w).unwrap().time_series.grain, rig.ledger.cache_report(w).unwrap().grain)
+    };
+    assert_eq!(grain(49), (TimeGrain::Hour, TimeGrain::Hour));
+    assert_eq!(grain(50), (TimeGrain::Day, TimeGrain::Day));
+}
+
+#[test]
 fn hourly_anomalies_compare_the_same_local_hour_across_a_dst_change() {
     // Ten calls in each hour from 09:00 to 17:00 New York time, every day; clocks spring forward on
     // 2028-03-12. No hour stands out, but the baseline of 09:00 EDT used to be taken 24 hours back, which

@@ -574,3 +574,33 @@ fn a_window_whose_only_metered_call_is_unpriced_reads_unpriced_in_its_total_row(
     assert!(report.contains("| Cost | unpriced |"), "{report}");
     assert!(report.contains("| claude-fable-9 | 2 | 100 | unpriced |"), "{report}");
 }
+
+#[test]
+fn two_local_days_are_rows_per_hour_when_one_of_them_has_25_hours() {
+    // New York's clocks went back on 2025-11-02: Nov 1 and 2 there are 49 hours. Two days of any other week (48
+    // hours) were rows per hour, these were rows per day.
+    let line = |ts: &str| {
+        format!(
+            r#"{{"timestamp":"{ts}","duration_us":5,"model":"claude-haiku-4-5","tokens":{{"input":1000,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":0,"reasoning":0}},"metered":true,"outcome":{{"status":"ok"}},"dimensions":{{}}}}"#
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.jsonl");
+    let lines: Vec<String> = ["2025-11-01T15:00:00Z", "2025-11-02T15:00:00Z", "2025-11-08T15:00:00Z"].map(line).into();
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let file = file.to_str().unwrap();
+    let args = |since, until| {
+        let tz = ["--records", file, "--now", "2025-11-20T00:00:00Z", "--tz", "America/New_York"];
+        let mut a = tz.to_vec();
+        a.extend(["summary", "--since", since, "--until", until]);
+        run(&a).ok().to_owned()
+    };
+    for (since, until) in [("2025-11-01", "2025-11-02"), ("2025-11-08", "2025-11-09")] {
+        let text = args(since, until);
+        assert!(text.contains("By hour") && !text.contains("By day"), "{since}..{until}: {text}");
+    }
+    let text = args("2025-11-01", "2025-11-02");
+    assert!(text.contains("2025-11-01 11:00") && text.contains("2025-11-02 10:00"), "{text}");
+    // Three days are rows per day.
+    assert!(args("2025-11-01", "2025-11-03").contains("By day"));
+}

@@ -459,7 +459,9 @@ fn an_uncached_input_under_the_semconv_name_is_read_short_without_a_rule() {
 #[test]
 fn a_capture_rule_reads_the_input_of_the_calls_it_names_as_uncached() {
     use tokenmeter::capture::CaptureRule;
-    let h = Harness::with(|b| b.with_capture_rule(CaptureRule::new().target("rig").provider("anthropic").input_is_uncached()));
+    let h = Harness::with(|b| {
+        b.with_capture_rule(CaptureRule::new().target("rig").provider("anthropic").input_is_uncached())
+    });
     h.run(|| {
         rig_shaped_call("anthropic", 5_000);
         // The same target through an OpenAI-compatible provider: its input includes the cache, the rule does not

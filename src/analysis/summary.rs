@@ -67,8 +67,8 @@ pub struct SeriesPoint {
 /// A time series over the window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimeSeries {
-    /// `hour` for windows up to 48 hours (unless they reach back past the 35 days hourly totals are kept),
-    /// else `day`.
+    /// `hour` for windows up to 49 hours (two local days, one of them 25 hours long where clocks go back), unless
+    /// they reach back past the 35 days hourly totals are kept, else `day`.
     pub grain: TimeGrain,
     /// Points, oldest first, empty grains included (a window of more days than a series has rows, 100,000,
     /// lists the days from its first record's to its last's or today).

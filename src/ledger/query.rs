@@ -1077,7 +1077,8 @@ impl Selection {
         span
     }
 
-    /// The series of a report over `[from, to)`: by hour for windows up to 48 hours, else by day; by day too
+    /// The series of a report over `[from, to)`: by hour for windows up to 49 hours (two local days, one of them 25
+    /// hours long where clocks go back: two days of any other week are 48), else by day; by day too
     /// when the hours a short window needs are no longer kept (older than the hourly totals' 35 days). A window
     /// of more days than a series has rows lists the days from the first record's to the last's (or now's).
     pub(crate) fn report_series(
@@ -1087,7 +1088,7 @@ impl Selection {
         from: i64,
         to: i64,
     ) -> Result<(TimeGrain, Vec<(i64, Agg)>), QueryError> {
-        if to - from <= 48 * 3_600 {
+        if to - from <= 49 * 3_600 {
             match self.series(store, now, from, to, TimeGrain::Hour) {
                 Err(QueryError::ResolutionUnavailable { .. }) => {}
                 r => return r.map(|p| (TimeGrain::Hour, p)),

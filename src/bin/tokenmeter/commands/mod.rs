@@ -21,6 +21,10 @@ use crate::render::Style;
 use crate::source::{Context, Source};
 use crate::{CliError, CliResult};
 
+/// The longest window, in days, whose rows are hours: two local days, one of them 25 hours long where the clocks go
+/// back (two days in any other week are 48 hours, and were rows per hour where these were rows per day).
+pub(crate) const HOURLY_ROWS_UP_TO_DAYS: f64 = 49.0 / 24.0;
+
 /// Runs the parsed command line.
 pub(crate) fn run(cli: Cli) -> CliResult {
     let ctx = Context::new(&cli.common)?;

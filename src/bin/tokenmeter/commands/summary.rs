@@ -45,10 +45,10 @@ pub(super) fn run(source: &Source, ctx: &Context, style: &Style, args: &SummaryA
     }
 }
 
-/// Hours up to 2 days, days up to 45, weeks up to 200, months beyond.
+/// Hours up to 2 days (49 hours: two local days with a 25-hour one), days up to 45, weeks up to 200, months beyond.
 fn default_grain(s: &UsageSummary) -> TimeGrain {
     match s.days {
-        d if d <= 2.0 => TimeGrain::Hour,
+        d if d <= crate::commands::HOURLY_ROWS_UP_TO_DAYS => TimeGrain::Hour,
         d if d <= 45.0 => TimeGrain::Day,
         d if d <= 200.0 => TimeGrain::Week,
         _ => TimeGrain::Month,

@@ -156,7 +156,7 @@ pub(crate) fn build<'a>(
     let mut summary = ledger.usage_summary(window)?;
     scope.restore_summary(&mut summary);
     let grain = match summary.days {
-        d if d <= 2.0 => TimeGrain::Hour,
+        d if d <= crate::commands::HOURLY_ROWS_UP_TO_DAYS => TimeGrain::Hour,
         d if d <= 62.0 => TimeGrain::Day,
         d if d <= 200.0 => TimeGrain::Week,
         _ => TimeGrain::Month,
