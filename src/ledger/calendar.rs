@@ -172,6 +172,7 @@ pub(crate) fn same_local_time(tz: Tz, ts: i64, days: i64) -> Option<i64> {
 /// zone whose clocks skip midnight (Santiago springs from 00:00 to 01:00), the day that begins at 01:00 and the
 /// days around it that begin at 00:00 are whole days each, where the same local time would cut an hour off one of
 /// them or land on a time that does not occur.
+#[cfg_attr(not(feature = "http"), allow(dead_code))] // the HTTP API's implied starts
 pub(crate) fn same_local_time_or_day_start(tz: Tz, ts: i64, days: i64) -> Option<i64> {
     let date = local(tz, ts).date();
     if ts == start_of_date(tz, date) {
