@@ -593,7 +593,8 @@ fn track_reports_spend_rate_and_budgets() {
     assert!(text.contains("Budgets: monthly") && text.contains("OVER"), "{text}");
     // Dollars of priced calls say so (the window has a call on claude-fable-9), and the run-rate is named as one:
     // the forecast's projected month total is another figure.
-    assert!(text.starts_with(&format!("Spent ${:.4} + unpriced over", summary.cost_usd)), "{text}");
+    // (The exact amount rounded half up: the float's `{:.4}` shows $0.2487 for $0.24875, a hair under it.)
+    assert!(text.starts_with(&format!("Spent {:.4} + unpriced over", summary.cost_picos)), "{text}");
     assert!(text.contains(" a day; monthly run-rate $") && text.contains("Not in the cost: 1 call"), "{text}");
     assert!(!text.contains("projects to"), "{text}");
     assert!(text.contains("reporter $") && text.contains(" + unpriced of $0.0500"), "{text}");

@@ -128,16 +128,24 @@ pub(crate) fn usd(v: f64) -> String {
         return "-".to_owned();
     }
     let a = v.abs();
+    // The amount in picodollars, rounded from the float: the exact amount it was made from while that is under
+    // ~$2,000 (the float's error is then under half a picodollar), so cents and ten-thousandths round half up as
+    // `Money` does. Rounding the float itself took $1.005 (1.00499999…) to `$1.00`.
+    let picos = (a < 2_000.0).then(|| (a * 1e12).round() as u128);
+    let ten_thousandths = picos.map(|p| (p + 50_000_000) / 100_000_000);
     // The sign of what is shown: a value that rounds to zero is no negative amount (`$0.0000`, not `-$0.0000`).
     // A value that rounds to a dollar at four decimals ($0.99996) is shown as dollars (`$1.00`, not `$1.0000`).
-    let (text, zero) = if a >= 1.0 || a == 0.0 || format!("{a:.4}") == "1.0000" {
-        // u128 cents: exact to $3.4e36, far past any spend (u64 would saturate at $1.8e17 and print a wrong sum).
-        let cents = (a * 100.0).round() as u128;
-        (format!("${}.{:02}", int_wide(cents / 100), cents % 100), cents == 0)
-    } else {
-        let text = format!("${a:.4}");
-        let zero = text == "$0.0000";
-        (text, zero)
+    let (text, zero) = match ten_thousandths {
+        Some(t) if a < 1.0 && a != 0.0 && t < 10_000 => (format!("$0.{t:04}"), t == 0),
+        _ => {
+            // u128 cents: exact to $3.4e36, far past any spend (u64 would saturate at $1.8e17 and print a wrong
+            // sum).
+            let cents = match picos {
+                Some(p) => (p + 5_000_000_000) / 10_000_000_000,
+                None => (a * 100.0).round() as u128,
+            };
+            (format!("${}.{:02}", int_wide(cents / 100), cents % 100), cents == 0)
+        }
     };
     // A cost too small for four decimals is still a cost: `<$0.0001`, not a `$0.0000` that reads as free.
     if v > 0.0 && zero {
@@ -439,6 +447,15 @@ mod tests {
         assert_eq!(usd(-0.99996), "-$1.00");
         assert_eq!(usd(0.99994), "$0.9999");
         assert_eq!(usd(2e17), "$200,000,000,000,000,000.00");
+        // Exact halves round up, as `Money` does, though the float is a hair under them (1.00499999…).
+        let exact = |picos: u128| tokenmeter::Money::from_picos(picos).as_usd();
+        assert_eq!(usd(exact(1_005_000_000_000)), "$1.01");
+        assert_eq!(usd(exact(9_995_000_000_000)), "$10.00");
+        assert_eq!(usd(exact(1_999_995_000_000_000)), "$2,000.00");
+        assert_eq!(usd(exact(150_000_000)), "$0.0002");
+        assert_eq!(usd(exact(50_000_000)), "$0.0001");
+        assert_eq!(usd(-exact(1_005_000_000_000)), "-$1.01");
+        assert_eq!(format!("{:.2}", tokenmeter::Money::from_picos(1_005_000_000_000)), "$1.01");
         assert_eq!(pct(0.1234), "12.3%");
         assert_eq!(delta_pct(Some(-3.26)), "-3.3%");
         assert_eq!(delta_pct(None), "-");
