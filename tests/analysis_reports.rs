@@ -1275,6 +1275,19 @@ fn a_monthly_limit_of_zero_is_reached_by_the_first_spend() {
 }
 
 #[test]
+fn a_limit_the_month_reaches_exactly_is_reached() {
+    // $0.70 then $0.10 against $0.80: summed as floats, 0.7999999999999999, short of it.
+    let rig = haiku_spend(at(2026, 3, 1, 0, 0, 0), &[(at(2026, 3, 1, 12, 0, 0), 0.7), (at(2026, 3, 2, 12, 0, 0), 0.1)]);
+    rig.clock.set(at(2026, 3, 3, 12, 0, 0));
+    let f = rig.ledger.forecast(1, Some(0.8)).unwrap();
+    assert_eq!(f.month_to_date_usd, 0.8);
+    let limit = f.limit.expect("a limit");
+    assert!(limit.reached);
+    assert_eq!(limit.reached_on, chrono::NaiveDate::from_ymd_opt(2026, 3, 2));
+    assert_eq!(limit.spent_usd, 0.8);
+}
+
+#[test]
 fn anomalies_wait_for_three_periods_of_baseline() {
     // One call at 03:00 on the first day, four on the second: "4x the trailing average" of one day.
     let day = |d: u32| at(2026, 3, d, 3, 0, 0);

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ledger::calendar::{self, Grain};
 use crate::ledger::{Ledger, QueryError};
+use crate::pricing::Money;
 
 /// Full local days of history the trend is fitted on (fewer when the ledger is younger).
 pub const FORECAST_HISTORY_DAYS: i64 = 28;
@@ -285,10 +286,11 @@ impl Ledger {
 
             let month_start = calendar::month_start(tz, now);
             let month_end = calendar::grain_end(tz, Grain::Month, month_start);
-            let month_days: Vec<(i64, f64)> =
-                store.daily.range(month_start..month_end).map(|(k, a)| (*k, a.core.cost.as_usd())).collect();
-            // Folded from +0.0: `f64`'s `sum` of no days is -0.0, which JSON shows as `-0.0`.
-            let spent = month_days.iter().fold(0.0, |a, (_, c)| a + c);
+            // Exact: summed as floats, $0.70 and $0.10 made $0.7999999999999999, short of a $0.80 limit.
+            let month_days: Vec<(i64, Money)> =
+                store.daily.range(month_start..month_end).map(|(k, a)| (*k, a.core.cost)).collect();
+            let spent_exact = month_days.iter().fold(Money::default(), |a, (_, c)| a + *c);
+            let spent = spent_exact.as_usd();
             // The day's expected spend over what is left of it. Not the expected day less today's spend so far:
             // after a quiet morning that read the whole day's spend into its last hour ($22 expected between 23:00
             // and midnight at $1 an hour), and under the run rate today's spend covers only the part since the
@@ -320,17 +322,20 @@ impl Ledger {
             let limit = limit_usd.map(|limit| {
                 // A limit of $0 is reached by the first spend, not by none (it read as reached on the 1st).
                 let hits = |c: f64| c >= limit && c > 0.0;
-                let mut cumulative = 0.0;
+                // The days spent, in exact amounts against the limit in picodollars (saturating: any limit past
+                // $3.4e26 is never reached).
+                let limit_picos = (limit * 1e12).round() as u128;
+                let mut spent_so_far = Money::default();
                 let mut reached_on = None;
                 for (d, c) in &month_days {
-                    cumulative += c;
-                    if hits(cumulative) && reached_on.is_none() {
+                    spent_so_far = spent_so_far + *c;
+                    if spent_so_far.picos() >= limit_picos && !spent_so_far.is_zero() && reached_on.is_none() {
                         reached_on = Some(calendar::local(tz, *d).date());
                     }
                 }
                 let reached = reached_on.is_some();
                 if !reached {
-                    cumulative = spent + today_rest;
+                    let mut cumulative = spent + today_rest;
                     if hits(cumulative) {
                         reached_on = Some(today_date);
                     } else {
