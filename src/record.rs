@@ -192,7 +192,8 @@ pub struct CallRecord {
     #[serde(default)]
     pub dimensions: Dimensions,
     /// The priced cost, or `None` when the model is not in the price book (an *unpriced* call: never $0).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Read back, a cost whose total is not the sum of its parts, or over $10^12, is an error.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "deserialize_call_cost")]
     pub cost: Option<CallCost>,
 }
 
@@ -351,6 +352,36 @@ fn deserialize_call_tokens<'de, D: serde::Deserializer<'de>>(deserializer: D) ->
         ))),
         None => Ok(t),
     }
+}
+
+/// The most a call's cost (or its cache savings) can be read back as: $10^12, the largest budget limit. A call of
+/// 10^12 tokens of each kind (the most capture accepts) at $75 a million, six times over for fast mode, costs
+/// ~$2.3×10^9.
+const MAX_CALL_COST: Money = Money::from_picos(1_000_000_000_000 * 1_000_000_000_000);
+
+/// Reads a call's cost, refusing one pricing could not have made: a total that is not the sum of its parts (a
+/// corrupted digit), or one over [`MAX_CALL_COST`] (a hand-made `u128::MAX` would saturate every total and
+/// budget it reached, and a `Block` budget would refuse every request after a restart).
+fn deserialize_call_cost<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<CallCost>, D::Error> {
+    let Some(c) = Option::<CallCost>::deserialize(deserializer)? else { return Ok(None) };
+    let parts = [c.input, c.cache_read, c.cache_write_5m, c.cache_write_1h, c.output, c.web_search];
+    let sum = parts.into_iter().fold(Money::default(), |a, m| a + m);
+    if c.total != sum {
+        return Err(serde::de::Error::custom(format_args!(
+            "cost.total = {} picodollars is not the sum of its parts ({})",
+            c.total.picos(),
+            sum.picos()
+        )));
+    }
+    if let Some((name, m)) =
+        [("total", c.total), ("cache_savings", c.cache_savings)].into_iter().find(|(_, m)| *m > MAX_CALL_COST)
+    {
+        return Err(serde::de::Error::custom(format_args!(
+            "cost.{name} = {} picodollars is over the $1e12 a call can cost",
+            m.picos()
+        )));
+    }
+    Ok(Some(c))
 }
 
 /// Reads a call's web search count, refusing one capture would have rejected: priced at the fee, one

@@ -112,6 +112,34 @@ fn records_file() {
     assert_eq!(calls(&out), 1);
     assert!(out.stderr.contains("is over the 1000000000000 tokens"), "{}", out.stderr);
 
+    // And a cost pricing could not have made: a total that is not its parts' sum, or over $10^12 (a hand-made
+    // u128::MAX saturated every sum it reached), in both readers.
+    let with_cost = |cost: &str| {
+        let mut r = records[1].clone();
+        r.as_object_mut().unwrap().remove("cost");
+        let text = r.to_string();
+        format!("{},\"cost\":{cost}}}", &text[..text.len() - 1])
+    };
+    let parts = |total: &str, input: &str| {
+        format!(
+            r#"{{"total":{total},"input":{input},"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":0,"priced_as":"claude-haiku-4-5"}}"#
+        )
+    };
+    let max = u128::MAX.to_string();
+    let bad = [with_cost(&parts("8", "7")), with_cost(&parts(&max, &max)), with_cost(&parts("7", "7"))];
+    std::fs::write(&jsonl, bad.join("\n")).unwrap();
+    let out = run(&["--records", jsonl.to_str().unwrap(), "summary", "--format", "json"]);
+    assert_eq!(calls(&out), 1);
+    assert_eq!(out.json()["summary"]["cost_picos"], 7);
+    assert!(out.stderr.contains(":1: not a call record: cost.total = 8 picodollars is not the sum of its parts (7)"));
+    assert!(out.stderr.contains(&format!(":2: not a call record: cost.total = {max} picodollars is over the $1e12")));
+    let lines: Vec<String> = bad.iter().map(|c| format!(r#"{{"v":1,"call":{c}}}"#)).collect();
+    std::fs::write(journal.join("tokenmeter-2025-10-01.jsonl"), lines.join("\n")).unwrap();
+    let out = run(&["--journal", journal.to_str().unwrap(), "summary", "--format", "json"]);
+    assert_eq!(calls(&out), 1);
+    assert_eq!(out.json()["summary"]["cost_picos"], 7);
+    assert!(out.stderr.contains("is not the sum of its parts"), "{}", out.stderr);
+
     // So is a time no ledger can hold (it made `summary` fail with day rows past any limit), in both readers.
     let mut far = records[0].clone();
     far["timestamp"] = serde_json::json!("9999-12-31T23:59:59Z");

@@ -199,7 +199,13 @@ fn a_refresh_reads_what_was_appended_since_the_last() {
     let day = dir.path().join("tokenmeter-2025-10-03.jsonl");
     let template = std::fs::read_to_string(&day).unwrap();
     let mut call: serde_json::Value = serde_json::from_str(template.lines().next().unwrap()).unwrap();
-    call["call"]["cost"]["total"] = serde_json::json!(1_000_000_000_000u64);
+    // (A cost whose total is its parts' sum: a reader refuses any other.)
+    let cost = &mut call["call"]["cost"];
+    for part in ["cache_read", "cache_write_5m", "cache_write_1h", "output", "web_search"] {
+        cost[part] = serde_json::json!(0);
+    }
+    cost["input"] = serde_json::json!(1_000_000_000_000u64);
+    cost["total"] = serde_json::json!(1_000_000_000_000u64);
     let mut f = std::fs::OpenOptions::new().append(true).open(&day).unwrap();
     writeln!(f, "{call}").unwrap();
     drop(f);
