@@ -328,7 +328,7 @@ impl Ledger {
                 let mut spent_so_far = Money::default();
                 let mut reached_on = None;
                 for (d, c) in &month_days {
-                    spent_so_far = spent_so_far + *c;
+                    spent_so_far += *c;
                     if spent_so_far.picos() >= limit_picos && !spent_so_far.is_zero() && reached_on.is_none() {
                         reached_on = Some(calendar::local(tz, *d).date());
                     }
