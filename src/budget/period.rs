@@ -1,6 +1,6 @@
 //! Period arithmetic: calendar periods in a time zone, and the buckets of a rolling window.
 
-use chrono::{DateTime, Datelike, Days, LocalResult, Months, NaiveDate, TimeZone, Utc, Weekday};
+use chrono::{DateTime, Datelike, Days, Months, NaiveDate, Utc, Weekday};
 use chrono_tz::Tz;
 
 use super::BudgetPeriod;
@@ -45,20 +45,11 @@ pub(super) fn calendar_bounds(period: BudgetPeriod, tz: Tz, week_start: Weekday,
     }
 }
 
-/// The instant a local date starts in `tz`: local midnight, the earlier one when the clock is turned back
-/// over midnight, or the first existing local time when midnight is skipped.
+/// The instant a local date starts in `tz`, in Unix nanoseconds: local midnight, the earlier one when the clock is
+/// turned back over midnight, the first existing local time when midnight is skipped, and where the next date starts
+/// for a date the zone skipped whole ([`start_of_date`](crate::ledger::calendar::start_of_date)).
 fn local_midnight(tz: Tz, date: NaiveDate) -> i64 {
-    let Some(midnight) = date.and_hms_opt(0, 0, 0) else { return i64::MIN };
-    // Transitions move clocks by at most a few hours; try each quarter hour after midnight.
-    for quarter in 0..=16 {
-        let local = midnight + chrono::Duration::minutes(15 * quarter);
-        match tz.from_local_datetime(&local) {
-            LocalResult::Single(t) => return to_nanos(t.with_timezone(&Utc)),
-            LocalResult::Ambiguous(earlier, _) => return to_nanos(earlier.with_timezone(&Utc)),
-            LocalResult::None => continue,
-        }
-    }
-    to_nanos(Utc.from_utc_datetime(&midnight))
+    crate::ledger::calendar::start_of_date(tz, date).saturating_mul(1_000_000_000)
 }
 
 /// The spend of a rolling window, in time buckets.
@@ -239,6 +230,16 @@ mod tests {
         let tz: Tz = "America/Santiago".parse().unwrap();
         let (s, _) = calendar_bounds(BudgetPeriod::Day, tz, Weekday::Mon, utc("2024-09-08T12:00:00Z"));
         assert_eq!(s, utc("2024-09-08T04:00:00Z"));
+    }
+
+    #[test]
+    fn a_skipped_date_leaves_the_day_before_whole() {
+        // Pacific/Apia skipped 2011-12-30, at 10:00 UTC that day: a call at 05:00 UTC was on the 29th there,
+        // whose day runs to the jump. It ended at 00:00 UTC, before the call: every call reopened the period.
+        let tz: Tz = "Pacific/Apia".parse().unwrap();
+        let day = |at| calendar_bounds(BudgetPeriod::Day, tz, Weekday::Mon, utc(at));
+        assert_eq!(day("2011-12-30T05:00:00Z"), (utc("2011-12-29T10:00:00Z"), utc("2011-12-30T10:00:00Z")));
+        assert_eq!(day("2011-12-30T10:00:00Z"), (utc("2011-12-30T10:00:00Z"), utc("2011-12-31T10:00:00Z")));
     }
 
     #[test]

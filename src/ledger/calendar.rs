@@ -43,19 +43,24 @@ pub(crate) fn add_days(date: NaiveDate, days: i64) -> NaiveDate {
     date.checked_add_signed(Duration::days(days)).unwrap_or(if days < 0 { NaiveDate::MIN } else { NaiveDate::MAX })
 }
 
-/// The first instant of local date `date` (midnight, or the first valid time after a midnight DST gap).
+/// The first instant of local date `date` (midnight, or the first valid time after a midnight DST gap). A date
+/// the zone skipped whole (Pacific/Apia went from 2011-12-29 to 2011-12-31) starts where the next one does: it
+/// holds no instant, and the day before it ends there.
 pub(crate) fn start_of_date(tz: Tz, date: NaiveDate) -> i64 {
-    let midnight = date.and_time(chrono::NaiveTime::MIN);
-    for step in 0..=16 {
-        let Some(candidate) = midnight.checked_add_signed(Duration::minutes(15 * step)) else { break };
-        match tz.from_local_datetime(&candidate) {
-            LocalResult::Single(t) => return t.timestamp(),
-            LocalResult::Ambiguous(a, _) => return a.timestamp(),
-            LocalResult::None => continue,
+    // A zone skips one date at most; the first of the two that has an instant in its first four hours.
+    for date in [Some(date), date.succ_opt()].into_iter().flatten() {
+        let midnight = date.and_time(chrono::NaiveTime::MIN);
+        for step in 0..=16 {
+            let Some(candidate) = midnight.checked_add_signed(Duration::minutes(15 * step)) else { break };
+            match tz.from_local_datetime(&candidate) {
+                LocalResult::Single(t) => return t.timestamp(),
+                LocalResult::Ambiguous(a, _) => return a.timestamp(),
+                LocalResult::None => continue,
+            }
         }
     }
-    // No zone has a gap of four hours; fall back to the UTC reading of local midnight.
-    midnight.and_utc().timestamp()
+    // Unreachable for any zone; the UTC reading of local midnight.
+    date.and_time(chrono::NaiveTime::MIN).and_utc().timestamp()
 }
 
 /// The start of the local hour containing `ts`.
@@ -192,6 +197,21 @@ mod tests {
 
     fn ts(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> i64 {
         Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap().timestamp()
+    }
+
+    #[test]
+    fn a_skipped_date_starts_where_the_next_one_does() {
+        // Pacific/Apia went from 2011-12-29 23:59:59 (UTC-10) to 2011-12-31 00:00 (UTC+14), at 10:00 UTC on
+        // the 30th: the 29th ends there, the 30th is empty, the 31st starts there.
+        let tz = chrono_tz::Pacific::Apia;
+        let date = |d| NaiveDate::from_ymd_opt(2011, 12, d).unwrap();
+        let jump = ts(2011, 12, 30, 10, 0);
+        assert_eq!(start_of_date(tz, date(30)), jump);
+        assert_eq!(start_of_date(tz, date(31)), jump);
+        assert_eq!(start_of_date(tz, date(29)), ts(2011, 12, 29, 10, 0));
+        // A call at 05:00 UTC on the 30th was on the 29th there, whose day now ends after it.
+        assert_eq!(local(tz, ts(2011, 12, 30, 5, 0)).date(), date(29));
+        assert_eq!(grain_end(tz, Grain::Day, start_of_date(tz, date(29))), jump);
     }
 
     #[test]
