@@ -199,3 +199,51 @@ fn a_call_task_or_tool_span_closed_by_a_panic_failed() {
     h.run(|| drop(info_span!("chat", model = "claude-haiku-4-5", input_tokens = 10u64)));
     assert!(!h.seen.only_call().outcome.is_error());
 }
+
+#[test]
+fn a_call_left_by_a_panic_caught_before_its_span_closed_failed() {
+    // A wrapper that catches the panic and keeps the span (`catch_unwind` around a span made outside it, futures'
+    // `catch_unwind`, tower-http's `CatchPanicLayer`): the span closes later, on a thread no longer unwinding.
+    let h = Harness::new();
+    h.run(|| {
+        let task = info_span!("task", task = "triage");
+        let call = info_span!("chat", model = "claude-haiku-4-5", input_tokens = Empty);
+        let answered = info_span!("chat", model = "claude-haiku-4-5", input_tokens = Empty);
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _t = task.enter();
+            answered.in_scope(|| answered.record("input_tokens", 10u64));
+            let _c = call.enter();
+            panic!("client bug");
+        }));
+        assert!(caught.is_err());
+        // A span the panic did not unwind through is untouched.
+        let untouched = info_span!("chat", model = "claude-haiku-4-5", input_tokens = Empty);
+        drop(untouched.enter());
+        drop((call, answered, task, untouched));
+    });
+    let calls = h.seen.calls();
+    let outcomes: Vec<&str> = calls.iter().map(|c| c.outcome.label()).collect();
+    assert_eq!(outcomes, ["panic", "ok", "ok"]);
+    let tasks = h.seen.tasks.lock().clone();
+    assert_eq!(tasks.iter().map(|t| t.outcome.label()).collect::<Vec<_>>(), ["panic"]);
+}
+
+#[test]
+fn an_instrumented_future_whose_panic_is_caught_failed() {
+    use futures_util::FutureExt;
+    use tracing::Instrument;
+    let h = Harness::new();
+    h.run(|| {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        rt.block_on(async {
+            let span = info_span!("chat", model = "claude-haiku-4-5", input_tokens = Empty);
+            let call = async {
+                tokio::task::yield_now().await;
+                panic!("client bug");
+            };
+            let caught = std::panic::AssertUnwindSafe(call.instrument(span)).catch_unwind().await;
+            assert!(caught.is_err());
+        });
+    });
+    assert_eq!(h.seen.only_call().outcome.label(), "panic");
+}

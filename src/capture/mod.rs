@@ -380,6 +380,18 @@ impl TokenMeterLayer {
         ext.get_mut::<SpanStates>()?.get_mut(self.key())
     }
 
+    /// Notes that a panic unwound through the span (its guard dropped while the thread panicked): a call, task or
+    /// tool span left so fails as `panic` when it closes, even when the panic was caught before that.
+    fn mark_unwound<S>(&self, id: &Id, ctx: &Context<'_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let Some(span) = ctx.span(id) else { return };
+        if let Some(state) = self.state_mut(&mut span.extensions_mut()) {
+            state.call.unwound = true;
+        }
+    }
+
     /// Whether this meter reads spans of this callsite: decided from the callsite's cached plan (a per-thread
     /// hash lookup), plus a name check only when the meter has extra dimensions and the span has fields outside
     /// the contract.
@@ -509,26 +521,18 @@ impl TokenMeterLayer {
         }
         let provider = fields.provider_name.clone().or_else(|| fields.system.clone());
         // Emitters whose fields mean something else than the contract says, for the calls a rule names (see
-        // `CaptureRule`): Anthropic's uncached count under a cache-inclusive name, one-hour writes as a total.
-        let mut raw = fields.tokens;
-        let mut turned = false;
-        if !self.inner.capture_rules.is_empty() {
-            let r =
-                rule::CaptureRule::readings(&self.inner.capture_rules, span.metadata().target(), provider.as_deref());
-            if r.input_is_uncached && raw.uncached_input.is_none() && raw.inclusive_input.is_some() {
-                (raw.uncached_input, raw.inclusive_input) = (raw.inclusive_input, None);
-                turned = true;
-            }
-            if r.cache_writes_are_1h
-                && raw.cache_write.is_some()
-                && raw.cache_write_5m.is_none()
-                && raw.cache_write_1h.is_none()
-            {
-                (raw.cache_write_1h, raw.cache_write) = (raw.cache_write, None);
-                turned = true;
-            }
-        }
-        let (tokens, fixes) = normalize::normalize(&raw);
+        // `CaptureRule`): the fields as those rules read them, when they change anything.
+        let ruled = match self.inner.capture_rules.is_empty() {
+            true => None,
+            false => rule::CaptureRule::apply(
+                &self.inner.capture_rules,
+                span.metadata().target(),
+                provider.as_deref(),
+                &fields.tokens,
+            ),
+        };
+        let turned = ruled.is_some();
+        let (tokens, fixes) = normalize::normalize(ruled.as_ref().unwrap_or(&fields.tokens));
         let ids = [fields.response_id.as_ref(), fields.request_id.as_ref()];
         // A call span that is itself a task counts in its own tally: named `unnamed` when it has no name, as its
         // task record is (an outer task's name would give the call a task whose record does not hold it).
@@ -770,8 +774,12 @@ fn outcome(fields: &CallFields) -> Outcome {
         // Closed while its thread unwinds from a panic (the function making the call, or the task, panicked), and
         // nothing said otherwise: not a success (an `otel.status_code = "OK"` recorded first still is one). A
         // call that was answered (usage or a response id recorded) was one, whatever its caller did next.
+        // Left by a panic that a wrapper caught before the span closed (`catch_unwind`, tower-http's
+        // `CatchPanicLayer`) counts the same: the panic unwound through the span's guard (`on_exit`).
         // (The thread's panic state read last: nearly every call closing has usage.)
-        (None, None) if !fields.tokens.any() && fields.response_id.is_none() && std::thread::panicking() => {
+        (None, None)
+            if !fields.tokens.any() && fields.response_id.is_none() && (fields.unwound || std::thread::panicking()) =>
+        {
             Outcome::Error { error_type: Arc::from("panic") }
         }
         _ => Outcome::Ok,
@@ -784,8 +792,13 @@ where
 {
     // Only to log what `defer_log` held back: the exit of the span a usage event was in usually comes next,
     // outside any dispatch and the registry's close.
-    fn on_exit(&self, _: &Id, _: Context<'_, S>) {
+    fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
         log_deferred();
+        // A panic unwinding through the span's guard, before anything catches it: one relaxed load of the
+        // process's panic count when none is under way.
+        if std::thread::panicking() {
+            self.mark_unwound(id, &ctx);
+        }
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {

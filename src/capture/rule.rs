@@ -1,5 +1,7 @@
 //! Rules for emitters whose fields mean something other than the capture contract says.
 
+use super::values::RawTokens;
+
 /// How to read the fields of the calls a rule names, where an emitter's meaning differs from the capture
 /// contract's. Given to [`TokenMeterBuilder::with_capture_rule`](crate::TokenMeterBuilder::with_capture_rule).
 ///
@@ -99,6 +101,31 @@ impl CaptureRule {
         let provider_ok =
             self.provider.as_deref().is_none_or(|want| provider.is_some_and(|p| p.eq_ignore_ascii_case(want)));
         target_ok && provider_ok
+    }
+
+    /// `raw` as the rules naming this call read it, or `None` when they change nothing.
+    pub(crate) fn apply(
+        rules: &[CaptureRule],
+        target: &str,
+        provider: Option<&str>,
+        raw: &RawTokens,
+    ) -> Option<RawTokens> {
+        let r = Self::readings(rules, target, provider);
+        let mut out = *raw;
+        let mut changed = false;
+        if r.input_is_uncached && out.uncached_input.is_none() && out.inclusive_input.is_some() {
+            (out.uncached_input, out.inclusive_input) = (out.inclusive_input, None);
+            changed = true;
+        }
+        if r.cache_writes_are_1h
+            && out.cache_write.is_some()
+            && out.cache_write_5m.is_none()
+            && out.cache_write_1h.is_none()
+        {
+            (out.cache_write_1h, out.cache_write) = (out.cache_write, None);
+            changed = true;
+        }
+        changed.then_some(out)
     }
 
     /// The readings of every rule in `rules` that names this call.

@@ -99,6 +99,8 @@ pub(crate) struct CallFields {
     /// `Some(true)` when `otel.status_code` said `ERROR`, `Some(false)` for any other status.
     pub(crate) status_error: Option<bool>,
     pub(crate) tool_name: Option<Arc<str>>,
+    /// A panic unwound through the span's guard: the call was left by a panic, caught later or not.
+    pub(crate) unwound: bool,
 }
 
 impl CallFields {
