@@ -291,3 +291,27 @@ fn model_usage_reads_back_from_its_json() {
     assert_eq!(back, usage);
     assert!(usage.iter().any(|u| u.totals.cost.to_string() == "$75000000.00"), "{usage:?}");
 }
+
+#[test]
+fn a_model_filter_takes_any_id_of_the_model() {
+    // The ledger files priced calls under the price book's id: a dated, Bedrock or Vertex id matched nothing.
+    let (meter, clock) = meter();
+    let subscriber = tracing_subscriber::registry().with(meter.layer());
+    tracing::subscriber::with_default(subscriber, || workload(&clock));
+    let calls = |id: &str| {
+        meter.query(&Query::new(Window::Last24Hours).filter(Dimension::Model, id)).map(|r| r.totals.calls).unwrap()
+    };
+    for id in ["claude-sonnet-4-5", "claude-sonnet-4-5-20250929", "us.anthropic.claude-sonnet-4-5-20250929-v1:0"] {
+        assert_eq!(calls(id), 3, "{id}");
+    }
+    // An id the price book does not know is matched as given.
+    assert_eq!(calls("gpt-4o"), 0);
+    // The comparison and the filtered reports take it too.
+    let c =
+        meter.compare_values(Window::Last24Hours, Dimension::Model, "claude-sonnet-4-5-20250929", "claude-opus-4-5");
+    let c = c.unwrap();
+    assert_eq!((c.a.calls, c.b.calls), (3, 1));
+    let f = tokenmeter::analysis::ReportFilter::new().filter(Dimension::Model, "claude-sonnet-4-5@20250929");
+    let r = meter.efficiency_report_for(Window::Last24Hours, Dimension::Project, &f).unwrap();
+    assert_eq!(r.calls, 3);
+}

@@ -120,7 +120,7 @@ impl Ledger {
     /// tenant's). Without filters it is [`Ledger::cache_report`]. Every figure, the time series and the
     /// unread cache writes come from the filtered records' own sums.
     pub fn cache_report_for(&self, window: Window, filter: &ReportFilter) -> Result<CacheReport, QueryError> {
-        let sel = filter.selection()?;
+        let sel = filter.selection(&self.inner.prices)?;
         self.read(|store, now| {
             // A `FROM..TO` window's edges move to its buckets' edges: its totals (the buckets starting in it) and its
             // series (hours or days from `from`, where the buckets are coarser) then cover the same span.

@@ -205,8 +205,8 @@ impl Ledger {
         if dimension == Dimension::Tool {
             return Err(super::scope::no_tool_reports());
         }
-        let sel_a = Selection::from_filters(&[Filter::new(dimension, a)])?;
-        let sel_b = Selection::from_filters(&[Filter::new(dimension, b)])?;
+        let sel_a = Selection::from_filters(&[Filter::new(dimension, a)], &self.inner.prices)?;
+        let sel_b = Selection::from_filters(&[Filter::new(dimension, b)], &self.inner.prices)?;
         self.read(|store, now| {
             let (from, to) = window.aligned_bounds(store, now)?;
             let ta = sel_a.total(store, from, to);

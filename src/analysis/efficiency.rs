@@ -445,7 +445,7 @@ impl Ledger {
                 "tools have no tokens: group the efficiency report by another dimension".into(),
             ));
         }
-        let sel = filter.selection()?;
+        let sel = filter.selection(&self.inner.prices)?;
         let target = self.inner.config.right_size_target().to_owned();
         self.read(|store, now| {
             let (from, to) = window.aligned_bounds(store, now)?;

@@ -80,8 +80,8 @@ impl ReportFilter {
 
     /// The ledger selection of the filters; a tool filter is refused (its sums count tool executions, which
     /// carry no tokens, cost or cache reads: a report over them reads 100 and $0).
-    pub(crate) fn selection(&self) -> Result<Selection, QueryError> {
-        match Selection::from_filters(&self.filters)? {
+    pub(crate) fn selection(&self, prices: &crate::PriceBook) -> Result<Selection, QueryError> {
+        match Selection::from_filters(&self.filters, prices)? {
             Selection::Tool(_) => Err(no_tool_reports()),
             sel => Ok(sel),
         }

@@ -657,7 +657,22 @@ fn folded(f: &Filter, k: &SeriesKey) -> bool {
 }
 
 impl Selection {
-    pub(crate) fn from_filters(filters: &[Filter]) -> Result<Self, QueryError> {
+    /// The selection of `filters`; a model filter takes any id of the model (`claude-sonnet-4-5-20250929`,
+    /// a Bedrock or Vertex id), as the ledger files priced calls under the price book's id.
+    pub(crate) fn from_filters(filters: &[Filter], prices: &crate::PriceBook) -> Result<Self, QueryError> {
+        let canonical;
+        let filters = match filters.iter().position(|f| f.dimension == Dimension::Model) {
+            Some(i) => match prices.resolve(&filters[i].value) {
+                Some(p) if p.canonical() != filters[i].value => {
+                    let mut f = filters.to_vec();
+                    f[i].value = p.canonical().to_owned();
+                    canonical = f;
+                    &canonical[..]
+                }
+                _ => filters,
+            },
+            None => filters,
+        };
         for (i, f) in filters.iter().enumerate() {
             if filters[..i].iter().any(|g| g.dimension == f.dimension) {
                 return Err(QueryError::DuplicateFilter(f.dimension));
@@ -1224,7 +1239,7 @@ impl Ledger {
 
     /// Answers a query: totals of the selection, and rows per group.
     pub fn query(&self, q: &Query) -> Result<QueryResult, QueryError> {
-        let sel = Selection::from_filters(&q.filters)?;
+        let sel = Selection::from_filters(&q.filters, &self.inner.prices)?;
         self.read(|store, now| {
             let (from, to) = q.window.bounds(store, now)?;
             let by = match q.group_by {
