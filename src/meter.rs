@@ -1026,6 +1026,15 @@ pub enum BuildError {
 /// assert_eq!(meter.total_usage().calls, 1);
 /// assert_eq!(meter.total_usage().cost.to_string(), "$0.0081");
 /// ```
+///
+/// # Blocking
+///
+/// Dropping the last clone (the subscriber holding the layer holds one) of a meter with a journal or OTLP export
+/// finishes them in that drop: it waits for the journal writer to write what it holds and for the last export,
+/// which can take seconds. Call [`shutdown`](Self::shutdown) first, off an async runtime's workers; a meter held
+/// by a global subscriber is never dropped. [`check_budget`](Self::check_budget) and
+/// [`budget_status`](Self::budget_status) may run the budgets' alert callbacks on the calling thread: the alerts a
+/// restart left owed, and those of a period the clock came back into.
 #[derive(Clone)]
 pub struct TokenMeter {
     pub(crate) inner: Arc<MeterInner>,

@@ -26,6 +26,9 @@ fn callsites_the_other_layers_filter_turns_off_stay_off() {
         assert!(!call.is_disabled());
         let context = tracing::debug_span!("conversation", session.id = "s2");
         assert!(!context.is_disabled());
+        // The filter gives no level hint (capture reads call spans at any level), so the process's max level reads
+        // TRACE though the callsites stay off (README says so).
+        assert_eq!(LevelFilter::current(), LevelFilter::TRACE);
     });
     assert_eq!(meter.total_usage().calls, 1);
     drop(filtered);

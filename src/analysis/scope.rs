@@ -63,6 +63,11 @@ impl ReportFilter {
 
     /// Says which sessions belong to the filtered records, for a breakdown by session the ledger cannot
     /// narrow by itself (a session's calls are all listed, whatever their other dimensions).
+    ///
+    /// The predicate runs while the report holds the ledger's lock, once per session in the window: it must not
+    /// read this ledger or its meter (a query, report or budget status from it would wait on that lock forever).
+    /// Recording calls from it is safe (recording never waits on that lock). Look the answer up in state of your
+    /// own, as the HTTP API's `SessionTenants` (feature `http`) does.
     pub fn with_sessions(mut self, belongs: impl Fn(&str) -> bool + Send + Sync + 'static) -> Self {
         self.sessions = Some(Arc::new(belongs));
         self
