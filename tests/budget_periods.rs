@@ -50,7 +50,7 @@ fn fired_for(alerts: &Alerts, budget: &str) -> Vec<u32> {
         .filter(|a| &*a.budget == budget)
         .filter_map(|a| match a.kind {
             AlertKind::ThresholdCrossed { percent } => Some(percent),
-            AlertKind::ProjectedOverrun => None,
+            _ => None,
         })
         .collect()
 }

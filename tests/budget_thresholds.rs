@@ -43,7 +43,7 @@ fn thresholds_fired(alerts: &Alerts) -> Vec<u32> {
         .iter()
         .filter_map(|a| match a.kind {
             AlertKind::ThresholdCrossed { percent } => Some(percent),
-            AlertKind::ProjectedOverrun => None,
+            _ => None,
         })
         .collect()
 }

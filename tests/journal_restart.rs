@@ -52,7 +52,7 @@ fn thresholds(alerts: &Alerts) -> Vec<u32> {
         .iter()
         .filter_map(|a| match a.kind {
             AlertKind::ThresholdCrossed { percent } => Some(percent),
-            AlertKind::ProjectedOverrun => None,
+            _ => None,
         })
         .collect()
 }
@@ -380,6 +380,7 @@ fn tasks_and_tool_executions_come_back_after_a_restart() {
                 "task"
             }
             tokenmeter::journal::JournalEntry::Tool(_) => "tool",
+            _ => "other",
         })
     })
     .unwrap();
@@ -1320,6 +1321,7 @@ fn an_alerts_journal_line_is_queued_before_the_alert_is_delivered() {
                 let event = match a.kind {
                     AlertKind::ThresholdCrossed { .. } => "threshold_crossed",
                     AlertKind::ProjectedOverrun => "projected_overrun",
+                    _ => "other",
                 };
                 seen.lock().push(text.contains(&format!(r#""event":"{event}""#)));
             })

@@ -342,9 +342,8 @@ impl ClaudeClient {
                 usage: summary.usage,
             }),
             StreamOutcome::Error { error_type } => Err(ClientError::Stream { error_type, partial_text: text }),
-            StreamOutcome::Incomplete => {
-                Err(ClientError::Stream { error_type: INCOMPLETE_STREAM.to_owned(), partial_text: text })
-            }
+            // `Incomplete`, or an outcome a later tokenmeter adds (the enum is non-exhaustive): not a whole reply.
+            _ => Err(ClientError::Stream { error_type: INCOMPLETE_STREAM.to_owned(), partial_text: text }),
         }
     }
 }

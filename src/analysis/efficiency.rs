@@ -188,6 +188,7 @@ pub struct EfficiencyBreakdown {
 /// What a suggestion is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum SuggestionType {
     /// Cache the growing prompt of multi-turn sessions.
     PromptCaching,

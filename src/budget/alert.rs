@@ -12,6 +12,7 @@ use super::{BudgetAction, BudgetAmount, BudgetPeriod, BudgetScope};
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum AlertKind {
     /// Spend reached `percent`% of the limit (for the first time this period).
     ThresholdCrossed {

@@ -924,6 +924,7 @@ impl BudgetExceeded {
 
 /// Errors configuring budgets.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BudgetError {
     /// A budget file could not be read.
     #[error("cannot read budget file {}: {source}", .path.display())]

@@ -536,6 +536,7 @@ impl RecordSink for SessionTenants {
 
 /// An error starting the server.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum HttpError {
     /// The address could not be bound.
     #[error("cannot bind {addr}: {source}")]

@@ -16,6 +16,7 @@ use super::{INCOMPLETE_STREAM, record_error};
 
 /// How a stream ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum StreamOutcome {
     /// `message_stop` arrived: the message is whole.
     Completed,

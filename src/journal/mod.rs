@@ -311,6 +311,7 @@ impl JournalConfig {
 /// Why a journal line was not replayed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "reason")]
+#[non_exhaustive]
 pub enum SkipReason {
     /// The file's last line is incomplete: the writing process died mid-write.
     TornTail,
@@ -425,6 +426,7 @@ pub struct JournalStats {
 
 /// Errors opening or flushing the journal.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum JournalError {
     /// The journal directory cannot be created, read or written.
     #[error("cannot use journal directory {}: {source} (check that it exists or can be created, and is writable)", .path.display())]
@@ -561,6 +563,7 @@ pub fn read(dir: impl AsRef<Path>, mut each: impl FnMut(CallRecord)) -> std::io:
 /// One record read back from the journal by [`read_entries`].
 #[derive(Debug, Clone, PartialEq)]
 #[allow(clippy::large_enum_variant)]
+#[non_exhaustive]
 pub enum JournalEntry {
     /// A call.
     Call(CallRecord),

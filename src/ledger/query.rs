@@ -559,6 +559,7 @@ pub struct QueryResult {
 
 /// An invalid query or report request.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum QueryError {
     /// The window's start is not before its end.
     #[error("window start {from} is not before its end {to}: give a `from` earlier than `to`")]

@@ -278,6 +278,7 @@ impl PriceBook {
 
 /// Errors loading prices.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PriceBookError {
     /// A price file could not be read.
     #[error("cannot read price file {}: {source}", .path.display())]

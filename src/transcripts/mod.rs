@@ -184,6 +184,7 @@ pub struct UnreadableFile {
 
 /// Errors finding transcripts.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TranscriptError {
     /// The path does not exist.
     #[error("{}: no such file or directory (expected a Claude Code config dir, its projects/ folder, a project folder or a .jsonl transcript)", .0.display())]

@@ -1041,6 +1041,8 @@ fn load_journal(dir: &Path, ctx: &Context, since: Option<NaiveDate>) -> CliResul
             JournalEntry::Call(r) => records.push(r),
             JournalEntry::Task(t) => tasks.push(t),
             JournalEntry::Tool(t) => tools.push(t),
+            // A kind of line this build does not read (the enum is non-exhaustive).
+            _ => {}
         }
         if let Some(pb) = &pb {
             pb.inc(1);
@@ -1097,6 +1099,7 @@ fn skip_reason(reason: &SkipReason) -> String {
         SkipReason::Corrupt { message } => format!("not a call record: {message}"),
         SkipReason::UnsupportedVersion { version } => newer(u64::from(*version)),
         SkipReason::Unreadable { message } => format!("cannot read the file: {message}"),
+        other => format!("{other:?}"),
     }
 }
 

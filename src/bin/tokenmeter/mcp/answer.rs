@@ -777,6 +777,8 @@ fn kind_name(kind: tokenmeter::analysis::SuggestionType) -> &'static str {
         S::UnreadCacheWrites => "unread_cache_writes",
         S::LongContextThreshold => "long_context_threshold",
         S::FailedCalls => "failed_calls",
+        // A kind this build does not know yet (the enum is non-exhaustive).
+        _ => "other",
     }
 }
 
