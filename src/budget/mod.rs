@@ -144,9 +144,9 @@ const PICOS_PER_MICRO: u128 = 1_000_000;
 
 // === impl BudgetLimit ===
 
-/// How much a budget allows per period.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// How much a budget allows per period. Serialized as a [`BudgetAmount`] (`{"usd": 10.0, "picos": 10000000000000}`
+/// or `{"tokens": 2000000}`), and read back from either dollar form, as [`BudgetLimit::usd`] reads dollars.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BudgetLimit {
     /// Priced cost, exactly.
     Usd(Money),
@@ -213,6 +213,24 @@ impl BudgetLimit {
 impl fmt::Display for BudgetLimit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.amount().fmt(f)
+    }
+}
+
+impl Serialize for BudgetLimit {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.amount().serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for BudgetLimit {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match BudgetAmount::deserialize(deserializer)? {
+            BudgetAmount::Tokens(t) => Ok(BudgetLimit::Tokens(t)),
+            BudgetAmount::Usd(m) if m.picos() > 1_000_000_000_000 * 1_000_000_000_000 => {
+                Err(serde::de::Error::custom(format_args!("a limit of {m} is more than 1e12 USD")))
+            }
+            BudgetAmount::Usd(m) => Ok(BudgetLimit::Usd(m)),
+        }
     }
 }
 
@@ -971,6 +989,22 @@ pub enum BudgetError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_serialize_as_amounts_and_read_back() {
+        // They serialized as `{"usd": <picos>}`, a form nothing read back from dollars.
+        let ten = BudgetLimit::usd(10.0).unwrap();
+        let json = serde_json::to_string(&ten).unwrap();
+        assert_eq!(json, r#"{"usd":10.0,"picos":10000000000000}"#);
+        assert_eq!(serde_json::from_str::<BudgetLimit>(&json).unwrap(), ten);
+        assert_eq!(serde_json::from_str::<BudgetLimit>(r#"{"usd":10}"#).unwrap(), ten);
+        let tokens = BudgetLimit::tokens(2_000_000);
+        assert_eq!(serde_json::to_string(&tokens).unwrap(), r#"{"tokens":2000000}"#);
+        assert_eq!(serde_json::from_str::<BudgetLimit>(r#"{"tokens":2000000}"#).unwrap(), tokens);
+        let err = serde_json::from_str::<BudgetLimit>(r#"{"picos":1000000000000000000000001}"#).unwrap_err();
+        assert!(err.to_string().contains("more than 1e12 USD"), "{err}");
+        assert!(serde_json::from_str::<BudgetLimit>(r#"{"usd":-1}"#).is_err());
+    }
 
     #[test]
     fn amounts_serialize_dollars_beside_exact_picos_and_read_back() {
