@@ -524,3 +524,69 @@ proptest! {
         }
     }
 }
+
+// === parsers of streams and files ===
+
+/// SSE events from the chunks fed in order, and the count dropped for size.
+fn decode(chunks: &[&[u8]]) -> (Vec<tokenmeter::instrument::SseEvent>, u64) {
+    let mut d = tokenmeter::instrument::SseDecoder::new();
+    let mut out = Vec::new();
+    for c in chunks {
+        out.extend(d.push(c));
+    }
+    out.extend(d.finish());
+    (out, d.dropped())
+}
+
+/// Byte streams made of SSE's pieces (field names, every line ending, a BOM, comments) and random bytes.
+fn sse_bytes() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        Just(b"event: ".to_vec()),
+        Just(b"data: ".to_vec()),
+        Just(b"data:".to_vec()),
+        Just(b"\r\n".to_vec()),
+        Just(b"\n".to_vec()),
+        Just(b"\r".to_vec()),
+        Just(b":comment".to_vec()),
+        Just(b"\xEF\xBB\xBF".to_vec()),
+        Just(b"id: 3".to_vec()),
+        Just(b"retry: 10".to_vec()),
+        proptest::collection::vec(any::<u8>(), 0..8),
+        "[a-z{}\":, ]{0,12}".prop_map(|s| s.into_bytes()),
+    ];
+    proptest::collection::vec(piece, 0..40).prop_map(|v| v.concat())
+}
+
+proptest! {
+    // (20,000 cases each passed once by hand; 512 here.)
+    #![proptest_config(ProptestConfig::with_cases(512))]
+    /// The same stream cut anywhere decodes to the same events.
+    #[test]
+    fn sse_decoding_is_the_same_whatever_the_chunking(bytes in sse_bytes(), cuts in proptest::collection::vec(any::<usize>(), 0..10)) {
+        let whole = decode(&[&bytes]);
+        let mut idx: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+        idx.sort();
+        let mut chunks: Vec<&[u8]> = Vec::new();
+        let mut prev = 0;
+        for i in idx {
+            chunks.push(&bytes[prev..i]);
+            prev = i;
+        }
+        chunks.push(&bytes[prev..]);
+        let split = decode(&chunks);
+        prop_assert_eq!(whole, split);
+    }
+
+    /// A price file of any shape is read or refused with an error, never a panic.
+    #[test]
+    fn any_price_file_is_read_or_refused(text in "(\\[[a-z.\"-]{0,12}\\]\n|[a-z_]{1,12} = [0-9.e+-]{0,14}\n|[a-z_]{1,8} = \"[a-z0-9-]{0,8}\"\n|[a-z_]{1,8} = \\{[a-z_ =0-9.,]{0,30}\\}\n){0,8}") {
+        let mut book = tokenmeter::PriceBook::builtin();
+        let _ = book.merge_toml_str(&text, "fuzz");
+    }
+
+    /// So is a budgets file.
+    #[test]
+    fn any_budgets_file_is_read_or_refused(text in "(\\[\\[budget\\]\\]\n|[a-z_]{1,14} = [0-9.e+-]{0,14}\n|[a-z_]{1,14} = \"[a-zA-Z0-9=/ _-]{0,14}\"\n|[a-z_]{1,10} = \\[[0-9, ]{0,14}\\]\n){0,10}") {
+        let _ = tokenmeter::budget::parse_budgets_toml(&text, "fuzz");
+    }
+}
