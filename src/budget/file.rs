@@ -241,7 +241,7 @@ fn budget(
 
 fn parse_period(src: &Source<'_>, value: &Spanned<DeValue<'_>>, field: &str) -> Result<BudgetPeriod, BudgetError> {
     let text = string(src, value, field, super::PERIOD_SYNTAX)?;
-    text.parse().map_err(|e: String| src.error(&value.span(), field, e))
+    text.parse().map_err(|e: BudgetError| src.error(&value.span(), field, e.to_string()))
 }
 
 /// `24h`, `7d`, `1h30m`, `90s`, `2w`: at least one second, at most [`MAX_ROLLING`](crate::budget::MAX_ROLLING).

@@ -443,7 +443,7 @@ impl Serialize for BudgetScope {
 }
 
 impl std::str::FromStr for BudgetScope {
-    type Err = String;
+    type Err = BudgetError;
 
     /// The display form back: `everything`, `model=claude-sonnet-4-5`, `tenant=acme` (through
     /// [`dimension`](Self::dimension) and [`model`](Self::model), so names and ids are normalized).
@@ -455,7 +455,7 @@ impl std::str::FromStr for BudgetScope {
             Some(("model", id)) if !id.is_empty() => Ok(BudgetScope::model(id)),
             // An empty name is refused by `try_build`, but `build` keeps the budget and shows it as `=value`.
             Some((name, value)) => Ok(BudgetScope::dimension(name, value)),
-            _ => Err(format!("expected `everything` or `dimension=value`, found {s:?}")),
+            _ => Err(BudgetError::InvalidText { expected: "`everything` or `dimension=value`", found: s.to_owned() }),
         }
     }
 }
@@ -534,7 +534,7 @@ const PERIOD_SYNTAX: &str =
     "\"day\", \"week\", \"month\" or \"rolling <duration>\" from 1s to 366d (e.g. \"rolling 24h\")";
 
 impl std::str::FromStr for BudgetPeriod {
-    type Err = String;
+    type Err = BudgetError;
 
     /// `day`, `week`, `month`, or `rolling <duration>` from 1s to [`MAX_ROLLING`] (`rolling 24h`, `rolling
     /// 1d2h`): the display form, and the budget file's syntax.
@@ -552,7 +552,7 @@ impl std::str::FromStr for BudgetPeriod {
                 duration.map(BudgetPeriod::Rolling)
             }
         };
-        period.ok_or_else(|| format!("expected {PERIOD_SYNTAX}, found {s:?}"))
+        period.ok_or_else(|| BudgetError::InvalidText { expected: PERIOD_SYNTAX, found: s.to_owned() })
     }
 }
 
@@ -984,11 +984,39 @@ pub enum BudgetError {
         /// Why it was rejected.
         reason: &'static str,
     },
+    /// A budget scope or period given as text ([`BudgetScope`]'s or [`BudgetPeriod`]'s `FromStr`) is not one.
+    #[error("expected {expected}, found {found:?}")]
+    InvalidText {
+        /// What the text should have been.
+        expected: &'static str,
+        /// The text given.
+        found: String,
+    },
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scopes_and_periods_given_as_text_fail_with_an_error_type() {
+        // `?` into a boxed error (anyhow's, too) needs a `std::error::Error`: a `String` was none.
+        fn read(
+            scope: &str,
+            period: &str,
+        ) -> Result<(BudgetScope, BudgetPeriod), Box<dyn std::error::Error + Send + Sync>> {
+            Ok((scope.parse()?, period.parse()?))
+        }
+        assert!(read("tenant=acme", "rolling 24h").is_ok());
+        let err = read("acme", "day").unwrap_err();
+        assert_eq!(err.to_string(), r#"expected `everything` or `dimension=value`, found "acme""#);
+        let err = read("everything", "fortnight").unwrap_err();
+        assert!(err.to_string().starts_with(r#"expected "day", "week", "month""#), "{err}");
+        assert!(matches!(
+            "fortnight".parse::<BudgetPeriod>(),
+            Err(BudgetError::InvalidText { found, .. }) if found == "fortnight"
+        ));
+    }
 
     #[test]
     fn limits_serialize_as_amounts_and_read_back() {
