@@ -579,14 +579,95 @@ proptest! {
 
     /// A price file of any shape is read or refused with an error, never a panic.
     #[test]
-    fn any_price_file_is_read_or_refused(text in "(\\[[a-z.\"-]{0,12}\\]\n|[a-z_]{1,12} = [0-9.e+-]{0,14}\n|[a-z_]{1,8} = \"[a-z0-9-]{0,8}\"\n|[a-z_]{1,8} = \\{[a-z_ =0-9.,]{0,30}\\}\n){0,8}") {
+    fn any_price_file_is_read_or_refused(lines in proptest::collection::vec(price_line(), 0..10)) {
         let mut book = tokenmeter::PriceBook::builtin();
-        let _ = book.merge_toml_str(&text, "fuzz");
+        let _ = book.merge_toml_str(&lines.concat(), "fuzz");
     }
 
     /// So is a budgets file.
     #[test]
-    fn any_budgets_file_is_read_or_refused(text in "(\\[\\[budget\\]\\]\n|[a-z_]{1,14} = [0-9.e+-]{0,14}\n|[a-z_]{1,14} = \"[a-zA-Z0-9=/ _-]{0,14}\"\n|[a-z_]{1,10} = \\[[0-9, ]{0,14}\\]\n){0,10}") {
+    fn any_budgets_file_is_read_or_refused(text in budgets_file()) {
         let _ = tokenmeter::budget::parse_budgets_toml(&text, "fuzz");
     }
+}
+
+/// A value of the kinds the files hold: numbers of every shape (exponents, signs, huge, fractional), strings, an
+/// array, an inline table, or nothing.
+fn file_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "-?[0-9_]{1,8}(\\.[0-9]{0,8})?(e[+-]?[0-9]{1,4})?",
+        Just("1e400".to_owned()),
+        Just("340282366920938463463374607431768211456".to_owned()),
+        Just("nan".to_owned()),
+        Just("inf".to_owned()),
+        "\"[a-zA-Z0-9 ./_=-]{0,16}\"",
+        "\\[[0-9, -]{0,16}\\]",
+        "\\{ ?[a-z_]{1,8} = \"[a-z0-9-]{0,8}\" ?\\}",
+        Just("true".to_owned()),
+        Just(String::new()),
+    ]
+}
+
+/// Lines of a price file: its table headers and keys, with any value.
+fn price_line() -> impl Strategy<Value = String> {
+    let key = prop_oneof![
+        Just("input"),
+        Just("output"),
+        Just("cache_write_5m"),
+        Just("cache_write_1h"),
+        Just("cache_read"),
+        Just("min_cacheable_tokens"),
+        Just("fast_multiplier"),
+        Just("threshold_tokens"),
+        Just("web_search_fee"),
+        Just("aliases"),
+        Just("bogus"),
+    ];
+    let model = prop_oneof![Just("claude-sonnet-4-5"), Just("my-finetune"), Just(""), Just("claude-opus-4-8")];
+    prop_oneof![
+        model.clone().prop_map(|m| format!("[models.\"{m}\"]\n")),
+        model.prop_map(|m| format!("[models.\"{m}\".long_context]\n")),
+        Just("[models]\n".to_owned()),
+        (key, file_value()).prop_map(|(k, v)| format!("{k} = {v}\n")),
+    ]
+}
+
+/// A budgets file: tables of a name, a limit and other keys, each value mostly one its key takes, sometimes any.
+fn budgets_file() -> impl Strategy<Value = String> {
+    let valid = |key: &'static str| -> BoxedStrategy<String> {
+        let values: &'static [&'static str] = match key {
+            "limit_usd" => &["500", "0.5", "0", "1e12", "1e13", "0.0000001", "-1"],
+            "limit_tokens" => &["2_000_000", "0", "18446744073709551615"],
+            "period" => &["\"day\"", "\"month\"", "\"rolling 24h\"", "\"rolling 367d\"", "\"rolling 1d2h\""],
+            "time_zone" => &["\"America/New_York\"", "\"UTC\"", "\"Mars/Olympus\""],
+            "week_start" => &["\"monday\"", "\"sun\"", "\"someday\""],
+            "scope" => &["{ tenant = \"acme\" }", "{ model = \"claude-sonnet-4-5-20250929\" }", "{}", "\"everything\""],
+            "thresholds" => &["[80, 100]", "[0, 50, 101]", "[]", "[50, 50]"],
+            _ => &["\"warn\"", "\"block\"", "\"stop\""],
+        };
+        prop_oneof![4 => proptest::sample::select(values).prop_map(str::to_owned), 1 => file_value()].boxed()
+    };
+    let key = proptest::sample::select(&["period", "time_zone", "week_start", "scope", "thresholds", "action"][..]);
+    let line = key.prop_flat_map(move |k| valid(k).prop_map(move |v| format!("{k} = {v}\n")));
+    let limit = proptest::sample::select(&["limit_usd", "limit_tokens"][..])
+        .prop_flat_map(move |k| valid(k).prop_map(move |v| format!("{k} = {v}\n")));
+    let table = ("[a-z][a-z-]{0,8}", limit, proptest::collection::vec(line, 0..6))
+        .prop_map(|(name, limit, lines)| format!("[budgets.{name}]\n{limit}{}", lines.concat()));
+    proptest::collection::vec(table, 0..4).prop_map(|t| t.concat())
+}
+
+/// How far the generated files get: some are read whole (a test that only ever reached the first error would
+/// not exercise the parsers).
+#[test]
+fn the_generated_files_reach_the_parsers() {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let (mut prices_read, mut budgets_read) = (0, 0);
+    for _ in 0..2_000 {
+        let lines = proptest::collection::vec(price_line(), 0..10).new_tree(&mut runner).unwrap().current();
+        prices_read += usize::from(tokenmeter::PriceBook::builtin().merge_toml_str(&lines.concat(), "fuzz").is_ok());
+        let text = budgets_file().new_tree(&mut runner).unwrap().current();
+        budgets_read += usize::from(tokenmeter::budget::parse_budgets_toml(&text, "fuzz").is_ok_and(|b| !b.is_empty()));
+    }
+    assert!(prices_read >= 20 && budgets_read >= 20, "prices {prices_read}, budgets {budgets_read} of 2,000");
 }

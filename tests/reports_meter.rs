@@ -294,24 +294,35 @@ fn model_usage_reads_back_from_its_json() {
 
 #[test]
 fn a_model_filter_takes_any_id_of_the_model() {
-    // The ledger files priced calls under the price book's id: a dated, Bedrock or Vertex id matched nothing.
+    // The ledger files calls under the price book's id: a dated, Bedrock or Vertex id matched nothing.
     let (meter, clock) = meter();
     let subscriber = tracing_subscriber::registry().with(meter.layer());
-    tracing::subscriber::with_default(subscriber, || workload(&clock));
+    tracing::subscriber::with_default(subscriber, || {
+        workload(&clock);
+        // A failed call without usage, on a dated id: no cost, filed under the book's id all the same.
+        drop(tracing::info_span!(
+            "chat",
+            gen_ai.request.model = "claude-sonnet-4-5-20250929",
+            error.type = "overloaded_error",
+            input_tokens = Empty,
+        ));
+        // A model the book does not know.
+        drop(tracing::info_span!("chat", gen_ai.request.model = "gpt-4o-2024-08-06", input_tokens = 10u64));
+    });
     let calls = |id: &str| {
         meter.query(&Query::new(Window::Last24Hours).filter(Dimension::Model, id)).map(|r| r.totals.calls).unwrap()
     };
     for id in ["claude-sonnet-4-5", "claude-sonnet-4-5-20250929", "us.anthropic.claude-sonnet-4-5-20250929-v1:0"] {
-        assert_eq!(calls(id), 3, "{id}");
+        assert_eq!(calls(id), 4, "{id}");
     }
     // An id the price book does not know is matched as given.
-    assert_eq!(calls("gpt-4o"), 0);
+    assert_eq!((calls("gpt-4o-2024-08-06"), calls("gpt-4o")), (1, 0));
     // The comparison and the filtered reports take it too.
     let c =
         meter.compare_values(Window::Last24Hours, Dimension::Model, "claude-sonnet-4-5-20250929", "claude-opus-4-5");
     let c = c.unwrap();
-    assert_eq!((c.a.calls, c.b.calls), (3, 1));
+    assert_eq!((c.a.calls, c.b.calls), (4, 1));
     let f = tokenmeter::analysis::ReportFilter::new().filter(Dimension::Model, "claude-sonnet-4-5@20250929");
     let r = meter.efficiency_report_for(Window::Last24Hours, Dimension::Project, &f).unwrap();
-    assert_eq!(r.calls, 3);
+    assert_eq!(r.calls, 4);
 }

@@ -229,6 +229,44 @@ fn a_call_left_by_a_panic_caught_before_its_span_closed_failed() {
 }
 
 #[test]
+fn a_caught_panic_fails_only_the_call_it_left() {
+    // A long-lived span carrying one call after another (split by a new request id): the panic left the first,
+    // and the next, closed without usage and without a panic, is no panic.
+    let h = Harness::new();
+    h.run(|| {
+        let span = info_span!("chat", model = "claude-haiku-4-5", request_id = Empty, input_tokens = Empty);
+        span.record("request_id", "req_1");
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _e = span.enter();
+            panic!("client bug");
+        }));
+        assert!(caught.is_err());
+        span.record("request_id", "req_2");
+        drop(span);
+    });
+    let calls = h.seen.calls();
+    let outcomes: Vec<&str> = calls.iter().map(|c| c.outcome.label()).collect();
+    assert_eq!(outcomes, ["panic", "ok"]);
+}
+
+#[test]
+fn a_call_answered_before_a_panic_left_it_succeeded() {
+    // Usage recorded, then the caller panicked inside the call span and the panic was caught: it was answered.
+    let h = Harness::new();
+    h.run(|| {
+        let span = info_span!("chat", model = "claude-haiku-4-5", input_tokens = Empty);
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _e = span.enter();
+            span.record("input_tokens", 10u64);
+            panic!("parsing the answer failed");
+        }));
+        assert!(caught.is_err());
+        drop(span);
+    });
+    assert_eq!(h.seen.only_call().outcome.label(), "ok");
+}
+
+#[test]
 fn an_instrumented_future_whose_panic_is_caught_failed() {
     use futures_util::FutureExt;
     use tracing::Instrument;

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::per;
 use super::scope::{ReportFilter, ReportScope};
 use crate::ledger::calendar;
-use crate::ledger::{Agg, Ledger, QueryError, Selection, TimeGrain, Window, WindowBounds};
+use crate::ledger::{Agg, HOURLY_SERIES_UP_TO_SECS, Ledger, QueryError, Selection, TimeGrain, Window, WindowBounds};
 
 /// Cache figures over the window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -95,10 +95,10 @@ pub struct CacheReport {
     pub window: WindowBounds,
     /// The figures.
     pub cache_metrics: CacheMetrics,
-    /// `hour` for windows up to 48 hours (`day` when such a window reaches back past the 35 days hourly
-    /// totals are kept), else `day`; in a filtered report whose window reaches back past
-    /// what the ledger keeps at that grain for filtered figures, the finest grain it keeps (`day` or
-    /// `month`, said in [`ReportScope::notes`]).
+    /// `hour` for windows up to 49 hours, two local days with a 25-hour one (`day` when such a window reaches back
+    /// past the 35 days hourly totals are kept), else `day`; in a filtered report whose window reaches back past
+    /// what the ledger keeps at that grain for filtered figures, the finest grain it keeps (`day` or `month`, said
+    /// in [`ReportScope::notes`]).
     pub grain: TimeGrain,
     /// Hit rate and savings over time, oldest first.
     pub time_series: Vec<CachePoint>,
@@ -126,7 +126,7 @@ impl Ledger {
             // series (hours or days from `from`, where the buckets are coarser) then cover the same span.
             let (from, to) = window.aligned_bounds(store, now)?;
             let total = sel.total(store, from, to);
-            let wanted = if to - from <= 48 * 3_600 { TimeGrain::Hour } else { TimeGrain::Day };
+            let wanted = if to - from <= HOURLY_SERIES_UP_TO_SECS { TimeGrain::Hour } else { TimeGrain::Day };
             let mut notes = Vec::new();
             let (grain, points) = if sel == Selection::All {
                 sel.report_series(store, now, from, to)?

@@ -141,6 +141,7 @@ impl CallFields {
         self.ttft_us = None;
         self.error_type = None;
         self.status_error = None;
+        self.unwound = false;
         self.response_model.clone_from(&declared.response_model);
         self.service_tier.clone_from(&declared.service_tier);
         self.speed.clone_from(&declared.speed);

@@ -97,7 +97,7 @@ pub use query::TokenFigures;
 
 pub(crate) use agg::{Agg, Core, Histograms, OTHER, Opportunities};
 pub(crate) use bucket::{Bucket, Tier};
-pub(crate) use query::{Selection, add_rest, histograms, ratio, sort_rows};
+pub(crate) use query::{HOURLY_SERIES_UP_TO_SECS, Selection, add_rest, histograms, ratio, sort_rows};
 pub(crate) use store::Store;
 
 use std::fmt;
@@ -871,9 +871,11 @@ impl Ledger {
             }
             _ => None,
         };
-        // Filed under the price book's id when priced (a record read back from disk has no cost of its own),
-        // and its cache write with it.
-        let model_key = cost.map(|c| &c.priced_as).or(rec.model.as_ref());
+        // Filed under the price book's id whenever the book knows the model (a record read back from disk has no
+        // cost of its own; a failed call without usage has none either, and under its raw id a model filter, which
+        // reads any id as the book's, never found it), and its cache write with it.
+        let model_key =
+            cost.map(|c| &c.priced_as).or(priced.as_ref().map(|p| p.canonical_arc())).or(rec.model.as_ref());
         let facts = match rec.dimensions.session.as_deref() {
             Some(s) if rec.metered => {
                 let min_cacheable = inner.min_cacheable(priced.as_ref(), billed.as_ref().map(|b| b.2));

@@ -657,6 +657,10 @@ fn folded(f: &Filter, k: &SeriesKey) -> bool {
     f.value != OTHER && f.dimension.of_key(k) == Some(OTHER)
 }
 
+/// The longest window whose report series is by hour: 49 hours, two local days where one of them is 25 hours long
+/// (the clocks go back); two days of any other week are 48.
+pub(crate) const HOURLY_SERIES_UP_TO_SECS: i64 = 49 * 3_600;
+
 impl Selection {
     /// The selection of `filters`; a model filter takes any id of the model (`claude-sonnet-4-5-20250929`,
     /// a Bedrock or Vertex id), as the ledger files priced calls under the price book's id.
@@ -1104,7 +1108,7 @@ impl Selection {
         from: i64,
         to: i64,
     ) -> Result<(TimeGrain, Vec<(i64, Agg)>), QueryError> {
-        if to - from <= 49 * 3_600 {
+        if to - from <= HOURLY_SERIES_UP_TO_SECS {
             match self.series(store, now, from, to, TimeGrain::Hour) {
                 Err(QueryError::ResolutionUnavailable { .. }) => {}
                 r => return r.map(|p| (TimeGrain::Hour, p)),

@@ -253,6 +253,11 @@ impl PricedModel {
         &self.canonical
     }
 
+    /// [`canonical`](Self::canonical), shared.
+    pub(crate) fn canonical_arc(&self) -> &Arc<str> {
+        &self.canonical
+    }
+
     /// The model's price.
     pub fn price(&self) -> &ModelPrice {
         &self.price
