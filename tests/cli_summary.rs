@@ -604,3 +604,32 @@ fn two_local_days_are_rows_per_hour_when_one_of_them_has_25_hours() {
     // Three days are rows per day.
     assert!(args("2025-11-01", "2025-11-03").contains("By day"));
 }
+
+#[test]
+fn a_date_the_zone_skipped_ends_the_day_before_where_the_next_begins() {
+    // Pacific/Apia went from 2011-12-29 (UTC-10) to 2011-12-31 (UTC+14) at 10:00 UTC on the 30th.
+    let line = r#"{"timestamp":"2011-12-30T05:00:00Z","duration_us":5,"model":"claude-haiku-4-5","tokens":{"input":1000,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":0,"reasoning":0},"metered":true,"outcome":{"status":"ok"},"dimensions":{}}"#;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.jsonl");
+    std::fs::write(&file, format!("{line}\n")).unwrap();
+    let v = run(&[
+        "--records",
+        file.to_str().unwrap(),
+        "--now",
+        "2012-01-02T00:00:00Z",
+        "--tz",
+        "Pacific/Apia",
+        "summary",
+        "--since",
+        "2011-12-29",
+        "--until",
+        "2011-12-29",
+        "--format",
+        "json",
+    ])
+    .json();
+    // The 29th runs to the jump: the call at 05:00 UTC (19:00 on the 29th there) is in it. Its end was read as
+    // 00:00 UTC, before the call.
+    assert_eq!(v["summary"]["window"]["to"], "2011-12-30T10:00:00Z", "{v}");
+    assert_eq!(v["summary"]["calls"], 1, "{v}");
+}

@@ -100,6 +100,21 @@ pub(crate) use bucket::{Bucket, Tier};
 pub(crate) use query::{HOURLY_SERIES_UP_TO_SECS, Selection, add_rest, histograms, ratio, sort_rows};
 pub(crate) use store::Store;
 
+/// The first instant of local date `date` in `tz`, where the ledger's days (and a budget's) begin: midnight, the
+/// earlier one when the clocks go back over it, the first time after it when they skip it, and where the next date
+/// begins for a date the zone skipped whole (Pacific/Apia's 2011-12-30). For windows over local days.
+///
+/// ```
+/// use chrono::NaiveDate;
+///
+/// let tz: chrono_tz::Tz = "America/Santiago".parse().unwrap();
+/// let day = NaiveDate::from_ymd_opt(2026, 9, 6).unwrap(); // clocks skip from 00:00 to 01:00
+/// assert_eq!(tokenmeter::ledger::local_day_start(tz, day).to_rfc3339(), "2026-09-06T04:00:00+00:00");
+/// ```
+pub fn local_day_start(tz: Tz, date: chrono::NaiveDate) -> chrono::DateTime<chrono::Utc> {
+    calendar::utc(calendar::start_of_date(tz, date))
+}
+
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

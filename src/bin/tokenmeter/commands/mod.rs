@@ -9,7 +9,7 @@ mod watch;
 pub(crate) use analysis::compare_periods;
 pub(crate) use summary::row_label;
 
-use chrono::{DateTime, Duration, DurationRound, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Duration, DurationRound, NaiveDate, Utc};
 use chrono_tz::Tz;
 use tokenmeter::UsageSummary;
 use tokenmeter::analysis::CacheReport;
@@ -264,15 +264,9 @@ pub(crate) fn counted_now(ts: i64, now: i64) -> bool {
     ts.div_euclid(60) * 60 > now + 300
 }
 
+/// Where local date `date` begins in `tz`, as the ledger's days do (a skipped midnight, a skipped date).
 pub(crate) fn local_midnight(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
-    let naive = date.and_hms_opt(0, 0, 0).unwrap_or_default();
-    match tz.from_local_datetime(&naive) {
-        chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => t.with_timezone(&Utc),
-        chrono::LocalResult::None => tz
-            .from_local_datetime(&(naive + Duration::hours(1)))
-            .earliest()
-            .map_or_else(|| naive.and_utc(), |t| t.with_timezone(&Utc)),
-    }
+    tokenmeter::ledger::local_day_start(tz, date)
 }
 
 /// A heading line for tables: what was read, and the window.
