@@ -64,8 +64,17 @@ enum End {
 
 #[derive(Clone, Debug)]
 enum Answer {
-    Json { status: u16, body: &'static str },
-    Sse { body: &'static str, first_delta_delay: Duration, end: End },
+    Json {
+        status: u16,
+        body: &'static str,
+    },
+    /// A 307 to the same path (with a 307 a client that follows sends the body, and the key, again).
+    Redirect,
+    Sse {
+        body: &'static str,
+        first_delta_delay: Duration,
+        end: End,
+    },
 }
 
 /// What the server saw of one request.
@@ -140,6 +149,11 @@ async fn messages(State(state): State<Arc<ServerState>>, headers: HeaderMap, bod
     });
     let response = Response::builder().header("request-id", "req_011CSHoEeqs5C35K2UUqR7Fy");
     match state.answer.clone() {
+        Answer::Redirect => response
+            .status(StatusCode::TEMPORARY_REDIRECT)
+            .header("location", "/v1/messages")
+            .body(Body::empty())
+            .expect("response"),
         Answer::Json { status, body } => response
             .status(StatusCode::from_u16(status).expect("status"))
             .header("content-type", "application/json")
@@ -339,6 +353,28 @@ fn fast_mode_speed_is_recorded_and_priced() {
     // (1,000 x $5 + 2,000 x $25) x 6, per million
     assert_eq!(cost(&c), "$0.33");
     assert!(c.cost.as_ref().is_some_and(|cc| cc.fast));
+}
+
+#[test]
+fn a_redirect_is_not_followed() {
+    // reqwest follows redirects by default and keeps `x-api-key` on one to another host: the client refuses
+    // them, and the call fails.
+    let api = MockApi::start(Answer::Redirect);
+    let (reply, c, _) = call(&api, "claude-sonnet-4-5", false);
+    assert!(matches!(reply, Err(ClientError::Api { status: 307, .. })), "{reply:?}");
+    assert_eq!(api.state.seen.lock().len(), 1, "followed the redirect");
+    assert!(c.outcome.is_error() && !c.metered);
+}
+
+#[test]
+fn the_clients_debug_never_shows_the_prompt_or_the_answer() {
+    let request = request("claude-sonnet-4-5");
+    let reply = Reply { text: "the secret answer".into(), ..Reply::default() };
+    let error = ClientError::Stream { error_type: "overloaded_error".into(), partial_text: "the secret answer".into() };
+    for text in [format!("{request:?}"), format!("{reply:?}"), format!("{error:?}")] {
+        assert!(!text.contains(PROMPT) && !text.contains("secret"), "{text}");
+    }
+    assert!(format!("{request:?}").contains(&format!("content_bytes: {}", PROMPT.len())));
 }
 
 #[test]

@@ -22,8 +22,8 @@ pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
 /// The `anthropic-version` header sent with every request.
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 
-/// One Messages API request (the subset this example needs).
-#[derive(Debug, Clone, Serialize)]
+/// One Messages API request (the subset this example needs). Its `Debug` shows sizes, never the prompt's text.
+#[derive(Clone, Serialize)]
 pub struct Request {
     /// The model to call.
     pub model: String,
@@ -36,8 +36,8 @@ pub struct Request {
     pub messages: Vec<Turn>,
 }
 
-/// One turn of a conversation.
-#[derive(Debug, Clone, Serialize)]
+/// One turn of a conversation. Its `Debug` shows the role and the text's size.
+#[derive(Clone, Serialize)]
 pub struct Turn {
     /// `user` or `assistant`.
     pub role: String,
@@ -57,8 +57,8 @@ impl Request {
     }
 }
 
-/// What a call returned.
-#[derive(Debug, Clone, Default)]
+/// What a call returned. Its `Debug` shows the text's size, not the text.
+#[derive(Clone, Default)]
 pub struct Reply {
     /// The message id (`msg_…`).
     pub id: Option<String>,
@@ -72,14 +72,18 @@ pub struct Reply {
     pub usage: Usage,
 }
 
-/// Why a call failed. Every failure is also recorded on the call's span as `error.type`.
-#[derive(Debug)]
+/// Why a call failed. Every failure is also recorded on the call's span as `error.type`. Its `Debug` is its
+/// `Display`: a stream's partial text is never in either.
 pub enum ClientError {
     /// `ANTHROPIC_API_KEY` is not set.
     MissingApiKey,
+    /// The key cannot be sent as a header (a control character, say).
+    InvalidApiKey,
     /// The request could not be sent or the response not read (`error.type` is `timeout`, `connect_error` or
     /// `transport_error`).
     Transport(reqwest::Error),
+    /// The response's body could not be read whole (`error.type` is `timeout` or `transport_error`).
+    Read(std::io::Error),
     /// The API answered with an error status.
     Api {
         /// The HTTP status.
@@ -106,7 +110,9 @@ impl fmt::Display for ClientError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ClientError::MissingApiKey => f.write_str("ANTHROPIC_API_KEY is not set"),
+            ClientError::InvalidApiKey => f.write_str("ANTHROPIC_API_KEY holds a character no header can carry"),
             ClientError::Transport(e) => write!(f, "transport error: {e}"),
+            ClientError::Read(e) => write!(f, "reading the response failed: {e}"),
             ClientError::Api { status, error_type, message, request_id } => {
                 write!(f, "API error {status} {error_type}")?;
                 if let Some(m) = message {
@@ -123,6 +129,41 @@ impl fmt::Display for ClientError {
             }
             ClientError::Stream { error_type, .. } => write!(f, "the stream reported {error_type}"),
         }
+    }
+}
+
+impl fmt::Debug for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ClientError({self})")
+    }
+}
+
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Request")
+            .field("model", &self.model)
+            .field("max_tokens", &self.max_tokens)
+            .field("system_bytes", &self.system.as_ref().map(String::len))
+            .field("messages", &self.messages)
+            .finish()
+    }
+}
+
+impl fmt::Debug for Turn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Turn").field("role", &self.role).field("content_bytes", &self.content.len()).finish()
+    }
+}
+
+impl fmt::Debug for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reply")
+            .field("id", &self.id)
+            .field("model", &self.model)
+            .field("text_bytes", &self.text.len())
+            .field("stop_reason", &self.stop_reason)
+            .field("usage", &self.usage)
+            .finish()
     }
 }
 
@@ -156,7 +197,8 @@ fn transport_error_type(e: &reqwest::Error) -> &'static str {
 pub struct ClaudeClient {
     http: reqwest::blocking::Client,
     messages_url: String,
-    api_key: String,
+    /// Marked sensitive: kept out of reqwest's and hyper's `Debug` output.
+    api_key: reqwest::header::HeaderValue,
 }
 
 impl fmt::Debug for ClaudeClient {
@@ -179,13 +221,14 @@ impl ClaudeClient {
         let http = reqwest::blocking::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(read_timeout)
+            // No redirects: reqwest keeps `x-api-key` on a redirect to another host (it strips only
+            // `Authorization` and cookies), and a 307 or 308 sends the body again. A 3xx fails the call.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(ClientError::Transport)?;
-        Ok(ClaudeClient {
-            http,
-            messages_url: format!("{}/v1/messages", base_url.trim_end_matches('/')),
-            api_key: api_key.to_owned(),
-        })
+        let mut api_key = reqwest::header::HeaderValue::from_str(api_key).map_err(|_| ClientError::InvalidApiKey)?;
+        api_key.set_sensitive(true);
+        Ok(ClaudeClient { http, messages_url: format!("{}/v1/messages", base_url.trim_end_matches('/')), api_key })
     }
 
     /// A client configured by `ANTHROPIC_API_KEY` (required) and `ANTHROPIC_BASE_URL` (default
@@ -207,7 +250,7 @@ impl ClaudeClient {
         let body = serde_json::to_vec(&Body { request, stream }).unwrap_or_default();
         self.http
             .post(&self.messages_url)
-            .header("x-api-key", &self.api_key)
+            .header("x-api-key", self.api_key.clone())
             .header("anthropic-version", ANTHROPIC_VERSION)
             .header("content-type", "application/json")
             .body(body)
@@ -220,10 +263,10 @@ impl ClaudeClient {
         let _entered = span.enter();
         let fail = |error_type: &str| instrument::record_error(&span, error_type);
 
-        let response = self.send(request, false).inspect_err(|e| fail(transport_error_type(e)))?;
+        let mut response = self.send(request, false).inspect_err(|e| fail(transport_error_type(e)))?;
         let status = response.status().as_u16();
         let request_id = request_id_of(&response);
-        let body = response.bytes().inspect_err(|e| fail(transport_error_type(e)))?;
+        let body = read_body(&mut response).inspect_err(|e| fail(read_error_type(e))).map_err(ClientError::Read)?;
         if !(200..300).contains(&status) {
             let error = api_error(status, &body, request_id);
             if let ClientError::Api { error_type, .. } = &error {
@@ -269,7 +312,7 @@ impl ClaudeClient {
         let status = response.status().as_u16();
         if !(200..300).contains(&status) {
             let request_id = request_id_of(&response);
-            let body = response.bytes().unwrap_or_default();
+            let body = read_body(&mut response).unwrap_or_default();
             let error = api_error(status, &body, request_id);
             if let ClientError::Api { error_type, .. } = &error {
                 stream.fail(error_type);
@@ -281,7 +324,8 @@ impl ClaudeClient {
         if !is_event_stream(&response) {
             // One JSON body instead of a stream (a gateway that ignored "stream": true, or an error body with a
             // 2xx status): read whole, for its usage or its error type.
-            let body = response.bytes().inspect_err(|e| stream.fail(transport_error_type(e)))?;
+            let body =
+                read_body(&mut response).inspect_err(|e| stream.fail(read_error_type(e))).map_err(ClientError::Read)?;
             stream.whole_response(&body);
             text = serde_json::from_slice::<Content>(&body).unwrap_or_default().text();
         } else {
@@ -319,7 +363,11 @@ impl ClaudeClient {
                         && let Some(delta) = text_delta(&event.data)
                     {
                         on_text(&delta);
-                        text.push_str(&delta);
+                        // Kept up to the body cap (an answer is bounded by `max_tokens`; a server sending more is not
+                        // held whole).
+                        if text.len() + delta.len() <= MAX_BODY_BYTES as usize {
+                            text.push_str(&delta);
+                        }
                     }
                 }
                 // `message_stop` (or an error) ends the message: a proxy that holds the connection open afterwards
@@ -346,6 +394,22 @@ impl ClaudeClient {
             _ => Err(ClientError::Stream { error_type: INCOMPLETE_STREAM.to_owned(), partial_text: text }),
         }
     }
+}
+
+/// The most of a response body read: a larger one is cut there (and then fails to parse as `invalid_response`),
+/// so a misbehaving server cannot exhaust memory. A message's answer is bounded by its `max_tokens`.
+const MAX_BODY_BYTES: u64 = 32 << 20;
+
+/// Reads a response body whole, up to [`MAX_BODY_BYTES`].
+fn read_body(response: &mut reqwest::blocking::Response) -> std::io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    response.take(MAX_BODY_BYTES).read_to_end(&mut body)?;
+    Ok(body)
+}
+
+/// The `error.type` of a failed read of a body.
+fn read_error_type(e: &std::io::Error) -> &'static str {
+    if is_timeout(e) { "timeout" } else { "transport_error" }
 }
 
 /// Whether a read of a response body failed because it timed out.
