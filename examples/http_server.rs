@@ -1,6 +1,8 @@
 //! A tiny HTTP API server over a simulated workload (feature `http`): prints its address, serves until
 //! killed. `cargo run --example http_server --features http -- [PORT] [API_KEY] [ACME_KEY]`: `API_KEY` sees
-//! every tenant, `ACME_KEY` (optional) only tenant `acme`.
+//! every tenant, `ACME_KEY` (optional) only tenant `acme`. (A demonstration over a simulated workload: keys on a
+//! command line are visible to every user of the machine in `ps`; an application reads them from its own
+//! configuration, and stops its server with `ServerHandle::shutdown` and then its meter with `shutdown`.)
 //!
 //! The workload, on a manual clock starting 2026-03-14 09:00 UTC: three sessions (`s-1` and `s-2` of tenant
 //! `acme`, `s-3` of `globex`), three calls each, 7 minutes apart, each call followed by a 2-second
@@ -86,7 +88,10 @@ fn main() {
     if let Some(k) = acme_key {
         config = config.with_tenant_key(k, "acme");
     }
-    let server = serve(meter, config).expect("start the server");
+    let server = serve(meter, config).unwrap_or_else(|e| {
+        eprintln!("cannot start the server: {e}");
+        std::process::exit(1);
+    });
     println!("http://{}", server.local_addr());
     println!(
         "try: curl http://{}/api/v1/token-usage/s-1 (with -H 'x-api-key: KEY' when started with one; without a key \
