@@ -39,8 +39,8 @@ pub const BUDGET_ALERTS: &str = "tokenmeter.budget.alerts";
 /// Counter of capture corrections, `{correction}`, by `tokenmeter.correction` = `normalization` |
 /// `rejected_value` | `shared_span_split` | `rollup_span` | `orphan_usage_event`.
 pub const CAPTURE_CORRECTIONS: &str = "tokenmeter.capture.corrections";
-/// Counter of journal records lost, `{record}`, by `tokenmeter.reason` = `queue_full` | `write_failed` (only with
-/// a journal).
+/// Counter of journal records lost, `{record}`, by `tokenmeter.reason` = `queue_full` | `write_failed`, and of
+/// budget alert lines lost, `alert_lost` (only with a journal).
 pub const JOURNAL_DROPPED: &str = "tokenmeter.journal.dropped";
 /// Counter of failed exports, `{export}` (only for a pipeline tokenmeter owns, see
 /// [`TokenMeterBuilder::with_otlp`](crate::TokenMeterBuilder::with_otlp)).
@@ -175,7 +175,7 @@ pub const ATTR_ALERT: &str = "tokenmeter.alert";
 /// Attribute: the threshold, in percent of the limit, a `threshold_crossed` alert fired at (e.g. `80`).
 /// Prometheus label `tokenmeter_alert_threshold`.
 pub const ATTR_ALERT_THRESHOLD: &str = "tokenmeter.alert.threshold";
-/// Attribute: why journal records were lost, `queue_full` | `write_failed`. Prometheus label
+/// Attribute: why journal records were lost, `queue_full` | `write_failed` | `alert_lost`. Prometheus label
 /// `tokenmeter_reason`.
 pub const ATTR_REASON: &str = "tokenmeter.reason";
 /// Attribute: the rolling window a gauge covers (`1h`, `24h`). Prometheus label `tokenmeter_window`.
