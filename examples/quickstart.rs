@@ -126,7 +126,7 @@ fn main() {
     }
     let endpoint_set = ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"]
         .iter()
-        .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()));
+        .any(|v| std::env::var(v).is_ok_and(|v| !v.trim().is_empty()));
     if misconfigured {
         println!("\n(OTLP export is off: its settings are misconfigured, as said above.)");
     } else if endpoint_set {

@@ -91,7 +91,7 @@ trap 'rm -f "$quickstart_out"' EXIT
 env -u OTEL_EXPORTER_OTLP_ENDPOINT -u OTEL_EXPORTER_OTLP_METRICS_ENDPOINT \
     cargo run --quiet --example quickstart >"$quickstart_out"
 # The simulated morning is fixed (a manual clock, fixed traffic): its total row is known. A changed figure is a
-# changed price, capture or ledger, to explain in the CHANGELOG and README's sample before updating this line.
+# changed price, capture or ledger, to explain in the CHANGELOG before updating this line.
 grep -Eq 'TOTAL +┆ +126 ┆ 632,283 ┆ +572,392 ┆ +181,868 ┆ 65,654 ┆ \$5\.6682 ┆ +\$1\.7615 ┆' "$quickstart_out" || {
     echo "quickstart's TOTAL row is not the known one:" >&2
     grep TOTAL "$quickstart_out" >&2 || cat "$quickstart_out" >&2
