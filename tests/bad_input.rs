@@ -579,9 +579,9 @@ proptest! {
 
     /// A price file of any shape is read or refused with an error, never a panic.
     #[test]
-    fn any_price_file_is_read_or_refused(lines in proptest::collection::vec(price_line(), 0..10)) {
+    fn any_price_file_is_read_or_refused(text in price_file()) {
         let mut book = tokenmeter::PriceBook::builtin();
-        let _ = book.merge_toml_str(&lines.concat(), "fuzz");
+        let _ = book.merge_toml_str(&text, "fuzz");
     }
 
     /// So is a budgets file.
@@ -608,28 +608,24 @@ fn file_value() -> impl Strategy<Value = String> {
     ]
 }
 
-/// Lines of a price file: its table headers and keys, with any value.
-fn price_line() -> impl Strategy<Value = String> {
-    let key = prop_oneof![
-        Just("input"),
-        Just("output"),
-        Just("cache_write_5m"),
-        Just("cache_write_1h"),
-        Just("cache_read"),
-        Just("min_cacheable_tokens"),
-        Just("fast_multiplier"),
-        Just("threshold_tokens"),
-        Just("web_search_fee"),
-        Just("aliases"),
-        Just("bogus"),
-    ];
-    let model = prop_oneof![Just("claude-sonnet-4-5"), Just("my-finetune"), Just(""), Just("claude-opus-4-8")];
-    prop_oneof![
-        model.clone().prop_map(|m| format!("[models.\"{m}\"]\n")),
-        model.prop_map(|m| format!("[models.\"{m}\".long_context]\n")),
-        Just("[models]\n".to_owned()),
-        (key, file_value()).prop_map(|(k, v)| format!("{k} = {v}\n")),
-    ]
+/// A price file: an optional web search fee, then model tables of rates (mostly valid, sometimes any value), the
+/// other keys a model takes, and long-context tables.
+fn price_file() -> impl Strategy<Value = String> {
+    let rate = prop_oneof![4 => proptest::sample::select(&["3", "15.0", "0.3", "0", "1e3"][..]).prop_map(str::to_owned), 1 => file_value()];
+    let other_key = proptest::sample::select(
+        &["cache_write_5m", "cache_write_1h", "cache_read", "min_cacheable_tokens", "fast_multiplier", "bogus"][..],
+    );
+    let other = (other_key, rate.clone()).prop_map(|(k, v)| format!("{k} = {v}\n"));
+    let long = (rate.clone(), rate.clone()).prop_map(|(i, o)| format!("input = {i}\noutput = {o}\n"));
+    let model = proptest::sample::select(&["my-finetune", "claude-sonnet-4-5", "claude-opus-4-8", ""][..]);
+    let table = (model, rate.clone(), rate, proptest::collection::vec(other, 0..4), proptest::option::of(long))
+        .prop_map(|(m, i, o, others, long)| {
+            let long = long.map(|l| format!("[models.\"{m}\".long_context]\n{l}")).unwrap_or_default();
+            format!("[models.\"{m}\"]\ninput = {i}\noutput = {o}\n{}{long}", others.concat())
+        });
+    let fee = proptest::option::of(file_value().prop_map(|v| format!("web_search_per_1k = {v}\n")));
+    (fee, proptest::collection::vec(table, 0..4))
+        .prop_map(|(fee, t)| format!("{}{}", fee.unwrap_or_default(), t.concat()))
 }
 
 /// A budgets file: tables of a name, a limit and other keys, each value mostly one its key takes, sometimes any.
@@ -656,16 +652,18 @@ fn budgets_file() -> impl Strategy<Value = String> {
     proptest::collection::vec(table, 0..4).prop_map(|t| t.concat())
 }
 
-/// How far the generated files get: some are read whole (a test that only ever reached the first error would
-/// not exercise the parsers).
+/// How far the generated files get: some are read whole, with a model table or a budget in them (a test that only
+/// ever reached the first error, or read empty files, would not exercise the parsers).
 #[test]
 fn the_generated_files_reach_the_parsers() {
     use proptest::strategy::ValueTree;
     let mut runner = proptest::test_runner::TestRunner::deterministic();
     let (mut prices_read, mut budgets_read) = (0, 0);
     for _ in 0..2_000 {
-        let lines = proptest::collection::vec(price_line(), 0..10).new_tree(&mut runner).unwrap().current();
-        prices_read += usize::from(tokenmeter::PriceBook::builtin().merge_toml_str(&lines.concat(), "fuzz").is_ok());
+        // Counted when a file with a model table in it was read.
+        let text = price_file().new_tree(&mut runner).unwrap().current();
+        let read = tokenmeter::PriceBook::builtin().merge_toml_str(&text, "fuzz").is_ok();
+        prices_read += usize::from(read && text.contains("[models."));
         let text = budgets_file().new_tree(&mut runner).unwrap().current();
         budgets_read += usize::from(tokenmeter::budget::parse_budgets_toml(&text, "fuzz").is_ok_and(|b| !b.is_empty()));
     }

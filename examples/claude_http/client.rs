@@ -110,7 +110,7 @@ impl fmt::Display for ClientError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ClientError::MissingApiKey => f.write_str("ANTHROPIC_API_KEY is not set"),
-            ClientError::InvalidApiKey => f.write_str("ANTHROPIC_API_KEY holds a character no header can carry"),
+            ClientError::InvalidApiKey => f.write_str("the API key holds a character no header can carry"),
             ClientError::Transport(e) => write!(f, "transport error: {e}"),
             ClientError::Read(e) => write!(f, "reading the response failed: {e}"),
             ClientError::Api { status, error_type, message, request_id } => {
@@ -134,7 +134,12 @@ impl fmt::Display for ClientError {
 
 impl fmt::Debug for ClientError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ClientError({self})")
+        // The inner errors too (a refused connection's cause), which hold no prompt or answer text.
+        match self {
+            ClientError::Transport(e) => write!(f, "ClientError({self}: {e:?})"),
+            ClientError::Read(e) => write!(f, "ClientError({self}: {e:?})"),
+            _ => write!(f, "ClientError({self})"),
+        }
     }
 }
 
@@ -167,7 +172,16 @@ impl fmt::Debug for Reply {
     }
 }
 
-impl std::error::Error for ClientError {}
+impl std::error::Error for ClientError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ClientError::Transport(e) => Some(e),
+            ClientError::Read(e) => Some(e),
+            ClientError::InvalidResponse(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 impl From<reqwest::Error> for ClientError {
     fn from(e: reqwest::Error) -> Self {
@@ -266,14 +280,15 @@ impl ClaudeClient {
         let mut response = self.send(request, false).inspect_err(|e| fail(transport_error_type(e)))?;
         let status = response.status().as_u16();
         let request_id = request_id_of(&response);
-        let body = read_body(&mut response).inspect_err(|e| fail(read_error_type(e))).map_err(ClientError::Read)?;
         if !(200..300).contains(&status) {
-            let error = api_error(status, &body, request_id);
+            // Read as the streaming call reads it: a body that cannot be read leaves the status's error type.
+            let error = api_error(status, &read_body(&mut response).unwrap_or_default(), request_id);
             if let ClientError::Api { error_type, .. } = &error {
                 fail(error_type);
             }
             return Err(error);
         }
+        let body = read_body(&mut response).inspect_err(|e| fail(read_error_type(e))).map_err(ClientError::Read)?;
         // A byte-order mark before the body (a proxy's; serde_json refuses it) does not make a billed answer invalid.
         let json = body.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&body);
         let meta: MessageResponse = serde_json::from_slice(json).inspect_err(|_| fail("invalid_response"))?;
@@ -321,6 +336,7 @@ impl ClaudeClient {
         }
 
         let mut text = String::new();
+        let mut text_cut = false;
         if !is_event_stream(&response) {
             // One JSON body instead of a stream (a gateway that ignored "stream": true, or an error body with a
             // 2xx status): read whole, for its usage or its error type.
@@ -354,8 +370,12 @@ impl ClaudeClient {
                     let first = chunk.strip_prefix("\u{feff}".as_bytes()).unwrap_or(chunk).trim_ascii_start();
                     json_body = first.starts_with(b"{").then(Vec::new);
                 }
-                if let Some(body) = json_body.as_mut().filter(|b| b.len() + n <= 4 << 20) {
-                    body.extend_from_slice(chunk);
+                // Kept up to 4 MiB; past that its text is not read (a copy with a gap in it would not parse, or would
+                // parse to the wrong text).
+                match json_body.as_mut() {
+                    Some(body) if body.len() + n <= 4 << 20 => body.extend_from_slice(chunk),
+                    Some(_) => json_body = None,
+                    None => {}
                 }
                 // The accumulator reads the usage; the events come back for the text.
                 for event in stream.push_events(chunk) {
@@ -363,10 +383,12 @@ impl ClaudeClient {
                         && let Some(delta) = text_delta(&event.data)
                     {
                         on_text(&delta);
-                        // Kept up to the body cap (an answer is bounded by `max_tokens`; a server sending more is not
-                        // held whole).
-                        if text.len() + delta.len() <= MAX_BODY_BYTES as usize {
+                        // Kept up to the body cap, then no more (an answer is bounded by `max_tokens`; a server sending
+                        // more is not held whole, and a later small delta must not splice on after a gap).
+                        if !text_cut && text.len() + delta.len() <= MAX_BODY_BYTES as usize {
                             text.push_str(&delta);
+                        } else {
+                            text_cut = true;
                         }
                     }
                 }

@@ -441,8 +441,9 @@ pub(super) async fn tokens(State(state): State<AppState>, Extension(caller): Ext
         check_points(&window, grain, if p.get("aggregation").is_some() { "aggregation" } else { bound })?;
         let mut q = Query::new(window).group_by(GroupBy::Time(grain));
         if let Some(m) = p.get("model") {
-            // The ledger keeps priced calls under the canonical id: a dated, Bedrock or Vertex id names the same
-            // model. An id the price book does not know is kept as the calls reported it.
+            // The ledger keeps the calls of a model the book knows under its id: a dated, Bedrock or Vertex id names
+            // the same model (the ledger reads it so too; resolved here for the echoed filter). An id the price book
+            // does not know is kept as the calls reported it.
             let model = state.meter.price_book().resolve(m).map_or_else(|| m.to_owned(), |p| p.canonical().to_owned());
             q = q.filter(Dimension::Model, model);
         }

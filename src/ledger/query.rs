@@ -185,7 +185,7 @@ impl WindowBounds {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Dimension {
-    /// The model (canonical id when priced).
+    /// The model: the price book's id for a model the book knows (whatever id a call gave), else the id as given.
     Model,
     /// The provider (`gen_ai.provider.name`).
     Provider,
@@ -663,7 +663,7 @@ pub(crate) const HOURLY_SERIES_UP_TO_SECS: i64 = 49 * 3_600;
 
 impl Selection {
     /// The selection of `filters`; a model filter takes any id of the model (`claude-sonnet-4-5-20250929`,
-    /// a Bedrock or Vertex id), as the ledger files priced calls under the price book's id.
+    /// a Bedrock or Vertex id), as the ledger files the calls of a model the price book knows under the book's id.
     pub(crate) fn from_filters(filters: &[Filter], prices: &crate::PriceBook) -> Result<Self, QueryError> {
         let canonical;
         let filters = match filters.iter().position(|f| f.dimension == Dimension::Model) {

@@ -321,8 +321,9 @@ pub(super) fn compare(source: &Source, ctx: &Context, style: &Style, args: &Comp
                      agent, operation, task, user or tenant",
                 ));
             }
-            // The ledger keeps priced calls under the model's canonical id: a dated, Bedrock or Vertex id (as
-            // `show` prints them) names the same model. An id the price book does not know is kept as given.
+            // The ledger keeps the calls of a model the book knows under its canonical id: a dated, Bedrock or Vertex
+            // id (as `show` prints them) names the same model (the ledger reads it so too; resolved here for the
+            // sides' labels). An id the price book does not know is kept as given.
             let value = |f: &tokenmeter::ledger::Filter| match ctx.prices.resolve(&f.value) {
                 Some(p) if f.dimension == tokenmeter::ledger::Dimension::Model => p.canonical().to_owned(),
                 _ => f.value.clone(),
