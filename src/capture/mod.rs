@@ -20,7 +20,8 @@
 //!
 //! - Non-LLM spans and events: one per-thread hash lookup of the callsite's plan when created, and one span
 //!   lookup at close (to find no state). Enter is not implemented; exit reads one thread-local flag (whether a
-//!   usage event's dispatch held a log back, which is written then).
+//!   usage event's dispatch held a log back, which is written then) and the process's panic count (a relaxed
+//!   load; the span is looked up only while a panic unwinds).
 //!   (A per-layer `Filter` was tried first: `Filtered` looks the span up on every enter, exit, record and
 //!   close to check its filter bit, which cost more than it saved per span. It is offered beside, as
 //!   [`CaptureFilter`] through `TokenMeter::filtered_layer`: it keeps off the callsites other layers' per-layer
@@ -790,8 +791,8 @@ impl<S> Layer<S> for TokenMeterLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    // Only to log what `defer_log` held back: the exit of the span a usage event was in usually comes next,
-    // outside any dispatch and the registry's close.
+    // To log what `defer_log` held back (the exit of the span a usage event was in usually comes next, outside any
+    // dispatch and the registry's close), and to note a panic unwinding through the span.
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
         log_deferred();
         // A panic unwinding through the span's guard, before anything catches it: one relaxed load of the
