@@ -579,16 +579,9 @@ fn a_window_whose_only_metered_call_is_unpriced_reads_unpriced_in_its_total_row(
 fn two_local_days_are_rows_per_hour_when_one_of_them_has_25_hours() {
     // New York's clocks went back on 2025-11-02: Nov 1 and 2 there are 49 hours. Two days of any other week (48
     // hours) were rows per hour, these were rows per day.
-    let line = |ts: &str| {
-        format!(
-            r#"{{"timestamp":"{ts}","duration_us":5,"model":"claude-haiku-4-5","tokens":{{"input":1000,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":0,"reasoning":0}},"metered":true,"outcome":{{"status":"ok"}},"dimensions":{{}}}}"#
-        )
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("records.jsonl");
-    let lines: Vec<String> = ["2025-11-01T15:00:00Z", "2025-11-02T15:00:00Z", "2025-11-08T15:00:00Z"].map(line).into();
-    std::fs::write(&file, lines.join("\n")).unwrap();
-    let file = file.to_str().unwrap();
+    let days = ["2025-11-01T15:00:00Z", "2025-11-02T15:00:00Z", "2025-11-08T15:00:00Z"];
+    let records = cli_support::Records::new(&days.map(|ts| cli_support::haiku_record(ts, 1_000)));
+    let file = records.path.as_str();
     let args = |since, until| {
         let tz = ["--records", file, "--now", "2025-11-20T00:00:00Z", "--tz", "America/New_York"];
         let mut a = tz.to_vec();
@@ -608,13 +601,10 @@ fn two_local_days_are_rows_per_hour_when_one_of_them_has_25_hours() {
 #[test]
 fn a_date_the_zone_skipped_ends_the_day_before_where_the_next_begins() {
     // Pacific/Apia went from 2011-12-29 (UTC-10) to 2011-12-31 (UTC+14) at 10:00 UTC on the 30th.
-    let line = r#"{"timestamp":"2011-12-30T05:00:00Z","duration_us":5,"model":"claude-haiku-4-5","tokens":{"input":1000,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":0,"reasoning":0},"metered":true,"outcome":{"status":"ok"},"dimensions":{}}"#;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("records.jsonl");
-    std::fs::write(&file, format!("{line}\n")).unwrap();
+    let records = cli_support::Records::new(&[cli_support::haiku_record("2011-12-30T05:00:00Z", 1_000)]);
     let v = run(&[
         "--records",
-        file.to_str().unwrap(),
+        &records.path,
         "--now",
         "2012-01-02T00:00:00Z",
         "--tz",

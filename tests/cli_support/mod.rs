@@ -96,6 +96,13 @@ pub fn one_call_per_model(n: usize) -> Vec<String> {
         .collect()
 }
 
+/// A record line: one priced call on `claude-haiku-4-5` at `ts`, with `input` uncached input tokens and nothing else.
+pub fn haiku_record(ts: &str, input: u64) -> String {
+    format!(
+        r#"{{"timestamp":"{ts}","duration_us":5,"model":"claude-haiku-4-5","tokens":{{"input":{input},"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":0,"reasoning":0}},"metered":true,"outcome":{{"status":"ok"}},"dimensions":{{}}}}"#
+    )
+}
+
 /// A records file (`--records`: one `CallRecord` JSON object a line) in a temporary directory.
 pub struct Records {
     _dir: tempfile::TempDir,
