@@ -1,6 +1,7 @@
 //! Tables printed to a terminal: a pseudo-terminal whose size nobody set (0x0, as CI runners and `docker run
 //! -t` give) prints whole tables instead of one character per column; no colour or bold when colour is off.
-#![cfg(all(feature = "cli", unix))]
+// util-linux `script -qec`: BSD `script` (macOS) takes other arguments.
+#![cfg(all(feature = "cli", target_os = "linux"))]
 
 mod cli_support;
 

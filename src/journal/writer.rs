@@ -1077,8 +1077,9 @@ pub(super) fn create_dir_synced(dir: &Path) -> std::io::Result<usize> {
 }
 
 /// Makes the directory's entries (a day file just created) durable. A file system that cannot sync a directory
-/// (`EINVAL`, `EBADF`, `ENOTSUP`: some network and FUSE file systems; PostgreSQL ignores the same errors there)
-/// keeps its entries its own way: that is not a failure, or every later sync would fail again.
+/// (`EINVAL`, `EBADF`, `ENOTSUP`, `ENOTTY`: some network and FUSE file systems, macOS on SMB and ZFS; PostgreSQL
+/// ignores the same errors there) keeps its entries its own way: that is not a failure, or every later sync would
+/// fail again.
 #[cfg(unix)]
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     match File::open(dir)?.sync_all() {
@@ -1089,9 +1090,12 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 
 #[cfg(unix)]
 fn dir_sync_unsupported(e: &std::io::Error) -> bool {
-    // `EINVAL` and `ENOTSUP` have their kinds; `EBADF` is 9 on every Unix.
+    // By number: std gives `ENOTSUP` the kind `Unsupported` only where it equals `EOPNOTSUPP` (Linux), not on
+    // macOS, whose `F_FULLFSYNC` answers `ENOTSUP` on SMB and `ENOTTY` on ZFS.
     matches!(e.kind(), std::io::ErrorKind::InvalidInput | std::io::ErrorKind::Unsupported)
-        || e.raw_os_error() == Some(9)
+        || e.raw_os_error().is_some_and(|code| {
+            [libc::EBADF, libc::EINVAL, libc::ENOTSUP, libc::EOPNOTSUPP, libc::ENOTTY].contains(&code)
+        })
 }
 
 /// Directories cannot be opened as files here; their entries are the file system's to keep.
@@ -1361,7 +1365,7 @@ mod tests {
     fn a_file_system_that_cannot_sync_a_directory_is_not_failing() {
         // Some network and FUSE file systems answer a directory's fsync with EINVAL: a failure kept `dir_unsynced`
         // set, so every later sync failed and no flush was ever acknowledged.
-        for code in [22, 9, std::io::Error::from(std::io::ErrorKind::Unsupported).raw_os_error().unwrap_or(95)] {
+        for code in [libc::EINVAL, libc::EBADF, libc::ENOTSUP, libc::EOPNOTSUPP, libc::ENOTTY] {
             assert!(dir_sync_unsupported(&std::io::Error::from_raw_os_error(code)), "errno {code}");
         }
         assert!(!dir_sync_unsupported(&std::io::Error::from_raw_os_error(5)), "EIO is a failure");

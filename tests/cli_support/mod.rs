@@ -58,7 +58,7 @@ pub fn run_env(args: &[&str], env: &[(&str, &str)]) -> Run {
     }
 }
 
-/// No colour, no Claude or journal variables, `HOME` at `home`, no standard input, and UTC (`TZ`) as the local
+/// No colour, no Claude or journal variables, `HOME` (and Windows' `USERPROFILE`) at `home`, no standard input, and UTC (`TZ`) as the local
 /// zone, whatever the machine's: what every CLI test runs in.
 pub fn clean_env<'c>(cmd: &'c mut Command, home: &Path) -> &'c mut Command {
     cmd.env("TZ", "UTC")
@@ -67,6 +67,7 @@ pub fn clean_env<'c>(cmd: &'c mut Command, home: &Path) -> &'c mut Command {
         .env_remove("XDG_CONFIG_HOME")
         .env_remove("XDG_DATA_HOME")
         .env("HOME", home)
+        .env("USERPROFILE", home)
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
 }

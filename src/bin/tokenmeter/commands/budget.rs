@@ -182,12 +182,11 @@ fn private_dir() -> CliResult<PrivateDir> {
 pub(crate) fn remove_left_private_dirs(own: bool) {
     let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
     let me = std::process::id();
-    // `/proc/self` is owned by this process's user.
+    // This process's effective user, who owns what it creates (`/proc/self`, read before, is Linux's alone: on
+    // macOS no other process's directory was ever removed).
     #[cfg(unix)]
-    let uid = {
-        use std::os::unix::fs::MetadataExt;
-        std::fs::metadata("/proc/self").map(|m| m.uid()).ok()
-    };
+    // SAFETY: `geteuid` takes nothing, cannot fail and touches no memory.
+    let uid = Some(unsafe { libc::geteuid() });
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("tokenmeter-budget-")) else { continue };
