@@ -138,6 +138,36 @@ fn decode_files(files: &[PathBuf], mut each: impl FnMut(Replayed) -> ControlFlow
     report
 }
 
+/// Windows' `ERROR_LOCK_VIOLATION`: there file locks are mandatory, and a read of a file whose writer holds its
+/// lock for a batch fails with it (on Unix the locks are advisory, and reads go on).
+const LOCK_VIOLATION: Option<i32> = if cfg!(windows) { Some(33) } else { None };
+
+/// A file read that waits out a writer's lock ([`LOCK_VIOLATION`]): each read retries for up to
+/// [`LOCK_PATIENCE`] (a batch holds the lock for milliseconds), then fails as before.
+struct PatientReader<R> {
+    inner: R,
+    /// The OS error that means "locked, try again".
+    retry_on: Option<i32>,
+}
+
+impl<R: Read> Read for PatientReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut deadline = None;
+        loop {
+            match self.inner.read(buf) {
+                Err(e) if self.retry_on.is_some() && e.raw_os_error() == self.retry_on => {
+                    let deadline = *deadline.get_or_insert_with(|| Instant::now() + LOCK_PATIENCE);
+                    if Instant::now() >= deadline {
+                        return Err(e);
+                    }
+                    std::thread::sleep(LOCK_RETRY);
+                }
+                result => return result,
+            }
+        }
+    }
+}
+
 fn skip(report: &mut ReplayReport, path: &Path, line: u64, reason: SkipReason) {
     report.skipped_lines += 1;
     if report.skipped.len() < ReplayReport::MAX_REPORTED_SKIPS {
@@ -166,6 +196,7 @@ fn replay_file(
             Err(_) => break file.metadata()?.len(),
         }
     };
+    let file = PatientReader { inner: file, retry_on: LOCK_VIOLATION };
     let mut reader = BufReader::with_capacity(1 << 16, file.take(len));
     let mut buf = Vec::with_capacity(1024);
     let mut line_no = 0u64;
@@ -240,4 +271,52 @@ fn replay_file(
         }
     }
     Ok(ControlFlow::Continue(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fails its first `locked` reads with `code`, then reads `data`.
+    struct Locked {
+        locked: usize,
+        code: i32,
+        data: std::io::Cursor<Vec<u8>>,
+    }
+
+    impl Read for Locked {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.locked > 0 {
+                self.locked -= 1;
+                return Err(std::io::Error::from_raw_os_error(self.code));
+            }
+            self.data.read(buf)
+        }
+    }
+
+    #[test]
+    fn a_read_waits_out_a_writers_mandatory_lock() {
+        // On Windows a read of a day file while its writer holds the lock for a batch fails with
+        // ERROR_LOCK_VIOLATION: the file was reported unreadable after some of its records had been handed out.
+        let locked = Locked { locked: 3, code: 33, data: std::io::Cursor::new(b"one\ntwo\n".to_vec()) };
+        let mut reader = BufReader::new(PatientReader { inner: locked, retry_on: Some(33) });
+        let mut text = String::new();
+        reader.read_to_string(&mut text).unwrap();
+        assert_eq!(text, "one\ntwo\n");
+        // Any other error fails the read at once, as does the lock error where locks are advisory (Unix).
+        for (code, retry_on) in [(5, Some(33)), (33, None)] {
+            let locked = Locked { locked: 1, code, data: std::io::Cursor::new(b"x\n".to_vec()) };
+            let err = PatientReader { inner: locked, retry_on }.read(&mut [0; 8]).unwrap_err();
+            assert_eq!(err.raw_os_error(), Some(code));
+        }
+    }
+
+    #[test]
+    fn a_lock_held_past_the_patience_fails_the_read() {
+        let locked = Locked { locked: usize::MAX, code: 33, data: std::io::Cursor::new(Vec::new()) };
+        let started = Instant::now();
+        let err = PatientReader { inner: locked, retry_on: Some(33) }.read(&mut [0; 8]).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(33));
+        assert!(started.elapsed() >= LOCK_PATIENCE, "gave up after {:?}", started.elapsed());
+    }
 }
