@@ -16,6 +16,16 @@ pub trait Clock: Send + Sync + Debug + 'static {
     fn now(&self) -> DateTime<Utc> {
         DateTime::from_timestamp_nanos(self.unix_nanos())
     }
+
+    /// A reading for measuring how long something took: nanoseconds from an arbitrary start, which a step of the
+    /// wall clock (NTP correcting a VM's time, `date -s`) does not move. A call's duration is the difference of
+    /// two readings, and its start timestamp is its end's [`unix_nanos`](Self::unix_nanos) less that duration.
+    ///
+    /// The default is [`unix_nanos`](Self::unix_nanos): a clock that only moves when told to ([`ManualClock`])
+    /// has no steps to hide. [`SystemClock`] reads the monotonic clock ([`std::time::Instant`]).
+    fn monotonic_nanos(&self) -> i64 {
+        self.unix_nanos()
+    }
 }
 
 /// The system's wall clock.
@@ -29,6 +39,14 @@ impl Clock for SystemClock {
             Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
             Err(_) => 0,
         }
+    }
+
+    #[inline]
+    fn monotonic_nanos(&self) -> i64 {
+        // The process's first reading is the start (an `Instant` has no number of its own).
+        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        let start = START.get_or_init(std::time::Instant::now);
+        i64::try_from(start.elapsed().as_nanos()).unwrap_or(i64::MAX)
     }
 }
 

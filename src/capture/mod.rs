@@ -263,7 +263,7 @@ fn in_sinks() -> bool {
 /// What capture keeps in a span's extensions.
 struct SpanState {
     plan: &'static CallsitePlan,
-    /// Unix nanoseconds.
+    /// When the span (or its latest call) started: [`Clock::monotonic_nanos`](crate::clock::Clock::monotonic_nanos).
     start: i64,
     call: CallFields,
     dims: DimValues,
@@ -330,10 +330,12 @@ fn recorded_inside(fields: &CallFields, enclosed: &[Arc<str>]) -> bool {
 struct EndedCall<'a> {
     fields: &'a CallFields,
     dims: &'a DimValues,
-    /// Unix nanoseconds.
+    /// Monotonic nanoseconds ([`Clock::monotonic_nanos`](crate::clock::Clock::monotonic_nanos)).
     start: i64,
-    /// Unix nanoseconds.
+    /// Monotonic nanoseconds.
     end: i64,
+    /// Unix nanoseconds at `end`: the record's timestamp is this less the duration.
+    end_unix: i64,
     rejected: u64,
     split: bool,
     /// The span's usage rolls up calls already counted: skip it (see [`rollup`]).
@@ -513,7 +515,7 @@ impl TokenMeterLayer {
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let EndedCall { fields, dims: own_dims, start, end, rejected, split, rollup, encloses_usage } = call;
+        let EndedCall { fields, dims: own_dims, start, end, end_unix, rejected, split, rollup, encloses_usage } = call;
         if rollup {
             // Its calls are counted; it still encloses them, for a roll-up further out.
             self.mark_enclosing_call(span, encloses_usage);
@@ -548,7 +550,7 @@ impl TokenMeterLayer {
         };
         let (dimensions, task_span) = self.dimensions(own_dims, span, Enclosing::of_call(fields.tokens.any()), ids);
         let mut record = CallRecord {
-            timestamp: DateTime::from_timestamp_nanos(start),
+            timestamp: started_at(start, end, end_unix),
             duration_us: micros_between(start, end),
             time_to_first_token_us: fields.ttft_us,
             model: fields
@@ -686,7 +688,7 @@ impl TokenMeterLayer {
                 || changed(&update.request_id, &held.request_id)
                 || follows_failed_call;
             if starts_new_call {
-                let now = self.inner.clock.unix_nanos();
+                let now = self.inner.clock.monotonic_nanos();
                 let finished = state.call.clone();
                 // A span carrying several calls is not a roll-up (its calls, this one included, are finished as
                 // calls): a call made inside it during one of them (a helper's own call span) is another call,
@@ -716,12 +718,13 @@ impl TokenMeterLayer {
             }
         }
         if let Some(e) = earlier {
-            let end = self.inner.clock.unix_nanos();
+            let (end, end_unix) = (self.inner.clock.monotonic_nanos(), self.inner.clock.unix_nanos());
             let call = EndedCall {
                 fields: &e.fields,
                 dims: &e.dims,
                 start: e.start,
                 end,
+                end_unix,
                 rejected: e.rejected,
                 split: true,
                 rollup: e.rollup,
@@ -768,6 +771,13 @@ struct EarlierCall {
     rollup: bool,
 }
 
+/// The wall-clock time something that ended at `end_unix` started: its end less its duration, both readings of
+/// the monotonic clock (`start`, `end`). A step of the wall clock meanwhile moves neither the duration nor the
+/// start off the wall clock's time at the end.
+fn started_at(start: i64, end: i64, end_unix: i64) -> DateTime<chrono::Utc> {
+    DateTime::from_timestamp_nanos(end_unix.saturating_sub(end.saturating_sub(start).max(0)))
+}
+
 fn outcome(fields: &CallFields) -> Outcome {
     match (&fields.error_type, fields.status_error) {
         (Some(t), _) => Outcome::Error { error_type: t.clone() },
@@ -812,7 +822,7 @@ where
         let mut ext = span.extensions_mut();
         let new_state = || SpanState {
             plan,
-            start: self.inner.clock.unix_nanos(),
+            start: self.inner.clock.monotonic_nanos(),
             call: CallFields::default(),
             dims: DimValues::default(),
             task: plan.has_task.then(TaskTally::default),
@@ -954,7 +964,7 @@ where
             return;
         }
         let _closing = Closing::enter(&self.inner);
-        let end = self.inner.clock.unix_nanos();
+        let (end, end_unix) = (self.inner.clock.monotonic_nanos(), self.inner.clock.unix_nanos());
         let plan = state.plan;
         let is_tool = plan.tool_candidate
             && state.call.operation_name.as_deref() == Some(EXECUTE_TOOL)
@@ -968,6 +978,7 @@ where
                 dims: &state.dims,
                 start: state.start,
                 end,
+                end_unix,
                 rejected,
                 split: false,
                 rollup,
@@ -979,7 +990,7 @@ where
         // is a tool execution whether or not it is also counted as a call.
         if is_tool {
             let record = ToolRecord {
-                timestamp: DateTime::from_timestamp_nanos(state.start),
+                timestamp: started_at(state.start, end, end_unix),
                 duration_us: micros_between(state.start, end),
                 tool: state.call.tool_name.clone().unwrap_or_else(|| Arc::from("unknown")),
                 outcome: outcome(&state.call),
@@ -994,7 +1005,7 @@ where
             let task = state.dims.builtin[Dim::Task as usize].clone().unwrap_or_else(|| Arc::from("unnamed"));
             dimensions.task = Some(Arc::clone(&task));
             let record = TaskRecord {
-                timestamp: DateTime::from_timestamp_nanos(state.start),
+                timestamp: started_at(state.start, end, end_unix),
                 duration_us: micros_between(state.start, end),
                 task,
                 dimensions,

@@ -71,7 +71,7 @@ impl Stopwatch {
         match self {
             Stopwatch::Monotonic(start) => start.elapsed(),
             Stopwatch::Clock { clock, start_nanos } => {
-                let nanos = clock.unix_nanos().saturating_sub(*start_nanos).max(0);
+                let nanos = clock.monotonic_nanos().saturating_sub(*start_nanos).max(0);
                 Duration::from_nanos(nanos as u64)
             }
         }
@@ -230,7 +230,7 @@ impl StreamAccumulator {
     /// tests), from its current time.
     pub fn with_clock(span: &Span, clock: impl Clock) -> Self {
         let clock: Arc<dyn Clock> = Arc::new(clock);
-        let start_nanos = clock.unix_nanos();
+        let start_nanos = clock.monotonic_nanos();
         Self::with_stopwatch(span, Stopwatch::Clock { clock, start_nanos })
     }
 

@@ -1,0 +1,124 @@
+//! Durations come from the monotonic clock: a step of the wall clock during a call (NTP correcting a VM's time,
+//! `date -s`) moves neither a call's duration nor its start off the wall clock's time at its end.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use chrono::{DateTime, Duration, Utc};
+use common::{Collected, t0};
+use tokenmeter::{Clock, TokenMeter};
+use tracing::field::Empty;
+use tracing::info_span;
+use tracing_subscriber::prelude::*;
+
+/// A wall clock and a monotonic clock that move apart: `pass` moves both, `step` the wall clock alone.
+#[derive(Debug, Clone)]
+struct SteppedClock {
+    wall: Arc<AtomicI64>,
+    mono: Arc<AtomicI64>,
+}
+
+impl SteppedClock {
+    fn new(start: DateTime<Utc>) -> Self {
+        let wall = Arc::new(AtomicI64::new(start.timestamp_nanos_opt().unwrap()));
+        SteppedClock { wall, mono: Arc::new(AtomicI64::new(1_000)) }
+    }
+    fn pass(&self, by: Duration) {
+        let nanos = by.num_nanoseconds().unwrap();
+        self.wall.fetch_add(nanos, Ordering::SeqCst);
+        self.mono.fetch_add(nanos, Ordering::SeqCst);
+    }
+    fn step(&self, by: Duration) {
+        self.wall.fetch_add(by.num_nanoseconds().unwrap(), Ordering::SeqCst);
+    }
+    fn wall(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_nanos(self.wall.load(Ordering::SeqCst))
+    }
+}
+
+impl Clock for SteppedClock {
+    fn unix_nanos(&self) -> i64 {
+        self.wall.load(Ordering::SeqCst)
+    }
+    fn monotonic_nanos(&self) -> i64 {
+        self.mono.load(Ordering::SeqCst)
+    }
+}
+
+fn meter(clock: &SteppedClock) -> (TokenMeter, Collected) {
+    let seen = Collected::default();
+    (TokenMeter::builder().with_clock(clock.clone()).with_sink(seen.clone()).build(), seen)
+}
+
+fn chat() -> tracing::Span {
+    info_span!(
+        "chat",
+        gen_ai.request.model = "claude-haiku-4-5",
+        gen_ai.response.id = Empty,
+        gen_ai.usage.input_tokens = Empty,
+        gen_ai.usage.output_tokens = Empty,
+    )
+}
+
+#[test]
+fn a_wall_clock_step_during_a_call_changes_neither_its_duration_nor_its_start() {
+    for step in [Duration::hours(-1), Duration::minutes(10)] {
+        let clock = SteppedClock::new(t0());
+        let (meter, seen) = meter(&clock);
+        let subscriber = tracing_subscriber::registry().with(meter.layer());
+        tracing::subscriber::with_default(subscriber, || {
+            let span = chat();
+            clock.pass(Duration::milliseconds(1_500));
+            clock.step(step);
+            clock.pass(Duration::milliseconds(500));
+            span.record("gen_ai.usage.input_tokens", 100u64);
+            span.record("gen_ai.usage.output_tokens", 10u64);
+        });
+        let call = seen.only_call();
+        // From the wall clock, a step back an hour read 0 s (clamped) and a step forward ten minutes 602 s.
+        assert_eq!(call.duration_us, 2_000_000, "stepped {step}");
+        assert_eq!(call.timestamp, clock.wall() - Duration::seconds(2), "stepped {step}");
+    }
+}
+
+#[test]
+fn each_call_of_a_long_lived_span_and_a_tool_span_time_on_the_monotonic_clock() {
+    let clock = SteppedClock::new(t0());
+    let (meter, seen) = meter(&clock);
+    let subscriber = tracing_subscriber::registry().with(meter.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        let span = chat();
+        span.record("gen_ai.response.id", "msg_1");
+        span.record("gen_ai.usage.input_tokens", 100u64);
+        clock.pass(Duration::seconds(1));
+        clock.step(Duration::hours(-2));
+        clock.pass(Duration::seconds(1));
+        // The next call's id finishes the first call (2 s) and starts the second.
+        span.record("gen_ai.response.id", "msg_2");
+        span.record("gen_ai.usage.input_tokens", 200u64);
+        clock.pass(Duration::seconds(3));
+        clock.step(Duration::hours(1));
+        drop(span);
+        let tool = info_span!("execute_tool grep", gen_ai.operation.name = "execute_tool", gen_ai.tool.name = "grep");
+        clock.pass(Duration::milliseconds(250));
+        clock.step(Duration::seconds(-30));
+        drop(tool);
+    });
+    let durations: Vec<u64> = seen.calls().iter().map(|c| c.duration_us).collect();
+    assert_eq!(durations, [2_000_000, 3_000_000]);
+    let tools = seen.tools.lock().clone();
+    assert_eq!(tools.len(), 1);
+    assert_eq!(tools[0].duration_us, 250_000);
+    assert_eq!(tools[0].timestamp, clock.wall() - Duration::milliseconds(250));
+}
+
+#[test]
+fn the_system_clocks_monotonic_reading_moves_forward() {
+    let clock = tokenmeter::SystemClock;
+    let a = clock.monotonic_nanos();
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    let b = clock.monotonic_nanos();
+    assert!(b - a >= 2_000_000, "{a} then {b}");
+}
