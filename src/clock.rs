@@ -22,7 +22,9 @@ pub trait Clock: Send + Sync + Debug + 'static {
     /// two readings, and its start timestamp is its end's [`unix_nanos`](Self::unix_nanos) less that duration.
     ///
     /// The default is [`unix_nanos`](Self::unix_nanos): a clock that only moves when told to ([`ManualClock`])
-    /// has no steps to hide. [`SystemClock`] reads the monotonic clock ([`std::time::Instant`]).
+    /// has no steps to hide. [`SystemClock`] reads the monotonic clock ([`std::time::Instant`]; on Linux it does
+    /// not count a suspend). A clock that wraps another (an offset, say) forwards this too, or its durations are
+    /// the wall clock's again.
     fn monotonic_nanos(&self) -> i64 {
         self.unix_nanos()
     }
@@ -90,7 +92,7 @@ impl Clock for ManualClock {
     }
 }
 
-/// Microseconds from `start` to `end` (Unix nanoseconds), zero if the clock went backwards.
+/// Microseconds from `start` to `end` (nanosecond readings of one clock), zero if the clock went backwards.
 pub(crate) fn micros_between(start: i64, end: i64) -> u64 {
     (end.saturating_sub(start).max(0) / 1_000) as u64
 }

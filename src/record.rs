@@ -142,11 +142,11 @@ impl Dimensions {
 /// Never holds prompt or response text.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallRecord {
-    /// When the call started (its span was created), UTC.
+    /// When the call started (its span was created), UTC: the wall-clock time at its end less its duration.
     #[serde(serialize_with = "serialize_timestamp", deserialize_with = "deserialize_timestamp")]
     pub timestamp: DateTime<Utc>,
-    /// Wall time from span creation to close (or to the moment the next call on the same span began), in
-    /// microseconds.
+    /// Elapsed time from span creation to close (or to the moment the next call on the same span began), in
+    /// microseconds, on the meter's monotonic clock ([`Clock::monotonic_nanos`](crate::Clock::monotonic_nanos)).
     pub duration_us: u64,
     /// Time to first token (`gen_ai.response.time_to_first_chunk`), in microseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -229,10 +229,10 @@ pub(crate) fn ended_at_nanos(start: DateTime<Utc>, duration_us: u64) -> i64 {
 /// One task: a span with a `task` field, closed. Sums the calls made under it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskRecord {
-    /// When the task span was created, UTC.
+    /// When the task span was created, UTC (the wall-clock time at its close less its duration).
     #[serde(serialize_with = "serialize_timestamp", deserialize_with = "deserialize_timestamp")]
     pub timestamp: DateTime<Utc>,
-    /// Wall time of the task span, in microseconds.
+    /// Elapsed time of the task span, in microseconds, on the monotonic clock (as [`CallRecord::duration_us`]).
     pub duration_us: u64,
     /// The task's name (the `task` field).
     #[serde(deserialize_with = "arc_str::plain")]
@@ -257,10 +257,10 @@ pub struct TaskRecord {
 /// One tool execution: a span with `gen_ai.operation.name = "execute_tool"` and `gen_ai.tool.name`, closed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolRecord {
-    /// When the tool span was created, UTC.
+    /// When the tool span was created, UTC (the wall-clock time at its close less its duration).
     #[serde(serialize_with = "serialize_timestamp", deserialize_with = "deserialize_timestamp")]
     pub timestamp: DateTime<Utc>,
-    /// Wall time of the tool span, in microseconds.
+    /// Elapsed time of the tool span, in microseconds, on the monotonic clock (as [`CallRecord::duration_us`]).
     pub duration_us: u64,
     /// `gen_ai.tool.name`.
     #[serde(deserialize_with = "arc_str::plain")]

@@ -63,7 +63,7 @@ fn chat() -> tracing::Span {
 }
 
 #[test]
-fn a_wall_clock_step_during_a_call_changes_neither_its_duration_nor_its_start() {
+fn a_wall_clock_step_during_a_call_does_not_change_its_duration() {
     for step in [Duration::hours(-1), Duration::minutes(10)] {
         let clock = SteppedClock::new(t0());
         let (meter, seen) = meter(&clock);
@@ -87,6 +87,7 @@ fn a_wall_clock_step_during_a_call_changes_neither_its_duration_nor_its_start() 
 fn each_call_of_a_long_lived_span_and_a_tool_span_time_on_the_monotonic_clock() {
     let clock = SteppedClock::new(t0());
     let (meter, seen) = meter(&clock);
+    let (mut first_end, mut second_end) = (t0(), t0());
     let subscriber = tracing_subscriber::registry().with(meter.layer());
     tracing::subscriber::with_default(subscriber, || {
         let span = chat();
@@ -96,22 +97,44 @@ fn each_call_of_a_long_lived_span_and_a_tool_span_time_on_the_monotonic_clock() 
         clock.step(Duration::hours(-2));
         clock.pass(Duration::seconds(1));
         // The next call's id finishes the first call (2 s) and starts the second.
+        first_end = clock.wall();
         span.record("gen_ai.response.id", "msg_2");
         span.record("gen_ai.usage.input_tokens", 200u64);
         clock.pass(Duration::seconds(3));
         clock.step(Duration::hours(1));
+        second_end = clock.wall();
         drop(span);
         let tool = info_span!("execute_tool grep", gen_ai.operation.name = "execute_tool", gen_ai.tool.name = "grep");
         clock.pass(Duration::milliseconds(250));
         clock.step(Duration::seconds(-30));
         drop(tool);
     });
-    let durations: Vec<u64> = seen.calls().iter().map(|c| c.duration_us).collect();
+    let calls = seen.calls();
+    let durations: Vec<u64> = calls.iter().map(|c| c.duration_us).collect();
     assert_eq!(durations, [2_000_000, 3_000_000]);
+    assert_eq!(calls[0].timestamp, first_end - Duration::seconds(2));
+    assert_eq!(calls[1].timestamp, second_end - Duration::seconds(3));
     let tools = seen.tools.lock().clone();
     assert_eq!(tools.len(), 1);
     assert_eq!(tools[0].duration_us, 250_000);
     assert_eq!(tools[0].timestamp, clock.wall() - Duration::milliseconds(250));
+}
+
+#[test]
+fn a_task_times_on_the_monotonic_clock() {
+    let clock = SteppedClock::new(t0());
+    let (meter, seen) = meter(&clock);
+    let subscriber = tracing_subscriber::registry().with(meter.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        let _task = info_span!("review", task = "review").entered();
+        clock.pass(Duration::seconds(4));
+        clock.step(Duration::minutes(-5));
+        clock.pass(Duration::seconds(1));
+    });
+    let tasks = seen.tasks.lock().clone();
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(tasks[0].duration_us, 5_000_000);
+    assert_eq!(tasks[0].timestamp, clock.wall() - Duration::seconds(5));
 }
 
 #[test]

@@ -1077,9 +1077,9 @@ pub(super) fn create_dir_synced(dir: &Path) -> std::io::Result<usize> {
 }
 
 /// Makes the directory's entries (a day file just created) durable. A file system that cannot sync a directory
-/// (`EINVAL`, `EBADF`, `ENOTSUP`, `ENOTTY`: some network and FUSE file systems, macOS on SMB and ZFS; PostgreSQL
-/// ignores the same errors there) keeps its entries its own way: that is not a failure, or every later sync would
-/// fail again.
+/// (`EINVAL`, `EBADF`: some network and FUSE file systems, which PostgreSQL ignores there too; `ENOTSUP`, `ENOTTY`:
+/// macOS on SMB and ZFS) keeps its entries its own way: that is not a failure, or every later sync would fail
+/// again.
 #[cfg(unix)]
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     match File::open(dir)?.sync_all() {

@@ -58,8 +58,8 @@ pub fn run_env(args: &[&str], env: &[(&str, &str)]) -> Run {
     }
 }
 
-/// No colour, no Claude or journal variables, `HOME` (and Windows' `USERPROFILE`) at `home`, no standard input, and UTC (`TZ`) as the local
-/// zone, whatever the machine's: what every CLI test runs in.
+/// No colour, no Claude or journal variables, `HOME` (and Windows' `USERPROFILE`) at `home`, no standard input,
+/// and UTC (`TZ`) as the local zone, whatever the machine's: what every CLI test runs in.
 pub fn clean_env<'c>(cmd: &'c mut Command, home: &Path) -> &'c mut Command {
     cmd.env("TZ", "UTC")
         .env_remove("CLAUDE_CONFIG_DIR")
