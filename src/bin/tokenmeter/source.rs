@@ -593,10 +593,11 @@ fn no_default_claude_code_dir() -> CliError {
         ));
     }
     let Some([config, home]) = transcripts::standard_claude_code_dirs() else {
-        return CliError::data(
-            "no Claude Code data found: no home directory (HOME is not set); set CLAUDE_CONFIG_DIR or pass \
-             --claude-code DIR",
-        );
+        let home = if cfg!(windows) { "USERPROFILE" } else { "HOME" };
+        return CliError::data(format!(
+            "no Claude Code data found: no home directory ({home} is not set); set CLAUDE_CONFIG_DIR or pass \
+             --claude-code DIR"
+        ));
     };
     CliError::data(format!(
         "no Claude Code data found: neither {} nor {} has a projects/ folder; set CLAUDE_CONFIG_DIR or pass \
