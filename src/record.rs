@@ -172,6 +172,9 @@ pub struct CallRecord {
     /// `speed` as recorded (`fast` for fast mode).
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "arc_str::option")]
     pub speed: Option<Arc<str>>,
+    /// `inference_geo` as recorded: where inference ran (`us` for US-only inference, billed at 1.1x; `global`).
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "arc_str::option")]
+    pub inference_geo: Option<Arc<str>>,
     /// Tokens by kind, normalized. Read back (from the journal or a records file), a count above
     /// [`MAX_TOKENS_PER_FIELD`](crate::capture::MAX_TOKENS_PER_FIELD) is an error, as capture rejects it.
     #[serde(deserialize_with = "deserialize_call_tokens")]

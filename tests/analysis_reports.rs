@@ -1052,6 +1052,26 @@ fn a_fast_multiplier_of_zero_is_one_in_the_suggestions_too() {
 }
 
 #[test]
+fn the_suggestions_price_a_us_only_call_at_its_own_rates() {
+    // Batching a US-only call saves half of what it cost at 1.1x; priced at the global rates after batching, the
+    // saving read 1.1 - 0.5 = 0.6 of the global cost instead of 0.55.
+    let book = PriceBook::builtin();
+    let clock = tokenmeter::ManualClock::new(t0());
+    let ledger = tokenmeter::ledger::Ledger::new(
+        tokenmeter::ledger::LedgerConfig::default(),
+        std::sync::Arc::new(clock),
+        book.clone(),
+    );
+    let call = Call::new(t0(), "claude-opus-4-6").io(10_000, 1_000).geo("us").op("nightly").priced(&book);
+    let cost = call.0.cost.as_ref().expect("priced").total.picos();
+    assert_eq!(cost, 82_500_000_000, "10,000 × $5 + 1,000 × $25 per million, times 1.1");
+    ledger.ingest_call(&call.0);
+    let r = ledger.efficiency_report(Window::Last24Hours, Dimension::Agent).unwrap();
+    let batch = r.optimization_suggestions.iter().find(|s| s.kind == SuggestionType::BatchApi).expect("batch");
+    assert_eq!(batch.potential_savings_picos.picos(), cost / 2);
+}
+
+#[test]
 fn a_write_of_both_lifetimes_never_read_is_one_write() {
     // One call caches 8,000 tokens for an hour and 3,000 for 5 minutes; nothing reads them. Each part waits on
     // its own, but the report counts writes by call: one write of 11,000 tokens, one call concerned.

@@ -87,6 +87,8 @@ pub const TIME_TO_FIRST_CHUNK: &str = "gen_ai.response.time_to_first_chunk";
 pub const SERVICE_TIER: &str = "service_tier";
 /// Speed (`fast` for fast mode).
 pub const SPEED: &str = "speed";
+/// Where inference ran (`us` for US-only inference, priced at 1.1x; `global`).
+pub const INFERENCE_GEO: &str = "inference_geo";
 /// Error type: its presence makes the outcome an error.
 pub const ERROR_TYPE: &str = "error.type";
 /// OTel status code: `ERROR` makes the outcome an error.
@@ -200,6 +202,7 @@ pub(crate) enum Role {
     TimeToFirstChunk,
     ServiceTier,
     Speed,
+    InferenceGeo,
     ErrorType,
     StatusCode,
     ToolName,
@@ -225,6 +228,7 @@ pub(crate) fn classify(name: &str) -> Role {
                 | ANTHROPIC_WEB_SEARCH_REQUESTS
                 | SERVICE_TIER
                 | SPEED
+                | INFERENCE_GEO
         )
     {
         return classify(bare);
@@ -251,6 +255,7 @@ pub(crate) fn classify(name: &str) -> Role {
         TIME_TO_FIRST_CHUNK => Role::TimeToFirstChunk,
         SERVICE_TIER => Role::ServiceTier,
         SPEED => Role::Speed,
+        INFERENCE_GEO => Role::InferenceGeo,
         ERROR_TYPE => Role::ErrorType,
         STATUS_CODE => Role::StatusCode,
         TOOL_NAME => Role::ToolName,

@@ -564,6 +564,7 @@ impl TokenMeterLayer {
             streaming: fields.stream,
             service_tier: fields.service_tier.clone(),
             speed: fields.speed.clone(),
+            inference_geo: fields.inference_geo.clone(),
             tokens,
             web_search_requests: fields.tokens.web_search_requests.unwrap_or(0),
             metered: fields.tokens.any(),

@@ -95,6 +95,7 @@ pub(crate) struct CallFields {
     pub(crate) ttft_us: Option<u64>,
     pub(crate) service_tier: Option<Arc<str>>,
     pub(crate) speed: Option<Arc<str>>,
+    pub(crate) inference_geo: Option<Arc<str>>,
     pub(crate) error_type: Option<Arc<str>>,
     /// `Some(true)` when `otel.status_code` said `ERROR`, `Some(false)` for any other status.
     pub(crate) status_error: Option<bool>,
@@ -123,6 +124,7 @@ impl CallFields {
             ttft_us,
             service_tier,
             speed,
+            inference_geo,
             error_type,
             status_error,
             tool_name
@@ -131,9 +133,9 @@ impl CallFields {
 
     /// Forgets the fields that belong to one call (usage, id, timing, outcome), keeping the ones that describe
     /// the span (request model, provider, operation), for a span that carries several calls in turn. The
-    /// response model, service tier, speed and stream flag go back to what the span declared when it was
-    /// created: recorded later, they described the call they were recorded for (a batch call's `service_tier`
-    /// would otherwise price the next call at half price).
+    /// response model, service tier, speed, inference geography and stream flag go back to what the span declared
+    /// when it was created: recorded later, they described the call they were recorded for (a batch call's
+    /// `service_tier` would otherwise price the next call at half price).
     pub(crate) fn reset_per_call(&mut self, declared: &DeclaredPerCall) {
         self.tokens = RawTokens::default();
         self.response_id = None;
@@ -145,6 +147,7 @@ impl CallFields {
         self.response_model.clone_from(&declared.response_model);
         self.service_tier.clone_from(&declared.service_tier);
         self.speed.clone_from(&declared.speed);
+        self.inference_geo.clone_from(&declared.inference_geo);
         self.stream = declared.stream;
     }
 }
@@ -156,6 +159,7 @@ pub(crate) struct DeclaredPerCall {
     response_model: Option<Arc<str>>,
     service_tier: Option<Arc<str>>,
     speed: Option<Arc<str>>,
+    inference_geo: Option<Arc<str>>,
     stream: Option<bool>,
 }
 
@@ -165,11 +169,13 @@ impl DeclaredPerCall {
         let any = fields.response_model.is_some()
             || fields.service_tier.is_some()
             || fields.speed.is_some()
+            || fields.inference_geo.is_some()
             || fields.stream.is_some();
         any.then(|| DeclaredPerCall {
             response_model: fields.response_model.clone(),
             service_tier: fields.service_tier.clone(),
             speed: fields.speed.clone(),
+            inference_geo: fields.inference_geo.clone(),
             stream: fields.stream,
         })
     }
@@ -358,6 +364,7 @@ impl<'a> FieldVisitor<'a> {
             }
             Role::ServiceTier => self.call.service_tier = label(),
             Role::Speed => self.call.speed = label(),
+            Role::InferenceGeo => self.call.inference_geo = label(),
             Role::ToolName => self.call.tool_name = label(),
             // A flag rendered as text (`error.type = ?failed`, `?Some(false)`): as `record_bool` reads it.
             Role::ErrorType if value.trim().eq_ignore_ascii_case("false") => {}
@@ -606,6 +613,7 @@ impl Visit for FieldVisitor<'_> {
                 | Role::OperationName
                 | Role::ServiceTier
                 | Role::Speed
+                | Role::InferenceGeo
                 | Role::ToolName
         );
         // A dimension takes a string as it is (a session id, a project path, a `%name` with spaces: `%` arrives

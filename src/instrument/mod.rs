@@ -9,8 +9,8 @@
 //! [`claude_span`] opens an `info` span following the OTel GenAI conventions: `gen_ai.operation.name`,
 //! `gen_ai.provider.name = "anthropic"`, `gen_ai.request.model`, `gen_ai.request.stream`, and every field filled
 //! later (response id and model, time to first chunk, Anthropic's raw usage fields, service tier, speed,
-//! `error.type`, `otel.status_code`) declared as [`Empty`], since `tracing` can only
-//! record fields a span declared when it was made.
+//! inference geography, `error.type`, `otel.status_code`) declared as [`Empty`], since `tracing` can only record
+//! fields a span declared when it was made.
 //!
 //! The conventions name a client span `{gen_ai.operation.name} {gen_ai.request.model}` (`chat
 //! claude-sonnet-4-5`). A `tracing` span's name is fixed at its callsite, so the span is named `claude` and
@@ -109,6 +109,7 @@ pub fn claude_span(operation: &str, model: &str, stream: bool) -> Span {
         server_tool_use.web_search_requests = Empty,
         service_tier = Empty,
         speed = Empty,
+        inference_geo = Empty,
         error.type = Empty,
     )
 }

@@ -10,7 +10,7 @@ use tracing::Span;
 
 use crate::capture::fields::{
     ANTHROPIC_CACHE_READ, ANTHROPIC_CACHE_WRITE, ANTHROPIC_CACHE_WRITE_1H, ANTHROPIC_CACHE_WRITE_5M, ANTHROPIC_INPUT,
-    ANTHROPIC_OUTPUT, ANTHROPIC_THINKING, ANTHROPIC_WEB_SEARCH_REQUESTS, SERVICE_TIER, SPEED,
+    ANTHROPIC_OUTPUT, ANTHROPIC_THINKING, ANTHROPIC_WEB_SEARCH_REQUESTS, INFERENCE_GEO, SERVICE_TIER, SPEED,
 };
 
 /// Reads one field leniently: any value that does not fit `T` (including `null`) is `None`.
@@ -72,6 +72,10 @@ pub struct Usage {
     /// The inference speed: `fast` for fast mode, `standard` otherwise.
     #[serde(deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
     pub speed: Option<String>,
+    /// Where inference ran: `us` for US-only inference (billed at 1.1x), `global`, or `not_available` on models
+    /// without the choice.
+    #[serde(deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    pub inference_geo: Option<String>,
     /// A breakdown of the output tokens.
     #[serde(deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
     pub output_tokens_details: Option<OutputTokensDetails>,
@@ -148,6 +152,9 @@ impl Usage {
         if let Some(speed) = self.speed.as_deref().filter(|s| !s.is_empty()) {
             span.record(SPEED, speed);
         }
+        if let Some(geo) = self.inference_geo.as_deref().filter(|g| !g.is_empty()) {
+            span.record(INFERENCE_GEO, geo);
+        }
     }
 
     /// Applies a later report of the same call's usage: each value `newer` holds replaces this one's; values it
@@ -174,6 +181,7 @@ impl Usage {
         }
         take(&mut self.service_tier, &newer.service_tier);
         take(&mut self.speed, &newer.speed);
+        take(&mut self.inference_geo, &newer.inference_geo);
         if let Some(n) = &newer.output_tokens_details {
             let d = self.output_tokens_details.get_or_insert_with(OutputTokensDetails::default);
             take(&mut d.thinking_tokens, &n.thinking_tokens);

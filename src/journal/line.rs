@@ -28,6 +28,7 @@ enum Slot {
     RequestId,
     ServiceTier,
     Speed,
+    InferenceGeo,
     ErrorType,
     Session,
     User,
@@ -39,7 +40,7 @@ enum Slot {
     PricedAs,
 }
 
-const SLOTS: usize = 15;
+const SLOTS: usize = 16;
 
 /// The dimension slots and their keys, in `Dimensions`' field order.
 const DIM_KEYS: [(Slot, &str); 7] = [
@@ -92,6 +93,7 @@ struct QueuedCost {
     long_context: bool,
     batch: bool,
     fast: bool,
+    us_only: bool,
 }
 
 impl QueuedCall {
@@ -108,6 +110,7 @@ impl QueuedCall {
             record.request_id.as_deref(),
             record.service_tier.as_deref(),
             record.speed.as_deref(),
+            record.inference_geo.as_deref(),
             error_type,
             d.session.as_deref(),
             d.user.as_deref(),
@@ -171,6 +174,7 @@ impl QueuedCall {
                 long_context: c.long_context,
                 batch: c.batch,
                 fast: c.fast,
+                us_only: c.us_only,
             }),
             present,
             ends,
@@ -231,7 +235,11 @@ impl QueuedCall {
             w.raw(",\"streaming\":");
             w.boolean(s);
         }
-        for (slot, key) in [(Slot::ServiceTier, ",\"service_tier\":"), (Slot::Speed, ",\"speed\":")] {
+        for (slot, key) in [
+            (Slot::ServiceTier, ",\"service_tier\":"),
+            (Slot::Speed, ",\"speed\":"),
+            (Slot::InferenceGeo, ",\"inference_geo\":"),
+        ] {
             if let Some(v) = self.get(slot) {
                 w.raw(key);
                 w.string(v);
@@ -318,6 +326,9 @@ impl QueuedCall {
             w.boolean(c.batch);
             w.raw(",\"fast\":");
             w.boolean(c.fast);
+            if c.us_only {
+                w.raw(",\"us_only\":true");
+            }
             w.raw("}");
         }
         w.raw("}}");
@@ -452,6 +463,7 @@ pub(crate) mod tests {
             streaming: None,
             service_tier: None,
             speed: None,
+            inference_geo: None,
             tokens: TokenUsage::default(),
             web_search_requests: 0,
             metered: false,
@@ -474,6 +486,7 @@ pub(crate) mod tests {
             streaming: Some(true),
             service_tier: s("batch"),
             speed: s("fast"),
+            inference_geo: s("us"),
             tokens: TokenUsage {
                 input: 12,
                 cache_read: u64::MAX,
@@ -508,6 +521,7 @@ pub(crate) mod tests {
                 long_context: true,
                 batch: false,
                 fast: true,
+                us_only: true,
             }),
         }
     }
@@ -516,7 +530,7 @@ pub(crate) mod tests {
     fn lines_are_what_serde_json_writes() {
         let mut cases = vec![bare(), full()];
         // Every optional field absent in turn, from the full record.
-        for i in 0..17 {
+        for i in 0..19 {
             let mut r = full();
             match i {
                 0 => r.time_to_first_token_us = None,
@@ -534,6 +548,12 @@ pub(crate) mod tests {
                 12 => r.cost = None,
                 13 => r.dimensions.extra.truncate(1),
                 14 => r.metered = false,
+                16 => r.inference_geo = None,
+                17 => {
+                    if let Some(c) = &mut r.cost {
+                        c.us_only = false;
+                    }
+                }
                 15 => {
                     r.web_search_requests = 0;
                     if let Some(c) = &mut r.cost {
@@ -581,12 +601,12 @@ pub(crate) mod tests {
         /// and any instant chrono writes: the hand-written line is serde_json's, byte for byte.
         #[test]
         fn any_record_is_written_as_serde_json_writes_it(
-            texts in proptest::collection::vec(proptest::option::of("(?s).{0,80}|[\"\\\\\u{0}-\u{1f}é日🎉]{0,40}"), 12),
+            texts in proptest::collection::vec(proptest::option::of("(?s).{0,80}|[\"\\\\\u{0}-\u{1f}é日🎉]{0,40}"), 13),
             counts in proptest::collection::vec(proptest::prelude::any::<u64>(), 8),
             picos in proptest::prelude::any::<u128>(),
             secs in -62_000_000_000i64..250_000_000_000,
             nanos in 0u32..2_000_000_000,
-            flags in proptest::prelude::any::<[bool; 4]>(),
+            flags in proptest::prelude::any::<[bool; 5]>(),
         ) {
             let a = |i: usize| texts[i].as_deref().map(Arc::<str>::from);
             let Some(timestamp) = DateTime::from_timestamp(secs, nanos) else { return Ok(()) };
@@ -600,6 +620,7 @@ pub(crate) mod tests {
             r.request_id = a(3);
             r.service_tier = a(4);
             r.speed = a(5);
+            r.inference_geo = a(12);
             r.streaming = Some(flags[1]);
             r.metered = flags[2];
             r.tokens = TokenUsage {
@@ -626,6 +647,7 @@ pub(crate) mod tests {
                 c.total = Money::from_picos(picos);
                 c.cache_read = Money::from_picos(picos / 3);
                 c.long_context = flags[3];
+                c.us_only = flags[4];
             }
             if !flags[3] {
                 r.cost = None;

@@ -52,6 +52,7 @@ pub(crate) struct WriterInfo {
     pub(crate) dims: Dimensions,
     pub(crate) service_tier: Option<Arc<str>>,
     pub(crate) speed: Option<Arc<str>>,
+    pub(crate) inference_geo: Option<Arc<str>>,
     pub(crate) prompt_total: u64,
     pub(crate) write_5m: u64,
     pub(crate) write_1h: u64,
@@ -73,6 +74,7 @@ impl WriterInfo {
         set_label(&mut self.provider, rec.provider.as_ref());
         set_label(&mut self.service_tier, rec.service_tier.as_ref());
         set_label(&mut self.speed, rec.speed.as_ref());
+        set_label(&mut self.inference_geo, rec.inference_geo.as_ref());
         let (d, n) = (&mut self.dims, &rec.dimensions);
         for (old, new) in [
             (&mut d.session, &n.session),
@@ -476,6 +478,7 @@ impl Sessions {
                     dims: labels_of(&rec.dimensions),
                     service_tier: rec.service_tier.clone(),
                     speed: rec.speed.clone(),
+                    inference_geo: rec.inference_geo.clone(),
                     prompt_total: prompt,
                     write_5m: tokens.cache_write_5m,
                     write_1h: tokens.cache_write_1h,
@@ -565,6 +568,7 @@ pub(in crate::ledger) mod tests {
             streaming: None,
             service_tier: None,
             speed: None,
+            inference_geo: None,
             tokens: TokenUsage { input: 10, cache_read, cache_write_5m: write_5m, ..TokenUsage::default() },
             web_search_requests: 0,
             metered: true,

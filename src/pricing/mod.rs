@@ -86,7 +86,8 @@ use std::sync::Arc;
 
 pub use money::Money;
 pub use normalize::normalize_model_id;
-pub use rates::{CallCost, ModelPrice, PricedModel, Rates};
+pub use rates::{CallCost, ModelPrice, PricedModel, Rates, US_ONLY_MULTIPLIER};
+pub(crate) use rates::{billed_picos, is_us_only};
 
 use crate::record::TokenUsage;
 

@@ -204,7 +204,20 @@ pub struct CallCost {
     /// Billed at fast-mode rates.
     #[serde(default)]
     pub fast: bool,
+    /// Billed at the US-only inference rates ([`US_ONLY_MULTIPLIER`], `inference_geo = "us"`). Absent from a
+    /// serialized cost when false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub us_only: bool,
 }
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// The multiplier on every token rate of a call whose inference ran in the US only (`inference_geo = "us"`), as
+/// tenths: 11 is 1.1x. The Messages API takes `inference_geo` on Claude Opus 4.6, Sonnet 4.6 and later models
+/// only (an older model answers 400), so a call reporting `us` is one of those. The web search fee is flat.
+pub const US_ONLY_MULTIPLIER: (u128, u128) = (11, 10);
 
 fn is_zero(money: &Money) -> bool {
     money.is_zero()
@@ -271,7 +284,12 @@ impl PricedModel {
     /// Prices one call record: its tokens as [`cost`](Self::cost) prices them, at the record's service tier
     /// and speed, plus its web searches at the [`web_search_fee`](Self::web_search_fee).
     pub fn price_call(&self, record: &CallRecord) -> CallCost {
-        let mut cost = self.cost(&record.tokens, record.service_tier.as_deref(), record.speed.as_deref());
+        let mut cost = self.cost_in_geo(
+            &record.tokens,
+            record.service_tier.as_deref(),
+            record.speed.as_deref(),
+            record.inference_geo.as_deref(),
+        );
         if record.web_search_requests > 0 {
             cost.add_web_searches(record.web_search_requests, self.web_search_fee);
         }
@@ -292,8 +310,25 @@ impl PricedModel {
     /// rate and multiplier) it rounds half up, i.e. up by half a pico-USD; with the built-in rates, which
     /// are all even, it is always exact. Cache savings go through the same steps with the rate
     /// `input − cache_read`.
+    ///
+    /// Inference in the US only is priced by [`cost_in_geo`](Self::cost_in_geo).
     pub fn cost(&self, tokens: &TokenUsage, service_tier: Option<&str>, speed: Option<&str>) -> CallCost {
+        self.cost_in_geo(tokens, service_tier, speed, None)
+    }
+
+    /// [`cost`](Self::cost), with where inference ran: `inference_geo` equal to `"us"` (ASCII case-insensitive)
+    /// multiplies every token rate by [`US_ONLY_MULTIPLIER`] (1.1x), after the fast multiplier; batch then
+    /// halves. The two divisions (by 10, and by 2 for batch) are one, rounded half up to the pico-USD: exact
+    /// with the built-in rates, which are multiples of 10 pico-USD a token.
+    pub fn cost_in_geo(
+        &self,
+        tokens: &TokenUsage,
+        service_tier: Option<&str>,
+        speed: Option<&str>,
+        inference_geo: Option<&str>,
+    ) -> CallCost {
         let batch = service_tier.is_some_and(|t| t.trim().eq_ignore_ascii_case("batch"));
+        let us_only = is_us_only(inference_geo);
         let fast_multiplier = match (speed, self.price.fast_multiplier) {
             (Some(s), Some(m)) if s.trim().eq_ignore_ascii_case("fast") => Some(m.max(1)),
             _ => None,
@@ -308,14 +343,7 @@ impl PricedModel {
         };
 
         let kind = |count: u64, rate: u64| -> Money {
-            let mut picos = u128::from(count) * u128::from(rate);
-            if let Some(m) = fast_multiplier {
-                picos = picos.saturating_mul(u128::from(m));
-            }
-            if batch {
-                picos = picos / 2 + (picos & 1);
-            }
-            Money::from_picos(picos)
+            Money::from_picos(billed_picos(count, rate, fast_multiplier, us_only, batch))
         };
 
         let input = kind(tokens.input, rates.input);
@@ -337,8 +365,33 @@ impl PricedModel {
             long_context,
             batch,
             fast: fast_multiplier.is_some(),
+            us_only,
         }
     }
+}
+
+/// Whether `inference_geo` says the call ran in the US only.
+pub(crate) fn is_us_only(inference_geo: Option<&str>) -> bool {
+    inference_geo.is_some_and(|g| g.trim().eq_ignore_ascii_case("us"))
+}
+
+/// `count × rate` pico-USD, times the fast multiplier, times 1.1 for US-only inference, halved for batch
+/// (saturating; the divisions made once, rounded half up): the one formula every price of a token kind goes
+/// through.
+pub(crate) fn billed_picos(count: u64, rate: u64, fast: Option<u32>, us_only: bool, batch: bool) -> u128 {
+    let mut picos = u128::from(count) * u128::from(rate);
+    if let Some(m) = fast {
+        picos = picos.saturating_mul(u128::from(m));
+    }
+    let mut divisor = 1;
+    if us_only {
+        picos = picos.saturating_mul(US_ONLY_MULTIPLIER.0);
+        divisor = US_ONLY_MULTIPLIER.1;
+    }
+    if batch {
+        divisor *= 2;
+    }
+    if divisor == 1 { picos } else { picos / divisor + u128::from(picos % divisor * 2 >= divisor) }
 }
 
 #[cfg(test)]

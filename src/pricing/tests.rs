@@ -553,3 +553,64 @@ fn other_bad_values() {
         assert!(shown.contains(message), "{text:?}: {shown}");
     }
 }
+
+#[test]
+fn us_only_inference_is_a_tenth_more_on_every_token_kind() {
+    let opus = PriceBook::builtin().resolve("claude-opus-4-6").unwrap();
+    let global = opus.cost(&mixed(), None, None);
+    assert_eq!(global.total, micro_usd(189_750));
+    // 189,750 × 1.1 = 208,725 micro-USD, each kind and the saving a tenth more.
+    let us = opus.cost_in_geo(&mixed(), None, None, Some("us"));
+    assert!(us.us_only && !global.us_only);
+    assert_eq!(us.total, micro_usd(208_725));
+    for (a, b) in [
+        (us.input, global.input),
+        (us.cache_read, global.cache_read),
+        (us.cache_write_5m, global.cache_write_5m),
+        (us.cache_write_1h, global.cache_write_1h),
+        (us.output, global.output),
+        (us.cache_savings, global.cache_savings),
+    ] {
+        assert_eq!(a.picos() * 10, b.picos() * 11);
+    }
+    // With batch (× 1.1 / 2) and fast mode (× 6 × 1.1); case and spaces as for the other rules.
+    assert_eq!(
+        opus.cost_in_geo(&mixed(), Some("batch"), None, Some(" US ")).total,
+        micro_usd(104_362) + Money::from_picos(500_000)
+    );
+    assert_eq!(opus.cost_in_geo(&mixed(), None, Some("fast"), Some("us")).total, micro_usd(1_252_350));
+    // Anywhere else, or not said: standard.
+    for geo in [None, Some("global"), Some("not_available"), Some("")] {
+        let c = opus.cost_in_geo(&mixed(), None, None, geo);
+        assert_eq!(c, global, "{geo:?}");
+    }
+}
+
+#[test]
+fn a_us_only_call_rounds_once_half_up() {
+    // A custom rate of 1 pico-USD a token, so that the tenths and halves show.
+    let book = PriceBook::empty().with_price("tiny", ModelPrice::new(Rates::per_mtok_micros(1, 1, 1, 1, 1)));
+    let tiny = book.resolve("tiny").unwrap();
+    let picos =
+        |n: u64, tier: Option<&str>| tiny.cost_in_geo(&usage(n, 0, 0, 0, 0), tier, None, Some("us")).total.picos();
+    assert_eq!(picos(7, None), 8, "7.7 rounds up");
+    assert_eq!(picos(4, None), 4, "4.4 rounds down");
+    assert_eq!(picos(5, None), 6, "5.5 rounds half up");
+    assert_eq!(picos(7, Some("batch")), 4, "3.85");
+    // 15 × 1.1 / 2 = 8.25 → 8: rounding the tenth first (16.5 → 17) and then the half (8.5 → 9) gives 9.
+    assert_eq!(picos(15, Some("batch")), 8);
+}
+
+#[test]
+fn a_record_is_priced_with_its_inference_geography() {
+    let opus = PriceBook::builtin().resolve("claude-opus-4-6").unwrap();
+    let mut record = crate::journal::line::tests::bare();
+    record.tokens = mixed();
+    record.web_search_requests = 2;
+    record.inference_geo = Some(Arc::from("us"));
+    let c = opus.price_call(&record);
+    assert!(c.us_only);
+    // The search fee ($0.01 each) is flat.
+    assert_eq!(c.web_search, micro_usd(20_000));
+    assert_eq!(c.total, micro_usd(208_725 + 20_000));
+}

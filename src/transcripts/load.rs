@@ -408,6 +408,7 @@ impl<'p> RecordMaker<'p> {
         let model = entry(call.model).map(|m| self.shared(m));
         let service_tier = entry(call.service_tier).map(|s| self.shared(s));
         let speed = entry(call.speed).map(|s| self.shared(s));
+        let inference_geo = entry(call.inference_geo).map(|s| self.shared(s));
         let cost = if call.synthetic {
             self.synthetic += 1;
             Some(CallCost {
@@ -423,6 +424,7 @@ impl<'p> RecordMaker<'p> {
                 long_context: false,
                 batch: false,
                 fast: false,
+                us_only: false,
             })
         } else {
             // Priced below, from the record.
@@ -447,6 +449,7 @@ impl<'p> RecordMaker<'p> {
             streaming: None,
             service_tier,
             speed,
+            inference_geo,
             tokens: call.tokens,
             web_search_requests: call.web_search_requests,
             metered: true,

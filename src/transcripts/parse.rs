@@ -29,6 +29,7 @@ pub(super) struct RawCall {
     pub(super) model: Option<u16>,
     pub(super) service_tier: Option<u16>,
     pub(super) speed: Option<u16>,
+    pub(super) inference_geo: Option<u16>,
     pub(super) sidechain: bool,
     pub(super) synthetic: bool,
     pub(super) api_error: bool,
@@ -40,7 +41,7 @@ pub(super) struct FileCalls {
     pub(super) calls: Vec<RawCall>,
     /// Message, request and session ids, back to back.
     pub(super) arena: String,
-    /// Models, service tiers and speeds (few distinct values), interned.
+    /// Models, service tiers, speeds and inference geographies (few distinct values), interned.
     pub(super) table: Vec<Arc<str>>,
     pub(super) bytes: u64,
     pub(super) lines: u64,
@@ -146,6 +147,8 @@ struct Usage<'a> {
     service_tier: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "opt_str")]
     speed: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "opt_str")]
+    inference_geo: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -390,6 +393,7 @@ fn parse_line(line: &[u8], line_no: u64, out: &mut FileCalls, max_places: usize)
         model,
         service_tier: usage.service_tier.as_deref().and_then(|s| out.intern(s)),
         speed: usage.speed.as_deref().and_then(|s| out.intern(s)),
+        inference_geo: usage.inference_geo.as_deref().and_then(|s| out.intern(s)),
         sidechain: parsed.is_sidechain == Some(true),
         synthetic,
         api_error: parsed.is_api_error == Some(true),

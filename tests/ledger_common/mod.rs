@@ -66,6 +66,7 @@ impl Call {
             streaming: None,
             service_tier: None,
             speed: None,
+            inference_geo: None,
             tokens: TokenUsage::default(),
             web_search_requests: 0,
             metered: true,
@@ -150,6 +151,11 @@ impl Call {
 
     pub fn speed(mut self, v: &str) -> Self {
         self.0.speed = s(v);
+        self
+    }
+
+    pub fn geo(mut self, v: &str) -> Self {
+        self.0.inference_geo = s(v);
         self
     }
 
