@@ -250,7 +250,8 @@ impl PriceBook {
     }
 
     /// Prices one call's tokens ([`PricedModel::cost`]); `None` when the model is unknown. A record's web
-    /// searches are priced by [`PricedModel::price_call`].
+    /// searches and inference geography are priced by [`PricedModel::price_call`], a call's geography alone by
+    /// [`PricedModel::cost_in_geo`].
     pub fn price(
         &self,
         model_id: &str,
