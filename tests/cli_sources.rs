@@ -745,6 +745,17 @@ fn hostile_text_in_tools_warnings_budgets_and_direction_overrides_never_reaches_
     assert!(out.stderr.contains("adds `claude-\u{FFFD}]0;pwned\u{FFFD}x`"), "{}", out.stderr);
 }
 
+#[test]
+fn a_hostile_inference_geography_is_scrubbed_like_the_other_labels() {
+    // `inference_geo` is a label a record carries: it went out of `show --format json` as it came.
+    let rec = r#"{"timestamp":"2025-10-03T12:00:00Z","duration_us":5,"model":"claude-opus-4-6","inference_geo":"us\u202egnp.exe","tokens":{"input":1,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":1,"reasoning":0},"metered":true,"outcome":{"status":"ok"},"dimensions":{"session":"s1"}}"#;
+    let records = cli_support::Records::new(&[rec.to_owned()]);
+    let out = records.run(&["show", "s1", "--format", "json"]);
+    assert!(!out.ok().contains('\u{202E}'), "{}", out.stdout);
+    assert!(out.stdout.contains("us\u{FFFD}gnp.exe"), "{}", out.stdout);
+    assert!(out.stderr.contains("1 call carried control characters or direction overrides"), "{}", out.stderr);
+}
+
 #[cfg(unix)]
 #[test]
 fn json_output_over_a_path_that_is_not_utf8_writes_it_lossily() {

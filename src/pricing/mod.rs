@@ -23,10 +23,12 @@
 //! - **Fast mode**: `speed = "fast"` multiplies every rate by the model's fast multiplier; on a model without
 //!   one the call is billed at standard rates.
 //! - **Batch**: `service_tier = "batch"` halves every rate.
+//! - **US-only inference**: `inference_geo = "us"` multiplies every rate by 1.1 ([`US_ONLY_MULTIPLIER`];
+//!   [`PricedModel::cost_in_geo`], and [`PricedModel::price_call`] from the record).
 //!
-//! The three stack multiplicatively. [`PricedModel::price_call`] adds the record's web searches at the
+//! The four stack multiplicatively. [`PricedModel::price_call`] adds the record's web searches at the
 //! book's [`web_search_fee`](PriceBook::web_search_fee) ($10 per 1,000 by default), a flat fee none of the
-//! three changes. An unknown model has no price at all ([`PriceBook::resolve`] returns
+//! four changes. An unknown model has no price at all ([`PriceBook::resolve`] returns
 //! `None`): its calls are *unpriced*, never $0.
 //!
 //! # Model ids

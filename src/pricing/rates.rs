@@ -281,8 +281,9 @@ impl PricedModel {
         self.web_search_fee
     }
 
-    /// Prices one call record: its tokens as [`cost`](Self::cost) prices them, at the record's service tier
-    /// and speed, plus its web searches at the [`web_search_fee`](Self::web_search_fee).
+    /// Prices one call record: its tokens as [`cost_in_geo`](Self::cost_in_geo) prices them, at the record's
+    /// service tier, speed and inference geography, plus its web searches at the
+    /// [`web_search_fee`](Self::web_search_fee).
     pub fn price_call(&self, record: &CallRecord) -> CallCost {
         let mut cost = self.cost_in_geo(
             &record.tokens,
@@ -385,8 +386,11 @@ pub(crate) fn billed_picos(count: u64, rate: u64, fast: Option<u32>, us_only: bo
     }
     let mut divisor = 1;
     if us_only {
-        picos = picos.saturating_mul(US_ONLY_MULTIPLIER.0);
-        divisor = US_ONLY_MULTIPLIER.1;
+        // Saturated, it stays the most there is (as a global call's would), not a tenth of it.
+        match picos.checked_mul(US_ONLY_MULTIPLIER.0) {
+            Some(p) => (picos, divisor) = (p, US_ONLY_MULTIPLIER.1),
+            None => picos = u128::MAX,
+        }
     }
     if batch {
         divisor *= 2;

@@ -231,6 +231,12 @@ fn huge_token_counts_do_not_panic() {
     assert_eq!(c.total, Money::from_picos(u128::MAX));
     let c = book.price("x", &max, Some("batch"), Some("fast")).expect("priced");
     assert_eq!(c.output.picos(), u128::MAX / 2 + 1);
+    // In the US only, no less: the tenth more of a saturated amount was a tenth of it.
+    let x = book.resolve("x").unwrap();
+    let c = x.cost_in_geo(&max, None, Some("fast"), Some("us"));
+    assert_eq!((c.output.picos(), c.total.picos()), (u128::MAX, u128::MAX));
+    let c = x.cost_in_geo(&max, Some("batch"), Some("fast"), Some("us"));
+    assert_eq!(c.output.picos(), u128::MAX / 2 + 1);
 }
 
 #[test]

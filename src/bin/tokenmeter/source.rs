@@ -260,9 +260,17 @@ fn lossy_paths<S: serde::Serializer>(paths: &[PathBuf], s: S) -> Result<S::Ok, S
 /// would otherwise reach the terminal through a table (or a page through the HTML and markdown reports).
 fn scrub(r: &mut CallRecord) -> bool {
     let mut any = false;
-    for v in [&mut r.model, &mut r.provider, &mut r.operation, &mut r.request_id, &mut r.service_tier, &mut r.speed]
-        .into_iter()
-        .flatten()
+    for v in [
+        &mut r.model,
+        &mut r.provider,
+        &mut r.operation,
+        &mut r.request_id,
+        &mut r.service_tier,
+        &mut r.speed,
+        &mut r.inference_geo,
+    ]
+    .into_iter()
+    .flatten()
     {
         any |= clean(v);
     }
