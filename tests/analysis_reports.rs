@@ -1029,6 +1029,20 @@ fn the_caching_saving_is_measured_after_right_sizing_and_batching() {
     assert!(total <= n * cost, "{total} of {}", n * cost);
 }
 
+/// The cost of `call` priced in `book` (asserted to be `expected` pico-USD), and the batch suggestion's saving
+/// once a ledger on `book` has it.
+fn batch_saving_of(book: &PriceBook, call: Call, expected: u128) -> (u128, u128) {
+    let call = call.op("nightly").priced(book);
+    let cost = call.0.cost.as_ref().expect("priced").total.picos();
+    assert_eq!(cost, expected);
+    let clock = std::sync::Arc::new(tokenmeter::ManualClock::new(t0()));
+    let ledger = tokenmeter::ledger::Ledger::new(tokenmeter::ledger::LedgerConfig::default(), clock, book.clone());
+    ledger.ingest_call(&call.0);
+    let r = ledger.efficiency_report(Window::Last24Hours, Dimension::Agent).unwrap();
+    let batch = r.optimization_suggestions.iter().find(|s| s.kind == SuggestionType::BatchApi).expect("batch");
+    (cost, batch.potential_savings_picos.picos())
+}
+
 #[test]
 fn a_fast_multiplier_of_zero_is_one_in_the_suggestions_too() {
     // `ModelPrice` reads a fast multiplier of 0 as 1, and the call is billed so; the ledger's figures used it
@@ -1036,39 +1050,20 @@ fn a_fast_multiplier_of_zero_is_one_in_the_suggestions_too() {
     let rates = tokenmeter::pricing::Rates::per_mtok_micros(5_000_000, 25_000_000, 6_250_000, 10_000_000, 500_000);
     let price = tokenmeter::pricing::ModelPrice::new(rates).with_fast_multiplier(0);
     let book = PriceBook::builtin().with_price("turbo-model", price);
-    let clock = tokenmeter::ManualClock::new(t0());
-    let ledger = tokenmeter::ledger::Ledger::new(
-        tokenmeter::ledger::LedgerConfig::default(),
-        std::sync::Arc::new(clock),
-        book.clone(),
-    );
-    let call = Call::new(t0(), "turbo-model").io(1_000, 1_000).speed("fast").op("nightly").priced(&book);
-    let cost = call.0.cost.as_ref().expect("priced").total.picos();
-    assert_eq!(cost, 30_000_000_000, "1,000 × $5 + 1,000 × $25 per million, times 1");
-    ledger.ingest_call(&call.0);
-    let r = ledger.efficiency_report(Window::Last24Hours, Dimension::Agent).unwrap();
-    let batch = r.optimization_suggestions.iter().find(|s| s.kind == SuggestionType::BatchApi).expect("batch");
-    assert_eq!(batch.potential_savings_picos.picos(), cost / 2);
+    // 1,000 × $5 + 1,000 × $25 per million, times 1.
+    let call = Call::new(t0(), "turbo-model").io(1_000, 1_000).speed("fast");
+    let (cost, saving) = batch_saving_of(&book, call, 30_000_000_000);
+    assert_eq!(saving, cost / 2);
 }
 
 #[test]
 fn the_suggestions_price_a_us_only_call_at_its_own_rates() {
     // Batching a US-only call saves half of what it cost at 1.1x; priced at the global rates after batching, the
     // saving read 1.1 - 0.5 = 0.6 of the global cost instead of 0.55.
-    let book = PriceBook::builtin();
-    let clock = tokenmeter::ManualClock::new(t0());
-    let ledger = tokenmeter::ledger::Ledger::new(
-        tokenmeter::ledger::LedgerConfig::default(),
-        std::sync::Arc::new(clock),
-        book.clone(),
-    );
-    let call = Call::new(t0(), "claude-opus-4-6").io(10_000, 1_000).geo("us").op("nightly").priced(&book);
-    let cost = call.0.cost.as_ref().expect("priced").total.picos();
-    assert_eq!(cost, 82_500_000_000, "10,000 × $5 + 1,000 × $25 per million, times 1.1");
-    ledger.ingest_call(&call.0);
-    let r = ledger.efficiency_report(Window::Last24Hours, Dimension::Agent).unwrap();
-    let batch = r.optimization_suggestions.iter().find(|s| s.kind == SuggestionType::BatchApi).expect("batch");
-    assert_eq!(batch.potential_savings_picos.picos(), cost / 2);
+    // 10,000 × $5 + 1,000 × $25 per million, times 1.1.
+    let call = Call::new(t0(), "claude-opus-4-6").io(10_000, 1_000).geo("us");
+    let (cost, saving) = batch_saving_of(&PriceBook::builtin(), call, 82_500_000_000);
+    assert_eq!(saving, cost / 2);
 }
 
 #[test]

@@ -47,9 +47,12 @@ impl Clock for SteppedClock {
     }
 }
 
-fn meter(clock: &SteppedClock) -> (TokenMeter, Collected) {
+/// The records of what `f` does under a meter on `clock`.
+fn record(clock: &SteppedClock, f: impl FnOnce()) -> Collected {
     let seen = Collected::default();
-    (TokenMeter::builder().with_clock(clock.clone()).with_sink(seen.clone()).build(), seen)
+    let meter = TokenMeter::builder().with_clock(clock.clone()).with_sink(seen.clone()).build();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(meter.layer()), f);
+    seen
 }
 
 fn chat() -> tracing::Span {
@@ -66,9 +69,7 @@ fn chat() -> tracing::Span {
 fn a_wall_clock_step_during_a_call_does_not_change_its_duration() {
     for step in [Duration::hours(-1), Duration::minutes(10)] {
         let clock = SteppedClock::new(t0());
-        let (meter, seen) = meter(&clock);
-        let subscriber = tracing_subscriber::registry().with(meter.layer());
-        tracing::subscriber::with_default(subscriber, || {
+        let seen = record(&clock, || {
             let span = chat();
             clock.pass(Duration::milliseconds(1_500));
             clock.step(step);
@@ -86,10 +87,8 @@ fn a_wall_clock_step_during_a_call_does_not_change_its_duration() {
 #[test]
 fn each_call_of_a_long_lived_span_and_a_tool_span_time_on_the_monotonic_clock() {
     let clock = SteppedClock::new(t0());
-    let (meter, seen) = meter(&clock);
     let (mut first_end, mut second_end) = (t0(), t0());
-    let subscriber = tracing_subscriber::registry().with(meter.layer());
-    tracing::subscriber::with_default(subscriber, || {
+    let seen = record(&clock, || {
         let span = chat();
         span.record("gen_ai.response.id", "msg_1");
         span.record("gen_ai.usage.input_tokens", 100u64);
@@ -123,9 +122,7 @@ fn each_call_of_a_long_lived_span_and_a_tool_span_time_on_the_monotonic_clock() 
 #[test]
 fn a_task_times_on_the_monotonic_clock() {
     let clock = SteppedClock::new(t0());
-    let (meter, seen) = meter(&clock);
-    let subscriber = tracing_subscriber::registry().with(meter.layer());
-    tracing::subscriber::with_default(subscriber, || {
+    let seen = record(&clock, || {
         let _task = info_span!("review", task = "review").entered();
         clock.pass(Duration::seconds(4));
         clock.step(Duration::minutes(-5));
