@@ -416,8 +416,10 @@ impl StreamAccumulator {
     fn apply_usage(&mut self, usage: &Usage) {
         let mut usage = usage.clone();
         ignore_zero_restatements(&mut usage, &self.usage);
-        usage.record_into(&self.span);
         self.usage.update(&usage);
+        // The whole usage so far, not this event's part: a `message_delta` carrying the compaction iterations
+        // but no input count adds them to the `message_start`'s input, not to nothing.
+        self.usage.record_into(&self.span);
     }
 
     /// Records that the call failed (a transport error, a status the caller treats as failure): `error.type`
@@ -961,6 +963,25 @@ mod tests {
         });
         assert_eq!(call.web_search_requests, 3);
         assert_eq!(call.cost.unwrap().web_search.picos(), 3 * crate::pricing::DEFAULT_WEB_SEARCH_FEE.picos());
+    }
+
+    #[test]
+    fn a_compaction_in_the_final_delta_adds_to_the_start_s_input() {
+        // Server-side compaction: `message_delta` carries the iterations (the summary's sampling step is billed and
+        // left out of the top-level counts) and no input count. Recording that event alone set the input to the
+        // compaction's 180,000, dropping the message's 472.
+        const DELTA: &str = "event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":15,\
+            \"iterations\":[{\"type\":\"compaction\",\"input_tokens\":180000,\"output_tokens\":3500},\
+            {\"type\":\"message\",\"input_tokens\":472,\"output_tokens\":15}]}}\n\n";
+        let call = one_call(|_| {
+            let span = claude_span("chat", "claude-sonnet-4-5", true);
+            let mut acc = StreamAccumulator::new(&span);
+            for event in [START, DELTA, STOP] {
+                acc.push_bytes(event.as_bytes());
+            }
+        });
+        let t = call.tokens;
+        assert_eq!((t.input, t.cache_read, t.output), (180_472, 1_000, 3_515));
     }
 
     #[test]

@@ -79,6 +79,42 @@ pub struct Usage {
     /// A breakdown of the output tokens.
     #[serde(deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
     pub output_tokens_details: Option<OutputTokensDetails>,
+    /// Each sampling iteration of the request, when server-side compaction ran during it: a `compaction`
+    /// iteration (the summary, on the request's model) and the `message` ones. The top-level counts leave the
+    /// compaction iterations out, though they are billed: [`record_into`](Self::record_into) adds them.
+    #[serde(deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    pub iterations: Option<Vec<UsageIteration>>,
+}
+
+/// One sampling iteration of a request (`usage.iterations[]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UsageIteration {
+    /// `compaction` or `message` (other kinds are read and not added: their billing is not known here).
+    #[serde(rename = "type", deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Uncached input tokens of the iteration.
+    #[serde(deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    pub input_tokens: Option<u64>,
+    /// Output tokens of the iteration.
+    #[serde(deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    pub output_tokens: Option<u64>,
+    /// Cache writes of the iteration, both lifetimes.
+    #[serde(deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    pub cache_creation_input_tokens: Option<u64>,
+    /// Cache reads of the iteration.
+    #[serde(deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    pub cache_read_input_tokens: Option<u64>,
+    /// Cache writes of the iteration by lifetime.
+    #[serde(deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    pub cache_creation: Option<CacheCreation>,
+}
+
+impl UsageIteration {
+    /// A `compaction` iteration: billed, and left out of the top-level counts.
+    pub fn is_compaction(&self) -> bool {
+        self.kind.as_deref() == Some("compaction")
+    }
 }
 
 /// Cache writes by cache lifetime (`usage.cache_creation`).
@@ -132,14 +168,24 @@ impl Usage {
                 span.record(name, v);
             }
         };
-        count(ANTHROPIC_INPUT, self.input_tokens);
-        count(ANTHROPIC_CACHE_READ, self.cache_read_input_tokens);
-        count(ANTHROPIC_CACHE_WRITE, self.cache_creation_input_tokens);
-        if let Some(c) = &self.cache_creation {
-            count(ANTHROPIC_CACHE_WRITE_5M, c.ephemeral_5m_input_tokens);
-            count(ANTHROPIC_CACHE_WRITE_1H, c.ephemeral_1h_input_tokens);
-        }
-        count(ANTHROPIC_OUTPUT, self.output_tokens);
+        // The compaction iterations' counts, added to each kind (the top-level counts leave them out).
+        let compactions = || self.iterations.iter().flatten().filter(|i| i.is_compaction());
+        let with = |top: Option<u64>, of: fn(&UsageIteration) -> Option<u64>| {
+            compactions().filter_map(of).fold(top, |sum, n| Some(sum.unwrap_or(0).saturating_add(n)))
+        };
+        count(ANTHROPIC_INPUT, with(self.input_tokens, |i| i.input_tokens));
+        count(ANTHROPIC_CACHE_READ, with(self.cache_read_input_tokens, |i| i.cache_read_input_tokens));
+        count(ANTHROPIC_CACHE_WRITE, with(self.cache_creation_input_tokens, |i| i.cache_creation_input_tokens));
+        let top = self.cache_creation.unwrap_or_default();
+        count(
+            ANTHROPIC_CACHE_WRITE_5M,
+            with(top.ephemeral_5m_input_tokens, |i| i.cache_creation?.ephemeral_5m_input_tokens),
+        );
+        count(
+            ANTHROPIC_CACHE_WRITE_1H,
+            with(top.ephemeral_1h_input_tokens, |i| i.cache_creation?.ephemeral_1h_input_tokens),
+        );
+        count(ANTHROPIC_OUTPUT, with(self.output_tokens, |i| i.output_tokens));
         if let Some(d) = &self.output_tokens_details {
             count(ANTHROPIC_THINKING, d.thinking_tokens);
         }
@@ -182,6 +228,7 @@ impl Usage {
         take(&mut self.service_tier, &newer.service_tier);
         take(&mut self.speed, &newer.speed);
         take(&mut self.inference_geo, &newer.inference_geo);
+        take(&mut self.iterations, &newer.iterations);
         if let Some(n) = &newer.output_tokens_details {
             let d = self.output_tokens_details.get_or_insert_with(OutputTokensDetails::default);
             take(&mut d.thinking_tokens, &n.thinking_tokens);

@@ -15,8 +15,8 @@
 //! `usage` object is one API response as Claude Code saw it; the fields read are `timestamp`, `sessionId`,
 //! `requestId`, `isSidechain`, `isApiErrorMessage`, `message.id`, `message.model` and, in `message.usage`,
 //! `input_tokens`, `output_tokens`, `cache_read_input_tokens`, `cache_creation_input_tokens`,
-//! `cache_creation.ephemeral_5m_input_tokens` / `ephemeral_1h_input_tokens`, `service_tier`, `speed` and
-//! `inference_geo`.
+//! `cache_creation.ephemeral_5m_input_tokens` / `ephemeral_1h_input_tokens`, `service_tier`, `speed`,
+//! `inference_geo` and `iterations` (server-side compaction's summary steps, added to the call's counts).
 //! Everything else (prompt and response text included) is skipped unread. The rules:
 //!
 //! - **One call per `(message.id, requestId)`.** Claude Code writes a response once per content block, and

@@ -149,6 +149,21 @@ struct Usage<'a> {
     speed: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "opt_str")]
     inference_geo: Option<Cow<'a, str>>,
+    /// Server-side compaction's sampling iterations: the `compaction` ones are billed and left out of the
+    /// top-level counts.
+    #[serde(default)]
+    iterations: Option<Vec<Iteration<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct Iteration<'a> {
+    #[serde(borrow, default, rename = "type", deserialize_with = "opt_str")]
+    kind: Option<Cow<'a, str>>,
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+    cache_creation_input_tokens: Option<u64>,
+    cache_read_input_tokens: Option<u64>,
+    cache_creation: Option<CacheCreation>,
 }
 
 #[derive(Deserialize)]
@@ -160,6 +175,17 @@ struct ServerToolUse {
 struct CacheCreation {
     ephemeral_5m_input_tokens: Option<u64>,
     ephemeral_1h_input_tokens: Option<u64>,
+}
+
+/// A usage's tokens by kind: a cache-write split that falls short of the total counts the rest at the 5-minute
+/// rate, and a total without a split is all 5-minute writes.
+fn tokens_of(input: u64, output: u64, read: u64, flat_write: u64, split: Option<&CacheCreation>) -> TokenUsage {
+    let (mut write_5m, write_1h) = match split {
+        Some(split) => (split.ephemeral_5m_input_tokens.unwrap_or(0), split.ephemeral_1h_input_tokens.unwrap_or(0)),
+        None => (flat_write, 0),
+    };
+    write_5m = write_5m.saturating_add(flat_write.saturating_sub(write_5m.saturating_add(write_1h)));
+    TokenUsage { input, cache_read: read, cache_write_5m: write_5m, cache_write_1h: write_1h, output, reasoning: 0 }
 }
 
 /// Reads one file, a line at a time through a 1 MiB buffer: memory stays at the buffer plus the longest line
@@ -362,21 +388,41 @@ fn parse_line(line: &[u8], line_no: u64, out: &mut FileCalls, max_places: usize)
         return;
     }
 
-    let flat_write = usage.cache_creation_input_tokens.unwrap_or(0);
-    let (mut write_5m, write_1h) = match &usage.cache_creation {
-        Some(split) => (split.ephemeral_5m_input_tokens.unwrap_or(0), split.ephemeral_1h_input_tokens.unwrap_or(0)),
-        None => (flat_write, 0),
-    };
-    // A split that falls short of the total leaves the rest unaccounted for: count it at the 5-minute rate.
-    write_5m = write_5m.saturating_add(flat_write.saturating_sub(write_5m.saturating_add(write_1h)));
-    let tokens = TokenUsage {
+    let mut tokens = tokens_of(
         input,
-        cache_read: usage.cache_read_input_tokens.unwrap_or(0),
-        cache_write_5m: write_5m,
-        cache_write_1h: write_1h,
         output,
-        reasoning: 0,
-    };
+        usage.cache_read_input_tokens.unwrap_or(0),
+        usage.cache_creation_input_tokens.unwrap_or(0),
+        usage.cache_creation.as_ref(),
+    );
+    // Server-side compaction's summary iterations are billed and left out of the top-level counts.
+    for it in usage.iterations.iter().flatten().filter(|i| i.kind.as_deref() == Some("compaction")) {
+        let more = tokens_of(
+            it.input_tokens.unwrap_or(0),
+            it.output_tokens.unwrap_or(0),
+            it.cache_read_input_tokens.unwrap_or(0),
+            it.cache_creation_input_tokens.unwrap_or(0),
+            it.cache_creation.as_ref(),
+        );
+        tokens = TokenUsage {
+            input: tokens.input.saturating_add(more.input),
+            cache_read: tokens.cache_read.saturating_add(more.cache_read),
+            cache_write_5m: tokens.cache_write_5m.saturating_add(more.cache_write_5m),
+            cache_write_1h: tokens.cache_write_1h.saturating_add(more.cache_write_1h),
+            output: tokens.output.saturating_add(more.output),
+            reasoning: 0,
+        };
+    }
+    let kinds = [tokens.input, tokens.cache_read, tokens.cache_write_5m, tokens.cache_write_1h, tokens.output];
+    if kinds.iter().any(|&n| n > MAX_TOKENS_PER_FIELD) {
+        let reason = || {
+            format!(
+                "usage with its compaction iterations is over the {MAX_TOKENS_PER_FIELD} tokens a call can have of a kind"
+            )
+        };
+        out.bad(line_no, reason, max_places);
+        return;
+    }
 
     let synthetic = message.model.as_deref() == Some(SYNTHETIC_MODEL);
     let model = match message.model.as_deref() {
