@@ -71,3 +71,43 @@ fn a_transcript_line_s_compaction_step_is_counted_too() {
     assert_eq!(load.calls.len(), 1, "{:?}", load.stats);
     assert_eq!(load.calls[0].tokens, BILLED);
 }
+
+#[test]
+fn a_write_total_in_one_part_and_a_split_in_another_both_count() {
+    // Summed kind by kind, a total given only at the top (1,000, all 5-minute) beside a compaction step's split
+    // only (600 for an hour) recorded a total of 1,600 against a split of 600: the top's writes read as 400.
+    let tokens = |json: &str| {
+        let usage: Usage = serde_json::from_str(json).unwrap();
+        let h = Harness::new();
+        h.run(|| usage.record_into(&claude_span("chat", "claude-opus-4-6", false)));
+        let t = h.seen.only_call().tokens;
+        (t.cache_write_5m, t.cache_write_1h)
+    };
+    let top_total = r#"{"input_tokens":10,"output_tokens":5,"cache_creation_input_tokens":1000,
+        "iterations":[{"type":"compaction","input_tokens":100,"output_tokens":50,
+            "cache_creation":{"ephemeral_1h_input_tokens":600}}]}"#;
+    assert_eq!(tokens(top_total), (1_000, 600));
+    let top_split = r#"{"input_tokens":10,"output_tokens":5,"cache_creation":{"ephemeral_1h_input_tokens":1000},
+        "iterations":[{"type":"compaction","input_tokens":100,"output_tokens":50,"cache_creation_input_tokens":200}]}"#;
+    assert_eq!(tokens(top_split), (200, 1_000));
+}
+
+#[test]
+fn streamed_copies_with_and_without_the_iterations_are_one_call() {
+    // Claude Code writes a response once per content block, with the usage so far; without a request id the
+    // copies are told apart by their prompt counts, which the compaction step must not change.
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("projects/-home-dev-copies");
+    std::fs::create_dir_all(&project).unwrap();
+    let line = |time: &str, usage: &str| {
+        format!(
+            r#"{{"type":"assistant","timestamp":"2026-08-24T10:00:0{time}Z","sessionId":"s1","message":{{"id":"msg_c2","model":"claude-opus-4-6","usage":{usage}}}}}"#
+        ) + "\n"
+    };
+    let early = line("0", r#"{"input_tokens":45000,"cache_read_input_tokens":2000,"output_tokens":1}"#);
+    let last = line("1", &USAGE.replace('\n', "").replace("    ", ""));
+    std::fs::write(project.join("s1.jsonl"), early + &last).unwrap();
+    let load = TranscriptLoader::new(PriceBook::builtin()).load(&discover(dir.path()).unwrap());
+    assert_eq!(load.calls.len(), 1, "{:#?}", load.calls);
+    assert_eq!(load.calls[0].tokens, BILLED);
+}

@@ -64,7 +64,9 @@ use crate::capture::fields::{ERROR_TYPE, RESPONSE_ID, RESPONSE_MODEL, STATUS_COD
 
 pub use sse::{KEPT_LINE_CAPACITY, MAX_EVENT_BYTES, MAX_LINE_BYTES, SseDecoder, SseEvent};
 pub use stream::{StreamAccumulator, StreamOutcome, StreamSummary};
-pub use usage::{ApiError, CacheCreation, ErrorResponse, MessageResponse, OutputTokensDetails, ServerToolUse, Usage};
+pub use usage::{
+    ApiError, CacheCreation, ErrorResponse, MessageResponse, OutputTokensDetails, ServerToolUse, Usage, UsageIteration,
+};
 
 /// The `gen_ai.provider.name` of Anthropic's API.
 pub const PROVIDER: &str = "anthropic";

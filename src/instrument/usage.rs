@@ -158,7 +158,11 @@ impl Usage {
     /// Records every value this usage holds into `span`, under the capture contract's Anthropic field names
     /// (`input_tokens`, `cache_creation.ephemeral_1h_input_tokens`, `service_tier`, …). Absent values are not
     /// recorded, so a partial usage (a `message_delta` that carries only `output_tokens`) leaves the others as
-    /// they were.
+    /// they were. The [`iterations`](Self::iterations)' compaction steps are added to each kind: record a
+    /// stream's usage merged so far ([`update`](Self::update) first), not an event's part, or an event carrying
+    /// them without the input count records the compaction's input alone (as [`StreamAccumulator`] does).
+    ///
+    /// [`StreamAccumulator`]: super::StreamAccumulator
     ///
     /// The span must declare those fields (as [`claude_span`](super::claude_span) does); a field it does not
     /// declare is silently skipped by `tracing`.
@@ -175,16 +179,38 @@ impl Usage {
         };
         count(ANTHROPIC_INPUT, with(self.input_tokens, |i| i.input_tokens));
         count(ANTHROPIC_CACHE_READ, with(self.cache_read_input_tokens, |i| i.cache_read_input_tokens));
-        count(ANTHROPIC_CACHE_WRITE, with(self.cache_creation_input_tokens, |i| i.cache_creation_input_tokens));
         let top = self.cache_creation.unwrap_or_default();
-        count(
-            ANTHROPIC_CACHE_WRITE_5M,
-            with(top.ephemeral_5m_input_tokens, |i| i.cache_creation?.ephemeral_5m_input_tokens),
-        );
-        count(
-            ANTHROPIC_CACHE_WRITE_1H,
-            with(top.ephemeral_1h_input_tokens, |i| i.cache_creation?.ephemeral_1h_input_tokens),
-        );
+        if compactions().next().is_none() {
+            count(ANTHROPIC_CACHE_WRITE, self.cache_creation_input_tokens);
+            count(ANTHROPIC_CACHE_WRITE_5M, top.ephemeral_5m_input_tokens);
+            count(ANTHROPIC_CACHE_WRITE_1H, top.ephemeral_1h_input_tokens);
+        } else {
+            // Each part's writes as the larger of its total and its split, so that a total given by one part and
+            // a split by another both count (capture counts a total beyond the split as 5-minute writes).
+            let writes = |total: Option<u64>, split: Option<CacheCreation>| {
+                let split = split.unwrap_or_default();
+                let parts = [split.ephemeral_5m_input_tokens, split.ephemeral_1h_input_tokens];
+                let split_sum = parts.iter().flatten().fold(0u64, |a, &b| a.saturating_add(b));
+                let any = total.is_some() || parts.iter().any(Option::is_some);
+                any.then(|| total.unwrap_or(0).max(split_sum))
+            };
+            let total = compactions().map(|i| writes(i.cache_creation_input_tokens, i.cache_creation)).fold(
+                writes(self.cache_creation_input_tokens, self.cache_creation),
+                |sum, part| match (sum, part) {
+                    (Some(a), Some(b)) => Some(a.saturating_add(b)),
+                    (a, b) => a.or(b),
+                },
+            );
+            count(ANTHROPIC_CACHE_WRITE, total);
+            count(
+                ANTHROPIC_CACHE_WRITE_5M,
+                with(top.ephemeral_5m_input_tokens, |i| i.cache_creation?.ephemeral_5m_input_tokens),
+            );
+            count(
+                ANTHROPIC_CACHE_WRITE_1H,
+                with(top.ephemeral_1h_input_tokens, |i| i.cache_creation?.ephemeral_1h_input_tokens),
+            );
+        }
         count(ANTHROPIC_OUTPUT, with(self.output_tokens, |i| i.output_tokens));
         if let Some(d) = &self.output_tokens_details {
             count(ANTHROPIC_THINKING, d.thinking_tokens);

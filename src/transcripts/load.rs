@@ -222,7 +222,7 @@ fn better(a: &RawCall, a_own: bool, b: &RawCall, b_own: bool) -> bool {
 type Prompt = (u64, u64, u64);
 
 fn prompt(call: &RawCall) -> Prompt {
-    (call.tokens.input, call.tokens.cache_read, call.tokens.cache_write())
+    call.prompt
 }
 
 /// Merges the files' calls into records.

@@ -30,6 +30,9 @@ pub(super) struct RawCall {
     pub(super) service_tier: Option<u16>,
     pub(super) speed: Option<u16>,
     pub(super) inference_geo: Option<u16>,
+    /// The input, cache read and cache write counts of the response's top-level usage, without its compaction
+    /// steps: what every copy of one response repeats (a copy without the `iterations` has no compaction).
+    pub(super) prompt: (u64, u64, u64),
     pub(super) sidechain: bool,
     pub(super) synthetic: bool,
     pub(super) api_error: bool,
@@ -388,13 +391,15 @@ fn parse_line(line: &[u8], line_no: u64, out: &mut FileCalls, max_places: usize)
         return;
     }
 
-    let mut tokens = tokens_of(
+    let top = tokens_of(
         input,
         output,
         usage.cache_read_input_tokens.unwrap_or(0),
         usage.cache_creation_input_tokens.unwrap_or(0),
         usage.cache_creation.as_ref(),
     );
+    let prompt = (top.input, top.cache_read, top.cache_write());
+    let mut tokens = top;
     // Server-side compaction's summary iterations are billed and left out of the top-level counts.
     for it in usage.iterations.iter().flatten().filter(|i| i.kind.as_deref() == Some("compaction")) {
         let more = tokens_of(
@@ -440,6 +445,7 @@ fn parse_line(line: &[u8], line_no: u64, out: &mut FileCalls, max_places: usize)
         service_tier: usage.service_tier.as_deref().and_then(|s| out.intern(s)),
         speed: usage.speed.as_deref().and_then(|s| out.intern(s)),
         inference_geo: usage.inference_geo.as_deref().and_then(|s| out.intern(s)),
+        prompt,
         sidechain: parsed.is_sidechain == Some(true),
         synthetic,
         api_error: parsed.is_api_error == Some(true),
