@@ -395,8 +395,9 @@ pub(crate) fn suggestions(total: &Agg, by_model: &[(String, Agg)], target: &str)
         o.long_ctx_calls,
         o.long_ctx_tokens,
         format!(
-            "{} had prompts just over the 200,000-token long-context line, so every token was billed at \
-             long-context rates ({:.4}); trimmed under the line they would have cost {:.4}.",
+            "{} had prompts just over their model's long-context line (200,000 prompt tokens; 100,000 on Haiku \
+             5.5), so every token was billed at long-context rates ({:.4}); trimmed under the line they would have \
+             cost {:.4}.",
             count(o.long_ctx_calls, "call", "calls"),
             o.long_ctx_cost,
             o.long_ctx_at_standard

@@ -327,8 +327,8 @@ impl LedgerConfig {
         self
     }
 
-    /// How far over the 200,000-token long-context line a prompt may be to count as "just over" (default
-    /// 20,000 tokens).
+    /// How far over the model's long-context line (200,000 prompt tokens; 100,000 on Haiku 5.5) a prompt may be
+    /// to count as "just over" (default 20,000 tokens).
     pub fn with_long_context_margin(mut self, tokens: u64) -> Self {
         self.long_context_margin = tokens;
         self
@@ -523,7 +523,7 @@ impl<'a> Billing<'a> {
         geo: Option<&str>,
     ) -> Self {
         let price = priced.price();
-        let long = tokens.prompt_total() > crate::pricing::LONG_CONTEXT_THRESHOLD;
+        let long = tokens.prompt_total() > price.long_context_threshold();
         let rates = match price.long_context {
             Some(l) if long => l,
             _ => price.standard,
@@ -601,7 +601,7 @@ impl LedgerInner {
         }
         // Just over the long-context line (unless the call is to move to the right-size target: its saving counts
         // there, and both claimed the same dollars, 133% of a call's cost).
-        let line = crate::pricing::LONG_CONTEXT_THRESHOLD;
+        let line = price.long_context_threshold();
         if o.small_premium_calls == 0
             && cost.long_context
             && t.prompt_total() <= line.saturating_add(self.config.long_context_margin)

@@ -13,6 +13,7 @@
 //! [models."claude-sonnet-4-5".long_context]   # optional; same rate keys and defaults
 //! input = 6.0
 //! output = 22.5
+//! threshold = 200000          # optional: the prompt tokens above which these apply (default 200,000)
 //! ```
 //!
 //! A top-level `web_search_per_1k = 10`, before the first table, sets the fee of web searches, in USD per
@@ -201,12 +202,13 @@ fn rate_value(src: &Source<'_>, value: &Spanned<DeValue<'_>>, field: &str) -> Re
     usd_field(src, value, field, "million tokens", "")
 }
 
-/// A rates table's rates, `long_context` value, fast multiplier and minimum cacheable prompt.
-type TableParts<'t, 'i> = (Rates, Option<&'t Spanned<DeValue<'i>>>, Option<u32>, Option<u64>);
+/// A rates table's rates, `long_context` value, fast multiplier, minimum cacheable prompt and (a `long_context`
+/// table's) threshold.
+type TableParts<'t, 'i> = (Rates, Option<&'t Spanned<DeValue<'i>>>, Option<u32>, Option<u64>, Option<u64>);
 
 /// Parses the rate keys of one table (`models.<id>` or `models.<id>.long_context`); `nested` tables allow
-/// only rate keys. Returns the rates, the `long_context` value, the fast multiplier and the minimum cacheable
-/// prompt.
+/// only rate keys and `threshold`. Returns the rates, the `long_context` value, the fast multiplier, the minimum
+/// cacheable prompt and the threshold.
 fn rates_table<'t, 'i>(
     src: &Source<'_>,
     table: &'t DeTable<'i>,
@@ -218,6 +220,7 @@ fn rates_table<'t, 'i>(
     let mut long_context = None;
     let mut fast_multiplier = None;
     let mut min_cacheable = None;
+    let mut threshold = None;
     for (key, value) in entries(table) {
         let name: &str = key.get_ref();
         let field = format!("{path}.{}", path_key(name));
@@ -238,9 +241,16 @@ fn rates_table<'t, 'i>(
         } else if name == "min_cacheable_tokens" && !nested {
             min_cacheable =
                 Some(whole_number(src, value, &field, "a whole number of tokens of at least 1 (e.g. 4096)")?);
+        } else if name == "threshold" && nested {
+            threshold = Some(whole_number(
+                src,
+                value,
+                &field,
+                "a whole number of prompt tokens of at least 1 above which these rates apply (e.g. 200000)",
+            )?);
         } else {
             let allowed = if nested {
-                "input, output, cache_write_5m, cache_write_1h, cache_read"
+                "input, output, cache_write_5m, cache_write_1h, cache_read, threshold"
             } else {
                 "input, output, cache_write_5m, cache_write_1h, cache_read, fast_multiplier, min_cacheable_tokens, \
                  long_context"
@@ -268,7 +278,7 @@ fn rates_table<'t, 'i>(
         cache_write_1h: w1.unwrap_or(input.saturating_mul(2)),
         cache_read: read.unwrap_or(default_cache_read(input)),
     };
-    Ok((rates, long_context, fast_multiplier, min_cacheable))
+    Ok((rates, long_context, fast_multiplier, min_cacheable, threshold))
 }
 
 /// A parsed price file.
@@ -342,7 +352,7 @@ pub(super) fn parse_price_file(text: &str, origin: &str) -> Result<PriceFile, Pr
             }
             seen.insert(canonical, (path.clone(), line));
 
-            let (standard, long, fast, min_cacheable) = rates_table(&src, table, &model_value.span(), &path, false)?;
+            let (standard, long, fast, min_cacheable, _) = rates_table(&src, table, &model_value.span(), &path, false)?;
             let mut price = ModelPrice::new(standard);
             price.fast_multiplier = fast;
             price.min_cacheable_tokens = min_cacheable;
@@ -350,8 +360,9 @@ pub(super) fn parse_price_file(text: &str, origin: &str) -> Result<PriceFile, Pr
                 && let DeValue::Table(long_table) = long.get_ref()
             {
                 let long_path = format!("{path}.long_context");
-                let (rates, ..) = rates_table(&src, long_table, &long.span(), &long_path, true)?;
+                let (rates, .., threshold) = rates_table(&src, long_table, &long.span(), &long_path, true)?;
                 price.long_context = Some(rates);
+                price.long_context_over = threshold;
             }
             prices.push((id.to_owned(), price));
         }

@@ -62,6 +62,7 @@
 //! [models."claude-sonnet-4-5".long_context]   # optional; same rate keys and defaults
 //! input = 6.0
 //! output = 22.5
+//! threshold = 200000          # optional: the prompt tokens above which these apply (default 200,000)
 //!
 //! [models."my-finetune"]
 //! input = 1
@@ -117,7 +118,8 @@ impl Default for PriceBook {
 
 impl PriceBook {
     /// The built-in price table, USD per million tokens
-    /// (input / output / 5-minute write / 1-hour write / read; long-context rates in brackets):
+    /// (input / output / 5-minute write / 1-hour write / read; long-context rates, over 200,000 prompt tokens
+    /// unless noted, in brackets):
     ///
     /// | Model | Rates |
     /// |---|---|
@@ -132,7 +134,7 @@ impl PriceBook {
     /// | `claude-sonnet-5` | 2 / 10 / 2.50 / 4 / 0.20 |
     /// | `claude-opus-5-5` | 4 / 20 / 5 / 8 / 0.20 |
     /// | `claude-sonnet-5-5` | 2 / 10 / 2.50 / 4 / 0.10 |
-    /// | `claude-haiku-5-5` | 0.10 / 0.50 / 0.125 / 0.20 / 0.01 |
+    /// | `claude-haiku-5-5` | 0.10 / 0.50 / 0.125 / 0.20 / 0.01 [over 100,000: 0.50 / 2.50 / 0.625 / 1 / 0.05] |
     ///
     /// Fast-mode multipliers (`speed = "fast"`), as found on 2026-11-23:
     ///

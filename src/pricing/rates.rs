@@ -114,10 +114,14 @@ fn usd_per_mtok_to_micros(field: &str, value: f64) -> Result<u64, PriceBookError
 pub struct ModelPrice {
     /// Rates of ordinary calls.
     pub standard: Rates,
-    /// Rates of every token of a call whose prompt exceeds [`LONG_CONTEXT_THRESHOLD`] tokens, for models
-    /// that have them.
+    /// Rates of every token of a call whose prompt exceeds the model's
+    /// [`long_context_threshold`](Self::long_context_threshold), for models that have them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub long_context: Option<Rates>,
+    /// The prompt size (input + cache writes + cache reads) above which [`long_context`](Self::long_context)
+    /// applies, where it is not [`LONG_CONTEXT_THRESHOLD`] (200,000): Claude Haiku 5.5's is 100,000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub long_context_over: Option<u64>,
     /// Multiplier on all rates for `speed = "fast"` calls, for models that have fast mode. Fast mode never
     /// costs less than standard: 0 is read as 1 (price files refuse it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -134,7 +138,19 @@ pub struct ModelPrice {
 impl ModelPrice {
     /// A price with standard rates only.
     pub fn new(standard: Rates) -> Self {
-        ModelPrice { standard, long_context: None, fast_multiplier: None, min_cacheable_tokens: None }
+        ModelPrice {
+            standard,
+            long_context: None,
+            long_context_over: None,
+            fast_multiplier: None,
+            min_cacheable_tokens: None,
+        }
+    }
+
+    /// The prompt size above which the long-context rates apply: [`long_context_over`](Self::long_context_over),
+    /// or [`LONG_CONTEXT_THRESHOLD`] (200,000).
+    pub fn long_context_threshold(&self) -> u64 {
+        self.long_context_over.unwrap_or(LONG_CONTEXT_THRESHOLD)
     }
 
     /// The pricing rules `earlier` had and this price lacks, by their price-file keys (`long_context`,
@@ -150,9 +166,16 @@ impl ModelPrice {
         .collect()
     }
 
-    /// Adds long-context rates.
+    /// Adds long-context rates, for prompts over [`LONG_CONTEXT_THRESHOLD`] (200,000 tokens).
     pub fn with_long_context(mut self, rates: Rates) -> Self {
         self.long_context = Some(rates);
+        self
+    }
+
+    /// Adds long-context rates for prompts over `threshold` tokens (Claude Haiku 5.5: 100,000).
+    pub fn with_long_context_over(mut self, threshold: u64, rates: Rates) -> Self {
+        self.long_context = Some(rates);
+        self.long_context_over = Some(threshold);
         self
     }
 
@@ -299,9 +322,9 @@ impl PricedModel {
 
     /// Prices one call's tokens (a record's web searches too: [`price_call`](Self::price_call)).
     ///
-    /// - Long context: when `input + cache_write_5m + cache_write_1h + cache_read` exceeds
-    ///   [`LONG_CONTEXT_THRESHOLD`] and the model has long-context rates, every token of the call, output
-    ///   included, is billed at those rates.
+    /// - Long context: when `input + cache_write_5m + cache_write_1h + cache_read` exceeds the model's
+    ///   [`long_context_threshold`](ModelPrice::long_context_threshold) and the model has long-context rates,
+    ///   every token of the call, output included, is billed at those rates.
     /// - Fast: `speed` equal to `"fast"` (ASCII case-insensitive) on a model with a fast multiplier multiplies
     ///   every rate; on other models the call is billed at standard speed (`fast: false`).
     /// - Batch: `service_tier` equal to `"batch"` (ASCII case-insensitive) halves every rate.
@@ -339,7 +362,7 @@ impl PricedModel {
             + u128::from(tokens.cache_write_1h)
             + u128::from(tokens.cache_read);
         let (rates, long_context) = match self.price.long_context {
-            Some(long) if prompt > u128::from(LONG_CONTEXT_THRESHOLD) => (long, true),
+            Some(long) if prompt > u128::from(self.price.long_context_threshold()) => (long, true),
             _ => (self.price.standard, false),
         };
 

@@ -21,6 +21,8 @@ const SONNET_5: Rates = r(2 * D, 10 * D, 2_500_000, 4 * D, 200_000);
 const OPUS_5_5: Rates = r(4 * D, 20 * D, 5 * D, 8 * D, 200_000);
 const SONNET_5_5: Rates = r(2 * D, 10 * D, 2_500_000, 4 * D, 100_000);
 const HAIKU_5_5: Rates = r(100_000, 500_000, 125_000, 200_000, 10_000);
+/// Claude Haiku 5.5 over a 100,000-token prompt (its overview page: five times every rate).
+const HAIKU_5_5_LONG: Rates = r(500_000, 2_500_000, 625_000, D, 50_000);
 
 /// The built-in table as `(canonical id, price)`: the reference prices of DESIGN.md, plus the fast-mode
 /// multipliers and minimum cacheable prompts documented on [`PriceBook::builtin`](super::PriceBook::builtin).
@@ -46,6 +48,6 @@ pub(super) fn builtin_prices() -> Vec<(&'static str, ModelPrice)> {
         ("claude-sonnet-5", std(SONNET_5).with_min_cacheable_tokens(1_024)),
         ("claude-opus-5-5", std(OPUS_5_5).with_fast_multiplier(2)),
         ("claude-sonnet-5-5", std(SONNET_5_5)),
-        ("claude-haiku-5-5", std(HAIKU_5_5)),
+        ("claude-haiku-5-5", std(HAIKU_5_5).with_long_context_over(100_000, HAIKU_5_5_LONG)),
     ]
 }

@@ -620,3 +620,45 @@ fn a_record_is_priced_with_its_inference_geography() {
     assert_eq!(c.web_search, micro_usd(20_000));
     assert_eq!(c.total, micro_usd(208_725 + 20_000));
 }
+
+#[test]
+fn haiku_5_5_is_long_context_over_100000_prompt_tokens() {
+    // Its overview page: prompts over 100,000 tokens (input, cache reads and writes) pay five times every rate, on
+    // every token of the request. Priced at the 200,000-token line, such a call read a fifth of its cost.
+    let c = cost("claude-haiku-5-5", &usage(100_000, 0, 0, 0, 1_000), None, None);
+    assert!(!c.long_context);
+    // 100,000 × $0.10 + 1,000 × $0.50 per million.
+    assert_eq!(c.total, micro_usd(10_500));
+    for tokens in [usage(100_001, 0, 0, 0, 1_000), usage(40_000, 60_000, 1, 0, 1_000), usage(0, 0, 0, 100_001, 1_000)] {
+        let c = cost("claude-haiku-5-5", &tokens, None, None);
+        assert!(c.long_context, "{tokens:?}");
+    }
+    // 60,001 × $0.50 + 30,000 × $0.05 + 10,000 × $0.625 + 1,000 × $2.50 per million.
+    let c = cost("claude-haiku-5-5", &usage(60_001, 30_000, 10_000, 0, 1_000), None, None);
+    assert_eq!(c.total, Money::from_picos(60_001 * 500_000 + 30_000 * 50_000 + 10_000 * 625_000 + 1_000 * 2_500_000));
+    let price = PriceBook::builtin().resolve("claude-haiku-5-5").unwrap().price().clone();
+    assert_eq!(price.long_context_threshold(), 100_000);
+    // Every other model with long-context rates keeps the 200,000-token line.
+    assert_eq!(PriceBook::builtin().resolve("claude-sonnet-4-5").unwrap().price().long_context_threshold(), 200_000);
+}
+
+#[test]
+fn a_price_file_sets_a_long_context_threshold() {
+    let mut book = PriceBook::builtin();
+    let file =
+        "[models.a]\ninput = 1\noutput = 2\n[models.a.long_context]\ninput = 2\noutput = 4\nthreshold = 32_000\n";
+    book.merge_toml_str(file, "prices.toml").unwrap();
+    let a = book.resolve("a").unwrap();
+    assert_eq!(a.price().long_context_threshold(), 32_000);
+    assert!(!a.cost(&usage(32_000, 0, 0, 0, 0), None, None).long_context);
+    assert!(a.cost(&usage(32_001, 0, 0, 0, 0), None, None).long_context);
+    // Without it, 200,000; on the model's own table, or not a whole number of tokens, an error.
+    book.merge_toml_str("[models.b]\ninput = 1\noutput = 2\n[models.b.long_context]\ninput = 2\noutput = 4\n", "p")
+        .unwrap();
+    assert_eq!(book.resolve("b").unwrap().price().long_context_threshold(), 200_000);
+    let err = bad("[models.a]\ninput = 1\noutput = 2\nthreshold = 5\n");
+    assert!(err.to_string().starts_with("prices.toml:4: field `models.a.threshold`: unknown key"), "{err}");
+    let err =
+        bad("[models.a]\ninput = 1\noutput = 2\n[models.a.long_context]\ninput = 2\noutput = 4\nthreshold = 0.5\n");
+    assert!(err.to_string().contains("expected a whole number of prompt tokens"), "{err}");
+}
