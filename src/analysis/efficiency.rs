@@ -198,7 +198,7 @@ pub enum SuggestionType {
     BatchApi,
     /// Stop writing cache entries that are never read.
     UnreadCacheWrites,
-    /// Trim prompts just over the 200k long-context line.
+    /// Trim prompts just over the model's long-context line (200k; 100k on Haiku 5.5).
     LongContextThreshold,
     /// Stop paying for failed and retried calls.
     FailedCalls,

@@ -59,7 +59,7 @@
 //!   rates the writing call would have after its right-sizing, trimming or batch saving (none when the right-size
 //!   target would not cache a prompt that short).
 //! - `long_context_threshold`: calls billed at long-context rates whose prompt is at most 20,000 tokens over
-//!   the 200,000 line; saving: the same tokens at standard rates.
+//!   the model's line (200,000; 100,000 on Haiku 5.5); saving: the same tokens at standard rates.
 //! - `failed_calls`: the cost of calls that ended in an error (retries pay again).
 
 mod anomalies;

@@ -17,9 +17,11 @@
 //! billed kinds are disjoint (uncached input, cache read, 5-minute cache write, 1-hour cache write, output;
 //! reasoning is part of output and never billed separately). Each kind has its own rate. Then:
 //!
-//! - **Long context**: when `input + cache_write_5m + cache_write_1h + cache_read` is more than
-//!   [`LONG_CONTEXT_THRESHOLD`] (200,000) tokens and the model has long-context rates, *all* of the call's
-//!   tokens, output included, are billed at the long-context rates. Exactly 200,000 is not long context.
+//! - **Long context**: when `input + cache_write_5m + cache_write_1h + cache_read` is more than the model's
+//!   [`long_context_threshold`](ModelPrice::long_context_threshold) ([`LONG_CONTEXT_THRESHOLD`], 200,000
+//!   tokens, unless the price says otherwise: Claude Haiku 5.5's is 100,000) and the model has long-context
+//!   rates, *all* of the call's tokens, output included, are billed at the long-context rates. Exactly the
+//!   threshold is not long context.
 //! - **Fast mode**: `speed = "fast"` multiplies every rate by the model's fast multiplier; on a model without
 //!   one the call is billed at standard rates.
 //! - **Batch**: `service_tier = "batch"` halves every rate.
