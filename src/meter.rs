@@ -329,10 +329,11 @@ impl TokenMeterBuilder {
                 continue;
             }
             let message = format!(
-                "{}: `{id}` replaces a price that had {} and gives none: its calls over 200k prompt tokens or in \
+                "{}: `{id}` replaces a price that had {} and gives none: its calls over {} prompt tokens or in \
                  fast mode are priced at the entry's standard rates",
                 path.display(),
-                lost.join(" and ")
+                lost.join(" and "),
+                was.long_context_threshold()
             );
             tracing::warn!(target: "tokenmeter", "{message}");
             unheard(|| message);

@@ -138,6 +138,9 @@ impl PriceBook {
     /// | `claude-sonnet-5-5` | 2 / 10 / 2.50 / 4 / 0.10 |
     /// | `claude-haiku-5-5` | 0.10 / 0.50 / 0.125 / 0.20 / 0.01 [over 100,000: 0.50 / 2.50 / 0.625 / 1 / 0.05] |
     ///
+    /// Claude Haiku 5.5's long-context band, over 100,000 prompt tokens (five times every rate), is from its
+    /// overview page (<https://platform.claude.com/docs/en/models/haiku-5-5/overview>), checked 2026-12-06.
+    ///
     /// Fast-mode multipliers (`speed = "fast"`), as found on 2026-11-23:
     ///
     /// - `claude-opus-4-6`: **6x**. Anthropic's fast-mode page
@@ -208,11 +211,17 @@ impl PriceBook {
 
     /// Sets (replaces or adds) a model's price. The id is normalized first, so `claude-sonnet-4-5-20250929`
     /// sets `claude-sonnet-4-5`. A price without [`min_cacheable_tokens`](ModelPrice::min_cacheable_tokens)
-    /// keeps the model's (not a price: new rates for `claude-haiku-4-5` leave its 4,096 in place).
+    /// keeps the model's (not a price: new rates for `claude-haiku-4-5` leave its 4,096 in place), and so does
+    /// one with long-context rates and no [`long_context_over`](ModelPrice::long_context_over) (new long-context
+    /// rates for `claude-haiku-5-5` keep its 100,000-token line).
     pub fn set(&mut self, model: &str, mut price: ModelPrice) {
         let id = normalize_model_id(model);
+        let earlier = self.models.get(id.as_str());
         if price.min_cacheable_tokens.is_none() {
-            price.min_cacheable_tokens = self.models.get(id.as_str()).and_then(|p| p.min_cacheable_tokens);
+            price.min_cacheable_tokens = earlier.and_then(|p| p.min_cacheable_tokens);
+        }
+        if price.long_context.is_some() && price.long_context_over.is_none() {
+            price.long_context_over = earlier.and_then(|p| p.long_context_over);
         }
         self.models.insert(Arc::from(id), price);
     }

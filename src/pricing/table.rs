@@ -25,7 +25,8 @@ const HAIKU_5_5: Rates = r(100_000, 500_000, 125_000, 200_000, 10_000);
 const HAIKU_5_5_LONG: Rates = r(500_000, 2_500_000, 625_000, D, 50_000);
 
 /// The built-in table as `(canonical id, price)`: the reference prices of DESIGN.md, plus the fast-mode
-/// multipliers and minimum cacheable prompts documented on [`PriceBook::builtin`](super::PriceBook::builtin).
+/// multipliers, minimum cacheable prompts and Claude Haiku 5.5's long-context band (which DESIGN.md leaves out)
+/// documented on [`PriceBook::builtin`](super::PriceBook::builtin).
 pub(super) fn builtin_prices() -> Vec<(&'static str, ModelPrice)> {
     let std = ModelPrice::new;
     vec![

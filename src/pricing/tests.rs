@@ -633,9 +633,10 @@ fn haiku_5_5_is_long_context_over_100000_prompt_tokens() {
         let c = cost("claude-haiku-5-5", &tokens, None, None);
         assert!(c.long_context, "{tokens:?}");
     }
-    // 60,001 × $0.50 + 30,000 × $0.05 + 10,000 × $0.625 + 1,000 × $2.50 per million.
-    let c = cost("claude-haiku-5-5", &usage(60_001, 30_000, 10_000, 0, 1_000), None, None);
-    assert_eq!(c.total, Money::from_picos(60_001 * 500_000 + 30_000 * 50_000 + 10_000 * 625_000 + 1_000 * 2_500_000));
+    // 60,001 × $0.50 + 30,000 × $0.05 + 10,000 × $0.625 + 2,000 × $1 + 1,000 × $2.50 per million.
+    let c = cost("claude-haiku-5-5", &usage(60_001, 30_000, 10_000, 2_000, 1_000), None, None);
+    let picos = 60_001 * 500_000 + 30_000 * 50_000 + 10_000 * 625_000 + 2_000 * 1_000_000 + 1_000 * 2_500_000;
+    assert_eq!(c.total, Money::from_picos(picos));
     let price = PriceBook::builtin().resolve("claude-haiku-5-5").unwrap().price().clone();
     assert_eq!(price.long_context_threshold(), 100_000);
     // Every other model with long-context rates keeps the 200,000-token line.
@@ -656,9 +657,20 @@ fn a_price_file_sets_a_long_context_threshold() {
     book.merge_toml_str("[models.b]\ninput = 1\noutput = 2\n[models.b.long_context]\ninput = 2\noutput = 4\n", "p")
         .unwrap();
     assert_eq!(book.resolve("b").unwrap().price().long_context_threshold(), 200_000);
+    // New long-context rates for a model with its own line keep that line (as its minimum cacheable prompt is
+    // kept): a file giving Haiku 5.5 other long rates without `threshold` would otherwise move it to 200,000.
+    book.merge_toml_str(
+        "[models.\"claude-haiku-5-5\"]\ninput = 0.1\noutput = 0.5\n[models.\"claude-haiku-5-5\".long_context]\n\
+         input = 0.4\noutput = 2\n",
+        "p",
+    )
+    .unwrap();
+    assert_eq!(book.resolve("claude-haiku-5-5").unwrap().price().long_context_threshold(), 100_000);
     let err = bad("[models.a]\ninput = 1\noutput = 2\nthreshold = 5\n");
     assert!(err.to_string().starts_with("prices.toml:4: field `models.a.threshold`: unknown key"), "{err}");
     let err =
         bad("[models.a]\ninput = 1\noutput = 2\n[models.a.long_context]\ninput = 2\noutput = 4\nthreshold = 0.5\n");
     assert!(err.to_string().contains("expected a whole number of prompt tokens"), "{err}");
+    let err = bad("[models.a]\ninput = 1\noutput = 2\n[models.a.long_context]\ninput = 2\noutput = 4\nthreshold = 0\n");
+    assert!(err.to_string().contains("expected a whole number of prompt tokens of at least 1"), "{err}");
 }

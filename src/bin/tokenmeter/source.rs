@@ -100,8 +100,9 @@ impl Context {
                 .collect();
             if !dropped.is_empty() {
                 note(format!(
-                    "tokenmeter: note: {} replaces the whole built-in price of {}: calls over 200k tokens or in fast \
-                     mode are priced at its standard rates unless its entry gives them",
+                    "tokenmeter: note: {} replaces the whole built-in price of {}: calls over the long-context line \
+                     (200k prompt tokens; 100k on Haiku 5.5) or in fast mode are priced at its standard rates unless \
+                     its entry gives them",
                     path.display(),
                     dropped.join(", ")
                 ));
