@@ -3,10 +3,9 @@
 
 mod common;
 
-use common::Harness;
+use common::{Harness, load_transcript};
+use tokenmeter::TokenUsage;
 use tokenmeter::instrument::{MessageResponse, Usage, claude_span, record_response};
-use tokenmeter::transcripts::{TranscriptLoader, discover};
-use tokenmeter::{PriceBook, TokenUsage};
 
 /// The usage of Anthropic's compaction page's example, with cache counts on the summary step.
 const USAGE: &str = r#"{"input_tokens":45000,"output_tokens":1234,"cache_read_input_tokens":2000,
@@ -59,15 +58,11 @@ fn without_a_compaction_the_iterations_change_nothing() {
 
 #[test]
 fn a_transcript_line_s_compaction_step_is_counted_too() {
-    let dir = tempfile::tempdir().unwrap();
-    let project = dir.path().join("projects/-home-dev-compact");
-    std::fs::create_dir_all(&project).unwrap();
     let usage = USAGE.replace('\n', "").replace("    ", "");
     let line = format!(
         r#"{{"type":"assistant","timestamp":"2026-08-24T10:00:00Z","sessionId":"s1","requestId":"req_c1","message":{{"id":"msg_c1","model":"claude-opus-4-6","usage":{usage}}}}}"#
     );
-    std::fs::write(project.join("s1.jsonl"), line + "\n").unwrap();
-    let load = TranscriptLoader::new(PriceBook::builtin()).load(&discover(dir.path()).unwrap());
+    let load = load_transcript(&(line + "\n"));
     assert_eq!(load.calls.len(), 1, "{:?}", load.stats);
     assert_eq!(load.calls[0].tokens, BILLED);
 }
@@ -96,9 +91,6 @@ fn a_write_total_in_one_part_and_a_split_in_another_both_count() {
 fn streamed_copies_with_and_without_the_iterations_are_one_call() {
     // Claude Code writes a response once per content block, with the usage so far; without a request id the
     // copies are told apart by their prompt counts, which the compaction step must not change.
-    let dir = tempfile::tempdir().unwrap();
-    let project = dir.path().join("projects/-home-dev-copies");
-    std::fs::create_dir_all(&project).unwrap();
     let line = |time: &str, usage: &str| {
         format!(
             r#"{{"type":"assistant","timestamp":"2026-08-24T10:00:0{time}Z","sessionId":"s1","message":{{"id":"msg_c2","model":"claude-opus-4-6","usage":{usage}}}}}"#
@@ -106,8 +98,7 @@ fn streamed_copies_with_and_without_the_iterations_are_one_call() {
     };
     let early = line("0", r#"{"input_tokens":45000,"cache_read_input_tokens":2000,"output_tokens":1}"#);
     let last = line("1", &USAGE.replace('\n', "").replace("    ", ""));
-    std::fs::write(project.join("s1.jsonl"), early + &last).unwrap();
-    let load = TranscriptLoader::new(PriceBook::builtin()).load(&discover(dir.path()).unwrap());
+    let load = load_transcript(&(early + &last));
     assert_eq!(load.calls.len(), 1, "{:#?}", load.calls);
     assert_eq!(load.calls[0].tokens, BILLED);
 }

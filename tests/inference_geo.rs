@@ -3,10 +3,9 @@
 
 mod common;
 
-use common::Harness;
+use common::{Harness, load_transcript};
+use tokenmeter::CallRecord;
 use tokenmeter::instrument::{MessageResponse, claude_span, record_response};
-use tokenmeter::transcripts::{TranscriptLoader, discover};
-use tokenmeter::{CallRecord, PriceBook};
 use tracing::field::Empty;
 use tracing::info_span;
 
@@ -79,16 +78,12 @@ fn a_messages_api_response_carries_its_geography_to_the_price() {
 
 #[test]
 fn a_claude_code_transcript_line_in_the_us_is_priced_so() {
-    let dir = tempfile::tempdir().unwrap();
-    let project = dir.path().join("projects/-home-dev-geo");
-    std::fs::create_dir_all(&project).unwrap();
     let line = |id: &str, geo: &str| {
         format!(
             r#"{{"type":"assistant","timestamp":"2026-08-24T10:00:00Z","sessionId":"s1","requestId":"{id}","message":{{"id":"{id}","model":"claude-opus-4-6","usage":{{"input_tokens":10000,"output_tokens":1000,"inference_geo":"{geo}"}}}}}}"#
         ) + "\n"
     };
-    std::fs::write(project.join("s1.jsonl"), line("req_us", "us") + &line("req_global", "global")).unwrap();
-    let load = TranscriptLoader::new(PriceBook::builtin()).load(&discover(dir.path()).unwrap());
+    let load = load_transcript(&(line("req_us", "us") + &line("req_global", "global")));
     let got: Vec<(Option<&str>, u128)> = load.calls.iter().map(|c| (c.request_id.as_deref(), total(c))).collect();
     assert_eq!(got, [(Some("req_us"), GLOBAL * 11 / 10), (Some("req_global"), GLOBAL)]);
 }

@@ -66,3 +66,13 @@ impl Harness {
         tracing::subscriber::with_default(subscriber, f)
     }
 }
+
+/// Loads one Claude Code session file holding `lines` (one project, `s1.jsonl`) with the built-in prices.
+pub fn load_transcript(lines: &str) -> tokenmeter::transcripts::TranscriptLoad {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("projects/-home-dev-test");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(project.join("s1.jsonl"), lines).unwrap();
+    let files = tokenmeter::transcripts::discover(dir.path()).unwrap();
+    tokenmeter::transcripts::TranscriptLoader::new(tokenmeter::PriceBook::builtin()).load(&files)
+}
