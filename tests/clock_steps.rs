@@ -141,4 +141,8 @@ fn the_system_clocks_monotonic_reading_moves_forward() {
     std::thread::sleep(std::time::Duration::from_millis(2));
     let b = clock.monotonic_nanos();
     assert!(b - a >= 2_000_000, "{a} then {b}");
+    // Its own reading, not the wall clock's (the trait's default): counted from the process's first reading, it
+    // is years short of the nanoseconds since 1970.
+    let year = 365 * 24 * 3_600 * 1_000_000_000i64;
+    assert!(clock.unix_nanos() - b > 50 * year, "{b} against {}", clock.unix_nanos());
 }
