@@ -10,7 +10,8 @@
 //!   [`CallRecord`] when the span closes. Attribution dimensions (session, user, tenant, project, agent,
 //!   operation, task) are inherited from the nearest ancestor span that has them.
 //! - **Money** ([`pricing`]): a [`PriceBook`] prices each call exactly, in integer pico-USD, with Anthropic's
-//!   cache, batch, long-context, fast-mode and US-only inference rules, plus the per-search fee of web searches.
+//!   cache, batch, long-context, fast-mode and regional-inference rules (US-only, Bedrock and Vertex AI regional
+//!   endpoints), plus the per-search fee of web searches.
 //!   Unknown models are *unpriced*, never $0.
 //! - **Read-out**: [`TokenMeter`] is the cheap, clonable handle: totals by model, tools, capture health; and
 //!   [`RecordSink`]s receive every record.

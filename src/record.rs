@@ -172,7 +172,10 @@ pub struct CallRecord {
     /// `speed` as recorded (`fast` for fast mode).
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "arc_str::option")]
     pub speed: Option<Arc<str>>,
-    /// `inference_geo` as recorded: where inference ran (`us` for US-only inference, billed at 1.1x; `global`).
+    /// Where inference ran: `inference_geo` as recorded (`us` for the Messages API's US-only inference; `global`),
+    /// else the geography of a Bedrock inference profile in the model id (`us` for `us.anthropic.claude-…`) or the
+    /// region of a Vertex AI endpoint in `server.address` (`us-east5`). A geography is billed at 1.1x on Claude
+    /// Sonnet 4.5 and later ([`CallCost::regional`](crate::pricing::CallCost::regional)).
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "arc_str::option")]
     pub inference_geo: Option<Arc<str>>,
     /// Tokens by kind, normalized. Read back (from the journal or a records file), a count above

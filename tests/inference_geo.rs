@@ -1,5 +1,8 @@
-//! US-only inference (`inference_geo = "us"`, on Claude Opus 4.6, Sonnet 4.6 and later) is billed at 1.1x every
-//! token rate: read from spans, from a Messages API response and from Claude Code transcripts.
+//! Inference kept in one geography is billed at 1.1x every token rate: the Messages API's US-only inference
+//! (`inference_geo = "us"`, on Claude Opus 4.6, Sonnet 4.6 and later), read from spans, from a Messages API
+//! response and from Claude Code transcripts; and the regional endpoints of Amazon Bedrock (an inference profile
+//! of one geography, read from the model id) and Google Vertex AI (`server.address`), on Claude Sonnet 4.5 and
+//! later.
 
 mod common;
 
@@ -33,7 +36,7 @@ fn a_span_reporting_us_only_inference_costs_a_tenth_more() {
         });
         let call = h.seen.only_call();
         assert_eq!(call.inference_geo.as_deref(), Some("us"), "{field}");
-        assert!(call.cost.as_ref().unwrap().us_only, "{field}");
+        assert!(call.cost.as_ref().unwrap().regional, "{field}");
         assert_eq!(total(&call) * 10, GLOBAL * 11, "{field}");
     }
 }
@@ -86,4 +89,118 @@ fn a_claude_code_transcript_line_in_the_us_is_priced_so() {
     let load = load_transcript(&(line("req_us", "us") + &line("req_global", "global")));
     let got: Vec<(Option<&str>, u128)> = load.calls.iter().map(|c| (c.request_id.as_deref(), total(c))).collect();
     assert_eq!(got, [(Some("req_us"), GLOBAL * 11 / 10), (Some("req_global"), GLOBAL)]);
+}
+
+/// 10,000 input and 1,000 output tokens on Sonnet 4.5 ($3 / $15 per Mtok): $0.045, in pico-USD.
+const SONNET_GLOBAL: u128 = 10_000 * 3_000_000 + 1_000 * 15_000_000;
+
+#[test]
+fn a_call_on_a_bedrock_regional_profile_costs_a_tenth_more() {
+    // The request names the inference profile; the response's model is the bare id, which says nothing of it.
+    let h = Harness::new();
+    h.run(|| {
+        for profile in [
+            "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+            "global.anthropic.claude-sonnet-4-5-20250929-v1:0",
+            "eu.anthropic.claude-sonnet-4-20250514-v1:0",
+        ] {
+            let _call = info_span!(
+                "chat",
+                gen_ai.provider.name = "aws.bedrock",
+                gen_ai.request.model = profile,
+                gen_ai.response.model = "claude-sonnet-4-5-20250929",
+                input_tokens = 10_000u64,
+                output_tokens = 1_000u64,
+            );
+        }
+    });
+    let got: Vec<(Option<String>, bool, u128)> = h
+        .seen
+        .calls()
+        .iter()
+        .map(|c| (c.inference_geo.as_deref().map(str::to_owned), c.cost.as_ref().unwrap().regional, total(c)))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (Some("us".to_owned()), true, SONNET_GLOBAL * 11 / 10),
+            (Some("global".to_owned()), false, SONNET_GLOBAL),
+            // Priced as the response's model says (Sonnet 4.5), in the EU: regional.
+            (Some("eu".to_owned()), true, SONNET_GLOBAL * 11 / 10),
+        ]
+    );
+}
+
+#[test]
+fn older_models_on_a_regional_profile_keep_their_price() {
+    // "Older models (Claude Sonnet 4, Opus 4, and earlier) maintain their existing pricing structures."
+    let h = Harness::new();
+    h.run(|| {
+        let _call = info_span!(
+            "chat",
+            gen_ai.request.model = "us.anthropic.claude-sonnet-4-20250514-v1:0",
+            input_tokens = 10_000u64,
+            output_tokens = 1_000u64,
+        );
+    });
+    let call = h.seen.only_call();
+    assert_eq!(call.inference_geo.as_deref(), Some("us"));
+    assert!(!call.cost.as_ref().unwrap().regional);
+    assert_eq!(total(&call), SONNET_GLOBAL);
+}
+
+#[test]
+fn a_vertex_ai_regional_endpoint_is_read_from_server_address() {
+    let h = Harness::new();
+    h.run(|| {
+        for host in ["us-east5-aiplatform.googleapis.com", "aiplatform.googleapis.com", "api.anthropic.com"] {
+            let _call = info_span!(
+                "chat",
+                gen_ai.provider.name = "gcp.vertex_ai",
+                gen_ai.request.model = "claude-sonnet-4-5@20250929",
+                server.address = host,
+                input_tokens = 10_000u64,
+                output_tokens = 1_000u64,
+            );
+        }
+        // The span's own `inference_geo` is its word over the host's.
+        let _call = info_span!(
+            "chat",
+            gen_ai.request.model = "claude-sonnet-4-5@20250929",
+            server.address = "us-east5-aiplatform.googleapis.com",
+            inference_geo = "global",
+            input_tokens = 10_000u64,
+            output_tokens = 1_000u64,
+        );
+    });
+    let got: Vec<(Option<String>, u128)> =
+        h.seen.calls().iter().map(|c| (c.inference_geo.as_deref().map(str::to_owned), total(c))).collect();
+    assert_eq!(
+        got,
+        [
+            (Some("us-east5".to_owned()), SONNET_GLOBAL * 11 / 10),
+            (Some("global".to_owned()), SONNET_GLOBAL),
+            (None, SONNET_GLOBAL),
+            (Some("global".to_owned()), SONNET_GLOBAL),
+        ]
+    );
+}
+
+#[test]
+fn a_claude_code_transcript_on_a_bedrock_profile_is_priced_at_its_geography() {
+    let line = |id: &str, model: &str| {
+        format!(
+            r#"{{"type":"assistant","timestamp":"2026-08-24T10:00:00Z","sessionId":"s1","requestId":"{id}","message":{{"id":"{id}","model":"{model}","usage":{{"input_tokens":10000,"output_tokens":1000}}}}}}"#
+        ) + "\n"
+    };
+    let load = load_transcript(
+        &(line("req_us", "us.anthropic.claude-sonnet-4-5-20250929-v1:0")
+            + &line("req_global", "global.anthropic.claude-sonnet-4-5-20250929-v1:0")),
+    );
+    let got: Vec<(Option<&str>, Option<&str>, u128)> =
+        load.calls.iter().map(|c| (c.request_id.as_deref(), c.inference_geo.as_deref(), total(c))).collect();
+    assert_eq!(
+        got,
+        [(Some("req_us"), Some("us"), SONNET_GLOBAL * 11 / 10), (Some("req_global"), Some("global"), SONNET_GLOBAL)]
+    );
 }

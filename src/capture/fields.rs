@@ -87,8 +87,12 @@ pub const TIME_TO_FIRST_CHUNK: &str = "gen_ai.response.time_to_first_chunk";
 pub const SERVICE_TIER: &str = "service_tier";
 /// Speed (`fast` for fast mode).
 pub const SPEED: &str = "speed";
-/// Where inference ran (`us` for US-only inference, priced at 1.1x; `global`).
+/// Where inference ran: `us` for the Messages API's US-only inference, a cloud region (`us-east5`), `global`.
+/// A geography is priced at 1.1x on Claude Sonnet 4.5 and later ([`crate::pricing::REGIONAL_MULTIPLIER`]).
 pub const INFERENCE_GEO: &str = "inference_geo";
+/// The host the request went to: a Google Vertex AI regional endpoint's (`us-east5-aiplatform.googleapis.com`)
+/// says where inference ran, when `inference_geo` does not.
+pub const SERVER_ADDRESS: &str = "server.address";
 /// Error type: its presence makes the outcome an error.
 pub const ERROR_TYPE: &str = "error.type";
 /// OTel status code: `ERROR` makes the outcome an error.
@@ -203,6 +207,7 @@ pub(crate) enum Role {
     ServiceTier,
     Speed,
     InferenceGeo,
+    ServerAddress,
     ErrorType,
     StatusCode,
     ToolName,
@@ -256,6 +261,7 @@ pub(crate) fn classify(name: &str) -> Role {
         SERVICE_TIER => Role::ServiceTier,
         SPEED => Role::Speed,
         INFERENCE_GEO => Role::InferenceGeo,
+        SERVER_ADDRESS => Role::ServerAddress,
         ERROR_TYPE => Role::ErrorType,
         STATUS_CODE => Role::StatusCode,
         TOOL_NAME => Role::ToolName,

@@ -564,7 +564,7 @@ impl TokenMeterLayer {
             streaming: fields.stream,
             service_tier: fields.service_tier.clone(),
             speed: fields.speed.clone(),
-            inference_geo: fields.inference_geo.clone(),
+            inference_geo: fields.inference_geo.clone().or_else(|| endpoint_geography(fields)),
             tokens,
             web_search_requests: fields.tokens.web_search_requests.unwrap_or(0),
             metered: fields.tokens.any(),
@@ -775,6 +775,18 @@ struct EarlierCall {
 /// The wall-clock time something that ended at `end_unix` started: its end less its duration, both readings of
 /// the monotonic clock (`start`, `end`). A step of the wall clock meanwhile moves neither the duration nor the
 /// start off the wall clock's time at the end.
+/// Where a call on a cloud's endpoint ran, when the span does not say (`inference_geo`): the geography of a
+/// Bedrock inference-profile id in a model field (`us` for `us.anthropic.claude-…`; the response's model may be
+/// the bare id), else the region of a Vertex AI endpoint in `server.address`.
+fn endpoint_geography(fields: &CallFields) -> Option<Arc<str>> {
+    [&fields.request_model, &fields.model, &fields.response_model]
+        .into_iter()
+        .flatten()
+        .find_map(|m| crate::pricing::bedrock_geography(m))
+        .or_else(|| fields.server_address.as_deref().and_then(crate::pricing::vertex_geography))
+        .map(values::intern)
+}
+
 fn started_at(start: i64, end: i64, end_unix: i64) -> DateTime<chrono::Utc> {
     DateTime::from_timestamp_nanos(end_unix.saturating_sub(end.saturating_sub(start).max(0)))
 }

@@ -96,6 +96,8 @@ pub(crate) struct CallFields {
     pub(crate) service_tier: Option<Arc<str>>,
     pub(crate) speed: Option<Arc<str>>,
     pub(crate) inference_geo: Option<Arc<str>>,
+    /// `server.address`: where a call went, read for a cloud endpoint's geography.
+    pub(crate) server_address: Option<Arc<str>>,
     pub(crate) error_type: Option<Arc<str>>,
     /// `Some(true)` when `otel.status_code` said `ERROR`, `Some(false)` for any other status.
     pub(crate) status_error: Option<bool>,
@@ -125,6 +127,7 @@ impl CallFields {
             service_tier,
             speed,
             inference_geo,
+            server_address,
             error_type,
             status_error,
             tool_name
@@ -365,6 +368,7 @@ impl<'a> FieldVisitor<'a> {
             Role::ServiceTier => self.call.service_tier = label(),
             Role::Speed => self.call.speed = label(),
             Role::InferenceGeo => self.call.inference_geo = label(),
+            Role::ServerAddress => self.call.server_address = label(),
             Role::ToolName => self.call.tool_name = label(),
             // A flag rendered as text (`error.type = ?failed`, `?Some(false)`): as `record_bool` reads it.
             Role::ErrorType if value.trim().eq_ignore_ascii_case("false") => {}
@@ -441,7 +445,7 @@ thread_local! {
 }
 
 /// A shared copy of a low-cardinality label, allocated once per thread.
-fn intern(value: &str) -> Arc<str> {
+pub(super) fn intern(value: &str) -> Arc<str> {
     let addr = value.as_ptr() as usize;
     let slot = (addr >> 3) % FRONT_SLOTS;
     LABELS
@@ -614,6 +618,7 @@ impl Visit for FieldVisitor<'_> {
                 | Role::ServiceTier
                 | Role::Speed
                 | Role::InferenceGeo
+                | Role::ServerAddress
                 | Role::ToolName
         );
         // A dimension takes a string as it is (a session id, a project path, a `%name` with spaces: `%` arrives

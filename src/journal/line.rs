@@ -93,7 +93,7 @@ struct QueuedCost {
     long_context: bool,
     batch: bool,
     fast: bool,
-    us_only: bool,
+    regional: bool,
 }
 
 impl QueuedCall {
@@ -174,7 +174,7 @@ impl QueuedCall {
                 long_context: c.long_context,
                 batch: c.batch,
                 fast: c.fast,
-                us_only: c.us_only,
+                regional: c.regional,
             }),
             present,
             ends,
@@ -326,8 +326,8 @@ impl QueuedCall {
             w.boolean(c.batch);
             w.raw(",\"fast\":");
             w.boolean(c.fast);
-            if c.us_only {
-                w.raw(",\"us_only\":true");
+            if c.regional {
+                w.raw(",\"regional\":true");
             }
             w.raw("}");
         }
@@ -521,7 +521,7 @@ pub(crate) mod tests {
                 long_context: true,
                 batch: false,
                 fast: true,
-                us_only: true,
+                regional: true,
             }),
         }
     }
@@ -551,7 +551,7 @@ pub(crate) mod tests {
                 16 => r.inference_geo = None,
                 17 => {
                     if let Some(c) = &mut r.cost {
-                        c.us_only = false;
+                        c.regional = false;
                     }
                 }
                 15 => {
@@ -647,7 +647,7 @@ pub(crate) mod tests {
                 c.total = Money::from_picos(picos);
                 c.cache_read = Money::from_picos(picos / 3);
                 c.long_context = flags[3];
-                c.us_only = flags[4];
+                c.regional = flags[4];
             }
             if !flags[3] {
                 r.cost = None;

@@ -488,16 +488,16 @@ struct Billing<'a> {
     priced: &'a PricedModel,
     rates: Rates,
     fast: Option<u32>,
-    /// US-only inference (1.1x).
-    us_only: bool,
+    /// Inference kept in one geography (1.1x, `CallCost::regional`).
+    regional: bool,
     batch: bool,
 }
 
 /// Prices `tokens` at `rates` exactly as [`PricedModel::cost_in_geo`] does per kind: times the fast multiplier,
-/// times 1.1 for US-only inference, halved for batch (rounding half up).
-pub(crate) fn cost_at(tokens: &TokenUsage, rates: &Rates, fast: Option<u32>, us_only: bool, batch: bool) -> Money {
+/// times 1.1 for regional inference, halved for batch (rounding half up).
+pub(crate) fn cost_at(tokens: &TokenUsage, rates: &Rates, fast: Option<u32>, regional: bool, batch: bool) -> Money {
     let kind = |count: u64, rate: u64| -> Money {
-        Money::from_picos(crate::pricing::billed_picos(count, rate, fast, us_only, batch))
+        Money::from_picos(crate::pricing::billed_picos(count, rate, fast, regional, batch))
     };
     kind(tokens.input, rates.input)
         + kind(tokens.cache_read, rates.cache_read)
@@ -520,7 +520,7 @@ impl<'a> Billing<'a> {
         tokens: &TokenUsage,
         tier: Option<&str>,
         speed: Option<&str>,
-        geo: Option<&str>,
+        regional: bool,
     ) -> Self {
         let price = priced.price();
         let long = tokens.prompt_total() > price.long_context_threshold();
@@ -530,11 +530,11 @@ impl<'a> Billing<'a> {
         };
         // As `PricedModel::cost` reads it: a multiplier of 0 is 1 (fast mode never costs less than standard).
         let fast = if is_fast(speed) { price.fast_multiplier.map(|m| m.max(1)) } else { None };
-        Billing { priced, rates, fast, us_only: crate::pricing::is_us_only(geo), batch: is_batch(tier) }
+        Billing { priced, rates, fast, regional, batch: is_batch(tier) }
     }
 
     fn cost(&self, tokens: &TokenUsage) -> Money {
-        cost_at(tokens, &self.rates, self.fast, self.us_only, self.batch)
+        cost_at(tokens, &self.rates, self.fast, self.regional, self.batch)
     }
 
     /// What `tokens` input tokens would cost as uncached input minus as `other` kind.
@@ -609,7 +609,7 @@ impl LedgerInner {
             o.long_ctx_calls = 1;
             o.long_ctx_tokens = t.total();
             o.long_ctx_cost = total;
-            o.long_ctx_at_standard = cost_at(t, &price.standard, billing.fast, billing.us_only, billing.batch) + fee;
+            o.long_ctx_at_standard = cost_at(t, &price.standard, billing.fast, billing.regional, billing.batch) + fee;
         }
         // Non-interactive calls at standard rates: the batch saving is measured after the right-sizing or the
         // trimming above (half of what the call would cost then), so the savings of one call never add up to
@@ -622,9 +622,9 @@ impl LedgerInner {
             {
                 (o.small_premium_at_target, target.cost(&on_target(target), Some("batch"), None).total + fee)
             } else if o.long_ctx_calls > 0 {
-                (o.long_ctx_at_standard, cost_at(t, &price.standard, billing.fast, billing.us_only, true) + fee)
+                (o.long_ctx_at_standard, cost_at(t, &price.standard, billing.fast, billing.regional, true) + fee)
             } else {
-                (total, cost_at(t, &billing.rates, billing.fast, billing.us_only, true) + fee)
+                (total, cost_at(t, &billing.rates, billing.fast, billing.regional, true) + fee)
             };
         }
         let rates = if o.small_premium_calls > 0 {
@@ -664,7 +664,7 @@ impl LedgerInner {
         let batch = billing.batch || after.batch;
         match (&self.target, after.rates) {
             (Some(target), AfterRates::RightSized) => {
-                Billing { batch, ..Billing::of(target, tokens, tier, None, None) }
+                Billing { batch, ..Billing::of(target, tokens, tier, None, false) }
             }
             (_, AfterRates::Standard) => Billing { rates: billing.priced.price().standard, batch, ..*billing },
             _ => Billing { batch, ..*billing },
@@ -710,13 +710,7 @@ impl LedgerInner {
             ..Default::default()
         };
         if let Some(priced) = w.model.as_deref().and_then(resolve) {
-            let billed = Billing::of(
-                &priced,
-                &tokens,
-                w.service_tier.as_deref(),
-                w.speed.as_deref(),
-                w.inference_geo.as_deref(),
-            );
+            let billed = Billing::of(&priced, &tokens, w.service_tier.as_deref(), w.speed.as_deref(), w.regional);
             let written = TokenUsage { cache_write_5m: w.write_5m, cache_write_1h: w.write_1h, ..Default::default() };
             let as_input = TokenUsage { input: o.unread_write_tokens, ..Default::default() };
             let premium = |b: &Billing<'_>| b.cost(&written).saturating_sub(b.cost(&as_input));
@@ -889,13 +883,8 @@ impl Ledger {
         // A failed call's whole cost is the failed-calls saving: no other suggestion counts it again.
         let billed = match (cost, &priced) {
             (Some(c), Some(p)) if rec.metered && !failed => {
-                let billing = Billing::of(
-                    p,
-                    &rec.tokens,
-                    rec.service_tier.as_deref(),
-                    rec.speed.as_deref(),
-                    rec.inference_geo.as_deref(),
-                );
+                let billing =
+                    Billing::of(p, &rec.tokens, rec.service_tier.as_deref(), rec.speed.as_deref(), c.regional);
                 let (opp, after) = inner.suggestions(rec, c, &billing);
                 Some((billing, opp, after))
             }
@@ -923,6 +912,7 @@ impl Ledger {
                         model: model_key,
                         after: billed.as_ref().map(|b| b.2).unwrap_or_default(),
                         billed: billed.is_some(),
+                        regional: cost.is_some_and(|c| c.regional),
                     },
                     || inner.clock.unix_nanos(),
                 )

@@ -52,7 +52,8 @@ pub(crate) struct WriterInfo {
     pub(crate) dims: Dimensions,
     pub(crate) service_tier: Option<Arc<str>>,
     pub(crate) speed: Option<Arc<str>>,
-    pub(crate) inference_geo: Option<Arc<str>>,
+    /// Billed at the regional rates (1.1x, `CallCost::regional`).
+    pub(crate) regional: bool,
     pub(crate) prompt_total: u64,
     pub(crate) write_5m: u64,
     pub(crate) write_1h: u64,
@@ -67,14 +68,22 @@ impl WriterInfo {
     /// Overwrites a box with `rec`'s writer facts. A session's calls mostly share their labels (one
     /// interned `Arc` per value), so labels are replaced only when they differ: no reference counting, and no
     /// allocation, on the usual path where each call reads the previous one's write and writes its own.
-    fn refill(&mut self, ts_ns: i64, model: Option<&Arc<str>>, rec: &CallRecord, prompt: u64, after: After) {
+    fn refill(
+        &mut self,
+        ts_ns: i64,
+        model: Option<&Arc<str>>,
+        rec: &CallRecord,
+        prompt: u64,
+        after: After,
+        regional: bool,
+    ) {
         self.ts = ts_ns.div_euclid(1_000_000_000);
         self.after = after;
+        self.regional = regional;
         set_label(&mut self.model, model);
         set_label(&mut self.provider, rec.provider.as_ref());
         set_label(&mut self.service_tier, rec.service_tier.as_ref());
         set_label(&mut self.speed, rec.speed.as_ref());
-        set_label(&mut self.inference_geo, rec.inference_geo.as_ref());
         let (d, n) = (&mut self.dims, &rec.dimensions);
         for (old, new) in [
             (&mut d.session, &n.session),
@@ -272,6 +281,9 @@ pub(crate) struct Observe<'a> {
     /// Whether the call gets suggestions (priced, not failed): only such a call pays the caching suggestion's
     /// write premium, so only it moves the prefix written so far.
     pub(crate) billed: bool,
+    /// Whether the call was billed at the regional rates (`CallCost::regional`): its cache write's premium is
+    /// priced at them.
+    pub(crate) regional: bool,
 }
 
 /// What a call's session history says about it.
@@ -346,7 +358,8 @@ impl Sessions {
         how: Observe<'_>,
         now_ns: impl FnOnce() -> i64,
     ) -> SessionFacts {
-        let Observe { ts_ns, reuse_window_ns, min_reusable, min_cacheable, min_missed, model, after, billed } = how;
+        let Observe { ts_ns, reuse_window_ns, min_reusable, min_cacheable, min_missed, model, after, billed, regional } =
+            how;
         let SessionKey { id: session, hash: h } = session;
         let mut facts = SessionFacts::default();
         let stripe = &self.stripes[(h as usize) & (STRIPES - 1)].0;
@@ -468,7 +481,7 @@ impl Sessions {
         if tokens.cache_write() > 0 && !rec.outcome.is_error() {
             let mut writer = match spare {
                 Some(mut w) => {
-                    w.refill(ts_ns, model, rec, prompt, after);
+                    w.refill(ts_ns, model, rec, prompt, after, regional);
                     w
                 }
                 None => Box::new(WriterInfo {
@@ -478,7 +491,7 @@ impl Sessions {
                     dims: labels_of(&rec.dimensions),
                     service_tier: rec.service_tier.clone(),
                     speed: rec.speed.clone(),
-                    inference_geo: rec.inference_geo.clone(),
+                    regional,
                     prompt_total: prompt,
                     write_5m: tokens.cache_write_5m,
                     write_1h: tokens.cache_write_1h,
@@ -589,6 +602,7 @@ pub(in crate::ledger) mod tests {
             model: None,
             after: After::default(),
             billed: true,
+            regional: false,
         }
     }
 

@@ -25,8 +25,12 @@
 //! - **Fast mode**: `speed = "fast"` multiplies every rate by the model's fast multiplier; on a model without
 //!   one the call is billed at standard rates.
 //! - **Batch**: `service_tier = "batch"` halves every rate.
-//! - **US-only inference**: `inference_geo = "us"` multiplies every rate by 1.1 ([`US_ONLY_MULTIPLIER`];
-//!   [`PricedModel::cost_in_geo`], and [`PricedModel::price_call`] from the record).
+//! - **Regional inference**: inference kept in one geography multiplies every rate by 1.1
+//!   ([`REGIONAL_MULTIPLIER`]) on Claude Sonnet 4.5 and later: the Messages API's US-only inference
+//!   (`inference_geo = "us"`), and the regional endpoints of Amazon Bedrock (an inference profile of one
+//!   geography, `us.anthropic.claude-…`, read from the model id; `global.` has no premium) and Google Vertex AI
+//!   (a region's endpoint, recorded as `inference_geo` or read from `server.address`).
+//!   [`PricedModel::cost_in_geo`] prices a call's geography, [`PricedModel::price_call`] a record's.
 //!
 //! The four stack multiplicatively. [`PricedModel::price_call`] adds the record's web searches at the
 //! book's [`web_search_fee`](PriceBook::web_search_fee) ($10 per 1,000 by default), a flat fee none of the
@@ -91,8 +95,9 @@ use std::sync::Arc;
 
 pub use money::Money;
 pub use normalize::normalize_model_id;
-pub use rates::{CallCost, ModelPrice, PricedModel, Rates, US_ONLY_MULTIPLIER};
-pub(crate) use rates::{billed_picos, is_us_only};
+pub(crate) use normalize::{bedrock_geography, vertex_geography};
+pub(crate) use rates::billed_picos;
+pub use rates::{CallCost, ModelPrice, PricedModel, REGIONAL_MULTIPLIER, Rates, is_regional_geography};
 
 use crate::record::TokenUsage;
 

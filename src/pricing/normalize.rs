@@ -1,7 +1,7 @@
 //! Model id normalization: every spelling of a Claude model id to one canonical id.
 
 /// Bedrock cross-region inference-profile prefixes stripped before `anthropic.`.
-const REGION_PREFIXES: &[&str] =
+pub(super) const REGION_PREFIXES: &[&str] =
     &["us", "us-gov", "eu", "apac", "global", "jp", "au", "ca", "uk", "in", "sa", "me", "af", "il"];
 
 /// Model families whose version can be written in either order.
@@ -133,6 +133,53 @@ fn strip_provider_prefix(s: &mut String) {
         }
         let cut = head.len() + 1;
         s.drain(..cut);
+    }
+}
+
+/// The geography a Bedrock inference-profile id of a Claude model routes within: `us` for
+/// `us.anthropic.claude-sonnet-4-5-20250929-v1:0` (a geographic, "regional" profile), `global` for
+/// `global.anthropic.claude-…` (the global one); also inside an ARN
+/// (`arn:aws:bedrock:…:inference-profile/eu.anthropic.claude-…`) and after a `provider:` prefix
+/// (`bedrock:us.anthropic.claude-…`). `None` for any other id: a first-party id, a Vertex id, a bare
+/// `anthropic.claude-…` foundation-model id (in-region on-demand or provisioned throughput: Bedrock's list
+/// prices for those are not the profiles'), an application inference profile (`…/application-inference-profile/<id>`,
+/// whose routing its id does not say) or a model other than Claude. ASCII case is ignored; never allocates.
+pub(crate) fn bedrock_geography(id: &str) -> Option<&'static str> {
+    let mut s = id.trim();
+    if let Some(i) = s.rfind('/') {
+        s = &s[i + 1..];
+    }
+    // `bedrock:` (pydantic-ai, LangChain): one or more `<provider>:` before the profile id.
+    while let Some((head, tail)) = s.split_once(':') {
+        let provider = !head.is_empty() && head.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if provider && !head.contains('.') && tail.split_once('.').is_some() {
+            s = tail;
+        } else {
+            break;
+        }
+    }
+    let (label, rest) = s.split_once('.')?;
+    let geography = REGION_PREFIXES.iter().copied().find(|p| p.eq_ignore_ascii_case(label))?;
+    let model = rest.get(..17).filter(|m| m.eq_ignore_ascii_case("anthropic.claude-"));
+    model.map(|_| geography)
+}
+
+/// The geography of a Google Vertex AI endpoint host (OpenTelemetry's `server.address`): `global` for
+/// `aiplatform.googleapis.com`, the region for a regional endpoint (`us-east5` for
+/// `us-east5-aiplatform.googleapis.com`); `None` for any other host. ASCII case is ignored.
+pub(crate) fn vertex_geography(host: &str) -> Option<&str> {
+    const HOST: &str = "aiplatform.googleapis.com";
+    let host = host.trim().trim_end_matches('.');
+    let cut = host.len().checked_sub(HOST.len())?;
+    if !host.get(cut..)?.eq_ignore_ascii_case(HOST) {
+        return None;
+    }
+    match &host[..cut] {
+        "" => Some("global"),
+        prefix => {
+            let region = prefix.strip_suffix('-')?;
+            super::is_regional_geography(Some(region)).then_some(region)
+        }
     }
 }
 

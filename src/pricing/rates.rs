@@ -227,20 +227,39 @@ pub struct CallCost {
     /// Billed at fast-mode rates.
     #[serde(default)]
     pub fast: bool,
-    /// Billed at the US-only inference rates ([`US_ONLY_MULTIPLIER`], `inference_geo = "us"`). Absent from a
-    /// serialized cost when false.
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub us_only: bool,
+    /// Billed at the rates of inference kept in one geography ([`REGIONAL_MULTIPLIER`], 1.1x): the Messages
+    /// API's US-only inference (`inference_geo = "us"`), or a regional endpoint on Amazon Bedrock
+    /// (`us.anthropic.claude-…`) or Google Vertex AI, on Claude Sonnet 4.5 and later models
+    /// ([`PricedModel::bills_regional`]). Absent from a serialized cost when false; read back, `us_only` (its
+    /// earlier name) is the same flag.
+    #[serde(default, skip_serializing_if = "is_false", alias = "us_only")]
+    pub regional: bool,
 }
 
 fn is_false(b: &bool) -> bool {
     !*b
 }
 
-/// The multiplier on every token rate of a call whose inference ran in the US only (`inference_geo = "us"`), as
-/// tenths: 11 is 1.1x. The Messages API takes `inference_geo` on Claude Opus 4.6, Sonnet 4.6 and later models
-/// only (an older model answers 400), so a call reporting `us` is one of those. The web search fee is flat.
-pub const US_ONLY_MULTIPLIER: (u128, u128) = (11, 10);
+/// The multiplier on every token rate of a call whose inference was kept in one geography, as a fraction:
+/// 11/10 is 1.1x. Anthropic bills the Messages API's US-only inference (`inference_geo = "us"`, which the API
+/// takes on Claude Opus 4.6, Sonnet 4.6 and later) so, and Amazon Bedrock and Google Vertex AI bill their
+/// regional endpoints so (Claude Sonnet 4.5 and later; their global endpoints have no premium). The web search
+/// fee is flat.
+pub const REGIONAL_MULTIPLIER: (u128, u128) = (11, 10);
+
+/// Canonical ids of the models Bedrock's and Vertex AI's regional premium leaves at their earlier prices
+/// ("Claude Sonnet 4, Opus 4, and earlier"; Opus 4.1 came before Sonnet 4.5): every other model, a newer one or
+/// one added by a price file, pays it.
+const BEFORE_REGIONAL_PREMIUM: &[&str] = &["claude-opus-4", "claude-opus-4-1", "claude-sonnet-4"];
+
+/// Whether `canonical` is billed the regional premium when its inference stays in one geography.
+fn has_regional_premium(canonical: &str) -> bool {
+    let older = canonical.starts_with("claude-3")
+        || canonical.starts_with("claude-2")
+        || canonical.starts_with("claude-instant")
+        || BEFORE_REGIONAL_PREMIUM.contains(&canonical);
+    !older
+}
 
 fn is_zero(money: &Money) -> bool {
     money.is_zero()
@@ -305,14 +324,15 @@ impl PricedModel {
     }
 
     /// Prices one call record: its tokens as [`cost_in_geo`](Self::cost_in_geo) prices them, at the record's
-    /// service tier, speed and inference geography, plus its web searches at the
+    /// service tier, speed and inference geography (its `inference_geo`, else the geography of a Bedrock
+    /// inference-profile id in its `model`: `us` for `us.anthropic.claude-…`), plus its web searches at the
     /// [`web_search_fee`](Self::web_search_fee).
     pub fn price_call(&self, record: &CallRecord) -> CallCost {
         let mut cost = self.cost_in_geo(
             &record.tokens,
             record.service_tier.as_deref(),
             record.speed.as_deref(),
-            record.inference_geo.as_deref(),
+            call_geography(record.inference_geo.as_deref(), record.model.as_deref()),
         );
         if record.web_search_requests > 0 {
             cost.add_web_searches(record.web_search_requests, self.web_search_fee);
@@ -335,15 +355,18 @@ impl PricedModel {
     /// are all even, it is always exact. Cache savings go through the same steps with the rate
     /// `input − cache_read`.
     ///
-    /// Inference in the US only is priced by [`cost_in_geo`](Self::cost_in_geo).
+    /// Inference kept in one geography (US-only, or a cloud's regional endpoint) is priced by
+    /// [`cost_in_geo`](Self::cost_in_geo).
     pub fn cost(&self, tokens: &TokenUsage, service_tier: Option<&str>, speed: Option<&str>) -> CallCost {
         self.cost_in_geo(tokens, service_tier, speed, None)
     }
 
-    /// [`cost`](Self::cost), with where inference ran: `inference_geo` equal to `"us"` (ASCII case-insensitive)
-    /// multiplies every token rate by [`US_ONLY_MULTIPLIER`] (1.1x), after the fast multiplier; batch then
-    /// halves. The two divisions (by 10, and by 2 for batch) are one, rounded half up to the pico-USD: exact
-    /// with the built-in rates, which are multiples of 10 pico-USD a token.
+    /// [`cost`](Self::cost), with where inference ran: a geography ([`bills_regional`](Self::bills_regional):
+    /// `us`, a Bedrock geography such as `eu`, or a cloud region such as `us-east5`) multiplies every token rate
+    /// by [`REGIONAL_MULTIPLIER`] (1.1x) on Claude Sonnet 4.5 and later models, after the fast multiplier; batch
+    /// then halves. The two divisions (by 10, and by 2 for batch) are one, rounded half up to the pico-USD:
+    /// exact with the built-in rates, which are multiples of 10 pico-USD a token. `global`, `not_available` and
+    /// no geography are the standard rates.
     pub fn cost_in_geo(
         &self,
         tokens: &TokenUsage,
@@ -352,7 +375,7 @@ impl PricedModel {
         inference_geo: Option<&str>,
     ) -> CallCost {
         let batch = service_tier.is_some_and(|t| t.trim().eq_ignore_ascii_case("batch"));
-        let us_only = is_us_only(inference_geo);
+        let regional = self.bills_regional(inference_geo);
         let fast_multiplier = match (speed, self.price.fast_multiplier) {
             (Some(s), Some(m)) if s.trim().eq_ignore_ascii_case("fast") => Some(m.max(1)),
             _ => None,
@@ -367,7 +390,7 @@ impl PricedModel {
         };
 
         let kind = |count: u64, rate: u64| -> Money {
-            Money::from_picos(billed_picos(count, rate, fast_multiplier, us_only, batch))
+            Money::from_picos(billed_picos(count, rate, fast_multiplier, regional, batch))
         };
 
         let input = kind(tokens.input, rates.input);
@@ -389,29 +412,58 @@ impl PricedModel {
             long_context,
             batch,
             fast: fast_multiplier.is_some(),
-            us_only,
+            regional,
         }
+    }
+
+    /// Whether a call of this model whose inference ran in `inference_geo` pays the regional premium
+    /// ([`REGIONAL_MULTIPLIER`]): the geography is one ([`is_regional_geography`]) and the model is Claude
+    /// Sonnet 4.5 or later, or any model not in the built-in table's older Claudes (a price file's own models
+    /// pay it too).
+    pub fn bills_regional(&self, inference_geo: Option<&str>) -> bool {
+        is_regional_geography(inference_geo) && has_regional_premium(&self.canonical)
     }
 }
 
-/// Whether `inference_geo` says the call ran in the US only.
-pub(crate) fn is_us_only(inference_geo: Option<&str>) -> bool {
-    inference_geo.is_some_and(|g| g.trim().eq_ignore_ascii_case("us"))
+/// Whether `inference_geo` names a geography inference was kept in (ASCII case ignored, whitespace trimmed):
+/// the Messages API's `us`, a Bedrock inference profile's geography (`us`, `eu`, `apac`, `jp`, `au`, `ca`,
+/// `us-gov`, …), or a cloud region (`us-east5`, `europe-west1`, `us-east-1`: words joined by `-`, the last ending
+/// in a digit). Not `global`, not the API's `not_available`, not an empty value, and not anything else
+/// (a value that names no geography is not guessed to cost more).
+pub fn is_regional_geography(inference_geo: Option<&str>) -> bool {
+    let Some(geo) = inference_geo.map(str::trim).filter(|g| !g.is_empty()) else { return false };
+    if geo.eq_ignore_ascii_case("global") {
+        return false;
+    }
+    if super::normalize::REGION_PREFIXES.iter().any(|p| p.eq_ignore_ascii_case(geo)) {
+        return true;
+    }
+    let parts: Vec<&str> = geo.split('-').collect();
+    parts.len() >= 2
+        && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric()))
+        && parts[0].bytes().all(|b| b.is_ascii_alphabetic())
+        && parts[parts.len() - 1].bytes().last().is_some_and(|b| b.is_ascii_digit())
 }
 
-/// `count × rate` pico-USD, times the fast multiplier, times 1.1 for US-only inference, halved for batch
-/// (saturating; the divisions made once, rounded half up): the one formula every price of a token kind goes
-/// through.
-pub(crate) fn billed_picos(count: u64, rate: u64, fast: Option<u32>, us_only: bool, batch: bool) -> u128 {
+/// Where a call's inference ran, for pricing: its `inference_geo` when recorded, else the geography of a
+/// Bedrock inference-profile id in its model (`us` for `us.anthropic.claude-…`).
+pub(crate) fn call_geography<'a>(inference_geo: Option<&'a str>, model: Option<&str>) -> Option<&'a str> {
+    inference_geo.or_else(|| model.and_then(super::normalize::bedrock_geography))
+}
+
+/// `count × rate` pico-USD, times the fast multiplier, times 1.1 when inference was kept in one geography,
+/// halved for batch (saturating; the divisions made once, rounded half up): the one formula every price of a
+/// token kind goes through.
+pub(crate) fn billed_picos(count: u64, rate: u64, fast: Option<u32>, regional: bool, batch: bool) -> u128 {
     let mut picos = u128::from(count) * u128::from(rate);
     if let Some(m) = fast {
         picos = picos.saturating_mul(u128::from(m));
     }
     let mut divisor = 1;
-    if us_only {
+    if regional {
         // Saturated, it stays the most there is (as a global call's would), not a tenth of it.
-        match picos.checked_mul(US_ONLY_MULTIPLIER.0) {
-            Some(p) => (picos, divisor) = (p, US_ONLY_MULTIPLIER.1),
+        match picos.checked_mul(REGIONAL_MULTIPLIER.0) {
+            Some(p) => (picos, divisor) = (p, REGIONAL_MULTIPLIER.1),
             None => picos = u128::MAX,
         }
     }

@@ -567,7 +567,7 @@ fn us_only_inference_is_a_tenth_more_on_every_token_kind() {
     assert_eq!(global.total, micro_usd(189_750));
     // 189,750 × 1.1 = 208,725 micro-USD, each kind and the saving a tenth more.
     let us = opus.cost_in_geo(&mixed(), None, None, Some("us"));
-    assert!(us.us_only && !global.us_only);
+    assert!(us.regional && !global.regional);
     assert_eq!(us.total, micro_usd(208_725));
     for (a, b) in [
         (us.input, global.input),
@@ -615,10 +615,102 @@ fn a_record_is_priced_with_its_inference_geography() {
     record.web_search_requests = 2;
     record.inference_geo = Some(Arc::from("us"));
     let c = opus.price_call(&record);
-    assert!(c.us_only);
+    assert!(c.regional);
     // The search fee ($0.01 each) is flat.
     assert_eq!(c.web_search, micro_usd(20_000));
     assert_eq!(c.total, micro_usd(208_725 + 20_000));
+}
+
+#[test]
+fn bedrock_and_vertex_regional_endpoints_are_a_tenth_more_from_sonnet_4_5_on() {
+    // Bedrock and Vertex AI: "Regional endpoints include a 10% pricing premium over global endpoints", for Claude
+    // Sonnet 4.5 and later; Sonnet 4, Opus 4 and earlier keep their prices. Priced at the global rates, a call on
+    // a regional profile read a tenth low (a US-only call's 1.1x applied only to `inference_geo = "us"`).
+    let book = PriceBook::builtin();
+    let at = |model: &str, geo: Option<&str>| book.resolve(model).unwrap().cost_in_geo(&mixed(), None, None, geo);
+    for model in ["claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-5", "claude-opus-4-6", "claude-haiku-5-5"] {
+        let global = at(model, Some("global"));
+        for geo in ["us", "eu", "apac", "jp", "au", "us-gov", "us-east5", "europe-west1", "US-EAST-1"] {
+            let c = at(model, Some(geo));
+            assert!(c.regional, "{model} {geo}");
+            assert_eq!(c.total.picos() * 10, global.total.picos() * 11, "{model} {geo}");
+        }
+    }
+    for model in ["claude-sonnet-4", "claude-opus-4", "claude-opus-4-1", "claude-3-7-sonnet", "claude-3-5-haiku"] {
+        let c = at(model, Some("us"));
+        assert!(!c.regional, "{model}");
+        assert_eq!(c, at(model, None), "{model}");
+    }
+    // No geography named: standard.
+    for geo in ["global", "GLOBAL", "not_available", "", " ", "default", "us_east", "-1", "east-", "1-east5"] {
+        assert!(!crate::pricing::is_regional_geography(Some(geo)), "{geo:?}");
+    }
+}
+
+#[test]
+fn a_bedrock_inference_profile_says_its_geography() {
+    use super::normalize::{bedrock_geography, vertex_geography};
+    for (id, geography) in [
+        ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", Some("us")),
+        ("EU.anthropic.claude-haiku-4-5-20251001-v1:0", Some("eu")),
+        ("apac.anthropic.claude-sonnet-4-5-20250929-v1:0", Some("apac")),
+        ("us-gov.anthropic.claude-sonnet-4-5-20250929-v1:0", Some("us-gov")),
+        ("global.anthropic.claude-opus-4-6-v1", Some("global")),
+        ("bedrock:us.anthropic.claude-sonnet-4-5-20250929-v1:0", Some("us")),
+        (
+            "arn:aws:bedrock:us-east-1:123456789012:inference-profile/jp.anthropic.claude-sonnet-4-5-20250929-v1:0",
+            Some("jp"),
+        ),
+        (" au.anthropic.claude-sonnet-4-5-20250929-v1:0 ", Some("au")),
+        // No profile, or one whose routing its id does not say, or not Claude: nothing.
+        ("anthropic.claude-sonnet-4-5-20250929-v1:0", None),
+        ("claude-sonnet-4-5-20250929", None),
+        ("claude-sonnet-4-5@20250929", None),
+        ("arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3", None),
+        ("us.meta.llama3-1-70b-instruct-v1:0", None),
+        ("us.anthropic.", None),
+        ("mars.anthropic.claude-sonnet-4-5", None),
+        ("", None),
+    ] {
+        assert_eq!(bedrock_geography(id), geography, "{id:?}");
+    }
+    for (host, geography) in [
+        ("us-east5-aiplatform.googleapis.com", Some("us-east5")),
+        ("europe-west1-aiplatform.googleapis.com", Some("europe-west1")),
+        ("aiplatform.googleapis.com", Some("global")),
+        ("AIPlatform.googleapis.com.", Some("global")),
+        ("-aiplatform.googleapis.com", None),
+        ("xaiplatform.googleapis.com", None),
+        ("api.anthropic.com", None),
+        ("bedrock-runtime.us-east-1.amazonaws.com", None),
+    ] {
+        assert_eq!(vertex_geography(host), geography, "{host:?}");
+    }
+}
+
+#[test]
+fn a_record_on_a_bedrock_profile_is_priced_at_its_geography() {
+    let book = PriceBook::builtin();
+    let mut record = crate::journal::line::tests::bare();
+    record.tokens = mixed();
+    let mut priced = |model: &str, geo: Option<&str>| {
+        record.model = Some(Arc::from(model));
+        record.inference_geo = geo.map(Arc::from);
+        book.resolve(model).unwrap().price_call(&record)
+    };
+    let global = priced("global.anthropic.claude-sonnet-4-5-20250929-v1:0", None);
+    assert!(!global.regional);
+    let regional = priced("us.anthropic.claude-sonnet-4-5-20250929-v1:0", None);
+    assert!(regional.regional);
+    assert_eq!(regional.total.picos() * 10, global.total.picos() * 11);
+    // A recorded geography is the call's own word.
+    assert!(!priced("us.anthropic.claude-sonnet-4-5-20250929-v1:0", Some("global")).regional);
+    // The journal's earlier name for the flag is read as it.
+    let cost: CallCost = serde_json::from_str(
+        r#"{"total":1,"input":1,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":0,"priced_as":"x","us_only":true}"#,
+    )
+    .unwrap();
+    assert!(cost.regional);
 }
 
 #[test]

@@ -408,7 +408,12 @@ impl<'p> RecordMaker<'p> {
         let model = entry(call.model).map(|m| self.shared(m));
         let service_tier = entry(call.service_tier).map(|s| self.shared(s));
         let speed = entry(call.speed).map(|s| self.shared(s));
-        let inference_geo = entry(call.inference_geo).map(|s| self.shared(s));
+        // Claude Code on Bedrock names the inference profile (`us.anthropic.claude-…`): its geography, as capture
+        // reads it.
+        let inference_geo = match entry(call.inference_geo) {
+            Some(s) => Some(self.shared(s)),
+            None => model.as_deref().and_then(crate::pricing::bedrock_geography).map(|g| self.shared_str(g)),
+        };
         let cost = if call.synthetic {
             self.synthetic += 1;
             Some(CallCost {
@@ -424,7 +429,7 @@ impl<'p> RecordMaker<'p> {
                 long_context: false,
                 batch: false,
                 fast: false,
-                us_only: false,
+                regional: false,
             })
         } else {
             // Priced below, from the record.
