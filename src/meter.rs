@@ -492,7 +492,9 @@ impl TokenMeterBuilder {
             .extra_dims
             .iter()
             .filter_map(|d| {
-                if crate::capture::fields::classify(d) != crate::capture::fields::Role::Other {
+                // `server.address` is read for a call's geography and may name a dimension of your own too.
+                use crate::capture::fields::Role;
+                if !matches!(crate::capture::fields::classify(d), Role::Other | Role::ServerAddress) {
                     Some(BuildError::ContractDimension { name: d.to_string() })
                 } else if BUILTIN_DIMENSIONS.contains(&&**d) {
                     Some(BuildError::BuiltinDimension { name: d.to_string() })

@@ -193,14 +193,62 @@ fn a_claude_code_transcript_on_a_bedrock_profile_is_priced_at_its_geography() {
             r#"{{"type":"assistant","timestamp":"2026-08-24T10:00:00Z","sessionId":"s1","requestId":"{id}","message":{{"id":"{id}","model":"{model}","usage":{{"input_tokens":10000,"output_tokens":1000}}}}}}"#
         ) + "\n"
     };
+    // Claude Code writes `"inference_geo":""` on such lines: it says nothing, and the profile decides.
+    let unstated = line("req_eu", "eu.anthropic.claude-sonnet-4-5-20250929-v1:0")
+        .replace(r#""output_tokens":1000"#, r#""output_tokens":1000,"inference_geo":"""#);
     let load = load_transcript(
         &(line("req_us", "us.anthropic.claude-sonnet-4-5-20250929-v1:0")
-            + &line("req_global", "global.anthropic.claude-sonnet-4-5-20250929-v1:0")),
+            + &line("req_global", "global.anthropic.claude-sonnet-4-5-20250929-v1:0")
+            + &unstated),
     );
     let got: Vec<(Option<&str>, Option<&str>, u128)> =
         load.calls.iter().map(|c| (c.request_id.as_deref(), c.inference_geo.as_deref(), total(c))).collect();
     assert_eq!(
         got,
-        [(Some("req_us"), Some("us"), SONNET_GLOBAL * 11 / 10), (Some("req_global"), Some("global"), SONNET_GLOBAL)]
+        [
+            (Some("req_us"), Some("us"), SONNET_GLOBAL * 11 / 10),
+            (Some("req_global"), Some("global"), SONNET_GLOBAL),
+            (Some("req_eu"), Some("eu"), SONNET_GLOBAL * 11 / 10),
+        ]
     );
+}
+
+#[test]
+fn a_span_whose_geography_says_nothing_takes_its_bedrock_profiles() {
+    // `claude_span` declares `inference_geo`, and a model that does not take the parameter reports
+    // `not_available`: on a Bedrock profile that is no geography, and the profile's is the call's.
+    let h = Harness::new();
+    h.run(|| {
+        let _call = info_span!(
+            "chat",
+            gen_ai.request.model = "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+            inference_geo = "not_available",
+            input_tokens = 10_000u64,
+            output_tokens = 1_000u64,
+        );
+    });
+    let call = h.seen.only_call();
+    assert_eq!(call.inference_geo.as_deref(), Some("us"));
+    assert_eq!(total(&call), SONNET_GLOBAL * 11 / 10);
+}
+
+#[test]
+fn server_address_can_still_name_a_dimension_of_your_own() {
+    // Read for a Vertex AI call's geography, `server.address` is also a name an application may give a dimension
+    // (which gateway a call went through); the meter builds with it and fills both.
+    assert!(tokenmeter::TokenMeter::builder().with_dimension("server.address").try_build().is_ok());
+    let h = Harness::with(|b| b.with_dimension("server.address"));
+    h.run(|| {
+        let _call = info_span!(
+            "chat",
+            gen_ai.request.model = "claude-sonnet-4-5@20250929",
+            server.address = "us-east5-aiplatform.googleapis.com",
+            input_tokens = 10_000u64,
+            output_tokens = 1_000u64,
+        );
+    });
+    let call = h.seen.only_call();
+    assert_eq!(call.dimensions.get("server.address"), Some("us-east5-aiplatform.googleapis.com"));
+    assert_eq!(call.inference_geo.as_deref(), Some("us-east5"));
+    assert_eq!(total(&call), SONNET_GLOBAL * 11 / 10);
 }

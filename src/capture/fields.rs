@@ -91,7 +91,8 @@ pub const SPEED: &str = "speed";
 /// A geography is priced at 1.1x on Claude Sonnet 4.5 and later ([`crate::pricing::REGIONAL_MULTIPLIER`]).
 pub const INFERENCE_GEO: &str = "inference_geo";
 /// The host the request went to: a Google Vertex AI regional endpoint's (`us-east5-aiplatform.googleapis.com`)
-/// says where inference ran, when `inference_geo` does not.
+/// says where inference ran, when `inference_geo` does not. Unlike the other contract fields, it may also name
+/// an extra dimension (`with_dimension("server.address")`), which then keeps the host.
 pub const SERVER_ADDRESS: &str = "server.address";
 /// Error type: its presence makes the outcome an error.
 pub const ERROR_TYPE: &str = "error.type";
@@ -312,7 +313,9 @@ impl CallsitePlan {
         let has_task = roles.contains(&Role::Dim(Dim::Task));
         let tool_candidate = roles.contains(&Role::ToolName) && roles.contains(&Role::OperationName);
         let wanted = has_tokens || (is_span && (has_dims || tool_candidate));
-        let may_carry_extra = is_span && roles.contains(&Role::Other);
+        // `server.address` is both a contract field (a cloud endpoint's geography) and a name an extra dimension
+        // may take.
+        let may_carry_extra = is_span && roles.iter().any(|r| matches!(r, Role::Other | Role::ServerAddress));
         // Only a call span (or a usage event) carries calls: a span of another kind recording ids again (a
         // conversation keeping its latest response id) is never split into calls.
         let id_fields = match has_tokens {

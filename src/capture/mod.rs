@@ -564,7 +564,10 @@ impl TokenMeterLayer {
             streaming: fields.stream,
             service_tier: fields.service_tier.clone(),
             speed: fields.speed.clone(),
-            inference_geo: fields.inference_geo.clone().or_else(|| endpoint_geography(fields)),
+            inference_geo: match &fields.inference_geo {
+                Some(geo) if crate::pricing::geography_stated(geo) => Some(Arc::clone(geo)),
+                unstated => endpoint_geography(fields).or_else(|| unstated.clone()),
+            },
             tokens,
             web_search_requests: fields.tokens.web_search_requests.unwrap_or(0),
             metered: fields.tokens.any(),
@@ -772,10 +775,8 @@ struct EarlierCall {
     rollup: bool,
 }
 
-/// The wall-clock time something that ended at `end_unix` started: its end less its duration, both readings of
-/// the monotonic clock (`start`, `end`). A step of the wall clock meanwhile moves neither the duration nor the
-/// start off the wall clock's time at the end.
-/// Where a call on a cloud's endpoint ran, when the span does not say (`inference_geo`): the geography of a
+/// Where a call on a cloud's endpoint ran, when the span does not say (no `inference_geo`, or an empty or
+/// `not_available` one): the geography of a
 /// Bedrock inference-profile id in a model field (`us` for `us.anthropic.claude-…`; the response's model may be
 /// the bare id), else the region of a Vertex AI endpoint in `server.address`.
 fn endpoint_geography(fields: &CallFields) -> Option<Arc<str>> {
@@ -787,6 +788,9 @@ fn endpoint_geography(fields: &CallFields) -> Option<Arc<str>> {
         .map(values::intern)
 }
 
+/// The wall-clock time something that ended at `end_unix` started: its end less its duration, both readings of
+/// the monotonic clock (`start`, `end`). A step of the wall clock meanwhile moves neither the duration nor the
+/// start off the wall clock's time at the end.
 fn started_at(start: i64, end: i64, end_unix: i64) -> DateTime<chrono::Utc> {
     DateTime::from_timestamp_nanos(end_unix.saturating_sub(end.saturating_sub(start).max(0)))
 }

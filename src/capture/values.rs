@@ -563,6 +563,10 @@ impl Visit for FieldVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         match self.plan.role(field) {
             Role::Other => self.other_text(field, value),
+            Role::ServerAddress => {
+                self.text(Role::ServerAddress, value);
+                self.other_text(field, value);
+            }
             role => self.text(role, value),
         }
     }
@@ -630,19 +634,27 @@ impl Visit for FieldVisitor<'_> {
         // holds), whose alternate form spreads over lines too.
         // An id likewise (it keeps a `\` a label may not hold): `gen_ai.response.id = ?response` put the message's
         // text in the record's id, and a rendering that changed between records split the span into calls.
-        let structured = matches!(role, Role::Dim(_) | Role::Other | Role::ResponseId | Role::RequestId)
-            && !quoted
-            && s.contains(['{', '(', '['])
-            && {
-                // A derived or builder-made `Debug` spreads over lines in its alternate form (`{:#?}`); text shown
-                // with `%` (a `Display`) ignores the flag.
-                let mut alternate = BoundedString::new(MAX_LABEL_LEN.max(self.max_dim_len).saturating_add(8));
-                let _ = fmt::write(&mut alternate, format_args!("{value:#?}"));
-                alternate.0.contains('\n') && !text.0.contains('\n')
-            };
+        let structured =
+            matches!(role, Role::Dim(_) | Role::Other | Role::ServerAddress | Role::ResponseId | Role::RequestId)
+                && !quoted
+                && s.contains(['{', '(', '['])
+                && {
+                    // A derived or builder-made `Debug` spreads over lines in its alternate form (`{:#?}`); text shown
+                    // with `%` (a `Display`) ignores the flag.
+                    let mut alternate = BoundedString::new(MAX_LABEL_LEN.max(self.max_dim_len).saturating_add(8));
+                    let _ = fmt::write(&mut alternate, format_args!("{value:#?}"));
+                    alternate.0.contains('\n') && !text.0.contains('\n')
+                };
         match role {
             _ if structured => self.reject(),
             Role::Other => self.other_text(field, s),
+            // A host is a label; the same text may fill a dimension of your own named `server.address`.
+            Role::ServerAddress => {
+                if label_text(s.trim()) {
+                    self.text(role, s);
+                }
+                self.other_text(field, s);
+            }
             _ if is_label && !label_text(s.trim()) => self.reject(),
             role => self.text(role, s),
         }

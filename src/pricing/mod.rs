@@ -96,8 +96,8 @@ use std::sync::Arc;
 pub use money::Money;
 pub use normalize::normalize_model_id;
 pub(crate) use normalize::{bedrock_geography, vertex_geography};
-pub(crate) use rates::billed_picos;
 pub use rates::{CallCost, ModelPrice, PricedModel, REGIONAL_MULTIPLIER, Rates, is_regional_geography};
+pub(crate) use rates::{billed_picos, geography_stated};
 
 use crate::record::TokenUsage;
 
@@ -142,9 +142,15 @@ impl PriceBook {
     /// | `claude-opus-5-5` | 4 / 20 / 5 / 8 / 0.20 |
     /// | `claude-sonnet-5-5` | 2 / 10 / 2.50 / 4 / 0.10 |
     /// | `claude-haiku-5-5` | 0.10 / 0.50 / 0.125 / 0.20 / 0.01 [over 100,000: 0.50 / 2.50 / 0.625 / 1 / 0.05] |
+    /// | `claude-fable-5`, `claude-mythos-5` | 10 / 50 / 12.50 / 20 / 1 |
+    /// | `claude-fable-5-1`, `claude-mythos-5-1` | 10 / 50 / 12.50 / 20 / 0.25 |
     ///
     /// Claude Haiku 5.5's long-context band, over 100,000 prompt tokens (five times every rate), is from its
     /// overview page (<https://platform.claude.com/docs/en/models/haiku-5-5/overview>), checked 2026-12-06.
+    /// The Claude Fable and Mythos rows, which the design document's table leaves out, are Anthropic's pricing
+    /// page (<https://platform.claude.com/docs/en/about-claude/pricing>) as copies of it dated September 2026
+    /// quote it: "Cache read (hit): 0.1x base input price (0.025x on Claude Fable 5.1 and Claude Mythos 5.1 …)";
+    /// no long-context surcharge and, as far as found, no fast mode (checked 2026-12-06).
     ///
     /// Fast-mode multipliers (`speed = "fast"`), as found on 2026-11-23:
     ///

@@ -145,6 +145,11 @@ fn strip_provider_prefix(s: &mut String) {
 /// prices for those are not the profiles'), an application inference profile (`…/application-inference-profile/<id>`,
 /// whose routing its id does not say) or a model other than Claude. ASCII case is ignored; never allocates.
 pub(crate) fn bedrock_geography(id: &str) -> Option<&'static str> {
+    // Every call is asked this (capture, pricing): a profile id holds a `.`, a first-party id none, and one pass
+    // over the bytes settles that before any string search.
+    if !id.bytes().any(|b| b == b'.') {
+        return None;
+    }
     let mut s = id.trim();
     if let Some(i) = s.rfind('/') {
         s = &s[i + 1..];
@@ -164,12 +169,21 @@ pub(crate) fn bedrock_geography(id: &str) -> Option<&'static str> {
     model.map(|_| geography)
 }
 
-/// The geography of a Google Vertex AI endpoint host (OpenTelemetry's `server.address`): `global` for
-/// `aiplatform.googleapis.com`, the region for a regional endpoint (`us-east5` for
-/// `us-east5-aiplatform.googleapis.com`); `None` for any other host. ASCII case is ignored.
+/// The geography of a Google Vertex AI endpoint host (OpenTelemetry's `server.address`, a `:port` after it
+/// ignored): `global` for `aiplatform.googleapis.com`, the region for a regional endpoint (`us-east5` for
+/// `us-east5-aiplatform.googleapis.com`); `None` for any other host (multi-region and private endpoints
+/// included). ASCII case is ignored.
 pub(crate) fn vertex_geography(host: &str) -> Option<&str> {
     const HOST: &str = "aiplatform.googleapis.com";
-    let host = host.trim().trim_end_matches('.');
+    let mut host = host.trim();
+    // A port after the host (`server.address` should not carry one; some emitters add it).
+    if let Some((name, port)) = host.rsplit_once(':')
+        && !port.is_empty()
+        && port.bytes().all(|b| b.is_ascii_digit())
+    {
+        host = name;
+    }
+    let host = host.trim_end_matches('.');
     let cut = host.len().checked_sub(HOST.len())?;
     if !host.get(cut..)?.eq_ignore_ascii_case(HOST) {
         return None;

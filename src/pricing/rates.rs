@@ -252,8 +252,13 @@ pub const REGIONAL_MULTIPLIER: (u128, u128) = (11, 10);
 /// one added by a price file, pays it.
 const BEFORE_REGIONAL_PREMIUM: &[&str] = &["claude-opus-4", "claude-opus-4-1", "claude-sonnet-4"];
 
-/// Whether `canonical` is billed the regional premium when its inference stays in one geography.
+/// Whether `canonical` is billed the regional premium when its inference stays in one geography: a Claude
+/// model (Vertex AI's regional hosts serve other vendors' models too, without Anthropic's premium) from Sonnet 4.5
+/// on.
 fn has_regional_premium(canonical: &str) -> bool {
+    if !canonical.starts_with("claude-") {
+        return false;
+    }
     let older = canonical.starts_with("claude-3")
         || canonical.starts_with("claude-2")
         || canonical.starts_with("claude-instant")
@@ -417,38 +422,62 @@ impl PricedModel {
     }
 
     /// Whether a call of this model whose inference ran in `inference_geo` pays the regional premium
-    /// ([`REGIONAL_MULTIPLIER`]): the geography is one ([`is_regional_geography`]) and the model is Claude
-    /// Sonnet 4.5 or later, or any model not in the built-in table's older Claudes (a price file's own models
-    /// pay it too).
+    /// ([`REGIONAL_MULTIPLIER`]): the geography is one ([`is_regional_geography`]) and the model is a Claude
+    /// model from Sonnet 4.5 on (by its canonical id: a `claude-…` id a price file adds pays it too; Claude
+    /// Sonnet 4, Opus 4, Opus 4.1 and the Claude 3 models do not, nor any other vendor's model).
     pub fn bills_regional(&self, inference_geo: Option<&str>) -> bool {
-        is_regional_geography(inference_geo) && has_regional_premium(&self.canonical)
+        inference_geo.is_some() && has_regional_premium(&self.canonical) && is_regional_geography(inference_geo)
     }
 }
 
 /// Whether `inference_geo` names a geography inference was kept in (ASCII case ignored, whitespace trimmed):
 /// the Messages API's `us`, a Bedrock inference profile's geography (`us`, `eu`, `apac`, `jp`, `au`, `ca`,
-/// `us-gov`, …), or a cloud region (`us-east5`, `europe-west1`, `us-east-1`: words joined by `-`, the last ending
-/// in a digit). Not `global`, not the API's `not_available`, not an empty value, and not anything else
-/// (a value that names no geography is not guessed to cost more).
+/// `us-gov`, …), or a cloud region (Google Cloud's `us-east5` and `europe-west1`, AWS's `us-east-1`). Not
+/// `global`, not the API's `not_available`, not an empty value, and not anything else (a value that names no
+/// geography is not guessed to cost more).
 pub fn is_regional_geography(inference_geo: Option<&str>) -> bool {
     let Some(geo) = inference_geo.map(str::trim).filter(|g| !g.is_empty()) else { return false };
     if geo.eq_ignore_ascii_case("global") {
         return false;
     }
-    if super::normalize::REGION_PREFIXES.iter().any(|p| p.eq_ignore_ascii_case(geo)) {
-        return true;
-    }
-    let parts: Vec<&str> = geo.split('-').collect();
-    parts.len() >= 2
-        && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric()))
-        && parts[0].bytes().all(|b| b.is_ascii_alphabetic())
-        && parts[parts.len() - 1].bytes().last().is_some_and(|b| b.is_ascii_digit())
+    super::normalize::REGION_PREFIXES.iter().any(|p| p.eq_ignore_ascii_case(geo)) || is_cloud_region(geo)
 }
 
-/// Where a call's inference ran, for pricing: its `inference_geo` when recorded, else the geography of a
-/// Bedrock inference-profile id in its model (`us` for `us.anthropic.claude-…`).
+/// A cloud region's name: words of letters joined by `-`, then a number that ends the last word (Google
+/// Cloud's `us-east5`, `northamerica-northeast1`) or stands after two or more words (AWS's `us-east-1`,
+/// `us-gov-west-1`). `gpt-4`, `v-2` and `not_available` are not.
+fn is_cloud_region(geo: &str) -> bool {
+    let letters = |w: &str| !w.is_empty() && w.bytes().all(|b| b.is_ascii_alphabetic());
+    let digits = |w: &str| !w.is_empty() && w.bytes().all(|b| b.is_ascii_digit());
+    let Some((words, last)) = geo.rsplit_once('-') else { return false };
+    let count = words.split('-').count();
+    if !words.split('-').all(letters) {
+        return false;
+    }
+    let number_at = last.bytes().position(|b| b.is_ascii_digit()).unwrap_or(last.len());
+    let (word, number) = last.split_at(number_at);
+    match (word.is_empty(), digits(number)) {
+        (true, true) => count >= 2,
+        (false, true) => letters(word),
+        _ => false,
+    }
+}
+
+/// Whether a recorded `inference_geo` says where inference ran: not empty, and not the API's `not_available`
+/// (a model that does not take the parameter; Claude Code writes an empty value). One that does not leaves the
+/// geography to the model id or the host.
+pub(crate) fn geography_stated(inference_geo: &str) -> bool {
+    let g = inference_geo.trim();
+    !g.is_empty() && !g.eq_ignore_ascii_case("not_available")
+}
+
+/// Where a call's inference ran, for pricing: its `inference_geo` when it says ([`geography_stated`]), else the
+/// geography of a Bedrock inference-profile id in its model (`us` for `us.anthropic.claude-…`).
 pub(crate) fn call_geography<'a>(inference_geo: Option<&'a str>, model: Option<&str>) -> Option<&'a str> {
-    inference_geo.or_else(|| model.and_then(super::normalize::bedrock_geography))
+    inference_geo
+        .filter(|g| geography_stated(g))
+        .or_else(|| model.and_then(super::normalize::bedrock_geography))
+        .or(inference_geo)
 }
 
 /// `count × rate` pico-USD, times the fast multiplier, times 1.1 when inference was kept in one geography,

@@ -21,12 +21,16 @@ const SONNET_5: Rates = r(2 * D, 10 * D, 2_500_000, 4 * D, 200_000);
 const OPUS_5_5: Rates = r(4 * D, 20 * D, 5 * D, 8 * D, 200_000);
 const SONNET_5_5: Rates = r(2 * D, 10 * D, 2_500_000, 4 * D, 100_000);
 const HAIKU_5_5: Rates = r(100_000, 500_000, 125_000, 200_000, 10_000);
+/// Claude Fable 5 and Mythos 5 (the same model, Mythos with some safeguards off for approved organizations).
+const FABLE_5: Rates = r(10 * D, 50 * D, 12_500_000, 20 * D, D);
+/// Claude Fable 5.1 and Mythos 5.1: Fable 5's rates with a cache read at 0.025x input.
+const FABLE_5_1: Rates = r(10 * D, 50 * D, 12_500_000, 20 * D, D / 4);
 /// Claude Haiku 5.5 over a 100,000-token prompt (its overview page: five times every rate).
 const HAIKU_5_5_LONG: Rates = r(500_000, 2_500_000, 625_000, D, 50_000);
 
 /// The built-in table as `(canonical id, price)`: the reference prices of DESIGN.md, plus the fast-mode
-/// multipliers, minimum cacheable prompts and Claude Haiku 5.5's long-context band (which DESIGN.md leaves out)
-/// documented on [`PriceBook::builtin`](super::PriceBook::builtin).
+/// multipliers, minimum cacheable prompts, Claude Haiku 5.5's long-context band and the Claude Fable and Mythos
+/// models (which DESIGN.md leaves out) documented on [`PriceBook::builtin`](super::PriceBook::builtin).
 pub(super) fn builtin_prices() -> Vec<(&'static str, ModelPrice)> {
     let std = ModelPrice::new;
     vec![
@@ -50,5 +54,9 @@ pub(super) fn builtin_prices() -> Vec<(&'static str, ModelPrice)> {
         ("claude-opus-5-5", std(OPUS_5_5).with_fast_multiplier(2)),
         ("claude-sonnet-5-5", std(SONNET_5_5)),
         ("claude-haiku-5-5", std(HAIKU_5_5).with_long_context_over(100_000, HAIKU_5_5_LONG)),
+        ("claude-fable-5", std(FABLE_5)),
+        ("claude-mythos-5", std(FABLE_5)),
+        ("claude-fable-5-1", std(FABLE_5_1)),
+        ("claude-mythos-5-1", std(FABLE_5_1)),
     ]
 }

@@ -23,7 +23,7 @@ fn cost(model: &str, tokens: &TokenUsage, tier: Option<&str>, speed: Option<&str
 #[test]
 fn every_family_hand_computed() {
     // Σ tokens × USD/Mtok = micro-USD:
-    let cases: [(&str, u128); 20] = [
+    let cases: [(&str, u128); 24] = [
         // 1000×.25 + 2000×.03 + 3000×.30 + 4000×.50 + 5000×1.25 = 250 + 60 + 900 + 2000 + 6250
         ("claude-3-haiku", 9_460),
         // 1000×15 + 2000×1.5 + 3000×18.75 + 4000×30 + 5000×75 = 15000 + 3000 + 56250 + 120000 + 375000
@@ -54,6 +54,12 @@ fn every_family_hand_computed() {
         ("claude-sonnet-5-5", 75_700),
         // 1000×.1 + 2000×.01 + 3000×.125 + 4000×.2 + 5000×.5 = 100 + 20 + 375 + 800 + 2500
         ("claude-haiku-5-5", 3_795),
+        // 1000×10 + 2000×1 + 3000×12.5 + 4000×20 + 5000×50 = 10000 + 2000 + 37500 + 80000 + 250000
+        ("claude-fable-5", 379_500),
+        ("claude-mythos-5", 379_500),
+        // 1000×10 + 2000×.25 + 3000×12.5 + 4000×20 + 5000×50 = 10000 + 500 + 37500 + 80000 + 250000
+        ("claude-fable-5-1", 378_000),
+        ("claude-mythos-5-1", 378_000),
     ];
     assert_eq!(PriceBook::builtin().len(), cases.len());
     for (model, micros) in cases {
@@ -594,9 +600,9 @@ fn us_only_inference_is_a_tenth_more_on_every_token_kind() {
 
 #[test]
 fn a_us_only_call_rounds_once_half_up() {
-    // A custom rate of 1 pico-USD a token, so that the tenths and halves show.
-    let book = PriceBook::empty().with_price("tiny", ModelPrice::new(Rates::per_mtok_micros(1, 1, 1, 1, 1)));
-    let tiny = book.resolve("tiny").unwrap();
+    // A custom rate of 1 pico-USD a token, so that the tenths and halves show (a Claude id: it pays the premium).
+    let book = PriceBook::empty().with_price("claude-tiny", ModelPrice::new(Rates::per_mtok_micros(1, 1, 1, 1, 1)));
+    let tiny = book.resolve("claude-tiny").unwrap();
     let picos =
         |n: u64, tier: Option<&str>| tiny.cost_in_geo(&usage(n, 0, 0, 0, 0), tier, None, Some("us")).total.picos();
     assert_eq!(picos(7, None), 8, "7.7 rounds up");
@@ -642,8 +648,52 @@ fn bedrock_and_vertex_regional_endpoints_are_a_tenth_more_from_sonnet_4_5_on() {
         assert_eq!(c, at(model, None), "{model}");
     }
     // No geography named: standard.
-    for geo in ["global", "GLOBAL", "not_available", "", " ", "default", "us_east", "-1", "east-", "1-east5"] {
+    for geo in [
+        "global",
+        "GLOBAL",
+        "not_available",
+        "",
+        " ",
+        "default",
+        "us_east",
+        "-1",
+        "east-",
+        "1-east5",
+        "gpt-4",
+        "v-2",
+        "gpt-4o",
+        "us-",
+        "us--east1",
+        "us-east-1a",
+    ] {
         assert!(!crate::pricing::is_regional_geography(Some(geo)), "{geo:?}");
+    }
+    for geo in ["northamerica-northeast1", "us-gov-west-1", "ap-southeast-2", "me-central2", " eu "] {
+        assert!(crate::pricing::is_regional_geography(Some(geo)), "{geo:?}");
+    }
+    // Another vendor's model on a Vertex AI region (a price file's), and a Claude model a price file adds.
+    let book = PriceBook::empty()
+        .with_price("gemini-2.5-pro", ModelPrice::new(Rates::with_default_cache(1_250_000, 10_000_000)))
+        .with_price("claude-fable-9", ModelPrice::new(Rates::with_default_cache(1_000_000, 5_000_000)));
+    assert!(!book.resolve("gemini-2.5-pro").unwrap().bills_regional(Some("us-central1")));
+    assert!(book.resolve("claude-fable-9").unwrap().bills_regional(Some("us-central1")));
+}
+
+#[test]
+fn fable_and_mythos_ids_resolve() {
+    // As Claude Code, Bedrock and gateways write them.
+    let book = PriceBook::builtin();
+    for (id, canonical) in [
+        ("claude-fable-5-1", "claude-fable-5-1"),
+        ("claude-fable-5.1", "claude-fable-5-1"),
+        ("claude-fable-5-1-20260907", "claude-fable-5-1"),
+        ("global.anthropic.claude-fable-5-1", "claude-fable-5-1"),
+        ("anthropic.claude-fable-5", "claude-fable-5"),
+        ("anthropic/claude-fable-5", "claude-fable-5"),
+        ("claude-mythos-5-1[1m]", "claude-mythos-5-1"),
+        ("claude-mythos-5", "claude-mythos-5"),
+    ] {
+        assert_eq!(book.resolve(id).map(|m| m.canonical().to_owned()).as_deref(), Some(canonical), "{id}");
     }
 }
 
@@ -679,6 +729,8 @@ fn a_bedrock_inference_profile_says_its_geography() {
         ("europe-west1-aiplatform.googleapis.com", Some("europe-west1")),
         ("aiplatform.googleapis.com", Some("global")),
         ("AIPlatform.googleapis.com.", Some("global")),
+        ("us-east5-aiplatform.googleapis.com:443", Some("us-east5")),
+        ("aiplatform.us.rep.googleapis.com", None),
         ("-aiplatform.googleapis.com", None),
         ("xaiplatform.googleapis.com", None),
         ("api.anthropic.com", None),
@@ -703,8 +755,12 @@ fn a_record_on_a_bedrock_profile_is_priced_at_its_geography() {
     let regional = priced("us.anthropic.claude-sonnet-4-5-20250929-v1:0", None);
     assert!(regional.regional);
     assert_eq!(regional.total.picos() * 10, global.total.picos() * 11);
-    // A recorded geography is the call's own word.
+    // A recorded geography is the call's own word; one that says nothing (Claude Code writes `""`; the API's
+    // `not_available`) leaves it to the profile.
     assert!(!priced("us.anthropic.claude-sonnet-4-5-20250929-v1:0", Some("global")).regional);
+    for unstated in ["", "not_available"] {
+        assert!(priced("us.anthropic.claude-sonnet-4-5-20250929-v1:0", Some(unstated)).regional, "{unstated:?}");
+    }
     // The journal's earlier name for the flag is read as it.
     let cost: CallCost = serde_json::from_str(
         r#"{"total":1,"input":1,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":0,"priced_as":"x","us_only":true}"#,

@@ -409,10 +409,13 @@ impl<'p> RecordMaker<'p> {
         let service_tier = entry(call.service_tier).map(|s| self.shared(s));
         let speed = entry(call.speed).map(|s| self.shared(s));
         // Claude Code on Bedrock names the inference profile (`us.anthropic.claude-…`): its geography, as capture
-        // reads it.
+        // reads it, where the line's own says nothing (Claude Code writes `""`, or `not_available`).
         let inference_geo = match entry(call.inference_geo) {
-            Some(s) => Some(self.shared(s)),
-            None => model.as_deref().and_then(crate::pricing::bedrock_geography).map(|g| self.shared_str(g)),
+            Some(s) if crate::pricing::geography_stated(s) => Some(self.shared(s)),
+            unstated => match model.as_deref().and_then(crate::pricing::bedrock_geography) {
+                Some(g) => Some(self.shared_str(g)),
+                None => unstated.map(|s| self.shared(s)),
+            },
         };
         let cost = if call.synthetic {
             self.synthetic += 1;
