@@ -407,6 +407,14 @@ impl<'a> FieldVisitor<'a> {
         }
     }
 
+    /// `server.address`: a host for the call's geography, and the value of an extra dimension of that name, if the
+    /// meter has one. Out of line: most spans never record it, and `record_str` is on every call's path.
+    #[inline(never)]
+    fn server_address(&mut self, field: &Field, value: &str) {
+        self.text(Role::ServerAddress, value);
+        self.other_text(field, value);
+    }
+
     fn other_text(&mut self, field: &Field, value: &str) {
         if self.extra_names.is_empty() {
             return;
@@ -563,10 +571,7 @@ impl Visit for FieldVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         match self.plan.role(field) {
             Role::Other => self.other_text(field, value),
-            Role::ServerAddress => {
-                self.text(Role::ServerAddress, value);
-                self.other_text(field, value);
-            }
+            Role::ServerAddress => self.server_address(field, value),
             role => self.text(role, value),
         }
     }

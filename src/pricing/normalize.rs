@@ -145,9 +145,11 @@ fn strip_provider_prefix(s: &mut String) {
 /// prices for those are not the profiles'), an application inference profile (`…/application-inference-profile/<id>`,
 /// whose routing its id does not say) or a model other than Claude. ASCII case is ignored; never allocates.
 pub(crate) fn bedrock_geography(id: &str) -> Option<&'static str> {
-    // Every call is asked this (capture, pricing): a profile id holds a `.`, a first-party id none, and one pass
-    // over the bytes settles that before any string search.
-    if !id.bytes().any(|b| b == b'.') {
+    // Every call is asked this (capture, pricing): a first-party id (`claude-…`) is settled by its first two bytes
+    // (no profile, ARN or provider prefix starts `cl`), and any other without a `.` by one pass over them, before
+    // any string search.
+    let first_party = matches!(id.as_bytes(), [b'c' | b'C', b'l' | b'L', ..]);
+    if first_party || !id.as_bytes().contains(&b'.') {
         return None;
     }
     let mut s = id.trim();
