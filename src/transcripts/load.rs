@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use chrono::{DateTime, Utc};
 use rustc_hash::FxHashMap as HashMap;
 
-use super::parse::{FileCalls, RawCall, SYNTHETIC_MODEL, read_file};
+use super::parse::{AdvisorPart, FileCalls, RawCall, SYNTHETIC_MODEL, read_file};
 use super::{BadLine, LoadStats, TranscriptFile, TranscriptLoad, UnreadableFile};
 use crate::pricing::{CallCost, Money, PriceBook, PricedModel};
 use crate::record::{CallRecord, Dimensions, Outcome};
@@ -214,7 +214,10 @@ fn better(a: &RawCall, a_own: bool, b: &RawCall, b_own: bool) -> bool {
     if a.sidechain != b.sidechain {
         return !a.sidechain;
     }
-    let (ta, tb) = ((a.tokens.total(), a.web_search_requests), (b.tokens.total(), b.web_search_requests));
+    // A streamed response's earlier copies may not have its advisor iterations yet: they count toward the most.
+    let total =
+        |c: &RawCall| c.advisor.iter().fold(c.tokens.total(), |sum, part| sum.saturating_add(part.tokens.total()));
+    let (ta, tb) = ((total(a), a.web_search_requests), (total(b), b.web_search_requests));
     ta > tb || (ta == tb && a_own && !b_own)
 }
 
@@ -343,10 +346,17 @@ fn resolve(
     picks.sort_by_key(|&(a, t)| (t, a.file, a.call));
 
     let mut records = RecordMaker::new(prices);
-    let calls: Vec<CallRecord> = picks
-        .iter()
-        .map(|&(p, t)| records.make(&files[p.file as usize], &parsed[p.file as usize], raw(p), t))
-        .collect();
+    let mut calls: Vec<CallRecord> = Vec::with_capacity(picks.len());
+    for &(p, t) in &picks {
+        let (file, f, call) = (&files[p.file as usize], &parsed[p.file as usize], raw(p));
+        let record = records.make(file, f, call, t);
+        // Each advisor sub-inference is a call of its own, at the advisor model's rates, right after its executor.
+        let advisors: Vec<CallRecord> =
+            call.advisor.iter().enumerate().map(|(n, part)| records.advisor(f, &record, n + 1, part)).collect();
+        stats.advisor_calls += advisors.len() as u64;
+        calls.push(record);
+        calls.extend(advisors);
+    }
     stats.calls = calls.len() as u64;
     stats.synthetic_calls = records.synthetic;
     stats.unpriced_calls = records.unpriced;
@@ -478,6 +488,27 @@ impl<'p> RecordMaker<'p> {
             record.cost = record.model.as_ref().and_then(|m| self.priced(m)).map(|p| p.price_call(&record));
             self.unpriced += u64::from(record.cost.is_none());
         }
+        record
+    }
+
+    /// The record of the `n`th advisor sub-inference of the response `executor` records: the advisor model, its
+    /// tokens, the executor's time, session, project, agent, service tier and geography (not its speed: fast mode
+    /// is the executor model's), and the executor's id with `:advisor:<n>` after it.
+    fn advisor(&mut self, f: &FileCalls, executor: &CallRecord, n: usize, part: &AdvisorPart) -> CallRecord {
+        let model = part.model.and_then(|i| f.table.get(i as usize)).map(|m| self.shared(m));
+        let request_id = executor.request_id.as_ref().map(|id| self.shared_str(&format!("{id}:advisor:{n}")));
+        let mut record = CallRecord {
+            model,
+            request_id,
+            speed: None,
+            tokens: part.tokens,
+            web_search_requests: 0,
+            outcome: Outcome::Ok,
+            cost: None,
+            ..executor.clone()
+        };
+        record.cost = record.model.as_ref().and_then(|m| self.priced(m)).map(|p| p.price_call(&record));
+        self.unpriced += u64::from(record.cost.is_none());
         record
     }
 

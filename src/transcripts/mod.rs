@@ -139,8 +139,14 @@ pub struct LoadStats {
     pub lines: u64,
     /// Assistant lines with usage.
     pub usage_lines: u64,
-    /// Calls kept: one per distinct response.
+    /// Calls kept: one per distinct response, and one per advisor sub-inference of a response
+    /// ([`advisor_calls`](Self::advisor_calls)).
     pub calls: u64,
+    /// Of [`calls`](Self::calls), the advisor tool's sub-inferences (`usage.iterations` entries of type
+    /// `advisor_message`): each a record of its own at the advisor model's rates, which the response's top-level
+    /// usage leaves out.
+    #[serde(default)]
+    pub advisor_calls: u64,
     /// Usage lines that repeated a response already counted (same `message.id` and `requestId`).
     pub duplicate_lines: u64,
     /// Sidechain lines dropped as replays of a main-conversation message.

@@ -36,6 +36,17 @@ pub(super) struct RawCall {
     pub(super) sidechain: bool,
     pub(super) synthetic: bool,
     pub(super) api_error: bool,
+    /// The advisor tool's sub-inferences (`advisor_message` iterations), each billed at its model's rates and
+    /// left out of the top-level usage; empty (no allocation) for nearly every line.
+    pub(super) advisor: Box<[AdvisorPart]>,
+}
+
+/// One advisor sub-inference of a response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct AdvisorPart {
+    /// The iteration's model, else the line's `advisorModel`, in the file's table.
+    pub(super) model: Option<u16>,
+    pub(super) tokens: TokenUsage,
 }
 
 /// Everything read from one file.
@@ -124,6 +135,9 @@ struct Line<'a> {
     is_sidechain: Option<bool>,
     #[serde(rename = "isApiErrorMessage")]
     is_api_error: Option<bool>,
+    /// The advisor tool's model (`/advisor`), for advisor iterations that do not name their own.
+    #[serde(rename = "advisorModel", borrow, default, deserialize_with = "opt_str")]
+    advisor_model: Option<Cow<'a, str>>,
     #[serde(borrow)]
     message: Option<Message<'a>>,
 }
@@ -152,8 +166,8 @@ struct Usage<'a> {
     speed: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "opt_str")]
     inference_geo: Option<Cow<'a, str>>,
-    /// Server-side compaction's sampling iterations: the `compaction` ones are billed and left out of the
-    /// top-level counts.
+    /// The response's sampling iterations: server-side compaction's (`compaction`) and the advisor tool's
+    /// (`advisor_message`, another model's sub-inference) are billed and left out of the top-level counts.
     #[serde(default)]
     iterations: Option<Vec<Iteration<'a>>>,
 }
@@ -167,6 +181,9 @@ struct Iteration<'a> {
     cache_creation_input_tokens: Option<u64>,
     cache_read_input_tokens: Option<u64>,
     cache_creation: Option<CacheCreation>,
+    /// An advisor iteration's model.
+    #[serde(borrow, default, deserialize_with = "opt_str")]
+    model: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -418,7 +435,33 @@ fn parse_line(line: &[u8], line_no: u64, out: &mut FileCalls, max_places: usize)
             reasoning: 0,
         };
     }
+    // The advisor tool's sub-inferences: another model's calls, records of their own.
+    let advisor: Vec<(Option<&str>, TokenUsage)> = usage
+        .iterations
+        .iter()
+        .flatten()
+        .filter(|i| i.kind.as_deref() == Some("advisor_message"))
+        .map(|it| {
+            let model = it.model.as_deref().or(parsed.advisor_model.as_deref()).filter(|m| !m.is_empty());
+            let tokens = tokens_of(
+                it.input_tokens.unwrap_or(0),
+                it.output_tokens.unwrap_or(0),
+                it.cache_read_input_tokens.unwrap_or(0),
+                it.cache_creation_input_tokens.unwrap_or(0),
+                it.cache_creation.as_ref(),
+            );
+            (model, tokens)
+        })
+        .collect();
     let kinds = [tokens.input, tokens.cache_read, tokens.cache_write_5m, tokens.cache_write_1h, tokens.output];
+    let advisor_kinds =
+        advisor.iter().flat_map(|(_, t)| [t.input, t.cache_read, t.cache_write_5m, t.cache_write_1h, t.output]);
+    if advisor_kinds.into_iter().any(|n| n > MAX_TOKENS_PER_FIELD) {
+        let reason =
+            || format!("an advisor iteration is over the {MAX_TOKENS_PER_FIELD} tokens a call can have of a kind");
+        out.bad(line_no, reason, max_places);
+        return;
+    }
     if kinds.iter().any(|&n| n > MAX_TOKENS_PER_FIELD) {
         let reason = || {
             format!(
@@ -449,6 +492,13 @@ fn parse_line(line: &[u8], line_no: u64, out: &mut FileCalls, max_places: usize)
         sidechain: parsed.is_sidechain == Some(true),
         synthetic,
         api_error: parsed.is_api_error == Some(true),
+        advisor: match synthetic {
+            true => Box::default(),
+            false => advisor
+                .into_iter()
+                .map(|(m, tokens)| AdvisorPart { model: m.and_then(|m| out.intern(m)), tokens })
+                .collect(),
+        },
     };
     out.calls.push(call);
 }
