@@ -182,6 +182,12 @@
 //!   second clock reading as a call closes, +148-161 instructions a call (full without the journal 13,393 ->
 //!   13,549). Reading only the monotonic clock and deriving the wall time from a start-up anchor would save it,
 //!   but a record's time would then drift from the wall clock's until restart.
+//! - 2026-12-06 (later): string searches are not free on this path. The regional-endpoint pricing asks of each
+//!   call's model id whether it is a Bedrock inference profile (`us.anthropic.claude-…`), once in capture and once
+//!   in pricing; with `trim`, `rfind('/')` and `split_once` on a 17-byte first-party id that cost ~860 instructions
+//!   a call (`CharSearcher` and `memchr` calls, callgrind: capture 8,546 -> 9,465). Settling `claude-…` ids on
+//!   their first two bytes and others on one `contains(&b'.')` brought it to +154 (8,700), most of it in pricing's
+//!   `Option` chain and a wider field set.
 //!
 //! Run: `cargo bench --bench capture` (or `./scripts/bench.sh` for every bench and one table).
 
