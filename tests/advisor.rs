@@ -60,3 +60,28 @@ fn a_line_without_advisor_iterations_is_one_call() {
     let load = load_transcript(&(plain.to_owned() + "\n"));
     assert_eq!((load.stats.calls, load.stats.advisor_calls), (1, 0));
 }
+
+#[test]
+fn an_empty_iteration_model_falls_back_to_the_lines_advisor_model() {
+    let load = load_transcript(&line("r1", Some(""), 7_805));
+    assert_eq!(load.calls[1].model.as_deref(), Some("claude-opus-4-7"));
+}
+
+#[test]
+fn an_advisor_is_priced_in_its_own_geography_unless_the_line_states_one() {
+    // The executor on a global Bedrock profile (its line's `inference_geo` empty, as Claude Code writes it), the
+    // advisor on a US one: the advisor's profile decides its price, not the geography read from the executor's id.
+    let global_executor = line("r1", Some("us.anthropic.claude-opus-4-7"), 7_805)
+        .replace(r#""model":"claude-sonnet-4-6""#, r#""model":"global.anthropic.claude-sonnet-4-6""#)
+        .replace(r#""output_tokens":491,"#, r#""output_tokens":491,"inference_geo":"","#);
+    let load = load_transcript(&global_executor);
+    let [executor, advisor] = &load.calls[..] else { panic!("{:?}", load.calls) };
+    assert_eq!(executor.inference_geo.as_deref(), Some("global"));
+    assert_eq!(advisor.inference_geo.as_deref(), Some("us"));
+    assert!(advisor.cost.as_ref().unwrap().regional);
+    // A geography the line states is the request's, advisor included.
+    let stated = line("r1", Some("claude-opus-4-7"), 7_805)
+        .replace(r#""output_tokens":491,"#, r#""output_tokens":491,"inference_geo":"us","#);
+    let load = load_transcript(&stated);
+    assert_eq!(load.calls[1].inference_geo.as_deref(), Some("us"));
+}

@@ -252,3 +252,34 @@ fn server_address_can_still_name_a_dimension_of_your_own() {
     assert_eq!(call.inference_geo.as_deref(), Some("us-east5"));
     assert_eq!(total(&call), SONNET_GLOBAL * 11 / 10);
 }
+
+#[test]
+fn a_server_address_that_is_no_host_is_not_counted_rejected() {
+    // `server.address` is optional: a `Url` recorded with `?`, or a flag, is not read, and not a rejected value.
+    #[derive(Debug)]
+    #[allow(dead_code)]
+    struct Url {
+        scheme: &'static str,
+        host: &'static str,
+    }
+    let h = Harness::new();
+    h.run(|| {
+        let url = Url { scheme: "https", host: "us-east5-aiplatform.googleapis.com" };
+        let _call = info_span!(
+            "chat",
+            gen_ai.request.model = "claude-sonnet-4-5@20250929",
+            server.address = ?url,
+            input_tokens = 10_000u64,
+            output_tokens = 1_000u64,
+        );
+        let _call = info_span!(
+            "chat",
+            gen_ai.request.model = "claude-sonnet-4-5@20250929",
+            server.address = true,
+            input_tokens = 10_000u64,
+            output_tokens = 1_000u64,
+        );
+    });
+    assert_eq!(h.meter.capture_stats().rejected_values, 0);
+    assert!(h.seen.calls().iter().all(|c| c.inference_geo.is_none() && total(c) == SONNET_GLOBAL));
+}

@@ -545,7 +545,8 @@ impl Visit for FieldVisitor<'_> {
         match self.plan.role(field) {
             // An extra dimension given as a number (`score = 0.5`): its text, as integers and strings are kept.
             Role::Other if !self.extra_names.is_empty() => self.other_text(field, &value.to_string()),
-            Role::Other => {}
+            // Not a host: `server.address` is read for a geography only, and never counted rejected.
+            Role::Other | Role::ServerAddress => {}
             role @ (Role::Token(_) | Role::TimeToFirstChunk) => self.number(role, Num::Float(value)),
             // A dimension given as a number keeps its text (`project = 3.0` as `?3.0` is kept, and integers are).
             role @ Role::Dim(_) => self.text(role, &value.to_string()),
@@ -556,6 +557,7 @@ impl Visit for FieldVisitor<'_> {
     fn record_bool(&mut self, field: &Field, value: bool) {
         match self.plan.role(field) {
             Role::Other => self.other_text(field, if value { "true" } else { "false" }),
+            Role::ServerAddress => {}
             role @ Role::Dim(_) => self.text(role, if value { "true" } else { "false" }),
             Role::Stream => self.call.stream = Some(value),
             // `error.type = true` says "this failed" without a type; `false` says nothing.
@@ -580,7 +582,7 @@ impl Visit for FieldVisitor<'_> {
         match self.plan.role(field) {
             // The error's type, never its message (which may quote prompt text).
             Role::ErrorType => self.call.error_type = Some(Arc::from("error")),
-            Role::Other => {}
+            Role::Other | Role::ServerAddress => {}
             _ => {
                 let _ = value;
                 self.reject()
@@ -651,6 +653,8 @@ impl Visit for FieldVisitor<'_> {
                     alternate.0.contains('\n') && !text.0.contains('\n')
                 };
         match role {
+            // A `Url` recorded with `?` is no host: not read, and not counted rejected (the field is optional).
+            Role::ServerAddress if structured => {}
             _ if structured => self.reject(),
             Role::Other => self.other_text(field, s),
             // A host is a label; the same text may fill a dimension of your own named `server.address`.

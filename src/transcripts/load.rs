@@ -206,10 +206,10 @@ impl Stamp {
     }
 }
 
-/// True when `a` is the copy of a response to keep over `b`: a main-conversation copy over a sidechain one,
-/// then the larger token total, then the more web searches; on a tie, the copy its own session wrote (its line's
-/// `sessionId` is its file's: a resumed session's file may carry copies of the earlier session's lines under their
-/// old id), then the one already kept (`b`).
+/// True when `a` is the copy of a response to keep over `b`: a main-conversation copy over a sidechain one, then the
+/// larger token total (its advisor iterations' included), then the more web searches; on a tie, the copy its own
+/// session wrote (its line's `sessionId` is its file's: a resumed session's file may carry copies of the earlier
+/// session's lines under their old id), then the one already kept (`b`).
 fn better(a: &RawCall, a_own: bool, b: &RawCall, b_own: bool) -> bool {
     if a.sidechain != b.sidechain {
         return !a.sidechain;
@@ -352,7 +352,7 @@ fn resolve(
         let record = records.make(file, f, call, t);
         // Each advisor sub-inference is a call of its own, at the advisor model's rates, right after its executor.
         let advisors: Vec<CallRecord> =
-            call.advisor.iter().enumerate().map(|(n, part)| records.advisor(f, &record, n + 1, part)).collect();
+            call.advisor.iter().enumerate().map(|(n, part)| records.advisor(f, call, &record, n + 1, part)).collect();
         stats.advisor_calls += advisors.len() as u64;
         calls.push(record);
         calls.extend(advisors);
@@ -491,15 +491,33 @@ impl<'p> RecordMaker<'p> {
         record
     }
 
-    /// The record of the `n`th advisor sub-inference of the response `executor` records: the advisor model, its
-    /// tokens, the executor's time, session, project, agent, service tier and geography (not its speed: fast mode
-    /// is the executor model's), and the executor's id with `:advisor:<n>` after it.
-    fn advisor(&mut self, f: &FileCalls, executor: &CallRecord, n: usize, part: &AdvisorPart) -> CallRecord {
+    /// The record of the `n`th advisor sub-inference of the response `executor` records (from the line `call`):
+    /// the advisor model, its tokens, the executor's time, session, project, agent and service tier (not its
+    /// speed: fast mode is the executor model's), the geography the line states (else the advisor model's own
+    /// Bedrock profile's, not one read from the executor's model id), and the executor's id with `:advisor:<n>`
+    /// after it.
+    fn advisor(
+        &mut self,
+        f: &FileCalls,
+        call: &RawCall,
+        executor: &CallRecord,
+        n: usize,
+        part: &AdvisorPart,
+    ) -> CallRecord {
         let model = part.model.and_then(|i| f.table.get(i as usize)).map(|m| self.shared(m));
         let request_id = executor.request_id.as_ref().map(|id| self.shared_str(&format!("{id}:advisor:{n}")));
+        let stated = call.inference_geo.and_then(|i| f.table.get(i as usize));
+        let inference_geo = match stated {
+            Some(s) if crate::pricing::geography_stated(s) => Some(self.shared(s)),
+            unstated => match model.as_deref().and_then(crate::pricing::bedrock_geography) {
+                Some(g) => Some(self.shared_str(g)),
+                None => unstated.map(|s| self.shared(s)),
+            },
+        };
         let mut record = CallRecord {
             model,
             request_id,
+            inference_geo,
             speed: None,
             tokens: part.tokens,
             web_search_requests: 0,

@@ -13,21 +13,22 @@
 //!
 //! Each line is one JSON object. A line with `"type": "assistant"` (or no `type`) whose `message` has a
 //! `usage` object is one API response as Claude Code saw it; the fields read are `timestamp`, `sessionId`,
-//! `requestId`, `isSidechain`, `isApiErrorMessage`, `message.id`, `message.model` and, in `message.usage`,
-//! `input_tokens`, `output_tokens`, `cache_read_input_tokens`, `cache_creation_input_tokens`,
+//! `requestId`, `isSidechain`, `isApiErrorMessage`, `advisorModel`, `message.id`, `message.model` and, in
+//! `message.usage`, `input_tokens`, `output_tokens`, `cache_read_input_tokens`, `cache_creation_input_tokens`,
 //! `cache_creation.ephemeral_5m_input_tokens` / `ephemeral_1h_input_tokens`, `service_tier`, `speed`,
-//! `inference_geo` and `iterations` (server-side compaction's summary steps, added to the call's counts).
+//! `inference_geo` and `iterations` (server-side compaction's summary steps, added to the call's counts, and the
+//! advisor tool's `advisor_message` sub-inferences, with their `model`: calls of their own).
 //! Everything else (prompt and response text included) is skipped unread. The rules:
 //!
-//! - **One call per `(message.id, requestId)`.** Claude Code writes a response once per content block, and
-//!   streamed lines repeat with growing output; of the copies, the one with the larger token total gives the
-//!   call its tokens (a main-conversation copy is preferred to a sidechain copy), and the earliest copy its
-//!   time (the response began then: a call streamed across midnight belongs to the day it began; ccusage
-//!   20.0.24 dates it by the copy it keeps). Without a `requestId` the key is the message id within its
-//!   session and prompt (input, cache read and cache write counts, which every copy of one response repeats:
-//!   a relay that answers every response with the same id and no `requestId` is not one call a session); such
-//!   a sidechain line is a replay only of a main message with its prompt. A line without a message id is a
-//!   call of its own.
+//! - **One call per `(message.id, requestId)`**, and one more per advisor iteration of that response (at the advisor
+//!   model's rates, with the executor's id and `:advisor:<n>` after it). Claude Code writes a response once per
+//!   content block, and streamed lines repeat with growing output; of the copies, the one with the larger token total
+//!   gives the call its tokens (a main-conversation copy is preferred to a sidechain copy), and the earliest copy its
+//!   time (the response began then: a call streamed across midnight belongs to the day it began; ccusage 20.0.24
+//!   dates it by the copy it keeps). Without a `requestId` the key is the message id within its session and prompt
+//!   (input, cache read and cache write counts, which every copy of one response repeats: a relay that answers every
+//!   response with the same id and no `requestId` is not one call a session); such a sidechain line is a replay only
+//!   of a main message with its prompt. A line without a message id is a call of its own.
 //! - **Sidechain replays are dropped.** A sidechain line (`isSidechain: true`, e.g. a `/btw` aside or a
 //!   sub-agent) that repeats a message of a main conversation under a new request id replays the parent's
 //!   usage; it is not a call (message ids are the API's, unique: a resumed session's file may hold the

@@ -442,7 +442,8 @@ fn parse_line(line: &[u8], line_no: u64, out: &mut FileCalls, max_places: usize)
         .flatten()
         .filter(|i| i.kind.as_deref() == Some("advisor_message"))
         .map(|it| {
-            let model = it.model.as_deref().or(parsed.advisor_model.as_deref()).filter(|m| !m.is_empty());
+            let own = it.model.as_deref().filter(|m| !m.is_empty());
+            let model = own.or(parsed.advisor_model.as_deref().filter(|m| !m.is_empty()));
             let tokens = tokens_of(
                 it.input_tokens.unwrap_or(0),
                 it.output_tokens.unwrap_or(0),
