@@ -186,6 +186,19 @@ struct Iteration<'a> {
     model: Option<Cow<'a, str>>,
 }
 
+impl Iteration<'_> {
+    /// The iteration's tokens by kind, as a top-level usage's are read.
+    fn tokens(&self) -> TokenUsage {
+        tokens_of(
+            self.input_tokens.unwrap_or(0),
+            self.output_tokens.unwrap_or(0),
+            self.cache_read_input_tokens.unwrap_or(0),
+            self.cache_creation_input_tokens.unwrap_or(0),
+            self.cache_creation.as_ref(),
+        )
+    }
+}
+
 #[derive(Deserialize)]
 struct ServerToolUse {
     web_search_requests: Option<u64>,
@@ -419,13 +432,7 @@ fn parse_line(line: &[u8], line_no: u64, out: &mut FileCalls, max_places: usize)
     let mut tokens = top;
     // Server-side compaction's summary iterations are billed and left out of the top-level counts.
     for it in usage.iterations.iter().flatten().filter(|i| i.kind.as_deref() == Some("compaction")) {
-        let more = tokens_of(
-            it.input_tokens.unwrap_or(0),
-            it.output_tokens.unwrap_or(0),
-            it.cache_read_input_tokens.unwrap_or(0),
-            it.cache_creation_input_tokens.unwrap_or(0),
-            it.cache_creation.as_ref(),
-        );
+        let more = it.tokens();
         tokens = TokenUsage {
             input: tokens.input.saturating_add(more.input),
             cache_read: tokens.cache_read.saturating_add(more.cache_read),
@@ -444,14 +451,7 @@ fn parse_line(line: &[u8], line_no: u64, out: &mut FileCalls, max_places: usize)
         .map(|it| {
             let own = it.model.as_deref().filter(|m| !m.is_empty());
             let model = own.or(parsed.advisor_model.as_deref().filter(|m| !m.is_empty()));
-            let tokens = tokens_of(
-                it.input_tokens.unwrap_or(0),
-                it.output_tokens.unwrap_or(0),
-                it.cache_read_input_tokens.unwrap_or(0),
-                it.cache_creation_input_tokens.unwrap_or(0),
-                it.cache_creation.as_ref(),
-            );
-            (model, tokens)
+            (model, it.tokens())
         })
         .collect();
     let kinds = [tokens.input, tokens.cache_read, tokens.cache_write_5m, tokens.cache_write_1h, tokens.output];
