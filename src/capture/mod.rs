@@ -776,9 +776,9 @@ struct EarlierCall {
 }
 
 /// Where a call on a cloud's endpoint ran, when the span does not say (no `inference_geo`, or an empty or
-/// `not_available` one): the geography of a
-/// Bedrock inference-profile id in a model field (`us` for `us.anthropic.claude-…`; the response's model may be
-/// the bare id), else the region of a Vertex AI endpoint in `server.address`.
+/// `not_available` one): the geography of a Bedrock inference-profile id in a model field (`us` for
+/// `us.anthropic.claude-…`; the response's model may be the bare id), else the region of a Vertex AI endpoint in
+/// `server.address`.
 fn endpoint_geography(fields: &CallFields) -> Option<Arc<str>> {
     [&fields.request_model, &fields.model, &fields.response_model]
         .into_iter()

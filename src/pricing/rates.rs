@@ -248,8 +248,8 @@ fn is_false(b: &bool) -> bool {
 pub const REGIONAL_MULTIPLIER: (u128, u128) = (11, 10);
 
 /// Canonical ids of the models Bedrock's and Vertex AI's regional premium leaves at their earlier prices
-/// ("Claude Sonnet 4, Opus 4, and earlier"; Opus 4.1 came before Sonnet 4.5): every other model, a newer one or
-/// one added by a price file, pays it.
+/// ("Claude Sonnet 4, Opus 4, and earlier"; Opus 4.1 came before Sonnet 4.5): every other Claude model, a newer
+/// one or one a price file adds under a `claude-…` id, pays it.
 const BEFORE_REGIONAL_PREMIUM: &[&str] = &["claude-opus-4", "claude-opus-4-1", "claude-sonnet-4"];
 
 /// Whether `canonical` is billed the regional premium when its inference stays in one geography: a Claude
