@@ -97,7 +97,7 @@ pub use money::Money;
 pub use normalize::normalize_model_id;
 pub(crate) use normalize::{bedrock_geography, vertex_geography};
 pub use rates::{CallCost, ModelPrice, PricedModel, REGIONAL_MULTIPLIER, Rates, is_regional_geography};
-pub(crate) use rates::{billed_picos, geography_stated};
+pub(crate) use rates::{billed_picos, call_geography, geography_stated};
 
 use crate::record::TokenUsage;
 

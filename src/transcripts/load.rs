@@ -420,13 +420,7 @@ impl<'p> RecordMaker<'p> {
         let speed = entry(call.speed).map(|s| self.shared(s));
         // Claude Code on Bedrock names the inference profile (`us.anthropic.claude-…`): its geography, as capture
         // reads it, where the line's own says nothing (Claude Code writes `""`, or `not_available`).
-        let inference_geo = match entry(call.inference_geo) {
-            Some(s) if crate::pricing::geography_stated(s) => Some(self.shared(s)),
-            unstated => match model.as_deref().and_then(crate::pricing::bedrock_geography) {
-                Some(g) => Some(self.shared_str(g)),
-                None => unstated.map(|s| self.shared(s)),
-            },
-        };
+        let inference_geo = self.geography(entry(call.inference_geo), model.as_deref());
         let cost = if call.synthetic {
             self.synthetic += 1;
             Some(CallCost {
@@ -507,13 +501,7 @@ impl<'p> RecordMaker<'p> {
         let model = part.model.and_then(|i| f.table.get(i as usize)).map(|m| self.shared(m));
         let request_id = executor.request_id.as_ref().map(|id| self.shared_str(&format!("{id}:advisor:{n}")));
         let stated = call.inference_geo.and_then(|i| f.table.get(i as usize));
-        let inference_geo = match stated {
-            Some(s) if crate::pricing::geography_stated(s) => Some(self.shared(s)),
-            unstated => match model.as_deref().and_then(crate::pricing::bedrock_geography) {
-                Some(g) => Some(self.shared_str(g)),
-                None => unstated.map(|s| self.shared(s)),
-            },
-        };
+        let inference_geo = self.geography(stated, model.as_deref());
         let mut record = CallRecord {
             model,
             request_id,
@@ -528,6 +516,12 @@ impl<'p> RecordMaker<'p> {
         record.cost = record.model.as_ref().and_then(|m| self.priced(m)).map(|p| p.price_call(&record));
         self.unpriced += u64::from(record.cost.is_none());
         record
+    }
+
+    /// A call's geography as pricing reads it ([`call_geography`](crate::pricing::call_geography)): the line's
+    /// when it says one, else a Bedrock profile's in `model`, else the line's unstated value.
+    fn geography(&mut self, line: Option<&Arc<str>>, model: Option<&str>) -> Option<Arc<str>> {
+        crate::pricing::call_geography(line.map(|s| &**s), model).map(|g| self.shared_str(g))
     }
 
     /// The price of model `m` (resolved once per model id).
