@@ -33,16 +33,34 @@ MIN_STEP = "1m"  # the default export interval: see Board.add
 RANGE_INCREASE = re.compile(r"increase\(([^()\[\]]+)\[\$(__range|__interval)\]\)")
 
 
+# Unless its process started more than a day before the window and Prometheus did not see it in that day: then its
+# counters hold what it spent before the window, which Prometheus never saw (a new Prometheus, a collector down since
+# the process started, retention shorter than the range), and only what they gained while watched counts
+# (`increase()`): a process up for 90 days, first seen today, showed 90 days of spend as today's.
+START = "tokenmeter_start_time_seconds"
+WINDOW_SECONDS = {"$__range": "$__range_s", "$__interval": "($__interval_ms / 1000)"}
+
+
 def present_before(series, window="$__range"):
     return f"last_over_time({series}[1d] offset {window})"
+
+
+def unwatched_processes(window):
+    """The processes (job, instance) that started more than a day before the window and had no sample in that day
+    (one that started in it and first exported inside the window, a job that exports once at exit, counts from
+    zero: it spent at most the rest of that day before the window, and most often a minute or less)."""
+    start = f"{START}{{{JOB}}}"
+    return (f"((last_over_time({start}[{window}]) < time() - {WINDOW_SECONDS[window]} - 86400) "
+            f"unless {present_before(start, window)})")
 
 
 def count_born_series(expr):
     def born(m):
         series, window = m[1], "$" + m[2]
         before = present_before(series, window)
-        return (f"((increase({series}[{window}]) and {before}) "
-                f"or (last_over_time({series}[{window}]) unless {before}))")
+        return (f"(((last_over_time({series}[{window}]) unless {before}) "
+                f"unless on(job, instance) {unwatched_processes(window)}) "
+                f"or increase({series}[{window}]))")
     return RANGE_INCREASE.sub(born, expr)
 
 UIDS = {

@@ -13,7 +13,7 @@ Offline (always):
 With --prometheus URL:
   - every query returns status success and non-empty data from that Prometheus (run it after a workload was
     exported).
-Variables default to: $__range=1h ($__range_s follows it), $__rate_interval=1m, $__interval=1m, $job/$model/$provider/$agent/$project=.*;
+Variables default to: $__range=1h ($__range_s follows it), $__rate_interval=1m, $__interval=1m ($__interval_ms follows it), $job/$model/$provider/$agent/$project=.*;
 override with --set job=my-service, --set __range=5m, etc. --print-query DASHBOARD_UID:PANEL_TITLE prints the
 substituted queries of one panel (one per line) and exits.
 """
@@ -76,6 +76,9 @@ DEFAULT_VARS = {
 def substitute(expr, variables):
     def repl(m):
         name = m.group(1) or m.group(2)
+        if name == "__interval_ms" and name not in variables:
+            # Grafana's `$__interval_ms`: `$__interval` in milliseconds.
+            return str(int(seconds(variables["__interval"]) * 1000))
         if name not in variables:
             raise KeyError(f"unknown Grafana variable ${name} in {expr}")
         return variables[name]
@@ -277,6 +280,54 @@ def check_born_series(promtool, errors):
                           f"{(run.stdout + run.stderr).strip()}")
 
 
+def check_unwatched_processes(promtool, errors):
+    """"Total cost" over a day counts a series born inside the range from zero, but not the running total of a
+    process that started before the range and that Prometheus first saw inside it: that process's spend before
+    the range was never seen, and only what it gained while watched counts. Run with promtool's expression tests
+    on the panel's own query."""
+    import tempfile
+
+    expr = None
+    for _, dash in dashboards():
+        if dash["uid"] != "tokenmeter-overview":
+            continue
+        for p in panels(dash):
+            if p["title"] == "Total cost":
+                expr = substitute(p["targets"][0]["expr"], dict(DEFAULT_VARS, __range="1d", __range_s="86400"))
+    if expr is None:
+        errors.append("no overview \"Total cost\" panel to check")
+        return
+    cost = 'tokenmeter_cost_USD_total{job="%s", instance="%s"}'
+    start = 'tokenmeter_start_time_seconds{job="%s", instance="%s"}'
+    test = {
+        "evaluation_interval": "1h",
+        "tests": [
+            # "old" started at time 0 and was first seen an hour into day 3 at 100 USD, 1 an hour since: the day
+            # to day 4 holds what it gained, 23 (24: `increase()` extrapolates to the range's start, an hour
+            # before its first sample). "young" started on day 3.5 and exported 5 USD once: all 5 count; so do the
+            # 7 of "cron", which started half a day before the range and exported once inside it. 36, not the 135
+            # that counting "old" as born made.
+            {"interval": "1h", "input_series": [
+                {"series": cost % ("old", "a"), "values": "_x73 100+1x23"},
+                {"series": start % ("old", "a"), "values": "_x73 0x23"},
+                {"series": cost % ("young", "b"), "values": "_x84 5x12"},
+                {"series": start % ("young", "b"), "values": "_x84 302400x12"},
+                {"series": cost % ("cron", "c"), "values": "_x78 7"},
+                {"series": start % ("cron", "c"), "values": "_x78 216000"},
+            ],
+             "promql_expr_test": [{"expr": expr, "eval_time": "4d", "exp_samples": [{"labels": "{}", "value": 36}]}]},
+        ],
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "unwatched_test.yml")
+        with open(path, "w") as f:
+            yaml.safe_dump(test, f)
+        run = subprocess.run([promtool, "test", "rules", path], capture_output=True, text=True)
+        if run.returncode != 0:
+            errors.append(f"\"Total cost\" counts the running total of a process first seen inside the range: "
+                          f"{(run.stdout + run.stderr).strip()}")
+
+
 def check_generated(errors):
     """The checked-in dashboards are what dashboards/generate.py makes: an edit to a JSON file alone would be
     undone by the next run of the generator."""
@@ -349,6 +400,7 @@ def main():
     else:
         check_syntax(args.promtool, items, errors)
         check_born_series(args.promtool, errors)
+        check_unwatched_processes(args.promtool, errors)
     print(f"[check-dashboards] {n_panels} panels, {len(items)} queries checked with promtool")
     if args.prometheus:
         empty = check_prometheus(args.prometheus.rstrip("/"), items, args.time, errors)

@@ -52,9 +52,11 @@ fn panel_queries(file: &str, title: &str) -> Vec<String> {
     panel["targets"].as_array().expect("targets").iter().map(|t| t["expr"].as_str().expect("expr").to_owned()).collect()
 }
 
-/// Grafana's variables as the dashboard would send them for this service over `range`.
+/// Grafana's variables as the dashboard would send them for this service over `range` (a duration in ms).
 fn substitute(expr: &str, job: &str, range: &str) -> String {
-    expr.replace("$__range", range)
+    let ms: f64 = range.strip_suffix("ms").and_then(|n| n.parse().ok()).expect("a range in ms");
+    expr.replace("$__range_s", &(ms / 1000.0).to_string())
+        .replace("$__range", range)
         .replace("$__rate_interval", "1m")
         .replace("$job", &regex_escape(job))
         .replace("$model", ".*")

@@ -55,7 +55,10 @@ fn close(a: f64, b: f64, tolerance: f64) -> bool {
 fn exported_workload_equals_in_process_figures(protocol: Protocol) {
     let prom = Prometheus::connect();
     let job = unique_job(protocol.as_str().replace('/', "-").as_str());
+    let unix_now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs_f64();
+    let before = unix_now();
     let meter = meter(protocol, &job);
+    let built = unix_now();
     for _ in 0..ROUNDS {
         otlp_workload::run(&meter);
     }
@@ -170,6 +173,11 @@ fn exported_workload_equals_in_process_figures(protocol: Protocol) {
     let hit = prom.value(&format!("{PROM_CACHE_HIT_RATE}{{{sel}, tokenmeter_window=\"1h\"}}")).unwrap_or(f64::NAN);
     assert!(close(hit, report.efficiency_scores.cache_hit_rate, 1e-12), "{hit}");
 
+    // The start time the rules tell watched processes by: the exporter's, one series for the instance.
+    let started = prom.value(&format!("{PROM_START_TIME}{{{sel}}}")).unwrap_or(f64::NAN);
+    assert!(before <= started && started <= built, "{PROM_START_TIME} {started} not in {before}..{built}");
+    assert_eq!(prom.value(&format!("count({PROM_START_TIME}{{{sel}}})")), Some(1.0));
+
     // Every documented name is what Prometheus holds.
     let names = prom.metric_names(&job);
     eprintln!("{} metric names for {job}: {names:#?}", protocol.as_str());
@@ -192,6 +200,7 @@ fn exported_workload_equals_in_process_figures(protocol: Protocol) {
         PROM_BUDGET_ALERTS.into(),
         PROM_CAPTURE_CORRECTIONS.into(),
         PROM_EXPORT_FAILURES.into(),
+        PROM_START_TIME.into(),
         PROM_EFFICIENCY_SCORE.into(),
         PROM_CACHE_HIT_RATE.into(),
         PROM_BUDGET_SPENT.into(),

@@ -694,3 +694,23 @@ fn build_leaves_out_the_metric_dimensions_it_says_are_never_exported() {
     assert!(!calls[0].0.contains_key("job") && !calls[0].0.contains_key("error_type"), "{calls:?}");
     assert_eq!(calls[0].0.get("team").map(String::as_str), Some("search"), "the good one stays: {calls:?}");
 }
+
+#[test]
+fn the_start_time_gauge_is_when_the_counters_started_from_zero() {
+    // The spend rules and range panels count a series Prometheus first saw inside the window from zero only when
+    // its process started inside it: `tokenmeter.start_time`, one point, the Unix time the exporter began, the
+    // same at every export.
+    let unix_now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs_f64();
+    let (provider, exporter) = pipeline(Temporality::Cumulative);
+    let before = unix_now();
+    let meter = meter(&provider, MetricAttributes::new());
+    let built = unix_now();
+    otlp_workload::run(&meter);
+    let first = gauges(&collect(&meter, &exporter), START_TIME);
+    assert_eq!(first.len(), 1, "{first:?}");
+    let (attributes, started) = &first[0];
+    assert!(attributes.is_empty(), "the process is the resource's: {attributes:?}");
+    assert!(before <= *started && *started <= built, "{started} not in {before}..{built}");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert_eq!(gauges(&collect(&meter, &exporter), START_TIME), first);
+}

@@ -355,6 +355,8 @@ struct Shared {
     /// The capture and journal counts last observed, and the meter's last ones (kept as it drops): a provider's
     /// final export after the meter is gone reported no capture corrections and no journal losses at all.
     last_counts: parking_lot::Mutex<LastCounts>,
+    /// When the series tables started from zero (Unix seconds): [`START_TIME`].
+    started: f64,
 }
 
 /// A meter upgraded for one collection callback. Were the application to let go of the meter meanwhile, this
@@ -531,6 +533,7 @@ impl OtlpMetrics {
             scores: Memo::default(),
             budgets: Memo::default(),
             last_counts: parking_lot::Mutex::default(),
+            started: SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()),
         });
         let scope = InstrumentationScope::builder("tokenmeter").with_version(env!("CARGO_PKG_VERSION")).build();
         let meter = setup.provider().meter_with_scope(scope);
@@ -1003,6 +1006,13 @@ fn register_observables(meter: &Meter, shared: &Arc<Shared>) {
 
 /// The observable gauges: efficiency, cache and budget figures, computed at collection time.
 fn register_gauges(meter: &Meter, shared: &Arc<Shared>) {
+    let started = shared.started;
+    meter
+        .f64_observable_gauge(START_TIME)
+        .with_unit("s")
+        .with_description("Unix time the exporter's counters count from (zero then).")
+        .with_callback(move |o| o.observe(started, &[]))
+        .build();
     let s = Arc::clone(shared);
     meter
         .f64_observable_gauge(EFFICIENCY_SCORE)

@@ -45,6 +45,11 @@ pub const JOURNAL_DROPPED: &str = "tokenmeter.journal.dropped";
 /// Counter of failed exports, `{export}` (only for a pipeline tokenmeter owns, see
 /// [`TokenMeterBuilder::with_otlp`](crate::TokenMeterBuilder::with_otlp)).
 pub const EXPORT_FAILURES: &str = "tokenmeter.export.failures";
+/// Gauge of the Unix time, `s`, from which the exporter's counters count (they start from zero when the meter's
+/// export starts, and a restarted process starts new series): the rules and dashboards tell a process Prometheus
+/// watched from its start (count its first sample in full) from one it first saw long after (count only what it
+/// saw grow).
+pub const START_TIME: &str = "tokenmeter.start_time";
 /// Gauge of the efficiency score, 0–100, `{score}`, by `tokenmeter.window`.
 pub const EFFICIENCY_SCORE: &str = "tokenmeter.efficiency.score";
 /// Gauge of the prompt-cache hit rate (cache reads over all prompt tokens), 0–1, unit `1`, by
@@ -107,6 +112,8 @@ pub const PROM_CAPTURE_CORRECTIONS: &str = "tokenmeter_capture_corrections_total
 pub const PROM_JOURNAL_DROPPED: &str = "tokenmeter_journal_dropped_total";
 /// Prometheus name of [`EXPORT_FAILURES`].
 pub const PROM_EXPORT_FAILURES: &str = "tokenmeter_export_failures_total";
+/// Prometheus name of [`START_TIME`].
+pub const PROM_START_TIME: &str = "tokenmeter_start_time_seconds";
 /// Prometheus name of [`EFFICIENCY_SCORE`].
 pub const PROM_EFFICIENCY_SCORE: &str = "tokenmeter_efficiency_score";
 /// Prometheus name of [`CACHE_HIT_RATE`].
