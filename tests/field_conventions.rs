@@ -524,6 +524,45 @@ fn rigs_reasoning_name_is_read_as_reasoning() {
 }
 
 #[test]
+fn rig_0_33s_cached_tokens_are_cache_reads_inside_the_inclusive_input() {
+    // Rig 0.33 (PR #1497) recorded cache reads as `gen_ai.usage.cached_tokens` beside an inclusive input: read
+    // as another cache read name, 8,000 of the 10,000 prompt tokens are reads, 2,000 uncached.
+    let h = Harness::new();
+    h.run(|| {
+        let _s = tracing::info_span!(
+            target: "rig::completions",
+            "chat",
+            gen_ai.provider.name = "openai",
+            gen_ai.request.model = "claude-sonnet-4-5",
+            gen_ai.usage.input_tokens = 10_000u64,
+            gen_ai.usage.output_tokens = 500u64,
+            gen_ai.usage.cached_tokens = 8_000u64,
+        );
+    });
+    let t = h.seen.only_call().tokens;
+    assert_eq!((t.input, t.cache_read, t.output), (2_000, 8_000, 500));
+}
+
+#[test]
+fn sentrys_cache_names_are_the_semconv_ones() {
+    // Sentry's conventions name `gen_ai.usage.input_tokens.cached` and `.cache_write` as aliases of the semconv
+    // cache fields, both a part of `gen_ai.usage.input_tokens`.
+    let h = Harness::new();
+    h.run(|| {
+        let _s = tracing::info_span!(
+            "chat",
+            gen_ai.request.model = "claude-sonnet-4-5",
+            gen_ai.usage.input_tokens = 10_000u64,
+            gen_ai.usage.input_tokens.cached = 6_000u64,
+            gen_ai.usage.input_tokens.cache_write = 3_000u64,
+            gen_ai.usage.output_tokens = 500u64,
+        );
+    });
+    let t = h.seen.only_call().tokens;
+    assert_eq!((t.input, t.cache_read, t.cache_write_5m, t.output), (1_000, 6_000, 3_000, 500));
+}
+
+#[test]
 fn a_capture_rule_reads_an_unsplit_write_total_as_one_hour_writes() {
     use tokenmeter::capture::CaptureRule;
     let rule = CaptureRule::new().target("rig").provider("anthropic").input_is_uncached().cache_writes_are_1h();

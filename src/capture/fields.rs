@@ -29,6 +29,14 @@ pub const SEMCONV_CACHE_WRITE: &str = "gen_ai.usage.cache_creation.input_tokens"
 pub const SEMCONV_REASONING: &str = "gen_ai.usage.reasoning.output_tokens";
 /// Reasoning tokens (a part of output) under the name rig (`rig-core`) records them.
 pub const RIG_REASONING: &str = "gen_ai.usage.reasoning_tokens";
+/// Cache-read input tokens (a part of the inclusive input) under the name rig 0.33 recorded them (rig PR #1497;
+/// 0.34 moved to the semconv name).
+pub const RIG_CACHED: &str = "gen_ai.usage.cached_tokens";
+/// Cache-read input tokens (a part of the inclusive input) under Sentry's name, an alias of the semconv one in its
+/// conventions.
+pub const SENTRY_CACHED: &str = "gen_ai.usage.input_tokens.cached";
+/// Cache-creation input tokens (a part of the inclusive input) under Sentry's name, an alias of the semconv one.
+pub const SENTRY_CACHE_WRITE: &str = "gen_ai.usage.input_tokens.cache_write";
 /// Legacy semconv prompt tokens (inclusive).
 pub const LEGACY_PROMPT: &str = "gen_ai.usage.prompt_tokens";
 /// Legacy semconv completion tokens.
@@ -243,8 +251,12 @@ pub(crate) fn classify(name: &str) -> Role {
         SEMCONV_INPUT | LEGACY_PROMPT | OPENAI_PROMPT => Role::Token(InclusiveInput),
         ANTHROPIC_INPUT => Role::Token(UncachedInput),
         SEMCONV_OUTPUT | LEGACY_COMPLETION | OPENAI_COMPLETION | ANTHROPIC_OUTPUT => Role::Token(Output),
-        SEMCONV_CACHE_READ | LEGACY_CACHE_READ | ANTHROPIC_CACHE_READ | OPENAI_CACHED => Role::Token(CacheRead),
-        SEMCONV_CACHE_WRITE | LEGACY_CACHE_WRITE | ANTHROPIC_CACHE_WRITE => Role::Token(CacheWrite),
+        SEMCONV_CACHE_READ | LEGACY_CACHE_READ | ANTHROPIC_CACHE_READ | OPENAI_CACHED | RIG_CACHED | SENTRY_CACHED => {
+            Role::Token(CacheRead)
+        }
+        SEMCONV_CACHE_WRITE | LEGACY_CACHE_WRITE | ANTHROPIC_CACHE_WRITE | SENTRY_CACHE_WRITE => {
+            Role::Token(CacheWrite)
+        }
         ANTHROPIC_CACHE_WRITE_5M => Role::Token(CacheWrite5m),
         ANTHROPIC_CACHE_WRITE_1H => Role::Token(CacheWrite1h),
         SEMCONV_REASONING | RIG_REASONING | ANTHROPIC_THINKING | OPENAI_REASONING => Role::Token(Reasoning),
@@ -404,6 +416,9 @@ mod tests {
             SEMCONV_CACHE_WRITE,
             SEMCONV_REASONING,
             RIG_REASONING,
+            RIG_CACHED,
+            SENTRY_CACHED,
+            SENTRY_CACHE_WRITE,
             LEGACY_PROMPT,
             LEGACY_COMPLETION,
             OPENAI_PROMPT,
