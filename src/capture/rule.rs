@@ -16,9 +16,11 @@ use super::values::RawTokens;
 ///   (`gen_ai.usage.cache_creation.input_tokens`, `cache_creation_input_tokens`) is one-hour writes, not the
 ///   five-minute writes capture takes it for (a one-hour write costs 2x the input rate, a five-minute one 1.25x).
 ///
-/// Rig (`rig-core`) records Anthropic's uncached count under the semantic conventions' name for its Anthropic
-/// provider, whose spans have targets under `rig` and the provider `anthropic`, and records cache writes as one
-/// total (with `with_automatic_caching_1h()` they are one-hour writes):
+/// Rig (`rig-core`) from 0.34 (its PR #1572) records Anthropic's uncached count under the semantic conventions'
+/// name for its Anthropic provider, whose spans have targets under `rig` and the provider `anthropic`, and records
+/// cache writes as one total (with `with_automatic_caching_1h()` they are one-hour writes). Rig before 0.34, and
+/// rig's later code (its `anthropic_usage_totals`), record the inclusive count: there the rule would count the
+/// cache twice, so check what your rig records first. For a rig that records the uncached count:
 ///
 /// ```
 /// use tokenmeter::capture::CaptureRule;
