@@ -300,9 +300,10 @@ def cost_board():
     b = Board("cost", "What LLM calls cost: totals, rates, projections, and who spends it.")
     b.row("Spend")
     total_cost_panel(b)
-    b.stat("Cost rate", "Current spend per hour (rate over the last 5 minutes times 3600, whatever the range). A sudden "
-           "jump means a new workload, a bigger model or a prompt loop: check Cost by model and Top spenders.",
-           "currencyUSD", [(f"sum(rate({COST}[5m])) * 3600", "USD/h")], decimals=4)
+    b.stat("Cost rate", "Current spend per hour (rate over the last $__rate_interval, at least four export intervals, "
+           "times 3600). A sudden jump means a new workload, a bigger model or a prompt loop: check Cost by model and "
+           "Top spenders.",
+           "currencyUSD", [(f"sum(rate({COST}[$__rate_interval])) * 3600", "USD/h")], decimals=4)
     b.stat("Projected month", "Spend over 30 days at the average rate of the selected range. Compare with your monthly "
            "budget; widen the range for a steadier projection.",
            "currencyUSD", [(f"sum(increase({COST}[$__range])) / $__range_s * {MONTH_S}", "USD / 30 days")], decimals=2)
@@ -495,8 +496,9 @@ def overview_board():
     total_cost_panel(b, w=4)
     b.stat("Calls", "LLM calls over the range (all outcomes).", "short",
            [(f"sum(increase({CALLS}[$__range]))", "calls")], w=4, decimals=0)
-    b.stat("Cost rate", "USD per hour now (rate over the last 5 minutes). Details: Cost dashboard.", "currencyUSD",
-           [(f"sum(rate({COST}[5m])) * 3600", "USD/h")], w=4, decimals=4)
+    b.stat("Cost rate", "USD per hour now (rate over the last $__rate_interval, at least four export intervals). "
+           "Details: Cost dashboard.", "currencyUSD",
+           [(f"sum(rate({COST}[$__rate_interval])) * 3600", "USD/h")], w=4, decimals=4)
     b.stat("Cache hit rate", "Cache reads over all prompt tokens over the range. Details: Cache dashboard.", "percentunit",
            [(f"sum(increase({tokens('cache_read')}[$__range])) / (sum(increase({tokens(PROMPT_TYPES)}[$__range])) > 0)", "hit rate")],
            w=4, thresholds=TRAFFIC_RATIO, decimals=3)
