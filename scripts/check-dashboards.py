@@ -245,8 +245,6 @@ def check_born_series(promtool, errors):
     """The "Budget alerts fired" bars count a counter series born inside a bar: its first export is its first
     sample, and an alert fired before it made that sample 1, which `increase()` alone counts as nothing. Run with
     promtool's expression tests on the panel's own query (one-hour bars)."""
-    import tempfile
-
     expr = None
     for _, dash in dashboards():
         for p in panels(dash):
@@ -270,23 +268,16 @@ def check_born_series(promtool, errors):
              ]},
         ],
     }
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "born_test.yml")
-        with open(path, "w") as f:
-            yaml.safe_dump(test, f)
-        run = subprocess.run([promtool, "test", "rules", path], capture_output=True, text=True)
-        if run.returncode != 0:
-            errors.append(f"\"Budget alerts fired\" does not count an alert exported in a series' first sample: "
-                          f"{(run.stdout + run.stderr).strip()}")
+    failed = promtool_test(promtool, test)
+    if failed:
+        errors.append(f"\"Budget alerts fired\" does not count an alert exported in a series' first sample: {failed}")
 
 
 def check_unwatched_processes(promtool, errors):
     """"Total cost" over a day counts a series born inside the range from zero, but not the running total of a
-    process that started before the range and that Prometheus first saw inside it: that process's spend before
-    the range was never seen, and only what it gained while watched counts. Run with promtool's expression tests
-    on the panel's own query."""
-    import tempfile
-
+    process that started more than a day before the range and that Prometheus first saw inside it: that process's
+    spend before the range was never seen, and only what it gained while watched counts. Run with promtool's
+    expression tests on the panel's own query."""
     expr = None
     for _, dash in dashboards():
         if dash["uid"] != "tokenmeter-overview":
@@ -318,14 +309,21 @@ def check_unwatched_processes(promtool, errors):
              "promql_expr_test": [{"expr": expr, "eval_time": "4d", "exp_samples": [{"labels": "{}", "value": 36}]}]},
         ],
     }
+    failed = promtool_test(promtool, test)
+    if failed:
+        errors.append(f"\"Total cost\" counts the running total of a process first seen inside the range: {failed}")
+
+
+def promtool_test(promtool, test):
+    """Runs one promtool rule-test file (a dict); what promtool printed when it failed, else None."""
+    import tempfile
+
     with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "unwatched_test.yml")
+        path = os.path.join(tmp, "dashboard_test.yml")
         with open(path, "w") as f:
             yaml.safe_dump(test, f)
         run = subprocess.run([promtool, "test", "rules", path], capture_output=True, text=True)
-        if run.returncode != 0:
-            errors.append(f"\"Total cost\" counts the running total of a process first seen inside the range: "
-                          f"{(run.stdout + run.stderr).strip()}")
+    return (run.stdout + run.stderr).strip() if run.returncode != 0 else None
 
 
 def check_generated(errors):
