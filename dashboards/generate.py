@@ -48,9 +48,10 @@ def present_before(series, window="$__range"):
 def unwatched_processes(window):
     """The processes (job, instance) that started more than a day before the window and had no sample in that day
     (one that started in it and first exported inside the window, a job that exports once at exit, counts from
-    zero: it spent at most the rest of that day before the window, and most often a minute or less)."""
+    zero: it spent at most the rest of that day before the window, and most often a minute or less). The earliest
+    start in the window: a process restarted under a fixed instance id reports a later one after the restart."""
     start = f"{START}{{{JOB}}}"
-    return (f"((last_over_time({start}[{window}]) < time() - {WINDOW_SECONDS[window]} - 86400) "
+    return (f"((min_over_time({start}[{window}]) < time() - {WINDOW_SECONDS[window]} - 86400) "
             f"unless {present_before(start, window)})")
 
 

@@ -289,6 +289,7 @@ def check_unwatched_processes(promtool, errors):
         errors.append("no overview \"Total cost\" panel to check")
         return
     cost = 'tokenmeter_cost_USD_total{job="%s", instance="%s"}'
+    model_cost = 'tokenmeter_cost_USD_total{job="%s", instance="%s", gen_ai_request_model="%s"}'
     start = 'tokenmeter_start_time_seconds{job="%s", instance="%s"}'
     test = {
         "evaluation_interval": "1h",
@@ -296,17 +297,27 @@ def check_unwatched_processes(promtool, errors):
             # "old" started at time 0 and was first seen an hour into day 3 at 100 USD, 1 an hour since: the day
             # to day 4 holds what it gained, 23 (24: `increase()` extrapolates to the range's start, an hour
             # before its first sample). "young" started on day 3.5 and exported 5 USD once: all 5 count; so do the
-            # 7 of "cron", which started half a day before the range and exported once inside it. 36, not the 135
-            # that counting "old" as born made.
+            # 7 of "cron", in "old"'s job but its own instance, which started half a day before the range and
+            # exported once inside it. "watched", seen from its start, gains 24 on one model and begins another
+            # inside the range at 4: 28. "pod" (a fixed instance id) was first seen like "old", gained 10, restarted
+            # at day 3.5 and gained 12 (22.96 with the extrapolation), not the 12 of its last run. 86.96; counting
+            # "old" and "pod" as born made 175.
             {"interval": "1h", "input_series": [
                 {"series": cost % ("old", "a"), "values": "_x73 100+1x23"},
                 {"series": start % ("old", "a"), "values": "_x73 0x23"},
+                {"series": cost % ("old", "c"), "values": "_x78 7"},
+                {"series": start % ("old", "c"), "values": "_x78 216000"},
                 {"series": cost % ("young", "b"), "values": "_x84 5x12"},
                 {"series": start % ("young", "b"), "values": "_x84 302400x12"},
-                {"series": cost % ("cron", "c"), "values": "_x78 7"},
-                {"series": start % ("cron", "c"), "values": "_x78 216000"},
+                {"series": model_cost % ("watched", "w", "m1"), "values": "0+1x96"},
+                {"series": model_cost % ("watched", "w", "m2"), "values": "_x84 4x12"},
+                {"series": start % ("watched", "w"), "values": "0x96"},
+                {"series": cost % ("pod", "pod-1"), "values": "_x73 100+1x10 0+1x12"},
+                {"series": start % ("pod", "pod-1"), "values": "_x73 0x10 302400x12"},
             ],
-             "promql_expr_test": [{"expr": expr, "eval_time": "4d", "exp_samples": [{"labels": "{}", "value": 36}]}]},
+             "promql_expr_test": [
+                 {"expr": f"round({expr}, 0.01)", "eval_time": "4d", "exp_samples": [{"labels": "{}", "value": 86.96}]},
+             ]},
         ],
     }
     failed = promtool_test(promtool, test)
