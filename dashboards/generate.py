@@ -30,13 +30,11 @@ MIN_STEP = "1m"  # the default export interval: see Board.add
 # exports (a collector down for half an hour) a series was taken for born and counted its whole running total.
 # The same for the bars' `increase(X[$__interval])`: a process's first sample of a counter is its first export,
 # a minute after it started, and an alert fired before then made that sample 1, which the bar did not count.
+# A born series counts from zero unless its process started more than a day before the window and Prometheus did not
+# see it in that day: then its counters hold what it spent before the window, which Prometheus never saw (a new
+# Prometheus, a collector down since the process started, retention shorter than the range), and only what they gained
+# while watched counts (`increase()`): a process up for 90 days, first seen today, showed 90 days of spend as today's.
 RANGE_INCREASE = re.compile(r"increase\(([^()\[\]]+)\[\$(__range|__interval)\]\)")
-
-
-# Unless its process started more than a day before the window and Prometheus did not see it in that day: then its
-# counters hold what it spent before the window, which Prometheus never saw (a new Prometheus, a collector down since
-# the process started, retention shorter than the range), and only what they gained while watched counts
-# (`increase()`): a process up for 90 days, first seen today, showed 90 days of spend as today's.
 START = "tokenmeter_start_time_seconds"
 WINDOW_SECONDS = {"$__range": "$__range_s", "$__interval": "($__interval_ms / 1000)"}
 
