@@ -697,9 +697,9 @@ fn build_leaves_out_the_metric_dimensions_it_says_are_never_exported() {
 
 #[test]
 fn the_start_time_gauge_is_when_the_counters_started_from_zero() {
-    // The spend rules and range panels count a series Prometheus first saw inside the window from zero only when
-    // its process started inside it: `tokenmeter.start_time`, one point, the Unix time the exporter began, the
-    // same at every export.
+    // The spend rules and range panels tell a process Prometheus watched from its start from one it first saw long
+    // after it started by `tokenmeter.start_time`: one point, the Unix time the exporter began, the same at every
+    // export.
     let unix_now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs_f64();
     let (provider, exporter) = pipeline(Temporality::Cumulative);
     let before = unix_now();
