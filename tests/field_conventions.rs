@@ -562,6 +562,45 @@ fn sentrys_cache_names_are_the_semconv_ones() {
     assert_eq!((t.input, t.cache_read, t.cache_write_5m, t.output), (1_000, 6_000, 3_000, 500));
 }
 
+/// A call as genai (`rust-genai`, `otel` feature) records one: a `genai.chat` span in its `genai::otel::span`
+/// module, the semconv names, the inclusive input (Anthropic's input plus cache reads and writes), one write total.
+fn genai_shaped_call() {
+    let span = tracing::info_span!(
+        target: "genai::otel::span",
+        "genai.chat",
+        gen_ai.operation.name = "chat",
+        gen_ai.provider.name = "anthropic",
+        gen_ai.request.model = "claude-sonnet-4-5",
+        server.address = tracing::field::Empty,
+        gen_ai.response.id = tracing::field::Empty,
+        gen_ai.usage.input_tokens = tracing::field::Empty,
+        gen_ai.usage.output_tokens = tracing::field::Empty,
+        gen_ai.usage.cache_read.input_tokens = tracing::field::Empty,
+        gen_ai.usage.cache_creation.input_tokens = tracing::field::Empty,
+    );
+    span.record("server.address", "api.anthropic.com");
+    span.record("gen_ai.response.id", "msg_genai");
+    span.record("gen_ai.usage.input_tokens", 9_000i64);
+    span.record("gen_ai.usage.output_tokens", 300i64);
+    span.record("gen_ai.usage.cache_read.input_tokens", 5_000i64);
+    span.record("gen_ai.usage.cache_creation.input_tokens", 3_000i64);
+}
+
+#[test]
+fn a_genai_shaped_call_is_read_by_the_contract_and_a_rule_can_make_its_writes_one_hour() {
+    use tokenmeter::capture::CaptureRule;
+    let h = Harness::new();
+    h.run(genai_shaped_call);
+    let t = h.seen.only_call().tokens;
+    assert_eq!((t.input, t.cache_read, t.cache_write_5m, t.cache_write_1h, t.output), (1_000, 5_000, 3_000, 0, 300));
+
+    let h = Harness::with(|b| b.with_capture_rule(CaptureRule::new().target("genai").cache_writes_are_1h()));
+    h.run(genai_shaped_call);
+    let t = h.seen.only_call().tokens;
+    assert_eq!((t.input, t.cache_read, t.cache_write_5m, t.cache_write_1h), (1_000, 5_000, 0, 3_000));
+    assert_eq!(h.meter.capture_stats().capture_rule_calls, 1);
+}
+
 #[test]
 fn a_capture_rule_reads_an_unsplit_write_total_as_one_hour_writes() {
     use tokenmeter::capture::CaptureRule;
