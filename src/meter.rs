@@ -223,6 +223,11 @@ pub struct CaptureStats {
     /// inclusive input read as uncached, a cache-write total as one-hour writes).
     #[serde(default)]
     pub capture_rule_calls: u64,
+    /// Call spans closed unsent: [`TokenMeter::guard`] refused the request and dropped its future unpolled, and
+    /// the call span the future owned (made before the check, as `.instrument(span)` does) closed then with
+    /// nothing recorded. Not counted as calls.
+    #[serde(default)]
+    pub unsent_calls: u64,
 }
 
 impl CaptureStats {
@@ -239,6 +244,7 @@ impl CaptureStats {
         self.orphan_usage_events += o.orphan_usage_events;
         self.spans_opened_while_closing += o.spans_opened_while_closing;
         self.capture_rule_calls += o.capture_rule_calls;
+        self.unsent_calls += o.unsent_calls;
     }
 }
 
@@ -1470,6 +1476,13 @@ impl MeterInner {
     pub(crate) fn count_rollup(&self, rejected: u64) {
         let mut shard = self.shard().lock();
         shard.stats.rollup_spans += 1;
+        shard.stats.rejected_values += rejected;
+    }
+
+    /// Counts a call span closed unsent (see [`CaptureStats::unsent_calls`]), with its rejected values.
+    pub(crate) fn count_unsent(&self, rejected: u64) {
+        let mut shard = self.shard().lock();
+        shard.stats.unsent_calls += 1;
         shard.stats.rejected_values += rejected;
     }
 

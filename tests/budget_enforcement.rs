@@ -168,6 +168,62 @@ fn guard_runs_the_call_only_within_budget() {
 }
 
 #[test]
+fn a_refused_future_that_owns_its_call_span_is_not_a_call() {
+    use tracing::Instrument;
+    let h = Harness::with(|b| {
+        b.with_budget(
+            Budget::new("acme-hard", BudgetLimit::usd(1.0).unwrap())
+                .with_scope(BudgetScope::tenant("acme"))
+                .with_action(BudgetAction::Block),
+        )
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    spend(&h, "acme", HAIKU, 1_500_000);
+    let before = h.meter.capture_stats();
+    assert_eq!((before.calls, before.unsent_calls), (1, 0));
+
+    // The client made the call span before the check (`send(req).instrument(span)`): refused, it closes unpolled.
+    let refused = h.run(|| {
+        let _tenant = info_span!("request", tenant.id = "acme").entered();
+        let call = info_span!("chat", gen_ai.request.model = HAIKU, input_tokens = tracing::field::Empty);
+        let request = async {
+            tracing::Span::current().record("input_tokens", 10_u64);
+        }
+        .instrument(call);
+        runtime.block_on(h.meter.guard(&acme(), request))
+    });
+    assert_eq!(refused.unwrap_err().budget(), "acme-hard");
+    let after = h.meter.capture_stats();
+    assert_eq!((after.calls, after.unmetered_calls, after.unsent_calls), (1, 0, 1), "{after:?}");
+    assert_eq!(h.seen.calls().len(), 1, "no record for the request never sent");
+
+    // A span the caller still holds closes later, outside the refusal: an unmetered call, as README says.
+    let held = h.run(|| {
+        let call = info_span!("chat", gen_ai.request.model = HAIKU, input_tokens = tracing::field::Empty);
+        let refused = runtime.block_on(h.meter.guard(&acme(), async {}.instrument(call.clone())));
+        drop(call);
+        refused
+    });
+    assert!(held.is_err());
+    let last = h.meter.capture_stats();
+    assert_eq!((last.calls, last.unmetered_calls, last.unsent_calls), (2, 1, 1), "{last:?}");
+
+    // Allowed, the same future is a call as ever.
+    let other = RequestScope::new().with_tenant("globex");
+    h.run(|| {
+        let call = info_span!("chat", gen_ai.request.model = HAIKU, input_tokens = tracing::field::Empty);
+        let request = async {
+            tracing::Span::current().record("input_tokens", 10_u64);
+        }
+        .instrument(call);
+        runtime.block_on(h.meter.guard(&other, request)).unwrap();
+    });
+    let allowed = h.meter.capture_stats();
+    assert_eq!((allowed.calls, allowed.unsent_calls), (3, 1), "{allowed:?}");
+    assert_eq!(h.seen.calls().last().unwrap().tokens.input, 10);
+}
+
+#[test]
 fn a_scope_naming_the_span_field_means_its_dimension() {
     // `tenant.id` is the field that fills `tenant`: a budget written with it blocks like one written with `tenant`.
     assert_eq!(BudgetScope::dimension("tenant.id", "acme"), BudgetScope::tenant("acme"));

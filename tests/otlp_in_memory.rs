@@ -212,6 +212,7 @@ fn exported_figures_equal_the_in_process_read_out() {
         ("rejected_value", stats.rejected_values),
         ("rollup_span", stats.rollup_spans),
         ("shared_span_split", stats.shared_span_splits),
+        ("unsent_call", stats.unsent_calls),
     ];
     assert_eq!(corrections, expected.map(|(k, n)| (k.to_owned(), n as f64)));
 

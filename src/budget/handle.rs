@@ -100,6 +100,10 @@ impl TokenMeter {
     /// Runs `call` only if [`check_budget`](Self::check_budget) allows a request of `scope`; otherwise
     /// returns its error without polling `call`. Works with any async runtime.
     ///
+    /// A refused `call` is dropped unpolled, and a call span it owns (made before the check, as
+    /// `client.send(req).instrument(span)` does) closes then: it is not counted as a call (nothing was sent), only
+    /// in [`CaptureStats::unsent_calls`](crate::CaptureStats::unsent_calls).
+    ///
     /// ```
     /// # async fn example(meter: tokenmeter::TokenMeter) -> Result<(), Box<dyn std::error::Error>> {
     /// use tokenmeter::budget::RequestScope;
@@ -109,7 +113,10 @@ impl TokenMeter {
     /// # let _ = answer; Ok(()) }
     /// ```
     pub async fn guard<F: Future>(&self, scope: &RequestScope, call: F) -> Result<F::Output, BudgetExceeded> {
-        self.check_budget(scope)?;
+        if let Err(refused) = self.check_budget(scope) {
+            crate::capture::drop_unsent(call);
+            return Err(refused);
+        }
         Ok(call.await)
     }
 

@@ -155,6 +155,33 @@ thread_local! {
     static IN_CLOSE: Cell<bool> = const { Cell::new(false) };
     /// The name of a span opened meanwhile, for the warning given when that `on_close` ends.
     static OPENED_WHILE_CLOSING: Cell<Option<&'static str>> = const { Cell::new(None) };
+    /// Set while this thread drops a request [`TokenMeter::guard`](crate::TokenMeter::guard) refused (see
+    /// [`drop_unsent`]).
+    static DROPPING_UNSENT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Drops a request that was never sent (a future [`TokenMeter::guard`](crate::TokenMeter::guard) refused and never
+/// polled). A call span the future owned (`.instrument(span)` made it before the budget check) closes in this drop
+/// with nothing recorded: it is counted in [`CaptureStats::unsent_calls`](crate::CaptureStats::unsent_calls), not
+/// as a call.
+pub(crate) fn drop_unsent<T>(request: T) {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            let _ = DROPPING_UNSENT.try_with(|d| d.set(self.0));
+        }
+    }
+    let _reset = Reset(DROPPING_UNSENT.try_with(|d| d.replace(true)).unwrap_or(false));
+    drop(request);
+}
+
+/// A call span closing in [`drop_unsent`] before anything was recorded on it: its request was never made.
+fn unsent(fields: &CallFields) -> bool {
+    !fields.tokens.any()
+        && fields.response_id.is_none()
+        && fields.error_type.is_none()
+        && fields.status_error.is_none()
+        && DROPPING_UNSENT.try_with(Cell::get).unwrap_or(false)
 }
 
 /// Marks this thread as inside a meter layer's `on_close` until dropped; then warns (once per meter) if a span
@@ -986,7 +1013,9 @@ where
         let is_tool = plan.tool_candidate
             && state.call.operation_name.as_deref() == Some(EXECUTE_TOOL)
             && state.call.tool_name.is_some();
-        if plan.has_tokens {
+        if plan.has_tokens && unsent(&state.call) {
+            self.inner.count_unsent(std::mem::take(&mut state.rejected));
+        } else if plan.has_tokens {
             let rejected = std::mem::take(&mut state.rejected);
             let rollup = recorded_inside(&state.call, &state.enclosed_ids)
                 || !state.carries_calls && rollup(state.encloses_calls, state.encloses_usage, &state.call);

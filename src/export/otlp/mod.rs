@@ -941,7 +941,7 @@ fn register_observables(meter: &Meter, shared: &Arc<Shared>) {
         .with_unit("{correction}")
         .with_description(
             "Capture corrections: normalized token fields, rejected values, shared-span splits, roll-up spans not \
-             counted again, usage events outside any call span.",
+             counted again, usage events outside any call span, call spans a budget guard dropped unsent.",
         )
         .with_callback(move |o| {
             if let Some(stats) = s.capture_stats() {
@@ -950,6 +950,7 @@ fn register_observables(meter: &Meter, shared: &Arc<Shared>) {
                 o.observe(stats.shared_span_splits, &[KeyValue::new(ATTR_CORRECTION, "shared_span_split")]);
                 o.observe(stats.rollup_spans, &[KeyValue::new(ATTR_CORRECTION, "rollup_span")]);
                 o.observe(stats.orphan_usage_events, &[KeyValue::new(ATTR_CORRECTION, "orphan_usage_event")]);
+                o.observe(stats.unsent_calls, &[KeyValue::new(ATTR_CORRECTION, "unsent_call")]);
             }
         })
         .build();
