@@ -394,7 +394,8 @@ impl TokenMeterBuilder {
 
     /// Builds the meter. With a journal ([`with_journal`](Self::with_journal)) it is replayed first; if the
     /// journal directory is unusable, the error is logged (target `tokenmeter::journal`) and the meter runs
-    /// without a journal: use [`try_build`](Self::try_build) to get the error instead.
+    /// without a journal (a directory that can be read but not written to is still replayed, so budgets keep
+    /// their spend): use [`try_build`](Self::try_build) to get the error instead.
     ///
     /// The meter is usually built before the subscriber it is a layer of is installed, so no subscriber hears
     /// these events: while no subscriber would hear them on this thread, they are also written to standard error.
@@ -448,7 +449,7 @@ impl TokenMeterBuilder {
         let journal = self.take_journal_config();
         let meter = self.assemble();
         if let Some(config) = journal
-            && let Err(e) = crate::journal::attach(&meter, config)
+            && let Err(e) = crate::journal::attach(&meter, config, true)
         {
             tracing::error!(target: "tokenmeter::journal", error = %e, "journal disabled");
             unheard(|| format!("journal disabled: {e}"));
@@ -474,7 +475,7 @@ impl TokenMeterBuilder {
         let journal = self.take_journal_config();
         let meter = self.assemble();
         if let Some(config) = journal {
-            crate::journal::attach(&meter, config)?;
+            crate::journal::attach(&meter, config, false)?;
         }
         Self::attach_exporter(&meter);
         Ok(meter)

@@ -606,8 +606,14 @@ pub fn read_entries_since(
 const AHEAD_LIMIT_NANOS: i64 = ReplayReport::AHEAD_OF_CLOCK_LIMIT.as_nanos() as i64;
 
 /// Opens the journal for a just-built meter: applies retention, replays the files into the meter, then starts
-/// the writer.
-pub(crate) fn attach(meter: &TokenMeter, mut config: JournalConfig) -> Result<(), JournalError> {
+/// the writer. With `read_only_fallback` (`build`, which runs on without a journal it cannot open), a directory
+/// that can be read but not written to (a read-only mount, no inodes left, another user's) is still replayed,
+/// so that budgets keep their spend, before the error is returned: nothing new is journaled.
+pub(crate) fn attach(
+    meter: &TokenMeter,
+    mut config: JournalConfig,
+    read_only_fallback: bool,
+) -> Result<(), JournalError> {
     // Resolved once: the writer opens day files for as long as the meter lives, and an application that
     // changes its working directory later must not move the journal (nor have retention clean another one).
     if !config.dir.as_os_str().is_empty()
@@ -628,9 +634,56 @@ pub(crate) fn attach(meter: &TokenMeter, mut config: JournalConfig) -> Result<()
         // `create_dir_all` would say "File exists".
         return Err(io(std::io::Error::new(std::io::ErrorKind::NotADirectory, "a file is there, not a directory")));
     }
-    writer::create_dir_synced(&dir).map_err(io)?;
-    // Surfaces a read-only or foreign directory now rather than on the first write, and one whose files cannot
-    // be locked (NFS without its lock service): every append takes the day file's lock.
+    if let Err(e) = writable(&dir) {
+        if read_only_fallback && config.replay && dir.is_dir() {
+            let now = meter.inner.clock.now();
+            let report = replay_into(meter, &dir, now)?;
+            tracing::warn!(
+                target: "tokenmeter::journal",
+                dir = %dir.display(),
+                error = %e,
+                records = report.records,
+                "journal directory cannot be written to: its records were replayed (budgets keep their spend), but \
+                 nothing new is journaled"
+            );
+            crate::meter::unheard(|| {
+                format!(
+                    "journal directory {} cannot be written to ({e}): replayed {} records, nothing new is journaled",
+                    dir.display(),
+                    report.records
+                )
+            });
+            meter.inner.budgets.mark_owed();
+        }
+        return Err(io(e));
+    }
+    let now = meter.inner.clock.now();
+    let retention = files::enforce_retention(&dir, now, config.max_age, config.max_total_bytes).map_err(io)?;
+    warn_size_deletions(config.budget_reach.as_ref(), now.date_naive(), &retention.by_size, true);
+    let files_removed = retention.removed;
+    let report = if config.replay { replay_into(meter, &dir, now)? } else { ReplayReport::default() };
+    let replayed = config.replay;
+    // The writer's rounds measure ages to at most the time this build's round measured them to (the clock's, or
+    // the end of the newest file's day when that is earlier) plus the time elapsed since. Not the clock's: a
+    // clock months ahead at boot made the first call's day file the newest, and the first hourly round expired
+    // every older file. After a journal sat idle, pruning runs that much behind (until the next restart): a
+    // delay, never a loss.
+    let writer = JournalWriter::start(config, meter.inner.clock.clone(), report, files_removed, retention.as_of)?;
+    // `attach` runs once, inside `build`; a second writer would only be dropped.
+    let _ = meter.inner.journal.set(writer);
+    // Thresholds the replayed spend reached that no line marked delivered fire with the first call, budget check
+    // or status read (not here: no subscriber is listening yet, usually), and are journaled then.
+    if replayed {
+        meter.inner.budgets.mark_owed();
+    }
+    Ok(())
+}
+
+/// Creates the directory if need be, and surfaces a read-only or foreign directory now rather than on the first
+/// write, and one whose files cannot be locked (NFS without its lock service): every append takes the day file's
+/// lock.
+fn writable(dir: &std::path::Path) -> std::io::Result<()> {
+    writer::create_dir_synced(dir)?;
     // A new file, never one already there: `File::create` followed a link planted under the probe's name (a
     // guessable `.tokenmeter-probe-<pid>`) and truncated its target. Named by the process, the time and a count,
     // so that two meters (two processes of one pid, in two containers sharing the directory) do not meet.
@@ -649,13 +702,14 @@ pub(crate) fn attach(meter: &TokenMeter, mut config: JournalConfig) -> Result<()
     if made {
         let _ = std::fs::remove_file(&probe);
     }
-    probed.map_err(io)?;
+    probed
+}
 
-    let now = meter.inner.clock.now();
-    let retention = files::enforce_retention(&dir, now, config.max_age, config.max_total_bytes).map_err(io)?;
-    warn_size_deletions(config.budget_reach.as_ref(), now.date_naive(), &retention.by_size, true);
-    let files_removed = retention.removed;
-    let report = if config.replay {
+/// Replays the journal's files into a just-built meter, leaving out records stamped more than
+/// [`ReplayReport::AHEAD_OF_CLOCK_LIMIT`] after `now`, and warns of what it skipped.
+fn replay_into(meter: &TokenMeter, dir: &std::path::Path, now: DateTime<Utc>) -> Result<ReplayReport, JournalError> {
+    let io = |source| JournalError::Io { path: dir.to_path_buf(), source };
+    let report = {
         // Alerts are marked once every call is back: a budget's period is the one its last call put it in.
         let mut alerts = Vec::new();
         let limit = now.timestamp_nanos_opt().unwrap_or(i64::MAX).saturating_add(AHEAD_LIMIT_NANOS);
@@ -667,7 +721,7 @@ pub(crate) fn attach(meter: &TokenMeter, mut config: JournalConfig) -> Result<()
             }
             ended <= limit
         };
-        let mut report = replay::replay(&dir, |line| match line {
+        let mut report = replay::replay(dir, |line| match line {
             Replayed::Call(mut record) => {
                 if keep(record.ended_at_unix_nanos()) {
                     meter.inner.replay_call(&mut record);
@@ -690,8 +744,6 @@ pub(crate) fn attach(meter: &TokenMeter, mut config: JournalConfig) -> Result<()
         report.ahead_of_clock = ahead;
         report.latest_ahead = (ahead > 0).then(|| DateTime::from_timestamp_nanos(latest_ahead));
         report
-    } else {
-        ReplayReport::default()
     };
     if report.skipped_lines > 0 {
         let first = report.skipped.first();
@@ -736,19 +788,5 @@ pub(crate) fn attach(meter: &TokenMeter, mut config: JournalConfig) -> Result<()
             )
         });
     }
-    let replayed = config.replay;
-    // The writer's rounds measure ages to at most the time this build's round measured them to (the clock's, or
-    // the end of the newest file's day when that is earlier) plus the time elapsed since. Not the clock's: a
-    // clock months ahead at boot made the first call's day file the newest, and the first hourly round expired
-    // every older file. After a journal sat idle, pruning runs that much behind (until the next restart): a
-    // delay, never a loss.
-    let writer = JournalWriter::start(config, meter.inner.clock.clone(), report, files_removed, retention.as_of)?;
-    // `attach` runs once, inside `build`; a second writer would only be dropped.
-    let _ = meter.inner.journal.set(writer);
-    // Thresholds the replayed spend reached that no line marked delivered fire with the first call, budget check
-    // or status read (not here: no subscriber is listening yet, usually), and are journaled then.
-    if replayed {
-        meter.inner.budgets.mark_owed();
-    }
-    Ok(())
+    Ok(report)
 }
