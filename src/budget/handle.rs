@@ -132,6 +132,7 @@ impl TokenMeter {
     /// call it from a record sink or alert callback). On the delivery thread itself (a subscriber reacting to
     /// its warning) it does not wait: nothing is delivered while that thread waits.
     #[cfg(feature = "webhook")]
+    #[must_use = "false means alerts were still queued when the wait ended"]
     pub fn flush_webhook(&self, timeout: std::time::Duration) -> bool {
         self.inner.budgets.alerts.flush_webhook(timeout)
     }

@@ -580,6 +580,7 @@ pub enum BudgetAction {
 /// One budget's configuration. Build it with [`Budget::new`] and the `with_*` methods; add it with
 /// [`TokenMeterBuilder::with_budget`](crate::TokenMeterBuilder::with_budget).
 #[derive(Debug, Clone, PartialEq)]
+#[must_use]
 pub struct Budget {
     name: Arc<str>,
     limit: BudgetLimit,
@@ -737,6 +738,7 @@ impl Budget {
 /// A budget applies to the request when its scope is everything, or names a dimension (or model) that the
 /// request carries with the same value.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[must_use]
 pub struct RequestScope {
     dims: Vec<(Arc<str>, Arc<str>)>,
     model: Option<String>,

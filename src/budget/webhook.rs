@@ -36,6 +36,7 @@ use super::alert::{BudgetAlert, WebhookCounters};
 /// # let _ = hook;
 /// ```
 #[derive(Clone)]
+#[must_use]
 pub struct WebhookConfig {
     url: String,
     headers: Vec<(String, String)>,

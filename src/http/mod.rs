@@ -62,6 +62,7 @@ impl std::fmt::Debug for ApiKey {
 
 /// Settings of the HTTP API.
 #[derive(Debug, Clone)]
+#[must_use]
 pub struct HttpConfig {
     addr: SocketAddr,
     keys: Vec<ApiKey>,
@@ -883,6 +884,7 @@ pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5
 
 /// A running server ([`serve`]); dropping it shuts the server down too.
 #[derive(Debug)]
+#[must_use = "dropping the handle shuts the server down"]
 pub struct ServerHandle {
     addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,

@@ -150,6 +150,7 @@ pub enum WriterPriority {
 
 /// Where and how the journal is kept. Add it with [`TokenMeterBuilder::with_journal`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
 pub struct JournalConfig {
     dir: PathBuf,
     fsync: FsyncPolicy,

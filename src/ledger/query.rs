@@ -425,6 +425,7 @@ impl FromStr for Filter {
 /// # let _ = q;
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[must_use]
 pub struct Query {
     /// The window.
     pub window: Window,
