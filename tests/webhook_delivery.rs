@@ -367,6 +367,14 @@ fn a_webhook_that_cannot_post_is_a_build_error() {
     let hook = WebhookConfig::new("https://hooks.example.com/budget").with_timeout(Duration::ZERO);
     let err = tokenmeter::TokenMeter::builder().with_webhook(hook).try_build().unwrap_err();
     assert!(err.to_string().contains("the timeout is zero"), "{err}");
+    // `Duration::MAX` ("wait for good"): every delivery panicked in the HTTP client, counted as a failure.
+    for timeout in [Duration::MAX, Duration::from_secs(3601)] {
+        let hook = WebhookConfig::new("https://hooks.example.com/budget").with_timeout(timeout);
+        let err = tokenmeter::TokenMeter::builder().with_webhook(hook).try_build().unwrap_err();
+        assert!(err.to_string().contains("over an hour"), "{err}");
+    }
+    let hook = WebhookConfig::new("https://hooks.example.com/budget").with_timeout(Duration::from_secs(3600));
+    assert!(tokenmeter::TokenMeter::builder().with_webhook(hook).try_build().is_ok());
 }
 
 #[test]

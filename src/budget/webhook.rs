@@ -62,6 +62,9 @@ impl std::fmt::Debug for WebhookConfig {
     }
 }
 
+/// The longest timeout a webhook attempt may have.
+const LONGEST_TIMEOUT: Duration = Duration::from_secs(3600);
+
 impl WebhookConfig {
     /// POST to `url` (`http://` or `https://`), with a 5 s timeout per attempt, 3 retries, backoff from
     /// 500 ms doubling up to 30 s, and a queue of 256 alerts.
@@ -84,7 +87,8 @@ impl WebhookConfig {
         self
     }
 
-    /// Sets the time one attempt may take, connection included.
+    /// Sets the time one attempt may take, connection included: more than zero and at most an hour
+    /// (`try_build` refuses others).
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -115,11 +119,18 @@ impl WebhookConfig {
         &self.url
     }
 
-    /// Why this configuration cannot work: a zero timeout, a URL that is not `http://` or `https://` with a
+    /// Why this configuration cannot work: a zero timeout or one over an hour, a URL that is not `http://` or `https://` with a
     /// host, or a header name or value HTTP does not allow.
     pub(crate) fn problem(&self) -> Option<String> {
         if self.timeout.is_zero() {
             return Some("the timeout is zero: every attempt would time out at once".to_owned());
+        }
+        // `Duration::MAX` ("wait for good") made every attempt panic in the HTTP client (an `Instant` overflow).
+        if self.timeout > LONGEST_TIMEOUT {
+            return Some(format!(
+                "the timeout is {:?}, over an hour: one stuck attempt would hold back every alert after it that long",
+                self.timeout
+            ));
         }
         let scheme = self.url.split_once("://").map(|(scheme, _)| scheme.to_ascii_lowercase());
         if !matches!(scheme.as_deref(), Some("http" | "https")) {
