@@ -405,10 +405,10 @@ impl TokenMeterBuilder {
             unheard(|| format!("dimension never filled: {e}"));
         }
         for e in self.budget_scope_problems() {
-            let what = if matches!(e, BuildError::BudgetNameEmpty) {
-                "budget without a name"
-            } else {
-                "budget matches no call"
+            let what = match e {
+                BuildError::BudgetNameEmpty => "budget without a name",
+                BuildError::BudgetPeriod { .. } => "budget period out of range",
+                _ => "budget matches no call",
             };
             tracing::error!(target: "tokenmeter::budget", error = %e, "{what}");
             unheard(|| format!("{what}: {e}"));
@@ -679,8 +679,9 @@ impl TokenMeterBuilder {
         }
     }
 
-    /// Each budget's first problem that makes it count nothing, in the order the budgets were added: `build`
-    /// logs every one (it logged only the first, and a second bad budget counted $0 for ever without a word).
+    /// Each budget's first problem that makes it count nothing (or, failing one, count other than asked), in the
+    /// order the budgets were added: `build` logs every one (it logged only the first, and a second bad budget
+    /// counted $0 for ever without a word).
     fn budget_scope_problems(&self) -> Vec<BuildError> {
         self.budget_setup
             .budgets
@@ -737,6 +738,11 @@ impl TokenMeterBuilder {
                 budget: budget.name().to_owned(),
                 model: model.to_string(),
             });
+        }
+        // A rolling window longer than the budgets keep would count less than asked (a `Block` one would let more
+        // through); one under a second is no window.
+        if let Some(asked) = budget.period_out_of_range() {
+            return Err(BuildError::BudgetPeriod { budget: budget.name().to_owned(), asked, taken: budget.period() });
         }
         Ok(())
     }
@@ -890,6 +896,19 @@ pub enum BuildError {
     /// A budget's name is empty (or blank): alerts, journal lines and the status name their budget.
     #[error("a budget has an empty name: give it one (alerts, the journal and the status name their budget)")]
     BudgetNameEmpty,
+    /// A budget's rolling period is outside one second to [`MAX_ROLLING`](crate::budget::MAX_ROLLING) (`build`
+    /// logs it and takes the nearest).
+    #[error(
+        "budget `{budget}` has a rolling period of {asked:?}, outside 1s to 366 days: it would count `{taken}` instead"
+    )]
+    BudgetPeriod {
+        /// The budget's name.
+        budget: String,
+        /// The period asked for.
+        asked: std::time::Duration,
+        /// The period the budget would count instead.
+        taken: crate::budget::BudgetPeriod,
+    },
     /// A budget's scope value is longer than the meter keeps dimension values
     /// ([`with_max_dimension_len`](TokenMeterBuilder::with_max_dimension_len)), so it would match no call.
     #[error(

@@ -296,3 +296,25 @@ fn budget_states_read_back_from_their_json() {
     let err = serde_json::from_str::<BudgetPeriod>(r#""fortnight""#).unwrap_err().to_string();
     assert!(err.contains("expected \"day\""), "{err}");
 }
+
+#[test]
+fn a_rolling_period_outside_one_second_to_366_days_is_a_build_error() {
+    // It was taken as the nearest without a word: a 400-day `Block` budget counted 366 days and let more through.
+    let year_and_more = std::time::Duration::from_secs(400 * 86_400);
+    for (asked, taken) in [(year_and_more, "rolling 366d"), (std::time::Duration::from_millis(500), "rolling 1s")] {
+        let budget = || Budget::new("long", BudgetLimit::usd(5.0).unwrap()).with_period(BudgetPeriod::Rolling(asked));
+        let err = tokenmeter::TokenMeter::builder().with_budget(budget()).try_build().unwrap_err();
+        assert!(matches!(err, tokenmeter::BuildError::BudgetPeriod { asked: a, .. } if a == asked), "{err:?}");
+        assert!(err.to_string().contains(&format!("it would count `{taken}` instead")), "{err}");
+        // `build` logs it and counts the nearest.
+        let meter = tokenmeter::TokenMeter::builder().with_budget(budget()).build();
+        assert_eq!(meter.budget_status()[0].period.to_string(), taken);
+    }
+    // A later `with_period` in range replaces the one out of it; the bounds themselves are in range.
+    for period in [std::time::Duration::from_secs(1), std::time::Duration::from_secs(366 * 86_400)] {
+        let budget = Budget::new("b", BudgetLimit::usd(5.0).unwrap())
+            .with_period(BudgetPeriod::Rolling(year_and_more))
+            .with_period(BudgetPeriod::Rolling(period));
+        assert!(tokenmeter::TokenMeter::builder().with_budget(budget).try_build().is_ok());
+    }
+}

@@ -592,6 +592,9 @@ pub struct Budget {
     action: BudgetAction,
     /// Where a budget read from a file had its scope written, for the builder's errors.
     scope_at: DefinedAt,
+    /// A rolling period asked for outside one second to [`MAX_ROLLING`] (`period` holds the nearest), for the
+    /// builder's error.
+    period_asked: Option<Duration>,
 }
 
 /// Where a budget read from a file had a setting written (`budgets.toml:7`). Not part of what the budget is:
@@ -618,6 +621,7 @@ impl Budget {
             thresholds: DEFAULT_THRESHOLDS.to_vec(),
             action: BudgetAction::Warn,
             scope_at: DefinedAt::default(),
+            period_asked: None,
         }
     }
 
@@ -635,16 +639,27 @@ impl Budget {
         self
     }
 
-    /// Sets the period; a rolling duration is taken in whole seconds, between one second and [`MAX_ROLLING`].
+    /// Sets the period; a rolling duration is taken in whole seconds, from one second to [`MAX_ROLLING`]:
+    /// `try_build` refuses one outside (`BuildError::BudgetPeriod`), and `build` logs it and takes the nearest.
     pub fn with_period(mut self, period: BudgetPeriod) -> Self {
+        self.period_asked = None;
         self.period = match period {
             // Whole seconds, as the period is written (`rolling 90s`) and read back.
             BudgetPeriod::Rolling(d) => {
+                if d < Duration::from_secs(1) || d > MAX_ROLLING {
+                    self.period_asked = Some(d);
+                }
                 BudgetPeriod::Rolling(Duration::from_secs(d.as_secs()).clamp(Duration::from_secs(1), MAX_ROLLING))
             }
             other => other,
         };
         self
+    }
+
+    /// The rolling period [`with_period`](Self::with_period) was given when it was outside one second to
+    /// [`MAX_ROLLING`].
+    pub(crate) fn period_out_of_range(&self) -> Option<Duration> {
+        self.period_asked
     }
 
     /// Sets the time zone calendar periods follow (default UTC). Parse one from its IANA name:
