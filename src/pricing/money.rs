@@ -14,7 +14,12 @@ const DECIMALS: usize = 12;
 /// An amount of money in pico-USD (1e-12 USD), as an exact integer.
 ///
 /// All arithmetic saturates at `u128::MAX` picos (about 3.4e26 USD) instead of overflowing. It serializes as a
-/// bare integer number of picos (`712500000000` for $0.7125).
+/// bare integer number of picos (`712500000000` for $0.7125), and reads back exactly, as a 128-bit integer
+/// (sums pass `u64::MAX` picos at $18.4 million). serde's buffering wrappers have no 128-bit integers:
+/// internally tagged (`#[serde(tag = "type")]`) and untagged enums and `#[serde(flatten)]` fields holding a
+/// `Money`, or a record or totals holding one, fail to read back with "u128 is not supported". Wrap them in a
+/// struct, or an externally or adjacently tagged enum (`#[serde(tag = "type", content = "data")]`), which do not
+/// buffer.
 ///
 /// [`Display`](fmt::Display) renders exactly, from the integer, never via `f64`: a `$`, the whole dollars, and
 /// the fraction with trailing zeros trimmed but at least 2 decimals, up to all 12 (`$0.7125`, `$0.00`,
