@@ -280,6 +280,14 @@ fn a_call_stamped_far_ahead_of_the_clock_counts_now_in_every_window() {
     assert_eq!(v["summary"]["calls"], 2, "{v}");
     let tomorrow = (now + chrono::Duration::days(1)).date_naive().to_string();
     run(&["summary", "--since", &tomorrow]).fails(2, "is after the last record and now");
+    // Said without `-q`: a meter replaying the same records leaves that call out until its clock reaches it.
+    let said = cli_support::run(&["--records", records.path.as_str(), "summary"]);
+    assert!(
+        said.stderr.contains("note: 1 call stamped more than an hour after now (the latest ends "),
+        "{}",
+        said.stderr
+    );
+    assert!(said.stderr.contains("counted now; a meter replaying them leaves them out"), "{}", said.stderr);
 }
 
 #[test]

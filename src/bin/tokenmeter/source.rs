@@ -522,6 +522,24 @@ impl Source {
                     ctx.now.to_rfc3339()
                 ));
             }
+        } else {
+            // Stamped by a clock that ran ahead: the reports count them now, where a meter replaying the same
+            // journal leaves them out (and warns) until its clock reaches them. Said, so the two can be told apart.
+            let limit = ctx.now.timestamp_nanos_opt().unwrap_or(i64::MAX).saturating_add(3_600_000_000_000);
+            let (ahead, latest) = source
+                .records
+                .iter()
+                .map(CallRecord::ended_at_unix_nanos)
+                .filter(|ended| *ended > limit)
+                .fold((0u64, i64::MIN), |(n, latest), ended| (n + 1, latest.max(ended)));
+            if ahead > 0 {
+                ctx.note(&format!(
+                    "tokenmeter: note: {} stamped more than an hour after now (the latest ends {}) counted now; a \
+                     meter replaying them leaves them out until its clock reaches them",
+                    crate::render::count(ahead, "call"),
+                    chrono::DateTime::from_timestamp_nanos(latest).to_rfc3339()
+                ));
+            }
         }
         Ok(source)
     }
