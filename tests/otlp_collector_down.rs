@@ -30,6 +30,27 @@ fn silent_collector() -> u16 {
     port
 }
 
+/// A local port that answers every request with `response` (an HTTP/1.1 server, whatever the client speaks): held
+/// until the test ends.
+fn answering(response: &'static str) -> u16 {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                // The request's head and body, roughly: enough that the client is done sending.
+                let mut buf = [0u8; 65_536];
+                let _ = conn.set_read_timeout(Some(Duration::from_millis(200)));
+                let _ = conn.read(&mut buf);
+                let _ = conn.write_all(response.as_bytes());
+                std::thread::sleep(Duration::from_millis(100));
+            });
+        }
+    });
+    port
+}
+
 fn unreachable(protocol: Protocol) -> OtlpConfig {
     OtlpConfig::new()
         .with_endpoint(format!("http://127.0.0.1:{}", closed_port()))
@@ -206,4 +227,47 @@ fn an_export_to_a_collector_that_never_answers_ends_at_the_timeout() {
         let status = meter.export_status().expect("exporting");
         assert!(status.failures >= 1, "{protocol:?}: {status}");
     }
+}
+
+#[test]
+fn a_failed_flush_says_what_to_check_from_the_exports_error() {
+    // Every flush error ended "check that the collector is running and reachable": also when the collector had
+    // answered 413 (too large), and when an OTLP/gRPC exporter was pointed at an HTTP/1.1 port.
+    let refusing = answering("HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    let http1 = answering("HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    for (port, protocol, want) in [
+        (refusing, Protocol::HttpProtobuf, "status code: 413 (the collector answered and refused the export"),
+        (http1, Protocol::Grpc, "check that the endpoint speaks the protocol configured"),
+    ] {
+        let config = OtlpConfig::new()
+            .with_endpoint(format!("http://127.0.0.1:{port}"))
+            .with_protocol(protocol)
+            .with_interval(Duration::from_secs(3600))
+            .with_timeout(Duration::from_secs(2))
+            .ignore_env();
+        let meter = TokenMeter::builder().with_otlp(config).expect("config").build();
+        otlp_workload::run(&meter);
+        let err = meter.flush_metrics().expect_err("refused");
+        eprintln!("{protocol}: {err}");
+        assert!(err.to_string().contains(want), "{protocol}: {err}");
+        assert!(!err.to_string().contains("running and reachable"), "{protocol}: {err}");
+        drop(meter);
+    }
+}
+
+#[test]
+fn a_shutdown_that_gave_up_waiting_says_so() {
+    // Against a collector that never answers, the SDK gives a shutdown's final export 5 s and returns a timeout;
+    // the error read only "the last export failed: …", the flush's error, as if the final export had failed.
+    let port = silent_collector();
+    let config = OtlpConfig::new()
+        .with_endpoint(format!("http://127.0.0.1:{port}"))
+        .with_protocol(Protocol::HttpProtobuf)
+        .with_interval(Duration::from_secs(3600))
+        .with_timeout(Duration::from_secs(6))
+        .ignore_env();
+    let meter = TokenMeter::builder().with_otlp(config).expect("config").build();
+    otlp_workload::run(&meter);
+    let err = meter.shutdown().expect_err("nothing answers");
+    assert!(err.to_string().contains("gave up waiting for the export after 5s"), "{err}");
 }

@@ -66,8 +66,9 @@ pub enum OtlpError {
     /// The OpenTelemetry exporter refused the configuration.
     #[error("could not build the OTLP exporter: {0}")]
     Exporter(String),
-    /// Exporting on demand failed (the collector is unreachable or refused the data).
-    #[error("flushing metrics to the collector failed: {0} (check that the collector is running and reachable)")]
+    /// Exporting on demand failed (the collector is unreachable or refused the data). The message ends with what
+    /// to check, as far as the export's error tells: the collector's reachability, its answer, or the protocol.
+    #[error("flushing metrics to the collector failed: {0}")]
     Flush(String),
     /// Shutting down the metrics pipeline failed; the last export may not have reached the collector.
     #[error("shutting down the metrics pipeline failed: {0}")]

@@ -724,20 +724,40 @@ impl OtlpMetrics {
             Ok(()) => Ok(()),
             // Not the collector's fault: the export was ended on purpose.
             Err(opentelemetry_sdk::error::OTelSdkError::AlreadyShutdown) => Err(OtlpError::ShutDown),
-            Err(e) => Err(OtlpError::Flush(self.with_cause(&e))),
+            Err(e) => {
+                let cause = self.with_cause(&e);
+                let hint = what_to_check(&cause);
+                Err(OtlpError::Flush(format!("{cause} ({hint})")))
+            }
         }
     }
 
     /// The SDK's flush and shutdown errors say only that they failed; the export's own error says why.
     /// When the export's error is known it is the message; the SDK's own (`[InternalFailure("Failed to
     /// shutdown")]`) only when it is not.
+    /// A wait the SDK gave up on (a shutdown's final export gets 5 s) says so: the export may still be running,
+    /// and the last export's error alone read as the reason.
     fn with_cause(&self, sdk: &opentelemetry_sdk::error::OTelSdkError) -> String {
-        match &self.setup.pipeline {
-            Pipeline::Owned(p) => match p.counters.last_error() {
-                Some(cause) => format!("the last export failed: {cause}"),
-                None => pipeline::sdk_text(sdk),
-            },
-            Pipeline::Provided(_) => pipeline::sdk_text(sdk),
+        let cause = match &self.setup.pipeline {
+            Pipeline::Owned(p) => p.counters.last_error(),
+            Pipeline::Provided(_) => None,
+        };
+        let gave_up = match sdk {
+            opentelemetry_sdk::error::OTelSdkError::Timeout(waited) => Some(format!("{waited:?}")),
+            // The provider's shutdown lists its readers' errors: `InternalFailure("[Timeout(5s)]")`.
+            opentelemetry_sdk::error::OTelSdkError::InternalFailure(listed) => listed
+                .split_once("Timeout(")
+                .and_then(|(_, rest)| rest.split_once(')'))
+                .map(|(waited, _)| waited.to_owned()),
+            _ => None,
+        };
+        match (gave_up, cause) {
+            (Some(waited), cause) => format!(
+                "gave up waiting for the export after {waited}{}",
+                cause.map(|c| format!(" (the last export failed: {c})")).unwrap_or_default()
+            ),
+            (None, Some(cause)) => format!("the last export failed: {cause}"),
+            (None, None) => pipeline::sdk_text(sdk),
         }
     }
 
@@ -777,6 +797,26 @@ impl OtlpMetrics {
 }
 
 /// Why a flush or shutdown on the SDK's reader thread is refused.
+/// What to check when an export failed with `cause`, as far as the exporter's error tells.
+fn what_to_check(cause: &str) -> &'static str {
+    if cause.contains("status code: 4") {
+        // opentelemetry-otlp's HTTP exporter: "HTTP export failed with status code: 413".
+        "the collector answered and refused the export: check the endpoint's path (OTLP/HTTP posts to /v1/metrics) \
+         and the collector's request size limit"
+    } else if cause.contains("status code: 5") {
+        "the collector answered with a server error: check its logs"
+    } else if ["http2 error", "frame with invalid size", "broken pipe", "Broken pipe", "h2 protocol error"]
+        .iter()
+        .any(|s| cause.contains(s))
+    {
+        // OTLP/gRPC against an HTTP/1.1 port (4318, a proxy) fails in the HTTP/2 handshake.
+        "the connection broke off at once: check that the endpoint speaks the protocol configured (OTLP/gRPC on \
+         4317, OTLP/HTTP on 4318; OTEL_EXPORTER_OTLP_PROTOCOL)"
+    } else {
+        "check that the collector is running and reachable"
+    }
+}
+
 const ON_EXPORT_THREAD: &str = "called on the metrics export thread (from a subscriber or callback it runs), where it \
                                 would wait on itself: call it from another thread";
 
