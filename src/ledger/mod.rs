@@ -1049,9 +1049,11 @@ impl Ledger {
                 store.absorb(p.bucket, now, p.first_ts, p.last_ts);
             }
         }
-        // Gathered into one bucket per minute, as recording shards gather calls, and absorbed once each: a bucket
-        // made and absorbed per write took ~3 us a write, 13 s with the store's lock held when four million
-        // writes expired at once (every session at its cap of never-read writes).
+        // Gathered into one bucket per minute and absorbed once each: a bucket made and absorbed per write took
+        // ~3 us a write, 13 s with the store's lock held when four million writes expired at once (every session
+        // at its cap of never-read writes). Unbounded: the store's merge, most expensive first, is the only cap
+        // (a bounded bucket kept the first 64 sessions come, and filed the rest under `(other)` though the store
+        // had rows of their own calls for them). It holds no more than the writes taken.
         // Their models resolved once each, as a recording shard does (resolving normalizes the id: a third of the
         // time per write).
         let mut minutes: std::collections::BTreeMap<i64, (Bucket, i64, i64)> = std::collections::BTreeMap::new();
@@ -1069,9 +1071,8 @@ impl Ledger {
         inner.sessions.take_expired(now_ns, |w| {
             let o = inner.unread_write(&w, &mut resolve);
             let start = w.ts.div_euclid(60) * 60;
-            let (b, first, last) = minutes
-                .entry(start)
-                .or_insert_with(|| (Bucket::new(start, Tier::Minute, inner.config.bounded), w.ts, w.ts));
+            let (b, first, last) =
+                minutes.entry(start).or_insert_with(|| (Bucket::new(start, Tier::Minute, false), w.ts, w.ts));
             b.add(&writer_keys(&w), &Core::default(), Some(&o));
             (*first, *last) = ((*first).min(w.ts), (*last).max(w.ts));
         });
@@ -1204,6 +1205,34 @@ mod tests {
         let rows = ledger.query(&q).unwrap().groups;
         let calls = |hour: &str| rows.iter().find(|r| r.key.starts_with(hour)).map_or(0, |r| r.calls);
         assert_eq!((calls("2026-03-14T10:00"), calls("2026-03-14T11:00")), (3, 9), "{rows:?}");
+    }
+
+    #[test]
+    fn expired_writes_count_in_their_sessions_own_rows_past_a_buckets_caps() {
+        // 100 sessions each write to the cache once in one minute, never read: the minute's bucket keeps 64
+        // sessions' rows (the rest fold into `(other)`). When the writes expire (gathered per minute by the read
+        // that finds them), each counts in its session's row when there is one, and all 100 in the totals.
+        let at: chrono::DateTime<chrono::Utc> = "2026-11-23T09:00:30Z".parse().unwrap();
+        let clock = ManualClock::new(at);
+        let ledger = Ledger::new(LedgerConfig::default(), Arc::new(clock.clone()), PriceBook::builtin());
+        for n in 0..100 {
+            let mut rec = session::tests::call("claude-sonnet-4-5", "a", 0, 2_000);
+            rec.dimensions.session = Some(format!("s{n}").into());
+            ledger.ingest_call(&rec);
+        }
+        clock.set(at + Duration::minutes(30));
+        assert_eq!(ledger.cache_report(Window::All).unwrap().unread_cache_writes.writes, 100);
+        let (mut own_rows, mut counted) = (0, 0);
+        for n in 0..100 {
+            let filter = crate::analysis::ReportFilter::new().filter(Dimension::Session, format!("s{n}"));
+            let report = ledger.cache_report_for(Window::All, &filter).unwrap();
+            if report.cache_metrics.cache_creation_tokens > 0 {
+                own_rows += 1;
+                counted += report.unread_cache_writes.writes;
+            }
+        }
+        assert!(own_rows >= 60, "{own_rows}");
+        assert_eq!(counted, own_rows, "every session with a row of its own has its unread write in it");
     }
 
     #[test]

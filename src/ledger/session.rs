@@ -65,9 +65,9 @@ pub(crate) struct WriterInfo {
 }
 
 impl WriterInfo {
-    /// Overwrites a box with `rec`'s writer facts. A session's calls mostly share their labels (one
-    /// interned `Arc` per value), so labels are replaced only when they differ: no reference counting, and no
-    /// allocation, on the usual path where each call reads the previous one's write and writes its own.
+    /// Overwrites a box with `rec`'s writer facts. Labels are replaced only when their text differs: no reference
+    /// counting, and no allocation, on the usual path where each call reads the previous one's write and writes its
+    /// own.
     fn refill(
         &mut self,
         ts_ns: i64,
@@ -152,9 +152,11 @@ fn labels_of(d: &Dimensions) -> Dimensions {
     }
 }
 
+/// Keeps the slot's `Arc` when it holds the same text: a call whose labels are allocations of its own (a span per
+/// request) leaves the write it refills holding the labels it shared (see [`WriterInfo::share_labels`]).
 fn set_label(slot: &mut Option<Arc<str>>, value: Option<&Arc<str>>) {
     let same = match (slot.as_ref(), value) {
-        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b) || **a == **b,
         (None, None) => true,
         _ => false,
     };
@@ -534,7 +536,7 @@ impl Sessions {
                         counts_write: true,
                         after,
                     });
-                    // The latest write pending of this model, else of another.
+                    // A write pending of this model (its latest), else of another.
                     let previous = models[at].pending.last().or_else(|| models.iter().find_map(|h| h.pending.last()));
                     w.share_labels(session_id, previous.map(|p| &*p.writer));
                     w
@@ -675,6 +677,19 @@ pub(in crate::ledger) mod tests {
             assert!(Arc::ptr_eq(w.dims.user.as_ref().unwrap(), first.dims.user.as_ref().unwrap()));
             assert!(Arc::ptr_eq(w.provider.as_ref().unwrap(), first.provider.as_ref().unwrap()));
         }
+        let shared_agent = Arc::clone(first.dims.agent.as_ref().unwrap());
+        drop(stripe);
+        // A call that reads a write and makes its own refills the box it read, keeping the labels it holds.
+        let mut rec = call("claude-a", &"agent-".repeat(20), 500, 2_000);
+        rec.dimensions.user = Some("user-".repeat(20).into());
+        let model: Arc<str> = "claude-a".into();
+        sessions.observe(SessionKey::of("s"), &rec, Observe { model: Some(&model), ..at(4 * s, 1) }, NO_CLOCK);
+        let stripe = sessions.stripes.iter().find(|st| !st.0.lock().map.is_empty()).unwrap().0.lock();
+        let state = stripe.map.values().next().unwrap();
+        let refilled = &state.models[0].pending.last().unwrap().writer;
+        assert_eq!(refilled.ts, 4, "the read call's own write");
+        assert!(Arc::ptr_eq(refilled.dims.agent.as_ref().unwrap(), &shared_agent));
+        assert!(Arc::ptr_eq(refilled.dims.session.as_ref().unwrap(), &state.id));
         // Equal values only: another agent's write keeps its own.
         drop(stripe);
         let other = call("claude-a", "someone-else", 0, 2_000);
