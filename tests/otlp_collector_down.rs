@@ -187,7 +187,8 @@ fn shutdown_waits_for_a_slow_collector_up_to_the_export_timeout() {
     // The flush's export is answered; the shutdown's own final export (nothing new) is cut off at 5 s.
     let result = meter.shutdown();
     assert!(
-        matches!(&result, Err(tokenmeter::ShutdownError::Otlp(OtlpError::Shutdown(m))) if m.contains("gave up waiting for the export after 5s")),
+        matches!(&result, Err(tokenmeter::ShutdownError::Otlp(OtlpError::Shutdown(m)))
+            if m.contains("gave up waiting for the export after 5s")),
         "the flush is answered, the final export times out: {result:?}"
     );
     let status = meter.export_status().expect("exporting");
@@ -232,12 +233,24 @@ fn an_export_to_a_collector_that_never_answers_ends_at_the_timeout() {
 #[test]
 fn a_failed_flush_says_what_to_check_from_the_exports_error() {
     // Every flush error ended "check that the collector is running and reachable": also when the collector had
-    // answered 413 (too large), and when an OTLP/gRPC exporter was pointed at an HTTP/1.1 port.
-    let refusing = answering("HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-    let http1 = answering("HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    // answered (413: too large, 401: no credentials, 404: a wrong path, 429: throttled), and when an OTLP/gRPC
+    // exporter was pointed at an HTTP/1.1 port.
+    let answer = |status: &str| {
+        let text = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        answering(Box::leak(text.into_boxed_str()))
+    };
+    let http1 = answer("400 Bad Request");
     for (port, protocol, want) in [
-        (refusing, Protocol::HttpProtobuf, "status code: 413 (the collector answered and refused the export"),
-        (http1, Protocol::Grpc, "check that the endpoint speaks the protocol configured"),
+        (answer("413 Payload Too Large"), Protocol::HttpProtobuf, "413 (the export is larger than the collector takes"),
+        (answer("401 Unauthorized"), Protocol::HttpProtobuf, "401 (the collector refused the credentials"),
+        (
+            answer("404 Not Found"),
+            Protocol::HttpProtobuf,
+            "404 (nothing there takes OTLP metrics: check the endpoint's path",
+        ),
+        (answer("429 Too Many Requests"), Protocol::HttpProtobuf, "429 (the collector is throttling"),
+        (http1, Protocol::HttpProtobuf, "400 (the collector answered and refused the export"),
+        (http1, Protocol::Grpc, "check that the endpoint speaks OTLP/gRPC"),
     ] {
         let config = OtlpConfig::new()
             .with_endpoint(format!("http://127.0.0.1:{port}"))
@@ -248,7 +261,6 @@ fn a_failed_flush_says_what_to_check_from_the_exports_error() {
         let meter = TokenMeter::builder().with_otlp(config).expect("config").build();
         otlp_workload::run(&meter);
         let err = meter.flush_metrics().expect_err("refused");
-        eprintln!("{protocol}: {err}");
         assert!(err.to_string().contains(want), "{protocol}: {err}");
         assert!(!err.to_string().contains("running and reachable"), "{protocol}: {err}");
         drop(meter);

@@ -119,8 +119,8 @@ impl WebhookConfig {
         &self.url
     }
 
-    /// Why this configuration cannot work: a zero timeout or one over an hour, a URL that is not `http://` or `https://` with a
-    /// host, or a header name or value HTTP does not allow.
+    /// Why this configuration cannot work: a zero timeout or one over an hour, a URL that is not `http://` or
+    /// `https://` with a host, or a header name or value HTTP does not allow.
     pub(crate) fn problem(&self) -> Option<String> {
         if self.timeout.is_zero() {
             return Some("the timeout is zero: every attempt would time out at once".to_owned());

@@ -726,8 +726,11 @@ impl OtlpMetrics {
             Err(opentelemetry_sdk::error::OTelSdkError::AlreadyShutdown) => Err(OtlpError::ShutDown),
             Err(e) => {
                 let cause = self.with_cause(&e);
-                let hint = what_to_check(&cause);
-                Err(OtlpError::Flush(format!("{cause} ({hint})")))
+                let grpc = match &self.setup.pipeline {
+                    Pipeline::Owned(p) => p.settings.protocol == Protocol::Grpc,
+                    Pipeline::Provided(_) => false,
+                };
+                Err(OtlpError::Flush(format!("{cause} ({})", what_to_check(&cause, grpc))))
             }
         }
     }
@@ -783,7 +786,10 @@ impl OtlpMetrics {
             // the collector is running").
             Pipeline::Provided(p) => match p.force_flush() {
                 Ok(()) | Err(opentelemetry_sdk::error::OTelSdkError::AlreadyShutdown) => Ok(()),
-                Err(e) => Err(OtlpError::Flush(pipeline::sdk_text(&e))),
+                Err(e) => {
+                    let cause = pipeline::sdk_text(&e);
+                    Err(OtlpError::Flush(format!("{cause} ({})", what_to_check(&cause, false))))
+                }
             },
         }
     }
@@ -796,27 +802,40 @@ impl OtlpMetrics {
     }
 }
 
-/// Why a flush or shutdown on the SDK's reader thread is refused.
-/// What to check when an export failed with `cause`, as far as the exporter's error tells.
-fn what_to_check(cause: &str) -> &'static str {
-    if cause.contains("status code: 4") {
-        // opentelemetry-otlp's HTTP exporter: "HTTP export failed with status code: 413".
-        "the collector answered and refused the export: check the endpoint's path (OTLP/HTTP posts to /v1/metrics) \
-         and the collector's request size limit"
-    } else if cause.contains("status code: 5") {
-        "the collector answered with a server error: check its logs"
-    } else if ["http2 error", "frame with invalid size", "broken pipe", "Broken pipe", "h2 protocol error"]
-        .iter()
-        .any(|s| cause.contains(s))
+/// What to check when an export failed with `cause`, as far as the exporter's error tells (`grpc`: the pipeline
+/// exports over OTLP/gRPC).
+fn what_to_check(cause: &str, grpc: bool) -> &'static str {
+    // opentelemetry-otlp's HTTP exporter says "HTTP export failed with status code: 413"; its gRPC exporter
+    // "export failed with gRPC code: Unauthenticated: …".
+    let http = |codes: &[&str]| codes.iter().any(|c| cause.contains(&format!("status code: {c}")));
+    let grpc_code = |codes: &[&str]| codes.iter().any(|c| cause.contains(&format!("gRPC code: {c}")));
+    if http(&["401", "403"]) || grpc_code(&["Unauthenticated", "PermissionDenied"]) {
+        "the collector refused the credentials: check the headers (OTEL_EXPORTER_OTLP_HEADERS)"
+    } else if http(&["429"]) {
+        "the collector is throttling: each export is retried within its timeout, and the next comes at the next \
+         interval"
+    } else if http(&["404", "405"]) || grpc_code(&["Unimplemented"]) {
+        "nothing there takes OTLP metrics: check the endpoint's path (OTLP/HTTP posts to /v1/metrics) and port"
+    } else if http(&["413"]) {
+        "the export is larger than the collector takes: raise its request size limit, or lower `max_series`"
+    } else if http(&["4"]) {
+        "the collector answered and refused the export: check the endpoint and the collector's log"
+    } else if http(&["5"]) {
+        "the collector answered with a server error: check its log"
+    } else if grpc
+        && ["http2 error", "frame with invalid size", "broken pipe", "Broken pipe", "h2 protocol error"]
+            .iter()
+            .any(|s| cause.contains(s))
     {
         // OTLP/gRPC against an HTTP/1.1 port (4318, a proxy) fails in the HTTP/2 handshake.
-        "the connection broke off at once: check that the endpoint speaks the protocol configured (OTLP/gRPC on \
-         4317, OTLP/HTTP on 4318; OTEL_EXPORTER_OTLP_PROTOCOL)"
+        "the connection broke off at once: check that the endpoint speaks OTLP/gRPC (4317; OTLP/HTTP is 4318, \
+         OTEL_EXPORTER_OTLP_PROTOCOL)"
     } else {
         "check that the collector is running and reachable"
     }
 }
 
+/// Why a flush or shutdown on the SDK's reader thread is refused.
 const ON_EXPORT_THREAD: &str = "called on the metrics export thread (from a subscriber or callback it runs), where it \
                                 would wait on itself: call it from another thread";
 
