@@ -224,8 +224,8 @@ pub struct CaptureStats {
     #[serde(default)]
     pub capture_rule_calls: u64,
     /// Call spans closed unsent: [`TokenMeter::guard`] refused the request and dropped its future unpolled, and
-    /// the call span the future owned (made before the check, as `.instrument(span)` does) closed then with
-    /// nothing recorded. Not counted as calls.
+    /// the call span the future owned (made before the check, as `.instrument(span)` does) closed with nothing
+    /// recorded, then or later. Not counted as calls.
     #[serde(default)]
     pub unsent_calls: u64,
 }

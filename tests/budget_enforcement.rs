@@ -197,7 +197,8 @@ fn a_refused_future_that_owns_its_call_span_is_not_a_call() {
     assert_eq!((after.calls, after.unmetered_calls, after.unsent_calls), (1, 0, 1), "{after:?}");
     assert_eq!(h.seen.calls().len(), 1, "no record for the request never sent");
 
-    // A span the caller still holds closes later, outside the refusal: an unmetered call, as README says.
+    // README's own pattern: the caller holds a clone (`fut.instrument(span.clone())`) and drops it after the
+    // refusal. `Instrumented` enters its span to drop the future: the span is known as the refused request's.
     let held = h.run(|| {
         let call = info_span!("chat", gen_ai.request.model = HAIKU, input_tokens = tracing::field::Empty);
         let refused = runtime.block_on(h.meter.guard(&acme(), async {}.instrument(call.clone())));
@@ -206,7 +207,16 @@ fn a_refused_future_that_owns_its_call_span_is_not_a_call() {
     });
     assert!(held.is_err());
     let last = h.meter.capture_stats();
-    assert_eq!((last.calls, last.unmetered_calls, last.unsent_calls), (2, 1, 1), "{last:?}");
+    assert_eq!((last.calls, last.unmetered_calls, last.unsent_calls), (1, 0, 2), "{last:?}");
+    // A task or tool span the refused request owned is no task or tool execution either.
+    h.run(|| {
+        let task = info_span!("review", task = "review");
+        let tool = info_span!("execute_tool", gen_ai.operation.name = "execute_tool", gen_ai.tool.name = "grep");
+        assert!(runtime.block_on(h.meter.guard(&acme(), async {}.instrument(task))).is_err());
+        assert!(runtime.block_on(h.meter.guard(&acme(), async {}.instrument(tool))).is_err());
+    });
+    let tasks = h.meter.capture_stats();
+    assert_eq!((tasks.tasks, tasks.tool_calls), (0, 0), "{tasks:?}");
 
     // Allowed, the same future is a call as ever.
     let other = RequestScope::new().with_tenant("globex");
@@ -219,7 +229,7 @@ fn a_refused_future_that_owns_its_call_span_is_not_a_call() {
         runtime.block_on(h.meter.guard(&other, request)).unwrap();
     });
     let allowed = h.meter.capture_stats();
-    assert_eq!((allowed.calls, allowed.unsent_calls), (3, 1), "{allowed:?}");
+    assert_eq!((allowed.calls, allowed.unsent_calls), (2, 2), "{allowed:?}");
     assert_eq!(h.seen.calls().last().unwrap().tokens.input, 10);
 }
 

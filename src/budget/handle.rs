@@ -101,8 +101,10 @@ impl TokenMeter {
     /// returns its error without polling `call`. Works with any async runtime.
     ///
     /// A refused `call` is dropped unpolled, and a call span it owns (made before the check, as
-    /// `client.send(req).instrument(span)` does) closes then: it is not counted as a call (nothing was sent), only
-    /// in [`CaptureStats::unsent_calls`](crate::CaptureStats::unsent_calls).
+    /// `client.send(req).instrument(span)` does) closes then, or later if the caller holds a clone: it is not
+    /// counted as a call (nothing was sent), only in
+    /// [`CaptureStats::unsent_calls`](crate::CaptureStats::unsent_calls). A task or tool span it owns is not
+    /// counted either.
     ///
     /// ```
     /// # async fn example(meter: tokenmeter::TokenMeter) -> Result<(), Box<dyn std::error::Error>> {

@@ -175,13 +175,19 @@ pub(crate) fn drop_unsent<T>(request: T) {
     drop(request);
 }
 
-/// A call span closing in [`drop_unsent`] before anything was recorded on it: its request was never made.
+/// Whether this thread is dropping a request [`TokenMeter::guard`](crate::TokenMeter::guard) refused.
+fn dropping_unsent() -> bool {
+    DROPPING_UNSENT.try_with(Cell::get).unwrap_or(false)
+}
+
+/// A span of a request that was never made: nothing was recorded on it, and it closes in [`drop_unsent`] or was
+/// entered there (the caller held a clone of it, `fut.instrument(span.clone())`, and dropped that later).
 fn unsent(fields: &CallFields) -> bool {
     !fields.tokens.any()
         && fields.response_id.is_none()
         && fields.error_type.is_none()
         && fields.status_error.is_none()
-        && DROPPING_UNSENT.try_with(Cell::get).unwrap_or(false)
+        && (fields.entered_unsent || dropping_unsent())
 }
 
 /// Marks this thread as inside a meter layer's `on_close` until dropped; then warns (once per meter) if a span
@@ -847,6 +853,17 @@ where
 {
     // To log what `defer_log` held back (the exit of the span a usage event was in usually comes next, outside any
     // dispatch and the registry's close), and to note a panic unwinding through the span.
+    // A request `guard` refused is dropped unpolled, and an `Instrumented` future enters its span to drop it: the
+    // span is that request's, though its caller may hold a clone and close it later (one thread-local read).
+    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        if dropping_unsent() {
+            let Some(span) = ctx.span(id) else { return };
+            if let Some(state) = self.state_mut(&mut span.extensions_mut()) {
+                state.call.entered_unsent = true;
+            }
+        }
+    }
+
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
         log_deferred();
         // A panic unwinding through the span's guard, before anything catches it: one relaxed load of the
@@ -1013,7 +1030,9 @@ where
         let is_tool = plan.tool_candidate
             && state.call.operation_name.as_deref() == Some(EXECUTE_TOOL)
             && state.call.tool_name.is_some();
-        if plan.has_tokens && unsent(&state.call) {
+        // Nothing of a request never made is counted: not its call, nor a tool or task span it owned.
+        let never_made = unsent(&state.call);
+        if plan.has_tokens && never_made {
             self.inner.count_unsent(std::mem::take(&mut state.rejected));
         } else if plan.has_tokens {
             let rejected = std::mem::take(&mut state.rejected);
@@ -1034,7 +1053,7 @@ where
         }
         // A tool span may declare token fields too (a sub-agent run as a tool, recording its calls' totals): it
         // is a tool execution whether or not it is also counted as a call.
-        if is_tool {
+        if is_tool && !never_made {
             let record = ToolRecord {
                 timestamp: started_at(state.start, end, end_unix),
                 duration_us: micros_between(state.start, end),
@@ -1044,7 +1063,7 @@ where
             };
             self.inner.finish_tool(record, std::mem::take(&mut state.rejected));
         }
-        if let Some(tally) = state.task.take() {
+        if let Some(tally) = state.task.take().filter(|t| !(never_made && t.calls == 0)) {
             let (mut dimensions, _) = self.dimensions(&state.dims, &span, Enclosing::Leave, [None, None]);
             // Named by its own field: one declared and never filled inside another task would take the outer
             // task's name from the ancestors, two records of one name, the outer one short of these calls.
