@@ -311,10 +311,14 @@ fn a_rolling_period_outside_one_second_to_366_days_is_a_build_error() {
         assert_eq!(meter.budget_status()[0].period.to_string(), taken);
     }
     // A later `with_period` in range replaces the one out of it; the bounds themselves are in range.
-    for period in [std::time::Duration::from_secs(1), std::time::Duration::from_secs(366 * 86_400)] {
+    let year = std::time::Duration::from_secs(366 * 86_400);
+    for period in [std::time::Duration::from_secs(1), year, year + std::time::Duration::from_millis(500)] {
         let budget = Budget::new("b", BudgetLimit::usd(5.0).unwrap())
             .with_period(BudgetPeriod::Rolling(year_and_more))
             .with_period(BudgetPeriod::Rolling(period));
         assert!(tokenmeter::TokenMeter::builder().with_budget(budget).try_build().is_ok());
     }
+    // What was asked is not part of what the budget is: both count 366 days.
+    let of = |d| Budget::new("b", BudgetLimit::usd(5.0).unwrap()).with_period(BudgetPeriod::Rolling(d));
+    assert_eq!(of(year_and_more), of(year));
 }

@@ -594,7 +594,18 @@ pub struct Budget {
     scope_at: DefinedAt,
     /// A rolling period asked for outside one second to [`MAX_ROLLING`] (`period` holds the nearest), for the
     /// builder's error.
-    period_asked: Option<Duration>,
+    period_asked: AskedPeriod,
+}
+
+/// A period a budget was asked to count and does not (see [`Budget::with_period`]). Not part of what the budget
+/// is, as [`DefinedAt`] is not: two budgets that count the same period are equal.
+#[derive(Debug, Clone, Copy, Default)]
+struct AskedPeriod(Option<Duration>);
+
+impl PartialEq for AskedPeriod {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 /// Where a budget read from a file had a setting written (`budgets.toml:7`). Not part of what the budget is:
@@ -621,7 +632,7 @@ impl Budget {
             thresholds: DEFAULT_THRESHOLDS.to_vec(),
             action: BudgetAction::Warn,
             scope_at: DefinedAt::default(),
-            period_asked: None,
+            period_asked: AskedPeriod(None),
         }
     }
 
@@ -642,14 +653,15 @@ impl Budget {
     /// Sets the period; a rolling duration is taken in whole seconds, from one second to [`MAX_ROLLING`]:
     /// `try_build` refuses one outside (`BuildError::BudgetPeriod`), and `build` logs it and takes the nearest.
     pub fn with_period(mut self, period: BudgetPeriod) -> Self {
-        self.period_asked = None;
+        self.period_asked = AskedPeriod(None);
         self.period = match period {
             // Whole seconds, as the period is written (`rolling 90s`) and read back.
             BudgetPeriod::Rolling(d) => {
-                if d < Duration::from_secs(1) || d > MAX_ROLLING {
-                    self.period_asked = Some(d);
+                let whole = Duration::from_secs(d.as_secs());
+                if whole < Duration::from_secs(1) || whole > MAX_ROLLING {
+                    self.period_asked = AskedPeriod(Some(d));
                 }
-                BudgetPeriod::Rolling(Duration::from_secs(d.as_secs()).clamp(Duration::from_secs(1), MAX_ROLLING))
+                BudgetPeriod::Rolling(whole.clamp(Duration::from_secs(1), MAX_ROLLING))
             }
             other => other,
         };
@@ -659,7 +671,7 @@ impl Budget {
     /// The rolling period [`with_period`](Self::with_period) was given when it was outside one second to
     /// [`MAX_ROLLING`].
     pub(crate) fn period_out_of_range(&self) -> Option<Duration> {
-        self.period_asked
+        self.period_asked.0
     }
 
     /// Sets the time zone calendar periods follow (default UTC). Parse one from its IANA name:

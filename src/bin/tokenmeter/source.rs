@@ -525,7 +525,8 @@ impl Source {
         } else {
             // Stamped by a clock that ran ahead: the reports count them now, where a meter replaying the same
             // journal leaves them out (and warns) until its clock reaches them. Said, so the two can be told apart.
-            let limit = ctx.now.timestamp_nanos_opt().unwrap_or(i64::MAX).saturating_add(3_600_000_000_000);
+            let allowed = tokenmeter::journal::ReplayReport::AHEAD_OF_CLOCK_LIMIT.as_nanos() as i64;
+            let limit = ctx.now.timestamp_nanos_opt().unwrap_or(i64::MAX).saturating_add(allowed);
             let (ahead, latest) = source
                 .records
                 .iter()
