@@ -25,7 +25,7 @@ fn builder(dir: &Path) -> TokenMeterBuilder {
     TokenMeter::builder()
         .with_clock(ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 14, 9, 0, 0).unwrap()))
         .with_budget(Budget::new("hard", BudgetLimit::usd(1.0).unwrap()).with_action(BudgetAction::Block))
-        .with_journal(JournalConfig::new(dir))
+        .with_journal(JournalConfig::new(dir).with_max_age(Some(std::time::Duration::from_secs(32 * 86_400))))
 }
 
 /// Prints what a meter built over the directory sees. Does nothing unless started by the test below.
@@ -45,6 +45,7 @@ fn read_only_child() {
         meter.check_budget(&RequestScope::new()).map_or_else(|e| e.budget().to_owned(), |()| "ok".into())
     );
     println!("journal {}", meter.journal_stats().is_some());
+    println!("calls {}", meter.total_usage().calls);
 }
 
 #[test]
@@ -59,6 +60,9 @@ fn a_journal_that_cannot_be_written_is_still_replayed_into_the_budgets() {
     });
     writer.flush().unwrap();
     drop(writer);
+    // A day file older than the 32 days kept, which a restart that could write would delete before replaying.
+    let line = std::fs::read_to_string(dir.path().join("tokenmeter-2026-03-14.jsonl")).unwrap();
+    std::fs::write(dir.path().join("tokenmeter-2026-01-02.jsonl"), line.replace("2026-03-14", "2026-01-02")).unwrap();
 
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o555)).unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap());
@@ -77,6 +81,6 @@ fn a_journal_that_cannot_be_written_is_still_replayed_into_the_budgets() {
     let lines: Vec<&str> = stdout[from..].lines().collect();
     assert!(lines[0].starts_with("try_build refused: ") && lines[0].contains("ermission denied"), "{stdout}");
     // Before, `build()` said "journal disabled" and every budget started again from $0.
-    assert_eq!(lines[1..4], ["spent $1.20", "check hard", "journal false"], "{stdout}\n{stderr}");
+    assert_eq!(lines[1..5], ["spent $1.20", "check hard", "journal false", "calls 1"], "{stdout}\n{stderr}");
     assert!(stderr.contains("cannot be written to") && stderr.contains("replayed 1 records"), "{stderr}");
 }

@@ -109,6 +109,23 @@ pub(super) fn enforce_retention(
     Ok(Retention { removed, by_size, as_of: now })
 }
 
+/// The oldest day whose file [`enforce_retention`] would keep for its age at `now` (`None`: every day): what a
+/// journal that cannot be written to, so not pruned, replays from.
+pub(super) fn oldest_kept_by_age(
+    dir: &Path,
+    now: DateTime<Utc>,
+    max_age: Option<Duration>,
+) -> std::io::Result<Option<chrono::NaiveDate>> {
+    let Some(age) = max_age.and_then(|a| chrono::Duration::from_std(a).ok()) else { return Ok(None) };
+    let files = list(dir)?;
+    let newest_end = files.last().and_then(|f| f.day.succ_opt()).and_then(|d| d.and_hms_opt(0, 0, 0));
+    let now = newest_end.map_or(now, |end| now.min(end.and_utc()));
+    // A file is too old when its day's end plus the age is at or before `now`: the day of `now - age` is the
+    // first kept. Today's and yesterday's are kept whatever the age.
+    let yesterday = now.date_naive().pred_opt();
+    Ok(now.checked_sub_signed(age).map(|t| t.date_naive()).map(|d| yesterday.map_or(d, |y| d.min(y))))
+}
+
 /// Deletes `files` (oldest first) while they total more than `max` bytes, passing over protected ones, up to one
 /// that cannot be deleted; returns the days deleted. (A protected file may be older than one that is not: today's,
 /// under a clock behind the files' days.)

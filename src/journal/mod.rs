@@ -638,7 +638,18 @@ pub(crate) fn attach(
     if let Err(e) = writable(&dir) {
         if read_only_fallback && config.replay && dir.is_dir() {
             let now = meter.inner.clock.now();
-            let report = replay_into(meter, &dir, now)?;
+            // From the files retention would keep for their age (it cannot delete the older ones here), as a
+            // restart that could write would: a rolling budget would count the older ones' spend too.
+            let since = files::oldest_kept_by_age(&dir, now, config.max_age).unwrap_or(None);
+            let report = match replay_into(meter, &dir, now, since) {
+                Ok(report) => report,
+                // The error that stopped the journal is the one to return; this one is said.
+                Err(replay) => {
+                    tracing::error!(target: "tokenmeter::journal", error = %replay, "journal replay failed");
+                    crate::meter::unheard(|| format!("journal replay failed: {replay}"));
+                    return Err(io(e));
+                }
+            };
             tracing::warn!(
                 target: "tokenmeter::journal",
                 dir = %dir.display(),
@@ -662,7 +673,7 @@ pub(crate) fn attach(
     let retention = files::enforce_retention(&dir, now, config.max_age, config.max_total_bytes).map_err(io)?;
     warn_size_deletions(config.budget_reach.as_ref(), now.date_naive(), &retention.by_size, true);
     let files_removed = retention.removed;
-    let report = if config.replay { replay_into(meter, &dir, now)? } else { ReplayReport::default() };
+    let report = if config.replay { replay_into(meter, &dir, now, None)? } else { ReplayReport::default() };
     let replayed = config.replay;
     // The writer's rounds measure ages to at most the time this build's round measured them to (the clock's, or
     // the end of the newest file's day when that is earlier) plus the time elapsed since. Not the clock's: a
@@ -706,9 +717,14 @@ fn writable(dir: &std::path::Path) -> std::io::Result<()> {
     probed
 }
 
-/// Replays the journal's files into a just-built meter, leaving out records stamped more than
-/// [`ReplayReport::AHEAD_OF_CLOCK_LIMIT`] after `now`, and warns of what it skipped.
-fn replay_into(meter: &TokenMeter, dir: &std::path::Path, now: DateTime<Utc>) -> Result<ReplayReport, JournalError> {
+/// Replays the journal's files (of `since` and later UTC days) into a just-built meter, leaving out records
+/// stamped more than [`ReplayReport::AHEAD_OF_CLOCK_LIMIT`] after `now`, and warns of what it skipped.
+fn replay_into(
+    meter: &TokenMeter,
+    dir: &std::path::Path,
+    now: DateTime<Utc>,
+    since: Option<chrono::NaiveDate>,
+) -> Result<ReplayReport, JournalError> {
     let io = |source| JournalError::Io { path: dir.to_path_buf(), source };
     let report = {
         // Alerts are marked once every call is back: a budget's period is the one its last call put it in.
@@ -722,7 +738,7 @@ fn replay_into(meter: &TokenMeter, dir: &std::path::Path, now: DateTime<Utc>) ->
             }
             ended <= limit
         };
-        let mut report = replay::replay(dir, |line| match line {
+        let mut report = replay::replay_since(dir, since, |line| match line {
             Replayed::Call(mut record) => {
                 if keep(record.ended_at_unix_nanos()) {
                     meter.inner.replay_call(&mut record);
