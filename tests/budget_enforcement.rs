@@ -139,8 +139,8 @@ fn a_zero_limit_block_budget_freezes_its_scope() {
     assert_eq!(h.meter.check_budget(&RequestScope::new().with_project("new")), Ok(()));
 }
 
-#[test]
-fn guard_runs_the_call_only_within_budget() {
+/// A meter with a $1 `Block` budget on tenant acme, and a runtime to run `guard` on.
+fn acme_hard_with_runtime() -> (Harness, tokio::runtime::Runtime) {
     let h = Harness::with(|b| {
         b.with_budget(
             Budget::new("acme-hard", BudgetLimit::usd(1.0).unwrap())
@@ -148,7 +148,12 @@ fn guard_runs_the_call_only_within_budget() {
                 .with_action(BudgetAction::Block),
         )
     });
-    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    (h, tokio::runtime::Builder::new_current_thread().build().unwrap())
+}
+
+#[test]
+fn guard_runs_the_call_only_within_budget() {
+    let (h, runtime) = acme_hard_with_runtime();
 
     let answer = runtime.block_on(h.meter.guard(&acme(), async { 42 }));
     assert_eq!(answer, Ok(42));
@@ -170,14 +175,7 @@ fn guard_runs_the_call_only_within_budget() {
 #[test]
 fn a_refused_future_that_owns_its_call_span_is_not_a_call() {
     use tracing::Instrument;
-    let h = Harness::with(|b| {
-        b.with_budget(
-            Budget::new("acme-hard", BudgetLimit::usd(1.0).unwrap())
-                .with_scope(BudgetScope::tenant("acme"))
-                .with_action(BudgetAction::Block),
-        )
-    });
-    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let (h, runtime) = acme_hard_with_runtime();
     spend(&h, "acme", HAIKU, 1_500_000);
     let before = h.meter.capture_stats();
     assert_eq!((before.calls, before.unsent_calls), (1, 0));

@@ -84,16 +84,7 @@ impl WriterInfo {
         set_label(&mut self.provider, rec.provider.as_ref());
         set_label(&mut self.service_tier, rec.service_tier.as_ref());
         set_label(&mut self.speed, rec.speed.as_ref());
-        let (d, n) = (&mut self.dims, &rec.dimensions);
-        for (old, new) in [
-            (&mut d.session, &n.session),
-            (&mut d.user, &n.user),
-            (&mut d.tenant, &n.tenant),
-            (&mut d.project, &n.project),
-            (&mut d.agent, &n.agent),
-            (&mut d.operation, &n.operation),
-            (&mut d.task, &n.task),
-        ] {
+        for (old, new) in label_pairs(&mut self.dims, &rec.dimensions) {
             set_label(old, new.as_ref());
         }
         self.prompt_total = prompt;
@@ -123,18 +114,27 @@ impl WriterInfo {
         share(&mut self.provider, p.provider.as_ref());
         share(&mut self.service_tier, p.service_tier.as_ref());
         share(&mut self.speed, p.speed.as_ref());
-        let (d, from) = (&mut self.dims, &p.dims);
-        for (mine, theirs) in [
-            (&mut d.user, &from.user),
-            (&mut d.tenant, &from.tenant),
-            (&mut d.project, &from.project),
-            (&mut d.agent, &from.agent),
-            (&mut d.operation, &from.operation),
-            (&mut d.task, &from.task),
-        ] {
+        // The session's slot holds `session_id` already, as `previous`'s does: equal pointers, left alone.
+        for (mine, theirs) in label_pairs(&mut self.dims, &p.dims) {
             share(mine, theirs.as_ref());
         }
     }
+}
+
+/// A label slot to fill, beside the label it may take.
+type LabelPair<'a> = (&'a mut Option<Arc<str>>, &'a Option<Arc<str>>);
+
+/// The built-in dimensions' slots of `mine` beside `theirs`'.
+fn label_pairs<'a>(mine: &'a mut Dimensions, theirs: &'a Dimensions) -> [LabelPair<'a>; 7] {
+    [
+        (&mut mine.session, &theirs.session),
+        (&mut mine.user, &theirs.user),
+        (&mut mine.tenant, &theirs.tenant),
+        (&mut mine.project, &theirs.project),
+        (&mut mine.agent, &theirs.agent),
+        (&mut mine.operation, &theirs.operation),
+        (&mut mine.task, &theirs.task),
+    ]
 }
 
 /// The dimensions an unread write's row is filed under (`writer_keys`): the built-in ones. A user-named
