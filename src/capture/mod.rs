@@ -853,23 +853,20 @@ where
 {
     // To log what `defer_log` held back (the exit of the span a usage event was in usually comes next, outside any
     // dispatch and the registry's close), and to note a panic unwinding through the span.
-    // A request `guard` refused is dropped unpolled, and an `Instrumented` future enters its span to drop it: the
-    // span is that request's, though its caller may hold a clone and close it later (one thread-local read).
-    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
-        if dropping_unsent() {
-            let Some(span) = ctx.span(id) else { return };
-            if let Some(state) = self.state_mut(&mut span.extensions_mut()) {
-                state.call.entered_unsent = true;
-            }
-        }
-    }
-
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
         log_deferred();
         // A panic unwinding through the span's guard, before anything catches it: one relaxed load of the
         // process's panic count when none is under way.
         if std::thread::panicking() {
             self.mark_unwound(id, &ctx);
+        }
+        // A request `guard` refused is dropped unpolled, and an `Instrumented` future enters its span to drop it
+        // (and exits it): the span is that request's, though its caller may hold a clone and close it later.
+        if dropping_unsent() {
+            let Some(span) = ctx.span(id) else { return };
+            if let Some(state) = self.state_mut(&mut span.extensions_mut()) {
+                state.call.entered_unsent = true;
+            }
         }
     }
 

@@ -104,7 +104,7 @@ pub(crate) struct CallFields {
     pub(crate) tool_name: Option<Arc<str>>,
     /// A panic unwound through the span's guard: the call was left by a panic, caught later or not.
     pub(crate) unwound: bool,
-    /// Entered while a request [`TokenMeter::guard`](crate::TokenMeter::guard) refused was dropped (an
+    /// Exited while a request [`TokenMeter::guard`](crate::TokenMeter::guard) refused was dropped (an
     /// `Instrumented` future enters its span to drop what it holds): the span belonged to that request, whose
     /// caller may hold it open past the drop.
     pub(crate) entered_unsent: bool,
