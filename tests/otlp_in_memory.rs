@@ -715,3 +715,39 @@ fn the_start_time_gauge_is_when_the_counters_started_from_zero() {
     std::thread::sleep(std::time::Duration::from_millis(20));
     assert_eq!(gauges(&collect(&meter, &exporter), START_TIME), first);
 }
+
+#[test]
+fn a_request_the_budget_refused_is_exported_as_an_unsent_call() {
+    // The main test's workload refuses nothing, so its `unsent_call` series reads 0 whatever feeds it.
+    use tokenmeter::budget::{Budget, BudgetAction, BudgetLimit, RequestScope};
+    use tracing::Instrument;
+    let (provider, exporter) = pipeline(Temporality::Cumulative);
+    let meter = TokenMeter::builder()
+        .with_meter_provider(provider.clone())
+        .with_budget(Budget::new("hard", BudgetLimit::usd(1.0).unwrap()).with_action(BudgetAction::Block))
+        .build();
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let subscriber = tracing_subscriber::registry().with(meter.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        // $1.50 of Haiku input: over the $1 budget.
+        let _spent =
+            info_span!("chat", gen_ai.request.model = "claude-haiku-4-5", input_tokens = 1_500_000u64).entered();
+        drop(_spent);
+        for _ in 0..2 {
+            let call =
+                info_span!("chat", gen_ai.request.model = "claude-haiku-4-5", input_tokens = tracing::field::Empty);
+            let request = async {
+                tracing::Span::current().record("input_tokens", 10u64);
+            }
+            .instrument(call);
+            let refused = runtime.block_on(meter.guard(&RequestScope::new(), request));
+            assert_eq!(refused.unwrap_err().budget(), "hard");
+        }
+    });
+    assert_eq!(meter.capture_stats().unsent_calls, 2);
+    let rm = collect(&meter, &exporter);
+    let corrections = sums(&rm, CAPTURE_CORRECTIONS);
+    let got = corrections.iter().find(|(a, _)| a[ATTR_CORRECTION] == "unsent_call").map(|(_, n)| *n);
+    assert_eq!(got, Some(2.0), "{corrections:?}");
+    assert_eq!(total(&sums(&rm, CALLS)), 1.0, "only the call that was sent");
+}
