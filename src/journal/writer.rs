@@ -507,6 +507,7 @@ impl WriterThread {
     fn new(config: JournalConfig, clock: Arc<dyn Clock>, counters: Arc<Counters>) -> Self {
         let now = clock.now();
         WriterThread {
+            dir_mode: dir_mode(&config.dir),
             dir: config.dir.clone(),
             config,
             clock,
@@ -532,6 +533,9 @@ impl WriterThread {
 
 struct WriterThread {
     dir: PathBuf,
+    /// The directory's permission bits when the writer started: a directory deleted while running is made again
+    /// with them, not with the umask's (a journal kept in a `0700` directory was recreated readable by all).
+    dir_mode: Option<u32>,
     config: JournalConfig,
     clock: Arc<dyn Clock>,
     counters: Arc<Counters>,
@@ -937,7 +941,11 @@ impl WriterThread {
         let file = match open() {
             // The directory itself was deleted (cleared by hand): make it again, as the meter did at start.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let gone = !self.dir.exists();
                 create_dir_synced(&self.dir)?;
+                if gone {
+                    restore_dir_mode(&self.dir, self.dir_mode)?;
+                }
                 open()?
             }
             other => other?,
@@ -1074,6 +1082,32 @@ pub(super) fn create_dir_synced(dir: &Path) -> std::io::Result<usize> {
         synced += usize::from(sync_dir(parent).is_ok());
     }
     Ok(synced)
+}
+
+/// The permission bits of `dir`, where the platform has them.
+fn dir_mode(dir: &Path) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(dir).ok().map(|m| m.permissions().mode() & 0o7777)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        None
+    }
+}
+
+/// Gives a directory made again the permission bits it had.
+fn restore_dir_mode(dir: &Path, mode: Option<u32>) -> std::io::Result<()> {
+    #[cfg(unix)]
+    if let Some(mode) = mode {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))?;
+    }
+    #[cfg(not(unix))]
+    let _ = (dir, mode);
+    Ok(())
 }
 
 /// Makes the directory's entries (a day file just created) durable. A file system that cannot sync a directory
