@@ -1029,6 +1029,8 @@ fn append_locked(file: &File, path: &Path, bytes: &[u8], timeout: Duration) -> s
     let result = match (result, before) {
         (Err(e), Some(len)) => match file.set_len(len) {
             Ok(()) => Err(e),
+            // Nothing of the batch reached the file (an immutable file refuses both): nothing to cut.
+            Err(_) if file.metadata().is_ok_and(|m| m.len() == len) => Err(e),
             // The batch's whole lines stay in the file: say so, since they are counted as lost.
             Err(cut) => Err(std::io::Error::new(
                 e.kind(),
@@ -1392,6 +1394,19 @@ mod tests {
         let err = append_locked(&file, &path, b"{}\n", Duration::from_secs(1)).unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
         assert_eq!(file.metadata().unwrap().len(), 0, "nothing appended");
+    }
+
+    #[test]
+    fn an_append_that_wrote_nothing_does_not_say_lines_may_come_back() {
+        // A file that refuses both the write and the cut (here one opened read-only; an immutable file does the
+        // same): the error said "its whole lines may come back on replay", though none were written.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokenmeter-2026-03-14.jsonl");
+        std::fs::write(&path, b"{}\n").unwrap();
+        let file = File::open(&path).unwrap();
+        let err = append_locked(&file, &path, b"{\"a\":1}\n", Duration::from_secs(1)).unwrap_err();
+        assert!(!err.to_string().contains("come back"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"{}\n");
     }
 
     #[cfg(unix)]
