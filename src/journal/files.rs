@@ -47,6 +47,8 @@ pub(super) fn list(dir: &Path) -> std::io::Result<Vec<DayFile>> {
 pub(super) struct Retention {
     /// Files deleted, for age or size.
     pub(super) removed: u64,
+    /// The days of the files deleted for age, oldest first.
+    pub(super) by_age: Vec<NaiveDate>,
     /// The days of the files deleted for size, oldest first.
     pub(super) by_size: Vec<NaiveDate>,
     /// The time ages were measured to: `now`, or the end of the newest file's day when that is earlier.
@@ -76,7 +78,7 @@ pub(super) fn enforce_retention(
     let now = newest_end.map_or(now, |end| now.min(end.and_utc()));
     let today = now.date_naive();
     let protected = |f: &DayFile| today.signed_duration_since(f.day).num_days() <= 1;
-    let mut removed = 0;
+    let mut by_age = Vec::new();
     let mut by_size = Vec::new();
     let mut kept = Vec::with_capacity(files.len());
     for f in files {
@@ -88,7 +90,7 @@ pub(super) fn enforce_retention(
             _ => false,
         };
         if too_old && !protected(&f) && remove(&f.path) == Removal::Removed {
-            removed += 1;
+            by_age.push(f.day);
         } else {
             kept.push(f);
         }
@@ -104,9 +106,47 @@ pub(super) fn enforce_retention(
             (0..=1).contains(&days) || days < 0 && second_newest.is_none_or(|d| f.day >= d)
         };
         by_size = size_round(&kept, max, protected, remove);
-        removed += by_size.len() as u64;
     }
-    Ok(Retention { removed, by_size, as_of: now })
+    let removed = (by_age.len() + by_size.len()) as u64;
+    Ok(Retention { removed, by_age, by_size, as_of: now })
+}
+
+impl Retention {
+    /// Logs (INFO, target `tokenmeter::journal`) what the round deleted, if anything: otherwise a deleted day
+    /// file shows only as a count in `JournalStats::files_removed`, and a clock that was wrong leaves no trace of
+    /// which days it cost.
+    pub(super) fn log(&self, max_age: Option<Duration>, max_total_bytes: Option<u64>) {
+        let days = |d: &[NaiveDate]| match d {
+            [] => String::new(),
+            [one] => one.to_string(),
+            [first, .., last] => format!("{first} to {last}"),
+        };
+        if !self.by_age.is_empty() {
+            let age = match max_age {
+                Some(a) if a.as_secs() % 86_400 == 0 => format!("{} day(s)", a.as_secs() / 86_400),
+                Some(a) => format!("{a:?}"),
+                None => String::new(),
+            };
+            tracing::info!(
+                target: "tokenmeter::journal",
+                files = self.by_age.len(),
+                as_of = %self.as_of,
+                "journal retention deleted {} day file(s) older than the age limit of {age} ({})",
+                self.by_age.len(),
+                days(&self.by_age),
+            );
+        }
+        if !self.by_size.is_empty() {
+            tracing::info!(
+                target: "tokenmeter::journal",
+                files = self.by_size.len(),
+                "journal retention deleted {} day file(s) to keep the journal under {} bytes ({})",
+                self.by_size.len(),
+                max_total_bytes.unwrap_or(0),
+                days(&self.by_size),
+            );
+        }
+    }
 }
 
 /// The oldest day whose file [`enforce_retention`] would keep for its age at `now` (`None`: every day): what a

@@ -45,6 +45,7 @@
 //! At start and every hour the writer deletes files whose whole day is older than
 //! [`JournalConfig::with_max_age`] (90 days by default), then the oldest files while the directory holds more
 //! than [`JournalConfig::with_max_total_bytes`] (no limit by default). Today's and yesterday's files are kept.
+//! A round that deletes files logs which days and why (INFO, target `tokenmeter::journal`).
 //!
 //! # Replay
 //!
@@ -672,6 +673,7 @@ pub(crate) fn attach(
     let now = meter.inner.clock.now();
     let retention = files::enforce_retention(&dir, now, config.max_age, config.max_total_bytes).map_err(io)?;
     warn_size_deletions(config.budget_reach.as_ref(), now.date_naive(), &retention.by_size, true);
+    retention.log(config.max_age, config.max_total_bytes);
     let files_removed = retention.removed;
     let report = if config.replay { replay_into(meter, &dir, now, None)? } else { ReplayReport::default() };
     let replayed = config.replay;

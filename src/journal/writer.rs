@@ -880,6 +880,7 @@ impl WriterThread {
                     &retention.by_size,
                     false,
                 );
+                retention.log(self.config.max_age, self.config.max_total_bytes);
                 // Deleted files may still be open here.
                 self.open.retain(|(_, f)| f.metadata().is_ok_and(|m| m.nlink_or_one() > 0));
             }
