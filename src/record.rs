@@ -62,7 +62,11 @@ impl TokenUsage {
 }
 
 /// How a call, task or tool execution ended.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+///
+/// Read back, a `status` this version does not know (one a later version writes) is an error of that type
+/// (`error_type`, when given, wins): the record, its tokens and its cost are kept, where an unknown variant made
+/// the whole line unreadable.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case", tag = "status")]
 pub enum Outcome {
     /// Succeeded (or did not say otherwise).
@@ -72,6 +76,97 @@ pub enum Outcome {
         /// The error type as recorded.
         error_type: Arc<str>,
     },
+}
+
+impl<'de> Deserialize<'de> for Outcome {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Outcome;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(r#"an outcome ({"status":"ok"} or {"status":"error","error_type":...})"#)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Outcome, A::Error> {
+                use serde::de::Error;
+                let (mut status, mut error_type): (Option<Status>, Option<Arc<str>>) = (None, None);
+                while let Some(key) = map.next_key::<OutcomeKey>()? {
+                    match key {
+                        OutcomeKey::Status if status.is_some() => return Err(A::Error::duplicate_field("status")),
+                        OutcomeKey::Status => status = Some(map.next_value()?),
+                        OutcomeKey::ErrorType if error_type.is_some() => {
+                            return Err(A::Error::duplicate_field("error_type"));
+                        }
+                        OutcomeKey::ErrorType => error_type = Some(map.next_value()?),
+                        OutcomeKey::Other => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                match status.ok_or_else(|| A::Error::missing_field("status"))? {
+                    Status::Ok => Ok(Outcome::Ok),
+                    Status::Error => Ok(Outcome::Error {
+                        error_type: error_type.ok_or_else(|| A::Error::missing_field("error_type"))?,
+                    }),
+                    Status::Unknown(status) => Ok(Outcome::Error { error_type: error_type.unwrap_or(status) }),
+                }
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
+/// An outcome's `status`, read without an allocation unless this version does not know it.
+enum Status {
+    Ok,
+    Error,
+    Unknown(Arc<str>),
+}
+
+impl<'de> Deserialize<'de> for Status {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Status;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a status")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Status, E> {
+                Ok(match v {
+                    "ok" => Status::Ok,
+                    "error" => Status::Error,
+                    other => Status::Unknown(Arc::from(other)),
+                })
+            }
+        }
+        deserializer.deserialize_str(V)
+    }
+}
+
+/// An outcome's keys, read without an allocation.
+enum OutcomeKey {
+    Status,
+    ErrorType,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for OutcomeKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = OutcomeKey;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<OutcomeKey, E> {
+                Ok(match v {
+                    "status" => OutcomeKey::Status,
+                    "error_type" => OutcomeKey::ErrorType,
+                    _ => OutcomeKey::Other,
+                })
+            }
+        }
+        deserializer.deserialize_identifier(V)
+    }
 }
 
 impl Outcome {
@@ -198,7 +293,8 @@ pub struct CallRecord {
     #[serde(default)]
     pub dimensions: Dimensions,
     /// The priced cost, or `None` when the model is not in the price book (an *unpriced* call: never $0).
-    /// Read back, a cost whose total is not the sum of its parts, or over $10^12, is an error.
+    /// Read back, a cost whose total is not the sum of its parts (counting the whole-number fields this version
+    /// does not know, a later version's fee, when that makes the sum), or over $10^12, is an error.
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "deserialize_call_cost")]
     pub cost: Option<CallCost>,
 }
@@ -368,11 +464,20 @@ const MAX_CALL_COST: Money = Money::from_picos(1_000_000_000_000 * 1_000_000_000
 /// Reads a call's cost, refusing one pricing could not have made: a total that is not the sum of its parts (a
 /// corrupted digit), or one over [`MAX_CALL_COST`] (a hand-made `u128::MAX` would saturate every total and
 /// budget it reached, and a `Block` budget would refuse every request after a restart).
+///
+/// A part this version does not know (a fee a later version prices, as `web_search` was added) counts towards the
+/// sum: the total is checked against the known parts, or against them and every unknown whole-number field (a
+/// later version's non-money number, a rate, is not a part). The call keeps its whole total; its breakdown lacks
+/// the unknown part. Refusing it, as the check first did, dropped the whole call's spend from budgets and reports
+/// when an older version read a newer one's journal (a rollback, or an older CLI).
 fn deserialize_call_cost<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<CallCost>, D::Error> {
-    let Some(c) = Option::<CallCost>::deserialize(deserializer)? else { return Ok(None) };
+    let Some(CostRead { cost: c, unknown_parts }) = Option::<CostRead>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
     let parts = [c.input, c.cache_read, c.cache_write_5m, c.cache_write_1h, c.output, c.web_search];
     let sum = parts.into_iter().fold(Money::default(), |a, m| a + m);
-    if c.total != sum {
+    let with_unknown = unknown_parts.map(|u| sum + u);
+    if c.total != sum && Some(c.total) != with_unknown {
         return Err(serde::de::Error::custom(format_args!(
             "cost.total = {} picodollars is not the sum of its parts ({})",
             c.total.picos(),
@@ -388,6 +493,163 @@ fn deserialize_call_cost<'de, D: serde::Deserializer<'de>>(deserializer: D) -> R
         )));
     }
     Ok(Some(c))
+}
+
+/// A journal line's cost as read back: [`CallCost`] and the sum of its whole-number fields this version does not
+/// know (`None` when it has none).
+struct CostRead {
+    cost: CallCost,
+    unknown_parts: Option<Money>,
+}
+
+impl<'de> Deserialize<'de> for CostRead {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(CostVisitor)
+    }
+}
+
+struct CostVisitor;
+
+impl<'de> serde::de::Visitor<'de> for CostVisitor {
+    type Value = CostRead;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a call's cost")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<CostRead, A::Error> {
+        use serde::de::Error;
+        let mut money: [Option<Money>; 8] = [None; 8];
+        let (mut priced_as, mut long_context, mut batch, mut fast, mut regional) = (None, false, false, false, false);
+        let mut unknown: Option<Money> = None;
+        while let Some(CostKey(key)) = map.next_key()? {
+            match key {
+                Some(i) if i < money.len() => {
+                    if money[i].is_some() {
+                        return Err(A::Error::duplicate_field(COST_KEYS[i]));
+                    }
+                    money[i] = Some(map.next_value()?);
+                }
+                Some(8) => priced_as = Some(map.next_value::<Arc<str>>()?),
+                Some(9) => long_context = map.next_value()?,
+                Some(10) => batch = map.next_value()?,
+                Some(11) => fast = map.next_value()?,
+                Some(_) => regional = map.next_value()?,
+                None => {
+                    if let Some(picos) = map.next_value::<WholeNumber>()?.0 {
+                        unknown = Some(unknown.unwrap_or_default() + Money::from_picos(picos));
+                    }
+                }
+            }
+        }
+        let required = |i: usize| money[i].ok_or_else(|| A::Error::missing_field(COST_KEYS[i]));
+        let cost = CallCost {
+            total: required(0)?,
+            input: required(1)?,
+            cache_read: required(2)?,
+            cache_write_5m: required(3)?,
+            cache_write_1h: required(4)?,
+            output: required(5)?,
+            web_search: money[6].unwrap_or_default(),
+            cache_savings: money[7].unwrap_or_default(),
+            priced_as: priced_as.ok_or_else(|| A::Error::missing_field("priced_as"))?,
+            long_context,
+            batch,
+            fast,
+            regional,
+        };
+        Ok(CostRead { cost, unknown_parts: unknown })
+    }
+}
+
+/// A cost's key: its place in [`COST_KEYS`], `None` for one this version does not know. Read without an allocation
+/// (replay reads a cost per line).
+struct CostKey(Option<usize>);
+
+/// A cost's keys: the eight amounts in `CostVisitor`'s order, then the rest (`us_only` is `regional`'s earlier name).
+const COST_KEYS: [&str; 14] = [
+    "total",
+    "input",
+    "cache_read",
+    "cache_write_5m",
+    "cache_write_1h",
+    "output",
+    "web_search",
+    "cache_savings",
+    "priced_as",
+    "long_context",
+    "batch",
+    "fast",
+    "regional",
+    "us_only",
+];
+
+impl<'de> Deserialize<'de> for CostKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = CostKey;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<CostKey, E> {
+                Ok(CostKey(COST_KEYS.iter().position(|k| *k == v)))
+            }
+        }
+        deserializer.deserialize_identifier(V)
+    }
+}
+
+/// Any value, read as `Some` when it is a whole number of at most `u64::MAX` (what a self-describing format gives
+/// whole; serde_json hands a larger one over as a float).
+struct WholeNumber(Option<u128>);
+
+impl<'de> Deserialize<'de> for WholeNumber {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = WholeNumber;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<WholeNumber, E> {
+                Ok(WholeNumber(Some(u128::from(v))))
+            }
+            fn visit_u128<E>(self, v: u128) -> Result<WholeNumber, E> {
+                Ok(WholeNumber(Some(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<WholeNumber, E> {
+                Ok(WholeNumber(u128::try_from(v).ok()))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<WholeNumber, E> {
+                Ok(WholeNumber(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<WholeNumber, E> {
+                Ok(WholeNumber(None))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<WholeNumber, E> {
+                Ok(WholeNumber(None))
+            }
+            fn visit_unit<E>(self) -> Result<WholeNumber, E> {
+                Ok(WholeNumber(None))
+            }
+            fn visit_none<E>(self) -> Result<WholeNumber, E> {
+                Ok(WholeNumber(None))
+            }
+            fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<WholeNumber, D::Error> {
+                WholeNumber::deserialize(d)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<WholeNumber, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(WholeNumber(None))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<WholeNumber, A::Error> {
+                while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
+                Ok(WholeNumber(None))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
 }
 
 /// Reads a call's web search count, refusing one capture would have rejected: priced at the fee, one

@@ -713,14 +713,15 @@ fn hostile_text_in_tools_warnings_budgets_and_direction_overrides_never_reaches_
     clean(out.ok());
     assert!(out.stdout.contains("mcp__evil__\u{FFFD}]0;PWNED\u{FFFD}\u{FFFD}[2JTOOL\u{FFFD}exe.txt"), "{}", out.stdout);
 
-    // A records line whose bad value serde quotes in the skipped line's reason, on stderr.
-    let rec = r#"{"timestamp":"2025-10-03T12:00:00Z","duration_us":5,"model":"claude-sonnet-4-5","tokens":{"input":1,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":1,"reasoning":0},"metered":true,"outcome":{"status":"\u001b]0;PWNED\u0007ok"},"dimensions":{"session":"sess\u202egnp.exe"}}"#;
-    let ok = rec.replace(r#""\u001b]0;PWNED\u0007ok""#, r#""ok""#);
+    // A records line whose bad value serde quotes in the skipped line's reason, on stderr (serde_json escapes it;
+    // an unknown outcome status, quoted raw, is read now: an error of that type, scrubbed like any other name).
+    let rec = r#"{"timestamp":"2025-10-03T12:00:00Z","duration_us":5,"model":"claude-sonnet-4-5","tokens":{"input":1,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":1,"reasoning":0},"metered":"\u001b]0;PWNED\u0007ok","outcome":{"status":"ok"},"dimensions":{"session":"sess\u202egnp.exe"}}"#;
+    let ok = rec.replace(r#""\u001b]0;PWNED\u0007ok""#, "true");
     let records = cli_support::Records::new(&[rec.to_owned(), ok]);
     let out = records.run(&["summary", "--group-by", "session"]);
     clean(out.ok());
     clean(&out.stderr);
-    assert!(out.stderr.contains("unknown variant `\u{FFFD}]0;PWNED\u{FFFD}ok`"), "{}", out.stderr);
+    assert!(out.stderr.contains("records.jsonl:1: not a call record: invalid type: string"), "{}", out.stderr);
     assert!(out.stdout.contains("sess\u{FFFD}gnp.exe"), "{}", out.stdout);
     assert!(out.stderr.contains("1 call carried control characters or direction overrides"), "{}", out.stderr);
 

@@ -1430,3 +1430,54 @@ fn alerts_of_the_day_before_a_restart_are_not_sent_again_when_the_clock_steps_ba
     spend(&after, 10_000);
     assert!(after_alerts.lock().is_empty(), "delivered before the restart: {:?}", thresholds(&after_alerts));
 }
+
+#[test]
+fn a_cost_part_a_later_version_adds_keeps_the_calls_spend() {
+    // A later version prices a fee this one does not know (as `web_search` was added, `v` staying 1): its lines
+    // carry the part and a total that includes it. The sum check refused them, and a rollback (or an older CLI)
+    // dropped those calls' whole spend from budgets and reports.
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(utc(2026, 3, 14, 9, 0));
+    let m = meter(dir.path(), &clock, |b| b);
+    spend(&m, 100);
+    m.shutdown().unwrap();
+    let path = journal_file(dir.path(), "2026-03-14");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let line: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    let total = line["call"]["cost"]["total"].as_u64().unwrap();
+    assert_eq!(total, 100_000_000, "$0.0001");
+    let with = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut l = line.clone();
+        edit(&mut l["call"]["cost"]);
+        l.to_string()
+    };
+    let lines = [
+        // A new part, in the total.
+        with(&|c| {
+            c["code_execution"] = 50_000_000u64.into();
+            c["total"] = (total + 50_000_000).into();
+        }),
+        // A new number that is not money (a rate): the total is the known parts'.
+        with(&|c| c["rate_percent"] = 110u64.into()),
+        // A new part and a note: the note is not counted.
+        with(&|c| {
+            c["code_execution"] = 7u64.into();
+            c["code_execution_note"] = "containers".into();
+            c["total"] = (total + 7).into();
+        }),
+        // A total that is neither: damage, skipped as before.
+        with(&|c| {
+            c["code_execution"] = 7u64.into();
+            c["total"] = (total + 8).into();
+        }),
+    ];
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let mut totals = Vec::new();
+    let report = tokenmeter::journal::read(dir.path(), |call| totals.push(call.cost.unwrap().total.picos())).unwrap();
+    assert_eq!(totals, [150_000_000, 100_000_000, 100_000_007]);
+    assert_eq!(report.skipped_lines, 1, "{report:?}");
+    assert!(format!("{:?}", report.skipped[0]).contains("not the sum of its parts"), "{report:?}");
+    // A meter's replay counts the whole of it.
+    let m = meter(dir.path(), &clock, |b| b);
+    assert_eq!(m.total_usage().cost.picos(), 350_000_007);
+}
