@@ -314,8 +314,54 @@ pub(crate) fn push_table(out: &mut String, title: &str, table: &Table, style: &S
         let _ = writeln!(out, "{}", style.bold(title));
     }
     let mut table = table.clone();
+    cut_wide_cells(&mut table);
     keep_figures_whole(&mut table);
     let _ = writeln!(out, "{table}\n");
+}
+
+/// The most columns a line of a cell shows: comfy-table keeps widths in `u16`, and a name or id of ~65,000
+/// columns (a damaged file's model id) overflowed them (a panic in debug builds, a garbled table in release).
+const MAX_CELL_WIDTH: usize = 1_000;
+
+/// Cuts each line of a cell wider than [`MAX_CELL_WIDTH`] to that width, ending it with `…` (such a cell
+/// loses its colour and alignment; no real name or figure comes near it).
+fn cut_wide_cells(table: &mut Table) {
+    let too_wide = |c: &Cell| c.content().lines().any(|l| width(l) > MAX_CELL_WIDTH);
+    for row in table.row_iter_mut() {
+        if !row.cell_iter().any(too_wide) {
+            continue;
+        }
+        let cells: Vec<Cell> = row
+            .cell_iter()
+            .map(|c| if too_wide(c) { Cell::new(cut_lines(&c.content(), MAX_CELL_WIDTH)) } else { c.clone() })
+            .collect();
+        *row = comfy_table::Row::from(cells);
+    }
+}
+
+/// Each line of `text` at most `max` columns wide, a cut one ending with `…`.
+fn cut_lines(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max * 4 + 8));
+    for (i, line) in text.lines().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        if width(line) <= max {
+            out.push_str(line);
+            continue;
+        }
+        let mut used = 0;
+        for c in line.chars() {
+            let w = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+            if used + w > max - 1 {
+                break;
+            }
+            used += w;
+            out.push(c);
+        }
+        out.push('…');
+    }
+    out
 }
 
 /// Without ANSI colour codes.
@@ -418,6 +464,21 @@ pub(crate) fn forecast_basis(f: &tokenmeter::analysis::Forecast) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cell_of_a_name_65536_columns_wide_is_cut_not_a_panic() {
+        // comfy-table's u16 widths overflowed (a debug build's panic) on a damaged file's model id.
+        let name = "m".repeat(65_536);
+        let mut t = Table::new();
+        t.set_header(["model", "calls"]);
+        t.add_row(vec![Cell::new(&name), num("1")]);
+        let mut out = String::new();
+        push_table(&mut out, "", &t, &Style { color: false, terminal: false });
+        let widest = out.lines().map(width).max().unwrap();
+        assert!((MAX_CELL_WIDTH..MAX_CELL_WIDTH + 20).contains(&widest), "{widest}");
+        assert!(out.contains(&format!("{}…", "m".repeat(MAX_CELL_WIDTH - 1))));
+        assert_eq!(cut_lines("ab\n日本語", 4), "ab\n日…");
+    }
 
     #[test]
     fn days_ahead_read_well() {
