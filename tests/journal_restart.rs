@@ -618,11 +618,13 @@ fn lines_from_other_versions_of_the_same_schema_are_read() {
         // Damage, not a new kind: nothing besides the known keys.
         r#"{"v":1}"#,
         r#"{"v":1,"call":null}"#,
+        // A bare record given a `v` (hand-made): its call was left out as a new kind, unsaid.
+        r#"{"v":1,"timestamp":"2026-03-14T08:02:00Z","duration_us":5,"tokens":{"input":1},"metered":true,"outcome":{"status":"ok"}}"#,
     ];
     std::fs::write(journal_file(dir.path(), "2026-03-14"), lines.join("\n") + "\n").unwrap();
     let mut calls = Vec::new();
     let report = tokenmeter::journal::read(dir.path(), |c| calls.push(c)).unwrap();
-    assert_eq!((report.records, report.other_lines, report.skipped_lines), (2, 1, 4), "{report:#?}");
+    assert_eq!((report.records, report.other_lines, report.skipped_lines), (2, 1, 5), "{report:#?}");
     assert!(report.skipped[2..].iter().all(|s| matches!(s.reason, SkipReason::Corrupt { .. })), "{report:#?}");
     assert!(matches!(&report.skipped[0].reason, SkipReason::Corrupt { message } if message.contains("version 0")));
     assert_eq!(report.skipped[1].reason, SkipReason::UnsupportedVersion { version: u32::MAX });
