@@ -1483,3 +1483,24 @@ fn a_cost_part_a_later_version_adds_keeps_the_calls_spend() {
     let m = meter(dir.path(), &clock, |b| b);
     assert_eq!(m.total_usage().cost.picos(), 350_000_007);
 }
+
+#[cfg(unix)]
+#[test]
+fn a_day_file_that_is_a_symbolic_link_is_reported_not_read() {
+    // A day file restored as a link to an archive counted nothing, and nothing said so.
+    let dir = tempfile::tempdir().unwrap();
+    let archive = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(utc(2026, 3, 14, 9, 0));
+    let m = meter(dir.path(), &clock, |b| b);
+    spend(&m, 100);
+    m.shutdown().unwrap();
+    let real = archive.path().join("2026-03-14.jsonl");
+    std::fs::rename(journal_file(dir.path(), "2026-03-14"), &real).unwrap();
+    std::os::unix::fs::symlink(&real, journal_file(dir.path(), "2026-03-14")).unwrap();
+    let report = tokenmeter::journal::read(dir.path(), |_| {}).unwrap();
+    assert_eq!((report.files, report.records, report.unreadable_files, report.skipped_lines), (0, 0, 1, 1));
+    assert!(
+        matches!(&report.skipped[0].reason, SkipReason::Unreadable { message } if message.contains("symbolic link"))
+    );
+    assert_eq!(report.skipped[0].path, journal_file(dir.path(), "2026-03-14"));
+}

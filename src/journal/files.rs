@@ -29,17 +29,29 @@ pub(super) struct DayFile {
 
 /// The journal files in `dir`, oldest first. Other files are left alone.
 pub(super) fn list(dir: &Path) -> std::io::Result<Vec<DayFile>> {
-    let mut files = Vec::new();
+    list_all(dir).map(|(files, _)| files)
+}
+
+/// A symbolic link named as a day file: its day and path.
+pub(super) type Link = (NaiveDate, PathBuf);
+
+/// [`list`], and the symbolic links named as day files (not followed: the writer never writes through one
+/// either), oldest first: replay reports them.
+pub(super) fn list_all(dir: &Path) -> std::io::Result<(Vec<DayFile>, Vec<Link>)> {
+    let (mut files, mut others) = (Vec::new(), Vec::new());
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let Some(day) = entry.file_name().to_str().and_then(day_of) else { continue };
         let Ok(meta) = entry.metadata() else { continue };
         if meta.is_file() {
             files.push(DayFile { day, path: entry.path(), len: meta.len() });
+        } else if meta.file_type().is_symlink() {
+            others.push((day, entry.path()));
         }
     }
     files.sort_by_key(|f| f.day);
-    Ok(files)
+    others.sort();
+    Ok((files, others))
 }
 
 /// What a retention round deleted.
