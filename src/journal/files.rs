@@ -13,10 +13,14 @@ pub(super) fn path_for(dir: &Path, day: NaiveDate) -> PathBuf {
     dir.join(format!("{PREFIX}{}{SUFFIX}", day.format("%Y-%m-%d")))
 }
 
-/// The UTC day a journal file holds, from its name; `None` for any other file.
+/// The UTC day a journal file holds, from its name; `None` for any other file. Only the name the writer gives
+/// it: chrono's parser also takes `2025-10-2` and `+2025-10-02`, and a hand-made copy so named was read as a
+/// second file of that day (its calls counted twice).
 fn day_of(name: &str) -> Option<NaiveDate> {
     let date = name.strip_prefix(PREFIX)?.strip_suffix(SUFFIX)?;
-    NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()
+    let day = NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
+    // As `path_for` writes it (a formatted day is a few bytes: a comparison, no allocation to speak of).
+    (day.format("%Y-%m-%d").to_string() == date).then_some(day)
 }
 
 /// One journal file.
@@ -273,6 +277,23 @@ mod tests {
     fn day_file(dir: &Path, day: u32, len: u64) -> DayFile {
         let day = NaiveDate::from_ymd_opt(2026, 3, day).unwrap();
         DayFile { path: dir.join(format!("tokenmeter-{day}.jsonl")), day, len }
+    }
+
+    #[test]
+    fn only_the_names_the_writer_gives_are_day_files() {
+        let day = |name: &str| day_of(name).map(|d| d.to_string());
+        assert_eq!(day("tokenmeter-2025-10-02.jsonl").as_deref(), Some("2025-10-02"));
+        for name in [
+            "tokenmeter-2025-10-2.jsonl",
+            "tokenmeter-+2025-10-02.jsonl",
+            "tokenmeter-2025-10-02.jsonl.1",
+            "tokenmeter-02025-10-02.jsonl",
+        ] {
+            assert_eq!(day(name), None, "{name}");
+        }
+        let far = NaiveDate::from_ymd_opt(12_345, 1, 2).unwrap();
+        let name = path_for(Path::new(""), far).to_string_lossy().into_owned();
+        assert_eq!(day_of(&name), Some(far), "{name}");
     }
 
     #[test]
