@@ -243,6 +243,11 @@ pub(super) fn parse_bytes(bytes: &[u8], max_places: usize) -> FileCalls {
     whole
 }
 
+/// The longest transcript line read: 64 MiB, far past any line with a call's usage in it (a response of 128k
+/// output tokens is ~0.5 MB), though a user's message of many pasted images may be longer (passed over: it has
+/// no usage). A damaged file of one line (hundreds of MB of NUL bytes after a crash) was held whole.
+const MAX_LINE_BYTES: usize = 64 << 20;
+
 /// Parses what `reader` holds, line by line. A line that lies whole in the reader's buffer is parsed there;
 /// one cut by the buffer's end is put together in a buffer of its own first.
 fn parse_reader(mut reader: impl std::io::BufRead, max_places: usize) -> std::io::Result<FileCalls> {
@@ -251,6 +256,8 @@ fn parse_reader(mut reader: impl std::io::BufRead, max_places: usize) -> std::io
     let mut line_no: u64 = 0;
     let mut carried: Vec<u8> = Vec::new();
     let mut first = true;
+    // The line being read is past [`MAX_LINE_BYTES`]: the rest of it is passed over, not held.
+    let mut overlong = false;
     loop {
         let available = match reader.fill_buf() {
             Ok(available) => available,
@@ -265,10 +272,26 @@ fn parse_reader(mut reader: impl std::io::BufRead, max_places: usize) -> std::io
             None => (available.len(), false),
         };
         out.bytes += taken as u64;
+        let part = &available[..taken - usize::from(whole)];
+        if !overlong && carried.len() + part.len() > MAX_LINE_BYTES {
+            overlong = true;
+            carried = Vec::new();
+        }
+        if overlong {
+            if whole {
+                line_no += 1;
+                out.lines += 1;
+                first = false;
+                out.bad(line_no, || format!("a line over {} MiB: not read", MAX_LINE_BYTES >> 20), max_places);
+                overlong = false;
+            }
+            reader.consume(taken);
+            continue;
+        }
         let line = if whole && carried.is_empty() {
-            &available[..taken - 1]
+            part
         } else {
-            carried.extend_from_slice(&available[..taken - usize::from(whole)]);
+            carried.extend_from_slice(part);
             &carried[..]
         };
         if whole {
@@ -279,7 +302,10 @@ fn parse_reader(mut reader: impl std::io::BufRead, max_places: usize) -> std::io
         }
         reader.consume(taken);
     }
-    if !carried.is_empty() {
+    if overlong {
+        out.lines += 1;
+        out.bad(line_no + 1, || format!("a line over {} MiB: not read", MAX_LINE_BYTES >> 20), max_places);
+    } else if !carried.is_empty() {
         line_no += 1;
         let line = if first { strip_bom(&carried) } else { &carried[..] };
         one_line(line, line_no, false, &usage_key, &mut out, max_places);
@@ -573,6 +599,24 @@ mod tests {
         let f = parse_bytes(text.as_bytes(), 5);
         assert_eq!((f.lines, f.bad_lines), (4, 2), "{:?}", f.bad_places);
         assert_eq!(f.bad_places.iter().map(|p| p.0).collect::<Vec<_>>(), [3, 4], "assistant lines, or untyped ones");
+    }
+
+    #[test]
+    fn a_line_over_the_limit_is_passed_over_not_held() {
+        // A crash left hundreds of MB of NUL bytes and no newline: the line was held whole (632 MB for 600 MB).
+        let whole = r#"{"type":"assistant","timestamp":"2025-01-01T00:00:01Z","requestId":"r1","message":{"id":"m1","usage":{"input_tokens":3,"output_tokens":5}}}"#;
+        let mut bytes = vec![0u8; MAX_LINE_BYTES + 1];
+        bytes.push(b'\n');
+        bytes.extend_from_slice(whole.as_bytes());
+        bytes.push(b'\n');
+        bytes.extend(std::iter::repeat_n(b' ', MAX_LINE_BYTES + 1));
+        let f = parse_reader(std::io::BufReader::with_capacity(1 << 20, &bytes[..]), 5).unwrap();
+        assert_eq!((f.lines, f.usage_lines, f.bad_lines, f.calls.len()), (3, 1, 2, 1), "{:?}", f.bad_places);
+        assert_eq!(
+            f.bad_places,
+            [(1, "a line over 64 MiB: not read".to_owned()), (3, "a line over 64 MiB: not read".to_owned())]
+        );
+        assert_eq!(f.bytes, bytes.len() as u64);
     }
 
     #[test]
