@@ -1,5 +1,8 @@
-//! Time, injected: every timestamp and duration tokenmeter takes comes from a [`Clock`], so windows, budgets
-//! and forecasts can be tested without sleeping.
+//! Time, injected: every timestamp and duration tokenmeter records comes from a [`Clock`], so windows, budgets
+//! and forecasts can be tested without sleeping. Not the pacing of its background work, which is real time: the
+//! journal writer's sleeps, syncs and hourly retention rounds (whose ages run no further than the build's clock
+//! plus the real time elapsed since), webhook retries and OTLP export intervals. A simulation that advances a
+//! [`ManualClock`] by months sees the journal pruned by age only when a meter is built.
 
 use std::fmt::Debug;
 use std::sync::Arc;
