@@ -520,3 +520,25 @@ fn series_from_the_totals_to_the_end_of_time_answer_without_panicking() {
         }
     }
 }
+
+#[test]
+fn an_unfiltered_range_inside_an_old_bucket_is_counted_from_the_daily_totals() {
+    // Past 400 days the archive is one bucket starting at its oldest day: `query` over a month of it read 0
+    // calls (the bucket does not start in the range), with nothing to say so. Inside a month bucket, likewise.
+    let rig = Rig::new(at(2025, 2, 21, 0, 0, 0));
+    rig.add(Call::new(at(2025, 1, 5, 9, 0, 0), SONNET).io(1, 0));
+    rig.add(Call::new(at(2025, 2, 10, 9, 0, 0), SONNET).io(10, 0));
+    rig.add(Call::new(at(2025, 2, 20, 9, 0, 0), SONNET).io(100, 0));
+    let input = |from, to| rig.ledger.query(&Query::new(Window::range(from, to))).unwrap().totals.tokens.input;
+    rig.clock.advance(Duration::days(60));
+    assert_eq!(rig.ledger.stats().buckets.month, 2);
+    assert_eq!(input(at(2025, 2, 15, 0, 0, 0), at(2025, 2, 25, 0, 0, 0)), 100, "inside the February bucket");
+    rig.clock.advance(Duration::days(400));
+    assert_eq!(rig.ledger.stats().buckets.archive, 1);
+    assert_eq!(input(at(2025, 2, 1, 0, 0, 0), at(2025, 3, 1, 0, 0, 0)), 110, "February, in the archive");
+    assert_eq!(input(at(2025, 1, 1, 0, 0, 0), at(2025, 2, 15, 0, 0, 0)), 11);
+    // Filtered, the buckets are all there is: the archive counts whole when it starts in the range.
+    let q =
+        Query::new(Window::range(at(2025, 2, 1, 0, 0, 0), at(2025, 3, 1, 0, 0, 0))).filter(Dimension::Model, SONNET);
+    assert_eq!(rig.ledger.query(&q).unwrap().totals.tokens.input, 0);
+}

@@ -1253,6 +1253,16 @@ impl Ledger {
                 _ => None,
             };
             let mut total = sel.total_for(store, from, to, by);
+            // Unfiltered and ungrouped, a window on local hours takes its whole days from the daily totals (kept
+            // 10 years) and the hours around them from the hourly ones, as the series does: counted by the
+            // buckets starting in it, a range inside a month bucket, or inside the archive past 400 days, read 0
+            // (or the whole bucket). Not when an edge falls inside an hour, where those figures are not exact.
+            if q.group_by.is_none() && sel == Selection::All {
+                let (exact, start, end) = Selection::total_all_exact(store, now, from, to, false);
+                if (start, end) == (from, to) {
+                    total = exact;
+                }
+            }
             let groups = match q.group_by {
                 None => Vec::new(),
                 Some(GroupBy::Dimension(d)) => {
