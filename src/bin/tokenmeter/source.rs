@@ -227,6 +227,9 @@ pub(crate) struct SourceInfo {
     /// Journal files that could not be read (or not to their end; not lines: listed in `skipped` at line 0).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub(crate) unreadable_files: u64,
+    /// Journal lines of a kind this version does not read (a later version's), left out.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub(crate) other_lines: u64,
     /// Calls priced again with `--prices` (journal and records files carry their own cost).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub(crate) repriced: u64,
@@ -739,6 +742,7 @@ fn load_claude_code(dir: &Path, ctx: &Context) -> CliResult<Source> {
         skipped_lines: stats.bad_lines,
         // Transcript files that could not be read are in `transcripts.unreadable_files`.
         unreadable_files: 0,
+        other_lines: 0,
         after_now: 0,
         repriced: 0,
         lines_read: stats.lines,
@@ -1089,6 +1093,15 @@ fn load_journal(dir: &Path, ctx: &Context, since: Option<NaiveDate>) -> CliResul
     info.files = report.files;
     // A day file that could not be read is one skipped "line" of the replay's (at line 0): a file here.
     info.unreadable_files = report.unreadable_files;
+    info.other_lines = report.other_lines;
+    if report.other_lines > 0 {
+        ctx.note(&format!(
+            "tokenmeter: note: {} journal line{} of a kind this version does not read (written by a later tokenmeter) \
+             left out",
+            report.other_lines,
+            if report.other_lines == 1 { "" } else { "s" }
+        ));
+    }
     info.skipped_lines = report.skipped_lines.saturating_sub(report.unreadable_files);
     info.lines_read =
         report.records + report.tasks + report.tools + report.budget_alerts + report.other_lines + info.skipped_lines;
@@ -1142,6 +1155,7 @@ fn empty_info(kind: SourceKind, paths: Vec<PathBuf>) -> SourceInfo {
         tools: 0,
         skipped_lines: 0,
         unreadable_files: 0,
+        other_lines: 0,
         after_now: 0,
         repriced: 0,
         skipped: Vec::new(),
