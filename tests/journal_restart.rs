@@ -1167,8 +1167,13 @@ fn a_replay_callback_that_panics_ends_the_replay_with_its_panic() {
 
 /// The messages of the WARN events of target `tokenmeter::journal` emitted while `f` runs on this thread.
 fn journal_warnings<R>(f: impl FnOnce() -> R) -> (R, Vec<String>) {
-    #[derive(Clone, Default)]
-    struct Messages(Arc<Mutex<Vec<String>>>);
+    journal_events(tracing::Level::WARN, f)
+}
+
+/// The messages of the events of target `tokenmeter::journal` at `level` emitted while `f` runs on this thread.
+fn journal_events<R>(level: tracing::Level, f: impl FnOnce() -> R) -> (R, Vec<String>) {
+    #[derive(Clone)]
+    struct Messages(Arc<Mutex<Vec<String>>>, tracing::Level);
     impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Messages {
         fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
             struct Message<'a>(&'a mut String);
@@ -1180,14 +1185,14 @@ fn journal_warnings<R>(f: impl FnOnce() -> R) -> (R, Vec<String>) {
                 }
             }
             let m = event.metadata();
-            if m.target() == "tokenmeter::journal" && *m.level() == tracing::Level::WARN {
+            if m.target() == "tokenmeter::journal" && *m.level() == self.1 {
                 let mut text = String::new();
                 event.record(&mut Message(&mut text));
                 self.0.lock().push(text);
             }
         }
     }
-    let messages = Messages::default();
+    let messages = Messages(Arc::default(), level);
     let out = tracing::subscriber::with_default(tracing_subscriber::registry().with(messages.clone()), f);
     let seen = messages.0.lock().clone();
     (out, seen)
@@ -1503,4 +1508,30 @@ fn a_day_file_that_is_a_symbolic_link_is_reported_not_read() {
         matches!(&report.skipped[0].reason, SkipReason::Unreadable { message } if message.contains("symbolic link"))
     );
     assert_eq!(report.skipped[0].path, journal_file(dir.path(), "2026-03-14"));
+}
+
+#[test]
+fn retention_says_which_day_files_it_deleted() {
+    // Deletions were seen only as a count in `files_removed`: a clock that was wrong left no trace of the days
+    // it cost.
+    let dir = tempfile::tempdir().unwrap();
+    for day in ["2025-10-01", "2025-10-02", "2025-10-03", "2026-03-10", "2026-03-13"] {
+        std::fs::write(journal_file(dir.path(), day), b"\n").unwrap();
+    }
+    let clock = ManualClock::new(utc(2026, 3, 14, 9, 0));
+    let (m, infos) = journal_events(tracing::Level::INFO, || {
+        meter(dir.path(), &clock, |b| {
+            b.with_journal(
+                journal(dir.path()).with_max_age(Some(Duration::from_secs(90 * 86_400))).with_max_total_bytes(Some(1)),
+            )
+        })
+    });
+    assert_eq!(m.journal_stats().unwrap().files_removed, 4);
+    assert_eq!(
+        infos,
+        [
+            "journal retention deleted 3 day file(s) older than the age limit of 90 day(s) (2025-10-01 to 2025-10-03)",
+            "journal retention deleted 1 day file(s) to keep the journal under 1 bytes (2026-03-10)"
+        ]
+    );
 }
