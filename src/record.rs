@@ -504,7 +504,7 @@ struct CostRead {
 
 impl<'de> Deserialize<'de> for CostRead {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(CostVisitor)
+        deserializer.deserialize_struct("CallCost", &COST_KEYS, CostVisitor)
     }
 }
 
