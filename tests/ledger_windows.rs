@@ -541,4 +541,10 @@ fn an_unfiltered_range_inside_an_old_bucket_is_counted_from_the_daily_totals() {
     let q =
         Query::new(Window::range(at(2025, 2, 1, 0, 0, 0), at(2025, 3, 1, 0, 0, 0))).filter(Dimension::Model, SONNET);
     assert_eq!(rig.ledger.query(&q).unwrap().totals.tokens.input, 0);
+    // Days past the daily totals' 10 years are the buckets' too: they read as empty days.
+    rig.add(Call::new(at(2014, 1, 5, 9, 0, 0), SONNET).io(1_000, 0));
+    let (from, to) = (at(2013, 1, 1, 0, 0, 0), at(2025, 1, 10, 0, 0, 0));
+    let by_model = Query::new(Window::range(from, to)).group_by(GroupBy::Dimension(Dimension::Model));
+    let buckets = rig.ledger.query(&by_model).unwrap().totals.tokens.input;
+    assert_eq!((input(from, to), buckets), (1_111, 1_111), "the archive, whole");
 }

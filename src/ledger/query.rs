@@ -887,7 +887,10 @@ impl Selection {
                 a.merge(v);
             }
         };
-        if (from < d0 && from < hourly_from) || (d1 < to && d1 < hourly_from) {
+        // The daily totals reach back 10 years: a span of days before that is the buckets' (the daily series
+        // holds nothing there, and the days were counted as empty).
+        let daily_from = now - super::store::DAILY_TOTALS_SPAN;
+        if (from < d0 && from < hourly_from) || (d1 < to && d1 < hourly_from) || (d0 < d1 && d0 < daily_from) {
             return buckets();
         }
         let mut a = Agg::default();
@@ -1256,8 +1259,11 @@ impl Ledger {
             // Unfiltered and ungrouped, a window on local hours takes its whole days from the daily totals (kept
             // 10 years) and the hours around them from the hourly ones, as the series does: counted by the
             // buckets starting in it, a range inside a month bucket, or inside the archive past 400 days, read 0
-            // (or the whole bucket). Not when an edge falls inside an hour, where those figures are not exact.
-            if q.group_by.is_none() && sel == Selection::All {
+            // (or the whole bucket). Not when an edge falls inside an hour, where those figures are not exact, nor
+            // grouped by a dimension or filtered: their rows and totals are the buckets', which hold the values.
+            // (A window on the buckets' edges, the rolling ones and `All`, is exact as it is.)
+            let on_edges = store.bucket_start(from, now) == from && store.bucket_start(to, now) == to;
+            if q.group_by.is_none() && sel == Selection::All && !on_edges {
                 let (exact, start, end) = Selection::total_all_exact(store, now, from, to, false);
                 if (start, end) == (from, to) {
                     total = exact;
