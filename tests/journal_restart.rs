@@ -1503,7 +1503,7 @@ fn a_day_file_that_is_a_symbolic_link_is_reported_not_read() {
     std::fs::rename(journal_file(dir.path(), "2026-03-14"), &real).unwrap();
     std::os::unix::fs::symlink(&real, journal_file(dir.path(), "2026-03-14")).unwrap();
     let report = tokenmeter::journal::read(dir.path(), |_| {}).unwrap();
-    assert_eq!((report.files, report.records, report.unreadable_files, report.skipped_lines), (0, 0, 1, 1));
+    assert_eq!((report.files, report.records, report.unreadable_files, report.skipped_lines), (1, 0, 1, 1));
     assert!(
         matches!(&report.skipped[0].reason, SkipReason::Unreadable { message } if message.contains("symbolic link"))
     );

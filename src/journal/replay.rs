@@ -123,6 +123,9 @@ pub(super) fn replay_since(
     // Links named as day files, not read: said, since a day file restored as a link to an archive counted nothing
     // without a word.
     for (_, path) in others.iter().filter(|(day, _)| since.is_none_or(|d| *day >= d)) {
+        // A day file, not read: counted in both, as a file that fails to open is (the CLI says "1 of its 1 files
+        // could not be read", not "of its 0").
+        report.files += 1;
         report.unreadable_files += 1;
         let message = "a symbolic link, which replay does not follow: not read".into();
         skip(&mut report, path, 0, SkipReason::Unreadable { message });
