@@ -610,8 +610,9 @@ fn lines_from_other_versions_of_the_same_schema_are_read() {
         r#"{"v":1,"call":{"timestamp":"2026-03-14T08:00:00Z","duration_us":1,"tokens":{"input":5,"output":2},"metered":true,"outcome":{"status":"ok"}}}"#,
         // A field a newer version added, and a cost without the flags and savings (false and 0).
         r#"{"v":1,"call":{"timestamp":"2026-03-14T08:01:00Z","duration_us":1,"model":"claude-haiku-4-5","tokens":{"input":10},"metered":true,"outcome":{"status":"ok"},"dimensions":{"project":"p"},"future":{"x":1},"cost":{"total":10000000,"input":10000000,"cache_read":0,"cache_write_5m":0,"cache_write_1h":0,"output":0,"priced_as":"claude-haiku-4-5"}}}"#,
-        // A line kind a newer version added at this schema version: left out quietly.
+        // A line kind a newer version added at this schema version: left out quietly (with a time of its own too).
         r#"{"v":1,"usage_limit":{"window":"5h"}}"#,
+        r#"{"v":1,"usage_limit":{"window":"5h"},"timestamp":"2026-03-14T08:03:00Z"}"#,
         // Not versions any tokenmeter writes.
         r#"{"v":0,"call":{}}"#,
         r#"{"v":4294967296,"call":{}}"#,
@@ -624,7 +625,7 @@ fn lines_from_other_versions_of_the_same_schema_are_read() {
     std::fs::write(journal_file(dir.path(), "2026-03-14"), lines.join("\n") + "\n").unwrap();
     let mut calls = Vec::new();
     let report = tokenmeter::journal::read(dir.path(), |c| calls.push(c)).unwrap();
-    assert_eq!((report.records, report.other_lines, report.skipped_lines), (2, 1, 5), "{report:#?}");
+    assert_eq!((report.records, report.other_lines, report.skipped_lines), (2, 2, 5), "{report:#?}");
     assert!(report.skipped[2..].iter().all(|s| matches!(s.reason, SkipReason::Corrupt { .. })), "{report:#?}");
     assert!(matches!(&report.skipped[0].reason, SkipReason::Corrupt { message } if message.contains("version 0")));
     assert_eq!(report.skipped[1].reason, SkipReason::UnsupportedVersion { version: u32::MAX });

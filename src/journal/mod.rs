@@ -18,7 +18,8 @@
 //! delivered for it (budget name, kind, unit, period kind, limit, period start, time), so that a restarted
 //! meter does not deliver it again. Lines of a newer version are skipped (and reported) by older readers;
 //! unknown fields are ignored, and lines of an unknown kind at this version are counted
-//! ([`ReplayReport::other_lines`]) and left out. Amounts are integers of picodollars (see [`Money`](crate::Money)).
+//! ([`ReplayReport::other_lines`]) and left out (not a line with a bare record's `timestamp` and `tokens` at its
+//! top: that is damage, skipped and reported). Amounts are integers of picodollars (see [`Money`](crate::Money)).
 //!
 //! # Writing
 //!

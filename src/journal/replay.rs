@@ -49,12 +49,14 @@ struct VersionOnly {
     v: u64,
 }
 
-/// A line with a key none of the kinds this version reads uses (nor `v`). Not one with a `timestamp`: a record's
-/// own fields at the top of the line (a bare record given a `v`) are damage, and its call was left out unsaid.
+/// A line with a key none of the kinds this version reads uses (nor `v`). Not one with a record's own fields at
+/// the top of the line (`timestamp` and `tokens`: a bare record given a `v`): that is damage, and its call was
+/// left out unsaid. A later kind with a `timestamp` of its own is still a kind.
 fn other_kind(text: &[u8]) -> bool {
     const KNOWN: [&str; 5] = ["v", "call", "task", "tool", "budget_alert"];
-    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(text)
-        .is_ok_and(|m| !m.contains_key("timestamp") && m.keys().any(|k| !KNOWN.contains(&k.as_str())))
+    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(text).is_ok_and(|m| {
+        !(m.contains_key("timestamp") && m.contains_key("tokens")) && m.keys().any(|k| !KNOWN.contains(&k.as_str()))
+    })
 }
 
 const VERSION_ZERO: &str = "schema version 0 (versions start at 1)";
