@@ -110,8 +110,27 @@ impl<'de> Deserialize<'de> for Outcome {
                     Status::Unknown(status) => Ok(Outcome::Error { error_type: error_type.unwrap_or(status) }),
                 }
             }
+            /// A format that writes a struct as its fields in order: the tag, then `error_type` (as the derived
+            /// reader took it).
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Outcome, A::Error> {
+                use serde::de::Error;
+                let status: Status = seq.next_element()?.ok_or_else(|| A::Error::invalid_length(0, &self))?;
+                let error_type: Option<Arc<str>> = match status {
+                    Status::Ok => None,
+                    _ => seq.next_element()?,
+                };
+                match status {
+                    Status::Ok => Ok(Outcome::Ok),
+                    Status::Error => {
+                        Ok(Outcome::Error { error_type: error_type.ok_or_else(|| A::Error::invalid_length(1, &self))? })
+                    }
+                    Status::Unknown(status) => Ok(Outcome::Error { error_type: error_type.unwrap_or(status) }),
+                }
+            }
         }
-        deserializer.deserialize_map(V)
+        // `any`, as the derived (internally tagged) reader asked: a format that writes structs as arrays gives a
+        // sequence.
+        deserializer.deserialize_any(V)
     }
 }
 
@@ -466,18 +485,18 @@ const MAX_CALL_COST: Money = Money::from_picos(1_000_000_000_000 * 1_000_000_000
 /// budget it reached, and a `Block` budget would refuse every request after a restart).
 ///
 /// A part this version does not know (a fee a later version prices, as `web_search` was added) counts towards the
-/// sum: the total is checked against the known parts, or against them and every unknown whole-number field (a
-/// later version's non-money number, a rate, is not a part). The call keeps its whole total; its breakdown lacks
-/// the unknown part. Refusing it, as the check first did, dropped the whole call's spend from budgets and reports
-/// when an older version read a newer one's journal (a rollback, or an older CLI).
+/// sum: the total is checked against the known parts, or against them and some of the unknown whole-number fields
+/// (a later version's fee is a part; a count or a rate beside it is not). The call keeps its whole total; its
+/// breakdown lacks the unknown part. Refusing it, as the check first did, dropped the whole call's spend from
+/// budgets and reports when an older version read a newer one's journal (a rollback, or an older CLI).
 fn deserialize_call_cost<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<CallCost>, D::Error> {
     let Some(CostRead { cost: c, unknown_parts }) = Option::<CostRead>::deserialize(deserializer)? else {
         return Ok(None);
     };
     let parts = [c.input, c.cache_read, c.cache_write_5m, c.cache_write_1h, c.output, c.web_search];
     let sum = parts.into_iter().fold(Money::default(), |a, m| a + m);
-    let with_unknown = unknown_parts.map(|u| sum + u);
-    if c.total != sum && Some(c.total) != with_unknown {
+    let rest = c.total.picos().checked_sub(sum.picos());
+    if rest.is_none_or(|rest| rest != 0 && !some_sum_is(&unknown_parts, rest)) {
         return Err(serde::de::Error::custom(format_args!(
             "cost.total = {} picodollars is not the sum of its parts ({})",
             c.total.picos(),
@@ -495,11 +514,20 @@ fn deserialize_call_cost<'de, D: serde::Deserializer<'de>>(deserializer: D) -> R
     Ok(Some(c))
 }
 
-/// A journal line's cost as read back: [`CallCost`] and the sum of its whole-number fields this version does not
-/// know (`None` when it has none).
+/// Whether some of `numbers` (one or more) add up to `target`. The first 16 are tried (a later version's cost
+/// has a few new fields: a fee, and perhaps a count or a rate beside it, which are not parts).
+fn some_sum_is(numbers: &[u128], target: u128) -> bool {
+    let numbers = &numbers[..numbers.len().min(16)];
+    (1u32..1 << numbers.len()).any(|mask| {
+        let mut picked = numbers.iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0);
+        picked.try_fold(0u128, |a, (_, n)| a.checked_add(*n)) == Some(target)
+    })
+}
+
+/// A journal line's cost as read back: [`CallCost`] and its whole-number fields this version does not know.
 struct CostRead {
     cost: CallCost,
-    unknown_parts: Option<Money>,
+    unknown_parts: Vec<u128>,
 }
 
 impl<'de> Deserialize<'de> for CostRead {
@@ -520,8 +548,10 @@ impl<'de> serde::de::Visitor<'de> for CostVisitor {
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<CostRead, A::Error> {
         use serde::de::Error;
         let mut money: [Option<Money>; 8] = [None; 8];
-        let (mut priced_as, mut long_context, mut batch, mut fast, mut regional) = (None, false, false, false, false);
-        let mut unknown: Option<Money> = None;
+        let mut priced_as: Option<Arc<str>> = None;
+        // `long_context`, `batch`, `fast`, `regional` (or `us_only`, its earlier name).
+        let mut flags: [Option<bool>; 4] = [None; 4];
+        let mut unknown = Vec::new();
         while let Some(CostKey(key)) = map.next_key()? {
             match key {
                 Some(i) if i < money.len() => {
@@ -530,16 +560,16 @@ impl<'de> serde::de::Visitor<'de> for CostVisitor {
                     }
                     money[i] = Some(map.next_value()?);
                 }
-                Some(8) => priced_as = Some(map.next_value::<Arc<str>>()?),
-                Some(9) => long_context = map.next_value()?,
-                Some(10) => batch = map.next_value()?,
-                Some(11) => fast = map.next_value()?,
-                Some(_) => regional = map.next_value()?,
-                None => {
-                    if let Some(picos) = map.next_value::<WholeNumber>()?.0 {
-                        unknown = Some(unknown.unwrap_or_default() + Money::from_picos(picos));
+                Some(8) if priced_as.is_some() => return Err(A::Error::duplicate_field("priced_as")),
+                Some(8) => priced_as = Some(map.next_value()?),
+                Some(i) => {
+                    let f = (i - 9).min(3);
+                    if flags[f].is_some() {
+                        return Err(A::Error::duplicate_field(COST_KEYS[9 + f]));
                     }
+                    flags[f] = Some(map.next_value()?);
                 }
+                None => unknown.extend(map.next_value::<WholeNumber>()?.0),
             }
         }
         let required = |i: usize| money[i].ok_or_else(|| A::Error::missing_field(COST_KEYS[i]));
@@ -553,12 +583,48 @@ impl<'de> serde::de::Visitor<'de> for CostVisitor {
             web_search: money[6].unwrap_or_default(),
             cache_savings: money[7].unwrap_or_default(),
             priced_as: priced_as.ok_or_else(|| A::Error::missing_field("priced_as"))?,
+            long_context: flags[0].unwrap_or_default(),
+            batch: flags[1].unwrap_or_default(),
+            fast: flags[2].unwrap_or_default(),
+            regional: flags[3].unwrap_or_default(),
+        };
+        Ok(CostRead { cost, unknown_parts: unknown })
+    }
+
+    /// A format that writes a struct as its fields in order (as the derived reader took it).
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<CostRead, A::Error> {
+        use serde::de::Error;
+        let mut money = [Money::default(); 8];
+        for (i, m) in money.iter_mut().enumerate() {
+            match seq.next_element()? {
+                Some(v) => *m = v,
+                None if i < 6 => return Err(A::Error::invalid_length(i, &self)),
+                None => {}
+            }
+        }
+        let priced_as = seq.next_element()?.ok_or_else(|| A::Error::invalid_length(8, &self))?;
+        let mut flags = [false; 4];
+        for f in &mut flags {
+            *f = seq.next_element()?.unwrap_or_default();
+        }
+        let [total, input, cache_read, cache_write_5m, cache_write_1h, output, web_search, cache_savings] = money;
+        let [long_context, batch, fast, regional] = flags;
+        let cost = CallCost {
+            total,
+            input,
+            cache_read,
+            cache_write_5m,
+            cache_write_1h,
+            output,
+            web_search,
+            cache_savings,
+            priced_as,
             long_context,
             batch,
             fast,
             regional,
         };
-        Ok(CostRead { cost, unknown_parts: unknown })
+        Ok(CostRead { cost, unknown_parts: Vec::new() })
     }
 }
 
