@@ -945,7 +945,8 @@ impl WriterThread {
                 let gone = !self.dir.exists();
                 create_dir_synced(&self.dir)?;
                 if gone {
-                    restore_dir_mode(&self.dir, self.dir_mode)?;
+                    // Best effort: a file system that refuses `chmod` keeps the mode it gave; the records still go.
+                    let _ = restore_dir_mode(&self.dir, self.dir_mode);
                 }
                 open()?
             }
