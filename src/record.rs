@@ -514,10 +514,14 @@ fn deserialize_call_cost<'de, D: serde::Deserializer<'de>>(deserializer: D) -> R
     Ok(Some(c))
 }
 
-/// Whether some of `numbers` (one or more) add up to `target`. The first 16 are tried (a later version's cost
-/// has a few new fields: a fee, and perhaps a count or a rate beside it, which are not parts).
+/// Whether some of `numbers` (one or more) add up to `target`: all of them, or some of the first 8 (a later
+/// version's cost has a few new fields: a fee, and perhaps a count or a rate beside it, which are not parts; at most
+/// 255 sums tried for a line).
 fn some_sum_is(numbers: &[u128], target: u128) -> bool {
-    let numbers = &numbers[..numbers.len().min(16)];
+    if numbers.iter().try_fold(0u128, |a, n| a.checked_add(*n)) == Some(target) {
+        return true;
+    }
+    let numbers = &numbers[..numbers.len().min(8)];
     (1u32..1 << numbers.len()).any(|mask| {
         let mut picked = numbers.iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0);
         picked.try_fold(0u128, |a, (_, n)| a.checked_add(*n)) == Some(target)

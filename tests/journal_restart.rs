@@ -739,9 +739,9 @@ fn retention_leaves_a_file_another_process_is_appending_to() {
 #[test]
 fn a_day_file_or_directory_deleted_while_open_is_created_again() {
     let dir = tempfile::tempdir().unwrap();
-    // Group-readable and nothing for others: a mode no umask gives (tempfile's is 0700, the umask's commonly 0755).
+    // With the sticky bit, which no umask gives a new directory (a umask only takes bits away from 0777).
     #[cfg(unix)]
-    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o750)).unwrap();
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o1750)).unwrap();
     let clock = ManualClock::new(utc(2026, 3, 14, 9, 0));
     let m = meter(dir.path(), &clock, |b| b);
     spend(&m, 10);
@@ -766,7 +766,7 @@ fn a_day_file_or_directory_deleted_while_open_is_created_again() {
         // With the permissions it had, not the umask's (commonly 0755).
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(dir.path()).unwrap().permissions().mode() & 0o7777;
-        assert_eq!(mode, 0o750, "{mode:o}");
+        assert_eq!(mode, 0o1750, "{mode:o}");
     }
 }
 

@@ -541,7 +541,10 @@ fn an_unfiltered_range_inside_an_old_bucket_is_counted_from_the_daily_totals() {
     let q =
         Query::new(Window::range(at(2025, 2, 1, 0, 0, 0), at(2025, 3, 1, 0, 0, 0))).filter(Dimension::Model, SONNET);
     assert_eq!(rig.ledger.query(&q).unwrap().totals.tokens.input, 0);
-    // Days past the daily totals' 10 years are the buckets' too: they read as empty days.
+    // A window reaching back past the daily totals' 10 years, with nothing that old: still the daily totals.
+    let (from, to) = (at(2000, 1, 1, 0, 0, 0), at(2025, 2, 15, 0, 0, 0));
+    assert_eq!(input(from, to), 11);
+    // With calls that old, the buckets: those days read as empty in the daily totals.
     rig.add(Call::new(at(2014, 1, 5, 9, 0, 0), SONNET).io(1_000, 0));
     let (from, to) = (at(2013, 1, 1, 0, 0, 0), at(2025, 1, 10, 0, 0, 0));
     let by_model = Query::new(Window::range(from, to)).group_by(GroupBy::Dimension(Dimension::Model));

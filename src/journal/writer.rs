@@ -944,9 +944,14 @@ impl WriterThread {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let gone = !self.dir.exists();
                 create_dir_synced(&self.dir)?;
-                if gone {
-                    // Best effort: a file system that refuses `chmod` keeps the mode it gave; the records still go.
-                    let _ = restore_dir_mode(&self.dir, self.dir_mode);
+                if gone && let Err(e) = restore_dir_mode(&self.dir, self.dir_mode) {
+                    // The records still go; the directory keeps the mode it was made with, which may let others in.
+                    tracing::warn!(
+                        target: "tokenmeter::journal",
+                        dir = %self.dir.display(),
+                        error = %e,
+                        "the journal directory was made again, but not with the permissions it had"
+                    );
                 }
                 open()?
             }

@@ -887,10 +887,11 @@ impl Selection {
                 a.merge(v);
             }
         };
-        // The daily totals reach back 10 years: a span of days before that is the buckets' (the daily series
-        // holds nothing there, and the days were counted as empty).
+        // The daily totals reach back 10 years: a span of days before that, when the ledger holds calls that old,
+        // is the buckets' (the daily series holds nothing there, and those days were counted as empty).
         let daily_from = now - super::store::DAILY_TOTALS_SPAN;
-        if (from < d0 && from < hourly_from) || (d1 < to && d1 < hourly_from) || (d0 < d1 && d0 < daily_from) {
+        let older_than_daily = d0 < d1 && d0 < daily_from && store.first_ts.is_some_and(|f| f < daily_from);
+        if (from < d0 && from < hourly_from) || (d1 < to && d1 < hourly_from) || older_than_daily {
             return buckets();
         }
         let mut a = Agg::default();
