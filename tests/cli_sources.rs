@@ -45,6 +45,16 @@ fn journal_lines_of_a_later_versions_kind_are_counted_and_noted() {
 }
 
 #[test]
+fn a_records_line_with_a_call_and_a_task_keeps_the_call_as_replay_does() {
+    // Hand-made: `--records` skipped the whole line as a task line, where the journal's replay keeps the call.
+    let call = r#"{"timestamp":"2025-10-03T12:00:00Z","duration_us":5,"model":"claude-sonnet-4-5","tokens":{"input":7},"metered":true,"outcome":{"status":"ok"}}"#;
+    let line = format!(r#"{{"v":1,"call":{call},"task":{{"name":"t"}}}}"#);
+    let out = Records::new(&[line]).run(&["summary", "--format", "json"]);
+    assert_eq!(calls(&out), 1, "{}", out.stderr);
+    assert_eq!(out.json()["summary"]["tokens"]["input"], 7);
+}
+
+#[test]
 fn journal_directory() {
     let dir = tempfile::tempdir().unwrap();
     assert_eq!(write_journal(dir.path()), 13);

@@ -960,10 +960,12 @@ fn parse_stream(path: &Path, mut reader: impl BufRead, out: &mut Vec<CallRecord>
             continue;
         }
         info.lines_read += 1;
-        // The journal writes these keys compactly: such a line is not tried as a call.
+        // The journal writes these keys compactly: such a line is not tried as a call, unless it has a `call` too
+        // (hand-made: replay keeps the call, and so does this reader).
         if [&b"\"task\":{"[..], b"\"tool\":{", b"\"budget_alert\":{"]
             .iter()
             .any(|key| memchr::memmem::find(line, key).is_some())
+            && memchr::memmem::find(line, b"\"call\"").is_none()
             && other_record(line)
         {
             continue;
