@@ -1027,8 +1027,9 @@ where
         let is_tool = plan.tool_candidate
             && state.call.operation_name.as_deref() == Some(EXECUTE_TOOL)
             && state.call.tool_name.is_some();
-        // Nothing of a request never made is counted: not its call, nor a tool or task span it owned.
-        let never_made = unsent(&state.call);
+        // Nothing of a request never made is counted: not its call, nor a tool or task span it owned. (Asked only
+        // of those: a span that only carries dimensions, a request's or a session's, closes without the check.)
+        let never_made = (plan.has_tokens || is_tool || state.task.is_some()) && unsent(&state.call);
         if plan.has_tokens && never_made {
             self.inner.count_unsent(std::mem::take(&mut state.rejected));
         } else if plan.has_tokens {
