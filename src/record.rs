@@ -143,21 +143,25 @@ enum Status {
 
 impl<'de> Deserialize<'de> for Status {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = Status;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a status")
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Status, E> {
-                Ok(match v {
-                    "ok" => Status::Ok,
-                    "error" => Status::Error,
-                    other => Status::Unknown(Arc::from(other)),
-                })
-            }
-        }
-        deserializer.deserialize_str(V)
+        deserializer.deserialize_str(StrVisitor("a status", |v| match v {
+            "ok" => Status::Ok,
+            "error" => Status::Error,
+            other => Status::Unknown(Arc::from(other)),
+        }))
+    }
+}
+
+/// A visitor of a string (a value or a field name, borrowed or not) mapped by a function: the small readers of
+/// this module's hand-written `Deserialize`s, which read their keywords without allocating.
+struct StrVisitor<T>(&'static str, fn(&str) -> T);
+
+impl<T> serde::de::Visitor<'_> for StrVisitor<T> {
+    type Value = T;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+    fn visit_str<E>(self, v: &str) -> Result<T, E> {
+        Ok((self.1)(v))
     }
 }
 
@@ -170,21 +174,11 @@ enum OutcomeKey {
 
 impl<'de> Deserialize<'de> for OutcomeKey {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = OutcomeKey;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a field name")
-            }
-            fn visit_str<E>(self, v: &str) -> Result<OutcomeKey, E> {
-                Ok(match v {
-                    "status" => OutcomeKey::Status,
-                    "error_type" => OutcomeKey::ErrorType,
-                    _ => OutcomeKey::Other,
-                })
-            }
-        }
-        deserializer.deserialize_identifier(V)
+        deserializer.deserialize_identifier(StrVisitor("a field name", |v| match v {
+            "status" => OutcomeKey::Status,
+            "error_type" => OutcomeKey::ErrorType,
+            _ => OutcomeKey::Other,
+        }))
     }
 }
 
@@ -656,17 +650,8 @@ const COST_KEYS: [&str; 14] = [
 
 impl<'de> Deserialize<'de> for CostKey {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = CostKey;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a field name")
-            }
-            fn visit_str<E>(self, v: &str) -> Result<CostKey, E> {
-                Ok(CostKey(COST_KEYS.iter().position(|k| *k == v)))
-            }
-        }
-        deserializer.deserialize_identifier(V)
+        deserializer
+            .deserialize_identifier(StrVisitor("a field name", |v| CostKey(COST_KEYS.iter().position(|k| *k == v))))
     }
 }
 
