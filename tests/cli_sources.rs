@@ -605,6 +605,8 @@ fn a_records_file_follows_the_journals_compatibility_rule() {
         call.to_owned(),
         // A kind a newer tokenmeter added at this version: left out quietly, as the journal's replay does.
         r#"{"v":1,"usage_limit":{"window":"5h"}}"#.to_owned(),
+        // With a time of its own: still a kind (a bare record has `tokens` beside its `timestamp`).
+        r#"{"v":1,"usage_limit":{"window":"5h"},"timestamp":"2025-10-03T10:00:00Z"}"#.to_owned(),
         // Version 0 is no version; one past u32 is a newer one, not damage.
         format!(r#"{{"v":0,"call":{call}}}"#),
         format!(r#"{{"v":4294967296,"call":{call}}}"#),

@@ -843,11 +843,13 @@ struct VersionOnly {
     v: u64,
 }
 
-/// A journal line holding none of the kinds this version reads, and something else besides `v`.
+/// A journal line holding none of the kinds this version reads, and something else besides `v`; not a bare
+/// record's fields (`timestamp` and `tokens`), as the library's replay tells them apart.
 fn other_kind(line: &[u8]) -> bool {
     const KNOWN: [&str; 5] = ["v", "call", "task", "tool", "budget_alert"];
     serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(line).is_ok_and(|m| {
-        !m.keys().any(|k| KNOWN[1..].contains(&k.as_str()) || k == "timestamp")
+        !m.keys().any(|k| KNOWN[1..].contains(&k.as_str()))
+            && !(m.contains_key("timestamp") && m.contains_key("tokens"))
             && m.keys().any(|k| !KNOWN.contains(&k.as_str()))
     })
 }
