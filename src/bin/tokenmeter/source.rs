@@ -848,9 +848,9 @@ struct VersionOnly {
 fn other_kind(line: &[u8]) -> bool {
     const KNOWN: [&str; 5] = ["v", "call", "task", "tool", "budget_alert"];
     serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(line).is_ok_and(|m| {
-        !m.keys().any(|k| KNOWN[1..].contains(&k.as_str()))
-            && !(m.contains_key("timestamp") && m.contains_key("tokens"))
-            && m.keys().any(|k| !KNOWN.contains(&k.as_str()))
+        let bare_record = m.contains_key("timestamp") && m.contains_key("tokens");
+        let known_kind = m.keys().any(|k| KNOWN[1..].contains(&k.as_str()));
+        !known_kind && !bare_record && m.keys().any(|k| !KNOWN.contains(&k.as_str()))
     })
 }
 
