@@ -11,7 +11,7 @@ use chrono::{DateTime, Datelike, TimeZone, Utc};
 use parking_lot::Mutex;
 use tokenmeter::budget::{AlertKind, Budget, BudgetAction, BudgetAlert, BudgetLimit, BudgetPeriod, RequestScope};
 use tokenmeter::journal::{FsyncPolicy, JournalConfig, JournalError, SkipReason};
-use tokenmeter::{BuildError, CallRecord, ManualClock, RecordSink, TokenMeter, TokenMeterBuilder};
+use tokenmeter::{BuildError, CallRecord, Clock, ManualClock, RecordSink, TokenMeter, TokenMeterBuilder};
 use tracing::info_span;
 use tracing_subscriber::prelude::*;
 
@@ -349,6 +349,44 @@ fn a_rolling_budgets_alert_holds_while_spend_stays_over_its_threshold() {
     let after = meter(dir.path(), &clock, rolling(&later));
     spend(&after, 10_000);
     assert_eq!(thresholds(&later), [50], "the 12:10 alert, whose line was lost, is delivered again");
+}
+
+#[test]
+fn a_rolling_budgets_alert_holds_after_retention_deleted_the_day_it_fired() {
+    // A rolling hour over 50% from 09:00 on the 14th to the 17th: one alert, on the 14th. A restart on the 17th
+    // with a journal that keeps two days deletes the 14th's file, and the alert's line with it; the restarted
+    // meter delivered the alert again. The first call of each day writes the alerts still held again.
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(utc(2026, 3, 14, 9, 0));
+    let two_days = || journal(dir.path()).with_max_age(Some(Duration::from_secs(2 * 86_400)));
+    let build = |alerts: &Alerts| {
+        hourly_budget(alerts, &[50])(TokenMeter::builder().with_clock(clock.clone()).with_journal(two_days()))
+            .try_build()
+            .unwrap()
+    };
+    let alerts: Alerts = Arc::default();
+    let before = build(&alerts);
+    while clock.now() <= utc(2026, 3, 17, 9, 0) {
+        spend(&before, 6_000_000);
+        clock.advance(chrono::Duration::minutes(30));
+    }
+    assert_eq!(thresholds(&alerts), [50]);
+    before.flush().unwrap();
+    drop(before);
+    let restated = std::fs::read_to_string(journal_file(dir.path(), "2026-03-16")).unwrap();
+    assert_eq!(restated.lines().filter(|l| l.contains(r#""restated":true"#)).count(), 1, "{restated}");
+
+    let again: Alerts = Arc::default();
+    let after = build(&again);
+    assert!(!journal_file(dir.path(), "2026-03-14").exists(), "retention deleted the day the alert fired");
+    spend(&after, 10_000);
+    assert!(again.lock().is_empty(), "{:?}", again.lock());
+    // Spend that falls under the threshold re-arms it, and the next day restates nothing.
+    clock.advance(chrono::Duration::days(1));
+    spend(&after, 10_000);
+    after.flush().unwrap();
+    let next = std::fs::read_to_string(journal_file(dir.path(), "2026-03-18")).unwrap();
+    assert!(!next.contains("budget_alert"), "{next}");
 }
 
 #[test]

@@ -51,6 +51,7 @@ impl BudgetSetup {
         let webhook = self.webhook.map(super::webhook::WebhookQueue::start);
         BudgetTracker {
             owed: std::sync::atomic::AtomicBool::new(false),
+            restated_day: std::sync::atomic::AtomicI64::new(i64::MIN),
             slots: self.budgets.into_iter().map(BudgetSlot::new).collect(),
             alerts: AlertRouter::new(
                 self.callbacks.into_boxed_slice(),
@@ -67,6 +68,9 @@ pub(crate) struct BudgetTracker {
     /// Set after replay: alerts may be owed ([`collect_owed`](Self::collect_owed)), delivered with the first
     /// call, budget check or status read after the build, when the application's subscriber is listening.
     owed: std::sync::atomic::AtomicBool,
+    /// The UTC day (Unix nanoseconds / a day) of the live call that last restated the delivered alerts
+    /// ([`restate`](Self::restate)); `i64::MIN` before the first call after the build.
+    restated_day: std::sync::atomic::AtomicI64,
     slots: Box<[BudgetSlot]>,
     pub(super) alerts: AlertRouter,
 }
@@ -571,6 +575,10 @@ pub(crate) struct AlertMark {
     /// kept, which match any scope.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) scope: Option<String>,
+    /// Written again on a later day ([`BudgetTracker::restate`]): the alert was delivered before `at`, and has
+    /// not been re-armed since. Replay reads it as any other mark; the field is for a reader of the file.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) restated: bool,
 }
 
 impl AlertMark {
@@ -584,6 +592,7 @@ impl AlertMark {
             period_start: alert.period_start,
             at: alert.at,
             scope: Some(slot.budget.scope.to_string()),
+            restated: false,
         }
     }
 }
@@ -762,6 +771,52 @@ impl BudgetTracker {
         (marks, alerts)
     }
 
+    /// With the first live call after the build and the first of each UTC day after it (by its end, at `at`),
+    /// the marks of the alerts delivered in each budget's current period and not re-armed since, stamped `at`,
+    /// for the journal to write again into the day's file. Retention deletes a day file by age alone: a rolling
+    /// budget whose spend stayed over a threshold for longer than the journal keeps files lost the line of that
+    /// alert, and a restart delivered it again. Before this call's own accounting and before the alerts owed since
+    /// the build are marked delivered, so that each of those is marked once, by its own line. Otherwise one atomic
+    /// load.
+    fn restate(&self, at: i64, marks: &mut Vec<AlertMark>) {
+        use std::sync::atomic::Ordering;
+        const DAY_NS: i64 = 86_400 * 1_000_000_000;
+        let day = at.div_euclid(DAY_NS);
+        if self.restated_day.load(Ordering::Relaxed) == day || self.restated_day.swap(day, Ordering::Relaxed) == day {
+            return;
+        }
+        for slot in self.slots.iter() {
+            let mut acct = slot.account.lock();
+            let current = match &acct.rolling {
+                Some(_) => true,
+                None => acct.period.is_some_and(|(start, end)| (start..end).contains(&at)),
+            };
+            if !current {
+                continue;
+            }
+            // Spend that left the window since the last call re-arms, as this call's accounting would.
+            slot.rearm(&mut acct, at);
+            let kinds = slot
+                .budget
+                .thresholds
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| acct.n.alerted & (1u64 << k) != 0)
+                .map(|(_, &percent)| AlertKind::ThresholdCrossed { percent })
+                .chain(acct.n.projected_alerted.then_some(AlertKind::ProjectedOverrun));
+            let kinds: SmallVec<[AlertKind; 4]> = kinds.collect();
+            if kinds.is_empty() {
+                continue;
+            }
+            let snap = slot.snapshot(&acct, at);
+            for kind in kinds {
+                let mut mark = AlertMark::of(&slot.alert(kind, snap), slot);
+                mark.restated = true;
+                marks.push(mark);
+            }
+        }
+    }
+
     /// `clock` is the live meter's (a replayed call has none).
     fn account(
         &self,
@@ -774,8 +829,17 @@ impl BudgetTracker {
             return Default::default();
         }
         let live = clock.is_some();
-        // Alerts owed since the build go first, older than what this call crosses.
-        let (owed, owed_alerts) = if live { self.take_owed(at) } else { Default::default() };
+        // The alerts delivered before go first (restated before those owed since the build are marked
+        // delivered, which have lines of their own), then the owed ones, older than what this call crosses.
+        let mut restated = Vec::new();
+        if live {
+            self.restate(at, &mut restated);
+        }
+        let (mut owed, owed_alerts) = if live { self.take_owed(at) } else { Default::default() };
+        if !restated.is_empty() {
+            restated.append(&mut owed);
+            owed = restated;
+        }
         let mut pending: SmallVec<[Pending; 2]> = SmallVec::new();
         let mut unpriced_models: SmallVec<[(usize, String); 1]> = SmallVec::new();
         for (i, slot) in self.slots.iter().enumerate() {
