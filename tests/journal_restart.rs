@@ -774,6 +774,36 @@ fn retention_leaves_a_file_another_process_is_appending_to() {
     assert!(!journal_file(dir.path(), "2025-01-01").exists());
 }
 
+#[cfg(unix)]
+#[test]
+fn the_journal_is_private_unless_its_directory_lets_a_group_read() {
+    // Day files name users, sessions and tenants; made `0644` in a `0755` directory (the umask's usual 022),
+    // any local user could read them, and hold a day file's lock so that this process could not append.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let root = tempfile::tempdir().unwrap();
+    // What the process's umask takes away from a new file's mode (022 usually; 077 would make `0640` `0600`).
+    let probe = root.path().join("probe");
+    std::fs::write(&probe, b"").unwrap();
+    let masked = !mode(&probe) & 0o666;
+    std::fs::remove_file(&probe).unwrap();
+    let dir = root.path().join("usage").join("journal");
+    let clock = ManualClock::new(utc(2026, 3, 14, 9, 0));
+    let m = meter(&dir, &clock, |b| b);
+    spend(&m, 1_000);
+    m.flush().unwrap();
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&root.path().join("usage")), 0o700, "a parent the meter made");
+    assert_eq!(mode(&journal_file(&dir, "2026-03-14")), 0o600);
+    // An operator who wants a group to read the journal opens the directory to it; the next day's file follows.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o750)).unwrap();
+    clock.set(utc(2026, 3, 15, 9, 0));
+    spend(&m, 1_000);
+    m.flush().unwrap();
+    assert_eq!(mode(&journal_file(&dir, "2026-03-15")), 0o640 & !masked);
+    assert_eq!(mode(&journal_file(&dir, "2026-03-14")), 0o600, "a file already made keeps its mode");
+}
+
 #[test]
 fn a_day_file_or_directory_deleted_while_open_is_created_again() {
     let dir = tempfile::tempdir().unwrap();

@@ -933,6 +933,11 @@ impl WriterThread {
         let open = || {
             let mut options = OpenOptions::new();
             options.read(true).append(true).create(true);
+            // Readable by its owner, and by those the directory lets read (a `0750` directory's files are `0640`):
+            // a day file names users, sessions and tenants, and another user who could open it could also hold its
+            // lock and keep this process from appending.
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, file_mode(dir_mode(&self.dir)));
             // Not through a symbolic link: one planted in a directory others can write would have records appended
             // to any file this process may write, in a file replay never reads (it lists regular files only).
             #[cfg(unix)]
@@ -1080,7 +1085,12 @@ fn lock_within(file: &File, timeout: Duration) -> std::io::Result<()> {
 /// process may write but not read) is not an error.
 pub(super) fn create_dir_synced(dir: &Path) -> std::io::Result<usize> {
     let missing: Vec<&Path> = dir.ancestors().take_while(|p| !p.as_os_str().is_empty() && !p.exists()).collect();
-    std::fs::create_dir_all(dir)?;
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    // Private (`0700`) where the platform has modes: see [`file_mode`].
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)?;
     let mut synced = 0;
     // Deepest first: each parent's new entry.
     for created in missing {
@@ -1105,6 +1115,14 @@ fn dir_mode(dir: &Path) -> Option<u32> {
         let _ = dir;
         None
     }
+}
+
+/// The permission bits a new day file is made with: read and write for its owner, and read for the group and
+/// others where the directory, `dir_mode`, gives them read (the meter makes the directory `0700`; an operator who
+/// wants a group to read the journal makes it `0750`). The process's umask may take more away.
+#[cfg_attr(not(unix), allow(dead_code))]
+fn file_mode(dir_mode: Option<u32>) -> u32 {
+    0o600 | (dir_mode.unwrap_or(0) & 0o044)
 }
 
 /// Gives a directory made again the permission bits it had.
