@@ -2,7 +2,7 @@
 """The HTTP API samples in README.md and docs/http.md are what the server answers.
 
 Both documents say their `$ curl ...` samples were captured from
-`cargo run --example http_server --features http -- 8799 s3cret acme-s3cret` (a simulated workload on a manual
+`cargo run --example http_server --features http -- 8799 admin-key-5b8e17c4a9f3 acme-key-0f6c2e91b7d4` (a simulated workload on a manual
 clock, so every figure is fixed). This script builds that example, starts it on a free port, runs every
 `$ curl` command of every fenced block (its output piped through python3 as the sample shows), and compares
 what it prints with the block, byte for byte but for the `date:` header's value. Exits 1 listing every
@@ -94,7 +94,7 @@ def main():
     )
     server_bin = os.path.join(json.loads(meta.stdout)["target_directory"], "debug", "examples", "http_server")
     server = subprocess.Popen(
-        [server_bin, "0", "s3cret", "acme-s3cret"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        [server_bin, "0", "admin-key-5b8e17c4a9f3", "acme-key-0f6c2e91b7d4"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
     )
     try:
         # Its first line is its address; a server that never prints it fails the check instead of hanging it.
