@@ -826,10 +826,7 @@ async fn auth(State(state): State<AppState>, mut req: Request, next: Next) -> Re
     };
     // Its turn among its own requests first (every caller is in the map: made from the same keys).
     let _turn = match state.callers.get(&caller) {
-        Some(turns) => match Arc::clone(turns).acquire_owned().await {
-            Ok(turn) => Some(turn),
-            Err(_) => None,
-        },
+        Some(turns) => Arc::clone(turns).acquire_owned().await.ok(),
         None => None,
     };
     req.extensions_mut().insert(caller);
