@@ -907,15 +907,34 @@ fn a_ledger_started_mid_day_does_not_read_its_first_day_as_a_drop() {
     let r = rig.ledger.anomalies(Window::Last7Days).unwrap();
     assert!(r.anomalies.is_empty(), "{:#?}", r.anomalies);
 
-    // Records from before the ledger was made (a journal replayed, the CLI's records) count their first day
-    // whole: the ledger cannot tell when that history began.
-    let rig = Rig::new(now);
-    let mut t = start;
-    while t < now {
-        rig.add(Call::new(t, SONNET).io(1_000, 100));
-        t += chrono::Duration::hours(1);
+    // Records from before the ledger was made (a journal replayed, the CLI's records) do not say when their
+    // history began: a first day whose first call came hours later in the day than the next days' first calls is
+    // left out once three whole days follow it. Counted whole from 18:00, it made steady spend a rising trend (a
+    // statistics review: the CLI's month at $374.33 for a steady $4.32 a day).
+    let replayed = |now: chrono::DateTime<chrono::Utc>| {
+        let rig = Rig::new(now);
+        let mut t = start;
+        while t < now {
+            rig.add(Call::new(t, SONNET).io(1_000, 100));
+            t += chrono::Duration::hours(1);
+        }
+        rig
+    };
+    let rig = replayed(at(2026, 3, 6, 12, 0, 0));
+    let f = rig.ledger.forecast(3, None).unwrap();
+    assert_eq!(f.history_days, 4, "March 2 to 5: the 1st's calls begin at 18:00, the others' at midnight");
+    assert_eq!(f.trend, Trend::Flat);
+    close(f.slope_usd_per_day, 0.0);
+    let r = rig.ledger.anomalies(Window::Last7Days).unwrap();
+    assert!(r.anomalies.is_empty(), "{:#?}", r.anomalies);
+    // Fewer whole days after it: a short history keeps what it has.
+    assert_eq!(replayed(now).ledger.forecast(3, None).unwrap().history_days, 3);
+    // A job that runs at 18:00 every day begins its first day no later than the others: kept.
+    let rig = Rig::new(at(2026, 3, 6, 20, 0, 0));
+    for d in 1..=6 {
+        rig.add(Call::new(at(2026, 3, d, 18, 0, 0), SONNET).io(1_000, 100));
     }
-    assert_eq!(rig.ledger.forecast(3, None).unwrap().history_days, 3);
+    assert_eq!(rig.ledger.forecast(3, None).unwrap().history_days, 5);
 }
 
 #[test]

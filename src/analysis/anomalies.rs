@@ -270,7 +270,7 @@ impl Ledger {
             };
             // Baselines count whole days and hours only: the partial first one would read as a drop, and the
             // next (ordinary) one as a spike.
-            let first_day = store.first_full_day().unwrap_or(first);
+            let first_day = store.first_full_day(now).unwrap_or(first);
             let first_hour = store.first_full_hour().unwrap_or(first);
             let mut found: Vec<(Period, AnomalyMetric, f64, f64, f64)> = Vec::new();
             let check = |p: Period, value: &Core, base: &Core, count: i64, found: &mut Vec<_>| {

@@ -212,7 +212,7 @@ impl Ledger {
             let today_date = calendar::local(tz, now).date();
             let today = calendar::start_of_date(tz, today_date);
             // The first day only when it was seen whole (a meter started at 18:00 saw a quarter of it).
-            let first_day = store.first_full_day();
+            let first_day = store.first_full_day(now);
             let day_of = |k: i64| calendar::start_of_date(tz, calendar::add_days(today_date, k));
             let daily = |d: i64| store.daily.get(&d).map(|a| a.core).unwrap_or_default();
             // History: full days before today, from the first day seen whole.

@@ -60,6 +60,10 @@ pub(crate) struct Store {
     pub(crate) created: i64,
 }
 
+/// The whole days after a first day of records ingested from before the ledger was made whose first calls tell
+/// whether it began late ([`Store::first_full_day`]).
+const FIRST_DAY_SPARED: u32 = 3;
+
 impl Store {
     pub(crate) fn new(tz: Tz, bounded: bool, created: i64) -> Self {
         Store {
@@ -82,15 +86,40 @@ impl Store {
     /// The first local day the ledger saw whole: the first record's, unless the ledger was made during that day
     /// and saw no record from before (a meter started at 18:00 saw a quarter of its first day: as history, a
     /// forecast's trend or an anomaly's baseline, it would read as a drop). Records replayed or ingested from
-    /// before the ledger was made count their first day whole.
-    pub(crate) fn first_full_day(&self) -> Option<i64> {
+    /// before the ledger was made (a journal, the CLI's sources) do not say when their history began: their first
+    /// day is left out when its first call came an hour or more later in the day than the first call of each of
+    /// the next [`FIRST_DAY_SPARED`] days with calls (steady spend from 18:00 on the CLI's records read as a
+    /// rising trend, the month at 2.9x), and when those days are whole before `now`'s; a job that runs at noon
+    /// every day, or a history of a few days, keeps its first day.
+    pub(crate) fn first_full_day(&self, now: i64) -> Option<i64> {
         let first = self.first_ts?;
         let d = calendar::day_start(self.tz, first);
-        Some(if self.created > d && first >= self.created {
-            calendar::grain_end(self.tz, calendar::Grain::Day, d)
+        let next = calendar::grain_end(self.tz, calendar::Grain::Day, d);
+        let partial = if first >= self.created {
+            self.created > d
         } else {
-            d
-        })
+            self.starts_late(first - d, next, calendar::day_start(self.tz, now))
+        };
+        Some(if partial { next } else { d })
+    }
+
+    /// Whether a first day whose first record is `offset` seconds into it began an hour or more later than each of
+    /// the [`FIRST_DAY_SPARED`] days from `next` on, all of them before `today` (by their hourly totals, which
+    /// reach [`HOURLY_TOTALS_SPAN`] back: a first day older than that is kept).
+    fn starts_late(&self, offset: i64, next: i64, today: i64) -> bool {
+        let mut day = next;
+        let mut earliest: Option<i64> = None;
+        for _ in 0..FIRST_DAY_SPARED {
+            if day >= today {
+                return false;
+            }
+            let end = calendar::grain_end(self.tz, calendar::Grain::Day, day);
+            if let Some((&hour, _)) = self.hourly.range(day..end).find(|(_, a)| a.core.calls > 0) {
+                earliest = Some(earliest.map_or(hour - day, |e| e.min(hour - day)));
+            }
+            day = end;
+        }
+        earliest.is_some_and(|e| offset >= e + 3_600)
     }
 
     /// The local midnight of the first record's day: where the ledger's data begins, for rates. Before it,
