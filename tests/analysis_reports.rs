@@ -743,11 +743,14 @@ fn compare_periods_and_values() {
     assert_eq!(c.b.calls, 10);
     // At 12:30 the current window is 13:00 to 12:31 (1,411 minutes), the previous 13:00 to 12:00 the day
     // before; the ledger (made at 12:30, after its records) has seen calls since that one, its first record, so
-    // the previous side counts from 06:00 (360 minutes): before it, spend is unknown. The rates compare.
+    // the previous side counts from 06:00 (360 minutes): before it, spend is unknown. Its rates also take 31
+    // minutes of its matching hour, 12:00 to 13:00 the day before (no calls), as the current side holds 31 of
+    // its own: 391 minutes. The rates compare.
     assert_eq!((c.a.window.from, c.a.window.to), (at(2026, 3, 12, 13, 0, 0), at(2026, 3, 13, 12, 0, 0)));
     assert_eq!((c.b.window.from, c.b.window.to), (at(2026, 3, 13, 13, 0, 0), at(2026, 3, 14, 12, 31, 0)));
-    close(c.deltas.calls_pct.unwrap(), (10.0 / 1_411.0) / (1.0 / 360.0) * 100.0 - 100.0);
-    close(c.deltas.cost_pct.unwrap(), (TOTAL as f64 / 1_411.0) / (C1 as f64 / 360.0) * 100.0 - 100.0);
+    assert_eq!((c.a.compared_seconds, c.b.compared_seconds), (391 * 60, 1_411 * 60));
+    close(c.deltas.calls_pct.unwrap(), (10.0 / 1_411.0) / (1.0 / 391.0) * 100.0 - 100.0);
+    close(c.deltas.cost_pct.unwrap(), (TOTAL as f64 / 1_411.0) / (C1 as f64 / 391.0) * 100.0 - 100.0);
     assert_eq!(c.deltas.cost_per_task_pct, None);
     // The mystery model's call has no price: counted as a call, not in the cost, not in the cost per call
     // (which divides by the 8 priced calls: 10 less it and the call without usage).
@@ -819,7 +822,8 @@ fn compare_periods_counts_each_side_from_where_the_data_begins() {
     // A live meter made at 06:00, one call an hour from 08:00, compared over 24 hours the next day at 12:30.
     // The previous side (13:00 the day before to 12:00) is counted from 06:00, when the meter began to watch:
     // 4 calls in 6 hours, its two quiet hours zero spend. Not from midnight (12 hours), not from the first
-    // call (4 hours). The current side: 13:00 to 12:31, 24 calls.
+    // call (4 hours). The current side: 13:00 to 12:31, 24 calls. The previous side's rates take 31 minutes'
+    // share of its matching hour (12:00 to 13:00, one call) as well.
     let made = at(2026, 3, 13, 6, 0, 0);
     let now = at(2026, 3, 14, 12, 30, 0);
     let rig = Rig::new(made);
@@ -832,7 +836,39 @@ fn compare_periods_counts_each_side_from_where_the_data_begins() {
     rig.clock.set(now);
     let c = rig.ledger.compare_periods(Window::Last24Hours).unwrap();
     assert_eq!((c.a.calls, c.b.calls), (4, 24));
-    close(c.deltas.calls_pct.unwrap(), (24.0 / 1_411.0) / (4.0 / 360.0) * 100.0 - 100.0);
+    let share = 31.0 / 60.0;
+    close(c.deltas.calls_pct.unwrap(), (24.0 / 1_411.0) / ((4.0 + share) / 391.0) * 100.0 - 100.0);
+}
+
+#[test]
+fn compare_periods_matches_the_hours_of_the_day_on_both_sides() {
+    // Ten calls every hour and a hundred in the 12:00 hour, the same every day. At 12:59 the current `24h` holds
+    // 23 whole hours and 59 minutes of today's 12:00 hour; the previous side ends at 12:00 yesterday (the ledger
+    // keeps that day by the hour). Its rates take 59 minutes' share of yesterday's 12:00 hour: without it, the
+    // same day read +37% (a statistics review).
+    let now = at(2026, 3, 10, 12, 59, 0);
+    let rig = Rig::new(now);
+    let mut hour = at(2026, 1, 5, 0, 0, 0);
+    while hour < now {
+        let n = if hour.format("%H").to_string() == "12" { 100 } else { 10 };
+        for k in 0..n {
+            let t = hour + Duration::seconds(k * 3_600 / n);
+            if t < now {
+                rig.add(Call::new(t, SONNET).io(1_000, 100));
+            }
+        }
+        hour += Duration::hours(1);
+    }
+    let c = rig.ledger.compare_periods(Window::Last24Hours).unwrap();
+    assert_eq!((c.a.calls, c.b.calls), (230, 23 * 10 + 99));
+    assert_eq!((c.a.compared_seconds, c.b.compared_seconds), (23 * 3_600 + 3_600, 24 * 3_600));
+    // 230 + 100 in 24 hours against 329: -0.3%, not +37%.
+    close(c.deltas.calls_pct.unwrap(), 329.0 / 330.0 * 100.0 - 100.0);
+    // So do the windows a day or more long (`6h` compares other hours of the day: the busy hour against quiet ones).
+    for w in [Window::Last7Days, Window::Last30Days] {
+        let c = rig.ledger.compare_periods(w).unwrap();
+        assert!(c.deltas.calls_pct.unwrap().abs() < 1.0, "{w}: {:?}", c.deltas);
+    }
 }
 
 #[test]

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::efficiency::EfficiencyScores;
 use super::{pct_change, per};
-use crate::ledger::{Agg, Dimension, Filter, Ledger, QueryError, Selection, Window, WindowBounds};
+use crate::ledger::{Agg, Dimension, Filter, Ledger, QueryError, Selection, Window, WindowBounds, calendar};
 
 /// What is compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -51,8 +51,9 @@ pub struct ComparisonSide {
     pub efficiency_score: Option<f64>,
     /// The seconds calls, tokens and cost are compared over, as rates where the sides differ: the part of the
     /// window that has passed, and (comparing periods) from where the ledger began to see calls, where that is
-    /// later than the window's start (before it, spend is unknown). Absent (0) in reports written before it was
-    /// added.
+    /// later than the window's start (before it, spend is unknown); a rolling window's previous side adds the share
+    /// of its matching hour its rates take (see [`Ledger::compare_periods`]). Absent (0) in reports written before
+    /// it was added.
     #[serde(default)]
     pub compared_seconds: i64,
 }
@@ -128,15 +129,28 @@ fn opt_pct(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     pct_change(a?, b?)
 }
 
+/// The share of the hour after side `a`'s end that its rates take (see [`Ledger::compare_periods`]).
+struct Share {
+    /// The part of the hour, 0-1.
+    part: f64,
+    /// That part in seconds.
+    seconds: i64,
+    /// The hour's totals.
+    totals: Agg,
+}
+
 /// `a` against `b`; `lengths` are the seconds of each side's window that have passed, over which calls, tokens
-/// and cost are compared as rates (equal lengths compare their totals).
+/// and cost are compared as rates (equal lengths compare their totals); `a`'s rates take `share` of the hour
+/// after it too, and its `compared_seconds` that part's seconds.
 fn compare(
     kind: ComparisonKind,
     dimension: Option<Dimension>,
     mut a: ComparisonSide,
     mut b: ComparisonSide,
     lengths: (i64, i64),
+    share: Option<&Share>,
 ) -> Comparison {
+    let lengths = (lengths.0 + share.map_or(0, |s| s.seconds), lengths.1);
     (a.compared_seconds, b.compared_seconds) = lengths;
     let (la, lb) = (lengths.0 as f64, lengths.1 as f64);
     // A side none of which has passed (a range in the future) has no rate.
@@ -145,11 +159,16 @@ fn compare(
         (a, b) if a <= 0 || b <= 0 => None,
         _ => pct_change(x / la, y / lb),
     };
+    // `a`'s figures with the share of the hour after it.
+    let part = |of: fn(&Agg) -> f64| share.map_or(0.0, |s| s.part * of(&s.totals));
+    let a_calls = a.calls as f64 + part(|t| t.core.calls as f64);
+    let a_tokens = a.tokens as f64 + part(|t| t.core.tokens.total() as f64);
+    let a_cost = a.cost_usd + part(|t| t.core.cost.as_usd());
     let deltas = ComparisonDeltas {
-        calls_pct: rates(a.calls as f64, b.calls as f64),
-        tokens_pct: rates(a.tokens as f64, b.tokens as f64),
+        calls_pct: rates(a_calls, b.calls as f64),
+        tokens_pct: rates(a_tokens, b.tokens as f64),
         // A side whose calls all lack a price has no cost to compare (its $0 is not a measurement).
-        cost_pct: if a.cost_unknown() || b.cost_unknown() { None } else { rates(a.cost_usd, b.cost_usd) },
+        cost_pct: if a.cost_unknown() || b.cost_unknown() { None } else { rates(a_cost, b.cost_usd) },
         cost_per_call_pct: opt_pct(a.cost_per_call_usd, b.cost_per_call_usd),
         cost_per_task_pct: opt_pct(a.cost_per_task_usd, b.cost_per_task_usd),
         tokens_per_task_pct: opt_pct(a.tokens_per_task, b.tokens_per_task),
@@ -166,7 +185,10 @@ impl Ledger {
     /// same local hour one period before now (`7d` at 09:20: 7 days ago at 09:00; older data is kept by the
     /// hour at best), counted exactly even where it is kept in coarser buckets; for `1h`, a range or `All`,
     /// the same length just before it. Calls, tokens and cost are compared as rates over the part of each
-    /// window that has passed, so today's first hours are not a drop against a whole day.
+    /// window that has passed, so today's first hours are not a drop against a whole day; a rolling window's
+    /// previous side also takes, for its rates only, the share of the hour after it (the one matching now's)
+    /// that has passed of now's hour, so both sides hold the same hours of the day (its `compared_seconds`
+    /// count that share; its calls, tokens and cost are its window's).
     pub fn compare_periods(&self, window: Window) -> Result<Comparison, QueryError> {
         self.read(|store, now| {
             let (from, to) = window.bounds(store, now)?;
@@ -182,13 +204,31 @@ impl Ledger {
             // compared over 7 days against the 7 before, of which 2.5 hold data).
             let seen = store.observed_from().unwrap_or(i64::MIN);
             let length = |start: i64, end: i64| (end - start.max(seen)).max(0);
-            let passed = length(from, to.min(now.div_euclid(60) * 60 + 60).max(from));
+            let passed_end = to.min(now.div_euclid(60) * 60 + 60).max(from);
+            let passed = length(from, passed_end);
+            // A rolling window's previous side ends at the local hour one period before now's (older data is kept
+            // by the hour at best), and the current side holds the part of now's hour that has passed: the
+            // previous side's rates take the same share of its matching hour, the hour it ends at. Without it, a
+            // day whose 12:00 hour is its busiest read +37% at 12:59 against an identical day.
+            let rolling =
+                matches!(window, Window::Last6Hours | Window::Last24Hours | Window::Last7Days | Window::Last30Days);
+            let hour = calendar::hour_start(store.tz, now);
+            let hour_end = calendar::grain_end(store.tz, calendar::Grain::Hour, hour);
+            let matching_end = calendar::grain_end(store.tz, calendar::Grain::Hour, pt);
+            let share = if rolling && passed_end > hour && pt >= seen && matching_end <= from {
+                let (matching, _, _) = Selection::total_all_exact(store, now, pt, matching_end, false);
+                let part = (passed_end - hour) as f64 / (hour_end - hour) as f64;
+                Some(Share { part, seconds: ((matching_end - pt) as f64 * part).round() as i64, totals: matching })
+            } else {
+                None
+            };
             Ok(compare(
                 ComparisonKind::Periods,
                 None,
                 side("previous".into(), pf, pt, &prev),
                 side("current".into(), from, to, &cur),
                 (length(pf, pt), passed),
+                share.as_ref(),
             ))
         })
     }
@@ -217,6 +257,7 @@ impl Ledger {
                 side(a.to_owned(), from, to, &ta),
                 side(b.to_owned(), from, to, &tb),
                 (to - from, to - from),
+                None,
             ))
         })
     }
