@@ -1245,26 +1245,63 @@ fn a_client_that_stops_reading_its_responses_is_closed_after_the_timeout() {
 }
 
 #[test]
-fn connections_past_the_cap_wait_until_one_closes() {
+fn a_connection_past_the_cap_takes_the_place_of_the_oldest_idle_one() {
+    // The server waited for a free slot before accepting: connections that sent nothing held every slot (each
+    // for the header timeout, renewed as they closed), and nobody else was answered (a security review: 0 of 10
+    // requests answered while 900 such sockets were kept open).
     use std::io::Write;
     let meter = TokenMeter::builder().build();
     let config = HttpConfig::new().with_port(0).with_max_connections(2);
     let server = serve(meter.clone(), config).expect("server");
     let addr = server.local_addr();
-    let idle: Vec<_> = (0..2).map(|_| std::net::TcpStream::connect(addr).unwrap()).collect();
-    std::thread::sleep(std::time::Duration::from_millis(200)); // both accepted
-    let mut third = std::net::TcpStream::connect(addr).unwrap(); // the kernel's listen queue takes it
+    let mut oldest = std::net::TcpStream::connect(addr).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let mut newer = std::net::TcpStream::connect(addr).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100)); // both accepted, neither sent anything
+    let mut third = std::net::TcpStream::connect(addr).unwrap();
     third
         .write_all(b"GET /api/v1/token-usage/summary HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .unwrap();
-    let waiting = read_until_closed(&mut third, std::time::Duration::from_millis(700));
-    assert_eq!(waiting, Err(Vec::new()), "answered while two connections held the cap");
-    drop(idle);
     let answer = read_until_closed(&mut third, std::time::Duration::from_secs(10)).expect("answered and closed");
     assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
+    // The oldest idle connection was closed for it; the newer one is still open.
+    assert_eq!(read_until_closed(&mut oldest, std::time::Duration::from_secs(5)), Ok(Vec::new()), "closed");
+    assert_eq!(read_until_closed(&mut newer, std::time::Duration::from_millis(300)), Err(Vec::new()), "open");
     server.shutdown();
     let err = serve(meter, HttpConfig::new().with_port(0).with_max_connections(0)).expect_err("no connections");
     assert!(err.to_string().contains("with_max_connections(0)"), "{err}");
+}
+
+#[test]
+fn a_connection_answering_a_request_is_not_closed_for_a_new_one() {
+    // Two requests held at the clock fill the cap: a third connection waits for one of them to finish.
+    use std::io::Write;
+    let clock = GateClock {
+        inner: ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 14, 9, 0, 0).unwrap()),
+        gate: Default::default(),
+    };
+    let meter = TokenMeter::builder().with_clock(clock.clone()).build();
+    let server = serve(meter, HttpConfig::new().with_port(0).with_max_connections(2)).expect("server");
+    let addr = server.local_addr();
+    let request = b"GET /api/v1/token-usage/summary HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let mut busy: Vec<_> = (0..2)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.write_all(request).unwrap();
+            s
+        })
+        .collect();
+    let (waiting, _) = clock.wait_until(std::time::Duration::from_secs(30), |g| g.waiting >= 2);
+    assert_eq!(waiting, 2, "both requests computing");
+    let mut third = std::net::TcpStream::connect(addr).unwrap();
+    third.write_all(request).unwrap();
+    assert_eq!(read_until_closed(&mut third, std::time::Duration::from_millis(700)), Err(Vec::new()), "waits");
+    clock.open();
+    for s in busy.iter_mut().chain(std::iter::once(&mut third)) {
+        let answer = read_until_closed(s, std::time::Duration::from_secs(10)).expect("answered and closed");
+        assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
+    }
+    server.shutdown();
 }
 
 #[test]
