@@ -1359,17 +1359,18 @@ fn a_limit_the_month_reaches_exactly_is_reached() {
 
 #[test]
 fn anomalies_wait_for_three_periods_of_baseline() {
-    // One call at 03:00 on the first day, four on the second: "4x the trailing average" of one day.
+    // One call at 03:00 on the first day, ten on the second: "10x the trailing average" of one day (ten calls
+    // where one is the rate are no chance: the count alone does not wait).
     let day = |d: u32| at(2026, 3, d, 3, 0, 0);
     let mut spend: Vec<_> = vec![(day(1), 0.01)];
-    spend.extend([(day(2), 0.01); 4]);
+    spend.extend([(day(2), 0.01); 10]);
     let rig = haiku_spend(at(2026, 3, 1, 0, 0, 0), &spend);
     rig.clock.set(at(2026, 3, 2, 23, 0, 0));
     let r = rig.ledger.anomalies(Window::Last7Days).unwrap();
     assert!(r.anomalies.is_empty(), "{:#?}", r.anomalies);
-    // With three days of one call each, the fourth day's four calls stand out.
+    // With three days of one call each, the fourth day's ten calls stand out.
     let mut spend: Vec<_> = (1..=3).map(|d| (day(d), 0.01)).collect();
-    spend.extend([(day(4), 0.01); 4]);
+    spend.extend([(day(4), 0.01); 10]);
     let rig = haiku_spend(at(2026, 3, 1, 0, 0, 0), &spend);
     rig.clock.set(at(2026, 3, 4, 23, 0, 0));
     let r = rig.ledger.anomalies(Window::Last7Days).unwrap();
@@ -1378,22 +1379,85 @@ fn anomalies_wait_for_three_periods_of_baseline() {
 }
 
 #[test]
+fn steady_low_volume_traffic_is_not_an_anomaly_and_a_real_spike_is() {
+    // One call an hour on average (Poisson, a fixed seed), three weeks: some hours have 3 or 4 calls by chance,
+    // which read as 2x tokens and cost against a baseline of one: 19 hours of the week flagged, none of them a
+    // change (a statistics review). Past its factor, a metric now needs calls more than the baseline's rate makes
+    // likely (one in a thousand) or calls bigger by the factor.
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut uniform = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut poisson = |mean: f64| {
+        // Knuth's: multiply uniforms until the product drops under e^-mean.
+        let (limit, mut k, mut p) = ((-mean).exp(), 0u32, 1.0);
+        loop {
+            p *= uniform();
+            if p <= limit {
+                return k;
+            }
+            k += 1;
+        }
+    };
+    let start = at(2026, 3, 1, 0, 0, 0);
+    let now = at(2026, 3, 22, 0, 0, 0);
+    let rig = Rig::new(start);
+    let mut hour = start;
+    let mut flagged_before = 0;
+    while hour < now {
+        let n = poisson(1.0);
+        flagged_before += u32::from(n >= 3);
+        for k in 0..n {
+            let t = hour + Duration::seconds(i64::from(k) * 3_600 / i64::from(n.max(1)));
+            rig.clock.set(t);
+            rig.add(Call::new(t, "claude-haiku-4-5").io(4_000, 200));
+        }
+        hour += Duration::hours(1);
+    }
+    rig.clock.set(now);
+    assert!(flagged_before > 20, "hours of 3 calls or more in three weeks: {flagged_before}");
+    let r = rig.ledger.anomalies(Window::Last7Days).unwrap();
+    assert!(r.anomalies.is_empty(), "{:#?}", r.anomalies);
+    // A fivefold day on top (96 calls more on the 21st: 120 against 24) is one: its calls are far past chance.
+    for k in 0..96 {
+        let t = at(2026, 3, 21, 0, 0, 0) + Duration::minutes(15 * k);
+        rig.add(Call::new(t, "claude-haiku-4-5").io(4_000, 200));
+    }
+    let r = rig.ledger.anomalies(Window::Last7Days).unwrap();
+    let days: BTreeSet<_> = r.anomalies.iter().filter(|a| a.granularity == Granularity::Day).map(|a| a.start).collect();
+    assert_eq!(days, BTreeSet::from([at(2026, 3, 21, 0, 0, 0)]), "{:#?}", r.anomalies);
+    // One call ten times the usual size in a quiet hour is one too: bigger calls, not more.
+    rig.add(Call::new(at(2026, 3, 20, 5, 30, 0), "claude-haiku-4-5").io(40_000, 2_000));
+    let r = rig.ledger.anomalies(Window::Last7Days).unwrap();
+    assert!(
+        r.anomalies.iter().any(|a| a.granularity == Granularity::Hour && a.start == at(2026, 3, 20, 5, 0, 0)),
+        "{:#?}",
+        r.anomalies
+    );
+}
+
+#[test]
 fn anomalies_wait_for_three_periods_with_calls() {
-    // A call at 03:00 on March 1st, none at that hour for six days, one on March 8th: the hour's baseline was
-    // 1/7 of a call, and 03:00 on the 8th was a 7x spike in tokens, cost and calls. Noon has one call a day,
-    // then five on the 8th: that hour's baseline has seven days with calls, and it is one.
+    // A call at 03:00 on March 1st, none at that hour for six days, ten on March 8th: the hour's baseline was
+    // 1/7 of a call, and 03:00 on the 8th was a 70x spike in tokens, cost and calls. Noon has one call a day,
+    // then ten on the 8th: that hour's baseline has seven days with calls, and it is one.
     let mut spend = vec![(at(2026, 3, 1, 3, 0, 0), 0.01)];
     spend.extend((1..=7).map(|d| (at(2026, 3, d, 12, 0, 0), 0.01)));
-    spend.push((at(2026, 3, 8, 3, 0, 0), 0.01));
-    spend.extend([(at(2026, 3, 8, 12, 0, 0), 0.01); 5]);
+    spend.extend([(at(2026, 3, 8, 3, 0, 0), 0.01); 10]);
+    spend.extend([(at(2026, 3, 8, 12, 0, 0), 0.01); 10]);
     let rig = haiku_spend(at(2026, 3, 1, 0, 0, 0), &spend);
     rig.clock.set(at(2026, 3, 8, 23, 0, 0));
     let r = rig.ledger.anomalies(Window::Last24Hours).unwrap();
     let hours: BTreeSet<_> =
         r.anomalies.iter().filter(|a| a.granularity == Granularity::Hour).map(|a| a.start).collect();
     assert_eq!(hours, BTreeSet::from([at(2026, 3, 8, 12, 0, 0)]), "{:#?}", r.anomalies);
-    // Days likewise: one call on March 1st and one on the 8th was a 7x day (and hour) too.
-    let rig = haiku_spend(at(2026, 3, 1, 0, 0, 0), &[(at(2026, 3, 1, 3, 0, 0), 0.01), (at(2026, 3, 8, 3, 0, 0), 0.01)]);
+    // Days likewise: one call on March 1st and ten on the 8th was a 70x day (and hour) too.
+    let mut spend = vec![(at(2026, 3, 1, 3, 0, 0), 0.01)];
+    spend.extend([(at(2026, 3, 8, 3, 0, 0), 0.01); 10]);
+    let rig = haiku_spend(at(2026, 3, 1, 0, 0, 0), &spend);
     rig.clock.set(at(2026, 3, 8, 23, 0, 0));
     let r = rig.ledger.anomalies(Window::Last24Hours).unwrap();
     assert!(r.anomalies.is_empty(), "{:#?}", r.anomalies);

@@ -12,6 +12,44 @@ use crate::ledger::{AnomalyRule, Core, Dimension, Ledger, OTHER, QueryError, Sto
 /// Most anomalies reported (the latest first).
 pub const MAX_ANOMALIES: usize = 200;
 
+/// How unlikely a period's calls must be, at its baseline's rate, to be more than chance (one in a thousand: a
+/// week's 168 hours of steady traffic pass with ~0.17 chance flags).
+const SIGNIFICANCE: f64 = 0.001;
+
+/// The chance of at least `n` events where `mean` are expected (Poisson's upper tail); 1 when `n` is not above the
+/// mean (nothing to test), 0 for events where none are expected.
+fn poisson_at_least(n: u64, mean: f64) -> f64 {
+    if n == 0 {
+        return 1.0;
+    }
+    // Also a NaN mean.
+    if mean.is_nan() || mean <= 0.0 {
+        return 0.0;
+    }
+    if n as f64 <= mean {
+        return 1.0;
+    }
+    // ln(k!) by Stirling's series past 20 (error under 1e-12), exactly below.
+    let ln_factorial = |k: f64| {
+        if k < 20.0 {
+            (2..=k as u64).map(|i| (i as f64).ln()).sum::<f64>()
+        } else {
+            k * k.ln() - k + 0.5 * (2.0 * std::f64::consts::PI * k).ln() + 1.0 / (12.0 * k) - 1.0 / (360.0 * k.powi(3))
+        }
+    };
+    let n = n as f64;
+    let mut term = (n * mean.ln() - mean - ln_factorial(n)).exp();
+    let mut sum = 0.0;
+    let mut k = n;
+    // Each term is `mean / (k + 1)` of the one before, under 1 past the mean: the tail converges.
+    while term > 0.0 && term > sum * 1e-12 && k - n < 1e7 {
+        sum += term;
+        k += 1.0;
+        term *= mean / k;
+    }
+    sum.min(1.0)
+}
+
 /// Day or hour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -274,12 +312,23 @@ impl Ledger {
             let first_hour = store.first_full_hour().unwrap_or(first);
             let mut found: Vec<(Period, AnomalyMetric, f64, f64, f64)> = Vec::new();
             let check = |p: Period, value: &Core, base: &Core, count: i64, found: &mut Vec<_>| {
+                // Past its factor, a metric is an anomaly when it is not chance: the period's calls are more than
+                // the baseline's rate of calls makes likely ([`SIGNIFICANCE`], Poisson), or (tokens, cost) its
+                // calls were bigger than the baseline's by the factor. One call an hour, steady, made 3 calls in
+                // some hour most weeks: 19 hours of a week flagged as 2x tokens, none of them a change.
+                let more_calls = poisson_at_least(value.calls, base.calls as f64 / count as f64) < SIGNIFICANCE;
                 for m in METRICS {
                     let baseline = m.of(base) / count as f64;
                     let v = m.of(value);
                     let f = m.factor(&rule);
                     if baseline > 0.0 && v > f * baseline {
-                        found.push((p, m, v, baseline, f));
+                        let bigger_calls = m != AnomalyMetric::Calls
+                            && value.calls > 0
+                            && base.calls > 0
+                            && v / value.calls as f64 > f * (m.of(base) / base.calls as f64);
+                        if more_calls || bigger_calls {
+                            found.push((p, m, v, baseline, f));
+                        }
                     }
                 }
             };
@@ -380,5 +429,30 @@ impl Granularity {
             Granularity::Day => 0,
             Granularity::Hour => 1,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::poisson_at_least;
+
+    #[test]
+    fn poissons_upper_tail_matches_its_sums() {
+        // P(X >= n) for Poisson(mean), summed in Python with `math.lgamma` (two ways: the tail, and one less the
+        // head with `math.fsum`; they agree to 1e-12).
+        for (n, mean, want) in [
+            (4u64, 1.0, 0.018_988_156_876_153_812),
+            (6, 1.0, 0.000_594_184_817_581_692_4),
+            (40, 20.0, 0.000_053_202_025_112_462_42),
+            (30, 20.0, 0.021_818_217_525_557_276),
+            (1_100, 1_000.0, 0.000_962_630_405_866_280_4),
+        ] {
+            let got = poisson_at_least(n, mean);
+            assert!((got - want).abs() <= want * 1e-6, "P(X >= {n}; {mean}) = {got}, want {want}");
+        }
+        assert_eq!(poisson_at_least(0, 3.0), 1.0);
+        assert_eq!(poisson_at_least(2, 3.0), 1.0, "not above the mean");
+        assert_eq!(poisson_at_least(1, 0.0), 0.0);
+        assert_eq!(poisson_at_least(10_000, 1.0), 0.0, "underflows to nothing");
     }
 }
