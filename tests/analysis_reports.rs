@@ -120,9 +120,11 @@ fn usage_summary_numbers() {
     assert_eq!(last.timestamp, t0());
     assert_eq!(last.calls, 10);
     close(s.time_series.points.iter().map(|p| p.cost_usd).sum(), 1.47075);
-    // Monthly run-rate: the window's daily rate (its length is 24 hours plus the current minute's tail)
-    // times March's 31 days.
-    close(s.monthly_projection_usd, 1.47075 / s.days * 31.0);
+    // Monthly run-rate: the window's daily rate times March's 31 days, over its part from where the data begins
+    // (the local midnight of the first record's day: today's, as the ledger holds nothing older) to the end of
+    // the current minute: 00:00 to 12:31, 751 minutes. Over the whole 24 hours it read half as much.
+    close(s.run_rate_days, 751.0 / 1_440.0);
+    close(s.monthly_projection_usd, 1.47075 / (751.0 / 1_440.0) * 31.0);
     // A window reaching past now (the rest of the day) is a rate over its elapsed part, up to the end of the
     // current minute: 12:00 to 12:31, not diluted by the 11.5 hours to come.
     let ahead = Window::range(t0(), t0() + Duration::hours(12));

@@ -194,8 +194,14 @@ pub struct UsageSummary {
     pub time_series: TimeSeries,
     /// Calls that could not be priced.
     pub unpriced: UnpricedUsage,
-    /// The window's daily spend rate (over its part up to now) times the days of the current month, USD.
+    /// The window's daily spend rate (over [`run_rate_days`](Self::run_rate_days)) times the days of the current
+    /// month, USD.
     pub monthly_projection_usd: f64,
+    /// The days the run-rate is over: the window's part up to now (the end of the current minute), from the local
+    /// midnight of the first record's day when that is later than the window's start (before it, spend is unknown,
+    /// not zero). Absent (0) in reports written before it was added.
+    #[serde(default)]
+    pub run_rate_days: f64,
     /// Per-call distributions.
     pub distributions: Option<Distributions>,
 }
@@ -250,8 +256,11 @@ impl Ledger {
             let days = (to - start) as f64 / 86_400.0;
             // The run-rate is the cost per day of the part of the window that has passed (up to the end of the
             // current minute, where a rolling window ends): the rest of a window reaching past now holds no
-            // spend yet, and would dilute the rate.
-            let elapsed_days = (to.min(now.div_euclid(60) * 60 + 60) - start).max(0) as f64 / 86_400.0;
+            // spend yet, and would dilute the rate. Likewise the part before the data begins (the local midnight of
+            // the first record's day, as `all` starts): spend there is unknown, not zero (steady $4.32 a day from
+            // two and a half days back read $11.35 a month over `30d`, $133.88 over `all`).
+            let rate_start = store.data_start().map_or(start, |d| d.max(start));
+            let elapsed_days = (to.min(now.div_euclid(60) * 60 + 60) - rate_start).max(0) as f64 / 86_400.0;
             let month_start = calendar::month_start(tz, now);
             let month_days = (calendar::grain_end(tz, Grain::Month, month_start) - month_start) as f64 / 86_400.0;
             Ok(UsageSummary {
@@ -288,6 +297,7 @@ impl Ledger {
                 by_provider,
                 time_series: TimeSeries { grain, points },
                 monthly_projection_usd: per(c.cost.as_usd(), elapsed_days).unwrap_or(0.0) * month_days,
+                run_rate_days: elapsed_days,
                 distributions: crate::ledger::histograms(store, from, to).as_ref().map(Distributions::of),
             })
         })

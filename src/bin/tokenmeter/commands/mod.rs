@@ -107,6 +107,7 @@ impl Scope<'_> {
         (s.period_start, s.period_end) = (s.window.from, s.window.to);
         s.days = (s.window.to - s.window.from).num_seconds() as f64 / 86_400.0;
         s.monthly_projection_usd = if asked > 0 { s.monthly_projection_usd * wide as f64 / asked as f64 } else { 0.0 };
+        s.run_rate_days = if wide > 0 { s.run_rate_days * asked as f64 / wide as f64 } else { 0.0 };
         drop_before(&mut s.time_series.points, from, |p| Some(p.timestamp));
         s.time_series.points.retain(|p| p.timestamp < to);
     }

@@ -385,7 +385,10 @@ impl Call<'_> {
         let over_budget: Vec<String> =
             budgets.iter().flatten().filter(|b| b.over_budget).map(|b| b.budget.to_string()).collect();
         let hours = (s.period_end - s.period_start).num_seconds() as f64 / 3_600.0;
-        let per_hour = |v: f64| if hours > 0.0 { v / hours } else { 0.0 };
+        // Over the hours the run-rate is over (the window's part up to now, from where the data begins), so that
+        // the three rates agree.
+        let rate_hours = s.run_rate_days * 24.0;
+        let per_hour = |v: f64| if rate_hours > 0.0 { v / rate_hours } else { 0.0 };
         let rate = Rate {
             window_hours: hours,
             usd_per_hour: per_hour(s.cost_usd),
