@@ -21,7 +21,9 @@ pub struct CacheMetrics {
     pub call_hit_rate: f64,
     /// Tokens served from the cache instead of processed as input (the cache reads).
     pub tokens_saved: u64,
-    /// What those reads saved against the input rate, USD (exact per call, from the price book).
+    /// What those reads saved against the input rate, USD (exact per call, from the price book). Gross: the cache
+    /// writes' premium over the input rate (25% for 5-minute writes, 100% for 1-hour ones) is not taken off, so
+    /// writes read once or never can cost more than this saves.
     pub cost_saved: f64,
     /// Metered calls on a model the price book does not know: their reads are in `tokens_saved` but not in
     /// `cost_saved`, which is short by what they saved (0: `cost_saved` is whole).
