@@ -296,6 +296,9 @@ fn every_dollar_figure_that_leaves_out_unpriced_calls_says_so() {
         assert!(line.contains("$0.00 + unpriced"), "{line}\n{text}");
     }
     assert!(text.contains("Not in the cost: 2 calls"), "{text}");
+    // Two days of history: their mean, whose band is a stated ±82%, not a 90% prediction band (read as one).
+    assert!(text.contains("from the mean of 2 full days") && text.contains("band (stated ±82%)"), "{text}");
+    assert!(!text.contains("90% band"), "{text}");
     let f = t.run(&["forecast", "--format", "json"]).json();
     assert_eq!(f["forecast"]["unpriced_calls"], 2);
 

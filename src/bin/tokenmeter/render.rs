@@ -461,6 +461,15 @@ pub(crate) fn forecast_basis(f: &tokenmeter::analysis::Forecast) -> String {
     }
 }
 
+/// The forecast days' band column: a 90% prediction band over a trend; over a mean or a run rate, a stated ±82%,
+/// not one measured from the history (a reviewer read both as "90% band").
+pub(crate) fn forecast_band_header(f: &tokenmeter::analysis::Forecast) -> &'static str {
+    match f.basis {
+        tokenmeter::analysis::ForecastBasis::Trend => "90% band",
+        _ => "band (stated ±82%)",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

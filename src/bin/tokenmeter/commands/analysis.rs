@@ -276,7 +276,7 @@ pub(crate) fn forecast_table(ctx: &Context, style: &Style, f: &Forecast) -> Stri
         t.add_row(vec!["budget reached".into(), when]);
     }
     push_table(&mut out, "", &t, style);
-    let mut t = style.table(["day", "cost", "90% band", "tokens"]);
+    let mut t = style.table(["day", "cost", crate::render::forecast_band_header(f), "tokens"]);
     for d in &f.days {
         t.add_row(vec![
             d.date.to_string().into(),

@@ -532,7 +532,12 @@ impl Report<'_> {
                 vec![d.date.to_string(), priced(d.cost_usd), format!("{} – {}", usd(d.lower_usd), usd(d.upper_usd))]
             })
             .collect();
-        Some((line, Table { headers: &["Day", "Cost", "90% band"], right: &[false, true, true], rows }))
+        // A 90% prediction band over a trend; over a mean or a run rate, a stated ±82%.
+        let headers: &'static [&'static str] = match f.basis {
+            tokenmeter::analysis::ForecastBasis::Trend => &["Day", "Cost", "90% band"],
+            _ => &["Day", "Cost", "Band (stated ±82%)"],
+        };
+        Some((line, Table { headers, right: &[false, true, true], rows }))
     }
 
     /// The prompt cache's figures.
