@@ -1276,10 +1276,7 @@ fn a_connection_past_the_cap_takes_the_place_of_the_oldest_idle_one() {
 fn a_connection_answering_a_request_is_not_closed_for_a_new_one() {
     // Two requests held at the clock fill the cap: a third connection waits for one of them to finish.
     use std::io::Write;
-    let clock = GateClock {
-        inner: ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 14, 9, 0, 0).unwrap()),
-        gate: Default::default(),
-    };
+    let clock = GateClock::closed();
     let meter = TokenMeter::builder().with_clock(clock.clone()).build();
     let server = serve(meter, HttpConfig::new().with_port(0).with_max_connections(2)).expect("server");
     let addr = server.local_addr();
@@ -1554,6 +1551,14 @@ struct Gate {
 }
 
 impl GateClock {
+    /// A gate closed until [`open`](Self::open), on 2026-03-14 09:00 UTC.
+    fn closed() -> Self {
+        GateClock {
+            inner: ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 14, 9, 0, 0).unwrap()),
+            gate: Default::default(),
+        }
+    }
+
     /// Waits until `ready` holds of the gate, or `limit` passes; returns the gate's `(waiting, most)` then.
     fn wait_until(&self, limit: std::time::Duration, ready: impl Fn(&Gate) -> bool) -> (usize, usize) {
         let (lock, changed) = &*self.gate;
@@ -1589,10 +1594,7 @@ impl tokenmeter::Clock for GateClock {
 /// the reports by itself) with an admin key and four tenants' (`t-0-key-0123456789` ... `t-3-...`), its summary's
 /// URL, and a count of the requests that reached the router (waiting for their turn or computing).
 fn gated_router() -> (GateClock, String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    let clock = GateClock {
-        inner: ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 14, 9, 0, 0).unwrap()),
-        gate: Default::default(),
-    };
+    let clock = GateClock::closed();
     let meter = TokenMeter::builder().with_clock(clock.clone()).build();
     let arrived = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let count = arrived.clone();
