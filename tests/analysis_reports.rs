@@ -973,6 +973,15 @@ fn a_ledger_started_mid_day_does_not_read_its_first_day_as_a_drop() {
         rig.add(Call::new(at(2026, 3, d, 18, 0, 0), SONNET).io(1_000, 100));
     }
     assert_eq!(rig.ledger.forecast(3, None).unwrap().history_days, 5);
+    // So is one at 09:00 in New York across the clocks' change on March 8th, when 09:00 is 8 hours after
+    // midnight, not 9 (compared in seconds since midnight, the first day read as an hour late and was left out).
+    let tz = chrono_tz::America::New_York;
+    let local = |d: u32, h: u32| tz.with_ymd_and_hms(2026, 3, d, h, 0, 0).unwrap().with_timezone(&chrono::Utc);
+    let rig = Rig::with(local(11, 12), tokenmeter::LedgerConfig::default().with_time_zone(tz));
+    for d in 6..=10 {
+        rig.add(Call::new(local(d, 9), SONNET).io(1_000, 100));
+    }
+    assert_eq!(rig.ledger.forecast(3, None).unwrap().history_days, 5);
 }
 
 #[test]

@@ -631,3 +631,38 @@ fn a_date_the_zone_skipped_ends_the_day_before_where_the_next_begins() {
     assert_eq!(v["summary"]["window"]["to"], "2011-12-30T10:00:00Z", "{v}");
     assert_eq!(v["summary"]["calls"], 1, "{v}");
 }
+
+#[test]
+fn the_run_rate_is_the_same_whatever_the_window_reaches_back_before_the_data() {
+    // $0.30 an hour from 2025-09-28 00:00 to the end of 2025-10-03 (haiku-4-5 output, $5 a million tokens). A
+    // window that reaches back before the data counts its rate from where the data begins, as `all` does: the
+    // CLI's cut to `--since` read 9.07 days and $246.11 where `all` read 10 days and $223.18 (a review).
+    let lines: Vec<String> = (0..6 * 24)
+        .map(|h| {
+            let t = chrono::DateTime::parse_from_rfc3339("2025-09-28T00:00:00Z").unwrap() + chrono::Duration::hours(h);
+            format!(
+                r#"{{"timestamp":"{}","duration_us":5,"model":"claude-haiku-4-5","tokens":{{"input":0,"output":60000}},"metered":true,"outcome":{{"status":"ok"}},"dimensions":{{}}}}"#,
+                t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )
+        })
+        .collect();
+    let records = cli_support::Records::new(&lines);
+    let rate = |args: &[&str]| {
+        let mut all = vec!["--tz", "UTC", "summary", "--format", "json"];
+        all.extend_from_slice(args);
+        let v = records.run(&all).json();
+        (v["summary"]["run_rate_days"].as_f64().unwrap(), v["summary"]["monthly_projection_usd"].as_f64().unwrap())
+    };
+    let (days, monthly) = rate(&["--period", "all"]);
+    // 2025-09-28 00:00 to 2025-10-04 00:01 (the end of the current minute): 6 days and a minute.
+    close(days, 6.0 + 1.0 / 1_440.0);
+    close(monthly, 0.30 * 24.0 * 6.0 / days * 31.0);
+    for since in ["2025-08-05T09:05:00Z", "2025-09-20T09:05:00Z", "2025-09-27T23:00:00Z"] {
+        let (d, m) = rate(&["--since", since]);
+        close(d, days);
+        close(m, monthly);
+    }
+    // A start inside the data counts from there.
+    let (d, _) = rate(&["--since", "2025-10-01T12:00:00Z"]);
+    close(d, 2.5 + 1.0 / 1_440.0);
+}

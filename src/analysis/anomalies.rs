@@ -316,7 +316,13 @@ impl Ledger {
                 // the baseline's rate of calls makes likely ([`SIGNIFICANCE`], Poisson), or (tokens, cost) its
                 // calls were bigger than the baseline's by the factor. One call an hour, steady, made 3 calls in
                 // some hour most weeks: 19 hours of a week flagged as 2x tokens, none of them a change.
-                let more_calls = poisson_at_least(value.calls, base.calls as f64 / count as f64) < SIGNIFICANCE;
+                // Worked out once, and only for a period past a factor (the tail's sum is up to thousands of terms).
+                let mut tested: Option<bool> = None;
+                let mut more_calls = || {
+                    *tested.get_or_insert_with(|| {
+                        poisson_at_least(value.calls, base.calls as f64 / count as f64) < SIGNIFICANCE
+                    })
+                };
                 for m in METRICS {
                     let baseline = m.of(base) / count as f64;
                     let v = m.of(value);
@@ -326,7 +332,7 @@ impl Ledger {
                             && value.calls > 0
                             && base.calls > 0
                             && v / value.calls as f64 > f * (m.of(base) / base.calls as f64);
-                        if more_calls || bigger_calls {
+                        if bigger_calls || more_calls() {
                             found.push((p, m, v, baseline, f));
                         }
                     }

@@ -782,7 +782,11 @@ impl BudgetTracker {
         use std::sync::atomic::Ordering;
         const DAY_NS: i64 = 86_400 * 1_000_000_000;
         let day = at.div_euclid(DAY_NS);
-        if self.restated_day.load(Ordering::Relaxed) == day || self.restated_day.swap(day, Ordering::Relaxed) == day {
+        // Only forward: a call accounted late (ended yesterday on a stalled thread) or a clock stepped back does not
+        // move the day back, which had the next call of today restate again.
+        if self.restated_day.load(Ordering::Relaxed) >= day
+            || self.restated_day.fetch_max(day, Ordering::Relaxed) >= day
+        {
             return;
         }
         for slot in self.slots.iter() {

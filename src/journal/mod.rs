@@ -360,7 +360,8 @@ pub struct ReplayReport {
     /// Tool records replayed.
     #[serde(default)]
     pub tools: u64,
-    /// Budget alert lines read: alerts delivered before the restart, not delivered again.
+    /// Budget alert lines read: alerts delivered before the restart, not delivered again (an alert held for days
+    /// has a line a day: the first call of each UTC day writes the held ones again).
     #[serde(default)]
     pub budget_alerts: u64,
     /// Lines of this schema version holding none of the kinds this version reads (`call`, `task`, `tool`,

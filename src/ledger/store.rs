@@ -98,15 +98,18 @@ impl Store {
         let partial = if first >= self.created {
             self.created > d
         } else {
-            self.starts_late(first - d, next, calendar::day_start(self.tz, now))
+            self.starts_late(first, next, calendar::day_start(self.tz, now))
         };
         Some(if partial { next } else { d })
     }
 
-    /// Whether a first day whose first record is `offset` seconds into it began an hour or more later than each of
-    /// the [`FIRST_DAY_SPARED`] days from `next` on, all of them before `today` (by their hourly totals, which
-    /// reach [`HOURLY_TOTALS_SPAN`] back: a first day older than that is kept).
-    fn starts_late(&self, offset: i64, next: i64, today: i64) -> bool {
+    /// Whether a first day whose first record is stamped `first` began an hour or more later (by the local wall
+    /// clock: across a DST change, 09:00 is 8 or 10 hours after midnight) than each of the [`FIRST_DAY_SPARED`]
+    /// days from `next` on, all of them before `today` (by their hourly totals, which reach
+    /// [`HOURLY_TOTALS_SPAN`] back: a first day older than that is kept).
+    fn starts_late(&self, first: i64, next: i64, today: i64) -> bool {
+        use chrono::Timelike;
+        let clock_time = |t: i64| i64::from(calendar::local(self.tz, t).time().num_seconds_from_midnight());
         let mut day = next;
         let mut earliest: Option<i64> = None;
         for _ in 0..FIRST_DAY_SPARED {
@@ -115,11 +118,12 @@ impl Store {
             }
             let end = calendar::grain_end(self.tz, calendar::Grain::Day, day);
             if let Some((&hour, _)) = self.hourly.range(day..end).find(|(_, a)| a.core.calls > 0) {
-                earliest = Some(earliest.map_or(hour - day, |e| e.min(hour - day)));
+                let at = clock_time(hour);
+                earliest = Some(earliest.map_or(at, |e| e.min(at)));
             }
             day = end;
         }
-        earliest.is_some_and(|e| offset >= e + 3_600)
+        earliest.is_some_and(|e| clock_time(first) >= e + 3_600)
     }
 
     /// The local midnight of the first record's day: where the ledger's data begins, for rates. Before it,

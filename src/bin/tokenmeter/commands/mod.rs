@@ -101,13 +101,16 @@ impl Scope<'_> {
     pub(crate) fn restore_summary(&self, s: &mut UsageSummary) {
         let Some((from, to)) = self.asked else { return };
         let end = to.min(self.now_end);
-        let wide = (s.window.to.min(self.now_end) - s.window.from).num_seconds();
-        let asked = (end - from).num_seconds();
+        // The ledger's run-rate is over the widened window's part up to now, from where the data begins when that is
+        // later: its start is `run_rate_days` before that end. The asked window's is from the later of the two.
+        let wide_end = s.window.to.min(self.now_end);
+        let rate_start = wide_end - chrono::Duration::milliseconds((s.run_rate_days * 86_400_000.0).round() as i64);
+        let days = (end - from.max(rate_start)).num_seconds().max(0) as f64 / 86_400.0;
         self.restore(&mut s.window);
         (s.period_start, s.period_end) = (s.window.from, s.window.to);
         s.days = (s.window.to - s.window.from).num_seconds() as f64 / 86_400.0;
-        s.monthly_projection_usd = if asked > 0 { s.monthly_projection_usd * wide as f64 / asked as f64 } else { 0.0 };
-        s.run_rate_days = if wide > 0 { s.run_rate_days * asked as f64 / wide as f64 } else { 0.0 };
+        s.monthly_projection_usd = if days > 0.0 { s.monthly_projection_usd * s.run_rate_days / days } else { 0.0 };
+        s.run_rate_days = days;
         drop_before(&mut s.time_series.points, from, |p| Some(p.timestamp));
         s.time_series.points.retain(|p| p.timestamp < to);
     }
