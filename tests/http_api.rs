@@ -1594,14 +1594,20 @@ impl tokenmeter::Clock for GateClock {
 /// the reports by itself) with an admin key and four tenants' (`t-0-key-0123456789` ... `t-3-...`), its summary's
 /// URL, and a count of the requests that reached the router (waiting for their turn or computing).
 fn gated_router() -> (GateClock, String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    gated_router_with(std::time::Duration::from_secs(60))
+}
+
+/// [`gated_router`] with the requests' time limit `timeout`.
+fn gated_router_with(
+    timeout: std::time::Duration,
+) -> (GateClock, String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     let clock = GateClock::closed();
     let meter = TokenMeter::builder().with_clock(clock.clone()).build();
     let arrived = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let count = arrived.clone();
-    let config = (0..4)
-        .fold(HttpConfig::new().with_timeout(std::time::Duration::from_secs(60)).with_api_key(ADMIN), |c, t| {
-            c.with_tenant_key(format!("t-{t}-key-0123456789"), format!("t-{t}"))
-        });
+    let config = (0..4).fold(HttpConfig::new().with_timeout(timeout).with_api_key(ADMIN), |c, t| {
+        c.with_tenant_key(format!("t-{t}-key-0123456789"), format!("t-{t}"))
+    });
     let app = tokenmeter::http::router(meter, config).layer(axum::middleware::from_fn(
         move |req: axum::extract::Request, next: axum::middleware::Next| {
             count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -1650,6 +1656,27 @@ fn at_most_four_reports_compute_at_once() {
     }
     let (_, most) = clock.wait_until(std::time::Duration::ZERO, |_| true);
     assert_eq!(most, AT_ONCE, "the most reports computing at once, all twelve done");
+}
+
+#[test]
+fn a_callers_turn_is_held_until_its_report_ends_not_its_request() {
+    // Released with the request, a turn let a caller whose requests passed their time limit (or whose client
+    // left) start more reports while those still computed: one key could fill every report's turn.
+    let (clock, url, _) = gated_router_with(std::time::Duration::from_millis(300));
+    let first = requests_of(&url, "t-0-key-0123456789", 2);
+    let (waiting, _) = clock.wait_until(std::time::Duration::from_secs(30), |g| g.waiting >= 2);
+    assert_eq!(waiting, 2);
+    for r in first {
+        assert_eq!(r.join().unwrap().expect("a response"), StatusCode::SERVICE_UNAVAILABLE, "past the time limit");
+    }
+    // Their reports still compute (held at the gate): the caller's next two wait for their turn.
+    let again = requests_of(&url, "t-0-key-0123456789", 2);
+    let (waiting, most) = clock.wait_until(std::time::Duration::from_millis(500), |g| g.most > 2);
+    assert_eq!((waiting, most), (2, 2), "the caller's reports computing at once, and the most");
+    clock.open();
+    for r in again {
+        r.join().unwrap().expect("a response");
+    }
 }
 
 #[test]

@@ -329,13 +329,20 @@ pub(super) async fn method_not_allowed() -> Response {
 /// At most [`REPORTS_AT_ONCE`](super::REPORTS_AT_ONCE) are queued or running: a request waits for a permit
 /// first, so one abandoned while it waits (the client gone, the time limit past) queues nothing. One abandoned
 /// after that still runs to its end (a blocking task cannot be stopped), holding its permit.
-async fn blocking(state: &AppState, report: impl FnOnce() -> Response + Send + 'static) -> Response {
+async fn blocking(state: &AppState, caller: &Caller, report: impl FnOnce() -> Response + Send + 'static) -> Response {
+    // The caller's turn first ([`PER_CALLER`](super::PER_CALLER)), held until the report ends: released with the
+    // request, a caller could drop requests whose reports kept computing and start more.
+    let turn = match state.callers.get(caller) {
+        Some(turns) => std::sync::Arc::clone(turns).acquire_owned().await.ok(),
+        None => None,
+    };
     let Ok(permit) = state.reports.clone().acquire_owned().await else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the server is stopping", None);
     };
     let report = move || {
         let response = report();
         drop(permit);
+        drop(turn);
         response
     };
     match tokio::task::spawn_blocking(report).await {
@@ -355,6 +362,7 @@ pub(super) async fn token_efficiency(
     raw: Raw,
 ) -> Response {
     let app = state.clone();
+    let who = caller.clone();
     let run = move || -> Result<Response, Response> {
         let p = Params::of(raw, &["time_range", "group_by", "efficiency_metric"])?;
         let window = window_param(&state, &p, "time_range", Window::Last7Days, false)?;
@@ -382,7 +390,7 @@ pub(super) async fn token_efficiency(
         }
         Ok(json_response(StatusCode::OK, &report))
     };
-    blocking(&app, move || run().unwrap_or_else(|r| r)).await
+    blocking(&app, &who, move || run().unwrap_or_else(|r| r)).await
 }
 
 /// `GET /api/v1/analytics/cache-performance`.
@@ -392,6 +400,7 @@ pub(super) async fn cache_performance(
     raw: Raw,
 ) -> Response {
     let app = state.clone();
+    let who = caller.clone();
     let run = move || -> Result<Response, Response> {
         let p = Params::of(raw, &["time_range"])?;
         let window = window_param(&state, &p, "time_range", Window::Last7Days, true)?;
@@ -403,12 +412,13 @@ pub(super) async fn cache_performance(
         }
         Ok(json_response(StatusCode::OK, &report))
     };
-    blocking(&app, move || run().unwrap_or_else(|r| r)).await
+    blocking(&app, &who, move || run().unwrap_or_else(|r| r)).await
 }
 
 /// `GET /api/v1/analytics/tokens`.
 pub(super) async fn tokens(State(state): State<AppState>, Extension(caller): Extension<Caller>, raw: Raw) -> Response {
     let app = state.clone();
+    let who = caller.clone();
     let run = move || -> Result<Response, Response> {
         let p = Params::of(raw, &["range", "from", "to", "model", "aggregation"])?;
         let (days, default_grain) = p.choice(
@@ -455,7 +465,7 @@ pub(super) async fn tokens(State(state): State<AppState>, Extension(caller): Ext
         hide_unattributed(&mut result, &caller);
         Ok(json_response(StatusCode::OK, &result))
     };
-    blocking(&app, move || run().unwrap_or_else(|r| r)).await
+    blocking(&app, &who, move || run().unwrap_or_else(|r| r)).await
 }
 
 /// `GET /api/v1/token-usage/summary`.
@@ -465,6 +475,7 @@ pub(super) async fn usage_summary(
     raw: Raw,
 ) -> Response {
     let app = state.clone();
+    let who = caller.clone();
     let run = move || -> Result<Response, Response> {
         let p = Params::of(raw, &["start_date", "end_date", "group_by"])?;
         let grain = p.choice(
@@ -489,7 +500,7 @@ pub(super) async fn usage_summary(
         hide_unattributed(&mut result, &caller);
         Ok(json_response(StatusCode::OK, &result))
     };
-    blocking(&app, move || run().unwrap_or_else(|r| r)).await
+    blocking(&app, &who, move || run().unwrap_or_else(|r| r)).await
 }
 
 /// Runs `q` grouped by time at `grain`. A filtered query (a tenant-bound key's, a model's) has only the buckets,
@@ -580,7 +591,8 @@ pub(super) async fn session_usage(
         Err(r) => return r,
     };
     let app = state.clone();
-    blocking(&app, move || {
+    let who = caller.clone();
+    blocking(&app, &who, move || {
         if !session_visible(&state, &caller, &session) {
             return no_session(&session);
         }
@@ -628,6 +640,7 @@ pub(super) async fn session_metrics(
     raw: Raw,
 ) -> Response {
     let app = state.clone();
+    let who = caller.clone();
     let run = move || -> Result<Response, Response> {
         let session = session_id(path)?;
         let p = Params::of(raw, &["include_tools", "include_cache", "include_differential"])?;
@@ -692,7 +705,7 @@ pub(super) async fn session_metrics(
         };
         Ok(json_response(StatusCode::OK, &m))
     };
-    blocking(&app, move || run().unwrap_or_else(|r| r)).await
+    blocking(&app, &who, move || run().unwrap_or_else(|r| r)).await
 }
 
 /// `GET /api/v1/budgets`.

@@ -568,7 +568,7 @@ pub(crate) struct AppState {
     pub(crate) reports: Arc<tokio::sync::Semaphore>,
     /// Each caller's requests in progress at once ([`PER_CALLER`]), so that one key cannot take every report's
     /// turn: the admin keys share one, each tenant has its own.
-    callers: Arc<HashMap<Caller, Arc<tokio::sync::Semaphore>>>,
+    pub(crate) callers: Arc<HashMap<Caller, Arc<tokio::sync::Semaphore>>>,
 }
 
 /// Reports computed at once per router: they take the ledger's lock one at a time anyway.
@@ -578,7 +578,7 @@ const REPORTS_AT_ONCE: usize = 4;
 /// tenant's key sending 200 heavy reports at once had the admin's summary wait 1.6-1.8 s, or fail with `503` after
 /// the 10 s limit: with every caller below the reports' slots, another caller's request waits for at most the
 /// two ahead of it.
-const PER_CALLER: usize = REPORTS_AT_ONCE / 2;
+pub(crate) const PER_CALLER: usize = REPORTS_AT_ONCE / 2;
 
 /// Who is asking: every tenant, or one.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -824,11 +824,6 @@ async fn auth(State(state): State<AppState>, mut req: Request, next: Next) -> Re
                 return r;
             }
         }
-    };
-    // Its turn among its own requests first (every caller is in the map: made from the same keys).
-    let _turn = match state.callers.get(&caller) {
-        Some(turns) => Arc::clone(turns).acquire_owned().await.ok(),
-        None => None,
     };
     req.extensions_mut().insert(caller);
     next.run(req).await
