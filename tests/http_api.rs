@@ -1273,6 +1273,76 @@ fn a_connection_past_the_cap_takes_the_place_of_the_oldest_idle_one() {
 }
 
 #[test]
+fn a_response_being_written_is_finished_before_its_connection_makes_room() {
+    // Counted idle once its handler returned, a connection still writing a large response to a slow reader was
+    // dropped for a new one, and its client reset mid-body (a review: 2,177,024 of 2,367,380 bytes). It is closed
+    // gracefully now: the response in progress is written whole, then the connection closes.
+    use std::io::Write;
+    let meter = TokenMeter::builder().build();
+    let server = serve(meter, HttpConfig::new().with_port(0).with_max_connections(1)).expect("server");
+    let addr = server.local_addr();
+    // A response of ~2.4 MB to a client with a 2 KB receive buffer that does not read for a while: the server is
+    // still writing it when the newcomer comes.
+    let big = b"GET /api/v1/analytics/tokens?range=year&aggregation=hourly HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(2_048).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let mut slow: std::net::TcpStream = socket.into();
+    slow.write_all(big).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let mut newcomer = std::net::TcpStream::connect(addr).unwrap();
+    newcomer.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let got = read_until_closed(&mut slow, std::time::Duration::from_secs(30)).expect("closed after its response");
+    let head_end = got.windows(4).position(|w| w == b"\r\n\r\n").expect("a response head") + 4;
+    let head = String::from_utf8_lossy(&got[..head_end]).to_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("a content length");
+    assert!(length > 1_000_000, "{length}");
+    assert!(got.len() - head_end >= length, "the body was cut: {} of {length} bytes", got.len() - head_end);
+    let answer = read_until_closed(&mut newcomer, std::time::Duration::from_secs(10)).expect("answered and closed");
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
+    server.shutdown();
+}
+
+#[test]
+fn a_new_connection_gets_the_place_of_one_that_goes_idle_while_it_waits() {
+    // Waiting at the cap while every connection answered a request, a new connection looked for an idle one only
+    // once: the connection that then finished its request and stayed open (kept alive) kept its slot, and the
+    // newcomer was closed unanswered after the header timeout (a review).
+    use std::io::Write;
+    let clock = GateClock::closed();
+    let meter = TokenMeter::builder().with_clock(clock.clone()).build();
+    let config = HttpConfig::new()
+        .with_port(0)
+        .with_max_connections(1)
+        .with_header_read_timeout(std::time::Duration::from_secs(5));
+    let server = serve(meter, config).expect("server");
+    let addr = server.local_addr();
+    let mut kept = std::net::TcpStream::connect(addr).unwrap();
+    kept.write_all(b"GET /api/v1/token-usage/summary HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let (waiting, _) = clock.wait_until(std::time::Duration::from_secs(30), |g| g.waiting >= 1);
+    assert_eq!(waiting, 1, "the kept-alive connection's request computing");
+    let mut newcomer = std::net::TcpStream::connect(addr).unwrap();
+    newcomer.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    clock.open();
+    let answer =
+        read_until_closed(&mut newcomer, std::time::Duration::from_secs(4)).expect("answered before the timeout");
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer));
+    assert!(started.elapsed() < std::time::Duration::from_secs(4));
+    // The kept-alive one had its answer, then was closed for the newcomer.
+    let kept_answer = read_until_closed(&mut kept, std::time::Duration::from_secs(5)).expect("closed");
+    assert!(String::from_utf8_lossy(&kept_answer).starts_with("HTTP/1.1 200"));
+    server.shutdown();
+}
+
+#[test]
 fn a_connection_answering_a_request_is_not_closed_for_a_new_one() {
     // Two requests held at the clock fill the cap: a third connection waits for one of them to finish.
     use std::io::Write;

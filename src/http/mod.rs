@@ -167,7 +167,9 @@ impl HttpConfig {
     /// The most connections [`serve`] keeps open at once (default 256; at least 1), so that the application's
     /// file descriptors stay bounded. Past it, a new connection takes the place of the oldest one not answering a
     /// request (waiting for its first request's headers, or idle between requests), which is closed; when every
-    /// one is answering a request, the new one waits for one to finish, at most the header-read timeout.
+    /// one is answering a request, the new one looks again as each request ends, for at most the header-read
+    /// timeout, and is then answered `503` and closed. A connection closed for another is closed gracefully: a
+    /// response being written is finished first.
     pub fn with_max_connections(mut self, connections: usize) -> Self {
         self.max_connections = connections;
         self
@@ -574,10 +576,10 @@ pub(crate) struct AppState {
 /// Reports computed at once per router: they take the ledger's lock one at a time anyway.
 const REPORTS_AT_ONCE: usize = 4;
 
-/// Requests one caller has in progress at once; the rest wait their turn (within the request's time limit). One
-/// tenant's key sending 200 heavy reports at once had the admin's summary wait 1.6-1.8 s, or fail with `503` after
-/// the 10 s limit: with every caller below the reports' slots, another caller's request waits for at most the
-/// two ahead of it.
+/// Reports one caller has queued or computing at once, each turn held until its report ends; the rest wait their
+/// turn (within the request's time limit). One tenant's key sending 200 heavy reports at once had the admin's
+/// summary wait 1.6-1.8 s, or fail with `503` after the 10 s limit: with one caller below the reports' slots,
+/// another caller's report computes beside its two (two such callers still fill them).
 pub(crate) const PER_CALLER: usize = REPORTS_AT_ONCE / 2;
 
 /// Who is asking: every tenant, or one.
@@ -1052,61 +1054,96 @@ struct OpenConnection {
     close: tokio::sync::Notify,
 }
 
-/// The open connections, oldest first.
+/// The open connections, oldest first, and a signal that one may have become idle or closed.
 #[derive(Debug, Default)]
-struct OpenConnections(parking_lot::Mutex<std::collections::VecDeque<Arc<OpenConnection>>>);
+struct OpenConnections {
+    list: parking_lot::Mutex<std::collections::VecDeque<Arc<OpenConnection>>>,
+    /// A request ended or a connection closed: a new connection waiting at the cap looks again.
+    freed: tokio::sync::Notify,
+}
 
 impl OpenConnections {
     fn add(&self) -> Arc<OpenConnection> {
         let conn = Arc::new(OpenConnection::default());
-        self.0.lock().push_back(Arc::clone(&conn));
+        self.list.lock().push_back(Arc::clone(&conn));
         conn
     }
 
     fn remove(&self, conn: &Arc<OpenConnection>) {
-        self.0.lock().retain(|c| !Arc::ptr_eq(c, conn));
+        self.list.lock().retain(|c| !Arc::ptr_eq(c, conn));
+        self.freed.notify_one();
+    }
+
+    fn is_empty(&self) -> bool {
+        self.list.lock().is_empty()
     }
 
     /// Asks the oldest connection that is not answering a request (one waiting for its first request's headers,
-    /// or kept alive between requests) to close. False when every connection is answering one.
+    /// or kept alive between requests) to close, gracefully: a request that arrives meanwhile, or a response
+    /// still being written, is finished first. False when every connection is answering one.
+    /// Nothing when an idle one was asked already and is closing: its slot is on its way (a second would close a
+    /// connection for nothing).
     fn close_oldest_idle(&self) -> bool {
         use std::sync::atomic::Ordering;
-        let open = self.0.lock();
-        let idle = open.iter().find(|c| c.busy.load(Ordering::Acquire) == 0 && !c.closing.load(Ordering::Acquire));
-        match idle {
-            Some(c) => {
-                c.closing.store(true, Ordering::Release);
-                c.close.notify_one();
-                true
-            }
-            None => false,
+        let list = self.list.lock();
+        let idle = |c: &&Arc<OpenConnection>| c.busy.load(Ordering::Acquire) == 0;
+        if list.iter().filter(idle).any(|c| c.closing.load(Ordering::Acquire)) {
+            return false;
+        }
+        let idle = list.iter().filter(idle).find(|c| !c.closing.load(Ordering::Acquire));
+        idle.is_some_and(|c| {
+            c.closing.store(true, Ordering::Release);
+            c.close.notify_one();
+            true
+        })
+    }
+
+    /// Asks every connection to close gracefully (the server is stopping).
+    fn close_all(&self) {
+        for c in self.list.lock().iter() {
+            c.closing.store(true, std::sync::atomic::Ordering::Release);
+            c.close.notify_one();
         }
     }
 }
 
 /// Counts a request in progress on its connection while it lives.
-struct Busy(Arc<OpenConnection>);
+struct Busy(Arc<OpenConnection>, Arc<OpenConnections>);
 
 impl Busy {
-    fn new(conn: &Arc<OpenConnection>) -> Self {
+    fn new(conn: &Arc<OpenConnection>, open: &Arc<OpenConnections>) -> Self {
         conn.busy.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        Busy(Arc::clone(conn))
+        Busy(Arc::clone(conn), Arc::clone(open))
     }
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
         self.0.busy.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        self.1.freed.notify_one();
     }
+}
+
+/// What a connection that found every slot taken by requests in progress, for the whole header-read timeout,
+/// is told before it is closed: `503` with the API's error body.
+fn no_slot_response() -> Vec<u8> {
+    let body = r#"{"error":"unavailable","detail":"every connection is answering a request","param":null}"#;
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\n\
+         content-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
 }
 
 /// Accepts connections until `stop` fires, at most `limits.max` open at once, each served by hyper's HTTP/1
 /// with a header-read timeout and, as long, a write timeout (`axum::serve` sets no timer, so hyper's own 30 s
 /// default never applies there). At the cap, a new connection takes the place of the oldest one not answering a
-/// request (waiting for its headers, or idle between requests), which is closed; when every one is answering, it
-/// waits for one to close, at most the header-read timeout, and is then closed itself. Waiting for a free slot
-/// before accepting, 256 connections that sent nothing held the server for good, renewed as the timeout closed
-/// them, and nobody else was answered (a security review: 0 of 10 requests with 900 such sockets).
+/// request (waiting for its headers, or idle between requests), which is closed gracefully; when every one is
+/// answering, it looks again as each request ends, for at most the header-read timeout, and is then answered
+/// `503` and closed. Waiting for a free slot before accepting, 256 connections that sent nothing held the server
+/// for good, renewed as the timeout closed them, and nobody else was answered (a security review: 0 of 10 requests
+/// with 900 such sockets).
 /// On `stop`: no more accepts, idle connections close, in-flight requests get [`SHUTDOWN_GRACE`], and the
 /// connections still open then are dropped with the runtime.
 async fn accept_loop(
@@ -1118,12 +1155,11 @@ async fn accept_loop(
     use hyper_util::rt::{TokioIo, TokioTimer};
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout).max_buf_size(limits.max_buf);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max));
     let open = Arc::new(OpenConnections::default());
     let mut stop = std::pin::pin!(stop);
-    loop {
-        let (stream, peer) = tokio::select! {
+    'accept: loop {
+        let (mut stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
@@ -1140,15 +1176,27 @@ async fn accept_loop(
             Ok(slot) => slot,
             Err(tokio::sync::TryAcquireError::Closed) => break,
             Err(tokio::sync::TryAcquireError::NoPermits) => {
-                open.close_oldest_idle();
-                tokio::select! {
-                    slot = Arc::clone(&slots).acquire_owned() => match slot {
-                        Ok(slot) => slot,
-                        Err(_) => break,
-                    },
-                    // Every connection is answering a request: this one goes.
-                    () = tokio::time::sleep(limits.header_read_timeout) => continue,
-                    _ = &mut stop => break,
+                let deadline = tokio::time::Instant::now() + limits.header_read_timeout;
+                loop {
+                    if let Ok(slot) = Arc::clone(&slots).try_acquire_owned() {
+                        break slot;
+                    }
+                    open.close_oldest_idle();
+                    tokio::select! {
+                        biased;
+                        slot = Arc::clone(&slots).acquire_owned() => match slot {
+                            Ok(slot) => break slot,
+                            Err(_) => break 'accept,
+                        },
+                        // A request ended: its connection may be idle now.
+                        () = open.freed.notified() => {}
+                        () = tokio::time::sleep_until(deadline) => {
+                            use tokio::io::AsyncWriteExt;
+                            let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&no_slot_response())).await;
+                            continue 'accept;
+                        }
+                        _ = &mut stop => break 'accept,
+                    }
                 }
             }
         };
@@ -1161,9 +1209,9 @@ async fn accept_loop(
         // The peer's address, for the keyless loopback check (as `into_make_service_with_connect_info` gives it),
         // put in each request's extensions (re-layering the router for each connection cost ~100 allocations).
         let router = hyper_util::service::TowerToHyperService::new(app.clone());
-        let busy_of = Arc::clone(&conn_state);
+        let (busy_of, open_of) = (Arc::clone(&conn_state), Arc::clone(&open));
         let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-            let busy = Busy::new(&busy_of);
+            let busy = Busy::new(&busy_of, &open_of);
             req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
             let answer = hyper::service::Service::call(&router, req);
             async move {
@@ -1172,19 +1220,33 @@ async fn accept_loop(
                 response
             }
         });
-        let conn = graceful.watch(http.serve_connection(TokioIo::new(Box::pin(stream)), service));
+        let conn = http.serve_connection(TokioIo::new(Box::pin(stream)), service);
         let open = Arc::clone(&open);
         tokio::spawn(async move {
-            tokio::select! {
-                _ = conn => {}
-                () = conn_state.close.notified() => {}
+            let mut conn = std::pin::pin!(conn);
+            let mut asked = false;
+            loop {
+                tokio::select! {
+                    _ = conn.as_mut() => break,
+                    // Closes now when idle; otherwise after the request in progress, its response written.
+                    () = conn_state.close.notified(), if !asked => {
+                        asked = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                }
             }
-            open.remove(&conn_state);
             drop(slot);
+            open.remove(&conn_state);
         });
     }
     drop(listener);
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
+    open.close_all();
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while !open.is_empty() {
+            let _ = tokio::time::timeout(Duration::from_millis(20), open.freed.notified()).await;
+        }
+    })
+    .await;
 }
 
 /// Accept errors that concern one connection only (it was reset before it was accepted), as opposed to the
