@@ -1330,12 +1330,11 @@ fn a_new_connection_gets_the_place_of_one_that_goes_idle_while_it_waits() {
     let mut newcomer = std::net::TcpStream::connect(addr).unwrap();
     newcomer.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let started = std::time::Instant::now();
     clock.open();
+    // Within 4 s, before the 5 s header timeout that closed it unanswered.
     let answer =
         read_until_closed(&mut newcomer, std::time::Duration::from_secs(4)).expect("answered before the timeout");
     assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer));
-    assert!(started.elapsed() < std::time::Duration::from_secs(4));
     // The kept-alive one had its answer, then was closed for the newcomer.
     let kept_answer = read_until_closed(&mut kept, std::time::Duration::from_secs(5)).expect("closed");
     assert!(String::from_utf8_lossy(&kept_answer).starts_with("HTTP/1.1 200"));
