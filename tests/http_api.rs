@@ -1254,15 +1254,18 @@ fn a_connection_past_the_cap_takes_the_place_of_the_oldest_idle_one() {
     let config = HttpConfig::new().with_port(0).with_max_connections(2);
     let server = serve(meter.clone(), config).expect("server");
     let addr = server.local_addr();
+    // The oldest sends half a request's headers and goes quiet (hyper's graceful close waits for the rest of them,
+    // the header timeout's 10 s: such a connection is closed at once); the newer sends nothing.
     let mut oldest = std::net::TcpStream::connect(addr).unwrap();
+    oldest.write_all(b"GET /api/v1/budgets HTTP/1.1\r\nHost: local").unwrap();
     std::thread::sleep(std::time::Duration::from_millis(100));
     let mut newer = std::net::TcpStream::connect(addr).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(100)); // both accepted, neither sent anything
+    std::thread::sleep(std::time::Duration::from_millis(100)); // both accepted
     let mut third = std::net::TcpStream::connect(addr).unwrap();
     third
         .write_all(b"GET /api/v1/token-usage/summary HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .unwrap();
-    let answer = read_until_closed(&mut third, std::time::Duration::from_secs(10)).expect("answered and closed");
+    let answer = read_until_closed(&mut third, std::time::Duration::from_secs(5)).expect("answered and closed");
     assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
     // The oldest idle connection was closed for it; the newer one is still open.
     assert_eq!(read_until_closed(&mut oldest, std::time::Duration::from_secs(5)), Ok(Vec::new()), "closed");

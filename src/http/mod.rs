@@ -1047,11 +1047,71 @@ const LONGEST_TIMEOUT: Duration = Duration::from_secs(365 * 86_400);
 /// One open connection of [`accept_loop`]: whether a request is being answered on it, and how to close it.
 #[derive(Debug, Default)]
 struct OpenConnection {
-    /// Requests in progress (hyper's HTTP/1 answers one at a time: 0 or 1).
+    /// Requests in progress, from their headers to their response's last byte (hyper's HTTP/1 answers one at a
+    /// time: 0 or 1).
     busy: std::sync::atomic::AtomicUsize,
+    /// Output the socket did not take yet (its last write or flush was pending): a response still being written
+    /// after its body was handed over.
+    writing: std::sync::atomic::AtomicBool,
     /// Asked to close (at most once).
     closing: std::sync::atomic::AtomicBool,
     close: tokio::sync::Notify,
+}
+
+/// A connection's socket, noting whether output is waiting on it ([`OpenConnection::writing`]).
+struct Watched<T> {
+    io: std::pin::Pin<Box<T>>,
+    conn: Arc<OpenConnection>,
+    open: Arc<OpenConnections>,
+}
+
+impl<T> Watched<T> {
+    /// Notes a write's or flush's outcome; output that was waiting and went says so to a newcomer at the cap.
+    fn note<R>(&self, poll: std::task::Poll<R>) -> std::task::Poll<R> {
+        let was = self.conn.writing.swap(poll.is_pending(), std::sync::atomic::Ordering::AcqRel);
+        if was && poll.is_ready() {
+            self.open.freed.notify_one();
+        }
+        poll
+    }
+}
+
+impl<T: tokio::io::AsyncRead> tokio::io::AsyncRead for Watched<T> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.get_mut().io.as_mut().poll_read(cx, buf)
+    }
+}
+
+impl<T: tokio::io::AsyncWrite> tokio::io::AsyncWrite for Watched<T> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let poll = this.io.as_mut().poll_write(cx, buf);
+        this.note(poll)
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let poll = this.io.as_mut().poll_flush(cx);
+        this.note(poll)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.get_mut().io.as_mut().poll_shutdown(cx)
+    }
 }
 
 /// The open connections, oldest first, and a signal that one may have become idle or closed.
@@ -1078,15 +1138,15 @@ impl OpenConnections {
         self.list.lock().is_empty()
     }
 
-    /// Asks the oldest connection that is not answering a request (one waiting for its first request's headers,
-    /// or kept alive between requests) to close, gracefully: a request that arrives meanwhile, or a response
-    /// still being written, is finished first. False when every connection is answering one.
+    /// Asks the oldest connection that is not answering a request (one waiting for or reading a request's headers,
+    /// or kept alive between requests) to close: a request whose headers arrive meanwhile is answered first. False
+    /// when every connection is answering one.
     /// Nothing when an idle one was asked already and is closing: its slot is on its way (a second would close a
     /// connection for nothing).
     fn close_oldest_idle(&self) -> bool {
         use std::sync::atomic::Ordering;
         let list = self.list.lock();
-        let idle = |c: &&Arc<OpenConnection>| c.busy.load(Ordering::Acquire) == 0;
+        let idle = |c: &&Arc<OpenConnection>| c.busy.load(Ordering::Acquire) == 0 && !c.writing.load(Ordering::Acquire);
         if list.iter().filter(idle).any(|c| c.closing.load(Ordering::Acquire)) {
             return false;
         }
@@ -1107,7 +1167,33 @@ impl OpenConnections {
     }
 }
 
-/// Counts a request in progress on its connection while it lives.
+/// A response's body, counting its request in progress until hyper has written it all (and drops it).
+struct Answering {
+    body: axum::body::Body,
+    _busy: Busy,
+}
+
+impl hyper::body::Body for Answering {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// Counts a request in progress on its connection while it lives: from its headers to its response's last byte.
 struct Busy(Arc<OpenConnection>, Arc<OpenConnections>);
 
 impl Busy {
@@ -1214,13 +1300,10 @@ async fn accept_loop(
             let busy = Busy::new(&busy_of, &open_of);
             req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
             let answer = hyper::service::Service::call(&router, req);
-            async move {
-                let response = answer.await;
-                drop(busy);
-                response
-            }
+            async move { answer.await.map(|response| response.map(|body| Answering { body, _busy: busy })) }
         });
-        let conn = http.serve_connection(TokioIo::new(Box::pin(stream)), service);
+        let watched = Watched { io: Box::pin(stream), conn: Arc::clone(&conn_state), open: Arc::clone(&open) };
+        let conn = http.serve_connection(TokioIo::new(watched), service);
         let open = Arc::clone(&open);
         tokio::spawn(async move {
             let mut conn = std::pin::pin!(conn);
@@ -1228,9 +1311,14 @@ async fn accept_loop(
             loop {
                 tokio::select! {
                     _ = conn.as_mut() => break,
-                    // Closes now when idle; otherwise after the request in progress, its response written.
+                    // Idle, or reading a request's headers (a client that sends them a byte at a time): closed now.
+                    // Answering a request: closed once its response is written.
                     () = conn_state.close.notified(), if !asked => {
                         asked = true;
+                        use std::sync::atomic::Ordering;
+                        if conn_state.busy.load(Ordering::Acquire) == 0 && !conn_state.writing.load(Ordering::Acquire) {
+                            break;
+                        }
                         conn.as_mut().graceful_shutdown();
                     }
                 }
