@@ -209,13 +209,13 @@ impl Ledger {
             // A rolling window's previous side ends at the local hour one period before now's (older data is kept
             // by the hour at best), and the current side holds the part of now's hour that has passed: the
             // previous side's rates take the same share of its matching hour, the hour it ends at. Without it, a
-            // day whose 12:00 hour is its busiest read +37% at 12:59 against an identical day.
-            let rolling =
-                matches!(window, Window::Last6Hours | Window::Last24Hours | Window::Last7Days | Window::Last30Days);
+            // day whose 12:00 hour is its busiest read +37% at 12:59 against an identical day. Only a rolling
+            // window's previous side ends an hour or more before the current one starts (`1h`, a range and `all`
+            // end where it begins).
             let hour = calendar::hour_start(store.tz, now);
             let hour_end = calendar::grain_end(store.tz, calendar::Grain::Hour, hour);
             let matching_end = calendar::grain_end(store.tz, calendar::Grain::Hour, pt);
-            let share = if rolling && passed_end > hour && pt >= seen && matching_end <= from {
+            let share = if passed_end > hour && pt >= seen && matching_end <= from {
                 let (matching, _, _) = Selection::total_all_exact(store, now, pt, matching_end, false);
                 let part = (passed_end - hour) as f64 / (hour_end - hour) as f64;
                 Some(Share { part, seconds: ((matching_end - pt) as f64 * part).round() as i64, totals: matching })
