@@ -166,10 +166,9 @@ impl HttpConfig {
 
     /// The most connections [`serve`] keeps open at once (default 256; at least 1), so that the application's
     /// file descriptors stay bounded. Past it, a new connection takes the place of the oldest one not answering a
-    /// request (waiting for its first request's headers, or idle between requests), which is closed; when every
+    /// request (waiting for or reading a request's headers, or idle between requests), which is closed; when every
     /// one is answering a request, the new one looks again as each request ends, for at most the header-read
-    /// timeout, and is then answered `503` and closed. A connection closed for another is closed gracefully: a
-    /// response being written is finished first.
+    /// timeout, and is then answered `503` and closed.
     pub fn with_max_connections(mut self, connections: usize) -> Self {
         self.max_connections = connections;
         self
@@ -568,8 +567,8 @@ pub(crate) struct AppState {
     /// its report is queued, so a request abandoned meanwhile (its client gone, its time limit past) queues
     /// nothing.
     pub(crate) reports: Arc<tokio::sync::Semaphore>,
-    /// Each caller's requests in progress at once ([`PER_CALLER`]), so that one key cannot take every report's
-    /// turn: the admin keys share one, each tenant has its own.
+    /// Each caller's reports queued or computing at once ([`PER_CALLER`]), so that one key cannot take every
+    /// report's turn: the admin keys share one, each tenant has its own.
     pub(crate) callers: Arc<HashMap<Caller, Arc<tokio::sync::Semaphore>>>,
 }
 
@@ -1058,6 +1057,15 @@ struct OpenConnection {
     close: tokio::sync::Notify,
 }
 
+impl OpenConnection {
+    /// Neither answering a request nor writing a response: waiting for or reading a request's headers, or kept
+    /// alive between requests. Closed at once when asked.
+    fn idle(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        self.busy.load(Ordering::Acquire) == 0 && !self.writing.load(Ordering::Acquire)
+    }
+}
+
 /// A connection's socket, noting whether output is waiting on it ([`OpenConnection::writing`]).
 struct Watched<T> {
     io: std::pin::Pin<Box<T>>,
@@ -1138,24 +1146,20 @@ impl OpenConnections {
         self.list.lock().is_empty()
     }
 
-    /// Asks the oldest connection that is not answering a request (one waiting for or reading a request's headers,
-    /// or kept alive between requests) to close: a request whose headers arrive meanwhile is answered first. False
-    /// when every connection is answering one.
-    /// Nothing when an idle one was asked already and is closing: its slot is on its way (a second would close a
-    /// connection for nothing).
-    fn close_oldest_idle(&self) -> bool {
+    /// Asks the oldest [idle](OpenConnection::idle) connection to close (a request whose headers arrive meanwhile
+    /// is answered first), unless an idle one was asked already and is closing: its slot is on its way, and a
+    /// second would close a connection for nothing. Nothing when every connection is answering a request.
+    fn close_oldest_idle(&self) {
         use std::sync::atomic::Ordering;
         let list = self.list.lock();
-        let idle = |c: &&Arc<OpenConnection>| c.busy.load(Ordering::Acquire) == 0 && !c.writing.load(Ordering::Acquire);
-        if list.iter().filter(idle).any(|c| c.closing.load(Ordering::Acquire)) {
-            return false;
+        let mut idle = list.iter().filter(|c| c.idle());
+        if idle.clone().any(|c| c.closing.load(Ordering::Acquire)) {
+            return;
         }
-        let idle = list.iter().filter(idle).find(|c| !c.closing.load(Ordering::Acquire));
-        idle.is_some_and(|c| {
+        if let Some(c) = idle.find(|c| !c.closing.load(Ordering::Acquire)) {
             c.closing.store(true, Ordering::Release);
             c.close.notify_one();
-            true
-        })
+        }
     }
 
     /// Asks every connection to close gracefully (the server is stopping).
@@ -1225,7 +1229,7 @@ fn no_slot_response() -> Vec<u8> {
 /// Accepts connections until `stop` fires, at most `limits.max` open at once, each served by hyper's HTTP/1
 /// with a header-read timeout and, as long, a write timeout (`axum::serve` sets no timer, so hyper's own 30 s
 /// default never applies there). At the cap, a new connection takes the place of the oldest one not answering a
-/// request (waiting for its headers, or idle between requests), which is closed gracefully; when every one is
+/// request (waiting for or reading its headers, or idle between requests), which is closed; when every one is
 /// answering, it looks again as each request ends, for at most the header-read timeout, and is then answered
 /// `503` and closed. Waiting for a free slot before accepting, 256 connections that sent nothing held the server
 /// for good, renewed as the timeout closed them, and nobody else was answered (a security review: 0 of 10 requests
@@ -1315,8 +1319,7 @@ async fn accept_loop(
                     // Answering a request: closed once its response is written.
                     () = conn_state.close.notified(), if !asked => {
                         asked = true;
-                        use std::sync::atomic::Ordering;
-                        if conn_state.busy.load(Ordering::Acquire) == 0 && !conn_state.writing.load(Ordering::Acquire) {
+                        if conn_state.idle() {
                             break;
                         }
                         conn.as_mut().graceful_shutdown();
