@@ -735,6 +735,100 @@ fn forecast_tokens_move_with_the_spend() {
     }
 }
 
+/// A rig whose history is five weeks of `usd(date)` a day (one call at noon), today being `today` at 09:00.
+fn daily_spend(today: chrono::NaiveDate, usd: impl Fn(chrono::NaiveDate) -> f64) -> Rig {
+    let noon = |d: chrono::NaiveDate| d.and_hms_opt(12, 0, 0).unwrap().and_utc();
+    let rig = Rig::new(today.and_hms_opt(9, 0, 0).unwrap().and_utc());
+    for back in 1..=35 {
+        let d = today - Duration::days(back);
+        // haiku-4-5 output at $5 / Mtok: 200,000 tokens = $1.
+        rig.add(Call::new(noon(d), "claude-haiku-4-5").io(0, (usd(d) * 200_000.0).round() as u64));
+    }
+    rig
+}
+
+/// Small noise that repeats every 11 days (not a weekly pattern of its own), ±$0.30 at most.
+fn wobble(d: chrono::NaiveDate) -> f64 {
+    [0.3, -0.2, 0.1, -0.3, 0.2, -0.1, 0.25, -0.15, 0.05, -0.25, 0.1][d.num_days_from_ce() as usize % 11]
+}
+
+use chrono::Datelike;
+
+#[test]
+fn a_weekday_workloads_forecast_keeps_its_weekends_whatever_the_day() {
+    // $10 a weekday and $0.50 a weekend day, with noise (March 2026: about $224.50). A straight line through it
+    // read $5.66 to $8.88 for tomorrow, a band about ±$8 wide, a slope from -$0.105 to +$0.103 a day (a Monday's
+    // trend "falling") and a month of $155 to $272, by the day of the week it was made. With day-of-week effects:
+    // Saturday $0.50, Monday $10, flat, a band of under a dollar, a month of $219 to $224.
+    let weekday = |d: chrono::NaiveDate| {
+        let base = if d.weekday().num_days_from_monday() >= 5 { 0.5 } else { 10.0 };
+        base + wobble(d)
+    };
+    for today in 9..=15 {
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 3, today).unwrap();
+        let f = daily_spend(today, weekday).ledger.forecast(14, None).unwrap();
+        assert_eq!((f.history_days, f.trend), (28, Trend::Flat), "{today}: {f:#?}");
+        assert!(f.slope_usd_per_day.abs() < 0.02, "{today}: {}", f.slope_usd_per_day);
+        let e = f.weekday_effects_usd.unwrap_or_else(|| panic!("{today}: no weekly pattern: {f:#?}"));
+        let sum = e.mon + e.tue + e.wed + e.thu + e.fri + e.sat + e.sun;
+        assert!(sum.abs() < 1e-9, "{e:?}");
+        // Weekdays 19/7 above the line ($7.29), weekend days 47.5/7 below it, within the noise.
+        for (got, want) in [(e.mon, 9.5 * 2.0 / 7.0), (e.sat, -9.5 * 5.0 / 7.0), (e.sun, -9.5 * 5.0 / 7.0)] {
+            assert!((got - want).abs() < 0.3, "{today}: {e:?}");
+        }
+        for d in &f.days {
+            let want = if d.date.weekday().num_days_from_monday() >= 5 { 0.5 } else { 10.0 };
+            assert!((d.cost_usd - want).abs() < 0.4, "{today}: {d:?}");
+            assert!(d.lower_usd <= d.cost_usd && d.cost_usd <= d.upper_usd, "{d:?}");
+            assert!(d.upper_usd - d.lower_usd < 1.5, "{today}: a wide band: {d:?}");
+        }
+        // The effects agree with the days: Saturday's forecast is the line plus Saturday's effect.
+        let sat = f.days.iter().find(|d| d.date.weekday() == chrono::Weekday::Sat).unwrap();
+        let line = f.daily_average_usd;
+        assert!((sat.cost_usd - (line + e.of(chrono::Weekday::Sat)).max(0.0)).abs() < 0.1, "{sat:?} {line}");
+    }
+}
+
+#[test]
+fn a_weekly_pattern_needs_two_weeks_and_more_than_chance() {
+    // Steady $10 a day with noise: no day of the week differs beyond chance, so a plain line.
+    let f = daily_spend(chrono::NaiveDate::from_ymd_opt(2026, 3, 11).unwrap(), |d| 10.0 + wobble(d))
+        .ledger
+        .forecast(7, None)
+        .unwrap();
+    assert_eq!((f.history_days, f.weekday_effects_usd), (28, None), "{f:#?}");
+    assert_eq!(f.trend, Trend::Flat);
+
+    // A weekday workload seen for 13 full days (the ledger's first call 13 days back): a line, too few days to
+    // see each weekday twice. From 14 days on, its pattern.
+    let pattern = |d: chrono::NaiveDate| if d.weekday().num_days_from_monday() >= 5 { 0.0 } else { 10.0 };
+    for (days, weekly) in [(13, false), (14, true)] {
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 3, 11).unwrap();
+        let rig = Rig::new(today.and_hms_opt(9, 0, 0).unwrap().and_utc());
+        for back in 1..=days {
+            let d = today - Duration::days(back);
+            let usd = pattern(d) + 1.0 + wobble(d);
+            rig.add(
+                Call::new(d.and_hms_opt(12, 0, 0).unwrap().and_utc(), "claude-haiku-4-5")
+                    .io(0, (usd * 200_000.0) as u64),
+            );
+        }
+        let f = rig.ledger.forecast(7, None).unwrap();
+        assert_eq!(f.history_days, days as u32);
+        assert_eq!(f.weekday_effects_usd.is_some(), weekly, "{days} days: {f:#?}");
+    }
+
+    // An exact weekly pattern with no noise at all: its residuals are nothing, the pattern is kept, the band is
+    // the point.
+    let f =
+        daily_spend(chrono::NaiveDate::from_ymd_opt(2026, 3, 11).unwrap(), pattern).ledger.forecast(7, None).unwrap();
+    assert!(f.weekday_effects_usd.is_some(), "{f:#?}");
+    for d in &f.days {
+        close(d.cost_usd, pattern(d.date));
+        assert!(d.upper_usd - d.lower_usd < 1e-6, "{d:?}");
+    }
+}
+
 #[test]
 fn compare_periods_and_values() {
     let rig = workload();

@@ -6,7 +6,7 @@ mod cli_support;
 
 use serde_json::json;
 
-use cli_support::{Records, Transcript, cc, close, usage_line};
+use cli_support::{Records, Transcript, cc, close, haiku_record, usage_line};
 
 #[test]
 fn cache_report() {
@@ -104,6 +104,31 @@ fn forecast() {
     cc(&["forecast", "--budget", "-5"]).fails(2, "give a positive amount");
     // Past 1e12 the amount printed would be rounded off (1e18 showed as $184,467,440,737,095,516.15).
     cc(&["forecast", "--budget", "1e18"]).fails(2, "give at most 1e12 USD");
+}
+
+#[test]
+fn a_forecast_over_a_weekday_workload_shows_its_weekly_pattern() {
+    // Five weeks of $10 a weekday and $0.50 a weekend day (haiku-4-5 input at $1 / Mtok), read on Saturday
+    // 2025-10-04: Sunday is forecast at cents and Monday at $10, and the table and report say why.
+    let lines: Vec<String> = (1..=35)
+        .map(|back| {
+            let day = chrono::NaiveDate::from_ymd_opt(2025, 10, 4).unwrap() - chrono::Duration::days(back);
+            let weekend = chrono::Datelike::weekday(&day).num_days_from_monday() >= 5;
+            let input: u64 = if weekend { 500_000 } else { 10_000_000 } + [0, 150_000, 60_000][back as usize % 3];
+            haiku_record(&format!("{day}T12:00:00Z"), input)
+        })
+        .collect();
+    let records = Records::new(&lines);
+    let v = records.run(&["forecast", "--days", "2", "--format", "json"]).json();
+    let f = &v["forecast"];
+    let effects = &f["weekday_effects_usd"];
+    assert!(effects["sat"].as_f64().unwrap() < -6.0 && effects["mon"].as_f64().unwrap() > 2.0, "{f}");
+    let (sunday, monday) = (f["days"][0]["cost_usd"].as_f64().unwrap(), f["days"][1]["cost_usd"].as_f64().unwrap());
+    assert!(sunday < 1.0 && (monday - 10.0).abs() < 0.5, "{f}");
+    let text = records.run(&["forecast", "--days", "2"]).ok().to_owned();
+    assert!(text.contains("with a weekly pattern") && text.contains("Sat -$6."), "{text}");
+    let md = records.run(&["report", "--format", "markdown"]).ok().to_owned();
+    assert!(md.contains("By day of the week, against the trend: Mon +$2."), "{md}");
 }
 
 #[test]

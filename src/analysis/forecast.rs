@@ -1,6 +1,7 @@
-//! Spend forecast: a linear trend over the recent days with a prediction band.
+//! Spend forecast: a linear trend over the recent days, with day-of-week effects when they are there, and a
+//! prediction band.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ledger::calendar::{self, Grain};
@@ -47,7 +48,9 @@ pub enum Trend {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ForecastBasis {
-    /// A least-squares line over 3 or more full days, with its 90% prediction band.
+    /// A least-squares line over 3 or more full days, with its 90% prediction band; from 14 days on, with
+    /// day-of-week effects when the days of the week differ by more than chance would make
+    /// ([`Forecast::weekday_effects_usd`]).
     #[default]
     Trend,
     /// The mean of one or two full days, half of it as the spread.
@@ -106,8 +109,13 @@ pub struct Forecast {
     pub basis: ForecastBasis,
     /// The trend's direction.
     pub trend: Trend,
-    /// The trend's slope, USD per day per day.
+    /// The trend's slope, USD per day per day (with a weekly pattern, the slope of the line under it).
     pub slope_usd_per_day: f64,
+    /// With a weekly pattern (from [`WEEKLY_PATTERN_MIN_DAYS`] full days of history, kept when the days of the
+    /// week differ by more than chance would make: an F test at 5%), what each day of the week adds to the trend
+    /// line; `null` for a plain line. Absent (`null`) in forecasts written before it was added.
+    #[serde(default)]
+    pub weekday_effects_usd: Option<WeekdayEffects>,
     /// Average daily spend over the history, USD.
     pub daily_average_usd: f64,
     /// The next days, tomorrow first.
@@ -125,45 +133,207 @@ pub struct Forecast {
     pub unpriced_calls: u64,
 }
 
-/// A least-squares line through `(i, ys[i])` with its prediction interval.
+/// Full days of history from which a forecast may fit day-of-week effects: two weeks, each weekday seen twice.
+pub const WEEKLY_PATTERN_MIN_DAYS: usize = 14;
+
+/// F(6, d) at 95%, for d = 6 to 20 (the residual degrees of freedom of a weekly fit over 14 to 28 days): the
+/// day-of-week effects are kept when they explain more than chance would (an F test at the 5% level).
+const F95_6: [f64; 15] =
+    [4.284, 3.866, 3.581, 3.374, 3.217, 3.095, 2.996, 2.915, 2.848, 2.790, 2.741, 2.699, 2.661, 2.628, 2.599];
+
+/// What each local day of the week adds to the trend line (or takes from it) in a forecast fitted with a
+/// weekly pattern, USD; the seven sum to zero.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct WeekdayEffects {
+    /// Monday.
+    pub mon: f64,
+    /// Tuesday.
+    pub tue: f64,
+    /// Wednesday.
+    pub wed: f64,
+    /// Thursday.
+    pub thu: f64,
+    /// Friday.
+    pub fri: f64,
+    /// Saturday.
+    pub sat: f64,
+    /// Sunday.
+    pub sun: f64,
+}
+
+impl WeekdayEffects {
+    /// The effect of `day`.
+    pub fn of(&self, day: chrono::Weekday) -> f64 {
+        use chrono::Weekday::*;
+        match day {
+            Mon => self.mon,
+            Tue => self.tue,
+            Wed => self.wed,
+            Thu => self.thu,
+            Fri => self.fri,
+            Sat => self.sat,
+            Sun => self.sun,
+        }
+    }
+}
+
+/// Coefficients of a fit: the level at the history's middle, the slope, and six day-of-week effects (effect
+/// coding: Sunday's is minus the sum of the others) when the fit has a weekly pattern.
+const MAX_PARAMS: usize = 8;
+
+/// A least-squares fit through `(i, ys[i])`, a line or a line with day-of-week effects, with its prediction
+/// interval.
 struct Fit {
-    a: f64,
-    b: f64,
+    beta: [f64; MAX_PARAMS],
+    /// 2 for a line, 8 with day-of-week effects.
+    params: usize,
+    /// `(XᵀX)⁻¹`, for the prediction band (zero for a flat guess: its spread is stated, not estimated).
+    inv: [[f64; MAX_PARAMS]; MAX_PARAMS],
     sigma: f64,
     /// The band's multiplier: t for the residual's degrees of freedom, z for a guessed spread.
     quantile: f64,
-    n: f64,
+    /// No history: no band.
+    empty: bool,
     xbar: f64,
-    sxx: f64,
     mean: f64,
+    /// The day of the week of x = 0, Monday 0.
+    first_weekday: u32,
 }
 
 impl Fit {
-    fn new(ys: &[f64]) -> Fit {
-        let n = ys.len() as f64;
-        if ys.is_empty() {
-            return Fit { a: 0.0, b: 0.0, sigma: 0.0, quantile: Z_90, n: 0.0, xbar: 0.0, sxx: 0.0, mean: 0.0 };
+    /// A line through `ys` (days from x = 0, whose weekday is `first_weekday`), with day-of-week effects from
+    /// [`WEEKLY_PATTERN_MIN_DAYS`] on when they explain more than chance would; under 3 days their mean.
+    fn new(ys: &[f64], first_weekday: chrono::Weekday) -> Fit {
+        let first_weekday = first_weekday.num_days_from_monday();
+        let n = ys.len();
+        if n == 0 {
+            let mut fit = Fit::flat(0.0);
+            fit.empty = true;
+            return fit;
         }
-        let mean = ys.iter().sum::<f64>() / n;
+        let mean = ys.iter().sum::<f64>() / n as f64;
         // Two points make a line through both: $1 then $10 projected $28 tomorrow and $4,000 for the month. Under
         // 3 days the history's mean, with the stated spread.
-        if ys.len() < 3 {
+        if n < 3 {
             return Fit::flat(mean);
         }
-        let xbar = (n - 1.0) / 2.0;
-        let sxx: f64 = (0..ys.len()).map(|i| (i as f64 - xbar).powi(2)).sum();
-        let sxy: f64 = ys.iter().enumerate().map(|(i, y)| (i as f64 - xbar) * (y - mean)).sum();
-        let b = if sxx > 0.0 { sxy / sxx } else { 0.0 };
-        let a = mean - b * xbar;
-        let sse: f64 = ys.iter().enumerate().map(|(i, y)| (y - (a + b * i as f64)).powi(2)).sum();
-        let (sigma, quantile) = ((sse / (n - 2.0)).sqrt(), t_90(ys.len() - 2));
-        Fit { a, b, sigma, quantile, n, xbar, sxx, mean }
+        let xbar = (n as f64 - 1.0) / 2.0;
+        let Some((line, sse_line)) = Fit::least_squares(ys, 2, xbar, first_weekday) else {
+            return Fit::flat(mean);
+        };
+        let mut best = (line, sse_line, 2);
+        if n >= WEEKLY_PATTERN_MIN_DAYS
+            && let Some((weekly, sse_weekly)) = Fit::least_squares(ys, MAX_PARAMS, xbar, first_weekday)
+        {
+            // Residuals within rounding of none: a line that fits exactly needs no pattern, and a pattern that
+            // fits exactly where the line does not is one.
+            let tiny = 1e-12 * ys.iter().map(|y| y * y).sum::<f64>();
+            let df = n - MAX_PARAMS;
+            let significant = if sse_line <= tiny {
+                false
+            } else if sse_weekly <= tiny {
+                true
+            } else {
+                let f = ((sse_line - sse_weekly) / 6.0) / (sse_weekly / df as f64);
+                F95_6.get(df - 6).is_some_and(|critical| f > *critical)
+            };
+            if significant {
+                best = (weekly, sse_weekly, MAX_PARAMS);
+            }
+        }
+        let (mut fit, sse, params) = best;
+        let df = n - params;
+        fit.sigma = if sse > 0.0 { (sse / df as f64).sqrt() } else { 0.0 };
+        fit.quantile = t_90(df);
+        fit.mean = mean;
+        fit
+    }
+
+    /// Ordinary least squares with `params` columns (2: level and slope; 8: and six day-of-week effects), and
+    /// its sum of squared residuals; `None` when the columns are not independent.
+    fn least_squares(ys: &[f64], params: usize, xbar: f64, first_weekday: u32) -> Option<(Fit, f64)> {
+        let mut fit = Fit {
+            beta: [0.0; MAX_PARAMS],
+            params,
+            inv: [[0.0; MAX_PARAMS]; MAX_PARAMS],
+            sigma: 0.0,
+            quantile: Z_90,
+            empty: false,
+            xbar,
+            mean: 0.0,
+            first_weekday,
+        };
+        let mut xtx = [[0.0; MAX_PARAMS]; MAX_PARAMS];
+        let mut xty = [0.0; MAX_PARAMS];
+        for (i, y) in ys.iter().enumerate() {
+            let r = fit.row(i as f64);
+            for a in 0..params {
+                xty[a] += r[a] * y;
+                for b in 0..params {
+                    xtx[a][b] += r[a] * r[b];
+                }
+            }
+        }
+        fit.inv = invert(&xtx, params)?;
+        for a in 0..params {
+            fit.beta[a] = (0..params).map(|b| fit.inv[a][b] * xty[b]).sum();
+        }
+        let sse = ys.iter().enumerate().map(|(i, y)| (y - fit.line(i as f64)).powi(2)).sum();
+        Some((fit, sse))
     }
 
     /// A flat line at `rate` with half of it as the spread (the band is then ±0.82 × rate).
     fn flat(rate: f64) -> Fit {
-        // A huge n drops the 1/n term: the spread is a stated guess, not an estimate from samples.
-        Fit { a: rate, b: 0.0, sigma: rate * 0.5, quantile: Z_90, n: 1e12, xbar: 0.0, sxx: 0.0, mean: rate }
+        let mut beta = [0.0; MAX_PARAMS];
+        beta[0] = rate;
+        // No `(XᵀX)⁻¹`: the spread is a stated guess, not an estimate from samples.
+        Fit {
+            beta,
+            params: 2,
+            inv: [[0.0; MAX_PARAMS]; MAX_PARAMS],
+            sigma: rate * 0.5,
+            quantile: Z_90,
+            empty: false,
+            xbar: 0.0,
+            mean: rate,
+            first_weekday: 0,
+        }
+    }
+
+    /// The columns of day `x`: 1, its distance from the history's middle, and its day of the week's effect coding.
+    fn row(&self, x: f64) -> [f64; MAX_PARAMS] {
+        let mut r = [0.0; MAX_PARAMS];
+        r[0] = 1.0;
+        r[1] = x - self.xbar;
+        if self.params == MAX_PARAMS {
+            let weekday = (i64::from(self.first_weekday) + x.round() as i64).rem_euclid(7) as usize;
+            if weekday == 6 {
+                r[2..].fill(-1.0);
+            } else {
+                r[2 + weekday] = 1.0;
+            }
+        }
+        r
+    }
+
+    fn slope(&self) -> f64 {
+        self.beta[1]
+    }
+
+    /// The day-of-week effects, when the fit has them.
+    fn weekday_effects(&self) -> Option<WeekdayEffects> {
+        (self.params == MAX_PARAMS).then(|| {
+            let s = &self.beta[2..];
+            WeekdayEffects {
+                mon: s[0],
+                tue: s[1],
+                wed: s[2],
+                thu: s[3],
+                fri: s[4],
+                sat: s[5],
+                sun: -s.iter().sum::<f64>(),
+            }
+        })
     }
 
     fn at(&self, x: f64) -> f64 {
@@ -173,21 +343,60 @@ impl Fit {
     /// The fitted line itself, below zero where a falling trend crosses it (the band is around the line, and
     /// only then clamped to zero).
     fn line(&self, x: f64) -> f64 {
-        self.a + self.b * x
+        let r = self.row(x);
+        (0..self.params).map(|a| r[a] * self.beta[a]).sum()
     }
 
     fn band(&self, x: f64) -> f64 {
-        if self.n == 0.0 {
+        if self.empty {
             return 0.0;
         }
-        let lever = if self.sxx > 0.0 { (x - self.xbar).powi(2) / self.sxx } else { 0.0 };
-        self.quantile * self.sigma * (1.0 + 1.0 / self.n + lever).sqrt()
+        let r = self.row(x);
+        let lever: f64 =
+            (0..self.params).map(|a| (0..self.params).map(|b| r[a] * self.inv[a][b] * r[b]).sum::<f64>()).sum();
+        self.quantile * self.sigma * (1.0 + lever.max(0.0)).sqrt()
     }
+}
+
+/// The inverse of the top-left `n` × `n` of `m` (Gauss-Jordan with partial pivoting); `None` when singular.
+fn invert(m: &[[f64; MAX_PARAMS]; MAX_PARAMS], n: usize) -> Option<[[f64; MAX_PARAMS]; MAX_PARAMS]> {
+    let mut a = *m;
+    let mut inv = [[0.0; MAX_PARAMS]; MAX_PARAMS];
+    for (i, row) in inv.iter_mut().enumerate().take(n) {
+        row[i] = 1.0;
+    }
+    let scale = (0..n).map(|i| a[i][i].abs()).fold(0.0, f64::max);
+    for col in 0..n {
+        let pivot = (col..n).max_by(|&x, &y| a[x][col].abs().total_cmp(&a[y][col].abs()))?;
+        if a[pivot][col].is_nan() || a[pivot][col].abs() <= 1e-12 * scale {
+            return None;
+        }
+        a.swap(col, pivot);
+        inv.swap(col, pivot);
+        let p = a[col][col];
+        for k in 0..n {
+            a[col][k] /= p;
+            inv[col][k] /= p;
+        }
+        for r in 0..n {
+            if r != col {
+                let factor = a[r][col];
+                if factor != 0.0 {
+                    for k in 0..n {
+                        a[r][k] -= factor * a[col][k];
+                        inv[r][k] -= factor * inv[col][k];
+                    }
+                }
+            }
+        }
+    }
+    Some(inv)
 }
 
 impl Ledger {
     /// Forecasts the next `days` days of spend from a linear trend over the last 28 full local days (fewer
-    /// when the ledger is younger; under 3 days their mean, with half of it as the spread; with no full day
+    /// when the ledger is younger; from [`WEEKLY_PATTERN_MIN_DAYS`] on, with day-of-week effects when the days
+    /// of the week differ by more than chance would make; under 3 days their mean, with half of it as the spread; with no full day
     /// yet, today's run rate since midnight or since the meter started today, once an hour of it has passed,
     /// with the same spread; before that, no forecast days: [`ForecastBasis::Insufficient`]), with a 90% band,
     /// this month's projected total, and, given a monthly `limit_usd`, the day this month's spend would reach it
@@ -242,7 +451,9 @@ impl Ledger {
                 let t = daily(today);
                 (Fit::flat(t.cost.as_usd() / elapsed), Fit::flat(t.tokens.total() as f64 / elapsed))
             } else {
-                (Fit::new(&hist_cost), Fit::new(&hist_tokens))
+                // The history's first day is x = 0; today is x = n.
+                let first = calendar::add_days(today_date, -(hist_cost.len() as i64)).weekday();
+                (Fit::new(&hist_cost, first), Fit::new(&hist_tokens, first))
             };
             // Tokens follow the spend at the history's tokens per dollar: two separate fits on a few days
             // drifted apart (spend flat while tokens fell to 0).
@@ -356,9 +567,9 @@ impl Ledger {
                     days_until: reached_on.map(|d| (d - today_date).num_days().max(0)),
                 }
             });
-            let trend = if cost_fit.mean <= 0.0 || (cost_fit.b * 7.0).abs() < 0.1 * cost_fit.mean {
+            let trend = if cost_fit.mean <= 0.0 || (cost_fit.slope() * 7.0).abs() < 0.1 * cost_fit.mean {
                 Trend::Flat
-            } else if cost_fit.b > 0.0 {
+            } else if cost_fit.slope() > 0.0 {
                 Trend::Rising
             } else {
                 Trend::Falling
@@ -369,7 +580,8 @@ impl Ledger {
                 history_days: hist_cost.len() as u32,
                 basis,
                 trend,
-                slope_usd_per_day: cost_fit.b,
+                slope_usd_per_day: cost_fit.slope(),
+                weekday_effects_usd: cost_fit.weekday_effects(),
                 daily_average_usd: cost_fit.mean,
                 days: forecast_days,
                 month_to_date_usd: spent,

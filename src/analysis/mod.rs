@@ -84,6 +84,7 @@ pub use efficiency::{
 };
 pub use forecast::{
     FORECAST_HISTORY_DAYS, Forecast, ForecastBasis, ForecastDay, LimitForecast, MAX_FORECAST_DAYS, Trend,
+    WEEKLY_PATTERN_MIN_DAYS, WeekdayEffects,
 };
 pub use scope::{ReportFilter, ReportScope};
 pub use summary::{Averages, Distributions, Percentiles, SeriesPoint, Share, TimeSeries, UnpricedUsage, UsageSummary};

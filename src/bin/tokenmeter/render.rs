@@ -452,6 +452,9 @@ fn keep_figures_whole(table: &mut Table) {
 pub(crate) fn forecast_basis(f: &tokenmeter::analysis::Forecast) -> String {
     use tokenmeter::analysis::ForecastBasis;
     match f.basis {
+        ForecastBasis::Trend if f.weekday_effects_usd.is_some() => {
+            format!("a trend over {} of history, with a weekly pattern", count(u64::from(f.history_days), "day"))
+        }
         ForecastBasis::Trend => format!("a trend over {} of history", count(u64::from(f.history_days), "day")),
         ForecastBasis::Mean => format!("the mean of {} of history", count(u64::from(f.history_days), "full day")),
         ForecastBasis::RunRate => "today's run rate (no full day of history yet)".to_owned(),
@@ -459,6 +462,22 @@ pub(crate) fn forecast_basis(f: &tokenmeter::analysis::Forecast) -> String {
             "nothing yet: no full day of history, and less than an hour of today (no days forecast)".to_owned()
         }
     }
+}
+
+/// A weekly pattern's day-of-week effects, Monday first: "Mon +$2.71, …, Sun -$6.79"; `None` for a plain line.
+pub(crate) fn weekday_effects(f: &tokenmeter::analysis::Forecast) -> Option<String> {
+    let e = f.weekday_effects_usd?;
+    let days = [
+        ("Mon", e.mon),
+        ("Tue", e.tue),
+        ("Wed", e.wed),
+        ("Thu", e.thu),
+        ("Fri", e.fri),
+        ("Sat", e.sat),
+        ("Sun", e.sun),
+    ];
+    let signed = |v: f64| if v < 0.0 { usd(v) } else { format!("+{}", usd(v)) };
+    Some(days.iter().map(|(name, v)| format!("{name} {}", signed(*v))).collect::<Vec<_>>().join(", "))
 }
 
 /// The forecast days' band column: a 90% prediction band over a trend; over a mean or a run rate, a stated ±82%,

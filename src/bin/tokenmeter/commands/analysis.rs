@@ -261,6 +261,9 @@ pub(crate) fn forecast_table(ctx: &Context, style: &Style, f: &Forecast) -> Stri
     t.add_row(vec!["daily average".into(), unknown(f.daily_average_usd)]);
     t.add_row(vec!["month to date".into(), num(priced(f.month_to_date_usd))]);
     t.add_row(vec!["projected month total".into(), unknown(f.projected_month_total_usd)]);
+    if let Some(effects) = crate::render::weekday_effects(f) {
+        t.add_row(vec![comfy_table::Cell::new("day of the week, against the trend"), comfy_table::Cell::new(effects)]);
+    }
     if let Some(l) = &f.limit {
         t.add_row(vec!["monthly budget".into(), num(usd(l.limit_usd))]);
         // Coloured through the table (escape codes in the text would count as columns).

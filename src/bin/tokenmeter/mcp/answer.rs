@@ -509,6 +509,9 @@ impl Call<'_> {
                 priced(f.projected_month_total_usd)
             )
         };
+        if let Some(effects) = crate::render::weekday_effects(&f).filter(|_| !insufficient) {
+            text.push_str(&format!(" By day of the week, against the trend: {effects}."));
+        }
         if f.unpriced_calls > 0 {
             text.push_str(&format!(
                 " Not in the cost: {} of the history or this month on models without a price.",

@@ -518,13 +518,16 @@ impl Report<'_> {
         // Nothing to forecast from: no projection or average (their $0.00 or spend so far would read as one).
         let insufficient = f.basis == tokenmeter::analysis::ForecastBasis::Insufficient;
         let unknown = |v: f64| if insufficient { "-".to_owned() } else { priced(v) };
-        let line = format!(
+        let mut line = format!(
             "Month to date {}, projected month total {}, daily average {}; from {}.",
             priced(f.month_to_date_usd),
             unknown(f.projected_month_total_usd),
             unknown(f.daily_average_usd),
             crate::render::forecast_basis(f)
         );
+        if let Some(effects) = crate::render::weekday_effects(f) {
+            line.push_str(&format!(" By day of the week, against the trend: {effects}."));
+        }
         let rows = f
             .days
             .iter()
