@@ -100,12 +100,14 @@ fn days_follow_the_configured_zone() {
     let r = rig.ledger.query(&q).unwrap();
     // The window starts at local midnight of March 14 (04:00 UTC): the 23:30 call is out.
     assert_eq!(r.window.from, at(2026, 3, 14, 4, 0, 0));
-    assert_eq!(r.groups[0].key, at(2026, 3, 14, 4, 0, 0).to_rfc3339());
+    // Keyed at the zone's offset: the same instant, its local date readable.
+    assert_eq!(r.groups[0].key, "2026-03-14T00:00:00-04:00");
+    assert_eq!(chrono::DateTime::parse_from_rfc3339(&r.groups[0].key).unwrap(), at(2026, 3, 14, 4, 0, 0));
     assert_eq!(r.groups[0].tokens.input, 600);
     assert_eq!(r.groups.len(), 7);
     let q = Query::new(Window::Last30Days).filter(Dimension::Model, SONNET).group_by(GroupBy::Time(TimeGrain::Day));
     let r = rig.ledger.query(&q).unwrap();
-    let mar13 = r.groups.iter().find(|g| g.key == at(2026, 3, 13, 4, 0, 0).to_rfc3339()).unwrap();
+    let mar13 = r.groups.iter().find(|g| g.key == "2026-03-13T00:00:00-04:00").unwrap();
     assert_eq!(mar13.tokens.input, 100);
 
     // The same calls in UTC all fall on March 14.
@@ -278,7 +280,8 @@ fn rolling_hour_windows_align_across_a_half_hour_dst_change() {
     }
     // The 30-minute hour at the change is its own row, keyed by its start.
     let q = rig.ledger.query(&Query::new(Window::Last24Hours).group_by(GroupBy::Time(TimeGrain::Hour))).unwrap();
-    let change = q.groups.iter().find(|g| g.key == "2027-04-03T15:00:00+00:00").unwrap();
+    // 15:00 UTC, after the clocks went back to +10:30.
+    let change = q.groups.iter().find(|g| g.key == "2027-04-04T01:30:00+10:30").unwrap();
     assert_eq!(change.calls, 3);
 }
 

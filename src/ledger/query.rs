@@ -495,7 +495,8 @@ impl From<&TokenUsage> for TokenFigures {
 /// One row of a query result (or the totals).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupRow {
-    /// The group's value (a dimension value, or the RFC 3339 start of a time grain).
+    /// The group's value (a dimension value, or the RFC 3339 start of a time grain at the ledger's time zone's
+    /// offset then: `2025-11-03T00:00:00+09:00` for a Tokyo day, `+00:00` in UTC).
     pub key: String,
     /// Calls.
     pub calls: u64,
@@ -1292,9 +1293,14 @@ impl Ledger {
                     // the coarser bucket `from` falls inside that those hours or days hold.
                     total = Agg::default();
                     points.iter().for_each(|(_, a)| total.merge(a));
+                    // The start at the zone's offset then: the same instant, its local date readable in the key
+                    // (`2025-11-03T00:00:00+09:00` for a Tokyo day, not `2025-11-02T15:00:00+00:00`).
+                    let tz = store.tz;
                     points
                         .into_iter()
-                        .map(|(t, a)| GroupRow::of(calendar::utc(t).to_rfc3339(), &a.core, &total.core))
+                        .map(|(t, a)| {
+                            GroupRow::of(calendar::utc(t).with_timezone(&tz).to_rfc3339(), &a.core, &total.core)
+                        })
                         .collect()
                 }
             };
