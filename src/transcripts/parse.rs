@@ -378,7 +378,12 @@ fn parse_line(line: &[u8], line_no: u64, out: &mut FileCalls, max_places: usize)
             {
                 return;
             }
-            out.bad(line_no, || format!("invalid JSON: {e}"), max_places);
+            // Valid JSON whose field has the wrong type (`"output_tokens":100.0`) is not "invalid JSON".
+            let what = match e.classify() {
+                serde_json::error::Category::Data => "a field of the wrong type",
+                _ => "invalid JSON",
+            };
+            out.bad(line_no, || format!("{what}: {e}"), max_places);
             return;
         }
     };
@@ -599,6 +604,25 @@ mod tests {
         let f = parse_bytes(text.as_bytes(), 5);
         assert_eq!((f.lines, f.bad_lines), (4, 2), "{:?}", f.bad_places);
         assert_eq!(f.bad_places.iter().map(|p| p.0).collect::<Vec<_>>(), [3, 4], "assistant lines, or untyped ones");
+    }
+
+    #[test]
+    fn a_line_of_valid_json_with_a_field_of_the_wrong_type_says_so() {
+        // `100.0` where a count goes was reported as "invalid JSON", though the line parses.
+        let text = concat!(
+            r#"{"type":"assistant","timestamp":"2025-01-01T00:00:01Z","message":{"id":"m1","usage":{"input_tokens":3,"output_tokens":100.0}}}"#,
+            "\n",
+            r#"{"type":"assistant","timestamp":"2025-01-01T00:00:01Z","message":{"id":"m2","usage":{"input_tokens":3,"#,
+            "\n",
+        );
+        let f = parse_bytes(text.as_bytes(), 5);
+        assert_eq!(f.bad_lines, 2, "{:?}", f.bad_places);
+        assert!(
+            f.bad_places[0].1.starts_with("a field of the wrong type: invalid type: floating point"),
+            "{:?}",
+            f.bad_places
+        );
+        assert!(f.bad_places[1].1.starts_with("invalid JSON: EOF"), "{:?}", f.bad_places);
     }
 
     #[test]
