@@ -554,3 +554,21 @@ fn an_unfiltered_range_inside_an_old_bucket_is_counted_from_the_daily_totals() {
     let buckets = rig.ledger.query(&by_model).unwrap().totals.tokens.input;
     assert_eq!((input(from, to), buckets), (1_111, 1_111), "the archive, whole");
 }
+
+#[test]
+fn a_partitions_rows_add_up_to_its_total_in_picos() {
+    // $0.10 on the 13th and $0.20 on the 14th (haiku-4-5 output at $5 / Mtok): the rows' `cost_usd` floats add up
+    // to 0.30000000000000004, not the total's 0.3; their `cost_picos` add up to the total's exactly.
+    let rig = Rig::new(at(2026, 3, 15, 12, 0, 0));
+    rig.add(Call::new(at(2026, 3, 13, 12, 0, 0), "claude-haiku-4-5").io(0, 20_000));
+    rig.add(Call::new(at(2026, 3, 14, 12, 0, 0), "claude-haiku-4-5").io(0, 40_000));
+    let r = rig.ledger.query(&Query::new(Window::Last7Days).group_by(GroupBy::Time(TimeGrain::Day))).unwrap();
+    let picos: u128 = r.groups.iter().map(|g| g.cost_picos.picos()).sum();
+    assert_eq!(picos, r.totals.cost_picos.picos());
+    assert_eq!(r.totals.cost_picos.picos(), 300_000_000_000);
+    assert_eq!(r.totals.cost_usd, 0.3);
+    assert_ne!(r.groups.iter().map(|g| g.cost_usd).sum::<f64>(), 0.3, "the floats were expected not to add up");
+    let day = r.groups.iter().find(|g| g.key == "2026-03-14T00:00:00+00:00").unwrap();
+    let json = serde_json::to_value(day).unwrap();
+    assert_eq!((json["cost_picos"].as_u64(), json["cost_usd"].as_f64()), (Some(200_000_000_000), Some(0.2)), "{json}");
+}

@@ -138,7 +138,7 @@ fn schemas() -> Value {
             &[
                 ("key", string()), ("calls", int()), ("failed_calls", int()), ("unmetered_calls", int()),
                 ("unpriced_calls", int()), ("tasks", int()), ("tokens", reference("TokenFigures")),
-                ("cost_usd", num()), ("cost_share", num()), ("token_share", num()),
+                ("cost_usd", num()), ("cost_picos", int()), ("cost_share", num()), ("token_share", num()),
             ],
             &[],
         ),

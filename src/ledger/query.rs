@@ -12,6 +12,7 @@ use super::agg::{Agg, Core, Histograms, OTHER, SeriesKey, ToolAgg};
 use super::bucket::{Bucket, Tier};
 use super::calendar::{self, Grain};
 use super::store::Store;
+use crate::pricing::Money;
 use crate::record::TokenUsage;
 
 // === Window ===
@@ -512,6 +513,10 @@ pub struct GroupRow {
     pub tokens: TokenFigures,
     /// Cost in USD.
     pub cost_usd: f64,
+    /// The exact cost in pico-USD: rows of a partition add up to its total exactly (their `cost_usd` floats
+    /// may not, by a few units in the last place). Absent (0) in results written before it was added.
+    #[serde(default)]
+    pub cost_picos: Money,
     /// Share of the selection's cost (0-1).
     pub cost_share: f64,
     /// Share of the selection's tokens (0-1).
@@ -533,6 +538,7 @@ impl GroupRow {
             tasks: c.tasks,
             tokens: TokenFigures::from(&c.tokens),
             cost_usd: c.cost.as_usd(),
+            cost_picos: c.cost,
             cost_share: ratio(c.cost.picos() as f64, total.cost.picos() as f64),
             token_share: ratio(c.tokens.total() as f64, total.tokens.total() as f64),
         }
