@@ -131,6 +131,58 @@ fn a_forecast_over_a_weekday_workload_shows_its_weekly_pattern() {
     assert!(md.contains("By day of the week, against the trend: Mon +$2."), "{md}");
 }
 
+/// `tokenmeter --claude-code <fixture> --now AT args…`.
+fn cc_at(at: &str, args: &[&str]) -> serde_json::Value {
+    let dir = cli_support::fixture("claude_code");
+    let mut all = vec!["--claude-code", dir.as_str(), "--now", at];
+    all.extend_from_slice(args);
+    cli_support::run(&all).json()
+}
+
+#[test]
+fn blocks_of_five_hours_with_the_open_ones_projection_and_a_limit() {
+    // The fixture's calls: 2025-10-01 09:xx-10:xx, 2025-10-02 10:xx-12:xx, 2025-10-03 08:00 and 09:00 (before now,
+    // 10:30) and later that day (after it).
+    let v = cc_at("2025-10-03T10:30:00Z", &["blocks", "--format", "json", "--token-limit", "max"]);
+    let r = &v["blocks"];
+    let starts: Vec<&str> = r["blocks"].as_array().unwrap().iter().map(|b| b["start"].as_str().unwrap()).collect();
+    assert_eq!(starts, ["2025-10-01T09:00:00Z", "2025-10-02T10:00:00Z", "2025-10-03T08:00:00Z"], "{v}");
+    let open = &r["blocks"][2];
+    assert_eq!(
+        (&open["active"], &open["calls"], &open["total_tokens"]),
+        (&json!(true), &json!(2), &json!(3513)),
+        "{v}"
+    );
+    // 3,513 tokens in the 150 minutes since its first call, 150 minutes left: twice as many by its close.
+    assert_eq!(r["active"]["projected_tokens"], 7026, "{v}");
+    // `max`: the largest closed block, the 2nd's 217,930 tokens.
+    assert_eq!(
+        (&v["token_limit"]["tokens"], &v["token_limit"]["basis"]),
+        (&json!(217_930), &json!("largest_closed_block"))
+    );
+    // The blocks' tokens are the summary's over the same calls.
+    let summary = cc_at("2025-10-03T10:30:00Z", &["summary", "--format", "json"]);
+    let total: u64 = r["blocks"].as_array().unwrap().iter().map(|b| b["total_tokens"].as_u64().unwrap()).sum();
+    assert_eq!(json!(total), summary["summary"]["tokens"]["total"], "{summary}");
+
+    let active = cc_at("2025-10-03T10:30:00Z", &["blocks", "--active", "--format", "json"]);
+    assert_eq!((active["blocks"]["blocks"].as_array().unwrap().len(), &active["blocks_not_shown"]), (1, &json!(2)));
+    let text = cc(&["blocks", "--active"]).ok().to_owned();
+    assert!(text.contains("No block is open now (the last closed at 2025-10-03 13:00)"), "{text}");
+    let dir = cli_support::fixture("claude_code");
+    let text =
+        cli_support::run(&["--claude-code", &dir, "--now", "2025-10-03T10:30:00Z", "blocks", "--token-limit", "3000"])
+            .ok()
+            .to_owned();
+    assert!(text.contains("open, 2h 30m left") && text.contains("234.2% of the 3,000-token limit: past it"), "{text}");
+    let recent = cc_at("2025-10-03T10:30:00Z", &["blocks", "--since", "2025-10-02", "--format", "json"]);
+    assert_eq!(recent["blocks_not_shown"], 1);
+
+    cc(&["blocks", "--hours", "0"]).fails(2, "0 is not in 1..=24");
+    cc(&["blocks", "--token-limit", "lots"]).fails(2, "give a positive number of tokens");
+    cc(&["blocks", "--active", "--recent"]).fails(2, "cannot be used with");
+}
+
 #[test]
 fn compare_all_is_everything_from_the_first_records_day() {
     // Calls on Aug 20 and 25 and Sep 20, read on Oct 15: August is a month bucket. `all` compared from the

@@ -11,6 +11,7 @@
 //! | [`AnomalyReport`] | [`Ledger::anomalies`] | days and hours far above their trailing average, and what spiked |
 //! | [`Forecast`] | [`Ledger::forecast`] | the next days' spend with a band, the month's total, when a limit is reached |
 //! | [`Comparison`] | [`Ledger::compare_periods`], [`Ledger::compare_values`] | a period against the previous one, or one value against another |
+//! | [`BlocksReport`] | [`usage_blocks`] (over call records, not the ledger) | calls in 5-hour blocks (Claude's usage windows), the open block's rate and projection |
 //!
 //! The efficiency and cache reports can be narrowed to some records ([`ReportFilter`], for example one
 //! tenant's): every figure is then computed from those records' own sums, and the report carries a
@@ -63,6 +64,7 @@
 //! - `failed_calls`: the cost of calls that ended in an error (retries pay again).
 
 mod anomalies;
+mod blocks;
 mod cache;
 mod compare;
 mod efficiency;
@@ -74,6 +76,7 @@ mod time_of_day;
 mod tree;
 
 pub use anomalies::{Anomaly, AnomalyMetric, AnomalyReport, Granularity, MAX_ANOMALIES, Spike};
+pub use blocks::{BlockProjection, BlocksReport, DEFAULT_BLOCK_HOURS, MAX_BLOCK_HOURS, UsageBlock, usage_blocks};
 pub use cache::{CacheMetrics, CachePoint, CacheReport, UnreadCacheWrites};
 pub use compare::{Comparison, ComparisonDeltas, ComparisonKind, ComparisonSide};
 #[cfg(feature = "http")]

@@ -102,6 +102,8 @@ pub(crate) enum Command {
     Budget(BudgetArgs),
     /// A period against the previous one, or one dimension value against another
     Compare(CompareArgs),
+    /// Usage in 5-hour blocks (Claude's usage windows): each block's tokens and cost, the open one's rate
+    Blocks(BlocksArgs),
     /// Follow the source live: refresh a summary, alert past a spend threshold
     Watch(WatchArgs),
     /// Serve the token_usage tool to AI agents: a Model Context Protocol server over stdio
@@ -250,6 +252,50 @@ pub(crate) struct ForecastArgs {
     /// Output format
     #[arg(long, default_value = "table")]
     pub(crate) format: Format,
+}
+
+/// `blocks`.
+#[derive(Debug, Args)]
+pub(crate) struct BlocksArgs {
+    /// Block length in hours (1-24)
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=24), allow_negative_numbers = true)]
+    pub(crate) hours: u32,
+    /// Only the block open now, with its rate and projection
+    #[arg(long, conflicts_with_all = ["recent", "since"])]
+    pub(crate) active: bool,
+    /// Only blocks opened in the last 3 days
+    #[arg(long, conflicts_with = "since")]
+    pub(crate) recent: bool,
+    /// Only blocks opened on or after this day (YYYY-MM-DD, in --tz) or RFC 3339 time
+    #[arg(long, value_name = "DATE", value_parser = parse_bound)]
+    pub(crate) since: Option<Bound>,
+    /// Tokens a block may use: a number, or `max` for the most a closed block used; each block's share is
+    /// shown, and a warning when the open block is projected past it
+    #[arg(long, value_name = "TOKENS|max", value_parser = parse_token_limit)]
+    pub(crate) token_limit: Option<TokenLimit>,
+    /// Output format
+    #[arg(long, default_value = "table")]
+    pub(crate) format: Format,
+}
+
+/// A `--token-limit` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TokenLimit {
+    /// This many tokens.
+    Tokens(u64),
+    /// The most a closed block used.
+    Max,
+}
+
+fn parse_token_limit(s: &str) -> Result<TokenLimit, String> {
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("max") {
+        return Ok(TokenLimit::Max);
+    }
+    match t.replace(['_', ','], "").parse::<u64>() {
+        Ok(n) if n > 0 => Ok(TokenLimit::Tokens(n)),
+        _ => Err(format!("`{s}`: give a positive number of tokens, or `max` for the most a closed block used")),
+    }
 }
 
 /// `budget`.

@@ -1,6 +1,7 @@
 //! One function per command: read the source, ask the ledger for the library's reports, print them.
 
 mod analysis;
+mod blocks;
 pub(crate) mod budget;
 mod show;
 mod summary;
@@ -43,6 +44,7 @@ pub(crate) fn run(cli: Cli) -> CliResult {
                 Command::Optimize(args) => analysis::optimize(&source, &ctx, &style, args),
                 Command::Forecast(args) => analysis::forecast(&source, &ctx, &style, args),
                 Command::Compare(args) => analysis::compare(&source, &ctx, &style, args),
+                Command::Blocks(args) => blocks::run(&source, &ctx, &style, args),
                 Command::Watch(_) | Command::Budget(_) | Command::Mcp(_) => Ok(()),
             }
         }
