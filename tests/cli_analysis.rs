@@ -129,6 +129,10 @@ fn a_forecast_over_a_weekday_workload_shows_its_weekly_pattern() {
     assert!(text.contains("with a weekly pattern") && text.contains("Sat -$6."), "{text}");
     let md = records.run(&["report", "--format", "markdown"]).ok().to_owned();
     assert!(md.contains("By day of the week, against the trend: Mon +$2."), "{md}");
+    // Every call priced: "cost per call" (with calls without a price, "cost per priced call", as the README's
+    // samples over the fixture show).
+    let summary = records.run(&["summary"]).ok().to_owned();
+    assert!(summary.contains("│ cost per call ") && !summary.contains("priced call"), "{summary}");
 }
 
 /// `tokenmeter --claude-code <fixture> --now AT args…`.

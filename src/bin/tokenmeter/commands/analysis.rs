@@ -411,7 +411,13 @@ pub(crate) fn compare_table(ctx: &Context, style: &Style, c: &Comparison) -> Str
             share_cost(b.cost_usd, b.calls, b.unpriced_calls),
             delta_pct(d.cost_pct),
         ),
-        ("cost per call", opt_usd(a.cost_per_call_usd), opt_usd(b.cost_per_call_usd), delta_pct(d.cost_per_call_pct)),
+        (
+            // Over the priced calls: said so when either side had calls without a price.
+            if a.unpriced_calls + b.unpriced_calls > 0 { "cost per priced call" } else { "cost per call" },
+            opt_usd(a.cost_per_call_usd),
+            opt_usd(b.cost_per_call_usd),
+            delta_pct(d.cost_per_call_pct),
+        ),
         ("cost per task", opt_usd(a.cost_per_task_usd), opt_usd(b.cost_per_task_usd), delta_pct(d.cost_per_task_pct)),
         ("tokens per task", opt_f1(a.tokens_per_task), opt_f1(b.tokens_per_task), delta_pct(d.tokens_per_task_pct)),
         ("cache hit rate", opt_pct(a.cache_hit_rate), opt_pct(b.cache_hit_rate), points(d.cache_hit_rate_points)),

@@ -108,7 +108,9 @@ fn table(source: &Source, ctx: &Context, style: &Style, s: &UsageSummary, rows: 
         "cache savings (reads vs. input rate)".into(),
         num(priced_usd(s.cache_savings_usd, s.unpriced.calls, Some(s.metered_calls))),
     ]);
-    t.add_row(vec!["cost per call".into(), num(opt(a.cost_per_call_usd, usd))]);
+    // Over the priced calls: said so when some had no price (the cost beside it reads `+ unpriced`).
+    let per_call = if s.unpriced.calls > 0 { "cost per priced call" } else { "cost per call" };
+    t.add_row(vec![per_call.into(), num(opt(a.cost_per_call_usd, usd))]);
     t.add_row(vec!["tokens per call".into(), num(opt(a.tokens_per_call, |v| int(v.round() as u64)))]);
     t.add_row(vec!["output tokens per call".into(), num(opt(a.output_tokens_per_call, |v| int(v.round() as u64)))]);
     t.add_row(vec!["failed calls".into(), num(int(s.failed_calls))]);
