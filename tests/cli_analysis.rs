@@ -132,7 +132,7 @@ fn a_forecast_over_a_weekday_workload_shows_its_weekly_pattern() {
     // Every call priced: "cost per call" (with calls without a price, "cost per priced call", as the README's
     // samples over the fixture show).
     let summary = records.run(&["summary"]).ok().to_owned();
-    assert!(summary.contains("│ cost per call ") && !summary.contains("priced call"), "{summary}");
+    assert!(summary.contains("│ cost per call ") && !summary.contains("cost per priced call"), "{summary}");
 }
 
 /// `tokenmeter --claude-code <fixture> --now AT args…`.
