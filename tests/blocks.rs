@@ -26,6 +26,7 @@ fn blocks_open_at_the_hour_of_the_first_call_after_the_last_one_closed() {
         call(at(2026, 3, 14, 14, 5, 0), "claude-sonnet-4-5", 1_000_000, 0),
         call(at(2026, 3, 14, 11, 40, 0), "gpt-4o", 100, 10),
         call(at(2026, 3, 14, 13, 59, 59), haiku, 0, 100_000),
+        call(at(2026, 3, 14, 20, 45, 0), haiku, 0, 100_000),
     ];
     let r = usage_blocks(&records, at(2026, 3, 14, 21, 0, 0), DEFAULT_BLOCK_HOURS).unwrap();
     let starts: Vec<_> = r.blocks.iter().map(|b| (b.start, b.end)).collect();
@@ -47,17 +48,20 @@ fn blocks_open_at_the_hour_of_the_first_call_after_the_last_one_closed() {
     assert_eq!(first.cost_usd, 1.5);
     assert_eq!(first.models, ["claude-haiku-4-5", "gpt-4o"]);
     assert_eq!(r.blocks[1].models, ["claude-sonnet-4-5"]);
+    assert_eq!((r.blocks[2].calls, r.blocks[2].total_tokens), (2, 300_000));
     assert_eq!(r.blocks.iter().map(|b| b.active).collect::<Vec<_>>(), [false, false, true]);
-    // The closed blocks' largest: 1,100,110 tokens (the open one's 200,000 is not a finished block).
+    // The closed blocks' largest: 1,100,110 tokens (the open one's 300,000 is not a finished block).
     assert_eq!(r.largest_closed_block_tokens(), Some(1_100_110));
 
-    // The open block: 200,000 tokens ($1) in the 30 minutes since its first call; 240 minutes left.
+    // The open block: its first call (200,000 tokens, $1) opened it at 20:30; the one after it, 100,000 tokens
+    // ($0.50), came in the 30 minutes since: 3,333 tokens a minute, $1 an hour, 240 minutes left. (Counting the
+    // first call too read 10,000 tokens a minute, three times the pace of what followed it.)
     let p = r.active.as_ref().unwrap();
     assert_eq!((p.minutes_since_first_call, p.minutes_left), (30.0, 240.0));
-    assert!((p.tokens_per_minute - 200_000.0 / 30.0).abs() < 1e-9);
-    assert!((p.usd_per_hour - 2.0).abs() < 1e-12);
-    assert_eq!(p.projected_tokens, 200_000 + 1_600_000);
-    assert!((p.projected_cost_usd - 9.0).abs() < 1e-9, "{p:?}");
+    assert!((p.tokens_per_minute - 100_000.0 / 30.0).abs() < 1e-9);
+    assert!((p.usd_per_hour - 1.0).abs() < 1e-12);
+    assert_eq!(p.projected_tokens, 300_000 + 800_000);
+    assert!((p.projected_cost_usd - 5.5).abs() < 1e-9, "{p:?}");
 }
 
 #[test]
@@ -85,9 +89,13 @@ fn a_block_closes_on_the_hour_and_calls_after_now_are_left_out() {
     failed.cost = None;
     let r = usage_blocks(&[failed], now, 5).unwrap();
     assert_eq!((r.blocks[0].calls, r.blocks[0].unpriced_calls, r.blocks[0].total_tokens), (1, 0, 0));
-    // Its first call a second ago: the rates are over a minute at least, not over a second.
-    let r = usage_blocks(&[call(now - chrono::Duration::seconds(1), haiku, 0, 60_000)], now, 5).unwrap();
-    assert_eq!(r.active.as_ref().unwrap().tokens_per_minute, 60_000.0);
+    // A block opened a minute ago: no rates yet (its call read as 60,000 tokens a minute, projected across the
+    // block: 18M tokens, "past" any limit). From 10 minutes on, a lone call projects nothing more.
+    let opened = |ago| vec![call(now - chrono::Duration::minutes(ago), haiku, 0, 60_000)];
+    let r = usage_blocks(&opened(1), now, 5).unwrap();
+    assert!(r.blocks[0].active && r.active.is_none(), "{r:?}");
+    let p = usage_blocks(&opened(10), now, 5).unwrap().active.unwrap();
+    assert_eq!((p.tokens_per_minute, p.projected_tokens), (0.0, 60_000));
 
     assert!(usage_blocks(&[], now, 5).unwrap().blocks.is_empty());
     for hours in [0, 25] {

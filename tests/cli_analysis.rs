@@ -157,8 +157,8 @@ fn blocks_of_five_hours_with_the_open_ones_projection_and_a_limit() {
         (&json!(true), &json!(2), &json!(3513)),
         "{v}"
     );
-    // 3,513 tokens in the 150 minutes since its first call, 150 minutes left: twice as many by its close.
-    assert_eq!(r["active"]["projected_tokens"], 7026, "{v}");
+    // 3,500 tokens after its first call's 13, in the 150 minutes since, 150 minutes left: 3,500 more by its close.
+    assert_eq!(r["active"]["projected_tokens"], 7013, "{v}");
     // `max`: the largest closed block, the 2nd's 217,930 tokens.
     assert_eq!(
         (&v["token_limit"]["tokens"], &v["token_limit"]["basis"]),
@@ -178,9 +178,32 @@ fn blocks_of_five_hours_with_the_open_ones_projection_and_a_limit() {
         cli_support::run(&["--claude-code", &dir, "--now", "2025-10-03T10:30:00Z", "blocks", "--token-limit", "3000"])
             .ok()
             .to_owned();
-    assert!(text.contains("open, 2h 30m left") && text.contains("234.2% of the 3,000-token limit: past it"), "{text}");
+    assert!(text.contains("open, 2h 30m left") && text.contains("233.8% of the 3,000-token limit: past it"), "{text}");
     let recent = cc_at("2025-10-03T10:30:00Z", &["blocks", "--since", "2025-10-02", "--format", "json"]);
     assert_eq!(recent["blocks_not_shown"], 1);
+    // A window that starts after the open block opened still shows it, with its rates (it hid the block and kept
+    // its projection: `"blocks": []` beside `"active": {…}`).
+    let later = cc_at("2025-10-03T10:30:00Z", &["blocks", "--since", "2025-10-03T09:30:00Z", "--format", "json"]);
+    assert_eq!((later["blocks"]["blocks"].as_array().unwrap().len(), &later["blocks_not_shown"]), (1, &json!(2)));
+    assert!(later["blocks"]["blocks"][0]["active"] == json!(true) && later["blocks"]["active"].is_object(), "{later}");
+    // With no block open, a window after the last one: not "No calls.".
+    let text = cli_support::run(&[
+        "--claude-code",
+        &dir,
+        "--now",
+        "2025-10-04T00:00:00Z",
+        "blocks",
+        "--since",
+        "2025-10-03T20:00:00Z",
+    ])
+    .ok()
+    .to_owned();
+    assert!(text.contains("No block opened in the window asked for (3 earlier)."), "{text}");
+    // Ten minutes after the block's first call, not before, its rates.
+    let text = cli_support::run(&["--claude-code", &dir, "--now", "2025-10-03T08:05:00Z", "blocks", "--active"])
+        .ok()
+        .to_owned();
+    assert!(text.contains("Open block: its rate is given from 10 minutes after its first call, at 08:00."), "{text}");
 
     cc(&["blocks", "--hours", "0"]).fails(2, "0 is not in 1..=24");
     cc(&["blocks", "--token-limit", "lots"]).fails(2, "give a positive number of tokens");

@@ -12,6 +12,10 @@ use crate::ledger::QueryError;
 use crate::pricing::Money;
 use crate::record::{CallRecord, TokenUsage};
 
+/// Minutes after an open block's first call before its rates are given: earlier, a call or two would be
+/// projected across the whole block.
+pub const MIN_RATE_MINUTES: i64 = 10;
+
 /// A block's length unless asked otherwise, hours.
 pub const DEFAULT_BLOCK_HOURS: u32 = 5;
 /// The longest block, hours.
@@ -49,13 +53,15 @@ pub struct UsageBlock {
 /// The rates of the block open at `now`, and where they lead by its close.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockProjection {
-    /// Minutes from the block's first call to now (at least 1): idle time counts, so a pause lowers the rates.
+    /// Minutes from the block's first call to now (at least [`MIN_RATE_MINUTES`]): idle time counts, so a pause
+    /// lowers the rates.
     pub minutes_since_first_call: f64,
     /// Minutes from now to the block's close.
     pub minutes_left: f64,
-    /// Tokens a minute over `minutes_since_first_call`.
+    /// Tokens a minute: those of the calls after the first (the one that opened the block, at the start of the
+    /// time measured) over `minutes_since_first_call`. A lone call projects nothing more.
     pub tokens_per_minute: f64,
-    /// USD an hour over the same.
+    /// USD an hour, the same way.
     pub usd_per_hour: f64,
     /// The block's tokens at its close if that rate holds.
     pub projected_tokens: u64,
@@ -72,7 +78,7 @@ pub struct BlocksReport {
     pub block_hours: u32,
     /// Every block, oldest first.
     pub blocks: Vec<UsageBlock>,
-    /// The rates of the block still open, if one is.
+    /// The rates of the block still open, once [`MIN_RATE_MINUTES`] have passed since its first call.
     pub active: Option<BlockProjection>,
     /// Calls after `generated_at`, left out.
     pub calls_after_now: u64,
@@ -102,6 +108,8 @@ pub fn usage_blocks(records: &[CallRecord], now: DateTime<Utc>, block_hours: u32
 
     let mut blocks: Vec<UsageBlock> = Vec::new();
     let mut models: BTreeSet<&str> = BTreeSet::new();
+    // The last block's first call's tokens and cost, left out of its rates.
+    let mut opening: (u64, Money) = (0, Money::default());
     for call in calls {
         let t = call.timestamp;
         if blocks.last().is_none_or(|b| t >= b.end) {
@@ -110,6 +118,11 @@ pub fn usage_blocks(records: &[CallRecord], now: DateTime<Utc>, block_hours: u32
             }
             // The whole hour: truncation to an hour cannot fail for a time chrono can hold.
             let start = t.duration_trunc(Duration::hours(1)).unwrap_or(t);
+            opening = if call.metered {
+                (call.tokens.total(), call.cost.as_ref().map(|c| c.total).unwrap_or_default())
+            } else {
+                (0, Money::default())
+            };
             blocks.push(UsageBlock {
                 start,
                 end: start + length,
@@ -147,20 +160,21 @@ pub fn usage_blocks(records: &[CallRecord], now: DateTime<Utc>, block_hours: u32
         b.total_tokens = b.tokens.total();
         b.cost_usd = b.cost_picos.as_usd();
     }
-    let active = blocks.last().filter(|b| b.active).map(|b| {
-        let minutes = |d: Duration| d.num_milliseconds() as f64 / 60_000.0;
-        let since = minutes(now - b.first_call).max(1.0);
-        let left = minutes(b.end - now).max(0.0);
-        let tokens_per_minute = b.total_tokens as f64 / since;
-        let usd_per_minute = b.cost_usd / since;
-        BlockProjection {
-            minutes_since_first_call: since,
-            minutes_left: left,
-            tokens_per_minute,
-            usd_per_hour: usd_per_minute * 60.0,
-            projected_tokens: (b.total_tokens as f64 + tokens_per_minute * left).round() as u64,
-            projected_cost_usd: b.cost_usd + usd_per_minute * left,
-        }
-    });
+    let active =
+        blocks.last().filter(|b| b.active && now - b.first_call >= Duration::minutes(MIN_RATE_MINUTES)).map(|b| {
+            let minutes = |d: Duration| d.num_milliseconds() as f64 / 60_000.0;
+            let since = minutes(now - b.first_call);
+            let left = minutes(b.end - now).max(0.0);
+            let tokens_per_minute = b.total_tokens.saturating_sub(opening.0) as f64 / since;
+            let usd_per_minute = b.cost_picos.saturating_sub(opening.1).as_usd() / since;
+            BlockProjection {
+                minutes_since_first_call: since,
+                minutes_left: left,
+                tokens_per_minute,
+                usd_per_hour: usd_per_minute * 60.0,
+                projected_tokens: (b.total_tokens as f64 + tokens_per_minute * left).round() as u64,
+                projected_cost_usd: b.cost_usd + usd_per_minute * left,
+            }
+        });
     Ok(BlocksReport { generated_at: now, block_hours, blocks, active, calls_after_now })
 }

@@ -76,7 +76,9 @@ mod time_of_day;
 mod tree;
 
 pub use anomalies::{Anomaly, AnomalyMetric, AnomalyReport, Granularity, MAX_ANOMALIES, Spike};
-pub use blocks::{BlockProjection, BlocksReport, DEFAULT_BLOCK_HOURS, MAX_BLOCK_HOURS, UsageBlock, usage_blocks};
+pub use blocks::{
+    BlockProjection, BlocksReport, DEFAULT_BLOCK_HOURS, MAX_BLOCK_HOURS, MIN_RATE_MINUTES, UsageBlock, usage_blocks,
+};
 pub use cache::{CacheMetrics, CachePoint, CacheReport, UnreadCacheWrites};
 pub use compare::{Comparison, ComparisonDeltas, ComparisonKind, ComparisonSide};
 #[cfg(feature = "http")]

@@ -380,7 +380,7 @@ fn parse_line(line: &[u8], line_no: u64, out: &mut FileCalls, max_places: usize)
             }
             // Valid JSON whose field has the wrong type (`"output_tokens":100.0`) is not "invalid JSON".
             let what = match e.classify() {
-                serde_json::error::Category::Data => "a field of the wrong type",
+                serde_json::error::Category::Data => "a field of an unexpected type or value",
                 _ => "invalid JSON",
             };
             out.bad(line_no, || format!("{what}: {e}"), max_places);
@@ -618,7 +618,7 @@ mod tests {
         let f = parse_bytes(text.as_bytes(), 5);
         assert_eq!(f.bad_lines, 2, "{:?}", f.bad_places);
         assert!(
-            f.bad_places[0].1.starts_with("a field of the wrong type: invalid type: floating point"),
+            f.bad_places[0].1.starts_with("a field of an unexpected type or value: invalid type: floating point"),
             "{:?}",
             f.bad_places
         );

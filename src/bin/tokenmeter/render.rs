@@ -476,7 +476,12 @@ pub(crate) fn weekday_effects(f: &tokenmeter::analysis::Forecast) -> Option<Stri
         ("Sat", e.sat),
         ("Sun", e.sun),
     ];
-    let signed = |v: f64| if v < 0.0 { usd(v) } else { format!("+{}", usd(v)) };
+    // An effect that rounds to nothing has no sign (`$0.0000` beside `+$1.00` read oddly, `+<$0.0001` too).
+    let signed = |v: f64| match usd(v) {
+        _ if v.abs() < 0.00005 => "$0.00".to_owned(),
+        text if v < 0.0 => text,
+        text => format!("+{text}"),
+    };
     Some(days.iter().map(|(name, v)| format!("{name} {}", signed(*v))).collect::<Vec<_>>().join(", "))
 }
 
@@ -492,6 +497,31 @@ pub(crate) fn forecast_band_header(f: &tokenmeter::analysis::Forecast) -> &'stat
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weekday_effects_that_round_to_nothing_have_no_sign() {
+        // A Mon→Sun pattern of $1..$7 has Thursday at the line: it read `Thu $0.0000` beside `+$1.00`.
+        let mut f: tokenmeter::analysis::Forecast = serde_json::from_value(serde_json::json!({
+            "generated_at": "2026-03-14T12:30:00Z", "time_zone": "UTC", "history_days": 28, "trend": "flat",
+            "slope_usd_per_day": 0.0, "daily_average_usd": 4.0, "days": [], "month_to_date_usd": 0.0,
+            "projected_month_total_usd": 0.0, "limit": null,
+        }))
+        .unwrap();
+        assert_eq!(weekday_effects(&f), None);
+        f.weekday_effects_usd = Some(tokenmeter::analysis::WeekdayEffects {
+            mon: -3.0,
+            tue: -2.0,
+            wed: -1.0,
+            thu: 2e-15,
+            fri: 1.0,
+            sat: 0.25,
+            sun: 4.75,
+        });
+        assert_eq!(
+            weekday_effects(&f).unwrap(),
+            "Mon -$3.00, Tue -$2.00, Wed -$1.00, Thu $0.00, Fri +$1.00, Sat +$0.2500, Sun +$4.75"
+        );
+    }
 
     #[test]
     fn a_cell_of_a_name_65536_columns_wide_is_cut_not_a_panic() {

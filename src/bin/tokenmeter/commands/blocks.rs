@@ -21,7 +21,7 @@ struct BlocksOut<'a> {
     source: &'a SourceInfo,
     /// The report, its blocks cut to `--since`, `--recent` or `--active`.
     blocks: BlocksReport,
-    /// Blocks left out by `--since`, `--recent` or `--active`.
+    /// Blocks left out by `--since`, `--recent` or `--active` (never the open one).
     blocks_not_shown: usize,
     token_limit: Option<LimitOut>,
     /// The close of the last block, shown or not.
@@ -44,6 +44,8 @@ struct LimitOut {
 
 pub(super) fn run(source: &Source, ctx: &Context, style: &Style, args: &BlocksArgs) -> CliResult {
     let mut report = usage_blocks(&source.records, ctx.now, args.hours)?;
+    // The source left out the calls after now already: its count is the one to show.
+    report.calls_after_now = source.info.after_now;
     let limit = args.token_limit.and_then(|l| match l {
         TokenLimit::Tokens(n) => Some((n, "given")),
         TokenLimit::Max => report.largest_closed_block_tokens().filter(|n| *n > 0).map(|n| (n, "largest_closed_block")),
@@ -61,7 +63,8 @@ pub(super) fn run(source: &Source, ctx: &Context, style: &Style, args: &BlocksAr
     };
     let before = report.blocks.len();
     let last_close = report.blocks.last().map(|b| b.end);
-    report.blocks.retain(|b| from.is_none_or(|f| b.start >= f) && (!args.active || b.active));
+    // The open block is kept whatever the window (as ccusage's `--recent` keeps it): its rates are reported.
+    report.blocks.retain(|b| b.active || (!args.active && from.is_none_or(|f| b.start >= f)));
     let shown = report.blocks.len();
     let open = report.blocks.iter().find(|b| b.active).map(|b| b.total_tokens);
     let token_limit = limit.map(|(tokens, basis)| LimitOut {
@@ -120,14 +123,22 @@ fn table(o: &BlocksOut<'_>, ctx: &Context, style: &Style, args: &BlocksArgs) -> 
         push_table(&mut out, "", &t, style);
     }
     match (r.blocks.iter().find(|b| b.active), &r.active) {
+        (Some(b), None) => {
+            let _ = writeln!(
+                out,
+                "Open block: its rate is given from {} minutes after its first call, at {}.",
+                tokenmeter::analysis::MIN_RATE_MINUTES,
+                crate::render::local_time(b.first_call, tz, "%H:%M")
+            );
+        }
         (Some(b), Some(p)) => {
             let _ = write!(
                 out,
-                "Open block, since its first call at {}: {} tokens a minute, {} an hour.\nAt that rate, by its close \
-                 at {}: {} tokens, {}",
-                crate::render::local_time(b.first_call, tz, "%H:%M"),
+                "Open block: {} tokens a minute, {} an hour since its first call at {} (the calls after it).\nAt that \
+                 rate, by its close at {}: {} tokens, {}",
                 int(p.tokens_per_minute.round() as u64),
                 usd(p.usd_per_hour),
+                crate::render::local_time(b.first_call, tz, "%H:%M"),
                 crate::render::local_time(b.end, tz, "%H:%M"),
                 int(p.projected_tokens),
                 priced_usd(p.projected_cost_usd, b.unpriced_calls, Some(b.calls)),
@@ -156,6 +167,9 @@ fn table(o: &BlocksOut<'_>, ctx: &Context, style: &Style, args: &BlocksArgs) -> 
                     None => String::new(),
                 }
             );
+        }
+        _ if r.blocks.is_empty() && o.blocks_not_shown > 0 => {
+            let _ = writeln!(out, "No block opened in the window asked for ({} earlier).", o.blocks_not_shown);
         }
         _ if r.blocks.is_empty() => out.push_str("No calls.\n"),
         _ => {}
