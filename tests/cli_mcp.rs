@@ -328,7 +328,7 @@ fn handshake_lists_one_tool_with_its_schemas() {
     assert_eq!(input["required"], json!(["operation"]));
     assert_eq!(input["additionalProperties"], false);
     let p = &input["properties"];
-    assert_eq!(p["operation"]["enum"], json!(["analyze", "optimize", "track", "forecast", "compare"]));
+    assert_eq!(p["operation"]["enum"], json!(["analyze", "optimize", "track", "forecast", "compare", "blocks"]));
     assert_eq!(p["timeframe"]["enum"], json!(["1h", "6h", "24h", "7d", "30d", "all"]));
     // No `default`: clients that fill in defaults would send 24h, which makes forecast's horizon one day.
     assert!(p["timeframe"].get("default").is_none(), "{}", p["timeframe"]);
@@ -667,6 +667,39 @@ fn a_forecast_with_nothing_to_go_on_states_no_figure() {
 }
 
 #[test]
+fn blocks_are_the_library_blocks_opened_in_the_timeframe() {
+    // Now is 2025-10-15 12:00: the 09:10 and 11:40 calls are the open block (09:00-14:00); the 01:00 call is a
+    // block of its own, as are 2025-10-14's 18:30 and 20:00 (18:00-23:00), and the older ones.
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Client::over_records(dir.path(), NOW, &[]);
+    let schema = output_schema(&mut c);
+    let (s, text) = c.ok(json!({"operation": "blocks"}));
+    conforms(&schema, &s);
+    assert_eq!(s["timeframe"], "24h");
+    let mut all = tokenmeter::analysis::usage_blocks(&records(), now(), 5).unwrap();
+    let largest = all.largest_closed_block_tokens();
+    assert_eq!(s["largest_closed_block_tokens"], json!(largest));
+    let older = all.blocks.len() - 3;
+    all.blocks.drain(..older);
+    assert_eq!(s["blocks"], v(&all), "{s}");
+    assert_eq!(s["blocks_not_shown"], older);
+    let starts: Vec<&str> =
+        s["blocks"]["blocks"].as_array().unwrap().iter().map(|b| b["start"].as_str().unwrap()).collect();
+    assert_eq!(starts, ["2025-10-14T18:00:00Z", "2025-10-15T01:00:00Z", "2025-10-15T09:00:00Z"]);
+    assert_eq!(s["window"]["from"], "2025-10-14T12:00:00Z");
+    // The open block's rate: the 11:40 call's 23,800 tokens over the 170 minutes since 09:10.
+    assert_eq!(s["blocks"]["active"]["tokens_per_minute"], json!(23_800.0 / 170.0));
+    assert!(text.contains("The open block, since 2025-10-15 09:00 (2h 00m left): 2 calls"), "{text}");
+    assert!(text.contains("of the most a closed block used"), "{text}");
+
+    // The last hour: no block opened in it, the open one still shown; breakdowns are not for blocks.
+    let (s, text) = c.ok(json!({"operation": "blocks", "timeframe": "1h", "breakdown_type": "agent"}));
+    assert_eq!(s["blocks"]["blocks"].as_array().unwrap().len(), 1, "{s}");
+    assert!(s["notes"][0].as_str().unwrap().contains("ignored by blocks"), "{s}");
+    assert!(text.contains("opened in the last hour (UTC): 0 closed."), "{text}");
+}
+
+#[test]
 fn compare_is_the_library_period_comparison() {
     let dir = tempfile::tempdir().unwrap();
     let l = ledger();
@@ -710,7 +743,7 @@ fn a_line_that_is_not_json_gets_no_reply_and_the_server_keeps_serving() {
 fn bad_arguments_are_tool_errors_that_say_what_is_allowed() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = Client::over_records(dir.path(), NOW, &[]);
-    let ops = "analyze, optimize, track, forecast, compare";
+    let ops = "analyze, optimize, track, forecast, compare, blocks";
     let cases: Vec<(Value, String)> = vec![
         (json!({}), format!("missing argument `operation`: give one of {ops}")),
         (json!({"operation": null}), format!("missing argument `operation`: give one of {ops}")),

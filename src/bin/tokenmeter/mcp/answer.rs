@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use tokenmeter::analysis::{
-    CacheMetrics, Comparison, EfficiencyReport, EfficiencyScores, Forecast, ForecastBasis, Share, Trend,
+    BlocksReport, CacheMetrics, Comparison, DEFAULT_BLOCK_HOURS, EfficiencyReport, EfficiencyScores, Forecast,
+    ForecastBasis, Share, Trend, usage_blocks,
 };
 use tokenmeter::budget::{BudgetAmount, BudgetLimit, BudgetPeriod, BudgetScope, BudgetState};
 use tokenmeter::ledger::{
@@ -103,7 +104,8 @@ impl Call<'_> {
         if op != Operation::Optimize && self.req.optimization_target.is_some() {
             self.notes.push(format!("optimization_target is used by optimize only: ignored by {}", op.name()));
         }
-        if matches!(op, Operation::Forecast | Operation::Compare) && !self.req.breakdowns.is_empty() {
+        if matches!(op, Operation::Forecast | Operation::Compare | Operation::Blocks) && !self.req.breakdowns.is_empty()
+        {
             self.notes
                 .push(format!("breakdown_type is used by analyze, optimize and track only: ignored by {}", op.name()));
         }
@@ -113,6 +115,7 @@ impl Call<'_> {
             Operation::Track => self.track(tf),
             Operation::Forecast => self.forecast(),
             Operation::Compare => self.compare(tf),
+            Operation::Blocks => self.blocks(tf),
         }
     }
 
@@ -530,6 +533,94 @@ impl Call<'_> {
             text.push_str(&format!(" Monthly budget {}: {when}.", usd(l.limit_usd)));
         }
         self.finish(timeframe, None, Body { horizon_days, monthly_limit_usd, forecast: f }, text)
+    }
+
+    // === blocks ===
+
+    fn blocks(self, tf: Timeframe) -> Result<Answer, AnswerError> {
+        #[derive(Serialize)]
+        struct Body {
+            blocks: BlocksReport,
+            blocks_not_shown: usize,
+            largest_closed_block_tokens: Option<u64>,
+        }
+        let now = self.ctx.now;
+        let mut report = usage_blocks(&self.source.records, now, DEFAULT_BLOCK_HOURS)?;
+        report.calls_after_now = self.source.info.after_now;
+        let largest_closed_block_tokens = report.largest_closed_block_tokens();
+        // Blocks opened in the rolling window ending now (to the minute), and the open one whatever its start.
+        let from = match tf {
+            Timeframe::LastHour => Some(now - chrono::Duration::hours(1)),
+            Timeframe::Last6Hours => Some(now - chrono::Duration::hours(6)),
+            Timeframe::Last24Hours => Some(now - chrono::Duration::hours(24)),
+            Timeframe::Last7Days => Some(now - chrono::Duration::days(7)),
+            Timeframe::Last30Days => Some(now - chrono::Duration::days(30)),
+            Timeframe::All => None,
+        };
+        let before = report.blocks.len();
+        let last_close = report.blocks.last().map(|b| b.end);
+        report.blocks.retain(|b| b.active || from.is_none_or(|f| b.start >= f));
+        let blocks_not_shown = before - report.blocks.len();
+        let tz = self.ctx.time_zone;
+        let time = |t: DateTime<Utc>| crate::render::local_time(t, tz, "%Y-%m-%d %H:%M");
+        let closed = report.blocks.iter().filter(|b| !b.active).count();
+        let mut text =
+            format!("{}-hour blocks opened in {} ({tz}): {} closed", report.block_hours, tf.phrase(), closed,);
+        if let Some(b) = report.blocks.iter().filter(|b| !b.active).max_by_key(|b| b.total_tokens) {
+            text.push_str(&format!(
+                ", the largest from {} with {} tokens, {}",
+                time(b.start),
+                int(b.total_tokens),
+                priced_usd(b.cost_usd, b.unpriced_calls, Some(b.calls))
+            ));
+        }
+        text.push('.');
+        match (report.blocks.iter().find(|b| b.active), &report.active) {
+            (Some(b), active) => {
+                let left = (b.end - now).num_minutes().max(0);
+                text.push_str(&format!(
+                    " The open block, since {} ({}h {:02}m left): {}, {} tokens, {}.",
+                    time(b.start),
+                    left / 60,
+                    left % 60,
+                    crate::render::count(b.calls, "call"),
+                    int(b.total_tokens),
+                    priced_usd(b.cost_usd, b.unpriced_calls, Some(b.calls))
+                ));
+                match active {
+                    Some(p) => {
+                        text.push_str(&format!(
+                            " Since its first call: {} tokens a minute, {} an hour; at that rate {} tokens and {} by \
+                             its close at {}",
+                            int(p.tokens_per_minute.round() as u64),
+                            usd(p.usd_per_hour),
+                            int(p.projected_tokens),
+                            priced_usd(p.projected_cost_usd, b.unpriced_calls, Some(b.calls)),
+                            crate::render::local_time(b.end, tz, "%H:%M")
+                        ));
+                        match largest_closed_block_tokens.filter(|n| *n > 0) {
+                            Some(n) => text.push_str(&format!(
+                                ", {} of the most a closed block used ({} tokens).",
+                                pct(p.projected_tokens as f64 / n as f64),
+                                int(n)
+                            )),
+                            None => text.push('.'),
+                        }
+                    }
+                    None => text.push_str(&format!(
+                        " Its rate is given from {} minutes after its first call.",
+                        tokenmeter::analysis::MIN_RATE_MINUTES
+                    )),
+                }
+            }
+            (None, _) => match last_close {
+                None => text.push_str(" No calls."),
+                Some(end) => text.push_str(&format!(" No block is open (the last closed at {}).", time(end))),
+            },
+        }
+        let window = from.map(|from| WindowBounds { from, to: now });
+        let body = Body { blocks: report, blocks_not_shown, largest_closed_block_tokens };
+        self.finish(tf.name(), window, body, text)
     }
 
     // === compare ===

@@ -31,11 +31,19 @@ pub(super) enum Operation {
     Forecast,
     /// The timeframe against the same stretch one period before it (to the hour).
     Compare,
+    /// Calls in 5-hour blocks (Claude's usage windows), the open block's rate and projection.
+    Blocks,
 }
 
 impl Operation {
-    const ALL: [Operation; 5] =
-        [Operation::Analyze, Operation::Optimize, Operation::Track, Operation::Forecast, Operation::Compare];
+    const ALL: [Operation; 6] = [
+        Operation::Analyze,
+        Operation::Optimize,
+        Operation::Track,
+        Operation::Forecast,
+        Operation::Compare,
+        Operation::Blocks,
+    ];
 
     pub(super) const fn name(self) -> &'static str {
         match self {
@@ -44,6 +52,7 @@ impl Operation {
             Operation::Track => "track",
             Operation::Forecast => "forecast",
             Operation::Compare => "compare",
+            Operation::Blocks => "blocks",
         }
     }
 }
@@ -340,7 +349,9 @@ pub(super) fn input_schema() -> Arc<JsonObject> {
                     them reach that saving and whether it is reachable. track: spend so far in the timeframe, its \
                     rate, and budgets when the server has any. forecast: the next days' spend with a 90% band and \
                     the month's projected total. compare: the timeframe against the same stretch one period before it \
-                    (to the hour); calls, tokens and cost change as rates when the two differ in length."
+                    (to the hour); calls, tokens and cost change as rates when the two differ in length. blocks: the \
+                    calls in 5-hour blocks (Claude's usage windows, as ccusage's blocks) opened in the timeframe, and \
+                    the block open now: its time left, its rate and its tokens and cost by its close."
             },
             "timeframe": {
                 "type": "string",
@@ -448,6 +459,16 @@ pub(super) fn output_schema() -> Arc<JsonObject> {
             "comparison": {
                 "type": "object",
                 "description": "compare: the library's Comparison (a: previous, b: current)."
+            },
+            "blocks": {
+                "type": "object",
+                "description": "blocks: the library's BlocksReport (block_hours, blocks opened in the timeframe and \
+                    the open one, active: the open block's rates and projection, or null)."
+            },
+            "blocks_not_shown": { "type": "integer", "description": "blocks: earlier blocks left out." },
+            "largest_closed_block_tokens": {
+                "type": ["integer", "null"],
+                "description": "blocks: the most tokens a closed block used, of all the calls read."
             }
         },
         "required": ["operation", "timeframe", "now", "time_zone", "source"]
@@ -460,7 +481,7 @@ pub(super) fn tool() -> Tool {
         TOOL_NAME,
         "Token usage and cost of Claude calls, from the tokenmeter journal, Claude Code transcripts or a file of \
          call records: analyze usage and efficiency, find savings, track spend and budgets, forecast the month, \
-         compare with the previous period. Returns the tokenmeter library's reports as structured JSON, with a \
+         compare with the previous period, follow the 5-hour usage blocks. Returns the tokenmeter library's reports as structured JSON, with a \
          short summary in text.",
         input_schema(),
     )
