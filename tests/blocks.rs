@@ -95,7 +95,12 @@ fn a_block_closes_on_the_hour_and_calls_after_now_are_left_out() {
     let r = usage_blocks(&opened(1), now, 5).unwrap();
     assert!(r.blocks[0].active && r.active.is_none(), "{r:?}");
     let p = usage_blocks(&opened(10), now, 5).unwrap().active.unwrap();
-    assert_eq!((p.tokens_per_minute, p.projected_tokens), (0.0, 60_000));
+    assert_eq!((p.tokens_per_minute, p.projected_tokens, p.unpriced_calls), (0.0, 60_000, 0));
+    // A call on a model without a price after the first: in the token rate, not the dollar one, and counted.
+    let mut calls = opened(20);
+    calls.push(call(now - chrono::Duration::minutes(10), "claude-fable-9", 0, 20_000));
+    let p = usage_blocks(&calls, now, 5).unwrap().active.unwrap();
+    assert_eq!((p.tokens_per_minute, p.usd_per_hour, p.unpriced_calls), (1_000.0, 0.0, 1));
 
     assert!(usage_blocks(&[], now, 5).unwrap().blocks.is_empty());
     for hours in [0, 25] {

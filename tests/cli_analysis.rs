@@ -184,6 +184,12 @@ fn blocks_of_five_hours_with_the_open_ones_projection_and_a_limit() {
     // A window that starts after the open block opened still shows it, with its rates (it hid the block and kept
     // its projection: `"blocks": []` beside `"active": {…}`).
     let later = cc_at("2025-10-03T10:30:00Z", &["blocks", "--since", "2025-10-03T09:30:00Z", "--format", "json"]);
+    // A block opened before `--since` with a call after it is in the window: the 2nd's (10:00-15:00, calls to
+    // 12:xx) from 11:00 on; it was left out for opening at 10:00.
+    let overlap = cc_at("2025-10-04T00:00:00Z", &["blocks", "--since", "2025-10-02T11:00:00Z", "--format", "json"]);
+    let starts: Vec<&str> =
+        overlap["blocks"]["blocks"].as_array().unwrap().iter().map(|b| b["start"].as_str().unwrap()).collect();
+    assert_eq!(starts, ["2025-10-02T10:00:00Z", "2025-10-03T08:00:00Z"], "{overlap}");
     assert_eq!((later["blocks"]["blocks"].as_array().unwrap().len(), &later["blocks_not_shown"]), (1, &json!(2)));
     assert!(later["blocks"]["blocks"][0]["active"] == json!(true) && later["blocks"]["active"].is_object(), "{later}");
     // With no block open, a window after the last one: not "No calls.".

@@ -667,7 +667,7 @@ fn a_forecast_with_nothing_to_go_on_states_no_figure() {
 }
 
 #[test]
-fn blocks_are_the_library_blocks_opened_in_the_timeframe() {
+fn blocks_are_the_library_blocks_with_calls_in_the_timeframe() {
     // Now is 2025-10-15 12:00: the 09:10 and 11:40 calls are the open block (09:00-14:00); the 01:00 call is a
     // block of its own, as are 2025-10-14's 18:30 and 20:00 (18:00-23:00), and the older ones.
     let dir = tempfile::tempdir().unwrap();
@@ -690,13 +690,16 @@ fn blocks_are_the_library_blocks_opened_in_the_timeframe() {
     // The open block's rate: the 11:40 call's 23,800 tokens over the 170 minutes since 09:10.
     assert_eq!(s["blocks"]["active"]["tokens_per_minute"], json!(23_800.0 / 170.0));
     assert!(text.contains("The open block, since 2025-10-15 09:00 (2h 00m left): 2 calls"), "{text}");
-    assert!(text.contains("of the most a closed block used"), "{text}");
+    assert!(text.contains("75.8% of the most any closed block of the source used (54,000 tokens"), "{text}");
 
     // The last hour: no block opened in it, the open one still shown; breakdowns are not for blocks.
     let (s, text) = c.ok(json!({"operation": "blocks", "timeframe": "1h", "breakdown_type": "agent"}));
     assert_eq!(s["blocks"]["blocks"].as_array().unwrap().len(), 1, "{s}");
     assert!(s["notes"][0].as_str().unwrap().contains("ignored by blocks"), "{s}");
-    assert!(text.contains("opened in the last hour (UTC): 0 closed."), "{text}");
+    assert!(text.contains("with calls in the last hour (UTC): 0 closed."), "{text}");
+    // The last 6 hours (from 06:00): the 01:00 block's one call is before them; the open block's 09:10 call in.
+    let (s, _) = c.ok(json!({"operation": "blocks", "timeframe": "6h"}));
+    assert_eq!(s["blocks"]["blocks"].as_array().unwrap().len(), 1, "{s}");
 }
 
 #[test]

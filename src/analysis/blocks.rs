@@ -61,8 +61,10 @@ pub struct BlockProjection {
     /// Tokens a minute: those of the calls after the first (the one that opened the block, at the start of the
     /// time measured) over `minutes_since_first_call`. A lone call projects nothing more.
     pub tokens_per_minute: f64,
-    /// USD an hour, the same way.
+    /// USD an hour, the same way, of the priced calls among them.
     pub usd_per_hour: f64,
+    /// Calls after the first on a model without a price: in the token rate and projection, not in the dollar ones.
+    pub unpriced_calls: u64,
     /// The block's tokens at its close if that rate holds.
     pub projected_tokens: u64,
     /// Its cost at its close if that rate holds, USD.
@@ -108,8 +110,8 @@ pub fn usage_blocks(records: &[CallRecord], now: DateTime<Utc>, block_hours: u32
 
     let mut blocks: Vec<UsageBlock> = Vec::new();
     let mut models: BTreeSet<&str> = BTreeSet::new();
-    // The last block's first call's tokens and cost, left out of its rates.
-    let mut opening: (u64, Money) = (0, Money::default());
+    // The last block's first call's tokens, cost and whether it was unpriced, left out of its rates.
+    let mut opening: (u64, Money, u64) = (0, Money::default(), 0);
     for call in calls {
         let t = call.timestamp;
         if blocks.last().is_none_or(|b| t >= b.end) {
@@ -119,9 +121,13 @@ pub fn usage_blocks(records: &[CallRecord], now: DateTime<Utc>, block_hours: u32
             // The whole hour: truncation to an hour cannot fail for a time chrono can hold.
             let start = t.duration_trunc(Duration::hours(1)).unwrap_or(t);
             opening = if call.metered {
-                (call.tokens.total(), call.cost.as_ref().map(|c| c.total).unwrap_or_default())
+                (
+                    call.tokens.total(),
+                    call.cost.as_ref().map(|c| c.total).unwrap_or_default(),
+                    u64::from(call.cost.is_none()),
+                )
             } else {
-                (0, Money::default())
+                (0, Money::default(), 0)
             };
             blocks.push(UsageBlock {
                 start,
@@ -172,6 +178,7 @@ pub fn usage_blocks(records: &[CallRecord], now: DateTime<Utc>, block_hours: u32
                 minutes_left: left,
                 tokens_per_minute,
                 usd_per_hour: usd_per_minute * 60.0,
+                unpriced_calls: b.unpriced_calls.saturating_sub(opening.2),
                 projected_tokens: (b.total_tokens as f64 + tokens_per_minute * left).round() as u64,
                 projected_cost_usd: b.cost_usd + usd_per_minute * left,
             }

@@ -263,10 +263,10 @@ pub(crate) struct BlocksArgs {
     /// Only the block open now, with its rate and projection
     #[arg(long, conflicts_with_all = ["recent", "since"])]
     pub(crate) active: bool,
-    /// Only blocks opened in the last 3 days
+    /// Only blocks with a call in the last 3 days (and the open one)
     #[arg(long, conflicts_with = "since")]
     pub(crate) recent: bool,
-    /// Only blocks opened on or after this day (YYYY-MM-DD, in --tz) or RFC 3339 time
+    /// Only blocks with a call on or after this day (YYYY-MM-DD, in --tz) or RFC 3339 time (and the open one)
     #[arg(long, value_name = "DATE", value_parser = parse_bound)]
     pub(crate) since: Option<Bound>,
     /// Tokens a block may use: a number, or `max` for the most a closed block used; each block's share is

@@ -448,6 +448,15 @@ fn keep_figures_whole(table: &mut Table) {
     }
 }
 
+/// Time left, in whole minutes rounded up: "2h 13m", "1m" (30 seconds left is not "0m").
+pub(crate) fn time_left(d: chrono::Duration) -> String {
+    let minutes = (d.num_seconds().max(0) + 59) / 60;
+    match (minutes / 60, minutes % 60) {
+        (0, m) => format!("{m}m"),
+        (h, m) => format!("{h}h {m:02}m"),
+    }
+}
+
 /// What a forecast is made from, as a phrase: "a trend over 9 days of history", "today's run rate (…)".
 pub(crate) fn forecast_basis(f: &tokenmeter::analysis::Forecast) -> String {
     use tokenmeter::analysis::ForecastBasis;

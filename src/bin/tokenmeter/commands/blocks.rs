@@ -8,7 +8,7 @@ use serde::Serialize;
 use tokenmeter::analysis::{BlocksReport, UsageBlock, usage_blocks};
 
 use crate::cli::{BlocksArgs, Bound, Format, TokenLimit};
-use crate::render::{Style, count, int, num, pct, priced_usd, push_table, usd};
+use crate::render::{Style, count, int, num, pct, priced_usd, push_table};
 use crate::source::{Context, Source, SourceInfo};
 use crate::{CliResult, print_out};
 
@@ -64,7 +64,8 @@ pub(super) fn run(source: &Source, ctx: &Context, style: &Style, args: &BlocksAr
     let before = report.blocks.len();
     let last_close = report.blocks.last().map(|b| b.end);
     // The open block is kept whatever the window (as ccusage's `--recent` keeps it): its rates are reported.
-    report.blocks.retain(|b| b.active || (!args.active && from.is_none_or(|f| b.start >= f)));
+    // A block with a call in the window is in it, whatever the hour it opened at.
+    report.blocks.retain(|b| b.active || (!args.active && from.is_none_or(|f| b.last_call >= f)));
     let shown = report.blocks.len();
     let open = report.blocks.iter().find(|b| b.active).map(|b| b.total_tokens);
     let token_limit = limit.map(|(tokens, basis)| LimitOut {
@@ -105,7 +106,7 @@ fn table(o: &BlocksOut<'_>, ctx: &Context, style: &Style, args: &BlocksArgs) -> 
         let mut row = vec![
             comfy_table::Cell::new(time(b.start)),
             comfy_table::Cell::new(if b.active {
-                format!("open, {} left", left(b.end - r.generated_at))
+                format!("open, {} left", crate::render::time_left(b.end - r.generated_at))
             } else {
                 crate::render::local_time(b.end, tz, "%H:%M")
             }),
@@ -137,7 +138,7 @@ fn table(o: &BlocksOut<'_>, ctx: &Context, style: &Style, args: &BlocksArgs) -> 
                 "Open block: {} tokens a minute, {} an hour since its first call at {} (the calls after it).\nAt that \
                  rate, by its close at {}: {} tokens, {}",
                 int(p.tokens_per_minute.round() as u64),
-                usd(p.usd_per_hour),
+                priced_usd(p.usd_per_hour, p.unpriced_calls, Some(b.calls.saturating_sub(1))),
                 crate::render::local_time(b.first_call, tz, "%H:%M"),
                 crate::render::local_time(b.end, tz, "%H:%M"),
                 int(p.projected_tokens),
@@ -180,13 +181,4 @@ fn table(o: &BlocksOut<'_>, ctx: &Context, style: &Style, args: &BlocksArgs) -> 
 /// A block's cost: `+ unpriced` when some of its calls had no price, `unpriced` when none had one.
 fn cost(b: &UsageBlock) -> String {
     priced_usd(b.cost_usd, b.unpriced_calls, Some(b.calls))
-}
-
-/// "2h 13m".
-fn left(d: Duration) -> String {
-    let minutes = d.num_minutes().max(0);
-    match (minutes / 60, minutes % 60) {
-        (0, m) => format!("{m}m"),
-        (h, m) => format!("{h}h {m:02}m"),
-    }
 }

@@ -548,7 +548,14 @@ impl Call<'_> {
         let mut report = usage_blocks(&self.source.records, now, DEFAULT_BLOCK_HOURS)?;
         report.calls_after_now = self.source.info.after_now;
         let largest_closed_block_tokens = report.largest_closed_block_tokens();
-        // Blocks opened in the rolling window ending now (to the minute), and the open one whatever its start.
+        // The block that used them (of all the calls read, shown or not), for the text.
+        let largest = report
+            .blocks
+            .iter()
+            .filter(|b| !b.active)
+            .max_by_key(|b| b.total_tokens)
+            .map(|b| (b.total_tokens, b.start));
+        // Blocks with a call in the rolling window ending now (to the minute), and the open one.
         let from = match tf {
             Timeframe::LastHour => Some(now - chrono::Duration::hours(1)),
             Timeframe::Last6Hours => Some(now - chrono::Duration::hours(6)),
@@ -559,13 +566,13 @@ impl Call<'_> {
         };
         let before = report.blocks.len();
         let last_close = report.blocks.last().map(|b| b.end);
-        report.blocks.retain(|b| b.active || from.is_none_or(|f| b.start >= f));
+        report.blocks.retain(|b| b.active || from.is_none_or(|f| b.last_call >= f));
         let blocks_not_shown = before - report.blocks.len();
         let tz = self.ctx.time_zone;
         let time = |t: DateTime<Utc>| crate::render::local_time(t, tz, "%Y-%m-%d %H:%M");
         let closed = report.blocks.iter().filter(|b| !b.active).count();
         let mut text =
-            format!("{}-hour blocks opened in {} ({tz}): {} closed", report.block_hours, tf.phrase(), closed,);
+            format!("{}-hour blocks with calls in {} ({tz}): {} closed", report.block_hours, tf.phrase(), closed);
         if let Some(b) = report.blocks.iter().filter(|b| !b.active).max_by_key(|b| b.total_tokens) {
             text.push_str(&format!(
                 ", the largest from {} with {} tokens, {}",
@@ -577,12 +584,10 @@ impl Call<'_> {
         text.push('.');
         match (report.blocks.iter().find(|b| b.active), &report.active) {
             (Some(b), active) => {
-                let left = (b.end - now).num_minutes().max(0);
                 text.push_str(&format!(
-                    " The open block, since {} ({}h {:02}m left): {}, {} tokens, {}.",
+                    " The open block, since {} ({} left): {}, {} tokens, {}.",
                     time(b.start),
-                    left / 60,
-                    left % 60,
+                    crate::render::time_left(b.end - now),
                     crate::render::count(b.calls, "call"),
                     int(b.total_tokens),
                     priced_usd(b.cost_usd, b.unpriced_calls, Some(b.calls))
@@ -590,20 +595,26 @@ impl Call<'_> {
                 match active {
                     Some(p) => {
                         text.push_str(&format!(
-                            " Since its first call: {} tokens a minute, {} an hour; at that rate {} tokens and {} by \
-                             its close at {}",
+                            " Since its first call (the calls after it; the first is left out of the rate): {} tokens \
+                             a minute, {} an hour; at that rate {} tokens and {} by its close at {}",
                             int(p.tokens_per_minute.round() as u64),
-                            usd(p.usd_per_hour),
+                            priced_usd(p.usd_per_hour, p.unpriced_calls, Some(b.calls.saturating_sub(1))),
                             int(p.projected_tokens),
                             priced_usd(p.projected_cost_usd, b.unpriced_calls, Some(b.calls)),
                             crate::render::local_time(b.end, tz, "%H:%M")
                         ));
-                        match largest_closed_block_tokens.filter(|n| *n > 0) {
-                            Some(n) => text.push_str(&format!(
-                                ", {} of the most a closed block used ({} tokens).",
-                                pct(p.projected_tokens as f64 / n as f64),
-                                int(n)
-                            )),
+                        match largest.filter(|(n, _)| *n > 0) {
+                            Some((n, start)) => {
+                                let share = p.projected_tokens as f64 / n as f64;
+                                text.push_str(&format!(
+                                    ", {} of the most any closed block of the source used ({} tokens, the block from \
+                                     {}){}.",
+                                    pct(share),
+                                    int(n),
+                                    time(start),
+                                    if share > 1.0 { ": past it" } else { "" }
+                                ));
+                            }
                             None => text.push('.'),
                         }
                     }
@@ -614,6 +625,10 @@ impl Call<'_> {
                 }
             }
             (None, _) => match last_close {
+                None if self.source.info.after_now > 0 => text.push_str(&format!(
+                    " No calls before now ({} after it).",
+                    crate::render::count(self.source.info.after_now, "call")
+                )),
                 None => text.push_str(" No calls."),
                 Some(end) => text.push_str(&format!(" No block is open (the last closed at {}).", time(end))),
             },

@@ -360,7 +360,9 @@ pub(super) fn input_schema() -> Arc<JsonObject> {
                 // schema defaults would send 24h, a one-day forecast.
                 "description": "Rolling window ending now (1h, 6h, 24h: whole minutes or local hours; 7d, 30d: \
                     whole local days; all: everything recorded). Default 24h. For forecast it is the horizon: \
-                    1h to 24h forecast the next day, 7d the next 7 days, 30d and all the next 30 days; default 7 days."
+                    1h to 24h forecast the next day, 7d the next 7 days, 30d and all the next 30 days; default 7 days. For \
+                    blocks, the blocks with a call in the window, to the minute (24h at 10:30 is from 10:30 \
+                    yesterday), and the open one."
             },
             "breakdown_type": {
                 "type": "string",
