@@ -799,6 +799,29 @@ fn a_weekly_pattern_needs_two_weeks_and_more_than_chance() {
     assert_eq!((f.history_days, f.weekday_effects_usd), (28, None), "{f:#?}");
     assert_eq!(f.trend, Trend::Flat);
 
+    // Weekends a little lower ($8.50 against $10) under noise five times as wide (±$1.50): the six day-of-week
+    // effects explain too little for an F test (2.21, where 2.60 is the 5% line and 3.87 the 1% one), while the
+    // weekend step alone is plain (t = 3.04, past the 1% line at 2.79): a weekly pattern.
+    let f = daily_spend(chrono::NaiveDate::from_ymd_opt(2026, 3, 11).unwrap(), |d| {
+        (if d.weekday().num_days_from_monday() >= 5 { 8.5 } else { 10.0 }) + 5.0 * wobble(d)
+    })
+    .ledger
+    .forecast(7, None)
+    .unwrap();
+    let e = f.weekday_effects_usd.unwrap_or_else(|| panic!("no weekly pattern: {f:#?}"));
+    assert!(e.sat < -0.5 && e.sun < -0.5 && e.wed > 0.0, "{e:?}");
+    // A Monday at $16 and every other day at $10: no weekend step (t = 1.3), the six effects plain (F = 466).
+    let f = daily_spend(chrono::NaiveDate::from_ymd_opt(2026, 3, 11).unwrap(), |d| {
+        (if d.weekday() == chrono::Weekday::Mon { 16.0 } else { 10.0 }) + wobble(d)
+    })
+    .ledger
+    .forecast(7, None)
+    .unwrap();
+    let e = f.weekday_effects_usd.unwrap_or_else(|| panic!("no weekly pattern: {f:#?}"));
+    assert!((e.mon - 6.0 * 6.0 / 7.0).abs() < 0.3, "{e:?}");
+    let monday = f.days.iter().find(|d| d.date.weekday() == chrono::Weekday::Mon).unwrap();
+    assert!((monday.cost_usd - 16.0).abs() < 0.4, "{monday:?}");
+
     // A weekday workload seen for 13 full days (the ledger's first call 13 days back): a line, too few days to
     // see each weekday twice. From 14 days on, its pattern.
     let pattern = |d: chrono::NaiveDate| if d.weekday().num_days_from_monday() >= 5 { 0.0 } else { 10.0 };

@@ -111,9 +111,9 @@ pub struct Forecast {
     pub trend: Trend,
     /// The trend's slope, USD per day per day (with a weekly pattern, the slope of the line under it).
     pub slope_usd_per_day: f64,
-    /// With a weekly pattern (from [`WEEKLY_PATTERN_MIN_DAYS`] full days of history, kept when the days of the
-    /// week differ by more than chance would make: an F test at 5%), what each day of the week adds to the trend
-    /// line; `null` for a plain line. Absent (`null`) in forecasts written before it was added.
+    /// With a weekly pattern (from [`WEEKLY_PATTERN_MIN_DAYS`] full days of history, kept when the days of the week
+    /// differ by more than chance would make: an F test at 1%, or a weekend step, a t test at 1%), what each day of the
+    /// week adds to the trend line; `null` for a plain line. Absent (`null`) in forecasts written before it was added.
     #[serde(default)]
     pub weekday_effects_usd: Option<WeekdayEffects>,
     /// Average daily spend over the history, USD.
@@ -136,10 +136,23 @@ pub struct Forecast {
 /// Full days of history from which a forecast may fit day-of-week effects: two weeks, each weekday seen twice.
 pub const WEEKLY_PATTERN_MIN_DAYS: usize = 14;
 
-/// F(6, d) at 95%, for d = 6 to 20 (the residual degrees of freedom of a weekly fit over 14 to 28 days): the
-/// day-of-week effects are kept when they explain more than chance would (an F test at the 5% level).
-const F95_6: [f64; 15] =
-    [4.284, 3.866, 3.581, 3.374, 3.217, 3.095, 2.996, 2.915, 2.848, 2.790, 2.741, 2.699, 2.661, 2.628, 2.599];
+/// F(6, d) at 99%, for d = 6 to 20 (the residual degrees of freedom of a weekly fit over 14 to 28 days): the
+/// day-of-week effects are kept when they explain more than chance would (an F test at the 1% level), or when
+/// weekends alone differ ([`T995`]).
+const F99_6: [f64; 15] =
+    [8.466, 7.191, 6.371, 5.802, 5.386, 5.069, 4.821, 4.620, 4.456, 4.318, 4.202, 4.102, 4.015, 3.939, 3.871];
+
+/// Student's t at 99.5%, for d = 11 to 25 (the residual degrees of freedom of a line with a weekend step over 14
+/// to 28 days): a weekend differing from the weekdays beyond chance (a two-sided test at 1%) keeps the weekly
+/// pattern too. Most weekly patterns are a weekend's, and one degree of freedom finds them with fewer days: with
+/// weekends at half the weekdays and a 30% day-to-day spread, 28 days found it 97% of the time, against 86% for
+/// the six-effect test at 5%, while on spend with no weekly pattern a forecast made every day for 120 days took up
+/// a spurious pattern in 40% of series (73% at 5%) and changed its mind 1.3 times (2.8).
+const T995: [f64; 15] =
+    [3.106, 3.055, 3.012, 2.977, 2.947, 2.921, 2.898, 2.878, 2.861, 2.845, 2.831, 2.819, 2.807, 2.797, 2.787];
+
+/// Columns of a line with a weekend step (level, slope, Saturday or Sunday): the test of [`T995`] only.
+const WEEKEND_PARAMS: usize = 3;
 
 /// What each local day of the week adds to the trend line (or takes from it) in a forecast fitted with a
 /// weekly pattern, USD; the seven sum to zero.
@@ -235,7 +248,13 @@ impl Fit {
                 true
             } else {
                 let f = ((sse_line - sse_weekly) / 6.0) / (sse_weekly / df as f64);
-                F95_6.get(df - 6).is_some_and(|critical| f > *critical)
+                let weekend = Fit::least_squares(ys, WEEKEND_PARAMS, xbar, first_weekday).is_some_and(|(w, sse)| {
+                    // The weekend step's t: its coefficient over its standard error.
+                    let df = n - WEEKEND_PARAMS;
+                    let se = (sse / df as f64 * w.inv[2][2]).sqrt();
+                    se > 0.0 && T995.get(df - 11).is_some_and(|critical| (w.beta[2] / se).abs() > *critical)
+                });
+                weekend || F99_6.get(df - 6).is_some_and(|critical| f > *critical)
             };
             if significant {
                 best = (weekly, sse_weekly, MAX_PARAMS);
@@ -249,7 +268,8 @@ impl Fit {
         fit
     }
 
-    /// Ordinary least squares with `params` columns (2: level and slope; 8: and six day-of-week effects), and
+    /// Ordinary least squares with `params` columns (2: level and slope; 3: and a weekend step; 8: and six
+    /// day-of-week effects), and
     /// its sum of squared residuals; `None` when the columns are not independent.
     fn least_squares(ys: &[f64], params: usize, xbar: f64, first_weekday: u32) -> Option<(Fit, f64)> {
         let mut fit = Fit {
@@ -300,18 +320,18 @@ impl Fit {
         }
     }
 
-    /// The columns of day `x`: 1, its distance from the history's middle, and its day of the week's effect coding.
+    /// The columns of day `x`: 1, its distance from the history's middle, and its day of the week's effect coding
+    /// (or, for the weekend test, 1 on a Saturday or Sunday).
     fn row(&self, x: f64) -> [f64; MAX_PARAMS] {
         let mut r = [0.0; MAX_PARAMS];
         r[0] = 1.0;
         r[1] = x - self.xbar;
-        if self.params == MAX_PARAMS {
-            let weekday = (i64::from(self.first_weekday) + x.round() as i64).rem_euclid(7) as usize;
-            if weekday == 6 {
-                r[2..].fill(-1.0);
-            } else {
-                r[2 + weekday] = 1.0;
-            }
+        let weekday = (i64::from(self.first_weekday) + x.round() as i64).rem_euclid(7) as usize;
+        match self.params {
+            MAX_PARAMS if weekday == 6 => r[2..].fill(-1.0),
+            MAX_PARAMS => r[2 + weekday] = 1.0,
+            WEEKEND_PARAMS => r[2] = f64::from(u8::from(weekday >= 5)),
+            _ => {}
         }
         r
     }
@@ -394,13 +414,13 @@ fn invert(m: &[[f64; MAX_PARAMS]; MAX_PARAMS], n: usize) -> Option<[[f64; MAX_PA
 }
 
 impl Ledger {
-    /// Forecasts the next `days` days of spend from a linear trend over the last 28 full local days (fewer
-    /// when the ledger is younger; from [`WEEKLY_PATTERN_MIN_DAYS`] on, with day-of-week effects when the days
-    /// of the week differ by more than chance would make; under 3 days their mean, with half of it as the spread; with no full day
-    /// yet, today's run rate since midnight or since the meter started today, once an hour of it has passed,
-    /// with the same spread; before that, no forecast days: [`ForecastBasis::Insufficient`]), with a 90% band,
-    /// this month's projected total, and, given a monthly `limit_usd`, the day this month's spend would reach it
-    /// (a limit of 0 by the first spend).
+    /// Forecasts the next `days` days of spend from a linear trend over the last 28 full local days (fewer when the
+    /// ledger is younger; from [`WEEKLY_PATTERN_MIN_DAYS`] on, with day-of-week effects when the days of the week
+    /// differ by more than chance would make; under 3 days their mean, with half of it as the spread; with no full day
+    /// yet, today's run rate since midnight or since the meter started today, once an hour of it has passed, with the
+    /// same spread; before that, no forecast days: [`ForecastBasis::Insufficient`]), with a 90% band, this month's
+    /// projected total, and, given a monthly `limit_usd`, the day this month's spend would reach it (a limit of 0 by
+    /// the first spend).
     pub fn forecast(&self, days: u32, limit_usd: Option<f64>) -> Result<Forecast, QueryError> {
         if days == 0 || days > MAX_FORECAST_DAYS {
             return Err(QueryError::InvalidArgument {
