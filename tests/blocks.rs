@@ -110,3 +110,22 @@ fn a_block_closes_on_the_hour_and_calls_after_now_are_left_out() {
         ));
     }
 }
+
+#[test]
+fn retain_since_keeps_blocks_with_a_call_from_then_on_and_the_open_one() {
+    let haiku = "claude-haiku-4-5";
+    // Blocks 08:00-13:00 (calls 08:50, 09:30) and 14:00-19:00 (14:10, 15:00), open at 18:30.
+    let records: Vec<_> = [(8, 50), (9, 30), (14, 10), (15, 0)]
+        .into_iter()
+        .map(|(h, m)| call(at(2026, 3, 14, h, m, 0), haiku, 1_000, 0))
+        .collect();
+    let mut r = usage_blocks(&records, at(2026, 3, 14, 18, 30, 0), 5).unwrap();
+    assert_eq!(r.blocks.len(), 2);
+    // From 09:00: the 08:00 block's 09:30 call is after it, so it stays (it opened before 09:00).
+    assert_eq!(r.retain_since(at(2026, 3, 14, 9, 0, 0)), 0);
+    assert_eq!(r.retain_since(at(2026, 3, 14, 9, 31, 0)), 1);
+    // After every call: the open block still.
+    assert_eq!(r.retain_since(at(2026, 3, 14, 18, 0, 0)), 0);
+    assert_eq!(r.blocks.len(), 1);
+    assert!(r.blocks[0].active);
+}

@@ -91,6 +91,14 @@ impl BlocksReport {
     pub fn largest_closed_block_tokens(&self) -> Option<u64> {
         self.blocks.iter().filter(|b| !b.active).map(|b| b.total_tokens).max()
     }
+
+    /// Keeps the blocks with a call at or after `from` (a block that opened earlier counts), and the open one
+    /// whatever its calls; returns how many were left out.
+    pub fn retain_since(&mut self, from: DateTime<Utc>) -> usize {
+        let before = self.blocks.len();
+        self.blocks.retain(|b| b.active || b.last_call >= from);
+        before - self.blocks.len()
+    }
 }
 
 /// Groups `records` into blocks of `block_hours` (1 to [`MAX_BLOCK_HOURS`]) as of `now`. A call belongs to the

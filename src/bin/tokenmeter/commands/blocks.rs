@@ -61,11 +61,14 @@ pub(super) fn run(source: &Source, ctx: &Context, style: &Style, args: &BlocksAr
         (None, true) => Some(ctx.now - Duration::days(RECENT_DAYS)),
         (None, false) => None,
     };
-    let before = report.blocks.len();
     let last_close = report.blocks.last().map(|b| b.end);
     // The open block is kept whatever the window (as ccusage's `--recent` keeps it): its rates are reported.
-    // A block with a call in the window is in it, whatever the hour it opened at.
-    report.blocks.retain(|b| b.active || (!args.active && from.is_none_or(|f| b.last_call >= f)));
+    let before = report.blocks.len();
+    if args.active {
+        report.blocks.retain(|b| b.active);
+    } else if let Some(from) = from {
+        report.retain_since(from);
+    }
     let shown = report.blocks.len();
     let open = report.blocks.iter().find(|b| b.active).map(|b| b.total_tokens);
     let token_limit = limit.map(|(tokens, basis)| LimitOut {

@@ -564,10 +564,8 @@ impl Call<'_> {
             Timeframe::Last30Days => Some(now - chrono::Duration::days(30)),
             Timeframe::All => None,
         };
-        let before = report.blocks.len();
         let last_close = report.blocks.last().map(|b| b.end);
-        report.blocks.retain(|b| b.active || from.is_none_or(|f| b.last_call >= f));
-        let blocks_not_shown = before - report.blocks.len();
+        let blocks_not_shown = from.map_or(0, |from| report.retain_since(from));
         let tz = self.ctx.time_zone;
         let time = |t: DateTime<Utc>| crate::render::local_time(t, tz, "%Y-%m-%d %H:%M");
         let closed = report.blocks.iter().filter(|b| !b.active).count();
