@@ -547,14 +547,14 @@ impl Call<'_> {
         let now = self.ctx.now;
         let mut report = usage_blocks(&self.source.records, now, DEFAULT_BLOCK_HOURS)?;
         report.calls_after_now = self.source.info.after_now;
-        let largest_closed_block_tokens = report.largest_closed_block_tokens();
-        // The block that used them (of all the calls read, shown or not), for the text.
+        // The closed block that used the most tokens (of all the calls read, shown or not), and its start.
         let largest = report
             .blocks
             .iter()
             .filter(|b| !b.active)
             .max_by_key(|b| b.total_tokens)
             .map(|b| (b.total_tokens, b.start));
+        let largest_closed_block_tokens = largest.map(|(n, _)| n);
         // Blocks with a call in the rolling window ending now (to the minute), and the open one.
         let from = match tf {
             Timeframe::LastHour => Some(now - chrono::Duration::hours(1)),
