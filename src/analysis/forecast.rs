@@ -151,7 +151,8 @@ const F99_6: [f64; 15] =
 const T995: [f64; 15] =
     [3.106, 3.055, 3.012, 2.977, 2.947, 2.921, 2.898, 2.878, 2.861, 2.845, 2.831, 2.819, 2.807, 2.797, 2.787];
 
-/// Columns of a line with a weekend step (level, slope, Saturday or Sunday): the test of [`T995`] only.
+/// Columns of a line with a weekend step (level, slope, Saturday or Sunday): the test of [`T995`] only. (Past
+/// the tables' last row, a longer history than [`FORECAST_HISTORY_DAYS`], their last value is a stricter line.)
 const WEEKEND_PARAMS: usize = 3;
 
 /// What each local day of the week adds to the trend line (or takes from it) in a forecast fitted with a
@@ -252,9 +253,10 @@ impl Fit {
                     // The weekend step's t: its coefficient over its standard error.
                     let df = n - WEEKEND_PARAMS;
                     let se = (sse / df as f64 * w.inv[2][2]).sqrt();
-                    se > 0.0 && T995.get(df - 11).is_some_and(|critical| (w.beta[2] / se).abs() > *critical)
+                    se > 0.0
+                        && T995.get(df - 11).or(T995.last()).is_some_and(|critical| (w.beta[2] / se).abs() > *critical)
                 });
-                weekend || F99_6.get(df - 6).is_some_and(|critical| f > *critical)
+                weekend || F99_6.get(df - 6).or(F99_6.last()).is_some_and(|critical| f > *critical)
             };
             if significant {
                 best = (weekly, sse_weekly, MAX_PARAMS);
