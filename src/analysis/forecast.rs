@@ -206,8 +206,6 @@ struct Fit {
     sigma: f64,
     /// The band's multiplier: t for the residual's degrees of freedom, z for a guessed spread.
     quantile: f64,
-    /// No history: no band.
-    empty: bool,
     xbar: f64,
     mean: f64,
     /// The day of the week of x = 0, Monday 0.
@@ -221,9 +219,8 @@ impl Fit {
         let first_weekday = first_weekday.num_days_from_monday();
         let n = ys.len();
         if n == 0 {
-            let mut fit = Fit::flat(0.0);
-            fit.empty = true;
-            return fit;
+            // No history: a flat $0 whose stated spread, half of it, is no band.
+            return Fit::flat(0.0);
         }
         let mean = ys.iter().sum::<f64>() / n as f64;
         // Two points make a line through both: $1 then $10 projected $28 tomorrow and $4,000 for the month. Under
@@ -235,7 +232,7 @@ impl Fit {
         let Some((line, sse_line)) = Fit::least_squares(ys, 2, xbar, first_weekday) else {
             return Fit::flat(mean);
         };
-        let mut best = (line, sse_line, 2);
+        let mut best = (line, sse_line);
         if n >= WEEKLY_PATTERN_MIN_DAYS
             && let Some((weekly, sse_weekly)) = Fit::least_squares(ys, MAX_PARAMS, xbar, first_weekday)
         {
@@ -259,11 +256,11 @@ impl Fit {
                 weekend || F99_6.get(df - 6).or(F99_6.last()).is_some_and(|critical| f > *critical)
             };
             if significant {
-                best = (weekly, sse_weekly, MAX_PARAMS);
+                best = (weekly, sse_weekly);
             }
         }
-        let (mut fit, sse, params) = best;
-        let df = n - params;
+        let (mut fit, sse) = best;
+        let df = n - fit.params;
         fit.sigma = if sse > 0.0 { (sse / df as f64).sqrt() } else { 0.0 };
         fit.quantile = t_90(df);
         fit.mean = mean;
@@ -280,7 +277,6 @@ impl Fit {
             inv: [[0.0; MAX_PARAMS]; MAX_PARAMS],
             sigma: 0.0,
             quantile: Z_90,
-            empty: false,
             xbar,
             mean: 0.0,
             first_weekday,
@@ -315,7 +311,6 @@ impl Fit {
             inv: [[0.0; MAX_PARAMS]; MAX_PARAMS],
             sigma: rate * 0.5,
             quantile: Z_90,
-            empty: false,
             xbar: 0.0,
             mean: rate,
             first_weekday: 0,
@@ -370,9 +365,6 @@ impl Fit {
     }
 
     fn band(&self, x: f64) -> f64 {
-        if self.empty {
-            return 0.0;
-        }
         let r = self.row(x);
         let lever: f64 =
             (0..self.params).map(|a| (0..self.params).map(|b| r[a] * self.inv[a][b] * r[b]).sum::<f64>()).sum();
