@@ -80,8 +80,15 @@ fn a_block_closes_on_the_hour_and_calls_after_now_are_left_out() {
     assert_eq!(r.calls_after_now, 1);
     // The second block closed at 19:00, which is now: nothing is open, no projection.
     assert!(r.blocks.iter().all(|b| !b.active) && r.active.is_none(), "{r:?}");
-    // One-hour blocks: each call its own.
-    assert_eq!(usage_blocks(&records, now, 1).unwrap().blocks.len(), 2);
+    // One-hour blocks close an hour after they open (the count alone, 2, was the same with 5 hours).
+    let ends: Vec<_> = usage_blocks(&records, now, 1).unwrap().blocks.iter().map(|b| b.end).collect();
+    assert_eq!(ends, [at(2026, 3, 14, 10, 0, 0), at(2026, 3, 14, 15, 0, 0)]);
+    // Two calls 90 minutes apart: one 5-hour block, two 1-hour ones.
+    let close = [call(at(2026, 3, 14, 9, 0, 0), haiku, 1_000, 0), call(at(2026, 3, 14, 10, 30, 0), haiku, 1_000, 0)];
+    assert_eq!(
+        (usage_blocks(&close, now, 5).unwrap().blocks.len(), usage_blocks(&close, now, 1).unwrap().blocks.len()),
+        (1, 2)
+    );
 
     // An unmetered call (no usage) is a call, with no tokens and nothing unpriced.
     let mut failed = call(at(2026, 3, 14, 18, 30, 0), haiku, 0, 0);
