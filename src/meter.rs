@@ -228,6 +228,13 @@ pub struct CaptureStats {
     /// recorded, then or later. Not counted as calls.
     #[serde(default)]
     pub unsent_calls: u64,
+    /// Spans made and events raised with a field named as a usage count that capture does not read, so whose
+    /// value is counted nowhere: a misspelled `gen_ai.usage.input_token`, a kind the contract does not have
+    /// (`gen_ai.usage.audio_input_tokens`), another provider's name (`prompt_token_count`). Counted as declared,
+    /// whether or not a value was recorded; each field name is also logged at WARN, once per meter. Should stay
+    /// 0: record those tokens under a name the contract reads (README "Capture contract").
+    #[serde(default)]
+    pub unread_usage_fields: u64,
 }
 
 impl CaptureStats {
@@ -245,6 +252,7 @@ impl CaptureStats {
         self.spans_opened_while_closing += o.spans_opened_while_closing;
         self.capture_rule_calls += o.capture_rule_calls;
         self.unsent_calls += o.unsent_calls;
+        self.unread_usage_fields += o.unread_usage_fields;
     }
 }
 
@@ -777,6 +785,7 @@ impl TokenMeterBuilder {
                 #[cfg(feature = "otlp")]
                 otlp: crate::export::otlp::build_exporter(self.otlp, self.metric_attributes),
                 warned_span_in_close: std::sync::atomic::AtomicBool::new(false),
+                warned_unread_usage: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -1325,7 +1334,12 @@ pub(crate) struct MeterInner {
     pub(crate) otlp: Option<crate::export::otlp::OtlpMetrics>,
     /// The warning about spans opened while closing was logged.
     warned_span_in_close: std::sync::atomic::AtomicBool,
+    /// The unread usage fields already warned about (at most [`MAX_UNREAD_USAGE_WARNINGS`]).
+    warned_unread_usage: Mutex<Vec<&'static str>>,
 }
+
+/// How many unread usage field names a meter warns about; past them, they are only counted.
+const MAX_UNREAD_USAGE_WARNINGS: usize = 32;
 
 impl fmt::Debug for MeterInner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -1523,6 +1537,43 @@ impl MeterInner {
                  keeps its parent spans open for good; hand such work to another thread \
                  (capture_stats().spans_opened_while_closing counts them)"
             );
+        }
+    }
+
+    /// Counts a span or event declaring usage fields capture does not read (`fields`, never empty), and warns
+    /// once about each field name. A field the meter keeps as an extra dimension is read, and left out.
+    #[cold]
+    pub(crate) fn note_unread_usage(&self, meta: &'static tracing::Metadata<'static>, fields: &[&'static str]) {
+        let mut unread = fields.iter().copied().filter(|f| !self.extra_dims.iter().any(|d| &**d == *f)).peekable();
+        if unread.peek().is_none() {
+            return;
+        }
+        self.shard().lock().stats.unread_usage_fields += 1;
+        let new: Vec<&'static str> = {
+            let mut warned = self.warned_unread_usage.lock();
+            unread
+                .filter(|f| {
+                    let fresh = !warned.contains(f) && warned.len() < MAX_UNREAD_USAGE_WARNINGS;
+                    if fresh {
+                        warned.push(f);
+                    }
+                    fresh
+                })
+                .collect()
+        };
+        for field in new {
+            let kind = if meta.is_span() { "span" } else { "event" };
+            crate::capture::defer_log(move || {
+                tracing::warn!(
+                    target: "tokenmeter::capture",
+                    field,
+                    callsite = meta.name(),
+                    callsite_target = meta.target(),
+                    "a {kind} declares {field}, named as a usage count, which tokenmeter does not read: its tokens \
+                     are not counted or priced. Record them under a field the capture contract reads (README \
+                     \"Capture contract\"); capture_stats().unread_usage_fields counts such spans and events"
+                );
+            });
         }
     }
 

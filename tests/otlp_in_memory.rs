@@ -212,6 +212,7 @@ fn exported_figures_equal_the_in_process_read_out() {
         ("rejected_value", stats.rejected_values),
         ("rollup_span", stats.rollup_spans),
         ("shared_span_split", stats.shared_span_splits),
+        ("unread_usage_field", stats.unread_usage_fields),
         ("unsent_call", stats.unsent_calls),
     ];
     assert_eq!(corrections, expected.map(|(k, n)| (k.to_owned(), n as f64)));
@@ -714,6 +715,31 @@ fn the_start_time_gauge_is_when_the_counters_started_from_zero() {
     assert!(before <= *started && *started <= built, "{started} not in {before}..{built}");
     std::thread::sleep(std::time::Duration::from_millis(20));
     assert_eq!(gauges(&collect(&meter, &exporter), START_TIME), first);
+}
+
+#[test]
+fn a_usage_field_capture_does_not_read_is_exported_as_a_correction() {
+    // The main test's workload declares none, so its `unread_usage_field` series reads 0 whatever feeds it.
+    let (provider, exporter) = pipeline(Temporality::Cumulative);
+    let meter = TokenMeter::builder().with_meter_provider(provider.clone()).build();
+    let subscriber = tracing_subscriber::registry().with(meter.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        for _ in 0..3 {
+            let _call = info_span!(
+                "chat",
+                gen_ai.request.model = "claude-haiku-4-5",
+                input_tokens = 10u64,
+                gen_ai.usage.audio_input_tokens = 4u64
+            )
+            .entered();
+        }
+    });
+    assert_eq!(meter.capture_stats().unread_usage_fields, 3);
+    let rm = collect(&meter, &exporter);
+    let corrections = sums(&rm, CAPTURE_CORRECTIONS);
+    let got = corrections.iter().find(|(a, _)| a[ATTR_CORRECTION] == "unread_usage_field").map(|(_, n)| *n);
+    assert_eq!(got, Some(3.0), "{corrections:?}");
+    assert_eq!(total(&sums(&rm, CALLS)), 3.0, "the calls themselves are counted");
 }
 
 #[test]

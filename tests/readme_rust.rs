@@ -257,7 +257,7 @@ for m in meter.model_usage() {          // most expensive first
 }
 let all = meter.total_usage();           // UsageTotals over every model
 let tools = meter.tool_usage();          // per tool: invocations, errors, total time
-let health = meter.capture_stats();      // calls, unmetered, corrections, rejected values, roll-ups, sink panics
+let health = meter.capture_stats();      // calls, unmetered, corrections, rejected values, roll-ups, unread usage
 Ok(())
 }
 

@@ -289,6 +289,26 @@ pub(crate) fn classify(name: &str) -> Role {
     }
 }
 
+/// Whether a field capture does not read is named as a usage count, whose value would then be counted nowhere:
+/// anything under `gen_ai.usage.` or `llm.usage.` (a misspelled `gen_ai.usage.input_token`, a kind the contract does
+/// not have, such as `gen_ai.usage.audio_input_tokens`), a token count under `usage.` (`usage.audio_tokens`), and, on
+/// a callsite that looks like an LLM call's (`llm_context`: it has token fields, a model, a provider, or fields under
+/// `gen_ai.` or `llm.`), anything else under a `usage.` segment or named as a token count (Gemini's
+/// `prompt_token_count`, `usage.server_tool_use.web_fetch_requests`). Not a request's limit or budget
+/// (`gen_ai.request.max_tokens`, `thinking.budget_tokens`, `remaining_tokens`) nor a total
+/// (`gen_ai.usage.total_tokens`: its parts are what is read).
+pub(crate) fn names_unread_usage(name: &str, llm_context: bool) -> bool {
+    let name = name.to_ascii_lowercase();
+    let last = name.rsplit('.').next().unwrap_or_default();
+    if ["max", "limit", "budget", "total", "remaining", "cost", "price"].iter().any(|w| last.contains(w)) {
+        return false;
+    }
+    let tokenish = last.ends_with("tokens") || last.ends_with("token_count");
+    let strong = name.starts_with("gen_ai.usage.") || name.starts_with("llm.usage.");
+    let under_usage = name.starts_with("usage.") || name.contains(".usage.");
+    strong || (name.starts_with("usage.") && tokenish) || (llm_context && (under_usage || tokenish))
+}
+
 /// What capture does with one callsite, decided once.
 #[derive(Debug)]
 pub(crate) struct CallsitePlan {
@@ -314,6 +334,9 @@ pub(crate) struct CallsitePlan {
     /// An `ERROR` event without token fields that declares `error.type`: it fails its own span's call, task or
     /// tool execution with that type.
     pub(crate) error_event: bool,
+    /// Fields named as usage counts that capture does not read (see [`names_unread_usage`]): their values are
+    /// counted nowhere. Empty for nearly every callsite.
+    pub(crate) unread_usage: Box<[&'static str]>,
 }
 
 impl CallsitePlan {
@@ -346,6 +369,20 @@ impl CallsitePlan {
             && !has_tokens
             && *meta.level() == tracing_core::Level::ERROR
             && roles.contains(&Role::ErrorType);
+        // Only asked of a callsite that looks like an LLM call's (below): a rate limiter's `available_tokens` is
+        // not a usage field.
+        let llm_context = has_tokens
+            || roles.iter().any(|r| {
+                matches!(r, Role::Model | Role::RequestModel | Role::ResponseModel | Role::ProviderName | Role::System)
+            })
+            || meta.fields().iter().any(|f| f.name().starts_with("gen_ai.") || f.name().starts_with("llm."));
+        let unread_usage = meta
+            .fields()
+            .iter()
+            .zip(roles.iter())
+            .filter(|(f, r)| **r == Role::Other && names_unread_usage(f.name(), llm_context))
+            .map(|(f, _)| f.name())
+            .collect();
         CallsitePlan {
             roles,
             has_tokens,
@@ -356,6 +393,7 @@ impl CallsitePlan {
             id_fields,
             instrument_err,
             error_event,
+            unread_usage,
         }
     }
 
@@ -406,6 +444,31 @@ fn global_plan(id: Identifier, meta: &Metadata<'_>) -> &'static CallsitePlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn usage_names_capture_does_not_read() {
+        for (name, llm_context, unread) in [
+            ("gen_ai.usage.input_token", false, true),
+            ("gen_ai.usage.audio_input_tokens", false, true),
+            ("llm.usage.prompt_tokens", false, true),
+            ("usage.audio_tokens", false, true),
+            ("usage.server_tool_use.web_fetch_requests", false, false),
+            ("usage.server_tool_use.web_fetch_requests", true, true),
+            ("prompt_token_count", true, true),
+            ("prompt_token_count", false, false),
+            ("response.usage.image_tokens", true, true),
+            ("available_tokens", false, false),
+            ("gen_ai.request.max_tokens", true, false),
+            ("thinking.budget_tokens", true, false),
+            ("gen_ai.usage.total_tokens", true, false),
+            ("llm.usage.total_tokens", false, false),
+            ("Gen_AI.Usage.Total_Tokens", false, false),
+            ("gen_ai.usage.cost", true, false),
+            ("message", true, false),
+        ] {
+            assert_eq!(names_unread_usage(name, llm_context), unread, "{name} (LLM context: {llm_context})");
+        }
+    }
 
     #[test]
     fn every_contract_name_is_classified() {

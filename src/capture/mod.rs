@@ -872,6 +872,12 @@ where
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let plan = plan_for(attrs.metadata());
+        if !plan.unread_usage.is_empty() {
+            // Held back until this thread's next span exit or close: an event logged while the dispatcher makes
+            // the span goes nowhere (tracing's dispatcher is not re-entered).
+            let _in_event = InEvent::enter();
+            self.inner.note_unread_usage(attrs.metadata(), &plan.unread_usage);
+        }
         if !self.wants(attrs.metadata(), plan) {
             return;
         }
@@ -955,6 +961,10 @@ where
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let plan = plan_for(event.metadata());
+        if !plan.unread_usage.is_empty() {
+            let _in_event = InEvent::enter();
+            self.inner.note_unread_usage(event.metadata(), &plan.unread_usage);
+        }
         if plan.instrument_err || plan.error_event {
             let _in_event = InEvent::enter();
             self.mark_failed(event, plan, &ctx);

@@ -1000,7 +1000,8 @@ fn register_observables(meter: &Meter, shared: &Arc<Shared>) {
         .with_unit("{correction}")
         .with_description(
             "Capture corrections: normalized token fields, rejected values, shared-span splits, roll-up spans not \
-             counted again, usage events outside any call span, call spans a budget guard dropped unsent.",
+             counted again, usage events outside any call span, call spans a budget guard dropped unsent, spans and \
+             events with usage fields capture does not read.",
         )
         .with_callback(move |o| {
             if let Some(stats) = s.capture_stats() {
@@ -1010,6 +1011,7 @@ fn register_observables(meter: &Meter, shared: &Arc<Shared>) {
                 o.observe(stats.rollup_spans, &[KeyValue::new(ATTR_CORRECTION, "rollup_span")]);
                 o.observe(stats.orphan_usage_events, &[KeyValue::new(ATTR_CORRECTION, "orphan_usage_event")]);
                 o.observe(stats.unsent_calls, &[KeyValue::new(ATTR_CORRECTION, "unsent_call")]);
+                o.observe(stats.unread_usage_fields, &[KeyValue::new(ATTR_CORRECTION, "unread_usage_field")]);
             }
         })
         .build();

@@ -1,0 +1,206 @@
+//! A field named as a usage count that capture does not read (a misspelling, a token kind the contract does not
+//! have, another provider's name) is counted in `capture_stats().unread_usage_fields` and logged at WARN once per
+//! name: its tokens would otherwise be missing from every figure without a word.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::Harness;
+use parking_lot::Mutex;
+use tokenmeter::TokenMeter;
+use tracing::{info, info_span};
+use tracing_subscriber::prelude::*;
+
+/// The `field` of each WARN event of target `tokenmeter::capture`.
+#[derive(Clone, Default)]
+struct Warnings(Arc<Mutex<Vec<String>>>);
+
+struct FieldOf<'a>(&'a mut Option<String>);
+
+impl tracing::field::Visit for FieldOf<'_> {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "field" {
+            *self.0 = Some(value.to_owned());
+        }
+    }
+    fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Warnings {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        let m = event.metadata();
+        if m.target() == "tokenmeter::capture" && *m.level() == tracing::Level::WARN {
+            let mut field = None;
+            event.record(&mut FieldOf(&mut field));
+            self.0.lock().push(field.unwrap_or_default());
+        }
+    }
+}
+
+/// Runs `f` with the harness's meter and a [`Warnings`] layer; returns the warned fields.
+fn run_warned(h: &Harness, f: impl FnOnce()) -> Vec<String> {
+    let warnings = Warnings::default();
+    let subscriber = tracing_subscriber::registry().with(h.meter.layer()).with(warnings.clone());
+    tracing::subscriber::with_default(subscriber, f);
+    warnings.0.lock().clone()
+}
+
+#[test]
+fn a_token_kind_the_contract_does_not_have_is_counted_and_warned_about_once() {
+    let h = Harness::new();
+    let warned = run_warned(&h, || {
+        for _ in 0..3 {
+            let _call = info_span!(
+                "chat",
+                gen_ai.request.model = "claude-sonnet-4-5",
+                gen_ai.usage.input_tokens = 1_000u64,
+                gen_ai.usage.output_tokens = 100u64,
+                gen_ai.usage.audio_input_tokens = 400u64,
+            )
+            .entered();
+        }
+    });
+    let calls = h.seen.calls();
+    assert_eq!(calls.len(), 3, "the calls themselves are counted");
+    assert_eq!(calls[0].tokens.input, 1_000, "with the tokens capture reads");
+    assert_eq!(h.meter.capture_stats().unread_usage_fields, 3, "once per span");
+    assert_eq!(warned, ["gen_ai.usage.audio_input_tokens"], "one warning per name");
+}
+
+#[test]
+fn a_misspelled_usage_field_is_not_a_call_and_is_counted() {
+    let h = Harness::new();
+    let warned = run_warned(&h, || {
+        let _call =
+            info_span!("chat", gen_ai.request.model = "claude-haiku-4-5", gen_ai.usage.input_token = 100u64).entered();
+        // A declared field counts even when no value is recorded into it.
+        let _later = info_span!("chat", llm.usage.prompt_tokens = tracing::field::Empty).entered();
+    });
+    assert!(h.seen.calls().is_empty(), "no field capture reads: no call");
+    assert_eq!(h.meter.capture_stats().unread_usage_fields, 2);
+    assert_eq!(warned, ["gen_ai.usage.input_token", "llm.usage.prompt_tokens"]);
+}
+
+#[test]
+fn other_providers_names_count_on_a_span_that_looks_like_an_llm_calls() {
+    let h = Harness::new();
+    let warned = run_warned(&h, || {
+        // Gemini's names, beside a model: an LLM call whose tokens tokenmeter cannot read.
+        let _gemini =
+            info_span!("generate", gen_ai.request.model = "gemini-2.5-pro", prompt_token_count = 900u64).entered();
+        // A server tool's request count in a usage event inside a call span.
+        let _call = info_span!("chat", model = "claude-sonnet-4-5", input_tokens = tracing::field::Empty).entered();
+        info!(input_tokens = 10u64, usage.server_tool_use.web_fetch_requests = 2u64, "usage");
+    });
+    assert_eq!(h.meter.capture_stats().unread_usage_fields, 2);
+    assert_eq!(warned, ["prompt_token_count", "usage.server_tool_use.web_fetch_requests"]);
+    assert_eq!(h.seen.only_call().tokens.input, 10, "the event's known field is still read");
+}
+
+#[test]
+fn limits_totals_and_other_kinds_of_tokens_are_not_usage() {
+    let h = Harness::new();
+    let warned = run_warned(&h, || {
+        let _call = info_span!(
+            "chat",
+            gen_ai.request.model = "claude-sonnet-4-5",
+            gen_ai.request.max_tokens = 4_096u64,
+            thinking.budget_tokens = 2_048u64,
+            gen_ai.usage.total_tokens = 1_100u64,
+            llm.usage.total_tokens = 1_100u64,
+            gen_ai.usage.cost = 0.01,
+            input_tokens = 1_000u64,
+            output_tokens = 100u64,
+        )
+        .entered();
+        // No model, provider, token field or `gen_ai.` field: a rate limiter's tokens, a tokenizer's count, a
+        // process's usage figures.
+        let _limiter =
+            info_span!("acquire", available_tokens = 3u64, tokens = 12u64, usage.cpu_seconds = 2u64).entered();
+        info!(tokens = 57u64, "tokenized");
+    });
+    assert_eq!(h.meter.capture_stats().unread_usage_fields, 0);
+    assert!(warned.is_empty(), "{warned:?}");
+    assert_eq!(h.seen.only_call().tokens.output, 100);
+}
+
+#[test]
+fn a_field_kept_as_an_extra_dimension_is_read_and_not_counted() {
+    let h = Harness::with(|b| b.with_dimension("usage.plan_tokens"));
+    let warned = run_warned(&h, || {
+        let _call = info_span!(
+            "chat",
+            gen_ai.request.model = "claude-sonnet-4-5",
+            input_tokens = 10u64,
+            usage.plan_tokens = "pro",
+            usage.audio_tokens = 5u64,
+        )
+        .entered();
+    });
+    assert_eq!(h.meter.capture_stats().unread_usage_fields, 1, "usage.audio_tokens only");
+    assert_eq!(warned, ["usage.audio_tokens"]);
+}
+
+#[test]
+fn warnings_stop_at_32_names_and_the_count_goes_on() {
+    let h = Harness::new();
+    let warned = run_warned(&h, || {
+        let _a = info_span!(
+            "chat",
+            gen_ai.usage.kind01_tokens = 1u64,
+            gen_ai.usage.kind02_tokens = 1u64,
+            gen_ai.usage.kind03_tokens = 1u64,
+            gen_ai.usage.kind04_tokens = 1u64,
+            gen_ai.usage.kind05_tokens = 1u64,
+            gen_ai.usage.kind06_tokens = 1u64,
+            gen_ai.usage.kind07_tokens = 1u64,
+            gen_ai.usage.kind08_tokens = 1u64,
+            gen_ai.usage.kind09_tokens = 1u64,
+            gen_ai.usage.kind10_tokens = 1u64,
+            gen_ai.usage.kind11_tokens = 1u64,
+            gen_ai.usage.kind12_tokens = 1u64,
+            gen_ai.usage.kind13_tokens = 1u64,
+            gen_ai.usage.kind14_tokens = 1u64,
+            gen_ai.usage.kind15_tokens = 1u64,
+            gen_ai.usage.kind16_tokens = 1u64,
+            gen_ai.usage.kind17_tokens = 1u64,
+            gen_ai.usage.kind18_tokens = 1u64,
+            gen_ai.usage.kind19_tokens = 1u64,
+            gen_ai.usage.kind20_tokens = 1u64
+        )
+        .entered();
+        let _b = info_span!(
+            "chat",
+            gen_ai.usage.kind21_tokens = 1u64,
+            gen_ai.usage.kind22_tokens = 1u64,
+            gen_ai.usage.kind23_tokens = 1u64,
+            gen_ai.usage.kind24_tokens = 1u64,
+            gen_ai.usage.kind25_tokens = 1u64,
+            gen_ai.usage.kind26_tokens = 1u64,
+            gen_ai.usage.kind27_tokens = 1u64,
+            gen_ai.usage.kind28_tokens = 1u64,
+            gen_ai.usage.kind29_tokens = 1u64,
+            gen_ai.usage.kind30_tokens = 1u64,
+            gen_ai.usage.kind31_tokens = 1u64,
+            gen_ai.usage.kind32_tokens = 1u64,
+            gen_ai.usage.kind33_tokens = 1u64,
+            gen_ai.usage.kind34_tokens = 1u64
+        )
+        .entered();
+    });
+    assert_eq!(warned.len(), 32, "{warned:?}");
+    assert_eq!(h.meter.capture_stats().unread_usage_fields, 2);
+}
+
+#[test]
+fn each_meter_warns_for_itself() {
+    let (one, two) = (TokenMeter::builder().build(), TokenMeter::builder().build());
+    let warnings = Warnings::default();
+    let subscriber = tracing_subscriber::registry().with(one.layer()).with(two.layer()).with(warnings.clone());
+    tracing::subscriber::with_default(subscriber, || {
+        let _call = info_span!("chat", gen_ai.usage.image_tokens = 3u64).entered();
+    });
+    assert_eq!(*warnings.0.lock(), ["gen_ai.usage.image_tokens", "gen_ai.usage.image_tokens"]);
+    assert_eq!((one.capture_stats().unread_usage_fields, two.capture_stats().unread_usage_fields), (1, 1));
+}
