@@ -12,7 +12,7 @@ use tokenmeter::ledger::{Dimension, Filter, GroupBy, Window};
 ///
 /// Every command prints the same typed reports the tokenmeter library makes, as a table (coloured when the
 /// output is a terminal) or as JSON. Exit status: 0 on success, 1 for a missing path or unreadable data,
-/// 2 for bad arguments.
+/// 2 for bad arguments (`statusline` prints a failure to read as its line, with 0).
 #[derive(Debug, Parser)]
 #[command(name = "tokenmeter", version, max_term_width = 110)]
 pub(crate) struct Cli {
@@ -104,6 +104,8 @@ pub(crate) enum Command {
     Compare(CompareArgs),
     /// Usage in 5-hour blocks (Claude's usage windows): each block's tokens and cost, the open one's rate
     Blocks(BlocksArgs),
+    /// One line for Claude Code's status line: the session's cost, today's, the open 5-hour block's and its rate
+    Statusline(StatuslineArgs),
     /// Follow the source live: refresh a summary, alert past a spend threshold
     Watch(WatchArgs),
     /// Serve the token_usage tool to AI agents: a Model Context Protocol server over stdio
@@ -276,6 +278,27 @@ pub(crate) struct BlocksArgs {
     /// Output format
     #[arg(long, default_value = "table")]
     pub(crate) format: Format,
+}
+
+/// `statusline`.
+#[derive(Debug, Args)]
+pub(crate) struct StatuslineArgs {
+    /// Block length in hours (1-24)
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=24), allow_negative_numbers = true)]
+    pub(crate) hours: u32,
+    /// Output format
+    #[arg(long, default_value = "line")]
+    pub(crate) format: LineFormat,
+}
+
+/// Output format of `statusline`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub(crate) enum LineFormat {
+    /// One line of text.
+    #[default]
+    Line,
+    /// JSON (the figures the line is made from).
+    Json,
 }
 
 /// A `--token-limit` value.

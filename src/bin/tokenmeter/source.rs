@@ -548,7 +548,7 @@ impl Source {
         Ok(source)
     }
 
-    fn report_skips(&self, ctx: &Context) {
+    pub(crate) fn report_skips(&self, ctx: &Context) {
         let info = &self.info;
         if let Some(t) = &info.transcripts {
             for u in &t.unreadable_files {
@@ -639,6 +639,16 @@ fn no_default_claude_code_dir() -> CliError {
 }
 
 fn load_claude_code(dir: &Path, ctx: &Context) -> CliResult<Source> {
+    load_claude_code_where(dir, ctx, &|_| true)
+}
+
+/// [`load_claude_code`], reading only the transcript files `keep` keeps of those found (`statusline` reads the
+/// files written lately). Finding none at all is still an error; keeping none reads nothing.
+pub(crate) fn load_claude_code_where(
+    dir: &Path,
+    ctx: &Context,
+    keep: &dyn Fn(&TranscriptFile) -> bool,
+) -> CliResult<Source> {
     // Entries of CLAUDE_CONFIG_DIR that do not exist (a config dir since deleted): warned about and left out, as
     // long as another one exists.
     let mut missing = Vec::new();
@@ -716,6 +726,8 @@ fn load_claude_code(dir: &Path, ctx: &Context) -> CliResult<Source> {
         }
         return Err(CliError::data(message));
     }
+    let mut files = files;
+    files.retain(|f| keep(f));
     let total: u64 = files.iter().map(|f| f.len).sum();
     let pb = progress_bar(ctx, total, "reading transcripts");
     let loader = TranscriptLoader::new(ctx.prices.clone()).with_max_bad_places(MAX_PLACES);
