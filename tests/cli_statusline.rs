@@ -170,6 +170,26 @@ fn work_without_a_pause_reads_further_back_to_place_the_block() {
 }
 
 #[test]
+fn standard_input_left_open_does_not_hold_the_line() {
+    let c = Config::new();
+    c.session("a", &[call("a", "2025-10-03T11:55:00Z", "m1", 100_000)], 0);
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokenmeter"));
+    clean_env(&mut cmd, home.path());
+    cmd.arg(format!("--claude-code={}", c.root())).args(["--now", NOW, "statusline"]);
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    // Held open, never written to, until the command has answered.
+    let _held = child.stdin.take();
+    let started = std::time::Instant::now();
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+    assert_eq!(stdout, "today $0.3000 | block $0.3000, 4h 00m left\n");
+    assert!(started.elapsed() < Duration::from_secs(60), "answered after the wait, not never");
+    let out = child.wait_with_output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("standard input was not closed"));
+}
+
+#[test]
 fn a_failure_is_the_line_itself_and_exits_0() {
     let empty = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(empty.path().join("projects")).unwrap();

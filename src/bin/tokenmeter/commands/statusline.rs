@@ -35,6 +35,9 @@ const MODIFIED_MARGIN: Duration = Duration::hours(1);
 /// The most of standard input read: Claude Code's status JSON is a few hundred bytes.
 const MAX_INPUT: u64 = 1 << 20;
 
+/// How long standard input may stay open: Claude Code writes its JSON and closes it at once.
+const INPUT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What Claude Code writes to a status line command's standard input (the fields read here; the rest is
 /// ignored).
 #[derive(Debug, Default, Deserialize)]
@@ -116,17 +119,33 @@ pub(super) fn run(source: &SourceArgs, ctx: &Context, args: &StatuslineArgs) -> 
     }
 }
 
-/// Claude Code's status JSON, when standard input is not a terminal; a warning and none when it is not JSON.
+/// Claude Code's status JSON, when standard input is not a terminal; a warning and none when it is not JSON, or
+/// not closed within [`INPUT_WAIT`] (a pipe nothing writes to would hold the line for good).
 fn read_input(ctx: &Context) -> Input {
-    let stdin = std::io::stdin();
-    if stdin.is_terminal() {
+    if std::io::stdin().is_terminal() {
         return Input::default();
     }
-    let mut text = String::new();
-    if let Err(e) = stdin.lock().take(MAX_INPUT).read_to_string(&mut text) {
-        ctx.note(&format!("tokenmeter: warning: cannot read standard input: {e}"));
-        return Input::default();
-    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Left blocked on a pipe that never closes: the process ends without it.
+    let _ = std::thread::Builder::new().name("stdin".into()).spawn(move || {
+        let mut text = String::new();
+        let read = std::io::stdin().lock().take(MAX_INPUT).read_to_string(&mut text).map(|_| text);
+        let _ = tx.send(read);
+    });
+    let text = match rx.recv_timeout(INPUT_WAIT) {
+        Ok(Ok(text)) => text,
+        Ok(Err(e)) => {
+            ctx.note(&format!("tokenmeter: warning: cannot read standard input: {e}"));
+            return Input::default();
+        }
+        Err(_) => {
+            ctx.note(&format!(
+                "tokenmeter: warning: standard input was not closed within {} s; left out",
+                INPUT_WAIT.as_secs()
+            ));
+            return Input::default();
+        }
+    };
     if text.trim().is_empty() {
         return Input::default();
     }
