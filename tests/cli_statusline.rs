@@ -190,6 +190,39 @@ fn standard_input_left_open_does_not_hold_the_line() {
 }
 
 #[test]
+fn the_most_used_budget_with_its_period_read_whole() {
+    let c = Config::new();
+    // $0.30 on the 1st, in a file last written then (58 hours before now: not among the last two days'), and
+    // $0.03 today.
+    c.session("early", &[call("early", "2025-10-01T01:00:00Z", "m1", 100_000)], 58);
+    c.session("today", &[call("today", "2025-10-03T11:55:00Z", "m2", 10_000)], 0);
+    // After `--now`: not made yet, counted nowhere (the budgets counted it now).
+    c.session("later", &[call("later", "2025-10-03T13:00:00Z", "m3", 100_000)], 0);
+    let file = c.dir.path().join("budgets.toml");
+    let budgets = "[budgets.monthly]\nlimit_usd = 0.5\nperiod = \"month\"\n\n\
+                   [budgets.daily]\nlimit_usd = 1.0\nperiod = \"day\"\n";
+    std::fs::write(&file, budgets).unwrap();
+    let args = ["--budgets", file.to_str().unwrap()];
+    // The month's $0.33 of $0.50: the budget most used, read back to the 1st.
+    let line = statusline(&c.root(), &args, None).ok().to_owned();
+    assert_eq!(line, "today $0.0300 | block $0.0300, 4h 00m left | monthly 66.0% of $0.5000\n");
+    let v = statusline(&c.root(), &[&args[..], &["--format", "json"]].concat(), None).json();
+    assert_eq!(v["read_back_hours"], 192);
+    let states = v["budgets"].as_array().unwrap();
+    assert_eq!(states.len(), 2);
+    assert_eq!(states[0]["budget"], "monthly");
+    assert_eq!(states[0]["calls"], 2);
+    assert_eq!(states[1]["calls"], 1, "the day's budget: today's call");
+    // Over the limit.
+    std::fs::write(&file, "[budgets.tight]\nlimit_usd = 0.1\nperiod = \"month\"\n").unwrap();
+    let line = statusline(&c.root(), &args, None).ok().to_owned();
+    assert!(line.ends_with(" | tight OVER: $0.3300 of $0.1000\n"), "{line}");
+    // A file that does not exist is the line's error.
+    let gone = statusline(&c.root(), &["--budgets", "/nonexistent/budgets.toml"], None);
+    assert_eq!(gone.ok(), "tokenmeter: budgets file /nonexistent/budgets.toml does not exist\n");
+}
+
+#[test]
 fn a_failure_is_the_line_itself_and_exits_0() {
     let empty = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(empty.path().join("projects")).unwrap();

@@ -286,6 +286,9 @@ pub(crate) struct StatuslineArgs {
     /// Block length in hours (1-24)
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=24), allow_negative_numbers = true)]
     pub(crate) hours: u32,
+    /// Also show the most used budget of this budgets file (TOML, as `budget --file` reads)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) budgets: Option<PathBuf>,
     /// Output format
     #[arg(long, default_value = "line")]
     pub(crate) format: LineFormat,

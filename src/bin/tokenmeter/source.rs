@@ -373,7 +373,7 @@ impl Source {
     /// [`Source::load`], reading a journal's day files from UTC day `since` on only (when given): what a
     /// report of a recent window needs from a long journal. Other sources are read whole.
     pub(crate) fn load_since(args: &SourceArgs, ctx: &Context, since: Option<NaiveDate>) -> CliResult<Source> {
-        let mut source = if let Some(file) = &args.records {
+        let source = if let Some(file) = &args.records {
             load_records_file(file, ctx)?
         } else if let Some(dir) = &args.claude_code {
             load_claude_code(dir, ctx)?
@@ -386,6 +386,13 @@ impl Source {
             };
             load_journal(&dir, ctx, since)?
         };
+        Self::checked(source, ctx)
+    }
+
+    /// A source as read, checked as every command's is: its skipped lines reported, an error when nothing in it
+    /// could be read, control characters in names replaced, calls without a cost priced (and with `--prices`
+    /// repriced), and with `--now` the calls after it left out.
+    pub(crate) fn checked(mut source: Source, ctx: &Context) -> CliResult<Source> {
         source.report_skips(ctx);
         // Transcripts of which not one file could be read: an error too, as a journal whose every day file is
         // unreadable is (each counts as an unreadable line there). The files found are all in the unreadable list
@@ -548,7 +555,7 @@ impl Source {
         Ok(source)
     }
 
-    pub(crate) fn report_skips(&self, ctx: &Context) {
+    fn report_skips(&self, ctx: &Context) {
         let info = &self.info;
         if let Some(t) = &info.transcripts {
             for u in &t.unreadable_files {

@@ -238,7 +238,7 @@ fn write_journal(dir: &std::path::Path, records: &[CallRecord]) -> CliResult {
     f.flush().map_err(io)
 }
 
-fn amount(a: &BudgetAmount) -> String {
+pub(crate) fn amount(a: &BudgetAmount) -> String {
     match a {
         BudgetAmount::Usd(m) => crate::render::usd(m.as_usd()),
         BudgetAmount::Tokens(t) => format!("{} tokens", crate::render::int(*t)),
@@ -247,7 +247,7 @@ fn amount(a: &BudgetAmount) -> String {
 
 /// A budget's spend or projection: dollars marked `+ unpriced` (`unpriced` alone when none of its calls had a
 /// price) when calls in its scope had no price; tokens as they are (every call's count).
-fn priced_amount(a: &BudgetAmount, s: &BudgetState) -> String {
+pub(crate) fn priced_amount(a: &BudgetAmount, s: &BudgetState) -> String {
     match a {
         BudgetAmount::Usd(m) => crate::render::share_cost(m.as_usd(), s.calls, s.unpriced_calls),
         BudgetAmount::Tokens(_) => amount(a),

@@ -1,5 +1,5 @@
 //! `statusline`: one line for Claude Code's status line (its `statusLine` command setting): the session's cost,
-//! today's, and the open usage block's with its rate and time left.
+//! today's, the open usage block's with its rate and time left, and optionally the most used budget.
 //!
 //! Claude Code runs the command each time the conversation changes, with the session's details as JSON on
 //! standard input, and shows the first line it prints. So it reads only the transcripts written lately: those
@@ -7,7 +7,8 @@
 //! last two days. The open block is placed by the calls before it (each block opens at the first call after the
 //! last one closed), so that is enough only when those calls include a pause of a block's length before the open
 //! block; when they do not (work without such a pause for two days), the files of 8 and 32 days, then all of
-//! them, are read.
+//! them, are read. With `--budgets`, the calls are read back to the start of the budgets' earliest period at least
+//! (a month's), and the most used budget is shown.
 
 use std::io::{IsTerminal as _, Read as _};
 use std::path::{Path, PathBuf};
@@ -16,12 +17,13 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use tokenmeter::CallRecord;
 use tokenmeter::analysis::{BlockProjection, UsageBlock, usage_blocks};
+use tokenmeter::budget::{BudgetState, load_budgets_file_with_time_zone};
 use tokenmeter::pricing::Money;
 
 use crate::cli::{LineFormat, SourceArgs, StatuslineArgs};
 use crate::render::{priced_usd, sanitize, time_left};
 use crate::source::{Context, Source, load_claude_code_where};
-use crate::{CliResult, print_out};
+use crate::{CliError, CliResult, print_out};
 
 /// How far back the calls are read, in turn, until the open block is placed for certain; then all of them. The
 /// first reaches past local midnight (today's figure) and two blocks of the longest length.
@@ -69,6 +71,9 @@ struct Out {
     block: Option<UsageBlock>,
     /// Its rates and projection, from 10 minutes after its first call.
     block_rate: Option<BlockProjection>,
+    /// The budgets of `--budgets`, in the file's order (absent without it); the line shows the most used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    budgets: Option<Vec<BudgetState>>,
     /// How far back the calls were read, hours (`null`: all of them).
     read_back_hours: Option<i64>,
     /// Files read.
@@ -157,20 +162,58 @@ fn read_input(ctx: &Context) -> Input {
 
 fn figures(source_args: &SourceArgs, ctx: &Context, args: &StatuslineArgs, input: &Input) -> CliResult<Out> {
     let now = ctx.now;
+    let budgets = match &args.budgets {
+        Some(file) if !file.exists() => {
+            return Err(CliError::data(format!("budgets file {} does not exist", file.display())));
+        }
+        Some(file) => {
+            Some(load_budgets_file_with_time_zone(file, ctx.time_zone).map_err(|e| CliError::data(e.to_string()))?)
+        }
+        None => None,
+    };
+    // A budget's period may begin before the calls of two days (a month's): its start follows from the clock
+    // alone (an evaluation over no calls gives it), and the calls are read back to it at least.
+    let (budgets, budgets_from) = match budgets {
+        Some(b) => {
+            super::budget::remove_left_private_dirs(false);
+            let from = super::budget::evaluate(b.clone(), &[], ctx)?.iter().map(|s| s.period_start).min();
+            (Some(b), from)
+        }
+        None => (None, None),
+    };
     let block_length = Duration::hours(i64::from(args.hours));
-    let mut lookbacks = LOOKBACKS.into_iter().map(Some).chain([None]);
-    let (source, lookback) = loop {
+    let mut lookbacks = LOOKBACKS
+        .into_iter()
+        .map(Some)
+        .chain([None])
+        .skip_while(|l| l.zip(budgets_from).is_some_and(|(l, from)| now - l > from));
+    let (source, lookback, notes) = loop {
         let lookback = lookbacks.next().flatten();
-        let source = load(source_args, ctx, lookback.map(|l| now - l), input.transcript_path.as_deref())?;
+        // Only the last read's notes are printed: each read says what the one before said, and more.
+        let (quiet, notes) = ctx.keeping_notes();
+        let source = load(source_args, &quiet, lookback.map(|l| now - l), input.transcript_path.as_deref())?;
+        // Reading further back leaves a placed block placed: a budget's longer read needs no second look.
         let settled = match lookback {
             Some(l) => placed(&source.records, now, now - l, block_length),
             None => true,
         };
         if settled {
-            break (source, lookback);
+            break (source, lookback, notes);
         }
     };
-    source.report_skips(ctx);
+    for note in notes.lock().iter() {
+        ctx.note(note);
+    }
+    let states = match budgets {
+        Some(b) => {
+            // Only the calls that ended in a period are replayed (a month of calls, not all of them).
+            let from = budgets_from.and_then(|f| f.timestamp_nanos_opt()).unwrap_or(i64::MIN);
+            let recent: Vec<CallRecord> =
+                source.records.iter().filter(|r| r.ended_at_unix_nanos() >= from).cloned().collect();
+            Some(super::budget::evaluate(b, &recent, ctx)?)
+        }
+        None => None,
+    };
     let report = usage_blocks(&source.records, now, args.hours)?;
     let midnight = super::local_midnight(ctx.time_zone, now.with_timezone(&ctx.time_zone).date_naive());
     let until_now = |c: &&CallRecord| c.timestamp <= now;
@@ -187,6 +230,7 @@ fn figures(source_args: &SourceArgs, ctx: &Context, args: &StatuslineArgs, input
         today,
         block: report.blocks.iter().find(|b| b.active).cloned(),
         block_rate: report.active,
+        budgets: states,
         read_back_hours: lookback.map(|l| l.num_hours()),
         files: source.info.files,
     })
@@ -205,12 +249,13 @@ fn load(
     }
     let dir = args.claude_code.clone().unwrap_or_default();
     let cutoff = from.map(|f| std::time::SystemTime::from(f - MODIFIED_MARGIN));
-    load_claude_code_where(&dir, ctx, &|f| {
+    let source = load_claude_code_where(&dir, ctx, &|f| {
         let Some(cutoff) = cutoff else { return true };
         // A file whose time cannot be read is read.
         let modified = std::fs::metadata(&f.path).and_then(|m| m.modified()).map_or(true, |t| t >= cutoff);
         modified || session_file.is_some_and(|s| s == f.path)
-    })
+    })?;
+    Source::checked(source, ctx)
 }
 
 /// Whether the block open at `now` (or that none is) is certain from `records`, which hold every call from `from`
@@ -258,6 +303,16 @@ fn line(o: &Out, ctx: &Context) -> String {
         }
         None => "no open block".to_owned(),
     });
+    let most_used = o.budgets.iter().flatten().max_by(|a, b| a.utilization.total_cmp(&b.utilization));
+    if let Some(b) = most_used {
+        use super::budget::{amount, priced_amount};
+        let name = sanitize(&b.budget, false);
+        parts.push(if b.over_budget {
+            format!("{name} OVER: {} of {}", priced_amount(&b.spent, b), amount(&b.limit))
+        } else {
+            format!("{name} {} of {}", crate::render::pct(b.utilization), amount(&b.limit))
+        });
+    }
     parts.join(" | ")
 }
 
