@@ -234,7 +234,7 @@ pub struct CaptureStats {
     /// whether or not a value was recorded; each field name is also logged at WARN, once per meter. Should stay
     /// 0: record those tokens under a name the contract reads (README "Capture contract").
     #[serde(default)]
-    pub unread_usage_fields: u64,
+    pub unread_usage_declarations: u64,
 }
 
 impl CaptureStats {
@@ -252,7 +252,7 @@ impl CaptureStats {
         self.spans_opened_while_closing += o.spans_opened_while_closing;
         self.capture_rule_calls += o.capture_rule_calls;
         self.unsent_calls += o.unsent_calls;
-        self.unread_usage_fields += o.unread_usage_fields;
+        self.unread_usage_declarations += o.unread_usage_declarations;
     }
 }
 
@@ -264,6 +264,7 @@ pub struct TokenMeterBuilder {
     clock: Arc<dyn Clock>,
     prices: PriceBook,
     extra_dims: Vec<Arc<str>>,
+    non_usage_fields: Vec<Arc<str>>,
     /// The first name given past [`MAX_EXTRA_DIMENSIONS`], refused at build.
     dims_past_cap: Option<String>,
     max_dim_len: usize,
@@ -297,6 +298,7 @@ impl TokenMeterBuilder {
             clock: Arc::new(SystemClock),
             prices: PriceBook::builtin(),
             extra_dims: Vec::new(),
+            non_usage_fields: Vec::new(),
             dims_past_cap: None,
             max_dim_len: DEFAULT_MAX_DIMENSION_LEN,
             capture_rules: Vec::new(),
@@ -367,6 +369,17 @@ impl TokenMeterBuilder {
             self.extra_dims.push(Arc::from(name));
         } else {
             self.dims_past_cap.get_or_insert(name);
+        }
+        self
+    }
+
+    /// Says that the span or event field `name` is not a count of tokens used, though named like one (an
+    /// `estimated_prompt_tokens` of your own, say): it is then neither counted in
+    /// [`CaptureStats::unread_usage_declarations`] nor warned about. Capture never reads it either way.
+    pub fn with_non_usage_field(mut self, name: impl Into<String>) -> Self {
+        let name: String = name.into();
+        if !name.is_empty() && !self.non_usage_fields.iter().any(|d| **d == *name) {
+            self.non_usage_fields.push(Arc::from(name));
         }
         self
     }
@@ -774,6 +787,7 @@ impl TokenMeterBuilder {
                 clock: self.clock,
                 prices: self.prices,
                 extra_dims: self.extra_dims.into_boxed_slice(),
+                non_usage_fields: self.non_usage_fields.into_boxed_slice(),
                 max_dim_len: self.max_dim_len,
                 capture_rules: self.capture_rules.into_boxed_slice(),
                 shards,
@@ -785,7 +799,7 @@ impl TokenMeterBuilder {
                 #[cfg(feature = "otlp")]
                 otlp: crate::export::otlp::build_exporter(self.otlp, self.metric_attributes),
                 warned_span_in_close: std::sync::atomic::AtomicBool::new(false),
-                warned_unread_usage: Mutex::new(Vec::new()),
+                unread_warnings: Arc::default(),
             }),
         }
     }
@@ -1320,6 +1334,8 @@ pub(crate) struct MeterInner {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) prices: PriceBook,
     pub(crate) extra_dims: Box<[Arc<str>]>,
+    /// [`TokenMeterBuilder::with_non_usage_field`]'s names.
+    non_usage_fields: Box<[Arc<str>]>,
     pub(crate) max_dim_len: usize,
     /// [`TokenMeterBuilder::with_capture_rule`]'s rules.
     pub(crate) capture_rules: Box<[crate::capture::CaptureRule]>,
@@ -1334,12 +1350,32 @@ pub(crate) struct MeterInner {
     pub(crate) otlp: Option<crate::export::otlp::OtlpMetrics>,
     /// The warning about spans opened while closing was logged.
     warned_span_in_close: std::sync::atomic::AtomicBool,
-    /// The unread usage fields already warned about (at most [`MAX_UNREAD_USAGE_WARNINGS`]).
-    warned_unread_usage: Mutex<Vec<&'static str>>,
+    /// The unread usage fields warned about, and those whose warning a thread holds back.
+    unread_warnings: Arc<Mutex<UnreadWarnings>>,
 }
 
 /// How many unread usage field names a meter warns about; past them, they are only counted.
 const MAX_UNREAD_USAGE_WARNINGS: usize = 32;
+
+/// Warnings held back at once for threads that have not logged them yet: a thread that ends first leaves its entry
+/// behind (and another thread warns instead), so they are capped.
+const MAX_PENDING_UNREAD_WARNINGS: usize = 256;
+
+/// The unread usage fields a meter warned about, and the warnings held back (see [`defer_log`]) by thread.
+#[derive(Default)]
+struct UnreadWarnings {
+    warned: Vec<&'static str>,
+    pending: Vec<(&'static str, std::thread::ThreadId)>,
+}
+
+thread_local! {
+    /// The (meter, field) pairs this thread warned about or holds a warning for: a span of such a callsite skips
+    /// the meter's lock once its fields are. Capped; past it the lock is taken.
+    static UNREAD_SEEN: std::cell::RefCell<Vec<(usize, &'static str)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// How many pairs [`UNREAD_SEEN`] holds.
+const MAX_UNREAD_SEEN: usize = 64;
 
 impl fmt::Debug for MeterInner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -1541,37 +1577,79 @@ impl MeterInner {
     }
 
     /// Counts a span or event declaring usage fields capture does not read (`fields`, never empty), and warns
-    /// once about each field name. A field the meter keeps as an extra dimension is read, and left out.
+    /// once about each field name, from the thread's next span exit, record or close (a log made while the
+    /// dispatcher makes a span or hands out an event goes nowhere). A field the meter keeps as an extra dimension
+    /// is read, and one named with [`TokenMeterBuilder::with_non_usage_field`] is not usage: both are left out.
     #[cold]
     pub(crate) fn note_unread_usage(&self, meta: &'static tracing::Metadata<'static>, fields: &[&'static str]) {
-        let mut unread = fields.iter().copied().filter(|f| !self.extra_dims.iter().any(|d| &**d == *f)).peekable();
-        if unread.peek().is_none() {
+        let unread = |f: &&'static str| {
+            !self.extra_dims.iter().any(|d| &**d == *f) && !self.non_usage_fields.iter().any(|d| &**d == *f)
+        };
+        if !fields.iter().any(unread) {
             return;
         }
-        self.shard().lock().stats.unread_usage_fields += 1;
-        let new: Vec<&'static str> = {
-            let mut warned = self.warned_unread_usage.lock();
-            unread
+        self.shard().lock().stats.unread_usage_declarations += 1;
+        let key = self.key;
+        let seen = |f: &'static str| UNREAD_SEEN.try_with(|s| s.borrow().contains(&(key, f))).unwrap_or(false);
+        let fresh: Vec<&'static str> = fields.iter().copied().filter(unread).filter(|f| !seen(f)).collect();
+        if fresh.is_empty() {
+            return;
+        }
+        let thread = std::thread::current().id();
+        let to_warn: Vec<&'static str> = {
+            let mut w = self.unread_warnings.lock();
+            let to_warn = fresh
+                .iter()
+                .copied()
                 .filter(|f| {
-                    let fresh = !warned.contains(f) && warned.len() < MAX_UNREAD_USAGE_WARNINGS;
-                    if fresh {
-                        warned.push(f);
+                    let due = !w.warned.contains(f)
+                        && w.warned.len() < MAX_UNREAD_USAGE_WARNINGS
+                        && !w.pending.contains(&(f, thread))
+                        && w.pending.len() < MAX_PENDING_UNREAD_WARNINGS;
+                    if due {
+                        w.pending.push((f, thread));
                     }
-                    fresh
+                    due
                 })
-                .collect()
+                .collect();
+            // Warned, or held back by this thread, or past the caps: this thread need not ask again.
+            let settled = |f: &&'static str| {
+                w.warned.contains(f) || w.pending.contains(&(f, thread)) || w.warned.len() >= MAX_UNREAD_USAGE_WARNINGS
+            };
+            let settled: Vec<&'static str> = fresh.iter().copied().filter(settled).collect();
+            let _ = UNREAD_SEEN.try_with(|s| {
+                let mut s = s.borrow_mut();
+                for f in settled {
+                    if s.len() < MAX_UNREAD_SEEN {
+                        s.push((key, f));
+                    }
+                }
+            });
+            to_warn
         };
-        for field in new {
-            let kind = if meta.is_span() { "span" } else { "event" };
+        let kind = if meta.is_span() { "span" } else { "event" };
+        for field in to_warn {
+            let warnings = Arc::clone(&self.unread_warnings);
             crate::capture::defer_log(move || {
+                // Marked as it is logged: a thread that ends holding the warning leaves it to another.
+                {
+                    let mut w = warnings.lock();
+                    w.pending.retain(|p| *p != (field, thread));
+                    if w.warned.contains(&field) || w.warned.len() >= MAX_UNREAD_USAGE_WARNINGS {
+                        return;
+                    }
+                    w.warned.push(field);
+                }
                 tracing::warn!(
                     target: "tokenmeter::capture",
                     field,
                     callsite = meta.name(),
                     callsite_target = meta.target(),
-                    "a {kind} declares {field}, named as a usage count, which tokenmeter does not read: its tokens \
-                     are not counted or priced. Record them under a field the capture contract reads (README \
-                     \"Capture contract\"); capture_stats().unread_usage_fields counts such spans and events"
+                    "a {kind} declares {field}, named as a count of tokens used, which tokenmeter does not read: \
+                     unless its tokens are also in a field it reads (as a part of a total), they are in no figure. \
+                     Record them under a name the capture contract reads (README \"Capture contract\"), or name the \
+                     field with TokenMeterBuilder::with_non_usage_field; \
+                     capture_stats().unread_usage_declarations counts such spans and events"
                 );
             });
         }

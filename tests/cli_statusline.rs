@@ -134,6 +134,14 @@ fn old_transcripts_are_not_read_but_the_sessions_own_is() {
     let v = statusline(&c.root(), &["--format", "json"], Some(&status_json("resumed", &resumed))).json();
     assert_eq!(v["files"], 1, "only the session's own file");
     assert_eq!(v["session"]["cost_usd"], 0.6);
+    // Its sub-agents' files, as old, are the session's too.
+    let agents = c.dir.path().join("projects/-home-dev-app/resumed/subagents");
+    std::fs::create_dir_all(&agents).unwrap();
+    let agent = agents.join("agent-a1.jsonl");
+    std::fs::write(&agent, format!("{}\n", call("resumed", "2025-09-23T11:30:00Z", "m3", 50_000))).unwrap();
+    set_modified(&agent, 240);
+    let v = statusline(&c.root(), &["--format", "json"], Some(&status_json("resumed", &resumed))).json();
+    assert_eq!((v["files"].as_u64(), v["session"]["calls"].as_u64()), (Some(2), Some(2)));
     assert_eq!(v["today"]["calls"], 0);
     assert!(v["block"].is_null());
     assert_eq!(statusline(&c.root(), &[], None).ok(), "today $0.00 | no open block\n");
@@ -181,10 +189,19 @@ fn standard_input_left_open_does_not_hold_the_line() {
     // Held open, never written to, until the command has answered.
     let _held = child.stdin.take();
     let started = std::time::Instant::now();
-    let mut stdout = String::new();
-    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
-    assert_eq!(stdout, "today $0.3000 | block $0.3000, 4h 00m left\n");
-    assert!(started.elapsed() < Duration::from_secs(60), "answered after the wait, not never");
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut text);
+        let _ = tx.send(text);
+    });
+    let answered = rx.recv_timeout(Duration::from_secs(20));
+    let elapsed = started.elapsed();
+    let _ = child.kill();
+    let text = answered.expect("no answer within 20 s: the command waits on standard input");
+    assert_eq!(text, "today $0.3000 | block $0.3000, 4h 00m left\n");
+    assert!(elapsed < Duration::from_secs(10), "answered after {elapsed:?}: the wait is 2 s");
     let out = child.wait_with_output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("standard input was not closed"));
 }

@@ -212,7 +212,7 @@ fn exported_figures_equal_the_in_process_read_out() {
         ("rejected_value", stats.rejected_values),
         ("rollup_span", stats.rollup_spans),
         ("shared_span_split", stats.shared_span_splits),
-        ("unread_usage_field", stats.unread_usage_fields),
+        ("unread_usage_declaration", stats.unread_usage_declarations),
         ("unsent_call", stats.unsent_calls),
     ];
     assert_eq!(corrections, expected.map(|(k, n)| (k.to_owned(), n as f64)));
@@ -719,7 +719,7 @@ fn the_start_time_gauge_is_when_the_counters_started_from_zero() {
 
 #[test]
 fn a_usage_field_capture_does_not_read_is_exported_as_a_correction() {
-    // The main test's workload declares none, so its `unread_usage_field` series reads 0 whatever feeds it.
+    // The main test's workload declares none, so its `unread_usage_declaration` series reads 0 whatever feeds it.
     let (provider, exporter) = pipeline(Temporality::Cumulative);
     let meter = TokenMeter::builder().with_meter_provider(provider.clone()).build();
     let subscriber = tracing_subscriber::registry().with(meter.layer());
@@ -734,10 +734,10 @@ fn a_usage_field_capture_does_not_read_is_exported_as_a_correction() {
             .entered();
         }
     });
-    assert_eq!(meter.capture_stats().unread_usage_fields, 3);
+    assert_eq!(meter.capture_stats().unread_usage_declarations, 3);
     let rm = collect(&meter, &exporter);
     let corrections = sums(&rm, CAPTURE_CORRECTIONS);
-    let got = corrections.iter().find(|(a, _)| a[ATTR_CORRECTION] == "unread_usage_field").map(|(_, n)| *n);
+    let got = corrections.iter().find(|(a, _)| a[ATTR_CORRECTION] == "unread_usage_declaration").map(|(_, n)| *n);
     assert_eq!(got, Some(3.0), "{corrections:?}");
     assert_eq!(total(&sums(&rm, CALLS)), 3.0, "the calls themselves are counted");
 }

@@ -289,24 +289,51 @@ pub(crate) fn classify(name: &str) -> Role {
     }
 }
 
-/// Whether a field capture does not read is named as a usage count, whose value would then be counted nowhere:
-/// anything under `gen_ai.usage.` or `llm.usage.` (a misspelled `gen_ai.usage.input_token`, a kind the contract does
-/// not have, such as `gen_ai.usage.audio_input_tokens`), a token count under `usage.` (`usage.audio_tokens`), and, on
-/// a callsite that looks like an LLM call's (`llm_context`: it has token fields, a model, a provider, or fields under
-/// `gen_ai.` or `llm.`), anything else under a `usage.` segment or named as a token count (Gemini's
-/// `prompt_token_count`, `usage.server_tool_use.web_fetch_requests`). Not a request's limit or budget
-/// (`gen_ai.request.max_tokens`, `thinking.budget_tokens`, `remaining_tokens`) nor a total
-/// (`gen_ai.usage.total_tokens`: its parts are what is read).
-pub(crate) fn names_unread_usage(name: &str, llm_context: bool) -> bool {
+/// Whether a field capture does not read is named as a count of tokens used, whose value would then be counted
+/// nowhere. A name is a token count when one of its segments ends with `token` or `tokens` or holds `token_count`,
+/// `tokencount` or `token_details` (`gen_ai.usage.input_token`, Gemini's `promptTokenCount`, OpenInference's
+/// `llm.token_count.prompt`, LangChain's `usage_metadata.input_token_details.cache_read`), and its last segment is
+/// not a limit, budget, estimate, window, unit or price (`gen_ai.request.max_tokens`, `thinking.budget_tokens`,
+/// `estimated_tokens`, `context_window_tokens`). It is flagged under `gen_ai.usage.`, `llm.usage.` or a first
+/// segment beginning with `usage`, or anywhere on a callsite that looks like an LLM call's (`llm_context`: token
+/// fields, a model, a provider, or fields under `gen_ai.` or `llm.`): a rate limiter's `available_tokens` is not.
+/// On a callsite whose token fields capture reads (`reads_tokens`), the same counts under other names are not
+/// flagged: input, output, prompt, completion and total tokens (Vercel's `ai.usage.promptTokens` beside semconv's
+/// `gen_ai.usage.input_tokens`), and reasoning (a part of output, informational); a total alone (an embedding's
+/// `total_tokens`) is.
+pub(crate) fn names_unread_usage(name: &str, llm_context: bool, reads_tokens: bool) -> bool {
+    const NOT_USED: [&str; 10] =
+        ["max", "limit", "budget", "remaining", "estimat", "context", "window", "unit", "cost", "price"];
+    const SAME_COUNTS: [&str; 12] = [
+        "input",
+        "inputtokens",
+        "output",
+        "outputtokens",
+        "prompt",
+        "prompttokens",
+        "completion",
+        "completiontokens",
+        "total",
+        "totaltokens",
+        "reasoning",
+        "reasoningtokens",
+    ];
     let name = name.to_ascii_lowercase();
     let last = name.rsplit('.').next().unwrap_or_default();
-    if ["max", "limit", "budget", "total", "remaining", "cost", "price"].iter().any(|w| last.contains(w)) {
+    if NOT_USED.iter().any(|w| last.contains(w)) {
         return false;
     }
-    let tokenish = last.ends_with("tokens") || last.ends_with("token_count");
-    let strong = name.starts_with("gen_ai.usage.") || name.starts_with("llm.usage.");
-    let under_usage = name.starts_with("usage.") || name.contains(".usage.");
-    strong || (name.starts_with("usage.") && tokenish) || (llm_context && (under_usage || tokenish))
+    let counts_tokens = name.split('.').any(|s| {
+        s.ends_with("token")
+            || s.ends_with("tokens")
+            || s.contains("token_count")
+            || s.contains("tokencount")
+            || s.contains("token_details")
+    });
+    if !counts_tokens || (reads_tokens && SAME_COUNTS.contains(&last.replace('_', "").as_str())) {
+        return false;
+    }
+    name.starts_with("gen_ai.usage.") || name.starts_with("llm.usage.") || name.starts_with("usage") || llm_context
 }
 
 /// What capture does with one callsite, decided once.
@@ -380,7 +407,7 @@ impl CallsitePlan {
             .fields()
             .iter()
             .zip(roles.iter())
-            .filter(|(f, r)| **r == Role::Other && names_unread_usage(f.name(), llm_context))
+            .filter(|(f, r)| **r == Role::Other && names_unread_usage(f.name(), llm_context, has_tokens))
             .map(|(f, _)| f.name())
             .collect();
         CallsitePlan {
@@ -447,26 +474,49 @@ mod tests {
 
     #[test]
     fn usage_names_capture_does_not_read() {
-        for (name, llm_context, unread) in [
-            ("gen_ai.usage.input_token", false, true),
-            ("gen_ai.usage.audio_input_tokens", false, true),
-            ("llm.usage.prompt_tokens", false, true),
-            ("usage.audio_tokens", false, true),
-            ("usage.server_tool_use.web_fetch_requests", false, false),
-            ("usage.server_tool_use.web_fetch_requests", true, true),
-            ("prompt_token_count", true, true),
-            ("prompt_token_count", false, false),
-            ("response.usage.image_tokens", true, true),
-            ("available_tokens", false, false),
-            ("gen_ai.request.max_tokens", true, false),
-            ("thinking.budget_tokens", true, false),
-            ("gen_ai.usage.total_tokens", true, false),
-            ("llm.usage.total_tokens", false, false),
-            ("Gen_AI.Usage.Total_Tokens", false, false),
-            ("gen_ai.usage.cost", true, false),
-            ("message", true, false),
+        // (name, looks like an LLM call's, reads token fields, flagged)
+        for (name, llm_context, reads, unread) in [
+            ("gen_ai.usage.input_token", false, false, true),
+            ("gen_ai.usage.audio_input_tokens", false, false, true),
+            ("gen_ai.usage.audio_input_tokens", true, true, true),
+            ("llm.usage.prompt_tokens", false, false, true),
+            ("llm.usage.prompt_tokens", true, true, false),
+            ("usage.audio_tokens", false, false, true),
+            ("usage_metadata.input_token_details.cache_read", false, false, true),
+            ("usageMetadata.promptTokenCount", false, false, true),
+            ("inputTokenCount", true, false, true),
+            ("inputTokenCount", false, false, false),
+            ("llm.token_count.prompt", true, false, true),
+            ("llm.token_count.prompt", true, true, false),
+            ("llm.token_count.prompt_details.cache_read", true, true, true),
+            ("prompt_token_count", true, false, true),
+            ("prompt_token_count", false, false, false),
+            ("ai.usage.promptTokens", true, true, false),
+            ("ai.usage.cachedInputTokens", true, true, true),
+            ("gen_ai.usage.output_tokens.reasoning", true, true, false),
+            ("prompt_tokens_details.audio_tokens", true, true, true),
+            ("gen_ai.usage.total_tokens", true, true, false),
+            ("gen_ai.usage.total_tokens", true, false, true),
+            ("total_tokens", true, false, true),
+            ("Gen_AI.Usage.Total_Tokens", false, true, false),
+            ("available_tokens", false, false, false),
+            ("tokens", false, false, false),
+            ("gen_ai.request.max_tokens", true, true, false),
+            ("thinking.budget_tokens", true, true, false),
+            ("estimated_tokens", true, true, false),
+            ("context_window_tokens", true, true, false),
+            ("gen_ai.usage.cost", true, true, false),
+            ("gen_ai.usage.model", true, true, false),
+            ("usage.unit", true, true, false),
+            ("usage.cpu_seconds", true, true, false),
+            ("usage.server_tool_use.web_fetch_requests", true, true, false),
+            ("message", true, false, false),
         ] {
-            assert_eq!(names_unread_usage(name, llm_context), unread, "{name} (LLM context: {llm_context})");
+            assert_eq!(
+                names_unread_usage(name, llm_context, reads),
+                unread,
+                "{name} (LLM context: {llm_context}, reads tokens: {reads})"
+            );
         }
     }
 

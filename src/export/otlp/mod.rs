@@ -1011,7 +1011,10 @@ fn register_observables(meter: &Meter, shared: &Arc<Shared>) {
                 o.observe(stats.rollup_spans, &[KeyValue::new(ATTR_CORRECTION, "rollup_span")]);
                 o.observe(stats.orphan_usage_events, &[KeyValue::new(ATTR_CORRECTION, "orphan_usage_event")]);
                 o.observe(stats.unsent_calls, &[KeyValue::new(ATTR_CORRECTION, "unsent_call")]);
-                o.observe(stats.unread_usage_fields, &[KeyValue::new(ATTR_CORRECTION, "unread_usage_field")]);
+                o.observe(
+                    stats.unread_usage_declarations,
+                    &[KeyValue::new(ATTR_CORRECTION, "unread_usage_declaration")],
+                );
             }
         })
         .build();

@@ -37,7 +37,8 @@ pub const TOOL_INVOCATIONS: &str = "tokenmeter.tool.invocations";
 /// `tokenmeter.alert.threshold`.
 pub const BUDGET_ALERTS: &str = "tokenmeter.budget.alerts";
 /// Counter of capture corrections, `{correction}`, by `tokenmeter.correction` = `normalization` |
-/// `rejected_value` | `shared_span_split` | `rollup_span` | `orphan_usage_event`.
+/// `rejected_value` | `shared_span_split` | `rollup_span` | `orphan_usage_event` | `unsent_call` |
+/// `unread_usage_declaration`.
 pub const CAPTURE_CORRECTIONS: &str = "tokenmeter.capture.corrections";
 /// Counter of journal records lost, `{record}`, by `tokenmeter.reason` = `queue_full` | `write_failed`, and of
 /// budget alert lines lost, `alert_lost` (only with a journal).

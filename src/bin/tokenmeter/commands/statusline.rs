@@ -11,7 +11,7 @@
 //! (a month's), and the most used budget is shown.
 
 use std::io::{IsTerminal as _, Read as _};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -191,7 +191,7 @@ fn figures(source_args: &SourceArgs, ctx: &Context, args: &StatuslineArgs, input
         let lookback = lookbacks.next().flatten();
         // Only the last read's notes are printed: each read says what the one before said, and more.
         let (quiet, notes) = ctx.keeping_notes();
-        let source = load(source_args, &quiet, lookback.map(|l| now - l), input.transcript_path.as_deref())?;
+        let source = load(source_args, &quiet, lookback.map(|l| now - l), input)?;
         // Reading further back leaves a placed block placed: a budget's longer read needs no second look.
         let settled = match lookback {
             Some(l) => placed(&source.records, now, now - l, block_length),
@@ -237,23 +237,20 @@ fn figures(source_args: &SourceArgs, ctx: &Context, args: &StatuslineArgs, input
 }
 
 /// The calls from `from` on (all of them without it): a journal's day files from that UTC day; the transcripts
-/// modified since (and `session_file`, whenever modified); a records file whole.
-fn load(
-    args: &SourceArgs,
-    ctx: &Context,
-    from: Option<DateTime<Utc>>,
-    session_file: Option<&Path>,
-) -> CliResult<Source> {
+/// modified since, and the session's own (its file, `transcript_path`, and its sub-agents' files), whenever
+/// modified; a records file whole.
+fn load(args: &SourceArgs, ctx: &Context, from: Option<DateTime<Utc>>, input: &Input) -> CliResult<Source> {
     if args.records.is_some() || args.journal.is_some() {
         return Source::load_since(args, ctx, from.map(|f| f.date_naive()));
     }
     let dir = args.claude_code.clone().unwrap_or_default();
     let cutoff = from.map(|f| std::time::SystemTime::from(f - MODIFIED_MARGIN));
+    let session = input.session_id.as_deref().filter(|s| !s.is_empty());
     let source = load_claude_code_where(&dir, ctx, &|f| {
         let Some(cutoff) = cutoff else { return true };
         // A file whose time cannot be read is read.
         let modified = std::fs::metadata(&f.path).and_then(|m| m.modified()).map_or(true, |t| t >= cutoff);
-        modified || session_file.is_some_and(|s| s == f.path)
+        modified || input.transcript_path.as_deref() == Some(&*f.path) || session == Some(&*f.session)
     })?;
     Source::checked(source, ctx)
 }

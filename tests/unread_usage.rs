@@ -1,5 +1,5 @@
 //! A field named as a usage count that capture does not read (a misspelling, a token kind the contract does not
-//! have, another provider's name) is counted in `capture_stats().unread_usage_fields` and logged at WARN once per
+//! have, another provider's name) is counted in `capture_stats().unread_usage_declarations` and logged at WARN once per
 //! name: its tokens would otherwise be missing from every figure without a word.
 
 mod common;
@@ -64,7 +64,7 @@ fn a_token_kind_the_contract_does_not_have_is_counted_and_warned_about_once() {
     let calls = h.seen.calls();
     assert_eq!(calls.len(), 3, "the calls themselves are counted");
     assert_eq!(calls[0].tokens.input, 1_000, "with the tokens capture reads");
-    assert_eq!(h.meter.capture_stats().unread_usage_fields, 3, "once per span");
+    assert_eq!(h.meter.capture_stats().unread_usage_declarations, 3, "once per span");
     assert_eq!(warned, ["gen_ai.usage.audio_input_tokens"], "one warning per name");
 }
 
@@ -78,7 +78,7 @@ fn a_misspelled_usage_field_is_not_a_call_and_is_counted() {
         let _later = info_span!("chat", llm.usage.prompt_tokens = tracing::field::Empty).entered();
     });
     assert!(h.seen.calls().is_empty(), "no field capture reads: no call");
-    assert_eq!(h.meter.capture_stats().unread_usage_fields, 2);
+    assert_eq!(h.meter.capture_stats().unread_usage_declarations, 2);
     assert_eq!(warned, ["gen_ai.usage.input_token", "llm.usage.prompt_tokens"]);
 }
 
@@ -89,13 +89,79 @@ fn other_providers_names_count_on_a_span_that_looks_like_an_llm_calls() {
         // Gemini's names, beside a model: an LLM call whose tokens tokenmeter cannot read.
         let _gemini =
             info_span!("generate", gen_ai.request.model = "gemini-2.5-pro", prompt_token_count = 900u64).entered();
-        // A server tool's request count in a usage event inside a call span.
+        // OpenInference's names, which no contract field sits beside.
+        let _phoenix = info_span!("llm", llm.model_name = "claude-haiku-4-5", llm.token_count.prompt = 40u64).entered();
+        drop(_phoenix);
+        // A usage event inside a call span: its cache breakdown is not read (the input it is a part of is).
         let _call = info_span!("chat", model = "claude-sonnet-4-5", input_tokens = tracing::field::Empty).entered();
-        info!(input_tokens = 10u64, usage.server_tool_use.web_fetch_requests = 2u64, "usage");
+        info!(input_tokens = 10u64, usage_metadata.input_token_details.cache_read = 2u64, "usage");
     });
-    assert_eq!(h.meter.capture_stats().unread_usage_fields, 2);
-    assert_eq!(warned, ["prompt_token_count", "usage.server_tool_use.web_fetch_requests"]);
+    assert_eq!(h.meter.capture_stats().unread_usage_declarations, 3);
+    assert_eq!(
+        warned,
+        ["prompt_token_count", "llm.token_count.prompt", "usage_metadata.input_token_details.cache_read"]
+    );
     assert_eq!(h.seen.only_call().tokens.input, 10, "the event's known field is still read");
+}
+
+#[test]
+fn the_same_counts_under_other_names_beside_fields_read_are_not_flagged() {
+    let h = Harness::new();
+    let warned = run_warned(&h, || {
+        // The Vercel AI SDK's names beside semconv's, and Sentry's reasoning part of output.
+        let _call = info_span!(
+            "ai.generateText",
+            gen_ai.request.model = "claude-sonnet-4-5",
+            gen_ai.usage.input_tokens = 1_000u64,
+            gen_ai.usage.output_tokens = 100u64,
+            ai.usage.promptTokens = 1_000u64,
+            ai.usage.completionTokens = 100u64,
+            gen_ai.usage.output_tokens.reasoning = 40u64,
+        )
+        .entered();
+    });
+    assert_eq!(h.meter.capture_stats().unread_usage_declarations, 0);
+    assert!(warned.is_empty(), "{warned:?}");
+    assert_eq!(h.seen.only_call().tokens.output, 100);
+}
+
+#[test]
+fn a_field_named_as_not_usage_is_neither_counted_nor_warned_about() {
+    let h = Harness::with(|b| b.with_non_usage_field("gen_ai.usage.prompt_cache_key_tokens"));
+    let warned = run_warned(&h, || {
+        let _call = info_span!(
+            "chat",
+            gen_ai.request.model = "claude-sonnet-4-5",
+            input_tokens = 10u64,
+            gen_ai.usage.prompt_cache_key_tokens = 5u64,
+        )
+        .entered();
+    });
+    assert_eq!(h.meter.capture_stats().unread_usage_declarations, 0);
+    assert!(warned.is_empty(), "{warned:?}");
+}
+
+#[test]
+fn a_warning_held_by_a_thread_that_ends_is_given_by_another() {
+    let h = Harness::new();
+    let warnings = Warnings::default();
+    let subscriber = tracing_subscriber::registry().with(h.meter.layer()).with(warnings.clone());
+    let dispatch = tracing::Dispatch::new(subscriber);
+    // A thread that raises a usage event and ends without a span exit or close: its warning is never logged.
+    let worker = dispatch.clone();
+    std::thread::spawn(move || {
+        tracing::dispatcher::with_default(&worker, || info!(model = "gemini-2.5-pro", candidates_token_count = 9u64));
+    })
+    .join()
+    .unwrap();
+    assert!(warnings.0.lock().is_empty());
+    // This thread warns for it, at its next span exit.
+    tracing::dispatcher::with_default(&dispatch, || {
+        info!(model = "gemini-2.5-pro", candidates_token_count = 9u64);
+        let _span = info_span!("work").entered();
+    });
+    assert_eq!(*warnings.0.lock(), ["candidates_token_count"]);
+    assert_eq!(h.meter.capture_stats().unread_usage_declarations, 2);
 }
 
 #[test]
@@ -120,7 +186,7 @@ fn limits_totals_and_other_kinds_of_tokens_are_not_usage() {
             info_span!("acquire", available_tokens = 3u64, tokens = 12u64, usage.cpu_seconds = 2u64).entered();
         info!(tokens = 57u64, "tokenized");
     });
-    assert_eq!(h.meter.capture_stats().unread_usage_fields, 0);
+    assert_eq!(h.meter.capture_stats().unread_usage_declarations, 0);
     assert!(warned.is_empty(), "{warned:?}");
     assert_eq!(h.seen.only_call().tokens.output, 100);
 }
@@ -138,7 +204,7 @@ fn a_field_kept_as_an_extra_dimension_is_read_and_not_counted() {
         )
         .entered();
     });
-    assert_eq!(h.meter.capture_stats().unread_usage_fields, 1, "usage.audio_tokens only");
+    assert_eq!(h.meter.capture_stats().unread_usage_declarations, 1, "usage.audio_tokens only");
     assert_eq!(warned, ["usage.audio_tokens"]);
 }
 
@@ -190,7 +256,7 @@ fn warnings_stop_at_32_names_and_the_count_goes_on() {
         .entered();
     });
     assert_eq!(warned.len(), 32, "{warned:?}");
-    assert_eq!(h.meter.capture_stats().unread_usage_fields, 2);
+    assert_eq!(h.meter.capture_stats().unread_usage_declarations, 2);
 }
 
 #[test]
@@ -202,5 +268,5 @@ fn each_meter_warns_for_itself() {
         let _call = info_span!("chat", gen_ai.usage.image_tokens = 3u64).entered();
     });
     assert_eq!(*warnings.0.lock(), ["gen_ai.usage.image_tokens", "gen_ai.usage.image_tokens"]);
-    assert_eq!((one.capture_stats().unread_usage_fields, two.capture_stats().unread_usage_fields), (1, 1));
+    assert_eq!((one.capture_stats().unread_usage_declarations, two.capture_stats().unread_usage_declarations), (1, 1));
 }
