@@ -230,10 +230,18 @@ fn the_most_used_budget_with_its_period_read_whole() {
     assert_eq!(states[0]["budget"], "monthly");
     assert_eq!(states[0]["calls"], 2);
     assert_eq!(states[1]["calls"], 1, "the day's budget: today's call");
+    // With colour: green, amber from 75%, red when over.
+    let coloured = statusline(&c.root(), &["--budgets", file.to_str().unwrap(), "--color", "always"], None);
+    assert!(coloured.ok().ends_with(" | monthly \x1b[32m66.0%\x1b[0m of $0.5000\n"), "{:?}", coloured.stdout);
+    std::fs::write(&file, "[budgets.monthly]\nlimit_usd = 0.4\nperiod = \"month\"\n").unwrap();
+    let coloured = statusline(&c.root(), &["--budgets", file.to_str().unwrap(), "--color", "always"], None);
+    assert!(coloured.ok().ends_with(" | monthly \x1b[33m82.5%\x1b[0m of $0.4000\n"), "{:?}", coloured.stdout);
     // Over the limit.
     std::fs::write(&file, "[budgets.tight]\nlimit_usd = 0.1\nperiod = \"month\"\n").unwrap();
     let line = statusline(&c.root(), &args, None).ok().to_owned();
     assert!(line.ends_with(" | tight OVER: $0.3300 of $0.1000\n"), "{line}");
+    let coloured = statusline(&c.root(), &["--budgets", file.to_str().unwrap(), "--color", "always"], None);
+    assert!(coloured.ok().ends_with(" | \x1b[1;31mtight OVER: $0.3300 of $0.1000\x1b[0m\n"), "{:?}", coloured.stdout);
     // A file that does not exist is the line's error.
     let gone = statusline(&c.root(), &["--budgets", "/nonexistent/budgets.toml"], None);
     assert_eq!(gone.ok(), "tokenmeter: budgets file /nonexistent/budgets.toml does not exist\n");

@@ -35,7 +35,7 @@ pub(crate) fn run(cli: Cli) -> CliResult {
         Command::Watch(args) => watch::run(&cli.source, &ctx, &style, args),
         Command::Budget(args) => budget::run(&cli.source, &ctx, &style, args),
         Command::Mcp(args) => crate::mcp::run(&cli.source, &ctx, args),
-        Command::Statusline(args) => statusline::run(&cli.source, &ctx, args),
+        Command::Statusline(args) => statusline::run(&cli.source, &ctx, &style, args),
         command => {
             let source = Source::load(&cli.source, &ctx)?;
             match command {

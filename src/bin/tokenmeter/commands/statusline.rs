@@ -21,7 +21,7 @@ use tokenmeter::budget::{BudgetState, load_budgets_file_with_time_zone};
 use tokenmeter::pricing::Money;
 
 use crate::cli::{LineFormat, SourceArgs, StatuslineArgs};
-use crate::render::{priced_usd, sanitize, time_left};
+use crate::render::{Style, priced_usd, sanitize, time_left};
 use crate::source::{Context, Source, load_claude_code_where};
 use crate::{CliError, CliResult, print_out};
 
@@ -113,11 +113,11 @@ impl Spend {
     }
 }
 
-pub(super) fn run(source: &SourceArgs, ctx: &Context, args: &StatuslineArgs) -> CliResult {
+pub(super) fn run(source: &SourceArgs, ctx: &Context, style: &Style, args: &StatuslineArgs) -> CliResult {
     let input = read_input(ctx);
     match (figures(source, ctx, args, &input), args.format) {
         (Ok(out), LineFormat::Json) => print_out(&crate::render::json(&out)?),
-        (Ok(out), LineFormat::Line) => print_out(&format!("{}\n", line(&out, ctx))),
+        (Ok(out), LineFormat::Line) => print_out(&format!("{}\n", line(&out, ctx, style))),
         // Claude Code shows what the command prints, and nothing when it fails: the reason is the line.
         (Err(e), LineFormat::Line) => print_out(&format!("tokenmeter: {e}\n")),
         (Err(e), LineFormat::Json) => Err(e),
@@ -278,7 +278,9 @@ fn placed(records: &[CallRecord], now: DateTime<Utc>, from: DateTime<Utc>, lengt
 }
 
 /// `Opus 4.5 | session $1.23 | today $4.56 | block $2.10 at $1.05/h, 2h 13m left`.
-fn line(o: &Out, ctx: &Context) -> String {
+/// With colour (`--color always`: Claude Code's status line shows it), the budget's share green, amber from 75%,
+/// and the budget red when over, as the `budget` table colours them.
+fn line(o: &Out, ctx: &Context, style: &Style) -> String {
     let mut parts: Vec<String> = Vec::new();
     if let Some(m) = &o.model {
         parts.push(m.clone());
@@ -305,9 +307,10 @@ fn line(o: &Out, ctx: &Context) -> String {
         use super::budget::{amount, priced_amount};
         let name = sanitize(&b.budget, false);
         parts.push(if b.over_budget {
-            format!("{name} OVER: {} of {}", priced_amount(&b.spent, b), amount(&b.limit))
+            style.alert(&format!("{name} OVER: {} of {}", priced_amount(&b.spent, b), amount(&b.limit)))
         } else {
-            format!("{name} {} of {}", crate::render::pct(b.utilization), amount(&b.limit))
+            let band = if b.utilization >= 0.75 { tokenmeter::Band::Amber } else { tokenmeter::Band::Green };
+            format!("{name} {} of {}", style.band(&crate::render::pct(b.utilization), band), amount(&b.limit))
         });
     }
     parts.join(" | ")
