@@ -395,8 +395,8 @@ pub(super) fn output_schema() -> Arc<JsonObject> {
             "time_zone": { "type": "string", "description": "Time zone of local hours, days and months." },
             "window": {
                 "type": "object",
-                "description": "The resolved window, {from, to} (RFC 3339, to excluded); for compare, the current \
-                    period.",
+                "description": "The resolved window, {from, to} (RFC 3339, to excluded; blocks counts a call \
+                    stamped at now too, as every call up to now); for compare, the current period.",
                 "properties": { "from": { "type": "string" }, "to": { "type": "string" } },
                 "required": ["from", "to"]
             },
