@@ -1357,8 +1357,7 @@ pub(crate) struct MeterInner {
 /// How many unread usage field names a meter warns about; past them, they are only counted.
 const MAX_UNREAD_USAGE_WARNINGS: usize = 32;
 
-/// Warnings held back at once for threads that have not logged them yet: a thread that ends first leaves its entry
-/// behind (and another thread warns instead), so they are capped.
+/// Warnings held back at once for threads that have not logged them yet (a thread that ends drops its entries).
 const MAX_PENDING_UNREAD_WARNINGS: usize = 256;
 
 /// The unread usage fields a meter warned about, and the warnings held back (see [`defer_log`]) by thread.
@@ -1366,6 +1365,20 @@ const MAX_PENDING_UNREAD_WARNINGS: usize = 256;
 struct UnreadWarnings {
     warned: Vec<&'static str>,
     pending: Vec<(&'static str, std::thread::ThreadId)>,
+}
+
+/// A warning held back for `thread`: its pending entry goes when it is dropped, run or not (a thread's held-back
+/// logs are dropped when it ends).
+struct PendingUnreadWarning {
+    warnings: Arc<Mutex<UnreadWarnings>>,
+    field: &'static str,
+    thread: std::thread::ThreadId,
+}
+
+impl Drop for PendingUnreadWarning {
+    fn drop(&mut self) {
+        self.warnings.lock().pending.retain(|p| *p != (self.field, self.thread));
+    }
 }
 
 thread_local! {
@@ -1620,21 +1633,23 @@ impl MeterInner {
             let _ = UNREAD_SEEN.try_with(|s| {
                 let mut s = s.borrow_mut();
                 for f in settled {
-                    if s.len() < MAX_UNREAD_SEEN {
-                        s.push((key, f));
+                    // The oldest go first: those of a meter since dropped, most likely (keys are never reused).
+                    if s.len() >= MAX_UNREAD_SEEN {
+                        s.remove(0);
                     }
+                    s.push((key, f));
                 }
             });
             to_warn
         };
         let kind = if meta.is_span() { "span" } else { "event" };
         for field in to_warn {
-            let warnings = Arc::clone(&self.unread_warnings);
+            // Dropped with the closure, run or not: a thread that ends holding the warning leaves it to another.
+            let pending = PendingUnreadWarning { warnings: Arc::clone(&self.unread_warnings), field, thread };
             crate::capture::defer_log(move || {
-                // Marked as it is logged: a thread that ends holding the warning leaves it to another.
+                // Marked as it is logged.
                 {
-                    let mut w = warnings.lock();
-                    w.pending.retain(|p| *p != (field, thread));
+                    let mut w = pending.warnings.lock();
                     if w.warned.contains(&field) || w.warned.len() >= MAX_UNREAD_USAGE_WARNINGS {
                         return;
                     }

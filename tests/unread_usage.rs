@@ -270,3 +270,41 @@ fn each_meter_warns_for_itself() {
     assert_eq!(*warnings.0.lock(), ["gen_ai.usage.image_tokens", "gen_ai.usage.image_tokens"]);
     assert_eq!((one.capture_stats().unread_usage_declarations, two.capture_stats().unread_usage_declarations), (1, 1));
 }
+
+#[test]
+fn behind_its_filter_the_layer_still_sees_unread_usage() {
+    // `filtered_layer` lets through only what capture reads: a span or event whose only usage fields are misspelt
+    // would not reach it.
+    let h = Harness::new();
+    let warnings = Warnings::default();
+    let subscriber = tracing_subscriber::registry().with(h.meter.filtered_layer()).with(warnings.clone());
+    tracing::subscriber::with_default(subscriber, || {
+        info!(gen_ai.usage.input_token = 10u64, gen_ai.usage.output_token = 5u64, "usage");
+        let _plain = info_span!("plain", gen_ai.usage.prompt_token = 10u64).entered();
+    });
+    assert_eq!(h.meter.capture_stats().unread_usage_declarations, 2);
+    let mut warned = warnings.0.lock().clone();
+    warned.sort();
+    assert_eq!(warned, ["gen_ai.usage.input_token", "gen_ai.usage.output_token", "gen_ai.usage.prompt_token"]);
+}
+
+#[test]
+fn threads_that_end_holding_warnings_do_not_use_up_the_meters_room_for_them() {
+    let h = Harness::new();
+    let warnings = Warnings::default();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(h.meter.layer()).with(warnings.clone()));
+    // More threads than the meter holds back warnings for (256), each ending with its warning unlogged.
+    for _ in 0..300 {
+        let worker = dispatch.clone();
+        std::thread::spawn(move || tracing::dispatcher::with_default(&worker, || info!(gen_ai.usage.a_tokens = 1u64)))
+            .join()
+            .unwrap();
+    }
+    assert!(warnings.0.lock().is_empty());
+    tracing::dispatcher::with_default(&dispatch, || {
+        info!(gen_ai.usage.b_tokens = 1u64);
+        let _span = info_span!("work").entered();
+    });
+    assert_eq!(*warnings.0.lock(), ["gen_ai.usage.b_tokens"]);
+    assert_eq!(h.meter.capture_stats().unread_usage_declarations, 301);
+}

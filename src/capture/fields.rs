@@ -290,11 +290,12 @@ pub(crate) fn classify(name: &str) -> Role {
 }
 
 /// Whether a field capture does not read is named as a count of tokens used, whose value would then be counted
-/// nowhere. A name is a token count when one of its segments ends with `token` or `tokens` or holds `token_count`,
-/// `tokencount` or `token_details` (`gen_ai.usage.input_token`, Gemini's `promptTokenCount`, OpenInference's
-/// `llm.token_count.prompt`, LangChain's `usage_metadata.input_token_details.cache_read`), and its last segment is
-/// not a limit, budget, estimate, window, unit or price (`gen_ai.request.max_tokens`, `thinking.budget_tokens`,
-/// `estimated_tokens`, `context_window_tokens`). It is flagged under `gen_ai.usage.`, `llm.usage.` or a first
+/// nowhere. A name is a token count when one of its segments ends with `tokens` (or `token`, under a usage prefix)
+/// or holds `token_count`, `tokencount` or `token_details` (`gen_ai.usage.input_token`, Gemini's `promptTokenCount`,
+/// OpenInference's `llm.token_count.prompt`, LangChain's `usage_metadata.input_token_details.cache_read`), and its
+/// last segment is not a limit, budget, estimate, window, unit, price, time or rate (`gen_ai.request.max_tokens`,
+/// `thinking.budget_tokens`, `estimated_tokens`, `context_window_tokens`, `time_to_first_token`,
+/// `output_tokens_per_second`). It is flagged under `gen_ai.usage.`, `llm.usage.` or a first
 /// segment beginning with `usage`, or anywhere on a callsite that looks like an LLM call's (`llm_context`: token
 /// fields, a model, a provider, or fields under `gen_ai.` or `llm.`): a rate limiter's `available_tokens` is not.
 /// On a callsite whose token fields capture reads (`reads_tokens`), the same counts under other names are not
@@ -302,8 +303,21 @@ pub(crate) fn classify(name: &str) -> Role {
 /// `gen_ai.usage.input_tokens`), and reasoning (a part of output, informational); a total alone (an embedding's
 /// `total_tokens`) is.
 pub(crate) fn names_unread_usage(name: &str, llm_context: bool, reads_tokens: bool) -> bool {
-    const NOT_USED: [&str; 10] =
-        ["max", "limit", "budget", "remaining", "estimat", "context", "window", "unit", "cost", "price"];
+    const NOT_USED: [&str; 13] = [
+        "max",
+        "limit",
+        "budget",
+        "remaining",
+        "estimat",
+        "context",
+        "window",
+        "unit",
+        "cost",
+        "price",
+        "time",
+        "per_",
+        "first_token",
+    ];
     const SAME_COUNTS: [&str; 12] = [
         "input",
         "inputtokens",
@@ -323,8 +337,10 @@ pub(crate) fn names_unread_usage(name: &str, llm_context: bool, reads_tokens: bo
     if NOT_USED.iter().any(|w| last.contains(w)) {
         return false;
     }
+    let under_usage = name.starts_with("gen_ai.usage.") || name.starts_with("llm.usage.") || name.starts_with("usage");
     let counts_tokens = name.split('.').any(|s| {
-        s.ends_with("token")
+        // One `token` (a misspelling) only under a usage prefix: `eos_token` and `page_token` are no counts.
+        (under_usage && s.ends_with("token"))
             || s.ends_with("tokens")
             || s.contains("token_count")
             || s.contains("tokencount")
@@ -333,7 +349,7 @@ pub(crate) fn names_unread_usage(name: &str, llm_context: bool, reads_tokens: bo
     if !counts_tokens || (reads_tokens && SAME_COUNTS.contains(&last.replace('_', "").as_str())) {
         return false;
     }
-    name.starts_with("gen_ai.usage.") || name.starts_with("llm.usage.") || name.starts_with("usage") || llm_context
+    under_usage || llm_context
 }
 
 /// What capture does with one callsite, decided once.
@@ -511,6 +527,12 @@ mod tests {
             ("usage.cpu_seconds", true, true, false),
             ("usage.server_tool_use.web_fetch_requests", true, true, false),
             ("message", true, false, false),
+            ("time_to_first_token", true, true, false),
+            ("gen_ai.server.time_per_output_token", true, true, false),
+            ("output_tokens_per_second", true, true, false),
+            ("eos_token", true, true, false),
+            ("page_token", true, false, false),
+            ("usage.input_token", false, false, true),
         ] {
             assert_eq!(
                 names_unread_usage(name, llm_context, reads),

@@ -86,6 +86,10 @@ impl CaptureFilter {
 
     fn reads(&self, meta: &Metadata<'_>) -> bool {
         let plan = plan_for(meta);
+        // A callsite with usage fields capture does not read is seen too, to count and warn about them.
+        if !plan.unread_usage.is_empty() {
+            return true;
+        }
         if meta.is_event() {
             plan.has_tokens || plan.instrument_err || plan.error_event
         } else {

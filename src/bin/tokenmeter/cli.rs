@@ -105,6 +105,7 @@ pub(crate) enum Command {
     /// Usage in 5-hour blocks (Claude's usage windows): each block's tokens and cost, the open one's rate
     Blocks(BlocksArgs),
     /// One line for Claude Code's status line: the session's cost, today's, the open 5-hour block's and its rate
+    /// (reads Claude Code's transcripts unless --journal or --records is given)
     Statusline(StatuslineArgs),
     /// Follow the source live: refresh a summary, alert past a spend threshold
     Watch(WatchArgs),

@@ -182,11 +182,13 @@ fn figures(source_args: &SourceArgs, ctx: &Context, args: &StatuslineArgs, input
         None => (None, None),
     };
     let block_length = Duration::hours(i64::from(args.hours));
+    // A records file is read whole whatever the lookback: once.
+    let whole = source_args.records.is_some();
     let mut lookbacks = LOOKBACKS
         .into_iter()
         .map(Some)
         .chain([None])
-        .skip_while(|l| l.zip(budgets_from).is_some_and(|(l, from)| now - l > from));
+        .skip_while(|l| whole || l.zip(budgets_from).is_some_and(|(l, from)| now - l > from));
     let (source, lookback, notes) = loop {
         let lookback = lookbacks.next().flatten();
         // Only the last read's notes are printed: each read says what the one before said, and more.
@@ -352,7 +354,9 @@ mod tests {
         // The same with a pause of 3 hours after them: placed from the call after it.
         let later = [&early[..], &[call("2026-03-08T19:00:00Z")]].concat();
         assert!(placed(&later, now, from, three));
-        // Calls after now do not count.
-        assert!(placed(&[call("2026-03-10T13:00:00Z")], now, from, five));
+        // Calls after now do not count: the busy chain with a call after a 6-hour pause, later than now, is not
+        // placed by it.
+        let after_now = [&busy[..], &[call("2026-03-10T18:00:00Z")]].concat();
+        assert!(!placed(&after_now, now, from, five));
     }
 }
