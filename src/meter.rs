@@ -232,7 +232,8 @@ pub struct CaptureStats {
     /// value is counted nowhere: a misspelled `gen_ai.usage.input_token`, a kind the contract does not have
     /// (`gen_ai.usage.audio_input_tokens`), another provider's name (`prompt_token_count`). Counted as declared,
     /// whether or not a value was recorded; each field name is also logged at WARN, once per meter. Should stay
-    /// 0: record those tokens under a name the contract reads (README "Capture contract").
+    /// 0: record those tokens under a name the contract reads (README "Capture contract"), or, for a field that is
+    /// no count of tokens used, name it with [`TokenMeterBuilder::with_non_usage_field`].
     #[serde(default)]
     pub unread_usage_declarations: u64,
 }
