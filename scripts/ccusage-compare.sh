@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Agreement and speed against ccusage, the tool Claude Code users already run.
 #
-#   scripts/ccusage-compare.sh [--lines N] [--runs N] [--data DIR]
+#   scripts/ccusage-compare.sh [--lines N] [--runs N] [--data DIR] [--now TIME]
+#
+# (--now: tokenmeter's time for the generated data, after its last call; default 2025-11-01T00:00:00Z, past the
+# generator's last call. ccusage has no such cut: a --now before the data's last call makes them disagree.)
 #
 # 1. Installs ccusage 20.0.24 from npm into .tools/ccusage (project-local) and builds tokenmeter (release,
 #    feature `cli`).
@@ -13,7 +16,10 @@
 #    design (tokenmeter bills the whole call at the long-context rates, as Anthropic does; ccusage prices
 #    each token type against the threshold on its own), and so do the days of a response streamed across
 #    midnight (tokenmeter dates it by its first copy, ccusage by the copy it keeps): both figures are printed.
-#    The totals must agree.
+#    The totals must agree. Also `ccusage claude blocks` against `tokenmeter blocks`: the same 5-hour blocks at
+#    the same hours, except where a response streamed across an hour opens one (dated by different copies, as
+#    for days); tokenmeter's blocks must hold ccusage's daily total of tokens (ccusage's blocks count sidechain
+#    replays again: their total is printed).
 # 3. Times both on the generated data (best of --runs, warm cache) and prints the times and the ratio.
 #
 # Exits 1 if any figure disagrees outside the documented differences. Needs node/npm, python3 and cargo.
@@ -23,12 +29,14 @@ cd "$(dirname "$0")/.."
 LINES=100000
 RUNS=3
 DATA=""
+NOW=2025-11-01T00:00:00Z
 while [ $# -gt 0 ]; do
     case "$1" in
         --lines) LINES="$2"; shift 2 ;;
         --runs) RUNS="$2"; shift 2 ;;
         --data) DATA="$2"; shift 2 ;;
-        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+        --now) NOW="$2"; shift 2 ;;
+        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -72,6 +80,8 @@ run_both() {
         >"$WORK/$name.tm-daily.json"
     "$TOKENMETER" --quiet --tz UTC --claude-code "$dir" --now "$now" summary --group-by session --format json \
         >"$WORK/$name.tm-session.json"
+    CLAUDE_CONFIG_DIR="$dir" "$CCUSAGE" claude blocks --json --offline --mode calculate -z UTC >"$WORK/$name.cc-blocks.json"
+    "$TOKENMETER" --quiet --tz UTC --claude-code "$dir" --now "$now" blocks --format json >"$WORK/$name.tm-blocks.json"
 }
 
 # compare NAME DIR: checks agreement, prints a table; exit status 1 on disagreement.
@@ -204,6 +214,43 @@ gap = ts["cost_usd"] - ct["totalCost"]
 if abs(gap - explained) > 1e-6 * max(1.0, abs(ts["cost_usd"])):
     print(f"  totals: cost differs by ${gap:.6f}, of which the long-context sessions explain ${explained:.6f}")
     bad += 1
+# Blocks of 5 hours: the same blocks, opening at the same hours, except where a response streamed across a whole
+# hour opens one (tokenmeter dates it by its first copy, ccusage by the copy it keeps, as for days). ccusage's gap
+# rows are left out. The tokens of all tokenmeter's blocks are its daily totals, ccusage's own daily totals (ccusage's
+# blocks count sidechain replays again at their own time, so theirs are printed, not compared).
+from datetime import datetime, timedelta, timezone
+hour = lambda ts: datetime.fromisoformat(ts.replace("Z", "+00:00")).astimezone(timezone.utc).replace(
+    minute=0, second=0, microsecond=0)
+instant = lambda ts: datetime.fromisoformat(ts.replace("Z", "+00:00")).astimezone(timezone.utc)
+cc_blocks = [b for b in load("cc-blocks")["blocks"] if not b["isGap"]]
+tm_blocks = load("tm-blocks")["blocks"]["blocks"]
+tm_first_calls = {instant(b["first_call"]) for b in tm_blocks}
+# (tokenmeter's hour, ccusage's hour) of each response streamed across an hour that opens a block of tokenmeter's.
+apart = set()
+for found in copies.values():
+    try:
+        first, kept = instant(min(ts for ts, _ in found)), instant(max(found, key=lambda c: sum(c[1]))[0])
+    except ValueError:  # a copy whose time is not one (both tools skip its line)
+        continue
+    if hour(first.isoformat()) != hour(kept.isoformat()) and first in tm_first_calls:
+        apart.add((hour(first.isoformat()), hour(kept.isoformat())))
+cc_starts = {hour(b["startTime"]) for b in cc_blocks}
+tm_starts = {hour(b["start"]) for b in tm_blocks}
+only_tm, only_cc = tm_starts - cc_starts, cc_starts - tm_starts
+unexplained = sorted(s for s in only_tm if not any(t == s and c in only_cc for t, c in apart)) + sorted(
+    s for s in only_cc if not any(c == s and t in only_tm for t, c in apart))
+for s in unexplained:
+    side = "tokenmeter" if s in only_tm else "ccusage"
+    print(f"  block at {s.isoformat()}: only in {side}, and no response streamed across an hour opens it")
+    bad += 1
+tm_block_tokens = sum(b["total_tokens"] for b in tm_blocks)
+cc_block_tokens = sum(b["totalTokens"] for b in cc_blocks)
+if tm_block_tokens != sum(cc_tokens(ct)):
+    print(f"  blocks: tokenmeter's blocks hold {tm_block_tokens} tokens, not ccusage's daily total {sum(cc_tokens(ct))}")
+    bad += 1
+print(f"  blocks: ccusage {len(cc_blocks)}, tokenmeter {len(tm_blocks)}; same start hour: {len(cc_starts & tm_starts)}; "
+      f"opening at another hour by a response streamed across one: {len(only_tm - set(unexplained))}; tokens: "
+      f"tokenmeter {tm_block_tokens} (= ccusage's daily total), ccusage's blocks {cc_block_tokens}")
 print(f"  {name}: {'AGREE' if bad == 0 else f'{bad} DISAGREEMENT(S)'}")
 sys.exit(1 if bad else 0)
 PY
@@ -241,7 +288,7 @@ fi
 du -sh "$DATA" | cut -f1 | sed 's/^/  size: /'
 # A --now after the data's last call (2025-10-31 00:21): calls stamped after --now have not happened yet
 # and are left out, while ccusage has no such cut.
-run_both generated "$DATA" 2025-11-01T00:00:00Z
+run_both generated "$DATA" "$NOW"
 compare generated "$DATA" || status=1
 
 step "speed: best of $RUNS runs each, warm cache, $(nproc) cores"
@@ -257,7 +304,7 @@ find "$DATA" -name '*.jsonl' -exec cat {} + >/dev/null  # warm the page cache
 cc_times=(); tm_times=()
 for _ in $(seq "$RUNS"); do
     cc_times+=("$(time_cmd env CLAUDE_CONFIG_DIR="$DATA" "$CCUSAGE" claude daily --json --offline --mode calculate -z UTC)")
-    tm_times+=("$(time_cmd "$TOKENMETER" --quiet --tz UTC --claude-code "$DATA" --now 2025-11-01T00:00:00Z \
+    tm_times+=("$(time_cmd "$TOKENMETER" --quiet --tz UTC --claude-code "$DATA" --now "$NOW" \
         summary --group-by day --format json)")
 done
 cc_best=$(printf '%s\n' "${cc_times[@]}" | best)
