@@ -322,3 +322,29 @@ fn a_rolling_period_outside_one_second_to_366_days_is_a_build_error() {
     let of = |d| Budget::new("b", BudgetLimit::usd(5.0).unwrap()).with_period(BudgetPeriod::Rolling(d));
     assert_eq!(of(year_and_more), of(year));
 }
+
+#[test]
+fn a_budgets_period_start_is_the_one_its_state_reports() {
+    let ny: Tz = "America/New_York".parse().unwrap();
+    let budgets = [
+        Budget::new("day", BudgetLimit::usd(1.0).unwrap()).with_period(BudgetPeriod::Day).with_time_zone(ny),
+        Budget::new("week", BudgetLimit::usd(1.0).unwrap())
+            .with_period(BudgetPeriod::Week)
+            .with_week_start(chrono::Weekday::Sun)
+            .with_time_zone(ny),
+        Budget::new("month", BudgetLimit::usd(1.0).unwrap()).with_period(BudgetPeriod::Month).with_time_zone(ny),
+        Budget::new("rolling", BudgetLimit::usd(1.0).unwrap())
+            .with_period(BudgetPeriod::Rolling(std::time::Duration::from_secs(7 * 3_600))),
+    ];
+    let (h, _) = harness(budgets.to_vec());
+    // Tuesday 2026-03-10, 01:30 in New York (EDT since the 8th): that day, the week from Sunday the 8th (whose
+    // midnight was still EST), March.
+    let now = utc("2026-03-10T05:30:00Z");
+    h.clock.set(now);
+    let states = h.meter.budget_status();
+    for b in &budgets {
+        assert_eq!(b.period_start(now), state(&states, b.name()).period_start, "{}", b.name());
+    }
+    assert_eq!(budgets[0].period_start(now), utc("2026-03-10T04:00:00Z"));
+    assert_eq!(budgets[1].period_start(now), utc("2026-03-08T05:00:00Z"), "before the DST change");
+}

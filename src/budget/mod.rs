@@ -747,6 +747,19 @@ impl Budget {
         self.week_start
     }
 
+    /// When the period holding `at` began: local midnight of its day, week (from [`week_start`](Self::week_start))
+    /// or month in [`time_zone`](Self::time_zone), or for a rolling budget the start of the window ending at `at`
+    /// (at the latest: the window [`BudgetState::period_start`] reports moves with the newest spend). Calls that
+    /// ended before it do not count in the period.
+    pub fn period_start(&self, at: DateTime<Utc>) -> DateTime<Utc> {
+        let at = period::to_nanos(at);
+        let start = match self.period {
+            BudgetPeriod::Rolling(duration) => period::RollingBuckets::new(duration).window_start(at),
+            calendar => period::calendar_bounds(calendar, self.time_zone, self.week_start, at).0,
+        };
+        period::to_utc(start)
+    }
+
     /// Alert thresholds, in percent, ascending.
     pub fn thresholds(&self) -> &[u32] {
         &self.thresholds

@@ -96,12 +96,10 @@ impl Spend {
         let mut s = Spend::default();
         for c in calls {
             s.calls += 1;
-            if c.metered {
-                s.tokens = s.tokens.saturating_add(c.tokens.total());
-                match &c.cost {
-                    Some(cost) => s.cost_picos += cost.total,
-                    None => s.unpriced_calls += 1,
-                }
+            s.tokens = s.tokens.saturating_add(c.tokens.total());
+            s.unpriced_calls += u64::from(c.is_unpriced());
+            if let Some(cost) = &c.cost {
+                s.cost_picos += cost.total;
             }
         }
         s.cost_usd = s.cost_picos.as_usd();
@@ -171,16 +169,8 @@ fn figures(source_args: &SourceArgs, ctx: &Context, args: &StatuslineArgs, input
         }
         None => None,
     };
-    // A budget's period may begin before the calls of two days (a month's): its start follows from the clock
-    // alone (an evaluation over no calls gives it), and the calls are read back to it at least.
-    let (budgets, budgets_from) = match budgets {
-        Some(b) => {
-            super::budget::remove_left_private_dirs(false);
-            let from = super::budget::evaluate(b.clone(), &[], ctx)?.iter().map(|s| s.period_start).min();
-            (Some(b), from)
-        }
-        None => (None, None),
-    };
+    // A budget's period may begin before the calls of two days (a month's): the calls are read back to it at least.
+    let budgets_from = budgets.iter().flatten().map(|b| b.period_start(now)).min();
     let block_length = Duration::hours(i64::from(args.hours));
     // A records file is read whole whatever the lookback: once.
     let whole = source_args.records.is_some();
@@ -208,6 +198,7 @@ fn figures(source_args: &SourceArgs, ctx: &Context, args: &StatuslineArgs, input
     }
     let states = match budgets {
         Some(b) => {
+            super::budget::remove_left_private_dirs(false);
             // Only the calls that ended in a period are replayed (a month of calls, not all of them).
             let from = budgets_from.and_then(|f| f.timestamp_nanos_opt()).unwrap_or(i64::MIN);
             let recent: Vec<CallRecord> =
