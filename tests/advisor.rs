@@ -2,7 +2,7 @@
 //! top-level usage leaves them out (`usage.iterations` lists them as `advisor_message` entries). Claude Code's
 //! transcripts carry them on the executor's line; each is a call of its own.
 
-mod common;
+use crate::common;
 
 use common::load_transcript;
 use tokenmeter::TokenUsage;

@@ -4,7 +4,7 @@
 //! 15,000,000, 5-minute write 3,750,000, read 300,000, long-context input 6,000,000 and output 22,500,000;
 //! claude-opus-4-5 input 5,000,000, output 25,000,000; claude-haiku-4-5 input 1,000,000, output 5,000,000.
 
-mod ledger_common;
+use crate::ledger_common;
 
 use std::collections::BTreeSet;
 

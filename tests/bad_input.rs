@@ -1,6 +1,6 @@
 //! Bad input never panics and is never silently wrong: rejected values are counted, never coerced.
 
-mod common;
+use crate::common;
 
 use common::Harness;
 use proptest::prelude::*;

@@ -1,7 +1,7 @@
 //! `analysis::usage_blocks`: calls in 5-hour blocks, each opening at the whole UTC hour of the first call after
 //! the last one closed, and the open block's rate and projection.
 
-mod ledger_common;
+use crate::ledger_common;
 
 use ledger_common::*;
 use tokenmeter::analysis::{DEFAULT_BLOCK_HOURS, usage_blocks};

@@ -1,7 +1,7 @@
 //! Enforcement: block budgets refuse requests in their scope once exhausted; warn budgets never refuse; capture
 //! itself never refuses anything.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

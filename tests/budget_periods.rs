@@ -1,6 +1,6 @@
 //! Budget periods: calendar periods roll over at local midnight in the budget's zone; rolling windows slide.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! Budget alerts: each threshold fires exactly once per period, a projected overrun fires once, and alerts
 //! reach callbacks and `tracing`.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -2,7 +2,7 @@
 //! as JSON.
 #![cfg(feature = "cli")]
 
-mod cli_support;
+use crate::cli_support;
 
 use serde_json::json;
 

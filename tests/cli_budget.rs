@@ -1,7 +1,7 @@
 //! `tokenmeter budget`: budgets from TOML against the fixture's spend, through the library's budget accounting.
 #![cfg(feature = "cli")]
 
-mod cli_support;
+use crate::cli_support;
 
 use cli_support::{Transcript, cc, close, usage_line};
 

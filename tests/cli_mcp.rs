@@ -3,7 +3,7 @@
 //! reports over the same records, bad arguments as tool errors, and a journal that grows between calls.
 #![cfg(feature = "cli")]
 
-mod cli_support;
+use crate::cli_support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;

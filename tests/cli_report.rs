@@ -1,7 +1,7 @@
 //! `tokenmeter report`: every format and type over the fixture.
 #![cfg(feature = "cli")]
 
-mod cli_support;
+use crate::cli_support;
 
 use cli_support::{cc, close, run};
 

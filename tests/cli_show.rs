@@ -1,7 +1,7 @@
 //! `tokenmeter show <session>`: totals from the ledger, every call, tools and cache columns, exit codes.
 #![cfg(feature = "cli")]
 
-mod cli_support;
+use crate::cli_support;
 
 use cli_support::{cc, close, fixture, run, write_journal};
 

@@ -2,7 +2,7 @@
 //! CLAUDE_CONFIG_DIR, ~/.config/claude, ~/.claude), a file of records; and the errors for bad paths.
 #![cfg(feature = "cli")]
 
-mod cli_support;
+use crate::cli_support;
 
 use cli_support::{NOW, Records, Transcript, cc, fixture, run, run_env, usage_line, write_journal};
 

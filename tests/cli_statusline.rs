@@ -1,7 +1,7 @@
 //! `tokenmeter statusline`: the line for Claude Code's status line, from the status JSON on standard input and the
 //! transcripts written lately.
 
-mod cli_support;
+use crate::cli_support;
 
 use std::io::Write as _;
 use std::path::Path;

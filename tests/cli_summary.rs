@@ -2,7 +2,7 @@
 //! codes.
 #![cfg(feature = "cli")]
 
-mod cli_support;
+use crate::cli_support;
 
 use cli_support::{NOW, Transcript, cc, close, fixture, run, usage_line};
 

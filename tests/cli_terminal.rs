@@ -3,7 +3,7 @@
 // util-linux `script -qec`: BSD `script` (macOS) takes other arguments.
 #![cfg(all(feature = "cli", target_os = "linux"))]
 
-mod cli_support;
+use crate::cli_support;
 
 use std::process::{Command, Stdio};
 

@@ -1,7 +1,7 @@
 //! `tokenmeter watch`: refreshes (re-reading a journal that grows between them), alerts past the threshold.
 #![cfg(feature = "cli")]
 
-mod cli_support;
+use crate::cli_support;
 
 use std::io::{BufRead, Write};
 

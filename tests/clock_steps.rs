@@ -1,7 +1,7 @@
 //! Durations come from the monotonic clock: a step of the wall clock during a call (NTP correcting a VM's time,
 //! `date -s`) moves neither a call's duration nor its start off the wall clock's time at its end.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};

@@ -1,7 +1,7 @@
 //! Server-side compaction: its summary is a sampling step of its own, billed, and left out of the response's
 //! top-level usage (`usage.iterations` lists it). The call counts it.
 
-mod common;
+use crate::common;
 
 use common::{Harness, load_transcript};
 use tokenmeter::TokenUsage;

@@ -1,7 +1,5 @@
 //! Several threads recording at once give exact totals, tokens and money.
 
-mod common;
-
 use std::sync::Arc;
 
 use tokenmeter::{Money, TokenMeter};

@@ -1,6 +1,6 @@
 //! Attribution dimensions come from the call span or its nearest ancestor that has them.
 
-mod common;
+use crate::common;
 
 use common::Harness;
 use tracing::field::Empty;
@@ -224,7 +224,13 @@ fn build_reports_its_errors_on_stderr_when_no_subscriber_can_hear_them() {
     // The meter is built before the subscriber it is a layer of: `build`'s ERROR events went nowhere, and an
     // application ran without its journal with no word of it.
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["build_errors_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            &common::test_path(module_path!(), "build_errors_child"),
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("TOKENMETER_BUILD_ERRORS_CHILD", "1")
         .output()
         .unwrap();

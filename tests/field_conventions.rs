@@ -1,6 +1,6 @@
 //! Every token field convention of the capture contract normalizes to the same internal form.
 
-mod common;
+use crate::common;
 
 use common::Harness;
 use tokenmeter::TokenUsage;

@@ -5,7 +5,7 @@
 //! 5-minute write 3,750,000, read 300,000; claude-opus-4-5 input 5,000,000, output 25,000,000;
 //! claude-haiku-4-5 input 1,000,000, output 5,000,000.
 
-mod ledger_common;
+use crate::ledger_common;
 
 use ledger_common::*;
 use tokenmeter::analysis::{Band, ReportFilter, SuggestionType};

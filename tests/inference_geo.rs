@@ -4,7 +4,7 @@
 //! of one geography, read from the model id) and Google Vertex AI (`server.address`), on Claude Sonnet 4.5 and
 //! later.
 
-mod common;
+use crate::common;
 
 use common::{Harness, load_transcript};
 use tokenmeter::CallRecord;

@@ -2,7 +2,7 @@
 //! API (response and stream shapes as Anthropic documents them, in `tests/fixtures/anthropic/`): every call
 //! becomes one `CallRecord`, checked field by field.
 
-mod common;
+use crate::common;
 
 // The example's own client code. `from_env` and its defaults serve the example, not these tests.
 #[allow(dead_code)]

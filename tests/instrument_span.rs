@@ -1,6 +1,6 @@
 //! `instrument::claude_span` as a call through another provider: the provider recorded over the default.
 
-mod common;
+use crate::common;
 
 use common::Harness;
 use tokenmeter::instrument::{MessageResponse, claude_span, record_response};

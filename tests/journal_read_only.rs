@@ -7,6 +7,7 @@
 //! not stop.
 #![cfg(unix)]
 
+use crate::common;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -67,7 +68,13 @@ fn a_journal_that_cannot_be_written_is_still_replayed_into_the_budgets() {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o555)).unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap());
     child
-        .args(["read_only_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            &common::test_path(module_path!(), "read_only_child"),
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_DIR, dir.path());
     if std::fs::metadata(dir.path()).unwrap().uid() == 0 {
         child.uid(65_534).gid(65_534);

@@ -1,6 +1,7 @@
 //! The journal: one JSONL file per UTC day with a schema version, replayed on start so that a restarted meter
 //! reports what the one before it did; torn and foreign lines are skipped and reported; retention; drops.
 
+use crate::common;
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -1289,7 +1290,13 @@ fn a_size_limit_that_deletes_needed_files_at_build_says_so_on_stderr() {
     std::fs::write(journal_file(dir.path(), "2026-03-02"), "\n".repeat(1000)).unwrap();
     std::fs::write(journal_file(dir.path(), "2026-03-14"), "").unwrap();
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["size_retention_at_build_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            &common::test_path(module_path!(), "size_retention_at_build_child"),
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("TOKENMETER_SIZE_RETENTION_CHILD", dir.path())
         .output()
         .unwrap();

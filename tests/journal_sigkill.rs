@@ -6,6 +6,7 @@
 //! The writer processes are this test binary run again with `JOURNAL_CHILD_DIR` set, running the ignored
 //! `journal_child_writer` (ignored: not a test of its own, so it is never counted as one that passed).
 
+use crate::common;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -77,11 +78,17 @@ fn journal_child_writer() {
 
 fn spawn_writer(dir: &Path, prefix: &str, count: Option<u64>) -> Child {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["journal_child_writer", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
-        .env(CHILD_DIR, dir)
-        .env(CHILD_PREFIX, prefix)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+    cmd.args([
+        &common::test_path(module_path!(), "journal_child_writer"),
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(CHILD_DIR, dir)
+    .env(CHILD_PREFIX, prefix)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
     if let Some(count) = count {
         cmd.env(CHILD_COUNT, count.to_string());
     }
@@ -259,8 +266,9 @@ fn run_full_disk_child(dir: &Path, no_flush: bool) -> (u64, u64, bool) {
     // 64 blocks of 512 bytes: a few batches of 20 lines of ~600 bytes fit, then one is cut mid-line.
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
-        .arg("trap '' XFSZ; ulimit -f 64 && exec \"$0\" journal_child_full_disk --exact --ignored --nocapture --test-threads=1")
+        .arg("trap '' XFSZ; ulimit -f 64 && exec \"$0\" \"$1\" --exact --ignored --nocapture --test-threads=1")
         .arg(&exe)
+        .arg(common::test_path(module_path!(), "journal_child_full_disk"))
         .env(CHILD_FULL, dir)
         .stderr(Stdio::null());
     if no_flush {

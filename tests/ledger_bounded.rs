@@ -1,6 +1,6 @@
 //! Cardinality caps with overflow entries, and memory that stays bounded whatever the number of calls.
 
-mod ledger_common;
+use crate::ledger_common;
 
 use std::sync::Arc;
 

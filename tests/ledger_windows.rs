@@ -1,6 +1,6 @@
 //! Window edges, aging across tiers, time-zone day boundaries, and invalid queries as error values.
 
-mod ledger_common;
+use crate::ledger_common;
 
 use chrono::Duration;
 use ledger_common::*;

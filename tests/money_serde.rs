@@ -3,7 +3,7 @@
 //! tagged and untagged enums and `#[serde(flatten)]` buffer through a value type without 128-bit integers: there
 //! serde says "u128 is not supported", as `Money`'s documentation says.)
 
-mod common;
+use crate::common;
 
 use serde::{Deserialize, Serialize};
 use tokenmeter::{CallRecord, Money, UsageTotals};

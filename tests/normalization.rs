@@ -1,6 +1,6 @@
 //! The inclusive-vs-uncached input rule and its correction counter.
 
-mod common;
+use crate::common;
 
 use common::Harness;
 use tracing::info_span;

@@ -3,7 +3,7 @@
 //! built, used and dropped inside an application's tokio runtime. Bad configuration is refused up front.
 #![cfg(feature = "otlp")]
 
-mod otlp_workload;
+use crate::otlp_workload;
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};

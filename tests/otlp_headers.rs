@@ -4,7 +4,7 @@
 //! than dropped.
 #![cfg(feature = "otlp")]
 
-mod otlp_workload;
+use crate::otlp_workload;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

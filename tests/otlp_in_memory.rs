@@ -2,7 +2,7 @@
 //! in-process read-out, attributes follow the builder, series are capped, histograms use semconv buckets.
 #![cfg(feature = "otlp")]
 
-mod otlp_workload;
+use crate::otlp_workload;
 
 use std::collections::BTreeMap;
 

@@ -5,8 +5,8 @@
 //! tonic trusts no root certificate unless told to.
 #![cfg(feature = "otlp-tls")]
 
-mod otlp_stand_in;
-mod otlp_workload;
+use crate::otlp_stand_in;
+use crate::otlp_workload;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -7,7 +7,7 @@
 //! with numbers written another way: jq 1.6 prints the binary's `0.0` as `0`, jq 1.7 keeps `0.0`.
 #![cfg(feature = "cli")]
 
-mod cli_support;
+use crate::cli_support;
 
 use std::path::Path;
 use std::process::Command;

@@ -1,6 +1,6 @@
 //! Token and model fields declared `Empty` and recorded later with `Span::record` are captured.
 
-mod common;
+use crate::common;
 
 use common::Harness;
 use tracing::field::Empty;

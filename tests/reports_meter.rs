@@ -1,7 +1,7 @@
 //! The reports through the meter handle: calls captured from spans reach the ledger, from several threads,
 //! and every report serializes with the field names the issue lists (snake_case JSON).
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

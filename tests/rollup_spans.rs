@@ -1,7 +1,7 @@
 //! Spans whose usage rolls up the calls inside them (an `invoke_agent` span carrying its agent's totals, as the
 //! GenAI agent-span conventions allow) are not counted again; the calls inside them are.
 
-mod common;
+use crate::common;
 
 use common::Harness;
 use tracing::field::Empty;

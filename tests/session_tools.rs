@@ -1,7 +1,7 @@
 //! Tool executions attributed to sessions: the ledger's (session, tool) pairs, queried as tool rows of a
 //! session and session rows of a tool, bounded with a per-session overflow entry.
 
-mod ledger_common;
+use crate::ledger_common;
 
 use chrono::Duration;
 use ledger_common::*;

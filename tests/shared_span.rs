@@ -1,6 +1,6 @@
 //! Clients that record every call's usage onto one long-lived span: a new response id finalizes the earlier call.
 
-mod common;
+use crate::common;
 
 use common::Harness;
 use tracing::field::Empty;

@@ -1,6 +1,6 @@
 //! Usage carried by events inside a call span: streamed usage is cumulative, so later values replace earlier.
 
-mod common;
+use crate::common;
 
 use common::Harness;
 use tracing::field::Empty;

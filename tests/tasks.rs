@@ -1,6 +1,6 @@
 //! A span with a `task` field groups the calls under it; its close records one task.
 
-mod common;
+use crate::common;
 
 use common::Harness;
 use tracing::field::Empty;

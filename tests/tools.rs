@@ -1,6 +1,6 @@
 //! Semconv tool-execution spans are counted per tool and linked to the session/task they ran in.
 
-mod common;
+use crate::common;
 
 use common::Harness;
 use tracing::info_span;

@@ -2,7 +2,7 @@
 //! have, another provider's name) is counted in `capture_stats().unread_usage_declarations` and logged at WARN once per
 //! name: its tokens would otherwise be missing from every figure without a word.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

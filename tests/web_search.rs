@@ -2,7 +2,7 @@
 //! `server_tool_use.web_search_requests` and billed at the price book's per-search fee, on top of the tokens,
 //! through every path a call takes (capture, the `instrument` helpers, the journal, Claude Code transcripts).
 
-mod common;
+use crate::common;
 
 use common::Harness;
 use tokenmeter::instrument::{MessageResponse, claude_span, record_response};

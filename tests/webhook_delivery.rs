@@ -2,7 +2,7 @@
 //! server costing the application nothing but counted failures.
 #![cfg(feature = "webhook")]
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

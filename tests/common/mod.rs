@@ -76,3 +76,13 @@ pub fn load_transcript(lines: &str) -> tokenmeter::transcripts::TranscriptLoad {
     let files = tokenmeter::transcripts::discover(dir.path()).unwrap();
     tokenmeter::transcripts::TranscriptLoader::new(tokenmeter::PriceBook::builtin()).load(&files)
 }
+
+/// The name the test harness knows `test`, a test of the module whose `module_path!()` is `module`, by: what
+/// to pass with `--exact` to re-run this test binary on that one test. Inside `tests/integration.rs` that is
+/// `<file>::<test>`; in a test binary of its own, `<test>`.
+pub fn test_path(module: &str, test: &str) -> String {
+    match module.split_once("::") {
+        Some((_, inner)) => format!("{inner}::{test}"),
+        None => test.to_owned(),
+    }
+}
