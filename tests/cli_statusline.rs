@@ -260,6 +260,48 @@ fn a_failure_is_the_line_itself_and_exits_0() {
 }
 
 #[test]
+fn a_bad_setting_is_the_line_too() {
+    // A misspelt option in Claude Code's `statusLine` command used to leave the line blank (clap's exit status 2),
+    // and so did a price file that cannot be read: the command never ran.
+    let dir = Config::new();
+    dir.session("s1", &[call("s1", "2025-10-03T11:00:00Z", "m1", 1_000)], 1);
+    let run = statusline(&dir.root(), &["--budget", "b.toml"], None);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stdout,
+        "tokenmeter statusline: unexpected argument '--budget' found; a similar argument exists: '--budgets'\n"
+    );
+    assert!(run.stderr.contains("Usage: tokenmeter statusline"), "clap's whole error on stderr: {}", run.stderr);
+    let run = statusline(&dir.root(), &["--hours", "30"], None);
+    assert_eq!((run.code, run.stdout.lines().count()), (0, 1), "{run:?}");
+    assert!(run.stdout.starts_with("tokenmeter statusline: invalid value '30' for '--hours"), "{}", run.stdout);
+
+    let home = tempfile::tempdir().unwrap();
+    let prices = |format: &str| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokenmeter"));
+        clean_env(&mut cmd, home.path());
+        cmd.args(["--prices", "/nonexistent/prices.toml", &format!("--claude-code={}", dir.root())])
+            .args(["statusline", "--format", format])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = prices("line");
+    assert_eq!(out.status.code(), Some(0));
+    let line = String::from_utf8_lossy(&out.stdout);
+    assert!(line.starts_with("tokenmeter: cannot read price file /nonexistent/prices.toml"), "{line}");
+
+    // Asked for JSON, or another command: clap's exit status and the usual errors, nothing on stdout.
+    let run = statusline(&dir.root(), &["--format", "json", "--hours", "30"], None);
+    assert_eq!((run.code, run.stdout.as_str()), (2, ""), "{run:?}");
+    assert_eq!(prices("json").status.code(), Some(1));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokenmeter"));
+    clean_env(&mut cmd, home.path());
+    let out = cmd.args(["summary", "--budget", "b.toml"]).output().unwrap();
+    assert_eq!((out.status.code(), out.stdout.len()), (Some(2), 0));
+}
+
+#[test]
 fn the_model_name_is_shown_without_control_characters() {
     let c = Config::new();
     c.session("a", &[call("a", "2025-10-03T11:55:00Z", "m1", 1_000)], 0);

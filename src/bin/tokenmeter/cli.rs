@@ -12,7 +12,7 @@ use tokenmeter::ledger::{Dimension, Filter, GroupBy, Window};
 ///
 /// Every command prints the same typed reports the tokenmeter library makes, as a table (coloured when the
 /// output is a terminal) or as JSON. Exit status: 0 on success, 1 for a missing path or unreadable data,
-/// 2 for bad arguments (`statusline` prints a failure to read as its line, with 0).
+/// 2 for bad arguments (`statusline` prints any failure, bad arguments too, as its line, with 0).
 #[derive(Debug, Parser)]
 #[command(name = "tokenmeter", version, max_term_width = 110)]
 pub(crate) struct Cli {
@@ -520,28 +520,18 @@ fn parse_iterations(s: &str) -> Result<u64, String> {
 }
 
 /// Rewrites a bare `--claude-code` followed by a command name to `--claude-code=` so that the command name is
-/// not taken for the directory (`tokenmeter --claude-code summary`).
+/// not taken for the directory (`tokenmeter --claude-code summary`). The names are clap's own, `help` with them.
 pub(crate) fn preprocess(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
-    const COMMANDS: &[&str] = &[
-        "summary",
-        "show",
-        "report",
-        "cache-report",
-        "optimize",
-        "forecast",
-        "budget",
-        "compare",
-        "watch",
-        "mcp",
-        "help",
-    ];
+    use clap::CommandFactory;
+    let command = Cli::command();
+    let is_command = |name: &str| name == "help" || command.find_subcommand(name).is_some();
     let mut out = Vec::with_capacity(args.len());
     let mut it = args.into_iter().peekable();
     while let Some(a) = it.next() {
         if a == "--claude-code"
             && let Some(next) = it.peek()
             && let Some(next) = next.to_str()
-            && COMMANDS.contains(&next)
+            && is_command(next)
         {
             out.push("--claude-code=".into());
             continue;
@@ -559,5 +549,16 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_bare_claude_code_before_any_command_is_not_its_directory() {
+        // `blocks` and `statusline` were missing from a list of the names kept by hand.
+        for command in Cli::command().get_subcommands().map(|c| c.get_name().to_owned()) {
+            let args = preprocess(["tokenmeter", "--claude-code", &command].map(Into::into).to_vec());
+            assert_eq!(args, ["tokenmeter", "--claude-code=", &command], "{command}");
+        }
+        let dir = preprocess(["tokenmeter", "--claude-code", "transcripts", "summary"].map(Into::into).to_vec());
+        assert_eq!(dir, ["tokenmeter", "--claude-code", "transcripts", "summary"]);
     }
 }

@@ -67,7 +67,11 @@ impl From<tokenmeter::ledger::QueryError> for CliError {
 pub(crate) type CliResult<T = ()> = Result<T, CliError>;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse_from(cli::preprocess(std::env::args_os().collect()));
+    let args = cli::preprocess(std::env::args_os().collect());
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => return bad_arguments(&args, e),
+    };
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -76,6 +80,33 @@ fn main() -> ExitCode {
             let _ = writeln!(std::io::stderr(), "tokenmeter: error: {}", render::sanitize(&text, true));
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+/// A command line clap refused: its error on stderr and exit status 2, as clap does (help and version print and exit
+/// 0). For `statusline` that is not asked for JSON, the error is also its line, and the exit status 0: Claude Code
+/// shows nothing for a command that fails, and a misspelt option in its setting would leave a blank line.
+fn bad_arguments(args: &[std::ffi::OsString], e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) || !commands::statusline_line(args) {
+        e.exit();
+    }
+    let _ = e.print();
+    let text = e.render().to_string();
+    // clap's first line (`error: unexpected argument '--budget' found`), and what it adds before the usage: a tip
+    // (`a similar argument exists: '--budgets'`) or the possible values.
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or("bad arguments");
+    let mut line = format!("tokenmeter statusline: {}", first.strip_prefix("error: ").unwrap_or(first));
+    if let Some(next) = lines.next()
+        && !next.starts_with("Usage:")
+        && !next.starts_with("For more information")
+    {
+        line = format!("{line}; {}", next.strip_prefix("tip: ").unwrap_or(next));
+    }
+    match print_out(&format!("{}\n", render::sanitize(&line, false))) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::from(2),
     }
 }
 

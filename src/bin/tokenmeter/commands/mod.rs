@@ -29,7 +29,11 @@ pub(crate) const HOURLY_ROWS_UP_TO_DAYS: f64 = 49.0 / 24.0;
 
 /// Runs the parsed command line.
 pub(crate) fn run(cli: Cli) -> CliResult {
-    let ctx = Context::new(&cli.common)?;
+    let ctx = match (Context::new(&cli.common), &cli.command) {
+        (Ok(ctx), _) => ctx,
+        (Err(e), Command::Statusline(args)) => return statusline::failed(args, e),
+        (Err(e), _) => return Err(e),
+    };
     let style = Style::new(cli.common.color);
     match &cli.command {
         Command::Watch(args) => watch::run(&cli.source, &ctx, &style, args),
@@ -49,6 +53,24 @@ pub(crate) fn run(cli: Cli) -> CliResult {
                 Command::Blocks(args) => blocks::run(&source, &ctx, &style, args),
                 Command::Watch(_) | Command::Budget(_) | Command::Mcp(_) | Command::Statusline(_) => Ok(()),
             }
+        }
+    }
+}
+
+/// Whether `args`, a command line clap refused, ask for `statusline`'s line (not `--format json`): as clap parses
+/// them when told to ignore their errors or, where that finds no command (an unknown option before it), as their
+/// words read.
+pub(crate) fn statusline_line(args: &[std::ffi::OsString]) -> bool {
+    use crate::cli::LineFormat;
+    use clap::CommandFactory;
+    let matches = Cli::command().ignore_errors(true).try_get_matches_from(args);
+    match matches.as_ref().ok().and_then(|m| m.subcommand()) {
+        Some(("statusline", sub)) => sub.try_get_one::<LineFormat>("format").ok().flatten() != Some(&LineFormat::Json),
+        Some(_) => false,
+        None => {
+            let json = args.windows(2).any(|w| w[0] == "--format" && w[1] == "json")
+                || args.iter().any(|a| a == "--format=json");
+            args.iter().skip(1).any(|a| a == "statusline") && !json
         }
     }
 }

@@ -116,9 +116,16 @@ pub(super) fn run(source: &SourceArgs, ctx: &Context, style: &Style, args: &Stat
     match (figures(source, ctx, args, &input), args.format) {
         (Ok(out), LineFormat::Json) => print_out(&crate::render::json(&out)?),
         (Ok(out), LineFormat::Line) => print_out(&format!("{}\n", line(&out, ctx, style))),
-        // Claude Code shows what the command prints, and nothing when it fails: the reason is the line.
-        (Err(e), LineFormat::Line) => print_out(&format!("tokenmeter: {e}\n")),
-        (Err(e), LineFormat::Json) => Err(e),
+        (Err(e), _) => failed(args, e),
+    }
+}
+
+/// A failure, before the figures (an unreadable `--prices` file) or making them: with `--format line`, the reason is
+/// the line and the exit status 0, for Claude Code shows what the command prints, and nothing when it fails.
+pub(super) fn failed(args: &StatuslineArgs, e: CliError) -> CliResult {
+    match args.format {
+        LineFormat::Line => print_out(&format!("{}\n", crate::render::sanitize(&format!("tokenmeter: {e}"), false))),
+        LineFormat::Json => Err(e),
     }
 }
 
