@@ -82,6 +82,8 @@ pub mod journal;
 pub mod ledger;
 mod lossy_path;
 mod meter;
+#[cfg(any(feature = "http", feature = "otlp", feature = "webhook"))]
+mod net;
 pub mod pricing;
 pub mod record;
 mod shards;

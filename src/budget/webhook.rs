@@ -243,7 +243,11 @@ enum Attempt {
 }
 
 fn agent(config: &WebhookConfig) -> ureq::Agent {
-    ureq::Agent::config_builder()
+    let builder = ureq::Agent::config_builder();
+    // ureq follows the proxy variables (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`); an endpoint on this
+    // machine is never reached through one, as Go's HTTP clients do.
+    let builder = if crate::net::is_loopback_url(&config.url) { builder.proxy(None) } else { builder };
+    builder
         .timeout_global(Some(config.timeout))
         .http_status_as_error(false)
         // A 301/302/303 would turn the POST into a GET without its body (and a 2xx to that GET would count as

@@ -432,8 +432,12 @@ pub(crate) fn build(settings: OtlpSettings) -> Result<OwnedPipeline, OtlpError> 
                     b = b.with_compression(c);
                 }
                 // opentelemetry-otlp's own client, as it builds it (the request timeout); a CA file is added to the
-                // system's roots.
+                // system's roots. reqwest follows the proxy variables (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`), as a
+                // collector elsewhere may need; a collector on this machine (a sidecar) is never reached through
+                // one, as Go's HTTP clients do, where a platform's proxy without `NO_PROXY=localhost` would lose
+                // every export.
                 let client = reqwest::Client::builder().timeout(settings.timeout);
+                let client = if crate::net::is_loopback_url(&settings.endpoint) { client.no_proxy() } else { client };
                 #[cfg(feature = "otlp-tls")]
                 let client = match ca_pem(&settings)? {
                     Some(pem) => {
@@ -465,16 +469,25 @@ pub(crate) fn build(settings: OtlpSettings) -> Result<OwnedPipeline, OtlpError> 
     let mut resource = Resource::builder_empty()
         .with_detector(Box::new(opentelemetry_sdk::resource::TelemetryResourceDetector))
         .with_service_name(settings.service_name.clone());
-    for (k, v) in &settings.resource {
-        resource = resource.with_attribute(KeyValue::new(k.clone(), v.clone()));
-    }
-    // Replicas of one service must not write the same series: each process is its own instance unless told
-    // otherwise (Prometheus pipelines turn this into the `instance` label).
-    if !settings.resource.iter().any(|(k, _)| k == SERVICE_INSTANCE_ID) {
-        resource = resource.with_attribute(KeyValue::new(SERVICE_INSTANCE_ID, random_instance_id()));
+    for attribute in resource_attributes(&settings.resource) {
+        resource = resource.with_attribute(attribute);
     }
     let provider = SdkMeterProvider::builder().with_reader(reader).with_resource(resource.build()).build();
     Ok(OwnedPipeline { provider, settings, counters, _runtime: runtime })
+}
+
+/// The resource attributes of the pipeline's metrics: the configured ones, and a random `service.instance.id` unless
+/// one is configured. Replicas of one service must not write the same series: each process is its own instance
+/// unless told otherwise (Prometheus pipelines turn this into the `instance` label). An empty one counts as none:
+/// `service.instance.id=$POD_NAME` with the variable unset would make every replica one instance.
+fn resource_attributes(configured: &[(String, String)]) -> Vec<KeyValue> {
+    let is_empty_id = |(k, v): &&(String, String)| k == SERVICE_INSTANCE_ID && v.trim().is_empty();
+    let mut out: Vec<KeyValue> =
+        configured.iter().filter(|kv| !is_empty_id(kv)).map(|(k, v)| KeyValue::new(k.clone(), v.clone())).collect();
+    if !out.iter().any(|kv| kv.key.as_str() == SERVICE_INSTANCE_ID) {
+        out.push(KeyValue::new(SERVICE_INSTANCE_ID, random_instance_id()));
+    }
+    out
 }
 
 /// The CA certificate file's PEM, checked to hold at least one certificate.
@@ -494,6 +507,29 @@ fn ca_pem(settings: &OtlpSettings) -> Result<Option<Vec<u8>>, OtlpError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_process_is_an_instance_unless_one_is_named() {
+        let id = |configured: &[(&str, &str)]| {
+            let configured: Vec<(String, String)> =
+                configured.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+            let attributes = resource_attributes(&configured);
+            let ids: Vec<String> = attributes
+                .iter()
+                .filter(|kv| kv.key.as_str() == SERVICE_INSTANCE_ID)
+                .map(|kv| kv.value.as_str().into_owned())
+                .collect();
+            assert_eq!(ids.len(), 1, "{attributes:?}");
+            (ids[0].clone(), attributes.len())
+        };
+        assert_eq!(id(&[("service.instance.id", "pod-7"), ("team", "a")]), ("pod-7".to_owned(), 2));
+        // None, or an empty one (`service.instance.id=$POD_NAME` with the variable unset): a random id per pipeline.
+        for configured in [&[][..], &[("service.instance.id", "")], &[("service.instance.id", "  ")]] {
+            let (a, n) = id(configured);
+            assert_eq!((a.len(), n), (36, 1), "{a}");
+            assert_ne!(a, id(configured).0);
+        }
+    }
 
     #[test]
     fn the_export_runtimes_threads_refuse_a_flush_as_the_reader_thread_does() {
