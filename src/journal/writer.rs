@@ -523,6 +523,7 @@ impl WriterThread {
             dirty: false,
             stuck: Vec::new(),
             last_warning: None,
+            failed_since_ok: 0,
             unflushed_error: None,
             last_sync: Instant::now(),
             last_retention: Instant::now(),
@@ -566,6 +567,8 @@ struct WriterThread {
     /// When the last warning was logged: on a disk that stays full, rounds fail hundreds of times a second,
     /// and a warning each would flood the log (often on that same disk); one a minute says it goes on.
     last_warning: Option<Instant>,
+    /// Records whose append failed since the last append that succeeded: the next that does says writes work again.
+    failed_since_ok: u64,
     /// The first error since the last flush was answered, for the next flush's waiters: a round that fails
     /// without a flush waiting must still fail the next flush, whose records it lost.
     unflushed_error: Option<String>,
@@ -782,6 +785,15 @@ impl WriterThread {
                     self.counters.written.fetch_add(batch.records, Ordering::Relaxed);
                     self.unsynced += batch.records;
                     self.dirty = true;
+                    if self.failed_since_ok > 0 {
+                        // The failures were warned about (once a minute at most): that they ended is said once.
+                        tracing::info!(
+                            target: "tokenmeter::journal",
+                            failed_records = self.failed_since_ok,
+                            "journal writes work again"
+                        );
+                        self.failed_since_ok = 0;
+                    }
                 }
                 Err(e) => {
                     if e.kind() == std::io::ErrorKind::TimedOut {
@@ -980,6 +992,7 @@ impl WriterThread {
     fn fail(&mut self, records: u64, message: String) {
         self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
         self.counters.failed_records.fetch_add(records, Ordering::Relaxed);
+        self.failed_since_ok += records;
         self.log_error(message);
     }
 
