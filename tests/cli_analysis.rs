@@ -423,7 +423,10 @@ fn every_dollar_figure_that_leaves_out_unpriced_calls_says_so() {
     assert!(saved.trim_end_matches(['│', ' ']).ends_with("┆ unpriced"), "{saved}");
 
     let md = t.run(&["-q", "report", "--type", "executive"]).ok().to_owned();
-    assert!(md.contains("| Cost | unpriced |") && md.contains("| Projected month total | $0.00 + unpriced |"), "{md}");
+    assert!(
+        md.contains("| Cost | unpriced |") && md.contains("| Projected total of 2025-10 | $0.00 + unpriced |"),
+        "{md}"
+    );
     assert!(md.contains("Month to date $0.00 + unpriced"), "{md}");
 
     // Priced and unpriced calls: the priced part, marked; the alert says so too.

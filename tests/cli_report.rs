@@ -460,6 +460,26 @@ fn an_xlsx_report_survives_a_name_longer_than_a_cell() {
 }
 
 #[test]
+fn an_xlsx_figure_there_is_none_of_is_an_empty_cell_not_a_dash() {
+    // A window without metered calls (no score, band or hit rate) wrote the text `-` into the Summary sheet's value
+    // column: pandas read it as text, and Excel's sums and pivots stumbled.
+    let unmetered = r#"{"timestamp":"2025-10-03T10:00:00Z","duration_us":5,"model":"claude-haiku-4-5","tokens":{"input":0,"output":0},"metered":false,"outcome":{"status":"ok"}}"#;
+    let records = cli_support::Records::new(&[unmetered]);
+    let dir = tempfile::tempdir().unwrap();
+    let xlsx = dir.path().join("r.xlsx");
+    records.run(&["report", "--type", "detailed", "-o", xlsx.to_str().unwrap()]).ok();
+    let cells = xlsx_cells(&xlsx, 1);
+    let value = |label: &str| {
+        let n = (2..40).find(|n| cells.get(&format!("A{n}")).is_some_and(|a| a == label)).expect(label);
+        cells.get(&format!("B{n}")).cloned()
+    };
+    assert_eq!(value("calls"), Some("1".to_owned()));
+    for label in ["efficiency score", "efficiency band", "cache hit rate"] {
+        assert_eq!(value(label), None, "{label}");
+    }
+}
+
+#[test]
 fn the_output_never_replaces_the_source_and_is_written_whole() {
     let dir = tempfile::tempdir().unwrap();
     let records = dir.path().join("calls.jsonl");
@@ -696,17 +716,17 @@ fn a_project_without_metered_calls_has_no_score() {
         "{html}"
     );
     assert!(html.contains(r#"<td class="n"><span class="green">100.0</span></td>"#), "{html}");
-    // The xlsx's Efficiency sheet (the sixth): score and band `-`, as its Summary sheet has them.
+    // The xlsx's Efficiency sheet (the sixth): score and band empty cells, as its Summary sheet has them.
     let dir = tempfile::tempdir().unwrap();
     let xlsx = dir.path().join("r.xlsx");
     mixed.run(&["report", "-o", xlsx.to_str().unwrap()]).ok();
     let cells = xlsx_cells(&xlsx, 6);
     let row = |category: &str| {
         let n = (2..=3).find(|n| cells[&format!("A{n}")] == category).unwrap();
-        (cells[&format!("E{n}")].clone(), cells[&format!("F{n}")].clone())
+        (cells.get(&format!("E{n}")).cloned(), cells.get(&format!("F{n}")).cloned())
     };
-    assert_eq!(row("broken"), ("-".to_owned(), "-".to_owned()));
-    assert_eq!(row("app"), ("100".to_owned(), "green".to_owned()));
+    assert_eq!(row("broken"), (None, None));
+    assert_eq!(row("app"), (Some("100".to_owned()), Some("green".to_owned())));
     // `optimize`'s table the same way; the JSON says why (`metered_calls`).
     let text = mixed.run(&["--color", "never", "optimize", "--group-by", "project"]).ok().to_owned();
     let broken = text.lines().find(|l| l.contains(" broken ")).unwrap();
@@ -739,15 +759,16 @@ fn a_period_without_prompt_tokens_has_no_cache_hit_rate() {
     records.run(&["report", "-o", xlsx.to_str().unwrap()]).ok();
     // The Cache sheet (the fifth): start, hit rate, tokens read, saved.
     let cells = xlsx_cells(&xlsx, 5);
-    let rates: Vec<(String, String)> =
-        (2..=5).map(|n| (cells[&format!("A{n}")].clone(), cells[&format!("B{n}")].clone())).collect();
+    // A day without prompt tokens has an empty cell (it wrote `-`, text in a number column).
+    let rates: Vec<(String, Option<String>)> =
+        (2..=5).map(|n| (cells[&format!("A{n}")].clone(), cells.get(&format!("B{n}")).cloned())).collect();
     assert_eq!(
         rates,
         [
-            ("2025-10-01 00:00".to_owned(), "0.5".to_owned()),
-            ("2025-10-02 00:00".to_owned(), "-".to_owned()),
-            ("2025-10-03 00:00".to_owned(), "0.5".to_owned()),
-            ("2025-10-04 00:00".to_owned(), "-".to_owned()),
+            ("2025-10-01 00:00".to_owned(), Some("0.5".to_owned())),
+            ("2025-10-02 00:00".to_owned(), None),
+            ("2025-10-03 00:00".to_owned(), Some("0.5".to_owned())),
+            ("2025-10-04 00:00".to_owned(), None),
         ]
     );
     assert!(!cells.contains_key("A6"));
@@ -1051,17 +1072,34 @@ fn a_projection_with_nothing_to_forecast_from_is_not_shown_as_one() {
     let records = cli_support::Records::new(&[&call("10"), &call("20")]);
     let now = ["-q", "--records", records.path.as_str(), "--now", "2025-10-05T00:30:00Z"];
     let md = cli_support::run(&[&now[..], &["report", "--type", "executive"]].concat()).ok().to_owned();
-    assert!(md.contains("| Projected month total | - |"), "{md}");
+    assert!(md.contains("| Projected total of 2025-10 | - |"), "{md}");
     assert!(md.contains("projected month total -"), "{md}");
     let csv =
         cli_support::run(&[&now[..], &["report", "--type", "executive", "--format", "csv"]].concat()).ok().to_owned();
     assert!(csv.lines().any(|l| l == "projected_month_total_usd,"), "{csv}");
     let html =
         cli_support::run(&[&now[..], &["report", "--type", "executive", "--format", "html"]].concat()).ok().to_owned();
-    assert!(html.contains(r#"Projected month total</span><b class="">-</b>"#), "{html}");
+    assert!(html.contains(r#"Projected total of 2025-10</span><b class="">-</b>"#), "{html}");
     // With a day behind it, the projection is shown.
     let now = ["-q", "--records", records.path.as_str(), "--now", "2025-10-06T12:00:00Z"];
     let md = cli_support::run(&[&now[..], &["report", "--type", "executive"]].concat()).ok().to_owned();
-    let line = md.lines().find(|l| l.starts_with("| Projected month total |")).unwrap();
+    let line = md.lines().find(|l| l.starts_with("| Projected total of 2025-10 |")).unwrap();
     assert!(line.contains('$'), "{line}");
+    // The month projected is that of now, whatever the window, and each format names it: a September report read
+    // in October said "Projected month total" of October's figure, which read as September's.
+    let september =
+        [&now[..], &["report", "--type", "executive", "--since", "2025-09-01", "--until", "2025-09-30"]].concat();
+    let md = cli_support::run(&september).ok().to_owned();
+    assert!(md.lines().any(|l| l.starts_with("| Projected total of 2025-10 | $")), "{md}");
+    let csv = cli_support::run(&[&september[..], &["--format", "csv"]].concat()).ok().to_owned();
+    let rows: Vec<&str> = csv.lines().filter(|l| l.starts_with("projected_month")).collect();
+    assert_eq!(rows.len(), 2, "{csv}");
+    assert_eq!(rows[0], "projected_month,2025-10");
+    assert!(rows[1].starts_with("projected_month_total_usd,"), "{csv}");
+    // To a hundredth of a cent: the fixtures' `3.166660333333` was a float's noise.
+    let fixtures = format!("--claude-code={}/tests/fixtures/claude_code", env!("CARGO_MANIFEST_DIR"));
+    let at = ["-q", fixtures.as_str(), "--now", "2025-10-04T00:00:00Z", "--tz", "UTC"];
+    let csv =
+        cli_support::run(&[&at[..], &["report", "--type", "executive", "--format", "csv"]].concat()).ok().to_owned();
+    assert!(csv.lines().any(|l| l == "projected_month_total_usd,3.1667"), "{csv}");
 }

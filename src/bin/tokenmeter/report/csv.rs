@@ -73,7 +73,11 @@ pub(super) fn render(r: &Report<'_>) -> String {
         ];
         if r.forecast.is_some() {
             // Empty with nothing to forecast from.
-            rows.push(("projected_month_total_usd", r.projected_month_total().map(usd).unwrap_or_default()));
+            // The month of now, whatever the window: named beside the figure.
+            rows.push(("projected_month", r.projected_month().unwrap_or_default()));
+            // A projection, not a sum of prices: to a hundredth of a cent (its float's 12 decimals were noise).
+            let projected = r.projected_month_total().map(|v| usd((v * 1e4).round() / 1e4));
+            rows.push(("projected_month_total_usd", projected.unwrap_or_default()));
         }
         for (k, v) in rows {
             line(&mut out, &[k.into(), v]);

@@ -6,6 +6,9 @@ use super::{Report, snake};
 
 /// A cell value.
 enum X {
+    /// No value (nothing to score, no hit rate): an empty cell, which sums, averages and pivots skip, where a `-`
+    /// would make the column text.
+    Empty,
     Text(String),
     Int(u64),
     Usd(f64),
@@ -52,6 +55,7 @@ fn sheet(wb: &mut Workbook, f: &Formats, name: &str, header: &[&str], rows: &[Ve
         for (c, v) in row.iter().enumerate() {
             let c = c as u16;
             match v {
+                X::Empty => continue,
                 X::Text(s) => ws.write_string(r, c, fit_cell(s))?,
                 X::Int(n) => ws.write_number_with_format(r, c, *n as f64, &f.int)?,
                 X::Usd(x) => ws.write_number_with_format(r, c, *x, &f.usd)?,
@@ -90,15 +94,18 @@ pub(super) fn render(r: &Report<'_>) -> Result<Vec<u8>, XlsxError> {
         vec![t("total tokens"), X::Int(s.tokens.total)],
         vec![t("cost"), X::Usd(s.cost_usd)],
         vec![t("cache savings"), X::Usd(s.cache_savings_usd)],
-        // "-" in a window without metered calls: nothing to score.
-        vec![t("efficiency score"), if s.metered_calls > 0 { X::Num(e.overall) } else { t("-") }],
-        vec![t("efficiency band"), if s.metered_calls > 0 { X::Text(e.band.to_string()) } else { t("-") }],
-        vec![t("cache hit rate"), if s.metered_calls > 0 { X::Pct(r.cache.cache_metrics.hit_rate) } else { t("-") }],
+        // Empty in a window without metered calls: nothing to score.
+        vec![t("efficiency score"), if s.metered_calls > 0 { X::Num(e.overall) } else { X::Empty }],
+        vec![t("efficiency band"), if s.metered_calls > 0 { X::Text(e.band.to_string()) } else { X::Empty }],
+        vec![t("cache hit rate"), if s.metered_calls > 0 { X::Pct(r.cache.cache_metrics.hit_rate) } else { X::Empty }],
         vec![t("unpriced calls"), X::Int(s.unpriced.calls)],
     ];
     if r.forecast.is_some() {
-        // "-" with nothing to forecast from.
-        head.push(vec![t("projected month total"), r.projected_month_total().map_or_else(|| t("-"), X::Usd)]);
+        // Empty with nothing to forecast from.
+        head.push(vec![
+            t(&r.projected_month_label().to_lowercase()),
+            r.projected_month_total().map_or(X::Empty, X::Usd),
+        ]);
     }
     sheet(&mut wb, &f, "Summary", &["figure", "value"], &head)?;
 
@@ -189,8 +196,8 @@ pub(super) fn render(r: &Report<'_>) -> Result<Vec<u8>, XlsxError> {
         .time_series
         .iter()
         .map(|p| {
-            // "-" for a period without prompt tokens: no hit rate, not a measured 0%.
-            let rate = r.point_hit_rate(p).map_or_else(|| t("-"), X::Pct);
+            // Empty for a period without prompt tokens: no hit rate, not a measured 0%.
+            let rate = r.point_hit_rate(p).map_or(X::Empty, X::Pct);
             vec![X::Text(r.datetime(p.timestamp)), rate, X::Int(p.tokens_saved), X::Usd(p.cost_saved)]
         })
         .collect();
@@ -201,10 +208,10 @@ pub(super) fn render(r: &Report<'_>) -> Result<Vec<u8>, XlsxError> {
         .breakdowns
         .iter()
         .map(|b| {
-            // "-" for a project without metered calls: nothing to score.
+            // Empty for a project without metered calls: nothing to score.
             let (score, band) = match r.row_score(b) {
                 Some((score, band)) => (X::Num(score), X::Text(band.to_string())),
-                None => (t("-"), t("-")),
+                None => (X::Empty, X::Empty),
             };
             vec![
                 X::Text(b.category.clone()),
