@@ -667,3 +667,17 @@ fn the_run_rate_is_the_same_whatever_the_window_reaches_back_before_the_data() {
     let (d, _) = rate(&["--since", "2025-10-01T12:00:00Z"]);
     close(d, 2.5 + 1.0 / 1_440.0);
 }
+
+#[test]
+fn transcripts_have_no_average_duration_to_show() {
+    // Claude Code's transcripts carry no call durations: the average read 0.0 ms, a made-up figure that would pull
+    // any average of latencies down. Records with durations still have one.
+    let v = cc(&["summary", "--format", "json"]).json();
+    assert!(v["summary"]["calls"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(v["summary"]["averages"]["duration_ms_per_call"], serde_json::Value::Null, "{v}");
+    let timed = r#"{"timestamp":"2025-10-03T10:00:00Z","duration_us":2500000,"model":"claude-haiku-4-5","tokens":{"input":10,"output":1},"metered":true,"outcome":{"status":"ok"}}"#;
+    let untimed = timed.replace("2500000", "0");
+    let records = cli_support::Records::new(&[timed, untimed.as_str()]);
+    let v = records.run(&["summary", "--format", "json"]).json();
+    assert_eq!(v["summary"]["averages"]["duration_ms_per_call"], 1250.0, "{v}");
+}

@@ -24,7 +24,7 @@ pub struct Averages {
     pub output_tokens_per_call: Option<f64>,
     /// USD per priced call.
     pub cost_per_call_usd: Option<f64>,
-    /// Wall time per call, milliseconds.
+    /// Wall time per call, milliseconds; `null` when no call has a duration (Claude Code transcripts carry none).
     pub duration_ms_per_call: Option<f64>,
     /// Tokens per task.
     pub tokens_per_task: Option<f64>,
@@ -283,7 +283,11 @@ impl Ledger {
                     input_tokens_per_call: per(c.tokens.prompt_total() as f64, metered),
                     output_tokens_per_call: per(c.tokens.output as f64, metered),
                     cost_per_call_usd: per(c.cost.as_usd(), priced),
-                    duration_ms_per_call: per(c.duration_us as f64 / 1_000.0, c.calls as f64),
+                    // None when no call has a duration (Claude Code transcripts carry none): a made-up 0 ms
+                    // would pull any average of latencies down.
+                    duration_ms_per_call: (c.duration_us > 0)
+                        .then(|| per(c.duration_us as f64 / 1_000.0, c.calls as f64))
+                        .flatten(),
                     tokens_per_task: per(c.task_tokens as f64, c.tasks as f64),
                     cost_per_task_usd: c.cost_per_priced_task(),
                 },
