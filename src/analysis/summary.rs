@@ -18,8 +18,10 @@ use crate::pricing::Money;
 pub struct Averages {
     /// Billed tokens per metered call.
     pub tokens_per_call: Option<f64>,
-    /// Prompt tokens (uncached input, cache reads and writes) per metered call.
-    pub input_tokens_per_call: Option<f64>,
+    /// Prompt tokens (uncached input, cache reads and writes) per metered call. Named `input_tokens_per_call`
+    /// before 0.1.0 (read under that name too), beside token figures whose `input` is the uncached input alone.
+    #[serde(alias = "input_tokens_per_call")]
+    pub prompt_tokens_per_call: Option<f64>,
     /// Output tokens per metered call.
     pub output_tokens_per_call: Option<f64>,
     /// USD per priced call.
@@ -280,7 +282,7 @@ impl Ledger {
                 cache_savings_usd: c.cache_savings.as_usd(),
                 averages: Averages {
                     tokens_per_call: per(c.tokens.total() as f64, metered),
-                    input_tokens_per_call: per(c.tokens.prompt_total() as f64, metered),
+                    prompt_tokens_per_call: per(c.tokens.prompt_total() as f64, metered),
                     output_tokens_per_call: per(c.tokens.output as f64, metered),
                     cost_per_call_usd: per(c.cost.as_usd(), priced),
                     // None when no call has a duration (Claude Code transcripts carry none): a made-up 0 ms
@@ -305,5 +307,21 @@ impl Ledger {
                 distributions: crate::ledger::histograms(store, from, to).as_ref().map(Distributions::of),
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn averages_written_before_the_rename_are_read() {
+        let old = r#"{"tokens_per_call":1.0,"input_tokens_per_call":2.0,"output_tokens_per_call":3.0,
+            "cost_per_call_usd":null,"duration_ms_per_call":null,"tokens_per_task":null,"cost_per_task_usd":null}"#;
+        let averages: Averages = serde_json::from_str(old).unwrap();
+        assert_eq!(averages.prompt_tokens_per_call, Some(2.0));
+        let new = serde_json::to_value(&averages).unwrap();
+        assert_eq!(new["prompt_tokens_per_call"], 2.0);
+        assert!(new.get("input_tokens_per_call").is_none());
     }
 }
