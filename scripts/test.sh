@@ -42,11 +42,14 @@ if [ "${CI:-}" = true ]; then
 fi
 
 step "feature combinations build (clippy, -D warnings: code used only under some features warns without them)"
-cargo clippy --quiet --no-default-features --lib -- -D warnings
+# The tests too (--all-targets): `cargo test` with the default features is what a contributor runs first, and a test
+# file that needs a feature must say so (`#![cfg(feature = "cli")]`) or that build fails.
+cargo clippy --quiet --all-targets -- -D warnings
+cargo clippy --quiet --no-default-features --all-targets -- -D warnings
 cargo clippy --quiet --no-default-features --features cli --all-targets -- -D warnings
 # Each optional feature on its own (another crate in a build may turn on one alone).
 for feature in webhook http otlp-tls; do
-    cargo clippy --quiet --no-default-features --features "$feature" --lib -- -D warnings
+    cargo clippy --quiet --no-default-features --features "$feature" --all-targets -- -D warnings
 done
 
 step "tests (unit, integration, doc)"

@@ -1,5 +1,6 @@
 //! `tokenmeter statusline`: the line for Claude Code's status line, from the status JSON on standard input and the
 //! transcripts written lately.
+#![cfg(feature = "cli")]
 
 use crate::cli_support;
 

@@ -2,13 +2,15 @@
 //! follow them to a host elsewhere, and never for this machine. A platform that sets a proxy for every workload,
 //! without `NO_PROXY=localhost`, used to send the exports for a collector sidecar on 127.0.0.1 to the proxy, and
 //! they were lost as "network error". Its own test binary: it sets the variables.
+#![cfg(any(feature = "otlp", feature = "webhook"))]
 
+#[cfg(feature = "webhook")]
 mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 
@@ -71,10 +73,11 @@ fn proxy() -> &'static Recorder {
     })
 }
 
+#[cfg(feature = "webhook")]
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(10));
     }
 }

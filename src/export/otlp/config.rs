@@ -811,9 +811,14 @@ mod tests {
             "https://otlp.example.com/v1/metrics?…"
         );
         assert_eq!(redacted("https://otlp.example.com?token=s3cret"), "https://otlp.example.com?…");
-        let s = resolve(&OtlpConfig::new().with_endpoint("https://bob:s3cret@otlp.example.com:4318?k=s3cret"), &[]);
+        let s = resolve(&OtlpConfig::new().with_endpoint("http://bob:s3cret@otlp.example.com:4318?k=s3cret"), &[]);
         let s = s.unwrap();
         assert!(!s.to_string().contains("s3cret"), "{s}");
+        // An https:// endpoint: its settings with the feature `otlp-tls`, the error that names it without.
+        match resolve(&OtlpConfig::new().with_endpoint("https://bob:s3cret@otlp.example.com:4318?k=s3cret"), &[]) {
+            Ok(s) => assert!(!s.to_string().contains("s3cret"), "{s}"),
+            Err(e) => assert!(!e.to_string().contains("s3cret") && e.to_string().contains("otlp.example.com"), "{e}"),
+        }
     }
 
     #[test]
