@@ -475,6 +475,7 @@ impl TokenMeterBuilder {
         {
             tracing::error!(target: "tokenmeter::journal", error = %e, "journal disabled");
             unheard(|| format!("journal disabled: {e}"));
+            meter.inner.journal_disabled.store(true, std::sync::atomic::Ordering::Relaxed);
         }
         Self::attach_exporter(&meter);
         meter
@@ -796,6 +797,7 @@ impl TokenMeterBuilder {
                 before_ledger,
                 budgets: self.budget_setup.into_tracker(),
                 journal: std::sync::OnceLock::new(),
+                journal_disabled: std::sync::atomic::AtomicBool::new(false),
                 ledger,
                 #[cfg(feature = "otlp")]
                 otlp: crate::export::otlp::build_exporter(self.otlp, self.metric_attributes),
@@ -1318,7 +1320,18 @@ impl Drop for MeterInner {
         if let Some(otlp) = &self.otlp {
             let capture = self.capture_stats();
             // After the journal's own drop has written (or failed to write) what its queue held.
-            let journal = self.journal.take().map(crate::journal::JournalWriter::final_losses);
+            let journal = match self.journal.take() {
+                Some(writer) => {
+                    let (dropped, failed, alerts) = writer.final_losses();
+                    Some(crate::export::otlp::JournalLosses::Journal { dropped, failed, alerts })
+                }
+                None if self.journal_disabled.load(std::sync::atomic::Ordering::Relaxed) => {
+                    Some(crate::export::otlp::JournalLosses::Disabled {
+                        records: capture.calls + capture.tasks + capture.tool_calls,
+                    })
+                }
+                None => None,
+            };
             otlp.keep_final_counts(capture, journal);
         }
     }
@@ -1346,6 +1359,9 @@ pub(crate) struct MeterInner {
     before_ledger: usize,
     pub(crate) budgets: crate::budget::BudgetTracker,
     pub(crate) journal: std::sync::OnceLock<crate::journal::JournalWriter>,
+    /// A journal was configured and `build` ran without it (it could not be opened, or its directory was read-only):
+    /// what is recorded is not journaled, which the OTLP exporter counts as `journal_disabled` losses.
+    pub(crate) journal_disabled: std::sync::atomic::AtomicBool,
     pub(crate) ledger: crate::ledger::Ledger,
     #[cfg(feature = "otlp")]
     pub(crate) otlp: Option<crate::export::otlp::OtlpMetrics>,

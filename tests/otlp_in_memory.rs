@@ -777,3 +777,32 @@ fn a_request_the_budget_refused_is_exported_as_an_unsent_call() {
     assert_eq!(got, Some(2.0), "{corrections:?}");
     assert_eq!(total(&sums(&rm, CALLS)), 1.0, "only the call that was sent");
 }
+
+#[test]
+fn a_journal_build_ran_without_is_exported_as_records_lost() {
+    // A journal directory that cannot be used: `build` said so on stderr and ran without it, and nothing exported
+    // showed it (no `tokenmeter.journal.dropped` series at all), so a fleet's alerts could not tell it from a
+    // healthy journal. Every record captured since counts as `journal_disabled`.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("not-a-directory");
+    std::fs::write(&file, "").unwrap();
+    let (provider, exporter) = pipeline(Temporality::Cumulative);
+    let meter = TokenMeter::builder()
+        .with_meter_provider(provider.clone())
+        .with_journal(tokenmeter::JournalConfig::new(&file))
+        .build();
+    assert!(meter.journal_stats().is_none(), "running without its journal");
+    otlp_workload::run(&meter);
+    let rm = collect(&meter, &exporter);
+    let dropped = sums(&rm, JOURNAL_DROPPED);
+    let c = meter.capture_stats();
+    assert!(c.calls > 0 && c.tasks > 0 && c.tool_calls > 0, "{c:?}");
+    assert_eq!(dropped.len(), 1, "{dropped:?}");
+    assert_eq!(total_where(&dropped, ATTR_REASON, "journal_disabled"), (c.calls + c.tasks + c.tool_calls) as f64);
+
+    // A meter without a journal configured has no such series.
+    let (provider, exporter) = pipeline(Temporality::Cumulative);
+    let meter = TokenMeter::builder().with_meter_provider(provider.clone()).build();
+    otlp_workload::run(&meter);
+    assert!(find(&collect(&meter, &exporter), JOURNAL_DROPPED).is_none());
+}

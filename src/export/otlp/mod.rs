@@ -386,8 +386,16 @@ impl Drop for Held {
 #[derive(Default, Clone, Copy)]
 struct LastCounts {
     capture: Option<CaptureStats>,
-    /// Journal records dropped (queue full) and failed (write failed), and budget alert lines lost.
-    journal: Option<(u64, u64, u64)>,
+    journal: Option<JournalLosses>,
+}
+
+/// What the journal lost, for `tokenmeter.journal.dropped`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum JournalLosses {
+    /// Records dropped (queue full) and failed (write failed), and budget alert lines lost.
+    Journal { dropped: u64, failed: u64, alerts: u64 },
+    /// A journal was configured and `build` ran without it: the records captured since.
+    Disabled { records: u64 },
 }
 
 impl Shared {
@@ -406,10 +414,22 @@ impl Shared {
         }
     }
 
-    fn journal_losses(&self) -> Option<(u64, u64, u64)> {
+    fn journal_losses(&self) -> Option<JournalLosses> {
         match self.meter() {
             Some(m) => {
-                let losses = m.journal_stats().map(|j| (j.dropped, j.failed_records, j.alerts_dropped));
+                let losses = match m.journal_stats() {
+                    Some(j) => Some(JournalLosses::Journal {
+                        dropped: j.dropped,
+                        failed: j.failed_records,
+                        alerts: j.alerts_dropped,
+                    }),
+                    // Configured, and `build` ran without it: every record captured since went unjournaled.
+                    None if m.inner.journal_disabled.load(std::sync::atomic::Ordering::Relaxed) => {
+                        let c = m.capture_stats();
+                        Some(JournalLosses::Disabled { records: c.calls + c.tasks + c.tool_calls })
+                    }
+                    None => None,
+                };
                 self.last_counts.lock().journal = losses;
                 losses
             }
@@ -568,7 +588,7 @@ impl OtlpMetrics {
     }
 
     /// Keeps the meter's last capture and journal counts as it drops, for the provider's final export.
-    pub(crate) fn keep_final_counts(&self, capture: CaptureStats, journal: Option<(u64, u64, u64)>) {
+    pub(crate) fn keep_final_counts(&self, capture: CaptureStats, journal: Option<JournalLosses>) {
         *self.shared.last_counts.lock() = LastCounts { capture: Some(capture), journal };
     }
 
@@ -1039,12 +1059,16 @@ fn register_observables(meter: &Meter, shared: &Arc<Shared>) {
             "Journal records lost: queue full (the writer fell behind) or write failed; and budget alert lines lost \
              (alert_lost: those alerts are delivered again after a restart).",
         )
-        .with_callback(move |o| {
-            if let Some((dropped, failed, alerts)) = s.journal_losses() {
+        .with_callback(move |o| match s.journal_losses() {
+            Some(JournalLosses::Journal { dropped, failed, alerts }) => {
                 o.observe(dropped, &[KeyValue::new(ATTR_REASON, "queue_full")]);
                 o.observe(failed, &[KeyValue::new(ATTR_REASON, "write_failed")]);
                 o.observe(alerts, &[KeyValue::new(ATTR_REASON, "alert_lost")]);
             }
+            Some(JournalLosses::Disabled { records }) => {
+                o.observe(records, &[KeyValue::new(ATTR_REASON, "journal_disabled")]);
+            }
+            None => {}
         })
         .build();
     let s = Arc::clone(shared);
