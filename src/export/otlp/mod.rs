@@ -1056,8 +1056,9 @@ fn register_observables(meter: &Meter, shared: &Arc<Shared>) {
         .u64_observable_counter(JOURNAL_DROPPED)
         .with_unit("{record}")
         .with_description(
-            "Journal records lost: queue full (the writer fell behind) or write failed; and budget alert lines lost \
-             (alert_lost: those alerts are delivered again after a restart).",
+            "Journal records lost: queue full (the writer fell behind) or write failed; budget alert lines lost \
+             (alert_lost: those alerts are delivered again after a restart); or records captured while running \
+             without the journal configured (journal_disabled).",
         )
         .with_callback(move |o| match s.journal_losses() {
             Some(JournalLosses::Journal { dropped, failed, alerts }) => {

@@ -41,7 +41,8 @@ pub const BUDGET_ALERTS: &str = "tokenmeter.budget.alerts";
 /// `unread_usage_declaration`.
 pub const CAPTURE_CORRECTIONS: &str = "tokenmeter.capture.corrections";
 /// Counter of journal records lost, `{record}`, by `tokenmeter.reason` = `queue_full` | `write_failed`, and of
-/// budget alert lines lost, `alert_lost` (only with a journal).
+/// budget alert lines lost, `alert_lost` (only with a journal); or, alone, `journal_disabled`: the records captured
+/// since `build` ran without the journal it was configured with.
 pub const JOURNAL_DROPPED: &str = "tokenmeter.journal.dropped";
 /// Counter of failed exports, `{export}` (only for a pipeline tokenmeter owns, see
 /// [`TokenMeterBuilder::with_otlp`](crate::TokenMeterBuilder::with_otlp)).
@@ -183,7 +184,8 @@ pub const ATTR_ALERT: &str = "tokenmeter.alert";
 /// Attribute: the threshold, in percent of the limit, a `threshold_crossed` alert fired at (e.g. `80`).
 /// Prometheus label `tokenmeter_alert_threshold`.
 pub const ATTR_ALERT_THRESHOLD: &str = "tokenmeter.alert.threshold";
-/// Attribute: why journal records were lost, `queue_full` | `write_failed` | `alert_lost`. Prometheus label
+/// Attribute: why journal records were lost, `queue_full` | `write_failed` | `alert_lost` | `journal_disabled`.
+/// Prometheus label
 /// `tokenmeter_reason`.
 pub const ATTR_REASON: &str = "tokenmeter.reason";
 /// Attribute: the rolling window a gauge covers (`1h`, `24h`). Prometheus label `tokenmeter_window`.
