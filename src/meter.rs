@@ -1326,9 +1326,7 @@ impl Drop for MeterInner {
                     Some(crate::export::otlp::JournalLosses::Journal { dropped, failed, alerts })
                 }
                 None if self.journal_disabled.load(std::sync::atomic::Ordering::Relaxed) => {
-                    Some(crate::export::otlp::JournalLosses::Disabled {
-                        records: capture.calls + capture.tasks + capture.tool_calls,
-                    })
+                    Some(crate::export::otlp::JournalLosses::disabled(&capture))
                 }
                 None => None,
             };

@@ -104,7 +104,7 @@ fn bad_arguments(args: &[std::ffi::OsString], e: clap::Error) -> ExitCode {
     {
         line = format!("{line}; {}", next.strip_prefix("tip: ").unwrap_or(next));
     }
-    match print_out(&format!("{}\n", render::sanitize(&line, false))) {
+    match commands::print_failure_line(&line) {
         Ok(()) => ExitCode::SUCCESS,
         Err(_) => ExitCode::from(2),
     }

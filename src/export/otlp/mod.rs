@@ -398,6 +398,13 @@ pub(crate) enum JournalLosses {
     Disabled { records: u64 },
 }
 
+impl JournalLosses {
+    /// For a meter running without the journal it was configured with: every call, task and tool record captured.
+    pub(crate) fn disabled(capture: &CaptureStats) -> Self {
+        JournalLosses::Disabled { records: capture.calls + capture.tasks + capture.tool_calls }
+    }
+}
+
 impl Shared {
     fn meter(&self) -> Option<Held> {
         self.meter.get().and_then(Weak::upgrade).map(|inner| Held(Some(TokenMeter { inner })))
@@ -425,8 +432,7 @@ impl Shared {
                     }),
                     // Configured, and `build` ran without it: every record captured since went unjournaled.
                     None if m.inner.journal_disabled.load(std::sync::atomic::Ordering::Relaxed) => {
-                        let c = m.capture_stats();
-                        Some(JournalLosses::Disabled { records: c.calls + c.tasks + c.tool_calls })
+                        Some(JournalLosses::disabled(&m.capture_stats()))
                     }
                     None => None,
                 };

@@ -9,6 +9,7 @@ mod summary;
 mod watch;
 
 pub(crate) use analysis::compare_periods;
+pub(crate) use statusline::print_failure_line;
 pub(crate) use summary::row_label;
 
 use chrono::{DateTime, Duration, DurationRound, NaiveDate, Utc};

@@ -120,11 +120,16 @@ pub(super) fn run(source: &SourceArgs, ctx: &Context, style: &Style, args: &Stat
     }
 }
 
+/// `text`, a failure's reason, as the status line: one line, control characters replaced.
+pub(crate) fn print_failure_line(text: &str) -> CliResult {
+    print_out(&format!("{}\n", crate::render::sanitize(text, false)))
+}
+
 /// A failure, before the figures (an unreadable `--prices` file) or making them: with `--format line`, the reason is
 /// the line and the exit status 0, for Claude Code shows what the command prints, and nothing when it fails.
 pub(super) fn failed(args: &StatuslineArgs, e: CliError) -> CliResult {
     match args.format {
-        LineFormat::Line => print_out(&format!("{}\n", crate::render::sanitize(&format!("tokenmeter: {e}"), false))),
+        LineFormat::Line => print_failure_line(&format!("tokenmeter: {e}")),
         LineFormat::Json => Err(e),
     }
 }

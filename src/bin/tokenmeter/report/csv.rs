@@ -71,11 +71,11 @@ pub(super) fn render(r: &Report<'_>) -> String {
             ("cache_hit_rate", scored(ratio(e.cache_hit_rate))),
             ("unpriced_calls", s.unpriced.calls.to_string()),
         ];
-        if r.forecast.is_some() {
-            // Empty with nothing to forecast from.
+        if let Some(f) = &r.forecast {
             // The month of now, whatever the window: named beside the figure.
-            rows.push(("projected_month", r.projected_month().unwrap_or_default()));
-            // A projection, not a sum of prices: to a hundredth of a cent (its float's 12 decimals were noise).
+            rows.push(("projected_month", super::projected_month(f)));
+            // Empty with nothing to forecast from. A projection, not a sum of prices: to a hundredth of a cent (its
+            // float's 12 decimals were noise).
             let projected = r.projected_month_total().map(|v| usd((v * 1e4).round() / 1e4));
             rows.push(("projected_month_total_usd", projected.unwrap_or_default()));
         }

@@ -275,7 +275,7 @@ pub(super) fn render(r: &Report<'_>) -> String {
     if let Some(f) = &r.forecast {
         let projected =
             r.projected_month_total().map_or_else(|| "-".to_owned(), |v| priced_usd(v, f.unpriced_calls, None));
-        card(&r.projected_month_label(), projected, "");
+        card(&format!("Projected total of {}", super::projected_month(f)), projected, "");
     }
     if s.unpriced.calls > 0 {
         card("Unpriced calls", format!("{} ({})", int(s.unpriced.calls), s.unpriced.models.join(", ")), "");

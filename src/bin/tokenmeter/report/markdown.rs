@@ -75,7 +75,7 @@ pub(super) fn render(r: &Report<'_>) -> String {
     if let Some(f) = &r.forecast {
         let projected =
             r.projected_month_total().map_or_else(|| "-".to_owned(), |v| priced_usd(v, f.unpriced_calls, None));
-        head.push(vec![r.projected_month_label(), projected]);
+        head.push(vec![format!("Projected total of {}", super::projected_month(f)), projected]);
     }
     if s.unpriced.calls > 0 {
         head.push(vec![

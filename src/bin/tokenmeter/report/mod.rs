@@ -510,22 +510,6 @@ impl Report<'_> {
         (f.basis != tokenmeter::analysis::ForecastBasis::Insufficient).then_some(f.projected_month_total_usd)
     }
 
-    /// The month the projection is of, `2025-12`: the month of the report's now in its time zone, whatever the
-    /// window (a report of October read in December projects December).
-    pub(crate) fn projected_month(&self) -> Option<String> {
-        let f = self.forecast.as_ref()?;
-        let tz: chrono_tz::Tz = f.time_zone.parse().unwrap_or(chrono_tz::UTC);
-        Some(f.generated_at.with_timezone(&tz).format("%Y-%m").to_string())
-    }
-
-    /// "Projected total of 2025-12", the label of [`projected_month_total`](Self::projected_month_total).
-    pub(crate) fn projected_month_label(&self) -> String {
-        match self.projected_month() {
-            Some(month) => format!("Projected total of {month}"),
-            None => "Projected month total".to_owned(),
-        }
-    }
-
     /// The forecast's line (month to date, projected total, daily average) and its days with the 90% band.
     pub(crate) fn forecast_table(&self) -> Option<(String, Table)> {
         let f = self.forecast.as_ref()?;
@@ -681,4 +665,11 @@ pub(crate) fn tree_table(tree: &BreakdownTree, headers: &'static [&'static str])
         })
         .collect();
     Table { headers, right: &[false, false, true, true, true, true], rows }
+}
+
+/// The month `f`'s projected total is of, `2025-12`: the month of the report's now in its time zone, whatever the
+/// window (a report of October read in December projects December). Its label is `Projected total of 2025-12`.
+pub(crate) fn projected_month(f: &tokenmeter::analysis::Forecast) -> String {
+    let tz: chrono_tz::Tz = f.time_zone.parse().unwrap_or(chrono_tz::UTC);
+    f.generated_at.with_timezone(&tz).format("%Y-%m").to_string()
 }

@@ -100,10 +100,10 @@ pub(super) fn render(r: &Report<'_>) -> Result<Vec<u8>, XlsxError> {
         vec![t("cache hit rate"), if s.metered_calls > 0 { X::Pct(r.cache.cache_metrics.hit_rate) } else { X::Empty }],
         vec![t("unpriced calls"), X::Int(s.unpriced.calls)],
     ];
-    if r.forecast.is_some() {
+    if let Some(f) = &r.forecast {
         // Empty with nothing to forecast from.
         head.push(vec![
-            t(&r.projected_month_label().to_lowercase()),
+            t(&format!("projected total of {}", super::projected_month(f))),
             r.projected_month_total().map_or(X::Empty, X::Usd),
         ]);
     }
