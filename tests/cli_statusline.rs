@@ -292,6 +292,14 @@ fn a_bad_setting_is_the_line_too() {
     let line = String::from_utf8_lossy(&out.stdout);
     assert!(line.starts_with("tokenmeter: cannot read price file /nonexistent/prices.toml"), "{line}");
 
+    // An unknown option before the command (where clap parses no command at all): the line too.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokenmeter"));
+    clean_env(&mut cmd, home.path());
+    let out = cmd.args(["--bogus", "statusline"]).stdin(Stdio::null()).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let line = String::from_utf8_lossy(&out.stdout);
+    assert!(line.starts_with("tokenmeter statusline: unexpected argument '--bogus' found"), "{line}");
+
     // Asked for JSON, or another command: clap's exit status and the usual errors, nothing on stdout.
     let run = statusline(&dir.root(), &["--format", "json", "--hours", "30"], None);
     assert_eq!((run.code, run.stdout.as_str()), (2, ""), "{run:?}");
