@@ -841,9 +841,13 @@ pub enum ShutdownError {
     /// The journal could not write or sync every record.
     #[error(transparent)]
     Journal(#[from] crate::journal::JournalError),
-    /// Budget alerts were still queued for the webhook after [`SHUTDOWN_WEBHOOK_WAIT`].
-    #[error("budget alerts were still queued for the webhook after {SHUTDOWN_WEBHOOK_WAIT:?}")]
-    WebhookPending,
+    /// Budget alerts were still queued for the webhook when the wait ended ([`SHUTDOWN_WEBHOOK_WAIT`], or less:
+    /// what was left of [`TokenMeter::shutdown_within`]'s limit).
+    #[error("budget alerts were still queued for the webhook after {waited:?}")]
+    WebhookPending {
+        /// How long the shutdown waited for them.
+        waited: std::time::Duration,
+    },
     /// The last OTLP export, or stopping the pipeline, failed.
     #[cfg(feature = "otlp")]
     #[error(transparent)]
@@ -1107,18 +1111,59 @@ impl TokenMeter {
     /// every record so far (at most [`SHUTDOWN_JOURNAL_WAIT`]), waits for the budget webhook's queue (at most
     /// [`SHUTDOWN_WEBHOOK_WAIT`]), then exports what is left over OTLP and stops that pipeline. Each step runs
     /// even when an earlier one failed; the first failure is returned. Recording afterwards is harmless
-    /// (journaled and counted, no longer exported). Blocks the calling thread.
+    /// (journaled and counted, no longer exported). Blocks the calling thread: against a collector and a webhook
+    /// that never answer, for up to about twice the export timeout plus 10 s (README "Temporality, outages,
+    /// shutdown"); [`shutdown_within`](Self::shutdown_within) keeps to a limit.
     pub fn shutdown(&self) -> Result<(), ShutdownError> {
+        self.shutdown_by(None)
+    }
+
+    /// [`shutdown`](Self::shutdown) within `limit` overall, for a platform's grace period after SIGTERM: each
+    /// step waits at most what is left of it (and no longer than `shutdown` would), and returns at the limit
+    /// with its own error: [`JournalError::TimedOut`](crate::journal::JournalError::TimedOut),
+    /// [`ShutdownError::WebhookPending`], or, with the `otlp` feature, an
+    /// [`OtlpError::Shutdown`](crate::export::otlp::OtlpError::Shutdown) that says it gave up waiting. What a step
+    /// did not finish goes on in the background (the journal writer, the webhook's thread, the final export on
+    /// a `tokenmeter-shutdown` thread) until the process exits; nothing recorded before the call is dropped by it.
+    /// A step whose turn comes after the limit still starts, and waits for nothing.
+    ///
+    /// ```
+    /// # let meter = tokenmeter::TokenMeter::builder().build();
+    /// // Kubernetes gives 30 s after SIGTERM by default; leave the application's own draining its share.
+    /// if let Err(e) = meter.shutdown_within(std::time::Duration::from_secs(10)) {
+    ///     eprintln!("tokenmeter: {e}");
+    /// }
+    /// ```
+    pub fn shutdown_within(&self, limit: std::time::Duration) -> Result<(), ShutdownError> {
+        // A limit too long to add is no limit.
+        self.shutdown_by(std::time::Instant::now().checked_add(limit))
+    }
+
+    fn shutdown_by(&self, deadline: Option<std::time::Instant>) -> Result<(), ShutdownError> {
+        // What a step may wait: its own cap, or what is left before the deadline when that is less, in whole
+        // milliseconds (errors say how long was waited: `1.499987654s` otherwise).
+        let wait = |cap: std::time::Duration| {
+            deadline.map_or(cap, |d| {
+                let left = d.saturating_duration_since(std::time::Instant::now());
+                cap.min(std::time::Duration::from_millis(u64::try_from(left.as_millis()).unwrap_or(u64::MAX)))
+            })
+        };
         let mut first: Option<ShutdownError> = None;
-        if let Err(e) = self.flush_timeout(SHUTDOWN_JOURNAL_WAIT) {
+        if let Err(e) = self.flush_timeout(wait(SHUTDOWN_JOURNAL_WAIT)) {
             first.get_or_insert(ShutdownError::Journal(e));
         }
         #[cfg(feature = "webhook")]
-        if !self.flush_webhook(SHUTDOWN_WEBHOOK_WAIT) {
-            first.get_or_insert(ShutdownError::WebhookPending);
+        {
+            let waited = wait(SHUTDOWN_WEBHOOK_WAIT);
+            if !self.flush_webhook(waited) {
+                first.get_or_insert(ShutdownError::WebhookPending { waited });
+            }
         }
         #[cfg(feature = "otlp")]
-        if let Err(e) = self.shutdown_otlp() {
+        if let Err(e) = match deadline {
+            None => self.shutdown_otlp(),
+            Some(deadline) => self.shutdown_otlp_by(deadline),
+        } {
             first.get_or_insert(ShutdownError::Otlp(e));
         }
         first.map_or(Ok(()), Err)

@@ -60,6 +60,16 @@ fn a_flush_with_a_time_limit_gives_up_on_a_held_writer_and_loses_nothing() {
     assert!(matches!(err, JournalError::TimedOut { waited } if waited == Duration::from_millis(300)), "{err}");
     let took = started.elapsed();
     assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(5), "{took:?}");
+    // `shutdown_within` gives the journal what is left of its limit, not `SHUTDOWN_JOURNAL_WAIT` (30 s).
+    let started = Instant::now();
+    let err = meter.shutdown_within(Duration::from_millis(400)).expect_err("the writer is still held");
+    assert!(
+        matches!(&err, tokenmeter::ShutdownError::Journal(JournalError::TimedOut { waited })
+            if *waited <= Duration::from_millis(400) && *waited >= Duration::from_millis(350)),
+        "{err}"
+    );
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(350) && took < Duration::from_secs(5), "{took:?}");
 
     drop(closed);
     // The write failed before the first flush gave up: the next flush says so.

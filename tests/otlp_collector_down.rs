@@ -283,3 +283,55 @@ fn a_shutdown_that_gave_up_waiting_says_so() {
     let err = meter.shutdown().expect_err("nothing answers");
     assert!(err.to_string().contains("gave up waiting for the export after 5s"), "{err}");
 }
+
+#[test]
+fn shutdown_within_keeps_to_its_limit_against_a_collector_that_never_answers() {
+    // `shutdown()` here takes the flush's 6 s and the SDK's 5 s for the final export; a grace period may not.
+    let port = silent_collector();
+    let config = OtlpConfig::new()
+        .with_endpoint(format!("http://127.0.0.1:{port}"))
+        .with_protocol(Protocol::HttpProtobuf)
+        .with_interval(Duration::from_secs(3600))
+        .with_timeout(Duration::from_secs(6))
+        .ignore_env();
+    let meter = TokenMeter::builder().with_otlp(config).expect("config").build();
+    otlp_workload::run(&meter);
+    let started = Instant::now();
+    let err = meter.shutdown_within(Duration::from_secs(1)).expect_err("nothing answers");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(4), "{took:?}");
+    assert!(
+        matches!(&err, tokenmeter::ShutdownError::Otlp(OtlpError::Shutdown(m))
+            if m.contains("gave up waiting for the final export after") && m.contains("the shutdown's limit")),
+        "{err}"
+    );
+    // Recording afterwards is harmless.
+    otlp_workload::run(&meter);
+}
+
+#[test]
+fn shutdown_within_a_limit_a_collector_meets_shuts_the_pipeline_down() {
+    let server = std::sync::Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("server"));
+    let port = server.server_addr().to_ip().expect("ip").port();
+    let exports = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (srv, seen) = (server.clone(), exports.clone());
+    std::thread::spawn(move || {
+        for mut req in srv.incoming_requests() {
+            let _ = std::io::Read::read_to_end(req.as_reader(), &mut Vec::new());
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = req.respond(tiny_http::Response::empty(200));
+        }
+    });
+    let config = OtlpConfig::new()
+        .with_endpoint(format!("http://127.0.0.1:{port}"))
+        .with_protocol(Protocol::HttpProtobuf)
+        .with_interval(Duration::from_secs(3600))
+        .ignore_env();
+    let meter = TokenMeter::builder().with_otlp(config).expect("config").build();
+    otlp_workload::run(&meter);
+    meter.shutdown_within(Duration::from_secs(20)).expect("the collector answers");
+    assert!(exports.load(std::sync::atomic::Ordering::SeqCst) >= 1, "the final export reached the collector");
+    // The pipeline was shut down, not given up on.
+    assert!(matches!(meter.flush_metrics(), Err(OtlpError::ShutDown)));
+    server.unblock();
+}

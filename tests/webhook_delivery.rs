@@ -411,3 +411,42 @@ fn a_refused_certificate_is_not_retried() {
     assert_eq!(h.meter.alert_stats().webhook.retries, 0);
     assert_eq!(handshakes.load(Ordering::SeqCst), 1);
 }
+
+#[cfg(feature = "otlp")]
+#[test]
+fn shutdown_within_shares_its_limit_between_the_webhook_and_the_export() {
+    use tokenmeter::ShutdownError;
+    use tokenmeter::export::otlp::{OtlpConfig, Protocol};
+    // A webhook that answers after 3 s, and a collector that takes the connection and never answers:
+    // `shutdown()` would wait 5 s for the one and 10 s or more for the other.
+    let server = Server::start(4, Duration::from_secs(3), |_| 200);
+    let collector = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = collector.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in collector.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    let otlp = OtlpConfig::new()
+        .with_endpoint(format!("http://127.0.0.1:{port}"))
+        .with_protocol(Protocol::HttpProtobuf)
+        .with_interval(Duration::from_secs(3600))
+        .with_timeout(Duration::from_secs(10))
+        .ignore_env();
+    let h = harness(|b| {
+        b.with_budget(budget().with_thresholds([20, 40])).with_webhook(fast(&server.url)).with_otlp(otlp).unwrap()
+    });
+    spend(&h, 500_000); // two alerts queued
+    let started = Instant::now();
+    let err = h.meter.shutdown_within(Duration::from_millis(1500)).expect_err("neither finishes in time");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(1400) && took < Duration::from_secs(4), "{took:?}");
+    // The first failure is returned: the webhook's, with what it was given of the limit.
+    assert!(
+        matches!(err, ShutdownError::WebhookPending { waited } if waited <= Duration::from_millis(1500)
+            && waited >= Duration::from_millis(1400)),
+        "{err:?}"
+    );
+    assert!(err.to_string().starts_with("budget alerts were still queued for the webhook after 1."), "{err}");
+}

@@ -108,4 +108,31 @@ impl TokenMeter {
             None => Ok(()),
         }
     }
+
+    /// [`shutdown_otlp`](Self::shutdown_otlp), waiting for it until `deadline` at most: the SDK's own shutdown
+    /// ignores the timeout it is given, so it runs on a `tokenmeter-shutdown` thread, which goes on past the
+    /// deadline (the export may still get through before the process exits).
+    pub(crate) fn shutdown_otlp_by(&self, deadline: std::time::Instant) -> Result<(), OtlpError> {
+        if self.inner.otlp.is_none() || super::pipeline::on_export_thread() {
+            // Nothing to wait for, or refused at once (waiting on the export thread would wait on itself).
+            return self.shutdown_otlp();
+        }
+        let (done, result) = std::sync::mpsc::sync_channel(1);
+        let meter = self.clone();
+        let spawned = std::thread::Builder::new().name("tokenmeter-shutdown".into()).spawn(move || {
+            let _ = done.send(meter.shutdown_otlp());
+        });
+        if spawned.is_err() {
+            return self.shutdown_otlp();
+        }
+        let limit = deadline.saturating_duration_since(std::time::Instant::now());
+        result.recv_timeout(limit).unwrap_or_else(|_| {
+            // Whole milliseconds: what was left reads `998.712345ms` otherwise.
+            let waited = std::time::Duration::from_millis(u64::try_from(limit.as_millis()).unwrap_or(u64::MAX));
+            Err(OtlpError::Shutdown(format!(
+                "gave up waiting for the final export after {waited:?}, what was left of the shutdown's limit; it \
+                 goes on until the process exits"
+            )))
+        })
+    }
 }
