@@ -27,6 +27,48 @@ pub(crate) fn is_loopback_url(url: &str) -> bool {
     is_loopback_host(authority)
 }
 
+/// The proxy variable a request to `url` goes through, as reqwest reads the environment (`HTTPS_PROXY` or
+/// `HTTP_PROXY` by the URL's scheme, either case, the upper first; then `ALL_PROXY`), unless `NO_PROXY` names the
+/// host or the host is this machine (which tokenmeter's clients never proxy). For error messages: `NO_PROXY` is
+/// matched by names (`*`, the host, or a domain it is in), not by address ranges.
+#[cfg(feature = "otlp")]
+pub(crate) fn proxy_variable(url: &str) -> Option<&'static str> {
+    proxy_variable_in(url, |name| std::env::var(name).ok())
+}
+
+/// [`proxy_variable`] in the environment `var` reads.
+#[cfg(feature = "otlp")]
+fn proxy_variable_in(url: &str, var: impl Fn(&str) -> Option<String>) -> Option<&'static str> {
+    let env = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if is_loopback_host(authority) {
+        return None;
+    }
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    }
+    .trim_end_matches('.')
+    .to_ascii_lowercase();
+    let exempt = ["NO_PROXY", "no_proxy"].into_iter().filter_map(env).next().is_some_and(|list| {
+        list.split(',').map(|e| e.trim().trim_start_matches('.').trim_end_matches('.').to_ascii_lowercase()).any(|e| {
+            e == "*"
+                || (!e.is_empty() && (host == e || host.strip_suffix(e.as_str()).is_some_and(|p| p.ends_with('.'))))
+        })
+    });
+    if exempt {
+        return None;
+    }
+    let names: [&'static str; 4] = if scheme.eq_ignore_ascii_case("https") {
+        ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
+    } else {
+        ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]
+    };
+    names.into_iter().find(|name| env(name).is_some())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,6 +101,41 @@ mod tests {
             "",
         ] {
             assert!(!is_loopback_host(h), "{h}");
+        }
+    }
+
+    #[cfg(feature = "otlp")]
+    #[test]
+    fn the_proxy_variable_a_url_goes_through() {
+        let with = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| vars.iter().find(|(n, _)| *n == name).map(|(_, v)| (*v).to_owned())
+        };
+        let all = with(&[("HTTP_PROXY", "http://p:1"), ("HTTPS_PROXY", "http://p:2"), ("all_proxy", "http://p:3")]);
+        assert_eq!(proxy_variable_in("http://collector:4318/v1/metrics", all), Some("HTTP_PROXY"));
+        assert_eq!(proxy_variable_in("https://otlp.example.com/v1/metrics", all), Some("HTTPS_PROXY"));
+        assert_eq!(proxy_variable_in("http://127.0.0.1:4318", all), None, "this machine is never proxied");
+        assert_eq!(proxy_variable_in("http://[::1]:4318", all), None);
+        let lower = with(&[("https_proxy", "http://p:2"), ("HTTP_PROXY", " ")]);
+        assert_eq!(proxy_variable_in("https://otlp.example.com", lower), Some("https_proxy"));
+        assert_eq!(proxy_variable_in("http://otlp.example.com", lower), None, "a blank variable is none");
+        let only_all = with(&[("ALL_PROXY", "socks5://p:9")]);
+        assert_eq!(proxy_variable_in("http://otlp.example.com", only_all), Some("ALL_PROXY"));
+        // NO_PROXY: a host, a domain (with or without its dot), `*`; not a longer name that merely ends the same.
+        for (no_proxy, url, proxied) in [
+            ("otlp.example.com", "https://otlp.example.com:443/v1/metrics", false),
+            (".example.com", "https://otlp.example.com", false),
+            ("example.com", "https://otlp.example.com", false),
+            ("example.com", "https://notexample.com", true),
+            ("foo, *", "https://otlp.example.com", false),
+            ("other.org,,", "https://otlp.example.com", true),
+            ("OTLP.Example.com.", "https://otlp.example.com", false),
+        ] {
+            let vars = move |name: &str| match name {
+                "HTTPS_PROXY" => Some("http://p:2".to_owned()),
+                "no_proxy" => Some(no_proxy.to_owned()),
+                _ => None,
+            };
+            assert_eq!(proxy_variable_in(url, vars).is_some(), proxied, "NO_PROXY={no_proxy} {url}");
         }
     }
 

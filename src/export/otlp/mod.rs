@@ -752,11 +752,15 @@ impl OtlpMetrics {
             Err(opentelemetry_sdk::error::OTelSdkError::AlreadyShutdown) => Err(OtlpError::ShutDown),
             Err(e) => {
                 let cause = self.with_cause(&e);
-                let grpc = match &self.setup.pipeline {
-                    Pipeline::Owned(p) => p.settings.protocol == Protocol::Grpc,
-                    Pipeline::Provided(_) => false,
+                let (grpc, proxy) = match &self.setup.pipeline {
+                    Pipeline::Owned(p) => (p.settings.protocol == Protocol::Grpc, p.proxy),
+                    Pipeline::Provided(_) => (false, None),
                 };
-                Err(OtlpError::Flush(format!("{cause} ({})", what_to_check(&cause, grpc))))
+                // Through a proxy, the refusal, the status or the timeout may be the proxy's.
+                let proxy = proxy
+                    .map(|name| format!("; the export goes through the proxy in {name}, which may be what failed (NO_PROXY lists hosts that skip it)"))
+                    .unwrap_or_default();
+                Err(OtlpError::Flush(format!("{cause} ({}{proxy})", what_to_check(&cause, grpc))))
             }
         }
     }

@@ -75,6 +75,8 @@ struct LastExport {
     warned_at: Option<Instant>,
     /// A failure of the current run was logged (so its end is too).
     warned_this_run: bool,
+    /// An export was delivered (the first is logged).
+    delivered: bool,
 }
 
 /// While exports keep failing, a warning at most this often (the first failure is always logged).
@@ -84,6 +86,9 @@ pub(crate) const WARN_EVERY: Duration = Duration::from_secs(600);
 /// failure counters reach the collector only with a later export that works).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ExportLog {
+    /// The pipeline's first export was delivered, and no failure was logged before it: the one line that says
+    /// where metrics go and that they get there.
+    Working { metrics: usize, data_points: usize },
     /// An export failed, and no failure was logged in the last [`WARN_EVERY`].
     Failed { error: String, in_a_row: u64 },
     /// An export worked after `failed` in a row did not, and one of those was logged.
@@ -120,7 +125,12 @@ impl ExportCounters {
                 last.last_success = Some(at);
                 let failed = std::mem::take(&mut last.failing);
                 let warned = std::mem::take(&mut last.warned_this_run);
-                (failed > 0 && warned).then_some(ExportLog::Recovered { failed })
+                let first = !std::mem::replace(&mut last.delivered, true);
+                if failed > 0 && warned {
+                    Some(ExportLog::Recovered { failed })
+                } else {
+                    first.then_some(ExportLog::Working { metrics, data_points })
+                }
             }
             Err(e) => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
@@ -239,6 +249,14 @@ impl PushMetricExporter for CountingExporter {
                 "OTLP metrics export failed (logged again every 10 minutes while exports keep failing; \
                  TokenMeter::export_status counts them)"
             ),
+            Some(ExportLog::Working { metrics, data_points }) => tracing::info!(
+                target: "tokenmeter::export",
+                export = %self.target,
+                metrics,
+                data_points,
+                "OTLP metrics export works: the first export was delivered (logged once; failures are logged as \
+                 they come)"
+            ),
             Some(ExportLog::Recovered { failed }) => tracing::info!(
                 target: "tokenmeter::export",
                 export = %self.target,
@@ -345,6 +363,8 @@ pub(crate) struct OwnedPipeline {
     pub(crate) provider: SdkMeterProvider,
     pub(crate) settings: OtlpSettings,
     pub(crate) counters: Arc<ExportCounters>,
+    /// The proxy variable OTLP/HTTP requests go through (read when the client was built), for errors.
+    pub(crate) proxy: Option<&'static str>,
     /// Kept so the runtime lives as long as the meter (the exporter holds it too).
     _runtime: Arc<ExportRuntime>,
 }
@@ -456,10 +476,18 @@ pub(crate) fn build(settings: OtlpSettings) -> Result<OwnedPipeline, OtlpError> 
         };
         built.map_err(|e| OtlpError::Exporter(e.to_string()))?
     };
+    // gRPC goes through no proxy (tonic's channel reads no proxy variables).
+    let proxy = match settings.protocol {
+        Protocol::Grpc => None,
+        _ => crate::net::proxy_variable(&settings.endpoint),
+    };
     let counters = Arc::new(ExportCounters::default());
     let exporter = CountingExporter {
         inner: exporter,
-        target: settings.to_string(),
+        target: match proxy {
+            Some(name) => format!("{settings}, through the proxy in {name}"),
+            None => settings.to_string(),
+        },
         runtime: Arc::clone(&runtime),
         counters: Arc::clone(&counters),
         temporality,
@@ -473,7 +501,7 @@ pub(crate) fn build(settings: OtlpSettings) -> Result<OwnedPipeline, OtlpError> 
         resource = resource.with_attribute(attribute);
     }
     let provider = SdkMeterProvider::builder().with_reader(reader).with_resource(resource.build()).build();
-    Ok(OwnedPipeline { provider, settings, counters, _runtime: runtime })
+    Ok(OwnedPipeline { provider, settings, counters, proxy, _runtime: runtime })
 }
 
 /// The resource attributes of the pipeline's metrics: the configured ones, and a random `service.instance.id` unless
@@ -545,7 +573,8 @@ mod tests {
         let c = ExportCounters::default();
         let failed = Err(opentelemetry_sdk::error::OTelSdkError::InternalFailure("connection refused".into()));
         let t0 = Instant::now();
-        assert_eq!(c.note(3, 9, &Ok(()), t0), None, "working exports are not logged");
+        assert_eq!(c.note(3, 9, &Ok(()), t0), Some(ExportLog::Working { metrics: 3, data_points: 9 }), "the first");
+        assert_eq!(c.note(3, 9, &Ok(()), t0), None, "working exports are not logged after the first");
         let first = c.note(3, 9, &failed, t0);
         assert!(
             matches!(&first, Some(ExportLog::Failed { error, in_a_row: 1 }) if error.contains("connection refused")),
@@ -567,6 +596,16 @@ mod tests {
         assert!(matches!(c.note(3, 9, &failed, later), Some(ExportLog::Failed { in_a_row: 1, .. })));
         assert_eq!(c.note(3, 9, &Ok(()), later), Some(ExportLog::Recovered { failed: 1 }));
         let status = c.status(None);
-        assert_eq!((status.exports, status.failures), (5, 6));
+        assert_eq!((status.exports, status.failures), (6, 6));
+    }
+
+    #[test]
+    fn a_first_delivery_after_logged_failures_is_logged_as_the_recovery_alone() {
+        let c = ExportCounters::default();
+        let failed = Err(opentelemetry_sdk::error::OTelSdkError::InternalFailure("connection refused".into()));
+        let t0 = Instant::now();
+        assert!(matches!(c.note(1, 1, &failed, t0), Some(ExportLog::Failed { in_a_row: 1, .. })));
+        assert_eq!(c.note(1, 1, &Ok(()), t0), Some(ExportLog::Recovered { failed: 1 }));
+        assert_eq!(c.note(1, 1, &Ok(()), t0), None, "the first delivery is not logged again");
     }
 }
