@@ -580,3 +580,148 @@ fn an_alert_fired_inside_a_usage_event_is_logged_after_it() {
         assert!(!events.0.lock().unwrap().is_empty(), "logged at the exit");
     });
 }
+
+/// A client's span of one response: its id and usage recorded, then closed.
+fn client_call(model: &str, id: &str, input: u64, output: u64) {
+    let client = info_span!(
+        "chat",
+        gen_ai.operation.name = "chat",
+        gen_ai.request.model = model,
+        gen_ai.response.id = Empty,
+        input_tokens = Empty,
+        output_tokens = Empty,
+    );
+    client.record("gen_ai.response.id", id);
+    client.record("input_tokens", input);
+    client.record("output_tokens", output);
+}
+
+#[test]
+fn a_loop_turn_that_fans_out_to_many_calls_is_still_counted_once() {
+    // The loop span kept the ids of the last 8 calls inside it: a turn with 8 tool or sub-agent calls before the
+    // loop recorded the turn pushed the turn's own id out, and the turn was counted twice (11 calls for 10).
+    for fan_out in [8u64, 40] {
+        let h = Harness::new();
+        h.run(|| {
+            let agent = agent_loop();
+            let _in = agent.enter();
+            for turn in ["msg_a", "msg_b"] {
+                client_call("claude-sonnet-4-5", turn, 10_000, 500);
+                if turn == "msg_a" {
+                    for i in 0..fan_out {
+                        client_call("claude-haiku-4-5", &format!("msg_tool_{i}"), 100, 10);
+                    }
+                }
+                agent.record("gen_ai.response.id", turn);
+                agent.record("input_tokens", 10_000u64);
+                agent.record("output_tokens", 500u64);
+            }
+        });
+        let total = h.meter.total_usage();
+        assert_eq!(total.calls, 2 + fan_out, "fan-out {fan_out}");
+        assert_eq!(total.tokens.input, 20_000 + 100 * fan_out, "fan-out {fan_out}");
+        assert_eq!(h.meter.capture_stats().rollup_spans, 2, "the loop's two records of its turns");
+    }
+}
+
+#[test]
+fn a_retry_wrapper_recording_the_attempt_that_worked_without_an_id_is_counted_once() {
+    // A `chat` span around its attempts (one overloaded, one that worked) records the usage of the one that
+    // worked, and no id of its own: the same call, once (it was counted twice: 3 calls, $0.09 for $0.045).
+    let h = Harness::new();
+    h.run(|| {
+        let wrapper = info_span!(
+            "llm.request",
+            gen_ai.operation.name = "chat",
+            gen_ai.request.model = "claude-sonnet-4-5",
+            gen_ai.usage.input_tokens = Empty,
+            gen_ai.usage.output_tokens = Empty,
+        );
+        wrapper.in_scope(|| {
+            let failed = info_span!(
+                "chat",
+                gen_ai.operation.name = "chat",
+                gen_ai.request.model = "claude-sonnet-4-5",
+                error.type = "overloaded_error",
+                input_tokens = Empty,
+            );
+            drop(failed);
+            client_call("claude-sonnet-4-5", "msg_ok", 10_000, 1_000);
+        });
+        wrapper.record("gen_ai.usage.input_tokens", 10_000u64);
+        wrapper.record("gen_ai.usage.output_tokens", 1_000u64);
+    });
+    let total = h.meter.total_usage();
+    assert_eq!((total.calls, total.tokens.input, total.tokens.output), (2, 10_000, 1_000));
+    // Sonnet 4.5: 10,000 x $3 + 1,000 x $15 per million.
+    assert_eq!(total.cost.to_string(), "$0.045");
+    assert_eq!(h.meter.capture_stats().rollup_spans, 1);
+
+    // A `chat` span whose own usage differs from the call inside it (a tool's call while it streams) is still
+    // a call of its own, as before.
+    let h = Harness::new();
+    h.run(|| {
+        let outer = info_span!(
+            "chat",
+            gen_ai.operation.name = "chat",
+            gen_ai.request.model = "claude-sonnet-4-5",
+            gen_ai.usage.input_tokens = Empty,
+            gen_ai.usage.output_tokens = Empty,
+        );
+        outer.in_scope(|| client_call("claude-haiku-4-5", "msg_tool", 10_000, 1_000));
+        outer.record("gen_ai.usage.input_tokens", 20_000u64);
+        outer.record("gen_ai.usage.output_tokens", 2_000u64);
+    });
+    assert_eq!(h.meter.total_usage().calls, 2);
+    assert_eq!(h.meter.total_usage().tokens.input, 30_000);
+}
+
+#[test]
+fn a_span_without_an_operation_whose_own_id_no_call_inside_had_is_a_call() {
+    // The application's call span (no `gen_ai.operation.name`) records its response's id and usage; a sub-agent
+    // spawned while it streamed made its own call inside it. The span was taken for a roll-up of that call and
+    // dropped: one call, $0.0105 for $0.1005.
+    let h = Harness::new();
+    h.run(|| {
+        let call = info_span!(
+            "llm_call",
+            model = "claude-sonnet-4-5",
+            gen_ai.response.id = Empty,
+            input_tokens = Empty,
+            output_tokens = Empty,
+        );
+        call.in_scope(|| client_call("claude-sonnet-4-5", "msg_sub", 1_000, 500));
+        call.record("gen_ai.response.id", "msg_main");
+        call.record("input_tokens", 20_000u64);
+        call.record("output_tokens", 2_000u64);
+    });
+    let total = h.meter.total_usage();
+    assert_eq!((total.calls, total.tokens.input, total.tokens.output), (2, 21_000, 2_500));
+    assert_eq!(total.cost.to_string(), "$0.1005");
+    assert_eq!(h.meter.capture_stats().rollup_spans, 0);
+
+    // Without an id of its own it is still taken for a roll-up (README "Roll-up spans"): nothing tells it apart
+    // from an agent's totals. Nor is an `invoke_agent` span with an id its calls did not have a call.
+    for (operation, id) in [(None, None), (Some("invoke_agent"), Some("run_1"))] {
+        let h = Harness::new();
+        h.run(|| {
+            let span = info_span!(
+                "agent",
+                gen_ai.operation.name = Empty,
+                model = "claude-sonnet-4-5",
+                gen_ai.response.id = Empty,
+                input_tokens = Empty,
+            );
+            if let Some(op) = operation {
+                span.record("gen_ai.operation.name", op);
+            }
+            span.in_scope(|| client_call("claude-sonnet-4-5", "msg_sub", 1_000, 500));
+            if let Some(id) = id {
+                span.record("gen_ai.response.id", id);
+            }
+            span.record("input_tokens", 1_000u64);
+        });
+        assert_eq!(h.meter.total_usage().calls, 1, "{operation:?}");
+        assert_eq!(h.meter.capture_stats().rollup_spans, 1, "{operation:?}");
+    }
+}

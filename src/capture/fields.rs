@@ -133,7 +133,8 @@ pub const USAGE_PREFIX: &str = "usage.";
 pub const EXECUTE_TOOL: &str = "execute_tool";
 /// The `gen_ai.operation.name` values of a single model request (semconv inference spans): a call span with one
 /// of these is always a call, even when other call spans run inside it. Any other call span with call spans
-/// inside it (`invoke_agent`, a workflow, a span without an operation) is a roll-up of them and not counted again.
+/// inside it (`invoke_agent`, a workflow, a span without an operation) is a roll-up of them and not counted again,
+/// unless it has no operation and a response or request id of its own none of them had.
 /// `chat_streaming` is rig's name for a streamed chat request.
 pub const INFERENCE_OPERATIONS: [&str; 4] = ["chat", "chat_streaming", "text_completion", "generate_content"];
 

@@ -13,8 +13,9 @@
 //! A call span with call spans inside it is a *roll-up* (an `invoke_agent` span carrying its agent's totals) and
 //! is not counted, unless its `gen_ai.operation.name` is a single model request
 //! ([`INFERENCE_OPERATIONS`](fields::INFERENCE_OPERATIONS)), or it has usage and none of the calls inside had
-//! any: the calls inside are. Usage events outside any call
-//! span update nothing; both are counted in [`CaptureStats`](crate::CaptureStats).
+//! any, or it has no operation and its own id none of them had: the calls inside are. A call that is one of the
+//! calls recorded inside its span (the same id; without an id, the same tokens) is counted once, there. Usage
+//! events outside any call span update nothing; both are counted in [`CaptureStats`](crate::CaptureStats).
 //!
 //! # Implementation details
 //!
@@ -315,11 +316,14 @@ struct SpanState {
     /// The span has carried more than one call (a new response or request id split it): each of its calls
     /// carries its own usage, so none is a roll-up of the calls inside it.
     carries_calls: bool,
-    /// The response and request ids of the calls with usage that closed inside this span and no call of this
-    /// span has matched yet (at most [`MAX_ENCLOSED_IDS`], the latest): a call of this span with one of those ids
-    /// is that same API call, recorded twice (a loop span recording each response around a client that records it
-    /// too), and is skipped as a roll-up.
-    enclosed_ids: Vec<Arc<str>>,
+    /// The calls with usage that closed inside this span since a call of this span last matched one (at most
+    /// [`MAX_ENCLOSED`], the latest): a call of this span that is one of them is that same API call, recorded
+    /// twice (a loop span recording each response around a client that records it too; a retry wrapper recording
+    /// the attempt that worked), and is skipped as a roll-up. See [`recorded_inside`].
+    enclosed: Vec<EnclosedCall>,
+    /// A call with usage and a response or request id closed inside this span: ids are being reported there, so
+    /// a span without an operation whose own id is none of theirs is a call of its own (see [`rollup`]).
+    encloses_ids: bool,
     /// Closed: set by the first of this meter's layers to see the close (a meter layered twice by mistake
     /// still records each call once).
     closed: bool,
@@ -354,13 +358,40 @@ impl SpanStates {
     }
 }
 
-/// Ids of enclosed calls a span keeps (see [`SpanState::enclosed_ids`]); past this the oldest goes.
-const MAX_ENCLOSED_IDS: usize = 8;
+/// Enclosed calls a span keeps (see [`SpanState::enclosed`]); past this the oldest goes. A loop span's turn that
+/// fans out to more calls than this before the loop records the turn counts the turn twice. It was 8, which an
+/// agent turn with 8 tool or sub-agent calls reached.
+const MAX_ENCLOSED: usize = 1024;
 
-/// Whether `fields` is a call already recorded inside the span (its response or request id among `enclosed`).
-fn recorded_inside(fields: &CallFields, enclosed: &[Arc<str>]) -> bool {
-    !enclosed.is_empty()
-        && [&fields.response_id, &fields.request_id].into_iter().flatten().any(|id| enclosed.contains(id))
+/// A call with usage that closed inside a call span: what tells whether a call of that span is the same one.
+struct EnclosedCall {
+    response_id: Option<Arc<str>>,
+    request_id: Option<Arc<str>>,
+    /// Its tokens, normalized.
+    tokens: TokenUsage,
+}
+
+/// Where in `enclosed` the call `fields` was already recorded, if it was: by its response or request id when it
+/// has one; without an id, by its tokens, the same of every kind (a wrapper around retried attempts recording the
+/// usage of the one that worked, and no id). `tokens` gives the call's own, normalized, asked only then.
+fn recorded_inside(
+    fields: &CallFields,
+    tokens: impl FnOnce() -> TokenUsage,
+    enclosed: &[EnclosedCall],
+) -> Option<usize> {
+    if enclosed.is_empty() {
+        return None;
+    }
+    let ids = [&fields.response_id, &fields.request_id];
+    if ids.iter().any(|id| id.is_some()) {
+        let same = |theirs: &Option<Arc<str>>| theirs.is_some() && ids.contains(&theirs);
+        return enclosed.iter().position(|e| same(&e.response_id) || same(&e.request_id));
+    }
+    let tokens = tokens();
+    if tokens == TokenUsage::default() {
+        return None;
+    }
+    enclosed.iter().rposition(|e| e.tokens == tokens)
 }
 
 /// A call whose span closed (or was taken over by the next call on a long-lived span).
@@ -386,10 +417,15 @@ struct EndedCall<'a> {
 /// single model request ([`fields::INFERENCE_OPERATIONS`]). Counting it would count those calls twice.
 ///
 /// Unless none of those calls carried usage while this span did (a span recording the usage of a client whose
-/// own span declares usage it never records): then its usage is counted nowhere else, and it is a call.
-fn rollup(encloses_calls: bool, encloses_usage: bool, fields: &CallFields) -> bool {
+/// own span declares usage it never records): then its usage is counted nowhere else, and it is a call. And
+/// unless the span has no operation and its own response or request id, which none of the calls inside had
+/// while they had ids ([`recorded_inside`] found none): a call of its own (a streamed request during which a
+/// sub-agent's calls ran), not a total of theirs. An `invoke_agent` span stays a roll-up whatever its id.
+fn rollup(encloses_calls: bool, encloses_usage: bool, encloses_ids: bool, fields: &CallFields) -> bool {
+    let own_id = fields.response_id.is_some() || fields.request_id.is_some();
     encloses_calls
         && (encloses_usage || !fields.tokens.any())
+        && !(encloses_ids && own_id && fields.operation_name.is_none())
         && !fields.operation_name.as_deref().is_some_and(|op| fields::INFERENCE_OPERATIONS.contains(&op))
 }
 
@@ -460,7 +496,7 @@ impl TokenMeterLayer {
         own: &DimValues,
         span: &SpanRef<'a, S>,
         enclosing: Enclosing,
-        ids: [Option<&Arc<str>>; 2],
+        inner: Option<([Option<&Arc<str>>; 2], &TokenUsage)>,
     ) -> (Dimensions, Option<SpanRef<'a, S>>)
     where
         S: Subscriber + for<'l> LookupSpan<'l>,
@@ -510,11 +546,13 @@ impl TokenMeterLayer {
                         state.encloses_calls = true;
                         if enclosing == Enclosing::MarkWithUsage {
                             state.encloses_usage = true;
-                            for id in ids.into_iter().flatten() {
-                                if state.enclosed_ids.len() >= MAX_ENCLOSED_IDS {
-                                    state.enclosed_ids.remove(0);
+                            if let Some((ids, tokens)) = inner {
+                                if state.enclosed.len() >= MAX_ENCLOSED {
+                                    state.enclosed.remove(0);
                                 }
-                                state.enclosed_ids.push(id.clone());
+                                let [response_id, request_id] = ids.map(|id| id.cloned());
+                                state.encloses_ids |= response_id.is_some() || request_id.is_some();
+                                state.enclosed.push(EnclosedCall { response_id, request_id, tokens: *tokens });
                             }
                         }
                     }
@@ -548,6 +586,22 @@ impl TokenMeterLayer {
 
     /// Makes the call record for what `call.fields` holds, and adds it to the nearest enclosing task (the span's
     /// own tally when the call span is itself a task).
+    /// A call's tokens as its record would have them (capture rules applied, normalized): to compare it with a
+    /// call inside its span (see [`recorded_inside`]).
+    fn tokens_of<S>(&self, span: &SpanRef<'_, S>, fields: &CallFields) -> TokenUsage
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let provider = fields.provider_name.as_deref().or(fields.system.as_deref());
+        let ruled = match self.inner.capture_rules.is_empty() {
+            true => None,
+            false => {
+                rule::CaptureRule::apply(&self.inner.capture_rules, span.metadata().target(), provider, &fields.tokens)
+            }
+        };
+        normalize::normalize(ruled.as_ref().unwrap_or(&fields.tokens)).0
+    }
+
     fn finish_call<S>(&self, span: &SpanRef<'_, S>, call: EndedCall<'_>, own_task: Option<&mut TaskTally>)
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
@@ -585,7 +639,8 @@ impl TokenMeterLayer {
         } else {
             own_dims
         };
-        let (dimensions, task_span) = self.dimensions(own_dims, span, Enclosing::of_call(fields.tokens.any()), ids);
+        let (dimensions, task_span) =
+            self.dimensions(own_dims, span, Enclosing::of_call(fields.tokens.any()), Some((ids, &tokens)));
         let mut record = CallRecord {
             timestamp: started_at(start, end, end_unix),
             duration_us: micros_between(start, end),
@@ -738,9 +793,12 @@ impl TokenMeterLayer {
                 let rejected = std::mem::take(&mut state.rejected);
                 // The finished call, when a call inside the span recorded it already; the ids of the calls inside
                 // that are not it may be the next call's (its client's span closes before this span records it).
-                let rollup = recorded_inside(&finished, &state.enclosed_ids);
-                let (rid, qid) = (finished.response_id.as_ref(), finished.request_id.as_ref());
-                state.enclosed_ids.retain(|id| rid != Some(id) && qid != Some(id));
+                // What was enclosed up to the match was this call's, or earlier ones'.
+                let matched = recorded_inside(&finished, || self.tokens_of(span, &finished), &state.enclosed);
+                if let Some(at) = matched {
+                    state.enclosed.drain(..=at);
+                }
+                let rollup = matched.is_some();
                 earlier = Some(EarlierCall {
                     fields: finished,
                     dims: state.dims.clone(),
@@ -808,7 +866,7 @@ struct EarlierCall {
     dims: DimValues,
     start: i64,
     rejected: u64,
-    /// Recorded already by a call inside the span (see [`SpanState::enclosed_ids`]).
+    /// Recorded already by a call inside the span (see [`SpanState::enclosed`]).
     rollup: bool,
 }
 
@@ -898,7 +956,8 @@ where
             encloses_calls: false,
             encloses_usage: false,
             carries_calls: false,
-            enclosed_ids: Vec::new(),
+            enclosed: Vec::new(),
+            encloses_ids: false,
             closed: false,
             opened_in_sinks,
             declared: DeclaredPerCall::default(),
@@ -1048,8 +1107,9 @@ where
             self.inner.count_unsent(std::mem::take(&mut state.rejected));
         } else if plan.has_tokens {
             let rejected = std::mem::take(&mut state.rejected);
-            let rollup = recorded_inside(&state.call, &state.enclosed_ids)
-                || !state.carries_calls && rollup(state.encloses_calls, state.encloses_usage, &state.call);
+            let rollup = recorded_inside(&state.call, || self.tokens_of(&span, &state.call), &state.enclosed).is_some()
+                || !state.carries_calls
+                    && rollup(state.encloses_calls, state.encloses_usage, state.encloses_ids, &state.call);
             let call = EndedCall {
                 fields: &state.call,
                 dims: &state.dims,
@@ -1071,12 +1131,12 @@ where
                 duration_us: micros_between(state.start, end),
                 tool: state.call.tool_name.clone().unwrap_or_else(|| Arc::from("unknown")),
                 outcome: outcome(&state.call),
-                dimensions: self.dimensions(&state.dims, &span, Enclosing::Leave, [None, None]).0,
+                dimensions: self.dimensions(&state.dims, &span, Enclosing::Leave, None).0,
             };
             self.inner.finish_tool(record, std::mem::take(&mut state.rejected));
         }
         if let Some(tally) = state.task.take().filter(|t| !(never_made && t.calls == 0)) {
-            let (mut dimensions, _) = self.dimensions(&state.dims, &span, Enclosing::Leave, [None, None]);
+            let (mut dimensions, _) = self.dimensions(&state.dims, &span, Enclosing::Leave, None);
             // Named by its own field: one declared and never filled inside another task would take the outer
             // task's name from the ancestors, two records of one name, the outer one short of these calls.
             let task = state.dims.builtin[Dim::Task as usize].clone().unwrap_or_else(|| Arc::from("unnamed"));
