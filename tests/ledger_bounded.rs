@@ -231,3 +231,47 @@ fn an_aged_hour_keeps_every_session_with_its_project() {
         assert_eq!(rows.iter().map(|(_, n)| n).sum::<u64>(), 4, "{p}: {rows:?}");
     }
 }
+
+/// A task named per run (`researcher-run-17`) makes a series of every run. Past the cap, the series folded into
+/// the per-model overflow series, losing the agent and project with the task: by agent, 68 of 100 calls read
+/// `(other)` and one agent was missing altogether. Now a series past the cap folds its task alone first.
+#[test]
+fn per_run_task_names_past_the_cap_keep_the_agents_and_projects() {
+    let rig = Rig::new(t0() + mins(1));
+    for agent in ["researcher", "writer"] {
+        for i in 0..50 {
+            let run = format!("{agent}-run-{i}");
+            rig.add(Call::new(t0(), SONNET).io(100, 10).project("p").agent(agent).task(&run));
+            let mut record = task(t0(), &run, 110, micros(450), false);
+            record.dimensions.agent = Some(Arc::from(agent));
+            record.dimensions.project = Some(Arc::from("p"));
+            rig.ledger.ingest_task(&record);
+        }
+    }
+    let by = |d: Dimension| {
+        let r = rig.ledger.query(&Query::new(Window::LastHour).group_by(GroupBy::Dimension(d))).unwrap();
+        r.groups.iter().map(|g| (g.key.clone(), g.calls)).collect::<Vec<_>>()
+    };
+    assert_eq!(by(Dimension::Agent), [("researcher".to_owned(), 50), ("writer".to_owned(), 50)]);
+    assert_eq!(by(Dimension::Project), [("p".to_owned(), 100)]);
+    let researcher = rig.ledger.query(&Query::new(Window::LastHour).filter(Dimension::Agent, "researcher")).unwrap();
+    assert_eq!((researcher.totals.calls, researcher.unattributed_calls), (50, Some(0)));
+    // The tasks themselves past the cap are `(other)`, and a filter on one of them says how many may be its.
+    let by_task = by(Dimension::Task);
+    assert_eq!(by_task.iter().map(|(_, n)| n).sum::<u64>(), 100);
+    assert!(by_task.iter().any(|(k, n)| k == "(other)" && *n > 0), "{by_task:?}");
+    let folded = rig.ledger.query(&Query::new(Window::LastHour).filter(Dimension::Task, "writer-run-49")).unwrap();
+    assert!(folded.unattributed_calls.unwrap_or(0) > 0, "{folded:?}");
+
+    // Aged into hour buckets (merged): still exact by agent.
+    let rig = Rig::new(t0());
+    for i in 0..400i64 {
+        let agent = if i % 2 == 0 { "researcher" } else { "writer" };
+        let ts = t0() + Duration::seconds(i * 18); // 400 runs over 2 hours, 3 or 4 a minute
+        rig.add(Call::new(ts, SONNET).io(100, 10).agent(agent).task(&format!("{agent}-run-{i}")));
+    }
+    rig.clock.set(t0() + Duration::hours(5));
+    let r = rig.ledger.query(&Query::new(Window::Last24Hours).group_by(GroupBy::Dimension(Dimension::Agent))).unwrap();
+    let rows: Vec<(&str, u64)> = r.groups.iter().map(|g| (g.key.as_str(), g.calls)).collect();
+    assert_eq!(rows, [("researcher", 200), ("writer", 200)]);
+}

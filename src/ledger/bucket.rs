@@ -161,6 +161,17 @@ fn full_overflow_hash() -> u64 {
 /// The hash of the last overflow pair, `((other), (other))`, of the (project, session) and (session, tool) maps.
 static FULL_PAIR_HASH: LazyLock<u64> = LazyLock::new(|| pair_hash(Some(OTHER), OTHER));
 
+/// How far [`Bucket::add_series`] folded a series' key past the caps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Folded {
+    /// Its own series.
+    Not,
+    /// Its task folded to `(other)`, every other dimension kept.
+    Task,
+    /// Its project and everything but the model and provider folded (or everything).
+    Whole,
+}
+
 /// A compound series: its key and sums.
 #[derive(Debug, Clone)]
 pub(crate) struct Series {
@@ -288,7 +299,7 @@ impl Bucket {
     pub(crate) fn add(&mut self, keys: &Keys<'_>, core: &Core, opp: Option<&Opportunities>) {
         let caps = self.caps();
         self.totals.add(core, opp);
-        let overflow = self.add_series(
+        let folded = self.add_series(
             keys.series(),
             &|| keys.series_key(),
             &|| partial_key(keys.model.cloned(), keys.provider.cloned()),
@@ -296,11 +307,11 @@ impl Bucket {
             opp,
             caps,
         );
-        self.overflowed += u64::from(overflow);
+        self.overflowed += u64::from(folded != Folded::Not);
         if let Some(session) = keys.session {
             let o = add_keyed(&mut self.sessions, session, core, opp, caps.sessions);
             self.overflowed += u64::from(o);
-            let o = self.add_pair(keys.project, session, core, opp, caps, !overflow);
+            let o = self.add_pair(keys.project, session, core, opp, caps, folded != Folded::Whole);
             self.overflowed += u64::from(o);
         }
         if let Some(user) = keys.user {
@@ -385,6 +396,10 @@ impl Bucket {
         true
     }
 
+    /// Adds sums under the series `r` (`own` builds its key); past the cap, under `r` with its task folded to
+    /// `(other)` (a task named per run makes a series of every run: folding the rest too lost the agents' and
+    /// projects' breakdowns to `(other)`), then, past the reserve too, under its model and provider alone
+    /// (`partial`), and last under the all-`(other)` series.
     fn add_series(
         &mut self,
         r: SeriesRef<'_>,
@@ -393,13 +408,13 @@ impl Bucket {
         core: &Core,
         opp: Option<&Opportunities>,
         caps: Caps,
-    ) -> bool {
+    ) -> Folded {
         let h = r.hash64();
         let len = self.series.len();
         match self.series.get_mut(&h) {
             Some(s) if s.key.as_ref() == r => {
                 s.agg.add(core, opp);
-                return false;
+                return Folded::Not;
             }
             Some(_) => {} // a 64-bit hash collision: the newcomer overflows
             // The all-`(other)` series' slot is reserved (see `add_pair`).
@@ -407,9 +422,28 @@ impl Bucket {
                 let mut agg = Agg::default();
                 agg.add(core, opp);
                 self.series.insert(h, Series { key: own(), agg });
-                return false;
+                return Folded::Not;
             }
             None => {}
+        }
+        if r.task.is_some_and(|t| t != OTHER) {
+            let t = SeriesRef { task: Some(OTHER), ..r };
+            let ht = t.hash64();
+            let len = self.series.len();
+            match self.series.get_mut(&ht) {
+                Some(s) if s.key.as_ref() == t => {
+                    s.agg.add(core, opp);
+                    return Folded::Task;
+                }
+                Some(_) => {}
+                None if len < caps.series.saturating_add(OVERFLOW_RESERVE) && ht != full_overflow_hash() => {
+                    let mut agg = Agg::default();
+                    agg.add(core, opp);
+                    self.series.insert(ht, Series { key: SeriesKey { task: Some(other()), ..own() }, agg });
+                    return Folded::Task;
+                }
+                None => {}
+            }
         }
         let p = r.partial_overflow();
         let hp = p.hash64();
@@ -417,21 +451,21 @@ impl Bucket {
         match self.series.get_mut(&hp) {
             Some(s) if s.key.as_ref() == p => {
                 s.agg.add(core, opp);
-                return true;
+                return Folded::Whole;
             }
             Some(_) => {}
             None if len < caps.series.saturating_add(OVERFLOW_RESERVE) && hp != full_overflow_hash() => {
                 let mut agg = Agg::default();
                 agg.add(core, opp);
                 self.series.insert(hp, Series { key: partial(), agg });
-                return true;
+                return Folded::Whole;
             }
             None => {}
         }
         let full = full_overflow_key();
         let hf = full_overflow_hash();
         self.series.entry(hf).or_insert_with(|| Series { key: full, agg: Agg::default() }).agg.add(core, opp);
-        true
+        Folded::Whole
     }
 
     /// Adds a call (or a merged pair) under its (project, session) pair; past the caps under `(project,
@@ -515,7 +549,7 @@ impl Bucket {
                 s.agg.opp().as_ref(),
                 caps,
             );
-            overflowed += u64::from(o);
+            overflowed += u64::from(o != Folded::Not);
         }
         for (k, a) in by_cost(other.sessions) {
             overflowed += u64::from(add_keyed(&mut self.sessions, &k, &a.core, a.opp().as_ref(), caps.sessions));

@@ -33,9 +33,10 @@
 //! # Caps
 //!
 //! Each map of each bucket has a cardinality cap; past it, values share one overflow entry keyed `(other)`,
-//! so totals stay exact while the breakdown loses detail. Compound series past their cap first fold into a
-//! per-model overflow series (model and provider kept, the rest `(other)`, 64 such slots), so per-model
-//! figures stay exact; then into one all-`(other)` series. (Project, session) pairs fold per project likewise,
+//! so totals stay exact while the breakdown loses detail. Compound series past their cap first fold their task
+//! alone (a task named per run must not take the agents and projects with it), then into a per-model overflow
+//! series (model and provider kept, the rest `(other)`; 64 slots for both kinds), so per-model figures stay
+//! exact; then into one all-`(other)` series. (Project, session) pairs fold per project likewise,
 //! and (session, tool) pairs per session (so each session's tool counts stay exact).
 //!
 //! | tier | compound series | sessions | users | project > session | tools | session > tool |
