@@ -201,7 +201,7 @@ impl Outcome {
 /// has it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Dimensions {
-    /// `session.id` or `gen_ai.conversation.id`.
+    /// `session.id`, else `gen_ai.conversation.id` (a `session.id` further up wins over a nearer conversation).
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "arc_str::option")]
     pub session: Option<Arc<str>>,
     /// `user.id` or `enduser.id`.

@@ -241,3 +241,42 @@ fn build_reports_its_errors_on_stderr_when_no_subscriber_can_hear_them() {
     assert!(stderr.contains("dimension never filled: the extra dimension `model`"), "{stderr}");
     assert!(stderr.contains("dimension never filled: the extra dimension `user`"), "{stderr}");
 }
+
+#[test]
+fn session_id_anywhere_above_wins_over_a_nearer_conversation_id() {
+    // A sub-agent's `invoke_agent` span with a conversation of its own, inside the user's session: its calls
+    // took the sub-agent's conversation for their session, and dropped out of the user's session (its budget,
+    // its reports: 1 call and 1,000 tokens for 2 and 10,000).
+    let h = Harness::new();
+    h.run(|| {
+        let _user = info_span!("request", session.id = "user-S").entered();
+        let _main = info_span!("claude", model = "claude-haiku-4-5", input_tokens = 1_000u64);
+        drop(_main);
+        let _sub = info_span!(
+            "invoke_agent",
+            gen_ai.operation.name = "invoke_agent",
+            gen_ai.conversation.id = "conv-sub-1",
+            gen_ai.agent.name = "researcher"
+        )
+        .entered();
+        let _call = info_span!("claude", model = "claude-haiku-4-5", input_tokens = 9_000u64).entered();
+    });
+    let sessions: Vec<_> = h.seen.calls().iter().map(|c| c.dimensions.session.clone()).collect();
+    assert_eq!(sessions, [Some("user-S".into()), Some("user-S".into())]);
+
+    // Without a `session.id`, the nearest conversation is the session, as before; and on one span, `session.id`
+    // wins whichever comes first.
+    let h = Harness::new();
+    h.run(|| {
+        let _outer = info_span!("conv", gen_ai.conversation.id = "outer").entered();
+        let _inner = info_span!("conv", gen_ai.conversation.id = "inner").entered();
+        let _call = info_span!("claude", model = "claude-haiku-4-5", input_tokens = 1u64).entered();
+    });
+    assert_eq!(h.seen.only_call().dimensions.session.as_deref(), Some("inner"));
+    let h = Harness::new();
+    h.run(|| {
+        let _s = info_span!("both", gen_ai.conversation.id = "conv", session.id = "sess").entered();
+        let _call = info_span!("claude", model = "claude-haiku-4-5", input_tokens = 1u64).entered();
+    });
+    assert_eq!(h.seen.only_call().dimensions.session.as_deref(), Some("sess"));
+}

@@ -112,8 +112,12 @@ pub const INSTRUMENT_ERR_FIELD: &str = "error";
 /// Semconv tool name (on `execute_tool` spans).
 pub const TOOL_NAME: &str = "gen_ai.tool.name";
 /// The session (attribution dimensions, from here to [`TASK_FIELD`], are read on the call span or its nearest
-/// ancestor that has them): `session.id`, or semconv's `gen_ai.conversation.id`.
-pub const SESSION_FIELDS: [&str; 2] = ["session.id", "gen_ai.conversation.id"];
+/// ancestor that has them): `session.id`, or semconv's `gen_ai.conversation.id`. `session.id` on any of the
+/// call's spans wins over a nearer `gen_ai.conversation.id`: a sub-agent's own conversation inside the user's
+/// session is still that session's spend (its budget's, its reports').
+pub const SESSION_FIELDS: [&str; 2] = [SESSION_ID, CONVERSATION_ID];
+const SESSION_ID: &str = "session.id";
+const CONVERSATION_ID: &str = "gen_ai.conversation.id";
 /// The user: `user.id`, or OTel's `enduser.id`.
 pub const USER_FIELDS: [&str; 2] = ["user.id", "enduser.id"];
 /// The tenant.
@@ -195,6 +199,7 @@ pub(crate) fn dimension_name(name: &str) -> DimensionName {
     match classify(name) {
         Role::Model | Role::RequestModel | Role::ResponseModel => DimensionName::Model,
         Role::Dim(d) => DimensionName::Builtin(d),
+        Role::Conversation => DimensionName::Builtin(Dim::Session),
         _ => Dim::ALL.into_iter().find(|d| d.name() == name).map_or(DimensionName::Other, DimensionName::Builtin),
     }
 }
@@ -222,6 +227,9 @@ pub(crate) enum Role {
     StatusCode,
     ToolName,
     Dim(Dim),
+    /// `gen_ai.conversation.id`: the session when no span of the call's sets `session.id` (see
+    /// [`SESSION_FIELDS`]).
+    Conversation,
     /// Not part of the contract (may still be a user-named extra dimension).
     Other,
 }
@@ -279,7 +287,8 @@ pub(crate) fn classify(name: &str) -> Role {
         ERROR_TYPE => Role::ErrorType,
         STATUS_CODE => Role::StatusCode,
         TOOL_NAME => Role::ToolName,
-        n if SESSION_FIELDS.contains(&n) => Role::Dim(Dim::Session),
+        SESSION_ID => Role::Dim(Dim::Session),
+        CONVERSATION_ID => Role::Conversation,
         n if USER_FIELDS.contains(&n) => Role::Dim(Dim::User),
         TENANT_FIELD => Role::Dim(Dim::Tenant),
         PROJECT_FIELD => Role::Dim(Dim::Project),
@@ -388,7 +397,7 @@ impl CallsitePlan {
         let is_span = meta.is_span();
         let roles: Box<[Role]> = meta.fields().iter().map(|f| classify(f.name())).collect();
         let has_tokens = roles.iter().any(|r| matches!(r, Role::Token(_)));
-        let has_dims = roles.iter().any(|r| matches!(r, Role::Dim(_)));
+        let has_dims = roles.iter().any(|r| matches!(r, Role::Dim(_) | Role::Conversation));
         let has_task = roles.contains(&Role::Dim(Dim::Task));
         let tool_candidate = roles.contains(&Role::ToolName) && roles.contains(&Role::OperationName);
         let wanted = has_tokens || (is_span && (has_dims || tool_candidate));

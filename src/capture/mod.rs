@@ -503,6 +503,9 @@ impl TokenMeterLayer {
     {
         let mut builtin: [Option<Arc<str>>; DIM_COUNT] = own.builtin.clone();
         let mut extra: Vec<(u8, Arc<str>)> = own.extra.clone();
+        // The nearest `gen_ai.conversation.id`: the session only when no span of the call's has `session.id`
+        // (which leaves the session slot empty, so the walk goes on looking for one).
+        let mut conversation = own.conversation.clone();
         let extra_count = self.inner.extra_dims.len();
         let complete = |b: &[Option<Arc<str>>; DIM_COUNT], e: &Vec<(u8, Arc<str>)>| {
             b.iter().all(Option::is_some) && e.len() == extra_count
@@ -532,6 +535,9 @@ impl TokenMeterLayer {
                         if !extra.iter().any(|(i, _)| i == idx) {
                             extra.push((*idx, value.clone()));
                         }
+                    }
+                    if conversation.is_none() {
+                        conversation.clone_from(&state.dims.conversation);
                     }
                     // The nearest task names the call's task, `unnamed` when it has no name of its own (as its
                     // record is named): an outer task's name would give the call a task its tally is not in.
@@ -569,7 +575,7 @@ impl TokenMeterLayer {
         extra.sort_by_key(|(i, _)| *i);
         let [session, user, tenant, project, agent, operation, task] = builtin;
         let dimensions = Dimensions {
-            session,
+            session: session.or(conversation),
             user,
             tenant,
             project,

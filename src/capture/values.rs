@@ -194,6 +194,8 @@ pub(crate) struct DimValues {
     pub(crate) builtin: [Option<Arc<str>>; DIM_COUNT],
     /// Extra dimensions by their index in the meter's list.
     pub(crate) extra: Vec<(u8, Arc<str>)>,
+    /// `gen_ai.conversation.id`: the session when no span of the call's has `session.id`.
+    pub(crate) conversation: Option<Arc<str>>,
 }
 
 impl DimValues {
@@ -202,6 +204,9 @@ impl DimValues {
             if value.is_some() {
                 *slot = value;
             }
+        }
+        if newer.conversation.is_some() {
+            self.conversation = newer.conversation;
         }
         for (idx, value) in newer.extra {
             match self.extra.iter_mut().find(|(i, _)| *i == idx) {
@@ -397,6 +402,12 @@ impl<'a> FieldVisitor<'a> {
                     self.dims.builtin[dim as usize] = Some(Arc::from(v));
                 }
             }
+            Role::Conversation => {
+                let v = capped(value, self.max_dim_len);
+                if !v.is_empty() {
+                    self.dims.conversation = Some(Arc::from(v));
+                }
+            }
             Role::Other => {}
         }
     }
@@ -553,7 +564,7 @@ impl Visit for FieldVisitor<'_> {
             Role::Other | Role::ServerAddress => {}
             role @ (Role::Token(_) | Role::TimeToFirstChunk) => self.number(role, Num::Float(value)),
             // A dimension given as a number keeps its text (`project = 3.0` as `?3.0` is kept, and integers are).
-            role @ Role::Dim(_) => self.text(role, &value.to_string()),
+            role @ (Role::Dim(_) | Role::Conversation) => self.text(role, &value.to_string()),
             _ => self.reject(),
         }
     }
@@ -562,7 +573,7 @@ impl Visit for FieldVisitor<'_> {
         match self.plan.role(field) {
             Role::Other => self.other_text(field, if value { "true" } else { "false" }),
             Role::ServerAddress => {}
-            role @ Role::Dim(_) => self.text(role, if value { "true" } else { "false" }),
+            role @ (Role::Dim(_) | Role::Conversation) => self.text(role, if value { "true" } else { "false" }),
             Role::Stream => self.call.stream = Some(value),
             // `error.type = true` says "this failed" without a type; `false` says nothing.
             Role::ErrorType => {
@@ -645,17 +656,18 @@ impl Visit for FieldVisitor<'_> {
         // holds), whose alternate form spreads over lines too.
         // An id likewise (it keeps a `\` a label may not hold): `gen_ai.response.id = ?response` put the message's
         // text in the record's id, and a rendering that changed between records split the span into calls.
-        let structured =
-            matches!(role, Role::Dim(_) | Role::Other | Role::ServerAddress | Role::ResponseId | Role::RequestId)
-                && !quoted
-                && s.contains(['{', '(', '['])
-                && {
-                    // A derived or builder-made `Debug` spreads over lines in its alternate form (`{:#?}`); text shown
-                    // with `%` (a `Display`) ignores the flag.
-                    let mut alternate = BoundedString::new(MAX_LABEL_LEN.max(self.max_dim_len).saturating_add(8));
-                    let _ = fmt::write(&mut alternate, format_args!("{value:#?}"));
-                    alternate.0.contains('\n') && !text.0.contains('\n')
-                };
+        let structured = matches!(
+            role,
+            Role::Dim(_) | Role::Conversation | Role::Other | Role::ServerAddress | Role::ResponseId | Role::RequestId
+        ) && !quoted
+            && s.contains(['{', '(', '['])
+            && {
+                // A derived or builder-made `Debug` spreads over lines in its alternate form (`{:#?}`); text shown
+                // with `%` (a `Display`) ignores the flag.
+                let mut alternate = BoundedString::new(MAX_LABEL_LEN.max(self.max_dim_len).saturating_add(8));
+                let _ = fmt::write(&mut alternate, format_args!("{value:#?}"));
+                alternate.0.contains('\n') && !text.0.contains('\n')
+            };
         match role {
             // A `Url` recorded with `?` is no host: not read, and not counted rejected (the field is optional).
             Role::ServerAddress if structured => {}
