@@ -1259,6 +1259,39 @@ impl TokenMeter {
         out
     }
 
+    /// The dimensions a call made here would be recorded with: those of the current span
+    /// (`tracing::Span::current()`) and its ancestors, resolved as capture resolves them (the nearest value of
+    /// each; `session.id` over a conversation; a task span's name). For a budget check before a request, in the
+    /// context the request will run in, without passing the user, tenant or agent down by hand:
+    ///
+    /// ```
+    /// use tokenmeter::budget::{Budget, BudgetAction, BudgetLimit, BudgetScope, RequestScope};
+    /// use tracing_subscriber::prelude::*;
+    ///
+    /// let meter = tokenmeter::TokenMeter::builder()
+    ///     .with_budget(
+    ///         Budget::new("alice", BudgetLimit::tokens(0)).with_scope(BudgetScope::user("alice"))
+    ///             .with_action(BudgetAction::Block),
+    ///     )
+    ///     .build();
+    /// let subscriber = tracing_subscriber::registry().with(meter.layer());
+    /// tracing::subscriber::with_default(subscriber, || {
+    ///     let _request = tracing::info_span!("request", user.id = "alice").entered();
+    ///     let _agent = tracing::info_span!("invoke_agent", gen_ai.agent.name = "researcher").entered();
+    ///     let here = meter.current_dimensions().unwrap_or_default();
+    ///     assert_eq!(here.user.as_deref(), Some("alice"));
+    ///     let scope = RequestScope::from_dimensions(&here).with_model("claude-sonnet-4-5");
+    ///     assert_eq!(meter.check_budget(&scope).unwrap_err().budget(), "alice");
+    /// });
+    /// ```
+    ///
+    /// `None` outside any span, or when the current subscriber is not a `tracing_subscriber` registry (the
+    /// dimensions live in its spans). Under a registry without this meter's layer, the spans carry nothing this
+    /// meter read: empty dimensions. Costs a registry lookup per ancestor; call it per request, not per token.
+    pub fn current_dimensions(&self) -> Option<crate::Dimensions> {
+        TokenMeterLayer::new(self.inner.clone()).current_dimensions()
+    }
+
     /// Capture's health counters.
     pub fn capture_stats(&self) -> CaptureStats {
         self.inner.capture_stats()

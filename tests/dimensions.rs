@@ -280,3 +280,45 @@ fn session_id_anywhere_above_wins_over_a_nearer_conversation_id() {
     });
     assert_eq!(h.seen.only_call().dimensions.session.as_deref(), Some("sess"));
 }
+
+#[test]
+fn current_dimensions_are_those_a_call_made_here_would_get() {
+    let h = Harness::with(|b| b.with_dimension("workspace"));
+    let (outside, here, in_task, later) = h.run(|| {
+        let outside = h.meter.current_dimensions();
+        let _request = info_span!("request", session.id = "user-S", user.id = "alice", workspace = "w1").entered();
+        let _agent = info_span!(
+            "invoke_agent",
+            gen_ai.conversation.id = "conv-sub",
+            gen_ai.agent.name = "researcher",
+            tenant.id = Empty
+        )
+        .entered();
+        let here = h.meter.current_dimensions();
+        let in_task = info_span!("step", task = Empty).in_scope(|| h.meter.current_dimensions());
+        // Recorded later on an ancestor: seen, as a call's close would see it.
+        tracing::Span::current().record("tenant.id", "acme");
+        let later = h.meter.current_dimensions();
+        // And what a call made here is recorded with is the same.
+        drop(info_span!("claude", model = "claude-haiku-4-5", input_tokens = 1u64));
+        (outside, here, in_task, later)
+    });
+    assert_eq!(outside, None, "no current span");
+    let here = here.expect("inside spans");
+    assert_eq!(
+        (here.session.as_deref(), here.user.as_deref(), here.agent.as_deref(), here.tenant.as_deref()),
+        (Some("user-S"), Some("alice"), Some("researcher"), None)
+    );
+    assert_eq!(here.get("workspace").as_deref(), Some("w1"));
+    assert_eq!(in_task.expect("inside spans").task.as_deref(), Some("unnamed"));
+    let later = later.expect("inside spans");
+    assert_eq!(later.tenant.as_deref(), Some("acme"));
+    assert_eq!(h.seen.only_call().dimensions, later);
+
+    // A registry without this meter's layer: its spans carry nothing the meter read.
+    let other = tracing::subscriber::with_default(tracing_subscriber::registry(), || {
+        let _s = info_span!("request", user.id = "bob").entered();
+        h.meter.current_dimensions()
+    });
+    assert_eq!(other, Some(tokenmeter::Dimensions::default()));
+}

@@ -351,6 +351,15 @@ if let Err(refused) = meter.check_budget(&scope) {
 Ok(())
 }
 
+/// README "Enforcement": the scope of the spans a request will run in.
+pub fn current_scope(meter: tokenmeter::TokenMeter) -> R {
+use tokenmeter::budget::RequestScope;
+let here = meter.current_dimensions().unwrap_or_default(); // None outside any span
+let scope = RequestScope::from_dimensions(&here).with_model("claude-sonnet-4-5");
+meter.check_budget(&scope)?;
+Ok(())
+}
+
 /// What `guard`'s sample calls: any client whose call is a future.
 pub struct Client;
 pub struct Messages;

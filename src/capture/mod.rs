@@ -443,6 +443,29 @@ impl TokenMeterLayer {
         TokenMeterLayer { inner }
     }
 
+    /// The dimensions a call span opened in the current span would get (see
+    /// [`TokenMeter::current_dimensions`](crate::TokenMeter::current_dimensions)).
+    pub(crate) fn current_dimensions(&self) -> Option<Dimensions> {
+        let id = tracing::Span::current().id()?;
+        tracing::dispatcher::get_default(|dispatch| {
+            let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
+            let span = registry.span(&id)?;
+            let ext = span.extensions();
+            let (own, is_task) = match self.state(&ext) {
+                Some(state) => (state.dims.clone(), state.task.is_some()),
+                None => (DimValues::default(), false),
+            };
+            drop(ext);
+            // A task without a name of its own is `unnamed` to the calls inside it, as they are recorded.
+            let mut own = own;
+            if is_task && own.builtin[Dim::Task as usize].is_none() {
+                own.builtin[Dim::Task as usize] = Some(Arc::from("unnamed"));
+            }
+            // The walk starts at the span's parent: the span's own values are `own`.
+            Some(self.dimensions(&own, &span, Enclosing::Leave, None).0)
+        })
+    }
+
     /// This meter's key in [`SpanStates`], unique in the process.
     fn key(&self) -> usize {
         self.inner.key
