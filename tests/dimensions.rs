@@ -309,7 +309,7 @@ fn current_dimensions_are_those_a_call_made_here_would_get() {
         (here.session.as_deref(), here.user.as_deref(), here.agent.as_deref(), here.tenant.as_deref()),
         (Some("user-S"), Some("alice"), Some("researcher"), None)
     );
-    assert_eq!(here.get("workspace").as_deref(), Some("w1"));
+    assert_eq!(here.get("workspace"), Some("w1"));
     assert_eq!(in_task.expect("inside spans").task.as_deref(), Some("unnamed"));
     let later = later.expect("inside spans");
     assert_eq!(later.tenant.as_deref(), Some("acme"));
