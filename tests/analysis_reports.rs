@@ -868,8 +868,8 @@ fn compare_periods_and_values() {
     assert_eq!((c.a.window.from, c.a.window.to), (at(2026, 3, 12, 13, 0, 0), at(2026, 3, 13, 12, 0, 0)));
     assert_eq!((c.b.window.from, c.b.window.to), (at(2026, 3, 13, 13, 0, 0), at(2026, 3, 14, 12, 31, 0)));
     assert_eq!((c.a.compared_seconds, c.b.compared_seconds), (391 * 60, 1_411 * 60));
-    close(c.deltas.calls_pct.unwrap(), (10.0 / 1_411.0) / (1.0 / 391.0) * 100.0 - 100.0);
-    close(c.deltas.cost_pct.unwrap(), (TOTAL as f64 / 1_411.0) / (C1 as f64 / 391.0) * 100.0 - 100.0);
+    close_pct(c.deltas.calls_pct.unwrap(), (10.0 / 1_411.0) / (1.0 / 391.0) * 100.0 - 100.0);
+    close_pct(c.deltas.cost_pct.unwrap(), (TOTAL as f64 / 1_411.0) / (C1 as f64 / 391.0) * 100.0 - 100.0);
     assert_eq!(c.deltas.cost_per_task_pct, None);
     // The mystery model's call has no price: counted as a call, not in the cost, not in the cost per call
     // (which divides by the 8 priced calls: 10 less it and the call without usage).
@@ -882,7 +882,7 @@ fn compare_periods_and_values() {
     assert_eq!(c.b.calls, 3);
     close(c.a.cost_usd, picos_to_usd(C1 + C2 + C5 + C7));
     close(c.b.cost_usd, picos_to_usd(C3 + C4 + C6));
-    close(c.deltas.cost_pct.unwrap(), ((C3 + C4 + C6) as f64 / (C1 + C2 + C5 + C7) as f64 - 1.0) * 100.0);
+    close_pct(c.deltas.cost_pct.unwrap(), ((C3 + C4 + C6) as f64 / (C1 + C2 + C5 + C7) as f64 - 1.0) * 100.0);
     close(c.b.cache_hit_rate.unwrap(), 8_000.0 / (20_200.0 + 16_200.0));
 
     // A side whose calls all have no price has no cost to compare: not a 100% drop.
@@ -956,7 +956,7 @@ fn compare_periods_counts_each_side_from_where_the_data_begins() {
     let c = rig.ledger.compare_periods(Window::Last24Hours).unwrap();
     assert_eq!((c.a.calls, c.b.calls), (4, 24));
     let share = 31.0 / 60.0;
-    close(c.deltas.calls_pct.unwrap(), (24.0 / 1_411.0) / ((4.0 + share) / 391.0) * 100.0 - 100.0);
+    close_pct(c.deltas.calls_pct.unwrap(), (24.0 / 1_411.0) / ((4.0 + share) / 391.0) * 100.0 - 100.0);
 }
 
 #[test]
@@ -982,7 +982,7 @@ fn compare_periods_matches_the_hours_of_the_day_on_both_sides() {
     assert_eq!((c.a.calls, c.b.calls), (230, 23 * 10 + 99));
     assert_eq!((c.a.compared_seconds, c.b.compared_seconds), (23 * 3_600 + 3_600, 24 * 3_600));
     // 230 + 100 in 24 hours against 329: -0.3%, not +37%.
-    close(c.deltas.calls_pct.unwrap(), 329.0 / 330.0 * 100.0 - 100.0);
+    close_pct(c.deltas.calls_pct.unwrap(), 329.0 / 330.0 * 100.0 - 100.0);
     // So do the windows a day or more long (`6h` compares other hours of the day: the busy hour against quiet ones).
     for w in [Window::Last7Days, Window::Last30Days] {
         let c = rig.ledger.compare_periods(w).unwrap();

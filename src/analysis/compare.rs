@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::efficiency::EfficiencyScores;
-use super::{pct_change, per};
+use super::{millionths, pct_change, per};
 use crate::ledger::{Agg, Dimension, Filter, Ledger, QueryError, Selection, Window, WindowBounds, calendar};
 
 /// What is compared.
@@ -173,8 +173,8 @@ fn compare(
         cost_per_task_pct: opt_pct(a.cost_per_task_usd, b.cost_per_task_usd),
         tokens_per_task_pct: opt_pct(a.tokens_per_task, b.tokens_per_task),
         cache_hit_rate_pct: opt_pct(a.cache_hit_rate, b.cache_hit_rate),
-        cache_hit_rate_points: a.cache_hit_rate.zip(b.cache_hit_rate).map(|(x, y)| (y - x) * 100.0),
-        efficiency_score_points: a.efficiency_score.zip(b.efficiency_score).map(|(x, y)| y - x),
+        cache_hit_rate_points: a.cache_hit_rate.zip(b.cache_hit_rate).map(|(x, y)| millionths((y - x) * 100.0)),
+        efficiency_score_points: a.efficiency_score.zip(b.efficiency_score).map(|(x, y)| millionths(y - x)),
     };
     Comparison { kind, dimension, a, b, deltas }
 }

@@ -101,10 +101,31 @@ use crate::ledger::Ledger;
 
 /// A relative change in percent, `None` when the base is zero.
 pub(crate) fn pct_change(base: f64, new: f64) -> Option<f64> {
-    (base != 0.0 && base.is_finite() && new.is_finite()).then(|| (new - base) / base * 100.0)
+    (base != 0.0 && base.is_finite() && new.is_finite()).then(|| millionths((new - base) / base * 100.0))
+}
+
+/// `x` to six decimal places: a change of 13.4% read `13.399999999999991` in JSON (a spreadsheet showed the
+/// tail), and no figure it is a change of has that precision.
+pub(crate) fn millionths(x: f64) -> f64 {
+    let rounded = (x * 1e6).round() / 1e6;
+    if rounded.is_finite() { rounded } else { x }
 }
 
 /// `a / b`, `None` when `b` is zero.
 pub(crate) fn per(a: f64, b: f64) -> Option<f64> {
     (b > 0.0).then(|| a / b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_are_kept_to_six_decimal_places() {
+        // (1.134 - 1) / 1 x 100 is 13.399999999999991 in floating point.
+        assert_eq!(pct_change(1.0, 1.134), Some(13.4));
+        assert_eq!(pct_change(3.0, 1.0), Some(-66.666667));
+        assert_eq!(pct_change(0.0, 1.0), None);
+        assert_eq!(millionths(f64::MAX), f64::MAX, "past what rounding can hold, as it is");
+    }
 }

@@ -196,6 +196,13 @@ pub fn tool(ts: DateTime<Utc>, name: &str, failed: bool) -> ToolRecord {
     }
 }
 
+/// A change in percent, as reports give it (to six decimal places), against the unrounded `b`.
+#[track_caller]
+pub fn close_pct(a: f64, b: f64) {
+    assert_eq!(a, (a * 1e6).round() / 1e6, "{a} is not to six decimal places");
+    assert!((a - b).abs() <= 5e-7 + 1e-12 * b.abs(), "{a} != {b}");
+}
+
 /// Float equality to 1e-9 relative.
 #[track_caller]
 pub fn close(a: f64, b: f64) {
