@@ -97,7 +97,7 @@ fn csv_periods_start_in_the_reports_time_zone() {
     assert_eq!(keys[0], "2025-10-01T00:00:00+02:00", "{csv}");
     // Costs are plain decimals, to the pico-dollar at most.
     for l in csv.lines().skip(1) {
-        let cost = l.split(',').nth(8).unwrap();
+        let cost = l.split(',').nth(10).unwrap();
         assert!(cost.split('.').nth(1).is_none_or(|d| d.len() <= 12), "{cost}");
     }
 }
@@ -108,11 +108,28 @@ fn csv() {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(
         lines[0],
-        "period_start,calls,input,output,cache_read,cache_write_5m,cache_write_1h,total_tokens,cost_usd,unpriced_calls"
+        "period_start,period_end,partial,calls,input,output,cache_read,cache_write_5m,cache_write_1h,total_tokens,\
+         cost_usd,unpriced_calls"
     );
     // 2025-10-03 holds the unpriced call: its cost is the priced calls', and the row says one is left out.
-    assert!(lines[3].starts_with("2025-10-03T00:00:00+00:00,5,") && lines[3].ends_with(",0.037803,1"), "{}", lines[3]);
-    assert!(lines[1].starts_with("2025-10-01T00:00:00+00:00,5,42,510,5000,3000,4000,"), "{}", lines[1]);
+    assert!(
+        lines[3].starts_with("2025-10-03T00:00:00+00:00,2025-10-04T00:00:00+00:00,false,5,")
+            && lines[3].ends_with(",0.037803,1"),
+        "{}",
+        lines[3]
+    );
+    assert!(
+        lines[1].starts_with("2025-10-01T00:00:00+00:00,2025-10-02T00:00:00+00:00,false,5,42,510,5000,3000,4000,"),
+        "{}",
+        lines[1]
+    );
+    // The day in progress (now is its first instant) is a part of a day.
+    assert!(lines[4].starts_with("2025-10-04T00:00:00+00:00,2025-10-05T00:00:00+00:00,true,0,"), "{}", lines[4]);
+    // A window from the middle of a day: its first row is a part of that day, the next a whole one.
+    let since = cc(&["report", "--format", "csv", "--since", "2025-09-20T12:00:00Z"]).ok().to_owned();
+    let rows: Vec<&str> = since.lines().skip(1).take(2).collect();
+    assert!(rows[0].starts_with("2025-09-20T00:00:00+00:00,2025-09-21T00:00:00+00:00,true,"), "{since}");
+    assert!(rows[1].starts_with("2025-09-21T00:00:00+00:00,2025-09-22T00:00:00+00:00,false,"), "{since}");
     let detailed = cc(&["report", "--format", "csv", "--type", "detailed"]).ok().to_owned();
     assert!(
         detailed.starts_with(

@@ -319,6 +319,22 @@ impl TimeGrain {
         }
     }
 
+    /// The end of the grain that starts at `start` in `tz` (where the next one starts): a local day across a DST
+    /// change is 23 or 25 hours. `start` is a grain's start, as a time row's key gives it.
+    ///
+    /// ```
+    /// use chrono::{TimeZone, Utc};
+    /// use tokenmeter::ledger::TimeGrain;
+    ///
+    /// // Paris, the day the clocks went forward: 23 hours.
+    /// let start = Utc.with_ymd_and_hms(2026, 3, 28, 23, 0, 0).unwrap();
+    /// let end = TimeGrain::Day.end_of(start, chrono_tz::Europe::Paris);
+    /// assert_eq!(end, Utc.with_ymd_and_hms(2026, 3, 29, 22, 0, 0).unwrap());
+    /// ```
+    pub fn end_of(self, start: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
+        DateTime::from_timestamp(calendar::grain_end(tz, self.grain(), start.timestamp()), 0).unwrap_or(start)
+    }
+
     pub(crate) const fn grain(self) -> Grain {
         match self {
             TimeGrain::Hour => Grain::Hour,

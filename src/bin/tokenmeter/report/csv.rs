@@ -108,6 +108,8 @@ pub(super) fn render(r: &Report<'_>) -> String {
             &mut out,
             &[
                 "period_start",
+                "period_end",
+                "partial",
                 "calls",
                 "input",
                 "output",
@@ -120,12 +122,24 @@ pub(super) fn render(r: &Report<'_>) -> String {
             ]
             .map(String::from),
         );
+        let window = &r.periods.window;
+        let grain = match r.periods.group_by {
+            Some(tokenmeter::ledger::GroupBy::Time(g)) => Some(g),
+            _ => None,
+        };
         for g in &r.periods.groups {
             let t = &g.tokens;
+            // Where the period ends, and whether the window holds only part of it (the first period of a
+            // `--since` in its middle; the period in progress): its figures are not the whole period's.
+            let start = chrono::DateTime::parse_from_rfc3339(&g.key).ok().map(|t| t.to_utc());
+            let end = start.zip(grain).map(|(start, grain)| grain.end_of(start, tz));
+            let partial = start.zip(end).map(|(start, end)| start < window.from || end > window.to);
             line(
                 &mut out,
                 &[
                     local_key(&g.key, tz),
+                    end.map(|e| local(e, tz)).unwrap_or_default(),
+                    partial.map(|p| p.to_string()).unwrap_or_default(),
                     g.calls.to_string(),
                     t.input.to_string(),
                     t.output.to_string(),
