@@ -188,6 +188,10 @@
 //!   a call (`CharSearcher` and `memchr` calls, callgrind: capture 8,546 -> 9,465). Settling `claude-…` ids on
 //!   their first two bytes and others on one `contains(&b'.')` brought it to +154 (8,700), most of it in pricing's
 //!   `Option` chain and a wider field set.
+//! - 2026-12-07: `session.id` winning over a nearer `gen_ai.conversation.id` (one more `Option` carried through the
+//!   ancestor walk) and matching a call against the calls recorded inside its span by tokens when it has no id
+//!   (asked only of a span that encloses calls): capture 8,726 -> 8,779 instructions a call, full without the
+//!   journal 13,937 -> 13,982 (`scripts/callgrind.sh capture full`, both commits built the same afternoon).
 //!
 //! Run: `cargo bench --bench capture` (or `./scripts/bench.sh` for every bench and one table).
 
