@@ -17,17 +17,9 @@ fn closed_port() -> u16 {
     listener.local_addr().expect("addr").port()
 }
 
-/// A local port that takes connections and never answers (a collector that hangs): held until the test ends.
+/// A local port that takes connections and never answers (a collector that hangs).
 fn silent_collector() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for conn in listener.incoming().flatten() {
-            held.push(conn);
-        }
-    });
-    port
+    crate::common::silent_port()
 }
 
 /// A local port that answers every request with `response` (an HTTP/1.1 server, whatever the client speaks): held
@@ -267,18 +259,22 @@ fn a_failed_flush_says_what_to_check_from_the_exports_error() {
     }
 }
 
+/// OTLP/HTTP to a collector that never answers, with a 6 s export timeout (more than the SDK's 5 s for a
+/// shutdown's final export) and no periodic export during a test.
+fn hanging_http() -> OtlpConfig {
+    OtlpConfig::new()
+        .with_endpoint(format!("http://127.0.0.1:{}", silent_collector()))
+        .with_protocol(Protocol::HttpProtobuf)
+        .with_interval(Duration::from_secs(3600))
+        .with_timeout(Duration::from_secs(6))
+        .ignore_env()
+}
+
 #[test]
 fn a_shutdown_that_gave_up_waiting_says_so() {
     // Against a collector that never answers, the SDK gives a shutdown's final export 5 s and returns a timeout;
     // the error read only "the last export failed: …", the flush's error, as if the final export had failed.
-    let port = silent_collector();
-    let config = OtlpConfig::new()
-        .with_endpoint(format!("http://127.0.0.1:{port}"))
-        .with_protocol(Protocol::HttpProtobuf)
-        .with_interval(Duration::from_secs(3600))
-        .with_timeout(Duration::from_secs(6))
-        .ignore_env();
-    let meter = TokenMeter::builder().with_otlp(config).expect("config").build();
+    let meter = TokenMeter::builder().with_otlp(hanging_http()).expect("config").build();
     otlp_workload::run(&meter);
     let err = meter.shutdown().expect_err("nothing answers");
     assert!(err.to_string().contains("gave up waiting for the export after 5s"), "{err}");
@@ -287,14 +283,7 @@ fn a_shutdown_that_gave_up_waiting_says_so() {
 #[test]
 fn shutdown_within_keeps_to_its_limit_against_a_collector_that_never_answers() {
     // `shutdown()` here takes the flush's 6 s and the SDK's 5 s for the final export; a grace period may not.
-    let port = silent_collector();
-    let config = OtlpConfig::new()
-        .with_endpoint(format!("http://127.0.0.1:{port}"))
-        .with_protocol(Protocol::HttpProtobuf)
-        .with_interval(Duration::from_secs(3600))
-        .with_timeout(Duration::from_secs(6))
-        .ignore_env();
-    let meter = TokenMeter::builder().with_otlp(config).expect("config").build();
+    let meter = TokenMeter::builder().with_otlp(hanging_http()).expect("config").build();
     otlp_workload::run(&meter);
     let started = Instant::now();
     let err = meter.shutdown_within(Duration::from_secs(1)).expect_err("nothing answers");

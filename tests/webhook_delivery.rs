@@ -420,14 +420,7 @@ fn shutdown_within_shares_its_limit_between_the_webhook_and_the_export() {
     // A webhook that answers after 3 s, and a collector that takes the connection and never answers:
     // `shutdown()` would wait 5 s for the one and 10 s or more for the other.
     let server = Server::start(4, Duration::from_secs(3), |_| 200);
-    let collector = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = collector.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for conn in collector.incoming().flatten() {
-            held.push(conn);
-        }
-    });
+    let port = common::silent_port();
     let otlp = OtlpConfig::new()
         .with_endpoint(format!("http://127.0.0.1:{port}"))
         .with_protocol(Protocol::HttpProtobuf)

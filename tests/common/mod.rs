@@ -86,3 +86,17 @@ pub fn test_path(module: &str, test: &str) -> String {
         None => test.to_owned(),
     }
 }
+
+/// A local port that takes connections and never answers them (a collector or webhook that hangs): held until the
+/// test binary ends.
+pub fn silent_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    port
+}
