@@ -106,4 +106,4 @@ pub use meter::{
     TokenMeterBuilder, ToolUsage, UsageTotals,
 };
 pub use pricing::{CallCost, Money, PriceBook, PriceBookError};
-pub use record::{CallRecord, Dimensions, Outcome, TaskRecord, TokenUsage, ToolRecord};
+pub use record::{CallRecord, Dimensions, Outcome, TaskRecord, TaskTotals, TokenUsage, ToolRecord};

@@ -367,6 +367,42 @@ pub struct TaskRecord {
     pub cost: Money,
     /// How the task ended: a failed task's tokens are waste.
     pub outcome: Outcome,
+    /// The task with every task that ran inside it, at any depth (an agent run with its sub-agents' runs): what
+    /// the whole run cost, where `calls`, `tokens` and `cost` count the calls whose nearest task it is. `None` when
+    /// no task ran inside it (the figures above are the whole), and in records written before it was added. Each
+    /// task still has its own record: summing these over tasks counts the nested ones again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub with_subtasks: Option<TaskTotals>,
+}
+
+/// A task's figures with the tasks inside it ([`TaskRecord::with_subtasks`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TaskTotals {
+    /// Tasks that ran inside it, at any depth.
+    pub subtasks: u64,
+    /// Calls under it or any of them.
+    pub calls: u64,
+    /// Of those, calls whose model is not priced.
+    pub unpriced_calls: u64,
+    /// Of those, calls that failed.
+    pub failed_calls: u64,
+    /// Tokens of those calls.
+    pub tokens: TokenUsage,
+    /// Cost of the priced ones.
+    pub cost: Money,
+}
+
+impl TaskTotals {
+    /// Adds a task inside this one: `inner` is its own figures with its subtasks'.
+    pub(crate) fn add_subtask(&mut self, inner: &TaskTotals) {
+        self.subtasks = self.subtasks.saturating_add(1).saturating_add(inner.subtasks);
+        self.calls = self.calls.saturating_add(inner.calls);
+        self.unpriced_calls = self.unpriced_calls.saturating_add(inner.unpriced_calls);
+        self.failed_calls = self.failed_calls.saturating_add(inner.failed_calls);
+        self.tokens.add(&inner.tokens);
+        self.cost += inner.cost;
+    }
 }
 
 /// One tool execution: a span with `gen_ai.operation.name = "execute_tool"` and `gen_ai.tool.name`, closed.

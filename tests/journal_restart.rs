@@ -1611,3 +1611,24 @@ fn retention_says_which_day_files_it_deleted() {
         ]
     );
 }
+
+#[test]
+fn a_tasks_figures_with_its_subtasks_come_back_from_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(utc(2026, 3, 14, 9, 0));
+    let meter = meter(dir.path(), &clock, |b| b);
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(meter.layer()), || {
+        let _run = info_span!("run", task = "run-1").entered();
+        let _sub = info_span!("sub", task = "lookup").entered();
+        let _call = info_span!("chat", gen_ai.request.model = "claude-haiku-4-5", input_tokens = 1_000u64).entered();
+    });
+    meter.flush().unwrap();
+    let mut read = Vec::new();
+    tokenmeter::journal::read_entries(dir.path(), |e| {
+        if let tokenmeter::journal::JournalEntry::Task(t) = e {
+            read.push((t.task.to_string(), t.calls, t.with_subtasks.map(|w| (w.subtasks, w.calls, w.tokens.input))));
+        }
+    })
+    .unwrap();
+    assert_eq!(read, [("lookup".to_owned(), 1, None), ("run-1".to_owned(), 0, Some((1, 1, 1_000)))]);
+}

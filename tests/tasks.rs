@@ -61,6 +61,47 @@ fn failed_task_and_nesting() {
     assert!(inner.outcome.is_error());
     assert_eq!((inner.calls, inner.tokens.input), (1, 20), "a call counts toward its nearest task only");
     assert_eq!((outer.calls, outer.tokens.input), (1, 10));
+    // With what ran inside it: the outer task's whole.
+    assert_eq!(inner.with_subtasks, None, "no task inside it");
+    let whole = outer.with_subtasks.as_ref().expect("a task ran inside it");
+    assert_eq!((whole.subtasks, whole.calls, whole.failed_calls, whole.tokens.input), (1, 2, 0, 30));
+}
+
+#[test]
+fn an_agent_runs_whole_cost_counts_its_sub_agents_runs_at_any_depth() {
+    // An orchestrator's run (no calls of its own) spawns two researcher runs, one of which runs a writer: the
+    // run's record said 0 calls and $0; its whole is every call under it.
+    let h = Harness::new();
+    h.run(|| {
+        let run = info_span!("run", task = "run-17", gen_ai.agent.name = "orchestrator");
+        run.in_scope(|| {
+            for (i, nested) in [(0, false), (1, true)] {
+                let sub = info_span!("research", task = format!("research-{i}"), gen_ai.agent.name = "researcher");
+                sub.in_scope(|| {
+                    drop(info_span!("chat", model = "claude-haiku-4-5", input_tokens = 1_000u64, output_tokens = 100u64));
+                    if nested {
+                        info_span!("write", task = "write-0", gen_ai.agent.name = "writer").in_scope(|| {
+                            drop(info_span!("chat", model = "claude-haiku-4-5", input_tokens = 2_000u64, error.type = "timeout"));
+                        });
+                    }
+                });
+            }
+        });
+    });
+    let tasks = h.seen.tasks.lock().clone();
+    let by = |name: &str| tasks.iter().find(|t| &*t.task == name).unwrap().clone();
+    let run = by("run-17");
+    assert_eq!((run.calls, run.cost), (0, tokenmeter::Money::ZERO), "none of its own");
+    let whole = run.with_subtasks.expect("three tasks ran inside it");
+    assert_eq!((whole.subtasks, whole.calls, whole.failed_calls), (3, 3, 1));
+    assert_eq!((whole.tokens.input, whole.tokens.output), (4_000, 200));
+    // haiku 4.5: 4,000 x $1 + 200 x $5 per million.
+    assert_eq!(whole.cost.to_string(), "$0.005");
+    let research_1 = by("research-1").with_subtasks.expect("the writer ran inside it");
+    assert_eq!((research_1.subtasks, research_1.calls, research_1.tokens.input), (1, 2, 3_000));
+    assert_eq!(by("research-0").with_subtasks, None);
+    // The tasks' own figures still add up to the calls, each counted once.
+    assert_eq!(tasks.iter().map(|t| t.calls).sum::<u64>(), 3);
 }
 
 #[test]

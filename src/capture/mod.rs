@@ -56,7 +56,7 @@ use tracing_subscriber::registry::{Extensions, ExtensionsMut, LookupSpan, SpanRe
 use crate::clock::micros_between;
 use crate::meter::{CaptureNotes, MeterInner};
 use crate::pricing::Money;
-use crate::record::{CallRecord, Dimensions, Outcome, TaskRecord, TokenUsage, ToolRecord};
+use crate::record::{CallRecord, Dimensions, Outcome, TaskRecord, TaskTotals, TokenUsage, ToolRecord};
 
 use fields::{CallsitePlan, DIM_COUNT, Dim, EXECUTE_TOOL, plan_for};
 use values::{CallFields, DeclaredPerCall, DimValues, FieldVisitor, RenderedOnly};
@@ -436,6 +436,21 @@ struct TaskTally {
     failed_calls: u64,
     tokens: TokenUsage,
     cost: Money,
+    /// The tasks that closed inside this one, with theirs: `None` until one has.
+    subtasks: Option<TaskTotals>,
+}
+
+impl TaskTally {
+    /// This task's own figures with its subtasks'.
+    fn with_subtasks(&self) -> TaskTotals {
+        let mut all = self.subtasks.clone().unwrap_or_default();
+        all.calls = all.calls.saturating_add(self.calls);
+        all.unpriced_calls = all.unpriced_calls.saturating_add(self.unpriced_calls);
+        all.failed_calls = all.failed_calls.saturating_add(self.failed_calls);
+        all.tokens.add(&self.tokens);
+        all.cost += self.cost;
+        all
+    }
 }
 
 impl TokenMeterLayer {
@@ -769,6 +784,21 @@ impl TokenMeterLayer {
             {
                 state.encloses_calls = true;
                 state.encloses_usage |= usage;
+                return;
+            }
+            next = ancestor.parent();
+        }
+    }
+
+    /// Adds a closed task (`whole`: its figures with its subtasks') to the nearest task span around `span`.
+    fn add_to_parent_task<S>(&self, span: &SpanRef<'_, S>, whole: &TaskTotals)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let mut next = span.parent();
+        while let Some(ancestor) = next {
+            if let Some(task) = self.state_mut(&mut ancestor.extensions_mut()).and_then(|s| s.task.as_mut()) {
+                task.subtasks.get_or_insert_default().add_subtask(whole);
                 return;
             }
             next = ancestor.parent();
@@ -1164,8 +1194,11 @@ where
             };
             self.inner.finish_tool(record, std::mem::take(&mut state.rejected));
         }
-        if let Some(tally) = state.task.take().filter(|t| !(never_made && t.calls == 0)) {
+        if let Some(tally) = state.task.take().filter(|t| !(never_made && t.calls == 0 && t.subtasks.is_none())) {
             let (mut dimensions, _) = self.dimensions(&state.dims, &span, Enclosing::Leave, None);
+            // The task around this one counts it, with what ran inside it, in its own `with_subtasks`.
+            let whole = tally.with_subtasks();
+            self.add_to_parent_task(&span, &whole);
             // Named by its own field: one declared and never filled inside another task would take the outer
             // task's name from the ancestors, two records of one name, the outer one short of these calls.
             let task = state.dims.builtin[Dim::Task as usize].clone().unwrap_or_else(|| Arc::from("unnamed"));
@@ -1181,6 +1214,7 @@ where
                 tokens: tally.tokens,
                 cost: tally.cost,
                 outcome: outcome(&state.call),
+                with_subtasks: tally.subtasks.is_some().then_some(whole),
             };
             self.inner.finish_task(record, std::mem::take(&mut state.rejected));
         } else {

@@ -183,6 +183,7 @@ pub fn task(ts: DateTime<Utc>, name: &str, tokens: u64, cost: Money, failed: boo
         tokens: TokenUsage { input: tokens, ..TokenUsage::default() },
         cost,
         outcome: if failed { Outcome::Error { error_type: Arc::from("error") } } else { Outcome::Ok },
+        with_subtasks: None,
     }
 }
 
