@@ -758,6 +758,10 @@ const MAX_ERROR_TYPE_LEN: usize = 64;
 /// with a `/` never: a URL, with or without its scheme, or a file path (`/home/…`, `docs/…`, `C:/…`), nor a host
 /// and port (`api.example.com:443`). A bare file name (`merger.pdf: not found`) cannot be told from a dotted type
 /// name (`requests.exceptions.ConnectionError`) and is kept.
+///
+/// A first word before more text must also look like a type ([`looks_like_a_type`]): `JaneRoe: prompt contains …`
+/// kept a name, which `error.type` exports as a metric label. A number is a code only up to 5 digits, alone or not:
+/// `4111111111111111 card declined` kept a card number.
 pub(crate) fn error_type_label(value: &str) -> &str {
     let v = value.trim_start();
     let mut end = 0;
@@ -774,11 +778,17 @@ pub(crate) fn error_type_label(value: &str) -> &str {
     // Cut at the length cap: a long type name, not a message.
     let whole = rest.is_empty() || end == MAX_ERROR_TYPE_LEN;
     let next = rest.trim_start_matches([' ', '\t']);
+    let number = !label.is_empty() && label.bytes().all(|b| b.is_ascii_digit());
+    if number {
+        return if label.len() <= MAX_CODE_DIGITS { label } else { "" };
+    }
     let a_type = whole
-        || run.len() > label.len() && run[label.len()..].starts_with(':')
-        || next.starts_with(['(', '{', '[', '\n', '\r'])
-        || next.starts_with("- ")
-        || label.bytes().all(|b| b.is_ascii_digit());
+        // `Io(Custom { … })`: a variant as `Debug` writes it, no space before its fields.
+        || rest.starts_with(['(', '{', '['])
+        || looks_like_a_type(label)
+            && (run.len() > label.len() && run[label.len()..].starts_with(':')
+                || next.starts_with(['(', '{', '[', '\n', '\r'])
+                || next.starts_with("- "));
     // A URL or a file path (`/home/…: not found`, `docs/merger.pdf: not found`) is a place, not a type, and so
     // is a host and port (`api.example.com:443: connection reset`).
     let host_port = label
@@ -788,6 +798,40 @@ pub(crate) fn error_type_label(value: &str) -> &str {
         return "";
     }
     label
+}
+
+/// Longest number read as an error code (`429`, `10054`); a longer one may be a card, phone or account number.
+const MAX_CODE_DIGITS: usize = 5;
+
+/// Whether a word before an error message names a type rather than someone or something: `snake_case`, a dotted
+/// or `::` path, or a word ending as error kinds do (`RateLimitError`, `Timeout`, `overloaded`).
+fn looks_like_a_type(word: &str) -> bool {
+    const ENDINGS: [&str; 22] = [
+        "error",
+        "exception",
+        "err",
+        "timeout",
+        "fault",
+        "failure",
+        "failed",
+        "denied",
+        "refused",
+        "overloaded",
+        "unavailable",
+        "invalid",
+        "exceeded",
+        "expired",
+        "closed",
+        "reset",
+        "aborted",
+        "cancelled",
+        "canceled",
+        "limited",
+        "forbidden",
+        "unauthorized",
+    ];
+    let lower = word.to_ascii_lowercase();
+    word.contains(['_', '.']) || word.contains("::") || ENDINGS.iter().any(|e| lower.ends_with(e))
 }
 
 /// A `fmt::Write` that keeps at most `cap` bytes and drops the rest (a 10 KB `Debug` value costs no 10 KB copy).
@@ -858,6 +902,16 @@ mod tests {
             ("./clients/acme/merger_terms.docx: permission denied", ""),
             ("api.example.com/v1/files/SECRET: connection reset", ""),
             ("C:/Users/alice/acme.pdf: not found", ""),
+            // A name or a long number before a message is not a type (an `error.type` is a metric label).
+            ("JaneRoe: prompt contains disallowed content", ""),
+            ("alice: rejected", ""),
+            ("JaneRoe (patient) was refused", ""),
+            ("4111111111111111 card declined for alice", ""),
+            ("4111111111111111", ""),
+            ("10054 connection reset", "10054"),
+            ("Io(Custom { kind: Other })", "Io"),
+            ("Overloaded: try again", "Overloaded"),
+            ("RateLimited - slow down", "RateLimited"),
             ("api.example.com:443: connection reset", ""),
             ("10.0.0.7:5432: connection refused", ""),
             ("http.client.RemoteDisconnected: closed", "http.client.RemoteDisconnected"),
