@@ -269,6 +269,7 @@ pub struct TokenMeterBuilder {
     /// The first name given past [`MAX_EXTRA_DIMENSIONS`], refused at build.
     dims_past_cap: Option<String>,
     max_dim_len: usize,
+    dimension_filter: Option<DimensionFilter>,
     capture_rules: Vec<crate::capture::CaptureRule>,
     sinks: Vec<Arc<dyn RecordSink>>,
     pub(crate) budget_setup: crate::budget::BudgetSetup,
@@ -302,6 +303,7 @@ impl TokenMeterBuilder {
             non_usage_fields: Vec::new(),
             dims_past_cap: None,
             max_dim_len: DEFAULT_MAX_DIMENSION_LEN,
+            dimension_filter: None,
             capture_rules: Vec::new(),
             sinks: Vec::new(),
             budget_setup: crate::budget::BudgetSetup::default(),
@@ -371,6 +373,44 @@ impl TokenMeterBuilder {
         } else {
             self.dims_past_cap.get_or_insert(name);
         }
+        self
+    }
+
+    /// Passes every dimension value a record is made with through `filter(dimension, value)` before anything
+    /// keeps it (budgets, the ledger, the journal, OTLP, sinks, the HTTP API, [`TokenMeter::current_dimensions`]):
+    /// the value it returns is kept (cut at the dimension length cap), `None` drops it. `dimension` is the
+    /// built-in name (`session`, `user`, `tenant`, `project`, `agent`, `operation`, `task`) or your own. For
+    /// pseudonymous ids (a keyed hash of `user` and `session`), and for values that may be free text: any span, of
+    /// any crate, with a field named `task`, `operation`, `project` or `agent` fills that dimension (an
+    /// `#[instrument]`ed `fn run(task: &str)` records its argument). A task whose name is dropped is `unnamed`.
+    /// Budgets are matched against the kept values: scope them by those. Runs once per value of each record (not
+    /// per span), as sinks do; a filter that panics drops the value.
+    ///
+    /// ```
+    /// use tracing_subscriber::prelude::*;
+    ///
+    /// let meter = tokenmeter::TokenMeter::builder()
+    ///     .with_dimension_filter(|dimension, value| match dimension {
+    ///         // Only the names the application gives its tasks; anything else may be text.
+    ///         "task" => ["summarize", "triage"].contains(&value).then(|| value.to_owned()),
+    ///         "user" => Some(format!("u-{:x}", value.len())), // a keyed hash in practice
+    ///         _ => Some(value.to_owned()),
+    ///     })
+    ///     .build();
+    /// let subscriber = tracing_subscriber::registry().with(meter.layer());
+    /// tracing::subscriber::with_default(subscriber, || {
+    ///     let _run = tracing::info_span!("run", task = "Summarize Jane Roe's results", user.id = "jane@example.com")
+    ///         .entered();
+    ///     drop(tracing::info_span!("chat", model = "claude-haiku-4-5", input_tokens = 10u64));
+    /// });
+    /// let usage = meter.usage_summary(tokenmeter::Window::All).unwrap();
+    /// assert_eq!(usage.calls, 1);
+    /// ```
+    pub fn with_dimension_filter(
+        mut self,
+        filter: impl Fn(&str, &str) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.dimension_filter = Some(Arc::new(filter));
         self
     }
 
@@ -791,6 +831,7 @@ impl TokenMeterBuilder {
                 extra_dims: self.extra_dims.into_boxed_slice(),
                 non_usage_fields: self.non_usage_fields.into_boxed_slice(),
                 max_dim_len: self.max_dim_len,
+                dimension_filter: self.dimension_filter,
                 capture_rules: self.capture_rules.into_boxed_slice(),
                 shards,
                 sinks: self.sinks.into_boxed_slice(),
@@ -827,6 +868,9 @@ pub(crate) fn unheard(message: impl FnOnce() -> String) {
         eprintln!("tokenmeter: {}", message());
     }
 }
+
+/// [`TokenMeterBuilder::with_dimension_filter`]'s filter.
+type DimensionFilter = Arc<dyn Fn(&str, &str) -> Option<String> + Send + Sync>;
 
 /// How long [`TokenMeter::shutdown`] waits for the budget webhook's queue.
 pub const SHUTDOWN_WEBHOOK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -1427,6 +1471,8 @@ pub(crate) struct MeterInner {
     /// [`TokenMeterBuilder::with_non_usage_field`]'s names.
     non_usage_fields: Box<[Arc<str>]>,
     pub(crate) max_dim_len: usize,
+    /// [`TokenMeterBuilder::with_dimension_filter`]'s filter.
+    dimension_filter: Option<DimensionFilter>,
     /// [`TokenMeterBuilder::with_capture_rule`]'s rules.
     pub(crate) capture_rules: Box<[crate::capture::CaptureRule]>,
     shards: Shards<Shard>,
@@ -1516,6 +1562,7 @@ impl MeterInner {
     /// Prices a call (filling `rec.cost`), adds it to the totals and hands it to the sinks. Takes the record by
     /// reference: it is a few hundred bytes, built once on the recording thread's stack and never moved.
     pub(crate) fn finish_call(&self, rec: &mut CallRecord, notes: CaptureNotes) {
+        self.filter_dimensions(&mut rec.dimensions);
         let mut model_key: Option<Arc<str>> = None;
         {
             let mut shard = self.shard().lock();
@@ -1600,7 +1647,12 @@ impl MeterInner {
         self.dispatch(|s| s.on_replayed_call(rec));
     }
 
-    pub(crate) fn finish_task(&self, record: TaskRecord, rejected_values: u64) {
+    pub(crate) fn finish_task(&self, mut record: TaskRecord, rejected_values: u64) {
+        if self.dimension_filter.is_some() {
+            self.filter_dimensions(&mut record.dimensions);
+            // Named by its dimension, as capture names it.
+            record.task = record.dimensions.task.get_or_insert_with(|| Arc::from("unnamed")).clone();
+        }
         {
             let mut shard = self.shard().lock();
             shard.stats.tasks += 1;
@@ -1623,7 +1675,8 @@ impl MeterInner {
         self.dispatch(|s| s.on_replayed_task(record));
     }
 
-    pub(crate) fn finish_tool(&self, record: ToolRecord, rejected_values: u64) {
+    pub(crate) fn finish_tool(&self, mut record: ToolRecord, rejected_values: u64) {
+        self.filter_dimensions(&mut record.dimensions);
         {
             let mut shard = self.shard().lock();
             shard.stats.tool_calls += 1;
@@ -1782,6 +1835,41 @@ impl MeterInner {
             return;
         }
         self.dispatch_to(&self.sinks[..self.before_ledger], |s| s.after_ledger(dimensions, call));
+    }
+
+    /// Applies [`TokenMeterBuilder::with_dimension_filter`]'s filter to `dims`, if there is one: run as sinks are
+    /// (usage events it logs are not read back), a panic dropping the value.
+    pub(crate) fn filter_dimensions(&self, dims: &mut crate::Dimensions) {
+        let Some(filter) = &self.dimension_filter else { return };
+        let keep = |name: &str, value: &Arc<str>| -> Option<Arc<str>> {
+            let kept = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| filter(name, value))).ok()??;
+            Some(if *kept == **value {
+                value.clone()
+            } else {
+                Arc::from(crate::capture::capped(&kept, self.max_dim_len))
+            })
+        };
+        crate::capture::while_in_sinks(|| {
+            let crate::Dimensions { session, user, tenant, project, agent, operation, task, extra } = dims;
+            for (name, slot) in [
+                ("session", session),
+                ("user", user),
+                ("tenant", tenant),
+                ("project", project),
+                ("agent", agent),
+                ("operation", operation),
+                ("task", task),
+            ] {
+                *slot = slot.take().and_then(|v| keep(name, &v));
+            }
+            extra.retain_mut(|(name, value)| match keep(name, value) {
+                Some(kept) => {
+                    *value = kept;
+                    true
+                }
+                None => false,
+            });
+        });
     }
 
     fn dispatch(&self, f: impl Fn(&dyn RecordSink)) {

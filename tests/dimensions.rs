@@ -322,3 +322,61 @@ fn current_dimensions_are_those_a_call_made_here_would_get() {
     });
     assert_eq!(other, Some(tokenmeter::Dimensions::default()));
 }
+
+#[test]
+fn a_dimension_filter_decides_what_any_record_keeps() {
+    // Any span of any crate with a `task` field fills the task: an `#[instrument]`ed `fn run(task: &str)` put the
+    // user's instruction into every record, the journal and the API. A filter keeps what it returns.
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::with(|b| {
+        b.with_dimension("workspace")
+            .with_journal(tokenmeter::journal::JournalConfig::new(dir.path()))
+            .with_dimension_filter(|dimension, value| match dimension {
+                "task" => ["summarize", "triage"].contains(&value).then(|| value.to_owned()),
+                "user" => Some(format!("u-{}", value.len())),
+                "workspace" if value == "boom" => panic!("a filter's own bug"),
+                "workspace" => None,
+                _ => Some(value.to_owned()),
+            })
+    });
+    h.run(|| {
+        let _request = info_span!("request", user.id = "jane@example.com", session.id = "s-1", workspace = "w1");
+        let _r = _request.enter();
+        let _run = info_span!("run", task = "Summarize Jane Roe's HIV test results").entered();
+        drop(info_span!("chat", model = "claude-haiku-4-5", input_tokens = 10u64));
+        let _ok = info_span!("ok", task = "triage", workspace = "boom").entered();
+        drop(info_span!("chat", model = "claude-haiku-4-5", input_tokens = 20u64));
+        let here = h.meter.current_dimensions().unwrap();
+        assert_eq!((here.user.as_deref(), here.task.as_deref()), (Some("u-16"), Some("triage")));
+        let _tool = info_span!("tool", gen_ai.operation.name = "execute_tool", gen_ai.tool.name = "search").entered();
+    });
+    let calls = h.seen.calls();
+    let kept: Vec<_> = calls
+        .iter()
+        .map(|c| (c.dimensions.user.as_deref(), c.dimensions.task.as_deref(), c.dimensions.extra.len()))
+        .collect();
+    assert_eq!(kept, [(Some("u-16"), None, 0), (Some("u-16"), Some("triage"), 0)]);
+    let tasks: Vec<_> = h.seen.tasks.lock().iter().map(|t| (t.task.to_string(), t.dimensions.task.clone())).collect();
+    assert_eq!(tasks, [("triage".into(), Some("triage".into())), ("unnamed".into(), Some("unnamed".into()))]);
+    assert_eq!(h.seen.tools.lock()[0].dimensions.user.as_deref(), Some("u-16"));
+    assert_eq!(h.meter.total_usage().calls, 2, "recording goes on past a filter that panics");
+    // Nothing the filter dropped reached the journal.
+    h.meter.flush().unwrap();
+    let mut text = String::new();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        text.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
+    }
+    assert_eq!(text.lines().count(), 5, "two calls, a tool and two tasks: {text}");
+    for secret in ["Jane", "HIV", "jane@example.com", "w1", "boom"] {
+        assert!(!text.contains(secret), "{secret} in the journal: {text}");
+    }
+    // A budget is matched against what was kept.
+    let budgets = tokenmeter::budget::Budget::new("jane", tokenmeter::budget::BudgetLimit::tokens(1))
+        .with_scope(tokenmeter::budget::BudgetScope::user("u-16"));
+    let h2 = Harness::with(|b| b.with_budget(budgets).with_dimension_filter(|_, v| Some(format!("u-{}", v.len()))));
+    h2.run(|| {
+        let _u = info_span!("request", user.id = "jane@example.com").entered();
+        drop(info_span!("chat", model = "claude-haiku-4-5", input_tokens = 10u64));
+    });
+    assert_eq!(h2.meter.budget_status()[0].spent, tokenmeter::budget::BudgetAmount::Tokens(10));
+}

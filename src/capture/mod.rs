@@ -59,6 +59,7 @@ use crate::pricing::Money;
 use crate::record::{CallRecord, Dimensions, Outcome, TaskRecord, TaskTotals, TokenUsage, ToolRecord};
 
 use fields::{CallsitePlan, DIM_COUNT, Dim, EXECUTE_TOOL, plan_for};
+pub(crate) use values::capped;
 use values::{CallFields, DeclaredPerCall, DimValues, FieldVisitor, RenderedOnly};
 
 /// A per-layer filter that turns on, for the capture layer alone, exactly the spans and events capture reads
@@ -478,6 +479,12 @@ impl TokenMeterLayer {
             }
             // The walk starts at the span's parent: the span's own values are `own`.
             Some(self.dimensions(&own, &span, Enclosing::Leave, None).0)
+        })
+        .map(|mut dims| {
+            // As a record made here would keep them (the filter is the application's code: run outside the
+            // dispatcher's borrow).
+            self.inner.filter_dimensions(&mut dims);
+            dims
         })
     }
 
