@@ -86,6 +86,7 @@ mod meter;
 mod net;
 pub mod pricing;
 pub mod record;
+mod redact;
 mod shards;
 mod toml_spans;
 pub mod transcripts;

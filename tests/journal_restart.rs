@@ -1632,3 +1632,23 @@ fn a_tasks_figures_with_its_subtasks_come_back_from_the_journal() {
     .unwrap();
     assert_eq!(read, [("lookup".to_owned(), 1, None), ("run-1".to_owned(), 0, Some((1, 1, 1_000)))]);
 }
+
+#[test]
+fn a_skipped_lines_reason_never_quotes_the_text_it_held() {
+    // The reason goes into the build's WARN and the CLI's warning: a count holding text quoted the text.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("tokenmeter-2026-03-14.jsonl"),
+        concat!(
+            r#"{"v":1,"call":{"timestamp":"2026-03-14T09:00:00Z","duration_us":1,"tokens":{"input":"Jane Roe's results"},"#,
+            r#""metered":true,"outcome":{"status":"ok"}}}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let report = tokenmeter::journal::read(dir.path(), |_| {}).unwrap();
+    assert_eq!(report.skipped_lines, 1);
+    let SkipReason::Corrupt { message } = &report.skipped[0].reason else { panic!("{:?}", report.skipped[0]) };
+    assert!(!message.contains("Jane"), "{message}");
+    assert!(message.contains("string of 18 characters"), "{message}");
+}

@@ -278,7 +278,8 @@ fn replay_file(
                     }
                     Ok(VersionOnly { v: 0 }) => SkipReason::Corrupt { message: VERSION_ZERO.into() },
                     _ if !complete => SkipReason::TornTail,
-                    _ => SkipReason::Corrupt { message: e.to_string() },
+                    // Never the value itself: a field of the wrong type may hold text (serde quotes it).
+                    _ => SkipReason::Corrupt { message: crate::redact::without_quoted_values(&e.to_string()) },
                 };
                 skip(report, path, line_no, reason);
             }

@@ -14,6 +14,9 @@ use crate::record::TokenUsage;
 /// The model Claude Code gives the messages it makes itself.
 pub(super) const SYNTHETIC_MODEL: &str = "<synthetic>";
 
+/// Longest bad timestamp quoted in a reason (an RFC 3339 time with nanoseconds and an offset is 35).
+const MAX_QUOTED_TIMESTAMP: usize = 40;
+
 /// Longest reason kept for a bad line.
 const MAX_REASON_LEN: usize = 160;
 
@@ -383,7 +386,12 @@ fn parse_line(line: &[u8], line_no: u64, out: &mut FileCalls, max_places: usize)
                 serde_json::error::Category::Data => "a field of an unexpected type or value",
                 _ => "invalid JSON",
             };
-            out.bad(line_no, || format!("{what}: {e}"), max_places);
+            // Never the value itself: a field of the wrong type may hold text (serde quotes it).
+            out.bad(
+                line_no,
+                || format!("{what}: {}", crate::redact::without_quoted_values(&e.to_string())),
+                max_places,
+            );
             return;
         }
     };
@@ -408,7 +416,15 @@ fn parse_line(line: &[u8], line_no: u64, out: &mut FileCalls, max_places: usize)
         return;
     };
     let Ok(timestamp) = DateTime::parse_from_rfc3339(&raw_ts) else {
-        out.bad(line_no, || format!("invalid timestamp {raw_ts:?}"), max_places);
+        // Quoted while it can be a timestamp (`"soon"`, `"2025-13-01"`); a longer one may be text.
+        out.bad(
+            line_no,
+            || match raw_ts.chars().count() {
+                n if n > MAX_QUOTED_TIMESTAMP => format!("invalid timestamp (a string of {n} characters)"),
+                _ => format!("invalid timestamp {raw_ts:?}"),
+            },
+            max_places,
+        );
         return;
     };
     let timestamp = timestamp.with_timezone(&Utc);
@@ -623,6 +639,32 @@ mod tests {
             f.bad_places
         );
         assert!(f.bad_places[1].1.starts_with("invalid JSON: EOF"), "{:?}", f.bad_places);
+    }
+
+    #[test]
+    fn a_bad_lines_reason_never_quotes_text_it_held() {
+        // The reason is printed as a warning: a count holding a patient's note quoted the note.
+        let note = "Patient John Doe, SSN 123-45-6789, please draft the letter";
+        let text = format!(
+            "{}\n{}\n",
+            format_args!(
+                r#"{{"type":"assistant","timestamp":"2025-01-01T00:00:01Z","message":{{"id":"m1","usage":{{"input_tokens":3,"output_tokens":"{note}"}}}}}}"#
+            ),
+            format_args!(
+                r#"{{"type":"assistant","timestamp":"{note}","message":{{"id":"m2","usage":{{"input_tokens":3,"output_tokens":1}}}}}}"#
+            ),
+        );
+        let f = parse_bytes(text.as_bytes(), 5);
+        assert_eq!(f.bad_lines, 2, "{:?}", f.bad_places);
+        for (_, reason) in &f.bad_places {
+            assert!(!reason.contains("John"), "{reason}");
+        }
+        assert!(
+            f.bad_places[0].1.contains("invalid type: string of 58 characters, expected u64"),
+            "{:?}",
+            f.bad_places
+        );
+        assert_eq!(f.bad_places[1].1, "invalid timestamp (a string of 58 characters)");
     }
 
     #[test]
