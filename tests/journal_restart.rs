@@ -803,6 +803,12 @@ fn the_journal_is_private_unless_its_directory_lets_a_group_read() {
     m.flush().unwrap();
     assert_eq!(mode(&journal_file(&dir, "2026-03-15")), 0o640 & !masked);
     assert_eq!(mode(&journal_file(&dir, "2026-03-14")), 0o600, "a file already made keeps its mode");
+    // A directory others may read (`mkdir -p` under the usual umask) gives them nothing of the day files.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    clock.set(utc(2026, 3, 16, 9, 0));
+    spend(&m, 1_000);
+    m.flush().unwrap();
+    assert_eq!(mode(&journal_file(&dir, "2026-03-16")), 0o640 & !masked);
 }
 
 #[test]

@@ -1130,12 +1130,14 @@ fn dir_mode(dir: &Path) -> Option<u32> {
     }
 }
 
-/// The permission bits a new day file is made with: read and write for its owner, and read for the group and
-/// others where the directory, `dir_mode`, gives them read (the meter makes the directory `0700`; an operator who
-/// wants a group to read the journal makes it `0750`). The process's umask may take more away.
+/// The permission bits a new day file is made with: read and write for its owner, and read for the group where
+/// the directory, `dir_mode`, gives the group read (the meter makes the directory `0700`; an operator who wants a
+/// group to read the journal makes it `0750`); never for others. Other users' read followed the directory too, and
+/// a directory made by `mkdir -p` under the usual umask (`0755`) made every day file, with its user, session and
+/// tenant ids, readable by any local user. The process's umask may take more away.
 #[cfg_attr(not(unix), allow(dead_code))]
 fn file_mode(dir_mode: Option<u32>) -> u32 {
-    0o600 | (dir_mode.unwrap_or(0) & 0o044)
+    0o600 | (dir_mode.unwrap_or(0) & 0o040)
 }
 
 /// Gives a directory made again the permission bits it had.
