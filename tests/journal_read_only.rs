@@ -65,6 +65,11 @@ fn a_journal_that_cannot_be_written_is_still_replayed_into_the_budgets() {
     let line = std::fs::read_to_string(dir.path().join("tokenmeter-2026-03-14.jsonl")).unwrap();
     std::fs::write(dir.path().join("tokenmeter-2026-01-02.jsonl"), line.replace("2026-03-14", "2026-01-02")).unwrap();
 
+    // The child runs as another user when this test runs as root: day files are never made readable by other
+    // users, so an operator who wants one to read them opens them by hand.
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        std::fs::set_permissions(entry.unwrap().path(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o555)).unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap());
     child
