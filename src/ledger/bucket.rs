@@ -396,6 +396,35 @@ impl Bucket {
         true
     }
 
+    /// Adds sums to the series `r` when the bucket holds it, or makes it (`key` builds its key) while the bucket
+    /// holds fewer than `limit` series; false when neither (a 64-bit hash collision counts as neither: the
+    /// newcomer overflows). The all-`(other)` series' slot is reserved (see `add_pair`).
+    fn add_to_series(
+        &mut self,
+        r: SeriesRef<'_>,
+        key: &dyn Fn() -> SeriesKey,
+        core: &Core,
+        opp: Option<&Opportunities>,
+        limit: usize,
+    ) -> bool {
+        let h = r.hash64();
+        let len = self.series.len();
+        match self.series.get_mut(&h) {
+            Some(s) if s.key.as_ref() == r => {
+                s.agg.add(core, opp);
+                true
+            }
+            Some(_) => false,
+            None if len < limit && h != full_overflow_hash() => {
+                let mut agg = Agg::default();
+                agg.add(core, opp);
+                self.series.insert(h, Series { key: key(), agg });
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Adds sums under the series `r` (`own` builds its key); past the cap, under `r` with its task folded to
     /// `(other)` (a task named per run makes a series of every run: folding the rest too lost the agents' and
     /// projects' breakdowns to `(other)`), then, past the reserve too, under its model and provider alone
@@ -409,58 +438,18 @@ impl Bucket {
         opp: Option<&Opportunities>,
         caps: Caps,
     ) -> Folded {
-        let h = r.hash64();
-        let len = self.series.len();
-        match self.series.get_mut(&h) {
-            Some(s) if s.key.as_ref() == r => {
-                s.agg.add(core, opp);
-                return Folded::Not;
-            }
-            Some(_) => {} // a 64-bit hash collision: the newcomer overflows
-            // The all-`(other)` series' slot is reserved (see `add_pair`).
-            None if len < caps.series && h != full_overflow_hash() => {
-                let mut agg = Agg::default();
-                agg.add(core, opp);
-                self.series.insert(h, Series { key: own(), agg });
-                return Folded::Not;
-            }
-            None => {}
+        if self.add_to_series(r, own, core, opp, caps.series) {
+            return Folded::Not;
         }
-        if r.task.is_some_and(|t| t != OTHER) {
-            let t = SeriesRef { task: Some(OTHER), ..r };
-            let ht = t.hash64();
-            let len = self.series.len();
-            match self.series.get_mut(&ht) {
-                Some(s) if s.key.as_ref() == t => {
-                    s.agg.add(core, opp);
-                    return Folded::Task;
-                }
-                Some(_) => {}
-                None if len < caps.series.saturating_add(OVERFLOW_RESERVE) && ht != full_overflow_hash() => {
-                    let mut agg = Agg::default();
-                    agg.add(core, opp);
-                    self.series.insert(ht, Series { key: SeriesKey { task: Some(other()), ..own() }, agg });
-                    return Folded::Task;
-                }
-                None => {}
-            }
+        let reserve = caps.series.saturating_add(OVERFLOW_RESERVE);
+        let task_folded = || SeriesKey { task: Some(other()), ..own() };
+        if r.task.is_some_and(|t| t != OTHER)
+            && self.add_to_series(SeriesRef { task: Some(OTHER), ..r }, &task_folded, core, opp, reserve)
+        {
+            return Folded::Task;
         }
-        let p = r.partial_overflow();
-        let hp = p.hash64();
-        let len = self.series.len();
-        match self.series.get_mut(&hp) {
-            Some(s) if s.key.as_ref() == p => {
-                s.agg.add(core, opp);
-                return Folded::Whole;
-            }
-            Some(_) => {}
-            None if len < caps.series.saturating_add(OVERFLOW_RESERVE) && hp != full_overflow_hash() => {
-                let mut agg = Agg::default();
-                agg.add(core, opp);
-                self.series.insert(hp, Series { key: partial(), agg });
-                return Folded::Whole;
-            }
-            None => {}
+        if self.add_to_series(r.partial_overflow(), partial, core, opp, reserve) {
+            return Folded::Whole;
         }
         let full = full_overflow_key();
         let hf = full_overflow_hash();
