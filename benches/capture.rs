@@ -192,6 +192,9 @@
 //!   ancestor walk) and matching a call against the calls recorded inside its span by tokens when it has no id
 //!   (asked only of a span that encloses calls): capture 8,726 -> 8,779 instructions a call, full without the
 //!   journal 13,937 -> 13,982 (`scripts/callgrind.sh capture full`, both commits built the same afternoon).
+//!   Later the same day, a task's tally of its subtasks' figures (`TaskRecord::with_subtasks`) held inline made
+//!   every span's state ~90 bytes larger and cost +52 a call (14,051) though no task was in the call; boxed, and
+//!   with the dimension filter's check inlined: capture 8,776, full 13,999.
 //!
 //! Run: `cargo bench --bench capture` (or `./scripts/bench.sh` for every bench and one table).
 

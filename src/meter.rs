@@ -1839,8 +1839,15 @@ impl MeterInner {
 
     /// Applies [`TokenMeterBuilder::with_dimension_filter`]'s filter to `dims`, if there is one: run as sinks are
     /// (usage events it logs are not read back), a panic dropping the value.
+    #[inline]
     pub(crate) fn filter_dimensions(&self, dims: &mut crate::Dimensions) {
-        let Some(filter) = &self.dimension_filter else { return };
+        if let Some(filter) = &self.dimension_filter {
+            self.apply_dimension_filter(filter, dims);
+        }
+    }
+
+    #[inline(never)]
+    fn apply_dimension_filter(&self, filter: &DimensionFilter, dims: &mut crate::Dimensions) {
         let keep = |name: &str, value: &Arc<str>| -> Option<Arc<str>> {
             let kept = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| filter(name, value))).ok()??;
             Some(if *kept == **value {

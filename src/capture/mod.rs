@@ -437,14 +437,15 @@ struct TaskTally {
     failed_calls: u64,
     tokens: TokenUsage,
     cost: Money,
-    /// The tasks that closed inside this one, with theirs: `None` until one has.
-    subtasks: Option<TaskTotals>,
+    /// The tasks that closed inside this one, with theirs: `None` until one has (boxed: every span's state
+    /// holds a tally's room, and few tasks have tasks inside).
+    subtasks: Option<Box<TaskTotals>>,
 }
 
 impl TaskTally {
     /// This task's own figures with its subtasks'.
     fn with_subtasks(&self) -> TaskTotals {
-        let mut all = self.subtasks.clone().unwrap_or_default();
+        let mut all = self.subtasks.as_deref().cloned().unwrap_or_default();
         all.calls = all.calls.saturating_add(self.calls);
         all.unpriced_calls = all.unpriced_calls.saturating_add(self.unpriced_calls);
         all.failed_calls = all.failed_calls.saturating_add(self.failed_calls);

@@ -399,6 +399,7 @@ impl Bucket {
     /// Adds sums to the series `r` when the bucket holds it, or makes it (`key` builds its key) while the bucket
     /// holds fewer than `limit` series; false when neither (a 64-bit hash collision counts as neither: the
     /// newcomer overflows). The all-`(other)` series' slot is reserved (see `add_pair`).
+    #[inline]
     fn add_to_series(
         &mut self,
         r: SeriesRef<'_>,
