@@ -636,8 +636,6 @@ impl TokenMeterLayer {
         (dimensions, task_span)
     }
 
-    /// Makes the call record for what `call.fields` holds, and adds it to the nearest enclosing task (the span's
-    /// own tally when the call span is itself a task).
     /// A call's tokens as its record would have them (capture rules applied, normalized): to compare it with a
     /// call inside its span (see [`recorded_inside`]).
     fn tokens_of<S>(&self, span: &SpanRef<'_, S>, fields: &CallFields) -> TokenUsage
@@ -654,6 +652,8 @@ impl TokenMeterLayer {
         normalize::normalize(ruled.as_ref().unwrap_or(&fields.tokens)).0
     }
 
+    /// Makes the call record for what `call.fields` holds, and adds it to the nearest enclosing task (the span's
+    /// own tally when the call span is itself a task).
     fn finish_call<S>(&self, span: &SpanRef<'_, S>, call: EndedCall<'_>, own_task: Option<&mut TaskTally>)
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
