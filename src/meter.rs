@@ -509,7 +509,7 @@ impl TokenMeterBuilder {
             unheard(|| format!("restarts will forget budget spend: {e}"));
         }
         let journal = self.take_journal_config();
-        let meter = self.assemble();
+        let meter = self.assemble(journal.as_ref().and_then(crate::journal::JournalConfig::max_age));
         if let Some(config) = journal
             && let Err(e) = crate::journal::attach(&meter, config, true)
         {
@@ -536,7 +536,7 @@ impl TokenMeterBuilder {
         self.check_webhook()?;
         self.check_journal_retention()?;
         let journal = self.take_journal_config();
-        let meter = self.assemble();
+        let meter = self.assemble(journal.as_ref().and_then(crate::journal::JournalConfig::max_age));
         if let Some(config) = journal {
             crate::journal::attach(&meter, config, false)?;
         }
@@ -810,12 +810,14 @@ impl TokenMeterBuilder {
         Ok(())
     }
 
-    fn assemble(mut self) -> TokenMeter {
+    fn assemble(mut self, journal_max_age: Option<std::time::Duration>) -> TokenMeter {
         let shards = Shards::new(crate::shards::per_core_count(), Shard::default);
         let config = match self.time_zone {
             Some(tz) => self.ledger_config.with_time_zone(tz),
             None => self.ledger_config,
         };
+        // What a restart would no longer replay is not kept in memory either, unless the ledger says otherwise.
+        let config = config.with_default_retention(journal_max_age);
         let ledger = crate::ledger::Ledger::new(config, self.clock.clone(), self.prices.clone());
         // The ledger first, after the sinks that must hear of a record before it (in the order they were added).
         let (mut sinks, after): (Vec<_>, Vec<_>) = self.sinks.drain(..).partition(|s| s.before_ledger());

@@ -1658,3 +1658,26 @@ fn a_skipped_lines_reason_never_quotes_the_text_it_held() {
     assert!(!message.contains("Jane"), "{message}");
     assert!(message.contains("string of 18 characters"), "{message}");
 }
+
+#[test]
+fn the_ledger_forgets_what_the_journal_no_longer_keeps() {
+    // The journal deleted day files past its `max_age` (90 days by default), and a restart forgot them; the running
+    // meter's ledger kept them, in month and archive buckets, for the life of the process.
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(utc(2026, 3, 14, 9, 0));
+    let forgets = meter(dir.path(), &clock, |b| b);
+    let other = tempfile::tempdir().unwrap();
+    let keeps = meter(other.path(), &clock, |b| {
+        b.with_ledger_config(tokenmeter::ledger::LedgerConfig::default().with_retention(None))
+    });
+    for m in [&forgets, &keeps] {
+        spend_as(m, "alice", 1_000);
+    }
+    clock.set(utc(2026, 7, 1, 9, 0)); // 109 days later
+    for m in [&forgets, &keeps] {
+        spend_as(m, "bob", 1_000);
+    }
+    let calls = |m: &TokenMeter| m.usage_summary(tokenmeter::Window::All).unwrap().calls;
+    assert_eq!(calls(&forgets), 1, "alice's call is past the journal's 90 days");
+    assert_eq!(calls(&keeps), 2, "a ledger retention set (to none) wins");
+}

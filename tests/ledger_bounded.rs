@@ -275,3 +275,42 @@ fn per_run_task_names_past_the_cap_keep_the_agents_and_projects() {
     let rows: Vec<(&str, u64)> = r.groups.iter().map(|g| (g.key.as_str(), g.calls)).collect();
     assert_eq!(rows, [("researcher", 200), ("writer", 200)]);
 }
+
+/// A retention forgets whole buckets once they end before it: the month tier kept 400 days and the archive
+/// everything older, for the life of the process, whatever the journal kept (a compliance review found a user's
+/// calls in the ledger 200 days after a journal with a 30-day `max_age` had deleted them).
+#[test]
+fn a_retention_forgets_what_is_older() {
+    let keep = std::time::Duration::from_secs(30 * 86_400);
+    let rig = Rig::with(t0(), LedgerConfig::default().with_retention(Some(keep)));
+    let kept = Rig::new(t0());
+    for r in [&rig, &kept] {
+        r.add(Call::new(t0(), SONNET).io(100, 10).user("alice").session("s-alice"));
+        r.clock.set(t0() + Duration::days(200));
+        r.add(Call::new(t0() + Duration::days(200), SONNET).io(100, 10).user("bob").session("s-bob"));
+    }
+    let users = |r: &Rig, w: Window| {
+        let q = r.ledger.query(&Query::new(w).group_by(GroupBy::Dimension(Dimension::User))).unwrap();
+        q.groups.iter().map(|g| (g.key.clone(), g.calls)).collect::<Vec<_>>()
+    };
+    assert_eq!(users(&rig, Window::All), [("bob".to_owned(), 1)]);
+    assert_eq!(users(&kept, Window::All), [("alice".to_owned(), 1), ("bob".to_owned(), 1)], "no retention: kept");
+    let alice = rig.ledger.query(&Query::new(Window::All).filter(Dimension::Session, "s-alice")).unwrap();
+    assert_eq!(alice.totals.calls, 0);
+    // The daily totals forget too (the long daily series of a summary).
+    let summary = rig.ledger.usage_summary(Window::All).unwrap();
+    assert_eq!(summary.calls, 1);
+
+    // Past the month tier (400 days), aged data goes to the archive bucket, which a retention forgets whole.
+    let rig = Rig::with(t0(), LedgerConfig::default().with_retention(Some(keep)));
+    rig.add(Call::new(t0(), SONNET).io(100, 10).user("alice"));
+    rig.clock.set(t0() + Duration::days(500));
+    rig.add(Call::new(t0() + Duration::days(500), SONNET).io(100, 10).user("bob"));
+    assert_eq!(users(&rig, Window::All), [("bob".to_owned(), 1)]);
+
+    // Within the retention nothing is forgotten, whatever tier holds it.
+    let rig = Rig::with(t0(), LedgerConfig::default().with_retention(Some(keep)));
+    rig.add(Call::new(t0(), SONNET).io(100, 10).user("alice"));
+    rig.clock.set(t0() + Duration::days(29));
+    assert_eq!(users(&rig, Window::All), [("alice".to_owned(), 1)]);
+}

@@ -169,6 +169,10 @@ pub struct LedgerConfig {
     pub(crate) long_context_margin: u64,
     pub(crate) anomaly: AnomalyRule,
     pub(crate) bounded: bool,
+    /// [`with_retention`](Self::with_retention), in seconds; set from the journal's `max_age` when the meter has
+    /// one and this is not set.
+    pub(crate) retention: Option<i64>,
+    pub(crate) retention_set: bool,
 }
 
 /// When a day or hour is an anomaly: its tokens or cost exceed `token_factor` / `cost_factor` times, or its
@@ -226,6 +230,8 @@ impl Default for LedgerConfig {
             long_context_margin: 20_000,
             anomaly: AnomalyRule::default(),
             bounded: true,
+            retention: None,
+            retention_set: false,
         }
     }
 }
@@ -251,6 +257,31 @@ impl LedgerConfig {
     /// The zone in use.
     pub fn time_zone(&self) -> Tz {
         self.time_zone
+    }
+
+    /// Forgets what is older than `keep` (`None`, the default: keeps aged data for the life of the process, in
+    /// coarser buckets). Whole buckets go once they end before `now - keep`: an hour bucket past its end, a month
+    /// bucket at the end of its month, so data is kept up to a bucket's width longer. A meter with a journal whose
+    /// files are deleted after `max_age` ([`JournalConfig::with_max_age`](crate::journal::JournalConfig::with_max_age))
+    /// forgets at that age too, unless this is set: what a restart would no longer replay is not kept in memory
+    /// either. Reports over a window reaching further back show only what is kept.
+    pub fn with_retention(mut self, keep: Option<std::time::Duration>) -> Self {
+        self.retention = keep.map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        self.retention_set = true;
+        self
+    }
+
+    /// How long aged data is kept (`None`: for the life of the process).
+    pub fn retention(&self) -> Option<std::time::Duration> {
+        self.retention.map(|s| std::time::Duration::from_secs(u64::try_from(s).unwrap_or(0)))
+    }
+
+    /// The journal's `max_age` as the retention, unless one was set.
+    pub(crate) fn with_default_retention(mut self, keep: Option<std::time::Duration>) -> Self {
+        if !self.retention_set {
+            self.retention = keep.map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        }
+        self
     }
 
     /// Lifts the per-bucket caps (module docs, "Caps"): every session, user, tool and series keeps its own row,
@@ -823,11 +854,10 @@ impl Ledger {
         let target = prices.resolve(config.right_size_target());
         Ledger {
             inner: Arc::new(LedgerInner {
-                store: Mutex::new(Store::new(
-                    config.time_zone,
-                    config.bounded,
-                    clock.unix_nanos().div_euclid(1_000_000_000),
-                )),
+                store: Mutex::new(
+                    Store::new(config.time_zone, config.bounded, clock.unix_nanos().div_euclid(1_000_000_000))
+                        .with_retention(config.retention),
+                ),
                 sessions: Sessions::new(config.max_tracked_sessions)
                     .idle_at_least(config.cache_reuse_window_secs.saturating_mul(1_000_000_000)),
                 config,

@@ -55,6 +55,8 @@ pub(crate) struct Store {
     pub(crate) last_ts: Option<i64>,
     /// The `now` of the last compaction.
     pub(crate) last_compaction: i64,
+    /// Seconds of aged data kept ([`LedgerConfig::with_retention`](super::LedgerConfig::with_retention)).
+    retention: Option<i64>,
     /// When the ledger was made (Unix seconds): records stamped from then on were seen as they came, so a
     /// first record after it on a day that began before it means that day was seen in part only.
     pub(crate) created: i64,
@@ -80,7 +82,39 @@ impl Store {
             first_ts: None,
             last_ts: None,
             last_compaction: i64::MIN,
+            retention: None,
         }
+    }
+
+    pub(crate) fn with_retention(mut self, keep: Option<i64>) -> Self {
+        self.retention = keep;
+        self
+    }
+
+    /// Drops every bucket, and every totals-series entry, that ends at or before `now - retention`: oldest first,
+    /// so a compaction with nothing to forget looks at one entry per map.
+    fn forget(&mut self, now: i64) {
+        let Some(keep) = self.retention else { return };
+        let cutoff = now.saturating_sub(keep);
+        let tz = self.tz;
+        fn drop_ended<V>(map: &mut BTreeMap<i64, V>, end: impl Fn(i64) -> i64, cutoff: i64) {
+            while let Some((&start, _)) = map.first_key_value() {
+                if end(start) > cutoff {
+                    break;
+                }
+                map.pop_first();
+            }
+        }
+        drop_ended(&mut self.minutes, |s| s + 60, cutoff);
+        drop_ended(&mut self.hours, |s| calendar::grain_end(tz, calendar::Grain::Hour, s), cutoff);
+        drop_ended(&mut self.days, |s| calendar::grain_end(tz, calendar::Grain::Day, s), cutoff);
+        drop_ended(&mut self.months, |s| calendar::grain_end(tz, calendar::Grain::Month, s), cutoff);
+        // The archive holds what is older than the month tier.
+        if self.archive.is_some() && self.tier_from(Tier::Month, now) <= cutoff {
+            self.archive = None;
+        }
+        drop_ended(&mut self.hourly, |s| calendar::grain_end(tz, calendar::Grain::Hour, s), cutoff);
+        drop_ended(&mut self.daily, |s| calendar::grain_end(tz, calendar::Grain::Day, s), cutoff);
     }
 
     /// The first local day the ledger saw whole: the first record's, unless the ledger was made during that day
@@ -298,6 +332,7 @@ impl Store {
         }
         self.hourly = self.hourly.split_off(&self.hourly_from(now));
         self.daily = self.daily.split_off(&(now - DAILY_TOTALS_SPAN));
+        self.forget(now);
     }
 
     /// Every bucket whose start lies in `[from, to)`, coarsest tier first.
