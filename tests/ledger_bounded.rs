@@ -297,9 +297,11 @@ fn a_retention_forgets_what_is_older() {
     assert_eq!(users(&kept, Window::All), [("alice".to_owned(), 1), ("bob".to_owned(), 1)], "no retention: kept");
     let alice = rig.ledger.query(&Query::new(Window::All).filter(Dimension::Session, "s-alice")).unwrap();
     assert_eq!(alice.totals.calls, 0);
-    // The daily totals forget too (the long daily series of a summary).
+    // The daily totals forget too (the long daily series of a summary), and all time begins with what is kept.
     let summary = rig.ledger.usage_summary(Window::All).unwrap();
     assert_eq!(summary.calls, 1);
+    assert!(summary.period_start > t0() + Duration::days(150), "{:?}", summary.period_start);
+    assert_eq!(summary.time_series.points.iter().map(|p| p.calls).sum::<u64>(), 1);
 
     // Past the month tier (400 days), aged data goes to the archive bucket, which a retention forgets whole.
     let rig = Rig::with(t0(), LedgerConfig::default().with_retention(Some(keep)));

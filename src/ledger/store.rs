@@ -97,24 +97,37 @@ impl Store {
         let Some(keep) = self.retention else { return };
         let cutoff = now.saturating_sub(keep);
         let tz = self.tz;
-        fn drop_ended<V>(map: &mut BTreeMap<i64, V>, end: impl Fn(i64) -> i64, cutoff: i64) {
+        /// Drops the entries that end at or before `cutoff`, oldest first; whether it dropped any.
+        fn drop_ended<V>(map: &mut BTreeMap<i64, V>, end: impl Fn(i64) -> i64, cutoff: i64) -> bool {
+            let mut dropped = false;
             while let Some((&start, _)) = map.first_key_value() {
                 if end(start) > cutoff {
                     break;
                 }
                 map.pop_first();
+                dropped = true;
             }
+            dropped
         }
-        drop_ended(&mut self.minutes, |s| s + 60, cutoff);
-        drop_ended(&mut self.hours, |s| calendar::grain_end(tz, calendar::Grain::Hour, s), cutoff);
-        drop_ended(&mut self.days, |s| calendar::grain_end(tz, calendar::Grain::Day, s), cutoff);
-        drop_ended(&mut self.months, |s| calendar::grain_end(tz, calendar::Grain::Month, s), cutoff);
+        let mut dropped = drop_ended(&mut self.minutes, |s| s + 60, cutoff);
+        dropped |= drop_ended(&mut self.hours, |s| calendar::grain_end(tz, calendar::Grain::Hour, s), cutoff);
+        dropped |= drop_ended(&mut self.days, |s| calendar::grain_end(tz, calendar::Grain::Day, s), cutoff);
+        dropped |= drop_ended(&mut self.months, |s| calendar::grain_end(tz, calendar::Grain::Month, s), cutoff);
         // The archive holds what is older than the month tier.
         if self.archive.is_some() && self.tier_from(Tier::Month, now) <= cutoff {
             self.archive = None;
+            dropped = true;
         }
         drop_ended(&mut self.hourly, |s| calendar::grain_end(tz, calendar::Grain::Hour, s), cutoff);
         drop_ended(&mut self.daily, |s| calendar::grain_end(tz, calendar::Grain::Day, s), cutoff);
+        if dropped {
+            // The records seen begin where what is kept begins (`Window::All` starts there).
+            let oldest = self.buckets(i64::MIN, i64::MAX).next().map(|b| b.start);
+            match oldest {
+                Some(oldest) => self.first_ts = self.first_ts.map(|f| f.max(oldest)),
+                None => (self.first_ts, self.last_ts) = (None, None),
+            }
+        }
     }
 
     /// The first local day the ledger saw whole: the first record's, unless the ledger was made during that day
