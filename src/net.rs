@@ -1,9 +1,9 @@
 //! Host names: whether one names this machine.
 
-/// Whether `host`, a `Host` header or a URL's authority (`localhost`, `127.0.0.1`, `[::1]`, with or without a port,
-/// with or without credentials before an `@`), names this machine.
-pub(crate) fn is_loopback_host(host: &str) -> bool {
-    let host = host.rsplit_once('@').map_or(host, |(_, host)| host);
+/// The host name of `authority` (a `Host` header or a URL's authority: credentials before an `@`, a port, IPv6
+/// brackets and a trailing dot left out), in lower case.
+fn host_name(authority: &str) -> String {
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
     let name = match host.strip_prefix('[') {
         Some(rest) => rest.split(']').next().unwrap_or(""),
         None => match host.rsplit_once(':') {
@@ -11,7 +11,19 @@ pub(crate) fn is_loopback_host(host: &str) -> bool {
             _ => host,
         },
     };
-    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// A URL's scheme and authority (`scheme://authority/path`); `None` without a `scheme://`.
+fn scheme_and_authority(url: &str) -> Option<(&str, &str)> {
+    let (scheme, rest) = url.split_once("://")?;
+    Some((scheme, rest.split(['/', '?', '#']).next().unwrap_or("")))
+}
+
+/// Whether `host`, a `Host` header or a URL's authority (`localhost`, `127.0.0.1`, `[::1]`, with or without a port,
+/// with or without credentials before an `@`), names this machine.
+pub(crate) fn is_loopback_host(host: &str) -> bool {
+    let name = host_name(host);
     name == "localhost"
         || name.ends_with(".localhost")
         || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
@@ -20,11 +32,7 @@ pub(crate) fn is_loopback_host(host: &str) -> bool {
 /// Whether `url` (`scheme://authority/path`) is to this machine; false without a `scheme://`.
 #[cfg_attr(not(any(feature = "otlp", feature = "webhook")), allow(dead_code))]
 pub(crate) fn is_loopback_url(url: &str) -> bool {
-    let Some((_, rest)) = url.split_once("://") else {
-        return false;
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    is_loopback_host(authority)
+    scheme_and_authority(url).is_some_and(|(_, authority)| is_loopback_host(authority))
 }
 
 /// The proxy variable a request to `url` goes through, as reqwest reads the environment (`HTTPS_PROXY` or
@@ -40,18 +48,11 @@ pub(crate) fn proxy_variable(url: &str) -> Option<&'static str> {
 #[cfg(feature = "otlp")]
 fn proxy_variable_in(url: &str, var: impl Fn(&str) -> Option<String>) -> Option<&'static str> {
     let env = |name: &str| var(name).filter(|v| !v.trim().is_empty());
-    let (scheme, rest) = url.split_once("://")?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let (scheme, authority) = scheme_and_authority(url)?;
     if is_loopback_host(authority) {
         return None;
     }
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = match host.strip_prefix('[') {
-        Some(rest) => rest.split(']').next().unwrap_or(""),
-        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
-    }
-    .trim_end_matches('.')
-    .to_ascii_lowercase();
+    let host = host_name(authority);
     let exempt = ["NO_PROXY", "no_proxy"].into_iter().filter_map(env).next().is_some_and(|list| {
         list.split(',').map(|e| e.trim().trim_start_matches('.').trim_end_matches('.').to_ascii_lowercase()).any(|e| {
             e == "*"
