@@ -322,9 +322,6 @@ struct SpanState {
     /// twice (a loop span recording each response around a client that records it too; a retry wrapper recording
     /// the attempt that worked), and is skipped as a roll-up. See [`recorded_inside`].
     enclosed: Vec<EnclosedCall>,
-    /// A call with usage and a response or request id closed inside this span: ids are being reported there, so
-    /// a span without an operation whose own id is none of theirs is a call of its own (see [`rollup`]).
-    encloses_ids: bool,
     /// Closed: set by the first of this meter's layers to see the close (a meter layered twice by mistake
     /// still records each call once).
     closed: bool,
@@ -422,11 +419,15 @@ struct EndedCall<'a> {
 /// unless the span has no operation and its own response or request id, which none of the calls inside had
 /// while they had ids ([`recorded_inside`] found none): a call of its own (a streamed request during which a
 /// sub-agent's calls ran), not a total of theirs. An `invoke_agent` span stays a roll-up whatever its id.
-fn rollup(encloses_calls: bool, encloses_usage: bool, encloses_ids: bool, fields: &CallFields) -> bool {
+/// `enclosed` is the span's [`SpanState::enclosed`]: whole, as nothing matched and drained it in a span that never
+/// split.
+fn rollup(encloses_calls: bool, encloses_usage: bool, enclosed: &[EnclosedCall], fields: &CallFields) -> bool {
     let own_id = fields.response_id.is_some() || fields.request_id.is_some();
+    // Ids are being reported inside: a span without an operation whose own id is none of theirs is its own call.
+    let encloses_ids = || enclosed.iter().any(|e| e.response_id.is_some() || e.request_id.is_some());
     encloses_calls
         && (encloses_usage || !fields.tokens.any())
-        && !(encloses_ids && own_id && fields.operation_name.is_none())
+        && !(own_id && fields.operation_name.is_none() && encloses_ids())
         && !fields.operation_name.as_deref().is_some_and(|op| fields::INFERENCE_OPERATIONS.contains(&op))
 }
 
@@ -603,7 +604,6 @@ impl TokenMeterLayer {
                                     state.enclosed.remove(0);
                                 }
                                 let [response_id, request_id] = ids.map(|id| id.cloned());
-                                state.encloses_ids |= response_id.is_some() || request_id.is_some();
                                 state.enclosed.push(EnclosedCall { response_id, request_id, tokens: *tokens });
                             }
                         }
@@ -1024,7 +1024,6 @@ where
             encloses_usage: false,
             carries_calls: false,
             enclosed: Vec::new(),
-            encloses_ids: false,
             closed: false,
             opened_in_sinks,
             declared: DeclaredPerCall::default(),
@@ -1176,7 +1175,7 @@ where
             let rejected = std::mem::take(&mut state.rejected);
             let rollup = recorded_inside(&state.call, || self.tokens_of(&span, &state.call), &state.enclosed).is_some()
                 || !state.carries_calls
-                    && rollup(state.encloses_calls, state.encloses_usage, state.encloses_ids, &state.call);
+                    && rollup(state.encloses_calls, state.encloses_usage, &state.enclosed, &state.call);
             let call = EndedCall {
                 fields: &state.call,
                 dims: &state.dims,
