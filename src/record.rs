@@ -396,12 +396,18 @@ pub struct TaskTotals {
 impl TaskTotals {
     /// Adds a task inside this one: `inner` is its own figures with its subtasks'.
     pub(crate) fn add_subtask(&mut self, inner: &TaskTotals) {
-        self.subtasks = self.subtasks.saturating_add(1).saturating_add(inner.subtasks);
-        self.calls = self.calls.saturating_add(inner.calls);
-        self.unpriced_calls = self.unpriced_calls.saturating_add(inner.unpriced_calls);
-        self.failed_calls = self.failed_calls.saturating_add(inner.failed_calls);
-        self.tokens.add(&inner.tokens);
-        self.cost += inner.cost;
+        self.add(inner);
+        self.subtasks = self.subtasks.saturating_add(1);
+    }
+
+    /// Adds `other`'s figures, its subtask count included.
+    pub(crate) fn add(&mut self, other: &TaskTotals) {
+        self.subtasks = self.subtasks.saturating_add(other.subtasks);
+        self.calls = self.calls.saturating_add(other.calls);
+        self.unpriced_calls = self.unpriced_calls.saturating_add(other.unpriced_calls);
+        self.failed_calls = self.failed_calls.saturating_add(other.failed_calls);
+        self.tokens.add(&other.tokens);
+        self.cost += other.cost;
     }
 }
 

@@ -446,12 +446,17 @@ struct TaskTally {
 impl TaskTally {
     /// This task's own figures with its subtasks'.
     fn with_subtasks(&self) -> TaskTotals {
-        let mut all = self.subtasks.as_deref().cloned().unwrap_or_default();
-        all.calls = all.calls.saturating_add(self.calls);
-        all.unpriced_calls = all.unpriced_calls.saturating_add(self.unpriced_calls);
-        all.failed_calls = all.failed_calls.saturating_add(self.failed_calls);
-        all.tokens.add(&self.tokens);
-        all.cost += self.cost;
+        let mut all = TaskTotals {
+            subtasks: 0,
+            calls: self.calls,
+            unpriced_calls: self.unpriced_calls,
+            failed_calls: self.failed_calls,
+            tokens: self.tokens,
+            cost: self.cost,
+        };
+        if let Some(inside) = &self.subtasks {
+            all.add(inside);
+        }
         all
     }
 }
