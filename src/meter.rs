@@ -871,6 +871,11 @@ pub(crate) fn unheard(message: impl FnOnce() -> String) {
     }
 }
 
+/// `d` in whole milliseconds, down: a wait an error names reads `998ms`, not `998.712345ms`.
+pub(crate) fn whole_millis(d: std::time::Duration) -> std::time::Duration {
+    std::time::Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// [`TokenMeterBuilder::with_dimension_filter`]'s filter.
 type DimensionFilter = Arc<dyn Fn(&str, &str) -> Option<String> + Send + Sync>;
 
@@ -1191,7 +1196,7 @@ impl TokenMeter {
         let wait = |cap: std::time::Duration| {
             deadline.map_or(cap, |d| {
                 let left = d.saturating_duration_since(std::time::Instant::now());
-                cap.min(std::time::Duration::from_millis(u64::try_from(left.as_millis()).unwrap_or(u64::MAX)))
+                cap.min(whole_millis(left))
             })
         };
         let mut first: Option<ShutdownError> = None;

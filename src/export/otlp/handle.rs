@@ -127,8 +127,7 @@ impl TokenMeter {
         }
         let limit = deadline.saturating_duration_since(std::time::Instant::now());
         result.recv_timeout(limit).unwrap_or_else(|_| {
-            // Whole milliseconds: what was left reads `998.712345ms` otherwise.
-            let waited = std::time::Duration::from_millis(u64::try_from(limit.as_millis()).unwrap_or(u64::MAX));
+            let waited = crate::meter::whole_millis(limit);
             Err(OtlpError::Shutdown(format!(
                 "gave up waiting for the final export after {waited:?}, what was left of the shutdown's limit; it \
                  goes on until the process exits"
