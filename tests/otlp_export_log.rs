@@ -127,6 +127,31 @@ fn failed_exports_are_logged_once_and_the_recovery_too() {
     assert!(seen.events.lock().iter().any(|(l, t)| *l == tracing::Level::INFO && t.contains("works again")));
     assert_eq!(seen.count(tracing::Level::WARN), 1, "no new warning while exports work");
     meter.shutdown().expect("the final export goes through");
+
+    // A pipeline whose first export is delivered says so once: where metrics go.
+    let fresh = TokenMeter::builder()
+        .with_otlp(
+            OtlpConfig::new()
+                .with_endpoint(format!("http://127.0.0.1:{port}"))
+                .with_protocol(Protocol::HttpProtobuf)
+                .with_interval(Duration::from_secs(3600))
+                .ignore_env(),
+        )
+        .expect("config")
+        .build();
+    otlp_workload::run(&fresh);
+    fresh.flush_metrics().expect("the collector answers");
+    fresh.flush_metrics().expect("the collector answers");
+    let works: Vec<String> = seen
+        .events
+        .lock()
+        .iter()
+        .filter(|(l, t)| *l == tracing::Level::INFO && t.contains("OTLP metrics export works: the first export"))
+        .map(|(_, t)| t.clone())
+        .collect();
+    assert_eq!(works.len(), 1, "once, not per export: {works:?}");
+    assert!(works[0].contains(&format!("127.0.0.1:{port}/v1/metrics")), "names the target: {works:?}");
+    fresh.shutdown().expect("the final export goes through");
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     collector.join().expect("collector thread");
 }
