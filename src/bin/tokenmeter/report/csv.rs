@@ -123,10 +123,7 @@ pub(super) fn render(r: &Report<'_>) -> String {
             .map(String::from),
         );
         let window = &r.periods.window;
-        let grain = match r.periods.group_by {
-            Some(tokenmeter::ledger::GroupBy::Time(g)) => Some(g),
-            _ => None,
-        };
+        let grain = r.grain();
         for g in &r.periods.groups {
             let t = &g.tokens;
             // Where the period ends, and whether the window holds only part of it (the first period of a

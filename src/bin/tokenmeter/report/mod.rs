@@ -135,12 +135,17 @@ impl Report<'_> {
         )
     }
 
+    /// The grain of the period rows.
+    pub(crate) fn grain(&self) -> Option<TimeGrain> {
+        match self.periods.group_by {
+            Some(GroupBy::Time(g)) => Some(g),
+            _ => None,
+        }
+    }
+
     /// "by day" / "by week" / "by month".
     pub(crate) fn period_grain(&self) -> &'static str {
-        match self.periods.group_by {
-            Some(GroupBy::Time(g)) => g.name(),
-            _ => "period",
-        }
+        self.grain().map_or("period", TimeGrain::name)
     }
 }
 
