@@ -401,10 +401,10 @@ impl TokenMeterBuilder {
     /// tracing::subscriber::with_default(subscriber, || {
     ///     let _run = tracing::info_span!("run", task = "Summarize Jane Roe's results", user.id = "jane@example.com")
     ///         .entered();
-    ///     drop(tracing::info_span!("chat", model = "claude-haiku-4-5", input_tokens = 10u64));
+    ///     // What a call made here is recorded with: the task dropped, the user replaced.
+    ///     let here = meter.current_dimensions().unwrap();
+    ///     assert_eq!((here.task, here.user.as_deref()), (None, Some("u-10")));
     /// });
-    /// let usage = meter.usage_summary(tokenmeter::Window::All).unwrap();
-    /// assert_eq!(usage.calls, 1);
     /// ```
     pub fn with_dimension_filter(
         mut self,

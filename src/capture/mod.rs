@@ -474,13 +474,12 @@ impl TokenMeterLayer {
             let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
             let span = registry.span(&id)?;
             let ext = span.extensions();
-            let (own, is_task) = match self.state(&ext) {
+            let (mut own, is_task) = match self.state(&ext) {
                 Some(state) => (state.dims.clone(), state.task.is_some()),
                 None => (DimValues::default(), false),
             };
             drop(ext);
             // A task without a name of its own is `unnamed` to the calls inside it, as they are recorded.
-            let mut own = own;
             if is_task && own.builtin[Dim::Task as usize].is_none() {
                 own.builtin[Dim::Task as usize] = Some(Arc::from("unnamed"));
             }
