@@ -779,7 +779,9 @@ impl TokenMeterBuilder {
                 max: self.max_dim_len,
             });
         }
-        if let crate::budget::BudgetScope::Dimension { name, .. } = budget.scope()
+        if let crate::budget::BudgetScope::Dimension { name, .. } | crate::budget::BudgetScope::Each { name } =
+            budget.scope()
+            && &**name != "model"
             && !BUILTIN_DIMENSIONS.contains(&name.as_ref())
             && !self.extra_dims.iter().any(|d| **d == **name)
         {

@@ -60,6 +60,27 @@ fn a_good_file_loads_every_field() {
 }
 
 #[test]
+fn a_scope_of_each_value_and_its_cap() {
+    let text = "[budgets.per-user]\nlimit_usd = 5\nscope = { \"user.id\" = \"*\" }\nmax_members = 300\n";
+    let budgets = parse_budgets_toml(text, "budgets.toml").unwrap();
+    assert_eq!(budgets[0].scope(), &BudgetScope::each_user());
+    assert_eq!(budgets[0].max_members(), 300);
+    field_error(
+        "[budgets.b]\nlimit_usd = 5\nscope = { user = \"alice\" }\nmax_members = 3\n",
+        4,
+        "budgets.b.max_members",
+        "`max_members` applies to a budget of each value of a dimension, such as scope = { user = \"*\" }, not to \
+         scope \"user=alice\"",
+    );
+    field_error(
+        "[budgets.b]\nlimit_usd = 5\nscope = { user = \"*\" }\nmax_members = 0\n",
+        4,
+        "budgets.b.max_members",
+        "at least 1",
+    );
+}
+
+#[test]
 fn a_scope_set_in_code_is_not_the_files() {
     let budgets = parse_budgets_toml(GOOD, "budgets.toml").unwrap();
     let alice = &budgets[1];

@@ -47,6 +47,36 @@ fn budget_states() {
 }
 
 #[test]
+fn a_budget_for_each_project_shows_a_row_per_project() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("budgets.toml");
+    std::fs::write(
+        &file,
+        "[budgets.per-project]\nlimit_usd = 0.25\nperiod = \"month\"\nscope = { project = \"*\" }\n\n\
+         [budgets.per-tenant]\nlimit_usd = 1\nscope = { tenant = \"*\" }\n",
+    )
+    .unwrap();
+    let run = cc(&["budget", "--file", file.to_str().unwrap(), "--format", "json"]);
+    let v = run.json();
+    let b = v["budgets"].as_array().unwrap();
+    let rows: Vec<(&str, &str)> =
+        b.iter().map(|x| (x["scope"].as_str().unwrap(), x["member"].as_str().unwrap())).collect();
+    assert!(rows.len() >= 2 && rows.iter().all(|(scope, member)| *scope == format!("project={member}")), "{v}");
+    // The projects' spend adds up to the month's (as the monthly budget over everything counts it).
+    let total: u64 = b.iter().map(|x| x["spent"]["picos"].as_u64().unwrap()).sum();
+    assert_eq!(total, 371_530_000_000u64);
+    let beta = b.iter().find(|x| x["member"] == "-home-dev-beta").unwrap();
+    assert_eq!((beta["spent"]["picos"].as_u64(), beta["over_budget"].as_bool()), (Some(329_409_000_000), Some(true)));
+    // No call carries a tenant: the command says so, as for a dimension no call has.
+    assert!(run.stderr.contains("budget `per-tenant`: no call in the source has a tenant"), "{}", run.stderr);
+
+    let text = cc(&["budget", "--file", file.to_str().unwrap()]).ok().to_owned();
+    assert!(text.contains("project=-home-dev-beta"), "{text}");
+    assert!(text.contains("Over budget: per-project (project=-home-dev-beta)"), "{text}");
+    assert!(text.contains("`per-tenant` (tenant=*): no tenant has spent in its current period."), "{text}");
+}
+
+#[test]
 fn a_projection_that_leaves_out_unpriced_calls_says_so() {
     // The projection is made from the priced spend: it read a bare `$3.84` beside a spend of `$0.3715 + unpriced`.
     let dir = tempfile::tempdir().unwrap();

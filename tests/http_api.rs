@@ -104,6 +104,7 @@ fn fixture() -> Fixture {
         .with_budget(Budget::new("all", BudgetLimit::usd(10.0).unwrap()))
         .with_budget(Budget::new("acme", BudgetLimit::tokens(1_000_000)).with_scope(BudgetScope::tenant("acme")))
         .with_budget(Budget::new("globex", BudgetLimit::tokens(1_000_000)).with_scope(BudgetScope::tenant("globex")))
+        .with_budget(Budget::new("per-tenant", BudgetLimit::usd(5.0).unwrap()).with_scope(BudgetScope::each_tenant()))
         .build();
     let subscriber = tracing_subscriber::registry().with(meter.layer());
     tracing::subscriber::with_default(subscriber, || {
@@ -223,7 +224,9 @@ fn endpoints_equal_the_library_reports() {
 
     let v = f.ok("/api/v1/budgets");
     assert_eq!(v, json(&m.budget_status()));
-    assert_eq!(v.as_array().unwrap().len(), 3);
+    let scopes: Vec<&str> = v.as_array().unwrap().iter().map(|b| b["scope"].as_str().unwrap()).collect();
+    assert_eq!(scopes, ["everything", "tenant=acme", "tenant=globex", "tenant=acme", "tenant=globex"]);
+    assert_eq!(v[3]["member"], "acme");
 
     assert_eq!(f.ok("/healthz"), serde_json::json!({ "status": "ok" }));
 }
@@ -305,7 +308,9 @@ fn a_tenant_key_sees_its_tenant_only() {
     let (s, v) = f.get_as(Some(ACME), "/api/v1/budgets");
     assert_eq!(s, StatusCode::OK);
     let names: Vec<&str> = v.as_array().unwrap().iter().map(|b| b["budget"].as_str().unwrap()).collect();
-    assert_eq!(names, ["acme"]);
+    // Its own budget, and its own value's state of the budget of each tenant (not globex's).
+    assert_eq!(names, ["acme", "per-tenant"]);
+    assert_eq!(v[1]["scope"], "tenant=acme");
 }
 
 #[test]

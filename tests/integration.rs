@@ -28,6 +28,7 @@ mod advisor;
 mod analysis_reports;
 mod bad_input;
 mod blocks;
+mod budget_each;
 mod budget_enforcement;
 mod budget_file;
 mod budget_periods;

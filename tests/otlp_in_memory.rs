@@ -467,6 +467,42 @@ fn gauges_and_self_observability_follow_budgets_ledger_and_journal() {
 }
 
 #[test]
+fn a_budget_for_each_user_exports_a_series_per_user_named_by_the_member_attribute() {
+    use tokenmeter::budget::{Budget, BudgetLimit, BudgetScope};
+
+    let (provider, exporter) = pipeline(Temporality::Cumulative);
+    let meter = TokenMeter::builder()
+        .with_meter_provider(provider.clone())
+        .with_budget(Budget::new("team", BudgetLimit::usd(10.0).expect("usd")))
+        .with_budget(Budget::new("per-user", BudgetLimit::usd(1.0).expect("usd")).with_scope(BudgetScope::each_user()))
+        .try_build()
+        .expect("meter");
+    let subscriber = tracing_subscriber::registry().with(meter.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        for (user, micros) in [("alice", 600_000u64), ("bob", 200_000)] {
+            let _user = info_span!("request", user.id = user).entered();
+            let _call = info_span!("chat", gen_ai.request.model = "claude-haiku-4-5", input_tokens = micros).entered();
+        }
+    });
+    let rm = collect(&meter, &exporter);
+    let mut util: Vec<(String, Option<String>, f64)> = gauges(&rm, BUDGET_UTILIZATION)
+        .into_iter()
+        .map(|(a, v)| (a[ATTR_BUDGET].clone(), a.get(ATTR_BUDGET_MEMBER).cloned(), v))
+        .collect();
+    util.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+    let expected = [
+        ("per-user".to_owned(), Some("alice".to_owned()), 0.6),
+        ("per-user".to_owned(), Some("bob".to_owned()), 0.2),
+        ("team".to_owned(), None, 0.08),
+    ];
+    assert_eq!(util.len(), expected.len(), "{util:?}");
+    for (got, want) in util.iter().zip(expected) {
+        assert_eq!((&got.0, &got.1), (&want.0, &want.1));
+        assert!((got.2 - want.2).abs() < 1e-12, "{got:?}");
+    }
+}
+
+#[test]
 fn a_window_of_calls_without_usage_has_no_efficiency_gauge() {
     // One call that timed out before any usage: nothing to score. Its report reads 100 and 0% as
     // placeholders; the gauges used to publish those.

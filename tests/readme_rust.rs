@@ -323,6 +323,23 @@ let meter = TokenMeter::builder()
 Ok(())
 }
 
+pub fn budget_each() -> R {
+use tokenmeter::budget::{Budget, BudgetAction, BudgetLimit, BudgetPeriod, BudgetScope, RequestScope};
+use tokenmeter::TokenMeter;
+
+let meter = TokenMeter::builder()
+    .with_budget(
+        Budget::new("per-user-daily", BudgetLimit::usd(5.0)?)
+            .with_scope(BudgetScope::each_user())
+            .with_period(BudgetPeriod::Day)
+            .with_action(BudgetAction::Block),
+    )
+    .build();
+// Refused once alice has spent $5 today; bob's spend is his own.
+meter.check_budget(&RequestScope::new().with_user("alice"))?;
+Ok(())
+}
+
 pub fn budget_status(meter: tokenmeter::TokenMeter) -> R {
 for s in meter.budget_status() {
     println!(
@@ -475,4 +492,15 @@ fn the_readme_budgets_file_sample_parses() {
     let names: Vec<&str> = budgets.iter().map(|b| b.name()).collect();
     assert_eq!(names, ["acme-monthly", "alice-daily-tokens", "team-weekly"]);
     assert_eq!(budgets[2].week_start(), chrono::Weekday::Sun);
+}
+
+#[test]
+fn the_readme_budget_for_each_session_parses() {
+    let readme = include_str!("../README.md");
+    let start =
+        readme.find("```toml\n[budgets.session-cap]").expect("README's each-session sample") + "```toml\n".len();
+    let text = &readme[start..][..readme[start..].find("```").expect("its end")];
+    let budgets = tokenmeter::budget::parse_budgets_toml(text, "README.md").expect("README's sample parses");
+    assert_eq!(budgets[0].scope(), &tokenmeter::budget::BudgetScope::each_session());
+    assert_eq!(budgets[0].max_members(), 50_000);
 }

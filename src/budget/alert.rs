@@ -40,8 +40,11 @@ pub struct BudgetAlert {
     pub kind: AlertKind,
     /// The budget's name.
     pub budget: Arc<str>,
-    /// Its scope.
+    /// Its scope: for a budget of each value of a dimension, this value's (`user=alice`).
     pub scope: BudgetScope,
+    /// For a budget of each value of a dimension ([`BudgetScope::Each`], `user=*`), the value that reached the
+    /// threshold (`alice`); `None` for other budgets.
+    pub member: Option<Arc<str>>,
     /// Its period.
     pub period: BudgetPeriod,
     /// Warn or block.
@@ -265,6 +268,26 @@ impl AlertRouter {
         });
     }
 
+    /// A budget of each value of a dimension found its accounts full: said once per budget.
+    pub(super) fn warn_members_full(&self, budget: &str, scope: &str, max: usize) {
+        let (budget, scope) = (budget.to_owned(), scope.to_owned());
+        crate::capture::defer_log(move || {
+            crate::capture::while_in_sinks(|| {
+                tracing::warn!(
+                    target: "tokenmeter::budget",
+                    parent: None,
+                    budget = %budget,
+                    event = "members_full",
+                    scope = %scope,
+                    max_members = max,
+                    "budget `{budget}` ({scope}) holds spend for {max} values already, none of them idle: calls of \
+                     new values are not counted against it, and its checks pass them (Budget::with_max_members \
+                     raises the cap; TokenMeter::budget_members_refused counts them; said once per budget)"
+                )
+            })
+        });
+    }
+
     /// Sends one alert everywhere it goes. Never blocks on the network and never panics. Runs as the meter's
     /// sinks do (on the recording thread, often inside the application's own call span): what the callbacks
     /// log (`error!(error = %alert)` is what `#[instrument(err)]` emits) is not read back as a failed call
@@ -354,6 +377,7 @@ mod tests {
             kind: AlertKind::ThresholdCrossed { percent },
             budget: Arc::from(budget),
             scope,
+            member: None,
             period: BudgetPeriod::Month,
             action: BudgetAction::Warn,
             spent: BudgetAmount::Usd(Money::from_picos(limit_usd * 1_000_000_000_000 / 2)),

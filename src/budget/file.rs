@@ -12,7 +12,8 @@ use crate::pricing::Money;
 use crate::toml_spans::{entries, line_col, path_key};
 
 /// Keys a budget table may hold.
-const BUDGET_KEYS: &str = "limit_usd, limit_tokens, period, time_zone, week_start, scope, thresholds, action";
+const BUDGET_KEYS: &str =
+    "limit_usd, limit_tokens, period, time_zone, week_start, scope, thresholds, action, max_members";
 
 /// Reads budgets from a TOML file; errors name the file, the line and the field. A budget without
 /// `time_zone` follows UTC.
@@ -136,6 +137,7 @@ fn budget(
     let mut scope_line = None;
     let mut thresholds: Option<Vec<u32>> = None;
     let mut action = BudgetAction::Warn;
+    let mut max_members: Option<(usize, Range<usize>, String)> = None;
     for (key, value) in entries(table) {
         let k: &str = key.get_ref();
         let field = format!("{path}.{}", path_key(k));
@@ -198,6 +200,17 @@ fn budget(
                     }
                 }
             }
+            "max_members" => {
+                let n = whole_number(src, value, &field, "a whole number of values, at least 1")?;
+                if n == 0 {
+                    return Err(src.error(
+                        &value.span(),
+                        &field,
+                        "expected a whole number of values, at least 1, found 0",
+                    ));
+                }
+                max_members = Some((usize::try_from(n).unwrap_or(usize::MAX), key.span(), field));
+            }
             _ => return Err(src.error(&key.span(), &field, format!("unknown key; expected one of {BUDGET_KEYS}"))),
         }
     }
@@ -232,6 +245,20 @@ fn budget(
     }
     if let Some(t) = thresholds {
         budget = budget.with_thresholds(t);
+    }
+    if let Some((n, span, field)) = max_members {
+        if !matches!(budget.scope(), BudgetScope::Each { .. }) {
+            return Err(src.error(
+                &span,
+                &field,
+                format!(
+                    "`max_members` applies to a budget of each value of a dimension, such as scope = {{ user = \"*\" }}, \
+                     not to scope \"{}\"",
+                    budget.scope()
+                ),
+            ));
+        }
+        budget = budget.with_max_members(n);
     }
     if let Some(line) = scope_line {
         budget = budget.with_scope_written_at(format!("{}:{line}: field `{path}.scope`", src.origin));
@@ -280,7 +307,7 @@ pub(super) fn parse_duration(text: &str) -> Option<Duration> {
 }
 
 fn parse_scope(src: &Source<'_>, value: &Spanned<DeValue<'_>>, field: &str) -> Result<BudgetScope, BudgetError> {
-    const EXPECTED: &str = "\"everything\" or a table with one dimension, e.g. { tenant = \"acme\" } (user, tenant, project, agent, model, …)";
+    const EXPECTED: &str = "\"everything\" or a table with one dimension, e.g. { tenant = \"acme\" } (user, tenant, project, agent, model, …; \"*\" for each value on its own)";
     match value.get_ref() {
         DeValue::String(s) if s.as_ref() == "everything" => Ok(BudgetScope::Everything),
         DeValue::Table(t) => {

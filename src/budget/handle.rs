@@ -57,7 +57,9 @@ impl TokenMeter {
         to_nanos(self.inner.clock.now())
     }
 
-    /// Every budget's state now, in the order the budgets were added.
+    /// Every budget's state now, in the order the budgets were added. A budget of each value of a dimension
+    /// ([`BudgetScope::Each`](crate::budget::BudgetScope::Each), `user=*`) gives one state per value with calls in
+    /// its current period, ordered by value, each with [`BudgetState::member`] set; none before its first call.
     pub fn budget_status(&self) -> Vec<BudgetState> {
         let now = self.now_after_owed_alerts();
         let states = self.inner.budgets.status(now, &*self.inner.clock);
@@ -120,6 +122,13 @@ impl TokenMeter {
             return Err(refused);
         }
         Ok(call.await)
+    }
+
+    /// For each budget of each value of a dimension that found its accounts full
+    /// ([`Budget::with_max_members`](crate::budget::Budget::with_max_members)): its name and how many calls were
+    /// not counted against it. Empty when none was full.
+    pub fn budget_members_refused(&self) -> Vec<(std::sync::Arc<str>, u64)> {
+        self.inner.budgets.members_refused()
     }
 
     /// Alert counters: alerts fired, callback panics, webhook delivery.

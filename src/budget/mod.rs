@@ -2,8 +2,9 @@
 //!
 //! # Concepts
 //!
-//! A [`Budget`] has a name, a [scope](BudgetScope) (everything, or one dimension = value: user, tenant,
-//! project, agent, model, or any other dimension), a [limit](BudgetLimit) in USD or in tokens, a
+//! A [`Budget`] has a name, a [scope](BudgetScope) (everything; one dimension = value: user, tenant,
+//! project, agent, model, or any other dimension; or each value of a dimension on its own, `user=*`:
+//! [`BudgetScope::each_user`]), a [limit](BudgetLimit) in USD or in tokens, a
 //! [period](BudgetPeriod) (calendar day, week or month in a configurable time zone, or a rolling duration),
 //! alert thresholds in percent of the limit (default 50, 75, 90, 100) and an [action](BudgetAction): `Warn`
 //! only alerts, `Block` also makes [`TokenMeter::check_budget`](crate::TokenMeter::check_budget) refuse
@@ -93,7 +94,9 @@
 //! period = "month"           # "day", "week", "month", or "rolling 24h" (s, m, h, d, w units)
 //! time_zone = "America/New_York"   # IANA name; default "UTC"
 //! week_start = "sunday"      # the day a "week" period starts on; default "monday"
-//! scope = "everything"       # default; or a table with one key: { tenant = "acme" }, { model = "claude-opus-4-5" }
+//! scope = "everything"       # default; or a table with one key: { tenant = "acme" }, { model = "claude-opus-4-5" },
+//!                            # or { user = "*" } for each user on their own
+//! max_members = 10_000       # with a scope of each value: how many values it keeps at once (default as shown)
 //! thresholds = [50, 75, 90, 100]   # percent; default as shown
 //! action = "block"           # or "warn" (default)
 //! ```
@@ -138,6 +141,10 @@ pub const DEFAULT_THRESHOLDS: [u32; 4] = [50, 75, 90, 100];
 
 /// The most thresholds one budget keeps.
 pub const MAX_THRESHOLDS: usize = 64;
+
+/// How many values a budget for each value of a dimension ([`BudgetScope::Each`]) keeps an account for at once,
+/// unless [`Budget::with_max_members`] says otherwise.
+pub const DEFAULT_MAX_MEMBERS: usize = 10_000;
 
 /// Pico-USD in one micro-USD.
 const PICOS_PER_MICRO: u128 = 1_000_000;
@@ -361,6 +368,16 @@ pub enum BudgetScope {
     },
     /// Calls on one model, by canonical id (see [`normalize_model_id`]).
     Model(Arc<str>),
+    /// Each value of the dimension `name` on its own (written `user=*`): one account per value the calls bring,
+    /// as if a budget `name=value` had been configured for each (every user's own $5 a day, each session's own
+    /// 200,000 tokens). `name` is a dimension, as in [`dimension`](Self::dimension), or `model` (each model on
+    /// its own). A call without a value for it is not counted. Its states, alerts and refusals name the value
+    /// (`user=alice`, with [`BudgetState::member`] set); see [`Budget::with_max_members`] for how many values
+    /// it keeps.
+    Each {
+        /// The dimension, or `model`.
+        name: Arc<str>,
+    },
 }
 
 impl BudgetScope {
@@ -394,23 +411,68 @@ impl BudgetScope {
     /// it (`tenant.id` is `tenant`, `gen_ai.conversation.id` is `session`), and `model` (or a model field) is
     /// [`model`](Self::model). A meter refuses a budget on a dimension it does not capture
     /// ([`TokenMeterBuilder::try_build`](crate::TokenMeterBuilder::try_build)).
+    ///
+    /// The value `*` means each value on its own: `dimension("user", "*")` is [`each`](Self::each)`("user")`.
     pub fn dimension(name: impl Into<Arc<str>>, value: impl Into<Arc<str>>) -> Self {
         let name: Arc<str> = name.into();
+        let value: Arc<str> = value.into();
+        if &*value == "*" {
+            return Self::each(name);
+        }
         // A span field that fills a dimension names that dimension (`tenant.id` is `tenant`): it would otherwise
         // match no call, and a blocking budget would never block.
         match dimension_name(&name) {
-            DimensionName::Model => {
-                let value: Arc<str> = value.into();
-                Self::model(&value)
-            }
-            DimensionName::Builtin(d) => BudgetScope::Dimension { name: Arc::from(d.name()), value: value.into() },
-            DimensionName::Other => BudgetScope::Dimension { name, value: value.into() },
+            DimensionName::Model => Self::model(&value),
+            DimensionName::Builtin(d) => BudgetScope::Dimension { name: Arc::from(d.name()), value },
+            DimensionName::Other => BudgetScope::Dimension { name, value },
         }
     }
 
     /// Calls on one model; the id is normalized, so `claude-sonnet-4-5-20250929` means `claude-sonnet-4-5`.
+    /// `model("*")` is [`each`](Self::each)`("model")`.
     pub fn model(id: &str) -> Self {
+        if id == "*" {
+            return Self::each("model");
+        }
         BudgetScope::Model(Arc::from(normalize_model_id(id)))
+    }
+
+    /// Each value of a dimension on its own ([`BudgetScope::Each`], written `user=*`): a span field that fills a
+    /// dimension names it, as in [`dimension`](Self::dimension) (`tenant.id` is `tenant`), and `model` (or a model
+    /// field) is each model.
+    pub fn each(name: impl Into<Arc<str>>) -> Self {
+        let name: Arc<str> = name.into();
+        let name = match dimension_name(&name) {
+            DimensionName::Model => Arc::from("model"),
+            DimensionName::Builtin(d) => Arc::from(d.name()),
+            DimensionName::Other => name,
+        };
+        BudgetScope::Each { name }
+    }
+
+    /// Each user on their own (`user=*`).
+    pub fn each_user() -> Self {
+        Self::each("user")
+    }
+
+    /// Each tenant on its own (`tenant=*`).
+    pub fn each_tenant() -> Self {
+        Self::each("tenant")
+    }
+
+    /// Each session on its own (`session=*`): a cap on what any one session (an agent's run, a conversation) may
+    /// spend.
+    pub fn each_session() -> Self {
+        Self::each("session")
+    }
+
+    /// The scope of one value of an [`Each`](Self::Each) scope (`user=alice`); any other scope as it is.
+    pub(crate) fn member(&self, value: &str) -> BudgetScope {
+        match self {
+            BudgetScope::Each { name } if &**name == "model" => BudgetScope::Model(Arc::from(value)),
+            BudgetScope::Each { name } => BudgetScope::Dimension { name: Arc::clone(name), value: Arc::from(value) },
+            other => other.clone(),
+        }
     }
 
     /// Whether a request of this scope falls under the budget. A request that does not name the budget's
@@ -420,17 +482,19 @@ impl BudgetScope {
             BudgetScope::Everything => true,
             BudgetScope::Dimension { name, value } => request.get(name) == Some(&**value),
             BudgetScope::Model(model) => request.model.as_deref() == Some(&**model),
+            BudgetScope::Each { name } => request.get(name).is_some(),
         }
     }
 }
 
 impl fmt::Display for BudgetScope {
-    /// `everything`, `tenant=acme`, `model=claude-sonnet-4-5`.
+    /// `everything`, `tenant=acme`, `model=claude-sonnet-4-5`, `user=*`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             BudgetScope::Everything => f.write_str("everything"),
             BudgetScope::Dimension { name, value } => write!(f, "{name}={value}"),
             BudgetScope::Model(m) => write!(f, "model={m}"),
+            BudgetScope::Each { name } => write!(f, "{name}=*"),
         }
     }
 }
@@ -445,7 +509,7 @@ impl Serialize for BudgetScope {
 impl std::str::FromStr for BudgetScope {
     type Err = BudgetError;
 
-    /// The display form back: `everything`, `model=claude-sonnet-4-5`, `tenant=acme` (through
+    /// The display form back: `everything`, `model=claude-sonnet-4-5`, `tenant=acme`, `user=*` (through
     /// [`dimension`](Self::dimension) and [`model`](Self::model), so names and ids are normalized).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if s == "everything" {
@@ -590,6 +654,8 @@ pub struct Budget {
     week_start: chrono::Weekday,
     thresholds: Vec<u32>,
     action: BudgetAction,
+    /// An [`Each`](BudgetScope::Each) budget's most values with an account at once.
+    max_members: usize,
     /// Where a budget read from a file had its scope written, for the builder's errors.
     scope_at: DefinedAt,
     /// A rolling period asked for outside one second to [`MAX_ROLLING`] (`period` holds the nearest), for the
@@ -631,6 +697,7 @@ impl Budget {
             week_start: chrono::Weekday::Mon,
             thresholds: DEFAULT_THRESHOLDS.to_vec(),
             action: BudgetAction::Warn,
+            max_members: DEFAULT_MAX_MEMBERS,
             scope_at: DefinedAt::default(),
             period_asked: AskedPeriod(None),
         }
@@ -643,6 +710,7 @@ impl Budget {
         self.scope = match scope {
             BudgetScope::Model(id) => BudgetScope::model(&id),
             BudgetScope::Dimension { name, value } => BudgetScope::dimension(name, value),
+            BudgetScope::Each { name } => BudgetScope::each(name),
             everything => everything,
         };
         // Not the scope a file wrote any more.
@@ -686,6 +754,23 @@ impl Budget {
     pub fn with_week_start(mut self, day: chrono::Weekday) -> Self {
         self.week_start = day;
         self
+    }
+
+    /// For a budget of each value of a dimension ([`BudgetScope::Each`]): how many values it keeps an account for
+    /// at once (default [`DEFAULT_MAX_MEMBERS`], at least 1). An account is ~200 bytes (~2.7 KB on a rolling
+    /// budget). When a new value comes and the accounts are full, those whose period has ended (a rolling
+    /// window: whose spend has left it) are dropped; if none has, the new value's calls are not counted against
+    /// the budget (its checks pass), a WARN says so (once a budget), and
+    /// [`TokenMeter::budget_members_refused`](crate::TokenMeter::budget_members_refused) counts them. Other scopes
+    /// ignore it.
+    pub fn with_max_members(mut self, max: usize) -> Self {
+        self.max_members = max.max(1);
+        self
+    }
+
+    /// See [`with_max_members`](Self::with_max_members).
+    pub fn max_members(&self) -> usize {
+        self.max_members
     }
 
     /// Sets the alert thresholds, in percent of the limit (above 100 allowed). Zeros and repeats are dropped,
@@ -865,8 +950,12 @@ impl RequestScope {
 pub struct BudgetState {
     /// The budget's name.
     pub budget: Arc<str>,
-    /// Which calls count.
+    /// Which calls count: for a budget of each value of a dimension, this value's (`user=alice`).
     pub scope: BudgetScope,
+    /// For a budget of each value of a dimension ([`BudgetScope::Each`], `user=*`), the value this state is for
+    /// (`alice`); `None` for other budgets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<Arc<str>>,
     /// The period.
     pub period: BudgetPeriod,
     /// Warn or block.

@@ -86,14 +86,58 @@ struct BudgetSlot {
     /// A rolling budget's threshold re-arms when spend falls under this, [`REARM_MARGIN_DIVISOR`] of the limit
     /// (at most half the threshold) below it.
     rearm_units: Box<[u128]>,
-    account: Mutex<Account>,
+    accounts: Accounts,
     /// A USD budget's first call on a model without a price was reported (once per process).
     unpriced_warned: std::sync::atomic::AtomicBool,
 }
 
-/// One budget's current period.
+/// Where a budget keeps its spend: one account, or one for each value of a dimension ([`BudgetScope::Each`]).
+#[derive(Debug)]
+enum Accounts {
+    One(Mutex<Account>),
+    Each(Members),
+}
+
+/// A budget of each value of a dimension: an account per value, at most `max` at once.
+#[derive(Debug)]
+struct Members {
+    /// The dimension, or `model`.
+    name: Arc<str>,
+    map: Mutex<std::collections::HashMap<Arc<str>, Account>>,
+    max: usize,
+    /// Calls of a value that found the accounts full, not counted.
+    refused: std::sync::atomic::AtomicU64,
+}
+
+impl Members {
+    /// The account of `value`, made when it has none. When the accounts are full, those no longer holding
+    /// spend at `at` (see [`Account::idle`]) are dropped first; `None` when none was.
+    fn get_or_make<'m>(
+        &self,
+        map: &'m mut std::collections::HashMap<Arc<str>, Account>,
+        value: &str,
+        at: i64,
+        slot: &BudgetSlot,
+    ) -> Option<&'m mut Account> {
+        if !map.contains_key(value) {
+            if map.len() >= self.max {
+                map.retain(|_, acct| !acct.idle(at));
+            }
+            if map.len() >= self.max {
+                return None;
+            }
+            let value: Arc<str> = Arc::from(value);
+            map.insert(Arc::clone(&value), slot.fresh_account(Some(value)));
+        }
+        map.get_mut(value)
+    }
+}
+
+/// One budget's current period (a budget of each value of a dimension: one value's).
 #[derive(Debug)]
 struct Account {
+    /// The value of a budget of each value of a dimension this account is for; `None` for other budgets.
+    member: Option<Arc<str>>,
     /// `[start, end)` of the current calendar period in Unix nanoseconds; `None` before the first call.
     period: Option<(i64, i64)>,
     /// What the period holds (a rolling budget: `crossed`, `alerted` and `projected_alerted` only; its spend is
@@ -126,6 +170,17 @@ struct Counts {
     projected_alerted: bool,
 }
 
+impl Account {
+    /// Holds no spend that counts at `at`: a calendar period that has ended (or none opened), a rolling window
+    /// that has emptied. A value whose account is dropped for it starts over as new.
+    fn idle(&self, at: i64) -> bool {
+        match &self.rolling {
+            Some(buckets) => buckets.sum(buckets.latest(at)).calls == 0,
+            None => self.period.is_none_or(|(_, end)| at >= end),
+        }
+    }
+}
+
 impl Counts {
     /// One call's spend.
     fn add(&mut self, units: u128, unpriced: bool) {
@@ -154,6 +209,18 @@ struct Pending {
     slot: usize,
     kind: AlertKind,
     snapshot: Snapshot,
+    member: Option<Arc<str>>,
+}
+
+/// One call for [`BudgetSlot::account`]: the slot's index, when it ended, what it adds, and the live meter's clock
+/// (`None` in replay).
+#[derive(Clone, Copy)]
+struct Accounted<'c> {
+    slot: usize,
+    at: i64,
+    units: u128,
+    unpriced: bool,
+    clock: Option<&'c dyn Clock>,
 }
 
 /// Projections need this share of a calendar period to have passed (1/100).
@@ -178,26 +245,67 @@ impl BudgetSlot {
         let limit = budget.limit.units();
         let threshold_units: Box<[u128]> = budget.thresholds.iter().map(|p| percent_of(limit, *p)).collect();
         let rearm_units = threshold_units.iter().map(|t| t - (limit / REARM_MARGIN_DIVISOR).min(t / 2)).collect();
-        let rolling = match budget.period {
-            BudgetPeriod::Rolling(d) => Some(Box::new(RollingBuckets::new(d))),
-            _ => None,
+        let accounts = match &budget.scope {
+            BudgetScope::Each { name } => Accounts::Each(Members {
+                name: Arc::clone(name),
+                map: Mutex::new(std::collections::HashMap::new()),
+                max: budget.max_members(),
+                refused: std::sync::atomic::AtomicU64::new(0),
+            }),
+            _ => Accounts::One(Mutex::new(Self::new_account(&budget, None))),
         };
-        let thresholds = budget.thresholds.len();
         BudgetSlot {
             unit: budget.limit.unit(),
             limit,
             threshold_units,
             rearm_units,
-            account: Mutex::new(Account {
-                period: None,
-                n: Counts::default(),
-                previous: None,
-                rearmed_at: if rolling.is_some() { vec![i64::MIN; thresholds] } else { Vec::new() },
-                rolling,
-            }),
+            accounts,
             unpriced_warned: std::sync::atomic::AtomicBool::new(false),
             budget,
         }
+    }
+
+    fn new_account(budget: &Budget, member: Option<Arc<str>>) -> Account {
+        let rolling = match budget.period {
+            BudgetPeriod::Rolling(d) => Some(Box::new(RollingBuckets::new(d))),
+            _ => None,
+        };
+        Account {
+            member,
+            period: None,
+            n: Counts::default(),
+            previous: None,
+            rearmed_at: if rolling.is_some() { vec![i64::MIN; budget.thresholds.len()] } else { Vec::new() },
+            rolling,
+        }
+    }
+
+    /// An empty account, for one value of a budget of each value of a dimension.
+    fn fresh_account(&self, member: Option<Arc<str>>) -> Account {
+        Self::new_account(&self.budget, member)
+    }
+
+    /// Runs `f` on every account the budget holds (one, or each value's), under its lock.
+    fn for_each_account(&self, mut f: impl FnMut(&mut Account)) {
+        match &self.accounts {
+            Accounts::One(acct) => f(&mut acct.lock()),
+            Accounts::Each(members) => members.map.lock().values_mut().for_each(f),
+        }
+    }
+
+    /// The value a call brings to a budget of each value of a dimension, `None` when it has none (or the budget
+    /// is of another scope). A model's is its canonical id, as [`matches`](Self::matches) reads it.
+    fn member_of<'r>(&self, record: &'r CallRecord, model_key: &'r str) -> Option<std::borrow::Cow<'r, str>> {
+        let Accounts::Each(members) = &self.accounts else { return None };
+        if &*members.name == "model" {
+            record.model.as_ref()?;
+            return Some(if record.cost.is_none() && record.metered {
+                std::borrow::Cow::Owned(normalize_model_id(model_key))
+            } else {
+                std::borrow::Cow::Borrowed(model_key)
+            });
+        }
+        record.dimensions.get(&members.name).map(std::borrow::Cow::Borrowed)
     }
 
     /// Whether a finished call falls under this budget.
@@ -210,6 +318,8 @@ impl BudgetSlot {
                 &**model == model_key
                     || (record.cost.is_none() && record.metered && normalize_model_id(model_key) == **model)
             }
+            // Decided by `member_of`.
+            BudgetScope::Each { .. } => true,
         }
     }
 
@@ -422,11 +532,10 @@ impl BudgetSlot {
     /// `clock` is read only when `at` lies more than [`STEP_BACK_NS`] before the account's period: whether the clock
     /// itself came back, or `at` was read before this thread stalled (as [`step_back`](Self::step_back) decides for
     /// a call).
-    fn read(&self, at: i64, clock: &dyn Clock) -> (Snapshot, bool) {
-        let mut acct = self.account.lock();
+    fn read(&self, acct: &mut Account, at: i64, clock: &dyn Clock) -> (Snapshot, bool) {
         let mut restored = false;
         if acct.period.is_some_and(|(_, end)| at >= end) {
-            self.roll(&mut acct, at);
+            self.roll(acct, at);
         } else if let Some((start, _)) = acct.period
             && acct.rolling.is_none()
             && start.saturating_sub(at) > STEP_BACK_NS
@@ -436,7 +545,7 @@ impl BudgetSlot {
             // would leave that spend there when the next call came (a `Block` budget's, gone).
             if start.saturating_sub(clock.unix_nanos()) > STEP_BACK_NS {
                 // The clock came back from a run ahead: a hard stop reads the period it is in again.
-                restored = Self::restore_previous(&mut acct, at);
+                restored = Self::restore_previous(acct, at);
                 // Back into a period the account never held (the run ahead opened its first period, or spanned
                 // more than one): re-opened at `at` with what was counted under the later stamps, as a call
                 // does. Left to the future period, a `Block` budget the run ahead filled (which refuses every
@@ -448,26 +557,25 @@ impl BudgetSlot {
                 }
             }
         }
-        Self::rolling_step_back(&mut acct, at, Some(STEP_BACK_NS));
+        Self::rolling_step_back(acct, at, Some(STEP_BACK_NS));
         // No re-arming here (the snapshot masks the thresholds crossed by the spend it reads): a read at `now`, a
         // moment after another thread's call ended and before it was accounted, re-armed the thresholds whose
         // spend had just left the window, and that call, read at its own end where the spend was still in it,
         // fired them all again. Calls re-arm, at the newest spend.
-        (self.snapshot(&acct, at), restored)
+        (self.snapshot(acct, at), restored)
     }
 
     /// The thresholds the spend at `at` has reached in the current period and no alert was delivered for (after
     /// replay: the replayed spend, the journaled deliveries), marked delivered now, with the snapshot to send.
     /// Nothing without a call in the period: a zero limit is reached by no spend at all.
-    fn owed(&self, at: i64) -> Option<(Snapshot, Vec<usize>)> {
-        let mut acct = self.account.lock();
+    fn owed(&self, acct: &mut Account, at: i64) -> Option<(Snapshot, Vec<usize>)> {
         if acct.period.is_some_and(|(_, end)| at >= end) {
-            self.roll(&mut acct, at);
+            self.roll(acct, at);
         }
-        Self::rolling_step_back(&mut acct, at, Some(STEP_BACK_NS));
+        Self::rolling_step_back(acct, at, Some(STEP_BACK_NS));
         // Not re-armed here either (see `read`).
         let at = acct.rolling.as_ref().map_or(at, |buckets| buckets.latest(at));
-        let snap = self.snapshot(&acct, at);
+        let snap = self.snapshot(acct, at);
         if snap.calls == 0 {
             return None;
         }
@@ -505,7 +613,164 @@ impl BudgetSlot {
         }
     }
 
-    fn state(&self, snap: Snapshot) -> BudgetState {
+    /// Accounts one call on one account (see [`BudgetTracker::account`]); the alerts it makes due go to
+    /// `pending`.
+    fn account(&self, acct: &mut Account, call: Accounted<'_>, pending: &mut SmallVec<[Pending; 2]>) {
+        let Accounted { slot: i, at, units, unpriced, clock } = call;
+        let live = clock.is_some();
+        let at = match clock {
+            Some(clock) => self.step_back(acct, at, clock),
+            None => self.race_back(acct, at),
+        };
+        if !self.roll(acct, at) {
+            // A call of a period already over: counted in it when it is the one before (what a clock that
+            // comes back into it would restore), never in the current one.
+            if let Some(prev) = acct.previous.as_deref_mut()
+                && (prev.0.0..prev.0.1).contains(&at)
+            {
+                prev.1.add(units, unpriced);
+            }
+            return;
+        }
+        self.rearm(acct, at);
+        if let Some(buckets) = acct.rolling.as_mut() {
+            if !buckets.add(at, units, unpriced) {
+                return;
+            }
+        } else {
+            acct.n.add(units, unpriced);
+        }
+        // A rolling window is read at the newest spend, as `rearm` reads it: a call that ended a moment before
+        // another thread's, accounted after it, read at its own end would leave that spend's bucket out.
+        let at = acct.rolling.as_ref().map_or(at, |buckets| buckets.latest(at));
+        // The common case (no threshold newly crossed, no new projected overrun) decides from the spend
+        // alone; the full snapshot (projection, time to limit: u128 divisions) is built only for an alert.
+        let spent = match &acct.rolling {
+            Some(buckets) => buckets.sum(at).units,
+            None => acct.n.spent,
+        };
+        if !live {
+            for (k, threshold) in self.threshold_units.iter().enumerate() {
+                if spent >= *threshold {
+                    acct.n.crossed |= 1u64 << k;
+                }
+            }
+            return;
+        }
+        // Every threshold the spend reaches is crossed, alerted or not: one whose alert was delivered before
+        // a restart is crossed again when the spend gets there again.
+        // Thresholds are ascending: most calls stop at the first.
+        let mut reached = 0u64;
+        for (k, threshold) in self.threshold_units.iter().enumerate() {
+            if spent < *threshold {
+                break;
+            }
+            reached |= 1u64 << k;
+        }
+        acct.n.crossed |= reached;
+        let newly_crossed = reached & !acct.n.alerted != 0;
+        let may_overrun = acct.rolling.is_none() && !acct.n.projected_alerted && spent < self.limit;
+        let alert_due = newly_crossed || (may_overrun && self.projects_over(acct, at));
+        if !alert_due {
+            return;
+        }
+        let snap = self.snapshot(acct, at);
+        for (k, threshold) in self.threshold_units.iter().enumerate() {
+            let bit = 1u64 << k;
+            if snap.spent >= *threshold && acct.n.alerted & bit == 0 {
+                acct.n.crossed |= bit;
+                acct.n.alerted |= bit;
+                let percent = self.budget.thresholds[k];
+                let kind = AlertKind::ThresholdCrossed { percent };
+                pending.push(Pending { slot: i, kind, snapshot: snap, member: acct.member.clone() });
+            }
+        }
+        // The same test as `alert_due`'s (the projection shown in `snap` has no evidence rule).
+        let overrun = acct.rolling.is_none() && snap.spent < self.limit && self.projects_over(acct, at);
+        if overrun && !acct.n.projected_alerted {
+            acct.n.projected_alerted = true;
+            let kind = AlertKind::ProjectedOverrun;
+            pending.push(Pending { slot: i, kind, snapshot: snap, member: acct.member.clone() });
+        }
+    }
+
+    /// [`BudgetTracker::restate`] for one account.
+    fn restate(&self, acct: &mut Account, at: i64, marks: &mut Vec<AlertMark>) {
+        let current = match &acct.rolling {
+            Some(_) => true,
+            None => acct.period.is_some_and(|(start, end)| (start..end).contains(&at)),
+        };
+        if !current {
+            return;
+        }
+        // Spend that left the window since the last call re-arms, as this call's accounting would.
+        self.rearm(acct, at);
+        let kinds = self
+            .budget
+            .thresholds
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| acct.n.alerted & (1u64 << k) != 0)
+            .map(|(_, &percent)| AlertKind::ThresholdCrossed { percent })
+            .chain(acct.n.projected_alerted.then_some(AlertKind::ProjectedOverrun));
+        let kinds: SmallVec<[AlertKind; 4]> = kinds.collect();
+        if kinds.is_empty() {
+            return;
+        }
+        let snap = self.snapshot(acct, at);
+        for kind in kinds {
+            let mut mark = AlertMark::of(&self.alert(kind, snap, acct.member.as_ref()), self);
+            mark.restated = true;
+            marks.push(mark);
+        }
+    }
+
+    /// Marks one journaled alert on the account it was delivered for ([`BudgetTracker::replay_alerts`]).
+    fn replay_mark(&self, acct: &mut Account, mark: &AlertMark, now: i64) {
+        // No replayed call may have opened the current period (the call's line was lost, the alert's
+        // was not): open it at `now`, so the mark is compared with the period it belongs to.
+        if acct.rolling.is_none() && acct.period.is_none_or(|(_, end)| now >= end) {
+            self.roll(acct, now);
+        }
+        let current = match &acct.rolling {
+            // Decided per threshold below.
+            Some(_) => true,
+            None => acct.period.is_some_and(|(start, _)| start == to_nanos(mark.period_start)),
+        };
+        if !current {
+            // The period before the current one, kept for a clock that steps back into it (see
+            // `Account::previous`): its delivered alerts with it. Ignored, a restart just after a period's
+            // start and a clock step back into the period before re-sent every alert its spend had reached.
+            let start = to_nanos(mark.period_start);
+            if let Some(((prev_start, _), prev)) = acct.previous.as_deref_mut()
+                && *prev_start == start
+            {
+                match mark.alert {
+                    AlertKind::ThresholdCrossed { percent } => {
+                        if let Some(k) = self.budget.thresholds.iter().position(|p| *p == percent) {
+                            prev.alerted |= 1u64 << k;
+                        }
+                    }
+                    AlertKind::ProjectedOverrun => prev.projected_alerted = true,
+                }
+            }
+            return;
+        }
+        match mark.alert {
+            AlertKind::ThresholdCrossed { percent } => {
+                if let Some(k) = self.budget.thresholds.iter().position(|p| *p == percent)
+                    && acct.rearmed_at.get(k).is_none_or(|&t| to_nanos(mark.at) >= t)
+                {
+                    acct.n.alerted |= 1u64 << k;
+                }
+            }
+            AlertKind::ProjectedOverrun => acct.n.projected_alerted = true,
+        }
+        self.rearm(acct, now);
+    }
+
+    /// The state of the account `snap` was taken of (`member`: its value in a budget of each value).
+    fn state(&self, snap: Snapshot, member: Option<&Arc<str>>) -> BudgetState {
         let thresholds_crossed = self
             .budget
             .thresholds
@@ -516,7 +781,8 @@ impl BudgetSlot {
             .collect();
         BudgetState {
             budget: self.budget.name.clone(),
-            scope: self.budget.scope.clone(),
+            scope: self.scope_of(member),
+            member: member.cloned(),
             period: self.budget.period,
             action: self.budget.action,
             period_start: to_utc(snap.start),
@@ -534,11 +800,20 @@ impl BudgetSlot {
         }
     }
 
-    fn alert(&self, kind: AlertKind, snap: Snapshot) -> BudgetAlert {
+    /// The budget's scope, or one value's in a budget of each value (`user=alice`).
+    fn scope_of(&self, member: Option<&Arc<str>>) -> BudgetScope {
+        match member {
+            Some(value) => self.budget.scope.member(value),
+            None => self.budget.scope.clone(),
+        }
+    }
+
+    fn alert(&self, kind: AlertKind, snap: Snapshot, member: Option<&Arc<str>>) -> BudgetAlert {
         BudgetAlert {
             kind,
             budget: self.budget.name.clone(),
-            scope: self.budget.scope.clone(),
+            scope: self.scope_of(member),
+            member: member.cloned(),
             period: self.budget.period,
             action: self.budget.action,
             spent: self.amount(snap.spent),
@@ -591,7 +866,7 @@ impl AlertMark {
             limit_units: slot.limit,
             period_start: alert.period_start,
             at: alert.at,
-            scope: Some(slot.budget.scope.to_string()),
+            scope: Some(alert.scope.to_string()),
             restated: false,
         }
     }
@@ -683,51 +958,25 @@ impl BudgetTracker {
             if slot.unit != mark.unit
                 || slot.limit != mark.limit_units
                 || mark.period.parse::<BudgetPeriod>().ok().as_ref() != Some(&slot.budget.period)
-                || mark.scope.as_ref().is_some_and(|scope| *scope != slot.budget.scope.to_string())
+                || (matches!(slot.accounts, Accounts::One(_))
+                    && mark.scope.as_ref().is_some_and(|scope| *scope != slot.budget.scope.to_string()))
             {
                 continue;
             }
-            let mut acct = slot.account.lock();
-            // No replayed call may have opened the current period (the call's line was lost, the alert's
-            // was not): open it at `now`, so the mark is compared with the period it belongs to.
-            if acct.rolling.is_none() && acct.period.is_none_or(|(_, end)| now >= end) {
-                slot.roll(&mut acct, now);
-            }
-            let current = match &acct.rolling {
-                // Decided per threshold below.
-                Some(_) => true,
-                None => acct.period.is_some_and(|(start, _)| start == to_nanos(mark.period_start)),
-            };
-            if !current {
-                // The period before the current one, kept for a clock that steps back into it (see
-                // `Account::previous`): its delivered alerts with it. Ignored, a restart just after a period's
-                // start and a clock step back into the period before re-sent every alert its spend had reached.
-                let start = to_nanos(mark.period_start);
-                if let Some(((prev_start, _), prev)) = acct.previous.as_deref_mut()
-                    && *prev_start == start
-                {
-                    match mark.alert {
-                        AlertKind::ThresholdCrossed { percent } => {
-                            if let Some(k) = slot.budget.thresholds.iter().position(|p| *p == percent) {
-                                prev.alerted |= 1u64 << k;
-                            }
-                        }
-                        AlertKind::ProjectedOverrun => prev.projected_alerted = true,
+            match &slot.accounts {
+                Accounts::One(acct) => slot.replay_mark(&mut acct.lock(), mark, now),
+                Accounts::Each(members) => {
+                    // A mark names the value it fired for (`user=alice`); one without cannot be placed.
+                    let Some((name, value)) = mark.scope.as_deref().and_then(|s| s.split_once('=')) else { continue };
+                    if name != &*members.name || value == "*" {
+                        continue;
+                    }
+                    let mut map = members.map.lock();
+                    if let Some(acct) = members.get_or_make(&mut map, value, now, slot) {
+                        slot.replay_mark(acct, mark, now);
                     }
                 }
-                continue;
             }
-            match mark.alert {
-                AlertKind::ThresholdCrossed { percent } => {
-                    if let Some(k) = slot.budget.thresholds.iter().position(|p| *p == percent)
-                        && acct.rearmed_at.get(k).is_none_or(|&t| to_nanos(mark.at) >= t)
-                    {
-                        acct.n.alerted |= 1u64 << k;
-                    }
-                }
-                AlertKind::ProjectedOverrun => acct.n.projected_alerted = true,
-            }
-            slot.rearm(&mut acct, now);
         }
     }
 
@@ -760,13 +1009,15 @@ impl BudgetTracker {
     fn collect_owed(&self, now: i64) -> (Vec<AlertMark>, Vec<BudgetAlert>) {
         let (mut marks, mut alerts) = (Vec::new(), Vec::new());
         for slot in self.slots.iter() {
-            let Some((snapshot, owed)) = slot.owed(now) else { continue };
-            for k in owed {
-                let percent = slot.budget.thresholds[k];
-                let alert = slot.alert(AlertKind::ThresholdCrossed { percent }, snapshot);
-                marks.push(AlertMark::of(&alert, slot));
-                alerts.push(alert);
-            }
+            slot.for_each_account(|acct| {
+                let Some((snapshot, owed)) = slot.owed(acct, now) else { return };
+                for k in owed {
+                    let percent = slot.budget.thresholds[k];
+                    let alert = slot.alert(AlertKind::ThresholdCrossed { percent }, snapshot, acct.member.as_ref());
+                    marks.push(AlertMark::of(&alert, slot));
+                    alerts.push(alert);
+                }
+            });
         }
         (marks, alerts)
     }
@@ -790,34 +1041,7 @@ impl BudgetTracker {
             return;
         }
         for slot in self.slots.iter() {
-            let mut acct = slot.account.lock();
-            let current = match &acct.rolling {
-                Some(_) => true,
-                None => acct.period.is_some_and(|(start, end)| (start..end).contains(&at)),
-            };
-            if !current {
-                continue;
-            }
-            // Spend that left the window since the last call re-arms, as this call's accounting would.
-            slot.rearm(&mut acct, at);
-            let kinds = slot
-                .budget
-                .thresholds
-                .iter()
-                .enumerate()
-                .filter(|(k, _)| acct.n.alerted & (1u64 << k) != 0)
-                .map(|(_, &percent)| AlertKind::ThresholdCrossed { percent })
-                .chain(acct.n.projected_alerted.then_some(AlertKind::ProjectedOverrun));
-            let kinds: SmallVec<[AlertKind; 4]> = kinds.collect();
-            if kinds.is_empty() {
-                continue;
-            }
-            let snap = slot.snapshot(&acct, at);
-            for kind in kinds {
-                let mut mark = AlertMark::of(&slot.alert(kind, snap), slot);
-                mark.restated = true;
-                marks.push(mark);
-            }
+            slot.for_each_account(|acct| slot.restate(acct, at, marks));
         }
     }
 
@@ -846,88 +1070,39 @@ impl BudgetTracker {
         }
         let mut pending: SmallVec<[Pending; 2]> = SmallVec::new();
         let mut unpriced_models: SmallVec<[(usize, String); 1]> = SmallVec::new();
+        let mut refused: SmallVec<[usize; 1]> = SmallVec::new();
         for (i, slot) in self.slots.iter().enumerate() {
             if !slot.matches(record, model_key) {
                 continue;
             }
             let units = slot.units_of(record);
             let unpriced = slot.unit == BudgetUnit::Usd && record.is_unpriced();
+            let call = Accounted { slot: i, at, units, unpriced, clock };
+            match &slot.accounts {
+                Accounts::One(acct) => slot.account(&mut acct.lock(), call, &mut pending),
+                Accounts::Each(members) => {
+                    let Some(value) = slot.member_of(record, model_key) else { continue };
+                    let mut map = members.map.lock();
+                    match members.get_or_make(&mut map, &value, at, slot) {
+                        Some(acct) => slot.account(acct, call, &mut pending),
+                        None => {
+                            drop(map);
+                            if members.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 0 && live {
+                                refused.push(i);
+                            }
+                            continue;
+                        }
+                    }
+                }
+            }
             if unpriced && live && !slot.unpriced_warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
                 unpriced_models.push((i, model_key.to_owned()));
             }
-            let mut acct = slot.account.lock();
-            let at = match clock {
-                Some(clock) => slot.step_back(&mut acct, at, clock),
-                None => slot.race_back(&acct, at),
-            };
-            if !slot.roll(&mut acct, at) {
-                // A call of a period already over: counted in it when it is the one before (what a clock that
-                // comes back into it would restore), never in the current one.
-                if let Some(prev) = acct.previous.as_deref_mut()
-                    && (prev.0.0..prev.0.1).contains(&at)
-                {
-                    prev.1.add(units, unpriced);
-                }
-                continue;
-            }
-            let acct = &mut *acct;
-            slot.rearm(acct, at);
-            if let Some(buckets) = acct.rolling.as_mut() {
-                if !buckets.add(at, units, unpriced) {
-                    continue;
-                }
-            } else {
-                acct.n.add(units, unpriced);
-            }
-            // A rolling window is read at the newest spend, as `rearm` reads it: a call that ended a moment before
-            // another thread's, accounted after it, read at its own end would leave that spend's bucket out.
-            let at = acct.rolling.as_ref().map_or(at, |buckets| buckets.latest(at));
-            // The common case (no threshold newly crossed, no new projected overrun) decides from the spend
-            // alone; the full snapshot (projection, time to limit: u128 divisions) is built only for an alert.
-            let spent = match &acct.rolling {
-                Some(buckets) => buckets.sum(at).units,
-                None => acct.n.spent,
-            };
-            if !live {
-                for (k, threshold) in slot.threshold_units.iter().enumerate() {
-                    if spent >= *threshold {
-                        acct.n.crossed |= 1u64 << k;
-                    }
-                }
-                continue;
-            }
-            // Every threshold the spend reaches is crossed, alerted or not: one whose alert was delivered before
-            // a restart is crossed again when the spend gets there again.
-            // Thresholds are ascending: most calls stop at the first.
-            let mut reached = 0u64;
-            for (k, threshold) in slot.threshold_units.iter().enumerate() {
-                if spent < *threshold {
-                    break;
-                }
-                reached |= 1u64 << k;
-            }
-            acct.n.crossed |= reached;
-            let newly_crossed = reached & !acct.n.alerted != 0;
-            let may_overrun = acct.rolling.is_none() && !acct.n.projected_alerted && spent < slot.limit;
-            let alert_due = newly_crossed || (may_overrun && slot.projects_over(acct, at));
-            if !alert_due {
-                continue;
-            }
-            let snap = slot.snapshot(acct, at);
-            for (k, threshold) in slot.threshold_units.iter().enumerate() {
-                let bit = 1u64 << k;
-                if snap.spent >= *threshold && acct.n.alerted & bit == 0 {
-                    acct.n.crossed |= bit;
-                    acct.n.alerted |= bit;
-                    let percent = slot.budget.thresholds[k];
-                    pending.push(Pending { slot: i, kind: AlertKind::ThresholdCrossed { percent }, snapshot: snap });
-                }
-            }
-            // The same test as `alert_due`'s (the projection shown in `snap` has no evidence rule).
-            let overrun = acct.rolling.is_none() && snap.spent < slot.limit && slot.projects_over(acct, at);
-            if overrun && !acct.n.projected_alerted {
-                acct.n.projected_alerted = true;
-                pending.push(Pending { slot: i, kind: AlertKind::ProjectedOverrun, snapshot: snap });
+        }
+        for i in refused {
+            let slot = &self.slots[i];
+            if let Accounts::Each(members) = &slot.accounts {
+                self.alerts.warn_members_full(&slot.budget.name, &slot.budget.scope.to_string(), members.max);
             }
         }
         if pending.is_empty() && unpriced_models.is_empty() {
@@ -942,7 +1117,7 @@ impl BudgetTracker {
         let mut due = owed_alerts;
         due.reserve(pending.len());
         for p in pending {
-            let alert = self.slots[p.slot].alert(p.kind, p.snapshot);
+            let alert = self.slots[p.slot].alert(p.kind, p.snapshot, p.member.as_ref());
             marks.push(AlertMark::of(&alert, &self.slots[p.slot]));
             due.push(alert);
         }
@@ -951,15 +1126,47 @@ impl BudgetTracker {
 
     /// Every budget's state at `now` (Unix nanoseconds), in configuration order.
     /// `clock` is read only to tell a clock that came back from a stalled reader ([`BudgetSlot::read`]).
+    /// A budget of each value of a dimension gives one state per value with calls in its current period, by value.
     pub(crate) fn status(&self, now: i64, clock: &dyn Clock) -> Vec<BudgetState> {
-        self.slots.iter().map(|s| s.state(self.read(s, now, clock))).collect()
+        let mut out = Vec::with_capacity(self.slots.len());
+        for slot in self.slots.iter() {
+            match &slot.accounts {
+                Accounts::One(acct) => out.push(slot.state(self.read(slot, &mut acct.lock(), now, clock), None)),
+                Accounts::Each(members) => {
+                    let first = out.len();
+                    for acct in members.map.lock().values_mut() {
+                        let snap = self.read(slot, acct, now, clock);
+                        if snap.calls > 0 {
+                            out.push(slot.state(snap, acct.member.as_ref()));
+                        }
+                    }
+                    out[first..].sort_by(|a, b| a.member.cmp(&b.member));
+                }
+            }
+        }
+        out
+    }
+
+    /// Calls of a budget of each value of a dimension not counted because its accounts were full
+    /// ([`Budget::with_max_members`](super::Budget::with_max_members)), by budget, for the budgets that refused any.
+    pub(crate) fn members_refused(&self) -> Vec<(Arc<str>, u64)> {
+        self.slots
+            .iter()
+            .filter_map(|slot| match &slot.accounts {
+                Accounts::Each(members) => {
+                    let n = members.refused.load(std::sync::atomic::Ordering::Relaxed);
+                    (n > 0).then(|| (Arc::clone(&slot.budget.name), n))
+                }
+                Accounts::One(_) => None,
+            })
+            .collect()
     }
 
     /// [`BudgetSlot::read`]; a period re-opened by the read owes the alerts its spend reached (a `Block` budget over
     /// its limit refuses every call, and no call would come to fire them), delivered by
     /// [`take_owed`](Self::take_owed) on the application's thread.
-    fn read(&self, slot: &BudgetSlot, now: i64, clock: &dyn Clock) -> Snapshot {
-        let (snap, restored) = slot.read(now, clock);
+    fn read(&self, slot: &BudgetSlot, acct: &mut Account, now: i64, clock: &dyn Clock) -> Snapshot {
+        let (snap, restored) = slot.read(acct, now, clock);
         if restored {
             self.mark_owed();
         }
@@ -977,11 +1184,26 @@ impl BudgetTracker {
             if slot.budget.action != BudgetAction::Block || !slot.budget.scope.covers(request) {
                 continue;
             }
-            let snap = self.read(slot, now, clock);
+            let (snap, member) = match &slot.accounts {
+                Accounts::One(acct) => (self.read(slot, &mut acct.lock(), now, clock), None),
+                Accounts::Each(members) => {
+                    let Some(value) = request.get(&members.name) else { continue };
+                    let mut map = members.map.lock();
+                    match map.get_mut(value) {
+                        Some(acct) => (self.read(slot, acct, now, clock), acct.member.clone()),
+                        // Nothing spent yet: only a zero limit refuses it.
+                        None if slot.limit > 0 => continue,
+                        None => {
+                            let mut acct = slot.fresh_account(None);
+                            (self.read(slot, &mut acct, now, clock), Some(Arc::from(value)))
+                        }
+                    }
+                }
+            };
             if snap.spent >= slot.limit {
                 return Err(BudgetExceeded::new(
                     slot.budget.name.clone(),
-                    slot.budget.scope.clone(),
+                    slot.scope_of(member.as_ref()),
                     slot.budget.period,
                     slot.amount(snap.spent),
                     slot.amount(slot.limit),

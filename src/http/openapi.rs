@@ -260,7 +260,8 @@ fn schemas() -> Value {
         "BudgetState": object(
             &[
                 ("budget", string()),
-                ("scope", json!({ "type": "string", "description": "`everything`, `DIMENSION=VALUE` or `model=ID`" })),
+                ("scope", json!({ "type": "string", "description": "`everything`, `DIMENSION=VALUE` or `model=ID`; for a budget of each value of a dimension (`user=*`), the value's (`user=alice`)" })),
+                ("member", json!({ "type": "string", "description": "For a budget of each value of a dimension, the value this state is for; absent for other budgets" })),
                 ("period", json!({ "type": "string", "description": "`day`, `week`, `month` or `rolling 1d2h`" })),
                 ("action", strings(&["warn", "block"])),
                 ("period_start", time()),
@@ -276,7 +277,7 @@ fn schemas() -> Value {
                 ("calls", int()),
                 ("unpriced_calls", int()),
             ],
-            &[],
+            &["member"],
         ),
     })
 }

@@ -1195,6 +1195,14 @@ fn register_gauges(meter: &Meter, shared: &Arc<Shared>) {
         .build();
 }
 
-fn budget_attributes(b: &BudgetState) -> [KeyValue; 2] {
-    [KeyValue::new(ATTR_BUDGET, b.budget.to_string()), KeyValue::new(ATTR_BUDGET_PERIOD, b.period.to_string())]
+/// The budget's name and period, and for one value of a budget of each value of a dimension that value
+/// (`tokenmeter.budget.member`), sorted by key.
+fn budget_attributes(b: &BudgetState) -> Vec<KeyValue> {
+    let mut a = Vec::with_capacity(3);
+    a.push(KeyValue::new(ATTR_BUDGET, b.budget.to_string()));
+    if let Some(member) = &b.member {
+        a.push(KeyValue::new(ATTR_BUDGET_MEMBER, member.to_string()));
+    }
+    a.push(KeyValue::new(ATTR_BUDGET_PERIOD, b.period.to_string()));
+    a
 }

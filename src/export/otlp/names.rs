@@ -178,6 +178,9 @@ pub const ATTR_CORRECTION: &str = "tokenmeter.correction";
 pub const ATTR_BUDGET: &str = "tokenmeter.budget";
 /// Attribute: the budget's period (`day`, `month`, …). Prometheus label `tokenmeter_budget_period`.
 pub const ATTR_BUDGET_PERIOD: &str = "tokenmeter.budget.period";
+/// Attribute: for a budget of each value of a dimension (`user=*`), the value a budget gauge's series is for
+/// (`alice`); absent on other budgets' series. Prometheus label `tokenmeter_budget_member`.
+pub const ATTR_BUDGET_MEMBER: &str = "tokenmeter.budget.member";
 /// Attribute: the kind of budget alert, `threshold_crossed` | `projected_overrun`. Prometheus label
 /// `tokenmeter_alert`.
 pub const ATTR_ALERT: &str = "tokenmeter.alert";

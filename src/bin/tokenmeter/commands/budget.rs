@@ -36,10 +36,17 @@ pub(super) fn run(source_args: &crate::cli::SourceArgs, ctx: &Context, style: &S
         load_budgets_file_with_time_zone(&args.file, ctx.time_zone).map_err(|e| CliError::data(e.to_string()))?;
     let source = Source::load(source_args, ctx)?;
     remove_left_private_dirs(false);
+    // A budget of each value of a dimension has no state before a value spends: the table says so.
+    let each: Vec<(String, String)> = budgets
+        .iter()
+        .filter(|b| matches!(b.scope(), tokenmeter::budget::BudgetScope::Each { .. }))
+        .map(|b| (b.name().to_owned(), b.scope().to_string()))
+        .collect();
+    let configured = budgets.len();
     let states = evaluate(budgets, &source.records, ctx)?;
     match args.format {
         Format::Json => print_out(&crate::render::json(&BudgetOutput { source: &source.info, budgets: states })?),
-        Format::Table => print_out(&table(&states, ctx, style)),
+        Format::Table => print_out(&table(&states, configured, &each, ctx, style)),
     }
 }
 
@@ -95,7 +102,12 @@ pub(crate) fn evaluate(
             // A budget on a dimension of the application's own (`with_dimension` there) reads it from the
             // records; one that no record carries is most likely misspelt.
             let own = |name: &str| !tokenmeter::capture::fields::BUILTIN_DIMENSIONS.contains(&name);
-            if let tokenmeter::budget::BudgetScope::Dimension { name, value } = b.scope() {
+            let scoped = match b.scope() {
+                tokenmeter::budget::BudgetScope::Dimension { name, value } => Some((name, Some(value))),
+                tokenmeter::budget::BudgetScope::Each { name } if &**name != "model" => Some((name, None)),
+                _ => None,
+            };
+            if let Some((name, value)) = scoped {
                 let at = b.scope_written_at().map(|at| format!("{at}: ")).unwrap_or_default();
                 if own(name) && !records.iter().any(|r| r.dimensions.extra.iter().any(|(k, _)| k == name)) {
                     ctx.note(&format!(
@@ -104,7 +116,14 @@ pub(crate) fn evaluate(
                         b.name(),
                         tokenmeter::capture::fields::BUILTIN_DIMENSIONS.join(", ")
                     ));
-                } else if !records.iter().any(|r| r.dimensions.get(name) == Some(&**value)) {
+                } else if value.is_none() && !records.iter().any(|r| r.dimensions.get(name).is_some()) {
+                    ctx.note(&format!(
+                        "tokenmeter: warning: {at}budget `{}`: no call in the source has a {name}, so it counts none",
+                        b.name()
+                    ));
+                } else if let Some(value) = value
+                    && !records.iter().any(|r| r.dimensions.get(name) == Some(&**value))
+                {
                     // A misspelt value (`-home-dev-zzz`) spent $0.00 without a word, as `compare` does not.
                     ctx.note(&format!(
                         "tokenmeter: warning: {at}budget `{}`: no call in the source has {name}={value} (values \
@@ -254,10 +273,11 @@ pub(crate) fn priced_amount(a: &BudgetAmount, s: &BudgetState) -> String {
     }
 }
 
-fn table(states: &[BudgetState], ctx: &Context, style: &Style) -> String {
+/// `each`: the budgets of each value of a dimension, by name and scope (`user=*`).
+fn table(states: &[BudgetState], configured: usize, each: &[(String, String)], ctx: &Context, style: &Style) -> String {
     let tz = ctx.time_zone;
     let mut out = format!("Budgets at {} ({tz})\n\n", crate::render::local_time(ctx.now, tz, "%Y-%m-%d %H:%M"));
-    if states.is_empty() {
+    if configured == 0 {
         // An empty table would read as "nothing over budget".
         out.push_str(
             "The budgets file holds no budgets: add a `[budgets.<name>]` table (format in tokenmeter::budget).\n",
@@ -286,8 +306,28 @@ fn table(states: &[BudgetState], ctx: &Context, style: &Style) -> String {
             comfy_table::Cell::new(format!("{:?}", s.action).to_lowercase()),
         ]);
     }
-    push_table(&mut out, "", &t, style);
-    let over: Vec<_> = states.iter().filter(|s| s.over_budget).map(|s| sanitize(&s.budget, false)).collect();
+    if !states.is_empty() {
+        push_table(&mut out, "", &t, style);
+    }
+    for (name, scope) in each {
+        if !states.iter().any(|s| s.budget.as_ref() == name.as_str()) {
+            let (dimension, _) = scope.split_once('=').unwrap_or((scope.as_str(), ""));
+            out.push_str(&format!(
+                "`{}` ({}): no {} has spent in its current period.\n",
+                sanitize(name, false),
+                sanitize(scope, false),
+                sanitize(dimension, false)
+            ));
+        }
+    }
+    let over: Vec<_> = states
+        .iter()
+        .filter(|s| s.over_budget)
+        .map(|s| match &s.member {
+            Some(_) => format!("{} ({})", sanitize(&s.budget, false), sanitize(&s.scope.to_string(), false)),
+            None => sanitize(&s.budget, false).into_owned(),
+        })
+        .collect();
     if !over.is_empty() {
         out.push_str(&style.alert(&format!("Over budget: {}", over.join(", "))));
         out.push('\n');

@@ -1,0 +1,275 @@
+//! Budgets of each value of a dimension (`user=*`): one account per value, enforced, alerted and restored after a
+//! restart per value, and bounded in how many values they keep.
+
+use crate::common;
+
+use std::sync::Arc;
+
+use chrono::{Duration, TimeZone, Utc};
+use common::Harness;
+use parking_lot::Mutex;
+use tokenmeter::budget::{
+    AlertKind, Budget, BudgetAction, BudgetAlert, BudgetAmount, BudgetLimit, BudgetPeriod, BudgetScope, RequestScope,
+};
+use tokenmeter::journal::{FsyncPolicy, JournalConfig};
+use tokenmeter::{BuildError, ManualClock, Money, TokenMeter, TokenMeterBuilder};
+use tracing::info_span;
+use tracing_subscriber::prelude::*;
+
+const HAIKU: &str = "claude-haiku-4-5";
+
+/// One claude-haiku-4-5 call by `user` in `session` costing `micros` micro-USD ($1 per million input tokens).
+fn call(meter: &TokenMeter, user: &str, session: &str, micros: u64) {
+    let subscriber = tracing_subscriber::registry().with(meter.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        let _user = info_span!("request", user.id = user, session.id = session).entered();
+        let _call = info_span!("chat", gen_ai.request.model = HAIKU, input_tokens = micros).entered();
+    });
+}
+
+type Alerts = Arc<Mutex<Vec<BudgetAlert>>>;
+
+/// $1 a day for each user, blocking, alerts collected.
+fn per_user_daily(alerts: &Alerts) -> impl FnOnce(TokenMeterBuilder) -> TokenMeterBuilder {
+    let sink = alerts.clone();
+    move |b| {
+        b.with_budget(
+            Budget::new("per-user", BudgetLimit::usd(1.0).unwrap())
+                .with_scope(BudgetScope::each_user())
+                .with_period(BudgetPeriod::Day)
+                .with_action(BudgetAction::Block),
+        )
+        .with_budget_alert_callback(move |a| sink.lock().push(a.clone()))
+    }
+}
+
+fn usd(micros: u128) -> BudgetAmount {
+    BudgetAmount::Usd(Money::from_picos(micros * 1_000_000))
+}
+
+/// `(scope, percent)` of each threshold alert, in order.
+fn thresholds(alerts: &Alerts) -> Vec<(String, u32)> {
+    alerts
+        .lock()
+        .iter()
+        .filter_map(|a| match a.kind {
+            AlertKind::ThresholdCrossed { percent } => Some((a.scope.to_string(), percent)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_scope_is_written_name_star() {
+    assert_eq!(BudgetScope::each_user().to_string(), "user=*");
+    assert_eq!("user=*".parse::<BudgetScope>().unwrap(), BudgetScope::each_user());
+    // A span field that fills a dimension names it, as for one value; `*` in any constructor means each value.
+    assert_eq!(BudgetScope::dimension("tenant.id", "*"), BudgetScope::each_tenant());
+    assert_eq!(BudgetScope::each("gen_ai.conversation.id"), BudgetScope::each_session());
+    assert_eq!(BudgetScope::model("*"), BudgetScope::Each { name: "model".into() });
+    assert_eq!("model=*".parse::<BudgetScope>().unwrap().to_string(), "model=*");
+}
+
+#[test]
+fn each_user_has_their_own_limit_checks_and_alerts() {
+    let alerts = Alerts::default();
+    let h = Harness::with(per_user_daily(&alerts));
+    assert!(h.meter.budget_status().is_empty(), "no user has spent yet");
+    assert_eq!(h.meter.check_budget(&RequestScope::new().with_user("alice")), Ok(()));
+
+    call(&h.meter, "alice", "s1", 600_000);
+    call(&h.meter, "bob", "s2", 300_000);
+    call(&h.meter, "alice", "s1", 600_000);
+
+    let err = h.meter.check_budget(&RequestScope::new().with_user("alice")).unwrap_err();
+    assert_eq!(err.budget(), "per-user");
+    assert_eq!(err.scope(), &BudgetScope::user("alice"));
+    assert_eq!(err.spent(), usd(1_200_000));
+    assert_eq!(
+        err.to_string(),
+        "budget `per-user` (user=alice, day) is exhausted: spent $1.20 of $1.00; it resets at 2026-03-15T00:00:00Z"
+    );
+    // Bob's $0.30 is his own; a user who never called, and a request naming no user, are not refused.
+    assert_eq!(h.meter.check_budget(&RequestScope::new().with_user("bob")), Ok(()));
+    assert_eq!(h.meter.check_budget(&RequestScope::new().with_user("carol")), Ok(()));
+    assert_eq!(h.meter.check_budget(&RequestScope::new()), Ok(()));
+
+    let status = h.meter.budget_status();
+    let rows: Vec<_> = status.iter().map(|s| (s.scope.to_string(), s.member.as_deref(), s.spent, s.calls)).collect();
+    assert_eq!(
+        rows,
+        [
+            ("user=alice".to_owned(), Some("alice"), usd(1_200_000), 2),
+            ("user=bob".to_owned(), Some("bob"), usd(300_000), 1)
+        ]
+    );
+    assert!(status[0].over_budget && !status[1].over_budget);
+    assert_eq!(status[0].thresholds_crossed, [50, 75, 90, 100]);
+
+    // Alice's thresholds fire once each, as hers; Bob's 30% reaches none.
+    let alice: Vec<_> =
+        ["50", "75", "90", "100"].iter().map(|p| ("user=alice".to_owned(), p.parse().unwrap())).collect();
+    assert_eq!(thresholds(&alerts), alice);
+    assert!(alerts.lock().iter().all(|a| a.member.as_deref() == Some("alice")));
+    call(&h.meter, "alice", "s1", 100_000);
+    assert_eq!(thresholds(&alerts).len(), 4, "each threshold once per period");
+    call(&h.meter, "bob", "s2", 300_000);
+    assert_eq!(thresholds(&alerts).last().unwrap(), &("user=bob".to_owned(), 50));
+
+    // The JSON form names the value (and reads back).
+    let json = serde_json::to_value(&h.meter.budget_status()[1]).unwrap();
+    assert_eq!((json["scope"].as_str(), json["member"].as_str()), (Some("user=bob"), Some("bob")));
+    let back: tokenmeter::budget::BudgetState = serde_json::from_value(json).unwrap();
+    assert_eq!(back.member.as_deref(), Some("bob"));
+}
+
+#[test]
+fn each_value_starts_over_with_its_period() {
+    let alerts = Alerts::default();
+    let h = Harness::with(per_user_daily(&alerts));
+    call(&h.meter, "alice", "s1", 1_100_000);
+    assert!(h.meter.check_budget(&RequestScope::new().with_user("alice")).is_err());
+    h.clock.set(Utc.with_ymd_and_hms(2026, 3, 15, 0, 0, 1).unwrap());
+    assert_eq!(h.meter.check_budget(&RequestScope::new().with_user("alice")), Ok(()), "a new day");
+    assert!(h.meter.budget_status().is_empty(), "no user has spent today: {:?}", h.meter.budget_status());
+    call(&h.meter, "bob", "s2", 100_000);
+    let status = h.meter.budget_status();
+    assert_eq!(status.len(), 1);
+    assert_eq!((status[0].member.as_deref(), status[0].spent), (Some("bob"), usd(100_000)));
+}
+
+#[test]
+fn a_session_cap_on_a_rolling_window_and_a_token_budget_for_each_model() {
+    let h = Harness::with(|b| {
+        b.with_budget(
+            Budget::new("session-hour", BudgetLimit::usd(0.5).unwrap())
+                .with_scope(BudgetScope::each_session())
+                .with_period(BudgetPeriod::Rolling(std::time::Duration::from_secs(3_600)))
+                .with_action(BudgetAction::Block),
+        )
+        .with_budget(Budget::new("per-model", BudgetLimit::tokens(1_000_000)).with_scope(BudgetScope::model("*")))
+    });
+    call(&h.meter, "alice", "s1", 400_000);
+    call(&h.meter, "alice", "s2", 200_000);
+    h.clock.advance(Duration::minutes(10));
+    call(&h.meter, "alice", "s1", 200_000);
+    let session = |id: &str| RequestScope::new().with_dimension("session", id);
+    assert_eq!(h.meter.check_budget(&session("s1")).unwrap_err().scope(), &BudgetScope::dimension("session", "s1"));
+    assert_eq!(h.meter.check_budget(&session("s2")), Ok(()));
+    // An hour after its first call, s1's first $0.40 has left the window.
+    h.clock.advance(Duration::minutes(52));
+    assert_eq!(h.meter.check_budget(&session("s1")), Ok(()));
+
+    let per_model: Vec<_> =
+        h.meter.budget_status().into_iter().filter(|s| &*s.budget == "per-model").map(|s| (s.scope, s.spent)).collect();
+    assert_eq!(per_model, [(BudgetScope::model(HAIKU), BudgetAmount::Tokens(800_000))]);
+}
+
+#[test]
+fn full_accounts_drop_values_whose_period_ended_and_refuse_new_ones_while_none_has() {
+    let h = Harness::with(|b| {
+        b.with_budget(
+            Budget::new("per-user", BudgetLimit::usd(1.0).unwrap())
+                .with_scope(BudgetScope::each_user())
+                .with_period(BudgetPeriod::Day)
+                .with_action(BudgetAction::Block)
+                .with_max_members(2),
+        )
+    });
+    call(&h.meter, "alice", "s1", 1_000_000);
+    call(&h.meter, "bob", "s2", 100_000);
+    call(&h.meter, "carol", "s3", 2_000_000);
+    // Carol's call is not counted: two users hold spend today.
+    assert_eq!(h.meter.budget_members_refused(), [(Arc::from("per-user"), 1)]);
+    assert_eq!(h.meter.check_budget(&RequestScope::new().with_user("carol")), Ok(()));
+    assert!(h.meter.check_budget(&RequestScope::new().with_user("alice")).is_err(), "alice is still held");
+    assert_eq!(h.meter.budget_status().len(), 2);
+    assert_eq!(h.meter.total_usage().calls, 3, "capture counts every call");
+
+    // The next day, yesterday's accounts are dropped for new users.
+    h.clock.set(Utc.with_ymd_and_hms(2026, 3, 15, 9, 0, 0).unwrap());
+    call(&h.meter, "carol", "s3", 1_000_000);
+    call(&h.meter, "dave", "s4", 100_000);
+    assert_eq!(h.meter.budget_members_refused(), [(Arc::from("per-user"), 1)], "no more refused");
+    assert!(h.meter.check_budget(&RequestScope::new().with_user("carol")).is_err());
+    let members: Vec<_> = h.meter.budget_status().into_iter().map(|s| s.member.unwrap().to_string()).collect();
+    assert_eq!(members, ["carol", "dave"]);
+}
+
+#[test]
+fn a_restart_restores_each_values_spend_and_delivered_alerts() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 14, 9, 0, 0).unwrap());
+    let build = |alerts: &Alerts| {
+        per_user_daily(alerts)(
+            TokenMeter::builder()
+                .with_clock(clock.clone())
+                .with_journal(JournalConfig::new(dir.path()).with_fsync(FsyncPolicy::EveryRecord)),
+        )
+        .try_build()
+        .unwrap()
+    };
+    let before_alerts = Alerts::default();
+    let before = build(&before_alerts);
+    call(&before, "alice", "s1", 600_000);
+    call(&before, "bob", "s2", 1_000_000);
+    assert_eq!(thresholds(&before_alerts).len(), 5, "alice's 50, bob's 50 to 100");
+    before.flush().unwrap();
+    drop(before);
+
+    let after_alerts = Alerts::default();
+    let after = build(&after_alerts);
+    let spent: Vec<_> = after.budget_status().into_iter().map(|s| (s.member.unwrap().to_string(), s.spent)).collect();
+    assert_eq!(spent, [("alice".to_owned(), usd(600_000)), ("bob".to_owned(), usd(1_000_000))]);
+    assert!(after.check_budget(&RequestScope::new().with_user("bob")).is_err(), "bob stays refused");
+    call(&after, "alice", "s1", 200_000);
+    // Alice's 50% was delivered before the restart: only her 75% fires.
+    assert_eq!(thresholds(&after_alerts), [("user=alice".to_owned(), 75)]);
+    after.flush().unwrap();
+    drop(after);
+
+    // Restarted with the limit halved: the thresholds the spend already passed fire with the first check, each
+    // user's own (the alerts before were of another limit).
+    let sink = Alerts::default();
+    let alerts = sink.clone();
+    let lowered = TokenMeter::builder()
+        .with_clock(clock.clone())
+        .with_journal(JournalConfig::new(dir.path()))
+        .with_budget(
+            Budget::new("per-user", BudgetLimit::usd(0.5).unwrap())
+                .with_scope(BudgetScope::each_user())
+                .with_period(BudgetPeriod::Day),
+        )
+        .with_budget_alert_callback(move |a| sink.lock().push(a.clone()))
+        .try_build()
+        .unwrap();
+    assert_eq!(lowered.check_budget(&RequestScope::new()), Ok(()));
+    let mut fired = thresholds(&alerts);
+    fired.sort();
+    let expected: Vec<_> =
+        ["user=alice", "user=bob"].into_iter().flat_map(|u| [50, 75, 90, 100].map(|p| (u.to_owned(), p))).collect();
+    assert_eq!(fired, expected);
+}
+
+#[test]
+fn a_budget_for_each_value_of_a_dimension_the_meter_does_not_capture_is_refused() {
+    let each = || Budget::new("per-customer", BudgetLimit::usd(1.0).unwrap()).with_scope(BudgetScope::each("customer"));
+    let err = TokenMeter::builder().with_budget(each()).try_build().unwrap_err();
+    assert!(matches!(err, BuildError::BudgetDimension { ref dimension, .. } if dimension == "customer"), "{err}");
+    let meter = TokenMeter::builder().with_dimension("customer").with_budget(each()).try_build().unwrap();
+    assert!(meter.budget_status().is_empty());
+}
+
+#[test]
+fn a_zero_limit_refuses_a_value_that_has_not_spent_yet() {
+    let h = Harness::with(|b| {
+        b.with_budget(
+            Budget::new("no-trial-users", BudgetLimit::usd(0.0).unwrap())
+                .with_scope(BudgetScope::dimension("user", "*"))
+                .with_action(BudgetAction::Block),
+        )
+    });
+    let err = h.meter.check_budget(&RequestScope::new().with_user("trial-42")).unwrap_err();
+    assert_eq!(err.scope(), &BudgetScope::user("trial-42"));
+    assert_eq!(h.meter.check_budget(&RequestScope::new()), Ok(()), "a request naming no user is not in its scope");
+}
