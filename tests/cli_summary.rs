@@ -681,3 +681,60 @@ fn transcripts_have_no_average_duration_to_show() {
     let v = records.run(&["summary", "--format", "json"]).json();
     assert_eq!(v["summary"]["averages"]["duration_ms_per_call"], 1250.0, "{v}");
 }
+
+#[test]
+fn hour_rows_are_labelled_with_their_own_minute_where_an_offset_changes_by_half_an_hour() {
+    // Lord Howe Island goes back half an hour at 02:00 local on 2027-04-04 (15:00 UTC): the hour after starts at
+    // 01:30 local, and a `:00` label named the hour before.
+    let t = Transcript::new(&[
+        usage_line("2027-04-03T14:10:00Z", "claude-haiku-4-5", "m1", 100, 10),
+        usage_line("2027-04-03T15:10:00Z", "claude-haiku-4-5", "m2", 100, 10),
+    ]);
+    let args = ["--claude-code", t.root.as_str(), "--now", "2027-04-03T17:00:00Z", "--tz", "Australia/Lord_Howe"];
+    let summary = |format: &str| {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["summary", "--group-by", "hour", "--format", format]);
+        run(&all)
+    };
+    let v = summary("json").json();
+    let keys: Vec<&str> = v["groups"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["calls"].as_u64().unwrap() > 0)
+        .map(|g| g["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["2027-04-04T01:00:00+11:00", "2027-04-04T01:30:00+10:30"]);
+    let text = summary("table").ok().to_owned();
+    assert!(text.contains("2027-04-04 01:30 (+10:30)"), "{text}");
+}
+
+#[test]
+fn a_tz_that_names_no_zone_is_said_unless_tz_is_given() {
+    let dir = fixture("claude_code");
+    let run = cli_support::run_env(&["--claude-code", dir.as_str(), "--now", NOW, "summary"], &[("TZ", "JST-9")]);
+    assert!(run.stderr.contains("note: TZ=JST-9 is not a time zone name (a POSIX rule?)"), "{}", run.stderr);
+    let run = cli_support::run_env(
+        &["--claude-code", dir.as_str(), "--now", NOW, "--tz", "Asia/Tokyo", "summary"],
+        &[("TZ", "JST-9")],
+    );
+    assert!(!run.stderr.contains("TZ=JST-9"), "{}", run.stderr);
+}
+
+#[test]
+fn a_call_stamped_in_1970_is_said() {
+    // A device's clock not set yet: the window over everything starts in 1970 and the run-rate shrinks to nothing.
+    let t = Transcript::new(&[
+        usage_line("1970-01-01T00:00:05Z", "claude-haiku-4-5", "m0", 100, 10),
+        usage_line("2025-10-02T10:00:00Z", "claude-haiku-4-5", "m1", 100, 10),
+    ]);
+    let run = t.run(&["summary"]);
+    assert!(
+        run.stderr.contains(
+            "warning: 1 call is stamped before 2020 (the first at 1970-01-01T00:00:05Z): a clock that was not set yet?"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(!t.run(&["--since", "2020-01-01", "summary"]).stderr.contains("stamped before 2020"));
+}

@@ -389,7 +389,23 @@ pub(crate) struct McpArgs {
 /// (`Europe/Paris`, `:Europe/Paris`, or a path into a zoneinfo folder, its `posix/` and `right/` too), else the system's (`/etc/localtime`),
 /// else UTC. Names of UTC itself (`Etc/UTC`, `Zulu`, …) are UTC, and so is an empty `$TZ`, as for the C library.
 pub(crate) fn local_zone() -> Tz {
-    let named = |name: &str| -> Option<Tz> {
+    let from_env =
+        std::env::var("TZ").ok().and_then(|tz| if tz.trim().is_empty() { Some(Tz::UTC) } else { zone_named(&tz) });
+    // Unset, or a POSIX rule (`CET-1CEST,M3.5.0,M10.5.0/3`) that is not a zone's name: the system's zone.
+    from_env.or_else(|| iana_time_zone::get_timezone().ok().and_then(|name| zone_named(&name))).unwrap_or(Tz::UTC)
+}
+
+/// `$TZ` when it is set to something that names no zone (a POSIX rule such as `JST-9`), which [`local_zone`]
+/// passes over for the system's zone: `date` follows it, and a report that does not would cut days elsewhere
+/// without a word.
+pub(crate) fn unnamed_tz_env() -> Option<String> {
+    let tz = std::env::var("TZ").ok()?;
+    (!tz.trim().is_empty() && zone_named(&tz).is_none()).then_some(tz)
+}
+
+/// The zone a `$TZ` value or a zoneinfo path names, if any.
+fn zone_named(name: &str) -> Option<Tz> {
+    {
         let name = name.trim().trim_start_matches(':');
         // `TZ=:/usr/share/zoneinfo/Europe/Paris`, or `/etc/localtime`'s target when read by hand.
         let name = name.rsplit_once("zoneinfo/").map_or(name, |(_, zone)| zone);
@@ -402,11 +418,7 @@ pub(crate) fn local_zone() -> Tz {
             }
             tz => Some(tz),
         }
-    };
-    let from_env =
-        std::env::var("TZ").ok().and_then(|tz| if tz.trim().is_empty() { Some(Tz::UTC) } else { named(&tz) });
-    // Unset, or a POSIX rule (`CET-1CEST,M3.5.0,M10.5.0/3`) that is not a zone's name: the system's zone.
-    from_env.or_else(|| iana_time_zone::get_timezone().ok().and_then(|name| named(&name))).unwrap_or(Tz::UTC)
+    }
 }
 
 fn parse_tz(s: &str) -> Result<Tz, String> {

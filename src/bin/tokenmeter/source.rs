@@ -108,6 +108,18 @@ impl Context {
                 ));
             }
         }
+        // `--tz` given (as `--tz ZONE` or `--tz=ZONE`) overrides `$TZ`, and nothing needs saying.
+        // (`args_os`: an argument that is not UTF-8, a path, made `args` panic.)
+        let tz_given = std::env::args_os().any(|a| a == "--tz" || a.as_encoded_bytes().starts_with(b"--tz="));
+        if let Some(tz) = crate::cli::unnamed_tz_env().filter(|_| !tz_given && !common.quiet) {
+            use std::io::Write;
+            let text = format!(
+                "tokenmeter: note: TZ={tz} is not a time zone name (a POSIX rule?): days are counted in {} here; pass \
+                 --tz with an IANA name (Asia/Tokyo, Europe/Paris) or set TZ to one",
+                common.time_zone
+            );
+            let _ = writeln!(std::io::stderr(), "{}", crate::render::sanitize(&text, true));
+        }
         Ok(Context {
             time_zone: common.time_zone,
             now: match common.now {
@@ -467,6 +479,21 @@ impl Source {
                 if skipped == 1 { "was" } else { "were" },
                 crate::render::int(others),
                 if others == 1 { "holds" } else { "hold" }
+            ));
+        }
+        // A call stamped before any of these APIs existed is a clock that was not set yet (a device that booted at
+        // 1970): counted as it is, it stretches every window over the whole source (`everything` from 1970-01-01)
+        // to decades, and the run-rate and the forecast's daily average with it, to nearly nothing.
+        let early: Vec<&CallRecord> = source.records.iter().filter(|r| r.timestamp < api_epoch()).collect();
+        if let Some(first) = early.iter().min_by_key(|r| r.timestamp) {
+            ctx.note(&format!(
+                "tokenmeter: warning: {} stamped before 2020 (the first at {}): a clock that was not set yet? It \
+                 stretches the window over everything and the run-rate and forecast with it; --since leaves it out",
+                match early.len() {
+                    1 => "1 call is".to_owned(),
+                    n => format!("{} calls are", crate::render::int(n as u64)),
+                },
+                first.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             ));
         }
         let scrubbed = source.records.iter_mut().map(|r| u64::from(scrub(r))).sum::<u64>();
@@ -1191,6 +1218,12 @@ fn finish(mut records: Vec<CallRecord>, mut info: SourceInfo) -> Source {
     records.sort_by_key(|r| r.timestamp);
     info.calls = records.len() as u64;
     Source { records, tasks: Vec::new(), tools: Vec::new(), info, transcript_files: Vec::new() }
+}
+
+/// 2020-01-01T00:00:00Z: no LLM API call this tool reads was made before it, so a call stamped earlier had a
+/// clock that was wrong.
+fn api_epoch() -> chrono::DateTime<Utc> {
+    chrono::DateTime::from_timestamp(1_577_836_800, 0).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -63,7 +63,9 @@ pub(crate) fn row_label(key: &str, group: Option<GroupBy>, tz: Tz) -> String {
     let local = utc.with_timezone(&tz);
     match grain {
         // The hour a clock is set back comes twice: each with its UTC offset, so the two rows read apart.
-        TimeGrain::Hour => crate::render::local_time(utc, tz, "%Y-%m-%d %H:00"),
+        // `%M`, not `:00`: an hour's row starts at :30 or :45 in a zone of a half- or quarter-hour offset change
+        // (Lord Howe, Chatham), and `:00` named the hour before.
+        TimeGrain::Hour => crate::render::local_time(utc, tz, "%Y-%m-%d %H:%M"),
         TimeGrain::Day => local.format("%Y-%m-%d").to_string(),
         TimeGrain::Week => local.format("week of %Y-%m-%d").to_string(),
         TimeGrain::Month => local.format("%Y-%m").to_string(),
