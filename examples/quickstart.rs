@@ -41,7 +41,8 @@ const MONTHLY_LIMIT_USD: f64 = 8.0;
 
 fn main() {
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 2, 8, 0, 0).unwrap());
-    // Two budgets: a monthly spend warning over everything, and a daily hard stop for the code-review agent.
+    // Three budgets: a monthly spend warning over everything, a daily hard stop for the code-review agent, and
+    // each support user's own daily allowance (`user=*`: one account per user, no user configured in advance).
     let alerts = std::sync::Arc::new(Mutex::new(Vec::new()));
     let seen = alerts.clone();
     let builder = TokenMeter::builder()
@@ -56,6 +57,12 @@ fn main() {
                 .with_scope(BudgetScope::agent("reviewer"))
                 .with_period(BudgetPeriod::Day)
                 .with_action(BudgetAction::Block),
+        )
+        .with_budget(
+            Budget::new("per-user-daily", BudgetLimit::usd(0.75).expect("a valid limit"))
+                .with_scope(BudgetScope::each_user())
+                .with_period(BudgetPeriod::Day)
+                .with_thresholds([80, 100]),
         )
         .with_budget_alert_callback(move |alert| seen.lock().push(alert.to_string()));
     // Exports over OTLP only when OTEL_EXPORTER_OTLP_ENDPOINT (or ..._METRICS_ENDPOINT) is set (feature `otlp`,
