@@ -243,6 +243,11 @@ fn the_most_used_budget_with_its_period_read_whole() {
     assert!(line.ends_with(" | tight OVER: $0.3300 of $0.1000\n"), "{line}");
     let coloured = statusline(&c.root(), &["--budgets", file.to_str().unwrap(), "--color", "always"], None);
     assert!(coloured.ok().ends_with(" | \x1b[1;31mtight OVER: $0.3300 of $0.1000\x1b[0m\n"), "{:?}", coloured.stdout);
+    // A budget of each session: the session nearest its limit, named.
+    std::fs::write(&file, "[budgets.per-session]\nlimit_usd = 0.2\nperiod = \"month\"\nscope = { session = \"*\" }\n")
+        .unwrap();
+    let line = statusline(&c.root(), &args, None).ok().to_owned();
+    assert!(line.ends_with(" | per-session (session=early) OVER: $0.3000 of $0.2000\n"), "{line}");
     // A file that does not exist is the line's error.
     let gone = statusline(&c.root(), &["--budgets", "/nonexistent/budgets.toml"], None);
     assert_eq!(gone.ok(), "tokenmeter: budgets file /nonexistent/budgets.toml does not exist\n");

@@ -273,6 +273,15 @@ pub(crate) fn priced_amount(a: &BudgetAmount, s: &BudgetState) -> String {
     }
 }
 
+/// A budget's name as a line of text shows it, with the value's scope for one value of a budget of each value
+/// (`per-user (user=alice)`), without escape sequences.
+pub(crate) fn label(s: &BudgetState) -> String {
+    match &s.member {
+        Some(_) => format!("{} ({})", sanitize(&s.budget, false), sanitize(&s.scope.to_string(), false)),
+        None => sanitize(&s.budget, false).into_owned(),
+    }
+}
+
 /// `each`: the budgets of each value of a dimension, by name and scope (`user=*`).
 fn table(states: &[BudgetState], configured: usize, each: &[(String, String)], ctx: &Context, style: &Style) -> String {
     let tz = ctx.time_zone;
@@ -320,14 +329,7 @@ fn table(states: &[BudgetState], configured: usize, each: &[(String, String)], c
             ));
         }
     }
-    let over: Vec<_> = states
-        .iter()
-        .filter(|s| s.over_budget)
-        .map(|s| match &s.member {
-            Some(_) => format!("{} ({})", sanitize(&s.budget, false), sanitize(&s.scope.to_string(), false)),
-            None => sanitize(&s.budget, false).into_owned(),
-        })
-        .collect();
+    let over: Vec<_> = states.iter().filter(|s| s.over_budget).map(label).collect();
     if !over.is_empty() {
         out.push_str(&style.alert(&format!("Over budget: {}", over.join(", "))));
         out.push('\n');

@@ -310,7 +310,7 @@ fn line(o: &Out, ctx: &Context, style: &Style) -> String {
     let most_used = o.budgets.iter().flatten().max_by(|a, b| a.utilization.total_cmp(&b.utilization));
     if let Some(b) = most_used {
         use super::budget::{amount, priced_amount};
-        let name = sanitize(&b.budget, false);
+        let name = super::budget::label(b);
         parts.push(if b.over_budget {
             style.alert(&format!("{name} OVER: {} of {}", priced_amount(&b.spent, b), amount(&b.limit)))
         } else {

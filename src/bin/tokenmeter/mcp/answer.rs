@@ -386,7 +386,7 @@ impl Call<'_> {
             None => None,
         };
         let over_budget: Vec<String> =
-            budgets.iter().flatten().filter(|b| b.over_budget).map(|b| b.budget.to_string()).collect();
+            budgets.iter().flatten().filter(|b| b.over_budget).map(crate::commands::budget::label).collect();
         let hours = (s.period_end - s.period_start).num_seconds() as f64 / 3_600.0;
         // Over the hours the run-rate is over (the window's part up to now, from where the data begins), so that
         // the three rates agree.
@@ -429,7 +429,7 @@ impl Call<'_> {
                     .map(|b| {
                         format!(
                             "{} {} of {} ({}{})",
-                            b.budget,
+                            crate::commands::budget::label(b),
                             spent(b),
                             amount(&b.limit),
                             pct(b.utilization),
