@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use e2e_support::{Prometheus, grpc_endpoint, http_endpoint, unique_job};
 use tokenmeter::budget::BudgetUnit;
-use tokenmeter::budget::{Budget, BudgetLimit, BudgetPeriod};
+use tokenmeter::budget::{Budget, BudgetLimit, BudgetPeriod, BudgetScope};
 use tokenmeter::export::otlp::names::*;
 use tokenmeter::export::otlp::{MetricAttributes, OtlpConfig, Protocol};
 use tokenmeter::{TokenMeter, Window};
@@ -44,6 +44,10 @@ fn meter(protocol: Protocol, job: &str) -> TokenMeter {
             Budget::new("e2e-daily-tokens", BudgetLimit::tokens(100_000))
                 .with_period(BudgetPeriod::Day)
                 .with_thresholds([50, 80]),
+        )
+        // One account per agent: a series per agent, by `tokenmeter_budget_member`.
+        .with_budget(
+            Budget::new("e2e-per-agent", BudgetLimit::tokens(1_000_000)).with_scope(BudgetScope::each("agent")),
         )
         .build()
 }
@@ -148,9 +152,14 @@ fn exported_workload_equals_in_process_figures(protocol: Protocol) {
 
     // Budget gauges equal `budget_status()`.
     let budgets = meter.budget_status();
-    assert_eq!(budgets.len(), 2);
+    let members: Vec<&str> = budgets.iter().filter_map(|b| b.member.as_deref()).collect();
+    assert_eq!(members, ["triage", "writer"], "the budget of each agent's values");
+    assert_eq!(budgets.len(), 4);
     for b in &budgets {
-        let bsel = format!("{sel}, tokenmeter_budget=\"{}\"", b.budget);
+        let bsel = match &b.member {
+            Some(m) => format!("{sel}, tokenmeter_budget=\"{}\", tokenmeter_budget_member=\"{m}\"", b.budget),
+            None => format!("{sel}, tokenmeter_budget=\"{}\"", b.budget),
+        };
         let (spent, limit, remaining) = match b.limit.unit() {
             BudgetUnit::Usd => (PROM_BUDGET_SPENT, PROM_BUDGET_LIMIT, PROM_BUDGET_REMAINING),
             BudgetUnit::Tokens => (PROM_BUDGET_TOKENS_SPENT, PROM_BUDGET_TOKENS_LIMIT, PROM_BUDGET_TOKENS_REMAINING),
