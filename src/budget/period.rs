@@ -25,8 +25,29 @@ pub(super) fn to_nanos(t: DateTime<Utc>) -> i64 {
 
 /// The calendar period (`Day`, `Week` or `Month`) holding `at`, as `[start, end)` in Unix nanoseconds.
 /// Weeks start on `week_start`.
+///
+/// Always holds `at`. Where the clock went back over midnight into the date before (St John's, Newfoundland, on
+/// 2010-11-07: 00:01 back to 23:01), the next date has begun at its first midnight, and the repeated hour of the
+/// evening before counts in it: the period of that evening's date ended at that midnight, before `at`, and each
+/// call re-opened it.
 pub(super) fn calendar_bounds(period: BudgetPeriod, tz: Tz, week_start: Weekday, at: i64) -> (i64, i64) {
     let local = to_utc(at).with_timezone(&tz).date_naive();
+    match bounds_of_date(period, tz, week_start, local) {
+        (_, end, Some(next)) if at >= end => {
+            let (start, end, _) = bounds_of_date(period, tz, week_start, next);
+            (start, end)
+        }
+        (start, end, _) => (start, end),
+    }
+}
+
+/// The calendar period holding the local date `local`, and the date the next one starts on.
+fn bounds_of_date(
+    period: BudgetPeriod,
+    tz: Tz,
+    week_start: Weekday,
+    local: NaiveDate,
+) -> (i64, i64, Option<NaiveDate>) {
     let (start, end) = match period {
         BudgetPeriod::Day => (Some(local), local.checked_add_days(Days::new(1))),
         BudgetPeriod::Week => {
@@ -39,9 +60,9 @@ pub(super) fn calendar_bounds(period: BudgetPeriod, tz: Tz, week_start: Weekday,
         }
     };
     match (start, end) {
-        (Some(s), Some(e)) => (local_midnight(tz, s), local_midnight(tz, e)),
+        (Some(s), Some(e)) => (local_midnight(tz, s), local_midnight(tz, e), Some(e)),
         // Only at the ends of chrono's calendar (year ±262,000): one period for everything out there.
-        _ => (i64::MIN, i64::MAX),
+        _ => (i64::MIN, i64::MAX, None),
     }
 }
 
@@ -230,6 +251,23 @@ mod tests {
         let tz: Tz = "America/Santiago".parse().unwrap();
         let (s, _) = calendar_bounds(BudgetPeriod::Day, tz, Weekday::Mon, utc("2024-09-08T12:00:00Z"));
         assert_eq!(s, utc("2024-09-08T04:00:00Z"));
+    }
+
+    #[test]
+    fn a_clock_turned_back_over_midnight_into_the_day_before_counts_the_repeated_evening_in_the_new_day() {
+        // St John's went from 00:01 NDT on 2010-11-07 (02:31 UTC) back to 23:01 NST on the 6th: midnight came at
+        // 02:30 and again at 03:30 UTC. A call at 03:00 UTC (23:30 on the 6th, the second time) was given the 6th,
+        // which had ended at 02:30: a period that did not hold it.
+        let tz: Tz = "America/St_Johns".parse().unwrap();
+        for period in [BudgetPeriod::Day, BudgetPeriod::Week, BudgetPeriod::Month] {
+            for at in ["2010-11-07T02:00:00Z", "2010-11-07T02:30:00Z", "2010-11-07T03:00:00Z", "2010-11-07T03:29:59Z"] {
+                let (s, e) = calendar_bounds(period, tz, Weekday::Sun, utc(at));
+                assert!(s <= utc(at) && utc(at) < e, "{period} at {at}: [{}, {})", to_utc(s), to_utc(e));
+            }
+        }
+        let day = |at| calendar_bounds(BudgetPeriod::Day, tz, Weekday::Mon, utc(at));
+        assert_eq!(day("2010-11-07T03:00:00Z"), (utc("2010-11-07T02:30:00Z"), utc("2010-11-08T03:30:00Z")));
+        assert_eq!(day("2010-11-07T02:00:00Z").1, utc("2010-11-07T02:30:00Z"));
     }
 
     #[test]
