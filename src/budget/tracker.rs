@@ -341,6 +341,7 @@ impl BudgetSlot {
     /// (that spend happened now, under a wrong stamp); the second counts in the current period. Either way the
     /// call counts: skipped, a clock that ran ahead for a minute would leave the budget blind (and a hard
     /// stop open) until the clock caught up.
+    #[inline(always)]
     fn step_back(&self, acct: &mut Account, at: i64, clock: &dyn Clock) -> i64 {
         if acct.rolling.is_some() {
             Self::rolling_step_back(acct, clock.unix_nanos(), None);
@@ -615,7 +616,8 @@ impl BudgetSlot {
 
     /// Accounts one call on one account (see [`BudgetTracker::account`]); the alerts it makes due go to
     /// `pending`.
-    fn account(&self, acct: &mut Account, call: Accounted<'_>, pending: &mut SmallVec<[Pending; 2]>) {
+    #[inline(always)]
+    fn account(&self, acct: &mut Account, call: Accounted<'_>, pending: &mut Vec<Pending>) {
         let Accounted { slot: i, at, units, unpriced, clock } = call;
         let live = clock.is_some();
         let at = match clock {
@@ -1068,7 +1070,9 @@ impl BudgetTracker {
             restated.append(&mut owed);
             owed = restated;
         }
-        let mut pending: SmallVec<[Pending; 2]> = SmallVec::new();
+        // A `Vec`, not a `SmallVec`: `Pending` holds an `Arc` (a value of a budget of each value), and dropping an
+        // empty `SmallVec` of it was a call on every call; an empty `Vec`'s drop is a capacity test.
+        let mut pending: Vec<Pending> = Vec::new();
         let mut unpriced_models: SmallVec<[(usize, String); 1]> = SmallVec::new();
         let mut refused: SmallVec<[usize; 1]> = SmallVec::new();
         for (i, slot) in self.slots.iter().enumerate() {

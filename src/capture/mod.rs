@@ -282,6 +282,7 @@ impl Drop for InEvent {
 /// r.tokens.input, ..)` in an `on_call` callback) must not feed it back into capture: usage events and error
 /// events raised meanwhile are ignored, unless the call span they belong to was opened by the sink itself (a
 /// sink making calls of its own is still metered).
+#[inline]
 pub(crate) fn while_in_sinks<R>(f: impl FnOnce() -> R) -> R {
     /// Restores the flag however `f` ends: a panic out of it (another layer's, on an alert's event) that left
     /// the flag set would have this thread ignore every usage and error event from then on.
