@@ -116,6 +116,16 @@ fn each_user_has_their_own_limit_checks_and_alerts() {
     call(&h.meter, "bob", "s2", 300_000);
     assert_eq!(thresholds(&alerts).last().unwrap(), &("user=bob".to_owned(), 50));
 
+    // One user's state without listing everyone's: what is left for them, zero spent for a user not seen yet.
+    let mine = |user: &str| h.meter.budget_status_for(&RequestScope::new().with_user(user));
+    let alice = mine("alice");
+    assert_eq!((alice.len(), alice[0].member.as_deref(), alice[0].spent), (1, Some("alice"), usd(1_300_000)));
+    let carol = mine("carol");
+    assert_eq!((carol[0].scope.to_string(), carol[0].spent, carol[0].calls), ("user=carol".to_owned(), usd(0), 0));
+    assert_eq!(carol[0].remaining, usd(1_000_000));
+    assert_eq!(carol[0].resets_at, Utc.with_ymd_and_hms(2026, 3, 15, 0, 0, 0).unwrap());
+    assert!(h.meter.budget_status_for(&RequestScope::new()).is_empty(), "a request naming no user");
+
     // The JSON form names the value (and reads back).
     let json = serde_json::to_value(&h.meter.budget_status()[1]).unwrap();
     assert_eq!((json["scope"].as_str(), json["member"].as_str()), (Some("user=bob"), Some("bob")));

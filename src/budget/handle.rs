@@ -124,6 +124,22 @@ impl TokenMeter {
         Ok(call.await)
     }
 
+    /// The states of the budgets a request of this scope falls under, in the order the budgets were added: what
+    /// [`check_budget`](Self::check_budget) reads, for telling a user what is left (`$3.20 of your $5 today`)
+    /// without listing every budget. Of a budget of each value of a dimension
+    /// ([`BudgetScope::Each`](crate::budget::BudgetScope::Each)), the request's value's state, with nothing spent
+    /// when that value has not spent in the period; a budget whose dimension the request does not name is left
+    /// out, as `check_budget` leaves it.
+    pub fn budget_status_for(&self, scope: &RequestScope) -> Vec<BudgetState> {
+        let now = self.now_after_owed_alerts();
+        let states = self.inner.budgets.status_for(scope, now, &*self.inner.clock);
+        if !self.inner.budgets.owes() {
+            return states;
+        }
+        self.inner.deliver_owed_alerts(now);
+        self.inner.budgets.status_for(scope, now, &*self.inner.clock)
+    }
+
     /// For each budget of each value of a dimension that found its accounts full
     /// ([`Budget::with_max_members`](crate::budget::Budget::with_max_members)): its name and how many calls were
     /// not counted against it. Empty when none was full.

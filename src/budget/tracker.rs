@@ -1151,6 +1151,31 @@ impl BudgetTracker {
         out
     }
 
+    /// The states of the budgets covering `request`, in configuration order: of a budget of each value of a
+    /// dimension, the request's value's (nothing spent yet when it has no account).
+    pub(crate) fn status_for(&self, request: &RequestScope, now: i64, clock: &dyn Clock) -> Vec<BudgetState> {
+        let mut out = Vec::new();
+        for slot in self.slots.iter().filter(|slot| slot.budget.scope.covers(request)) {
+            match &slot.accounts {
+                Accounts::One(acct) => out.push(slot.state(self.read(slot, &mut acct.lock(), now, clock), None)),
+                Accounts::Each(members) => {
+                    let Some(value) = request.get(&members.name) else { continue };
+                    let mut map = members.map.lock();
+                    match map.get_mut(value) {
+                        Some(acct) => out.push(slot.state(self.read(slot, acct, now, clock), acct.member.as_ref())),
+                        None => {
+                            drop(map);
+                            let mut acct = slot.fresh_account(None);
+                            let snap = self.read(slot, &mut acct, now, clock);
+                            out.push(slot.state(snap, Some(&Arc::from(value))));
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// Calls of a budget of each value of a dimension not counted because its accounts were full
     /// ([`Budget::with_max_members`](super::Budget::with_max_members)), by budget, for the budgets that refused any.
     pub(crate) fn members_refused(&self) -> Vec<(Arc<str>, u64)> {
