@@ -195,6 +195,13 @@
 //!   Later the same day, a task's tally of its subtasks' figures (`TaskRecord::with_subtasks`) held inline made
 //!   every span's state ~90 bytes larger and cost +52 a call (14,051) though no task was in the call; boxed, and
 //!   with the dimension filter's check inlined: capture 8,776, full 13,999.
+//! - 2026-12-07 (thirty-ninth session): budgets of each value of a dimension (`user=*`) made a budget's spend an enum
+//!   of one account or a map of them, and the per-call step a function of the account. Without changes to the
+//!   bench's budgets (two of one value each), the first cut cost +128 instructions a call (budgets 9,654 -> 9,782,
+//!   full 14,003 -> 14,121, base 468c2f1 and HEAD built the same afternoon): `callgrind_annotate` put it in two
+//!   places, `step_back` no longer inlined (+106 a call) and the drop of the empty `SmallVec` of pending alerts,
+//!   which now hold an `Arc` (the value), a call on every call (+21). With `step_back` inlined and the pending
+//!   alerts in a `Vec`: capture 8,777, budgets 9,708 (+54), full 14,053 (+50, +0.4%).
 //!
 //! Run: `cargo bench --bench capture` (or `./scripts/bench.sh` for every bench and one table).
 
