@@ -486,6 +486,12 @@ def budget_board():
          "bar per interval of at least an hour (each bar counts its own interval only).", "short",
          [(f"sum by (job, tokenmeter_budget, tokenmeter_alert) (increase(tokenmeter_budget_alerts_total{{{JOB}}}[$__interval]))",
            "{{job}} {{tokenmeter_budget}} {{tokenmeter_alert}}")], w=24, bars=True, interval="1h")
+    b.row("Budgets of each user, tenant or session")
+    b.table("Values nearest their limits", "Budgets of each value of a dimension (a scope such as user=*, session=*): "
+            "the 20 values with the highest utilization, by budget and value (label tokenmeter_budget_member; the "
+            "panels above show each such budget's highest). Empty without such budgets.", "percentunit",
+            [(f'topk(20, max by (job, tokenmeter_budget, tokenmeter_budget_member) '
+              f'(tokenmeter_budget_utilization_ratio{{{JOB}, tokenmeter_budget_member!=""}}))', "")], w=24)
     return b
 
 

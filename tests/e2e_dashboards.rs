@@ -24,7 +24,7 @@ use std::time::Duration;
 use e2e_support::{Prometheus, grpc_endpoint, unique_job};
 use serde_json::Value;
 use tokenmeter::TokenMeter;
-use tokenmeter::budget::{Budget, BudgetLimit, BudgetPeriod};
+use tokenmeter::budget::{Budget, BudgetLimit, BudgetPeriod, BudgetScope};
 use tokenmeter::export::otlp::{MetricAttributes, OtlpConfig, Protocol};
 use tracing_subscriber::prelude::*;
 
@@ -163,6 +163,10 @@ fn dashboard_queries_equal_in_process_figures_and_all_return_data() {
             Budget::new("dash-daily-tokens", BudgetLimit::tokens(10_000))
                 .with_period(BudgetPeriod::Day)
                 .with_thresholds([50, 80]),
+        )
+        // One account per agent: "Values nearest their limits" has data.
+        .with_budget(
+            Budget::new("dash-per-agent", BudgetLimit::tokens(1_000_000)).with_scope(BudgetScope::each("agent")),
         )
         .build();
     let per_round = otlp_workload::CALLS_PER_ROUND as f64;
