@@ -176,7 +176,9 @@ fn a_session_cap_on_a_rolling_window_and_a_token_budget_for_each_model() {
 }
 
 #[test]
-fn full_accounts_drop_values_whose_period_ended_and_refuse_new_ones_while_none_has() {
+fn full_accounts_drop_values_whose_period_ended_and_count_new_ones_together_while_none_has() {
+    let alerts = Alerts::default();
+    let sink = alerts.clone();
     let h = Harness::with(|b| {
         b.with_budget(
             Budget::new("per-user", BudgetLimit::usd(1.0).unwrap())
@@ -185,22 +187,36 @@ fn full_accounts_drop_values_whose_period_ended_and_refuse_new_ones_while_none_h
                 .with_action(BudgetAction::Block)
                 .with_max_members(2),
         )
+        .with_budget_alert_callback(move |a| sink.lock().push(a.clone()))
     });
     call(&h.meter, "alice", "s1", 1_000_000);
     call(&h.meter, "bob", "s2", 100_000);
-    call(&h.meter, "carol", "s3", 2_000_000);
-    // Carol's call is not counted: two users hold spend today.
-    assert_eq!(h.meter.budget_members_refused(), [(Arc::from("per-user"), 1)]);
-    assert_eq!(h.meter.check_budget(&RequestScope::new().with_user("carol")), Ok(()));
+    // Two users hold spend today: carol and dave have no account of their own, and share `(other)`'s $1.
+    call(&h.meter, "carol", "s3", 600_000);
+    assert_eq!(h.meter.check_budget(&RequestScope::new().with_user("dave")), Ok(()));
+    call(&h.meter, "dave", "s4", 500_000);
+    assert_eq!(h.meter.budget_members_overflow(), [(Arc::from("per-user"), 2)]);
+    let err = h.meter.check_budget(&RequestScope::new().with_user("erin")).unwrap_err();
+    assert_eq!(err.scope().to_string(), "user=(other)", "a new user is refused with those it shares an account with");
     assert!(h.meter.check_budget(&RequestScope::new().with_user("alice")).is_err(), "alice is still held");
-    assert_eq!(h.meter.budget_status().len(), 2);
-    assert_eq!(h.meter.total_usage().calls, 3, "capture counts every call");
+    assert_eq!(h.meter.check_budget(&RequestScope::new().with_user("bob")), Ok(()));
+    let rows: Vec<_> = h.meter.budget_status().into_iter().map(|s| (s.scope.to_string(), s.spent)).collect();
+    assert_eq!(
+        rows,
+        [
+            ("user=(other)".to_owned(), usd(1_100_000)),
+            ("user=alice".to_owned(), usd(1_000_000)),
+            ("user=bob".to_owned(), usd(100_000)),
+        ]
+    );
+    assert!(thresholds(&alerts).contains(&("user=(other)".to_owned(), 100)), "{:?}", thresholds(&alerts));
+    assert_eq!(h.meter.total_usage().calls, 4, "capture counts every call");
 
     // The next day, yesterday's accounts are dropped for new users.
     h.clock.set(Utc.with_ymd_and_hms(2026, 3, 15, 9, 0, 0).unwrap());
     call(&h.meter, "carol", "s3", 1_000_000);
     call(&h.meter, "dave", "s4", 100_000);
-    assert_eq!(h.meter.budget_members_refused(), [(Arc::from("per-user"), 1)], "no more refused");
+    assert_eq!(h.meter.budget_members_overflow(), [(Arc::from("per-user"), 2)], "no more in (other)");
     assert!(h.meter.check_budget(&RequestScope::new().with_user("carol")).is_err());
     let members: Vec<_> = h.meter.budget_status().into_iter().map(|s| s.member.unwrap().to_string()).collect();
     assert_eq!(members, ["carol", "dave"]);
@@ -282,4 +298,36 @@ fn a_zero_limit_refuses_a_value_that_has_not_spent_yet() {
     let err = h.meter.check_budget(&RequestScope::new().with_user("trial-42")).unwrap_err();
     assert_eq!(err.scope(), &BudgetScope::user("trial-42"));
     assert_eq!(h.meter.check_budget(&RequestScope::new()), Ok(()), "a request naming no user is not in its scope");
+}
+
+#[test]
+fn each_values_delivered_alerts_are_written_again_with_its_own_first_call_of_a_day() {
+    // Restating every value's alerts with the day's first call wrote 10,000 lines at once at 5,000 alerted users,
+    // past the journal's queue. Each value's are written again with its own first call of the day.
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 14, 9, 0, 0).unwrap());
+    let meter = TokenMeter::builder()
+        .with_clock(clock.clone())
+        .with_journal(JournalConfig::new(dir.path()).with_fsync(FsyncPolicy::EveryRecord))
+        .with_budget(Budget::new("per-user", BudgetLimit::usd(1.0).unwrap()).with_scope(BudgetScope::each_user()))
+        .try_build()
+        .unwrap();
+    call(&meter, "alice", "s1", 600_000);
+    call(&meter, "bob", "s2", 600_000);
+    clock.set(Utc.with_ymd_and_hms(2026, 3, 15, 9, 0, 0).unwrap());
+    call(&meter, "carol", "s3", 100_000);
+    call(&meter, "alice", "s1", 100_000);
+    call(&meter, "alice", "s1", 100_000);
+    meter.flush().unwrap();
+    let text = std::fs::read_to_string(dir.path().join("tokenmeter-2026-03-15.jsonl")).unwrap();
+    let restated: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["budget_alert"]["restated"] == true)
+        .map(|v| format!("{} {}", v["budget_alert"]["scope"].as_str().unwrap(), v["budget_alert"]["alert"]["event"]))
+        .collect();
+    // Alice's 50% (and her projected overrun) once, with her first call of the day; not Bob's, who made none.
+    assert_eq!(restated.iter().filter(|r| r.starts_with("user=alice")).count(), restated.len(), "{restated:?}");
+    assert!(restated.contains(&"user=alice \"threshold_crossed\"".to_owned()), "{restated:?}");
+    assert_eq!(restated.iter().filter(|r| r.as_str() == "user=alice \"threshold_crossed\"").count(), 1);
 }

@@ -268,9 +268,11 @@ impl AlertRouter {
         });
     }
 
-    /// A budget of each value of a dimension found its accounts full: said once per budget.
-    pub(super) fn warn_members_full(&self, budget: &str, scope: &str, max: usize) {
-        let (budget, scope) = (budget.to_owned(), scope.to_owned());
+    /// A budget of each value of a dimension found its accounts full and counted a call in its `(other)` account:
+    /// said once a UTC day per budget, with how many calls went there so far.
+    pub(super) fn warn_members_full(&self, budget: &str, scope: &BudgetScope, max: usize, overflow: u64) {
+        let other = scope.member(super::tracker::OTHER).to_string();
+        let (budget, scope) = (budget.to_owned(), scope.to_string());
         crate::capture::defer_log(move || {
             crate::capture::while_in_sinks(|| {
                 tracing::warn!(
@@ -280,9 +282,10 @@ impl AlertRouter {
                     event = "members_full",
                     scope = %scope,
                     max_members = max,
-                    "budget `{budget}` ({scope}) holds spend for {max} values already, none of them idle: calls of \
-                     new values are not counted against it, and its checks pass them (Budget::with_max_members \
-                     raises the cap; TokenMeter::budget_members_refused counts them; said once per budget)"
+                    calls = overflow,
+                    "budget `{budget}` ({scope}) holds spend for {max} values, none of them idle: calls of further \
+                     values count together as `{other}`, under one limit ({overflow} calls so far); raise it with \
+                     Budget::with_max_members (said once a day)"
                 )
             })
         });

@@ -142,9 +142,10 @@ impl TokenMeter {
 
     /// For each budget of each value of a dimension that found its accounts full
     /// ([`Budget::with_max_members`](crate::budget::Budget::with_max_members)): its name and how many calls were
-    /// not counted against it. Empty when none was full.
-    pub fn budget_members_refused(&self) -> Vec<(std::sync::Arc<str>, u64)> {
-        self.inner.budgets.members_refused()
+    /// counted in its `(other)` account (replayed ones too), where the values it had no room for share one limit.
+    /// Empty when none was full.
+    pub fn budget_members_overflow(&self) -> Vec<(std::sync::Arc<str>, u64)> {
+        self.inner.budgets.members_overflow()
     }
 
     /// Alert counters: alerts fired, callback panics, webhook delivery.

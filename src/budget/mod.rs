@@ -373,7 +373,7 @@ pub enum BudgetScope {
     /// 200,000 tokens). `name` is a dimension, as in [`dimension`](Self::dimension), or `model` (each model on
     /// its own). A call without a value for it is not counted. Its states, alerts and refusals name the value
     /// (`user=alice`, with [`BudgetState::member`] set); see [`Budget::with_max_members`] for how many values
-    /// it keeps.
+    /// it keeps, and the `(other)` account past them.
     Each {
         /// The dimension, or `model`.
         name: Arc<str>,
@@ -757,12 +757,13 @@ impl Budget {
     }
 
     /// For a budget of each value of a dimension ([`BudgetScope::Each`]): how many values it keeps an account for
-    /// at once (default [`DEFAULT_MAX_MEMBERS`], at least 1). An account is ~200 bytes (~2.7 KB on a rolling
-    /// budget). When a new value comes and the accounts are full, those whose period has ended (a rolling
-    /// window: whose spend has left it) are dropped; if none has, the new value's calls are not counted against
-    /// the budget (its checks pass), a WARN says so (once a budget), and
-    /// [`TokenMeter::budget_members_refused`](crate::TokenMeter::budget_members_refused) counts them. Other scopes
-    /// ignore it.
+    /// at once (default [`DEFAULT_MAX_MEMBERS`], at least 1). An account is ~250 bytes (~2.7 KB on a rolling
+    /// budget). When a new value comes and the accounts are full, those whose period has ended (a rolling window:
+    /// whose spend has left it) are dropped; if none has, the new value's calls count in one shared account,
+    /// `(other)` (its states and alerts read `user=(other)`), under the same limit: never uncounted, so a `Block`
+    /// budget refuses those values together once they have spent the limit between them. A WARN says so (once a
+    /// day), and [`TokenMeter::budget_members_overflow`](crate::TokenMeter::budget_members_overflow) counts those
+    /// calls. Set it above the number of values that spend in one period. Other scopes ignore it.
     pub fn with_max_members(mut self, max: usize) -> Self {
         self.max_members = max.max(1);
         self

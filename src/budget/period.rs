@@ -195,6 +195,14 @@ impl RollingBuckets {
         sum
     }
 
+    /// The first instant every window ending then is empty: when the newest spend leaves it (`i64::MIN` with none).
+    pub(super) fn empty_from(&self) -> i64 {
+        if self.newest == i64::MIN {
+            return i64::MIN;
+        }
+        self.newest.saturating_add(ROLLING_BUCKETS as i64).saturating_mul(self.width)
+    }
+
     /// Start of the window ending at `at`.
     pub(super) fn window_start(&self, at: i64) -> i64 {
         (at.div_euclid(self.width) - (ROLLING_BUCKETS as i64 - 1)).saturating_mul(self.width)
