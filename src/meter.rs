@@ -1855,16 +1855,30 @@ impl MeterInner {
         }
     }
 
+    /// What the filter keeps of one value: the same `Arc` when it keeps it as it is, `None` when it drops it (or
+    /// panics).
+    fn filtered(&self, filter: &DimensionFilter, name: &str, value: &Arc<str>) -> Option<Arc<str>> {
+        let kept = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| filter(name, value))).ok()??;
+        Some(if *kept == **value { value.clone() } else { Arc::from(crate::capture::capped(&kept, self.max_dim_len)) })
+    }
+
+    /// A value as the application's spans would have it recorded: cut at the meter's length, empty dropped, then
+    /// filtered; the same `Arc` when nothing changes.
+    pub(crate) fn as_recorded(&self, name: &str, value: &Arc<str>) -> Option<Arc<str>> {
+        let cut = crate::capture::capped(value, self.max_dim_len);
+        if cut.is_empty() {
+            return None;
+        }
+        let value = if cut.len() == value.len() { value.clone() } else { Arc::from(cut) };
+        match &self.dimension_filter {
+            Some(filter) => crate::capture::while_in_sinks(|| self.filtered(filter, name, &value)),
+            None => Some(value),
+        }
+    }
+
     #[inline(never)]
     fn apply_dimension_filter(&self, filter: &DimensionFilter, dims: &mut crate::Dimensions) {
-        let keep = |name: &str, value: &Arc<str>| -> Option<Arc<str>> {
-            let kept = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| filter(name, value))).ok()??;
-            Some(if *kept == **value {
-                value.clone()
-            } else {
-                Arc::from(crate::capture::capped(&kept, self.max_dim_len))
-            })
-        };
+        let keep = |name: &str, value: &Arc<str>| self.filtered(filter, name, value);
         crate::capture::while_in_sinks(|| {
             let crate::Dimensions { session, user, tenant, project, agent, operation, task, extra } = dims;
             for (name, slot) in [

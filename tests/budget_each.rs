@@ -111,6 +111,9 @@ fn each_user_has_their_own_limit_checks_and_alerts() {
         ["50", "75", "90", "100"].iter().map(|p| ("user=alice".to_owned(), p.parse().unwrap())).collect();
     assert_eq!(thresholds(&alerts), alice);
     assert!(alerts.lock().iter().all(|a| a.member.as_deref() == Some("alice")));
+    // The webhook's body names the value too.
+    let body = alerts.lock()[0].to_json();
+    assert_eq!((body["scope"].as_str(), body["member"].as_str()), (Some("user=alice"), Some("alice")));
     call(&h.meter, "alice", "s1", 100_000);
     assert_eq!(thresholds(&alerts).len(), 4, "each threshold once per period");
     call(&h.meter, "bob", "s2", 300_000);
@@ -330,4 +333,40 @@ fn each_values_delivered_alerts_are_written_again_with_its_own_first_call_of_a_d
     assert_eq!(restated.iter().filter(|r| r.starts_with("user=alice")).count(), restated.len(), "{restated:?}");
     assert!(restated.contains(&"user=alice \"threshold_crossed\"".to_owned()), "{restated:?}");
     assert_eq!(restated.iter().filter(|r| r.as_str() == "user=alice \"threshold_crossed\"").count(), 1);
+}
+
+#[test]
+fn a_check_names_the_value_as_the_application_writes_it_and_finds_it_filtered_and_cut() {
+    // A pseudonymising filter keeps alice's calls under `h-…`, and capture cuts values at 128 bytes: a check with
+    // `with_user("alice")` (or the whole long id) found no account, and an exhausted user went through.
+    let long = "u".repeat(151);
+    let h = Harness::with(|b| {
+        b.with_dimension_filter(|dim, value| match dim {
+            "user" if value.starts_with('u') => Some(value.to_owned()),
+            "user" => Some(format!("h-{}", value.len())),
+            _ => Some(value.to_owned()),
+        })
+        .with_budget(
+            Budget::new("per-user", BudgetLimit::usd(1.0).unwrap())
+                .with_scope(BudgetScope::each_user())
+                .with_action(BudgetAction::Block),
+        )
+    });
+    call(&h.meter, "alice", "s1", 2_000_000);
+    call(&h.meter, &long, "s2", 2_000_000);
+    let members: Vec<String> =
+        h.meter.budget_status().into_iter().map(|s| s.member.unwrap().len().to_string()).collect();
+    assert_eq!(members, ["3", "128"], "alice as h-5, the long id cut");
+    let err = h.meter.check_budget(&RequestScope::new().with_user("alice")).unwrap_err();
+    assert_eq!(err.scope(), &BudgetScope::user("h-5"));
+    assert!(
+        h.meter.check_budget(&RequestScope::new().with_user(long.as_str())).is_err(),
+        "the long id, cut as captured"
+    );
+    assert_eq!(h.meter.budget_status_for(&RequestScope::new().with_user("alice"))[0].member.as_deref(), Some("h-5"));
+    // Values from a record are as recorded already: not filtered a second time.
+    let recorded =
+        RequestScope::from_dimensions(&tokenmeter::Dimensions { user: Some("h-5".into()), ..Default::default() });
+    assert!(h.meter.check_budget(&recorded).is_err());
+    assert_eq!(h.meter.check_budget(&RequestScope::new().with_session("s1")), Ok(()));
 }

@@ -503,6 +503,34 @@ fn a_budget_for_each_user_exports_a_series_per_user_named_by_the_member_attribut
 }
 
 #[test]
+fn past_the_budget_series_cap_the_values_of_budgets_of_each_value_go_first() {
+    // 1,000 users at 20% of their own $1 pushed the organisation's budget, at 10%, out of the 1,000 series.
+    use tokenmeter::budget::{Budget, BudgetLimit, BudgetScope};
+
+    let (provider, exporter) = pipeline(Temporality::Cumulative);
+    let meter = TokenMeter::builder()
+        .with_meter_provider(provider.clone())
+        .with_budget(Budget::new("org", BudgetLimit::usd(2_000.0).expect("usd")))
+        .with_budget(Budget::new("per-user", BudgetLimit::usd(1.0).expect("usd")).with_scope(BudgetScope::each_user()))
+        .try_build()
+        .expect("meter");
+    let subscriber = tracing_subscriber::registry().with(meter.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        for i in 0..1_000 {
+            let _user = info_span!("request", user.id = %format!("user-{i:04}")).entered();
+            let _call =
+                info_span!("chat", gen_ai.request.model = "claude-haiku-4-5", input_tokens = 200_000u64).entered();
+        }
+    });
+    let rm = collect(&meter, &exporter);
+    let util = gauges(&rm, BUDGET_UTILIZATION);
+    assert_eq!(util.len(), 1_000);
+    let org = util.iter().find(|(a, _)| a[ATTR_BUDGET] == "org").map(|(_, v)| *v);
+    assert_eq!(org, Some(0.1));
+    assert_eq!(util.iter().filter(|(a, _)| a.contains_key(ATTR_BUDGET_MEMBER)).count(), 999);
+}
+
+#[test]
 fn a_window_of_calls_without_usage_has_no_efficiency_gauge() {
     // One call that timed out before any usage: nothing to score. Its report reads 100 and 0% as
     // placeholders; the gauges used to publish those.

@@ -81,7 +81,8 @@ impl BudgetAlert {
     /// ```
     ///
     /// Amounts are US dollars (or tokens, by `unit`) as numbers; `threshold_percent` is present only for
-    /// threshold alerts and `projected_spend` is `null` when unknown. `unpriced_calls` counts the period's
+    /// threshold alerts, `member` only for a budget of each value of a dimension (the value, also in `scope`),
+    /// and `projected_spend` is `null` when unknown. `unpriced_calls` counts the period's
     /// calls on models without a price, which count $0 in `spent`. `text` is the alert's display form, so
     /// chat webhooks that show `text` need no template. `id` is the same for every delivery of one alert (a
     /// retry after a timeout may deliver it twice) and differs between alerts: a hash of the budget, its scope,
@@ -126,6 +127,9 @@ impl BudgetAlert {
         });
         if let AlertKind::ThresholdCrossed { percent } = self.kind {
             body["threshold_percent"] = percent.into();
+        }
+        if let Some(member) = &self.member {
+            body["member"] = (**member).into();
         }
         body
     }

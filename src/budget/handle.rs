@@ -93,7 +93,8 @@ impl TokenMeter {
     /// ```
     pub fn check_budget(&self, scope: &RequestScope) -> Result<(), BudgetExceeded> {
         let now = self.now_after_owed_alerts();
-        let checked = self.inner.budgets.check(scope, now, &*self.inner.clock);
+        let scope = scope.as_recorded(|name, value| self.inner.as_recorded(name, value));
+        let checked = self.inner.budgets.check(&scope, now, &*self.inner.clock);
         // The check re-opened a period the clock came back into: the alerts its spend reached.
         self.inner.deliver_owed_alerts(now);
         checked
@@ -132,6 +133,7 @@ impl TokenMeter {
     /// out, as `check_budget` leaves it.
     pub fn budget_status_for(&self, scope: &RequestScope) -> Vec<BudgetState> {
         let now = self.now_after_owed_alerts();
+        let scope = &*scope.as_recorded(|name, value| self.inner.as_recorded(name, value));
         let states = self.inner.budgets.status_for(scope, now, &*self.inner.clock);
         if !self.inner.budgets.owes() {
             return states;

@@ -863,10 +863,19 @@ impl Budget {
 ///
 /// A budget applies to the request when its scope is everything, or names a dimension (or model) that the
 /// request carries with the same value.
+///
+/// Values set with the `with_*` methods are as the application's spans would carry them: the meter treats them
+/// as capture treats span fields before comparing (cut at
+/// [`with_max_dimension_len`](crate::TokenMeterBuilder::with_max_dimension_len), passed through
+/// [`with_dimension_filter`](crate::TokenMeterBuilder::with_dimension_filter)), so `with_user("alice")` finds the
+/// account a pseudonymising filter keeps alice's calls under. Values taken from a record or
+/// [`current_dimensions`](crate::TokenMeter::current_dimensions) ([`from_dimensions`](Self::from_dimensions)) are
+/// already as recorded, and are compared as they are.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[must_use]
 pub struct RequestScope {
-    dims: Vec<(Arc<str>, Arc<str>)>,
+    /// Name, value, and whether the value is as recorded (from a record's dimensions) rather than as written.
+    dims: Vec<(Arc<str>, Arc<str>, bool)>,
     model: Option<String>,
 }
 
@@ -888,7 +897,15 @@ impl RequestScope {
         for (k, v) in &dims.extra {
             scope = scope.with_dimension(k.clone(), v.clone());
         }
+        for dim in &mut scope.dims {
+            dim.2 = true;
+        }
         scope
+    }
+
+    /// Sets the session (`session.id`).
+    pub fn with_session(self, value: impl Into<Arc<str>>) -> Self {
+        self.with_dimension("session", value)
     }
 
     /// Sets the user.
@@ -927,11 +944,34 @@ impl RequestScope {
             DimensionName::Builtin(d) => name = Arc::from(d.name()),
             DimensionName::Other => {}
         }
-        match self.dims.iter_mut().find(|(k, _)| *k == name) {
-            Some(slot) => slot.1 = value,
-            None => self.dims.push((name, value)),
+        match self.dims.iter_mut().find(|(k, _, _)| *k == name) {
+            Some(slot) => (slot.1, slot.2) = (value, false),
+            None => self.dims.push((name, value, false)),
         }
         self
+    }
+
+    /// Whether a value set as written needs `keep` (the meter's cut and filter): the scope as the meter compares
+    /// it, borrowed when nothing changes.
+    pub(crate) fn as_recorded(
+        &self,
+        keep: impl Fn(&str, &Arc<str>) -> Option<Arc<str>>,
+    ) -> std::borrow::Cow<'_, RequestScope> {
+        let changed = |(name, value, recorded): &(Arc<str>, Arc<str>, bool)| {
+            !*recorded && keep(name, value).is_none_or(|kept| !Arc::ptr_eq(&kept, value))
+        };
+        if !self.dims.iter().any(changed) {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        let dims = self
+            .dims
+            .iter()
+            .filter_map(|(name, value, recorded)| match recorded {
+                true => Some((name.clone(), value.clone(), true)),
+                false => keep(name, value).map(|kept| (name.clone(), kept, true)),
+            })
+            .collect();
+        std::borrow::Cow::Owned(RequestScope { dims, model: self.model.clone() })
     }
 
     /// A dimension's value.
@@ -939,7 +979,7 @@ impl RequestScope {
         if name == "model" {
             return self.model.as_deref();
         }
-        self.dims.iter().find(|(k, _)| &**k == name).map(|(_, v)| &**v)
+        self.dims.iter().find(|(k, _, _)| &**k == name).map(|(_, v, _)| &**v)
     }
 }
 

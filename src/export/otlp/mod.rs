@@ -493,13 +493,20 @@ impl Shared {
 const MAX_BUDGET_SERIES: usize = 1_000;
 
 /// Keeps the [`MAX_BUDGET_SERIES`] budgets nearest their limits (highest utilization, then name): the ones the
-/// panels and alert rules on these gauges are for. Every gauge reads the same selection (one status a collection);
-/// the order of a gauge's points means nothing.
+/// panels and alert rules on these gauges are for. The values of budgets of each value of a dimension come after
+/// every other budget: 1,000 users at 20% of their own limit pushed an organisation's budget at 10% out of every
+/// panel. Every gauge reads the same selection (one status a collection); the order of a gauge's points means
+/// nothing.
 fn most_used_budgets(all: &mut Vec<BudgetState>) {
     if all.len() <= MAX_BUDGET_SERIES {
         return;
     }
-    all.sort_by(|a, b| b.utilization.total_cmp(&a.utilization).then_with(|| a.budget.cmp(&b.budget)));
+    all.sort_by(|a, b| {
+        (a.member.is_some().cmp(&b.member.is_some()))
+            .then_with(|| b.utilization.total_cmp(&a.utilization))
+            .then_with(|| a.budget.cmp(&b.budget))
+            .then_with(|| a.member.cmp(&b.member))
+    });
     all.truncate(MAX_BUDGET_SERIES);
 }
 
