@@ -72,6 +72,15 @@ fn a_budget_for_each_project_shows_a_row_per_project() {
 
     let text = cc(&["budget", "--file", file.to_str().unwrap()]).ok().to_owned();
     assert!(text.contains("project=-home-dev-beta"), "{text}");
+    // One project's account at most: the others' calls share `(other)`, and a note says so.
+    std::fs::write(&file, "[budgets.per-project]\nlimit_usd = 0.25\nscope = { project = \"*\" }\nmax_members = 1\n")
+        .unwrap();
+    let run = cc(&["budget", "--file", file.to_str().unwrap(), "--format", "json"]);
+    let scopes: Vec<String> =
+        run.json()["budgets"].as_array().unwrap().iter().map(|b| b["scope"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(scopes.len(), 2, "{scopes:?}");
+    assert!(scopes.contains(&"project=(other)".to_owned()), "{scopes:?}");
+    assert!(run.stderr.contains("budget `per-project` holds at most its max_members values at once"), "{}", run.stderr);
     assert!(text.contains("Over budget: per-project (project=-home-dev-beta)"), "{text}");
     assert!(text.contains("`per-tenant` (tenant=*): no tenant has spent in its current period."), "{text}");
 }

@@ -146,7 +146,18 @@ pub(crate) fn evaluate(
             )),
             e => CliError::data(e.to_string()),
         })?;
-        Ok(meter.budget_status())
+        let states = meter.budget_status();
+        // Past a budget's `max_members`, further values share its `(other)` row: as the application would count
+        // them, but a row per value was expected.
+        for (budget, calls) in meter.budget_members_overflow() {
+            ctx.note(&format!(
+                "tokenmeter: note: budget `{budget}` holds at most its max_members values at once: {} of further \
+                 values count together in its `(other)` row, as the application's meter counts them (raise \
+                 max_members in the file to see each)",
+                crate::render::count(calls, "call")
+            ));
+        }
+        Ok(states)
     })()
 }
 
