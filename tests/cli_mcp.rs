@@ -703,6 +703,53 @@ fn blocks_are_the_library_blocks_with_calls_in_the_timeframe() {
 }
 
 #[test]
+fn project_and_session_breakdowns_and_long_block_lists_keep_the_most_expensive_and_the_most_recent() {
+    // 60 calls 6 hours apart: 60 sessions (3 projects) and 60 blocks. An answer listing them all grew with the
+    // history (a month of blocks was 77,000 characters of JSON).
+    let dir = tempfile::tempdir().unwrap();
+    let start: DateTime<Utc> = "2025-09-01T00:00:00Z".parse().unwrap();
+    let mut text = String::new();
+    for i in 0..60u64 {
+        let ts = start + chrono::Duration::hours(6 * i as i64);
+        let line = json!({
+            "timestamp": ts, "duration_us": 1_000_000, "model": "claude-haiku-4-5", "provider": "anthropic",
+            "tokens": {"input": 1_000 + i * 100, "output": 10}, "metered": true, "outcome": {"status": "ok"},
+            "dimensions": {"session": format!("s{i:02}"), "project": format!("p{}", i % 3)}
+        });
+        text.push_str(&format!("{line}\n"));
+    }
+    let file = dir.path().join("records.jsonl");
+    std::fs::write(&file, text).unwrap();
+    let mut c = Client::start(&["--records", file.to_str().unwrap(), "--now", "2025-10-20T00:00:00Z", "mcp"]);
+    c.initialize("2025-06-18");
+    let schema = output_schema(&mut c);
+
+    let (s, text) = c.ok(json!({"operation": "analyze", "timeframe": "all", "breakdown_type": "project,session"}));
+    conforms(&schema, &s);
+    let keys = |b: &str| -> Vec<String> {
+        s["breakdowns"][b]["groups"].as_array().unwrap().iter().map(|g| g["key"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(keys("project").len(), 3);
+    let sessions = keys("session");
+    // The 20 most expensive: the latest sessions have the most input.
+    assert_eq!(sessions.len(), 20);
+    assert_eq!((sessions[0].as_str(), sessions[19].as_str()), ("s59", "s40"));
+    assert_eq!(s["breakdowns"]["values_not_shown"], json!({"session": 40}));
+    assert_eq!(s["breakdowns"]["session"]["totals"]["calls"], 60, "the totals are the whole window's");
+    assert!(text.contains("Top session: s59") && text.contains("40 session values past the 20 listed."), "{text}");
+
+    let (s, text) = c.ok(json!({"operation": "blocks", "timeframe": "all"}));
+    conforms(&schema, &s);
+    let blocks = s["blocks"]["blocks"].as_array().unwrap();
+    assert_eq!((blocks.len(), s["blocks_not_shown"].as_u64()), (48, Some(12)));
+    assert_eq!(blocks[47]["start"], "2025-09-15T18:00:00Z", "the most recent kept");
+    assert!(
+        text.contains("60 closed") && text.contains("The 48 most recent blocks are listed, the 12 before"),
+        "{text}"
+    );
+}
+
+#[test]
 fn compare_is_the_library_period_comparison() {
     let dir = tempfile::tempdir().unwrap();
     let l = ledger();
@@ -763,13 +810,13 @@ fn bad_arguments_are_tool_errors_that_say_what_is_allowed() {
         (
             json!({"operation": "analyze", "breakdown_type": "agent,region"}),
             "unknown breakdown type \"region\" in `breakdown_type`: expected a comma-separated list of agent, \
-             operation, model, cost, time"
+             operation, model, project, session, cost, time"
                 .into(),
         ),
         (
             json!({"operation": "analyze", "breakdown_type": ["agent", "model"]}),
-            "`breakdown_type` must be a string of comma-separated names from agent, operation, model, cost, time \
-             (e.g. \"agent,cost\"); got an array"
+            "`breakdown_type` must be a string of comma-separated names from agent, operation, model, project, \
+             session, cost, time (e.g. \"agent,cost\"); got an array"
                 .into(),
         ),
         (
@@ -833,6 +880,7 @@ fn bad_arguments_are_tool_errors_that_say_what_is_allowed() {
     }
     let r = c.request("tools/frobnicate", json!({}));
     assert_eq!(r["error"]["code"], -32601, "{r}");
+    assert_eq!(r["error"]["message"], "Method not found: tools/frobnicate", "{r}");
     // So are the params of any other method MCP defines that do not fit it.
     let r = c.request("initialize", json!({"protocolVersion": 5}));
     assert_eq!(r["error"]["code"], -32602, "{r}");

@@ -507,7 +507,10 @@ impl Call<'_> {
                 f.time_zone,
                 crate::render::forecast_basis(&f),
                 priced(next),
-                crate::render::count(u64::from(horizon_days), "day"),
+                match horizon_days {
+                    1 => "day".to_owned(),
+                    n => crate::render::count(u64::from(n), "day"),
+                },
                 priced(f.month_to_date_usd),
                 priced(f.projected_month_total_usd)
             )
@@ -632,6 +635,17 @@ impl Call<'_> {
             },
         }
         let window = from.map(|from| WindowBounds { from, to: now });
+        // The text has told of every block in the timeframe; the list keeps the most recent.
+        let older = report.blocks.len().saturating_sub(MAX_BLOCKS_LISTED);
+        if older > 0 {
+            report.blocks.drain(..older);
+            text.push_str(&format!(
+                " The {} most recent blocks are listed, the {} before them are not.",
+                MAX_BLOCKS_LISTED,
+                int(older as u64)
+            ));
+        }
+        let blocks_not_shown = blocks_not_shown + older;
         let body = Body { blocks: report, blocks_not_shown, largest_closed_block_tokens };
         self.finish(tf.name(), window, body, text)
     }
@@ -706,6 +720,19 @@ impl Call<'_> {
                 BreakdownType::Agent => out.agent = Some(by(Dimension::Agent)?),
                 BreakdownType::Operation => out.operation = Some(by(Dimension::Operation)?),
                 BreakdownType::Model => out.model = Some(by(Dimension::Model)?),
+                BreakdownType::Project | BreakdownType::Session => {
+                    let Some(d) = b.dimension() else { continue };
+                    let mut rows = by(d)?;
+                    // A source holds thousands of sessions: the most expensive are what an answer is for.
+                    if rows.groups.len() > MAX_VALUES_LISTED {
+                        out.values_not_shown.insert(b.name(), rows.groups.len() - MAX_VALUES_LISTED);
+                        rows.groups.truncate(MAX_VALUES_LISTED);
+                    }
+                    match b {
+                        BreakdownType::Project => out.project = Some(rows),
+                        _ => out.session = Some(rows),
+                    }
+                }
                 BreakdownType::Cost => out.cost = Some(CostBreakdown::of(summary, &self.source.records, self.ctx)),
                 BreakdownType::Time => out.time = Some(self.by_time(tf)?),
             }
@@ -761,6 +788,13 @@ struct Breakdowns {
     #[serde(skip_serializing_if = "Option::is_none")]
     model: Option<QueryResult>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    project: Option<QueryResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session: Option<QueryResult>,
+    /// Values past the [`MAX_VALUES_LISTED`] listed, by breakdown (project, session).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    values_not_shown: std::collections::BTreeMap<&'static str, usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     cost: Option<CostBreakdown>,
     #[serde(skip_serializing_if = "Option::is_none")]
     time: Option<QueryResult>,
@@ -771,6 +805,8 @@ impl Breakdowns {
         self.agent.is_none()
             && self.operation.is_none()
             && self.model.is_none()
+            && self.project.is_none()
+            && self.session.is_none()
             && self.cost.is_none()
             && self.time.is_none()
     }
@@ -778,11 +814,20 @@ impl Breakdowns {
     /// One sentence per breakdown: its most expensive value.
     fn text(&self, ctx: &Context) -> String {
         let mut out = String::new();
-        for (name, r) in [("agent", &self.agent), ("operation", &self.operation), ("model", &self.model)] {
+        for (name, r) in [
+            ("agent", &self.agent),
+            ("operation", &self.operation),
+            ("model", &self.model),
+            ("project", &self.project),
+            ("session", &self.session),
+        ] {
             if let Some(top) = r.as_ref().and_then(|r| r.groups.first()) {
                 let cost = share_cost(top.cost_usd, top.calls.saturating_sub(top.unmetered_calls), top.unpriced_calls);
                 out.push_str(&format!(" Top {name}: {} {cost} ({}).", top.key, pct(top.cost_share)));
             }
+        }
+        for (name, n) in &self.values_not_shown {
+            out.push_str(&format!(" {} {name} values past the {MAX_VALUES_LISTED} listed.", int(*n as u64)));
         }
         if let Some(c) = &self.cost
             && let Some(k) = c.by_kind.iter().max_by(|a, b| a.cost_usd.total_cmp(&b.cost_usd))
@@ -807,6 +852,12 @@ impl Breakdowns {
         out
     }
 }
+
+/// The values a project or session breakdown lists, most expensive first.
+const MAX_VALUES_LISTED: usize = 20;
+
+/// The blocks a `blocks` answer lists, the most recent (a month holds ~140, ~510 bytes each).
+const MAX_BLOCKS_LISTED: usize = 48;
 
 // === optimize: the target ===
 

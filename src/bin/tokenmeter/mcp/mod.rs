@@ -193,10 +193,11 @@ impl ServerHandler for TokenUsageServer {
                     .with_description("Claude token usage and cost, from tracing spans or Claude Code transcripts"),
             )
             .with_instructions(
-                "One tool, token_usage: call it with operation analyze (usage, efficiency, breakdowns), optimize \
-                 (savings, optionally against optimization_target percent), track (spend, rate, budgets), forecast \
-                 (next days and the month) or compare (against the previous period), and a timeframe of 1h, 6h, \
-                 24h (default), 7d, 30d or all.",
+                "One tool, token_usage: call it with operation analyze (usage, efficiency, breakdowns by agent, \
+                 operation, model, project, session, cost or time), optimize (savings, optionally against \
+                 optimization_target percent), track (spend, rate, budgets), forecast (next days, the month to date \
+                 and the month's total), compare (against the previous period) or blocks (the 5-hour usage blocks: \
+                 what the open one has used and has left), and a timeframe of 1h, 6h, 24h (default), 7d, 30d or all.",
             )
     }
 
@@ -229,7 +230,11 @@ impl ServerHandler for TokenUsageServer {
         if KNOWN_METHODS.contains(&request.method.as_str()) {
             return Err(ErrorData::invalid_params(format!("invalid params for {}", request.method), None));
         }
-        Err(ErrorData::new(rmcp::model::ErrorCode::METHOD_NOT_FOUND, request.method, None))
+        Err(ErrorData::new(
+            rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+            format!("Method not found: {}", request.method),
+            None,
+        ))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {

@@ -122,15 +122,19 @@ pub(super) enum BreakdownType {
     Agent,
     Operation,
     Model,
+    Project,
+    Session,
     Cost,
     Time,
 }
 
 impl BreakdownType {
-    const ALL: [BreakdownType; 5] = [
+    const ALL: [BreakdownType; 7] = [
         BreakdownType::Agent,
         BreakdownType::Operation,
         BreakdownType::Model,
+        BreakdownType::Project,
+        BreakdownType::Session,
         BreakdownType::Cost,
         BreakdownType::Time,
     ];
@@ -140,6 +144,8 @@ impl BreakdownType {
             BreakdownType::Agent => "agent",
             BreakdownType::Operation => "operation",
             BreakdownType::Model => "model",
+            BreakdownType::Project => "project",
+            BreakdownType::Session => "session",
             BreakdownType::Cost => "cost",
             BreakdownType::Time => "time",
         }
@@ -151,6 +157,8 @@ impl BreakdownType {
             BreakdownType::Agent => Some(Dimension::Agent),
             BreakdownType::Operation => Some(Dimension::Operation),
             BreakdownType::Model => Some(Dimension::Model),
+            BreakdownType::Project => Some(Dimension::Project),
+            BreakdownType::Session => Some(Dimension::Session),
             BreakdownType::Cost | BreakdownType::Time => None,
         }
     }
@@ -368,8 +376,9 @@ pub(super) fn input_schema() -> Arc<JsonObject> {
                 "type": "string",
                 "pattern": breakdown_pattern(),
                 "description": "Comma-separated breakdowns to add (analyze, optimize, track): agent, operation, \
-                    model (calls, tokens by kind, cost and shares per value), cost (spend by token kind, web search \
-                    fees and by model), time (per local hour up to 24h, per local day beyond). Example: \"agent,cost\"."
+                    model, project, session (calls, tokens by kind, cost and shares per value, most expensive first; \
+                    project and session list the 20 most expensive), cost (spend by token kind, web search fees and \
+                    by model), time (per local hour up to 24h, per local day beyond). Example: \"project,cost\"."
             },
             "optimization_target": {
                 "type": "number",
@@ -418,8 +427,9 @@ pub(super) fn output_schema() -> Arc<JsonObject> {
             "cache": { "type": "object", "description": "analyze: CacheMetrics of the timeframe." },
             "breakdowns": {
                 "type": "object",
-                "description": "The requested breakdowns: agent, operation, model and time are ledger query results \
-                    (totals and groups); cost is {window, total_usd, by_kind, unpriced_calls, by_model}."
+                "description": "The requested breakdowns: agent, operation, model, project, session and time are \
+                    ledger query results (totals and groups); cost is {window, total_usd, by_kind, unpriced_calls, \
+                    by_model}; values_not_shown counts the values past the 20 listed, by breakdown."
             },
             "efficiency": {
                 "type": "object",
@@ -467,7 +477,10 @@ pub(super) fn output_schema() -> Arc<JsonObject> {
                 "description": "blocks: the library's BlocksReport (block_hours, blocks opened in the timeframe and \
                     the open one, active: the open block's rates and projection, or null)."
             },
-            "blocks_not_shown": { "type": "integer", "description": "blocks: earlier blocks left out." },
+            "blocks_not_shown": {
+                "type": "integer",
+                "description": "blocks: earlier blocks left out (before the timeframe, or past the 48 most recent)."
+            },
             "largest_closed_block_tokens": {
                 "type": ["integer", "null"],
                 "description": "blocks: the most tokens a closed block used, of all the calls read."
