@@ -466,24 +466,34 @@ fn gauges_and_self_observability_follow_budgets_ledger_and_journal() {
     assert!(find(&rm, EXPORT_FAILURES).is_none(), "only tokenmeter's own pipeline counts export failures");
 }
 
-#[test]
-fn a_budget_for_each_user_exports_a_series_per_user_named_by_the_member_attribute() {
+/// A meter with a `team` budget of `team_usd` and a `per-user` budget of $1 for each user, after one Haiku call
+/// of each `(user, input tokens)` ($1 a million).
+fn team_and_each_user(
+    team_usd: f64,
+    calls: impl IntoIterator<Item = (String, u64)>,
+) -> (TokenMeter, InMemoryMetricExporter) {
     use tokenmeter::budget::{Budget, BudgetLimit, BudgetScope};
 
     let (provider, exporter) = pipeline(Temporality::Cumulative);
     let meter = TokenMeter::builder()
-        .with_meter_provider(provider.clone())
-        .with_budget(Budget::new("team", BudgetLimit::usd(10.0).expect("usd")))
+        .with_meter_provider(provider)
+        .with_budget(Budget::new("team", BudgetLimit::usd(team_usd).expect("usd")))
         .with_budget(Budget::new("per-user", BudgetLimit::usd(1.0).expect("usd")).with_scope(BudgetScope::each_user()))
         .try_build()
         .expect("meter");
     let subscriber = tracing_subscriber::registry().with(meter.layer());
     tracing::subscriber::with_default(subscriber, || {
-        for (user, micros) in [("alice", 600_000u64), ("bob", 200_000)] {
-            let _user = info_span!("request", user.id = user).entered();
-            let _call = info_span!("chat", gen_ai.request.model = "claude-haiku-4-5", input_tokens = micros).entered();
+        for (user, input) in calls {
+            let _user = info_span!("request", user.id = %user).entered();
+            let _call = info_span!("chat", gen_ai.request.model = "claude-haiku-4-5", input_tokens = input).entered();
         }
     });
+    (meter, exporter)
+}
+
+#[test]
+fn a_budget_for_each_user_exports_a_series_per_user_named_by_the_member_attribute() {
+    let (meter, exporter) = team_and_each_user(10.0, [("alice".to_owned(), 600_000), ("bob".to_owned(), 200_000)]);
     let rm = collect(&meter, &exporter);
     let mut util: Vec<(String, Option<String>, f64)> = gauges(&rm, BUDGET_UTILIZATION)
         .into_iter()
@@ -505,27 +515,11 @@ fn a_budget_for_each_user_exports_a_series_per_user_named_by_the_member_attribut
 #[test]
 fn past_the_budget_series_cap_the_values_of_budgets_of_each_value_go_first() {
     // 1,000 users at 20% of their own $1 pushed the organisation's budget, at 10%, out of the 1,000 series.
-    use tokenmeter::budget::{Budget, BudgetLimit, BudgetScope};
-
-    let (provider, exporter) = pipeline(Temporality::Cumulative);
-    let meter = TokenMeter::builder()
-        .with_meter_provider(provider.clone())
-        .with_budget(Budget::new("org", BudgetLimit::usd(2_000.0).expect("usd")))
-        .with_budget(Budget::new("per-user", BudgetLimit::usd(1.0).expect("usd")).with_scope(BudgetScope::each_user()))
-        .try_build()
-        .expect("meter");
-    let subscriber = tracing_subscriber::registry().with(meter.layer());
-    tracing::subscriber::with_default(subscriber, || {
-        for i in 0..1_000 {
-            let _user = info_span!("request", user.id = %format!("user-{i:04}")).entered();
-            let _call =
-                info_span!("chat", gen_ai.request.model = "claude-haiku-4-5", input_tokens = 200_000u64).entered();
-        }
-    });
+    let (meter, exporter) = team_and_each_user(2_000.0, (0..1_000).map(|i| (format!("user-{i:04}"), 200_000)));
     let rm = collect(&meter, &exporter);
     let util = gauges(&rm, BUDGET_UTILIZATION);
     assert_eq!(util.len(), 1_000);
-    let org = util.iter().find(|(a, _)| a[ATTR_BUDGET] == "org").map(|(_, v)| *v);
+    let org = util.iter().find(|(a, _)| a[ATTR_BUDGET] == "team").map(|(_, v)| *v);
     assert_eq!(org, Some(0.1));
     assert_eq!(util.iter().filter(|(a, _)| a.contains_key(ATTR_BUDGET_MEMBER)).count(), 999);
 }

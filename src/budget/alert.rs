@@ -135,6 +135,12 @@ impl BudgetAlert {
     }
 }
 
+/// Logs `event` once the recording thread has left the layer's locks (`defer_log`), as the meter's sinks run
+/// (`while_in_sinks`: not read back as a call's usage or error).
+fn say_later(event: impl FnOnce() + 'static) {
+    crate::capture::defer_log(move || crate::capture::while_in_sinks(event));
+}
+
 /// 64-bit FNV-1a over the parts, each preceded by its length (so that no two lists of parts collide by their
 /// joints), as 16 hex digits: stable across versions and platforms, unlike the standard library's hasher.
 fn stable_id(parts: &[&str]) -> String {
@@ -256,19 +262,17 @@ impl AlertRouter {
     /// toward it (a block budget would not stop them). A root event, as alerts are.
     pub(super) fn warn_unpriced(&self, budget: &str, scope: &str, model: &str) {
         let (budget, scope, model) = (budget.to_owned(), scope.to_owned(), model.to_owned());
-        crate::capture::defer_log(move || {
-            crate::capture::while_in_sinks(|| {
-                tracing::warn!(
-                    target: "tokenmeter::budget",
-                    parent: None,
-                    budget = %budget,
-                    event = "unpriced_calls",
-                    scope = %scope,
-                    model = %model,
-                    "budget `{budget}` ({scope}): calls on `{model}` have no price and count $0 toward it; give the \
-                     model a price (PriceBook::set, a price file) to count them (said once per budget)"
-                )
-            })
+        say_later(move || {
+            tracing::warn!(
+                target: "tokenmeter::budget",
+                parent: None,
+                budget = %budget,
+                event = "unpriced_calls",
+                scope = %scope,
+                model = %model,
+                "budget `{budget}` ({scope}): calls on `{model}` have no price and count $0 toward it; give the \
+                 model a price (PriceBook::set, a price file) to count them (said once per budget)"
+            )
         });
     }
 
@@ -277,21 +281,19 @@ impl AlertRouter {
     pub(super) fn warn_members_full(&self, budget: &str, scope: &BudgetScope, max: usize, overflow: u64) {
         let other = scope.member(super::tracker::OTHER).to_string();
         let (budget, scope) = (budget.to_owned(), scope.to_string());
-        crate::capture::defer_log(move || {
-            crate::capture::while_in_sinks(|| {
-                tracing::warn!(
-                    target: "tokenmeter::budget",
-                    parent: None,
-                    budget = %budget,
-                    event = "members_full",
-                    scope = %scope,
-                    max_members = max,
-                    calls = overflow,
-                    "budget `{budget}` ({scope}) holds spend for {max} values, none of them idle: calls of further \
-                     values count together as `{other}`, under one limit ({overflow} calls so far); raise it with \
-                     Budget::with_max_members (said once a day)"
-                )
-            })
+        say_later(move || {
+            tracing::warn!(
+                target: "tokenmeter::budget",
+                parent: None,
+                budget = %budget,
+                event = "members_full",
+                scope = %scope,
+                max_members = max,
+                calls = overflow,
+                "budget `{budget}` ({scope}) holds spend for {max} values, none of them idle: calls of further \
+                 values count together as `{other}`, under one limit ({overflow} calls so far); raise it with \
+                 Budget::with_max_members (said once a day)"
+            )
         });
     }
 
