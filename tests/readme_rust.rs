@@ -468,11 +468,18 @@ Ok(())
 }
 }
 
+/// The README's ```toml block that opens with `first`, up to its closing fence.
+fn readme_toml(first: &str) -> &'static str {
+    let readme = include_str!("../README.md");
+    let opening = format!("```toml\n{first}");
+    let start =
+        readme.find(&opening).unwrap_or_else(|| panic!("no README toml block opens with {first}")) + "```toml\n".len();
+    &readme[start..][..readme[start..].find("```").expect("its end")]
+}
+
 #[test]
 fn the_readme_price_file_sample_parses() {
-    let readme = include_str!("../README.md");
-    let start = readme.find("```toml\nweb_search_per_1k").expect("README's price file sample") + "```toml\n".len();
-    let text = &readme[start..][..readme[start..].find("```").expect("its end")];
+    let text = readme_toml("web_search_per_1k");
     // The fee starts away from the sample's $10 per 1,000 (the default), so that reading it shows.
     let mut book = tokenmeter::PriceBook::builtin().with_web_search_fee(tokenmeter::Money::ZERO);
     book.merge_toml_str(text, "README.md").expect("README's price file sample parses");
@@ -483,10 +490,7 @@ fn the_readme_price_file_sample_parses() {
 
 #[test]
 fn the_readme_budgets_file_sample_parses() {
-    let readme = include_str!("../README.md");
-    let start =
-        readme.find("```toml\n[budgets.acme-monthly]").expect("README's budgets file sample") + "```toml\n".len();
-    let text = &readme[start..][..readme[start..].find("```").expect("its end")];
+    let text = readme_toml("[budgets.acme-monthly]");
     let budgets =
         tokenmeter::budget::parse_budgets_toml(text, "README.md").expect("README's budgets file sample parses");
     let names: Vec<&str> = budgets.iter().map(|b| b.name()).collect();
@@ -496,10 +500,7 @@ fn the_readme_budgets_file_sample_parses() {
 
 #[test]
 fn the_readme_budget_for_each_session_parses() {
-    let readme = include_str!("../README.md");
-    let start =
-        readme.find("```toml\n[budgets.session-cap]").expect("README's each-session sample") + "```toml\n".len();
-    let text = &readme[start..][..readme[start..].find("```").expect("its end")];
+    let text = readme_toml("[budgets.session-cap]");
     let budgets = tokenmeter::budget::parse_budgets_toml(text, "README.md").expect("README's sample parses");
     assert_eq!(budgets[0].scope(), &tokenmeter::budget::BudgetScope::each_session());
     assert_eq!(budgets[0].max_members(), 50_000);
