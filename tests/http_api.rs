@@ -222,6 +222,14 @@ fn endpoints_equal_the_library_reports() {
     assert_eq!(v["tools"][0]["invocations"], 3);
     assert_eq!(v["tools"].as_array().unwrap().len(), 1);
 
+    // The budgets a request of one tenant (or user) falls under: that tenant's own state of the budget of each.
+    let v = f.ok("/api/v1/budgets?tenant=globex");
+    let scopes: Vec<&str> = v.as_array().unwrap().iter().map(|b| b["scope"].as_str().unwrap()).collect();
+    assert_eq!(scopes, ["everything", "tenant=globex", "tenant=globex"]);
+    assert_eq!(v, json(&m.budget_status_for(&tokenmeter::budget::RequestScope::new().with_tenant("globex"))));
+    let v = f.ok("/api/v1/budgets?user=nobody");
+    assert_eq!(v.as_array().unwrap().len(), 1, "the budget over everything: {v}");
+
     let v = f.ok("/api/v1/budgets");
     assert_eq!(v, json(&m.budget_status()));
     let scopes: Vec<&str> = v.as_array().unwrap().iter().map(|b| b["scope"].as_str().unwrap()).collect();
@@ -311,6 +319,11 @@ fn a_tenant_key_sees_its_tenant_only() {
     // Its own budget, and its own value's state of the budget of each tenant (not globex's).
     assert_eq!(names, ["acme", "per-tenant"]);
     assert_eq!(v[1]["scope"], "tenant=acme");
+    // Asked for its own tenant: the same; for another: not found.
+    let (s, mine) = f.get_as(Some(ACME), "/api/v1/budgets?tenant=acme");
+    assert_eq!((s, mine), (StatusCode::OK, v));
+    let (s, _) = f.get_as(Some(ACME), "/api/v1/budgets?tenant=globex");
+    assert_eq!(s, StatusCode::NOT_FOUND);
 }
 
 #[test]
@@ -529,7 +542,7 @@ fn bad_parameters_get_400_and_unknown_sessions_404() {
         ("/api/v1/analytics/token-efficiency?metric=reuse_rate", "metric", "time_range, group_by, efficiency_metric"),
         ("/api/v1/token-usage/s-1/metrics?include_all=true", "include_all", "include_tools, include_cache"),
         ("/api/v1/token-usage/s-1?include_cache=true", "include_cache", "no query parameters"),
-        ("/api/v1/budgets?tenant=acme", "tenant", "no query parameters"),
+        ("/api/v1/budgets?window=1h", "window", "user, session, tenant"),
         ("/api/v1/openapi.json?v=2", "v", "no query parameters"),
     ] {
         f.bad(path, param);

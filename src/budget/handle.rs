@@ -125,6 +125,14 @@ impl TokenMeter {
         Ok(call.await)
     }
 
+    /// [`budget_status_for`](Self::budget_status_for) without delivering the alerts a restart left owed (see
+    /// [`budget_status_leaving_owed_alerts`](Self::budget_status_leaving_owed_alerts)).
+    #[cfg(feature = "http")]
+    pub(crate) fn budget_status_for_leaving_owed_alerts(&self, scope: &RequestScope) -> Vec<BudgetState> {
+        let scope = scope.as_recorded(|name, value| self.inner.as_recorded(name, value));
+        self.inner.budgets.status_for(&scope, to_nanos(self.inner.clock.now()), &*self.inner.clock)
+    }
+
     /// The states of the budgets a request of this scope falls under, in the order the budgets were added: what
     /// [`check_budget`](Self::check_budget) reads, for telling a user what is left (`$3.20 of your $5 today`)
     /// without listing every budget. Of a budget of each value of a dimension

@@ -710,10 +710,29 @@ pub(super) async fn session_metrics(
 
 /// `GET /api/v1/budgets`.
 pub(super) async fn budgets(State(state): State<AppState>, Extension(caller): Extension<Caller>, raw: Raw) -> Response {
-    if let Err(r) = Params::of(raw, &[]) {
-        return r;
+    let params = match Params::of(raw, &["user", "session", "tenant"]) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let (user, session, tenant) = (params.get("user"), params.get("session"), params.get("tenant"));
+    // A tenant key asks of its own tenant only: another's is not found, as its sessions are not.
+    if let (Caller::Tenant(t), Some(asked)) = (&caller, tenant)
+        && asked != t.as_str()
+    {
+        return error(StatusCode::NOT_FOUND, "not_found", format!("no tenant `{asked}` for this key"), Some("tenant"));
     }
-    let mut states: Vec<BudgetState> = state.meter.budget_status_leaving_owed_alerts();
+    let mut states: Vec<BudgetState> = if user.is_none() && session.is_none() && tenant.is_none() {
+        state.meter.budget_status_leaving_owed_alerts()
+    } else {
+        // The budgets a request of these values falls under: one user's own state of a budget of each user.
+        let mut scope = crate::budget::RequestScope::new();
+        for (name, value) in [("user", user), ("session", session), ("tenant", tenant)] {
+            if let Some(v) = value {
+                scope = scope.with_dimension(name, v);
+            }
+        }
+        state.meter.budget_status_for_leaving_owed_alerts(&scope)
+    };
     if let Caller::Tenant(t) = &caller {
         states.retain(|s| matches!(&s.scope, BudgetScope::Dimension { name, value } if &**name == "tenant" && &**value == t.as_str()));
     }

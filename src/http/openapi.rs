@@ -380,9 +380,15 @@ pub fn openapi_document() -> Value {
                 }
             },
             "/api/v1/budgets": get(
-                "Every budget's state (`TokenMeter::budget_status`); a tenant key sees its tenant's budgets",
+                "Every budget's state (`TokenMeter::budget_status`); with `user`, `session` or `tenant`, the states of \
+                 the budgets a request of those values falls under (`TokenMeter::budget_status_for`: one user's own \
+                 state of a budget of each user). A tenant key sees its tenant's budgets; another tenant is 404",
                 "budgets",
-                vec![],
+                vec![
+                    param("user", "A user id: the budgets a request of this user falls under.", json!({ "type": "string" })),
+                    param("session", "A session id, as `user`.", json!({ "type": "string" })),
+                    param("tenant", "A tenant, as `user` (a tenant key: its own only).", json!({ "type": "string" })),
+                ],
                 responses(ok("Budget states.", array(reference("BudgetState"))), &[]),
             ),
         },
