@@ -201,7 +201,8 @@
 //!   full 14,003 -> 14,121, base 468c2f1 and HEAD built the same afternoon): `callgrind_annotate` put it in two
 //!   places, `step_back` no longer inlined (+106 a call) and the drop of the empty `SmallVec` of pending alerts,
 //!   which now hold an `Arc` (the value), a call on every call (+21). With `step_back` inlined and the pending
-//!   alerts in a `Vec`: capture 8,777, budgets 9,708 (+54), full 14,053 (+50, +0.4%).
+//!   alerts in a `Vec`: capture 8,777, budgets 9,708 (+54), full 14,053 (+50, +0.4%); after the `(other)` account
+//!   and the per-value restating (neither on this path): capture 8,777, budgets 9,702, full 14,053.
 //!
 //! Run: `cargo bench --bench capture` (or `./scripts/bench.sh` for every bench and one table).
 
