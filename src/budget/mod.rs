@@ -951,8 +951,8 @@ impl RequestScope {
         self
     }
 
-    /// Whether a value set as written needs `keep` (the meter's cut and filter): the scope as the meter compares
-    /// it, borrowed when nothing changes.
+    /// The scope as the meter compares it: each value set as written passed through `keep` (the meter's cut and
+    /// filter; `None` drops the value), values from a record as they are. Borrowed when nothing changes.
     pub(crate) fn as_recorded(
         &self,
         keep: impl Fn(&str, &Arc<str>) -> Option<Arc<str>>,
