@@ -389,7 +389,10 @@ pub fn openapi_document() -> Value {
                     param("session", "A session id, as `user`.", json!({ "type": "string" })),
                     param("tenant", "A tenant, as `user` (a tenant key: its own only).", json!({ "type": "string" })),
                 ],
-                responses(ok("Budget states.", array(reference("BudgetState"))), &[]),
+                responses(
+                    ok("Budget states.", array(reference("BudgetState"))),
+                    &[("404", "A tenant-bound key named another tenant in `tenant`.")],
+                ),
             ),
         },
         "components": {
