@@ -897,6 +897,8 @@ fn a_source_that_cannot_be_read_is_a_tool_error() {
     c.initialize("2025-06-18");
     let msg = c.fails(json!({"operation": "track"}));
     assert!(msg.starts_with("cannot read the source: journal directory") && msg.contains("does not exist"), "{msg}");
+    // The flags it names are the server's, not the tool's arguments.
+    assert!(msg.ends_with("in the MCP client's configuration: this tool's arguments cannot change it)"), "{msg}");
     // Once the journal exists, the same server answers.
     std::fs::create_dir(&missing).unwrap();
     let (s, _) = c.ok(json!({"operation": "track"}));

@@ -76,7 +76,14 @@ pub(super) fn answer(state: &ServerState, req: &TokenUsageRequest) -> Result<Ans
     // Notes about skipped lines go to stderr on the first read only; `source` in every answer counts them.
     let quiet = state.ctx.quiet || state.noted.swap(true, std::sync::atomic::Ordering::Relaxed);
     let ctx = state.ctx.with(now, quiet);
-    let source = Source::load(&state.source, &ctx).map_err(|e| format!("cannot read the source: {e}"))?;
+    // The flags the error may name are the server's command line, not the tool's arguments: said so, an agent
+    // would not try them as arguments.
+    let source = Source::load(&state.source, &ctx).map_err(|e| {
+        format!(
+            "cannot read the source: {e} (the source is chosen on the server's command line, in the MCP client's \
+             configuration: this tool's arguments cannot change it)"
+        )
+    })?;
     let ledger = source.ledger(&ctx);
     let everything = crate::cli::WindowArgs { period: Some(tokenmeter::Window::All), since: None, until: None };
     let all =
