@@ -215,8 +215,8 @@ fn full_accounts_drop_values_whose_period_ended_and_count_new_ones_together_whil
     assert!(thresholds(&alerts).contains(&("user=(other)".to_owned(), 100)), "{:?}", thresholds(&alerts));
     assert_eq!(h.meter.total_usage().calls, 4, "capture counts every call");
 
-    // The next day, yesterday's accounts are dropped for new users.
-    h.clock.set(Utc.with_ymd_and_hms(2026, 3, 15, 9, 0, 0).unwrap());
+    // From the next day's first instant, yesterday's accounts are dropped for new users.
+    h.clock.set(Utc.with_ymd_and_hms(2026, 3, 15, 0, 0, 0).unwrap());
     call(&h.meter, "carol", "s3", 1_000_000);
     call(&h.meter, "dave", "s4", 100_000);
     assert_eq!(h.meter.budget_members_overflow(), [(Arc::from("per-user"), 2)], "no more in (other)");

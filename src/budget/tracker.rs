@@ -220,10 +220,7 @@ impl Account {
     /// Holds no spend that counts at `at`: a calendar period that has ended (or none opened), a rolling window
     /// that has emptied. A value whose account is dropped for it starts over as new.
     fn idle(&self, at: i64) -> bool {
-        match &self.rolling {
-            Some(buckets) => buckets.sum(buckets.latest(at)).calls == 0,
-            None => self.period.is_none_or(|(_, end)| at >= end),
-        }
+        at >= self.idle_from()
     }
 
     /// The first instant the account is [`idle`](Self::idle) from, spend coming no more.
@@ -1239,24 +1236,40 @@ impl BudgetTracker {
     pub(crate) fn status_for(&self, request: &RequestScope, now: i64, clock: &dyn Clock) -> Vec<BudgetState> {
         let mut out = Vec::new();
         for slot in self.slots.iter().filter(|slot| slot.budget.scope.covers(request)) {
-            match &slot.accounts {
-                Accounts::One(acct) => out.push(slot.state(self.read(slot, &mut acct.lock(), now, clock), None)),
-                Accounts::Each(members) => {
-                    let Some(value) = request.get(&members.name) else { continue };
-                    let mut map = members.map.lock();
-                    match members.lookup(&mut map, value, now) {
-                        Some(acct) => out.push(slot.state(self.read(slot, acct, now, clock), acct.member.as_ref())),
-                        None => {
-                            drop(map);
-                            let mut acct = slot.fresh_account(None);
-                            let snap = self.read(slot, &mut acct, now, clock);
-                            out.push(slot.state(snap, Some(&Arc::from(value))));
-                        }
-                    }
-                }
+            if let Some((snap, member)) = self.read_for(slot, request, now, clock, false) {
+                out.push(slot.state(snap, member.as_ref()));
             }
         }
         out
+    }
+
+    /// The account a request (of the budget's scope) reads, with the value it is for: the budget's one account, or
+    /// in a budget of each value its value's own, [`OTHER`]'s when its calls would go there, or (unless
+    /// `skip_unseen`) an empty one for a value that has none yet. `None` when the request names no value, or
+    /// `skip_unseen` and its value has no account.
+    fn read_for(
+        &self,
+        slot: &BudgetSlot,
+        request: &RequestScope,
+        now: i64,
+        clock: &dyn Clock,
+        skip_unseen: bool,
+    ) -> Option<(Snapshot, Option<Arc<str>>)> {
+        let members = match &slot.accounts {
+            Accounts::One(acct) => return Some((self.read(slot, &mut acct.lock(), now, clock), None)),
+            Accounts::Each(members) => members,
+        };
+        let value = request.get(&members.name)?;
+        let mut map = members.map.lock();
+        if let Some(acct) = members.lookup(&mut map, value, now) {
+            return Some((self.read(slot, acct, now, clock), acct.member.clone()));
+        }
+        drop(map);
+        if skip_unseen {
+            return None;
+        }
+        let mut acct = slot.fresh_account(None);
+        Some((self.read(slot, &mut acct, now, clock), Some(Arc::from(value))))
     }
 
     /// Calls of a budget of each value of a dimension counted in its [`OTHER`] account because its accounts were
@@ -1296,23 +1309,9 @@ impl BudgetTracker {
             if slot.budget.action != BudgetAction::Block || !slot.budget.scope.covers(request) {
                 continue;
             }
-            let (snap, member) = match &slot.accounts {
-                Accounts::One(acct) => (self.read(slot, &mut acct.lock(), now, clock), None),
-                Accounts::Each(members) => {
-                    let Some(value) = request.get(&members.name) else { continue };
-                    let mut map = members.map.lock();
-                    // A value whose calls go to `OTHER` (the accounts are full) is refused with it.
-                    match members.lookup(&mut map, value, now) {
-                        Some(acct) => (self.read(slot, acct, now, clock), acct.member.clone()),
-                        // Nothing spent yet: only a zero limit refuses it.
-                        None if slot.limit > 0 => continue,
-                        None => {
-                            let mut acct = slot.fresh_account(None);
-                            (self.read(slot, &mut acct, now, clock), Some(Arc::from(value)))
-                        }
-                    }
-                }
-            };
+            // A value whose calls go to `OTHER` (the accounts are full) is refused with it; one that has spent
+            // nothing yet only by a zero limit.
+            let Some((snap, member)) = self.read_for(slot, request, now, clock, slot.limit > 0) else { continue };
             if snap.spent >= slot.limit {
                 return Err(BudgetExceeded::new(
                     slot.budget.name.clone(),
