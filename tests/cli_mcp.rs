@@ -316,6 +316,10 @@ fn handshake_lists_one_tool_with_its_schemas() {
     assert_eq!(r["serverInfo"]["name"], "tokenmeter");
     assert!(r["capabilities"]["tools"].is_object(), "{init}");
     assert!(r["instructions"].as_str().unwrap().contains("token_usage"));
+    // Every operation is named there (`blocks` was not: a model reading the instructions first never picked it).
+    for op in ["analyze", "optimize", "track", "forecast", "compare", "blocks"] {
+        assert!(r["instructions"].as_str().unwrap().contains(&format!(" {op} ")), "{op}: {r}");
+    }
 
     let list = c.request("tools/list", json!({}));
     let tools = list["result"]["tools"].as_array().expect("tools");
