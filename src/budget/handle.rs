@@ -57,6 +57,12 @@ impl TokenMeter {
         to_nanos(self.inner.clock.now())
     }
 
+    /// `scope` as the budgets compare it: values written with `RequestScope::with_*` cut and filtered as capture
+    /// records them ([`RequestScope::as_recorded`]).
+    fn as_recorded<'s>(&self, scope: &'s RequestScope) -> std::borrow::Cow<'s, RequestScope> {
+        scope.as_recorded(|name, value| self.inner.as_recorded(name, value))
+    }
+
     /// Every budget's state now, in the order the budgets were added. A budget of each value of a dimension
     /// ([`BudgetScope::Each`](crate::budget::BudgetScope::Each), `user=*`) gives one state per value with calls in
     /// its current period, ordered by value, each with [`BudgetState::member`] set; none before its first call.
@@ -93,8 +99,7 @@ impl TokenMeter {
     /// ```
     pub fn check_budget(&self, scope: &RequestScope) -> Result<(), BudgetExceeded> {
         let now = self.now_after_owed_alerts();
-        let scope = scope.as_recorded(|name, value| self.inner.as_recorded(name, value));
-        let checked = self.inner.budgets.check(&scope, now, &*self.inner.clock);
+        let checked = self.inner.budgets.check(&self.as_recorded(scope), now, &*self.inner.clock);
         // The check re-opened a period the clock came back into: the alerts its spend reached.
         self.inner.deliver_owed_alerts(now);
         checked
@@ -129,8 +134,7 @@ impl TokenMeter {
     /// [`budget_status_leaving_owed_alerts`](Self::budget_status_leaving_owed_alerts)).
     #[cfg(feature = "http")]
     pub(crate) fn budget_status_for_leaving_owed_alerts(&self, scope: &RequestScope) -> Vec<BudgetState> {
-        let scope = scope.as_recorded(|name, value| self.inner.as_recorded(name, value));
-        self.inner.budgets.status_for(&scope, to_nanos(self.inner.clock.now()), &*self.inner.clock)
+        self.inner.budgets.status_for(&self.as_recorded(scope), to_nanos(self.inner.clock.now()), &*self.inner.clock)
     }
 
     /// The states of the budgets a request of this scope falls under, in the order the budgets were added: what
@@ -141,7 +145,7 @@ impl TokenMeter {
     /// out, as `check_budget` leaves it.
     pub fn budget_status_for(&self, scope: &RequestScope) -> Vec<BudgetState> {
         let now = self.now_after_owed_alerts();
-        let scope = &*scope.as_recorded(|name, value| self.inner.as_recorded(name, value));
+        let scope = &*self.as_recorded(scope);
         let states = self.inner.budgets.status_for(scope, now, &*self.inner.clock);
         if !self.inner.budgets.owes() {
             return states;
