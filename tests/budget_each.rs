@@ -374,23 +374,6 @@ fn a_check_names_the_value_as_the_application_writes_it_and_finds_it_filtered_an
 #[test]
 fn values_sent_to_other_are_said_once_a_day() {
     // The WARN was once per process: after a restart (or a day later) a full budget went quiet.
-    #[derive(Clone, Default)]
-    struct Warns(Arc<Mutex<Vec<String>>>);
-    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Warns {
-        fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-            struct Fields(String);
-            impl tracing::field::Visit for Fields {
-                fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                    self.0.push_str(&format!("{}={:?} ", field.name(), value));
-                }
-            }
-            let mut fields = Fields(String::new());
-            event.record(&mut fields);
-            if fields.0.contains("event=\"members_full\"") {
-                self.0.lock().push(fields.0);
-            }
-        }
-    }
     let h = Harness::with(|b| {
         b.with_budget(
             Budget::new("per-user", BudgetLimit::usd(1.0).unwrap())
@@ -399,7 +382,7 @@ fn values_sent_to_other_are_said_once_a_day() {
                 .with_max_members(1),
         )
     });
-    let warns = Warns::default();
+    let warns = common::BudgetEvents::default();
     let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(h.meter.layer()).with(warns.clone()));
     let spend = |user: &str| {
         tracing::dispatcher::with_default(&dispatch, || {
@@ -410,15 +393,19 @@ fn values_sent_to_other_are_said_once_a_day() {
     spend("alice");
     spend("bob");
     spend("carol");
-    // (A copy: a failing assertion that locked again for its message would wait on itself.)
-    let said = warns.0.lock().clone();
+    // (Copies: a failing assertion that locked again for its message would wait on itself.)
+    let members_full = || -> Vec<String> {
+        let events = warns.0.lock();
+        events.iter().filter(|(_, fields, _)| fields.contains("event=\"members_full\"")).map(|e| e.1.clone()).collect()
+    };
+    let said = members_full();
     assert_eq!(said.len(), 1, "once on the day: {said:?}");
     assert!(said[0].contains("calls=1"), "{said:?}");
     // The next day, alice spends first and keeps her account: bob goes to `(other)` again, and it is said again.
     h.clock.set(Utc.with_ymd_and_hms(2026, 3, 15, 9, 0, 0).unwrap());
     spend("alice");
     spend("bob");
-    let said = warns.0.lock().clone();
+    let said = members_full();
     assert_eq!(said.len(), 2, "{said:?}");
     assert!(said[1].contains("calls=3"), "{said:?}");
 }

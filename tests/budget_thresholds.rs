@@ -6,7 +6,7 @@ use crate::common;
 use std::sync::Arc;
 
 use chrono::{Duration, TimeZone, Utc};
-use common::Harness;
+use common::{BudgetEvents, Harness};
 use parking_lot::Mutex;
 use tokenmeter::budget::{AlertKind, Budget, BudgetAlert, BudgetAmount, BudgetLimit, BudgetPeriod, BudgetScope};
 use tokenmeter::{Money, TokenMeterBuilder};
@@ -231,27 +231,6 @@ fn a_panicking_callback_is_counted_and_contained() {
     spend(&h, "alice", 600_000); // 50%, and a projected overrun
     assert_eq!(h.meter.alert_stats().callback_panics, 2);
     assert_eq!(h.meter.total_usage().calls, 1);
-}
-
-/// Collects events with target `tokenmeter::budget`: level, fields, and whether the event is a root event.
-#[derive(Clone, Default)]
-struct BudgetEvents(Arc<Mutex<Vec<(tracing::Level, String, bool)>>>);
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for BudgetEvents {
-    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        if event.metadata().target() != "tokenmeter::budget" {
-            return;
-        }
-        struct Fields(String);
-        impl tracing::field::Visit for Fields {
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                self.0.push_str(&format!("{}={:?} ", field.name(), value));
-            }
-        }
-        let mut fields = Fields(String::new());
-        event.record(&mut fields);
-        self.0.lock().push((*event.metadata().level(), fields.0, event.is_root()));
-    }
 }
 
 #[test]

@@ -100,3 +100,24 @@ pub fn silent_port() -> u16 {
     });
     port
 }
+
+/// Collects events with target `tokenmeter::budget`: level, fields, and whether the event is a root event.
+#[derive(Clone, Default)]
+pub struct BudgetEvents(pub Arc<Mutex<Vec<(tracing::Level, String, bool)>>>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for BudgetEvents {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if event.metadata().target() != "tokenmeter::budget" {
+            return;
+        }
+        struct Fields(String);
+        impl tracing::field::Visit for Fields {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                self.0.push_str(&format!("{}={:?} ", field.name(), value));
+            }
+        }
+        let mut fields = Fields(String::new());
+        event.record(&mut fields);
+        self.0.lock().push((*event.metadata().level(), fields.0, event.is_root()));
+    }
+}
