@@ -2,7 +2,7 @@
 //! `$ tokenmeter …` is run again (from the crate root, as the README's relative paths assume) and its output,
 //! standard error and standard output in the order they were written, must be the block's text, byte for byte.
 //! A `$ echo $?` line after a command checks its exit status. Paths under `/tmp/` (the `-o` samples) are
-//! redirected into a temporary directory. A block with any other command (`curl`, `scripts/…`) is not a
+//! redirected into a temporary directory, where a block may first copy a fixture (`$ cp -r tests/fixtures/…`). A block with any other command (`curl`, `scripts/…`) is not a
 //! CLI sample and is left to the tests of what it shows. Output piped into `jq` may instead be the same JSON
 //! with numbers written another way: jq 1.6 prints the binary's `0.0` as `0`, jq 1.7 keeps `0.0`.
 #![cfg(feature = "cli")]
@@ -23,6 +23,9 @@ struct Sample {
     status: Option<i32>,
 }
 
+/// A sample's set-up command: a fixture copied to `/tmp/` (the tokenmeter commands after it change the copy).
+const FIXTURE_COPY: &str = "cp -r tests/fixtures/";
+
 /// The README's samples: blocks of `$ tokenmeter` commands (with their `\` continuations) and `$ echo $?`.
 fn samples(readme: &str) -> Vec<Sample> {
     let mut out = Vec::new();
@@ -40,7 +43,8 @@ fn samples(readme: &str) -> Vec<Sample> {
         }
         let commands: Vec<&str> =
             block.iter().filter_map(|(_, l)| l.strip_prefix("$ ")).filter(|c| *c != "echo $?").collect();
-        if commands.is_empty() || !commands.iter().all(|c| c.starts_with("tokenmeter ")) {
+        let setup = |c: &str| c.starts_with(FIXTURE_COPY);
+        if commands.is_empty() || !commands.iter().all(|c| c.starts_with("tokenmeter ") || setup(c)) {
             continue;
         }
         let mut i = 0;
@@ -106,8 +110,10 @@ fn every_cli_sample_in_the_readme_is_what_the_binary_prints() {
     let mut failures = Vec::new();
     for s in &samples {
         // The binary's path is put in last: it may itself be under /tmp.
-        let args = s.command.strip_prefix("tokenmeter").expect("a tokenmeter command").replace("/tmp/", &files_dir);
-        let command = format!("{bin}{args}");
+        let command = match s.command.strip_prefix("tokenmeter") {
+            Some(args) => format!("{bin}{}", args.replace("/tmp/", &files_dir)),
+            None => s.command.replace("/tmp/", &files_dir),
+        };
         if command.contains("| jq") && !Command::new("jq").arg("--version").output().is_ok_and(|o| o.status.success()) {
             panic!("README.md:{}: the sample pipes into jq, which is not installed (apt-get install jq)", s.line);
         }
@@ -152,9 +158,12 @@ fn every_cli_sample_in_the_readme_is_what_the_binary_prints() {
 #[test]
 fn the_sample_parser_reads_commands_continuations_and_exit_statuses() {
     let readme = "text\n```text\n$ tokenmeter a \\\n    | jq .x\n1\n2\n$ tokenmeter b\n$ echo $?\n2\n```\n\
-                  ```text\n$ curl x\ny\n```\n```rust\n$ tokenmeter c\n```\n";
+                  ```text\n$ curl x\ny\n```\n```rust\n$ tokenmeter c\n```\n\
+                  ```text\n$ cp -r tests/fixtures/j /tmp/j\n$ tokenmeter d\n```\n\
+                  ```text\n$ cp -r /etc /tmp/j\n$ tokenmeter e\n```\n";
     let s = samples(readme);
-    assert_eq!(s.len(), 2, "{s:#?}");
+    assert_eq!(s.len(), 4, "{s:#?}");
+    assert_eq!((s[2].command.as_str(), s[3].command.as_str()), ("cp -r tests/fixtures/j /tmp/j", "tokenmeter d"));
     assert_eq!((s[0].command.as_str(), s[0].output.as_str(), s[0].status), ("tokenmeter a  | jq .x", "1\n2", None));
     assert_eq!((s[1].command.as_str(), s[1].output.as_str(), s[1].status), ("tokenmeter b", "", Some(2)));
     assert_eq!(s[0].line, 3);

@@ -78,6 +78,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod erase;
 mod files;
 pub(crate) mod line;
 mod replay;
@@ -89,12 +90,16 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use erase::{Erasure, ErasureReport, erase};
 pub(crate) use writer::JournalWriter;
 
 use replay::Replayed;
 
 use crate::meter::{TokenMeter, TokenMeterBuilder};
 use crate::record::{CallRecord, TaskRecord, ToolRecord};
+
+/// How long a writer waits for a day file's lock by default.
+pub(crate) const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The journal line format's version.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -235,7 +240,7 @@ impl JournalConfig {
             max_total_bytes: None,
             queue_capacity: Self::DEFAULT_QUEUE_CAPACITY,
             replay: true,
-            lock_timeout: Duration::from_secs(5),
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
             writer_priority: WriterPriority::Normal,
             budget_reach: None,
         }

@@ -1070,7 +1070,7 @@ fn append_locked(file: &File, path: &Path, bytes: &[u8], timeout: Duration) -> s
 
 /// Takes `file`'s exclusive lock, waiting at most `timeout` (another process appending holds it for the moment
 /// of its write; one that stopped holding it must not stall this writer for good).
-fn lock_within(file: &File, timeout: Duration) -> std::io::Result<()> {
+pub(super) fn lock_within(file: &File, timeout: Duration) -> std::io::Result<()> {
     // `Duration::MAX` (wait for good) would overflow the instant.
     let deadline = Instant::now().checked_add(timeout);
     let mut pause = Duration::from_millis(1);
@@ -1157,7 +1157,7 @@ fn restore_dir_mode(dir: &Path, mode: Option<u32>) -> std::io::Result<()> {
 /// macOS on SMB and ZFS) keeps its entries its own way: that is not a failure, or every later sync would fail
 /// again.
 #[cfg(unix)]
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
+pub(super) fn sync_dir(dir: &Path) -> std::io::Result<()> {
     match File::open(dir)?.sync_all() {
         Err(e) if dir_sync_unsupported(&e) => Ok(()),
         result => result,
@@ -1176,19 +1176,19 @@ fn dir_sync_unsupported(e: &std::io::Error) -> bool {
 
 /// Directories cannot be opened as files here; their entries are the file system's to keep.
 #[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> std::io::Result<()> {
+pub(super) fn sync_dir(_dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
 /// Whether two metadata are of one file (device and inode; elsewhere, only that the path still has a file).
 #[cfg(unix)]
-fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+pub(super) fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
     use std::os::unix::fs::MetadataExt;
     a.dev() == b.dev() && a.ino() == b.ino()
 }
 
 #[cfg(not(unix))]
-fn same_file(_a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+pub(super) fn same_file(_a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
     b.is_file()
 }
 

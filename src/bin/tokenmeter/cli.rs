@@ -111,6 +111,8 @@ pub(crate) enum Command {
     Watch(WatchArgs),
     /// Serve the token_usage tool to AI agents: a Model Context Protocol server over stdio
     Mcp(McpArgs),
+    /// Erase a user's, session's or tenant's records from the journal (says what it would erase without --yes)
+    Erase(EraseArgs),
 }
 
 /// Output format of the terminal commands.
@@ -383,7 +385,42 @@ pub(crate) struct McpArgs {
     pub(crate) budgets: Option<PathBuf>,
 }
 
+/// `erase`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("values").required(true).multiple(true)))]
+pub(crate) struct EraseArgs {
+    /// The records of this user (its `user.id` as the journal holds it: after the application's dimension filter)
+    #[arg(long, value_name = "ID", group = "values")]
+    pub(crate) user: Vec<String>,
+    /// The records of this session (the whole id, not a prefix)
+    #[arg(long, value_name = "ID", group = "values")]
+    pub(crate) session: Vec<String>,
+    /// The records of this tenant
+    #[arg(long, value_name = "ID", group = "values")]
+    pub(crate) tenant: Vec<String>,
+    /// The records whose dimension NAME holds VALUE (project, agent, operation, task, or one of the application's
+    /// own)
+    #[arg(long, value_name = "NAME=VALUE", value_parser = parse_dimension_value, group = "values")]
+    pub(crate) dimension: Vec<(String, String)>,
+    /// Erase them: without it, only say what would be erased
+    #[arg(long)]
+    pub(crate) yes: bool,
+    /// Output format
+    #[arg(long, default_value = "table")]
+    pub(crate) format: Format,
+}
+
 // === value parsers ===
+
+/// `NAME=VALUE`, both non-empty (the value may hold `=`).
+fn parse_dimension_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((name, value)) if !name.trim().is_empty() && !value.is_empty() => {
+            Ok((name.trim().to_owned(), value.to_owned()))
+        }
+        _ => Err(format!("`{s}`: give NAME=VALUE, e.g. project=website")),
+    }
+}
 
 /// The zone days are counted in without `--tz`, as `date` would show them: `$TZ` when it names an IANA zone
 /// (`Europe/Paris`, `:Europe/Paris`, or a path into a zoneinfo folder, its `posix/` and `right/` too), else the system's (`/etc/localtime`),

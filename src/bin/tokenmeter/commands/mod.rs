@@ -3,6 +3,7 @@
 mod analysis;
 mod blocks;
 pub(crate) mod budget;
+mod erase;
 mod show;
 mod statusline;
 mod summary;
@@ -40,6 +41,7 @@ pub(crate) fn run(cli: Cli) -> CliResult {
         Command::Watch(args) => watch::run(&cli.source, &ctx, &style, args),
         Command::Budget(args) => budget::run(&cli.source, &ctx, &style, args),
         Command::Mcp(args) => crate::mcp::run(&cli.source, &ctx, args),
+        Command::Erase(args) => erase::run(&cli.source, &ctx, args),
         Command::Statusline(args) => statusline::run(&cli.source, &ctx, &style, args),
         command => {
             let source = Source::load(&cli.source, &ctx)?;
@@ -52,7 +54,11 @@ pub(crate) fn run(cli: Cli) -> CliResult {
                 Command::Forecast(args) => analysis::forecast(&source, &ctx, &style, args),
                 Command::Compare(args) => analysis::compare(&source, &ctx, &style, args),
                 Command::Blocks(args) => blocks::run(&source, &ctx, &style, args),
-                Command::Watch(_) | Command::Budget(_) | Command::Mcp(_) | Command::Statusline(_) => Ok(()),
+                Command::Watch(_)
+                | Command::Budget(_)
+                | Command::Mcp(_)
+                | Command::Statusline(_)
+                | Command::Erase(_) => Ok(()),
             }
         }
     }
