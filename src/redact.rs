@@ -2,6 +2,31 @@
 //! field's value (`invalid type: string "Patient John Doe, …", expected u64`), and such messages reach warnings,
 //! logs and the CLI's output. What kind of value it was, and where, is what a reader needs.
 
+/// A name or value (a budget's scope, a model id) as a log line or message may show it: control characters and
+/// bidirectional overrides written as `\u{1b}`, so that an id taken from a request header cannot put an escape
+/// sequence on the terminal that shows the application's logs, nor reorder the line around it. Every other
+/// character as it is.
+pub(crate) struct Printable<'a>(pub(crate) &'a str);
+
+/// Whether `c` is written escaped by [`Printable`].
+fn unprintable(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+impl std::fmt::Display for Printable<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut rest = self.0;
+        while let Some(at) = rest.find(unprintable) {
+            f.write_str(&rest[..at])?;
+            let c = rest[at..].chars().next().unwrap_or_default();
+            write!(f, "{}", c.escape_unicode())?;
+            rest = &rest[at + c.len_utf8()..];
+        }
+        f.write_str(rest)
+    }
+}
+
 /// `message` with each quoted string value (`string "…"`, as serde writes an unexpected one) replaced by its
 /// length, and each unknown variant's name (`` unknown variant `…` ``) likewise.
 pub(crate) fn without_quoted_values(message: &str) -> String {
@@ -49,7 +74,16 @@ pub(crate) fn without_quoted_values(message: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::without_quoted_values;
+    use super::{Printable, without_quoted_values};
+
+    #[test]
+    fn printable_escapes_control_and_direction_characters_only() {
+        let shown = |s: &str| Printable(s).to_string();
+        assert_eq!(shown("evil\u{1b}[31mRED\u{7}"), "evil\\u{1b}[31mRED\\u{7}");
+        assert_eq!(shown("sess\u{202e}gnp.exe\n"), "sess\\u{202e}gnp.exe\\u{a}");
+        assert_eq!(shown("山田 José 👨‍👩‍👧 plain"), "山田 José 👨‍👩‍👧 plain");
+        assert_eq!(shown(""), "");
+    }
 
     #[test]
     fn quoted_values_are_replaced_by_their_length() {

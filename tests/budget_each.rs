@@ -409,3 +409,30 @@ fn values_sent_to_other_are_said_once_a_day() {
     assert_eq!(said.len(), 2, "{said:?}");
     assert!(said[1].contains("calls=3"), "{said:?}");
 }
+
+#[test]
+fn a_value_with_an_escape_sequence_reaches_logs_and_messages_escaped() {
+    // A user id from a request header, with an escape sequence that would recolour (or retitle) the terminal that
+    // shows the application's log.
+    let evil = "e\u{1b}[31mvil\u{202e}";
+    let alerts = Alerts::default();
+    let h = Harness::with(|b| per_user_daily(&alerts)(b));
+    let events = common::BudgetEvents::default();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(h.meter.layer()).with(events.clone()));
+    tracing::dispatcher::with_default(&dispatch, || {
+        let _user = info_span!("request", user.id = evil).entered();
+        let _call = info_span!("chat", gen_ai.request.model = HAIKU, input_tokens = 1_000_000u64).entered();
+    });
+    let logged: Vec<String> = events.0.lock().iter().map(|e| e.1.clone()).collect();
+    assert!(!logged.is_empty());
+    for fields in &logged {
+        assert!(!fields.contains('\u{1b}') && !fields.contains('\u{202e}'), "{fields:?}");
+        assert!(fields.contains(r"scope=user=e\u{1b}[31mvil\u{202e}"), "{fields}");
+    }
+    let alert = alerts.lock()[0].clone();
+    // The alert itself keeps the value as it is (a program reads it); its text is escaped.
+    assert_eq!(alert.member.as_deref(), Some(evil));
+    assert!(alert.to_string().starts_with(r"budget `per-user` (user=e\u{1b}[31mvil\u{202e}, day): "), "{alert}");
+    let refused = h.meter.check_budget(&RequestScope::new().with_user(evil)).unwrap_err();
+    assert!(refused.to_string().starts_with(r"budget `per-user` (user=e\u{1b}[31mvil\u{202e}, day) is exhausted"), "{refused}");
+}

@@ -1,5 +1,6 @@
 //! Budget alerts and where they go: a `tracing` event, user callbacks, the webhook.
 
+use crate::redact::Printable;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -160,7 +161,9 @@ fn stable_id(parts: &[&str]) -> String {
 
 impl fmt::Display for BudgetAlert {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "budget `{}` ({}, {}): ", self.budget, self.scope, self.period)?;
+        // The scope's value may come from a request (a user id): shown printable (see `Printable`).
+        let scope = self.scope.to_string();
+        write!(f, "budget `{}` ({}, {}): ", Printable(&self.budget), Printable(&scope), self.period)?;
         match self.kind {
             AlertKind::ThresholdCrossed { percent } => write!(f, "{percent}% threshold crossed")?,
             AlertKind::ProjectedOverrun => f.write_str("projected to overrun")?,
@@ -263,6 +266,7 @@ impl AlertRouter {
     pub(super) fn warn_unpriced(&self, budget: &str, scope: &str, model: &str) {
         let (budget, scope, model) = (budget.to_owned(), scope.to_owned(), model.to_owned());
         say_later(move || {
+            let (budget, scope, model) = (Printable(&budget), Printable(&scope), Printable(&model));
             tracing::warn!(
                 target: "tokenmeter::budget",
                 parent: None,
@@ -282,6 +286,7 @@ impl AlertRouter {
         let other = scope.member(super::tracker::OTHER).to_string();
         let (budget, scope) = (budget.to_owned(), scope.to_string());
         say_later(move || {
+            let (budget, scope, other) = (Printable(&budget), Printable(&scope), Printable(&other));
             tracing::warn!(
                 target: "tokenmeter::budget",
                 parent: None,
@@ -326,6 +331,8 @@ fn log_alert(alert: &BudgetAlert) {
     let resets_at = alert.resets_at.to_rfc3339_opts(SecondsFormat::Secs, true);
     let projected = alert.projected.map(|p| p.to_string());
     let at_limit = matches!(alert.kind, AlertKind::ThresholdCrossed { percent } if percent >= 100);
+    let scope = alert.scope.to_string();
+    let (budget, scope) = (Printable(&alert.budget), Printable(&scope));
     // A root event: it fires inside whatever span recorded the spend, and belongs to none of them (an ERROR
     // event inside a span marks that span failed for `tracing-opentelemetry`, and logs show it there).
     macro_rules! event {
@@ -333,9 +340,9 @@ fn log_alert(alert: &BudgetAlert) {
             tracing::$level!(
                 target: "tokenmeter::budget",
                 parent: None,
-                budget = %alert.budget,
+                budget = %budget,
                 event = alert.kind.event_name(),
-                scope = %alert.scope,
+                scope = %scope,
                 spent = %alert.spent,
                 limit = %alert.limit,
                 utilization = alert.utilization,

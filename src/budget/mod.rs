@@ -1054,7 +1054,7 @@ fn serialize_opt_secs<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error(
     "budget `{}` ({}, {}) is exhausted: spent {} of {}; it resets at {}",
-    .0.budget, .0.scope, .0.period, .0.spent, .0.limit,
+    crate::redact::Printable(&.0.budget), crate::redact::Printable(&.0.scope.to_string()), .0.period, .0.spent, .0.limit,
     .0.resets_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 )]
 pub struct BudgetExceeded(Box<Exceeded>);
