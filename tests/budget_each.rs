@@ -434,5 +434,8 @@ fn a_value_with_an_escape_sequence_reaches_logs_and_messages_escaped() {
     assert_eq!(alert.member.as_deref(), Some(evil));
     assert!(alert.to_string().starts_with(r"budget `per-user` (user=e\u{1b}[31mvil\u{202e}, day): "), "{alert}");
     let refused = h.meter.check_budget(&RequestScope::new().with_user(evil)).unwrap_err();
-    assert!(refused.to_string().starts_with(r"budget `per-user` (user=e\u{1b}[31mvil\u{202e}, day) is exhausted"), "{refused}");
+    assert!(
+        refused.to_string().starts_with(r"budget `per-user` (user=e\u{1b}[31mvil\u{202e}, day) is exhausted"),
+        "{refused}"
+    );
 }

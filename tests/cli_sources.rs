@@ -538,17 +538,17 @@ fn control_characters_in_names_never_reach_the_output() {
         assert!(!text.contains(['\u{1b}', '\u{7}', '\r']), "{args:?}: {text:?}");
         // Markdown escapes the brackets as well.
         let shown = [
-            "s\u{FFFD}]0;pwned\u{FFFD}-1",
-            "p\u{FFFD}[2J\u{FFFD}\u{FFFD}",
-            "s\u{FFFD}\\]0;pwned\u{FFFD}-1",
-            "p\u{FFFD}\\[2J\u{FFFD}\u{FFFD}",
+            r"s\u{1b}]0;pwned\u{7}-1",
+            r"p\u{1b}[2J\u{d}\u{a}",
+            r"s\\u{1b}\]0;pwned\\u{7}-1",
+            r"p\\u{1b}\[2J\\u{d}\\u{a}",
         ];
         assert!(shown.iter().any(|v| text.contains(v)), "{args:?}: {text}");
         assert!(out.stderr.contains("1 call carried control characters"), "{}", out.stderr);
     }
     // JSON keeps the scrubbed value too (it escaped control characters already).
     let v = run(&[&base[..], &["show", "s", "--format", "json"]].concat()).json();
-    assert_eq!(v["calls"][0]["dimensions"]["project"], "p\u{FFFD}[2J\u{FFFD}\u{FFFD}");
+    assert_eq!(v["calls"][0]["dimensions"]["project"], r"p\u{1b}[2J\u{d}\u{a}");
 }
 
 #[test]
@@ -747,7 +747,7 @@ fn hostile_text_in_tools_warnings_budgets_and_direction_overrides_never_reaches_
     let cc = format!("--claude-code={}", dir.path().display());
     let out = run(&[&cc, "--now", NOW, "--color", "never", "show", "sess-evil", "--include-tools"]);
     clean(out.ok());
-    assert!(out.stdout.contains("mcp__evil__\u{FFFD}]0;PWNED\u{FFFD}\u{FFFD}[2JTOOL\u{FFFD}exe.txt"), "{}", out.stdout);
+    assert!(out.stdout.contains(r"mcp__evil__\u{1b}]0;PWNED\u{7}\u{1b}[2JTOOL\u{202e}exe.txt"), "{}", out.stdout);
 
     // A records line whose bad value serde quotes in the skipped line's reason, on stderr (serde_json escapes it;
     // an unknown outcome status, quoted raw, is read now: an error of that type, scrubbed like any other name).
@@ -758,7 +758,7 @@ fn hostile_text_in_tools_warnings_budgets_and_direction_overrides_never_reaches_
     clean(out.ok());
     clean(&out.stderr);
     assert!(out.stderr.contains("records.jsonl:1: not a call record: invalid type: string"), "{}", out.stderr);
-    assert!(out.stdout.contains("sess\u{FFFD}gnp.exe"), "{}", out.stdout);
+    assert!(out.stdout.contains(r"sess\u{202e}gnp.exe"), "{}", out.stdout);
     assert!(out.stderr.contains("1 call carried control characters or direction overrides"), "{}", out.stderr);
 
     // A budgets file's name, in the table and the over-budget line.
@@ -771,7 +771,7 @@ fn hostile_text_in_tools_warnings_budgets_and_direction_overrides_never_reaches_
     let out = records.run(&["budget", "--file", budgets.path().to_str().unwrap()]);
     let text = format!("{}{}", out.stdout, out.stderr);
     clean(&text);
-    assert!(text.contains("evil\u{FFFD}]0;PWNED\u{FFFD}name"), "{text}");
+    assert!(text.contains(r"evil\u{1b}]0;PWNED\u{7}name"), "{text}");
 
     // A price file's model id, quoted in the `--prices` note.
     let prices = tempfile::NamedTempFile::new().unwrap();
@@ -779,7 +779,7 @@ fn hostile_text_in_tools_warnings_budgets_and_direction_overrides_never_reaches_
     let out = records.run(&["--prices", prices.path().to_str().unwrap(), "summary"]);
     clean(&out.stderr);
     // (Model ids are read in lower case.)
-    assert!(out.stderr.contains("adds `claude-\u{FFFD}]0;pwned\u{FFFD}x`"), "{}", out.stderr);
+    assert!(out.stderr.contains(r"adds `claude-\u{1b}]0;pwned\u{7}x`"), "{}", out.stderr);
 }
 
 #[test]
@@ -789,7 +789,7 @@ fn a_hostile_inference_geography_is_scrubbed_like_the_other_labels() {
     let records = cli_support::Records::new(&[rec.to_owned()]);
     let out = records.run(&["show", "s1", "--format", "json"]);
     assert!(!out.ok().contains('\u{202E}'), "{}", out.stdout);
-    assert!(out.stdout.contains("us\u{FFFD}gnp.exe"), "{}", out.stdout);
+    assert!(out.stdout.contains(r#""us\\u{202e}gnp.exe""#), "{}", out.stdout);
     assert!(out.stderr.contains("1 call carried control characters or direction overrides"), "{}", out.stderr);
 }
 
@@ -960,4 +960,57 @@ fn a_budget_on_a_value_no_call_has_is_warned_about() {
     r.ok();
     assert!(r.stderr.contains("budget `beta`: no call in the source has project=-home-dev-zzz"), "{}", r.stderr);
     assert!(!r.stderr.contains("budget `alpha`"), "{}", r.stderr);
+}
+
+#[test]
+fn names_that_differ_only_in_control_characters_stay_apart_and_are_found_as_written() {
+    // With one replacement character for every control character, these three sessions were one row of 3 calls,
+    // `show` of any of them found none, and a budget of the user with the escape sequence counted $0.
+    let line = |session: &str, user: &str| {
+        serde_json::json!({"timestamp": "2025-10-03T12:00:00Z", "duration_us": 5, "model": "claude-haiku-4-5",
+            "tokens": {"input": 1_000_000}, "metered": true, "outcome": {"status": "ok"},
+            "dimensions": {"session": session, "user": user}})
+        .to_string()
+    };
+    let evil = "e\u{1b}[31mvil";
+    let records = cli_support::Records::new(&[line("a\nb", evil), line("a\tb", "bob"), line("a\u{1b}b", "bob")]);
+    let v = records.run(&["summary", "--group-by", "session", "--format", "json"]).json();
+    let mut keys: Vec<&str> =
+        v["groups"]["groups"].as_array().unwrap().iter().map(|g| g["key"].as_str().unwrap()).collect();
+    keys.sort();
+    assert_eq!(keys, [r"a\u{1b}b", r"a\u{9}b", r"a\u{a}b"]);
+    let shown = records.run(&["show", "a\nb", "--format", "json"]).json();
+    assert_eq!(shown["session"], r"a\u{a}b");
+    let compared = records
+        .run(&["compare", "--period", "all", "--a", "session=a\tb", "--b", "session=a\u{1b}b", "--format", "json"])
+        .json();
+    assert_eq!(
+        (compared["comparison"]["a"]["calls"].as_u64(), compared["comparison"]["b"]["calls"].as_u64()),
+        (Some(1), Some(1)),
+        "{compared}"
+    );
+
+    let budgets = tempfile::NamedTempFile::new().unwrap();
+    let toml = "[budgets.evil]\nlimit_usd = 2\nperiod = \"month\"\nscope = { user = \"e\\u001b[31mvil\" }\n";
+    std::fs::write(budgets.path(), toml).unwrap();
+    let out = records.run(&["budget", "--file", budgets.path().to_str().unwrap(), "--format", "json"]);
+    let v = out.json();
+    assert_eq!(v["budgets"][0]["spent"]["usd"], 1.0, "{v}");
+    assert_eq!(v["budgets"][0]["scope"], r"user=e\u{1b}[31mvil");
+    assert!(!out.stderr.contains("no call in the source"), "{}", out.stderr);
+}
+
+#[test]
+fn a_budget_scope_longer_than_values_are_recorded_says_so() {
+    let records = cli_support::Records::new(&[cli_support::haiku_record("2025-10-03T12:00:00Z", 10)]);
+    let budgets = tempfile::NamedTempFile::new().unwrap();
+    let long = "あ".repeat(50);
+    std::fs::write(
+        budgets.path(),
+        format!("[budgets.long]\nlimit_usd = 2\nperiod = \"month\"\nscope = {{ user = \"{long}\" }}\n"),
+    )
+    .unwrap();
+    let out = records.run(&["budget", "--file", budgets.path().to_str().unwrap()]);
+    out.ok();
+    assert!(out.stderr.contains(&format!("no call in the source has user={long} (values match exactly, case included; the value is 150 bytes, and a meter records values cut at its dimension length, 128 bytes")), "{}", out.stderr);
 }

@@ -264,7 +264,24 @@ fn is_jsonl(path: &Path) -> bool {
     path.extension() == Some(OsStr::new("jsonl"))
 }
 
+/// A folder's or file's name as a project or session name: as it is when it is UTF-8; else each byte that is not
+/// written as its escape (`\xff`), so that two names that differ only there stay two projects (with U+FFFD for
+/// every such byte, `p\xff` and `p\xfe` were one).
 fn lossy(s: &OsStr) -> String {
+    #[cfg(unix)]
+    {
+        use std::fmt::Write as _;
+        use std::os::unix::ffi::OsStrExt;
+        let mut out = String::with_capacity(s.len());
+        for chunk in s.as_bytes().utf8_chunks() {
+            out.push_str(chunk.valid());
+            for b in chunk.invalid() {
+                let _ = write!(out, "\\x{b:02x}");
+            }
+        }
+        out
+    }
+    #[cfg(not(unix))]
     s.to_string_lossy().into_owned()
 }
 
@@ -382,6 +399,26 @@ mod tests {
         let want = [PathBuf::from(OsStr::from_bytes(b"/data/cl\xffaude")), PathBuf::from("/home/u/b")];
         assert_eq!(config_dirs(raw, Some(home)), want);
         assert_eq!(config_dirs(OsStr::new("~/b"), None), [PathBuf::from("~/b")]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn names_that_are_not_utf8_stay_apart() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        for (project, session) in
+            [(&b"p\xff"[..], &b"s\xff.jsonl"[..]), (b"p\xfe", b"s\xfe.jsonl"), (b"\xe5\xb1\xb1", b"ok.jsonl")]
+        {
+            let folder = dir.path().join("projects").join(OsStr::from_bytes(project));
+            std::fs::create_dir_all(&folder).unwrap();
+            std::fs::write(folder.join(OsStr::from_bytes(session)), "{}\n").unwrap();
+        }
+        let mut found: Vec<(String, String)> =
+            discover(dir.path()).unwrap().into_iter().map(|f| (f.project.to_string(), f.session.to_string())).collect();
+        found.sort();
+        let want =
+            [("p\\xfe", "s\\xfe"), ("p\\xff", "s\\xff"), ("山", "ok")].map(|(p, s)| (p.to_owned(), s.to_owned()));
+        assert_eq!(found, want);
     }
 
     #[test]

@@ -279,14 +279,24 @@ pub(crate) fn is_unsafe_char(c: char) -> bool {
         || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
-/// `text` with each [`is_unsafe_char`] replaced by U+FFFD, line breaks kept when `keep_lines` (a note of several
-/// lines); borrowed when there is none.
+/// `text` with each [`is_unsafe_char`] written as its escape (`\u{1b}`, as the library's log lines write it), line
+/// breaks kept when `keep_lines` (a note of several lines); borrowed when there is none. Each character has its own
+/// escape, so that names that differ only there stay apart (with one replacement character for all, the sessions
+/// `a\nb` and `a\tb` were counted as one).
 pub(crate) fn sanitize(text: &str, keep_lines: bool) -> std::borrow::Cow<'_, str> {
     let bad = |c: char| is_unsafe_char(c) && !(keep_lines && c == '\n');
     if !text.chars().any(bad) {
         return std::borrow::Cow::Borrowed(text);
     }
-    std::borrow::Cow::Owned(text.chars().map(|c| if bad(c) { '\u{FFFD}' } else { c }).collect())
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if bad(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// `t` in `tz` as `format` writes it, with the UTC offset after it in the hour a clock set back shows twice
@@ -617,11 +627,13 @@ mod tests {
     fn escapes_and_direction_overrides_never_pass() {
         assert_eq!(sanitize("plain name", false), "plain name");
         assert!(matches!(sanitize("plain name", false), std::borrow::Cow::Borrowed(_)));
-        assert_eq!(sanitize("a\u{1b}]0;PWNED\u{7}b", false), "a\u{FFFD}]0;PWNED\u{FFFD}b");
-        assert_eq!(sanitize("sess\u{202E}gnp.exe", false), "sess\u{FFFD}gnp.exe");
-        assert_eq!(sanitize("x\u{2066}y\u{2069}", false), "x\u{FFFD}y\u{FFFD}");
-        assert_eq!(sanitize("first\nsecond\r", true), "first\nsecond\u{FFFD}");
-        assert_eq!(sanitize("first\nsecond", false), "first\u{FFFD}second");
+        assert_eq!(sanitize("a\u{1b}]0;PWNED\u{7}b", false), r"a\u{1b}]0;PWNED\u{7}b");
+        assert_eq!(sanitize("sess\u{202E}gnp.exe", false), r"sess\u{202e}gnp.exe");
+        assert_eq!(sanitize("x\u{2066}y\u{2069}", false), r"x\u{2066}y\u{2069}");
+        assert_eq!(sanitize("first\nsecond\r", true), "first\nsecond\\u{d}");
+        assert_eq!(sanitize("first\nsecond", false), r"first\u{a}second");
+        // Each character its own escape: names that differ there stay apart.
+        assert_ne!(sanitize("a\nb", false), sanitize("a\tb", false));
     }
 
     #[test]

@@ -270,8 +270,8 @@ fn lossy_paths<S: serde::Serializer>(paths: &[PathBuf], s: S) -> Result<S::Ok, S
     s.collect_seq(paths.iter().map(|p| p.to_string_lossy()))
 }
 
-/// Replaces control characters and direction overrides ([`crate::render::is_unsafe_char`]) in every name and
-/// id a record carries with U+FFFD; true when there were any.
+/// Writes control characters and direction overrides ([`crate::render::is_unsafe_char`]) in every name and id a
+/// record carries as escapes (`\u{1b}`); true when there were any.
 /// Session ids and the like may come from outside the application (a request header): an escape sequence in one
 /// would otherwise reach the terminal through a table (or a page through the HTML and markdown reports).
 fn scrub(r: &mut CallRecord) -> bool {
@@ -499,7 +499,7 @@ impl Source {
         let scrubbed = source.records.iter_mut().map(|r| u64::from(scrub(r))).sum::<u64>();
         if scrubbed > 0 {
             ctx.note(&format!(
-                "tokenmeter: note: {} carried control characters or direction overrides in a name or id (shown as \u{FFFD})",
+                "tokenmeter: note: {} carried control characters or direction overrides in a name or id (shown escaped, as \\u{{1b}})",
                 crate::render::count(scrubbed, "call")
             ));
         }
@@ -507,7 +507,7 @@ impl Source {
             + source.tools.iter_mut().map(|t| u64::from(scrub_tool(t))).sum::<u64>();
         if scrubbed > 0 {
             ctx.note(&format!(
-                "tokenmeter: note: {} carried control characters or direction overrides in a name or id (shown as \u{FFFD})",
+                "tokenmeter: note: {} carried control characters or direction overrides in a name or id (shown escaped, as \\u{{1b}})",
                 crate::render::count(scrubbed, "task or tool record")
             ));
         }

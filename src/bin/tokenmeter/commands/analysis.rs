@@ -327,9 +327,10 @@ pub(super) fn compare(source: &Source, ctx: &Context, style: &Style, args: &Comp
             // The ledger keeps the calls of a model the book knows under its canonical id: a dated, Bedrock or Vertex
             // id (as `show` prints them) names the same model (the ledger reads it so too; resolved here for the
             // sides' labels). An id the price book does not know is kept as given.
+            // Any other value as the records' were read: control characters written escaped.
             let value = |f: &tokenmeter::ledger::Filter| match ctx.prices.resolve(&f.value) {
                 Some(p) if f.dimension == tokenmeter::ledger::Dimension::Model => p.canonical().to_owned(),
-                _ => f.value.clone(),
+                _ => crate::render::sanitize(&f.value, false).into_owned(),
             };
             let (va, vb) = (value(a), value(b));
             // Both sides share the window: asked for widened to the bucket its start falls in (a month bucket

@@ -99,6 +99,20 @@ pub(crate) fn evaluate(
             .with_max_dimension_len(usize::MAX)
             .with_journal(JournalConfig::new(dir).with_max_age(None));
         for b in budgets {
+            // A scope's value as the records' were read (control characters written escaped), or a value with an
+            // escape sequence would match none of its calls.
+            let b = match b.scope() {
+                tokenmeter::budget::BudgetScope::Dimension { name, value } => {
+                    match crate::render::sanitize(value, false) {
+                        std::borrow::Cow::Owned(shown) => {
+                            let scope = tokenmeter::budget::BudgetScope::dimension(name.to_string(), shown);
+                            b.with_scope(scope)
+                        }
+                        std::borrow::Cow::Borrowed(_) => b,
+                    }
+                }
+                _ => b,
+            };
             // A budget on a dimension of the application's own (`with_dimension` there) reads it from the
             // records; one that no record carries is most likely misspelt.
             let own = |name: &str| !tokenmeter::capture::fields::BUILTIN_DIMENSIONS.contains(&name);
@@ -125,9 +139,19 @@ pub(crate) fn evaluate(
                     && !records.iter().any(|r| r.dimensions.get(name) == Some(&**value))
                 {
                     // A misspelt value (`-home-dev-zzz`) spent $0.00 without a word, as `compare` does not.
+                    let long = if value.len() > tokenmeter::DEFAULT_MAX_DIMENSION_LEN {
+                        format!(
+                            "; the value is {} bytes, and a meter records values cut at its dimension length, {} \
+                             bytes unless the application set another (its meter refuses a longer scope)",
+                            value.len(),
+                            tokenmeter::DEFAULT_MAX_DIMENSION_LEN
+                        )
+                    } else {
+                        String::new()
+                    };
                     ctx.note(&format!(
                         "tokenmeter: warning: {at}budget `{}`: no call in the source has {name}={value} (values \
-                         match exactly, case included)",
+                         match exactly, case included{long})",
                         b.name()
                     ));
                 }

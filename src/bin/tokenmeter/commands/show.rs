@@ -57,7 +57,9 @@ fn resolve<'a>(sessions: &BTreeSet<&'a str>, wanted: &str) -> CliResult<&'a str>
 
 pub(super) fn run(source: &Source, ctx: &Context, style: &Style, args: &ShowArgs) -> CliResult {
     let sessions: BTreeSet<&str> = source.records.iter().filter_map(|r| r.dimensions.session.as_deref()).collect();
-    let wanted = args.session.trim();
+    // As the records' ids were read: control characters written escaped (`a\u{a}b` for a session id `a` newline `b`).
+    let wanted = crate::render::sanitize(args.session.trim(), false);
+    let wanted = &*wanted;
     if wanted.is_empty() {
         // An empty id is a prefix of every session: it named one only by chance (the only one there is).
         return Err(CliError::usage("`show` needs a session id or a prefix of one, not an empty one"));
