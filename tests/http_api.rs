@@ -229,6 +229,20 @@ fn endpoints_equal_the_library_reports() {
     assert_eq!(v, json(&m.budget_status_for(&tokenmeter::budget::RequestScope::new().with_tenant("globex"))));
     let v = f.ok("/api/v1/budgets?user=nobody");
     assert_eq!(v.as_array().unwrap().len(), 1, "the budget over everything: {v}");
+    // Percent-encoded UTF-8 is read; an encoding that is not (read leniently, a user `\u{fffd}` or `%ZZ`, found
+    // nowhere, with a 200) is a 400, after the key is checked.
+    let v = f.ok("/api/v1/budgets?user=%E5%B1%B1%E7%94%B0");
+    assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
+    for bad in [
+        "/api/v1/budgets?user=%FF",
+        "/api/v1/budgets?user=%E5%B1",
+        "/api/v1/budgets?user=%ZZ",
+        "/api/v1/token-usage/summary?period=24h%",
+    ] {
+        let (s, v) = f.get_as(Some(ADMIN), bad);
+        assert_eq!((s, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_query")), "{bad}: {v}");
+        assert_eq!(f.get_as(None, bad).0, StatusCode::UNAUTHORIZED, "{bad}");
+    }
 
     let v = f.ok("/api/v1/budgets");
     assert_eq!(v, json(&m.budget_status()));

@@ -812,7 +812,48 @@ async fn auth(State(state): State<AppState>, mut req: Request, next: Next) -> Re
         }
     };
     req.extensions_mut().insert(caller);
+    // Read leniently, a `%FF` became U+FFFD and `%ZZ` stayed as written: a user id that matched nobody, answered
+    // with a 200 and $0. A path segment so encoded is a 400 already.
+    if let Some(detail) = req.uri().query().and_then(query_encoding_problem) {
+        return error(StatusCode::BAD_REQUEST, "invalid_query", detail, None);
+    }
     next.run(req).await
+}
+
+/// Why a query string is not percent-encoded UTF-8, if it is not: a `%` without two hex digits after it, or bytes
+/// that are not UTF-8 once decoded (`+` is a space, as forms write it).
+fn query_encoding_problem(query: &str) -> Option<String> {
+    let bytes = query.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => decoded.push(b),
+                    None => {
+                        let shown: String = query[i..].chars().take(3).collect();
+                        return Some(format!(
+                            "the query string has `{shown}`, which is not percent-encoding (`%` and two hex digits; a \
+                             `%` itself is `%25`)"
+                        ));
+                    }
+                }
+                i += 3;
+            }
+            b => {
+                decoded.push(b);
+                i += 1;
+            }
+        }
+    }
+    match std::str::from_utf8(&decoded) {
+        Ok(_) => None,
+        Err(_) => {
+            Some("the query string is not UTF-8 once percent-decoded (a `%FF`, or a character cut short)".to_owned())
+        }
+    }
 }
 
 fn cors_origin(config: &HttpConfig, headers: &HeaderMap) -> Option<HeaderValue> {

@@ -42,7 +42,7 @@ fn ok(description: &str, schema: Value) -> Value {
 fn responses(success: Value, extra: &[(&str, &str)]) -> Value {
     let mut r = json!({
         "200": success,
-        "400": err("A bad, repeated or unknown query parameter, or a bad path parameter: `param` names it."),
+        "400": err("A bad, repeated or unknown query parameter, or a bad path parameter: `param` names it; or a query string that is not percent-encoded UTF-8 (`invalid_query`)."),
         "401": err("No API key, or a wrong one."),
         "403": err(
             "No API key is configured, and the request is not addressed to localhost, or its client is not on this \
