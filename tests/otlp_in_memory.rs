@@ -513,6 +513,28 @@ fn a_budget_for_each_user_exports_a_series_per_user_named_by_the_member_attribut
 }
 
 #[test]
+fn a_budget_values_attribute_is_cut_at_the_attribute_length_as_dimensions_are() {
+    use tokenmeter::budget::{Budget, BudgetLimit, BudgetScope};
+    // `with_max_value_len` is the control the README gives for what OTLP carries; the member went out whole.
+    let (provider, exporter) = pipeline(Temporality::Cumulative);
+    let meter = TokenMeter::builder()
+        .with_meter_provider(provider)
+        .with_metric_attributes(MetricAttributes::new().with_user().with_max_value_len(10))
+        .with_budget(Budget::new("per-user", BudgetLimit::usd(1.0).expect("usd")).with_scope(BudgetScope::each_user()))
+        .try_build()
+        .expect("meter");
+    let subscriber = tracing_subscriber::registry().with(meter.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        let _user = info_span!("request", user.id = "alexandria@example.com").entered();
+        let _call = info_span!("chat", gen_ai.request.model = "claude-haiku-4-5", input_tokens = 100u64).entered();
+    });
+    let rm = collect(&meter, &exporter);
+    let members: Vec<String> =
+        gauges(&rm, BUDGET_UTILIZATION).into_iter().filter_map(|(a, _)| a.get(ATTR_BUDGET_MEMBER).cloned()).collect();
+    assert_eq!(members, ["alexandria"]);
+}
+
+#[test]
 fn past_the_budget_series_cap_the_values_of_budgets_of_each_value_go_first() {
     // 1,000 users at 20% of their own $1 pushed the organisation's budget, at 10%, out of the 1,000 series.
     let (meter, exporter) = team_and_each_user(2_000.0, (0..1_000).map(|i| (format!("user-{i:04}"), 200_000)));

@@ -357,6 +357,8 @@ struct Shared {
     last_counts: parking_lot::Mutex<LastCounts>,
     /// When the series tables started from zero (Unix seconds): [`START_TIME`].
     started: f64,
+    /// [`MetricAttributes::with_max_value_len`], for the budget gauges' value attribute as for the dimensions'.
+    max_value_len: usize,
 }
 
 /// A meter upgraded for one collection callback. Were the application to let go of the meter meanwhile, this
@@ -567,6 +569,7 @@ impl OtlpMetrics {
             budgets: Memo::default(),
             last_counts: parking_lot::Mutex::default(),
             started: SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()),
+            max_value_len: attributes.max_value_len(),
         });
         let scope = InstrumentationScope::builder("tokenmeter").with_version(env!("CARGO_PKG_VERSION")).build();
         let meter = setup.provider().meter_with_scope(scope);
@@ -1170,7 +1173,7 @@ fn register_gauges(meter: &Meter, shared: &Arc<Shared>) {
             .with_callback(move |o| {
                 for b in s.budgets().iter().filter(|b| b.limit.unit() == budget_unit) {
                     if let Some(v) = pick(b) {
-                        o.observe(v, &budget_attributes(b));
+                        o.observe(v, &budget_attributes(b, s.max_value_len));
                     }
                 }
             })
@@ -1183,7 +1186,7 @@ fn register_gauges(meter: &Meter, shared: &Arc<Shared>) {
         .with_description("Budget spend over its limit (1 = limit reached).")
         .with_callback(move |o| {
             for b in s.budgets().iter() {
-                o.observe(b.utilization, &budget_attributes(b));
+                o.observe(b.utilization, &budget_attributes(b, s.max_value_len));
             }
         })
         .build();
@@ -1195,7 +1198,7 @@ fn register_gauges(meter: &Meter, shared: &Arc<Shared>) {
         .with_callback(move |o| {
             for b in s.budgets().iter() {
                 if let Some(t) = b.time_to_limit {
-                    o.observe(t.as_secs_f64(), &budget_attributes(b));
+                    o.observe(t.as_secs_f64(), &budget_attributes(b, s.max_value_len));
                 }
             }
         })
@@ -1204,11 +1207,13 @@ fn register_gauges(meter: &Meter, shared: &Arc<Shared>) {
 
 /// The budget's name and period, and for one value of a budget of each value of a dimension that value
 /// (`tokenmeter.budget.member`), sorted by key.
-fn budget_attributes(b: &BudgetState) -> Vec<KeyValue> {
+/// The value (a user id, say) is cut at `max_value_len` bytes as the dimension attributes are; the budget's name is
+/// the application's own.
+fn budget_attributes(b: &BudgetState, max_value_len: usize) -> Vec<KeyValue> {
     let mut a = Vec::with_capacity(3);
     a.push(KeyValue::new(ATTR_BUDGET, b.budget.to_string()));
     if let Some(member) = &b.member {
-        a.push(KeyValue::new(ATTR_BUDGET_MEMBER, member.to_string()));
+        a.push(KeyValue::new(ATTR_BUDGET_MEMBER, truncate(member, max_value_len).to_owned()));
     }
     a.push(KeyValue::new(ATTR_BUDGET_PERIOD, b.period.to_string()));
     a
