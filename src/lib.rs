@@ -101,7 +101,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use export::otlp::{ExportStatus, MetricAttributes, OtlpConfig, OtlpError};
 pub use journal::{FsyncPolicy, JournalConfig, JournalError, JournalStats, WriterPriority};
 pub use ledger::{Dimension, GroupBy, Ledger, LedgerConfig, Query, QueryError, Window};
-pub use meter::{BuildError, SHUTDOWN_JOURNAL_WAIT, SHUTDOWN_WEBHOOK_WAIT, ShutdownError};
+pub use meter::{BuildError, SHUTDOWN_JOURNAL_WAIT, SHUTDOWN_WEBHOOK_WAIT, ShutdownError, ShutdownGuard};
 pub use meter::{
     CaptureStats, DEFAULT_MAX_DIMENSION_LEN, MAX_EXTRA_DIMENSIONS, ModelUsage, RecordSink, TokenMeter,
     TokenMeterBuilder, ToolUsage, UsageTotals,

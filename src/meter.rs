@@ -887,6 +887,36 @@ pub const SHUTDOWN_WEBHOOK_WAIT: std::time::Duration = std::time::Duration::from
 /// How long [`TokenMeter::shutdown`] waits for the journal to write and sync every record so far, at most.
 pub const SHUTDOWN_JOURNAL_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// Calls [`TokenMeter::shutdown`] when dropped: see [`TokenMeter::shutdown_guard`].
+#[must_use = "the guard shuts the meter down when it is dropped: bind it to a name (`let _shutdown = …`); `let _ = …` \
+              drops it at once"]
+#[derive(Debug)]
+pub struct ShutdownGuard {
+    meter: TokenMeter,
+    limit: Option<std::time::Duration>,
+}
+
+impl ShutdownGuard {
+    /// Shuts down with [`TokenMeter::shutdown_within`] this `limit` instead.
+    pub fn with_limit(mut self, limit: std::time::Duration) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+}
+
+impl Drop for ShutdownGuard {
+    fn drop(&mut self) {
+        let result = match self.limit {
+            Some(limit) => self.meter.shutdown_within(limit),
+            None => self.meter.shutdown(),
+        };
+        if let Err(e) = result {
+            // Not a tracing event: the subscriber may be gone or shutting down too.
+            eprintln!("tokenmeter: shutdown (at the ShutdownGuard's drop): {e}");
+        }
+    }
+}
+
 /// What [`TokenMeter::shutdown`] could not finish.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -1192,6 +1222,28 @@ impl TokenMeter {
         self.shutdown_by(std::time::Instant::now().checked_add(limit))
     }
 
+    /// A guard that calls [`shutdown`](Self::shutdown) when it is dropped: at the end of `main` however it ends,
+    /// an early `?` return or a panic that unwinds included (an explicit `meter.shutdown()?` at the end is skipped
+    /// by both, and a meter held by a global subscriber is never dropped: what it held was lost). A failure is
+    /// written to standard error (a drop returns nothing); [`ShutdownGuard::with_limit`] keeps it to a limit.
+    /// Not run by [`std::process::exit`], by `panic = "abort"`, or by a signal: call `shutdown` before those.
+    /// Calling `shutdown` as well is harmless.
+    ///
+    /// ```
+    /// use tracing_subscriber::prelude::*;
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let meter = tokenmeter::TokenMeter::builder().try_build()?;
+    ///     let _shutdown = meter.shutdown_guard();
+    ///     tracing_subscriber::registry().with(meter.layer()).init();
+    ///     // ... the application, whose `?` returns and panics still shut the meter down ...
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn shutdown_guard(&self) -> ShutdownGuard {
+        ShutdownGuard { meter: self.clone(), limit: None }
+    }
+
     fn shutdown_by(&self, deadline: Option<std::time::Instant>) -> Result<(), ShutdownError> {
         // What a step may wait: its own cap, or what is left before the deadline when that is less, in whole
         // milliseconds (errors say how long was waited: `1.499987654s` otherwise).
@@ -1447,6 +1499,18 @@ impl Shard {
 /// last (its provider's final export runs then), when the callbacks can no longer read the meter.
 impl Drop for MeterInner {
     fn drop(&mut self) {
+        // The alerts still queued for the webhook, as the journal's drop waits for its queue (after it, the
+        // delivery thread goes on only while the process lives): the journal marked them delivered when they
+        // fired, so one lost here is not sent after a restart. Nothing to wait for when none is queued.
+        #[cfg(feature = "webhook")]
+        if !self.budgets.alerts.flush_webhook(crate::journal::DROP_WAIT) {
+            eprintln!(
+                "tokenmeter: budget alerts were still being delivered to the webhook {:?} after the meter's drop (a \
+                 slow or unreachable endpoint); they are sent only if the process lives on. Call \
+                 TokenMeter::shutdown() before the drop to wait and see the outcome",
+                crate::journal::DROP_WAIT
+            );
+        }
         #[cfg(feature = "otlp")]
         if let Some(otlp) = &self.otlp {
             let capture = self.capture_stats();

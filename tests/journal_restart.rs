@@ -1681,3 +1681,27 @@ fn the_ledger_forgets_what_the_journal_no_longer_keeps() {
     assert_eq!(calls(&forgets), 1, "alice's call is past the journal's 90 days");
     assert_eq!(calls(&keeps), 2, "a ledger retention set (to none) wins");
 }
+
+#[test]
+fn a_shutdown_guard_writes_and_syncs_the_journal_when_main_ends_in_a_panic() {
+    // A meter held by a global subscriber is never dropped, and a panic (or an early `?` return) skips a
+    // `meter.shutdown()` at the end of main: the records still queued were lost.
+    let dir = tempfile::tempdir().unwrap();
+    let meter = TokenMeter::builder().with_journal(JournalConfig::new(dir.path())).try_build().unwrap();
+    // As a global subscriber would, this dispatch holds the meter's layer past the end of "main".
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(meter.layer()));
+    let main = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _shutdown = meter.shutdown_guard();
+        tracing::dispatcher::with_default(&dispatch, || {
+            for _ in 0..50 {
+                let _call =
+                    info_span!("chat", gen_ai.request.model = "claude-haiku-4-5", input_tokens = 10u64).entered();
+            }
+        });
+        panic!("the application fails");
+    }));
+    assert!(main.is_err());
+    let stats = meter.journal_stats().unwrap();
+    assert_eq!((stats.written, stats.synced, stats.dropped), (50, 50, 0));
+    drop(dispatch);
+}

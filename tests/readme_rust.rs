@@ -114,10 +114,12 @@ use tracing_subscriber::prelude::*;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let meter = tokenmeter::TokenMeter::builder().build();
+    // Shuts the meter down when main ends, by a `?` or a panic too: with a journal, webhook or OTLP, their last
+    // records are written and sent (a meter held by the global subscriber is never dropped).
+    let _shutdown = meter.shutdown_guard();
     tracing_subscriber::registry().with(tracing_subscriber::fmt::layer()).with(meter.layer()).init();
     // ... the application, its LLM calls in spans ...
     let by_model = meter.model_usage(); // later, anywhere: calls, tokens by kind, cost, unpriced calls per model
-    meter.shutdown()?; // once, before exit: with a journal, webhook or OTLP, their last records are written and sent
     Ok(())
 }
 }

@@ -351,6 +351,19 @@ fn flush_webhook_waits_for_queued_alerts() {
 }
 
 #[test]
+fn dropping_the_meter_waits_for_queued_alerts() {
+    // The journal marks an alert delivered when it fires: one the drop left queued was never sent, then or after
+    // a restart (a scoped meter's drop delivered one alert of four).
+    let server = Server::start(4, Duration::from_millis(200), |_| 200);
+    let h = harness(|b| b.with_budget(budget().with_thresholds([20, 40, 60])).with_webhook(fast(&server.url)));
+    spend(&h, 700_000); // three alerts, each answered after 200 ms
+    let started = Instant::now();
+    drop(h);
+    assert_eq!(server.requests().len(), 3, "delivered before the drop returned");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+}
+
+#[test]
 fn a_webhook_that_cannot_post_is_a_build_error() {
     for (url, header, want) in [
         ("hooks.example.com/budget", ("X-Key", "v"), "start with http:// or https://"),

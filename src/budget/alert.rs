@@ -363,7 +363,7 @@ fn log_alert(alert: &BudgetAlert) {
 impl AlertRouter {
     /// Waits for the webhook's queue (see [`TokenMeter::flush_webhook`](crate::TokenMeter::flush_webhook)).
     #[cfg(feature = "webhook")]
-    pub(super) fn flush_webhook(&self, timeout: std::time::Duration) -> bool {
+    pub(crate) fn flush_webhook(&self, timeout: std::time::Duration) -> bool {
         self.webhook.as_ref().is_none_or(|w| w.flush(timeout))
     }
 

@@ -72,7 +72,7 @@ pub(crate) struct BudgetTracker {
     /// ([`restate`](Self::restate)); `i64::MIN` before the first call after the build.
     restated_day: std::sync::atomic::AtomicI64,
     slots: Box<[BudgetSlot]>,
-    pub(super) alerts: AlertRouter,
+    pub(crate) alerts: AlertRouter,
 }
 
 #[derive(Debug)]
