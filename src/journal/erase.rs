@@ -6,7 +6,7 @@
 //! appends to the new one (as it does after a rotation), so nothing it writes is lost.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -329,24 +329,34 @@ impl Tally {
     }
 }
 
-/// Reads `file`'s lines, handing each kept one to `keep`. A line longer than [`MAX_LINE_BYTES`] (damage: no
-/// record comes near it) is kept without being read whole.
+/// Reads lines from `reader`, handing each kept one to `keep`, and returns the bytes read as whole lines. With
+/// `whole_lines_only` it stops before a last line without its newline (a writer may be appending it) and before a
+/// line longer than [`MAX_LINE_BYTES`]: those are left to the read that holds the lock. Without it, a last line
+/// without a newline (a torn line a dead writer left) is judged as any other, and an overlong line (damage: no
+/// record comes near it) is kept without being held whole.
 fn filter_lines(
-    file: &File,
+    reader: impl Read,
+    whole_lines_only: bool,
     matcher: &Matcher<'_>,
     tally: &mut Tally,
     mut keep: impl FnMut(&[u8]) -> std::io::Result<()>,
-) -> std::io::Result<()> {
-    let mut reader = BufReader::with_capacity(1 << 16, file);
+) -> std::io::Result<u64> {
+    let mut reader = BufReader::with_capacity(1 << 16, reader);
     let mut line = Vec::new();
+    let mut consumed = 0u64;
     loop {
         line.clear();
         let n = (&mut reader).take(MAX_LINE_BYTES).read_until(b'\n', &mut line)?;
         if n == 0 {
-            return Ok(());
+            return Ok(consumed);
         }
+        let whole = line.last() == Some(&b'\n');
+        if !whole && whole_lines_only {
+            return Ok(consumed);
+        }
+        consumed += n as u64;
         tally.bytes_before += n as u64;
-        if line.last() != Some(&b'\n') && n as u64 == MAX_LINE_BYTES {
+        if !whole && n as u64 == MAX_LINE_BYTES {
             // The rest of an overlong line goes through as it is.
             keep(&line)?;
             tally.bytes_after += n as u64;
@@ -357,6 +367,7 @@ fn filter_lines(
                 }
                 let end = memchr::memchr(b'\n', chunk).map_or(chunk.len(), |i| i + 1);
                 keep(&chunk[..end])?;
+                consumed += end as u64;
                 tally.bytes_before += end as u64;
                 tally.bytes_after += end as u64;
                 let done = chunk[end - 1] == b'\n';
@@ -385,11 +396,37 @@ fn count(path: &Path, matcher: &Matcher<'_>) -> std::io::Result<Option<Tally>> {
         Err(e) => return Err(e),
     };
     let mut tally = Tally::default();
-    filter_lines(&file, matcher, &mut tally, |_| Ok(()))?;
+    filter_lines(&file, false, matcher, &mut tally, |_| Ok(()))?;
     Ok(Some(tally))
 }
 
-/// Rewrites one day file without the matched lines, under its lock (`None`: deleted meanwhile).
+/// Runs `f` holding `file`'s exclusive lock (taken within `timeout`), once `file` is known to be the one at
+/// `path` still (`None` when nothing is there any more: retention deletes a file only under its lock).
+fn locked<T>(
+    file: &File,
+    path: &Path,
+    timeout: Duration,
+    f: impl FnOnce(&std::fs::Metadata) -> std::io::Result<Option<T>>,
+) -> std::io::Result<Option<T>> {
+    lock_within(file, timeout)?;
+    let result = (|| {
+        let meta = file.metadata()?;
+        match std::fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Ok(at_path) if same_file(&meta, &at_path) => f(&meta),
+            // Replaced meanwhile (by another erasure): that file is not the one read.
+            Ok(_) => Err(std::io::Error::other("the day file was replaced while it was being read; erase again")),
+            Err(e) => Err(e),
+        }
+    })();
+    let _ = file.unlock();
+    result
+}
+
+/// Rewrites one day file without the matched lines (`None`: deleted meanwhile). The file's lock is held only
+/// for a moment at the start (to know where the whole lines end) and for the end: what was appended meanwhile,
+/// and the rename. A writer waits for that lock at most its `lock_timeout` (5 s by default) before it counts
+/// its records as failed, so the bulk of a large file is read and written without it.
 fn rewrite(dir: &Path, day_file: &DayFile, matcher: &Matcher<'_>, timeout: Duration) -> std::io::Result<Option<Tally>> {
     let path = &day_file.path;
     let mut options = OpenOptions::new();
@@ -402,37 +439,34 @@ fn rewrite(dir: &Path, day_file: &DayFile, matcher: &Matcher<'_>, timeout: Durat
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    lock_within(&file, timeout)?;
-    let result = (|| {
-        let meta = file.metadata()?;
-        // Retention deletes a file only under its lock: one deleted before this lock was taken is gone.
-        match std::fs::metadata(path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Ok(at_path) if same_file(&meta, &at_path) => {}
-            // Replaced meanwhile (by another erasure): that file is not the one locked.
-            Ok(_) => {
-                return Err(std::io::Error::other("the day file was replaced while it was being read; erase again"));
-            }
-            Err(e) => return Err(e),
+    // Under the lock no writer is half-way through a batch: the bytes up to this length stay as they are (a
+    // writer whose append fails cuts the file back to where its own batch began, never before).
+    let Some(meta) = locked(&file, path, timeout, |meta| Ok(Some(meta.clone())))? else { return Ok(None) };
+    let settled = meta.len();
+    let mut temp = TempFile::create(dir, path, &meta)?;
+    let mut tally = Tally::default();
+    let mut out = BufWriter::with_capacity(1 << 16, temp.file.try_clone()?);
+    let read = filter_lines((&file).take(settled), true, matcher, &mut tally, |line| out.write_all(line))?;
+    out.flush()?;
+    // Most of the bytes go to the disk now, so that the sync under the lock has little left to write.
+    temp.file.sync_data()?;
+    let rest = locked(&file, path, timeout, |meta| {
+        if meta.len() < read {
+            return Err(std::io::Error::other("the day file was cut short while it was being read; erase again"));
         }
-        let temp = TempFile::create(dir, path, &meta)?;
-        let mut tally = Tally::default();
-        {
-            let mut out = BufWriter::with_capacity(1 << 16, &temp.file);
-            filter_lines(&file, matcher, &mut tally, |line| out.write_all(line))?;
-            out.flush()?;
-        }
+        (&file).seek(SeekFrom::Start(read))?;
+        filter_lines(&file, false, matcher, &mut tally, |line| out.write_all(line))?;
+        out.flush()?;
         if tally.lines() == 0 {
             // Named only outside the dimensions (a model or request id that equals the value): left as it was.
-            return Ok(Some(tally));
+            return Ok(Some(()));
         }
         temp.file.sync_all()?;
         temp.replace(path)?;
         sync_dir(dir)?;
-        Ok(Some(tally))
-    })();
-    let _ = file.unlock();
-    result
+        Ok(Some(()))
+    })?;
+    Ok(rest.map(|()| tally))
 }
 
 /// The new file beside a day file, deleted unless it replaced it.
@@ -490,7 +524,7 @@ impl TempFile {
         Ok(temp)
     }
 
-    fn replace(mut self, day: &Path) -> std::io::Result<()> {
+    fn replace(&mut self, day: &Path) -> std::io::Result<()> {
         std::fs::rename(&self.path, day)?;
         self.replaced = true;
         Ok(())
