@@ -78,8 +78,16 @@ fn other_sources_no_value_and_no_journal_are_refused() {
     let (_dir, path) = journal();
     run(&["erase", "--journal", &path]).fails(2, "--user");
     run(&["erase", "--journal", &path, "--dimension", "project"]).fails(2, "give NAME=VALUE");
+    run(&["erase", "--journal", &path, "--user", ""]).fails(2, "nothing to erase: a value to erase is empty");
     run(&["erase", "--claude-code", &cli_support::fixture("claude_code"), "--user", "a"])
         .fails(2, "Claude Code's transcripts are its own files");
     let missing = format!("{path}/missing");
     run(&["erase", "--journal", &missing, "--user", "a"]).fails(1, "no journal at");
+}
+
+#[test]
+fn a_span_fields_name_names_its_dimension() {
+    let (_dir, path) = journal();
+    let v = run(&["erase", "--journal", &path, "--dimension", "user.id=alice", "--format", "json"]).json();
+    assert_eq!((v["calls"].as_u64(), v["values"][0]["dimension"].as_str()), (Some(2), Some("user")), "{v}");
 }

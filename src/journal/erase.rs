@@ -71,8 +71,15 @@ impl Erasure {
     /// Erase the records whose dimension `name` (`session`, `user`, `tenant`, `project`, `agent`, `operation`,
     /// `task`, or one of the builder's own dimensions) holds `value`. Records of any of the values given are
     /// erased.
+    /// The span field that fills a dimension names it too (`user.id` is `user`, `gen_ai.conversation.id` is
+    /// `session`), as in a budget's scope.
     pub fn dimension(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.values.push((name.into(), value.into()));
+        let name: String = name.into();
+        let name = match crate::capture::fields::dimension_name(&name) {
+            crate::capture::fields::DimensionName::Builtin(d) => d.name().to_owned(),
+            _ => name,
+        };
+        self.values.push((name, value.into()));
         self
     }
 
@@ -121,6 +128,35 @@ pub struct ErasureReport {
     pub bytes_after: u64,
     /// Whether this was a dry run (nothing changed).
     pub dry_run: bool,
+    /// Day files that could not be rewritten (locked past the timeout, not writable, …), each left as it was,
+    /// with the error; the others were rewritten all the same. Erase again once the cause is gone.
+    pub failed: Vec<FailedFile>,
+    /// Symbolic links named as day files: not followed (the writer and replay never follow one either), so
+    /// whatever they point to still holds its lines.
+    #[serde(serialize_with = "paths")]
+    pub links_not_followed: Vec<PathBuf>,
+    /// Day files rewritten whose old copy has another hard link (a backup made with `ln`, say): that copy
+    /// still holds the erased lines.
+    #[serde(serialize_with = "paths")]
+    pub linked_elsewhere: Vec<PathBuf>,
+    /// Temporary files of an erasure that did not finish (killed), each a copy of a day file's other lines:
+    /// deleted (in a dry run: found).
+    pub leftovers_removed: u64,
+}
+
+/// A day file [`erase`] could not rewrite.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct FailedFile {
+    /// The day file.
+    #[serde(serialize_with = "crate::lossy_path::serialize")]
+    pub path: PathBuf,
+    /// Why.
+    pub error: String,
+}
+
+fn paths<S: serde::Serializer>(paths: &[PathBuf], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(paths.iter().map(|p| p.to_string_lossy()))
 }
 
 impl ErasureReport {
@@ -134,51 +170,123 @@ impl ErasureReport {
 /// files that hold one (see [`Erasure`] for what is matched). Other lines stay byte for byte as they were, the
 /// file's permissions and owner too.
 ///
-/// Safe beside a meter writing the directory (it waits for this lock, then appends to the rewritten file), but
-/// a running meter keeps the erased values' figures in its memory (ledger, budgets) until it restarts, and
-/// journals their new calls: stop it first, or erase again after. Erasing with no values is an error; a
-/// directory that does not exist is one too.
+/// Safe beside a meter writing the directory (the day file's lock is held only to settle its length and for
+/// the end; the writer then appends to the rewritten file), but a running meter keeps the erased values'
+/// figures in its memory (ledger, budgets) until it restarts, and journals their new calls: stop it first, or
+/// erase again after. A day file that cannot be rewritten is listed in [`ErasureReport::failed`], left as it
+/// was, and the others are rewritten all the same.
 ///
 /// # Errors
 ///
-/// [`JournalError::Io`] naming the directory or the day file that could not be listed, read, locked within the
-/// timeout, or replaced. Files rewritten before the failure stay rewritten; the failing file is left as it was.
+/// [`JournalError::InvalidErasure`] for no values, or an empty name or value; [`JournalError::Io`] when the
+/// directory cannot be listed (it does not exist, say).
 pub fn erase(dir: impl AsRef<Path>, erasure: &Erasure) -> Result<ErasureReport, JournalError> {
     let dir = dir.as_ref();
-    let io = |path: &Path, source| JournalError::Io { path: path.to_path_buf(), source };
     if erasure.values.is_empty() {
-        return Err(io(dir, std::io::Error::new(std::io::ErrorKind::InvalidInput, "no dimension value to erase")));
+        return Err(JournalError::InvalidErasure("no dimension value to erase".to_owned()));
     }
     if let Some((name, _)) = erasure.values.iter().find(|(name, value)| name.is_empty() || value.is_empty()) {
         let what = if name.is_empty() { "a dimension name is empty" } else { "a value to erase is empty" };
-        return Err(io(dir, std::io::Error::new(std::io::ErrorKind::InvalidInput, what)));
+        return Err(JournalError::InvalidErasure(what.to_owned()));
     }
     let matcher = Matcher::new(&erasure.values);
-    let day_files = files::list(dir).map_err(|e| io(dir, e))?;
-    let mut report = ErasureReport { files: day_files.len() as u64, dry_run: erasure.dry_run, ..Default::default() };
+    let (day_files, links) =
+        files::list_all(dir).map_err(|source| JournalError::Io { path: dir.to_path_buf(), source })?;
+    let mut report = ErasureReport {
+        files: day_files.len() as u64,
+        dry_run: erasure.dry_run,
+        links_not_followed: links.into_iter().map(|(_, path)| path).collect(),
+        leftovers_removed: leftovers(dir, erasure.dry_run),
+        ..Default::default()
+    };
     for day_file in &day_files {
-        // Most files name none of the values: a search of the bytes tells, without reading a line.
-        if !matcher.file_may_match(&day_file.path).map_err(|e| io(&day_file.path, e))? {
-            continue;
-        }
-        let outcome = if erasure.dry_run {
-            count(&day_file.path, &matcher)
-        } else {
-            rewrite(dir, day_file, &matcher, erasure.lock_timeout)
-        };
-        let Some(tally) = outcome.map_err(|e| io(&day_file.path, e))? else { continue };
-        if tally.lines() > 0 {
-            report.files_rewritten += 1;
-            report.calls += tally.calls;
-            report.tasks += tally.tasks;
-            report.tools += tally.tools;
-            report.alerts += tally.alerts;
-            report.unreadable += tally.unreadable;
-            report.bytes_before += tally.bytes_before;
-            report.bytes_after += tally.bytes_after;
+        match erase_file(dir, day_file, &matcher, erasure) {
+            Ok(None) => {}
+            Ok(Some(tally)) => {
+                if tally.lines() == 0 {
+                    continue;
+                }
+                report.files_rewritten += 1;
+                report.calls += tally.calls;
+                report.tasks += tally.tasks;
+                report.tools += tally.tools;
+                report.alerts += tally.alerts;
+                report.unreadable += tally.unreadable;
+                report.bytes_before += tally.bytes_before;
+                report.bytes_after += tally.bytes_after;
+                if tally.linked_elsewhere {
+                    report.linked_elsewhere.push(day_file.path.clone());
+                }
+            }
+            Err(e) => report.failed.push(FailedFile { path: day_file.path.clone(), error: e.to_string() }),
         }
     }
     Ok(report)
+}
+
+/// One day file: counted (a dry run) or rewritten, `None` when it names none of the values or is gone.
+fn erase_file(
+    dir: &Path,
+    day_file: &DayFile,
+    matcher: &Matcher<'_>,
+    erasure: &Erasure,
+) -> std::io::Result<Option<Tally>> {
+    // Most files name none of the values: a search of the bytes tells, without reading a line.
+    if !matcher.file_may_match(&day_file.path)? {
+        return Ok(None);
+    }
+    if erasure.dry_run {
+        return count(&day_file.path, matcher);
+    }
+    // Another erasure (another process) may replace the file while this one reads it: read the new one.
+    let mut attempts = 0;
+    loop {
+        match rewrite(dir, day_file, matcher, erasure.lock_timeout) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted && attempts < 3 => attempts += 1,
+            result => return result,
+        }
+    }
+}
+
+/// The temporary files of erasures whose process is gone (`.tokenmeter-….jsonl.erasing-PID`), deleted unless
+/// `dry_run`; how many. One of a live process (another erasure now) is left to it.
+fn leftovers(dir: &Path, dry_run: bool) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let mut found = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(pid) =
+            name.strip_prefix(".tokenmeter-").and_then(|n| n.rsplit_once(".jsonl.erasing-")).map(|(_, p)| p)
+        else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<u32>() else { continue };
+        if process_alive(pid) {
+            continue;
+        }
+        if dry_run || std::fs::remove_file(entry.path()).is_ok() {
+            found += 1;
+        }
+    }
+    found
+}
+
+/// Whether a process of this id is running (this one is).
+fn process_alive(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    #[cfg(unix)]
+    {
+        let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
+        // Signal 0 checks only: `ESRCH` says no such process; `EPERM` that it exists (another user's).
+        // SAFETY: `kill` with signal 0 sends nothing.
+        let sent = unsafe { libc::kill(pid, 0) };
+        sent == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    }
+    #[cfg(not(unix))]
+    true
 }
 
 /// The values as the lines hold them.
@@ -250,8 +358,14 @@ impl<'a> Matcher<'a> {
         self.needles.iter().any(|n| n.find(bytes).is_some())
     }
 
-    /// Whether the file holds one of the values as a JSON string anywhere (read in pieces that overlap by a
-    /// needle's length, so that one across two pieces is found).
+    /// Whether `bytes` may name a value: it holds one as the journal writes it, or a `\u` escape, which could
+    /// spell one otherwise (`"\u0061lice"`, as another program may write the same string).
+    fn may_name_a_value(&self, bytes: &[u8]) -> bool {
+        self.holds_a_value(bytes) || memchr::memmem::find(bytes, b"\\u").is_some()
+    }
+
+    /// Whether the file may name a value anywhere (read in pieces that overlap by a needle's length, so that one
+    /// across two pieces is found).
     fn file_may_match(&self, path: &Path) -> std::io::Result<bool> {
         let mut file = match File::open(path) {
             Ok(file) => file,
@@ -259,28 +373,42 @@ impl<'a> Matcher<'a> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(e),
         };
-        let overlap = self.needles.iter().map(|n| n.needle().len()).max().unwrap_or(0).saturating_sub(1);
-        let mut buf = vec![0u8; (1 << 20) + overlap];
+        let mut found = false;
+        self.scan(&mut file, &mut found)?;
+        Ok(found)
+    }
+
+    /// The bytes a piece of a file keeps from the one before, so that a value across the two is found.
+    fn overlap(&self) -> usize {
+        self.needles.iter().map(|n| n.needle().len()).max().unwrap_or(0).max(2) - 1
+    }
+
+    /// Reads `reader` to its end, setting `found` when the bytes may name a value (see
+    /// [`may_name_a_value`](Self::may_name_a_value)).
+    fn scan(&self, reader: &mut impl Read, found: &mut bool) -> std::io::Result<()> {
+        let overlap = self.overlap();
+        let mut buf = vec![0u8; (1 << 16) + overlap];
         let mut kept = 0;
         loop {
-            let n = file.read(&mut buf[kept..])?;
+            let n = reader.read(&mut buf[kept..])?;
             if n == 0 {
-                return Ok(false);
+                return Ok(());
             }
             let filled = kept + n;
-            if self.holds_a_value(&buf[..filled]) {
-                return Ok(true);
-            }
+            *found |= self.may_name_a_value(&buf[..filled]);
             kept = overlap.min(filled);
             buf.copy_within(filled - kept..filled, 0);
         }
     }
 
     fn verdict(&self, line: &[u8]) -> Verdict {
-        if !self.holds_a_value(line) {
+        let named = self.holds_a_value(line);
+        if !named && memchr::memmem::find(line, b"\\u").is_none() {
             return Verdict::Keep;
         }
-        let Ok(probe) = serde_json::from_slice::<Probe>(line) else { return Verdict::Unreadable };
+        let Ok(probe) = serde_json::from_slice::<Probe>(line) else {
+            return if named { Verdict::Unreadable } else { Verdict::Keep };
+        };
         let names = |d: &Dimensioned, task_name: bool| {
             self.values.iter().any(|(name, value)| {
                 d.dimensions.get(name) == Some(value.as_str())
@@ -294,7 +422,7 @@ impl<'a> Matcher<'a> {
             Probe { budget_alert: Some(Scoped { scope: Some(scope) }), .. } if self.scopes.contains(&scope) => {
                 Verdict::Alert
             }
-            Probe { call: None, task: None, tool: None, budget_alert: None } => Verdict::Unreadable,
+            Probe { call: None, task: None, tool: None, budget_alert: None } if named => Verdict::Unreadable,
             _ => Verdict::Keep,
         }
     }
@@ -310,6 +438,8 @@ struct Tally {
     unreadable: u64,
     bytes_before: u64,
     bytes_after: u64,
+    /// The file replaced had another hard link.
+    linked_elsewhere: bool,
 }
 
 impl Tally {
@@ -329,55 +459,81 @@ impl Tally {
     }
 }
 
-/// Reads lines from `reader`, handing each kept one to `keep`, and returns the bytes read as whole lines. With
-/// `whole_lines_only` it stops before a last line without its newline (a writer may be appending it) and before a
-/// line longer than [`MAX_LINE_BYTES`]: those are left to the read that holds the lock. Without it, a last line
-/// without a newline (a torn line a dead writer left) is judged as any other, and an overlong line (damage: no
-/// record comes near it) is kept without being held whole.
+/// Reads the lines of `file` from byte `from`, up to byte `limit` when given, handing each kept one to `keep`,
+/// and returns where the lines read end. With a `limit` it stops before a last line without its newline (a
+/// writer may be appending it): that is left to the read that holds the lock. Without one, a last line without
+/// a newline (a torn line a dead writer left) is judged as any other. A line longer than [`MAX_LINE_BYTES`]
+/// (damage: no record comes near it) is not held whole: it is searched for the values first, then erased as
+/// unreadable when it may name one, else copied as it is.
 fn filter_lines(
-    reader: impl Read,
-    whole_lines_only: bool,
+    file: &File,
+    from: u64,
+    limit: Option<u64>,
     matcher: &Matcher<'_>,
     tally: &mut Tally,
     mut keep: impl FnMut(&[u8]) -> std::io::Result<()>,
 ) -> std::io::Result<u64> {
-    let mut reader = BufReader::with_capacity(1 << 16, reader);
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    reader.seek(SeekFrom::Start(from))?;
+    let mut at = from;
     let mut line = Vec::new();
-    let mut consumed = 0u64;
     loop {
+        let room = limit.map_or(u64::MAX, |l| l.saturating_sub(at));
         line.clear();
-        let n = (&mut reader).take(MAX_LINE_BYTES).read_until(b'\n', &mut line)?;
+        let n = (&mut reader).take(MAX_LINE_BYTES.min(room)).read_until(b'\n', &mut line)?;
         if n == 0 {
-            return Ok(consumed);
+            return Ok(at);
         }
         let whole = line.last() == Some(&b'\n');
-        if !whole && whole_lines_only {
-            return Ok(consumed);
-        }
-        consumed += n as u64;
-        tally.bytes_before += n as u64;
-        if !whole && n as u64 == MAX_LINE_BYTES {
-            // The rest of an overlong line goes through as it is.
-            keep(&line)?;
-            tally.bytes_after += n as u64;
-            loop {
+        if !whole && (n as u64) < MAX_LINE_BYTES {
+            if limit.is_some() {
+                return Ok(at);
+            }
+        } else if !whole {
+            // An overlong line: searched to its end for the values as the journal writes them first (it cannot
+            // be read as JSON), then erased or copied.
+            let overlap = matcher.overlap();
+            let mut found = matcher.holds_a_value(&line);
+            let mut tail = line[line.len().saturating_sub(overlap)..].to_vec();
+            let (mut len, mut ended) = (n as u64, false);
+            while !ended && len < room {
                 let chunk = reader.fill_buf()?;
                 if chunk.is_empty() {
                     break;
                 }
+                let chunk = &chunk[..chunk.len().min(usize::try_from(room - len).unwrap_or(usize::MAX))];
                 let end = memchr::memchr(b'\n', chunk).map_or(chunk.len(), |i| i + 1);
-                keep(&chunk[..end])?;
-                consumed += end as u64;
-                tally.bytes_before += end as u64;
-                tally.bytes_after += end as u64;
-                let done = chunk[end - 1] == b'\n';
+                tail.extend_from_slice(&chunk[..end]);
+                found |= matcher.holds_a_value(&tail);
+                tail.drain(..tail.len().saturating_sub(overlap));
+                ended = chunk[end - 1] == b'\n';
+                len += end as u64;
                 reader.consume(end);
-                if done {
-                    break;
-                }
             }
+            if !ended && limit.is_some() {
+                return Ok(at);
+            }
+            tally.bytes_before += len;
+            if found {
+                tally.add(Verdict::Unreadable);
+            } else {
+                reader.seek(SeekFrom::Start(at))?;
+                let mut copy = (&mut reader).take(len);
+                let mut buf = vec![0u8; 1 << 16];
+                loop {
+                    let k = copy.read(&mut buf)?;
+                    if k == 0 {
+                        break;
+                    }
+                    keep(&buf[..k])?;
+                }
+                tally.bytes_after += len;
+            }
+            at += len;
             continue;
         }
+        at += n as u64;
+        tally.bytes_before += n as u64;
         let text = line.strip_suffix(b"\n").unwrap_or(&line);
         let verdict = matcher.verdict(text);
         tally.add(verdict);
@@ -396,7 +552,7 @@ fn count(path: &Path, matcher: &Matcher<'_>) -> std::io::Result<Option<Tally>> {
         Err(e) => return Err(e),
     };
     let mut tally = Tally::default();
-    filter_lines(&file, false, matcher, &mut tally, |_| Ok(()))?;
+    filter_lines(&file, 0, None, matcher, &mut tally, |_| Ok(()))?;
     Ok(Some(tally))
 }
 
@@ -414,8 +570,11 @@ fn locked<T>(
         match std::fs::metadata(path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Ok(at_path) if same_file(&meta, &at_path) => f(&meta),
-            // Replaced meanwhile (by another erasure): that file is not the one read.
-            Ok(_) => Err(std::io::Error::other("the day file was replaced while it was being read; erase again")),
+            // Replaced meanwhile (by another erasure): that file is not the one read; the caller reads the new one.
+            Ok(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::Interrupted,
+                "the day file was replaced while it was being read (by another erasure?); erase again",
+            )),
             Err(e) => Err(e),
         }
     })();
@@ -446,7 +605,7 @@ fn rewrite(dir: &Path, day_file: &DayFile, matcher: &Matcher<'_>, timeout: Durat
     let mut temp = TempFile::create(dir, path, &meta)?;
     let mut tally = Tally::default();
     let mut out = BufWriter::with_capacity(1 << 16, temp.file.try_clone()?);
-    let read = filter_lines((&file).take(settled), true, matcher, &mut tally, |line| out.write_all(line))?;
+    let read = filter_lines(&file, 0, Some(settled), matcher, &mut tally, |line| out.write_all(line))?;
     out.flush()?;
     // Most of the bytes go to the disk now, so that the sync under the lock has little left to write.
     temp.file.sync_data()?;
@@ -454,19 +613,30 @@ fn rewrite(dir: &Path, day_file: &DayFile, matcher: &Matcher<'_>, timeout: Durat
         if meta.len() < read {
             return Err(std::io::Error::other("the day file was cut short while it was being read; erase again"));
         }
-        (&file).seek(SeekFrom::Start(read))?;
-        filter_lines(&file, false, matcher, &mut tally, |line| out.write_all(line))?;
+        filter_lines(&file, read, None, matcher, &mut tally, |line| out.write_all(line))?;
         out.flush()?;
         if tally.lines() == 0 {
             // Named only outside the dimensions (a model or request id that equals the value): left as it was.
             return Ok(Some(()));
         }
         temp.file.sync_all()?;
+        tally.linked_elsewhere = link_count(meta) > 1;
         temp.replace(path)?;
         sync_dir(dir)?;
         Ok(Some(()))
     })?;
     Ok(rest.map(|()| tally))
+}
+
+/// How many names the file has (1 where the platform does not say).
+fn link_count(meta: &std::fs::Metadata) -> u64 {
+    #[cfg(unix)]
+    return std::os::unix::fs::MetadataExt::nlink(meta);
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        1
+    }
 }
 
 /// The new file beside a day file, deleted unless it replaced it.
@@ -511,7 +681,8 @@ impl TempFile {
                     std::io::Error::new(
                         e.kind(),
                         format!(
-                            "cannot give the rewritten file the day file's owner ({}:{}): {e}; run as that user",
+                            "cannot give the rewritten file the day file's owner and group (uid {}, gid {}): {e}; run \
+                             as root, or as that user in that group",
                             meta.uid(),
                             meta.gid()
                         ),
@@ -536,5 +707,27 @@ impl Drop for TempFile {
         if !self.replaced {
             let _ = std::fs::remove_file(&self.path);
         }
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_replaced_while_it_was_read_is_read_again_not_failed() {
+        // Another erasure renamed its rewrite over the file this one had opened: `erase_file` reads the new one
+        // (it retries on `Interrupted`), where it used to fail the file with "erase again".
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokenmeter-2026-03-14.jsonl");
+        std::fs::write(&path, "{}\n").unwrap();
+        let opened = File::open(&path).unwrap();
+        let other = dir.path().join("other");
+        std::fs::write(&other, "{}\n").unwrap();
+        std::fs::rename(&other, &path).unwrap();
+        let err = locked(&opened, &path, Duration::from_secs(1), |_| Ok(Some(()))).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::Interrupted);
+        let same = File::open(&path).unwrap();
+        assert_eq!(locked(&same, &path, Duration::from_secs(1), |_| Ok(Some(7))).unwrap(), Some(7));
     }
 }

@@ -90,7 +90,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use erase::{Erasure, ErasureReport, erase};
+pub use erase::{Erasure, ErasureReport, FailedFile, erase};
 pub(crate) use writer::JournalWriter;
 
 use replay::Replayed;
@@ -445,6 +445,9 @@ pub enum JournalError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// An erasure ([`erase`]) that names nothing to erase: no value, or an empty name or value.
+    #[error("nothing to erase: {0}")]
+    InvalidErasure(String),
     /// The writer thread could not be started.
     #[error("cannot start the journal writer thread: {0}")]
     Spawn(std::io::Error),

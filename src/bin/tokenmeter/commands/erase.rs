@@ -51,13 +51,16 @@ pub(crate) fn run(source: &SourceArgs, ctx: &Context, args: &EraseArgs) -> CliRe
     for (name, value) in &args.dimension {
         erasure = erasure.dimension(name.as_str(), value.as_str());
     }
-    let report = journal::erase(&dir, &erasure).map_err(|e| CliError::data(e.to_string()))?;
+    let report = journal::erase(&dir, &erasure).map_err(|e| match e {
+        journal::JournalError::InvalidErasure(_) => CliError::usage(e.to_string()),
+        e => CliError::data(e.to_string()),
+    })?;
     let values: Vec<Value<'_>> = erasure.values().iter().map(|(dimension, value)| Value { dimension, value }).collect();
     match args.format {
         Format::Json => {
             let answer = Answer { journal: &dir, values, report: &report };
             let text = serde_json::to_string_pretty(&answer).map_err(|e| CliError::data(e.to_string()))?;
-            crate::print_out(&format!("{text}\n"))
+            crate::print_out(&format!("{text}\n"))?;
         }
         Format::Table => {
             let names: Vec<String> = values.iter().map(|v| format!("{}={}", v.dimension, v.value)).collect();
@@ -69,9 +72,46 @@ pub(crate) fn run(source: &SourceArgs, ctx: &Context, args: &EraseArgs) -> CliRe
                      budgets) until it restarts, and journals their new calls",
                 );
             }
-            Ok(())
         }
     }
+    // Each of these may still hold what was to go: said even with -q.
+    let warn = |text: String| eprintln!("{}", render::sanitize(&text, true));
+    for link in &report.links_not_followed {
+        warn(format!(
+            "tokenmeter: warning: {} is a symbolic link named as a day file, not followed: erase in what it points to \
+             by hand",
+            link.display()
+        ));
+    }
+    for path in &report.linked_elsewhere {
+        warn(format!(
+            "tokenmeter: warning: {} had another hard link (a backup made with `ln`?): that copy still holds the \
+             erased lines",
+            path.display()
+        ));
+    }
+    if report.leftovers_removed > 0 {
+        let what = render::count(report.leftovers_removed, "temporary file");
+        warn(if report.dry_run {
+            format!(
+                "tokenmeter: warning: {what} of an erasure that did not finish (`.tokenmeter-*.erasing-*`, copies of \
+                 day files' lines) found; --yes deletes them"
+            )
+        } else {
+            format!("tokenmeter: note: deleted {what} of an erasure that did not finish (copies of day files' lines)")
+        });
+    }
+    if report.failed.is_empty() {
+        return Ok(());
+    }
+    let failed: Vec<String> = report.failed.iter().map(|f| format!("{}: {}", f.path.display(), f.error)).collect();
+    Err(CliError::data(format!(
+        "{} could not be rewritten, and {} left as {}; erase again once the cause is gone:\n  {}",
+        render::count(report.failed.len() as u64, "day file"),
+        if report.failed.len() == 1 { "is" } else { "are" },
+        if report.failed.len() == 1 { "it was" } else { "they were" },
+        failed.join("\n  ")
+    )))
 }
 
 /// What the report says, in words.
