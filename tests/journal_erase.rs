@@ -316,7 +316,7 @@ fn a_killed_erasures_leftover_is_deleted_and_links_are_reported() {
     assert!(!leftover.exists());
     #[cfg(unix)]
     {
-        assert_eq!(report.linked_elsewhere, [day.clone()]);
+        assert_eq!(report.linked_elsewhere, std::slice::from_ref(&day));
         assert_eq!(report.links_not_followed, [dir.path().join("tokenmeter-2026-03-16.jsonl")]);
         assert!(std::fs::read_to_string(dir.path().join("backup.jsonl")).unwrap().contains("\"bob\""));
     }
