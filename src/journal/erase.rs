@@ -32,7 +32,7 @@ use crate::record::Dimensions;
 /// let report = journal::erase(&dir, &Erasure::new().user("alice"))?;
 /// println!("{} calls erased from {} day files", report.calls, report.files_rewritten);
 /// # std::fs::remove_dir_all(&dir).ok();
-/// # Ok::<(), tokenmeter::JournalError>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct Erasure {
