@@ -226,6 +226,15 @@ mod tests {
     }
 
     #[test]
+    fn a_time_outside_the_nanosecond_range_saturates_on_its_own_side() {
+        // i64 nanoseconds run from 1677-09-21 to 2262-04-11: later times are the last instant, earlier the first.
+        assert_eq!(utc("3000-01-01T00:00:00Z"), i64::MAX);
+        assert_eq!(utc("1000-01-01T00:00:00Z"), i64::MIN);
+        assert_eq!(utc("2262-04-11T23:47:16.854775807Z"), i64::MAX);
+        assert_eq!(utc("1970-01-01T00:00:01Z"), 1_000_000_000);
+    }
+
+    #[test]
     fn month_in_new_york() {
         let tz: Tz = "America/New_York".parse().unwrap();
         let (s, e) = calendar_bounds(BudgetPeriod::Month, tz, Weekday::Mon, utc("2026-04-01T03:59:59Z"));
@@ -298,6 +307,34 @@ mod tests {
         assert_eq!(sum.units, 1, "59 min 59 s later, the last hour holds it");
         assert!(b.resets_at(at, sum.oldest) >= at + 3_600_000_000_000);
         assert_eq!(b.sum(at + 3_601_000_000_000).units, 0, "at most a minute longer");
+    }
+
+    #[test]
+    fn a_rolling_window_counts_its_calls_and_unpriced_calls() {
+        // A minute in one-second buckets: a priced call at 0 s, two unpriced calls (no spend) in the bucket at 10 s.
+        let mut b = RollingBuckets::new(std::time::Duration::from_secs(60));
+        assert!(b.add(0, 5, false));
+        assert!(b.add(10_000_000_000, 0, true));
+        assert!(b.add(10_500_000_000, 0, true));
+        let sum = b.sum(20_000_000_000);
+        assert_eq!((sum.units, sum.calls, sum.unpriced, sum.oldest), (5, 3, 2, Some(0)));
+        // Second 0 has left the window: the unpriced calls are still in it, but no spend (so none to wait out).
+        let sum = b.sum(61_000_000_000);
+        assert_eq!((sum.units, sum.calls, sum.unpriced, sum.oldest), (0, 2, 2, None));
+        assert_eq!(b.resets_at(61_000_000_000, sum.oldest), 62_000_000_000);
+    }
+
+    #[test]
+    fn a_step_back_moves_calls_and_unpriced_calls_with_the_spend() {
+        // A minute in one-second buckets: a call at 10.5 s, then two stamped 20 s ahead (one unpriced) before the
+        // clock stepped back to 10.6 s. All three are in the bucket of 10 s now.
+        let mut b = RollingBuckets::new(std::time::Duration::from_secs(60));
+        assert!(b.add(10_500_000_000, 1, false));
+        assert!(b.add(30_000_000_000, 5, false));
+        assert!(b.add(31_000_000_000, 0, true));
+        assert!(b.step_back(10_600_000_000, 1_000_000_000));
+        let sum = b.sum(10_600_000_000);
+        assert_eq!((sum.units, sum.calls, sum.unpriced, sum.oldest), (6, 3, 1, Some(10)));
     }
 
     #[test]

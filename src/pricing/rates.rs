@@ -520,6 +520,11 @@ mod tests {
             Rates::from_usd_per_mtok(0.000001, 123456.789012, 0.0, -0.0, 0.3 + 0.6).unwrap(),
             Rates::per_mtok_micros(1, 123_456_789_012, 0, 0, 900_000)
         );
+        // 16.1 × 1e6 is 16,100,000.000000002 as a float: more than 1e-9 off, within 4 ulps, so still exact.
+        assert_eq!(
+            Rates::from_usd_per_mtok(16.1, 32.2, 16.4, 16.6, 16.01).unwrap(),
+            Rates::per_mtok_micros(16_100_000, 32_200_000, 16_400_000, 16_600_000, 16_010_000)
+        );
     }
 
     #[test]

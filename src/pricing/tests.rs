@@ -303,6 +303,17 @@ fn unknown_ids_are_unpriced() {
 }
 
 #[test]
+fn an_empty_book_says_so_until_a_price_is_set() {
+    let mut book = PriceBook::empty();
+    assert!(book.is_empty());
+    assert_eq!((book.len(), book.models().count()), (0, 0));
+    book.set("my-finetune", ModelPrice::new(Rates::with_default_cache(2_000_000, 8_000_000)));
+    assert!(!book.is_empty());
+    assert_eq!(book.len(), 1);
+    assert!(!PriceBook::builtin().is_empty());
+}
+
+#[test]
 fn ids_that_differ_after_a_colon_are_different_models() {
     // Everything from the first `:` was dropped from every id: two OpenAI fine-tunes (or `llama3:8b` and
     // `llama3:70b`) were one model `ft`, priced alike, and a Claude fine-tune got their price.
@@ -628,6 +639,24 @@ fn a_record_is_priced_with_its_inference_geography() {
 }
 
 #[test]
+fn a_web_search_fee_set_on_the_book_prices_each_search() {
+    let mut book = PriceBook::builtin();
+    assert_eq!(book.web_search_fee(), micro_usd(10_000), "$10 per 1,000 by default");
+    // $25 per 1,000 searches: $0.025 each.
+    book.set_web_search_fee(micro_usd(25_000));
+    assert_eq!(book.web_search_fee(), micro_usd(25_000));
+    let mut record = crate::journal::line::tests::bare();
+    record.tokens = usage(1_000, 0, 0, 0, 1_000);
+    record.web_search_requests = 3;
+    let haiku = book.resolve("claude-haiku-4-5").unwrap();
+    assert_eq!(haiku.web_search_fee(), micro_usd(25_000), "the resolved model carries the book's fee");
+    let c = haiku.price_call(&record);
+    // 1,000 × $1 + 1,000 × $5 per Mtok = 6,000 micro-USD of tokens; 3 × $0.025 of searches.
+    assert_eq!(c.web_search, micro_usd(75_000));
+    assert_eq!(c.total, micro_usd(6_000 + 75_000));
+}
+
+#[test]
 fn bedrock_and_vertex_regional_endpoints_are_a_tenth_more_from_sonnet_4_5_on() {
     // Bedrock and Vertex AI: "Regional endpoints include a 10% pricing premium over global endpoints", for Claude
     // Sonnet 4.5 and later; Sonnet 4, Opus 4 and earlier keep their prices. Priced at the global rates, a call on
@@ -677,6 +706,23 @@ fn bedrock_and_vertex_regional_endpoints_are_a_tenth_more_from_sonnet_4_5_on() {
         .with_price("claude-fable-9", ModelPrice::new(Rates::with_default_cache(1_000_000, 5_000_000)));
     assert!(!book.resolve("gemini-2.5-pro").unwrap().bills_regional(Some("us-central1")));
     assert!(book.resolve("claude-fable-9").unwrap().bills_regional(Some("us-central1")));
+}
+
+#[test]
+fn claude_2_and_instant_models_a_price_file_adds_pay_no_regional_premium() {
+    // They came long before the premium (Claude Sonnet 4.5 on): priced from a file, a US-only call is standard.
+    let rates = Rates::with_default_cache(8_000_000, 24_000_000);
+    let book = PriceBook::empty()
+        .with_price("claude-2.1", ModelPrice::new(rates))
+        .with_price("claude-instant-1.2", ModelPrice::new(rates));
+    for id in ["claude-2.1", "claude-instant-1.2"] {
+        let model = book.resolve(id).unwrap();
+        assert!(!model.bills_regional(Some("us")), "{id}");
+        let c = model.cost_in_geo(&mixed(), None, None, Some("us"));
+        assert!(!c.regional, "{id}");
+        // 1000×8 + 2000×.8 + 3000×10 + 4000×16 + 5000×24 = 8000 + 1600 + 30000 + 64000 + 120000
+        assert_eq!(c.total, micro_usd(223_600), "{id}");
+    }
 }
 
 #[test]
