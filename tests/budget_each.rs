@@ -226,6 +226,33 @@ fn full_accounts_drop_values_whose_period_ended_and_count_new_ones_together_whil
 }
 
 #[test]
+fn on_a_rolling_window_an_account_is_dropped_only_once_its_last_spend_has_left_the_window() {
+    // A value's account on a rolling hour is idle from when its newest spend leaves the window, not before: taken
+    // for idle early, alice's account was dropped for bob while she still held the window's spend.
+    let h = Harness::with(|b| {
+        b.with_budget(
+            Budget::new("per-user", BudgetLimit::usd(1.0).unwrap())
+                .with_scope(BudgetScope::each_user())
+                .with_period(BudgetPeriod::Rolling(std::time::Duration::from_secs(3_600)))
+                .with_max_members(1),
+        )
+    });
+    let start = common::t0();
+    call(&h.meter, "alice", "s1", 600_000);
+    h.clock.set(start + Duration::minutes(59));
+    call(&h.meter, "bob", "s2", 100_000);
+    assert_eq!(h.meter.budget_members_overflow(), [(Arc::from("per-user"), 1)], "bob shares (other)");
+    let spent: Vec<_> = h.meter.budget_status().into_iter().map(|s| (s.scope.to_string(), s.spent)).collect();
+    assert_eq!(spent, [("user=(other)".to_owned(), usd(100_000)), ("user=alice".to_owned(), usd(600_000))]);
+    // Past the hour (and the bucket alice's spend fell in), her account is dropped for carol.
+    h.clock.set(start + Duration::minutes(62));
+    call(&h.meter, "carol", "s3", 200_000);
+    assert_eq!(h.meter.budget_members_overflow(), [(Arc::from("per-user"), 1)], "carol has her own");
+    let members: Vec<_> = h.meter.budget_status().into_iter().filter_map(|s| s.member.map(|m| m.to_string())).collect();
+    assert!(members.contains(&"carol".to_owned()) && !members.contains(&"alice".to_owned()), "{members:?}");
+}
+
+#[test]
 fn a_restart_restores_each_values_spend_and_delivered_alerts() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 14, 9, 0, 0).unwrap());
