@@ -180,6 +180,23 @@ fn a_call_that_ended_a_moment_earlier_does_not_rearm_an_alert_just_fired() {
 }
 
 #[test]
+fn a_call_accounted_a_moment_late_leaves_the_newer_spend_in_its_own_bucket() {
+    // The same race: B's call (10:00:59) accounted after A's (10:01:00). Within a bucket's width that is two
+    // threads, not a clock that stepped back: A's spend stays in the 10:01 bucket. Moved back into B's (as a step
+    // back would), it left the window a minute early.
+    let (h, _) = harness(vec![
+        Budget::new("hourly", BudgetLimit::usd(1.0).unwrap())
+            .with_period(BudgetPeriod::Rolling(std::time::Duration::from_secs(3_600))),
+    ]);
+    h.clock.set(utc("2026-03-14T10:01:00Z"));
+    spend(&h, 300_000);
+    h.clock.set(utc("2026-03-14T10:00:59Z"));
+    spend(&h, 10_000);
+    h.clock.set(utc("2026-03-14T11:01:30Z"));
+    assert_eq!(state(&h.meter.budget_status(), "hourly").spent, usd(300_000), "10:00's bucket has left, 10:01's not");
+}
+
+#[test]
 fn a_status_read_between_a_call_and_its_accounting_does_not_rearm_its_alerts() {
     // A read at 11:01:00, after the 10:00 spend left the window, re-armed 50/75/90%; a call that ended at
     // 11:00:59 and was accounted after the read, read at its own end where the 10:00 spend was still in the window,
