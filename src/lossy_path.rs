@@ -11,6 +11,11 @@ pub(crate) fn serialize<S: Serializer>(path: &Path, s: S) -> Result<S::Ok, S::Er
     s.serialize_str(&path.to_string_lossy())
 }
 
+/// [`serialize`] for a list of paths (`#[serde(serialize_with = "crate::lossy_path::serialize_each")]`).
+pub(crate) fn serialize_each<S: Serializer>(paths: &[std::path::PathBuf], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(paths.iter().map(|p| p.to_string_lossy()))
+}
+
 #[cfg(all(test, unix))]
 mod tests {
     use std::ffi::OsStr;

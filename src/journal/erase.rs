@@ -133,11 +133,11 @@ pub struct ErasureReport {
     pub failed: Vec<FailedFile>,
     /// Symbolic links named as day files: not followed (the writer and replay never follow one either), so
     /// whatever they point to still holds its lines.
-    #[serde(serialize_with = "paths")]
+    #[serde(serialize_with = "crate::lossy_path::serialize_each")]
     pub links_not_followed: Vec<PathBuf>,
     /// Day files rewritten whose old copy has another hard link (a backup made with `ln`, say): that copy
     /// still holds the erased lines.
-    #[serde(serialize_with = "paths")]
+    #[serde(serialize_with = "crate::lossy_path::serialize_each")]
     pub linked_elsewhere: Vec<PathBuf>,
     /// Temporary files of an erasure that did not finish (killed), each a copy of a day file's other lines:
     /// deleted (in a dry run: found).
@@ -153,10 +153,6 @@ pub struct FailedFile {
     pub path: PathBuf,
     /// Why.
     pub error: String,
-}
-
-fn paths<S: serde::Serializer>(paths: &[PathBuf], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(paths.iter().map(|p| p.to_string_lossy()))
 }
 
 impl ErasureReport {
@@ -256,12 +252,7 @@ fn leftovers(dir: &Path, dry_run: bool) -> u64 {
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        let Some(pid) =
-            name.strip_prefix(".tokenmeter-").and_then(|n| n.rsplit_once(".jsonl.erasing-")).map(|(_, p)| p)
-        else {
-            continue;
-        };
-        let Ok(pid) = pid.parse::<u32>() else { continue };
+        let Some(pid) = temp_pid(name) else { continue };
         if process_alive(pid) {
             continue;
         }
@@ -270,6 +261,21 @@ fn leftovers(dir: &Path, dry_run: bool) -> u64 {
         }
     }
     found
+}
+
+/// What comes before the process id in a temporary file's name (`.tokenmeter-2026-03-14.jsonl.erasing-4242`).
+const ERASING: &str = ".erasing-";
+
+/// The name of the temporary file beside the day file named `day_name`, of process `pid`.
+fn temp_name(day_name: &str, pid: u32) -> String {
+    format!(".{day_name}{ERASING}{pid}")
+}
+
+/// The process id in a temporary file's name ([`temp_name`]), if it is one.
+fn temp_pid(name: &str) -> Option<u32> {
+    let (day_name, pid) = name.strip_prefix('.')?.rsplit_once(ERASING)?;
+    files::day_of(day_name)?;
+    pid.parse().ok()
 }
 
 /// Whether a process of this id is running (this one is).
@@ -651,7 +657,7 @@ impl TempFile {
     /// give it) its owner.
     fn create(dir: &Path, day: &Path, meta: &std::fs::Metadata) -> std::io::Result<Self> {
         let name = day.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let path = dir.join(format!(".{name}.erasing-{}", std::process::id()));
+        let path = dir.join(temp_name(&name, std::process::id()));
         let mut options = OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]

@@ -16,7 +16,7 @@ pub(super) fn path_for(dir: &Path, day: NaiveDate) -> PathBuf {
 /// The UTC day a journal file holds, from its name; `None` for any other file. Only the name the writer gives
 /// it: chrono's parser also takes `2025-10-2` and `+2025-10-02`, and a hand-made copy so named was read as a
 /// second file of that day (its calls counted twice).
-fn day_of(name: &str) -> Option<NaiveDate> {
+pub(super) fn day_of(name: &str) -> Option<NaiveDate> {
     let date = name.strip_prefix(PREFIX)?.strip_suffix(SUFFIX)?;
     let day = NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
     // As `path_for` writes it (a formatted day is a few bytes: a comparison, no allocation to speak of).
