@@ -721,9 +721,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_file_replaced_while_it_was_read_is_read_again_not_failed() {
-        // Another erasure renamed its rewrite over the file this one had opened: `erase_file` reads the new one
-        // (it retries on `Interrupted`), where it used to fail the file with "erase again".
+    fn a_file_replaced_after_it_was_opened_is_told_apart_as_interrupted() {
+        // Another erasure renamed its rewrite over the file this one had opened: `locked` says so as `Interrupted`,
+        // which `erase_file` retries on (the retry itself needs a replacement between the two locks, which this
+        // test cannot time). It used to be an error that failed the file with "erase again".
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tokenmeter-2026-03-14.jsonl");
         std::fs::write(&path, "{}\n").unwrap();
