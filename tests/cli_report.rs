@@ -109,12 +109,12 @@ fn csv() {
     assert_eq!(
         lines[0],
         "period_start,period_end,partial,calls,input,output,cache_read,cache_write_5m,cache_write_1h,total_tokens,\
-         cost_usd,unpriced_calls"
+         cost_usd,unpriced_calls,failed_calls,unmetered_calls,reasoning,cost_share"
     );
     // 2025-10-03 holds the unpriced call: its cost is the priced calls', and the row says one is left out.
     assert!(
         lines[3].starts_with("2025-10-03T00:00:00+00:00,2025-10-04T00:00:00+00:00,false,5,")
-            && lines[3].ends_with(",0.037803,1"),
+            && lines[3].ends_with(",0.037803,1,0,0,0,0.10175"),
         "{}",
         lines[3]
     );

@@ -35,6 +35,7 @@ mod budget_periods;
 mod budget_thresholds;
 mod cli_analysis;
 mod cli_budget;
+mod cli_csv;
 mod cli_erase;
 mod cli_mcp;
 mod cli_report;

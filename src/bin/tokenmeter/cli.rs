@@ -125,6 +125,18 @@ pub(crate) enum Format {
     Json,
 }
 
+/// Output format of the commands whose figures are rows: `summary`, `show`, `blocks`, `compare`, `budget`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub(crate) enum RowsFormat {
+    /// Tables for people.
+    #[default]
+    Table,
+    /// JSON (stable: the library's report types, snake_case).
+    Json,
+    /// CSV: the command's rows as one table, for spreadsheets and scripts (columns in README).
+    Csv,
+}
+
 /// The window of a report.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct WindowArgs {
@@ -159,7 +171,7 @@ pub(crate) struct SummaryArgs {
     pub(crate) group_by: Option<GroupBy>,
     /// Output format
     #[arg(long, default_value = "table")]
-    pub(crate) format: Format,
+    pub(crate) format: RowsFormat,
 }
 
 /// `show`.
@@ -169,7 +181,7 @@ pub(crate) struct ShowArgs {
     pub(crate) session: String,
     /// Output format
     #[arg(long, default_value = "table")]
-    pub(crate) format: Format,
+    pub(crate) format: RowsFormat,
     /// List the tools the session used (Claude Code transcripts: from its tool_use blocks; a journal: its tool
     /// execution records)
     #[arg(long)]
@@ -280,7 +292,7 @@ pub(crate) struct BlocksArgs {
     pub(crate) token_limit: Option<TokenLimit>,
     /// Output format
     #[arg(long, default_value = "table")]
-    pub(crate) format: Format,
+    pub(crate) format: RowsFormat,
 }
 
 /// `statusline`.
@@ -335,7 +347,7 @@ pub(crate) struct BudgetArgs {
     pub(crate) file: PathBuf,
     /// Output format
     #[arg(long, default_value = "table")]
-    pub(crate) format: Format,
+    pub(crate) format: RowsFormat,
 }
 
 /// `compare`.
@@ -353,7 +365,7 @@ pub(crate) struct CompareArgs {
     pub(crate) b: Option<Filter>,
     /// Output format
     #[arg(long, default_value = "table")]
-    pub(crate) format: Format,
+    pub(crate) format: RowsFormat,
 }
 
 /// `watch`.

@@ -9,6 +9,7 @@ mod commands;
 mod mcp;
 mod render;
 mod report;
+mod sheet;
 mod source;
 
 use std::fmt;

@@ -5,7 +5,7 @@ use tokenmeter::analysis::{CacheReport, Comparison, EfficiencyReport, Forecast, 
 use tokenmeter::ledger::{Query, Window};
 
 use super::{heading, window};
-use crate::cli::{CacheReportArgs, CompareArgs, ForecastArgs, Format, OptimizeArgs};
+use crate::cli::{CacheReportArgs, CompareArgs, ForecastArgs, Format, OptimizeArgs, RowsFormat};
 use crate::render::{
     Style, band_cell, count, delta_pct, impact_cell, int, num, opt_f1, opt_usd, pct, priced_usd, push_table,
     share_cost, usd,
@@ -355,7 +355,67 @@ pub(super) fn compare(source: &Source, ctx: &Context, style: &Style, args: &Comp
         }
         _ => compare_periods(&ledger, &scope)?,
     };
-    emit(source, args.format, CompareOut { comparison }, |r| compare_table(ctx, style, &r.comparison))
+    let format = match args.format {
+        RowsFormat::Csv => return print_out(&compare_csv(ctx.time_zone, &comparison)),
+        RowsFormat::Json => Format::Json,
+        RowsFormat::Table => Format::Table,
+    };
+    emit(source, format, CompareOut { comparison }, |r| compare_table(ctx, style, &r.comparison))
+}
+
+/// The comparison as CSV, one row per figure as the table has them: its value on each side and the change, in
+/// percent (a rate's where the windows differ in length, as the JSON's `*_pct`) or in points (`change_unit`). The
+/// first rows name the sides and their windows.
+fn compare_csv(tz: chrono_tz::Tz, c: &Comparison) -> String {
+    use crate::sheet::{Sheet, local, opt_ratio, opt_usd, ratio, text, usd};
+    let (a, b, d) = (&c.a, &c.b, &c.deltas);
+    let mut out = Sheet::new(&["metric", "a", "b", "change", "change_unit"]);
+    let mut row = |metric: &str, x: String, y: String, change: Option<f64>, unit: &str| {
+        let change = change.map(ratio).unwrap_or_default();
+        let unit = if change.is_empty() { String::new() } else { unit.to_owned() };
+        out.row([metric.to_owned(), x, y, change, unit]);
+    };
+    // The labels are the --a/--b values as given: cleaned, as the table's are.
+    let label = |s: &str| text(&crate::render::sanitize(s, false));
+    row("label", label(&a.label), label(&b.label), None, "");
+    row("window_start", local(a.window.from, tz), local(b.window.from, tz), None, "");
+    row("window_end", local(a.window.to, tz), local(b.window.to, tz), None, "");
+    let n = |v: u64| v.to_string();
+    row("calls", n(a.calls), n(b.calls), d.calls_pct, "percent");
+    row("tasks", n(a.tasks), n(b.tasks), None, "");
+    row("tokens", n(a.tokens), n(b.tokens), d.tokens_pct, "percent");
+    row("cost_usd", usd(a.cost_usd), usd(b.cost_usd), d.cost_pct, "percent");
+    row("unpriced_calls", n(a.unpriced_calls), n(b.unpriced_calls), None, "");
+    row(
+        "cost_per_call_usd",
+        opt_usd(a.cost_per_call_usd),
+        opt_usd(b.cost_per_call_usd),
+        d.cost_per_call_pct,
+        "percent",
+    );
+    row(
+        "cost_per_task_usd",
+        opt_usd(a.cost_per_task_usd),
+        opt_usd(b.cost_per_task_usd),
+        d.cost_per_task_pct,
+        "percent",
+    );
+    row(
+        "tokens_per_task",
+        opt_ratio(a.tokens_per_task),
+        opt_ratio(b.tokens_per_task),
+        d.tokens_per_task_pct,
+        "percent",
+    );
+    row("cache_hit_rate", opt_ratio(a.cache_hit_rate), opt_ratio(b.cache_hit_rate), d.cache_hit_rate_points, "points");
+    row(
+        "efficiency_score",
+        opt_ratio(a.efficiency_score),
+        opt_ratio(b.efficiency_score),
+        d.efficiency_score_points,
+        "points",
+    );
+    out.finish()
 }
 
 /// [`Ledger::compare_periods`](tokenmeter::ledger::Ledger::compare_periods) over a scope of `--period` alone

@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use tokenmeter::analysis::{BlocksReport, UsageBlock, usage_blocks};
 
-use crate::cli::{BlocksArgs, Bound, Format, TokenLimit};
+use crate::cli::{BlocksArgs, Bound, RowsFormat, TokenLimit};
 use crate::render::{Style, count, int, num, pct, priced_usd, push_table};
 use crate::source::{Context, Source, SourceInfo};
 use crate::{CliResult, print_out};
@@ -80,9 +80,59 @@ pub(super) fn run(source: &Source, ctx: &Context, style: &Style, args: &BlocksAr
     let out =
         BlocksOut { source: &source.info, blocks: report, blocks_not_shown: before - shown, token_limit, last_close };
     match args.format {
-        Format::Json => print_out(&crate::render::json(&out)?),
-        Format::Table => print_out(&table(&out, ctx, style, args)),
+        RowsFormat::Json => print_out(&crate::render::json(&out)?),
+        RowsFormat::Csv => print_out(&csv(&out, ctx.time_zone)),
+        RowsFormat::Table => print_out(&table(&out, ctx, style, args)),
     }
+}
+
+/// The blocks as CSV, one row each, oldest first. `of_limit` is the block's tokens over `--token-limit` (empty
+/// without one); the open block's rate and projection are in the JSON.
+fn csv(o: &BlocksOut<'_>, tz: chrono_tz::Tz) -> String {
+    use crate::sheet::{Sheet, local, money, ratio, text};
+    let mut out = Sheet::new(&[
+        "start",
+        "end",
+        "active",
+        "first_call",
+        "last_call",
+        "calls",
+        "input",
+        "output",
+        "cache_read",
+        "cache_write_5m",
+        "cache_write_1h",
+        "reasoning",
+        "total_tokens",
+        "of_limit",
+        "cost_usd",
+        "unpriced_calls",
+        "models",
+    ]);
+    for b in &o.blocks.blocks {
+        let t = &b.tokens;
+        out.row([
+            local(b.start, tz),
+            local(b.end, tz),
+            b.active.to_string(),
+            local(b.first_call, tz),
+            local(b.last_call, tz),
+            b.calls.to_string(),
+            t.input.to_string(),
+            t.output.to_string(),
+            t.cache_read.to_string(),
+            t.cache_write_5m.to_string(),
+            t.cache_write_1h.to_string(),
+            t.reasoning.to_string(),
+            b.total_tokens.to_string(),
+            o.token_limit.as_ref().map(|l| ratio(b.total_tokens as f64 / l.tokens as f64)).unwrap_or_default(),
+            money(b.cost_picos),
+            b.unpriced_calls.to_string(),
+            // One cell, the models listed as the table lists them.
+            text(&b.models.join(", ")),
+        ]);
+    }
+    out.finish()
 }
 
 fn table(o: &BlocksOut<'_>, ctx: &Context, style: &Style, args: &BlocksArgs) -> String {

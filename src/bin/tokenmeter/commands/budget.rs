@@ -13,7 +13,7 @@ use tokenmeter::budget::{BudgetAmount, BudgetState, load_budgets_file_with_time_
 use tokenmeter::journal::{JournalConfig, SCHEMA_VERSION};
 use tokenmeter::{CallRecord, ManualClock, TokenMeter};
 
-use crate::cli::{BudgetArgs, Format};
+use crate::cli::{BudgetArgs, RowsFormat};
 use crate::render::{Style, num, pct, push_table, sanitize};
 use crate::source::{Context, Source, SourceInfo};
 use crate::{CliError, CliResult, print_out};
@@ -45,9 +45,70 @@ pub(super) fn run(source_args: &crate::cli::SourceArgs, ctx: &Context, style: &S
     let configured = budgets.len();
     let states = evaluate(budgets, &source.records, ctx)?;
     match args.format {
-        Format::Json => print_out(&crate::render::json(&BudgetOutput { source: &source.info, budgets: states })?),
-        Format::Table => print_out(&table(&states, configured, &each, ctx, style)),
+        RowsFormat::Json => print_out(&crate::render::json(&BudgetOutput { source: &source.info, budgets: states })?),
+        RowsFormat::Csv => print_out(&csv(&states, ctx.time_zone)),
+        RowsFormat::Table => print_out(&table(&states, configured, &each, ctx, style)),
     }
+}
+
+/// The budgets' states as CSV, one row each (a budget of each value of a dimension: one per value that has
+/// spent). Amounts are in `unit`: exact dollars (`usd`) or tokens; `time_to_limit_s` is empty where the rate does
+/// not reach the limit in the period, `thresholds_crossed` the percentages crossed, space-separated.
+fn csv(states: &[BudgetState], tz: chrono_tz::Tz) -> String {
+    use crate::sheet::{Sheet, local, money, opt_text, ratio, text};
+    let value = |a: &BudgetAmount| match a {
+        BudgetAmount::Usd(m) => money(*m),
+        BudgetAmount::Tokens(t) => t.to_string(),
+    };
+    let mut out = Sheet::new(&[
+        "budget",
+        "scope",
+        "member",
+        "period",
+        "action",
+        "unit",
+        "spent",
+        "limit",
+        "remaining",
+        "utilization",
+        "projected",
+        "period_start",
+        "resets_at",
+        "time_to_limit_s",
+        "over_budget",
+        "thresholds_crossed",
+        "calls",
+        "unpriced_calls",
+    ]);
+    for s in states {
+        // A budgets file may come with a repository: its names never carry an escape sequence out.
+        let clean = |v: &str| text(&sanitize(v, false));
+        out.row([
+            clean(&s.budget),
+            clean(&s.scope.to_string()),
+            opt_text(s.member.as_deref().map(|m| sanitize(m, false)).as_deref()),
+            s.period.to_string(),
+            format!("{:?}", s.action).to_lowercase(),
+            match s.limit {
+                BudgetAmount::Usd(_) => "usd",
+                BudgetAmount::Tokens(_) => "tokens",
+            }
+            .to_owned(),
+            value(&s.spent),
+            value(&s.limit),
+            value(&s.remaining),
+            ratio(s.utilization),
+            s.projected.as_ref().map(value).unwrap_or_default(),
+            local(s.period_start, tz),
+            local(s.resets_at, tz),
+            s.time_to_limit.map(|d| ratio(d.as_secs_f64())).unwrap_or_default(),
+            s.over_budget.to_string(),
+            s.thresholds_crossed.iter().map(u32::to_string).collect::<Vec<_>>().join(" "),
+            s.calls.to_string(),
+            s.unpriced_calls.to_string(),
+        ]);
+    }
+    out.finish()
 }
 
 pub(crate) fn evaluate(

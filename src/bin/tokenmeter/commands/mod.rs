@@ -11,7 +11,7 @@ mod watch;
 
 pub(crate) use analysis::compare_periods;
 pub(crate) use statusline::print_failure_line;
-pub(crate) use summary::row_label;
+pub(crate) use summary::{csv as summary_csv, row_label};
 
 use chrono::{DateTime, Duration, DurationRound, NaiveDate, Utc};
 use chrono_tz::Tz;

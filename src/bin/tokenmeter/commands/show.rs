@@ -8,7 +8,7 @@ use tokenmeter::CallRecord;
 use tokenmeter::ledger::{Dimension, GroupBy, GroupRow, Query, Window};
 use tokenmeter::transcripts::{ToolUses, session_tool_uses_until};
 
-use crate::cli::{Format, ShowArgs};
+use crate::cli::{RowsFormat, ShowArgs};
 use crate::render::{Style, count, int, num, pct, push_table, share_cost, usd};
 use crate::source::{Context, Source, SourceInfo, SourceKind};
 use crate::{CliError, CliResult, print_out};
@@ -56,6 +56,12 @@ fn resolve<'a>(sessions: &BTreeSet<&'a str>, wanted: &str) -> CliResult<&'a str>
 }
 
 pub(super) fn run(source: &Source, ctx: &Context, style: &Style, args: &ShowArgs) -> CliResult {
+    if args.format == RowsFormat::Csv && args.include_tools {
+        // A CSV is one table: the calls'.
+        return Err(CliError::usage(
+            "--include-tools lists a second table, which CSV (one table: the calls) cannot hold: use --format json",
+        ));
+    }
     let sessions: BTreeSet<&str> = source.records.iter().filter_map(|r| r.dimensions.session.as_deref()).collect();
     // As the records' ids were read: control characters written escaped (`a\u{a}b` for a session id `a` newline `b`).
     let wanted = crate::render::sanitize(args.session.trim(), false);
@@ -131,9 +137,78 @@ pub(super) fn run(source: &Source, ctx: &Context, style: &Style, args: &ShowArgs
         tools,
     };
     match args.format {
-        Format::Json => print_out(&crate::render::json(&out)?),
-        Format::Table => print_out(&table(&out, ctx, style, args.include_cache)),
+        RowsFormat::Json => print_out(&crate::render::json(&out)?),
+        RowsFormat::Csv => print_out(&csv(&out, ctx.time_zone)),
+        RowsFormat::Table => print_out(&table(&out, ctx, style, args.include_cache)),
     }
+}
+
+/// The session's calls as CSV, one row each, oldest first: every figure of the record but its text-free ids.
+/// `cost_usd` is empty for a call without a price (`priced` false) or without usage (`metered` false).
+fn csv(o: &ShowOutput<'_>, tz: chrono_tz::Tz) -> String {
+    use crate::sheet::{Sheet, local, money, opt_text, text};
+    let mut out = Sheet::new(&[
+        "timestamp",
+        "session",
+        "model",
+        "provider",
+        "agent",
+        "user",
+        "project",
+        "task",
+        "request_id",
+        "status",
+        "error_type",
+        "duration_us",
+        "time_to_first_token_us",
+        "input",
+        "output",
+        "cache_read",
+        "cache_write_5m",
+        "cache_write_1h",
+        "reasoning",
+        "web_search_requests",
+        "metered",
+        "priced",
+        "cost_usd",
+        "cache_savings_usd",
+    ]);
+    for c in &o.calls {
+        let (d, t) = (&c.dimensions, &c.tokens);
+        let (status, error_type) = match &c.outcome {
+            tokenmeter::Outcome::Error { error_type } => ("error", text(error_type)),
+            _ => ("ok", String::new()),
+        };
+        out.row([
+            local(c.timestamp, tz),
+            text(o.session),
+            // As the table names it: without a model, the name it was priced as.
+            opt_text(c.model.as_deref().or(c.cost.as_ref().map(|k| &*k.priced_as))),
+            opt_text(c.provider.as_deref()),
+            opt_text(d.agent.as_deref()),
+            opt_text(d.user.as_deref()),
+            opt_text(d.project.as_deref()),
+            opt_text(d.task.as_deref()),
+            opt_text(c.request_id.as_deref()),
+            status.to_owned(),
+            error_type,
+            c.duration_us.to_string(),
+            c.time_to_first_token_us.map(|v| v.to_string()).unwrap_or_default(),
+            t.input.to_string(),
+            t.output.to_string(),
+            t.cache_read.to_string(),
+            t.cache_write_5m.to_string(),
+            t.cache_write_1h.to_string(),
+            t.reasoning.to_string(),
+            c.web_search_requests.to_string(),
+            c.metered.to_string(),
+            // A call without usage has nothing to price: neither priced nor unpriced.
+            if c.metered { c.cost.is_some().to_string() } else { String::new() },
+            c.cost.as_ref().map(|k| money(k.total)).unwrap_or_default(),
+            c.cost.as_ref().map(|k| money(k.cache_savings)).unwrap_or_default(),
+        ]);
+    }
+    out.finish()
 }
 
 fn table(o: &ShowOutput<'_>, ctx: &Context, style: &Style, include_cache: bool) -> String {

@@ -7,7 +7,7 @@ use tokenmeter::UsageSummary;
 use tokenmeter::ledger::{GroupBy, GroupRow, Query, QueryResult, TimeGrain, Window};
 
 use super::{heading, window};
-use crate::cli::{Format, SummaryArgs};
+use crate::cli::{RowsFormat, SummaryArgs};
 use crate::render::{Style, count, int, num, pct, priced_usd, push_table, share_cost, usd};
 use crate::source::{Context, Source, SourceInfo};
 use crate::{CliResult, print_out};
@@ -32,17 +32,90 @@ pub(super) fn run(source: &Source, ctx: &Context, style: &Style, args: &SummaryA
     if let Some(g) = groups.as_mut() {
         scope.restore_rows(g);
     }
-    match args.format {
-        Format::Json => print_out(&crate::render::json(&SummaryOutput { source: &source.info, summary, groups })?),
-        Format::Table => {
-            // Without --group-by, rows per a grain that suits the window's length.
-            let rows = match groups {
-                Some(g) => g,
-                None => ledger.query(&Query::new(window).group_by(GroupBy::Time(default_grain(&summary))))?,
-            };
-            print_out(&table(source, ctx, style, &summary, &rows))
-        }
+    if args.format == RowsFormat::Json {
+        return print_out(&crate::render::json(&SummaryOutput { source: &source.info, summary, groups })?);
     }
+    // Without --group-by, rows per a grain that suits the window's length.
+    let rows = match groups {
+        Some(g) => g,
+        None => {
+            let mut g = ledger.query(&Query::new(window).group_by(GroupBy::Time(default_grain(&summary))))?;
+            scope.restore_rows(&mut g);
+            g
+        }
+    };
+    match args.format {
+        RowsFormat::Csv => print_out(&csv(&rows, ctx.time_zone)),
+        _ => print_out(&table(source, ctx, style, &summary, &rows)),
+    }
+}
+
+/// The rows as CSV: a period's start, end and whether the window holds only part of it (the first period of a
+/// `--since` in its middle, the period in progress), or the dimension value; then the row's figures. Every row,
+/// those without calls too (as in the JSON). Exact dollars.
+pub(crate) fn csv(rows: &QueryResult, tz: Tz) -> String {
+    use crate::sheet::{Sheet, local, local_key, money, ratio, text};
+    let grain = match rows.group_by {
+        Some(GroupBy::Time(g)) => Some(g),
+        _ => None,
+    };
+    let mut header: Vec<String> = match rows.group_by {
+        Some(GroupBy::Dimension(d)) => vec![d.to_string()],
+        _ => ["period_start", "period_end", "partial"].map(String::from).to_vec(),
+    };
+    header.extend(
+        [
+            "calls",
+            "input",
+            "output",
+            "cache_read",
+            "cache_write_5m",
+            "cache_write_1h",
+            "total_tokens",
+            "cost_usd",
+            "unpriced_calls",
+            "failed_calls",
+            "unmetered_calls",
+            "reasoning",
+            "cost_share",
+        ]
+        .map(String::from),
+    );
+    let mut out = Sheet::new(&header);
+    let window = &rows.window;
+    for g in &rows.groups {
+        let mut row = match grain {
+            Some(grain) => {
+                let start = DateTime::parse_from_rfc3339(&g.key).ok().map(|t| t.to_utc());
+                let end = start.map(|start| grain.end_of(start, tz));
+                let partial = start.zip(end).map(|(start, end)| start < window.from || end > window.to);
+                vec![
+                    local_key(&g.key, tz),
+                    end.map(|e| local(e, tz)).unwrap_or_default(),
+                    partial.map(|p| p.to_string()).unwrap_or_default(),
+                ]
+            }
+            None => vec![text(&g.key)],
+        };
+        let t = &g.tokens;
+        row.extend([
+            g.calls.to_string(),
+            t.input.to_string(),
+            t.output.to_string(),
+            t.cache_read.to_string(),
+            t.cache_write_5m.to_string(),
+            t.cache_write_1h.to_string(),
+            t.total.to_string(),
+            money(g.cost_picos),
+            g.unpriced_calls.to_string(),
+            g.failed_calls.to_string(),
+            g.unmetered_calls.to_string(),
+            t.reasoning.to_string(),
+            ratio(g.cost_share),
+        ]);
+        out.row(row);
+    }
+    out.finish()
 }
 
 /// Hours up to 2 days (49 hours: two local days with a 25-hour one), days up to 45, weeks up to 200, months beyond.
