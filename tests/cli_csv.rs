@@ -261,3 +261,49 @@ fn names_are_quoted_escaped_and_never_formulas() {
     let (_, rows) = parse(rec.run(&["summary", "--group-by", "project", "--format", "csv"]).ok());
     assert_eq!(rows[0]["project"], "'=1+1");
 }
+
+#[test]
+fn cache_report_optimize_and_forecast_write_their_rows() {
+    // cache-report: the time series, a row per day, as the JSON's.
+    let json = cc(&["cache-report", "--format", "json"]).json();
+    let (header, rows) = parse(cc(&["cache-report", "--format", "csv"]).ok());
+    assert_eq!(header, ["period_start", "hit_rate", "prompt_tokens", "tokens_saved", "cost_saved_usd"]);
+    let series = json["cache"]["time_series"].as_array().unwrap();
+    assert_eq!(rows.len(), series.len());
+    for (row, p) in rows.iter().zip(series) {
+        assert_eq!(row["prompt_tokens"], u(&p["prompt_tokens"]));
+        assert_eq!(row["tokens_saved"], u(&p["tokens_saved"]));
+        if p["prompt_tokens"] == 0 {
+            assert_eq!(row["hit_rate"], "", "nothing measured: no rate");
+        } else {
+            assert!((row["hit_rate"].parse::<f64>().unwrap() - p["hit_rate"].as_f64().unwrap()).abs() < 1e-6);
+        }
+    }
+    // optimize: the suggestions, exact savings.
+    let json = cc(&["optimize", "--format", "json"]).json();
+    let (_, rows) = parse(cc(&["optimize", "--format", "csv"]).ok());
+    let suggestions = json["efficiency"]["optimization_suggestions"].as_array().unwrap();
+    assert!(!suggestions.is_empty());
+    assert_eq!(rows.len(), suggestions.len());
+    for (row, s) in rows.iter().zip(suggestions) {
+        assert_eq!(row["type"], s["type"].as_str().unwrap());
+        assert_eq!(row["impact"], s["impact"].as_str().unwrap());
+        assert_eq!(picos(&row["potential_savings_usd"]), u128::from(s["potential_savings_picos"].as_u64().unwrap()));
+        assert_eq!(row["description"], s["description"].as_str().unwrap());
+    }
+    // forecast: the days, to a hundredth of a cent.
+    let json = cc(&["forecast", "--days", "3", "--format", "json"]).json();
+    let (header, rows) = parse(cc(&["forecast", "--days", "3", "--format", "csv"]).ok());
+    assert_eq!(header, ["date", "cost_usd", "lower_usd", "upper_usd", "tokens"]);
+    let days = json["forecast"]["days"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    for (row, d) in rows.iter().zip(days) {
+        assert_eq!(row["date"], d["date"].as_str().unwrap());
+        assert_eq!(row["tokens"], u(&d["tokens"]));
+        for (col, key) in [("cost_usd", "cost_usd"), ("lower_usd", "lower_usd"), ("upper_usd", "upper_usd")] {
+            let v: f64 = row[col].parse().unwrap();
+            assert!((v - d[key].as_f64().unwrap()).abs() <= 0.00005, "{col}: {v} against {}", d[key]);
+            assert!(row[col].split('.').nth(1).is_none_or(|f| f.len() <= 4), "{}", row[col]);
+        }
+    }
+}

@@ -125,7 +125,8 @@ pub(crate) enum Format {
     Json,
 }
 
-/// Output format of the commands whose figures are rows: `summary`, `show`, `blocks`, `compare`, `budget`.
+/// Output format of the report commands: `summary`, `show`, `blocks`, `compare`, `budget`, `cache-report`,
+/// `optimize`, `forecast`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub(crate) enum RowsFormat {
     /// Tables for people.
@@ -133,7 +134,7 @@ pub(crate) enum RowsFormat {
     Table,
     /// JSON (stable: the library's report types, snake_case).
     Json,
-    /// CSV: the command's rows as one table, for spreadsheets and scripts (columns in README).
+    /// CSV: the command's rows as one table, for spreadsheets and scripts (README "CSV columns").
     Csv,
 }
 
@@ -241,7 +242,7 @@ pub(crate) struct CacheReportArgs {
     pub(crate) window: WindowArgs,
     /// Output format
     #[arg(long, default_value = "table")]
-    pub(crate) format: Format,
+    pub(crate) format: RowsFormat,
 }
 
 /// `optimize`.
@@ -254,7 +255,7 @@ pub(crate) struct OptimizeArgs {
     pub(crate) group_by: Dimension,
     /// Output format
     #[arg(long, default_value = "table")]
-    pub(crate) format: Format,
+    pub(crate) format: RowsFormat,
 }
 
 /// `forecast`.
@@ -268,7 +269,7 @@ pub(crate) struct ForecastArgs {
     pub(crate) budget: Option<f64>,
     /// Output format
     #[arg(long, default_value = "table")]
-    pub(crate) format: Format,
+    pub(crate) format: RowsFormat,
 }
 
 /// `blocks`.

@@ -5,7 +5,7 @@ use tokenmeter::analysis::{CacheReport, Comparison, EfficiencyReport, Forecast, 
 use tokenmeter::ledger::{Query, Window};
 
 use super::{heading, window};
-use crate::cli::{CacheReportArgs, CompareArgs, ForecastArgs, Format, OptimizeArgs, RowsFormat};
+use crate::cli::{CacheReportArgs, CompareArgs, ForecastArgs, OptimizeArgs, RowsFormat};
 use crate::render::{
     Style, band_cell, count, delta_pct, impact_cell, int, num, opt_f1, opt_usd, pct, priced_usd, push_table,
     share_cost, usd,
@@ -41,10 +41,18 @@ struct CompareOut {
     comparison: Comparison,
 }
 
-fn emit<R: Serialize>(source: &Source, format: Format, report: R, table: impl FnOnce(&R) -> String) -> CliResult {
+/// Prints the report as `format` asks: its JSON, its tables, or its rows as CSV.
+fn emit<R: Serialize>(
+    source: &Source,
+    format: RowsFormat,
+    report: R,
+    table: impl FnOnce(&R) -> String,
+    csv: impl FnOnce(&R) -> String,
+) -> CliResult {
     match format {
-        Format::Json => print_out(&crate::render::json(&Output { source: &source.info, report })?),
-        Format::Table => print_out(&table(&report)),
+        RowsFormat::Json => print_out(&crate::render::json(&Output { source: &source.info, report })?),
+        RowsFormat::Table => print_out(&table(&report)),
+        RowsFormat::Csv => print_out(&csv(&report)),
     }
 }
 
@@ -59,7 +67,30 @@ pub(super) fn cache_report(source: &Source, ctx: &Context, style: &Style, args: 
     // apart from no calls at all, as `optimize` tells them.
     let calls = ledger.query(&Query::new(w))?.totals.calls;
     scope.restore_cache(&mut cache);
-    emit(source, args.format, CacheOut { cache }, |r| cache_table(source, ctx, style, &r.cache, calls))
+    emit(
+        source,
+        args.format,
+        CacheOut { cache },
+        |r| cache_table(source, ctx, style, &r.cache, calls),
+        |r| cache_csv(&r.cache, ctx.time_zone),
+    )
+}
+
+/// The cache report's time series as CSV, a row per period (every one, those without prompt tokens too: their
+/// `hit_rate` is empty, nothing was measured). The headline figures are in the JSON.
+fn cache_csv(r: &CacheReport, tz: chrono_tz::Tz) -> String {
+    use crate::sheet::{Sheet, local, ratio, usd};
+    let mut out = Sheet::new(&["period_start", "hit_rate", "prompt_tokens", "tokens_saved", "cost_saved_usd"]);
+    for p in &r.time_series {
+        out.row([
+            local(p.timestamp, tz),
+            if p.prompt_tokens > 0 { ratio(p.hit_rate) } else { String::new() },
+            p.prompt_tokens.to_string(),
+            p.tokens_saved.to_string(),
+            usd(p.cost_saved),
+        ]);
+    }
+    out.finish()
 }
 
 /// The cache report's tables; `calls` are the window's calls, those without usage included.
@@ -140,9 +171,37 @@ pub(super) fn optimize(source: &Source, ctx: &Context, style: &Style, args: &Opt
     let totals = ledger.query(&Query::new(w))?.totals;
     let metered = totals.calls.saturating_sub(totals.unmetered_calls);
     scope.restore(&mut efficiency.window);
-    emit(source, args.format, OptimizeOut { efficiency }, |r| {
-        optimize_table(source, ctx, style, &r.efficiency, metered)
-    })
+    emit(
+        source,
+        args.format,
+        OptimizeOut { efficiency },
+        |r| optimize_table(source, ctx, style, &r.efficiency, metered),
+        |r| optimize_csv(&r.efficiency),
+    )
+}
+
+/// The suggestions as CSV, a row each, largest saving first: what each would save over the window (exact
+/// dollars), its share of the spend, the calls and tokens it is about, and what to do. The score and the
+/// breakdowns are in the JSON.
+fn optimize_csv(r: &EfficiencyReport) -> String {
+    use crate::sheet::{Sheet, money, ratio, text};
+    let mut out =
+        Sheet::new(&["type", "impact", "potential_savings_usd", "share_of_spend", "calls", "tokens", "description"]);
+    let name = |v: serde_json::Result<serde_json::Value>| {
+        v.ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+    };
+    for s in &r.optimization_suggestions {
+        out.row([
+            name(serde_json::to_value(s.kind)),
+            name(serde_json::to_value(s.impact)),
+            money(s.potential_savings_picos),
+            ratio(s.share_of_spend),
+            s.calls.to_string(),
+            s.tokens.to_string(),
+            text(&s.description),
+        ]);
+    }
+    out.finish()
 }
 
 pub(crate) fn optimize_table(
@@ -236,7 +295,27 @@ pub(crate) fn optimize_table(
 
 pub(super) fn forecast(source: &Source, ctx: &Context, style: &Style, args: &ForecastArgs) -> CliResult {
     let forecast = source.ledger(ctx).forecast(args.days, args.budget)?;
-    emit(source, args.format, ForecastOut { forecast }, |r| forecast_table(ctx, style, &r.forecast))
+    emit(
+        source,
+        args.format,
+        ForecastOut { forecast },
+        |r| forecast_table(ctx, style, &r.forecast),
+        |r| forecast_csv(&r.forecast),
+    )
+}
+
+/// The forecast's days as CSV, a row each: the expected cost and its band (90% from a trend, a stated ±82%
+/// otherwise: the JSON's `basis`), the expected tokens. The month's projection and the trend are in the JSON.
+fn forecast_csv(f: &Forecast) -> String {
+    use crate::sheet::{Sheet, usd};
+    // Projections, not sums of prices: to a hundredth of a cent (as the report's projected month; the floats'
+    // further decimals are noise).
+    let cents = |v: f64| usd((v * 1e4).round() / 1e4);
+    let mut out = Sheet::new(&["date", "cost_usd", "lower_usd", "upper_usd", "tokens"]);
+    for d in &f.days {
+        out.row([d.date.to_string(), cents(d.cost_usd), cents(d.lower_usd), cents(d.upper_usd), d.tokens.to_string()]);
+    }
+    out.finish()
 }
 
 pub(crate) fn forecast_table(ctx: &Context, style: &Style, f: &Forecast) -> String {
@@ -355,12 +434,13 @@ pub(super) fn compare(source: &Source, ctx: &Context, style: &Style, args: &Comp
         }
         _ => compare_periods(&ledger, &scope)?,
     };
-    let format = match args.format {
-        RowsFormat::Csv => return print_out(&compare_csv(ctx.time_zone, &comparison)),
-        RowsFormat::Json => Format::Json,
-        RowsFormat::Table => Format::Table,
-    };
-    emit(source, format, CompareOut { comparison }, |r| compare_table(ctx, style, &r.comparison))
+    emit(
+        source,
+        args.format,
+        CompareOut { comparison },
+        |r| compare_table(ctx, style, &r.comparison),
+        |r| compare_csv(ctx.time_zone, &r.comparison),
+    )
 }
 
 /// The comparison as CSV, one row per figure as the table has them: its value on each side and the change, in
