@@ -251,13 +251,16 @@ fn budget_rows_say_their_unit() {
 
 #[test]
 fn names_are_quoted_escaped_and_never_formulas() {
-    let line = haiku_record("2025-10-03T10:00:00Z", 100)
-        .replace("\"dimensions\":{}", r#""dimensions":{"session":"a\u001bb","project":"=1+1","user":"x,y\"z"}"#);
+    let line = haiku_record("2025-10-03T10:00:00Z", 100).replace(
+        "\"dimensions\":{}",
+        r#""dimensions":{"session":"a\u001bb","project":"=1+1","user":"x,y\"z","tenant":"@acme"}"#,
+    );
     let rec = Records::new(&[line]);
     let (_, rows) = parse(rec.run(&["show", "a", "--format", "csv"]).ok());
     assert_eq!(rows[0]["session"], "a\\u{1b}b", "a control character is written as its escape");
     assert_eq!(rows[0]["project"], "'=1+1", "a formula is text");
     assert_eq!(rows[0]["user"], "x,y\"z", "quoted, and read back whole");
+    assert_eq!(rows[0]["tenant"], "'@acme");
     let (_, rows) = parse(rec.run(&["summary", "--group-by", "project", "--format", "csv"]).ok());
     assert_eq!(rows[0]["project"], "'=1+1");
 }

@@ -143,8 +143,9 @@ pub(super) fn run(source: &Source, ctx: &Context, style: &Style, args: &ShowArgs
     }
 }
 
-/// The session's calls as CSV, one row each, oldest first: every figure of the record but its text-free ids.
-/// `cost_usd` is empty for a call without a price (`priced` false) or without usage (`metered` false).
+/// The session's calls as CSV, one row each, oldest first: the record's time, names, outcome, timings, tokens and
+/// cost (its operation, service tier, speed, region and extra dimensions are in the JSON). `cost_usd` is empty for
+/// a call without a price (`priced` false) or without usage (`metered` false).
 fn csv(o: &ShowOutput<'_>, tz: chrono_tz::Tz) -> String {
     use crate::sheet::{Sheet, local, money, opt_text, text};
     let mut out = Sheet::new(&[
@@ -154,6 +155,7 @@ fn csv(o: &ShowOutput<'_>, tz: chrono_tz::Tz) -> String {
         "provider",
         "agent",
         "user",
+        "tenant",
         "project",
         "task",
         "request_id",
@@ -187,6 +189,7 @@ fn csv(o: &ShowOutput<'_>, tz: chrono_tz::Tz) -> String {
             opt_text(c.provider.as_deref()),
             opt_text(d.agent.as_deref()),
             opt_text(d.user.as_deref()),
+            opt_text(d.tenant.as_deref()),
             opt_text(d.project.as_deref()),
             opt_text(d.task.as_deref()),
             opt_text(c.request_id.as_deref()),
