@@ -52,6 +52,12 @@ cargo bench --quiet --bench replay >"$out/replay.txt" 2>"$out/replay.err" || {
     exit 1
 }
 
+echo "==> cargo bench --bench budget_status (calls beside budget_status() at 100,000 values)" >&2
+cargo bench --quiet --bench budget_status >"$out/budget_status.txt" 2>"$out/budget_status.err" || {
+    cat "$out/budget_status.err" >&2
+    exit 1
+}
+
 echo "==> peak memory: 1M calls over 100k sessions (examples/memory.rs)" >&2
 cargo build --quiet --release --example memory
 target_dir="${CARGO_TARGET_DIR:-target}"
@@ -77,7 +83,8 @@ echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores ($cpu), $(free -g 2>/dev/n
 echo
 echo "| bench | baseline | figure | ratio | target |"
 echo "|---|---|---|---|---|"
-grep -h '^| ' "$out/capture.txt" "$out/reports.txt" "$out/filtering.txt" "$out/replay.txt" | grep -v '^| bench |' || true
+grep -h '^| ' "$out/capture.txt" "$out/reports.txt" "$out/filtering.txt" "$out/replay.txt" "$out/budget_status.txt" |
+    grep -v '^| bench |' || true
 # /usr/bin/time reports KiB; the target is read as 64 MB = 64,000,000 bytes (the stricter reading: 61.04 MiB).
 awk -v b="$bare_kib" -v t="$tm_kib" 'BEGIN {
     mb = 1024 / 1e6;
@@ -87,4 +94,5 @@ awk -v b="$bare_kib" -v t="$tm_kib" 'BEGIN {
 }'
 grep -h -e '^journal writer at' "$out/capture.err" | sed 's/^/note: /' || true
 grep -h '^ingest:' "$out/reports.txt" | sed 's/^/note: ledger /' || true
+grep -h '^budget_status()' "$out/budget_status.txt" | sed 's/^/note: /' || true
 grep -h '^30-day summary over the ledger the layer fed' "$out/memory-tokenmeter.txt" | sed 's/^/note: /' || true

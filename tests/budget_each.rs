@@ -466,3 +466,54 @@ fn a_value_with_an_escape_sequence_reaches_logs_and_messages_escaped() {
         "{refused}"
     );
 }
+
+#[test]
+fn the_status_of_many_values_lists_each_once_by_value_while_calls_go_on() {
+    // More values than one hold of the budget's lock reads (256): the status reads them a chunk at a time.
+    const USERS: u64 = 2_000;
+    let alerts = Alerts::default();
+    let h = Harness::with(per_user_daily(&alerts));
+    h.run(|| {
+        for i in 0..USERS {
+            let _user = info_span!("request", user.id = format!("u{i:04}").as_str()).entered();
+            let _call = info_span!("chat", gen_ai.request.model = HAIKU, input_tokens = 1_000 + i).entered();
+        }
+    });
+    let status = h.meter.budget_status();
+    assert_eq!(status.len(), USERS as usize);
+    for (i, s) in status.iter().enumerate() {
+        assert_eq!(s.member.as_deref(), Some(format!("u{i:04}").as_str()), "ordered by value, each once");
+        assert_eq!(s.spent, usd(1_000 + i as u128), "{:?}", s.member);
+        assert_eq!(s.calls, 1);
+    }
+    // Reads beside calls of the same budget, of its values and of new ones (each new value's account moves the
+    // others in the map): every call counted, every read whole, no value twice.
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let status = h.meter.budget_status();
+                assert!(status.windows(2).all(|w| w[0].member < w[1].member), "sorted, no value twice");
+                let listed: std::collections::HashSet<&str> =
+                    status.iter().filter_map(|s| s.member.as_deref()).collect();
+                let missing = (0..USERS).map(|i| format!("u{i:04}")).filter(|u| !listed.contains(u.as_str())).count();
+                assert_eq!(missing, 0, "every value that has spent is listed");
+            }
+        });
+        h.run(|| {
+            for i in 0..USERS {
+                for user in [format!("u{i:04}"), format!("v{i:04}")] {
+                    let _user = info_span!("request", user.id = user.as_str()).entered();
+                    let _call = info_span!("chat", gen_ai.request.model = HAIKU, input_tokens = 1u64).entered();
+                }
+            }
+        });
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        reader.join().unwrap();
+    });
+    let status = h.meter.budget_status();
+    assert_eq!(status.len(), 2 * USERS as usize);
+    assert!(status[..USERS as usize].iter().all(|s| s.calls == 2), "each value's second call counted");
+    assert_eq!(status[5].spent, usd(1_000 + 5 + 1));
+    assert_eq!(status[USERS as usize].member.as_deref(), Some("v0000"));
+}
