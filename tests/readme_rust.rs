@@ -119,7 +119,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let _shutdown = meter.shutdown_guard();
     tracing_subscriber::registry().with(tracing_subscriber::fmt::layer()).with(meter.layer()).init();
     // ... the application, its LLM calls in spans ...
-    let by_model = meter.model_usage(); // later, anywhere: calls, tokens by kind, cost, unpriced calls per model
+    // Later, anywhere: calls, tokens by kind, cost, unpriced calls, per model.
+    for m in meter.model_usage() {
+        println!("{}: {} calls, {}", m.model, m.totals.calls, m.totals.cost);
+    }
     Ok(())
 }
 }
