@@ -6,25 +6,37 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 /// A CSV table being written: a header, then rows of as many fields.
-pub(crate) struct Sheet(csv::Writer<Vec<u8>>);
+pub(crate) struct Sheet {
+    out: csv::Writer<Vec<u8>>,
+    columns: usize,
+}
 
 impl Sheet {
     /// A table with these column names.
     pub(crate) fn new<S: AsRef<str>>(header: &[S]) -> Self {
-        let mut sheet = Sheet(csv::WriterBuilder::new().from_writer(Vec::new()));
+        let mut sheet = Sheet { out: csv::WriterBuilder::new().from_writer(Vec::new()), columns: header.len() };
         sheet.row(header.iter().map(|h| h.as_ref().to_owned()));
         sheet
     }
 
-    /// One row.
+    /// One row, of as many fields as the header has: the `csv` writer refuses another count after writing part of
+    /// the row (a cut line), so a row of another count is a bug, caught here in tests.
     pub(crate) fn row(&mut self, fields: impl IntoIterator<Item = String>) {
-        // Writing to memory fails only on an I/O error, which a `Vec` never has.
-        let _ = self.0.write_record(fields.into_iter().collect::<Vec<_>>());
+        let fields: Vec<String> = fields.into_iter().collect();
+        debug_assert_eq!(
+            fields.len(),
+            self.columns,
+            "a CSV row of {} fields under {} columns",
+            fields.len(),
+            self.columns
+        );
+        // Writing to memory fails only on an I/O error, which a `Vec` never has, or on the count checked above.
+        let _ = self.out.write_record(fields);
     }
 
     /// The table's text.
     pub(crate) fn finish(self) -> String {
-        let bytes = self.0.into_inner().unwrap_or_default();
+        let bytes = self.out.into_inner().unwrap_or_default();
         // Every field is a `String`: the bytes are UTF-8.
         String::from_utf8(bytes).unwrap_or_default()
     }
@@ -125,9 +137,15 @@ mod tests {
 
     #[test]
     fn quotes_when_needed() {
-        let mut s = Sheet::new(&["h"]);
+        let mut s = Sheet::new(&["a", "b", "c", "d"]);
         s.row(["a", "a,b", "say \"hi\"", "two\nlines"].map(String::from));
-        assert_eq!(s.finish(), "h\na,\"a,b\",\"say \"\"hi\"\"\",\"two\nlines\"\n");
+        assert_eq!(s.finish(), "a,b,c,d\na,\"a,b\",\"say \"\"hi\"\"\",\"two\nlines\"\n");
+    }
+
+    #[test]
+    #[should_panic(expected = "a CSV row of 2 fields under 3 columns")]
+    fn a_row_of_another_count_is_a_bug() {
+        Sheet::new(&["a", "b", "c"]).row(["1", "2"].map(String::from));
     }
 
     #[test]
