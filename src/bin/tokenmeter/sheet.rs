@@ -76,10 +76,10 @@ pub(crate) fn opt_usd(v: Option<f64>) -> String {
 
 /// An exact amount as a plain decimal in dollars: every pico-dollar, however large (`123456789.000000000001`).
 pub(crate) fn money(m: tokenmeter::Money) -> String {
-    let whole = m.picos() / 1_000_000_000_000;
-    let frac = format!("{:012}", m.picos() % 1_000_000_000_000);
-    let frac = frac.trim_end_matches('0');
-    if frac.is_empty() { whole.to_string() } else { format!("{whole}.{frac}") }
+    // `Money`'s own exact rendering (`$0.037803`, `$12.00`), without the sign and the padding to cents.
+    let shown = m.to_string();
+    let decimal = shown.trim_start_matches('$');
+    decimal.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
 /// A ratio or score as a plain decimal to 6 places, trailing zeros dropped (`0.3`, where `f64`'s own rendering
