@@ -44,6 +44,15 @@ impl Sheet {
     }
 }
 
+/// A record's tokens by kind, as the columns of the CSVs that list calls or blocks of them.
+pub(crate) const TOKEN_COLUMNS: [&str; 6] =
+    ["input", "output", "cache_read", "cache_write_5m", "cache_write_1h", "reasoning"];
+
+/// The cells of [`TOKEN_COLUMNS`].
+pub(crate) fn token_cells(t: &tokenmeter::TokenUsage) -> [String; 6] {
+    [t.input, t.output, t.cache_read, t.cache_write_5m, t.cache_write_1h, t.reasoning].map(|n| n.to_string())
+}
+
 /// A name as a CSV cell: one starting with `=`, `+`, `-`, `@`, a tab or a carriage return would be read as a
 /// formula by spreadsheet programs (a session id `=HYPERLINK(…)` from a request header, say; and Claude Code's
 /// project names, `-home-dev-app`, which Excel shows as `#NAME?`), so it gets a leading `'` (OWASP's advice for

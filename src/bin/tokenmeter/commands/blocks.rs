@@ -89,41 +89,25 @@ pub(super) fn run(source: &Source, ctx: &Context, style: &Style, args: &BlocksAr
 /// The blocks as CSV, one row each, oldest first. `of_limit` is the block's tokens over `--token-limit` (empty
 /// without one); the open block's rate and projection are in the JSON.
 fn csv(o: &BlocksOut<'_>, tz: chrono_tz::Tz) -> String {
-    use crate::sheet::{Sheet, local, money, ratio, text};
-    let mut out = Sheet::new(&[
-        "start",
-        "end",
-        "active",
-        "first_call",
-        "last_call",
-        "calls",
-        "input",
-        "output",
-        "cache_read",
-        "cache_write_5m",
-        "cache_write_1h",
-        "reasoning",
-        "total_tokens",
-        "of_limit",
-        "cost_usd",
-        "unpriced_calls",
-        "models",
-    ]);
+    use crate::sheet::{Sheet, TOKEN_COLUMNS, local, money, ratio, text, token_cells};
+    let header = [
+        &["start", "end", "active", "first_call", "last_call", "calls"][..],
+        &TOKEN_COLUMNS,
+        &["total_tokens", "of_limit", "cost_usd", "unpriced_calls", "models"],
+    ]
+    .concat();
+    let mut out = Sheet::new(&header);
     for b in &o.blocks.blocks {
-        let t = &b.tokens;
-        out.row([
+        let mut row = vec![
             local(b.start, tz),
             local(b.end, tz),
             b.active.to_string(),
             local(b.first_call, tz),
             local(b.last_call, tz),
             b.calls.to_string(),
-            t.input.to_string(),
-            t.output.to_string(),
-            t.cache_read.to_string(),
-            t.cache_write_5m.to_string(),
-            t.cache_write_1h.to_string(),
-            t.reasoning.to_string(),
+        ];
+        row.extend(token_cells(&b.tokens));
+        row.extend([
             b.total_tokens.to_string(),
             o.token_limit.as_ref().map(|l| ratio(b.total_tokens as f64 / l.tokens as f64)).unwrap_or_default(),
             money(b.cost_picos),
@@ -131,6 +115,7 @@ fn csv(o: &BlocksOut<'_>, tz: chrono_tz::Tz) -> String {
             // One cell, the models listed as the table lists them.
             text(&b.models.join(", ")),
         ]);
+        out.row(row);
     }
     out.finish()
 }

@@ -147,41 +147,36 @@ pub(super) fn run(source: &Source, ctx: &Context, style: &Style, args: &ShowArgs
 /// cost (its operation, service tier, speed, region and extra dimensions are in the JSON). `cost_usd` is empty for
 /// a call without a price (`priced` false) or without usage (`metered` false).
 fn csv(o: &ShowOutput<'_>, tz: chrono_tz::Tz) -> String {
-    use crate::sheet::{Sheet, local, money, opt_text, text};
-    let mut out = Sheet::new(&[
-        "timestamp",
-        "session",
-        "model",
-        "provider",
-        "agent",
-        "user",
-        "tenant",
-        "project",
-        "task",
-        "request_id",
-        "status",
-        "error_type",
-        "duration_us",
-        "time_to_first_token_us",
-        "input",
-        "output",
-        "cache_read",
-        "cache_write_5m",
-        "cache_write_1h",
-        "reasoning",
-        "web_search_requests",
-        "metered",
-        "priced",
-        "cost_usd",
-        "cache_savings_usd",
-    ]);
+    use crate::sheet::{Sheet, TOKEN_COLUMNS, local, money, opt_text, text, token_cells};
+    let header = [
+        &[
+            "timestamp",
+            "session",
+            "model",
+            "provider",
+            "agent",
+            "user",
+            "tenant",
+            "project",
+            "task",
+            "request_id",
+            "status",
+            "error_type",
+            "duration_us",
+            "time_to_first_token_us",
+        ][..],
+        &TOKEN_COLUMNS,
+        &["web_search_requests", "metered", "priced", "cost_usd", "cache_savings_usd"],
+    ]
+    .concat();
+    let mut out = Sheet::new(&header);
     for c in &o.calls {
-        let (d, t) = (&c.dimensions, &c.tokens);
+        let d = &c.dimensions;
         let (status, error_type) = match &c.outcome {
             tokenmeter::Outcome::Error { error_type } => ("error", text(error_type)),
             _ => ("ok", String::new()),
         };
-        out.row([
+        let mut row = vec![
             local(c.timestamp, tz),
             text(o.session),
             // As the table names it: without a model, the name it was priced as.
@@ -197,12 +192,9 @@ fn csv(o: &ShowOutput<'_>, tz: chrono_tz::Tz) -> String {
             error_type,
             c.duration_us.to_string(),
             c.time_to_first_token_us.map(|v| v.to_string()).unwrap_or_default(),
-            t.input.to_string(),
-            t.output.to_string(),
-            t.cache_read.to_string(),
-            t.cache_write_5m.to_string(),
-            t.cache_write_1h.to_string(),
-            t.reasoning.to_string(),
+        ];
+        row.extend(token_cells(&c.tokens));
+        row.extend([
             c.web_search_requests.to_string(),
             c.metered.to_string(),
             // A call without usage has nothing to price: neither priced nor unpriced.
@@ -210,6 +202,7 @@ fn csv(o: &ShowOutput<'_>, tz: chrono_tz::Tz) -> String {
             c.cost.as_ref().map(|k| money(k.total)).unwrap_or_default(),
             c.cost.as_ref().map(|k| money(k.cache_savings)).unwrap_or_default(),
         ]);
+        out.row(row);
     }
     out.finish()
 }
