@@ -237,9 +237,11 @@ fn budget_rows_say_their_unit() {
             "usd" => {
                 assert_eq!(row["limit"], "1");
                 assert_eq!(row["member"], "");
+                assert_eq!(picos(&row["spent"]), u128::from(s["spent"]["picos"].as_u64().unwrap()));
             }
             "tokens" => {
                 assert_eq!(row["limit"], "1000000");
+                assert_eq!(row["spent"], u(&s["spent"]["tokens"]));
                 assert!(!row["member"].is_empty(), "a budget of each project names its project");
             }
             other => panic!("unit {other}"),
