@@ -90,6 +90,16 @@ fn main() {
             "30-day summary over the ledger the layer fed: {:.2} ms (median of 11)",
             times[times.len() / 2].as_secs_f64() * 1e3
         );
+        // After the peak: what erasing one user (and so nothing of the journal, which is off here) costs a meter
+        // this full. It holds the ledger's lock for the whole pass over its buckets.
+        let started = std::time::Instant::now();
+        let erased = meter.erase(&tokenmeter::journal::Erasure::new().user("user-7")).expect("erasure");
+        println!(
+            "erasing one user from memory: {:.1} ms ({} ledger entries, {} cache histories)",
+            started.elapsed().as_secs_f64() * 1e3,
+            erased.ledger_entries,
+            erased.cache_histories
+        );
     }
     // The kernel's own high-water mark, as a cross-check of /usr/bin/time's figure.
     if let Ok(status) = std::fs::read_to_string("/proc/self/status")

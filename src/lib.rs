@@ -74,6 +74,7 @@ pub mod analysis;
 pub mod budget;
 pub mod capture;
 pub mod clock;
+mod erase;
 pub mod export;
 #[cfg(feature = "http")]
 pub mod http;
@@ -97,6 +98,7 @@ pub use budget::{
     BudgetState, RequestScope,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use erase::Erased;
 #[cfg(feature = "otlp")]
 pub use export::otlp::{ExportStatus, MetricAttributes, OtlpConfig, OtlpError};
 pub use journal::{FsyncPolicy, JournalConfig, JournalError, JournalStats, WriterPriority};

@@ -62,6 +62,7 @@ mod journal_restart;
 mod journal_sigkill;
 mod ledger_bounded;
 mod ledger_windows;
+mod meter_erase;
 mod money_serde;
 mod normalization;
 mod other_layers_unchanged;

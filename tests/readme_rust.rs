@@ -397,6 +397,18 @@ let _ = inner;
 Ok(())
 }
 
+/// README "Personal data": erasing a user from a running meter.
+pub fn meter_erase(meter: tokenmeter::TokenMeter) -> R {
+use tokenmeter::journal::Erasure;
+
+let erased = meter.erase(&Erasure::new().user("alice"))?;
+if let Some(journal) = &erased.journal {
+    println!("{} journal lines erased, {} day files failed", journal.lines(), journal.failed.len());
+}
+println!("{} ledger entries, {} budget accounts forgotten", erased.ledger_entries, erased.budget_accounts);
+Ok(())
+}
+
 pub fn journal() -> R {
 use tokenmeter::TokenMeter;
 use tokenmeter::journal::JournalConfig;

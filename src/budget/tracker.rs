@@ -1324,6 +1324,36 @@ impl BudgetTracker {
 
     /// Calls of a budget of each value of a dimension counted in its [`OTHER`] account because its accounts were
     /// full ([`Budget::with_max_members`](super::Budget::with_max_members)), by budget, for the budgets with any.
+    /// Forgets the values `forget` names (see [`TokenMeter::erase`](crate::TokenMeter::erase)): a value's account
+    /// in a budget of each value of its dimension is dropped, and a budget of the value itself starts over with
+    /// an empty account, as a restart replaying the erased journal would find them. Returns the accounts that
+    /// named a value (in a dry run, counted only).
+    pub(crate) fn forget(&self, forget: &crate::erase::Forget) -> u64 {
+        let mut found = 0;
+        for slot in self.slots.iter() {
+            match (&slot.budget.scope, &slot.accounts) {
+                (BudgetScope::Dimension { name, value }, Accounts::One(acct)) if forget.names(name, value) => {
+                    found += 1;
+                    if !forget.dry_run {
+                        *acct.lock() = slot.fresh_account(None);
+                    }
+                }
+                (_, Accounts::Each(members)) if &*members.name != "model" && forget.has(&members.name) => {
+                    let mut map = members.map.lock();
+                    let named = |key: &Arc<str>| forget.names(&members.name, key);
+                    let n = map.accounts.keys().filter(|key| named(key)).count();
+                    found += n as u64;
+                    if n > 0 && !forget.dry_run {
+                        map.accounts.retain(|key, _| !named(key));
+                        map.layout = map.layout.wrapping_add(1);
+                    }
+                }
+                _ => {}
+            }
+        }
+        found
+    }
+
     pub(crate) fn members_overflow(&self) -> Vec<(Arc<str>, u64)> {
         self.slots
             .iter()

@@ -100,6 +100,23 @@ impl Erasure {
     pub fn values(&self) -> &[(String, String)] {
         &self.values
     }
+
+    /// Whether this is a dry run ([`with_dry_run`](Self::with_dry_run)).
+    pub fn is_dry_run(&self) -> bool {
+        self.dry_run
+    }
+
+    /// [`JournalError::InvalidErasure`] for no values, or an empty name or value.
+    pub(crate) fn check(&self) -> Result<(), JournalError> {
+        if self.values.is_empty() {
+            return Err(JournalError::InvalidErasure("no dimension value to erase".to_owned()));
+        }
+        if let Some((name, _)) = self.values.iter().find(|(name, value)| name.is_empty() || value.is_empty()) {
+            let what = if name.is_empty() { "a dimension name is empty" } else { "a value to erase is empty" };
+            return Err(JournalError::InvalidErasure(what.to_owned()));
+        }
+        Ok(())
+    }
 }
 
 /// What [`erase`] did (or, in a dry run, would do).
@@ -142,6 +159,10 @@ pub struct ErasureReport {
     /// Temporary files of an erasure that did not finish (killed), each a copy of a day file's other lines:
     /// deleted (in a dry run: found).
     pub leftovers_removed: u64,
+    /// The sessions of the call, task and tool lines erased: a meter's own erasure
+    /// ([`TokenMeter::erase`](crate::TokenMeter::erase)) forgets their figures too. Not in the report's JSON.
+    #[serde(skip)]
+    pub(crate) sessions: std::collections::BTreeSet<String>,
 }
 
 /// A day file [`erase`] could not rewrite.
@@ -168,8 +189,8 @@ impl ErasureReport {
 ///
 /// Safe beside a meter writing the directory (the day file's lock is held only to settle its length and for
 /// the end; the writer then appends to the rewritten file), but a running meter keeps the erased values'
-/// figures in its memory (ledger, budgets) until it restarts, and journals their new calls: stop it first, or
-/// erase again after. A day file that cannot be rewritten is listed in [`ErasureReport::failed`], left as it
+/// figures in its memory (ledger, budgets) until it restarts: in the process that runs it, erase through the
+/// meter instead ([`TokenMeter::erase`](crate::TokenMeter::erase): its journal and its memory), or stop it first. A day file that cannot be rewritten is listed in [`ErasureReport::failed`], left as it
 /// was, and the others are rewritten all the same.
 ///
 /// # Errors
@@ -178,13 +199,7 @@ impl ErasureReport {
 /// directory cannot be listed (it does not exist, say).
 pub fn erase(dir: impl AsRef<Path>, erasure: &Erasure) -> Result<ErasureReport, JournalError> {
     let dir = dir.as_ref();
-    if erasure.values.is_empty() {
-        return Err(JournalError::InvalidErasure("no dimension value to erase".to_owned()));
-    }
-    if let Some((name, _)) = erasure.values.iter().find(|(name, value)| name.is_empty() || value.is_empty()) {
-        let what = if name.is_empty() { "a dimension name is empty" } else { "a value to erase is empty" };
-        return Err(JournalError::InvalidErasure(what.to_owned()));
-    }
+    erasure.check()?;
     let matcher = Matcher::new(&erasure.values);
     let (day_files, links) =
         files::list_all(dir).map_err(|source| JournalError::Io { path: dir.to_path_buf(), source })?;
@@ -198,7 +213,7 @@ pub fn erase(dir: impl AsRef<Path>, erasure: &Erasure) -> Result<ErasureReport, 
     for day_file in &day_files {
         match erase_file(dir, day_file, &matcher, erasure) {
             Ok(None) => {}
-            Ok(Some(tally)) => {
+            Ok(Some(mut tally)) => {
                 if tally.lines() == 0 {
                     continue;
                 }
@@ -208,6 +223,7 @@ pub fn erase(dir: impl AsRef<Path>, erasure: &Erasure) -> Result<ErasureReport, 
                 report.tools += tally.tools;
                 report.alerts += tally.alerts;
                 report.unreadable += tally.unreadable;
+                report.sessions.append(&mut tally.sessions);
                 report.bytes_before += tally.bytes_before;
                 report.bytes_after += tally.bytes_after;
                 if tally.linked_elsewhere {
@@ -407,13 +423,14 @@ impl<'a> Matcher<'a> {
         }
     }
 
-    fn verdict(&self, line: &[u8]) -> Verdict {
+    /// What `line` is to the erasure, and the session of a call, task or tool line it erases.
+    fn verdict(&self, line: &[u8]) -> (Verdict, Option<String>) {
         let named = self.holds_a_value(line);
         if !named && memchr::memmem::find(line, b"\\u").is_none() {
-            return Verdict::Keep;
+            return (Verdict::Keep, None);
         }
         let Ok(probe) = serde_json::from_slice::<Probe>(line) else {
-            return if named { Verdict::Unreadable } else { Verdict::Keep };
+            return (if named { Verdict::Unreadable } else { Verdict::Keep }, None);
         };
         let names = |d: &Dimensioned, task_name: bool| {
             self.values.iter().any(|(name, value)| {
@@ -421,15 +438,16 @@ impl<'a> Matcher<'a> {
                     || (task_name && name == "task" && d.task.as_ref().and_then(|t| t.as_str()) == Some(value.as_str()))
             })
         };
+        let session = |d: Dimensioned| d.dimensions.session.map(|s| s.to_string());
         match probe {
-            Probe { call: Some(d), .. } if names(&d, false) => Verdict::Call,
-            Probe { task: Some(d), .. } if names(&d, true) => Verdict::Task,
-            Probe { tool: Some(d), .. } if names(&d, false) => Verdict::Tool,
+            Probe { call: Some(d), .. } if names(&d, false) => (Verdict::Call, session(d)),
+            Probe { task: Some(d), .. } if names(&d, true) => (Verdict::Task, session(d)),
+            Probe { tool: Some(d), .. } if names(&d, false) => (Verdict::Tool, session(d)),
             Probe { budget_alert: Some(Scoped { scope: Some(scope) }), .. } if self.scopes.contains(&scope) => {
-                Verdict::Alert
+                (Verdict::Alert, None)
             }
-            Probe { call: None, task: None, tool: None, budget_alert: None } if named => Verdict::Unreadable,
-            _ => Verdict::Keep,
+            Probe { call: None, task: None, tool: None, budget_alert: None } if named => (Verdict::Unreadable, None),
+            _ => (Verdict::Keep, None),
         }
     }
 }
@@ -446,6 +464,8 @@ struct Tally {
     bytes_after: u64,
     /// The file replaced had another hard link.
     linked_elsewhere: bool,
+    /// The sessions of the call, task and tool lines erased.
+    sessions: std::collections::BTreeSet<String>,
 }
 
 impl Tally {
@@ -541,8 +561,9 @@ fn filter_lines(
         at += n as u64;
         tally.bytes_before += n as u64;
         let text = line.strip_suffix(b"\n").unwrap_or(&line);
-        let verdict = matcher.verdict(text);
+        let (verdict, session) = matcher.verdict(text);
         tally.add(verdict);
+        tally.sessions.extend(session);
         if verdict == Verdict::Keep {
             keep(&line)?;
             tally.bytes_after += n as u64;

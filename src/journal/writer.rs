@@ -188,6 +188,8 @@ pub(crate) struct JournalWriter {
     capacity: u64,
     counters: Arc<Counters>,
     replay: ReplayReport,
+    /// The directory (absolute, as the build resolved it).
+    dir: std::path::PathBuf,
 }
 
 impl std::fmt::Debug for JournalWriter {
@@ -209,6 +211,7 @@ impl JournalWriter {
         let counters = Arc::new(Counters::default());
         counters.files_removed.store(files_removed, Ordering::Relaxed);
         let drop_wait = super::drop_wait(config.lock_timeout);
+        let dir = config.dir.clone();
         let mut thread = WriterThread::new(config, clock, counters.clone());
         thread.retention_base = (retention_as_of, Instant::now());
         let (ended_tx, ended) = sync_channel::<()>(0);
@@ -229,7 +232,13 @@ impl JournalWriter {
             capacity: config_capacity as u64,
             counters,
             replay,
+            dir,
         })
+    }
+
+    /// The directory it writes.
+    pub(crate) fn dir(&self) -> &std::path::Path {
+        &self.dir
     }
 
     /// Queues a copy of `record` (see [`QueuedCall`]); never blocks. A full queue drops it (counted).

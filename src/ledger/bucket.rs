@@ -8,6 +8,7 @@ use rustc_hash::FxHashMap as HashMap;
 use super::agg::{
     Agg, BucketHist, Core, OTHER, Opportunities, Sample, SeriesKey, SeriesRef, ToolAgg, pair_hash, same_opt, same_str,
 };
+use crate::erase::Forget;
 
 /// Storage tiers, finest first. A bucket's tier sets its width and its caps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -579,6 +580,79 @@ impl Bucket {
             });
         }
         self.overflowed += overflowed;
+    }
+
+    /// Forgets the values `forget` names (see [`TokenMeter::erase`](crate::TokenMeter::erase)): a user's and a
+    /// session's rows and the session's pairs are dropped, and a series or pair naming a tenant, project, agent,
+    /// operation or task is filed again without it (merged into the series that names none, under the caps). The
+    /// totals and distributions stay as they are. Returns the entries that named a value (in a dry run, counted
+    /// only).
+    pub(crate) fn forget(&mut self, forget: &Forget) -> u64 {
+        fn drop_named<K, V>(map: &mut HashMap<K, V>, dry: bool, named: impl Fn(&V, &K) -> bool) -> u64 {
+            let before = map.len();
+            if dry {
+                return map.iter().filter(|(k, v)| named(v, k)).count() as u64;
+            }
+            map.retain(|k, v| !named(v, k));
+            (before - map.len()) as u64
+        }
+        let dry = forget.dry_run;
+        let mut found = 0;
+        found += drop_named(&mut self.users, dry, |_, k| forget.names("user", k));
+        found += drop_named(&mut self.sessions, dry, |_, k| forget.names("session", k));
+        found += drop_named(&mut self.session_tools, dry, |e, _| forget.names("session", &e.session));
+        found += drop_named(&mut self.project_sessions, dry, |e, _| forget.names("session", &e.session));
+        let series_named = |k: &SeriesKey| {
+            forget.names_opt("project", k.project.as_ref())
+                || forget.names_opt("agent", k.agent.as_ref())
+                || forget.names_opt("operation", k.operation.as_ref())
+                || forget.names_opt("task", k.task.as_ref())
+                || forget.names_opt("tenant", k.tenant.as_ref())
+        };
+        let series: Vec<u64> = self.series.iter().filter(|(_, s)| series_named(&s.key)).map(|(h, _)| *h).collect();
+        let pairs: Vec<u64> = self
+            .project_sessions
+            .iter()
+            .filter(|(_, e)| forget.names_opt("project", e.project.as_ref()) && !forget.names("session", &e.session))
+            .map(|(h, _)| *h)
+            .collect();
+        found += (series.len() + pairs.len()) as u64;
+        if dry {
+            return found;
+        }
+        let caps = self.caps();
+        for h in series {
+            let Some(Series { mut key, agg }) = self.series.remove(&h) else { continue };
+            for (name, slot) in [
+                ("project", &mut key.project),
+                ("agent", &mut key.agent),
+                ("operation", &mut key.operation),
+                ("task", &mut key.task),
+                ("tenant", &mut key.tenant),
+            ] {
+                if forget.names_opt(name, slot.as_ref()) {
+                    *slot = None;
+                }
+            }
+            let (model, provider) = (key.model.clone(), key.provider.clone());
+            let folded = self.add_series(
+                key.as_ref(),
+                &|| key.clone(),
+                &|| partial_key(model.clone(), provider.clone()),
+                &agg.core,
+                agg.opp().as_ref(),
+                caps,
+            );
+            self.overflowed += u64::from(folded != Folded::Not);
+        }
+        // As a merge does (see `absorb`): pairs may pass the reserve only while no series folded.
+        let projects_kept = !self.series.values().any(|s| s.key.project.as_deref() == Some(OTHER));
+        for h in pairs {
+            let Some(e) = self.project_sessions.remove(&h) else { continue };
+            let o = self.add_pair(None, &e.session, &e.agg.core, e.agg.opp().as_ref(), caps, projects_kept);
+            self.overflowed += u64::from(o);
+        }
+        found
     }
 
     pub(crate) fn entries(&self) -> Entries {

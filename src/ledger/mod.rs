@@ -1067,6 +1067,31 @@ impl Ledger {
         held
     }
 
+    /// Moves every recording shard's buckets into the store.
+    fn absorb_shards(&self, store: &mut Store, now: i64) {
+        for shard in self.inner.shards.iter() {
+            let pending = std::mem::take(&mut shard.lock().pending);
+            for p in pending {
+                store.absorb(p.bucket, now, p.first_ts, p.last_ts);
+            }
+        }
+    }
+
+    /// Forgets the values `forget` names (see [`TokenMeter::erase`](crate::TokenMeter::erase)): in every bucket
+    /// ([`Bucket::forget`](bucket::Bucket::forget)), and in the sessions' caching history. Returns the bucket
+    /// entries and the histories that named a value.
+    pub(crate) fn forget(&self, forget: &crate::erase::Forget) -> (u64, u64) {
+        let now = self.inner.clock.unix_nanos().div_euclid(1_000_000_000);
+        // Under the store's lock, which a read takes before it takes expired cache writes: none of the value's
+        // writes is on its way to the store meanwhile. Recording threads go on (a write one of them gives up now
+        // lands in its shard: absorbed after the histories are cleared).
+        let mut store = self.inner.store.lock();
+        self.absorb_shards(&mut store, now);
+        let histories = self.inner.sessions.forget(forget);
+        self.absorb_shards(&mut store, now);
+        (store.forget_values(forget), histories)
+    }
+
     /// Runs `f` on the store after taking every shard's minutes, resolving expired cache writes and aging
     /// the buckets.
     pub(crate) fn read<R>(&self, f: impl FnOnce(&Store, i64) -> R) -> R {
@@ -1074,12 +1099,7 @@ impl Ledger {
         let now_ns = inner.clock.unix_nanos();
         let now = now_ns.div_euclid(1_000_000_000);
         let mut store = inner.store.lock();
-        for shard in inner.shards.iter() {
-            let pending = std::mem::take(&mut shard.lock().pending);
-            for p in pending {
-                store.absorb(p.bucket, now, p.first_ts, p.last_ts);
-            }
-        }
+        self.absorb_shards(&mut store, now);
         // Gathered into one bucket per minute and absorbed once each: a bucket made and absorbed per write took
         // ~3 us a write, 13 s with the store's lock held when four million writes expired at once (every session
         // at its cap of never-read writes). Unbounded: the store's merge, most expensive first, is the only cap

@@ -595,6 +595,29 @@ impl Sessions {
         }
     }
 
+    /// Drops the history of each session `forget` names, and clears the values it names from the dimensions of
+    /// the other sessions' pending writes (their never-read waste is then filed without them). Returns the
+    /// sessions and writes that named a value (in a dry run, counted only).
+    pub(crate) fn forget(&self, forget: &crate::erase::Forget) -> u64 {
+        let mut found = 0;
+        for stripe in self.stripes.iter() {
+            let mut stripe = stripe.0.lock();
+            stripe.map.retain(|_, st| {
+                if forget.names("session", &st.id) {
+                    found += 1;
+                    return forget.dry_run;
+                }
+                for h in &mut st.models {
+                    for p in &mut h.pending {
+                        found += u64::from(p.writer.dims.forget(forget));
+                    }
+                }
+                true
+            });
+        }
+        found
+    }
+
     /// Sessions tracked now.
     pub(crate) fn tracked(&self) -> usize {
         self.stripes.iter().map(|s| s.0.lock().map.len()).sum()

@@ -360,6 +360,13 @@ impl Store {
             .chain(self.minutes.range(range).map(|(_, b)| b))
     }
 
+    /// [`Bucket::forget`] on every bucket of every tier; the entries that named a value.
+    pub(crate) fn forget_values(&mut self, forget: &crate::erase::Forget) -> u64 {
+        let tiers = [&mut self.minutes, &mut self.hours, &mut self.days, &mut self.months];
+        let buckets = tiers.into_iter().flat_map(|map| map.values_mut()).chain(self.archive.as_mut());
+        buckets.map(|b| b.forget(forget)).sum()
+    }
+
     /// Bucket counts by tier.
     pub(crate) fn bucket_counts(&self) -> [usize; 5] {
         [self.minutes.len(), self.hours.len(), self.days.len(), self.months.len(), usize::from(self.archive.is_some())]

@@ -1,0 +1,172 @@
+//! Erasing dimension values (a user, a session, a tenant) from a running meter: its journal and its memory.
+
+use std::time::Duration;
+
+use crate::TokenMeter;
+use crate::journal::{Erasure, ErasureReport, JournalError};
+use crate::record::Dimensions;
+
+/// What an overflow entry is named (`(other)`): never a value to forget, whatever an erasure names.
+const OTHER: &str = "(other)";
+
+/// How long [`TokenMeter::erase`] waits for the journal to write what is queued before it erases.
+const ERASE_FLUSH_WAIT: Duration = Duration::from_secs(30);
+
+/// The values an erasure names, as the meter's memory is searched for them.
+#[derive(Debug)]
+pub(crate) struct Forget {
+    /// `(dimension, value)` pairs, dimensions by their own names (`user`, `session`, …).
+    values: Vec<(String, String)>,
+    /// Count what would be forgotten, changing nothing.
+    pub(crate) dry_run: bool,
+}
+
+impl Forget {
+    /// Whether the erasure names `value` of dimension `dim`.
+    pub(crate) fn names(&self, dim: &str, value: &str) -> bool {
+        value != OTHER && self.values.iter().any(|(d, v)| d == dim && v == value)
+    }
+
+    /// [`names`](Self::names) of a value that may be absent.
+    pub(crate) fn names_opt(&self, dim: &str, value: Option<&std::sync::Arc<str>>) -> bool {
+        value.is_some_and(|v| self.names(dim, v))
+    }
+
+    /// Whether the erasure names any value of dimension `dim`.
+    pub(crate) fn has(&self, dim: &str) -> bool {
+        self.values.iter().any(|(d, _)| d == dim)
+    }
+}
+
+impl Dimensions {
+    /// Clears each dimension whose value `forget` names (unless it is a dry run); true when one does.
+    pub(crate) fn forget(&mut self, forget: &Forget) -> bool {
+        let mut found = false;
+        let dry = forget.dry_run;
+        for (name, slot) in [
+            ("session", &mut self.session),
+            ("user", &mut self.user),
+            ("tenant", &mut self.tenant),
+            ("project", &mut self.project),
+            ("agent", &mut self.agent),
+            ("operation", &mut self.operation),
+            ("task", &mut self.task),
+        ] {
+            if forget.names_opt(name, slot.as_ref()) {
+                found = true;
+                if !dry {
+                    *slot = None;
+                }
+            }
+        }
+        if self.extra.iter().any(|(name, value)| forget.names(name, value)) {
+            found = true;
+            if !dry {
+                self.extra.retain(|(name, value)| !forget.names(name, value));
+            }
+        }
+        found
+    }
+}
+
+/// What [`TokenMeter::erase`] did (or, in a dry run, would do).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Erased {
+    /// The journal's erasure ([`journal::erase`](crate::journal::erase) on the meter's directory), `None` for a
+    /// meter without a journal.
+    pub journal: Option<ErasureReport>,
+    /// What the flush before the journal's erasure reported, when it was not `Ok`: records dropped by a full
+    /// queue or lost to a failed write since the previous flush (what your own next [`flush`](TokenMeter::flush)
+    /// would have returned; this one heard it instead). The erasure went on: what was queued was written first.
+    pub journal_flush: Option<JournalError>,
+    /// Sessions of the erased journal lines that the erasure did not name itself (a user's sessions, say):
+    /// forgotten in memory too.
+    pub sessions_found: u64,
+    /// Entries of the ledger's breakdowns that named a value, in every time bucket: a user's or a session's row
+    /// (and its (project, session) and (session, tool) pairs) dropped, a series of a tenant, project, agent,
+    /// operation or task filed again under no value.
+    pub ledger_entries: u64,
+    /// Sessions whose caching history the ledger dropped, and cache writes still pending (not yet read or
+    /// expired) whose dimensions named a value, cleared of it.
+    pub cache_histories: u64,
+    /// Budget accounts: a value's own account in a budget of each value of its dimension (`user=*`) dropped, and
+    /// a budget of the value itself (`user=alice`) started over, as after a restart.
+    pub budget_accounts: u64,
+    /// Whether this was a dry run (nothing changed).
+    pub dry_run: bool,
+}
+
+impl TokenMeter {
+    /// Erases dimension values (a data subject's request: [`Erasure::new`]`().user("alice")`) from the meter's
+    /// journal and from its memory, so that nothing the meter holds names them any more.
+    ///
+    /// - The journal, with one: what is queued is written first, then every day file that names a value is
+    ///   rewritten without those lines ([`journal::erase`](crate::journal::erase)), and the sessions of the lines
+    ///   erased are forgotten below too.
+    /// - The ledger: a user's and a session's rows are dropped from every time bucket, and a tenant's, project's,
+    ///   agent's, operation's or task's series are filed again under no value, so the figures the reports show
+    ///   under a name no longer include the value's calls, and no report, query or HTTP answer names it. The
+    ///   totals keep its spend, as calls that named no such value (a restart, replaying the erased journal, would
+    ///   not count it at all).
+    /// - Caching history: the value's sessions are dropped, and its pending cache writes cleared of it.
+    /// - Budgets: a value's account in a budget of each value of its dimension is dropped (its next call opens a
+    ///   new one), and a budget scoped to the value starts its period over, as a restart would find them; a budget
+    ///   over every call, or a project, keeps the value's spend.
+    ///
+    /// Not erased: OTLP series already exported or held by the SDK (with user or session attributes turned on),
+    /// records handed to your own [`RecordSink`](crate::RecordSink)s, logs, webhook bodies, and the calls the
+    /// value makes after this returns. A dry run ([`Erasure::with_dry_run`]) counts and changes nothing.
+    ///
+    /// Blocks the calling thread for the journal's rewrite (about half a second for a 275 MB day file); the
+    /// ledger and each budget are locked for a pass over their entries.
+    ///
+    /// ```
+    /// use tokenmeter::journal::Erasure;
+    ///
+    /// # let meter = tokenmeter::TokenMeter::builder().build();
+    /// let erased = meter.erase(&Erasure::new().user("alice"))?;
+    /// println!("{} ledger entries and {} budget accounts forgotten", erased.ledger_entries, erased.budget_accounts);
+    /// # Ok::<(), tokenmeter::JournalError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::InvalidErasure`] for no values, or an empty name or value; with a journal,
+    /// [`JournalError::TimedOut`] when its queue was not written within 30 s, [`JournalError::OnWriterThread`],
+    /// [`JournalError::Stopped`], or [`JournalError::Io`] when its directory cannot be listed. Nothing is erased
+    /// then, in the journal or in memory. Day files that could not be rewritten are in the report's
+    /// [`failed`](ErasureReport::failed), and memory is erased all the same.
+    pub fn erase(&self, erasure: &Erasure) -> Result<Erased, JournalError> {
+        erasure.check()?;
+        let dry_run = erasure.is_dry_run();
+        let mut values = erasure.values().to_vec();
+        let mut journal_flush = None;
+        let mut sessions_found = 0;
+        let journal = match self.inner.journal.get() {
+            None => None,
+            Some(writer) => {
+                if !dry_run {
+                    // Queued lines written after the rewrite would name the value again.
+                    match self.flush_timeout(ERASE_FLUSH_WAIT) {
+                        Ok(()) => {}
+                        Err(e @ (JournalError::Dropped { .. } | JournalError::Write(_))) => journal_flush = Some(e),
+                        Err(e) => return Err(e),
+                    }
+                }
+                let report = crate::journal::erase(writer.dir(), erasure)?;
+                for session in &report.sessions {
+                    if !values.iter().any(|(d, v)| d == "session" && v == session) {
+                        values.push(("session".to_owned(), session.clone()));
+                        sessions_found += 1;
+                    }
+                }
+                Some(report)
+            }
+        };
+        let forget = Forget { values, dry_run };
+        let (ledger_entries, cache_histories) = self.inner.ledger.forget(&forget);
+        let budget_accounts = self.inner.budgets.forget(&forget);
+        Ok(Erased { journal, journal_flush, sessions_found, ledger_entries, cache_histories, budget_accounts, dry_run })
+    }
+}
