@@ -13,7 +13,7 @@
 //! [models."claude-sonnet-4-5".long_context]   # optional; same rate keys and defaults
 //! input = 6.0
 //! output = 22.5
-//! threshold = 200000          # optional: the prompt tokens above which these apply (default 200,000)
+//! threshold = 200000          # optional: prompt tokens above which these apply (default: the model's, else 200,000)
 //! ```
 //!
 //! A top-level `web_search_per_1k = 10`, before the first table, sets the fee of web searches, in USD per

@@ -68,7 +68,7 @@
 //! [models."claude-sonnet-4-5".long_context]   # optional; same rate keys and defaults
 //! input = 6.0
 //! output = 22.5
-//! threshold = 200000          # optional: the prompt tokens above which these apply (default 200,000)
+//! threshold = 200000          # optional: prompt tokens above which these apply (default: the model's, else 200,000)
 //!
 //! [models."my-finetune"]
 //! input = 1

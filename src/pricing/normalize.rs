@@ -5,7 +5,7 @@ pub(super) const REGION_PREFIXES: &[&str] =
     &["us", "us-gov", "eu", "apac", "global", "jp", "au", "ca", "uk", "in", "sa", "me", "af", "il"];
 
 /// Model families whose version can be written in either order.
-const FAMILIES: &[&str] = &["opus", "sonnet", "haiku"];
+const FAMILIES: &[&str] = &["opus", "sonnet", "haiku", "fable", "mythos"];
 
 /// The canonical form of a model id, as price books key it.
 ///

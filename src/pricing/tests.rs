@@ -738,6 +738,13 @@ fn fable_and_mythos_ids_resolve() {
         ("anthropic/claude-fable-5", "claude-fable-5"),
         ("claude-mythos-5-1[1m]", "claude-mythos-5-1"),
         ("claude-mythos-5", "claude-mythos-5"),
+        // The old name order and `-0` aliases, as for the other families.
+        ("claude-5-fable", "claude-fable-5"),
+        ("claude-5-1-fable", "claude-fable-5-1"),
+        ("claude-5-mythos", "claude-mythos-5"),
+        ("claude-5-1-mythos", "claude-mythos-5-1"),
+        ("claude-fable-5-0", "claude-fable-5"),
+        ("claude-mythos-5-0", "claude-mythos-5"),
     ] {
         assert_eq!(book.resolve(id).map(|m| m.canonical().to_owned()).as_deref(), Some(canonical), "{id}");
     }
