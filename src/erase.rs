@@ -2,12 +2,12 @@
 
 use std::time::Duration;
 
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+
 use crate::TokenMeter;
 use crate::journal::{Erasure, ErasureReport, JournalError};
+use crate::ledger::OTHER;
 use crate::record::Dimensions;
-
-/// What an overflow entry is named (`(other)`): never a value to forget, whatever an erasure names.
-const OTHER: &str = "(other)";
 
 /// How long [`TokenMeter::erase`] waits for the journal to write what is queued before it erases.
 const ERASE_FLUSH_WAIT: Duration = Duration::from_secs(30);
@@ -15,16 +15,25 @@ const ERASE_FLUSH_WAIT: Duration = Duration::from_secs(30);
 /// The values an erasure names, as the meter's memory is searched for them.
 #[derive(Debug)]
 pub(crate) struct Forget {
-    /// `(dimension, value)` pairs, dimensions by their own names (`user`, `session`, …).
-    values: Vec<(String, String)>,
+    /// The values by dimension, dimensions by their own names (`user`, `session`, …): a set, since a tenant's
+    /// erasure may find thousands of its sessions, each looked up for every entry of every bucket.
+    values: HashMap<String, HashSet<String>>,
     /// Count what would be forgotten, changing nothing.
     pub(crate) dry_run: bool,
 }
 
 impl Forget {
-    /// Whether the erasure names `value` of dimension `dim`.
+    fn new(values: impl IntoIterator<Item = (String, String)>, dry_run: bool) -> Self {
+        let mut by_dimension: HashMap<String, HashSet<String>> = HashMap::default();
+        for (dim, value) in values {
+            by_dimension.entry(dim).or_default().insert(value);
+        }
+        Forget { values: by_dimension, dry_run }
+    }
+
+    /// Whether the erasure names `value` of dimension `dim` (never an overflow entry's `(other)`).
     pub(crate) fn names(&self, dim: &str, value: &str) -> bool {
-        value != OTHER && self.values.iter().any(|(d, v)| d == dim && v == value)
+        value != OTHER && self.values.get(dim).is_some_and(|values| values.contains(value))
     }
 
     /// [`names`](Self::names) of a value that may be absent.
@@ -34,7 +43,7 @@ impl Forget {
 
     /// Whether the erasure names any value of dimension `dim`.
     pub(crate) fn has(&self, dim: &str) -> bool {
-        self.values.iter().any(|(d, _)| d == dim)
+        self.values.contains_key(dim)
     }
 }
 
@@ -155,16 +164,16 @@ impl TokenMeter {
                     }
                 }
                 let report = crate::journal::erase(writer.dir(), erasure)?;
-                for session in &report.sessions {
-                    if !values.iter().any(|(d, v)| d == "session" && v == session) {
-                        values.push(("session".to_owned(), session.clone()));
-                        sessions_found += 1;
-                    }
-                }
+                let named: HashSet<&str> =
+                    values.iter().filter(|(d, _)| d == "session").map(|(_, v)| v.as_str()).collect();
+                let found: Vec<String> =
+                    report.sessions.iter().filter(|s| !named.contains(s.as_str())).cloned().collect();
+                sessions_found = found.len() as u64;
+                values.extend(found.into_iter().map(|s| ("session".to_owned(), s)));
                 Some(report)
             }
         };
-        let forget = Forget { values, dry_run };
+        let forget = Forget::new(values, dry_run);
         let (ledger_entries, cache_histories) = self.inner.ledger.forget(&forget);
         let budget_accounts = self.inner.budgets.forget(&forget);
         Ok(Erased { journal, journal_flush, sessions_found, ledger_entries, cache_histories, budget_accounts, dry_run })
