@@ -112,7 +112,7 @@ impl TokenMeter {
     ///
     /// - The journal, with one: what is queued is written first, then every day file that names a value is
     ///   rewritten without those lines ([`journal::erase`](crate::journal::erase)), and the sessions of the lines
-    ///   erased are forgotten below too.
+    ///   erased are forgotten below too (their sessions only: a tenant's users are not; name them too).
     /// - The ledger: a user's and a session's rows are dropped from every time bucket, and a tenant's, project's,
     ///   agent's, operation's or task's series are filed again under no value, so the figures the reports show
     ///   under a name no longer include the value's calls, and no report, query or HTTP answer names it. The

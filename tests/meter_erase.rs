@@ -269,3 +269,23 @@ fn an_erasure_without_a_value_is_refused_and_erases_nothing() {
     }
     assert_eq!(everything(&m), shown);
 }
+
+#[test]
+fn a_tenants_erasure_forgets_every_session_its_journal_lines_were_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let m = meter(Some(dir.path()), &clock);
+    // Fewer than a minute bucket keeps sessions of (64): past them, the last would be filed under `(other)`.
+    for i in 0..50 {
+        work(&m, "acme", &format!("u-{i}"), &format!("s-acme-{i}"), 1_000);
+    }
+    work(&m, "globex", "carol", "s-globex", 1_000);
+    let erased = m.erase(&Erasure::new().tenant("acme")).unwrap();
+    assert_eq!(erased.sessions_found, 50, "{erased:?}");
+    let sessions: Vec<String> = rows(&m, Dimension::Session).into_iter().map(|r| r.0).collect();
+    assert_eq!(sessions, ["(none)", "s-globex"]);
+    // Its users are not linked to the tenant in memory: only its sessions' rows go with it.
+    assert_eq!(rows(&m, Dimension::User).len(), 51);
+    let shown = everything(&m);
+    assert!(!shown.contains("acme") && !shown.contains("s-acme-"), "{shown}");
+}
