@@ -1322,8 +1322,6 @@ impl BudgetTracker {
         Some((self.read(slot, &mut acct, now, clock), Some(Arc::from(value))))
     }
 
-    /// Calls of a budget of each value of a dimension counted in its [`OTHER`] account because its accounts were
-    /// full ([`Budget::with_max_members`](super::Budget::with_max_members)), by budget, for the budgets with any.
     /// Forgets the values `forget` names (see [`TokenMeter::erase`](crate::TokenMeter::erase)): a value's account
     /// in a budget of each value of its dimension is dropped, and a budget of the value itself starts over with
     /// an empty account, as a restart replaying the erased journal would find them. Returns the accounts that
@@ -1354,6 +1352,8 @@ impl BudgetTracker {
         found
     }
 
+    /// Calls of a budget of each value of a dimension counted in its [`OTHER`] account because its accounts were
+    /// full ([`Budget::with_max_members`](super::Budget::with_max_members)), by budget, for the budgets with any.
     pub(crate) fn members_overflow(&self) -> Vec<(Arc<str>, u64)> {
         self.slots
             .iter()

@@ -183,15 +183,16 @@ impl ErasureReport {
     }
 }
 
-/// Erases from the journal in `dir` every line that names one of `erasure`'s values, rewriting only the day
-/// files that hold one (see [`Erasure`] for what is matched). Other lines stay byte for byte as they were, the
-/// file's permissions and owner too.
+/// Erases from the journal in `dir` every line that names one of `erasure`'s values, rewriting only the day files that
+/// hold one (see [`Erasure`] for what is matched). Other lines stay byte for byte as they were, the file's permissions
+/// and owner too.
 ///
-/// Safe beside a meter writing the directory (the day file's lock is held only to settle its length and for
-/// the end; the writer then appends to the rewritten file), but a running meter keeps the erased values'
-/// figures in its memory (ledger, budgets) until it restarts: in the process that runs it, erase through the
-/// meter instead ([`TokenMeter::erase`](crate::TokenMeter::erase): its journal and its memory), or stop it first. A day file that cannot be rewritten is listed in [`ErasureReport::failed`], left as it
-/// was, and the others are rewritten all the same.
+/// Safe beside a meter writing the directory (the day file's lock is held only to settle its length and for the end;
+/// the writer then appends to the rewritten file), but a running meter keeps the erased values' figures in its memory
+/// (ledger, budgets) until it restarts: in the process that runs it, erase through the meter instead
+/// ([`TokenMeter::erase`](crate::TokenMeter::erase): its journal and its memory), or stop it first. A day file that
+/// cannot be rewritten is listed in [`ErasureReport::failed`], left as it was, and the others are rewritten all the
+/// same.
 ///
 /// # Errors
 ///
