@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every check the project makes, in the order a reviewer would want them to fail:
-# formatting, lints, docs, unit + integration + doc tests, the examples, then the end-to-end suites.
+# formatting, lints, docs, unit + integration + doc tests, the money-path oracle, the examples, then the end-to-end
+# suites.
 # Installs what it needs (project-local, cached under .tools/) and stops whatever it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +23,8 @@ fi
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
+# The oracle's driver is a crate of its own (tests/oracle, not a member): --all does not reach it.
+cargo fmt --manifest-path tests/oracle/Cargo.toml -- --check
 
 # --all-targets: the benches and examples are checked here too. The benches are not built in the bench profile
 # (`cargo bench --no-run`): in a clean clone that took 0.74 GB of target/ and 205 s for what this check shows.
@@ -51,6 +54,8 @@ cargo clippy --quiet --no-default-features --features cli --all-targets -- -D wa
 for feature in webhook http otlp-tls; do
     cargo clippy --quiet --no-default-features --features "$feature" --all-targets -- -D warnings
 done
+# The oracle's driver (its own workspace; into target/, where scripts/oracle.sh builds it).
+cargo clippy --quiet --locked --manifest-path tests/oracle/Cargo.toml --target-dir target -- -D warnings
 
 step "tests (unit, integration, doc)"
 # What the tests run besides cargo, installed with apt when missing (as root on Debian/Ubuntu), else named.
@@ -91,6 +96,12 @@ if command -v cargo-nextest >/dev/null 2>&1; then
 else
     cargo test --all-features --no-fail-fast
 fi
+
+# Random and edge-case calls priced from README's written rules (exact fractions, fixed seeds) against the crate's
+# records: spans, `instrument` responses, SSE streams, a price file, Claude Code transcripts, the journal read back.
+# Through bash, as the end-to-end step: a lost executable bit must fail here, not skip the check.
+step "money-path oracle (scripts/oracle.sh)"
+bash scripts/oracle.sh
 
 step "examples"
 quickstart_out="$(mktemp -t tokenmeter-quickstart.XXXXXX)"
