@@ -42,6 +42,30 @@ fn a_span_reporting_us_only_inference_costs_a_tenth_more() {
 }
 
 #[test]
+fn modifiers_in_any_case_are_recorded_as_the_rules_read_them() {
+    let h = Harness::new();
+    h.run(|| {
+        drop(
+            info_span!(
+                "chat",
+                gen_ai.request.model = "claude-opus-4-6",
+                input_tokens = 10_000u64,
+                output_tokens = 1_000u64,
+                inference_geo = " US ",
+                service_tier = "Batch",
+                speed = "FAST",
+            )
+            .entered(),
+        );
+    });
+    let call = h.seen.only_call();
+    let labels = (call.inference_geo.as_deref(), call.service_tier.as_deref(), call.speed.as_deref());
+    assert_eq!(labels, (Some("us"), Some("batch"), Some("fast")));
+    let cost = call.cost.as_ref().unwrap();
+    assert!(cost.regional && cost.batch && cost.fast, "{cost:?}");
+}
+
+#[test]
 fn a_long_lived_spans_next_call_does_not_inherit_the_last_calls_geography() {
     let h = Harness::new();
     h.run(|| {

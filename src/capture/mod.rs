@@ -711,10 +711,10 @@ impl TokenMeterLayer {
             operation: fields.operation_name.clone(),
             request_id: fields.response_id.clone().or_else(|| fields.request_id.clone()),
             streaming: fields.stream,
-            service_tier: fields.service_tier.clone(),
-            speed: fields.speed.clone(),
+            service_tier: fields.service_tier.as_ref().map(canonical_label),
+            speed: fields.speed.as_ref().map(canonical_label),
             inference_geo: match &fields.inference_geo {
-                Some(geo) if crate::pricing::geography_stated(geo) => Some(Arc::clone(geo)),
+                Some(geo) if crate::pricing::geography_stated(geo) => Some(canonical_label(geo)),
                 unstated => endpoint_geography(fields).or_else(|| unstated.clone()),
             },
             tokens,
@@ -940,6 +940,17 @@ struct EarlierCall {
     rejected: u64,
     /// Recorded already by a call inside the span (see [`SpanState::enclosed`]).
     rollup: bool,
+}
+
+/// A pricing modifier's text as the rules read it (`service_tier`, `speed`, `inference_geo`: case and surrounding
+/// spaces aside), so that the record, the journal and what groups by them hold one spelling: `" US "` is `us`. The
+/// same `Arc` when it is one already (the usual case: no allocation).
+fn canonical_label(label: &Arc<str>) -> Arc<str> {
+    let trimmed = label.trim();
+    if trimmed.len() == label.len() && !trimmed.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Arc::clone(label);
+    }
+    Arc::from(trimmed.to_ascii_lowercase())
 }
 
 /// Where a call on a cloud's endpoint ran, when the span does not say (no `inference_geo`, or an empty or

@@ -24,10 +24,10 @@ const FAMILIES: &[&str] = &["opus", "sonnet", "haiku", "fable", "mythos"];
 /// 5. for a Claude id, repeatedly drop a `-vN` version suffix, `-latest`, and a trailing `-YYYYMMDD` date
 ///    (snapshots of one model at one price; elsewhere a `-v2` is another model: `amazon.titan-embed-text-v1`
 ///    and `-v2` are priced apart);
-/// 6. for `claude-<family>-<major>[-<minor>]` and `claude-<major>[-<minor>]-<family>` (family `opus`,
-///    `sonnet` or `haiku`): drop a `-0` minor (`claude-sonnet-4-0` → `claude-sonnet-4`) and write the
-///    version in the name order Anthropic uses for that generation: old order below 4
-///    (`claude-3-5-sonnet`), family first from 4 on (`claude-sonnet-4-5`).
+/// 6. for `claude-<family>-<major>[-<minor>]` and `claude-<major>[-<minor>]-<family>` (family `opus`, `sonnet`,
+///    `haiku`, `fable` or `mythos`): drop a `-0` minor (`claude-sonnet-4-0` → `claude-sonnet-4`) and write the
+///    version in the name order Anthropic uses for that generation: old order below 4 (`claude-3-5-sonnet`),
+///    family first from 4 on (`claude-sonnet-4-5`).
 ///
 /// Anything else is returned as cleaned by steps 1–5 (so a custom id like `My-Finetune` becomes
 /// `my-finetune`). Variants with their own prices, such as gateway `…-fast` ids, are deliberately left
