@@ -108,24 +108,30 @@ pub struct Erased {
 
 impl TokenMeter {
     /// Erases dimension values (a data subject's request: [`Erasure::new`]`().user("alice")`) from the meter's
-    /// journal and from its memory, so that nothing the meter holds names them any more.
+    /// journal and from its memory, so that nothing the meter holds names them any more. Values are cut where
+    /// the meter cuts what it captures ([`with_max_dimension_len`](crate::TokenMeterBuilder::with_max_dimension_len)).
     ///
     /// - The journal, with one: what is queued is written first, then every day file that names a value is
     ///   rewritten without those lines ([`journal::erase`](crate::journal::erase)), and the sessions of the lines
-    ///   erased are forgotten below too (their sessions only: a tenant's users are not; name them too).
+    ///   erased are forgotten below too, whole (other users' calls in them included; the journal keeps their
+    ///   lines). Only sessions: a tenant's users are not found so; name them too.
     /// - The ledger: a user's and a session's rows are dropped from every time bucket, and a tenant's, project's,
     ///   agent's, operation's or task's series are filed again under no value, so the figures the reports show
     ///   under a name no longer include the value's calls, and no report, query or HTTP answer names it. The
-    ///   totals keep its spend, as calls that named no such value (a restart, replaying the erased journal, would
-    ///   not count it at all).
+    ///   figures of other values keep its spend, as calls without it: the totals, and its tenant's, project's and
+    ///   model's rows (a restart, replaying the erased journal, would not count it at all).
     /// - Caching history: the value's sessions are dropped, and its pending cache writes cleared of it.
     /// - Budgets: a value's account in a budget of each value of its dimension is dropped (its next call opens a
-    ///   new one), and a budget scoped to the value starts its period over, as a restart would find them; a budget
-    ///   over every call, or a project, keeps the value's spend.
+    ///   new one), and a budget scoped to the value starts its period over, as a restart would find them; budgets
+    ///   of other values keep its spend.
+    /// - Record sinks hear [`RecordSink::on_erase`](crate::RecordSink::on_erase) (the HTTP API's
+    ///   `SessionTenants` forgets the sessions, and an erased tenant's).
     ///
     /// Not erased: OTLP series already exported or held by the SDK (with user or session attributes turned on),
-    /// records handed to your own [`RecordSink`](crate::RecordSink)s, logs, webhook bodies, and the calls the
-    /// value makes after this returns. A dry run ([`Erasure::with_dry_run`]) counts and changes nothing.
+    /// what your own sinks keep unless they forget it in `on_erase`, logs, webhook bodies, and the calls the value
+    /// makes after this returns; a call of the value that finishes while this runs may be kept, in part or whole:
+    /// erase once its calls have stopped, or again after. A dry run ([`Erasure::with_dry_run`]) writes the
+    /// journal's queue too, then counts and changes nothing.
     ///
     /// Blocks the calling thread for the journal's rewrite (about half a second for a 275 MB day file); the
     /// ledger and each budget are locked for a pass over their entries.
@@ -148,6 +154,8 @@ impl TokenMeter {
     /// [`failed`](ErasureReport::failed), and memory is erased all the same.
     pub fn erase(&self, erasure: &Erasure) -> Result<Erased, JournalError> {
         erasure.check()?;
+        // Values as the meter holds them: cut where capture cuts them.
+        let erasure = erasure.for_meter(self.inner.max_dim_len);
         let dry_run = erasure.is_dry_run();
         let mut values = erasure.values().to_vec();
         let mut journal_flush = None;
@@ -155,24 +163,26 @@ impl TokenMeter {
         let journal = match self.inner.journal.get() {
             None => None,
             Some(writer) => {
-                if !dry_run {
-                    // Queued lines written after the rewrite would name the value again.
-                    match self.flush_timeout(ERASE_FLUSH_WAIT) {
-                        Ok(()) => {}
-                        Err(e @ (JournalError::Dropped { .. } | JournalError::Write(_))) => journal_flush = Some(e),
-                        Err(e) => return Err(e),
-                    }
+                // Queued lines written after the rewrite would name the value again (and a dry run would not count
+                // them).
+                match self.flush_timeout(ERASE_FLUSH_WAIT) {
+                    Ok(()) => {}
+                    Err(e @ (JournalError::Dropped { .. } | JournalError::Write(_))) => journal_flush = Some(e),
+                    Err(e) => return Err(e),
                 }
-                let report = crate::journal::erase(writer.dir(), erasure)?;
+                let report = crate::journal::erase(writer.dir(), &erasure)?;
                 let named: HashSet<&str> =
                     values.iter().filter(|(d, _)| d == "session").map(|(_, v)| v.as_str()).collect();
                 let found: Vec<String> =
-                    report.sessions.iter().filter(|s| !named.contains(s.as_str())).cloned().collect();
+                    report.sessions.0.iter().filter(|s| !named.contains(s.as_str())).cloned().collect();
                 sessions_found = found.len() as u64;
                 values.extend(found.into_iter().map(|s| ("session".to_owned(), s)));
                 Some(report)
             }
         };
+        if !dry_run {
+            self.inner.tell_sinks_erased(&values);
+        }
         let forget = Forget::new(values, dry_run);
         let (ledger_entries, cache_histories) = self.inner.ledger.forget(&forget);
         let budget_accounts = self.inner.budgets.forget(&forget);

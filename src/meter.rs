@@ -55,6 +55,12 @@ pub trait RecordSink: Send + Sync + 'static {
     /// sweep that read the ledger in between may have forgotten it).
     #[doc(hidden)]
     fn after_ledger(&self, _dimensions: &crate::Dimensions, _call: bool) {}
+
+    /// The meter erased these `(dimension, value)` pairs ([`TokenMeter::erase`]): those named, and the sessions
+    /// its journal's erased lines were in. A sink that keeps dimension values (as the HTTP API's `SessionTenants`
+    /// keeps sessions and their tenants) forgets them here. Called on the erasing thread, before the ledger
+    /// forgets them (not in a dry run).
+    fn on_erase(&self, _values: &[(String, String)]) {}
 }
 
 struct CallbackSink<F>(F);
@@ -1968,6 +1974,11 @@ impl MeterInner {
 
     fn dispatch(&self, f: impl Fn(&dyn RecordSink)) {
         self.dispatch_to(&self.sinks, f)
+    }
+
+    /// Tells every sink what [`TokenMeter::erase`] erases ([`RecordSink::on_erase`]); a sink that panics is counted.
+    pub(crate) fn tell_sinks_erased(&self, values: &[(String, String)]) {
+        self.dispatch(|s| s.on_erase(values));
     }
 
     fn dispatch_to(&self, sinks: &[Arc<dyn RecordSink>], f: impl Fn(&dyn RecordSink)) {

@@ -289,3 +289,101 @@ fn a_tenants_erasure_forgets_every_session_its_journal_lines_were_in() {
     let shown = everything(&m);
     assert!(!shown.contains("acme") && !shown.contains("s-acme-"), "{shown}");
 }
+
+#[test]
+fn a_dry_run_counts_what_the_journal_queue_still_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let m = meter(Some(dir.path()), &clock);
+    work(&m, "acme", "bob", "s-b1", 100_000);
+    m.flush().unwrap();
+    // The day file's lock held: alice's lines wait in the queue (a slow disk, another process's erasure).
+    let day_file = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).next().unwrap();
+    let held = std::fs::OpenOptions::new().read(true).write(true).open(&day_file).unwrap();
+    held.lock().unwrap();
+    work(&m, "acme", "alice", "s-a1", 600_000);
+    let releases = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        held.unlock().unwrap();
+    });
+    let dry = m.erase(&Erasure::new().user("alice").with_dry_run(true)).unwrap();
+    releases.join().unwrap();
+    let done = m.erase(&Erasure::new().user("alice")).unwrap();
+    let counts = |e: &tokenmeter::Erased| {
+        (e.journal.as_ref().unwrap().lines(), e.sessions_found, e.ledger_entries, e.cache_histories, e.budget_accounts)
+    };
+    assert_eq!(counts(&dry), counts(&done));
+    let calls = |e: &tokenmeter::Erased| e.journal.as_ref().map(|j| (j.calls, j.tasks, j.tools));
+    assert_eq!((calls(&dry), calls(&done)), (Some((1, 1, 1)), Some((1, 1, 1))), "the queued call counted");
+}
+
+#[cfg(feature = "http")]
+#[test]
+fn the_http_apis_session_tenants_forget_an_erased_session_and_an_erased_tenants_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let tenants = tokenmeter::http::SessionTenants::default();
+    let m = TokenMeter::builder()
+        .with_clock(clock.clone())
+        .with_journal(JournalConfig::new(dir.path()))
+        .with_sink(tenants.clone())
+        .try_build()
+        .unwrap();
+    work(&m, "acme", "alice", "s-a1", 600_000);
+    work(&m, "acme", "bob", "s-b1", 100_000);
+    work(&m, "globex", "carol", "s-c1", 100_000);
+    assert_eq!(tenants.len(), 3);
+    m.erase(&Erasure::new().user("alice")).unwrap();
+    assert_eq!((tenants.tenant_of("s-a1"), tenants.tenant_of("s-b1").as_deref()), (None, Some("acme")));
+    m.erase(&Erasure::new().tenant("acme")).unwrap();
+    assert_eq!((tenants.tenant_of("s-b1"), tenants.tenant_of("s-c1").as_deref()), (None, Some("globex")));
+    assert_eq!(tenants.len(), 1);
+}
+
+#[test]
+fn a_value_longer_than_the_meter_keeps_is_erased_as_it_was_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let m = meter(Some(dir.path()), &clock);
+    let long = format!("alice@{}.example", "x".repeat(200));
+    work(&m, "acme", &long, "s-a1", 600_000);
+    let erased = m.erase(&Erasure::new().user(long.clone())).unwrap();
+    assert_eq!(erased.journal.as_ref().map(|j| j.calls), Some(1), "{erased:?}");
+    assert!(rows(&m, Dimension::User).iter().all(|r| r.0 == "(none)"), "{:?}", rows(&m, Dimension::User));
+}
+
+#[test]
+fn the_results_debug_counts_the_sessions_found_without_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let m = meter(Some(dir.path()), &clock);
+    work(&m, "acme", "alice", "s-alice-secret", 600_000);
+    let erased = m.erase(&Erasure::new().user("alice")).unwrap();
+    let shown = format!("{erased:?}");
+    assert!(!shown.contains("s-alice-secret") && shown.contains("1 sessions"), "{shown}");
+}
+
+#[test]
+fn a_tenants_series_filed_again_in_a_full_bucket_keep_their_projects() {
+    let clock = clock();
+    let m = TokenMeter::builder().with_clock(clock.clone()).build();
+    let subscriber = tracing_subscriber::registry().with(m.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        let one = |tenant: &str, project: &str, task: Option<&str>| {
+            let _r = info_span!("request", tenant.id = tenant, project = project).entered();
+            let _t = task.map(|t| info_span!("task", task = t).entered());
+            drop(info_span!("chat", gen_ai.request.model = HAIKU, input_tokens = 1_000u64).entered());
+        };
+        // A minute bucket's 64 series, and three more in its reserve.
+        one("acme", "P", None);
+        for i in 0..63 {
+            one("globex", &format!("p{i:02}"), None);
+        }
+        for i in 0..3 {
+            one("globex", &format!("p{i:02}"), Some("t"));
+        }
+    });
+    let before = rows(&m, Dimension::Project);
+    m.erase(&Erasure::new().tenant("acme")).unwrap();
+    assert_eq!(rows(&m, Dimension::Project), before, "the breakdown by project stays as it was");
+}

@@ -524,6 +524,26 @@ impl RecordSink for SessionTenants {
         self.learn(&record.dimensions, false);
     }
 
+    /// An erased session, and every session of an erased tenant, is forgotten (a session another tenant shared
+    /// stays shared: no tenant's key reads it).
+    fn on_erase(&self, values: &[(String, String)]) {
+        let of = |dim: &str| -> std::collections::HashSet<&str> {
+            values.iter().filter(|(d, _)| d == dim).map(|(_, v)| v.as_str()).collect()
+        };
+        let (sessions, tenants) = (of("session"), of("tenant"));
+        if sessions.is_empty() && tenants.is_empty() {
+            return;
+        }
+        let mut map = self.inner.write();
+        self.take_deferred(&mut map);
+        map.sessions.retain(|s, t| {
+            !sessions.contains(s.as_str()) && !t.owner.as_deref().is_some_and(|owner| tenants.contains(owner))
+        });
+        if let Some(queued) = map.queued.as_mut() {
+            queued.pairs.retain(|(s, t)| !sessions.contains(s.as_str()) && !tenants.contains(t.as_str()));
+        }
+    }
+
     /// The ledger rebuilds its sessions from the journal at start; their tenants must come back with them.
     fn on_replayed_call(&self, record: &CallRecord) {
         self.learn(&record.dimensions, true);

@@ -39,11 +39,19 @@ pub struct Erasure {
     values: Vec<(String, String)>,
     lock_timeout: Duration,
     dry_run: bool,
+    /// Gather the sessions of the lines erased ([`ErasureReport::sessions`]): a meter's own erasure forgets them
+    /// too; the CLI's has no use for them.
+    collect_sessions: bool,
 }
 
 impl Default for Erasure {
     fn default() -> Self {
-        Erasure { values: Vec::new(), lock_timeout: super::DEFAULT_LOCK_TIMEOUT, dry_run: false }
+        Erasure {
+            values: Vec::new(),
+            lock_timeout: super::DEFAULT_LOCK_TIMEOUT,
+            dry_run: false,
+            collect_sessions: false,
+        }
     }
 }
 
@@ -106,6 +114,17 @@ impl Erasure {
         self.dry_run
     }
 
+    /// The erasure a meter runs on its own journal: each value cut where the meter cuts what it captures (at
+    /// `max_len` bytes, a character's boundary), and the sessions of the lines erased gathered.
+    pub(crate) fn for_meter(&self, max_len: usize) -> Erasure {
+        let values = self
+            .values
+            .iter()
+            .map(|(name, value)| (name.clone(), crate::capture::capped(value, max_len).to_owned()))
+            .collect();
+        Erasure { values, collect_sessions: true, ..self.clone() }
+    }
+
     /// [`JournalError::InvalidErasure`] for no values, or an empty name or value.
     pub(crate) fn check(&self) -> Result<(), JournalError> {
         if self.values.is_empty() {
@@ -159,10 +178,21 @@ pub struct ErasureReport {
     /// Temporary files of an erasure that did not finish (killed), each a copy of a day file's other lines:
     /// deleted (in a dry run: found).
     pub leftovers_removed: u64,
-    /// The sessions of the call, task and tool lines erased: a meter's own erasure
-    /// ([`TokenMeter::erase`](crate::TokenMeter::erase)) forgets their figures too. Not in the report's JSON.
+    /// The sessions of the call, task and tool lines erased, for a meter's own erasure
+    /// ([`TokenMeter::erase`](crate::TokenMeter::erase)), which forgets their figures too. Not in the report's JSON,
+    /// nor in its `Debug` (a log line of the report would name them).
     #[serde(skip)]
-    pub(crate) sessions: std::collections::BTreeSet<String>,
+    pub(crate) sessions: SessionIds,
+}
+
+/// Session ids, shown in `Debug` by their count alone.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub(crate) struct SessionIds(pub(crate) std::collections::BTreeSet<String>);
+
+impl std::fmt::Debug for SessionIds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} sessions", self.0.len())
+    }
 }
 
 /// A day file [`erase`] could not rewrite.
@@ -201,7 +231,7 @@ impl ErasureReport {
 pub fn erase(dir: impl AsRef<Path>, erasure: &Erasure) -> Result<ErasureReport, JournalError> {
     let dir = dir.as_ref();
     erasure.check()?;
-    let matcher = Matcher::new(&erasure.values);
+    let matcher = Matcher::new(&erasure.values, erasure.collect_sessions);
     let (day_files, links) =
         files::list_all(dir).map_err(|source| JournalError::Io { path: dir.to_path_buf(), source })?;
     let mut report = ErasureReport {
@@ -224,7 +254,7 @@ pub fn erase(dir: impl AsRef<Path>, erasure: &Erasure) -> Result<ErasureReport, 
                 report.tools += tally.tools;
                 report.alerts += tally.alerts;
                 report.unreadable += tally.unreadable;
-                report.sessions.append(&mut tally.sessions);
+                report.sessions.0.append(&mut tally.sessions);
                 report.bytes_before += tally.bytes_before;
                 report.bytes_after += tally.bytes_after;
                 if tally.linked_elsewhere {
@@ -315,6 +345,8 @@ fn process_alive(pid: u32) -> bool {
 /// The values as the lines hold them.
 struct Matcher<'a> {
     values: &'a [(String, String)],
+    /// Tell the session of each line erased ([`Erasure::collect_sessions`]).
+    sessions: bool,
     /// Each value and each scope as a JSON string (`"alice"`, `"user=alice"`), as the journal writes them.
     needles: Vec<memchr::memmem::Finder<'static>>,
     /// Each value's budget scope (`user=alice`).
@@ -362,7 +394,7 @@ struct Scoped {
 }
 
 impl<'a> Matcher<'a> {
-    fn new(values: &'a [(String, String)]) -> Self {
+    fn new(values: &'a [(String, String)], sessions: bool) -> Self {
         let scopes: Vec<String> = values.iter().map(|(name, value)| format!("{name}={value}")).collect();
         // A record names a value as a JSON string of its own; an alert line names its scope.
         let needles = values
@@ -374,7 +406,7 @@ impl<'a> Matcher<'a> {
                 memchr::memmem::Finder::new(quoted.as_bytes()).into_owned()
             })
             .collect();
-        Matcher { values, needles, scopes }
+        Matcher { values, sessions, needles, scopes }
     }
 
     fn holds_a_value(&self, bytes: &[u8]) -> bool {
@@ -439,7 +471,7 @@ impl<'a> Matcher<'a> {
                     || (task_name && name == "task" && d.task.as_ref().and_then(|t| t.as_str()) == Some(value.as_str()))
             })
         };
-        let session = |d: Dimensioned| d.dimensions.session.map(|s| s.to_string());
+        let session = |d: Dimensioned| d.dimensions.session.filter(|_| self.sessions).map(|s| s.to_string());
         match probe {
             Probe { call: Some(d), .. } if names(&d, false) => (Verdict::Call, session(d)),
             Probe { task: Some(d), .. } if names(&d, true) => (Verdict::Task, session(d)),

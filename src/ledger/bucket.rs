@@ -620,7 +620,9 @@ impl Bucket {
         if dry {
             return found;
         }
-        let caps = self.caps();
+        // Re-filed under the caps the bucket had room under: each entry goes back in the place it left (merged
+        // into an entry of the same key, or its own), never to `(other)` past a cap its own removal made room under.
+        let caps = Caps { series: usize::MAX, project_sessions: usize::MAX, ..self.caps() };
         for h in series {
             let Some(Series { mut key, agg }) = self.series.remove(&h) else { continue };
             for (name, slot) in [
