@@ -69,7 +69,7 @@ pub(crate) fn run(source: &SourceArgs, ctx: &Context, args: &EraseArgs) -> CliRe
             if report.lines() > 0 && !report.dry_run {
                 ctx.note(
                     "tokenmeter: note: a meter running on this journal keeps their figures in memory (its ledger and \
-                     budgets) until it restarts, and journals their new calls",
+                     budgets) until it restarts or erases them itself (TokenMeter::erase), and journals their new calls",
                 );
             }
         }
