@@ -584,8 +584,9 @@ impl Bucket {
 
     /// Forgets the values `forget` names (see [`TokenMeter::erase`](crate::TokenMeter::erase)): a user's and a
     /// session's rows and the session's pairs are dropped, and a series or pair naming a tenant, project, agent,
-    /// operation or task is filed again without it (merged into the series that names none, under the caps). The
-    /// totals and distributions stay as they are. Returns the entries that named a value (in a dry run, counted
+    /// operation or task is filed again without it (merged into the entry that names none, or an entry of its own:
+    /// never folded to `(other)`, its own removal having made the room). The totals and distributions stay as they
+    /// are. Returns the entries that named a value (in a dry run, counted
     /// only).
     pub(crate) fn forget(&mut self, forget: &Forget) -> u64 {
         fn drop_named<K, V>(map: &mut HashMap<K, V>, dry: bool, named: impl Fn(&V, &K) -> bool) -> u64 {
