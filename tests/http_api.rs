@@ -1951,3 +1951,139 @@ fn settings_that_would_expose_or_stop_the_server_are_refused_or_bounded() {
     assert_eq!(resp.status(), StatusCode::OK);
     server.shutdown();
 }
+
+/// A page of `/api/v1/budgets` as `key` is served it, and its `link` header's next page (the path and query).
+fn budget_page(f: &Fixture, key: &str, path: &str) -> (Value, Option<String>) {
+    let resp = f.client.get(f.url(path)).header("x-api-key", key).send().expect("request");
+    assert_eq!(resp.status(), StatusCode::OK, "{path}");
+    let next = resp.headers().get("link").map(|l| {
+        let l = l.to_str().expect("an ASCII link");
+        let url = l.strip_prefix('<').and_then(|l| l.strip_suffix(">; rel=\"next\"")).expect("one next link");
+        url.to_owned()
+    });
+    (serde_json::from_str(&resp.text().expect("a body")).expect("JSON"), next)
+}
+
+/// Every page from `path` on, following the `link` headers: the pages' lengths and their states, in order.
+fn every_page(f: &Fixture, key: &str, path: &str) -> (Vec<usize>, Vec<Value>) {
+    let (mut lengths, mut states, mut next) = (Vec::new(), Vec::new(), Some(path.to_owned()));
+    while let Some(path) = next.take() {
+        let (page, link) = budget_page(f, key, &path);
+        let page = page.as_array().expect("an array").clone();
+        assert!(link.is_none() || !page.is_empty(), "{path}: an empty page with a next one");
+        lengths.push(page.len());
+        states.extend(page);
+        next = link;
+        assert!(lengths.len() < 100, "the pages never end");
+    }
+    (lengths, states)
+}
+
+#[test]
+fn budgets_are_served_in_pages_narrowed_to_a_budget_or_a_utilization() {
+    let f = fixture();
+    // A budget of each user on top of the fixture's, with users whose names a URL must encode (and one past it all).
+    // A clock that stands still: a state's projection moves with the time it is read at.
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 14, 9, 0, 0).unwrap());
+    let meter = TokenMeter::builder()
+        .with_clock(clock)
+        .with_budget(Budget::new("all", BudgetLimit::tokens(1_000_000)))
+        .with_budget(Budget::new("per user.daily", BudgetLimit::tokens(100)).with_scope(BudgetScope::each_user()))
+        .with_budget(Budget::new("per-tenant", BudgetLimit::tokens(1_000)).with_scope(BudgetScope::each_tenant()))
+        .build();
+    let users: Vec<String> = (0..23)
+        .map(|i| match i % 4 {
+            0 => format!("user {i}"),
+            1 => format!("ユーザー{i}"),
+            2 => format!("u.{i}&x=1"),
+            _ => format!("u{i}"),
+        })
+        .collect();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(meter.layer()), || {
+        for (i, user) in users.iter().enumerate() {
+            let tenant = if i % 2 == 0 { "acme" } else { "globex" };
+            let _s = tracing::info_span!("conversation", user.id = user.as_str(), tenant.id = tenant).entered();
+            // Spend from 10 to 120 tokens of a user's 100.
+            let _c =
+                tracing::info_span!("chat", gen_ai.request.model = "claude-haiku-4-5", input_tokens = 5 * i as u64)
+                    .entered();
+            drop(_c);
+            let _c =
+                tracing::info_span!("chat", gen_ai.request.model = "claude-haiku-4-5", input_tokens = 10u64).entered();
+        }
+    });
+    let config = HttpConfig::new().with_port(0).with_api_key(ADMIN).with_tenant_key(ACME, "acme");
+    let f = Fixture { server: serve(meter.clone(), config).expect("server"), meter, ..f };
+    let all = json(&f.meter.budget_status());
+    let all = all.as_array().unwrap();
+    assert_eq!(all.len(), 1 + 23 + 2, "{all:?}");
+
+    // Pages of 7, following the links, are the whole answer in its order; the last page has no link.
+    let (lengths, states) = every_page(&f, ADMIN, "/api/v1/budgets?limit=7");
+    assert_eq!(lengths, [7, 7, 7, 5]);
+    assert_eq!(&states, all);
+    // A page as long as what is left has no link; one state more than a page's length: a last page of one.
+    assert_eq!(every_page(&f, ADMIN, "/api/v1/budgets?limit=26").0, [26]);
+    assert_eq!(every_page(&f, ADMIN, "/api/v1/budgets?limit=25").0, [25, 1]);
+    assert_eq!(every_page(&f, ADMIN, "/api/v1/budgets?limit=1").1, *all);
+
+    // One budget; one budget by utilization, paged: the link keeps the other parameters (as they were spelt).
+    let of = |name: &str, min: f64| -> Vec<Value> {
+        all.iter().filter(|s| s["budget"] == name && s["utilization"].as_f64().unwrap() >= min).cloned().collect()
+    };
+    let (page, link) = budget_page(&f, ADMIN, "/api/v1/budgets?budget=per%20user.daily");
+    assert_eq!((page.as_array().unwrap(), link), (&of("per user.daily", 0.0), None));
+    let (lengths, states) = every_page(&f, ADMIN, "/api/v1/budgets?budget=per+user.daily&minUtilization=0.5&limit=4");
+    let near = of("per user.daily", 0.5);
+    assert!(near.len() > 8 && near.len() < 23, "{near:?}");
+    assert_eq!(states, near);
+    assert_eq!(lengths.iter().sum::<usize>(), near.len());
+    let (_, link) = budget_page(&f, ADMIN, "/api/v1/budgets?budget=per+user.daily&minUtilization=0.5&limit=4");
+    let link = link.unwrap();
+    assert!(link.starts_with("/api/v1/budgets?budget=per+user.daily&minUtilization=0.5&limit=4&after="), "{link}");
+    let over: Vec<Value> = all.iter().filter(|s| s["over_budget"] == true).cloned().collect();
+    assert!(!over.is_empty());
+    assert_eq!(f.ok("/api/v1/budgets?min_utilization=1"), Value::Array(over));
+
+    // A tenant key pages through what it sees only: its tenant's state of the budget of each tenant.
+    let (lengths, states) = every_page(&f, ACME, "/api/v1/budgets?limit=1");
+    assert_eq!(lengths, [1]);
+    assert_eq!(states, of("per-tenant", 0.0).into_iter().filter(|s| s["member"] == "acme").collect::<Vec<_>>());
+    // A budget it does not see is as unknown as one that does not exist.
+    let unknown = |key: &str, name: &str| {
+        let (s, v) = f.get_as(Some(key), &format!("/api/v1/budgets?budget={name}"));
+        assert_eq!((s, v["param"].as_str()), (StatusCode::NOT_FOUND, Some("budget")), "{name}: {v}");
+        v["detail"].as_str().unwrap().replace(name, "NAME")
+    };
+    assert_eq!(unknown(ACME, "all"), unknown(ACME, "nope"));
+    assert_eq!(unknown(ACME, "all"), "no budget `NAME`; the budgets: `per-tenant`");
+    assert_eq!(unknown(ADMIN, "nope"), "no budget `NAME`; the budgets: `all`, `per user.daily`, `per-tenant`");
+
+    // Bad values are a 400 naming the parameter.
+    for (path, param) in [
+        ("/api/v1/budgets?limit=0", "limit"),
+        ("/api/v1/budgets?limit=10001", "limit"),
+        ("/api/v1/budgets?limit=-1", "limit"),
+        ("/api/v1/budgets?limit=ten", "limit"),
+        ("/api/v1/budgets?min_utilization=-0.1", "min_utilization"),
+        ("/api/v1/budgets?min_utilization=NaN", "min_utilization"),
+        ("/api/v1/budgets?min_utilization=inf", "min_utilization"),
+        ("/api/v1/budgets?after=zz", "after"),
+        ("/api/v1/budgets?after=616", "after"),
+        ("/api/v1/budgets?after=ff", "after"),
+        // A cursor of a budget this meter does not have (`nope`), and one of a budget with no name.
+        ("/api/v1/budgets?after=6e6f7065", "after"),
+        ("/api/v1/budgets?after=.616c6c", "after"),
+    ] {
+        f.bad(path, param);
+    }
+    // A cursor names a position, not a state that must still exist: after a value no state has, the next ones.
+    let after_u = "/api/v1/budgets?after=70657220757365722e6461696c79.75";
+    let expected: Vec<Value> = all
+        .iter()
+        .skip(1)
+        .filter(|s| s["budget"] != "per user.daily" || s["member"].as_str().unwrap() > "u")
+        .cloned()
+        .collect();
+    assert_eq!(f.ok(after_u), Value::Array(expected));
+}

@@ -78,11 +78,27 @@ impl TokenMeter {
     }
 
     /// [`budget_status`](Self::budget_status) without delivering the alerts a restart left owed: for the OTLP
-    /// exporter's thread and the HTTP server's, where the application's callbacks must not run (they run on
-    /// the application's threads: its next call, budget check or status read).
-    #[cfg(any(feature = "otlp", feature = "http"))]
+    /// exporter's thread, where the application's callbacks must not run (they run on the application's threads:
+    /// its next call, budget check or status read).
+    #[cfg(feature = "otlp")]
     pub(crate) fn budget_status_leaving_owed_alerts(&self) -> Vec<BudgetState> {
         self.inner.budgets.status(to_nanos(self.inner.clock.now()), &*self.inner.clock)
+    }
+
+    /// The states of the budgets `take` takes (the others' accounts are not read), without delivering the alerts a
+    /// restart left owed: for the HTTP server's threads, where the application's callbacks must not run.
+    #[cfg(feature = "http")]
+    pub(crate) fn budget_status_where_leaving_owed_alerts(
+        &self,
+        take: impl Fn(&super::Budget) -> bool,
+    ) -> Vec<BudgetState> {
+        self.inner.budgets.status_where(take, to_nanos(self.inner.clock.now()), &*self.inner.clock)
+    }
+
+    /// The budgets' names and scopes, in the order they were added.
+    #[cfg(feature = "http")]
+    pub(crate) fn budget_scopes(&self) -> Vec<(std::sync::Arc<str>, super::BudgetScope)> {
+        self.inner.budgets.budgets().map(|b| (b.name.clone(), b.scope.clone())).collect()
     }
 
     /// Checks a request about to be made against the `Block` budgets that cover its scope: an error names

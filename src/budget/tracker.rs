@@ -1226,8 +1226,13 @@ impl BudgetTracker {
     /// `clock` is read only to tell a clock that came back from a stalled reader ([`BudgetSlot::read`]).
     /// A budget of each value of a dimension gives one state per value with calls in its current period, by value.
     pub(crate) fn status(&self, now: i64, clock: &dyn Clock) -> Vec<BudgetState> {
+        self.status_where(|_| true, now, clock)
+    }
+
+    /// [`status`](Self::status) of the budgets `take` takes: the others' accounts are not read.
+    pub(crate) fn status_where(&self, take: impl Fn(&Budget) -> bool, now: i64, clock: &dyn Clock) -> Vec<BudgetState> {
         let mut out = Vec::with_capacity(self.slots.len());
-        for slot in self.slots.iter() {
+        for slot in self.slots.iter().filter(|slot| take(&slot.budget)) {
             match &slot.accounts {
                 Accounts::One(acct) => out.push(slot.state(self.read(slot, &mut acct.lock(), now, clock), None)),
                 Accounts::Each(members) => {
@@ -1279,6 +1284,12 @@ impl BudgetTracker {
             // before the woken call ran, and calls waited behind dozens of chunks (3-48 ms at 100,000 values).
             parking_lot::MutexGuard::unlock_fair(map);
         }
+    }
+
+    /// The budgets, in configuration order.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    pub(crate) fn budgets(&self) -> impl Iterator<Item = &Budget> {
+        self.slots.iter().map(|slot| &slot.budget)
     }
 
     /// The states of the budgets covering `request`, in configuration order: of a budget of each value of a

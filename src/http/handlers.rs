@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use axum::Extension;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query as QueryParams, State};
+use axum::extract::{OriginalUri, Path, Query as QueryParams, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -708,9 +708,19 @@ pub(super) async fn session_metrics(
     blocking(&app, &who, move || run().unwrap_or_else(|r| r)).await
 }
 
+/// The most budget states one page of `/api/v1/budgets` may hold (`limit`).
+const MAX_BUDGET_PAGE: usize = 10_000;
+
 /// `GET /api/v1/budgets`.
-pub(super) async fn budgets(State(state): State<AppState>, Extension(caller): Extension<Caller>, raw: Raw) -> Response {
-    let params = match Params::of(raw, &["user", "session", "tenant"]) {
+pub(super) async fn budgets(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    OriginalUri(uri): OriginalUri,
+    raw: Raw,
+) -> Response {
+    // The query as sent, for the next page's link (the same parameters, `after` moved on).
+    let sent: Vec<(String, String)> = raw.as_ref().map(|q| q.0.clone()).unwrap_or_default();
+    let params = match Params::of(raw, &["user", "session", "tenant", "budget", "min_utilization", "limit", "after"]) {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -721,13 +731,64 @@ pub(super) async fn budgets(State(state): State<AppState>, Extension(caller): Ex
     {
         return error(StatusCode::NOT_FOUND, "not_found", format!("no tenant `{asked}` for this key"), Some("tenant"));
     }
+    let limit = match params.get("limit").map(|v| (v, v.parse::<usize>())) {
+        None => None,
+        Some((_, Ok(n))) if (1..=MAX_BUDGET_PAGE).contains(&n) => Some(n),
+        Some((v, _)) => return bad("limit", format!("`{v}` is not a whole number from 1 to {MAX_BUDGET_PAGE}")),
+    };
+    let min_utilization = match params.get("min_utilization").map(|v| (v, v.parse::<f64>())) {
+        None => None,
+        Some((_, Ok(u))) if u.is_finite() && u >= 0.0 => Some(u),
+        Some((v, _)) => {
+            return bad("min_utilization", format!("`{v}` is not a number of 0 or more (1 is the whole limit)"));
+        }
+    };
+    let order: Vec<std::sync::Arc<str>> = state
+        .meter
+        .budget_scopes()
+        .into_iter()
+        .filter_map(|(name, scope)| sees(&caller, &scope).then_some(name))
+        .collect();
+    let position = move |name: &str| order.iter().position(|b| &**b == name);
+    let budget = params.get("budget").map(str::to_owned);
+    if let Some(b) = &budget
+        && position(b).is_none()
+    {
+        let known = state.meter.budget_scopes().into_iter().filter(|(_, scope)| sees(&caller, scope));
+        let known = known.map(|(b, _)| format!("`{b}`")).collect::<Vec<_>>().join(", ");
+        let known = if known.is_empty() { "none".to_owned() } else { known };
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no budget `{b}`; the budgets: {known}"),
+            Some("budget"),
+        );
+    }
+    let after = match params.get("after").map(|v| (v, BudgetCursor::parse(v))) {
+        None => None,
+        Some((_, Some(c))) if position(&c.budget).is_some() => Some(c),
+        Some((v, Some(c))) => {
+            let detail = format!("the cursor `{v}` names the budget `{}`, which is not configured", c.budget);
+            return bad("after", detail);
+        }
+        Some((v, None)) => {
+            return bad("after", format!("`{v}` is not a cursor this API gave: follow the `link` header's next page"));
+        }
+    };
     let (app, who) = (state.clone(), caller.clone());
     // On the blocking pool, as the reports: the status reads every account of every budget (~0.2 s at 100,000 values
     // of a budget of each user) and the JSON is as long, which on an async worker held up every other request on it
     // (the application's own, where the router is mounted in its server).
     let run = move || {
+        // The position in the answer's order of a state: its budget's, then its value's.
+        let key = |s: &BudgetState| (position(&s.budget), s.member.clone());
+        let start = after.as_ref().and_then(|c| position(&c.budget));
         let mut states: Vec<BudgetState> = if user.is_none() && session.is_none() && tenant.is_none() {
-            state.meter.budget_status_leaving_owed_alerts()
+            // The budgets before the cursor's, not the one asked for, or not the caller's, are not read.
+            state.meter.budget_status_where_leaving_owed_alerts(|b| {
+                position(b.name()).is_some_and(|p| start.is_none_or(|s| p >= s))
+                    && budget.as_deref().is_none_or(|name| b.name() == name)
+            })
         } else {
             // The budgets a request of these values falls under: one user's own state of a budget of each user.
             let mut scope = crate::budget::RequestScope::new();
@@ -738,10 +799,84 @@ pub(super) async fn budgets(State(state): State<AppState>, Extension(caller): Ex
             }
             state.meter.budget_status_for_leaving_owed_alerts(&scope)
         };
-        if let Caller::Tenant(t) = &caller {
-            states.retain(|s| matches!(&s.scope, BudgetScope::Dimension { name, value } if &**name == "tenant" && &**value == t.as_str()));
+        states.retain(|s| {
+            position(&s.budget).is_some()
+                && sees(&caller, &s.scope)
+                && budget.as_deref().is_none_or(|b| &*s.budget == b)
+                && min_utilization.is_none_or(|u| s.utilization >= u)
+                && after.as_ref().is_none_or(|c| key(s) > (position(&c.budget), c.member.clone()))
+        });
+        let next = match limit {
+            Some(n) if states.len() > n => {
+                states.truncate(n);
+                states.last().map(BudgetCursor::after)
+            }
+            _ => None,
+        };
+        let mut response = json_response(StatusCode::OK, &states);
+        if let Some(cursor) = next {
+            let mut query = form_urlencoded::Serializer::new(String::new());
+            for (name, value) in sent.iter().filter(|(name, _)| snake(name) != "after") {
+                query.append_pair(name, value);
+            }
+            query.append_pair("after", &cursor);
+            let link = format!("<{}?{}>; rel=\"next\"", uri.path(), query.finish());
+            if let Ok(value) = axum::http::HeaderValue::from_str(&link) {
+                response.headers_mut().insert(axum::http::header::LINK, value);
+            }
         }
-        json_response(StatusCode::OK, &states)
+        response
     };
     blocking(&app, &who, run).await
+}
+
+/// Whether `caller` sees a budget (or a budget's state) of `scope`: a tenant key, those of its tenant and of each
+/// tenant (its own state).
+fn sees(caller: &Caller, scope: &BudgetScope) -> bool {
+    match caller {
+        Caller::Tenant(t) => match scope {
+            BudgetScope::Dimension { name, value } => &**name == "tenant" && &**value == t.as_str(),
+            BudgetScope::Each { name } => &**name == "tenant",
+            _ => false,
+        },
+        _ => true,
+    }
+}
+
+/// Where a page of `/api/v1/budgets` ends: the last state's budget and value, each in lowercase hex, joined by `.`
+/// (opaque to clients, which follow the `link` header; hex, so that any name travels in a URL as it is).
+struct BudgetCursor {
+    budget: String,
+    member: Option<std::sync::Arc<str>>,
+}
+
+impl BudgetCursor {
+    /// The cursor after `state`.
+    fn after(state: &BudgetState) -> String {
+        let hex = |s: &str| s.bytes().map(|b| format!("{b:02x}")).collect::<String>();
+        match &state.member {
+            Some(member) => format!("{}.{}", hex(&state.budget), hex(member)),
+            None => hex(&state.budget),
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        fn unhex(s: &str) -> Option<String> {
+            if !s.len().is_multiple_of(2) || !s.is_ascii() {
+                return None;
+            }
+            let bytes = (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok());
+            String::from_utf8(bytes.collect::<Option<Vec<u8>>>()?).ok()
+        }
+        let (budget, member) = match text.split_once('.') {
+            Some((budget, member)) => (budget, Some(member)),
+            None => (text, None),
+        };
+        let budget = unhex(budget).filter(|b| !b.is_empty())?;
+        let member = match member {
+            Some(m) => Some(std::sync::Arc::from(unhex(m)?)),
+            None => None,
+        };
+        Some(BudgetCursor { budget, member })
+    }
 }

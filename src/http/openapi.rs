@@ -382,17 +382,44 @@ pub fn openapi_document() -> Value {
             "/api/v1/budgets": get(
                 "Every budget's state (`TokenMeter::budget_status`); with `user`, `session` or `tenant`, the states of \
                  the budgets a request of those values falls under (`TokenMeter::budget_status_for`: one user's own \
-                 state of a budget of each user). A tenant key sees its tenant's budgets; another tenant is 404",
+                 state of a budget of each user). A tenant key sees its tenant's budgets; another tenant is 404. \
+                 Narrowed by `budget` and `min_utilization`; with `limit`, in pages of at most that many states, the \
+                 next one in the `link` header",
                 "budgets",
                 vec![
                     param("user", "A user id: the budgets a request of this user falls under.", json!({ "type": "string" })),
                     param("session", "A session id, as `user`.", json!({ "type": "string" })),
                     param("tenant", "A tenant, as `user` (a tenant key: its own only).", json!({ "type": "string" })),
+                    param("budget", "A budget's name: its states only (404 when the caller has no such budget).", json!({ "type": "string" })),
+                    param(
+                        "min_utilization",
+                        "The states whose `utilization` is at least this (1 = the whole limit spent).",
+                        json!({ "type": "number", "minimum": 0 }),
+                    ),
+                    param(
+                        "limit",
+                        "At most this many states; when more follow, the `link` header names the next page.",
+                        json!({ "type": "integer", "minimum": 1, "maximum": 10000 }),
+                    ),
+                    param(
+                        "after",
+                        "A cursor from a `link` header: the states after the page it ended (opaque).",
+                        json!({ "type": "string" }),
+                    ),
                 ],
-                responses(
-                    ok("Budget states.", array(reference("BudgetState"))),
-                    &[("404", "A tenant-bound key named another tenant in `tenant`.")],
-                ),
+                {
+                    let mut r = responses(
+                        ok("Budget states: by budget in the order they were added, a budget of each value's by value.", array(reference("BudgetState"))),
+                        &[("404", "A tenant-bound key named another tenant in `tenant`, or `budget` names no budget the caller has.")],
+                    );
+                    r["200"]["headers"] = json!({
+                        "link": {
+                            "description": "With `limit`, when more states follow: `<PATH?QUERY>; rel=\"next\"`, the same query with `after` moved on.",
+                            "schema": { "type": "string" }
+                        }
+                    });
+                    r
+                },
             ),
         },
         "components": {
