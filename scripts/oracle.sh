@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# The money-path oracle (tests/oracle/): random and edge-case LLM calls, priced here from README's written rules
-# ("Money: the price book", "The capture contract, in brief", "Claude Code transcripts") with exact fractions, and by
-# the crate through spans, `instrument` responses, SSE streams, a price file, transcripts and a journal. Fixed seeds:
-# the same calls every run. One line per part; exits 1 on any disagreement (or a rule no call exercised).
+# The oracles (tests/oracle/): what the crate must answer, computed here from README's written rules, never from the
+# code. Money: random and edge-case LLM calls priced with exact fractions ("Money: the price book", "The capture
+# contract, in brief", "Claude Code transcripts") against the crate's records through spans, `instrument` responses,
+# SSE streams, a price file, transcripts and a journal. Reports: the ledger's queries and reports over calls spread
+# across time zones and tiers ("Analytics"). Budgets: spend, periods, alerts, refusals and a restart ("Budgets,
+# alerts and the journal"). Fixed seeds: the same calls every run. One line per part; exits 1 on any disagreement
+# (or, for money, a rule no call exercised).
 # Usage: scripts/oracle.sh (python3, stdlib only; the driver builds offline once the crate's own build has fetched
 # its dependencies).
 set -euo pipefail
@@ -41,5 +44,7 @@ part tests/oracle/oracle.py check "$driver" 1-12 5000
 part tests/oracle/pricefile_test.py "$driver" 1-4 3000
 part tests/oracle/transcripts_test.py "$driver" 1-4 5000
 part tests/oracle/oracle.py journal "$driver" 1 5000
+part tests/oracle/ledger_test.py "$driver" 1-9
+part tests/oracle/budget_test.py "$driver" 1-8 200
 echo "oracle ran in $((SECONDS - built)) s: $([ "$status" = 0 ] && echo "no disagreement" || echo FAILED)"
 exit "$status"

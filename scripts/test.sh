@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every check the project makes, in the order a reviewer would want them to fail:
-# formatting, lints, docs, unit + integration + doc tests, the money-path oracle, the examples, then the end-to-end
+# formatting, lints, docs, unit + integration + doc tests, the oracles (money, reports, budgets), the examples, then the end-to-end
 # suites.
 # Installs what it needs (project-local, cached under .tools/) and stops whatever it started.
 set -euo pipefail
@@ -100,7 +100,7 @@ fi
 # Random and edge-case calls priced from README's written rules (exact fractions, fixed seeds) against the crate's
 # records: spans, `instrument` responses, SSE streams, a price file, Claude Code transcripts, the journal read back.
 # Through bash, as the end-to-end step: a lost executable bit must fail here, not skip the check.
-step "money-path oracle (scripts/oracle.sh)"
+step "oracles: money, reports, budgets (scripts/oracle.sh)"
 bash scripts/oracle.sh
 
 step "examples"

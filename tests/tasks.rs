@@ -326,3 +326,19 @@ fn an_instrumented_future_whose_panic_is_caught_failed() {
     });
     assert_eq!(h.seen.only_call().outcome.label(), "panic");
 }
+
+#[test]
+fn a_task_with_no_value_of_the_grouped_dimension_is_a_none_row_of_no_calls() {
+    use tokenmeter::ledger::{Dimension, GroupBy, Query, Window};
+    let h = Harness::new();
+    h.run(|| {
+        // The task span names no project; its call does, from a span inside the task.
+        let _task = info_span!("task", task = "triage").entered();
+        let _p = info_span!("work", project = "helpdesk").entered();
+        let _c = info_span!("chat", model = "claude-haiku-4-5", input_tokens = 10u64).entered();
+    });
+    let r = h.meter.query(&Query::new(Window::All).group_by(GroupBy::Dimension(Dimension::Project))).unwrap();
+    let rows: Vec<(&str, u64, u64)> = r.groups.iter().map(|g| (g.key.as_str(), g.calls, g.tasks)).collect();
+    assert_eq!(rows, [("helpdesk", 1, 0), ("(none)", 0, 1)]);
+    assert_eq!((r.totals.calls, r.totals.tasks), (1, 1));
+}

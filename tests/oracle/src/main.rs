@@ -5,6 +5,8 @@
 //!
 //! `oracle-driver [--prices FILE] [--journal DIR --readback FILE] < cases.jsonl`: FILE a price file merged over the
 //! built-in book; the journal's records are read back into the readback file after shutdown.
+//! `oracle-driver --ledger < plan.jsonl`: see ledger.rs.
+//! `oracle-driver budgets < commands.jsonl`: see budgets.rs.
 //! `oracle-driver --transcripts DIR`: the calls of the Claude Code transcripts under DIR, one JSON line each.
 use serde_json::{Map, Value, json};
 use std::io::{BufRead, Write};
@@ -12,6 +14,9 @@ use std::sync::{Arc, Mutex};
 use tokenmeter::CallRecord;
 use tracing::field::Empty;
 use tracing_subscriber::prelude::*;
+
+mod budgets;
+mod ledger;
 
 fn u(m: &Map<String, Value>, k: &str) -> Option<u64> {
     m.get(k).and_then(Value::as_u64)
@@ -211,6 +216,14 @@ fn transcripts(dir: &str) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--ledger") {
+        ledger::run();
+        return;
+    }
+    if args.get(1).map(String::as_str) == Some("budgets") {
+        budgets::run();
+        return;
+    }
     if let Some(dir) = option(&args, "--transcripts") {
         transcripts(&dir);
         return;
