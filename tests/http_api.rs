@@ -790,8 +790,11 @@ fn cors_is_off_unless_configured() {
     let resp = Client::new().get(&url).header("origin", "https://admin.example").send().unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["access-control-allow-origin"], "https://admin.example");
+    // A page's script may read the next page's `link` (a browser hides headers not exposed).
+    assert_eq!(resp.headers()["access-control-expose-headers"], "link");
     let resp = Client::new().get(&url).header("origin", "https://evil.example").send().unwrap();
     assert!(resp.headers().get("access-control-allow-origin").is_none());
+    assert!(resp.headers().get("access-control-expose-headers").is_none());
     // Every response varies by origin once CORS is on (a cache keyed without it would serve this copy, without
     // the allow header, to the admin origin); none does by origin while it is off. Every one varies by key.
     let vary = |resp: &reqwest::blocking::Response| -> Vec<String> {
@@ -2086,4 +2089,21 @@ fn budgets_are_served_in_pages_narrowed_to_a_budget_or_a_utilization() {
         .cloned()
         .collect();
     assert_eq!(f.ok(after_u), Value::Array(expected));
+}
+
+#[test]
+fn a_nested_routers_next_page_link_keeps_its_prefix() {
+    let meter = TokenMeter::builder()
+        .with_budget(Budget::new("a", BudgetLimit::tokens(10)))
+        .with_budget(Budget::new("b", BudgetLimit::tokens(10)))
+        .build();
+    let app = axum::Router::new().nest("/usage", tokenmeter::http::router(meter, HttpConfig::new()));
+    let addr = mount(app, true);
+    let resp = Client::new().get(format!("http://{addr}/usage/api/v1/budgets?limit=1")).send().unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    // `61` is `a` in hex: the page ended after budget `a`.
+    assert_eq!(resp.headers()["link"], "</usage/api/v1/budgets?limit=1&after=61>; rel=\"next\"");
+    let resp = Client::new().get(format!("http://{addr}/usage/api/v1/budgets?limit=1&after=61")).send().unwrap();
+    let page: Value = serde_json::from_str(&resp.text().unwrap()).unwrap();
+    assert_eq!(page[0]["budget"], "b");
 }
