@@ -84,6 +84,14 @@ fn group_by_dimensions() {
     let weeks = rows("week");
     assert_eq!(weeks[0].0, "2025-09-29T00:00:00+00:00");
     close(weeks[0].1, 0.37153);
+    // `--week-start`: US weeks start the Sunday before; a Wednesday start is the fixture's first day.
+    for (day, start) in [("sunday", "2025-09-28"), ("Sun", "2025-09-28"), ("wed", "2025-10-01")] {
+        let v = cc(&["summary", "--group-by", "week", "--week-start", day, "--format", "json"]).json();
+        assert_eq!(v["groups"]["groups"][0]["key"], format!("{start}T00:00:00+00:00"), "{day}");
+    }
+    let err = cc(&["summary", "--week-start", "caturday"]);
+    assert_eq!(err.code, 2);
+    assert!(err.stderr.contains("unknown day `caturday`"), "{}", err.stderr);
     assert_eq!(rows("month")[0].0, "2025-10-01T00:00:00+00:00");
 }
 

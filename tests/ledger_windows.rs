@@ -2,7 +2,7 @@
 
 use crate::ledger_common;
 
-use chrono::Duration;
+use chrono::{Datelike, Duration, Timelike};
 use ledger_common::*;
 use tokenmeter::LedgerConfig;
 use tokenmeter::ledger::{Dimension, Filter, GroupBy, Query, QueryError, TimeGrain, Window};
@@ -131,6 +131,39 @@ fn weeks_start_on_monday_and_months_on_the_first() {
     let r = rig.ledger.query(&Query::new(Window::Last30Days).group_by(GroupBy::Time(TimeGrain::Month))).unwrap();
     let inputs: Vec<u64> = r.groups.iter().map(|g| g.tokens.input).collect();
     assert_eq!(inputs, [4, 3]);
+}
+
+#[test]
+fn weeks_start_on_the_configured_day_at_local_midnight_across_a_dst_change() {
+    // US weeks in New York, around the spring change (2026-03-08, a Sunday: 23 hours).
+    let ny = chrono_tz::America::New_York;
+    let config = LedgerConfig::default().with_time_zone(ny).with_week_start(chrono::Weekday::Sun);
+    let rig = Rig::with(at(2026, 3, 20, 12, 0, 0), config);
+    rig.add(Call::new(at(2026, 3, 8, 4, 59, 0), SONNET).io(1, 0)); // Saturday 23:59 in New York (EST)
+    rig.add(Call::new(at(2026, 3, 8, 5, 0, 0), SONNET).io(2, 0)); // Sunday 00:00 EST: the new week's first minute
+    rig.add(Call::new(at(2026, 3, 15, 3, 59, 0), SONNET).io(4, 0)); // Saturday 23:59 EDT
+    rig.add(Call::new(at(2026, 3, 15, 4, 0, 0), SONNET).io(8, 0)); // Sunday 00:00 EDT
+    let r = rig.ledger.query(&Query::new(Window::Last30Days).group_by(GroupBy::Time(TimeGrain::Week))).unwrap();
+    let rows: Vec<(&str, u64)> =
+        r.groups.iter().filter(|g| g.tokens.input > 0).map(|g| (g.key.as_str(), g.tokens.input)).collect();
+    assert_eq!(
+        rows,
+        [("2026-03-01T00:00:00-05:00", 1), ("2026-03-08T00:00:00-05:00", 6), ("2026-03-15T00:00:00-04:00", 8)]
+    );
+    // Every row starts on a Sunday at local midnight, and each is 7 local days (the one over the change 167 hours).
+    for g in &r.groups {
+        let start = chrono::DateTime::parse_from_rfc3339(&g.key).unwrap().with_timezone(&ny);
+        assert_eq!((start.weekday(), start.hour(), start.minute()), (chrono::Weekday::Sun, 0, 0), "{}", g.key);
+    }
+    // The default stays ISO weeks: the same calls by Monday weeks.
+    let rig = Rig::with(at(2026, 3, 20, 12, 0, 0), LedgerConfig::default().with_time_zone(ny));
+    for (ts, n) in [(at(2026, 3, 8, 5, 0, 0), 2), (at(2026, 3, 9, 4, 0, 0), 8)] {
+        rig.add(Call::new(ts, SONNET).io(n, 0));
+    }
+    let r = rig.ledger.query(&Query::new(Window::Last30Days).group_by(GroupBy::Time(TimeGrain::Week))).unwrap();
+    let rows: Vec<(&str, u64)> =
+        r.groups.iter().filter(|g| g.tokens.input > 0).map(|g| (g.key.as_str(), g.tokens.input)).collect();
+    assert_eq!(rows, [("2026-03-02T00:00:00-05:00", 2), ("2026-03-09T00:00:00-04:00", 8)]);
 }
 
 #[test]

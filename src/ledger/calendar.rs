@@ -11,7 +11,8 @@ use chrono_tz::Tz;
 pub(crate) enum Grain {
     Hour,
     Day,
-    Week,
+    /// Weeks starting on the day this many days after Monday (0: Monday, 6: Sunday).
+    Week(u8),
     Month,
 }
 
@@ -100,11 +101,11 @@ pub(crate) fn day_start(tz: Tz, ts: i64) -> i64 {
     start_of_date(tz, local(tz, ts).date())
 }
 
-/// The start of the local ISO week (Monday) containing `ts`.
-pub(crate) fn week_start(tz: Tz, ts: i64) -> i64 {
+/// The start of the local week containing `ts`, weeks starting `first` days after Monday (0: ISO weeks).
+pub(crate) fn week_start(tz: Tz, ts: i64, first: u8) -> i64 {
     let date = local(tz, ts).date();
-    let monday = add_days(date, -i64::from(date.weekday().num_days_from_monday()));
-    start_of_date(tz, monday)
+    let back = (i64::from(date.weekday().num_days_from_monday()) - i64::from(first % 7)).rem_euclid(7);
+    start_of_date(tz, add_days(date, -back))
 }
 
 /// The start of the local month containing `ts`.
@@ -118,7 +119,7 @@ pub(crate) fn grain_start(tz: Tz, grain: Grain, ts: i64) -> i64 {
     match grain {
         Grain::Hour => hour_start(tz, ts),
         Grain::Day => day_start(tz, ts),
-        Grain::Week => week_start(tz, ts),
+        Grain::Week(first) => week_start(tz, ts, first),
         Grain::Month => month_start(tz, ts),
     }
 }
@@ -144,7 +145,7 @@ pub(crate) fn grain_end(tz: Tz, grain: Grain, start: i64) -> i64 {
             let date = local(tz, start).date();
             start_of_date(tz, date.succ_opt().unwrap_or(date))
         }
-        Grain::Week => {
+        Grain::Week(_) => {
             let date = local(tz, start).date();
             start_of_date(tz, add_days(date, 7))
         }
@@ -276,7 +277,9 @@ mod tests {
         let t = ts(2026, 3, 14, 9, 26);
         assert_eq!(hour_start(tz, t), ts(2026, 3, 14, 9, 0));
         assert_eq!(day_start(tz, t), ts(2026, 3, 14, 0, 0));
-        assert_eq!(week_start(tz, t), ts(2026, 3, 9, 0, 0)); // Monday
+        assert_eq!(week_start(tz, t, 0), ts(2026, 3, 9, 0, 0)); // Monday
+        assert_eq!(week_start(tz, t, 6), ts(2026, 3, 8, 0, 0)); // Sunday
+        assert_eq!(week_start(tz, ts(2026, 3, 8, 0, 0), 6), ts(2026, 3, 8, 0, 0)); // a Sunday starts its own
         assert_eq!(month_start(tz, t), ts(2026, 3, 1, 0, 0));
         assert_eq!(grain_end(tz, Grain::Month, ts(2026, 12, 1, 0, 0)), ts(2027, 1, 1, 0, 0));
     }

@@ -156,6 +156,8 @@ const DEFAULT_RIGHT_SIZE_TARGET: &str = "claude-haiku-4-5";
 pub struct LedgerConfig {
     pub(crate) enabled: bool,
     pub(crate) time_zone: Tz,
+    /// The first day of a week grain's weeks.
+    pub(crate) week_start: chrono::Weekday,
     pub(crate) max_tracked_sessions: usize,
     pub(crate) cache_reuse_window_secs: i64,
     /// Set by `with_min_cacheable_tokens`: every model's minimum.
@@ -217,6 +219,7 @@ impl Default for LedgerConfig {
         LedgerConfig {
             enabled: true,
             time_zone: Tz::UTC,
+            week_start: chrono::Weekday::Mon,
             max_tracked_sessions: 65_536,
             cache_reuse_window_secs: 300,
             min_cacheable_tokens: None,
@@ -257,6 +260,31 @@ impl LedgerConfig {
     /// The zone in use.
     pub fn time_zone(&self) -> Tz {
         self.time_zone
+    }
+
+    /// The day a week grain's weeks start on (default Monday, ISO weeks): `Weekday::Sun` for US weeks. Rows of
+    /// [`TimeGrain::Week`] start on that day at local midnight.
+    ///
+    /// ```
+    /// use chrono::{TimeZone, Utc, Weekday};
+    /// use tokenmeter::ledger::{GroupBy, LedgerConfig, Query, TimeGrain, Window};
+    ///
+    /// let config = LedgerConfig::default().with_week_start(Weekday::Sun);
+    /// let meter = tokenmeter::TokenMeter::builder().with_ledger_config(config).build();
+    /// let (from, to) = (Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap(), Utc.with_ymd_and_hms(2026, 3, 15, 0, 0, 0).unwrap());
+    /// let r = meter.query(&Query::new(Window::range(from, to)).group_by(GroupBy::Time(TimeGrain::Week))).unwrap();
+    /// // 2026-03-01 is a Sunday: two whole weeks.
+    /// let keys: Vec<&str> = r.groups.iter().map(|g| g.key.as_str()).collect();
+    /// assert_eq!(keys, ["2026-03-01T00:00:00+00:00", "2026-03-08T00:00:00+00:00"]);
+    /// ```
+    pub fn with_week_start(mut self, day: chrono::Weekday) -> Self {
+        self.week_start = day;
+        self
+    }
+
+    /// The day weeks start on.
+    pub fn week_start(&self) -> chrono::Weekday {
+        self.week_start
     }
 
     /// Forgets what is older than `keep` (`None`, the default: keeps aged data for the life of the process, in
@@ -856,7 +884,8 @@ impl Ledger {
             inner: Arc::new(LedgerInner {
                 store: Mutex::new(
                     Store::new(config.time_zone, config.bounded, clock.unix_nanos().div_euclid(1_000_000_000))
-                        .with_retention(config.retention),
+                        .with_retention(config.retention)
+                        .with_week_start(config.week_start),
                 ),
                 sessions: Sessions::new(config.max_tracked_sessions)
                     .idle_at_least(config.cache_reuse_window_secs.saturating_mul(1_000_000_000)),

@@ -332,14 +332,16 @@ impl TimeGrain {
     /// assert_eq!(end, Utc.with_ymd_and_hms(2026, 3, 29, 22, 0, 0).unwrap());
     /// ```
     pub fn end_of(self, start: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
-        DateTime::from_timestamp(calendar::grain_end(tz, self.grain(), start.timestamp()), 0).unwrap_or(start)
+        // A week's end is 7 local days after its start, whichever day weeks start on.
+        DateTime::from_timestamp(calendar::grain_end(tz, self.grain(0), start.timestamp()), 0).unwrap_or(start)
     }
 
-    pub(crate) const fn grain(self) -> Grain {
+    /// The calendar grain, weeks starting `week_start` days after Monday.
+    pub(crate) const fn grain(self, week_start: u8) -> Grain {
         match self {
             TimeGrain::Hour => Grain::Hour,
             TimeGrain::Day => Grain::Day,
-            TimeGrain::Week => Grain::Week,
+            TimeGrain::Week => Grain::Week(week_start),
             TimeGrain::Month => Grain::Month,
         }
     }
@@ -1028,7 +1030,7 @@ impl Selection {
         grain: TimeGrain,
     ) -> Result<Vec<(i64, Agg)>, QueryError> {
         let tz = store.tz;
-        let g = grain.grain();
+        let g = grain.grain(store.week_start);
         let mut points: std::collections::BTreeMap<i64, Agg> = Default::default();
         let fits = |t: Tier| match t {
             Tier::Minute => true,
@@ -1093,7 +1095,7 @@ impl Selection {
         let grain_secs = match g {
             Grain::Hour => 3_600,
             Grain::Day => 86_400,
-            Grain::Week => 7 * 86_400,
+            Grain::Week(_) => 7 * 86_400,
             Grain::Month => 28 * 86_400,
         };
         // Rows start at the grain start `from` falls in; a month is 28 days at least, so this never undercounts.
@@ -1161,8 +1163,8 @@ impl Selection {
             Err(QueryError::Unsupported(_)) => {
                 let (data_from, data_to) = match (store.first_ts, store.last_ts) {
                     (Some(first), Some(last)) => (
-                        from.max(calendar::grain_start(store.tz, grain.grain(), first)),
-                        to.min(calendar::grain_end(store.tz, grain.grain(), last.max(now))),
+                        from.max(calendar::grain_start(store.tz, grain.grain(store.week_start), first)),
+                        to.min(calendar::grain_end(store.tz, grain.grain(store.week_start), last.max(now))),
                     ),
                     // An empty range: no rows, and still the error of a filter that cannot be answered.
                     _ => (from, from),

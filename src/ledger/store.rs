@@ -39,6 +39,8 @@ pub(crate) const fn max_buckets(tier: Tier) -> usize {
 #[derive(Debug)]
 pub(crate) struct Store {
     pub(crate) tz: Tz,
+    /// The first day of a week grain's weeks, in days after Monday.
+    pub(crate) week_start: u8,
     /// Buckets keep their tier's caps (see [`LedgerConfig::with_unbounded_breakdowns`](super::LedgerConfig::with_unbounded_breakdowns)).
     pub(crate) bounded: bool,
     pub(crate) minutes: BTreeMap<i64, Bucket>,
@@ -70,6 +72,7 @@ impl Store {
     pub(crate) fn new(tz: Tz, bounded: bool, created: i64) -> Self {
         Store {
             tz,
+            week_start: 0,
             bounded,
             created,
             minutes: BTreeMap::new(),
@@ -88,6 +91,11 @@ impl Store {
 
     pub(crate) fn with_retention(mut self, keep: Option<i64>) -> Self {
         self.retention = keep;
+        self
+    }
+
+    pub(crate) fn with_week_start(mut self, day: chrono::Weekday) -> Self {
+        self.week_start = day.num_days_from_monday() as u8;
         self
     }
 

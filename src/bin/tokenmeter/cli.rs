@@ -60,6 +60,10 @@ pub(crate) struct CommonArgs {
     #[arg(long = "tz", global = true, value_name = "ZONE", default_value_t = local_zone(), hide_default_value = true,
         value_parser = parse_tz)]
     pub(crate) time_zone: Tz,
+    /// The day weeks start on in week rows (`summary --group-by week`, `report`): monday (ISO weeks) or sunday,
+    /// any day by name or its first three letters. Budgets keep their own (week_start in the budgets file)
+    #[arg(long, global = true, value_name = "DAY", default_value = "monday", value_parser = parse_weekday)]
+    pub(crate) week_start: chrono::Weekday,
     /// The time reports treat as now, RFC 3339 or YYYY-MM-DD (local midnight in --tz) [default: the current
     /// time]; calls stamped after it are left out
     #[arg(long, global = true, value_name = "TIME", value_parser = parse_bound)]
@@ -469,6 +473,12 @@ fn zone_named(name: &str) -> Option<Tz> {
             tz => Some(tz),
         }
     }
+}
+
+fn parse_weekday(s: &str) -> Result<chrono::Weekday, String> {
+    s.trim()
+        .parse::<chrono::Weekday>()
+        .map_err(|_| format!("unknown day `{s}`: give monday, sunday or another day's name"))
 }
 
 fn parse_tz(s: &str) -> Result<Tz, String> {

@@ -24,6 +24,8 @@ const MAX_PLACES: usize = 5;
 #[derive(Debug)]
 pub(crate) struct Context {
     pub(crate) time_zone: Tz,
+    /// `--week-start`: the first day of week rows.
+    pub(crate) week_start: chrono::Weekday,
     pub(crate) now: DateTime<Utc>,
     /// True when `--now` fixed the time.
     pub(crate) pinned_now: bool,
@@ -122,6 +124,7 @@ impl Context {
         }
         Ok(Context {
             time_zone: common.time_zone,
+            week_start: common.week_start,
             now: match common.now {
                 Some(Bound::Date(d)) => crate::commands::local_midnight(common.time_zone, d),
                 Some(Bound::Time(t)) => t,
@@ -140,7 +143,10 @@ impl Context {
     /// A ledger holding `records`, `tasks` and `tools` (a journal's), with "now" at [`Context::now`].
     pub(crate) fn ledger(&self, records: &[CallRecord], tasks: &[TaskRecord], tools: &[ToolRecord]) -> Ledger {
         let ledger = Ledger::new(
-            LedgerConfig::default().with_time_zone(self.time_zone).with_unbounded_breakdowns(),
+            LedgerConfig::default()
+                .with_time_zone(self.time_zone)
+                .with_week_start(self.week_start)
+                .with_unbounded_breakdowns(),
             Arc::new(ManualClock::new(self.now)),
             self.prices.clone(),
         );
