@@ -1,7 +1,11 @@
 //! Erasing dimension values (a user, a session, a tenant) from a running meter: its journal and its memory.
 
-use std::time::Duration;
+use std::cell::Cell;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::time::{Duration, Instant};
 
+use parking_lot::{Mutex, RwLock};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::TokenMeter;
@@ -11,6 +15,128 @@ use crate::record::Dimensions;
 
 /// How long [`TokenMeter::erase`] waits for the journal to write what is queued before it erases.
 const ERASE_FLUSH_WAIT: Duration = Duration::from_secs(30);
+
+/// How long [`TokenMeter::erase`] waits for the calls (tasks, tool executions) that were finishing when it began
+/// or changed what it erases: a sink that blocks would hold it up for ever.
+const ERASE_DRAIN_WAIT: Duration = Duration::from_secs(10);
+
+/// The calls, tasks and tool executions finishing (between capture and the last sink) while
+/// [`TokenMeter::erase`] runs. Each record passes the gate as it starts finishing: while an erasure runs, a record
+/// naming one of its values is cleared of them and left out of the journal, as the erasure leaves the records
+/// before it. The erasure waits for the records that passed before it began (and before each change of its
+/// values), so that none of them is added after it forgot what they name.
+///
+/// A generation counts every change: a record is counted finishing under its generation's parity, and a change
+/// waits for the records of the generation before it (each change has waited for those of the ones before that,
+/// so the other parity holds the new generation's records only).
+#[derive(Debug)]
+pub(crate) struct EraseGate {
+    /// `generation << 1 | erasing`.
+    state: AtomicU64,
+    /// Records finishing, by thread slot and by the parity of the generation they passed in.
+    finishing: crate::shards::PerThread<[AtomicU64; 2]>,
+    /// The values erased, read by a record passing while `state` says an erasure runs.
+    values: RwLock<Option<Arc<Forget>>>,
+    /// One erasure at a time.
+    running: Mutex<()>,
+}
+
+thread_local! {
+    /// This thread's records finishing, by generation parity: an erasure called while one of them finishes (from
+    /// a sink, an alert callback) does not wait for it.
+    static MINE: Cell<[u64; 2]> = const { Cell::new([0, 0]) };
+}
+
+/// A record finishing ([`EraseGate::pass`]); dropped when the last sink has it.
+pub(crate) struct Passed<'g> {
+    counter: &'g AtomicU64,
+    parity: usize,
+    /// The values of the erasure running as the record passed, if any.
+    pub(crate) erasing: Option<Arc<Forget>>,
+}
+
+impl Drop for Passed<'_> {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(1, SeqCst);
+        let parity = self.parity;
+        let _ = MINE.try_with(|m| {
+            let mut v = m.get();
+            v[parity] = v[parity].saturating_sub(1);
+            m.set(v);
+        });
+    }
+}
+
+impl Passed<'_> {
+    /// Clears `dims` of the running erasure's values; true when it named one (the record is then not journaled).
+    pub(crate) fn scrub(&self, dims: &mut Dimensions) -> bool {
+        self.erasing.as_ref().is_some_and(|forget| dims.forget(forget))
+    }
+}
+
+impl EraseGate {
+    pub(crate) fn new(slots: usize) -> Self {
+        EraseGate {
+            state: AtomicU64::new(0),
+            finishing: crate::shards::PerThread::new(slots, Default::default),
+            values: RwLock::new(None),
+            running: Mutex::new(()),
+        }
+    }
+
+    /// A record starts finishing: counted until the returned value drops.
+    #[inline]
+    pub(crate) fn pass(&self) -> Passed<'_> {
+        let slot = self.finishing.mine();
+        loop {
+            let state = self.state.load(SeqCst);
+            let parity = ((state >> 1) & 1) as usize;
+            slot[parity].fetch_add(1, SeqCst);
+            // A change between the read and the count: its wait may have missed this record; pass again.
+            if self.state.load(SeqCst) != state {
+                slot[parity].fetch_sub(1, SeqCst);
+                continue;
+            }
+            let _ = MINE.try_with(|m| {
+                let mut v = m.get();
+                v[parity] += 1;
+                m.set(v);
+            });
+            let erasing = if state & 1 == 1 { self.values.read().clone() } else { None };
+            return Passed { counter: &slot[parity], parity, erasing };
+        }
+    }
+
+    /// A new generation (erasing `values`, or no longer erasing with `None`); waits for the records that passed
+    /// before it. Returns how many of them were still finishing after [`ERASE_DRAIN_WAIT`].
+    fn advance(&self, values: Option<Arc<Forget>>) -> u64 {
+        let erasing = values.is_some();
+        if erasing {
+            *self.values.write() = values;
+        }
+        let old = self.state.load(SeqCst);
+        self.state.store((((old >> 1) + 1) << 1) | u64::from(erasing), SeqCst);
+        let left = self.drain(((old >> 1) & 1) as usize);
+        if !erasing {
+            // After the wait: the records that passed under the erasure read its values.
+            *self.values.write() = None;
+        }
+        left
+    }
+
+    fn drain(&self, parity: usize) -> u64 {
+        let deadline = Instant::now() + ERASE_DRAIN_WAIT;
+        let mine = MINE.try_with(|m| m.get()[parity]).unwrap_or(0);
+        loop {
+            let finishing: u64 = self.finishing.iter().map(|slot| slot[parity].load(SeqCst)).sum();
+            let others = finishing.saturating_sub(mine);
+            if others == 0 || Instant::now() >= deadline {
+                return others;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+}
 
 /// The values an erasure names, as the meter's memory is searched for them.
 #[derive(Debug)]
@@ -102,6 +228,10 @@ pub struct Erased {
     /// Budget accounts: a value's own account in a budget of each value of its dimension (`user=*`) dropped, and
     /// a budget of the value itself (`user=alice`) started over, as after a restart.
     pub budget_accounts: u64,
+    /// Calls (tasks, tool executions) that were finishing when the erasure began, or when it found sessions, and
+    /// were still finishing 10 s later (a sink or an alert callback that blocks): the erasure went on without
+    /// them, and they may add what they name after it. 0 unless something blocks.
+    pub in_flight_left: u64,
     /// Whether this was a dry run (nothing changed).
     pub dry_run: bool,
 }
@@ -129,8 +259,9 @@ impl TokenMeter {
     ///
     /// Not erased: OTLP series already exported or held by the SDK (with user or session attributes turned on),
     /// what your own sinks keep unless they forget it in `on_erase`, logs, webhook bodies, and the calls the value
-    /// makes after this returns; a call of the value that finishes while this runs may be kept, in part or whole:
-    /// erase once its calls have stopped, or again after. A dry run ([`Erasure::with_dry_run`]) writes the
+    /// makes after this returns. Calls (tasks, tool executions) that finish while this runs are kept as it leaves
+    /// those before it: cleared of the values, and not journaled; it waits for those that were already finishing
+    /// when it began (up to 10 s each time: see [`Erased::in_flight_left`]). A dry run ([`Erasure::with_dry_run`]) writes the
     /// journal's queue too, then counts and changes nothing.
     ///
     /// Blocks the calling thread for the journal's rewrite (about half a second for a 275 MB day file); the
@@ -158,6 +289,15 @@ impl TokenMeter {
         let erasure = erasure.for_meter(self.inner.max_dim_len);
         let dry_run = erasure.is_dry_run();
         let mut values = erasure.values().to_vec();
+        let gate = &self.inner.erase_gate;
+        let _one_at_a_time = gate.running.lock();
+        // From here on, records finishing are cleared of the values (not in a dry run); those already finishing are
+        // waited for, so that none adds them back after the passes below. Ended however this returns.
+        let mut in_flight_left = 0;
+        let _erasing = (!dry_run).then(|| {
+            in_flight_left += gate.advance(Some(Arc::new(Forget::new(values.iter().cloned(), false))));
+            Erasing(gate)
+        });
         let mut journal_flush = None;
         let mut sessions_found = 0;
         let journal = match self.inner.journal.get() {
@@ -177,6 +317,10 @@ impl TokenMeter {
                     report.sessions.0.iter().filter(|s| !named.contains(s.as_str())).cloned().collect();
                 sessions_found = found.len() as u64;
                 values.extend(found.into_iter().map(|s| ("session".to_owned(), s)));
+                if sessions_found > 0 && !dry_run {
+                    // The sessions found are gated too, from here on.
+                    in_flight_left += gate.advance(Some(Arc::new(Forget::new(values.iter().cloned(), false))));
+                }
                 Some(report)
             }
         };
@@ -186,6 +330,24 @@ impl TokenMeter {
         let forget = Forget::new(values, dry_run);
         let (ledger_entries, cache_histories) = self.inner.ledger.forget(&forget);
         let budget_accounts = self.inner.budgets.forget(&forget);
-        Ok(Erased { journal, journal_flush, sessions_found, ledger_entries, cache_histories, budget_accounts, dry_run })
+        Ok(Erased {
+            journal,
+            journal_flush,
+            sessions_found,
+            ledger_entries,
+            cache_histories,
+            budget_accounts,
+            in_flight_left,
+            dry_run,
+        })
+    }
+}
+
+/// An erasure running: the gate goes back to letting records through unchanged when it drops.
+struct Erasing<'g>(&'g EraseGate);
+
+impl Drop for Erasing<'_> {
+    fn drop(&mut self) {
+        self.0.advance(None);
     }
 }

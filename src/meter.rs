@@ -843,6 +843,7 @@ impl TokenMeterBuilder {
                 max_dim_len: self.max_dim_len,
                 dimension_filter: self.dimension_filter,
                 capture_rules: self.capture_rules.into_boxed_slice(),
+                erase_gate: crate::erase::EraseGate::new(shards.len()),
                 shards,
                 sinks: self.sinks.into_boxed_slice(),
                 before_ledger,
@@ -1555,6 +1556,8 @@ pub(crate) struct MeterInner {
     /// [`TokenMeterBuilder::with_capture_rule`]'s rules.
     pub(crate) capture_rules: Box<[crate::capture::CaptureRule]>,
     shards: Shards<Shard>,
+    /// Records finishing while [`TokenMeter::erase`] runs are cleared of its values.
+    pub(crate) erase_gate: crate::erase::EraseGate,
     sinks: Box<[Arc<dyn RecordSink>]>,
     /// How many of `sinks` come before the ledger ([`RecordSink::before_ledger`]); they are first.
     before_ledger: usize,
@@ -1642,6 +1645,8 @@ impl MeterInner {
     /// reference: it is a few hundred bytes, built once on the recording thread's stack and never moved.
     pub(crate) fn finish_call(&self, rec: &mut CallRecord, notes: CaptureNotes) {
         self.filter_dimensions(&mut rec.dimensions);
+        let passed = self.erase_gate.pass();
+        let erased = passed.scrub(&mut rec.dimensions);
         let mut model_key: Option<Arc<str>> = None;
         {
             let mut shard = self.shard().lock();
@@ -1676,7 +1681,9 @@ impl MeterInner {
             otlp.record_call(rec, &self.prices);
         }
         if let Some(journal) = self.journal.get() {
-            journal.append(rec);
+            if !erased {
+                journal.append(rec);
+            }
             // After the call that caused them, before they are delivered: a restarted meter knows these alerts
             // were delivered (queued after, a callback that stops the process, or its exit as the webhook posts,
             // could leave the mark unwritten, and a restart delivered the alert again).
@@ -1686,6 +1693,7 @@ impl MeterInner {
         }
         self.dispatch(|s| s.on_call(rec));
         self.after_ledger(&rec.dimensions, true);
+        drop(passed);
         // The alerts this call crossed, once the journal, the ledger and the sinks have it: a callback that reads
         // the usage (`query`, `usage_summary`) for its message sees the call that crossed the threshold.
         self.budgets.deliver(due);
@@ -1729,6 +1737,10 @@ impl MeterInner {
     pub(crate) fn finish_task(&self, mut record: TaskRecord, rejected_values: u64) {
         if self.dimension_filter.is_some() {
             self.filter_dimensions(&mut record.dimensions);
+        }
+        let passed = self.erase_gate.pass();
+        let erased = passed.scrub(&mut record.dimensions);
+        if self.dimension_filter.is_some() || erased {
             // Named by its dimension, as capture names it.
             record.task = record.dimensions.task.get_or_insert_with(|| Arc::from("unnamed")).clone();
         }
@@ -1741,11 +1753,12 @@ impl MeterInner {
         if let Some(otlp) = &self.otlp {
             otlp.record_task(&record);
         }
-        if let Some(journal) = self.journal.get() {
+        if let Some(journal) = self.journal.get().filter(|_| !erased) {
             journal.append_task(&record);
         }
         self.dispatch(|s| s.on_task(&record));
         self.after_ledger(&record.dimensions, false);
+        drop(passed);
     }
 
     /// Hands a task replayed from the journal to the sinks' `on_replayed_task` (no capture stats, not exported
@@ -1756,6 +1769,8 @@ impl MeterInner {
 
     pub(crate) fn finish_tool(&self, mut record: ToolRecord, rejected_values: u64) {
         self.filter_dimensions(&mut record.dimensions);
+        let passed = self.erase_gate.pass();
+        let erased = passed.scrub(&mut record.dimensions);
         {
             let mut shard = self.shard().lock();
             shard.stats.tool_calls += 1;
@@ -1766,11 +1781,12 @@ impl MeterInner {
         if let Some(otlp) = &self.otlp {
             otlp.record_tool(&record);
         }
-        if let Some(journal) = self.journal.get() {
+        if let Some(journal) = self.journal.get().filter(|_| !erased) {
             journal.append_tool(&record);
         }
         self.dispatch(|s| s.on_tool(&record));
         self.after_ledger(&record.dimensions, false);
+        drop(passed);
     }
 
     /// Adds a tool execution replayed from the journal back into the per-tool totals (no capture stats, not

@@ -46,6 +46,32 @@ impl<T> Shards<T> {
     }
 }
 
+/// A power-of-two number of `T`s on their own cache lines, one per thread index modulo the count, for state each
+/// thread writes without a lock (atomics).
+#[derive(Debug)]
+pub(crate) struct PerThread<T> {
+    slots: Box<[Padded<T>]>,
+}
+
+impl<T> PerThread<T> {
+    /// `count` slots (rounded up to a power of two, at least one), each made by `make`.
+    pub(crate) fn new(count: usize, mut make: impl FnMut() -> T) -> Self {
+        let count = count.max(1).next_power_of_two();
+        PerThread { slots: (0..count).map(|_| Padded(make())).collect() }
+    }
+
+    /// The calling thread's slot.
+    pub(crate) fn mine(&self) -> &T {
+        let idx = THREAD_INDEX.try_with(|i| *i).unwrap_or(0);
+        &self.slots[idx & (self.slots.len() - 1)].0
+    }
+
+    /// Every slot, for readers.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
+        self.slots.iter().map(|p| &p.0)
+    }
+}
+
 /// Shards for state every recording thread writes: four per core (so that threads rarely share one), between
 /// 4 and 64.
 pub(crate) fn per_core_count() -> usize {

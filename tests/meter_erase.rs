@@ -387,3 +387,139 @@ fn a_tenants_series_filed_again_in_a_full_bucket_keep_their_projects() {
     m.erase(&Erasure::new().tenant("acme")).unwrap();
     assert_eq!(rows(&m, Dimension::Project), before, "the breakdown by project stays as it was");
 }
+
+/// A sink heard before the ledger that holds alice's calls until released, saying when one arrives.
+struct Hold {
+    arrived: std::sync::mpsc::SyncSender<()>,
+    release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl tokenmeter::RecordSink for Hold {
+    fn before_ledger(&self) -> bool {
+        true
+    }
+    fn on_call(&self, call: &tokenmeter::CallRecord) {
+        if call.dimensions.user.as_deref() == Some("alice") {
+            self.arrived.send(()).unwrap();
+            self.release.lock().unwrap().recv().unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_call_finishing_as_the_erasure_begins_is_waited_for_and_then_forgotten() {
+    // Alice's call is journaled and counted in the budgets, and held before the ledger has it, when the erasure
+    // starts. Without waiting for it, the erasure forgot her everywhere and the call then put her back in the
+    // ledger.
+    let dir = tempfile::tempdir().unwrap();
+    let (arrived_tx, arrived) = std::sync::mpsc::sync_channel(1);
+    let (release, release_rx) = std::sync::mpsc::channel();
+    let hold = Hold { arrived: arrived_tx, release: std::sync::Mutex::new(release_rx) };
+    let clock = clock();
+    let m = TokenMeter::builder()
+        .with_clock(clock.clone())
+        .with_sink(hold)
+        .with_budget(Budget::new("per-user", BudgetLimit::usd(1.0).unwrap()).with_scope(BudgetScope::each_user()))
+        .with_journal(JournalConfig::new(dir.path()).with_fsync(FsyncPolicy::EveryRecord))
+        .try_build()
+        .unwrap();
+    work(&m, "acme", "bob", "s-b1", 100_000);
+    std::thread::scope(|s| {
+        // A call alone: a task or tool execution of hers finishing after it could come after the erasure ended.
+        let call = s.spawn(|| {
+            let subscriber = tracing_subscriber::registry().with(m.layer());
+            tracing::subscriber::with_default(subscriber, || {
+                let _request = info_span!("request", user.id = "alice", session.id = "s-a1").entered();
+                drop(info_span!("chat", gen_ai.request.model = HAIKU, input_tokens = 600_000u64).entered());
+            });
+        });
+        arrived.recv().unwrap();
+        let erase = s.spawn(|| m.erase(&Erasure::new().user("alice")).unwrap());
+        // The erasure waits for the call (up to 10 s): it has not finished 300 ms on.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let waited = !erase.is_finished();
+        release.send(()).unwrap();
+        call.join().unwrap();
+        let erased = erase.join().unwrap();
+        assert!(waited, "the erasure did not wait for the call finishing");
+        assert_eq!(erased.in_flight_left, 0, "{erased:?}");
+        assert_eq!(erased.journal.as_ref().unwrap().calls, 1, "her call's line, written before the erasure");
+    });
+    let after = everything(&m);
+    assert!(!after.contains("\"alice\"") && !after.contains("\"s-a1\""), "{after}");
+    // Her call stays in the totals, as a call of no user.
+    assert_eq!(total(&m), (2, usd_micros(700_000)));
+    m.shutdown().unwrap();
+    let journal = std::fs::read_dir(dir.path()).unwrap().map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap());
+    assert!(!journal.collect::<String>().contains("alice"));
+}
+
+/// A sink that records a call of alice when it hears of an erasure: a call finishing while the erasure runs.
+struct CallsDuringErasure(std::sync::Arc<std::sync::OnceLock<TokenMeter>>);
+
+impl tokenmeter::RecordSink for CallsDuringErasure {
+    fn on_call(&self, _call: &tokenmeter::CallRecord) {}
+    fn on_erase(&self, _values: &[(String, String)]) {
+        work(self.0.get().unwrap(), "acme", "alice", "s-a9", 50_000);
+    }
+}
+
+#[test]
+fn a_call_finishing_while_the_erasure_runs_is_kept_without_the_values_and_not_journaled() {
+    let dir = tempfile::tempdir().unwrap();
+    let cell = std::sync::Arc::new(std::sync::OnceLock::new());
+    let clock = clock();
+    let m = TokenMeter::builder()
+        .with_clock(clock.clone())
+        .with_sink(CallsDuringErasure(cell.clone()))
+        .with_journal(JournalConfig::new(dir.path()).with_fsync(FsyncPolicy::EveryRecord))
+        .try_build()
+        .unwrap();
+    cell.set(m.clone()).unwrap();
+    work(&m, "acme", "alice", "s-a1", 600_000);
+    let erased = m.erase(&Erasure::new().user("alice")).unwrap();
+    assert_eq!(erased.in_flight_left, 0);
+    let after = everything(&m);
+    assert!(!after.contains("\"alice\"") && !after.contains("\"s-a1\""), "{after}");
+    // The call during the erasure counts, of no user: its session was not erased (only sessions of her lines).
+    assert_eq!(total(&m), (2, usd_micros(650_000)));
+    assert!(rows(&m, Dimension::Session).iter().any(|r| r.0 == "s-a9"));
+    m.flush().unwrap();
+    let journal: String =
+        std::fs::read_dir(dir.path()).unwrap().map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap()).collect();
+    assert!(!journal.contains("alice") && !journal.contains("s-a9"), "{journal}");
+    // Once it is over, her calls are recorded as before.
+    work(&m, "acme", "alice", "s-a10", 1);
+    assert!(rows(&m, Dimension::User).iter().any(|r| r.0 == "alice"));
+}
+
+/// A sink that erases alice from inside her call: the erasure must not wait for the call it runs in.
+struct ErasesFromInside(std::sync::Arc<std::sync::OnceLock<TokenMeter>>, std::sync::Mutex<Option<tokenmeter::Erased>>);
+
+impl tokenmeter::RecordSink for ErasesFromInside {
+    fn on_call(&self, call: &tokenmeter::CallRecord) {
+        if call.dimensions.user.as_deref() == Some("alice") {
+            let erased = self.0.get().unwrap().erase(&Erasure::new().user("alice")).unwrap();
+            *self.1.lock().unwrap() = Some(erased);
+        }
+    }
+}
+
+#[test]
+fn an_erasure_from_inside_a_finishing_call_does_not_wait_for_that_call() {
+    let cell = std::sync::Arc::new(std::sync::OnceLock::new());
+    let sink = std::sync::Arc::new(ErasesFromInside(cell.clone(), std::sync::Mutex::new(None)));
+    struct Shared(std::sync::Arc<ErasesFromInside>);
+    impl tokenmeter::RecordSink for Shared {
+        fn on_call(&self, call: &tokenmeter::CallRecord) {
+            self.0.on_call(call)
+        }
+    }
+    let m = TokenMeter::builder().with_sink(Shared(sink.clone())).build();
+    cell.set(m.clone()).unwrap();
+    let started = std::time::Instant::now();
+    work(&m, "acme", "alice", "s-a1", 1);
+    // Well under the 10 s it waits for others' calls.
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+    assert_eq!(sink.1.lock().unwrap().as_ref().map(|e| e.in_flight_left), Some(0));
+}
