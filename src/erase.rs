@@ -290,11 +290,15 @@ impl TokenMeter {
         let dry_run = erasure.is_dry_run();
         let mut values = erasure.values().to_vec();
         let gate = &self.inner.erase_gate;
-        let _one_at_a_time = gate.running.lock();
+        // An erasure run from inside another on this thread (a sink's `on_erase`) leaves the gate to the outer one,
+        // which holds the lock below.
+        let nested = ERASING_HERE.try_with(Cell::get).unwrap_or(false);
+        let _one_at_a_time = (!nested).then(|| (gate.running.lock(), ErasingHere::set()));
         // From here on, records finishing are cleared of the values (not in a dry run); those already finishing are
         // waited for, so that none adds them back after the passes below. Ended however this returns.
         let mut in_flight_left = 0;
-        let _erasing = (!dry_run).then(|| {
+        let gated = !dry_run && !nested;
+        let _erasing = gated.then(|| {
             in_flight_left += gate.advance(Some(Arc::new(Forget::new(values.iter().cloned(), false))));
             Erasing(gate)
         });
@@ -317,7 +321,7 @@ impl TokenMeter {
                     report.sessions.0.iter().filter(|s| !named.contains(s.as_str())).cloned().collect();
                 sessions_found = found.len() as u64;
                 values.extend(found.into_iter().map(|s| ("session".to_owned(), s)));
-                if sessions_found > 0 && !dry_run {
+                if sessions_found > 0 && gated {
                     // The sessions found are gated too, from here on.
                     in_flight_left += gate.advance(Some(Arc::new(Forget::new(values.iter().cloned(), false))));
                 }
@@ -340,6 +344,27 @@ impl TokenMeter {
             in_flight_left,
             dry_run,
         })
+    }
+}
+
+thread_local! {
+    /// An erasure runs on this thread.
+    static ERASING_HERE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// [`ERASING_HERE`] while it lives.
+struct ErasingHere;
+
+impl ErasingHere {
+    fn set() -> Self {
+        let _ = ERASING_HERE.try_with(|e| e.set(true));
+        ErasingHere
+    }
+}
+
+impl Drop for ErasingHere {
+    fn drop(&mut self) {
+        let _ = ERASING_HERE.try_with(|e| e.set(false));
     }
 }
 

@@ -523,3 +523,34 @@ fn an_erasure_from_inside_a_finishing_call_does_not_wait_for_that_call() {
     assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
     assert_eq!(sink.1.lock().unwrap().as_ref().map(|e| e.in_flight_left), Some(0));
 }
+
+/// A sink that erases bob when it hears alice erased.
+struct ErasesOnErase(std::sync::Arc<std::sync::OnceLock<TokenMeter>>);
+
+impl tokenmeter::RecordSink for ErasesOnErase {
+    fn on_call(&self, _call: &tokenmeter::CallRecord) {}
+    fn on_erase(&self, values: &[(String, String)]) {
+        if values.iter().any(|(_, v)| v == "alice") {
+            self.0.get().unwrap().erase(&Erasure::new().user("bob")).unwrap();
+        }
+    }
+}
+
+#[test]
+fn an_erasure_from_inside_an_erasure_runs_without_waiting_for_it() {
+    let cell = std::sync::Arc::new(std::sync::OnceLock::new());
+    let m = TokenMeter::builder().with_sink(ErasesOnErase(cell.clone())).build();
+    cell.set(m.clone()).unwrap();
+    work(&m, "acme", "alice", "s-a1", 1);
+    work(&m, "acme", "bob", "s-b1", 1);
+    // On a thread of its own, so that a deadlock fails the test rather than hanging it.
+    let (done, finished) = std::sync::mpsc::channel();
+    let erasing = m.clone();
+    std::thread::spawn(move || done.send(erasing.erase(&Erasure::new().user("alice")).map(|_| ())).unwrap());
+    finished.recv_timeout(std::time::Duration::from_secs(30)).expect("the erasures finish").unwrap();
+    let users: Vec<String> = rows(&m, Dimension::User).into_iter().map(|r| r.0).collect();
+    assert_eq!(users, ["(none)"]);
+    // The gate is open again: calls are recorded as they come.
+    work(&m, "acme", "carol", "s-c1", 1);
+    assert!(rows(&m, Dimension::User).iter().any(|r| r.0 == "carol"));
+}
