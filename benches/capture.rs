@@ -203,6 +203,10 @@
 //!   which now hold an `Arc` (the value), a call on every call (+21). With `step_back` inlined and the pending
 //!   alerts in a `Vec`: capture 8,777, budgets 9,708 (+54), full 14,053 (+50, +0.4%); after the `(other)` account
 //!   and the per-value restating (neither on this path): capture 8,777, budgets 9,702, full 14,053.
+//! - 2026-12-08 (forty-third session): the erasure's gate (`EraseGate::pass`: a generation read twice, a count up
+//!   and down on the thread's slot, the thread's own count in a `thread_local!`, so that an erasure waits for the
+//!   calls finishing as it begins and clears those after of its values): capture 8,796 -> 8,876, full 14,061 ->
+//!   14,132 (+71, +0.5%; base 486fa86 and HEAD built the same hour, `scripts/callgrind.sh capture full`).
 //!
 //! Run: `cargo bench --bench capture` (or `./scripts/bench.sh` for every bench and one table).
 
