@@ -42,15 +42,19 @@ pub(crate) struct EraseGate {
 }
 
 thread_local! {
-    /// This thread's records finishing, by generation parity: an erasure called while one of them finishes (from
-    /// a sink, an alert callback) does not wait for it.
-    static MINE: Cell<[u64; 2]> = const { Cell::new([0, 0]) };
+    /// This thread's records finishing through one gate (its address), by generation parity: an erasure called
+    /// while one of them finishes (from a sink) does not wait for it. A record of another meter's gate finishing
+    /// on the thread at the same time is not counted here, so an erasure of this meter from inside it waits for it
+    /// (a stall of up to [`ERASE_DRAIN_WAIT`], never a record missed).
+    static MINE: Cell<(usize, [u64; 2])> = const { Cell::new((0, [0, 0])) };
 }
 
 /// A record finishing ([`EraseGate::pass`]); dropped when the last sink has it.
 pub(crate) struct Passed<'g> {
     counter: &'g AtomicU64,
     parity: usize,
+    /// Counted in [`MINE`].
+    mine: bool,
     /// The values of the erasure running as the record passed, if any.
     pub(crate) erasing: Option<Arc<Forget>>,
 }
@@ -58,12 +62,14 @@ pub(crate) struct Passed<'g> {
 impl Drop for Passed<'_> {
     fn drop(&mut self) {
         self.counter.fetch_sub(1, SeqCst);
-        let parity = self.parity;
-        let _ = MINE.try_with(|m| {
-            let mut v = m.get();
-            v[parity] = v[parity].saturating_sub(1);
-            m.set(v);
-        });
+        if self.mine {
+            let parity = self.parity;
+            let _ = MINE.try_with(|m| {
+                let (gate, mut counts) = m.get();
+                counts[parity] = counts[parity].saturating_sub(1);
+                m.set((gate, counts));
+            });
+        }
     }
 }
 
@@ -97,13 +103,20 @@ impl EraseGate {
                 slot[parity].fetch_sub(1, SeqCst);
                 continue;
             }
-            let _ = MINE.try_with(|m| {
-                let mut v = m.get();
-                v[parity] += 1;
-                m.set(v);
-            });
+            let me = std::ptr::from_ref(self) as usize;
+            let mine = MINE
+                .try_with(|m| {
+                    let (gate, mut counts) = m.get();
+                    let free = counts == [0, 0];
+                    if gate == me || free {
+                        counts[parity] += 1;
+                        m.set((me, counts));
+                    }
+                    gate == me || free
+                })
+                .unwrap_or(false);
             let erasing = if state & 1 == 1 { self.values.read().clone() } else { None };
-            return Passed { counter: &slot[parity], parity, erasing };
+            return Passed { counter: &slot[parity], parity, mine, erasing };
         }
     }
 
@@ -126,7 +139,8 @@ impl EraseGate {
 
     fn drain(&self, parity: usize) -> u64 {
         let deadline = Instant::now() + ERASE_DRAIN_WAIT;
-        let mine = MINE.try_with(|m| m.get()[parity]).unwrap_or(0);
+        let me = std::ptr::from_ref(self) as usize;
+        let mine = MINE.try_with(|m| m.get()).map_or(0, |(gate, counts)| if gate == me { counts[parity] } else { 0 });
         loop {
             let finishing: u64 = self.finishing.iter().map(|slot| slot[parity].load(SeqCst)).sum();
             let others = finishing.saturating_sub(mine);

@@ -554,3 +554,47 @@ fn an_erasure_from_inside_an_erasure_runs_without_waiting_for_it() {
     work(&m, "acme", "carol", "s-c1", 1);
     assert!(rows(&m, Dimension::User).iter().any(|r| r.0 == "carol"));
 }
+
+/// A sink that erases alice from another meter when it hears her call.
+struct ErasesElsewhere(TokenMeter, std::sync::mpsc::Sender<tokenmeter::Erased>);
+
+impl tokenmeter::RecordSink for ErasesElsewhere {
+    fn on_call(&self, call: &tokenmeter::CallRecord) {
+        if call.dimensions.user.as_deref() == Some("alice") {
+            self.1.send(self.0.erase(&Erasure::new().user("alice")).unwrap()).unwrap();
+        }
+    }
+}
+
+#[test]
+fn an_erasure_from_inside_another_meters_call_still_waits_for_its_own_meters_calls() {
+    // The thread's own finishing call (of meter a) is not one of meter b's: b's erasure waits for b's call held on
+    // another thread, as it would from anywhere else.
+    let (arrived_tx, arrived) = std::sync::mpsc::sync_channel(1);
+    let (release, release_rx) = std::sync::mpsc::channel();
+    let b = TokenMeter::builder()
+        .with_sink(Hold { arrived: arrived_tx, release: std::sync::Mutex::new(release_rx) })
+        .build();
+    let (erased_tx, erased) = std::sync::mpsc::channel();
+    let a = TokenMeter::builder().with_sink(ErasesElsewhere(b.clone(), erased_tx)).build();
+    let alice_on = |m: &TokenMeter| {
+        let subscriber = tracing_subscriber::registry().with(m.layer());
+        tracing::subscriber::with_default(subscriber, || {
+            let _request = info_span!("request", user.id = "alice", session.id = "s-a1").entered();
+            drop(info_span!("chat", gen_ai.request.model = HAIKU, input_tokens = 10u64).entered());
+        });
+    };
+    std::thread::scope(|s| {
+        let held = s.spawn(|| alice_on(&b));
+        arrived.recv().unwrap();
+        let erasing = s.spawn(|| alice_on(&a));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let waited = !erasing.is_finished();
+        release.send(()).unwrap();
+        held.join().unwrap();
+        erasing.join().unwrap();
+        assert!(waited, "b's erasure did not wait for b's call");
+    });
+    assert_eq!(erased.recv().unwrap().in_flight_left, 0);
+    assert!(!everything(&b).contains("\"alice\""));
+}
