@@ -780,9 +780,10 @@ pub(super) async fn budgets(
     // of a budget of each user) and the JSON is as long, which on an async worker held up every other request on it
     // (the application's own, where the router is mounted in its server).
     let run = move || {
-        // The position in the answer's order of a state: its budget's, then its value's.
-        let key = |s: &BudgetState| (position(&s.budget), s.member.clone());
         let start = after.as_ref().and_then(|c| position(&c.budget));
+        // Where the cursor is in the answer's order (by budget, then by value), and whether a state comes after it.
+        let cursor = after.as_ref().map(|c| (start, c.member.as_deref()));
+        let past = |s: &BudgetState| cursor.is_none_or(|c| (position(&s.budget), s.member.as_deref()) > c);
         let mut states: Vec<BudgetState> = if user.is_none() && session.is_none() && tenant.is_none() {
             // The budgets before the cursor's, not the one asked for, or not the caller's, are not read.
             state.meter.budget_status_where_leaving_owed_alerts(|b| {
@@ -804,7 +805,7 @@ pub(super) async fn budgets(
                 && sees(&caller, &s.scope)
                 && budget.as_deref().is_none_or(|b| &*s.budget == b)
                 && min_utilization.is_none_or(|u| s.utilization >= u)
-                && after.as_ref().is_none_or(|c| key(s) > (position(&c.budget), c.member.clone()))
+                && past(s)
         });
         let next = match limit {
             Some(n) if states.len() > n => {
