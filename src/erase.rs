@@ -39,22 +39,64 @@ pub(crate) struct EraseGate {
     values: RwLock<Option<Arc<Forget>>>,
     /// One erasure at a time.
     running: Mutex<()>,
+    /// The thread running an erasure ([`thread_token`]), 0 when none: an erasure of this meter called from inside
+    /// it (a sink's `on_erase`) is nested in it, and must not wait for its lock.
+    running_on: AtomicU64,
+}
+
+/// A number for the calling thread, unique for the life of the process (never 0).
+fn thread_token() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        static TOKEN: u64 = NEXT.fetch_add(1, SeqCst);
+    }
+    TOKEN.try_with(|t| *t).unwrap_or(u64::MAX)
 }
 
 thread_local! {
     /// This thread's records finishing through one gate (its address), by generation parity: an erasure called
-    /// while one of them finishes (from a sink) does not wait for it. A record of another meter's gate finishing
-    /// on the thread at the same time is not counted here, so an erasure of this meter from inside it waits for it
-    /// (a stall of up to [`ERASE_DRAIN_WAIT`], never a record missed).
+    /// while one of them finishes (from a sink) does not wait for it.
     static MINE: Cell<(usize, [u64; 2])> = const { Cell::new((0, [0, 0])) };
+    /// The same for the other gates a record finishes through while one of [`MINE`]'s gate does (a sink that
+    /// records through a second meter).
+    static MINE_ELSEWHERE: std::cell::RefCell<Vec<(usize, [u64; 2])>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Adds `delta` to this thread's count of records finishing through `gate` under `parity`.
+fn count_mine_elsewhere(gate: usize, parity: usize, add: bool) {
+    let _ = MINE_ELSEWHERE.try_with(|more| {
+        let mut more = more.borrow_mut();
+        let i = match more.iter().position(|(g, _)| *g == gate) {
+            Some(i) => i,
+            None => {
+                more.push((gate, [0, 0]));
+                more.len() - 1
+            }
+        };
+        let n = &mut more[i].1[parity];
+        *n = if add { *n + 1 } else { n.saturating_sub(1) };
+        if more[i].1 == [0, 0] {
+            more.swap_remove(i);
+        }
+    });
+}
+
+/// This thread's records finishing through `gate` under `parity`.
+fn mine(gate: usize, parity: usize) -> u64 {
+    let here = MINE.try_with(|m| m.get()).map_or(0, |(g, counts)| if g == gate { counts[parity] } else { 0 });
+    let elsewhere = MINE_ELSEWHERE
+        .try_with(|more| more.borrow().iter().find(|(g, _)| *g == gate).map_or(0, |(_, counts)| counts[parity]))
+        .unwrap_or(0);
+    here + elsewhere
 }
 
 /// A record finishing ([`EraseGate::pass`]); dropped when the last sink has it.
 pub(crate) struct Passed<'g> {
     counter: &'g AtomicU64,
     parity: usize,
-    /// Counted in [`MINE`].
+    /// Counted in [`MINE`] (else in [`MINE_ELSEWHERE`] under `gate`).
     mine: bool,
+    gate: usize,
     /// The values of the erasure running as the record passed, if any.
     pub(crate) erasing: Option<Arc<Forget>>,
 }
@@ -62,21 +104,29 @@ pub(crate) struct Passed<'g> {
 impl Drop for Passed<'_> {
     fn drop(&mut self) {
         self.counter.fetch_sub(1, SeqCst);
+        let parity = self.parity;
         if self.mine {
-            let parity = self.parity;
             let _ = MINE.try_with(|m| {
                 let (gate, mut counts) = m.get();
                 counts[parity] = counts[parity].saturating_sub(1);
                 m.set((gate, counts));
             });
+        } else {
+            count_mine_elsewhere(self.gate, parity, false);
         }
     }
 }
 
 impl Passed<'_> {
-    /// Clears `dims` of the running erasure's values; true when it named one (the record is then not journaled).
+    /// Clears `dims` of the running erasure's values, and of its session (the erasure forgets the sessions of the
+    /// records it finds, and this one it would not find); true when it named one (the record is then not
+    /// journaled).
     pub(crate) fn scrub(&self, dims: &mut Dimensions) -> bool {
-        self.erasing.as_ref().is_some_and(|forget| dims.forget(forget))
+        let named = self.erasing.as_ref().is_some_and(|forget| dims.forget(forget));
+        if named {
+            dims.session = None;
+        }
+        named
     }
 }
 
@@ -87,6 +137,7 @@ impl EraseGate {
             finishing: crate::shards::PerThread::new(slots, Default::default),
             values: RwLock::new(None),
             running: Mutex::new(()),
+            running_on: AtomicU64::new(0),
         }
     }
 
@@ -114,10 +165,18 @@ impl EraseGate {
                     }
                     gate == me || free
                 })
-                .unwrap_or(false);
+                .unwrap_or(true);
+            if !mine {
+                count_mine_elsewhere(me, parity, true);
+            }
             let erasing = if state & 1 == 1 { self.values.read().clone() } else { None };
-            return Passed { counter: &slot[parity], parity, mine, erasing };
+            return Passed { counter: &slot[parity], parity, mine, gate: me, erasing };
         }
+    }
+
+    /// Whether an erasure is running, and its values.
+    fn erasing(&self) -> Option<Arc<Forget>> {
+        if self.state.load(SeqCst) & 1 == 1 { self.values.read().clone() } else { None }
     }
 
     /// A new generation (erasing `values`, or no longer erasing with `None`); waits for the records that passed
@@ -139,8 +198,7 @@ impl EraseGate {
 
     fn drain(&self, parity: usize) -> u64 {
         let deadline = Instant::now() + ERASE_DRAIN_WAIT;
-        let me = std::ptr::from_ref(self) as usize;
-        let mine = MINE.try_with(|m| m.get()).map_or(0, |(gate, counts)| if gate == me { counts[parity] } else { 0 });
+        let mine = mine(std::ptr::from_ref(self) as usize, parity);
         loop {
             let finishing: u64 = self.finishing.iter().map(|slot| slot[parity].load(SeqCst)).sum();
             let others = finishing.saturating_sub(mine);
@@ -179,6 +237,11 @@ impl Forget {
     /// [`names`](Self::names) of a value that may be absent.
     pub(crate) fn names_opt(&self, dim: &str, value: Option<&std::sync::Arc<str>>) -> bool {
         value.is_some_and(|v| self.names(dim, v))
+    }
+
+    /// Every (dimension, value) it names.
+    fn pairs(&self) -> impl Iterator<Item = (String, String)> + '_ {
+        self.values.iter().flat_map(|(dim, values)| values.iter().map(move |v| (dim.clone(), v.clone())))
     }
 
     /// Whether the erasure names any value of dimension `dim`.
@@ -274,9 +337,11 @@ impl TokenMeter {
     /// Not erased: OTLP series already exported or held by the SDK (with user or session attributes turned on),
     /// what your own sinks keep unless they forget it in `on_erase`, logs, webhook bodies, and the calls the value
     /// makes after this returns. Calls (tasks, tool executions) that finish while this runs are kept as it leaves
-    /// those before it: cleared of the values, and not journaled; it waits for those that were already finishing
-    /// when it began (up to 10 s each time: see [`Erased::in_flight_left`]). A dry run ([`Erasure::with_dry_run`]) writes the
-    /// journal's queue too, then counts and changes nothing.
+    /// those before it: cleared of the values and of their session, and not journaled; it waits for those that were
+    /// already finishing when it began (up to 10 s each time: see [`Erased::in_flight_left`]), except one this runs
+    /// inside (from a sink). Run from inside another erasure of this meter (a sink's `on_erase`), it adds its values
+    /// to that one's. A dry run ([`Erasure::with_dry_run`]) writes the journal's queue too, then counts and changes
+    /// nothing.
     ///
     /// Blocks the calling thread for the journal's rewrite (about half a second for a 275 MB day file); the
     /// ledger and each budget are locked for a pass over their entries.
@@ -304,18 +369,32 @@ impl TokenMeter {
         let dry_run = erasure.is_dry_run();
         let mut values = erasure.values().to_vec();
         let gate = &self.inner.erase_gate;
-        // An erasure run from inside another on this thread (a sink's `on_erase`) leaves the gate to the outer one,
-        // which holds the lock below.
-        let nested = ERASING_HERE.try_with(Cell::get).unwrap_or(false);
-        let _one_at_a_time = (!nested).then(|| (gate.running.lock(), ErasingHere::set()));
-        // From here on, records finishing are cleared of the values (not in a dry run); those already finishing are
-        // waited for, so that none adds them back after the passes below. Ended however this returns.
-        let mut in_flight_left = 0;
-        let gated = !dry_run && !nested;
-        let _erasing = gated.then(|| {
-            in_flight_left += gate.advance(Some(Arc::new(Forget::new(values.iter().cloned(), false))));
-            Erasing(gate)
+        // An erasure of this meter run from inside another of it on this thread (a sink's `on_erase`) is nested in
+        // it: it does not wait for the lock the outer one holds, and it adds its values to the outer one's gate.
+        let me = thread_token();
+        let nested = gate.running_on.load(SeqCst) == me;
+        let _one_at_a_time = (!nested).then(|| {
+            let lock = gate.running.lock();
+            gate.running_on.store(me, SeqCst);
+            // Dropped in this order: the thread forgotten before the lock is free for another.
+            (RunningOn(gate), lock)
         });
+        // From here on, records finishing are cleared of the values (not in a dry run); those already finishing are
+        // waited for, so that none adds them back after the passes below. Ended however this returns, by the
+        // erasure that started it.
+        let mut in_flight_left = 0;
+        let outer = gate.erasing();
+        let gate_values = |values: &[(String, String)]| {
+            let mut all: Vec<(String, String)> = values.to_vec();
+            if let Some(outer) = &outer {
+                all.extend(outer.pairs());
+            }
+            Arc::new(Forget::new(all, false))
+        };
+        if !dry_run {
+            in_flight_left += gate.advance(Some(gate_values(&values)));
+        }
+        let _erasing = (!dry_run && outer.is_none()).then_some(Erasing(gate));
         let mut journal_flush = None;
         let mut sessions_found = 0;
         let journal = match self.inner.journal.get() {
@@ -335,9 +414,9 @@ impl TokenMeter {
                     report.sessions.0.iter().filter(|s| !named.contains(s.as_str())).cloned().collect();
                 sessions_found = found.len() as u64;
                 values.extend(found.into_iter().map(|s| ("session".to_owned(), s)));
-                if sessions_found > 0 && gated {
+                if sessions_found > 0 && !dry_run {
                     // The sessions found are gated too, from here on.
-                    in_flight_left += gate.advance(Some(Arc::new(Forget::new(values.iter().cloned(), false))));
+                    in_flight_left += gate.advance(Some(gate_values(&values)));
                 }
                 Some(report)
             }
@@ -361,24 +440,12 @@ impl TokenMeter {
     }
 }
 
-thread_local! {
-    /// An erasure runs on this thread.
-    static ERASING_HERE: Cell<bool> = const { Cell::new(false) };
-}
+/// The erasure's thread, known to the gate while it lives.
+struct RunningOn<'g>(&'g EraseGate);
 
-/// [`ERASING_HERE`] while it lives.
-struct ErasingHere;
-
-impl ErasingHere {
-    fn set() -> Self {
-        let _ = ERASING_HERE.try_with(|e| e.set(true));
-        ErasingHere
-    }
-}
-
-impl Drop for ErasingHere {
+impl Drop for RunningOn<'_> {
     fn drop(&mut self) {
-        let _ = ERASING_HERE.try_with(|e| e.set(false));
+        self.0.running_on.store(0, SeqCst);
     }
 }
 

@@ -481,9 +481,9 @@ fn a_call_finishing_while_the_erasure_runs_is_kept_without_the_values_and_not_jo
     assert_eq!(erased.in_flight_left, 0);
     let after = everything(&m);
     assert!(!after.contains("\"alice\"") && !after.contains("\"s-a1\""), "{after}");
-    // The call during the erasure counts, of no user: its session was not erased (only sessions of her lines).
+    // The call during the erasure counts, of no user and no session (the erasure would not find its session).
     assert_eq!(total(&m), (2, usd_micros(650_000)));
-    assert!(rows(&m, Dimension::Session).iter().any(|r| r.0 == "s-a9"));
+    assert!(!rows(&m, Dimension::Session).iter().any(|r| r.0 == "s-a9"));
     m.flush().unwrap();
     let journal: String =
         std::fs::read_dir(dir.path()).unwrap().map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap()).collect();
@@ -597,4 +597,79 @@ fn an_erasure_from_inside_another_meters_call_still_waits_for_its_own_meters_cal
     });
     assert_eq!(erased.recv().unwrap().in_flight_left, 0);
     assert!(!everything(&b).contains("\"alice\""));
+}
+
+/// A sink that, hearing alice erased, erases her from another meter too.
+struct ForwardsErasure(TokenMeter);
+
+impl tokenmeter::RecordSink for ForwardsErasure {
+    fn on_call(&self, _call: &tokenmeter::CallRecord) {}
+    fn on_erase(&self, values: &[(String, String)]) {
+        if values.iter().any(|(_, v)| v == "alice") {
+            self.0.erase(&Erasure::new().user("alice")).unwrap();
+        }
+    }
+}
+
+#[test]
+fn an_erasure_forwarded_to_another_meter_waits_for_that_meters_calls() {
+    // b's erasure, run from inside a's, is not nested in one of b's: it takes b's gate and waits for b's call.
+    let (arrived_tx, arrived) = std::sync::mpsc::sync_channel(1);
+    let (release, release_rx) = std::sync::mpsc::channel();
+    let b = TokenMeter::builder()
+        .with_sink(Hold { arrived: arrived_tx, release: std::sync::Mutex::new(release_rx) })
+        .build();
+    let a = TokenMeter::builder().with_sink(ForwardsErasure(b.clone())).build();
+    std::thread::scope(|s| {
+        let held = s.spawn(|| {
+            let subscriber = tracing_subscriber::registry().with(b.layer());
+            tracing::subscriber::with_default(subscriber, || {
+                let _request = info_span!("request", user.id = "alice", session.id = "s-a1").entered();
+                drop(info_span!("chat", gen_ai.request.model = HAIKU, input_tokens = 10u64).entered());
+            });
+        });
+        arrived.recv().unwrap();
+        let erasing = s.spawn(|| a.erase(&Erasure::new().user("alice")).unwrap());
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let waited = !erasing.is_finished();
+        release.send(()).unwrap();
+        held.join().unwrap();
+        erasing.join().unwrap();
+        assert!(waited, "b's erasure did not wait for b's call");
+    });
+    assert!(!everything(&b).contains("\"alice\""));
+}
+
+/// A sink that records a call through a second meter, whose own sink erases alice from that second meter.
+struct RecordsThrough(TokenMeter);
+
+impl tokenmeter::RecordSink for RecordsThrough {
+    fn on_call(&self, call: &tokenmeter::CallRecord) {
+        if call.dimensions.user.as_deref() == Some("alice") {
+            let subscriber = tracing_subscriber::registry().with(self.0.layer());
+            tracing::subscriber::with_default(subscriber, || {
+                let _request = info_span!("request", user.id = "alice").entered();
+                drop(info_span!("chat", gen_ai.request.model = HAIKU, input_tokens = 10u64).entered());
+            });
+        }
+    }
+}
+
+#[test]
+fn an_erasure_inside_a_call_of_its_meter_inside_another_meters_call_does_not_wait_for_it() {
+    let cell = std::sync::Arc::new(std::sync::OnceLock::new());
+    let sink = std::sync::Arc::new(ErasesFromInside(cell.clone(), std::sync::Mutex::new(None)));
+    struct Shared(std::sync::Arc<ErasesFromInside>);
+    impl tokenmeter::RecordSink for Shared {
+        fn on_call(&self, call: &tokenmeter::CallRecord) {
+            self.0.on_call(call)
+        }
+    }
+    let b = TokenMeter::builder().with_sink(Shared(sink.clone())).build();
+    cell.set(b.clone()).unwrap();
+    let a = TokenMeter::builder().with_sink(RecordsThrough(b.clone())).build();
+    let started = std::time::Instant::now();
+    work(&a, "acme", "alice", "s-a1", 1);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+    assert_eq!(sink.1.lock().unwrap().as_ref().map(|e| e.in_flight_left), Some(0));
 }

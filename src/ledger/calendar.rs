@@ -1,6 +1,6 @@
 //! Calendar arithmetic in the ledger's time zone, on Unix seconds.
 //!
-//! Buckets are aligned to the configured zone's local hours, days, ISO weeks (Monday first) and months, so a
+//! Buckets are aligned to the configured zone's local hours, days, weeks (from the configured day) and months, so a
 //! "day" is a local day (23 or 25 hours across a DST change) and grouping by day is exact.
 
 use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, Offset, TimeZone, Timelike, Utc};

@@ -27,8 +27,8 @@
 //! local hour (kept 35 days) and local day (kept 10 years) answer time-of-day patterns, hourly anomalies and
 //! long daily series.
 //!
-//! Local hours, days, weeks (Monday first) and months are in the configured time zone
-//! ([`LedgerConfig::with_time_zone`], default UTC).
+//! Local hours, days, weeks (Monday first unless [`LedgerConfig::with_week_start`] says) and months are in the
+//! configured time zone ([`LedgerConfig::with_time_zone`], default UTC).
 //!
 //! # Caps
 //!
@@ -271,7 +271,8 @@ impl LedgerConfig {
     ///
     /// let config = LedgerConfig::default().with_week_start(Weekday::Sun);
     /// let meter = tokenmeter::TokenMeter::builder().with_ledger_config(config).build();
-    /// let (from, to) = (Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap(), Utc.with_ymd_and_hms(2026, 3, 15, 0, 0, 0).unwrap());
+    /// let from = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap();
+    /// let to = Utc.with_ymd_and_hms(2026, 3, 15, 0, 0, 0).unwrap();
     /// let r = meter.query(&Query::new(Window::range(from, to)).group_by(GroupBy::Time(TimeGrain::Week))).unwrap();
     /// // 2026-03-01 is a Sunday: two whole weeks.
     /// let keys: Vec<&str> = r.groups.iter().map(|g| g.key.as_str()).collect();

@@ -302,7 +302,8 @@ pub enum TimeGrain {
     Hour,
     /// Local days.
     Day,
-    /// ISO weeks, Monday first.
+    /// Local weeks, from Monday unless [`LedgerConfig::with_week_start`](super::LedgerConfig::with_week_start)
+    /// names another day.
     Week,
     /// Calendar months.
     Month,
