@@ -206,7 +206,9 @@
 //! - 2026-12-08 (forty-third session): the erasure's gate (`EraseGate::pass`: a generation read twice, a count up
 //!   and down on the thread's slot, the thread's own count in a `thread_local!`, so that an erasure waits for the
 //!   calls finishing as it begins and clears those after of its values): capture 8,796 -> 8,876, full 14,061 ->
-//!   14,132 (+71, +0.5%; base 486fa86 and HEAD built the same hour, `scripts/callgrind.sh capture full`).
+//!   14,132 (+71, +0.5%; base 486fa86 and HEAD built the same hour, `scripts/callgrind.sh capture full`). After
+//!   its review (the thread's own count kept per meter, a second list for a record inside another meter's):
+//!   capture 8,890, full 14,174 (+113 over the base, +0.8%).
 //!
 //! Run: `cargo bench --bench capture` (or `./scripts/bench.sh` for every bench and one table).
 
