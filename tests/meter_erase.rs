@@ -43,6 +43,16 @@ fn work(meter: &TokenMeter, tenant: &str, user: &str, session: &str, micros: u64
     });
 }
 
+/// One claude-haiku-4-5 call of alice alone (no task, no tool execution), of `tokens` input tokens, in `session`
+/// when given.
+fn alice_call(m: &TokenMeter, session: Option<&str>, tokens: u64) {
+    let subscriber = tracing_subscriber::registry().with(m.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        let _request = info_span!("request", user.id = "alice", session.id = session).entered();
+        drop(info_span!("chat", gen_ai.request.model = HAIKU, input_tokens = tokens).entered());
+    });
+}
+
 fn clock() -> ManualClock {
     ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 14, 9, 0, 0).unwrap())
 }
@@ -426,13 +436,7 @@ fn a_call_finishing_as_the_erasure_begins_is_waited_for_and_then_forgotten() {
     work(&m, "acme", "bob", "s-b1", 100_000);
     std::thread::scope(|s| {
         // A call alone: a task or tool execution of hers finishing after it could come after the erasure ended.
-        let call = s.spawn(|| {
-            let subscriber = tracing_subscriber::registry().with(m.layer());
-            tracing::subscriber::with_default(subscriber, || {
-                let _request = info_span!("request", user.id = "alice", session.id = "s-a1").entered();
-                drop(info_span!("chat", gen_ai.request.model = HAIKU, input_tokens = 600_000u64).entered());
-            });
-        });
+        let call = s.spawn(|| alice_call(&m, Some("s-a1"), 600_000));
         arrived.recv().unwrap();
         let erase = s.spawn(|| m.erase(&Erasure::new().user("alice")).unwrap());
         // The erasure waits for the call (up to 10 s): it has not finished 300 ms on.
@@ -577,13 +581,7 @@ fn an_erasure_from_inside_another_meters_call_still_waits_for_its_own_meters_cal
         .build();
     let (erased_tx, erased) = std::sync::mpsc::channel();
     let a = TokenMeter::builder().with_sink(ErasesElsewhere(b.clone(), erased_tx)).build();
-    let alice_on = |m: &TokenMeter| {
-        let subscriber = tracing_subscriber::registry().with(m.layer());
-        tracing::subscriber::with_default(subscriber, || {
-            let _request = info_span!("request", user.id = "alice", session.id = "s-a1").entered();
-            drop(info_span!("chat", gen_ai.request.model = HAIKU, input_tokens = 10u64).entered());
-        });
-    };
+    let alice_on = |m: &TokenMeter| alice_call(m, Some("s-a1"), 10);
     std::thread::scope(|s| {
         let held = s.spawn(|| alice_on(&b));
         arrived.recv().unwrap();
@@ -621,13 +619,7 @@ fn an_erasure_forwarded_to_another_meter_waits_for_that_meters_calls() {
         .build();
     let a = TokenMeter::builder().with_sink(ForwardsErasure(b.clone())).build();
     std::thread::scope(|s| {
-        let held = s.spawn(|| {
-            let subscriber = tracing_subscriber::registry().with(b.layer());
-            tracing::subscriber::with_default(subscriber, || {
-                let _request = info_span!("request", user.id = "alice", session.id = "s-a1").entered();
-                drop(info_span!("chat", gen_ai.request.model = HAIKU, input_tokens = 10u64).entered());
-            });
-        });
+        let held = s.spawn(|| alice_call(&b, Some("s-a1"), 10));
         arrived.recv().unwrap();
         let erasing = s.spawn(|| a.erase(&Erasure::new().user("alice")).unwrap());
         std::thread::sleep(std::time::Duration::from_millis(300));
@@ -646,11 +638,7 @@ struct RecordsThrough(TokenMeter);
 impl tokenmeter::RecordSink for RecordsThrough {
     fn on_call(&self, call: &tokenmeter::CallRecord) {
         if call.dimensions.user.as_deref() == Some("alice") {
-            let subscriber = tracing_subscriber::registry().with(self.0.layer());
-            tracing::subscriber::with_default(subscriber, || {
-                let _request = info_span!("request", user.id = "alice").entered();
-                drop(info_span!("chat", gen_ai.request.model = HAIKU, input_tokens = 10u64).entered());
-            });
+            alice_call(&self.0, None, 10);
         }
     }
 }
